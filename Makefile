@@ -1,0 +1,42 @@
+# The two commands a fresh machine needs: `make run` and `make test`. Everything else is set up from lock files.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+export DXL_HOME ?= $(CURDIR)/.dxl
+
+.PHONY: setup run test lint fmt bench clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/dxl run
+
+test: setup
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check node api verifier tests scripts
+	$(BIN)/ruff format --check node api verifier tests scripts
+	$(BIN)/mypy node api verifier
+
+fmt: setup
+	$(BIN)/ruff format node api verifier tests scripts
+	$(BIN)/ruff check --fix node api verifier tests scripts
+
+bench: setup
+	$(BIN)/dxl bench
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache
