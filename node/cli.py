@@ -1,0 +1,25 @@
+"""The ``dxl`` command line. Each area registers its own commands; this module only assembles them."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="dxl",
+    help="dxl - Data Exchange Ledger: auditable data exchange between government departments.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# One line per area; each module exposes register(app). Keep the imports inside so `dxl --help` stays fast.
+_AREAS: tuple[str, ...] = ()
+
+
+def _register_all() -> None:
+    import importlib
+
+    for name in _AREAS:
+        importlib.import_module(name).register(app)
+
+
+_register_all()
