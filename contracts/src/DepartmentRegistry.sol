@@ -1,0 +1,274 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
+import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
+import {Department, DepartmentStatus, GovernanceAction, Proposal} from "./types/Ledger.sol";
+
+/// @title Department membership under M-of-N governor approval
+/// @dev Roles are AccessControl roles, but only proposals change them: the public role-admin functions revert,
+/// and no account holds the admin role.
+abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
+    bytes32 public constant GOVERNOR_ROLE = keccak256("dxl.role.governor");
+    bytes32 public constant DEPARTMENT_ROLE = keccak256("dxl.role.department");
+    bytes32 public constant AUDITOR_ROLE = keccak256("dxl.role.auditor");
+
+    /// @notice How long a proposal collects approvals before it lapses.
+    uint64 public constant PROPOSAL_TTL = 7 days;
+
+    uint8 private _threshold;
+    uint32 private _departmentCount;
+    uint256 private _governorCount;
+    uint256 private _proposalCount;
+
+    mapping(uint32 departmentId => Department) private _departments;
+    mapping(address signer => uint32 departmentId) private _departmentOf;
+    mapping(bytes32 code => uint32 departmentId) private _departmentByCode;
+    mapping(uint256 proposalId => Proposal) private _proposals;
+    mapping(uint256 proposalId => mapping(address governor => bool)) private _approved;
+
+    modifier onlyGovernor() {
+        if (!hasRole(GOVERNOR_ROLE, msg.sender)) revert GovernanceUnauthorized(msg.sender);
+        _;
+    }
+
+    constructor(address[] memory governors, uint8 threshold_) {
+        for (uint256 i = 0; i < governors.length; ++i) {
+            if (governors[i] == address(0) || !_grantRole(GOVERNOR_ROLE, governors[i])) {
+                revert GovernanceMembershipUnchanged(governors[i]);
+            }
+        }
+        _governorCount = governors.length;
+        _setThreshold(threshold_);
+    }
+
+    // ---------------------------------------------------------------- governance
+
+    /// @inheritdoc IDepartmentRegistry
+    function propose(GovernanceAction action, bytes calldata data)
+        external
+        onlyGovernor
+        returns (uint256 proposalId)
+    {
+        proposalId = ++_proposalCount;
+        uint64 expiresAt = uint64(block.timestamp) + PROPOSAL_TTL;
+        Proposal storage p = _proposals[proposalId];
+        p.action = action;
+        p.proposer = msg.sender;
+        p.expiresAt = expiresAt;
+        p.data = data;
+        emit ProposalCreated(proposalId, msg.sender, action, data, expiresAt);
+        _approve(proposalId, p);
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function approve(uint256 proposalId) external onlyGovernor {
+        Proposal storage p = _proposals[proposalId];
+        if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
+        if (p.executed) revert GovernanceProposalExecuted(proposalId);
+        if (block.timestamp > p.expiresAt) revert GovernanceProposalExpired(proposalId, p.expiresAt);
+        if (_approved[proposalId][msg.sender]) revert GovernanceAlreadyApproved(proposalId, msg.sender);
+        _approve(proposalId, p);
+    }
+
+    function _approve(uint256 proposalId, Proposal storage p) private {
+        _approved[proposalId][msg.sender] = true;
+        uint8 approvals = p.approvals + 1;
+        p.approvals = approvals;
+        emit ProposalApproved(proposalId, msg.sender, approvals);
+        if (approvals >= _threshold) {
+            p.executed = true;
+            emit ProposalExecuted(proposalId);
+            _execute(p.action, p.data);
+        }
+    }
+
+    function _execute(GovernanceAction action, bytes memory data) private {
+        if (action == GovernanceAction.AdmitDepartment) {
+            (bytes32 code, string memory name, address signer, bytes32 encryptionKey) =
+                abi.decode(data, (bytes32, string, address, bytes32));
+            _admit(code, name, signer, encryptionKey);
+        } else if (action == GovernanceAction.SuspendDepartment) {
+            uint32 id = abi.decode(data, (uint32));
+            Department storage d = _known(id);
+            if (d.status != DepartmentStatus.Active) revert DepartmentStatusUnchanged(id);
+            d.status = DepartmentStatus.Suspended;
+            emit DepartmentSuspended(id);
+        } else if (action == GovernanceAction.ReinstateDepartment) {
+            uint32 id = abi.decode(data, (uint32));
+            Department storage d = _known(id);
+            if (d.status != DepartmentStatus.Suspended) revert DepartmentStatusUnchanged(id);
+            d.status = DepartmentStatus.Active;
+            emit DepartmentReinstated(id);
+        } else if (action == GovernanceAction.RekeyDepartment) {
+            (uint32 id, address signer, bytes32 encryptionKey) = abi.decode(data, (uint32, address, bytes32));
+            _rekey(id, signer, encryptionKey);
+        } else if (action == GovernanceAction.GrantAuditor) {
+            address account = abi.decode(data, (address));
+            if (account == address(0) || !_grantRole(AUDITOR_ROLE, account)) {
+                revert GovernanceMembershipUnchanged(account);
+            }
+        } else if (action == GovernanceAction.RevokeAuditor) {
+            address account = abi.decode(data, (address));
+            if (!_revokeRole(AUDITOR_ROLE, account)) revert GovernanceMembershipUnchanged(account);
+        } else if (action == GovernanceAction.AddGovernor) {
+            address account = abi.decode(data, (address));
+            if (account == address(0) || !_grantRole(GOVERNOR_ROLE, account)) {
+                revert GovernanceMembershipUnchanged(account);
+            }
+            ++_governorCount;
+        } else if (action == GovernanceAction.RemoveGovernor) {
+            address account = abi.decode(data, (address));
+            if (!_revokeRole(GOVERNOR_ROLE, account)) revert GovernanceMembershipUnchanged(account);
+            uint256 remaining = --_governorCount;
+            if (_threshold > remaining) revert GovernanceInvalidThreshold(_threshold, remaining);
+        } else if (action == GovernanceAction.SetThreshold) {
+            _setThreshold(abi.decode(data, (uint8)));
+        } else if (action == GovernanceAction.SuspendAgreement) {
+            _governanceSuspendAgreement(abi.decode(data, (uint64)));
+        } else {
+            _governanceRevokeAgreement(abi.decode(data, (uint64)));
+        }
+    }
+
+    function _setThreshold(uint8 threshold_) private {
+        if (threshold_ == 0 || threshold_ > _governorCount) revert GovernanceInvalidThreshold(threshold_, _governorCount);
+        _threshold = threshold_;
+        emit ThresholdChanged(threshold_);
+    }
+
+    function _admit(bytes32 code, string memory name, address signer, bytes32 encryptionKey) private {
+        if (code == bytes32(0)) revert DepartmentInvalidField("code");
+        if (bytes(name).length == 0) revert DepartmentInvalidField("name");
+        if (signer == address(0)) revert DepartmentInvalidField("signer");
+        if (encryptionKey == bytes32(0)) revert DepartmentInvalidField("encryptionKey");
+        if (_departmentByCode[code] != 0 || _departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(code, signer);
+        uint32 id = ++_departmentCount;
+        _departments[id] =
+            Department({signer: signer, status: DepartmentStatus.Active, code: code, encryptionKey: encryptionKey, name: name});
+        _departmentOf[signer] = id;
+        _departmentByCode[code] = id;
+        _grantRole(DEPARTMENT_ROLE, signer);
+        emit DepartmentAdmitted(id, code, signer, encryptionKey, name);
+    }
+
+    function _rekey(uint32 id, address signer, bytes32 encryptionKey) private {
+        Department storage d = _known(id);
+        if (signer == address(0)) revert DepartmentInvalidField("signer");
+        if (encryptionKey == bytes32(0)) revert DepartmentInvalidField("encryptionKey");
+        if (_departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(d.code, signer);
+        address previous = d.signer;
+        delete _departmentOf[previous];
+        _revokeRole(DEPARTMENT_ROLE, previous);
+        d.signer = signer;
+        d.encryptionKey = encryptionKey;
+        _departmentOf[signer] = id;
+        _grantRole(DEPARTMENT_ROLE, signer);
+        emit DepartmentRekeyed(id, previous, signer, encryptionKey);
+    }
+
+    // ---------------------------------------------------------------- role changes go through proposals only
+
+    /// @dev Always reverts: roles change only through executed proposals.
+    function grantRole(bytes32, address) public pure override {
+        revert GovernanceRoleManagedByProposals();
+    }
+
+    /// @dev Always reverts: roles change only through executed proposals.
+    function revokeRole(bytes32, address) public pure override {
+        revert GovernanceRoleManagedByProposals();
+    }
+
+    /// @dev Always reverts: a governor leaving would silently change the M-of-N guarantee.
+    function renounceRole(bytes32, address) public pure override {
+        revert GovernanceRoleManagedByProposals();
+    }
+
+    // ---------------------------------------------------------------- hooks and helpers for the other modules
+
+    function _governanceSuspendAgreement(uint64 agreementId) internal virtual;
+
+    function _governanceRevokeAgreement(uint64 agreementId) internal virtual;
+
+    function _known(uint32 id) internal view returns (Department storage d) {
+        d = _departments[id];
+        if (d.status == DepartmentStatus.None) revert DepartmentUnknown(id);
+    }
+
+    /// @dev The active department whose signer is the caller.
+    function _callerDepartment() internal view returns (uint32 id) {
+        id = _departmentOf[msg.sender];
+        if (id == 0) revert DepartmentUnauthorized(msg.sender);
+        if (_departments[id].status != DepartmentStatus.Active) revert DepartmentNotActive(id);
+    }
+
+    /// @dev Reverts unless the caller is the current signer of active department `id`. One storage read: signer
+    /// and status share a slot.
+    function _requireCallerIs(uint32 id) internal view {
+        Department storage d = _departments[id];
+        if (d.signer != msg.sender) revert DepartmentUnauthorized(msg.sender);
+        if (d.status != DepartmentStatus.Active) revert DepartmentNotActive(id);
+    }
+
+    function _requireActive(uint32 id) internal view {
+        if (_departments[id].status != DepartmentStatus.Active) revert DepartmentNotActive(id);
+    }
+
+    function _signerOf(uint32 id) internal view returns (address) {
+        return _departments[id].signer;
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc IDepartmentRegistry
+    function proposal(uint256 proposalId)
+        external
+        view
+        returns (GovernanceAction action, address proposer, uint8 approvals, bool executed, uint64 expiresAt,
+            bytes memory data)
+    {
+        Proposal storage p = _proposals[proposalId];
+        if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
+        return (p.action, p.proposer, p.approvals, p.executed, p.expiresAt, p.data);
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function hasApproved(uint256 proposalId, address governor) external view returns (bool) {
+        return _approved[proposalId][governor];
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function threshold() external view returns (uint8) {
+        return _threshold;
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function governorCount() external view returns (uint256) {
+        return _governorCount;
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function proposalCount() external view returns (uint256) {
+        return _proposalCount;
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function department(uint32 departmentId) external view returns (Department memory) {
+        return _known(departmentId);
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function departmentOf(address signer) external view returns (uint32) {
+        return _departmentOf[signer];
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function departmentByCode(bytes32 code) external view returns (uint32) {
+        return _departmentByCode[code];
+    }
+
+    /// @inheritdoc IDepartmentRegistry
+    function departmentCount() external view returns (uint32) {
+        return _departmentCount;
+    }
+}

@@ -1,0 +1,30 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {SharingTerms} from "../types/Ledger.sol";
+
+/// @title EIP-712 struct hash of the sharing terms both departments sign
+library SharingTermsHash {
+    bytes32 internal constant TYPEHASH = keccak256(
+        "SharingTerms(uint64 requestId,uint64 resourceId,uint32 provider,uint32 consumer,bytes32 purposeHash,"
+        "bytes32 scopeHash,bytes32 termsHash,uint64 validFrom,uint64 validUntil,uint64 deadline)"
+    );
+
+    function hash(SharingTerms calldata terms) internal pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                TYPEHASH,
+                terms.requestId,
+                terms.resourceId,
+                terms.provider,
+                terms.consumer,
+                terms.purposeHash,
+                terms.scopeHash,
+                terms.termsHash,
+                terms.validFrom,
+                terms.validUntil,
+                terms.deadline
+            )
+        );
+    }
+}

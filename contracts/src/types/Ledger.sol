@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+/// @notice Membership state of a department. `None` means the id was never admitted.
+enum DepartmentStatus {
+    None,
+    Active,
+    Suspended
+}
+
+/// @notice The three classes of government data-sharing rules a catalogued resource falls under.
+/// @dev `Unconditional` resources are granted without a provider decision (the request is approved on arrival),
+/// `Conditional` ones need the provider's approval, `NotShared` ones can never be agreed.
+enum ShareType {
+    Unconditional,
+    Conditional,
+    NotShared
+}
+
+enum RequestStatus {
+    None,
+    Pending,
+    Approved,
+    Rejected,
+    Concluded
+}
+
+enum AgreementStatus {
+    None,
+    Active,
+    Suspended,
+    Revoked
+}
+
+enum DeliveryStatus {
+    None,
+    Recorded,
+    Acknowledged,
+    Disputed
+}
+
+/// @notice What a governance proposal does once enough governors approved it. The proposal's `data` is the
+/// ABI encoding of the arguments named here.
+enum GovernanceAction {
+    /// (bytes32 code, string name, address signer, bytes32 encryptionKey)
+    AdmitDepartment,
+    /// (uint32 departmentId)
+    SuspendDepartment,
+    /// (uint32 departmentId)
+    ReinstateDepartment,
+    /// (uint32 departmentId, address newSigner, bytes32 newEncryptionKey)
+    RekeyDepartment,
+    /// (address account)
+    GrantAuditor,
+    /// (address account)
+    RevokeAuditor,
+    /// (address account)
+    AddGovernor,
+    /// (address account)
+    RemoveGovernor,
+    /// (uint8 threshold)
+    SetThreshold,
+    /// (uint64 agreementId)
+    SuspendAgreement,
+    /// (uint64 agreementId)
+    RevokeAgreement
+}
+
+struct Department {
+    address signer;
+    DepartmentStatus status;
+    bytes32 code;
+    bytes32 encryptionKey;
+    string name;
+}
+
+struct Resource {
+    uint32 owner;
+    ShareType shareType;
+    uint8 sensitivity;
+    bytes32 metadataHash;
+    bytes32 schemaHash;
+}
+
+struct AccessRequest {
+    uint64 resourceId;
+    uint32 consumer;
+    uint32 provider;
+    RequestStatus status;
+    uint64 requestedAt;
+    uint64 decidedAt;
+    uint16 reasonCode;
+    uint64 validFrom;
+    uint64 validUntil;
+    bytes32 purposeHash;
+    bytes32 scopeHash;
+    bytes32 termsHash;
+}
+
+/// @notice The terms both departments sign (EIP-712 typed data `SharingTerms`).
+/// @dev `deadline` bounds the signatures' lifetime; the request id makes each signature single-use because a
+/// request concludes at most one agreement.
+struct SharingTerms {
+    uint64 requestId;
+    uint64 resourceId;
+    uint32 provider;
+    uint32 consumer;
+    bytes32 purposeHash;
+    bytes32 scopeHash;
+    bytes32 termsHash;
+    uint64 validFrom;
+    uint64 validUntil;
+    uint64 deadline;
+}
+
+struct Agreement {
+    uint64 requestId;
+    uint64 resourceId;
+    uint32 provider;
+    uint32 consumer;
+    AgreementStatus status;
+    uint64 validFrom;
+    uint64 validUntil;
+    bytes32 termsDigest;
+}
+
+/// @dev Packed in one storage slot: it is read on every delivery.
+struct Grant {
+    uint64 agreementId;
+    uint32 provider;
+    uint32 consumer;
+    uint64 expiresAt;
+    bool revoked;
+}
+
+/// @notice Everything recorded about one delivery. Only its hash (with the status in the low byte) is stored;
+/// the fields travel in the `DeliveryRecorded` event and are handed back when the consumer acknowledges.
+struct DeliveryReceipt {
+    uint64 grantId;
+    uint32 provider;
+    uint32 consumer;
+    bytes32 commitment;
+    uint8 hashAlgorithm;
+    uint64 byteSize;
+    uint64 recordCount;
+    uint64 recordedAt;
+}
+
+struct Proposal {
+    GovernanceAction action;
+    address proposer;
+    uint8 approvals;
+    bool executed;
+    uint64 expiresAt;
+    bytes data;
+}
