@@ -1,0 +1,101 @@
+"""Errors raised by the verifier: payload reading, commitments, proofs and manifests.
+
+Every class subclasses :class:`node.errors.DxlError` (stable ``code``) and the built-in it resembles, and
+builds its message from the values that explain the failure.
+"""
+
+from __future__ import annotations
+
+from node.errors import DxlError
+
+
+class VerifierError(DxlError):
+    """Root of the verifier's errors."""
+
+    code = "VERIFIER_ERROR"
+
+
+class UnsupportedAlgorithmError(VerifierError, ValueError):
+    """Thrown when a hash algorithm name or id is not one dxl commits with (SHA-256 = 1, SM3 = 2)."""
+
+    code = "ALGORITHM_UNSUPPORTED"
+
+    def __init__(self, value: object) -> None:
+        super().__init__(f"unsupported hash algorithm {value!r}; expected sha256 (id 1) or sm3 (id 2)")
+        self.value = value
+
+
+class PayloadReadError(VerifierError, OSError):
+    """Thrown when a payload file cannot be opened or read to the end (missing, a directory, no
+    permission)."""
+
+    code = "PAYLOAD_UNREADABLE"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot read payload {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class PayloadFormatError(VerifierError, ValueError):
+    """Thrown when a payload cannot be cut into records of its declared format (e.g. malformed CSV
+    quoting)."""
+
+    code = "PAYLOAD_FORMAT_INVALID"
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"payload {path} is not valid for its format: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+class ProofError(VerifierError, ValueError):
+    """Root of the inclusion-proof failures."""
+
+    code = "PROOF_INVALID"
+
+
+class InvalidProofError(ProofError):
+    """Thrown when a proof cannot apply at all: index out of range, wrong path length, wrong hash sizes."""
+
+    code = "PROOF_MALFORMED"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"malformed inclusion proof: {reason}")
+        self.reason = reason
+
+
+class RootMismatchError(ProofError):
+    """Thrown when a proof is well formed but leads to a root other than the expected one."""
+
+    code = "ROOT_MISMATCH"
+
+    def __init__(self, expected: bytes, calculated: bytes) -> None:
+        super().__init__(
+            f"calculated root 0x{calculated.hex()} does not match expected root 0x{expected.hex()}"
+        )
+        self.expected = expected
+        self.calculated = calculated
+
+
+class ManifestError(VerifierError, ValueError):
+    """Thrown when a manifest is missing, not JSON, or has a missing or malformed field."""
+
+    code = "MANIFEST_INVALID"
+
+    def __init__(self, reason: str, *, field: str | None = None) -> None:
+        where = f"field {field!r}: " if field else ""
+        super().__init__(f"invalid manifest: {where}{reason}")
+        self.field = field
+        self.reason = reason
+
+
+class ManifestSignatureError(VerifierError, ValueError):
+    """Thrown when a manifest is unsigned, signed by someone other than the expected signer, or for another
+    delivery than the one expected."""
+
+    code = "MANIFEST_SIGNATURE_INVALID"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"manifest signature not accepted: {reason}")
+        self.reason = reason
