@@ -12,7 +12,9 @@ app = typer.Typer(
 )
 
 # One line per area; each module exposes register(app). Keep the imports inside so `dxl --help` stays fast.
-_AREAS: tuple[str, ...] = ()
+_AREAS: tuple[str, ...] = (
+    "node.commands.bench",
+)
 
 
 def _register_all() -> None:
