@@ -1,0 +1,76 @@
+"""Committing to a payload: leaf hashes -> root, with sizes and counts, in one streaming pass."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from verifier.hashing import SALT_SIZE, HashAlgorithm, TreeHasher
+from verifier.leaves import Chunking, hash_leaves
+from verifier.tree import RootBuilder
+
+
+def new_salt() -> bytes:
+    """A fresh random per-delivery salt (32 bytes from the OS CSPRNG)."""
+    return secrets.token_bytes(SALT_SIZE)
+
+
+@dataclass(frozen=True)
+class Commitment:
+    """The commitment to one payload: what the manifest carries and the chain records.
+
+    ``record_count`` is 0 for ``bytes`` payloads, the leaf count for ``jsonl`` and the leaf count minus the
+    header row for ``csv`` (see :mod:`verifier.leaves`). ``leaf_hashes`` is ``None`` unless requested.
+    """
+
+    alg: HashAlgorithm
+    salt: bytes
+    chunking: Chunking
+    root: bytes
+    leaf_count: int
+    byte_size: int
+    record_count: int
+    leaf_hashes: tuple[bytes, ...] | None = None
+
+
+def commit_payload(
+    path: str | os.PathLike[str],
+    *,
+    alg: HashAlgorithm = HashAlgorithm.SHA256,
+    salt: bytes,
+    chunking: Chunking,
+    keep_leaf_hashes: bool = False,
+    on_leaf: Callable[[int, bytes], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> Commitment:
+    """Stream the payload at ``path`` once and return its commitment.
+
+    ``on_leaf(index, leaf_hash)`` is called in leaf order (the verifier uses it to locate differing leaves
+    without keeping them all). Memory is O(log n) unless ``keep_leaf_hashes`` is set.
+
+    Raises:
+        PayloadReadError: if the file cannot be opened or read.
+        PayloadFormatError: if the payload does not fit its format (malformed CSV).
+    """
+    hasher = TreeHasher(alg, salt)
+    builder = RootBuilder(hasher)
+    kept: list[bytes] | None = [] if keep_leaf_hashes else None
+    for leaf in hash_leaves(path, chunking, hasher, workers=workers, progress=progress):
+        if on_leaf is not None:
+            on_leaf(builder.count, leaf)
+        builder.add(leaf)
+        if kept is not None:
+            kept.append(leaf)
+    return Commitment(
+        alg=hasher.alg,
+        salt=bytes(salt),
+        chunking=chunking,
+        root=builder.root(),
+        leaf_count=builder.count,
+        byte_size=os.stat(path).st_size,
+        record_count=chunking.records_for(builder.count),
+        leaf_hashes=tuple(kept) if kept is not None else None,
+    )

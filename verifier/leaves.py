@@ -1,0 +1,279 @@
+"""Cutting a payload into leaves, and hashing the leaves on a thread pool.
+
+Formats (``Chunking.format``):
+
+``bytes``
+    Fixed-size chunks of ``chunk_size`` bytes (default 1 MiB); the last chunk may be shorter. An empty
+    file has no leaves. ``record_count`` is 0: a byte stream has no records.
+``jsonl``
+    One leaf per line. A line is terminated by LF (0x0A); the leaf is the line's bytes *without* the LF. A CR
+    before the LF stays part of the leaf (the commitment binds the bytes as delivered). An empty line is
+    a leaf of zero bytes. A final line without LF is still a leaf; "no final LF" and "final LF" therefore
+    give the same leaves, and the committed ``byte_size`` tells them apart. ``record_count`` = leaf count.
+``csv``
+    One leaf per CSV row as Python's ``csv`` module (excel dialect, strict quoting) finds the boundaries, so a
+    quoted field containing newlines stays one record. The leaf is the row's raw bytes as stored, without the
+    final line terminator (LF or CRLF). Leaf 0 is the header row; ``record_count`` = leaf count - 1 (0 for an
+    empty file). Boundaries are found on a Latin-1 view of the bytes, which is exact for UTF-8 and every other
+    ASCII-compatible encoding (quote, comma, CR and LF never occur inside a multi-byte character).
+
+Memory stays bounded whatever the payload size: files are read in blocks, at most a few blocks are in flight
+on the pool, and a JSON line longer than a block is hashed incrementally instead of being buffered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import BinaryIO
+
+from verifier.errors import PayloadFormatError, PayloadReadError
+from verifier.hashing import TreeHasher
+
+DEFAULT_CHUNK_SIZE = 1 << 20
+# Work handed to one pool task: big enough to amortise task overhead, small enough to keep memory flat.
+_BLOCK = 4 << 20
+# A CSV physical line longer than this is refused rather than buffered.
+CSV_MAX_LINE = 64 << 20
+
+LeafBatch = Callable[[], list[bytes]]
+
+
+class PayloadFormat(StrEnum):
+    BYTES = "bytes"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+_EXTENSIONS = {".jsonl": PayloadFormat.JSONL, ".ndjson": PayloadFormat.JSONL, ".csv": PayloadFormat.CSV}
+
+
+def detect_format(path: str | os.PathLike[str]) -> PayloadFormat:
+    """``auto``: .jsonl/.ndjson are JSON Lines, .csv is CSV, anything else is bytes."""
+    return _EXTENSIONS.get(Path(path).suffix.lower(), PayloadFormat.BYTES)
+
+
+def parse_format(value: str, path: str | os.PathLike[str]) -> PayloadFormat:
+    """Resolve a ``--format`` value (``auto`` included) for ``path``.
+
+    Raises:
+        ValueError: for an unknown format name.
+    """
+    if value == "auto":
+        return detect_format(path)
+    try:
+        return PayloadFormat(value)
+    except ValueError:
+        raise ValueError(f"unknown payload format {value!r}; expected auto, bytes, jsonl or csv") from None
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """How a payload is cut into leaves. ``chunk_size`` only matters for ``bytes`` but is always recorded."""
+
+    format: PayloadFormat
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+
+    def __post_init__(self) -> None:
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise ValueError(f"chunk size must be a positive integer, got {self.chunk_size!r}")
+
+    def records_for(self, leaf_count: int) -> int:
+        if self.format is PayloadFormat.BYTES:
+            return 0
+        if self.format is PayloadFormat.CSV:
+            return max(leaf_count - 1, 0)
+        return leaf_count
+
+
+def _bytes_batches(
+    fd: int, size: int, chunk_size: int, hasher: TreeHasher, path: str, progress: Callable[[int], None] | None
+) -> Iterator[LeafBatch]:
+    # Workers read their own block with pread so that reading, like hashing, runs outside the GIL.
+    block = max(chunk_size, (_BLOCK // chunk_size) * chunk_size)
+
+    def task(offset: int, length: int) -> list[bytes]:
+        data = os.pread(fd, length, offset)
+        if len(data) != length:
+            raise PayloadReadError(path, "file shrank while it was being read")
+        view = memoryview(data)
+        out = [hasher.leaf(view[i : i + chunk_size]) for i in range(0, length, chunk_size)]
+        if progress is not None:
+            progress(length)
+        return out
+
+    for offset in range(0, size, block):
+        length = min(block, size - offset)
+        yield lambda o=offset, n=length: task(o, n)
+
+
+def _hash_records(
+    hasher: TreeHasher, records: list[bytes], nbytes: int, progress: Callable[[int], None] | None
+):
+    def task() -> list[bytes]:
+        out = [hasher.leaf(r) for r in records]
+        if progress is not None:
+            progress(nbytes)
+        return out
+
+    return task
+
+
+def _jsonl_batches(
+    f: BinaryIO, hasher: TreeHasher, progress: Callable[[int], None] | None
+) -> Iterator[LeafBatch]:
+    carry = b""
+    streaming = None  # incremental hash of a line longer than one block
+    streamed = 0
+    while True:
+        block = f.read(_BLOCK)
+        if not block:
+            break
+        if streaming is not None:
+            nl = block.find(b"\n")
+            if nl < 0:
+                streaming.update(block)
+                streamed += len(block)
+                continue
+            streaming.update(block[:nl])
+            done = streaming.digest()
+            n = streamed + nl + 1
+            yield lambda d=done, n=n: (progress(n) if progress else None) or [d]
+            streaming = None
+            block = block[nl + 1 :]
+        last = block.rfind(b"\n")
+        if last < 0:
+            carry += block
+            if len(carry) > _BLOCK:
+                streaming = hasher.leaf_hasher()
+                streaming.update(carry)
+                streamed = len(carry)
+                carry = b""
+            continue
+        data = carry + block[: last + 1]
+        carry = block[last + 1 :]
+        yield _hash_records(hasher, data.split(b"\n")[:-1], len(data), progress)
+    if streaming is not None:
+        done = streaming.digest()
+        yield lambda d=done: [d]
+    elif carry:
+        yield _hash_records(hasher, [carry], len(carry), progress)
+
+
+def _csv_records(f: BinaryIO, path: str) -> Iterator[bytes]:
+    consumed: list[bytes] = []
+
+    def lines() -> Iterator[str]:
+        while True:
+            line = f.readline(CSV_MAX_LINE + 1)
+            if not line:
+                return
+            if len(line) > CSV_MAX_LINE:
+                raise PayloadFormatError(path, f"a CSV line is longer than {CSV_MAX_LINE} bytes")
+            consumed.append(line)
+            yield line.decode("latin-1")
+
+    limit = csv.field_size_limit()
+    csv.field_size_limit(CSV_MAX_LINE)
+    try:
+        reader = csv.reader(lines(), dialect="excel", strict=True)
+        while True:
+            try:
+                next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                raise PayloadFormatError(path, f"CSV row {reader.line_num}: {e}") from None
+            raw = b"".join(consumed)
+            consumed.clear()
+            if raw.endswith(b"\r\n"):
+                raw = raw[:-2]
+            elif raw.endswith(b"\n"):
+                raw = raw[:-1]
+            yield raw
+    finally:
+        csv.field_size_limit(limit)
+    if consumed:  # lines the reader took without producing a row: keep them rather than drop bytes silently
+        raise PayloadFormatError(path, "trailing bytes do not form a CSV row")
+
+
+def _csv_batches(
+    f: BinaryIO, hasher: TreeHasher, path: str, progress: Callable[[int], None] | None
+) -> Iterator[LeafBatch]:
+    batch: list[bytes] = []
+    nbytes = 0
+    for record in _csv_records(f, path):
+        batch.append(record)
+        nbytes += len(record) + 1
+        if nbytes >= _BLOCK // 4 or len(batch) >= 16384:
+            yield _hash_records(hasher, batch, nbytes, progress)
+            batch, nbytes = [], 0
+    if batch:
+        yield _hash_records(hasher, batch, nbytes, progress)
+
+
+@contextlib.contextmanager
+def _open(path: str) -> Iterator[BinaryIO]:
+    try:
+        f = open(path, "rb")  # noqa: SIM115 - closed by the context manager below
+    except OSError as e:
+        raise PayloadReadError(path, e.strerror or str(e)) from None
+    try:
+        if not os.path.isfile(path):
+            raise PayloadReadError(path, "not a regular file")
+        yield f
+    finally:
+        f.close()
+
+
+def hash_leaves(
+    path: str | os.PathLike[str],
+    chunking: Chunking,
+    hasher: TreeHasher,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """Yield the leaf hashes of the payload at ``path`` in order, hashing on a pool of ``workers`` threads.
+
+    ``progress`` (if given) is called from worker threads with the number of payload bytes just hashed.
+
+    Raises:
+        PayloadReadError: if the file cannot be opened or read.
+        PayloadFormatError: if a CSV payload's quoting is malformed or a line is absurdly long.
+    """
+    spath = os.fspath(path)
+    workers = workers or os.cpu_count() or 1
+    with _open(spath) as f:
+        try:
+            if chunking.format is PayloadFormat.BYTES:
+                size = os.fstat(f.fileno()).st_size
+                batches = _bytes_batches(f.fileno(), size, chunking.chunk_size, hasher, spath, progress)
+            elif chunking.format is PayloadFormat.JSONL:
+                batches = _jsonl_batches(f, hasher, progress)
+            else:
+                batches = _csv_batches(f, hasher, spath, progress)
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dxl-leaves") as pool:
+                pending: deque[Future[list[bytes]]] = deque()
+                try:
+                    for batch in batches:
+                        pending.append(pool.submit(batch))
+                        # Bounded in-flight work keeps peak memory flat; results are consumed in order.
+                        while len(pending) > 2 * workers:
+                            yield from pending.popleft().result()
+                    while pending:
+                        yield from pending.popleft().result()
+                finally:
+                    for fut in pending:
+                        fut.cancel()
+        except OSError as e:
+            if isinstance(e, PayloadReadError):
+                raise
+            raise PayloadReadError(spath, e.strerror or str(e)) from None
