@@ -21,6 +21,7 @@ import posixpath
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,22 +128,34 @@ class Solc:
             self.command = [nodejs, str(SOLCJS)]
 
     def _run(self, args: list[str], stdin: str | None = None) -> str:
-        try:
-            proc = subprocess.run(
-                [*self.command, *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=_COMPILE_TIMEOUT_S,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise ToolchainError(f"could not run {' '.join(self.command)}: {exc}") from exc
-        if proc.returncode != 0:
-            raise ToolchainError(
-                f"{' '.join(self.command)} {' '.join(args)} exited with {proc.returncode}: {proc.stderr.strip()}"
-            )
-        return proc.stdout
+        # Both ends are regular files, not pipes: solcjs reads stdin with readFileSync(0), which fails with EAGAIN
+        # on a pipe once the input outgrows the pipe buffer, and it exits before an asynchronous pipe write of
+        # stdout is flushed, cutting the JSON at 64 KiB. Writes to a file are synchronous in Node.
+        with (
+            tempfile.TemporaryFile("w+", encoding="utf-8") as stdin_file,
+            tempfile.TemporaryFile("w+", encoding="utf-8") as stdout_file,
+        ):
+            stdin_file.write(stdin or "")
+            stdin_file.seek(0)
+            try:
+                proc = subprocess.run(
+                    [*self.command, *args],
+                    stdin=stdin_file,
+                    stdout=stdout_file,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=_COMPILE_TIMEOUT_S,
+                    check=False,
+                )
+            except (OSError, subprocess.TimeoutExpired) as exc:
+                raise ToolchainError(f"could not run {' '.join(self.command)}: {exc}") from exc
+            if proc.returncode != 0:
+                raise ToolchainError(
+                    f"{' '.join(self.command)} {' '.join(args)} exited with {proc.returncode}: "
+                    f"{proc.stderr.strip()}"
+                )
+            stdout_file.seek(0)
+            return stdout_file.read()
 
     def long_version(self) -> str:
         """The version with its commit, without the platform suffix (``0.8.30+commit.73712a01``).
