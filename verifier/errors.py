@@ -83,7 +83,7 @@ class ManifestError(VerifierError, ValueError):
 
     code = "MANIFEST_INVALID"
 
-    def __init__(self, reason: str, *, field: str | None = None) -> None:
+    def __init__(self, reason: str, field: str | None = None) -> None:
         where = f"field {field!r}: " if field else ""
         super().__init__(f"invalid manifest: {where}{reason}")
         self.field = field

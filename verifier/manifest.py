@@ -1,0 +1,419 @@
+"""The delivery manifest: the provider's signed statement of what it delivered (see MANIFEST.md).
+
+The manifest travels with the payload, never on chain. It carries everything needed to recompute the
+commitment (salt, algorithm, chunking) and the commitment itself; the root and counts are what the chain
+records. The provider signs it with EIP-191 ``personal_sign`` over the canonical JSON of every field except
+``signature`` (keys sorted, no whitespace, UTF-8), so ``signer`` is itself covered by the signature.
+
+Parsing is strict: every field has one spelling (lower-case hex, EIP-55 checksummed signer, UTC timestamp
+with a ``Z``), so ``parse_manifest(m.to_json())`` round-trips byte for byte and a signature never depends on
+how a reader re-serialises the document.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_account.signers.local import LocalAccount
+from eth_utils import is_checksum_address, to_checksum_address
+
+from verifier.commitment import Commitment
+from verifier.errors import ManifestError, ManifestSignatureError, UnsupportedAlgorithmError
+from verifier.hashing import HashAlgorithm, TreeHasher
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.tree import root_of
+
+SCHEMA = "dxl.manifest/1"
+_HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
+_SIG = re.compile(r"^0x[0-9a-f]{130}$")
+_DEPT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_REQUIRED = (
+    "schema",
+    "delivery_id",
+    "agreement_id",
+    "grant_id",
+    "provider",
+    "consumer",
+    "salt",
+    "algorithm",
+    "chunking",
+    "leaf_count",
+    "byte_size",
+    "record_count",
+    "root",
+    "created_at",
+)
+_OPTIONAL = ("leaf_hashes", "signer", "signature")
+
+
+def _hex(b: bytes) -> str:
+    return "0x" + b.hex()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no whitespace, UTF-8: the exact bytes a manifest signature covers."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A parsed, internally consistent delivery manifest. Build with :func:`build_manifest`, read with
+    :func:`parse_manifest` / :func:`load_manifest`."""
+
+    delivery_id: bytes
+    agreement_id: int | None
+    grant_id: int | None
+    provider: str | None
+    consumer: str | None
+    salt: bytes
+    alg: HashAlgorithm
+    chunking: Chunking
+    leaf_count: int
+    byte_size: int
+    record_count: int
+    root: bytes
+    created_at: str
+    leaf_hashes: tuple[bytes, ...] | None = None
+    signer: str | None = None
+    signature: bytes | None = field(default=None, repr=False)
+
+    @property
+    def signed(self) -> bool:
+        return self.signature is not None
+
+    def unsigned_dict(self) -> dict[str, Any]:
+        """Every field except ``signature``: the document the signature covers."""
+        d: dict[str, Any] = {
+            "schema": SCHEMA,
+            "delivery_id": _hex(self.delivery_id),
+            "agreement_id": self.agreement_id,
+            "grant_id": self.grant_id,
+            "provider": self.provider,
+            "consumer": self.consumer,
+            "salt": _hex(self.salt),
+            "algorithm": {"name": self.alg.label, "id": int(self.alg)},
+            "chunking": {"format": self.chunking.format.value, "chunk_size": self.chunking.chunk_size},
+            "leaf_count": self.leaf_count,
+            "byte_size": self.byte_size,
+            "record_count": self.record_count,
+            "root": _hex(self.root),
+            "created_at": self.created_at,
+        }
+        if self.leaf_hashes is not None:
+            d["leaf_hashes"] = [_hex(h) for h in self.leaf_hashes]
+        if self.signer is not None:
+            d["signer"] = self.signer
+        return d
+
+    def signing_bytes(self) -> bytes:
+        return canonical_json(self.unsigned_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = self.unsigned_dict()
+        if self.signature is not None:
+            d["signature"] = _hex(self.signature)
+        return d
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def build_manifest(
+    commitment: Commitment,
+    *,
+    delivery_id: bytes,
+    agreement_id: int | None = None,
+    grant_id: int | None = None,
+    provider: str | None = None,
+    consumer: str | None = None,
+    created_at: datetime | None = None,
+    include_leaf_hashes: bool = True,
+) -> Manifest:
+    """An unsigned manifest for ``commitment``.
+
+    Raises:
+        ManifestError: if an identifier is malformed (delivery id not 32 bytes, negative ids, bad codes).
+    """
+    when = (created_at or datetime.now(UTC)).astimezone(UTC).strftime(_TIME_FORMAT)
+    leaf_hashes = commitment.leaf_hashes if include_leaf_hashes else None
+    if include_leaf_hashes and leaf_hashes is None:
+        raise ManifestError("the commitment was computed without keeping leaf hashes", field="leaf_hashes")
+    manifest = Manifest(
+        delivery_id=bytes(delivery_id),
+        agreement_id=agreement_id,
+        grant_id=grant_id,
+        provider=provider,
+        consumer=consumer,
+        salt=commitment.salt,
+        alg=commitment.alg,
+        chunking=commitment.chunking,
+        leaf_count=commitment.leaf_count,
+        byte_size=commitment.byte_size,
+        record_count=commitment.record_count,
+        root=commitment.root,
+        created_at=when,
+        leaf_hashes=leaf_hashes,
+    )
+    # Validate through the same path readers use, so a writer can never emit what a reader refuses.
+    return parse_manifest(manifest.to_dict())
+
+
+def _account(key: LocalAccount | bytes | str) -> LocalAccount:
+    if isinstance(key, LocalAccount):
+        return key
+    try:
+        return Account.from_key(key)
+    except Exception as e:  # eth-account raises several types for a bad key
+        raise ManifestSignatureError(f"not a usable private key ({type(e).__name__})") from None
+
+
+def sign_manifest(manifest: Manifest, key: LocalAccount | bytes | str) -> Manifest:
+    """Return ``manifest`` signed by ``key`` (EIP-191 personal_sign); ``signer`` is set to the key's address.
+
+    Raises:
+        ManifestSignatureError: if ``key`` is not a usable secp256k1 private key.
+    """
+    account = _account(key)
+    unsigned = replace(manifest, signer=account.address, signature=None)
+    signed = account.sign_message(encode_defunct(primitive=unsigned.signing_bytes()))
+    return replace(unsigned, signature=bytes(signed.signature))
+
+
+def recover_signer(manifest: Manifest) -> str:
+    """The checksummed address that produced ``manifest.signature``.
+
+    Raises:
+        ManifestSignatureError: if the manifest is unsigned or the signature is not a valid secp256k1
+        signature.
+    """
+    if manifest.signature is None:
+        raise ManifestSignatureError("the manifest is not signed")
+    try:
+        return str(
+            Account.recover_message(
+                encode_defunct(primitive=manifest.signing_bytes()), signature=manifest.signature
+            )
+        )
+    except Exception as e:  # malformed r/s/v surface as several exception types
+        raise ManifestSignatureError(f"signature cannot be recovered ({type(e).__name__})") from None
+
+
+def verify_manifest_signature(
+    manifest: Manifest, expected_signer: str | None = None, *, expected_delivery_id: bytes | None = None
+) -> str:
+    """Check the manifest's signature and return the signer address.
+
+    The signature must recover to the manifest's own ``signer`` field; when ``expected_signer`` is given (the
+    provider department's registered signing address - the only check that says *who* signed) it must also be
+    that address. When ``expected_delivery_id`` is given the manifest must be for that delivery, which stops a
+    genuine manifest of one delivery being replayed for another.
+
+    Raises:
+        ManifestSignatureError: unsigned, unrecoverable, tampered (recovers to another address than
+        ``signer``),
+            signed by someone other than ``expected_signer``, or for another delivery.
+    """
+    recovered = recover_signer(manifest)
+    if manifest.signer is None or recovered.lower() != manifest.signer.lower():
+        raise ManifestSignatureError(
+            f"signature recovers to {recovered}, not the declared signer {manifest.signer} "
+            "(the manifest was altered after signing or signed by another key)"
+        )
+    if expected_signer is not None and recovered.lower() != expected_signer.lower():
+        raise ManifestSignatureError(f"signed by {recovered}, expected {expected_signer}")
+    if expected_delivery_id is not None and bytes(expected_delivery_id) != manifest.delivery_id:
+        raise ManifestSignatureError(
+            f"manifest is for delivery {_hex(manifest.delivery_id)}, expected {_hex(expected_delivery_id)}"
+        )
+    return recovered
+
+
+# --- parsing ---------------------------------------------------------------------------------------------
+
+
+def _int(d: dict[str, Any], key: str, *, nullable: bool = False, minimum: int = 0) -> int | None:
+    v = d[key]
+    if v is None and nullable:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ManifestError(f"expected an integer, got {v!r}", field=key)
+    if v < minimum:
+        raise ManifestError(f"must be >= {minimum}, got {v}", field=key)
+    if v >= 1 << 256:
+        raise ManifestError("does not fit in uint256", field=key)
+    return v
+
+
+def _bytes32(v: Any, key: str) -> bytes:
+    if not isinstance(v, str) or not _HEX32.match(v):
+        raise ManifestError(f"expected 0x followed by 64 lower-case hex digits, got {v!r}", field=key)
+    return bytes.fromhex(v[2:])
+
+
+def _dept(d: dict[str, Any], key: str) -> str | None:
+    v = d[key]
+    if v is None:
+        return None
+    if not isinstance(v, str) or not _DEPT.match(v):
+        raise ManifestError(
+            f"expected a department code (letters, digits, . _ -; 1-64 chars), got {v!r}", key
+        )
+    return v
+
+
+def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
+    """Parse and validate a manifest (JSON text or an already-decoded object).
+
+    Checks every field's type and spelling, then the manifest's internal consistency: algorithm name and id
+    agree, record and leaf counts fit the chunking and byte size, and leaf hashes (if present) number
+    ``leaf_count`` and hash up to ``root``. It does not check the signature (see
+    :func:`verify_manifest_signature`).
+
+    Raises:
+        ManifestError: naming the first missing, unknown or malformed field.
+    """
+    if isinstance(data, (str, bytes)):
+        try:
+            data = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise ManifestError(f"not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ManifestError(f"expected a JSON object, got {type(data).__name__}")
+    d: dict[str, Any] = data
+    for key in _REQUIRED:
+        if key not in d:
+            raise ManifestError("missing", field=key)
+    unknown = sorted(set(d) - set(_REQUIRED) - set(_OPTIONAL))
+    if unknown:
+        raise ManifestError(f"unknown field(s) {', '.join(unknown)}")
+    if d["schema"] != SCHEMA:
+        raise ManifestError(f"expected {SCHEMA!r}, got {d['schema']!r}", field="schema")
+
+    algo = d["algorithm"]
+    if not isinstance(algo, dict) or set(algo) != {"name", "id"}:
+        raise ManifestError('expected {"name": ..., "id": ...}', field="algorithm")
+    try:
+        alg = HashAlgorithm.parse(algo["id"])
+    except UnsupportedAlgorithmError as e:
+        raise ManifestError(e.message, field="algorithm.id") from None
+    if algo["name"] != alg.label:
+        raise ManifestError(f"name {algo['name']!r} does not match id {int(alg)} ({alg.label})", "algorithm")
+
+    ch = d["chunking"]
+    if not isinstance(ch, dict) or set(ch) != {"format", "chunk_size"}:
+        raise ManifestError('expected {"format": ..., "chunk_size": ...}', field="chunking")
+    try:
+        chunking = Chunking(PayloadFormat(ch["format"]), ch["chunk_size"])
+    except ValueError as e:
+        raise ManifestError(str(e), field="chunking") from None
+
+    leaf_count = _int(d, "leaf_count")
+    byte_size = _int(d, "byte_size")
+    record_count = _int(d, "record_count")
+    assert leaf_count is not None and byte_size is not None and record_count is not None
+    if record_count != chunking.records_for(leaf_count):
+        raise ManifestError(
+            f"{record_count} does not fit {leaf_count} leaves of format {chunking.format.value}",
+            "record_count",
+        )
+    if chunking.format is PayloadFormat.BYTES and leaf_count != -(-byte_size // chunking.chunk_size):
+        raise ManifestError(
+            f"{leaf_count} leaves cannot hold {byte_size} bytes in chunks of {chunking.chunk_size}",
+            "leaf_count",
+        )
+    if chunking.format is not PayloadFormat.BYTES and (leaf_count == 0) != (byte_size == 0):
+        raise ManifestError(f"{leaf_count} leaves do not fit a payload of {byte_size} bytes", "leaf_count")
+
+    created_at = d["created_at"]
+    try:
+        if not isinstance(created_at, str):
+            raise ValueError
+        datetime.strptime(created_at, _TIME_FORMAT)
+    except ValueError:
+        raise ManifestError(
+            f"expected UTC time like 2026-01-31T12:00:00Z, got {created_at!r}", "created_at"
+        ) from None
+
+    salt = _bytes32(d["salt"], "salt")
+    root = _bytes32(d["root"], "root")
+    leaf_hashes = None
+    if "leaf_hashes" in d:
+        raw = d["leaf_hashes"]
+        if not isinstance(raw, list):
+            raise ManifestError("expected a list of hashes", field="leaf_hashes")
+        leaf_hashes = tuple(_bytes32(h, f"leaf_hashes[{i}]") for i, h in enumerate(raw))
+        if len(leaf_hashes) != leaf_count:
+            raise ManifestError(f"{len(leaf_hashes)} hashes for {leaf_count} leaves", field="leaf_hashes")
+        if root_of(TreeHasher(alg, salt), leaf_hashes) != root:
+            raise ManifestError("leaf hashes do not hash up to the manifest's root", field="leaf_hashes")
+
+    signer = d.get("signer")
+    signature = None
+    if ("signer" in d) != ("signature" in d):
+        raise ManifestError("signer and signature must be present together", field="signature")
+    if signer is not None:
+        if not isinstance(signer, str) or not is_checksum_address(signer):
+            raise ManifestError(f"expected an EIP-55 checksummed address, got {signer!r}", field="signer")
+        sig = d["signature"]
+        if not isinstance(sig, str) or not _SIG.match(sig):
+            raise ManifestError("expected 0x followed by 130 lower-case hex digits", field="signature")
+        signature = bytes.fromhex(sig[2:])
+
+    return Manifest(
+        delivery_id=_bytes32(d["delivery_id"], "delivery_id"),
+        agreement_id=_int(d, "agreement_id", nullable=True),
+        grant_id=_int(d, "grant_id", nullable=True),
+        provider=_dept(d, "provider"),
+        consumer=_dept(d, "consumer"),
+        salt=salt,
+        alg=alg,
+        chunking=chunking,
+        leaf_count=leaf_count,
+        byte_size=byte_size,
+        record_count=record_count,
+        root=root,
+        created_at=created_at,
+        leaf_hashes=leaf_hashes,
+        signer=signer,
+        signature=signature,
+    )
+
+
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
+    """Read and parse the manifest file at ``path``.
+
+    Raises:
+        ManifestError: if the file cannot be read or its content is not a valid manifest.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(256 << 20)
+    except OSError as e:
+        raise ManifestError(f"cannot read {os.fspath(path)}: {e.strerror or e}") from None
+    return parse_manifest(raw)
+
+
+def write_manifest(path: str | os.PathLike[str], manifest: Manifest) -> None:
+    """Write ``manifest`` as indented JSON (the signature covers the canonical form, not this layout).
+
+    Raises:
+        ManifestError: if the file cannot be written.
+    """
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(manifest.to_json())
+    except OSError as e:
+        raise ManifestError(f"cannot write {os.fspath(path)}: {e.strerror or e}") from None
+
+
+def checksum(address: str) -> str:
+    """EIP-55 form of ``address`` (used for comparing and printing signers)."""
+    return str(to_checksum_address(address))

@@ -1,0 +1,233 @@
+"""Checking a payload against its manifest, and the verdict that reports the result.
+
+``verify_payload`` recomputes the commitment with the manifest's salt, algorithm and chunking and compares
+root, byte size, leaf and record counts. When the manifest carries leaf hashes it also names the leaves that
+differ: changed leaves by index, and the index ranges missing (payload truncated) or extra (payload extended).
+
+A MATCH here means "this payload is the one this manifest describes". Whether the manifest's root is the one
+recorded on chain, and acknowledged by the consumer, is a separate check (``verifier.onchain``) that refines
+the verdict into NOT_RECORDED or ACK_DIFFERS through :meth:`Verdict.with_anchor`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from verifier.commitment import commit_payload
+from verifier.manifest import Manifest
+
+# Beyond this many changed leaves the verdict lists the first ones and the total count.
+MAX_LISTED_LEAVES = 1000
+
+
+class VerdictStatus(StrEnum):
+    MATCH = "MATCH"
+    """The payload is exactly the one the manifest commits to (and, if checked, the chain agrees)."""
+    MISMATCH = "MISMATCH"
+    """The payload differs from the manifest's commitment."""
+    UNTRUSTED = "UNTRUSTED"
+    """The manifest's signature is missing or not from the expected provider / for the expected delivery."""
+    NOT_RECORDED = "NOT_RECORDED"
+    """Set by the on-chain check: no receipt for this delivery on chain."""
+    ACK_DIFFERS = "ACK_DIFFERS"
+    """Set by the on-chain check: the recorded or acknowledged root is not the manifest's root."""
+
+    @property
+    def ok(self) -> bool:
+        return self is VerdictStatus.MATCH
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason behind a verdict: a stable ``code`` plus a sentence for people."""
+
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """What the trusted anchor (the on-chain receipt) said about the delivery; filled in by the on-chain check.
+
+    ``recorded_root`` is the root in the provider's receipt, ``acknowledged_root`` the root the consumer
+    acknowledged (``None`` when not acknowledged yet); ``source`` names the chain and contract consulted.
+    """
+
+    source: str
+    recorded: bool
+    recorded_root: bytes | None = None
+    acknowledged_root: bytes | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "recorded": self.recorded,
+            "recorded_root": "0x" + self.recorded_root.hex() if self.recorded_root is not None else None,
+            "acknowledged_root": (
+                "0x" + self.acknowledged_root.hex() if self.acknowledged_root is not None else None
+            ),
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of checking one payload against its manifest (and later against the chain)."""
+
+    status: VerdictStatus
+    delivery_id: bytes | None
+    findings: tuple[Finding, ...] = ()
+    expected: dict[str, Any] = field(default_factory=dict)
+    observed: dict[str, Any] = field(default_factory=dict)
+    differing_leaves: tuple[int, ...] = ()
+    differing_count: int = 0
+    missing_leaves: tuple[int, int] | None = None
+    """Half-open index range [start, end) of leaves the manifest has and the payload lacks."""
+    extra_leaves: tuple[int, int] | None = None
+    """Half-open index range [start, end) of leaves the payload has beyond the manifest's."""
+    signer: str | None = None
+    anchor: Anchor | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status.ok
+
+    def with_anchor(self, anchor: Anchor, status: VerdictStatus | None = None, *findings: Finding) -> Verdict:
+        """This verdict refined by the on-chain check: a negative ``status`` replaces MATCH, never the reverse."""
+        new_status = self.status
+        if status is not None and status is not VerdictStatus.MATCH:
+            new_status = status if self.status is VerdictStatus.MATCH else self.status
+        return replace(self, anchor=anchor, status=new_status, findings=self.findings + tuple(findings))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status.value,
+            "delivery_id": "0x" + self.delivery_id.hex() if self.delivery_id is not None else None,
+            "findings": [{"code": f.code, "message": f.message} for f in self.findings],
+            "expected": self.expected,
+            "observed": self.observed,
+            "differing_leaves": list(self.differing_leaves),
+            "differing_count": self.differing_count,
+            "missing_leaves": list(self.missing_leaves) if self.missing_leaves else None,
+            "extra_leaves": list(self.extra_leaves) if self.extra_leaves else None,
+            "signer": self.signer,
+            "anchor": self.anchor.to_dict() if self.anchor is not None else None,
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def untrusted(manifest: Manifest, reason: str) -> Verdict:
+    """The verdict for a manifest whose signature was refused; the payload is not worth comparing."""
+    return Verdict(
+        status=VerdictStatus.UNTRUSTED,
+        delivery_id=manifest.delivery_id,
+        findings=(Finding("MANIFEST_SIGNATURE_INVALID", reason),),
+        signer=manifest.signer,
+    )
+
+
+def _summary(root: bytes, size: int, leaves: int, records: int) -> dict[str, Any]:
+    return {"root": "0x" + root.hex(), "byte_size": size, "leaf_count": leaves, "record_count": records}
+
+
+def verify_payload(
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    *,
+    progress: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> Verdict:
+    """Recompute the payload's commitment with the manifest's parameters and compare.
+
+    The manifest's signature is not checked here (see :func:`verifier.manifest.verify_manifest_signature`);
+    a MATCH against an unauthenticated manifest only says the two files agree with each other.
+
+    Raises:
+        PayloadReadError: if the payload cannot be opened or read.
+        PayloadFormatError: if the payload cannot be cut into records of the manifest's format.
+    """
+    expected_leaves = manifest.leaf_hashes
+    differing: list[int] = []
+    count = 0
+
+    def on_leaf(index: int, leaf: bytes) -> None:
+        nonlocal count
+        if expected_leaves is not None and index < len(expected_leaves) and expected_leaves[index] != leaf:
+            count += 1
+            if len(differing) < MAX_LISTED_LEAVES:
+                differing.append(index)
+
+    c = commit_payload(
+        path,
+        alg=manifest.alg,
+        salt=manifest.salt,
+        chunking=manifest.chunking,
+        on_leaf=on_leaf,
+        progress=progress,
+        workers=workers,
+    )
+    findings: list[Finding] = []
+    if c.byte_size != manifest.byte_size:
+        findings.append(
+            Finding(
+                "SIZE_MISMATCH", f"payload is {c.byte_size} bytes, the manifest says {manifest.byte_size}"
+            )
+        )
+    if c.leaf_count != manifest.leaf_count:
+        unit = "records/rows" if manifest.chunking.format.value != "bytes" else "chunks"
+        findings.append(
+            Finding(
+                "LEAF_COUNT_MISMATCH",
+                f"payload has {c.leaf_count} leaves ({unit}), the manifest says {manifest.leaf_count}",
+            )
+        )
+    if c.record_count != manifest.record_count:
+        findings.append(
+            Finding(
+                "RECORD_COUNT_MISMATCH",
+                f"payload has {c.record_count} records, the manifest says {manifest.record_count}",
+            )
+        )
+    if c.root != manifest.root:
+        findings.append(
+            Finding("ROOT_MISMATCH", f"recomputed root 0x{c.root.hex()} differs from 0x{manifest.root.hex()}")
+        )
+    missing = extra = None
+    if expected_leaves is not None:
+        if count:
+            listed = ", ".join(map(str, differing[:10])) + (" ..." if count > 10 else "")
+            findings.append(Finding("LEAVES_DIFFER", f"{count} leaf/leaves differ: {listed}"))
+        if c.leaf_count < manifest.leaf_count:
+            missing = (c.leaf_count, manifest.leaf_count)
+            findings.append(
+                Finding(
+                    "LEAVES_MISSING", f"leaves {missing[0]}..{missing[1] - 1} are missing from the payload"
+                )
+            )
+        elif c.leaf_count > manifest.leaf_count:
+            extra = (manifest.leaf_count, c.leaf_count)
+            findings.append(
+                Finding("LEAVES_EXTRA", f"leaves {extra[0]}..{extra[1] - 1} are not in the manifest")
+            )
+    # Any single difference is a mismatch; the root check alone already guarantees no false MATCH.
+    status = VerdictStatus.MISMATCH if findings else VerdictStatus.MATCH
+    return Verdict(
+        status=status,
+        delivery_id=manifest.delivery_id,
+        findings=tuple(findings),
+        expected=_summary(manifest.root, manifest.byte_size, manifest.leaf_count, manifest.record_count),
+        observed=_summary(c.root, c.byte_size, c.leaf_count, c.record_count),
+        differing_leaves=tuple(differing),
+        differing_count=count,
+        missing_leaves=missing,
+        extra_leaves=extra,
+        signer=manifest.signer,
+    )
