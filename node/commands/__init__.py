@@ -1,0 +1,1 @@
+"""Command modules of the ``dxl`` CLI, one per area; each exposes ``register(app)``."""

@@ -1,0 +1,129 @@
+"""``dxl compile`` and ``dxl node start|stop|status``: the Solidity build and the embedded development chain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from node.errors import DxlError
+
+node_app = typer.Typer(
+    help="Run the embedded development chain (anvil) under DXL_HOME/node/.", no_args_is_help=True
+)
+
+
+def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
+    if as_json:
+        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
+    else:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def compile_command(
+    check: Annotated[
+        bool, typer.Option("--check", help="Do not write; exit 1 listing how committed artifacts differ.")
+    ] = False,
+    solc: Annotated[
+        Path | None,
+        typer.Option(
+            "--solc",
+            help="Native solc executable of the pinned version instead of solcjs.",
+            envvar="DXL_SOLC",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compile contracts/src with the settings in contracts/compiler.json into contracts/artifacts/."""
+    from node.compiler import ARTIFACTS_DIR, Solc, check_artifacts, compile_project
+
+    try:
+        compiler = Solc(solc)
+        if check:
+            differences = check_artifacts(solc=compiler)
+            if as_json:
+                typer.echo(json.dumps({"up_to_date": not differences, "differences": differences}))
+            elif differences:
+                typer.echo("artifacts differ from sources (run `dxl compile`):")
+                for line in differences:
+                    typer.echo(f"  {line}")
+            else:
+                typer.echo("artifacts are up to date")
+            raise typer.Exit(1 if differences else 0)
+        build = compile_project(solc=compiler)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from exc
+    names = sorted(build.files)
+    if as_json:
+        typer.echo(json.dumps({"artifacts": names, "warnings": build.warnings}))
+    else:
+        for warning in build.warnings:
+            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
+        typer.echo(f"wrote {len(names)} files to {ARTIFACTS_DIR}")
+
+
+PortOption = Annotated[int, typer.Option("--port", help="RPC port on 127.0.0.1.")]
+
+
+@node_app.command("start")
+def node_start(
+    port: PortOption = 8545,
+    block_time: Annotated[float, typer.Option("--block-time", help="Seconds between blocks.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Start the node in the background and wait until it answers."""
+    from node.anvil import EmbeddedNode, NodeSettings
+
+    try:
+        node = EmbeddedNode(settings=NodeSettings(port=port, block_time=block_time))
+        endpoint = node.start()
+    except DxlError as exc:
+        raise _fail(exc, as_json) from exc
+    if as_json:
+        typer.echo(json.dumps(node.describe()))
+    else:
+        typer.echo(
+            f"node running: {endpoint.rpc_url} (chain id {endpoint.chain_id}), data in {node.data_dir}"
+        )
+
+
+@node_app.command("stop")
+def node_stop(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Stop the node gracefully (its state is written to disk first)."""
+    from node.anvil import EmbeddedNode
+
+    stopped = EmbeddedNode().stop()
+    if as_json:
+        typer.echo(json.dumps({"stopped": stopped}))
+    else:
+        typer.echo("node stopped" if stopped else "no node was running")
+
+
+@node_app.command("status")
+def node_status(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show whether the node runs; exit 1 if it does not."""
+    from node.anvil import EmbeddedNode
+
+    node = EmbeddedNode()
+    status = node.status()
+    if as_json:
+        typer.echo(json.dumps(node.describe()))
+    elif status.running:
+        typer.echo(
+            f"running: pid {status.pid}, {status.rpc_url} (chain id {status.chain_id}), {status.data_dir}"
+        )
+    else:
+        typer.echo(f"not running ({status.data_dir})")
+    raise typer.Exit(0 if status.running else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compile")(compile_command)
+    app.add_typer(node_app, name="node")
