@@ -52,7 +52,7 @@ class Finding:
 
 @dataclass(frozen=True)
 class Anchor:
-    """What the trusted anchor (the on-chain receipt) said about the delivery; filled in by the on-chain check.
+    """What the trusted anchor (the on-chain receipt) said about the delivery; set by the on-chain check.
 
     ``recorded_root`` is the root in the provider's receipt, ``acknowledged_root`` the root the consumer
     acknowledged (``None`` when not acknowledged yet); ``source`` names the chain and contract consulted.
@@ -99,7 +99,7 @@ class Verdict:
         return self.status.ok
 
     def with_anchor(self, anchor: Anchor, status: VerdictStatus | None = None, *findings: Finding) -> Verdict:
-        """This verdict refined by the on-chain check: a negative ``status`` replaces MATCH, never the reverse."""
+        """This verdict refined by the on-chain check; a negative ``status`` overrides MATCH only."""
         new_status = self.status
         if status is not None and status is not VerdictStatus.MATCH:
             new_status = status if self.status is VerdictStatus.MATCH else self.status
