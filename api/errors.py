@@ -1,0 +1,254 @@
+"""Stable error codes and the one place that turns exceptions into JSON errors.
+
+Every failure the API reports has the shape ``{"error": {"code": "UPPER_SNAKE", "message": "...", ...}}``. Codes
+are part of the API contract: clients switch on them, so they never change meaning. Contract reverts are mapped
+by the Solidity error's name (the contracts' interfaces are the source of truth), everything else by the
+:class:`ApiError` raised. An unexpected exception becomes a logged 500 ``INTERNAL_ERROR`` whose message says
+nothing about internals; the test suite shows that no input reaches it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from node.errors import ConfigurationError, DxlError, NodeError
+
+log = logging.getLogger("dxl.api")
+
+
+@dataclass(frozen=True)
+class ErrorSpec:
+    status: int
+    description: str
+
+
+#: Every code the API can answer with, its HTTP status and what it means. Tests iterate this table.
+ERRORS: Mapping[str, ErrorSpec] = {
+    # Protocol and input
+    "UNAUTHENTICATED": ErrorSpec(401, "no valid bearer token was presented"),
+    "FORBIDDEN": ErrorSpec(403, "the principal may not perform this operation"),
+    "NOT_FOUND": ErrorSpec(404, "no such route"),
+    "METHOD_NOT_ALLOWED": ErrorSpec(405, "the route does not accept this method"),
+    "PAYLOAD_TOO_LARGE": ErrorSpec(413, "the request body exceeds the configured limit"),
+    "UNSUPPORTED_MEDIA_TYPE": ErrorSpec(415, "the request body is not JSON"),
+    "VALIDATION_ERROR": ErrorSpec(422, "a field of the request is malformed; `field` names it"),
+    "IDEMPOTENCY_KEY_REUSED": ErrorSpec(422, "an Idempotency-Key was reused for a different request"),
+    "IDEMPOTENCY_IN_FLIGHT": ErrorSpec(409, "the first request with this Idempotency-Key is still running"),
+    # Look-ups
+    "DEPARTMENT_NOT_FOUND": ErrorSpec(404, "no department with this id or code"),
+    "RESOURCE_NOT_FOUND": ErrorSpec(404, "no catalog resource with this id"),
+    "REQUEST_NOT_FOUND": ErrorSpec(404, "no access request with this id"),
+    "AGREEMENT_NOT_FOUND": ErrorSpec(404, "no agreement with this id"),
+    "GRANT_NOT_FOUND": ErrorSpec(404, "no grant with this id"),
+    "DELIVERY_NOT_FOUND": ErrorSpec(404, "no delivery with this id"),
+    "PROPOSAL_NOT_FOUND": ErrorSpec(404, "no governance proposal with this id"),
+    # Parties and roles
+    "NOT_A_PARTY": ErrorSpec(403, "the department is not the party this operation belongs to"),
+    "NOT_RESOURCE_OWNER": ErrorSpec(403, "only the owning department may change a resource"),
+    "NOT_A_GOVERNOR": ErrorSpec(403, "only governors may propose or approve governance actions"),
+    "NO_CUSTODIED_KEY": ErrorSpec(409, "the service holds no signing key for this principal"),
+    # Ledger rules
+    "RESOURCE_NOT_SHARED": ErrorSpec(409, "the resource is classified as not shared"),
+    "OWN_RESOURCE": ErrorSpec(422, "a department cannot request its own resource"),
+    "INVALID_PERIOD": ErrorSpec(422, "the validity window is empty or already over"),
+    "PURPOSE_REQUIRED": ErrorSpec(422, "a request must state its purpose"),
+    "REASON_REQUIRED": ErrorSpec(422, "a rejection needs a non-zero reason code"),
+    "INVALID_METADATA": ErrorSpec(422, "the metadata hash must not be zero"),
+    "REQUEST_STATUS_MISMATCH": ErrorSpec(409, "the request is not in the status this operation needs"),
+    "TERMS_MISMATCH": ErrorSpec(422, "the signed terms differ from the approved request"),
+    "SIGNATURE_EXPIRED": ErrorSpec(422, "the signatures' deadline has passed"),
+    "INVALID_SIGNATURE": ErrorSpec(
+        422, "the signature is not the department's signer's signature over the terms"
+    ),
+    "ALREADY_SIGNED": ErrorSpec(409, "this party already signed these terms; the other party must sign"),
+    "AGREEMENT_NOT_ACTIVE": ErrorSpec(409, "the agreement is not in the status this operation needs"),
+    "AGREEMENT_OUTSIDE_VALIDITY": ErrorSpec(409, "the agreement is active but outside its validity window"),
+    "INVALID_EXPIRY": ErrorSpec(422, "the grant expiry is in the past or beyond the agreement's validity"),
+    "GRANT_REVOKED": ErrorSpec(409, "the grant was revoked"),
+    "GRANT_EXPIRED": ErrorSpec(409, "the grant has expired"),
+    "DUPLICATE_DELIVERY": ErrorSpec(409, "a delivery with this id was already recorded"),
+    "RECEIPT_MISMATCH": ErrorSpec(422, "the receipt differs from the recorded one"),
+    "DELIVERY_ALREADY_SETTLED": ErrorSpec(409, "the delivery was already acknowledged or disputed"),
+    "INVALID_FIELD": ErrorSpec(422, "a ledger field is empty or zero"),
+    "DEPARTMENT_NOT_ACTIVE": ErrorSpec(409, "the department is suspended"),
+    "DEPARTMENT_ALREADY_REGISTERED": ErrorSpec(409, "the department code or signer is already taken"),
+    "DEPARTMENT_STATUS_UNCHANGED": ErrorSpec(409, "the department already has this status"),
+    "GOVERNANCE_INVALID_THRESHOLD": ErrorSpec(422, "the governor set would become unusable"),
+    "PROPOSAL_EXECUTED": ErrorSpec(409, "the proposal already took effect"),
+    "PROPOSAL_EXPIRED": ErrorSpec(409, "the proposal's approval window closed"),
+    "ALREADY_APPROVED": ErrorSpec(409, "this governor already approved the proposal"),
+    "MEMBERSHIP_UNCHANGED": ErrorSpec(409, "the account already has (or lacks) this role"),
+    "LEDGER_REJECTED": ErrorSpec(409, "the ledger rejected the transaction"),
+    # Infrastructure
+    "NODE_UNAVAILABLE": ErrorSpec(503, "the chain node cannot be reached"),
+    "INTERNAL_ERROR": ErrorSpec(500, "an unexpected error; it was logged"),
+}
+
+#: Solidity custom error name → API code. Unlisted reverts become ``LEDGER_REJECTED`` (409).
+REVERT_CODES: Mapping[str, str] = {
+    "CatalogUnknownResource": "RESOURCE_NOT_FOUND",
+    "CatalogNotOwner": "NOT_RESOURCE_OWNER",
+    "CatalogInvalidMetadata": "INVALID_METADATA",
+    "RequestResourceNotShared": "RESOURCE_NOT_SHARED",
+    "RequestOwnResource": "OWN_RESOURCE",
+    "RequestInvalidPeriod": "INVALID_PERIOD",
+    "RequestUnknown": "REQUEST_NOT_FOUND",
+    "RequestStatusMismatch": "REQUEST_STATUS_MISMATCH",
+    "RequestPurposeRequired": "PURPOSE_REQUIRED",
+    "RequestReasonRequired": "REASON_REQUIRED",
+    "SharingNotAParty": "NOT_A_PARTY",
+    "AgreementTermsMismatch": "TERMS_MISMATCH",
+    "AgreementSignatureExpired": "SIGNATURE_EXPIRED",
+    "AgreementInvalidSignature": "INVALID_SIGNATURE",
+    "AgreementUnknown": "AGREEMENT_NOT_FOUND",
+    "AgreementStatusMismatch": "AGREEMENT_NOT_ACTIVE",
+    "AgreementOutsideValidity": "AGREEMENT_OUTSIDE_VALIDITY",
+    "GrantUnknown": "GRANT_NOT_FOUND",
+    "GrantInvalidExpiry": "INVALID_EXPIRY",
+    "GrantAlreadyRevoked": "GRANT_REVOKED",
+    "GrantExpired": "GRANT_EXPIRED",
+    "DeliveryDuplicate": "DUPLICATE_DELIVERY",
+    "DeliveryUnknown": "DELIVERY_NOT_FOUND",
+    "DeliveryReceiptMismatch": "RECEIPT_MISMATCH",
+    "DeliveryAlreadySettled": "DELIVERY_ALREADY_SETTLED",
+    "DeliveryInvalidField": "INVALID_FIELD",
+    "GovernanceUnauthorized": "NOT_A_GOVERNOR",
+    "GovernanceInvalidThreshold": "GOVERNANCE_INVALID_THRESHOLD",
+    "GovernanceUnknownProposal": "PROPOSAL_NOT_FOUND",
+    "GovernanceProposalExecuted": "PROPOSAL_EXECUTED",
+    "GovernanceProposalExpired": "PROPOSAL_EXPIRED",
+    "GovernanceAlreadyApproved": "ALREADY_APPROVED",
+    "GovernanceRoleManagedByProposals": "FORBIDDEN",
+    "GovernanceMembershipUnchanged": "MEMBERSHIP_UNCHANGED",
+    "DepartmentUnknown": "DEPARTMENT_NOT_FOUND",
+    "DepartmentAlreadyRegistered": "DEPARTMENT_ALREADY_REGISTERED",
+    "DepartmentInvalidField": "INVALID_FIELD",
+    "DepartmentUnauthorized": "FORBIDDEN",
+    "DepartmentNotActive": "DEPARTMENT_NOT_ACTIVE",
+    "DepartmentStatusUnchanged": "DEPARTMENT_STATUS_UNCHANGED",
+}
+
+
+class ApiError(DxlError):
+    """An error the API reports to its caller; ``code`` must be a key of :data:`ERRORS`.
+
+    ``field`` names the offending input for validation errors; ``details`` carries values that explain it.
+    """
+
+    def __init__(
+        self, code: str, message: str | None = None, *, field: str | None = None, **details: Any
+    ) -> None:
+        if code not in ERRORS:
+            raise ValueError(f"unknown API error code {code!r}")
+        super().__init__(message or ERRORS[code].description, code=code)
+        self.field = field
+        self.details = details
+
+    @property
+    def status(self) -> int:
+        return ERRORS[self.code].status
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
+
+
+def error_response(code: str, message: str | None = None, **extra: Any) -> JSONResponse:
+    spec = ERRORS[code]
+    headers = {"WWW-Authenticate": "Bearer"} if spec.status == 401 else None
+    return JSONResponse(error_body(code, message or spec.description, **extra), spec.status, headers=headers)
+
+
+def revert_to_api_error(exc: Exception) -> ApiError:
+    """Maps a chain client revert (anything with ``error_name``/``error_args``) to an :class:`ApiError`."""
+    name = str(getattr(exc, "error_name", "") or "")
+    code = REVERT_CODES.get(name, "LEDGER_REJECTED")
+    args = getattr(exc, "error_args", None)
+    message = f"ledger rejected the transaction: {name or 'revert'}"
+    if args:
+        message += "(" + ", ".join(_plain(a) for a in _iter_args(args)) + ")"
+    return ApiError(code, message, revert=name or None)
+
+
+def _iter_args(args: Any) -> list[Any]:
+    if isinstance(args, Mapping):
+        return list(args.values())
+    if isinstance(args, list | tuple):
+        return list(args)
+    return [args]
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    return str(value)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    # ("body", "purpose") → "purpose"; ("path", "request_id") → "request_id"; ("header", "x") → "x".
+    parts = (
+        [str(p) for p in loc[1:]]
+        if loc and loc[0] in ("body", "path", "query", "header")
+        else list(map(str, loc))
+    )
+    return ".".join(parts) or str(loc[0] if loc else "body")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Registers the exception handlers: ApiError, reverts, other DxlErrors, validation, HTTP and the 500 net."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.code, exc.message, field=exc.field, **exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = _field_of(tuple(first.get("loc", ("body",))))
+        message = f"{field}: {first.get('msg', 'invalid value')}"
+        problems = [{"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors]
+        return error_response("VALIDATION_ERROR", message, field=field, problems=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {
+            401: "UNAUTHENTICATED",
+            403: "FORBIDDEN",
+            404: "NOT_FOUND",
+            405: "METHOD_NOT_ALLOWED",
+            413: "PAYLOAD_TOO_LARGE",
+            415: "UNSUPPORTED_MEDIA_TYPE",
+            422: "VALIDATION_ERROR",
+        }.get(exc.status_code)
+        if code is None:
+            return JSONResponse(error_body("HTTP_ERROR", str(exc.detail)), exc.status_code)
+        return error_response(code, str(exc.detail) if exc.detail else None)
+
+    @app.exception_handler(DxlError)
+    async def _dxl(_request: Request, exc: DxlError) -> JSONResponse:
+        if hasattr(exc, "error_name"):
+            api = revert_to_api_error(exc)
+            return error_response(api.code, api.message, **api.details)
+        if isinstance(exc, NodeError):
+            log.warning("chain node unavailable: %s", exc)
+            return error_response("NODE_UNAVAILABLE")
+        if exc.code in ERRORS and ERRORS[exc.code].status < 500:
+            return error_response(exc.code, exc.message)
+        if isinstance(exc, ConfigurationError | ValueError):
+            return error_response("VALIDATION_ERROR", exc.message)
+        log.error("unmapped dxl error %s", exc.code, exc_info=exc)
+        return error_response("INTERNAL_ERROR")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected error", exc_info=exc)
+        return error_response("INTERNAL_ERROR")

@@ -1,0 +1,279 @@
+"""Request and response bodies (pydantic), layered by role: ``XCreate`` comes in, ``XPublic`` goes out.
+
+Hex values are validated here, before anything is signed: a bytes32 is ``0x`` + 64 hex digits, a signature
+``0x`` + 130. Integers carry the bounds of the Solidity types they become, so an out-of-range value is a 422
+naming the field rather than an encoding error at the chain client.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Bytes32Hex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
+SignatureHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte r||s||v signature")]
+AddressHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
+Uint8 = Annotated[int, Field(ge=0, le=2**8 - 1)]
+Uint16 = Annotated[int, Field(ge=0, le=2**16 - 1)]
+Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+DepartmentCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
+
+T = TypeVar("T")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShareTypeName(StrEnum):
+    UNCONDITIONAL = "unconditional"
+    CONDITIONAL = "conditional"
+    NOT_SHARED = "not_shared"
+
+
+class HashAlgorithmName(StrEnum):
+    SHA256 = "sha256"
+    SM3 = "sm3"
+
+
+# --- common -------------------------------------------------------------------------------------------------
+
+
+class TransactionPublic(BaseModel):
+    hash: str
+    block_number: int
+
+
+class Written(BaseModel, Generic[T]):
+    """What every write returns: the transaction that recorded it and the record as it now stands."""
+
+    transaction: TransactionPublic
+    record: T
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorPublic(BaseModel):
+    error: ErrorDetail
+
+
+class PrincipalPublic(BaseModel):
+    principal: str
+    role: str
+    department: str | None = None
+    department_id: int | None = None
+    governor: int | None = None
+    token_name: str
+
+
+class HealthPublic(BaseModel):
+    status: Literal["ok", "degraded"]
+    node_reachable: bool
+    chain_id: int | None = None
+    latest_block: int | None = None
+    contracts: dict[str, str] = {}
+    detail: str | None = None
+
+
+# --- departments and governance -----------------------------------------------------------------------------
+
+
+class DepartmentPublic(BaseModel):
+    id: int
+    code: str
+    name: str
+    signer: str
+    status: str
+    encryption_key: str
+    custodied: bool = Field(description="whether this service holds the department's signing key")
+
+
+class AdmitDepartment(Strict):
+    action: Literal["admit_department"]
+    code: DepartmentCode
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    signer: AddressHex
+    encryption_key: Bytes32Hex
+
+
+class DepartmentAction(Strict):
+    action: Literal["suspend_department", "reinstate_department"]
+    department_id: Annotated[int, Field(ge=1, le=2**32 - 1)]
+
+
+class AuditorAction(Strict):
+    action: Literal["grant_auditor", "revoke_auditor"]
+    account: AddressHex
+
+
+class AgreementAction(Strict):
+    action: Literal["suspend_agreement", "revoke_agreement"]
+    agreement_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+
+
+ProposalCreate = Annotated[
+    AdmitDepartment | DepartmentAction | AuditorAction | AgreementAction, Field(discriminator="action")
+]
+
+
+class ProposalPublic(BaseModel):
+    id: int
+    action: str
+    proposer: str
+    approvals: int
+    threshold: int
+    executed: bool
+    expires_at: int
+
+
+# --- catalog ------------------------------------------------------------------------------------------------
+
+
+class ResourceCreate(Strict):
+    metadata_hash: Bytes32Hex
+    schema_hash: Bytes32Hex
+    share_type: ShareTypeName
+    sensitivity: Uint8 = 0
+
+
+class ResourceUpdate(ResourceCreate):
+    pass
+
+
+class ResourcePublic(BaseModel):
+    id: int
+    owner: int
+    owner_code: str
+    share_type: ShareTypeName
+    sensitivity: int
+    metadata_hash: str
+    schema_hash: str
+
+
+# --- requests and agreements --------------------------------------------------------------------------------
+
+
+class RequestCreate(Strict):
+    resource_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    purpose: Annotated[str, Field(min_length=1, max_length=2000)]
+    scope_hash: Bytes32Hex
+    terms_hash: Bytes32Hex
+    valid_from: Uint64
+    valid_until: Uint64
+
+
+class RequestReject(Strict):
+    reason_code: Annotated[int, Field(ge=1, le=2**16 - 1)]
+
+
+class RequestPublic(BaseModel):
+    id: int
+    resource_id: int
+    consumer: int
+    provider: int
+    status: str
+    requested_at: int
+    decided_at: int
+    reason_code: int
+    valid_from: int
+    valid_until: int
+    purpose_hash: str
+    scope_hash: str
+    terms_hash: str
+
+
+class SigningPublic(BaseModel):
+    """The EIP-712 typed data both departments sign, and who has signed so far."""
+
+    request_id: int
+    digest: str
+    typed_data: dict[str, Any]
+    signed_by: list[Literal["provider", "consumer"]]
+    agreement_id: int | None = None
+
+
+class SignatureCreate(Strict):
+    signature: SignatureHex | None = Field(
+        default=None,
+        description="the department's own EIP-712 signature over `typed_data`; omit to sign with the custodied key",
+    )
+
+
+class SignatureOutcome(BaseModel):
+    """After a signature: still waiting for the other party, or the concluded agreement."""
+
+    status: Literal["awaiting_counter_signature", "concluded"]
+    signing: SigningPublic
+    transaction: TransactionPublic | None = None
+    agreement: AgreementPublic | None = None
+
+
+class AgreementPublic(BaseModel):
+    id: int
+    request_id: int
+    resource_id: int
+    provider: int
+    consumer: int
+    status: str
+    valid_from: int
+    valid_until: int
+    terms_digest: str
+
+
+# --- grants and deliveries ----------------------------------------------------------------------------------
+
+
+class GrantCreate(Strict):
+    agreement_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    expires_at: Uint64
+
+
+class GrantPublic(BaseModel):
+    id: int
+    agreement_id: int
+    provider: int
+    consumer: int
+    expires_at: int
+    revoked: bool
+
+
+class DeliveryCreate(Strict):
+    delivery_id: Bytes32Hex
+    grant_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    commitment: Bytes32Hex
+    hash_algorithm: HashAlgorithmName = HashAlgorithmName.SHA256
+    byte_size: Uint64
+    record_count: Uint64 = 0
+
+
+class DeliverySettle(Strict):
+    consumer_commitment: Bytes32Hex | None = Field(
+        default=None, description="the commitment the consumer computed; defaults to the recorded one"
+    )
+
+
+class DeliveryDispute(Strict):
+    consumer_commitment: Bytes32Hex
+
+
+class DeliveryPublic(BaseModel):
+    delivery_id: str
+    grant_id: int
+    provider: int
+    consumer: int
+    commitment: str
+    hash_algorithm: HashAlgorithmName
+    byte_size: int
+    record_count: int
+    recorded_at: int
+    recorded_in_block: int
+    status: str
+
+
+SignatureOutcome.model_rebuild()
