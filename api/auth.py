@@ -45,7 +45,7 @@ class Role(StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts as. ``department`` is the department code; ``governor`` the 1-based governor index."""
+    """Who a request acts as: ``department`` is a department code, ``governor`` a 1-based governor index."""
 
     role: Role
     department: str | None = None

@@ -49,8 +49,8 @@ class ApiToken(ApiBase):
 class IdempotencyRecord(ApiBase):
     """One claimed ``Idempotency-Key``: inserted before the write is sent, completed with its response.
 
-    The unique (principal, key) constraint is what makes a concurrent retry lose the race to insert and wait for
-    the first request's stored result instead of sending a second transaction.
+    The unique (principal, key) constraint makes a concurrent retry lose the race to insert and wait for the
+    first request's stored result instead of sending a second transaction.
     """
 
     __tablename__ = "api_idempotency"
@@ -68,7 +68,7 @@ class IdempotencyRecord(ApiBase):
 
 
 class PendingSignature(ApiBase):
-    """The first party's EIP-712 signature over an approved request's terms, kept until the other party signs."""
+    """The first party's EIP-712 signature over an approved request's terms, kept until the other signs."""
 
     __tablename__ = "api_pending_signatures"
     __table_args__ = (UniqueConstraint("request_id", "role", name="uq_api_pending_signature_request_role"),)
@@ -85,7 +85,7 @@ class PendingSignature(ApiBase):
 
 
 def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; SQLite gets WAL and a busy timeout so concurrent writers wait, not fail."""
+    """An engine for ``database_url``; SQLite gets WAL and a busy timeout (writers wait, not fail)."""
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
 

@@ -1,8 +1,8 @@
 """Stable error codes and the one place that turns exceptions into JSON errors.
 
-Every failure the API reports has the shape ``{"error": {"code": "UPPER_SNAKE", "message": "...", ...}}``. Codes
-are part of the API contract: clients switch on them, so they never change meaning. Contract reverts are mapped
-by the Solidity error's name (the contracts' interfaces are the source of truth), everything else by the
+Every failure the API reports has the shape ``{"error": {"code": "UPPER_SNAKE", "message": "...", ...}}``.
+Codes are part of the API contract: clients switch on them, so they never change meaning. Contract reverts are
+mapped by the Solidity error name (the interfaces are the source of truth), everything else by the
 :class:`ApiError` raised. An unexpected exception becomes a logged 500 ``INTERNAL_ERROR`` whose message says
 nothing about internals; the test suite shows that no input reaches it.
 """
@@ -203,7 +203,7 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Registers the exception handlers: ApiError, reverts, other DxlErrors, validation, HTTP and the 500 net."""
+    """Registers the handlers: ApiError, reverts, other DxlErrors, validation, HTTP, the 500 safety net."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:

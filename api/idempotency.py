@@ -1,8 +1,8 @@
 """``Idempotency-Key`` for writes: a retried request returns the first result and never records twice.
 
 How: before the request reaches its route, a row ``(principal, key, fingerprint)`` is inserted under a unique
-constraint. The request that inserts it runs; its response (any status below 500) is stored on the row. A retry
-with the same key loses the insert, and
+constraint. The request that inserts it runs; its response (any status below 500) is stored on the row. A
+retry with the same key loses the insert, and
 
 * gets the stored response replayed (header ``Idempotent-Replayed: true``) if the first one finished;
 * waits, polling the row, while the first one is still in flight — so two concurrent sends of one key produce
@@ -190,7 +190,7 @@ class IdempotencyMiddleware:
                         422,
                         error_body(
                             "IDEMPOTENCY_KEY_REUSED",
-                            "this Idempotency-Key was already used for a different request (method, path or body)",
+                            "this Idempotency-Key was used for a different request (method, path or body)",
                             field="Idempotency-Key",
                         ),
                     ),

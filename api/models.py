@@ -201,7 +201,7 @@ class SigningPublic(BaseModel):
 class SignatureCreate(Strict):
     signature: SignatureHex | None = Field(
         default=None,
-        description="the department's own EIP-712 signature over `typed_data`; omit to sign with the custodied key",
+        description="the department's own EIP-712 signature over typed_data; omit to use its custodied key",
     )
 
 
