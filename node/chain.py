@@ -1,0 +1,662 @@
+"""The chain client: one path to the ledger contract on the embedded node or on an external node by RPC URL.
+
+Everything here uses standard ``eth_*`` JSON-RPC only (the production target is a Besu QBFT network):
+
+* the chain id is checked when connecting, and written into every transaction;
+* transactions are signed locally (eth-account, coincurve) with nonces from
+  :class:`~node.nonces.NonceManager`;
+* gas is estimated with a safety margin; an estimation that reverts is decoded and raised, nothing is sent;
+* fees come from the node: EIP-1559 (type 2) from the latest base fee and ``eth_gasPrice``, which also covers
+  free-gas private chains where both are 0; a chain without a base fee gets legacy transactions;
+* reverts, whether from ``eth_call``, ``eth_estimateGas`` or a mined status-0 receipt, become
+  :class:`LedgerRevertError` with the custom error's name, arguments, a stable code and a readable message.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import requests
+from eth_abi.abi import decode as abi_decode
+from eth_abi.exceptions import DecodingError
+from eth_utils.abi import abi_to_signature, event_abi_to_log_topic, function_signature_to_4byte_selector
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3 import HTTPProvider, Web3
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+
+from node.endpoint import ChainIdMismatchError, NodeEndpoint
+from node.errors import DxlError, NodeError
+from node.nonces import NonceManager, is_nonce_error
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+#: Multiplier and fixed headroom on top of ``eth_estimateGas``: state can change between estimation and
+#: inclusion (another department's transaction in the same block), and estimation of storage refunds is tight.
+GAS_MARGIN = 1.25
+GAS_HEADROOM = 20_000
+DEFAULT_RECEIPT_TIMEOUT_S = 60.0
+_RECEIPT_POLL_S = 0.1
+_FEE_CACHE_S = 1.0
+_NONCE_RETRIES = 3
+
+_ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
+
+#: Product codes the API exposes for some contract errors; every other error's code is derived from its name.
+PRODUCT_CODES: dict[str, str] = {
+    "DepartmentUnauthorized": "NOT_A_PARTY",
+    "SharingNotAParty": "NOT_A_PARTY",
+    "AgreementStatusMismatch": "AGREEMENT_NOT_ACTIVE",
+    "AgreementOutsideValidity": "AGREEMENT_NOT_ACTIVE",
+    "RequestResourceNotShared": "RESOURCE_NOT_SHARED",
+    "DeliveryDuplicate": "DUPLICATE_DELIVERY",
+    "AgreementInvalidSignature": "INVALID_SIGNATURE",
+    "AgreementSignatureExpired": "SIGNATURE_EXPIRED",
+    "GrantExpired": "GRANT_EXPIRED",
+    "GrantAlreadyRevoked": "GRANT_REVOKED",
+    "DepartmentNotActive": "DEPARTMENT_NOT_ACTIVE",
+    "GovernanceUnauthorized": "NOT_A_GOVERNOR",
+    "AccessControlUnauthorizedAccount": "NOT_AUTHORIZED",
+}
+
+_PANIC_REASONS = {
+    0x01: "assertion failed",
+    0x11: "arithmetic overflow or underflow",
+    0x12: "division by zero",
+    0x21: "invalid enum value",
+    0x31: "pop on empty array",
+    0x32: "array index out of bounds",
+    0x41: "out of memory",
+    0x51: "call to an uninitialised function",
+}
+
+
+def _iso(ts: int) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def _show(name: str, value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, int) and (name.endswith("At") or name in ("validFrom", "validUntil", "deadline")):
+        return _iso(value)
+    return str(value)
+
+
+#: Messages for errors a person meets through the API; the rest read "ErrorName(arg=value, ...)".
+_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
+    "GrantExpired": lambda a: f"grant {a['grantId']} expired at {_iso(a['expiredAt'])}",
+    "GrantUnknown": lambda a: f"grant {a['grantId']} does not exist",
+    "GrantAlreadyRevoked": lambda a: f"grant {a['grantId']} was revoked",
+    "DeliveryDuplicate": lambda a: f"delivery {_show('', a['deliveryId'])} was already recorded",
+    "DeliveryUnknown": lambda a: f"delivery {_show('', a['deliveryId'])} was never recorded",
+    "DepartmentUnauthorized": lambda a: f"{a['account']} is not the signer of an admitted department",
+    "SharingNotAParty": lambda a: (
+        f"department {a['departmentId']} is not a party here "
+        f"(expected department {a['expectedDepartmentId']})"
+    ),
+    "AgreementStatusMismatch": lambda a: f"agreement {a['agreementId']} is not active (status {a['status']})",
+    "RequestResourceNotShared": lambda a: f"resource {a['resourceId']} is classified as not shared",
+    "AgreementInvalidSignature": lambda a: (
+        f"signature of department {a['departmentId']} does not match its current signer"
+    ),
+    "DepartmentNotActive": lambda a: f"department {a['departmentId']} is suspended",
+    "DepartmentUnknown": lambda a: f"department {a['departmentId']} was never admitted",
+    "GovernanceUnauthorized": lambda a: f"{a['account']} is not a governor",
+}
+
+
+def error_code(error_name: str) -> str:
+    """The stable code of a contract error: a product code from :data:`PRODUCT_CODES`, else UPPER_SNAKE."""
+    if error_name in PRODUCT_CODES:
+        return PRODUCT_CODES[error_name]
+    snake = []
+    for i, ch in enumerate(error_name):
+        prev = error_name[i - 1] if i else ""
+        nxt = error_name[i + 1] if i + 1 < len(error_name) else ""
+        if ch.isupper() and i and (not prev.isupper() or (nxt and nxt.islower())):
+            snake.append("_")
+        snake.append(ch.upper())
+    return "".join(snake)
+
+
+class LedgerRevertError(DxlError, RuntimeError):
+    """Thrown when the ledger contract reverts (call, estimation, or a mined transaction with status 0).
+
+    Attributes:
+        error_name: the Solidity error's name (``"GrantExpired"``), ``"Error"``/``"Panic"`` for the built-ins,
+            or ``None`` when the revert data is unknown or absent.
+        error_args: decoded arguments by ABI parameter name.
+        selector: the 4-byte selector as ``0x``-hex (``None`` without revert data).
+        tx_hash: hash of the mined transaction, when the revert happened on chain.
+    """
+
+    def __init__(
+        self,
+        error_name: str | None,
+        error_args: Mapping[str, Any] | None = None,
+        *,
+        selector: str | None = None,
+        data: bytes = b"",
+        tx_hash: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        self.error_name = error_name
+        self.error_args = dict(error_args or {})
+        self.selector = selector
+        self.data = data
+        self.tx_hash = tx_hash
+        code = error_code(error_name) if error_name else "LEDGER_REVERT"
+        if message is None:
+            message = self._describe()
+        if tx_hash:
+            message = f"{message} (transaction {tx_hash})"
+        super().__init__(message, code=code)
+
+    def _describe(self) -> str:
+        name, args = self.error_name, self.error_args
+        if name is None:
+            return (
+                f"ledger reverted with unknown error {self.selector}" if self.selector else "ledger reverted"
+            )
+        template = _MESSAGES.get(name)
+        if template is not None:
+            try:
+                return template(args)
+            except KeyError:
+                pass
+        shown = ", ".join(f"{k}={_show(k, v)}" for k, v in args.items())
+        return f"{name}({shown})"
+
+
+class TransactionTimeoutError(NodeError, TimeoutError):
+    """Thrown when a sent transaction is not mined within the timeout."""
+
+    code = "TRANSACTION_TIMEOUT"
+
+    def __init__(self, tx_hash: str, timeout: float) -> None:
+        self.tx_hash = tx_hash
+        super().__init__(
+            f"transaction {tx_hash} was not mined within {timeout:g} s; is the node producing blocks?"
+        )
+
+
+@dataclass(frozen=True)
+class ErrorDef:
+    name: str
+    names: tuple[str, ...]
+    types: tuple[str, ...]
+
+
+class ErrorDecoder:
+    """Maps revert data to errors declared in an ABI (built once per ABI)."""
+
+    def __init__(self, abi: Iterable[Mapping[str, Any]]) -> None:
+        self.by_selector: dict[bytes, ErrorDef] = {}
+        for entry in abi:
+            if entry.get("type") != "error":
+                continue
+            signature = abi_to_signature(entry)  # type: ignore[arg-type]
+            inputs = entry.get("inputs", [])
+            self.by_selector[function_signature_to_4byte_selector(signature)] = ErrorDef(
+                entry["name"],
+                tuple(i.get("name") or f"arg{n}" for n, i in enumerate(inputs)),
+                tuple(_canonical_type(i) for i in inputs),
+            )
+
+    def decode(self, data: object, *, tx_hash: str | None = None) -> LedgerRevertError:
+        """The error for revert ``data`` (hex or bytes); unknown data gives an error with its selector."""
+        raw = bytes(HexBytes(data)) if isinstance(data, bytes | str) and data else b""
+        if len(raw) < 4:
+            return LedgerRevertError(None, data=raw, tx_hash=tx_hash)
+        selector, body = raw[:4], raw[4:]
+        sel_hex = "0x" + selector.hex()
+        try:
+            if selector == _ERROR_STRING_SELECTOR:
+                (reason,) = abi_decode(["string"], body)
+                return LedgerRevertError(
+                    "Error", {"reason": reason}, selector=sel_hex, data=raw, tx_hash=tx_hash, message=reason
+                )
+            if selector == _PANIC_SELECTOR:
+                (panic,) = abi_decode(["uint256"], body)
+                why = _PANIC_REASONS.get(panic, "unknown panic")
+                return LedgerRevertError(
+                    "Panic", {"code": panic}, selector=sel_hex, data=raw, tx_hash=tx_hash,
+                    message=f"contract panic 0x{panic:02x}: {why}",
+                )  # fmt: skip
+            known = self.by_selector.get(selector)
+            if known is None:
+                return LedgerRevertError(None, selector=sel_hex, data=raw, tx_hash=tx_hash)
+            values = abi_decode(list(known.types), body)
+        except DecodingError:
+            return LedgerRevertError(None, selector=sel_hex, data=raw, tx_hash=tx_hash)
+        args = {
+            n: (bytes(v) if isinstance(v, bytes | bytearray) else v)
+            for n, v in zip(known.names, values, strict=True)
+        }
+        return LedgerRevertError(known.name, args, selector=sel_hex, data=raw, tx_hash=tx_hash)
+
+
+def _canonical_type(param: Mapping[str, Any]) -> str:
+    kind = str(param["type"])
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_canonical_type(c) for c in param["components"]) + ")" + kind[len("tuple") :]
+    return kind
+
+
+@dataclass(frozen=True)
+class DecodedEvent:
+    name: str
+    args: dict[str, Any]
+    log_index: int
+    address: str
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction."""
+
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    gas_used: int
+    events: list[DecodedEvent] = field(default_factory=list)
+    contract_address: str | None = None
+
+    def event(self, name: str) -> DecodedEvent:
+        """The first event called ``name``.
+
+        Raises:
+            NodeError: the transaction emitted no such event.
+        """
+        for ev in self.events:
+            if ev.name == name:
+                return ev
+        raise NodeError(
+            f"transaction {self.tx_hash} emitted no {name} event ({[e.name for e in self.events]})"
+        )
+
+    def events_named(self, name: str) -> list[DecodedEvent]:
+        return [ev for ev in self.events if ev.name == name]
+
+
+@dataclass(frozen=True)
+class PendingTx:
+    """A signed and sent transaction not yet known to be mined."""
+
+    tx_hash: str
+    sender: str
+    nonce: int
+    request: dict[str, Any]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, list | tuple):
+        return (
+            type(value)(_plain(v) for v in value) if isinstance(value, tuple) else [_plain(v) for v in value]
+        )
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+class LedgerClient:
+    """Signs, sends and reads ledger transactions on one node.
+
+    ``abi`` is the contract ABI used to encode calls and decode events and errors; ``address`` may be set
+    later (:meth:`at`) once the contract is deployed.
+
+    Raises (constructor):
+        NodeError: the node is unreachable.
+        ChainIdMismatchError: the node serves another chain than ``endpoint.chain_id``.
+    """
+
+    def __init__(
+        self,
+        endpoint: NodeEndpoint,
+        abi: Sequence[Mapping[str, Any]],
+        address: str | None = None,
+        *,
+        receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
+        request_timeout: float = 30.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.chain_id = endpoint.chain_id
+        self.abi = list(abi)
+        self.receipt_timeout = receipt_timeout
+        self.w3 = Web3(HTTPProvider(endpoint.rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.errors = ErrorDecoder(self.abi)
+        self._events = {
+            event_abi_to_log_topic(e): e  # type: ignore[arg-type]
+            for e in self.abi
+            if e.get("type") == "event" and not e.get("anonymous")
+        }
+        self._codec = self.w3.codec
+        self.nonces = NonceManager(
+            lambda addr: int(self._rpc(self.w3.eth.get_transaction_count, addr, "pending"))
+        )
+        self._fees: tuple[float, dict[str, int]] | None = None
+        self._fees_lock = threading.Lock()
+        actual = int(self._rpc(lambda: self.w3.eth.chain_id))
+        if actual != endpoint.chain_id:
+            raise ChainIdMismatchError(endpoint.rpc_url, endpoint.chain_id, actual)
+        self.address: str | None = None
+        self.contract = self.w3.eth.contract(abi=self.abi)
+        if address is not None:
+            self.at(address)
+
+    def __repr__(self) -> str:
+        return f"LedgerClient({self.endpoint.rpc_url!r}, chain_id={self.chain_id}, address={self.address!r})"
+
+    def at(self, address: str) -> LedgerClient:
+        """Bind to the contract at ``address``; returns self."""
+        self.address = Web3.to_checksum_address(address)
+        self.contract = self.w3.eth.contract(address=self.address, abi=self.abi)  # type: ignore[assignment]
+        return self
+
+    def _rpc(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one web3 call, turning transport failures into :class:`NodeError`."""
+        try:
+            return fn(*args)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise NodeError(f"node at {self.endpoint.rpc_url} is unreachable: {type(exc).__name__}") from exc
+
+    def _require_address(self) -> str:
+        if self.address is None:
+            raise NodeError("the ledger client is not bound to a contract address (deploy first)")
+        return self.address
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def call(self, fn: str, *args: Any, block: str | int = "latest", sender: str | None = None) -> Any:
+        """Call a view function; returns its decoded result (structs as tuples).
+
+        Raises:
+            LedgerRevertError: the call reverted.
+            NodeError: the node is unreachable.
+        """
+        self._require_address()
+        tx: dict[str, Any] = {"from": sender} if sender else {}
+        try:
+            return _plain(self._rpc(self.contract.functions[fn](*args).call, tx, block))
+        except ContractLogicError as exc:
+            raise self.errors.decode(exc.data) from None
+
+    def block_number(self) -> int:
+        return int(self._rpc(lambda: self.w3.eth.block_number))
+
+    def code_at(self, address: str) -> bytes:
+        return bytes(self._rpc(self.w3.eth.get_code, Web3.to_checksum_address(address)))
+
+    def balance(self, address: str) -> int:
+        return int(self._rpc(self.w3.eth.get_balance, Web3.to_checksum_address(address)))
+
+    def decode_logs(self, logs: Iterable[Mapping[str, Any]]) -> list[DecodedEvent]:
+        """Decode the logs the ledger emitted (logs of other contracts and unknown topics are skipped)."""
+        decoded = []
+        for log in logs:
+            if self.address is not None and Web3.to_checksum_address(log["address"]) != self.address:
+                continue
+            topics = log.get("topics") or []
+            abi = self._events.get(bytes(topics[0])) if topics else None
+            if abi is None:
+                continue
+            event = self.contract.events[abi["name"]]().process_log(log)
+            decoded.append(
+                DecodedEvent(
+                    abi["name"], _plain(dict(event["args"])), int(log["logIndex"]), str(log["address"])
+                )
+            )
+        return decoded
+
+    # --- fees and gas -----------------------------------------------------------------------------------
+
+    def fee_fields(self) -> dict[str, int]:
+        """Fee fields for a new transaction (cached for a second: many transactions share a block)."""
+        with self._fees_lock:
+            now = time.monotonic()
+            if self._fees is not None and now - self._fees[0] < _FEE_CACHE_S:
+                return dict(self._fees[1])
+            latest = self._rpc(self.w3.eth.get_block, "latest")
+            gas_price = int(self._rpc(lambda: self.w3.eth.gas_price))
+            base_fee = latest.get("baseFeePerGas")
+            if base_fee is None:
+                fees = {"gasPrice": gas_price}
+            else:
+                tip = max(gas_price - int(base_fee), 0)
+                # Twice the base fee survives six full blocks of growth; 0 stays 0 on free-gas chains.
+                fees = {"maxFeePerGas": 2 * int(base_fee) + tip, "maxPriorityFeePerGas": tip}
+            self._fees = (now, fees)
+            return dict(fees)
+
+    def estimate_gas(self, request: Mapping[str, Any]) -> int:
+        """``eth_estimateGas`` plus the safety margin.
+
+        Raises:
+            LedgerRevertError: the transaction would revert.
+        """
+        probe = {k: v for k, v in request.items() if k in ("from", "to", "data", "value")}
+        try:
+            estimate = int(self._rpc(self.w3.eth.estimate_gas, probe))
+        except ContractLogicError as exc:
+            raise self.errors.decode(exc.data) from None
+        except Web3RPCError as exc:
+            raise NodeError(f"gas estimation failed: {_rpc_message(exc)}") from None
+        return int(estimate * GAS_MARGIN) + GAS_HEADROOM
+
+    # --- sending ----------------------------------------------------------------------------------------
+
+    def build(
+        self, sender: str, fn: str, *args: Any, value: int = 0, gas: int | None = None, to: str | None = None
+    ) -> dict[str, Any]:
+        """The unsigned transaction calling ``fn(*args)`` on the ledger (``fn=""``: a transfer to ``to``).
+
+        Gas is estimated (with margin) unless given; an estimation revert is raised as
+        :class:`LedgerRevertError`.
+        """
+        if fn:
+            target = self._require_address()
+            data = self.contract.encode_abi(fn, args=list(args))
+        else:
+            if to is None:
+                raise NodeError("a transfer needs a recipient")
+            target, data = Web3.to_checksum_address(to), "0x"
+        request: dict[str, Any] = {
+            "from": Web3.to_checksum_address(sender),
+            "to": target,
+            "data": data,
+            "value": value,
+            "chainId": self.chain_id,
+        }
+        request["gas"] = gas if gas is not None else self.estimate_gas(request)
+        request.update(self.fee_fields())
+        return request
+
+    def submit(self, account: LocalAccount, request: Mapping[str, Any]) -> PendingTx:
+        """Sign ``request`` with a fresh nonce and send it; resynchronises and retries on nonce errors.
+
+        Raises:
+            NodeError: the node refused the transaction for another reason, or is unreachable.
+        """
+        sender = str(account.address)
+        tx = {k: v for k, v in request.items() if k != "from"}
+        for attempt in range(_NONCE_RETRIES + 1):
+            nonce = self.nonces.reserve(sender)
+            signed = account.sign_transaction({**tx, "nonce": nonce})
+            try:
+                tx_hash = self._rpc(self.w3.eth.send_raw_transaction, signed.raw_transaction)
+            except Web3RPCError as exc:
+                message = _rpc_message(exc)
+                if is_nonce_error(message) and attempt < _NONCE_RETRIES:
+                    self.nonces.resync(sender)
+                    continue
+                self.nonces.release(sender, nonce)
+                raise NodeError(f"node refused transaction from {sender}: {message}") from None
+            except NodeError:
+                self.nonces.forget(sender)
+                raise
+            return PendingTx("0x" + bytes(tx_hash).hex(), sender, nonce, dict(request))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def wait(self, pending: PendingTx | str, *, timeout: float | None = None) -> TxResult:
+        """Wait for a transaction's receipt.
+
+        Raises:
+            TransactionTimeoutError: not mined within ``timeout`` (default: the client's receipt timeout).
+            LedgerRevertError: mined with status 0 (the revert reason is recovered by replaying the call).
+        """
+        tx_hash = pending.tx_hash if isinstance(pending, PendingTx) else pending
+        limit = self.receipt_timeout if timeout is None else timeout
+        try:
+            receipt = self._rpc(self.w3.eth.wait_for_transaction_receipt, tx_hash, limit, _RECEIPT_POLL_S)
+        except TimeExhausted:
+            raise TransactionTimeoutError(tx_hash, limit) from None
+        return self._result(receipt, pending if isinstance(pending, PendingTx) else None)
+
+    def wait_all(self, pending: Sequence[PendingTx], *, timeout: float | None = None) -> list[TxResult]:
+        """Wait for many transactions at once, polling only the ones not yet mined; results in input order.
+
+        Raises:
+            TransactionTimeoutError: some transaction was not mined in time (the first one missing is named).
+            LedgerRevertError: a transaction was mined with status 0 (the first one, in input order).
+        """
+        limit = self.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        receipts: dict[int, Any] = {}
+        while len(receipts) < len(pending):
+            for i, tx in enumerate(pending):
+                if i in receipts:
+                    continue
+                try:
+                    receipts[i] = self._rpc(self.w3.eth.get_transaction_receipt, tx.tx_hash)
+                except TransactionNotFound:
+                    # Receipts arrive block by block: the rest of this block's transactions are not mined yet.
+                    break
+            else:
+                continue
+            if time.monotonic() > deadline:
+                missing = next(i for i in range(len(pending)) if i not in receipts)
+                raise TransactionTimeoutError(pending[missing].tx_hash, limit)
+            time.sleep(_RECEIPT_POLL_S)
+        return [self._result(receipts[i], pending[i]) for i in range(len(pending))]
+
+    def _result(self, receipt: Mapping[str, Any], pending: PendingTx | None) -> TxResult:
+        tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()
+        if receipt["status"] != 1:
+            raise self._replay_revert(receipt, tx_hash, pending)
+        created = receipt.get("contractAddress")
+        return TxResult(
+            tx_hash=tx_hash,
+            block_number=int(receipt["blockNumber"]),
+            block_hash="0x" + bytes(receipt["blockHash"]).hex(),
+            gas_used=int(receipt["gasUsed"]),
+            events=self.decode_logs(receipt["logs"]),
+            contract_address=str(created) if created else None,
+        )
+
+    def _replay_revert(self, receipt: Mapping[str, Any], tx_hash: str, pending: PendingTx | None) -> DxlError:
+        """Recover the revert reason of a mined failed transaction by re-running it on the previous block's
+        state (standard ``eth_call``; tracing APIs are not enabled on every production node)."""
+        try:
+            tx = pending.request if pending else self._rpc(self.w3.eth.get_transaction, tx_hash)
+            call = {
+                "from": tx["from"],
+                "to": tx["to"],
+                "data": tx.get("data") or tx.get("input"),
+                "gas": tx["gas"],
+            }
+            self._rpc(self.w3.eth.call, call, int(receipt["blockNumber"]) - 1)
+        except ContractLogicError as exc:
+            return self.errors.decode(exc.data, tx_hash=tx_hash)
+        except (Web3RPCError, NodeError, KeyError):
+            pass
+        if int(receipt["gasUsed"]) >= int((pending.request if pending else {}).get("gas", 1 << 62)):
+            return LedgerRevertError(None, tx_hash=tx_hash, message="transaction ran out of gas")
+        return LedgerRevertError(
+            None, tx_hash=tx_hash, message="transaction reverted; the reason is not recoverable"
+        )
+
+    def transact(
+        self, account: LocalAccount, fn: str, *args: Any, gas: int | None = None, timeout: float | None = None
+    ) -> TxResult:
+        """Call ``fn(*args)`` on the ledger as ``account`` and wait until it is mined.
+
+        Raises:
+            LedgerRevertError: it reverts (at estimation, or mined with status 0).
+            TransactionTimeoutError: not mined in time.
+            NodeError: the node refused it or is unreachable.
+        """
+        return self.wait(
+            self.submit(account, self.build(str(account.address), fn, *args, gas=gas)), timeout=timeout
+        )
+
+    def transfer(
+        self, account: LocalAccount, to: str, value: int, *, timeout: float | None = None
+    ) -> TxResult:
+        """Send ``value`` wei from ``account`` to ``to`` and wait until mined."""
+        request = self.build(str(account.address), "", to=to, value=value, gas=21_000)
+        return self.wait(self.submit(account, request), timeout=timeout)
+
+    def deploy(
+        self, account: LocalAccount, bytecode: str, *ctor_args: Any, timeout: float | None = None
+    ) -> TxResult:
+        """Deploy a contract with this client's ABI; the result's ``contract_address`` is the new contract's.
+
+        Raises:
+            LedgerRevertError: the constructor reverts.
+            TransactionTimeoutError: not mined in time.
+        """
+        factory = self.w3.eth.contract(abi=self.abi, bytecode=bytecode)
+        data = factory.constructor(*ctor_args).data_in_transaction
+        request: dict[str, Any] = {
+            "from": str(account.address),
+            "data": data,
+            "value": 0,
+            "chainId": self.chain_id,
+        }
+        request["gas"] = self.estimate_gas(request)
+        request.update(self.fee_fields())
+        return self.wait(self.submit(account, request), timeout=timeout)
+
+    def send_batch(
+        self,
+        calls: Sequence[tuple[LocalAccount, str, Sequence[Any]]],
+        *,
+        gas: int | None = None,
+        timeout: float | None = None,
+    ) -> list[TxResult]:
+        """Sign and send every ``(account, fn, args)`` first, then wait for all receipts (results in order).
+
+        With ``gas`` given, no estimation is done (the fast path for many similar transactions).
+
+        Raises:
+            LedgerRevertError, TransactionTimeoutError, NodeError: as :meth:`transact`, for the first failure.
+        """
+        pending = [
+            self.submit(acct, self.build(str(acct.address), fn, *args, gas=gas)) for acct, fn, args in calls
+        ]
+        return self.wait_all(pending, timeout=timeout)
+
+
+def _rpc_message(exc: Web3RPCError) -> str:
+    rpc = getattr(exc, "rpc_response", None)
+    if isinstance(rpc, Mapping) and isinstance(rpc.get("error"), Mapping):
+        return str(rpc["error"].get("message", rpc["error"]))
+    return str(exc)
+
+
+def selector_of(signature: str) -> str:
+    """``0x``-hex 4-byte selector of an error or function signature."""
+    return "0x" + keccak(text=signature)[:4].hex()

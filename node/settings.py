@@ -1,0 +1,146 @@
+"""The one settings object of dxl, read from ``DXL_*`` environment variables (and a ``.env`` file if present).
+
+Development (the default) may generate what it lacks, such as a keystore passphrase written to
+``DXL_HOME/secrets/``; production (``DXL_ENV=production``) refuses to start without an explicit passphrase, so
+no key is ever protected by a secret nobody chose.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from node.errors import ConfigurationError
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+#: Minimum length of a configured keystore passphrase in production.
+MIN_PASSPHRASE_LENGTH = 12
+
+
+class Settings(BaseSettings):
+    """Settings shared by the CLI, the chain client, the API and the audit tools.
+
+    ``rpc_url`` unset means "start the embedded node"; set, dxl talks to that node and ``chain_id`` must be
+    set too (an explicit chain id is what keeps a mistyped URL from signing on another network).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DXL_", env_file=".env", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".dxl"), description="Data directory (node state, keys, deployment record)."
+    )
+    env: Environment = Environment.DEVELOPMENT
+    rpc_url: str | None = Field(default=None, description="External node JSON-RPC URL; unset: embedded node.")
+    chain_id: int | None = Field(default=None, description="Chain id expected at rpc_url.")
+    keystore_passphrase: SecretStr | None = None
+    keystore_passphrase_file: Path | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @field_validator("api_port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError(f"port must be 1..65535, got {value}")
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.home / "keys"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home / "secrets"
+
+    @property
+    def deployment_file(self) -> Path:
+        return self.home / "deployment.json"
+
+    @property
+    def generated_passphrase_file(self) -> Path:
+        return self.secrets_dir / "keystore-passphrase"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'dxl.sqlite3'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+    def check(self) -> Settings:
+        """Cross-field checks; returns self.
+
+        Raises:
+            ConfigurationError: ``rpc_url`` without ``chain_id``; in production, no passphrase configured or
+                one shorter than :data:`MIN_PASSPHRASE_LENGTH`.
+        """
+        if self.rpc_url and self.chain_id is None:
+            raise ConfigurationError(
+                "DXL_RPC_URL is set but DXL_CHAIN_ID is not: name the chain you expect there"
+            )
+        if self.production:
+            if self.keystore_passphrase is None and self.keystore_passphrase_file is None:
+                raise ConfigurationError(
+                    "DXL_ENV=production needs DXL_KEYSTORE_PASSPHRASE or DXL_KEYSTORE_PASSPHRASE_FILE; "
+                    "dxl generates a passphrase only in development"
+                )
+            if len(self.passphrase() or "") < MIN_PASSPHRASE_LENGTH:
+                raise ConfigurationError(
+                    f"keystore passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters in production"
+                )
+        return self
+
+    def passphrase(self) -> str | None:
+        """The configured keystore passphrase (env var first, then the file), or None if none is configured.
+
+        Raises:
+            ConfigurationError: the passphrase file is missing, unreadable or empty.
+        """
+        if self.keystore_passphrase is not None:
+            return self.keystore_passphrase.get_secret_value()
+        if self.keystore_passphrase_file is not None:
+            try:
+                text = self.keystore_passphrase_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"keystore passphrase file {self.keystore_passphrase_file} is unreadable: {exc.strerror}"
+                ) from exc
+            if not text:
+                raise ConfigurationError(f"keystore passphrase file {self.keystore_passphrase_file} is empty")
+            return text
+        return None
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and check the settings (``overrides`` take precedence over the environment).
+
+    Raises:
+        ConfigurationError: a value is malformed, or the cross-field checks of :meth:`Settings.check` fail.
+    """
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"DXL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {problems}") from None
+    return settings.check()

@@ -1,0 +1,211 @@
+"""Domain types of the ledger, mirroring ``contracts/src/types/Ledger.sol``.
+
+Enum values are the Solidity enums' ordinals, so a value read from the chain converts with ``ShareType(raw)``
+and a Python value is passed to a contract call as is (IntEnum is an int). :class:`SharingTerms` produces the
+EIP-712 typed data that both in-service signing and a department signing on its own machine use, so there is
+one definition of what a department signs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple, dataclass
+from enum import IntEnum
+from typing import Any, NewType
+
+from eth_utils.crypto import keccak
+
+from node.errors import DxlError
+
+DepartmentId = NewType("DepartmentId", int)  # uint32, from 1
+ResourceId = NewType("ResourceId", int)  # uint64, from 1
+RequestId = NewType("RequestId", int)  # uint64, from 1
+AgreementId = NewType("AgreementId", int)  # uint64, from 1
+GrantId = NewType("GrantId", int)  # uint64, from 1
+ProposalId = NewType("ProposalId", int)  # uint256, from 1
+DeliveryId = NewType("DeliveryId", bytes)  # bytes32, chosen by the provider
+Address = NewType("Address", str)  # checksummed 0x address
+Bytes32 = NewType("Bytes32", bytes)
+
+
+class DepartmentStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    SUSPENDED = 2
+
+
+class ShareType(IntEnum):
+    UNCONDITIONAL = 0
+    CONDITIONAL = 1
+    NOT_SHARED = 2
+
+
+class RequestStatus(IntEnum):
+    NONE = 0
+    PENDING = 1
+    APPROVED = 2
+    REJECTED = 3
+    CONCLUDED = 4
+
+
+class AgreementStatus(IntEnum):
+    NONE = 0
+    ACTIVE = 1
+    SUSPENDED = 2
+    REVOKED = 3
+
+
+class DeliveryStatus(IntEnum):
+    NONE = 0
+    RECORDED = 1
+    ACKNOWLEDGED = 2
+    DISPUTED = 3
+
+
+class GovernanceAction(IntEnum):
+    ADMIT_DEPARTMENT = 0
+    SUSPEND_DEPARTMENT = 1
+    REINSTATE_DEPARTMENT = 2
+    REKEY_DEPARTMENT = 3
+    GRANT_AUDITOR = 4
+    REVOKE_AUDITOR = 5
+    ADD_GOVERNOR = 6
+    REMOVE_GOVERNOR = 7
+    SET_THRESHOLD = 8
+    SUSPEND_AGREEMENT = 9
+    REVOKE_AGREEMENT = 10
+
+
+class HashAlgorithm(IntEnum):
+    """Hash algorithm ids recorded with a delivery (0 is refused by the contract)."""
+
+    SHA256 = 1
+    SM3 = 2
+
+
+class InvalidCodeError(DxlError, ValueError):
+    """Thrown when a department code does not fit the on-chain ``bytes32`` (ASCII, 1..32 bytes)."""
+
+    code = "INVALID_DEPARTMENT_CODE"
+
+    def __init__(self, value: str) -> None:
+        super().__init__(f"department code must be 1..32 ASCII characters, got {value!r}")
+
+
+def encode_code(code: str) -> bytes:
+    """A department code as the contract stores it: ASCII, right-padded with zeros to 32 bytes.
+
+    Raises:
+        InvalidCodeError: empty, non-ASCII or longer than 32 bytes.
+    """
+    if not code or not code.isascii() or len(code) > 32 or "\x00" in code:
+        raise InvalidCodeError(code)
+    return code.encode("ascii").ljust(32, b"\x00")
+
+
+def decode_code(raw: bytes) -> str:
+    """Inverse of :func:`encode_code`."""
+    return bytes(raw).rstrip(b"\x00").decode("ascii", errors="replace")
+
+
+#: Domain name and version of the ledger's EIP-712 domain (must equal the contract's EIP712 constructor args).
+EIP712_NAME = "dxl Data Exchange Ledger"
+EIP712_VERSION = "1"
+#: Exactly the type string of ``contracts/src/libraries/SharingTermsHash.sol``.
+SHARING_TERMS_TYPE = (
+    "SharingTerms(uint64 requestId,uint64 resourceId,uint32 provider,uint32 consumer,bytes32 purposeHash,"
+    "bytes32 scopeHash,bytes32 termsHash,uint64 validFrom,uint64 validUntil,uint64 deadline)"
+)
+_SHARING_TERMS_FIELDS = [
+    {"name": "requestId", "type": "uint64"},
+    {"name": "resourceId", "type": "uint64"},
+    {"name": "provider", "type": "uint32"},
+    {"name": "consumer", "type": "uint32"},
+    {"name": "purposeHash", "type": "bytes32"},
+    {"name": "scopeHash", "type": "bytes32"},
+    {"name": "termsHash", "type": "bytes32"},
+    {"name": "validFrom", "type": "uint64"},
+    {"name": "validUntil", "type": "uint64"},
+    {"name": "deadline", "type": "uint64"},
+]
+
+
+def purpose_hash(purpose: str) -> bytes:
+    """The terms' ``purposeHash`` of a stated purpose: keccak256 of its UTF-8 bytes, as on chain."""
+    return keccak(text=purpose)
+
+
+@dataclass(frozen=True)
+class SharingTerms:
+    """The terms both departments sign (field order of the Solidity struct)."""
+
+    request_id: int
+    resource_id: int
+    provider: int
+    consumer: int
+    purpose_hash: bytes
+    scope_hash: bytes
+    terms_hash: bytes
+    valid_from: int
+    valid_until: int
+    deadline: int
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The struct as a contract call argument."""
+        return astuple(self)
+
+    def message(self) -> dict[str, Any]:
+        """The EIP-712 ``message`` (camelCase names of the Solidity struct)."""
+        return {f["name"]: value for f, value in zip(_SHARING_TERMS_FIELDS, astuple(self), strict=True)}
+
+    def typed_data(self, *, chain_id: int, verifying_contract: str) -> dict[str, Any]:
+        """Complete EIP-712 typed data, ready for ``eth_signTypedData_v4`` or ``Account.sign_typed_data``."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "SharingTerms": list(_SHARING_TERMS_FIELDS),
+            },
+            "primaryType": "SharingTerms",
+            "domain": {
+                "name": EIP712_NAME,
+                "version": EIP712_VERSION,
+                "chainId": chain_id,
+                "verifyingContract": verifying_contract,
+            },
+            "message": self.message(),
+        }
+
+
+@dataclass(frozen=True)
+class DeliveryReceipt:
+    """Everything recorded about one delivery, in the order of the Solidity struct."""
+
+    grant_id: int
+    provider: int
+    consumer: int
+    commitment: bytes
+    hash_algorithm: int
+    byte_size: int
+    record_count: int
+    recorded_at: int
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        return astuple(self)
+
+    @classmethod
+    def from_event_args(cls, grant_id: int, args: dict[str, Any]) -> DeliveryReceipt:
+        """Rebuild a receipt from a ``DeliveryRecorded`` event's decoded args."""
+        return cls(
+            grant_id=grant_id,
+            provider=args["provider"],
+            consumer=args["consumer"],
+            commitment=bytes(args["commitment"]),
+            hash_algorithm=args["hashAlgorithm"],
+            byte_size=args["byteSize"],
+            record_count=args["recordCount"],
+            recorded_at=args["recordedAt"],
+        )
