@@ -15,6 +15,7 @@ app = typer.Typer(
 _AREAS: tuple[str, ...] = (
     "node.commands.bench",
     "node.commands.toolchain",
+    "verifier.cli",
 )
 
 

@@ -19,7 +19,8 @@ from enum import StrEnum
 from typing import Any
 
 from verifier.commitment import commit_payload
-from verifier.manifest import Manifest
+from verifier.errors import ManifestSignatureError
+from verifier.manifest import Manifest, verify_manifest_signature
 
 # Beyond this many changed leaves the verdict lists the first ones and the total count.
 MAX_LISTED_LEAVES = 1000
@@ -231,3 +232,40 @@ def verify_payload(
         extra_leaves=extra,
         signer=manifest.signer,
     )
+
+
+def check_delivery(
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    *,
+    expected_signer: str | None = None,
+    expected_delivery_id: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """Authenticate the manifest (when it is signed or a signer is expected), then verify the payload.
+
+    A signed manifest must verify against its own ``signer`` even when no ``expected_signer`` is given, so a
+    manifest edited after signing is never used. An unsigned manifest is accepted only when no signer is
+    expected. The on-chain check (``verifier.onchain``) refines the returned verdict with :meth:`with_anchor`.
+
+    Raises:
+        PayloadReadError: if the payload cannot be opened or read.
+        PayloadFormatError: if the payload cannot be cut into records of the manifest's format.
+    """
+    if manifest.signed or expected_signer is not None or expected_delivery_id is not None:
+        if not manifest.signed and expected_signer is None:
+            # Only a delivery id was expected: compare it without demanding a signature.
+            if expected_delivery_id is not None and expected_delivery_id != manifest.delivery_id:
+                return untrusted(
+                    manifest,
+                    f"manifest is for delivery 0x{manifest.delivery_id.hex()}, "
+                    f"expected 0x{expected_delivery_id.hex()}",
+                )
+        else:
+            try:
+                verify_manifest_signature(
+                    manifest, expected_signer, expected_delivery_id=expected_delivery_id
+                )
+            except ManifestSignatureError as e:
+                return untrusted(manifest, e.reason)
+    return verify_payload(path, manifest, progress=progress)

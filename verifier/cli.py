@@ -1,0 +1,371 @@
+"""``dxl commit``, ``dxl verify``, ``dxl reconcile`` and ``dxl bench commit``: offline payload commitments.
+
+Exit codes (``verify`` and ``reconcile``): 0 everything matched, 1 a negative verdict (mismatch, untrusted
+manifest, unpaired files), 2 a usage or I/O error (unreadable file, malformed manifest) reported in one line.
+With ``--json`` the result (or the error, as ``{"status": "ERROR", "code", "message"}``) goes to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from node.errors import DxlError
+
+MANIFEST_SUFFIX = ".manifest.json"
+_HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result on stdout.")]
+SignerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--signer",
+        metavar="ADDRESS",
+        help="Provider's signing address; the manifest must be signed by it (else the verdict is UNTRUSTED).",
+    ),
+]
+
+
+def _fail(message: str, *, code: str, as_json: bool) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps({"status": "ERROR", "code": code, "message": message}))
+    else:
+        typer.echo(f"dxl: error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+@contextmanager
+def _errors_exit_2(as_json: bool) -> Iterator[None]:
+    """Turn expected failures into a one-line message and exit status 2 instead of a traceback."""
+    try:
+        yield
+    except DxlError as e:
+        _fail(e.message, code=e.code, as_json=as_json)
+    except OSError as e:
+        _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "), code="IO_ERROR", as_json=as_json)
+
+
+@contextmanager
+def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] | None]:
+    """A rich progress bar on stderr, only when stderr is a terminal (never in pipes, logs or --json runs)."""
+    if not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def _parse_delivery_id(value: str | None) -> bytes | None:
+    if value is None:
+        return None
+    if not _HEX32.match(value):
+        raise typer.BadParameter(f"expected 32 bytes as 64 hex digits (0x optional), got {value!r}")
+    return bytes.fromhex(value.removeprefix("0x"))
+
+
+def _load_key(keystore: Path, password_file: Path | None) -> Any:
+    from eth_account import Account
+
+    from verifier.errors import ManifestSignatureError
+
+    if password_file is None:
+        raise typer.BadParameter("--keystore needs --password-file", param_hint="--password-file")
+    try:
+        keyfile = json.loads(keystore.read_text(encoding="utf-8"))
+        password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, ValueError) as e:
+        raise ManifestSignatureError(f"cannot read keystore {keystore}: {e}") from None
+    try:
+        return Account.from_key(Account.decrypt(keyfile, password))
+    except Exception:  # wrong password and corrupt keystores surface as several types
+        raise ManifestSignatureError(
+            f"cannot unlock keystore {keystore} (wrong password or not a keystore)"
+        ) from None
+
+
+def commit(
+    payload: Annotated[Path, typer.Argument(help="The payload file to commit to (read, never modified).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Where to write the manifest [default: PAYLOAD.manifest.json]."),
+    ] = None,
+    alg: Annotated[str, typer.Option("--alg", help="Hash algorithm: sha256 or sm3 (GB/T 32905).")] = "sha256",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="How to cut leaves: bytes (fixed chunks), jsonl (a leaf per line), csv (header = leaf 0, "
+            "then a leaf per row), or auto (by extension: .jsonl/.ndjson, .csv, else bytes).",
+        ),
+    ] = "auto",
+    chunk_size: Annotated[
+        str, typer.Option("--chunk-size", help="Chunk size for the bytes format, e.g. 1MiB, 64KiB, 4096.")
+    ] = "1MiB",
+    leaves: Annotated[
+        bool,
+        typer.Option(
+            "--leaves/--no-leaves",
+            help="Put every leaf hash in the manifest, so verify can name the differing chunks/records.",
+        ),
+    ] = True,
+    delivery_id: Annotated[
+        str | None,
+        typer.Option("--delivery-id", metavar="HEX", help="32-byte delivery id [default: random]."),
+    ] = None,
+    agreement: Annotated[int | None, typer.Option("--agreement", min=0, help="Agreement id.")] = None,
+    grant: Annotated[int | None, typer.Option("--grant", min=0, help="Grant id under the agreement.")] = None,
+    provider: Annotated[str | None, typer.Option("--provider", help="Provider department code.")] = None,
+    consumer: Annotated[str | None, typer.Option("--consumer", help="Consumer department code.")] = None,
+    keystore: Annotated[
+        Path | None,
+        typer.Option("--keystore", help="Provider's signing keystore (V3 JSON); signs the manifest."),
+    ] = None,
+    password_file: Annotated[
+        Path | None, typer.Option("--password-file", help="File holding the keystore password.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Commit to PAYLOAD offline and write its delivery manifest (no chain needed).
+
+    A fresh random salt is drawn per delivery; the manifest carries it, the chain never does. Prints the root,
+    size and record count that the on-chain receipt will record.
+    """
+    from verifier.commitment import commit_payload, new_salt
+    from verifier.hashing import HashAlgorithm
+    from verifier.leaves import Chunking, parse_format
+    from verifier.manifest import build_manifest, sign_manifest, write_manifest
+    from verifier.units import format_size, parse_size
+
+    try:
+        algorithm = HashAlgorithm.parse(alg)
+        chunking = Chunking(parse_format(fmt, payload), parse_size(chunk_size))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    did = _parse_delivery_id(delivery_id) or os.urandom(32)
+    out = out or payload.with_name(payload.name + MANIFEST_SUFFIX)
+    with _errors_exit_2(as_json):
+        account = _load_key(keystore, password_file) if keystore is not None else None
+        total = payload.stat().st_size if payload.is_file() else None
+        with _progress(f"commit {payload.name}", total) as progress:
+            c = commit_payload(
+                payload, alg=algorithm, salt=new_salt(), chunking=chunking, keep_leaf_hashes=leaves,
+                progress=progress,
+            )  # fmt: skip
+        manifest = build_manifest(
+            c,
+            delivery_id=did,
+            agreement_id=agreement,
+            grant_id=grant,
+            provider=provider,
+            consumer=consumer,
+            include_leaf_hashes=leaves,
+        )
+        if account is not None:
+            manifest = sign_manifest(manifest, account)
+        write_manifest(out, manifest)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "manifest": str(out),
+                    "delivery_id": "0x" + manifest.delivery_id.hex(),
+                    "root": "0x" + c.root.hex(),
+                    "algorithm": c.alg.label,
+                    "format": c.chunking.format.value,
+                    "byte_size": c.byte_size,
+                    "leaf_count": c.leaf_count,
+                    "record_count": c.record_count,
+                    "signed": manifest.signed,
+                    "signer": manifest.signer,
+                }
+            )
+        )
+        return
+    typer.echo(f"root     0x{c.root.hex()} ({c.alg.label})")
+    typer.echo(f"size     {c.byte_size} bytes ({format_size(c.byte_size)})")
+    typer.echo(f"records  {c.record_count} ({c.chunking.format.value}, {c.leaf_count} leaves)")
+    typer.echo(f"delivery 0x{manifest.delivery_id.hex()}")
+    if manifest.signed:
+        typer.echo(f"manifest {out} (signed by {manifest.signer})")
+    else:
+        typer.echo(f"manifest {out} (UNSIGNED: pass --keystore and --password-file to sign it)")
+
+
+def _print_verdict(verdict: Any, payload: Path) -> None:
+    typer.echo(f"{verdict.status.value}  {payload}")
+    if verdict.delivery_id is not None:
+        typer.echo(f"  delivery 0x{verdict.delivery_id.hex()}")
+    if verdict.observed:
+        o = verdict.observed
+        typer.echo(f"  root     {o['root']}  ({o['byte_size']} bytes, {o['record_count']} records)")
+    if verdict.signer:
+        typer.echo(f"  signer   {verdict.signer}")
+    for f in verdict.findings:
+        typer.echo(f"  - {f.message}")
+
+
+def verify(
+    payload: Annotated[Path, typer.Argument(help="The payload file received.")],
+    manifest_path: Annotated[
+        Path | None,
+        typer.Option("--manifest", "-m", help="The delivery manifest [default: PAYLOAD.manifest.json]."),
+    ] = None,
+    signer: SignerOpt = None,
+    delivery_id: Annotated[
+        str | None,
+        typer.Option("--delivery-id", metavar="HEX", help="The delivery this payload must be for."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check PAYLOAD against its manifest: exit 0 MATCH, 1 MISMATCH/UNTRUSTED, 2 usage or I/O error.
+
+    Recomputes the commitment with the manifest's salt, algorithm and chunking; when the manifest carries leaf
+    hashes, names the chunks or records that differ. A signed manifest is always checked against its signer;
+    --signer also says who that must be.
+    """
+    from verifier.manifest import load_manifest
+    from verifier.verify import check_delivery
+
+    expected_id = _parse_delivery_id(delivery_id)
+    manifest_path = manifest_path or payload.with_name(payload.name + MANIFEST_SUFFIX)
+    with _errors_exit_2(as_json):
+        manifest = load_manifest(manifest_path)
+        # Seam for the on-chain check: verifier.onchain will refine this verdict with Verdict.with_anchor.
+        with _progress(f"verify {payload.name}", manifest.byte_size) as progress:
+            verdict = check_delivery(
+                payload, manifest, expected_signer=signer, expected_delivery_id=expected_id, progress=progress
+            )
+    if as_json:
+        typer.echo(verdict.to_json())
+    else:
+        _print_verdict(verdict, payload)
+    raise typer.Exit(0 if verdict.ok else 1)
+
+
+def reconcile_dir(directory: Path, signer: str | None = None) -> dict[str, Any]:
+    """Verify every ``X`` / ``X.manifest.json`` pair in ``directory`` (not recursive; dotfiles ignored).
+
+    Returns:
+        ``{"matched": [...], "mismatched": [...], "errors": [...], "unmanifested": [...],
+        "missing_payloads": [...], "ok": bool}``; ``ok`` is true only when every payload matched and
+        nothing is unpaired or unreadable.
+    """
+    from verifier.manifest import load_manifest
+    from verifier.verify import check_delivery
+
+    names = sorted(p.name for p in directory.iterdir() if not p.name.startswith(".") and p.is_file())
+    manifests = {n.removesuffix(MANIFEST_SUFFIX) for n in names if n.endswith(MANIFEST_SUFFIX)}
+    payloads = [n for n in names if not n.endswith(MANIFEST_SUFFIX)]
+    report: dict[str, Any] = {
+        "directory": str(directory),
+        "matched": [],
+        "mismatched": [],
+        "errors": [],
+        "unmanifested": [n for n in payloads if n not in manifests],
+        "missing_payloads": sorted(m + MANIFEST_SUFFIX for m in manifests if m not in set(payloads)),
+    }
+    for name in payloads:
+        if name not in manifests:
+            continue
+        entry: dict[str, Any] = {"payload": name, "manifest": name + MANIFEST_SUFFIX}
+        try:
+            manifest = load_manifest(directory / entry["manifest"])
+            verdict = check_delivery(directory / name, manifest, expected_signer=signer)
+        except DxlError as e:
+            report["errors"].append({**entry, "code": e.code, "message": e.message})
+            continue
+        entry.update(verdict.to_dict())
+        report["matched" if verdict.ok else "mismatched"].append(entry)
+    report["ok"] = not (
+        report["mismatched"] or report["errors"] or report["unmanifested"] or report["missing_payloads"]
+    )
+    return report
+
+
+def reconcile(
+    directory: Annotated[Path, typer.Argument(help="Directory of payloads and their manifests.")],
+    signer: SignerOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Verify a directory of deliveries: payload X pairs with manifest X.manifest.json.
+
+    Reports matched and mismatched pairs, payloads without a manifest, manifests whose payload is missing,
+    and pairs that could not be checked. Exit 0 only if everything matched and nothing is unpaired.
+    """
+    if not directory.is_dir():
+        _fail(f"{directory} is not a directory", code="IO_ERROR", as_json=as_json)
+    with _errors_exit_2(as_json):
+        report = reconcile_dir(directory, signer)
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for e in report["matched"]:
+            typer.echo(f"MATCH         {e['payload']}")
+        for e in report["mismatched"]:
+            reasons = "; ".join(f["message"] for f in e["findings"])
+            typer.echo(f"{e['status']:<13} {e['payload']}: {reasons}")
+        for e in report["errors"]:
+            typer.echo(f"ERROR         {e['payload']}: {e['message']}")
+        for n in report["unmanifested"]:
+            typer.echo(f"NO MANIFEST   {n}")
+        for n in report["missing_payloads"]:
+            typer.echo(f"NO PAYLOAD    {n}")
+        typer.echo(
+            f"{len(report['matched'])} matched, {len(report['mismatched'])} mismatched, "
+            f"{len(report['errors'])} unreadable, {len(report['unmanifested'])} without manifest, "
+            f"{len(report['missing_payloads'])} manifests without payload"
+        )
+    raise typer.Exit(0 if report["ok"] else 1)
+
+
+def bench_commit(
+    size: Annotated[str, typer.Option("--size", help="Payload size to generate, e.g. 100M, 1G.")] = "1G",
+    path: Annotated[
+        Path | None, typer.Option("--path", help="Benchmark this existing file instead of generating one.")
+    ] = None,
+    alg: Annotated[str, typer.Option("--alg", help="sha256 or sm3 (openssl always runs sha256).")] = "sha256",
+    as_json: JsonOpt = False,
+) -> None:
+    """Commit throughput vs `openssl dgst -sha256` on one file; peak memory at 100 MB vs full size."""
+    from verifier.bench import render, run_commit_benchmark
+    from verifier.hashing import HashAlgorithm
+    from verifier.units import parse_size
+
+    try:
+        size_bytes = parse_size(size)
+        algorithm = HashAlgorithm.parse(alg)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    with _errors_exit_2(as_json):
+        result = run_commit_benchmark(size_bytes, path=path, alg=algorithm)
+    typer.echo(json.dumps(result, indent=2) if as_json else render(result))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("commit")(commit)
+    app.command("verify")(verify)
+    app.command("reconcile")(reconcile)
+    try:
+        from node.commands.bench import bench_app
+    except ImportError:  # the bench area is optional; the commands above do not need it
+        return
+    bench_app.command("commit")(bench_commit)
