@@ -1,0 +1,227 @@
+"""Idempotent deployment of the ledger contract, remembered in ``DXL_HOME/deployment.json``.
+
+The record says which chain, which address, which build: a second deployment on the same chain reuses the
+contract when the code at the recorded address is the code recorded at deployment and the record's build is
+the current artifact. The on-chain code is compared by its own hash, not the artifact's ``deployedBytecode``,
+because the EIP-712 domain is held in immutables that the constructor writes into the runtime code.
+
+A record that does not match (another chain, code missing, another build) is an error, never a silent
+redeployment: it may be someone's live ledger. ``force=True`` (``dxl deploy --force``) deploys anew and
+replaces the record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from eth_utils.crypto import keccak
+from web3 import Web3
+
+from node.chain import LedgerClient
+from node.compiler import Artifact, load_artifact
+from node.endpoint import NodeEndpoint
+from node.errors import ConfigurationError
+from node.paths import dxl_home
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+LEDGER_ARTIFACT = "DataExchangeLedger"
+DEPLOYMENT_FILE = "deployment.json"
+RECORD_VERSION = 1
+
+
+class DeploymentMismatchError(ConfigurationError):
+    """Thrown when the deployment record does not describe the ledger on the connected chain."""
+
+    code = "DEPLOYMENT_MISMATCH"
+
+    def __init__(self, path: Path, reason: str) -> None:
+        self.path, self.reason = path, reason
+        super().__init__(
+            f"deployment record {path} does not match the node: {reason}. "
+            "Point DXL_HOME at the right directory, or run `dxl deploy --force` to deploy a new ledger "
+            "(the record is replaced)"
+        )
+
+
+class NotDeployedError(ConfigurationError):
+    """Thrown when no deployment record exists where one is needed."""
+
+    code = "NOT_DEPLOYED"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(f"no ledger deployment recorded at {path}; run `dxl deploy` or `dxl run` first")
+
+
+def _hex_hash(data: bytes | str) -> str:
+    raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else data
+    return "0x" + keccak(raw).hex()
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What ``deployment.json`` records (``reused`` only says what the last call did; it is not stored)."""
+
+    chain_id: int
+    address: str
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    deployer: str
+    artifact: str
+    bytecode_hash: str
+    code_hash: str
+    compiler_version: str
+    governors: list[str]
+    threshold: int
+    deployed_at: str
+    version: int = RECORD_VERSION
+    reused: bool = field(default=False, compare=False)
+
+    def to_json(self) -> str:
+        record = asdict(self)
+        record.pop("reused")
+        return json.dumps(record, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def load(cls, path: Path) -> Deployment:
+        """Read a record.
+
+        Raises:
+            NotDeployedError: the file does not exist.
+            ConfigurationError: it is unreadable or incomplete.
+        """
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NotDeployedError(path) from None
+        except (OSError, ValueError) as exc:
+            raise ConfigurationError(f"deployment record {path} is unreadable: {exc}") from None
+        try:
+            known = {f for f in cls.__dataclass_fields__ if f != "reused"}
+            missing = known - {"version"} - set(raw)
+            if missing:
+                raise KeyError(", ".join(sorted(missing)))
+            return cls(**{k: v for k, v in raw.items() if k in known})
+        except (KeyError, TypeError) as exc:
+            raise ConfigurationError(f"deployment record {path} lacks {exc}") from None
+
+
+def deployment_path(home: Path | None = None) -> Path:
+    return (home or dxl_home()) / DEPLOYMENT_FILE
+
+
+def load_deployment(home: Path | None = None) -> Deployment:
+    """The recorded deployment of ``home`` (default ``DXL_HOME``).
+
+    Raises:
+        NotDeployedError: nothing deployed yet.
+        ConfigurationError: the record is unreadable.
+    """
+    return Deployment.load(deployment_path(home))
+
+
+def _write_record(path: Path, deployment: Deployment) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(deployment.to_json(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def verify_deployment(client: LedgerClient, deployment: Deployment, artifact: Artifact, path: Path) -> None:
+    """Check that ``deployment`` describes the contract on ``client``'s chain, built from ``artifact``.
+
+    Raises:
+        DeploymentMismatchError: another chain, no or other code at the address, or another build.
+    """
+    if deployment.chain_id != client.chain_id:
+        raise DeploymentMismatchError(
+            path, f"it is for chain id {deployment.chain_id}, the node serves chain id {client.chain_id}"
+        )
+    code = client.code_at(deployment.address)
+    if not code:
+        raise DeploymentMismatchError(path, f"no contract code at {deployment.address} on this chain")
+    if _hex_hash(code) != deployment.code_hash:
+        raise DeploymentMismatchError(path, f"the code at {deployment.address} is not the recorded ledger")
+    if deployment.bytecode_hash != _hex_hash(artifact.bytecode):
+        raise DeploymentMismatchError(
+            path, f"the ledger at {deployment.address} was built from another version of {artifact.name}"
+        )
+
+
+def deploy_ledger(
+    target: LedgerClient | NodeEndpoint,
+    governors: list[str],
+    threshold: int,
+    *,
+    deployer: LocalAccount,
+    home: Path | None = None,
+    force: bool = False,
+    artifact: Artifact | None = None,
+) -> Deployment:
+    """Deploy ``DataExchangeLedger(governors, threshold)`` once per chain and data directory.
+
+    An existing record that verifies (:func:`verify_deployment`) is reused, whatever ``governors`` say; the
+    result's ``reused`` tells which happened.
+
+    Raises:
+        DeploymentMismatchError: a record exists for another chain/code/build and ``force`` is not set.
+        ConfigurationError: bad governors or threshold, or an unreadable record or artifact.
+        LedgerRevertError: the constructor rejects the arguments.
+        NodeError: the node is unreachable or refuses the transaction.
+    """
+    artifact = artifact or load_artifact(LEDGER_ARTIFACT)
+    client = target if isinstance(target, LedgerClient) else LedgerClient(target, artifact.abi)
+    path = deployment_path(home)
+    if path.exists() and not force:
+        existing = Deployment.load(path)
+        verify_deployment(client, existing, artifact, path)
+        client.at(existing.address)
+        return Deployment(**{**asdict(existing), "reused": True})
+
+    if not governors or not 0 < threshold <= len(governors):
+        raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
+    checksummed = [str(Web3.to_checksum_address(g)) for g in governors]
+    result = client.deploy(deployer, artifact.bytecode, checksummed, threshold)
+    assert result.contract_address is not None
+    deployment = Deployment(
+        chain_id=client.chain_id,
+        address=Web3.to_checksum_address(result.contract_address),
+        tx_hash=result.tx_hash,
+        block_number=result.block_number,
+        block_hash=result.block_hash,
+        deployer=str(deployer.address),
+        artifact=artifact.name,
+        bytecode_hash=_hex_hash(artifact.bytecode),
+        code_hash=_hex_hash(client.code_at(result.contract_address)),
+        compiler_version=artifact.compiler_version,
+        governors=checksummed,
+        threshold=threshold,
+        deployed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    _write_record(path, deployment)
+    client.at(deployment.address)
+    return deployment
+
+
+def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
+    """A client bound to the recorded, verified ledger of ``home`` on ``endpoint``.
+
+    Raises:
+        NotDeployedError: nothing deployed yet.
+        DeploymentMismatchError: the record does not match the node.
+        NodeError, ChainIdMismatchError: as :class:`LedgerClient`.
+    """
+    path = deployment_path(home)
+    deployment = Deployment.load(path)
+    artifact = load_artifact(deployment.artifact)
+    client = LedgerClient(endpoint, artifact.abi, **kwargs)
+    verify_deployment(client, deployment, artifact, path)
+    return client.at(deployment.address)
