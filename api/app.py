@@ -1,0 +1,178 @@
+"""The dxl department API: ``create_app(settings)`` for tests and tools, ``app`` for ``uvicorn api.app:app``.
+
+On start the app opens its database (creating its tables), connects to the node named by the settings (the
+embedded node of ``DXL_HOME`` unless ``DXL_RPC_URL`` is set), loads the verified deployment record, and
+unlocks every custodied key. A wrong keystore passphrase, a missing deployment or a mismatched chain stop the
+start with a message that says which; keys never appear in it.
+
+Demo tokens: :func:`ensure_demo_tokens` issues one token per provisioned principal the first time it runs and
+returns the new plaintexts (``dxl run`` prints them once); they are also written to ``DXL_HOME/secrets/demo-
+tokens.json`` (mode 0600) so a demo user can find them later. Tokens issued earlier are never shown again
+(``None``): revoke and re-issue with ``dxl token`` to get a new one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from api.auth import Principal, Role, issue_token
+from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
+from api.deps import AppState
+from api.errors import install_error_handlers
+from api.idempotency import IdempotencyMiddleware
+from api.ledger import Custody, LedgerService
+from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from api.routes import agreements, catalog, deliveries, departments, grants, health, requests
+from node.settings import Settings, load_settings
+
+log = logging.getLogger("dxl.api")
+
+DEMO_TOKENS_FILE = "demo-tokens.json"
+
+
+def connect_ledger(settings: Settings, sessions: Callable[..., object]) -> LedgerService:
+    """The ledger service for ``settings``: node endpoint, verified deployment, unlocked custodied keys.
+
+    Raises:
+        KeystoreError: a key cannot be unlocked (wrong passphrase or corrupt keystore).
+        NotDeployedError, DeploymentMismatchError: no deployment record, or one for another ledger.
+        NodeError: the node is unreachable or serves another chain.
+        ConfigurationError: unusable settings.
+    """
+    from node.anvil import EmbeddedNode
+    from node.deploy import ledger_client, load_deployment
+    from node.endpoint import NodeEndpoint
+    from node.keys import KeyStore
+    from node.provision import GOVERNORS
+
+    settings.check()
+    if settings.rpc_url:
+        assert settings.chain_id is not None  # settings.check() guarantees it
+        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id)
+    else:
+        endpoint = EmbeddedNode(settings.home).endpoint
+    keystore = KeyStore.from_settings(settings)
+    custody = Custody(
+        keystore=keystore,
+        governors={i: name for i, name in enumerate(GOVERNORS, start=1) if keystore.exists(name)},
+    )
+    unlocked = custody.unlock_all()
+    deployment = load_deployment(settings.home)
+    client = ledger_client(endpoint, settings.home)
+    log.info("ledger %s on chain %s; %d custodied keys unlocked", client.address, client.chain_id, unlocked)
+    return LedgerService(
+        client=client, custody=custody, sessions=sessions, from_block=deployment.block_number
+    )
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    ledger: Callable[[Settings, AppState], LedgerService] | None = None,
+    connect: bool = True,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> FastAPI:
+    """A new app. ``settings`` default to the environment (read at start, not at import).
+
+    ``ledger`` replaces :func:`connect_ledger` (tests hand in a service on their own deployment);
+    ``connect=False`` starts without a ledger (every ledger route answers 503 ``NODE_UNAVAILABLE``).
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conf = settings or load_settings()
+        engine = make_engine(conf.effective_database_url)
+        if conf.effective_database_url.startswith("sqlite"):
+            conf.home.mkdir(parents=True, exist_ok=True)
+        init_db(engine)
+        state = AppState(engine=engine, sessions=session_factory(engine))
+        app.state.dxl = state
+        if connect:
+            factory = ledger or (lambda s, st: connect_ledger(s, lambda: st.sessions))
+            state.ledger = factory(conf, state)
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = FastAPI(
+        title="dxl department API",
+        version="0.1.0",
+        description=(
+            "Data Exchange Ledger: departments catalogue resources, request access, sign sharing agreements, "
+            "issue grants and record deliveries; auditors read everything. Every write returns the "
+            'transaction hash, block number and resulting record; errors are `{"error": {"code", '
+            '"message"}}` with stable codes. Authenticate with `Authorization: Bearer <token>`.'
+        ),
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, departments, catalog, requests, agreements, grants, deliveries):
+        app.include_router(module.router)
+    # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.
+    app.add_middleware(IdempotencyMiddleware, sessions=lambda: app.state.dxl.sessions)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    return app
+
+
+def demo_principals() -> dict[str, Principal]:
+    """Token name → principal for the demo consortium of :mod:`node.provision`."""
+    from node.provision import DEPARTMENTS, GOVERNORS
+
+    found: dict[str, Principal] = {
+        f"demo-{d.code.lower()}": Principal(Role.DEPARTMENT, department=d.code) for d in DEPARTMENTS
+    }
+    for i, _name in enumerate(GOVERNORS, start=1):
+        found[f"demo-governor-{i}"] = Principal(Role.GOVERNOR, governor=i)
+    found["demo-auditor"] = Principal(Role.AUDITOR)
+    return found
+
+
+def ensure_demo_tokens(settings: Settings) -> dict[str, str | None]:
+    """Issue a token for each demo principal that has none yet; returns name → new plaintext, or None for a
+    token issued earlier. New tokens are added to ``DXL_HOME/secrets/demo-tokens.json`` (0600)."""
+    engine = make_engine(settings.effective_database_url)
+    try:
+        init_db(engine)
+        result: dict[str, str | None] = {}
+        with session_scope(session_factory(engine)) as session:
+            existing = set(session.scalars(select(ApiToken.name)))
+            for name, principal in demo_principals().items():
+                result[name] = (
+                    None if name in existing else issue_token(session, principal=principal, name=name)
+                )
+    finally:
+        engine.dispose()
+    fresh = {name: token for name, token in result.items() if token is not None}
+    if fresh:
+        _remember_demo_tokens(settings.secrets_dir / DEMO_TOKENS_FILE, fresh)
+    return result
+
+
+def _remember_demo_tokens(path: Path, fresh: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    known.update(
+        {name: {"token": token, "principal": demo_principals()[name].key} for name, token in fresh.items()}
+    )
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(known, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+app = create_app()

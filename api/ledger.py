@@ -1,0 +1,689 @@
+"""The API's view of the ledger: reads records, checks parties, signs with custodied keys, sends writes.
+
+Routes call keyword-only methods of :class:`LedgerService`; every write method validates what it cheaply can
+(known ids, the caller being the right party, a signature recovering to the right signer) *before* signing, so
+a request that fails validation sends nothing to the chain. The contract still checks everything again.
+
+Custody: the service holds keys in a :class:`~node.keys.KeyStore`. A department's key is the keystore entry
+whose address is the department's on-chain signer (so no naming convention is assumed); governors' keys are
+given by the deployment. Keys are unlocked at start (a wrong passphrase fails the start) and never leave here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils import event_abi_to_log_topic, to_checksum_address
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import models as m
+from api.auth import Principal, Role
+from api.db import PendingSignature
+from api.errors import ApiError
+from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.keys import KeyStore, KeystoreError
+from node.types import (
+    AgreementStatus,
+    DeliveryReceipt,
+    DeliveryStatus,
+    DepartmentStatus,
+    GovernanceAction,
+    HashAlgorithm,
+    RequestStatus,
+    ShareType,
+    SharingTerms,
+    decode_code,
+    encode_code,
+)
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+#: How long after the provider's decision both signatures stay valid (the terms' ``deadline``). Derived, not
+#: stored, so the typed data handed to an external signer and the one the service signs are always identical.
+SIGNING_WINDOW_S = 7 * 24 * 3600
+#: Newest ids scanned by list endpoints (they read records one by one; the indexer serves large histories).
+LIST_SCAN_LIMIT = 1000
+
+_SHARE_NAMES = {
+    ShareType.UNCONDITIONAL: m.ShareTypeName.UNCONDITIONAL,
+    ShareType.CONDITIONAL: m.ShareTypeName.CONDITIONAL,
+    ShareType.NOT_SHARED: m.ShareTypeName.NOT_SHARED,
+}
+_SHARE_TYPES = {v: k for k, v in _SHARE_NAMES.items()}
+_HASH_NAMES = {HashAlgorithm.SHA256: m.HashAlgorithmName.SHA256, HashAlgorithm.SM3: m.HashAlgorithmName.SM3}
+_HASH_IDS = {v: k for k, v in _HASH_NAMES.items()}
+_PROPOSAL_ACTIONS: dict[str, tuple[GovernanceAction, list[str]]] = {
+    "admit_department": (GovernanceAction.ADMIT_DEPARTMENT, ["bytes32", "string", "address", "bytes32"]),
+    "suspend_department": (GovernanceAction.SUSPEND_DEPARTMENT, ["uint32"]),
+    "reinstate_department": (GovernanceAction.REINSTATE_DEPARTMENT, ["uint32"]),
+    "grant_auditor": (GovernanceAction.GRANT_AUDITOR, ["address"]),
+    "revoke_auditor": (GovernanceAction.REVOKE_AUDITOR, ["address"]),
+    "suspend_agreement": (GovernanceAction.SUSPEND_AGREEMENT, ["uint64"]),
+    "revoke_agreement": (GovernanceAction.REVOKE_AGREEMENT, ["uint64"]),
+}
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+def _b32(value: str) -> bytes:
+    return bytes.fromhex(value[2:])
+
+
+def _tx(result: TxResult) -> m.TransactionPublic:
+    return m.TransactionPublic(hash=result.tx_hash, block_number=result.block_number)
+
+
+def _status_name(enum_value: Any) -> str:
+    return str(enum_value.name).lower()
+
+
+@dataclass(frozen=True)
+class Custody:
+    """Which keys the service holds: keystore names by address, and governor index → keystore name."""
+
+    keystore: KeyStore
+    governors: dict[int, str]
+
+    def names_by_address(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name in self.keystore.names():
+            try:
+                found[to_checksum_address(self.keystore.address(name))] = name
+            except KeystoreError:
+                continue
+        return found
+
+    def unlock_all(self) -> int:
+        """Unlocks every key once, so a wrong passphrase fails the start instead of the first request.
+
+        Raises:
+            KeystoreError: a key cannot be unlocked (the message names the key, never its material).
+        """
+        names = self.keystore.names()
+        for name in names:
+            self.keystore.unlock(name)
+        return len(names)
+
+
+class LedgerService:
+    """Everything the routes do on the ledger, for one deployment and one key custody."""
+
+    def __init__(
+        self,
+        *,
+        client: LedgerClient,
+        custody: Custody,
+        sessions: Callable[[], sessionmaker[Session]],
+        from_block: int = 0,
+    ) -> None:
+        self.client = client
+        self.custody = custody
+        self._sessions = sessions
+        self.from_block = from_block
+        self._code_ids: dict[str, int] = {}
+        self._addresses: dict[str, str] = custody.names_by_address()
+        self._sign_locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._topics = {
+            e["name"]: event_abi_to_log_topic(e)  # type: ignore[arg-type]
+            for e in client.abi
+            if e.get("type") == "event"
+        }
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.client.chain_id)
+
+    @property
+    def address(self) -> str:
+        return str(self.client.address)
+
+    # --- principals and keys ----------------------------------------------------------------------------
+
+    def department_id_of(self, principal: Principal) -> int:
+        """The on-chain id of a department principal.
+
+        Raises:
+            ApiError: FORBIDDEN for a non-department; DEPARTMENT_NOT_FOUND if the code is not admitted.
+        """
+        if principal.role is not Role.DEPARTMENT or principal.department is None:
+            raise ApiError("FORBIDDEN", "only a department may do this")
+        code = principal.department
+        if code not in self._code_ids:
+            dept_id = int(self.client.call("departmentByCode", encode_code(code)))
+            if dept_id == 0:
+                raise ApiError("DEPARTMENT_NOT_FOUND", f"department {code} is not admitted on the ledger")
+            self._code_ids[code] = dept_id
+        return self._code_ids[code]
+
+    def _custodied_name(self, address: str) -> str | None:
+        address = to_checksum_address(address)
+        if address not in self._addresses:
+            self._addresses = self.custody.names_by_address()
+        return self._addresses.get(address)
+
+    def department_account(self, department_id: int) -> LocalAccount:
+        """The custodied signing account of a department.
+
+        Raises:
+            ApiError: NO_CUSTODIED_KEY when the service does not hold the department's current key.
+        """
+        signer = self._department_tuple(department_id)[0]
+        name = self._custodied_name(signer)
+        if name is None:
+            raise ApiError(
+                "NO_CUSTODIED_KEY",
+                f"this service holds no key for department {department_id}'s signer {signer}; "
+                "sign externally and post the signature, or have the key custodied",
+            )
+        return self.custody.keystore.unlock(name)
+
+    def governor_account(self, principal: Principal) -> LocalAccount:
+        if principal.role is not Role.GOVERNOR or principal.governor is None:
+            raise ApiError("FORBIDDEN", "only a governor may do this")
+        name = self.custody.governors.get(principal.governor)
+        if name is None:
+            raise ApiError("NO_CUSTODIED_KEY", f"this service holds no key for governor {principal.governor}")
+        return self.custody.keystore.unlock(name)
+
+    def _party_check(self, principal: Principal, *parties: int) -> None:
+        """Auditors read everything; departments only what they are party to; governors read none of it."""
+        if principal.role is Role.AUDITOR:
+            return
+        if principal.role is not Role.DEPARTMENT:
+            raise ApiError("FORBIDDEN", "only departments party to an exchange and auditors may read it")
+        if self.department_id_of(principal) not in parties:
+            raise ApiError("NOT_A_PARTY", "your department is not a party to this exchange")
+
+    def _acting(self, principal: Principal, expected: int, what: str) -> int:
+        me = self.department_id_of(principal)
+        if me != expected:
+            raise ApiError("NOT_A_PARTY", f"only department {expected} may {what}; you are department {me}")
+        return me
+
+    # --- raw reads ---------------------------------------------------------------------------------------
+
+    def _department_tuple(self, department_id: int) -> tuple[Any, ...]:
+        return tuple(self.client.call("department", department_id))
+
+    def _view(self, fn: str, *args: Any) -> tuple[Any, ...]:
+        return tuple(self.client.call(fn, *args))
+
+    def _get_logs(self, event: str, *topics: bytes | None) -> list[Any]:
+        topic_list: list[Any] = [_hex(self._topics[event])]
+        topic_list.extend(_hex(t) if t is not None else None for t in topics)
+        logs = self.client._rpc(
+            self.client.w3.eth.get_logs,
+            {
+                "address": self.address,
+                "fromBlock": self.from_block,
+                "toBlock": "latest",
+                "topics": topic_list,
+            },
+        )
+        return [
+            (ev, int(log["blockNumber"])) for ev, log in zip(self.client.decode_logs(logs), logs, strict=True)
+        ]
+
+    # --- departments -------------------------------------------------------------------------------------
+
+    def department(self, department_id: int) -> m.DepartmentPublic:
+        signer, status, code, enc, name = self._department_tuple(department_id)
+        return m.DepartmentPublic(
+            id=department_id,
+            code=decode_code(code),
+            name=name,
+            signer=to_checksum_address(signer),
+            status=_status_name(DepartmentStatus(status)),
+            encryption_key=_hex(enc),
+            custodied=self._custodied_name(signer) is not None,
+        )
+
+    def departments(self) -> list[m.DepartmentPublic]:
+        count = int(self.client.call("departmentCount"))
+        return [self.department(i) for i in range(1, count + 1)]
+
+    def department_by_code(self, code: str) -> m.DepartmentPublic:
+        dept_id = int(self.client.call("departmentByCode", encode_code(code)))
+        if dept_id == 0:
+            raise ApiError("DEPARTMENT_NOT_FOUND", f"no department with code {code}")
+        return self.department(dept_id)
+
+    # --- catalog -----------------------------------------------------------------------------------------
+
+    def resource(self, resource_id: int) -> m.ResourcePublic:
+        owner, share, sensitivity, meta, schema = self._view("resource", resource_id)
+        return m.ResourcePublic(
+            id=resource_id,
+            owner=owner,
+            owner_code=decode_code(self._department_tuple(owner)[2]),
+            share_type=_SHARE_NAMES[ShareType(share)],
+            sensitivity=sensitivity,
+            metadata_hash=_hex(meta),
+            schema_hash=_hex(schema),
+        )
+
+    def resources(self, *, owner: int | None = None) -> list[m.ResourcePublic]:
+        count = int(self.client.call("resourceCount"))
+        found = [self.resource(i) for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1)]
+        return [r for r in found if owner is None or r.owner == owner]
+
+    def register_resource(
+        self, *, principal: Principal, body: m.ResourceCreate
+    ) -> m.Written[m.ResourcePublic]:
+        me = self.department_id_of(principal)
+        account = self.department_account(me)
+        result = self.client.transact(
+            account, "registerResource", _b32(body.metadata_hash), _b32(body.schema_hash),
+            int(_SHARE_TYPES[body.share_type]), body.sensitivity,
+        )  # fmt: skip
+        resource_id = int(result.event("ResourceRegistered").args["resourceId"])
+        return m.Written(transaction=_tx(result), record=self.resource(resource_id))
+
+    def update_resource(
+        self, *, principal: Principal, resource_id: int, body: m.ResourceUpdate
+    ) -> m.Written[m.ResourcePublic]:
+        current = self.resource(resource_id)
+        me = self.department_id_of(principal)
+        if current.owner != me:
+            raise ApiError(
+                "NOT_RESOURCE_OWNER", f"resource {resource_id} belongs to department {current.owner}"
+            )
+        result = self.client.transact(
+            self.department_account(me), "updateResource", resource_id, _b32(body.metadata_hash),
+            _b32(body.schema_hash), int(_SHARE_TYPES[body.share_type]), body.sensitivity,
+        )  # fmt: skip
+        return m.Written(transaction=_tx(result), record=self.resource(resource_id))
+
+    # --- requests ----------------------------------------------------------------------------------------
+
+    def _request_tuple(self, request_id: int) -> tuple[Any, ...]:
+        return self._view("request", request_id)
+
+    def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
+        r = self._request_tuple(request_id)
+        if principal is not None:
+            self._party_check(principal, r[1], r[2])
+        return m.RequestPublic(
+            id=request_id, resource_id=r[0], consumer=r[1], provider=r[2],
+            status=_status_name(RequestStatus(r[3])), requested_at=r[4], decided_at=r[5], reason_code=r[6],
+            valid_from=r[7], valid_until=r[8], purpose_hash=_hex(r[9]), scope_hash=_hex(r[10]),
+            terms_hash=_hex(r[11]),
+        )  # fmt: skip
+
+    def requests(self, *, principal: Principal, limit: int) -> list[m.RequestPublic]:
+        count = int(self.client.call("counts")[0])
+        return list(self._scan(count, limit, lambda i: self.request(i), principal, ("consumer", "provider")))
+
+    def _scan(
+        self,
+        count: int,
+        limit: int,
+        read: Callable[[int], Any],
+        principal: Principal,
+        parties: tuple[str, str],
+    ) -> Iterator[Any]:
+        if principal.role not in (Role.AUDITOR, Role.DEPARTMENT):
+            raise ApiError("FORBIDDEN", "only departments and auditors read exchanges")
+        me = self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
+        found = 0
+        for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1):
+            if found >= limit:
+                return
+            record = read(i)
+            if me is None or me in (getattr(record, parties[0]), getattr(record, parties[1])):
+                found += 1
+                yield record
+
+    def create_request(self, *, principal: Principal, body: m.RequestCreate) -> m.Written[m.RequestPublic]:
+        me = self.department_id_of(principal)
+        resource = self.resource(body.resource_id)
+        if resource.owner == me:
+            raise ApiError("OWN_RESOURCE", f"resource {body.resource_id} is your own", field="resource_id")
+        if resource.share_type is m.ShareTypeName.NOT_SHARED:
+            raise ApiError("RESOURCE_NOT_SHARED", f"resource {body.resource_id} is classified as not shared")
+        if body.valid_from >= body.valid_until:
+            raise ApiError("INVALID_PERIOD", "valid_from must be before valid_until", field="valid_until")
+        result = self.client.transact(
+            self.department_account(me), "requestAccess", body.resource_id, body.purpose,
+            _b32(body.scope_hash), _b32(body.terms_hash), body.valid_from, body.valid_until,
+        )  # fmt: skip
+        request_id = int(result.event("AccessRequested").args["requestId"])
+        return m.Written(transaction=_tx(result), record=self.request(request_id))
+
+    def decide_request(
+        self, *, principal: Principal, request_id: int, reason_code: int | None
+    ) -> m.Written[m.RequestPublic]:
+        current = self.request(request_id)
+        me = self._acting(principal, current.provider, "decide this request (its provider)")
+        if current.status != "pending":
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH", f"request {request_id} is {current.status}, not pending"
+            )
+        account = self.department_account(me)
+        if reason_code is None:
+            result = self.client.transact(account, "approveRequest", request_id)
+        else:
+            result = self.client.transact(account, "rejectRequest", request_id, reason_code)
+        return m.Written(transaction=_tx(result), record=self.request(request_id))
+
+    # --- signing and agreements --------------------------------------------------------------------------
+
+    def _terms(self, request_id: int) -> SharingTerms:
+        r = self._request_tuple(request_id)
+        return SharingTerms(
+            request_id=request_id, resource_id=r[0], provider=r[2], consumer=r[1], purpose_hash=bytes(r[9]),
+            scope_hash=bytes(r[10]), terms_hash=bytes(r[11]), valid_from=r[7], valid_until=r[8],
+            deadline=r[5] + SIGNING_WINDOW_S,
+        )  # fmt: skip
+
+    def _agreement_of_request(self, request_id: int) -> int | None:
+        logs = self._get_logs("AgreementConcluded", None, request_id.to_bytes(32, "big"))
+        return int(logs[0][0].args["agreementId"]) if logs else None
+
+    def signing(self, *, principal: Principal, request_id: int) -> m.SigningPublic:
+        current = self.request(request_id, principal=principal)
+        if current.status not in ("approved", "concluded"):
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {current.status}; only approved requests are signed",
+            )
+        terms = self._terms(request_id)
+        with self._sessions()() as session:
+            roles = sorted(
+                session.scalars(
+                    select(PendingSignature.role).where(PendingSignature.request_id == request_id)
+                )
+            )
+        agreement_id = self._agreement_of_request(request_id) if current.status == "concluded" else None
+        return m.SigningPublic(
+            request_id=request_id,
+            digest=_hex(self.client.call("termsDigest", terms.as_tuple())),
+            typed_data=self._typed_data(terms),
+            signed_by=["provider", "consumer"] if agreement_id else roles,  # type: ignore[arg-type]
+            agreement_id=agreement_id,
+        )
+
+    def _typed_data(self, terms: SharingTerms) -> dict[str, Any]:
+        data = terms.typed_data(chain_id=self.chain_id, verifying_contract=self.address)
+        # bytes32 values as hex so the document is JSON; eth-account accepts hex strings for bytes32.
+        data["message"] = {k: (_hex(v) if isinstance(v, bytes) else v) for k, v in data["message"].items()}
+        return data
+
+    def _lock_for(self, request_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._sign_locks.setdefault(request_id, threading.Lock())
+
+    def sign(self, *, principal: Principal, request_id: int, signature: str | None) -> m.SignatureOutcome:
+        """Adds the calling department's signature (its own, or made with its custodied key); concludes the
+        agreement on chain once both parties signed.
+
+        Raises:
+            ApiError: not a party (NOT_A_PARTY), request not approved (REQUEST_STATUS_MISMATCH), signature not
+                the department's signer's (INVALID_SIGNATURE), already signed (ALREADY_SIGNED), no key.
+        """
+        current = self.request(request_id, principal=principal)
+        me = self.department_id_of(principal)
+        role = "provider" if me == current.provider else "consumer"
+        if current.status != "approved":
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {current.status}; only approved requests are signed",
+            )
+        terms = self._terms(request_id)
+        typed = self._typed_data(terms)
+        signer = to_checksum_address(self._department_tuple(me)[0])
+        if signature is None:
+            raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
+        else:
+            raw = bytes.fromhex(signature[2:])
+            try:
+                recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=raw)
+            except Exception:  # malformed r/s/v: eth-keys raises several types
+                recovered = None
+            if recovered is None or to_checksum_address(recovered) != signer:
+                raise ApiError(
+                    "INVALID_SIGNATURE",
+                    f"the signature does not recover to department {me}'s signer {signer} over these terms",
+                    field="signature",
+                )
+        with self._lock_for(request_id), self._sessions()() as session:
+            session.add(PendingSignature(
+                request_id=request_id, role=role, department_id=me,
+                terms={k: (v if not isinstance(v, bytes) else _hex(v)) for k, v in terms.message().items()},
+                signature=raw,
+            ))  # fmt: skip
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}") from None
+            rows = {
+                row.role: row
+                for row in session.scalars(
+                    select(PendingSignature).where(PendingSignature.request_id == request_id)
+                )
+            }
+            if set(rows) != {"provider", "consumer"}:
+                return m.SignatureOutcome(
+                    status="awaiting_counter_signature",
+                    signing=self.signing(principal=principal, request_id=request_id),
+                )
+            try:
+                result = self.client.transact(
+                    self.department_account(me), "concludeAgreement", terms.as_tuple(),
+                    rows["provider"].signature, rows["consumer"].signature,
+                )  # fmt: skip
+            except (LedgerRevertError, ApiError):
+                # The counter-signature is not kept if the agreement cannot be concluded with it.
+                session.delete(rows[role])
+                session.commit()
+                raise
+        agreement_id = int(result.event("AgreementConcluded").args["agreementId"])
+        return m.SignatureOutcome(
+            status="concluded",
+            signing=self.signing(principal=principal, request_id=request_id),
+            transaction=_tx(result),
+            agreement=self.agreement(agreement_id),
+        )
+
+    def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
+        a = self._view("agreement", agreement_id)
+        if principal is not None:
+            self._party_check(principal, a[2], a[3])
+        return m.AgreementPublic(
+            id=agreement_id, request_id=a[0], resource_id=a[1], provider=a[2], consumer=a[3],
+            status=_status_name(AgreementStatus(a[4])), valid_from=a[5], valid_until=a[6],
+            terms_digest=_hex(a[7]),
+        )  # fmt: skip
+
+    def agreements(self, *, principal: Principal, limit: int) -> list[m.AgreementPublic]:
+        count = int(self.client.call("counts")[1])
+        return list(
+            self._scan(count, limit, lambda i: self.agreement(i), principal, ("consumer", "provider"))
+        )
+
+    def change_agreement(
+        self, *, principal: Principal, agreement_id: int, fn: str
+    ) -> m.Written[m.AgreementPublic]:
+        current = self.agreement(agreement_id)
+        me = self._acting(principal, current.provider, "change this agreement (its provider)")
+        allowed = {"suspendAgreement": ("active",), "reinstateAgreement": ("suspended",),
+                   "revokeAgreement": ("active", "suspended")}[fn]  # fmt: skip
+        if current.status not in allowed:
+            raise ApiError("AGREEMENT_NOT_ACTIVE", f"agreement {agreement_id} is {current.status}")
+        result = self.client.transact(self.department_account(me), fn, agreement_id)
+        return m.Written(transaction=_tx(result), record=self.agreement(agreement_id))
+
+    # --- grants ------------------------------------------------------------------------------------------
+
+    def grant(self, grant_id: int, *, principal: Principal | None = None) -> m.GrantPublic:
+        g = self._view("grant", grant_id)
+        if principal is not None:
+            self._party_check(principal, g[1], g[2])
+        return m.GrantPublic(
+            id=grant_id, agreement_id=g[0], provider=g[1], consumer=g[2], expires_at=g[3], revoked=g[4]
+        )
+
+    def grants(self, *, principal: Principal, limit: int) -> list[m.GrantPublic]:
+        count = int(self.client.call("counts")[2])
+        return list(self._scan(count, limit, lambda i: self.grant(i), principal, ("consumer", "provider")))
+
+    def issue_grant(self, *, principal: Principal, body: m.GrantCreate) -> m.Written[m.GrantPublic]:
+        agreement = self.agreement(body.agreement_id)
+        me = self._acting(principal, agreement.provider, "issue grants under this agreement (its provider)")
+        if agreement.status != "active":
+            raise ApiError("AGREEMENT_NOT_ACTIVE", f"agreement {body.agreement_id} is {agreement.status}")
+        if body.expires_at > agreement.valid_until:
+            raise ApiError(
+                "INVALID_EXPIRY",
+                f"expires_at is after the agreement's end {agreement.valid_until}",
+                field="expires_at",
+            )
+        result = self.client.transact(
+            self.department_account(me), "issueGrant", body.agreement_id, body.expires_at
+        )
+        grant_id = int(result.event("GrantIssued").args["grantId"])
+        return m.Written(transaction=_tx(result), record=self.grant(grant_id))
+
+    def revoke_grant(self, *, principal: Principal, grant_id: int) -> m.Written[m.GrantPublic]:
+        current = self.grant(grant_id)
+        me = self._acting(principal, current.provider, "revoke this grant (its provider)")
+        if current.revoked:
+            raise ApiError("GRANT_REVOKED", f"grant {grant_id} is already revoked")
+        result = self.client.transact(self.department_account(me), "revokeGrant", grant_id)
+        return m.Written(transaction=_tx(result), record=self.grant(grant_id))
+
+    # --- deliveries --------------------------------------------------------------------------------------
+
+    def _delivery(self, delivery_id: bytes) -> tuple[DeliveryReceipt, int]:
+        logs = self._get_logs("DeliveryRecorded", delivery_id)
+        if not logs:
+            raise ApiError("DELIVERY_NOT_FOUND", f"delivery {_hex(delivery_id)} was never recorded")
+        event, block = logs[0]
+        return DeliveryReceipt.from_event_args(int(event.args["grantId"]), {
+            **event.args, "commitment": event.args["commitment"]
+        }), block  # fmt: skip
+
+    def _delivery_public(self, delivery_id: bytes, receipt: DeliveryReceipt, block: int) -> m.DeliveryPublic:
+        status = DeliveryStatus(int(self.client.call("deliveryStatus", delivery_id)))
+        return m.DeliveryPublic(
+            delivery_id=_hex(delivery_id), grant_id=receipt.grant_id, provider=receipt.provider,
+            consumer=receipt.consumer, commitment=_hex(receipt.commitment),
+            hash_algorithm=_HASH_NAMES.get(HashAlgorithm(receipt.hash_algorithm), m.HashAlgorithmName.SHA256),
+            byte_size=receipt.byte_size, record_count=receipt.record_count, recorded_at=receipt.recorded_at,
+            recorded_in_block=block, status=_status_name(status),
+        )  # fmt: skip
+
+    def delivery(self, delivery_id: str, *, principal: Principal) -> m.DeliveryPublic:
+        raw = _b32(delivery_id)
+        receipt, block = self._delivery(raw)
+        self._party_check(principal, receipt.provider, receipt.consumer)
+        return self._delivery_public(raw, receipt, block)
+
+    def deliveries(self, *, principal: Principal, limit: int) -> list[m.DeliveryPublic]:
+        if principal.role not in (Role.AUDITOR, Role.DEPARTMENT):
+            raise ApiError("FORBIDDEN", "only departments and auditors read exchanges")
+        me = self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
+        out: list[m.DeliveryPublic] = []
+        for event, block in reversed(self._get_logs("DeliveryRecorded")):
+            receipt = DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args)
+            if me is not None and me not in (receipt.provider, receipt.consumer):
+                continue
+            out.append(self._delivery_public(bytes(event.args["deliveryId"]), receipt, block))
+            if len(out) >= limit:
+                break
+        return out
+
+    def record_delivery(self, *, principal: Principal, body: m.DeliveryCreate) -> m.Written[m.DeliveryPublic]:
+        grant = self.grant(body.grant_id)
+        me = self._acting(principal, grant.provider, "deliver under this grant (its provider)")
+        if grant.revoked:
+            raise ApiError("GRANT_REVOKED", f"grant {body.grant_id} was revoked")
+        raw_id = _b32(body.delivery_id)
+        if int(self.client.call("deliveryStatus", raw_id)) != DeliveryStatus.NONE:
+            raise ApiError("DUPLICATE_DELIVERY", f"delivery {body.delivery_id} was already recorded")
+        if raw_id == bytes(32) or _b32(body.commitment) == bytes(32):
+            raise ApiError("INVALID_FIELD", "delivery_id and commitment must not be zero")
+        result = self.client.transact(
+            self.department_account(me), "recordDelivery", raw_id, body.grant_id, _b32(body.commitment),
+            int(_HASH_IDS[body.hash_algorithm]), body.byte_size, body.record_count,
+        )  # fmt: skip
+        receipt, block = self._delivery(raw_id)
+        return m.Written(transaction=_tx(result), record=self._delivery_public(raw_id, receipt, block))
+
+    def settle_delivery(
+        self, *, principal: Principal, delivery_id: str, consumer_commitment: str | None, dispute: bool
+    ) -> m.Written[m.DeliveryPublic]:
+        raw_id = _b32(delivery_id)
+        receipt, _ = self._delivery(raw_id)
+        self._party_check(principal, receipt.provider, receipt.consumer)
+        me = self._acting(principal, receipt.consumer, "settle this delivery (its consumer)")
+        commitment = _b32(consumer_commitment) if consumer_commitment else receipt.commitment
+        if dispute and commitment == receipt.commitment:
+            raise ApiError(
+                "VALIDATION_ERROR",
+                "a dispute needs a consumer commitment that differs from the recorded one; use acknowledge",
+                field="consumer_commitment",
+            )
+        status = DeliveryStatus(int(self.client.call("deliveryStatus", raw_id)))
+        if status in (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.DISPUTED):
+            raise ApiError(
+                "DELIVERY_ALREADY_SETTLED", f"delivery {delivery_id} is already {_status_name(status)}"
+            )
+        result = self.client.transact(
+            self.department_account(me), "acknowledgeDelivery", raw_id, receipt.as_tuple(), commitment
+        )
+        receipt, block = self._delivery(raw_id)
+        return m.Written(transaction=_tx(result), record=self._delivery_public(raw_id, receipt, block))
+
+    # --- governance --------------------------------------------------------------------------------------
+
+    def proposal(self, proposal_id: int) -> m.ProposalPublic:
+        action, proposer, approvals, executed, expires_at, _ = self._view("proposal", proposal_id)
+        return m.ProposalPublic(
+            id=proposal_id, action=_status_name(GovernanceAction(action)),
+            proposer=to_checksum_address(proposer), approvals=approvals,
+            threshold=int(self.client.call("threshold")), executed=executed, expires_at=expires_at,
+        )  # fmt: skip
+
+    def propose(self, *, principal: Principal, body: m.ProposalCreate) -> m.Written[m.ProposalPublic]:
+        account = self.governor_account(principal)
+        action, types = _PROPOSAL_ACTIONS[body.action]
+        if isinstance(body, m.AdmitDepartment):
+            values: list[Any] = [encode_code(body.code), body.name, to_checksum_address(body.signer),
+                                 _b32(body.encryption_key)]  # fmt: skip
+        elif isinstance(body, m.DepartmentAction):
+            self.department(body.department_id)
+            values = [body.department_id]
+        elif isinstance(body, m.AuditorAction):
+            values = [to_checksum_address(body.account)]
+        else:
+            self.agreement(body.agreement_id)
+            values = [body.agreement_id]
+        result = self.client.transact(account, "propose", int(action), abi_encode(types, values))
+        proposal_id = int(result.event("ProposalCreated").args["proposalId"])
+        return m.Written(transaction=_tx(result), record=self.proposal(proposal_id))
+
+    def approve_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
+        account = self.governor_account(principal)
+        current = self.proposal(proposal_id)
+        if current.executed:
+            raise ApiError("PROPOSAL_EXECUTED", f"proposal {proposal_id} already took effect")
+        if self.client.call("hasApproved", proposal_id, account.address):
+            raise ApiError(
+                "ALREADY_APPROVED", f"governor {principal.governor} already approved {proposal_id}"
+            )
+        result = self.client.transact(account, "approve", proposal_id)
+        return m.Written(transaction=_tx(result), record=self.proposal(proposal_id))

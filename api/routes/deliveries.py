@@ -1,0 +1,65 @@
+"""Deliveries: the provider records a payload commitment; the consumer acknowledges or disputes it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api import models as m
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep
+
+router = APIRouter(prefix="/deliveries", tags=["deliveries"])
+DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.post("", response_model=m.Written[m.DeliveryPublic], status_code=201)
+def record_delivery(
+    body: m.DeliveryCreate, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.DeliveryPublic]:
+    return ledger.record_delivery(principal=principal, body=body)
+
+
+@router.get("", response_model=list[m.DeliveryPublic])
+def list_deliveries(
+    principal: ExchangeReader, ledger: LedgerDep, limit: Limit = 100
+) -> list[m.DeliveryPublic]:
+    return ledger.deliveries(principal=principal, limit=limit)
+
+
+@router.get("/{delivery_id}", response_model=m.DeliveryPublic)
+def get_delivery(delivery_id: DeliveryId, principal: ExchangeReader, ledger: LedgerDep) -> m.DeliveryPublic:
+    return ledger.delivery(delivery_id, principal=principal)
+
+
+@router.post("/{delivery_id}/acknowledge", response_model=m.Written[m.DeliveryPublic])
+def acknowledge_delivery(
+    delivery_id: DeliveryId,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    body: m.DeliverySettle | None = None,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.DeliveryPublic]:
+    """Settle with the commitment the consumer computed (default: the recorded one). Equal acknowledges;
+    different disputes — the ledger decides, the response says which."""
+    commitment = body.consumer_commitment if body else None
+    return ledger.settle_delivery(
+        principal=principal, delivery_id=delivery_id, consumer_commitment=commitment, dispute=False
+    )
+
+
+@router.post("/{delivery_id}/dispute", response_model=m.Written[m.DeliveryPublic])
+def dispute_delivery(
+    delivery_id: DeliveryId,
+    body: m.DeliveryDispute,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.DeliveryPublic]:
+    return ledger.settle_delivery(
+        principal=principal,
+        delivery_id=delivery_id,
+        consumer_commitment=body.consumer_commitment,
+        dispute=True,
+    )

@@ -1,0 +1,61 @@
+"""Departments (any authenticated principal may read membership), who-am-I, and governance proposals."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+
+from api import models as m
+from api.auth import Role
+from api.deps import CurrentPrincipal, GovernorPrincipal, IdempotencyKey, LedgerDep
+from api.errors import ApiError
+
+router = APIRouter(tags=["departments"])
+ProposalId = Annotated[int, Path(ge=1, le=2**256 - 1)]
+DepartmentId = Annotated[int, Path(ge=1, le=2**32 - 1)]
+
+
+@router.get("/me", response_model=m.PrincipalPublic)
+def whoami(principal: CurrentPrincipal, ledger: LedgerDep) -> m.PrincipalPublic:
+    dept_id = ledger.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
+    return m.PrincipalPublic(
+        principal=principal.key, role=principal.role.value, department=principal.department,
+        department_id=dept_id, governor=principal.governor, token_name=principal.token_name,
+    )  # fmt: skip
+
+
+@router.get("/departments", response_model=list[m.DepartmentPublic])
+def list_departments(_principal: CurrentPrincipal, ledger: LedgerDep) -> list[m.DepartmentPublic]:
+    return ledger.departments()
+
+
+@router.get("/departments/{department_id}", response_model=m.DepartmentPublic)
+def get_department(
+    department_id: DepartmentId, _principal: CurrentPrincipal, ledger: LedgerDep
+) -> m.DepartmentPublic:
+    return ledger.department(department_id)
+
+
+@router.post("/governance/proposals", response_model=m.Written[m.ProposalPublic], status_code=201)
+def propose(
+    principal: GovernorPrincipal,
+    ledger: LedgerDep,
+    body: Annotated[m.ProposalCreate, Body()],
+    _key: IdempotencyKey = None,
+) -> m.Written[m.ProposalPublic]:
+    return ledger.propose(principal=principal, body=body)
+
+
+@router.get("/governance/proposals/{proposal_id}", response_model=m.ProposalPublic)
+def get_proposal(proposal_id: ProposalId, principal: CurrentPrincipal, ledger: LedgerDep) -> m.ProposalPublic:
+    if principal.role is Role.DEPARTMENT:
+        raise ApiError("FORBIDDEN", "governance proposals are read by governors and auditors")
+    return ledger.proposal(proposal_id)
+
+
+@router.post("/governance/proposals/{proposal_id}/approve", response_model=m.Written[m.ProposalPublic])
+def approve_proposal(
+    proposal_id: ProposalId, principal: GovernorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.ProposalPublic]:
+    return ledger.approve_proposal(principal=principal, proposal_id=proposal_id)

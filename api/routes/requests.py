@@ -1,0 +1,68 @@
+"""Access requests: the consumer requests, the provider approves or rejects; then both sign the terms."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api import models as m
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+RequestId = Annotated[int, Path(ge=1, le=2**64 - 1)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+
+
+@router.post("", response_model=m.Written[m.RequestPublic], status_code=201)
+def create_request(
+    body: m.RequestCreate, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.RequestPublic]:
+    return ledger.create_request(principal=principal, body=body)
+
+
+@router.get("", response_model=list[m.RequestPublic])
+def list_requests(principal: ExchangeReader, ledger: LedgerDep, limit: Limit = 100) -> list[m.RequestPublic]:
+    return ledger.requests(principal=principal, limit=limit)
+
+
+@router.get("/{request_id}", response_model=m.RequestPublic)
+def get_request(request_id: RequestId, principal: ExchangeReader, ledger: LedgerDep) -> m.RequestPublic:
+    return ledger.request(request_id, principal=principal)
+
+
+@router.post("/{request_id}/approve", response_model=m.Written[m.RequestPublic])
+def approve_request(
+    request_id: RequestId, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.RequestPublic]:
+    return ledger.decide_request(principal=principal, request_id=request_id, reason_code=None)
+
+
+@router.post("/{request_id}/reject", response_model=m.Written[m.RequestPublic])
+def reject_request(
+    request_id: RequestId,
+    body: m.RequestReject,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.RequestPublic]:
+    return ledger.decide_request(principal=principal, request_id=request_id, reason_code=body.reason_code)
+
+
+@router.get("/{request_id}/terms", response_model=m.SigningPublic)
+def get_terms(request_id: RequestId, principal: ExchangeReader, ledger: LedgerDep) -> m.SigningPublic:
+    """The EIP-712 typed data both departments sign, its digest, and who has signed so far."""
+    return ledger.signing(principal=principal, request_id=request_id)
+
+
+@router.post("/{request_id}/signatures", response_model=m.SignatureOutcome)
+def sign_terms(
+    request_id: RequestId,
+    body: m.SignatureCreate,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.SignatureOutcome:
+    """Sign the terms as the calling department: post your own signature, or none to sign with the custodied
+    key. The second party's signature concludes the agreement on chain."""
+    return ledger.sign(principal=principal, request_id=request_id, signature=body.signature)
