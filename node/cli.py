@@ -14,6 +14,7 @@ app = typer.Typer(
 # One line per area; each module exposes register(app). Keep the imports inside so `dxl --help` stays fast.
 _AREAS: tuple[str, ...] = (
     "node.commands.bench",
+    "node.commands.ledger",
     "node.commands.toolchain",
     "verifier.cli",
 )

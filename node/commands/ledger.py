@@ -1,0 +1,221 @@
+"""``dxl run``, ``dxl deploy`` and ``dxl status``: bring the ledger up, and say where everything is.
+
+``dxl run`` is what ``make run`` calls: the embedded node (or the node at ``DXL_RPC_URL``), an idempotent
+deployment, the demo consortium, then the API in the foreground. Ctrl-C (or SIGTERM) stops the API and the
+embedded node cleanly; the chain state stays in ``DXL_HOME``, so the next ``dxl run`` resumes the same ledger.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from node.errors import DxlError
+
+if TYPE_CHECKING:
+    from node.anvil import EmbeddedNode
+    from node.endpoint import NodeEndpoint
+    from node.settings import Settings
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
+    if as_json:
+        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
+    else:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+@contextlib.contextmanager
+def _chain(settings: Settings, *, start_embedded: bool) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
+    """The configured node: ``DXL_RPC_URL`` if set, else the embedded node (started here if asked and not
+    already running; stopped on exit only if started here)."""
+    from node.anvil import EmbeddedNode
+    from node.endpoint import NodeEndpoint
+
+    if settings.rpc_url:
+        assert settings.chain_id is not None  # Settings.check() guarantees it
+        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id)
+        endpoint.verify()
+        yield endpoint, None
+        return
+    node = EmbeddedNode(settings.home)
+    if node.pid is not None or not start_embedded:
+        yield node.endpoint, None
+        return
+    endpoint = node.start()
+    try:
+        yield endpoint, node
+    finally:
+        node.stop()
+
+
+def _load_api_app() -> Any | None:
+    """The API's ASGI app, if the API package is installed and exposes ``app``."""
+    try:
+        module = importlib.import_module("api.app")
+    except ModuleNotFoundError as exc:
+        if exc.name in ("api", "api.app"):
+            return None
+        raise
+    return getattr(module, "app", None)
+
+
+def _serve(app: Any, settings: Settings, stop: threading.Event) -> None:
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
+    )
+    # Served from a thread, uvicorn leaves signal handling to us: Ctrl-C must stop the node too.
+    thread = threading.Thread(target=server.run, name="dxl-api", daemon=True)
+    thread.start()
+    stop.wait()
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+def run_command(
+    force_deploy: Annotated[
+        bool, typer.Option("--force-deploy", help="Deploy a new ledger even if DXL_HOME records one.")
+    ] = False,
+    no_api: Annotated[
+        bool, typer.Option("--no-api", help="Do not start the API; keep the node running.")
+    ] = False,
+) -> None:
+    """Start the node, deploy the ledger, provision the demo consortium and serve the API until Ctrl-C."""
+    from node.settings import load_settings
+
+    stop = threading.Event()
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        settings = load_settings()
+        with _chain(settings, start_embedded=True) as (endpoint, node):
+            from node.provision import setup_ledger
+
+            setup = setup_ledger(endpoint, settings, dev_funding=node is not None, force_deploy=force_deploy)
+            app = None if no_api else _load_api_app()
+            _print_summary(settings, endpoint, setup, node is not None, app is not None, no_api)
+            if app is not None:
+                _serve(app, settings, stop)
+            else:
+                stop.wait()
+            typer.echo(
+                "stopping" + (" (node state kept in " + str(settings.home / "node") + ")" if node else "")
+            )
+    except DxlError as exc:
+        raise _fail(exc, False) from exc
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _print_summary(
+    settings: Settings, endpoint: NodeEndpoint, setup: Any, embedded: bool, api: bool, no_api: bool
+) -> None:
+    dep, report = setup.deployment, setup.report
+    lines = [
+        ("node", f"{endpoint.rpc_url} ({'embedded, state in ' + str(settings.home / 'node') if embedded else 'external'})"),  # noqa: E501
+        ("chain id", str(endpoint.chain_id)),
+        ("ledger", f"{dep.address} ({'resumed' if dep.reused else 'deployed'} at block {dep.block_number})"),
+        ("DXL_HOME", str(settings.home)),
+        ("keystore", f"{settings.keys_dir} ({len(report.principals)} keys)"),
+        ("departments", ", ".join(f"{code}={i}" for code, i in report.departments.items())),
+        ("resources", ", ".join(f"{title}={i}" for title, i in report.resources.items())),
+        ("demo file", str(settings.home / "demo.json")),
+    ]  # fmt: skip
+    if api:
+        lines += [("API", settings.api_url), ("API docs", f"{settings.api_url}/docs")]
+    else:
+        lines.append(
+            ("API", "not started (--no-api)" if no_api else "not available: package api.app has no `app`")
+        )
+    width = max(len(k) for k, _ in lines)
+    typer.secho("dxl is running", bold=True)
+    for key, value in lines:
+        typer.echo(f"  {key:<{width}}  {value}")
+    typer.echo("Press Ctrl-C to stop.")
+
+
+def deploy_command(
+    force: Annotated[
+        bool, typer.Option("--force", help="Deploy anew and replace the deployment record.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Deploy the ledger (idempotent) with the keystore's governors, on a running node."""
+    from node.deploy import deploy_ledger
+    from node.keys import KeyStore
+    from node.provision import GOVERNORS, THRESHOLD, ensure_principals
+    from node.settings import load_settings
+
+    try:
+        settings = load_settings()
+        with _chain(settings, start_embedded=False) as (endpoint, _):
+            keystore = KeyStore.from_settings(settings)
+            principals = ensure_principals(keystore)
+            deployment = deploy_ledger(
+                endpoint,
+                [principals[g] for g in GOVERNORS],
+                THRESHOLD,
+                deployer=keystore.unlock(GOVERNORS[0]),
+                home=settings.home,
+                force=force,
+            )
+    except DxlError as exc:
+        raise _fail(exc, as_json) from exc
+    if as_json:
+        typer.echo(json.dumps({**json.loads(deployment.to_json()), "reused": deployment.reused}))
+    else:
+        verb = "reused" if deployment.reused else "deployed"
+        typer.echo(f"{verb} {deployment.artifact} at {deployment.address} on chain {deployment.chain_id}")
+
+
+def status_command(as_json: JsonOption = False) -> None:
+    """Whether the node answers, its chain id and block, and the recorded deployment. Exit 1 if not usable."""
+    from node.deploy import deployment_path, ledger_client
+    from node.settings import load_settings
+
+    status: dict[str, Any] = {"reachable": False}
+    try:
+        settings = load_settings()
+        with _chain(settings, start_embedded=False) as (endpoint, _):
+            status.update(rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, home=str(settings.home))
+            status["block"] = endpoint.verify()
+            status["reachable"] = True
+            if deployment_path(settings.home).exists():
+                client = ledger_client(endpoint, settings.home)
+                status["ledger"] = client.address
+                status["departments"] = int(client.call("departmentCount"))
+                status["resources"] = int(client.call("resourceCount"))
+            else:
+                status["ledger"] = None
+    except DxlError as exc:
+        status["error"] = {"code": exc.code, "message": exc.message}
+    if as_json:
+        typer.echo(json.dumps(status))
+    else:
+        for key, value in status.items():
+            shown = value["message"] if key == "error" else value
+            typer.echo(f"{key:>11}: {shown}")
+    raise typer.Exit(0 if status["reachable"] and status.get("ledger") and "error" not in status else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)
+    app.command("deploy")(deploy_command)
+    app.command("status")(status_command)
