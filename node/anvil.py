@@ -1,26 +1,33 @@
 """The embedded development chain: the real anvil binary, run directly, with bounded memory and durable state.
 
 The npm package's ``anvil`` command is a Node wrapper that spawns the binary; we run the binary itself
-(``node_modules/@foundry-rs/anvil-<platform>/bin/anvil``) so the pid we signal is the process holding the chain.
+(``node_modules/@foundry-rs/anvil-<platform>/bin/anvil``), so the pid we signal is the process holding the
+chain.
 
-Settings and why (measured with anvil 1.7.1, see ``tests/node/test_anvil.py::test_memory_stays_bounded``):
+Settings and why (anvil 1.7.1; measured with ``scripts/measure_node_memory.py``, guarded by
+``tests/node/test_anvil.py::test_memory_stays_bounded``):
 
-* Interval mining, ``--block-time 1`` by default. Auto-mining one block per transaction keeps one in-memory state
-  snapshot per block: measured earlier, one storage-writing transaction per block grew past 20 GB RSS and stalled
-  after a few thousand transactions, while 1 s interval mining stayed below 250 MB.
-* ``--prune-history N`` bounds the in-memory historical state snapshots (``eth_call`` at old blocks) to N. It
-  does not drop blocks, transactions or receipts, so ``eth_getLogs`` over the whole chain still works, also after
-  a restart (tested). It also disables anvil's on-disk cache of old states (``--max-persisted-states`` becomes 0),
-  which we do not need. ``--transaction-block-keeper`` is deliberately NOT used: it forgets the transactions and
-  receipts of old blocks, which the indexer needs.
-* ``--state FILE --state-interval S``: the whole chain (accounts, blocks, transactions, receipts) is rewritten to
-  FILE every S seconds and on graceful stop (SIGTERM/SIGINT; verified by a test that stops sooner than S after a
-  transaction). A hard kill loses at most the last S seconds. The file is rewritten whole each time and grows with
-  the chain (about 1.5 KB per block, even for empty blocks, plus about 3 KB per transaction), which is why this
-  node is for development and tests; production runs on a Besu network reached by URL (:class:`NodeEndpoint`).
+* Interval mining, ``--block-time 1`` by default. Memory grows per block, not per transaction: 12,000
+  storage-writing transactions auto-mined (one block each) took anvil to 520 MiB RSS and rising (measured
+  before: past 20 GB and stalled on a longer run), while the same load with 1 s blocks peaked at 150-160
+  MiB.
+* ``--prune-history 64`` keeps at most 64 historical states in memory (for ``eth_call`` at past blocks) and
+  disables anvil's on-disk state cache (``--max-persisted-states`` becomes 0). It keeps blocks, transactions
+  and receipts, so ``eth_getLogs`` over the whole chain works, also after a restart (tested). With
+  auto-mining it cut RSS at 3,000 transactions from 135 to 84 MiB; with 1 s blocks the difference is within
+  noise (161 vs 148 MiB at 12,000), it bounds the state snapshots of a node left running for days.
+  ``--transaction-block-keeper`` is NOT used: it forgets the transactions and receipts of old blocks, which
+  the indexer needs.
+* ``--state FILE --state-interval 5``: the whole chain (accounts, blocks, transactions, receipts) is
+  rewritten to FILE every 5 s and on graceful stop (SIGTERM/SIGINT; a test stops long before the interval
+  and finds its transactions after restart). A hard kill loses at most the last 5 s. The file is rewritten
+  whole each time and grows with the chain (about 1.5 KB per block, empty blocks included, i.e. ~130 MB per
+  day of 1 s blocks, plus about 2.5 KB per transaction: 30 MB after 12,000), which is why this node is for
+  development and tests; production runs on a Besu network reached by URL
+  (:class:`~node.endpoint.NodeEndpoint`).
 * Gas is free, as on a permissioned Besu network with ``--min-gas-price=0``: ``--base-fee 0 --gas-price 0
-  --no-priority-fee``. Accounts need no funding; transactions with a zero fee from empty accounts are mined.
-* ``--gas-limit 100000000`` per block: room for many ledger transactions per 1 s block on a private chain.
+  --no-priority-fee``. Accounts need no funding: zero-fee transactions from empty accounts are mined (tested).
+* ``--gas-limit 100000000`` per block: room for ~2,000 ledger writes per 1 s block on a private chain.
 * ``--hardfork cancun`` matches the compiler's ``evmVersion`` and what Besu QBFT networks run.
 """
 
@@ -143,6 +150,13 @@ class NodeStatus:
     data_dir: Path
 
 
+@dataclass(frozen=True)
+class _PidRecord:
+    pid: int
+    rpc_url: str
+    chain_id: int
+
+
 def _is_alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/status").read_text()
@@ -183,9 +197,10 @@ def rss_bytes(pid: int) -> int:
 class EmbeddedNode:
     """One anvil process keeping its chain under ``<home>/node/`` (state.json, anvil.pid, anvil.log, lock).
 
-    At most one node runs per data directory: the node inherits an exclusive ``flock`` on ``<home>/node/lock``,
-    so the lock lives exactly as long as the anvil process, whoever started it. The pidfile only tells ``stop``
-    and ``status`` which process that is; a pidfile whose process is gone (or is not our anvil) is stale.
+    At most one node runs per data directory: the node inherits an exclusive ``flock`` on
+    ``<home>/node/lock``, so the lock lives exactly as long as the anvil process, whoever started it. The
+    pidfile only tells ``stop`` and ``status`` which process that is; a pidfile whose process is gone (or is
+    not our anvil) is stale.
     """
 
     def __init__(
@@ -207,27 +222,27 @@ class EmbeddedNode:
         """The endpoint this node serves (from the pidfile if another process started it)."""
         recorded = self._read_pidfile()
         if recorded is not None:
-            return NodeEndpoint(recorded["rpc_url"], recorded["chain_id"])
+            return NodeEndpoint(recorded.rpc_url, recorded.chain_id)
         return NodeEndpoint(f"http://{HOST}:{self.settings.port}", self.settings.chain_id)
 
     @property
     def pid(self) -> int | None:
         """The pid of the running anvil, or None."""
         recorded = self._read_pidfile()
-        if recorded is None or not self._is_our_anvil(recorded["pid"]):
+        if recorded is None or not self._is_our_anvil(recorded.pid):
             return None
-        return int(recorded["pid"])
+        return recorded.pid
 
-    def _read_pidfile(self) -> dict[str, object] | None:
+    def _read_pidfile(self) -> _PidRecord | None:
         try:
             raw = json.loads(self.pid_file.read_text())
-            return {"pid": int(raw["pid"]), "rpc_url": str(raw["rpc_url"]), "chain_id": int(raw["chain_id"])}
+            return _PidRecord(int(raw["pid"]), str(raw["rpc_url"]), int(raw["chain_id"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def _is_our_anvil(self, pid: object) -> bool:
+    def _is_our_anvil(self, pid: int) -> bool:
         # Guards against pid reuse: the process must be alive and run with our state file.
-        return isinstance(pid, int) and _is_alive(pid) and str(self.state_file) in _cmdline(pid)
+        return _is_alive(pid) and str(self.state_file) in _cmdline(pid)
 
     def status(self) -> NodeStatus:
         pid = self.pid

@@ -1,12 +1,15 @@
 """Reproducible Solidity builds through the compiler's standard-JSON interface.
 
-The settings live once in ``contracts/compiler.json``. Sources are gathered here, not by the compiler: every
-``.sol`` under ``contracts/src`` plus everything it imports, resolved the way solc resolves source unit names
-(relative imports against the importing unit, then the remappings), read from the base path or, failing that, from
-the include paths (the project root, where ``node_modules`` lives). Every source therefore travels inside the
-standard-JSON input as ``content``, so the input is a complete, hashable description of the build and the
-compiler never touches the file system. That makes the npm build (solcjs, WebAssembly) and a native ``solc`` of the
-same version interchangeable: same input, same bytecode.
+The settings live once in ``contracts/compiler.json``. Sources are gathered here, not by the compiler:
+every ``.sol`` under ``contracts/src`` plus everything it imports, resolved the way solc resolves source unit
+names (relative imports against the importing unit, then the remappings), read from the base path or, failing
+that, from the include paths (the project root, where ``node_modules`` lives). Every source therefore travels
+inside the standard-JSON input as ``content``, so the input is a complete, hashable description of the build
+and the compiler never touches the file system. That makes the npm build (solcjs, WebAssembly) and a native
+``solc`` of the same version interchangeable: same input, same bytecode.
+
+``viaIR`` is on because the ledger does not compile without it ("stack too deep"); with the optimizer at
+10,000 runs the main contract's runtime code is 21,478 bytes, under the 24,576-byte EIP-170 limit.
 
 Artifacts (one per contract, interface and library declared under ``contracts/src``) are written as sorted,
 indented JSON so committed artifacts diff cleanly; :func:`check_artifacts` recompiles and lists what differs.
@@ -42,7 +45,8 @@ _COMPILE_TIMEOUT_S = 600
 
 # Strings are kept (group 1) so that "//" inside a string literal is not taken for a comment.
 _COMMENT_OR_STRING = re.compile(r"(\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')|//[^\n]*|/\*.*?\*/", re.S)
-_IMPORT = re.compile(r"\bimport\b[^;]*?([\"'])(?P<path>[^\"']+)\1[^;]*;")
+# An import directive starts the file or follows another directive/definition (";" or "}"), never a string.
+_IMPORT = re.compile(r"(?:\A|(?<=[;}]))\s*import\b[^;]*?([\"'])(?P<path>[^\"']+)\1[^;]*;")
 
 
 class CompilationError(ToolchainError):
@@ -128,9 +132,9 @@ class Solc:
             self.command = [nodejs, str(SOLCJS)]
 
     def _run(self, args: list[str], stdin: str | None = None) -> str:
-        # Both ends are regular files, not pipes: solcjs reads stdin with readFileSync(0), which fails with EAGAIN
-        # on a pipe once the input outgrows the pipe buffer, and it exits before an asynchronous pipe write of
-        # stdout is flushed, cutting the JSON at 64 KiB. Writes to a file are synchronous in Node.
+        # Both ends are regular files, not pipes: solcjs reads stdin with readFileSync(0), which fails with
+        # EAGAIN on a pipe once the input outgrows the pipe buffer, and it exits before an asynchronous pipe
+        # write of stdout is flushed, cutting the JSON at 64 KiB. Writes to a file are synchronous in Node.
         with (
             tempfile.TemporaryFile("w+", encoding="utf-8") as stdin_file,
             tempfile.TemporaryFile("w+", encoding="utf-8") as stdout_file,
@@ -176,8 +180,8 @@ class Solc:
 def parse_standard_output(stdout: str) -> dict[str, Any]:
     """Decode solc's standard-JSON output, skipping anything printed around it.
 
-    solcjs prints notices such as ``>>> Cannot retry compilation with SMT ...`` on stdout before the JSON, so the
-    output is scanned for the first line that starts a JSON object which decodes completely.
+    solcjs prints notices such as ``>>> Cannot retry compilation with SMT ...`` on stdout before the JSON, so
+    the output is scanned for the first line that starts a JSON object which decodes completely.
 
     Raises:
         ToolchainError: no JSON object found.
@@ -223,7 +227,8 @@ def gather_sources(
 ) -> dict[str, str]:
     """Every ``.sol`` under ``src_dir`` plus its transitive imports, as ``{source unit name: content}``.
 
-    Unit names are paths relative to ``base_path``; an import not found there is looked up in ``include_paths``.
+    Unit names are paths relative to ``base_path``; an import not found there is looked up in
+    ``include_paths``.
 
     Raises:
         ConfigurationError: ``src_dir`` holds no Solidity file, lies outside ``base_path``, or an import
@@ -310,10 +315,14 @@ def compile_sources(
     std_input = standard_input(sources, config)
     output = solc.compile(std_input)
     diagnostics = output.get("errors", [])
-    errors = [d.get("formattedMessage", d.get("message", "")) for d in diagnostics if d["severity"] == "error"]
+    errors = [
+        d.get("formattedMessage", d.get("message", "")) for d in diagnostics if d["severity"] == "error"
+    ]
     if errors:
         raise CompilationError(errors)
-    warnings = [d.get("formattedMessage", d.get("message", "")) for d in diagnostics if d["severity"] != "error"]
+    warnings = [
+        d.get("formattedMessage", d.get("message", "")) for d in diagnostics if d["severity"] != "error"
+    ]
 
     own_prefix = src_dir.resolve().relative_to(base_path.resolve()).as_posix() + "/"
     hashes = {unit: _sha256(text) for unit, text in sources.items()}

@@ -1,7 +1,8 @@
 """Where the chain is: an RPC URL and the chain id dxl expects there.
 
 The embedded node and an external network (a Besu QBFT network in production) are both just a
-:class:`NodeEndpoint`; nothing downstream knows which one it talks to. Only standard ``eth_*`` methods are used.
+:class:`NodeEndpoint`; nothing downstream knows which one it talks to. Only standard ``eth_*`` methods are
+used.
 """
 
 from __future__ import annotations

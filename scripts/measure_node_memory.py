@@ -3,8 +3,8 @@
 Usage: .venv/bin/python scripts/measure_node_memory.py [--txs 3000] [--batch 200] [--block-time 1|auto]
        [--prune-history 64|off]
 
-Deploys the test Counter fixture, then sends ``--txs`` signed ``increment()`` calls in JSON-RPC batches and prints
-anvil's VmRSS after each batch. Used to choose the defaults documented in node/anvil.py.
+Deploys the test Counter fixture, then sends ``--txs`` signed ``increment()`` calls in JSON-RPC batches and
+prints anvil's VmRSS after each batch. Used to choose the defaults documented in node/anvil.py.
 """
 
 from __future__ import annotations

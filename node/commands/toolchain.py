@@ -1,4 +1,4 @@
-"""``dxl compile`` and ``dxl node start|stop|status``: the Solidity build and the embedded development chain."""
+"""``dxl compile`` and ``dxl node start|stop|status``: the Solidity build and the embedded dev chain."""
 
 from __future__ import annotations
 
@@ -38,7 +38,8 @@ def compile_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Compile contracts/src with the settings in contracts/compiler.json into contracts/artifacts/."""
-    from node.compiler import ARTIFACTS_DIR, Solc, check_artifacts, compile_project
+    from node.compiler import Solc, check_artifacts, compile_project
+    from node.paths import ARTIFACTS_DIR
 
     try:
         compiler = Solc(solc)

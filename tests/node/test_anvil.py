@@ -1,0 +1,193 @@
+"""The embedded node: the real anvil binary, durable state, one node per data dir, bounded memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from web3 import Web3
+
+from node.anvil import (
+    DXL_CHAIN_ID,
+    EmbeddedNode,
+    NodeAlreadyRunningError,
+    NodeSettings,
+    anvil_binary,
+    free_port,
+)
+from node.compiler import compile_sources
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, fetch_chain_id
+from node.errors import ConfigurationError, NodeError
+
+FIXTURES = Path(__file__).parent / "fixtures"
+INCREMENT = "0xd09de08a"  # Counter.increment()
+#: Justification: 1 s interval mining measured ~55 MiB after 3,000 and ~160 MiB after 12,000 storage-writing
+#: transactions; auto-mining (one block per tx) reached ~520 MiB after 12,000 and keeps growing. 500 MiB
+#: leaves room for allocator noise while still catching the per-block growth that sank auto-mining.
+RSS_BOUND = 500 * 2**20
+
+
+@pytest.fixture(scope="module")
+def counter() -> dict:
+    return json.loads(
+        compile_sources(FIXTURES / "contracts" / "src", base_path=FIXTURES).files["Counter.json"]
+    )
+
+
+def _node(home: Path, **settings: object) -> EmbeddedNode:
+    settings.setdefault("block_time", None)
+    return EmbeddedNode(home, NodeSettings(port=free_port(), **settings))  # type: ignore[arg-type]
+
+
+def _send(w3: Web3, account, tx: dict) -> dict:
+    tx = {
+        "gasPrice": 0,
+        "chainId": w3.eth.chain_id,
+        "nonce": w3.eth.get_transaction_count(account.address),
+        **tx,
+    }
+    tx_hash = w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.05)
+
+
+def _deploy(w3: Web3, account, artifact: dict) -> str:
+    receipt = _send(w3, account, {"data": artifact["bytecode"], "gas": 2_000_000})
+    assert receipt["status"] == 1
+    return receipt["contractAddress"]
+
+
+def test_start_runs_real_binary_and_stop_kills_it(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    endpoint = node.start()
+    pid = node.pid
+    assert pid is not None
+    assert Path(f"/proc/{pid}/exe").resolve() == anvil_binary().resolve()
+    assert fetch_chain_id(endpoint.rpc_url) == DXL_CHAIN_ID
+    assert node.status().running
+    assert node.stop() is True
+    assert not Path(f"/proc/{pid}").exists()
+    assert not node.pid_file.exists()
+    assert not node.status().running
+    assert not endpoint.is_reachable(timeout=0.5)
+    assert node.stop() is False
+
+
+def test_restart_keeps_state_receipts_and_logs(tmp_path: Path, counter: dict) -> None:
+    account = Account.create()  # never funded: gas is free
+    # The state interval is far longer than the test, so what survives was written by the graceful stop.
+    with _node(tmp_path, state_interval=3600) as node:
+        w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url))
+        deployment = _send(w3, account, {"data": counter["bytecode"], "gas": 2_000_000})
+        address = deployment["contractAddress"]
+        receipts = [_send(w3, account, {"to": address, "data": INCREMENT, "gas": 200_000}) for _ in range(3)]
+        assert all(r["status"] == 1 for r in receipts)
+    assert node.state_file.stat().st_size > 0
+
+    with _node(tmp_path) as node:
+        w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url))
+        contract = w3.eth.contract(address=address, abi=counter["abi"])
+        assert contract.functions.count().call() == 3
+        assert w3.eth.get_transaction_count(account.address) == 4
+        logs = w3.eth.get_logs({"fromBlock": 0, "toBlock": "latest", "address": address})
+        # OwnershipTransferred from the constructor, then one Counted per increment, each in its own block.
+        expected = [deployment["blockNumber"], *(r["blockNumber"] for r in receipts)]
+        assert [log["blockNumber"] for log in logs] == expected
+        old = w3.eth.get_transaction_receipt(receipts[0]["transactionHash"])
+        assert old["logs"][0]["data"] == receipts[0]["logs"][0]["data"]
+
+
+def test_stale_pidfile_is_ignored(tmp_path: Path) -> None:
+    node = _node(tmp_path)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    node.data_dir.mkdir(parents=True)
+    node.pid_file.write_text(json.dumps({"pid": dead.pid, "rpc_url": "http://127.0.0.1:1", "chain_id": 1}))
+    assert not node.status().running
+    assert node.stop() is False
+    node.pid_file.write_text(json.dumps({"pid": os.getpid(), "rpc_url": "http://127.0.0.1:1", "chain_id": 1}))
+    assert node.pid is None, "a live process that is not our anvil must not be taken for the node"
+    with node:
+        assert node.pid is not None and node.pid != os.getpid()
+
+
+def test_second_node_on_same_data_dir_is_refused(tmp_path: Path) -> None:
+    with _node(tmp_path) as first:
+        second = _node(tmp_path)
+        with pytest.raises(NodeAlreadyRunningError, match=str(first.pid)):
+            second.start()
+        assert first.endpoint.is_reachable()
+    with second:
+        assert second.status().running
+
+
+def test_start_reports_anvil_failure_with_log(tmp_path: Path) -> None:
+    node = _node(tmp_path, extra_args=("--no-such-flag",))
+    with pytest.raises(NodeError, match="no-such-flag"):
+        node.start(timeout=10)
+    assert node.pid is None
+
+
+def test_endpoint_checks_chain_id(embedded_node: EmbeddedNode) -> None:
+    url = embedded_node.endpoint.rpc_url
+    assert NodeEndpoint(url, DXL_CHAIN_ID).verify() >= 0
+    with pytest.raises(ChainIdMismatchError, match="expected 1"):
+        NodeEndpoint(url, 1).verify()
+    unreachable = NodeEndpoint(f"http://127.0.0.1:{free_port()}", DXL_CHAIN_ID)
+    assert not unreachable.is_reachable(timeout=0.5)
+    with pytest.raises(NodeError, match="no JSON-RPC answer"):
+        unreachable.verify(timeout=0.5)
+
+
+@pytest.mark.parametrize(
+    ("url", "chain_id"),
+    [("ftp://127.0.0.1:8545", 1), ("127.0.0.1:8545", 1), ("http://", 1), ("http://127.0.0.1:8545", 0)],
+)
+def test_endpoint_rejects_bad_settings(url: str, chain_id: int) -> None:
+    with pytest.raises(ConfigurationError):
+        NodeEndpoint(url, chain_id)
+
+
+@pytest.mark.parametrize(
+    "settings", [{"port": 0}, {"port": 70000}, {"block_time": 0}, {"state_interval": 0}, {"chain_id": -1}]
+)
+def test_node_settings_reject_bad_values(settings: dict) -> None:
+    with pytest.raises(ConfigurationError):
+        NodeSettings(**settings)
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded(tmp_path: Path, counter: dict) -> None:
+    """3,000 storage-writing transactions under the product defaults (1 s interval mining)."""
+    account = Account.create()
+    total = 3000
+    with EmbeddedNode(tmp_path, NodeSettings(port=free_port())) as node:
+        w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url, request_kwargs={"timeout": 60}))
+        address = Web3.to_checksum_address(_deploy(w3, account, counter))
+        peak = 0
+        for start in range(1, total + 1, 250):
+            batch = [
+                account.sign_transaction(
+                    {
+                        "to": address,
+                        "data": INCREMENT,
+                        "gas": 100_000,
+                        "gasPrice": 0,
+                        "nonce": nonce,
+                        "chainId": DXL_CHAIN_ID,
+                    }
+                ).raw_transaction
+                for nonce in range(start, min(start + 250, total + 1))
+            ]
+            hashes = [w3.eth.send_raw_transaction(raw) for raw in batch]
+            peak = max(peak, node.rss_bytes())
+        w3.eth.wait_for_transaction_receipt(hashes[-1], timeout=60, poll_latency=0.2)
+        time.sleep(1)
+        peak = max(peak, node.rss_bytes())
+        contract = w3.eth.contract(address=address, abi=counter["abi"])
+        assert contract.functions.count().call() == total
+        assert peak < RSS_BOUND, f"anvil RSS peaked at {peak / 2**20:.0f} MiB"

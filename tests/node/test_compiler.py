@@ -1,0 +1,196 @@
+"""The compiler driver: reproducible artifacts, clear errors, solcjs quirks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from node import compiler
+from node.compiler import CompilationError, Solc
+from node.errors import ConfigurationError, ToolchainError
+from node.paths import PROJECT_ROOT
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EIP170_LIMIT = 24_576
+
+
+@pytest.fixture
+def fixture_project(tmp_path: Path) -> Path:
+    """A copy of the fixture contracts laid out like the repository (contracts/src under a base path)."""
+    shutil.copytree(FIXTURES / "contracts", tmp_path / "contracts")
+    return tmp_path
+
+
+def _build(base: Path) -> compiler.Build:
+    return compiler.compile_sources(base / "contracts" / "src", base_path=base)
+
+
+@pytest.mark.skipif(not any(compiler.SOURCES_DIR.rglob("*.sol")), reason="no ledger sources yet")
+def test_committed_artifacts_match_sources() -> None:
+    assert compiler.check_artifacts() == []
+
+
+def test_main_contract_fits_eip170() -> None:
+    artifact = compiler.load_artifact("DataExchangeLedger")
+    assert 0 < (len(artifact.deployed_bytecode) - 2) // 2 < EIP170_LIMIT
+
+
+def test_build_is_deterministic_and_records_sources(fixture_project: Path, tmp_path: Path) -> None:
+    first, second = _build(fixture_project), _build(fixture_project)
+    assert first.files == second.files
+    counter = json.loads(first.files["Counter.json"])
+    assert counter["sourceName"] == "contracts/src/Counter.sol"
+    assert set(counter["sources"]) == {
+        "contracts/src/Counter.sol",
+        "contracts/src/libraries/Tally.sol",
+        "node_modules/@openzeppelin/contracts/access/Ownable.sol",
+        "node_modules/@openzeppelin/contracts/utils/Context.sol",
+    }
+    assert counter["compiler"]["version"].startswith("0.8.30+commit.")
+    # OZ files are inputs, never artifacts of their own.
+    assert sorted(first.files) == ["Counter.json", "Tally.json", "build-info.json"]
+    compiler.write_artifacts(first, tmp_path / "artifacts")
+    loaded = compiler.load_artifact("Counter", tmp_path / "artifacts")
+    assert loaded.deployable and loaded.bytecode == counter["bytecode"]
+    assert any(item.get("name") == "Counted" for item in loaded.abi)
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        # A changed constant changes the code and the source hash.
+        (
+            lambda src: src.replace("value + 1", "value + 2"),
+            {
+                "Counter.json: bytecode differs",
+                "Counter.json: source contracts/src/libraries/Tally.sol differs",
+            },
+        ),
+        # Even a comment is part of the build: the metadata hash in the bytecode pins the exact sources.
+        (
+            lambda src: src + "\n// trailing comment\n",
+            {"Tally.json: source contracts/src/libraries/Tally.sol differs"},
+        ),
+    ],
+)
+def test_check_reports_modified_source(
+    fixture_project: Path, tmp_path: Path, edit, expected: set[str]
+) -> None:
+    artifacts = tmp_path / "committed"
+    compiler.write_artifacts(_build(fixture_project), artifacts)
+    assert (
+        compiler.check_artifacts(fixture_project / "contracts" / "src", artifacts, base_path=fixture_project)
+        == []
+    )
+
+    tally = fixture_project / "contracts" / "src" / "libraries" / "Tally.sol"
+    tally.write_text(edit(tally.read_text()))
+    differences = compiler.check_artifacts(
+        fixture_project / "contracts" / "src", artifacts, base_path=fixture_project
+    )
+    assert expected <= set(differences)
+    assert "build-info.json: inputSha256 differs" in differences
+
+
+def test_check_reports_missing_and_orphaned_artifacts(fixture_project: Path, tmp_path: Path) -> None:
+    artifacts = tmp_path / "committed"
+    compiler.write_artifacts(_build(fixture_project), artifacts)
+    (artifacts / "Tally.json").unlink()
+    (artifacts / "Removed.json").write_text("{}")
+    differences = compiler.diff_artifacts(_build(fixture_project), artifacts)
+    assert "Tally.json: artifact missing (run `dxl compile`)" in differences
+    assert "Removed.json: committed artifact has no source any more" in differences
+
+
+def test_compile_error_lists_solc_messages(fixture_project: Path) -> None:
+    broken = fixture_project / "contracts" / "src" / "Broken.sol"
+    broken.write_text(
+        "// SPDX-License-Identifier: Apache-2.0\npragma solidity 0.8.30;\ncontract Broken { uint x = ; }\n"
+    )
+    with pytest.raises(CompilationError) as info:
+        _build(fixture_project)
+    assert len(info.value.messages) == 1
+    assert "contracts/src/Broken.sol" in info.value.messages[0]
+    assert "ParserError" in str(info.value)
+    assert isinstance(info.value, ToolchainError)
+
+
+def test_missing_import_is_a_configuration_error(fixture_project: Path) -> None:
+    (fixture_project / "contracts" / "src" / "Lost.sol").write_text('import {X} from "./nowhere/X.sol";\n')
+    with pytest.raises(
+        ConfigurationError, match=r"contracts/src/nowhere/X.sol.*imported by contracts/src/Lost.sol"
+    ):
+        _build(fixture_project)
+
+
+OUTPUT = '{"contracts": {}, "sources": {"a.sol": {"id": 0}}}'
+
+
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        (OUTPUT, json.loads(OUTPUT)),
+        (
+            ">>> Cannot retry compilation with SMT because there are no SMT solvers available.\n"
+            + OUTPUT
+            + "\n",
+            json.loads(OUTPUT),
+        ),
+        (">>> {not json\n" + OUTPUT, json.loads(OUTPUT)),
+        (">>> only a notice\n", ToolchainError),
+        ('{"truncated": ', ToolchainError),
+        ("", ToolchainError),
+    ],
+)
+def test_parse_standard_output(stdout: str, expected: object) -> None:
+    if isinstance(expected, type):
+        with pytest.raises(expected):
+            compiler.parse_standard_output(stdout)
+    else:
+        assert compiler.parse_standard_output(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("source", "imports"),
+    [
+        ('import "./A.sol";', ["./A.sol"]),
+        ('import {A, B} from "../t/A.sol";', ["../t/A.sol"]),
+        ("import * as X from '@openzeppelin/contracts/X.sol';", ["@openzeppelin/contracts/X.sol"]),
+        ('// import "./Commented.sol";\nimport "./Real.sol";', ["./Real.sol"]),
+        ('/* import "./Block.sol"; */ string constant S = "import \\"./Str.sol\\";";', []),
+    ],
+)
+def test_import_scanner(source: str, imports: list[str]) -> None:
+    assert compiler._imports(source) == imports
+
+
+def test_missing_node_says_run_make_setup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv(compiler.SOLC_ENV, raising=False)
+    with pytest.raises(ToolchainError, match="make setup"):
+        Solc()
+
+
+def test_missing_native_solc_is_a_toolchain_error(tmp_path: Path) -> None:
+    with pytest.raises(ToolchainError, match="not found"):
+        Solc(tmp_path / "solc")
+
+
+@pytest.mark.skipif(not os.environ.get(compiler.SOLC_ENV), reason="set DXL_SOLC to a native solc 0.8.30")
+def test_native_solc_gives_identical_artifacts() -> None:
+    native = Solc(os.environ[compiler.SOLC_ENV])
+    assert native.native
+    assert compiler.check_artifacts(solc=native) == []
+
+
+def test_load_unknown_artifact_names_known_ones() -> None:
+    with pytest.raises(ConfigurationError, match="DataExchangeLedger"):
+        compiler.load_artifact("NoSuchContract")
+
+
+def test_solcjs_runs_from_project_root() -> None:
+    assert compiler.SOLCJS.is_relative_to(PROJECT_ROOT)
