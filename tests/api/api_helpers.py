@@ -1,0 +1,139 @@
+"""Helpers of the API tests: the served app (uvicorn on a free loopback port, real HTTP), the per-module
+environment, and steps that build an exchange."""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+
+from node.anvil import EmbeddedNode, free_port
+from node.keys import KeyStore
+from node.provision import LedgerSetup
+from node.settings import Settings
+
+PASSPHRASE = "api-test-passphrase"
+
+
+@dataclass
+class ApiEnv:
+    """A running API on its own deployment."""
+
+    url: str
+    settings: Settings
+    setup: LedgerSetup
+    tokens: dict[str, str]
+    client: httpx.Client
+    departments: dict[str, int] = field(default_factory=dict)
+
+    def headers(self, who: str | None, **extra: str) -> dict[str, str]:
+        """Headers for a demo principal: "psb", "hrss", ..., "auditor", "governor-1"; None = anonymous."""
+        base = {} if who is None else {"Authorization": f"Bearer {self.tokens['demo-' + who]}"}
+        return {**base, **extra}
+
+    def call(self, method: str, path: str, who: str | None, *, json: Any = None, **kw: Any) -> httpx.Response:
+        return self.client.request(
+            method, path, headers=self.headers(who, **kw.pop("headers", {})), json=json, **kw
+        )
+
+    @property
+    def keystore(self) -> KeyStore:
+        return self.setup.keystore
+
+
+class ServerThread:
+    """uvicorn in a thread on a free port; stopped (and joined) at teardown."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive():
+                raise RuntimeError("API server failed to start (see the log above)")
+            if time.monotonic() > deadline:
+                raise RuntimeError("API server did not start within 60 s")
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def make_settings(home: Path, node: EmbeddedNode) -> Settings:
+    endpoint = node.endpoint
+    return Settings(
+        home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, keystore_passphrase=PASSPHRASE
+    )  # type: ignore[call-arg]
+
+
+def b32() -> str:
+    return "0x" + secrets.token_hex(32)
+
+
+def period(days: int = 30) -> tuple[int, int]:
+    now = int(time.time())
+    return now - 3600, now + days * 86400
+
+
+def ok(response: httpx.Response, status: int = 200) -> Any:
+    assert response.status_code == status, f"{response.status_code}: {response.text}"
+    return response.json()
+
+
+def register(env: ApiEnv, who: str, share_type: str = "conditional") -> int:
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": share_type, "sensitivity": 2}
+    return ok(env.call("POST", "/resources", who, json=body), 201)["record"]["id"]
+
+
+def request_access(
+    env: ApiEnv, who: str, resource_id: int, purpose: str = "benefit eligibility check"
+) -> dict:
+    valid_from, valid_until = period()
+    body = {
+        "resource_id": resource_id, "purpose": purpose, "scope_hash": b32(), "terms_hash": b32(),
+        "valid_from": valid_from, "valid_until": valid_until,
+    }  # fmt: skip
+    return ok(env.call("POST", "/requests", who, json=body), 201)["record"]
+
+
+def agreement_between(env: ApiEnv, provider: str, consumer: str) -> dict:
+    """Resource of ``provider`` → request by ``consumer`` → approved → both sign in custody → agreement."""
+    resource_id = register(env, provider)
+    req = request_access(env, consumer, resource_id)
+    ok(env.call("POST", f"/requests/{req['id']}/approve", provider))
+    ok(env.call("POST", f"/requests/{req['id']}/signatures", consumer, json={}))
+    outcome = ok(env.call("POST", f"/requests/{req['id']}/signatures", provider, json={}))
+    assert outcome["status"] == "concluded", outcome
+    return outcome["agreement"]
+
+
+def grant_between(env: ApiEnv, provider: str, consumer: str) -> dict:
+    agreement = agreement_between(env, provider, consumer)
+    body = {"agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}
+    return ok(env.call("POST", "/grants", provider, json=body), 201)["record"]
+
+
+def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | None = None) -> dict:
+    grant = grant or grant_between(env, provider, consumer)
+    body = {
+        "delivery_id": b32(),
+        "grant_id": grant["id"],
+        "commitment": b32(),
+        "byte_size": 1024,
+        "record_count": 3,
+    }
+    return ok(env.call("POST", "/deliveries", provider, json=body), 201)["record"]

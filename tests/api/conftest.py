@@ -1,0 +1,22 @@
+"""API test fixtures: one deployment per module on the worker's embedded node, served over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from api_helpers import ApiEnv, ServerThread, make_settings
+
+from api.app import create_app, ensure_demo_tokens
+from node.anvil import EmbeddedNode
+from node.provision import setup_ledger
+
+
+@pytest.fixture(scope="module")
+def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    settings = make_settings(tmp_path_factory.mktemp("api-home"), embedded_node)
+    setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
+        yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))

@@ -1,0 +1,98 @@
+"""The whole exchange through HTTP alone: two departments and an auditor, on a real node."""
+
+from __future__ import annotations
+
+from api_helpers import ApiEnv, b32, ok, period
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+
+def test_request_to_acknowledged_and_disputed_delivery(api_env: ApiEnv) -> None:
+    env = api_env
+    psb, hrss = env.departments["PSB"], env.departments["HRSS"]
+
+    # HRSS catalogues a conditionally shared resource.
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 3}
+    written = ok(env.call("POST", "/resources", "hrss", json=body), 201)
+    assert written["transaction"]["hash"].startswith("0x") and written["transaction"]["block_number"] > 0
+    resource = written["record"]
+    assert resource["owner"] == hrss and resource["share_type"] == "conditional"
+
+    # PSB requests it; HRSS approves.
+    valid_from, valid_until = period()
+    req = ok(env.call("POST", "/requests", "psb", json={
+        "resource_id": resource["id"], "purpose": "verify insured status for residence permits",
+        "scope_hash": b32(), "terms_hash": b32(), "valid_from": valid_from, "valid_until": valid_until,
+    }), 201)["record"]  # fmt: skip
+    assert (req["consumer"], req["provider"], req["status"]) == (psb, hrss, "pending")
+    approved = ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))["record"]
+    assert approved["status"] == "approved"
+
+    # PSB signs the typed data on its own machine (external signature); HRSS signs in custody.
+    signing = ok(env.call("GET", f"/requests/{req['id']}/terms", "psb"))
+    assert signing["signed_by"] == []
+    psb_key = env.keystore.unlock("dept-psb")
+    signable = encode_typed_data(full_message=signing["typed_data"])
+    signature = psb_key.sign_message(signable).signature.to_0x_hex()
+    assert Account.recover_message(signable, signature=signature) == psb_key.address
+    first = ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={"signature": signature}))
+    assert first["status"] == "awaiting_counter_signature" and first["signing"]["signed_by"] == ["consumer"]
+    concluded = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))
+    assert concluded["status"] == "concluded"
+    agreement = concluded["agreement"]
+    assert (agreement["provider"], agreement["consumer"], agreement["status"]) == (hrss, psb, "active")
+    assert agreement["terms_digest"] == signing["digest"]
+    assert ok(env.call("GET", f"/requests/{req['id']}", "auditor"))["status"] == "concluded"
+
+    # HRSS grants access and records two deliveries.
+    grant = ok(env.call("POST", "/grants", "hrss", json={
+        "agreement_id": agreement["id"], "expires_at": valid_until,
+    }), 201)["record"]  # fmt: skip
+    assert (grant["consumer"], grant["revoked"]) == (psb, False)
+    deliveries = []
+    for _ in range(2):
+        deliveries.append(ok(env.call("POST", "/deliveries", "hrss", json={
+            "delivery_id": b32(), "grant_id": grant["id"], "commitment": b32(), "hash_algorithm": "sm3",
+            "byte_size": 4096, "record_count": 12,
+        }), 201)["record"])  # fmt: skip
+    assert all(d["status"] == "recorded" and d["hash_algorithm"] == "sm3" for d in deliveries)
+
+    # PSB acknowledges the first (its commitment equals the recorded one) and disputes the second.
+    good, bad = deliveries
+    acked = ok(env.call("POST", f"/deliveries/{good['delivery_id']}/acknowledge", "psb", json={
+        "consumer_commitment": good["commitment"],
+    }))["record"]  # fmt: skip
+    assert acked["status"] == "acknowledged"
+    disputed = ok(env.call("POST", f"/deliveries/{bad['delivery_id']}/dispute", "psb", json={
+        "consumer_commitment": b32(),
+    }))["record"]  # fmt: skip
+    assert disputed["status"] == "disputed"
+
+    # The auditor sees all of it; both parties see their exchange.
+    for who in ("auditor", "psb", "hrss"):
+        assert ok(env.call("GET", f"/agreements/{agreement['id']}", who))["status"] == "active"
+        assert ok(env.call("GET", f"/grants/{grant['id']}", who))["id"] == grant["id"]
+        assert ok(env.call("GET", f"/deliveries/{good['delivery_id']}", who))["status"] == "acknowledged"
+        listed = {d["delivery_id"]: d["status"] for d in ok(env.call("GET", "/deliveries", who))}
+        assert listed[good["delivery_id"]] == "acknowledged" and listed[bad["delivery_id"]] == "disputed"
+
+
+def test_unconditional_resource_is_approved_on_arrival(api_env: ApiEnv) -> None:
+    env = api_env
+    resource_id = ok(env.call("POST", "/resources", "psb", json={
+        "metadata_hash": b32(), "schema_hash": b32(), "share_type": "unconditional",
+    }), 201)["record"]["id"]  # fmt: skip
+    valid_from, valid_until = period()
+    req = ok(env.call("POST", "/requests", "civil", json={
+        "resource_id": resource_id, "purpose": "address check", "scope_hash": b32(), "terms_hash": b32(),
+        "valid_from": valid_from, "valid_until": valid_until,
+    }), 201)["record"]  # fmt: skip
+    assert req["status"] == "approved"
+
+
+def test_health_reports_chain_and_contract_without_auth(api_env: ApiEnv) -> None:
+    health = ok(api_env.client.get("/healthz"))
+    assert health["status"] == "ok" and health["node_reachable"] is True
+    assert health["chain_id"] == api_env.settings.chain_id
+    assert health["contracts"]["ledger"] == api_env.setup.deployment.address
+    assert health["latest_block"] >= api_env.setup.deployment.block_number
