@@ -1,0 +1,162 @@
+"""Manifest building, signing, strict parsing and the JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from eth_account import Account
+
+from verifier.commitment import commit_payload
+from verifier.errors import ManifestError, ManifestSignatureError
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import (
+    build_manifest,
+    canonical_json,
+    load_manifest,
+    parse_manifest,
+    sign_manifest,
+    verify_manifest_signature,
+)
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "verifier" / "manifest.schema.json").read_text())
+PROVIDER = Account.from_key("0x" + "11" * 32)
+STRANGER = Account.from_key("0x" + "22" * 32)
+DELIVERY = bytes.fromhex("ab" * 32)
+
+
+@pytest.fixture
+def signed(tmp_path: Path) -> dict[str, Any]:
+    path = tmp_path / "rows.csv"
+    path.write_bytes('id,city\n1,Zürich\n2,"Lyon\nFrance"\n'.encode())
+    c = commit_payload(path, salt=b"\x07" * 32, chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    m = build_manifest(c, delivery_id=DELIVERY, agreement_id=4, grant_id=9, provider="TAX", consumer="STATS")
+    return sign_manifest(m, PROVIDER).to_dict()
+
+
+def test_signed_manifest_round_trips_and_verifies(signed: dict[str, Any]) -> None:
+    m = parse_manifest(json.dumps(signed))
+    assert m.to_dict() == signed
+    assert parse_manifest(m.to_json()).to_json() == m.to_json()
+    assert verify_manifest_signature(m, PROVIDER.address, expected_delivery_id=DELIVERY) == PROVIDER.address
+    assert (m.record_count, m.leaf_count) == (2, 3)
+
+
+def test_signature_covers_canonical_json_of_everything_but_the_signature(signed: dict[str, Any]) -> None:
+    m = parse_manifest(signed)
+    body = {k: v for k, v in signed.items() if k != "signature"}
+    assert (
+        m.signing_bytes()
+        == json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    assert canonical_json({"b": 1, "a": "ü"}) == '{"a":"ü","b":1}'.encode()
+
+
+def test_produced_manifests_satisfy_the_json_schema(signed: dict[str, Any]) -> None:
+    validator = jsonschema_rs.validator_for(SCHEMA)
+    assert validator.is_valid(signed)
+    unsigned = {k: v for k, v in signed.items() if k not in ("signer", "signature", "leaf_hashes")}
+    assert validator.is_valid(unsigned)
+    assert not validator.is_valid({**signed, "algorithm": {"name": "sha256", "id": 2}})
+    assert not validator.is_valid({k: v for k, v in signed.items() if k != "signature"})
+
+
+@pytest.mark.parametrize(
+    ("expected_signer", "expected_delivery", "match"),
+    [
+        (STRANGER.address, None, "expected"),
+        (None, b"\x00" * 32, "delivery"),
+    ],
+    ids=["someone else", "another delivery"],
+)
+def test_signature_refused(
+    signed: dict[str, Any], expected_signer: str | None, expected_delivery: bytes | None, match: str
+) -> None:
+    with pytest.raises(ManifestSignatureError, match=match):
+        verify_manifest_signature(
+            parse_manifest(signed), expected_signer, expected_delivery_id=expected_delivery
+        )
+
+
+def test_tampered_or_unsigned_manifest_signature_refused(signed: dict[str, Any]) -> None:
+    with pytest.raises(ManifestSignatureError, match="altered"):
+        verify_manifest_signature(parse_manifest({**signed, "grant_id": 10}))
+    stripped = {k: v for k, v in signed.items() if k not in ("signer", "signature")}
+    with pytest.raises(ManifestSignatureError, match="not signed"):
+        verify_manifest_signature(parse_manifest(stripped), PROVIDER.address)
+    forged = {**signed, "signer": STRANGER.address}
+    with pytest.raises(ManifestSignatureError):
+        verify_manifest_signature(parse_manifest(forged), STRANGER.address)
+
+
+def _drop(key: str) -> Any:
+    return lambda d: {k: v for k, v in d.items() if k != key}
+
+
+def _set(key: str, value: Any) -> Any:
+    return lambda d: {**d, key: value}
+
+
+MALFORMED = [
+    ("missing root", _drop("root"), "root"),
+    ("missing salt", _drop("salt"), "salt"),
+    ("unknown field", _set("extra", 1), "unknown"),
+    ("wrong schema", _set("schema", "dxl.manifest/2"), "schema"),
+    ("upper-case hex root", lambda d: {**d, "root": d["root"].upper().replace("0X", "0x")}, "root"),
+    ("short salt", _set("salt", "0x1234"), "salt"),
+    ("delivery id not hex", _set("delivery_id", "0x" + "zz" * 32), "delivery_id"),
+    ("algorithm id 0", _set("algorithm", {"name": "sha256", "id": 0}), "algorithm"),
+    ("algorithm name and id disagree", _set("algorithm", {"name": "sha256", "id": 2}), "algorithm"),
+    ("algorithm as a string", _set("algorithm", "sha256"), "algorithm"),
+    ("unknown chunk format", _set("chunking", {"format": "xml", "chunk_size": 1}), "chunking"),
+    ("zero chunk size", _set("chunking", {"format": "csv", "chunk_size": 0}), "chunking"),
+    ("negative leaf count", _set("leaf_count", -1), "leaf_count"),
+    ("boolean byte size", _set("byte_size", True), "byte_size"),
+    ("string agreement id", _set("agreement_id", "4"), "agreement_id"),
+    ("record count not fitting csv", _set("record_count", 3), "record_count"),
+    ("leaf hashes not a list", _set("leaf_hashes", "0x00"), "leaf_hashes"),
+    ("one leaf hash too few", lambda d: {**d, "leaf_hashes": d["leaf_hashes"][:-1]}, "leaf_hashes"),
+    ("bad department code", _set("provider", "tax office!"), "provider"),
+    ("local time", _set("created_at", "2026-11-25 17:00"), "created_at"),
+    ("signer without signature", _drop("signature"), "signature"),
+    ("lower-case signer", lambda d: {**d, "signer": d["signer"].lower()}, "signer"),
+    ("truncated signature", lambda d: {**d, "signature": d["signature"][:-2]}, "signature"),
+]
+
+
+@pytest.mark.parametrize(("name", "mutate", "field"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_manifest_names_the_field(
+    signed: dict[str, Any], name: str, mutate: Any, field: str
+) -> None:
+    with pytest.raises(ManifestError, match=field):
+        parse_manifest(mutate(signed))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "{", "[]", '"manifest"', "null", b"\xff\xfe"],
+    ids=["empty", "cut", "array", "string", "null", "bytes"],
+)
+def test_not_a_manifest_document(text: str | bytes) -> None:
+    with pytest.raises(ManifestError):
+        parse_manifest(text)
+
+
+def test_unreadable_manifest_file(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot read"):
+        load_manifest(tmp_path / "absent.manifest.json")
+
+
+def test_build_refuses_bad_identifiers(tmp_path: Path) -> None:
+    path = tmp_path / "x.bin"
+    path.write_bytes(b"x")
+    c = commit_payload(path, salt=b"\x07" * 32, chunking=Chunking(PayloadFormat.BYTES), keep_leaf_hashes=True)
+    with pytest.raises(ManifestError, match="delivery_id"):
+        build_manifest(c, delivery_id=b"short")
+    with pytest.raises(ManifestError, match="grant_id"):
+        build_manifest(c, delivery_id=DELIVERY, grant_id=-1)
+    with pytest.raises(ManifestSignatureError):
+        sign_manifest(build_manifest(c, delivery_id=DELIVERY), "0x1234")
