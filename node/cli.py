@@ -16,6 +16,7 @@ _AREAS: tuple[str, ...] = (
     "node.commands.bench",
     "node.commands.ledger",
     "node.commands.toolchain",
+    "api.commands",
     "verifier.cli",
 )
 

@@ -1,0 +1,102 @@
+"""``dxl token issue|revoke|list``: API tokens for departments, governors and auditors.
+
+A token is printed once, when issued; only its SHA-256 is stored (in the API database under ``DXL_HOME``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from node.errors import DxlError
+
+token_app = typer.Typer(name="token", help="Issue, revoke and list API tokens.", no_args_is_help=True)
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
+    if as_json:
+        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
+    else:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    from api.db import init_db, make_engine, session_factory
+    from node.settings import load_settings
+
+    settings = load_settings()
+    settings.home.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.effective_database_url)
+    init_db(engine)
+    return session_factory(engine)
+
+
+@token_app.command("issue")
+def issue_command(
+    principal: Annotated[
+        str, typer.Option("--principal", "-p", help="Department code (PSB), governor:N or auditor.")
+    ],
+    name: Annotated[str, typer.Option("--name", "-n", help="Unique token name (e.g. psb-batch-job).")],
+    as_json: JsonOption = False,
+) -> None:
+    """Issue a token and print it once; store it now, it cannot be shown again."""
+    from api.auth import issue_token, parse_principal
+    from api.db import session_scope
+
+    try:
+        who = parse_principal(principal)
+        with session_scope(_sessions()) as session:
+            token = issue_token(session, principal=who, name=name)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    if as_json:
+        typer.echo(json.dumps({"name": name, "principal": who.key, "token": token}))
+    else:
+        typer.echo(f"token {name} for {who.key} (shown once):\n{token}")
+
+
+@token_app.command("revoke")
+def revoke_command(
+    name: Annotated[str, typer.Argument(help="Name of the token to revoke.")], as_json: JsonOption = False
+) -> None:
+    """Revoke a token by name; requests with it get 401 from then on."""
+    from api.auth import revoke_token
+    from api.db import session_scope
+
+    try:
+        with session_scope(_sessions()) as session:
+            revoke_token(session, name=name)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    typer.echo(json.dumps({"revoked": name}) if as_json else f"revoked {name}")
+
+
+@token_app.command("list")
+def list_command(as_json: JsonOption = False) -> None:
+    """List tokens (names, principals, dates; never the tokens)."""
+    from api.auth import list_tokens
+    from api.db import session_scope
+
+    try:
+        with session_scope(_sessions()) as session:
+            rows = [
+                {"name": t.name, "principal": t.principal, "created_at": t.created_at.isoformat(),
+                 "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
+                for t in list_tokens(session)
+            ]  # fmt: skip
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
+        typer.echo(f"{row['name']:<28} {row['principal']:<20} {state}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app)
