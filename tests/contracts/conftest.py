@@ -1,0 +1,192 @@
+"""A fresh ledger per test on the worker's real node, and a small vocabulary for driving it.
+
+The consortium: three governors (threshold 2), departments PSB (provider), HRSS (consumer) and CIVIL (a third
+party), and one account with no role. Everything goes through :class:`node.chain.LedgerClient`, the product's own
+signing path; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.compiler import load_artifact
+from node.endpoint import NodeEndpoint
+from node.types import GovernanceAction, SharingTerms, ShareType, encode_code, purpose_hash
+
+DAY = 86_400
+SCOPE = b"\x5c" * 32
+TERMS_DOC = b"\x7e" * 32
+
+
+@dataclass
+class Dept:
+    id: int
+    code: str
+    account: LocalAccount
+    encryption_key: bytes
+
+
+@dataclass
+class Consortium:
+    """One deployed ledger and its members."""
+
+    client: LedgerClient
+    governors: list[LocalAccount]
+    depts: dict[str, Dept] = field(default_factory=dict)
+    outsider: LocalAccount = field(default_factory=Account.create)
+
+    # --- plumbing -------------------------------------------------------------------------------------------
+
+    def send(self, who: LocalAccount | Dept, fn: str, *args: Any, gas: int | None = None) -> TxResult:
+        account = who.account if isinstance(who, Dept) else who
+        return self.client.transact(account, fn, *args, gas=gas)
+
+    def call(self, fn: str, *args: Any) -> Any:
+        return self.client.call(fn, *args)
+
+    def now(self) -> int:
+        return int(self.client.w3.eth.get_block("latest")["timestamp"])
+
+    # --- governance -----------------------------------------------------------------------------------------
+
+    def govern(self, action: GovernanceAction, data: bytes) -> TxResult:
+        """Propose with the first governor and approve with the second: the 2-of-3 threshold executes it."""
+        proposed = self.send(self.governors[0], "propose", action, data)
+        proposal_id = proposed.event("ProposalCreated").args["proposalId"]
+        return self.send(self.governors[1], "approve", proposal_id)
+
+    def admit(self, code: str, account: LocalAccount | None = None) -> Dept:
+        account = account or Account.create()
+        key = os.urandom(32)
+        result = self.govern(GovernanceAction.ADMIT_DEPARTMENT, admission(code, f"{code} department", account, key))
+        dept = Dept(result.event("DepartmentAdmitted").args["departmentId"], code, account, key)
+        self.depts[code] = dept
+        return dept
+
+    # --- the exchange flow ------------------------------------------------------------------------------------
+
+    def resource(self, owner: Dept, share: ShareType = ShareType.CONDITIONAL, sensitivity: int = 2) -> int:
+        result = self.send(owner, "registerResource", os.urandom(32), os.urandom(32), share, sensitivity)
+        return int(result.event("ResourceRegistered").args["resourceId"])
+
+    def request(self, consumer: Dept, resource_id: int, *, days: int = 30, purpose: str = "benefit checks") -> int:
+        now = self.now()
+        result = self.send(consumer, "requestAccess", resource_id, purpose, SCOPE, TERMS_DOC, now, now + days * DAY)
+        return int(result.event("AccessRequested").args["requestId"])
+
+    def terms(self, request_id: int, *, deadline: int | None = None) -> SharingTerms:
+        q = self.call("request", request_id)
+        (resource_id, consumer, provider, _status, _req, _dec, _reason, valid_from, valid_until, ph, sh, th) = q
+        return SharingTerms(
+            request_id=request_id,
+            resource_id=resource_id,
+            provider=provider,
+            consumer=consumer,
+            purpose_hash=ph,
+            scope_hash=sh,
+            terms_hash=th,
+            valid_from=valid_from,
+            valid_until=valid_until,
+            deadline=deadline if deadline is not None else self.now() + DAY,
+        )
+
+    def sign(
+        self, account: LocalAccount, terms: SharingTerms, *, chain_id: int | None = None, contract: str | None = None
+    ) -> bytes:
+        typed = terms.typed_data(
+            chain_id=chain_id if chain_id is not None else self.client.chain_id,
+            verifying_contract=contract or str(self.client.address),
+        )
+        return bytes(account.sign_typed_data(full_message=typed).signature)
+
+    def conclude(self, request_id: int, provider: Dept, consumer: Dept) -> int:
+        terms = self.terms(request_id)
+        result = self.send(
+            consumer,
+            "concludeAgreement",
+            terms.as_tuple(),
+            self.sign(provider.account, terms),
+            self.sign(consumer.account, terms),
+        )
+        return int(result.event("AgreementConcluded").args["agreementId"])
+
+    def agreement(self, provider: Dept, consumer: Dept, share: ShareType = ShareType.CONDITIONAL) -> int:
+        request_id = self.request(consumer, self.resource(provider, share))
+        if share == ShareType.CONDITIONAL:
+            self.send(provider, "approveRequest", request_id)
+        return self.conclude(request_id, provider, consumer)
+
+    def grant(self, provider: Dept, agreement_id: int, *, seconds: int = DAY) -> int:
+        result = self.send(provider, "issueGrant", agreement_id, self.now() + seconds)
+        return int(result.event("GrantIssued").args["grantId"])
+
+    def deliver(self, provider: Dept, grant_id: int, commitment: bytes | None = None) -> tuple[bytes, TxResult]:
+        delivery_id = os.urandom(32)
+        result = self.send(
+            provider, "recordDelivery", delivery_id, grant_id, commitment or os.urandom(32), 1, 1_234_567, 1_000
+        )
+        return delivery_id, result
+
+
+def admission(code: str, name: str, account: LocalAccount, key: bytes) -> bytes:
+    return abi_encode(["bytes32", "string", "address", "bytes32"], [encode_code(code), name, account.address, key])
+
+
+def receipt_of(result: TxResult) -> tuple[Any, ...]:
+    """The DeliveryReceipt struct rebuilt from a recordDelivery result's event, as the consumer would."""
+    a = result.event("DeliveryRecorded").args
+    return (
+        a["grantId"],
+        a["provider"],
+        a["consumer"],
+        a["commitment"],
+        a["hashAlgorithm"],
+        a["byteSize"],
+        a["recordCount"],
+        a["recordedAt"],
+    )
+
+
+@contextlib.contextmanager
+def reverts(error_name: str, **expected_args: Any) -> Iterator[None]:
+    """Assert that the block raises the ledger's custom error ``error_name`` with (at least) these arguments."""
+    with pytest.raises(LedgerRevertError) as info:
+        yield
+    err = info.value
+    assert err.error_name == error_name, f"expected {error_name}, got {err.error_name}: {err}"
+    for key, value in expected_args.items():
+        actual = err.error_args[key]
+        if isinstance(value, str):  # addresses: compare without checksum casing
+            actual, value = str(actual).lower(), value.lower()
+        assert actual == value, f"{error_name}.{key}: {actual!r} != {value!r}"
+
+
+def names(result: TxResult) -> list[str]:
+    return [e.name for e in result.events]
+
+
+def deploy(endpoint: NodeEndpoint, governors: list[LocalAccount], threshold: int) -> LedgerClient:
+    artifact = load_artifact("DataExchangeLedger")
+    client = LedgerClient(endpoint, artifact.abi)
+    result = client.deploy(governors[0], artifact.bytecode, [g.address for g in governors], threshold)
+    assert result.contract_address is not None
+    return client.at(result.contract_address)
+
+
+@pytest.fixture
+def ledger(node_endpoint: NodeEndpoint) -> Consortium:
+    governors = [Account.create() for _ in range(3)]
+    consortium = Consortium(deploy(node_endpoint, governors, 2), governors)
+    for code in ("PSB", "HRSS", "CIVIL"):
+        consortium.admit(code)
+    return consortium

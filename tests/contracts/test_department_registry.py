@@ -1,0 +1,243 @@
+"""Membership under M-of-N governance: proposals, approvals, departments, auditors and governors."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from eth_abi import encode as abi_encode
+from eth_account import Account
+from web3 import Web3
+
+from node.chain import LedgerRevertError
+from node.endpoint import NodeEndpoint
+from node.types import DepartmentStatus, GovernanceAction, encode_code
+from tests.contracts.conftest import Consortium, admission, deploy, names, reverts
+
+AUDITOR_ROLE = Web3.keccak(text="dxl.role.auditor")
+GOVERNOR_ROLE = Web3.keccak(text="dxl.role.governor")
+DEPARTMENT_ROLE = Web3.keccak(text="dxl.role.department")
+
+
+def uint(value: int) -> bytes:
+    return abi_encode(["uint256"], [value])
+
+
+def address(account_address: str) -> bytes:
+    return abi_encode(["address"], [account_address])
+
+
+@pytest.mark.parametrize(
+    ("governor_count", "threshold", "error"),
+    [
+        (3, 0, "GovernanceInvalidThreshold"),
+        (3, 4, "GovernanceInvalidThreshold"),
+        (0, 1, "GovernanceInvalidThreshold"),
+    ],
+)
+def test_constructor_rejectsUnusableThreshold(
+    node_endpoint: NodeEndpoint, governor_count: int, threshold: int, error: str
+) -> None:
+    governors = [Account.create() for _ in range(max(governor_count, 1))][:governor_count] or [Account.create()]
+    with reverts(error, threshold=threshold, governorCount=governor_count):
+        if governor_count == 0:
+            from node.chain import LedgerClient
+            from node.compiler import load_artifact
+
+            artifact = load_artifact("DataExchangeLedger")
+            LedgerClient(node_endpoint, artifact.abi).deploy(governors[0], artifact.bytecode, [], threshold)
+        else:
+            deploy(node_endpoint, governors, threshold)
+
+
+def test_constructor_duplicateGovernor_reverts(node_endpoint: NodeEndpoint) -> None:
+    g = Account.create()
+    with reverts("GovernanceMembershipUnchanged", account=g.address):
+        deploy(node_endpoint, [g, g], 1)
+
+
+def test_propose_byNonGovernor_reverts(ledger: Consortium) -> None:
+    psb = ledger.depts["PSB"]
+    with reverts("GovernanceUnauthorized", account=psb.account.address):
+        ledger.send(psb, "propose", GovernanceAction.SUSPEND_DEPARTMENT, uint(psb.id))
+
+
+def test_admit_takesEffectOnlyAtThreshold(ledger: Consortium) -> None:
+    signer, key = Account.create(), os.urandom(32)
+    before = ledger.call("departmentCount")
+    proposed = ledger.send(
+        ledger.governors[0], "propose", GovernanceAction.ADMIT_DEPARTMENT, admission("SAMR", "Market", signer, key)
+    )
+    assert names(proposed) == ["ProposalCreated", "ProposalApproved"]  # no DepartmentAdmitted yet
+    assert ledger.call("departmentCount") == before
+    assert ledger.call("departmentOf", signer.address) == 0
+
+    proposal_id = proposed.event("ProposalCreated").args["proposalId"]
+    approved = ledger.send(ledger.governors[2], "approve", proposal_id)
+    assert names(approved) == ["ProposalApproved", "ProposalExecuted", "RoleGranted", "DepartmentAdmitted"]
+    admitted = approved.event("DepartmentAdmitted").args
+    assert admitted["departmentId"] == before + 1
+    assert admitted["signer"] == signer.address
+    assert admitted["encryptionKey"] == key
+    assert admitted["name"] == "Market"
+    dept = ledger.call("department", before + 1)
+    assert dept[0] == signer.address and dept[1] == DepartmentStatus.ACTIVE
+    assert ledger.call("departmentByCode", encode_code("SAMR")) == before + 1
+    assert ledger.call("hasRole", DEPARTMENT_ROLE, signer.address)
+    assert list(ledger.call("proposal", proposal_id)[2:4]) == [2, True]
+
+
+def test_approve_twiceBySameGovernor_reverts(ledger: Consortium) -> None:
+    proposed = ledger.send(ledger.governors[0], "propose", GovernanceAction.SUSPEND_DEPARTMENT, uint(1))
+    proposal_id = proposed.event("ProposalCreated").args["proposalId"]
+    with reverts("GovernanceAlreadyApproved", proposalId=proposal_id, governor=ledger.governors[0].address):
+        ledger.send(ledger.governors[0], "approve", proposal_id)
+
+
+def test_approve_executedProposal_reverts(ledger: Consortium) -> None:
+    result = ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(ledger.depts["CIVIL"].id))
+    proposal_id = result.event("ProposalExecuted").args["proposalId"]
+    with reverts("GovernanceProposalExecuted", proposalId=proposal_id):
+        ledger.send(ledger.governors[2], "approve", proposal_id)
+
+
+def test_approve_unknownProposal_reverts(ledger: Consortium) -> None:
+    with reverts("GovernanceUnknownProposal", proposalId=999):
+        ledger.send(ledger.governors[0], "approve", 999)
+
+
+def test_approve_byNonGovernor_reverts(ledger: Consortium) -> None:
+    proposed = ledger.send(ledger.governors[0], "propose", GovernanceAction.SUSPEND_DEPARTMENT, uint(1))
+    proposal_id = proposed.event("ProposalCreated").args["proposalId"]
+    with reverts("GovernanceUnauthorized", account=ledger.outsider.address):
+        ledger.send(ledger.outsider, "approve", proposal_id)
+
+
+@pytest.mark.parametrize(
+    ("code", "name", "signer", "key", "field"),
+    [
+        ("", "n", "new", b"\x01" * 32, "code"),
+        ("X1", "", "new", b"\x01" * 32, "name"),
+        ("X2", "n", "zero", b"\x01" * 32, "signer"),
+        ("X3", "n", "new", b"\x00" * 32, "encryptionKey"),
+    ],
+)
+def test_admit_emptyField_reverts(ledger: Consortium, code: str, name: str, signer: str, key: bytes, field: str) -> None:
+    signer_address = "0x" + "00" * 20 if signer == "zero" else Account.create().address
+    data = abi_encode(
+        ["bytes32", "string", "address", "bytes32"],
+        [code.encode().ljust(32, b"\0"), name, signer_address, key],
+    )
+    with reverts("DepartmentInvalidField", field=field):
+        ledger.govern(GovernanceAction.ADMIT_DEPARTMENT, data)
+
+
+def test_admit_takenCodeOrSigner_reverts(ledger: Consortium) -> None:
+    psb = ledger.depts["PSB"]
+    with reverts("DepartmentAlreadyRegistered", code=encode_code("PSB")):
+        ledger.govern(GovernanceAction.ADMIT_DEPARTMENT, admission("PSB", "again", Account.create(), b"\x01" * 32))
+    with reverts("DepartmentAlreadyRegistered", signer=psb.account.address):
+        ledger.govern(GovernanceAction.ADMIT_DEPARTMENT, admission("NEW", "dup signer", psb.account, b"\x01" * 32))
+
+
+def test_suspendAndReinstate_changeStatusOnce(ledger: Consortium) -> None:
+    civil = ledger.depts["CIVIL"]
+    suspended = ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    assert suspended.event("DepartmentSuspended").args["departmentId"] == civil.id
+    assert ledger.call("department", civil.id)[1] == DepartmentStatus.SUSPENDED
+    with reverts("DepartmentStatusUnchanged", departmentId=civil.id):
+        ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    # A suspended department cannot act.
+    with reverts("DepartmentNotActive", departmentId=civil.id):
+        ledger.resource(civil)
+    reinstated = ledger.govern(GovernanceAction.REINSTATE_DEPARTMENT, uint(civil.id))
+    assert names(reinstated)[-1] == "DepartmentReinstated"
+    with reverts("DepartmentStatusUnchanged", departmentId=civil.id):
+        ledger.govern(GovernanceAction.REINSTATE_DEPARTMENT, uint(civil.id))
+    assert ledger.resource(civil) > 0
+
+
+def test_suspend_unknownDepartment_reverts(ledger: Consortium) -> None:
+    with reverts("DepartmentUnknown", departmentId=77):
+        ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(77))
+    with reverts("DepartmentUnknown", departmentId=77):
+        ledger.call("department", 77)
+
+
+def test_rekey_movesAuthorityToNewSigner(ledger: Consortium) -> None:
+    psb = ledger.depts["PSB"]
+    old, new, key = psb.account, Account.create(), os.urandom(32)
+    result = ledger.govern(
+        GovernanceAction.REKEY_DEPARTMENT, abi_encode(["uint32", "address", "bytes32"], [psb.id, new.address, key])
+    )
+    ev = result.event("DepartmentRekeyed").args
+    assert (ev["previousSigner"], ev["signer"], ev["encryptionKey"]) == (old.address, new.address, key)
+    assert "RoleRevoked" in names(result) and "RoleGranted" in names(result)
+    assert ledger.call("departmentOf", old.address) == 0
+    assert ledger.call("departmentOf", new.address) == psb.id
+    with reverts("DepartmentUnauthorized", account=old.address):
+        ledger.resource(psb)
+    psb.account = new
+    assert ledger.resource(psb) > 0
+
+
+def test_rekey_toTakenSigner_reverts(ledger: Consortium) -> None:
+    psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
+    data = abi_encode(["uint32", "address", "bytes32"], [psb.id, hrss.account.address, b"\x01" * 32])
+    with reverts("DepartmentAlreadyRegistered", signer=hrss.account.address):
+        ledger.govern(GovernanceAction.REKEY_DEPARTMENT, data)
+
+
+def test_auditor_grantAndRevoke(ledger: Consortium) -> None:
+    auditor = Account.create()
+    granted = ledger.govern(GovernanceAction.GRANT_AUDITOR, address(auditor.address))
+    assert granted.event("RoleGranted").args["role"] == AUDITOR_ROLE
+    assert ledger.call("hasRole", AUDITOR_ROLE, auditor.address)
+    with reverts("GovernanceMembershipUnchanged", account=auditor.address):
+        ledger.govern(GovernanceAction.GRANT_AUDITOR, address(auditor.address))
+    ledger.govern(GovernanceAction.REVOKE_AUDITOR, address(auditor.address))
+    assert not ledger.call("hasRole", AUDITOR_ROLE, auditor.address)
+    with reverts("GovernanceMembershipUnchanged", account=auditor.address):
+        ledger.govern(GovernanceAction.REVOKE_AUDITOR, address(auditor.address))
+
+
+def test_governors_addRemoveAndThreshold(ledger: Consortium) -> None:
+    newcomer = Account.create()
+    ledger.govern(GovernanceAction.ADD_GOVERNOR, address(newcomer.address))
+    assert ledger.call("governorCount") == 4
+    changed = ledger.govern(GovernanceAction.SET_THRESHOLD, uint(3))
+    assert changed.event("ThresholdChanged").args["threshold"] == 3
+    # Now two approvals no longer execute.
+    proposed = ledger.govern(GovernanceAction.REMOVE_GOVERNOR, address(newcomer.address))
+    assert "ProposalExecuted" not in names(proposed)
+    proposal_id = proposed.event("ProposalApproved").args["proposalId"]
+    removed = ledger.send(newcomer, "approve", proposal_id)
+    assert "ProposalExecuted" in names(removed)
+    assert ledger.call("governorCount") == 3
+    assert not ledger.call("hasRole", GOVERNOR_ROLE, newcomer.address)
+
+
+def test_removeGovernor_belowThreshold_reverts(ledger: Consortium) -> None:
+    ledger.govern(GovernanceAction.SET_THRESHOLD, uint(3))
+    # Needs 3 approvals now: propose + two approvals.
+    proposed = ledger.send(
+        ledger.governors[0], "propose", GovernanceAction.REMOVE_GOVERNOR, address(ledger.governors[2].address)
+    )
+    proposal_id = proposed.event("ProposalCreated").args["proposalId"]
+    ledger.send(ledger.governors[1], "approve", proposal_id)
+    with reverts("GovernanceInvalidThreshold", threshold=3, governorCount=2):
+        ledger.send(ledger.governors[2], "approve", proposal_id)
+
+
+@pytest.mark.parametrize("fn", ["grantRole", "revokeRole", "renounceRole"])
+def test_roleFunctions_outsideGovernance_revert(ledger: Consortium, fn: str) -> None:
+    with reverts("GovernanceRoleManagedByProposals"):
+        ledger.send(ledger.governors[0], fn, GOVERNOR_ROLE, ledger.governors[0].address)
+
+
+def test_revert_minedWithStatusZero_isDecoded(ledger: Consortium) -> None:
+    # With gas given there is no estimation: the transaction is mined, reverts, and is still decoded.
+    with pytest.raises(LedgerRevertError) as info:
+        ledger.send(ledger.outsider, "approve", 1, gas=200_000)
+    assert info.value.error_name == "GovernanceUnauthorized"
+    assert info.value.tx_hash
