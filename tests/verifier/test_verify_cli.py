@@ -1,0 +1,165 @@
+"""``dxl commit`` / ``verify`` / ``reconcile`` through the real CLI: exit codes 0/1/2 and --json output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from node.cli import app
+
+runner = CliRunner()
+PROVIDER = Account.from_key("0x" + "33" * 32)
+
+
+def dxl(*args: str | Path) -> tuple[int, str, str]:
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def keystore(tmp_path: Path) -> tuple[Path, Path]:
+    ks = tmp_path / "provider.json"
+    ks.write_text(json.dumps(Account.encrypt(PROVIDER.key, "s3cret", kdf="pbkdf2", iterations=1000)))
+    pw = tmp_path / "password.txt"
+    pw.write_text("s3cret\n")
+    return ks, pw
+
+
+@pytest.fixture
+def payload(tmp_path: Path) -> Path:
+    path = tmp_path / "people.csv"
+    path.write_text('id,name\n1,Ann\n2,"Bob\nJr"\n3,Cy\n')
+    return path
+
+
+def test_commit_then_verify_match_then_mismatch(payload: Path) -> None:
+    code, out, _ = dxl("commit", payload)
+    assert code == 0, out
+    assert "records  3" in out and "UNSIGNED" in out
+    manifest = payload.with_name("people.csv.manifest.json")
+    assert json.loads(manifest.read_text())["record_count"] == 3
+    assert dxl("verify", payload)[0] == 0
+    payload.write_text('id,name\n1,Ann\n2,"Bob\nSr"\n3,Cy\n')
+    code, out, _ = dxl("verify", payload, "--manifest", manifest, "--json")
+    assert code == 1
+    verdict = json.loads(out)
+    assert verdict["status"] == "MISMATCH"
+    assert verdict["differing_leaves"] == [2]
+
+
+def test_commit_json_signed_with_keystore(payload: Path, tmp_path: Path, keystore: tuple[Path, Path]) -> None:
+    out_path = tmp_path / "m.json"
+    ks, pw = keystore
+    code, out, _ = dxl(
+        "commit", payload, "--out", out_path, "--alg", "sm3", "--keystore", ks, "--password-file", pw,
+        "--agreement", "4", "--grant", "2", "--delivery-id", "ab" * 32, "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["signed"] and result["signer"] == PROVIDER.address
+    assert result["algorithm"] == "sm3" and result["delivery_id"] == "0x" + "ab" * 32
+    assert dxl("verify", payload, "-m", out_path, "--signer", PROVIDER.address)[0] == 0
+    code, out, _ = dxl(
+        "verify", payload, "-m", out_path, "--signer", Account.from_key("0x" + "44" * 32).address
+    )
+    assert code == 1 and "UNTRUSTED" in out
+    code, out, _ = dxl("verify", payload, "-m", out_path, "--delivery-id", "cd" * 32, "--json")
+    assert code == 1 and json.loads(out)["status"] == "UNTRUSTED"
+
+
+def test_wrong_keystore_password_is_exit_2(payload: Path, keystore: tuple[Path, Path]) -> None:
+    ks, pw = keystore
+    pw.write_text("wrong")
+    code, _, err = dxl("commit", payload, "--keystore", ks, "--password-file", pw)
+    assert code == 2
+    assert "cannot unlock keystore" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing payload", "cannot read payload"),
+        ("payload is a directory", "cannot read payload"),
+        ("manifest not JSON", "not valid JSON"),
+        ("manifest field missing", "field 'root'"),
+        ("manifest missing", "cannot read"),
+    ],
+)
+def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, message: str) -> None:
+    assert dxl("commit", payload)[0] == 0
+    manifest = payload.with_name("people.csv.manifest.json")
+    if setup == "missing payload":
+        payload.unlink()
+    elif setup == "payload is a directory":
+        payload.unlink()
+        payload.mkdir()
+    elif setup == "manifest not JSON":
+        manifest.write_text("{not json")
+    elif setup == "manifest field missing":
+        d = json.loads(manifest.read_text())
+        del d["root"]
+        manifest.write_text(json.dumps(d))
+    else:
+        manifest.unlink()
+    code, out, err = dxl("verify", payload)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    code, out, _ = dxl("verify", payload, "--json")
+    assert code == 2
+    assert json.loads(out)["status"] == "ERROR"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--alg", "md5"],
+        ["--format", "xml"],
+        ["--chunk-size", "0"],
+        ["--chunk-size", "lots"],
+        ["--delivery-id", "12"],
+    ],
+)
+def test_bad_commit_options_are_usage_errors(payload: Path, args: list[str]) -> None:
+    code, _, err = dxl("commit", payload, *args)
+    assert code == 2
+    assert "Traceback" not in err
+
+
+def test_reconcile_reports_every_category(tmp_path: Path) -> None:
+    d = tmp_path / "inbox"
+    d.mkdir()
+    for name in ("a.jsonl", "b.bin", "c.csv", "gone.bin"):
+        (d / name).write_bytes(b'{"x":1}\n' if name.endswith("jsonl") else b"id\n1\n")
+        assert dxl("commit", d / name)[0] == 0
+    (d / "b.bin").write_bytes(b"changed")
+    (d / "gone.bin").unlink()
+    (d / "loose.txt").write_text("no manifest")
+    (d / "c.csv.manifest.json").write_text("[]")
+    code, out, _ = dxl("reconcile", d, "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert [e["payload"] for e in report["matched"]] == ["a.jsonl"]
+    assert [e["payload"] for e in report["mismatched"]] == ["b.bin"]
+    assert [e["payload"] for e in report["errors"]] == ["c.csv"]
+    assert report["unmanifested"] == ["loose.txt"]
+    assert report["missing_payloads"] == ["gone.bin.manifest.json"]
+    code, out, _ = dxl("reconcile", d)
+    assert code == 1 and "1 matched, 1 mismatched" in out
+
+
+def test_reconcile_all_matched_and_not_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text('{"x":1}\n')
+    assert dxl("commit", tmp_path / "a.jsonl")[0] == 0
+    assert dxl("reconcile", tmp_path)[0] == 0
+    code, _, err = dxl("reconcile", tmp_path / "nope")
+    assert code == 2 and "not a directory" in err
+
+
+def test_help_explains_commands() -> None:
+    for command in ("commit", "verify", "reconcile"):
+        code, out, _ = dxl(command, "--help")
+        assert code == 0 and "--json" in out
