@@ -240,11 +240,14 @@ class ErrorDecoder:
             values = abi_decode(list(known.types), body)
         except DecodingError:
             return LedgerRevertError(None, selector=sel_hex, data=raw, tx_hash=tx_hash)
-        args = {
-            n: (bytes(v) if isinstance(v, bytes | bytearray) else v)
-            for n, v in zip(known.names, values, strict=True)
-        }
+        args = {n: _arg(t, v) for n, t, v in zip(known.names, known.types, values, strict=True)}
         return LedgerRevertError(known.name, args, selector=sel_hex, data=raw, tx_hash=tx_hash)
+
+
+def _arg(kind: str, value: Any) -> Any:
+    if kind == "address":
+        return str(Web3.to_checksum_address(value))
+    return bytes(value) if isinstance(value, bytes | bytearray) else value
 
 
 def _canonical_type(param: Mapping[str, Any]) -> str:

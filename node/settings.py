@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     chain_id: int | None = Field(default=None, description="Chain id expected at rpc_url.")
     keystore_passphrase: SecretStr | None = None
     keystore_passphrase_file: Path | None = None
+    node_port: int = Field(default=8545, description="RPC port of the embedded node on 127.0.0.1.")
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
@@ -51,7 +52,7 @@ class Settings(BaseSettings):
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("api_port")
+    @field_validator("api_port", "node_port")
     @classmethod
     def _port(cls, value: int) -> int:
         if not 0 < value < 65536:

@@ -21,7 +21,7 @@ import typer
 from node.errors import DxlError
 
 if TYPE_CHECKING:
-    from node.anvil import EmbeddedNode
+    from node.anvil import EmbeddedNode, NodeSettings
     from node.endpoint import NodeEndpoint
     from node.settings import Settings
 
@@ -40,7 +40,7 @@ def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
 def _chain(settings: Settings, *, start_embedded: bool) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
     """The configured node: ``DXL_RPC_URL`` if set, else the embedded node (started here if asked and not
     already running; stopped on exit only if started here)."""
-    from node.anvil import EmbeddedNode
+    from node.anvil import EmbeddedNode, NodeSettings
     from node.endpoint import NodeEndpoint
 
     if settings.rpc_url:
@@ -49,7 +49,7 @@ def _chain(settings: Settings, *, start_embedded: bool) -> Iterator[tuple[NodeEn
         endpoint.verify()
         yield endpoint, None
         return
-    node = EmbeddedNode(settings.home)
+    node = EmbeddedNode(settings.home, NodeSettings(port=settings.node_port))
     if node.pid is not None or not start_embedded:
         yield node.endpoint, None
         return

@@ -1,0 +1,50 @@
+"""Fixtures of the chain client, deployment and provisioning tests: a ledger deployed and provisioned on the
+worker's embedded node (tests/conftest.py), with keys in a temporary DXL_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from node.anvil import EmbeddedNode
+from node.chain import LedgerClient
+from node.compiler import Artifact, load_artifact
+from node.deploy import LEDGER_ARTIFACT
+from node.keys import KeyStore
+from node.provision import LedgerSetup, setup_ledger
+from node.settings import Settings, load_settings
+
+#: Keystores in tests use a cheap scrypt work factor; the format and code path are the product's.
+TEST_SCRYPT_N = 2**10
+
+
+@pytest.fixture(scope="session")
+def ledger_artifact() -> Artifact:
+    return load_artifact(LEDGER_ARTIFACT)
+
+
+@pytest.fixture(scope="session")
+def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dxl-demo-home")
+
+
+@pytest.fixture(scope="session")
+def demo_settings(demo_home: Path) -> Settings:
+    return load_settings(home=demo_home, keystore_passphrase="test passphrase, not a secret")
+
+
+@pytest.fixture(scope="session")
+def demo_ledger(embedded_node: EmbeddedNode, demo_settings: Settings) -> LedgerSetup:
+    """The demo consortium, once per worker: 2 governors (2-of-2), auditor, 5 departments, 3 resources."""
+    return setup_ledger(embedded_node.endpoint, demo_settings)
+
+
+@pytest.fixture(scope="session")
+def ledger(demo_ledger: LedgerSetup) -> LedgerClient:
+    return demo_ledger.client
+
+
+@pytest.fixture(scope="session")
+def demo_keys(demo_ledger: LedgerSetup) -> KeyStore:
+    return demo_ledger.keystore

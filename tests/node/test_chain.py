@@ -1,0 +1,376 @@
+"""The chain client against a real anvil: nonces under concurrency, revert decoding, chain id checks, events,
+and the EIP-712 terms digest agreeing with the contract's."""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.crypto import keccak
+
+from node.anvil import EmbeddedNode
+from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, error_code, selector_of
+from node.compiler import Artifact
+from node.endpoint import ChainIdMismatchError, NodeEndpoint
+from node.errors import DxlError, NodeError
+from node.keys import KeyStore
+from node.nonces import NonceManager, is_nonce_error
+from node.paths import CONTRACTS_DIR
+from node.types import (
+    AgreementStatus,
+    DeliveryStatus,
+    DepartmentStatus,
+    GovernanceAction,
+    RequestStatus,
+    ShareType,
+    SharingTerms,
+    encode_code,
+)
+
+# --- connecting ---------------------------------------------------------------------------------------------
+
+
+def test_connect_refuses_another_chain_id(embedded_node: EmbeddedNode, ledger_artifact: Artifact) -> None:
+    real = embedded_node.endpoint
+    with pytest.raises(ChainIdMismatchError) as info:
+        LedgerClient(NodeEndpoint(real.rpc_url, real.chain_id + 1), ledger_artifact.abi)
+    assert (info.value.expected, info.value.actual) == (real.chain_id + 1, real.chain_id)
+    assert str(real.chain_id) in str(info.value) and info.value.code == "CHAIN_ID_MISMATCH"
+
+
+def test_connect_to_nothing_is_a_node_error(ledger_artifact: Artifact) -> None:
+    from node.anvil import free_port
+
+    with pytest.raises(NodeError, match="unreachable"):
+        LedgerClient(
+            NodeEndpoint(f"http://127.0.0.1:{free_port()}", 1), ledger_artifact.abi, request_timeout=2
+        )
+
+
+# --- nonces -------------------------------------------------------------------------------------------------
+
+
+def test_concurrent_senders_get_gapless_nonces(ledger: LedgerClient) -> None:
+    sender, target = Account.create(), Account.create()
+    threads, per_thread = 4, 50
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            pending = [
+                ledger.submit(sender, ledger.build(sender.address, "", to=target.address, gas=21_000))
+                for _ in range(per_thread)
+            ]
+            results.extend(ledger.wait_all(pending))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    assert not errors
+    assert len(results) == threads * per_thread
+    nonces = sorted(int(ledger.w3.eth.get_transaction(r.tx_hash)["nonce"]) for r in results)
+    assert nonces == list(range(threads * per_thread))
+    assert ledger.w3.eth.get_transaction_count(sender.address) == threads * per_thread
+
+
+def test_nonce_counter_resyncs_when_another_process_used_the_key(
+    embedded_node: EmbeddedNode, ledger_artifact: Artifact, ledger: LedgerClient
+) -> None:
+    sender, target = Account.create(), Account.create()
+    assert ledger.address is not None
+    other = LedgerClient(embedded_node.endpoint, ledger_artifact.abi, ledger.address)
+    ledger.transfer(sender, target.address, 0)  # our counter now says 1
+    other.transfer(sender, target.address, 0)  # the other process used nonce 1 behind our back
+    other.transfer(sender, target.address, 0)  # ... and 2
+    result = ledger.transfer(sender, target.address, 0)  # "nonce too low" -> resync -> nonce 3
+    assert ledger.w3.eth.get_transaction(result.tx_hash)["nonce"] == 3
+
+
+def test_nonce_manager_only_moves_forward_and_releases_last() -> None:
+    node_count = {"n": 5}
+    manager = NonceManager(lambda _addr: node_count["n"])
+    assert [manager.reserve("a"), manager.reserve("a")] == [5, 6]
+    manager.release("a", 6)
+    assert manager.peek("a") == 6
+    node_count["n"] = 3  # a lagging node view must not hand out 3..5 again
+    assert manager.resync("a") == 6
+    manager.release("a", 2)  # not the last one: forget and re-read
+    assert manager.peek("a") is None
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("nonce too low", True),
+        ("Nonce too low: next nonce 5, tx nonce 3", True),
+        ("already known", True),
+        ("replacement transaction underpriced", True),
+        ("Known transaction", True),
+        ("insufficient funds for gas * price + value", False),
+        ("execution reverted", False),
+    ],
+)
+def test_nonce_error_messages(message: str, expected: bool) -> None:
+    assert is_nonce_error(message) is expected
+
+
+# --- reverts ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("GrantExpired", "GRANT_EXPIRED"),
+        ("GovernanceProposalExecuted", "GOVERNANCE_PROPOSAL_EXECUTED"),
+        ("CatalogUnknownResource", "CATALOG_UNKNOWN_RESOURCE"),
+        ("SharingNotAParty", "NOT_A_PARTY"),
+        ("DepartmentUnauthorized", "NOT_A_PARTY"),
+        ("AgreementStatusMismatch", "AGREEMENT_NOT_ACTIVE"),
+        ("RequestResourceNotShared", "RESOURCE_NOT_SHARED"),
+        ("DeliveryDuplicate", "DUPLICATE_DELIVERY"),
+        ("AgreementInvalidSignature", "INVALID_SIGNATURE"),
+        ("ECDSAInvalidSignatureS", "ECDSA_INVALID_SIGNATURE_S"),
+        ("AccessControlBadConfirmation", "ACCESS_CONTROL_BAD_CONFIRMATION"),
+    ],
+)
+def test_error_codes(name: str, code: str) -> None:
+    assert error_code(name) == code
+
+
+def test_every_abi_error_is_decodable(ledger_artifact: Artifact) -> None:
+    declared = [e for e in ledger_artifact.abi if e["type"] == "error"]
+    decoder = ErrorDecoder(ledger_artifact.abi)
+    assert len(decoder.by_selector) == len(declared) > 30
+    assert {d.name for d in decoder.by_selector.values()} >= {
+        "GrantExpired",
+        "AccessControlUnauthorizedAccount",
+    }
+
+
+@pytest.mark.parametrize(
+    ("signature", "types", "values", "name", "args", "message"),
+    [
+        (
+            "GrantExpired(uint64,uint64)", ["uint64", "uint64"], [7, 1_790_000_000],
+            "GrantExpired", {"grantId": 7, "expiredAt": 1_790_000_000},
+            "grant 7 expired at 2026-09-21T14:13:20Z",
+        ),
+        (
+            "DeliveryDuplicate(bytes32)", ["bytes32"], [b"\x11" * 32],
+            "DeliveryDuplicate", {"deliveryId": b"\x11" * 32},
+            "delivery 0x" + "11" * 32 + " was already recorded",
+        ),
+        (
+            "RequestStatusMismatch(uint64,uint8,uint8)", ["uint64", "uint8", "uint8"], [3, 4, 2],
+            "RequestStatusMismatch", {"requestId": 3, "status": 4, "expected": 2},
+            "RequestStatusMismatch(requestId=3, status=4, expected=2)",
+        ),
+        (
+            "DeliveryInvalidField(string)", ["string"], ["commitment"],
+            "DeliveryInvalidField", {"field": "commitment"}, "DeliveryInvalidField(field=commitment)",
+        ),
+        ("Error(string)", ["string"], ["plain reason"], "Error", {"reason": "plain reason"}, "plain reason"),
+        ("Panic(uint256)", ["uint256"], [0x11], "Panic", {"code": 0x11}, "arithmetic overflow"),
+    ],
+)  # fmt: skip
+def test_revert_data_decoding(
+    ledger_artifact: Artifact,
+    signature: str,
+    types: list[str],
+    values: list[Any],
+    name: str,
+    args: dict[str, Any],
+    message: str,
+) -> None:
+    data = bytes.fromhex(selector_of(signature)[2:]) + abi_encode(types, values)
+    error = ErrorDecoder(ledger_artifact.abi).decode(data)
+    assert (error.error_name, error.error_args) == (name, args)
+    assert message in str(error)
+    assert error.selector == selector_of(signature)
+
+
+@pytest.mark.parametrize(
+    ("data", "selector"),
+    [(b"", None), (b"\xde\xad", None), (bytes.fromhex("deadbeef") + b"\x00" * 32, "0xdeadbeef")],
+)
+def test_unknown_revert_data_still_raises_a_ledger_error(
+    ledger_artifact: Artifact, data: bytes, selector: str | None
+) -> None:
+    error = ErrorDecoder(ledger_artifact.abi).decode(data)
+    assert isinstance(error, DxlError) and error.error_name is None
+    assert error.code == "LEDGER_REVERT" and error.selector == selector
+    if selector:
+        assert selector in str(error)
+
+
+def _not_a_department() -> Any:
+    return Account.create()
+
+
+@pytest.mark.parametrize(
+    ("who", "fn", "args", "name", "expected_args", "code"),
+    [
+        (
+            "stranger", "propose", (0, b""),
+            "GovernanceUnauthorized", {"account": "{stranger}"}, "NOT_A_GOVERNOR",
+        ),
+        (
+            "stranger", "registerResource", (b"\x01" * 32, b"\x02" * 32, 0, 1),
+            "DepartmentUnauthorized", {"account": "{stranger}"}, "NOT_A_PARTY",
+        ),
+        ("governor-1", "approve", (10_000,), "GovernanceUnknownProposal", {"proposalId": 10_000}, None),
+        (
+            "dept-psb", "requestAccess", ("{medical}", "follow-up", b"\x01" * 32, b"\x02" * 32, 1, 2**40),
+            "RequestResourceNotShared", {"resourceId": "{medical}"}, "RESOURCE_NOT_SHARED",
+        ),
+        (
+            "dept-psb", "requestAccess", ("{household}", "own data", b"\x01" * 32, b"\x02" * 32, 1, 2**40),
+            "RequestOwnResource", {"resourceId": "{household}"}, "REQUEST_OWN_RESOURCE",
+        ),
+        (
+            "dept-hrss", "issueGrant", (999, 2**40),
+            "AgreementUnknown", {"agreementId": 999}, "AGREEMENT_UNKNOWN",
+        ),
+    ],
+)  # fmt: skip
+def test_estimation_reverts_are_decoded_and_nothing_is_sent(
+    ledger: LedgerClient,
+    demo_keys: KeyStore,
+    demo_ledger: Any,
+    who: str,
+    fn: str,
+    args: tuple[Any, ...],
+    name: str,
+    expected_args: dict[str, Any],
+    code: str | None,
+) -> None:
+    account = Account.create() if who == "stranger" else demo_keys.unlock(who)
+    fill = {
+        "stranger": account.address,
+        "medical": demo_ledger.report.resources["Medical records"],
+        "household": demo_ledger.report.resources["Household registration"],
+    }
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, str) and re.fullmatch(r"\{\w+\}", value):
+            return fill[value[1:-1]]
+        return value
+
+    before = ledger.w3.eth.get_transaction_count(account.address)
+    with pytest.raises(LedgerRevertError) as info:
+        ledger.transact(account, fn, *[resolve(a) for a in args])
+    error = info.value
+    assert error.error_name == name
+    assert error.error_args == {k: resolve(v) for k, v in expected_args.items()}
+    assert error.code == (code or error_code(name))
+    assert error.tx_hash is None
+    assert ledger.w3.eth.get_transaction_count(account.address) == before
+
+
+def test_call_reverts_are_decoded(ledger: LedgerClient) -> None:
+    with pytest.raises(LedgerRevertError) as info:
+        ledger.call("grant", 7)
+    assert (info.value.error_name, info.value.error_args, info.value.code) == (
+        "GrantUnknown",
+        {"grantId": 7},
+        "GRANT_UNKNOWN",
+    )
+    assert str(info.value) == "grant 7 does not exist"
+
+
+def test_mined_revert_is_decoded_with_its_transaction(ledger: LedgerClient, demo_keys: KeyStore) -> None:
+    governor = demo_keys.unlock("governor-1")
+    # An explicit gas limit skips estimation, so the transaction is mined and fails on chain.
+    with pytest.raises(LedgerRevertError) as info:
+        ledger.transact(governor, "approve", 10_001, gas=200_000)
+    error = info.value
+    assert error.error_name == "GovernanceUnknownProposal" and error.error_args == {"proposalId": 10_001}
+    assert error.tx_hash is not None and error.tx_hash in str(error)
+    assert ledger.w3.eth.get_transaction_receipt(error.tx_hash)["status"] == 0
+
+
+def test_batch_revert_names_the_failed_transaction(ledger: LedgerClient, demo_keys: KeyStore) -> None:
+    governor = demo_keys.unlock("governor-2")
+    with pytest.raises(LedgerRevertError, match="GovernanceUnknownProposal") as info:
+        ledger.send_batch([(governor, "approve", (20_000 + i,)) for i in range(3)], gas=200_000)
+    assert info.value.error_args == {"proposalId": 20_000}
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+
+def test_tx_result_carries_decoded_events(ledger: LedgerClient, demo_keys: KeyStore) -> None:
+    dept = demo_keys.unlock("dept-civil")
+    result = ledger.transact(dept, "registerResource", keccak(b"marriage registration"), b"\x05" * 32, 1, 2)
+    event = result.event("ResourceRegistered")
+    assert event.args["owner"] == ledger.call("departmentByCode", encode_code("CIVIL"))
+    assert event.args["shareType"] == ShareType.CONDITIONAL and event.args["metadataHash"] == keccak(
+        b"marriage registration"
+    )
+    assert event.log_index >= 0 and event.address == ledger.address
+    assert result.gas_used > 21_000 and result.block_hash.startswith("0x") and len(result.block_hash) == 66
+    receipt = ledger.w3.eth.get_transaction_receipt(result.tx_hash)
+    assert (receipt["blockNumber"], receipt["gasUsed"]) == (result.block_number, result.gas_used)
+    with pytest.raises(NodeError, match="no DeliveryRecorded"):
+        result.event("DeliveryRecorded")
+
+
+def test_transactions_are_type_2_with_explicit_chain_id(ledger: LedgerClient, demo_keys: KeyStore) -> None:
+    dept = demo_keys.unlock("dept-samr")
+    result = ledger.transact(dept, "registerResource", keccak(b"business licences"), b"\x06" * 32, 0, 1)
+    tx = ledger.w3.eth.get_transaction(result.tx_hash)
+    assert tx["type"] == 2 and tx["chainId"] == ledger.chain_id
+    # Gas limit is the estimate plus margin: the transaction did not run out.
+    assert tx["gas"] > result.gas_used
+
+
+# --- domain types -------------------------------------------------------------------------------------------
+
+
+def _solidity_enums() -> dict[str, list[str]]:
+    source = (CONTRACTS_DIR / "src" / "types" / "Ledger.sol").read_text()
+    source = re.sub(r"//[^\n]*", "", source)
+    return {
+        m.group(1): [v.strip() for v in m.group(2).split(",") if v.strip()]
+        for m in re.finditer(r"enum\s+(\w+)\s*\{([^}]*)\}", source)
+    }
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+
+
+@pytest.mark.parametrize(
+    "enum",
+    [DepartmentStatus, ShareType, RequestStatus, AgreementStatus, DeliveryStatus, GovernanceAction],
+    ids=lambda e: e.__name__,
+)
+def test_python_enums_mirror_solidity(enum: Any) -> None:
+    members = _solidity_enums()[enum.__name__]
+    assert [(m.name, m.value) for m in enum] == [(_snake(n), i) for i, n in enumerate(members)]
+
+
+def test_sharing_terms_typed_data_matches_the_contract_digest(ledger: LedgerClient) -> None:
+    assert ledger.address is not None
+    terms = SharingTerms(
+        request_id=3, resource_id=2, provider=2, consumer=1, purpose_hash=keccak(text="benefit eligibility"),
+        scope_hash=b"\x0a" * 32, terms_hash=b"\x0b" * 32, valid_from=1_800_000_000, valid_until=1_900_000_000,
+        deadline=1_800_100_000,
+    )  # fmt: skip
+    typed = terms.typed_data(chain_id=ledger.chain_id, verifying_contract=ledger.address)
+    signable = encode_typed_data(full_message=typed)
+    ours = keccak(b"\x19\x01" + signable.header + signable.body)
+    assert ledger.call("termsDigest", terms.as_tuple()) == ours
+    signer = Account.create()
+    signature = signer.sign_typed_data(full_message=typed).signature
+    assert Account.recover_message(signable, signature=signature) == signer.address
