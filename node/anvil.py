@@ -34,6 +34,7 @@ Settings and why (anvil 1.7.1; measured with ``scripts/measure_node_memory.py``,
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import json
 import os
@@ -41,6 +42,7 @@ import platform
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,6 +152,12 @@ class NodeStatus:
     data_dir: Path
 
 
+def _terminate_with_parent() -> None:
+    # Runs in the child between fork and exec: PR_SET_PDEATHSIG (1) = SIGTERM when the parent exits.
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+
+
 @dataclass(frozen=True)
 class _PidRecord:
     pid: int
@@ -204,9 +212,18 @@ class EmbeddedNode:
     """
 
     def __init__(
-        self, home: Path | None = None, settings: NodeSettings | None = None, *, binary: Path | None = None
+        self,
+        home: Path | None = None,
+        settings: NodeSettings | None = None,
+        *,
+        binary: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
+        """``die_with_parent`` (Linux) has the kernel send SIGTERM to anvil when the starting process dies, so
+        a test run killed mid-way leaves no node behind; the CLI leaves it off, its node outlives the command.
+        """
         self.home = (home or dxl_home()).resolve()
+        self._die_with_parent = die_with_parent
         self.settings = settings or NodeSettings()
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
@@ -288,6 +305,7 @@ class EmbeddedNode:
                     pass_fds=(lock_fd,),
                     # Own session: a Ctrl-C meant for the CLI must not kill the chain.
                     start_new_session=True,
+                    preexec_fn=_terminate_with_parent if self._die_with_parent else None,
                 )
         finally:
             os.close(lock_fd)

@@ -29,6 +29,7 @@ def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     node = EmbeddedNode(
         tmp_path_factory.mktemp("dxl-home"),
         NodeSettings(port=free_port(), block_time=_test_block_time()),
+        die_with_parent=True,
     )
     node.start()
     try:

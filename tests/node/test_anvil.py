@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ def counter() -> dict:
 
 def _node(home: Path, **settings: object) -> EmbeddedNode:
     settings.setdefault("block_time", None)
-    return EmbeddedNode(home, NodeSettings(port=free_port(), **settings))  # type: ignore[arg-type]
+    return EmbeddedNode(home, NodeSettings(port=free_port(), **settings), die_with_parent=True)  # type: ignore[arg-type]
 
 
 def _send(w3: Web3, account, tx: dict) -> dict:
@@ -165,7 +166,7 @@ def test_memory_stays_bounded(tmp_path: Path, counter: dict) -> None:
     """3,000 storage-writing transactions under the product defaults (1 s interval mining)."""
     account = Account.create()
     total = 3000
-    with EmbeddedNode(tmp_path, NodeSettings(port=free_port())) as node:
+    with EmbeddedNode(tmp_path, NodeSettings(port=free_port()), die_with_parent=True) as node:
         w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url, request_kwargs={"timeout": 60}))
         address = Web3.to_checksum_address(_deploy(w3, account, counter))
         peak = 0
@@ -191,3 +192,27 @@ def test_memory_stays_bounded(tmp_path: Path, counter: dict) -> None:
         contract = w3.eth.contract(address=address, abi=counter["abi"])
         assert contract.functions.count().call() == total
         assert peak < RSS_BOUND, f"anvil RSS peaked at {peak / 2**20:.0f} MiB"
+
+
+def test_node_dies_with_its_parent(tmp_path: Path) -> None:
+    """A test process killed mid-run must not leave its anvil behind."""
+    script = (
+        "import sys; from pathlib import Path; from node.anvil import EmbeddedNode, NodeSettings, free_port;"
+        "s = NodeSettings(port=free_port(), block_time=None);"
+        "n = EmbeddedNode(Path(sys.argv[1]), s, die_with_parent=True);"
+        "n.start(); print(n.pid, flush=True); sys.stdin.read()"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    pid = int(parent.stdout.readline())
+    assert Path(f"/proc/{pid}").exists()
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{pid}").exists()
