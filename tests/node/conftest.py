@@ -15,9 +15,6 @@ from node.keys import KeyStore
 from node.provision import LedgerSetup, setup_ledger
 from node.settings import Settings, load_settings
 
-#: Keystores in tests use a cheap scrypt work factor; the format and code path are the product's.
-TEST_SCRYPT_N = 2**10
-
 
 @pytest.fixture(scope="session")
 def ledger_artifact() -> Artifact:

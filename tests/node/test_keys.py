@@ -1,0 +1,186 @@
+"""Key custody on real files: V3 keystores, permissions, wrong passphrases, X25519 keys, settings rules."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from eth_account import Account
+
+from node.errors import ConfigurationError
+from node.keys import KeyExistsError, KeyStore, KeystoreError, UnknownKeyError, development_passphrase
+from node.settings import Environment, load_settings
+
+PASSPHRASE = "correct horse battery staple"
+#: A cheap scrypt work factor for tests; the format and code path are the product's.
+TEST_SCRYPT_N = 2**10
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> KeyStore:
+    return KeyStore(tmp_path / "keys", PASSPHRASE, scrypt_n=TEST_SCRYPT_N)
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_round_trip_through_a_fresh_store(store: KeyStore) -> None:
+    address = store.create("dept-psb")
+    reopened = KeyStore(store.directory, PASSPHRASE)
+    assert reopened.address("dept-psb") == address
+    assert reopened.unlock("dept-psb").address == address
+    keystore = json.loads(store.path("dept-psb").read_text())
+    assert keystore["version"] == 3 and keystore["crypto"]["kdf"] == "scrypt"
+    # Any V3 reader (here eth-account directly) opens it.
+    assert Account.from_key(Account.decrypt(keystore, PASSPHRASE)).address == address
+
+
+def test_import_keeps_the_given_key(store: KeyStore) -> None:
+    account = Account.create()
+    assert store.create("imported", private_key=account.key) == account.address
+    assert KeyStore(store.directory, PASSPHRASE).unlock("imported").key == account.key
+
+
+def test_files_and_directory_are_private(store: KeyStore) -> None:
+    store.create("governor-1")
+    store.ensure_encryption_key("governor-1")
+    assert _mode(store.directory) == 0o700
+    for path in store.directory.iterdir():
+        assert _mode(path) == 0o600, path
+    assert not [p for p in store.directory.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_wrong_passphrase_is_a_clear_error_without_key_material(store: KeyStore) -> None:
+    account = Account.create()
+    store.create("auditor", private_key=account.key)
+    stranger = KeyStore(store.directory, "not the passphrase")
+    with pytest.raises(KeystoreError) as info:
+        stranger.unlock("auditor")
+    text = f"{info.value} {info.value!r} {info.value.__cause__!r} {info.value.__context__!r}"
+    assert "wrong passphrase" in str(info.value) and "auditor" in str(info.value)
+    assert account.key.hex() not in text and PASSPHRASE not in text
+    assert info.value.__cause__ is None and info.value.code == "KEYSTORE_ERROR"
+    # The address is still readable without the passphrase.
+    assert stranger.address("auditor") == account.address
+
+
+def test_no_key_material_in_reprs(store: KeyStore) -> None:
+    account = Account.create()
+    store.create("dept-hrss", private_key=account.key)
+    public = store.ensure_encryption_key("dept-hrss")
+    pair = store.encryption_key("dept-hrss")
+    raw_private = pair.private_key.private_bytes_raw()
+    shown = f"{store!r} {store} {pair!r} {pair}"
+    assert account.key.hex() not in shown and raw_private.hex() not in shown and PASSPHRASE not in shown
+    assert pair.public == public  # the public half is not secret and may be shown
+
+
+@pytest.mark.parametrize(
+    ("action", "error"),
+    [
+        (lambda s: s.unlock("missing"), UnknownKeyError),
+        (lambda s: s.address("missing"), UnknownKeyError),
+        (lambda s: s.encryption_key("missing"), UnknownKeyError),
+        (lambda s: s.create("Bad Name"), ConfigurationError),
+        (lambda s: s.create("../escape"), ConfigurationError),
+        (lambda s: (s.create("twice"), s.create("twice")), KeyExistsError),
+    ],
+    ids=["unlock-missing", "address-missing", "x25519-missing", "bad-name", "path-escape", "create-twice"],
+)
+def test_bad_uses_are_refused(store: KeyStore, action, error: type[Exception]) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(error):
+        action(store)
+
+
+def test_corrupt_keystore_is_reported(store: KeyStore) -> None:
+    store.directory.mkdir(parents=True)
+    store.path("broken").write_text("{not json")
+    with pytest.raises(KeystoreError, match="unreadable"):
+        store.unlock("broken")
+    store.path("other").write_text(json.dumps({"address": "00"}))
+    with pytest.raises(KeystoreError, match="not an Ethereum V3 keystore"):
+        store.address("other")
+
+
+def test_ensure_is_idempotent(store: KeyStore) -> None:
+    first = store.ensure("governor-2")
+    assert store.ensure("governor-2") == first
+    assert store.names() == ["governor-2"]
+
+
+def test_x25519_keys_round_trip_and_need_the_passphrase(store: KeyStore) -> None:
+    public = store.ensure_encryption_key("dept-health")
+    assert len(public) == 32 and store.ensure_encryption_key("dept-health") == public
+    pair = KeyStore(store.directory, PASSPHRASE).encryption_key("dept-health")
+    assert pair.public == public
+    # The key agrees with a peer: it is a working X25519 private key, not just bytes.
+    peer = X25519PrivateKey.generate()
+    assert pair.private_key.exchange(peer.public_key()) == peer.exchange(pair.private_key.public_key())
+    assert (store.directory / "dept-health.x25519.pub").read_text().strip() == public.hex()
+    with pytest.raises(KeystoreError, match="wrong passphrase"):
+        KeyStore(store.directory, "wrong").encryption_key("dept-health")
+
+
+# --- settings and passphrase sources ------------------------------------------------------------------------
+
+
+def test_development_generates_a_private_stable_passphrase(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path)
+    store = KeyStore.from_settings(settings, scrypt_n=TEST_SCRYPT_N)
+    address = store.create("governor-1")
+    secret = settings.generated_passphrase_file
+    assert _mode(secret) == 0o600 and _mode(secret.parent) == 0o700
+    assert len(secret.read_text().strip()) >= 32
+    assert KeyStore.from_settings(load_settings(home=tmp_path)).unlock("governor-1").address == address
+    assert development_passphrase(secret) == secret.read_text().strip()
+
+
+@pytest.mark.parametrize(
+    ("env", "match"),
+    [
+        ({"env": "production"}, "needs DXL_KEYSTORE_PASSPHRASE"),
+        ({"env": "production", "keystore_passphrase": "short"}, "at least 12"),
+        ({"rpc_url": "http://127.0.0.1:8545"}, "DXL_CHAIN_ID is not"),
+        ({"api_port": 0}, "DXL_API_PORT"),
+        ({"env": "staging"}, "DXL_ENV"),
+    ],
+)
+def test_settings_refuse_unsafe_or_incomplete_configuration(tmp_path: Path, env: dict, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        load_settings(home=tmp_path, **env)
+
+
+def test_production_reads_the_passphrase_file(tmp_path: Path) -> None:
+    secret = tmp_path / "passphrase"
+    secret.write_text("a long production passphrase\n")
+    settings = load_settings(home=tmp_path, env="production", keystore_passphrase_file=secret)
+    assert settings.env is Environment.PRODUCTION
+    assert settings.passphrase() == "a long production passphrase"
+    assert "production passphrase" not in repr(settings)
+    store = KeyStore.from_settings(settings, scrypt_n=TEST_SCRYPT_N)
+    store.create("governor-1")
+    assert not settings.generated_passphrase_file.exists()
+
+
+def test_missing_passphrase_file_is_a_configuration_error(tmp_path: Path) -> None:
+    settings = load_settings(home=tmp_path, keystore_passphrase_file=tmp_path / "absent")
+    with pytest.raises(ConfigurationError, match="unreadable"):
+        KeyStore.from_settings(settings)
+
+
+def test_settings_read_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.setenv("DXL_RPC_URL", "http://127.0.0.1:9999")
+    monkeypatch.setenv("DXL_CHAIN_ID", "1337")
+    settings = load_settings()
+    assert (settings.home, settings.rpc_url, settings.chain_id) == (
+        tmp_path.resolve(),
+        "http://127.0.0.1:9999",
+        1337,
+    )
+    assert settings.effective_database_url == f"sqlite:///{tmp_path.resolve() / 'dxl.sqlite3'}"
+    assert settings.api_url == "http://127.0.0.1:8000"
