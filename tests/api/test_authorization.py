@@ -1,0 +1,170 @@
+"""The authorization matrix: every route of /openapi.json by every role, so a new endpoint is covered as soon
+as it exists. Expectations follow from the route's kind (health, governance, exchange, membership; read or
+write) and the role; a write route whose body has no example below fails the test until one is added."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from api_helpers import ApiEnv, b32, delivery_between, ok
+
+ROLES = [None, "auditor", "governor-1", "psb", "hrss", "civil"]
+EXCHANGES = {"requests", "agreements", "grants", "deliveries"}
+PUBLIC = {"/healthz"}
+
+#: A valid body per request schema, so permission checks are exercised past validation.
+EXAMPLE_BODIES: dict[str, Any] = {
+    "ResourceCreate": lambda: {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional"},
+    "ResourceUpdate": lambda: {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional"},
+    "RequestCreate": lambda: {"resource_id": 1, "purpose": "p", "scope_hash": b32(), "terms_hash": b32(),
+                              "valid_from": 1, "valid_until": 2**40},
+    "RequestReject": lambda: {"reason_code": 7},
+    "SignatureCreate": lambda: {},
+    "GrantCreate": lambda: {"agreement_id": 1, "expires_at": 2**40},
+    "DeliveryCreate": lambda: {"delivery_id": b32(), "grant_id": 1, "commitment": b32(), "byte_size": 1},
+    "DeliverySettle": lambda: {},
+    "DeliveryDispute": lambda: {"consumer_commitment": b32()},
+    "ProposalCreate": lambda: {"action": "grant_auditor", "account": "0x" + "11" * 20},
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def exchange(api_env: ApiEnv) -> dict[str, Any]:
+    """One HRSS → PSB exchange with a delivery: the ids the matrix fills into paths."""
+    delivery = delivery_between(api_env, "hrss", "psb")
+    grant = ok(api_env.call("GET", f"/grants/{delivery['grant_id']}", "auditor"))
+    agreement = ok(api_env.call("GET", f"/agreements/{grant['agreement_id']}", "auditor"))
+    return {
+        "request_id": agreement["request_id"], "agreement_id": agreement["id"], "grant_id": grant["id"],
+        "delivery_id": delivery["delivery_id"], "resource_id": agreement["resource_id"],
+        "department_id": api_env.departments["HRSS"], "proposal_id": 1,
+    }  # fmt: skip
+
+
+def _operations(api_env: ApiEnv) -> list[tuple[str, str, dict[str, Any]]]:
+    spec = ok(api_env.client.get("/openapi.json"))
+    return [(method.upper(), path, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+
+
+def _body_schema(op: dict[str, Any]) -> str | None:
+    content = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+    schema = content.get("schema", {})
+    ref = schema.get("$ref") or next((s.get("$ref") for s in schema.get("anyOf", []) if "$ref" in s), None)
+    if ref is None and schema.get("oneOf"):
+        return "ProposalCreate"
+    return ref.rsplit("/", 1)[-1] if ref else None
+
+
+def expected(role: str | None, method: str, path: str) -> str:
+    """ "ok" (2xx), "401", "403", or "allowed" (anything but 401/403: the role passes authorization)."""
+    if path in PUBLIC:
+        return "ok"
+    if role is None:
+        return "401"
+    write = method != "GET"
+    area = path.split("/")[1]
+    governance = area == "governance"
+    exchange = area in EXCHANGES
+    if role == "auditor":
+        return "403" if write else "ok"
+    if role.startswith("governor"):
+        if governance:
+            return "allowed"
+        return "403" if write or exchange else "ok"
+    # departments
+    if governance:
+        return "403"
+    if exchange and "{" in path and role == "civil":  # civil is party to nothing in the fixture exchange
+        return "403"
+    return "skip" if write else "ok"
+
+
+def test_matrix_covers_every_route(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
+    checked = 0
+    failures = []
+    for method, path, op in _operations(api_env):
+        url = re.sub(r"\{(\w+)\}", lambda m: str(exchange[m.group(1)]), path)
+        schema = _body_schema(op)
+        if method != "GET" and schema is not None and schema not in EXAMPLE_BODIES:
+            failures.append(f"{method} {path}: add an example body for {schema} to EXAMPLE_BODIES")
+            continue
+        for role in ROLES:
+            want = expected(role, method, path)
+            if want == "skip":
+                continue
+            body = EXAMPLE_BODIES[schema]() if schema else None
+            response = api_env.call(method, url, role, json=body)
+            got = response.status_code
+            code = response.json().get("error", {}).get("code") if got >= 400 else None
+            good = {
+                "ok": 200 <= got < 300,
+                "401": got == 401 and code == "UNAUTHENTICATED",
+                "403": got == 403 and code in ("FORBIDDEN", "NOT_A_PARTY"),
+                "allowed": got not in (401, 403) and got < 500,
+            }[want]
+            checked += 1
+            if not good:
+                failures.append(
+                    f"{role or 'anonymous'} {method} {path}: want {want}, got {got} {response.text}"
+                )
+    assert not failures, "\n".join(failures)
+    assert checked > 100
+
+
+def test_documentation_is_public_and_lists_every_route(api_env: ApiEnv) -> None:
+    assert api_env.client.get("/docs").status_code == 200
+    spec = ok(api_env.client.get("/openapi.json"))
+    assert len(spec["paths"]) >= 20
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    ["Bearer", "Bearer dxl_not-a-token", "Basic YTpi", "Bearer " + "dxl_" + "x" * 500, "dxl_x"],
+)
+def test_bad_tokens_are_unauthenticated(api_env: ApiEnv, authorization: str) -> None:
+    response = api_env.client.get("/resources", headers={"Authorization": authorization})
+    assert response.status_code == 401 and response.json()["error"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_department_cannot_act_as_another(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
+    """PSB (the consumer) tries the provider's (HRSS's) actions; nothing reaches the chain."""
+    before = ok(api_env.call("GET", f"/grants/{exchange['grant_id']}", "auditor"))
+    cases = [
+        ("POST", f"/agreements/{exchange['agreement_id']}/suspend", None),
+        ("POST", f"/grants/{exchange['grant_id']}/revoke", None),
+        ("POST", "/grants", {"agreement_id": exchange["agreement_id"], "expires_at": 2**40}),
+        ("POST", "/deliveries", {"delivery_id": b32(), "grant_id": exchange["grant_id"], "commitment": b32(),
+                                 "byte_size": 1}),
+        ("PUT", f"/resources/{exchange['resource_id']}",
+         {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared"}),
+    ]  # fmt: skip
+    for method, path, body in cases:
+        response = api_env.call(method, path, "psb", json=body)
+        assert response.status_code == 403, (path, response.text)
+        assert response.json()["error"]["code"] in ("NOT_A_PARTY", "NOT_RESOURCE_OWNER")
+    # HRSS (provider) may not acknowledge for PSB (consumer).
+    response = api_env.call("POST", f"/deliveries/{exchange['delivery_id']}/acknowledge", "hrss", json={})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY"
+    assert ok(api_env.call("GET", f"/grants/{exchange['grant_id']}", "auditor")) == before
+    assert ok(api_env.call("GET", f"/agreements/{exchange['agreement_id']}", "auditor"))["status"] == "active"
+
+
+def test_department_cannot_read_exchanges_of_others(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
+    """CIVIL neither reads the HRSS-PSB exchange by id nor sees it in lists; the parties and auditor do."""
+    for path in (f"/requests/{exchange['request_id']}", f"/requests/{exchange['request_id']}/terms",
+                 f"/agreements/{exchange['agreement_id']}", f"/grants/{exchange['grant_id']}",
+                 f"/deliveries/{exchange['delivery_id']}"):  # fmt: skip
+        response = api_env.call("GET", path, "civil")
+        assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY", path
+    civil = api_env.departments["CIVIL"]
+    for collection, key in (("requests", "request_id"), ("agreements", "agreement_id"),
+                            ("grants", "grant_id"), ("deliveries", "delivery_id")):  # fmt: skip
+        mine = ok(api_env.call("GET", f"/{collection}", "civil"))
+        assert all(civil in (r["provider"], r["consumer"]) for r in mine), collection
+        ident = "delivery_id" if collection == "deliveries" else "id"
+        assert exchange[key] not in {r[ident] for r in mine}
+        for who in ("psb", "hrss", "auditor"):
+            assert exchange[key] in {r[ident] for r in ok(api_env.call("GET", f"/{collection}", who))}
