@@ -1,0 +1,134 @@
+"""Idempotent deployment on a real node: reuse, the record's contents, refusal of mismatching records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+
+from node.anvil import EmbeddedNode
+from node.compiler import Artifact
+from node.deploy import (
+    Deployment,
+    DeploymentMismatchError,
+    NotDeployedError,
+    deploy_ledger,
+    deployment_path,
+    ledger_client,
+    load_deployment,
+)
+from node.endpoint import NodeEndpoint
+from node.errors import ConfigurationError
+
+
+@pytest.fixture
+def governors() -> list[Any]:
+    return [Account.create(), Account.create(), Account.create()]
+
+
+def test_second_deployment_reuses_the_first(
+    embedded_node: EmbeddedNode, tmp_path: Path, governors: list[Any], ledger_artifact: Artifact
+) -> None:
+    endpoint = embedded_node.endpoint
+    addresses = [g.address for g in governors]
+    first = deploy_ledger(endpoint, addresses, 2, deployer=governors[0], home=tmp_path)
+    block_after_first = endpoint.verify()
+    second = deploy_ledger(endpoint, addresses, 2, deployer=governors[0], home=tmp_path)
+    assert (first.reused, second.reused) == (False, True)
+    assert second == first and endpoint.verify() == block_after_first  # nothing was sent
+
+    record = json.loads(deployment_path(tmp_path).read_text())
+    assert record == {
+        "address": first.address,
+        "artifact": "DataExchangeLedger",
+        "block_hash": first.block_hash,
+        "block_number": first.block_number,
+        "bytecode_hash": "0x" + keccak(hexstr=ledger_artifact.bytecode).hex(),
+        "chain_id": endpoint.chain_id,
+        "code_hash": first.code_hash,
+        "compiler_version": ledger_artifact.compiler_version,
+        "deployed_at": first.deployed_at,
+        "deployer": governors[0].address,
+        "governors": addresses,
+        "threshold": 2,
+        "tx_hash": first.tx_hash,
+        "version": 1,
+    }
+    client = ledger_client(endpoint, tmp_path)
+    assert client.address == first.address
+    assert client.call("threshold") == 2 and client.call("governorCount") == 3
+    receipt = client.w3.eth.get_transaction_receipt(first.tx_hash)
+    assert receipt["contractAddress"] == first.address and receipt["blockNumber"] == first.block_number
+
+
+def _tamper(path: Path, **changes: Any) -> None:
+    record = json.loads(path.read_text())
+    record.update(changes)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"chain_id": 1}, "it is for chain id 1"),
+        ({"address": "0x000000000000000000000000000000000000dEaD"}, "no contract code"),
+        ({"code_hash": "0x" + "00" * 32}, "is not the recorded ledger"),
+        ({"bytecode_hash": "0x" + "00" * 32}, "another version of DataExchangeLedger"),
+    ],
+)
+def test_mismatching_record_is_refused_not_overwritten(
+    embedded_node: EmbeddedNode, tmp_path: Path, governors: list[Any], changes: dict[str, Any], reason: str
+) -> None:
+    addresses = [g.address for g in governors]
+    deploy_ledger(embedded_node.endpoint, addresses, 1, deployer=governors[0], home=tmp_path)
+    path = deployment_path(tmp_path)
+    _tamper(path, **changes)
+    tampered = path.read_text()
+    with pytest.raises(DeploymentMismatchError, match=reason) as info:
+        deploy_ledger(embedded_node.endpoint, addresses, 1, deployer=governors[0], home=tmp_path)
+    assert "--force" in str(info.value) and info.value.code == "DEPLOYMENT_MISMATCH"
+    assert path.read_text() == tampered
+    with pytest.raises(DeploymentMismatchError):
+        ledger_client(embedded_node.endpoint, tmp_path)
+
+    forced = deploy_ledger(
+        embedded_node.endpoint, addresses, 1, deployer=governors[0], home=tmp_path, force=True
+    )
+    assert not forced.reused and load_deployment(tmp_path) == forced
+
+
+@pytest.mark.parametrize(
+    ("governor_count", "threshold"), [(0, 1), (2, 0), (2, 3)], ids=["no-governors", "zero", "above-count"]
+)
+def test_bad_governance_is_refused_before_sending(
+    embedded_node: EmbeddedNode, tmp_path: Path, governor_count: int, threshold: int
+) -> None:
+    deployer = Account.create()
+    addresses = [Account.create().address for _ in range(governor_count)]
+    with pytest.raises(ConfigurationError, match="threshold must be"):
+        deploy_ledger(embedded_node.endpoint, addresses, threshold, deployer=deployer, home=tmp_path)
+    assert not deployment_path(tmp_path).exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "error", "match"),
+    [
+        (None, NotDeployedError, "run `dxl deploy`"),
+        ("{broken", ConfigurationError, "unreadable"),
+        ('{"chain_id": 1}', ConfigurationError, "lacks"),
+    ],
+    ids=["missing", "not-json", "incomplete"],
+)
+def test_unusable_records(
+    tmp_path: Path, node_endpoint: NodeEndpoint, content: str | None, error: type[Exception], match: str
+) -> None:
+    if content is not None:
+        deployment_path(tmp_path).write_text(content)
+    with pytest.raises(error, match=match):
+        Deployment.load(deployment_path(tmp_path))
+    with pytest.raises(error, match=match):
+        ledger_client(node_endpoint, tmp_path)
