@@ -80,11 +80,13 @@ def create_app(
     ledger: Callable[[Settings, AppState], LedgerService] | None = None,
     connect: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    idempotency_wait: float = 60.0,
 ) -> FastAPI:
     """A new app. ``settings`` default to the environment (read at start, not at import).
 
     ``ledger`` replaces :func:`connect_ledger` (tests hand in a service on their own deployment);
-    ``connect=False`` starts without a ledger (every ledger route answers 503 ``NODE_UNAVAILABLE``).
+    ``connect=False`` starts without a ledger (every ledger route answers 503 ``NODE_UNAVAILABLE``);
+    ``idempotency_wait`` is how long a retry waits for the first request with its key before a 409.
     """
 
     @asynccontextmanager
@@ -119,7 +121,9 @@ def create_app(
     for module in (health, departments, catalog, requests, agreements, grants, deliveries):
         app.include_router(module.router)
     # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.
-    app.add_middleware(IdempotencyMiddleware, sessions=lambda: app.state.dxl.sessions)
+    app.add_middleware(
+        IdempotencyMiddleware, sessions=lambda: app.state.dxl.sessions, wait_timeout=idempotency_wait
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     return app
 

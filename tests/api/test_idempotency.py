@@ -1,0 +1,127 @@
+"""Idempotency-Key: retries return the first result and record once, also when sent concurrently."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from api_helpers import ApiEnv, b32, ok
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import Principal, Role, issue_token
+from api.db import IdempotencyRecord, session_scope
+from api.idempotency import fingerprint
+from node.settings import Settings
+
+
+def _resource_count(env: ApiEnv) -> int:
+    return len(ok(env.call("GET", "/resources", "auditor")))
+
+
+def _resource_body() -> dict[str, object]:
+    return {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
+
+
+def test_retry_replays_the_first_result_and_records_once(api_env: ApiEnv) -> None:
+    before = _resource_count(api_env)
+    body = _resource_body()
+    first = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "retry-1"})
+    second = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "retry-1"})
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert second.headers["idempotent-replayed"] == "true" and "idempotent-replayed" not in first.headers
+    assert _resource_count(api_env) == before + 1
+
+
+def test_concurrent_retries_send_one_transaction(api_env: ApiEnv) -> None:
+    before = _resource_count(api_env)
+    body = _resource_body()
+    results: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(6)
+
+    def send() -> None:
+        barrier.wait()
+        r = api_env.call("POST", "/resources", "hrss", json=body, headers={"Idempotency-Key": "burst-1"})
+        results.append((r.status_code, r.json()))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for status, _ in results] == [201] * 6
+    assert len({str(body) for _, body in results}) == 1, results
+    assert _resource_count(api_env) == before + 1
+
+
+def test_same_key_with_another_body_is_refused(api_env: ApiEnv) -> None:
+    ok(
+        api_env.call("POST", "/resources", "psb", json=_resource_body(), headers={"Idempotency-Key": "k-2"}),
+        201,
+    )
+    again = api_env.call(
+        "POST", "/resources", "psb", json=_resource_body(), headers={"Idempotency-Key": "k-2"}
+    )
+    assert again.status_code == 422
+    assert again.json()["error"] == {
+        "code": "IDEMPOTENCY_KEY_REUSED",
+        "message": again.json()["error"]["message"],
+        "field": "Idempotency-Key",
+    }
+
+
+def test_keys_are_scoped_to_the_principal(api_env: ApiEnv) -> None:
+    before = _resource_count(api_env)
+    body = _resource_body()
+    a = ok(api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "shared"}), 201)
+    b = ok(api_env.call("POST", "/resources", "civil", json=body, headers={"Idempotency-Key": "shared"}), 201)
+    assert a["record"]["id"] != b["record"]["id"]
+    assert _resource_count(api_env) == before + 2
+
+
+def test_an_error_result_is_replayed_too(api_env: ApiEnv) -> None:
+    """A refused request is answered the same way on retry (and the retry sends nothing either)."""
+    body = {**_resource_body(), "metadata_hash": "0x" + "00" * 32}
+    first = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "bad-1"})
+    second = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "bad-1"})
+    assert first.status_code == second.status_code == 422
+    assert first.json() == second.json() and first.json()["error"]["code"] == "INVALID_METADATA"
+
+
+@pytest.mark.parametrize("key", ["x" * 256, "caf\u00e9"])
+def test_malformed_keys_are_refused(api_env: ApiEnv, key: str) -> None:
+    response = api_env.client.post(
+        "/resources",
+        json=_resource_body(),
+        headers={**api_env.headers("psb"), "Idempotency-Key": key.encode("utf-8")},
+    )
+    assert response.status_code == 422 and response.json()["error"]["field"] == "Idempotency-Key"
+
+
+def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path) -> None:
+    """A claim still in flight past the wait answers IDEMPOTENCY_IN_FLIGHT (no ledger needed to show it)."""
+    settings = Settings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
+    app = create_app(settings, connect=False, idempotency_wait=0.3)
+    with TestClient(app) as client:
+        state = app.state.dxl
+        with session_scope(state.sessions) as session:
+            token = issue_token(session, principal=Principal(Role.DEPARTMENT, department="PSB"), name="t")
+        body = b'{"metadata_hash": "0x00"}'
+        with session_scope(state.sessions) as session:
+            print_ = fingerprint("POST", "/resources", b"", body)
+            session.add(IdempotencyRecord(principal="department:PSB", key="slow", fingerprint=print_))
+        response = client.post(
+            "/resources",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {token}",
+                "Idempotency-Key": "slow",
+                "Content-Type": "application/json",
+            },
+        )
+        assert response.status_code == 409 and response.json()["error"]["code"] == "IDEMPOTENCY_IN_FLIGHT"
+        # Without the ledger every ledger route is a clear 503, not a 500.
+        response = client.get("/resources", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 503 and response.json()["error"]["code"] == "NODE_UNAVAILABLE"
