@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from verifier.hashing import SALT_SIZE, HashAlgorithm, TreeHasher
-from verifier.leaves import Chunking, hash_leaves
+from verifier.leaves import Chunking, hash_leaf_batches
 from verifier.tree import RootBuilder
 
 
@@ -42,14 +42,15 @@ def commit_payload(
     salt: bytes,
     chunking: Chunking,
     keep_leaf_hashes: bool = False,
-    on_leaf: Callable[[int, bytes], None] | None = None,
+    on_batch: Callable[[int, list[bytes]], None] | None = None,
     progress: Callable[[int], None] | None = None,
     workers: int | None = None,
 ) -> Commitment:
     """Stream the payload at ``path`` once and return its commitment.
 
-    ``on_leaf(index, leaf_hash)`` is called in leaf order (the verifier uses it to locate differing leaves
-    without keeping them all). Memory is O(log n) unless ``keep_leaf_hashes`` is set.
+    ``on_batch(first_index, leaf_hashes)`` is called with consecutive batches in leaf order (the verifier
+    uses it to locate differing leaves without keeping them all). Memory is O(log n) unless
+    ``keep_leaf_hashes`` is set.
 
     Raises:
         PayloadReadError: if the file cannot be opened or read.
@@ -58,12 +59,12 @@ def commit_payload(
     hasher = TreeHasher(alg, salt)
     builder = RootBuilder(hasher)
     kept: list[bytes] | None = [] if keep_leaf_hashes else None
-    for leaf in hash_leaves(path, chunking, hasher, workers=workers, progress=progress):
-        if on_leaf is not None:
-            on_leaf(builder.count, leaf)
-        builder.add(leaf)
+    for batch in hash_leaf_batches(path, chunking, hasher, workers=workers, progress=progress):
+        if on_batch is not None:
+            on_batch(builder.count, batch)
+        builder.extend(batch)
         if kept is not None:
-            kept.append(leaf)
+            kept.extend(batch)
     return Commitment(
         alg=hasher.alg,
         salt=bytes(salt),

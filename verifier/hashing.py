@@ -16,6 +16,7 @@ vectors.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from typing import Any, Protocol
 
@@ -95,13 +96,24 @@ class _CryptographySM3:
         return _CryptographySM3(self._ctx.copy())
 
 
+def _sm3(data: bytes = b"") -> HashObject:
+    h: HashObject = hashlib.new("sm3", data) if _HASHLIB_SM3 else _CryptographySM3()
+    if not _HASHLIB_SM3:
+        h.update(data)
+    return h
+
+
+def _constructor(alg: HashAlgorithm) -> Callable[[bytes], HashObject]:
+    if alg is HashAlgorithm.SHA256:
+        return hashlib.sha256
+    if alg is HashAlgorithm.SM3:
+        return _sm3
+    raise UnsupportedAlgorithmError(alg)
+
+
 def new_hash(alg: HashAlgorithm) -> HashObject:
     """A fresh hash object for ``alg`` (both algorithms give 32-byte digests)."""
-    if alg is HashAlgorithm.SHA256:
-        return hashlib.sha256()
-    if alg is HashAlgorithm.SM3:
-        return hashlib.new("sm3") if _HASHLIB_SM3 else _CryptographySM3()
-    raise UnsupportedAlgorithmError(alg)
+    return _constructor(alg)(b"")
 
 
 def digest(alg: HashAlgorithm, data: bytes) -> bytes:
@@ -119,20 +131,30 @@ class TreeHasher:
     never mutated).
     """
 
-    __slots__ = ("_leaf_base", "alg", "salt")
+    __slots__ = ("_ctor", "_leaf_base", "alg", "salt")
 
     def __init__(self, alg: HashAlgorithm, salt: bytes) -> None:
         self.alg = HashAlgorithm.parse(alg)
         self.salt = bytes(salt)
-        base = new_hash(self.alg)
-        base.update(LEAF_PREFIX + self.salt)
-        self._leaf_base = base
+        self._ctor = _constructor(self.alg)
+        self._leaf_base = self._ctor(LEAF_PREFIX + self.salt)
 
     def leaf(self, data: bytes | memoryview) -> bytes:
         """H(0x00 || salt || data)."""
         h = self._leaf_base.copy()
         h.update(data)
         return h.digest()
+
+    def leaves(self, records: Iterable[bytes | memoryview]) -> list[bytes]:
+        """``[self.leaf(r) for r in records]`` without a Python call per record (records are often tiny)."""
+        copy = self._leaf_base.copy
+        out: list[bytes] = []
+        append = out.append
+        for r in records:
+            h = copy()
+            h.update(r)
+            append(h.digest())
+        return out
 
     def leaf_hasher(self) -> HashObject:
         """An incremental leaf hash (prefix and salt already absorbed) for leaves too large to hold in
@@ -141,12 +163,8 @@ class TreeHasher:
 
     def node(self, left: bytes, right: bytes) -> bytes:
         """H(0x01 || left || right)."""
-        h = new_hash(self.alg)
-        h.update(NODE_PREFIX + left + right)
-        return h.digest()
+        return self._ctor(NODE_PREFIX + left + right).digest()
 
     def empty_root(self) -> bytes:
         """H(0x02 || salt): the root of a payload with no leaves, distinct from every one-leaf root."""
-        h = new_hash(self.alg)
-        h.update(EMPTY_PREFIX + self.salt)
-        return h.digest()
+        return self._ctor(EMPTY_PREFIX + self.salt).digest()

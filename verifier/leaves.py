@@ -40,6 +40,8 @@ from verifier.hashing import TreeHasher
 DEFAULT_CHUNK_SIZE = 1 << 20
 # Work handed to one pool task: big enough to amortise task overhead, small enough to keep memory flat.
 _BLOCK = 4 << 20
+# Record formats turn each block into one Python object per record, so they use smaller blocks.
+_RECORD_BLOCK = 1 << 20
 # A CSV physical line longer than this is refused rather than buffered.
 CSV_MAX_LINE = 64 << 20
 
@@ -118,7 +120,7 @@ def _hash_records(
     hasher: TreeHasher, records: list[bytes], nbytes: int, progress: Callable[[int], None] | None
 ):
     def task() -> list[bytes]:
-        out = [hasher.leaf(r) for r in records]
+        out = hasher.leaves(records)
         if progress is not None:
             progress(nbytes)
         return out
@@ -133,7 +135,7 @@ def _jsonl_batches(
     streaming = None  # incremental hash of a line longer than one block
     streamed = 0
     while True:
-        block = f.read(_BLOCK)
+        block = f.read(_RECORD_BLOCK)
         if not block:
             break
         if streaming is not None:
@@ -151,7 +153,7 @@ def _jsonl_batches(
         last = block.rfind(b"\n")
         if last < 0:
             carry += block
-            if len(carry) > _BLOCK:
+            if len(carry) > _RECORD_BLOCK:
                 streaming = hasher.leaf_hasher()
                 streaming.update(carry)
                 streamed = len(carry)
@@ -212,7 +214,7 @@ def _csv_batches(
     for record in _csv_records(f, path):
         batch.append(record)
         nbytes += len(record) + 1
-        if nbytes >= _BLOCK // 4 or len(batch) >= 16384:
+        if nbytes >= _RECORD_BLOCK or len(batch) >= 16384:
             yield _hash_records(hasher, batch, nbytes, progress)
             batch, nbytes = [], 0
     if batch:
@@ -233,15 +235,15 @@ def _open(path: str) -> Iterator[BinaryIO]:
         f.close()
 
 
-def hash_leaves(
+def hash_leaf_batches(
     path: str | os.PathLike[str],
     chunking: Chunking,
     hasher: TreeHasher,
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
-) -> Iterator[bytes]:
-    """Yield the leaf hashes of the payload at ``path`` in order, hashing on a pool of ``workers`` threads.
+) -> Iterator[list[bytes]]:
+    """Yield the payload's leaf hashes in order, in batches, hashing on a pool of ``workers`` threads.
 
     ``progress`` (if given) is called from worker threads with the number of payload bytes just hashed.
 
@@ -267,9 +269,9 @@ def hash_leaves(
                         pending.append(pool.submit(batch))
                         # Bounded in-flight work keeps peak memory flat; results are consumed in order.
                         while len(pending) > 2 * workers:
-                            yield from pending.popleft().result()
+                            yield pending.popleft().result()
                     while pending:
-                        yield from pending.popleft().result()
+                        yield pending.popleft().result()
                 finally:
                     for fut in pending:
                         fut.cancel()
@@ -277,3 +279,21 @@ def hash_leaves(
             if isinstance(e, PayloadReadError):
                 raise
             raise PayloadReadError(spath, e.strerror or str(e)) from None
+
+
+def hash_leaves(
+    path: str | os.PathLike[str],
+    chunking: Chunking,
+    hasher: TreeHasher,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """Yield the payload's leaf hashes one by one (see :func:`hash_leaf_batches`).
+
+    Raises:
+        PayloadReadError: if the file cannot be opened or read.
+        PayloadFormatError: if a CSV payload's quoting is malformed or a line is absurdly long.
+    """
+    for batch in hash_leaf_batches(path, chunking, hasher, workers=workers, progress=progress):
+        yield from batch

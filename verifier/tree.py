@@ -28,23 +28,31 @@ class RootBuilder:
 
     def __init__(self, hasher: TreeHasher) -> None:
         self._hasher = hasher
-        self._stack: list[tuple[int, bytes]] = []
+        self._stack: list[bytes] = []
         self.count = 0
 
     def add(self, leaf_hash: bytes) -> None:
-        size, node = 1, leaf_hash
-        while self._stack and self._stack[-1][0] == size:
-            _, left = self._stack.pop()
-            node = self._hasher.node(left, node)
-            size *= 2
-        self._stack.append((size, node))
-        self.count += 1
+        self.extend((leaf_hash,))
+
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        # Adding leaf number c closes one perfect subtree per trailing 1 bit of c.
+        node_hash = self._hasher.node
+        stack = self._stack
+        count = self.count
+        for node in leaf_hashes:
+            c = count
+            while c & 1:
+                node = node_hash(stack.pop(), node)
+                c >>= 1
+            stack.append(node)
+            count += 1
+        self.count = count
 
     def root(self) -> bytes:
         if not self._stack:
             return self._hasher.empty_root()
-        root = self._stack[-1][1]
-        for _, left in reversed(self._stack[:-1]):
+        root = self._stack[-1]
+        for left in reversed(self._stack[:-1]):
             root = self._hasher.node(left, root)
         return root
 
@@ -52,8 +60,7 @@ class RootBuilder:
 def root_of(hasher: TreeHasher, leaf_hashes: Iterable[bytes]) -> bytes:
     """Root of the tree over ``leaf_hashes`` (already leaf-hashed with the same hasher's salt)."""
     builder = RootBuilder(hasher)
-    for h in leaf_hashes:
-        builder.add(h)
+    builder.extend(leaf_hashes)
     return builder.root()
 
 

@@ -159,19 +159,25 @@ def verify_payload(
     differing: list[int] = []
     count = 0
 
-    def on_leaf(index: int, leaf: bytes) -> None:
+    def on_batch(start: int, leaves: list[bytes]) -> None:
         nonlocal count
-        if expected_leaves is not None and index < len(expected_leaves) and expected_leaves[index] != leaf:
-            count += 1
-            if len(differing) < MAX_LISTED_LEAVES:
-                differing.append(index)
+        if expected_leaves is None or start >= len(expected_leaves):
+            return
+        want = expected_leaves[start : start + len(leaves)]
+        if list(want) == leaves[: len(want)]:
+            return
+        for offset, (w, got) in enumerate(zip(want, leaves, strict=False)):
+            if w != got:
+                count += 1
+                if len(differing) < MAX_LISTED_LEAVES:
+                    differing.append(start + offset)
 
     c = commit_payload(
         path,
         alg=manifest.alg,
         salt=manifest.salt,
         chunking=manifest.chunking,
-        on_leaf=on_leaf,
+        on_batch=on_batch,
         progress=progress,
         workers=workers,
     )

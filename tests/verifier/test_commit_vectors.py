@@ -121,3 +121,25 @@ def test_sm3_fallback_through_cryptography_agrees_with_hashlib() -> None:
     h.update(b"c")
     copy.update(b"c")
     assert h.digest() == copy.digest() == digest(HashAlgorithm.SM3, b"abc")
+
+
+@pytest.mark.parametrize(
+    "tail", [b"\nz\n", b"\nz", b"\n", b""], ids=["more records", "no final LF", "final LF", "EOF"]
+)
+def test_jsonl_line_longer_than_a_read_block_is_one_leaf(tmp_path: Path, tail: bytes) -> None:
+    long_line = bytes(range(1, 256)).replace(b"\n", b"") * (3 * 4200)  # ~3 MiB, several read blocks
+    path = tmp_path / "long.jsonl"
+    path.write_bytes(b"a\n" + long_line + tail)
+    hasher = TreeHasher(HashAlgorithm.SHA256, b"\x01" * 32)
+    want = [hasher.leaf(b"a"), hasher.leaf(long_line)] + ([hasher.leaf(b"z")] if b"z" in tail else [])
+    assert list(hash_leaves(path, Chunking(PayloadFormat.JSONL), hasher)) == want
+
+
+def test_csv_row_boundaries_on_a_larger_file(tmp_path: Path) -> None:
+    rows = [b"id,text"] + [b'%d,"multi\nline %d, with ""quotes"""' % (i, i) for i in range(30000)]
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"\r\n".join(rows) + b"\r\n")
+    hasher = TreeHasher(HashAlgorithm.SM3, b"\x02" * 32)
+    c = commit_payload(path, alg=HashAlgorithm.SM3, salt=b"\x02" * 32, chunking=Chunking(PayloadFormat.CSV))
+    assert c.record_count == 30000
+    assert c.root == root_of(hasher, hasher.leaves(rows))
