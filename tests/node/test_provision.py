@@ -1,0 +1,185 @@
+"""Demo provisioning on a real node (idempotence, resuming half-done governance) and `dxl run` end to end:
+start, deploy, provision, stop on SIGINT, start again on the same ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from eth_abi.abi import encode as abi_encode
+
+from node.anvil import EmbeddedNode, free_port
+from node.deploy import deploy_ledger, deployment_path, ledger_client
+from node.errors import ConfigurationError
+from node.keys import KeyStore
+from node.provision import (
+    DEMO_FILE,
+    DEPARTMENTS,
+    GOVERNORS,
+    RESOURCES,
+    LedgerSetup,
+    department_codes,
+    ensure_principals,
+    provision_demo,
+)
+from node.settings import load_settings
+from node.types import DepartmentStatus, GovernanceAction, encode_code
+
+
+def test_demo_consortium_is_on_chain(demo_ledger: LedgerSetup, demo_keys: KeyStore) -> None:
+    client = demo_ledger.client
+    assert department_codes(client) == [d.code for d in DEPARTMENTS]
+    for dept in DEPARTMENTS:
+        signer, status, _code, encryption_key, name = client.call(
+            "department", client.call("departmentByCode", encode_code(dept.code))
+        )
+        assert (signer, DepartmentStatus(status), name) == (
+            demo_keys.address(dept.key),
+            DepartmentStatus.ACTIVE,
+            dept.name,
+        )
+        assert encryption_key == demo_keys.encryption_key(dept.key).public
+    assert client.call("hasRole", client.call("AUDITOR_ROLE"), demo_keys.address("auditor"))
+    assert (client.call("threshold"), client.call("governorCount")) == (2, 2)
+    for res in RESOURCES:
+        owner, share_type, sensitivity, metadata_hash, _ = client.call(
+            "resource", demo_ledger.report.resources[res.title]
+        )
+        assert (owner, share_type, sensitivity, metadata_hash) == (
+            demo_ledger.report.departments[res.owner],
+            res.share_type,
+            res.sensitivity,
+            res.metadata_hash(),
+        )
+    # Every proposal went through both governors.
+    for pid in range(1, client.call("proposalCount") + 1):
+        assert tuple(client.call("proposal", pid)[2:4]) == (2, True)
+    demo = json.loads((demo_keys.directory.parent / DEMO_FILE).read_text())
+    assert demo["departments"] == demo_ledger.report.departments and demo["auditor"] == demo_keys.address(
+        "auditor"
+    )
+
+
+def test_provisioning_again_changes_nothing(demo_ledger: LedgerSetup, demo_keys: KeyStore) -> None:
+    client = demo_ledger.client
+    block = client.block_number()
+    again = provision_demo(client, demo_keys, home=demo_keys.directory.parent)
+    assert again.transactions == 0 and again.funded == []
+    assert (again.departments, again.resources, again.principals) == (
+        demo_ledger.report.departments,
+        demo_ledger.report.resources,
+        demo_ledger.report.principals,
+    )
+    assert client.block_number() == block
+
+
+def test_provisioning_completes_a_half_done_admission(embedded_node: EmbeddedNode, tmp_path: Path) -> None:
+    keys = KeyStore.from_settings(load_settings(home=tmp_path))
+    principals = ensure_principals(keys)
+    governor = keys.unlock(GOVERNORS[0])
+    deploy_ledger(
+        embedded_node.endpoint, [principals[g] for g in GOVERNORS], 2, deployer=governor, home=tmp_path
+    )
+    client = ledger_client(embedded_node.endpoint, tmp_path)
+    psb = DEPARTMENTS[0]
+    data = abi_encode(
+        ["bytes32", "string", "address", "bytes32"],
+        [encode_code(psb.code), psb.name, principals[psb.key], keys.ensure_encryption_key(psb.key)],
+    )
+    # A previous run proposed the admission and died before the second governor approved it.
+    client.transact(governor, "propose", int(GovernanceAction.ADMIT_DEPARTMENT), data)
+
+    report = provision_demo(client, keys, home=tmp_path)
+    assert client.call("proposalCount") == len(DEPARTMENTS) + 1  # no second PSB proposal
+    assert client.call("proposal", 1)[3] is True
+    assert report.departments[psb.code] == client.call("departmentByCode", encode_code(psb.code))
+
+
+def test_keys_of_another_home_are_refused(demo_ledger: LedgerSetup, tmp_path: Path) -> None:
+    shutil.copy(deployment_path(demo_ledger.keystore.directory.parent), deployment_path(tmp_path))
+    strangers = KeyStore.from_settings(load_settings(home=tmp_path))
+    with pytest.raises(ConfigurationError, match="not a governor"):
+        provision_demo(demo_ledger.client, strangers, home=tmp_path)
+
+
+# --- dxl run end to end -------------------------------------------------------------------------------------
+
+
+def _dxl(*args: str) -> list[str]:
+    return [str(Path(sys.executable).parent / "dxl"), *args]
+
+
+def _run_until_ready(env: dict[str, str], timeout: float = 120.0) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        _dxl("run", "--no-api"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("Press Ctrl-C"):
+            return proc, "".join(lines)
+    proc.kill()
+    proc.wait()
+    pytest.fail("dxl run did not become ready:\n" + "".join(lines))
+
+
+def _stop(proc: subprocess.Popen[str], node: EmbeddedNode) -> str:
+    pid = node.pid
+    assert pid is not None
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert node.pid is None and not Path(f"/proc/{pid}").exists()
+    return out
+
+
+def _field(summary: str, key: str) -> str:
+    for line in summary.splitlines():
+        if line.strip().startswith(key + " "):
+            return line.split(None, len(key.split()))[-1].strip()
+    raise AssertionError(f"{key!r} missing from:\n{summary}")
+
+
+def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DXL_HOME": str(tmp_path),
+        "DXL_NODE_PORT": str(port),
+        "DXL_API_PORT": str(free_port()),
+    }
+    env.pop("DXL_RPC_URL", None)
+    node = EmbeddedNode(tmp_path)
+    proc, summary = _run_until_ready(env)
+    try:
+        assert "deployed at block" in summary and f"http://127.0.0.1:{port}" in summary
+        address = _field(summary, "ledger").split()[0]
+        status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0, status.stdout + status.stderr
+        reported = json.loads(status.stdout)
+        assert (reported["ledger"], reported["departments"], reported["resources"]) == (address, 5, 3)
+    finally:
+        if proc.poll() is None:
+            _stop(proc, node)
+
+    proc, summary = _run_until_ready(env)
+    try:
+        assert f"{address} (resumed" in summary
+        assert _field(summary, "departments") == "PSB=1, HRSS=2, HEALTH=3, CIVIL=4, SAMR=5"
+    finally:
+        out = _stop(proc, node)
+    assert "node state kept" in out
+    status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
+    assert status.returncode == 1 and json.loads(status.stdout)["reachable"] is False
