@@ -1,8 +1,8 @@
 """A fresh ledger per test on the worker's real node, and a small vocabulary for driving it.
 
 The consortium: three governors (threshold 2), departments PSB (provider), HRSS (consumer) and CIVIL (a third
-party), and one account with no role. Everything goes through :class:`node.chain.LedgerClient`, the product's own
-signing path; nothing is mocked.
+party), and one account with no role. Everything goes through :class:`node.chain.LedgerClient`, the
+product's own signing path; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from eth_account.signers.local import LocalAccount
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.compiler import load_artifact
 from node.endpoint import NodeEndpoint
-from node.types import GovernanceAction, SharingTerms, ShareType, encode_code, purpose_hash
+from node.types import GovernanceAction, ShareType, SharingTerms, encode_code
 
 DAY = 86_400
 SCOPE = b"\x5c" * 32
@@ -68,25 +68,44 @@ class Consortium:
     def admit(self, code: str, account: LocalAccount | None = None) -> Dept:
         account = account or Account.create()
         key = os.urandom(32)
-        result = self.govern(GovernanceAction.ADMIT_DEPARTMENT, admission(code, f"{code} department", account, key))
+        result = self.govern(
+            GovernanceAction.ADMIT_DEPARTMENT, admission(code, f"{code} department", account, key)
+        )
         dept = Dept(result.event("DepartmentAdmitted").args["departmentId"], code, account, key)
         self.depts[code] = dept
         return dept
 
-    # --- the exchange flow ------------------------------------------------------------------------------------
+    # --- the exchange flow ---------------------------------------------------------------------------------
 
     def resource(self, owner: Dept, share: ShareType = ShareType.CONDITIONAL, sensitivity: int = 2) -> int:
         result = self.send(owner, "registerResource", os.urandom(32), os.urandom(32), share, sensitivity)
         return int(result.event("ResourceRegistered").args["resourceId"])
 
-    def request(self, consumer: Dept, resource_id: int, *, days: int = 30, purpose: str = "benefit checks") -> int:
+    def request(
+        self, consumer: Dept, resource_id: int, *, days: int = 30, purpose: str = "benefit checks"
+    ) -> int:
         now = self.now()
-        result = self.send(consumer, "requestAccess", resource_id, purpose, SCOPE, TERMS_DOC, now, now + days * DAY)
+        result = self.send(
+            consumer, "requestAccess", resource_id, purpose, SCOPE, TERMS_DOC, now, now + days * DAY
+        )
         return int(result.event("AccessRequested").args["requestId"])
 
     def terms(self, request_id: int, *, deadline: int | None = None) -> SharingTerms:
         q = self.call("request", request_id)
-        (resource_id, consumer, provider, _status, _req, _dec, _reason, valid_from, valid_until, ph, sh, th) = q
+        (
+            resource_id,
+            consumer,
+            provider,
+            _status,
+            _req,
+            _dec,
+            _reason,
+            valid_from,
+            valid_until,
+            ph,
+            sh,
+            th,
+        ) = q
         return SharingTerms(
             request_id=request_id,
             resource_id=resource_id,
@@ -101,7 +120,12 @@ class Consortium:
         )
 
     def sign(
-        self, account: LocalAccount, terms: SharingTerms, *, chain_id: int | None = None, contract: str | None = None
+        self,
+        account: LocalAccount,
+        terms: SharingTerms,
+        *,
+        chain_id: int | None = None,
+        contract: str | None = None,
     ) -> bytes:
         typed = terms.typed_data(
             chain_id=chain_id if chain_id is not None else self.client.chain_id,
@@ -130,16 +154,27 @@ class Consortium:
         result = self.send(provider, "issueGrant", agreement_id, self.now() + seconds)
         return int(result.event("GrantIssued").args["grantId"])
 
-    def deliver(self, provider: Dept, grant_id: int, commitment: bytes | None = None) -> tuple[bytes, TxResult]:
+    def deliver(
+        self, provider: Dept, grant_id: int, commitment: bytes | None = None
+    ) -> tuple[bytes, TxResult]:
         delivery_id = os.urandom(32)
         result = self.send(
-            provider, "recordDelivery", delivery_id, grant_id, commitment or os.urandom(32), 1, 1_234_567, 1_000
+            provider,
+            "recordDelivery",
+            delivery_id,
+            grant_id,
+            commitment or os.urandom(32),
+            1,
+            1_234_567,
+            1_000,
         )
         return delivery_id, result
 
 
 def admission(code: str, name: str, account: LocalAccount, key: bytes) -> bytes:
-    return abi_encode(["bytes32", "string", "address", "bytes32"], [encode_code(code), name, account.address, key])
+    return abi_encode(
+        ["bytes32", "string", "address", "bytes32"], [encode_code(code), name, account.address, key]
+    )
 
 
 def receipt_of(result: TxResult) -> tuple[Any, ...]:
@@ -159,7 +194,7 @@ def receipt_of(result: TxResult) -> tuple[Any, ...]:
 
 @contextlib.contextmanager
 def reverts(error_name: str, **expected_args: Any) -> Iterator[None]:
-    """Assert that the block raises the ledger's custom error ``error_name`` with (at least) these arguments."""
+    """Assert that the block raises the ledger's custom error ``error_name`` with at least these arguments."""
     with pytest.raises(LedgerRevertError) as info:
         yield
     err = info.value

@@ -67,13 +67,22 @@ def test_concludeAgreement_replayedSignatures_revert(ledger: Consortium, approve
 
 
 @pytest.mark.parametrize("domain", ["chain", "contract"])
-def test_concludeAgreement_signatureForOtherDomain_reverts(ledger: Consortium, approved: int, domain: str) -> None:
+def test_concludeAgreement_signatureForOtherDomain_reverts(
+    ledger: Consortium, approved: int, domain: str
+) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    other = {"chain_id": ledger.client.chain_id + 1} if domain == "chain" else {"contract": Account.create().address}
+    other = (
+        {"chain_id": ledger.client.chain_id + 1}
+        if domain == "chain"
+        else {"contract": Account.create().address}
+    )
     with reverts("AgreementInvalidSignature", departmentId=psb.id):
         ledger.send(
-            hrss, "concludeAgreement", terms.as_tuple(), ledger.sign(psb.account, terms, **other),
+            hrss,
+            "concludeAgreement",
+            terms.as_tuple(),
+            ledger.sign(psb.account, terms, **other),
             ledger.sign(hrss.account, terms),
         )
 
@@ -83,20 +92,36 @@ def test_concludeAgreement_expiredDeadline_reverts(ledger: Consortium, approved:
     deadline = ledger.now() - 1
     terms = ledger.terms(approved, deadline=deadline)
     with reverts("AgreementSignatureExpired", deadline=deadline):
-        ledger.send(hrss, "concludeAgreement", terms.as_tuple(), ledger.sign(psb.account, terms),
-                    ledger.sign(hrss.account, terms))
+        ledger.send(
+            hrss,
+            "concludeAgreement",
+            terms.as_tuple(),
+            ledger.sign(psb.account, terms),
+            ledger.sign(hrss.account, terms),
+        )
 
 
 @pytest.mark.parametrize("field", ["valid_until", "scope_hash", "purpose_hash", "consumer"])
-def test_concludeAgreement_termsDifferFromRequest_revert(ledger: Consortium, approved: int, field: str) -> None:
+def test_concludeAgreement_termsDifferFromRequest_revert(
+    ledger: Consortium, approved: int, field: str
+) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    changed = {"valid_until": terms.valid_until + 1, "scope_hash": b"\1" * 32, "purpose_hash": b"\2" * 32,
-               "consumer": ledger.depts["CIVIL"].id}[field]
+    changed = {
+        "valid_until": terms.valid_until + 1,
+        "scope_hash": b"\1" * 32,
+        "purpose_hash": b"\2" * 32,
+        "consumer": ledger.depts["CIVIL"].id,
+    }[field]
     terms = dataclasses.replace(terms, **{field: changed})
     with reverts("AgreementTermsMismatch", requestId=approved):
-        ledger.send(hrss, "concludeAgreement", terms.as_tuple(), ledger.sign(psb.account, terms),
-                    ledger.sign(hrss.account, terms))
+        ledger.send(
+            hrss,
+            "concludeAgreement",
+            terms.as_tuple(),
+            ledger.sign(psb.account, terms),
+            ledger.sign(hrss.account, terms),
+        )
 
 
 def test_concludeAgreement_pendingRequest_reverts(ledger: Consortium) -> None:
@@ -104,8 +129,13 @@ def test_concludeAgreement_pendingRequest_reverts(ledger: Consortium) -> None:
     req = ledger.request(hrss, ledger.resource(psb))
     terms = ledger.terms(req)
     with reverts("RequestStatusMismatch", status=RequestStatus.PENDING, expected=RequestStatus.APPROVED):
-        ledger.send(hrss, "concludeAgreement", terms.as_tuple(), ledger.sign(psb.account, terms),
-                    ledger.sign(hrss.account, terms))
+        ledger.send(
+            hrss,
+            "concludeAgreement",
+            terms.as_tuple(),
+            ledger.sign(psb.account, terms),
+            ledger.sign(hrss.account, terms),
+        )
 
 
 def test_concludeAgreement_suspendedConsumer_reverts(ledger: Consortium, approved: int) -> None:
@@ -149,9 +179,14 @@ def test_agreementLifecycle_suspendReinstateRevoke(ledger: Consortium) -> None:
 
 @pytest.mark.parametrize(
     ("action", "status"),
-    [(GovernanceAction.SUSPEND_AGREEMENT, AgreementStatus.SUSPENDED), (GovernanceAction.REVOKE_AGREEMENT, AgreementStatus.REVOKED)],
+    [
+        (GovernanceAction.SUSPEND_AGREEMENT, AgreementStatus.SUSPENDED),
+        (GovernanceAction.REVOKE_AGREEMENT, AgreementStatus.REVOKED),
+    ],
 )
-def test_governance_suspendsOrRevokesAgreement(ledger: Consortium, action: GovernanceAction, status: int) -> None:
+def test_governance_suspendsOrRevokesAgreement(
+    ledger: Consortium, action: GovernanceAction, status: int
+) -> None:
     aid = ledger.agreement(ledger.depts["PSB"], ledger.depts["HRSS"])
     result = ledger.govern(action, abi_encode(["uint64"], [aid]))
     assert names(result)[-1] in ("AgreementSuspended", "AgreementRevoked")
@@ -165,7 +200,12 @@ def test_issueGrant_underActiveAgreement(ledger: Consortium) -> None:
     expires = ledger.now() + 3600
     result = ledger.send(psb, "issueGrant", aid, expires)
     ev = result.event("GrantIssued").args
-    assert (ev["agreementId"], ev["consumer"], ev["provider"], ev["expiresAt"]) == (aid, hrss.id, psb.id, expires)
+    assert (ev["agreementId"], ev["consumer"], ev["provider"], ev["expiresAt"]) == (
+        aid,
+        hrss.id,
+        psb.id,
+        expires,
+    )
     assert list(ledger.call("grant", ev["grantId"])) == [aid, psb.id, hrss.id, expires, False]
 
 
@@ -198,7 +238,9 @@ def test_issueGrant_beforeValidity_reverts(ledger: Consortium) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     rid = ledger.resource(psb, ShareType.UNCONDITIONAL)
     now = ledger.now()
-    result = ledger.send(hrss, "requestAccess", rid, "later", b"\1" * 32, b"\2" * 32, now + 10 * DAY, now + 20 * DAY)
+    result = ledger.send(
+        hrss, "requestAccess", rid, "later", b"\1" * 32, b"\2" * 32, now + 10 * DAY, now + 20 * DAY
+    )
     aid = ledger.conclude(result.event("AccessRequested").args["requestId"], psb, hrss)
     with reverts("AgreementOutsideValidity", agreementId=aid, validFrom=now + 10 * DAY):
         ledger.send(psb, "issueGrant", aid, now + 11 * DAY)

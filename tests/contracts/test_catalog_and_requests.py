@@ -140,7 +140,9 @@ def test_rejectRequest_recordsReasonAndBlocksApproval(ledger: Consortium) -> Non
     assert result.event("RequestRejected").args["reasonCode"] == 3
     q = ledger.call("request", req)
     assert q[3] == RequestStatus.REJECTED and q[6] == 3 and q[5] > 0
-    with reverts("RequestStatusMismatch", requestId=req, status=RequestStatus.REJECTED, expected=RequestStatus.PENDING):
+    with reverts(
+        "RequestStatusMismatch", requestId=req, status=RequestStatus.REJECTED, expected=RequestStatus.PENDING
+    ):
         ledger.send(psb, "approveRequest", req)
 
 

@@ -19,7 +19,9 @@ def parties(ledger: Consortium) -> tuple[Dept, Dept, int]:
     return psb, hrss, ledger.grant(psb, ledger.agreement(psb, hrss))
 
 
-def test_recordDelivery_storesReceiptAndEmitsEveryField(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+def test_recordDelivery_storesReceiptAndEmitsEveryField(
+    ledger: Consortium, parties: tuple[Dept, Dept, int]
+) -> None:
     psb, hrss, gid = parties
     did, commitment = os.urandom(32), os.urandom(32)
     result = ledger.send(psb, "recordDelivery", did, gid, commitment, 2, 10_485_760, 52_000)
@@ -150,7 +152,9 @@ def test_acknowledgeDelivery_differentCommitment_disputesKeepingBoth(
         ledger.send(hrss, "acknowledgeDelivery", did, receipt_of(recorded), recorded_commitment)
 
 
-def test_acknowledgeDelivery_alteredReceipt_reverts(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+def test_acknowledgeDelivery_alteredReceipt_reverts(
+    ledger: Consortium, parties: tuple[Dept, Dept, int]
+) -> None:
     psb, hrss, gid = parties
     did, recorded = ledger.deliver(psb, gid)
     receipt = receipt_of(recorded)
@@ -159,7 +163,9 @@ def test_acknowledgeDelivery_alteredReceipt_reverts(ledger: Consortium, parties:
         ledger.send(hrss, "acknowledgeDelivery", did, altered, receipt[3])
 
 
-def test_acknowledgeDelivery_byNonConsumer_reverts(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+def test_acknowledgeDelivery_byNonConsumer_reverts(
+    ledger: Consortium, parties: tuple[Dept, Dept, int]
+) -> None:
     psb, _, gid = parties
     did, recorded = ledger.deliver(psb, gid)
     for who in (psb, ledger.depts["CIVIL"]):
@@ -167,7 +173,9 @@ def test_acknowledgeDelivery_byNonConsumer_reverts(ledger: Consortium, parties: 
             ledger.send(who, "acknowledgeDelivery", did, receipt_of(recorded), receipt_of(recorded)[3])
 
 
-def test_acknowledgeDelivery_unknownOrZero_reverts(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+def test_acknowledgeDelivery_unknownOrZero_reverts(
+    ledger: Consortium, parties: tuple[Dept, Dept, int]
+) -> None:
     psb, hrss, gid = parties
     did, recorded = ledger.deliver(psb, gid)
     with reverts("DeliveryUnknown"):

@@ -38,7 +38,9 @@ def address(account_address: str) -> bytes:
 def test_constructor_rejectsUnusableThreshold(
     node_endpoint: NodeEndpoint, governor_count: int, threshold: int, error: str
 ) -> None:
-    governors = [Account.create() for _ in range(max(governor_count, 1))][:governor_count] or [Account.create()]
+    governors = [Account.create() for _ in range(max(governor_count, 1))][:governor_count] or [
+        Account.create()
+    ]
     with reverts(error, threshold=threshold, governorCount=governor_count):
         if governor_count == 0:
             from node.chain import LedgerClient
@@ -66,7 +68,10 @@ def test_admit_takesEffectOnlyAtThreshold(ledger: Consortium) -> None:
     signer, key = Account.create(), os.urandom(32)
     before = ledger.call("departmentCount")
     proposed = ledger.send(
-        ledger.governors[0], "propose", GovernanceAction.ADMIT_DEPARTMENT, admission("SAMR", "Market", signer, key)
+        ledger.governors[0],
+        "propose",
+        GovernanceAction.ADMIT_DEPARTMENT,
+        admission("SAMR", "Market", signer, key),
     )
     assert names(proposed) == ["ProposalCreated", "ProposalApproved"]  # no DepartmentAdmitted yet
     assert ledger.call("departmentCount") == before
@@ -122,7 +127,9 @@ def test_approve_byNonGovernor_reverts(ledger: Consortium) -> None:
         ("X3", "n", "new", b"\x00" * 32, "encryptionKey"),
     ],
 )
-def test_admit_emptyField_reverts(ledger: Consortium, code: str, name: str, signer: str, key: bytes, field: str) -> None:
+def test_admit_emptyField_reverts(
+    ledger: Consortium, code: str, name: str, signer: str, key: bytes, field: str
+) -> None:
     signer_address = "0x" + "00" * 20 if signer == "zero" else Account.create().address
     data = abi_encode(
         ["bytes32", "string", "address", "bytes32"],
@@ -135,9 +142,13 @@ def test_admit_emptyField_reverts(ledger: Consortium, code: str, name: str, sign
 def test_admit_takenCodeOrSigner_reverts(ledger: Consortium) -> None:
     psb = ledger.depts["PSB"]
     with reverts("DepartmentAlreadyRegistered", code=encode_code("PSB")):
-        ledger.govern(GovernanceAction.ADMIT_DEPARTMENT, admission("PSB", "again", Account.create(), b"\x01" * 32))
+        ledger.govern(
+            GovernanceAction.ADMIT_DEPARTMENT, admission("PSB", "again", Account.create(), b"\x01" * 32)
+        )
     with reverts("DepartmentAlreadyRegistered", signer=psb.account.address):
-        ledger.govern(GovernanceAction.ADMIT_DEPARTMENT, admission("NEW", "dup signer", psb.account, b"\x01" * 32))
+        ledger.govern(
+            GovernanceAction.ADMIT_DEPARTMENT, admission("NEW", "dup signer", psb.account, b"\x01" * 32)
+        )
 
 
 def test_suspendAndReinstate_changeStatusOnce(ledger: Consortium) -> None:
@@ -168,7 +179,8 @@ def test_rekey_movesAuthorityToNewSigner(ledger: Consortium) -> None:
     psb = ledger.depts["PSB"]
     old, new, key = psb.account, Account.create(), os.urandom(32)
     result = ledger.govern(
-        GovernanceAction.REKEY_DEPARTMENT, abi_encode(["uint32", "address", "bytes32"], [psb.id, new.address, key])
+        GovernanceAction.REKEY_DEPARTMENT,
+        abi_encode(["uint32", "address", "bytes32"], [psb.id, new.address, key]),
     )
     ev = result.event("DepartmentRekeyed").args
     assert (ev["previousSigner"], ev["signer"], ev["encryptionKey"]) == (old.address, new.address, key)
