@@ -7,9 +7,17 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from verifier.errors import PayloadReadError
 from verifier.hashing import SALT_SIZE, HashAlgorithm, TreeHasher
 from verifier.leaves import Chunking, hash_leaf_batches
 from verifier.tree import RootBuilder
+
+
+def _size(path: str | os.PathLike[str]) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError as e:
+        raise PayloadReadError(os.fspath(path), e.strerror or str(e)) from None
 
 
 def new_salt() -> bytes:
@@ -58,6 +66,7 @@ def commit_payload(
     """
     hasher = TreeHasher(alg, salt)
     builder = RootBuilder(hasher)
+    size_before = _size(path)
     kept: list[bytes] | None = [] if keep_leaf_hashes else None
     for batch in hash_leaf_batches(path, chunking, hasher, workers=workers, progress=progress):
         if on_batch is not None:
@@ -65,13 +74,16 @@ def commit_payload(
         builder.extend(batch)
         if kept is not None:
             kept.extend(batch)
+    byte_size = _size(path)
+    if byte_size != size_before:
+        raise PayloadReadError(os.fspath(path), "file changed size while it was being read")
     return Commitment(
         alg=hasher.alg,
         salt=bytes(salt),
         chunking=chunking,
         root=builder.root(),
         leaf_count=builder.count,
-        byte_size=os.stat(path).st_size,
+        byte_size=byte_size,
         record_count=chunking.records_for(builder.count),
         leaf_hashes=tuple(kept) if kept is not None else None,
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -35,7 +36,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from verifier.errors import PayloadFormatError, PayloadReadError
-from verifier.hashing import TreeHasher
+from verifier.hashing import HashObject, TreeHasher
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 # Work handed to one pool task: big enough to amortise task overhead, small enough to keep memory flat.
@@ -113,12 +114,12 @@ def _bytes_batches(
 
     for offset in range(0, size, block):
         length = min(block, size - offset)
-        yield lambda o=offset, n=length: task(o, n)
+        yield functools.partial(task, offset, length)
 
 
 def _hash_records(
     hasher: TreeHasher, records: list[bytes], nbytes: int, progress: Callable[[int], None] | None
-):
+) -> LeafBatch:
     def task() -> list[bytes]:
         out = hasher.leaves(records)
         if progress is not None:
@@ -128,11 +129,22 @@ def _hash_records(
     return task
 
 
+def _hashed(leaf: bytes, nbytes: int, progress: Callable[[int], None] | None) -> LeafBatch:
+    """A batch whose single leaf was already hashed incrementally (a record longer than a read block)."""
+
+    def task() -> list[bytes]:
+        if progress is not None:
+            progress(nbytes)
+        return [leaf]
+
+    return task
+
+
 def _jsonl_batches(
     f: BinaryIO, hasher: TreeHasher, progress: Callable[[int], None] | None
 ) -> Iterator[LeafBatch]:
     carry = b""
-    streaming = None  # incremental hash of a line longer than one block
+    streaming: HashObject | None = None  # incremental hash of a line longer than one block
     streamed = 0
     while True:
         block = f.read(_RECORD_BLOCK)
@@ -147,7 +159,7 @@ def _jsonl_batches(
             streaming.update(block[:nl])
             done = streaming.digest()
             n = streamed + nl + 1
-            yield lambda d=done, n=n: (progress(n) if progress else None) or [d]
+            yield _hashed(done, n, progress)
             streaming = None
             block = block[nl + 1 :]
         last = block.rfind(b"\n")
@@ -164,7 +176,7 @@ def _jsonl_batches(
         yield _hash_records(hasher, data.split(b"\n")[:-1], len(data), progress)
     if streaming is not None:
         done = streaming.digest()
-        yield lambda d=done: [d]
+        yield _hashed(done, streamed, progress)
     elif carry:
         yield _hash_records(hasher, [carry], len(carry), progress)
 
@@ -223,13 +235,14 @@ def _csv_batches(
 
 @contextlib.contextmanager
 def _open(path: str) -> Iterator[BinaryIO]:
+    # Refuse directories, FIFOs and devices before opening: opening a FIFO would block.
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise PayloadReadError(path, "not a regular file")
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed by the context manager below
     except OSError as e:
         raise PayloadReadError(path, e.strerror or str(e)) from None
     try:
-        if not os.path.isfile(path):
-            raise PayloadReadError(path, "not a regular file")
         yield f
     finally:
         f.close()

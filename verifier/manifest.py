@@ -22,7 +22,7 @@ from typing import Any
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_checksum_address, to_checksum_address
+from eth_utils.address import is_checksum_address, to_checksum_address
 
 from verifier.commitment import Commitment
 from verifier.errors import ManifestError, ManifestSignatureError, UnsupportedAlgorithmError
@@ -170,7 +170,8 @@ def _account(key: LocalAccount | bytes | str) -> LocalAccount:
     if isinstance(key, LocalAccount):
         return key
     try:
-        return Account.from_key(key)
+        account: LocalAccount = Account.from_key(key)
+        return account
     except Exception as e:  # eth-account raises several types for a bad key
         raise ManifestSignatureError(f"not a usable private key ({type(e).__name__})") from None
 

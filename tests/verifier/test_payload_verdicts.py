@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -148,7 +149,7 @@ def test_empty_payload_commits_and_verifies(tmp_path: Path) -> None:
     assert verify_payload(path, manifest).status is VerdictStatus.MISMATCH
 
 
-@pytest.mark.parametrize("kind", ["missing", "directory"])
+@pytest.mark.parametrize("kind", ["missing", "directory", "fifo"])
 def test_unreadable_payload_is_a_clear_error(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "people.jsonl"
     path.write_bytes(_jsonl(RECORDS))
@@ -156,6 +157,8 @@ def test_unreadable_payload_is_a_clear_error(tmp_path: Path, kind: str) -> None:
     path.unlink()
     if kind == "directory":
         path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # must be refused, not block waiting for a writer
     with pytest.raises(PayloadReadError, match=r"people\.jsonl"):
         verify_payload(path, manifest)
 
