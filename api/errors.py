@@ -38,7 +38,6 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "NOT_FOUND": ErrorSpec(404, "no such route"),
     "METHOD_NOT_ALLOWED": ErrorSpec(405, "the route does not accept this method"),
     "PAYLOAD_TOO_LARGE": ErrorSpec(413, "the request body exceeds the configured limit"),
-    "UNSUPPORTED_MEDIA_TYPE": ErrorSpec(415, "the request body is not JSON"),
     "VALIDATION_ERROR": ErrorSpec(422, "a field of the request is malformed; `field` names it"),
     "IDEMPOTENCY_KEY_REUSED": ErrorSpec(422, "an Idempotency-Key was reused for a different request"),
     "IDEMPOTENCY_IN_FLIGHT": ErrorSpec(409, "the first request with this Idempotency-Key is still running"),
@@ -226,7 +225,6 @@ def install_error_handlers(app: FastAPI) -> None:
             404: "NOT_FOUND",
             405: "METHOD_NOT_ALLOWED",
             413: "PAYLOAD_TOO_LARGE",
-            415: "UNSUPPORTED_MEDIA_TYPE",
             422: "VALIDATION_ERROR",
         }.get(exc.status_code)
         if code is None:

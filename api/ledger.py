@@ -12,6 +12,7 @@ given by the deployment. Keys are unlocked at start (a wrong passphrase fails th
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -611,6 +612,10 @@ class LedgerService:
         me = self._acting(principal, grant.provider, "deliver under this grant (its provider)")
         if grant.revoked:
             raise ApiError("GRANT_REVOKED", f"grant {body.grant_id} was revoked")
+        # Wall clock, not the latest block's time: on a quiet chain that lags, and the block this transaction
+        # lands in will be at least as late as now.
+        if grant.expires_at <= int(time.time()):
+            raise ApiError("GRANT_EXPIRED", f"grant {body.grant_id} expired at {grant.expires_at}")
         raw_id = _b32(body.delivery_id)
         if int(self.client.call("deliveryStatus", raw_id)) != DeliveryStatus.NONE:
             raise ApiError("DUPLICATE_DELIVERY", f"delivery {body.delivery_id} was already recorded")

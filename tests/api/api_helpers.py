@@ -137,3 +137,28 @@ def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | No
         "record_count": 3,
     }
     return ok(env.call("POST", "/deliveries", provider, json=body), 201)["record"]
+
+
+def issue(env: ApiEnv, principal: str, name: str) -> str:
+    """Issue a token straight into the API database (what `dxl token issue` does)."""
+    from api.auth import issue_token, parse_principal
+    from api.db import init_db, make_engine, session_factory, session_scope
+
+    engine = make_engine(env.settings.effective_database_url)
+    try:
+        init_db(engine)
+        with session_scope(session_factory(engine)) as session:
+            return issue_token(session, principal=parse_principal(principal), name=name)
+    finally:
+        engine.dispose()
+
+
+def as_token(env: ApiEnv, token: str, method: str, path: str, *, json: Any = None) -> httpx.Response:
+    return env.client.request(method, path, headers={"Authorization": f"Bearer {token}"}, json=json)
+
+
+def govern(env: ApiEnv, body: dict[str, Any]) -> httpx.Response:
+    """Propose as governor-1 and approve as governor-2 (threshold 2); returns the approval's response."""
+    proposal = ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]
+    assert proposal["approvals"] == 1 and not proposal["executed"]
+    return env.call("POST", f"/governance/proposals/{proposal['id']}/approve", "governor-2")
