@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from node.errors import DxlError
+from node.errors import DxlError, NodeError
 
 if TYPE_CHECKING:
-    from node.anvil import EmbeddedNode, NodeSettings
+    from node.anvil import EmbeddedNode
     from node.endpoint import NodeEndpoint
     from node.settings import Settings
 
@@ -60,18 +60,47 @@ def _chain(settings: Settings, *, start_embedded: bool) -> Iterator[tuple[NodeEn
         node.stop()
 
 
-def _load_api_app() -> Any | None:
-    """The API's ASGI app, if the API package is installed and exposes ``app``."""
+def _api_module() -> Any | None:
+    """The API package's ``api.app`` module, or None if it is not installed."""
     try:
-        module = importlib.import_module("api.app")
+        return importlib.import_module("api.app")
     except ModuleNotFoundError as exc:
         if exc.name in ("api", "api.app"):
             return None
         raise
-    return getattr(module, "app", None)
+
+
+def _load_api_app(settings: Settings) -> Any | None:
+    """The API's ASGI app for ``settings`` (``create_app(settings)``, else the module's ``app``), or None."""
+    module = _api_module()
+    if module is None:
+        return None
+    create = getattr(module, "create_app", None)
+    return create(settings) if callable(create) else getattr(module, "app", None)
+
+
+def _print_new_tokens(settings: Settings) -> None:
+    """Issue missing demo API tokens and print them (shown once; kept in DXL_HOME/secrets)."""
+    module = _api_module()
+    ensure = getattr(module, "ensure_demo_tokens", None) if module else None
+    if not callable(ensure):
+        return
+    fresh = {name: token for name, token in ensure(settings).items() if token}
+    if fresh:
+        typer.secho("demo API tokens (shown once; also in DXL_HOME/secrets/demo-tokens.json):", bold=True)
+        width = max(len(n) for n in fresh)
+        for name, token in sorted(fresh.items()):
+            typer.echo(f"  {name:<{width}}  {token}")
+    else:
+        typer.echo(f"demo API tokens: see {settings.secrets_dir / 'demo-tokens.json'}")
 
 
 def _serve(app: Any, settings: Settings, stop: threading.Event) -> None:
+    """Run the API until ``stop`` is set.
+
+    Raises:
+        NodeError: the API stopped by itself (its start failed; uvicorn logged why).
+    """
     import uvicorn
 
     server = uvicorn.Server(
@@ -80,7 +109,9 @@ def _serve(app: Any, settings: Settings, stop: threading.Event) -> None:
     # Served from a thread, uvicorn leaves signal handling to us: Ctrl-C must stop the node too.
     thread = threading.Thread(target=server.run, name="dxl-api", daemon=True)
     thread.start()
-    stop.wait()
+    while not stop.wait(0.5):
+        if not thread.is_alive():
+            raise NodeError(f"the API on {settings.api_url} stopped unexpectedly (see its log above)")
     server.should_exit = True
     thread.join(timeout=15)
 
@@ -108,7 +139,9 @@ def run_command(
             from node.provision import setup_ledger
 
             setup = setup_ledger(endpoint, settings, dev_funding=node is not None, force_deploy=force_deploy)
-            app = None if no_api else _load_api_app()
+            app = None if no_api else _load_api_app(settings)
+            if app is not None:
+                _print_new_tokens(settings)
             _print_summary(settings, endpoint, setup, node is not None, app is not None, no_api)
             if app is not None:
                 _serve(app, settings, stop)
@@ -142,7 +175,7 @@ def _print_summary(
         lines += [("API", settings.api_url), ("API docs", f"{settings.api_url}/docs")]
     else:
         lines.append(
-            ("API", "not started (--no-api)" if no_api else "not available: package api.app has no `app`")
+            ("API", "not started (--no-api)" if no_api else "not available: the api package is missing")
         )
     width = max(len(k) for k, _ in lines)
     typer.secho("dxl is running", bold=True)
