@@ -13,9 +13,14 @@ Formats (``Chunking.format``):
 ``csv``
     One leaf per CSV row as Python's ``csv`` module (excel dialect, strict quoting) finds the boundaries, so a
     quoted field containing newlines stays one record. The leaf is the row's raw bytes as stored, without the
-    final line terminator (LF or CRLF). Leaf 0 is the header row; ``record_count`` = leaf count - 1 (0 for an
-    empty file). Boundaries are found on a Latin-1 view of the bytes, which is exact for UTF-8 and every other
-    ASCII-compatible encoding (quote, comma, CR and LF never occur inside a multi-byte character).
+    row's final LF; as for ``jsonl`` a CR before that LF stays in the leaf (CRLF files have leaves ending in
+    CR). Leaf 0 is the header row; ``record_count`` = leaf count - 1 (0 for an empty file). Boundaries are
+    found on a Latin-1 view of the bytes, which is exact for UTF-8 and every other ASCII-compatible encoding
+    (quote, comma, CR and LF never occur inside a multi-byte character).
+
+Why only the LF is dropped, in both record formats: the payload is then exactly the leaves joined by LF,
+plus a final LF when ``byte_size`` says so. Dropping CRLF as well would let "a CRLF b LF" and "a LF b CRLF"
+(same size, different bytes) share a root.
 
 Memory stays bounded whatever the payload size: files are read in blocks, at most a few blocks are in flight
 on the pool, and a JSON line longer than a block is hashed incrementally instead of being buffered.
@@ -207,9 +212,7 @@ def _csv_records(f: BinaryIO, path: str) -> Iterator[bytes]:
                 raise PayloadFormatError(path, f"CSV row {reader.line_num}: {e}") from None
             raw = b"".join(consumed)
             consumed.clear()
-            if raw.endswith(b"\r\n"):
-                raw = raw[:-2]
-            elif raw.endswith(b"\n"):
+            if raw.endswith(b"\n"):
                 raw = raw[:-1]
             yield raw
     finally:

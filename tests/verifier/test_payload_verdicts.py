@@ -193,3 +193,23 @@ def test_manifest_with_inconsistent_leaf_hashes_is_refused(tmp_path: Path) -> No
     d["leaf_hashes"][3] = "0x" + "00" * 32
     with pytest.raises(ManifestError, match="leaf_hashes"):
         parse_manifest(d)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "original", "swapped"),
+    [
+        (PayloadFormat.JSONL, b"a\r\nb\n", b"a\nb\r\n"),
+        (PayloadFormat.CSV, b"id\r\n1\n2\r\n", b"id\n1\r\n2\r\n"),
+        (PayloadFormat.JSONL, b"a\nb\n", b"a\nb\r"),
+    ],
+    ids=["jsonl CR moved", "csv CRLF moved", "jsonl final LF vs CR"],
+)
+def test_same_size_line_ending_changes_are_mismatches(
+    tmp_path: Path, fmt: PayloadFormat, original: bytes, swapped: bytes
+) -> None:
+    assert len(original) == len(swapped)
+    path = tmp_path / "p"
+    path.write_bytes(original)
+    manifest = _commit(path, leaves=False, fmt=fmt)
+    path.write_bytes(swapped)
+    assert verify_payload(path, manifest).status is VerdictStatus.MISMATCH
