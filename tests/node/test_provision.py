@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -116,9 +117,11 @@ def _dxl(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "dxl"), *args]
 
 
-def _run_until_ready(env: dict[str, str], timeout: float = 120.0) -> tuple[subprocess.Popen[str], str]:
+def _run_until_ready(
+    env: dict[str, str], *args: str, timeout: float = 120.0
+) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
-        _dxl("run", "--no-api"), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        _dxl("run", *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
     assert proc.stdout is not None
     lines: list[str] = []
@@ -145,6 +148,19 @@ def _stop(proc: subprocess.Popen[str], node: EmbeddedNode) -> str:
     return out
 
 
+def _get_status(url: str, timeout: float = 30.0) -> int:
+    """HTTP status of ``url``, retrying while the API is still starting."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                return int(response.status)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _field(summary: str, key: str) -> str:
     for line in summary.splitlines():
         if line.strip().startswith(key + " "):
@@ -162,7 +178,7 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
     }
     env.pop("DXL_RPC_URL", None)
     node = EmbeddedNode(tmp_path)
-    proc, summary = _run_until_ready(env)
+    proc, summary = _run_until_ready(env, "--no-api")
     try:
         assert "deployed at block" in summary and f"http://127.0.0.1:{port}" in summary
         address = _field(summary, "ledger").split()[0]
@@ -174,10 +190,14 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         if proc.poll() is None:
             _stop(proc, node)
 
+    # Second start, now with the API: same ledger, and the API answers where the summary says.
     proc, summary = _run_until_ready(env)
     try:
         assert f"{address} (resumed" in summary
         assert _field(summary, "departments") == "PSB=1, HRSS=2, HEALTH=3, CIVIL=4, SAMR=5"
+        docs = _field(summary, "API docs")
+        assert docs == f"http://127.0.0.1:{env['DXL_API_PORT']}/docs"
+        assert _get_status(docs) == 200
     finally:
         out = _stop(proc, node)
     assert "node state kept" in out
