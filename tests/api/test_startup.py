@@ -1,0 +1,124 @@
+"""Start-up (key custody, wrong passphrase), tokens (hashed, revocable, demo tokens shown once) and key
+secrecy."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+from api_helpers import ApiEnv, as_token, issue, ok
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from api.app import DEMO_TOKENS_FILE, connect_ledger, create_app, demo_principals, ensure_demo_tokens
+from api.auth import Principal, Role, TokenError, hash_token, parse_principal
+from api.db import ApiToken, make_engine, session_factory
+from node.keys import KeystoreError
+from node.provision import DEPARTMENTS, GOVERNORS
+
+
+def test_wrong_passphrase_stops_the_start_with_a_clear_error(api_env: ApiEnv) -> None:
+    wrong = api_env.settings.model_copy(update={"keystore_passphrase": SecretStr("not-the-passphrase")})
+    with pytest.raises(KeystoreError) as caught:
+        connect_ledger(wrong, lambda: None)
+    message = str(caught.value)
+    assert "wrong passphrase" in message and "not-the-passphrase" not in message
+    with pytest.raises(KeystoreError), TestClient(create_app(wrong)):
+        pass
+
+
+def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    elsewhere = api_env.settings.model_copy(update={"home": tmp_path})
+    with pytest.raises(Exception) as caught:
+        connect_ledger(elsewhere, lambda: None)
+    assert getattr(caught.value, "code", None) == "NOT_DEPLOYED"
+
+
+def test_demo_tokens_are_issued_once_and_remembered_0600(api_env: ApiEnv) -> None:
+    names = set(demo_principals())
+    assert names == {f"demo-{d.code.lower()}" for d in DEPARTMENTS} | {
+        f"demo-governor-{i}" for i in range(1, len(GOVERNORS) + 1)
+    } | {"demo-auditor"}
+    assert set(api_env.tokens) == names  # the fixture's first call issued all of them
+    assert ensure_demo_tokens(api_env.settings) == dict.fromkeys(
+        names
+    )  # second call: nothing new, nothing shown
+    path = api_env.settings.secrets_dir / DEMO_TOKENS_FILE
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    remembered = json.loads(path.read_text())
+    assert {n: r["token"] for n, r in remembered.items()} == api_env.tokens
+    me = ok(as_token(api_env, remembered["demo-hrss"]["token"], "GET", "/me"))
+    assert (me["principal"], me["department_id"]) == ("department:HRSS", api_env.departments["HRSS"])
+
+
+def test_tokens_are_stored_only_as_hashes(api_env: ApiEnv) -> None:
+    engine = make_engine(api_env.settings.effective_database_url)
+    try:
+        with session_factory(engine)() as session:
+            rows = list(session.scalars(select(ApiToken)))
+    finally:
+        engine.dispose()
+    stored = {bytes(r.token_hash) for r in rows}
+    for token in api_env.tokens.values():
+        assert hash_token(token) in stored
+    raw = api_env.settings.home.joinpath("dxl.sqlite3").read_bytes()
+    assert not any(token.encode() in raw for token in api_env.tokens.values())
+
+
+def test_revoked_token_is_refused(api_env: ApiEnv) -> None:
+    from api.auth import revoke_token
+    from api.db import session_scope
+
+    token = issue(api_env, "auditor", "short-lived")
+    assert ok(as_token(api_env, token, "GET", "/me"))["role"] == "auditor"
+    engine = make_engine(api_env.settings.effective_database_url)
+    try:
+        with session_scope(session_factory(engine)) as session:
+            revoke_token(session, name="short-lived")
+    finally:
+        engine.dispose()
+    response = as_token(api_env, token, "GET", "/me")
+    assert response.status_code == 401 and response.json()["error"]["code"] == "UNAUTHENTICATED"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("PSB", Principal(Role.DEPARTMENT, department="PSB")),
+        ("psb", Principal(Role.DEPARTMENT, department="PSB")),
+        ("department:HRSS", Principal(Role.DEPARTMENT, department="HRSS")),
+        ("governor:2", Principal(Role.GOVERNOR, governor=2)),
+        ("auditor", Principal(Role.AUDITOR)),
+        ("governor:0", TokenError),
+        ("governor:x", TokenError),
+        ("", TokenError),
+        ("two words", TokenError),
+        ("A" * 33, TokenError),
+    ],
+)
+def test_parse_principal(text: str, expected: Principal | type[Exception]) -> None:
+    if isinstance(expected, Principal):
+        assert parse_principal(text) == expected
+    else:
+        with pytest.raises(expected):
+            parse_principal(text)
+
+
+def test_no_response_contains_a_key(api_env: ApiEnv) -> None:
+    """Private keys (signing and X25519) never appear in what the API sends, whoever asks."""
+    keystore = api_env.keystore
+    secrets_hex = []
+    for name in keystore.names():
+        secrets_hex.append(bytes(keystore.unlock(name).key).hex())
+    spec = ok(api_env.client.get("/openapi.json"))
+    texts = [json.dumps(spec)]
+    for path, ops in spec["paths"].items():
+        if "get" in ops and "{" not in path:
+            for who in ("auditor", "psb", "governor-1"):
+                texts.append(api_env.call("GET", path, who).text)
+    for text in texts:
+        lowered = text.lower()
+        assert not any(secret in lowered for secret in secrets_hex)
