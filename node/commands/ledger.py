@@ -12,7 +12,7 @@ import importlib
 import json
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -248,7 +248,73 @@ def status_command(as_json: JsonOption = False) -> None:
     raise typer.Exit(0 if status["reachable"] and status.get("ledger") and "error" not in status else 1)
 
 
+def bench_chain(
+    count: Annotated[int, typer.Option("--count", help="Transactions per measurement.")] = 1000,
+    block_time: Annotated[float, typer.Option("--block-time", help="Seconds between blocks.")] = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Signing/sending throughput of the chain client in batch mode, on a throw-away embedded node."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from eth_abi.abi import encode as abi_encode
+    from eth_account import Account
+
+    from node.anvil import EmbeddedNode, NodeSettings, free_port
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+    from node.deploy import LEDGER_ARTIFACT
+    from node.types import GovernanceAction, encode_code
+
+    results: dict[str, Any] = {"count": count, "block_time_s": block_time}
+    with tempfile.TemporaryDirectory(prefix="dxl-bench-") as home:
+        node = EmbeddedNode(Path(home), NodeSettings(port=free_port(), block_time=block_time))
+        with node:
+            artifact = load_artifact(LEDGER_ARTIFACT)
+            client = LedgerClient(node.endpoint, artifact.abi)
+            governor, dept, sink = Account.create(), Account.create(), Account.create()
+            client.at(str(client.deploy(governor, artifact.bytecode, [governor.address], 1).contract_address))
+            admit = abi_encode(
+                ["bytes32", "string", "address", "bytes32"],
+                [encode_code("BENCH"), "Bench", dept.address, b"\x01" * 32],
+            )
+            client.transact(governor, "propose", int(GovernanceAction.ADMIT_DEPARTMENT), admit)
+            jobs: dict[str, Callable[[int], dict[str, Any]]] = {
+                "transfer": lambda i: client.build(dept.address, "", to=sink.address, gas=21_000),
+                "registerResource": lambda i: client.build(
+                    dept.address, "registerResource", i.to_bytes(32, "big"), b"\x02" * 32, 0, 1, gas=200_000
+                ),
+            }
+            for name, build in jobs.items():
+                started = time.perf_counter()
+                pending = [client.submit(dept, build(i + 1)) for i in range(count)]
+                sent = time.perf_counter()
+                mined = client.wait_all(pending, timeout=max(60.0, count / 10))
+                done = time.perf_counter()
+                blocks = mined[-1].block_number - mined[0].block_number + 1
+                results[name] = {
+                    "sign_send_tx_per_s": round(count / (sent - started), 1),
+                    "mined_tx_per_s": round(count / (done - started), 1),
+                    "blocks": blocks,
+                    "gas_per_tx": mined[-1].gas_used,
+                }
+    if as_json:
+        typer.echo(json.dumps(results))
+        return
+    typer.echo(f"{count} transactions per kind, batch mode, {block_time:g} s blocks:")
+    for name in ("transfer", "registerResource"):
+        r = results[name]
+        typer.echo(
+            f"  {name:<17} sign+send {r['sign_send_tx_per_s']:>7} tx/s   mined {r['mined_tx_per_s']:>7} tx/s"
+            f"   in {r['blocks']} block(s), {r['gas_per_tx']} gas/tx"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
     app.command("deploy")(deploy_command)
     app.command("status")(status_command)
+    from node.commands.bench import bench_app
+
+    bench_app.command("chain")(bench_chain)
