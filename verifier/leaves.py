@@ -24,6 +24,10 @@ plus a final LF when ``byte_size`` says so. Dropping CRLF as well would let "a C
 
 Memory stays bounded whatever the payload size: files are read in blocks, at most a few blocks are in flight
 on the pool, and a JSON line longer than a block is hashed incrementally instead of being buffered.
+
+Parallelism: byte chunks are hashed on threads (hashlib releases the GIL for large buffers, and each worker
+reads its own block with ``pread``). Record hashes are tiny and keep the GIL, so record payloads of at least
+``PROCESS_POOL_MIN_SIZE`` are hashed in worker processes while the main process reads and builds the tree.
 """
 
 from __future__ import annotations
@@ -31,23 +35,26 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
 from verifier.errors import PayloadFormatError, PayloadReadError
-from verifier.hashing import HashObject, TreeHasher
+from verifier.hashing import DIGEST_SIZE, HashAlgorithm, HashObject, TreeHasher
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 # Work handed to one pool task: big enough to amortise task overhead, small enough to keep memory flat.
 _BLOCK = 4 << 20
 # Record formats turn each block into one Python object per record, so they use smaller blocks.
 _RECORD_BLOCK = 1 << 20
+# Record payloads at least this large are hashed in worker processes; below it, starting them costs more.
+PROCESS_POOL_MIN_SIZE = 32 << 20
 # A CSV physical line longer than this is refused rather than buffered.
 CSV_MAX_LINE = 64 << 20
 
@@ -122,16 +129,46 @@ def _bytes_batches(
         yield functools.partial(task, offset, length)
 
 
-def _hash_records(
-    hasher: TreeHasher, records: list[bytes], nbytes: int, progress: Callable[[int], None] | None
-) -> LeafBatch:
-    def task() -> list[bytes]:
-        out = hasher.leaves(records)
-        if progress is not None:
-            progress(nbytes)
+def _split_lines(block: bytes) -> list[bytes]:
+    """Records of a block of whole JSON lines: split on LF, dropping the empty piece after a final LF."""
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    return lines
+
+
+def _digest_records(alg: int, salt: bytes, records: list[bytes] | bytes) -> bytes:
+    """Process-pool task: the concatenated leaf hashes of ``records`` (or of a block of whole JSON lines)."""
+    hasher = TreeHasher(HashAlgorithm(alg), salt)
+    return b"".join(hasher.leaves(_split_lines(records) if isinstance(records, bytes) else records))
+
+
+class _RecordTask:
+    """A batch of records to hash: a callable for the thread pool, or data for :func:`_digest_records`."""
+
+    __slots__ = ("hasher", "nbytes", "progress", "records")
+
+    def __init__(
+        self,
+        hasher: TreeHasher,
+        records: list[bytes] | bytes,
+        nbytes: int,
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.hasher, self.records, self.nbytes, self.progress = hasher, records, nbytes, progress
+
+    def __call__(self) -> list[bytes]:
+        records = _split_lines(self.records) if isinstance(self.records, bytes) else self.records
+        out = self.hasher.leaves(records)
+        if self.progress is not None:
+            self.progress(self.nbytes)
         return out
 
-    return task
+
+def _hash_records(
+    hasher: TreeHasher, records: list[bytes] | bytes, nbytes: int, progress: Callable[[int], None] | None
+) -> LeafBatch:
+    return _RecordTask(hasher, records, nbytes, progress)
 
 
 def _hashed(leaf: bytes, nbytes: int, progress: Callable[[int], None] | None) -> LeafBatch:
@@ -178,12 +215,12 @@ def _jsonl_batches(
             continue
         data = carry + block[: last + 1]
         carry = block[last + 1 :]
-        yield _hash_records(hasher, data.split(b"\n")[:-1], len(data), progress)
+        yield _hash_records(hasher, data, len(data), progress)
     if streaming is not None:
         done = streaming.digest()
         yield _hashed(done, streamed, progress)
     elif carry:
-        yield _hash_records(hasher, [carry], len(carry), progress)
+        yield _hash_records(hasher, carry, len(carry), progress)
 
 
 def _csv_records(f: BinaryIO, path: str) -> Iterator[bytes]:
@@ -236,6 +273,65 @@ def _csv_batches(
         yield _hash_records(hasher, batch, nbytes, progress)
 
 
+def _run_on_threads(batches: Iterator[LeafBatch], workers: int) -> Iterator[list[bytes]]:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dxl-leaves") as pool:
+        pending: deque[Future[list[bytes]]] = deque()
+        try:
+            for batch in batches:
+                pending.append(pool.submit(batch))
+                # Bounded in-flight work keeps peak memory flat; results are consumed in order.
+                while len(pending) > 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for fut in pending:
+                fut.cancel()
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    # forkserver, not fork: the caller may be a threaded server, and forking a process that holds locks in
+    # other threads can deadlock the child.
+    return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def _run_on_processes(
+    batches: Iterator[LeafBatch], hasher: TreeHasher, workers: int, progress: Callable[[int], None] | None
+) -> Iterator[list[bytes]]:
+    """Hash record batches in worker processes: small records keep the GIL, so threads could not overlap.
+
+    The main process keeps reading, cutting records and building the tree while the workers hash.
+    """
+    alg, salt = int(hasher.alg), hasher.salt
+    with _process_pool(workers) as pool:
+        pending: deque[tuple[Future[bytes] | None, LeafBatch, int]] = deque()
+
+        def collect() -> list[bytes]:
+            fut, batch, nbytes = pending.popleft()
+            if fut is None:  # already hashed in this process (an over-long JSON line)
+                return batch()
+            digests = fut.result()
+            if progress is not None:
+                progress(nbytes)
+            return [digests[i : i + DIGEST_SIZE] for i in range(0, len(digests), DIGEST_SIZE)]
+
+        try:
+            for batch in batches:
+                if isinstance(batch, _RecordTask):
+                    submitted = pool.submit(_digest_records, alg, salt, batch.records)
+                    pending.append((submitted, batch, batch.nbytes))
+                else:
+                    pending.append((None, batch, 0))
+                while len(pending) > 2 * workers:
+                    yield collect()
+            while pending:
+                yield collect()
+        finally:
+            for fut, _, _ in pending:
+                if fut is not None:
+                    fut.cancel()
+
+
 @contextlib.contextmanager
 def _open(path: str) -> Iterator[BinaryIO]:
     # Refuse directories, FIFOs and devices before opening: opening a FIFO would block.
@@ -278,19 +374,15 @@ def hash_leaf_batches(
                 batches = _jsonl_batches(f, hasher, progress)
             else:
                 batches = _csv_batches(f, hasher, spath, progress)
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dxl-leaves") as pool:
-                pending: deque[Future[list[bytes]]] = deque()
-                try:
-                    for batch in batches:
-                        pending.append(pool.submit(batch))
-                        # Bounded in-flight work keeps peak memory flat; results are consumed in order.
-                        while len(pending) > 2 * workers:
-                            yield pending.popleft().result()
-                    while pending:
-                        yield pending.popleft().result()
-                finally:
-                    for fut in pending:
-                        fut.cancel()
+            processes = (
+                chunking.format is not PayloadFormat.BYTES
+                and workers > 1
+                and os.fstat(f.fileno()).st_size >= PROCESS_POOL_MIN_SIZE
+            )
+            if processes:
+                yield from _run_on_processes(batches, hasher, workers, progress)
+            else:
+                yield from _run_on_threads(batches, workers)
         except OSError as e:
             if isinstance(e, PayloadReadError):
                 raise

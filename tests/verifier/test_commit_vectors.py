@@ -143,3 +143,34 @@ def test_csv_row_boundaries_on_a_larger_file(tmp_path: Path) -> None:
     c = commit_payload(path, alg=HashAlgorithm.SM3, salt=b"\x02" * 32, chunking=Chunking(PayloadFormat.CSV))
     assert c.record_count == 30000
     assert c.root == root_of(hasher, hasher.leaves([r + b"\r" for r in rows]))
+
+
+@pytest.mark.parametrize("fmt", [PayloadFormat.JSONL, PayloadFormat.CSV])
+def test_process_pool_and_thread_pool_commit_identically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: PayloadFormat
+) -> None:
+    import verifier.leaves
+
+    long_line = b"x" * (3 << 20)  # forces the incremental path for JSON Lines
+    if fmt is PayloadFormat.JSONL:
+        rows = [b'{"id":%d}' % i for i in range(20000)]
+        rows[500] = long_line
+    else:
+        rows = [b"id,v"] + [b'%d,"v\n%d"' % (i, i) for i in range(20000)]
+    path = tmp_path / "p"
+    path.write_bytes(b"\n".join(rows))
+    seen: list[int] = []
+
+    def commit() -> tuple[bytes, int]:
+        seen.clear()
+        c = commit_payload(path, salt=b"\x03" * 32, chunking=Chunking(fmt), workers=2, progress=seen.append)
+        return c.root, c.leaf_count
+
+    on_threads = commit()
+    monkeypatch.setattr(verifier.leaves, "PROCESS_POOL_MIN_SIZE", 0)
+    on_processes = commit()
+    assert on_processes == on_threads
+    hasher = TreeHasher(HashAlgorithm.SHA256, b"\x03" * 32)
+    if fmt is PayloadFormat.JSONL:
+        assert on_threads == (root_of(hasher, hasher.leaves(rows)), len(rows))
+        assert sum(seen) == path.stat().st_size
