@@ -210,15 +210,18 @@ def commit(
         typer.echo(f"manifest {out} (UNSIGNED: pass --keystore and --password-file to sign it)")
 
 
-def _print_verdict(verdict: Any, payload: Path) -> None:
+def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> None:
     typer.echo(f"{verdict.status.value}  {payload}")
     if verdict.delivery_id is not None:
         typer.echo(f"  delivery 0x{verdict.delivery_id.hex()}")
     if verdict.observed:
         o = verdict.observed
         typer.echo(f"  root     {o['root']}  ({o['byte_size']} bytes, {o['record_count']} records)")
-    if verdict.signer:
-        typer.echo(f"  signer   {verdict.signer}")
+    if verdict.signer and verdict.status.value != "UNTRUSTED":
+        checked = "the expected signer" if expected_signer else "not checked against --signer"
+        typer.echo(f"  signer   {verdict.signer} ({checked})")
+    elif not verdict.signer:
+        typer.echo("  signer   none: the manifest is UNSIGNED (its origin is not authenticated)")
     for f in verdict.findings:
         typer.echo(f"  - {f.message}")
 
@@ -257,7 +260,7 @@ def verify(
     if as_json:
         typer.echo(verdict.to_json())
     else:
-        _print_verdict(verdict, payload)
+        _print_verdict(verdict, payload, signer)
     raise typer.Exit(0 if verdict.ok else 1)
 
 
