@@ -35,6 +35,7 @@ _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
 _SIG = re.compile(r"^0x[0-9a-f]{130}$")
 _DEPT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
 _REQUIRED = (
     "schema",
     "delivery_id",
@@ -335,7 +336,8 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
 
     created_at = d["created_at"]
     try:
-        if not isinstance(created_at, str):
+        # The regex pins one spelling (strptime accepts "2026-1-5T1:2:3Z"); strptime checks the calendar.
+        if not isinstance(created_at, str) or not _TIME.match(created_at):
             raise ValueError
         datetime.strptime(created_at, _TIME_FORMAT)
     except ValueError:

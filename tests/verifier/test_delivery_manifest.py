@@ -121,6 +121,8 @@ MALFORMED = [
     ("one leaf hash too few", lambda d: {**d, "leaf_hashes": d["leaf_hashes"][:-1]}, "leaf_hashes"),
     ("bad department code", _set("provider", "tax office!"), "provider"),
     ("local time", _set("created_at", "2026-11-25 17:00"), "created_at"),
+    ("unpadded time", _set("created_at", "2026-1-5T1:02:03Z"), "created_at"),
+    ("impossible date", _set("created_at", "2026-02-30T00:00:00Z"), "created_at"),
     ("signer without signature", _drop("signature"), "signature"),
     ("lower-case signer", lambda d: {**d, "signer": d["signer"].lower()}, "signer"),
     ("truncated signature", lambda d: {**d, "signature": d["signature"][:-2]}, "signature"),
@@ -160,3 +162,22 @@ def test_build_refuses_bad_identifiers(tmp_path: Path) -> None:
         build_manifest(c, delivery_id=DELIVERY, grant_id=-1)
     with pytest.raises(ManifestSignatureError):
         sign_manifest(build_manifest(c, delivery_id=DELIVERY), "0x1234")
+
+
+VECTORS = json.loads((Path(__file__).parent / "vectors" / "manifest_vectors.json").read_text())
+
+
+@pytest.mark.parametrize("case", VECTORS, ids=[c["desc"] for c in VECTORS])
+def test_manifest_signature_vector(case: dict[str, Any], tmp_path: Path) -> None:
+    import hashlib
+
+    from verifier.verify import VerdictStatus, check_delivery
+
+    manifest = sign_manifest(parse_manifest(case["unsigned_manifest"]), case["private_key"])
+    assert manifest.signer == case["want_signer"]
+    assert hashlib.sha256(manifest.signing_bytes()).hexdigest() == case["want_signing_bytes_sha256"]
+    assert "0x" + manifest.signature.hex() == case["want_signature"]  # type: ignore[union-attr]
+    payload = tmp_path / "payload.csv"
+    payload.write_bytes(bytes.fromhex(case["payload_hex"]))
+    verdict = check_delivery(payload, manifest, expected_signer=case["want_signer"])
+    assert verdict.status is VerdictStatus.MATCH
