@@ -374,3 +374,21 @@ def test_sharing_terms_typed_data_matches_the_contract_digest(ledger: LedgerClie
     signer = Account.create()
     signature = signer.sign_typed_data(full_message=typed).signature
     assert Account.recover_message(signable, signature=signature) == signer.address
+
+
+def test_unmined_transaction_times_out_clearly(tmp_path: Any, ledger_artifact: Artifact) -> None:
+    from node.anvil import NodeSettings, free_port
+    from node.chain import TransactionTimeoutError
+
+    # A node that accepts transactions but never mines them.
+    with EmbeddedNode(
+        tmp_path, NodeSettings(port=free_port(), block_time=None, extra_args=("--no-mining",))
+    ) as node:
+        client = LedgerClient(node.endpoint, ledger_artifact.abi)
+        sender = Account.create()
+        pending = client.submit(sender, client.build(sender.address, "", to=sender.address, gas=21_000))
+        with pytest.raises(TransactionTimeoutError) as info:
+            client.wait(pending, timeout=0.5)
+        assert pending.tx_hash in str(info.value) and isinstance(info.value, NodeError)
+        with pytest.raises(TransactionTimeoutError):
+            client.wait_all([pending], timeout=0.5)
