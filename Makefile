@@ -40,3 +40,10 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
+
+# Optional ape tooling (ape-config.yaml) in its own venv: ape pins eth-account<0.14, dxl runs 0.14.
+APE_VENV ?= .venv-ape
+.PHONY: ape
+ape:
+	test -x $(APE_VENV)/bin/python || $(PY) -m venv $(APE_VENV)
+	$(APE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-ape.lock
