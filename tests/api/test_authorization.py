@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 from api_helpers import ApiEnv, b32, delivery_between, ok
 
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-authorization")
+
+
 ROLES = [None, "auditor", "governor-1", "psb", "hrss", "civil"]
 EXCHANGES = {"requests", "agreements", "grants", "deliveries"}
 PUBLIC = {"/healthz"}

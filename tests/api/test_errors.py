@@ -30,6 +30,10 @@ from api.app import create_app
 from api.errors import ERRORS, REVERT_CODES, revert_to_api_error
 from node.chain import LedgerRevertError
 
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-errors")
+
+
 ZERO = "0x" + "00" * 32
 Scenario = Callable[[ApiEnv], httpx.Response]
 

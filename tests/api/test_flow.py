@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from api_helpers import ApiEnv, b32, ok, period
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-flow")
 
 
 def test_request_to_acknowledged_and_disputed_delivery(api_env: ApiEnv) -> None:

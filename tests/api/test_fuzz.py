@@ -3,10 +3,15 @@ answer is never a 5xx, and every error has the documented JSON shape."""
 
 from __future__ import annotations
 
+import pytest
 import schemathesis
 from api_helpers import ApiEnv
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-fuzz")
+
 
 MAX_EXAMPLES = 12
 

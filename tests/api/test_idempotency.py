@@ -15,6 +15,9 @@ from api.db import IdempotencyRecord, session_scope
 from api.idempotency import fingerprint
 from node.settings import Settings
 
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-idempotency")
+
 
 def _resource_count(env: ApiEnv) -> int:
     return len(ok(env.call("GET", "/resources", "auditor")))

@@ -19,6 +19,9 @@ from api.db import ApiToken, make_engine, session_factory
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
 
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-startup")
+
 
 def test_wrong_passphrase_stops_the_start_with_a_clear_error(api_env: ApiEnv) -> None:
     wrong = api_env.settings.model_copy(update={"keystore_passphrase": SecretStr("not-the-passphrase")})
