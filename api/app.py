@@ -23,6 +23,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, issue_token
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
@@ -39,7 +40,7 @@ log = logging.getLogger("dxl.api")
 DEMO_TOKENS_FILE = "demo-tokens.json"
 
 
-def connect_ledger(settings: Settings, sessions: Callable[..., object]) -> LedgerService:
+def connect_ledger(settings: Settings, sessions: Callable[[], sessionmaker[Session]]) -> LedgerService:
     """The ledger service for ``settings``: node endpoint, verified deployment, unlocked custodied keys.
 
     Raises:

@@ -6,11 +6,14 @@ A token is printed once, when issued; only its SHA-256 is stored (in the API dat
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from node.errors import DxlError
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 token_app = typer.Typer(name="token", help="Issue, revoke and list API tokens.", no_args_is_help=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
@@ -24,7 +27,7 @@ def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _sessions():  # type: ignore[no-untyped-def]
+def _sessions() -> sessionmaker[Session]:
     from api.db import init_db, make_engine, session_factory
     from node.settings import load_settings
 
