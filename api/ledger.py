@@ -30,7 +30,7 @@ from api import models as m
 from api.auth import Principal, Role
 from api.db import PendingSignature
 from api.errors import ApiError
-from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.chain import LedgerClient, TxResult
 from node.keys import KeyStore, KeystoreError
 from node.types import (
     AgreementStatus,
@@ -487,8 +487,9 @@ class LedgerService:
                     self.department_account(me), "concludeAgreement", terms.as_tuple(),
                     rows["provider"].signature, rows["consumer"].signature,
                 )  # fmt: skip
-            except (LedgerRevertError, ApiError):
-                # The counter-signature is not kept if the agreement cannot be concluded with it.
+            except Exception:
+                # Whatever failed (a revert, the node), the counter-signature is not kept: the party can sign
+                # again and that retry concludes, instead of being told it already signed.
                 session.delete(rows[role])
                 session.commit()
                 raise

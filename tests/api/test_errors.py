@@ -368,3 +368,40 @@ def test_unexpected_errors_are_a_logged_500_without_internals(tmp_path: Any, cap
     assert response.json()["error"]["code"] == "INTERNAL_ERROR"
     assert "deadbeef" not in response.text and "secret" not in response.text
     assert "secret internal detail" in caplog.text
+
+
+def test_chunked_oversized_body_is_a_413(api_env: ApiEnv) -> None:
+    """No Content-Length to trust: the limit is enforced on the bytes actually read."""
+
+    def chunks():  # type: ignore[no-untyped-def]
+        for _ in range(20):
+            yield b" " * 4096
+
+    response = api_env.client.post("/resources", content=chunks(), headers=api_env.headers("psb"))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_body_at_the_limit_is_parsed(api_env: ApiEnv) -> None:
+    body = b'{"metadata_hash": "0x12"}'
+    padded = body[:-1] + b" " * (64 * 1024 - len(body)) + b"}"
+    response = api_env.client.post(
+        "/resources", content=padded, headers={**api_env.headers("psb"), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422 and response.json()["error"]["field"] == "metadata_hash"
+
+
+def test_acknowledge_without_a_body_uses_the_recorded_commitment(api_env: ApiEnv) -> None:
+    delivery = delivery_between(api_env, "hrss", "psb")
+    response = api_env.client.post(
+        f"/deliveries/{delivery['delivery_id']}/acknowledge", headers=api_env.headers("psb")
+    )
+    assert ok(response)["record"]["status"] == "acknowledged"
+
+
+def test_dispute_needs_a_different_commitment(api_env: ApiEnv) -> None:
+    delivery = delivery_between(api_env, "hrss", "psb")
+    response = api_env.call(
+        "POST", f"/deliveries/{delivery['delivery_id']}/dispute", "psb",
+        json={"consumer_commitment": delivery["commitment"]},
+    )  # fmt: skip
+    assert response.status_code == 422 and response.json()["error"]["field"] == "consumer_commitment"
