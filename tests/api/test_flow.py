@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ApiEnv, b32, ok, period
+from api_helpers import ApiEnv, b32, govern, grant_between, ok, period, register, request_access
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -100,3 +100,61 @@ def test_health_reports_chain_and_contract_without_auth(api_env: ApiEnv) -> None
     assert health["chain_id"] == api_env.settings.chain_id
     assert health["contracts"]["ledger"] == api_env.setup.deployment.address
     assert health["latest_block"] >= api_env.setup.deployment.block_number
+
+
+def test_reject_with_a_reason(api_env: ApiEnv) -> None:
+    req = request_access(api_env, "civil", register(api_env, "hrss"))
+    rejected = ok(api_env.call("POST", f"/requests/{req['id']}/reject", "hrss", json={"reason_code": 3}))
+    assert (rejected["record"]["status"], rejected["record"]["reason_code"]) == ("rejected", 3)
+    response = api_env.call("GET", f"/requests/{req['id']}/terms", "civil")
+    assert response.json()["error"]["code"] == "REQUEST_STATUS_MISMATCH"
+
+
+def test_update_resource(api_env: ApiEnv) -> None:
+    resource_id = register(api_env, "hrss")
+    new_meta = b32()
+    updated = ok(api_env.call("PUT", f"/resources/{resource_id}", "hrss", json={
+        "metadata_hash": new_meta, "schema_hash": b32(), "share_type": "not_shared", "sensitivity": 4,
+    }))["record"]  # fmt: skip
+    assert (updated["metadata_hash"], updated["share_type"], updated["sensitivity"]) == (
+        new_meta,
+        "not_shared",
+        4,
+    )
+    assert ok(api_env.call("GET", f"/resources/{resource_id}", "psb")) == updated
+
+
+def test_agreement_lifecycle_gates_deliveries(api_env: ApiEnv) -> None:
+    """Suspended: deliveries refused; reinstated: accepted; revoked by governance: refused for good."""
+    grant = grant_between(api_env, "hrss", "psb")
+    agreement_id = grant["agreement_id"]
+    ok(api_env.call("POST", f"/agreements/{agreement_id}/suspend", "hrss"))
+    refused = api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant["id"]))
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "AGREEMENT_NOT_ACTIVE"
+    assert (
+        ok(api_env.call("POST", f"/agreements/{agreement_id}/reinstate", "hrss"))["record"]["status"]
+        == "active"
+    )
+    ok(api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant["id"])), 201)
+    executed = ok(govern(api_env, {"action": "revoke_agreement", "agreement_id": agreement_id}))["record"]
+    assert executed["executed"] and executed["action"] == "revoke_agreement"
+    assert ok(api_env.call("GET", f"/agreements/{agreement_id}", "psb"))["status"] == "revoked"
+    refused = api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant["id"]))
+    assert refused.json()["error"]["code"] == "AGREEMENT_NOT_ACTIVE"
+
+
+def test_parallel_writes_of_one_department(api_env: ApiEnv) -> None:
+    """Concurrent requests signed with one key get distinct nonces: every write lands, none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(6) as pool:
+        ids = list(pool.map(lambda _: register(api_env, "civil"), range(6)))
+    assert len(set(ids)) == 6
+    owned = {
+        r["id"] for r in ok(api_env.call("GET", f"/resources?owner={api_env.departments['CIVIL']}", "psb"))
+    }
+    assert set(ids) <= owned
+
+
+def _delivery_body(grant_id: int) -> dict[str, object]:
+    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 10}
