@@ -1,0 +1,398 @@
+"""The on-chain check: is the manifest's commitment the one recorded (and acknowledged) on the ledger?
+
+An auditor can run this against any node by RPC URL: it talks to the ledger contract with web3.py and the ABI
+of the committed build artifact only (standard ``eth_call`` / ``eth_getLogs``, no signing, no API, no dxl
+service wiring). The chain is the trusted anchor; the manifest is trusted only when it is signed by the
+provider department's signer *as registered on chain*.
+
+Checks, in order (:func:`check_onchain`):
+
+1. ``deliveryStatus(deliveryId)``: ``None`` -> NOT_RECORDED.
+2. The ``DeliveryRecorded`` log found by its ``deliveryId`` topic (bounded block ranges from the deployment
+   block), rebuilt into the receipt and confirmed by ``receiptMatches(deliveryId, receipt)``: a log that the
+   contract's storage does not confirm is never used.
+3. The manifest's signature must recover to ``department(provider).signer`` -> else UNTRUSTED.
+4. Payload (or a given commitment) against the manifest -> MISMATCH with the differing leaves.
+5. Manifest against the receipt: root, byte size, record count, algorithm id, grant and parties -> MISMATCH.
+6. A disputed delivery -> ACK_DIFFERS with the recorded and the consumer's commitment.
+
+Only when all agree is the verdict MATCH, with the status (RECORDED/ACKNOWLEDGED) and the chain location of
+the receipt (tx hash, block number and hash, log index).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils import event_abi_to_log_topic
+from web3 import Web3
+
+from verifier.errors import ManifestSignatureError, VerifierError
+from verifier.manifest import Manifest, verify_manifest_signature
+from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, check_delivery, untrusted
+
+#: Block span of one ``eth_getLogs`` call (Besu's default ``--rpc-max-logs-range`` is 5000 blocks).
+LOG_RANGE = 5000
+#: At most this many recorded deliveries are listed by :meth:`LedgerReader.deliveries_for_grants`.
+MAX_LISTED_DELIVERIES = 1000
+#: ``DeliveryStatus`` of the contract, by value.
+STATUS_NAMES = ("NONE", "RECORDED", "ACKNOWLEDGED", "DISPUTED")
+_ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "DataExchangeLedger.json"
+
+
+class ChainCheckError(VerifierError, RuntimeError):
+    """Thrown when the chain cannot be consulted or answers inconsistently (unreachable node, wrong chain id,
+    no contract at the address, a recorded delivery whose log cannot be found)."""
+
+    code = "CHAIN_CHECK_FAILED"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"on-chain check failed: {reason}")
+        self.reason = reason
+
+
+def load_ledger_abi(path: str | os.PathLike[str] = _ARTIFACT) -> list[dict[str, Any]]:
+    """The ledger's ABI from its committed build artifact.
+
+    Raises:
+        ChainCheckError: the artifact is missing or unreadable.
+    """
+    try:
+        abi = json.loads(Path(path).read_text(encoding="utf-8"))["abi"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ChainCheckError(f"cannot read the ledger ABI from {path}: {e}") from None
+    return list(abi)
+
+
+def _h(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def _code(raw: bytes) -> str:
+    return bytes(raw).rstrip(b"\x00").decode("ascii", errors="replace")
+
+
+@dataclass(frozen=True)
+class RecordedDelivery:
+    """A ``DeliveryRecorded`` log and where it is on chain."""
+
+    delivery_id: bytes
+    grant_id: int
+    commitment: bytes
+    provider: int
+    consumer: int
+    hash_algorithm: int
+    byte_size: int
+    record_count: int
+    recorded_at: int
+    tx_hash: str
+    block_number: int
+    block_hash: str
+    log_index: int
+
+    @property
+    def receipt(self) -> tuple[Any, ...]:
+        """The ``DeliveryReceipt`` struct as ``receiptMatches`` takes it."""
+        return (self.grant_id, self.provider, self.consumer, self.commitment, self.hash_algorithm,
+                self.byte_size, self.record_count, self.recorded_at)  # fmt: skip
+
+    def location(self) -> dict[str, Any]:
+        return {"tx_hash": self.tx_hash, "block_number": self.block_number, "block_hash": self.block_hash,
+                "log_index": self.log_index}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Dispute:
+    consumer: int
+    recorded_commitment: bytes
+    consumer_commitment: bytes
+    tx_hash: str
+    block_number: int
+
+
+class LedgerReader:
+    """Read-only view of one ledger contract on one node.
+
+    Raises (constructor):
+        ChainCheckError: the node is unreachable, serves another chain id than ``chain_id``, or has no code
+        at ``contract``.
+    """
+
+    def __init__(
+        self,
+        rpc_url: str,
+        contract: str,
+        *,
+        chain_id: int | None = None,
+        from_block: int = 0,
+        abi: list[dict[str, Any]] | None = None,
+        timeout: float = 30.0,
+        log_range: int = LOG_RANGE,
+    ) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.rpc_url = rpc_url
+        self.from_block = max(0, from_block)
+        self.log_range = max(1, log_range)
+        if not Web3.is_address(contract):
+            raise ChainCheckError(f"{contract!r} is not a contract address")
+        self.address = Web3.to_checksum_address(contract)
+        try:
+            actual = int(self.w3.eth.chain_id)
+            code = self.w3.eth.get_code(self.address)
+        except Exception as e:  # transport errors come in many types; the node is simply not usable
+            raise ChainCheckError(f"node at {rpc_url} did not answer ({type(e).__name__}: {e})") from None
+        if chain_id is not None and actual != chain_id:
+            raise ChainCheckError(f"node at {rpc_url} serves chain id {actual}, expected {chain_id}")
+        if not code:
+            raise ChainCheckError(f"no contract at {self.address} on chain {actual}")
+        self.chain_id = actual
+        self.contract = self.w3.eth.contract(address=self.address, abi=abi or load_ledger_abi())
+        events = {e["name"]: e for e in self.contract.abi if e.get("type") == "event"}
+        self._recorded_topic = _h(event_abi_to_log_topic(events["DeliveryRecorded"]))
+        self._disputed_topic = _h(event_abi_to_log_topic(events["DeliveryDisputed"]))
+
+    @property
+    def source(self) -> str:
+        return f"chain {self.chain_id} ledger {self.address} via {self.rpc_url}"
+
+    def _call(self, fn: str, *args: Any) -> Any:
+        try:
+            return getattr(self.contract.functions, fn)(*args).call()
+        except Exception as e:
+            raise ChainCheckError(f"eth_call {fn} failed ({type(e).__name__}: {e})") from None
+
+    def status(self, delivery_id: bytes) -> int:
+        return int(self._call("deliveryStatus", delivery_id))
+
+    def receipt_matches(self, delivery_id: bytes, receipt: tuple[Any, ...]) -> bool:
+        return bool(self._call("receiptMatches", delivery_id, receipt))
+
+    def department(self, department_id: int) -> dict[str, Any]:
+        signer, status, code, _key, name = self._call("department", department_id)
+        return {"id": department_id, "signer": str(signer), "status": int(status), "code": _code(code),
+                "name": name}  # fmt: skip
+
+    def _logs(self, topics: list[Any], *, stop_after: int | None = None) -> list[Any]:
+        """Logs of this contract with ``topics``, in block ranges of ``log_range`` from ``from_block``."""
+        try:
+            latest = int(self.w3.eth.block_number)
+            found: list[Any] = []
+            start = self.from_block
+            while start <= latest:
+                end = min(start + self.log_range - 1, latest)
+                found += self.w3.eth.get_logs(
+                    {"address": self.address, "topics": topics, "fromBlock": start, "toBlock": end}
+                )
+                if stop_after is not None and len(found) >= stop_after:
+                    break
+                start = end + 1
+        except Exception as e:
+            raise ChainCheckError(f"eth_getLogs failed ({type(e).__name__}: {e})") from None
+        return found
+
+    def _recorded(self, log: Any) -> RecordedDelivery:
+        a = self.contract.events.DeliveryRecorded().process_log(log)["args"]
+        return RecordedDelivery(
+            delivery_id=bytes(a["deliveryId"]), grant_id=a["grantId"], commitment=bytes(a["commitment"]),
+            provider=a["provider"], consumer=a["consumer"], hash_algorithm=a["hashAlgorithm"],
+            byte_size=a["byteSize"], record_count=a["recordCount"], recorded_at=a["recordedAt"],
+            tx_hash=_h(log["transactionHash"]), block_number=int(log["blockNumber"]),
+            block_hash=_h(log["blockHash"]), log_index=int(log["logIndex"]),
+        )  # fmt: skip
+
+    def recorded(self, delivery_id: bytes) -> RecordedDelivery | None:
+        """The ``DeliveryRecorded`` log of ``delivery_id`` (a delivery id is recorded at most once)."""
+        logs = self._logs([self._recorded_topic, _h(delivery_id)], stop_after=1)
+        return self._recorded(logs[0]) if logs else None
+
+    def dispute(self, delivery_id: bytes) -> Dispute | None:
+        logs = self._logs([self._disputed_topic, _h(delivery_id)], stop_after=1)
+        if not logs:
+            return None
+        a = self.contract.events.DeliveryDisputed().process_log(logs[0])["args"]
+        return Dispute(a["consumer"], bytes(a["recordedCommitment"]), bytes(a["consumerCommitment"]),
+                       _h(logs[0]["transactionHash"]), int(logs[0]["blockNumber"]))  # fmt: skip
+
+    def deliveries_for_grants(
+        self, grant_ids: Iterable[int], *, limit: int = MAX_LISTED_DELIVERIES
+    ) -> tuple[list[RecordedDelivery], bool]:
+        """Deliveries recorded under any of ``grant_ids`` (at most ``limit``; the flag says if cut short)."""
+        topics = [_h(int(g).to_bytes(32, "big")) for g in sorted(set(grant_ids))]
+        if not topics:
+            return [], False
+        logs = self._logs([self._recorded_topic, None, topics], stop_after=limit + 1)
+        return [self._recorded(log) for log in logs[:limit]], len(logs) > limit
+
+
+def _chain_findings(manifest: Manifest, rec: RecordedDelivery, parties: dict[str, str]) -> list[Finding]:
+    """Where the manifest says something other than the recorded receipt."""
+    out: list[Finding] = []
+
+    def differ(code: str, what: str, mine: Any, chain: Any) -> None:
+        out.append(Finding(code, f"manifest {what} is {mine}, the chain recorded {chain}"))
+
+    if manifest.root != rec.commitment:
+        differ("CHAIN_ROOT_MISMATCH", "root", _h(manifest.root), _h(rec.commitment))
+    if manifest.byte_size != rec.byte_size:
+        differ("CHAIN_SIZE_MISMATCH", "byte size", manifest.byte_size, rec.byte_size)
+    if manifest.record_count != rec.record_count:
+        differ("CHAIN_RECORD_COUNT_MISMATCH", "record count", manifest.record_count, rec.record_count)
+    if int(manifest.alg) != rec.hash_algorithm:
+        differ("CHAIN_ALGORITHM_MISMATCH", "algorithm id", int(manifest.alg), rec.hash_algorithm)
+    if manifest.grant_id is not None and manifest.grant_id != rec.grant_id:
+        differ("CHAIN_GRANT_MISMATCH", "grant", manifest.grant_id, rec.grant_id)
+    for role in ("provider", "consumer"):
+        mine = getattr(manifest, role)
+        if mine is not None and mine != parties[role]:
+            differ(f"CHAIN_{role.upper()}_MISMATCH", role, mine, parties[role])
+    return out
+
+
+def check_onchain(
+    manifest: Manifest,
+    reader: LedgerReader,
+    offline: Callable[[str | None], Verdict],
+    *,
+    expected_delivery_id: bytes | None = None,
+) -> Verdict:
+    """Refine the offline verdict with the ledger's receipt (see the module docstring for the checks).
+
+    ``offline(expected_signer)`` produces the payload-vs-manifest verdict; it is called with the provider's
+    on-chain signer once the delivery is found (``None`` when it is not recorded).
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted, or says the delivery is recorded but its log or
+        receipt cannot be confirmed.
+        PayloadReadError, PayloadFormatError: from ``offline``.
+    """
+    did = manifest.delivery_id
+    status = reader.status(did)
+    if status == 0:
+        anchor = Anchor(reader.source, recorded=False, details={"chain_id": reader.chain_id,
+                                                                  "contract": reader.address})  # fmt: skip
+        verdict = offline(None)
+        return verdict.with_anchor(
+            anchor, VerdictStatus.NOT_RECORDED,
+            Finding("NOT_RECORDED", f"no delivery {_h(did)} is recorded on {reader.source}"),
+        )  # fmt: skip
+    rec = reader.recorded(did)
+    if rec is None:
+        raise ChainCheckError(
+            f"delivery {_h(did)} has status {STATUS_NAMES[status]} but no DeliveryRecorded log from block "
+            f"{reader.from_block} (is the deployment block right?)"
+        )
+    if not reader.receipt_matches(did, rec.receipt):
+        raise ChainCheckError(f"the DeliveryRecorded log of {_h(did)} is not confirmed by receiptMatches")
+    provider, consumer = reader.department(rec.provider), reader.department(rec.consumer)
+    details: dict[str, Any] = {
+        "chain_id": reader.chain_id,
+        "contract": reader.address,
+        "status": STATUS_NAMES[status],
+        **rec.location(),
+        "grant_id": rec.grant_id,
+        "provider": provider["code"],
+        "consumer": consumer["code"],
+        "provider_signer": provider["signer"],
+        "hash_algorithm": rec.hash_algorithm,
+        "byte_size": rec.byte_size,
+        "record_count": rec.record_count,
+        "recorded_at": rec.recorded_at,
+    }
+    dispute = reader.dispute(did) if status == 3 else None
+    anchor = Anchor(
+        reader.source,
+        recorded=True,
+        recorded_root=rec.commitment,
+        acknowledged_root=(
+            dispute.consumer_commitment if dispute else rec.commitment if status == 2 else None
+        ),
+        details=details,
+    )
+    if not manifest.signed:
+        return untrusted(manifest, "the manifest is not signed").with_anchor(anchor)
+    try:
+        verify_manifest_signature(manifest, provider["signer"], expected_delivery_id=expected_delivery_id)
+    except ManifestSignatureError as e:
+        reason = f"{e.reason} (the provider {provider['code']}'s signer on chain is {provider['signer']})"
+        return untrusted(manifest, reason).with_anchor(anchor)
+    verdict = offline(provider["signer"])
+    findings = _chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
+    if findings:
+        return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
+    if status == 3:
+        assert dispute is not None
+        return verdict.with_anchor(
+            anchor,
+            VerdictStatus.ACK_DIFFERS,
+            Finding(
+                "ACK_DIFFERS",
+                f"consumer {consumer['code']} disputed: it computed "
+                f"{_h(dispute.consumer_commitment)}, the provider recorded {_h(dispute.recorded_commitment)}",
+            ),
+        )
+    return verdict.with_anchor(anchor)
+
+
+def verify_payload_onchain(
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    reader: LedgerReader,
+    *,
+    expected_delivery_id: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """Payload against manifest against chain.
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted or is inconsistent.
+        PayloadReadError, PayloadFormatError: the payload cannot be read or cut into records.
+    """
+
+    def offline(signer: str | None) -> Verdict:
+        return check_delivery(path, manifest, expected_signer=signer,
+                              expected_delivery_id=expected_delivery_id, progress=progress)  # fmt: skip
+
+    return check_onchain(manifest, reader, offline, expected_delivery_id=expected_delivery_id)
+
+
+def verify_commitment_onchain(
+    manifest: Manifest,
+    reader: LedgerReader,
+    *,
+    commitment: bytes | None = None,
+    expected_delivery_id: bytes | None = None,
+) -> Verdict:
+    """Manifest (and optionally a commitment the client computed itself) against chain, without the payload.
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted or is inconsistent.
+    """
+
+    def offline(signer: str | None) -> Verdict:
+        summary = {"root": _h(manifest.root), "byte_size": manifest.byte_size,
+                   "leaf_count": manifest.leaf_count, "record_count": manifest.record_count}  # fmt: skip
+        if manifest.signed or signer is not None:
+            try:
+                verify_manifest_signature(manifest, signer, expected_delivery_id=expected_delivery_id)
+            except ManifestSignatureError as e:
+                return untrusted(manifest, e.reason)
+        observed = dict(summary, root=_h(commitment)) if commitment is not None else {}
+        findings: tuple[Finding, ...] = ()
+        if commitment is not None and commitment != manifest.root:
+            findings = (Finding("ROOT_MISMATCH", f"commitment {_h(commitment)} differs from the manifest's "
+                                                 f"{_h(manifest.root)}"),)  # fmt: skip
+        return Verdict(
+            status=VerdictStatus.MISMATCH if findings else VerdictStatus.MATCH,
+            delivery_id=manifest.delivery_id,
+            findings=findings,
+            expected=summary,
+            observed=observed,
+            signer=manifest.signer,
+        )
+
+    return check_onchain(manifest, reader, offline, expected_delivery_id=expected_delivery_id)
