@@ -484,7 +484,8 @@ class LedgerService:
                 )
             try:
                 result = self.client.transact(
-                    self.department_account(me), "concludeAgreement", terms.as_tuple(),
+                    self._submitter(me, current.consumer if me == current.provider else current.provider),
+                    "concludeAgreement", terms.as_tuple(),
                     rows["provider"].signature, rows["consumer"].signature,
                 )  # fmt: skip
             except Exception:
@@ -500,6 +501,15 @@ class LedgerService:
             transaction=_tx(result),
             agreement=self.agreement(agreement_id),
         )
+
+    def _submitter(self, me: int, other: int) -> LocalAccount:
+        """Who sends ``concludeAgreement``: the signatures are the authorisation, so any custodied party key
+        will do — the caller's, else the other party's (a department that signs only externally can still be
+        the second to sign)."""
+        try:
+            return self.department_account(me)
+        except ApiError:
+            return self.department_account(other)
 
     def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
         a = self._view("agreement", agreement_id)

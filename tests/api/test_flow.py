@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import pytest
-from api_helpers import ApiEnv, b32, govern, grant_between, ok, period, register, request_access
+from api_helpers import (
+    ApiEnv,
+    as_token,
+    b32,
+    govern,
+    grant_between,
+    issue,
+    ok,
+    period,
+    register,
+    request_access,
+)
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
@@ -158,3 +169,36 @@ def test_parallel_writes_of_one_department(api_env: ApiEnv) -> None:
 
 def _delivery_body(grant_id: int) -> dict[str, object]:
     return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 10}
+
+
+def test_department_that_only_signs_externally(api_env: ApiEnv) -> None:
+    """A department whose key this service does not hold sends its own request transaction and signs the terms
+    on its own machine; the API keeps its signature and concludes with the provider's custodied key."""
+    own_key = Account.create()
+    admitted = govern(api_env, {
+        "action": "admit_department", "code": "EXTSIGN", "name": "Externally Signing Bureau",
+        "signer": own_key.address, "encryption_key": b32(),
+    })  # fmt: skip
+    assert ok(admitted)["record"]["executed"]
+    token = issue(api_env, "EXTSIGN", "extsign")
+    resource_id = register(api_env, "hrss")
+    valid_from, valid_until = period()
+    sent = api_env.setup.client.transact(
+        own_key, "requestAccess", resource_id, "own-machine request", bytes.fromhex(b32()[2:]),
+        bytes.fromhex(b32()[2:]), valid_from, valid_until,
+    )  # fmt: skip
+    request_id = int(sent.event("AccessRequested").args["requestId"])
+    ok(api_env.call("POST", f"/requests/{request_id}/approve", "hrss"))
+    # The provider signs first (custody); the external department's signature is the second and concludes.
+    ok(api_env.call("POST", f"/requests/{request_id}/signatures", "hrss", json={}))
+    typed = ok(as_token(api_env, token, "GET", f"/requests/{request_id}/terms"))["typed_data"]
+    signature = own_key.sign_typed_data(full_message=typed).signature.to_0x_hex()
+    outcome = ok(
+        as_token(api_env, token, "POST", f"/requests/{request_id}/signatures", json={"signature": signature})
+    )
+    assert outcome["status"] == "concluded" and outcome["agreement"]["status"] == "active"
+    # It still cannot have the service send its transactions.
+    refused = as_token(api_env, token, "POST", "/resources", json={
+        "metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional",
+    })  # fmt: skip
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "NO_CUSTODIED_KEY"
