@@ -470,7 +470,7 @@ class LedgerService:
                 session.commit()
             except IntegrityError:
                 session.rollback()
-                raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}") from None
+                self._replace_stale(session, request_id, role, typed, signer, raw, me)
             rows = {
                 row.role: row
                 for row in session.scalars(
@@ -501,6 +501,45 @@ class LedgerService:
             transaction=_tx(result),
             agreement=self.agreement(agreement_id),
         )
+
+    def _replace_stale(
+        self,
+        session: Session,
+        request_id: int,
+        role: str,
+        typed: dict[str, Any],
+        signer: str,
+        raw: bytes,
+        department_id: int,
+    ) -> None:
+        """A party signs again: refused while its kept signature is still good; replaced when it no longer
+        recovers to the department's current signer (the department was re-keyed since).
+
+        Raises:
+            ApiError: ALREADY_SIGNED when the kept signature is still valid.
+        """
+        row = session.scalar(
+            select(PendingSignature).where(
+                PendingSignature.request_id == request_id, PendingSignature.role == role
+            )
+        )
+        if row is not None:
+            try:
+                recovered = Account.recover_message(
+                    encode_typed_data(full_message=typed), signature=row.signature
+                )
+            except (
+                Exception
+            ):  # a kept signature that does not even parse is as stale as one that does not match
+                recovered = None
+            if recovered is not None and to_checksum_address(recovered) == signer:
+                raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}")
+            row.signature = raw
+        else:
+            session.add(
+                PendingSignature(request_id=request_id, role=role, department_id=0, terms={}, signature=raw)
+            )
+        session.commit()
 
     def _submitter(self, me: int, other: int) -> LocalAccount:
         """Who sends ``concludeAgreement``: the signatures are the authorisation, so any custodied party key

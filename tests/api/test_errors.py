@@ -405,3 +405,29 @@ def test_dispute_needs_a_different_commitment(api_env: ApiEnv) -> None:
         json={"consumer_commitment": delivery["commitment"]},
     )  # fmt: skip
     assert response.status_code == 422 and response.json()["error"]["field"] == "consumer_commitment"
+
+
+def test_a_stale_kept_signature_is_replaced(api_env: ApiEnv) -> None:
+    """A kept signature that no longer recovers to the department's signer (re-keyed since) does not block the
+    department from signing again; a valid one does (ALREADY_SIGNED above)."""
+    import os
+
+    from api.db import PendingSignature, init_db, make_engine, session_factory, session_scope
+
+    req = _approved(api_env)
+    engine = make_engine(api_env.settings.effective_database_url)
+    try:
+        init_db(engine)
+        with session_scope(session_factory(engine)) as session:
+            session.add(PendingSignature(
+                request_id=req["id"], role="consumer", department_id=req["consumer"], terms={},
+                signature=os.urandom(65),
+            ))  # fmt: skip
+    finally:
+        engine.dispose()
+    again = ok(api_env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
+    assert again["status"] == "awaiting_counter_signature"
+    assert (
+        ok(api_env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["status"]
+        == "concluded"
+    )
