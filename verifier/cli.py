@@ -33,6 +33,66 @@ SignerOpt = Annotated[
     ),
 ]
 
+RpcOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc", metavar="URL", help="Node JSON-RPC URL [default: DXL_RPC_URL, else the embedded node]."
+    ),
+]
+ChainIdOpt = Annotated[
+    int | None, typer.Option("--chain-id", help="Chain id the node must serve (refused otherwise).")
+]
+ContractOpt = Annotated[
+    str | None,
+    typer.Option("--contract", metavar="ADDRESS", help="Ledger address [default: DXL_HOME/deployment.json]."),
+]
+FromBlockOpt = Annotated[
+    int | None,
+    typer.Option("--from-block", help="First block to search for receipts [default: the deployment block]."),
+]
+OfflineOpt = Annotated[
+    bool, typer.Option("--offline", help="Do not consult the chain: payload against manifest only.")
+]
+
+
+def _ledger_reader(
+    rpc: str | None, chain_id: int | None, contract: str | None, from_block: int | None, offline: bool
+) -> Any:
+    """The chain to check against, or ``None`` for an offline check.
+
+    Explicit ``--rpc``/``--contract`` win; otherwise ``DXL_HOME/deployment.json`` names the ledger and the
+    node is ``DXL_RPC_URL`` or the embedded node. With neither a flag nor a deployment record the check is
+    offline, and the output says the chain was not checked.
+
+    Raises:
+        ChainCheckError: the node is unreachable, serves another chain, or has no ledger at the address.
+        ConfigurationError: a chain flag is given but there is no deployment record to fill in the rest.
+    """
+    if offline:
+        return None
+    from node.deploy import deployment_path, load_deployment
+    from verifier.onchain import LedgerReader
+
+    deployment = load_deployment() if (contract is None and (rpc or deployment_path().is_file())) else None
+    if contract is None and deployment is None:
+        return None
+    if rpc is None:
+        from node.settings import load_settings
+
+        settings = load_settings()
+        if settings.rpc_url:
+            rpc, chain_id = settings.rpc_url, chain_id if chain_id is not None else settings.chain_id
+        else:
+            from node.anvil import EmbeddedNode
+
+            rpc = EmbeddedNode(settings.home).endpoint.rpc_url
+    if deployment is not None:
+        contract = deployment.address
+        chain_id = chain_id if chain_id is not None else deployment.chain_id
+        from_block = from_block if from_block is not None else deployment.block_number
+    assert contract is not None
+    return LedgerReader(rpc, contract, chain_id=chain_id, from_block=from_block or 0)
+
 
 def _fail(message: str, *, code: str, as_json: bool) -> NoReturn:
     if as_json:
@@ -222,6 +282,15 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> 
         typer.echo(f"  signer   {verdict.signer} ({checked})")
     elif not verdict.signer:
         typer.echo("  signer   none: the manifest is UNSIGNED (its origin is not authenticated)")
+    a = verdict.anchor
+    if a is None:
+        typer.echo("  chain    NOT CHECKED (no --rpc/--contract and no deployment record; --offline)")
+    elif a.recorded:
+        d = a.details
+        typer.echo(f"  chain    {d['status']} in block {d['block_number']} ({d['block_hash']})")
+        typer.echo(f"           tx {d['tx_hash']} log {d['log_index']}; {a.source}")
+    else:
+        typer.echo(f"  chain    not recorded; {a.source}")
     for f in verdict.findings:
         typer.echo(f"  - {f.message}")
 
@@ -237,9 +306,18 @@ def verify(
         str | None,
         typer.Option("--delivery-id", metavar="HEX", help="The delivery this payload must be for."),
     ] = None,
+    rpc: RpcOpt = None,
+    chain_id: ChainIdOpt = None,
+    contract: ContractOpt = None,
+    from_block: FromBlockOpt = None,
+    offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Check PAYLOAD against its manifest: exit 0 MATCH, 1 MISMATCH/UNTRUSTED, 2 usage or I/O error.
+    """Check PAYLOAD against its manifest and the ledger: exit 0 MATCH; 1 MISMATCH, UNTRUSTED, NOT_RECORDED or
+    ACK_DIFFERS; 2 usage, I/O or chain-access error.
+
+    On chain (default when a ledger is known): the receipt must exist, be confirmed by the contract, equal the
+    manifest, not be disputed, and the manifest must be signed by the provider department's on-chain signer.
 
     Recomputes the commitment with the manifest's salt, algorithm and chunking; when the manifest carries leaf
     hashes, names the chunks or records that differ. A signed manifest is always checked against its signer;
@@ -252,11 +330,24 @@ def verify(
     manifest_path = manifest_path or payload.with_name(payload.name + MANIFEST_SUFFIX)
     with _errors_exit_2(as_json):
         manifest = load_manifest(manifest_path)
-        # Seam for the on-chain check: verifier.onchain will refine this verdict with Verdict.with_anchor.
+        reader = _ledger_reader(rpc, chain_id, contract, from_block, offline)
         with _progress(f"verify {payload.name}", manifest.byte_size) as progress:
-            verdict = check_delivery(
-                payload, manifest, expected_signer=signer, expected_delivery_id=expected_id, progress=progress
-            )
+            if reader is None:
+                verdict = check_delivery(
+                    payload, manifest, expected_signer=signer, expected_delivery_id=expected_id,
+                    progress=progress,
+                )  # fmt: skip
+            else:
+                from verifier.onchain import verify_payload_onchain
+
+                verdict = verify_payload_onchain(
+                    payload, manifest, reader, expected_delivery_id=expected_id, progress=progress
+                )
+                if signer is not None and verdict.signer and verdict.signer.lower() != signer.lower():
+                    from verifier.verify import untrusted
+
+                    mismatch = untrusted(manifest, f"signed by {verdict.signer}, expected {signer}")
+                    verdict = mismatch.with_anchor(verdict.anchor) if verdict.anchor else mismatch
     if as_json:
         typer.echo(verdict.to_json())
     else:
@@ -264,13 +355,21 @@ def verify(
     raise typer.Exit(0 if verdict.ok else 1)
 
 
-def reconcile_dir(directory: Path, signer: str | None = None) -> dict[str, Any]:
+def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None) -> dict[str, Any]:
     """Verify every ``X`` / ``X.manifest.json`` pair in ``directory`` (not recursive; dotfiles ignored).
 
+    With a ``reader`` (:class:`verifier.onchain.LedgerReader`) each pair is also checked on chain,
+    payloads whose delivery is not on chain go to ``unrecorded``, and ``recorded_but_missing`` lists the
+    deliveries recorded under the manifests' grants that have no payload here (at most
+    :data:`verifier.onchain.MAX_LISTED_DELIVERIES`; ``recorded_but_missing_truncated`` says if cut short).
+
     Returns:
-        ``{"matched": [...], "mismatched": [...], "errors": [...], "unmanifested": [...],
-        "missing_payloads": [...], "ok": bool}``; ``ok`` is true only when every payload matched and
-        nothing is unpaired or unreadable.
+        ``{"matched": [...], "mismatched": [...], "unrecorded": [...], "errors": [...], "unmanifested": [...],
+        "missing_payloads": [...], "recorded_but_missing": [...], "chain": str | None, "ok": bool}``; ``ok``
+        is true only when every payload matched and nothing is unpaired, unrecorded or unreadable.
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted.
     """
     from verifier.manifest import load_manifest
     from verifier.verify import check_delivery
@@ -285,31 +384,81 @@ def reconcile_dir(directory: Path, signer: str | None = None) -> dict[str, Any]:
         "errors": [],
         "unmanifested": [n for n in payloads if n not in manifests],
         "missing_payloads": sorted(m + MANIFEST_SUFFIX for m in manifests if m not in set(payloads)),
+        "unrecorded": [],
+        "recorded_but_missing": [],
+        "recorded_but_missing_truncated": False,
+        "chain": reader.source if reader is not None else None,
     }
+    grants: set[int] = set()
+    present: set[bytes] = set()
     for name in payloads:
         if name not in manifests:
             continue
         entry: dict[str, Any] = {"payload": name, "manifest": name + MANIFEST_SUFFIX}
         try:
             manifest = load_manifest(directory / entry["manifest"])
-            verdict = check_delivery(directory / name, manifest, expected_signer=signer)
+            if manifest.grant_id is not None:
+                grants.add(manifest.grant_id)
+            present.add(manifest.delivery_id)
+            if reader is None:
+                verdict = check_delivery(directory / name, manifest, expected_signer=signer)
+            else:
+                from verifier.onchain import ChainCheckError, verify_payload_onchain
+
+                try:
+                    verdict = verify_payload_onchain(directory / name, manifest, reader)
+                except ChainCheckError as e:  # one inconsistent receipt is this pair's error, not the run's
+                    report["errors"].append({**entry, "code": e.code, "message": e.message})
+                    continue
         except DxlError as e:
             report["errors"].append({**entry, "code": e.code, "message": e.message})
             continue
         entry.update(verdict.to_dict())
-        report["matched" if verdict.ok else "mismatched"].append(entry)
+        key = (
+            "matched"
+            if verdict.ok
+            else "unrecorded"
+            if verdict.status.value == "NOT_RECORDED"
+            else "mismatched"
+        )
+        report[key].append(entry)
+    if reader is not None:
+        # Manifests whose payload is missing still name grants to look under.
+        for m in manifests - set(payloads):
+            try:
+                grant = load_manifest(directory / (m + MANIFEST_SUFFIX)).grant_id
+            except DxlError:
+                continue
+            if grant is not None:
+                grants.add(grant)
+        found, truncated = reader.deliveries_for_grants(grants)
+        report["recorded_but_missing"] = [
+            {"delivery_id": "0x" + r.delivery_id.hex(), "grant_id": r.grant_id, **r.location()}
+            for r in found
+            if r.delivery_id not in present
+        ]
+        report["recorded_but_missing_truncated"] = truncated
     report["ok"] = not (
         report["mismatched"] or report["errors"] or report["unmanifested"] or report["missing_payloads"]
-    )
+        or report["unrecorded"] or report["recorded_but_missing"]
+    )  # fmt: skip
     return report
 
 
 def reconcile(
     directory: Annotated[Path, typer.Argument(help="Directory of payloads and their manifests.")],
     signer: SignerOpt = None,
+    rpc: RpcOpt = None,
+    chain_id: ChainIdOpt = None,
+    contract: ContractOpt = None,
+    from_block: FromBlockOpt = None,
+    offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Verify a directory of deliveries: payload X pairs with manifest X.manifest.json.
+
+    On chain (default when a ledger is known) it also reports payloads not recorded and deliveries recorded
+    under the manifests' grants whose payload is not in the directory.
 
     Reports matched and mismatched pairs, payloads without a manifest, manifests whose payload is missing,
     and pairs that could not be checked. Exit 0 only if everything matched and nothing is unpaired.
@@ -317,7 +466,8 @@ def reconcile(
     if not directory.is_dir():
         _fail(f"{directory} is not a directory", code="IO_ERROR", as_json=as_json)
     with _errors_exit_2(as_json):
-        report = reconcile_dir(directory, signer)
+        reader = _ledger_reader(rpc, chain_id, contract, from_block, offline)
+        report = reconcile_dir(directory, signer, reader)
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:
@@ -332,10 +482,21 @@ def reconcile(
             typer.echo(f"NO MANIFEST   {n}")
         for n in report["missing_payloads"]:
             typer.echo(f"NO PAYLOAD    {n}")
+        for e in report["unrecorded"]:
+            typer.echo(f"NOT RECORDED  {e['payload']}")
+        for r in report["recorded_but_missing"]:
+            typer.echo(f"ONLY ON CHAIN {r['delivery_id']} (grant {r['grant_id']}, tx {r['tx_hash']})")
+        more = " (list cut short)" if report["recorded_but_missing_truncated"] else ""
         typer.echo(
             f"{len(report['matched'])} matched, {len(report['mismatched'])} mismatched, "
             f"{len(report['errors'])} unreadable, {len(report['unmanifested'])} without manifest, "
             f"{len(report['missing_payloads'])} manifests without payload"
+            + (
+                f", {len(report['unrecorded'])} not recorded, "
+                f"{len(report['recorded_but_missing'])} recorded but missing{more}"
+                if report["chain"]
+                else "; chain NOT CHECKED"
+            )
         )
     raise typer.Exit(0 if report["ok"] else 1)
 

@@ -1,0 +1,240 @@
+"""End to end against the real node: commit a payload, record it on the ledger, verify payload/manifest/chain.
+
+The ledger is deployed and driven with the product's own client (``tests.contracts.conftest.Consortium``); the
+check under test reads the chain only through :mod:`verifier.onchain` (web3.py and the artifact's ABI).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from typer.testing import CliRunner
+
+from node.endpoint import NodeEndpoint
+from tests.contracts.conftest import Consortium, deploy, receipt_of
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import Manifest, build_manifest, sign_manifest, write_manifest
+from verifier.onchain import ChainCheckError, LedgerReader, verify_commitment_onchain, verify_payload_onchain
+from verifier.verify import VerdictStatus
+
+pytestmark = pytest.mark.xdist_group("verifier-onchain")
+
+ROWS = b"".join(b'{"id": %d, "benefit": "yes"}\n' % i for i in range(40))
+
+
+@pytest.fixture(scope="module")
+def chain(node_endpoint: NodeEndpoint) -> tuple[Consortium, int, LedgerReader]:
+    """One deployed ledger for the module, a grant PSB -> HRSS, and a reader on it."""
+    governors = [Account.create() for _ in range(3)]
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
+    for code in ("PSB", "HRSS", "CIVIL"):
+        c.admit(code)
+    grant = c.grant(c.depts["PSB"], c.agreement(c.depts["PSB"], c.depts["HRSS"]))
+    reader = LedgerReader(node_endpoint.rpc_url, str(c.client.address), chain_id=node_endpoint.chain_id)
+    return c, grant, reader
+
+
+def commit(
+    tmp: Path, c: Consortium, grant: int, *, signer: Any = None, data: bytes = ROWS
+) -> tuple[Path, Manifest]:
+    payload = tmp / "payload.jsonl"
+    payload.write_bytes(data)
+    com = commit_payload(
+        payload, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL, 1 << 20), keep_leaf_hashes=True
+    )
+    m = build_manifest(com, delivery_id=os.urandom(32), grant_id=grant, provider="PSB", consumer="HRSS")
+    m = sign_manifest(m, signer or c.depts["PSB"].account)
+    write_manifest(tmp / "payload.jsonl.manifest.json", m)
+    return payload, m
+
+
+def record(c: Consortium, m: Manifest, grant: int, **override: Any) -> Any:
+    f = {"root": m.root, "size": m.byte_size, "records": m.record_count, "alg": int(m.alg)} | override
+    return c.send(
+        c.depts["PSB"], "recordDelivery", m.delivery_id, grant, f["root"], f["alg"], f["size"], f["records"]
+    )
+
+
+def test_recorded_payload_matches_with_chain_location(chain: Any, tmp_path: Path) -> None:
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    tx = record(c, m, grant)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.MATCH, v.to_json()
+    d = v.anchor.details
+    assert d["status"] == "RECORDED" and d["tx_hash"] == "0x" + tx.tx_hash.removeprefix("0x").lower()
+    assert d["block_number"] == tx.block_number and d["block_hash"].startswith("0x")
+    assert isinstance(d["log_index"], int) and v.anchor.recorded_root == m.root
+    # The consumer acknowledges with its own commitment: still MATCH, now ACKNOWLEDGED.
+    c.send(c.depts["HRSS"], "acknowledgeDelivery", m.delivery_id, receipt_of(tx), m.root)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.MATCH and v.anchor.details["status"] == "ACKNOWLEDGED"
+    assert v.anchor.acknowledged_root == m.root
+
+
+def test_flipped_byte_is_a_mismatch_naming_the_record(chain: Any, tmp_path: Path) -> None:
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    data = bytearray(ROWS)
+    data[ROWS.index(b'{"id": 7,') + 2] ^= 0x01
+    payload.write_bytes(bytes(data))
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.MISMATCH and v.differing_leaves == (7,)
+
+
+@pytest.mark.parametrize(
+    ("override", "code"),
+    [
+        ({"root": b"\x11" * 32}, "CHAIN_ROOT_MISMATCH"),
+        ({"size": 1}, "CHAIN_SIZE_MISMATCH"),
+        ({"records": 39}, "CHAIN_RECORD_COUNT_MISMATCH"),
+        ({"alg": 2}, "CHAIN_ALGORITHM_MISMATCH"),
+    ],
+)
+def test_manifest_differing_from_the_receipt_is_a_mismatch(
+    chain: Any, tmp_path: Path, override: dict[str, Any], code: str
+) -> None:
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant, **override)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.MISMATCH
+    assert code in {f.code for f in v.findings}, v.findings
+
+
+def test_unknown_delivery_is_not_recorded(chain: Any, tmp_path: Path) -> None:
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.NOT_RECORDED and v.anchor is not None and not v.anchor.recorded
+
+
+def test_consumer_dispute_is_ack_differs_with_both_commitments(chain: Any, tmp_path: Path) -> None:
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    tx = record(c, m, grant)
+    theirs = b"\x42" * 32
+    c.send(c.depts["HRSS"], "acknowledgeDelivery", m.delivery_id, receipt_of(tx), theirs)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.ACK_DIFFERS
+    assert v.anchor.recorded_root == m.root and v.anchor.acknowledged_root == theirs
+    assert "0x" + theirs.hex() in " ".join(f.message for f in v.findings)
+
+
+@pytest.mark.parametrize("who", ["outsider", "consumer", "unsigned"])
+def test_manifest_not_signed_by_the_providers_chain_key_is_untrusted(
+    chain: Any, tmp_path: Path, who: str
+) -> None:
+    c, grant, reader = chain
+    signer = {"outsider": Account.create(), "consumer": c.depts["HRSS"].account, "unsigned": None}[who]
+    payload, m = commit(tmp_path, c, grant, signer=signer)
+    if who == "unsigned":
+        m = build_manifest_unsigned(m)
+    record(c, m, grant)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.UNTRUSTED, v.to_json()
+
+
+def build_manifest_unsigned(m: Manifest) -> Manifest:
+    from dataclasses import replace
+
+    return replace(m, signer=None, signature=None)
+
+
+def test_commitment_only_check(chain: Any, tmp_path: Path) -> None:
+    c, grant, reader = chain
+    _payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    assert verify_commitment_onchain(m, reader, commitment=m.root).status is VerdictStatus.MATCH
+    assert verify_commitment_onchain(m, reader, commitment=b"\x01" * 32).status is VerdictStatus.MISMATCH
+    assert verify_commitment_onchain(m, reader).status is VerdictStatus.MATCH
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [({"chain_id": 999_999}, "chain id"), ({"contract": "0x" + "00" * 19 + "01"}, "no contract")],
+)
+def test_reader_refuses_wrong_chain_or_address(
+    chain: Any, node_endpoint: NodeEndpoint, kwargs: dict[str, Any], needle: str
+) -> None:
+    c, _grant, _reader = chain
+    args = {"contract": str(c.client.address)} | kwargs
+    with pytest.raises(ChainCheckError, match=needle):
+        LedgerReader(node_endpoint.rpc_url, **args)
+
+
+def test_bounded_log_ranges_still_find_the_receipt(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    c, grant, _reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    small = LedgerReader(node_endpoint.rpc_url, str(c.client.address), log_range=3)
+    assert verify_payload_onchain(payload, m, small).status is VerdictStatus.MATCH
+
+
+# --- CLI --------------------------------------------------------------------------------------------------
+
+
+def _cli(*args: Any) -> tuple[int, Any]:
+    from node.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    try:
+        return result.exit_code, json.loads(result.stdout)
+    except ValueError:
+        return result.exit_code, result.output
+
+
+def _chain_args(c: Consortium, node_endpoint: NodeEndpoint) -> list[str]:
+    return ["--rpc", node_endpoint.rpc_url, "--chain-id", str(node_endpoint.chain_id), "--contract",
+            str(c.client.address)]  # fmt: skip
+
+
+@pytest.mark.parametrize(("case", "exit_code", "status"), [
+    ("recorded", 0, "MATCH"), ("flipped", 1, "MISMATCH"), ("unrecorded", 1, "NOT_RECORDED"),
+])  # fmt: skip
+def test_cli_verify_exit_codes(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path, case: str, exit_code: int, status: str
+) -> None:
+    c, grant, _reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    if case != "unrecorded":
+        record(c, m, grant)
+    if case == "flipped":
+        payload.write_bytes(b"X" + ROWS[1:])
+    code, out = _cli("verify", payload, "--json", *_chain_args(c, node_endpoint))
+    assert (code, out["status"]) == (exit_code, status), out
+    assert out["anchor"]["source"].startswith(f"chain {node_endpoint.chain_id}")
+
+
+def test_cli_verify_unreachable_node_is_exit_2(chain: Any, tmp_path: Path) -> None:
+    c, grant, _reader = chain
+    payload, _m = commit(tmp_path, c, grant)
+    code, out = _cli(
+        "verify", payload, "--json", "--rpc", "http://127.0.0.1:9", "--contract", str(c.client.address)
+    )
+    assert code == 2 and out["code"] == "CHAIN_CHECK_FAILED"
+
+
+def test_cli_reconcile_lists_recorded_but_missing(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    c, grant, _reader = chain
+    _payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    # A second delivery under the same grant whose payload never reached the directory.
+    missing_id = os.urandom(32)
+    c.send(c.depts["PSB"], "recordDelivery", missing_id, grant, b"\x33" * 32, 1, 10, 1)
+    code, out = _cli("reconcile", tmp_path, "--json", *_chain_args(c, node_endpoint))
+    assert code == 1, out
+    assert [e["payload"] for e in out["matched"]] == ["payload.jsonl"]
+    missing = {e["delivery_id"] for e in out["recorded_but_missing"]}
+    assert "0x" + missing_id.hex() in missing and "0x" + m.delivery_id.hex() not in missing
