@@ -1,0 +1,66 @@
+"""``dxl token issue|list|revoke`` against a real database under a temporary DXL_HOME."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from api.auth import authenticate
+from api.db import make_engine, session_factory
+from node.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.delenv("DXL_DATABASE_URL", raising=False)
+    return tmp_path
+
+
+def _dxl(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_issue_list_revoke(home: Path) -> None:
+    code, out = _dxl("token", "issue", "--principal", "psb", "--name", "psb-job", "--json")
+    assert code == 0
+    issued = json.loads(out)
+    assert issued["principal"] == "department:PSB" and issued["token"].startswith("dxl_")
+    engine = make_engine(f"sqlite:///{home / 'dxl.sqlite3'}")
+    with session_factory(engine)() as session:
+        assert authenticate(session, issued["token"]).key == "department:PSB"  # type: ignore[union-attr]
+    code, out = _dxl("token", "list", "--json")
+    listed = json.loads(out)
+    assert [(t["name"], t["principal"], t["revoked_at"]) for t in listed] == [
+        ("psb-job", "department:PSB", None)
+    ]
+    assert issued["token"] not in out
+    assert _dxl("token", "revoke", "psb-job")[0] == 0
+    with session_factory(engine)() as session:
+        assert authenticate(session, issued["token"]) is None
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["issue", "--principal", "two words", "--name", "x"], "is not a principal"),
+        (["issue", "--principal", "governor:0", "--name", "x"], "1-based index"),
+        (["revoke", "nobody"], "no active token"),
+    ],
+)
+def test_errors_exit_2_with_a_message(home: Path, args: list[str], message: str) -> None:
+    code, out = _dxl("token", *args, "--json")
+    assert code == 2 and message in json.loads(out)["message"]
+
+
+def test_duplicate_name_is_refused(home: Path) -> None:
+    assert _dxl("token", "issue", "-p", "auditor", "-n", "a")[0] == 0
+    code, out = _dxl("token", "issue", "-p", "auditor", "-n", "a", "--json")
+    assert code == 2 and json.loads(out)["error"] == "TOKEN_ERROR"
