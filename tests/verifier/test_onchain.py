@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +240,14 @@ def test_cli_reconcile_lists_recorded_but_missing(
     assert [e["payload"] for e in out["matched"]] == ["payload.jsonl"]
     missing = {e["delivery_id"] for e in out["recorded_but_missing"]}
     assert "0x" + missing_id.hex() in missing and "0x" + m.delivery_id.hex() not in missing
+
+
+def test_onchain_check_loads_no_api_or_service_code() -> None:
+    """An auditor's copy needs web3 and the artifact only: no API, web framework or dxl chain client."""
+    code = (
+        "import json, sys, verifier.onchain\n"
+        "print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in "
+        "('api', 'fastapi', 'starlette', 'sqlalchemy', 'typer') or n in ('node.chain', 'node.deploy'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert json.loads(out) == []

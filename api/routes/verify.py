@@ -1,0 +1,106 @@
+"""``POST /verify``: check a delivered payload, or only a commitment, against its manifest and the ledger.
+
+The route is a thin shell over :mod:`verifier.onchain` (the same proof code ``dxl verify`` runs): it reads
+the chain through the deployment this service is connected to and answers the verdict JSON of
+:meth:`verifier.verify.Verdict.to_dict`. A verdict is a result, not an error: MISMATCH, NOT_RECORDED,
+ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import tempfile
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from api.deps import ExchangeReader, LedgerDep, StateDep
+from api.errors import ApiError
+
+router = APIRouter(prefix="/verify", tags=["verify"])
+
+_HEX32 = r"^0x[0-9a-fA-F]{64}$"
+
+
+class VerifyRequest(BaseModel):
+    """A manifest and at most one of: the payload (base64) or the commitment the client computed itself.
+
+    With neither, the manifest alone is checked against the chain (signer, receipt, dispute).
+    """
+
+    manifest: dict[str, Any] = Field(description="The delivery manifest (`dxl.manifest/1`) as a JSON object.")
+    payload_base64: str | None = Field(
+        default=None, description="The payload, base64; bounded by the API's request size limit."
+    )
+    commitment: str | None = Field(
+        default=None, pattern=_HEX32, description="A root the client computed from the payload itself."
+    )
+    delivery_id: str | None = Field(
+        default=None, pattern=_HEX32, description="The delivery the manifest must be for."
+    )
+
+
+def _reader(state: StateDep, ledger: LedgerDep) -> Any:
+    """One read-only ledger reader per app, on the node and deployment the service uses."""
+    from verifier.onchain import ChainCheckError, LedgerReader
+
+    reader = state.extra.get("verify_reader")
+    if reader is None:
+        try:
+            reader = LedgerReader(
+                ledger.client.endpoint.rpc_url,
+                ledger.address,
+                chain_id=ledger.chain_id,
+                from_block=ledger.from_block,
+                abi=list(ledger.client.abi),
+            )
+        except ChainCheckError as e:
+            raise ApiError("NODE_UNAVAILABLE", e.message) from None
+        state.extra["verify_reader"] = reader
+    return reader
+
+
+@router.post("", response_model=dict[str, Any])
+def verify(
+    body: VerifyRequest, _principal: ExchangeReader, state: StateDep, ledger: LedgerDep
+) -> dict[str, Any]:
+    """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger."""
+    from verifier.errors import PayloadFormatError, VerifierError
+    from verifier.manifest import parse_manifest
+    from verifier.onchain import ChainCheckError, verify_commitment_onchain, verify_payload_onchain
+
+    if body.payload_base64 is not None and body.commitment is not None:
+        raise ApiError("VALIDATION_ERROR", "send the payload or a commitment, not both", field="commitment")
+    try:
+        manifest = parse_manifest(body.manifest)
+    except VerifierError as e:  # malformed field or unknown algorithm: the manifest is unusable either way
+        raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
+    expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None
+    reader = _reader(state, ledger)
+    try:
+        if body.payload_base64 is None:
+            commitment = bytes.fromhex(body.commitment[2:]) if body.commitment else None
+            verdict = verify_commitment_onchain(
+                manifest, reader, commitment=commitment, expected_delivery_id=expected
+            )
+        else:
+            try:
+                payload = base64.b64decode(body.payload_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(
+                    "VALIDATION_ERROR", "payload_base64 is not base64", field="payload_base64"
+                ) from None
+            # The verifier streams from a file; the upload is small (bounded by the body limit).
+            with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
+                path = os.path.join(tmp, "payload")
+                with open(path, "wb") as f:
+                    f.write(payload)
+                verdict = verify_payload_onchain(path, manifest, reader, expected_delivery_id=expected)
+    except PayloadFormatError as e:
+        raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
+    except ChainCheckError as e:
+        raise ApiError("NODE_UNAVAILABLE", e.message) from None
+    return verdict.to_dict()
