@@ -61,13 +61,16 @@ def _body_schema(op: dict[str, Any]) -> str | None:
     return ref.rsplit("/", 1)[-1] if ref else None
 
 
-def expected(role: str | None, method: str, path: str) -> str:
-    """ "ok" (2xx), "401", "403", or "allowed" (anything but 401/403: the role passes authorization)."""
+def expected(role: str | None, method: str, path: str, op: dict[str, Any] | None = None) -> str:
+    """What ``role`` must get: "ok" (2xx), "401", "403", or "allowed" (anything but 401/403).
+
+    A non-GET operation is a write unless it declares ``x-dxl-read: true`` (e.g. a POST that only checks).
+    """
     if path in PUBLIC:
         return "ok"
     if role is None:
         return "401"
-    write = method != "GET"
+    write = method != "GET" and not (op or {}).get("x-dxl-read", False)
     area = path.split("/")[1]
     governance = area == "governance"
     exchange = area in EXCHANGES
@@ -95,7 +98,7 @@ def test_matrix_covers_every_route(api_env: ApiEnv, exchange: dict[str, Any]) ->
             failures.append(f"{method} {path}: add an example body for {schema} to EXAMPLE_BODIES")
             continue
         for role in ROLES:
-            want = expected(role, method, path)
+            want = expected(role, method, path, op)
             if want == "skip":
                 continue
             body = EXAMPLE_BODIES[schema]() if schema else None
