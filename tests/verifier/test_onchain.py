@@ -251,3 +251,33 @@ def test_onchain_check_loads_no_api_or_service_code() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
     assert json.loads(out) == []
+
+
+def test_cli_verify_text_output_names_the_receipt_location(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    c, grant, _reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    tx = record(c, m, grant)
+    code, out = _cli("verify", payload, *_chain_args(c, node_endpoint))
+    assert code == 0 and out.startswith("MATCH"), out
+    assert f"RECORDED in block {tx.block_number}" in out and tx.tx_hash.lower().removeprefix("0x") in out
+
+
+def test_cli_offline_skips_the_chain_and_says_so(chain: Any, tmp_path: Path) -> None:
+    c, grant, _reader = chain
+    payload, _m = commit(tmp_path, c, grant)  # never recorded: only --offline can call it a MATCH
+    code, out = _cli("verify", payload, "--offline")
+    assert code == 0 and "chain    NOT CHECKED" in out, out
+    code, out = _cli("verify", payload, "--offline", "--json")
+    assert (code, out["status"], out["anchor"]) == (0, "MATCH", None)
+
+
+def test_cli_reconcile_reports_unrecorded_payloads(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    c, grant, _reader = chain
+    commit(tmp_path, c, grant)
+    code, out = _cli("reconcile", tmp_path, "--json", *_chain_args(c, node_endpoint))
+    assert code == 1 and [e["payload"] for e in out["unrecorded"]] == ["payload.jsonl"], out
+    assert out["matched"] == [] and out["mismatched"] == []
