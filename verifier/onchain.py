@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils import event_abi_to_log_topic
+from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 
 from verifier.errors import ManifestSignatureError, VerifierError
@@ -151,10 +151,11 @@ class LedgerReader:
         if not code:
             raise ChainCheckError(f"no contract at {self.address} on chain {actual}")
         self.chain_id = actual
-        self.contract = self.w3.eth.contract(address=self.address, abi=abi or load_ledger_abi())
-        events = {e["name"]: e for e in self.contract.abi if e.get("type") == "event"}
-        self._recorded_topic = _h(event_abi_to_log_topic(events["DeliveryRecorded"]))
-        self._disputed_topic = _h(event_abi_to_log_topic(events["DeliveryDisputed"]))
+        abi = abi or load_ledger_abi()
+        self.contract = self.w3.eth.contract(address=self.address, abi=abi)
+        events = {e["name"]: e for e in abi if e.get("type") == "event"}
+        self._recorded_topic = _h(event_abi_to_log_topic(events["DeliveryRecorded"]))  # type: ignore[arg-type]
+        self._disputed_topic = _h(event_abi_to_log_topic(events["DeliveryDisputed"]))  # type: ignore[arg-type]
 
     @property
     def source(self) -> str:

@@ -55,7 +55,7 @@ def _reader(state: StateDep, ledger: LedgerDep) -> Any:
                 ledger.address,
                 chain_id=ledger.chain_id,
                 from_block=ledger.from_block,
-                abi=list(ledger.client.abi),
+                abi=[dict(e) for e in ledger.client.abi],
             )
         except ChainCheckError as e:
             raise ApiError("NODE_UNAVAILABLE", e.message) from None
