@@ -1,0 +1,407 @@
+"""Pure decoding of the ledger's logs and the lineage that ties each event to its request, agreement, grant,
+resource and parties.
+
+Nothing here touches a database or the network: the indexer, ``dxl audit check`` and the report verifier all
+run the same code over the same logs, so a row derived in one place is derived identically in the others.
+
+Decoded fields are canonical JSON values: integers as ``int``, ``bool``, addresses checksummed, fixed and
+dynamic bytes as ``0x``-prefixed lower-case hex, strings as ``str``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_utils import keccak, to_checksum_address
+
+from node import types
+from node.audit.errors import AuditError
+
+#: A log's position in the chain as one sortable integer: block number * SEQ_BLOCK + log index. A block holds
+#: far fewer than a million logs (each costs >= 375 gas), so the key is unique and orders like the chain.
+SEQ_BLOCK = 1_000_000
+
+DELIVERY_RECORDED = "DeliveryRecorded"
+DELIVERY_SETTLED = ("DeliveryAcknowledged", "DeliveryDisputed")
+
+
+def seq_of(block_number: int, log_index: int) -> int:
+    return block_number * SEQ_BLOCK + log_index
+
+
+def _canonical(abi_type: str, value: Any) -> Any:
+    if abi_type == "address":
+        return to_checksum_address(value)
+    if abi_type.startswith("bytes"):
+        return "0x" + bytes(value).hex()
+    if abi_type.endswith("]") or abi_type.startswith("("):
+        raise AuditError(f"event parameters of type {abi_type} are not supported by the audit decoder")
+    return value
+
+
+@dataclass(frozen=True)
+class _EventSpec:
+    name: str
+    signature: str
+    topic0: str
+    indexed: tuple[tuple[str, str], ...]
+    data: tuple[tuple[str, str], ...]
+    order: tuple[str, ...]
+
+
+class EventCodec:
+    """Decodes raw JSON-RPC logs of one contract ABI (topic0 -> event) into canonical field dicts."""
+
+    def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
+        self._by_topic: dict[str, _EventSpec] = {}
+        self.names: dict[str, str] = {}
+        for entry in abi:
+            if entry.get("type") != "event" or entry.get("anonymous"):
+                continue
+            types = [_abi_type(i) for i in entry["inputs"]]
+            signature = f"{entry['name']}({','.join(types)})"
+            topic0 = "0x" + keccak(text=signature).hex()
+            spec = _EventSpec(
+                name=entry["name"],
+                signature=signature,
+                topic0=topic0,
+                indexed=tuple(
+                    (i["name"], t) for i, t in zip(entry["inputs"], types, strict=True) if i["indexed"]
+                ),
+                data=tuple(
+                    (i["name"], t) for i, t in zip(entry["inputs"], types, strict=True) if not i["indexed"]
+                ),
+                order=tuple(i["name"] for i in entry["inputs"]),
+            )
+            self._by_topic[topic0] = spec
+            self.names[entry["name"]] = topic0
+
+    @property
+    def event_names(self) -> list[str]:
+        return sorted(self.names)
+
+    def topic_of(self, name: str) -> str:
+        return self.names[name]
+
+    def decode(self, topics: Sequence[str], data: str) -> tuple[str, dict[str, Any]]:
+        """Decode one log's topics and data into ``(event name, fields)``.
+
+        Raises:
+            AuditError: the log is not an event of this ABI or its data does not decode.
+        """
+        if not topics:
+            raise AuditError("anonymous log (no topics) is not an event of the ledger")
+        spec = self._by_topic.get(topics[0].lower())
+        if spec is None:
+            raise AuditError(f"log topic {topics[0]} is not an event of the ledger ABI")
+        if len(topics) != 1 + len(spec.indexed):
+            raise AuditError(
+                f"{spec.name} log has {len(topics) - 1} indexed topics, expected {len(spec.indexed)}"
+            )
+        values: dict[str, Any] = {}
+        for (name, abi_type), topic in zip(spec.indexed, topics[1:], strict=True):
+            word = bytes.fromhex(topic[2:])
+            if abi_type in ("string", "bytes"):
+                values[name] = "0x" + word.hex()  # indexed dynamic values are stored as their hash
+            else:
+                values[name] = _canonical(abi_type, abi_decode([abi_type], word)[0])
+        if spec.data:
+            try:
+                decoded = abi_decode([t for _, t in spec.data], bytes.fromhex(data[2:]))
+            except Exception as exc:  # eth_abi raises several unrelated classes for short/garbled data
+                raise AuditError(f"{spec.name} log data does not decode: {exc}") from exc
+            for (name, abi_type), value in zip(spec.data, decoded, strict=True):
+                values[name] = _canonical(abi_type, value)
+        return spec.name, {name: values[name] for name in spec.order}
+
+
+def _abi_type(param: Mapping[str, Any]) -> str:
+    if param["type"].startswith("tuple"):
+        inner = ",".join(_abi_type(c) for c in param["components"])
+        return f"({inner}){param['type'][5:]}"
+    return str(param["type"])
+
+
+@dataclass
+class EventRecord:
+    """One decoded, located and lineage-resolved event: exactly what a row of the audit trail holds."""
+
+    block_number: int
+    block_hash: str
+    block_time: int
+    tx_hash: str
+    tx_index: int
+    log_index: int
+    address: str
+    event: str
+    fields: dict[str, Any]
+    request_id: int | None = None
+    agreement_id: int | None = None
+    grant_id: int | None = None
+    resource_id: int | None = None
+    provider_id: int | None = None
+    consumer_id: int | None = None
+    subject_id: int | None = None
+    delivery_id: str | None = None
+    commitment: str | None = None
+
+    @property
+    def seq(self) -> int:
+        return seq_of(self.block_number, self.log_index)
+
+    def departments(self) -> set[int]:
+        return {d for d in (self.provider_id, self.consumer_id, self.subject_id) if d is not None}
+
+    def location(self) -> dict[str, Any]:
+        return {
+            "tx_hash": self.tx_hash,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "log_index": self.log_index,
+        }
+
+
+@dataclass(frozen=True)
+class GrantInfo:
+    agreement_id: int
+    provider: int
+    consumer: int
+    expires_at: int
+    resource_id: int | None
+    request_id: int | None
+
+
+@dataclass(frozen=True)
+class DeliveryInfo:
+    grant_id: int
+    commitment: str
+    provider: int
+    consumer: int
+    agreement_id: int | None
+    resource_id: int | None
+    request_id: int | None
+
+
+@dataclass
+class Lineage:
+    """What earlier events said about requests, agreements, grants and deliveries, to resolve later events
+    that carry only an id (``RequestApproved`` names no consumer, ``DeliveryAcknowledged`` no provider).
+
+    ``delivery_lookup`` is consulted for deliveries not seen by this instance (the indexer answers it from
+    its database, so a million deliveries need not be held in memory); ``remember_deliveries`` bounds the
+    in-memory map.
+    """
+
+    requests: dict[int, tuple[int, int, int]] = field(
+        default_factory=dict
+    )  # id -> (resource, provider, consumer)
+    agreements: dict[int, tuple[int, int, int, int]] = field(
+        default_factory=dict
+    )  # -> (request, resource, p, c)
+    agreement_status: dict[int, str] = field(default_factory=dict)
+    grants: dict[int, GrantInfo] = field(default_factory=dict)
+    revoked_grants: set[int] = field(default_factory=set)
+    deliveries: dict[str, DeliveryInfo] = field(default_factory=dict)
+    departments: dict[int, str] = field(default_factory=dict)  # id -> code
+    delivery_lookup: Callable[[str], DeliveryInfo | None] | None = None
+    remember_deliveries: int = 200_000
+
+    def delivery(self, delivery_id: str) -> DeliveryInfo | None:
+        info = self.deliveries.get(delivery_id)
+        if info is None and self.delivery_lookup is not None:
+            info = self.delivery_lookup(delivery_id)
+        return info
+
+    def resolve(self, record: EventRecord) -> EventRecord:
+        """Fill ``record``'s lineage columns from its fields and what came before, and learn from it."""
+        f = record.fields
+        name = record.event
+        if name.startswith("Department"):
+            record.subject_id = f["departmentId"]
+            if name == "DepartmentAdmitted":
+                self.departments[f["departmentId"]] = decode_code(f["code"])
+        elif name in ("ResourceRegistered", "ResourceUpdated"):
+            record.resource_id, record.provider_id = f["resourceId"], f["owner"]
+        elif name == "AccessRequested":
+            record.request_id, record.resource_id = f["requestId"], f["resourceId"]
+            record.provider_id, record.consumer_id = f["provider"], f["consumer"]
+            self.requests[f["requestId"]] = (f["resourceId"], f["provider"], f["consumer"])
+        elif name in ("RequestApproved", "RequestRejected"):
+            record.request_id, record.provider_id = f["requestId"], f["provider"]
+            known = self.requests.get(f["requestId"])
+            if known is not None:
+                record.resource_id, _, record.consumer_id = known
+        elif name == "AgreementConcluded":
+            record.agreement_id, record.request_id = f["agreementId"], f["requestId"]
+            record.provider_id, record.consumer_id, record.resource_id = (
+                f["provider"],
+                f["consumer"],
+                f["resourceId"],
+            )
+            self.agreements[f["agreementId"]] = (
+                f["requestId"],
+                f["resourceId"],
+                f["provider"],
+                f["consumer"],
+            )
+            self.agreement_status[f["agreementId"]] = "active"
+        elif name in ("AgreementSuspended", "AgreementReinstated", "AgreementRevoked"):
+            record.agreement_id = f["agreementId"]
+            self._fill_agreement(record, f["agreementId"])
+            self.agreement_status[f["agreementId"]] = {
+                "AgreementSuspended": "suspended",
+                "AgreementReinstated": "active",
+                "AgreementRevoked": "revoked",
+            }[name]
+        elif name == "GrantIssued":
+            record.grant_id, record.agreement_id = f["grantId"], f["agreementId"]
+            record.provider_id, record.consumer_id = f["provider"], f["consumer"]
+            self._fill_agreement(record, f["agreementId"])
+            self.grants[f["grantId"]] = GrantInfo(
+                f["agreementId"],
+                f["provider"],
+                f["consumer"],
+                f["expiresAt"],
+                record.resource_id,
+                record.request_id,
+            )
+        elif name == "GrantRevoked":
+            record.grant_id, record.provider_id = f["grantId"], f["provider"]
+            self._fill_grant(record, f["grantId"])
+            self.revoked_grants.add(f["grantId"])
+        elif name == DELIVERY_RECORDED:
+            record.delivery_id, record.grant_id, record.commitment = (
+                f["deliveryId"],
+                f["grantId"],
+                f["commitment"],
+            )
+            record.provider_id, record.consumer_id = f["provider"], f["consumer"]
+            self._fill_grant(record, f["grantId"])
+            if len(self.deliveries) >= self.remember_deliveries:
+                self.deliveries.clear()  # the lookup answers for older ones
+            self.deliveries[f["deliveryId"]] = DeliveryInfo(
+                f["grantId"],
+                f["commitment"],
+                f["provider"],
+                f["consumer"],
+                record.agreement_id,
+                record.resource_id,
+                record.request_id,
+            )
+        elif name in DELIVERY_SETTLED:
+            record.delivery_id, record.consumer_id = f["deliveryId"], f["consumer"]
+            info = self.delivery(f["deliveryId"])
+            if info is not None:
+                record.grant_id, record.commitment, record.provider_id = (
+                    info.grant_id,
+                    info.commitment,
+                    info.provider,
+                )
+                record.agreement_id, record.resource_id, record.request_id = (
+                    info.agreement_id,
+                    info.resource_id,
+                    info.request_id,
+                )
+        return record
+
+    def _fill_agreement(self, record: EventRecord, agreement_id: int) -> None:
+        known = self.agreements.get(agreement_id)
+        if known is not None:
+            record.request_id, record.resource_id = known[0], known[1]
+            record.provider_id = record.provider_id if record.provider_id is not None else known[2]
+            record.consumer_id = record.consumer_id if record.consumer_id is not None else known[3]
+
+    def _fill_grant(self, record: EventRecord, grant_id: int) -> None:
+        info = self.grants.get(grant_id)
+        if info is not None:
+            record.agreement_id, record.resource_id, record.request_id = (
+                info.agreement_id,
+                info.resource_id,
+                info.request_id,
+            )
+            record.consumer_id = record.consumer_id if record.consumer_id is not None else info.consumer
+
+    def refusal_reason(self, grant_id: int, block_time: int) -> str:
+        """Why a failed ``recordDelivery`` under ``grant_id`` at ``block_time`` was most likely refused, from
+        what the logs say about the grant then: ``grant_revoked``, ``grant_expired``, ``agreement_inactive``,
+        ``unknown_grant`` or ``other`` (duplicate id, suspended department, bad field...)."""
+        info = self.grants.get(grant_id)
+        if info is None:
+            return "unknown_grant"
+        if grant_id in self.revoked_grants:
+            return "grant_revoked"
+        if block_time >= info.expires_at:
+            return "grant_expired"
+        if self.agreement_status.get(info.agreement_id, "active") != "active":
+            return "agreement_inactive"
+        return "other"
+
+
+def decode_code(code_hex: str) -> str:
+    """A department code (ASCII right-padded bytes32, as hex) as text."""
+    return types.decode_code(bytes.fromhex(code_hex[2:]))
+
+
+def decode_logs(
+    codec: EventCodec, logs: Iterable[Mapping[str, Any]], block_times: Mapping[int, int], lineage: Lineage
+) -> list[EventRecord]:
+    """Decode and resolve raw ``eth_getLogs`` entries (in chain order) into records.
+
+    Raises:
+        AuditError: a log does not decode, or a block's time is missing from ``block_times``.
+    """
+    out = []
+    for log in logs:
+        if log.get("removed"):
+            continue
+        name, fields = codec.decode(log["topics"], log["data"])
+        number = _int(log["blockNumber"])
+        if number not in block_times:
+            raise AuditError(f"no timestamp for block {number}")
+        record = EventRecord(
+            block_number=number,
+            block_hash=str(log["blockHash"]).lower(),
+            block_time=block_times[number],
+            tx_hash=str(log["transactionHash"]).lower(),
+            tx_index=_int(log["transactionIndex"]),
+            log_index=_int(log["logIndex"]),
+            address=to_checksum_address(log["address"]),
+            event=name,
+            fields=fields,
+        )
+        out.append(lineage.resolve(record))
+    return out
+
+
+def _int(value: Any) -> int:
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
+#: The 4-byte selector of recordDelivery(bytes32,uint64,bytes32,uint8,uint64,uint64): failed transactions that
+#: carry it are refused deliveries.
+RECORD_DELIVERY_SELECTOR = (
+    "0x" + keccak(text="recordDelivery(bytes32,uint64,bytes32,uint8,uint64,uint64)")[:4].hex()
+)
+
+
+def decode_record_delivery_input(data: str) -> dict[str, Any] | None:
+    """The arguments of a ``recordDelivery`` call, or None if ``data`` is not one."""
+    if not data.startswith(RECORD_DELIVERY_SELECTOR):
+        return None
+    try:
+        d_id, grant, commitment, alg, size, count = abi_decode(
+            ["bytes32", "uint64", "bytes32", "uint8", "uint64", "uint64"], bytes.fromhex(data[10:])
+        )
+    except Exception:  # garbled calldata is not a delivery attempt we can attribute
+        return None
+    return {
+        "deliveryId": "0x" + d_id.hex(),
+        "grantId": grant,
+        "commitment": "0x" + commitment.hex(),
+        "hashAlgorithm": alg,
+        "byteSize": size,
+        "recordCount": count,
+    }

@@ -1,0 +1,230 @@
+"""The indexer: follows the ledger's events into the audit database.
+
+Guarantees: rows and the progress marker are written in one database transaction per block range, so a crash
+or restart resumes exactly after the last committed range (no gap); ``audit_events.seq`` (block number, log
+index) is the primary key, so a log can never be stored twice (no duplicate). Stored blocks keep their hash;
+on resume the last indexed block's hash is compared with the chain and a reorganisation deeper than the
+confirmation depth stops the indexer (:class:`ReorgDetectedError`) instead of mixing two histories.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, insert, select, update
+
+from node.audit import models as m
+from node.audit.derive import DerivedRange, chunks, derive_range, record_row, row_record
+from node.audit.errors import IndexMismatchError, ReorgDetectedError
+from node.audit.events import DELIVERY_RECORDED, DeliveryInfo, EventCodec, EventRecord, Lineage
+from node.audit.rpc import JsonRpc
+
+#: Events whose lineage later events need; replayed from the database when the indexer starts.
+LINEAGE_EVENTS = (
+    "DepartmentAdmitted",
+    "AccessRequested",
+    "AgreementConcluded",
+    "AgreementSuspended",
+    "AgreementReinstated",
+    "AgreementRevoked",
+    "GrantIssued",
+    "GrantRevoked",
+)
+
+
+@dataclass(frozen=True)
+class IndexerConfig:
+    """``batch_blocks``: blocks per ``eth_getLogs`` (Besu caps ranges at 5,000 by default);
+    ``confirmations``: blocks behind the head left unindexed (0 on QBFT/anvil, where blocks are final);
+    ``scan_refusals``: also record failed ``recordDelivery`` transactions (see :mod:`node.audit.derive`)."""
+
+    batch_blocks: int = 2000
+    confirmations: int = 0
+    scan_refusals: bool = True
+
+
+@dataclass
+class SyncResult:
+    from_block: int
+    to_block: int
+    events: int = 0
+    refusals: int = 0
+    ranges: int = 0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    chain_id: int
+    contract: str
+    start_block: int
+    last_block: int
+    last_block_hash: str | None
+    scan_refusals: bool
+
+
+def read_progress(engine: Engine) -> Progress | None:
+    with engine.connect() as c:
+        row = c.execute(select(m.progress).where(m.progress.c.id == 1)).first()
+    if row is None:
+        return None
+    return Progress(
+        row.chain_id,
+        row.contract,
+        row.start_block,
+        row.last_block,
+        row.last_block_hash,
+        bool(row.scan_refusals),
+    )
+
+
+def load_lineage(engine: Engine) -> Lineage:
+    """The lineage of everything indexed so far; deliveries are looked up in the database on demand."""
+
+    def lookup(delivery_id: str) -> DeliveryInfo | None:
+        with engine.connect() as c:
+            row = c.execute(
+                select(m.events)
+                .where(m.events.c.delivery_id == delivery_id, m.events.c.event == DELIVERY_RECORDED)
+                .limit(1)
+            ).first()
+        if row is None:
+            return None
+        return DeliveryInfo(
+            row.grant_id,
+            row.commitment,
+            row.provider_id,
+            row.consumer_id,
+            row.agreement_id,
+            row.resource_id,
+            row.request_id,
+        )
+
+    lineage = Lineage(delivery_lookup=lookup)
+    with engine.connect() as c:
+        rows = c.execute(
+            select(m.events).where(m.events.c.event.in_(LINEAGE_EVENTS)).order_by(m.events.c.seq)
+        )
+        for row in rows:
+            lineage.resolve(row_record(row))
+    return lineage
+
+
+class Indexer:
+    """Indexes one contract on one chain into one database (which it refuses to mix with another)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rpc: JsonRpc,
+        codec: EventCodec,
+        *,
+        contract: str,
+        chain_id: int,
+        start_block: int,
+        config: IndexerConfig | None = None,
+    ) -> None:
+        self.engine, self.rpc, self.codec = engine, rpc, codec
+        self.contract, self.chain_id, self.start_block = contract, chain_id, start_block
+        self.config = config or IndexerConfig()
+        self._lineage: Lineage | None = None
+
+    def _progress(self) -> Progress:
+        current = read_progress(self.engine)
+        if current is None:
+            with self.engine.begin() as c:
+                c.execute(
+                    insert(m.progress).values(
+                        id=1,
+                        chain_id=self.chain_id,
+                        contract=self.contract,
+                        start_block=self.start_block,
+                        last_block=self.start_block - 1,
+                        last_block_hash=None,
+                        scan_refusals=self.config.scan_refusals,
+                    )
+                )
+            current = read_progress(self.engine)
+            assert current is not None
+        if current.chain_id != self.chain_id or current.contract.lower() != self.contract.lower():
+            raise IndexMismatchError(
+                f"the audit database indexes contract {current.contract} on chain {current.chain_id}, not "
+                f"{self.contract} on chain {self.chain_id}; point DXL_DATABASE_URL elsewhere or rebuild it"
+            )
+        return current
+
+    def sync(
+        self,
+        *,
+        to_block: int | None = None,
+        max_ranges: int | None = None,
+        on_range: Callable[[DerivedRange], None] | None = None,
+    ) -> SyncResult:
+        """Index from the block after the last indexed one up to ``to_block`` (default: head minus the
+        confirmation depth), at most ``max_ranges`` block ranges.
+
+        Raises:
+            IndexMismatchError: the database belongs to another contract or chain.
+            ReorgDetectedError: the last indexed block's hash changed on chain.
+            NodeError, AuditError: as :func:`node.audit.derive.derive_range`.
+        """
+        started = time.perf_counter()
+        progress = self._progress()
+        if progress.last_block_hash is not None:
+            on_chain = str(self.rpc.blocks([progress.last_block])[0]["hash"]).lower()
+            if on_chain != progress.last_block_hash:
+                raise ReorgDetectedError(progress.last_block, progress.last_block_hash, on_chain)
+        head = self.rpc.block_number() - self.config.confirmations
+        target = head if to_block is None else min(to_block, head)
+        result = SyncResult(from_block=progress.last_block + 1, to_block=progress.last_block)
+        if target <= progress.last_block:
+            return result
+        if self._lineage is None:
+            self._lineage = load_lineage(self.engine)
+        for first, last in chunks(progress.last_block + 1, target, self.config.batch_blocks):
+            if max_ranges is not None and result.ranges >= max_ranges:
+                break
+            derived = derive_range(
+                self.rpc,
+                self.codec,
+                self._lineage,
+                self.contract,
+                first,
+                last,
+                scan_refusals=progress.scan_refusals,
+            )
+            write_range(self.engine, derived)
+            result.events += len(derived.records)
+            result.refusals += len(derived.refusals)
+            result.ranges += 1
+            result.to_block = last
+            if on_range is not None:
+                on_range(derived)
+        result.seconds = time.perf_counter() - started
+        return result
+
+
+def write_range(engine: Engine, derived: DerivedRange) -> None:
+    """Store one derived range and advance the progress marker, atomically."""
+    with engine.begin() as c:
+        write_records(c, derived.records)
+        if derived.blocks:
+            c.execute(insert(m.blocks), [b.__dict__ for b in derived.blocks])
+        if derived.refusals:
+            c.execute(insert(m.refusals), [r.row() for r in derived.refusals])
+        c.execute(
+            update(m.progress)
+            .where(m.progress.c.id == 1)
+            .values(last_block=derived.last_block, last_block_hash=derived.last_block_hash)
+        )
+
+
+def write_records(connection: Any, records: list[EventRecord]) -> None:
+    if records:
+        connection.execute(insert(m.events), [record_row(r) for r in records])

@@ -1,0 +1,343 @@
+"""History and provenance queries over the audit database.
+
+Every filter maps onto one ``(column, seq)`` index scanned in chain order; a department filter is the union of
+the provider, consumer and subject scans (or, with a counterpart, both directions of the pair index), merged
+here. Pagination is keyset on ``seq`` behind an opaque cursor, so page N costs what page 1 costs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from node.audit import models as m
+from node.audit.errors import InvalidQueryError, NotFoundError
+from node.audit.events import DELIVERY_RECORDED, DELIVERY_SETTLED, decode_code
+
+MAX_LIMIT = 500
+_CURSOR_PREFIX = "h1:"
+_HEX32 = set("0123456789abcdef")
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The position a cursor stands for.
+
+    Raises:
+        InvalidQueryError: the cursor was not produced by :func:`encode_cursor`.
+    """
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if not text.startswith(_CURSOR_PREFIX):
+            raise ValueError("wrong prefix")
+        seq = int(text[len(_CURSOR_PREFIX) :])
+        if seq < 0:
+            raise ValueError("negative position")
+        return seq
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidQueryError("cursor", f"{cursor!r} is not a cursor returned by this service") from exc
+
+
+def normalize_bytes32(value: str, field: str) -> str:
+    """``0x`` + 64 lower-case hex digits.
+
+    Raises:
+        InvalidQueryError: anything else.
+    """
+    v = value.strip().lower()
+    v = v if v.startswith("0x") else "0x" + v
+    if len(v) != 66 or not set(v[2:]) <= _HEX32:
+        raise InvalidQueryError(field, f"{value!r} is not 32 bytes of hex")
+    return v
+
+
+def iso(ts: int | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def event_dict(row: Any) -> dict[str, Any]:
+    """The public form of an ``audit_events`` row: what happened, where on chain, what it resolves to."""
+    r = row._mapping if hasattr(row, "_mapping") else row
+    return {
+        "event": r["event"],
+        "time": iso(r["block_time"]),
+        "timestamp": r["block_time"],
+        "location": {
+            "tx_hash": r["tx_hash"],
+            "block_number": r["block_number"],
+            "block_hash": r["block_hash"],
+            "log_index": r["log_index"],
+            "tx_index": r["tx_index"],
+            "address": r["address"],
+        },
+        "request_id": r["request_id"],
+        "agreement_id": r["agreement_id"],
+        "grant_id": r["grant_id"],
+        "resource_id": r["resource_id"],
+        "provider_id": r["provider_id"],
+        "consumer_id": r["consumer_id"],
+        "subject_id": r["subject_id"],
+        "delivery_id": r["delivery_id"],
+        "commitment": r["commitment"],
+        "fields": json.loads(r["fields"]),
+    }
+
+
+@dataclass(frozen=True)
+class HistoryFilter:
+    department: int | None = None
+    counterpart: int | None = None
+    resource: int | None = None
+    agreement: int | None = None
+    events: tuple[str, ...] = ()
+    from_time: int | None = None
+    to_time: int | None = None
+
+    def validate(self, known_events: Sequence[str]) -> None:
+        """Raises:
+        InvalidQueryError: a counterpart without a department, an unknown event type, an empty period or a
+            negative id."""
+        if self.counterpart is not None and self.department is None:
+            raise InvalidQueryError("counterpart", "needs a department to be the other party of")
+        for name in self.events:
+            if name not in known_events:
+                raise InvalidQueryError(
+                    "event", f"{name!r} is not a ledger event (known: {', '.join(known_events)})"
+                )
+        for field in ("department", "counterpart", "resource", "agreement", "from_time", "to_time"):
+            value = getattr(self, field)
+            if value is not None and value < 0:
+                raise InvalidQueryError(field, f"must not be negative, got {value}")
+        if self.from_time is not None and self.to_time is not None and self.from_time >= self.to_time:
+            raise InvalidQueryError(
+                "period", f"from ({iso(self.from_time)}) must be before to ({iso(self.to_time)})"
+            )
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "next_cursor": self.next_cursor}
+
+
+def _seq_at_time(conn: Any, ts: int) -> int | None:
+    """The first position at or after ``ts`` (block times only grow along the chain)."""
+    e = m.events.c
+    return conn.execute(
+        select(e.seq).where(e.block_time >= ts).order_by(e.block_time, e.seq).limit(1)
+    ).scalar_one_or_none()
+
+
+def history(
+    engine: Engine,
+    flt: HistoryFilter,
+    *,
+    known_events: Sequence[str],
+    cursor: str | None = None,
+    limit: int = 50,
+) -> Page:
+    """One page of events matching ``flt``, oldest first, after ``cursor``.
+
+    Raises:
+        InvalidQueryError: a malformed filter, cursor or limit.
+    """
+    flt.validate(known_events)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidQueryError("limit", f"must be 1..{MAX_LIMIT}, got {limit}")
+    after = decode_cursor(cursor) if cursor else -1
+    e = m.events.c
+    with engine.connect() as conn:
+        common = [e.seq > after]
+        if flt.from_time is not None:
+            lo = _seq_at_time(conn, flt.from_time)
+            if lo is None:
+                return Page([], None)
+            common.append(e.seq >= lo)
+        if flt.to_time is not None:
+            hi = _seq_at_time(conn, flt.to_time)
+            if hi is not None:
+                common.append(e.seq < hi)
+        if flt.resource is not None:
+            common.append(e.resource_id == flt.resource)
+        if flt.agreement is not None:
+            common.append(e.agreement_id == flt.agreement)
+        if flt.events:
+            common.append(e.event.in_(flt.events))
+        if flt.department is None:
+            branches: list[list[Any]] = [[]]
+        elif flt.counterpart is None:
+            branches = [
+                [e.provider_id == flt.department],
+                [e.consumer_id == flt.department],
+                [e.subject_id == flt.department],
+            ]
+        else:
+            branches = [
+                [e.provider_id == flt.department, e.consumer_id == flt.counterpart],
+                [e.provider_id == flt.counterpart, e.consumer_id == flt.department],
+            ]
+        seqs: set[int] = set()
+        for branch in branches:
+            q = select(e.seq).where(*common, *branch).order_by(e.seq).limit(limit + 1)
+            seqs.update(conn.execute(q).scalars())
+        page = sorted(seqs)[: limit + 1]
+        more = len(page) > limit
+        page = page[:limit]
+        rows = conn.execute(select(m.events).where(e.seq.in_(page)).order_by(e.seq)).all() if page else []
+    return Page([event_dict(r) for r in rows], encode_cursor(page[-1]) if more else None)
+
+
+def departments(engine: Engine) -> dict[int, dict[str, Any]]:
+    """Admitted departments: id -> code, name, signer (as admitted)."""
+    e = m.events.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(e.subject_id, e.fields).where(e.event == "DepartmentAdmitted")).all()
+    out = {}
+    for dept_id, fields in rows:
+        f = json.loads(fields)
+        out[dept_id] = {
+            "id": dept_id,
+            "code": decode_code(f["code"]),
+            "name": f["name"],
+            "signer": f["signer"],
+        }
+    return out
+
+
+def department_id(engine: Engine, code_or_id: str | int) -> int:
+    """Resolve a department code (``HEALTH``) or id (``3``).
+
+    Raises:
+        NotFoundError: no such department in the audit trail.
+    """
+    known = departments(engine)
+    if isinstance(code_or_id, int) or str(code_or_id).isdigit():
+        if int(code_or_id) in known:
+            return int(code_or_id)
+    else:
+        for dept_id, d in known.items():
+            if d["code"] == code_or_id:
+                return dept_id
+    raise NotFoundError("department", code_or_id)
+
+
+def _first(conn: Any, *conds: Any) -> dict[str, Any] | None:
+    row = conn.execute(select(m.events).where(*conds).order_by(m.events.c.seq).limit(1)).first()
+    return event_dict(row) if row is not None else None
+
+
+def _party(known: dict[int, dict[str, Any]], dept: int | None) -> dict[str, Any] | None:
+    if dept is None:
+        return None
+    return known.get(dept, {"id": dept, "code": None, "name": None})
+
+
+def provenance(
+    engine: Engine, commitment: str | None = None, *, delivery_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Everything the ledger says about the deliveries of a payload commitment (or one delivery id): the
+    delivery, its settlement, the grant, agreement and request behind it, the parties, the times — each with
+    its chain location.
+
+    Raises:
+        InvalidQueryError: the commitment or delivery id is not 32 bytes of hex.
+        NotFoundError: no delivery recorded it (code ``COMMITMENT_NOT_FOUND`` / ``DELIVERY_NOT_FOUND``).
+    """
+    e = m.events.c
+    if delivery_id is not None:
+        key = normalize_bytes32(delivery_id, "delivery_id")
+        cond = e.delivery_id == key
+    else:
+        key = normalize_bytes32(commitment or "", "commitment")
+        cond = e.commitment == key
+    known = departments(engine)
+    out = []
+    with engine.connect() as conn:
+        deliveries = conn.execute(
+            select(m.events).where(cond, e.event == DELIVERY_RECORDED).order_by(e.seq)
+        ).all()
+        if not deliveries:
+            raise NotFoundError("delivery" if delivery_id is not None else "commitment", key)
+        for row in deliveries:
+            d = event_dict(row)
+            settled = _first(conn, e.delivery_id == d["delivery_id"], e.event.in_(DELIVERY_SETTLED))
+            grant = _first(conn, e.grant_id == d["grant_id"], e.event == "GrantIssued")
+            revoked = _first(conn, e.grant_id == d["grant_id"], e.event == "GrantRevoked")
+            agreement = (
+                _first(conn, e.agreement_id == d["agreement_id"], e.event == "AgreementConcluded")
+                if d["agreement_id"] is not None
+                else None
+            )
+            request = (
+                _first(conn, e.request_id == d["request_id"], e.event == "AccessRequested")
+                if d["request_id"] is not None
+                else None
+            )
+            decision = (
+                _first(
+                    conn, e.request_id == d["request_id"], e.event.in_(("RequestApproved", "RequestRejected"))
+                )
+                if d["request_id"] is not None
+                else None
+            )
+            status = "recorded"
+            if settled is not None:
+                status = "acknowledged" if settled["event"] == "DeliveryAcknowledged" else "disputed"
+            out.append(
+                {
+                    "delivery_id": d["delivery_id"],
+                    "commitment": d["commitment"],
+                    "status": status,
+                    "provider": _party(known, d["provider_id"]),
+                    "consumer": _party(known, d["consumer_id"]),
+                    "resource_id": d["resource_id"],
+                    "recorded_at": d["time"],
+                    "settled_at": settled["time"] if settled else None,
+                    "delivery": d,
+                    "settlement": settled,
+                    "grant": grant,
+                    "grant_revocation": revoked,
+                    "agreement": agreement,
+                    "request": request,
+                    "decision": decision,
+                }
+            )
+    return out
+
+
+def provenance_of_file(
+    engine: Engine, payload: str | os.PathLike[str], manifest: str | os.PathLike[str]
+) -> dict[str, Any]:
+    """Recompute the payload's commitment with its manifest's salt, algorithm and chunking (the verifier's
+    code) and return the provenance of that commitment, with whether it matches the manifest's root.
+
+    Raises:
+        ManifestError, PayloadReadError, PayloadFormatError: from the verifier.
+        NotFoundError: no delivery recorded the recomputed commitment.
+    """
+    from verifier.commitment import commit_payload
+    from verifier.manifest import load_manifest
+
+    parsed = load_manifest(manifest)
+    c = commit_payload(payload, alg=parsed.alg, salt=parsed.salt, chunking=parsed.chunking)
+    root = "0x" + c.root.hex()
+    return {
+        "computed_commitment": root,
+        "manifest_root": "0x" + parsed.root.hex(),
+        "matches_manifest": c.root == parsed.root,
+        "deliveries": provenance(engine, root),
+    }

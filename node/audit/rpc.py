@@ -1,0 +1,104 @@
+"""A bare JSON-RPC client with batching: the audit tools' only view of the chain.
+
+Only standard ``eth_*`` methods are used (``eth_blockNumber``, ``eth_getLogs``, ``eth_getBlockByNumber``,
+``eth_getTransactionReceipt``, ``eth_chainId``), so any node will do (Besu, Geth, anvil). Separate from the
+ledger client on purpose: the report verifier must run with nothing of the service but this file and
+:mod:`node.audit.events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from node.errors import NodeError
+
+#: Requests per JSON-RPC batch; Besu accepts 1,024 by default (--rpc-http-max-batch-size).
+BATCH_SIZE = 200
+
+
+class JsonRpc:
+    """JSON-RPC over HTTP(S) with a kept-alive connection."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+        self.url = url
+        self._client = httpx.Client(timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> JsonRpc:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _post(self, body: Any) -> Any:
+        try:
+            response = self._client.post(self.url, json=body)
+            response.raise_for_status()
+            return response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise NodeError(f"no usable JSON-RPC answer from {self.url}: {exc}") from exc
+
+    def call(self, method: str, *params: Any) -> Any:
+        """One call; returns ``result``.
+
+        Raises:
+            NodeError: unreachable node, non-JSON-RPC answer, or an error reply.
+        """
+        reply = self._post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        if not isinstance(reply, dict) or "error" in reply or "result" not in reply:
+            raise NodeError(f"{self.url} rejected {method}{list(params)!r:.120}: {reply!r:.300}")
+        return reply["result"]
+
+    def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
+        """Many calls, sent in batches of :data:`BATCH_SIZE`; results in the order of ``calls``.
+
+        Raises:
+            NodeError: as :meth:`call`, for any call of the batch.
+        """
+        results: list[Any] = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            chunk = calls[start : start + BATCH_SIZE]
+            body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(chunk)]
+            reply = self._post(body)
+            if not isinstance(reply, list) or len(reply) != len(chunk):
+                raise NodeError(f"{self.url} answered a batch of {len(chunk)} with {reply!r:.300}")
+            by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
+            for i, (method, params) in enumerate(chunk):
+                r = by_id.get(i)
+                if r is None or "error" in r or "result" not in r:
+                    raise NodeError(f"{self.url} rejected {method}{params!r:.120}: {r!r:.300}")
+                results.append(r["result"])
+        return results
+
+    def block_number(self) -> int:
+        return int(self.call("eth_blockNumber"), 16)
+
+    def chain_id(self) -> int:
+        return int(self.call("eth_chainId"), 16)
+
+    def logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
+        return list(
+            self.call(
+                "eth_getLogs", {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
+            )
+        )
+
+    def blocks(self, numbers: Sequence[int], *, full: bool = False) -> list[dict[str, Any]]:
+        """Blocks by number (``full``: with transaction objects).
+
+        Raises:
+            NodeError: a block does not exist (beyond the head) or the node fails.
+        """
+        found = self.batch([("eth_getBlockByNumber", [hex(n), full]) for n in numbers])
+        for n, block in zip(numbers, found, strict=True):
+            if block is None:
+                raise NodeError(f"{self.url} has no block {n}")
+        return found
+
+    def receipts(self, tx_hashes: Sequence[str]) -> list[dict[str, Any]]:
+        return self.batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])

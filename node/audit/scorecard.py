@@ -1,0 +1,329 @@
+"""Department and consortium scorecards: the indicators government data-sharing assessments use.
+
+:func:`compute_scorecard` is a pure function of the indexed facts (:class:`Facts`), so every figure can be
+checked on hand-made rows; :func:`load_facts` reads those facts from the audit database.
+
+Definitions (period = ``[from, to)`` in block time, UTC):
+
+* **resources by share type**: catalogued resources registered before ``to``, by share type as of ``to``.
+* **catalog share actually shared**: of those resources, the fraction with at least one delivery recorded in
+  period or an agreement that was active at some moment of the period (concluded before ``to``, not revoked
+  before ``from``). Denominator: all of the department's catalogued resources, ``NotShared`` included.
+* **requests received / approved / rejected / pending**: requests *made* in the period to the department (as
+  provider), by their outcome as of the evaluation time (``min(to, now)``).
+* **overdue**: requests of the period decided after their deadline, or still pending past it at evaluation
+  time. Deadline = requested-at + N working days (default 10; Monday-Friday, UTC; public holidays are not
+  modelled unless passed as ``holidays``).
+* **response time**: decided-at minus requested-at of *manual* decisions; median (midpoint of the two middle
+  values for an even count) and p90 (nearest rank). Unconditional resources are approved on arrival
+  (``automatic``): they are counted in ``auto_approved`` and left out of response times, which would otherwise
+  be flattered by zeros.
+* **demand satisfaction per consumer**: requests approved (automatically or not, concluded or not) / requests
+  made, per requesting department.
+* **deliveries**: recorded in the period (sent as provider / received as consumer); **acknowledgement rate**:
+  of the deliveries sent in the period, the fraction acknowledged by the consumer (at any time up to
+  evaluation); **disputes**: of those, the number disputed.
+* **refused deliveries**: failed ``recordDelivery`` transactions of the department in the period, by reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from node.audit import models as m
+from node.audit.errors import InvalidQueryError
+
+SHARE_TYPES = {0: "unconditional", 1: "conditional", 2: "not_shared"}
+
+
+@dataclass(frozen=True)
+class ResourceFact:
+    resource_id: int
+    owner: int
+    share_type: int
+    registered_at: int
+
+
+@dataclass(frozen=True)
+class RequestFact:
+    request_id: int
+    resource_id: int
+    provider: int
+    consumer: int
+    requested_at: int
+    decided_at: int | None = None
+    outcome: str = "pending"  # pending | approved | rejected
+    automatic: bool = False
+
+
+@dataclass(frozen=True)
+class AgreementFact:
+    agreement_id: int
+    resource_id: int
+    provider: int
+    consumer: int
+    concluded_at: int
+    revoked_at: int | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryFact:
+    delivery_id: str
+    resource_id: int | None
+    provider: int
+    consumer: int
+    recorded_at: int
+    status: str = "recorded"  # recorded | acknowledged | disputed
+
+
+@dataclass(frozen=True)
+class RefusalFact:
+    provider: int | None
+    consumer: int | None
+    at: int
+    reason: str
+
+
+@dataclass
+class Facts:
+    resources: list[ResourceFact] = field(default_factory=list)
+    requests: list[RequestFact] = field(default_factory=list)
+    agreements: list[AgreementFact] = field(default_factory=list)
+    deliveries: list[DeliveryFact] = field(default_factory=list)
+    refusals: list[RefusalFact] = field(default_factory=list)
+
+
+def add_working_days(start: int, days: int, holidays: frozenset[date] = frozenset()) -> int:
+    """``start`` moved forward by ``days`` working days (Mon-Fri, not in ``holidays``), same time of day."""
+    moment = datetime.fromtimestamp(start, UTC)
+    left = days
+    while left > 0:
+        moment += timedelta(days=1)
+        if moment.weekday() < 5 and moment.date() not in holidays:
+            left -= 1
+    return int(moment.timestamp())
+
+
+def _median(values: list[int]) -> float | None:
+    return float(statistics.median(values)) if values else None
+
+
+def _p90(values: list[int]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return float(ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)])
+
+
+def _rate(num: int, den: int) -> float | None:
+    return round(num / den, 6) if den else None
+
+
+def compute_scorecard(
+    facts: Facts,
+    *,
+    department: int | None,
+    period_from: int,
+    period_to: int,
+    now: int,
+    deadline_days: int = 10,
+    holidays: frozenset[date] = frozenset(),
+) -> dict[str, Any]:
+    """The scorecard of ``department`` (None: the whole consortium) over ``[period_from, period_to)``,
+    evaluated at ``min(period_to, now)``. See the module docstring for every definition.
+
+    Raises:
+        InvalidQueryError: an empty period or a negative deadline.
+    """
+    if period_from >= period_to:
+        raise InvalidQueryError("period", "from must be before to")
+    if deadline_days < 0:
+        raise InvalidQueryError("deadline_days", f"must not be negative, got {deadline_days}")
+    as_of = min(period_to, now)
+
+    def mine(provider: int | None) -> bool:
+        return department is None or provider == department
+
+    def in_period(t: int) -> bool:
+        return period_from <= t < period_to
+
+    resources = [r for r in facts.resources if mine(r.owner) and r.registered_at < period_to]
+    by_type = Counter(SHARE_TYPES.get(r.share_type, str(r.share_type)) for r in resources)
+    delivered = {d.resource_id for d in facts.deliveries if in_period(d.recorded_at)}
+    agreed = {
+        a.resource_id
+        for a in facts.agreements
+        if a.concluded_at < period_to and (a.revoked_at is None or a.revoked_at >= period_from)
+    }
+    shared = [r for r in resources if r.resource_id in delivered or r.resource_id in agreed]
+
+    received = [q for q in facts.requests if mine(q.provider) and in_period(q.requested_at)]
+    decided_by_as_of = [q for q in received if q.decided_at is not None and q.decided_at <= as_of]
+    approved = [q for q in decided_by_as_of if q.outcome == "approved"]
+    rejected = [q for q in decided_by_as_of if q.outcome == "rejected"]
+    pending = [q for q in received if q not in decided_by_as_of]
+    overdue = []
+    for q in received:
+        deadline = add_working_days(q.requested_at, deadline_days, holidays)
+        decided = q.decided_at if q.decided_at is not None and q.decided_at <= as_of else None
+        if (decided is not None and decided > deadline) or (decided is None and as_of > deadline):
+            overdue.append(q.request_id)
+    manual = [q.decided_at - q.requested_at for q in decided_by_as_of if not q.automatic and q.decided_at]
+    per_consumer: dict[int, dict[str, Any]] = {}
+    for q in received:
+        entry = per_consumer.setdefault(q.consumer, {"requested": 0, "satisfied": 0})
+        entry["requested"] += 1
+        entry["satisfied"] += q in approved
+    for entry in per_consumer.values():
+        entry["rate"] = _rate(entry["satisfied"], entry["requested"])
+
+    sent = [d for d in facts.deliveries if mine(d.provider) and in_period(d.recorded_at)]
+    received_deliveries = [
+        d
+        for d in facts.deliveries
+        if department is not None and d.consumer == department and in_period(d.recorded_at)
+    ]
+    acknowledged = sum(d.status == "acknowledged" for d in sent)
+    disputed = sum(d.status == "disputed" for d in sent)
+    refused = [f for f in facts.refusals if mine(f.provider) and in_period(f.at)]
+
+    return {
+        "department": department,
+        "period": {"from": period_from, "to": period_to, "evaluated_at": as_of},
+        "response_deadline_working_days": deadline_days,
+        "resources": {"total": len(resources), "by_share_type": dict(sorted(by_type.items()))},
+        "catalog_shared": {
+            "shared": len(shared),
+            "total": len(resources),
+            "rate": _rate(len(shared), len(resources)),
+            "resource_ids": sorted(r.resource_id for r in shared),
+        },
+        "requests": {
+            "received": len(received),
+            "approved": len(approved),
+            "auto_approved": sum(q.automatic for q in approved),
+            "rejected": len(rejected),
+            "pending": len(pending),
+            "overdue": len(overdue),
+            "overdue_request_ids": sorted(overdue),
+        },
+        "response_time_seconds": {
+            "decisions": len(manual),
+            "median": _median(manual),
+            "p90": _p90(manual),
+        },
+        "demand_satisfaction": {str(k): v for k, v in sorted(per_consumer.items())},
+        "deliveries": {
+            "sent": len(sent),
+            "received": len(received_deliveries),
+            "acknowledged": acknowledged,
+            "acknowledgement_rate": _rate(acknowledged, len(sent)),
+            "disputed": disputed,
+        },
+        "refused_deliveries": {
+            "total": len(refused),
+            "by_reason": dict(sorted(Counter(f.reason for f in refused).items())),
+        },
+    }
+
+
+def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
+    """The facts of the audit database (events up to block time ``until``, exclusive, if given)."""
+    e = m.events.c
+    facts = Facts()
+    requests: dict[int, dict[str, Any]] = {}
+    agreements: dict[int, dict[str, Any]] = {}
+    deliveries: dict[str, dict[str, Any]] = {}
+    resources: dict[int, dict[str, Any]] = {}
+    names = (
+        "ResourceRegistered",
+        "ResourceUpdated",
+        "AccessRequested",
+        "RequestApproved",
+        "RequestRejected",
+        "AgreementConcluded",
+        "AgreementRevoked",
+        "DeliveryRecorded",
+        "DeliveryAcknowledged",
+        "DeliveryDisputed",
+    )
+    q = (
+        select(
+            e.event,
+            e.block_time,
+            e.request_id,
+            e.agreement_id,
+            e.resource_id,
+            e.provider_id,
+            e.consumer_id,
+            e.delivery_id,
+            e.fields,
+        )
+        .where(e.event.in_(names))
+        .order_by(e.seq)
+    )
+    if until is not None:
+        q = q.where(e.block_time < until)
+    with engine.connect() as conn:
+        for ev, t, req, agr, res, prov, cons, did, fields in conn.execute(q):
+            if ev == "ResourceRegistered":
+                resources[res] = {
+                    "resource_id": res,
+                    "owner": prov,
+                    "share_type": json.loads(fields)["shareType"],
+                    "registered_at": t,
+                }
+            elif ev == "ResourceUpdated" and res in resources:
+                resources[res]["share_type"] = json.loads(fields)["shareType"]
+            elif ev == "AccessRequested":
+                requests[req] = {
+                    "request_id": req,
+                    "resource_id": res,
+                    "provider": prov,
+                    "consumer": cons,
+                    "requested_at": t,
+                }
+            elif ev in ("RequestApproved", "RequestRejected") and req in requests:
+                requests[req].update(
+                    decided_at=t,
+                    outcome="approved" if ev == "RequestApproved" else "rejected",
+                    automatic=bool(json.loads(fields).get("automatic", False)),
+                )
+            elif ev == "AgreementConcluded":
+                agreements[agr] = {
+                    "agreement_id": agr,
+                    "resource_id": res,
+                    "provider": prov,
+                    "consumer": cons,
+                    "concluded_at": t,
+                }
+            elif ev == "AgreementRevoked" and agr in agreements:
+                agreements[agr]["revoked_at"] = t
+            elif ev == "DeliveryRecorded":
+                deliveries[did] = {
+                    "delivery_id": did,
+                    "resource_id": res,
+                    "provider": prov,
+                    "consumer": cons,
+                    "recorded_at": t,
+                }
+            elif did in deliveries:
+                deliveries[did]["status"] = "acknowledged" if ev == "DeliveryAcknowledged" else "disputed"
+        rq = select(
+            m.refusals.c.provider_id, m.refusals.c.consumer_id, m.refusals.c.block_time, m.refusals.c.reason
+        )
+        for prov, cons, t, reason in conn.execute(rq):
+            facts.refusals.append(RefusalFact(prov, cons, t, reason))
+    facts.resources = [ResourceFact(**r) for r in resources.values()]
+    facts.requests = [RequestFact(**r) for r in requests.values()]
+    facts.agreements = [AgreementFact(**a) for a in agreements.values()]
+    facts.deliveries = [DeliveryFact(**d) for d in deliveries.values()]
+    return facts

@@ -1,0 +1,77 @@
+"""Opening the audit database: SQLite by default, PostgreSQL (psycopg 3) when a URL says so; the Alembic
+migrations are applied on every open, so a service start or a CLI run always sees the current schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from node.audit.errors import AuditError
+from node.errors import ConfigurationError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the API read while the indexer writes; NORMAL is durable at each checkpoint, which is enough
+    # because the index can always be rebuilt from the chain.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA cache_size=-65536")
+    cursor.close()
+
+
+def create_audit_engine(url: str) -> Engine:
+    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``; a bare ``postgresql://`` URL
+    is taken to mean psycopg 3).
+
+    Raises:
+        ConfigurationError: the URL is malformed or names an unsupported database.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ConfigurationError(f"audit database URL {url!r} is malformed: {exc}") from exc
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(parsed, pool_pre_ping=True)
+    raise ConfigurationError(
+        f"audit database must be SQLite or PostgreSQL, got {parsed.get_backend_name()!r}"
+    )
+
+
+def migrate(engine: Engine) -> None:
+    """Apply every pending Alembic migration.
+
+    Raises:
+        AuditError: the database cannot be reached or migrated.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    except OperationalError as exc:
+        raise AuditError(f"audit database {engine.url!r} unusable: {exc.orig}") from exc
+
+
+def open_store(url: str) -> Engine:
+    """:func:`create_audit_engine` + :func:`migrate`."""
+    engine = create_audit_engine(url)
+    migrate(engine)
+    return engine

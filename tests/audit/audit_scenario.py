@@ -1,0 +1,173 @@
+"""A scripted exchange on a fresh ledger, driven directly with the chain client; its expected figures are
+computed by hand in the tests (see test_scorecard.py)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
+
+from node.chain import LedgerClient, LedgerRevertError
+from node.compiler import load_artifact
+from node.deploy import deploy_ledger
+from node.endpoint import NodeEndpoint
+from node.types import DeliveryReceipt, GovernanceAction, ShareType, SharingTerms, encode_code
+
+
+@dataclass
+class Scenario:
+    client: LedgerClient
+    start_block: int
+    depts: dict[str, int] = field(default_factory=dict)  # code -> id
+    keys: dict[str, LocalAccount] = field(default_factory=dict)
+    resources: dict[str, int] = field(default_factory=dict)
+    requests: dict[str, int] = field(default_factory=dict)
+    results: dict[str, Any] = field(default_factory=dict)  # name -> TxResult
+    commitments: dict[str, bytes] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)  # tx hashes of refused deliveries
+
+
+def _admit(s: Scenario, governor: LocalAccount, code: str) -> None:
+    acct = Account.create()
+    data = abi_encode(
+        ["bytes32", "string", "address", "bytes32"],
+        [encode_code(code), f"Department {code}", acct.address, keccak(text=code)],
+    )
+    r = s.client.transact(governor, "propose", GovernanceAction.ADMIT_DEPARTMENT, data)
+    s.depts[code] = r.event("DepartmentAdmitted").args["departmentId"]
+    s.keys[code] = acct
+
+
+def _resource(s: Scenario, code: str, name: str, share: ShareType) -> None:
+    r = s.client.transact(
+        s.keys[code], "registerResource", keccak(text=name), keccak(text=name + "schema"), share, 1
+    )
+    s.resources[name] = r.event("ResourceRegistered").args["resourceId"]
+
+
+def _request(s: Scenario, consumer: str, resource: str, name: str) -> None:
+    now = int(time.time())
+    r = s.client.transact(
+        s.keys[consumer],
+        "requestAccess",
+        s.resources[resource],
+        f"purpose {name}",
+        keccak(text="scope"),
+        keccak(text="terms"),
+        now - 60,
+        now + 86_400 * 30,
+    )
+    s.requests[name] = r.event("AccessRequested").args["requestId"]
+    s.results[name] = r
+
+
+def _conclude(s: Scenario, request: str, provider: str, consumer: str) -> int:
+    req = s.client.call("request", s.requests[request])
+    # AccessRequest: resourceId, consumer, provider, status, requestedAt, decidedAt, reasonCode, validFrom,
+    # validUntil, purposeHash, scopeHash, termsHash
+    terms = SharingTerms(
+        s.requests[request],
+        req[0],
+        req[2],
+        req[1],
+        bytes(req[9]),
+        bytes(req[10]),
+        bytes(req[11]),
+        req[7],
+        req[8],
+        int(time.time()) + 3600,
+    )
+    typed = terms.typed_data(chain_id=s.client.chain_id, verifying_contract=s.client.address)
+    sig_p = Account.sign_typed_data(s.keys[provider].key, full_message=typed).signature
+    sig_c = Account.sign_typed_data(s.keys[consumer].key, full_message=typed).signature
+    r = s.client.transact(s.keys[provider], "concludeAgreement", terms.as_tuple(), sig_p, sig_c)
+    return int(r.event("AgreementConcluded").args["agreementId"])
+
+
+def _deliver(s: Scenario, provider: str, grant: int, name: str) -> Any:
+    commitment = keccak(text="payload " + name)
+    s.commitments[name] = commitment
+    r = s.client.transact(
+        s.keys[provider], "recordDelivery", keccak(text=name), grant, commitment, 1, 1000, 10
+    )
+    s.results[name] = r
+    return r
+
+
+def _refused_delivery(s: Scenario, provider: str, grant: int, name: str) -> None:
+    acct = s.keys[provider]
+    request = s.client.build(
+        acct.address,
+        "recordDelivery",
+        keccak(text=name),
+        grant,
+        keccak(text="p" + name),
+        1,
+        10,
+        1,
+        gas=300_000,
+    )
+    pending = s.client.submit(acct, request)
+    try:
+        s.client.wait(pending)
+    except LedgerRevertError:
+        s.refused.append(pending.tx_hash)
+        return
+    raise AssertionError(f"delivery {name} under grant {grant} was not refused")
+
+
+def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
+    """HEALTH (provider) and TAX, STATS (consumers): see test_scorecard.py for the script and figures."""
+    artifact = load_artifact("DataExchangeLedger")
+    governor = Account.create()
+    client = LedgerClient(endpoint, artifact.abi)
+    dep = deploy_ledger(client, [governor.address], 1, deployer=governor, home=home, force=True)
+    s = Scenario(client=client, start_block=dep.block_number)
+    for code in ("HEALTH", "TAX", "STATS"):
+        _admit(s, governor, code)
+    _resource(s, "HEALTH", "r_cond", ShareType.CONDITIONAL)
+    _resource(s, "HEALTH", "r_open", ShareType.UNCONDITIONAL)
+    _resource(s, "HEALTH", "r_closed", ShareType.NOT_SHARED)
+    _resource(s, "TAX", "r_tax", ShareType.CONDITIONAL)
+    _request(s, "TAX", "r_cond", "q1")  # approved by HEALTH
+    _request(s, "STATS", "r_cond", "q2")  # rejected by HEALTH
+    _request(s, "TAX", "r_open", "q3")  # approved on arrival
+    _request(s, "STATS", "r_open", "q4")  # approved on arrival
+    _request(s, "HEALTH", "r_tax", "q5")  # left pending by TAX
+    s.results["q1_decision"] = client.transact(s.keys["HEALTH"], "approveRequest", s.requests["q1"])
+    s.results["q2_decision"] = client.transact(s.keys["HEALTH"], "rejectRequest", s.requests["q2"], 7)
+    agreement = _conclude(s, "q1", "HEALTH", "TAX")
+    latest = client.w3.eth.get_block("latest")["timestamp"]
+    g1 = client.transact(s.keys["HEALTH"], "issueGrant", agreement, latest + 86_400).event("GrantIssued")
+    g2 = client.transact(s.keys["HEALTH"], "issueGrant", agreement, latest + 3).event("GrantIssued")
+    grant1, grant2 = g1.args["grantId"], g2.args["grantId"]
+    d1 = _deliver(s, "HEALTH", grant1, "d1").event("DeliveryRecorded").args
+    d2 = _deliver(s, "HEALTH", grant1, "d2").event("DeliveryRecorded").args
+    _deliver(s, "HEALTH", grant2, "d3")
+    client.transact(
+        s.keys["TAX"],
+        "acknowledgeDelivery",
+        keccak(text="d1"),
+        DeliveryReceipt.from_event_args(grant1, d1).as_tuple(),
+        s.commitments["d1"],
+    )
+    client.transact(
+        s.keys["TAX"],
+        "acknowledgeDelivery",
+        keccak(text="d2"),
+        DeliveryReceipt.from_event_args(grant1, d2).as_tuple(),
+        keccak(text="something else"),
+    )
+    client.transact(s.keys["HEALTH"], "revokeGrant", grant1)
+    _refused_delivery(s, "HEALTH", grant1, "d4")  # revoked grant
+    # Blocks are mined on demand at wall-clock time: past the expiry on the clock, the next block is too.
+    time.sleep(max(0.0, latest + 4 - time.time()))
+    _refused_delivery(s, "HEALTH", grant2, "d5")  # expired grant
+    s.results["grant1"], s.results["grant2"] = grant1, grant2
+    return s

@@ -1,0 +1,63 @@
+"""Fixtures of the audit trail tests: one scripted scenario per worker on the shared embedded node."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from audit_scenario import Scenario, run_scenario
+from sqlalchemy import Engine
+
+from node.audit.events import EventCodec
+from node.audit.indexer import Indexer, IndexerConfig
+from node.audit.rpc import JsonRpc
+from node.audit.service import ledger_abi
+from node.audit.store import open_store
+from node.endpoint import NodeEndpoint
+
+
+@pytest.fixture(scope="session")
+def abi() -> list[dict]:
+    return ledger_abi()
+
+
+@pytest.fixture(scope="session")
+def codec(abi: list[dict]) -> EventCodec:
+    return EventCodec(abi)
+
+
+@pytest.fixture(scope="session")
+def scenario(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return run_scenario(node_endpoint, tmp_path_factory.mktemp("audit-home"))
+
+
+@pytest.fixture
+def rpc(node_endpoint: NodeEndpoint) -> Iterator[JsonRpc]:
+    with JsonRpc(node_endpoint.rpc_url) as client:
+        yield client
+
+
+def make_indexer(
+    engine: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario, **config: int
+) -> Indexer:
+    return Indexer(
+        engine,
+        rpc,
+        codec,
+        contract=scenario.client.address,
+        chain_id=scenario.client.chain_id,
+        start_block=scenario.start_block,
+        config=IndexerConfig(**config),
+    )
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Engine:
+    return open_store(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+
+
+@pytest.fixture
+def indexed(engine: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario) -> Engine:
+    make_indexer(engine, rpc, codec, scenario).sync(to_block=scenario.client.block_number())
+    return engine
