@@ -161,9 +161,9 @@ class LedgerReader:
     def source(self) -> str:
         return f"chain {self.chain_id} ledger {self.address} via {self.rpc_url}"
 
-    def _call(self, fn: str, *args: Any) -> Any:
+    def _call(self, fn: str, *args: Any, block: int | None = None) -> Any:
         try:
-            return getattr(self.contract.functions, fn)(*args).call()
+            return getattr(self.contract.functions, fn)(*args).call(block_identifier=block or "latest")
         except Exception as e:
             raise ChainCheckError(f"eth_call {fn} failed ({type(e).__name__}: {e})") from None
 
@@ -173,8 +173,9 @@ class LedgerReader:
     def receipt_matches(self, delivery_id: bytes, receipt: tuple[Any, ...]) -> bool:
         return bool(self._call("receiptMatches", delivery_id, receipt))
 
-    def department(self, department_id: int) -> dict[str, Any]:
-        signer, status, code, _key, name = self._call("department", department_id)
+    def department(self, department_id: int, *, block: int | None = None) -> dict[str, Any]:
+        """A department as registered at ``block`` (default: now); a pruned node may refuse old blocks."""
+        signer, status, code, _key, name = self._call("department", department_id, block=block)
         return {"id": department_id, "signer": str(signer), "status": int(status), "code": _code(code),
                 "name": name}  # fmt: skip
 
@@ -316,12 +317,22 @@ def check_onchain(
     )
     if not manifest.signed:
         return untrusted(manifest, "the manifest is not signed").with_anchor(anchor)
+    signer = provider["signer"]
+    if manifest.signer is not None and manifest.signer.lower() != signer.lower():
+        # The provider may have been rekeyed since: the key registered when the delivery was recorded counts.
+        # A node without that block's state refuses the call, and the current key alone decides.
+        try:
+            then = reader.department(rec.provider, block=rec.block_number)["signer"]
+        except ChainCheckError:
+            then = signer
+        if then.lower() == manifest.signer.lower():
+            signer = details["provider_signer_at_recording"] = then
     try:
-        verify_manifest_signature(manifest, provider["signer"], expected_delivery_id=expected_delivery_id)
+        verify_manifest_signature(manifest, signer, expected_delivery_id=expected_delivery_id)
     except ManifestSignatureError as e:
         reason = f"{e.reason} (the provider {provider['code']}'s signer on chain is {provider['signer']})"
         return untrusted(manifest, reason).with_anchor(anchor)
-    verdict = offline(provider["signer"])
+    verdict = offline(signer)
     findings = _chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
     if findings:
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)

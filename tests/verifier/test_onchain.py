@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from typer.testing import CliRunner
 
 from node.endpoint import NodeEndpoint
+from node.types import GovernanceAction
 from tests.contracts.conftest import Consortium, deploy, receipt_of
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
@@ -281,3 +283,25 @@ def test_cli_reconcile_reports_unrecorded_payloads(
     code, out = _cli("reconcile", tmp_path, "--json", *_chain_args(c, node_endpoint))
     assert code == 1 and [e["payload"] for e in out["unrecorded"]] == ["payload.jsonl"], out
     assert out["matched"] == [] and out["mismatched"] == []
+
+
+def test_manifest_signed_before_the_provider_was_rekeyed_is_still_trusted(
+    node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    """The signer that counts is the provider's key when the delivery was recorded, not only today's key."""
+    governors = [Account.create() for _ in range(3)]
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
+    psb, _hrss = c.admit("PSB"), c.admit("HRSS")
+    grant = c.grant(psb, c.agreement(psb, c.depts["HRSS"]))
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    reader = LedgerReader(node_endpoint.rpc_url, str(c.client.address))
+    rekey = abi_encode(["uint32", "address", "bytes32"], [psb.id, Account.create().address, os.urandom(32)])
+    c.govern(GovernanceAction.REKEY_DEPARTMENT, rekey)
+    v = verify_payload_onchain(payload, m, reader)
+    assert v.status is VerdictStatus.MATCH, v.to_json()
+    assert v.anchor.details["provider_signer_at_recording"] == psb.account.address
+    assert v.anchor.details["provider_signer"] != psb.account.address
+    # A key that never was the provider's stays untrusted after the rekey too.
+    forged = sign_manifest(build_manifest_unsigned(m), Account.create())
+    assert verify_payload_onchain(payload, forged, reader).status is VerdictStatus.UNTRUSTED
