@@ -274,6 +274,8 @@ def check_onchain(
     """
     did = manifest.delivery_id
     status = reader.status(did)
+    if not 0 <= status < len(STATUS_NAMES):
+        raise ChainCheckError(f"deliveryStatus returned {status}, which this verifier does not know")
     if status == 0:
         anchor = Anchor(reader.source, recorded=False, details={"chain_id": reader.chain_id,
                                                                   "contract": reader.address})  # fmt: skip
@@ -306,6 +308,8 @@ def check_onchain(
         "recorded_at": rec.recorded_at,
     }
     dispute = reader.dispute(did) if status == 3 else None
+    if status == 3 and dispute is None:
+        raise ChainCheckError(f"delivery {_h(did)} is DISPUTED but its DeliveryDisputed log is not found")
     anchor = Anchor(
         reader.source,
         recorded=True,
@@ -394,12 +398,18 @@ def verify_commitment_onchain(
             except ManifestSignatureError as e:
                 return untrusted(manifest, e.reason)
         observed = dict(summary, root=_h(commitment)) if commitment is not None else {}
+        # Say so plainly: without a payload or commitment, MATCH is about the manifest and the chain only.
         findings: tuple[Finding, ...] = ()
+        if commitment is None:
+            findings = (
+                Finding("PAYLOAD_NOT_CHECKED", "no payload or commitment given: manifest checked only"),
+            )
         if commitment is not None and commitment != manifest.root:
             findings = (Finding("ROOT_MISMATCH", f"commitment {_h(commitment)} differs from the manifest's "
                                                  f"{_h(manifest.root)}"),)  # fmt: skip
+        mismatch = any(f.code == "ROOT_MISMATCH" for f in findings)
         return Verdict(
-            status=VerdictStatus.MISMATCH if findings else VerdictStatus.MATCH,
+            status=VerdictStatus.MISMATCH if mismatch else VerdictStatus.MATCH,
             delivery_id=manifest.delivery_id,
             findings=findings,
             expected=summary,

@@ -158,7 +158,8 @@ def test_commitment_only_check(chain: Any, tmp_path: Path) -> None:
     record(c, m, grant)
     assert verify_commitment_onchain(m, reader, commitment=m.root).status is VerdictStatus.MATCH
     assert verify_commitment_onchain(m, reader, commitment=b"\x01" * 32).status is VerdictStatus.MISMATCH
-    assert verify_commitment_onchain(m, reader).status is VerdictStatus.MATCH
+    alone = verify_commitment_onchain(m, reader)
+    assert alone.status is VerdictStatus.MATCH and [f.code for f in alone.findings] == ["PAYLOAD_NOT_CHECKED"]
 
 
 @pytest.mark.parametrize(
