@@ -306,3 +306,28 @@ def test_manifest_signed_before_the_provider_was_rekeyed_is_still_trusted(
     # A key that never was the provider's stays untrusted after the rekey too.
     forged = sign_manifest(build_manifest_unsigned(m), Account.create())
     assert verify_payload_onchain(payload, forged, reader).status is VerdictStatus.UNTRUSTED
+
+
+def test_cli_default_ledger_is_dxl_homes_deployment(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --contract the ledger comes from DXL_HOME/deployment.json and the node from DXL_RPC_URL."""
+    from node.deploy import Deployment
+
+    c, grant, _reader = chain
+    home = tmp_path / "home"
+    home.mkdir()
+    record_ = Deployment(
+        chain_id=node_endpoint.chain_id, address=str(c.client.address), tx_hash="0x" + "00" * 32,
+        block_number=0, block_hash="0x" + "00" * 32, deployer=c.governors[0].address,
+        artifact="DataExchangeLedger", bytecode_hash="0x", code_hash="0x", compiler_version="0.8.30",
+        governors=[g.address for g in c.governors], threshold=2, deployed_at="2026-11-25T00:00:00Z",
+    )  # fmt: skip
+    (home / "deployment.json").write_text(record_.to_json(), encoding="utf-8")
+    monkeypatch.setenv("DXL_HOME", str(home))
+    monkeypatch.setenv("DXL_RPC_URL", node_endpoint.rpc_url)
+    monkeypatch.setenv("DXL_CHAIN_ID", str(node_endpoint.chain_id))
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    code, out = _cli("verify", payload, "--json")
+    assert (code, out["status"], out["anchor"]["details"]["contract"]) == (0, "MATCH", str(c.client.address))
