@@ -18,6 +18,7 @@ _AREAS: tuple[str, ...] = (
     "node.commands.toolchain",
     "api.commands",
     "verifier.cli",
+    "node.commands.audit",
 )
 
 

@@ -206,8 +206,20 @@ class Indexer:
             result.to_block = last
             if on_range is not None:
                 on_range(derived)
+        if result.events >= ANALYZE_AFTER:
+            analyze(self.engine)
         result.seconds = time.perf_counter() - started
         return result
+
+
+#: Refresh the query planner's statistics after indexing this many events in one run.
+ANALYZE_AFTER = 50_000
+
+
+def analyze(engine: Engine) -> None:
+    """Refresh planner statistics, so filters on rare events (a grant's revocation) use the right index."""
+    with engine.begin() as c:
+        c.exec_driver_sql("ANALYZE")
 
 
 def write_range(engine: Engine, derived: DerivedRange) -> None:

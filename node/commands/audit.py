@@ -1,0 +1,281 @@
+"""``dxl audit``: index the ledger's events, check the index against the chain, query history and provenance,
+compute scorecards, export audit reports and verify them against any node.
+
+Exit codes: 0 success; 1 the check or verification found differences; 2 bad input or an unusable
+node/database/report.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from node.errors import DxlError
+
+audit_app = typer.Typer(
+    help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
+)
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+FromOption = Annotated[
+    str | None, typer.Option("--from", help="Period start (ISO date/time, UTC; inclusive).")
+]
+ToOption = Annotated[str | None, typer.Option("--to", help="Period end (ISO date/time, UTC; exclusive).")]
+DeptOption = Annotated[str | None, typer.Option("--department", help="Department code (or id).")]
+
+
+def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
+    if as_json:
+        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
+    else:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
+
+
+def parse_time(value: str | None, name: str) -> int | None:
+    """An ISO date (``2026-01-31``, midnight UTC) or date-time (UTC unless an offset is given) as Unix time.
+
+    Raises:
+        InvalidQueryError: anything else.
+    """
+    from node.audit.errors import InvalidQueryError
+
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidQueryError(name, f"{value!r} is not an ISO date or date-time") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp())
+
+
+def _out(data: Any, as_json: bool, text: str | None = None) -> None:
+    typer.echo(json.dumps(data, indent=2) if as_json or text is None else text)
+
+
+@audit_app.command("index")
+def index_cmd(
+    to_block: Annotated[
+        int | None, typer.Option(help="Stop at this block (default: head - confirmations).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Follow the ledger's events into the audit database (resumes where the last run stopped)."""
+    from node.audit.service import open_context
+
+    try:
+        ctx = open_context()
+        with ctx.rpc() as rpc:
+            result = ctx.indexer(rpc).sync(to_block=to_block)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    _out(
+        result.to_dict(),
+        as_json,
+        f"indexed blocks {result.from_block}..{result.to_block}: "
+        f"{result.events} events, {result.refusals} refused deliveries in {result.seconds:.1f}s",
+    )
+
+
+@audit_app.command("check")
+def check_cmd(as_json: JsonOption = False) -> None:
+    """Re-derive the audit trail from chain logs and list every database row that differs (exit 1 if any)."""
+    from node.audit.check import check_store
+    from node.audit.service import open_context
+
+    try:
+        ctx = open_context()
+        with ctx.rpc() as rpc:
+            result = check_store(ctx.engine, rpc, ctx.codec, batch_blocks=ctx.settings.batch_blocks)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    lines = [d.describe() for d in result.differences]
+    summary = f"checked {result.events_checked} events in blocks {result.from_block}..{result.to_block}: " + (
+        "database matches the chain" if result.ok else f"{len(lines)} row(s) differ"
+    )
+    _out(result.to_dict(), as_json, "\n".join([*lines, summary]))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@audit_app.command("history")
+def history_cmd(
+    department: DeptOption = None,
+    counterpart: Annotated[
+        str | None, typer.Option(help="The other party's code (with --department).")
+    ] = None,
+    resource: Annotated[int | None, typer.Option(help="Resource id.")] = None,
+    agreement: Annotated[int | None, typer.Option(help="Agreement id.")] = None,
+    event: Annotated[list[str] | None, typer.Option(help="Event type (repeatable).")] = None,
+    period_from: FromOption = None,
+    period_to: ToOption = None,
+    cursor: Annotated[str | None, typer.Option(help="Cursor from the previous page.")] = None,
+    limit: Annotated[int, typer.Option(help="Page size (1..500).")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Exchange history, oldest first, one page at a time."""
+    from node.audit.queries import HistoryFilter, department_id, history
+    from node.audit.service import open_context
+
+    try:
+        ctx = open_context()
+        flt = HistoryFilter(
+            department=department_id(ctx.engine, department) if department else None,
+            counterpart=department_id(ctx.engine, counterpart) if counterpart else None,
+            resource=resource,
+            agreement=agreement,
+            events=tuple(event or ()),
+            from_time=parse_time(period_from, "from"),
+            to_time=parse_time(period_to, "to"),
+        )
+        page = history(ctx.engine, flt, known_events=ctx.codec.event_names, cursor=cursor, limit=limit)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    text = "\n".join(
+        f"{i['time']} {i['event']:<22} block {i['location']['block_number']} "
+        f"log {i['location']['log_index']} tx {i['location']['tx_hash']}"
+        for i in page.items
+    ) + (f"\nnext page: --cursor {page.next_cursor}" if page.next_cursor else "")
+    _out(page.to_dict(), as_json, text)
+
+
+@audit_app.command("provenance")
+def provenance_cmd(
+    commitment: Annotated[str | None, typer.Argument(help="Payload commitment (0x + 64 hex).")] = None,
+    delivery: Annotated[str | None, typer.Option(help="Delivery id instead of a commitment.")] = None,
+    payload: Annotated[Path | None, typer.Option("--file", help="Payload file (with --manifest).")] = None,
+    manifest: Annotated[Path | None, typer.Option(help="The payload's delivery manifest.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Where a payload comes from: delivery, agreement, grant, parties, times, acknowledgement, location."""
+    from node.audit.errors import InvalidQueryError
+    from node.audit.queries import provenance, provenance_of_file
+    from node.audit.service import open_context
+
+    try:
+        ctx = open_context()
+        if payload is not None or manifest is not None:
+            if payload is None or manifest is None:
+                raise InvalidQueryError("file", "--file and --manifest go together")
+            result: Any = provenance_of_file(ctx.engine, payload, manifest)
+        elif commitment is None and delivery is None:
+            raise InvalidQueryError("commitment", "give a commitment, --delivery or --file with --manifest")
+        else:
+            result = provenance(ctx.engine, commitment, delivery_id=delivery)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    _out(result, True)
+
+
+@audit_app.command("scorecard")
+def scorecard_cmd(
+    department: DeptOption = None,
+    period_from: FromOption = None,
+    period_to: ToOption = None,
+    deadline_days: Annotated[int | None, typer.Option(help="Response deadline in working days.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Indicators of one department (or the consortium) over a period (default: all time up to now)."""
+    import time
+
+    from node.audit.queries import department_id
+    from node.audit.scorecard import compute_scorecard, load_facts
+    from node.audit.service import open_context
+
+    try:
+        ctx = open_context()
+        now = int(time.time())
+        card = compute_scorecard(
+            load_facts(ctx.engine),
+            department=department_id(ctx.engine, department) if department else None,
+            period_from=parse_time(period_from, "from") or 0,
+            period_to=parse_time(period_to, "to") or now + 1,
+            now=now,
+            deadline_days=deadline_days if deadline_days is not None else ctx.settings.response_deadline_days,
+        )
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    _out(card, True)
+
+
+@audit_app.command("report")
+def report_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Directory for report.json and report.csv.")],
+    period_from: FromOption = None,
+    period_to: ToOption = None,
+    department: DeptOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Export the period's events (of one department, if given) as JSON and CSV, each row with its chain
+    location; re-check it anywhere with `dxl audit verify`."""
+    import time
+
+    from node.audit.queries import department_id
+    from node.audit.reports import build_report, write_report
+    from node.audit.service import open_context
+
+    try:
+        ctx = open_context()
+        report = build_report(
+            ctx.engine,
+            period_from=parse_time(period_from, "from") or 0,
+            period_to=parse_time(period_to, "to") or int(time.time()) + 1,
+            department=department_id(ctx.engine, department) if department else None,
+        )
+        paths = write_report(report, out)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    _out(
+        {"rows": report["row_count"], "files": [str(p) for p in paths]},
+        as_json,
+        f"{report['row_count']} rows -> {paths[0]}, {paths[1]}",
+    )
+
+
+@audit_app.command("verify")
+def verify_cmd(
+    report: Annotated[Path, typer.Argument(help="report.json (or the directory holding it).")],
+    rpc_url: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of any node of the network.")],
+    contract: Annotated[
+        str | None, typer.Option(help="Ledger address (trusted; default: the report's).")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-check every row of a report against a node, without the service or its database (exit 1 naming
+    each changed, missing or reordered row)."""
+    from node.audit.rpc import JsonRpc
+    from node.audit.service import ledger_abi
+    from node.audit.verify import load_report, verify_report
+
+    try:
+        document = load_report(report)
+        with JsonRpc(rpc_url) as rpc:
+            result = verify_report(document, rpc, ledger_abi(), contract=contract)
+    except DxlError as exc:
+        raise _fail(exc, as_json) from None
+    summary = f"{result.rows} rows, {result.chain_events} matching events on chain: " + (
+        "report verified" if result.ok else f"{len(result.problems)} problem(s)"
+    )
+    _out(result.to_dict(), as_json, "\n".join([*result.problems, summary]))
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(audit_app, name="audit")
+    from node.commands.bench import bench_app
+
+    @bench_app.command("audit")
+    def bench_audit(
+        receipts: Annotated[int, typer.Option(help="Delivery receipts to index.")] = 1_000_000,
+        as_json: JsonOption = False,
+    ) -> None:
+        """Indexing throughput and history/provenance query latency with N synthetic receipts (SQLite)."""
+        from node.audit.bench import run_audit_benchmark
+
+        _out(run_audit_benchmark(receipts), True)
