@@ -63,7 +63,12 @@ def normalize_bytes32(value: str, field: str) -> str:
 
 
 def iso(ts: int | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if ts is None:
+        return None
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError, OSError):  # beyond year 9999: keep the number, it is still exact
+        return str(ts)
 
 
 def event_dict(row: Any) -> dict[str, Any]:

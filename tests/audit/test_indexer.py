@@ -1,0 +1,94 @@
+"""Indexer: resume after a restart with no gap and no duplicate; `audit check` names tampered rows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import make_indexer
+from sqlalchemy import delete, func, insert, select, update
+
+from node.audit import models as m
+from node.audit.check import check_store
+from node.audit.errors import IndexMismatchError
+from node.audit.indexer import Indexer, IndexerConfig
+from node.audit.store import open_store
+
+
+def _rows(engine):
+    with engine.connect() as c:
+        return [tuple(r) for r in c.execute(select(m.events).order_by(m.events.c.seq))]
+
+
+def test_restart_mid_stream_has_no_gap_and_no_duplicate(tmp_path: Path, rpc, codec, scenario) -> None:
+    head = scenario.client.block_number()
+    first = open_store(f"sqlite:///{tmp_path / 'a.sqlite3'}")
+    done = make_indexer(first, rpc, codec, scenario, batch_blocks=4).sync(to_block=head, max_ranges=2)
+    assert done.ranges == 2 and done.to_block == scenario.start_block + 7
+    # A new process: fresh indexer and lineage, same database.
+    make_indexer(first, rpc, codec, scenario, batch_blocks=4).sync(to_block=head)
+    again = make_indexer(first, rpc, codec, scenario, batch_blocks=4).sync(to_block=head)
+    assert again.events == 0
+    once = open_store(f"sqlite:///{tmp_path / 'b.sqlite3'}")
+    make_indexer(once, rpc, codec, scenario).sync(to_block=head)
+    on_chain = rpc.logs(scenario.client.address, scenario.start_block, head)
+    assert _rows(first) == _rows(once)
+    assert len(_rows(first)) == len(on_chain)
+    with first.connect() as c:
+        assert c.execute(select(func.count()).select_from(m.refusals)).scalar_one() == 2
+
+
+def test_refusals_are_classified(indexed, scenario) -> None:
+    with indexed.connect() as c:
+        rows = c.execute(
+            select(m.refusals.c.tx_hash, m.refusals.c.reason).order_by(m.refusals.c.block_number)
+        )
+        assert [(h, r) for h, r in rows] == list(
+            zip(scenario.refused, ["grant_revoked", "grant_expired"], strict=True)
+        )
+
+
+def test_database_of_another_contract_is_refused(indexed, rpc, codec, scenario) -> None:
+    other = Indexer(
+        indexed,
+        rpc,
+        codec,
+        contract="0x" + "11" * 20,
+        chain_id=scenario.client.chain_id,
+        start_block=0,
+        config=IndexerConfig(),
+    )
+    with pytest.raises(IndexMismatchError):
+        other.sync()
+
+
+def test_check_passes_on_an_untouched_database(indexed, rpc, codec) -> None:
+    result = check_store(indexed, rpc, codec)
+    assert result.ok, [d.describe() for d in result.differences]
+    assert result.events_checked > 30
+
+
+def test_check_names_changed_missing_and_extra_rows(indexed, rpc, codec) -> None:
+    e = m.events.c
+    with indexed.begin() as c:
+        delivery = (
+            c.execute(select(e.seq).where(e.event == "DeliveryRecorded").order_by(e.seq)).scalars().first()
+        )
+        ack = c.execute(select(e.seq).where(e.event == "DeliveryAcknowledged")).scalar_one()
+        extra = dict(c.execute(select(m.events).where(e.seq == ack)).one()._mapping)
+        c.execute(update(m.events).where(e.seq == delivery).values(commitment="0x" + "ab" * 32))
+        c.execute(delete(m.events).where(e.seq == ack))
+        c.execute(
+            insert(m.events).values(
+                {**extra, "seq": extra["seq"] + 500, "log_index": extra["log_index"] + 500}
+            )
+        )
+        c.execute(update(m.refusals).values(reason="other"))
+    result = check_store(indexed, rpc, codec)
+    found = {(d.table, d.kind, d.key.split(" (")[0]) for d in result.differences}
+    assert ("audit_events", "changed", f"seq {delivery}") in found
+    assert ("audit_events", "missing", f"seq {ack}") in found
+    assert ("audit_events", "extra", f"seq {ack + 500}") in found
+    changed = next(d for d in result.differences if d.key.startswith(f"seq {delivery} "))
+    assert changed.columns["commitment"][0] == "0x" + "ab" * 32
+    assert sum(d.table == "audit_refusals" and d.kind == "changed" for d in result.differences) == 2

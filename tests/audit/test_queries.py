@@ -1,0 +1,108 @@
+"""History filters and cursor pagination; provenance by commitment and by delivery; bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from node.audit.errors import InvalidQueryError, NotFoundError
+from node.audit.queries import HistoryFilter, department_id, encode_cursor, history, provenance
+
+
+def _all(engine, flt, codec, limit):
+    items, cursor = [], None
+    while True:
+        page = history(engine, flt, known_events=codec.event_names, cursor=cursor, limit=limit)
+        items += page.items
+        if page.next_cursor is None:
+            return items
+        cursor = page.next_cursor
+
+
+def test_pages_concatenate_to_the_whole_history(indexed, codec) -> None:
+    health = department_id(indexed, "HEALTH")
+    flt = HistoryFilter(department=health)
+    whole = _all(indexed, flt, codec, 500)
+    assert _all(indexed, flt, codec, 3) == whole
+    assert all(health in (i["provider_id"], i["consumer_id"], i["subject_id"]) for i in whole)
+    seqs = [(i["location"]["block_number"], i["location"]["log_index"]) for i in whole]
+    assert seqs == sorted(seqs)
+
+
+@pytest.mark.parametrize(
+    ("flt", "events"),
+    [
+        (dict(counterpart="STATS"), {"AccessRequested": 2, "RequestApproved": 1, "RequestRejected": 1}),
+        (dict(events=("DeliveryRecorded",)), {"DeliveryRecorded": 3}),
+        (
+            dict(agreement=1, events=("DeliveryAcknowledged", "DeliveryDisputed")),
+            {"DeliveryAcknowledged": 1, "DeliveryDisputed": 1},
+        ),
+    ],
+)
+def test_filters(indexed, codec, flt, events) -> None:
+    health = department_id(indexed, "HEALTH")
+    if "counterpart" in flt:
+        flt = {**flt, "counterpart": department_id(indexed, flt["counterpart"])}
+    items = _all(indexed, HistoryFilter(department=health, **flt), codec, 50)
+    counts: dict[str, int] = {}
+    for i in items:
+        counts[i["event"]] = counts.get(i["event"], 0) + 1
+    assert counts == events
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        (dict(cursor="not-a-cursor"), "cursor"),
+        (dict(cursor=encode_cursor(5)[:-2] + "!!"), "cursor"),
+        (dict(flt=HistoryFilter(events=("NoSuchEvent",))), "event"),
+        (dict(flt=HistoryFilter(counterpart=2)), "counterpart"),
+        (dict(flt=HistoryFilter(from_time=10, to_time=5)), "period"),
+        (dict(limit=0), "limit"),
+    ],
+)
+def test_malformed_queries_are_rejected(indexed, codec, kwargs, field) -> None:
+    flt = kwargs.pop("flt", HistoryFilter())
+    with pytest.raises(InvalidQueryError) as info:
+        history(indexed, flt, known_events=codec.event_names, **kwargs)
+    assert info.value.field == field
+
+
+def test_provenance_of_a_commitment(indexed, scenario) -> None:
+    [p] = provenance(indexed, "0x" + scenario.commitments["d1"].hex())
+    assert p["status"] == "acknowledged"
+    assert (p["provider"]["code"], p["consumer"]["code"]) == ("HEALTH", "TAX")
+    assert p["grant"]["grant_id"] == scenario.results["grant1"]
+    assert p["agreement"]["event"] == "AgreementConcluded"
+    assert p["request"]["request_id"] == scenario.requests["q1"]
+    assert p["decision"]["event"] == "RequestApproved"
+    assert p["grant_revocation"]["event"] == "GrantRevoked"
+    recorded = scenario.results["d1"]
+    assert p["delivery"]["location"]["tx_hash"] == recorded.tx_hash.lower()
+    assert p["delivery"]["location"]["block_hash"] == recorded.block_hash.lower()
+
+
+def test_disputed_delivery_by_id(indexed, scenario) -> None:
+    from eth_utils import keccak
+
+    [p] = provenance(indexed, delivery_id="0x" + keccak(text="d2").hex())
+    assert p["status"] == "disputed"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "code"),
+    [
+        (dict(commitment="0x" + "12" * 32), NotFoundError, "COMMITMENT_NOT_FOUND"),
+        (dict(delivery_id="0x" + "12" * 32), NotFoundError, "DELIVERY_NOT_FOUND"),
+        (dict(commitment="0x1234"), InvalidQueryError, "INVALID_QUERY"),
+    ],
+)
+def test_provenance_bad_ids(indexed, kwargs, error, code) -> None:
+    with pytest.raises(error) as info:
+        provenance(indexed, kwargs.get("commitment"), delivery_id=kwargs.get("delivery_id"))
+    assert info.value.code == code
+
+
+def test_unknown_department(indexed) -> None:
+    with pytest.raises(NotFoundError):
+        department_id(indexed, "NOPE")
