@@ -7,10 +7,12 @@ Definitions (period = ``[from, to)`` in block time, UTC):
 
 * **resources by share type**: catalogued resources registered before ``to``, by share type as of ``to``.
 * **catalog share actually shared**: of those resources, the fraction with at least one delivery recorded in
-  period or an agreement that was active at some moment of the period (concluded before ``to``, not revoked
-  before ``from``). Denominator: all of the department's catalogued resources, ``NotShared`` included.
+  the period or an agreement active at some moment of the period (concluded before ``to``, not revoked before
+  ``from``). Denominator: all of the department's catalogued resources, ``NotShared`` included.
 * **requests received / approved / rejected / pending**: requests *made* in the period to the department (as
-  provider), by their outcome as of the evaluation time (``min(to, now)``).
+  provider), by their outcome as of the evaluation time ``min(to, now)``: a closed period's scorecard is a
+  snapshot at its end and never changes afterwards (a decision after the period end leaves the request pending
+  in that period's figures).
 * **overdue**: requests of the period decided after their deadline, or still pending past it at evaluation
   time. Deadline = requested-at + N working days (default 10; Monday-Friday, UTC; public holidays are not
   modelled unless passed as ``holidays``).
