@@ -87,6 +87,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "MEMBERSHIP_UNCHANGED": ErrorSpec(409, "the account already has (or lacks) this role"),
     "LEDGER_REJECTED": ErrorSpec(409, "the ledger rejected the transaction"),
     # Infrastructure
+    "TRANSACTION_PENDING": ErrorSpec(
+        409, "the transaction was sent but not mined in time; `tx_hash` tells which to look for"
+    ),
     "NODE_UNAVAILABLE": ErrorSpec(503, "the chain node cannot be reached"),
     "INTERNAL_ERROR": ErrorSpec(500, "an unexpected error; it was logged"),
 }
@@ -236,6 +239,10 @@ def install_error_handlers(app: FastAPI) -> None:
         if hasattr(exc, "error_name"):
             api = revert_to_api_error(exc)
             return error_response(api.code, api.message, **api.details)
+        if exc.code == "TRANSACTION_TIMEOUT":
+            # Sent, outcome unknown: a 4xx so that an Idempotency-Key remembers it and a retry never sends the
+            # write a second time; the client follows the transaction hash instead.
+            return error_response("TRANSACTION_PENDING", exc.message, tx_hash=getattr(exc, "tx_hash", None))
         if isinstance(exc, NodeError):
             log.warning("chain node unavailable: %s", exc)
             return error_response("NODE_UNAVAILABLE")

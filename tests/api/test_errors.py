@@ -260,6 +260,7 @@ ELSEWHERE = {
     "IDEMPOTENCY_IN_FLIGHT": "test_idempotency.py::test_retry_during_a_long_first_request_gets_409_after_...",
     "NODE_UNAVAILABLE": "test_idempotency.py::test_retry_during_a_long_first_request_gets_409_after_...",
     "INTERNAL_ERROR": "test_errors.py::test_unexpected_errors_are_a_logged_500_without_internals",
+    "TRANSACTION_PENDING": "test_errors.py::test_unmined_transaction_is_pending_and_remembered",
 }
 
 
@@ -435,3 +436,31 @@ def test_a_stale_kept_signature_is_replaced(api_env: ApiEnv) -> None:
         ok(api_env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["status"]
         == "concluded"
     )
+
+
+def test_unmined_transaction_is_pending_and_remembered(tmp_path: Any) -> None:
+    """A write whose transaction is not mined in time answers 409 TRANSACTION_PENDING with the hash, and an
+    Idempotency-Key replays that answer instead of running the write again."""
+    from api.auth import Principal, Role, issue_token
+    from api.db import session_scope
+    from node.chain import TransactionTimeoutError
+    from node.settings import Settings
+
+    app = create_app(Settings(home=tmp_path), connect=False)  # type: ignore[call-arg]
+    calls = []
+
+    @app.post("/slow-write")
+    def slow_write() -> None:
+        calls.append(1)
+        raise TransactionTimeoutError("0x" + "ab" * 32, 60)
+
+    with TestClient(app) as client:
+        with session_scope(app.state.dxl.sessions) as session:
+            token = issue_token(session, principal=Principal(Role.DEPARTMENT, department="PSB"), name="t")
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "slow-1"}
+        first = client.post("/slow-write", headers=headers)
+        second = client.post("/slow-write", headers=headers)
+    assert first.status_code == 409 and first.json()["error"]["code"] == "TRANSACTION_PENDING"
+    assert first.json()["error"]["tx_hash"] == "0x" + "ab" * 32
+    assert second.json() == first.json() and second.headers["idempotent-replayed"] == "true"
+    assert calls == [1]
