@@ -29,7 +29,7 @@ from api.auth import Principal, Role, issue_token
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
 from api.deps import AppState
 from api.errors import install_error_handlers
-from api.idempotency import IdempotencyMiddleware
+from api.idempotency import IdempotencyMiddleware, purge_expired
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.routes import agreements, catalog, deliveries, departments, grants, health, requests
@@ -98,6 +98,7 @@ def create_app(
             conf.home.mkdir(parents=True, exist_ok=True)
         init_db(engine)
         state = AppState(engine=engine, sessions=session_factory(engine))
+        purge_expired(state.sessions)
         app.state.dxl = state
         if connect:
             factory = ledger or (lambda s, st: connect_ledger(s, lambda: st.sessions))

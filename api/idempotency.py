@@ -116,6 +116,23 @@ class IdempotencyStore:
         return (utcnow() - created_at).total_seconds() > self.stale_after
 
 
+#: How long a completed Idempotency-Key is remembered (retries come within minutes; a week is generous).
+RETENTION = dt.timedelta(days=7)
+
+
+def purge_expired(sessions: sessionmaker[Session], *, older_than: dt.timedelta = RETENTION) -> int:
+    """Forgets completed keys older than ``older_than``; returns how many. In-flight claims are kept."""
+    cutoff = utcnow() - older_than
+    with sessions() as session:
+        result = session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.status_code.is_not(None), IdempotencyRecord.created_at < cutoff
+            )
+        )
+        session.commit()
+        return int(getattr(result, "rowcount", 0) or 0)
+
+
 def _json_response(
     status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
 ) -> list[Message]:

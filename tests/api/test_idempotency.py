@@ -128,3 +128,29 @@ def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path
         # Without the ledger every ledger route is a clear 503, not a 500.
         response = client.get("/resources", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 503 and response.json()["error"]["code"] == "NODE_UNAVAILABLE"
+
+
+def test_old_completed_keys_are_forgotten_at_start(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from api.db import init_db, make_engine, session_factory
+
+    settings = Settings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
+    engine = make_engine(settings.effective_database_url)
+    init_db(engine)
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    with session_scope(session_factory(engine)) as session:
+        session.add(
+            IdempotencyRecord(
+                principal="auditor", key="old", fingerprint="f", status_code=201, created_at=old
+            )
+        )
+        session.add(IdempotencyRecord(principal="auditor", key="new", fingerprint="f", status_code=201))
+        session.add(IdempotencyRecord(principal="auditor", key="flying", fingerprint="f", created_at=old))
+    with TestClient(create_app(settings, connect=False)):
+        pass
+    with session_factory(engine)() as session:
+        from sqlalchemy import select
+
+        assert sorted(session.scalars(select(IdempotencyRecord.key))) == ["flying", "new"]
+    engine.dispose()
