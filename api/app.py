@@ -32,7 +32,7 @@ from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, purge_expired
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
-from api.routes import agreements, catalog, deliveries, departments, grants, health, requests
+from api.routes import agreements, audit, catalog, deliveries, departments, grants, health, requests
 from node.settings import Settings, load_settings
 
 log = logging.getLogger("dxl.api")
@@ -120,7 +120,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, departments, catalog, requests, agreements, grants, deliveries):
+    for module in (health, departments, catalog, requests, agreements, grants, deliveries, audit):
         app.include_router(module.router)
     # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.
     app.add_middleware(

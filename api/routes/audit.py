@@ -1,0 +1,223 @@
+"""``/audit``: exchange history, provenance and scorecards from the audit trail (``node.audit``).
+
+Readers are auditors (everything) and departments (exchanges they are a party to: history is pinned to the
+calling department, provenance is answered only to the delivery's parties). Unknown ids answer 404
+(``DEPARTMENT_NOT_FOUND``, ``DELIVERY_NOT_FOUND`` or ``NOT_FOUND`` naming the commitment), malformed
+filters and cursors 422 ``VALIDATION_ERROR`` naming the field. ``POST /audit/index`` (auditors) brings the
+index up to the chain head; ``dxl audit index`` does the same from the command line.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, Field
+
+from api.auth import Principal, Role
+from api.deps import ExchangeReader, StateDep
+from api.errors import ApiError
+from node.audit.errors import InvalidQueryError, NotFoundError
+from node.errors import DxlError
+
+router = APIRouter(prefix="/audit", tags=["audit"])
+_lock = threading.Lock()
+
+
+def get_audit(state: StateDep) -> Any:
+    """The audit context (database, node, contract), opened once per app."""
+    from node.audit.service import open_context
+
+    with _lock:
+        ctx = state.extra.get("audit")
+        if ctx is None:
+            try:
+                ctx = open_context()
+            except DxlError as exc:
+                raise ApiError("NODE_UNAVAILABLE", f"audit trail unavailable: {exc.message}") from None
+            state.extra["audit"] = ctx
+    return ctx
+
+
+AuditDep = Annotated[Any, Depends(get_audit)]
+
+
+def _translate(exc: DxlError) -> ApiError:
+    if isinstance(exc, NotFoundError):
+        if exc.kind in ("department", "delivery"):
+            return ApiError(f"{exc.kind.upper()}_NOT_FOUND", exc.message)
+        return ApiError("NOT_FOUND", exc.message, field=exc.kind)
+    if isinstance(exc, InvalidQueryError):
+        return ApiError("VALIDATION_ERROR", exc.message, field=exc.field)
+    if isinstance(exc, ApiError):
+        return exc
+    return ApiError("NODE_UNAVAILABLE", exc.message)
+
+
+def _time(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError("VALIDATION_ERROR", f"{name} must be an ISO date or date-time", field=name) from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def _dept(ctx: Any, code: str | None) -> int | None:
+    from node.audit.queries import department_id
+
+    return None if code is None else department_id(ctx.engine, code)
+
+
+def _pin(principal: Principal, requested: str | None) -> str | None:
+    """Departments read only their own history."""
+    if principal.role is Role.AUDITOR:
+        return requested
+    if requested is not None and requested != principal.department:
+        raise ApiError("FORBIDDEN", f"{principal.key} may only read its own exchange history")
+    return principal.department
+
+
+@router.get("/history")
+def history(
+    ctx: AuditDep,
+    principal: ExchangeReader,
+    department: str | None = None,
+    counterpart: str | None = None,
+    resource: Annotated[int | None, Query(ge=0)] = None,
+    agreement: Annotated[int | None, Query(ge=0)] = None,
+    event: Annotated[list[str] | None, Query()] = None,
+    period_from: Annotated[str | None, Query(alias="from")] = None,
+    period_to: Annotated[str | None, Query(alias="to")] = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    """Exchange history, oldest first; follow ``next_cursor`` for the next page."""
+    from node.audit.queries import HistoryFilter
+    from node.audit.queries import history as run
+
+    try:
+        flt = HistoryFilter(
+            department=_dept(ctx, _pin(principal, department)),
+            counterpart=_dept(ctx, counterpart),
+            resource=resource,
+            agreement=agreement,
+            events=tuple(event or ()),
+            from_time=_time(period_from, "from"),
+            to_time=_time(period_to, "to"),
+        )
+        return run(ctx.engine, flt, known_events=ctx.codec.event_names, cursor=cursor, limit=limit).to_dict()
+    except DxlError as exc:
+        raise _translate(exc) from None
+
+
+def _visible(principal: Principal, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if principal.role is Role.AUDITOR:
+        return found
+    mine = [
+        p for p in found
+        if principal.department in ((p["provider"] or {}).get("code"), (p["consumer"] or {}).get("code"))
+    ]  # fmt: skip
+    if not mine:
+        raise ApiError("FORBIDDEN", f"{principal.key} is not a party to this delivery")
+    return mine
+
+
+@router.get("/provenance/{commitment}")
+def provenance_of_commitment(ctx: AuditDep, principal: ExchangeReader, commitment: str) -> dict[str, Any]:
+    """Deliveries that recorded this payload commitment, with their lineage and chain locations."""
+    from node.audit.queries import provenance
+
+    try:
+        return {"deliveries": _visible(principal, provenance(ctx.engine, commitment))}
+    except DxlError as exc:
+        raise _translate(exc) from None
+
+
+@router.get("/deliveries/{delivery_id}/provenance")
+def provenance_of_delivery(ctx: AuditDep, principal: ExchangeReader, delivery_id: str) -> dict[str, Any]:
+    """One delivery's lineage and chain locations."""
+    from node.audit.queries import provenance
+
+    try:
+        return {"deliveries": _visible(principal, provenance(ctx.engine, delivery_id=delivery_id))}
+    except DxlError as exc:
+        raise _translate(exc) from None
+
+
+class PayloadProvenance(BaseModel):
+    manifest: dict[str, Any] = Field(description="The delivery manifest (JSON) that came with the payload.")
+    payload_base64: str = Field(description="The payload bytes, base64 (bounded by the API's body limit).")
+
+
+@router.post("/provenance/payload")
+def provenance_of_payload(
+    ctx: AuditDep, principal: ExchangeReader, body: PayloadProvenance
+) -> dict[str, Any]:
+    """Recompute a payload's commitment with its manifest (the verifier's code) and trace it."""
+    import json
+
+    from node.audit.queries import provenance_of_file
+
+    try:
+        raw = base64.b64decode(body.payload_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("VALIDATION_ERROR", "payload_base64 is not base64", field="payload_base64") from None
+    with tempfile.TemporaryDirectory(prefix="dxl-provenance-") as tmp:
+        payload, manifest = Path(tmp) / "payload", Path(tmp) / "manifest.json"
+        payload.write_bytes(raw)
+        manifest.write_text(json.dumps(body.manifest), encoding="utf-8")
+        try:
+            result = provenance_of_file(ctx.engine, payload, manifest)
+        except NotFoundError as exc:
+            raise _translate(exc) from None
+        except DxlError as exc:  # manifest or payload format errors from the verifier
+            raise ApiError("VALIDATION_ERROR", exc.message, field="manifest") from None
+    result["deliveries"] = _visible(principal, result["deliveries"])
+    return result
+
+
+@router.get("/scorecard")
+def scorecard(
+    ctx: AuditDep,
+    principal: ExchangeReader,
+    department: str | None = None,
+    period_from: Annotated[str | None, Query(alias="from")] = None,
+    period_to: Annotated[str | None, Query(alias="to")] = None,
+    deadline_days: Annotated[int | None, Query(ge=0, le=365)] = None,
+) -> dict[str, Any]:
+    """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``."""
+    from node.audit.scorecard import compute_scorecard, load_facts
+
+    now = int(time.time())
+    try:
+        return compute_scorecard(
+            load_facts(ctx.engine),
+            department=_dept(ctx, department),
+            period_from=_time(period_from, "from") or 0,
+            period_to=_time(period_to, "to") or now + 1,
+            now=now,
+            deadline_days=ctx.settings.response_deadline_days if deadline_days is None else deadline_days,
+        )
+    except DxlError as exc:
+        raise _translate(exc) from None
+
+
+@router.post("/index")
+def index(ctx: AuditDep, principal: ExchangeReader) -> dict[str, Any]:
+    """Index up to the chain head now (auditors)."""
+    if principal.role is not Role.AUDITOR:
+        raise ApiError("FORBIDDEN", f"{principal.key} may not run the indexer")
+    try:
+        with _lock, ctx.rpc() as rpc:
+            return dict(ctx.indexer(rpc).sync().to_dict())
+    except DxlError as exc:
+        raise _translate(exc) from None

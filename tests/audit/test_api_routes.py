@@ -1,0 +1,86 @@
+"""The /audit routes: history, provenance, scorecard; 404 and 422 with error codes; parties only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.auth import Principal, Role, issue_token
+from node.audit.service import AuditContext, AuditSettings
+from node.settings import Settings
+
+
+@pytest.fixture
+def client(indexed, codec, abi, scenario, tmp_path: Path, node_endpoint):
+    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    app = create_app(settings, connect=False)
+    with TestClient(app) as c:
+        state = app.state.dxl
+        state.extra["audit"] = AuditContext(
+            engine=indexed, rpc_url=node_endpoint.rpc_url, chain_id=scenario.client.chain_id,
+            contract=scenario.client.address, start_block=scenario.start_block, codec=codec, abi=abi,
+            settings=AuditSettings(),
+        )  # fmt: skip
+        with state.sessions() as session:
+            tokens = {
+                "auditor": issue_token(session, principal=Principal(Role.AUDITOR), name="a"),
+                "TAX": issue_token(session, principal=Principal(Role.DEPARTMENT, department="TAX"), name="t"),
+                "STATS": issue_token(
+                    session, principal=Principal(Role.DEPARTMENT, department="STATS"), name="s"
+                ),
+            }
+            session.commit()
+        c.headers_for = lambda who: {"Authorization": f"Bearer {tokens[who]}"}  # type: ignore[attr-defined]
+        yield c
+
+
+def test_history_pages_and_filters(client) -> None:
+    auth = client.headers_for("auditor")
+    first = client.get("/audit/history", params={"department": "HEALTH", "limit": 2}, headers=auth)
+    assert first.status_code == 200 and len(first.json()["items"]) == 2
+    second = client.get(
+        "/audit/history", params={"department": "HEALTH", "limit": 2, "cursor": first.json()["next_cursor"]},
+        headers=auth,
+    )  # fmt: skip
+    assert second.json()["items"][0]["location"] != first.json()["items"][-1]["location"]
+    only = client.get("/audit/history", params={"event": "DeliveryDisputed"}, headers=auth).json()["items"]
+    assert [i["event"] for i in only] == ["DeliveryDisputed"]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "status", "code"),
+    [
+        ("/audit/history", {"cursor": "garbage"}, 422, "VALIDATION_ERROR"),
+        ("/audit/history", {"event": "Nope"}, 422, "VALIDATION_ERROR"),
+        ("/audit/history", {"from": "yesterday"}, 422, "VALIDATION_ERROR"),
+        ("/audit/history", {"department": "NOPE"}, 404, "DEPARTMENT_NOT_FOUND"),
+        ("/audit/provenance/0x" + "11" * 32, {}, 404, "NOT_FOUND"),
+        ("/audit/provenance/0x1234", {}, 422, "VALIDATION_ERROR"),
+        ("/audit/deliveries/0x" + "11" * 32 + "/provenance", {}, 404, "DELIVERY_NOT_FOUND"),
+        ("/audit/scorecard", {"from": "2026-02-01", "to": "2026-01-01"}, 422, "VALIDATION_ERROR"),
+    ],
+)
+def test_bad_input(client, path, params, status, code) -> None:
+    response = client.get(path, params=params, headers=client.headers_for("auditor"))
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+
+
+def test_provenance_only_for_parties(client, scenario) -> None:
+    path = "/audit/provenance/0x" + scenario.commitments["d1"].hex()
+    ok = client.get(path, headers=client.headers_for("TAX"))
+    assert ok.status_code == 200 and ok.json()["deliveries"][0]["status"] == "acknowledged"
+    assert client.get(path, headers=client.headers_for("STATS")).json()["error"]["code"] == "FORBIDDEN"
+    other = client.get("/audit/history", params={"department": "HEALTH"}, headers=client.headers_for("TAX"))
+    assert other.status_code == 403
+
+
+def test_scorecard(client) -> None:
+    card = client.get(
+        "/audit/scorecard", params={"department": "HEALTH"}, headers=client.headers_for("auditor")
+    )
+    assert card.status_code == 200
+    assert card.json()["requests"]["received"] == 4
