@@ -8,7 +8,10 @@ node/anvil.py).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +19,12 @@ from web3 import Web3
 
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.endpoint import NodeEndpoint
+
+# Tests never read or write a developer's ./.dxl (make exports DXL_HOME for `make run`): each test process
+# gets an empty data directory of its own, and tests that need a particular one set it themselves.
+_TEST_HOME = tempfile.mkdtemp(prefix="dxl-test-home-")
+os.environ["DXL_HOME"] = _TEST_HOME
+atexit.register(shutil.rmtree, _TEST_HOME, ignore_errors=True)
 
 
 def _test_block_time() -> float | None:
