@@ -24,6 +24,7 @@ from node.types import DeliveryReceipt, GovernanceAction, ShareType, SharingTerm
 class Scenario:
     client: LedgerClient
     start_block: int
+    home: Path
     depts: dict[str, int] = field(default_factory=dict)  # code -> id
     keys: dict[str, LocalAccount] = field(default_factory=dict)
     resources: dict[str, int] = field(default_factory=dict)
@@ -128,7 +129,7 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
     governor = Account.create()
     client = LedgerClient(endpoint, artifact.abi)
     dep = deploy_ledger(client, [governor.address], 1, deployer=governor, home=home, force=True)
-    s = Scenario(client=client, start_block=dep.block_number)
+    s = Scenario(client=client, start_block=dep.block_number, home=home)
     for code in ("HEALTH", "TAX", "STATS"):
         _admit(s, governor, code)
     _resource(s, "HEALTH", "r_cond", ShareType.CONDITIONAL)

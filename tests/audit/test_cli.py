@@ -1,0 +1,66 @@
+"""``dxl audit`` end to end through the CLI: index, check (exit 1 naming a tampered row), report and verify
+(exit 0 / 1 / 2), scorecard --json."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from node.cli import app
+
+
+@pytest.fixture
+def env(scenario, node_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    db = tmp_path / "cli-audit.sqlite3"
+    monkeypatch.setenv("DXL_HOME", str(scenario.home))
+    monkeypatch.setenv("DXL_RPC_URL", node_endpoint.rpc_url)
+    monkeypatch.setenv("DXL_CHAIN_ID", str(node_endpoint.chain_id))
+    monkeypatch.setenv("DXL_DATABASE_URL", f"sqlite:///{db}")
+    return db
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["audit", *args])
+    return result.exit_code, result.output
+
+
+def test_index_check_tamper(env: Path) -> None:
+    code, out = run("index", "--json")
+    assert code == 0 and json.loads(out)["events"] > 30
+    assert run("check")[0] == 0
+    with sqlite3.connect(env) as db:
+        seq = db.execute("SELECT seq FROM audit_events WHERE event = 'DeliveryAcknowledged'").fetchone()[0]
+        db.execute("UPDATE audit_events SET fields = '{}' WHERE seq = ?", (seq,))
+    code, out = run("check")
+    assert code == 1
+    assert f"audit_events seq {seq} (DeliveryAcknowledged" in out and "changed (fields:" in out
+
+
+def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) -> None:
+    assert run("index")[0] == 0
+    out_dir = tmp_path / "report"
+    code, out = run("report", "--from", "2000-01-01", "--to", "2100-01-01", "--department", "TAX", "--out",
+                    str(out_dir))  # fmt: skip
+    assert code == 0, out
+    assert run("verify", str(out_dir), "--rpc", node_endpoint.rpc_url)[0] == 0
+    doc = json.loads((out_dir / "report.json").read_text())
+    doc["rows"][2]["tx_hash"] = "0x" + "00" * 32
+    (out_dir / "report.json").write_text(json.dumps(doc))
+    code, out = run("verify", str(out_dir), "--rpc", node_endpoint.rpc_url)
+    assert code == 1 and "row 2: tx_hash" in out
+    assert run("verify", str(tmp_path / "nothing.json"), "--rpc", node_endpoint.rpc_url)[0] == 2
+    assert run("verify", str(out_dir), "--rpc", "http://127.0.0.1:9")[0] == 2
+
+
+def test_scorecard_and_bad_input(env: Path) -> None:
+    assert run("index")[0] == 0
+    code, out = run("scorecard", "--department", "HEALTH", "--json")
+    assert code == 0 and json.loads(out)["requests"]["received"] == 4
+    code, out = run("history", "--cursor", "bogus", "--json")
+    assert code == 2 and json.loads(out)["error"] == "INVALID_QUERY"
+    code, out = run("provenance", "0x" + "11" * 32, "--json")
+    assert code == 2 and json.loads(out)["error"] == "COMMITMENT_NOT_FOUND"
