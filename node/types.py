@@ -16,6 +16,9 @@ from eth_utils.crypto import keccak
 
 from node.errors import DxlError
 
+# The commitment scheme owns the algorithm ids; the ledger records them (0 is refused by the contract).
+from verifier.hashing import HashAlgorithm as HashAlgorithm
+
 DepartmentId = NewType("DepartmentId", int)  # uint32, from 1
 ResourceId = NewType("ResourceId", int)  # uint64, from 1
 RequestId = NewType("RequestId", int)  # uint64, from 1
@@ -73,13 +76,6 @@ class GovernanceAction(IntEnum):
     SET_THRESHOLD = 8
     SUSPEND_AGREEMENT = 9
     REVOKE_AGREEMENT = 10
-
-
-class HashAlgorithm(IntEnum):
-    """Hash algorithm ids recorded with a delivery (0 is refused by the contract)."""
-
-    SHA256 = 1
-    SM3 = 2
 
 
 class InvalidCodeError(DxlError, ValueError):
