@@ -42,6 +42,48 @@ def _canonical(abi_type: str, value: Any) -> Any:
     return value
 
 
+def _word_decoder(abi_type: str) -> Callable[[bytes], Any] | None:
+    """A decoder of one 32-byte word for a static elementary type (None for anything else). Much faster than
+    the generic ABI decoder, and as strict: padding that does not fit the type is refused."""
+    if abi_type.startswith("uint"):
+        bits = int(abi_type[4:] or 256)
+
+        def dec_uint(word: bytes) -> int:
+            value = int.from_bytes(word, "big")
+            if value >> bits:
+                raise AuditError(f"{abi_type} word {word.hex()} has bits above its width")
+            return value
+
+        return dec_uint
+    if abi_type == "bool":
+
+        def dec_bool(word: bytes) -> bool:
+            value = int.from_bytes(word, "big")
+            if value > 1:
+                raise AuditError(f"bool word {word.hex()} is neither 0 nor 1")
+            return value == 1
+
+        return dec_bool
+    if abi_type == "address":
+
+        def dec_address(word: bytes) -> str:
+            if any(word[:12]):
+                raise AuditError(f"address word {word.hex()} has non-zero padding")
+            return to_checksum_address(word[12:])
+
+        return dec_address
+    if abi_type.startswith("bytes") and abi_type[5:].isdigit():
+        size = int(abi_type[5:])
+
+        def dec_fixed_bytes(word: bytes) -> str:
+            if any(word[size:]):
+                raise AuditError(f"{abi_type} word {word.hex()} has non-zero padding")
+            return "0x" + word[:size].hex()
+
+        return dec_fixed_bytes
+    return None
+
+
 @dataclass(frozen=True)
 class _EventSpec:
     name: str
@@ -50,6 +92,9 @@ class _EventSpec:
     indexed: tuple[tuple[str, str], ...]
     data: tuple[tuple[str, str], ...]
     order: tuple[str, ...]
+    # Fast paths: one word decoder per indexed topic; per data word when all data values are static words.
+    topic_decoders: tuple[Callable[[bytes], Any] | None, ...] = ()
+    data_decoders: tuple[Callable[[bytes], Any], ...] | None = None
 
 
 class EventCodec:
@@ -75,6 +120,14 @@ class EventCodec:
                     (i["name"], t) for i, t in zip(entry["inputs"], types, strict=True) if not i["indexed"]
                 ),
                 order=tuple(i["name"] for i in entry["inputs"]),
+            )
+            data_decoders = [_word_decoder(t) for _, t in spec.data]
+            spec = _EventSpec(
+                **{
+                    **spec.__dict__,
+                    "topic_decoders": tuple(_word_decoder(t) for _, t in spec.indexed),
+                    "data_decoders": None if None in data_decoders else tuple(data_decoders),
+                },  # type: ignore[arg-type]
             )
             self._by_topic[topic0] = spec
             self.names[entry["name"]] = topic0
@@ -102,13 +155,23 @@ class EventCodec:
                 f"{spec.name} log has {len(topics) - 1} indexed topics, expected {len(spec.indexed)}"
             )
         values: dict[str, Any] = {}
-        for (name, abi_type), topic in zip(spec.indexed, topics[1:], strict=True):
+        for (name, abi_type), decoder, topic in zip(
+            spec.indexed, spec.topic_decoders, topics[1:], strict=True
+        ):
             word = bytes.fromhex(topic[2:])
-            if abi_type in ("string", "bytes"):
+            if decoder is not None and len(word) == 32:
+                values[name] = decoder(word)
+            elif abi_type in ("string", "bytes"):
                 values[name] = "0x" + word.hex()  # indexed dynamic values are stored as their hash
             else:
                 values[name] = _canonical(abi_type, abi_decode([abi_type], word)[0])
-        if spec.data:
+        if spec.data and spec.data_decoders is not None:
+            raw = bytes.fromhex(data[2:])
+            if len(raw) != 32 * len(spec.data):
+                raise AuditError(f"{spec.name} log data is {len(raw)} bytes, expected {32 * len(spec.data)}")
+            for i, ((name, _), decoder) in enumerate(zip(spec.data, spec.data_decoders, strict=True)):
+                values[name] = decoder(raw[32 * i : 32 * i + 32])
+        elif spec.data:
             try:
                 decoded = abi_decode([t for _, t in spec.data], bytes.fromhex(data[2:]))
             except Exception as exc:  # eth_abi raises several unrelated classes for short/garbled data
