@@ -92,3 +92,12 @@ def test_check_names_changed_missing_and_extra_rows(indexed, rpc, codec) -> None
     changed = next(d for d in result.differences if d.key.startswith(f"seq {delivery} "))
     assert changed.columns["commitment"][0] == "0x" + "ab" * 32
     assert sum(d.table == "audit_refusals" and d.kind == "changed" for d in result.differences) == 2
+
+
+def test_changed_block_hash_stops_the_indexer(indexed, rpc, codec, scenario) -> None:
+    from node.audit.errors import ReorgDetectedError
+
+    with indexed.begin() as c:
+        c.execute(update(m.progress).values(last_block_hash="0x" + "ee" * 32))
+    with pytest.raises(ReorgDetectedError, match="reorganised"):
+        make_indexer(indexed, rpc, codec, scenario).sync()

@@ -106,3 +106,12 @@ def test_provenance_bad_ids(indexed, kwargs, error, code) -> None:
 def test_unknown_department(indexed) -> None:
     with pytest.raises(NotFoundError):
         department_id(indexed, "NOPE")
+
+
+def test_time_range(indexed, codec, scenario) -> None:
+    everything = _all(indexed, HistoryFilter(), codec, 500)
+    times = sorted({i["timestamp"] for i in everything})
+    lo, hi = times[len(times) // 3], times[2 * len(times) // 3]
+    inside = _all(indexed, HistoryFilter(from_time=lo, to_time=hi), codec, 4)
+    assert inside == [i for i in everything if lo <= i["timestamp"] < hi]
+    assert inside and _all(indexed, HistoryFilter(from_time=times[-1] + 1), codec, 10) == []
