@@ -20,6 +20,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, issue_token
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
-from api.deps import AppState
+from api.deps import AppState, roles_of
 from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, purge_expired
 from api.ledger import Custody, LedgerService
@@ -97,7 +98,7 @@ def create_app(
         if conf.effective_database_url.startswith("sqlite"):
             conf.home.mkdir(parents=True, exist_ok=True)
         init_db(engine)
-        state = AppState(engine=engine, sessions=session_factory(engine))
+        state = AppState(engine=engine, sessions=session_factory(engine), settings=conf)
         purge_expired(state.sessions)
         app.state.dxl = state
         if connect:
@@ -122,12 +123,41 @@ def create_app(
     install_error_handlers(app)
     for module in (health, departments, catalog, requests, agreements, grants, deliveries, audit):
         app.include_router(module.router)
+    _document_roles(app)
     # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.
     app.add_middleware(
         IdempotencyMiddleware, sessions=lambda: app.state.dxl.sessions, wait_timeout=idempotency_wait
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     return app
+
+
+def _document_roles(app: FastAPI) -> None:
+    """Adds ``x-dxl-roles`` to every operation of the OpenAPI document: the roles its dependencies admit
+    (``[]`` for a public operation). Clients read who may call what; the authorization matrix test checks the
+    running service against it."""
+    from fastapi import routing
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            # Route contexts, not app.routes: included routers are nested, and only a context carries the
+            # dependencies the router added.
+            for route in routing.iter_route_contexts(app.routes):
+                if not isinstance(route.original_route, routing.APIRoute) or not route.include_in_schema:
+                    continue
+                roles = roles_of(route.dependant)
+                for method in route.methods or ():
+                    operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+                    if operation is not None:
+                        operation["x-dxl-roles"] = roles or []
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def demo_principals() -> dict[str, Principal]:

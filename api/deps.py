@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
 from api.ledger import LedgerService
+from node.settings import Settings
 
 
 @dataclass
@@ -23,6 +24,8 @@ class AppState:
     engine: Engine
     sessions: sessionmaker[Session]
     ledger: LedgerService | None = None
+    #: The settings the app was started with (other components open their own stores from them).
+    settings: Settings | None = None
     startup_error: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
@@ -69,11 +72,37 @@ def _require(*roles: Role, what: str):  # type: ignore[no-untyped-def]
             raise ApiError("FORBIDDEN", f"{principal.key} may not {what}")
         return principal
 
+    # Read by roles_of(): the OpenAPI document states who may call each operation (x-dxl-roles).
+    check.dxl_roles = roles  # type: ignore[attr-defined]
     return check
+
+
+def roles_of(dependant: Any) -> list[str] | None:
+    """The roles an endpoint admits, from its dependencies: None if it needs no principal (public), else the
+    narrowest role set among its role checks (every role if it only needs to be authenticated)."""
+    found: list[tuple[Role, ...]] = []
+    authenticated = False
+    stack = [dependant]
+    while stack:
+        dep = stack.pop()
+        call = getattr(dep, "call", None)
+        if call is get_principal:
+            authenticated = True
+        roles = getattr(call, "dxl_roles", None)
+        if roles is not None:
+            found.append(roles)
+        stack.extend(getattr(dep, "dependencies", []))
+    if found:
+        narrowest = set.intersection(*(set(r) for r in found))
+        return sorted(r.value for r in narrowest)
+    return sorted(r.value for r in Role) if authenticated else None
 
 
 DepartmentPrincipal = Annotated[Principal, Depends(_require(Role.DEPARTMENT, what="act as a department"))]
 GovernorPrincipal = Annotated[Principal, Depends(_require(Role.GOVERNOR, what="administer membership"))]
+GovernanceReader = Annotated[
+    Principal, Depends(_require(Role.GOVERNOR, Role.AUDITOR, what="read governance proposals"))
+]
 ExchangeReader = Annotated[
     Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="read exchanges between departments"))
 ]

@@ -8,8 +8,7 @@ from fastapi import APIRouter, Body, Path
 
 from api import models as m
 from api.auth import Role
-from api.deps import CurrentPrincipal, GovernorPrincipal, IdempotencyKey, LedgerDep
-from api.errors import ApiError
+from api.deps import CurrentPrincipal, GovernanceReader, GovernorPrincipal, IdempotencyKey, LedgerDep
 
 router = APIRouter(tags=["departments"])
 ProposalId = Annotated[int, Path(ge=1, le=2**256 - 1)]
@@ -48,9 +47,9 @@ def propose(
 
 
 @router.get("/governance/proposals/{proposal_id}", response_model=m.ProposalPublic)
-def get_proposal(proposal_id: ProposalId, principal: CurrentPrincipal, ledger: LedgerDep) -> m.ProposalPublic:
-    if principal.role is Role.DEPARTMENT:
-        raise ApiError("FORBIDDEN", "governance proposals are read by governors and auditors")
+def get_proposal(
+    proposal_id: ProposalId, _principal: GovernanceReader, ledger: LedgerDep
+) -> m.ProposalPublic:
     return ledger.proposal(proposal_id)
 
 
