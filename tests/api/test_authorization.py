@@ -179,3 +179,30 @@ def test_department_cannot_read_exchanges_of_others(api_env: ApiEnv, exchange: d
         assert exchange[key] not in {r[ident] for r in mine}
         for who in ("psb", "hrss", "auditor"):
             assert exchange[key] in {r[ident] for r in ok(api_env.call("GET", f"/{collection}", who))}
+
+
+def _policy(method: str, path: str) -> list[str]:
+    """The product's rules, written independently of the code: who may call an operation of the API's own
+    areas (an auditor writes nothing, governors administer, departments act, exchanges are read by parties
+    and auditors)."""
+    area = path.split("/")[1]
+    if path == "/healthz":
+        return []
+    if area == "governance":
+        return ["governor"] if method != "GET" else ["auditor", "governor"]
+    if method != "GET":
+        return ["department"]
+    if area in EXCHANGES:
+        return ["auditor", "department"]
+    return ["auditor", "department", "governor"]
+
+
+def test_declared_roles_follow_the_policy(api_env: ApiEnv) -> None:
+    """The roles the OpenAPI document declares (from each route's dependencies) are the product's policy, so
+    a route given the wrong dependency alias fails here, not only in the matrix."""
+    wrong = [
+        f"{method} {path}: declares {op['x-dxl-roles']}, policy {_policy(method, path)}"
+        for method, path, op in _operations(api_env)
+        if path.split("/")[1] in OWN_AREAS and op["x-dxl-roles"] != _policy(method, path)
+    ]
+    assert not wrong, "\n".join(wrong)
