@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_abi.abi import encode as abi_encode
+from eth_utils.crypto import keccak
 from sqlalchemy import update
 
 from node.audit import models as m
@@ -27,6 +27,7 @@ from node.audit.derive import record_row
 from node.audit.events import EventCodec, EventRecord
 from node.audit.indexer import Indexer, IndexerConfig, analyze, load_lineage
 from node.audit.queries import HistoryFilter, history, provenance
+from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
@@ -42,7 +43,7 @@ def _topic(value: int | bytes) -> str:
 
 def _log(
     codec: EventCodec, name: str, topics: list[Any], types: list[str], values: list[Any], n: int
-) -> dict:
+) -> dict[str, Any]:
     block, index = divmod(n, EVENTS_PER_BLOCK)
     return {
         "address": CONTRACT,
@@ -56,7 +57,7 @@ def _log(
     }
 
 
-def synthetic_logs(codec: EventCodec, n_receipts: int, seed: int = 7) -> Iterator[dict]:
+def synthetic_logs(codec: EventCodec, n_receipts: int, seed: int = 7) -> Iterator[dict[str, Any]]:
     """Departments, resources, requests, agreements and grants, then ``n_receipts`` deliveries of which one in
     five is acknowledged right after."""
     rnd = random.Random(seed)
@@ -138,7 +139,11 @@ def _pct(samples: list[float]) -> dict[str, float]:
 
 
 def run_audit_benchmark(
-    n_receipts: int = 1_000_000, *, db_path: Path | None = None, queries: int = 200, abi: list | None = None
+    n_receipts: int = 1_000_000,
+    *,
+    db_path: Path | None = None,
+    queries: int = 200,
+    abi: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Index ``n_receipts`` synthetic delivery receipts (plus their acknowledgements and lineage) into a fresh
     SQLite database and time the queries; returns the figures."""
@@ -151,19 +156,15 @@ def run_audit_benchmark(
         db_path = Path(tmp.name) / "audit.sqlite3"
     engine = open_store(f"sqlite:///{db_path}")
     # A progress row as the indexer keeps it, so each commit also advances it (as in production).
-    Indexer(
-        engine,
-        None,
-        codec,
-        contract=CONTRACT,
-        chain_id=1,
-        start_block=1,  # type: ignore[arg-type]
-        config=IndexerConfig(),
-    )._progress()
+    # The indexer never calls the node here: _progress only writes the database.
+    with JsonRpc("http://127.0.0.1:9") as unused:
+        Indexer(
+            engine, unused, codec, contract=CONTRACT, chain_id=1, start_block=1, config=IndexerConfig()
+        )._progress()
     lineage = load_lineage(engine)
     logs = list(synthetic_logs(codec, n_receipts))
     started = time.perf_counter()
-    batch: list[dict] = []
+    batch: list[dict[str, Any]] = []
     events = 0
 
     def flush() -> None:

@@ -10,12 +10,14 @@ dynamic bytes as ``0x``-prefixed lower-case hex, strings as ``str``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from eth_abi import decode as abi_decode
-from eth_utils import keccak, to_checksum_address
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from node import types
 from node.audit.errors import AuditError
@@ -122,12 +124,12 @@ class EventCodec:
                 order=tuple(i["name"] for i in entry["inputs"]),
             )
             data_decoders = [_word_decoder(t) for _, t in spec.data]
-            spec = _EventSpec(
-                **{
-                    **spec.__dict__,
-                    "topic_decoders": tuple(_word_decoder(t) for _, t in spec.indexed),
-                    "data_decoders": None if None in data_decoders else tuple(data_decoders),
-                },  # type: ignore[arg-type]
+            spec = dataclasses.replace(
+                spec,
+                topic_decoders=tuple(_word_decoder(t) for _, t in spec.indexed),
+                data_decoders=None
+                if None in data_decoders
+                else tuple(d for d in data_decoders if d is not None),
             )
             self._by_topic[topic0] = spec
             self.names[entry["name"]] = topic0

@@ -142,9 +142,10 @@ class Page:
 def _seq_at_time(conn: Any, ts: int) -> int | None:
     """The first position at or after ``ts`` (block times only grow along the chain)."""
     e = m.events.c
-    return conn.execute(
+    seq: int | None = conn.execute(
         select(e.seq).where(e.block_time >= ts).order_by(e.block_time, e.seq).limit(1)
     ).scalar_one_or_none()
+    return seq
 
 
 def history(

@@ -167,15 +167,16 @@ def verify_report(
                 "comes before or equals the previous row's)"
             )
         previous = seq if previous is None else max(previous, seq)
-        record = chain.get(seq)
-        if record is None:
+        found = chain.get(seq)
+        if found is None:
             problems.append(
                 f"{label}: no {row['event']} of the report's selection at block {row['block_number']} "
                 f"log {row['log_index']} on chain"
             )
             continue
         seen.add(seq)
-        expected = {
+        record = found
+        expected: dict[str, Any] = {
             "event": record.event,
             "block_time": record.block_time,
             "block_number": record.block_number,
@@ -185,7 +186,7 @@ def verify_report(
             "address": record.address.lower(),
             "fields": record.fields,
         }
-        actual = {k: row[k] for k in _ROW_FIELDS}
+        actual: dict[str, Any] = {k: row[k] for k in _ROW_FIELDS}
         actual["address"] = str(actual["address"]).lower()
         for key in ("block_hash", "tx_hash"):
             actual[key] = str(actual[key]).lower()
