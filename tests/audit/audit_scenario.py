@@ -18,6 +18,9 @@ from node.compiler import load_artifact
 from node.deploy import deploy_ledger
 from node.endpoint import NodeEndpoint
 from node.types import DeliveryReceipt, GovernanceAction, ShareType, SharingTerms, encode_code
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, write_manifest
 
 
 @dataclass
@@ -91,8 +94,8 @@ def _conclude(s: Scenario, request: str, provider: str, consumer: str) -> int:
     return int(r.event("AgreementConcluded").args["agreementId"])
 
 
-def _deliver(s: Scenario, provider: str, grant: int, name: str) -> Any:
-    commitment = keccak(text="payload " + name)
+def _deliver(s: Scenario, provider: str, grant: int, name: str, commitment: bytes | None = None) -> Any:
+    commitment = commitment or keccak(text="payload " + name)
     s.commitments[name] = commitment
     r = s.client.transact(
         s.keys[provider], "recordDelivery", keccak(text=name), grant, commitment, 1, 1000, 10
@@ -148,7 +151,12 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
     g1 = client.transact(s.keys["HEALTH"], "issueGrant", agreement, latest + 86_400).event("GrantIssued")
     g2 = client.transact(s.keys["HEALTH"], "issueGrant", agreement, latest + 3).event("GrantIssued")
     grant1, grant2 = g1.args["grantId"], g2.args["grantId"]
-    d1 = _deliver(s, "HEALTH", grant1, "d1").event("DeliveryRecorded").args
+    # d1 carries a real payload's commitment, with its manifest next to it (provenance by file).
+    payload = home / "d1.csv"
+    payload.write_text("id,value\n1,alpha\n2,beta\n", encoding="utf-8")
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    write_manifest(home / "d1.manifest.json", build_manifest(c, delivery_id=keccak(text="d1")))
+    d1 = _deliver(s, "HEALTH", grant1, "d1", c.root).event("DeliveryRecorded").args
     d2 = _deliver(s, "HEALTH", grant1, "d2").event("DeliveryRecorded").args
     _deliver(s, "HEALTH", grant2, "d3")
     client.transact(

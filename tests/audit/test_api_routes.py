@@ -84,3 +84,19 @@ def test_scorecard(client) -> None:
     )
     assert card.status_code == 200
     assert card.json()["requests"]["received"] == 4
+
+
+def test_provenance_of_an_uploaded_payload(client, scenario) -> None:
+    import base64
+    import json
+
+    body = {
+        "manifest": json.loads((scenario.home / "d1.manifest.json").read_text()),
+        "payload_base64": base64.b64encode((scenario.home / "d1.csv").read_bytes()).decode(),
+    }
+    found = client.post("/audit/provenance/payload", json=body, headers=client.headers_for("TAX"))
+    assert found.status_code == 200, found.text
+    assert found.json()["matches_manifest"] and found.json()["deliveries"][0]["delivery_id"]
+    bad = client.post("/audit/provenance/payload", json={**body, "payload_base64": "***"},
+                      headers=client.headers_for("TAX"))  # fmt: skip
+    assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"

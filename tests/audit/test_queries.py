@@ -115,3 +115,23 @@ def test_time_range(indexed, codec, scenario) -> None:
     inside = _all(indexed, HistoryFilter(from_time=lo, to_time=hi), codec, 4)
     assert inside == [i for i in everything if lo <= i["timestamp"] < hi]
     assert inside and _all(indexed, HistoryFilter(from_time=times[-1] + 1), codec, 10) == []
+
+
+def test_provenance_of_a_payload_file(indexed, scenario) -> None:
+    from node.audit.queries import provenance_of_file
+
+    found = provenance_of_file(indexed, scenario.home / "d1.csv", scenario.home / "d1.manifest.json")
+    assert (
+        found["matches_manifest"] and found["computed_commitment"] == "0x" + scenario.commitments["d1"].hex()
+    )
+    assert [d["status"] for d in found["deliveries"]] == ["acknowledged"]
+
+
+def test_provenance_of_an_edited_payload_file(indexed, scenario, tmp_path) -> None:
+    from node.audit.queries import provenance_of_file
+
+    edited = tmp_path / "d1.csv"
+    edited.write_text((scenario.home / "d1.csv").read_text().replace("beta", "gamma"))
+    with pytest.raises(NotFoundError) as info:
+        provenance_of_file(indexed, edited, scenario.home / "d1.manifest.json")
+    assert info.value.code == "COMMITMENT_NOT_FOUND"
