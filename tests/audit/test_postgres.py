@@ -4,6 +4,7 @@ indexing, chain check, queries and scorecards give what SQLite gives."""
 from __future__ import annotations
 
 import os
+import secrets
 
 import pytest
 from conftest import make_indexer
@@ -15,29 +16,29 @@ from node.audit.queries import HistoryFilter, department_id, history, provenance
 from node.audit.scorecard import compute_scorecard, load_facts
 from node.audit.store import create_audit_engine, open_store
 
-pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group("postgres")]
+pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group(name="postgres")]
 URL = os.environ.get("DXL_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
 def pg():
+    """A fresh schema per test, so parallel workers and other suites never share audit tables."""
     if not URL:
         pytest.skip("DXL_TEST_POSTGRES_URL is not set (scripts/ci-postgres.sh starts one)")
-    engine = create_audit_engine(URL)
-    with engine.begin() as c:
-        for table in (
-            "audit_refusals",
-            "audit_events",
-            "audit_blocks",
-            "audit_progress",
-            "audit_alembic_version",
-        ):
-            c.execute(text(f"DROP TABLE IF EXISTS {table}"))
-    engine.dispose()
-    engine = open_store(URL)
+    schema = f"audit_test_{secrets.token_hex(4)}"
+    admin = create_audit_engine(URL)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in URL else "?"
+    engine = open_store(f"{URL}{sep}options=-csearch_path%3D{schema}")
     assert engine.dialect.name == "postgresql"
-    yield engine
-    engine.dispose()
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
 
 
 def _rows(engine):
