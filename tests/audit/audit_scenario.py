@@ -12,7 +12,11 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
+from sqlalchemy import Engine
 
+from node.audit.events import EventCodec
+from node.audit.indexer import Indexer, IndexerConfig
+from node.audit.rpc import JsonRpc
 from node.chain import LedgerClient, LedgerRevertError
 from node.compiler import load_artifact
 from node.deploy import deploy_ledger
@@ -180,3 +184,17 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
     _refused_delivery(s, "HEALTH", grant2, "d5")  # expired grant
     s.results["grant1"], s.results["grant2"] = grant1, grant2
     return s
+
+
+def make_indexer(
+    engine: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario, **config: int
+) -> Indexer:
+    return Indexer(
+        engine,
+        rpc,
+        codec,
+        contract=scenario.client.address,
+        chain_id=scenario.client.chain_id,
+        start_block=scenario.start_block,
+        config=IndexerConfig(**config),
+    )

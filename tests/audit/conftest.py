@@ -6,15 +6,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from audit_scenario import Scenario, run_scenario
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
-from node.audit.indexer import Indexer, IndexerConfig
 from node.audit.rpc import JsonRpc
 from node.audit.service import ledger_abi
 from node.audit.store import open_store
 from node.endpoint import NodeEndpoint
+from tests.audit.audit_scenario import Scenario, make_indexer, run_scenario
 
 
 @pytest.fixture(scope="session")
@@ -36,20 +35,6 @@ def scenario(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFacto
 def rpc(node_endpoint: NodeEndpoint) -> Iterator[JsonRpc]:
     with JsonRpc(node_endpoint.rpc_url) as client:
         yield client
-
-
-def make_indexer(
-    engine: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario, **config: int
-) -> Indexer:
-    return Indexer(
-        engine,
-        rpc,
-        codec,
-        contract=scenario.client.address,
-        chain_id=scenario.client.chain_id,
-        start_block=scenario.start_block,
-        config=IndexerConfig(**config),
-    )
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import make_indexer
 from sqlalchemy import delete, func, insert, select, update
 
 from node.audit import models as m
@@ -13,6 +12,7 @@ from node.audit.check import check_store
 from node.audit.errors import IndexMismatchError
 from node.audit.indexer import Indexer, IndexerConfig
 from node.audit.store import open_store
+from tests.audit.audit_scenario import make_indexer
 
 
 def _rows(engine):

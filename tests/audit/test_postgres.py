@@ -7,7 +7,6 @@ import os
 import secrets
 
 import pytest
-from conftest import make_indexer
 from sqlalchemy import select, text
 
 from node.audit import models as m
@@ -15,6 +14,7 @@ from node.audit.check import check_store
 from node.audit.queries import HistoryFilter, department_id, history, provenance
 from node.audit.scorecard import compute_scorecard, load_facts
 from node.audit.store import create_audit_engine, open_store
+from tests.audit.audit_scenario import make_indexer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group(name="postgres")]
 URL = os.environ.get("DXL_TEST_POSTGRES_URL")
