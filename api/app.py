@@ -33,7 +33,7 @@ from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, purge_expired
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
-from api.routes import agreements, audit, catalog, deliveries, departments, grants, health, requests
+from api.routes import agreements, audit, catalog, deliveries, departments, grants, health, requests, verify
 from node.settings import Settings, load_settings
 
 log = logging.getLogger("dxl.api")
@@ -121,7 +121,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, departments, catalog, requests, agreements, grants, deliveries, audit):
+    for module in (health, departments, catalog, requests, agreements, grants, deliveries, audit, verify):
         app.include_router(module.router)
     _document_roles(app)
     # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.

@@ -34,6 +34,7 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "DeliveryDispute": lambda: {"consumer_commitment": b32()},
     "ProposalCreate": lambda: {"action": "grant_auditor", "account": "0x" + "11" * 20},
     "PayloadProvenance": lambda: {"manifest": {}, "payload_base64": ""},
+    "VerifyRequest": lambda: {"manifest": {}},
 }  # fmt: skip
 
 
