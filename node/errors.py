@@ -1,8 +1,9 @@
 """The one exception root of dxl and the errors every layer shares.
 
-Each layer (chain client, verifier, audit, API) subclasses :class:`DxlError`, mixing in the built-in it resembles
-so callers can catch either (``except ValueError`` still works for bad input). Messages are built by the class from
-the values that explain the failure, never by the raiser, so the same failure always reads the same way.
+Each layer (chain client, verifier, audit, API) subclasses :class:`DxlError`, mixing in the built-in it
+resembles so callers can catch either (``except ValueError`` still works for bad input). Messages are built by
+the class from the values that explain the failure, never by the raiser, so the same failure always reads the
+same way.
 
 This module imports nothing heavy: the verifier's proof code depends on it and must stay usable on its own.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 class DxlError(Exception):
     """Root of every error dxl raises on purpose.
 
-    ``code`` is a stable machine-readable name (used by the API's JSON errors and the CLI's ``--json`` output).
+    ``code`` is a stable machine-readable name (the API's JSON errors and the CLI's ``--json`` output use it).
     """
 
     code: str = "DXL_ERROR"

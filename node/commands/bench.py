@@ -1,8 +1,8 @@
 """``dxl bench``: the benchmarks behind the README's performance figures.
 
-Speed and memory targets are measured here, never asserted by timed tests. Each area adds its benchmark as a
-sub-command of :data:`bench_app` (``dxl bench commit``, ``dxl bench audit``, ...); plain ``dxl bench`` runs them all
-with their default sizes.
+Speed and memory targets are measured here, never asserted by timed tests. Each area adds its benchmark as
+a sub-command of :data:`bench_app` (``dxl bench commit``, ``dxl bench audit``, ...); plain ``dxl bench``
+runs them all with their default sizes.
 """
 
 from __future__ import annotations
