@@ -222,6 +222,14 @@ def analyze(engine: Engine) -> None:
         c.exec_driver_sql("ANALYZE")
 
 
+def reset_store(engine: Engine) -> None:
+    """Forget everything indexed (``dxl audit index --rebuild``): the next sync starts again from the
+    deployment block. The chain is the record; the database is only its index."""
+    with engine.begin() as c:
+        for table in (m.events, m.blocks, m.refusals, m.progress):
+            c.execute(table.delete())
+
+
 def write_range(engine: Engine, derived: DerivedRange) -> None:
     """Store one derived range and advance the progress marker, atomically."""
     with engine.begin() as c:

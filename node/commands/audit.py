@@ -63,13 +63,19 @@ def index_cmd(
     to_block: Annotated[
         int | None, typer.Option(help="Stop at this block (default: head - confirmations).")
     ] = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="Drop the index and re-read the chain from the deployment.")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Follow the ledger's events into the audit database (resumes where the last run stopped)."""
+    from node.audit.indexer import reset_store
     from node.audit.service import open_context
 
     try:
         ctx = open_context()
+        if rebuild:
+            reset_store(ctx.engine)
         with ctx.rpc() as rpc:
             result = ctx.indexer(rpc).sync(to_block=to_block)
     except DxlError as exc:

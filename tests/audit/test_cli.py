@@ -38,6 +38,9 @@ def test_index_check_tamper(env: Path) -> None:
     code, out = run("check")
     assert code == 1
     assert f"audit_events seq {seq} (DeliveryAcknowledged" in out and "changed (fields:" in out
+    code, out = run("index", "--rebuild", "--json")
+    assert code == 0 and json.loads(out)["events"] > 30
+    assert run("check")[0] == 0
 
 
 def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) -> None:
