@@ -254,14 +254,17 @@ def verify_cmd(
 ) -> None:
     """Re-check every row of a report against a node, without the service or its database (exit 1 naming
     each changed, missing or reordered row)."""
+    # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
     from node.audit.rpc import JsonRpc
-    from node.audit.service import ledger_abi
     from node.audit.verify import load_report, verify_report
+    from node.compiler import load_artifact
 
     try:
         document = load_report(report)
         with JsonRpc(rpc_url) as rpc:
-            result = verify_report(document, rpc, ledger_abi(), contract=contract)
+            result = verify_report(
+                document, rpc, list(load_artifact("DataExchangeLedger").abi), contract=contract
+            )
     except DxlError as exc:
         raise _fail(exc, as_json) from None
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain: " + (

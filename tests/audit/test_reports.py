@@ -65,3 +65,17 @@ def test_tampered_report_fails_naming_rows(report, rpc, abi, tamper) -> None:
     assert not result.ok
     for fragment in expected:
         assert any(p.startswith(fragment) for p in result.problems), (fragment, result.problems)
+
+
+def test_verifier_loads_nothing_of_the_service_or_its_database() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, node.audit.verify, node.compiler; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('api', 'sqlalchemy', 'alembic') "
+        "or m in ('node.audit.store', 'node.audit.indexer', 'node.audit.models')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
