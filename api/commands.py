@@ -10,21 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from node.commands.common import JsonOption, cli_error
 from node.errors import DxlError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
 token_app = typer.Typer(name="token", help="Issue, revoke and list API tokens.", no_args_is_help=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
-    if as_json:
-        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
-    else:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def _sessions() -> sessionmaker[Session]:
@@ -55,7 +47,7 @@ def issue_command(
         with session_scope(_sessions()) as session:
             token = issue_token(session, principal=who, name=name)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     if as_json:
         typer.echo(json.dumps({"name": name, "principal": who.key, "token": token}))
     else:
@@ -74,7 +66,7 @@ def revoke_command(
         with session_scope(_sessions()) as session:
             revoke_token(session, name=name)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     typer.echo(json.dumps({"revoked": name}) if as_json else f"revoked {name}")
 
 
@@ -92,7 +84,7 @@ def list_command(as_json: JsonOption = False) -> None:
                 for t in list_tokens(session)
             ]  # fmt: skip
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     if as_json:
         typer.echo(json.dumps(rows))
         return

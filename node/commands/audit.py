@@ -14,25 +14,17 @@ from typing import Annotated, Any
 
 import typer
 
+from node.commands.common import JsonOption, cli_error
 from node.errors import DxlError
 
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
 )
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 FromOption = Annotated[
     str | None, typer.Option("--from", help="Period start (ISO date/time, UTC; inclusive).")
 ]
 ToOption = Annotated[str | None, typer.Option("--to", help="Period end (ISO date/time, UTC; exclusive).")]
 DeptOption = Annotated[str | None, typer.Option("--department", help="Department code (or id).")]
-
-
-def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
-    if as_json:
-        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
-    else:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def parse_time(value: str | None, name: str) -> int | None:
@@ -79,7 +71,7 @@ def index_cmd(
         with ctx.rpc() as rpc:
             result = ctx.indexer(rpc).sync(to_block=to_block)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     _out(
         result.to_dict(),
         as_json,
@@ -99,7 +91,7 @@ def check_cmd(as_json: JsonOption = False) -> None:
         with ctx.rpc() as rpc:
             result = check_store(ctx.engine, rpc, ctx.codec, batch_blocks=ctx.settings.batch_blocks)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     lines = [d.describe() for d in result.differences]
     summary = f"checked {result.events_checked} events in blocks {result.from_block}..{result.to_block}: " + (
         "database matches the chain" if result.ok else f"{len(lines)} row(s) differ"
@@ -141,7 +133,7 @@ def history_cmd(
         )
         page = history(ctx.engine, flt, known_events=ctx.codec.event_names, cursor=cursor, limit=limit)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     text = "\n".join(
         f"{i['time']} {i['event']:<22} block {i['location']['block_number']} "
         f"log {i['location']['log_index']} tx {i['location']['tx_hash']}"
@@ -174,7 +166,7 @@ def provenance_cmd(
         else:
             result = provenance(ctx.engine, commitment, delivery_id=delivery)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     _out(result, True)
 
 
@@ -205,7 +197,7 @@ def scorecard_cmd(
             deadline_days=deadline_days if deadline_days is not None else ctx.settings.response_deadline_days,
         )
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     _out(card, True)
 
 
@@ -235,7 +227,7 @@ def report_cmd(
         )
         paths = write_report(report, out)
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     _out(
         {"rows": report["row_count"], "files": [str(p) for p in paths]},
         as_json,
@@ -266,7 +258,7 @@ def verify_cmd(
                 document, rpc, list(load_artifact("DataExchangeLedger").abi), contract=contract
             )
     except DxlError as exc:
-        raise _fail(exc, as_json) from None
+        raise cli_error(exc, as_json) from None
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )

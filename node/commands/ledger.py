@@ -18,22 +18,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from node.commands.common import JsonOption, cli_error
 from node.errors import DxlError, NodeError
 
 if TYPE_CHECKING:
     from node.anvil import EmbeddedNode
     from node.endpoint import NodeEndpoint
     from node.settings import Settings
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
-
-
-def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
-    if as_json:
-        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
-    else:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 @contextlib.contextmanager
@@ -151,7 +142,7 @@ def run_command(
                 "stopping" + (" (node state kept in " + str(settings.home / "node") + ")" if node else "")
             )
     except DxlError as exc:
-        raise _fail(exc, False) from exc
+        raise cli_error(exc, False) from exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -210,7 +201,7 @@ def deploy_command(
                 force=force,
             )
     except DxlError as exc:
-        raise _fail(exc, as_json) from exc
+        raise cli_error(exc, as_json) from exc
     if as_json:
         typer.echo(json.dumps({**json.loads(deployment.to_json()), "reused": deployment.reused}))
     else:

@@ -8,19 +8,12 @@ from typing import Annotated
 
 import typer
 
+from node.commands.common import cli_error
 from node.errors import DxlError
 
 node_app = typer.Typer(
     help="Run the embedded development chain (anvil) under DXL_HOME/node/.", no_args_is_help=True
 )
-
-
-def _fail(exc: DxlError, as_json: bool) -> typer.Exit:
-    if as_json:
-        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
-    else:
-        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(2)
 
 
 def compile_command(
@@ -56,7 +49,7 @@ def compile_command(
             raise typer.Exit(1 if differences else 0)
         build = compile_project(solc=compiler)
     except DxlError as exc:
-        raise _fail(exc, as_json) from exc
+        raise cli_error(exc, as_json) from exc
     names = sorted(build.files)
     if as_json:
         typer.echo(json.dumps({"artifacts": names, "warnings": build.warnings}))
@@ -82,7 +75,7 @@ def node_start(
         node = EmbeddedNode(settings=NodeSettings(port=port, block_time=block_time))
         endpoint = node.start()
     except DxlError as exc:
-        raise _fail(exc, as_json) from exc
+        raise cli_error(exc, as_json) from exc
     if as_json:
         typer.echo(json.dumps(node.describe()))
     else:

@@ -1,0 +1,22 @@
+"""What every ``dxl`` command shares: the ``--json`` option and how a :class:`~node.errors.DxlError` ends a
+command (its stable code on stdout for machines, or one red line on stderr; exit code 2)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from node.errors import DxlError
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def cli_error(exc: DxlError, as_json: bool) -> typer.Exit:
+    """The exit for a command that failed with ``exc``; use as ``raise cli_error(exc, as_json) from exc``."""
+    if as_json:
+        typer.echo(json.dumps({"error": exc.code, "message": exc.message}))
+    else:
+        typer.secho(f"error: {exc.message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(2)
