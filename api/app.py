@@ -93,6 +93,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from node.audit.follower import start_follower, stop_follower
+
         conf = settings or load_settings()
         engine = make_engine(conf.effective_database_url)
         if conf.effective_database_url.startswith("sqlite"):
@@ -104,9 +106,13 @@ def create_app(
         if connect:
             factory = ledger or (lambda s, st: connect_ledger(s, lambda: st.sessions))
             state.ledger = factory(conf, state)
+        # The follower indexes the same audit context the /audit routes read (opened on first use).
+        follower = start_follower(lambda: audit.get_audit(state), conf.audit_follow_interval)
+        state.extra["audit_follower"] = follower
         try:
             yield
         finally:
+            stop_follower(follower)
             engine.dispose()
 
     app = FastAPI(

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
+    audit_follow_interval: float = Field(
+        default=2.0, ge=0, description="Seconds between the API's audit index syncs; 0: no follower."
+    )
 
     @field_validator("home")
     @classmethod

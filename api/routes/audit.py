@@ -217,7 +217,9 @@ def index(ctx: AuditDep, principal: ExchangeReader) -> dict[str, Any]:
     if principal.role is not Role.AUDITOR:
         raise ApiError("FORBIDDEN", f"{principal.key} may not run the indexer")
     try:
-        with _lock, ctx.rpc() as rpc:
+        # The context's index lock, not the module lock: reads open no context while a sync runs, and the
+        # API's audit follower (node.audit.follower) syncs under the same lock.
+        with ctx.index_lock, ctx.rpc() as rpc:
             return dict(ctx.indexer(rpc).sync().to_dict())
     except DxlError as exc:
         raise _translate(exc) from None

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ class AuditContext:
     codec: EventCodec
     abi: list[dict[str, Any]]
     settings: AuditSettings
+    #: Held by every sync of this context (the API's follower and ``POST /audit/index``): two concurrent syncs
+    #: would derive the same range and collide on the events' primary key.
+    index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def rpc(self) -> JsonRpc:
         return JsonRpc(self.rpc_url)
