@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
     audit_follow_interval: float = Field(
-        default=2.0, ge=0, description="Seconds between the API's audit index syncs; 0: no follower."
+        default=2.0, ge=0, allow_inf_nan=False, description="Seconds between audit index syncs; 0: none."
     )
 
     @field_validator("home")

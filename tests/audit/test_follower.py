@@ -123,7 +123,13 @@ def test_index_by_hand_is_safe_while_the_follower_runs(served: ApiEnv) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("2.5", 2.5), ("0", 0.0), ("-1", ConfigurationError), ("soon", ConfigurationError)],
+    [
+        ("2.5", 2.5),
+        ("0", 0.0),
+        ("-1", ConfigurationError),
+        ("soon", ConfigurationError),
+        ("inf", ConfigurationError),
+    ],
 )
 def test_follow_interval_setting(monkeypatch: pytest.MonkeyPatch, value: str, expected: Any) -> None:
     monkeypatch.setenv("DXL_AUDIT_FOLLOW_INTERVAL", value)
