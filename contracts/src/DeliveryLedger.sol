@@ -4,7 +4,7 @@ pragma solidity ^0.8.24;
 import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
 import {SharingAgreements} from "./SharingAgreements.sol";
 import {DeliveryReceipts} from "./libraries/DeliveryReceipts.sol";
-import {DeliveryReceipt, DeliveryStatus, Grant} from "./types/Ledger.sol";
+import {DeliveryReceipt, DeliveryRecord, DeliveryStatus, Grant} from "./types/Ledger.sol";
 
 /// @title Delivery receipts and their acknowledgement
 abstract contract DeliveryLedger is SharingAgreements, IDeliveryLedger {
@@ -22,6 +22,26 @@ abstract contract DeliveryLedger is SharingAgreements, IDeliveryLedger {
         uint64 byteSize,
         uint64 recordCount
     ) external {
+        _record(deliveryId, grantId, commitment, hashAlgorithm, byteSize, recordCount);
+    }
+
+    /// @inheritdoc IDeliveryLedger
+    function recordDeliveries(DeliveryRecord[] calldata records) external {
+        if (records.length == 0) revert DeliveryInvalidField("records");
+        for (uint256 i = 0; i < records.length; ++i) {
+            DeliveryRecord calldata r = records[i];
+            _record(r.deliveryId, r.grantId, r.commitment, r.hashAlgorithm, r.byteSize, r.recordCount);
+        }
+    }
+
+    function _record(
+        bytes32 deliveryId,
+        uint64 grantId,
+        bytes32 commitment,
+        uint8 hashAlgorithm,
+        uint64 byteSize,
+        uint64 recordCount
+    ) private {
         if (deliveryId == bytes32(0)) revert DeliveryInvalidField("deliveryId");
         if (commitment == bytes32(0)) revert DeliveryInvalidField("commitment");
         if (hashAlgorithm == 0) revert DeliveryInvalidField("hashAlgorithm");

@@ -23,7 +23,7 @@ from node.audit.events import (
     EventCodec,
     EventRecord,
     Lineage,
-    decode_record_delivery_input,
+    decode_delivery_attempts,
 )
 from node.audit.rpc import JsonRpc
 
@@ -37,7 +37,8 @@ class BlockRow:
 
 @dataclass
 class Refusal:
-    """A ``recordDelivery`` transaction to the contract that reverted (status 0): a refused delivery."""
+    """A ``recordDelivery`` (or ``recordDeliveries``) transaction to the contract that reverted (status 0): a
+    refused delivery."""
 
     tx_hash: str
     block_number: int
@@ -154,9 +155,10 @@ def derive_range(
             for tx in block["transactions"]:
                 if (tx.get("to") or "").lower() != contract_lower:
                     continue
-                args = decode_record_delivery_input(tx.get("input") or tx.get("data") or "0x")
-                if args is not None:
-                    attempts.append((_int(block["number"]), _int(tx["transactionIndex"]), {**args, "tx": tx}))
+                tried = decode_delivery_attempts(tx.get("input") or tx.get("data") or "0x")
+                if tried is not None:
+                    attempt = {"tried": tried, "tx": tx}
+                    attempts.append((_int(block["number"]), _int(tx["transactionIndex"]), attempt))
         if attempts:
             receipts = rpc.receipts([a[2]["tx"]["hash"] for a in attempts])
             attempts = [
@@ -195,7 +197,11 @@ def derive_range(
             )
             out.records.append(lineage.resolve(record))
         else:
-            grant = lineage.grants.get(item["grantId"])
+            # A failed batch is one refusal, attributed to the first record the logs explain (a revoked or
+            # expired grant, an inactive agreement): the contract reverts the batch at that record.
+            reasons = [(lineage.refusal_reason(t["grantId"], block_time), t) for t in item["tried"]]
+            reason, tried = next(((r, t) for r, t in reasons if r != "other"), reasons[0])
+            grant = lineage.grants.get(tried["grantId"])
             out.refusals.append(
                 Refusal(
                     tx_hash=str(item["tx"]["hash"]).lower(),
@@ -204,12 +210,12 @@ def derive_range(
                     block_time=block_time,
                     tx_index=tx_index,
                     sender=to_checksum_address(item["tx"]["from"]),
-                    grant_id=item["grantId"],
-                    delivery_id=item["deliveryId"],
-                    commitment=item["commitment"],
+                    grant_id=tried["grantId"],
+                    delivery_id=tried["deliveryId"],
+                    commitment=tried["commitment"],
                     provider_id=grant.provider if grant else None,
                     consumer_id=grant.consumer if grant else None,
-                    reason=lineage.refusal_reason(item["grantId"], block_time),
+                    reason=reason,
                 )
             )
     out.blocks = [

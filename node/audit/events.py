@@ -445,23 +445,14 @@ def _int(value: Any) -> int:
     return int(value, 16) if isinstance(value, str) else int(value)
 
 
-#: The 4-byte selector of recordDelivery(bytes32,uint64,bytes32,uint8,uint64,uint64): failed transactions that
-#: carry it are refused deliveries.
-RECORD_DELIVERY_SELECTOR = (
-    "0x" + keccak(text="recordDelivery(bytes32,uint64,bytes32,uint8,uint64,uint64)")[:4].hex()
-)
+_RECORD_TYPES = ["bytes32", "uint64", "bytes32", "uint8", "uint64", "uint64"]
+#: Selectors of the delivery-recording calls: failed transactions that carry one are refused deliveries.
+RECORD_DELIVERY_SELECTOR = "0x" + keccak(text=f"recordDelivery({','.join(_RECORD_TYPES)})")[:4].hex()
+RECORD_DELIVERIES_SELECTOR = "0x" + keccak(text=f"recordDeliveries(({','.join(_RECORD_TYPES)})[])")[:4].hex()
 
 
-def decode_record_delivery_input(data: str) -> dict[str, Any] | None:
-    """The arguments of a ``recordDelivery`` call, or None if ``data`` is not one."""
-    if not data.startswith(RECORD_DELIVERY_SELECTOR):
-        return None
-    try:
-        d_id, grant, commitment, alg, size, count = abi_decode(
-            ["bytes32", "uint64", "bytes32", "uint8", "uint64", "uint64"], bytes.fromhex(data[10:])
-        )
-    except Exception:  # garbled calldata is not a delivery attempt we can attribute
-        return None
+def _record_args(values: Sequence[Any]) -> dict[str, Any]:
+    d_id, grant, commitment, alg, size, count = values
     return {
         "deliveryId": "0x" + d_id.hex(),
         "grantId": grant,
@@ -470,3 +461,17 @@ def decode_record_delivery_input(data: str) -> dict[str, Any] | None:
         "byteSize": size,
         "recordCount": count,
     }
+
+
+def decode_delivery_attempts(data: str) -> list[dict[str, Any]] | None:
+    """The deliveries a ``recordDelivery`` or ``recordDeliveries`` call tried to record (in order), or None if
+    ``data`` is neither call."""
+    try:
+        if data.startswith(RECORD_DELIVERY_SELECTOR):
+            return [_record_args(abi_decode(_RECORD_TYPES, bytes.fromhex(data[10:])))]
+        if data.startswith(RECORD_DELIVERIES_SELECTOR):
+            (records,) = abi_decode([f"({','.join(_RECORD_TYPES)})[]"], bytes.fromhex(data[10:]))
+            return [_record_args(r) for r in records] or None
+    except Exception:  # garbled calldata is not a delivery attempt we can attribute
+        return None
+    return None

@@ -183,3 +183,53 @@ def test_acknowledgeDelivery_unknownOrZero_reverts(
     with reverts("DeliveryInvalidField", field="consumerCommitment"):
         ledger.send(hrss, "acknowledgeDelivery", did, receipt_of(recorded), b"\0" * 32)
     assert ledger.call("deliveryStatus", did) == DeliveryStatus.RECORDED
+
+
+def test_recordDeliveries_recordsEachInOrder(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+    psb, hrss, gid = parties
+    batch = [(os.urandom(32), gid, os.urandom(32), 1, 100 + i, i) for i in range(5)]
+    result = ledger.send(psb, "recordDeliveries", batch)
+    recorded = result.events_named("DeliveryRecorded")
+    assert [e.args["deliveryId"] for e in recorded] == [r[0] for r in batch]
+    assert [e.args["byteSize"] for e in recorded] == [100, 101, 102, 103, 104]
+    assert all(e.args["consumer"] == hrss.id for e in recorded)
+    for (did, *_), event in zip(batch, recorded, strict=True):
+        assert ledger.call("deliveryStatus", did) == DeliveryStatus.RECORDED
+        receipt = (
+            gid,
+            psb.id,
+            hrss.id,
+            *(event.args[k] for k in ("commitment", "hashAlgorithm", "byteSize")),
+        )
+        receipt += (event.args["recordCount"], event.args["recordedAt"])
+        assert ledger.call("receiptMatches", did, receipt) is True
+
+
+def test_recordDeliveries_empty_reverts(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+    with reverts("DeliveryInvalidField", field="records"):
+        ledger.send(parties[0], "recordDeliveries", [])
+
+
+def test_recordDeliveries_oneBadRecord_recordsNothing(
+    ledger: Consortium, parties: tuple[Dept, Dept, int]
+) -> None:
+    psb, hrss, gid = parties
+    revoked = ledger.grant(psb, ledger.agreement(psb, hrss))
+    ledger.send(psb, "revokeGrant", revoked)
+    good = (os.urandom(32), gid, os.urandom(32), 1, 1, 1)
+    with reverts("GrantAlreadyRevoked", grantId=revoked):
+        ledger.send(psb, "recordDeliveries", [good, (os.urandom(32), revoked, os.urandom(32), 1, 1, 1)])
+    dup = os.urandom(32)
+    with reverts("DeliveryDuplicate", deliveryId=dup):
+        ledger.send(
+            psb,
+            "recordDeliveries",
+            [good, (dup, gid, os.urandom(32), 1, 1, 1), (dup, gid, b"\1" * 32, 1, 1, 1)],
+        )
+    assert ledger.call("deliveryStatus", good[0]) == DeliveryStatus.NONE
+
+
+def test_recordDeliveries_byConsumer_reverts(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
+    _, hrss, gid = parties
+    with reverts("DepartmentUnauthorized", account=hrss.account.address):
+        ledger.send(hrss, "recordDeliveries", [(os.urandom(32), gid, os.urandom(32), 1, 1, 1)])

@@ -23,6 +23,7 @@ GAS_TABLE = CONTRACTS_DIR / "gas-table.json"
 #: Issue budgets: recording and acknowledging run once per delivery, so they are what a department pays most.
 BUDGETS = {"recordDelivery": 60_000, "acknowledgeDelivery": 45_000}
 TOLERANCE = 300
+BATCH = 50
 
 
 def _key(label: str) -> str:
@@ -95,6 +96,13 @@ def measure(endpoint: NodeEndpoint) -> dict[str, int]:
     gas["acknowledgeDelivery (dispute)"] = ledger.send(
         hrss, "acknowledgeDelivery", Web3.keccak(text="delivery 2"), receipt_of(r), Web3.keccak(text="other")
     ).gas_used
+    batch = [
+        (Web3.keccak(text=f"batch delivery {i}"), gid, Web3.keccak(text=f"root {i}"), 1, 1 << 40, 1 << 32)
+        for i in range(BATCH)
+    ]
+    gas[f"recordDeliveries (per delivery, batch of {BATCH})"] = (
+        ledger.send(psb, "recordDeliveries", batch).gas_used // BATCH
+    )
     gas["revokeGrant"] = ledger.send(psb, "revokeGrant", gid).gas_used
     return gas
 

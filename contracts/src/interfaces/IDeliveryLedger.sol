@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {DeliveryReceipt, DeliveryStatus} from "../types/Ledger.sol";
+import {DeliveryReceipt, DeliveryRecord, DeliveryStatus} from "../types/Ledger.sol";
 
 /// @title Delivery receipts: salted payload commitments recorded by the provider, checked by the consumer
 /// @notice The payload never reaches the chain. The provider records a commitment (the root of a salted Merkle
@@ -68,6 +68,14 @@ interface IDeliveryLedger {
         uint64 byteSize,
         uint64 recordCount
     ) external;
+
+    /// @notice Records several deliveries in one transaction, all or none: each is checked as by
+    /// {recordDelivery} and the first that fails reverts the whole batch with its error.
+    /// @dev A transaction's fixed cost (21,000 gas, one block slot) is paid once per batch instead of once per
+    /// receipt, which is what lets a provider record many small deliveries. Requirements: `records` is not
+    /// empty; each record satisfies {recordDelivery}'s requirements (ids also unique within the batch).
+    /// Emits one {DeliveryRecorded} per record, in order.
+    function recordDeliveries(DeliveryRecord[] calldata records) external;
 
     /// @notice Settles a recorded delivery with the commitment the consumer computed itself: equal acknowledges,
     /// different disputes.

@@ -146,6 +146,16 @@ struct DeliveryReceipt {
     uint64 recordedAt;
 }
 
+/// @notice One delivery of a batch (see `recordDeliveries`): the arguments of `recordDelivery`.
+struct DeliveryRecord {
+    bytes32 deliveryId;
+    uint64 grantId;
+    bytes32 commitment;
+    uint8 hashAlgorithm;
+    uint64 byteSize;
+    uint64 recordCount;
+}
+
 struct Proposal {
     GovernanceAction action;
     address proposer;
