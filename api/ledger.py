@@ -29,8 +29,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import models as m
 from api.auth import Principal, Role
 from api.db import PendingSignature
-from api.errors import ApiError
-from node.chain import LedgerClient, TxResult
+from api.errors import ApiError, revert_to_api_error
+from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.keys import KeyStore, KeystoreError
 from node.types import (
     AgreementStatus,
@@ -88,6 +88,40 @@ def _tx(result: TxResult) -> m.TransactionPublic:
 
 def _status_name(enum_value: Any) -> str:
     return str(enum_value.name).lower()
+
+
+def _at_item(exc: ApiError | LedgerRevertError, index: int | None, item: m.DeliveryCreate | None) -> ApiError:
+    """The error of one item of a batch, naming it (the same code as the single route would answer)."""
+    api = exc if isinstance(exc, ApiError) else revert_to_api_error(exc)
+    if index is None or item is None:
+        return api
+    return ApiError(
+        api.code,
+        f"deliveries[{index}]: {api.message}",
+        field=f"deliveries.{index}" + (f".{api.field}" if api.field else ""),
+        **{**api.details, "index": index, "delivery_id": item.delivery_id},
+    )
+
+
+def _failed_item(
+    args: dict[str, Any], items: list[m.DeliveryCreate], grants: dict[int, m.GrantPublic]
+) -> int | None:
+    """The first item a revert's arguments point at (the contract stops at the first failing record), or None
+    when they name nothing the items carry."""
+
+    def applies(item: m.DeliveryCreate) -> bool:
+        grant = grants[item.grant_id]
+        if "deliveryId" in args:
+            return _b32(item.delivery_id) == bytes(args["deliveryId"])
+        if "grantId" in args:
+            return item.grant_id == int(args["grantId"])
+        if "agreementId" in args:
+            return grant.agreement_id == int(args["agreementId"])
+        if "departmentId" in args:
+            return int(args["departmentId"]) in (grant.provider, grant.consumer)
+        return False
+
+    return next((i for i, item in enumerate(items) if applies(item)), None)
 
 
 @dataclass(frozen=True)
@@ -658,8 +692,24 @@ class LedgerService:
                 break
         return out
 
-    def record_delivery(self, *, principal: Principal, body: m.DeliveryCreate) -> m.Written[m.DeliveryPublic]:
-        grant = self.grant(body.grant_id)
+    def _checked_delivery(
+        self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, m.GrantPublic]
+    ) -> tuple[int, tuple[Any, ...]]:
+        """What ``recordDelivery`` would refuse and can be known without sending anything.
+
+        ``grants`` caches grants by id across the items of one batch (filled here).
+
+        Returns:
+            The acting department's id and the record as the contract takes it (``recordDelivery``'s
+            arguments, in order; also a ``DeliveryRecord`` tuple).
+
+        Raises:
+            ApiError: NOT_A_PARTY (not the grant's provider), GRANT_REVOKED, GRANT_EXPIRED, DUPLICATE_DELIVERY
+                (already on the ledger), INVALID_FIELD (a zero id or commitment).
+            LedgerRevertError: GrantUnknown, from reading a grant that does not exist.
+        """
+        grant = grants.get(body.grant_id) or self.grant(body.grant_id)
+        grants[body.grant_id] = grant
         me = self._acting(principal, grant.provider, "deliver under this grant (its provider)")
         if grant.revoked:
             raise ApiError("GRANT_REVOKED", f"grant {body.grant_id} was revoked")
@@ -672,12 +722,69 @@ class LedgerService:
             raise ApiError("DUPLICATE_DELIVERY", f"delivery {body.delivery_id} was already recorded")
         if raw_id == bytes(32) or _b32(body.commitment) == bytes(32):
             raise ApiError("INVALID_FIELD", "delivery_id and commitment must not be zero")
-        result = self.client.transact(
-            self.department_account(me), "recordDelivery", raw_id, body.grant_id, _b32(body.commitment),
-            int(_HASH_IDS[body.hash_algorithm]), body.byte_size, body.record_count,
+        return me, (
+            raw_id, body.grant_id, _b32(body.commitment), int(_HASH_IDS[body.hash_algorithm]), body.byte_size,
+            body.record_count,
         )  # fmt: skip
+
+    def record_delivery(self, *, principal: Principal, body: m.DeliveryCreate) -> m.Written[m.DeliveryPublic]:
+        me, record = self._checked_delivery(principal=principal, body=body, grants={})
+        result = self.client.transact(self.department_account(me), "recordDelivery", *record)
+        raw_id = record[0]
         receipt, block = self._delivery(raw_id)
         return m.Written(transaction=_tx(result), record=self._delivery_public(raw_id, receipt, block))
+
+    def record_deliveries(
+        self, *, principal: Principal, body: m.DeliveryBatchCreate
+    ) -> m.DeliveryBatchPublic:
+        """Records every item in one ``recordDeliveries`` transaction, all or none. Each item is checked as
+        :meth:`record_delivery` checks it before anything is signed; an error names the failing item
+        (``index``, ``delivery_id``), also when the contract's revert is what found it.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a delivery id repeated within the batch; otherwise as
+                :meth:`record_delivery`, for the first failing item.
+        """
+        items = body.deliveries
+        first_seen: dict[bytes, int] = {}
+        for i, item in enumerate(items):
+            raw_id = _b32(item.delivery_id)
+            if raw_id in first_seen:
+                raise ApiError(
+                    "VALIDATION_ERROR",
+                    f"deliveries[{i}].delivery_id repeats deliveries[{first_seen[raw_id]}].delivery_id",
+                    field=f"deliveries.{i}.delivery_id",
+                    index=i,
+                    delivery_id=item.delivery_id,
+                )
+            first_seen[raw_id] = i
+        grants: dict[int, m.GrantPublic] = {}
+        records: list[tuple[Any, ...]] = []
+        me = 0
+        for i, item in enumerate(items):
+            try:
+                me, record = self._checked_delivery(principal=principal, body=item, grants=grants)
+            except (ApiError, LedgerRevertError) as exc:
+                raise _at_item(exc, i, item) from exc
+            records.append(record)
+        try:
+            result = self.client.transact(self.department_account(me), "recordDeliveries", records)
+        except LedgerRevertError as exc:
+            # The ledger may change between the checks and mining (a grant revoked meanwhile): the revert
+            # names a delivery, grant, agreement or department, which finds the first item it applies to.
+            index = _failed_item(exc.error_args, items, grants)
+            raise _at_item(exc, index, items[index] if index is not None else None) from exc
+        return m.DeliveryBatchPublic(
+            transaction=_tx(result),
+            records=[
+                self._delivery_public(
+                    bytes(ev.args["deliveryId"]),
+                    DeliveryReceipt.from_event_args(int(ev.args["grantId"]), ev.args),
+                    result.block_number,
+                )
+                for ev in result.events_named("DeliveryRecorded")
+            ],
+        )
 
     def settle_delivery(
         self, *, principal: Principal, delivery_id: str, consumer_commitment: str | None, dispute: bool

@@ -252,6 +252,15 @@ class DeliveryCreate(Strict):
     record_count: Uint64 = 0
 
 
+#: Most deliveries one ``POST /deliveries/batch`` records: one transaction of about 31,000 gas per delivery
+#: stays far inside a block, and 200 items stay inside the request body limit.
+MAX_BATCH_DELIVERIES = 200
+
+
+class DeliveryBatchCreate(Strict):
+    deliveries: Annotated[list[DeliveryCreate], Field(min_length=1, max_length=MAX_BATCH_DELIVERIES)]
+
+
 class DeliverySettle(Strict):
     consumer_commitment: Bytes32Hex | None = Field(
         default=None, description="the commitment the consumer computed; defaults to the recorded one"
@@ -274,6 +283,13 @@ class DeliveryPublic(BaseModel):
     recorded_at: int
     recorded_in_block: int
     status: str
+
+
+class DeliveryBatchPublic(BaseModel):
+    """What a batch returns: the one transaction that recorded it and the records, in the order posted."""
+
+    transaction: TransactionPublic
+    records: list[DeliveryPublic]
 
 
 SignatureOutcome.model_rebuild()

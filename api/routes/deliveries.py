@@ -21,6 +21,18 @@ def record_delivery(
     return ledger.record_delivery(principal=principal, body=body)
 
 
+@router.post("/batch", response_model=m.DeliveryBatchPublic, status_code=201)
+def record_deliveries(
+    body: m.DeliveryBatchCreate,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.DeliveryBatchPublic:
+    """Record up to ``MAX_BATCH_DELIVERIES`` deliveries in one transaction, all or none; each item is the body
+    of ``POST /deliveries``. An error names the failing item (``index``, ``delivery_id``)."""
+    return ledger.record_deliveries(principal=principal, body=body)
+
+
 @router.get("", response_model=list[m.DeliveryPublic])
 def list_deliveries(
     principal: ExchangeReader, ledger: LedgerDep, limit: Limit = 100
