@@ -73,13 +73,22 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
 
     function _approve(uint256 proposalId, Proposal storage p) private {
         _approved[proposalId][msg.sender] = true;
-        uint8 approvals = p.approvals + 1;
-        p.approvals = approvals;
+        p.approvers.push(msg.sender);
+        uint8 approvals = _standingApprovals(p);
         emit ProposalApproved(proposalId, msg.sender, approvals);
         if (approvals >= _threshold) {
             p.executed = true;
             emit ProposalExecuted(proposalId);
             _execute(p.action, p.data);
+        }
+    }
+
+    /// @dev Approvals of accounts that are governors now: a removed governor's earlier approvals stop counting,
+    /// so the M-of-N guarantee holds over the current governor set.
+    function _standingApprovals(Proposal storage p) private view returns (uint8 n) {
+        address[] storage approvers = p.approvers;
+        for (uint256 i = 0; i < approvers.length; ++i) {
+            if (hasRole(GOVERNOR_ROLE, approvers[i])) ++n;
         }
     }
 
@@ -229,7 +238,7 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     {
         Proposal storage p = _proposals[proposalId];
         if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
-        return (p.action, p.proposer, p.approvals, p.executed, p.expiresAt, p.data);
+        return (p.action, p.proposer, _standingApprovals(p), p.executed, p.expiresAt, p.data);
     }
 
     /// @inheritdoc IDepartmentRegistry

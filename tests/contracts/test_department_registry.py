@@ -253,3 +253,21 @@ def test_revert_minedWithStatusZero_isDecoded(ledger: Consortium) -> None:
         ledger.send(ledger.outsider, "approve", 1, gas=200_000)
     assert info.value.error_name == "GovernanceUnauthorized"
     assert info.value.tx_hash
+
+
+def test_approve_removedGovernorsApprovalNoLongerCounts(ledger: Consortium) -> None:
+    g0, g1, g2 = ledger.governors
+    civil = ledger.depts["CIVIL"]
+    pending = ledger.send(g0, "propose", GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    pending_id = pending.event("ProposalCreated").args["proposalId"]
+    # g1 and g2 remove g0 (2-of-3 executes).
+    removal = ledger.send(g1, "propose", GovernanceAction.REMOVE_GOVERNOR, address(g0.address))
+    ledger.send(g2, "approve", removal.event("ProposalCreated").args["proposalId"])
+    assert ledger.call("proposal", pending_id)[2] == 0  # g0's approval stopped counting
+
+    second = ledger.send(g1, "approve", pending_id)
+    assert second.event("ProposalApproved").args["approvals"] == 1
+    assert "ProposalExecuted" not in names(second)
+    assert ledger.call("department", civil.id)[1] == DepartmentStatus.ACTIVE
+    third = ledger.send(g2, "approve", pending_id)
+    assert names(third)[-2:] == ["ProposalExecuted", "DepartmentSuspended"]

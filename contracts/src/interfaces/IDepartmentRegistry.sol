@@ -49,7 +49,7 @@ interface IDepartmentRegistry {
     /// @notice A governor approved a proposal.
     /// @param proposalId The proposal.
     /// @param governor The approving governor.
-    /// @param approvals Approvals counted so far, this one included.
+    /// @param approvals Approvals that count now (by current governors), this one included.
     event ProposalApproved(uint256 indexed proposalId, address indexed governor, uint8 approvals);
     /// @notice A proposal reached the threshold and its action took effect (events of the action follow).
     /// @param proposalId The proposal.
@@ -97,7 +97,7 @@ interface IDepartmentRegistry {
     /// @param proposalId The proposal.
     function approve(uint256 proposalId) external;
 
-    /// @notice Returns a proposal.
+    /// @notice Returns a proposal; `approvals` counts only approvers who are governors now.
     function proposal(uint256 proposalId) external view returns (GovernanceAction action, address proposer,
         uint8 approvals, bool executed, uint64 expiresAt, bytes memory data);
 

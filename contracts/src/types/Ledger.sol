@@ -159,8 +159,9 @@ struct DeliveryRecord {
 struct Proposal {
     GovernanceAction action;
     address proposer;
-    uint8 approvals;
     bool executed;
     uint64 expiresAt;
     bytes data;
+    /// @dev Everyone who approved, in order. Only those still governors count towards the threshold.
+    address[] approvers;
 }
