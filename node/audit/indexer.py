@@ -9,6 +9,7 @@ confirmation depth stops the indexer (:class:`ReorgDetectedError`) instead of mi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, insert, select, update
 
 from node.audit import models as m
-from node.audit.derive import DerivedRange, chunks, derive_range, record_row, row_record
+from node.audit.derive import DerivedRange, derive_range, record_row, row_record
 from node.audit.errors import IndexMismatchError, ReorgDetectedError
 from node.audit.events import DELIVERY_RECORDED, DeliveryInfo, EventCodec, EventRecord, Lineage
 from node.audit.rpc import JsonRpc
@@ -183,13 +184,10 @@ class Indexer:
         head = self.rpc.block_number() - self.config.confirmations
         target = head if to_block is None else min(to_block, head)
         result = SyncResult(from_block=progress.last_block + 1, to_block=progress.last_block)
-        if target <= progress.last_block:
-            return result
-        if self._lineage is None:
-            self._lineage = load_lineage(self.engine)
-        for first, last in chunks(progress.last_block + 1, target, self.config.batch_blocks):
-            if max_ranges is not None and result.ranges >= max_ranges:
-                break
+        while target > progress.last_block and (max_ranges is None or result.ranges < max_ranges):
+            if self._lineage is None:
+                self._lineage = load_lineage(self.engine)
+            first, last = progress.last_block + 1, min(progress.last_block + self.config.batch_blocks, target)
             derived = derive_range(
                 self.rpc,
                 self.codec,
@@ -199,7 +197,14 @@ class Indexer:
                 last,
                 scan_refusals=progress.scan_refusals,
             )
-            write_range(self.engine, derived)
+            if not write_range(self.engine, derived):
+                # Another indexer of this database (the API's follower, a `dxl audit index` run) stored
+                # this range first. Its rows are the same chain's: drop ours, and the lineage they advanced,
+                # and go on after what it wrote.
+                self._lineage = None
+                progress = self._progress()
+                continue
+            progress = dataclasses.replace(progress, last_block=last, last_block_hash=derived.last_block_hash)
             result.events += len(derived.records)
             result.refusals += len(derived.refusals)
             result.ranges += 1
@@ -230,19 +235,27 @@ def reset_store(engine: Engine) -> None:
             c.execute(table.delete())
 
 
-def write_range(engine: Engine, derived: DerivedRange) -> None:
-    """Store one derived range and advance the progress marker, atomically."""
+def write_range(engine: Engine, derived: DerivedRange) -> bool:
+    """Store one derived range and advance the progress marker, atomically.
+
+    The marker moves first, and only from the block before the range: a writer that lost a race to another
+    indexer of the same database finds it moved, writes nothing and gets False (the database's row lock or
+    write lock orders the two).
+    """
     with engine.begin() as c:
+        claimed = c.execute(
+            update(m.progress)
+            .where(m.progress.c.id == 1, m.progress.c.last_block == derived.first_block - 1)
+            .values(last_block=derived.last_block, last_block_hash=derived.last_block_hash)
+        ).rowcount
+        if claimed != 1:
+            return False
         write_records(c, derived.records)
         if derived.blocks:
             c.execute(insert(m.blocks), [b.__dict__ for b in derived.blocks])
         if derived.refusals:
             c.execute(insert(m.refusals), [r.row() for r in derived.refusals])
-        c.execute(
-            update(m.progress)
-            .where(m.progress.c.id == 1)
-            .values(last_block=derived.last_block, last_block_hash=derived.last_block_hash)
-        )
+    return True
 
 
 def write_records(connection: Any, records: list[EventRecord]) -> None:

@@ -101,3 +101,33 @@ def test_changed_block_hash_stops_the_indexer(indexed, rpc, codec, scenario) -> 
         c.execute(update(m.progress).values(last_block_hash="0x" + "ee" * 32))
     with pytest.raises(ReorgDetectedError, match="reorganised"):
         make_indexer(indexed, rpc, codec, scenario).sync()
+
+
+def test_range_stored_by_another_indexer_first_is_dropped_not_duplicated(
+    tmp_path: Path, rpc, codec, scenario
+) -> None:
+    from node.audit.derive import derive_range
+    from node.audit.indexer import load_lineage, write_range
+
+    head = scenario.client.block_number()
+    engine = open_store(f"sqlite:///{tmp_path / 'race.sqlite3'}")
+    slow = make_indexer(engine, rpc, codec, scenario)
+    first = slow._progress().last_block + 1
+    # The slow writer reads a range, then another indexer of the same database stores it first.
+    stale = derive_range(
+        rpc, codec, load_lineage(engine), scenario.client.address, first, head, scan_refusals=True
+    )
+    make_indexer(engine, rpc, codec, scenario).sync(to_block=head)
+    before = _rows(engine)
+    assert write_range(engine, stale) is False
+    assert _rows(engine) == before
+    # A sync that loses the race mid-way (another indexer stores everything after its first range) carries on
+    # after the other writer's rows: no gap, no duplicate.
+    engine2 = open_store(f"sqlite:///{tmp_path / 'race2.sqlite3'}")
+    other = make_indexer(engine2, rpc, codec, scenario)
+    racing = make_indexer(engine2, rpc, codec, scenario, batch_blocks=3)
+    done = racing.sync(to_block=head, on_range=lambda _: other.sync(to_block=head))
+    assert done.ranges == 1  # its later ranges were stored by the other indexer
+    reference = open_store(f"sqlite:///{tmp_path / 'once.sqlite3'}")
+    make_indexer(reference, rpc, codec, scenario).sync(to_block=head)
+    assert _rows(engine) == _rows(reference) == _rows(engine2)
