@@ -256,21 +256,10 @@ class LedgerService:
     def _view(self, fn: str, *args: Any) -> tuple[Any, ...]:
         return tuple(self.client.call(fn, *args))
 
-    def _get_logs(self, event: str, *topics: bytes | None) -> list[Any]:
-        topic_list: list[Any] = [_hex(self._topics[event])]
-        topic_list.extend(_hex(t) if t is not None else None for t in topics)
-        logs = self.client._rpc(
-            self.client.w3.eth.get_logs,
-            {
-                "address": self.address,
-                "fromBlock": self.from_block,
-                "toBlock": "latest",
-                "topics": topic_list,
-            },
-        )
-        return [
-            (ev, int(log["blockNumber"])) for ev, log in zip(self.client.decode_logs(logs), logs, strict=True)
-        ]
+    def _logs(
+        self, event: str, *topics: bytes | None, newest_first: bool = False
+    ) -> Iterator[tuple[Any, int]]:
+        return self.client.get_logs(event, *topics, from_block=self.from_block, newest_first=newest_first)
 
     # --- departments -------------------------------------------------------------------------------------
 
@@ -425,8 +414,8 @@ class LedgerService:
         )  # fmt: skip
 
     def _agreement_of_request(self, request_id: int) -> int | None:
-        logs = self._get_logs("AgreementConcluded", None, request_id.to_bytes(32, "big"))
-        return int(logs[0][0].args["agreementId"]) if logs else None
+        found = next(self._logs("AgreementConcluded", None, request_id.to_bytes(32, "big")), None)
+        return int(found[0].args["agreementId"]) if found else None
 
     def signing(self, *, principal: Principal, request_id: int) -> m.SigningPublic:
         current = self.request(request_id, principal=principal)
@@ -654,10 +643,10 @@ class LedgerService:
     # --- deliveries --------------------------------------------------------------------------------------
 
     def _delivery(self, delivery_id: bytes) -> tuple[DeliveryReceipt, int]:
-        logs = self._get_logs("DeliveryRecorded", delivery_id)
-        if not logs:
+        found = next(self._logs("DeliveryRecorded", delivery_id, newest_first=True), None)
+        if found is None:
             raise ApiError("DELIVERY_NOT_FOUND", f"delivery {_hex(delivery_id)} was never recorded")
-        event, block = logs[0]
+        event, block = found
         return DeliveryReceipt.from_event_args(int(event.args["grantId"]), {
             **event.args, "commitment": event.args["commitment"]
         }), block  # fmt: skip
@@ -683,7 +672,7 @@ class LedgerService:
             raise ApiError("FORBIDDEN", "only departments and auditors read exchanges")
         me = self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
         out: list[m.DeliveryPublic] = []
-        for event, block in reversed(self._get_logs("DeliveryRecorded")):
+        for event, block in self._logs("DeliveryRecorded", newest_first=True):
             receipt = DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args)
             if me is not None and me not in (receipt.provider, receipt.consumer):
                 continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 GAS_MARGIN = 1.25
 GAS_HEADROOM = 20_000
 DEFAULT_RECEIPT_TIMEOUT_S = 60.0
+#: Widest block range of one eth_getLogs call: Besu refuses wider ones by default (--rpc-max-logs-range).
+MAX_LOG_RANGE = 5_000
 _RECEIPT_POLL_S = 0.1
 _FEE_CACHE_S = 1.0
 _NONCE_RETRIES = 3
@@ -423,6 +425,41 @@ class LedgerClient:
                 )
             )
         return decoded
+
+    def get_logs(
+        self,
+        event: str,
+        *topics: bytes | None,
+        from_block: int = 0,
+        to_block: int | None = None,
+        newest_first: bool = False,
+        max_range: int = MAX_LOG_RANGE,
+    ) -> Iterator[tuple[DecodedEvent, int]]:
+        """The ledger's ``event`` logs whose indexed arguments equal ``topics`` (None matches any), with their
+        block numbers, read in ranges of at most ``max_range`` blocks so that nodes capping ``eth_getLogs``
+        (Besu) answer too. ``newest_first`` walks the ranges backwards, so a look-up that stops at its first
+        hit reads only as far back as it must.
+
+        Raises:
+            NodeError: the node is unreachable or refuses the query.
+        """
+        abi = next((e for e in self._events.values() if e["name"] == event), None)
+        if abi is None:
+            raise NodeError(f"the ledger has no event {event!r}")
+        topic_list: list[str | None] = ["0x" + event_abi_to_log_topic(abi).hex()]  # type: ignore[arg-type]
+        topic_list += ["0x" + bytes(t).hex() if t is not None else None for t in topics]
+        last = self.block_number() if to_block is None else to_block
+        ranges = [(a, min(a + max_range - 1, last)) for a in range(from_block, last + 1, max_range)]
+        for first, end in reversed(ranges) if newest_first else ranges:
+            query = {
+                "address": self._require_address(),
+                "fromBlock": first,
+                "toBlock": end,
+                "topics": topic_list,
+            }
+            logs = list(self._rpc(self.w3.eth.get_logs, query))
+            pairs = list(zip(self.decode_logs(logs), (int(log["blockNumber"]) for log in logs), strict=True))
+            yield from reversed(pairs) if newest_first else pairs
 
     # --- fees and gas -----------------------------------------------------------------------------------
 
