@@ -11,7 +11,7 @@ dynamic bytes as ``0x``-prefixed lower-case hex, strings as ``str``.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -408,41 +408,6 @@ class Lineage:
 def decode_code(code_hex: str) -> str:
     """A department code (ASCII right-padded bytes32, as hex) as text."""
     return types.decode_code(bytes.fromhex(code_hex[2:]))
-
-
-def decode_logs(
-    codec: EventCodec, logs: Iterable[Mapping[str, Any]], block_times: Mapping[int, int], lineage: Lineage
-) -> list[EventRecord]:
-    """Decode and resolve raw ``eth_getLogs`` entries (in chain order) into records.
-
-    Raises:
-        AuditError: a log does not decode, or a block's time is missing from ``block_times``.
-    """
-    out = []
-    for log in logs:
-        if log.get("removed"):
-            continue
-        name, fields = codec.decode(log["topics"], log["data"])
-        number = _int(log["blockNumber"])
-        if number not in block_times:
-            raise AuditError(f"no timestamp for block {number}")
-        record = EventRecord(
-            block_number=number,
-            block_hash=str(log["blockHash"]).lower(),
-            block_time=block_times[number],
-            tx_hash=str(log["transactionHash"]).lower(),
-            tx_index=_int(log["transactionIndex"]),
-            log_index=_int(log["logIndex"]),
-            address=to_checksum_address(log["address"]),
-            event=name,
-            fields=fields,
-        )
-        out.append(lineage.resolve(record))
-    return out
-
-
-def _int(value: Any) -> int:
-    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 _RECORD_TYPES = ["bytes32", "uint64", "bytes32", "uint8", "uint64", "uint64"]
