@@ -25,7 +25,7 @@ from node.audit.events import (
     Lineage,
     decode_delivery_attempts,
 )
-from node.audit.rpc import JsonRpc
+from node.audit.rpc import JsonRpc, quantity
 
 
 @dataclass(frozen=True)
@@ -117,10 +117,6 @@ def row_record(row: Any) -> EventRecord:
     )
 
 
-def _int(v: Any) -> int:
-    return int(v, 16) if isinstance(v, str) else int(v)
-
-
 def derive_range(
     rpc: JsonRpc,
     codec: EventCodec,
@@ -143,9 +139,9 @@ def derive_range(
     if scan_refusals:
         numbers = list(range(first, last + 1))
     else:
-        numbers = sorted({_int(log["blockNumber"]) for log in logs} | {last})
+        numbers = sorted({quantity(log["blockNumber"]) for log in logs} | {last})
     fetched = rpc.blocks(numbers, full=scan_refusals)
-    headers = {_int(b["number"]): b for b in fetched}
+    headers = {quantity(b["number"]): b for b in fetched}
     out = DerivedRange(first_block=first, last_block=last, last_block_hash=str(headers[last]["hash"]).lower())
 
     attempts: list[tuple[int, int, dict[str, Any]]] = []
@@ -158,24 +154,27 @@ def derive_range(
                 tried = decode_delivery_attempts(tx.get("input") or tx.get("data") or "0x")
                 if tried is not None:
                     attempt = {"tried": tried, "tx": tx}
-                    attempts.append((_int(block["number"]), _int(tx["transactionIndex"]), attempt))
+                    attempts.append((quantity(block["number"]), quantity(tx["transactionIndex"]), attempt))
         if attempts:
             receipts = rpc.receipts([a[2]["tx"]["hash"] for a in attempts])
             attempts = [
-                a for a, r in zip(attempts, receipts, strict=True) if r is not None and _int(r["status"]) == 0
+                a
+                for a, r in zip(attempts, receipts, strict=True)
+                if r is not None and quantity(r["status"]) == 0
             ]
 
     # Events and refusals in one chain-ordered stream: a refusal's reason depends on the grant's state just
     # before it (a revocation earlier in the same block counts).
     items: list[tuple[int, int, int, Any]] = [
-        (_int(log["blockNumber"]), _int(log["transactionIndex"]), _int(log["logIndex"]), log) for log in logs
+        (quantity(log["blockNumber"]), quantity(log["transactionIndex"]), quantity(log["logIndex"]), log)
+        for log in logs
     ]
     items += [(number, tx_index, -1, args) for number, tx_index, args in attempts]
     items.sort(key=lambda i: (i[0], i[1], i[2]))
     used: set[int] = set()
     for number, tx_index, log_index, item in items:
         header = headers[number]
-        block_hash, block_time = str(header["hash"]).lower(), _int(header["timestamp"])
+        block_hash, block_time = str(header["hash"]).lower(), quantity(header["timestamp"])
         used.add(number)
         if log_index >= 0:
             if str(item["blockHash"]).lower() != block_hash:
@@ -219,7 +218,7 @@ def derive_range(
                 )
             )
     out.blocks = [
-        BlockRow(n, str(headers[n]["hash"]).lower(), _int(headers[n]["timestamp"])) for n in sorted(used)
+        BlockRow(n, str(headers[n]["hash"]).lower(), quantity(headers[n]["timestamp"])) for n in sorted(used)
     ]
     return out
 

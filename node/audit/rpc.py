@@ -19,6 +19,11 @@ from node.errors import NodeError
 BATCH_SIZE = 200
 
 
+def quantity(value: Any) -> int:
+    """A JSON-RPC quantity (``0x``-prefixed hex string) or an int, as int."""
+    return int(value, 16) if isinstance(value, str) else int(value)
+
+
 class JsonRpc:
     """JSON-RPC over HTTP(S) with a kept-alive connection."""
 

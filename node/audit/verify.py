@@ -26,7 +26,7 @@ from typing import Any
 
 from node.audit.errors import AuditError, ReportFormatError
 from node.audit.events import EventCodec, EventRecord, Lineage, seq_of
-from node.audit.rpc import JsonRpc
+from node.audit.rpc import JsonRpc, quantity
 
 REPORT_FORMAT = "dxl-audit-report/1"
 _ROW_FIELDS = (
@@ -93,10 +93,6 @@ def _selected(record: EventRecord, period: dict[str, Any], department: int | Non
     return department is None or department in record.departments()
 
 
-def _hexint(v: Any) -> int:
-    return int(v, 16) if isinstance(v, str) else int(v)
-
-
 def verify_report(
     report: dict[str, Any],
     rpc: JsonRpc,
@@ -125,19 +121,19 @@ def verify_report(
     for start in range(first, last + 1, batch_blocks):
         end = min(start + batch_blocks - 1, last)
         logs = [log for log in rpc.logs(address, start, end) if not log.get("removed")]
-        numbers = sorted({_hexint(log["blockNumber"]) for log in logs})
-        headers = {_hexint(b["number"]): b for b in rpc.blocks(numbers)} if numbers else {}
+        numbers = sorted({quantity(log["blockNumber"]) for log in logs})
+        headers = {quantity(b["number"]): b for b in rpc.blocks(numbers)} if numbers else {}
         for log in logs:
-            number = _hexint(log["blockNumber"])
+            number = quantity(log["blockNumber"])
             name, fields = codec.decode(log["topics"], log["data"])
             record = lineage.resolve(
                 EventRecord(
                     block_number=number,
                     block_hash=str(headers[number]["hash"]).lower(),
-                    block_time=_hexint(headers[number]["timestamp"]),
+                    block_time=quantity(headers[number]["timestamp"]),
                     tx_hash=str(log["transactionHash"]).lower(),
-                    tx_index=_hexint(log["transactionIndex"]),
-                    log_index=_hexint(log["logIndex"]),
+                    tx_index=quantity(log["transactionIndex"]),
+                    log_index=quantity(log["logIndex"]),
                     address=str(log["address"]),
                     event=name,
                     fields=fields,
