@@ -34,7 +34,7 @@ from web3 import Web3
 
 from verifier.errors import ManifestSignatureError, VerifierError
 from verifier.manifest import Manifest, verify_manifest_signature
-from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, check_delivery, untrusted
+from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, check_delivery, untrusted, verify_payload
 
 #: Block span of one ``eth_getLogs`` call (Besu's default ``--rpc-max-logs-range`` is 5000 blocks).
 LOG_RANGE = 5000
@@ -264,8 +264,10 @@ def check_onchain(
 ) -> Verdict:
     """Refine the offline verdict with the ledger's receipt (see the module docstring for the checks).
 
-    ``offline(expected_signer)`` produces the payload-vs-manifest verdict; it is called with the provider's
-    on-chain signer once the delivery is found (``None`` when it is not recorded).
+    ``offline(expected_signer)`` produces the payload-vs-manifest verdict. It is called with ``None`` when the
+    delivery is not recorded, and otherwise with the provider's on-chain signer only after the manifest's
+    signature (and ``expected_delivery_id``) has been verified against that signer, so it need not verify
+    them again: recovering the signer hashes the whole canonical manifest, leaf hashes included.
 
     Raises:
         ChainCheckError: the chain cannot be consulted, or says the delivery is recorded but its log or
@@ -370,8 +372,9 @@ def verify_payload_onchain(
     """
 
     def offline(signer: str | None) -> Verdict:
-        return check_delivery(path, manifest, expected_signer=signer,
-                              expected_delivery_id=expected_delivery_id, progress=progress)  # fmt: skip
+        if signer is not None:  # check_onchain has verified the signature against this signer
+            return verify_payload(path, manifest, progress=progress)
+        return check_delivery(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
 
     return check_onchain(manifest, reader, offline, expected_delivery_id=expected_delivery_id)
 
@@ -392,7 +395,8 @@ def verify_commitment_onchain(
     def offline(signer: str | None) -> Verdict:
         summary = {"root": _h(manifest.root), "byte_size": manifest.byte_size,
                    "leaf_count": manifest.leaf_count, "record_count": manifest.record_count}  # fmt: skip
-        if manifest.signed or signer is not None:
+        # With a signer, check_onchain has verified the signature against it already.
+        if signer is None and manifest.signed:
             try:
                 verify_manifest_signature(manifest, signer, expected_delivery_id=expected_delivery_id)
             except ManifestSignatureError as e:
