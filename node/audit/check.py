@@ -11,7 +11,7 @@ from sqlalchemy import Engine, select
 from node.audit import models as m
 from node.audit.derive import chunks, derive_range, record_row
 from node.audit.errors import AuditError
-from node.audit.events import EventCodec, Lineage
+from node.audit.events import EventCodec, Lineage, seq_of
 from node.audit.indexer import read_progress
 from node.audit.rpc import JsonRpc
 
@@ -110,7 +110,7 @@ def check_store(engine: Engine, rpc: JsonRpc, codec: EventCodec, *, batch_blocks
         derived = derive_range(
             rpc, codec, lineage, progress.contract, first, last, scan_refusals=progress.scan_refusals
         )
-        lo, hi = first * 1_000_000, (last + 1) * 1_000_000
+        lo, hi = seq_of(first, 0), seq_of(last + 1, 0)
         with engine.connect() as c:
             db_events = {
                 r.seq: dict(r._mapping)
@@ -150,9 +150,7 @@ def check_store(engine: Engine, rpc: JsonRpc, codec: EventCodec, *, batch_blocks
     with engine.connect() as c:
         beyond = (
             c.execute(
-                select(m.events.c.seq)
-                .where(m.events.c.seq >= (progress.last_block + 1) * 1_000_000)
-                .limit(20)
+                select(m.events.c.seq).where(m.events.c.seq >= seq_of(progress.last_block + 1, 0)).limit(20)
             )
             .scalars()
             .all()
