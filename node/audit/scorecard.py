@@ -42,8 +42,9 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
+from node.types import ShareType
 
-SHARE_TYPES = {0: "unconditional", 1: "conditional", 2: "not_shared"}
+SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
 
 
 @dataclass(frozen=True)
