@@ -19,8 +19,8 @@ from node.audit import models as m
 from node.audit.errors import AuditError, InvalidQueryError
 from node.audit.indexer import read_progress
 from node.audit.queries import departments, iso
+from node.audit.verify import REPORT_FORMAT
 
-REPORT_FORMAT = "dxl-audit-report/1"
 CSV_COLUMNS = (
     "row",
     "event",
