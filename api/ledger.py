@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils.abi import event_abi_to_log_topic
 from eth_utils.address import to_checksum_address
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -171,11 +170,6 @@ class LedgerService:
         self._addresses: dict[str, str] = custody.names_by_address()
         self._sign_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
-        self._topics = {
-            e["name"]: event_abi_to_log_topic(e)  # type: ignore[arg-type]
-            for e in client.abi
-            if e.get("type") == "event"
-        }
 
     @property
     def chain_id(self) -> int:
