@@ -34,7 +34,16 @@ from web3 import Web3
 
 from verifier.errors import ManifestSignatureError, VerifierError
 from verifier.manifest import Manifest, verify_manifest_signature
-from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, check_delivery, untrusted, verify_payload
+from verifier.verify import (
+    Anchor,
+    Finding,
+    Verdict,
+    VerdictStatus,
+    check_delivery,
+    summary,
+    untrusted,
+    verify_payload,
+)
 
 #: Block span of one ``eth_getLogs`` call (Besu's default ``--rpc-max-logs-range`` is 5000 blocks).
 LOG_RANGE = 5000
@@ -393,32 +402,26 @@ def verify_commitment_onchain(
     """
 
     def offline(signer: str | None) -> Verdict:
-        summary = {"root": _h(manifest.root), "byte_size": manifest.byte_size,
-                   "leaf_count": manifest.leaf_count, "record_count": manifest.record_count}  # fmt: skip
         # With a signer, check_onchain has verified the signature against it already.
         if signer is None and manifest.signed:
             try:
-                verify_manifest_signature(manifest, signer, expected_delivery_id=expected_delivery_id)
+                verify_manifest_signature(manifest, None, expected_delivery_id=expected_delivery_id)
             except ManifestSignatureError as e:
                 return untrusted(manifest, e.reason)
-        observed = dict(summary, root=_h(commitment)) if commitment is not None else {}
-        # Say so plainly: without a payload or commitment, MATCH is about the manifest and the chain only.
+        expected = summary(manifest)
+        observed = dict(expected, root=_h(commitment)) if commitment is not None else {}
+        status = VerdictStatus.MATCH
         findings: tuple[Finding, ...] = ()
         if commitment is None:
+            # Say so plainly: without a payload or commitment, MATCH is about the manifest and the chain only.
             findings = (
                 Finding("PAYLOAD_NOT_CHECKED", "no payload or commitment given: manifest checked only"),
             )
-        if commitment is not None and commitment != manifest.root:
+        elif commitment != manifest.root:
+            status = VerdictStatus.MISMATCH
             findings = (Finding("ROOT_MISMATCH", f"commitment {_h(commitment)} differs from the manifest's "
                                                  f"{_h(manifest.root)}"),)  # fmt: skip
-        mismatch = any(f.code == "ROOT_MISMATCH" for f in findings)
-        return Verdict(
-            status=VerdictStatus.MISMATCH if mismatch else VerdictStatus.MATCH,
-            delivery_id=manifest.delivery_id,
-            findings=findings,
-            expected=summary,
-            observed=observed,
-            signer=manifest.signer,
-        )
+        return Verdict(status, manifest.delivery_id, findings, expected=expected, observed=observed,
+                       signer=manifest.signer)  # fmt: skip
 
     return check_onchain(manifest, reader, offline, expected_delivery_id=expected_delivery_id)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from verifier.commitment import commit_payload
+from verifier.commitment import Commitment, commit_payload
 from verifier.errors import ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature
 
@@ -135,8 +135,10 @@ def untrusted(manifest: Manifest, reason: str) -> Verdict:
     )
 
 
-def _summary(root: bytes, size: int, leaves: int, records: int) -> dict[str, Any]:
-    return {"root": "0x" + root.hex(), "byte_size": size, "leaf_count": leaves, "record_count": records}
+def summary(c: Commitment | Manifest) -> dict[str, Any]:
+    """The root, byte size, leaf and record counts of a commitment or manifest, as a verdict reports them."""
+    return {"root": "0x" + c.root.hex(), "byte_size": c.byte_size, "leaf_count": c.leaf_count,
+            "record_count": c.record_count}  # fmt: skip
 
 
 def verify_payload(
@@ -230,8 +232,8 @@ def verify_payload(
         status=status,
         delivery_id=manifest.delivery_id,
         findings=tuple(findings),
-        expected=_summary(manifest.root, manifest.byte_size, manifest.leaf_count, manifest.record_count),
-        observed=_summary(c.root, c.byte_size, c.leaf_count, c.record_count),
+        expected=summary(manifest),
+        observed=summary(c),
         differing_leaves=tuple(differing),
         differing_count=count,
         missing_leaves=missing,
