@@ -165,12 +165,6 @@ class _RecordTask:
         return out
 
 
-def _hash_records(
-    hasher: TreeHasher, records: list[bytes] | bytes, nbytes: int, progress: Callable[[int], None] | None
-) -> LeafBatch:
-    return _RecordTask(hasher, records, nbytes, progress)
-
-
 def _hashed(leaf: bytes, nbytes: int, progress: Callable[[int], None] | None) -> LeafBatch:
     """A batch whose single leaf was already hashed incrementally (a record longer than a read block)."""
 
@@ -215,12 +209,12 @@ def _jsonl_batches(
             continue
         data = carry + block[: last + 1]
         carry = block[last + 1 :]
-        yield _hash_records(hasher, data, len(data), progress)
+        yield _RecordTask(hasher, data, len(data), progress)
     if streaming is not None:
         done = streaming.digest()
         yield _hashed(done, streamed, progress)
     elif carry:
-        yield _hash_records(hasher, carry, len(carry), progress)
+        yield _RecordTask(hasher, carry, len(carry), progress)
 
 
 def _csv_records(f: BinaryIO, path: str) -> Iterator[bytes]:
@@ -267,10 +261,10 @@ def _csv_batches(
         batch.append(record)
         nbytes += len(record) + 1
         if nbytes >= _RECORD_BLOCK or len(batch) >= 16384:
-            yield _hash_records(hasher, batch, nbytes, progress)
+            yield _RecordTask(hasher, batch, nbytes, progress)
             batch, nbytes = [], 0
     if batch:
-        yield _hash_records(hasher, batch, nbytes, progress)
+        yield _RecordTask(hasher, batch, nbytes, progress)
 
 
 def _run_on_threads(batches: Iterator[LeafBatch], workers: int) -> Iterator[list[bytes]]:
@@ -367,25 +361,23 @@ def hash_leaf_batches(
     workers = workers or os.cpu_count() or 1
     with _open(spath) as f:
         try:
+            size = os.fstat(f.fileno()).st_size
             if chunking.format is PayloadFormat.BYTES:
-                size = os.fstat(f.fileno()).st_size
                 batches = _bytes_batches(f.fileno(), size, chunking.chunk_size, hasher, spath, progress)
             elif chunking.format is PayloadFormat.JSONL:
                 batches = _jsonl_batches(f, hasher, progress)
             else:
                 batches = _csv_batches(f, hasher, spath, progress)
             processes = (
-                chunking.format is not PayloadFormat.BYTES
-                and workers > 1
-                and os.fstat(f.fileno()).st_size >= PROCESS_POOL_MIN_SIZE
+                chunking.format is not PayloadFormat.BYTES and workers > 1 and size >= PROCESS_POOL_MIN_SIZE
             )
             if processes:
                 yield from _run_on_processes(batches, hasher, workers, progress)
             else:
                 yield from _run_on_threads(batches, workers)
+        except PayloadReadError:
+            raise
         except OSError as e:
-            if isinstance(e, PayloadReadError):
-                raise
             raise PayloadReadError(spath, e.strerror or str(e)) from None
 
 
