@@ -327,11 +327,8 @@ class LedgerService:
 
     # --- requests ----------------------------------------------------------------------------------------
 
-    def _request_tuple(self, request_id: int) -> tuple[Any, ...]:
-        return self._view("request", request_id)
-
     def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
-        r = self._request_tuple(request_id)
+        r = self._view("request", request_id)
         if principal is not None:
             self._party_check(principal, r[1], r[2])
         return m.RequestPublic(
@@ -399,12 +396,14 @@ class LedgerService:
 
     # --- signing and agreements --------------------------------------------------------------------------
 
-    def _terms(self, request_id: int) -> SharingTerms:
-        r = self._request_tuple(request_id)
+    @staticmethod
+    def _terms(request: m.RequestPublic) -> SharingTerms:
+        """The terms of a request already read (its record holds every field), so signing reads it once."""
+        r = request
         return SharingTerms(
-            request_id=request_id, resource_id=r[0], provider=r[2], consumer=r[1], purpose_hash=bytes(r[9]),
-            scope_hash=bytes(r[10]), terms_hash=bytes(r[11]), valid_from=r[7], valid_until=r[8],
-            deadline=r[5] + SIGNING_WINDOW_S,
+            request_id=r.id, resource_id=r.resource_id, provider=r.provider, consumer=r.consumer,
+            purpose_hash=_b32(r.purpose_hash), scope_hash=_b32(r.scope_hash), terms_hash=_b32(r.terms_hash),
+            valid_from=r.valid_from, valid_until=r.valid_until, deadline=r.decided_at + SIGNING_WINDOW_S,
         )  # fmt: skip
 
     def _agreement_of_request(self, request_id: int) -> int | None:
@@ -418,7 +417,7 @@ class LedgerService:
                 "REQUEST_STATUS_MISMATCH",
                 f"request {request_id} is {current.status}; only approved requests are signed",
             )
-        terms = self._terms(request_id)
+        terms = self._terms(current)
         with self._sessions()() as session:
             roles = sorted(
                 session.scalars(
@@ -460,7 +459,7 @@ class LedgerService:
                 "REQUEST_STATUS_MISMATCH",
                 f"request {request_id} is {current.status}; only approved requests are signed",
             )
-        terms = self._terms(request_id)
+        terms = self._terms(current)
         typed = self._typed_data(terms)
         signer = to_checksum_address(self._department_tuple(me)[0])
         if signature is None:
