@@ -12,6 +12,7 @@ reads per day of chain; turn the scan off (``scan_refusals=False``) if that is t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ class DerivedRange:
 
 def record_row(record: EventRecord) -> dict[str, Any]:
     """The ``audit_events`` row of a record."""
+    # Spelled out rather than looped over _RECORD_COLUMNS: this runs once per indexed event, and the literal
+    # is the fastest way to build the row.
     return {
         "seq": record.seq,
         "block_number": record.block_number,
@@ -92,29 +95,15 @@ def record_row(record: EventRecord) -> dict[str, Any]:
     }
 
 
+#: The ``audit_events`` columns stored as the :class:`EventRecord` attribute of the same name (``fields`` is
+#: JSON text in the table and converted on its own).
+_RECORD_COLUMNS = tuple(f.name for f in dataclasses.fields(EventRecord) if f.name != "fields")
+
+
 def row_record(row: Any) -> EventRecord:
     """A record back from an ``audit_events`` row (mapping or Row)."""
     m = row._mapping if hasattr(row, "_mapping") else row
-    return EventRecord(
-        block_number=m["block_number"],
-        block_hash=m["block_hash"],
-        block_time=m["block_time"],
-        tx_hash=m["tx_hash"],
-        tx_index=m["tx_index"],
-        log_index=m["log_index"],
-        address=m["address"],
-        event=m["event"],
-        fields=json.loads(m["fields"]),
-        request_id=m["request_id"],
-        agreement_id=m["agreement_id"],
-        grant_id=m["grant_id"],
-        resource_id=m["resource_id"],
-        provider_id=m["provider_id"],
-        consumer_id=m["consumer_id"],
-        subject_id=m["subject_id"],
-        delivery_id=m["delivery_id"],
-        commitment=m["commitment"],
-    )
+    return EventRecord(**{name: m[name] for name in _RECORD_COLUMNS}, fields=json.loads(m["fields"]))
 
 
 def derive_range(
