@@ -97,9 +97,10 @@ class _CryptographySM3:
 
 
 def _sm3(data: bytes = b"") -> HashObject:
-    h: HashObject = hashlib.new("sm3", data) if _HASHLIB_SM3 else _CryptographySM3()
-    if not _HASHLIB_SM3:
-        h.update(data)
+    if _HASHLIB_SM3:
+        return hashlib.new("sm3", data)
+    h = _CryptographySM3()
+    h.update(data)
     return h
 
 
