@@ -194,7 +194,7 @@ def recover_signer(manifest: Manifest) -> str:
 
     Raises:
         ManifestSignatureError: if the manifest is unsigned or the signature is not a valid secp256k1
-        signature.
+            signature.
     """
     if manifest.signature is None:
         raise ManifestSignatureError("the manifest is not signed")
@@ -220,8 +220,7 @@ def verify_manifest_signature(
 
     Raises:
         ManifestSignatureError: unsigned, unrecoverable, tampered (recovers to another address than
-        ``signer``),
-            signed by someone other than ``expected_signer``, or for another delivery.
+            ``signer``), signed by someone other than ``expected_signer``, or for another delivery.
     """
     recovered = recover_signer(manifest)
     if manifest.signer is None or recovered.lower() != manifest.signer.lower():

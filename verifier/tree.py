@@ -72,8 +72,7 @@ def _subtree_root(hasher: TreeHasher, leaves: Sequence[bytes], lo: int, hi: int)
 
 
 def inclusion_proof(alg: HashAlgorithm, leaf_hashes: Sequence[bytes], index: int) -> list[bytes]:
-    """The audit path of leaf ``index`` (RFC 6962 section 2.1.1), ordered from the leaf's sibling up to
-    the root.
+    """The audit path of leaf ``index`` (RFC 6962 section 2.1.1), from the leaf's sibling up to the root.
 
     Raises:
         InvalidProofError: if ``index`` is not in ``[0, len(leaf_hashes))``.
@@ -103,8 +102,7 @@ def root_from_inclusion(
 
     Raises:
         InvalidProofError: if the index is outside the tree, a hash is not 32 bytes, or the path is too
-        long or
-            too short for ``size``.
+            long or too short for ``size``.
     """
     if isinstance(index, bool) or isinstance(size, bool) or not 0 <= index < size:
         raise InvalidProofError(f"index {index} is outside a tree of {size} leaves")
@@ -147,7 +145,8 @@ def verify_inclusion(
 
     Raises:
         InvalidProofError: if the proof cannot apply (index out of range, wrong path length, wrong hash
-        sizes). RootMismatchError: if the proof is well formed but leads to a different root.
+            sizes).
+        RootMismatchError: if the proof is well formed but leads to a different root.
     """
     calculated = root_from_inclusion(alg, index, size, leaf_hash, proof)
     if calculated != bytes(root):
