@@ -10,12 +10,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from node.commands.common import JsonOption, cli_error
 from node.errors import DxlError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
@@ -44,6 +47,17 @@ def parse_time(value: str | None, name: str) -> int | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())
+
+
+def _department(engine: Engine, code_or_id: str | None) -> int | None:
+    """The id of a ``--department``-style option's department, None if the option was not given.
+
+    Raises:
+        NotFoundError: no such department in the audit trail.
+    """
+    from node.audit.queries import department_id
+
+    return department_id(engine, code_or_id) if code_or_id else None
 
 
 def _out(data: Any, as_json: bool, text: str | None = None) -> None:
@@ -117,14 +131,14 @@ def history_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Exchange history, oldest first, one page at a time."""
-    from node.audit.queries import HistoryFilter, department_id, history
+    from node.audit.queries import HistoryFilter, history
     from node.audit.service import open_context
 
     try:
         ctx = open_context()
         flt = HistoryFilter(
-            department=department_id(ctx.engine, department) if department else None,
-            counterpart=department_id(ctx.engine, counterpart) if counterpart else None,
+            department=_department(ctx.engine, department),
+            counterpart=_department(ctx.engine, counterpart),
             resource=resource,
             agreement=agreement,
             events=tuple(event or ()),
@@ -181,7 +195,6 @@ def scorecard_cmd(
     """Indicators of one department (or the consortium) over a period (default: all time up to now)."""
     import time
 
-    from node.audit.queries import department_id
     from node.audit.scorecard import compute_scorecard, load_facts
     from node.audit.service import open_context
 
@@ -190,7 +203,7 @@ def scorecard_cmd(
         now = int(time.time())
         card = compute_scorecard(
             load_facts(ctx.engine),
-            department=department_id(ctx.engine, department) if department else None,
+            department=_department(ctx.engine, department),
             period_from=parse_time(period_from, "from") or 0,
             period_to=parse_time(period_to, "to") or now + 1,
             now=now,
@@ -213,7 +226,6 @@ def report_cmd(
     location; re-check it anywhere with `dxl audit verify`."""
     import time
 
-    from node.audit.queries import department_id
     from node.audit.reports import build_report, write_report
     from node.audit.service import open_context
 
@@ -223,7 +235,7 @@ def report_cmd(
             ctx.engine,
             period_from=parse_time(period_from, "from") or 0,
             period_to=parse_time(period_to, "to") or int(time.time()) + 1,
-            department=department_id(ctx.engine, department) if department else None,
+            department=_department(ctx.engine, department),
         )
         paths = write_report(report, out)
     except DxlError as exc:
