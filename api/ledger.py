@@ -123,6 +123,15 @@ def _failed_item(
     return next((i for i, item in enumerate(items) if applies(item)), None)
 
 
+def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
+    """Whether ``signature`` over the typed data recovers to ``signer`` (False too when it does not parse)."""
+    try:
+        recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
+    except Exception:  # malformed r/s/v: eth-keys raises several types
+        return False
+    return to_checksum_address(recovered) == signer
+
+
 @dataclass(frozen=True)
 class Custody:
     """Which keys the service holds: keystore names by address, and governor index → keystore name."""
@@ -466,11 +475,7 @@ class LedgerService:
             raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
         else:
             raw = bytes.fromhex(signature[2:])
-            try:
-                recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=raw)
-            except Exception:  # malformed r/s/v: eth-keys raises several types
-                recovered = None
-            if recovered is None or to_checksum_address(recovered) != signer:
+            if not _recovers_to(typed, raw, signer):
                 raise ApiError(
                     "INVALID_SIGNATURE",
                     f"the signature does not recover to department {me}'s signer {signer} over these terms",
@@ -540,15 +545,8 @@ class LedgerService:
             )
         )
         if row is not None:
-            try:
-                recovered = Account.recover_message(
-                    encode_typed_data(full_message=typed), signature=row.signature
-                )
-            except (
-                Exception
-            ):  # a kept signature that does not even parse is as stale as one that does not match
-                recovered = None
-            if recovered is not None and to_checksum_address(recovered) == signer:
+            # A kept signature that does not even parse is as stale as one that does not match.
+            if _recovers_to(typed, row.signature, signer):
                 raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}")
             row.signature = raw
         else:
