@@ -260,20 +260,16 @@ def check_delivery(
         PayloadReadError: if the payload cannot be opened or read.
         PayloadFormatError: if the payload cannot be cut into records of the manifest's format.
     """
-    if manifest.signed or expected_signer is not None or expected_delivery_id is not None:
-        if not manifest.signed and expected_signer is None:
-            # Only a delivery id was expected: compare it without demanding a signature.
-            if expected_delivery_id is not None and expected_delivery_id != manifest.delivery_id:
-                return untrusted(
-                    manifest,
-                    f"manifest is for delivery 0x{manifest.delivery_id.hex()}, "
-                    f"expected 0x{expected_delivery_id.hex()}",
-                )
-        else:
-            try:
-                verify_manifest_signature(
-                    manifest, expected_signer, expected_delivery_id=expected_delivery_id
-                )
-            except ManifestSignatureError as e:
-                return untrusted(manifest, e.reason)
+    if manifest.signed or expected_signer is not None:
+        try:
+            verify_manifest_signature(manifest, expected_signer, expected_delivery_id=expected_delivery_id)
+        except ManifestSignatureError as e:
+            return untrusted(manifest, e.reason)
+    elif expected_delivery_id is not None and expected_delivery_id != manifest.delivery_id:
+        # Only a delivery id was expected: compare it without demanding a signature.
+        return untrusted(
+            manifest,
+            f"manifest is for delivery 0x{manifest.delivery_id.hex()}, "
+            f"expected 0x{expected_delivery_id.hex()}",
+        )
     return verify_payload(path, manifest, progress=progress)

@@ -213,3 +213,46 @@ def test_same_size_line_ending_changes_are_mismatches(
     manifest = _commit(path, leaves=False, fmt=fmt)
     path.write_bytes(swapped)
     assert verify_payload(path, manifest).status is VerdictStatus.MISMATCH
+
+
+_UNSIGNED: Callable[[Manifest], Manifest] = lambda m: replace(m, signer=None, signature=None)  # noqa: E731
+
+# (name, manifest change, check_delivery keyword arguments, verdict, finding codes)
+AUTHENTICATION: list[tuple[str, Callable[[Manifest], Manifest], dict[str, Any], VerdictStatus, list[str]]] = [
+    ("signed, nothing expected", lambda m: m, {}, VerdictStatus.MATCH, []),
+    ("signed, right delivery", lambda m: m, {"expected_delivery_id": DELIVERY}, VerdictStatus.MATCH, []),
+    ("unsigned, nothing expected", _UNSIGNED, {}, VerdictStatus.MATCH, []),
+    ("unsigned, right delivery", _UNSIGNED, {"expected_delivery_id": DELIVERY}, VerdictStatus.MATCH, []),
+    (
+        "unsigned, another delivery",
+        _UNSIGNED,
+        {"expected_delivery_id": b"\xee" * 32},
+        VerdictStatus.UNTRUSTED,
+        ["MANIFEST_SIGNATURE_INVALID"],
+    ),
+    (
+        "signed by a stranger, nothing expected",
+        lambda m: replace(m, signature=sign_manifest(m, STRANGER).signature),
+        {},
+        VerdictStatus.UNTRUSTED,
+        ["MANIFEST_SIGNATURE_INVALID"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "kwargs", "want", "codes"), AUTHENTICATION, ids=[c[0] for c in AUTHENTICATION]
+)
+def test_check_delivery_authenticates_before_comparing(
+    tmp_path: Path,
+    name: str,
+    change: Callable[[Manifest], Manifest],
+    kwargs: dict[str, Any],
+    want: VerdictStatus,
+    codes: list[str],
+) -> None:
+    path = tmp_path / "people.jsonl"
+    path.write_bytes(_jsonl(RECORDS))
+    verdict = check_delivery(path, change(_commit(path)), **kwargs)
+    assert verdict.status is want
+    assert [f.code for f in verdict.findings] == codes
