@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
@@ -130,6 +130,10 @@ def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
     except Exception:  # malformed r/s/v: eth-keys raises several types
         return False
     return to_checksum_address(recovered) == signer
+
+
+#: A record between two departments, as the list endpoints filter it.
+_Exchange = TypeVar("_Exchange", m.RequestPublic, m.AgreementPublic, m.GrantPublic)
 
 
 @dataclass(frozen=True)
@@ -349,25 +353,28 @@ class LedgerService:
 
     def requests(self, *, principal: Principal, limit: int) -> list[m.RequestPublic]:
         count = int(self.client.call("counts")[0])
-        return list(self._scan(count, limit, lambda i: self.request(i), principal, ("consumer", "provider")))
+        return list(self._scan(count, limit, self.request, principal))
 
-    def _scan(
-        self,
-        count: int,
-        limit: int,
-        read: Callable[[int], Any],
-        principal: Principal,
-        parties: tuple[str, str],
-    ) -> Iterator[Any]:
+    def _reader(self, principal: Principal) -> int | None:
+        """The department whose exchanges a list is narrowed to; None for an auditor, who reads them all.
+
+        Raises:
+            ApiError: FORBIDDEN for anyone but a department or an auditor.
+        """
         if principal.role not in (Role.AUDITOR, Role.DEPARTMENT):
             raise ApiError("FORBIDDEN", "only departments and auditors read exchanges")
-        me = self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
+        return self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
+
+    def _scan(
+        self, count: int, limit: int, read: Callable[[int], _Exchange], principal: Principal
+    ) -> Iterator[_Exchange]:
+        me = self._reader(principal)
         found = 0
         for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1):
             if found >= limit:
                 return
             record = read(i)
-            if me is None or me in (getattr(record, parties[0]), getattr(record, parties[1])):
+            if me is None or me in (record.consumer, record.provider):
                 found += 1
                 yield record
 
@@ -576,9 +583,7 @@ class LedgerService:
 
     def agreements(self, *, principal: Principal, limit: int) -> list[m.AgreementPublic]:
         count = int(self.client.call("counts")[1])
-        return list(
-            self._scan(count, limit, lambda i: self.agreement(i), principal, ("consumer", "provider"))
-        )
+        return list(self._scan(count, limit, self.agreement, principal))
 
     def change_agreement(
         self, *, principal: Principal, agreement_id: int, fn: str
@@ -604,7 +609,7 @@ class LedgerService:
 
     def grants(self, *, principal: Principal, limit: int) -> list[m.GrantPublic]:
         count = int(self.client.call("counts")[2])
-        return list(self._scan(count, limit, lambda i: self.grant(i), principal, ("consumer", "provider")))
+        return list(self._scan(count, limit, self.grant, principal))
 
     def issue_grant(self, *, principal: Principal, body: m.GrantCreate) -> m.Written[m.GrantPublic]:
         agreement = self.agreement(body.agreement_id)
@@ -659,9 +664,7 @@ class LedgerService:
         return self._delivery_public(raw, receipt, block)
 
     def deliveries(self, *, principal: Principal, limit: int) -> list[m.DeliveryPublic]:
-        if principal.role not in (Role.AUDITOR, Role.DEPARTMENT):
-            raise ApiError("FORBIDDEN", "only departments and auditors read exchanges")
-        me = self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
+        me = self._reader(principal)
         out: list[m.DeliveryPublic] = []
         for event, block in self._logs("DeliveryRecorded", newest_first=True):
             receipt = DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args)
