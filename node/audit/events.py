@@ -10,7 +10,6 @@ dynamic bytes as ``0x``-prefixed lower-case hex, strings as ``str``.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,25 +107,22 @@ class EventCodec:
         for entry in abi:
             if entry.get("type") != "event" or entry.get("anonymous"):
                 continue
-            types = [_abi_type(i) for i in entry["inputs"]]
-            signature = f"{entry['name']}({','.join(types)})"
+            inputs = entry["inputs"]
+            abi_types = [_abi_type(i) for i in inputs]
+            signature = f"{entry['name']}({','.join(abi_types)})"
             topic0 = "0x" + keccak(text=signature).hex()
+            params = list(zip(inputs, abi_types, strict=True))
+            indexed = tuple((i["name"], t) for i, t in params if i["indexed"])
+            data = tuple((i["name"], t) for i, t in params if not i["indexed"])
+            data_decoders = [_word_decoder(t) for _, t in data]
             spec = _EventSpec(
                 name=entry["name"],
                 signature=signature,
                 topic0=topic0,
-                indexed=tuple(
-                    (i["name"], t) for i, t in zip(entry["inputs"], types, strict=True) if i["indexed"]
-                ),
-                data=tuple(
-                    (i["name"], t) for i, t in zip(entry["inputs"], types, strict=True) if not i["indexed"]
-                ),
-                order=tuple(i["name"] for i in entry["inputs"]),
-            )
-            data_decoders = [_word_decoder(t) for _, t in spec.data]
-            spec = dataclasses.replace(
-                spec,
-                topic_decoders=tuple(_word_decoder(t) for _, t in spec.indexed),
+                indexed=indexed,
+                data=data,
+                order=tuple(i["name"] for i in inputs),
+                topic_decoders=tuple(_word_decoder(t) for _, t in indexed),
                 data_decoders=None
                 if None in data_decoders
                 else tuple(d for d in data_decoders if d is not None),
