@@ -294,12 +294,17 @@ class LedgerService:
 
     # --- catalog -----------------------------------------------------------------------------------------
 
-    def resource(self, resource_id: int) -> m.ResourcePublic:
+    def resource(self, resource_id: int, *, owner_codes: dict[int, str] | None = None) -> m.ResourcePublic:
+        """One catalog entry. ``owner_codes`` caches owners' codes across the entries of one list (filled
+        here), so a list reads each owning department once rather than once per resource."""
         owner, share, sensitivity, meta, schema = self._view("resource", resource_id)
+        codes = {} if owner_codes is None else owner_codes
+        if owner not in codes:
+            codes[owner] = decode_code(self._department_tuple(owner)[2])
         return m.ResourcePublic(
             id=resource_id,
             owner=owner,
-            owner_code=decode_code(self._department_tuple(owner)[2]),
+            owner_code=codes[owner],
             share_type=_SHARE_NAMES[ShareType(share)],
             sensitivity=sensitivity,
             metadata_hash=_hex(meta),
@@ -308,7 +313,10 @@ class LedgerService:
 
     def resources(self, *, owner: int | None = None) -> list[m.ResourcePublic]:
         count = int(self.client.call("resourceCount"))
-        found = [self.resource(i) for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1)]
+        codes: dict[int, str] = {}
+        found = [
+            self.resource(i, owner_codes=codes) for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1)
+        ]
         return [r for r in found if owner is None or r.owner == owner]
 
     def register_resource(
