@@ -169,22 +169,27 @@ def compute_scorecard(
     shared = [r for r in resources if r.resource_id in delivered or r.resource_id in agreed]
 
     received = [q for q in facts.requests if mine(q.provider) and in_period(q.requested_at)]
-    decided_by_as_of = [q for q in received if q.decided_at is not None and q.decided_at <= as_of]
+
+    def decided(q: RequestFact) -> int | None:
+        return q.decided_at if q.decided_at is not None and q.decided_at <= as_of else None
+
+    decided_by_as_of = [q for q in received if decided(q) is not None]
     approved = [q for q in decided_by_as_of if q.outcome == "approved"]
     rejected = [q for q in decided_by_as_of if q.outcome == "rejected"]
-    pending = [q for q in received if q not in decided_by_as_of]
+    pending = [q for q in received if decided(q) is None]
     overdue = []
     for q in received:
         deadline = add_working_days(q.requested_at, deadline_days, holidays)
-        decided = q.decided_at if q.decided_at is not None and q.decided_at <= as_of else None
-        if (decided is not None and decided > deadline) or (decided is None and as_of > deadline):
+        decided_at = decided(q)
+        if (decided_at is not None and decided_at > deadline) or (decided_at is None and as_of > deadline):
             overdue.append(q.request_id)
     manual = [q.decided_at - q.requested_at for q in decided_by_as_of if not q.automatic and q.decided_at]
     per_consumer: dict[int, dict[str, Any]] = {}
+    approved_set = set(approved)  # membership below, once per request: a list would make it quadratic
     for q in received:
         entry = per_consumer.setdefault(q.consumer, {"requested": 0, "satisfied": 0})
         entry["requested"] += 1
-        entry["satisfied"] += q in approved
+        entry["satisfied"] += q in approved_set
     for entry in per_consumer.values():
         entry["rate"] = _rate(entry["satisfied"], entry["requested"])
 
