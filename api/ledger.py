@@ -651,9 +651,7 @@ class LedgerService:
         if found is None:
             raise ApiError("DELIVERY_NOT_FOUND", f"delivery {_hex(delivery_id)} was never recorded")
         event, block = found
-        return DeliveryReceipt.from_event_args(int(event.args["grantId"]), {
-            **event.args, "commitment": event.args["commitment"]
-        }), block  # fmt: skip
+        return DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args), block
 
     def _delivery_public(self, delivery_id: bytes, receipt: DeliveryReceipt, block: int) -> m.DeliveryPublic:
         status = DeliveryStatus(int(self.client.call("deliveryStatus", delivery_id)))
