@@ -49,6 +49,12 @@ def parse_time(value: str | None, name: str) -> int | None:
     return int(moment.timestamp())
 
 
+def period_bound(value: str | None, name: str, default: int) -> int:
+    """:func:`parse_time`, or ``default`` when the option is not given (a given epoch, 0, stays 0)."""
+    parsed = parse_time(value, name)
+    return default if parsed is None else parsed
+
+
 def _department(engine: Engine, code_or_id: str | None) -> int | None:
     """The id of a ``--department``-style option's department, None if the option was not given.
 
@@ -204,8 +210,8 @@ def scorecard_cmd(
         card = compute_scorecard(
             load_facts(ctx.engine),
             department=_department(ctx.engine, department),
-            period_from=parse_time(period_from, "from") or 0,
-            period_to=parse_time(period_to, "to") or now + 1,
+            period_from=period_bound(period_from, "from", 0),
+            period_to=period_bound(period_to, "to", now + 1),
             now=now,
             deadline_days=deadline_days if deadline_days is not None else ctx.settings.response_deadline_days,
         )
@@ -233,8 +239,8 @@ def report_cmd(
         ctx = open_context()
         report = build_report(
             ctx.engine,
-            period_from=parse_time(period_from, "from") or 0,
-            period_to=parse_time(period_to, "to") or int(time.time()) + 1,
+            period_from=period_bound(period_from, "from", 0),
+            period_to=period_bound(period_to, "to", int(time.time()) + 1),
             department=_department(ctx.engine, department),
         )
         paths = write_report(report, out)

@@ -67,3 +67,18 @@ def test_scorecard_and_bad_input(env: Path) -> None:
     assert code == 2 and json.loads(out)["error"] == "INVALID_QUERY"
     code, out = run("provenance", "0x" + "11" * 32, "--json")
     assert code == 2 and json.loads(out)["error"] == "COMMITMENT_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    ("value", "default", "want"),
+    [
+        (None, 99, 99),
+        ("1970-01-01", 99, 0),
+        ("2026-01-31", 0, 1_769_817_600),
+        ("2026-01-31T08:00:00+08:00", 0, 1_769_817_600),
+    ],
+)
+def test_period_bound_keeps_a_given_epoch(value: str | None, default: int, want: int) -> None:
+    from node.commands.audit import period_bound
+
+    assert period_bound(value, "to", default) == want
