@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -125,3 +125,6 @@ IdempotencyKey = Annotated[
         description="Retry-safe key: a retry with the same key and body gets the first result, records once.",
     ),
 ]
+
+#: How many records a list endpoint answers (``?limit=``); one bound for every list of exchanges.
+ListLimit = Annotated[int, Query(ge=1, le=500)]

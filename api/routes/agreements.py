@@ -4,19 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api import models as m
-from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, ListLimit
 
 router = APIRouter(prefix="/agreements", tags=["agreements"])
 AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1)]
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.get("", response_model=list[m.AgreementPublic])
 def list_agreements(
-    principal: ExchangeReader, ledger: LedgerDep, limit: Limit = 100
+    principal: ExchangeReader, ledger: LedgerDep, limit: ListLimit = 100
 ) -> list[m.AgreementPublic]:
     return ledger.agreements(principal=principal, limit=limit)
 

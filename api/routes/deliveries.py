@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api import models as m
-from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, ListLimit
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.post("", response_model=m.Written[m.DeliveryPublic], status_code=201)
@@ -35,7 +34,7 @@ def record_deliveries(
 
 @router.get("", response_model=list[m.DeliveryPublic])
 def list_deliveries(
-    principal: ExchangeReader, ledger: LedgerDep, limit: Limit = 100
+    principal: ExchangeReader, ledger: LedgerDep, limit: ListLimit = 100
 ) -> list[m.DeliveryPublic]:
     return ledger.deliveries(principal=principal, limit=limit)
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path
 
 from api import models as m
-from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, ListLimit
 
 router = APIRouter(prefix="/requests", tags=["requests"])
 RequestId = Annotated[int, Path(ge=1, le=2**64 - 1)]
-Limit = Annotated[int, Query(ge=1, le=500)]
 
 
 @router.post("", response_model=m.Written[m.RequestPublic], status_code=201)
@@ -22,7 +21,9 @@ def create_request(
 
 
 @router.get("", response_model=list[m.RequestPublic])
-def list_requests(principal: ExchangeReader, ledger: LedgerDep, limit: Limit = 100) -> list[m.RequestPublic]:
+def list_requests(
+    principal: ExchangeReader, ledger: LedgerDep, limit: ListLimit = 100
+) -> list[m.RequestPublic]:
     return ledger.requests(principal=principal, limit=limit)
 
 
