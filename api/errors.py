@@ -9,6 +9,8 @@ nothing about internals; the test suite shows that no input reaches it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -157,6 +159,18 @@ class ApiError(DxlError):
     @property
     def status(self) -> int:
         return ERRORS[self.code].status
+
+
+def base64_field(value: str, field: str) -> bytes:
+    """The bytes of a base64 body field.
+
+    Raises:
+        ApiError: VALIDATION_ERROR naming ``field`` when the value is not base64.
+    """
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ApiError("VALIDATION_ERROR", f"{field} is not base64", field=field) from None
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:

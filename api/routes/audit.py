@@ -9,8 +9,6 @@ index up to the chain head; ``dxl audit index`` does the same from the command l
 
 from __future__ import annotations
 
-import base64
-import binascii
 import tempfile
 import threading
 import time
@@ -23,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Principal, Role
 from api.deps import ExchangeReader, StateDep
-from api.errors import ApiError
+from api.errors import ApiError, base64_field
 from node.audit.errors import InvalidQueryError, NotFoundError
 from node.errors import DxlError
 
@@ -167,10 +165,7 @@ def provenance_of_payload(
 
     from node.audit.queries import provenance_of_file
 
-    try:
-        raw = base64.b64decode(body.payload_base64, validate=True)
-    except (binascii.Error, ValueError):
-        raise ApiError("VALIDATION_ERROR", "payload_base64 is not base64", field="payload_base64") from None
+    raw = base64_field(body.payload_base64, "payload_base64")
     with tempfile.TemporaryDirectory(prefix="dxl-provenance-") as tmp:
         payload, manifest = Path(tmp) / "payload", Path(tmp) / "manifest.json"
         payload.write_bytes(raw)

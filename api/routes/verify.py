@@ -8,8 +8,6 @@ ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import tempfile
 from typing import Any
@@ -18,7 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from api.deps import ExchangeReader, LedgerDep, StateDep
-from api.errors import ApiError
+from api.errors import ApiError, base64_field
 
 router = APIRouter(prefix="/verify", tags=["verify"])
 
@@ -87,12 +85,7 @@ def verify(
                 manifest, reader, commitment=commitment, expected_delivery_id=expected
             )
         else:
-            try:
-                payload = base64.b64decode(body.payload_base64, validate=True)
-            except (binascii.Error, ValueError):
-                raise ApiError(
-                    "VALIDATION_ERROR", "payload_base64 is not base64", field="payload_base64"
-                ) from None
+            payload = base64_field(body.payload_base64, "payload_base64")
             # The verifier streams from a file; the upload is small (bounded by the body limit).
             with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
                 path = os.path.join(tmp, "payload")
