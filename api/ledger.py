@@ -286,12 +286,6 @@ class LedgerService:
         count = int(self.client.call("departmentCount"))
         return [self.department(i) for i in range(1, count + 1)]
 
-    def department_by_code(self, code: str) -> m.DepartmentPublic:
-        dept_id = int(self.client.call("departmentByCode", encode_code(code)))
-        if dept_id == 0:
-            raise ApiError("DEPARTMENT_NOT_FOUND", f"no department with code {code}")
-        return self.department(dept_id)
-
     # --- catalog -----------------------------------------------------------------------------------------
 
     def resource(self, resource_id: int, *, owner_codes: dict[int, str] | None = None) -> m.ResourcePublic:
