@@ -174,16 +174,11 @@ class IdempotencyMiddleware:
             return
         key = raw_key.decode("latin-1")
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
-            await _send_all(
+            await _refuse(
                 send,
-                _json_response(
-                    422,
-                    error_body(
-                        "VALIDATION_ERROR",
-                        f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
-                        field="Idempotency-Key",
-                    ),
-                ),
+                422,
+                "VALIDATION_ERROR",
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
             )
             return
         sessions = self._sessions()
@@ -201,16 +196,11 @@ class IdempotencyMiddleware:
             if existing is None:
                 break
             if existing.fingerprint != print_:
-                await _send_all(
+                await _refuse(
                     send,
-                    _json_response(
-                        422,
-                        error_body(
-                            "IDEMPOTENCY_KEY_REUSED",
-                            "this Idempotency-Key was used for a different request (method, path or body)",
-                            field="Idempotency-Key",
-                        ),
-                    ),
+                    422,
+                    "IDEMPOTENCY_KEY_REUSED",
+                    "this Idempotency-Key was used for a different request (method, path or body)",
                 )
                 return
             if existing.status_code is not None:
@@ -223,16 +213,11 @@ class IdempotencyMiddleware:
                 if row is None or row.status_code is not None:
                     break
             else:
-                await _send_all(
+                await _refuse(
                     send,
-                    _json_response(
-                        409,
-                        error_body(
-                            "IDEMPOTENCY_IN_FLIGHT",
-                            "the first request with this Idempotency-Key is still running; retry later",
-                            field="Idempotency-Key",
-                        ),
-                    ),
+                    409,
+                    "IDEMPOTENCY_IN_FLIGHT",
+                    "the first request with this Idempotency-Key is still running; retry later",
                 )
                 return
         await self._run_claimed(scope, receive, send, store, principal, key)
@@ -277,6 +262,11 @@ async def _replay(send: Send, stored: Stored) -> None:
     ]
     await send({"type": "http.response.start", "status": stored.status, "headers": headers})
     await send({"type": "http.response.body", "body": stored.body})
+
+
+async def _refuse(send: Send, status: int, code: str, message: str) -> None:
+    """Answers an error about the Idempotency-Key header itself, without running the route."""
+    await _send_all(send, _json_response(status, error_body(code, message, field="Idempotency-Key")))
 
 
 async def _send_all(send: Send, messages: list[Message]) -> None:
