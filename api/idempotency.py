@@ -21,7 +21,6 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from anyio import to_thread
 from sqlalchemy import delete, select
@@ -133,10 +132,7 @@ def purge_expired(sessions: sessionmaker[Session], *, older_than: dt.timedelta =
         return int(getattr(result, "rowcount", 0) or 0)
 
 
-def _json_response(
-    status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None
-) -> list[Message]:
-    raw = json.dumps(body).encode()
+def _json_response(status: int, raw: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> list[Message]:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
     return [
         {"type": "http.response.start", "status": status, "headers": headers + (extra or [])},
@@ -255,18 +251,14 @@ def _principal_of(sessions: sessionmaker[Session], authorization: bytes) -> str 
 
 
 async def _replay(send: Send, stored: Stored) -> None:
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(stored.body)).encode()),
-        (b"idempotent-replayed", b"true"),
-    ]
-    await send({"type": "http.response.start", "status": stored.status, "headers": headers})
-    await send({"type": "http.response.body", "body": stored.body})
+    await _send_all(send, _json_response(stored.status, stored.body, [(b"idempotent-replayed", b"true")]))
 
 
 async def _refuse(send: Send, status: int, code: str, message: str) -> None:
     """Answers an error about the Idempotency-Key header itself, without running the route."""
-    await _send_all(send, _json_response(status, error_body(code, message, field="Idempotency-Key")))
+    await _send_all(
+        send, _json_response(status, json.dumps(error_body(code, message, field="Idempotency-Key")).encode())
+    )
 
 
 async def _send_all(send: Send, messages: list[Message]) -> None:
