@@ -1,0 +1,29 @@
+"""GET /resources: every entry names its owner's code, also when one list holds several owners' resources."""
+
+from __future__ import annotations
+
+import pytest
+from api_helpers import ApiEnv, ok, register
+
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-catalog-list")
+
+
+def test_list_names_each_owner_by_its_own_code(api_env: ApiEnv) -> None:
+    ids = [register(api_env, who) for who in ("psb", "hrss", "psb", "hrss")]
+    listed = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor"))}
+    owners = {listed[i]["owner"] for i in ids}
+    assert len(owners) == 2
+    codes = {o: ok(api_env.call("GET", f"/departments/{o}", "auditor"))["code"] for o in owners}
+    for i in ids:
+        assert listed[i]["owner_code"] == codes[listed[i]["owner"]]
+        assert listed[i] == ok(api_env.call("GET", f"/resources/{i}", "auditor"))
+
+
+@pytest.mark.parametrize("who", ["psb", "hrss"])
+def test_owner_filter_keeps_only_that_departments_resources(api_env: ApiEnv, who: str) -> None:
+    mine = register(api_env, who)
+    owner = ok(api_env.call("GET", f"/resources/{mine}", "auditor"))["owner"]
+    listed = ok(api_env.call("GET", f"/resources?owner={owner}", "auditor"))
+    assert mine in {r["id"] for r in listed}
+    assert {r["owner"] for r in listed} == {owner}
