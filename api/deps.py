@@ -103,6 +103,7 @@ GovernorPrincipal = Annotated[Principal, Depends(_require(Role.GOVERNOR, what="a
 GovernanceReader = Annotated[
     Principal, Depends(_require(Role.GOVERNOR, Role.AUDITOR, what="read governance proposals"))
 ]
+AuditorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run the audit indexer"))]
 ExchangeReader = Annotated[
     Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="read exchanges between departments"))
 ]

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, Role
-from api.deps import ExchangeReader, StateDep
+from api.deps import AuditorPrincipal, ExchangeReader, StateDep
 from api.errors import ApiError, base64_field
 from node.audit.errors import InvalidQueryError, NotFoundError
 from node.errors import DxlError
@@ -207,10 +207,8 @@ def scorecard(
 
 
 @router.post("/index")
-def index(ctx: AuditDep, principal: ExchangeReader) -> dict[str, Any]:
+def index(_auditor: AuditorPrincipal, ctx: AuditDep) -> dict[str, Any]:
     """Index up to the chain head now (auditors)."""
-    if principal.role is not Role.AUDITOR:
-        raise ApiError("FORBIDDEN", f"{principal.key} may not run the indexer")
     try:
         # The context's index lock, not the module lock: reads open no context while a sync runs, and the
         # API's audit follower (node.audit.follower) syncs under the same lock.
