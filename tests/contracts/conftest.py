@@ -133,14 +133,14 @@ class Consortium:
         )
         return bytes(account.sign_typed_data(full_message=typed).signature)
 
+    def signatures(self, terms: SharingTerms, provider: Dept, consumer: Dept) -> tuple[bytes, bytes]:
+        """Both departments' signatures over ``terms``, in the order concludeAgreement takes them."""
+        return self.sign(provider.account, terms), self.sign(consumer.account, terms)
+
     def conclude(self, request_id: int, provider: Dept, consumer: Dept) -> int:
         terms = self.terms(request_id)
         result = self.send(
-            consumer,
-            "concludeAgreement",
-            terms.as_tuple(),
-            self.sign(provider.account, terms),
-            self.sign(consumer.account, terms),
+            consumer, "concludeAgreement", terms.as_tuple(), *self.signatures(terms, provider, consumer)
         )
         return int(result.event("AgreementConcluded").args["agreementId"])
 

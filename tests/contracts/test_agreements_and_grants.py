@@ -24,7 +24,7 @@ def approved(ledger: Consortium) -> int:
 def test_concludeAgreement_bothSignatures_activatesAgreement(ledger: Consortium, approved: int) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    p_sig, c_sig = ledger.sign(psb.account, terms), ledger.sign(hrss.account, terms)
+    p_sig, c_sig = ledger.signatures(terms, psb, hrss)
     # Anyone may relay the signed terms: the signatures are the authorisation.
     result = ledger.send(ledger.outsider, "concludeAgreement", terms.as_tuple(), p_sig, c_sig)
     assert names(result) == ["AgreementConcluded"]
@@ -60,7 +60,7 @@ def test_concludeAgreement_wrongSigner_reverts(ledger: Consortium, approved: int
 def test_concludeAgreement_replayedSignatures_revert(ledger: Consortium, approved: int) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    sigs = (ledger.sign(psb.account, terms), ledger.sign(hrss.account, terms))
+    sigs = ledger.signatures(terms, psb, hrss)
     ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *sigs)
     with reverts("RequestStatusMismatch", requestId=approved, status=RequestStatus.CONCLUDED):
         ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *sigs)
@@ -92,13 +92,7 @@ def test_concludeAgreement_expiredDeadline_reverts(ledger: Consortium, approved:
     deadline = ledger.now() - 1
     terms = ledger.terms(approved, deadline=deadline)
     with reverts("AgreementSignatureExpired", deadline=deadline):
-        ledger.send(
-            hrss,
-            "concludeAgreement",
-            terms.as_tuple(),
-            ledger.sign(psb.account, terms),
-            ledger.sign(hrss.account, terms),
-        )
+        ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *ledger.signatures(terms, psb, hrss))
 
 
 @pytest.mark.parametrize("field", ["valid_until", "scope_hash", "purpose_hash", "consumer"])
@@ -115,13 +109,7 @@ def test_concludeAgreement_termsDifferFromRequest_revert(
     }[field]
     terms = dataclasses.replace(terms, **{field: changed})
     with reverts("AgreementTermsMismatch", requestId=approved):
-        ledger.send(
-            hrss,
-            "concludeAgreement",
-            terms.as_tuple(),
-            ledger.sign(psb.account, terms),
-            ledger.sign(hrss.account, terms),
-        )
+        ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *ledger.signatures(terms, psb, hrss))
 
 
 def test_concludeAgreement_pendingRequest_reverts(ledger: Consortium) -> None:
@@ -129,19 +117,13 @@ def test_concludeAgreement_pendingRequest_reverts(ledger: Consortium) -> None:
     req = ledger.request(hrss, ledger.resource(psb))
     terms = ledger.terms(req)
     with reverts("RequestStatusMismatch", status=RequestStatus.PENDING, expected=RequestStatus.APPROVED):
-        ledger.send(
-            hrss,
-            "concludeAgreement",
-            terms.as_tuple(),
-            ledger.sign(psb.account, terms),
-            ledger.sign(hrss.account, terms),
-        )
+        ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *ledger.signatures(terms, psb, hrss))
 
 
 def test_concludeAgreement_suspendedConsumer_reverts(ledger: Consortium, approved: int) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    sigs = (ledger.sign(psb.account, terms), ledger.sign(hrss.account, terms))
+    sigs = ledger.signatures(terms, psb, hrss)
     ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(hrss.id))
     with reverts("DepartmentNotActive", departmentId=hrss.id):
         ledger.send(psb, "concludeAgreement", terms.as_tuple(), *sigs)
@@ -150,7 +132,7 @@ def test_concludeAgreement_suspendedConsumer_reverts(ledger: Consortium, approve
 def test_concludeAgreement_signerRekeyed_oldSignatureRejected(ledger: Consortium, approved: int) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    sigs = (ledger.sign(psb.account, terms), ledger.sign(hrss.account, terms))
+    sigs = ledger.signatures(terms, psb, hrss)
     ledger.govern(
         GovernanceAction.REKEY_DEPARTMENT,
         abi_encode(["uint32", "address", "bytes32"], [psb.id, Account.create().address, b"\x01" * 32]),

@@ -69,13 +69,7 @@ def measure(endpoint: NodeEndpoint) -> dict[str, int]:
     req = r.event("AccessRequested").args["requestId"]
     gas["approveRequest"] = ledger.send(psb, "approveRequest", req).gas_used
     terms = ledger.terms(req)
-    r = ledger.send(
-        hrss,
-        "concludeAgreement",
-        terms.as_tuple(),
-        ledger.sign(psb.account, terms),
-        ledger.sign(hrss.account, terms),
-    )
+    r = ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *ledger.signatures(terms, psb, hrss))
     gas["concludeAgreement"] = r.gas_used
     aid = r.event("AgreementConcluded").args["agreementId"]
     r = ledger.send(psb, "issueGrant", aid, now + 30 * DAY)
