@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 LEDGER_ARTIFACT = "DataExchangeLedger"
+ANCHORS_ARTIFACT = "ReceiptAnchors"
 DEPLOYMENT_FILE = "deployment.json"
 RECORD_VERSION = 1
 
@@ -66,6 +67,17 @@ def _hex_hash(data: bytes | str) -> str:
 
 
 @dataclass(frozen=True)
+class AnchorsDeployment:
+    """Where the ``ReceiptAnchors`` contract of a ledger lives, and which build it is."""
+
+    address: str
+    tx_hash: str
+    block_number: int
+    bytecode_hash: str
+    code_hash: str
+
+
+@dataclass(frozen=True)
 class Deployment:
     """What ``deployment.json`` records (``reused`` only says what the last call did; it is not stored)."""
 
@@ -83,11 +95,16 @@ class Deployment:
     threshold: int
     deployed_at: str
     version: int = RECORD_VERSION
+    #: The ``ReceiptAnchors`` contract beside the ledger (:func:`deploy_receipt_anchors`); records written
+    #: before it existed lack it, and the next start deploys it.
+    receipt_anchors: AnchorsDeployment | None = None
     reused: bool = field(default=False, compare=False)
 
     def to_json(self) -> str:
         record = asdict(self)
         record.pop("reused")
+        if record["receipt_anchors"] is None:
+            record.pop("receipt_anchors")
         return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -106,10 +123,13 @@ class Deployment:
             raise ConfigurationError(f"deployment record {path} is unreadable: {exc}") from None
         try:
             known = {f for f in cls.__dataclass_fields__ if f != "reused"}
-            missing = known - {"version"} - set(raw)
+            missing = known - {"version", "receipt_anchors"} - set(raw)
             if missing:
                 raise KeyError(", ".join(sorted(missing)))
-            return cls(**{k: v for k, v in raw.items() if k in known})
+            fields = {k: v for k, v in raw.items() if k in known}
+            if fields.get("receipt_anchors") is not None:
+                fields["receipt_anchors"] = AnchorsDeployment(**fields["receipt_anchors"])
+            return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise ConfigurationError(f"deployment record {path} lacks {exc}") from None
 
@@ -184,7 +204,7 @@ def deploy_ledger(
         existing = Deployment.load(path)
         verify_deployment(client, existing, artifact, path)
         client.at(existing.address)
-        return Deployment(**{**asdict(existing), "reused": True})
+        return replace(existing, reused=True)
 
     if not governors or not 0 < threshold <= len(governors):
         raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
@@ -209,6 +229,82 @@ def deploy_ledger(
     _write_record(path, deployment)
     client.at(deployment.address)
     return deployment
+
+
+def _anchors_record_matches(client: LedgerClient, record: AnchorsDeployment, artifact: Artifact) -> bool:
+    code = client.code_at(record.address)
+    return (
+        bool(code)
+        and _hex_hash(code) == record.code_hash
+        and record.bytecode_hash == _hex_hash(artifact.bytecode)
+    )
+
+
+def anchors_abi(artifact: Artifact, ledger_artifact: Artifact) -> list[dict[str, Any]]:
+    """The anchors' ABI plus the ledger's errors: a ledger view the anchors call (``grant``) may revert with
+    one of those, and it reaches the caller unchanged."""
+    own = {(e.get("type"), e.get("name")) for e in artifact.abi}
+    extra = [
+        e for e in ledger_artifact.abi if e.get("type") == "error" and ("error", e.get("name")) not in own
+    ]
+    return [*artifact.abi, *extra]
+
+
+def deploy_receipt_anchors(
+    client: LedgerClient, *, deployer: LocalAccount, home: Path | None = None
+) -> AnchorsDeployment:
+    """Deploy ``ReceiptAnchors(ledger)`` beside the recorded ledger, once: a recorded anchors contract whose
+    code and build still match is reused. The record is kept in ``deployment.json``.
+
+    An anchors contract carries no state but its batches, which belong to its ledger: one that no longer
+    matches the build (or is gone) is replaced, since the ledger itself was verified first.
+
+    Raises:
+        NotDeployedError: no ledger recorded.
+        DeploymentMismatchError: the ledger record does not match the node.
+        NodeError: the node is unreachable or refuses the transaction.
+    """
+    path = deployment_path(home)
+    deployment = Deployment.load(path)
+    ledger_artifact = load_artifact(deployment.artifact)
+    verify_deployment(client, deployment, ledger_artifact, path)
+    artifact = load_artifact(ANCHORS_ARTIFACT)
+    existing = deployment.receipt_anchors
+    if existing is not None and _anchors_record_matches(client, existing, artifact):
+        return existing
+    anchors = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
+    result = anchors.deploy(deployer, artifact.bytecode, deployment.address)
+    assert result.contract_address is not None
+    record = AnchorsDeployment(
+        address=Web3.to_checksum_address(result.contract_address),
+        tx_hash=result.tx_hash,
+        block_number=result.block_number,
+        bytecode_hash=_hex_hash(artifact.bytecode),
+        code_hash=_hex_hash(anchors.code_at(result.contract_address)),
+    )
+    _write_record(path, replace(deployment, receipt_anchors=record))
+    return record
+
+
+def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
+    """A client bound to the recorded, verified ``ReceiptAnchors`` of ``home``'s ledger on ``endpoint``.
+
+    Raises:
+        NotDeployedError: nothing deployed yet.
+        DeploymentMismatchError: the record does not match the node, or names no (matching) anchors contract.
+    """
+    path = deployment_path(home)
+    deployment = Deployment.load(path)
+    artifact = load_artifact(ANCHORS_ARTIFACT)
+    client = LedgerClient(endpoint, anchors_abi(artifact, load_artifact(deployment.artifact)), **kwargs)
+    record = deployment.receipt_anchors
+    if record is None:
+        raise DeploymentMismatchError(path, "it names no receipt anchors contract (run `dxl deploy`)")
+    if not _anchors_record_matches(client, record, artifact):
+        raise DeploymentMismatchError(
+            path, f"the code at {record.address} is not the recorded receipt anchors"
+        )
+    return client.at(record.address)
 
 
 def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:

@@ -22,7 +22,7 @@ import json
 import os
 import secrets
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,7 @@ from eth_utils.crypto import keccak
 
 from node.chain import LedgerClient, PendingTx
 from node.compiler import load_artifact
-from node.deploy import LEDGER_ARTIFACT, Deployment, deploy_ledger
+from node.deploy import LEDGER_ARTIFACT, Deployment, deploy_ledger, deploy_receipt_anchors
 from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
 from node.keys import KeyStore
@@ -331,5 +331,7 @@ def setup_ledger(
         force=force_deploy,
         artifact=artifact,
     )
+    anchors = deploy_receipt_anchors(client, deployer=keystore.unlock(GOVERNORS[0]), home=settings.home)
+    deployment = replace(deployment, receipt_anchors=anchors)
     report = provision_demo(client, keystore, home=settings.home, funder=funder)
     return LedgerSetup(client, deployment, report, keystore)

@@ -13,6 +13,7 @@ import json
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -156,6 +157,7 @@ def _print_summary(
         ("node", f"{endpoint.rpc_url} ({'embedded, state in ' + str(settings.home / 'node') if embedded else 'external'})"),  # noqa: E501
         ("chain id", str(endpoint.chain_id)),
         ("ledger", f"{dep.address} ({'resumed' if dep.reused else 'deployed'} at block {dep.block_number})"),
+        ("anchors", dep.receipt_anchors.address if dep.receipt_anchors else "not deployed"),
         ("DXL_HOME", str(settings.home)),
         ("keystore", f"{settings.keys_dir} ({len(report.principals)} keys)"),
         ("departments", ", ".join(f"{code}={i}" for code, i in report.departments.items())),
@@ -182,7 +184,7 @@ def deploy_command(
     as_json: JsonOption = False,
 ) -> None:
     """Deploy the ledger (idempotent) with the keystore's governors, on a running node."""
-    from node.deploy import deploy_ledger
+    from node.deploy import deploy_ledger, deploy_receipt_anchors, ledger_client
     from node.keys import KeyStore
     from node.provision import GOVERNORS, THRESHOLD, ensure_principals
     from node.settings import load_settings
@@ -199,6 +201,14 @@ def deploy_command(
                 deployer=keystore.unlock(GOVERNORS[0]),
                 home=settings.home,
                 force=force,
+            )
+            deployment = replace(
+                deployment,
+                receipt_anchors=deploy_receipt_anchors(
+                    ledger_client(endpoint, settings.home),
+                    deployer=keystore.unlock(GOVERNORS[0]),
+                    home=settings.home,
+                ),
             )
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc

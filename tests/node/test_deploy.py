@@ -16,7 +16,9 @@ from node.deploy import (
     Deployment,
     DeploymentMismatchError,
     NotDeployedError,
+    anchors_client,
     deploy_ledger,
+    deploy_receipt_anchors,
     deployment_path,
     ledger_client,
     load_deployment,
@@ -63,6 +65,37 @@ def test_second_deployment_reuses_the_first(
     assert client.call("threshold") == 2 and client.call("governorCount") == 3
     receipt = client.w3.eth.get_transaction_receipt(first.tx_hash)
     assert receipt["contractAddress"] == first.address and receipt["blockNumber"] == first.block_number
+
+
+def test_receipt_anchors_deploy_once_beside_the_ledger(
+    embedded_node: EmbeddedNode, tmp_path: Path, governors: list[Any]
+) -> None:
+    endpoint = embedded_node.endpoint
+    deploy_ledger(endpoint, [g.address for g in governors], 2, deployer=governors[0], home=tmp_path)
+    with pytest.raises(DeploymentMismatchError, match="names no receipt anchors"):
+        anchors_client(endpoint, tmp_path)
+    ledger = ledger_client(endpoint, tmp_path)
+    first = deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path)
+    block_after_first = endpoint.verify()
+    assert deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path) == first
+    assert endpoint.verify() == block_after_first  # reused: nothing was sent
+    assert load_deployment(tmp_path).receipt_anchors == first
+    anchors = anchors_client(endpoint, tmp_path)
+    assert anchors.address == first.address and anchors.call("ledger") == ledger.address
+
+    # A record naming an address without that code is replaced by a fresh deployment, the ledger kept.
+    _tamper(
+        deployment_path(tmp_path),
+        receipt_anchors={
+            **json.loads(deployment_path(tmp_path).read_text())["receipt_anchors"],
+            "address": governors[1].address,
+        },
+    )
+    with pytest.raises(DeploymentMismatchError, match="not the recorded receipt anchors"):
+        anchors_client(endpoint, tmp_path)
+    again = deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path)
+    assert again.address not in (first.address, governors[1].address)
+    assert load_deployment(tmp_path).address == ledger.address
 
 
 def _tamper(path: Path, **changes: Any) -> None:

@@ -1,0 +1,228 @@
+"""Receipt anchors: Merkle batches of receipts anchored beside the ledger, proved and settled on chain."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from eth_account import Account
+
+from node.chain import LedgerClient, TxResult
+from node.compiler import load_artifact
+from node.deploy import anchors_abi
+from node.endpoint import NodeEndpoint
+from node.types import GovernanceAction
+from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, reverts
+from tests.contracts.test_department_registry import uint
+from verifier.receipts import BatchTree, Receipt
+
+ANCHORED, ACKNOWLEDGED = 1, 2
+#: From this many receipts per batch an anchor (about 115,000 gas) costs at most 100 gas per receipt.
+RECEIPTS_PER_100_GAS = 1200
+
+
+@dataclass
+class Anchors:
+    ledger: Consortium
+    client: LedgerClient
+
+    def send(self, who: Dept, fn: str, *args: object) -> TxResult:
+        return self.client.transact(who.account, fn, *args)
+
+    def call(self, fn: str, *args: object) -> object:
+        return self.client.call(fn, *args)
+
+    def grant(self, *, seconds: int = DAY) -> int:
+        psb, hrss = self.ledger.depts["PSB"], self.ledger.depts["HRSS"]
+        return self.ledger.grant(psb, self.ledger.agreement(psb, hrss), seconds=seconds)
+
+    def anchor(self, grant_id: int, first: int, receipts: list[Receipt]) -> tuple[BatchTree, TxResult]:
+        tree = BatchTree([r.leaf_hash() for r in receipts])
+        result = self.send(self.ledger.depts["PSB"], "anchorBatch", grant_id, first, len(receipts), tree.root)
+        return tree, result
+
+
+def make_anchors(endpoint: NodeEndpoint, consortium: Consortium) -> Anchors:
+    artifact = load_artifact("ReceiptAnchors")
+    client = LedgerClient(endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
+    deployed = client.deploy(consortium.governors[0], artifact.bytecode, consortium.client.address)
+    assert deployed.contract_address is not None
+    return Anchors(consortium, client.at(deployed.contract_address))
+
+
+@pytest.fixture(scope="module")
+def anchors(node_endpoint: NodeEndpoint) -> Anchors:
+    """One ledger (PSB provides to HRSS, CIVIL a third party) and its anchors, shared by the module's tests,
+    which each use grants of their own."""
+    governors = [Account.create() for _ in range(3)]
+    consortium = Consortium(deploy(node_endpoint, governors, 2), governors)
+    for code in ("PSB", "HRSS", "CIVIL"):
+        consortium.admit(code)
+    return make_anchors(node_endpoint, consortium)
+
+
+def receipts_for(grant_id: int, n: int) -> list[Receipt]:
+    return [Receipt(os.urandom(32), grant_id, os.urandom(32), 1, 1_000 + i, i) for i in range(n)]
+
+
+def test_anchorBatch_storesBatchAdvancesSequenceAndEmits(anchors: Anchors) -> None:
+    psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
+    gid = anchors.grant()
+    tree, result = anchors.anchor(gid, 0, receipts_for(gid, 3))
+    assert names(result) == ["ReceiptBatchAnchored"]
+    ev = result.event("ReceiptBatchAnchored").args
+    at = anchors.ledger.client.w3.eth.get_block(result.block_number)["timestamp"]
+    assert (ev["grantId"], ev["firstSequence"], ev["provider"], ev["consumer"]) == (gid, 0, psb.id, hrss.id)
+    assert (ev["leafCount"], ev["root"], ev["anchoredAt"]) == (3, tree.root, at)
+    assert anchors.call("batch", gid, 0) == (tree.root, 3, at, psb.id, hrss.id, ANCHORED)
+    assert anchors.call("nextSequence", gid) == 3
+    _, second = anchors.anchor(gid, 3, receipts_for(gid, 2))
+    assert second.event("ReceiptBatchAnchored").args["firstSequence"] == 3
+    assert anchors.call("nextSequence", gid) == 5
+
+
+def test_anchorBatch_gasIndependentOfLeafCount_under100PerReceiptFrom1200(anchors: Anchors) -> None:
+    gid = anchors.grant()
+    anchors.anchor(gid, 0, receipts_for(gid, 1))  # the grant's sequence slot exists from here on
+    _, one = anchors.anchor(gid, 1, receipts_for(gid, 1))
+    _, many = anchors.anchor(gid, 2, receipts_for(gid, RECEIPTS_PER_100_GAS))
+    # Only the calldata of the leaf count and first sequence differ (non-zero bytes): a few dozen gas.
+    assert abs(many.gas_used - one.gas_used) < 100, (one.gas_used, many.gas_used)
+    assert many.gas_used <= 100 * RECEIPTS_PER_100_GAS, many.gas_used
+
+
+@pytest.mark.parametrize("first", [0, 2, 7])
+def test_anchorBatch_notAtNextSequence_reverts(anchors: Anchors, first: int) -> None:
+    gid = anchors.grant()
+    anchors.anchor(gid, 0, receipts_for(gid, 4))
+    with reverts("ReceiptBatchOutOfSequence", grantId=gid, firstSequence=first, expectedSequence=4):
+        anchors.anchor(gid, first, receipts_for(gid, 1))
+    assert anchors.call("nextSequence", gid) == 4
+
+
+@pytest.mark.parametrize(("count", "root", "field"), [(0, b"\1" * 32, "leafCount"), (1, b"\0" * 32, "root")])
+def test_anchorBatch_zeroField_reverts(anchors: Anchors, count: int, root: bytes, field: str) -> None:
+    gid = anchors.grant()
+    with reverts("ReceiptInvalidField", field=field):
+        anchors.send(anchors.ledger.depts["PSB"], "anchorBatch", gid, 0, count, root)
+
+
+@pytest.mark.parametrize("who", ["HRSS", "CIVIL"])
+def test_anchorBatch_byOtherThanProvider_reverts(anchors: Anchors, who: str) -> None:
+    gid = anchors.grant()
+    dept = anchors.ledger.depts[who]
+    with reverts("DepartmentUnauthorized", account=dept.account.address):
+        anchors.send(dept, "anchorBatch", gid, 0, 1, b"\1" * 32)
+
+
+def test_anchorBatch_unknownRevokedOrExpiredGrant_reverts(anchors: Anchors) -> None:
+    psb = anchors.ledger.depts["PSB"]
+    with reverts("GrantUnknown", grantId=404_404):
+        anchors.send(psb, "anchorBatch", 404_404, 0, 1, b"\1" * 32)
+    revoked = anchors.grant()
+    anchors.ledger.send(psb, "revokeGrant", revoked)
+    with reverts("GrantAlreadyRevoked", grantId=revoked):
+        anchors.send(psb, "anchorBatch", revoked, 0, 1, b"\1" * 32)
+    expiring = anchors.grant(seconds=60)
+    expires = anchors.ledger.call("grant", expiring)[3]
+    w3 = anchors.ledger.client.w3
+    w3.provider.make_request("evm_increaseTime", [61])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    with reverts("GrantExpired", grantId=expiring, expiredAt=expires):
+        anchors.send(psb, "anchorBatch", expiring, 0, 1, b"\1" * 32)
+
+
+def test_anchorBatch_agreementSuspended_reverts(anchors: Anchors) -> None:
+    gid = anchors.grant()
+    aid = anchors.ledger.call("grant", gid)[0]
+    anchors.ledger.govern(GovernanceAction.SUSPEND_AGREEMENT, uint(aid))
+    with reverts("AgreementStatusMismatch", agreementId=aid):
+        anchors.anchor(gid, 0, receipts_for(gid, 1))
+
+
+@pytest.mark.parametrize("suspended", ["PSB", "HRSS"])
+def test_anchorBatch_suspendedParty_reverts(
+    node_endpoint: NodeEndpoint, ledger: Consortium, suspended: str
+) -> None:
+    own = make_anchors(node_endpoint, ledger)
+    gid = own.grant()
+    dept = ledger.depts[suspended]
+    ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(dept.id))
+    with reverts("DepartmentNotActive", departmentId=dept.id):
+        own.anchor(gid, 0, receipts_for(gid, 1))
+
+
+def test_receiptIncluded_pythonProofsVerifyOnChain(anchors: Anchors) -> None:
+    gid = anchors.grant()
+    first = 0
+    for size in (1, 2, 5, 13):  # a lone leaf, a pair, and right edges carried up one and two levels
+        receipts = receipts_for(gid, size)
+        tree, _ = anchors.anchor(gid, first, receipts)
+        for index in sorted({0, size // 2, size - 1}):
+            receipt, proof = receipts[index], tree.proof(index)
+            assert anchors.call("receiptIncluded", gid, first, receipt.as_tuple(), index, proof) is True
+            # The same proof for a changed receipt, another position or a shortened path proves nothing.
+            forged = Receipt(
+                receipt.delivery_id, gid, os.urandom(32), 1, receipt.byte_size, receipt.record_count
+            )
+            assert anchors.call("receiptIncluded", gid, first, forged.as_tuple(), index, proof) is False
+            assert anchors.call("receiptIncluded", gid, first, receipt.as_tuple(), index + 1, proof) is False
+            if proof:
+                assert (
+                    anchors.call("receiptIncluded", gid, first, receipt.as_tuple(), index, proof[:-1])
+                    is False
+                )
+        first += size
+    assert anchors.call("receiptLeaf", receipts[0].as_tuple()) == receipts[0].leaf_hash()
+    assert anchors.call("receiptIncluded", gid, first, receipts[0].as_tuple(), 0, tree.proof(0)) is False
+
+
+def test_acknowledgeBatch_consumerOnly_once(anchors: Anchors) -> None:
+    psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
+    gid = anchors.grant()
+    anchors.anchor(gid, 0, receipts_for(gid, 4))
+    with reverts("DepartmentUnauthorized", account=psb.account.address):
+        anchors.send(psb, "acknowledgeBatch", gid, 0)
+    with reverts("ReceiptBatchUnknown", grantId=gid, firstSequence=1):
+        anchors.send(hrss, "acknowledgeBatch", gid, 1)
+    result = anchors.send(hrss, "acknowledgeBatch", gid, 0)
+    assert names(result) == ["ReceiptBatchAcknowledged"]
+    assert result.event("ReceiptBatchAcknowledged").args["consumer"] == hrss.id
+    assert anchors.call("batch", gid, 0)[5] == ACKNOWLEDGED  # type: ignore[index]
+    with reverts("ReceiptBatchAlreadySettled", grantId=gid, firstSequence=0, status=ACKNOWLEDGED):
+        anchors.send(hrss, "acknowledgeBatch", gid, 0)
+
+
+def test_disputeReceipt_byProof_thenAcknowledgeTheRest(anchors: Anchors) -> None:
+    hrss, civil = anchors.ledger.depts["HRSS"], anchors.ledger.depts["CIVIL"]
+    gid = anchors.grant()
+    anchors.anchor(gid, 0, receipts_for(gid, 2))
+    receipts = receipts_for(gid, 5)
+    tree, _ = anchors.anchor(gid, 2, receipts)
+    theirs = os.urandom(32)
+    target = receipts[3]
+    args = (gid, 2, target.as_tuple(), 3, tree.proof(3))
+    with reverts("DepartmentUnauthorized", account=civil.account.address):
+        anchors.send(civil, "disputeReceipt", *args, theirs)
+    with reverts("ReceiptInvalidField", field="consumerCommitment"):
+        anchors.send(hrss, "disputeReceipt", *args, target.commitment)
+    with reverts("ReceiptProofInvalid", grantId=gid, sequence=4):
+        anchors.send(hrss, "disputeReceipt", gid, 2, target.as_tuple(), 2, tree.proof(3), theirs)
+    result = anchors.send(hrss, "disputeReceipt", *args, theirs)
+    assert names(result) == ["ReceiptDisputed"]
+    ev = result.event("ReceiptDisputed").args
+    assert (ev["grantId"], ev["sequence"], ev["deliveryId"], ev["consumer"]) == (
+        gid,
+        5,
+        target.delivery_id,
+        hrss.id,
+    )
+    assert (ev["recordedCommitment"], ev["consumerCommitment"]) == (target.commitment, theirs)
+    assert anchors.call("receiptDisputed", gid, 5) is True
+    assert anchors.call("receiptDisputed", gid, 4) is False
+    with reverts("ReceiptAlreadyDisputed", grantId=gid, sequence=5):
+        anchors.send(hrss, "disputeReceipt", *args, theirs)
+    anchors.send(hrss, "acknowledgeBatch", gid, 2)
+    with reverts("ReceiptBatchAlreadySettled", grantId=gid, firstSequence=2, status=ACKNOWLEDGED):
+        anchors.send(hrss, "disputeReceipt", gid, 2, receipts[0].as_tuple(), 0, tree.proof(0), theirs)

@@ -1,0 +1,117 @@
+"""Receipt batch trees: the same tree as the payload tree (empty salt), proofs that verify and that fail."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from eth_abi import encode as abi_encode
+
+from verifier.errors import InvalidProofError, RootMismatchError
+from verifier.hashing import HashAlgorithm, TreeHasher
+from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
+from verifier.tree import inclusion_proof, root_of
+
+
+def receipts(n: int, grant_id: int = 7) -> list[Receipt]:
+    return [Receipt(os.urandom(32), grant_id, os.urandom(32), 1 + i % 2, 10 * i, i) for i in range(n)]
+
+
+def test_encode_isTheAbiEncodingOfDeliveryRecord() -> None:
+    r = Receipt(os.urandom(32), 2**64 - 1, os.urandom(32), 255, 123_456, 0)
+    expected = abi_encode(
+        ["(bytes32,uint64,bytes32,uint8,uint64,uint64)"],
+        [(r.delivery_id, r.grant_id, r.commitment, r.hash_algorithm, r.byte_size, r.record_count)],
+    )
+    assert r.encode() == expected
+    assert r.leaf_hash() == TreeHasher(HashAlgorithm.SHA256, b"").leaf(expected)
+
+
+@pytest.mark.parametrize(
+    "receipt",
+    [
+        Receipt(b"\1" * 31, 1, b"\1" * 32, 1, 1, 1),
+        Receipt(b"\1" * 32, 2**64, b"\1" * 32, 1, 1, 1),
+        Receipt(b"\1" * 32, 1, b"\1" * 32, 256, 1, 1),
+        Receipt(b"\1" * 32, 1, b"\1" * 32, 1, -1, 1),
+    ],
+)
+def test_encode_fieldOutOfRange_raises(receipt: Receipt) -> None:
+    with pytest.raises(InvalidProofError):
+        receipt.encode()
+
+
+@pytest.mark.parametrize("n", [*range(1, 18), 31, 32, 33, 100])
+def test_batchTree_isTheRfc6962TreeOfTheVerifier(n: int) -> None:
+    leaves = [r.leaf_hash() for r in receipts(n)]
+    tree = BatchTree(leaves)
+    assert tree.root == root_of(TreeHasher(HashAlgorithm.SHA256, b""), leaves)
+    for index in range(n):
+        assert tree.proof(index) == inclusion_proof(HashAlgorithm.SHA256, leaves, index)
+
+
+def test_batchTree_empty_or_outside_raises() -> None:
+    with pytest.raises(InvalidProofError):
+        BatchTree([])
+    with pytest.raises(InvalidProofError):
+        BatchTree([b"\0" * 32]).proof(1)
+
+
+def proof_of(batch: list[Receipt], index: int, first_sequence: int = 40) -> ReceiptProof:
+    tree = BatchTree([r.leaf_hash() for r in batch])
+    return ReceiptProof(batch[index], first_sequence, index, len(batch), tree.root, tuple(tree.proof(index)))
+
+
+def test_verifyReceiptProof_roundTripsThroughJson() -> None:
+    batch = receipts(11)
+    for index in (0, 5, 10):
+        proof = proof_of(batch, index)
+        again = ReceiptProof.from_json(proof.to_json())
+        assert again == proof and again.sequence == 40 + index
+        verify_receipt_proof(again)
+
+
+def test_verifyReceiptProof_tamperedReceipt_raisesRootMismatch() -> None:
+    batch = receipts(6)
+    proof = proof_of(batch, 2)
+    r = proof.receipt
+    for changed in (
+        Receipt(r.delivery_id, r.grant_id, r.commitment, r.hash_algorithm, r.byte_size + 1, r.record_count),
+        Receipt(os.urandom(32), r.grant_id, r.commitment, r.hash_algorithm, r.byte_size, r.record_count),
+    ):
+        raw = proof.to_json() | {"receipt": changed.to_json()}
+        with pytest.raises(RootMismatchError):
+            verify_receipt_proof(ReceiptProof.from_json(raw))
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        (lambda p: p | {"index": 3}, RootMismatchError),
+        (lambda p: p | {"index": 6}, InvalidProofError),
+        (lambda p: p | {"proof": p["proof"][:-1]}, InvalidProofError),
+        (lambda p: p | {"batch": p["batch"] | {"leaf_count": 9}}, InvalidProofError),
+    ],
+)
+def test_verifyReceiptProof_wrongPosition_raises(change: object, error: type[Exception]) -> None:
+    proof = proof_of(receipts(6), 2).to_json()
+    with pytest.raises(error):
+        verify_receipt_proof(ReceiptProof.from_json(change(proof)))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda p: {k: v for k, v in p.items() if k != "proof"},
+        lambda p: p | {"index": -1},
+        lambda p: p | {"index": True},
+        lambda p: p | {"proof": ["0x12"]},
+        lambda p: p | {"proof": [7]},
+        lambda p: p | {"batch": p["batch"] | {"grant_id": 8}},
+        lambda p: p | {"receipt": p["receipt"] | {"commitment": "0xzz"}},
+    ],
+)
+def test_receiptProof_fromJson_malformed_raisesInvalidProof(change: object) -> None:
+    raw = change(proof_of(receipts(3), 1).to_json())  # type: ignore[operator]
+    with pytest.raises(InvalidProofError):
+        ReceiptProof.from_json(raw)

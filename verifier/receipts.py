@@ -1,0 +1,264 @@
+"""Receipt batches: delivery receipts as leaves of an RFC 6962-shaped tree whose root is anchored on chain.
+
+A receipt is the six fields of a delivery (id, grant, commitment, hash algorithm id, byte size, record count).
+Its leaf is ``SHA-256(0x00 || abi.encode(receipt))`` and inner nodes are ``SHA-256(0x01 || left || right)``:
+the tree of :mod:`verifier.tree` with an empty salt, so one proof format serves payloads and receipts, and
+exactly what the ``ReceiptAnchors`` contract recomputes on chain (``ReceiptTrees.sol``).
+
+A grant's receipts are numbered 0, 1, 2, ... in the order they are anchored; a batch holds the receipts
+``first_sequence .. first_sequence + leaf_count - 1`` of one grant, and receipt ``sequence`` is leaf
+``sequence - first_sequence`` of its batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from verifier.errors import InvalidProofError
+from verifier.hashing import HashAlgorithm
+from verifier.tree import verify_inclusion
+
+#: Bytes of one encoded receipt: six ABI words.
+RECEIPT_SIZE = 6 * 32
+_UINT64_MAX = (1 << 64) - 1
+_LEAF_PREFIX = b"\x00"
+_NODE_PREFIX = b"\x01"
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """One delivery receipt, as ``DeliveryRecord`` in the contracts."""
+
+    delivery_id: bytes
+    grant_id: int
+    commitment: bytes
+    hash_algorithm: int
+    byte_size: int
+    record_count: int
+
+    def encode(self) -> bytes:
+        """``abi.encode(receipt)``: six 32-byte words, the integers big-endian and right-aligned."""
+        return encode_receipt(
+            self.delivery_id,
+            self.grant_id,
+            self.commitment,
+            self.hash_algorithm,
+            self.byte_size,
+            self.record_count,
+        )
+
+    def leaf_hash(self) -> bytes:
+        return hashlib.sha256(_LEAF_PREFIX + self.encode()).digest()
+
+    def as_tuple(self) -> tuple[bytes, int, bytes, int, int, int]:
+        """The ``DeliveryRecord`` struct as web3 takes it."""
+        return (self.delivery_id, self.grant_id, self.commitment, self.hash_algorithm, self.byte_size,
+                self.record_count)  # fmt: skip
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "delivery_id": "0x" + self.delivery_id.hex(),
+            "grant_id": self.grant_id,
+            "commitment": "0x" + self.commitment.hex(),
+            "hash_algorithm": self.hash_algorithm,
+            "byte_size": self.byte_size,
+            "record_count": self.record_count,
+        }
+
+
+def encode_receipt(
+    delivery_id: bytes,
+    grant_id: int,
+    commitment: bytes,
+    hash_algorithm: int,
+    byte_size: int,
+    record_count: int,
+) -> bytes:
+    """``abi.encode`` of a receipt's fields without a general ABI encoder (this runs once per receipt).
+
+    Raises:
+        InvalidProofError: a field does not fit its Solidity type (bytes32, uint64, uint8).
+    """
+    if len(delivery_id) != 32 or len(commitment) != 32:
+        raise InvalidProofError("delivery id and commitment must be 32 bytes each")
+    if not (
+        0 <= grant_id <= _UINT64_MAX and 0 <= byte_size <= _UINT64_MAX and 0 <= record_count <= _UINT64_MAX
+    ):
+        raise InvalidProofError("grant id, byte size and record count must fit 64 bits")
+    if not 0 <= hash_algorithm <= 255:
+        raise InvalidProofError("hash algorithm id must fit 8 bits")
+    return b"".join(
+        (
+            delivery_id,
+            grant_id.to_bytes(32, "big"),
+            commitment,
+            hash_algorithm.to_bytes(32, "big"),
+            byte_size.to_bytes(32, "big"),
+            record_count.to_bytes(32, "big"),
+        )
+    )
+
+
+def leaf_hash(encoded_receipt: bytes) -> bytes:
+    """SHA-256(0x00 || encoded receipt)."""
+    return hashlib.sha256(_LEAF_PREFIX + encoded_receipt).digest()
+
+
+class BatchTree:
+    """All levels of one batch's tree, so that every leaf's audit path is read off in O(log n).
+
+    Built bottom-up: each level pairs its nodes left to right and carries a last, unpaired node up unchanged.
+    That is the RFC 6962 tree (split at the largest power of two below n), computed without recursion; the
+    equivalence is checked against :func:`verifier.tree.inclusion_proof` by the tests.
+    """
+
+    __slots__ = ("_levels",)
+
+    def __init__(self, leaf_hashes: Sequence[bytes]) -> None:
+        if not leaf_hashes:
+            raise InvalidProofError("a receipt batch has at least one receipt")
+        sha256 = hashlib.sha256
+        level = list(leaf_hashes)
+        levels = [level]
+        while len(level) > 1:
+            paired = [
+                sha256(_NODE_PREFIX + level[i] + level[i + 1]).digest() for i in range(0, len(level) - 1, 2)
+            ]
+            if len(level) & 1:
+                paired.append(level[-1])
+            level = paired
+            levels.append(level)
+        self._levels = levels
+
+    @property
+    def size(self) -> int:
+        return len(self._levels[0])
+
+    @property
+    def root(self) -> bytes:
+        return self._levels[-1][0]
+
+    def proof(self, index: int) -> list[bytes]:
+        """The audit path of leaf ``index``, from its sibling up (RFC 6962 section 2.1.1).
+
+        Raises:
+            InvalidProofError: ``index`` is outside the batch.
+        """
+        if not 0 <= index < self.size:
+            raise InvalidProofError(f"index {index} is outside a batch of {self.size} receipts")
+        path: list[bytes] = []
+        for level in self._levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index >>= 1
+        return path
+
+
+def batch_root(leaf_hashes: Sequence[bytes]) -> bytes:
+    return BatchTree(leaf_hashes).root
+
+
+@dataclass(frozen=True)
+class ReceiptProof:
+    """A receipt with what proves it: its batch (grant, first sequence, leaf count, root) and its audit path.
+
+    The root in here is what the prover claims; :func:`verify_receipt_proof` checks consistency only, and
+    callers MUST compare ``root`` and ``leaf_count`` with the batch anchored on chain
+    (``ReceiptAnchors.batch(grant_id, first_sequence)``), as :mod:`verifier.onchain` does.
+    """
+
+    receipt: Receipt
+    first_sequence: int
+    index: int
+    leaf_count: int
+    root: bytes
+    proof: tuple[bytes, ...]
+
+    @property
+    def sequence(self) -> int:
+        return self.first_sequence + self.index
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "receipt": self.receipt.to_json(),
+            "sequence": self.sequence,
+            "batch": {
+                "grant_id": self.receipt.grant_id,
+                "first_sequence": self.first_sequence,
+                "leaf_count": self.leaf_count,
+                "root": "0x" + self.root.hex(),
+            },
+            "index": self.index,
+            "proof": ["0x" + p.hex() for p in self.proof],
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ReceiptProof:
+        """Parse :meth:`to_json`'s shape (also the ``proof`` object of ``GET /receipts/{id}``).
+
+        Raises:
+            InvalidProofError: a field is missing or malformed.
+        """
+        try:
+            r, b = raw["receipt"], raw["batch"]
+            receipt = Receipt(
+                delivery_id=_hex32(r["delivery_id"]),
+                grant_id=_uint(r["grant_id"]),
+                commitment=_hex32(r["commitment"]),
+                hash_algorithm=_uint(r["hash_algorithm"]),
+                byte_size=_uint(r["byte_size"]),
+                record_count=_uint(r["record_count"]),
+            )
+            if _uint(b["grant_id"]) != receipt.grant_id:
+                raise InvalidProofError("the batch's grant is not the receipt's grant")
+            return cls(
+                receipt=receipt,
+                first_sequence=_uint(b["first_sequence"]),
+                index=_uint(raw["index"]),
+                leaf_count=_uint(b["leaf_count"]),
+                root=_hex32(b["root"]),
+                proof=tuple(_hex32(p) for p in raw["proof"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, InvalidProofError):
+                raise
+            raise InvalidProofError(f"receipt proof lacks or mangles {e}") from None
+
+
+def _hex32(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise InvalidProofError(f"expected a 0x-prefixed 32-byte hex string, got {type(value).__name__}")
+    raw = bytes.fromhex(value.removeprefix("0x"))
+    if len(raw) != 32:
+        raise InvalidProofError(f"expected 32 bytes, got {len(raw)}")
+    return raw
+
+
+def _uint(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidProofError(f"expected a non-negative integer, got {value!r}")
+    return value
+
+
+def verify_receipt_proof(proof: ReceiptProof) -> None:
+    """Check that ``proof.receipt`` is leaf ``proof.index`` of the batch tree with ``proof.root``.
+
+    The leaf hash is computed here from the receipt's fields, never taken from the prover. Callers MUST check
+    the root and leaf count against the anchored batch.
+
+    Raises:
+        InvalidProofError: the proof cannot apply (index outside the batch, wrong path length).
+        RootMismatchError: it leads to another root.
+    """
+    verify_inclusion(
+        HashAlgorithm.SHA256,
+        proof.index,
+        proof.leaf_count,
+        proof.receipt.leaf_hash(),
+        proof.proof,
+        proof.root,
+    )
