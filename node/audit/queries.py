@@ -13,14 +13,13 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError, NotFoundError
-from node.audit.events import DELIVERY_RECORDED, DELIVERY_SETTLED, decode_code
+from node.audit.events import DELIVERY_RECORDED, DELIVERY_SETTLED, decode_code, iso
 
 MAX_LIMIT = 500
 _CURSOR_PREFIX = "h1:"
@@ -60,15 +59,6 @@ def normalize_bytes32(value: str, field: str) -> str:
     if len(v) != 66 or not set(v[2:]) <= _HEX32:
         raise InvalidQueryError(field, f"{value!r} is not 32 bytes of hex")
     return v
-
-
-def iso(ts: int | None) -> str | None:
-    if ts is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (ValueError, OverflowError, OSError):  # beyond year 9999: keep the number, it is still exact
-        return str(ts)
 
 
 def event_dict(row: Any) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 Every row carries its chain location (tx hash, block number, block hash, log index) and the event's decoded
 fields, so ``dxl audit verify`` can re-check it against any node. ``report.json`` is the verifiable document;
-``report.csv`` holds the same rows for spreadsheets (``fields`` as a JSON column).
+``report.csv`` holds the same document for spreadsheets and is verifiable too: the report's own fields as
+``# key: JSON`` lines above the header row (``pandas.read_csv(path, comment="#")`` skips them), then one
+row per event (RFC 4180, CRLF line ends, empty cell for null, ``fields`` as a JSON column).
 """
 
 from __future__ import annotations
@@ -17,32 +19,10 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import AuditError, InvalidQueryError
+from node.audit.events import iso
 from node.audit.indexer import read_progress
-from node.audit.queries import departments, iso
-from node.audit.verify import REPORT_FORMAT
-
-CSV_COLUMNS = (
-    "row",
-    "event",
-    "time",
-    "block_time",
-    "block_number",
-    "block_hash",
-    "tx_hash",
-    "tx_index",
-    "log_index",
-    "address",
-    "request_id",
-    "agreement_id",
-    "grant_id",
-    "resource_id",
-    "provider_id",
-    "consumer_id",
-    "subject_id",
-    "delivery_id",
-    "commitment",
-    "fields",
-)
+from node.audit.queries import departments
+from node.audit.verify import REPORT_COLUMNS, REPORT_FORMAT, REPORT_HEADER
 
 
 def build_report(
@@ -123,15 +103,17 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     json_path, csv_path = out_dir / "report.json", out_dir / "report.csv"
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
+        for key in REPORT_HEADER:
+            fh.write(f"# {key}: {json.dumps(report[key], separators=(',', ':'))}\r\n")
         writer = csv.writer(fh)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(REPORT_COLUMNS)
         for row in report["rows"]:
             writer.writerow(
                 [
                     json.dumps(row[c], separators=(",", ":"))
                     if c == "fields"
                     else ("" if row[c] is None else row[c])
-                    for c in CSV_COLUMNS
+                    for c in REPORT_COLUMNS
                 ]
             )
     return json_path, csv_path

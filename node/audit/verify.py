@@ -19,26 +19,70 @@ when the report's author is not trusted: a forged report could name a forged con
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from node.audit.errors import AuditError, ReportFormatError
-from node.audit.events import EventCodec, EventRecord, Lineage, seq_of
+from node.audit.events import EventCodec, EventRecord, Lineage, iso, seq_of
 from node.audit.rpc import JsonRpc, quantity
 
 REPORT_FORMAT = "dxl-audit-report/1"
-_ROW_FIELDS = (
+#: Every column of a report row, in the CSV file's order. Each one is re-derived from the chain and compared.
+REPORT_COLUMNS = (
+    "row",
     "event",
+    "time",
     "block_time",
     "block_number",
     "block_hash",
     "tx_hash",
+    "tx_index",
     "log_index",
     "address",
+    "request_id",
+    "agreement_id",
+    "grant_id",
+    "resource_id",
+    "provider_id",
+    "consumer_id",
+    "subject_id",
+    "delivery_id",
+    "commitment",
     "fields",
 )
+_INT_COLUMNS = frozenset(
+    {
+        "row",
+        "block_time",
+        "block_number",
+        "tx_index",
+        "log_index",
+        "request_id",
+        "agreement_id",
+        "grant_id",
+        "resource_id",
+        "provider_id",
+        "consumer_id",
+        "subject_id",
+    }
+)
+#: The report's own fields, written above the CSV header as ``# key: JSON value`` lines.
+REPORT_HEADER = (
+    "format",
+    "generated_at",
+    "chain_id",
+    "contract",
+    "period",
+    "department",
+    "block_range",
+    "row_count",
+)
+_CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 
 
 @dataclass
@@ -61,18 +105,30 @@ class VerifyResult:
 
 
 def load_report(path: str | Path) -> dict[str, Any]:
-    """Read ``report.json`` (or the directory holding it).
+    """Read a report: ``report.json``, ``report.csv``, or the directory holding them (its JSON file is read).
+
+    A CSV report is read back into the JSON document's shape: the ``# key: value`` lines above its header
+    give the report's fields, empty cells are ``null``, integer columns hold integers only when spelled
+    canonically (anything else stays text, so an edited cell is compared, and reported, as written) and
+    ``fields`` is JSON.
 
     Raises:
-        ReportFormatError: unreadable, not JSON, or not a dxl audit report.
+        ReportFormatError: unreadable, not JSON or CSV, or not a dxl audit report.
     """
     p = Path(path)
     if p.is_dir():
         p = p / "report.json"
     try:
-        report = json.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
     except (OSError, ValueError) as exc:
         raise ReportFormatError(f"cannot read audit report {p}: {exc}") from exc
+    if p.suffix.lower() == ".csv" or text.startswith("#"):
+        report: Any = _parse_csv_report(p, text)
+    else:
+        try:
+            report = json.loads(text)
+        except ValueError as exc:
+            raise ReportFormatError(f"cannot read audit report {p}: {exc}") from exc
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
         raise ReportFormatError(f"{p} is not a {REPORT_FORMAT} document")
     for key in ("chain_id", "contract", "period", "block_range", "rows"):
@@ -80,11 +136,91 @@ def load_report(path: str | Path) -> dict[str, Any]:
             raise ReportFormatError(f"{p} lacks {key!r}")
     if not isinstance(report["rows"], list) or not all(isinstance(r, dict) for r in report["rows"]):
         raise ReportFormatError(f"{p}: rows must be a list of objects")
-    for i, row in enumerate(report["rows"]):
-        missing = [k for k in (*_ROW_FIELDS, "row") if k not in row]
-        if missing:
-            raise ReportFormatError(f"{p}: row at position {i} lacks {', '.join(missing)}")
+    for key, bounds in (("period", ("from", "to")), ("block_range", ("from", "to"))):
+        value = report[key]
+        if not isinstance(value, dict) or any(type(value.get(b)) is not int for b in bounds):
+            raise ReportFormatError(f"{p}: {key} must be an object with integer from and to")
+    if report.get("department") is not None and not isinstance(report["department"], dict):
+        raise ReportFormatError(f"{p}: department must be an object or null")
     return report
+
+
+def _parse_csv_report(p: Path, text: str) -> dict[str, Any]:
+    lines = text.splitlines(keepends=True)
+    report: dict[str, Any] = {}
+    body = 0
+    while body < len(lines) and lines[body].startswith("#"):
+        key, sep, value = lines[body][1:].strip().partition(":")
+        key = key.strip()
+        if not sep or key not in REPORT_HEADER:
+            raise ReportFormatError(f"{p}: line {body + 1} is not a '# key: value' line of a report header")
+        try:
+            report[key] = json.loads(value)
+        except ValueError as exc:
+            raise ReportFormatError(f"{p}: line {body + 1}: {key} is not JSON: {exc}") from exc
+        body += 1
+    reader = csv.reader(io.StringIO("".join(lines[body:]), newline=""))
+    header = next(reader, None)
+    if header is None or tuple(header) != REPORT_COLUMNS:
+        raise ReportFormatError(f"{p}: the header row must be {','.join(REPORT_COLUMNS)}")
+    rows = []
+    for number, cells in enumerate(reader, start=body + 2):
+        if len(cells) != len(REPORT_COLUMNS):
+            raise ReportFormatError(
+                f"{p}: line {number} has {len(cells)} cells, expected {len(REPORT_COLUMNS)}"
+            )
+        rows.append({c: _csv_value(c, v) for c, v in zip(REPORT_COLUMNS, cells, strict=True)})
+    report["rows"] = rows
+    return report
+
+
+def _csv_value(column: str, cell: str) -> Any:
+    if cell == "":
+        return None
+    if column in _INT_COLUMNS:
+        return int(cell) if _CANONICAL_INT.fullmatch(cell) else cell
+    if column == "fields":
+        try:
+            return json.loads(cell)
+        except ValueError:
+            return cell
+    return cell
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal in value and JSON type: ``1``, ``1.0`` and ``true`` are three different cells."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def _expected_row(record: EventRecord, position: int) -> dict[str, Any]:
+    return {
+        "row": position,
+        "event": record.event,
+        "time": iso(record.block_time),
+        "block_time": record.block_time,
+        "block_number": record.block_number,
+        "block_hash": record.block_hash,
+        "tx_hash": record.tx_hash,
+        "tx_index": record.tx_index,
+        "log_index": record.log_index,
+        "address": record.address.lower(),
+        "request_id": record.request_id,
+        "agreement_id": record.agreement_id,
+        "grant_id": record.grant_id,
+        "resource_id": record.resource_id,
+        "provider_id": record.provider_id,
+        "consumer_id": record.consumer_id,
+        "subject_id": record.subject_id,
+        "delivery_id": record.delivery_id,
+        "commitment": record.commitment,
+        "fields": record.fields,
+    }
 
 
 def _selected(record: EventRecord, period: dict[str, Any], department: int | None) -> bool:
@@ -144,60 +280,37 @@ def verify_report(
 
     result = VerifyResult(rows=len(report["rows"]), chain_events=len(chain))
     problems = result.problems
+    problems.extend(_header_problems(report, lineage))
     seen: set[int] = set()
     previous: int | None = None
     for position, row in enumerate(report["rows"]):
         label = f"row {row.get('row')}"
-        if row.get("row") != position:
+        unknown = sorted(set(row) - set(REPORT_COLUMNS))
+        if unknown:
+            problems.append(f"{label}: {', '.join(unknown)} not a column of a report row")
+        block_number, log_index = row.get("block_number"), row.get("log_index")
+        if type(block_number) is not int or type(log_index) is not int:
             problems.append(
-                f"{label}: stands at position {position} (rows dropped, added or renumbered before it)"
+                f"{label}: block_number {block_number!r} / log_index {log_index!r} do not locate a log "
+                "(integers expected)"
             )
-        try:
-            seq = seq_of(int(row["block_number"]), int(row["log_index"]))
-        except (TypeError, ValueError):
-            problems.append(f"{label}: block number / log index are not integers")
             continue
+        seq = seq_of(block_number, log_index)
         if previous is not None and seq <= previous:
             problems.append(
-                f"{label}: out of chain order (block {row['block_number']} log {row['log_index']} "
+                f"{label}: out of chain order (block {block_number} log {log_index} "
                 "comes before or equals the previous row's)"
             )
         previous = seq if previous is None else max(previous, seq)
         found = chain.get(seq)
         if found is None:
             problems.append(
-                f"{label}: no {row['event']} of the report's selection at block {row['block_number']} "
-                f"log {row['log_index']} on chain"
+                f"{label}: no {row.get('event')} of the report's selection at block {block_number} "
+                f"log {log_index} on chain"
             )
             continue
         seen.add(seq)
-        record = found
-        expected: dict[str, Any] = {
-            "event": record.event,
-            "block_time": record.block_time,
-            "block_number": record.block_number,
-            "block_hash": record.block_hash,
-            "tx_hash": record.tx_hash,
-            "log_index": record.log_index,
-            "address": record.address.lower(),
-            "fields": record.fields,
-        }
-        actual: dict[str, Any] = {k: row[k] for k in _ROW_FIELDS}
-        actual["address"] = str(actual["address"]).lower()
-        for key in ("block_hash", "tx_hash"):
-            actual[key] = str(actual[key]).lower()
-        for key in _ROW_FIELDS:
-            if key == "fields" and isinstance(actual["fields"], dict):
-                for fname in sorted(set(expected["fields"]) | set(actual["fields"])):
-                    if actual["fields"].get(fname) != expected["fields"].get(fname):
-                        problems.append(
-                            f"{label}: field {fname} is {actual['fields'].get(fname)!r} in the report, "
-                            f"{expected['fields'].get(fname)!r} on chain"
-                        )
-            elif actual[key] != expected[key]:
-                problems.append(
-                    f"{label}: {key} is {actual[key]!r} in the report, {expected[key]!r} on chain"
-                )
+        problems.extend(_row_problems(label, row, _expected_row(found, position)))
     for seq in sorted(set(chain) - seen):
         r = chain[seq]
         problems.append(
@@ -205,3 +318,51 @@ def verify_report(
             "chain but not in the report"
         )
     return result
+
+
+def _row_problems(label: str, row: dict[str, Any], expected: dict[str, Any]) -> list[str]:
+    """One line per column of ``row`` that differs from what the chain says (``expected``)."""
+    problems = []
+    for column in REPORT_COLUMNS:
+        if column not in row:
+            problems.append(f"{label}: column {column} is missing (on chain: {expected[column]!r})")
+            continue
+        actual, want = row[column], expected[column]
+        if column == "address" and isinstance(actual, str):
+            actual = actual.lower()  # one address, whatever its checksum casing
+        if column == "row" and not _same(actual, want):
+            problems.append(
+                f"{label}: stands at position {want} (rows dropped, added or renumbered before it)"
+            )
+        elif column == "fields" and isinstance(actual, dict):
+            for name in sorted(set(want) | set(actual)):
+                if name not in actual or name not in want or not _same(actual[name], want[name]):
+                    problems.append(
+                        f"{label}: field {name} is {actual.get(name)!r} in the report, "
+                        f"{want.get(name)!r} on chain"
+                    )
+        elif not _same(actual, want):
+            problems.append(f"{label}: {column} is {actual!r} in the report, {want!r} on chain")
+    return problems
+
+
+def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
+    """What the report says about itself that the chain or its own rows contradict."""
+    problems = []
+    rows = report["rows"]
+    if "row_count" in report and not _same(report["row_count"], len(rows)):
+        problems.append(f"row_count is {report['row_count']!r} in the report, it holds {len(rows)} rows")
+    period = report["period"]
+    for bound in ("from", "to"):
+        stated = period.get(f"{bound}_iso")
+        if stated is not None and stated != iso(period[bound]):
+            problems.append(f"period {bound}_iso is {stated!r}, {period[bound]} is {iso(period[bound])!r}")
+    department = report.get("department")
+    if department is not None and department.get("code") is not None:
+        code = lineage.departments.get(department.get("id"))
+        if department["code"] != code:
+            problems.append(
+                f"department {department.get('id')} is {code!r} on chain, "
+                f"{department['code']!r} in the report"
+            )
+    return problems

@@ -255,15 +255,17 @@ def report_cmd(
 
 @audit_app.command("verify")
 def verify_cmd(
-    report: Annotated[Path, typer.Argument(help="report.json (or the directory holding it).")],
+    report: Annotated[
+        Path, typer.Argument(help="report.json or report.csv (or the directory holding them: its JSON).")
+    ],
     rpc_url: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of any node of the network.")],
     contract: Annotated[
         str | None, typer.Option(help="Ledger address (trusted; default: the report's).")
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Re-check every row of a report against a node, without the service or its database (exit 1 naming
-    each changed, missing or reordered row)."""
+    """Re-check every column of every row of a report (JSON or CSV) against a node, without the service or
+    its database (exit 1 naming each changed, missing or reordered row)."""
     # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
     from node.audit.rpc import JsonRpc
     from node.audit.verify import load_report, verify_report

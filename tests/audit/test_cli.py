@@ -55,6 +55,12 @@ def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) 
     (out_dir / "report.json").write_text(json.dumps(doc))
     code, out = run("verify", str(out_dir), "--rpc", node_endpoint.rpc_url)
     assert code == 1 and "row 2: tx_hash" in out
+    assert run("verify", str(out_dir / "report.csv"), "--rpc", node_endpoint.rpc_url)[0] == 0
+    csv_path = out_dir / "report.csv"
+    forged = csv_path.read_bytes().replace(doc["rows"][3]["tx_hash"].encode(), b"0x" + b"00" * 32)
+    csv_path.write_bytes(forged)
+    code, out = run("verify", str(out_dir / "report.csv"), "--rpc", node_endpoint.rpc_url)
+    assert code == 1 and "row 3: tx_hash" in out
     assert run("verify", str(tmp_path / "nothing.json"), "--rpc", node_endpoint.rpc_url)[0] == 2
     assert run("verify", str(out_dir), "--rpc", "http://127.0.0.1:9")[0] == 2
 

@@ -1,0 +1,182 @@
+"""Every column of every kind of report row is checked against the chain, in the JSON and the CSV report."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from node.audit.events import iso
+from node.audit.reports import build_report, write_report
+from node.audit.rpc import JsonRpc
+from node.audit.store import open_store
+from node.audit.verify import REPORT_COLUMNS, load_report, verify_report
+from tests.audit.audit_scenario import make_indexer
+
+
+@pytest.fixture(scope="module")
+def report_dir(node_endpoint, codec, scenario, tmp_path_factory) -> Path:
+    """One report of the whole scenario, written once; tests edit copies of it."""
+    base = tmp_path_factory.mktemp("report-columns")
+    engine = open_store(f"sqlite:///{base / 'audit.sqlite3'}")
+    with JsonRpc(node_endpoint.rpc_url) as rpc:
+        make_indexer(engine, rpc, codec, scenario).sync(to_block=scenario.client.block_number())
+    write_report(build_report(engine, period_from=0, period_to=4_000_000_000), base / "out")
+    engine.dispose()
+    return base / "out"
+
+
+@pytest.fixture
+def written(report_dir, tmp_path) -> Path:
+    return Path(shutil.copytree(report_dir, tmp_path / "out"))
+
+
+def _other(value: Any) -> Any:
+    """A different value of the same JSON type (hex stays hex)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    return value[:-1] + ("0" if value[-1] != "0" else "1")
+
+
+def _changed(column: str, row: dict[str, Any]) -> Any:
+    """A different value of the same kind for ``row``'s cell in ``column``."""
+    value = row[column]
+    if column == "time":
+        return iso(row["block_time"] + 1)
+    if column == "event":
+        return "DeliveryDisputed" if value != "DeliveryDisputed" else "DeliveryAcknowledged"
+    if column == "fields":
+        name = sorted(value)[0]
+        return {**value, name: _other(value[name])}
+    if value is None:
+        return "0x" + "11" * 32 if column in ("delivery_id", "commitment") else 7
+    return _other(value)
+
+
+def _expected_fragment(column: str) -> str:
+    if column == "row":
+        return "stands at position"
+    if column in ("block_number", "log_index"):
+        return "on chain"
+    if column == "fields":
+        return "field "
+    return f"{column} is "
+
+
+def _one_row_per_kind(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    kinds: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kinds.setdefault(row["event"], row)
+    return list(kinds.values())
+
+
+def _assert_each_named(problems: list[str], rows: list[dict[str, Any]], column: str) -> None:
+    for row in rows:
+        label = f"row {row['row']}: "
+        assert any(p.startswith(label) and _expected_fragment(column) in p for p in problems), (
+            row["event"],
+            column,
+            problems,
+        )
+
+
+def test_report_holds_every_row_kind(written) -> None:
+    kinds = {r["event"] for r in load_report(written)["rows"]}
+    assert {
+        "DepartmentAdmitted",
+        "ResourceRegistered",
+        "AccessRequested",
+        "RequestApproved",
+        "RequestRejected",
+        "AgreementConcluded",
+        "GrantIssued",
+        "GrantRevoked",
+        "DeliveryRecorded",
+        "DeliveryAcknowledged",
+        "DeliveryDisputed",
+    } <= kinds
+
+
+@pytest.mark.parametrize("column", REPORT_COLUMNS)
+def test_json_report_edit_of_any_column_is_named(written, rpc, abi, column) -> None:
+    doc = load_report(written)
+    targets = _one_row_per_kind(doc["rows"])
+    for row in targets:
+        row[column] = _changed(column, row)
+    result = verify_report(doc, rpc, abi)
+    assert not result.ok
+    _assert_each_named(result.problems, targets, column)
+
+
+def _rewrite_csv(path: Path, column: str) -> list[dict[str, Any]]:
+    """Edit ``column`` in one row of each kind of ``path`` as a spreadsheet would: the cell's text."""
+    text = path.read_bytes().decode("utf-8")
+    preamble = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    rows = list(csv.DictReader(io.StringIO(text[len(preamble) :], newline="")))
+    typed = load_report(path)["rows"]
+    seen: set[str] = set()
+    edited = []
+    for cells, row in zip(rows, typed, strict=True):
+        if row["event"] in seen:
+            continue
+        seen.add(row["event"])
+        new = _changed(column, row)
+        cells[column] = new if isinstance(new, str) else json.dumps(new, separators=(",", ":"))
+        edited.append({**row, column: new})
+    out = io.StringIO(newline="")
+    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    path.write_text(preamble + out.getvalue(), encoding="utf-8", newline="")
+    return edited
+
+
+def test_csv_report_verifies_like_the_json_one(written, rpc, abi) -> None:
+    from_json, from_csv = load_report(written / "report.json"), load_report(written / "report.csv")
+    assert from_csv["rows"] == from_json["rows"]
+    assert {k: from_csv[k] for k in from_csv if k != "rows"} == {
+        k: from_json[k] for k in from_json if k != "rows"
+    }
+    assert verify_report(from_csv, rpc, abi).ok
+
+
+@pytest.mark.parametrize("column", REPORT_COLUMNS)
+def test_csv_report_edit_of_any_column_is_named(written, rpc, abi, column) -> None:
+    edited = _rewrite_csv(written / "report.csv", column)
+    result = verify_report(load_report(written / "report.csv"), rpc, abi)
+    assert not result.ok
+    _assert_each_named(result.problems, edited, column)
+
+
+@pytest.mark.parametrize(
+    ("cell", "why"),
+    [("07", "leading zero"), ("7.0", "float"), ("true", "boolean"), (" 7", "space")],
+)
+def test_csv_integer_cells_only_in_canonical_spelling(written, rpc, abi, cell, why) -> None:
+    path = written / "report.csv"
+    lines = path.read_bytes().decode("utf-8").split("\r\n")
+    header_at = next(i for i, line in enumerate(lines) if line.startswith("row,"))
+    cells = next(csv.reader([lines[header_at + 1]]))
+    cells[REPORT_COLUMNS.index("tx_index")] = cell
+    out = io.StringIO(newline="")
+    csv.writer(out).writerow(cells)
+    lines[header_at + 1] = out.getvalue().rstrip("\r\n")
+    path.write_text("\r\n".join(lines), encoding="utf-8", newline="")
+    result = verify_report(load_report(path), rpc, abi)
+    assert any(p.startswith("row 0: tx_index is ") for p in result.problems), (why, result.problems)
+
+
+def test_report_header_contradictions_are_named(written, rpc, abi) -> None:
+    doc = load_report(written)
+    doc["row_count"] += 1
+    doc["period"]["to_iso"] = "2099-01-01T00:00:00Z"
+    result = verify_report(doc, rpc, abi)
+    assert any(p.startswith("row_count is ") for p in result.problems), result.problems
+    assert any(p.startswith("period to_iso is ") for p in result.problems), result.problems
