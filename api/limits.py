@@ -1,5 +1,8 @@
 """Request body limit: bodies over the limit are refused with 413 before anything parses them.
 
+The limit is per route: 64 KiB for every write, more for the routes that take a delivery manifest and its
+payload (a manifest lists a 67-byte hash per leaf, so a 1,000-record payload's manifest alone is about 70 KB).
+
 The body is read here, once, in chunks, and stopped as soon as it exceeds the limit (a lying or absent
 Content-Length does not help). The buffered body is left in ``scope["dxl.body"]`` for the idempotency
 fingerprint and replayed to the application.
@@ -8,31 +11,49 @@ fingerprint and replayed to the application.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: Routes that take a manifest and a payload (base64): room for a signed manifest with about 100,000 leaf
+#: hashes, or a payload of a few MiB beside a small one. The body is held in memory while it is checked.
+MANIFEST_MAX_BODY_BYTES = 8 * 1024 * 1024
+ROUTE_MAX_BODY_BYTES: Mapping[str, int] = {
+    "/verify": MANIFEST_MAX_BODY_BYTES,
+    "/audit/provenance/payload": MANIFEST_MAX_BODY_BYTES,
+}
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> None:
+    """``max_body_bytes`` for every path not in ``route_limits`` (exact path -> limit)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        route_limits: Mapping[str, int] = ROUTE_MAX_BODY_BYTES,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.route_limits = dict(route_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.route_limits.get(scope["path"], self.max_body_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             try:
-                too_big = int(declared) > self.max_body_bytes
+                too_big = int(declared) > limit
             except ValueError:
                 too_big = False
             if too_big:
-                await self._refuse(send)
+                await self._refuse(send, limit)
                 return
         chunks: list[bytes] = []
         size = 0
@@ -43,8 +64,8 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_body_bytes:
-                await self._refuse(send)
+            if size > limit:
+                await self._refuse(send, limit)
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -61,9 +82,9 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, limit: int) -> None:
         raw = json.dumps(
-            error_body("PAYLOAD_TOO_LARGE", f"request body exceeds the limit of {self.max_body_bytes} bytes")
+            error_body("PAYLOAD_TOO_LARGE", f"request body exceeds the limit of {limit} bytes")
         ).encode()
         await send(
             {

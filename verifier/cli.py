@@ -284,11 +284,19 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> 
         typer.echo("  signer   none: the manifest is UNSIGNED (its origin is not authenticated)")
     a = verdict.anchor
     if a is None:
-        typer.echo("  chain    NOT CHECKED (no --rpc/--contract and no deployment record; --offline)")
+        why = "the manifest was altered" if any(f.code == "MANIFEST_INCONSISTENT" for f in verdict.findings) \
+            else "no --rpc/--contract and no deployment record; --offline"  # fmt: skip
+        typer.echo(f"  chain    NOT CHECKED ({why})")
     elif a.recorded:
-        d = a.details
-        typer.echo(f"  chain    {d['status']} in block {d['block_number']} ({d['block_hash']})")
+        d, settled = a.details, a.details.get("settled")
+        typer.echo(f"  chain    recorded in block {d['block_number']} ({d['block_hash']})")
         typer.echo(f"           tx {d['tx_hash']} log {d['log_index']}; {a.source}")
+        if settled is None:
+            typer.echo(f"           {d['status']}: not acknowledged by the consumer yet")
+        else:
+            typer.echo(
+                f"           {d['status']} in block {settled['block_number']} (tx {settled['tx_hash']})"
+            )
     else:
         typer.echo(f"  chain    not recorded; {a.source}")
     for f in verdict.findings:
@@ -323,13 +331,17 @@ def verify(
     hashes, names the chunks or records that differ. A signed manifest is always checked against its signer;
     --signer also says who that must be.
     """
+    from verifier.errors import ManifestInconsistentError
     from verifier.manifest import load_manifest
-    from verifier.verify import check_delivery
+    from verifier.verify import altered, check_delivery
 
     expected_id = _parse_delivery_id(delivery_id)
     manifest_path = manifest_path or payload.with_name(payload.name + MANIFEST_SUFFIX)
     with _errors_exit_2(as_json):
-        manifest = load_manifest(manifest_path)
+        try:
+            manifest = load_manifest(manifest_path)
+        except ManifestInconsistentError as e:
+            _report_verdict(altered(e), payload, signer, as_json)
         reader = _ledger_reader(rpc, chain_id, contract, from_block, offline)
         with _progress(f"verify {payload.name}", manifest.byte_size) as progress:
             if reader is None:
@@ -348,6 +360,10 @@ def verify(
 
                     mismatch = untrusted(manifest, f"signed by {verdict.signer}, expected {signer}")
                     verdict = mismatch.with_anchor(verdict.anchor) if verdict.anchor else mismatch
+    _report_verdict(verdict, payload, signer, as_json)
+
+
+def _report_verdict(verdict: Any, payload: Path, signer: str | None, as_json: bool) -> NoReturn:
     if as_json:
         typer.echo(verdict.to_json())
     else:
@@ -371,8 +387,9 @@ def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None
     Raises:
         ChainCheckError: the chain cannot be consulted.
     """
+    from verifier.errors import ManifestInconsistentError
     from verifier.manifest import load_manifest
-    from verifier.verify import check_delivery
+    from verifier.verify import altered, check_delivery
 
     names = sorted(p.name for p in directory.iterdir() if not p.name.startswith(".") and p.is_file())
     manifests = {n.removesuffix(MANIFEST_SUFFIX) for n in names if n.endswith(MANIFEST_SUFFIX)}
@@ -397,7 +414,12 @@ def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None
             continue
         entry: dict[str, Any] = {"payload": name, "manifest": name + MANIFEST_SUFFIX}
         try:
-            manifest = load_manifest(directory / entry["manifest"])
+            try:
+                manifest = load_manifest(directory / entry["manifest"])
+            except ManifestInconsistentError as e:
+                entry.update(altered(e).to_dict())
+                report["mismatched"].append(entry)
+                continue
             if manifest.grant_id is not None:
                 grants.add(manifest.grant_id)
             present.add(manifest.delivery_id)

@@ -6,6 +6,8 @@ builds its message from the values that explain the failure.
 
 from __future__ import annotations
 
+from typing import Any
+
 from node.errors import DxlError
 
 
@@ -88,6 +90,22 @@ class ManifestError(VerifierError, ValueError):
         super().__init__(f"invalid manifest: {where}{reason}")
         self.field = field
         self.reason = reason
+
+
+class ManifestInconsistentError(ManifestError):
+    """Thrown when every field of a manifest is well formed but they contradict each other: leaf hashes
+    that do not hash up to ``root`` or do not number ``leaf_count``, counts that do not fit the chunking or
+    the byte size. No writer emits such a manifest: it was altered, which is a verdict (UNTRUSTED), not a
+    usage error.
+
+    ``manifest`` is the document as parsed, so the verdict can still name its delivery and signer.
+    """
+
+    code = "MANIFEST_INCONSISTENT"
+
+    def __init__(self, reason: str, field: str, manifest: Any) -> None:
+        super().__init__(reason, field=field)
+        self.manifest = manifest
 
 
 class ManifestSignatureError(VerifierError, ValueError):

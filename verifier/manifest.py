@@ -25,7 +25,12 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 from verifier.commitment import Commitment
-from verifier.errors import ManifestError, ManifestSignatureError, UnsupportedAlgorithmError
+from verifier.errors import (
+    ManifestError,
+    ManifestInconsistentError,
+    ManifestSignatureError,
+    UnsupportedAlgorithmError,
+)
 from verifier.hashing import HashAlgorithm, TreeHasher
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.tree import root_of
@@ -279,6 +284,8 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     :func:`verify_manifest_signature`).
 
     Raises:
+        ManifestInconsistentError: every field is well formed but they contradict each other (an altered
+            manifest); the exception carries the parsed document.
         ManifestError: naming the first missing, unknown or malformed field.
     """
     if isinstance(data, (str, bytes)):
@@ -320,18 +327,6 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     byte_size = _int(d, "byte_size")
     record_count = _int(d, "record_count")
     assert leaf_count is not None and byte_size is not None and record_count is not None
-    if record_count != chunking.records_for(leaf_count):
-        raise ManifestError(
-            f"{record_count} does not fit {leaf_count} leaves of format {chunking.format.value}",
-            "record_count",
-        )
-    if chunking.format is PayloadFormat.BYTES and leaf_count != -(-byte_size // chunking.chunk_size):
-        raise ManifestError(
-            f"{leaf_count} leaves cannot hold {byte_size} bytes in chunks of {chunking.chunk_size}",
-            "leaf_count",
-        )
-    if chunking.format is not PayloadFormat.BYTES and (leaf_count == 0) != (byte_size == 0):
-        raise ManifestError(f"{leaf_count} leaves do not fit a payload of {byte_size} bytes", "leaf_count")
 
     created_at = d["created_at"]
     try:
@@ -352,10 +347,6 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
         if not isinstance(raw, list):
             raise ManifestError("expected a list of hashes", field="leaf_hashes")
         leaf_hashes = tuple(_bytes32(h, f"leaf_hashes[{i}]") for i, h in enumerate(raw))
-        if len(leaf_hashes) != leaf_count:
-            raise ManifestError(f"{len(leaf_hashes)} hashes for {leaf_count} leaves", field="leaf_hashes")
-        if root_of(TreeHasher(alg, salt), leaf_hashes) != root:
-            raise ManifestError("leaf hashes do not hash up to the manifest's root", field="leaf_hashes")
 
     signer = d.get("signer")
     signature = None
@@ -369,7 +360,7 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
             raise ManifestError("expected 0x followed by 130 lower-case hex digits", field="signature")
         signature = bytes.fromhex(sig[2:])
 
-    return Manifest(
+    manifest = Manifest(
         delivery_id=_bytes32(d["delivery_id"], "delivery_id"),
         agreement_id=_int(d, "agreement_id", nullable=True),
         grant_id=_int(d, "grant_id", nullable=True),
@@ -387,6 +378,30 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
         signer=signer,
         signature=signature,
     )
+    _check_consistency(manifest)
+    return manifest
+
+
+def _check_consistency(m: Manifest) -> None:
+    """Raise :class:`ManifestInconsistentError` if well-formed fields contradict each other."""
+
+    def refuse(reason: str, field: str) -> None:
+        raise ManifestInconsistentError(reason, field, m)
+
+    chunking, leaf_count, byte_size = m.chunking, m.leaf_count, m.byte_size
+    if m.record_count != chunking.records_for(leaf_count):
+        refuse(f"{m.record_count} does not fit {leaf_count} leaves of format {chunking.format.value}",
+               "record_count")  # fmt: skip
+    if chunking.format is PayloadFormat.BYTES and leaf_count != -(-byte_size // chunking.chunk_size):
+        refuse(f"{leaf_count} leaves cannot hold {byte_size} bytes in chunks of {chunking.chunk_size}",
+               "leaf_count")  # fmt: skip
+    if chunking.format is not PayloadFormat.BYTES and (leaf_count == 0) != (byte_size == 0):
+        refuse(f"{leaf_count} leaves do not fit a payload of {byte_size} bytes", "leaf_count")
+    if m.leaf_hashes is not None:
+        if len(m.leaf_hashes) != leaf_count:
+            refuse(f"{len(m.leaf_hashes)} hashes for {leaf_count} leaves", "leaf_hashes")
+        if root_of(TreeHasher(m.alg, m.salt), m.leaf_hashes) != m.root:
+            refuse("leaf hashes do not hash up to the manifest's root", "leaf_hashes")
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:

@@ -165,6 +165,7 @@ class LedgerReader:
         events = {e["name"]: e for e in abi if e.get("type") == "event"}
         self._recorded_topic = _h(event_abi_to_log_topic(events["DeliveryRecorded"]))  # type: ignore[arg-type]
         self._disputed_topic = _h(event_abi_to_log_topic(events["DeliveryDisputed"]))  # type: ignore[arg-type]
+        self._acknowledged_topic = _h(event_abi_to_log_topic(events["DeliveryAcknowledged"]))  # type: ignore[arg-type]
 
     @property
     def source(self) -> str:
@@ -228,6 +229,14 @@ class LedgerReader:
         a = self.contract.events.DeliveryDisputed().process_log(logs[0])["args"]
         return Dispute(a["consumer"], bytes(a["recordedCommitment"]), bytes(a["consumerCommitment"]),
                        _h(logs[0]["transactionHash"]), int(logs[0]["blockNumber"]))  # fmt: skip
+
+    def acknowledgement(self, delivery_id: bytes) -> dict[str, Any] | None:
+        """Where the consumer acknowledged ``delivery_id``: its transaction, block and block hash."""
+        logs = self._logs([self._acknowledged_topic, _h(delivery_id)], stop_after=1)
+        if not logs:
+            return None
+        return {"tx_hash": _h(logs[0]["transactionHash"]), "block_number": int(logs[0]["blockNumber"]),
+                "block_hash": _h(logs[0]["blockHash"])}  # fmt: skip
 
     def deliveries_for_grants(
         self, grant_ids: Iterable[int], *, limit: int = MAX_LISTED_DELIVERIES
@@ -321,6 +330,18 @@ def check_onchain(
     dispute = reader.dispute(did) if status == 3 else None
     if status == 3 and dispute is None:
         raise ChainCheckError(f"delivery {_h(did)} is DISPUTED but its DeliveryDisputed log is not found")
+    # Where the consumer settled it: the recording's location above is not the acknowledgement's.
+    if dispute is not None:
+        details["settled"] = {"tx_hash": dispute.tx_hash, "block_number": dispute.block_number}
+    elif status == 2:
+        settled = reader.acknowledgement(did)
+        if settled is None:
+            raise ChainCheckError(
+                f"delivery {_h(did)} is ACKNOWLEDGED but its DeliveryAcknowledged log is not found"
+            )
+        details["settled"] = settled
+    else:
+        details["settled"] = None
     anchor = Anchor(
         reader.source,
         recorded=True,

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
 from verifier.commitment import Commitment, commit_payload
-from verifier.errors import ManifestSignatureError
+from verifier.errors import ManifestInconsistentError, ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature
 
 # Beyond this many changed leaves the verdict lists the first ones and the total count.
@@ -32,7 +32,8 @@ class VerdictStatus(StrEnum):
     MISMATCH = "MISMATCH"
     """The payload differs from the manifest's commitment."""
     UNTRUSTED = "UNTRUSTED"
-    """The manifest's signature is missing or not from the expected provider / for the expected delivery."""
+    """The manifest's signature is missing or not from the expected provider / for the expected delivery, or
+    its fields contradict each other (it was altered)."""
     NOT_RECORDED = "NOT_RECORDED"
     """Set by the on-chain check: no receipt for this delivery on chain."""
     ACK_DIFFERS = "ACK_DIFFERS"
@@ -87,11 +88,12 @@ class Verdict:
     expected: dict[str, Any] = field(default_factory=dict)
     observed: dict[str, Any] = field(default_factory=dict)
     differing_leaves: tuple[int, ...] = ()
+    """0-based indexes of the first :data:`MAX_LISTED_LEAVES` leaves that differ, ascending."""
     differing_count: int = 0
     missing_leaves: tuple[int, int] | None = None
-    """Half-open index range [start, end) of leaves the manifest has and the payload lacks."""
+    """Half-open 0-based index range [start, end) of leaves the manifest has and the payload lacks."""
     extra_leaves: tuple[int, int] | None = None
-    """Half-open index range [start, end) of leaves the payload has beyond the manifest's."""
+    """Half-open 0-based index range [start, end) of leaves the payload has beyond the manifest's."""
     signer: str | None = None
     anchor: Anchor | None = None
 
@@ -107,22 +109,53 @@ class Verdict:
         return replace(self, anchor=anchor, status=new_status, findings=self.findings + tuple(findings))
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as JSON. ``differing_leaves``, ``missing_leaves`` and ``extra_leaves`` share one form:
+        a list of ``[start, end]`` pairs, each a half-open range of 0-based leaf indexes (``[[3, 4]]`` is
+        leaf 3 alone), ascending and disjoint, ``[]`` when there are none. ``differing_count`` is the total
+        number of differing leaves; ``differing_truncated`` says the ranges cover only the first
+        :data:`MAX_LISTED_LEAVES` of them."""
         return {
             "status": self.status.value,
             "delivery_id": "0x" + self.delivery_id.hex() if self.delivery_id is not None else None,
             "findings": [{"code": f.code, "message": f.message} for f in self.findings],
             "expected": self.expected,
             "observed": self.observed,
-            "differing_leaves": list(self.differing_leaves),
+            "differing_leaves": index_ranges(self.differing_leaves),
             "differing_count": self.differing_count,
-            "missing_leaves": list(self.missing_leaves) if self.missing_leaves else None,
-            "extra_leaves": list(self.extra_leaves) if self.extra_leaves else None,
+            "differing_truncated": self.differing_count > len(self.differing_leaves),
+            "missing_leaves": [list(self.missing_leaves)] if self.missing_leaves else [],
+            "extra_leaves": [list(self.extra_leaves)] if self.extra_leaves else [],
             "signer": self.signer,
             "anchor": self.anchor.to_dict() if self.anchor is not None else None,
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
+
+
+def index_ranges(indexes: Iterable[int]) -> list[list[int]]:
+    """Ascending 0-based indexes as half-open ``[start, end]`` ranges: ``(1, 2, 3, 7)`` gives
+    ``[[1, 4], [7, 8]]``."""
+    ranges: list[list[int]] = []
+    for i in indexes:
+        if ranges and ranges[-1][1] == i:
+            ranges[-1][1] = i + 1
+        else:
+            ranges.append([i, i + 1])
+    return ranges
+
+
+def altered(error: ManifestInconsistentError) -> Verdict:
+    """The verdict for a manifest whose fields contradict each other: it was altered, so nothing it says is
+    worth comparing a payload or the chain with."""
+    manifest: Manifest = error.manifest
+    return Verdict(
+        status=VerdictStatus.UNTRUSTED,
+        delivery_id=manifest.delivery_id,
+        findings=(Finding(error.code, f"the manifest was altered: {error.field}: {error.reason}"),),
+        expected=summary(manifest),
+        signer=manifest.signer,
+    )
 
 
 def untrusted(manifest: Manifest, reason: str) -> Verdict:
@@ -213,18 +246,25 @@ def verify_payload(
     if expected_leaves is not None:
         if count:
             listed = ", ".join(map(str, differing[:10])) + (" ..." if count > 10 else "")
-            findings.append(Finding("LEAVES_DIFFER", f"{count} leaf/leaves differ: {listed}"))
+            findings.append(
+                Finding("LEAVES_DIFFER", f"{count} leaf/leaves differ, at 0-based index {listed}")
+            )
         if c.leaf_count < manifest.leaf_count:
             missing = (c.leaf_count, manifest.leaf_count)
             findings.append(
                 Finding(
-                    "LEAVES_MISSING", f"leaves {missing[0]}..{missing[1] - 1} are missing from the payload"
+                    "LEAVES_MISSING",
+                    f"leaves {missing[0]}..{missing[1] - 1} (0-based, inclusive) are missing from the "
+                    "payload",
                 )
             )
         elif c.leaf_count > manifest.leaf_count:
             extra = (manifest.leaf_count, c.leaf_count)
             findings.append(
-                Finding("LEAVES_EXTRA", f"leaves {extra[0]}..{extra[1] - 1} are not in the manifest")
+                Finding(
+                    "LEAVES_EXTRA",
+                    f"leaves {extra[0]}..{extra[1] - 1} (0-based, inclusive) are not in the manifest",
+                )
             )
     # Any single difference is a mismatch; the root check alone already guarantees no false MATCH.
     status = VerdictStatus.MISMATCH if findings else VerdictStatus.MATCH

@@ -66,14 +66,17 @@ def verify(
     body: VerifyRequest, _principal: ExchangeReader, state: StateDep, ledger: LedgerDep
 ) -> dict[str, Any]:
     """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger."""
-    from verifier.errors import PayloadFormatError, VerifierError
+    from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest
     from verifier.onchain import ChainCheckError, verify_commitment_onchain, verify_payload_onchain
+    from verifier.verify import altered
 
     if body.payload_base64 is not None and body.commitment is not None:
         raise ApiError("VALIDATION_ERROR", "send the payload or a commitment, not both", field="commitment")
     try:
         manifest = parse_manifest(body.manifest)
+    except ManifestInconsistentError as e:  # well formed but altered: a verdict, like a bad signature
+        return altered(e).to_dict()
     except VerifierError as e:  # malformed field or unknown algorithm: the manifest is unusable either way
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None

@@ -3,8 +3,12 @@ pre-empt, by the contract revert it maps). Nothing is sent to the chain when a r
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +32,11 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.errors import ERRORS, REVERT_CODES, revert_to_api_error
+from api.limits import MANIFEST_MAX_BODY_BYTES
 from node.chain import LedgerRevertError
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, sign_manifest
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-errors")
@@ -464,3 +472,37 @@ def test_unmined_transaction_is_pending_and_remembered(tmp_path: Any) -> None:
     assert first.json()["error"]["tx_hash"] == "0x" + "ab" * 32
     assert second.json() == first.json() and second.headers["idempotent-replayed"] == "true"
     assert calls == [1]
+
+
+def test_verify_takes_a_signed_manifest_of_a_1000_record_payload(api_env: ApiEnv, tmp_path: Path) -> None:
+    """/verify has its own body limit: a manifest lists a hash per record, 70 KB for 1,000 records."""
+    payload = tmp_path / "people.csv"
+    payload.write_text("id,name\n" + "".join(f"{i},person {i}\n" for i in range(1000)))
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    manifest = sign_manifest(build_manifest(c, delivery_id=os.urandom(32)), Account.create())
+    assert manifest.record_count == 1000
+    body = {
+        "manifest": manifest.to_dict(),
+        "payload_base64": base64.b64encode(payload.read_bytes()).decode(),
+    }
+    assert len(json.dumps(body)) > 64 * 1024
+    response = api_env.call("POST", "/verify", "auditor", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "NOT_RECORDED"
+    too_big = b"{" + b" " * MANIFEST_MAX_BODY_BYTES + b"}"
+    response = api_env.client.post("/verify", content=too_big, headers=api_env.headers("auditor"))
+    assert response.status_code == 413 and response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_verify_answers_an_altered_manifest_with_a_verdict(api_env: ApiEnv, tmp_path: Path) -> None:
+    payload = tmp_path / "rows.jsonl"
+    payload.write_bytes(b'{"n": 1}\n{"n": 2}\n')
+    c = commit_payload(
+        payload, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL), keep_leaf_hashes=True
+    )
+    document = build_manifest(c, delivery_id=os.urandom(32)).to_dict()
+    document["leaf_count"] += 1
+    response = api_env.call("POST", "/verify", "auditor", json={"manifest": document})
+    assert response.status_code == 200, response.text
+    verdict = response.json()
+    assert verdict["status"] == "UNTRUSTED" and verdict["findings"][0]["code"] == "MANIFEST_INCONSISTENT"

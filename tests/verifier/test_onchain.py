@@ -264,7 +264,31 @@ def test_cli_verify_text_output_names_the_receipt_location(
     tx = record(c, m, grant)
     code, out = _cli("verify", payload, *_chain_args(c, node_endpoint))
     assert code == 0 and out.startswith("MATCH"), out
-    assert f"RECORDED in block {tx.block_number}" in out and tx.tx_hash.lower().removeprefix("0x") in out
+    assert f"recorded in block {tx.block_number}" in out and tx.tx_hash.lower().removeprefix("0x") in out
+    assert "RECORDED: not acknowledged by the consumer yet" in out
+
+
+@pytest.mark.parametrize("agrees", [True, False], ids=["acknowledged", "disputed"])
+def test_cli_verify_names_the_block_of_the_acknowledgement_not_of_the_recording(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path, agrees: bool
+) -> None:
+    c, grant, _reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    recorded = record(c, m, grant)
+    settled = c.send(
+        c.depts["HRSS"], "acknowledgeDelivery", m.delivery_id, receipt_of(recorded),
+        m.root if agrees else b"\x42" * 32,
+    )  # fmt: skip
+    assert settled.block_number > recorded.block_number
+    status = "ACKNOWLEDGED" if agrees else "DISPUTED"
+    code, out = _cli("verify", payload, *_chain_args(c, node_endpoint))
+    assert code == (0 if agrees else 1), out
+    assert f"recorded in block {recorded.block_number}" in out
+    assert f"{status} in block {settled.block_number} (tx " in out, out
+    assert settled.tx_hash.lower().removeprefix("0x") in out
+    code, verdict = _cli("verify", payload, "--json", *_chain_args(c, node_endpoint))
+    assert verdict["anchor"]["details"]["settled"]["block_number"] == settled.block_number
+    assert verdict["anchor"]["details"]["block_number"] == recorded.block_number
 
 
 def test_cli_offline_skips_the_chain_and_says_so(chain: Any, tmp_path: Path) -> None:

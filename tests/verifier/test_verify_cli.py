@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -48,7 +49,7 @@ def test_commit_then_verify_match_then_mismatch(payload: Path) -> None:
     assert code == 1
     verdict = json.loads(out)
     assert verdict["status"] == "MISMATCH"
-    assert verdict["differing_leaves"] == [2]
+    assert verdict["differing_leaves"] == [[2, 3]]
 
 
 def test_commit_json_signed_with_keystore(payload: Path, tmp_path: Path, keystore: tuple[Path, Path]) -> None:
@@ -163,3 +164,71 @@ def test_help_explains_commands() -> None:
     for command in ("commit", "verify", "reconcile"):
         code, out, _ = dxl(command, "--help")
         assert code == 0 and "--json" in out
+
+
+def _flip(hex_value: str) -> str:
+    return hex_value[:-1] + ("0" if hex_value[-1] != "0" else "1")
+
+
+ALTERED = [
+    ("a leaf hash", lambda d: {**d, "leaf_hashes": [_flip(d["leaf_hashes"][0]), *d["leaf_hashes"][1:]]}),
+    ("one leaf hash dropped", lambda d: {**d, "leaf_hashes": d["leaf_hashes"][:-1]}),
+    ("the leaf count", lambda d: {**d, "leaf_count": d["leaf_count"] + 1}),
+    ("the record count", lambda d: {**d, "record_count": d["record_count"] + 1}),
+    ("the root", lambda d: {**d, "root": _flip(d["root"])}),
+    ("an empty payload's byte size", lambda d: {**d, "byte_size": 0}),
+]
+
+
+@pytest.mark.parametrize("alter", [a[1] for a in ALTERED], ids=[a[0] for a in ALTERED])
+def test_manifest_whose_fields_no_longer_fit_is_an_untrusted_verdict(payload: Path, alter: Any) -> None:
+    assert dxl("commit", payload)[0] == 0
+    manifest = payload.with_name("people.csv.manifest.json")
+    manifest.write_text(json.dumps(alter(json.loads(manifest.read_text()))))
+    code, out, err = dxl("verify", payload, "--offline", "--json")
+    assert code == 1, out + err
+    verdict = json.loads(out)
+    assert verdict["status"] == "UNTRUSTED"
+    assert [f["code"] for f in verdict["findings"]] == ["MANIFEST_INCONSISTENT"]
+    code, out, _ = dxl("verify", payload, "--offline")
+    assert code == 1 and out.startswith("UNTRUSTED") and "the manifest was altered" in out
+    code, out, _ = dxl("reconcile", payload.parent, "--offline", "--json")
+    report = json.loads(out)
+    assert code == 1 and [e["status"] for e in report["mismatched"]] == ["UNTRUSTED"] and not report["errors"]
+
+
+@pytest.mark.parametrize(
+    ("content", "differing", "missing", "extra"),
+    [
+        ('id,name\n1,Ann\n2,"Bob\nJr"\n3,Cy\n', [], [], []),
+        ('id,name\n1,Al\n2,"Bob\nJr"\n3,Di\n', [[1, 2], [3, 4]], [], []),
+        ('id,name\n1,Al\n2,"Bob\nSr"\n3,Cy\n', [[1, 3]], [], []),
+        ("id,name\n1,Ann\n", [], [[2, 4]], []),
+        ('id,name\n1,Ann\n2,"Bob\nJr"\n3,Cy\n4,Di\n5,Ed\n', [], [], [[4, 6]]),
+    ],
+    ids=["same", "two apart", "two adjacent", "truncated", "extended"],
+)
+def test_leaf_lists_share_one_form_in_json(
+    payload: Path, content: str, differing: list[list[int]], missing: list[list[int]], extra: list[list[int]]
+) -> None:
+    assert dxl("commit", payload)[0] == 0
+    payload.write_text(content)
+    _code, out, _ = dxl("verify", payload, "--offline", "--json")
+    verdict = json.loads(out)
+    assert (verdict["differing_leaves"], verdict["missing_leaves"], verdict["extra_leaves"]) == (
+        differing,
+        missing,
+        extra,
+    )
+    assert verdict["differing_count"] == sum(end - start for start, end in differing)
+    assert verdict["differing_truncated"] is False
+
+
+def test_text_output_marks_leaf_indexes_0_based(payload: Path) -> None:
+    assert dxl("commit", payload)[0] == 0
+    payload.write_text('id,name\n1,Al\n2,"Bob\nJr"\n3,Cy\n')
+    code, out, _ = dxl("verify", payload, "--offline")
+    assert code == 1 and "1 leaf/leaves differ, at 0-based index 1" in out
+    payload.write_text("id,name\n1,Ann\n")
+    code, out, _ = dxl("verify", payload, "--offline")
+    assert code == 1 and "leaves 2..3 (0-based, inclusive) are missing from the payload" in out
