@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, issue_token
@@ -33,7 +33,20 @@ from api.errors import install_error_handlers
 from api.idempotency import IdempotencyMiddleware, purge_expired
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
-from api.routes import agreements, audit, catalog, deliveries, departments, grants, health, requests, verify
+from api.receipts import ReceiptService
+from api.routes import (
+    agreements,
+    audit,
+    catalog,
+    deliveries,
+    departments,
+    grants,
+    health,
+    receipts,
+    requests,
+    verify,
+)
+from node.errors import DxlError
 from node.settings import Settings, load_settings
 
 log = logging.getLogger("dxl.api")
@@ -76,6 +89,30 @@ def connect_ledger(settings: Settings, sessions: Callable[[], sessionmaker[Sessi
     )
 
 
+def start_receipts(settings: Settings, ledger: LedgerService, engine: Engine) -> ReceiptService | None:
+    """The receipts component (journal and anchorer threads) on the recorded ``ReceiptAnchors``; None, with a
+    warning, when the deployment record names none (``dxl deploy`` deploys it)."""
+    from node.deploy import anchors_client, load_deployment
+
+    try:
+        anchors = anchors_client(ledger.client.endpoint, settings.home)
+    except DxlError as exc:
+        log.warning("receipts are not served: %s", exc)
+        return None
+    record = load_deployment(settings.home).receipt_anchors
+    service = ReceiptService(
+        engine=engine,
+        ledger=ledger.client,
+        anchors=anchors,
+        account_of=ledger.department_account,
+        batch_size=settings.receipt_batch_size,
+        batch_age=settings.receipt_batch_age,
+        from_block=record.block_number if record else 0,
+    )
+    service.start()
+    return service
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -106,6 +143,9 @@ def create_app(
         if connect:
             factory = ledger or (lambda s, st: connect_ledger(s, lambda: st.sessions))
             state.ledger = factory(conf, state)
+            receipts = start_receipts(conf, state.ledger, engine)
+            if receipts is not None:
+                state.extra["receipts"] = receipts
         # The follower indexes the same audit context the /audit routes read (opened on first use).
         follower = start_follower(lambda: audit.get_audit(state), conf.audit_follow_interval)
         state.extra["audit_follower"] = follower
@@ -113,6 +153,9 @@ def create_app(
             yield
         finally:
             stop_follower(follower)
+            running = state.extra.get("receipts")
+            if isinstance(running, ReceiptService):
+                running.stop()
             engine.dispose()
 
     app = FastAPI(
@@ -127,7 +170,18 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, departments, catalog, requests, agreements, grants, deliveries, audit, verify):
+    for module in (
+        health,
+        departments,
+        catalog,
+        requests,
+        agreements,
+        grants,
+        deliveries,
+        receipts,
+        audit,
+        verify,
+    ):
         app.include_router(module.router)
     _document_roles(app)
     # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.

@@ -50,6 +50,7 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "AGREEMENT_NOT_FOUND": ErrorSpec(404, "no agreement with this id"),
     "GRANT_NOT_FOUND": ErrorSpec(404, "no grant with this id"),
     "DELIVERY_NOT_FOUND": ErrorSpec(404, "no delivery with this id"),
+    "RECEIPT_NOT_FOUND": ErrorSpec(404, "no receipt with this id that the caller is party to"),
     "PROPOSAL_NOT_FOUND": ErrorSpec(404, "no governance proposal with this id"),
     # Parties and roles
     "NOT_A_PARTY": ErrorSpec(403, "the department is not the party this operation belongs to"),

@@ -21,9 +21,12 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 #: Routes that take a manifest and a payload (base64): room for a signed manifest with about 100,000 leaf
 #: hashes, or a payload of a few MiB beside a small one. The body is held in memory while it is checked.
 MANIFEST_MAX_BODY_BYTES = 8 * 1024 * 1024
+#: ``POST /receipts``: 10,000 receipts of about 260 bytes each, with room for whitespace.
+RECEIPTS_MAX_BODY_BYTES = 4 * 1024 * 1024
 ROUTE_MAX_BODY_BYTES: Mapping[str, int] = {
     "/verify": MANIFEST_MAX_BODY_BYTES,
     "/audit/provenance/payload": MANIFEST_MAX_BODY_BYTES,
+    "/receipts": RECEIPTS_MAX_BODY_BYTES,
 }
 
 

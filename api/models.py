@@ -293,3 +293,73 @@ class DeliveryBatchPublic(BaseModel):
 
 
 SignatureOutcome.model_rebuild()
+
+
+class ReceiptCreate(Strict):
+    """One receipt of ``POST /receipts``: the fields of ``POST /deliveries``."""
+
+    delivery_id: Bytes32Hex
+    grant_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    commitment: Bytes32Hex
+    hash_algorithm: HashAlgorithmName = HashAlgorithmName.SHA256
+    byte_size: Annotated[int, Field(ge=0, le=2**63 - 1)]
+    record_count: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+
+
+#: Receipts one ``POST /receipts`` may carry (about 2.6 MB of JSON; the route's body limit is 4 MiB).
+MAX_RECEIPTS_PER_REQUEST = 10_000
+
+
+class ReceiptsCreate(Strict):
+    """The body of ``POST /receipts`` (documentation: the route checks it without building a model per
+    receipt)."""
+
+    receipts: list[ReceiptCreate] = Field(min_length=1, max_length=MAX_RECEIPTS_PER_REQUEST)
+
+
+class ReceiptsAccepted(BaseModel):
+    """Answer to ``POST /receipts``: every receipt is journaled; follow ``GET /receipts/{id}``."""
+
+    status: str = Field(description="`pending`: journaled, to be anchored in a batch")
+    count: int
+    delivery_ids: list[str]
+
+
+class ReceiptBatchPublic(BaseModel):
+    grant_id: int
+    first_sequence: int
+    leaf_count: int
+    root: str
+    tx_hash: str | None
+    block_number: int | None
+
+
+class ReceiptPublic(BaseModel):
+    """A receipt, where it stands and, once in a batch, the inclusion proof that
+    :func:`verifier.receipts.verify_receipt_proof` and ``ReceiptAnchors.receiptIncluded`` check."""
+
+    delivery_id: str
+    grant_id: int
+    provider: int
+    consumer: int
+    commitment: str
+    hash_algorithm: str
+    byte_size: int
+    record_count: int
+    status: str = Field(
+        description="pending → anchored (batch closed, transaction sent) → final (mined); or refused"
+    )
+    accepted_at: float
+    sequence: int | None
+    batch: ReceiptBatchPublic | None
+    proof: dict[str, Any] | None
+    anchors: str = Field(description="address of the ReceiptAnchors contract")
+    error: str | None = Field(description="why the contract refused the batch (status refused)")
+
+
+class ReceiptLookup(Strict):
+    delivery_ids: list[Bytes32Hex] = Field(min_length=1, max_length=1000)
+
+
+class ReceiptList(BaseModel):
+    receipts: list[ReceiptPublic]

@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     audit_follow_interval: float = Field(
         default=2.0, ge=0, allow_inf_nan=False, description="Seconds between audit index syncs; 0: none."
     )
+    receipt_batch_size: int = Field(
+        default=4096, ge=1, le=1_000_000, description="Receipts of one grant that close a batch at once."
+    )
+    receipt_batch_age: float = Field(
+        default=0.2,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds a grant's oldest pending receipt waits before its batch closes anyway.",
+    )
 
     @field_validator("home")
     @classmethod

@@ -36,6 +36,7 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "ProposalCreate": lambda: {"action": "grant_auditor", "account": "0x" + "11" * 20},
     "PayloadProvenance": lambda: {"manifest": {}, "payload_base64": ""},
     "VerifyRequest": lambda: {"manifest": {}},
+    "ReceiptLookup": lambda: {"delivery_ids": [b32()]},
 }  # fmt: skip
 
 

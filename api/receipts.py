@@ -1,0 +1,1001 @@
+"""Receipts at volume: accepted in bulk, journaled with group commit, anchored in Merkle batches, off the hot
+path.
+
+A receipt is a delivery that does not get a transaction of its own. ``POST /receipts`` checks each receipt as
+``POST /deliveries`` checks a delivery — the caller is the grant's provider, the grant is usable, both
+departments are active, the id is unused — against grant state cached for :data:`GRANT_CACHE_TTL_S`, not one
+``eth_call`` per receipt; then the :class:`ReceiptJournal` writes it durably (one SQLite/PostgreSQL
+transaction for every request that arrived meanwhile: group commit) and the request is answered ``202``.
+
+The :class:`Anchorer` (a thread of the service) collects each grant's journaled receipts and closes a batch
+when it holds ``batch_size`` receipts or its oldest receipt is ``batch_age`` seconds old; a batch is one
+``ReceiptAnchors.anchorBatch(grant, firstSequence, leafCount, root)`` transaction.
+
+Batches are per grant, not per provider: the contract checks one grant per anchor (what ``recordDelivery``
+checks), a batch has one consumer, who can acknowledge it whole without acknowledging another department's
+receipts, and a grant that becomes unusable refuses only its own batches.
+
+Exactly once: a batch's membership, root and first sequence number are journaled (``closed``) before its
+transaction is sent, and the contract accepts a grant's batches only contiguously, so the slot
+``(grant, firstSequence)`` is filled at most once. At start the anchorer compares every journaled batch with
+the chain (``nextSequence``/``batch``): batches on chain are final, the others are sent again with the same
+content — also after the node lost blocks it had mined (kill -9 of the embedded node loses the last seconds).
+
+Receipt status: ``pending`` (journaled, in no batch yet), ``anchored`` (in a closed batch whose root and
+inclusion proof are known, transaction sent), ``final`` (the anchoring transaction is mined: the batch is on
+chain), ``refused`` (the contract refused the batch, e.g. the grant was revoked in between; ``error`` says
+why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from eth_utils.crypto import keccak
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    UniqueConstraint,
+    select,
+)
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from api.errors import ApiError
+from api.models import MAX_RECEIPTS_PER_REQUEST
+from node.chain import LedgerClient, LedgerRevertError, PendingTx
+from node.errors import DxlError
+from verifier.receipts import BatchTree, Receipt, ReceiptProof, encode_receipt, leaf_hash
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+log = logging.getLogger("dxl.receipts")
+
+#: Ids one bulk look-up may name.
+MAX_LOOKUP = 1000
+#: How long checked grant state is trusted. The contract checks again on every anchor, so a grant revoked
+#: within this window refuses its batch instead of recording it.
+GRANT_CACHE_TTL_S = 1.0
+#: Gas limit of one anchor (about 115,000 used; the first anchor of a grant about 17,000 more). Fixed, not
+#: estimated: a grant's next batch is sent before the previous one is mined, and an estimate would see the
+#: sequence number still taken.
+ANCHOR_GAS = 300_000
+#: Journal integers are signed 64-bit; sizes and counts beyond it are refused at the door.
+_INT63 = (1 << 63) - 1
+_HASH_IDS = {"sha256": 1, "sm3": 2}
+_HASH_NAMES = {v: k for k, v in _HASH_IDS.items()}
+_FIELDS = ("delivery_id", "grant_id", "commitment", "hash_algorithm", "byte_size", "record_count")
+_REQUIRED = frozenset(("delivery_id", "grant_id", "commitment", "byte_size"))
+
+metadata = MetaData()
+
+receipts_table = Table(
+    "api_receipts",
+    metadata,
+    # Journal order, assigned by the single writer: the order receipts enter their grant's batches.
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
+    Column("delivery_id", LargeBinary(32), nullable=False),
+    Column("provider", Integer, nullable=False),
+    Column("consumer", Integer, nullable=False),
+    Column("grant_id", BigInteger, nullable=False),
+    Column("commitment", LargeBinary(32), nullable=False),
+    Column("hash_algorithm", SmallInteger, nullable=False),
+    Column("byte_size", BigInteger, nullable=False),
+    Column("record_count", BigInteger, nullable=False),
+    Column("accepted_at", Float, nullable=False),
+    Column("batch_id", Integer, nullable=True),
+    Column("leaf_index", Integer, nullable=True),
+    # Delivery ids are unique per provider; leading with the id also serves look-ups by id alone.
+    UniqueConstraint("delivery_id", "provider", name="uq_api_receipts_id_provider"),
+    Index("ix_api_receipts_batch", "batch_id", "leaf_index"),
+)
+
+batches_table = Table(
+    "api_receipt_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("grant_id", BigInteger, nullable=False),
+    Column("provider", Integer, nullable=False),
+    Column("first_sequence", BigInteger, nullable=False),
+    Column("leaf_count", Integer, nullable=False),
+    Column("root", LargeBinary(32), nullable=False),
+    #: closed (journaled, maybe sent) | final (mined) | refused (the contract refused it)
+    Column("state", String(16), nullable=False),
+    Column("tx_hash", String(66), nullable=True),
+    Column("block_number", BigInteger, nullable=True),
+    Column("error", String(200), nullable=True),
+    Column("closed_at", Float, nullable=False),
+    Column("final_at", Float, nullable=True),
+    Index("ix_api_receipt_batches_grant", "grant_id", "first_sequence"),
+)
+
+
+def init_receipt_tables(engine: Engine) -> None:
+    metadata.create_all(engine)
+
+
+# --------------------------------------------------------------------------------------------------- input
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptRow:
+    """A checked receipt: the contract's ``DeliveryRecord`` fields."""
+
+    delivery_id: bytes
+    grant_id: int
+    commitment: bytes
+    hash_algorithm: int
+    byte_size: int
+    record_count: int
+
+
+def _bad(index: int, name: str, message: str) -> ApiError:
+    return ApiError(
+        "VALIDATION_ERROR", f"receipts[{index}].{name}: {message}", field=f"receipts.{index}.{name}"
+    )
+
+
+def _b32(value: Any, index: int, name: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 66 or value[:2] not in ("0x", "0X"):
+        raise _bad(index, name, "expected 0x followed by 64 hex digits")
+    try:
+        return bytes.fromhex(value[2:])
+    except ValueError:
+        raise _bad(index, name, "expected 0x followed by 64 hex digits") from None
+
+
+def _count(value: Any, index: int, name: str, low: int = 0) -> int:
+    if type(value) is not int or not low <= value <= _INT63:
+        raise _bad(index, name, f"expected an integer from {low} to {_INT63}")
+    return value
+
+
+def parse_receipts(document: Any) -> list[ReceiptRow]:
+    """The receipts of a ``POST /receipts`` body (already JSON-decoded), checked field by field.
+
+    A hand-written check instead of a model per receipt: this runs for every receipt of the hot path.
+
+    Raises:
+        ApiError: VALIDATION_ERROR naming the first bad field (``receipts.<i>.<name>``), a repeated id, or a
+            wrong shape; INVALID_FIELD for a zero delivery id or commitment.
+    """
+    if not isinstance(document, dict) or set(document) != {"receipts"}:
+        raise ApiError("VALIDATION_ERROR", 'the body must be {"receipts": [ ... ]}', field="receipts")
+    items = document["receipts"]
+    if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECEIPTS_PER_REQUEST:
+        raise ApiError(
+            "VALIDATION_ERROR",
+            f"receipts must be a list of 1 to {MAX_RECEIPTS_PER_REQUEST} receipts",
+            field="receipts",
+        )
+    rows: list[ReceiptRow] = []
+    seen: dict[bytes, int] = {}
+    zero = bytes(32)
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise ApiError("VALIDATION_ERROR", f"receipts[{i}] must be an object", field=f"receipts.{i}")
+        missing = _REQUIRED.difference(item)
+        if missing:
+            raise _bad(i, sorted(missing)[0], "field required")
+        if len(item) > 4:
+            extra = set(item).difference(_FIELDS)
+            if extra:
+                raise _bad(i, sorted(extra)[0], "unknown field")
+        delivery_id = _b32(item["delivery_id"], i, "delivery_id")
+        commitment = _b32(item["commitment"], i, "commitment")
+        alg = _HASH_IDS.get(item.get("hash_algorithm", "sha256"))
+        if alg is None:
+            raise _bad(i, "hash_algorithm", "expected sha256 or sm3")
+        row = ReceiptRow(
+            delivery_id,
+            _count(item["grant_id"], i, "grant_id", 1),
+            commitment,
+            alg,
+            _count(item["byte_size"], i, "byte_size"),
+            _count(item.get("record_count", 0), i, "record_count"),
+        )
+        if delivery_id == zero or commitment == zero:
+            raise ApiError(
+                "INVALID_FIELD", f"receipts[{i}]: delivery_id and commitment must not be zero", index=i
+            )
+        if delivery_id in seen:
+            raise _bad(i, "delivery_id", f"repeats receipts[{seen[delivery_id]}].delivery_id")
+        seen[delivery_id] = i
+        rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- grant cache
+
+
+@dataclass(frozen=True, slots=True)
+class GrantState:
+    """What a receipt's checks need of its grant, read from the ledger at ``fetched_at``."""
+
+    grant_id: int
+    provider: int
+    consumer: int
+    expires_at: int
+    #: Why the grant is unusable regardless of time and caller (revoked, agreement or a party not active).
+    refusal: tuple[str, str] | None
+    fetched_at: float
+
+    def check(self, department: int, now: float) -> None:
+        """Raise the ApiError ``POST /deliveries`` would answer ``department`` for this grant."""
+        if department != self.provider:
+            raise ApiError(
+                "NOT_A_PARTY",
+                f"only department {self.provider} may deliver under grant {self.grant_id} (its provider); "
+                f"you are department {department}",
+            )
+        if self.refusal is not None:
+            raise ApiError(*self.refusal)
+        if self.expires_at <= now:
+            raise ApiError("GRANT_EXPIRED", f"grant {self.grant_id} expired at {self.expires_at}")
+
+
+class GrantCache:
+    """Grant, agreement and department state per grant, read with four ``eth_call``s at most once per TTL."""
+
+    def __init__(self, ledger: LedgerClient, *, ttl: float = GRANT_CACHE_TTL_S) -> None:
+        self._ledger = ledger
+        self.ttl = ttl
+        self._states: dict[int, GrantState] = {}
+
+    def fresh(self, grant_id: int, now: float) -> GrantState | None:
+        state = self._states.get(grant_id)
+        return state if state is not None and now - state.fetched_at < self.ttl else None
+
+    def load(self, grant_id: int) -> GrantState:
+        """Read the grant's state from the ledger (blocking).
+
+        Raises:
+            ApiError: GRANT_NOT_FOUND for a grant that does not exist.
+            NodeError: the node is unreachable.
+        """
+        fetched = time.monotonic()
+        try:
+            agreement_id, provider, consumer, expires_at, revoked = self._ledger.call("grant", grant_id)
+        except LedgerRevertError as exc:
+            if exc.error_name == "GrantUnknown":
+                raise ApiError("GRANT_NOT_FOUND", f"grant {grant_id} does not exist") from None
+            raise
+        refusal: tuple[str, str] | None = None
+        if revoked:
+            refusal = ("GRANT_REVOKED", f"grant {grant_id} was revoked")
+        else:
+            status = int(self._ledger.call("agreement", agreement_id)[4])
+            if status != 1:
+                refusal = (
+                    "AGREEMENT_NOT_ACTIVE",
+                    f"the agreement {agreement_id} of grant {grant_id} is not active",
+                )
+            for dept in (provider, consumer):
+                if refusal is None and int(self._ledger.call("department", dept)[1]) != 1:
+                    refusal = ("DEPARTMENT_NOT_ACTIVE", f"department {dept} is not active")
+        state = GrantState(grant_id, int(provider), int(consumer), int(expires_at), refusal, fetched)
+        self._states[grant_id] = state
+        return state
+
+
+# ------------------------------------------------------------------------------------------------- journal
+
+
+@dataclass(frozen=True, slots=True)
+class Journaled:
+    """A journaled receipt as the anchorer needs it."""
+
+    seq: int
+    grant_id: int
+    provider: int
+    leaf: bytes
+
+
+@dataclass
+class _Append:
+    provider: int
+    consumers: dict[int, int]
+    rows: list[ReceiptRow]
+    done: Callable[[BaseException | None], None]
+
+
+class ReceiptJournal:
+    """The single writer of ``api_receipts``: one transaction for every request that arrived meanwhile.
+
+    ``on_commit`` gets the receipts of each committed transaction, in journal order (the anchorer's inbox).
+    """
+
+    def __init__(self, engine: Engine, on_commit: Callable[[list[Journaled]], None]) -> None:
+        self._engine = engine
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="dxl-receipt-journal", daemon=True)
+        self._conn: Any = None
+        self._next_seq = 0
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._insert = (
+            "INSERT INTO api_receipts (seq, delivery_id, provider, consumer, grant_id, commitment, "
+            f"hash_algorithm, byte_size, record_count, accepted_at) VALUES ({', '.join([mark] * 10)})"
+        )
+        self._mark = mark
+
+    def start(self) -> None:
+        self._conn = self._engine.raw_connection()
+        if self._engine.dialect.name == "sqlite":
+            # Every acknowledged receipt survives power loss, not only a crash of this process.
+            self._conn.execute("PRAGMA synchronous=FULL")
+        cur = self._conn.cursor()
+        cur.execute("SELECT MAX(seq) FROM api_receipts")
+        top = cur.fetchone()[0]
+        cur.close()
+        self._next_seq = 0 if top is None else int(top) + 1
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+        if self._conn is not None:
+            self._conn.close()
+
+    async def append(self, provider: int, consumers: dict[int, int], rows: list[ReceiptRow]) -> None:
+        """Journal ``rows`` (all or none) and return once they are durable.
+
+        Raises:
+            ApiError: DUPLICATE_DELIVERY if one of the ids was journaled before for this provider with other
+                fields (the same receipt posted again is accepted once, silently).
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+
+        def done(error: BaseException | None) -> None:
+            def settle() -> None:
+                if future.done():
+                    return
+                if error is None:
+                    future.set_result(None)
+                else:
+                    future.set_exception(error)
+
+            loop.call_soon_threadsafe(settle)
+
+        self._queue.put(_Append(provider, consumers, rows, done))
+        await future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            group = [first]
+            size = len(first.rows)
+            while size < 200_000:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)
+                    break
+                group.append(more)
+                size += len(more.rows)
+            try:
+                self._commit(group)
+            except (
+                Exception
+            ) as exc:  # one writer for everyone: a failure answers its requests, never kills it
+                log.exception("receipt journal write failed")
+                for item in group:
+                    item.done(exc)
+
+    def _params(self, item: _Append, now: float) -> tuple[list[tuple[Any, ...]], list[Journaled]]:
+        params: list[tuple[Any, ...]] = []
+        journaled: list[Journaled] = []
+        seq = self._next_seq
+        provider, consumers = item.provider, item.consumers
+        for r in item.rows:
+            params.append((seq, r.delivery_id, provider, consumers[r.grant_id], r.grant_id, r.commitment,
+                           r.hash_algorithm, r.byte_size, r.record_count, now))  # fmt: skip
+            encoded = encode_receipt(r.delivery_id, r.grant_id, r.commitment, r.hash_algorithm, r.byte_size,
+                                     r.record_count)  # fmt: skip
+            journaled.append(Journaled(seq, r.grant_id, provider, leaf_hash(encoded)))
+            seq += 1
+        self._next_seq = seq
+        return params, journaled
+
+    def _commit(self, group: list[_Append]) -> None:
+        now = time.time()
+        conn = self._conn
+        batches = [self._params(item, now) for item in group]
+        cur = conn.cursor()
+        try:
+            cur.executemany(self._insert, [p for params, _ in batches for p in params])
+            conn.commit()
+        except self._engine.dialect.dbapi.IntegrityError:  # type: ignore[union-attr]
+            conn.rollback()
+            cur.close()
+            # Some request repeats an id: journal each request on its own so only that one is refused.
+            for item in group:
+                self._commit_alone(item)
+            return
+        cur.close()
+        for item in group:
+            item.done(None)
+        self._on_commit([j for _, journaled in batches for j in journaled])
+
+    def _commit_alone(self, item: _Append) -> None:
+        conn = self._conn
+        cur = conn.cursor()
+        marks = ", ".join([self._mark] * len(item.rows))
+        cur.execute(
+            "SELECT delivery_id, grant_id, commitment, hash_algorithm, byte_size, record_count "
+            f"FROM api_receipts WHERE provider = {self._mark} AND delivery_id IN ({marks})",
+            (item.provider, *[r.delivery_id for r in item.rows]),
+        )
+        existing = {
+            bytes(row[0]): ReceiptRow(
+                bytes(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]), int(row[5])
+            )
+            for row in cur
+        }
+        cur.close()
+        for i, r in enumerate(item.rows):
+            if r.delivery_id in existing and existing[r.delivery_id] != r:
+                item.done(
+                    ApiError(
+                        "DUPLICATE_DELIVERY",
+                        f"receipts[{i}]: 0x{r.delivery_id.hex()} was posted before with other fields",
+                        index=i,
+                        delivery_id="0x" + r.delivery_id.hex(),
+                    )
+                )
+                return
+        new_rows = [r for r in item.rows if r.delivery_id not in existing]
+        fresh = _Append(item.provider, item.consumers, new_rows, item.done)
+        if not fresh.rows:
+            item.done(None)
+            return
+        params, journaled = self._params(fresh, time.time())
+        cur = conn.cursor()
+        try:
+            cur.executemany(self._insert, params)
+            conn.commit()
+        except Exception as exc:
+            conn.rollback()
+            item.done(exc)
+            return
+        finally:
+            cur.close()
+        item.done(None)
+        self._on_commit(journaled)
+
+
+# ------------------------------------------------------------------------------------------------ anchorer
+
+
+@dataclass
+class _Open:
+    """A grant's journaled receipts not in a batch yet, in journal order."""
+
+    provider: int
+    seqs: list[int] = field(default_factory=list)
+    leaves: list[bytes] = field(default_factory=list)
+    oldest: float = 0.0
+
+
+@dataclass
+class _Sent:
+    batch_id: int
+    grant_id: int
+    first_sequence: int
+    leaf_count: int
+    root: bytes
+    pending: PendingTx
+
+
+class Anchorer:
+    """Closes batches by size or age, anchors them, and follows their transactions to the chain."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        anchors: LedgerClient,
+        account_of: Callable[[int], LocalAccount],
+        batch_size: int,
+        batch_age: float,
+        from_block: int = 0,
+        tick: float = 0.02,
+    ) -> None:
+        self._engine = engine
+        self._anchors = anchors
+        self._from_block = from_block
+        self._anchored_topic = (
+            "0x"
+            + keccak(text="ReceiptBatchAnchored(uint64,uint64,uint32,uint32,uint64,bytes32,uint64)").hex()
+        )
+        self._account_of = account_of
+        self.batch_size = batch_size
+        self.batch_age = batch_age
+        self._tick = tick
+        self._inbox: queue.SimpleQueue[list[Journaled]] = queue.SimpleQueue()
+        self._open: dict[int, _Open] = {}
+        self._sent: list[_Sent] = []
+        self._next: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dxl-receipt-anchorer", daemon=True)
+        #: Set once start-up recovery is over (tests and the benchmark wait on it).
+        self.ready = threading.Event()
+
+    def submit(self, journaled: list[Journaled]) -> None:
+        self._inbox.put(journaled)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+
+    # --- the loop -------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.ready.is_set():
+                    self._recover()
+                    self.ready.set()
+                self._drain()
+                self._close_due(time.monotonic())
+                self._follow()
+            except DxlError as exc:  # the node away or refusing: keep everything journaled and retry
+                log.warning("receipt anchoring paused: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            except Exception:
+                log.exception("receipt anchoring failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            self._stop.wait(self._tick)
+
+    def _drain(self) -> None:
+        now = time.monotonic()
+        while True:
+            try:
+                journaled = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            for j in journaled:
+                self._add(j.grant_id, j.provider, j.seq, j.leaf, now)
+
+    def _add(self, grant_id: int, provider: int, seq: int, leaf: bytes, now: float) -> None:
+        group = self._open.get(grant_id)
+        if group is None:
+            group = self._open[grant_id] = _Open(provider)
+        if not group.seqs:
+            group.oldest = now
+        group.seqs.append(seq)
+        group.leaves.append(leaf)
+
+    def _close_due(self, now: float) -> None:
+        for grant_id, group in list(self._open.items()):
+            while len(group.seqs) >= self.batch_size or (group.seqs and now - group.oldest >= self.batch_age):
+                self._close(grant_id, group)
+            if not group.seqs:
+                del self._open[grant_id]
+
+    def _next_sequence(self, grant_id: int) -> int:
+        if grant_id not in self._next:
+            self._next[grant_id] = int(self._anchors.call("nextSequence", grant_id))
+        return self._next[grant_id]
+
+    def _close(self, grant_id: int, group: _Open) -> None:
+        n = min(len(group.seqs), self.batch_size)
+        seqs, leaves = group.seqs[:n], group.leaves[:n]
+        first = self._next_sequence(grant_id)
+        root = BatchTree(leaves).root
+        with self._engine.begin() as conn:
+            batch_id = conn.execute(
+                batches_table.insert().values(
+                    grant_id=grant_id,
+                    provider=group.provider,
+                    first_sequence=first,
+                    leaf_count=n,
+                    root=root,
+                    state="closed",
+                    closed_at=time.time(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                receipts_table.update()
+                .where(receipts_table.c.seq == _bind("b_seq"))
+                .values(batch_id=batch_id, leaf_index=_bind("b_leaf")),
+                [{"b_seq": s, "b_leaf": i} for i, s in enumerate(seqs)],
+            )
+        del group.seqs[:n], group.leaves[:n]
+        group.oldest = time.monotonic()
+        self._next[grant_id] = first + n
+        self._send(int(batch_id), grant_id, group.provider, first, n, root)
+
+    def _send(self, batch_id: int, grant_id: int, provider: int, first: int, n: int, root: bytes) -> None:
+        account = self._account_of(provider)
+        request = self._anchors.build(
+            str(account.address), "anchorBatch", grant_id, first, n, root, gas=ANCHOR_GAS
+        )
+        pending = self._anchors.submit(account, request)
+        with self._engine.begin() as conn:
+            conn.execute(
+                batches_table.update().where(batches_table.c.id == batch_id).values(tx_hash=pending.tx_hash)
+            )
+        self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending))
+
+    def _follow(self) -> None:
+        if not self._sent:
+            return
+        still: list[_Sent] = []
+        w3 = self._anchors.w3
+        for sent in self._sent:
+            try:
+                w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                still.append(sent)
+                continue
+            try:
+                result = self._anchors.wait(sent.pending)
+            except LedgerRevertError as exc:
+                self._refused(sent, exc)
+                continue
+            with self._engine.begin() as conn:
+                conn.execute(
+                    batches_table.update()
+                    .where(batches_table.c.id == sent.batch_id)
+                    .values(state="final", block_number=result.block_number, final_at=time.time())
+                )
+        self._sent = still
+
+    def _refused(self, sent: _Sent, exc: LedgerRevertError) -> None:
+        # Whatever the reason, the grant's next batch starts where the chain says.
+        self._next.pop(sent.grant_id, None)
+        if exc.error_name == "ReceiptBatchOutOfSequence":
+            on_chain = self._anchors.call("batch", sent.grant_id, sent.first_sequence)
+            if (
+                int(on_chain[5]) != 0
+                and bytes(on_chain[0]) == sent.root
+                and int(on_chain[1]) == sent.leaf_count
+            ):
+                # An earlier transaction of this very batch (sent before a restart) anchored it.
+                self._mark_final_from_chain(
+                    sent.batch_id, sent.grant_id, sent.first_sequence, sent.pending.tx_hash
+                )
+                return
+            # An earlier batch of the grant was refused: these receipts are fine, batch them again.
+            self._reopen(sent.batch_id)
+            return
+        log.warning("batch %s of grant %s refused: %s", sent.batch_id, sent.grant_id, exc)
+        with self._engine.begin() as conn:
+            conn.execute(
+                batches_table.update()
+                .where(batches_table.c.id == sent.batch_id)
+                .values(state="refused", error=(exc.error_name or "revert")[:200])
+            )
+
+    def _reopen(self, batch_id: int) -> None:
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,
+                       *_receipt_columns())
+                .where(receipts_table.c.batch_id == batch_id)
+                .order_by(receipts_table.c.seq)
+            ).all()  # fmt: skip
+            conn.execute(
+                receipts_table.update()
+                .where(receipts_table.c.batch_id == batch_id)
+                .values(batch_id=None, leaf_index=None)
+            )
+            conn.execute(batches_table.delete().where(batches_table.c.id == batch_id))
+        self._requeue(rows, front=True)
+
+    def _requeue(self, rows: Sequence[Any], *, front: bool) -> None:
+        now = time.monotonic() - self.batch_age  # already waited: close at once
+        by_grant: dict[int, list[Any]] = {}
+        for row in rows:
+            by_grant.setdefault(int(row.grant_id), []).append(row)
+        for grant_id, items in by_grant.items():
+            group = self._open.get(grant_id) or _Open(int(items[0].provider))
+            self._open[grant_id] = group
+            seqs = [int(r.seq) for r in items]
+            leaves = [_row_receipt(r).leaf_hash() for r in items]
+            if front:
+                group.seqs[:0], group.leaves[:0] = seqs, leaves
+            else:
+                group.seqs += seqs
+                group.leaves += leaves
+            group.oldest = min(group.oldest or now, now)
+
+    # --- start-up -------------------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        """Bring the journal and the chain into agreement before anchoring anything new."""
+        with self._engine.connect() as conn:
+            open_batches = conn.execute(
+                select(batches_table)
+                .where(batches_table.c.state.in_(("closed", "final")))
+                .order_by(batches_table.c.grant_id, batches_table.c.first_sequence)
+            ).all()
+        resend: list[Any] = []
+        for b in open_batches:
+            on_chain = self._anchors.call("batch", int(b.grant_id), int(b.first_sequence))
+            if int(on_chain[5]) != 0:
+                if bytes(on_chain[0]) != bytes(b.root) or int(on_chain[1]) != int(b.leaf_count):
+                    log.error("batch %s of grant %s differs from the chain's; left alone", b.id, b.grant_id)
+                    continue
+                if b.state != "final":
+                    self._mark_final_from_chain(int(b.id), int(b.grant_id), int(b.first_sequence), b.tx_hash)
+                continue
+            resend.append(b)
+        for b in resend:  # in (grant, first sequence) order: the contract takes them contiguously
+            if b.state == "final":
+                # The node lost blocks it had mined (kill -9 of the embedded node): anchor the batch again.
+                log.warning("batch %s of grant %s is no longer on chain", b.id, b.grant_id)
+                with self._engine.begin() as conn:
+                    conn.execute(
+                        batches_table.update().where(batches_table.c.id == b.id).values(state="closed")
+                    )
+            self._next[int(b.grant_id)] = int(b.first_sequence) + int(b.leaf_count)
+            self._send(int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence), int(b.leaf_count),
+                       bytes(b.root))  # fmt: skip
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,
+                       *_receipt_columns())
+                .where(receipts_table.c.batch_id.is_(None))
+                .order_by(receipts_table.c.seq)
+            ).all()  # fmt: skip
+        self._requeue(rows, front=False)
+
+    def _mark_final_from_chain(self, batch_id: int, grant_id: int, first: int, tx_hash: str | None) -> None:
+        """A batch the chain has but the journal does not know as final (the process died after sending)."""
+        topic = self._anchored_topic
+        logs = self._anchors.w3.eth.get_logs(
+            {
+                "address": Web3.to_checksum_address(self._anchors._require_address()),
+                "fromBlock": self._from_block,
+                "toBlock": "latest",
+                "topics": [topic, _word(grant_id), _word(first)],
+            }
+        )
+        block = None
+        if logs:
+            tx_hash = "0x" + bytes(logs[-1]["transactionHash"]).hex()
+            block = int(logs[-1]["blockNumber"])
+        with self._engine.begin() as conn:
+            conn.execute(
+                batches_table.update()
+                .where(batches_table.c.id == batch_id)
+                .values(state="final", tx_hash=tx_hash, block_number=block, final_at=time.time())
+            )
+
+
+def _word(value: int) -> str:
+    return "0x" + value.to_bytes(32, "big").hex()
+
+
+def _bind(name: str) -> Any:
+    from sqlalchemy import bindparam
+
+    return bindparam(name)
+
+
+def _receipt_columns() -> list[Any]:
+    c = receipts_table.c
+    return [c.delivery_id, c.commitment, c.hash_algorithm, c.byte_size, c.record_count]
+
+
+def _row_receipt(row: Any) -> Receipt:
+    return Receipt(bytes(row.delivery_id), int(row.grant_id), bytes(row.commitment), int(row.hash_algorithm),
+                   int(row.byte_size), int(row.record_count))  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ look-ups
+
+
+@dataclass(frozen=True)
+class ReceiptView:
+    """A receipt with its status, batch and inclusion proof (the body of ``GET /receipts/{id}``)."""
+
+    receipt: Receipt
+    provider: int
+    consumer: int
+    status: str
+    accepted_at: float
+    batch: dict[str, Any] | None
+    proof: ReceiptProof | None
+    error: str | None
+
+    def to_json(self, anchors: str) -> dict[str, Any]:
+        r = self.receipt
+        return {
+            "delivery_id": "0x" + r.delivery_id.hex(),
+            "grant_id": r.grant_id,
+            "provider": self.provider,
+            "consumer": self.consumer,
+            "commitment": "0x" + r.commitment.hex(),
+            "hash_algorithm": _HASH_NAMES.get(r.hash_algorithm, str(r.hash_algorithm)),
+            "byte_size": r.byte_size,
+            "record_count": r.record_count,
+            "status": self.status,
+            "accepted_at": self.accepted_at,
+            "sequence": self.proof.sequence if self.proof else None,
+            "batch": self.batch,
+            "proof": self.proof.to_json() if self.proof else None,
+            "anchors": anchors,
+            "error": self.error,
+        }
+
+
+_STATUS = {"closed": "anchored", "final": "final", "refused": "refused"}
+
+
+class ReceiptReader:
+    """Receipts by id with their proofs; batch trees are rebuilt from the journal and kept for a while."""
+
+    def __init__(self, engine: Engine, *, trees: int = 16) -> None:
+        self._engine = engine
+        self._trees: OrderedDict[int, BatchTree] = OrderedDict()
+        self._max_trees = trees
+        self._lock = threading.Lock()
+
+    def _tree(self, conn: Any, batch_id: int) -> BatchTree:
+        with self._lock:
+            tree = self._trees.get(batch_id)
+            if tree is not None:
+                self._trees.move_to_end(batch_id)
+                return tree
+        rows = conn.execute(
+            select(receipts_table.c.grant_id, *_receipt_columns())
+            .where(receipts_table.c.batch_id == batch_id)
+            .order_by(receipts_table.c.leaf_index)
+        ).all()
+        tree = BatchTree([_row_receipt(r).leaf_hash() for r in rows])
+        with self._lock:
+            self._trees[batch_id] = tree
+            while len(self._trees) > self._max_trees:
+                self._trees.popitem(last=False)
+        return tree
+
+    def lookup(self, ids: Iterable[bytes], *, reader: int | None) -> list[ReceiptView]:
+        """The receipts with these ids that ``reader`` (a department id; None: an auditor) is party to."""
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return []
+        r, b = receipts_table.c, batches_table.c
+        query = (
+            select(r.delivery_id, r.grant_id, r.provider, r.consumer, r.commitment, r.hash_algorithm,
+                   r.byte_size, r.record_count, r.accepted_at, r.batch_id, r.leaf_index, b.first_sequence,
+                   b.leaf_count,
+                   b.root, b.state, b.tx_hash, b.block_number, b.error)
+            .select_from(receipts_table.outerjoin(batches_table, r.batch_id == b.id))
+            .where(r.delivery_id.in_(wanted))
+            .order_by(r.seq)
+        )  # fmt: skip
+        out: list[ReceiptView] = []
+        with self._engine.connect() as conn:
+            for row in conn.execute(query).all():
+                if reader is not None and reader not in (row.provider, row.consumer):
+                    continue
+                receipt = _row_receipt(row)
+                if row.batch_id is None:
+                    out.append(ReceiptView(receipt, row.provider, row.consumer, "pending", row.accepted_at,
+                                           None, None, None))  # fmt: skip
+                    continue
+                tree = self._tree(conn, int(row.batch_id))
+                index = int(row.leaf_index)
+                proof = ReceiptProof(receipt, int(row.first_sequence), index, int(row.leaf_count),
+                                     bytes(row.root), tuple(tree.proof(index)))  # fmt: skip
+                batch = {
+                    "grant_id": receipt.grant_id,
+                    "first_sequence": int(row.first_sequence),
+                    "leaf_count": int(row.leaf_count),
+                    "root": "0x" + bytes(row.root).hex(),
+                    "tx_hash": row.tx_hash,
+                    "block_number": row.block_number,
+                }
+                status = _STATUS[row.state]
+                view = ReceiptView(receipt, row.provider, row.consumer, status, row.accepted_at, batch, proof,
+                                   row.error)  # fmt: skip
+                out.append(view)
+        return out
+
+
+# ------------------------------------------------------------------------------------------------- service
+
+
+class ReceiptService:
+    """The receipts component of one API process: checks, journal, anchorer and look-ups."""
+
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        ledger: LedgerClient,
+        anchors: LedgerClient,
+        account_of: Callable[[int], LocalAccount],
+        batch_size: int,
+        batch_age: float,
+        from_block: int = 0,
+    ) -> None:
+        init_receipt_tables(engine)
+        self.anchors_address = str(anchors.address)
+        self.grants = GrantCache(ledger)
+        self._account_of = account_of
+        self.anchorer = Anchorer(
+            engine=engine,
+            anchors=anchors,
+            account_of=account_of,
+            batch_size=batch_size,
+            batch_age=batch_age,
+            from_block=from_block,
+        )
+        self.journal = ReceiptJournal(engine, self.anchorer.submit)
+        self.reader = ReceiptReader(engine)
+        self._keys_checked: set[int] = set()
+
+    def start(self) -> None:
+        self.journal.start()
+        self.anchorer.start()
+
+    def stop(self) -> None:
+        self.journal.stop()
+        self.anchorer.stop()
+
+    def _grant(self, grant_id: int, now: float) -> GrantState:
+        return self.grants.fresh(grant_id, now) or self.grants.load(grant_id)
+
+    async def accept(self, department: int, rows: list[ReceiptRow]) -> None:
+        """Check and journal ``rows`` posted by ``department``; returns once they are durable.
+
+        Raises:
+            ApiError: as ``POST /deliveries`` for the first receipt that fails (``index`` names it), or
+                DUPLICATE_DELIVERY.
+            NodeError: the node is unreachable while grant state must be read.
+        """
+        from anyio import to_thread
+
+        now_mono = time.monotonic()
+        now = time.time()
+        consumers: dict[int, int] = {}
+        for i, row in enumerate(rows):
+            if row.grant_id not in consumers:
+                state = self.grants.fresh(row.grant_id, now_mono)
+                if state is None:
+                    state = await to_thread.run_sync(self.grants.load, row.grant_id)
+                try:
+                    state.check(department, now)
+                except ApiError as exc:
+                    exc.details.update(index=i, delivery_id="0x" + row.delivery_id.hex())
+                    raise
+                if state.provider not in self._keys_checked:
+                    # The anchorer signs with the provider's custodied key: refuse now, not later.
+                    await to_thread.run_sync(self._account_of, state.provider)
+                    self._keys_checked.add(state.provider)
+                consumers[row.grant_id] = state.consumer
+        await self.journal.append(department, consumers, rows)

@@ -1,0 +1,155 @@
+"""Receipts: deliveries posted in bulk and anchored in Merkle batches (see :mod:`api.receipts`).
+
+``POST /receipts`` is the hot path: an async route, the bearer token checked against a short-lived cache, the
+body decoded with orjson and checked without a model per receipt, and the answer written by orjson. Reads
+(``GET /receipts/{id}``, ``POST /receipts/lookup``) go the ordinary way.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+import orjson
+from anyio import to_thread
+from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from api import models as m
+from api.auth import Principal, Role, authenticate, hash_token
+from api.deps import ExchangeReader, IdempotencyKey, LedgerDep, get_state
+from api.errors import ApiError
+from api.ledger import LedgerService
+from api.receipts import ReceiptService, parse_receipts
+
+router = APIRouter(prefix="/receipts", tags=["receipts"])
+DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
+
+#: How long an authenticated token is trusted on ``POST /receipts`` without a database look-up: a revoked
+#: token stops working there within this time (everywhere else at once).
+TOKEN_CACHE_TTL_S = 5.0
+_bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer dxl_...`")
+_tokens: dict[bytes, tuple[Principal, float]] = {}
+
+
+async def _poster(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or not credentials.credentials:
+        raise ApiError("UNAUTHENTICATED", "send `Authorization: Bearer <token>`")
+    token = credentials.credentials
+    digest = hash_token(token)
+    now = time.monotonic()
+    cached = _tokens.get(digest)
+    if cached is not None and now - cached[1] < TOKEN_CACHE_TTL_S:
+        principal = cached[0]
+    else:
+        sessions = get_state(request).sessions
+
+        def look_up() -> Principal | None:
+            with sessions() as session:
+                return authenticate(session, token)
+
+        found = await to_thread.run_sync(look_up)
+        if found is None:
+            _tokens.pop(digest, None)
+            raise ApiError("UNAUTHENTICATED", "the bearer token is unknown or revoked")
+        principal = found
+        _tokens[digest] = (principal, now)
+    if principal.role is not Role.DEPARTMENT:
+        raise ApiError("FORBIDDEN", f"{principal.key} may not post receipts (departments only)")
+    return principal
+
+
+_poster.dxl_roles = (Role.DEPARTMENT,)  # type: ignore[attr-defined]
+ReceiptPoster = Annotated[Principal, Depends(_poster)]
+
+
+async def _service(request: Request) -> ReceiptService:
+    # async: a plain function dependency would cost the hot path a thread hop per request.
+    service = get_state(request).extra.get("receipts")
+    if not isinstance(service, ReceiptService):
+        raise ApiError("NODE_UNAVAILABLE", "receipt anchoring is not running (is ReceiptAnchors deployed?)")
+    return service
+
+
+Receipts = Annotated[ReceiptService, Depends(_service)]
+
+
+async def _ledger(request: Request) -> LedgerService:
+    ledger = get_state(request).ledger
+    if ledger is None:
+        raise ApiError("NODE_UNAVAILABLE", "the ledger is not connected yet")
+    return ledger
+
+
+AsyncLedger = Annotated[LedgerService, Depends(_ledger)]
+
+
+async def _department(ledger: LedgerService, principal: Principal) -> int:
+    return await to_thread.run_sync(ledger.department_id_of, principal)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=m.ReceiptsAccepted,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": m.ReceiptsCreate.model_json_schema()}},
+        }
+    },
+)
+async def post_receipts(
+    request: Request,
+    principal: ReceiptPoster,
+    service: Receipts,
+    ledger: AsyncLedger,
+    _key: IdempotencyKey = None,
+) -> Response:
+    """Accept 1 to 10,000 receipts (the fields of ``POST /deliveries``), all or none. Each is checked as
+    ``POST /deliveries`` checks a delivery; a refusal names the first failing receipt (``index``,
+    ``delivery_id``). ``202``: every receipt is journaled and will be anchored; the same receipt posted again
+    is accepted once."""
+    department = await _department(ledger, principal)
+    raw: bytes = request.scope.get("dxl.body") or await request.body()
+    try:
+        document: Any = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise ApiError("VALIDATION_ERROR", "the body is not JSON", field="body") from None
+    rows = parse_receipts(document)
+    await service.accept(department, rows)
+    answer = {
+        "status": "pending",
+        "count": len(rows),
+        "delivery_ids": ["0x" + r.delivery_id.hex() for r in rows],
+    }
+    return Response(orjson.dumps(answer), status_code=202, media_type="application/json")
+
+
+def _reader(ledger: LedgerService, principal: Principal) -> int | None:
+    return None if principal.role is Role.AUDITOR else ledger.department_id_of(principal)
+
+
+@router.get("/{delivery_id}", response_model=m.ReceiptPublic)
+def get_receipt(
+    delivery_id: DeliveryId, principal: ExchangeReader, ledger: LedgerDep, service: Receipts
+) -> dict[str, Any]:
+    """A receipt's status (pending → anchored → final, or refused), batch, transaction and inclusion proof."""
+    found = service.reader.lookup([bytes.fromhex(delivery_id[2:])], reader=_reader(ledger, principal))
+    if not found:
+        raise ApiError("RECEIPT_NOT_FOUND", f"no receipt {delivery_id} that you are party to")
+    return found[0].to_json(service.anchors_address)
+
+
+@router.post("/lookup", response_model=m.ReceiptList)
+def lookup_receipts(
+    body: m.ReceiptLookup, principal: ExchangeReader, ledger: LedgerDep, service: Receipts
+) -> dict[str, Any]:
+    """The receipts among ``delivery_ids`` (up to 1,000) that the caller is party to, as ``GET
+    /receipts/{id}`` answers them; ids not found are left out."""
+    views = service.reader.lookup(
+        [bytes.fromhex(d[2:]) for d in body.delivery_ids], reader=_reader(ledger, principal)
+    )
+    return {"receipts": [v.to_json(service.anchors_address) for v in views]}

@@ -1,0 +1,218 @@
+"""Receipts over HTTP: bulk acceptance with the delivery checks, anchoring in batches, proofs, exactly
+once."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_helpers import ApiEnv, b32, grant_between, ok
+from sqlalchemy import select
+
+from api.db import make_engine
+from api.receipts import Anchorer, batches_table, init_receipt_tables, receipts_table
+from node.deploy import anchors_client
+from node.keys import KeyStore
+from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
+
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-receipts")
+
+
+def receipt_body(grant_id: int, **fields: Any) -> dict[str, Any]:
+    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
+            "record_count": 4, **fields}  # fmt: skip
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll the service's background anchoring (blocks are mined per transaction on the test node)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def grant(api_env: ApiEnv) -> dict[str, Any]:
+    return grant_between(api_env, "psb", "hrss")
+
+
+def test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAndOnChain(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    bodies = [receipt_body(grant["id"]) for _ in range(5)]
+    bodies[1]["hash_algorithm"] = "sm3"
+    answer = ok(api_env.call("POST", "/receipts", "psb", json={"receipts": bodies}), 202)
+    assert answer == {"status": "pending", "count": 5, "delivery_ids": [b["delivery_id"] for b in bodies]}
+
+    ids = [b["delivery_id"] for b in bodies]
+
+    def all_final() -> list[dict[str, Any]] | None:
+        found = ok(api_env.call("POST", "/receipts/lookup", "hrss", json={"delivery_ids": ids}))["receipts"]
+        return found if len(found) == 5 and all(r["status"] == "final" for r in found) else None
+
+    receipts = until(all_final, "the batch to be mined")
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    batch = receipts[0]["batch"]
+    assert {r["batch"]["root"] for r in receipts} == {batch["root"]} and batch["leaf_count"] == 5
+    assert batch["tx_hash"] and batch["block_number"]
+    on_chain = anchors.call("batch", grant["id"], batch["first_sequence"])
+    assert "0x" + bytes(on_chain[0]).hex() == batch["root"] and on_chain[1] == 5
+    for i, r in enumerate(receipts):
+        assert (r["delivery_id"], r["sequence"], r["provider"]) == (ids[i], batch["first_sequence"] + i, 1)
+        assert r["hash_algorithm"] == ("sm3" if i == 1 else "sha256")
+        proof = ReceiptProof.from_json(r["proof"])
+        verify_receipt_proof(proof)
+        assert anchors.call(
+            "receiptIncluded", grant["id"], batch["first_sequence"], proof.receipt.as_tuple(), proof.index,
+            list(proof.proof),
+        ) is True  # fmt: skip
+    single = ok(api_env.call("GET", f"/receipts/{ids[3]}", "auditor"))
+    assert single == receipts[3]
+    assert api_env.call("GET", f"/receipts/{ids[3]}", "civil").json()["error"]["code"] == "RECEIPT_NOT_FOUND"
+
+
+def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    body = receipt_body(grant["id"])
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    changed = {**body, "byte_size": 1}
+    refused = api_env.call(
+        "POST", "/receipts", "psb", json={"receipts": [receipt_body(grant["id"]), changed]}
+    )
+    assert refused.status_code == 409
+    error = refused.json()["error"]
+    assert (error["code"], error["index"], error["delivery_id"]) == (
+        "DUPLICATE_DELIVERY",
+        1,
+        body["delivery_id"],
+    )
+    engine = make_engine(api_env.settings.effective_database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(receipts_table.c.byte_size).where(
+                receipts_table.c.delivery_id == bytes.fromhex(body["delivery_id"][2:])
+            )
+        ).all()
+    engine.dispose()
+    assert [r.byte_size for r in rows] == [2048]
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code", "field"),
+    [
+        (lambda g: {"receipts": []}, 422, "VALIDATION_ERROR", "receipts"),
+        (lambda g: {"receipts": [receipt_body(g)], "x": 1}, 422, "VALIDATION_ERROR", "receipts"),
+        (lambda g: {"receipts": [receipt_body(g), 7]}, 422, "VALIDATION_ERROR", "receipts.1"),
+        (lambda g: {"receipts": [receipt_body(g, commitment="0x12")]}, 422, "VALIDATION_ERROR",
+         "receipts.0.commitment"),
+        (lambda g: {"receipts": [receipt_body(g, byte_size=-1)]}, 422, "VALIDATION_ERROR",
+         "receipts.0.byte_size"),
+        (lambda g: {"receipts": [receipt_body(g, byte_size=True)]}, 422, "VALIDATION_ERROR",
+         "receipts.0.byte_size"),
+        (lambda g: {"receipts": [receipt_body(g, hash_algorithm="md5")]}, 422, "VALIDATION_ERROR",
+         "receipts.0.hash_algorithm"),
+        (lambda g: {"receipts": [receipt_body(g, extra=1)]}, 422, "VALIDATION_ERROR", "receipts.0.extra"),
+        (lambda g: {"receipts": [{k: v for k, v in receipt_body(g).items() if k != "grant_id"}]}, 422,
+         "VALIDATION_ERROR", "receipts.0.grant_id"),
+        (lambda g: {"receipts": [receipt_body(g, delivery_id="0x" + "00" * 32)]}, 422, "INVALID_FIELD", None),
+        (lambda g: {"receipts": [receipt_body(g), receipt_body(10**6)]}, 404, "GRANT_NOT_FOUND", None),
+    ],
+)  # fmt: skip
+def test_post_receipts_badInput_refusedWithNothingRecorded(
+    api_env: ApiEnv, grant: dict[str, Any], change: Any, status: int, code: str, field: str | None
+) -> None:
+    body = change(grant["id"])
+    response = api_env.call("POST", "/receipts", "psb", json=body)
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and error.get("field") == field
+    ids = [r["delivery_id"] for r in body["receipts"] if isinstance(r, dict) and "delivery_id" in r]
+    if ids and code != "INVALID_FIELD":
+        assert (
+            ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids}))["receipts"] == []
+        )
+
+
+def test_post_receipts_notJsonOrTooLarge_refused(api_env: ApiEnv) -> None:
+    headers = {**api_env.headers("psb"), "Content-Type": "application/json"}
+    assert api_env.client.post("/receipts", content=b"{", headers=headers).status_code == 422
+    huge = b'{"receipts": [' + b" " * (5 * 1024 * 1024) + b"]}"
+    assert api_env.client.post("/receipts", content=huge, headers=headers).status_code == 413
+
+
+def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[str, Any]) -> None:
+    response = api_env.call("POST", "/receipts", "hrss", json={"receipts": [receipt_body(grant["id"])]})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY"
+    revoked = grant_between(api_env, "psb", "hrss")
+    ok(api_env.call("POST", f"/grants/{revoked['id']}/revoke", "psb"))
+    response = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt_body(revoked["id"])]})
+    assert response.status_code == 409 and response.json()["error"]["code"] == "GRANT_REVOKED"
+    assert response.json()["error"]["index"] == 0
+    for who, status in (("auditor", 403), (None, 401)):
+        assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
+
+
+def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
+    """A batch journaled as closed whose transaction never left (the process died) is anchored at the next
+    start, once; a further restart finds it on chain and sends nothing. (A journal of its own: the app's
+    anchorer keeps running on the module's database.)"""
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(3)]
+    root = BatchTree([r.leaf_hash() for r in receipts]).root
+    with engine.begin() as conn:
+        batch_id = conn.execute(
+            batches_table.insert().values(
+                grant_id=gid,
+                provider=1,
+                first_sequence=0,
+                leaf_count=3,
+                root=root,
+                state="closed",
+                closed_at=time.time(),
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        conn.execute(
+            receipts_table.insert(),
+            [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
+                  commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                  accepted_at=time.time(), batch_id=batch_id, leaf_index=i) for i, r in enumerate(receipts)],
+        )  # fmt: skip
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
+
+    def state() -> str:
+        with engine.connect() as conn:
+            return str(
+                conn.execute(select(batches_table.c.state).where(batches_table.c.id == batch_id)).scalar()
+            )
+
+    def restart() -> None:
+        anchorer = Anchorer(engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=10,
+                            batch_age=60)  # fmt: skip
+        anchorer.start()
+        try:
+            assert anchorer.ready.wait(20)
+            until(lambda: state() == "final", "the re-sent batch to be mined")
+        finally:
+            anchorer.stop()
+
+    restart()
+    assert anchors.call("nextSequence", gid) == 3
+    restart()
+    assert anchors.call("nextSequence", gid) == 3
+    with engine.connect() as conn:
+        row = conn.execute(select(batches_table).where(batches_table.c.id == batch_id)).one()
+    engine.dispose()
+    assert (row.state, row.first_sequence, row.leaf_count) == ("final", 0, 3) and row.tx_hash
+    assert anchors.call("batch", gid, 0)[0] == root
