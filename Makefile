@@ -27,13 +27,13 @@ test: setup
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check node api verifier tests scripts
-	$(BIN)/ruff format --check node api verifier tests scripts
-	$(BIN)/mypy node api verifier
+	$(BIN)/ruff check node api verifier dxl tests scripts
+	$(BIN)/ruff format --check node api verifier dxl tests scripts
+	$(BIN)/mypy node api verifier dxl
 
 fmt: setup
-	$(BIN)/ruff format node api verifier tests scripts
-	$(BIN)/ruff check --fix node api verifier tests scripts
+	$(BIN)/ruff format node api verifier dxl tests scripts
+	$(BIN)/ruff check --fix node api verifier dxl tests scripts
 
 bench: setup
 	$(BIN)/dxl bench

@@ -20,16 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from eth_utils.crypto import keccak
-from web3 import Web3
-
-from node.chain import LedgerClient
-from node.compiler import Artifact, load_artifact
 from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
 from node.paths import dxl_home
+from verifier.eth import keccak, to_checksum_address
 
+# The chain client and the compiler load web3: imported where a deployment is made or opened, so that reading
+# the record (``dxl verify``, ``dxl status``) stays fast.
 if TYPE_CHECKING:
+    from node.chain import LedgerClient
+    from node.compiler import Artifact
     from eth_account.signers.local import LocalAccount
 
 LEDGER_ARTIFACT = "DataExchangeLedger"
@@ -197,6 +197,9 @@ def deploy_ledger(
         LedgerRevertError: the constructor rejects the arguments.
         NodeError: the node is unreachable or refuses the transaction.
     """
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+
     artifact = artifact or load_artifact(LEDGER_ARTIFACT)
     client = target if isinstance(target, LedgerClient) else LedgerClient(target, artifact.abi)
     path = deployment_path(home)
@@ -208,12 +211,12 @@ def deploy_ledger(
 
     if not governors or not 0 < threshold <= len(governors):
         raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
-    checksummed = [str(Web3.to_checksum_address(g)) for g in governors]
+    checksummed = [to_checksum_address(g) for g in governors]
     result = client.deploy(deployer, artifact.bytecode, checksummed, threshold)
     assert result.contract_address is not None
     deployment = Deployment(
         chain_id=client.chain_id,
-        address=Web3.to_checksum_address(result.contract_address),
+        address=to_checksum_address(result.contract_address),
         tx_hash=result.tx_hash,
         block_number=result.block_number,
         block_hash=result.block_hash,
@@ -317,6 +320,9 @@ def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: An
     """
     path = deployment_path(home)
     deployment = Deployment.load(path)
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+
     artifact = load_artifact(deployment.artifact)
     client = LedgerClient(endpoint, artifact.abi, **kwargs)
     verify_deployment(client, deployment, artifact, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ def _size(path: str | os.PathLike[str]) -> int:
 
 def new_salt() -> bytes:
     """A fresh random per-delivery salt (32 bytes from the OS CSPRNG)."""
-    return secrets.token_bytes(SALT_SIZE)
+    return os.urandom(SALT_SIZE)
 
 
 @dataclass(frozen=True)

@@ -35,18 +35,20 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from verifier.errors import PayloadFormatError, PayloadReadError
 from verifier.hashing import DIGEST_SIZE, HashAlgorithm, HashObject, TreeHasher
+
+if TYPE_CHECKING:  # imported when a large record payload needs worker processes, not on every run
+    from concurrent.futures import ProcessPoolExecutor
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 # Work handed to one pool task: big enough to amortise task overhead, small enough to keep memory flat.
@@ -284,6 +286,9 @@ def _run_on_threads(batches: Iterator[LeafBatch], workers: int) -> Iterator[list
 
 
 def _process_pool(workers: int) -> ProcessPoolExecutor:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # forkserver, not fork: the caller may be a threaded server, and forking a process that holds locks in
     # other threads can deadlock the child.
     return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("forkserver"))

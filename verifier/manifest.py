@@ -17,12 +17,7 @@ import os
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
-
-from eth_account import Account
-from eth_account.messages import encode_defunct
-from eth_account.signers.local import LocalAccount
-from eth_utils.address import is_checksum_address, to_checksum_address
+from typing import TYPE_CHECKING, Any
 
 from verifier.commitment import Commitment
 from verifier.errors import (
@@ -31,9 +26,14 @@ from verifier.errors import (
     ManifestSignatureError,
     UnsupportedAlgorithmError,
 )
+from verifier.eth import address_of_key, is_checksum_address, recover_personal_signer, sign_personal_message
+from verifier.eth import to_checksum_address as _to_checksum_address
 from verifier.hashing import HashAlgorithm, TreeHasher
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.tree import root_of
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 SCHEMA = "dxl.manifest/1"
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
@@ -172,13 +172,12 @@ def build_manifest(
     return parse_manifest(manifest.to_dict())
 
 
-def _account(key: LocalAccount | bytes | str) -> LocalAccount:
-    if isinstance(key, LocalAccount):
-        return key
+def _private_key(key: LocalAccount | bytes | str) -> bytes:
+    """The 32 key bytes of an eth-account ``LocalAccount``, raw bytes or a hex string (``0x`` optional)."""
+    raw = getattr(key, "key", key)  # a LocalAccount, without importing eth-account to recognise one
     try:
-        account: LocalAccount = Account.from_key(key)
-        return account
-    except Exception as e:  # eth-account raises several types for a bad key
+        return bytes.fromhex(raw.removeprefix("0x")) if isinstance(raw, str) else bytes(raw)
+    except (TypeError, ValueError) as e:
         raise ManifestSignatureError(f"not a usable private key ({type(e).__name__})") from None
 
 
@@ -188,10 +187,13 @@ def sign_manifest(manifest: Manifest, key: LocalAccount | bytes | str) -> Manife
     Raises:
         ManifestSignatureError: if ``key`` is not a usable secp256k1 private key.
     """
-    account = _account(key)
-    unsigned = replace(manifest, signer=account.address, signature=None)
-    signed = account.sign_message(encode_defunct(primitive=unsigned.signing_bytes()))
-    return replace(unsigned, signature=bytes(signed.signature))
+    private_key = _private_key(key)
+    try:
+        signer = address_of_key(private_key)
+    except ValueError as e:
+        raise ManifestSignatureError(f"not a usable private key ({e})") from None
+    unsigned = replace(manifest, signer=signer, signature=None)
+    return replace(unsigned, signature=sign_personal_message(unsigned.signing_bytes(), private_key))
 
 
 def recover_signer(manifest: Manifest) -> str:
@@ -204,13 +206,9 @@ def recover_signer(manifest: Manifest) -> str:
     if manifest.signature is None:
         raise ManifestSignatureError("the manifest is not signed")
     try:
-        return str(
-            Account.recover_message(
-                encode_defunct(primitive=manifest.signing_bytes()), signature=manifest.signature
-            )
-        )
-    except Exception as e:  # malformed r/s/v surface as several exception types
-        raise ManifestSignatureError(f"signature cannot be recovered ({type(e).__name__})") from None
+        return recover_personal_signer(manifest.signing_bytes(), manifest.signature)
+    except ValueError as e:
+        raise ManifestSignatureError(f"signature cannot be recovered ({e})") from None
 
 
 def verify_manifest_signature(
@@ -433,4 +431,4 @@ def write_manifest(path: str | os.PathLike[str], manifest: Manifest) -> None:
 
 def checksum(address: str) -> str:
     """EIP-55 form of ``address`` (used for comparing and printing signers)."""
-    return str(to_checksum_address(address))
+    return _to_checksum_address(address)

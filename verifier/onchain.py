@@ -1,9 +1,10 @@
 """The on-chain check: is the manifest's commitment the one recorded (and acknowledged) on the ledger?
 
-An auditor can run this against any node by RPC URL: it talks to the ledger contract with web3.py and the ABI
-of the committed build artifact only (standard ``eth_call`` / ``eth_getLogs``, no signing, no API, no dxl
-service wiring). The chain is the trusted anchor; the manifest is trusted only when it is signed by the
-provider department's signer *as registered on chain*.
+An auditor can run this against any node by RPC URL: it talks to the ledger contract with plain JSON-RPC
+(:mod:`verifier.rpc`, standard ``eth_call`` / ``eth_getLogs``, no signing, no API, no dxl service wiring) and
+the ABI of the committed build artifact, encoded and decoded by :mod:`verifier.abi`. The chain is the trusted
+anchor; the manifest is trusted only when it is signed by the provider department's signer *as registered on
+chain*.
 
 Checks, in order (:func:`check_onchain`):
 
@@ -29,11 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_utils.abi import event_abi_to_log_topic
-from web3 import Web3
-
+from verifier import abi as abi_codec
 from verifier.errors import ManifestSignatureError, VerifierError
+from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
+from verifier.rpc import JsonRpc, RpcError, data, quantity
 from verifier.verify import (
     Anchor,
     Finding,
@@ -143,39 +144,45 @@ class LedgerReader:
         timeout: float = 30.0,
         log_range: int = LOG_RANGE,
     ) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.rpc = JsonRpc(rpc_url, timeout=timeout)
         self.rpc_url = rpc_url
         self.from_block = max(0, from_block)
         self.log_range = max(1, log_range)
-        if not Web3.is_address(contract):
+        if not is_address(contract):
             raise ChainCheckError(f"{contract!r} is not a contract address")
-        self.address = Web3.to_checksum_address(contract)
+        self.address = to_checksum_address(contract)
         try:
-            actual = int(self.w3.eth.chain_id)
-            code = self.w3.eth.get_code(self.address)
-        except Exception as e:  # transport errors come in many types; the node is simply not usable
+            actual = quantity(self.rpc.call("eth_chainId"))
+            code = data(self.rpc.call("eth_getCode", self.address, "latest"))
+        except (RpcError, ValueError) as e:
             raise ChainCheckError(f"node at {rpc_url} did not answer ({type(e).__name__}: {e})") from None
         if chain_id is not None and actual != chain_id:
             raise ChainCheckError(f"node at {rpc_url} serves chain id {actual}, expected {chain_id}")
         if not code:
             raise ChainCheckError(f"no contract at {self.address} on chain {actual}")
         self.chain_id = actual
-        abi = abi or load_ledger_abi()
-        self.contract = self.w3.eth.contract(address=self.address, abi=abi)
-        events = {e["name"]: e for e in abi if e.get("type") == "event"}
-        self._recorded_topic = _h(event_abi_to_log_topic(events["DeliveryRecorded"]))  # type: ignore[arg-type]
-        self._disputed_topic = _h(event_abi_to_log_topic(events["DeliveryDisputed"]))  # type: ignore[arg-type]
-        self._acknowledged_topic = _h(event_abi_to_log_topic(events["DeliveryAcknowledged"]))  # type: ignore[arg-type]
+        entries = abi or load_ledger_abi()
+        self._functions = {e["name"]: e for e in entries if e.get("type") == "function"}
+        self._events = {e["name"]: e for e in entries if e.get("type") == "event"}
+        self._recorded_topic = _h(abi_codec.event_topic(self._events["DeliveryRecorded"]))
+        self._disputed_topic = _h(abi_codec.event_topic(self._events["DeliveryDisputed"]))
+        self._acknowledged_topic = _h(abi_codec.event_topic(self._events["DeliveryAcknowledged"]))
 
     @property
     def source(self) -> str:
         return f"chain {self.chain_id} ledger {self.address} via {self.rpc_url}"
 
     def _call(self, fn: str, *args: Any, block: int | None = None) -> Any:
+        """The single return value of the view function ``fn(args)`` at ``block`` (default: latest)."""
+        entry = self._functions[fn]
         try:
-            return getattr(self.contract.functions, fn)(*args).call(block_identifier=block or "latest")
-        except Exception as e:
+            calldata = abi_codec.selector(entry) + abi_codec.encode(entry["inputs"], args)
+            call = {"to": self.address, "data": _h(calldata)}
+            result = data(self.rpc.call("eth_call", call, hex(block) if block is not None else "latest"))
+            (value,) = abi_codec.decode(entry["outputs"], result)
+        except (RpcError, ValueError) as e:
             raise ChainCheckError(f"eth_call {fn} failed ({type(e).__name__}: {e})") from None
+        return value
 
     def status(self, delivery_id: bytes) -> int:
         return int(self._call("deliveryStatus", delivery_id))
@@ -189,32 +196,40 @@ class LedgerReader:
         return {"id": department_id, "signer": str(signer), "status": int(status), "code": _code(code),
                 "name": name}  # fmt: skip
 
-    def _logs(self, topics: list[Any], *, stop_after: int | None = None) -> list[Any]:
+    def _logs(self, topics: list[Any], *, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Logs of this contract with ``topics``, in block ranges of ``log_range`` from ``from_block``."""
         try:
-            latest = int(self.w3.eth.block_number)
-            found: list[Any] = []
+            latest = quantity(self.rpc.call("eth_blockNumber"))
+            found: list[dict[str, Any]] = []
             start = self.from_block
             while start <= latest:
                 end = min(start + self.log_range - 1, latest)
-                found += self.w3.eth.get_logs(
-                    {"address": self.address, "topics": topics, "fromBlock": start, "toBlock": end}
+                found += self.rpc.call(
+                    "eth_getLogs",
+                    {"address": self.address, "topics": topics, "fromBlock": hex(start), "toBlock": hex(end)},
                 )
                 if stop_after is not None and len(found) >= stop_after:
                     break
                 start = end + 1
-        except Exception as e:
+        except (RpcError, ValueError, TypeError) as e:
             raise ChainCheckError(f"eth_getLogs failed ({type(e).__name__}: {e})") from None
         return found
 
-    def _recorded(self, log: Any) -> RecordedDelivery:
-        a = self.contract.events.DeliveryRecorded().process_log(log)["args"]
+    def _decoded(self, event: str, log: dict[str, Any]) -> dict[str, Any]:
+        try:
+            topics = [data(t) for t in log["topics"]]
+            return abi_codec.decode_log(self._events[event], topics, data(log["data"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ChainCheckError(f"a {event} log does not decode ({type(e).__name__}: {e})") from None
+
+    def _recorded(self, log: dict[str, Any]) -> RecordedDelivery:
+        a = self._decoded("DeliveryRecorded", log)
         return RecordedDelivery(
             delivery_id=bytes(a["deliveryId"]), grant_id=a["grantId"], commitment=bytes(a["commitment"]),
             provider=a["provider"], consumer=a["consumer"], hash_algorithm=a["hashAlgorithm"],
             byte_size=a["byteSize"], record_count=a["recordCount"], recorded_at=a["recordedAt"],
-            tx_hash=_h(log["transactionHash"]), block_number=int(log["blockNumber"]),
-            block_hash=_h(log["blockHash"]), log_index=int(log["logIndex"]),
+            tx_hash=str(log["transactionHash"]).lower(), block_number=quantity(log["blockNumber"]),
+            block_hash=str(log["blockHash"]).lower(), log_index=quantity(log["logIndex"]),
         )  # fmt: skip
 
     def recorded(self, delivery_id: bytes) -> RecordedDelivery | None:
@@ -226,17 +241,18 @@ class LedgerReader:
         logs = self._logs([self._disputed_topic, _h(delivery_id)], stop_after=1)
         if not logs:
             return None
-        a = self.contract.events.DeliveryDisputed().process_log(logs[0])["args"]
+        a = self._decoded("DeliveryDisputed", logs[0])
         return Dispute(a["consumer"], bytes(a["recordedCommitment"]), bytes(a["consumerCommitment"]),
-                       _h(logs[0]["transactionHash"]), int(logs[0]["blockNumber"]))  # fmt: skip
+                       str(logs[0]["transactionHash"]).lower(), quantity(logs[0]["blockNumber"]))  # fmt: skip
 
     def acknowledgement(self, delivery_id: bytes) -> dict[str, Any] | None:
         """Where the consumer acknowledged ``delivery_id``: its transaction, block and block hash."""
         logs = self._logs([self._acknowledged_topic, _h(delivery_id)], stop_after=1)
         if not logs:
             return None
-        return {"tx_hash": _h(logs[0]["transactionHash"]), "block_number": int(logs[0]["blockNumber"]),
-                "block_hash": _h(logs[0]["blockHash"])}  # fmt: skip
+        return {"tx_hash": str(logs[0]["transactionHash"]).lower(),
+                "block_number": quantity(logs[0]["blockNumber"]),
+                "block_hash": str(logs[0]["blockHash"]).lower()}  # fmt: skip
 
     def deliveries_for_grants(
         self, grant_ids: Iterable[int], *, limit: int = MAX_LISTED_DELIVERIES

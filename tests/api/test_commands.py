@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from api.auth import authenticate
 from api.db import make_engine, session_factory
-from node.cli import app
+from dxl.app import app
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from node.cli import app
+from dxl.app import app
 
 
 @pytest.fixture

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from typer.testing import CliRunner
 
 from node.endpoint import NodeEndpoint
 from node.types import GovernanceAction
+from tests.cli import dxl
 from tests.contracts.conftest import Consortium, deploy, receipt_of
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
@@ -189,13 +189,11 @@ def test_bounded_log_ranges_still_find_the_receipt(
 
 
 def _cli(*args: Any) -> tuple[int, Any]:
-    from node.cli import app
-
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    code, out, err = dxl(*args)
     try:
-        return result.exit_code, json.loads(result.stdout)
+        return code, json.loads(out)
     except ValueError:
-        return result.exit_code, result.output
+        return code, out + err
 
 
 def _chain_args(c: Consortium, node_endpoint: NodeEndpoint) -> list[str]:

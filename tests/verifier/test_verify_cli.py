@@ -8,17 +8,10 @@ from typing import Any
 
 import pytest
 from eth_account import Account
-from typer.testing import CliRunner
 
-from node.cli import app
+from tests.cli import dxl
 
-runner = CliRunner()
 PROVIDER = Account.from_key("0x" + "33" * 32)
-
-
-def dxl(*args: str | Path) -> tuple[int, str, str]:
-    result = runner.invoke(app, [str(a) for a in args])
-    return result.exit_code, result.stdout, result.stderr
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""``dxl commit``, ``dxl verify``, ``dxl reconcile`` and ``dxl bench commit``: offline payload commitments.
+"""``dxl commit``, ``dxl verify`` and ``dxl reconcile``: payload commitments and their checks.
+
+These are parsed with :mod:`argparse`, not typer like the other commands: typer loads pydantic and rich
+before it parses anything (about a third of a second), and these commands run once per delivery, often from
+scripts. Everything they import is light (see ``tests/test_dxl_cli.py``).
 
 Exit codes (``verify`` and ``reconcile``): 0 everything matched, 1 a negative verdict (mismatch, untrusted
 manifest, unpaired files), 2 a usage or I/O error (unreadable file, malformed manifest) reported in one line.
@@ -7,57 +11,35 @@ With ``--json`` the result (or the error, as ``{"status": "ERROR", "code", "mess
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
-
-import typer
+from typing import Any, NoReturn
 
 from node.errors import DxlError
 
 MANIFEST_SUFFIX = ".manifest.json"
 _HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON result on stdout.")]
-SignerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--signer",
-        metavar="ADDRESS",
-        help="Provider's signing address; the manifest must be signed by it (else the verdict is UNTRUSTED).",
-    ),
-]
 
-RpcOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--rpc", metavar="URL", help="Node JSON-RPC URL [default: DXL_RPC_URL, else the embedded node]."
-    ),
-]
-ChainIdOpt = Annotated[
-    int | None, typer.Option("--chain-id", help="Chain id the node must serve (refused otherwise).")
-]
-ContractOpt = Annotated[
-    str | None,
-    typer.Option("--contract", metavar="ADDRESS", help="Ledger address [default: DXL_HOME/deployment.json]."),
-]
-FromBlockOpt = Annotated[
-    int | None,
-    typer.Option("--from-block", help="First block to search for receipts [default: the deployment block]."),
-]
-OfflineOpt = Annotated[
-    bool, typer.Option("--offline", help="Do not consult the chain: payload against manifest only.")
-]
+class _UsageError(Exception):
+    """A command line that parses but makes no sense; reported with the usage line, exit status 2."""
 
 
-def _ledger_reader(
-    rpc: str | None, chain_id: int | None, contract: str | None, from_block: int | None, offline: bool
-) -> Any:
+class _Exit(Exception):
+    """Ends a command with an exit status after its output is written."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def _ledger_reader(args: argparse.Namespace) -> Any:
     """The chain to check against, or ``None`` for an offline check.
 
     Explicit ``--rpc``/``--contract`` win; otherwise ``DXL_HOME/deployment.json`` names the ledger and the
@@ -68,7 +50,11 @@ def _ledger_reader(
         ChainCheckError: the node is unreachable, serves another chain, or has no ledger at the address.
         ConfigurationError: a chain flag is given but there is no deployment record to fill in the rest.
     """
-    if offline:
+    rpc: str | None = args.rpc
+    chain_id: int | None = args.chain_id
+    contract: str | None = args.contract
+    from_block: int | None = args.from_block
+    if args.offline:
         return None
     from node.deploy import deployment_path, load_deployment
     from verifier.onchain import LedgerReader
@@ -96,10 +82,10 @@ def _ledger_reader(
 
 def _fail(message: str, *, code: str, as_json: bool) -> NoReturn:
     if as_json:
-        typer.echo(json.dumps({"status": "ERROR", "code": code, "message": message}))
+        print(json.dumps({"status": "ERROR", "code": code, "message": message}))
     else:
-        typer.echo(f"dxl: error: {message}", err=True)
-    raise typer.Exit(2)
+        print(f"dxl: error: {message}", file=sys.stderr)
+    raise _Exit(2)
 
 
 @contextmanager
@@ -138,7 +124,7 @@ def _parse_delivery_id(value: str | None) -> bytes | None:
     if value is None:
         return None
     if not _HEX32.match(value):
-        raise typer.BadParameter(f"expected 32 bytes as 64 hex digits (0x optional), got {value!r}")
+        raise _UsageError(f"--delivery-id: expected 32 bytes as 64 hex digits (0x optional), got {value!r}")
     return bytes.fromhex(value.removeprefix("0x"))
 
 
@@ -148,7 +134,7 @@ def _load_key(keystore: Path, password_file: Path | None) -> Any:
     from verifier.errors import ManifestSignatureError
 
     if password_file is None:
-        raise typer.BadParameter("--keystore needs --password-file", param_hint="--password-file")
+        raise _UsageError("--keystore needs --password-file")
     try:
         keyfile = json.loads(keystore.read_text(encoding="utf-8"))
         password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
@@ -162,48 +148,7 @@ def _load_key(keystore: Path, password_file: Path | None) -> Any:
         ) from None
 
 
-def commit(
-    payload: Annotated[Path, typer.Argument(help="The payload file to commit to (read, never modified).")],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", "-o", help="Where to write the manifest [default: PAYLOAD.manifest.json]."),
-    ] = None,
-    alg: Annotated[str, typer.Option("--alg", help="Hash algorithm: sha256 or sm3 (GB/T 32905).")] = "sha256",
-    fmt: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="How to cut leaves: bytes (fixed chunks), jsonl (a leaf per line), csv (header = leaf 0, "
-            "then a leaf per row), or auto (by extension: .jsonl/.ndjson, .csv, else bytes).",
-        ),
-    ] = "auto",
-    chunk_size: Annotated[
-        str, typer.Option("--chunk-size", help="Chunk size for the bytes format, e.g. 1MiB, 64KiB, 4096.")
-    ] = "1MiB",
-    leaves: Annotated[
-        bool,
-        typer.Option(
-            "--leaves/--no-leaves",
-            help="Put every leaf hash in the manifest, so verify can name the differing chunks/records.",
-        ),
-    ] = True,
-    delivery_id: Annotated[
-        str | None,
-        typer.Option("--delivery-id", metavar="HEX", help="32-byte delivery id [default: random]."),
-    ] = None,
-    agreement: Annotated[int | None, typer.Option("--agreement", min=0, help="Agreement id.")] = None,
-    grant: Annotated[int | None, typer.Option("--grant", min=0, help="Grant id under the agreement.")] = None,
-    provider: Annotated[str | None, typer.Option("--provider", help="Provider department code.")] = None,
-    consumer: Annotated[str | None, typer.Option("--consumer", help="Consumer department code.")] = None,
-    keystore: Annotated[
-        Path | None,
-        typer.Option("--keystore", help="Provider's signing keystore (V3 JSON); signs the manifest."),
-    ] = None,
-    password_file: Annotated[
-        Path | None, typer.Option("--password-file", help="File holding the keystore password.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
+def commit(args: argparse.Namespace) -> int:
     """Commit to PAYLOAD offline and write its delivery manifest (no chain needed).
 
     A fresh random salt is drawn per delivery; the manifest carries it, the chain never does. Prints the root,
@@ -215,12 +160,17 @@ def commit(
     from verifier.manifest import build_manifest, sign_manifest, write_manifest
     from verifier.units import format_size, parse_size
 
+    payload: Path = args.payload
+    as_json: bool = args.json
+    leaves: bool = args.leaves
     try:
-        algorithm = HashAlgorithm.parse(alg)
-        chunking = Chunking(parse_format(fmt, payload), parse_size(chunk_size))
+        algorithm = HashAlgorithm.parse(args.alg)
+        chunking = Chunking(parse_format(args.format, payload), parse_size(args.chunk_size))
     except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    did = _parse_delivery_id(delivery_id) or os.urandom(32)
+        raise _UsageError(str(e)) from None
+    keystore, password_file = args.keystore, args.password_file
+    did = _parse_delivery_id(args.delivery_id) or os.urandom(32)
+    out: Path = args.out
     out = out or payload.with_name(payload.name + MANIFEST_SUFFIX)
     with _errors_exit_2(as_json):
         account = _load_key(keystore, password_file) if keystore is not None else None
@@ -233,17 +183,17 @@ def commit(
         manifest = build_manifest(
             c,
             delivery_id=did,
-            agreement_id=agreement,
-            grant_id=grant,
-            provider=provider,
-            consumer=consumer,
+            agreement_id=args.agreement,
+            grant_id=args.grant,
+            provider=args.provider,
+            consumer=args.consumer,
             include_leaf_hashes=leaves,
         )
         if account is not None:
             manifest = sign_manifest(manifest, account)
         write_manifest(out, manifest)
     if as_json:
-        typer.echo(
+        print(
             json.dumps(
                 {
                     "manifest": str(out),
@@ -259,68 +209,50 @@ def commit(
                 }
             )
         )
-        return
-    typer.echo(f"root     0x{c.root.hex()} ({c.alg.label})")
-    typer.echo(f"size     {c.byte_size} bytes ({format_size(c.byte_size)})")
-    typer.echo(f"records  {c.record_count} ({c.chunking.format.value}, {c.leaf_count} leaves)")
-    typer.echo(f"delivery 0x{manifest.delivery_id.hex()}")
+        return 0
+    print(f"root     0x{c.root.hex()} ({c.alg.label})")
+    print(f"size     {c.byte_size} bytes ({format_size(c.byte_size)})")
+    print(f"records  {c.record_count} ({c.chunking.format.value}, {c.leaf_count} leaves)")
+    print(f"delivery 0x{manifest.delivery_id.hex()}")
     if manifest.signed:
-        typer.echo(f"manifest {out} (signed by {manifest.signer})")
+        print(f"manifest {out} (signed by {manifest.signer})")
     else:
-        typer.echo(f"manifest {out} (UNSIGNED: pass --keystore and --password-file to sign it)")
+        print(f"manifest {out} (UNSIGNED: pass --keystore and --password-file to sign it)")
+    return 0
 
 
 def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> None:
-    typer.echo(f"{verdict.status.value}  {payload}")
+    print(f"{verdict.status.value}  {payload}")
     if verdict.delivery_id is not None:
-        typer.echo(f"  delivery 0x{verdict.delivery_id.hex()}")
+        print(f"  delivery 0x{verdict.delivery_id.hex()}")
     if verdict.observed:
         o = verdict.observed
-        typer.echo(f"  root     {o['root']}  ({o['byte_size']} bytes, {o['record_count']} records)")
+        print(f"  root     {o['root']}  ({o['byte_size']} bytes, {o['record_count']} records)")
     if verdict.signer and verdict.status.value != "UNTRUSTED":
         checked = "the expected signer" if expected_signer else "not checked against --signer"
-        typer.echo(f"  signer   {verdict.signer} ({checked})")
+        print(f"  signer   {verdict.signer} ({checked})")
     elif not verdict.signer:
-        typer.echo("  signer   none: the manifest is UNSIGNED (its origin is not authenticated)")
+        print("  signer   none: the manifest is UNSIGNED (its origin is not authenticated)")
     a = verdict.anchor
     if a is None:
         why = "the manifest was altered" if any(f.code == "MANIFEST_INCONSISTENT" for f in verdict.findings) \
             else "no --rpc/--contract and no deployment record; --offline"  # fmt: skip
-        typer.echo(f"  chain    NOT CHECKED ({why})")
+        print(f"  chain    NOT CHECKED ({why})")
     elif a.recorded:
         d, settled = a.details, a.details.get("settled")
-        typer.echo(f"  chain    recorded in block {d['block_number']} ({d['block_hash']})")
-        typer.echo(f"           tx {d['tx_hash']} log {d['log_index']}; {a.source}")
+        print(f"  chain    recorded in block {d['block_number']} ({d['block_hash']})")
+        print(f"           tx {d['tx_hash']} log {d['log_index']}; {a.source}")
         if settled is None:
-            typer.echo(f"           {d['status']}: not acknowledged by the consumer yet")
+            print(f"           {d['status']}: not acknowledged by the consumer yet")
         else:
-            typer.echo(
-                f"           {d['status']} in block {settled['block_number']} (tx {settled['tx_hash']})"
-            )
+            print(f"           {d['status']} in block {settled['block_number']} (tx {settled['tx_hash']})")
     else:
-        typer.echo(f"  chain    not recorded; {a.source}")
+        print(f"  chain    not recorded; {a.source}")
     for f in verdict.findings:
-        typer.echo(f"  - {f.message}")
+        print(f"  - {f.message}")
 
 
-def verify(
-    payload: Annotated[Path, typer.Argument(help="The payload file received.")],
-    manifest_path: Annotated[
-        Path | None,
-        typer.Option("--manifest", "-m", help="The delivery manifest [default: PAYLOAD.manifest.json]."),
-    ] = None,
-    signer: SignerOpt = None,
-    delivery_id: Annotated[
-        str | None,
-        typer.Option("--delivery-id", metavar="HEX", help="The delivery this payload must be for."),
-    ] = None,
-    rpc: RpcOpt = None,
-    chain_id: ChainIdOpt = None,
-    contract: ContractOpt = None,
-    from_block: FromBlockOpt = None,
-    offline: OfflineOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
+def verify(args: argparse.Namespace) -> int:
     """Check PAYLOAD against its manifest and the ledger: exit 0 MATCH; 1 MISMATCH, UNTRUSTED, NOT_RECORDED or
     ACK_DIFFERS; 2 usage, I/O or chain-access error.
 
@@ -335,14 +267,17 @@ def verify(
     from verifier.manifest import load_manifest
     from verifier.verify import altered, check_delivery
 
-    expected_id = _parse_delivery_id(delivery_id)
-    manifest_path = manifest_path or payload.with_name(payload.name + MANIFEST_SUFFIX)
+    payload: Path = args.payload
+    signer: str | None = args.signer
+    as_json: bool = args.json
+    expected_id = _parse_delivery_id(args.delivery_id)
+    manifest_path: Path = args.manifest or payload.with_name(payload.name + MANIFEST_SUFFIX)
     with _errors_exit_2(as_json):
         try:
             manifest = load_manifest(manifest_path)
         except ManifestInconsistentError as e:
             _report_verdict(altered(e), payload, signer, as_json)
-        reader = _ledger_reader(rpc, chain_id, contract, from_block, offline)
+        reader = _ledger_reader(args)
         with _progress(f"verify {payload.name}", manifest.byte_size) as progress:
             if reader is None:
                 verdict = check_delivery(
@@ -365,10 +300,10 @@ def verify(
 
 def _report_verdict(verdict: Any, payload: Path, signer: str | None, as_json: bool) -> NoReturn:
     if as_json:
-        typer.echo(verdict.to_json())
+        print(verdict.to_json())
     else:
         _print_verdict(verdict, payload, signer)
-    raise typer.Exit(0 if verdict.ok else 1)
+    raise _Exit(0 if verdict.ok else 1)
 
 
 def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None) -> dict[str, Any]:
@@ -465,16 +400,7 @@ def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None
     return report
 
 
-def reconcile(
-    directory: Annotated[Path, typer.Argument(help="Directory of payloads and their manifests.")],
-    signer: SignerOpt = None,
-    rpc: RpcOpt = None,
-    chain_id: ChainIdOpt = None,
-    contract: ContractOpt = None,
-    from_block: FromBlockOpt = None,
-    offline: OfflineOpt = False,
-    as_json: JsonOpt = False,
-) -> None:
+def reconcile(args: argparse.Namespace) -> int:
     """Verify a directory of deliveries: payload X pairs with manifest X.manifest.json.
 
     On chain (default when a ledger is known) it also reports payloads not recorded and deliveries recorded
@@ -483,31 +409,33 @@ def reconcile(
     Reports matched and mismatched pairs, payloads without a manifest, manifests whose payload is missing,
     and pairs that could not be checked. Exit 0 only if everything matched and nothing is unpaired.
     """
+    directory: Path = args.directory
+    as_json: bool = args.json
     if not directory.is_dir():
         _fail(f"{directory} is not a directory", code="IO_ERROR", as_json=as_json)
     with _errors_exit_2(as_json):
-        reader = _ledger_reader(rpc, chain_id, contract, from_block, offline)
-        report = reconcile_dir(directory, signer, reader)
+        reader = _ledger_reader(args)
+        report = reconcile_dir(directory, args.signer, reader)
     if as_json:
-        typer.echo(json.dumps(report, indent=2))
+        print(json.dumps(report, indent=2))
     else:
         for e in report["matched"]:
-            typer.echo(f"MATCH         {e['payload']}")
+            print(f"MATCH         {e['payload']}")
         for e in report["mismatched"]:
             reasons = "; ".join(f["message"] for f in e["findings"])
-            typer.echo(f"{e['status']:<13} {e['payload']}: {reasons}")
+            print(f"{e['status']:<13} {e['payload']}: {reasons}")
         for e in report["errors"]:
-            typer.echo(f"ERROR         {e['payload']}: {e['message']}")
+            print(f"ERROR         {e['payload']}: {e['message']}")
         for n in report["unmanifested"]:
-            typer.echo(f"NO MANIFEST   {n}")
+            print(f"NO MANIFEST   {n}")
         for n in report["missing_payloads"]:
-            typer.echo(f"NO PAYLOAD    {n}")
+            print(f"NO PAYLOAD    {n}")
         for e in report["unrecorded"]:
-            typer.echo(f"NOT RECORDED  {e['payload']}")
+            print(f"NOT RECORDED  {e['payload']}")
         for r in report["recorded_but_missing"]:
-            typer.echo(f"ONLY ON CHAIN {r['delivery_id']} (grant {r['grant_id']}, tx {r['tx_hash']})")
+            print(f"ONLY ON CHAIN {r['delivery_id']} (grant {r['grant_id']}, tx {r['tx_hash']})")
         more = " (list cut short)" if report["recorded_but_missing_truncated"] else ""
-        typer.echo(
+        print(
             f"{len(report['matched'])} matched, {len(report['mismatched'])} mismatched, "
             f"{len(report['errors'])} unreadable, {len(report['unmanifested'])} without manifest, "
             f"{len(report['missing_payloads'])} manifests without payload"
@@ -518,38 +446,137 @@ def reconcile(
                 else "; chain NOT CHECKED"
             )
         )
-    raise typer.Exit(0 if report["ok"] else 1)
+    return 0 if report["ok"] else 1
 
 
-def bench_commit(
-    size: Annotated[str, typer.Option("--size", help="Payload size to generate, e.g. 100M, 1G.")] = "1G",
-    path: Annotated[
-        Path | None, typer.Option("--path", help="Benchmark this existing file instead of generating one.")
-    ] = None,
-    alg: Annotated[str, typer.Option("--alg", help="sha256 or sm3 (openssl always runs sha256).")] = "sha256",
-    as_json: JsonOpt = False,
-) -> None:
-    """Commit throughput vs `openssl dgst -sha256` on one file; peak memory at 100 MB vs full size."""
-    from verifier.bench import render, run_commit_benchmark
-    from verifier.hashing import HashAlgorithm
-    from verifier.units import parse_size
+# --- command line ---------------------------------------------------------------------------------------
 
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "commit": (commit, "Commit to PAYLOAD offline and write its delivery manifest (no chain needed)."),
+    "verify": (verify, "Check PAYLOAD against its manifest and the ledger (exit 0 MATCH, 1 not, 2 error)."),
+    "reconcile": (
+        reconcile,
+        "Verify a directory of deliveries: payload X pairs with manifest X.manifest.json.",
+    ),
+}
+
+
+def _non_negative(value: str) -> int:
     try:
-        size_bytes = parse_size(size)
-        algorithm = HashAlgorithm.parse(alg)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    with _errors_exit_2(as_json):
-        result = run_commit_benchmark(size_bytes, path=path, alg=algorithm)
-    typer.echo(json.dumps(result, indent=2) if as_json else render(result))
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
 
 
-def register(app: typer.Typer) -> None:
-    app.command("commit")(commit)
-    app.command("verify")(verify)
-    app.command("reconcile")(reconcile)
+def _json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="Print a machine-readable JSON result on stdout.")
+
+
+def _signer_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--signer",
+        metavar="ADDRESS",
+        help="Provider's signing address; the manifest must be signed by it (else the verdict is UNTRUSTED).",
+    )
+
+
+def _chain_options(parser: argparse.ArgumentParser) -> None:
+    chain = parser.add_argument_group("ledger to check against")
+    chain.add_argument(
+        "--rpc", metavar="URL", help="Node JSON-RPC URL [default: DXL_RPC_URL, else the embedded node]."
+    )
+    chain.add_argument(
+        "--chain-id", type=_non_negative, help="Chain id the node must serve (refused otherwise)."
+    )
+    chain.add_argument(
+        "--contract", metavar="ADDRESS", help="Ledger address [default: DXL_HOME/deployment.json]."
+    )
+    chain.add_argument(
+        "--from-block",
+        type=_non_negative,
+        help="First block to search for receipts [default: the deployment block].",
+    )
+    chain.add_argument(
+        "--offline", action="store_true", help="Do not consult the chain: payload against manifest only."
+    )
+
+
+def parser_for(command: str) -> argparse.ArgumentParser:
+    """The argument parser of ``dxl COMMAND``; its description is the command's docstring."""
+    function, _summary = COMMANDS[command]
+    parser = argparse.ArgumentParser(
+        prog=f"dxl {command}",
+        description=(function.__doc__ or "").replace("\n    ", "\n").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    if command == "commit":
+        parser.add_argument(
+            "payload", type=Path, help="The payload file to commit to (read, never modified)."
+        )
+        parser.add_argument(
+            "--out", "-o", type=Path, help="Where to write the manifest [default: PAYLOAD.manifest.json]."
+        )
+        parser.add_argument(
+            "--alg", default="sha256", help="Hash algorithm: sha256 or sm3 (GB/T 32905) [default: sha256]."
+        )
+        parser.add_argument(
+            "--format",
+            default="auto",
+            help="How to cut leaves: bytes (fixed chunks), jsonl (a leaf per line), csv (header = leaf 0, "
+            "then a leaf per row), or auto (by extension: .jsonl/.ndjson, .csv, else bytes) [default: auto].",
+        )
+        parser.add_argument(
+            "--chunk-size",
+            default="1MiB",
+            help="Chunk size for the bytes format, e.g. 1MiB, 64KiB, 4096 [default: 1MiB].",
+        )
+        parser.add_argument(
+            "--leaves",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="Put every leaf hash in the manifest, so verify can name the differing chunks/records "
+            "[default: on].",
+        )
+        parser.add_argument("--delivery-id", metavar="HEX", help="32-byte delivery id [default: random].")
+        parser.add_argument("--agreement", type=_non_negative, help="Agreement id.")
+        parser.add_argument("--grant", type=_non_negative, help="Grant id under the agreement.")
+        parser.add_argument("--provider", help="Provider department code.")
+        parser.add_argument("--consumer", help="Consumer department code.")
+        parser.add_argument(
+            "--keystore", type=Path, help="Provider's signing keystore (V3 JSON); signs the manifest."
+        )
+        parser.add_argument("--password-file", type=Path, help="File holding the keystore password.")
+    elif command == "verify":
+        parser.add_argument("payload", type=Path, help="The payload file received.")
+        parser.add_argument(
+            "--manifest", "-m", type=Path, help="The delivery manifest [default: PAYLOAD.manifest.json]."
+        )
+        _signer_option(parser)
+        parser.add_argument("--delivery-id", metavar="HEX", help="The delivery this payload must be for.")
+        _chain_options(parser)
+    else:
+        parser.add_argument("directory", type=Path, help="Directory of payloads and their manifests.")
+        _signer_option(parser)
+        _chain_options(parser)
+    _json_option(parser)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``dxl COMMAND ARGS...`` for one of :data:`COMMANDS`; returns the exit status.
+
+    Raises:
+        SystemExit: from argparse, for ``--help`` (0) and unparsable command lines (2).
+    """
+    command, *rest = argv
+    parser = parser_for(command)
+    args = parser.parse_args(rest)
     try:
-        from node.commands.bench import bench_app
-    except ImportError:  # the bench area is optional; the commands above do not need it
-        return
-    bench_app.command("commit")(bench_commit)
+        return COMMANDS[command][0](args)
+    except _UsageError as e:
+        parser.error(str(e))
+    except _Exit as e:
+        return e.status

@@ -17,7 +17,7 @@ _AREAS: tuple[str, ...] = (
     "node.commands.ledger",
     "node.commands.toolchain",
     "api.commands",
-    "verifier.cli",
+    "dxl.bench",
     "node.commands.audit",
 )
 

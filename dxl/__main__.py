@@ -1,0 +1,3 @@
+from dxl.main import run
+
+run()

@@ -1,0 +1,85 @@
+"""The ``dxl`` entry point: reads the command name and loads only what that command needs.
+
+``dxl``, ``dxl --help`` and the payload commands (``commit``, ``verify``, ``reconcile``, parsed with argparse
+in :mod:`dxl.payload`) never import typer, pydantic, web3 or eth-account: a provider's script runs
+``dxl commit`` once per delivery and an auditor ``dxl verify`` once per payload, and those imports alone took
+over a second. Every other command is a typer app (:mod:`dxl.app`), imported only when named.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+#: The commands ``dxl --help`` lists, with their summaries: for the typer commands the first line of their
+#: help, for the payload commands :data:`dxl.payload.COMMANDS` (``tests/test_dxl_cli.py`` holds them equal).
+OVERVIEW: tuple[tuple[str, str], ...] = (
+    (
+        "run",
+        "Start the node, deploy the ledger, provision the demo consortium and serve the API until Ctrl-C.",
+    ),
+    (
+        "status",
+        "Whether the node answers, its chain id and block, and the recorded deployment. "
+        "Exit 1 if not usable.",
+    ),
+    ("deploy", "Deploy the ledger (idempotent) with the keystore's governors, on a running node."),
+    ("node", "Run the embedded development chain (anvil) under DXL_HOME/node/."),
+    (
+        "compile",
+        "Compile contracts/src with the settings in contracts/compiler.json into contracts/artifacts/.",
+    ),
+    ("token", "Issue, revoke and list API tokens."),
+    ("commit", "Commit to PAYLOAD offline and write its delivery manifest (no chain needed)."),
+    ("verify", "Check PAYLOAD against its manifest and the ledger (exit 0 MATCH, 1 not, 2 error)."),
+    ("reconcile", "Verify a directory of deliveries: payload X pairs with manifest X.manifest.json."),
+    ("audit", "Audit trail: index, check, history, provenance, scorecards, reports."),
+    (
+        "bench",
+        "Run the benchmarks behind the README's performance figures (plain `dxl bench` runs them all).",
+    ),
+)
+PAYLOAD_COMMANDS = frozenset({"commit", "verify", "reconcile"})
+
+
+def overview() -> str:
+    """The text of ``dxl --help``."""
+    width = max(len(name) for name, _ in OVERVIEW)
+    lines = [
+        "usage: dxl COMMAND [ARGS]...",
+        "",
+        "dxl - Data Exchange Ledger: auditable data exchange between government departments.",
+        "",
+        "commands:",
+        *(f"  {name:<{width}}  {summary}" for name, summary in OVERVIEW),
+        "",
+        "`dxl COMMAND --help` explains a command.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``dxl`` with ``argv`` (default: the process's arguments) and return its exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(overview())
+        return 0
+    if args[0] in PAYLOAD_COMMANDS:
+        from dxl import payload
+
+        try:
+            return payload.main(args)
+        except SystemExit as e:  # argparse's --help and usage errors
+            return e.code if isinstance(e.code, int) else 2
+    from dxl.app import app
+
+    try:
+        app(args=args, prog_name="dxl")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The ``dxl`` front door: what each fast command imports, and a ``dxl --help`` that lists every command.
+
+The import budget is asserted on ``sys.modules`` of a real ``dxl`` process, not on wall time: a shared,
+busy machine makes timings flaky, while an import of web3 or typer on these paths is the regression itself
+(``dxl bench cli`` measures the times).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer.main
+
+from dxl import payload
+from dxl.app import app
+from dxl.main import OVERVIEW, PAYLOAD_COMMANDS
+from tests.cli import dxl
+
+#: Packages that cost a large part of a second to import, none of which these commands need.
+HEAVY = ("web3", "eth_account", "eth_abi", "eth_utils", "eth_keyfile", "py_ecc", "typer", "pydantic", "rich",
+         "fastapi", "sqlalchemy", "httpx", "Crypto")  # fmt: skip
+
+_PROBE = """
+import json, runpy, sys
+args, heavy = json.loads(sys.argv[1]), set(json.loads(sys.argv[2]))
+sys.argv = ["dxl", *args]
+code = 0
+try:
+    runpy.run_module("dxl", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+loaded = sorted({m.split(".")[0] for m in sys.modules} & heavy)
+print(json.dumps({"code": code, "heavy": loaded}), file=sys.stderr)
+"""
+
+
+def _imports_of(*args: str | Path) -> tuple[int, list[str]]:
+    """Run ``dxl ARGS`` in a fresh interpreter; its exit status and the heavy packages it imported."""
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps([str(a) for a in args]), json.dumps(HEAVY)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    return report["code"], report["heavy"]
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(b'{"id": 1}\n{"id": 2}\n')
+    assert dxl("commit", path)[0] == 0
+    return path
+
+
+@pytest.mark.parametrize("args", [(), ("--help",), ("commit", "--help"), ("verify", "--help")])
+def test_help_imports_nothing_heavy(args: tuple[str, ...]) -> None:
+    assert _imports_of(*args) == (0, [])
+
+
+def test_commit_and_offline_verify_import_nothing_heavy(committed: Path, tmp_path: Path) -> None:
+    assert _imports_of("commit", committed, "--out", tmp_path / "again.json") == (0, [])
+    assert _imports_of("verify", committed, "--offline") == (0, [])
+
+
+def test_onchain_verify_imports_nothing_heavy(committed: Path, tmp_path: Path) -> None:
+    """Up to the node: the unreachable node is exit 2 after the same imports a reachable one costs."""
+    code, heavy = _imports_of(
+        "verify", committed, "--rpc", "http://127.0.0.1:9", "--contract", "0x" + "11" * 20
+    )
+    assert (code, heavy) == (2, [])
+
+
+def test_other_commands_still_run_under_typer() -> None:
+    code, heavy = _imports_of("node", "--help")
+    assert code == 0 and "typer" in heavy
+
+
+def test_overview_lists_every_command_with_its_own_summary() -> None:
+    group = typer.main.get_group(app)
+    expected = {
+        name: (command.help or "").strip().splitlines()[0] for name, command in group.commands.items()
+    }
+    expected |= {name: summary for name, (_run, summary) in payload.COMMANDS.items()}
+    assert dict(OVERVIEW) == expected
+    assert set(payload.COMMANDS) == PAYLOAD_COMMANDS
+    code, out, _ = dxl("--help")
+    assert code == 0 and all(f"  {name} " in out for name in expected)
+
+
+def test_unknown_command_and_bad_options_are_usage_errors(committed: Path) -> None:
+    assert dxl("no-such-command")[0] == 2
+    code, _, err = dxl("commit", committed, "--agreement", "-1")
+    assert code == 2 and "must be 0 or more" in err
