@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,9 @@ from verifier.units import format_size, parse_size
 _WRITE_BLOCK = 4 << 20
 #: ``python -m dxl``: the installed entry point's code, without depending on where the script was put.
 DXL = (sys.executable, "-m", "dxl")
+#: The timed processes run as an installed dxl does, with its bytecode cached (the untimed warm-up run writes
+#: what is missing); a shell that sets PYTHONDONTWRITEBYTECODE would otherwise recompile dxl on every run.
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
 def make_payload(path: Path, size_bytes: int) -> None:
@@ -43,14 +47,23 @@ def make_payload(path: Path, size_bytes: int) -> None:
             block = block[1:] + block[:1]
 
 
-def run_process(command: Sequence[str], *, expect: int = 0) -> tuple[float, int]:
-    """Run ``command`` to the end with its output discarded; its wall seconds and peak RSS in bytes.
+@dataclass(frozen=True)
+class ProcessRun:
+    """One finished process: wall seconds, CPU seconds (user + system) and peak RSS in bytes."""
+
+    seconds: float
+    cpu_seconds: float
+    peak_rss: int
+
+
+def run_process(command: Sequence[str], *, expect: int = 0) -> ProcessRun:
+    """Run ``command`` to the end with its output discarded and measure it.
 
     Raises:
         RuntimeError: it exited with another status than ``expect``.
     """
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_ENV)
     _pid, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -59,13 +72,21 @@ def run_process(command: Sequence[str], *, expect: int = 0) -> tuple[float, int]
         process.stderr.close()
     if process.returncode != expect:
         raise RuntimeError(f"{' '.join(command)} exited {process.returncode}: {stderr.strip()}")
-    return seconds, usage.ru_maxrss * 1024
+    return ProcessRun(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss * 1024)
 
 
-def median_seconds(command: Sequence[str], repeats: int, *, expect: int = 0) -> float:
-    """The median wall time of ``repeats`` runs of ``command`` after one untimed warm-up run."""
+def median_times(command: Sequence[str], repeats: int, *, expect: int = 0) -> dict[str, float]:
+    """Median wall and CPU seconds of ``repeats`` runs of ``command`` after one untimed warm-up run.
+
+    CPU time is reported beside wall time because on a busy machine the wall time mostly measures the wait
+    for a core; the CPU time is what the process itself costs.
+    """
     run_process(command, expect=expect)
-    return statistics.median(run_process(command, expect=expect)[0] for _ in range(repeats))
+    runs = [run_process(command, expect=expect) for _ in range(repeats)]
+    return {
+        "seconds": statistics.median(r.seconds for r in runs),
+        "cpu_seconds": statistics.median(r.cpu_seconds for r in runs),
+    }
 
 
 def bench_commit_processes(size_bytes: int, *, path: Path | None = None, repeats: int = 5) -> dict[str, Any]:
@@ -86,15 +107,15 @@ def bench_commit_processes(size_bytes: int, *, path: Path | None = None, repeats
         ours_cmd = [*DXL, "commit", str(path), "--out", str(Path(tmp) / "payload.manifest.json")]
         theirs_cmd = [openssl, "dgst", "-sha256", str(path)]
         run_process(theirs_cmd)  # the first read may fill the page cache; it is not timed
-        ours: list[float] = []
-        theirs: list[float] = []
-        peak_rss = 0
+        ours: list[ProcessRun] = []
+        theirs: list[ProcessRun] = []
         for _ in range(max(1, repeats)):
-            theirs.append(run_process(theirs_cmd)[0])
-            seconds, rss = run_process(ours_cmd)
-            ours.append(seconds)
-            peak_rss = max(peak_rss, rss)
-    ours_s, theirs_s = statistics.median(ours), statistics.median(theirs)
+            theirs.append(run_process(theirs_cmd))
+            ours.append(run_process(ours_cmd))
+    ours_s, theirs_s = (
+        statistics.median(r.seconds for r in ours),
+        statistics.median(r.seconds for r in theirs),
+    )
     return {
         "size_bytes": size_bytes,
         "dxl_commit_seconds": ours_s,
@@ -102,8 +123,10 @@ def bench_commit_processes(size_bytes: int, *, path: Path | None = None, repeats
         "dxl_commit_gbps": size_bytes / ours_s / 1e9,
         "openssl_gbps": size_bytes / theirs_s / 1e9,
         "ratio": theirs_s / ours_s,
-        "runs": {"dxl_commit": ours, "openssl": theirs},
-        "peak_rss": peak_rss,
+        "dxl_commit_cpu_seconds": statistics.median(r.cpu_seconds for r in ours),
+        "openssl_cpu_seconds": statistics.median(r.cpu_seconds for r in theirs),
+        "runs": {"dxl_commit": [r.seconds for r in ours], "openssl": [r.seconds for r in theirs]},
+        "peak_rss": max(r.peak_rss for r in ours),
         "cpus": os.cpu_count(),
         "load_average": os.getloadavg()[0],
     }
@@ -191,34 +214,36 @@ def bench_cli_processes(repeats: int = 10) -> dict[str, Any]:
     from node.anvil import EmbeddedNode, NodeSettings, free_port
 
     result: dict[str, Any] = {"repeats": repeats, "cpus": os.cpu_count()}
-    result["help_seconds"] = median_seconds([*DXL, "--help"], repeats)
-    result["commit_help_seconds"] = median_seconds([*DXL, "commit", "--help"], repeats)
+    result["help"] = median_times([*DXL, "--help"], repeats)
+    result["commit_help"] = median_times([*DXL, "commit", "--help"], repeats)
     with tempfile.TemporaryDirectory(prefix="dxl-bench-") as tmp:
         payload, manifest = Path(tmp) / "small.jsonl", Path(tmp) / "small.jsonl.manifest.json"
         payload.write_bytes(b"".join(b'{"id": %d, "benefit": "yes"}\n' % i for i in range(1000)))
         result["payload_bytes"] = payload.stat().st_size
-        result["commit_seconds"] = median_seconds(
+        result["commit"] = median_times(
             [*DXL, "commit", str(payload), "--out", str(Path(tmp) / "other.json")], repeats
         )
         with EmbeddedNode(Path(tmp) / "home", NodeSettings(port=free_port(), block_time=None)) as node:
             chain = _record_delivery(node.endpoint, payload, manifest)
             verify = [*DXL, "verify", str(payload), "--manifest", str(manifest), *chain]
-            result["verify_seconds"] = median_seconds(verify, repeats)
+            result["verify"] = median_times(verify, repeats)
     result["load_average"] = os.getloadavg()[0]
     return result
 
 
 def render_cli(result: dict[str, Any]) -> str:
+    def row(label: str, key: str, note: str = "") -> str:
+        t = result[key]
+        return f"{label:<19} {t['seconds'] * 1000:6.0f} ms wall {t['cpu_seconds'] * 1000:6.0f} ms CPU{note}"
+
     return "\n".join(
         [
             f"median of {result['repeats']} whole processes, {result['cpus']} CPUs, load average "
             f"{result['load_average']:.1f}",
-            f"dxl --help          {result['help_seconds'] * 1000:6.0f} ms",
-            f"dxl commit --help   {result['commit_help_seconds'] * 1000:6.0f} ms",
-            f"dxl commit          {result['commit_seconds'] * 1000:6.0f} ms "
-            f"({format_size(result['payload_bytes'])})",
-            f"dxl verify          {result['verify_seconds'] * 1000:6.0f} ms "
-            "(the same payload, a MATCH against a local node)",
+            row("dxl --help", "help"),
+            row("dxl commit --help", "commit_help"),
+            row("dxl commit", "commit", f"  ({format_size(result['payload_bytes'])} JSON lines)"),
+            row("dxl verify", "verify", "  (that payload, a MATCH against a local node)"),
         ]
     )
 
@@ -231,6 +256,8 @@ def render_commit(result: dict[str, Any]) -> str:
             f"dxl commit     {result['dxl_commit_gbps']:.2f} GB/s ({result['dxl_commit_seconds']:.3f} s, "
             "median whole process)",
             f"openssl dgst   {result['openssl_gbps']:.2f} GB/s ({result['openssl_seconds']:.3f} s, median)",
+            f"CPU time       dxl commit {result['dxl_commit_cpu_seconds']:.3f} s, "
+            f"openssl {result['openssl_cpu_seconds']:.3f} s",
             f"ratio          {result['ratio']:.2f}x openssl",
             f"peak RSS       {format_size(result['peak_rss'])}",
         ]
