@@ -1,32 +1,12 @@
-"""The one exception root of dxl and the errors every layer shares.
+"""The errors of the ledger client and its configuration, under dxl's one root :class:`DxlError`.
 
-Each layer (chain client, verifier, audit, API) subclasses :class:`DxlError`, mixing in the built-in it
-resembles so callers can catch either (``except ValueError`` still works for bad input). Messages are built by
-the class from the values that explain the failure, never by the raiser, so the same failure always reads the
-same way.
-
-This module imports nothing heavy: the verifier's proof code depends on it and must stay usable on its own.
+The root is defined in :mod:`verifier.errors` (the bottom layer, which imports nothing of dxl) and re-exported
+here, so ``from node.errors import DxlError`` names the same class everywhere above the verifier.
 """
 
 from __future__ import annotations
 
-
-class DxlError(Exception):
-    """Root of every error dxl raises on purpose.
-
-    ``code`` is a stable machine-readable name (the API's JSON errors and the CLI's ``--json`` output use it).
-    """
-
-    code: str = "DXL_ERROR"
-
-    def __init__(self, message: str, *, code: str | None = None) -> None:
-        super().__init__(message)
-        if code is not None:
-            self.code = code
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else self.code
+from verifier.errors import DxlError as DxlError
 
 
 class ConfigurationError(DxlError, ValueError):

@@ -1,14 +1,33 @@
-"""Errors raised by the verifier: payload reading, commitments, proofs and manifests.
+"""The one exception root of dxl, and the errors of the verifier (payloads, commitments, proofs, manifests).
 
-Every class subclasses :class:`node.errors.DxlError` (stable ``code``) and the built-in it resembles, and
-builds its message from the values that explain the failure.
+:class:`DxlError` lives here, at the bottom of the stack, so that the proof code imports nothing of the rest
+of dxl while every layer above (chain client, audit trail, API, command line) still shares one root. Each
+layer subclasses it, mixing in the built-in it resembles so callers can catch either (``except ValueError``
+still works for bad input). Messages are built by the class from the values that explain the failure, never
+by the raiser, so the same failure always reads the same way.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from node.errors import DxlError
+
+class DxlError(Exception):
+    """Root of every error dxl raises on purpose.
+
+    ``code`` is a stable machine-readable name (the API's JSON errors and the CLI's ``--json`` output use it).
+    """
+
+    code: str = "DXL_ERROR"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.code
 
 
 class VerifierError(DxlError):

@@ -52,7 +52,17 @@ LOG_RANGE = 5000
 MAX_LISTED_DELIVERIES = 1000
 #: ``DeliveryStatus`` of the contract, by value.
 STATUS_NAMES = ("NONE", "RECORDED", "ACKNOWLEDGED", "DISPUTED")
-_ARTIFACT = Path(__file__).resolve().parent.parent / "contracts" / "artifacts" / "DataExchangeLedger.json"
+#: The ledger's functions and events this module reads, shipped as package data (``ledger-abi.json``, written
+#: from the build artifact by ``scripts/verifier-abi.py``) so an installed verifier needs no ``contracts/``.
+LEDGER_ABI_NAMES = (
+    "deliveryStatus",
+    "receiptMatches",
+    "department",
+    "DeliveryRecorded",
+    "DeliveryAcknowledged",
+    "DeliveryDisputed",
+)
+LEDGER_ABI_FILE = Path(__file__).resolve().parent / "ledger-abi.json"
 
 
 class ChainCheckError(VerifierError, RuntimeError):
@@ -66,14 +76,15 @@ class ChainCheckError(VerifierError, RuntimeError):
         self.reason = reason
 
 
-def load_ledger_abi(path: str | os.PathLike[str] = _ARTIFACT) -> list[dict[str, Any]]:
-    """The ledger's ABI from its committed build artifact.
+def load_ledger_abi(path: str | os.PathLike[str] = LEDGER_ABI_FILE) -> list[dict[str, Any]]:
+    """The ledger ABI entries the check reads: the shipped ``ledger-abi.json``, or a build artifact's ABI.
 
     Raises:
-        ChainCheckError: the artifact is missing or unreadable.
+        ChainCheckError: the file is missing or unreadable.
     """
     try:
-        abi = json.loads(Path(path).read_text(encoding="utf-8"))["abi"]
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+        abi = loaded["abi"] if isinstance(loaded, dict) else loaded
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ChainCheckError(f"cannot read the ledger ABI from {path}: {e}") from None
     return list(abi)

@@ -353,3 +353,12 @@ def test_cli_default_ledger_is_dxl_homes_deployment(
     record(c, m, grant)
     code, out = _cli("verify", payload, "--json")
     assert (code, out["status"], out["anchor"]["details"]["contract"]) == (0, "MATCH", str(c.client.address))
+
+
+def test_shipped_ledger_abi_is_the_artifacts() -> None:
+    """An installed verifier reads verifier/ledger-abi.json; it must say what the compiled ledger says."""
+    script = Path(__file__).parents[2] / "scripts" / "verifier-abi.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
