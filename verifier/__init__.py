@@ -1,4 +1,4 @@
-"""Payload commitments and proof checking, usable on its own (no chain client, no server, nothing web-related).
+"""Payload commitments and proof checking, usable on its own (no chain client, no server, nothing web).
 
 ``hashing`` (algorithms, domain-separated hashes), ``tree`` (RFC 6962 tree, inclusion proofs), ``leaves`` (how
 payloads are cut into leaves), ``commitment`` (streaming commit), ``manifest`` (signed delivery manifest),
