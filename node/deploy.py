@@ -28,9 +28,10 @@ from verifier.eth import keccak, to_checksum_address
 # The chain client and the compiler load web3: imported where a deployment is made or opened, so that reading
 # the record (``dxl verify``, ``dxl status``) stays fast.
 if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
     from node.chain import LedgerClient
     from node.compiler import Artifact
-    from eth_account.signers.local import LocalAccount
 
 LEDGER_ARTIFACT = "DataExchangeLedger"
 ANCHORS_ARTIFACT = "ReceiptAnchors"
@@ -267,6 +268,9 @@ def deploy_receipt_anchors(
         DeploymentMismatchError: the ledger record does not match the node.
         NodeError: the node is unreachable or refuses the transaction.
     """
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+
     path = deployment_path(home)
     deployment = Deployment.load(path)
     ledger_artifact = load_artifact(deployment.artifact)
@@ -279,7 +283,7 @@ def deploy_receipt_anchors(
     result = anchors.deploy(deployer, artifact.bytecode, deployment.address)
     assert result.contract_address is not None
     record = AnchorsDeployment(
-        address=Web3.to_checksum_address(result.contract_address),
+        address=to_checksum_address(result.contract_address),
         tx_hash=result.tx_hash,
         block_number=result.block_number,
         bytecode_hash=_hex_hash(artifact.bytecode),
@@ -296,6 +300,9 @@ def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: A
         NotDeployedError: nothing deployed yet.
         DeploymentMismatchError: the record does not match the node, or names no (matching) anchors contract.
     """
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+
     path = deployment_path(home)
     deployment = Deployment.load(path)
     artifact = load_artifact(ANCHORS_ARTIFACT)
