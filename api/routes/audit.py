@@ -135,6 +135,7 @@ def provenance_of_commitment(ctx: AuditDep, principal: ExchangeReader, commitmen
     from node.audit.queries import provenance
 
     try:
+        ctx.heal()
         return {"deliveries": _visible(principal, provenance(ctx.engine, commitment))}
     except DxlError as exc:
         raise _translate(exc) from None
@@ -146,6 +147,7 @@ def provenance_of_delivery(ctx: AuditDep, principal: ExchangeReader, delivery_id
     from node.audit.queries import provenance
 
     try:
+        ctx.heal()
         return {"deliveries": _visible(principal, provenance(ctx.engine, delivery_id=delivery_id))}
     except DxlError as exc:
         raise _translate(exc) from None
@@ -166,6 +168,10 @@ def provenance_of_payload(
     from node.audit.queries import provenance_of_file
 
     raw = base64_field(body.payload_base64, "payload_base64")
+    try:
+        ctx.heal()
+    except DxlError as exc:
+        raise _translate(exc) from None
     with tempfile.TemporaryDirectory(prefix="dxl-provenance-") as tmp:
         payload, manifest = Path(tmp) / "payload", Path(tmp) / "manifest.json"
         payload.write_bytes(raw)

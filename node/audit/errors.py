@@ -33,21 +33,6 @@ class InvalidQueryError(AuditError, ValueError):
         super().__init__(f"invalid {field}: {reason}")
 
 
-class ReorgDetectedError(AuditError, RuntimeError):
-    """Thrown when a block the indexer already stored has a different hash on chain (a reorganisation deeper
-    than the configured confirmation depth, or a different chain behind the same URL)."""
-
-    code = "REORG_DETECTED"
-
-    def __init__(self, number: int, stored: str, chain: str) -> None:
-        self.number = number
-        super().__init__(
-            f"block {number} is {chain} on chain but {stored} in the audit database: the chain reorganised "
-            "deeper than the confirmation depth (raise DXL_AUDIT_CONFIRMATIONS) or the URL serves another "
-            "chain; rebuild the audit database with `dxl audit index --rebuild`"
-        )
-
-
 class IndexMismatchError(AuditError, RuntimeError):
     """Thrown when the audit database was built for another contract or chain than the one configured."""
 

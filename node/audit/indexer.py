@@ -2,26 +2,34 @@
 
 Guarantees: rows and the progress marker are written in one database transaction per block range, so a crash
 or restart resumes exactly after the last committed range (no gap); ``audit_events.seq`` (block number, log
-index) is the primary key, so a log can never be stored twice (no duplicate). Stored blocks keep their hash;
-on resume the last indexed block's hash is compared with the chain and a reorganisation deeper than the
-confirmation depth stops the indexer (:class:`ReorgDetectedError`) instead of mixing two histories.
+index) is the primary key, so a log can never be stored twice (no duplicate).
+
+Divergence: stored blocks keep their hash, and every sync first compares the last indexed block's hash with
+the chain's (:meth:`Indexer.heal`). When they differ, or the node no longer has that block (a reorganisation,
+or a node restarted from an older state), the fork point is the highest stored block whose hash the chain
+still has; everything indexed after it is dropped in one transaction, a WARNING says so, and indexing resumes
+from there. A block the chain still has vouches for every block before it (each header commits to its
+parent), so nothing before the fork point needs re-reading.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 
 from node.audit import models as m
 from node.audit.derive import DerivedRange, derive_range, record_row, row_record
-from node.audit.errors import IndexMismatchError, ReorgDetectedError
-from node.audit.events import DELIVERY_RECORDED, DeliveryInfo, EventCodec, EventRecord, Lineage
-from node.audit.rpc import JsonRpc
+from node.audit.errors import IndexMismatchError
+from node.audit.events import DELIVERY_RECORDED, SEQ_BLOCK, DeliveryInfo, EventCodec, EventRecord, Lineage
+from node.audit.rpc import BATCH_SIZE, JsonRpc
+
+log = logging.getLogger("dxl.audit.indexer")
 
 #: Events whose lineage later events need; replayed from the database when the indexer starts.
 LINEAGE_EVENTS = (
@@ -58,6 +66,19 @@ class SyncResult:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Rewind:
+    """What :meth:`Indexer.heal` undid: the index now ends at ``fork_block``, the last block both histories
+    share (``start_block - 1`` when they share none)."""
+
+    diverged_at: int
+    stored_hash: str
+    chain_hash: str | None
+    fork_block: int
+    events: int
+    refusals: int
 
 
 @dataclass(frozen=True)
@@ -172,15 +193,12 @@ class Indexer:
 
         Raises:
             IndexMismatchError: the database belongs to another contract or chain.
-            ReorgDetectedError: the last indexed block's hash changed on chain.
             NodeError, AuditError: as :func:`node.audit.derive.derive_range`.
         """
         started = time.perf_counter()
+        self._progress()
+        self.heal()
         progress = self._progress()
-        if progress.last_block_hash is not None:
-            on_chain = str(self.rpc.blocks([progress.last_block])[0]["hash"]).lower()
-            if on_chain != progress.last_block_hash:
-                raise ReorgDetectedError(progress.last_block, progress.last_block_hash, on_chain)
         head = self.rpc.block_number() - self.config.confirmations
         target = head if to_block is None else min(to_block, head)
         result = SyncResult(from_block=progress.last_block + 1, to_block=progress.last_block)
@@ -216,6 +234,56 @@ class Indexer:
         result.seconds = time.perf_counter() - started
         return result
 
+    def _chain_hashes(self, numbers: list[int]) -> list[str | None]:
+        """The chain's hash of each block number (None where the node has no such block)."""
+        found = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        return [None if b is None else str(b["hash"]).lower() for b in found]
+
+    def heal(self) -> Rewind | None:
+        """Make the index a prefix of the chain the node serves now: if the last indexed block is not on
+        chain any more, drop everything after the fork point (see the module docstring). One header read
+        when nothing diverged.
+
+        Raises:
+            NodeError: the node fails.
+        """
+        progress = read_progress(self.engine)
+        if progress is None or progress.last_block_hash is None:
+            return None
+        (chain_hash,) = self._chain_hashes([progress.last_block])
+        if chain_hash == progress.last_block_hash:
+            return None
+        fork_block, fork_hash = progress.start_block - 1, None
+        below = progress.last_block
+        while fork_hash is None:
+            with self.engine.connect() as c:
+                stored = c.execute(
+                    select(m.blocks.c.number, m.blocks.c.hash)
+                    .where(m.blocks.c.number < below)
+                    .order_by(m.blocks.c.number.desc())
+                    .limit(BATCH_SIZE)
+                ).all()
+            if not stored:
+                break
+            for (number, stored_hash), on_chain in zip(
+                stored, self._chain_hashes([n for n, _ in stored]), strict=True
+            ):
+                if on_chain == stored_hash:
+                    fork_block, fork_hash = number, stored_hash
+                    break
+            below = stored[-1][0]
+        rewind = rewind_store(self.engine, progress, fork_block, fork_hash, chain_hash)
+        if rewind is not None:
+            self._lineage = None  # it learnt from the dropped events
+            log.warning(
+                "the chain diverged from the audit index: block %d is %s on chain, %s in the index; "
+                "dropped %d events and %d refusals after block %d (the last block both share) and "
+                "re-indexing from block %d",
+                rewind.diverged_at, rewind.chain_hash or "missing", rewind.stored_hash, rewind.events,
+                rewind.refusals, rewind.fork_block, rewind.fork_block + 1,
+            )  # fmt: skip
+        return rewind
+
 
 #: Refresh the query planner's statistics after indexing this many events in one run.
 ANALYZE_AFTER = 50_000
@@ -233,6 +301,27 @@ def reset_store(engine: Engine) -> None:
     with engine.begin() as c:
         for table in (m.events, m.blocks, m.refusals, m.progress):
             c.execute(table.delete())
+
+
+def rewind_store(
+    engine: Engine, progress: Progress, fork_block: int, fork_hash: str | None, chain_hash: str | None
+) -> Rewind | None:
+    """Drop every row after ``fork_block`` and move the progress marker back to it, atomically; None (and
+    nothing done) if another indexer moved the marker since ``progress`` was read."""
+    assert progress.last_block_hash is not None
+    after = (fork_block + 1) * SEQ_BLOCK
+    with engine.begin() as c:
+        claimed = c.execute(
+            update(m.progress)
+            .where(m.progress.c.id == 1, m.progress.c.last_block == progress.last_block)
+            .values(last_block=fork_block, last_block_hash=fork_hash)
+        ).rowcount
+        if claimed != 1:
+            return None
+        events = c.execute(delete(m.events).where(m.events.c.seq >= after)).rowcount
+        refusals = c.execute(delete(m.refusals).where(m.refusals.c.block_number > fork_block)).rowcount
+        c.execute(delete(m.blocks).where(m.blocks.c.number > fork_block))
+    return Rewind(progress.last_block, progress.last_block_hash, chain_hash, fork_block, events, refusals)
 
 
 def write_range(engine: Engine, derived: DerivedRange) -> bool:

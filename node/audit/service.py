@@ -11,7 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
-from node.audit.indexer import Indexer, IndexerConfig
+from node.audit.indexer import Indexer, IndexerConfig, Rewind
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 
@@ -52,6 +52,17 @@ class AuditContext:
 
     def rpc(self) -> JsonRpc:
         return JsonRpc(self.rpc_url)
+
+    def heal(self) -> Rewind | None:
+        """Drop what the index holds beyond the chain the node serves now (see :meth:`Indexer.heal`): called
+        before answering provenance, so an answer never names a delivery the chain has lost, even between
+        two rounds of the follower.
+
+        Raises:
+            NodeError: the node fails (the index cannot be vouched for).
+        """
+        with self.index_lock, self.rpc() as rpc:
+            return self.indexer(rpc).heal()
 
     def indexer(self, rpc: JsonRpc) -> Indexer:
         return Indexer(

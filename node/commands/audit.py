@@ -177,6 +177,7 @@ def provenance_cmd(
 
     try:
         ctx = open_context()
+        ctx.heal()
         if payload is not None or manifest is not None:
             if payload is None or manifest is None:
                 raise InvalidQueryError("file", "--file and --manifest go together")

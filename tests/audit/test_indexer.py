@@ -94,13 +94,25 @@ def test_check_names_changed_missing_and_extra_rows(indexed, rpc, codec) -> None
     assert sum(d.table == "audit_refusals" and d.kind == "changed" for d in result.differences) == 2
 
 
-def test_changed_block_hash_stops_the_indexer(indexed, rpc, codec, scenario) -> None:
-    from node.audit.errors import ReorgDetectedError
-
+def test_last_block_hash_not_on_chain_rewinds_to_the_fork_point(
+    indexed, rpc, codec, scenario, tmp_path, caplog
+) -> None:
+    """The chain no longer has the last indexed block: what follows the last shared block is re-indexed,
+    and the result is the index a fresh run builds."""
     with indexed.begin() as c:
         c.execute(update(m.progress).values(last_block_hash="0x" + "ee" * 32))
-    with pytest.raises(ReorgDetectedError, match="reorganised"):
-        make_indexer(indexed, rpc, codec, scenario).sync()
+    head = scenario.client.block_number()
+    indexer = make_indexer(indexed, rpc, codec, scenario)
+    with caplog.at_level("WARNING", logger="dxl.audit.indexer"):
+        indexer.sync(to_block=head)
+    assert "the chain diverged from the audit index" in caplog.text
+    reference = open_store(f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    make_indexer(reference, rpc, codec, scenario).sync(to_block=head)
+    assert _rows(indexed) == _rows(reference)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dxl.audit.indexer"):
+        assert indexer.heal() is None  # healed: nothing diverges any more
+    assert not caplog.text
 
 
 def test_range_stored_by_another_indexer_first_is_dropped_not_duplicated(
