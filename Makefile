@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/ruff check node api verifier dxl tests scripts
 	$(BIN)/ruff format --check node api verifier dxl tests scripts
 	$(BIN)/mypy node api verifier dxl
+	$(BIN)/lint-imports
 
 fmt: setup
 	$(BIN)/ruff format node api verifier dxl tests scripts

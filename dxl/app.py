@@ -13,12 +13,12 @@ app = typer.Typer(
 
 # One line per area; each module exposes register(app). Keep the imports inside so `dxl --help` stays fast.
 _AREAS: tuple[str, ...] = (
-    "node.commands.bench",
-    "node.commands.ledger",
-    "node.commands.toolchain",
-    "api.commands",
+    "dxl.commands.bench",
+    "dxl.commands.ledger",
+    "dxl.commands.toolchain",
+    "dxl.commands.tokens",
     "dxl.bench",
-    "node.commands.audit",
+    "dxl.commands.audit",
 )
 
 

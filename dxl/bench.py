@@ -294,7 +294,7 @@ def bench_cli(
 
 
 def register(app: typer.Typer) -> None:
-    from node.commands.bench import bench_app
+    from dxl.commands.bench import bench_app
 
     bench_app.command("commit")(bench_commit)
     bench_app.command("cli")(bench_cli)

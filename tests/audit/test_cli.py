@@ -85,6 +85,6 @@ def test_scorecard_and_bad_input(env: Path) -> None:
     ],
 )
 def test_period_bound_keeps_a_given_epoch(value: str | None, default: int, want: int) -> None:
-    from node.commands.audit import period_bound
+    from dxl.commands.audit import period_bound
 
     assert period_bound(value, "to", default) == want

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from node.commands.common import JsonOption, cli_error
+from dxl.commands.common import JsonOption, cli_error
 from node.errors import DxlError
 
 if TYPE_CHECKING:
@@ -290,7 +290,7 @@ def verify_cmd(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
-    from node.commands.bench import bench_app
+    from dxl.commands.bench import bench_app
 
     @bench_app.command("audit")
     def bench_audit(

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from node.commands.common import JsonOption, cli_error
+from dxl.commands.common import JsonOption, cli_error
 from node.errors import DxlError
 
 if TYPE_CHECKING:

@@ -8,7 +8,6 @@ embedded node cleanly; the chain state stays in ``DXL_HOME``, so the next ``dxl 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import signal
 import threading
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from node.commands.common import JsonOption, cli_error
+from dxl.commands.common import JsonOption, cli_error
 from node.errors import DxlError, NodeError
 
 if TYPE_CHECKING:
@@ -55,7 +54,9 @@ def _chain(settings: Settings, *, start_embedded: bool) -> Iterator[tuple[NodeEn
 def _api_module() -> Any | None:
     """The API package's ``api.app`` module, or None if it is not installed."""
     try:
-        return importlib.import_module("api.app")
+        import api.app
+
+        return api.app
     except ModuleNotFoundError as exc:
         if exc.name in ("api", "api.app"):
             return None
@@ -316,6 +317,6 @@ def register(app: typer.Typer) -> None:
     app.command("run")(run_command)
     app.command("deploy")(deploy_command)
     app.command("status")(status_command)
-    from node.commands.bench import bench_app
+    from dxl.commands.bench import bench_app
 
     bench_app.command("chain")(bench_chain)

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from node.commands.common import cli_error
+from dxl.commands.common import cli_error
 from node.errors import DxlError
 
 node_app = typer.Typer(
