@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DXL_HOME ?= $(CURDIR)/.dxl
 
-.PHONY: setup run test lint fmt bench clean
+.PHONY: setup run test lint fmt bench reliability clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -30,6 +30,7 @@ lint: setup
 	$(BIN)/ruff check node api verifier dxl tests scripts
 	$(BIN)/ruff format --check node api verifier dxl tests scripts
 	$(BIN)/mypy node api verifier dxl
+	$(BIN)/mypy --explicit-package-bases tests/reliability
 	$(BIN)/lint-imports
 
 fmt: setup
@@ -38,6 +39,11 @@ fmt: setup
 
 bench: setup
 	$(BIN)/dxl bench
+
+# Load and faults against a live `dxl run`, counted on the chain (tests/reliability). Not in `make test` or CI:
+# the default profile runs about half an hour; RELIABILITY_PROFILE=quick stays under 10 minutes.
+reliability: setup
+	$(BIN)/python -m tests.reliability
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache

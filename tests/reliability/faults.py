@@ -1,0 +1,128 @@
+"""Fault injection during the load: one fault at a time, at random moments, each recorded with its target.
+
+After each fault the harness brings the service back as an operator would (restart the killed process, resume
+the paused node, free the disk) and waits until ``/healthz`` is ok before the next gap starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from dataclasses import dataclass, field
+
+import httpx
+
+from tests.reliability.processes import ApiProcess, NodeProcess, SmallDisk
+from tests.reliability.profile import Profile
+from tests.reliability.proxy import RpcFault, RpcProxy
+from tests.reliability.records import FaultKind, FaultRecord
+
+#: The embedded node's ``--state-interval`` (node.anvil.DEFAULT_STATE_INTERVAL_S).
+STATE_INTERVAL_S = 5.0
+#: How long before the predicted state save a "before save" kill lands: almost a whole interval is unsaved.
+BEFORE_SAVE_MARGIN_S = 0.3
+
+
+def schedule(profile: Profile, rng: random.Random, *, disk_available: bool) -> list[FaultKind]:
+    """Every fault of the profile, in random order; node kills alternate between any moment and just before a
+    state save."""
+    kinds = [FaultKind.API_KILL] * profile.api_kills
+    kinds += [
+        FaultKind.NODE_KILL_BEFORE_SAVE if i % 2 else FaultKind.NODE_KILL for i in range(profile.node_kills)
+    ]
+    kinds += [FaultKind.RPC_LOST] * profile.rpc_lost + [FaultKind.RPC_DELAYED] * profile.rpc_delayed
+    kinds += [FaultKind.NODE_PAUSE] * profile.node_pauses
+    if disk_available:
+        kinds += [FaultKind.DISK_FULL] * profile.disk_full
+    rng.shuffle(kinds)
+    return kinds
+
+
+@dataclass
+class FaultInjector:
+    profile: Profile
+    node: NodeProcess
+    api: ApiProcess
+    proxy: RpcProxy
+    disk: SmallDisk
+    rng: random.Random
+    done: list[FaultRecord] = field(default_factory=list)
+    #: Seconds each API restart took to be healthy again.
+    api_restart_s: list[float] = field(default_factory=list)
+
+    async def run(self, plan: list[FaultKind], *, min_gap_s: float = 2.0, max_gap_s: float = 8.0) -> None:
+        for kind in plan:
+            await asyncio.sleep(self.rng.uniform(min_gap_s, max_gap_s))
+            started = time.monotonic()
+            target, detail = await self._inject(kind)
+            self.done.append(FaultRecord(kind, started, time.monotonic(), target, detail))
+            print(
+                f"[reliability {time.strftime('%H:%M:%S')}] fault {len(self.done)}/{len(plan)} {kind.value}: "
+                f"{target}, {detail}",
+                flush=True,
+            )
+            await self.wait_healthy()
+
+    @property
+    def kills(self) -> int:
+        killing = {FaultKind.API_KILL, FaultKind.NODE_KILL, FaultKind.NODE_KILL_BEFORE_SAVE}
+        return sum(1 for f in self.done if f.kind in killing)
+
+    async def _inject(self, kind: FaultKind) -> tuple[str, str]:
+        match kind:
+            case FaultKind.API_KILL:
+                pid = await self.api.kill()
+                took = await self.api.start()
+                self.api_restart_s.append(took)
+                return f"dxl run pid {pid}", f"healthy again after {took:.1f} s"
+            case FaultKind.NODE_KILL | FaultKind.NODE_KILL_BEFORE_SAVE:
+                detail = "at a random moment"
+                if kind is FaultKind.NODE_KILL_BEFORE_SAVE:
+                    save_at = await self.node.next_state_save(STATE_INTERVAL_S)
+                    wait = save_at - BEFORE_SAVE_MARGIN_S - time.monotonic()
+                    await asyncio.sleep(max(0.0, wait))
+                    detail = f"{BEFORE_SAVE_MARGIN_S:g} s before the predicted state save"
+                pid = await self.node.kill()
+                await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+                await self.node.start()
+                return f"anvil pid {pid}", detail
+            case FaultKind.RPC_LOST | FaultKind.RPC_DELAYED:
+                fault = RpcFault.LOST if kind is FaultKind.RPC_LOST else RpcFault.DELAYED
+                hit = self.proxy.arm(fault)
+                try:
+                    outcome = await asyncio.wait_for(hit, 120.0)
+                except TimeoutError:
+                    self.proxy.disarm()
+                    return "eth_sendRawTransaction", "no transaction was sent within 120 s"
+                if fault is RpcFault.DELAYED:
+                    await asyncio.sleep(self.proxy.delay_s)
+                return (
+                    "eth_sendRawTransaction",
+                    f"answer {fault.value} (node answered {outcome.upstream_status})",
+                )
+            case FaultKind.DISK_FULL:
+                held = await asyncio.to_thread(self.disk.fill)
+                try:
+                    await asyncio.sleep(self.profile.disk_full_s)
+                finally:
+                    self.disk.drain()
+                return str(self.disk.path), f"{held} bytes taken for {self.profile.disk_full_s:g} s"
+            case FaultKind.NODE_PAUSE:
+                pid = self.node.pause()
+                try:
+                    await asyncio.sleep(self.profile.pause_s)
+                finally:
+                    self.node.resume(pid)
+                return f"anvil pid {pid}", f"SIGSTOP for {self.profile.pause_s:g} s"
+
+    async def wait_healthy(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while time.monotonic() < deadline:
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    answer = await client.get(f"{self.api.config.url}/healthz")
+                    if answer.status_code == 200 and answer.json().get("status") == "ok":
+                        return
+                await asyncio.sleep(0.25)

@@ -1,0 +1,232 @@
+"""The processes under attack, each started and stopped by its pid: the embedded node (the real anvil binary),
+``dxl run`` (the API), and the size-limited filesystem that holds the API's database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from node.anvil import EmbeddedNode, NodeSettings
+
+DXL = Path(sys.executable).with_name("dxl")
+
+
+class HarnessError(RuntimeError):
+    """A process of the run could not be brought up (the message names its log)."""
+
+
+class NodeProcess:
+    """The embedded node of ``home`` (anvil, state saved every 5 s) on its own port."""
+
+    def __init__(self, home: Path, port: int) -> None:
+        self._node = EmbeddedNode(home, NodeSettings(port=port))
+        self.rpc_url = f"http://127.0.0.1:{port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._node.pid
+
+    @property
+    def state_file(self) -> Path:
+        return Path(self._node.state_file)
+
+    async def start(self) -> int:
+        try:
+            await asyncio.to_thread(self._node.start, timeout=120.0)
+        except Exception as exc:
+            raise HarnessError(f"node did not start: {exc} (log {self._node.log_file})") from exc
+        pid = self.pid
+        assert pid is not None
+        return pid
+
+    async def kill(self) -> int:
+        """SIGKILL the anvil process itself (no state save); returns its pid once it is gone and reaped."""
+        pid = self.pid
+        if pid is None:
+            raise HarnessError("no node to kill")
+        os.kill(pid, signal.SIGKILL)
+        # stop() reaps the child and clears the pidfile; the process is already dead, nothing is saved.
+        await asyncio.to_thread(self._node.stop, timeout=10.0)
+        return pid
+
+    def pause(self) -> int:
+        pid = self.pid
+        if pid is None:
+            raise HarnessError("no node to pause")
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    @staticmethod
+    def resume(pid: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+
+    async def next_state_save(self, interval_s: float) -> float:
+        """The monotonic time of the node's next periodic state save, from the moment it last rewrote its
+        state file (waits for one rewrite so the phase is measured, not guessed)."""
+
+        def mtime() -> float:
+            try:
+                return self.state_file.stat().st_mtime
+            except FileNotFoundError:
+                return 0.0
+
+        before = mtime()
+        deadline = time.monotonic() + 3 * interval_s
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            now = mtime()
+            if now != before:
+                return time.monotonic() + interval_s - (time.time() - now)
+        return time.monotonic()
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self._node.stop)
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    home: Path
+    port: int
+    rpc_url: str
+    chain_id: int
+    database_url: str
+    log_file: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DXL_")}
+        return env | {
+            "DXL_HOME": str(self.home),
+            "DXL_API_PORT": str(self.port),
+            "DXL_RPC_URL": self.rpc_url,
+            "DXL_CHAIN_ID": str(self.chain_id),
+            "DXL_DATABASE_URL": self.database_url,
+        }
+
+
+class ApiProcess:
+    """``dxl run`` against the node behind the proxy; its stdout and stderr go to one log file."""
+
+    def __init__(self, config: ApiConfig) -> None:
+        self.config = config
+        self._proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    async def start(self, *, timeout: float = 600.0) -> float:
+        """Start ``dxl run`` and wait until ``/healthz`` says ok; returns the seconds it took."""
+        began = time.monotonic()
+        with open(self.config.log_file, "ab") as log:
+            log.write(f"\n=== dxl run (start {self.starts + 1}) ===\n".encode())
+            log.flush()
+            self._proc = await asyncio.create_subprocess_exec(
+                str(DXL), "run", env=self.config.environment(), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.starts += 1
+        async with httpx.AsyncClient(timeout=5.0) as client:
+            while time.monotonic() - began < timeout:
+                if self._proc.returncode is not None:
+                    raise HarnessError(
+                        f"dxl run exited with {self._proc.returncode} (log {self.config.log_file})"
+                    )
+                with contextlib.suppress(httpx.HTTPError, ValueError):
+                    answer = await client.get(f"{self.config.url}/healthz")
+                    if answer.status_code == 200 and answer.json().get("status") == "ok":
+                        return time.monotonic() - began
+                await asyncio.sleep(0.2)
+        raise HarnessError(f"dxl run not healthy within {timeout:g} s (log {self.config.log_file})")
+
+    async def kill(self) -> int:
+        if self._proc is None or self._proc.returncode is not None:
+            raise HarnessError("no API to kill")
+        pid = self._proc.pid
+        os.kill(pid, signal.SIGKILL)
+        await self._proc.wait()
+        return pid
+
+    async def stop(self) -> None:
+        if self._proc is None or self._proc.returncode is not None:
+            return
+        os.kill(self._proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self._proc.wait(), 30.0)
+        except TimeoutError:
+            os.kill(self._proc.pid, signal.SIGKILL)
+            await self._proc.wait()
+
+
+class SmallDisk:
+    """A tmpfs of a few MiB mounted for the API's database, so that "disk full" is the kernel's ENOSPC on a
+    real filesystem (SQLite turns it into SQLITE_FULL): filling it with one preallocated file leaves the
+    database no block to grow into; removing the file frees them again. Needs permission to mount (root or
+    CAP_SYS_ADMIN); without it the disk-full faults are reported as not injected."""
+
+    FILLER = ".filler"
+
+    def __init__(self, path: Path, size_mib: int) -> None:
+        self.path = path
+        self.size_mib = size_mib
+        self.mounted = False
+        self.why_not: str | None = None
+
+    def mount(self) -> bool:
+        self.path.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={self.size_mib}m,mode=0700", "tmpfs", str(self.path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        self.mounted = done.returncode == 0
+        if not self.mounted:
+            self.why_not = (done.stderr or done.stdout).strip() or f"mount exited {done.returncode}"
+        return self.mounted
+
+    def fill(self) -> int:
+        """Takes every free block; returns how many bytes the filler holds."""
+        stats = os.statvfs(self.path)
+        free = stats.f_bavail * stats.f_frsize
+        fd = os.open(self.path / self.FILLER, os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            try:
+                os.posix_fallocate(fd, 0, free)
+            except OSError:
+                # The free count moved meanwhile (tmpfs undoes a failed fallocate): take the rest by writing.
+                chunk = bytes(1 << 20)
+                with contextlib.suppress(OSError):  # ENOSPC: the last block is taken
+                    while True:
+                        os.write(fd, chunk)
+            return os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+
+    def drain(self) -> None:
+        (self.path / self.FILLER).unlink(missing_ok=True)
+
+    def free_bytes(self) -> int:
+        stats = os.statvfs(self.path)
+        return stats.f_bavail * stats.f_frsize
+
+    def unmount(self) -> None:
+        if not self.mounted:
+            return
+        self.drain()
+        done = subprocess.run(["umount", str(self.path)], capture_output=True, check=False)
+        if done.returncode != 0:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
+        self.mounted = False

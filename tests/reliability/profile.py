@@ -1,0 +1,67 @@
+"""How hard a run pushes: ``RELIABILITY_PROFILE=quick`` (under 10 minutes) or the default ``full`` profile."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    #: Concurrent clients during the load.
+    clients: int
+    #: The load runs until this many write requests were answered 2xx and every fault was injected.
+    target_writes: int
+    #: Hard cap on the load phase, whatever is left undone (the report says what was reached).
+    max_load_s: float
+    api_kills: int
+    #: Node kills; every other one is timed just before the node's periodic state save.
+    node_kills: int
+    #: ``eth_sendRawTransaction`` forwarded to the node but its answer dropped.
+    rpc_lost: int
+    #: ``eth_sendRawTransaction`` forwarded to the node and its answer held for ``rpc_delay_s``.
+    rpc_delayed: int
+    disk_full: int
+    node_pauses: int
+    rpc_delay_s: float = 30.0
+    pause_s: float = 15.0
+    disk_full_s: float = 10.0
+    #: How long clients keep retrying unsettled writes once the load stops (then again for the recovery pass).
+    recovery_s: float = 300.0
+    #: Generated examples per operation and role for schemathesis.
+    fuzz_examples: int = 1
+    #: Wall-clock budget of the schemathesis pass.
+    fuzz_budget_s: float = 150.0
+
+    @property
+    def kills(self) -> int:
+        return self.api_kills + self.node_kills
+
+
+QUICK = Profile(
+    name="quick", clients=12, target_writes=200, max_load_s=210.0,
+    api_kills=2, node_kills=2, rpc_lost=1, rpc_delayed=1, disk_full=1, node_pauses=1,
+    pause_s=10.0, disk_full_s=8.0, recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=90.0,
+)  # fmt: skip
+
+FULL = Profile(
+    name="full", clients=16, target_writes=5000, max_load_s=3600.0,
+    api_kills=10, node_kills=10, rpc_lost=10, rpc_delayed=10, disk_full=10, node_pauses=10,
+    fuzz_examples=3, fuzz_budget_s=900.0,
+)  # fmt: skip
+
+PROFILES = {p.name: p for p in (QUICK, FULL)}
+
+
+def selected_profile() -> Profile:
+    """The profile named by ``RELIABILITY_PROFILE`` (default ``full``).
+
+    Raises:
+        ValueError: an unknown profile name.
+    """
+    name = os.environ.get("RELIABILITY_PROFILE", "full").strip().lower() or "full"
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"RELIABILITY_PROFILE must be one of {sorted(PROFILES)}, got {name!r}") from None

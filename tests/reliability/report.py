@@ -1,0 +1,124 @@
+"""The run's report: one summary line, and the whole record as JSON."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.counting import Verdict
+from tests.reliability.fuzz import FuzzResult
+from tests.reliability.records import Attempt, FaultRecord, WriteRecord, is_server_error
+
+
+def percentiles_ms(latencies: list[float]) -> dict[str, float]:
+    if len(latencies) < 2:
+        only = round(latencies[0] * 1000, 1) if latencies else 0.0
+        return {"p50": only, "p95": only, "p99": only}
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    return {
+        "p50": round(cuts[49] * 1000, 1),
+        "p95": round(cuts[94] * 1000, 1),
+        "p99": round(cuts[98] * 1000, 1),
+    }
+
+
+@dataclass
+class Summary:
+    profile: str
+    lost: int
+    doubled: int
+    server_errors: int
+    kills: int
+    writes: int
+    p99_ms: float
+    mismatched: int
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return any((self.lost, self.doubled, self.server_errors, self.mismatched))
+
+    def line(self) -> str:
+        return (
+            f"lost={self.lost} doubled={self.doubled} 5xx={self.server_errors} kills={self.kills} "
+            f"writes={self.writes} p99_ms={self.p99_ms:.0f} mismatched={self.mismatched}"
+        )
+
+    def write_json(self, path: Path) -> None:
+        payload = asdict(self) | {"summary": self.line()}
+        path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def summarize(
+    *,
+    profile: str,
+    writes: list[WriteRecord],
+    reads: list[Attempt],
+    faults: list[FaultRecord],
+    kills: int,
+    verdict: Verdict,
+    fuzz: FuzzResult | None,
+    extra: dict[str, Any],
+) -> Summary:
+    attempts = [a for w in writes for a in w.attempts] + reads
+    answered = [a for a in attempts if a.status is not None]
+    server_errors = [a for a in answered if is_server_error(a.status, a.code)]
+    unresolved_5xx = sum(
+        1 for w in writes if not w.settled and (w.final_status is None or w.final_status >= 500)
+    )
+    statuses = Counter(str(a.status) if a.status is not None else (a.error or "no answer") for a in attempts)
+    acknowledged = [w for w in writes if w.acknowledged and w.markers]
+    details: dict[str, Any] = {
+        "latency_ms": {
+            "all": percentiles_ms([a.latency_s for a in answered]),
+            "writes": percentiles_ms([a.latency_s for a in answered if a.write]),
+            "reads": percentiles_ms([a.latency_s for a in answered if not a.write]),
+            "write_until_final": percentiles_ms(
+                [
+                    w.attempts[-1].started + w.attempts[-1].latency_s - w.attempts[0].started
+                    for w in acknowledged
+                ]
+            ),
+        },
+        "requests": {"total": len(attempts), "by_status": dict(sorted(statuses.items()))},
+        "writes": {
+            "keys": len(writes),
+            "acknowledged": len(acknowledged),
+            "acknowledged_records": sum(len(w.markers) for w in acknowledged),
+            "refused": sum(1 for w in writes if w.settled and not w.acknowledged),
+            "retried": sum(1 for w in writes if len(w.attempts) > 1),
+            "by_kind": dict(Counter(str(w.kind) for w in acknowledged)),
+            "refusal_codes": dict(
+                Counter(
+                    (w.attempts[-1].code or str(w.final_status))
+                    for w in writes
+                    if w.settled and not w.acknowledged
+                )
+            ),
+        },
+        "server_errors": {
+            "during_load": len(server_errors),
+            "unresolved_keys": unresolved_5xx,
+            "fuzz": fuzz.server_errors if fuzz else None,
+            "examples": [f"{a.status} {a.code}" for a in server_errors[:20]],
+        },
+        "verdict": asdict(verdict),
+        "faults": [asdict(f) | {"duration_s": round(f.ended - f.started, 2)} for f in faults],
+        "fault_counts": dict(Counter(str(f.kind) for f in faults)),
+        "fuzz": asdict(fuzz) if fuzz else None,
+    } | extra
+    return Summary(
+        profile=profile,
+        lost=verdict.lost,
+        doubled=verdict.doubled,
+        server_errors=len(server_errors) + unresolved_5xx + (fuzz.server_errors if fuzz else 0),
+        kills=kills,
+        writes=len(acknowledged),
+        p99_ms=details["latency_ms"]["all"]["p99"],
+        mismatched=verdict.mismatched,
+        details=details,
+    )

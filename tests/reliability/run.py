@@ -1,0 +1,279 @@
+"""``make reliability``: bring up a node, the RPC proxy and ``dxl run`` in a fresh DXL_HOME, run the load with
+the faults, recover, replay, count on the chain, fuzz, report. Exit 1 when any counter is nonzero, 2 when the
+run itself could not be carried out."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from node.anvil import DXL_CHAIN_ID, free_port
+from tests.reliability.counting import judge, read_events
+from tests.reliability.faults import FaultInjector, schedule
+from tests.reliability.fuzz import FuzzResult, fuzz
+from tests.reliability.load import ExchangeWalker, LoadState, ServiceClient
+from tests.reliability.processes import ApiConfig, ApiProcess, HarnessError, NodeProcess, SmallDisk
+from tests.reliability.profile import Profile, selected_profile
+from tests.reliability.proxy import RpcProxy
+from tests.reliability.records import WriteRecord
+from tests.reliability.report import Summary, summarize
+
+#: The database's filesystem; the database of a full run stays under 20 MiB.
+DISK_MIB = 64
+PROGRESS_EVERY_S = 15.0
+
+
+def say(text: str) -> None:
+    print(f"[reliability {time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+@dataclass(frozen=True)
+class Ledger:
+    address: str
+    block: int
+
+
+async def run(profile: Profile, workdir: Path, seed: int) -> Summary:
+    home = workdir / "home"
+    home.mkdir(parents=True)
+    disk = SmallDisk(workdir / "db", DISK_MIB)
+    if not disk.mount():
+        say(f"disk-full faults skipped: cannot mount a tmpfs ({disk.why_not})")
+    node = NodeProcess(home, free_port())
+    proxy = RpcProxy(node.rpc_url, delay_s=profile.rpc_delay_s)
+    api: ApiProcess | None = None
+    try:
+        await node.start()
+        proxy_url = await proxy.start()
+        db_dir = disk.path if disk.mounted else home
+        api = ApiProcess(
+            ApiConfig(home, free_port(), proxy_url, DXL_CHAIN_ID, f"sqlite:///{db_dir}/dxl.sqlite3",
+                      workdir / "api.log")
+        )  # fmt: skip
+        say(f"dxl run starting: DXL_HOME {home}, node {node.rpc_url}, API via proxy {proxy_url}")
+        took = await api.start()
+        say(f"dxl run healthy after {took:.1f} s on {api.config.url}")
+        return await _attack(profile, seed, node, proxy, api, disk, home)
+    finally:
+        if api is not None:
+            await api.stop()
+        await proxy.stop()
+        await node.stop()
+        disk.unmount()
+
+
+async def _attack(
+    profile: Profile,
+    seed: int,
+    node: NodeProcess,
+    proxy: RpcProxy,
+    api: ApiProcess,
+    disk: SmallDisk,
+    home: Path,
+) -> Summary:
+    tokens = {
+        name.removeprefix("demo-"): entry["token"]
+        for name, entry in json.loads((home / "secrets" / "demo-tokens.json").read_text()).items()
+    }
+    deployment = json.loads((home / "deployment.json").read_text())
+    ledger = Ledger(str(deployment["address"]), int(deployment["block_number"]))
+    rng = random.Random(seed)
+    state = LoadState()
+    clients = [
+        ServiceClient(api.config.url, tokens, state, random.Random(rng.random()))
+        for _ in range(profile.clients)
+    ]
+    injector = FaultInjector(profile, node, api, proxy, disk, random.Random(rng.random()))
+    plan = schedule(profile, rng, disk_available=disk.mounted)
+    say(f"load: {profile.clients} clients, target {profile.target_writes} writes; faults: {len(plan)}")
+    began = time.monotonic()
+    walkers = [asyncio.create_task(ExchangeWalker(c, c.rng).run()) for c in clients]
+    faults = asyncio.create_task(injector.run(plan))
+    try:
+        await _until_done(profile, state, injector, faults, len(plan), began)
+        load_s = time.monotonic() - began
+        state.stopping.set()
+        state.give_up_at = time.monotonic() + profile.recovery_s
+        if not faults.done():
+            faults.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await faults
+        elif faults.exception() is not None:
+            raise faults.exception()  # type: ignore[misc]
+        await _ensure_up(node, api, injector)
+        say("load stopped; clients finish their writes with the same keys")
+        # A client stuck in one request past the recovery time is cut off: its write stays unresolved.
+        _, stuck = await asyncio.wait(walkers, timeout=profile.recovery_s)
+        for task in stuck:
+            task.cancel()
+        unsettled = [w for w in state.writes if not w.settled]
+        say(f"recovery: {len(unsettled)} writes without a final answer are asked again")
+        state.give_up_at = time.monotonic() + profile.recovery_s
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(clients[i % len(clients)].settle(w) for i, w in enumerate(unsettled))),
+                profile.recovery_s,
+            )
+        replay_differs = await _replay(clients, state.writes)
+        txpool_left = await _quiesce(node.rpc_url)
+        say("counting the chain's events")
+        events = await asyncio.to_thread(read_events, node.rpc_url, ledger.address, ledger.block)
+        verdict = judge(state.writes, events)
+        for text in replay_differs:
+            verdict.mismatched += 1
+            verdict.note("replay", text)
+        say(f"schemathesis as {len(tokens) + 1} roles (budget {profile.fuzz_budget_s:g} s)")
+        fuzzed = await _fuzz(profile, api.config.url, tokens)
+    finally:
+        for task in walkers:
+            task.cancel()
+        for client in clients:
+            await client.aclose()
+    return summarize(
+        profile=profile.name, writes=state.writes, reads=state.reads, faults=injector.done,
+        kills=injector.kills, verdict=verdict, fuzz=fuzzed,
+        extra={
+            "seed": seed, "load_s": round(load_s, 1), "clients": profile.clients,
+            "chain_events": len(events), "txpool_left": txpool_left,
+            "api_restart_s": [round(s, 1) for s in injector.api_restart_s],
+            "disk_full": "tmpfs" if disk.mounted else f"not injected: {disk.why_not}",
+        },
+    )  # fmt: skip
+
+
+async def _until_done(
+    profile: Profile,
+    state: LoadState,
+    injector: FaultInjector,
+    faults: asyncio.Task[None],
+    planned: int,
+    began: float,
+) -> None:
+    last = began
+    while True:
+        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        if faults.done() and (
+            faults.exception() is not None or state.acknowledged_writes() >= profile.target_writes
+        ):
+            return
+        if now - began > profile.max_load_s:
+            say(f"load capped at {profile.max_load_s:g} s")
+            return
+        if now - last >= PROGRESS_EVERY_S:
+            last = now
+            say(
+                f"{now - began:5.0f} s: {state.acknowledged_writes()} writes acknowledged, "
+                f"{len(injector.done)}/{planned} faults, {len(state.reads)} reads"
+            )
+
+
+async def _ensure_up(node: NodeProcess, api: ApiProcess, injector: FaultInjector) -> None:
+    """After a cancelled fault: the node and the API run again (a paused node was resumed by the fault)."""
+    if node.pid is None:
+        await node.start()
+    if api.pid is None:
+        await api.start()
+    await injector.wait_healthy()
+
+
+async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> list[str]:
+    """Every acknowledged write sent again with its key: the answer must be the same 2xx, same transaction and
+    record. Returns the differences."""
+    differs: list[str] = []
+    gate = asyncio.Semaphore(8)
+    acknowledged = [w for w in writes if w.acknowledged and w.markers]
+
+    async def one(client: ServiceClient, write: WriteRecord) -> None:
+        async with gate:
+            attempt, body = await client.replay(write)
+        again = WriteRecord(write.key, write.kind, write.principal, write.method, write.path, write.body, [])
+        again.final_status, again.final_body = attempt.status, body
+        if (attempt.status, again.answered_hash(), again.answered_id()) != (
+            write.final_status,
+            write.answered_hash(),
+            write.answered_id(),
+        ):
+            differs.append(
+                f"{write.kind} {write.key}: answered {write.final_status} {write.answered_hash()}, "
+                f"replayed {attempt.status} {again.answered_hash()} {attempt.code or ''}"
+            )
+
+    say(f"replaying {len(acknowledged)} acknowledged writes with their keys")
+    await asyncio.gather(*(one(clients[i % len(clients)], w) for i, w in enumerate(acknowledged)))
+    return differs
+
+
+async def _quiesce(rpc_url: str, *, timeout: float = 60.0) -> int:
+    """Waits until the node's pool has been empty for 3 s; returns what is left in it at the timeout."""
+    left = -1
+    quiet_since: float | None = None
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        while time.monotonic() < deadline:
+            answer = await client.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "txpool_status"})
+            status: dict[str, Any] = answer.json().get("result", {})
+            left = int(status.get("pending", "0x0"), 16) + int(status.get("queued", "0x0"), 16)
+            if left:
+                quiet_since = None
+            elif quiet_since is None:
+                quiet_since = time.monotonic()
+            elif time.monotonic() - quiet_since >= 3.0:
+                return 0
+            await asyncio.sleep(0.5)
+    return left
+
+
+async def _fuzz(profile: Profile, url: str, tokens: dict[str, str]) -> FuzzResult:
+    return await asyncio.to_thread(
+        fuzz, url, tokens, examples=profile.fuzz_examples, budget_s=profile.fuzz_budget_s
+    )
+
+
+async def _main(profile: Profile, workdir: Path, seed: int) -> Summary:
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await run(profile, workdir, seed)
+
+
+def main() -> int:
+    try:
+        profile = selected_profile()
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    seed = int(os.environ.get("RELIABILITY_SEED") or time.time_ns() % 2**32)
+    workdir = Path(tempfile.mkdtemp(prefix="dxl-reliability-"))
+    report = Path(os.environ.get("RELIABILITY_REPORT") or workdir / "report.json")
+    say(f"profile {profile.name}, seed {seed}, work directory {workdir}")
+    started = time.monotonic()
+    try:
+        summary = asyncio.run(_main(profile, workdir, seed))
+    except HarnessError as exc:
+        print(f"reliability run could not be carried out: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        node_log = workdir / "home" / "node" / "anvil.log"
+        if node_log.exists():
+            shutil.copy(node_log, workdir / "anvil.log")
+        if not os.environ.get("RELIABILITY_KEEP"):
+            shutil.rmtree(workdir / "home", ignore_errors=True)
+    summary.details["duration_s"] = round(time.monotonic() - started, 1)
+    summary.write_json(report)
+    say(f"report {report}; logs in {workdir}")
+    print(summary.line(), flush=True)
+    return 1 if summary.failed else 0
