@@ -157,7 +157,9 @@ def _print_summary(
     lines = [
         ("node", f"{endpoint.rpc_url} ({'embedded, state in ' + str(settings.home / 'node') if embedded else 'external'})"),  # noqa: E501
         ("chain id", str(endpoint.chain_id)),
-        ("ledger", f"{dep.address} ({'resumed' if dep.reused else 'deployed'} at block {dep.block_number})"),
+        # On a restart the deployment block is old news: the same ledger, and where the chain is now.
+        ("ledger", f"{dep.address} (deployed at block {dep.block_number}{', reused' if dep.reused else ''})"),
+        ("head block", f"{setup.client.block_number()} (the chain's latest block now)"),
         ("anchors", dep.receipt_anchors.address if dep.receipt_anchors else "not deployed"),
         ("DXL_HOME", str(settings.home)),
         ("keystore", f"{settings.keys_dir} ({len(report.principals)} keys)"),

@@ -193,7 +193,9 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
     # Second start, now with the API: same ledger, and the API answers where the summary says.
     proc, summary = _run_until_ready(env)
     try:
-        assert f"{address} (resumed" in summary
+        deployed_at = int(_field(summary, "ledger").split("deployed at block ")[1].split(",")[0])
+        assert f"{address} (deployed at block {deployed_at}, reused)" in summary
+        assert int(_field(summary, "head block").split()[0]) > deployed_at
         assert _field(summary, "departments") == "PSB=1, HRSS=2, HEALTH=3, CIVIL=4, SAMR=5"
         docs = _field(summary, "API docs")
         assert docs == f"http://127.0.0.1:{env['DXL_API_PORT']}/docs"
