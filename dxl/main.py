@@ -33,6 +33,10 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
     ("commit", "Commit to PAYLOAD offline and write its delivery manifest (no chain needed)."),
     ("verify", "Check PAYLOAD against its manifest and the ledger (exit 0 MATCH, 1 not, 2 error)."),
     ("reconcile", "Verify a directory of deliveries: payload X pairs with manifest X.manifest.json."),
+    (
+        "verify-receipt",
+        "Check an anchored receipt's inclusion proof against the chain alone, without the service.",
+    ),
     ("audit", "Audit trail: index, check, history, provenance, scorecards, reports."),
     (
         "bench",

@@ -3,6 +3,7 @@ once."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -11,12 +12,16 @@ from typing import Any
 import pytest
 from api_helpers import ApiEnv, b32, grant_between, ok
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from api.db import make_engine
 from api.receipts import Anchorer, batches_table, init_receipt_tables, receipts_table
+from dxl.app import app as cli
 from node.deploy import anchors_client
 from node.keys import KeyStore
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
+
+runner = CliRunner()
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-receipts")
@@ -44,7 +49,7 @@ def grant(api_env: ApiEnv) -> dict[str, Any]:
 
 
 def test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAndOnChain(
-    api_env: ApiEnv, grant: dict[str, Any]
+    api_env: ApiEnv, grant: dict[str, Any], tmp_path: Path
 ) -> None:
     bodies = [receipt_body(grant["id"]) for _ in range(5)]
     bodies[1]["hash_algorithm"] = "sm3"
@@ -76,6 +81,30 @@ def test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAndOnChain(
     single = ok(api_env.call("GET", f"/receipts/{ids[3]}", "auditor"))
     assert single == receipts[3]
     assert api_env.call("GET", f"/receipts/{ids[3]}", "civil").json()["error"]["code"] == "RECEIPT_NOT_FOUND"
+    check_with_cli(api_env, anchors.address, single, tmp_path)
+
+
+def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any], tmp_path: Path) -> None:
+    """``dxl verify-receipt`` checks the answer against the chain alone; a changed receipt or a batch the
+    chain does not hold is refused."""
+    rpc = str(api_env.settings.rpc_url)
+
+    def verdict(raw: dict[str, Any]) -> tuple[int, str]:
+        path = tmp_path / "receipt.json"
+        path.write_text(json.dumps(raw))
+        result = runner.invoke(
+            cli, ["verify-receipt", str(path), "--rpc", rpc, "--anchors", str(anchors), "--json"]
+        )
+        return result.exit_code, json.loads(result.stdout)["status"]
+
+    assert verdict(answer) == (0, "ANCHORED")
+    assert verdict(answer["proof"]) == (0, "ANCHORED")
+    changed = json.loads(json.dumps(answer["proof"]))
+    changed["receipt"]["byte_size"] += 1
+    assert verdict(changed) == (1, "MISMATCH")
+    elsewhere = json.loads(json.dumps(answer["proof"]))
+    elsewhere["batch"]["first_sequence"] += 10_000
+    assert verdict(elsewhere) == (1, "NOT_ANCHORED")
 
 
 def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(

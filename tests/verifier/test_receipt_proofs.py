@@ -115,3 +115,15 @@ def test_receiptProof_fromJson_malformed_raisesInvalidProof(change: object) -> N
     raw = change(proof_of(receipts(3), 1).to_json())  # type: ignore[operator]
     with pytest.raises(InvalidProofError):
         ReceiptProof.from_json(raw)
+
+
+def test_anchorsAbi_shippedWithTheVerifier_isTheBuildArtifacts() -> None:
+    import json
+    from pathlib import Path
+
+    from verifier.receipt_check import ANCHORS_ABI
+
+    artifact = Path(__file__).resolve().parents[2] / "contracts" / "artifacts" / "ReceiptAnchors.json"
+    built = {e["name"]: e for e in json.loads(artifact.read_text())["abi"] if e.get("type") == "function"}
+    for entry in ANCHORS_ABI:
+        assert entry == built[entry["name"]]

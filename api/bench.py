@@ -1,0 +1,430 @@
+"""``dxl bench receipts``: receipts per second through HTTP, side by side with one transaction per receipt.
+
+One run, one throw-away ``DXL_HOME``: the embedded node with its product settings (1 s blocks), the demo
+consortium, and the API served by uvicorn in a process of its own (``--loop uvloop --http httptools``), so the
+load generator never shares an interpreter with the service. Modes, each on a grant of its own:
+
+* ``naive``: one ``recordDelivery`` transaction per receipt, waiting for each, as a plain web3 script does;
+* ``individual``: one receipt per ``POST /receipts``, 64 concurrent keep-alive connections;
+* ``batched``: ``POST /receipts`` with 1,000 receipts per request on a few connections.
+
+Every mode reports ``receipts_per_s`` (accepted by the service, or mined for naive), time to final (sent →
+seen ``final`` through ``POST /receipts/lookup``; sampled: the first receipt of every request), gas per
+receipt (the anchoring transactions' gas over the receipts they anchored) and the peak RSS of node and
+service.
+The physical references are measured in the same run: the node's raw transaction throughput (plain transfers,
+signed and sent in batch, until mined) and SHA-256 leaf hashing of encoded receipts.
+
+The load generator is a few lines of asyncio over raw HTTP/1.1 keep-alive connections: a general HTTP client
+costs more CPU per request than the service does, and on two cores it would measure itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from pydantic import SecretStr
+
+PASSPHRASE = "dxl-bench-passphrase"
+
+
+@dataclass
+class ModeResult:
+    receipts: int
+    seconds: float
+    final_samples: list[float] = field(default_factory=list)
+    gas: int = 0
+    anchored: int = 0
+    peak_rss_mb: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        samples = sorted(self.final_samples)
+
+        def pct(p: float) -> float | None:
+            if not samples:
+                return None
+            return round(samples[min(len(samples) - 1, int(p * len(samples)))], 3)
+
+        return {
+            "receipts": self.receipts,
+            "seconds": round(self.seconds, 2),
+            "receipts_per_s": round(self.receipts / self.seconds, 1) if self.seconds else 0.0,
+            "p50_time_to_final_s": pct(0.50),
+            "p95_time_to_final_s": pct(0.95),
+            "final_samples": len(samples),
+            "gas_per_receipt": round(self.gas / self.anchored, 1) if self.anchored else None,
+            "peak_rss_mb": self.peak_rss_mb,
+        }
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set (VmHWM), in MiB; 0 if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return 0.0
+
+
+def _receipt(grant_id: int) -> dict[str, Any]:
+    raw = os.urandom(64)
+    return {"delivery_id": "0x" + raw[:32].hex(), "grant_id": grant_id, "commitment": "0x" + raw[32:].hex(),
+            "byte_size": 4096, "record_count": 10}  # fmt: skip
+
+
+class Connection:
+    """One HTTP/1.1 keep-alive connection: write a request, read one response (Content-Length bodies)."""
+
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, token: str
+    ) -> None:
+        self.reader, self.writer = reader, writer
+        self._head = f"Host: {host}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+
+    @classmethod
+    async def open(cls, host: str, port: int, token: str) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer, f"{host}:{port}", token)
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        self.writer.write(
+            f"POST {path} HTTP/1.1\r\n{self._head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        )
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class FinalWatcher:
+    """Follows sampled receipts until ``final`` (one bulk look-up per tick) and records how long each took."""
+
+    def __init__(self, conn: Connection, tick: float = 0.05) -> None:
+        self.conn = conn
+        self.tick = tick
+        self.waiting: dict[str, float] = {}
+        self.samples: list[float] = []
+
+    def watch(self, delivery_id: str, sent_at: float) -> None:
+        self.waiting[delivery_id] = sent_at
+
+    async def run(self, stop: asyncio.Event, drain_timeout: float) -> None:
+        deadline: float | None = None
+        while True:
+            if stop.is_set():
+                deadline = deadline or time.monotonic() + drain_timeout
+                if not self.waiting or time.monotonic() > deadline:
+                    return
+            ids = list(self.waiting)[:1000]
+            if ids:
+                status, body = await self.conn.post("/receipts/lookup", orjson.dumps({"delivery_ids": ids}))
+                now = time.monotonic()
+                if status == 200:
+                    for r in orjson.loads(body)["receipts"]:
+                        if r["status"] == "final":
+                            sent = self.waiting.pop(r["delivery_id"], None)
+                            if sent is not None:
+                                self.samples.append(now - sent)
+            await asyncio.sleep(self.tick)
+
+
+async def _load(
+    port: int, token: str, reader_token: str, grant_id: int, *, clients: int, per_request: int, seconds: float
+) -> tuple[int, float, list[float]]:
+    """``clients`` connections posting ``per_request`` receipts per request for ``seconds``."""
+    host = "127.0.0.1"
+    watcher = FinalWatcher(await Connection.open(host, port, reader_token))
+    stop = asyncio.Event()
+    accepted = 0
+    errors: list[str] = []
+
+    async def client() -> None:
+        nonlocal accepted
+        conn = await Connection.open(host, port, token)
+        try:
+            while not stop.is_set():
+                items = [_receipt(grant_id) for _ in range(per_request)]
+                body = orjson.dumps({"receipts": items})
+                sent = time.monotonic()
+                status, answer = await conn.post("/receipts", body)
+                if status != 202:
+                    errors.append(f"{status} {answer[:200]!r}")
+                    stop.set()
+                    return
+                accepted += per_request
+                watcher.watch(items[0]["delivery_id"], sent)
+        finally:
+            conn.close()
+
+    started = time.monotonic()
+    watching = asyncio.create_task(watcher.run(stop, drain_timeout=30.0))
+    tasks = [asyncio.create_task(client()) for _ in range(clients)]
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.gather(*tasks)
+    elapsed = time.monotonic() - started
+    await watching
+    watcher.conn.close()
+    if errors:
+        raise RuntimeError(f"the service refused receipts: {errors[0]}")
+    return accepted, elapsed, watcher.samples
+
+
+def _sha256_leaves_per_s(n: int) -> float:
+    encoded = [os.urandom(192) for _ in range(1000)]
+    sha256 = hashlib.sha256
+    started = time.perf_counter()
+    for i in range(n):
+        sha256(b"\x00" + encoded[i % 1000]).digest()
+    return n / (time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def _api_process(
+    home: Path, rpc_url: str, chain_id: int, port: int, env_extra: dict[str, str]
+) -> Iterator[int]:
+    env = {**os.environ, "DXL_HOME": str(home), "DXL_RPC_URL": rpc_url, "DXL_CHAIN_ID": str(chain_id),
+           "DXL_KEYSTORE_PASSPHRASE": PASSPHRASE, "DXL_AUDIT_FOLLOW_INTERVAL": "0", **env_extra}  # fmt: skip
+    log = open(home / "api.log", "wb")  # noqa: SIM115 - closed below, after the process
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
+         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the API exited at start; see {home / 'api.log'}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the API did not start within 120 s")
+            time.sleep(0.2)
+        yield proc.pid
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def _anchored_gas(home: Path, client: Any, grant_id: int) -> tuple[int, int, list[int]]:
+    """Gas and receipts of every mined anchoring transaction of ``grant_id`` (from the service's journal)."""
+    import sqlite3
+
+    conn = sqlite3.connect(home / "dxl.sqlite3")
+    try:
+        rows = conn.execute(
+            "SELECT tx_hash, leaf_count FROM api_receipt_batches WHERE grant_id = ? AND state = 'final'",
+            (grant_id,),
+        ).fetchall()
+    finally:
+        conn.close()
+    gas = sum(int(client.w3.eth.get_transaction_receipt(tx)["gasUsed"]) for tx, _ in rows)
+    return gas, sum(n for _, n in rows), [n for _, n in rows]
+
+
+def run_receipts_benchmark(
+    *, quick: bool, seconds: float | None = None, progress: Any = print
+) -> dict[str, Any]:
+    """Run every mode once on a fresh node and service; returns the JSON the command writes."""
+    from eth_account import Account
+
+    from api.app import ensure_demo_tokens
+    from node.anvil import EmbeddedNode, NodeSettings, free_port
+    from node.chain import LedgerClient
+    from node.deploy import ledger_client
+    from node.keys import KeyStore
+    from node.provision import setup_ledger
+    from node.settings import Settings
+
+    duration = seconds or (15.0 if quick else 60.0)
+    results: dict[str, Any] = {"quick": quick, "duration_s": duration, "cpus": os.cpu_count(),
+                               "load_average_at_start": list(os.getloadavg())}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="dxl-bench-receipts-") as tmp:
+        home = Path(tmp)
+        node = EmbeddedNode(home, NodeSettings(port=free_port(), block_time=1.0))
+        with node:
+            endpoint = node.endpoint
+            settings = Settings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
+                                keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
+            progress("provisioning the demo consortium ...")
+            setup_ledger(endpoint, settings, dev_funding=True)
+            tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+            port = free_port()
+            with _api_process(home, endpoint.rpc_url, endpoint.chain_id, port, {}) as api_pid:
+                api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+
+                def call(method: str, path: str, who: str, body: Any = None) -> Any:
+                    r = api.request(
+                        method, path, json=body, headers={"Authorization": f"Bearer {tokens[who]}"}
+                    )
+                    if r.status_code >= 300:
+                        raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
+                    return r.json()
+
+                progress("one agreement PSB → HRSS and a grant per mode ...")
+                grants = _grants(call, 3)
+                ledger = ledger_client(endpoint, home)
+                psb = KeyStore.from_settings(settings).unlock("dept-psb")
+
+                def rss() -> dict[str, float]:
+                    return {"node": peak_rss_mb(node.pid or 0), "service": peak_rss_mb(api_pid)}
+
+                progress("physical references ...")
+                results["references"] = {
+                    "node_raw_tx_per_s": round(
+                        _raw_tx_per_s(LedgerClient(endpoint, []), 300 if quick else 2000), 1
+                    ),
+                    "sha256_leaves_per_s": round(_sha256_leaves_per_s(200_000 if quick else 2_000_000)),
+                }
+
+                progress("naive: one recordDelivery transaction per receipt ...")
+                results["naive"] = _naive(ledger, psb, grants[0], 10.0 if quick else 30.0, rss).to_json()
+
+                for mode, grant_id, clients, per_request in (
+                    ("individual", grants[1], 64, 1),
+                    ("batched", grants[2], 4, 1000),
+                ):
+                    progress(f"{mode}: {clients} connections, {per_request} per request, {duration:g} s ...")
+                    accepted, elapsed, samples = asyncio.run(
+                        _load(port, tokens["demo-psb"], tokens["demo-hrss"], grant_id, clients=clients,
+                              per_request=per_request, seconds=duration)
+                    )  # fmt: skip
+                    gas, anchored, sizes = _anchored_gas(home, ledger, grant_id)
+                    result = ModeResult(accepted, elapsed, samples, gas, anchored, rss())
+                    mean_batch = round(statistics.mean(sizes), 1) if sizes else None
+                    results[mode] = {**result.to_json(), "batches": len(sizes), "mean_batch": mean_batch}
+                api.close()
+            results["node_state_mb"] = round(_state_size(home) / 2**20, 1)
+    batched, naive = results["batched"], results["naive"]
+    results["batched_vs_naive"] = round(batched["receipts_per_s"] / naive["receipts_per_s"], 1) if naive[
+        "receipts_per_s"] else None  # fmt: skip
+    results["load_average_at_end"] = list(os.getloadavg())
+    _ = Account
+    return results
+
+
+def _state_size(home: Path) -> int:
+    return sum(p.stat().st_size for p in (home / "node").glob("*state*") if p.is_file())
+
+
+def _grants(call: Any, n: int) -> list[int]:
+    def b32() -> str:
+        return "0x" + os.urandom(32).hex()
+
+    now = int(time.time())
+    resource = call(
+        "POST",
+        "/resources",
+        "demo-psb",
+        {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 2},
+    )
+    req = call(
+        "POST",
+        "/requests",
+        "demo-hrss",
+        {
+            "resource_id": resource["record"]["id"],
+            "purpose": "receipts benchmark",
+            "scope_hash": b32(),
+            "terms_hash": b32(),
+            "valid_from": now - 3600,
+            "valid_until": now + 30 * 86400,
+        },
+    )
+    call("POST", f"/requests/{req['record']['id']}/approve", "demo-psb")
+    call("POST", f"/requests/{req['record']['id']}/signatures", "demo-hrss", {})
+    agreement = call("POST", f"/requests/{req['record']['id']}/signatures", "demo-psb", {})["agreement"]
+    return [
+        call("POST", "/grants", "demo-psb", {"agreement_id": agreement["id"],
+                                             "expires_at": agreement["valid_until"]})["record"]["id"]
+        for _ in range(n)
+    ]  # fmt: skip
+
+
+def _raw_tx_per_s(client: Any, count: int) -> float:
+    from eth_account import Account
+
+    from node.provision import ANVIL_DEV_KEY
+
+    funder = Account.from_key(ANVIL_DEV_KEY)
+    sender, sink = Account.create(), Account.create()
+    client.transfer(funder, sender.address, 10**18)
+    started = time.perf_counter()
+    pending = [client.submit(sender, client.build(sender.address, "", to=sink.address, gas=21_000))
+               for _ in range(count)]  # fmt: skip
+    client.wait_all(pending, timeout=max(60.0, count / 10))
+    return count / (time.perf_counter() - started)
+
+
+def _naive(ledger: Any, account: Any, grant_id: int, seconds: float, rss: Any) -> ModeResult:
+    samples: list[float] = []
+    gas = 0
+    count = 0
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        sent = time.monotonic()
+        result = ledger.transact(
+            account, "recordDelivery", os.urandom(32), grant_id, os.urandom(32), 1, 4096, 10
+        )
+        samples.append(time.monotonic() - sent)
+        gas += result.gas_used
+        count += 1
+    return ModeResult(count, time.monotonic() - started, samples, gas, count, rss())
+
+
+def table(results: dict[str, Any]) -> str:
+    """The side-by-side table the README quotes."""
+    head = (f"{'mode':<11} {'receipts/s':>11} {'p50 final s':>12} {'p95 final s':>12} {'gas/receipt':>12} "
+            f"{'RSS node MB':>12} {'RSS service MB':>15}")  # fmt: skip
+    lines = [head, "-" * len(head)]
+    for mode in ("naive", "individual", "batched"):
+        r = results[mode]
+        lines.append(
+            f"{mode:<11} {r['receipts_per_s']:>11,.1f} {_f(r['p50_time_to_final_s']):>12} "
+            f"{_f(r['p95_time_to_final_s']):>12} {_f(r['gas_per_receipt']):>12} "
+            f"{r['peak_rss_mb'].get('node', 0):>12} {r['peak_rss_mb'].get('service', 0):>15}"
+        )
+    ref = results["references"]
+    lines.append(f"references: node raw {ref['node_raw_tx_per_s']:,} tx/s (plain transfers, mined); "
+                 f"SHA-256 {ref['sha256_leaves_per_s']:,} receipt leaves/s; batched/naive "
+                 f"{results['batched_vs_naive']}x")  # fmt: skip
+    return "\n".join(lines)
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def write(results: dict[str, Any], out: Path | None) -> None:
+    if out is not None:
+        out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
