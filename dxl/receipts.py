@@ -89,11 +89,16 @@ def _target(rpc: str | None, chain_id: int | None, anchors: str | None) -> tuple
 
 
 def bench_receipts(
-    quick: Annotated[bool, typer.Option("--quick", help="Short modes (15 s each; a few minutes in all).")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Short modes (15 s each; a few minutes in all).")
+    ] = False,
     seconds: Annotated[
-        float | None, typer.Option("--seconds", help="Seconds per HTTP mode (default 60, or 15 with --quick).")
+        float | None,
+        typer.Option("--seconds", help="Seconds per HTTP mode (default 60, or 15 with --quick)."),
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the results as JSON to this file.")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the results as JSON to this file.")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Receipts per second through HTTP (one and 1,000 per request) beside one transaction per receipt, with
