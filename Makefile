@@ -41,7 +41,7 @@ bench: setup
 	$(BIN)/dxl bench
 
 # Load and faults against a live `dxl run`, counted on the chain (tests/reliability). Not in `make test` or CI:
-# the default profile runs about half an hour; RELIABILITY_PROFILE=quick stays under 10 minutes.
+# the default profile runs until 5,000 writes and 10 faults of each kind; RELIABILITY_PROFILE=quick: < 10 min.
 reliability: setup
 	$(BIN)/python -m tests.reliability
 

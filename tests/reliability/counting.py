@@ -80,8 +80,8 @@ class Verdict:
     lost: int = 0
     #: Extra copies on the chain of a write's record (a record twice counts 1).
     doubled: int = 0
-    #: Answers that disagree with the chain: a 2xx naming another transaction or id than the chain's, or a
-    #: refused (4xx) key whose record is on the chain anyway.
+    #: Answers that disagree with the chain: a 2xx naming another transaction or id than the chain's, a
+    #: refused (4xx) key whose record is on the chain anyway, a key still answered "pending" after recovery.
     mismatched: int = 0
     #: Acknowledged records found once, in the answered transaction.
     confirmed: int = 0
@@ -120,6 +120,12 @@ def judge(writes: Iterable[WriteRecord], events: Iterable[ChainEvent]) -> Verdic
         if not write.settled:
             verdict.unresolved += 1
             verdict.note("unresolved", f"{write.kind} {write.key}: last answer {write.final_status}")
+            if write.final_status is not None and write.final_status < 500:
+                # Still "pending" once the node is idle and every retry is done: an answer the chain denies.
+                verdict.mismatched += 1
+                verdict.note(
+                    "mismatched", f"{write.kind} {write.key}: still {write.final_status} after recovery"
+                )
         for marker in write.markers:
             found = index.get((marker.event, tuple((k, _plain(v)) for k, v in marker.match)), [])
             where = f"{write.kind} {write.key} {marker.event}{dict(marker.match)}"

@@ -84,10 +84,11 @@ class FaultInjector:
                     wait = save_at - BEFORE_SAVE_MARGIN_S - time.monotonic()
                     await asyncio.sleep(max(0.0, wait))
                     detail = f"{BEFORE_SAVE_MARGIN_S:g} s before the predicted state save"
+                unsaved_s = time.time() - self.node.state_file.stat().st_mtime
                 pid = await self.node.kill()
                 await asyncio.sleep(self.rng.uniform(0.5, 3.0))
                 await self.node.start()
-                return f"anvil pid {pid}", detail
+                return f"anvil pid {pid}", f"{detail}; state file last written {unsaved_s:.1f} s before"
             case FaultKind.RPC_LOST | FaultKind.RPC_DELAYED:
                 fault = RpcFault.LOST if kind is FaultKind.RPC_LOST else RpcFault.DELAYED
                 hit = self.proxy.arm(fault)

@@ -28,6 +28,8 @@ DEPARTMENTS = ("psb", "hrss", "health", "civil", "samr")
 #: Retries of an answer that says "not settled yet" (409 TRANSACTION_PENDING / IDEMPOTENCY_IN_FLIGHT) before
 #: the client takes it as the final answer; the recovery pass asks once more.
 SETTLE_RETRIES = 4
+#: Share of writes sent twice at once under one key (a client's retry racing its first send).
+TWIN_RATIO = 0.05
 #: A client's patience for one HTTP answer: above the API's own 60 s wait for a transaction to be mined.
 CLIENT_TIMEOUT_S = 90.0
 
@@ -42,6 +44,8 @@ class LoadState:
 
     writes: list[WriteRecord] = field(default_factory=list)
     reads: list[Attempt] = field(default_factory=list)
+    #: Writes sent twice at once: the logged one, and its twin with the same key and body (not logged).
+    twins: list[tuple[WriteRecord, WriteRecord]] = field(default_factory=list)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: Monotonic time after which a client stops retrying a write (set when the recovery phase starts).
     give_up_at: float = float("inf")
@@ -93,7 +97,12 @@ class ServiceClient:
             body=body, markers=list(markers),
         )  # fmt: skip
         self.state.writes.append(record)
-        await self.settle(record)
+        if self.rng.random() < TWIN_RATIO:
+            twin = WriteRecord(record.key, kind, who, record.method, path, body, [])
+            self.state.twins.append((record, twin))
+            await asyncio.gather(self.settle(record), self.settle(twin))
+        else:
+            await self.settle(record)
         return record
 
     async def settle(self, record: WriteRecord, *, retries_409: int = SETTLE_RETRIES) -> None:

@@ -58,13 +58,14 @@ def summarize(
     profile: str,
     writes: list[WriteRecord],
     reads: list[Attempt],
+    twins: list[WriteRecord],
     faults: list[FaultRecord],
     kills: int,
     verdict: Verdict,
     fuzz: FuzzResult | None,
     extra: dict[str, Any],
 ) -> Summary:
-    attempts = [a for w in writes for a in w.attempts] + reads
+    attempts = [a for w in writes + twins for a in w.attempts] + reads
     answered = [a for a in attempts if a.status is not None]
     server_errors = [a for a in answered if is_server_error(a.status, a.code)]
     unresolved_5xx = sum(
@@ -91,6 +92,7 @@ def summarize(
             "acknowledged_records": sum(len(w.markers) for w in acknowledged),
             "refused": sum(1 for w in writes if w.settled and not w.acknowledged),
             "retried": sum(1 for w in writes if len(w.attempts) > 1),
+            "sent_twice_at_once": len(twins),
             "by_kind": dict(Counter(str(w.kind) for w in acknowledged)),
             "refusal_codes": dict(
                 Counter(

@@ -127,7 +127,7 @@ async def _attack(
                 asyncio.gather(*(clients[i % len(clients)].settle(w) for i, w in enumerate(unsettled))),
                 profile.recovery_s,
             )
-        replay_differs = await _replay(clients, state.writes)
+        replay_differs = await _replay(clients, state.writes) + _twins_differ(state.twins)
         txpool_left = await _quiesce(node.rpc_url)
         say("counting the chain's events")
         events = await asyncio.to_thread(read_events, node.rpc_url, ledger.address, ledger.block)
@@ -143,7 +143,8 @@ async def _attack(
         for client in clients:
             await client.aclose()
     return summarize(
-        profile=profile.name, writes=state.writes, reads=state.reads, faults=injector.done,
+        profile=profile.name, writes=state.writes, reads=state.reads, twins=[t for _, t in state.twins],
+        faults=injector.done,
         kills=injector.kills, verdict=verdict, fuzz=fuzzed,
         extra={
             "seed": seed, "load_s": round(load_s, 1), "clients": profile.clients,
@@ -215,6 +216,19 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
     say(f"replaying {len(acknowledged)} acknowledged writes with their keys")
     await asyncio.gather(*(one(clients[i % len(clients)], w) for i, w in enumerate(acknowledged)))
     return differs
+
+
+def _twins_differ(twins: list[tuple[WriteRecord, WriteRecord]]) -> list[str]:
+    """Two sends of one key at once must end with the same answer (when both ended)."""
+    return [
+        f"{first.kind} {first.key}: sent twice at once, answered {first.final_status} "
+        f"{first.answered_hash()} and {twin.final_status} {twin.answered_hash()}"
+        for first, twin in twins
+        if first.settled
+        and twin.settled
+        and (first.final_status, first.answered_hash(), first.answered_id())
+        != (twin.final_status, twin.answered_hash(), twin.answered_id())
+    ]
 
 
 async def _quiesce(rpc_url: str, *, timeout: float = 60.0) -> int:

@@ -1,0 +1,86 @@
+"""The verdict of ``make reliability`` (tests/reliability/counting.py), on hand-made answers and events: each
+counter moves for the case it names and for no other. The suite itself attacks a live service and is not part
+of ``make test``; its counting is pure and is checked here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.reliability.counting import ChainEvent, Verdict, judge
+from tests.reliability.records import Attempt, Marker, WriteKind, WriteRecord
+
+META = "0x" + "aa" * 32
+DELIVERY = "0x" + "bb" * 32
+TX = "0x" + "11" * 32
+OTHER_TX = "0x" + "22" * 32
+
+
+def resource_write(status: int, body: Any) -> WriteRecord:
+    marker = Marker("ResourceRegistered", (("metadataHash", META),), "resourceId")
+    write = WriteRecord("k", WriteKind.RESOURCE, "psb", "POST", "/resources", {}, [marker])
+    write.attempts.append(Attempt(0.0, 0.1, status, None, True))
+    write.final_status, write.final_body = status, body
+    return write
+
+
+def registered(resource_id: int, tx: str = TX, block: int = 7) -> ChainEvent:
+    return ChainEvent("ResourceRegistered", {"metadataHash": META, "resourceId": resource_id}, tx, block)
+
+
+def written(resource_id: int, tx: str = TX, block: int = 7) -> dict[str, Any]:
+    return {"transaction": {"hash": tx, "block_number": block}, "record": {"id": resource_id}}
+
+
+REFUSED = {"error": {"code": "NOT_A_PARTY", "message": "no"}}
+PENDING = {"error": {"code": "TRANSACTION_PENDING", "message": "later"}}
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "events", "expected"),
+    [
+        pytest.param(201, written(3), [registered(3)], {"confirmed": 1}, id="acknowledged-once"),
+        pytest.param(201, written(3), [], {"lost": 1}, id="acknowledged-missing"),
+        pytest.param(
+            201, written(3), [registered(3), registered(4, OTHER_TX)], {"confirmed": 1, "doubled": 1},
+            id="acknowledged-twice",
+        ),
+        pytest.param(201, written(3), [registered(3, OTHER_TX)], {"mismatched": 1}, id="other-transaction"),
+        pytest.param(201, written(3), [registered(4)], {"mismatched": 1}, id="other-id"),
+        pytest.param(
+            201, written(3, block=7), [registered(3, block=9)], {"confirmed": 1, "moved": 1}, id="moved"
+        ),
+        pytest.param(403, REFUSED, [], {}, id="refused-absent"),
+        pytest.param(403, REFUSED, [registered(3)], {"mismatched": 1}, id="refused-but-recorded"),
+        pytest.param(503, None, [], {"unresolved": 1}, id="never-settled"),
+        pytest.param(
+            409, PENDING, [registered(3)], {"unresolved": 1, "mismatched": 1}, id="still-pending-but-recorded"
+        ),
+        pytest.param(409, PENDING, [], {"unresolved": 1, "mismatched": 1}, id="still-pending"),
+    ],
+)  # fmt: skip
+def test_judge_counts_each_outcome(
+    status: int, body: Any, events: list[ChainEvent], expected: dict[str, int]
+) -> None:
+    verdict = judge([resource_write(status, body)], events)
+    counters = ("lost", "doubled", "mismatched", "confirmed", "moved", "unresolved")
+    assert {c: getattr(verdict, c) for c in counters} == {c: expected.get(c, 0) for c in counters}
+
+
+def test_judge_counts_every_record_of_a_batch() -> None:
+    other = "0x" + "cc" * 32
+    markers = [Marker("DeliveryRecorded", (("deliveryId", d),)) for d in (DELIVERY, other)]
+    write = WriteRecord("b", WriteKind.BATCH, "psb", "POST", "/deliveries/batch", {}, markers)
+    write.final_status, write.final_body = (
+        201,
+        {"transaction": {"hash": TX, "block_number": 7}, "records": []},
+    )
+    verdict = judge([write], [ChainEvent("DeliveryRecorded", {"deliveryId": DELIVERY}, TX, 7)])
+    assert (verdict.confirmed, verdict.lost) == (1, 1)
+    assert verdict.problems["lost"] and other in verdict.problems["lost"][0]
+
+
+def test_judge_matches_hashes_whatever_their_case() -> None:
+    verdict = judge([resource_write(201, written(3, TX.upper().replace("0X", "0x")))], [registered(3)])
+    assert verdict == Verdict(confirmed=1)
