@@ -101,11 +101,11 @@ receipts_table = Table(
     Column("byte_size", BigInteger, nullable=False),
     Column("record_count", BigInteger, nullable=False),
     Column("accepted_at", Float, nullable=False),
+    # A receipt's leaf index is its rank by ``seq`` within its batch.
     Column("batch_id", Integer, nullable=True),
-    Column("leaf_index", Integer, nullable=True),
     # Delivery ids are unique per provider; leading with the id also serves look-ups by id alone.
     UniqueConstraint("delivery_id", "provider", name="uq_api_receipts_id_provider"),
-    Index("ix_api_receipts_batch", "batch_id", "leaf_index"),
+    Index("ix_api_receipts_batch", "batch_id", "seq"),
 )
 
 batches_table = Table(
@@ -540,6 +540,7 @@ class Anchorer:
         self._open: dict[int, _Open] = {}
         self._sent: list[_Sent] = []
         self._next: dict[int, int] = {}
+        self._seen_block = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxl-receipt-anchorer", daemon=True)
         #: Set once start-up recovery is over (tests and the benchmark wait on it).
@@ -625,12 +626,23 @@ class Anchorer:
                     closed_at=time.time(),
                 )
             ).inserted_primary_key[0]  # type: ignore[index]
-            conn.execute(
+            r = receipts_table.c
+            # One statement: the single writer numbers receipts in journal order and hands them over in
+            # that order, so a grant's unbatched receipts from the first to the last member are the members.
+            claimed = conn.execute(
                 receipts_table.update()
-                .where(receipts_table.c.seq == _bind("b_seq"))
-                .values(batch_id=batch_id, leaf_index=_bind("b_leaf")),
-                [{"b_seq": s, "b_leaf": i} for i, s in enumerate(seqs)],
-            )
+                .where(r.grant_id == grant_id, r.batch_id.is_(None), r.seq.between(seqs[0], seqs[-1]))
+                .values(batch_id=batch_id)
+            ).rowcount
+            if claimed != n:
+                log.error(
+                    "batch %s claimed %s receipts for %s members; assigning one by one", batch_id, claimed, n
+                )
+                conn.execute(receipts_table.update().where(r.batch_id == batch_id).values(batch_id=None))
+                conn.execute(
+                    receipts_table.update().where(r.seq == _bind("b_seq")).values(batch_id=batch_id),
+                    [{"b_seq": q} for q in seqs],
+                )
         del group.seqs[:n], group.leaves[:n]
         group.oldest = time.monotonic()
         self._next[grant_id] = first + n
@@ -651,8 +663,13 @@ class Anchorer:
     def _follow(self) -> None:
         if not self._sent:
             return
-        still: list[_Sent] = []
         w3 = self._anchors.w3
+        # One eth_blockNumber per tick; the transactions' receipts only when a block was added.
+        block = int(w3.eth.block_number)
+        if block == self._seen_block:
+            return
+        self._seen_block = block
+        still: list[_Sent] = []
         for sent in self._sent:
             try:
                 w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
@@ -707,9 +724,7 @@ class Anchorer:
                 .order_by(receipts_table.c.seq)
             ).all()  # fmt: skip
             conn.execute(
-                receipts_table.update()
-                .where(receipts_table.c.batch_id == batch_id)
-                .values(batch_id=None, leaf_index=None)
+                receipts_table.update().where(receipts_table.c.batch_id == batch_id).values(batch_id=None)
             )
             conn.execute(batches_table.delete().where(batches_table.c.id == batch_id))
         self._requeue(rows, front=True)
@@ -860,27 +875,31 @@ class ReceiptReader:
 
     def __init__(self, engine: Engine, *, trees: int = 16) -> None:
         self._engine = engine
-        self._trees: OrderedDict[int, BatchTree] = OrderedDict()
+        self._trees: OrderedDict[int, tuple[BatchTree, dict[int, int]]] = OrderedDict()
         self._max_trees = trees
         self._lock = threading.Lock()
 
-    def _tree(self, conn: Any, batch_id: int) -> BatchTree:
+    def _tree(self, conn: Any, batch_id: int) -> tuple[BatchTree, dict[int, int]]:
+        """The batch's tree and each member's leaf index by ``seq``."""
         with self._lock:
-            tree = self._trees.get(batch_id)
-            if tree is not None:
+            cached = self._trees.get(batch_id)
+            if cached is not None:
                 self._trees.move_to_end(batch_id)
-                return tree
+                return cached
         rows = conn.execute(
-            select(receipts_table.c.grant_id, *_receipt_columns())
+            select(receipts_table.c.seq, receipts_table.c.grant_id, *_receipt_columns())
             .where(receipts_table.c.batch_id == batch_id)
-            .order_by(receipts_table.c.leaf_index)
+            .order_by(receipts_table.c.seq)
         ).all()
-        tree = BatchTree([_row_receipt(r).leaf_hash() for r in rows])
+        built = (
+            BatchTree([_row_receipt(r).leaf_hash() for r in rows]),
+            {int(r.seq): i for i, r in enumerate(rows)},
+        )
         with self._lock:
-            self._trees[batch_id] = tree
+            self._trees[batch_id] = built
             while len(self._trees) > self._max_trees:
                 self._trees.popitem(last=False)
-        return tree
+        return built
 
     def lookup(self, ids: Iterable[bytes], *, reader: int | None) -> list[ReceiptView]:
         """The receipts with these ids that ``reader`` (a department id; None: an auditor) is party to."""
@@ -890,7 +909,7 @@ class ReceiptReader:
         r, b = receipts_table.c, batches_table.c
         query = (
             select(r.delivery_id, r.grant_id, r.provider, r.consumer, r.commitment, r.hash_algorithm,
-                   r.byte_size, r.record_count, r.accepted_at, r.batch_id, r.leaf_index, b.first_sequence,
+                   r.byte_size, r.record_count, r.accepted_at, r.batch_id, r.seq, b.first_sequence,
                    b.leaf_count,
                    b.root, b.state, b.tx_hash, b.block_number, b.error)
             .select_from(receipts_table.outerjoin(batches_table, r.batch_id == b.id))
@@ -907,8 +926,8 @@ class ReceiptReader:
                     out.append(ReceiptView(receipt, row.provider, row.consumer, "pending", row.accepted_at,
                                            None, None, None))  # fmt: skip
                     continue
-                tree = self._tree(conn, int(row.batch_id))
-                index = int(row.leaf_index)
+                tree, indexes = self._tree(conn, int(row.batch_id))
+                index = indexes[int(row.seq)]
                 proof = ReceiptProof(receipt, int(row.first_sequence), index, int(row.leaf_count),
                                      bytes(row.root), tuple(tree.proof(index)))  # fmt: skip
                 batch = {
@@ -958,6 +977,9 @@ class ReceiptService:
         self.journal = ReceiptJournal(engine, self.anchorer.submit)
         self.reader = ReceiptReader(engine)
         self._keys_checked: set[int] = set()
+        self._grant_locks: dict[int, asyncio.Lock] = {}
+        #: Department ids of the principals that posted, by principal key.
+        self.departments: dict[str, int] = {}
 
     def start(self) -> None:
         self.journal.start()
@@ -969,6 +991,17 @@ class ReceiptService:
 
     def _grant(self, grant_id: int, now: float) -> GrantState:
         return self.grants.fresh(grant_id, now) or self.grants.load(grant_id)
+
+    async def _load_grant(self, grant_id: int) -> GrantState:
+        from anyio import to_thread
+
+        # One read per grant at a time: the requests arriving while it runs wait for its answer.
+        lock = self._grant_locks.setdefault(grant_id, asyncio.Lock())
+        async with lock:
+            state = self.grants.fresh(grant_id, time.monotonic())
+            if state is None:
+                state = await to_thread.run_sync(self.grants.load, grant_id)
+            return state
 
     async def accept(self, department: int, rows: list[ReceiptRow]) -> None:
         """Check and journal ``rows`` posted by ``department``; returns once they are durable.
@@ -985,9 +1018,7 @@ class ReceiptService:
         consumers: dict[int, int] = {}
         for i, row in enumerate(rows):
             if row.grant_id not in consumers:
-                state = self.grants.fresh(row.grant_id, now_mono)
-                if state is None:
-                    state = await to_thread.run_sync(self.grants.load, row.grant_id)
+                state = self.grants.fresh(row.grant_id, now_mono) or await self._load_grant(row.grant_id)
                 try:
                     state.check(department, now)
                 except ApiError as exc:

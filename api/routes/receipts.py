@@ -86,8 +86,14 @@ async def _ledger(request: Request) -> LedgerService:
 AsyncLedger = Annotated[LedgerService, Depends(_ledger)]
 
 
-async def _department(ledger: LedgerService, principal: Principal) -> int:
-    return await to_thread.run_sync(ledger.department_id_of, principal)
+async def _department(service: ReceiptService, ledger: LedgerService, principal: Principal) -> int:
+    # A department's id never changes; remembering it spares the hot path a thread hop per request.
+    found = service.departments.get(principal.key)
+    if found is None:
+        found = service.departments[principal.key] = await to_thread.run_sync(
+            ledger.department_id_of, principal
+        )
+    return found
 
 
 @router.post(
@@ -112,7 +118,7 @@ async def post_receipts(
     ``POST /deliveries`` checks a delivery; a refusal names the first failing receipt (``index``,
     ``delivery_id``). ``202``: every receipt is journaled and will be anchored; the same receipt posted again
     is accepted once."""
-    department = await _department(ledger, principal)
+    department = await _department(service, ledger, principal)
     raw: bytes = request.scope.get("dxl.body") or await request.body()
     try:
         document: Any = orjson.loads(raw)

@@ -215,7 +215,7 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(api_env: ApiEnv, tmp_
             receipts_table.insert(),
             [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
                   commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time(), batch_id=batch_id, leaf_index=i) for i, r in enumerate(receipts)],
+                  accepted_at=time.time(), batch_id=batch_id) for i, r in enumerate(receipts)],
         )  # fmt: skip
     anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
     psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
