@@ -46,15 +46,15 @@ from api.routes import (
     requests,
     verify,
 )
+from api.settings import ApiSettings, load_api_settings
 from node.errors import DxlError
-from node.settings import Settings, load_settings
 
 log = logging.getLogger("dxl.api")
 
 DEMO_TOKENS_FILE = "demo-tokens.json"
 
 
-def connect_ledger(settings: Settings, sessions: Callable[[], sessionmaker[Session]]) -> LedgerService:
+def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Session]]) -> LedgerService:
     """The ledger service for ``settings``: node endpoint, verified deployment, unlocked custodied keys.
 
     Raises:
@@ -89,7 +89,7 @@ def connect_ledger(settings: Settings, sessions: Callable[[], sessionmaker[Sessi
     )
 
 
-def start_receipts(settings: Settings, ledger: LedgerService, engine: Engine) -> ReceiptService | None:
+def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine) -> ReceiptService | None:
     """The receipts component (journal and anchorer threads) on the recorded ``ReceiptAnchors``; None, with a
     warning, when the deployment record names none (``dxl deploy`` deploys it)."""
     from node.deploy import anchors_client, load_deployment
@@ -114,9 +114,9 @@ def start_receipts(settings: Settings, ledger: LedgerService, engine: Engine) ->
 
 
 def create_app(
-    settings: Settings | None = None,
+    settings: ApiSettings | None = None,
     *,
-    ledger: Callable[[Settings, AppState], LedgerService] | None = None,
+    ledger: Callable[[ApiSettings, AppState], LedgerService] | None = None,
     connect: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     idempotency_wait: float = 60.0,
@@ -132,7 +132,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from node.audit.follower import start_follower, stop_follower
 
-        conf = settings or load_settings()
+        conf = settings or load_api_settings()
         engine = make_engine(conf.effective_database_url)
         if conf.effective_database_url.startswith("sqlite"):
             conf.home.mkdir(parents=True, exist_ok=True)
@@ -233,7 +233,7 @@ def demo_principals() -> dict[str, Principal]:
     return found
 
 
-def ensure_demo_tokens(settings: Settings) -> dict[str, str | None]:
+def ensure_demo_tokens(settings: ApiSettings) -> dict[str, str | None]:
     """Issue a token for each demo principal that has none yet; returns name → new plaintext, or None for a
     token issued earlier. New tokens are added to ``DXL_HOME/secrets/demo-tokens.json`` (0600)."""
     engine = make_engine(settings.effective_database_url)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
 from api.ledger import LedgerService
-from node.settings import Settings
+from api.settings import ApiSettings
 
 
 @dataclass
@@ -25,7 +25,7 @@ class AppState:
     sessions: sessionmaker[Session]
     ledger: LedgerService | None = None
     #: The settings the app was started with (other components open their own stores from them).
-    settings: Settings | None = None
+    settings: ApiSettings | None = None
     startup_error: str | None = None
     extra: dict[str, object] = field(default_factory=dict)
 

@@ -63,9 +63,9 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     if contract is None and deployment is None:
         return None
     if rpc is None:
-        from node.settings import load_settings
+        from node.settings import Settings, load_settings
 
-        settings = load_settings()
+        settings: Settings = load_settings()
         if settings.rpc_url:
             rpc, chain_id = settings.rpc_url, chain_id if chain_id is not None else settings.chain_id
         else:

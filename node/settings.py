@@ -1,4 +1,9 @@
-"""The one settings object of dxl, read from ``DXL_*`` environment variables (and a ``.env`` file if present).
+"""The settings of dxl, read from ``DXL_*`` environment variables (and a ``.env`` file if present).
+
+:class:`Settings` holds what the ledger client, the embedded node, the keystore and the audit trail need;
+the API extends it with its own (:class:`api.settings.ApiSettings`). Whatever runs on top (the ``dxl``
+command, the API app) reads the settings once and passes the object down; nothing below reads the
+environment again.
 
 Development (the default) may generate what it lacks, such as a keystore passphrase written to
 ``DXL_HOME/secrets/``; production (``DXL_ENV=production``) refuses to start without an explicit passphrase, so
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,7 +32,7 @@ MIN_PASSPHRASE_LENGTH = 12
 
 
 class Settings(BaseSettings):
-    """Settings shared by the CLI, the chain client, the API and the audit tools.
+    """Settings of the chain client, the embedded node, the keystore and the audit trail.
 
     ``rpc_url`` unset means "start the embedded node"; set, dxl talks to that node and ``chain_id`` must be
     set too (an explicit chain id is what keeps a mistyped URL from signing on another network).
@@ -43,21 +49,12 @@ class Settings(BaseSettings):
     keystore_passphrase: SecretStr | None = None
     keystore_passphrase_file: Path | None = None
     node_port: int = Field(default=8545, description="RPC port of the embedded node on 127.0.0.1.")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
-    audit_follow_interval: float = Field(
-        default=2.0, ge=0, allow_inf_nan=False, description="Seconds between audit index syncs; 0: none."
-    )
-    receipt_batch_size: int = Field(
-        default=4096, ge=1, le=1_000_000, description="Receipts of one grant that close a batch at once."
-    )
-    receipt_batch_age: float = Field(
-        default=0.2,
-        gt=0,
-        le=3600,
-        allow_inf_nan=False,
-        description="Seconds a grant's oldest pending receipt waits before its batch closes anyway.",
+    audit_batch_blocks: int = Field(default=2000, ge=1, description="Blocks per eth_getLogs of the indexer.")
+    audit_confirmations: int = Field(default=0, ge=0, description="Blocks the indexer stays behind the head.")
+    audit_scan_refusals: bool = Field(default=True, description="Index refused deliveries from reverted txs.")
+    audit_response_deadline_days: int = Field(
+        default=10, ge=1, description="Working days a provider has to answer a request (scorecards)."
     )
 
     @field_validator("home")
@@ -65,7 +62,7 @@ class Settings(BaseSettings):
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("api_port", "node_port")
+    @field_validator("node_port")
     @classmethod
     def _port(cls, value: int) -> int:
         if not 0 < value < 65536:
@@ -91,14 +88,6 @@ class Settings(BaseSettings):
     @property
     def generated_passphrase_file(self) -> Path:
         return self.secrets_dir / "keystore-passphrase"
-
-    @property
-    def effective_database_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.home / 'dxl.sqlite3'}"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://{self.api_host}:{self.api_port}"
 
     def check(self) -> Settings:
         """Cross-field checks; returns self.
@@ -144,17 +133,21 @@ class Settings(BaseSettings):
         return None
 
 
-def load_settings(**overrides: object) -> Settings:
+S = TypeVar("S", bound=Settings)
+
+
+def load_settings(cls: type[S] = Settings, **overrides: object) -> S:  # type: ignore[assignment]
     """Read and check the settings (``overrides`` take precedence over the environment).
 
     Raises:
         ConfigurationError: a value is malformed, or the cross-field checks of :meth:`Settings.check` fail.
     """
     try:
-        settings = Settings(**overrides)  # type: ignore[arg-type]
+        settings = cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
             f"DXL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None
-    return settings.check()
+    settings.check()
+    return settings

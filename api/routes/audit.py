@@ -31,13 +31,14 @@ _lock = threading.Lock()
 
 def get_audit(state: StateDep) -> Any:
     """The audit context (database, node, contract), opened once per app."""
+    from api.settings import load_api_settings
     from node.audit.service import open_context
 
     with _lock:
         ctx = state.extra.get("audit")
         if ctx is None:
             try:
-                ctx = open_context()
+                ctx = open_context(state.settings or load_api_settings())
             except DxlError as exc:
                 raise ApiError("NODE_UNAVAILABLE", f"audit trail unavailable: {exc.message}") from None
             state.extra["audit"] = ctx
@@ -206,7 +207,9 @@ def scorecard(
             period_from=_time(period_from, "from") or 0,
             period_to=_time(period_to, "to") or now + 1,
             now=now,
-            deadline_days=ctx.settings.response_deadline_days if deadline_days is None else deadline_days,
+            deadline_days=ctx.settings.audit_response_deadline_days
+            if deadline_days is None
+            else deadline_days,
         )
     except DxlError as exc:
         raise _translate(exc) from None

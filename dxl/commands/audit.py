@@ -83,9 +83,10 @@ def index_cmd(
     """Follow the ledger's events into the audit database (resumes where the last run stopped)."""
     from node.audit.indexer import reset_store
     from node.audit.service import open_context
+    from node.settings import load_settings
 
     try:
-        ctx = open_context()
+        ctx = open_context(load_settings())
         if rebuild:
             reset_store(ctx.engine)
         with ctx.rpc() as rpc:
@@ -105,11 +106,12 @@ def check_cmd(as_json: JsonOption = False) -> None:
     """Re-derive the audit trail from chain logs and list every database row that differs (exit 1 if any)."""
     from node.audit.check import check_store
     from node.audit.service import open_context
+    from node.settings import load_settings
 
     try:
-        ctx = open_context()
+        ctx = open_context(load_settings())
         with ctx.rpc() as rpc:
-            result = check_store(ctx.engine, rpc, ctx.codec, batch_blocks=ctx.settings.batch_blocks)
+            result = check_store(ctx.engine, rpc, ctx.codec, batch_blocks=ctx.settings.audit_batch_blocks)
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
     lines = [d.describe() for d in result.differences]
@@ -139,9 +141,10 @@ def history_cmd(
     """Exchange history, oldest first, one page at a time."""
     from node.audit.queries import HistoryFilter, history
     from node.audit.service import open_context
+    from node.settings import load_settings
 
     try:
-        ctx = open_context()
+        ctx = open_context(load_settings())
         flt = HistoryFilter(
             department=_department(ctx.engine, department),
             counterpart=_department(ctx.engine, counterpart),
@@ -174,9 +177,10 @@ def provenance_cmd(
     from node.audit.errors import InvalidQueryError
     from node.audit.queries import provenance, provenance_of_file
     from node.audit.service import open_context
+    from node.settings import load_settings
 
     try:
-        ctx = open_context()
+        ctx = open_context(load_settings())
         ctx.heal()
         if payload is not None or manifest is not None:
             if payload is None or manifest is None:
@@ -204,9 +208,10 @@ def scorecard_cmd(
 
     from node.audit.scorecard import compute_scorecard, load_facts
     from node.audit.service import open_context
+    from node.settings import load_settings
 
     try:
-        ctx = open_context()
+        ctx = open_context(load_settings())
         now = int(time.time())
         card = compute_scorecard(
             load_facts(ctx.engine),
@@ -214,7 +219,9 @@ def scorecard_cmd(
             period_from=period_bound(period_from, "from", 0),
             period_to=period_bound(period_to, "to", now + 1),
             now=now,
-            deadline_days=deadline_days if deadline_days is not None else ctx.settings.response_deadline_days,
+            deadline_days=deadline_days
+            if deadline_days is not None
+            else ctx.settings.audit_response_deadline_days,
         )
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
@@ -235,9 +242,10 @@ def report_cmd(
 
     from node.audit.reports import build_report, write_report
     from node.audit.service import open_context
+    from node.settings import load_settings
 
     try:
-        ctx = open_context()
+        ctx = open_context(load_settings())
         report = build_report(
             ctx.engine,
             period_from=period_bound(period_from, "from", 0),

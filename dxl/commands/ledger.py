@@ -22,13 +22,15 @@ from dxl.commands.common import JsonOption, cli_error
 from node.errors import DxlError, NodeError
 
 if TYPE_CHECKING:
+    from api.settings import ApiSettings
     from node.anvil import EmbeddedNode
     from node.endpoint import NodeEndpoint
-    from node.settings import Settings
 
 
 @contextlib.contextmanager
-def _chain(settings: Settings, *, start_embedded: bool) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
+def _chain(
+    settings: ApiSettings, *, start_embedded: bool
+) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
     """The configured node: ``DXL_RPC_URL`` if set, else the embedded node (started here if asked and not
     already running; stopped on exit only if started here)."""
     from node.anvil import EmbeddedNode, NodeSettings
@@ -63,7 +65,7 @@ def _api_module() -> Any | None:
         raise
 
 
-def _load_api_app(settings: Settings) -> Any | None:
+def _load_api_app(settings: ApiSettings) -> Any | None:
     """The API's ASGI app for ``settings`` (``create_app(settings)``, else the module's ``app``), or None."""
     module = _api_module()
     if module is None:
@@ -72,7 +74,7 @@ def _load_api_app(settings: Settings) -> Any | None:
     return create(settings) if callable(create) else getattr(module, "app", None)
 
 
-def _print_new_tokens(settings: Settings) -> None:
+def _print_new_tokens(settings: ApiSettings) -> None:
     """Issue missing demo API tokens and print them (shown once; kept in DXL_HOME/secrets)."""
     module = _api_module()
     ensure = getattr(module, "ensure_demo_tokens", None) if module else None
@@ -88,7 +90,7 @@ def _print_new_tokens(settings: Settings) -> None:
         typer.echo(f"demo API tokens: see {settings.secrets_dir / 'demo-tokens.json'}")
 
 
-def _serve(app: Any, settings: Settings, stop: threading.Event) -> None:
+def _serve(app: Any, settings: ApiSettings, stop: threading.Event) -> None:
     """Run the API until ``stop`` is set.
 
     Raises:
@@ -118,7 +120,7 @@ def run_command(
     ] = False,
 ) -> None:
     """Start the node, deploy the ledger, provision the demo consortium and serve the API until Ctrl-C."""
-    from node.settings import load_settings
+    from api.settings import load_api_settings
 
     stop = threading.Event()
 
@@ -127,7 +129,7 @@ def run_command(
 
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        settings = load_settings()
+        settings = load_api_settings()
         with _chain(settings, start_embedded=True) as (endpoint, node):
             from node.provision import setup_ledger
 
@@ -151,7 +153,7 @@ def run_command(
 
 
 def _print_summary(
-    settings: Settings, endpoint: NodeEndpoint, setup: Any, embedded: bool, api: bool, no_api: bool
+    settings: ApiSettings, endpoint: NodeEndpoint, setup: Any, embedded: bool, api: bool, no_api: bool
 ) -> None:
     dep, report = setup.deployment, setup.report
     lines = [
@@ -187,13 +189,13 @@ def deploy_command(
     as_json: JsonOption = False,
 ) -> None:
     """Deploy the ledger (idempotent) with the keystore's governors, on a running node."""
+    from api.settings import load_api_settings
     from node.deploy import deploy_ledger, deploy_receipt_anchors, ledger_client
     from node.keys import KeyStore
     from node.provision import GOVERNORS, THRESHOLD, ensure_principals
-    from node.settings import load_settings
 
     try:
-        settings = load_settings()
+        settings = load_api_settings()
         with _chain(settings, start_embedded=False) as (endpoint, _):
             keystore = KeyStore.from_settings(settings)
             principals = ensure_principals(keystore)
@@ -224,12 +226,12 @@ def deploy_command(
 
 def status_command(as_json: JsonOption = False) -> None:
     """Whether the node answers, its chain id and block, and the recorded deployment. Exit 1 if not usable."""
+    from api.settings import load_api_settings
     from node.deploy import deployment_path, ledger_client
-    from node.settings import load_settings
 
     status: dict[str, Any] = {"reachable": False}
     try:
-        settings = load_settings()
+        settings = load_api_settings()
         with _chain(settings, start_embedded=False) as (endpoint, _):
             status.update(rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, home=str(settings.home))
             status["block"] = endpoint.verify()

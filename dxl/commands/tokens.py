@@ -21,9 +21,9 @@ token_app = typer.Typer(name="token", help="Issue, revoke and list API tokens.",
 
 def _sessions() -> sessionmaker[Session]:
     from api.db import init_db, make_engine, session_factory
-    from node.settings import load_settings
+    from api.settings import load_api_settings
 
-    settings = load_settings()
+    settings = load_api_settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.effective_database_url)
     init_db(engine)

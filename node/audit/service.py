@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
 from node.audit.indexer import Indexer, IndexerConfig, Rewind
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
-
-
-class AuditSettings(BaseSettings):
-    """``DXL_AUDIT_*`` settings of the indexer and scorecards."""
-
-    model_config = SettingsConfigDict(env_prefix="DXL_AUDIT_", env_file=".env", extra="ignore")
-
-    batch_blocks: int = 2000
-    confirmations: int = 0
-    scan_refusals: bool = True
-    response_deadline_days: int = 10
-
-    def indexer_config(self) -> IndexerConfig:
-        return IndexerConfig(self.batch_blocks, self.confirmations, self.scan_refusals)
+from node.settings import Settings
 
 
 def ledger_abi() -> list[dict[str, Any]]:
@@ -45,7 +30,8 @@ class AuditContext:
     start_block: int
     codec: EventCodec
     abi: list[dict[str, Any]]
-    settings: AuditSettings
+    #: The settings the caller was started with (the ``DXL_AUDIT_*`` fields tune the indexer and scorecards).
+    settings: Settings
     #: Held by every sync of this context (the API's follower and ``POST /audit/index``): two concurrent syncs
     #: would derive the same range and collide on the events' primary key.
     index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -72,22 +58,24 @@ class AuditContext:
             contract=self.contract,
             chain_id=self.chain_id,
             start_block=self.start_block,
-            config=self.settings.indexer_config(),
+            config=IndexerConfig(
+                self.settings.audit_batch_blocks,
+                self.settings.audit_confirmations,
+                self.settings.audit_scan_refusals,
+            ),
         )
 
 
-def open_context(home: Path | None = None, database_url: str | None = None) -> AuditContext:
-    """The audit context of the configured deployment (``DXL_HOME/deployment.json``), node and database.
+def open_context(settings: Settings, database_url: str | None = None) -> AuditContext:
+    """The audit context of ``settings``' deployment (``home/deployment.json``), node and database.
 
     Raises:
         NotDeployedError, ConfigurationError: no or unreadable deployment record, bad settings.
     """
     from node.anvil import EmbeddedNode
     from node.deploy import load_deployment
-    from node.settings import Settings
 
-    settings = Settings()
-    home = home or settings.home
+    home = settings.home
     deployment = load_deployment(home)
     rpc_url = settings.rpc_url or EmbeddedNode(home).endpoint.rpc_url
     url = database_url or settings.database_url or f"sqlite:///{home / 'audit.sqlite3'}"
@@ -100,5 +88,5 @@ def open_context(home: Path | None = None, database_url: str | None = None) -> A
         start_block=deployment.block_number,
         codec=EventCodec(abi),
         abi=abi,
-        settings=AuditSettings(),
+        settings=settings,
     )

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import uvicorn
 
+from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
 from node.provision import LedgerSetup
-from node.settings import Settings
 
 PASSPHRASE = "api-test-passphrase"
 
@@ -26,7 +26,7 @@ class ApiEnv:
     """A running API on its own deployment."""
 
     url: str
-    settings: Settings
+    settings: ApiSettings
     setup: LedgerSetup
     tokens: dict[str, str]
     client: httpx.Client
@@ -73,9 +73,9 @@ class ServerThread:
         self.thread.join(timeout=30)
 
 
-def make_settings(home: Path, node: EmbeddedNode) -> Settings:
+def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:
     endpoint = node.endpoint
-    return Settings(
+    return ApiSettings(
         home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, keystore_passphrase=PASSPHRASE
     )  # type: ignore[call-arg]
 

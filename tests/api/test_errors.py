@@ -368,9 +368,9 @@ def test_unknown_revert_is_ledger_rejected() -> None:
 
 
 def test_unexpected_errors_are_a_logged_500_without_internals(tmp_path: Any, caplog: Any) -> None:
-    from node.settings import Settings
+    from api.settings import ApiSettings
 
-    app = create_app(Settings(home=tmp_path), connect=False)  # type: ignore[call-arg]
+    app = create_app(ApiSettings(home=tmp_path), connect=False)  # type: ignore[call-arg]
 
     @app.get("/boom")
     def boom() -> None:
@@ -452,10 +452,10 @@ def test_unmined_transaction_is_pending_and_remembered(tmp_path: Any) -> None:
     Idempotency-Key replays that answer instead of running the write again."""
     from api.auth import Principal, Role, issue_token
     from api.db import session_scope
+    from api.settings import ApiSettings
     from node.chain import TransactionTimeoutError
-    from node.settings import Settings
 
-    app = create_app(Settings(home=tmp_path), connect=False)  # type: ignore[call-arg]
+    app = create_app(ApiSettings(home=tmp_path), connect=False)  # type: ignore[call-arg]
     calls = []
 
     @app.post("/slow-write")

@@ -13,7 +13,7 @@ from api.app import create_app
 from api.auth import Principal, Role, issue_token
 from api.db import IdempotencyRecord, session_scope
 from api.idempotency import fingerprint
-from node.settings import Settings
+from api.settings import ApiSettings
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-idempotency")
@@ -105,7 +105,7 @@ def test_malformed_keys_are_refused(api_env: ApiEnv, key: str) -> None:
 
 def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path) -> None:
     """A claim still in flight past the wait answers IDEMPOTENCY_IN_FLIGHT (no ledger needed to show it)."""
-    settings = Settings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
     app = create_app(settings, connect=False, idempotency_wait=0.3)
     with TestClient(app) as client:
         state = app.state.dxl
@@ -135,7 +135,7 @@ def test_old_completed_keys_are_forgotten_at_start(tmp_path: Path) -> None:
 
     from api.db import init_db, make_engine, session_factory
 
-    settings = Settings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
     engine = make_engine(settings.effective_database_url)
     init_db(engine)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)

@@ -9,20 +9,20 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.auth import Principal, Role, issue_token
-from node.audit.service import AuditContext, AuditSettings
-from node.settings import Settings
+from api.settings import ApiSettings
+from node.audit.service import AuditContext
 
 
 @pytest.fixture
 def client(indexed, codec, abi, scenario, tmp_path: Path, node_endpoint):
-    settings = Settings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    settings = ApiSettings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}")
     app = create_app(settings, connect=False)
     with TestClient(app) as c:
         state = app.state.dxl
         state.extra["audit"] = AuditContext(
             engine=indexed, rpc_url=node_endpoint.rpc_url, chain_id=scenario.client.chain_id,
             contract=scenario.client.address, start_block=scenario.start_block, codec=codec, abi=abi,
-            settings=AuditSettings(),
+            settings=settings,
         )  # fmt: skip
         with state.sessions() as session:
             tokens = {

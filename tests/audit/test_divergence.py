@@ -18,9 +18,10 @@ from node.audit.events import EventCodec
 from node.audit.follower import AuditFollower
 from node.audit.queries import provenance
 from node.audit.rpc import JsonRpc
-from node.audit.service import AuditContext, AuditSettings
+from node.audit.service import AuditContext
 from node.audit.store import open_store
 from node.endpoint import NodeEndpoint
+from node.settings import Settings
 from tests.contracts.conftest import Consortium, deploy
 
 #: Bound of every wait for the follower; generous for a loaded 2-core machine, never reached when it works.
@@ -77,7 +78,7 @@ def test_lost_blocks_are_healed_and_never_reported(
         start_block=start,
         codec=codec,
         abi=abi,
-        settings=AuditSettings(),
+        settings=Settings(home=tmp_path),  # type: ignore[call-arg]
     )
     follower = AuditFollower(lambda: ctx, interval=0.1)
     try:

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app, ensure_demo_tokens
+from api.settings import ApiSettings, load_api_settings
 from node.anvil import EmbeddedNode
 from node.audit.follower import AuditFollower, redact
 from node.errors import ConfigurationError
 from node.provision import setup_ledger
-from node.settings import Settings, load_settings
 from tests.api.api_helpers import PASSPHRASE, ApiEnv, ServerThread, delivery_between, make_settings, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
@@ -34,7 +34,7 @@ def test_the_follower_stops_at_shutdown_and_zero_disables_it(
 ) -> None:
     """Runs before the module's served app exists (tests run in file order): one follower per process."""
     # No deployment in this home: the follower keeps failing (and backing off) without ending the app.
-    settings = Settings(
+    settings = ApiSettings(
         home=tmp_path, database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", audit_follow_interval=interval
     )  # type: ignore[call-arg]
     app = create_app(settings, connect=False)
@@ -135,9 +135,9 @@ def test_follow_interval_setting(monkeypatch: pytest.MonkeyPatch, value: str, ex
     monkeypatch.setenv("DXL_AUDIT_FOLLOW_INTERVAL", value)
     if isinstance(expected, type):
         with pytest.raises(expected, match="DXL_AUDIT_FOLLOW_INTERVAL"):
-            load_settings()
+            load_api_settings()
     else:
-        assert load_settings().audit_follow_interval == expected
+        assert load_api_settings().audit_follow_interval == expected
 
 
 @pytest.mark.parametrize(
@@ -152,7 +152,7 @@ def test_failures_are_logged_without_url_credentials(text: str, logged: str) -> 
 
 
 def test_only_one_follower_per_process(served: ApiEnv, tmp_path: Path) -> None:
-    settings = Settings(
+    settings = ApiSettings(
         home=tmp_path, database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", audit_follow_interval=0.2
     )  # type: ignore[call-arg]
     second = create_app(settings, connect=False)

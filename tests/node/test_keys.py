@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from eth_account import Account
 
+from api.settings import load_api_settings
 from node.errors import ConfigurationError
 from node.keys import KeyExistsError, KeyStore, KeystoreError, UnknownKeyError, development_passphrase
 from node.settings import Environment, load_settings
@@ -151,7 +152,7 @@ def test_development_generates_a_private_stable_passphrase(tmp_path: Path) -> No
 )
 def test_settings_refuse_unsafe_or_incomplete_configuration(tmp_path: Path, env: dict, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
-        load_settings(home=tmp_path, **env)
+        load_api_settings(home=tmp_path, **env)
 
 
 def test_production_reads_the_passphrase_file(tmp_path: Path) -> None:
@@ -176,7 +177,7 @@ def test_settings_read_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setenv("DXL_HOME", str(tmp_path))
     monkeypatch.setenv("DXL_RPC_URL", "http://127.0.0.1:9999")
     monkeypatch.setenv("DXL_CHAIN_ID", "1337")
-    settings = load_settings()
+    settings = load_api_settings()
     assert (settings.home, settings.rpc_url, settings.chain_id) == (
         tmp_path.resolve(),
         "http://127.0.0.1:9999",

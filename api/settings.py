@@ -1,0 +1,56 @@
+"""The API's settings: dxl's :class:`~node.settings.Settings` and what only the HTTP service needs.
+
+``DXL_API_HOST``/``DXL_API_PORT`` (where it listens), the follower's interval and the receipt batching of the
+running service. One :class:`ApiSettings` object is read at the top (``dxl run``, or the app's start) and
+handed down: the ledger client and the audit trail take it as the :class:`~node.settings.Settings` it is.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+
+from node.settings import Settings, load_settings
+
+
+class ApiSettings(Settings):
+    """:class:`~node.settings.Settings` plus the HTTP service's own."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    audit_follow_interval: float = Field(
+        default=2.0, ge=0, allow_inf_nan=False, description="Seconds between audit index syncs; 0: none."
+    )
+    receipt_batch_size: int = Field(
+        default=4096, ge=1, le=1_000_000, description="Receipts of one grant that close a batch at once."
+    )
+    receipt_batch_age: float = Field(
+        default=0.2,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds a grant's oldest pending receipt waits before its batch closes anyway.",
+    )
+
+    @field_validator("api_port")
+    @classmethod
+    def _api_port(cls, value: int) -> int:
+        if not 0 < value < 65536:
+            raise ValueError(f"port must be 1..65535, got {value}")
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'dxl.sqlite3'}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api_host}:{self.api_port}"
+
+
+def load_api_settings(**overrides: object) -> ApiSettings:
+    """Read and check the API's settings (``overrides`` take precedence over the environment).
+
+    Raises:
+        ConfigurationError: as :func:`node.settings.load_settings`.
+    """
+    return load_settings(ApiSettings, **overrides)
