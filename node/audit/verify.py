@@ -4,8 +4,12 @@ This module imports only the pure decoder (:mod:`node.audit.events`) and the bar
 (:mod:`node.audit.rpc`): an auditor can run it against their own node. It re-derives, from the chain's logs
 alone, every event the report's period and department select over the report's block range, then checks:
 
-* each row exists on chain at its block number and log index, in the stated block (hash) and transaction, from
-  the ledger's address, with the same event name, decoded fields and block time;
+* each row exists on chain at its block number and log index, and every column of it is what the chain says:
+  block hash, transaction hash and index, the ledger's address, event name, decoded fields, block time and its
+  ISO spelling, and the lineage columns (request, agreement, grant, resource, provider, consumer, subject,
+  delivery id, commitment) resolved from the chain's earlier events as the indexer resolves them; values
+  compare by value and JSON type;
+* what the report says about itself: ``row_count``, the period's ISO spelling, the department's code;
 * rows are in chain order (a reordered row is named);
 * completeness: every event the chain has for the selection is in the report (a dropped row is named by its
   chain location, and by the gap in row numbers).
