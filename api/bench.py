@@ -259,12 +259,12 @@ def run_receipts_benchmark(
     from eth_account import Account
 
     from api.app import ensure_demo_tokens
+    from api.settings import ApiSettings
     from node.anvil import EmbeddedNode, NodeSettings, free_port
     from node.chain import LedgerClient
     from node.deploy import ledger_client
     from node.keys import KeyStore
     from node.provision import setup_ledger
-    from node.settings import Settings
 
     duration = seconds or (15.0 if quick else 60.0)
     results: dict[str, Any] = {"quick": quick, "duration_s": duration, "cpus": os.cpu_count(),
@@ -274,7 +274,7 @@ def run_receipts_benchmark(
         node = EmbeddedNode(home, NodeSettings(port=free_port(), block_time=1.0))
         with node:
             endpoint = node.endpoint
-            settings = Settings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
+            settings = ApiSettings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
                                 keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
             progress("provisioning the demo consortium ...")
             setup_ledger(endpoint, settings, dev_funding=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
-from node.settings import Settings, load_settings
+from node.settings import Settings, read_settings
 
 
 class ApiSettings(Settings):
@@ -51,6 +51,6 @@ def load_api_settings(**overrides: object) -> ApiSettings:
     """Read and check the API's settings (``overrides`` take precedence over the environment).
 
     Raises:
-        ConfigurationError: as :func:`node.settings.load_settings`.
+        ConfigurationError: as :func:`node.settings.read_settings`.
     """
-    return load_settings(ApiSettings, **overrides)
+    return read_settings(ApiSettings, **overrides)

@@ -136,8 +136,17 @@ class Settings(BaseSettings):
 S = TypeVar("S", bound=Settings)
 
 
-def load_settings(cls: type[S] = Settings, **overrides: object) -> S:  # type: ignore[assignment]
+def load_settings(**overrides: object) -> Settings:
     """Read and check the settings (``overrides`` take precedence over the environment).
+
+    Raises:
+        ConfigurationError: a value is malformed, or the cross-field checks of :meth:`Settings.check` fail.
+    """
+    return read_settings(Settings, **overrides)
+
+
+def read_settings(cls: type[S], **overrides: object) -> S:
+    """Read and check settings of ``cls`` (``Settings`` or a subclass such as the API's).
 
     Raises:
         ConfigurationError: a value is malformed, or the cross-field checks of :meth:`Settings.check` fail.
