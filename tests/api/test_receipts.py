@@ -4,6 +4,7 @@ once."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -190,10 +191,14 @@ def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[st
         assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
 
 
-def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
-    """A batch journaled as closed whose transaction never left (the process died) is anchored at the next
-    start, once; a further restart finds it on chain and sends nothing. (A journal of its own: the app's
-    anchorer keeps running on the module's database.)"""
+@pytest.mark.parametrize("journaled", ["closed", "final"])
+def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
+    api_env: ApiEnv, tmp_path: Path, journaled: str
+) -> None:
+    """A batch journaled as closed whose transaction never left (the process died), or as final while the
+    chain no longer has it (the node lost its last blocks), is anchored at the next start, once; a further
+    restart finds it on chain and sends nothing. (A journal of its own: the app's anchorer keeps running on
+    the module's database.)"""
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_receipt_tables(engine)
@@ -207,7 +212,7 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(api_env: ApiEnv, tmp_
                 first_sequence=0,
                 leaf_count=3,
                 root=root,
-                state="closed",
+                state=journaled,
                 closed_at=time.time(),
             )
         ).inserted_primary_key[0]  # type: ignore[index]
@@ -245,3 +250,80 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(api_env: ApiEnv, tmp_
     engine.dispose()
     assert (row.state, row.first_sequence, row.leaf_count) == ("final", 0, 3) and row.tx_hash
     assert anchors.call("batch", gid, 0)[0] == root
+
+
+def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
+    """kill -9 of the service right after it answered 202, before any batch closed: the next start anchors
+    every receipt once. (A service of its own on a copy of the module's deployment and provider key.)"""
+    import shutil
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+    from api_helpers import PASSPHRASE
+
+    from node.anvil import free_port
+
+    home = tmp_path / "home"
+    home.mkdir()
+    # Only the provider's key: the service unlocks (scrypt) every key it finds at each start.
+    (home / "keys").mkdir(mode=0o700)
+    shutil.copy(api_env.settings.home / "keys" / "dept-psb.json", home / "keys" / "dept-psb.json")
+    shutil.copy(api_env.settings.home / "deployment.json", home / "deployment.json")
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    port = free_port()
+    env = {**os.environ, "DXL_HOME": str(home), "DXL_RPC_URL": str(api_env.settings.rpc_url),
+           "DXL_CHAIN_ID": str(api_env.settings.chain_id), "DXL_KEYSTORE_PASSPHRASE": PASSPHRASE,
+           "DXL_AUDIT_FOLLOW_INTERVAL": "0", "DXL_RECEIPT_BATCH_AGE": "3600"}  # fmt: skip
+    token = issue_in(home, "PSB")
+
+    def serve() -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port), "--log-level", "warning"],
+            env=env,
+        )
+        until(lambda: _healthy(port), "the service to start", timeout=60)
+        return proc
+
+    bodies = [receipt_body(gid) for _ in range(7)]
+    first = serve()
+    try:
+        answer = httpx.post(f"http://127.0.0.1:{port}/receipts", json={"receipts": bodies},
+                            headers={"Authorization": f"Bearer {token}"}, timeout=60)  # fmt: skip
+        assert answer.status_code == 202, answer.text
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    assert anchors.call("nextSequence", gid) == 0  # nothing was anchored before the kill
+    env["DXL_RECEIPT_BATCH_AGE"] = "0.1"
+    second = serve()
+    try:
+        until(lambda: anchors.call("nextSequence", gid) == 7, "the journaled receipts to be anchored")
+    finally:
+        second.terminate()
+        second.wait()
+    assert anchors.call("nextSequence", gid) == 7
+
+
+def _healthy(port: int) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def issue_in(home: Path, principal: str) -> str:
+    from api.auth import issue_token, parse_principal
+    from api.db import init_db, session_factory, session_scope
+
+    engine = make_engine(f"sqlite:///{home / 'dxl.sqlite3'}")
+    try:
+        init_db(engine)
+        with session_scope(session_factory(engine)) as session:
+            return issue_token(session, principal=parse_principal(principal), name="crash-test")
+    finally:
+        engine.dispose()
