@@ -56,8 +56,8 @@ class FaultInjector:
         for kind in plan:
             await asyncio.sleep(self.rng.uniform(min_gap_s, max_gap_s))
             started = time.monotonic()
-            target, detail = await self._inject(kind)
-            self.done.append(FaultRecord(kind, started, time.monotonic(), target, detail))
+            target, detail, injected = await self._inject(kind)
+            self.done.append(FaultRecord(kind, started, time.monotonic(), target, detail, injected))
             print(
                 f"[reliability {time.strftime('%H:%M:%S')}] fault {len(self.done)}/{len(plan)} {kind.value}: "
                 f"{target}, {detail}",
@@ -70,13 +70,14 @@ class FaultInjector:
         killing = {FaultKind.API_KILL, FaultKind.NODE_KILL, FaultKind.NODE_KILL_BEFORE_SAVE}
         return sum(1 for f in self.done if f.kind in killing)
 
-    async def _inject(self, kind: FaultKind) -> tuple[str, str]:
+    async def _inject(self, kind: FaultKind) -> tuple[str, str, bool]:
+        """Injects one fault and heals it; returns its target, what happened, and whether it hit anything."""
         match kind:
             case FaultKind.API_KILL:
                 pid = await self.api.kill()
                 took = await self.api.start()
                 self.api_restart_s.append(took)
-                return f"dxl run pid {pid}", f"healthy again after {took:.1f} s"
+                return f"dxl run pid {pid}", f"healthy again after {took:.1f} s", True
             case FaultKind.NODE_KILL | FaultKind.NODE_KILL_BEFORE_SAVE:
                 detail = "at a random moment"
                 if kind is FaultKind.NODE_KILL_BEFORE_SAVE:
@@ -88,7 +89,7 @@ class FaultInjector:
                 pid = await self.node.kill()
                 await asyncio.sleep(self.rng.uniform(0.5, 3.0))
                 await self.node.start()
-                return f"anvil pid {pid}", f"{detail}; state file last written {unsaved_s:.1f} s before"
+                return f"anvil pid {pid}", f"{detail}; state file last written {unsaved_s:.1f} s before", True
             case FaultKind.RPC_LOST | FaultKind.RPC_DELAYED:
                 fault = RpcFault.LOST if kind is FaultKind.RPC_LOST else RpcFault.DELAYED
                 hit = self.proxy.arm(fault)
@@ -96,12 +97,13 @@ class FaultInjector:
                     outcome = await asyncio.wait_for(hit, 120.0)
                 except TimeoutError:
                     self.proxy.disarm()
-                    return "eth_sendRawTransaction", "no transaction was sent within 120 s"
+                    return "eth_sendRawTransaction", "no transaction was sent within 120 s", False
                 if fault is RpcFault.DELAYED:
                     await asyncio.sleep(self.proxy.delay_s)
                 return (
                     "eth_sendRawTransaction",
                     f"answer {fault.value} (node answered {outcome.upstream_status})",
+                    True,
                 )
             case FaultKind.DISK_FULL:
                 held = await asyncio.to_thread(self.disk.fill)
@@ -109,14 +111,14 @@ class FaultInjector:
                     await asyncio.sleep(self.profile.disk_full_s)
                 finally:
                     self.disk.drain()
-                return str(self.disk.path), f"{held} bytes taken for {self.profile.disk_full_s:g} s"
+                return str(self.disk.path), f"{held} bytes taken for {self.profile.disk_full_s:g} s", True
             case FaultKind.NODE_PAUSE:
                 pid = self.node.pause()
                 try:
                     await asyncio.sleep(self.profile.pause_s)
                 finally:
                     self.node.resume(pid)
-                return f"anvil pid {pid}", f"SIGSTOP for {self.profile.pause_s:g} s"
+                return f"anvil pid {pid}", f"SIGSTOP for {self.profile.pause_s:g} s", True
 
     async def wait_healthy(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout

@@ -99,6 +99,8 @@ class FaultRecord:
     #: What was hit: a pid, a mount point, an RPC request.
     target: str
     detail: str = ""
+    #: False when the fault found nothing to hit (no transaction was sent while it was armed).
+    injected: bool = True
 
 
 def error_code(body: Any) -> str | None:

@@ -110,7 +110,8 @@ def summarize(
         },
         "verdict": asdict(verdict),
         "faults": [asdict(f) | {"duration_s": round(f.ended - f.started, 2)} for f in faults],
-        "fault_counts": dict(Counter(str(f.kind) for f in faults)),
+        "fault_counts": dict(Counter(str(f.kind) for f in faults if f.injected)),
+        "faults_without_target": sum(1 for f in faults if not f.injected),
         "fuzz": asdict(fuzz) if fuzz else None,
     } | extra
     return Summary(
