@@ -18,7 +18,7 @@ from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 from web3.contract.contract import ContractEvent
 
-from tests.reliability.records import Marker, WriteRecord
+from tests.reliability.records import Marker, WriteRecord, error_code
 
 ABI_FILE = Path(__file__).resolve().parents[2] / "contracts" / "abi" / "DataExchangeLedger.json"
 LOG_RANGE = 2_000
@@ -119,13 +119,12 @@ def judge(writes: Iterable[WriteRecord], events: Iterable[ChainEvent]) -> Verdic
     for write in writes:
         if not write.settled:
             verdict.unresolved += 1
-            verdict.note("unresolved", f"{write.kind} {write.key}: last answer {write.final_status}")
+            answer = f"{write.final_status} {error_code(write.final_body) or ''}".strip()
+            verdict.note("unresolved", f"{write.kind} {write.key}: last answer {answer}")
             if write.final_status is not None and write.final_status < 500:
                 # Still "pending" once the node is idle and every retry is done: an answer the chain denies.
                 verdict.mismatched += 1
-                verdict.note(
-                    "mismatched", f"{write.kind} {write.key}: still {write.final_status} after recovery"
-                )
+                verdict.note("mismatched", f"{write.kind} {write.key}: still {answer} after recovery")
         for marker in write.markers:
             found = index.get((marker.event, tuple((k, _plain(v)) for k, v in marker.match)), [])
             where = f"{write.kind} {write.key} {marker.event}{dict(marker.match)}"
@@ -137,7 +136,9 @@ def judge(writes: Iterable[WriteRecord], events: Iterable[ChainEvent]) -> Verdic
             elif write.settled and found:
                 verdict.mismatched += 1
                 verdict.note(
-                    "mismatched", f"{where}: answered {write.final_status} but on chain {found[0].tx_hash}"
+                    "mismatched",
+                    f"{where}: answered {write.final_status} {error_code(write.final_body)} "
+                    f"but on chain in {found[0].tx_hash}",
                 )
     return verdict
 

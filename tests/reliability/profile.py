@@ -33,6 +33,8 @@ class Profile:
     fuzz_examples: int = 1
     #: Wall-clock budget of the schemathesis pass.
     fuzz_budget_s: float = 150.0
+    #: The whole run's budget: schemathesis gets at most what is left of it (the rest is reported skipped).
+    run_budget_s: float = float("inf")
 
     @property
     def kills(self) -> int:
@@ -42,7 +44,7 @@ class Profile:
 QUICK = Profile(
     name="quick", clients=12, target_writes=200, max_load_s=210.0,
     api_kills=2, node_kills=2, rpc_lost=1, rpc_delayed=1, disk_full=1, node_pauses=1,
-    pause_s=10.0, disk_full_s=8.0, recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=90.0,
+    pause_s=10.0, disk_full_s=8.0, recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=240.0, run_budget_s=570.0,
 )  # fmt: skip
 
 FULL = Profile(

@@ -23,7 +23,7 @@ import httpx
 from node.anvil import DXL_CHAIN_ID, free_port
 from tests.reliability.counting import judge, read_events
 from tests.reliability.faults import FaultInjector, schedule
-from tests.reliability.fuzz import FuzzResult, fuzz
+from tests.reliability.fuzz import fuzz
 from tests.reliability.load import ExchangeWalker, LoadState, ServiceClient
 from tests.reliability.processes import ApiConfig, ApiProcess, HarnessError, NodeProcess, SmallDisk
 from tests.reliability.profile import Profile, selected_profile
@@ -46,7 +46,7 @@ class Ledger:
     block: int
 
 
-async def run(profile: Profile, workdir: Path, seed: int) -> Summary:
+async def run(profile: Profile, workdir: Path, seed: int, started: float) -> Summary:
     home = workdir / "home"
     home.mkdir(parents=True)
     disk = SmallDisk(workdir / "db", DISK_MIB)
@@ -66,7 +66,7 @@ async def run(profile: Profile, workdir: Path, seed: int) -> Summary:
         say(f"dxl run starting: DXL_HOME {home}, node {node.rpc_url}, API via proxy {proxy_url}")
         took = await api.start()
         say(f"dxl run healthy after {took:.1f} s on {api.config.url}")
-        return await _attack(profile, seed, node, proxy, api, disk, home)
+        return await _attack(profile, seed, node, proxy, api, disk, home, started)
     finally:
         if api is not None:
             await api.stop()
@@ -83,6 +83,7 @@ async def _attack(
     api: ApiProcess,
     disk: SmallDisk,
     home: Path,
+    started: float,
 ) -> Summary:
     tokens = {
         name.removeprefix("demo-"): entry["token"]
@@ -135,8 +136,12 @@ async def _attack(
         for text in replay_differs:
             verdict.mismatched += 1
             verdict.note("replay", text)
-        say(f"schemathesis as {len(tokens) + 1} roles (budget {profile.fuzz_budget_s:g} s)")
-        fuzzed = await _fuzz(profile, api.config.url, tokens)
+        # At least a minute of fuzzing, whatever the load left of the run's budget.
+        budget = max(60.0, min(profile.fuzz_budget_s, profile.run_budget_s - (time.monotonic() - started)))
+        say(f"schemathesis as {len(tokens) + 1} roles (budget {budget:.0f} s)")
+        fuzzed = await asyncio.to_thread(
+            fuzz, api.config.url, tokens, examples=profile.fuzz_examples, budget_s=budget
+        )
     finally:
         for task in walkers:
             task.cancel()
@@ -209,8 +214,9 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
             write.answered_id(),
         ):
             differs.append(
-                f"{write.kind} {write.key}: answered {write.final_status} {write.answered_hash()}, "
-                f"replayed {attempt.status} {again.answered_hash()} {attempt.code or ''}"
+                f"{write.kind} {write.key}: answered {write.final_status} tx {write.answered_hash()} "
+                f"id {write.answered_id()}, replayed {attempt.status} {attempt.code or ''} "
+                f"tx {again.answered_hash()} id {again.answered_id()}"
             )
 
     say(f"replaying {len(acknowledged)} acknowledged writes with their keys")
@@ -251,17 +257,11 @@ async def _quiesce(rpc_url: str, *, timeout: float = 60.0) -> int:
     return left
 
 
-async def _fuzz(profile: Profile, url: str, tokens: dict[str, str]) -> FuzzResult:
-    return await asyncio.to_thread(
-        fuzz, url, tokens, examples=profile.fuzz_examples, budget_s=profile.fuzz_budget_s
-    )
-
-
-async def _main(profile: Profile, workdir: Path, seed: int) -> Summary:
+async def _main(profile: Profile, workdir: Path, seed: int, started: float) -> Summary:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await run(profile, workdir, seed)
+    return await run(profile, workdir, seed, started)
 
 
 def main() -> int:
@@ -276,7 +276,7 @@ def main() -> int:
     say(f"profile {profile.name}, seed {seed}, work directory {workdir}")
     started = time.monotonic()
     try:
-        summary = asyncio.run(_main(profile, workdir, seed))
+        summary = asyncio.run(_main(profile, workdir, seed, started))
     except HarnessError as exc:
         print(f"reliability run could not be carried out: {exc}", file=sys.stderr)
         return 2
