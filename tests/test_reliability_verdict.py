@@ -84,3 +84,12 @@ def test_judge_counts_every_record_of_a_batch() -> None:
 def test_judge_matches_hashes_whatever_their_case() -> None:
     verdict = judge([resource_write(201, written(3, TX.upper().replace("0X", "0x")))], [registered(3)])
     assert verdict == Verdict(confirmed=1)
+
+
+def test_a_differing_replay_counts_once_per_key() -> None:
+    verdict = judge([resource_write(201, written(3))], [registered(4)])  # chain disagrees with the id: 1
+    verdict.answer_differs("k", "replayed id 4")
+    verdict.answer_differs("other", "twin answered 409")
+    verdict.answer_differs("other", "replayed 409")
+    assert verdict.mismatched == 2
+    assert verdict.problems["answer_differs"] == ["twin answered 409"]

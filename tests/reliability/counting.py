@@ -91,11 +91,22 @@ class Verdict:
     #: Keys whose last answer was still "ask again" or a 5xx, or that never got an answer.
     unresolved: int = 0
     problems: dict[str, list[str]] = field(default_factory=dict)
+    #: Keys already counted as lost, doubled or mismatched.
+    flagged: set[str] = field(default_factory=set)
 
-    def note(self, kind: str, text: str) -> None:
+    def note(self, kind: str, key: str, text: str) -> None:
+        if kind != "unresolved":
+            self.flagged.add(key)
         found = self.problems.setdefault(kind, [])
         if len(found) < 25:
             found.append(text)
+
+    def answer_differs(self, key: str, text: str) -> None:
+        """A later answer for ``key`` (a replay, a twin send) differs from its final one: one mismatch per
+        key, not counted again if the chain already disagreed with that key's answer."""
+        if key not in self.flagged:
+            self.mismatched += 1
+            self.note("answer_differs", key, text)
 
 
 def _matches(marker: Marker, event: ChainEvent) -> bool:
@@ -120,23 +131,28 @@ def judge(writes: Iterable[WriteRecord], events: Iterable[ChainEvent]) -> Verdic
         if not write.settled:
             verdict.unresolved += 1
             answer = f"{write.final_status} {error_code(write.final_body) or ''}".strip()
-            verdict.note("unresolved", f"{write.kind} {write.key}: last answer {answer}")
+            verdict.note("unresolved", write.key, f"{write.kind} {write.key}: last answer {answer}")
             if write.final_status is not None and write.final_status < 500:
                 # Still "pending" once the node is idle and every retry is done: an answer the chain denies.
                 verdict.mismatched += 1
-                verdict.note("mismatched", f"{write.kind} {write.key}: still {answer} after recovery")
+                verdict.note(
+                    "mismatched", write.key, f"{write.kind} {write.key}: still {answer} after recovery"
+                )
         for marker in write.markers:
             found = index.get((marker.event, tuple((k, _plain(v)) for k, v in marker.match)), [])
             where = f"{write.kind} {write.key} {marker.event}{dict(marker.match)}"
             if len(found) > 1:
                 verdict.doubled += len(found) - 1
-                verdict.note("doubled", f"{where}: {len(found)} times, tx {[e.tx_hash for e in found]}")
+                verdict.note(
+                    "doubled", write.key, f"{where}: {len(found)} times, tx {[e.tx_hash for e in found]}"
+                )
             if write.acknowledged:
                 _judge_acknowledged(verdict, write, marker, found, where)
             elif write.settled and found:
                 verdict.mismatched += 1
                 verdict.note(
                     "mismatched",
+                    write.key,
                     f"{where}: answered {write.final_status} {error_code(write.final_body)} "
                     f"but on chain in {found[0].tx_hash}",
                 )
@@ -149,19 +165,25 @@ def _judge_acknowledged(
     if not found:
         verdict.lost += 1
         verdict.note(
-            "lost", f"{where}: answered {write.final_status} tx {write.answered_hash()}, not on chain"
+            "lost",
+            write.key,
+            f"{where}: answered {write.final_status} tx {write.answered_hash()}, not on chain",
         )
         return
     answered_hash, answered_id = write.answered_hash(), write.answered_id()
     event = next((e for e in found if e.tx_hash == answered_hash), None)
     if event is None:
         verdict.mismatched += 1
-        verdict.note("mismatched", f"{where}: answered tx {answered_hash}, chain has {found[0].tx_hash}")
+        verdict.note(
+            "mismatched", write.key, f"{where}: answered tx {answered_hash}, chain has {found[0].tx_hash}"
+        )
         return
     if marker.id_arg is not None and event.args.get(marker.id_arg) != answered_id:
         verdict.mismatched += 1
         verdict.note(
-            "mismatched", f"{where}: answered id {answered_id}, chain {event.args.get(marker.id_arg)}"
+            "mismatched",
+            write.key,
+            f"{where}: answered id {answered_id}, chain {event.args.get(marker.id_arg)}",
         )
         return
     verdict.confirmed += 1

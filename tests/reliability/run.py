@@ -133,9 +133,8 @@ async def _attack(
         say("counting the chain's events")
         events = await asyncio.to_thread(read_events, node.rpc_url, ledger.address, ledger.block)
         verdict = judge(state.writes, events)
-        for text in replay_differs:
-            verdict.mismatched += 1
-            verdict.note("replay", text)
+        for key, text in replay_differs:
+            verdict.answer_differs(key, text)
         # At least a minute of fuzzing, whatever the load left of the run's budget.
         budget = max(60.0, min(profile.fuzz_budget_s, profile.run_budget_s - (time.monotonic() - started)))
         say(f"schemathesis as {len(tokens) + 1} roles (budget {budget:.0f} s)")
@@ -196,10 +195,10 @@ async def _ensure_up(node: NodeProcess, api: ApiProcess, injector: FaultInjector
     await injector.wait_healthy()
 
 
-async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> list[str]:
+async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> list[tuple[str, str]]:
     """Every acknowledged write sent again with its key: the answer must be the same 2xx, same transaction and
     record. Returns the differences."""
-    differs: list[str] = []
+    differs: list[tuple[str, str]] = []
     gate = asyncio.Semaphore(8)
     acknowledged = [w for w in writes if w.acknowledged and w.markers]
 
@@ -214,9 +213,12 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
             write.answered_id(),
         ):
             differs.append(
-                f"{write.kind} {write.key}: answered {write.final_status} tx {write.answered_hash()} "
-                f"id {write.answered_id()}, replayed {attempt.status} {attempt.code or ''} "
-                f"tx {again.answered_hash()} id {again.answered_id()}"
+                (
+                    write.key,
+                    f"{write.kind} {write.key}: answered {write.final_status} tx {write.answered_hash()} "
+                    f"id {write.answered_id()}, replayed {attempt.status} {attempt.code or ''} "
+                    f"tx {again.answered_hash()} id {again.answered_id()}",
+                )
             )
 
     say(f"replaying {len(acknowledged)} acknowledged writes with their keys")
@@ -224,11 +226,14 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
     return differs
 
 
-def _twins_differ(twins: list[tuple[WriteRecord, WriteRecord]]) -> list[str]:
+def _twins_differ(twins: list[tuple[WriteRecord, WriteRecord]]) -> list[tuple[str, str]]:
     """Two sends of one key at once must end with the same answer (when both ended)."""
     return [
-        f"{first.kind} {first.key}: sent twice at once, answered {first.final_status} "
-        f"{first.answered_hash()} and {twin.final_status} {twin.answered_hash()}"
+        (
+            first.key,
+            f"{first.kind} {first.key}: sent twice at once, answered {first.final_status} "
+            f"{first.answered_hash()} and {twin.final_status} {twin.answered_hash()}",
+        )
         for first, twin in twins
         if first.settled
         and twin.settled
