@@ -541,6 +541,7 @@ class Anchorer:
         self._sent: list[_Sent] = []
         self._next: dict[int, int] = {}
         self._seen_block = -1
+        self._unsent: list[tuple[int, int, int, int, int, bytes]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxl-receipt-anchorer", daemon=True)
         #: Set once start-up recovery is over (tests and the benchmark wait on it).
@@ -566,6 +567,7 @@ class Anchorer:
                     self._recover()
                     self.ready.set()
                 self._drain()
+                self._flush()
                 self._close_due(time.monotonic())
                 self._follow()
             except DxlError as exc:  # the node away or refusing: keep everything journaled and retry
@@ -646,7 +648,15 @@ class Anchorer:
         del group.seqs[:n], group.leaves[:n]
         group.oldest = time.monotonic()
         self._next[grant_id] = first + n
-        self._send(int(batch_id), grant_id, group.provider, first, n, root)
+        self._unsent.append((int(batch_id), grant_id, group.provider, first, n, root))
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the journaled batches not sent yet, in order; a failure (node away) leaves the rest for the
+        next tick, so a closed batch is never left behind while the service runs."""
+        while self._unsent:
+            self._send(*self._unsent[0])
+            self._unsent.pop(0)
 
     def _send(self, batch_id: int, grant_id: int, provider: int, first: int, n: int, root: bytes) -> None:
         account = self._account_of(provider)
@@ -750,6 +760,7 @@ class Anchorer:
 
     def _recover(self) -> None:
         """Bring the journal and the chain into agreement before anchoring anything new."""
+        self._unsent.clear()  # a recovery interrupted by the node rebuilds the list from the journal
         with self._engine.connect() as conn:
             open_batches = conn.execute(
                 select(batches_table)
@@ -776,8 +787,8 @@ class Anchorer:
                         batches_table.update().where(batches_table.c.id == b.id).values(state="closed")
                     )
             self._next[int(b.grant_id)] = int(b.first_sequence) + int(b.leaf_count)
-            self._send(int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence), int(b.leaf_count),
-                       bytes(b.root))  # fmt: skip
+            self._unsent.append((int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence),
+                                 int(b.leaf_count), bytes(b.root)))  # fmt: skip
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,

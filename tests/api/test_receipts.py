@@ -19,6 +19,7 @@ from api.db import make_engine
 from api.receipts import Anchorer, batches_table, init_receipt_tables, receipts_table
 from dxl.app import app as cli
 from node.deploy import anchors_client
+from node.errors import NodeError
 from node.keys import KeyStore
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
 
@@ -250,6 +251,39 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
     engine.dispose()
     assert (row.state, row.first_sequence, row.leaf_count) == ("final", 0, 3) and row.tx_hash
     assert anchors.call("batch", gid, 0)[0] == root
+
+
+def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path: Path) -> None:
+    """A batch journaled as closed whose transaction could not be sent (node away, key not ready) is sent
+    again while the service runs, not only at its next start."""
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            receipts_table.insert(),
+            [dict(seq=i, delivery_id=bytes.fromhex(b32()[2:]), provider=1, consumer=2, grant_id=gid,
+                  commitment=bytes.fromhex(b32()[2:]), hash_algorithm=1, byte_size=10, record_count=1,
+                  accepted_at=time.time()) for i in range(4)],
+        )  # fmt: skip
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
+    calls = []
+
+    def flaky(_department: int) -> Any:
+        calls.append(_department)
+        if len(calls) == 1:
+            raise NodeError("node at http://127.0.0.1:1 is unreachable")
+        return psb
+
+    anchorer = Anchorer(engine=engine, anchors=anchors, account_of=flaky, batch_size=4, batch_age=60)
+    anchorer.start()
+    try:
+        until(lambda: anchors.call("nextSequence", gid) == 4, "the batch to be sent again and mined")
+    finally:
+        anchorer.stop()
+    engine.dispose()
+    assert len(calls) >= 2
 
 
 def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
