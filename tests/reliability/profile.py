@@ -48,7 +48,7 @@ QUICK = Profile(
 )  # fmt: skip
 
 FULL = Profile(
-    name="full", clients=16, target_writes=5000, max_load_s=3600.0,
+    name="full", clients=24, target_writes=5000, max_load_s=3600.0,
     api_kills=10, node_kills=10, rpc_lost=10, rpc_delayed=10, disk_full=10, node_pauses=10,
     fuzz_examples=3, fuzz_budget_s=900.0,
 )  # fmt: skip
