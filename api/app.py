@@ -30,7 +30,8 @@ from api.auth import Principal, Role, issue_token
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
 from api.deps import AppState, roles_of
 from api.errors import install_error_handlers
-from api.idempotency import IdempotencyMiddleware, purge_expired
+from api.idempotency import IdempotencyMiddleware, IdempotencyStore, purge_expired
+from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.receipts import ReceiptService
@@ -47,7 +48,7 @@ from api.routes import (
     verify,
 )
 from api.settings import ApiSettings, load_api_settings
-from node.errors import DxlError
+from node.errors import DxlError, NodeError
 
 log = logging.getLogger("dxl.api")
 
@@ -113,6 +114,20 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
     return service
 
 
+def _reconcile_at_start(ledger: LedgerService, interval: float) -> ChainWatcher | None:
+    """Heals the chain from the journal before the first request (re-sends what the node lost, rebuilds the
+    nonce counters) and starts watching the node; an unreachable node is reconciled when it answers."""
+    reconciled = True
+    try:
+        ledger.reconciler.reconcile()
+    except NodeError as exc:
+        log.warning("journal not reconciled at start (node unavailable: %s); will retry", exc)
+        reconciled = False
+    if interval <= 0:
+        return None
+    return ChainWatcher(ledger.reconciler, interval, reconciled=reconciled).start()
+
+
 def create_app(
     settings: ApiSettings | None = None,
     *,
@@ -140,18 +155,24 @@ def create_app(
         state = AppState(engine=engine, sessions=session_factory(engine), settings=conf)
         purge_expired(state.sessions)
         app.state.dxl = state
+        watcher: ChainWatcher | None = None
         if connect:
             factory = ledger or (lambda s, st: connect_ledger(s, lambda: st.sessions))
             state.ledger = factory(conf, state)
+            watcher = _reconcile_at_start(state.ledger, conf.chain_watch_interval)
             receipts = start_receipts(conf, state.ledger, engine)
             if receipts is not None:
                 state.extra["receipts"] = receipts
+        # After the journal met the chain: requests of a dead process are finished by their clients' retries.
+        IdempotencyStore(state.sessions, state.claims).adopt_orphans()
         # The follower indexes the same audit context the /audit routes read (opened on first use).
         follower = start_follower(lambda: audit.get_audit(state), conf.audit_follow_interval)
         state.extra["audit_follower"] = follower
         try:
             yield
         finally:
+            if watcher is not None:
+                watcher.stop()
             stop_follower(follower)
             running = state.extra.get("receipts")
             if isinstance(running, ReceiptService):
@@ -186,7 +207,10 @@ def create_app(
     _document_roles(app)
     # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.
     app.add_middleware(
-        IdempotencyMiddleware, sessions=lambda: app.state.dxl.sessions, wait_timeout=idempotency_wait
+        IdempotencyMiddleware,
+        sessions=lambda: app.state.dxl.sessions,
+        owner=lambda: app.state.dxl.claims,
+        wait_timeout=idempotency_wait,
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     return app

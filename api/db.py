@@ -1,4 +1,4 @@
-"""The API's own tables: token hashes, idempotency records and pending agreement signatures.
+"""The API's own tables: token hashes, idempotency records, the transaction journal and pending signatures.
 
 The metadata is private to the API (:data:`ApiBase`); other components keep their own tables in their own
 modules and create them on the same database without editing this one. SQLite under ``DXL_HOME`` by default.
@@ -12,14 +12,18 @@ from contextlib import contextmanager
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     String,
     UniqueConstraint,
     create_engine,
     event,
+    inspect,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -62,9 +66,34 @@ class IdempotencyRecord(ApiBase):
     fingerprint: Mapped[str] = mapped_column(String(64))
     #: None while the first request is in flight.
     status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    #: The API process working on the claim (its random id); None: nobody, a retry takes it over.
+    owner: Mapped[str | None] = mapped_column(String(32), default=None)
+    #: The journaled transaction this request sent, set in the same database transaction as the journal row.
+    tx_hash: Mapped[str | None] = mapped_column(String(66), default=None)
     response_body: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class JournaledTransaction(ApiBase):
+    """A signed transaction, committed here before it is sent (write-ahead): the exact bytes that are sent and
+    re-sent, so a retry never signs a second transaction. See :mod:`api.journal`."""
+
+    __tablename__ = "api_tx_journal"
+    __table_args__ = (Index("ix_api_tx_journal_sender_nonce", "sender", "nonce"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    sender: Mapped[str] = mapped_column(String(42))
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    #: ``sent``, ``mined``, ``reverted`` or ``superseded`` (:class:`api.journal.TxStatus`).
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: How the request's response is built from the mined transaction (so a retry can finish it).
+    finish: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
+    block_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class PendingSignature(ApiBase):
@@ -100,9 +129,22 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(database_url, pool_pre_ping=True)
 
 
+#: Columns added to existing tables after their first release: (table, column, SQL type).
+_ADDED_COLUMNS = (
+    ("api_idempotency", "owner", "VARCHAR(32)"),
+    ("api_idempotency", "tx_hash", "VARCHAR(66)"),
+)
+
+
 def init_db(engine: Engine) -> None:
-    """Creates the API's tables if they are missing (idempotent)."""
+    """Creates the API's tables if they are missing and adds columns newer than an existing table
+    (idempotent)."""
     ApiBase.metadata.create_all(engine)
+    columns = {t: {c["name"] for c in inspect(engine).get_columns(t)} for t, _, _ in _ADDED_COLUMNS}
+    with engine.begin() as conn:
+        for table, column, kind in _ADDED_COLUMNS:
+            if column not in columns[table]:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

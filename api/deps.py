@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -13,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
+from api.idempotency import SCOPE_CLAIM, ClaimOwner
 from api.ledger import LedgerService
 from api.settings import ApiSettings
 
@@ -27,6 +27,8 @@ class AppState:
     #: The settings the app was started with (other components open their own stores from them).
     settings: ApiSettings | None = None
     startup_error: str | None = None
+    #: This process on idempotency claims.
+    claims: ClaimOwner = field(default_factory=ClaimOwner)
     extra: dict[str, object] = field(default_factory=dict)
 
 
@@ -37,27 +39,24 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_db(state: StateDep) -> Iterator[Session]:
-    with state.sessions() as session:
-        yield session
-
-
-SessionDep = Annotated[Session, Depends(get_db)]
-
 _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: Bearer dxl_...`")
 
 
 def get_principal(
-    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The principal of the bearer token.
+
+    The session is closed before the route runs: a route waiting for the chain must not hold a pooled
+    connection, or a stalled node would exhaust the pool and fail requests that need only the database.
 
     Raises:
         ApiError: UNAUTHENTICATED without a token, or with an unknown or revoked one.
     """
     if credentials is None or not credentials.credentials:
         raise ApiError("UNAUTHENTICATED", "send `Authorization: Bearer <token>`")
-    principal = authenticate(session, credentials.credentials)
+    with state.sessions() as session:
+        principal = authenticate(session, credentials.credentials)
     if principal is None:
         raise ApiError("UNAUTHENTICATED", "the bearer token is unknown or revoked")
     return principal
@@ -109,10 +108,11 @@ ExchangeReader = Annotated[
 ]
 
 
-def get_ledger(state: StateDep) -> LedgerService:
+def get_ledger(state: StateDep, request: Request) -> LedgerService:
+    """The ledger service, bound to the request's idempotency claim (its writes are journaled under it)."""
     if state.ledger is None:
         raise ApiError("NODE_UNAVAILABLE", state.startup_error or "the ledger is not connected yet")
-    return state.ledger
+    return state.ledger.bound(request.scope.get(SCOPE_CLAIM))
 
 
 LedgerDep = Annotated[LedgerService, Depends(get_ledger)]

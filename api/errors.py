@@ -19,6 +19,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from node.errors import ConfigurationError, DxlError, NodeError
@@ -94,6 +96,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
         409, "the transaction was sent but not mined in time; `tx_hash` tells which to look for"
     ),
     "NODE_UNAVAILABLE": ErrorSpec(503, "the chain node cannot be reached"),
+    "DATABASE_UNAVAILABLE": ErrorSpec(
+        503, "the API database cannot be written (disk full, server down); nothing was sent, retry later"
+    ),
     "INTERNAL_ERROR": ErrorSpec(500, "an unexpected error; it was logged"),
 }
 
@@ -267,6 +272,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return error_response("VALIDATION_ERROR", exc.message)
         log.error("unmapped dxl error %s", exc.code, exc_info=exc)
         return error_response("INTERNAL_ERROR")
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeoutError)
+    async def _database(_request: Request, exc: Exception) -> JSONResponse:
+        # Disk full, database server down or every pooled connection busy: the service's state, not a bug.
+        log.warning("database unavailable: %s", exc)
+        return error_response("DATABASE_UNAVAILABLE")
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,16 +1,22 @@
 """``Idempotency-Key`` for writes: a retried request returns the first result and never records twice.
 
 How: before the request reaches its route, a row ``(principal, key, fingerprint)`` is inserted under a unique
-constraint. The request that inserts it runs; its response (any status below 500) is stored on the row. A
-retry with the same key loses the insert, and
+constraint, owned by this process (:class:`ClaimOwner`). The request that inserts it runs; the transaction it
+sends is journaled and the claim pointed at it in one database transaction (:mod:`api.journal`). A retry
+with the same key loses the insert, and
 
 * gets the stored response replayed (header ``Idempotent-Replayed: true``) if the first one finished;
-* waits, polling the row, while the first one is still in flight — so two concurrent sends of one key produce
-  one transaction — and answers ``409 IDEMPOTENCY_IN_FLIGHT`` only if the first outlives the wait;
-* gets ``422 IDEMPOTENCY_KEY_REUSED`` if its method, path or body differ from the first request's.
+* waits, polling the row, while the first one is still in flight in a live process — so two concurrent sends
+  of one key produce one transaction — and answers ``409 IDEMPOTENCY_IN_FLIGHT`` only if it outlives the wait;
+* gets ``422 IDEMPOTENCY_KEY_REUSED`` if its method, path or body differ from the first request's;
+* takes the claim over when nobody works on it any more: the first request ended without a final answer
+  (``409 TRANSACTION_PENDING``, a 5xx) after its transaction was journaled, its process crashed (claims of
+  other processes are handed back when the API starts, after the journal was reconciled with the chain), or
+  the journal healed its transaction. The retry then finishes the journaled transaction — re-sending the same
+  bytes if the node lost them — and answers from it; it never signs a second one.
 
-A 5xx (or an exception) releases the claim, so the client's retry does the work instead of replaying a failure
-the client could not act on. A claim left behind by a crashed process is taken over after ``stale_after`` s.
+A 5xx before anything was journaled releases the claim, so the client's retry does the work instead of
+replaying a failure the client could not act on.
 """
 
 from __future__ import annotations
@@ -19,28 +25,49 @@ import asyncio
 import datetime as dt
 import hashlib
 import json
+import logging
+import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from anyio import to_thread
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import authenticate
-from api.db import IdempotencyRecord, utcnow
+from api.db import IdempotencyRecord, JournaledTransaction, utcnow
 from api.errors import error_body
+from api.journal import DATABASE_DOWN, Claim, TxStatus
+
+log = logging.getLogger("dxl.api.idempotency")
 
 HEADER = "idempotency-key"
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY_LENGTH = 255
+#: Where the middleware hands the request's claim to the route (read by ``api.deps.get_ledger``).
+SCOPE_CLAIM = "dxl.claim"
 
 
 @dataclass(frozen=True)
 class Stored:
     status: int
     body: bytes
+
+
+@dataclass(frozen=True)
+class Busy:
+    """Another live request works on the key."""
+
+
+@dataclass(frozen=True)
+class Reused:
+    """The key was used for a different request."""
+
+
+ClaimOutcome = Claim | Stored | Busy | Reused
 
 
 def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
@@ -52,67 +79,146 @@ def fingerprint(method: str, path: str, query: bytes, body: bytes) -> str:
     return h.hexdigest()
 
 
+class ClaimOwner:
+    """This process on claim rows: a random id, and the claims a request of this process is running now.
+
+    A claim row owned by this id but not active here was left by a request that could not record its end
+    (the database failed at that moment): a retry takes it over.
+    """
+
+    def __init__(self) -> None:
+        self.id = secrets.token_hex(16)
+        self._active: set[int] = set()
+        self._lock = threading.Lock()
+
+    def activate(self, claim_id: int) -> bool:
+        with self._lock:
+            if claim_id in self._active:
+                return False
+            self._active.add(claim_id)
+            return True
+
+    def deactivate(self, claim_id: int) -> None:
+        with self._lock:
+            self._active.discard(claim_id)
+
+    def is_active(self, claim_id: int) -> bool:
+        with self._lock:
+            return claim_id in self._active
+
+
 class IdempotencyStore:
-    """The claim/complete/release protocol on the ``api_idempotency`` table (blocking; call from a thread)."""
+    """The claim/settle protocol on the ``api_idempotency`` table (blocking; call from a thread)."""
 
-    def __init__(self, sessions: sessionmaker[Session], *, stale_after: float = 300.0) -> None:
+    def __init__(self, sessions: sessionmaker[Session], owner: ClaimOwner) -> None:
         self._sessions = sessions
-        self.stale_after = stale_after
+        self.owner = owner
 
-    def claim(self, principal: str, key: str, print_: str) -> IdempotencyRecord | None:
-        """Inserts the claim; returns None if this caller now owns it, else the existing row."""
+    def claim(self, principal: str, key: str, print_: str) -> ClaimOutcome:
+        """Inserts the claim, or takes over one nobody works on; else says why not."""
+        me = self.owner.id
         with self._sessions() as session:
-            session.add(IdempotencyRecord(principal=principal, key=key, fingerprint=print_))
+            row = IdempotencyRecord(principal=principal, key=key, fingerprint=print_, owner=me)
+            session.add(row)
             try:
                 session.commit()
-                return None
             except IntegrityError:
                 session.rollback()
-            row = session.scalar(
+            else:
+                self.owner.activate(row.id)
+                return Claim(row.id, me)
+            found = session.scalar(
                 select(IdempotencyRecord).where(
                     IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
                 )
             )
-            if row is not None and row.status_code is None and self._stale(row.created_at):
-                # Abandoned by a crashed process: release it so the next claim attempt wins.
-                session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == row.id))
-                session.commit()
-            return row
-
-    def get(self, principal: str, key: str) -> IdempotencyRecord | None:
-        with self._sessions() as session:
-            return session.scalar(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-                )
-            )
-
-    def complete(self, principal: str, key: str, stored: Stored) -> None:
-        with self._sessions() as session:
-            row = session.scalar(
-                select(IdempotencyRecord).where(
-                    IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
-                )
-            )
-            if row is not None:
-                row.status_code, row.response_body, row.completed_at = stored.status, stored.body, utcnow()
-                session.commit()
-
-    def release(self, principal: str, key: str) -> None:
-        with self._sessions() as session:
-            session.execute(
-                delete(IdempotencyRecord).where(
-                    IdempotencyRecord.principal == principal,
-                    IdempotencyRecord.key == key,
+            if found is None:  # released meanwhile: the next attempt inserts
+                return Busy()
+            if found.fingerprint != print_:
+                return Reused()
+            if found.status_code is not None:
+                return Stored(found.status_code, found.response_body or b"")
+            if found.owner not in (None, me) or not self.owner.activate(found.id):
+                return Busy()
+            taken = session.execute(
+                update(IdempotencyRecord)
+                .where(
+                    IdempotencyRecord.id == found.id,
                     IdempotencyRecord.status_code.is_(None),
+                    or_(IdempotencyRecord.owner.is_(None), IdempotencyRecord.owner == me),
                 )
+                .values(owner=me)
             )
             session.commit()
+            if getattr(taken, "rowcount", 0) != 1:
+                self.owner.deactivate(found.id)
+                return Busy()
+            return Claim(found.id, me, found.tx_hash)
 
-    def _stale(self, created_at: dt.datetime) -> bool:
-        if created_at.tzinfo is None:  # SQLite returns naive datetimes
-            created_at = created_at.replace(tzinfo=dt.UTC)
-        return (utcnow() - created_at).total_seconds() > self.stale_after
+    def waiting_is_over(self, principal: str, key: str) -> bool:
+        """Whether a busy key changed so that claiming again may succeed (finished, released or abandoned)."""
+        with self._sessions() as session:
+            row = session.scalar(
+                select(IdempotencyRecord).where(
+                    IdempotencyRecord.principal == principal, IdempotencyRecord.key == key
+                )
+            )
+            if row is None or row.status_code is not None or row.owner is None:
+                return True
+            return row.owner == self.owner.id and not self.owner.is_active(row.id)
+
+    def settle(self, claim: Claim, stored: Stored) -> None:
+        """Ends the request's claim: its response is kept as the key's answer when it is final; the claim is
+        handed back (a retry finishes the journaled transaction) when a transaction was sent and the answer
+        is not final; it is released when nothing was sent and the answer is a 5xx."""
+        try:
+            with self._sessions() as session:
+                row = session.get(IdempotencyRecord, claim.id)
+                if row is None or row.owner != self.owner.id or row.status_code is not None:
+                    return  # the journal healed its transaction meanwhile: a retry answers from it
+                tx_status = (
+                    session.scalar(
+                        select(JournaledTransaction.status).where(JournaledTransaction.tx_hash == row.tx_hash)
+                    )
+                    if row.tx_hash
+                    else None
+                )
+                sent = tx_status is not None and tx_status != TxStatus.SUPERSEDED.value
+                settled = tx_status in (TxStatus.MINED.value, TxStatus.REVERTED.value)
+                if (200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent)):
+                    row.status_code, row.response_body, row.completed_at = (
+                        stored.status,
+                        stored.body,
+                        utcnow(),
+                    )
+                elif sent:
+                    row.owner = None
+                else:
+                    session.delete(row)
+                session.commit()
+        except SQLAlchemyError as exc:
+            # The claim stays owned by this process but inactive: the client's retry takes it over.
+            log.warning("idempotency: could not settle claim %s: %s", claim.id, exc)
+        finally:
+            self.owner.deactivate(claim.id)
+
+    def adopt_orphans(self) -> int:
+        """At start, after reconciliation: unfinished claims of other (dead) processes are handed back if
+        their transaction is journaled, released if nothing was sent. Returns how many."""
+        me = self.owner.id
+        with self._sessions() as session:
+            foreign = (IdempotencyRecord.status_code.is_(None), or_(IdempotencyRecord.owner.is_(None),
+                       IdempotencyRecord.owner != me))  # fmt: skip
+            released = session.execute(
+                delete(IdempotencyRecord).where(*foreign, IdempotencyRecord.tx_hash.is_(None))
+            )
+            handed = session.execute(
+                update(IdempotencyRecord)
+                .where(*foreign, IdempotencyRecord.tx_hash.is_not(None))
+                .values(owner=None)
+            )
+            session.commit()
+            return int(getattr(released, "rowcount", 0) or 0) + int(getattr(handed, "rowcount", 0) or 0)
 
 
 #: How long a completed Idempotency-Key is remembered (retries come within minutes; a week is generous).
@@ -151,11 +257,13 @@ class IdempotencyMiddleware:
         app: ASGIApp,
         *,
         sessions: Callable[[], sessionmaker[Session]],
+        owner: Callable[[], ClaimOwner],
         wait_timeout: float = 60.0,
         poll_interval: float = 0.05,
     ) -> None:
         self.app = app
         self._sessions = sessions
+        self._owner = owner
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
 
@@ -178,48 +286,57 @@ class IdempotencyMiddleware:
             )
             return
         sessions = self._sessions()
-        principal = await to_thread.run_sync(_principal_of, sessions, headers.get(b"authorization", b""))
-        if principal is None:  # the route answers 401; nothing to remember
-            await self.app(scope, receive, send)
+        store = IdempotencyStore(sessions, self._owner())
+        try:
+            principal = await to_thread.run_sync(_principal_of, sessions, headers.get(b"authorization", b""))
+            if principal is None:  # the route answers 401; nothing to remember
+                await self.app(scope, receive, send)
+                return
+            body: bytes = scope.get("dxl.body", b"")
+            print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
+            outcome = await self._claim(store, principal, key, print_)
+        except DATABASE_DOWN as exc:
+            log.warning("idempotency: database unavailable: %s", exc)
+            await _refuse(
+                send, 503, "DATABASE_UNAVAILABLE", "the API database cannot be written; nothing was sent"
+            )
             return
-        body: bytes = scope.get("dxl.body", b"")
-        print_ = fingerprint(scope["method"], scope["path"], scope.get("query_string", b""), body)
-        store = IdempotencyStore(sessions)
+        if isinstance(outcome, Reused):
+            await _refuse(
+                send,
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used for a different request (method, path or body)",
+            )
+        elif isinstance(outcome, Stored):
+            await _replay(send, outcome)
+        elif isinstance(outcome, Busy):
+            await _refuse(
+                send,
+                409,
+                "IDEMPOTENCY_IN_FLIGHT",
+                "the first request with this Idempotency-Key is still running; retry later",
+            )
+        else:
+            await self._run_claimed(scope, receive, send, store, outcome)
+
+    async def _claim(self, store: IdempotencyStore, principal: str, key: str, print_: str) -> ClaimOutcome:
+        """Claims the key, waiting (up to the wait timeout) while a live request works on it."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.wait_timeout
         while True:
-            existing = await to_thread.run_sync(store.claim, principal, key, print_)
-            if existing is None:
-                break
-            if existing.fingerprint != print_:
-                await _refuse(
-                    send,
-                    422,
-                    "IDEMPOTENCY_KEY_REUSED",
-                    "this Idempotency-Key was used for a different request (method, path or body)",
-                )
-                return
-            if existing.status_code is not None:
-                await _replay(send, Stored(existing.status_code, existing.response_body or b""))
-                return
-            # In flight: wait for the first request's result (or for its claim to be released, then retry).
-            while loop.time() < deadline:
+            outcome = await to_thread.run_sync(store.claim, principal, key, print_)
+            if not isinstance(outcome, Busy):
+                return outcome
+            while True:
+                if loop.time() >= deadline:
+                    return outcome
                 await asyncio.sleep(self.poll_interval)
-                row = await to_thread.run_sync(store.get, principal, key)
-                if row is None or row.status_code is not None:
+                if await to_thread.run_sync(store.waiting_is_over, principal, key):
                     break
-            else:
-                await _refuse(
-                    send,
-                    409,
-                    "IDEMPOTENCY_IN_FLIGHT",
-                    "the first request with this Idempotency-Key is still running; retry later",
-                )
-                return
-        await self._run_claimed(scope, receive, send, store, principal, key)
 
     async def _run_claimed(
-        self, scope: Scope, receive: Receive, send: Send, store: IdempotencyStore, principal: str, key: str
+        self, scope: Scope, receive: Receive, send: Send, store: IdempotencyStore, claim: Claim
     ) -> None:
         messages: list[Message] = []
 
@@ -227,17 +344,15 @@ class IdempotencyMiddleware:
             messages.append(message)
 
         try:
+            scope[SCOPE_CLAIM] = claim
             await self.app(scope, receive, capture)
         except BaseException:
-            await to_thread.run_sync(store.release, principal, key)
+            await to_thread.run_sync(store.settle, claim, Stored(500, b""))
             raise
         start = next((m for m in messages if m["type"] == "http.response.start"), None)
         status = int(start["status"]) if start else 500
         body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-        if status < 500:
-            await to_thread.run_sync(store.complete, principal, key, Stored(status, body))
-        else:
-            await to_thread.run_sync(store.release, principal, key)
+        await to_thread.run_sync(store.settle, claim, Stored(status, body))
         await _send_all(send, messages)
 
 

@@ -4,6 +4,12 @@ Routes call keyword-only methods of :class:`LedgerService`; every write method v
 (known ids, the caller being the right party, a signature recovering to the right signer) *before* signing, so
 a request that fails validation sends nothing to the chain. The contract still checks everything again.
 
+Writes: every transaction goes through the journal (:mod:`api.journal`), and each write names how its
+response is built from the mined transaction (:class:`Finish`, kept in the journal row). A request that runs
+under an idempotency claim whose transaction is already journaled — a retry after a lost answer, a crash or a
+healed block — skips its checks and finishes that transaction instead (:func:`_journaled`): its checks would
+now see its own effect (a delivery "already recorded") and a second transaction must never be signed.
+
 Custody: the service holds keys in a :class:`~node.keys.KeyStore`. A department's key is the keystore entry
 whose address is the department's on-chain signer (so no naming convention is assumed); governors' keys are
 given by the deployment. Keys are unlocked at start (a wrong passphrase fails the start) and never leave here.
@@ -11,17 +17,19 @@ given by the deployment. Keys are unlocked at start (a wrong passphrase fails th
 
 from __future__ import annotations
 
+import copy
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,6 +37,7 @@ from api import models as m
 from api.auth import Principal, Role
 from api.db import PendingSignature
 from api.errors import ApiError, revert_to_api_error
+from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.keys import KeyStore, KeystoreError
 from node.types import (
@@ -132,6 +141,40 @@ def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
     return to_checksum_address(recovered) == signer
 
 
+@dataclass(frozen=True)
+class Finish:
+    """How a write's response is built from its mined transaction: the record ``view`` (``resource``,
+    ``request``, ``agreement``, ``grant``, ``proposal``, ``delivery``, ``deliveries``, ``signature``) whose
+    id is ``record_id`` or the ``arg`` of the transaction's ``event``. Stored as JSON in the journal row."""
+
+    view: str
+    record_id: int | str | None = None
+    event: str | None = None
+    arg: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Finish:
+        return cls(**data)
+
+
+_Write = TypeVar("_Write", bound=Callable[..., Any])
+
+
+def _journaled(method: _Write) -> _Write:
+    """A write that, under a claim whose transaction is already journaled, finishes that transaction instead
+    of running again (see the module docstring)."""
+
+    @functools.wraps(method)
+    def run(self: LedgerService, *, principal: Principal, **kwargs: Any) -> Any:
+        resumed = self._resume(principal)
+        return resumed if resumed is not None else method(self, principal=principal, **kwargs)
+
+    return cast(_Write, run)
+
+
 #: A record between two departments, as the list endpoints filter it.
 _Exchange = TypeVar("_Exchange", m.RequestPublic, m.AgreementPublic, m.GrantPublic)
 
@@ -183,6 +226,17 @@ class LedgerService:
         self._addresses: dict[str, str] = custody.names_by_address()
         self._sign_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self.journal = Journal(sessions)
+        self.sender = JournaledSender(client, self.journal)
+        self.reconciler = Reconciler(self.sender)
+        #: The idempotency claim of the request this view serves (:meth:`bound`).
+        self.claim: Claim | None = None
+
+    def bound(self, claim: Claim | None) -> LedgerService:
+        """This service for one request: its writes are journaled under ``claim``."""
+        view = copy.copy(self)
+        view.claim = claim
+        return view
 
     @property
     def chain_id(self) -> int:
@@ -191,6 +245,67 @@ class LedgerService:
     @property
     def address(self) -> str:
         return str(self.client.address)
+
+    # --- journaled writes --------------------------------------------------------------------------------
+
+    def _complete(
+        self, account: LocalAccount, fn: str, args: tuple[Any, ...], finish: Finish, principal: Principal
+    ) -> Any:
+        """Send ``fn(*args)`` through the journal, await it, and build the response ``finish`` names.
+
+        Raises:
+            LedgerRevertError: estimation or the mined transaction reverted.
+            ApiError: DATABASE_UNAVAILABLE (nothing sent), TRANSACTION_PENDING (journaled, not confirmed).
+        """
+        request = self.client.build(str(account.address), fn, *args)
+        signed = self.sender.send(account, request, claim=self.claim, finish=finish.as_json())
+        return self._finish(self.sender.wait(signed.tx_hash), finish, principal)
+
+    def _resume(self, principal: Principal) -> Any | None:
+        """The response of the claim's journaled transaction, finished now; None when the claim has none that
+        can still be mined (the write runs)."""
+        if self.claim is None or self.claim.tx_hash is None:
+            return None
+        entry = self.journal.entry(self.claim.tx_hash)
+        if entry is None or entry.finish is None or entry.status is TxStatus.SUPERSEDED:
+            return None
+        result = self.sender.resume(entry)
+        return None if result is None else self._finish(result, Finish.from_json(entry.finish), principal)
+
+    def _finish(self, result: TxResult, finish: Finish, principal: Principal) -> Any:
+        ident: Any = finish.record_id
+        if finish.event is not None and finish.arg is not None:
+            ident = result.event(finish.event).args[finish.arg]
+        tx = _tx(result)
+        if finish.view == "signature":
+            request_id = int(str(finish.record_id))
+            return m.SignatureOutcome(
+                status="concluded",
+                signing=self.signing(principal=principal, request_id=request_id),
+                transaction=tx,
+                agreement=self.agreement(int(ident)),
+            )
+        if finish.view == "deliveries":
+            return m.DeliveryBatchPublic(
+                transaction=tx,
+                records=[
+                    self._delivery_public(
+                        bytes(ev.args["deliveryId"]),
+                        DeliveryReceipt.from_event_args(int(ev.args["grantId"]), ev.args),
+                        result.block_number,
+                    )
+                    for ev in result.events_named("DeliveryRecorded")
+                ],
+            )
+        if finish.view == "delivery":
+            raw_id = _b32(str(ident))
+            receipt, block = self._delivery(raw_id)
+            return m.Written(transaction=tx, record=self._delivery_public(raw_id, receipt, block))
+        readers: dict[str, Callable[[int], Any]] = {
+            "resource": self.resource, "request": self.request, "agreement": self.agreement,
+            "grant": self.grant, "proposal": self.proposal,
+        }  # fmt: skip
+        return m.Written(transaction=tx, record=readers[finish.view](int(ident)))
 
     # --- principals and keys ----------------------------------------------------------------------------
 
@@ -313,18 +428,20 @@ class LedgerService:
         ]
         return [r for r in found if owner is None or r.owner == owner]
 
+    @_journaled
     def register_resource(
         self, *, principal: Principal, body: m.ResourceCreate
     ) -> m.Written[m.ResourcePublic]:
         me = self.department_id_of(principal)
-        account = self.department_account(me)
-        result = self.client.transact(
-            account, "registerResource", _b32(body.metadata_hash), _b32(body.schema_hash),
-            int(_SHARE_TYPES[body.share_type]), body.sensitivity,
-        )  # fmt: skip
-        resource_id = int(result.event("ResourceRegistered").args["resourceId"])
-        return m.Written(transaction=_tx(result), record=self.resource(resource_id))
+        args = (_b32(body.metadata_hash), _b32(body.schema_hash), int(_SHARE_TYPES[body.share_type]),
+                body.sensitivity)  # fmt: skip
+        finish = Finish("resource", event="ResourceRegistered", arg="resourceId")
+        return cast(
+            m.Written[m.ResourcePublic],
+            self._complete(self.department_account(me), "registerResource", args, finish, principal),
+        )
 
+    @_journaled
     def update_resource(
         self, *, principal: Principal, resource_id: int, body: m.ResourceUpdate
     ) -> m.Written[m.ResourcePublic]:
@@ -334,11 +451,18 @@ class LedgerService:
             raise ApiError(
                 "NOT_RESOURCE_OWNER", f"resource {resource_id} belongs to department {current.owner}"
             )
-        result = self.client.transact(
-            self.department_account(me), "updateResource", resource_id, _b32(body.metadata_hash),
-            _b32(body.schema_hash), int(_SHARE_TYPES[body.share_type]), body.sensitivity,
-        )  # fmt: skip
-        return m.Written(transaction=_tx(result), record=self.resource(resource_id))
+        args = (resource_id, _b32(body.metadata_hash), _b32(body.schema_hash),
+                int(_SHARE_TYPES[body.share_type]), body.sensitivity)  # fmt: skip
+        return cast(
+            m.Written[m.ResourcePublic],
+            self._complete(
+                self.department_account(me),
+                "updateResource",
+                args,
+                Finish("resource", resource_id),
+                principal,
+            ),
+        )
 
     # --- requests ----------------------------------------------------------------------------------------
 
@@ -380,6 +504,7 @@ class LedgerService:
                 found += 1
                 yield record
 
+    @_journaled
     def create_request(self, *, principal: Principal, body: m.RequestCreate) -> m.Written[m.RequestPublic]:
         me = self.department_id_of(principal)
         resource = self.resource(body.resource_id)
@@ -389,13 +514,15 @@ class LedgerService:
             raise ApiError("RESOURCE_NOT_SHARED", f"resource {body.resource_id} is classified as not shared")
         if body.valid_from >= body.valid_until:
             raise ApiError("INVALID_PERIOD", "valid_from must be before valid_until", field="valid_until")
-        result = self.client.transact(
-            self.department_account(me), "requestAccess", body.resource_id, body.purpose,
-            _b32(body.scope_hash), _b32(body.terms_hash), body.valid_from, body.valid_until,
-        )  # fmt: skip
-        request_id = int(result.event("AccessRequested").args["requestId"])
-        return m.Written(transaction=_tx(result), record=self.request(request_id))
+        args = (body.resource_id, body.purpose, _b32(body.scope_hash), _b32(body.terms_hash), body.valid_from,
+                body.valid_until)  # fmt: skip
+        finish = Finish("request", event="AccessRequested", arg="requestId")
+        return cast(
+            m.Written[m.RequestPublic],
+            self._complete(self.department_account(me), "requestAccess", args, finish, principal),
+        )
 
+    @_journaled
     def decide_request(
         self, *, principal: Principal, request_id: int, reason_code: int | None
     ) -> m.Written[m.RequestPublic]:
@@ -405,12 +532,12 @@ class LedgerService:
             raise ApiError(
                 "REQUEST_STATUS_MISMATCH", f"request {request_id} is {current.status}, not pending"
             )
-        account = self.department_account(me)
-        if reason_code is None:
-            result = self.client.transact(account, "approveRequest", request_id)
-        else:
-            result = self.client.transact(account, "rejectRequest", request_id, reason_code)
-        return m.Written(transaction=_tx(result), record=self.request(request_id))
+        fn, args = ("approveRequest", (request_id,)) if reason_code is None else \
+            ("rejectRequest", (request_id, reason_code))  # fmt: skip
+        return cast(
+            m.Written[m.RequestPublic],
+            self._complete(self.department_account(me), fn, args, Finish("request", request_id), principal),
+        )
 
     # --- signing and agreements --------------------------------------------------------------------------
 
@@ -461,6 +588,7 @@ class LedgerService:
         with self._locks_guard:
             return self._sign_locks.setdefault(request_id, threading.Lock())
 
+    @_journaled
     def sign(self, *, principal: Principal, request_id: int, signature: str | None) -> m.SignatureOutcome:
         """Adds the calling department's signature (its own, or made with its custodied key); concludes the
         agreement on chain once both parties signed.
@@ -490,47 +618,59 @@ class LedgerService:
                     f"the signature does not recover to department {me}'s signer {signer} over these terms",
                     field="signature",
                 )
-        with self._lock_for(request_id), self._sessions()() as session:
-            session.add(PendingSignature(
-                request_id=request_id, role=role, department_id=me,
-                terms={k: (v if not isinstance(v, bytes) else _hex(v)) for k, v in terms.message().items()},
-                signature=raw,
-            ))  # fmt: skip
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                self._replace_stale(session, request_id, role, typed, signer, raw, me)
-            rows = {
-                row.role: row
-                for row in session.scalars(
-                    select(PendingSignature).where(PendingSignature.request_id == request_id)
+        with self._lock_for(request_id):
+            with self._sessions()() as session:
+                message = {
+                    k: (v if not isinstance(v, bytes) else _hex(v)) for k, v in terms.message().items()
+                }
+                session.add(
+                    PendingSignature(
+                        request_id=request_id, role=role, department_id=me, terms=message, signature=raw
+                    )
                 )
-            }
-            if set(rows) != {"provider", "consumer"}:
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    self._replace_stale(session, request_id, role, typed, signer, raw, me)
+                signatures = {
+                    row.role: bytes(row.signature)
+                    for row in session.scalars(
+                        select(PendingSignature).where(PendingSignature.request_id == request_id)
+                    )
+                }
+            if set(signatures) != {"provider", "consumer"}:
                 return m.SignatureOutcome(
                     status="awaiting_counter_signature",
                     signing=self.signing(principal=principal, request_id=request_id),
                 )
+            submitter = self._submitter(me, current.consumer if me == current.provider else current.provider)
+            args = (terms.as_tuple(), signatures["provider"], signatures["consumer"])
+            finish = Finish("signature", request_id, event="AgreementConcluded", arg="agreementId")
             try:
-                result = self.client.transact(
-                    self._submitter(me, current.consumer if me == current.provider else current.provider),
-                    "concludeAgreement", terms.as_tuple(),
-                    rows["provider"].signature, rows["consumer"].signature,
-                )  # fmt: skip
-            except Exception:
-                # Whatever failed (a revert, the node), the counter-signature is not kept: the party can sign
-                # again and that retry concludes, instead of being told it already signed.
-                session.delete(rows[role])
-                session.commit()
+                return cast(
+                    m.SignatureOutcome,
+                    self._complete(submitter, "concludeAgreement", args, finish, principal),
+                )
+            except ApiError as exc:
+                if exc.code != "TRANSACTION_PENDING":
+                    self._drop_signature(request_id, role)
                 raise
-        agreement_id = int(result.event("AgreementConcluded").args["agreementId"])
-        return m.SignatureOutcome(
-            status="concluded",
-            signing=self.signing(principal=principal, request_id=request_id),
-            transaction=_tx(result),
-            agreement=self.agreement(agreement_id),
-        )
+            except Exception:
+                self._drop_signature(request_id, role)
+                raise
+
+    def _drop_signature(self, request_id: int, role: str) -> None:
+        """Forget a signature whose agreement was not concluded (a revert, the node, nothing sent): the party
+        can sign again and that retry concludes, instead of being told it already signed. A journaled
+        transaction still pending keeps it: reconciliation concludes the agreement with it."""
+        with self._sessions()() as session:
+            session.execute(
+                delete(PendingSignature).where(
+                    PendingSignature.request_id == request_id, PendingSignature.role == role
+                )
+            )
+            session.commit()
 
     def _replace_stale(
         self,
@@ -587,6 +727,7 @@ class LedgerService:
         count = int(self.client.call("counts")[1])
         return list(self._scan(count, limit, self.agreement, principal))
 
+    @_journaled
     def change_agreement(
         self, *, principal: Principal, agreement_id: int, fn: str
     ) -> m.Written[m.AgreementPublic]:
@@ -596,8 +737,12 @@ class LedgerService:
                    "revokeAgreement": ("active", "suspended")}[fn]  # fmt: skip
         if current.status not in allowed:
             raise ApiError("AGREEMENT_NOT_ACTIVE", f"agreement {agreement_id} is {current.status}")
-        result = self.client.transact(self.department_account(me), fn, agreement_id)
-        return m.Written(transaction=_tx(result), record=self.agreement(agreement_id))
+        return cast(
+            m.Written[m.AgreementPublic],
+            self._complete(
+                self.department_account(me), fn, (agreement_id,), Finish("agreement", agreement_id), principal
+            ),
+        )
 
     # --- grants ------------------------------------------------------------------------------------------
 
@@ -613,6 +758,7 @@ class LedgerService:
         count = int(self.client.call("counts")[2])
         return list(self._scan(count, limit, self.grant, principal))
 
+    @_journaled
     def issue_grant(self, *, principal: Principal, body: m.GrantCreate) -> m.Written[m.GrantPublic]:
         agreement = self.agreement(body.agreement_id)
         me = self._acting(principal, agreement.provider, "issue grants under this agreement (its provider)")
@@ -624,19 +770,26 @@ class LedgerService:
                 f"expires_at is after the agreement's end {agreement.valid_until}",
                 field="expires_at",
             )
-        result = self.client.transact(
-            self.department_account(me), "issueGrant", body.agreement_id, body.expires_at
-        )
-        grant_id = int(result.event("GrantIssued").args["grantId"])
-        return m.Written(transaction=_tx(result), record=self.grant(grant_id))
+        return cast(
+            m.Written[m.GrantPublic],
+            self._complete(
+                self.department_account(me), "issueGrant", (body.agreement_id, body.expires_at),
+                Finish("grant", event="GrantIssued", arg="grantId"), principal,
+            ),
+        )  # fmt: skip
 
+    @_journaled
     def revoke_grant(self, *, principal: Principal, grant_id: int) -> m.Written[m.GrantPublic]:
         current = self.grant(grant_id)
         me = self._acting(principal, current.provider, "revoke this grant (its provider)")
         if current.revoked:
             raise ApiError("GRANT_REVOKED", f"grant {grant_id} is already revoked")
-        result = self.client.transact(self.department_account(me), "revokeGrant", grant_id)
-        return m.Written(transaction=_tx(result), record=self.grant(grant_id))
+        return cast(
+            m.Written[m.GrantPublic],
+            self._complete(
+                self.department_account(me), "revokeGrant", (grant_id,), Finish("grant", grant_id), principal
+            ),
+        )
 
     # --- deliveries --------------------------------------------------------------------------------------
 
@@ -710,13 +863,18 @@ class LedgerService:
             body.record_count,
         )  # fmt: skip
 
+    @_journaled
     def record_delivery(self, *, principal: Principal, body: m.DeliveryCreate) -> m.Written[m.DeliveryPublic]:
         me, record = self._checked_delivery(principal=principal, body=body, grants={})
-        result = self.client.transact(self.department_account(me), "recordDelivery", *record)
-        raw_id = record[0]
-        receipt, block = self._delivery(raw_id)
-        return m.Written(transaction=_tx(result), record=self._delivery_public(raw_id, receipt, block))
+        return cast(
+            m.Written[m.DeliveryPublic],
+            self._complete(
+                self.department_account(me), "recordDelivery", record, Finish("delivery", body.delivery_id),
+                principal,
+            ),
+        )  # fmt: skip
 
+    @_journaled
     def record_deliveries(
         self, *, principal: Principal, body: m.DeliveryBatchCreate
     ) -> m.DeliveryBatchPublic:
@@ -751,24 +909,23 @@ class LedgerService:
                 raise _at_item(exc, i, item) from exc
             records.append(record)
         try:
-            result = self.client.transact(self.department_account(me), "recordDeliveries", records)
+            return cast(
+                m.DeliveryBatchPublic,
+                self._complete(
+                    self.department_account(me),
+                    "recordDeliveries",
+                    (records,),
+                    Finish("deliveries"),
+                    principal,
+                ),
+            )
         except LedgerRevertError as exc:
             # The ledger may change between the checks and mining (a grant revoked meanwhile): the revert
             # names a delivery, grant, agreement or department, which finds the first item it applies to.
             index = _failed_item(exc.error_args, items, grants)
             raise _at_item(exc, index, items[index] if index is not None else None) from exc
-        return m.DeliveryBatchPublic(
-            transaction=_tx(result),
-            records=[
-                self._delivery_public(
-                    bytes(ev.args["deliveryId"]),
-                    DeliveryReceipt.from_event_args(int(ev.args["grantId"]), ev.args),
-                    result.block_number,
-                )
-                for ev in result.events_named("DeliveryRecorded")
-            ],
-        )
 
+    @_journaled
     def settle_delivery(
         self, *, principal: Principal, delivery_id: str, consumer_commitment: str | None, dispute: bool
     ) -> m.Written[m.DeliveryPublic]:
@@ -788,11 +945,13 @@ class LedgerService:
             raise ApiError(
                 "DELIVERY_ALREADY_SETTLED", f"delivery {delivery_id} is already {_status_name(status)}"
             )
-        result = self.client.transact(
-            self.department_account(me), "acknowledgeDelivery", raw_id, receipt.as_tuple(), commitment
-        )
-        receipt, block = self._delivery(raw_id)
-        return m.Written(transaction=_tx(result), record=self._delivery_public(raw_id, receipt, block))
+        return cast(
+            m.Written[m.DeliveryPublic],
+            self._complete(
+                self.department_account(me), "acknowledgeDelivery", (raw_id, receipt.as_tuple(), commitment),
+                Finish("delivery", delivery_id), principal,
+            ),
+        )  # fmt: skip
 
     # --- governance --------------------------------------------------------------------------------------
 
@@ -804,6 +963,7 @@ class LedgerService:
             threshold=int(self.client.call("threshold")), executed=executed, expires_at=expires_at,
         )  # fmt: skip
 
+    @_journaled
     def propose(self, *, principal: Principal, body: m.ProposalCreate) -> m.Written[m.ProposalPublic]:
         account = self.governor_account(principal)
         action, types = _PROPOSAL_ACTIONS[body.action]
@@ -818,10 +978,15 @@ class LedgerService:
         else:
             self.agreement(body.agreement_id)
             values = [body.agreement_id]
-        result = self.client.transact(account, "propose", int(action), abi_encode(types, values))
-        proposal_id = int(result.event("ProposalCreated").args["proposalId"])
-        return m.Written(transaction=_tx(result), record=self.proposal(proposal_id))
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(
+                account, "propose", (int(action), abi_encode(types, values)),
+                Finish("proposal", event="ProposalCreated", arg="proposalId"), principal,
+            ),
+        )  # fmt: skip
 
+    @_journaled
     def approve_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
         account = self.governor_account(principal)
         current = self.proposal(proposal_id)
@@ -831,5 +996,7 @@ class LedgerService:
             raise ApiError(
                 "ALREADY_APPROVED", f"governor {principal.governor} already approved {proposal_id}"
             )
-        result = self.client.transact(account, "approve", proposal_id)
-        return m.Written(transaction=_tx(result), record=self.proposal(proposal_id))
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(account, "approve", (proposal_id,), Finish("proposal", proposal_id), principal),
+        )

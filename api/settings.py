@@ -1,7 +1,7 @@
 """The API's settings: dxl's :class:`~node.settings.Settings` and what only the HTTP service needs.
 
-``DXL_API_HOST``/``DXL_API_PORT`` (where it listens), the follower's interval and the receipt batching of the
-running service. One :class:`ApiSettings` object is read at the top (``dxl run``, or the app's start) and
+``DXL_API_HOST``/``DXL_API_PORT`` (where it listens), the follower's interval, the receipt batching and how
+often the transaction journal looks at the node (``DXL_CHAIN_WATCH_INTERVAL``) of the running service. One :class:`ApiSettings` object is read at the top (``dxl run``, or the app's start) and
 handed down: the ledger client and the audit trail take it as the :class:`~node.settings.Settings` it is.
 """
 
@@ -29,6 +29,13 @@ class ApiSettings(Settings):
         le=3600,
         allow_inf_nan=False,
         description="Seconds a grant's oldest pending receipt waits before its batch closes anyway.",
+    )
+    chain_watch_interval: float = Field(
+        default=1.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds between the API's looks at the node (its journal is reconciled when the node "
+        "comes back); 0: only at start.",
     )
 
     @field_validator("api_port")

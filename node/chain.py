@@ -4,7 +4,10 @@ Everything here uses standard ``eth_*`` JSON-RPC only (the production target is 
 
 * the chain id is checked when connecting, and written into every transaction;
 * transactions are signed locally (eth-account, coincurve) with nonces from
-  :class:`~node.nonces.NonceManager`;
+  :class:`~node.nonces.NonceManager`; the signed bytes are the unit of retry: a send whose answer is lost or
+  that the node calls "already known" / "nonce too low" is looked up by hash, and only a transaction the node
+  provably does not hold while another one took its nonce is ever signed again (web3's own retry of
+  ``eth_sendRawTransaction`` is switched off, it would turn a lost answer into exactly that complaint);
 * gas is estimated with a safety margin; an estimation that reverts is decoded and raised, nothing is sent;
 * fees come from the node: EIP-1559 (type 2) from the latest base fee and ``eth_gasPrice``, which also covers
   free-gas private chains where both are 0; a chain without a base fee gets legacy transactions;
@@ -28,7 +31,14 @@ from eth_utils.abi import abi_to_signature, event_abi_to_log_topic, function_sig
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
-from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.exceptions import (
+    BlockNotFound,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3RPCError,
+)
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
@@ -47,6 +57,12 @@ MAX_LOG_RANGE = 5_000
 _RECEIPT_POLL_S = 0.1
 _FEE_CACHE_S = 1.0
 _NONCE_RETRIES = 3
+
+#: Methods web3 may re-send after a timeout: all of its default list except those that sign or send, whose
+#: re-sending is this module's decision (a lost answer means "look the hash up", never "send something else").
+_RETRIED_METHODS = tuple(
+    m for m in REQUEST_RETRY_ALLOWLIST if m not in ("eth_sendRawTransaction", "eth_sign", "eth_signTypedData")
+)
 
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
@@ -193,6 +209,27 @@ class TransactionTimeoutError(NodeError, TimeoutError):
         )
 
 
+class TransactionRefusedError(NodeError):
+    """Thrown when the node refuses a signed transaction for a reason other than its nonce."""
+
+    code = "TRANSACTION_REFUSED"
+
+    def __init__(self, sender: str, reason: str) -> None:
+        self.sender, self.reason = sender, reason
+        super().__init__(f"node refused transaction from {sender}: {reason}")
+
+
+class NonceTakenError(NodeError):
+    """Thrown when a signed transaction can never be mined: the node does not hold it, and another transaction
+    of the same sender holds its nonce."""
+
+    code = "NONCE_TAKEN"
+
+    def __init__(self, tx_hash: str, sender: str, nonce: int) -> None:
+        self.tx_hash, self.sender, self.nonce = tx_hash, sender, nonce
+        super().__init__(f"transaction {tx_hash}: nonce {nonce} of {sender} is held by another transaction")
+
+
 @dataclass(frozen=True)
 class ErrorDef:
     name: str
@@ -296,6 +333,22 @@ class TxResult:
 
 
 @dataclass(frozen=True)
+class SignedTx:
+    """A signed transaction: its exact bytes are what gets (re-)sent, so every send has the same hash."""
+
+    tx_hash: str
+    raw: bytes
+    sender: str
+    nonce: int
+
+
+@dataclass(frozen=True)
+class BlockRef:
+    number: int
+    hash: str
+
+
+@dataclass(frozen=True)
 class PendingTx:
     """A signed and sent transaction not yet known to be mined."""
 
@@ -341,7 +394,16 @@ class LedgerClient:
         self.chain_id = endpoint.chain_id
         self.abi = list(abi)
         self.receipt_timeout = receipt_timeout
-        self.w3 = Web3(HTTPProvider(endpoint.rpc_url, request_kwargs={"timeout": request_timeout}))
+        self.w3 = Web3(
+            HTTPProvider(
+                endpoint.rpc_url,
+                request_kwargs={"timeout": request_timeout},
+                exception_retry_configuration=ExceptionRetryConfiguration(
+                    errors=(ConnectionError, requests.HTTPError, requests.Timeout),
+                    method_allowlist=_RETRIED_METHODS,
+                ),
+            )
+        )
         self.errors = ErrorDecoder(self.abi)
         self._events = {
             event_abi_to_log_topic(e): e  # type: ignore[arg-type]
@@ -401,6 +463,38 @@ class LedgerClient:
 
     def block_number(self) -> int:
         return int(self._rpc(lambda: self.w3.eth.block_number))
+
+    def head(self) -> BlockRef:
+        """Number and hash of the latest block."""
+        block = self._rpc(self.w3.eth.get_block, "latest")
+        return BlockRef(int(block["number"]), "0x" + bytes(block["hash"]).hex())
+
+    def block_hash(self, number: int) -> str | None:
+        """Hash of block ``number``, or None when the chain is not that long."""
+        try:
+            block = self._rpc(self.w3.eth.get_block, number)
+        except BlockNotFound:
+            return None
+        return "0x" + bytes(block["hash"]).hex()
+
+    def pending_nonce(self, address: str) -> int:
+        """The node's next nonce for ``address``, counting transactions in its pool."""
+        return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "pending"))
+
+    def is_known(self, tx_hash: str) -> bool:
+        """Whether the node holds the transaction, in its pool or mined."""
+        try:
+            self._rpc(self.w3.eth.get_transaction, tx_hash)
+        except TransactionNotFound:
+            return False
+        return True
+
+    def receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
+        """The transaction's receipt, or None while it is not mined (on this node's chain)."""
+        try:
+            return self._rpc(self.w3.eth.get_transaction_receipt, tx_hash)  # type: ignore[no-any-return]
+        except TransactionNotFound:
+            return None
 
     def code_at(self, address: str) -> bytes:
         return bytes(self._rpc(self.w3.eth.get_code, Web3.to_checksum_address(address)))
@@ -524,30 +618,63 @@ class LedgerClient:
         request.update(self.fee_fields())
         return request
 
+    def sign(self, account: LocalAccount, request: Mapping[str, Any], nonce: int) -> SignedTx:
+        """``request`` signed by ``account`` with ``nonce`` (nothing is sent)."""
+        tx = {k: v for k, v in request.items() if k != "from"}
+        signed = account.sign_transaction({**tx, "nonce": nonce})
+        return SignedTx(
+            "0x" + bytes(signed.hash).hex(), bytes(signed.raw_transaction), str(account.address), nonce
+        )
+
+    def send_signed(self, signed: SignedTx) -> None:
+        """Send the exact signed bytes; sending bytes the node already holds succeeds (so this is idempotent).
+
+        A lost or late answer, "already known" or "nonce too low" all mean: look the hash up.
+
+        Raises:
+            NonceTakenError: the node does not hold this transaction and its nonce is used by another one.
+            TransactionRefusedError: the node refused it for another reason.
+            NodeError: the node is unreachable: whether it got the transaction is unknown.
+        """
+        try:
+            self._rpc(self.w3.eth.send_raw_transaction, signed.raw)
+            return
+        except Web3RPCError as exc:
+            message = _rpc_message(exc)
+            if not is_nonce_error(message):
+                raise TransactionRefusedError(signed.sender, message) from None
+        except NodeError:
+            if self.is_known(signed.tx_hash):
+                return
+            raise
+        if not self.is_known(signed.tx_hash):
+            raise NonceTakenError(signed.tx_hash, signed.sender, signed.nonce)
+
     def submit(self, account: LocalAccount, request: Mapping[str, Any]) -> PendingTx:
-        """Sign ``request`` with a fresh nonce and send it; resynchronises and retries on nonce errors.
+        """Sign ``request`` with a fresh nonce and send it (see :meth:`send_signed`). Signs again, with a new
+        nonce, only when the first transaction provably cannot be mined (:class:`NonceTakenError`).
 
         Raises:
             NodeError: the node refused the transaction for another reason, or is unreachable.
         """
         sender = str(account.address)
-        tx = {k: v for k, v in request.items() if k != "from"}
         for attempt in range(_NONCE_RETRIES + 1):
             nonce = self.nonces.reserve(sender)
-            signed = account.sign_transaction({**tx, "nonce": nonce})
+            signed = self.sign(account, request, nonce)
             try:
-                tx_hash = self._rpc(self.w3.eth.send_raw_transaction, signed.raw_transaction)
-            except Web3RPCError as exc:
-                message = _rpc_message(exc)
-                if is_nonce_error(message) and attempt < _NONCE_RETRIES:
+                self.send_signed(signed)
+            except NonceTakenError:
+                if attempt < _NONCE_RETRIES:
                     self.nonces.resync(sender)
                     continue
+                raise
+            except TransactionRefusedError:
                 self.nonces.release(sender, nonce)
-                raise NodeError(f"node refused transaction from {sender}: {message}") from None
+                raise
             except NodeError:
                 self.nonces.forget(sender)
                 raise
-            return PendingTx("0x" + bytes(tx_hash).hex(), sender, nonce, dict(request))
+            return PendingTx(signed.tx_hash, sender, nonce, dict(request))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def wait(self, pending: PendingTx | str, *, timeout: float | None = None) -> TxResult:
@@ -591,6 +718,14 @@ class LedgerClient:
                 raise TransactionTimeoutError(pending[missing].tx_hash, limit)
             time.sleep(_RECEIPT_POLL_S)
         return [self._result(receipts[i], pending[i]) for i in range(len(pending))]
+
+    def outcome(self, receipt: Mapping[str, Any]) -> TxResult:
+        """The result of a mined transaction from its receipt.
+
+        Raises:
+            LedgerRevertError: it was mined with status 0.
+        """
+        return self._result(receipt, None)
 
     def _result(self, receipt: Mapping[str, Any], pending: PendingTx | None) -> TxResult:
         tx_hash = "0x" + bytes(receipt["transactionHash"]).hex()

@@ -85,6 +85,17 @@ class NonceManager:
             else:
                 self._next.pop(address, None)
 
+    def rebuild(self, address: str, next_nonce: int) -> None:
+        """Set the counter of ``address`` to ``next_nonce``, also backwards (after the node lost blocks, its
+        caller has counted what the node and its own records hold)."""
+        with self._lock_for(address):
+            self._next[address] = next_nonce
+
+    def senders(self) -> list[str]:
+        """The addresses with a counter."""
+        with self._guard:
+            return list(self._next)
+
     def forget(self, address: str) -> None:
         """Drop the counter of ``address``; the next :meth:`reserve` reads the node again."""
         with self._lock_for(address):

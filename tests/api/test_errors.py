@@ -270,6 +270,7 @@ ELSEWHERE = {
     "INTERNAL_ERROR": "test_errors.py::test_unexpected_errors_are_a_logged_500_without_internals",
     "TRANSACTION_PENDING": "test_errors.py::test_unmined_transaction_is_pending_and_remembered",
     "RECEIPT_NOT_FOUND": "test_receipts.py::test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAnd...",
+    "DATABASE_UNAVAILABLE": "test_journal.py::test_database_unavailable_is_a_503_and_sends_nothing",
 }
 
 

@@ -114,7 +114,12 @@ def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path
         body = b'{"metadata_hash": "0x00"}'
         with session_scope(state.sessions) as session:
             print_ = fingerprint("POST", "/resources", b"", body)
-            session.add(IdempotencyRecord(principal="department:PSB", key="slow", fingerprint=print_))
+            # In flight in another live API process (on a shared database).
+            session.add(
+                IdempotencyRecord(
+                    principal="department:PSB", key="slow", fingerprint=print_, owner="another-process"
+                )
+            )
         response = client.post(
             "/resources",
             content=body,
@@ -130,7 +135,7 @@ def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path
         assert response.status_code == 503 and response.json()["error"]["code"] == "NODE_UNAVAILABLE"
 
 
-def test_old_completed_keys_are_forgotten_at_start(tmp_path: Path) -> None:
+def test_old_keys_are_forgotten_and_claims_of_a_dead_process_resolved_at_start(tmp_path: Path) -> None:
     import datetime as dt
 
     from api.db import init_db, make_engine, session_factory
@@ -146,11 +151,21 @@ def test_old_completed_keys_are_forgotten_at_start(tmp_path: Path) -> None:
             )
         )
         session.add(IdempotencyRecord(principal="auditor", key="new", fingerprint="f", status_code=201))
-        session.add(IdempotencyRecord(principal="auditor", key="flying", fingerprint="f", created_at=old))
+        # Claims of a process that died: one had sent nothing, the other had journaled its transaction.
+        session.add(IdempotencyRecord(principal="auditor", key="idle", fingerprint="f", owner="dead"))
+        session.add(
+            IdempotencyRecord(
+                principal="auditor", key="sent", fingerprint="f", owner="dead", tx_hash="0x" + "1" * 64
+            )
+        )
     with TestClient(create_app(settings, connect=False)):
         pass
     with session_factory(engine)() as session:
         from sqlalchemy import select
 
-        assert sorted(session.scalars(select(IdempotencyRecord.key))) == ["flying", "new"]
+        rows = {r.key: r for r in session.scalars(select(IdempotencyRecord))}
+    # Forgotten after the retention; released at start when nothing was sent (the retry runs the write);
+    # handed back when a transaction was journaled (the retry finishes that transaction, never a new one).
+    assert sorted(rows) == ["new", "sent"]
+    assert rows["sent"].owner is None and rows["sent"].status_code is None
     engine.dispose()

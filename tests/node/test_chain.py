@@ -90,8 +90,10 @@ def test_nonce_counter_resyncs_when_another_process_used_the_key(
     assert ledger.address is not None
     other = LedgerClient(embedded_node.endpoint, ledger_artifact.abi, ledger.address)
     ledger.transfer(sender, target.address, 0)  # our counter now says 1
-    other.transfer(sender, target.address, 0)  # the other process used nonce 1 behind our back
-    other.transfer(sender, target.address, 0)  # ... and 2
+    # The other process used nonces 1 and 2 behind our back, for other transactions (the same transfer would
+    # be the very same signed bytes, which the client rightly takes as its own).
+    other.transfer(sender, Account.create().address, 0)
+    other.transfer(sender, Account.create().address, 0)
     result = ledger.transfer(sender, target.address, 0)  # "nonce too low" -> resync -> nonce 3
     assert ledger.w3.eth.get_transaction(result.tx_hash)["nonce"] == 3
 

@@ -1,0 +1,482 @@
+"""The write-ahead transaction journal: what makes a 2xx write exactly-once, whatever crashes.
+
+Every transaction the API sends goes through :class:`JournaledSender`:
+
+1. under the sender's lock, a nonce is reserved and the transaction signed; the signed bytes, their hash, the
+   sender and the nonce are inserted into ``api_tx_journal`` and the request's idempotency claim is pointed at
+   the hash, in ONE database transaction. Only then are the bytes sent. If that commit fails (disk full,
+   database down), nothing is sent: ``503 DATABASE_UNAVAILABLE``.
+2. The bytes are the unit of retry: a lost or late answer, "already known" or "nonce too low" mean "look the
+   hash up" (:meth:`~node.chain.LedgerClient.send_signed`), and every re-send sends the same bytes.
+3. The receipt is awaited without any database session open; the row is then marked ``mined`` (or
+   ``reverted``) with its block.
+
+:class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
+node come back (unreachable then reachable, the height going down, a known block's hash changing). Rows whose
+block is gone are reopened, every reopened or unmined row is re-sent in nonce order, and each sender's nonce
+counter is rebuilt from the node and the journal, so no gap stalls later transactions. The claims of
+requests whose transaction was reopened are handed back (their stored response is dropped), so a retry of
+the key answers from the re-mined transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import IdempotencyRecord, JournaledTransaction
+from api.errors import ApiError
+from node.chain import (
+    BlockRef,
+    LedgerClient,
+    LedgerRevertError,
+    NonceTakenError,
+    SignedTx,
+    TransactionRefusedError,
+    TxResult,
+)
+from node.errors import NodeError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+log = logging.getLogger("dxl.api.journal")
+
+#: Database failures that mean "unavailable" (disk full, server down, pool exhausted), not a bug.
+DATABASE_DOWN = (OperationalError, PoolTimeoutError)
+_RECEIPT_POLL_S = 0.1
+#: Settled rows read per page while looking for the newest block the node still has.
+_BLOCK_PAGE = 50
+
+
+class TxStatus(StrEnum):
+    SENT = "sent"
+    MINED = "mined"
+    REVERTED = "reverted"
+    #: Never minable: the node does not hold it and another transaction took its nonce.
+    SUPERSEDED = "superseded"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The idempotency claim a request runs under: its row id, and the transaction it already sent, if any."""
+
+    id: int
+    owner: str
+    tx_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One journal row, detached from its session."""
+
+    tx_hash: str
+    raw: bytes
+    sender: str
+    nonce: int
+    status: TxStatus
+    finish: dict[str, Any] | None
+    block_number: int | None
+
+    @property
+    def signed(self) -> SignedTx:
+        return SignedTx(self.tx_hash, self.raw, self.sender, self.nonce)
+
+
+def _entry(row: JournaledTransaction) -> Entry:
+    return Entry(
+        row.tx_hash, bytes(row.raw), row.sender, int(row.nonce), TxStatus(row.status),
+        dict(row.finish) if row.finish else None, row.block_number,
+    )  # fmt: skip
+
+
+def database_unavailable(exc: BaseException) -> ApiError:
+    log.warning("database unavailable: %s", exc)
+    return ApiError("DATABASE_UNAVAILABLE", "the API database cannot be written; nothing was sent")
+
+
+class ClaimLostError(ApiError):
+    """The request's claim was taken over (its process was presumed dead) before its transaction was
+    journaled; nothing was sent."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "IDEMPOTENCY_IN_FLIGHT", "another request took this Idempotency-Key over; retry later"
+        )
+
+
+class Journal:
+    """The ``api_tx_journal`` table. Blocking; every method opens and closes its own short session."""
+
+    def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
+        self._sessions = sessions
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._sessions()() as session:
+            yield session
+
+    def record(self, signed: SignedTx, *, claim: Claim | None, finish: dict[str, Any] | None) -> None:
+        """Journal ``signed`` and point ``claim`` at it, in one database transaction.
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE (nothing recorded); IDEMPOTENCY_IN_FLIGHT (:class:`ClaimLostError`)
+                when the claim is no longer this request's.
+        """
+        try:
+            with self._session() as session:
+                session.add(
+                    JournaledTransaction(
+                        tx_hash=signed.tx_hash, sender=signed.sender, nonce=signed.nonce, raw=signed.raw,
+                        status=TxStatus.SENT.value, finish=finish,
+                    )
+                )  # fmt: skip
+                if claim is not None:
+                    moved = session.execute(
+                        update(IdempotencyRecord)
+                        .where(
+                            IdempotencyRecord.id == claim.id,
+                            IdempotencyRecord.owner == claim.owner,
+                            IdempotencyRecord.status_code.is_(None),
+                        )
+                        .values(tx_hash=signed.tx_hash)
+                    )
+                    if getattr(moved, "rowcount", 0) != 1:
+                        session.rollback()
+                        raise ClaimLostError()
+                session.commit()
+        except DATABASE_DOWN as exc:
+            raise database_unavailable(exc) from None
+
+    def entry(self, tx_hash: str) -> Entry | None:
+        with self._session() as session:
+            row = session.scalar(select(JournaledTransaction).where(JournaledTransaction.tx_hash == tx_hash))
+            return _entry(row) if row is not None else None
+
+    def mark(self, tx_hash: str, status: TxStatus, block: BlockRef | None = None) -> None:
+        """Record what became of a transaction; a database failure is logged, not raised (the row stays
+        ``sent`` and the next reconciliation finds its receipt)."""
+        try:
+            with self._session() as session:
+                session.execute(
+                    update(JournaledTransaction)
+                    .where(JournaledTransaction.tx_hash == tx_hash)
+                    .values(
+                        status=status.value,
+                        block_number=block.number if block else None,
+                        block_hash=block.hash if block else None,
+                    )
+                )
+                session.commit()
+        except SQLAlchemyError as exc:
+            log.warning("journal: could not mark %s %s: %s", tx_hash, status.value, exc)
+
+    def unsettled(self) -> list[Entry]:
+        """Rows not known to be mined, by sender and nonce (the order they must be re-sent in)."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(JournaledTransaction)
+                .where(JournaledTransaction.status == TxStatus.SENT.value)
+                .order_by(JournaledTransaction.sender, JournaledTransaction.nonce)
+            )
+            return [_entry(r) for r in rows]
+
+    def settled_blocks(self, below: int | None) -> list[BlockRef]:
+        """Distinct blocks holding mined or reverted rows, newest first, below block ``below`` (one page)."""
+        settled = (TxStatus.MINED.value, TxStatus.REVERTED.value)
+        with self._session() as session:
+            query = select(JournaledTransaction.block_number, JournaledTransaction.block_hash).where(
+                JournaledTransaction.status.in_(settled), JournaledTransaction.block_number.is_not(None)
+            )
+            if below is not None:
+                query = query.where(JournaledTransaction.block_number < below)
+            rows = session.execute(
+                query.distinct().order_by(JournaledTransaction.block_number.desc()).limit(_BLOCK_PAGE)
+            )
+            return [BlockRef(int(n or 0), str(h)) for n, h in rows]
+
+    def newest_settled(self) -> BlockRef | None:
+        """The newest block holding a mined or reverted row."""
+        page = self.settled_blocks(None)
+        return page[0] if page else None
+
+    def reopen(self, blocks: list[BlockRef]) -> list[str]:
+        """Rows mined in ``blocks`` (which the node no longer has) become ``sent`` again, and the claims of
+        their requests are handed back without their stored response; returns the reopened hashes."""
+        if not blocks:
+            return []
+        with self._session() as session:
+            hashes: list[str] = []
+            for block in blocks:
+                hashes += session.scalars(
+                    select(JournaledTransaction.tx_hash).where(
+                        JournaledTransaction.block_number == block.number,
+                        JournaledTransaction.block_hash == block.hash,
+                    )
+                )
+            session.execute(
+                update(JournaledTransaction)
+                .where(JournaledTransaction.tx_hash.in_(hashes))
+                .values(status=TxStatus.SENT.value, block_number=None, block_hash=None)
+            )
+            session.execute(
+                update(IdempotencyRecord)
+                .where(IdempotencyRecord.tx_hash.in_(hashes))
+                .values(status_code=None, response_body=None, completed_at=None, owner=None)
+            )
+            session.commit()
+            return hashes
+
+    def next_nonces(self) -> dict[str, int]:
+        """Per sender, one past the highest nonce of a row that is or may be on the chain."""
+        with self._session() as session:
+            rows = session.execute(
+                select(JournaledTransaction.sender, func.max(JournaledTransaction.nonce))
+                .where(JournaledTransaction.status != TxStatus.SUPERSEDED.value)
+                .group_by(JournaledTransaction.sender)
+            )
+            return {str(sender): int(nonce) + 1 for sender, nonce in rows}
+
+
+class JournaledSender:
+    """Signs, journals, sends and awaits transactions for the API (see the module docstring)."""
+
+    def __init__(self, client: LedgerClient, journal: Journal) -> None:
+        self.client = client
+        self.journal = journal
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def lock(self, sender: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(sender, threading.Lock())
+
+    def send(
+        self,
+        account: LocalAccount,
+        request: dict[str, Any],
+        *,
+        claim: Claim | None,
+        finish: dict[str, Any] | None,
+    ) -> SignedTx:
+        """Sign, journal, then send ``request``; returns the signed transaction.
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE (nothing sent); TRANSACTION_PENDING when the node cannot be asked
+                whether it has the transaction (it is journaled: reconciliation sends it).
+            NodeError: the node refused it (TRANSACTION_REFUSED, NONCE_TAKEN).
+        """
+        sender = str(account.address)
+        nonces = self.client.nonces
+        with self.lock(sender):
+            nonce = nonces.reserve(sender)
+            signed = self.client.sign(account, request, nonce)
+            try:
+                self.journal.record(signed, claim=claim, finish=finish)
+            except BaseException:
+                nonces.release(sender, nonce)
+                raise
+        self.push(signed)
+        return signed
+
+    def push(self, signed: SignedTx) -> None:
+        """Send journaled bytes (again).
+
+        Raises:
+            ApiError: TRANSACTION_PENDING when the node is unreachable.
+            NodeError: NONCE_TAKEN or TRANSACTION_REFUSED; the row is marked superseded (it cannot be mined).
+        """
+        try:
+            self.client.send_signed(signed)
+        except (NonceTakenError, TransactionRefusedError):
+            self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
+            with self.lock(signed.sender):
+                # The nonce stays unused unless it was the last one handed out: read the node again.
+                self.client.nonces.release(signed.sender, signed.nonce)
+            raise
+        except NodeError as exc:
+            raise pending(
+                signed.tx_hash, f"the node did not confirm it received the transaction ({exc})"
+            ) from None
+
+    def wait(self, tx_hash: str, *, timeout: float | None = None) -> TxResult:
+        """The mined transaction's result; marks the journal row.
+
+        Raises:
+            LedgerRevertError: mined with status 0.
+            ApiError: TRANSACTION_PENDING when not mined in time or the node stops answering.
+        """
+        limit = self.client.receipt_timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        try:
+            while (receipt := self.client.receipt(tx_hash)) is None:
+                if time.monotonic() > deadline:
+                    raise pending(tx_hash, f"not mined within {limit:g} s")
+                time.sleep(_RECEIPT_POLL_S)
+        except NodeError as exc:
+            raise pending(tx_hash, f"the node stopped answering ({exc})") from None
+        block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+        try:
+            result = self.client.outcome(receipt)
+        except LedgerRevertError:
+            self.journal.mark(tx_hash, TxStatus.REVERTED, block)
+            raise
+        self.journal.mark(tx_hash, TxStatus.MINED, block)
+        return result
+
+    def resume(self, entry: Entry) -> TxResult | None:
+        """Finish a journaled transaction of an earlier attempt: re-send its bytes unless it is mined, await
+        it. None when it can never be mined (the request may run again).
+
+        Raises:
+            As :meth:`wait`.
+        """
+        if entry.status is TxStatus.SENT and self.client.receipt(entry.tx_hash) is None:
+            try:
+                self.push(entry.signed)
+            except (NonceTakenError, TransactionRefusedError):
+                return None
+        return self.wait(entry.tx_hash)
+
+    def rebuild_counters(self) -> None:
+        """Each sender's next nonce from the node's pending count and the journal, whichever is higher."""
+        journaled = self.journal.next_nonces()
+        for sender in sorted(set(journaled) | set(self.client.nonces.senders())):
+            with self.lock(sender):
+                node_next = self.client.pending_nonce(sender)
+                self.client.nonces.rebuild(sender, max(node_next, journaled.get(sender, 0)))
+
+
+def pending(tx_hash: str, why: str) -> ApiError:
+    return ApiError(
+        "TRANSACTION_PENDING",
+        f"transaction {tx_hash} is journaled but not confirmed yet: {why}; retry with the same "
+        "Idempotency-Key for the final answer",
+        tx_hash=tx_hash,
+    )
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    reopened: int
+    resent: int
+    mined: int
+    superseded: int
+
+
+class Reconciler:
+    """Makes the chain hold every journaled transaction again (see the module docstring)."""
+
+    def __init__(self, sender: JournaledSender) -> None:
+        self.sender = sender
+        self.client = sender.client
+        self.journal = sender.journal
+        self._lock = threading.Lock()
+
+    def reconcile(self) -> ReconcileReport:
+        """One pass: reopen rows of lost blocks, re-send unmined rows in nonce order, rebuild nonce counters.
+
+        Raises:
+            NodeError: the node stopped answering (a later pass finishes the work).
+        """
+        with self._lock:
+            head = self.client.head()
+            reopened = self.journal.reopen(self._lost_blocks(head))
+            resent = mined = superseded = 0
+            for entry in self.journal.unsettled():
+                receipt = self.client.receipt(entry.tx_hash)
+                if receipt is not None:
+                    block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+                    status = TxStatus.MINED if receipt["status"] == 1 else TxStatus.REVERTED
+                    self.journal.mark(entry.tx_hash, status, block)
+                    mined += 1
+                    continue
+                try:
+                    self.client.send_signed(entry.signed)
+                    resent += 1
+                except (NonceTakenError, TransactionRefusedError) as exc:
+                    log.warning("journal: %s can never be mined: %s", entry.tx_hash, exc)
+                    self.journal.mark(entry.tx_hash, TxStatus.SUPERSEDED)
+                    superseded += 1
+            self.sender.rebuild_counters()
+        report = ReconcileReport(len(reopened), resent, mined, superseded)
+        if reopened or resent or superseded:
+            log.warning("journal reconciled with the chain: %s", report)
+        return report
+
+    def _lost_blocks(self, head: BlockRef) -> list[BlockRef]:
+        """Blocks of settled rows that the node no longer has, newest first. Stops at the first block the
+        node still has with the same hash: a block's hash commits to all blocks before it."""
+        lost: list[BlockRef] = []
+        below: int | None = None
+        while page := self.journal.settled_blocks(below):
+            for block in page:
+                if block.number <= head.number and self.client.block_hash(block.number) == block.hash:
+                    return lost
+                lost.append(block)
+            below = page[-1].number
+        return lost
+
+
+class ChainWatcher:
+    """A thread that reconciles whenever the node comes back: after it was unreachable, when its height went
+    down, or when the hash of the last block seen changed (the node restarted from an older state)."""
+
+    def __init__(self, reconciler: Reconciler, interval: float, *, reconciled: bool) -> None:
+        self.reconciler = reconciler
+        self.client = reconciler.client
+        self.interval = interval
+        self._down = not reconciled
+        self._last: BlockRef | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dxl-chain-watcher", daemon=True)
+
+    def start(self) -> ChainWatcher:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def tick(self) -> bool:
+        """One look at the node; returns whether it reconciled."""
+        try:
+            head = self.client.head()
+            # Known blocks: the last one seen, and the newest holding a journaled transaction (a node rewound
+            # between two looks shows its height only through that one).
+            known = [b for b in (self._last, self.reconciler.journal.newest_settled()) if b is not None]
+            moved = any(
+                head.number < block.number
+                or (head.hash if head.number == block.number else self.client.block_hash(block.number))
+                != block.hash
+                for block in known
+            )
+            healed = False
+            if self._down or moved:
+                self.reconciler.reconcile()
+                head, healed = self.client.head(), True
+        except NodeError:
+            self._down = True
+            return False
+        except SQLAlchemyError as exc:
+            log.warning("journal: reconciliation postponed, database unavailable: %s", exc)
+            self._down = True
+            return False
+        self._down, self._last = False, head
+        return healed

@@ -1,0 +1,330 @@
+"""The transaction journal and reconciliation: every 2xx write is on the chain exactly once, whatever is lost.
+
+One regression test per way a write used to be lost, doubled or answered 500: blocks lost by the node
+(``evm_snapshot``/``evm_revert`` on the real anvil), the nonce gap they leave, a lost answer to
+``eth_sendRawTransaction`` (a loopback proxy), the claims of a crashed API process, a node stalled with
+SIGSTOP while reads pile up, and an unavailable database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from api_helpers import PASSPHRASE, ServerThread, b32, make_settings, ok
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from fastapi import FastAPI
+from rpc_proxy import RpcProxy
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import connect_ledger, create_app, ensure_demo_tokens
+from api.auth import Principal, Role
+from api.db import IdempotencyRecord, JournaledTransaction, make_engine, session_factory
+from api.errors import ApiError
+from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
+from api.journal import Claim, Journal, JournaledSender, TxStatus
+from api.ledger import Finish
+from api.settings import ApiSettings
+from node.anvil import EmbeddedNode
+from node.endpoint import rpc_call
+from node.provision import LedgerSetup, setup_ledger
+
+# One deployment per module, and tests that rewind or pause the worker's node: keep them on one worker.
+pytestmark = pytest.mark.xdist_group("api-journal")
+
+
+@dataclass
+class JournalEnv:
+    url: str
+    app: FastAPI
+    settings: ApiSettings
+    setup: LedgerSetup
+    tokens: dict[str, str]
+    client: httpx.Client
+    proxy: RpcProxy
+    node: EmbeddedNode
+
+    def headers(self, who: str, key: str | None = None) -> dict[str, str]:
+        found = {"Authorization": f"Bearer {self.tokens['demo-' + who]}"}
+        return found | ({"Idempotency-Key": key} if key else {})
+
+    def register(self, who: str, key: str | None, body: dict[str, object] | None = None) -> httpx.Response:
+        return self.client.post("/resources", json=body or _resource(), headers=self.headers(who, key))
+
+    def node_rpc(self, method: str, *params: object) -> object:
+        return rpc_call(self.node.endpoint.rpc_url, method, list(params))
+
+    def resource_count(self) -> int:
+        return int(self.setup.client.call("resourceCount"))
+
+    def sent_by(self, who: str) -> int:
+        """The node's pending nonce of a department's custodied key."""
+        return self.setup.client.pending_nonce(self.setup.keystore.address(f"dept-{who}"))
+
+    def sessions(self) -> sessionmaker[Session]:
+        return self.app.state.dxl.sessions  # type: ignore[no-any-return]
+
+
+def _resource() -> dict[str, object]:
+    return {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
+
+
+@pytest.fixture(scope="module")
+def journal_env(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JournalEnv]:
+    """An API whose node is reached through a loopback proxy, watching the node every 0.1 s."""
+    direct = make_settings(tmp_path_factory.mktemp("journal-home"), embedded_node)
+    setup = setup_ledger(embedded_node.endpoint, direct, dev_funding=True)
+    tokens = {k: v for k, v in ensure_demo_tokens(direct).items() if v is not None}
+    with RpcProxy(embedded_node.endpoint.rpc_url) as proxy, pytest.MonkeyPatch.context() as env:
+        settings = direct.model_copy(update={"rpc_url": proxy.url, "chain_watch_interval": 0.1})
+        env.setenv("DXL_HOME", str(settings.home))
+        env.setenv("DXL_RPC_URL", proxy.url)
+        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
+        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        app = create_app(settings, idempotency_wait=5)
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+            yield JournalEnv(url, app, settings, setup, tokens, client, proxy, embedded_node)
+
+
+def _until(check: object, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.05)
+
+
+# --- the journal itself -------------------------------------------------------------------------------------
+
+
+def test_the_signed_bytes_are_journaled_with_the_claim_before_they_are_sent(journal_env: JournalEnv) -> None:
+    env = journal_env
+    response = ok(env.register("psb", "journal-1"), 201)
+    tx_hash = response["transaction"]["hash"]
+    with env.sessions()() as session:
+        row = session.scalar(select(JournaledTransaction).where(JournaledTransaction.tx_hash == tx_hash))
+        claim = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "journal-1"))
+    assert row is not None and claim is not None
+    assert "0x" + keccak(row.raw).hex() == tx_hash  # the exact bytes that were sent
+    assert row.sender == to_checksum_address(env.setup.keystore.address("dept-psb"))
+    assert row.status == TxStatus.MINED
+    assert row.block_number == response["transaction"]["block_number"]
+    assert row.finish == {
+        "view": "resource",
+        "record_id": None,
+        "event": "ResourceRegistered",
+        "arg": "resourceId",
+    }
+    assert claim.tx_hash == tx_hash and claim.status_code == 201
+
+
+# --- cause 1: blocks the node lost --------------------------------------------------------------------------
+
+
+def test_lost_blocks_are_healed_from_the_journal_and_a_replay_answers_the_re_mined_write(
+    journal_env: JournalEnv,
+) -> None:
+    """The node loses the block of an acknowledged write (restarted from an older state): the journal re-sends
+    the same bytes, and the key's replay answers from the re-mined transaction."""
+    env = journal_env
+    before = env.resource_count()
+    snapshot = env.node_rpc("evm_snapshot")
+    body = _resource()
+    first = ok(env.register("psb", "healed-1", body), 201)
+    assert env.resource_count() == before + 1
+    assert env.node_rpc("evm_revert", snapshot) is True
+    assert env.resource_count() == before  # the acknowledged write is gone from the node
+    _until(lambda: env.resource_count() == before + 1)  # healed by the watcher, without any request
+    again = ok(env.register("psb", "healed-1", body), 201)
+    assert again["transaction"]["hash"] == first["transaction"]["hash"]  # the same bytes, not a new signature
+    assert again["record"] == first["record"]
+    assert env.resource_count() == before + 1
+
+
+# --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
+
+
+def test_writes_after_lost_blocks_do_not_wait_behind_a_nonce_gap(journal_env: JournalEnv) -> None:
+    env = journal_env
+    snapshot = env.node_rpc("evm_snapshot")
+    ok(env.register("hrss", "gap-1"), 201)
+    env.node_rpc("evm_revert", snapshot)
+    started = time.monotonic()
+    later = env.client.post("/resources", json=_resource(), headers=env.headers("hrss", "gap-2"), timeout=20)
+    assert later.status_code == 201, later.text  # not a 60 s wait ending in 409 TRANSACTION_PENDING
+    assert time.monotonic() - started < 10
+    _until(lambda: env.sent_by("hrss") == env.setup.client.w3.eth.get_transaction_count(
+        env.setup.keystore.address("dept-hrss"), "latest"))  # fmt: skip
+
+
+# --- cause 3: a lost answer to eth_sendRawTransaction -------------------------------------------------------
+
+
+def test_a_lost_send_answer_records_once(journal_env: JournalEnv) -> None:
+    env = journal_env
+    before, sent = env.resource_count(), env.sent_by("civil")
+    env.proxy.lose_sends = 1
+    body = _resource()
+    first = env.register("civil", "lost-answer-1", body)
+    retry = env.register("civil", "lost-answer-1", body)
+    assert first.status_code == 201, first.text
+    assert retry.json() == first.json()
+    assert env.resource_count() == before + 1 and env.sent_by("civil") == sent + 1
+
+
+# --- cause 4: claims of a crashed API process ---------------------------------------------------------------
+
+
+def test_a_crashed_process_s_claim_is_finished_by_the_retry_at_once(journal_env: JournalEnv) -> None:
+    """A process journaled and sent a write, then died before answering (here: its send never reached the
+    node). The next process reconciles at start; the client's retry finishes that transaction — no wait for
+    a timeout, no second transaction."""
+    env = journal_env
+    before, sent = env.resource_count(), env.sent_by("samr")
+    body = json.dumps(_resource()).encode()
+    dead = ClaimOwner()
+    store = IdempotencyStore(env.sessions(), dead)
+    principal = "department:SAMR"
+    claim = store.claim(principal, "crash-1", fingerprint("POST", "/resources", b"", body))
+    assert isinstance(claim, Claim)
+    service = connect_ledger(env.settings, env.sessions).bound(claim)
+    account = service.department_account(
+        service.department_id_of(Principal(Role.DEPARTMENT, department="SAMR"))
+    )
+    data = json.loads(body)
+    request = service.client.build(
+        account.address, "registerResource", bytes.fromhex(data["metadata_hash"][2:]),
+        bytes.fromhex(data["schema_hash"][2:]), 1, 1,
+    )  # fmt: skip
+    env.proxy.swallow_sends = 1
+    finish = Finish("resource", event="ResourceRegistered", arg="resourceId").as_json()
+    with pytest.raises(ApiError) as info:
+        service.sender.send(account, request, claim=claim, finish=finish)
+    assert info.value.code == "TRANSACTION_PENDING"
+    journaled = info.value.details["tx_hash"]
+    # The process is gone; its claim row still says it works on the key.
+    restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)
+    with ServerThread(restarted) as url, httpx.Client(base_url=url, timeout=30) as client:
+        started = time.monotonic()
+        response = client.post(
+            "/resources", content=body,
+            headers={**env.headers("samr", "crash-1"), "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert response.status_code == 201, response.text
+        assert time.monotonic() - started < 10
+    assert response.json()["transaction"]["hash"] == journaled
+    assert env.resource_count() == before + 1 and env.sent_by("samr") == sent + 1
+
+
+# --- cause 5: sessions held while waiting for the chain -----------------------------------------------------
+
+
+def test_reads_stalled_on_the_node_hold_no_database_connection(journal_env: JournalEnv) -> None:
+    """16+ reads wait on a node paused with SIGSTOP; a request that needs only the database still answers at
+    once (the pool holds 15 connections), and once the node resumes every read answers 200."""
+    env = journal_env
+    pid = env.node.pid
+    assert pid is not None
+    statuses: list[int] = []
+    os.kill(pid, signal.SIGSTOP)
+    try:
+
+        def read() -> None:
+            statuses.append(env.client.get("/resources", headers=env.headers("psb")).status_code)
+
+        readers = [threading.Thread(target=read) for _ in range(20)]
+        for reader in readers:
+            reader.start()
+        time.sleep(0.5)
+        # Authenticated, claimed under a key and refused by validation: database only, no chain.
+        probe = env.client.post(
+            "/resources", json={"share_type": "nonsense"}, headers=env.headers("psb", "probe-1"), timeout=5
+        )
+        assert probe.status_code == 422, probe.text
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    for reader in readers:
+        reader.join(timeout=60)
+    assert statuses == [200] * 20
+
+
+# --- an unavailable database --------------------------------------------------------------------------------
+
+
+def test_database_unavailable_is_a_503_and_sends_nothing(journal_env: JournalEnv, tmp_path: Path) -> None:
+    env = journal_env
+    state = env.app.state.dxl
+    working, sent, before = state.sessions, env.sent_by("psb"), env.resource_count()
+    gone = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'dxl.sqlite3'}")
+    state.sessions = session_factory(gone)
+    try:
+        for key in ("down-1", None):
+            response = env.register("psb", key)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    finally:
+        state.sessions = working
+        gone.dispose()
+    assert env.sent_by("psb") == sent and env.resource_count() == before
+    ok(env.register("psb", "down-1"), 201)  # the retry, once the database is back, records once
+
+
+def test_a_journal_that_cannot_be_written_sends_nothing(journal_env: JournalEnv, tmp_path: Path) -> None:
+    env = journal_env
+    gone = make_engine(f"sqlite:///{tmp_path / 'no-such-dir' / 'dxl.sqlite3'}")
+    client = env.setup.client
+    sender = JournaledSender(client, Journal(lambda: session_factory(gone)))
+    account = env.setup.keystore.unlock("dept-civil")
+    request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+    node_next = client.pending_nonce(account.address)
+    with pytest.raises(ApiError) as info:
+        sender.send(account, request, claim=None, finish=None)
+    gone.dispose()
+    assert info.value.code == "DATABASE_UNAVAILABLE"
+    assert client.pending_nonce(account.address) == node_next  # nothing sent
+    assert client.nonces.peek(account.address) in (None, node_next)  # and the nonce was given back
+
+
+def test_a_full_disk_after_the_write_was_mined_loses_nothing(journal_env: JournalEnv) -> None:
+    """The disk fills up (a file-size limit on this process: SQLite answers "database or disk is full") right
+    after the node got the transaction: the client still gets the write's 201, and the retry of its key,
+    once there is room again, answers the same without a second transaction — instead of a 500 and a key
+    left claimed."""
+    env = journal_env
+    before, sent = env.resource_count(), env.sent_by("health")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(
+        signal.SIGXFSZ, signal.SIG_IGN
+    )  # a write past the limit fails instead of killing
+
+    def disk_full() -> None:
+        env.proxy.after_send = None
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
+
+    env.proxy.after_send = disk_full
+    body = _resource()
+    try:
+        first = env.register("health", "full-1", body)
+    finally:
+        env.proxy.after_send = None
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert first.status_code == 201, first.text
+    with env.sessions()() as session:
+        claim = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "full-1"))
+    assert claim is not None and claim.status_code is None  # its completion did not fit on the disk
+    retry = env.register("health", "full-1", body)
+    assert retry.status_code == 201 and retry.json() == first.json()
+    assert env.resource_count() == before + 1 and env.sent_by("health") == sent + 1

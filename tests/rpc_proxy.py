@@ -1,0 +1,106 @@
+"""A loopback JSON-RPC proxy in front of a node that can lose or delay the answers to
+``eth_sendRawTransaction``: the node gets the transaction, the client does not learn it."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class _Server(ThreadingHTTPServer):
+    # Many requests wait at once on a paused node: socketserver's backlog of 5 would reset some of them.
+    request_queue_size = 128
+    daemon_threads = True
+
+
+class RpcProxy:
+    """Forwards every request to ``upstream``. Of the next eth_sendRawTransaction requests, ``swallow_sends``
+    never reach the node, the answers of ``lose_sends`` are dropped after forwarding (the connection closes
+    unanswered), and ``delay_sends`` are answered ``delay_s`` late. ``sends`` counts those requests."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream
+        self.swallow_sends = 0
+        self.lose_sends = 0
+        self.delay_sends = 0
+        self.delay_s = 0.0
+        self.sends = 0
+        #: Called once the node got an eth_sendRawTransaction, before its answer goes back.
+        self.after_send: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                action = proxy._action(body)
+                if action == "swallow":
+                    self.close_connection = True
+                    return
+                answer = proxy._forward(body)
+                if action is not None and proxy.after_send is not None:
+                    proxy.after_send()
+                if action == "lose":
+                    self.close_connection = True
+                    return
+                if action == "delay":
+                    time.sleep(proxy.delay_s)
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self.wfile.write(answer)
+                except OSError:
+                    pass  # the client gave up waiting
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def _forward(self, body: bytes) -> bytes:
+        request = urllib.request.Request(
+            self.upstream, data=body, headers={"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return bytes(response.read())
+
+    def _action(self, body: bytes) -> str | None:
+        try:
+            method = json.loads(body).get("method")
+        except (ValueError, AttributeError):
+            return None
+        if method != "eth_sendRawTransaction":
+            return None
+        with self._lock:
+            self.sends += 1
+            if self.swallow_sends > 0:
+                self.swallow_sends -= 1
+                return "swallow"
+            if self.lose_sends > 0:
+                self.lose_sends -= 1
+                return "lose"
+            if self.delay_sends > 0:
+                self.delay_sends -= 1
+                return "delay"
+        return "pass"
+
+    def __enter__(self) -> RpcProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)
