@@ -56,6 +56,8 @@ log = logging.getLogger("dxl.api.journal")
 #: Database failures that mean "unavailable" (disk full, server down, pool exhausted), not a bug.
 DATABASE_DOWN = (OperationalError, PoolTimeoutError)
 _RECEIPT_POLL_S = 0.1
+#: New signatures for one write whose nonce another transaction of the same key took meanwhile.
+_NONCE_TAKEN_RETRIES = 3
 #: Settled rows read per page while looking for the newest block the node still has.
 _BLOCK_PAGE = 50
 
@@ -275,20 +277,32 @@ class JournaledSender:
         Raises:
             ApiError: DATABASE_UNAVAILABLE (nothing sent); TRANSACTION_PENDING when the node cannot be asked
                 whether it has the transaction (it is journaled: reconciliation sends it).
-            NodeError: the node refused it (TRANSACTION_REFUSED, NONCE_TAKEN).
+            NodeError: the node refused it (TRANSACTION_REFUSED), or other transactions of the key kept
+                taking its nonce (NONCE_TAKEN).
         """
         sender = str(account.address)
         nonces = self.client.nonces
-        with self.lock(sender):
-            nonce = nonces.reserve(sender)
-            signed = self.client.sign(account, request, nonce)
+        for attempt in range(_NONCE_TAKEN_RETRIES + 1):
+            with self.lock(sender):
+                nonce = nonces.reserve(sender)
+                signed = self.client.sign(account, request, nonce)
+                try:
+                    self.journal.record(signed, claim=claim, finish=finish)
+                except BaseException:
+                    nonces.release(sender, nonce)
+                    raise
             try:
-                self.journal.record(signed, claim=claim, finish=finish)
-            except BaseException:
-                nonces.release(sender, nonce)
-                raise
-        self.push(signed)
-        return signed
+                self.push(signed)
+            except NonceTakenError:
+                # Provably never minable (the node does not hold it, another transaction of this key holds
+                # its nonce, e.g. one signed by another client of the same key): the only case where signing
+                # again cannot make a second transaction.
+                if attempt == _NONCE_TAKEN_RETRIES:
+                    raise
+                nonces.resync(sender)
+                continue
+            return signed
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def push(self, signed: SignedTx) -> None:
         """Send journaled bytes (again).
@@ -299,10 +313,13 @@ class JournaledSender:
         """
         try:
             self.client.send_signed(signed)
-        except (NonceTakenError, TransactionRefusedError):
+        except NonceTakenError:
+            self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
+            raise
+        except TransactionRefusedError:
             self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
             with self.lock(signed.sender):
-                # The nonce stays unused unless it was the last one handed out: read the node again.
+                # The nonce stays unused: given back if it was the last one handed out, else read again.
                 self.client.nonces.release(signed.sender, signed.nonce)
             raise
         except NodeError as exc:

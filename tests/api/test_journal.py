@@ -328,3 +328,26 @@ def test_a_full_disk_after_the_write_was_mined_loses_nothing(journal_env: Journa
     retry = env.register("health", "full-1", body)
     assert retry.status_code == 201 and retry.json() == first.json()
     assert env.resource_count() == before + 1 and env.sent_by("health") == sent + 1
+
+
+def test_a_nonce_taken_by_another_client_of_the_key_is_signed_again_once(journal_env: JournalEnv) -> None:
+    """Another client of the same key (a CLI, the receipts anchorer) used the nonce the API counted on: the
+    node does not hold the API's bytes, so they can never be mined, and the write is signed again — once."""
+    env = journal_env
+    ok(env.register("psb", None), 201)  # the API now counts PSB's nonces itself
+    psb = env.setup.keystore.unlock("dept-psb")
+    env.setup.client.transfer(psb, psb.address, 0)  # behind the API's back
+    before, sent = env.resource_count(), env.sent_by("psb")
+    response = ok(env.register("psb", "taken-1"), 201)
+    assert env.resource_count() == before + 1 and env.sent_by("psb") == sent + 1
+    with env.sessions()() as session:
+        statuses = sorted(
+            session.scalars(
+                select(JournaledTransaction.status).where(
+                    JournaledTransaction.sender == psb.address,
+                    JournaledTransaction.nonce >= sent - 1,
+                )
+            )
+        )
+    assert statuses == [TxStatus.MINED, TxStatus.SUPERSEDED]
+    assert response["transaction"]["hash"]
