@@ -30,6 +30,10 @@ class RpcProxy:
         self.delay_sends = 0
         self.delay_s = 0.0
         self.sends = 0
+        #: While set, every request is dropped unanswered (the node looks unreachable).
+        self.down = False
+        #: Go down right after swallowing a send.
+        self.down_after_swallow = False
         #: Called once the node got an eth_sendRawTransaction, before its answer goes back.
         self.after_send: Callable[[], None] | None = None
         self._lock = threading.Lock()
@@ -38,8 +42,9 @@ class RpcProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                action = proxy._action(body)
-                if action == "swallow":
+                action = None if proxy.down else proxy._action(body)
+                if proxy.down or action == "swallow":
+                    proxy.down = proxy.down or proxy.down_after_swallow
                     self.close_connection = True
                     return
                 answer = proxy._forward(body)

@@ -351,3 +351,26 @@ def test_a_nonce_taken_by_another_client_of_the_key_is_signed_again_once(journal
         )
     assert statuses == [TxStatus.MINED, TxStatus.SUPERSEDED]
     assert response["transaction"]["hash"]
+
+
+def test_a_write_journaled_while_the_node_was_unreachable_is_sent_when_it_comes_back(
+    journal_env: JournalEnv,
+) -> None:
+    """The node becomes unreachable as the write is sent: the client hears 409 TRANSACTION_PENDING with the
+    hash, the node comes back, the watcher re-sends the journaled bytes without any retry, and the retry of
+    the key answers the mined write."""
+    env = journal_env
+    before = env.resource_count()
+    env.proxy.swallow_sends, env.proxy.down_after_swallow = 1, True
+    body = _resource()
+    try:
+        first = env.register("civil", "unreachable-1", body)
+        assert first.status_code == 409, first.text
+        assert first.json()["error"]["code"] == "TRANSACTION_PENDING"
+        time.sleep(0.3)  # the watcher sees the node unreachable
+    finally:
+        env.proxy.down = env.proxy.down_after_swallow = False
+    tx_hash = first.json()["error"]["tx_hash"]
+    _until(lambda: env.setup.client.receipt(tx_hash) is not None)
+    again = ok(env.register("civil", "unreachable-1", body), 201)
+    assert again["transaction"]["hash"] == tx_hash and env.resource_count() == before + 1
