@@ -1,8 +1,9 @@
 """The API's settings: dxl's :class:`~node.settings.Settings` and what only the HTTP service needs.
 
 ``DXL_API_HOST``/``DXL_API_PORT`` (where it listens), the follower's interval, the receipt batching and how
-often the transaction journal looks at the node (``DXL_CHAIN_WATCH_INTERVAL``) of the running service. One :class:`ApiSettings` object is read at the top (``dxl run``, or the app's start) and
-handed down: the ledger client and the audit trail take it as the :class:`~node.settings.Settings` it is.
+often the transaction journal looks at the node (``DXL_CHAIN_WATCH_INTERVAL``) of the running service. One
+:class:`ApiSettings` object is read at the top (``dxl run``, or the app's start) and handed down: the ledger
+client and the audit trail take it as the :class:`~node.settings.Settings` it is.
 """
 
 from __future__ import annotations
