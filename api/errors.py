@@ -2,7 +2,8 @@
 
 Every failure the API reports has the shape ``{"error": {"code": "UPPER_SNAKE", "message": "...", ...}}``.
 Codes are part of the API contract: clients switch on them, so they never change meaning. Contract reverts are
-mapped by the Solidity error name (the interfaces are the source of truth), everything else by the
+mapped by the Solidity error name through the one table the chain client uses too
+(:data:`node.contract_errors.REVERT_CODES`), everything else by the
 :class:`ApiError` raised. An unexpected exception becomes a logged 500 ``INTERNAL_ERROR`` whose message says
 nothing about internals; the test suite shows that no input reaches it.
 """
@@ -23,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from node.contract_errors import error_code
 from node.errors import ConfigurationError, DxlError, NodeError
 
 log = logging.getLogger("dxl.api")
@@ -102,50 +104,6 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "INTERNAL_ERROR": ErrorSpec(500, "an unexpected error; it was logged"),
 }
 
-#: Solidity custom error name → API code. Unlisted reverts become ``LEDGER_REJECTED`` (409).
-REVERT_CODES: Mapping[str, str] = {
-    "CatalogUnknownResource": "RESOURCE_NOT_FOUND",
-    "CatalogNotOwner": "NOT_RESOURCE_OWNER",
-    "CatalogInvalidMetadata": "INVALID_METADATA",
-    "RequestResourceNotShared": "RESOURCE_NOT_SHARED",
-    "RequestOwnResource": "OWN_RESOURCE",
-    "RequestInvalidPeriod": "INVALID_PERIOD",
-    "RequestUnknown": "REQUEST_NOT_FOUND",
-    "RequestStatusMismatch": "REQUEST_STATUS_MISMATCH",
-    "RequestPurposeRequired": "PURPOSE_REQUIRED",
-    "RequestReasonRequired": "REASON_REQUIRED",
-    "SharingNotAParty": "NOT_A_PARTY",
-    "AgreementTermsMismatch": "TERMS_MISMATCH",
-    "AgreementSignatureExpired": "SIGNATURE_EXPIRED",
-    "AgreementInvalidSignature": "INVALID_SIGNATURE",
-    "AgreementUnknown": "AGREEMENT_NOT_FOUND",
-    "AgreementStatusMismatch": "AGREEMENT_NOT_ACTIVE",
-    "AgreementOutsideValidity": "AGREEMENT_OUTSIDE_VALIDITY",
-    "GrantUnknown": "GRANT_NOT_FOUND",
-    "GrantInvalidExpiry": "INVALID_EXPIRY",
-    "GrantAlreadyRevoked": "GRANT_REVOKED",
-    "GrantExpired": "GRANT_EXPIRED",
-    "DeliveryDuplicate": "DUPLICATE_DELIVERY",
-    "DeliveryUnknown": "DELIVERY_NOT_FOUND",
-    "DeliveryReceiptMismatch": "RECEIPT_MISMATCH",
-    "DeliveryAlreadySettled": "DELIVERY_ALREADY_SETTLED",
-    "DeliveryInvalidField": "INVALID_FIELD",
-    "GovernanceUnauthorized": "NOT_A_GOVERNOR",
-    "GovernanceInvalidThreshold": "GOVERNANCE_INVALID_THRESHOLD",
-    "GovernanceUnknownProposal": "PROPOSAL_NOT_FOUND",
-    "GovernanceProposalExecuted": "PROPOSAL_EXECUTED",
-    "GovernanceProposalExpired": "PROPOSAL_EXPIRED",
-    "GovernanceAlreadyApproved": "ALREADY_APPROVED",
-    "GovernanceRoleManagedByProposals": "FORBIDDEN",
-    "GovernanceMembershipUnchanged": "MEMBERSHIP_UNCHANGED",
-    "DepartmentUnknown": "DEPARTMENT_NOT_FOUND",
-    "DepartmentAlreadyRegistered": "DEPARTMENT_ALREADY_REGISTERED",
-    "DepartmentInvalidField": "INVALID_FIELD",
-    "DepartmentUnauthorized": "FORBIDDEN",
-    "DepartmentNotActive": "DEPARTMENT_NOT_ACTIVE",
-    "DepartmentStatusUnchanged": "DEPARTMENT_STATUS_UNCHANGED",
-}
-
 
 class ApiError(DxlError):
     """An error the API reports to its caller; ``code`` must be a key of :data:`ERRORS`.
@@ -192,7 +150,7 @@ def error_response(code: str, message: str | None = None, **extra: Any) -> JSONR
 def revert_to_api_error(exc: Exception) -> ApiError:
     """Maps a chain client revert (anything with ``error_name``/``error_args``) to an :class:`ApiError`."""
     name = str(getattr(exc, "error_name", "") or "")
-    code = REVERT_CODES.get(name, "LEDGER_REJECTED")
+    code = error_code(name)
     args = getattr(exc, "error_args", None)
     message = f"ledger rejected the transaction: {name or 'revert'}"
     if args:

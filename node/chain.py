@@ -40,6 +40,7 @@ from web3.exceptions import (
 )
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
+from node.contract_errors import error_code as error_code
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
 from node.nonces import NonceManager, is_nonce_error
@@ -66,23 +67,6 @@ _RETRIED_METHODS = tuple(
 
 _ERROR_STRING_SELECTOR = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")  # Panic(uint256)
-
-#: Product codes the API exposes for some contract errors; every other error's code is derived from its name.
-PRODUCT_CODES: dict[str, str] = {
-    "DepartmentUnauthorized": "NOT_A_PARTY",
-    "SharingNotAParty": "NOT_A_PARTY",
-    "AgreementStatusMismatch": "AGREEMENT_NOT_ACTIVE",
-    "AgreementOutsideValidity": "AGREEMENT_NOT_ACTIVE",
-    "RequestResourceNotShared": "RESOURCE_NOT_SHARED",
-    "DeliveryDuplicate": "DUPLICATE_DELIVERY",
-    "AgreementInvalidSignature": "INVALID_SIGNATURE",
-    "AgreementSignatureExpired": "SIGNATURE_EXPIRED",
-    "GrantExpired": "GRANT_EXPIRED",
-    "GrantAlreadyRevoked": "GRANT_REVOKED",
-    "DepartmentNotActive": "DEPARTMENT_NOT_ACTIVE",
-    "GovernanceUnauthorized": "NOT_A_GOVERNOR",
-    "AccessControlUnauthorizedAccount": "NOT_AUTHORIZED",
-}
 
 _PANIC_REASONS = {
     0x01: "assertion failed",
@@ -134,20 +118,6 @@ _MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
 }
 
 
-def error_code(error_name: str) -> str:
-    """The stable code of a contract error: a product code from :data:`PRODUCT_CODES`, else UPPER_SNAKE."""
-    if error_name in PRODUCT_CODES:
-        return PRODUCT_CODES[error_name]
-    snake = []
-    for i, ch in enumerate(error_name):
-        prev = error_name[i - 1] if i else ""
-        nxt = error_name[i + 1] if i + 1 < len(error_name) else ""
-        if ch.isupper() and i and (not prev.isupper() or (nxt and nxt.islower())):
-            snake.append("_")
-        snake.append(ch.upper())
-    return "".join(snake)
-
-
 class LedgerRevertError(DxlError, RuntimeError):
     """Thrown when the ledger contract reverts (call, estimation, or a mined transaction with status 0).
 
@@ -174,7 +144,7 @@ class LedgerRevertError(DxlError, RuntimeError):
         self.selector = selector
         self.data = data
         self.tx_hash = tx_hash
-        code = error_code(error_name) if error_name else "LEDGER_REVERT"
+        code = error_code(error_name)
         if message is None:
             message = self._describe()
         if tx_hash:

@@ -31,9 +31,10 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.errors import ERRORS, REVERT_CODES, revert_to_api_error
+from api.errors import ERRORS, revert_to_api_error
 from api.limits import MANIFEST_MAX_BODY_BYTES
 from node.chain import LedgerRevertError
+from node.contract_errors import REVERT_CODES
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, sign_manifest

@@ -133,16 +133,16 @@ def test_nonce_error_messages(message: str, expected: bool) -> None:
     ("name", "code"),
     [
         ("GrantExpired", "GRANT_EXPIRED"),
-        ("GovernanceProposalExecuted", "GOVERNANCE_PROPOSAL_EXECUTED"),
-        ("CatalogUnknownResource", "CATALOG_UNKNOWN_RESOURCE"),
+        ("GovernanceProposalExecuted", "PROPOSAL_EXECUTED"),
+        ("CatalogUnknownResource", "RESOURCE_NOT_FOUND"),
         ("SharingNotAParty", "NOT_A_PARTY"),
-        ("DepartmentUnauthorized", "NOT_A_PARTY"),
+        ("DepartmentUnauthorized", "FORBIDDEN"),
         ("AgreementStatusMismatch", "AGREEMENT_NOT_ACTIVE"),
         ("RequestResourceNotShared", "RESOURCE_NOT_SHARED"),
         ("DeliveryDuplicate", "DUPLICATE_DELIVERY"),
         ("AgreementInvalidSignature", "INVALID_SIGNATURE"),
-        ("ECDSAInvalidSignatureS", "ECDSA_INVALID_SIGNATURE_S"),
-        ("AccessControlBadConfirmation", "ACCESS_CONTROL_BAD_CONFIRMATION"),
+        ("ECDSAInvalidSignatureS", "LEDGER_REJECTED"),
+        ("AccessControlBadConfirmation", "FORBIDDEN"),
     ],
 )
 def test_error_codes(name: str, code: str) -> None:
@@ -210,7 +210,7 @@ def test_unknown_revert_data_still_raises_a_ledger_error(
 ) -> None:
     error = ErrorDecoder(ledger_artifact.abi).decode(data)
     assert isinstance(error, DxlError) and error.error_name is None
-    assert error.code == "LEDGER_REVERT" and error.selector == selector
+    assert error.code == "LEDGER_REJECTED" and error.selector == selector
     if selector:
         assert selector in str(error)
 
@@ -228,7 +228,7 @@ def _not_a_department() -> Any:
         ),
         (
             "stranger", "registerResource", (b"\x01" * 32, b"\x02" * 32, 0, 1),
-            "DepartmentUnauthorized", {"account": "{stranger}"}, "NOT_A_PARTY",
+            "DepartmentUnauthorized", {"account": "{stranger}"}, "FORBIDDEN",
         ),
         ("governor-1", "approve", (10_000,), "GovernanceUnknownProposal", {"proposalId": 10_000}, None),
         (
@@ -237,11 +237,11 @@ def _not_a_department() -> Any:
         ),
         (
             "dept-psb", "requestAccess", ("{household}", "own data", b"\x01" * 32, b"\x02" * 32, 1, 2**40),
-            "RequestOwnResource", {"resourceId": "{household}"}, "REQUEST_OWN_RESOURCE",
+            "RequestOwnResource", {"resourceId": "{household}"}, "OWN_RESOURCE",
         ),
         (
             "dept-hrss", "issueGrant", (999, 2**40),
-            "AgreementUnknown", {"agreementId": 999}, "AGREEMENT_UNKNOWN",
+            "AgreementUnknown", {"agreementId": 999}, "AGREEMENT_NOT_FOUND",
         ),
     ],
 )  # fmt: skip
@@ -285,7 +285,7 @@ def test_call_reverts_are_decoded(ledger: LedgerClient) -> None:
     assert (info.value.error_name, info.value.error_args, info.value.code) == (
         "GrantUnknown",
         {"grantId": 7},
-        "GRANT_UNKNOWN",
+        "GRANT_NOT_FOUND",
     )
     assert str(info.value) == "grant 7 does not exist"
 
