@@ -124,10 +124,15 @@ def _grant_before_validity(env: ApiEnv) -> httpx.Response:
 
 def _expired_grant(env: ApiEnv) -> httpx.Response:
     agreement = agreement_between(env, "hrss", "psb")
+    w3 = env.setup.client.w3
+    expires = int(w3.eth.get_block("latest")["timestamp"]) + 2
     grant = ok(env.call("POST", "/grants", "hrss", json={
-        "agreement_id": agreement["id"], "expires_at": int(time.time()) + 2,
+        "agreement_id": agreement["id"], "expires_at": expires,
     }), 201)["record"]  # fmt: skip
-    time.sleep(3.5)
+    # The node's clock moves past the expiry instead of the test waiting for it.
+    w3.provider.make_request("evm_increaseTime", [3])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    assert int(w3.eth.get_block("latest")["timestamp"]) > expires
     body = {"delivery_id": b32(), "grant_id": grant["id"], "commitment": b32(), "byte_size": 1}
     return env.call("POST", "/deliveries", "hrss", json=body)
 

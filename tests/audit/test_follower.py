@@ -19,7 +19,7 @@ from node.anvil import EmbeddedNode
 from node.audit.follower import AuditFollower, redact
 from node.errors import ConfigurationError
 from node.provision import setup_ledger
-from tests.api.api_helpers import PASSPHRASE, ApiEnv, ServerThread, delivery_between, make_settings, ok
+from tests.api.api_helpers import ApiEnv, ServerThread, delivery_between, make_settings, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("audit-follower")
@@ -30,9 +30,11 @@ WAIT = 20.0
 
 @pytest.mark.parametrize(("interval", "runs"), [(0.2, True), (0.0, False)])
 def test_the_follower_stops_at_shutdown_and_zero_disables_it(
-    tmp_path: Path, interval: float, runs: bool
+    tmp_path: Path, interval: float, runs: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Runs before the module's served app exists (tests run in file order): one follower per process."""
+    # A process runs one follower, and another app of this worker (this module's served one, a session's API)
+    # may hold the slot: this app gets a free slot of its own, whatever ran before; the holder is restored.
+    monkeypatch.setattr("node.audit.follower._running", None)
     # No deployment in this home: the follower keeps failing (and backing off) without ending the app.
     settings = ApiSettings(
         home=tmp_path, database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", audit_follow_interval=interval
@@ -57,19 +59,14 @@ def served(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
     settings = base.model_copy(update={"audit_follow_interval": 0.2})
     setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
-    # As under `dxl run`: the audit context is opened from the environment, naming the same home and node.
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DXL_HOME", str(settings.home))
-        env.setenv("DXL_RPC_URL", str(settings.rpc_url))
-        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
-        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
-        app = create_app(settings)
-        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120) as client:
-            served = ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
-            served.app = app  # type: ignore[attr-defined]
-            yield served
-        follower = app.state.dxl.extra["audit_follower"]
-        assert isinstance(follower, AuditFollower) and not follower.alive
+    # The audit context is opened from the settings the app is given (nothing in the environment names them).
+    app = create_app(settings)
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+        served = ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
+        served.app = app  # type: ignore[attr-defined]
+        yield served
+    follower = app.state.dxl.extra["audit_follower"]
+    assert isinstance(follower, AuditFollower) and not follower.alive
 
 
 def _delivered(env: ApiEnv, delivery_id: str) -> list[dict[str, Any]]:
