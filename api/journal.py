@@ -185,12 +185,18 @@ class Journal:
             log.warning("journal: could not mark %s %s: %s", tx_hash, status.value, exc)
 
     def unsettled(self) -> list[Entry]:
-        """Rows not known to be mined, by sender and nonce (the order they must be re-sent in)."""
+        """Rows not known to be mined, in the order to re-send them: those of lost blocks first, by block,
+        then the others; within both, in the order they were journaled (nonce order for each sender), so the
+        node mines them again in their first order and records keep their ids."""
         with self._session() as session:
             rows = session.scalars(
                 select(JournaledTransaction)
                 .where(JournaledTransaction.status == TxStatus.SENT.value)
-                .order_by(JournaledTransaction.sender, JournaledTransaction.nonce)
+                .order_by(
+                    JournaledTransaction.block_number.is_(None),
+                    JournaledTransaction.block_number,
+                    JournaledTransaction.id,
+                )
             )
             return [_entry(r) for r in rows]
 
@@ -214,8 +220,9 @@ class Journal:
         return page[0] if page else None
 
     def reopen(self, blocks: list[BlockRef]) -> list[str]:
-        """Rows mined in ``blocks`` (which the node no longer has) become ``sent`` again, and the claims of
-        their requests are handed back without their stored response; returns the reopened hashes."""
+        """Rows mined in ``blocks`` (which the node no longer has) become ``sent`` again (keeping the lost
+        block's number, to re-send them in their first order), and the claims of their requests are handed
+        back without their stored response; returns the reopened hashes."""
         if not blocks:
             return []
         with self._session() as session:
@@ -230,7 +237,7 @@ class Journal:
             session.execute(
                 update(JournaledTransaction)
                 .where(JournaledTransaction.tx_hash.in_(hashes))
-                .values(status=TxStatus.SENT.value, block_number=None, block_hash=None)
+                .values(status=TxStatus.SENT.value, block_hash=None)
             )
             session.execute(
                 update(IdempotencyRecord)
@@ -259,6 +266,16 @@ class JournaledSender:
         self.journal = journal
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        # Closed from the moment the node is seen unreachable or changed until the journal is reconciled with
+        # it: new transactions then wait, so the healed ones are mined first, in their first order.
+        self._open = threading.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def resume_sending(self) -> None:
+        self._open.set()
 
     def lock(self, sender: str) -> threading.Lock:
         with self._guard:
@@ -282,6 +299,8 @@ class JournaledSender:
         """
         sender = str(account.address)
         nonces = self.client.nonces
+        # Bounded: a node that stays away fails the send below anyway (journaled, answered as pending).
+        self._open.wait(timeout=self.client.receipt_timeout)
         for attempt in range(_NONCE_TAKEN_RETRIES + 1):
             with self.lock(sender):
                 nonce = nonces.reserve(sender)
@@ -448,10 +467,12 @@ class Reconciler:
 
 class ChainWatcher:
     """A thread that reconciles whenever the node comes back: after it was unreachable, when its height went
-    down, or when the hash of the last block seen changed (the node restarted from an older state)."""
+    down, or when the hash of the last block seen changed (the node restarted from an older state). From the
+    moment it sees the node away or changed until the reconciliation is done, new transactions wait."""
 
     def __init__(self, reconciler: Reconciler, interval: float, *, reconciled: bool) -> None:
         self.reconciler = reconciler
+        self.sender = reconciler.sender
         self.client = reconciler.client
         self.interval = interval
         self._down = not reconciled
@@ -466,6 +487,7 @@ class ChainWatcher:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(timeout=30)
+        self.sender.resume_sending()
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -486,14 +508,19 @@ class ChainWatcher:
             )
             healed = False
             if self._down or moved:
+                self.sender.hold()
                 self.reconciler.reconcile()
                 head, healed = self.client.head(), True
         except NodeError:
             self._down = True
+            self.sender.hold()
             return False
         except SQLAlchemyError as exc:
             log.warning("journal: reconciliation postponed, database unavailable: %s", exc)
             self._down = True
+            # Nothing can be journaled either: holding sends would only add waits.
+            self.sender.resume_sending()
             return False
+        self.sender.resume_sending()
         self._down, self._last = False, head
         return healed

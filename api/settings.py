@@ -32,7 +32,7 @@ class ApiSettings(Settings):
         description="Seconds a grant's oldest pending receipt waits before its batch closes anyway.",
     )
     chain_watch_interval: float = Field(
-        default=1.0,
+        default=0.5,
         ge=0,
         allow_inf_nan=False,
         description="Seconds between the API's looks at the node (its journal is reconciled when the node "

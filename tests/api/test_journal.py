@@ -136,21 +136,22 @@ def test_the_signed_bytes_are_journaled_with_the_claim_before_they_are_sent(jour
 def test_lost_blocks_are_healed_from_the_journal_and_a_replay_answers_the_re_mined_write(
     journal_env: JournalEnv,
 ) -> None:
-    """The node loses the block of an acknowledged write (restarted from an older state): the journal re-sends
-    the same bytes, and the key's replay answers from the re-mined transaction."""
+    """The node loses the blocks of acknowledged writes (restarted from an older state): the journal re-sends
+    the same bytes in their first order, and each key's replay answers from the re-mined transaction."""
     env = journal_env
     before = env.resource_count()
     snapshot = env.node_rpc("evm_snapshot")
-    body = _resource()
-    first = ok(env.register("psb", "healed-1", body), 201)
-    assert env.resource_count() == before + 1
+    writes = [("hrss", "healed-1", _resource()), ("psb", "healed-2", _resource())]
+    first = [ok(env.register(who, key, body), 201) for who, key, body in writes]
+    assert env.resource_count() == before + 2
     assert env.node_rpc("evm_revert", snapshot) is True
-    assert env.resource_count() == before  # the acknowledged write is gone from the node
-    _until(lambda: env.resource_count() == before + 1)  # healed by the watcher, without any request
-    again = ok(env.register("psb", "healed-1", body), 201)
-    assert again["transaction"]["hash"] == first["transaction"]["hash"]  # the same bytes, not a new signature
-    assert again["record"] == first["record"]
-    assert env.resource_count() == before + 1
+    assert env.resource_count() == before  # the acknowledged writes are gone from the node
+    _until(lambda: env.resource_count() == before + 2)  # healed by the watcher, without any request
+    again = [ok(env.register(who, key, body), 201) for who, key, body in writes]
+    for was, now in zip(first, again, strict=True):
+        assert now["transaction"]["hash"] == was["transaction"]["hash"]  # the same bytes, no new signature
+        assert now["record"] == was["record"]  # re-mined in their first order: the same ids
+    assert env.resource_count() == before + 2
 
 
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
