@@ -55,6 +55,16 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "GRANT_NOT_FOUND": ErrorSpec(404, "no grant with this id"),
     "DELIVERY_NOT_FOUND": ErrorSpec(404, "no delivery with this id"),
     "RECEIPT_NOT_FOUND": ErrorSpec(404, "no receipt with this id that the caller is party to"),
+    "RECEIPT_BATCH_NOT_FOUND": ErrorSpec(
+        404, "no anchored receipt batch of this grant starts at this sequence"
+    ),
+    "RECEIPT_NOT_FINAL": ErrorSpec(
+        409, "the receipt's batch is not on chain yet; settle it once it is final"
+    ),
+    "RECEIPT_BATCH_SETTLED": ErrorSpec(409, "the consumer already acknowledged this receipt batch"),
+    "RECEIPT_ALREADY_DISPUTED": ErrorSpec(409, "the receipt was already disputed"),
+    "RECEIPT_PROOF_INVALID": ErrorSpec(422, "the inclusion proof does not lead to the anchored root"),
+    "RECEIPT_BATCH_OUT_OF_SEQUENCE": ErrorSpec(409, "the batch does not start at the grant's next sequence"),
     "PROPOSAL_NOT_FOUND": ErrorSpec(404, "no governance proposal with this id"),
     # Parties and roles
     "NOT_A_PARTY": ErrorSpec(403, "the department is not the party this operation belongs to"),

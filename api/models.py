@@ -363,3 +363,22 @@ class ReceiptLookup(Strict):
 
 class ReceiptList(BaseModel):
     receipts: list[ReceiptPublic]
+
+
+class ReceiptBatchSettledBatch(BaseModel):
+    grant_id: int
+    first_sequence: int
+    leaf_count: int
+    root: str
+    status: str
+
+
+class ReceiptBatchSettled(BaseModel):
+    transaction: TransactionPublic
+    batch: ReceiptBatchSettledBatch
+
+
+class ReceiptDisputed(BaseModel):
+    transaction: TransactionPublic
+    receipt: ReceiptPublic
+    consumer_commitment: str

@@ -974,6 +974,7 @@ class ReceiptService:
         from_block: int = 0,
     ) -> None:
         init_receipt_tables(engine)
+        self.anchors = anchors
         self.anchors_address = str(anchors.address)
         self.grants = GrantCache(ledger)
         self._account_of = account_of
@@ -1041,3 +1042,60 @@ class ReceiptService:
                     self._keys_checked.add(state.provider)
                 consumers[row.grant_id] = state.consumer
         await self.journal.append(department, consumers, rows)
+
+    # --- the consumer's side ------------------------------------------------------------------------------
+
+    def acknowledge_batch(
+        self, *, consumer: int, account: LocalAccount, grant_id: int, first_sequence: int
+    ) -> Any:
+        """Acknowledge every undisputed receipt of an anchored batch in one ``acknowledgeBatch``.
+
+        Raises:
+            ApiError: RECEIPT_BATCH_NOT_FOUND, NOT_A_PARTY (not the batch's consumer), RECEIPT_BATCH_SETTLED.
+            LedgerRevertError: the contract refused it anyway (state changed meanwhile).
+        """
+        root, leaf_count, _at, _provider, batch_consumer, status = self.anchors.call(
+            "batch", grant_id, first_sequence
+        )
+        if int(status) == 0:
+            raise ApiError(
+                "RECEIPT_BATCH_NOT_FOUND", f"no batch of grant {grant_id} starts at {first_sequence}"
+            )
+        if consumer != int(batch_consumer):
+            raise ApiError(
+                "NOT_A_PARTY", f"only department {batch_consumer} (the consumer) may settle this batch"
+            )
+        if int(status) == 2:
+            raise ApiError(
+                "RECEIPT_BATCH_SETTLED", f"batch {grant_id}/{first_sequence} was already acknowledged"
+            )
+        result = self.anchors.transact(account, "acknowledgeBatch", grant_id, first_sequence)
+        batch = {"grant_id": grant_id, "first_sequence": first_sequence, "leaf_count": int(leaf_count),
+                 "root": "0x" + bytes(root).hex(), "status": "acknowledged"}  # fmt: skip
+        return result, batch
+
+    def dispute(
+        self, *, view: ReceiptView, consumer: int, account: LocalAccount, consumer_commitment: bytes
+    ) -> Any:
+        """Dispute one final receipt by its inclusion proof (``disputeReceipt``).
+
+        Raises:
+            ApiError: NOT_A_PARTY (not its consumer), RECEIPT_NOT_FINAL, VALIDATION_ERROR (the commitment
+                equals the anchored one).
+            LedgerRevertError: the contract's refusals (batch settled, receipt already disputed).
+        """
+        if consumer != view.consumer:
+            raise ApiError("NOT_A_PARTY", f"only department {view.consumer} (the consumer) may dispute it")
+        if view.status != "final" or view.proof is None:
+            raise ApiError("RECEIPT_NOT_FINAL", f"the receipt is {view.status}; dispute it once it is final")
+        if consumer_commitment == view.receipt.commitment:
+            raise ApiError(
+                "VALIDATION_ERROR",
+                "a dispute needs a consumer commitment that differs from the anchored one",
+                field="consumer_commitment",
+            )
+        proof = view.proof
+        return self.anchors.transact(
+            account, "disputeReceipt", view.receipt.grant_id, proof.first_sequence, view.receipt.as_tuple(),
+            proof.index, list(proof.proof), consumer_commitment,
+        )  # fmt: skip

@@ -60,12 +60,12 @@ REVERT_CODES: Mapping[str, str] = {
     "AccessControlUnauthorizedAccount": "FORBIDDEN",
     "InvalidShortString": "INVALID_FIELD",
     "StringTooLong": "INVALID_FIELD",
-    "ReceiptAlreadyDisputed": "DELIVERY_ALREADY_SETTLED",
-    "ReceiptBatchAlreadySettled": "DELIVERY_ALREADY_SETTLED",
-    "ReceiptBatchOutOfSequence": "LEDGER_REJECTED",
-    "ReceiptBatchUnknown": "RECEIPT_NOT_FOUND",
+    "ReceiptAlreadyDisputed": "RECEIPT_ALREADY_DISPUTED",
+    "ReceiptBatchAlreadySettled": "RECEIPT_BATCH_SETTLED",
+    "ReceiptBatchOutOfSequence": "RECEIPT_BATCH_OUT_OF_SEQUENCE",
+    "ReceiptBatchUnknown": "RECEIPT_BATCH_NOT_FOUND",
     "ReceiptInvalidField": "INVALID_FIELD",
-    "ReceiptProofInvalid": "RECEIPT_MISMATCH",
+    "ReceiptProofInvalid": "RECEIPT_PROOF_INVALID",
 }
 
 

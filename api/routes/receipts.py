@@ -17,7 +17,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import models as m
 from api.auth import Principal, Role, authenticate, hash_token
-from api.deps import ExchangeReader, IdempotencyKey, LedgerDep, get_state
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, get_state
 from api.errors import ApiError
 from api.ledger import LedgerService
 from api.receipts import ReceiptService, parse_receipts
@@ -159,3 +159,47 @@ def lookup_receipts(
         [bytes.fromhex(d[2:]) for d in body.delivery_ids], reader=_reader(ledger, principal)
     )
     return {"receipts": [v.to_json(service.anchors_address) for v in views]}
+
+
+@router.post("/batches/{grant_id}/{first_sequence}/acknowledge", response_model=m.ReceiptBatchSettled)
+def acknowledge_batch(
+    grant_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    first_sequence: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    service: Receipts,
+    _key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """The consumer acknowledges every receipt of an anchored batch it has not disputed, in one
+    transaction."""
+    me = ledger.department_id_of(principal)
+    result, batch = service.acknowledge_batch(
+        consumer=me, account=ledger.department_account(me), grant_id=grant_id, first_sequence=first_sequence
+    )
+    return {"transaction": {"hash": result.tx_hash, "block_number": result.block_number}, "batch": batch}
+
+
+@router.post("/{delivery_id}/dispute", response_model=m.ReceiptDisputed)
+def dispute_receipt(
+    delivery_id: DeliveryId,
+    body: m.DeliveryDispute,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    service: Receipts,
+    _key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """The consumer disputes one final receipt with the commitment it computed; the service sends the
+    receipt's inclusion proof, which the contract checks."""
+    me = ledger.department_id_of(principal)
+    found = service.reader.lookup([bytes.fromhex(delivery_id[2:])], reader=me)
+    if not found:
+        raise ApiError("RECEIPT_NOT_FOUND", f"no receipt {delivery_id} that you are party to")
+    result = service.dispute(
+        view=found[0], consumer=me, account=ledger.department_account(me),
+        consumer_commitment=bytes.fromhex(body.consumer_commitment[2:]),
+    )  # fmt: skip
+    return {
+        "transaction": {"hash": result.tx_hash, "block_number": result.block_number},
+        "receipt": found[0].to_json(service.anchors_address),
+        "consumer_commitment": body.consumer_commitment,
+    }

@@ -52,7 +52,7 @@ def exchange(api_env: ApiEnv) -> dict[str, Any]:
         "request_id": agreement["request_id"], "agreement_id": agreement["id"], "grant_id": grant["id"],
         "delivery_id": delivery["delivery_id"], "resource_id": agreement["resource_id"],
         "commitment": delivery["commitment"],
-        "department_id": api_env.departments["HRSS"], "proposal_id": 1,
+        "department_id": api_env.departments["HRSS"], "proposal_id": 1, "first_sequence": 0,
     }  # fmt: skip
 
 

@@ -267,6 +267,7 @@ SCENARIOS: dict[str, Scenario] = {
 REVERT_ONLY = {
     "NOT_A_GOVERNOR", "PURPOSE_REQUIRED", "REASON_REQUIRED", "TERMS_MISMATCH", "SIGNATURE_EXPIRED",
     "RECEIPT_MISMATCH", "GOVERNANCE_INVALID_THRESHOLD", "PROPOSAL_EXPIRED", "LEDGER_REJECTED",
+    "RECEIPT_BATCH_OUT_OF_SEQUENCE", "RECEIPT_PROOF_INVALID",
 }  # fmt: skip
 #: Codes shown by other tests (named here so the coverage check below stays exact).
 ELSEWHERE = {
@@ -277,6 +278,10 @@ ELSEWHERE = {
     "TRANSACTION_PENDING": "test_errors.py::test_unmined_transaction_is_pending_and_remembered",
     "RECEIPT_NOT_FOUND": "test_receipts.py::test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAnd...",
     "DATABASE_UNAVAILABLE": "test_journal.py::test_database_unavailable_is_a_503_and_sends_nothing",
+    "RECEIPT_BATCH_NOT_FOUND": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
+    "RECEIPT_NOT_FINAL": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
+    "RECEIPT_BATCH_SETTLED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
+    "RECEIPT_ALREADY_DISPUTED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
 }
 
 

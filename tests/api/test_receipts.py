@@ -109,6 +109,59 @@ def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any],
     assert verdict(elsewhere) == (1, "NOT_ANCHORED")
 
 
+def test_consumer_disputesOneReceipt_acknowledgesTheBatch(api_env: ApiEnv, tmp_path: Path) -> None:
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    bodies = [receipt_body(gid) for _ in range(3)]
+    ids = [b["delivery_id"] for b in bodies]
+    api_env.call("POST", "/receipts", "psb", json={"receipts": bodies})
+    early = api_env.call("POST", f"/receipts/{ids[1]}/dispute", "hrss", json={"consumer_commitment": b32()})
+    assert early.status_code in (200, 409)  # the batch may already be final on an idle node
+    if early.status_code == 409:
+        assert early.json()["error"]["code"] == "RECEIPT_NOT_FINAL"
+
+    def final() -> bool:
+        found = ok(api_env.call("POST", "/receipts/lookup", "hrss", json={"delivery_ids": ids}))["receipts"]
+        return all(r["status"] == "final" for r in found)
+
+    until(final, "the batch to be mined")
+    theirs = b32()
+    path = f"/receipts/{ids[2]}/dispute"
+    equal = api_env.call("POST", path, "hrss", json={"consumer_commitment": bodies[2]["commitment"]})
+    assert equal.status_code == 422 and equal.json()["error"]["field"] == "consumer_commitment"
+    assert api_env.call("POST", path, "psb", json={"consumer_commitment": theirs}).status_code == 403
+    disputed = ok(api_env.call("POST", path, "hrss", json={"consumer_commitment": theirs}))
+    assert disputed["transaction"]["hash"] and disputed["consumer_commitment"] == theirs
+    again = api_env.call("POST", path, "hrss", json={"consumer_commitment": theirs})
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "RECEIPT_ALREADY_DISPUTED")
+    receipt = ok(api_env.call("GET", path.removesuffix("/dispute"), "hrss"))
+    assert check_cli(api_env, receipt, tmp_path) == (1, "DISPUTED")
+
+    first = receipt["batch"]["first_sequence"]
+    ack = f"/receipts/batches/{gid}/{first}/acknowledge"
+    assert api_env.call("POST", ack, "psb").json()["error"]["code"] == "NOT_A_PARTY"
+    assert api_env.call("POST", f"/receipts/batches/{gid}/{first + 1}/acknowledge", "hrss").status_code == 404
+    settled = ok(api_env.call("POST", ack, "hrss"))
+    assert settled["batch"] == {"grant_id": gid, "first_sequence": first, "leaf_count": 3,
+                                "root": receipt["batch"]["root"], "status": "acknowledged"}  # fmt: skip
+    for response in (
+        api_env.call("POST", ack, "hrss"),
+        api_env.call("POST", f"/receipts/{ids[0]}/dispute", "hrss", json={"consumer_commitment": theirs}),
+    ):
+        assert (response.status_code, response.json()["error"]["code"]) == (409, "RECEIPT_BATCH_SETTLED")
+    other = ok(api_env.call("GET", f"/receipts/{ids[0]}", "auditor"))
+    assert check_cli(api_env, other, tmp_path) == (0, "ACKNOWLEDGED")
+
+
+def check_cli(api_env: ApiEnv, answer: dict[str, Any], tmp_path: Path) -> tuple[int, str]:
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(answer))
+    result = runner.invoke(
+        cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
+              "--anchors", answer["anchors"], "--json"],
+    )  # fmt: skip
+    return result.exit_code, json.loads(result.stdout)["status"]
+
+
 def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
     api_env: ApiEnv, grant: dict[str, Any]
 ) -> None:
