@@ -17,6 +17,7 @@ from typing import Any
 from eth_utils.abi import event_abi_to_log_topic
 from web3 import Web3
 from web3.contract.contract import ContractEvent
+from web3.exceptions import TransactionNotFound
 
 from tests.reliability.records import Marker, WriteRecord, error_code
 
@@ -72,6 +73,19 @@ def read_events(rpc_url: str, address: str, from_block: int) -> list[ChainEvent]
     return events
 
 
+def receipts(rpc_url: str, hashes: Iterable[str]) -> dict[str, int | None]:
+    """The block of each transaction's receipt on the node, None when it has none: a second, independent look
+    at the records the event count found missing."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    found: dict[str, int | None] = {}
+    for tx_hash in sorted(h for h in hashes if h):
+        try:
+            found[tx_hash] = int(w3.eth.get_transaction_receipt(tx_hash)["blockNumber"])  # type: ignore[arg-type]
+        except TransactionNotFound:
+            found[tx_hash] = None
+    return found
+
+
 @dataclass
 class Verdict:
     """Counts of the run's outcome; ``problems`` names the first findings of each kind."""
@@ -93,6 +107,8 @@ class Verdict:
     problems: dict[str, list[str]] = field(default_factory=dict)
     #: Keys already counted as lost, doubled or mismatched.
     flagged: set[str] = field(default_factory=set)
+    #: The transactions answered for lost records, to be looked up on the node one by one.
+    lost_transactions: set[str] = field(default_factory=set)
 
     def note(self, kind: str, key: str, text: str) -> None:
         if kind != "unresolved":
@@ -164,6 +180,7 @@ def _judge_acknowledged(
 ) -> None:
     if not found:
         verdict.lost += 1
+        verdict.lost_transactions.add(write.answered_hash() or "")
         verdict.note(
             "lost",
             write.key,

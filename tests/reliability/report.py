@@ -108,7 +108,8 @@ def summarize(
             "fuzz": fuzz.server_errors if fuzz else None,
             "examples": [f"{a.status} {a.code}" for a in server_errors[:20]],
         },
-        "verdict": asdict(verdict),
+        "verdict": asdict(verdict)
+        | {"flagged": len(verdict.flagged), "lost_transactions": sorted(verdict.lost_transactions)},
         "faults": [asdict(f) | {"duration_s": round(f.ended - f.started, 2)} for f in faults],
         "fault_counts": dict(Counter(str(f.kind) for f in faults if f.injected)),
         "faults_without_target": sum(1 for f in faults if not f.injected),

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 
 from node.anvil import DXL_CHAIN_ID, free_port
-from tests.reliability.counting import judge, read_events
+from tests.reliability.counting import judge, read_events, receipts
 from tests.reliability.faults import FaultInjector, schedule
 from tests.reliability.fuzz import fuzz
 from tests.reliability.load import ExchangeWalker, LoadState, ServiceClient
@@ -133,6 +133,7 @@ async def _attack(
         say("counting the chain's events")
         events = await asyncio.to_thread(read_events, node.rpc_url, ledger.address, ledger.block)
         verdict = judge(state.writes, events)
+        lost_receipts = await asyncio.to_thread(receipts, node.rpc_url, verdict.lost_transactions)
         for key, text in replay_differs:
             verdict.answer_differs(key, text)
         # At least a minute of fuzzing, whatever the load left of the run's budget.
@@ -153,6 +154,7 @@ async def _attack(
         extra={
             "seed": seed, "load_s": round(load_s, 1), "clients": profile.clients,
             "chain_events": len(events), "txpool_left": txpool_left,
+            "lost_transaction_receipts": lost_receipts,
             "api_restart_s": [round(s, 1) for s in injector.api_restart_s],
             "disk_full": "tmpfs" if disk.mounted else f"not injected: {disk.why_not}",
         },
@@ -284,6 +286,9 @@ def main() -> int:
         summary = asyncio.run(_main(profile, workdir, seed, started))
     except HarnessError as exc:
         print(f"reliability run could not be carried out: {exc}", file=sys.stderr)
+        return 2
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("reliability run interrupted; its processes are stopped", file=sys.stderr)
         return 2
     finally:
         node_log = workdir / "home" / "node" / "anvil.log"
