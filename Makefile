@@ -54,3 +54,8 @@ APE_VENV ?= .venv-ape
 ape:
 	test -x $(APE_VENV)/bin/python || $(PY) -m venv $(APE_VENV)
 	$(APE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-ape.lock
+
+# The API's schemathesis run (tests/api/test_fuzz.py) at length: every phase for every role, more examples.
+.PHONY: fuzz
+fuzz: setup
+	DXL_FUZZ_FULL=1 DXL_FUZZ_EXAMPLES=$${DXL_FUZZ_EXAMPLES:-50} $(BIN)/python -m pytest -q tests/api/test_fuzz.py

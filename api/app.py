@@ -8,7 +8,9 @@ start with a message that says which; keys never appear in it.
 Demo tokens: :func:`ensure_demo_tokens` issues one token per provisioned principal the first time it runs and
 returns the new plaintexts (``dxl run`` prints them once); they are also written to ``DXL_HOME/secrets/demo-
 tokens.json`` (mode 0600) so a demo user can find them later. Tokens issued earlier are never shown again
-(``None``): revoke and re-issue with ``dxl token`` to get a new one.
+(``None``): revoke and re-issue with ``dxl token`` to get a new one. A database that lacks tokens the file
+records was deleted or replaced: that stops the start (:class:`ApiDatabaseLostError`) instead of issuing every
+demo token again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import Engine, select
@@ -28,12 +29,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, issue_token
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
-from api.deps import AppState, roles_of
-from api.errors import install_error_handlers
+from api.deps import AppState
+from api.errors import MethodGuardMiddleware, install_error_handlers
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore, purge_expired
 from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from api.openapi import install_openapi
 from api.receipts import ReceiptService
 from api.routes import (
     agreements,
@@ -48,7 +50,7 @@ from api.routes import (
     verify,
 )
 from api.settings import ApiSettings, load_api_settings
-from node.errors import DxlError, NodeError
+from node.errors import ConfigurationError, DxlError, NodeError
 
 log = logging.getLogger("dxl.api")
 
@@ -204,8 +206,9 @@ def create_app(
         verify,
     ):
         app.include_router(module.router)
-    _document_roles(app)
-    # Added last = outermost: the body limit runs first and hands the buffered body to idempotency.
+    install_openapi(app)
+    # Added last = outermost: a method no route takes is refused first; then the body limit runs and hands
+    # the buffered body to idempotency.
     app.add_middleware(
         IdempotencyMiddleware,
         sessions=lambda: app.state.dxl.sessions,
@@ -213,35 +216,8 @@ def create_app(
         wait_timeout=idempotency_wait,
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(MethodGuardMiddleware, api=app)
     return app
-
-
-def _document_roles(app: FastAPI) -> None:
-    """Adds ``x-dxl-roles`` to every operation of the OpenAPI document: the roles its dependencies admit
-    (``[]`` for a public operation). Clients read who may call what; the authorization matrix test checks the
-    running service against it."""
-    from fastapi import routing
-    from fastapi.openapi.utils import get_openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(
-                title=app.title, version=app.version, description=app.description, routes=app.routes
-            )
-            # Route contexts, not app.routes: included routers are nested, and only a context carries the
-            # dependencies the router added.
-            for route in routing.iter_route_contexts(app.routes):
-                if not isinstance(route.original_route, routing.APIRoute) or not route.include_in_schema:
-                    continue
-                roles = roles_of(route.dependant)
-                for method in route.methods or ():
-                    operation = schema["paths"].get(route.path_format, {}).get(method.lower())
-                    if operation is not None:
-                        operation["x-dxl-roles"] = roles or []
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def demo_principals() -> dict[str, Principal]:
@@ -257,15 +233,39 @@ def demo_principals() -> dict[str, Principal]:
     return found
 
 
+class ApiDatabaseLostError(ConfigurationError):
+    """Thrown when the API database lacks tokens that ``demo-tokens.json`` records as issued: it was deleted
+    or replaced, and issuing every demo token again would silently hand out new credentials."""
+
+    code = "API_DATABASE_LOST"
+
+    def __init__(self, database: str, record: Path, missing: list[str]) -> None:
+        super().__init__(
+            f"the API database ({database}) has no token named {', '.join(missing)}, though {record} "
+            "records them as issued: the database was deleted or replaced. Restore it from its backup "
+            "(README: 'Where state lives'); or, to issue new demo tokens instead, move "
+            f"{record} away and start again"
+        )
+
+
 def ensure_demo_tokens(settings: ApiSettings) -> dict[str, str | None]:
     """Issue a token for each demo principal that has none yet; returns name → new plaintext, or None for a
-    token issued earlier. New tokens are added to ``DXL_HOME/secrets/demo-tokens.json`` (0600)."""
+    token issued earlier. New tokens are added to ``DXL_HOME/secrets/demo-tokens.json`` (0600).
+
+    Raises:
+        ApiDatabaseLostError: the file records a demo token the database has no row for (revoked tokens keep
+            theirs), i.e. the database was deleted or replaced; nothing is issued.
+    """
+    record = settings.secrets_dir / DEMO_TOKENS_FILE
     engine = make_engine(settings.effective_database_url)
     try:
         init_db(engine)
         result: dict[str, str | None] = {}
         with session_scope(session_factory(engine)) as session:
             existing = set(session.scalars(select(ApiToken.name)))
+            missing = sorted(set(_recorded_demo_tokens(record)) - existing)
+            if missing:
+                raise ApiDatabaseLostError(_redacted(engine), record, missing)
             for name, principal in demo_principals().items():
                 result[name] = (
                     None if name in existing else issue_token(session, principal=principal, name=name)
@@ -278,12 +278,22 @@ def ensure_demo_tokens(settings: ApiSettings) -> dict[str, str | None]:
     return result
 
 
-def _remember_demo_tokens(path: Path, fresh: dict[str, str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+def _recorded_demo_tokens(path: Path) -> dict[str, object]:
+    """Names → entries of the demo tokens file; empty when there is none (or it is unreadable)."""
     try:
         known = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        known = {}
+        return {}
+    return known if isinstance(known, dict) else {}
+
+
+def _redacted(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=True)
+
+
+def _remember_demo_tokens(path: Path, fresh: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    known = _recorded_demo_tokens(path)
     known.update(
         {name: {"token": token, "principal": demo_principals()[name].key} for name, token in fresh.items()}
     )

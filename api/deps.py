@@ -115,6 +115,8 @@ def get_ledger(state: StateDep, request: Request) -> LedgerService:
     return state.ledger.bound(request.scope.get(SCOPE_CLAIM))
 
 
+# Read by api.openapi: operations depending on it declare 404 (unknown ids) and 503 (node down).
+get_ledger.dxl_reads_ledger = True  # type: ignore[attr-defined]
 LedgerDep = Annotated[LedgerService, Depends(get_ledger)]
 
 #: Declared on write routes so the header appears in the OpenAPI document; the middleware does the work.

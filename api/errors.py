@@ -13,16 +13,19 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from node.contract_errors import error_code
 from node.errors import ConfigurationError, DxlError, NodeError
@@ -151,10 +154,12 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **{k: v for k, v in extra.items() if v is not None}}}
 
 
-def error_response(code: str, message: str | None = None, **extra: Any) -> JSONResponse:
+def error_response(
+    code: str, message: str | None = None, *, headers: Mapping[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     spec = ERRORS[code]
-    headers = {"WWW-Authenticate": "Bearer"} if spec.status == 401 else None
-    return JSONResponse(error_body(code, message or spec.description, **extra), spec.status, headers=headers)
+    sent = {**(headers or {}), **({"WWW-Authenticate": "Bearer"} if spec.status == 401 else {})}
+    return JSONResponse(error_body(code, message or spec.description, **extra), spec.status, headers=sent)
 
 
 def revert_to_api_error(exc: Exception) -> ApiError:
@@ -192,6 +197,61 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or str(loc[0] if loc else "body")
 
 
+@dataclass(frozen=True)
+class PathMethods:
+    """A path template of the app and the methods its routes take there."""
+
+    regex: re.Pattern[str]
+    literal: bool
+    methods: frozenset[str]
+
+
+def path_methods(app: FastAPI) -> list[PathMethods]:
+    """Every route of ``app`` as path pattern and methods (included routers flattened)."""
+    found = []
+    for route in routing.iter_route_contexts(app.routes):
+        if route.path is None or not route.methods:
+            continue
+        regex, _, convertors = compile_path(route.path)
+        found.append(PathMethods(regex, not convertors, frozenset(route.methods)))
+    return found
+
+
+def allowed_methods(table: list[PathMethods], path: str) -> set[str]:
+    """The methods some route takes at ``path``; routes spelling the path literally decide when there are
+    any (``/deliveries/batch`` is not a delivery id of ``/deliveries/{delivery_id}``). Empty: no route
+    serves the path at all (a 404, not a 405)."""
+    matching = [p for p in table if p.regex.match(path)]
+    literal = [p for p in matching if p.literal]
+    return set().union(*(p.methods for p in literal or matching))
+
+
+class MethodGuardMiddleware:
+    """Answers 405 (with ``Allow``) for a method no route takes at a path some route serves, before anything
+    else looks at the request: an ``Idempotency-Key`` or a path parameter of such a request is not the API's
+    to judge."""
+
+    def __init__(self, app: ASGIApp, *, api: FastAPI) -> None:
+        self.app = app
+        self._api = api
+        self._table: list[PathMethods] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            if self._table is None:  # on the first request: every route is in place by then
+                self._table = path_methods(self._api)
+            allowed = allowed_methods(self._table, scope["path"])
+            if allowed and scope["method"] not in allowed:
+                response = error_response(
+                    "METHOD_NOT_ALLOWED",
+                    f"{scope['method']} is not allowed here",
+                    headers={"Allow": ", ".join(sorted(allowed))},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Registers the handlers: ApiError, reverts, other DxlErrors, validation, HTTP, the 500 safety net."""
 
@@ -203,6 +263,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        if first.get("type") == "json_invalid":
+            # The location is a character offset; the field at fault is the body, as for one not UTF-8.
+            return error_response("VALIDATION_ERROR", "the body is not valid JSON", field="body")
         field = _field_of(tuple(first.get("loc", ("body",))))
         message = f"{field}: {first.get('msg', 'invalid value')}"
         problems = [{"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors]
@@ -210,7 +273,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 400 is FastAPI's answer to a body it cannot decode at all (not UTF-8, UTF-16 or UTF-32): malformed
+        # input like any other, so the same 422 as JSON that does not parse.
         code = {
+            400: "VALIDATION_ERROR",
             401: "UNAUTHENTICATED",
             403: "FORBIDDEN",
             404: "NOT_FOUND",
@@ -219,8 +285,11 @@ def install_error_handlers(app: FastAPI) -> None:
             422: "VALIDATION_ERROR",
         }.get(exc.status_code)
         if code is None:
-            return JSONResponse(error_body("HTTP_ERROR", str(exc.detail)), exc.status_code)
-        return error_response(code, str(exc.detail) if exc.detail else None)
+            log.error("unmapped HTTP error %s: %s", exc.status_code, exc.detail)
+            return error_response("INTERNAL_ERROR")
+        if code == "VALIDATION_ERROR":
+            return error_response(code, "the body is not valid JSON", field="body", headers=exc.headers)
+        return error_response(code, str(exc.detail) if exc.detail else None, headers=exc.headers)
 
     @app.exception_handler(DxlError)
     async def _dxl(_request: Request, exc: DxlError) -> JSONResponse:

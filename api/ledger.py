@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+import requests
+from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -39,6 +41,7 @@ from api.db import PendingSignature
 from api.errors import ApiError, revert_to_api_error
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.errors import NodeError
 from node.keys import KeyStore, KeystoreError
 from node.types import (
     AgreementStatus,
@@ -71,15 +74,47 @@ _SHARE_NAMES = {
 _SHARE_TYPES = {v: k for k, v in _SHARE_NAMES.items()}
 _HASH_NAMES = {HashAlgorithm.SHA256: m.HashAlgorithmName.SHA256, HashAlgorithm.SM3: m.HashAlgorithmName.SM3}
 _HASH_IDS = {v: k for k, v in _HASH_NAMES.items()}
-_PROPOSAL_ACTIONS: dict[str, tuple[GovernanceAction, list[str]]] = {
-    "admit_department": (GovernanceAction.ADMIT_DEPARTMENT, ["bytes32", "string", "address", "bytes32"]),
-    "suspend_department": (GovernanceAction.SUSPEND_DEPARTMENT, ["uint32"]),
-    "reinstate_department": (GovernanceAction.REINSTATE_DEPARTMENT, ["uint32"]),
-    "grant_auditor": (GovernanceAction.GRANT_AUDITOR, ["address"]),
-    "revoke_auditor": (GovernanceAction.REVOKE_AUDITOR, ["address"]),
-    "suspend_agreement": (GovernanceAction.SUSPEND_AGREEMENT, ["uint64"]),
-    "revoke_agreement": (GovernanceAction.REVOKE_AGREEMENT, ["uint64"]),
-}
+#: Each governance action's arguments (name, ABI type), in the order of its proposal's ``data`` (see
+#: ``GovernanceAction`` in contracts/src/types/Ledger.sol). Names are the fields of ``ProposalParameters``.
+_ACTION_ARGS: dict[GovernanceAction, tuple[tuple[str, str], ...]] = {
+    GovernanceAction.ADMIT_DEPARTMENT: (
+        ("code", "bytes32"), ("name", "string"), ("signer", "address"), ("encryption_key", "bytes32"),
+    ),
+    GovernanceAction.SUSPEND_DEPARTMENT: (("department_id", "uint32"),),
+    GovernanceAction.REINSTATE_DEPARTMENT: (("department_id", "uint32"),),
+    GovernanceAction.REKEY_DEPARTMENT: (
+        ("department_id", "uint32"), ("signer", "address"), ("encryption_key", "bytes32"),
+    ),
+    GovernanceAction.GRANT_AUDITOR: (("account", "address"),),
+    GovernanceAction.REVOKE_AUDITOR: (("account", "address"),),
+    GovernanceAction.ADD_GOVERNOR: (("account", "address"),),
+    GovernanceAction.REMOVE_GOVERNOR: (("account", "address"),),
+    GovernanceAction.SET_THRESHOLD: (("threshold", "uint8"),),
+    GovernanceAction.SUSPEND_AGREEMENT: (("agreement_id", "uint64"),),
+    GovernanceAction.REVOKE_AGREEMENT: (("agreement_id", "uint64"),),
+}  # fmt: skip
+
+
+def _decode_parameters(action: GovernanceAction, data: bytes) -> m.ProposalParameters | None:
+    """A proposal's arguments as typed fields; None when ``data`` does not decode as the action's."""
+    args = _ACTION_ARGS.get(action)
+    if args is None:
+        return None
+    try:
+        values = abi_decode([t for _, t in args], data)
+    except Exception:  # eth-abi raises several decoding error types for malformed data
+        return None
+    fields: dict[str, Any] = {}
+    for (name, abi_type), value in zip(args, values, strict=True):
+        if name == "code":
+            fields[name] = decode_code(value)
+        elif abi_type == "address":
+            fields[name] = to_checksum_address(value)
+        elif abi_type == "bytes32":
+            fields[name] = _hex(value)
+        else:
+            fields[name] = value
+    return m.ProposalParameters(**fields)
 
 
 def _hex(value: bytes) -> str:
@@ -132,6 +167,16 @@ def _failed_item(
     return next((i for i, item in enumerate(items) if applies(item)), None)
 
 
+#: The revert each look-up view answers an unknown id with.
+_UNKNOWN_REVERTS = {"request": "RequestUnknown", "agreement": "AgreementUnknown", "grant": "GrantUnknown"}
+
+
+def _not_found(kind: str, ident: object) -> ApiError:
+    """The one answer for an id that does not exist and for one in an exchange the caller is not party to:
+    same status, code and body, so a department cannot probe which ids other departments' exchanges use."""
+    return ApiError(f"{kind.upper()}_NOT_FOUND", f"no {kind} {ident}")
+
+
 def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
     """Whether ``signature`` over the typed data recovers to ``signer`` (False too when it does not parse)."""
     try:
@@ -177,6 +222,7 @@ def _journaled(method: _Write) -> _Write:
 
 #: A record between two departments, as the list endpoints filter it.
 _Exchange = TypeVar("_Exchange", m.RequestPublic, m.AgreementPublic, m.GrantPublic)
+_Known = TypeVar("_Known", m.DepartmentPublic, m.AgreementPublic)
 
 
 @dataclass(frozen=True)
@@ -355,14 +401,19 @@ class LedgerService:
             raise ApiError("NO_CUSTODIED_KEY", f"this service holds no key for governor {principal.governor}")
         return self.custody.keystore.unlock(name)
 
-    def _party_check(self, principal: Principal, *parties: int) -> None:
-        """Auditors read everything; departments only what they are party to; governors read none of it."""
+    def _party_check(self, principal: Principal, kind: str, ident: object, *parties: int) -> None:
+        """Auditors read everything; departments only what they are party to; governors read none of it.
+
+        Raises:
+            ApiError: ``<KIND>_NOT_FOUND`` to a department not party to the record, exactly as for an unknown
+                id (:func:`_not_found`); FORBIDDEN to anyone but departments and auditors.
+        """
         if principal.role is Role.AUDITOR:
             return
         if principal.role is not Role.DEPARTMENT:
             raise ApiError("FORBIDDEN", "only departments party to an exchange and auditors may read it")
         if self.department_id_of(principal) not in parties:
-            raise ApiError("NOT_A_PARTY", "your department is not a party to this exchange")
+            raise _not_found(kind, ident)
 
     def _acting(self, principal: Principal, expected: int, what: str) -> int:
         me = self.department_id_of(principal)
@@ -377,6 +428,19 @@ class LedgerService:
 
     def _view(self, fn: str, *args: Any) -> tuple[Any, ...]:
         return tuple(self.client.call(fn, *args))
+
+    def _exchange_record(self, kind: str, ident: int) -> tuple[Any, ...]:
+        """The raw record of a request, agreement or grant.
+
+        Raises:
+            ApiError: ``<KIND>_NOT_FOUND`` (:func:`_not_found`) for an id never created.
+        """
+        try:
+            return self._view(kind, ident)
+        except LedgerRevertError as exc:
+            if exc.error_name == _UNKNOWN_REVERTS[kind]:
+                raise _not_found(kind, ident) from None
+            raise
 
     def _logs(
         self, event: str, *topics: bytes | None, newest_first: bool = False
@@ -467,9 +531,9 @@ class LedgerService:
     # --- requests ----------------------------------------------------------------------------------------
 
     def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
-        r = self._view("request", request_id)
+        r = self._exchange_record("request", request_id)
         if principal is not None:
-            self._party_check(principal, r[1], r[2])
+            self._party_check(principal, "request", request_id, r[1], r[2])
         return m.RequestPublic(
             id=request_id, resource_id=r[0], consumer=r[1], provider=r[2],
             status=_status_name(RequestStatus(r[3])), requested_at=r[4], decided_at=r[5], reason_code=r[6],
@@ -526,7 +590,7 @@ class LedgerService:
     def decide_request(
         self, *, principal: Principal, request_id: int, reason_code: int | None
     ) -> m.Written[m.RequestPublic]:
-        current = self.request(request_id)
+        current = self.request(request_id, principal=principal)
         me = self._acting(principal, current.provider, "decide this request (its provider)")
         if current.status != "pending":
             raise ApiError(
@@ -714,9 +778,9 @@ class LedgerService:
             return self.department_account(other)
 
     def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
-        a = self._view("agreement", agreement_id)
+        a = self._exchange_record("agreement", agreement_id)
         if principal is not None:
-            self._party_check(principal, a[2], a[3])
+            self._party_check(principal, "agreement", agreement_id, a[2], a[3])
         return m.AgreementPublic(
             id=agreement_id, request_id=a[0], resource_id=a[1], provider=a[2], consumer=a[3],
             status=_status_name(AgreementStatus(a[4])), valid_from=a[5], valid_until=a[6],
@@ -731,7 +795,7 @@ class LedgerService:
     def change_agreement(
         self, *, principal: Principal, agreement_id: int, fn: str
     ) -> m.Written[m.AgreementPublic]:
-        current = self.agreement(agreement_id)
+        current = self.agreement(agreement_id, principal=principal)
         me = self._acting(principal, current.provider, "change this agreement (its provider)")
         allowed = {"suspendAgreement": ("active",), "reinstateAgreement": ("suspended",),
                    "revokeAgreement": ("active", "suspended")}[fn]  # fmt: skip
@@ -747,9 +811,9 @@ class LedgerService:
     # --- grants ------------------------------------------------------------------------------------------
 
     def grant(self, grant_id: int, *, principal: Principal | None = None) -> m.GrantPublic:
-        g = self._view("grant", grant_id)
+        g = self._exchange_record("grant", grant_id)
         if principal is not None:
-            self._party_check(principal, g[1], g[2])
+            self._party_check(principal, "grant", grant_id, g[1], g[2])
         return m.GrantPublic(
             id=grant_id, agreement_id=g[0], provider=g[1], consumer=g[2], expires_at=g[3], revoked=g[4]
         )
@@ -760,7 +824,7 @@ class LedgerService:
 
     @_journaled
     def issue_grant(self, *, principal: Principal, body: m.GrantCreate) -> m.Written[m.GrantPublic]:
-        agreement = self.agreement(body.agreement_id)
+        agreement = self.agreement(body.agreement_id, principal=principal)
         me = self._acting(principal, agreement.provider, "issue grants under this agreement (its provider)")
         if agreement.status != "active":
             raise ApiError("AGREEMENT_NOT_ACTIVE", f"agreement {body.agreement_id} is {agreement.status}")
@@ -780,7 +844,7 @@ class LedgerService:
 
     @_journaled
     def revoke_grant(self, *, principal: Principal, grant_id: int) -> m.Written[m.GrantPublic]:
-        current = self.grant(grant_id)
+        current = self.grant(grant_id, principal=principal)
         me = self._acting(principal, current.provider, "revoke this grant (its provider)")
         if current.revoked:
             raise ApiError("GRANT_REVOKED", f"grant {grant_id} is already revoked")
@@ -796,7 +860,7 @@ class LedgerService:
     def _delivery(self, delivery_id: bytes) -> tuple[DeliveryReceipt, int]:
         found = next(self._logs("DeliveryRecorded", delivery_id, newest_first=True), None)
         if found is None:
-            raise ApiError("DELIVERY_NOT_FOUND", f"delivery {_hex(delivery_id)} was never recorded")
+            raise _not_found("delivery", _hex(delivery_id))
         event, block = found
         return DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args), block
 
@@ -813,7 +877,7 @@ class LedgerService:
     def delivery(self, delivery_id: str, *, principal: Principal) -> m.DeliveryPublic:
         raw = _b32(delivery_id)
         receipt, block = self._delivery(raw)
-        self._party_check(principal, receipt.provider, receipt.consumer)
+        self._party_check(principal, "delivery", _hex(raw), receipt.provider, receipt.consumer)
         return self._delivery_public(raw, receipt, block)
 
     def deliveries(self, *, principal: Principal, limit: int) -> list[m.DeliveryPublic]:
@@ -840,11 +904,11 @@ class LedgerService:
             arguments, in order; also a ``DeliveryRecord`` tuple).
 
         Raises:
-            ApiError: NOT_A_PARTY (not the grant's provider), GRANT_REVOKED, GRANT_EXPIRED, DUPLICATE_DELIVERY
-                (already on the ledger), INVALID_FIELD (a zero id or commitment).
-            LedgerRevertError: GrantUnknown, from reading a grant that does not exist.
+            ApiError: GRANT_NOT_FOUND (unknown, or not the caller's exchange), NOT_A_PARTY (the grant's
+                consumer), GRANT_REVOKED, GRANT_EXPIRED, DUPLICATE_DELIVERY (already on the ledger),
+                INVALID_FIELD (a zero id or commitment).
         """
-        grant = grants.get(body.grant_id) or self.grant(body.grant_id)
+        grant = grants.get(body.grant_id) or self.grant(body.grant_id, principal=principal)
         grants[body.grant_id] = grant
         me = self._acting(principal, grant.provider, "deliver under this grant (its provider)")
         if grant.revoked:
@@ -931,7 +995,7 @@ class LedgerService:
     ) -> m.Written[m.DeliveryPublic]:
         raw_id = _b32(delivery_id)
         receipt, _ = self._delivery(raw_id)
-        self._party_check(principal, receipt.provider, receipt.consumer)
+        self._party_check(principal, "delivery", _hex(raw_id), receipt.provider, receipt.consumer)
         me = self._acting(principal, receipt.consumer, "settle this delivery (its consumer)")
         commitment = _b32(consumer_commitment) if consumer_commitment else receipt.commitment
         if dispute and commitment == receipt.commitment:
@@ -955,18 +1019,69 @@ class LedgerService:
 
     # --- governance --------------------------------------------------------------------------------------
 
-    def proposal(self, proposal_id: int) -> m.ProposalPublic:
-        action, proposer, approvals, executed, expires_at, _ = self._view("proposal", proposal_id)
+    def _chain_time(self) -> int:
+        """The latest block's timestamp: proposals expire by the chain's clock, not this machine's."""
+        try:
+            return int(self.client.w3.eth.get_block("latest")["timestamp"])
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise NodeError(f"node at {self.client.endpoint.rpc_url} is unreachable") from exc
+
+    def proposal(
+        self, proposal_id: int, *, now: int | None = None, threshold: int | None = None
+    ) -> m.ProposalPublic:
+        """One proposal with its decoded arguments and the department or agreement it concerns.
+
+        ``now`` and ``threshold`` are read from the chain unless a list hands them in (once for all).
+
+        Raises:
+            LedgerRevertError: GovernanceUnknownProposal for an id never created.
+        """
+        action, proposer, approvals, executed, expires_at, data = self._view("proposal", proposal_id)
+        kind = GovernanceAction(action)
+        now = self._chain_time() if now is None else now
+        parameters = _decode_parameters(kind, bytes(data))
+        department = agreement = None
+        if parameters is not None and parameters.department_id is not None:
+            department = self._known(self.department, parameters.department_id)
+        if parameters is not None and parameters.agreement_id is not None:
+            agreement = self._known(self.agreement, parameters.agreement_id)
+        if executed:
+            status = m.ProposalStatus.EXECUTED
+        else:
+            status = m.ProposalStatus.OPEN if now < expires_at else m.ProposalStatus.EXPIRED
         return m.ProposalPublic(
-            id=proposal_id, action=_status_name(GovernanceAction(action)),
-            proposer=to_checksum_address(proposer), approvals=approvals,
-            threshold=int(self.client.call("threshold")), executed=executed, expires_at=expires_at,
+            id=proposal_id, action=_status_name(kind), proposer=to_checksum_address(proposer),
+            approvals=approvals,
+            threshold=int(self.client.call("threshold")) if threshold is None else threshold,
+            executed=executed, expires_at=expires_at, status=status, data=_hex(data), parameters=parameters,
+            department=department, agreement=agreement,
         )  # fmt: skip
+
+    @staticmethod
+    def _known(read: Callable[[int], _Known], ident: int) -> _Known | None:
+        """The record, or None when the chain has no such id (a proposal may name one that never existed)."""
+        try:
+            return read(ident)
+        except LedgerRevertError:
+            return None
+
+    def proposals(self, *, status: m.ProposalStatus | None, limit: int) -> list[m.ProposalPublic]:
+        """Proposals newest first, optionally only those in ``status``."""
+        count = int(self.client.call("proposalCount"))
+        now, threshold = self._chain_time(), int(self.client.call("threshold"))
+        found: list[m.ProposalPublic] = []
+        for proposal_id in range(count, max(0, count - LIST_SCAN_LIMIT), -1):
+            if len(found) >= limit:
+                break
+            proposal = self.proposal(proposal_id, now=now, threshold=threshold)
+            if status is None or proposal.status is status:
+                found.append(proposal)
+        return found
 
     @_journaled
     def propose(self, *, principal: Principal, body: m.ProposalCreate) -> m.Written[m.ProposalPublic]:
         account = self.governor_account(principal)
-        action, types = _PROPOSAL_ACTIONS[body.action]
+        action = GovernanceAction[body.action.upper()]
         if isinstance(body, m.AdmitDepartment):
             values: list[Any] = [encode_code(body.code), body.name, to_checksum_address(body.signer),
                                  _b32(body.encryption_key)]  # fmt: skip
@@ -981,7 +1096,7 @@ class LedgerService:
         return cast(
             m.Written[m.ProposalPublic],
             self._complete(
-                account, "propose", (int(action), abi_encode(types, values)),
+                account, "propose", (int(action), abi_encode([t for _, t in _ACTION_ARGS[action]], values)),
                 Finish("proposal", event="ProposalCreated", arg="proposalId"), principal,
             ),
         )  # fmt: skip

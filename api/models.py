@@ -15,15 +15,24 @@ from pydantic import BaseModel, ConfigDict, Field
 Bytes32Hex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
 SignatureHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte r||s||v signature")]
 AddressHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
-Uint8 = Annotated[int, Field(ge=0, le=2**8 - 1)]
-Uint16 = Annotated[int, Field(ge=0, le=2**16 - 1)]
-Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1)]
+# Strict: `true`, "4" or 4.0 for an integer is a 422 naming the field, not a write with the value pydantic
+# would have guessed (FastAPI validates the parsed JSON in Python mode, where lax ints accept all three).
+Uint8 = Annotated[int, Field(ge=0, le=2**8 - 1, strict=True)]
+Uint16 = Annotated[int, Field(ge=0, le=2**16 - 1, strict=True)]
+Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)]
+#: A record id: requests, agreements, grants and resources are numbered from 1 (uint64 on chain).
+Id64 = Annotated[int, Field(ge=1, le=2**64 - 1, strict=True)]
+#: A department id (uint32 on chain), from 1.
+Id32 = Annotated[int, Field(ge=1, le=2**32 - 1, strict=True)]
 DepartmentCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
 
 T = TypeVar("T")
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields are refused, and so are coerced integers (every integer type here is
+    strict)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
@@ -104,7 +113,7 @@ class AdmitDepartment(Strict):
 
 class DepartmentAction(Strict):
     action: Literal["suspend_department", "reinstate_department"]
-    department_id: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    department_id: Id32
 
 
 class AuditorAction(Strict):
@@ -114,12 +123,31 @@ class AuditorAction(Strict):
 
 class AgreementAction(Strict):
     action: Literal["suspend_agreement", "revoke_agreement"]
-    agreement_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    agreement_id: Id64
 
 
 ProposalCreate = Annotated[
     AdmitDepartment | DepartmentAction | AuditorAction | AgreementAction, Field(discriminator="action")
 ]
+
+
+class ProposalStatus(StrEnum):
+    OPEN = "open"
+    EXECUTED = "executed"
+    EXPIRED = "expired"
+
+
+class ProposalParameters(BaseModel):
+    """The arguments a proposal carries, decoded from its on-chain ``data``; only the action's own are set."""
+
+    department_id: int | None = None
+    code: str | None = None
+    name: str | None = None
+    signer: str | None = None
+    encryption_key: str | None = None
+    account: str | None = None
+    threshold: int | None = None
+    agreement_id: int | None = None
 
 
 class ProposalPublic(BaseModel):
@@ -130,6 +158,17 @@ class ProposalPublic(BaseModel):
     threshold: int
     executed: bool
     expires_at: int
+    status: ProposalStatus = Field(description="open (awaiting approvals), executed, or expired (unexecuted)")
+    data: str = Field(description="the ABI-encoded arguments exactly as proposed")
+    parameters: ProposalParameters | None = Field(
+        description="the arguments decoded from `data`; null if they do not decode for the action"
+    )
+    department: DepartmentPublic | None = Field(
+        default=None, description="the department a department action concerns, as it stands now"
+    )
+    agreement: AgreementPublic | None = Field(
+        default=None, description="the agreement an agreement action concerns, as it stands now"
+    )
 
 
 # --- catalog ------------------------------------------------------------------------------------------------
@@ -160,7 +199,7 @@ class ResourcePublic(BaseModel):
 
 
 class RequestCreate(Strict):
-    resource_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    resource_id: Id64
     purpose: Annotated[str, Field(min_length=1, max_length=2000)]
     scope_hash: Bytes32Hex
     terms_hash: Bytes32Hex
@@ -169,7 +208,7 @@ class RequestCreate(Strict):
 
 
 class RequestReject(Strict):
-    reason_code: Annotated[int, Field(ge=1, le=2**16 - 1)]
+    reason_code: Annotated[int, Field(ge=1, le=2**16 - 1, strict=True)]
 
 
 class RequestPublic(BaseModel):
@@ -230,7 +269,7 @@ class AgreementPublic(BaseModel):
 
 
 class GrantCreate(Strict):
-    agreement_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    agreement_id: Id64
     expires_at: Uint64
 
 
@@ -245,7 +284,7 @@ class GrantPublic(BaseModel):
 
 class DeliveryCreate(Strict):
     delivery_id: Bytes32Hex
-    grant_id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    grant_id: Id64
     commitment: Bytes32Hex
     hash_algorithm: HashAlgorithmName = HashAlgorithmName.SHA256
     byte_size: Uint64
@@ -382,3 +421,6 @@ class ReceiptDisputed(BaseModel):
     transaction: TransactionPublic
     receipt: ReceiptPublic
     consumer_commitment: str
+
+
+ProposalPublic.model_rebuild()

@@ -45,6 +45,7 @@ def get_audit(state: StateDep) -> Any:
     return ctx
 
 
+get_audit.dxl_reads_ledger = True  # type: ignore[attr-defined]  # api.openapi: 404 and 503 declared
 AuditDep = Annotated[Any, Depends(get_audit)]
 
 
@@ -118,7 +119,11 @@ def history(
         raise _translate(exc) from None
 
 
-def _visible(principal: Principal, found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _visible(principal: Principal, found: list[dict[str, Any]], kind: str, key: str) -> list[dict[str, Any]]:
+    """The deliveries a principal may see; a department that is party to none gets the answer of an unknown
+    ``key`` (same status, code and body), so it cannot learn what other departments delivered."""
+    from node.audit.queries import normalize_bytes32
+
     if principal.role is Role.AUDITOR:
         return found
     mine = [
@@ -126,7 +131,7 @@ def _visible(principal: Principal, found: list[dict[str, Any]]) -> list[dict[str
         if principal.department in ((p["provider"] or {}).get("code"), (p["consumer"] or {}).get("code"))
     ]  # fmt: skip
     if not mine:
-        raise ApiError("FORBIDDEN", f"{principal.key} is not a party to this delivery")
+        raise _translate(NotFoundError(kind, normalize_bytes32(key, kind)))
     return mine
 
 
@@ -137,7 +142,8 @@ def provenance_of_commitment(ctx: AuditDep, principal: ExchangeReader, commitmen
 
     try:
         ctx.heal()
-        return {"deliveries": _visible(principal, provenance(ctx.engine, commitment))}
+        found = provenance(ctx.engine, commitment)
+        return {"deliveries": _visible(principal, found, "commitment", commitment)}
     except DxlError as exc:
         raise _translate(exc) from None
 
@@ -149,7 +155,8 @@ def provenance_of_delivery(ctx: AuditDep, principal: ExchangeReader, delivery_id
 
     try:
         ctx.heal()
-        return {"deliveries": _visible(principal, provenance(ctx.engine, delivery_id=delivery_id))}
+        found = provenance(ctx.engine, delivery_id=delivery_id)
+        return {"deliveries": _visible(principal, found, "delivery", delivery_id)}
     except DxlError as exc:
         raise _translate(exc) from None
 
@@ -183,7 +190,9 @@ def provenance_of_payload(
             raise _translate(exc) from None
         except DxlError as exc:  # manifest or payload format errors from the verifier
             raise ApiError("VALIDATION_ERROR", exc.message, field="manifest") from None
-    result["deliveries"] = _visible(principal, result["deliveries"])
+    result["deliveries"] = _visible(
+        principal, result["deliveries"], "commitment", result["computed_commitment"]
+    )
     return result
 
 
@@ -196,14 +205,20 @@ def scorecard(
     period_to: Annotated[str | None, Query(alias="to")] = None,
     deadline_days: Annotated[int | None, Query(ge=0, le=365)] = None,
 ) -> dict[str, Any]:
-    """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``."""
+    """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``.
+
+    Auditors read every department's scorecard; a department reads its own and the consortium's (aggregates
+    over every department), not another department's (403 ``FORBIDDEN``)."""
     from node.audit.scorecard import compute_scorecard, load_facts
 
     now = int(time.time())
     try:
+        subject = _dept(ctx, department)
+        if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):
+            raise ApiError("FORBIDDEN", f"{principal.key} may read its own and the consortium's scorecard")
         return compute_scorecard(
             load_facts(ctx.engine),
-            department=_dept(ctx, department),
+            department=subject,
             period_from=_time(period_from, "from") or 0,
             period_to=_time(period_to, "to") or now + 1,
             now=now,

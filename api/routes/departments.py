@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path
+from fastapi import APIRouter, Body, Path, Query
 
 from api import models as m
 from api.auth import Role
-from api.deps import CurrentPrincipal, GovernanceReader, GovernorPrincipal, IdempotencyKey, LedgerDep
+from api.deps import (
+    CurrentPrincipal,
+    GovernanceReader,
+    GovernorPrincipal,
+    IdempotencyKey,
+    LedgerDep,
+    ListLimit,
+)
 
 router = APIRouter(tags=["departments"])
 ProposalId = Annotated[int, Path(ge=1, le=2**256 - 1)]
@@ -44,6 +51,19 @@ def propose(
     _key: IdempotencyKey = None,
 ) -> m.Written[m.ProposalPublic]:
     return ledger.propose(principal=principal, body=body)
+
+
+@router.get("/governance/proposals", response_model=list[m.ProposalPublic])
+def list_proposals(
+    _principal: GovernanceReader,
+    ledger: LedgerDep,
+    status: Annotated[
+        m.ProposalStatus | None, Query(description="only proposals in this status (open: awaiting approvals)")
+    ] = None,
+    limit: ListLimit = 100,
+) -> list[m.ProposalPublic]:
+    """Proposals newest first, each with the arguments it carries: what a governor approves."""
+    return ledger.proposals(status=status, limit=limit)
 
 
 @router.get("/governance/proposals/{proposal_id}", response_model=m.ProposalPublic)

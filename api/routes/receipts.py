@@ -73,6 +73,7 @@ async def _service(request: Request) -> ReceiptService:
     return service
 
 
+_service.dxl_reads_ledger = True  # type: ignore[attr-defined]  # api.openapi: 404 and 503 declared
 Receipts = Annotated[ReceiptService, Depends(_service)]
 
 
@@ -83,6 +84,7 @@ async def _ledger(request: Request) -> LedgerService:
     return ledger
 
 
+_ledger.dxl_reads_ledger = True  # type: ignore[attr-defined]
 AsyncLedger = Annotated[LedgerService, Depends(_ledger)]
 
 

@@ -59,19 +59,24 @@ def compile_command(
         typer.echo(f"wrote {len(names)} files to {ARTIFACTS_DIR}")
 
 
-PortOption = Annotated[int, typer.Option("--port", help="RPC port on 127.0.0.1.")]
+PortOption = Annotated[
+    int | None, typer.Option("--port", help="RPC port on 127.0.0.1 [default: DXL_NODE_PORT, else 8545].")
+]
 
 
 @node_app.command("start")
 def node_start(
-    port: PortOption = 8545,
+    port: PortOption = None,
     block_time: Annotated[float, typer.Option("--block-time", help="Seconds between blocks.")] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start the node in the background and wait until it answers."""
     from node.anvil import EmbeddedNode, NodeSettings
+    from node.settings import load_settings
 
     try:
+        # The port `dxl run` and the API connect to, so a node started here is the one they find.
+        port = load_settings().node_port if port is None else port
         node = EmbeddedNode(settings=NodeSettings(port=port, block_time=block_time))
         endpoint = node.start()
     except DxlError as exc:

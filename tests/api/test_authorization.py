@@ -71,8 +71,9 @@ def _body_schema(op: dict[str, Any]) -> str | None:
 
 
 def expected(role: str | None, method: str, path: str, op: dict[str, Any]) -> str:
-    """What ``role`` must get, from the operation's declared ``x-dxl-roles``: "ok" (2xx), "401", "403",
-    "allowed" (anything but 401/403/5xx), or "skip" (a department write: it would change the fixture)."""
+    """What ``role`` must get, from the operation's declared ``x-dxl-roles``: "ok" (2xx), "401", "403", "404"
+    (an exchange the department is not party to), "allowed" (anything but 401/403/5xx), or "skip" (a
+    department write: it would change the fixture)."""
     roles = op["x-dxl-roles"]
     if not roles:
         return "ok"
@@ -84,7 +85,7 @@ def expected(role: str | None, method: str, path: str, op: dict[str, Any]) -> st
     area = path.split("/")[1]
     about_the_exchange = area in EXCHANGES or "provenance" in path
     if role == "civil" and "{" in path and about_the_exchange:
-        return "403"  # civil is party to nothing in the fixture exchange
+        return "404"  # civil is party to nothing in the fixture exchange: it is hidden as unknown ids are
     if method != "GET":
         return "skip" if kind == "department" else "allowed"
     return "ok" if area in OWN_AREAS else "allowed"
@@ -118,6 +119,7 @@ def test_matrix_covers_every_route(api_env: ApiEnv, exchange: dict[str, Any]) ->
                 "ok": 200 <= got < 300,
                 "401": got == 401 and code == "UNAUTHENTICATED",
                 "403": got == 403 and code in ("FORBIDDEN", "NOT_A_PARTY"),
+                "404": got == 404 and code is not None and code.endswith("NOT_FOUND"),
                 "allowed": got not in (401, 403) and got < 500,
                 "skip": True,
             }[want]
@@ -170,12 +172,15 @@ def test_department_cannot_act_as_another(api_env: ApiEnv, exchange: dict[str, A
 
 
 def test_department_cannot_read_exchanges_of_others(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
-    """CIVIL neither reads the HRSS-PSB exchange by id nor sees it in lists; the parties and auditor do."""
-    for path in (f"/requests/{exchange['request_id']}", f"/requests/{exchange['request_id']}/terms",
-                 f"/agreements/{exchange['agreement_id']}", f"/grants/{exchange['grant_id']}",
-                 f"/deliveries/{exchange['delivery_id']}"):  # fmt: skip
+    """CIVIL neither reads the HRSS-PSB exchange by id (answered as an unknown id) nor sees it in lists; the
+    parties and auditor do."""
+    for path, code in ((f"/requests/{exchange['request_id']}", "REQUEST_NOT_FOUND"),
+                       (f"/requests/{exchange['request_id']}/terms", "REQUEST_NOT_FOUND"),
+                       (f"/agreements/{exchange['agreement_id']}", "AGREEMENT_NOT_FOUND"),
+                       (f"/grants/{exchange['grant_id']}", "GRANT_NOT_FOUND"),
+                       (f"/deliveries/{exchange['delivery_id']}", "DELIVERY_NOT_FOUND")):  # fmt: skip
         response = api_env.call("GET", path, "civil")
-        assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY", path
+        assert response.status_code == 404 and response.json()["error"]["code"] == code, path
     civil = api_env.departments["CIVIL"]
     for collection, key in (("requests", "request_id"), ("agreements", "agreement_id"),
                             ("grants", "grant_id"), ("deliveries", "delivery_id")):  # fmt: skip

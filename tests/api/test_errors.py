@@ -204,7 +204,8 @@ SCENARIOS: dict[str, Scenario] = {
     "GRANT_NOT_FOUND": lambda env: env.call("GET", "/grants/999999", "auditor"),
     "DELIVERY_NOT_FOUND": lambda env: env.call("GET", f"/deliveries/{b32()}", "auditor"),
     "PROPOSAL_NOT_FOUND": lambda env: env.call("GET", "/governance/proposals/999999", "governor-1"),
-    "NOT_A_PARTY": lambda env: env.call("POST", f"/requests/{_approved(env)['id']}/approve", "civil"),
+    # The consumer, party to the request, tries the provider's decision.
+    "NOT_A_PARTY": lambda env: env.call("POST", f"/requests/{_approved(env)['id']}/approve", "psb"),
     "NOT_RESOURCE_OWNER": lambda env: env.call(
         "PUT",
         f"/resources/{register(env, 'hrss')}",
@@ -318,7 +319,7 @@ def test_refused_requests_send_nothing(api_env: ApiEnv, code: str) -> None:
         req = _approved(api_env)
         before = _sent(api_env)
         if code == "NOT_A_PARTY":
-            response = api_env.call("POST", f"/requests/{req['id']}/approve", "civil")
+            response = api_env.call("POST", f"/requests/{req['id']}/approve", "psb")
         else:
             typed = ok(api_env.call("GET", f"/requests/{req['id']}/terms", "psb"))["typed_data"]
             sig = Account.create().sign_typed_data(full_message=typed).signature.to_0x_hex()
@@ -365,6 +366,8 @@ def test_malformed_json_is_a_422(api_env: ApiEnv, raw: bytes) -> None:
         "/resources", content=raw, headers={**api_env.headers("psb"), "Content-Type": "application/json"}
     )
     assert response.status_code == 422 and response.json()["error"]["code"] == "VALIDATION_ERROR"
+    if raw not in (b"", b"[]"):  # these parse (or are absent) and fail validation field by field
+        assert response.json()["error"]["field"] == "body"
 
 
 @pytest.mark.parametrize(("name", "code"), sorted(REVERT_CODES.items()))

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import stat
+from pathlib import Path
 
 import pytest
 from api_helpers import ApiEnv, as_token, issue, ok
@@ -13,11 +15,19 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from api.app import DEMO_TOKENS_FILE, connect_ledger, create_app, demo_principals, ensure_demo_tokens
-from api.auth import Principal, Role, TokenError, hash_token, parse_principal
+from api.app import (
+    DEMO_TOKENS_FILE,
+    ApiDatabaseLostError,
+    connect_ledger,
+    create_app,
+    demo_principals,
+    ensure_demo_tokens,
+)
+from api.auth import Principal, Role, TokenError, authenticate, hash_token, parse_principal, revoke_token
 from api.db import ApiToken, make_engine, session_factory
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
+from node.settings import Settings
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-startup")
@@ -125,3 +135,65 @@ def test_no_response_contains_a_key(api_env: ApiEnv) -> None:
     for text in texts:
         lowered = text.lower()
         assert not any(secret in lowered for secret in secrets_hex)
+
+
+def _backup_sqlite(source: Path, target: Path) -> None:
+    """What README's 'Where state lives' says to run: SQLite's online backup, safe while the API runs."""
+    with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+
+
+def test_a_deleted_api_database_stops_the_start_instead_of_reissuing_demo_tokens(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)  # type: ignore[call-arg]
+    issued = ensure_demo_tokens(settings)
+    assert all(issued.values())
+    database = tmp_path / "dxl.sqlite3"
+    record = settings.secrets_dir / DEMO_TOKENS_FILE
+    _backup_sqlite(database, tmp_path / "backup.sqlite3")
+    remembered = record.read_bytes()
+
+    database.unlink()
+    with pytest.raises(ApiDatabaseLostError) as caught:
+        ensure_demo_tokens(settings)
+    assert caught.value.code == "API_DATABASE_LOST"
+    assert str(record) in caught.value.message and "demo-psb" in caught.value.message
+    assert "dxl_" not in caught.value.message  # names, never tokens
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_factory(engine)() as session:
+            assert list(session.scalars(select(ApiToken))) == []  # nothing was issued
+    finally:
+        engine.dispose()
+    assert record.read_bytes() == remembered
+
+    # Restored from the backup: the same tokens work again and none is issued.
+    database.unlink()
+    _backup_sqlite(tmp_path / "backup.sqlite3", database)
+    assert ensure_demo_tokens(settings) == dict.fromkeys(issued)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_factory(engine)() as session:
+            principal = authenticate(session, str(issued["demo-hrss"]))
+    finally:
+        engine.dispose()
+    assert principal is not None and principal.department == "HRSS"
+
+    # Asked for explicitly (the record moved away): new tokens, recorded anew.
+    database.unlink()
+    record.rename(tmp_path / "old-demo-tokens.json")
+    fresh = ensure_demo_tokens(settings)
+    assert all(fresh.values()) and set(fresh.values()).isdisjoint(issued.values())
+    assert {n: r["token"] for n, r in json.loads(record.read_text()).items()} == fresh
+
+
+def test_a_revoked_demo_token_is_not_mistaken_for_a_lost_database(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)  # type: ignore[call-arg]
+    ensure_demo_tokens(settings)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with session_factory(engine)() as session:
+            revoke_token(session, name="demo-psb")
+            session.commit()
+    finally:
+        engine.dispose()
+    assert ensure_demo_tokens(settings) == dict.fromkeys(demo_principals())

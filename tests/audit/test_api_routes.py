@@ -73,7 +73,12 @@ def test_provenance_only_for_parties(client, scenario) -> None:
     path = "/audit/provenance/0x" + scenario.commitments["d1"].hex()
     ok = client.get(path, headers=client.headers_for("TAX"))
     assert ok.status_code == 200 and ok.json()["deliveries"][0]["status"] == "acknowledged"
-    assert client.get(path, headers=client.headers_for("STATS")).json()["error"]["code"] == "FORBIDDEN"
+    # Not a party: answered exactly as a commitment nothing recorded.
+    hidden = client.get(path, headers=client.headers_for("STATS"))
+    unknown = client.get("/audit/provenance/0x" + "11" * 32, headers=client.headers_for("STATS"))
+    assert hidden.status_code == unknown.status_code == 404
+    assert hidden.json()["error"]["code"] == unknown.json()["error"]["code"] == "NOT_FOUND"
+    assert hidden.text.replace(path.rsplit("/", 1)[1], "<c>") == unknown.text.replace("0x" + "11" * 32, "<c>")
     other = client.get("/audit/history", params={"department": "HEALTH"}, headers=client.headers_for("TAX"))
     assert other.status_code == 403
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from node.anvil import DEFAULT_PORT, DXL_CHAIN_ID
+from node.anvil import DEFAULT_PORT, DXL_CHAIN_ID, EmbeddedNode, NodeSettings
 from node.errors import ConfigurationError
 from node.paths import ARTIFACTS_DIR, PROJECT_ROOT
 from node.settings import Settings
@@ -155,3 +156,24 @@ def test_unusable_artifacts_refused(
     setup(artifacts)
     with pytest.raises(ConfigurationError, match=message):
         ape_abis.stale_files(abis, artifacts)
+
+
+def test_readme_reaches_a_node_on_another_port_through_the_external_network(
+    config: dict[str, object],
+) -> None:
+    """README's ape command for a node on DXL_NODE_PORT names the network whose URL ape reads from
+    DXL_RPC_URL, and sets that to where `dxl node start` / `dxl run` put the node for that port."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    lines = readme.splitlines()
+    command = next(line for line in lines if ".venv-ape/bin/ape" in line and "DXL_NODE_PORT" in line)
+    assignment, _, rest = command.partition(" ")
+    name, _, value = assignment.partition("=")
+    network = rest.split("--network ", 1)[1].split()[0]
+    assert (name, network) == ("DXL_RPC_URL", "ethereum:dxl-network:node")
+    port = 9545
+    resolved = os.path.expandvars(value.replace("$DXL_NODE_PORT", str(port)))
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(name, resolved)
+        uri = os.path.expandvars(_uri(config, "dxl-network"))
+    assert uri == EmbeddedNode(settings=NodeSettings(port=port)).endpoint.rpc_url
+    assert _network(config, "dxl-network")["chain_id"] == DXL_CHAIN_ID

@@ -205,3 +205,22 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
     assert "node state kept" in out
     status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 1 and json.loads(status.stdout)["reachable"] is False
+
+
+def test_dxl_node_start_listens_on_dxl_node_port(tmp_path: Path) -> None:
+    """`dxl node start` without --port serves on DXL_NODE_PORT, where `dxl status` and the API look for it."""
+    port = free_port()
+    env = {**os.environ, "DXL_HOME": str(tmp_path), "DXL_NODE_PORT": str(port)}
+    env.pop("DXL_RPC_URL", None)
+    node = EmbeddedNode(tmp_path)
+    started = subprocess.run(
+        _dxl("node", "start", "--json"), env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert json.loads(started.stdout)["rpc_url"] == f"http://127.0.0.1:{port}"
+        status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
+        assert json.loads(status.stdout)["reachable"] is True, status.stdout
+    finally:
+        stopped = subprocess.run(_dxl("node", "stop"), env=env, capture_output=True, text=True, timeout=60)
+    assert stopped.returncode == 0 and node.pid is None

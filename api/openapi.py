@@ -1,0 +1,122 @@
+"""The OpenAPI document, made to say what the service does: per operation, the roles it admits
+(``x-dxl-roles``) and every error status it can answer, each with the one error body and the codes of
+:data:`api.errors.ERRORS` that carry that status.
+
+Statuses follow from what an operation depends on, read from its dependencies rather than listed by hand, so a
+new route is documented as soon as it exists: a token (401), a role check (403), the ledger or the audit trail
+(404 for ids, 503 when the node is down), parameters or a body (422), a body (413), a write (409 for state
+conflicts and ``Idempotency-Key`` in flight, 422 for a reused key). ``tests/api/test_fuzz.py`` holds the
+running service to it with schemathesis. A 500 is never declared: it is a bug.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from fastapi import FastAPI, routing
+from fastapi.openapi.utils import get_openapi
+
+from api.auth import Role
+from api.deps import roles_of
+from api.errors import ERRORS
+from api.models import ErrorPublic
+
+ERROR_SCHEMA_REF = "#/components/schemas/ErrorPublic"
+#: Set to True on a dependency through which an operation reads the chain or the audit trail: ids it names may
+#: be unknown (404), the node may be down (503).
+LEDGER_DEPENDENCY = "dxl_reads_ledger"
+#: FastAPI's own validation-error schemas, replaced by the API's single error body.
+_FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Replaces ``app.openapi`` with a generator that adds roles and error responses to every operation."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
+            _add_error_schema(schema)
+            # Route contexts, not app.routes: included routers are nested, and only a context carries the
+            # dependencies the router added.
+            for route in routing.iter_route_contexts(app.routes):
+                if not isinstance(route.original_route, routing.APIRoute) or not route.include_in_schema:
+                    continue
+                roles = roles_of(route.dependant)
+                for method in route.methods or ():
+                    operation = schema["paths"].get(route.path_format, {}).get(method.lower())
+                    if operation is None:
+                        continue
+                    operation["x-dxl-roles"] = roles or []
+                    _declare_errors(operation, error_statuses(route.dependant, method, operation, roles))
+            for name in _FASTAPI_VALIDATION_SCHEMAS:
+                schema["components"]["schemas"].pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def error_statuses(
+    dependant: Any, method: str, operation: dict[str, Any], roles: list[str] | None
+) -> set[int]:
+    """The error statuses an operation can answer, from its dependencies, parameters and method."""
+    deps = list(_dependencies(dependant))
+    reads_ledger = any(getattr(dep.call, LEDGER_DEPENDENCY, False) for dep in deps)
+    has_body = "requestBody" in operation
+    has_input = has_body or bool(operation.get("parameters"))
+    write = method.upper() != "GET"
+    statuses: set[int] = set()
+    if roles is not None:  # it needs a token
+        statuses.add(401)
+        # Narrower than "any principal": a role check refuses the others; a department principal may also be
+        # refused an exchange it is party to but not in this role (NOT_A_PARTY).
+        if roles is not None and set(roles) != {r.value for r in Role}:
+            statuses.add(403)
+    if reads_ledger:
+        statuses.add(503)
+        # Unknown ids, and a department token whose code the ledger has not admitted.
+        if has_input or roles is None or Role.DEPARTMENT.value in roles:
+            statuses.add(404)
+    if has_input:
+        statuses.add(422)
+    if has_body:
+        statuses.add(413)
+    if write:
+        statuses |= {409, 422}
+    return statuses
+
+
+def _dependencies(dependant: Any) -> Iterable[Any]:
+    stack = [dependant]
+    while stack:
+        dep = stack.pop()
+        yield dep
+        stack.extend(getattr(dep, "dependencies", []))
+
+
+def _add_error_schema(schema: dict[str, Any]) -> None:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    generated = ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(generated.pop("$defs", {}))
+    detail = components["ErrorDetail"]
+    # The code is one of the table's, so a response with any other fails the document's own schema.
+    detail["properties"]["code"] = {"type": "string", "enum": sorted(ERRORS), "title": "Code"}
+    components["ErrorPublic"] = generated
+
+
+def _declare_errors(operation: dict[str, Any], statuses: set[int]) -> None:
+    responses = operation.setdefault("responses", {})
+    for status in sorted(statuses):
+        codes = sorted(code for code, spec in ERRORS.items() if spec.status == status)
+        responses[str(status)] = {
+            "description": "Error; `error.code` is one of " + ", ".join(f"`{c}`" for c in codes),
+            "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}},
+            **(
+                {"headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}}}
+                if status == 401
+                else {}
+            ),
+        }

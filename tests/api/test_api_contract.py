@@ -1,0 +1,292 @@
+"""What the API promises its callers beyond single routes: bodies typed strictly, protocol errors with stable
+codes, one answer for "not yours" and "does not exist", governors reading what they approve, and who reads
+which scorecard."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import ApiEnv, b32, delivery_between, ok, period
+from eth_account import Account
+
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-contract")
+
+
+@pytest.fixture(scope="module")
+def exchange(api_env: ApiEnv) -> dict[str, Any]:
+    """One HRSS → PSB exchange with a delivery, indexed by the audit trail."""
+    delivery = delivery_between(api_env, "hrss", "psb")
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    grant = ok(api_env.call("GET", f"/grants/{delivery['grant_id']}", "auditor"))
+    agreement = ok(api_env.call("GET", f"/agreements/{grant['agreement_id']}", "auditor"))
+    return {"delivery": delivery, "grant": grant, "agreement": agreement}
+
+
+def _counts(env: ApiEnv) -> tuple[int, int, int]:
+    return (
+        len(ok(env.call("GET", "/resources", "auditor"))),
+        len(ok(env.call("GET", "/requests", "auditor", params={"limit": 500}))),
+        len(ok(env.call("GET", "/grants", "auditor", params={"limit": 500}))),
+    )
+
+
+# --- strict types -------------------------------------------------------------------------------------------
+
+
+def _valid_body(env: ApiEnv, exchange: dict[str, Any], path: str) -> dict[str, Any]:
+    if path == "/requests":
+        return {
+            "resource_id": exchange["agreement"]["resource_id"], "purpose": "p", "scope_hash": b32(),
+            "terms_hash": b32(), "valid_from": period()[0], "valid_until": period()[1],
+        }  # fmt: skip
+    if path == "/resources":
+        return {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
+    return {"agreement_id": exchange["agreement"]["id"], "expires_at": period(1)[1]}
+
+
+@pytest.mark.parametrize("value", [True, "4", 4.0, "0x4"])
+@pytest.mark.parametrize(
+    ("path", "who", "field"),
+    [("/requests", "psb", "resource_id"), ("/resources", "hrss", "sensitivity"),
+     ("/grants", "hrss", "agreement_id"), ("/requests", "psb", "valid_until")],
+)  # fmt: skip
+def test_a_non_integer_for_an_integer_is_refused_and_nothing_written(
+    api_env: ApiEnv, exchange: dict[str, Any], path: str, who: str, field: str, value: object
+) -> None:
+    """``true`` or ``"4"`` for an integer is a 422 naming the field, never a write with a coerced value."""
+    ok(api_env.call("POST", path, who, json=_valid_body(api_env, exchange, path)), 201)  # the body is valid
+    before = _counts(api_env)
+    sent = _valid_body(api_env, exchange, path)
+    sent[field] = value
+    response = api_env.call("POST", path, who, json=sent)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.json()["error"]["field"] == field
+    assert _counts(api_env) == before
+
+
+def test_a_string_for_a_boolean_or_an_integer_elsewhere_is_refused(api_env: ApiEnv) -> None:
+    response = api_env.call("POST", "/requests/1/reject", "hrss", json={"reason_code": "7"})
+    assert response.status_code == 422 and response.json()["error"]["field"] == "reason_code"
+    before = ok(api_env.call("GET", "/governance/proposals", "auditor"))
+    response = api_env.call(
+        "POST", "/governance/proposals", "governor-1",
+        json={"action": "suspend_department", "department_id": "2"},
+    )  # fmt: skip
+    assert response.status_code == 422 and response.json()["error"]["field"].endswith("department_id")
+    assert ok(api_env.call("GET", "/governance/proposals", "auditor")) == before
+
+
+# --- protocol errors ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [("DELETE", "/resources", {"GET", "POST"}), ("PATCH", "/grants/1", {"GET"}),
+     ("GET", "/grants/1/revoke", {"POST"}), ("PUT", "/healthz", {"GET"}),
+     ("DELETE", "/governance/proposals", {"GET", "POST"}),
+     # A literal path is not taken for an id of the template beside it.
+     ("GET", "/deliveries/batch", {"POST"})],
+)  # fmt: skip
+def test_method_not_allowed_names_the_allowed_methods(
+    api_env: ApiEnv, method: str, path: str, allow: set[str]
+) -> None:
+    api_env.call("POST", "/grants/1/revoke", "psb", headers={"Idempotency-Key": "method-test"})
+    # With an Idempotency-Key already used for another request: still a 405, nothing else is judged.
+    response = api_env.call(method, path, "psb", headers={"Idempotency-Key": "method-test"})
+    assert response.status_code == 405 and response.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+    assert {m.strip() for m in response.headers["allow"].split(",")} == allow
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b'{"metadata_hash": "\xff"}', b"\xc3\x28", b"\x80\x81\x82", '{"a": "é"}'.encode("latin-1")],
+    ids=["invalid-byte-in-string", "bad-continuation", "lone-continuations", "latin-1"],
+)
+def test_a_body_that_is_not_utf8_is_a_422(api_env: ApiEnv, raw: bytes) -> None:
+    before = _counts(api_env)
+    response = api_env.client.post(
+        "/resources", content=raw, headers={**api_env.headers("psb"), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.json()["error"]["field"] == "body"
+    assert _counts(api_env) == before
+
+
+# --- "not yours" answers as "does not exist" ----------------------------------------------------------------
+
+
+def _unknown(kind: str) -> str:
+    return b32() if kind in ("delivery", "commitment") else "999999"
+
+
+def _same_answer(mine: httpx.Response, unknown: httpx.Response, known_id: str, unknown_id: str) -> None:
+    assert mine.status_code == unknown.status_code == 404, (mine.text, unknown.text)
+    assert mine.headers["content-type"] == unknown.headers["content-type"]
+    assert mine.text.replace(known_id, "<id>") == unknown.text.replace(unknown_id, "<id>")
+
+
+@pytest.mark.parametrize(
+    ("kind", "method", "template", "body"),
+    [
+        ("request", "GET", "/requests/{id}", None),
+        ("request", "GET", "/requests/{id}/terms", None),
+        ("request", "POST", "/requests/{id}/approve", None),
+        ("request", "POST", "/requests/{id}/reject", {"reason_code": 3}),
+        ("request", "POST", "/requests/{id}/signatures", {}),
+        ("agreement", "GET", "/agreements/{id}", None),
+        ("agreement", "POST", "/agreements/{id}/suspend", None),
+        ("agreement", "POST", "/agreements/{id}/revoke", None),
+        ("agreement", "POST", "/grants", {"agreement_id": "{id}", "expires_at": 2**40}),
+        ("grant", "GET", "/grants/{id}", None),
+        ("grant", "POST", "/grants/{id}/revoke", None),
+        ("grant", "POST", "/deliveries", {"delivery_id": "new", "grant_id": "{id}", "commitment": "new",
+                                          "byte_size": 1}),
+        ("delivery", "GET", "/deliveries/{id}", None),
+        ("delivery", "POST", "/deliveries/{id}/acknowledge", {}),
+        ("delivery", "POST", "/deliveries/{id}/dispute", {"consumer_commitment": "new"}),
+        ("delivery", "GET", "/audit/deliveries/{id}/provenance", None),
+        ("commitment", "GET", "/audit/provenance/{id}", None),
+    ],
+)  # fmt: skip
+def test_another_departments_exchange_answers_as_an_unknown_id(
+    api_env: ApiEnv,
+    exchange: dict[str, Any],
+    kind: str,
+    method: str,
+    template: str,
+    body: dict[str, Any] | None,
+) -> None:
+    """CIVIL, party to nothing of the HRSS → PSB exchange, gets for its ids exactly what it gets for ids that
+    do not exist, reading or writing; nothing is sent to the chain."""
+    known = {
+        "request": str(exchange["agreement"]["request_id"]),
+        "agreement": str(exchange["agreement"]["id"]),
+        "grant": str(exchange["grant"]["id"]),
+        "delivery": exchange["delivery"]["delivery_id"],
+        "commitment": exchange["delivery"]["commitment"],
+    }[kind]
+    unknown = _unknown(kind)
+    fresh = {"new": b32()}
+
+    def send(ident: str) -> httpx.Response:
+        payload = None
+        if body is not None:
+            payload = {
+                k: (int(ident) if v == "{id}" else fresh.get(v, v) if isinstance(v, str) else v)
+                for k, v in body.items()
+            }
+        return api_env.call(method, template.replace("{id}", ident), "civil", json=payload)
+
+    before = ok(api_env.call("GET", f"/grants/{exchange['grant']['id']}", "auditor"))
+    _same_answer(send(known), send(unknown), known, unknown)
+    code = "NOT_FOUND" if kind == "commitment" else f"{kind.upper()}_NOT_FOUND"
+    assert send(known).json()["error"]["code"] == code
+    assert ok(api_env.call("GET", f"/grants/{exchange['grant']['id']}", "auditor")) == before
+
+
+def test_parties_still_read_and_are_refused_by_role(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
+    """The consumer reads the exchange; the provider's actions are refused to it as NOT_A_PARTY (it knows the
+    exchange exists), not hidden."""
+    grant_id = exchange["grant"]["id"]
+    assert ok(api_env.call("GET", f"/grants/{grant_id}", "psb"))["id"] == grant_id
+    response = api_env.call("POST", f"/grants/{grant_id}/revoke", "psb")
+    assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY"
+
+
+# --- scorecards ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "department", "status"),
+    [
+        ("auditor", "HRSS", 200), ("auditor", None, 200), ("hrss", "HRSS", 200), ("hrss", None, 200),
+        ("hrss", str(2), 200), ("psb", "HRSS", 403), ("civil", "HRSS", 403), ("governor-1", "HRSS", 403),
+        (None, "HRSS", 401),
+    ],
+)  # fmt: skip
+def test_scorecards_are_read_by_auditors_and_their_own_department(
+    api_env: ApiEnv, exchange: dict[str, Any], who: str | None, department: str | None, status: int
+) -> None:
+    if department == "2":
+        department = str(api_env.departments["HRSS"])
+    params = {} if department is None else {"department": department}
+    response = api_env.call("GET", "/audit/scorecard", who, params=params)
+    assert response.status_code == status, response.text
+    if status == 403:
+        assert response.json()["error"]["code"] == "FORBIDDEN"
+    if status == 200 and department is not None:
+        assert response.json() == ok(api_env.call("GET", "/audit/scorecard", "auditor", params=params))
+
+
+# --- governance proposals -----------------------------------------------------------------------------------
+
+
+def _propose(env: ApiEnv, body: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)[
+        "record"
+    ]
+    return record
+
+
+def test_governors_list_proposals_with_their_full_parameters(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
+    signer, key = Account.create().address, b32()
+    admit = _propose(api_env, {"action": "admit_department", "code": "TAX", "name": "Taxation bureau",
+                               "signer": signer.lower(), "encryption_key": key})  # fmt: skip
+    civil = api_env.departments["CIVIL"]
+    suspend = _propose(api_env, {"action": "suspend_department", "department_id": civil})
+    agreement_id = exchange["agreement"]["id"]
+    revoke = _propose(api_env, {"action": "revoke_agreement", "agreement_id": agreement_id})
+    auditor = _propose(api_env, {"action": "grant_auditor", "account": signer})
+
+    ids = [admit["id"], suspend["id"], revoke["id"], auditor["id"]]
+    listed = {p["id"]: p for p in ok(api_env.call("GET", "/governance/proposals", "governor-2"))}
+    assert ids == sorted(listed)[-4:]
+    listed = {i: listed[i] for i in ids}
+    assert all(p["status"] == "open" and p["approvals"] == 1 and p["threshold"] == 2 for p in listed.values())
+    assert listed[admit["id"]]["parameters"] == {
+        "department_id": None, "code": "TAX", "name": "Taxation bureau", "signer": signer,
+        "encryption_key": key, "account": None, "threshold": None, "agreement_id": None,
+    }  # fmt: skip
+    assert listed[admit["id"]]["action"] == "admit_department"
+    target = listed[suspend["id"]]
+    assert target["parameters"]["department_id"] == civil
+    assert (target["department"]["code"], target["department"]["status"]) == ("CIVIL", "active")
+    revoked = listed[revoke["id"]]
+    assert revoked["parameters"]["agreement_id"] == agreement_id
+    assert revoked["agreement"] == ok(api_env.call("GET", f"/agreements/{agreement_id}", "auditor"))
+    assert listed[auditor["id"]]["parameters"]["account"] == signer
+    # The single look-up answers the same as the list.
+    assert ok(api_env.call("GET", f"/governance/proposals/{admit['id']}", "auditor")) == listed[admit["id"]]
+
+    # Approved by the second governor: executed, no longer open.
+    approved = ok(api_env.call("POST", f"/governance/proposals/{admit['id']}/approve", "governor-2"))[
+        "record"
+    ]
+    assert (approved["status"], approved["executed"]) == ("executed", True)
+    open_now = ok(api_env.call("GET", "/governance/proposals?status=open", "auditor"))
+    assert [p["id"] for p in open_now][:3] == [auditor["id"], revoke["id"], suspend["id"]]
+    assert all(p["status"] == "open" for p in open_now) and admit["id"] not in {p["id"] for p in open_now}
+    executed = ok(api_env.call("GET", "/governance/proposals", "governor-1", params={"status": "executed"}))
+    assert [p["id"] for p in executed][:1] == [admit["id"]]
+    assert all(p["status"] == "executed" for p in executed)
+    assert [p["id"] for p in ok(api_env.call("GET", "/governance/proposals?limit=1", "auditor"))] == [
+        auditor["id"]
+    ]
+
+
+@pytest.mark.parametrize(("who", "status"), [("psb", 403), (None, 401)])
+def test_proposals_are_not_listed_to_departments(api_env: ApiEnv, who: str | None, status: int) -> None:
+    response = api_env.call("GET", "/governance/proposals", who)
+    assert response.status_code == status
+
+
+def test_an_unknown_proposal_status_is_refused(api_env: ApiEnv) -> None:
+    response = api_env.call("GET", "/governance/proposals?status=pending", "auditor")
+    assert response.status_code == 422 and response.json()["error"]["field"] == "status"
