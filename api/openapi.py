@@ -5,8 +5,9 @@
 Statuses follow from what an operation depends on, read from its dependencies rather than listed by hand, so a
 new route is documented as soon as it exists: a token (401), a role check (403), the ledger or the audit trail
 (404 for ids, 503 when the node is down), parameters or a body (422), a body (413), a write (409 for state
-conflicts and ``Idempotency-Key`` in flight, 422 for a reused key). ``tests/api/test_fuzz.py`` holds the
-running service to it with schemathesis. A 500 is never declared: it is a bug.
+conflicts and ``Idempotency-Key`` in flight, 422 for a reused key), a token looked up in the API database
+(503 when it cannot be used). ``tests/api/test_fuzz.py`` holds the running service to it with schemathesis. A
+500 is never declared: it is a bug.
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ def error_statuses(
         # refused an exchange it is party to but not in this role (NOT_A_PARTY).
         if roles is not None and set(roles) != {r.value for r in Role}:
             statuses.add(403)
-    if reads_ledger:
+    if reads_ledger or roles is not None:
+        # The node is down, or the API database (tokens are looked up there) cannot be used.
         statuses.add(503)
-        # Unknown ids, and a department token whose code the ledger has not admitted.
-        if has_input or roles is None or Role.DEPARTMENT.value in roles:
-            statuses.add(404)
+    # Unknown ids, and a department token whose code the ledger has not admitted.
+    if reads_ledger and (has_input or roles is None or Role.DEPARTMENT.value in roles):
+        statuses.add(404)
     if has_input:
         statuses.add(422)
     if has_body:

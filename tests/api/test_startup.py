@@ -25,9 +25,9 @@ from api.app import (
 )
 from api.auth import Principal, Role, TokenError, authenticate, hash_token, parse_principal, revoke_token
 from api.db import ApiToken, make_engine, session_factory
+from api.settings import ApiSettings
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
-from node.settings import Settings
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-startup")
@@ -144,7 +144,7 @@ def _backup_sqlite(source: Path, target: Path) -> None:
 
 
 def test_a_deleted_api_database_stops_the_start_instead_of_reissuing_demo_tokens(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path)  # type: ignore[call-arg]
     issued = ensure_demo_tokens(settings)
     assert all(issued.values())
     database = tmp_path / "dxl.sqlite3"
@@ -187,7 +187,7 @@ def test_a_deleted_api_database_stops_the_start_instead_of_reissuing_demo_tokens
 
 
 def test_a_revoked_demo_token_is_not_mistaken_for_a_lost_database(tmp_path: Path) -> None:
-    settings = Settings(home=tmp_path)  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path)  # type: ignore[call-arg]
     ensure_demo_tokens(settings)
     engine = make_engine(settings.effective_database_url)
     try:
