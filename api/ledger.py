@@ -1036,7 +1036,10 @@ class LedgerService:
         Raises:
             LedgerRevertError: GovernanceUnknownProposal for an id never created.
         """
-        action, proposer, approvals, executed, expires_at, data = self._view("proposal", proposal_id)
+        record = self._view("proposal", proposal_id)
+        action, proposer, approvals, executed, expires_at, data = record[:6]
+        # A ledger whose proposals can be cancelled says so in a seventh field.
+        cancelled = bool(record[6]) if len(record) > 6 else False
         kind = GovernanceAction(action)
         now = self._chain_time() if now is None else now
         parameters = _decode_parameters(kind, bytes(data))
@@ -1047,6 +1050,8 @@ class LedgerService:
             agreement = self._known(self.agreement, parameters.agreement_id)
         if executed:
             status = m.ProposalStatus.EXECUTED
+        elif cancelled:
+            status = m.ProposalStatus.CANCELLED
         else:
             status = m.ProposalStatus.OPEN if now < expires_at else m.ProposalStatus.EXPIRED
         return m.ProposalPublic(
@@ -1064,6 +1069,10 @@ class LedgerService:
             return read(ident)
         except LedgerRevertError:
             return None
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
 
     def proposals(self, *, status: m.ProposalStatus | None, limit: int) -> list[m.ProposalPublic]:
         """Proposals newest first, optionally only those in ``status``."""

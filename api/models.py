@@ -135,6 +135,7 @@ class ProposalStatus(StrEnum):
     OPEN = "open"
     EXECUTED = "executed"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 class ProposalParameters(BaseModel):
@@ -158,7 +159,9 @@ class ProposalPublic(BaseModel):
     threshold: int
     executed: bool
     expires_at: int
-    status: ProposalStatus = Field(description="open (awaiting approvals), executed, or expired (unexecuted)")
+    status: ProposalStatus = Field(
+        description="open (awaiting approvals), executed, expired (unexecuted) or cancelled (by its proposer)"
+    )
     data: str = Field(description="the ABI-encoded arguments exactly as proposed")
     parameters: ProposalParameters | None = Field(
         description="the arguments decoded from `data`; null if they do not decode for the action"
