@@ -1,0 +1,97 @@
+"""The journal's tables on both databases the API runs on: SQLite, and PostgreSQL when
+``DXL_TEST_POSTGRES_URL`` names one (scripts/ci-postgres.sh starts one). The same steps give the same rows."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+from eth_utils.crypto import keccak
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.db import IdempotencyRecord, init_db, make_engine, session_factory
+from api.idempotency import ClaimOwner, IdempotencyStore, Stored
+from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
+from node.anvil import EmbeddedNode
+from node.chain import BlockRef, LedgerClient
+
+PG_URL = os.environ.get("DXL_TEST_POSTGRES_URL")
+
+#: ``api_idempotency`` as it was created before the journal (no ``owner``/``tx_hash`` columns).
+_OLD_IDEMPOTENCY = """CREATE TABLE api_idempotency (
+    id INTEGER PRIMARY KEY, principal VARCHAR(64) NOT NULL, key VARCHAR(255) NOT NULL,
+    fingerprint VARCHAR(64) NOT NULL, status_code INTEGER, response_body {blob},
+    created_at TIMESTAMP NOT NULL, completed_at TIMESTAMP,
+    CONSTRAINT uq_api_idempotency_principal_key UNIQUE (principal, key))"""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """An empty database holding the API's pre-journal idempotency table."""
+    if request.param == "sqlite":
+        found = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+        with found.begin() as c:
+            c.execute(text(_OLD_IDEMPOTENCY.format(blob="BLOB")))
+        yield found
+        found.dispose()
+        return
+    if not PG_URL:
+        pytest.skip("DXL_TEST_POSTGRES_URL is not set (scripts/ci-postgres.sh starts one)")
+    schema = f"journal_test_{secrets.token_hex(4)}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in PG_URL else "?"
+    found = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
+    with found.begin() as c:
+        c.execute(
+            text(_OLD_IDEMPOTENCY.format(blob="BYTEA").replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY"))
+        )
+    try:
+        yield found
+    finally:
+        found.dispose()
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+def test_journal_claims_and_healing_on_the_database(engine: Engine, embedded_node: EmbeddedNode) -> None:
+    init_db(engine)  # adds the claim's owner and tx_hash columns to the existing table
+    sessions: sessionmaker[Session] = session_factory(engine)
+    store = IdempotencyStore(sessions, ClaimOwner())
+    claim = store.claim("auditor", "store-1", "print")
+    assert isinstance(claim, Claim)
+    client = LedgerClient(embedded_node.endpoint, [])
+    journal = Journal(lambda: sessions)
+    sender = JournaledSender(client, journal)
+    account = Account.create()
+    request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+    signed = sender.send(account, request, claim=claim, finish={"view": "resource"})
+    result = sender.wait(signed.tx_hash)
+    store.settle(claim, Stored(201, b"{}"))
+
+    entry = journal.entry(signed.tx_hash)
+    assert entry is not None and entry.status is TxStatus.MINED and entry.finish == {"view": "resource"}
+    assert "0x" + keccak(entry.raw).hex() == signed.tx_hash and entry.nonce == 0
+    assert journal.newest_settled() == BlockRef(result.block_number, result.block_hash)
+    with sessions() as session:
+        row = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "store-1"))
+        assert row is not None and (row.tx_hash, row.status_code) == (signed.tx_hash, 201)
+
+    # The block is declared lost: the row is open again and the claim handed back without its answer.
+    assert journal.reopen([BlockRef(result.block_number, result.block_hash)]) == [signed.tx_hash]
+    assert [e.tx_hash for e in journal.unsettled()] == [signed.tx_hash]
+    with sessions() as session:
+        row = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "store-1"))
+        assert row is not None and (row.owner, row.status_code, row.response_body) == (None, None, None)
+    # The node still has it: reconciliation finds the receipt and sends nothing new.
+    report = Reconciler(sender).reconcile()
+    assert (report.mined, report.resent, report.superseded) == (1, 0, 0)
+    assert journal.unsettled() == [] and journal.next_nonces() == {account.address: 1}
+    assert client.nonces.peek(account.address) == 1
