@@ -127,6 +127,8 @@ def _reconcile_at_start(ledger: LedgerService, interval: float) -> ChainWatcher 
         reconciled = False
     if interval <= 0:
         return None
+    if not reconciled:
+        ledger.sender.hold()  # until the watcher has reconciled: journaled transactions go first
     return ChainWatcher(ledger.reconciler, interval, reconciled=reconciled).start()
 
 

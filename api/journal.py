@@ -247,6 +247,17 @@ class Journal:
             session.commit()
             return hashes
 
+    def next_nonce(self, sender: str) -> int:
+        """One past the highest nonce of ``sender``'s rows that are or may be on the chain (0 without any)."""
+        with self._session() as session:
+            highest = session.scalar(
+                select(func.max(JournaledTransaction.nonce)).where(
+                    JournaledTransaction.sender == sender,
+                    JournaledTransaction.status != TxStatus.SUPERSEDED.value,
+                )
+            )
+            return 0 if highest is None else int(highest) + 1
+
     def next_nonces(self) -> dict[str, int]:
         """Per sender, one past the highest nonce of a row that is or may be on the chain."""
         with self._session() as session:
@@ -303,6 +314,12 @@ class JournaledSender:
         self._open.wait(timeout=self.client.receipt_timeout)
         for attempt in range(_NONCE_TAKEN_RETRIES + 1):
             with self.lock(sender):
+                if nonces.peek(sender) is None:
+                    # First use in this process: the node may have lost journaled transactions not re-sent
+                    # yet, whose nonces a count read from the node alone would hand out a second time.
+                    nonces.rebuild(
+                        sender, max(self.client.pending_nonce(sender), self.journal.next_nonce(sender))
+                    )
                 nonce = nonces.reserve(sender)
                 signed = self.client.sign(account, request, nonce)
                 try:

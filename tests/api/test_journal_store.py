@@ -95,3 +95,30 @@ def test_journal_claims_and_healing_on_the_database(engine: Engine, embedded_nod
     assert (report.mined, report.resent, report.superseded) == (1, 0, 0)
     assert journal.unsettled() == [] and journal.next_nonces() == {account.address: 1}
     assert client.nonces.peek(account.address) == 1
+
+
+def test_a_new_process_does_not_hand_out_the_nonce_of_a_journaled_transaction_the_node_lacks(
+    engine: Engine, embedded_node: EmbeddedNode
+) -> None:
+    """A process journaled a transaction and died before sending it (or the node lost it). The next process
+    signs its first transaction of that key after it, not with the node's count, which would take the
+    journaled one's nonce and make it never minable; reconciliation then sends the journaled one."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    account = Account.create()
+    dead = LedgerClient(embedded_node.endpoint, [])
+    request = dead.build(account.address, "", to=account.address, value=0, gas=21_000)
+    journaled = dead.sign(account, request, 0)
+    journal.record(journaled, claim=None, finish=None)  # ... and the process died before sending it
+
+    client = LedgerClient(embedded_node.endpoint, [])
+    sender = JournaledSender(client, journal)
+    other = client.build(account.address, "", to=Account.create().address, value=0, gas=21_000)
+    fresh = sender.send(account, other, claim=None, finish=None)
+    assert fresh.nonce == 1
+    report = Reconciler(sender).reconcile()
+    assert (report.resent, report.superseded) == (1, 0)
+    sender.wait(journaled.tx_hash)
+    sender.wait(fresh.tx_hash)
+    assert client.pending_nonce(account.address) == 2
