@@ -248,15 +248,22 @@ class Journal:
             return hashes
 
     def next_nonce(self, sender: str) -> int:
-        """One past the highest nonce of ``sender``'s rows that are or may be on the chain (0 without any)."""
-        with self._session() as session:
-            highest = session.scalar(
-                select(func.max(JournaledTransaction.nonce)).where(
-                    JournaledTransaction.sender == sender,
-                    JournaledTransaction.status != TxStatus.SUPERSEDED.value,
+        """One past the highest nonce of ``sender``'s rows that are or may be on the chain (0 without any).
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE.
+        """
+        try:
+            with self._session() as session:
+                highest = session.scalar(
+                    select(func.max(JournaledTransaction.nonce)).where(
+                        JournaledTransaction.sender == sender,
+                        JournaledTransaction.status != TxStatus.SUPERSEDED.value,
+                    )
                 )
-            )
-            return 0 if highest is None else int(highest) + 1
+        except DATABASE_DOWN as exc:
+            raise database_unavailable(exc) from None
+        return 0 if highest is None else int(highest) + 1
 
     def next_nonces(self) -> dict[str, int]:
         """Per sender, one past the highest nonce of a row that is or may be on the chain."""
