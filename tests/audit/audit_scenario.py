@@ -179,8 +179,10 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
     )
     client.transact(s.keys["HEALTH"], "revokeGrant", grant1)
     _refused_delivery(s, "HEALTH", grant1, "d4")  # revoked grant
-    # Blocks are mined on demand at wall-clock time: past the expiry on the clock, the next block is too.
-    time.sleep(max(0.0, latest + 4 - time.time()))
+    # The next block is stamped past the expiry on the node's clock: other tests on this node move that clock
+    # (evm_increaseTime, snapshots), so waiting on the wall clock proves nothing.
+    head = int(client.w3.eth.get_block("latest")["timestamp"])
+    client.w3.provider.make_request("evm_setNextBlockTimestamp", [max(head + 1, latest + 4)])  # type: ignore[arg-type]
     _refused_delivery(s, "HEALTH", grant2, "d5")  # expired grant
     s.results["grant1"], s.results["grant2"] = grant1, grant2
     return s
