@@ -28,6 +28,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, issue_token
+from api.catalog import DocumentStore
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
 from api.deps import AppState
 from api.errors import MethodGuardMiddleware, install_error_handlers
@@ -254,10 +255,14 @@ def ensure_demo_tokens(settings: ApiSettings) -> dict[str, str | None]:
     """Issue a token for each demo principal that has none yet; returns name → new plaintext, or None for a
     token issued earlier. New tokens are added to ``DXL_HOME/secrets/demo-tokens.json`` (0600).
 
+    Also stores the demo resources' catalog documents, so the provisioned catalog reads as titled entries.
+
     Raises:
         ApiDatabaseLostError: the file records a demo token the database has no row for (revoked tokens keep
             theirs), i.e. the database was deleted or replaced; nothing is issued.
     """
+    from node.provision import RESOURCES
+
     record = settings.secrets_dir / DEMO_TOKENS_FILE
     engine = make_engine(settings.effective_database_url)
     try:
@@ -272,6 +277,9 @@ def ensure_demo_tokens(settings: ApiSettings) -> dict[str, str | None]:
                 result[name] = (
                     None if name in existing else issue_token(session, principal=principal, name=name)
                 )
+        store = DocumentStore(lambda: session_factory(engine))
+        for resource in RESOURCES:
+            store.put(resource.metadata())
     finally:
         engine.dispose()
     fresh = {name: token for name, token in result.items() if token is not None}

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -110,6 +111,17 @@ class PendingSignature(ApiBase):
     #: The terms the signature is over (JSON of the SharingTerms fields), so both signatures match exactly.
     terms: Mapped[dict[str, object]] = mapped_column(JSON)
     signature: Mapped[bytes] = mapped_column(LargeBinary(65))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CatalogDocumentRow(ApiBase):
+    """A catalog entry's metadata document, addressed by the hash the chain holds for it. ``document`` is the
+    canonical JSON text (:mod:`verifier.catalog`), re-hashed on every read: an edited row reads unverified."""
+
+    __tablename__ = "api_catalog_documents"
+
+    metadata_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

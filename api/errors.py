@@ -72,6 +72,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
     # Parties and roles
     "NOT_A_PARTY": ErrorSpec(403, "the department is not the party this operation belongs to"),
     "NOT_RESOURCE_OWNER": ErrorSpec(403, "only the owning department may change a resource"),
+    "CATALOG_DOCUMENT_MISMATCH": ErrorSpec(
+        422, "an imported document does not hash to its resource's metadata hash"
+    ),
     "NOT_A_GOVERNOR": ErrorSpec(403, "only governors may propose or approve governance actions"),
     "NO_CUSTODIED_KEY": ErrorSpec(409, "the service holds no signing key for this principal"),
     # Ledger rules

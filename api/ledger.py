@@ -31,10 +31,12 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import catalog
 from api import models as m
 from api.auth import Principal, Role
 from api.db import PendingSignature
@@ -56,6 +58,7 @@ from node.types import (
     decode_code,
     encode_code,
 )
+from verifier.catalog import document_hash
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -273,6 +276,7 @@ class LedgerService:
         self._sign_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.journal = Journal(sessions)
+        self.documents = catalog.DocumentStore(sessions)
         self.sender = JournaledSender(client, self.journal)
         self.reconciler = Reconciler(self.sender)
         #: The idempotency claim of the request this view serves (:meth:`bound`).
@@ -467,9 +471,13 @@ class LedgerService:
 
     # --- catalog -----------------------------------------------------------------------------------------
 
-    def resource(self, resource_id: int, *, owner_codes: dict[int, str] | None = None) -> m.ResourcePublic:
-        """One catalog entry. ``owner_codes`` caches owners' codes across the entries of one list (filled
-        here), so a list reads each owning department once rather than once per resource."""
+    def resource(self, resource_id: int) -> m.ResourcePublic:
+        """One catalog entry with its stored metadata document and whether the chain vouches for it."""
+        return self.documents.attach([self._resource(resource_id)])[0]
+
+    def _resource(self, resource_id: int, *, owner_codes: dict[int, str] | None = None) -> m.ResourcePublic:
+        """One catalog entry as the chain holds it. ``owner_codes`` caches owners' codes across the entries
+        of one list (filled here), so a list reads each owning department once, not once per resource."""
         owner, share, sensitivity, meta, schema = self._view("resource", resource_id)
         codes = {} if owner_codes is None else owner_codes
         if owner not in codes:
@@ -484,20 +492,61 @@ class LedgerService:
             schema_hash=_hex(schema),
         )
 
-    def resources(self, *, owner: int | None = None) -> list[m.ResourcePublic]:
+    def resources(
+        self, *, owner: int | None = None, share_type: m.ShareTypeName | None = None, text: str | None = None
+    ) -> list[m.ResourcePublic]:
+        """The catalog, newest first, with documents; ``text`` searches titles, descriptions, keywords and
+        fields (case-insensitive)."""
         count = int(self.client.call("resourceCount"))
         codes: dict[int, str] = {}
         found = [
-            self.resource(i, owner_codes=codes) for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1)
+            self._resource(i, owner_codes=codes) for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1)
         ]
-        return [r for r in found if owner is None or r.owner == owner]
+        found = [
+            r for r in found
+            if (owner is None or r.owner == owner) and (share_type is None or r.share_type is share_type)
+        ]  # fmt: skip
+        listed = self.documents.attach(found)
+        return listed if not text else [r for r in listed if catalog.matches(r, text)]
+
+    def import_catalog(self, *, body: m.CatalogImport) -> m.CatalogImported:
+        """Stores the documents of an exported catalog, each only if it hashes to its resource's metadata hash
+        on this chain; one bad entry refuses the whole import (nothing stored).
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed document, CATALOG_DOCUMENT_MISMATCH when one does not
+            hash to its resource's chain value, RESOURCE_NOT_FOUND for an unknown id.
+        """
+        documents = []
+        for index, entry in enumerate(catalog.entries_of(body)):
+            try:
+                document = m.CatalogDocument.model_validate(entry.metadata or {}).as_json()
+            except ValidationError as exc:
+                raise ApiError(
+                    "VALIDATION_ERROR", f"resources[{index}].metadata: {exc.errors()[0]['msg']}",
+                    field=f"resources.{index}.metadata",
+                ) from None  # fmt: skip
+            on_chain = self._resource(entry.id).metadata_hash.lower()
+            digest = _hex(document_hash(document))
+            if digest != on_chain:
+                raise ApiError(
+                    "CATALOG_DOCUMENT_MISMATCH",
+                    f"resources[{index}]: the document hashes to {digest}, resource {entry.id}: {on_chain}",
+                    field=f"resources.{index}.metadata", resource_id=entry.id,
+                )  # fmt: skip
+            documents.append(document)
+        for document in documents:
+            self.documents.put(document)
+        return m.CatalogImported(imported=len(documents))
 
     @_journaled
     def register_resource(
         self, *, principal: Principal, body: m.ResourceCreate
     ) -> m.Written[m.ResourcePublic]:
         me = self.department_id_of(principal)
-        args = (_b32(body.metadata_hash), _b32(body.schema_hash), int(_SHARE_TYPES[body.share_type]),
+        if body.metadata is not None:
+            self.documents.put(body.metadata.as_json())
+        args = (_b32(body.chain_metadata_hash), _b32(body.schema_hash), int(_SHARE_TYPES[body.share_type]),
                 body.sensitivity)  # fmt: skip
         finish = Finish("resource", event="ResourceRegistered", arg="resourceId")
         return cast(
@@ -509,13 +558,15 @@ class LedgerService:
     def update_resource(
         self, *, principal: Principal, resource_id: int, body: m.ResourceUpdate
     ) -> m.Written[m.ResourcePublic]:
-        current = self.resource(resource_id)
+        current = self._resource(resource_id)
         me = self.department_id_of(principal)
         if current.owner != me:
             raise ApiError(
                 "NOT_RESOURCE_OWNER", f"resource {resource_id} belongs to department {current.owner}"
             )
-        args = (resource_id, _b32(body.metadata_hash), _b32(body.schema_hash),
+        if body.metadata is not None:
+            self.documents.put(body.metadata.as_json())
+        args = (resource_id, _b32(body.chain_metadata_hash), _b32(body.schema_hash),
                 int(_SHARE_TYPES[body.share_type]), body.sensitivity)  # fmt: skip
         return cast(
             m.Written[m.ResourcePublic],
@@ -571,7 +622,7 @@ class LedgerService:
     @_journaled
     def create_request(self, *, principal: Principal, body: m.RequestCreate) -> m.Written[m.RequestPublic]:
         me = self.department_id_of(principal)
-        resource = self.resource(body.resource_id)
+        resource = self._resource(body.resource_id)
         if resource.owner == me:
             raise ApiError("OWN_RESOURCE", f"resource {body.resource_id} is your own", field="resource_id")
         if resource.share_type is m.ShareTypeName.NOT_SHARED:

@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from verifier.catalog import document_hash
 
 Bytes32Hex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
 SignatureHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte r||s||v signature")]
@@ -177,11 +179,87 @@ class ProposalPublic(BaseModel):
 # --- catalog ------------------------------------------------------------------------------------------------
 
 
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Dcat(BaseModel):
+    """A part of a catalog document: JSON keys are the vocabulary's prefixed names (``dct:title``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=False)
+
+
+class CatalogColumn(Dcat):
+    """One field of the resource (CSV on the Web column terms)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, alias="csvw:name")]
+    datatype: Annotated[str, Field(min_length=1, max_length=100, alias="csvw:datatype")]
+    description: Annotated[str | None, Field(max_length=2000, alias="dct:description")] = None
+
+
+class CatalogContact(Dcat):
+    """The responsible contact (vCard terms, as DCAT's ``dcat:contactPoint`` uses)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, alias="vcard:fn")]
+    email: Annotated[
+        str | None, Field(pattern=r"^[^@\s]+@[^@\s]+$", max_length=200, alias="vcard:hasEmail")
+    ] = None
+    telephone: Annotated[str | None, Field(min_length=1, max_length=50, alias="vcard:hasTelephone")] = None
+
+
+class CatalogDocument(Dcat):
+    """A catalog entry's metadata document (DCAT / DCAT-AP terms). Its canonical JSON is hashed into the
+    chain's metadata hash (:mod:`verifier.catalog`)."""
+
+    title: Annotated[str, Field(min_length=1, max_length=500, alias="dct:title")]
+    description: Annotated[str, Field(min_length=1, max_length=10_000, alias="dct:description")]
+    keywords: Annotated[list[Text] | None, Field(max_length=50, alias="dcat:keyword")] = None
+    columns: Annotated[list[CatalogColumn], Field(min_length=1, max_length=500, alias="csvw:column")]
+    media_type: Annotated[
+        str, Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$", max_length=100, alias="dcat:mediaType")
+    ]
+    periodicity: Annotated[Text, Field(alias="dct:accrualPeriodicity", examples=["daily", "monthly"])]
+    access_rights: Annotated[
+        Text | None,
+        Field(alias="dct:accessRights", description="sharing conditions: what a requester must provide"),
+    ] = None
+    contact: Annotated[CatalogContact, Field(alias="dcat:contactPoint")]
+    legal_basis: Annotated[Text, Field(alias="dcatap:applicableLegislation")]
+    conforms_to: Annotated[Text | None, Field(alias="dct:conformsTo")] = None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
 class ResourceCreate(Strict):
-    metadata_hash: Bytes32Hex
+    """``metadata`` (the document, stored by the service and hashed into ``metadata_hash``) or a bare
+    ``metadata_hash``; when both are given they must agree."""
+
+    metadata: CatalogDocument | None = None
+    metadata_hash: Bytes32Hex | None = None
     schema_hash: Bytes32Hex
     share_type: ShareTypeName
     sensitivity: Uint8 = 0
+
+    @model_validator(mode="after")
+    def _document_agrees(self) -> ResourceCreate:
+        if self.metadata is None:
+            if self.metadata_hash is None:
+                raise ValueError("give metadata (the catalog document) or metadata_hash")
+            return self
+        if self.share_type is ShareTypeName.CONDITIONAL and self.metadata.access_rights is None:
+            raise ValueError(
+                "a conditional resource's metadata needs dct:accessRights (the sharing conditions)"
+            )
+        digest = "0x" + document_hash(self.metadata.as_json()).hex()
+        if self.metadata_hash is not None and self.metadata_hash.lower() != digest:
+            raise ValueError(f"metadata_hash is not the hash of metadata ({digest})")
+        self.metadata_hash = digest
+        return self
+
+    @property
+    def chain_metadata_hash(self) -> str:
+        assert self.metadata_hash is not None  # set by the validator
+        return self.metadata_hash
 
 
 class ResourceUpdate(ResourceCreate):
@@ -196,6 +274,38 @@ class ResourcePublic(BaseModel):
     sensitivity: int
     metadata_hash: str
     schema_hash: str
+    #: The stored document (None when the service has none for this hash).
+    metadata: dict[str, Any] | None = None
+    #: Whether the stored document hashes to the chain's ``metadata_hash``.
+    verified: bool = False
+
+
+class CatalogEntry(Strict):
+    """One entry of an imported catalog: the resource id and its document (other exported columns ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    #: None (an entry exported without a document) is skipped.
+    metadata: dict[str, Any] | None = None
+
+
+class CatalogImport(Strict):
+    """A catalog export, as JSON entries (``resources``) or as the CSV text of ``GET /resources/export``."""
+
+    # Bounds below the route's body limit, so an over-long list or text is a 422, not a 413.
+    resources: Annotated[list[CatalogEntry] | None, Field(max_length=2000)] = None
+    csv: Annotated[str | None, Field(max_length=3_000_000)] = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> CatalogImport:
+        if (self.resources is None) == (self.csv is None):
+            raise ValueError("give either resources or csv")
+        return self
+
+
+class CatalogImported(BaseModel):
+    imported: int
 
 
 # --- requests and agreements --------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
 from node.keys import KeyStore
 from node.types import GovernanceAction, ShareType, decode_code, encode_code
+from verifier.catalog import document_hash
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -64,16 +65,41 @@ class DemoDepartment:
 @dataclass(frozen=True)
 class DemoResource:
     owner: str  # department code
-    title: str
+    title: str  # the name provisioning reports it by
     share_type: ShareType
     sensitivity: int
-    fields: tuple[str, ...]
+    #: (name, datatype, description) of each field.
+    columns: tuple[tuple[str, str, str], ...]
+    catalog_title: str
+    description: str
+    periodicity: str
+    legal_basis: str
+    contact: str
+    access_rights: str | None = None
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(name for name, _, _ in self.columns)
 
     def metadata(self) -> dict[str, Any]:
-        return {"owner": self.owner, "title": self.title, "fields": list(self.fields), "format": "jsonl"}
+        """The catalog document (DCAT terms) whose canonical hash is the resource's metadata hash."""
+        document: dict[str, Any] = {
+            "dct:title": self.catalog_title,
+            "dct:description": self.description,
+            "csvw:column": [
+                {"csvw:name": n, "csvw:datatype": t, "dct:description": d} for n, t, d in self.columns
+            ],
+            "dcat:mediaType": "application/jsonl",
+            "dct:accrualPeriodicity": self.periodicity,
+            "dcat:contactPoint": {"vcard:fn": self.contact},
+            "dcatap:applicableLegislation": self.legal_basis,
+        }
+        if self.access_rights is not None:
+            document["dct:accessRights"] = self.access_rights
+        return document
 
     def metadata_hash(self) -> bytes:
-        return keccak(json.dumps(self.metadata(), sort_keys=True, separators=(",", ":")).encode())
+        return document_hash(self.metadata())
 
     def schema_hash(self) -> bytes:
         return keccak(json.dumps(sorted(self.fields), separators=(",", ":")).encode())
@@ -90,15 +116,36 @@ DEPARTMENTS: tuple[DemoDepartment, ...] = (
 RESOURCES: tuple[DemoResource, ...] = (
     DemoResource(
         "PSB", "Household registration", ShareType.UNCONDITIONAL, 2,
-        ("person_id", "name", "household_id", "address", "registered_on"),
+        (("person_id", "string", "公民身份号码"), ("name", "string", "姓名"),
+         ("household_id", "string", "户号"), ("address", "string", "户籍地址"),
+         ("registered_on", "date", "登记日期")),
+        "户籍人口基本信息",
+        "本市户籍人口的身份与户籍登记信息，供各部门核验身份、户籍所在地。",
+        "daily",
+        "《中华人民共和国户口登记条例》",
+        "市公安局人口管理处",
     ),
     DemoResource(
         "HRSS", "Social insurance records", ShareType.CONDITIONAL, 3,
-        ("person_id", "insurance_type", "contribution_base", "months_paid", "status"),
+        (("person_id", "string", "公民身份号码"), ("insurance_type", "string", "险种"),
+         ("contribution_base", "decimal", "缴费基数（元）"), ("months_paid", "integer", "累计缴费月数"),
+         ("status", "string", "参保状态")),
+        "社会保险参保缴费信息",
+        "职工与城乡居民社会保险的参保、缴费记录。",
+        "monthly",
+        "《中华人民共和国社会保险法》",
+        "市人力资源和社会保障局信息中心",
+        "申请部门须说明法定职责依据和使用目的，并仅用于所申请的事项。",
     ),
     DemoResource(
         "HEALTH", "Medical records", ShareType.NOT_SHARED, 5,
-        ("person_id", "visit_date", "diagnosis_code", "facility"),
+        (("person_id", "string", "公民身份号码"), ("visit_date", "date", "就诊日期"),
+         ("diagnosis_code", "string", "诊断编码（ICD-10）"), ("facility", "string", "医疗机构")),
+        "门诊就诊记录",
+        "医疗机构门诊就诊记录；涉及个人隐私，不予共享。",
+        "daily",
+        "《中华人民共和国基本医疗卫生与健康促进法》",
+        "市卫生健康委员会统计信息中心",
     ),
 )  # fmt: skip
 

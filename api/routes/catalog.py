@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 
+from api import catalog
 from api import models as m
 from api.deps import CurrentPrincipal, DepartmentPrincipal, IdempotencyKey, LedgerDep
 
@@ -13,13 +15,56 @@ router = APIRouter(prefix="/resources", tags=["catalog"])
 ResourceId = Annotated[int, Path(ge=1, le=2**64 - 1)]
 
 
+Owner = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="only this department's")]
+ShareType = Annotated[m.ShareTypeName | None, Query(description="only resources shared this way")]
+Text = Annotated[
+    str | None, Query(min_length=1, max_length=200, description="in title, description, keywords or fields")
+]
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
 @router.get("", response_model=list[m.ResourcePublic])
 def list_resources(
     _principal: CurrentPrincipal,
     ledger: LedgerDep,
-    owner: Annotated[int | None, Query(ge=1, le=2**32 - 1, description="only this department's")] = None,
+    owner: Owner = None,
+    share_type: ShareType = None,
+    q: Text = None,
 ) -> list[m.ResourcePublic]:
-    return ledger.resources(owner=owner)
+    """The catalog, newest first: each entry with its metadata document and ``verified`` (the stored
+    document hashes to the chain's metadata hash)."""
+    return ledger.resources(owner=owner, share_type=share_type, text=q)
+
+
+@router.get(
+    "/export",
+    response_model=list[m.ResourcePublic],
+    responses={200: {"content": {"text/csv": {}}, "description": "the catalog as JSON or CSV"}},
+)
+def export_catalog(
+    _principal: CurrentPrincipal,
+    ledger: LedgerDep,
+    as_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.JSON,
+) -> Any:
+    """The whole catalog as JSON (the list of ``GET /resources``) or CSV (one row per resource, the document
+    in the ``metadata`` column as canonical JSON); ``POST /resources/import`` reads either."""
+    listed = ledger.resources()
+    if as_format is ExportFormat.CSV:
+        return Response(catalog.to_csv(listed), media_type="text/csv; charset=utf-8")
+    return listed
+
+
+@router.post("/import", response_model=m.CatalogImported)
+def import_catalog(
+    body: m.CatalogImport, _principal: DepartmentPrincipal, ledger: LedgerDep
+) -> m.CatalogImported:
+    """Stores the documents of an exported catalog, each only if it hashes to its resource's metadata hash
+    on this chain (so an import can restore documents, never change what an entry says)."""
+    return ledger.import_catalog(body=body)
 
 
 @router.post("", response_model=m.Written[m.ResourcePublic], status_code=201)

@@ -37,6 +37,7 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "PayloadProvenance": lambda: {"manifest": {}, "payload_base64": ""},
     "VerifyRequest": lambda: {"manifest": {}},
     "ReceiptLookup": lambda: {"delivery_ids": [b32()]},
+    "CatalogImport": lambda: {"resources": []},
 }  # fmt: skip
 
 

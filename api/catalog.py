@@ -1,0 +1,127 @@
+"""The catalog's metadata documents: stored by the service, addressed by the hash the chain holds.
+
+A document is stored under ``metadata_hash`` before the transaction that records the hash is sent, so a
+registered resource is readable the moment it is mined; a document whose transaction never lands is never
+shown (nothing on the chain points at it). Reads re-hash the stored text: ``verified`` is true only when it
+still hashes to the chain's value. Search, export and import work on the list the routes read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import models as m
+from api.db import CatalogDocumentRow
+from api.errors import ApiError
+from verifier.catalog import canonical_document, document_hash
+
+#: Columns of the CSV export, in order; ``metadata`` is the document as canonical JSON (what import reads).
+CSV_COLUMNS = ("id", "owner", "owner_code", "share_type", "sensitivity", "metadata_hash", "schema_hash",
+               "verified", "title", "description", "metadata")  # fmt: skip
+
+
+class DocumentStore:
+    """Metadata documents by hash, in the API database."""
+
+    def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
+        self._sessions = sessions
+
+    def put(self, document: Mapping[str, Any]) -> str:
+        """Stores ``document`` (canonical text) under its hash; returns the ``0x`` hash. Idempotent."""
+        text = canonical_document(document).decode("utf-8")
+        digest = "0x" + document_hash(document).hex()
+        with self._sessions()() as session:
+            row = session.get(CatalogDocumentRow, digest)
+            if row is None:
+                session.add(CatalogDocumentRow(metadata_hash=digest, document=text))
+            else:
+                row.document = text  # heals an edited row with the text that hashes right
+            session.commit()
+        return digest
+
+    def attach(self, resources: Iterable[m.ResourcePublic]) -> list[m.ResourcePublic]:
+        """The resources with their stored documents and whether each still hashes to the chain's value."""
+        found = list(resources)
+        hashes = {r.metadata_hash.lower() for r in found}
+        with self._sessions()() as session:
+            rows = {
+                row.metadata_hash: row.document
+                for row in session.scalars(
+                    select(CatalogDocumentRow).where(CatalogDocumentRow.metadata_hash.in_(hashes))
+                )
+            }
+        out = []
+        for r in found:
+            text = rows.get(r.metadata_hash.lower())
+            document = _parse(text)
+            verified = (
+                document is not None and "0x" + document_hash(document).hex() == r.metadata_hash.lower()
+            )
+            out.append(r.model_copy(update={"metadata": document, "verified": verified}))
+        return out
+
+
+def _parse(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def matches(resource: m.ResourcePublic, text: str) -> bool:
+    """Whether ``text`` (case-folded) occurs in the entry's title, description, keywords or fields."""
+    doc = resource.metadata or {}
+    parts: list[str] = [str(doc.get("dct:title", "")), str(doc.get("dct:description", ""))]
+    parts += [str(k) for k in doc.get("dcat:keyword", []) or []]
+    for column in doc.get("csvw:column", []) or []:
+        if isinstance(column, dict):
+            parts += [str(column.get("csvw:name", "")), str(column.get("dct:description", ""))]
+    needle = text.casefold()
+    return any(needle in part.casefold() for part in parts)
+
+
+def to_csv(resources: Iterable[m.ResourcePublic]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for r in resources:
+        doc = r.metadata
+        writer.writerow([
+            r.id, r.owner, r.owner_code, r.share_type.value, r.sensitivity, r.metadata_hash, r.schema_hash,
+            "true" if r.verified else "false",
+            (doc or {}).get("dct:title", ""), (doc or {}).get("dct:description", ""),
+            "" if doc is None else canonical_document(doc).decode("utf-8"),
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+def entries_of(body: m.CatalogImport) -> list[m.CatalogEntry]:
+    """The entries of an import, from JSON or CSV; rows without a document are skipped (nothing to store).
+
+    Raises:
+        ApiError: VALIDATION_ERROR when the CSV lacks the ``id``/``metadata`` columns or a row is malformed.
+    """
+    if body.resources is not None:
+        return [entry for entry in body.resources if entry.metadata is not None]
+    reader = csv.DictReader(io.StringIO(body.csv or ""))
+    if not {"id", "metadata"} <= set(reader.fieldnames or ()):
+        raise ApiError("VALIDATION_ERROR", "the CSV needs the columns id and metadata", field="csv")
+    entries = []
+    for line, row in enumerate(reader, start=2):
+        if not row.get("metadata"):
+            continue
+        try:
+            entries.append(m.CatalogEntry(id=int(row["id"]), metadata=json.loads(row["metadata"])))
+        except (ValueError, TypeError) as exc:
+            raise ApiError("VALIDATION_ERROR", f"CSV line {line}: {exc}", field="csv") from None
+    return entries

@@ -1,0 +1,211 @@
+"""Catalog entries people can read: the metadata document is stored by the service, its canonical hash is the
+chain's metadata hash, reads say whether the two still agree; search, export and import."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import pytest
+from api_helpers import ApiEnv, b32, ok
+from sqlalchemy import create_engine, text
+
+from node.provision import RESOURCES
+
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-catalog-documents")
+
+TITLE = "户籍人口基本信息（测试） — «naïve» 𠀀"
+
+
+def document(title: str = TITLE, **extra: Any) -> dict[str, Any]:
+    return {
+        "dct:title": title,
+        "dct:description": "本市户籍人口的身份与户籍登记信息。\n第二行：含全角标点，以及 emoji 🏠。",
+        "dcat:keyword": ["户籍", "人口"],
+        "csvw:column": [
+            {"csvw:name": "person_id", "csvw:datatype": "string", "dct:description": "公民身份号码"},
+            {"csvw:name": "household_id", "csvw:datatype": "string"},
+        ],
+        "dcat:mediaType": "text/csv",
+        "dct:accrualPeriodicity": "daily",
+        "dct:accessRights": "申请部门须提供法定职责依据",
+        "dcat:contactPoint": {"vcard:fn": "市公安局人口管理处", "vcard:hasEmail": "hukou@psb.example.gov.cn"},
+        "dcatap:applicableLegislation": "《中华人民共和国户口登记条例》",
+        **extra,
+    }
+
+
+def canonical_hash(doc: dict[str, Any]) -> str:
+    """The documented canonical form, computed independently of the service's code."""
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return "0x" + hashlib.sha256(raw).hexdigest()
+
+
+def register(env: ApiEnv, who: str, doc: dict[str, Any], share_type: str = "conditional") -> dict[str, Any]:
+    body = {"metadata": doc, "schema_hash": b32(), "share_type": share_type, "sensitivity": 1}
+    return ok(env.call("POST", "/resources", who, json=body), 201)["record"]
+
+
+def sql(env: ApiEnv, statement: str, **params: Any) -> None:
+    engine = create_engine(env.settings.effective_database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement), params)
+    finally:
+        engine.dispose()
+
+
+def test_chinese_document_round_trips_exactly_and_its_hash_is_on_the_chain(api_env: ApiEnv) -> None:
+    doc = document()
+    record = register(api_env, "psb", doc)
+    assert record["metadata"] == doc
+    assert record["verified"] is True
+    assert record["metadata_hash"] == canonical_hash(doc)
+    read = api_env.call("GET", f"/resources/{record['id']}", "hrss")
+    assert read.json()["metadata"]["dct:title"] == TITLE
+    assert TITLE.encode("utf-8") in read.content  # the bytes on the wire, not only the parsed value
+    on_chain = api_env.setup.client.call("resource", record["id"])[3]
+    assert "0x" + bytes(on_chain).hex() == canonical_hash(doc)
+
+
+def test_a_tampered_stored_document_reads_unverified(api_env: ApiEnv) -> None:
+    doc = document(title="待篡改的目录")
+    record = register(api_env, "psb", doc)
+    edited = json.dumps({**doc, "dct:title": "被改过的目录"}, ensure_ascii=False)
+    sql(api_env, "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h",
+        d=edited, h=record["metadata_hash"])  # fmt: skip
+    read = ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))
+    assert read["verified"] is False
+    assert read["metadata"]["dct:title"] == "被改过的目录"
+    listed = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor"))}
+    assert listed[record["id"]]["verified"] is False
+
+
+def test_a_resource_registered_by_hash_only_has_no_document(api_env: ApiEnv) -> None:
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "unconditional"}
+    record = ok(api_env.call("POST", "/resources", "psb", json=body), 201)["record"]
+    assert (record["metadata"], record["verified"]) == (None, False)
+
+
+def test_demo_resources_carry_their_documents(api_env: ApiEnv) -> None:
+    for res in RESOURCES:
+        rid = api_env.setup.report.resources[res.title]
+        read = ok(api_env.call("GET", f"/resources/{rid}", "auditor"))
+        assert read["verified"] is True
+        assert read["metadata"] == res.metadata()
+    household = api_env.setup.report.resources["Household registration"]
+    assert (
+        ok(api_env.call("GET", f"/resources/{household}", "auditor"))["metadata"]["dct:title"]
+        == "户籍人口基本信息"
+    )
+
+
+def test_search_by_text_owner_and_share_type(api_env: ApiEnv) -> None:
+    marker = "婚姻登记" + b32()[2:10]
+    mine = register(api_env, "civil", document(title=f"{marker} 信息"), share_type="unconditional")
+    other = register(api_env, "psb", document(title="无关资源"), share_type="conditional")
+
+    def ids(query: str) -> set[int]:
+        return {r["id"] for r in ok(api_env.call("GET", f"/resources?{query}", "auditor"))}
+
+    assert ids(f"q={marker}") == {mine["id"]}
+    assert mine["id"] in ids("q=PERSON_ID")  # case-insensitive, over the fields too
+    assert mine["id"] not in ids("q=无此文本")
+    assert ids(f"q={marker}&owner={mine['owner']}") == {mine["id"]}
+    assert ids(f"q={marker}&owner={other['owner']}") == set()
+    unconditional = ids("share_type=unconditional")
+    assert mine["id"] in unconditional and other["id"] not in unconditional
+    assert ids(f"q={marker}&share_type=conditional") == set()
+    bad = api_env.call("GET", "/resources?share_type=sometimes", "auditor")
+    assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
+
+
+def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
+    register(api_env, "hrss", document(title="社会保险参保信息（导出）"))
+    tampered = register(api_env, "hrss", document(title="导出前被改"))
+    sql(api_env, "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h",
+        d=json.dumps(document(title="改后"), ensure_ascii=False), h=tampered["metadata_hash"])  # fmt: skip
+    before = ok(api_env.call("GET", "/resources", "auditor"))
+    exported = ok(api_env.call("GET", "/resources/export", "auditor"))
+    assert exported == before
+    as_csv = api_env.call("GET", "/resources/export?format=csv", "auditor")
+    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert "社会保险参保信息（导出）" in as_csv.text
+    with_documents = sum(1 for r in before if r["metadata"] is not None and r["verified"])
+    unverified = {r["id"] for r in before if not r["verified"]}
+
+    exported_verified = [r for r in exported if r["verified"] or r["metadata"] is None]
+    for body in ({"csv": as_csv.text}, {"resources": exported_verified}):
+        sql(api_env, "DELETE FROM api_catalog_documents")  # a service that lost its documents
+        emptied = ok(api_env.call("GET", "/resources", "auditor"))
+        assert all(r["metadata"] is None for r in emptied)
+        if "csv" in body:
+            # A tampered entry's exported document no longer hashes to the chain: the CSV import refuses it.
+            refused = api_env.call("POST", "/resources/import", "psb", json=body)
+            assert (
+                refused.status_code == 422 and refused.json()["error"]["code"] == "CATALOG_DOCUMENT_MISMATCH"
+            )
+            assert all(r["metadata"] is None for r in ok(api_env.call("GET", "/resources", "auditor")))
+            keep = [line for line in as_csv.text.split("\r\n") if not any(
+                line.startswith(f"{i},") for i in unverified)]  # fmt: skip
+            body = {"csv": "\r\n".join(keep)}
+        imported = ok(api_env.call("POST", "/resources/import", "psb", json=body))
+        assert imported["imported"] == with_documents
+        after = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor"))}
+        for r in before:
+            if r["verified"]:
+                assert after[r["id"]] == r
+
+
+def test_import_refuses_a_document_not_the_entrys(api_env: ApiEnv) -> None:
+    record = register(api_env, "psb", document(title="原始标题"))
+    forged = copy.deepcopy(record["metadata"])
+    forged["dct:title"] = "伪造标题"
+    response = api_env.call("POST", "/resources/import", "psb",
+                            json={"resources": [{"id": record["id"], "metadata": forged}]})  # fmt: skip
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "CATALOG_DOCUMENT_MISMATCH"
+    assert (
+        ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"]["dct:title"]
+        == "原始标题"
+    )
+
+
+def _without(key: str) -> dict[str, Any]:
+    doc = document()
+    del doc[key]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"metadata": _without("dct:title"), "share_type": "conditional"}, "metadata.dct:title"),
+        ({"metadata": document(title=""), "share_type": "conditional"}, "metadata.dct:title"),
+        ({"metadata": document(**{"csvw:column": []}), "share_type": "conditional"}, "metadata.csvw:column"),
+        ({"metadata": document(**{"dcat:mediaType": "csv"}), "share_type": "conditional"},
+         "metadata.dcat:mediaType"),
+        ({"metadata": document(title=7), "share_type": "conditional"}, "metadata.dct:title"),
+        ({"metadata": document(extra="x"), "share_type": "conditional"}, "metadata.extra"),
+        ({"metadata": _without("dct:accessRights"), "share_type": "conditional"}, None),
+        ({"metadata": document(), "metadata_hash": "0x" + "11" * 32, "share_type": "conditional"}, None),
+        ({"share_type": "conditional"}, None),
+        ({"metadata": "户籍", "share_type": "conditional"}, "metadata"),
+    ],
+    ids=["no-title", "empty-title", "no-fields", "bad-media-type", "title-not-text", "unknown-key",
+         "conditional-without-conditions", "hash-disagrees", "neither", "not-an-object"],
+)  # fmt: skip
+def test_bad_documents_are_refused_and_nothing_is_recorded(
+    api_env: ApiEnv, body: dict[str, Any], field: str | None
+) -> None:
+    count = api_env.setup.client.call("resourceCount")
+    response = api_env.call("POST", "/resources", "psb", json={**body, "schema_hash": b32()})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["code"] == "VALIDATION_ERROR"
+    if field is not None:
+        assert error["field"] == field
+    assert api_env.setup.client.call("resourceCount") == count
