@@ -387,6 +387,9 @@ def _raw_tx_per_s(client: Any, count: int) -> float:
 
 
 def _naive(ledger: Any, account: Any, grant_id: int, seconds: float, rss: Any) -> ModeResult:
+    from node.types import new_delivery_id
+
+    provider = int(ledger.call("grant", grant_id)[1])  # delivery ids live in their provider's namespace
     samples: list[float] = []
     gas = 0
     count = 0
@@ -394,7 +397,7 @@ def _naive(ledger: Any, account: Any, grant_id: int, seconds: float, rss: Any) -
     while time.monotonic() - started < seconds:
         sent = time.monotonic()
         result = ledger.transact(
-            account, "recordDelivery", os.urandom(32), grant_id, os.urandom(32), 1, 4096, 10
+            account, "recordDelivery", new_delivery_id(provider), grant_id, os.urandom(32), 1, 4096, 10
         )
         samples.append(time.monotonic() - sent)
         gas += result.gas_used

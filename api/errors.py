@@ -91,12 +91,22 @@ ERRORS: Mapping[str, ErrorSpec] = {
         422, "the signature is not the department's signer's signature over the terms"
     ),
     "ALREADY_SIGNED": ErrorSpec(409, "this party already signed these terms; the other party must sign"),
+    "CATALOG_CHANGED": ErrorSpec(
+        409, "the resource's catalog entry changed since the terms were signed; sign the current terms"
+    ),
+    "KEY_EPOCH_MISMATCH": ErrorSpec(
+        409, "a department was re-keyed since the terms were signed; sign the current terms"
+    ),
     "AGREEMENT_NOT_ACTIVE": ErrorSpec(409, "the agreement is not in the status this operation needs"),
     "AGREEMENT_OUTSIDE_VALIDITY": ErrorSpec(409, "the agreement is active but outside its validity window"),
     "INVALID_EXPIRY": ErrorSpec(422, "the grant expiry is in the past or beyond the agreement's validity"),
     "GRANT_REVOKED": ErrorSpec(409, "the grant was revoked"),
     "GRANT_EXPIRED": ErrorSpec(409, "the grant has expired"),
     "DUPLICATE_DELIVERY": ErrorSpec(409, "a delivery with this id was already recorded"),
+    "DELIVERY_ID_NOT_PROVIDERS": ErrorSpec(
+        422, "a delivery id must start with its provider's department id (4 bytes, big-endian)"
+    ),
+    "UNKNOWN_HASH_ALGORITHM": ErrorSpec(422, "the hash algorithm id is not one the ledger knows (1, 2)"),
     "RECEIPT_MISMATCH": ErrorSpec(422, "the receipt differs from the recorded one"),
     "DELIVERY_ALREADY_SETTLED": ErrorSpec(409, "the delivery was already acknowledged or disputed"),
     "INVALID_FIELD": ErrorSpec(422, "a ledger field is empty or zero"),
@@ -108,6 +118,13 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "PROPOSAL_EXPIRED": ErrorSpec(409, "the proposal's approval window closed"),
     "ALREADY_APPROVED": ErrorSpec(409, "this governor already approved the proposal"),
     "MEMBERSHIP_UNCHANGED": ErrorSpec(409, "the account already has (or lacks) this role"),
+    "UNKNOWN_GOVERNANCE_ACTION": ErrorSpec(422, "the proposal names an action the ledger does not know"),
+    "PROPOSAL_BELOW_THRESHOLD": ErrorSpec(409, "the proposal's standing approvals are below the threshold"),
+    "PROPOSAL_CANCELLED": ErrorSpec(409, "the proposer withdrew the proposal"),
+    "NOT_PROPOSER": ErrorSpec(403, "only the proposal's proposer, still a governor, may cancel it"),
+    "AGREEMENT_SUSPENDED_BY_GOVERNANCE": ErrorSpec(
+        409, "governance suspended the agreement; only a governance proposal reinstates it"
+    ),
     "LEDGER_REJECTED": ErrorSpec(409, "the ledger rejected the transaction"),
     # Infrastructure
     "TRANSACTION_PENDING": ErrorSpec(

@@ -56,6 +56,7 @@ from node.types import (
     ShareType,
     SharingTerms,
     decode_code,
+    delivery_id_provider,
     encode_code,
 )
 from verifier.catalog import document_hash
@@ -77,11 +78,13 @@ _SHARE_NAMES = {
 _SHARE_TYPES = {v: k for k, v in _SHARE_NAMES.items()}
 _HASH_NAMES = {HashAlgorithm.SHA256: m.HashAlgorithmName.SHA256, HashAlgorithm.SM3: m.HashAlgorithmName.SM3}
 _HASH_IDS = {v: k for k, v in _HASH_NAMES.items()}
+_HASH_NAMES_BY_ID = {int(k): v for k, v in _HASH_NAMES.items()}
 #: Each governance action's arguments (name, ABI type), in the order of its proposal's ``data`` (see
 #: ``GovernanceAction`` in contracts/src/types/Ledger.sol). Names are the fields of ``ProposalParameters``.
 _ACTION_ARGS: dict[GovernanceAction, tuple[tuple[str, str], ...]] = {
     GovernanceAction.ADMIT_DEPARTMENT: (
         ("code", "bytes32"), ("name", "string"), ("signer", "address"), ("encryption_key", "bytes32"),
+        ("contract_signer", "bool"),
     ),
     GovernanceAction.SUSPEND_DEPARTMENT: (("department_id", "uint32"),),
     GovernanceAction.REINSTATE_DEPARTMENT: (("department_id", "uint32"),),
@@ -95,6 +98,7 @@ _ACTION_ARGS: dict[GovernanceAction, tuple[tuple[str, str], ...]] = {
     GovernanceAction.SET_THRESHOLD: (("threshold", "uint8"),),
     GovernanceAction.SUSPEND_AGREEMENT: (("agreement_id", "uint64"),),
     GovernanceAction.REVOKE_AGREEMENT: (("agreement_id", "uint64"),),
+    GovernanceAction.REINSTATE_AGREEMENT: (("agreement_id", "uint64"),),
 }  # fmt: skip
 
 
@@ -454,7 +458,7 @@ class LedgerService:
     # --- departments -------------------------------------------------------------------------------------
 
     def department(self, department_id: int) -> m.DepartmentPublic:
-        signer, status, code, enc, name = self._department_tuple(department_id)
+        signer, status, code, enc, name, key_epoch, contract_signer = self._department_tuple(department_id)
         return m.DepartmentPublic(
             id=department_id,
             code=decode_code(code),
@@ -462,6 +466,8 @@ class LedgerService:
             signer=to_checksum_address(signer),
             status=_status_name(DepartmentStatus(status)),
             encryption_key=_hex(enc),
+            key_epoch=key_epoch,
+            contract_signer=contract_signer,
             custodied=self._custodied_name(signer) is not None,
         )
 
@@ -654,16 +660,53 @@ class LedgerService:
             self._complete(self.department_account(me), fn, args, Finish("request", request_id), principal),
         )
 
+    @_journaled
+    def withdraw_request(self, *, principal: Principal, request_id: int) -> m.Written[m.RequestPublic]:
+        """The consumer withdraws its request, or the provider its approval, before an agreement is concluded;
+        signatures kept for it are dropped.
+
+        Raises:
+            ApiError: NOT_A_PARTY, REQUEST_STATUS_MISMATCH (not pending or approved), NO_CUSTODIED_KEY.
+        """
+        current = self.request(request_id, principal=principal)
+        me = self.department_id_of(principal)
+        if current.status not in ("pending", "approved"):
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {current.status}; only pending or approved requests are withdrawn",
+            )
+        written = cast(
+            m.Written[m.RequestPublic],
+            self._complete(
+                self.department_account(me), "withdrawRequest", (request_id,), Finish("request", request_id),
+                principal,
+            ),
+        )  # fmt: skip
+        self._drop_signatures(request_id)
+        return written
+
+    def _drop_signatures(self, request_id: int) -> None:
+        """Forget every signature kept for a request that will not conclude here (withdrawn, or concluded by
+        someone else)."""
+        with self._sessions()() as session:
+            session.execute(delete(PendingSignature).where(PendingSignature.request_id == request_id))
+            session.commit()
+
     # --- signing and agreements --------------------------------------------------------------------------
 
-    @staticmethod
-    def _terms(request: m.RequestPublic) -> SharingTerms:
-        """The terms of a request already read (its record holds every field), so signing reads it once."""
+    def _terms(self, request: m.RequestPublic) -> SharingTerms:
+        """The terms of a request already read, with the resource's catalog entry and both departments' key
+        epochs as they are now: what the ledger checks the signatures against."""
         r = request
+        _owner, _share, sensitivity, meta, schema = self._view("resource", r.resource_id)
         return SharingTerms(
             request_id=r.id, resource_id=r.resource_id, provider=r.provider, consumer=r.consumer,
             purpose_hash=_b32(r.purpose_hash), scope_hash=_b32(r.scope_hash), terms_hash=_b32(r.terms_hash),
-            valid_from=r.valid_from, valid_until=r.valid_until, deadline=r.decided_at + SIGNING_WINDOW_S,
+            metadata_hash=bytes(meta), schema_hash=bytes(schema), sensitivity=sensitivity,
+            valid_from=r.valid_from, valid_until=r.valid_until,
+            provider_key_epoch=self._department_tuple(r.provider)[5],
+            consumer_key_epoch=self._department_tuple(r.consumer)[5],
+            deadline=r.decided_at + SIGNING_WINDOW_S,
         )  # fmt: skip
 
     def _agreement_of_request(self, request_id: int) -> int | None:
@@ -715,6 +758,9 @@ class LedgerService:
         current = self.request(request_id, principal=principal)
         me = self.department_id_of(principal)
         role = "provider" if me == current.provider else "consumer"
+        if current.status == "concluded":
+            # Anyone may relay both signatures to the ledger: someone did, so the agreement is what to report.
+            return self._concluded_elsewhere(principal, request_id)
         if current.status != "approved":
             raise ApiError(
                 "REQUEST_STATUS_MISMATCH",
@@ -771,9 +817,34 @@ class LedgerService:
                 if exc.code != "TRANSACTION_PENDING":
                     self._drop_signature(request_id, role)
                 raise
+            except LedgerRevertError:
+                if self.request(request_id).status == "concluded":
+                    # Relayed by someone else between this request's checks and its transaction.
+                    return self._concluded_elsewhere(principal, request_id)
+                self._drop_signature(request_id, role)
+                raise
             except Exception:
                 self._drop_signature(request_id, role)
                 raise
+
+    def _concluded_elsewhere(self, principal: Principal, request_id: int) -> m.SignatureOutcome:
+        """The outcome of signing a request whose agreement is already on chain (another party relayed
+        ``concludeAgreement``): that agreement, and no signature kept for it any more.
+
+        Raises:
+            ApiError: AGREEMENT_NOT_FOUND when the concluding event cannot be found from the deployment block.
+        """
+        self._drop_signatures(request_id)
+        agreement_id = self._agreement_of_request(request_id)
+        if agreement_id is None:
+            raise ApiError(
+                "AGREEMENT_NOT_FOUND", f"request {request_id} is concluded, its agreement was not found"
+            )
+        return m.SignatureOutcome(
+            status="concluded",
+            signing=self.signing(principal=principal, request_id=request_id),
+            agreement=self.agreement(agreement_id),
+        )
 
     def _drop_signature(self, request_id: int, role: str) -> None:
         """Forget a signature whose agreement was not concluded (a revert, the node, nothing sent): the party
@@ -920,7 +991,9 @@ class LedgerService:
         return m.DeliveryPublic(
             delivery_id=_hex(delivery_id), grant_id=receipt.grant_id, provider=receipt.provider,
             consumer=receipt.consumer, commitment=_hex(receipt.commitment),
-            hash_algorithm=_HASH_NAMES.get(HashAlgorithm(receipt.hash_algorithm), m.HashAlgorithmName.SHA256),
+            # The chain is read as it is: an algorithm id this service does not know is shown, not a failure.
+            hash_algorithm=_HASH_NAMES_BY_ID.get(receipt.hash_algorithm),
+            hash_algorithm_id=receipt.hash_algorithm,
             byte_size=receipt.byte_size, record_count=receipt.record_count, recorded_at=receipt.recorded_at,
             recorded_in_block=block, status=_status_name(status),
         )  # fmt: skip
@@ -969,10 +1042,17 @@ class LedgerService:
         if grant.expires_at <= int(time.time()):
             raise ApiError("GRANT_EXPIRED", f"grant {body.grant_id} expired at {grant.expires_at}")
         raw_id = _b32(body.delivery_id)
-        if int(self.client.call("deliveryStatus", raw_id)) != DeliveryStatus.NONE:
-            raise ApiError("DUPLICATE_DELIVERY", f"delivery {body.delivery_id} was already recorded")
         if raw_id == bytes(32) or _b32(body.commitment) == bytes(32):
             raise ApiError("INVALID_FIELD", "delivery_id and commitment must not be zero")
+        if delivery_id_provider(raw_id) != grant.provider:
+            raise ApiError(
+                "DELIVERY_ID_NOT_PROVIDERS",
+                f"a delivery id of department {grant.provider} starts with its id as 4 big-endian bytes "
+                f"(0x{grant.provider:08x}…)",
+                field="delivery_id",
+            )
+        if int(self.client.call("deliveryStatus", raw_id)) != DeliveryStatus.NONE:
+            raise ApiError("DUPLICATE_DELIVERY", f"delivery {body.delivery_id} was already recorded")
         return me, (
             raw_id, body.grant_id, _b32(body.commitment), int(_HASH_IDS[body.hash_algorithm]), body.byte_size,
             body.record_count,
@@ -1144,7 +1224,7 @@ class LedgerService:
         action = GovernanceAction[body.action.upper()]
         if isinstance(body, m.AdmitDepartment):
             values: list[Any] = [encode_code(body.code), body.name, to_checksum_address(body.signer),
-                                 _b32(body.encryption_key)]  # fmt: skip
+                                 _b32(body.encryption_key), body.contract_signer]  # fmt: skip
         elif isinstance(body, m.DepartmentAction):
             self.department(body.department_id)
             values = [body.department_id]

@@ -102,6 +102,10 @@ class DepartmentPublic(BaseModel):
     signer: str
     status: str
     encryption_key: str
+    key_epoch: int = Field(description="changes of signer so far; signed terms name it")
+    contract_signer: bool = Field(
+        description="admitted with an ERC-1271 contract signer, whose isValidSignature decides what it signed"
+    )
     custodied: bool = Field(description="whether this service holds the department's signing key")
 
 
@@ -111,6 +115,11 @@ class AdmitDepartment(Strict):
     name: Annotated[str, Field(min_length=1, max_length=200)]
     signer: AddressHex
     encryption_key: Bytes32Hex
+    contract_signer: bool = Field(
+        False,
+        description="accept ERC-1271 signatures of a contract signer: that contract alone then decides what "
+        "the department signed; leave false for a key",
+    )
 
 
 class DepartmentAction(Strict):
@@ -124,7 +133,7 @@ class AuditorAction(Strict):
 
 
 class AgreementAction(Strict):
-    action: Literal["suspend_agreement", "revoke_agreement"]
+    action: Literal["suspend_agreement", "revoke_agreement", "reinstate_agreement"]
     agreement_id: Id64
 
 
@@ -148,6 +157,7 @@ class ProposalParameters(BaseModel):
     name: str | None = None
     signer: str | None = None
     encryption_key: str | None = None
+    contract_signer: bool | None = None
     account: str | None = None
     threshold: int | None = None
     agreement_id: int | None = None
@@ -429,7 +439,10 @@ class DeliveryPublic(BaseModel):
     provider: int
     consumer: int
     commitment: str
-    hash_algorithm: HashAlgorithmName
+    hash_algorithm: HashAlgorithmName | None = Field(
+        description="the algorithm's name; null for an id this service does not know (see hash_algorithm_id)"
+    )
+    hash_algorithm_id: int = Field(description="the algorithm id as recorded on chain (1 SHA-256, 2 SM3)")
     byte_size: int
     record_count: int
     recorded_at: int

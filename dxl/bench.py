@@ -140,20 +140,18 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
     from node.chain import LedgerClient
     from node.compiler import load_artifact
     from node.deploy import LEDGER_ARTIFACT
-    from node.types import GovernanceAction, ShareType, SharingTerms, encode_code
-    from verifier import abi
+    from node.types import GovernanceAction, ShareType, SharingTerms, admission_data
     from verifier.commitment import commit_payload, new_salt
     from verifier.leaves import Chunking, PayloadFormat
-    from verifier.manifest import build_manifest, sign_manifest, write_manifest
+    from verifier.manifest import build_manifest, new_delivery_id, sign_manifest, write_manifest
 
     artifact = load_artifact(LEDGER_ARTIFACT)
     client = LedgerClient(node_endpoint, artifact.abi)
     governor, provider, consumer = Account.create(), Account.create(), Account.create()
     client.at(str(client.deploy(governor, artifact.bytecode, [governor.address], 1).contract_address))
     ids = {}
-    admit = [{"type": t} for t in ("bytes32", "string", "address", "bytes32")]
     for code, account in (("PROV", provider), ("CONS", consumer)):
-        data = abi.encode(admit, [encode_code(code), code, account.address, os.urandom(32)])
+        data = admission_data(code, code, account.address, os.urandom(32))
         result = client.transact(governor, "propose", int(GovernanceAction.ADMIT_DEPARTMENT), data)
         ids[code] = int(result.event("DepartmentAdmitted").args["departmentId"])
     resource = (
@@ -179,7 +177,14 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
         .args["requestId"]
     )
     q = client.call("request", request_id)
-    terms = SharingTerms(request_id, q[0], q[2], q[1], q[9], q[10], q[11], q[7], q[8], now + 3_600)
+    terms = SharingTerms.from_ledger(
+        request_id,
+        q,
+        client.call("resource", q[0]),
+        client.call("department", q[2]),
+        client.call("department", q[1]),
+        deadline=now + 3_600,
+    )
     typed = terms.typed_data(chain_id=client.chain_id, verifying_contract=str(client.address))
     signatures = [bytes(a.sign_typed_data(full_message=typed).signature) for a in (provider, consumer)]
     agreement = (
@@ -193,7 +198,9 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
     c = commit_payload(
         payload, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL, 1 << 20), keep_leaf_hashes=True
     )
-    m = build_manifest(c, delivery_id=os.urandom(32), grant_id=grant, provider="PROV", consumer="CONS")
+    m = build_manifest(
+        c, delivery_id=new_delivery_id(ids["PROV"]), grant_id=grant, provider="PROV", consumer="CONS"
+    )
     write_manifest(manifest, sign_manifest(m, provider))
     client.transact(
         provider, "recordDelivery", m.delivery_id, grant, m.root, int(m.alg), m.byte_size, m.record_count

@@ -157,7 +157,7 @@ def commit(args: argparse.Namespace) -> int:
     from verifier.commitment import commit_payload, new_salt
     from verifier.hashing import HashAlgorithm
     from verifier.leaves import Chunking, parse_format
-    from verifier.manifest import build_manifest, sign_manifest, write_manifest
+    from verifier.manifest import build_manifest, new_delivery_id, sign_manifest, write_manifest
     from verifier.units import format_size, parse_size
 
     payload: Path = args.payload
@@ -169,7 +169,12 @@ def commit(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise _UsageError(str(e)) from None
     keystore, password_file = args.keystore, args.password_file
-    did = _parse_delivery_id(args.delivery_id) or os.urandom(32)
+    try:
+        did = _parse_delivery_id(args.delivery_id) or (
+            new_delivery_id(args.provider_id) if args.provider_id is not None else os.urandom(32)
+        )
+    except ValueError as e:
+        raise _UsageError(f"--provider-id: {e}") from None
     out: Path = args.out
     out = out or payload.with_name(payload.name + MANIFEST_SUFFIX)
     with _errors_exit_2(as_json):
@@ -540,7 +545,18 @@ def parser_for(command: str) -> argparse.ArgumentParser:
             help="Put every leaf hash in the manifest, so verify can name the differing chunks/records "
             "[default: on].",
         )
-        parser.add_argument("--delivery-id", metavar="HEX", help="32-byte delivery id [default: random].")
+        parser.add_argument(
+            "--delivery-id",
+            metavar="HEX",
+            help="32-byte delivery id; the ledger accepts only ids starting with the provider's department "
+            "id (4 bytes, big-endian) [default: random, in --provider-id's namespace when given].",
+        )
+        parser.add_argument(
+            "--provider-id",
+            type=_non_negative,
+            metavar="N",
+            help="Provider's department id: the random delivery id is made in its namespace.",
+        )
         parser.add_argument("--agreement", type=_non_negative, help="Agreement id.")
         parser.add_argument("--grant", type=_non_negative, help="Grant id under the agreement.")
         parser.add_argument("--provider", help="Provider department code.")

@@ -36,7 +36,7 @@ from node.deploy import LEDGER_ARTIFACT, Deployment, deploy_ledger, deploy_recei
 from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
 from node.keys import KeyStore
-from node.types import GovernanceAction, ShareType, decode_code, encode_code
+from node.types import GovernanceAction, ShareType, admission_data, decode_code, encode_code
 from verifier.catalog import document_hash
 
 if TYPE_CHECKING:
@@ -204,14 +204,8 @@ def fund_accounts(
 
 
 def _admission_data(keystore: KeyStore, dept: DemoDepartment) -> bytes:
-    return abi_encode(
-        ["bytes32", "string", "address", "bytes32"],
-        [
-            encode_code(dept.code),
-            dept.name,
-            keystore.address(dept.key),
-            keystore.ensure_encryption_key(dept.key),
-        ],
+    return admission_data(
+        dept.code, dept.name, keystore.address(dept.key), keystore.ensure_encryption_key(dept.key)
     )
 
 
@@ -220,8 +214,8 @@ def _open_proposals(client: LedgerClient) -> dict[tuple[int, bytes], int]:
     found: dict[tuple[int, bytes], int] = {}
     latest = client.w3.eth.get_block("latest")
     for pid in range(1, int(client.call("proposalCount")) + 1):
-        action, _proposer, _approvals, executed, expires_at, data = client.call("proposal", pid)
-        if not executed and expires_at > latest["timestamp"]:
+        action, _proposer, _approvals, executed, expires_at, data, cancelled = client.call("proposal", pid)
+        if not executed and not cancelled and expires_at > latest["timestamp"]:
             found[(int(action), bytes(data))] = pid
     return found
 

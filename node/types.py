@@ -8,10 +8,12 @@ one definition of what a department signs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from enum import IntEnum
 from typing import Any, NewType
 
+from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
 from node.errors import DxlError
@@ -19,13 +21,17 @@ from node.errors import DxlError
 # The commitment scheme owns the algorithm ids; the ledger records them (0 is refused by the contract).
 from verifier.hashing import HashAlgorithm as HashAlgorithm
 
+# Delivery ids live in their provider's namespace; the scheme is the manifest's, which names the delivery.
+from verifier.manifest import delivery_id_provider as delivery_id_provider
+from verifier.manifest import new_delivery_id as new_delivery_id
+
 DepartmentId = NewType("DepartmentId", int)  # uint32, from 1
 ResourceId = NewType("ResourceId", int)  # uint64, from 1
 RequestId = NewType("RequestId", int)  # uint64, from 1
 AgreementId = NewType("AgreementId", int)  # uint64, from 1
 GrantId = NewType("GrantId", int)  # uint64, from 1
 ProposalId = NewType("ProposalId", int)  # uint256, from 1
-DeliveryId = NewType("DeliveryId", bytes)  # bytes32, chosen by the provider
+DeliveryId = NewType("DeliveryId", bytes)  # bytes32, chosen by the provider; first 4 bytes its department id
 Address = NewType("Address", str)  # checksummed 0x address
 Bytes32 = NewType("Bytes32", bytes)
 
@@ -48,6 +54,7 @@ class RequestStatus(IntEnum):
     APPROVED = 2
     REJECTED = 3
     CONCLUDED = 4
+    WITHDRAWN = 5
 
 
 class AgreementStatus(IntEnum):
@@ -76,6 +83,7 @@ class GovernanceAction(IntEnum):
     SET_THRESHOLD = 8
     SUSPEND_AGREEMENT = 9
     REVOKE_AGREEMENT = 10
+    REINSTATE_AGREEMENT = 11
 
 
 class InvalidCodeError(DxlError, ValueError):
@@ -109,7 +117,8 @@ EIP712_VERSION = "1"
 #: Exactly the type string of ``contracts/src/libraries/SharingTermsHash.sol``.
 SHARING_TERMS_TYPE = (
     "SharingTerms(uint64 requestId,uint64 resourceId,uint32 provider,uint32 consumer,bytes32 purposeHash,"
-    "bytes32 scopeHash,bytes32 termsHash,uint64 validFrom,uint64 validUntil,uint64 deadline)"
+    "bytes32 scopeHash,bytes32 termsHash,bytes32 metadataHash,bytes32 schemaHash,uint8 sensitivity,"
+    "uint64 validFrom,uint64 validUntil,uint32 providerKeyEpoch,uint32 consumerKeyEpoch,uint64 deadline)"
 )
 _SHARING_TERMS_FIELDS = [
     {"name": "requestId", "type": "uint64"},
@@ -119,10 +128,30 @@ _SHARING_TERMS_FIELDS = [
     {"name": "purposeHash", "type": "bytes32"},
     {"name": "scopeHash", "type": "bytes32"},
     {"name": "termsHash", "type": "bytes32"},
+    {"name": "metadataHash", "type": "bytes32"},
+    {"name": "schemaHash", "type": "bytes32"},
+    {"name": "sensitivity", "type": "uint8"},
     {"name": "validFrom", "type": "uint64"},
     {"name": "validUntil", "type": "uint64"},
+    {"name": "providerKeyEpoch", "type": "uint32"},
+    {"name": "consumerKeyEpoch", "type": "uint32"},
     {"name": "deadline", "type": "uint64"},
 ]
+
+
+def admission_data(
+    code: str, name: str, signer: str, encryption_key: bytes, *, contract_signer: bool = False
+) -> bytes:
+    """The ``data`` of an ``AdmitDepartment`` proposal. ``contract_signer`` lets the signer be an ERC-1271
+    contract whose ``isValidSignature`` decides alone what the department signed; leave it off for a key.
+
+    Raises:
+        InvalidCodeError: ``code`` does not fit the on-chain ``bytes32``.
+    """
+    return abi_encode(
+        ["bytes32", "string", "address", "bytes32", "bool"],
+        [encode_code(code), name, signer, encryption_key, contract_signer],
+    )
 
 
 def purpose_hash(purpose: str) -> bytes:
@@ -132,7 +161,8 @@ def purpose_hash(purpose: str) -> bytes:
 
 @dataclass(frozen=True)
 class SharingTerms:
-    """The terms both departments sign (field order of the Solidity struct)."""
+    """The terms both departments sign (field order of the Solidity struct): the request's fields, the catalog
+    entry as it is when signed, and both departments' key epochs (a re-key voids earlier signatures)."""
 
     request_id: int
     resource_id: int
@@ -141,9 +171,35 @@ class SharingTerms:
     purpose_hash: bytes
     scope_hash: bytes
     terms_hash: bytes
+    metadata_hash: bytes
+    schema_hash: bytes
+    sensitivity: int
     valid_from: int
     valid_until: int
+    provider_key_epoch: int
+    consumer_key_epoch: int
     deadline: int
+
+    @classmethod
+    def from_ledger(
+        cls,
+        request_id: int,
+        request: Sequence[Any],
+        resource: Sequence[Any],
+        provider: Sequence[Any],
+        consumer: Sequence[Any],
+        *,
+        deadline: int,
+    ) -> SharingTerms:
+        """The terms of a request from the ledger's ``request``, ``resource`` and both ``department``
+        views."""
+        return cls(
+            request_id=request_id, resource_id=request[0], provider=request[2], consumer=request[1],
+            purpose_hash=bytes(request[9]), scope_hash=bytes(request[10]), terms_hash=bytes(request[11]),
+            metadata_hash=bytes(resource[3]), schema_hash=bytes(resource[4]), sensitivity=resource[2],
+            valid_from=request[7], valid_until=request[8], provider_key_epoch=provider[5],
+            consumer_key_epoch=consumer[5], deadline=deadline,
+        )  # fmt: skip
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The struct as a contract call argument."""

@@ -203,7 +203,8 @@ class LedgerReader:
 
     def department(self, department_id: int, *, block: int | None = None) -> dict[str, Any]:
         """A department as registered at ``block`` (default: now); a pruned node may refuse old blocks."""
-        signer, status, code, _key, name = self._call("department", department_id, block=block)
+        record = self._call("department", department_id, block=block)
+        signer, status, code, name = record[0], record[1], record[2], record[4]
         return {"id": department_id, "signer": str(signer), "status": int(status), "code": _code(code),
                 "name": name}  # fmt: skip
 

@@ -50,6 +50,14 @@ def reject_request(
     return ledger.decide_request(principal=principal, request_id=request_id, reason_code=body.reason_code)
 
 
+@router.post("/{request_id}/withdraw", response_model=m.Written[m.RequestPublic])
+def withdraw_request(
+    request_id: RequestId, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.RequestPublic]:
+    """The consumer withdraws its request, or the provider its approval, before the agreement is concluded."""
+    return ledger.withdraw_request(principal=principal, request_id=request_id)
+
+
 @router.get("/{request_id}/terms", response_model=m.SigningPublic)
 def get_terms(request_id: RequestId, principal: ExchangeReader, ledger: LedgerDep) -> m.SigningPublic:
     """The EIP-712 typed data both departments sign, its digest, and who has signed so far."""

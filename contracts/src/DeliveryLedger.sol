@@ -11,6 +11,10 @@ abstract contract DeliveryLedger is SharingAgreements, IDeliveryLedger {
     using DeliveryReceipts for bytes32;
     using DeliveryReceipts for DeliveryReceipt;
 
+    /// @dev The highest hash algorithm id the ledger knows: 1 = SHA-256, 2 = SM3. Readers of the chain name
+    /// every recorded algorithm, so an id is accepted only once they know it.
+    uint8 private constant _LAST_HASH_ALGORITHM = 2;
+
     mapping(bytes32 deliveryId => bytes32 packedReceipt) private _deliveries;
 
     /// @inheritdoc IDeliveryLedger
@@ -44,10 +48,12 @@ abstract contract DeliveryLedger is SharingAgreements, IDeliveryLedger {
     ) private {
         if (deliveryId == bytes32(0)) revert DeliveryInvalidField("deliveryId");
         if (commitment == bytes32(0)) revert DeliveryInvalidField("commitment");
-        if (hashAlgorithm == 0) revert DeliveryInvalidField("hashAlgorithm");
+        if (hashAlgorithm == 0 || hashAlgorithm > _LAST_HASH_ALGORITHM) revert DeliveryUnknownHashAlgorithm(hashAlgorithm);
         Grant memory g = _usableGrant(grantId);
         _requireCallerIs(g.provider);
         _requireActive(g.consumer);
+        // Ids are global, so each provider chooses them only in its own namespace.
+        if (uint32(bytes4(deliveryId)) != g.provider) revert DeliveryIdNotProviders(deliveryId, g.provider);
         if (_deliveries[deliveryId] != bytes32(0)) revert DeliveryDuplicate(deliveryId);
 
         DeliveryReceipt memory receipt = DeliveryReceipt({

@@ -25,7 +25,10 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     mapping(address signer => uint32 departmentId) private _departmentOf;
     mapping(bytes32 code => uint32 departmentId) private _departmentByCode;
     mapping(uint256 proposalId => Proposal) private _proposals;
-    mapping(uint256 proposalId => mapping(address governor => bool)) private _approved;
+    /// @dev A governor's term: 1 at its first appointment, one more at each re-appointment. An approval records
+    /// the approver's term, and counts only while that term lasts.
+    mapping(address governor => uint32 term) private _governorTerm;
+    mapping(uint256 proposalId => mapping(address governor => uint32 term)) private _approvalTerm;
 
     modifier onlyGovernor() {
         if (!hasRole(GOVERNOR_ROLE, msg.sender)) revert GovernanceUnauthorized(msg.sender);
@@ -37,6 +40,7 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
             if (governors[i] == address(0) || !_grantRole(GOVERNOR_ROLE, governors[i])) {
                 revert GovernanceMembershipUnchanged(governors[i]);
             }
+            _governorTerm[governors[i]] = 1;
         }
         _governorCount = governors.length;
         _setThreshold(threshold_);
@@ -45,69 +49,108 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     // ---------------------------------------------------------------- governance
 
     /// @inheritdoc IDepartmentRegistry
-    function propose(GovernanceAction action, bytes calldata data)
-        external
-        onlyGovernor
-        returns (uint256 proposalId)
-    {
+    function propose(uint8 action, bytes calldata data) external onlyGovernor returns (uint256 proposalId) {
+        if (action > uint8(type(GovernanceAction).max)) revert GovernanceUnknownAction(action);
+        // An admission that can never execute is refused now rather than left pending for a week.
+        if (GovernanceAction(action) == GovernanceAction.AdmitDepartment) {
+            (bytes32 code, string memory name, address signer, bytes32 encryptionKey,) =
+                abi.decode(data, (bytes32, string, address, bytes32, bool));
+            _checkAdmission(code, name, signer, encryptionKey);
+        }
         proposalId = ++_proposalCount;
         uint64 expiresAt = uint64(block.timestamp) + PROPOSAL_TTL;
         Proposal storage p = _proposals[proposalId];
-        p.action = action;
+        p.action = GovernanceAction(action);
         p.proposer = msg.sender;
         p.expiresAt = expiresAt;
         p.data = data;
-        emit ProposalCreated(proposalId, msg.sender, action, data, expiresAt);
+        emit ProposalCreated(proposalId, msg.sender, GovernanceAction(action), data, expiresAt);
         _approve(proposalId, p);
     }
 
     /// @inheritdoc IDepartmentRegistry
     function approve(uint256 proposalId) external onlyGovernor {
-        Proposal storage p = _proposals[proposalId];
-        if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
-        if (p.executed) revert GovernanceProposalExecuted(proposalId);
-        if (block.timestamp > p.expiresAt) revert GovernanceProposalExpired(proposalId, p.expiresAt);
-        if (_approved[proposalId][msg.sender]) revert GovernanceAlreadyApproved(proposalId, msg.sender);
+        Proposal storage p = _pending(proposalId);
+        if (_approvalTerm[proposalId][msg.sender] == _governorTerm[msg.sender]) {
+            revert GovernanceAlreadyApproved(proposalId, msg.sender);
+        }
         _approve(proposalId, p);
     }
 
-    function _approve(uint256 proposalId, Proposal storage p) private {
-        _approved[proposalId][msg.sender] = true;
-        p.approvers.push(msg.sender);
-        uint8 approvals = _standingApprovals(p);
-        emit ProposalApproved(proposalId, msg.sender, approvals);
-        if (approvals >= _threshold) {
-            p.executed = true;
-            emit ProposalExecuted(proposalId);
-            _execute(p.action, p.data);
-        }
+    /// @inheritdoc IDepartmentRegistry
+    function execute(uint256 proposalId) external {
+        Proposal storage p = _pending(proposalId);
+        uint8 approvals = _standingApprovals(proposalId, p);
+        if (approvals < _threshold) revert GovernanceBelowThreshold(proposalId, approvals, _threshold);
+        _executeProposal(proposalId, p);
     }
 
-    /// @dev Approvals of accounts that are governors now: a removed governor's earlier approvals stop counting,
-    /// so the M-of-N guarantee holds over the current governor set.
-    function _standingApprovals(Proposal storage p) private view returns (uint8 n) {
+    /// @inheritdoc IDepartmentRegistry
+    function cancel(uint256 proposalId) external {
+        Proposal storage p = _proposals[proposalId];
+        if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
+        if (p.proposer != msg.sender || !hasRole(GOVERNOR_ROLE, msg.sender)) {
+            revert GovernanceNotProposer(proposalId, msg.sender);
+        }
+        if (p.executed) revert GovernanceProposalExecuted(proposalId);
+        if (p.cancelled) revert GovernanceProposalCancelled(proposalId);
+        p.cancelled = true;
+        emit ProposalCancelled(proposalId, msg.sender);
+    }
+
+    /// @dev A proposal that may still take effect: exists, neither executed nor cancelled, not expired.
+    function _pending(uint256 proposalId) private view returns (Proposal storage p) {
+        p = _proposals[proposalId];
+        if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
+        if (p.executed) revert GovernanceProposalExecuted(proposalId);
+        if (p.cancelled) revert GovernanceProposalCancelled(proposalId);
+        if (block.timestamp > p.expiresAt) revert GovernanceProposalExpired(proposalId, p.expiresAt);
+    }
+
+    function _approve(uint256 proposalId, Proposal storage p) private {
+        // A re-appointed governor approving again replaces its old approval; it is listed once.
+        if (_approvalTerm[proposalId][msg.sender] == 0) p.approvers.push(msg.sender);
+        _approvalTerm[proposalId][msg.sender] = _governorTerm[msg.sender];
+        uint8 approvals = _standingApprovals(proposalId, p);
+        emit ProposalApproved(proposalId, msg.sender, approvals);
+        if (approvals >= _threshold) _executeProposal(proposalId, p);
+    }
+
+    function _executeProposal(uint256 proposalId, Proposal storage p) private {
+        p.executed = true;
+        emit ProposalExecuted(proposalId);
+        _execute(p.action, p.data);
+    }
+
+    /// @dev Approvals given by accounts that are governors now, during their current term: a removed governor's
+    /// approvals stop counting and do not count again if it is re-appointed, so the M-of-N guarantee holds over
+    /// the current governor set.
+    function _standingApprovals(uint256 proposalId, Proposal storage p) private view returns (uint8 n) {
         address[] storage approvers = p.approvers;
         for (uint256 i = 0; i < approvers.length; ++i) {
-            if (hasRole(GOVERNOR_ROLE, approvers[i])) ++n;
+            address a = approvers[i];
+            if (hasRole(GOVERNOR_ROLE, a) && _approvalTerm[proposalId][a] == _governorTerm[a]) ++n;
         }
     }
 
     function _execute(GovernanceAction action, bytes memory data) private {
         if (action == GovernanceAction.AdmitDepartment) {
-            (bytes32 code, string memory name, address signer, bytes32 encryptionKey) =
-                abi.decode(data, (bytes32, string, address, bytes32));
-            _admit(code, name, signer, encryptionKey);
+            (bytes32 code, string memory name, address signer, bytes32 encryptionKey, bool contractSigner) =
+                abi.decode(data, (bytes32, string, address, bytes32, bool));
+            _admit(code, name, signer, encryptionKey, contractSigner);
         } else if (action == GovernanceAction.SuspendDepartment) {
             uint32 id = abi.decode(data, (uint32));
             Department storage d = _known(id);
             if (d.status != DepartmentStatus.Active) revert DepartmentStatusUnchanged(id);
             d.status = DepartmentStatus.Suspended;
+            _revokeRole(DEPARTMENT_ROLE, d.signer);
             emit DepartmentSuspended(id);
         } else if (action == GovernanceAction.ReinstateDepartment) {
             uint32 id = abi.decode(data, (uint32));
             Department storage d = _known(id);
             if (d.status != DepartmentStatus.Suspended) revert DepartmentStatusUnchanged(id);
             d.status = DepartmentStatus.Active;
+            _grantRole(DEPARTMENT_ROLE, d.signer);
             emit DepartmentReinstated(id);
         } else if (action == GovernanceAction.RekeyDepartment) {
             (uint32 id, address signer, bytes32 encryptionKey) = abi.decode(data, (uint32, address, bytes32));
@@ -125,6 +168,7 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
             if (account == address(0) || !_grantRole(GOVERNOR_ROLE, account)) {
                 revert GovernanceMembershipUnchanged(account);
             }
+            ++_governorTerm[account];
             ++_governorCount;
         } else if (action == GovernanceAction.RemoveGovernor) {
             address account = abi.decode(data, (address));
@@ -135,8 +179,14 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
             _setThreshold(abi.decode(data, (uint8)));
         } else if (action == GovernanceAction.SuspendAgreement) {
             _governanceSuspendAgreement(abi.decode(data, (uint64)));
-        } else {
+        } else if (action == GovernanceAction.RevokeAgreement) {
             _governanceRevokeAgreement(abi.decode(data, (uint64)));
+        } else if (action == GovernanceAction.ReinstateAgreement) {
+            _governanceReinstateAgreement(abi.decode(data, (uint64)));
+        } else {
+            // Unreachable while every action has its branch above; a new action without one must not fall
+            // through to another action's effect.
+            revert GovernanceUnknownAction(uint8(action));
         }
     }
 
@@ -146,33 +196,55 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
         emit ThresholdChanged(threshold_);
     }
 
-    function _admit(bytes32 code, string memory name, address signer, bytes32 encryptionKey) private {
+    function _checkAdmission(bytes32 code, string memory name, address signer, bytes32 encryptionKey)
+        private
+        view
+    {
         if (code == bytes32(0)) revert DepartmentInvalidField("code");
         if (bytes(name).length == 0) revert DepartmentInvalidField("name");
         if (signer == address(0)) revert DepartmentInvalidField("signer");
         if (encryptionKey == bytes32(0)) revert DepartmentInvalidField("encryptionKey");
         if (_departmentByCode[code] != 0 || _departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(code, signer);
+    }
+
+    function _admit(bytes32 code, string memory name, address signer, bytes32 encryptionKey, bool contractSigner)
+        private
+    {
+        // Checked again: another admission may have taken the code or signer since this one was proposed.
+        _checkAdmission(code, name, signer, encryptionKey);
         uint32 id = ++_departmentCount;
-        _departments[id] =
-            Department({signer: signer, status: DepartmentStatus.Active, code: code, encryptionKey: encryptionKey, name: name});
+        _departments[id] = Department({
+            signer: signer,
+            status: DepartmentStatus.Active,
+            code: code,
+            encryptionKey: encryptionKey,
+            name: name,
+            keyEpoch: 0,
+            contractSigner: contractSigner
+        });
         _departmentOf[signer] = id;
         _departmentByCode[code] = id;
         _grantRole(DEPARTMENT_ROLE, signer);
-        emit DepartmentAdmitted(id, code, signer, encryptionKey, name);
+        emit DepartmentAdmitted(id, code, signer, encryptionKey, name, contractSigner);
     }
 
     function _rekey(uint32 id, address signer, bytes32 encryptionKey) private {
         Department storage d = _known(id);
         if (signer == address(0)) revert DepartmentInvalidField("signer");
         if (encryptionKey == bytes32(0)) revert DepartmentInvalidField("encryptionKey");
-        if (_departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(d.code, signer);
         address previous = d.signer;
-        delete _departmentOf[previous];
-        _revokeRole(DEPARTMENT_ROLE, previous);
-        d.signer = signer;
         d.encryptionKey = encryptionKey;
-        _departmentOf[signer] = id;
-        _grantRole(DEPARTMENT_ROLE, signer);
+        // The same signer rotates only the encryption key: its role and its signatures stay as they are.
+        if (signer != previous) {
+            if (_departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(d.code, signer);
+            delete _departmentOf[previous];
+            _revokeRole(DEPARTMENT_ROLE, previous);
+            d.signer = signer;
+            ++d.keyEpoch;
+            _departmentOf[signer] = id;
+            // A suspended department's new signer gets the role on reinstatement, not before.
+            if (d.status == DepartmentStatus.Active) _grantRole(DEPARTMENT_ROLE, signer);
+        }
         emit DepartmentRekeyed(id, previous, signer, encryptionKey);
     }
 
@@ -199,6 +271,8 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
 
     function _governanceRevokeAgreement(uint64 agreementId) internal virtual;
 
+    function _governanceReinstateAgreement(uint64 agreementId) internal virtual;
+
     function _known(uint32 id) internal view returns (Department storage d) {
         d = _departments[id];
         if (d.status == DepartmentStatus.None) revert DepartmentUnknown(id);
@@ -223,8 +297,14 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
         if (_departments[id].status != DepartmentStatus.Active) revert DepartmentNotActive(id);
     }
 
-    function _signerOf(uint32 id) internal view returns (address) {
-        return _departments[id].signer;
+    /// @dev Reverts unless the caller is the current signer of department `id`, active or suspended: for actions
+    /// that only withdraw access, which a suspended provider may still take.
+    function _requireSignerOf(uint32 id) internal view {
+        if (_departments[id].signer != msg.sender) revert DepartmentUnauthorized(msg.sender);
+    }
+
+    function _departmentRecord(uint32 id) internal view returns (Department storage) {
+        return _departments[id];
     }
 
     // ---------------------------------------------------------------- views
@@ -234,16 +314,18 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
         external
         view
         returns (GovernanceAction action, address proposer, uint8 approvals, bool executed, uint64 expiresAt,
-            bytes memory data)
+            bytes memory data, bool cancelled)
     {
         Proposal storage p = _proposals[proposalId];
         if (p.proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
-        return (p.action, p.proposer, _standingApprovals(p), p.executed, p.expiresAt, p.data);
+        return (p.action, p.proposer, _standingApprovals(proposalId, p), p.executed, p.expiresAt, p.data,
+            p.cancelled);
     }
 
     /// @inheritdoc IDepartmentRegistry
     function hasApproved(uint256 proposalId, address governor) external view returns (bool) {
-        return _approved[proposalId][governor];
+        uint32 term = _approvalTerm[proposalId][governor];
+        return term != 0 && term == _governorTerm[governor] && hasRole(GOVERNOR_ROLE, governor);
     }
 
     /// @inheritdoc IDepartmentRegistry

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
@@ -10,6 +11,8 @@ import {
     AccessRequest,
     Agreement,
     AgreementStatus,
+    Department,
+    DepartmentStatus,
     Grant,
     RequestStatus,
     Resource,
@@ -26,6 +29,11 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
     mapping(uint64 requestId => AccessRequest) private _requests;
     mapping(uint64 agreementId => Agreement) private _agreements;
     mapping(uint64 grantId => Grant) private _grants;
+    /// @dev Requests approved on arrival because their resource was unconditionally shared: the approval stands
+    /// only while it still is.
+    mapping(uint64 requestId => bool) private _approvedOnArrival;
+    /// @dev Agreements whose suspension governance imposed: only governance lifts it.
+    mapping(uint64 agreementId => bool) private _heldByGovernance;
 
     // ---------------------------------------------------------------- requests
 
@@ -65,14 +73,19 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
             termsHash: termsHash
         });
         emit AccessRequested(requestId, resourceId, consumer, provider, purpose, scopeHash, termsHash, validFrom, validUntil);
-        if (automatic) emit RequestApproved(requestId, provider, true);
+        if (automatic) {
+            _approvedOnArrival[requestId] = true;
+            emit RequestApproved(requestId, provider, true);
+        }
     }
 
     /// @inheritdoc ISharingAgreements
     function approveRequest(uint64 requestId) external {
         AccessRequest storage q = _pendingForCaller(requestId);
+        _requireShared(q.resourceId);
         q.status = RequestStatus.Approved;
         q.decidedAt = uint64(block.timestamp);
+        delete _approvedOnArrival[requestId];
         emit RequestApproved(requestId, q.provider, false);
     }
 
@@ -83,13 +96,43 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         q.status = RequestStatus.Rejected;
         q.decidedAt = uint64(block.timestamp);
         q.reasonCode = reasonCode;
+        delete _approvedOnArrival[requestId];
         emit RequestRejected(requestId, q.provider, reasonCode);
+    }
+
+    /// @inheritdoc ISharingAgreements
+    function withdrawRequest(uint64 requestId) external {
+        AccessRequest storage q = _knownRequest(requestId);
+        uint32 caller = _callerDepartment();
+        if (caller != q.consumer && caller != q.provider) revert SharingNotAParty(caller, q.consumer);
+        RequestStatus status = q.status;
+        if (status != RequestStatus.Pending && status != RequestStatus.Approved) {
+            revert RequestStatusMismatch(requestId, status, RequestStatus.Approved);
+        }
+        q.status = RequestStatus.Withdrawn;
+        delete _approvedOnArrival[requestId];
+        emit RequestWithdrawn(requestId, caller);
     }
 
     function _pendingForCaller(uint64 requestId) private view returns (AccessRequest storage q) {
         q = _knownRequest(requestId);
         _requireCallerIs(q.provider);
-        if (q.status != RequestStatus.Pending) revert RequestStatusMismatch(requestId, q.status, RequestStatus.Pending);
+        RequestStatus status = _status(requestId, q);
+        if (status != RequestStatus.Pending) revert RequestStatusMismatch(requestId, status, RequestStatus.Pending);
+    }
+
+    /// @dev The status the rules apply: an approval on arrival reads as pending once the resource is no longer
+    /// unconditionally shared, so that the provider decides.
+    function _status(uint64 requestId, AccessRequest storage q) private view returns (RequestStatus status) {
+        status = q.status;
+        if (
+            status == RequestStatus.Approved && _approvedOnArrival[requestId]
+                && _knownResource(q.resourceId).shareType != ShareType.Unconditional
+        ) status = RequestStatus.Pending;
+    }
+
+    function _requireShared(uint64 resourceId) private view {
+        if (_knownResource(resourceId).shareType == ShareType.NotShared) revert RequestResourceNotShared(resourceId);
     }
 
     // ---------------------------------------------------------------- agreements
@@ -101,25 +144,28 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         bytes calldata consumerSignature
     ) external returns (uint64 agreementId) {
         AccessRequest storage q = _knownRequest(terms.requestId);
-        if (q.status != RequestStatus.Approved) {
-            revert RequestStatusMismatch(terms.requestId, q.status, RequestStatus.Approved);
+        RequestStatus status = _status(terms.requestId, q);
+        if (status != RequestStatus.Approved) {
+            revert RequestStatusMismatch(terms.requestId, status, RequestStatus.Approved);
         }
         if (
             terms.resourceId != q.resourceId || terms.provider != q.provider || terms.consumer != q.consumer
                 || terms.purposeHash != q.purposeHash || terms.scopeHash != q.scopeHash
                 || terms.termsHash != q.termsHash || terms.validFrom != q.validFrom || terms.validUntil != q.validUntil
         ) revert AgreementTermsMismatch(terms.requestId);
+        Resource storage r = _knownResource(terms.resourceId);
+        if (r.shareType == ShareType.NotShared) revert RequestResourceNotShared(terms.resourceId);
+        if (
+            terms.metadataHash != r.metadataHash || terms.schemaHash != r.schemaHash
+                || terms.sensitivity != r.sensitivity
+        ) revert AgreementCatalogChanged(terms.resourceId);
+        // An agreement that could never be granted under is not concluded.
+        if (block.timestamp >= terms.validUntil) revert RequestInvalidPeriod(terms.validFrom, terms.validUntil);
         if (block.timestamp > terms.deadline) revert AgreementSignatureExpired(terms.deadline);
-        _requireActive(terms.provider);
-        _requireActive(terms.consumer);
 
         bytes32 digest = _hashTypedDataV4(SharingTermsHash.hash(terms));
-        if (!SignatureChecker.isValidSignatureNowCalldata(_signerOf(terms.provider), digest, providerSignature)) {
-            revert AgreementInvalidSignature(terms.provider);
-        }
-        if (!SignatureChecker.isValidSignatureNowCalldata(_signerOf(terms.consumer), digest, consumerSignature)) {
-            revert AgreementInvalidSignature(terms.consumer);
-        }
+        _requireSigned(terms.provider, terms.providerKeyEpoch, digest, providerSignature);
+        _requireSigned(terms.consumer, terms.consumerKeyEpoch, digest, consumerSignature);
 
         // Concluding consumes the request, which is what makes both signatures single-use.
         q.status = RequestStatus.Concluded;
@@ -148,10 +194,27 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         );
     }
 
+    /// @dev Reverts unless department `id` is active, the terms name its current key epoch, and `signature` is its
+    /// signer's over `digest`: ECDSA, or ERC-1271 for a department admitted with a contract signer.
+    function _requireSigned(uint32 id, uint32 signedEpoch, bytes32 digest, bytes calldata signature) private view {
+        Department storage d = _departmentRecord(id);
+        if (d.status != DepartmentStatus.Active) revert DepartmentNotActive(id);
+        if (d.keyEpoch != signedEpoch) revert AgreementKeyEpochMismatch(id, signedEpoch, d.keyEpoch);
+        address signer = d.signer;
+        bool valid;
+        if (d.contractSigner) {
+            valid = SignatureChecker.isValidSignatureNowCalldata(signer, digest, signature);
+        } else {
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+            valid = err == ECDSA.RecoverError.NoError && recovered == signer;
+        }
+        if (!valid) revert AgreementInvalidSignature(id);
+    }
+
     /// @inheritdoc ISharingAgreements
     function suspendAgreement(uint64 agreementId) external {
         Agreement storage a = _knownAgreement(agreementId);
-        _requireCallerIs(a.provider);
+        _requireSignerOf(a.provider);
         _suspend(agreementId, a);
     }
 
@@ -160,6 +223,7 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         Agreement storage a = _knownAgreement(agreementId);
         _requireCallerIs(a.provider);
         if (a.status != AgreementStatus.Suspended) revert AgreementStatusMismatch(agreementId, a.status);
+        if (_heldByGovernance[agreementId]) revert AgreementSuspendedByGovernance(agreementId);
         a.status = AgreementStatus.Active;
         emit AgreementReinstated(agreementId, msg.sender);
     }
@@ -167,16 +231,34 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
     /// @inheritdoc ISharingAgreements
     function revokeAgreement(uint64 agreementId) external {
         Agreement storage a = _knownAgreement(agreementId);
-        _requireCallerIs(a.provider);
+        _requireSignerOf(a.provider);
         _revoke(agreementId, a);
     }
 
+    /// @dev Governance may also take over a suspension the provider imposed, so that the provider cannot lift it.
     function _governanceSuspendAgreement(uint64 agreementId) internal override {
-        _suspend(agreementId, _knownAgreement(agreementId));
+        Agreement storage a = _knownAgreement(agreementId);
+        if (a.status == AgreementStatus.Active) {
+            _suspend(agreementId, a);
+        } else if (a.status == AgreementStatus.Suspended && !_heldByGovernance[agreementId]) {
+            emit AgreementSuspended(agreementId, msg.sender);
+        } else {
+            revert AgreementStatusMismatch(agreementId, a.status);
+        }
+        _heldByGovernance[agreementId] = true;
     }
 
     function _governanceRevokeAgreement(uint64 agreementId) internal override {
         _revoke(agreementId, _knownAgreement(agreementId));
+    }
+
+    function _governanceReinstateAgreement(uint64 agreementId) internal override {
+        Agreement storage a = _knownAgreement(agreementId);
+        // A revoked agreement is never held: revocation ends any suspension.
+        if (!_heldByGovernance[agreementId]) revert AgreementStatusMismatch(agreementId, a.status);
+        delete _heldByGovernance[agreementId];
+        a.status = AgreementStatus.Active;
+        emit AgreementReinstated(agreementId, msg.sender);
     }
 
     function _suspend(uint64 agreementId, Agreement storage a) private {
@@ -190,6 +272,7 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
             revert AgreementStatusMismatch(agreementId, a.status);
         }
         a.status = AgreementStatus.Revoked;
+        delete _heldByGovernance[agreementId];
         emit AgreementRevoked(agreementId, msg.sender);
     }
 
@@ -204,6 +287,7 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         if (block.timestamp < a.validFrom || block.timestamp >= a.validUntil) {
             revert AgreementOutsideValidity(agreementId, a.validFrom, a.validUntil);
         }
+        _requireShared(a.resourceId);
         if (expiresAt <= block.timestamp || expiresAt > a.validUntil) revert GrantInvalidExpiry(expiresAt, a.validUntil);
         grantId = ++_grantCount;
         _grants[grantId] =
@@ -214,20 +298,23 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
     /// @inheritdoc ISharingAgreements
     function revokeGrant(uint64 grantId) external {
         Grant storage g = _knownGrant(grantId);
-        _requireCallerIs(g.provider);
-        if (g.revoked) revert GrantAlreadyRevoked(grantId);
+        _requireSignerOf(g.provider);
+        if (g.revoked || _agreements[g.agreementId].status == AgreementStatus.Revoked) revert GrantAlreadyRevoked(grantId);
         g.revoked = true;
         emit GrantRevoked(grantId, g.provider);
     }
 
-    /// @dev The grant, if deliveries may be made under it now: not revoked, not expired, agreement active.
+    /// @dev The grant, if deliveries may be made under it now: not revoked, not expired, agreement active, resource
+    /// still shared.
     function _usableGrant(uint64 grantId) internal view returns (Grant memory g) {
         g = _grants[grantId];
         if (g.agreementId == 0) revert GrantUnknown(grantId);
         if (g.revoked) revert GrantAlreadyRevoked(grantId);
         if (block.timestamp >= g.expiresAt) revert GrantExpired(grantId, g.expiresAt);
-        AgreementStatus status = _agreements[g.agreementId].status;
+        Agreement storage a = _agreements[g.agreementId];
+        AgreementStatus status = a.status;
         if (status != AgreementStatus.Active) revert AgreementStatusMismatch(g.agreementId, status);
+        _requireShared(a.resourceId);
     }
 
     // ---------------------------------------------------------------- views
@@ -238,8 +325,10 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
     }
 
     /// @inheritdoc ISharingAgreements
-    function request(uint64 requestId) external view returns (AccessRequest memory) {
-        return _knownRequest(requestId);
+    function request(uint64 requestId) external view returns (AccessRequest memory q) {
+        AccessRequest storage stored = _knownRequest(requestId);
+        q = stored;
+        q.status = _status(requestId, stored);
     }
 
     /// @inheritdoc ISharingAgreements
@@ -248,8 +337,9 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
     }
 
     /// @inheritdoc ISharingAgreements
-    function grant(uint64 grantId) external view returns (Grant memory) {
-        return _knownGrant(grantId);
+    function grant(uint64 grantId) external view returns (Grant memory g) {
+        g = _knownGrant(grantId);
+        if (_agreements[g.agreementId].status == AgreementStatus.Revoked) g.revoked = true;
     }
 
     /// @inheritdoc ISharingAgreements

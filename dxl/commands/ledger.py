@@ -264,14 +264,13 @@ def bench_chain(
     import time
     from pathlib import Path
 
-    from eth_abi.abi import encode as abi_encode
     from eth_account import Account
 
     from node.anvil import EmbeddedNode, NodeSettings, free_port
     from node.chain import LedgerClient
     from node.compiler import load_artifact
     from node.deploy import LEDGER_ARTIFACT
-    from node.types import GovernanceAction, encode_code
+    from node.types import GovernanceAction, admission_data
 
     results: dict[str, Any] = {"count": count, "block_time_s": block_time}
     with tempfile.TemporaryDirectory(prefix="dxl-bench-") as home:
@@ -281,10 +280,7 @@ def bench_chain(
             client = LedgerClient(node.endpoint, artifact.abi)
             governor, dept, sink = Account.create(), Account.create(), Account.create()
             client.at(str(client.deploy(governor, artifact.bytecode, [governor.address], 1).contract_address))
-            admit = abi_encode(
-                ["bytes32", "string", "address", "bytes32"],
-                [encode_code("BENCH"), "Bench", dept.address, b"\x01" * 32],
-            )
+            admit = admission_data("BENCH", "Bench", dept.address, b"\x01" * 32)
             client.transact(governor, "propose", int(GovernanceAction.ADMIT_DEPARTMENT), admit)
             jobs: dict[str, Callable[[int], dict[str, Any]]] = {
                 "transfer": lambda i: client.build(dept.address, "", to=sink.address, gas=21_000),

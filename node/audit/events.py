@@ -306,6 +306,11 @@ class Lineage:
             known = self.requests.get(f["requestId"])
             if known is not None:
                 record.resource_id, _, record.consumer_id = known
+        elif name == "RequestWithdrawn":  # by the consumer or the provider: the request names both
+            record.request_id = f["requestId"]
+            known = self.requests.get(f["requestId"])
+            if known is not None:
+                record.resource_id, record.provider_id, record.consumer_id = known
         elif name == "AgreementConcluded":
             record.agreement_id, record.request_id = f["agreementId"], f["requestId"]
             record.provider_id, record.consumer_id, record.resource_id = (

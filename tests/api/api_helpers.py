@@ -17,6 +17,7 @@ from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
 from node.provision import LedgerSetup
+from node.types import new_delivery_id
 
 PASSPHRASE = "api-test-passphrase"
 
@@ -80,6 +81,11 @@ def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:
     )  # type: ignore[call-arg]
 
 
+def delivery_id_for(provider: int) -> str:
+    """A fresh delivery id in department ``provider``'s namespace, as the ledger requires."""
+    return "0x" + new_delivery_id(provider).hex()
+
+
 def b32() -> str:
     return "0x" + secrets.token_hex(32)
 
@@ -130,7 +136,7 @@ def grant_between(env: ApiEnv, provider: str, consumer: str) -> dict:
 def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | None = None) -> dict:
     grant = grant or grant_between(env, provider, consumer)
     body = {
-        "delivery_id": b32(),
+        "delivery_id": delivery_id_for(grant["provider"]),
         "grant_id": grant["id"],
         "commitment": b32(),
         "byte_size": 1024,

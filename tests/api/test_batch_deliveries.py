@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, grant_between, ok
+from api_helpers import ApiEnv, b32, delivery_id_for, grant_between, ok
 
 from api.models import MAX_BATCH_DELIVERIES
 
@@ -14,8 +14,9 @@ from api.models import MAX_BATCH_DELIVERIES
 pytestmark = pytest.mark.xdist_group("api-batch-deliveries")
 
 
-def _item(grant_id: int, **over: Any) -> dict[str, Any]:
-    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 4096, **over}
+def _item(grant: dict[str, Any], **over: Any) -> dict[str, Any]:
+    return {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+            "byte_size": 4096, **over}  # fmt: skip
 
 
 def _sent(env: ApiEnv) -> dict[str, int]:
@@ -35,9 +36,9 @@ def grant(api_env: ApiEnv) -> dict[str, Any]:
 def test_batch_is_recorded_in_one_transaction_in_order(api_env: ApiEnv, grant: dict[str, Any]) -> None:
     other = grant_between(api_env, "hrss", "psb")
     items = [
-        _item(grant["id"], record_count=7),
-        _item(other["id"], hash_algorithm="sm3"),
-        _item(grant["id"], byte_size=0),
+        _item(grant, record_count=7),
+        _item(other, hash_algorithm="sm3"),
+        _item(grant, byte_size=0),
     ]
     written = ok(api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": items}), 201)
     tx = written["transaction"]
@@ -57,7 +58,7 @@ def test_batch_is_recorded_in_one_transaction_in_order(api_env: ApiEnv, grant: d
 
 
 def test_largest_batch_is_accepted(api_env: ApiEnv, grant: dict[str, Any]) -> None:
-    items = [_item(grant["id"]) for _ in range(MAX_BATCH_DELIVERIES)]
+    items = [_item(grant) for _ in range(MAX_BATCH_DELIVERIES)]
     before = _sent(api_env)
     written = ok(api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": items}), 201)
     assert len(written["records"]) == MAX_BATCH_DELIVERIES
@@ -69,7 +70,7 @@ def test_largest_batch_is_accepted(api_env: ApiEnv, grant: dict[str, Any]) -> No
 def test_revoked_grant_refuses_the_whole_batch(api_env: ApiEnv, grant: dict[str, Any]) -> None:
     revoked = grant_between(api_env, "hrss", "psb")
     ok(api_env.call("POST", f"/grants/{revoked['id']}/revoke", "hrss"))
-    good, bad = _item(grant["id"]), _item(revoked["id"])
+    good, bad = _item(grant), _item(revoked)
     before = _sent(api_env)
     response = api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": [good, bad]})
     assert response.status_code == 409, response.text
@@ -86,7 +87,7 @@ def test_contract_revert_names_the_failing_item(api_env: ApiEnv, grant: dict[str
     mapped to its code and traced back to the first item under that agreement. Nothing is recorded."""
     suspended = grant_between(api_env, "hrss", "psb")
     ok(api_env.call("POST", f"/agreements/{suspended['agreement_id']}/suspend", "hrss"))
-    items = [_item(grant["id"]), _item(grant["id"]), _item(suspended["id"]), _item(suspended["id"])]
+    items = [_item(grant), _item(grant), _item(suspended), _item(suspended)]
     response = api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": items})
     assert response.status_code == 409, response.text
     error = response.json()["error"]
@@ -97,9 +98,9 @@ def test_contract_revert_names_the_failing_item(api_env: ApiEnv, grant: dict[str
 
 
 def test_already_recorded_id_is_refused_with_its_index(api_env: ApiEnv, grant: dict[str, Any]) -> None:
-    recorded = _item(grant["id"])
+    recorded = _item(grant)
     ok(api_env.call("POST", "/deliveries", "hrss", json=recorded), 201)
-    fresh = _item(grant["id"])
+    fresh = _item(grant)
     before = _sent(api_env)
     again = {**recorded, "commitment": b32()}
     response = api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": [fresh, again]})
@@ -112,12 +113,12 @@ def test_already_recorded_id_is_refused_with_its_index(api_env: ApiEnv, grant: d
 
 @pytest.mark.parametrize("upper", [False, True], ids=["same-spelling", "other-case"])
 def test_duplicate_ids_within_the_batch_are_422(api_env: ApiEnv, grant: dict[str, Any], upper: bool) -> None:
-    first = _item(grant["id"])
-    repeat = _item(grant["id"], delivery_id=first["delivery_id"].upper().replace("0X", "0x") if upper else
+    first = _item(grant)
+    repeat = _item(grant, delivery_id=first["delivery_id"].upper().replace("0X", "0x") if upper else
                    first["delivery_id"])  # fmt: skip
     before = _sent(api_env)
     response = api_env.call(
-        "POST", "/deliveries/batch", "hrss", json={"deliveries": [first, _item(grant["id"]), repeat]}
+        "POST", "/deliveries/batch", "hrss", json={"deliveries": [first, _item(grant), repeat]}
     )
     assert response.status_code == 422, response.text
     error = response.json()["error"]
@@ -140,7 +141,7 @@ def test_duplicate_ids_within_the_batch_are_422(api_env: ApiEnv, grant: dict[str
 def test_only_the_provider_may_post(
     api_env: ApiEnv, grant: dict[str, Any], who: str, status: int, code: str
 ) -> None:
-    item = _item(grant["id"])
+    item = _item(grant)
     before = _sent(api_env)
     response = api_env.call("POST", "/deliveries/batch", who, json={"deliveries": [item]})
     assert response.status_code == status, response.text
@@ -156,7 +157,7 @@ def test_only_the_provider_may_post(
 )
 def test_batch_size_is_bounded(api_env: ApiEnv, grant: dict[str, Any], size: int, field: str) -> None:
     before = _sent(api_env)
-    items = [_item(grant["id"]) for _ in range(size)]
+    items = [_item(grant) for _ in range(size)]
     response = api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": items})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
@@ -176,7 +177,7 @@ def test_batch_size_is_bounded(api_env: ApiEnv, grant: dict[str, Any], size: int
 def test_malformed_item_is_named(
     api_env: ApiEnv, grant: dict[str, Any], change: dict[str, Any], field: str
 ) -> None:
-    items = [_item(grant["id"]), _item(grant["id"], **change)]
+    items = [_item(grant), _item(grant, **change)]
     response = api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": items})
     assert response.status_code == 422, response.text
     assert response.json()["error"]["field"] == field
@@ -184,7 +185,7 @@ def test_malformed_item_is_named(
 
 def test_zero_commitment_is_refused_before_sending(api_env: ApiEnv, grant: dict[str, Any]) -> None:
     before = _sent(api_env)
-    items = [_item(grant["id"]), _item(grant["id"], commitment="0x" + "00" * 32)]
+    items = [_item(grant), _item(grant, commitment="0x" + "00" * 32)]
     response = api_env.call("POST", "/deliveries/batch", "hrss", json={"deliveries": items})
     assert response.status_code == 422, response.text
     assert (response.json()["error"]["code"], response.json()["error"]["index"]) == ("INVALID_FIELD", 1)
@@ -192,7 +193,7 @@ def test_zero_commitment_is_refused_before_sending(api_env: ApiEnv, grant: dict[
 
 
 def test_idempotency_key_replays_without_recording_twice(api_env: ApiEnv, grant: dict[str, Any]) -> None:
-    body = {"deliveries": [_item(grant["id"]), _item(grant["id"])]}
+    body = {"deliveries": [_item(grant), _item(grant)]}
     headers = {"Idempotency-Key": "batch-" + b32()}
     before = _sent(api_env)
     first = api_env.call("POST", "/deliveries/batch", "hrss", json=body, headers=headers)

@@ -19,6 +19,7 @@ from api_helpers import (
     as_token,
     b32,
     delivery_between,
+    delivery_id_for,
     govern,
     grant_between,
     issue,
@@ -53,6 +54,12 @@ def _suspend_twice(env: ApiEnv) -> httpx.Response:
     return env.call("POST", f"/agreements/{agreement['id']}/suspend", "hrss")
 
 
+def _provider_lifts_governance_suspension(env: ApiEnv) -> httpx.Response:
+    agreement = agreement_between(env, "hrss", "psb")
+    ok(govern(env, {"action": "suspend_agreement", "agreement_id": agreement["id"]}))
+    return env.call("POST", f"/agreements/{agreement['id']}/reinstate", "hrss")
+
+
 def _revoke_grant_twice(env: ApiEnv) -> httpx.Response:
     grant = grant_between(env, "hrss", "psb")
     ok(env.call("POST", f"/grants/{grant['id']}/revoke", "hrss"))
@@ -69,6 +76,14 @@ def _duplicate_delivery(env: ApiEnv) -> httpx.Response:
     delivery = delivery_between(env, "hrss", "psb")
     body = {"delivery_id": delivery["delivery_id"], "grant_id": delivery["grant_id"], "commitment": b32(),
             "byte_size": 1}  # fmt: skip
+    return env.call("POST", "/deliveries", "hrss", json=body)
+
+
+def _foreign_delivery_id(env: ApiEnv) -> httpx.Response:
+    """HRSS, holding a grant of its own, tries to take an id in PSB's namespace."""
+    grant = grant_between(env, "hrss", "psb")
+    body = {"delivery_id": delivery_id_for(env.departments["PSB"]), "grant_id": grant["id"],
+            "commitment": b32(), "byte_size": 1}  # fmt: skip
     return env.call("POST", "/deliveries", "hrss", json=body)
 
 
@@ -133,7 +148,8 @@ def _expired_grant(env: ApiEnv) -> httpx.Response:
     w3.provider.make_request("evm_increaseTime", [3])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     assert int(w3.eth.get_block("latest")["timestamp"]) > expires
-    body = {"delivery_id": b32(), "grant_id": grant["id"], "commitment": b32(), "byte_size": 1}
+    body = {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+            "byte_size": 1}  # fmt: skip
     return env.call("POST", "/deliveries", "hrss", json=body)
 
 
@@ -241,10 +257,15 @@ SCENARIOS: dict[str, Scenario] = {
     "DUPLICATE_DELIVERY": _duplicate_delivery,
     "DELIVERY_ALREADY_SETTLED": _ack_twice,
     "INVALID_FIELD": _zero_delivery_id,
+    "DELIVERY_ID_NOT_PROVIDERS": _foreign_delivery_id,
     "DEPARTMENT_NOT_ACTIVE": _suspended_department,
-    "DEPARTMENT_ALREADY_REGISTERED": lambda env: govern(
-        env,
-        {
+    "AGREEMENT_SUSPENDED_BY_GOVERNANCE": _provider_lifts_governance_suspension,
+    # Refused when proposed: an admission that could never execute is not left pending.
+    "DEPARTMENT_ALREADY_REGISTERED": lambda env: env.call(
+        "POST",
+        "/governance/proposals",
+        "governor-1",
+        json={
             "action": "admit_department",
             "code": "PSB",
             "name": "Again",
@@ -269,6 +290,8 @@ REVERT_ONLY = {
     "NOT_A_GOVERNOR", "PURPOSE_REQUIRED", "REASON_REQUIRED", "TERMS_MISMATCH", "SIGNATURE_EXPIRED",
     "RECEIPT_MISMATCH", "GOVERNANCE_INVALID_THRESHOLD", "PROPOSAL_EXPIRED", "LEDGER_REJECTED",
     "RECEIPT_BATCH_OUT_OF_SEQUENCE", "RECEIPT_PROOF_INVALID",
+    "UNKNOWN_GOVERNANCE_ACTION", "UNKNOWN_HASH_ALGORITHM", "PROPOSAL_BELOW_THRESHOLD", "PROPOSAL_CANCELLED",
+    "NOT_PROPOSER", "CATALOG_CHANGED", "KEY_EPOCH_MISMATCH",
 }  # fmt: skip
 #: Codes shown by other tests (named here so the coverage check below stays exact).
 ELSEWHERE = {
@@ -523,3 +546,23 @@ def test_verify_answers_an_altered_manifest_with_a_verdict(api_env: ApiEnv, tmp_
     assert response.status_code == 200, response.text
     verdict = response.json()
     assert verdict["status"] == "UNTRUSTED" and verdict["findings"][0]["code"] == "MANIFEST_INCONSISTENT"
+
+
+def test_delivery_read_tolerates_an_unknown_hash_algorithm_on_chain(api_env: ApiEnv) -> None:
+    """What the chain holds is shown, never a 500: a ledger deployed before algorithm ids were checked may
+    hold any id, and the record names it by number."""
+    from api.ledger import Custody, LedgerService
+    from node.types import DeliveryReceipt
+
+    service = LedgerService(
+        client=api_env.setup.client,
+        custody=Custody(api_env.keystore, {}),
+        sessions=lambda: None,  # type: ignore[arg-type,return-value]
+    )
+    receipt = DeliveryReceipt(
+        grant_id=1, provider=1, consumer=2, commitment=b"\1" * 32, hash_algorithm=200, byte_size=1,
+        record_count=0, recorded_at=1,
+    )  # fmt: skip
+    public = service._delivery_public(b"\7" * 32, receipt, 1)
+    assert (public.hash_algorithm, public.hash_algorithm_id, public.status) == (None, 200, "none")
+    assert public.model_dump(mode="json")["hash_algorithm"] is None

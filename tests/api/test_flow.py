@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from api_helpers import (
     ApiEnv,
     as_token,
     b32,
+    delivery_id_for,
     govern,
     grant_between,
     issue,
@@ -67,7 +70,8 @@ def test_request_to_acknowledged_and_disputed_delivery(api_env: ApiEnv) -> None:
     deliveries = []
     for _ in range(2):
         deliveries.append(ok(env.call("POST", "/deliveries", "hrss", json={
-            "delivery_id": b32(), "grant_id": grant["id"], "commitment": b32(), "hash_algorithm": "sm3",
+            "delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+            "hash_algorithm": "sm3",
             "byte_size": 4096, "record_count": 12,
         }), 201)["record"])  # fmt: skip
     assert all(d["status"] == "recorded" and d["hash_algorithm"] == "sm3" for d in deliveries)
@@ -136,22 +140,24 @@ def test_update_resource(api_env: ApiEnv) -> None:
 
 
 def test_agreement_lifecycle_gates_deliveries(api_env: ApiEnv) -> None:
-    """Suspended: deliveries refused; reinstated: accepted; revoked by governance: refused for good."""
+    """Suspended: deliveries refused; reinstated: accepted; revoked by governance: refused for good, its
+    grants reading revoked."""
     grant = grant_between(api_env, "hrss", "psb")
     agreement_id = grant["agreement_id"]
     ok(api_env.call("POST", f"/agreements/{agreement_id}/suspend", "hrss"))
-    refused = api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant["id"]))
+    refused = api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant))
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "AGREEMENT_NOT_ACTIVE"
     assert (
         ok(api_env.call("POST", f"/agreements/{agreement_id}/reinstate", "hrss"))["record"]["status"]
         == "active"
     )
-    ok(api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant["id"])), 201)
+    ok(api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant)), 201)
     executed = ok(govern(api_env, {"action": "revoke_agreement", "agreement_id": agreement_id}))["record"]
     assert executed["executed"] and executed["action"] == "revoke_agreement"
     assert ok(api_env.call("GET", f"/agreements/{agreement_id}", "psb"))["status"] == "revoked"
-    refused = api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant["id"]))
-    assert refused.json()["error"]["code"] == "AGREEMENT_NOT_ACTIVE"
+    assert ok(api_env.call("GET", f"/grants/{grant['id']}", "psb"))["revoked"] is True
+    refused = api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant))
+    assert refused.json()["error"]["code"] == "GRANT_REVOKED"
 
 
 def test_parallel_writes_of_one_department(api_env: ApiEnv) -> None:
@@ -167,8 +173,9 @@ def test_parallel_writes_of_one_department(api_env: ApiEnv) -> None:
     assert set(ids) <= owned
 
 
-def _delivery_body(grant_id: int) -> dict[str, object]:
-    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 10}
+def _delivery_body(grant: dict[str, Any]) -> dict[str, object]:
+    return {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+            "byte_size": 10}  # fmt: skip
 
 
 def test_department_that_only_signs_externally(api_env: ApiEnv) -> None:
@@ -202,3 +209,45 @@ def test_department_that_only_signs_externally(api_env: ApiEnv) -> None:
         "metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional",
     })  # fmt: skip
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "NO_CUSTODIED_KEY"
+
+
+def _custodied(env: ApiEnv, code: str) -> Any:
+    signer = ok(env.call("GET", f"/departments/{env.departments[code]}", "auditor"))["signer"]
+    name = next(n for n in env.keystore.names() if env.keystore.address(n) == signer)
+    return env.keystore.unlock(name)
+
+
+def test_signing_after_someone_else_relayed_reports_the_agreement(api_env: ApiEnv) -> None:
+    """Anyone may relay both signatures to concludeAgreement. A party signing through the API afterwards gets
+    the concluded agreement, not an error, and no signature stays pending."""
+    req = request_access(api_env, "psb", register(api_env, "hrss"))
+    ok(api_env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    kept = ok(api_env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))
+    assert kept["status"] == "awaiting_counter_signature"
+    typed = ok(api_env.call("GET", f"/requests/{req['id']}/terms", "psb"))["typed_data"]
+    sigs = [
+        _custodied(api_env, code).sign_typed_data(full_message=typed).signature for code in ("HRSS", "PSB")
+    ]
+    terms = [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in typed["message"].values()]
+    relayed = api_env.setup.client.transact(Account.create(), "concludeAgreement", terms, *sigs)
+    agreement_id = relayed.event("AgreementConcluded").args["agreementId"]
+
+    for who in ("psb", "hrss"):  # the one that had not signed, and the one whose signature was kept
+        outcome = ok(api_env.call("POST", f"/requests/{req['id']}/signatures", who, json={}))
+        assert outcome["status"] == "concluded" and outcome["agreement"]["id"] == agreement_id
+        assert outcome["transaction"] is None and outcome["signing"]["agreement_id"] == agreement_id
+    signing = ok(api_env.call("GET", f"/requests/{req['id']}/terms", "hrss"))
+    assert signing["signed_by"] == ["provider", "consumer"] and signing["agreement_id"] == agreement_id
+
+
+def test_withdraw_an_approved_request(api_env: ApiEnv) -> None:
+    req = request_access(api_env, "psb", register(api_env, "hrss"))
+    ok(api_env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    ok(api_env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))
+    outsider = api_env.call("POST", f"/requests/{req['id']}/withdraw", "civil")
+    assert (outsider.status_code, outsider.json()["error"]["code"]) == (403, "NOT_A_PARTY")
+    withdrawn = ok(api_env.call("POST", f"/requests/{req['id']}/withdraw", "psb"))
+    assert withdrawn["record"]["status"] == "withdrawn" and withdrawn["transaction"]["hash"]
+    for path in ("withdraw", "signatures"):
+        refused = api_env.call("POST", f"/requests/{req['id']}/{path}", "psb", json={})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (409, "REQUEST_STATUS_MISMATCH")

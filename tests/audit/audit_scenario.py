@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
@@ -21,10 +20,18 @@ from node.chain import LedgerClient, LedgerRevertError
 from node.compiler import load_artifact
 from node.deploy import deploy_ledger
 from node.endpoint import NodeEndpoint
-from node.types import DeliveryReceipt, GovernanceAction, ShareType, SharingTerms, encode_code
+from node.types import DeliveryReceipt, GovernanceAction, ShareType, SharingTerms, admission_data
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, write_manifest
+
+#: Department id of HEALTH, the first department admitted and the provider of every delivery.
+HEALTH_ID = 1
+
+
+def delivery_id(name: str) -> bytes:
+    """The scenario's id of delivery ``name``, in HEALTH's namespace as the ledger requires."""
+    return HEALTH_ID.to_bytes(4, "big") + keccak(text=name)[4:]
 
 
 @dataclass
@@ -43,10 +50,7 @@ class Scenario:
 
 def _admit(s: Scenario, governor: LocalAccount, code: str) -> None:
     acct = Account.create()
-    data = abi_encode(
-        ["bytes32", "string", "address", "bytes32"],
-        [encode_code(code), f"Department {code}", acct.address, keccak(text=code)],
-    )
+    data = admission_data(code, f"Department {code}", acct.address, keccak(text=code))
     r = s.client.transact(governor, "propose", GovernanceAction.ADMIT_DEPARTMENT, data)
     s.depts[code] = r.event("DepartmentAdmitted").args["departmentId"]
     s.keys[code] = acct
@@ -77,19 +81,13 @@ def _request(s: Scenario, consumer: str, resource: str, name: str) -> None:
 
 def _conclude(s: Scenario, request: str, provider: str, consumer: str) -> int:
     req = s.client.call("request", s.requests[request])
-    # AccessRequest: resourceId, consumer, provider, status, requestedAt, decidedAt, reasonCode, validFrom,
-    # validUntil, purposeHash, scopeHash, termsHash
-    terms = SharingTerms(
+    terms = SharingTerms.from_ledger(
         s.requests[request],
-        req[0],
-        req[2],
-        req[1],
-        bytes(req[9]),
-        bytes(req[10]),
-        bytes(req[11]),
-        req[7],
-        req[8],
-        int(time.time()) + 3600,
+        req,
+        s.client.call("resource", req[0]),
+        s.client.call("department", req[2]),
+        s.client.call("department", req[1]),
+        deadline=int(time.time()) + 3600,
     )
     typed = terms.typed_data(chain_id=s.client.chain_id, verifying_contract=s.client.address)
     sig_p = Account.sign_typed_data(s.keys[provider].key, full_message=typed).signature
@@ -102,7 +100,7 @@ def _deliver(s: Scenario, provider: str, grant: int, name: str, commitment: byte
     commitment = commitment or keccak(text="payload " + name)
     s.commitments[name] = commitment
     r = s.client.transact(
-        s.keys[provider], "recordDelivery", keccak(text=name), grant, commitment, 1, 1000, 10
+        s.keys[provider], "recordDelivery", delivery_id(name), grant, commitment, 1, 1000, 10
     )
     s.results[name] = r
     return r
@@ -113,7 +111,7 @@ def _refused_delivery(s: Scenario, provider: str, grant: int, name: str) -> None
     request = s.client.build(
         acct.address,
         "recordDelivery",
-        keccak(text=name),
+        delivery_id(name),
         grant,
         keccak(text="p" + name),
         1,
@@ -159,21 +157,21 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
     payload = home / "d1.csv"
     payload.write_text("id,value\n1,alpha\n2,beta\n", encoding="utf-8")
     c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
-    write_manifest(home / "d1.manifest.json", build_manifest(c, delivery_id=keccak(text="d1")))
+    write_manifest(home / "d1.manifest.json", build_manifest(c, delivery_id=delivery_id("d1")))
     d1 = _deliver(s, "HEALTH", grant1, "d1", c.root).event("DeliveryRecorded").args
     d2 = _deliver(s, "HEALTH", grant1, "d2").event("DeliveryRecorded").args
     _deliver(s, "HEALTH", grant2, "d3")
     client.transact(
         s.keys["TAX"],
         "acknowledgeDelivery",
-        keccak(text="d1"),
+        delivery_id("d1"),
         DeliveryReceipt.from_event_args(grant1, d1).as_tuple(),
         s.commitments["d1"],
     )
     client.transact(
         s.keys["TAX"],
         "acknowledgeDelivery",
-        keccak(text="d2"),
+        delivery_id("d2"),
         DeliveryReceipt.from_event_args(grant1, d2).as_tuple(),
         keccak(text="something else"),
     )

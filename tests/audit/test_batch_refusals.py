@@ -13,6 +13,7 @@ from node.audit.indexer import Indexer, IndexerConfig
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.chain import LedgerRevertError
+from node.types import new_delivery_id
 from tests.contracts.conftest import Consortium
 
 pytest_plugins = ["tests.contracts.conftest"]
@@ -40,9 +41,9 @@ def test_refusedBatch_isIndexedOnceWithTheFailingRecord(
     good = ledger.grant(psb, ledger.agreement(psb, hrss))
     revoked = ledger.grant(psb, ledger.agreement(psb, hrss))
     ledger.send(psb, "revokeGrant", revoked)
-    failing_id = os.urandom(32)
+    failing_id = new_delivery_id(psb.id)
     records = [
-        (os.urandom(32), good, os.urandom(32), 1, 1, 1),
+        (new_delivery_id(psb.id), good, os.urandom(32), 1, 1, 1),
         (failing_id, revoked, os.urandom(32), 1, 1, 1),
     ]
     request = ledger.client.build(psb.account.address, "recordDeliveries", records, gas=500_000)

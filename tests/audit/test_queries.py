@@ -83,9 +83,9 @@ def test_provenance_of_a_commitment(indexed, scenario) -> None:
 
 
 def test_disputed_delivery_by_id(indexed, scenario) -> None:
-    from eth_utils import keccak
+    from tests.audit.audit_scenario import delivery_id
 
-    [p] = provenance(indexed, delivery_id="0x" + keccak(text="d2").hex())
+    [p] = provenance(indexed, delivery_id="0x" + delivery_id("d2").hex())
     assert p["status"] == "disputed"
 
 

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.compiler import load_artifact
 from node.endpoint import NodeEndpoint
-from node.types import GovernanceAction, ShareType, SharingTerms, encode_code
+from node.types import GovernanceAction, ShareType, SharingTerms, admission_data, new_delivery_id
 
 DAY = 86_400
 SCOPE = b"\x5c" * 32
@@ -65,11 +64,12 @@ class Consortium:
         proposal_id = proposed.event("ProposalCreated").args["proposalId"]
         return self.send(self.governors[1], "approve", proposal_id)
 
-    def admit(self, code: str, account: LocalAccount | None = None) -> Dept:
+    def admit(self, code: str, account: LocalAccount | None = None, *, contract_signer: bool = False) -> Dept:
         account = account or Account.create()
         key = os.urandom(32)
         result = self.govern(
-            GovernanceAction.ADMIT_DEPARTMENT, admission(code, f"{code} department", account, key)
+            GovernanceAction.ADMIT_DEPARTMENT,
+            admission(code, f"{code} department", account, key, contract_signer=contract_signer),
         )
         dept = Dept(result.event("DepartmentAdmitted").args["departmentId"], code, account, key)
         self.depts[code] = dept
@@ -91,31 +91,14 @@ class Consortium:
         return int(result.event("AccessRequested").args["requestId"])
 
     def terms(self, request_id: int, *, deadline: int | None = None) -> SharingTerms:
+        """The request's terms with the catalog entry and key epochs as they are now."""
         q = self.call("request", request_id)
-        (
-            resource_id,
-            consumer,
-            provider,
-            _status,
-            _req,
-            _dec,
-            _reason,
-            valid_from,
-            valid_until,
-            ph,
-            sh,
-            th,
-        ) = q
-        return SharingTerms(
-            request_id=request_id,
-            resource_id=resource_id,
-            provider=provider,
-            consumer=consumer,
-            purpose_hash=ph,
-            scope_hash=sh,
-            terms_hash=th,
-            valid_from=valid_from,
-            valid_until=valid_until,
+        return SharingTerms.from_ledger(
+            request_id,
+            q,
+            self.call("resource", q[0]),
+            self.call("department", q[2]),
+            self.call("department", q[1]),
             deadline=deadline if deadline is not None else self.now() + DAY,
         )
 
@@ -157,7 +140,7 @@ class Consortium:
     def deliver(
         self, provider: Dept, grant_id: int, commitment: bytes | None = None
     ) -> tuple[bytes, TxResult]:
-        delivery_id = os.urandom(32)
+        delivery_id = new_delivery_id(provider.id)
         result = self.send(
             provider,
             "recordDelivery",
@@ -171,10 +154,11 @@ class Consortium:
         return delivery_id, result
 
 
-def admission(code: str, name: str, account: LocalAccount, key: bytes) -> bytes:
-    return abi_encode(
-        ["bytes32", "string", "address", "bytes32"], [encode_code(code), name, account.address, key]
-    )
+def admission(
+    code: str, name: str, account: LocalAccount | str, key: bytes, *, contract_signer: bool = False
+) -> bytes:
+    address = account if isinstance(account, str) else account.address
+    return admission_data(code, name, address, key, contract_signer=contract_signer)
 
 
 def receipt_of(result: TxResult) -> tuple[Any, ...]:

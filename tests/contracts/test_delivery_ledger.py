@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from node.types import DeliveryStatus, GovernanceAction
+from node.types import DeliveryStatus, GovernanceAction, new_delivery_id
 from tests.contracts.conftest import Consortium, Dept, names, receipt_of, reverts
 from tests.contracts.test_department_registry import uint
 
@@ -22,7 +22,7 @@ def test_recordDelivery_storesReceiptAndEmitsEveryField(
     ledger: Consortium, parties: tuple[Dept, Dept, int]
 ) -> None:
     psb, hrss, gid = parties
-    did, commitment = os.urandom(32), os.urandom(32)
+    did, commitment = new_delivery_id(psb.id), os.urandom(32)
     result = ledger.send(psb, "recordDelivery", did, gid, commitment, 2, 10_485_760, 52_000)
     assert names(result) == ["DeliveryRecorded"]
     ev = result.event("DeliveryRecorded").args
@@ -54,7 +54,6 @@ def test_recordDelivery_duplicateId_reverts(ledger: Consortium, parties: tuple[D
     [
         ((b"\0" * 32, b"\1" * 32, 1), "deliveryId"),
         ((b"\1" * 32, b"\0" * 32, 1), "commitment"),
-        ((b"\1" * 32, b"\1" * 32, 0), "hashAlgorithm"),
     ],
 )
 def test_recordDelivery_zeroField_reverts(
@@ -188,7 +187,7 @@ def test_acknowledgeDelivery_unknownOrZero_reverts(
 
 def test_recordDeliveries_recordsEachInOrder(ledger: Consortium, parties: tuple[Dept, Dept, int]) -> None:
     psb, hrss, gid = parties
-    batch = [(os.urandom(32), gid, os.urandom(32), 1, 100 + i, i) for i in range(5)]
+    batch = [(new_delivery_id(psb.id), gid, os.urandom(32), 1, 100 + i, i) for i in range(5)]
     result = ledger.send(psb, "recordDeliveries", batch)
     recorded = result.events_named("DeliveryRecorded")
     assert [e.args["deliveryId"] for e in recorded] == [r[0] for r in batch]
@@ -217,10 +216,12 @@ def test_recordDeliveries_oneBadRecord_recordsNothing(
     psb, hrss, gid = parties
     revoked = ledger.grant(psb, ledger.agreement(psb, hrss))
     ledger.send(psb, "revokeGrant", revoked)
-    good = (os.urandom(32), gid, os.urandom(32), 1, 1, 1)
+    good = (new_delivery_id(psb.id), gid, os.urandom(32), 1, 1, 1)
     with reverts("GrantAlreadyRevoked", grantId=revoked):
-        ledger.send(psb, "recordDeliveries", [good, (os.urandom(32), revoked, os.urandom(32), 1, 1, 1)])
-    dup = os.urandom(32)
+        ledger.send(
+            psb, "recordDeliveries", [good, (new_delivery_id(psb.id), revoked, os.urandom(32), 1, 1, 1)]
+        )
+    dup = new_delivery_id(psb.id)
     with reverts("DeliveryDuplicate", deliveryId=dup):
         ledger.send(
             psb,
@@ -234,3 +235,33 @@ def test_recordDeliveries_byConsumer_reverts(ledger: Consortium, parties: tuple[
     _, hrss, gid = parties
     with reverts("DepartmentUnauthorized", account=hrss.account.address):
         ledger.send(hrss, "recordDeliveries", [(os.urandom(32), gid, os.urandom(32), 1, 1, 1)])
+
+
+@pytest.mark.parametrize("algorithm", [0, 3, 200, 255])
+def test_recordDelivery_unknownHashAlgorithm_reverts(
+    ledger: Consortium, parties: tuple[Dept, Dept, int], algorithm: int
+) -> None:
+    """Only ids readers can name are recorded (1 SHA-256, 2 SM3): an id 200 once made GET /deliveries fail."""
+    psb, _, gid = parties
+    did = new_delivery_id(psb.id)
+    with reverts("DeliveryUnknownHashAlgorithm", hashAlgorithm=algorithm):
+        ledger.send(psb, "recordDelivery", did, gid, os.urandom(32), algorithm, 1, 1)
+    with reverts("DeliveryUnknownHashAlgorithm", hashAlgorithm=algorithm):
+        ledger.send(psb, "recordDeliveries", [(did, gid, os.urandom(32), algorithm, 1, 1)])
+    assert ledger.call("deliveryStatus", did) == DeliveryStatus.NONE
+
+
+def test_recordDelivery_idOfAnotherProvidersNamespace_reverts(ledger: Consortium) -> None:
+    """CIVIL holds a grant of its own, yet cannot take PSB's next delivery id: PSB's delivery records."""
+    psb, hrss, civil = ledger.depts["PSB"], ledger.depts["HRSS"], ledger.depts["CIVIL"]
+    psb_grant = ledger.grant(psb, ledger.agreement(psb, hrss))
+    civil_grant = ledger.grant(civil, ledger.agreement(civil, hrss))
+    victims_next = new_delivery_id(psb.id)
+    with reverts("DeliveryIdNotProviders", deliveryId=victims_next, provider=civil.id):
+        ledger.send(civil, "recordDelivery", victims_next, civil_grant, os.urandom(32), 1, 1, 1)
+    with reverts("DeliveryIdNotProviders", deliveryId=victims_next, provider=civil.id):
+        ledger.send(civil, "recordDeliveries", [(victims_next, civil_grant, os.urandom(32), 1, 1, 1)])
+    assert ledger.call("deliveryStatus", victims_next) == DeliveryStatus.NONE
+    recorded = ledger.send(psb, "recordDelivery", victims_next, psb_grant, os.urandom(32), 1, 1, 1)
+    assert names(recorded) == ["DeliveryRecorded"]
+    assert recorded.event("DeliveryRecorded").args["provider"] == psb.id

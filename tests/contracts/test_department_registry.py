@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 from eth_abi import encode as abi_encode
@@ -132,8 +133,8 @@ def test_admit_emptyField_reverts(
 ) -> None:
     signer_address = "0x" + "00" * 20 if signer == "zero" else Account.create().address
     data = abi_encode(
-        ["bytes32", "string", "address", "bytes32"],
-        [code.encode().ljust(32, b"\0"), name, signer_address, key],
+        ["bytes32", "string", "address", "bytes32", "bool"],
+        [code.encode().ljust(32, b"\0"), name, signer_address, key, False],
     )
     with reverts("DepartmentInvalidField", field=field):
         ledger.govern(GovernanceAction.ADMIT_DEPARTMENT, data)
@@ -270,4 +271,169 @@ def test_approve_removedGovernorsApprovalNoLongerCounts(ledger: Consortium) -> N
     assert "ProposalExecuted" not in names(second)
     assert ledger.call("department", civil.id)[1] == DepartmentStatus.ACTIVE
     third = ledger.send(g2, "approve", pending_id)
-    assert names(third)[-2:] == ["ProposalExecuted", "DepartmentSuspended"]
+    assert names(third)[-3:] == ["ProposalExecuted", "RoleRevoked", "DepartmentSuspended"]
+
+
+def _pending(ledger: Consortium, governor: Any, action: GovernanceAction, data: bytes) -> int:
+    proposed = ledger.send(governor, "propose", action, data)
+    return int(proposed.event("ProposalCreated").args["proposalId"])
+
+
+def test_propose_unknownAction_reverts(ledger: Consortium) -> None:
+    before = ledger.call("proposalCount")
+    unknown = max(GovernanceAction) + 1
+    with reverts("GovernanceUnknownAction", action=unknown):
+        ledger.send(ledger.governors[0], "propose", unknown, uint(1))
+    with reverts("GovernanceUnknownAction", action=255):
+        ledger.send(ledger.governors[0], "propose", 255, uint(1))
+    assert ledger.call("proposalCount") == before
+
+
+def test_propose_admissionOfRegisteredCode_reverts(ledger: Consortium) -> None:
+    """Refused when proposed, not left pending to fail at execution: no proposal is created."""
+    before = ledger.call("proposalCount")
+    newcomer = Account.create()
+    with reverts("DepartmentAlreadyRegistered", code=encode_code("PSB"), signer=newcomer.address):
+        ledger.send(
+            ledger.governors[0],
+            "propose",
+            GovernanceAction.ADMIT_DEPARTMENT,
+            admission("PSB", "again", newcomer, b"\x01" * 32),
+        )
+    hrss = ledger.depts["HRSS"]
+    with reverts("DepartmentAlreadyRegistered", code=encode_code("NEW"), signer=hrss.account.address):
+        ledger.send(
+            ledger.governors[0],
+            "propose",
+            GovernanceAction.ADMIT_DEPARTMENT,
+            admission("NEW", "taken signer", hrss.account, b"\x01" * 32),
+        )
+    assert ledger.call("proposalCount") == before
+
+
+def test_suspendDepartment_revokesDepartmentRoleUntilReinstated(ledger: Consortium) -> None:
+    civil = ledger.depts["CIVIL"]
+    suspended = ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    assert names(suspended)[-2:] == ["RoleRevoked", "DepartmentSuspended"]
+    revoked = suspended.event("RoleRevoked").args
+    assert (revoked["role"], revoked["account"]) == (DEPARTMENT_ROLE, civil.account.address)
+    assert ledger.call("hasRole", DEPARTMENT_ROLE, civil.account.address) is False
+
+    # A suspended department re-keyed meanwhile: the new signer gets the role only on reinstatement.
+    new = Account.create()
+    rekeyed = ledger.govern(
+        GovernanceAction.REKEY_DEPARTMENT,
+        abi_encode(["uint32", "address", "bytes32"], [civil.id, new.address, os.urandom(32)]),
+    )
+    assert "RoleGranted" not in names(rekeyed) and "RoleRevoked" not in names(rekeyed)
+    assert ledger.call("hasRole", DEPARTMENT_ROLE, new.address) is False
+
+    reinstated = ledger.govern(GovernanceAction.REINSTATE_DEPARTMENT, uint(civil.id))
+    assert names(reinstated)[-2:] == ["RoleGranted", "DepartmentReinstated"]
+    assert reinstated.event("RoleGranted").args["account"] == new.address
+    assert ledger.call("hasRole", DEPARTMENT_ROLE, new.address) is True
+    assert ledger.call("hasRole", DEPARTMENT_ROLE, civil.account.address) is False
+
+
+def test_rekeyDepartment_sameSigner_rotatesEncryptionKeyOnly(ledger: Consortium) -> None:
+    psb = ledger.depts["PSB"]
+    key = os.urandom(32)
+    result = ledger.govern(
+        GovernanceAction.REKEY_DEPARTMENT,
+        abi_encode(["uint32", "address", "bytes32"], [psb.id, psb.account.address, key]),
+    )
+    assert names(result)[-1] == "DepartmentRekeyed"
+    assert "RoleRevoked" not in names(result) and "RoleGranted" not in names(result)
+    ev = result.event("DepartmentRekeyed").args
+    assert (ev["departmentId"], ev["previousSigner"], ev["signer"], ev["encryptionKey"]) == (
+        psb.id,
+        psb.account.address,
+        psb.account.address,
+        key,
+    )
+    dept = ledger.call("department", psb.id)
+    assert (dept[0], dept[3]) == (psb.account.address, key)
+    assert ledger.call("departmentOf", psb.account.address) == psb.id
+    assert ledger.call("hasRole", DEPARTMENT_ROLE, psb.account.address) is True
+    assert ledger.resource(psb) > 0  # the signer still acts for the department
+
+
+def test_execute_thresholdLoweredAfterApproval_executesForAnyone(ledger: Consortium) -> None:
+    g0, _, _ = ledger.governors
+    civil = ledger.depts["CIVIL"]
+    pid = _pending(ledger, g0, GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    with reverts("GovernanceBelowThreshold", proposalId=pid, approvals=1, threshold=2):
+        ledger.send(ledger.outsider, "execute", pid)
+    ledger.govern(GovernanceAction.SET_THRESHOLD, uint(1))
+    executed = ledger.send(ledger.outsider, "execute", pid)
+    assert names(executed) == ["ProposalExecuted", "RoleRevoked", "DepartmentSuspended"]
+    assert executed.event("ProposalExecuted").args["proposalId"] == pid
+    assert ledger.call("department", civil.id)[1] == DepartmentStatus.SUSPENDED
+    assert ledger.call("proposal", pid)[3] is True
+    with reverts("GovernanceProposalExecuted", proposalId=pid):
+        ledger.send(ledger.outsider, "execute", pid)
+
+
+def test_execute_everyGovernorApprovedButStuck_executes(ledger: Consortium) -> None:
+    """Removing a governor whose approval was the only one missing leaves a proposal at threshold that no
+    approval can execute any more (all remaining governors approved): execute is the way out."""
+    g0, g1, g2 = ledger.governors
+    ledger.govern(GovernanceAction.SET_THRESHOLD, uint(3))
+    civil = ledger.depts["CIVIL"]
+    pid = _pending(ledger, g0, GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    ledger.send(g1, "approve", pid)
+    # Lower the threshold to 2 (g0, g1, g2 approve), then g2 never needs to approve pid: execute it.
+    lower = _pending(ledger, g0, GovernanceAction.SET_THRESHOLD, uint(2))
+    ledger.send(g1, "approve", lower)
+    ledger.send(g2, "approve", lower)
+    assert ledger.call("proposal", pid)[2:4] == [2, False]
+    with reverts("GovernanceAlreadyApproved", proposalId=pid, governor=g1.address):
+        ledger.send(g1, "approve", pid)
+    executed = ledger.send(g2, "execute", pid)
+    assert names(executed)[-1] == "DepartmentSuspended"
+
+
+def test_cancel_byProposer_stopsApprovalAndExecution(ledger: Consortium) -> None:
+    g0, g1, g2 = ledger.governors
+    pid = _pending(ledger, g0, GovernanceAction.SUSPEND_DEPARTMENT, uint(ledger.depts["CIVIL"].id))
+    with reverts("GovernanceNotProposer", proposalId=pid, account=g1.address):
+        ledger.send(g1, "cancel", pid)
+    with reverts("GovernanceNotProposer", proposalId=pid, account=ledger.outsider.address):
+        ledger.send(ledger.outsider, "cancel", pid)
+    cancelled = ledger.send(g0, "cancel", pid)
+    assert names(cancelled) == ["ProposalCancelled"]
+    assert (cancelled.event("ProposalCancelled").args["by"], ledger.call("proposal", pid)[6]) == (
+        g0.address,
+        True,
+    )
+    with reverts("GovernanceProposalCancelled", proposalId=pid):
+        ledger.send(g2, "approve", pid)
+    with reverts("GovernanceProposalCancelled", proposalId=pid):
+        ledger.send(g0, "cancel", pid)
+    ledger.govern(GovernanceAction.SET_THRESHOLD, uint(1))
+    with reverts("GovernanceProposalCancelled", proposalId=pid):
+        ledger.send(ledger.outsider, "execute", pid)
+    assert ledger.call("department", ledger.depts["CIVIL"].id)[1] == DepartmentStatus.ACTIVE
+
+
+def test_approve_reAddedGovernorsOldApproval_doesNotCount(ledger: Consortium) -> None:
+    g0, g1, g2 = ledger.governors
+    civil = ledger.depts["CIVIL"]
+    pid = _pending(ledger, g0, GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    removal = _pending(ledger, g1, GovernanceAction.REMOVE_GOVERNOR, address(g0.address))
+    ledger.send(g2, "approve", removal)
+    readd = _pending(ledger, g1, GovernanceAction.ADD_GOVERNOR, address(g0.address))
+    ledger.send(g2, "approve", readd)
+    assert ledger.call("hasRole", GOVERNOR_ROLE, g0.address) is True
+    # g0's approval from its first term does not count in its second.
+    assert ledger.call("proposal", pid)[2] == 0
+    assert ledger.call("hasApproved", pid, g0.address) is False
+    with reverts("GovernanceBelowThreshold", proposalId=pid, approvals=0, threshold=2):
+        ledger.send(ledger.outsider, "execute", pid)
+    first = ledger.send(g1, "approve", pid)
+    assert first.event("ProposalApproved").args["approvals"] == 1
+    assert "ProposalExecuted" not in names(first)
+    # g0 approves anew in its current term, and that approval counts.
+    second = ledger.send(g0, "approve", pid)
+    assert second.event("ProposalApproved").args["approvals"] == 2
+    assert names(second)[-1] == "DepartmentSuspended"

@@ -366,8 +366,9 @@ def test_sharing_terms_typed_data_matches_the_contract_digest(ledger: LedgerClie
     assert ledger.address is not None
     terms = SharingTerms(
         request_id=3, resource_id=2, provider=2, consumer=1, purpose_hash=keccak(text="benefit eligibility"),
-        scope_hash=b"\x0a" * 32, terms_hash=b"\x0b" * 32, valid_from=1_800_000_000, valid_until=1_900_000_000,
-        deadline=1_800_100_000,
+        scope_hash=b"\x0a" * 32, terms_hash=b"\x0b" * 32, metadata_hash=b"\x0c" * 32,
+        schema_hash=b"\x0d" * 32, sensitivity=3, valid_from=1_800_000_000, valid_until=1_900_000_000,
+        provider_key_epoch=2, consumer_key_epoch=1, deadline=1_800_100_000,
     )  # fmt: skip
     typed = terms.typed_data(chain_id=ledger.chain_id, verifying_contract=ledger.address)
     signable = encode_typed_data(full_message=typed)

@@ -14,7 +14,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from eth_abi.abi import encode as abi_encode
 
 from node.anvil import EmbeddedNode, free_port
 from node.deploy import deploy_ledger, deployment_path, ledger_client
@@ -31,14 +30,14 @@ from node.provision import (
     provision_demo,
 )
 from node.settings import load_settings
-from node.types import DepartmentStatus, GovernanceAction, encode_code
+from node.types import DepartmentStatus, GovernanceAction, admission_data, encode_code
 
 
 def test_demo_consortium_is_on_chain(demo_ledger: LedgerSetup, demo_keys: KeyStore) -> None:
     client = demo_ledger.client
     assert department_codes(client) == [d.code for d in DEPARTMENTS]
     for dept in DEPARTMENTS:
-        signer, status, _code, encryption_key, name = client.call(
+        signer, status, _code, encryption_key, name, key_epoch, contract_signer = client.call(
             "department", client.call("departmentByCode", encode_code(dept.code))
         )
         assert (signer, DepartmentStatus(status), name) == (
@@ -47,6 +46,7 @@ def test_demo_consortium_is_on_chain(demo_ledger: LedgerSetup, demo_keys: KeySto
             dept.name,
         )
         assert encryption_key == demo_keys.encryption_key(dept.key).public
+        assert (key_epoch, contract_signer) == (0, False)
     assert client.call("hasRole", client.call("AUDITOR_ROLE"), demo_keys.address("auditor"))
     assert (client.call("threshold"), client.call("governorCount")) == (2, 2)
     for res in RESOURCES:
@@ -90,10 +90,7 @@ def test_provisioning_completes_a_half_done_admission(embedded_node: EmbeddedNod
     )
     client = ledger_client(embedded_node.endpoint, tmp_path)
     psb = DEPARTMENTS[0]
-    data = abi_encode(
-        ["bytes32", "string", "address", "bytes32"],
-        [encode_code(psb.code), psb.name, principals[psb.key], keys.ensure_encryption_key(psb.key)],
-    )
+    data = admission_data(psb.code, psb.name, principals[psb.key], keys.ensure_encryption_key(psb.key))
     # A previous run proposed the admission and died before the second governor approved it.
     client.transact(governor, "propose", int(GovernanceAction.ADMIT_DEPARTMENT), data)
 

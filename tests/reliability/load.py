@@ -211,12 +211,15 @@ class ExchangeWalker:
         grant_id = grant.answered_id()
         if not grant.acknowledged or grant_id is None:
             return
+        record = grant.final_body.get("record") if isinstance(grant.final_body, dict) else None
+        provider_id = int(record["provider"]) if isinstance(record, dict) else 0
         await self.maybe_read(consumer, [f"/agreements/{agreement_id}", f"/grants/{grant_id}"])
 
         for _ in range(rng.randint(4, 14)):
             if self.client.state.stopping.is_set():
                 return
-            items = [self._delivery(grant_id) for _ in range(rng.randint(2, 10) if rng.random() < 0.3 else 1)]
+            count = rng.randint(2, 10) if rng.random() < 0.3 else 1
+            items = [self._delivery(grant_id, provider_id) for _ in range(count)]
             markers = [Marker("DeliveryRecorded", (("deliveryId", d["delivery_id"]),)) for d in items]
             if len(items) == 1:
                 await write(WriteKind.DELIVERY, provider, "/deliveries", items[0], markers)
@@ -227,8 +230,10 @@ class ExchangeWalker:
                 [f"/deliveries/{items[0]['delivery_id']}", "/deliveries?limit=20", "/grants?limit=20"],
             )
 
-    def _delivery(self, grant_id: int) -> dict[str, Any]:
+    def _delivery(self, grant_id: int, provider_id: int) -> dict[str, Any]:
+        # A delivery id starts with its provider's department id (4 bytes, big-endian): the ledger's rule.
+        delivery_id = "0x" + provider_id.to_bytes(4, "big").hex() + secrets.token_hex(28)
         return {
-            "delivery_id": b32(), "grant_id": grant_id, "commitment": b32(),
+            "delivery_id": delivery_id, "grant_id": grant_id, "commitment": b32(),
             "byte_size": self.rng.randint(1, 1 << 30), "record_count": self.rng.randint(0, 10_000),
         }  # fmt: skip

@@ -23,7 +23,7 @@ from tests.cli import dxl
 from tests.contracts.conftest import Consortium, deploy, receipt_of
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import Manifest, build_manifest, sign_manifest, write_manifest
+from verifier.manifest import Manifest, build_manifest, new_delivery_id, sign_manifest, write_manifest
 from verifier.onchain import ChainCheckError, LedgerReader, verify_commitment_onchain, verify_payload_onchain
 from verifier.verify import VerdictStatus
 
@@ -52,7 +52,9 @@ def commit(
     com = commit_payload(
         payload, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL, 1 << 20), keep_leaf_hashes=True
     )
-    m = build_manifest(com, delivery_id=os.urandom(32), grant_id=grant, provider="PSB", consumer="HRSS")
+    m = build_manifest(
+        com, delivery_id=new_delivery_id(c.depts["PSB"].id), grant_id=grant, provider="PSB", consumer="HRSS"
+    )
     m = sign_manifest(m, signer or c.depts["PSB"].account)
     write_manifest(tmp / "payload.jsonl.manifest.json", m)
     return payload, m
@@ -234,7 +236,7 @@ def test_cli_reconcile_lists_recorded_but_missing(
     _payload, m = commit(tmp_path, c, grant)
     record(c, m, grant)
     # A second delivery under the same grant whose payload never reached the directory.
-    missing_id = os.urandom(32)
+    missing_id = new_delivery_id(c.depts["PSB"].id)
     c.send(c.depts["PSB"], "recordDelivery", missing_id, grant, b"\x33" * 32, 1, 10, 1)
     code, out = _cli("reconcile", tmp_path, "--json", *_chain_args(c, node_endpoint))
     assert code == 1, out

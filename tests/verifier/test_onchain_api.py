@@ -28,7 +28,7 @@ from node.keys import KeyStore
 from tests.contracts.conftest import Consortium, deploy
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import Manifest, build_manifest, sign_manifest
+from verifier.manifest import Manifest, build_manifest, new_delivery_id, sign_manifest
 
 pytestmark = pytest.mark.xdist_group("verifier-onchain-api")
 
@@ -68,7 +68,11 @@ def _manifest(env: dict[str, Any], *, record: bool = True) -> Manifest:
     path.write_bytes(ROWS)
     com = commit_payload(path, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL), keep_leaf_hashes=True)
     m = build_manifest(
-        com, delivery_id=os.urandom(32), grant_id=env["grant"], provider="PSB", consumer="HRSS"
+        com,
+        delivery_id=new_delivery_id(c.depts["PSB"].id),
+        grant_id=env["grant"],
+        provider="PSB",
+        consumer="HRSS",
     )
     m = sign_manifest(m, c.depts["PSB"].account)
     if record:

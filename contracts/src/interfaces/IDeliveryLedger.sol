@@ -19,11 +19,16 @@ interface IDeliveryLedger {
     error DeliveryReceiptMismatch(bytes32 deliveryId);
     /// @notice Thrown when acknowledging a delivery that was already acknowledged or disputed.
     error DeliveryAlreadySettled(bytes32 deliveryId, DeliveryStatus status);
-    /// @notice Thrown when a delivery id, commitment or hash algorithm id is zero.
+    /// @notice Thrown when a delivery id or commitment is zero.
     error DeliveryInvalidField(string field);
+    /// @notice Thrown when a delivery id is outside the recording provider's namespace: its first four bytes must
+    /// be the provider's department id, so that no department can take another's next id first.
+    error DeliveryIdNotProviders(bytes32 deliveryId, uint32 provider);
+    /// @notice Thrown when a hash algorithm id is not one the ledger knows (1 = SHA-256, 2 = SM3).
+    error DeliveryUnknownHashAlgorithm(uint8 hashAlgorithm);
 
     /// @notice The provider recorded a delivery under a grant.
-    /// @param deliveryId Provider-chosen unique id.
+    /// @param deliveryId Unique id chosen by the provider in its namespace (first four bytes: its department id).
     /// @param grantId The grant it was delivered under.
     /// @param commitment Salted Merkle root of the payload.
     /// @param provider The delivering department.
@@ -58,8 +63,10 @@ interface IDeliveryLedger {
 
     /// @notice Records a delivery's commitment under a grant of the calling provider.
     /// @dev Requirements: caller is the grant's provider's signer; provider and consumer active; the grant not
-    /// revoked and not expired; its agreement active; `deliveryId`, `commitment` and `hashAlgorithm` non-zero;
-    /// `deliveryId` not recorded before. Emits {DeliveryRecorded}.
+    /// revoked and not expired; its agreement active; `deliveryId` and `commitment` non-zero; `deliveryId` in the
+    /// provider's namespace (big-endian department id in its first four bytes, else {DeliveryIdNotProviders}) and
+    /// not recorded before; `hashAlgorithm` 1 (SHA-256) or 2 (SM3), else {DeliveryUnknownHashAlgorithm}.
+    /// Emits {DeliveryRecorded}.
     function recordDelivery(
         bytes32 deliveryId,
         uint64 grantId,

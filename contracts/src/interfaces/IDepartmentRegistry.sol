@@ -23,6 +23,14 @@ interface IDepartmentRegistry {
     error GovernanceRoleManagedByProposals();
     /// @notice Thrown when adding a governor who already is one, or removing an account that is not.
     error GovernanceMembershipUnchanged(address account);
+    /// @notice Thrown when a proposal names an action this ledger does not know.
+    error GovernanceUnknownAction(uint8 action);
+    /// @notice Thrown when executing a proposal whose standing approvals are below the threshold.
+    error GovernanceBelowThreshold(uint256 proposalId, uint8 approvals, uint8 threshold);
+    /// @notice Thrown when approving, executing or cancelling a cancelled proposal.
+    error GovernanceProposalCancelled(uint256 proposalId);
+    /// @notice Thrown when anyone but a proposal's proposer (still a governor) cancels it.
+    error GovernanceNotProposer(uint256 proposalId, address account);
 
     /// @notice Thrown when a department id was never admitted.
     error DepartmentUnknown(uint32 departmentId);
@@ -54,6 +62,10 @@ interface IDepartmentRegistry {
     /// @notice A proposal reached the threshold and its action took effect (events of the action follow).
     /// @param proposalId The proposal.
     event ProposalExecuted(uint256 indexed proposalId);
+    /// @notice The proposer withdrew a pending proposal; it can no longer be approved or executed.
+    /// @param proposalId The proposal.
+    /// @param by The proposer.
+    event ProposalCancelled(uint256 indexed proposalId, address indexed by);
     /// @notice The approval threshold changed (also emitted at deployment).
     /// @param threshold Approvals now needed.
     event ThresholdChanged(uint8 threshold);
@@ -64,16 +76,24 @@ interface IDepartmentRegistry {
     /// @param signer Address that signs the department's transactions and agreements.
     /// @param encryptionKey X25519 public key for payloads sent to the department.
     /// @param name Display name.
+    /// @param contractSigner Whether the signer may be an ERC-1271 contract that validates signatures itself.
     event DepartmentAdmitted(
-        uint32 indexed departmentId, bytes32 indexed code, address indexed signer, bytes32 encryptionKey, string name
+        uint32 indexed departmentId,
+        bytes32 indexed code,
+        address indexed signer,
+        bytes32 encryptionKey,
+        string name,
+        bool contractSigner
     );
-    /// @notice A department was suspended: it can neither act nor receive deliveries.
+    /// @notice A department was suspended: it can neither act nor receive deliveries, and its signer loses
+    /// `DEPARTMENT_ROLE` until it is reinstated.
     /// @param departmentId The department.
     event DepartmentSuspended(uint32 indexed departmentId);
     /// @notice A suspended department was reinstated.
     /// @param departmentId The department.
     event DepartmentReinstated(uint32 indexed departmentId);
-    /// @notice A department's keys were replaced; signatures of the old signer are no longer accepted.
+    /// @notice A department's keys were replaced; signatures of the old signer are no longer accepted. When
+    /// `signer == previousSigner` only the encryption key changed.
     /// @param departmentId The department.
     /// @param previousSigner The replaced signing address.
     /// @param signer The new signing address.
@@ -84,24 +104,43 @@ interface IDepartmentRegistry {
 
     /// @notice Proposes a governance action and counts the caller's approval; executes at once if the
     /// threshold is 1.
-    /// @dev Requirements: caller is a governor; `data` decodes as the action's arguments (checked on execution).
+    /// @dev Requirements: caller is a governor; `action` is a {GovernanceAction} (else {GovernanceUnknownAction});
+    /// an admission's arguments are complete and its code and signer are free now (else
+    /// {DepartmentInvalidField} / {DepartmentAlreadyRegistered}); other actions' `data` is checked on execution.
     /// Emits {ProposalCreated}, {ProposalApproved} and, on reaching the threshold, {ProposalExecuted}.
-    /// @param action What to do.
+    /// @param action What to do, a {GovernanceAction} value (taken as a number so that an unknown one is refused
+    /// with {GovernanceUnknownAction} instead of an empty revert).
     /// @param data ABI-encoded arguments, see {GovernanceAction}.
     /// @return proposalId The new proposal's id.
-    function propose(GovernanceAction action, bytes calldata data) external returns (uint256 proposalId);
+    function propose(uint8 action, bytes calldata data) external returns (uint256 proposalId);
 
     /// @notice Approves a pending proposal; the approval that reaches the threshold executes it.
-    /// @dev Requirements: caller is a governor who has not approved it yet; the proposal exists, is not executed
-    /// and not expired. Emits {ProposalApproved} and, on reaching the threshold, {ProposalExecuted}.
+    /// @dev Requirements: caller is a governor whose approval does not count yet (a governor removed and added
+    /// again approves anew: approvals from an earlier term never count); the proposal exists, is neither executed
+    /// nor cancelled, and not expired. Emits {ProposalApproved} and, on reaching the threshold, {ProposalExecuted}.
     /// @param proposalId The proposal.
     function approve(uint256 proposalId) external;
 
-    /// @notice Returns a proposal; `approvals` counts only approvers who are governors now.
-    function proposal(uint256 proposalId) external view returns (GovernanceAction action, address proposer,
-        uint8 approvals, bool executed, uint64 expiresAt, bytes memory data);
+    /// @notice Executes a proposal that has reached the threshold without an approval doing so (the threshold
+    /// was lowered, or approvals that did not count then count now). Anyone may call it: the approvals are the
+    /// authorisation.
+    /// @dev Requirements: the proposal exists, is neither executed nor cancelled, not expired, and its standing
+    /// approvals reach the threshold (else {GovernanceBelowThreshold}). Emits {ProposalExecuted}.
+    /// @param proposalId The proposal.
+    function execute(uint256 proposalId) external;
 
-    /// @notice Whether `governor` approved `proposalId`.
+    /// @notice Withdraws a pending proposal.
+    /// @dev Requirements: caller is the proposal's proposer and still a governor (else {GovernanceNotProposer});
+    /// the proposal is neither executed nor cancelled. Emits {ProposalCancelled}.
+    /// @param proposalId The proposal.
+    function cancel(uint256 proposalId) external;
+
+    /// @notice Returns a proposal; `approvals` counts only approvals given by current governors during their
+    /// current term.
+    function proposal(uint256 proposalId) external view returns (GovernanceAction action, address proposer,
+        uint8 approvals, bool executed, uint64 expiresAt, bytes memory data, bool cancelled);
+
+    /// @notice Whether `governor`'s approval of `proposalId` counts now.
     function hasApproved(uint256 proposalId, address governor) external view returns (bool);
 
     /// @notice Number of approvals a proposal needs.

@@ -27,6 +27,11 @@ interface ISharingAgreements {
 
     /// @notice Thrown when the signed terms differ from the approved request.
     error AgreementTermsMismatch(uint64 requestId);
+    /// @notice Thrown when the resource's catalog entry changed since the terms were signed.
+    error AgreementCatalogChanged(uint64 resourceId);
+    /// @notice Thrown when the terms name a key epoch that is not the department's current one (it was re-keyed
+    /// since it signed).
+    error AgreementKeyEpochMismatch(uint32 departmentId, uint32 signedEpoch, uint32 currentEpoch);
     /// @notice Thrown when the signatures' deadline has passed.
     error AgreementSignatureExpired(uint64 deadline);
     /// @notice Thrown when a signature is not the named department's current signer's signature over the terms.
@@ -35,6 +40,8 @@ interface ISharingAgreements {
     error AgreementUnknown(uint64 agreementId);
     /// @notice Thrown when an agreement is not in the status the operation needs.
     error AgreementStatusMismatch(uint64 agreementId, AgreementStatus status);
+    /// @notice Thrown when a provider reinstates an agreement that governance suspended: only governance lifts it.
+    error AgreementSuspendedByGovernance(uint64 agreementId);
     /// @notice Thrown when an agreement is active but outside its validity window.
     error AgreementOutsideValidity(uint64 agreementId, uint64 validFrom, uint64 validUntil);
 
@@ -73,6 +80,10 @@ interface ISharingAgreements {
     /// @param provider The approving department.
     /// @param automatic True when approved on arrival because the resource is unconditionally shared.
     event RequestApproved(uint64 indexed requestId, uint32 indexed provider, bool automatic);
+    /// @notice The consumer withdrew its request, or the provider its approval, before an agreement was concluded.
+    /// @param requestId The request.
+    /// @param by The withdrawing department.
+    event RequestWithdrawn(uint64 indexed requestId, uint32 indexed by);
     /// @notice The provider rejected a request.
     /// @param requestId The request.
     /// @param provider The rejecting department.
@@ -104,15 +115,16 @@ interface ISharingAgreements {
     );
     /// @notice An agreement was suspended; no grant under it can be used until it is reinstated.
     /// @param agreementId The agreement.
-    /// @param by The provider's signer or, under governance, the governor whose approval executed the proposal.
+    /// @param by The provider's signer or, under governance, the account whose call executed the proposal.
     event AgreementSuspended(uint64 indexed agreementId, address indexed by);
-    /// @notice A suspended agreement was reinstated by its provider.
+    /// @notice A suspended agreement was reinstated, by its provider or, for a governance suspension, by
+    /// governance.
     /// @param agreementId The agreement.
-    /// @param by The provider's signer.
+    /// @param by The provider's signer or, under governance, the account whose call executed the proposal.
     event AgreementReinstated(uint64 indexed agreementId, address indexed by);
     /// @notice An agreement was revoked for good.
     /// @param agreementId The agreement.
-    /// @param by The provider's signer or, under governance, the governor whose approval executed the proposal.
+    /// @param by The provider's signer or, under governance, the account whose call executed the proposal.
     event AgreementRevoked(uint64 indexed agreementId, address indexed by);
 
     /// @notice The provider issued an access grant to the consumer under an agreement.
@@ -144,19 +156,30 @@ interface ISharingAgreements {
         uint64 validUntil
     ) external returns (uint64 requestId);
 
-    /// @notice Approves a pending request for a resource of the calling department.
-    /// @dev Requirements: caller is the provider's signer, provider active, request pending.
-    /// Emits {RequestApproved}.
+    /// @notice Approves a pending request for a resource of the calling department. A request approved on arrival
+    /// reads as pending again once its resource is no longer unconditionally shared, and needs this decision.
+    /// @dev Requirements: caller is the provider's signer, provider active, request pending; the resource is not
+    /// `NotShared` (else {RequestResourceNotShared}). Emits {RequestApproved}.
     function approveRequest(uint64 requestId) external;
+
+    /// @notice Withdraws a pending or approved request: the consumer its request, the provider its approval.
+    /// @dev Requirements: caller is the signer of the request's consumer or provider (else {SharingNotAParty}),
+    /// active; the request is pending or approved. Emits {RequestWithdrawn}.
+    function withdrawRequest(uint64 requestId) external;
 
     /// @notice Rejects a pending request with a non-zero reason code.
     /// @dev Requirements: as {approveRequest}; `reasonCode` is not zero. Emits {RequestRejected}.
     function rejectRequest(uint64 requestId, uint16 reasonCode) external;
 
     /// @notice Concludes the agreement of an approved request from both departments' EIP-712 signatures.
-    /// @dev Anyone may submit: the signatures are the authorisation. Requirements: the request is approved; the
-    /// terms equal the request's resource, parties, purpose, scope, terms hash and period; `deadline` not passed;
-    /// both departments active; each signature is valid for its department's current signer (EOA or ERC-1271).
+    /// @dev Anyone may submit: the signatures are the authorisation. Requirements: the request is approved (an
+    /// approval on arrival counts only while the resource is unconditionally shared); the resource is not
+    /// `NotShared`; the terms equal the request's resource, parties, purpose, scope, terms hash and period (else
+    /// {AgreementTermsMismatch}), the resource's current metadata hash, schema hash and sensitivity (else
+    /// {AgreementCatalogChanged}) and both departments' current key epochs (else {AgreementKeyEpochMismatch});
+    /// the validity has not ended (else {RequestInvalidPeriod}); `deadline` not passed; both departments active;
+    /// each signature is its department's current signer's: an ECDSA signature, or an ERC-1271 one only for a
+    /// department admitted with `contractSigner`.
     /// Emits {AgreementConcluded}.
     /// @return agreementId The new agreement's id.
     function concludeAgreement(
@@ -165,37 +188,42 @@ interface ISharingAgreements {
         bytes calldata consumerSignature
     ) external returns (uint64 agreementId);
 
-    /// @notice Suspends an active agreement. Requirements: caller is the provider's signer. Emits {AgreementSuspended}.
+    /// @notice Suspends an active agreement. Requirements: caller is the provider's signer (also while the provider
+    /// is suspended: withdrawing access is always its own to do). Emits {AgreementSuspended}.
     function suspendAgreement(uint64 agreementId) external;
 
-    /// @notice Reinstates a suspended agreement. Requirements: caller is the provider's signer.
-    /// Emits {AgreementReinstated}.
+    /// @notice Reinstates an agreement its provider suspended. Requirements: caller is the provider's signer; the
+    /// agreement is suspended, and not by governance (else {AgreementSuspendedByGovernance}: only a
+    /// `ReinstateAgreement` proposal lifts that). Emits {AgreementReinstated}.
     function reinstateAgreement(uint64 agreementId) external;
 
-    /// @notice Revokes an active or suspended agreement for good. Requirements: caller is the provider's signer.
-    /// Emits {AgreementRevoked}.
+    /// @notice Revokes an active or suspended agreement for good, and with it every grant issued under it.
+    /// Requirements: caller is the provider's signer, also while the provider is suspended. Emits {AgreementRevoked}.
     function revokeAgreement(uint64 agreementId) external;
 
     /// @notice Issues an access grant under an agreement of the calling provider.
     /// @dev Requirements: caller is the provider's signer; both departments active; the agreement is active and
-    /// inside its validity window; `now < expiresAt <= validUntil`. Emits {GrantIssued}.
+    /// inside its validity window; the resource is not `NotShared`; `now < expiresAt <= validUntil`.
+    /// Emits {GrantIssued}.
     /// @return grantId The new grant's id.
     function issueGrant(uint64 agreementId, uint64 expiresAt) external returns (uint64 grantId);
 
-    /// @notice Revokes a grant. Requirements: caller is the provider's signer; grant not revoked.
-    /// Emits {GrantRevoked}.
+    /// @notice Revokes a grant. Requirements: caller is the provider's signer, also while the provider is
+    /// suspended; the grant not revoked, by itself or with its agreement. Emits {GrantRevoked}.
     function revokeGrant(uint64 grantId) external;
 
     /// @notice The EIP-712 digest of `terms` under this ledger's domain: what both departments sign.
     function termsDigest(SharingTerms calldata terms) external view returns (bytes32);
 
-    /// @notice Returns a request; reverts with {RequestUnknown} for an unknown id.
+    /// @notice Returns a request; reverts with {RequestUnknown} for an unknown id. `status` is the one the rules
+    /// apply: an approval on arrival reads `Pending` while the resource is not unconditionally shared.
     function request(uint64 requestId) external view returns (AccessRequest memory);
 
     /// @notice Returns an agreement; reverts with {AgreementUnknown} for an unknown id.
     function agreement(uint64 agreementId) external view returns (Agreement memory);
 
-    /// @notice Returns a grant; reverts with {GrantUnknown} for an unknown id.
+    /// @notice Returns a grant; reverts with {GrantUnknown} for an unknown id. `revoked` is also true when its
+    /// agreement was revoked.
     function grant(uint64 grantId) external view returns (Grant memory);
 
     /// @notice Counters of requests, agreements and grants (ids run from 1 to each value).

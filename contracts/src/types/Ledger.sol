@@ -22,7 +22,8 @@ enum RequestStatus {
     Pending,
     Approved,
     Rejected,
-    Concluded
+    Concluded,
+    Withdrawn
 }
 
 enum AgreementStatus {
@@ -42,7 +43,7 @@ enum DeliveryStatus {
 /// @notice What a governance proposal does once enough governors approved it. The proposal's `data` is the
 /// ABI encoding of the arguments named here.
 enum GovernanceAction {
-    /// (bytes32 code, string name, address signer, bytes32 encryptionKey)
+    /// (bytes32 code, string name, address signer, bytes32 encryptionKey, bool contractSigner)
     AdmitDepartment,
     /// (uint32 departmentId)
     SuspendDepartment,
@@ -63,15 +64,23 @@ enum GovernanceAction {
     /// (uint64 agreementId)
     SuspendAgreement,
     /// (uint64 agreementId)
-    RevokeAgreement
+    RevokeAgreement,
+    /// (uint64 agreementId): lifts a suspension governance imposed (a provider's own stays the provider's)
+    ReinstateAgreement
 }
 
+/// @dev `keyEpoch` counts the department's changes of signer: signed terms name it, so a signature made before a
+/// re-key never verifies again, even after a re-key back to the same signer. `contractSigner` is chosen at
+/// admission: only then is the signer's ERC-1271 `isValidSignature` accepted, which lets that contract decide
+/// alone what the department signed.
 struct Department {
     address signer;
     DepartmentStatus status;
     bytes32 code;
     bytes32 encryptionKey;
     string name;
+    uint32 keyEpoch;
+    bool contractSigner;
 }
 
 struct Resource {
@@ -99,7 +108,8 @@ struct AccessRequest {
 
 /// @notice The terms both departments sign (EIP-712 typed data `SharingTerms`).
 /// @dev `deadline` bounds the signatures' lifetime; the request id makes each signature single-use because a
-/// request concludes at most one agreement.
+/// request concludes at most one agreement. The catalog entry as agreed (metadata hash, schema hash, sensitivity)
+/// and both departments' key epochs are pinned: a changed entry or a re-key voids the signatures.
 struct SharingTerms {
     uint64 requestId;
     uint64 resourceId;
@@ -108,8 +118,13 @@ struct SharingTerms {
     bytes32 purposeHash;
     bytes32 scopeHash;
     bytes32 termsHash;
+    bytes32 metadataHash;
+    bytes32 schemaHash;
+    uint8 sensitivity;
     uint64 validFrom;
     uint64 validUntil;
+    uint32 providerKeyEpoch;
+    uint32 consumerKeyEpoch;
     uint64 deadline;
 }
 
@@ -160,8 +175,10 @@ struct Proposal {
     GovernanceAction action;
     address proposer;
     bool executed;
+    bool cancelled;
     uint64 expiresAt;
     bytes data;
-    /// @dev Everyone who approved, in order. Only those still governors count towards the threshold.
+    /// @dev Everyone who approved, in order, each once. Only approvals given during an approver's current term as
+    /// governor count towards the threshold.
     address[] approvers;
 }
