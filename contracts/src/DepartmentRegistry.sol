@@ -349,6 +349,12 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     }
 
     /// @inheritdoc IDepartmentRegistry
+    function departmentSigner(uint32 departmentId) external view returns (address signer, DepartmentStatus status) {
+        Department storage d = _known(departmentId);
+        return (d.signer, d.status);
+    }
+
+    /// @inheritdoc IDepartmentRegistry
     function departmentOf(address signer) external view returns (uint32) {
         return _departmentOf[signer];
     }

@@ -6,7 +6,7 @@ import {IDataExchangeLedger} from "./interfaces/IDataExchangeLedger.sol";
 import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
 import {ReceiptTrees} from "./libraries/ReceiptTrees.sol";
-import {AgreementStatus, Department, DepartmentStatus, DeliveryRecord, Grant} from "./types/Ledger.sol";
+import {AgreementStatus, DepartmentStatus, DeliveryRecord, Grant} from "./types/Ledger.sol";
 import {BatchStatus, ReceiptBatch} from "./types/Receipts.sol";
 
 /// @title Receipt anchors beside one ledger
@@ -151,14 +151,13 @@ contract ReceiptAnchors is IReceiptAnchors {
     }
 
     function _requireCallerIs(uint32 id) private view {
-        Department memory d = _ledger.department(id);
-        if (d.signer != msg.sender) revert IDepartmentRegistry.DepartmentUnauthorized(msg.sender);
-        if (d.status != DepartmentStatus.Active) revert IDepartmentRegistry.DepartmentNotActive(id);
+        (address signer, DepartmentStatus status) = _ledger.departmentSigner(id);
+        if (signer != msg.sender) revert IDepartmentRegistry.DepartmentUnauthorized(msg.sender);
+        if (status != DepartmentStatus.Active) revert IDepartmentRegistry.DepartmentNotActive(id);
     }
 
     function _requireActive(uint32 id) private view {
-        if (_ledger.department(id).status != DepartmentStatus.Active) {
-            revert IDepartmentRegistry.DepartmentNotActive(id);
-        }
+        (, DepartmentStatus status) = _ledger.departmentSigner(id);
+        if (status != DepartmentStatus.Active) revert IDepartmentRegistry.DepartmentNotActive(id);
     }
 }

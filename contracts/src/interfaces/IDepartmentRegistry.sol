@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {Department, GovernanceAction} from "../types/Ledger.sol";
+import {Department, DepartmentStatus, GovernanceAction} from "../types/Ledger.sol";
 
 /// @title Department membership under M-of-N governor approval
 /// @notice Admitting, suspending and re-keying departments, and appointing auditors, take effect only when a
@@ -155,6 +155,11 @@ interface IDepartmentRegistry {
     /// @notice Returns an admitted department.
     /// @dev Reverts with {DepartmentUnknown} for an id never admitted.
     function department(uint32 departmentId) external view returns (Department memory);
+
+    /// @notice A department's signing address and status, from one storage slot: what another contract checks a
+    /// caller against without reading the whole record.
+    /// @dev Reverts with {DepartmentUnknown} for an id never admitted.
+    function departmentSigner(uint32 departmentId) external view returns (address signer, DepartmentStatus status);
 
     /// @notice The department whose current signing address is `signer`, or 0.
     function departmentOf(address signer) external view returns (uint32);
