@@ -252,7 +252,8 @@ def test_governors_list_proposals_with_their_full_parameters(
     assert all(p["status"] == "open" and p["approvals"] == 1 and p["threshold"] == 2 for p in listed.values())
     assert listed[admit["id"]]["parameters"] == {
         "department_id": None, "code": "TAX", "name": "Taxation bureau", "signer": signer,
-        "encryption_key": key, "account": None, "threshold": None, "agreement_id": None,
+        "encryption_key": key, "contract_signer": False, "account": None, "threshold": None,
+        "agreement_id": None,
     }  # fmt: skip
     assert listed[admit["id"]]["action"] == "admit_department"
     target = listed[suspend["id"]]
