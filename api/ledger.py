@@ -760,6 +760,17 @@ class LedgerService:
         role = "provider" if me == current.provider else "consumer"
         if current.status == "concluded":
             # Anyone may relay both signatures to the ledger: someone did, so the agreement is what to report.
+            # A posted signature is still checked: a forged one is refused, never answered as if it counted.
+            if signature is not None and not _recovers_to(
+                self._typed_data(self._terms(current)),
+                bytes.fromhex(signature[2:]),
+                to_checksum_address(self._department_tuple(me)[0]),
+            ):
+                raise ApiError(
+                    "INVALID_SIGNATURE",
+                    f"the signature does not recover to department {me}'s signer over these terms",
+                    field="signature",
+                )
             return self._concluded_elsewhere(principal, request_id)
         if current.status != "approved":
             raise ApiError(

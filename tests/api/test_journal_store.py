@@ -118,7 +118,9 @@ def test_a_new_process_does_not_hand_out_the_nonce_of_a_journaled_transaction_th
     fresh = sender.send(account, other, claim=None, finish=None)
     assert fresh.nonce == 1
     report = Reconciler(sender).reconcile()
-    assert (report.resent, report.superseded) == (1, 0)
+    # The journaled one is re-sent; the fresh one too when the node had not mined it yet (it waited behind the
+    # gap), which the node takes as already known. Neither is given up.
+    assert report.superseded == 0 and report.resent in (1, 2)
     sender.wait(journaled.tx_hash)
     sender.wait(fresh.tx_hash)
     assert client.pending_nonce(account.address) == 2

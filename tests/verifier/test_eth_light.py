@@ -138,7 +138,7 @@ def test_abi_codec_matches_eth_abi(case: tuple[list[dict[str, Any]], list[Any]])
 
 def test_ledger_entries_the_verifier_reads_round_trip() -> None:
     department = ENTRIES["department"]
-    value = ("0x" + "ab" * 20, 1, b"PSB".ljust(32, b"\0"), b"\x07" * 32, "Public security")
+    value = ("0x" + "ab" * 20, 1, b"PSB".ljust(32, b"\0"), b"\x07" * 32, "Public security", 3, False)
     encoded = ref_encode([abi.type_of(p) for p in department["outputs"]], [value])
     assert abi.decode(department["outputs"], encoded) == ((ref_checksum(value[0]), *value[1:]),)
     assert abi.signature(ENTRIES["receiptMatches"]) == (
