@@ -90,6 +90,25 @@ def load_ledger_abi(path: str | os.PathLike[str] = LEDGER_ABI_FILE) -> list[dict
     return list(abi)
 
 
+def contract_chain_id(rpc: JsonRpc, rpc_url: str, address: str, chain_id: int | None) -> int:
+    """The chain id of the node behind ``rpc``, once it is known to serve code at ``address``.
+
+    Raises:
+        ChainCheckError: the node did not answer, serves another chain than ``chain_id`` (when given), or
+            holds no contract at ``address``.
+    """
+    try:
+        actual = quantity(rpc.call("eth_chainId"))
+        code = data(rpc.call("eth_getCode", address, "latest"))
+    except (RpcError, ValueError) as e:
+        raise ChainCheckError(f"node at {rpc_url} did not answer ({type(e).__name__}: {e})") from None
+    if chain_id is not None and actual != chain_id:
+        raise ChainCheckError(f"node at {rpc_url} serves chain id {actual}, expected {chain_id}")
+    if not code:
+        raise ChainCheckError(f"no contract at {address} on chain {actual}")
+    return actual
+
+
 def _h(b: bytes) -> str:
     return "0x" + bytes(b).hex()
 
@@ -162,16 +181,7 @@ class LedgerReader:
         if not is_address(contract):
             raise ChainCheckError(f"{contract!r} is not a contract address")
         self.address = to_checksum_address(contract)
-        try:
-            actual = quantity(self.rpc.call("eth_chainId"))
-            code = data(self.rpc.call("eth_getCode", self.address, "latest"))
-        except (RpcError, ValueError) as e:
-            raise ChainCheckError(f"node at {rpc_url} did not answer ({type(e).__name__}: {e})") from None
-        if chain_id is not None and actual != chain_id:
-            raise ChainCheckError(f"node at {rpc_url} serves chain id {actual}, expected {chain_id}")
-        if not code:
-            raise ChainCheckError(f"no contract at {self.address} on chain {actual}")
-        self.chain_id = actual
+        self.chain_id = contract_chain_id(self.rpc, rpc_url, self.address, chain_id)
         entries = abi or load_ledger_abi()
         self._functions = {e["name"]: e for e in entries if e.get("type") == "function"}
         self._events = {e["name"]: e for e in entries if e.get("type") == "event"}

@@ -24,9 +24,9 @@ from typing import Any
 from verifier import abi as abi_codec
 from verifier.errors import ProofError
 from verifier.eth import is_address, to_checksum_address
-from verifier.onchain import ChainCheckError
+from verifier.onchain import ChainCheckError, contract_chain_id
 from verifier.receipts import ReceiptProof, verify_receipt_proof
-from verifier.rpc import JsonRpc, RpcError, data, quantity
+from verifier.rpc import JsonRpc, RpcError, data
 
 #: ``BatchStatus`` of the contract, by value.
 _ACKNOWLEDGED = 2
@@ -111,16 +111,7 @@ class AnchorsReader:
             raise ChainCheckError(f"{address!r} is not a contract address")
         self.rpc = JsonRpc(rpc_url, timeout=timeout)
         self.address = to_checksum_address(address)
-        try:
-            actual = quantity(self.rpc.call("eth_chainId"))
-            code = data(self.rpc.call("eth_getCode", self.address, "latest"))
-        except (RpcError, ValueError) as e:
-            raise ChainCheckError(f"node at {rpc_url} did not answer ({type(e).__name__}: {e})") from None
-        if chain_id is not None and actual != chain_id:
-            raise ChainCheckError(f"node at {rpc_url} serves chain id {actual}, expected {chain_id}")
-        if not code:
-            raise ChainCheckError(f"no contract at {self.address} on chain {actual}")
-        self.chain_id = actual
+        self.chain_id = contract_chain_id(self.rpc, rpc_url, self.address, chain_id)
 
     def call(self, fn: str, *args: Any) -> Any:
         entry = _FUNCTIONS[fn]
