@@ -89,7 +89,15 @@ class ClaimOwner:
     def __init__(self) -> None:
         self.id = secrets.token_hex(16)
         self._active: set[int] = set()
-        self._lock = threading.Lock()
+        # Re-entrant: :meth:`inserting` holds it across a claim's commit and its activation, and
+        # :meth:`activate` takes it again inside.
+        self._lock = threading.RLock()
+
+    def inserting(self) -> threading.RLock:
+        """Held while a new claim row is committed and activated. Without it, a concurrent request of this
+        process could read the just-committed row (owned by this process, not yet active) as abandoned,
+        take it over, and both would run: two transactions for one key."""
+        return self._lock
 
     def activate(self, claim_id: int) -> bool:
         with self._lock:
@@ -120,13 +128,14 @@ class IdempotencyStore:
         with self._sessions() as session:
             row = IdempotencyRecord(principal=principal, key=key, fingerprint=print_, owner=me)
             session.add(row)
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-            else:
-                self.owner.activate(row.id)
-                return Claim(row.id, me)
+            with self.owner.inserting():
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                else:
+                    self.owner.activate(row.id)
+                    return Claim(row.id, me)
             found = session.scalar(
                 select(IdempotencyRecord).where(
                     IdempotencyRecord.principal == principal, IdempotencyRecord.key == key

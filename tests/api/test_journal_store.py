@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import IdempotencyRecord, init_db, make_engine, session_factory
-from api.idempotency import ClaimOwner, IdempotencyStore, Stored
+from api.idempotency import Busy, ClaimOwner, IdempotencyStore, Stored
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.anvil import EmbeddedNode
 from node.chain import BlockRef, LedgerClient
@@ -59,6 +61,43 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         with admin.begin() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+class _SlowToActivate(ClaimOwner):
+    """The first activation (the inserting request's) waits until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = threading.Event()
+        self.go = threading.Event()
+
+    def activate(self, claim_id: int) -> bool:
+        if not self.first.is_set():
+            self.first.set()
+            self.go.wait(10)
+        return super().activate(claim_id)
+
+
+def test_a_claim_just_inserted_is_not_taken_over_by_a_concurrent_request_of_the_same_process(
+    engine: Engine,
+) -> None:
+    """Between the insert's commit and its activation the row looks like one this process abandoned; a
+    second request with the same key reading it then must not take it over (both would send)."""
+    init_db(engine)
+    owner = _SlowToActivate()
+    store = IdempotencyStore(session_factory(engine), owner)
+    outcomes: dict[str, object] = {}
+    first = threading.Thread(target=lambda: outcomes.update(first=store.claim("hrss", "race", "p")))
+    first.start()
+    assert owner.first.wait(10)
+    second = threading.Thread(target=lambda: outcomes.update(second=store.claim("hrss", "race", "p")))
+    second.start()
+    time.sleep(0.3)  # the second request has read the row by now
+    owner.go.set()
+    first.join(10)
+    second.join(10)
+    assert isinstance(outcomes["first"], Claim)
+    assert isinstance(outcomes["second"], Busy), outcomes
 
 
 def test_journal_claims_and_healing_on_the_database(engine: Engine, embedded_node: EmbeddedNode) -> None:
