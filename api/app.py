@@ -165,6 +165,7 @@ def create_app(
             factory = ledger or (lambda s, st: connect_ledger(s, lambda: st.sessions))
             state.ledger = factory(conf, state)
             watcher = _reconcile_at_start(state.ledger, conf.chain_watch_interval)
+            state.extra["chain_watcher"] = watcher
             receipts = start_receipts(conf, state.ledger, engine)
             if receipts is not None:
                 state.extra["receipts"] = receipts

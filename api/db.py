@@ -94,6 +94,9 @@ class JournaledTransaction(ApiBase):
     finish: Mapped[dict[str, object] | None] = mapped_column(JSON, default=None)
     block_number: Mapped[int | None] = mapped_column(BigInteger, default=None, index=True)
     block_hash: Mapped[str | None] = mapped_column(String(66), default=None)
+    #: Position in its block: lost blocks are re-sent in exactly their first order, across senders, so every
+    #: record the contract numbers (resources, requests, grants) gets the id its 2xx answer gave.
+    tx_index: Mapped[int | None] = mapped_column(Integer, default=None)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -145,6 +148,7 @@ def make_engine(database_url: str) -> Engine:
 _ADDED_COLUMNS = (
     ("api_idempotency", "owner", "VARCHAR(32)"),
     ("api_idempotency", "tx_hash", "VARCHAR(66)"),
+    ("api_tx_journal", "tx_index", "INTEGER"),
 )
 
 

@@ -13,8 +13,13 @@ Every transaction the API sends goes through :class:`JournaledSender`:
 
 :class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
 node come back (unreachable then reachable, the height going down, a known block's hash changing). Rows whose
-block is gone are reopened, every reopened or unmined row is re-sent in nonce order, and each sender's nonce
-counter is rebuilt from the node and the journal, so no gap stalls later transactions. The claims of
+block is gone are reopened, every reopened row is re-sent in its first order (block, then position in the
+block, across senders: the contract numbers records in mining order, and each 2xx answer named an id), then
+the unmined ones, and each sender's nonce counter is rebuilt from the node and the journal, so no gap stalls
+later transactions. The node keeps arrival order among equal fees (``--order fifo``, :mod:`node.anvil`). A
+send first checks that the newest block holding a journaled transaction is still on the chain: a node that
+restarted from an older state between two looks of the watcher would otherwise mine a new write first, in
+the place (and with the id) of an acknowledged one. The claims of
 requests whose transaction was reopened are handed back (their stored response is dropped), so a retry of
 the key answers from the re-mined transaction.
 """
@@ -166,7 +171,9 @@ class Journal:
             row = session.scalar(select(JournaledTransaction).where(JournaledTransaction.tx_hash == tx_hash))
             return _entry(row) if row is not None else None
 
-    def mark(self, tx_hash: str, status: TxStatus, block: BlockRef | None = None) -> None:
+    def mark(
+        self, tx_hash: str, status: TxStatus, block: BlockRef | None = None, index: int | None = None
+    ) -> None:
         """Record what became of a transaction; a database failure is logged, not raised (the row stays
         ``sent`` and the next reconciliation finds its receipt)."""
         try:
@@ -178,6 +185,7 @@ class Journal:
                         status=status.value,
                         block_number=block.number if block else None,
                         block_hash=block.hash if block else None,
+                        tx_index=index if block else None,
                     )
                 )
                 session.commit()
@@ -185,9 +193,9 @@ class Journal:
             log.warning("journal: could not mark %s %s: %s", tx_hash, status.value, exc)
 
     def unsettled(self) -> list[Entry]:
-        """Rows not known to be mined, in the order to re-send them: those of lost blocks first, by block,
-        then the others; within both, in the order they were journaled (nonce order for each sender), so the
-        node mines them again in their first order and records keep their ids."""
+        """Rows not known to be mined, in the order to re-send them: those of lost blocks first, by block and
+        position in it, then the others in the order they were journaled (nonce order for each sender), so
+        the node mines them again in their first order and records keep their ids."""
         with self._session() as session:
             rows = session.scalars(
                 select(JournaledTransaction)
@@ -195,6 +203,8 @@ class Journal:
                 .order_by(
                     JournaledTransaction.block_number.is_(None),
                     JournaledTransaction.block_number,
+                    JournaledTransaction.tx_index.is_(None),
+                    JournaledTransaction.tx_index,
                     JournaledTransaction.id,
                 )
             )
@@ -288,6 +298,57 @@ class JournaledSender:
         # it: new transactions then wait, so the healed ones are mined first, in their first order.
         self._open = threading.Event()
         self._open.set()
+        #: Set by :class:`ChainWatcher`: asks it to look at the node now. Without a watcher nothing heals
+        #: lost blocks, and sends do not check for them.
+        self.on_chain_changed: Callable[[], None] | None = None
+        self._newest: BlockRef | None = None
+        self._newest_known = False
+        self._newest_guard = threading.Lock()
+
+    def note_mined(self, block: BlockRef) -> None:
+        with self._newest_guard:
+            if self._newest_known and (self._newest is None or block.number > self._newest.number):
+                self._newest = block
+
+    def forget_newest(self) -> None:
+        """After reconciliation: the newest settled block is read from the journal again."""
+        with self._newest_guard:
+            self._newest_known = False
+
+    def _newest_settled(self) -> BlockRef | None:
+        with self._newest_guard:
+            if not self._newest_known:
+                self._newest, self._newest_known = self.journal.newest_settled(), True
+            return self._newest
+
+    def chain_intact(self) -> bool:
+        """Whether the node still holds the newest block with a journaled transaction. Any lost block of an
+        acknowledged write implies that one is lost too (a block's hash commits to those before it).
+
+        Raises:
+            NodeError: the node does not answer.
+        """
+        newest = self._newest_settled()
+        return newest is None or self.client.block_hash(newest.number) == newest.hash
+
+    def _await_intact_chain(self) -> None:
+        """Before signing: a node that lost blocks is reconciled first, so the journaled writes are mined
+        again before this one and keep their ids.
+
+        Raises:
+            ApiError: NODE_UNAVAILABLE when the node does not come back intact in time (nothing was sent).
+            NodeError: the node does not answer.
+        """
+        wake = self.on_chain_changed
+        if wake is None or self.chain_intact():
+            return
+        self.hold()
+        wake()
+        self._open.wait(timeout=self.client.receipt_timeout)
+        if not self.chain_intact():
+            raise ApiError(
+                "NODE_UNAVAILABLE", "the node lost blocks and is not reconciled yet; nothing was sent"
+            )
 
     def hold(self) -> None:
         self._open.clear()
@@ -319,6 +380,7 @@ class JournaledSender:
         nonces = self.client.nonces
         # Bounded: a node that stays away fails the send below anyway (journaled, answered as pending).
         self._open.wait(timeout=self.client.receipt_timeout)
+        self._await_intact_chain()
         for attempt in range(_NONCE_TAKEN_RETRIES + 1):
             with self.lock(sender):
                 if nonces.peek(sender) is None:
@@ -387,12 +449,15 @@ class JournaledSender:
         except NodeError as exc:
             raise pending(tx_hash, f"the node stopped answering ({exc})") from None
         block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+        index = int(receipt["transactionIndex"])
         try:
             result = self.client.outcome(receipt)
         except LedgerRevertError:
-            self.journal.mark(tx_hash, TxStatus.REVERTED, block)
+            self.journal.mark(tx_hash, TxStatus.REVERTED, block, index)
+            self.note_mined(block)
             raise
-        self.journal.mark(tx_hash, TxStatus.MINED, block)
+        self.journal.mark(tx_hash, TxStatus.MINED, block, index)
+        self.note_mined(block)
         return result
 
     def resume(self, entry: Entry) -> TxResult | None:
@@ -445,7 +510,8 @@ class Reconciler:
         self._lock = threading.Lock()
 
     def reconcile(self) -> ReconcileReport:
-        """One pass: reopen rows of lost blocks, re-send unmined rows in nonce order, rebuild nonce counters.
+        """One pass: reopen rows of lost blocks, re-send unmined rows in their first order, rebuild nonce
+        counters.
 
         Raises:
             NodeError: the node stopped answering (a later pass finishes the work).
@@ -459,7 +525,7 @@ class Reconciler:
                 if receipt is not None:
                     block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
                     status = TxStatus.MINED if receipt["status"] == 1 else TxStatus.REVERTED
-                    self.journal.mark(entry.tx_hash, status, block)
+                    self.journal.mark(entry.tx_hash, status, block, int(receipt["transactionIndex"]))
                     mined += 1
                     continue
                 try:
@@ -470,6 +536,7 @@ class Reconciler:
                     self.journal.mark(entry.tx_hash, TxStatus.SUPERSEDED)
                     superseded += 1
             self.sender.rebuild_counters()
+            self.sender.forget_newest()
         report = ReconcileReport(len(reopened), resent, mined, superseded)
         if reopened or resent or superseded:
             log.warning("journal reconciled with the chain: %s", report)
@@ -502,7 +569,9 @@ class ChainWatcher:
         self._down = not reconciled
         self._last: BlockRef | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxl-chain-watcher", daemon=True)
+        self.sender.on_chain_changed = self._wake.set
 
     def start(self) -> ChainWatcher:
         self._thread.start()
@@ -510,11 +579,17 @@ class ChainWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        self.sender.on_chain_changed = None
         self._thread.join(timeout=30)
         self.sender.resume_sending()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while True:
+            self._wake.wait(self.interval)  # every interval, or at once when a send saw lost blocks
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             self.tick()
 
     def tick(self) -> bool:

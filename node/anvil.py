@@ -133,6 +133,9 @@ class NodeSettings:
             "--base-fee", "0",
             "--gas-price", "0",
             "--no-priority-fee",
+            # Arrival order among equal fees (all are zero here): the API's journal re-sends lost blocks in
+            # their first order and relies on the node mining them so (api/journal.py).
+            "--order", "fifo",
             "--state", str(state_file),
             "--state-interval", str(self.state_interval),
         ]  # fmt: skip

@@ -154,6 +154,31 @@ def test_lost_blocks_are_healed_from_the_journal_and_a_replay_answers_the_re_min
     assert env.resource_count() == before + 2
 
 
+def test_a_write_sent_before_the_watcher_saw_lost_blocks_does_not_take_an_acknowledged_write_s_id(
+    journal_env: JournalEnv,
+) -> None:
+    """The node restarts from an older state between two looks of the watcher and a write of another
+    department arrives: mined first, it would get the resource id the lost write was answered with. The send
+    notices the lost block itself and has the journal re-sent first."""
+    env = journal_env
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    watcher.interval = 3600.0
+    time.sleep(0.3)  # the watcher's current 0.1 s wait ends; the next lasts an hour unless a send wakes it
+    try:
+        snapshot = env.node_rpc("evm_snapshot")
+        body = _resource()
+        first = ok(env.register("hrss", "order-1", body), 201)
+        assert env.node_rpc("evm_revert", snapshot) is True
+        later = ok(env.register("psb", "order-2"), 201)  # another key: no nonce gap holds it back
+        assert later["record"]["id"] == first["record"]["id"] + 1
+        again = ok(env.register("hrss", "order-1", body), 201)
+        assert again["transaction"]["hash"] == first["transaction"]["hash"]
+        assert again["record"] == first["record"]
+    finally:
+        watcher.interval = 0.1
+        env.app.state.dxl.ledger.sender.on_chain_changed()
+
+
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from api.db import IdempotencyRecord, init_db, make_engine, session_factory
 from api.idempotency import Busy, ClaimOwner, IdempotencyStore, Stored
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.anvil import EmbeddedNode
-from node.chain import BlockRef, LedgerClient
+from node.chain import BlockRef, LedgerClient, SignedTx
 
 PG_URL = os.environ.get("DXL_TEST_POSTGRES_URL")
 
@@ -163,3 +163,21 @@ def test_a_new_process_does_not_hand_out_the_nonce_of_a_journaled_transaction_th
     sender.wait(journaled.tx_hash)
     sender.wait(fresh.tx_hash)
     assert client.pending_nonce(account.address) == 2
+
+
+def test_lost_blocks_are_re_sent_in_their_first_order_across_senders(engine: Engine) -> None:
+    """Within a lost block the node's order, not the journal's, is what numbered the records: two senders'
+    transactions journaled in one order and mined in the other are re-sent as they were mined."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    txs = [SignedTx("0x" + f"{i:064x}", bytes([i]), sender, 0) for i, sender in ((1, "0xA"), (2, "0xB"))]
+    for signed in txs:
+        journal.record(signed, claim=None, finish=None)
+    lost = BlockRef(7, "0x" + "77" * 32)
+    journal.mark(txs[0].tx_hash, TxStatus.MINED, lost, 1)  # journaled first, mined second
+    journal.mark(txs[1].tx_hash, TxStatus.MINED, lost, 0)
+    unmined = SignedTx("0x" + "03" * 32, b"\x03", "0xA", 1)
+    journal.record(unmined, claim=None, finish=None)
+    assert sorted(journal.reopen([lost])) == sorted(t.tx_hash for t in txs)
+    assert [e.tx_hash for e in journal.unsettled()] == [txs[1].tx_hash, txs[0].tx_hash, unmined.tx_hash]
