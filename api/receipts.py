@@ -844,6 +844,26 @@ def _row_receipt(row: Any) -> Receipt:
 # ------------------------------------------------------------------------------------------------ look-ups
 
 
+def batch_receipts(engine: Engine, grant_id: int, first_sequence: int) -> list[Receipt] | None:
+    """The receipts of the journaled batch of ``grant_id`` starting at ``first_sequence``, in leaf order, or
+    None if this service anchored no such batch (a refused batch does not count: its slot may be taken by
+    the next). What ``dxl audit report --receipts`` carries for the verifier to recompute the root."""
+    b, r = batches_table.c, receipts_table.c
+    with engine.connect() as conn:
+        batch_id = conn.execute(
+            select(b.id)
+            .where(b.grant_id == grant_id, b.first_sequence == first_sequence, b.state != "refused")
+            .order_by(b.id.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if batch_id is None:
+            return None
+        rows = conn.execute(
+            select(r.grant_id, *_receipt_columns()).where(r.batch_id == batch_id).order_by(r.seq)
+        ).all()
+    return [_row_receipt(row) for row in rows]
+
+
 @dataclass(frozen=True)
 class ReceiptView:
     """A receipt with its status, batch and inclusion proof (the body of ``GET /receipts/{id}``)."""

@@ -68,6 +68,27 @@ class Receipt:
             "record_count": self.record_count,
         }
 
+    @classmethod
+    def from_json(cls, raw: Any) -> Receipt:
+        """Parse :meth:`to_json`'s shape.
+
+        Raises:
+            InvalidProofError: a field is missing or malformed.
+        """
+        try:
+            return cls(
+                delivery_id=_hex32(raw["delivery_id"]),
+                grant_id=_uint(raw["grant_id"]),
+                commitment=_hex32(raw["commitment"]),
+                hash_algorithm=_uint(raw["hash_algorithm"]),
+                byte_size=_uint(raw["byte_size"]),
+                record_count=_uint(raw["record_count"]),
+            )
+        except (KeyError, TypeError, ValueError) as e:
+            if isinstance(e, InvalidProofError):
+                raise
+            raise InvalidProofError(f"receipt lacks or mangles {e}") from None
+
 
 def encode_receipt(
     delivery_id: bytes,
@@ -204,15 +225,8 @@ class ReceiptProof:
             InvalidProofError: a field is missing or malformed.
         """
         try:
-            r, b = raw["receipt"], raw["batch"]
-            receipt = Receipt(
-                delivery_id=_hex32(r["delivery_id"]),
-                grant_id=_uint(r["grant_id"]),
-                commitment=_hex32(r["commitment"]),
-                hash_algorithm=_uint(r["hash_algorithm"]),
-                byte_size=_uint(r["byte_size"]),
-                record_count=_uint(r["record_count"]),
-            )
+            b = raw["batch"]
+            receipt = Receipt.from_json(raw["receipt"])
             if _uint(b["grant_id"]) != receipt.grant_id:
                 raise InvalidProofError("the batch's grant is not the receipt's grant")
             return cls(

@@ -5,6 +5,10 @@ calling department, provenance is answered only to the delivery's parties). Unkn
 (``DEPARTMENT_NOT_FOUND``, ``DELIVERY_NOT_FOUND`` or ``NOT_FOUND`` naming the commitment), malformed
 filters and cursors 422 ``VALIDATION_ERROR`` naming the field. ``POST /audit/index`` (auditors) brings the
 index up to the chain head; ``dxl audit index`` does the same from the command line.
+
+Anchored receipt batches (the ``ReceiptAnchors`` contract's events) are exchanges like deliveries: in the
+history of their parties only, and traced by ``/audit/receipt-batches/{grant_id}/{first_sequence}/provenance``
+(404 ``RECEIPT_BATCH_NOT_FOUND``, also to a department that is not a party).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, Role
@@ -51,8 +56,8 @@ AuditDep = Annotated[Any, Depends(get_audit)]
 
 def _translate(exc: DxlError) -> ApiError:
     if isinstance(exc, NotFoundError):
-        if exc.kind in ("department", "delivery"):
-            return ApiError(f"{exc.kind.upper()}_NOT_FOUND", exc.message)
+        if exc.kind in ("department", "delivery", "receipt batch"):
+            return ApiError(exc.code, exc.message)
         return ApiError("NOT_FOUND", exc.message, field=exc.kind)
     if isinstance(exc, InvalidQueryError):
         return ApiError("VALIDATION_ERROR", exc.message, field=exc.field)
@@ -159,6 +164,29 @@ def provenance_of_delivery(ctx: AuditDep, principal: ExchangeReader, delivery_id
         return {"deliveries": _visible(principal, found, "delivery", delivery_id)}
     except DxlError as exc:
         raise _translate(exc) from None
+
+
+@router.get("/receipt-batches/{grant_id}/{first_sequence}/provenance")
+def provenance_of_batch(
+    ctx: AuditDep,
+    principal: ExchangeReader,
+    grant_id: Annotated[int, PathParam(ge=0, le=2**64 - 1)],
+    first_sequence: Annotated[int, PathParam(ge=0, le=2**64 - 1)],
+) -> dict[str, Any]:
+    """One anchored receipt batch: leaf count, root, chain location, acknowledgement, disputed receipts and
+    the grant, agreement, request and parties behind it. Departments see only batches they are a party to
+    (another's answers as an unknown batch would)."""
+    from node.audit.queries import batch_provenance
+
+    try:
+        ctx.heal()
+        found = batch_provenance(ctx.engine, grant_id, first_sequence)
+    except DxlError as exc:
+        raise _translate(exc) from None
+    parties = ((found["provider"] or {}).get("code"), (found["consumer"] or {}).get("code"))
+    if principal.role is not Role.AUDITOR and principal.department not in parties:
+        raise _translate(NotFoundError("receipt batch", f"{grant_id}/{first_sequence}"))
+    return found
 
 
 class PayloadProvenance(BaseModel):

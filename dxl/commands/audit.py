@@ -171,21 +171,30 @@ def provenance_cmd(
     delivery: Annotated[str | None, typer.Option(help="Delivery id instead of a commitment.")] = None,
     payload: Annotated[Path | None, typer.Option("--file", help="Payload file (with --manifest).")] = None,
     manifest: Annotated[Path | None, typer.Option(help="The payload's delivery manifest.")] = None,
+    batch: Annotated[
+        str | None, typer.Option(help="An anchored receipt batch instead: GRANT/FIRST_SEQUENCE (e.g. 3/0).")
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Where a payload comes from: delivery, agreement, grant, parties, times, acknowledgement, location."""
+    """Where a payload comes from: delivery, agreement, grant, parties, times, acknowledgement, location (or,
+    with --batch, the same for an anchored receipt batch, with its leaf count, root and disputes)."""
     from node.audit.errors import InvalidQueryError
-    from node.audit.queries import provenance, provenance_of_file
+    from node.audit.queries import batch_provenance, provenance, provenance_of_file
     from node.audit.service import open_context
     from node.settings import load_settings
 
     try:
         ctx = open_context(load_settings())
         ctx.heal()
-        if payload is not None or manifest is not None:
+        if batch is not None:
+            grant, sep, first = batch.partition("/")
+            if not sep or not grant.isdigit() or not first.isdigit():
+                raise InvalidQueryError("batch", f"{batch!r} is not GRANT/FIRST_SEQUENCE (two integers)")
+            result: Any = batch_provenance(ctx.engine, int(grant), int(first))
+        elif payload is not None or manifest is not None:
             if payload is None or manifest is None:
                 raise InvalidQueryError("file", "--file and --manifest go together")
-            result: Any = provenance_of_file(ctx.engine, payload, manifest)
+            result = provenance_of_file(ctx.engine, payload, manifest)
         elif commitment is None and delivery is None:
             raise InvalidQueryError("commitment", "give a commitment, --delivery or --file with --manifest")
         else:
@@ -234,32 +243,59 @@ def report_cmd(
     period_from: FromOption = None,
     period_to: ToOption = None,
     department: DeptOption = None,
+    receipts: Annotated[
+        bool,
+        typer.Option(
+            "--receipts",
+            help="Carry the receipts of every anchored batch among the rows (from this service's receipt "
+            "journal), so that `dxl audit verify` recomputes each batch's root.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Export the period's events (of one department, if given) as JSON and CSV, each row with its chain
-    location; re-check it anywhere with `dxl audit verify`."""
+    location; anchored receipt batches are rows with their leaf counts. Re-check it anywhere with
+    `dxl audit verify`."""
     import time
 
-    from node.audit.reports import build_report, write_report
+    from node.audit.reports import attach_receipts, build_report, write_report
     from node.audit.service import open_context
     from node.settings import load_settings
 
     try:
-        ctx = open_context(load_settings())
+        settings = load_settings()
+        ctx = open_context(settings)
         report = build_report(
             ctx.engine,
             period_from=period_bound(period_from, "from", 0),
             period_to=period_bound(period_to, "to", int(time.time()) + 1),
             department=_department(ctx.engine, department),
         )
+        carried = attach_receipts(report, _journaled_receipts()) if receipts else None
         paths = write_report(report, out)
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
     _out(
-        {"rows": report["row_count"], "files": [str(p) for p in paths]},
+        {"rows": report["row_count"], "receipt_batches": carried, "files": [str(p) for p in paths]},
         as_json,
-        f"{report['row_count']} rows -> {paths[0]}, {paths[1]}",
+        f"{report['row_count']} rows"
+        + ("" if carried is None else f", receipts of {carried} anchored batch(es)")
+        + f" -> {paths[0]}, {paths[1]}",
     )
+
+
+def _journaled_receipts() -> Any:
+    """A look-up of a batch's receipts in this service's receipt journal (the API's database)."""
+    from sqlalchemy import inspect
+
+    from api.db import make_engine
+    from api.receipts import batch_receipts, receipts_table
+    from api.settings import load_api_settings
+
+    engine = make_engine(load_api_settings().effective_database_url)
+    if not inspect(engine).has_table(receipts_table.name):
+        return lambda _grant, _first: None
+    return lambda grant, first: batch_receipts(engine, grant, first)
 
 
 @audit_app.command("verify")
@@ -271,24 +307,28 @@ def verify_cmd(
     contract: Annotated[
         str | None, typer.Option(help="Ledger address (trusted; default: the report's).")
     ] = None,
+    anchors: Annotated[
+        str | None,
+        typer.Option(help="Receipt anchors address (trusted; default: the report's; must serve the ledger)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-check every column of every row of a report (JSON or CSV) against a node, without the service or
-    its database (exit 1 naming each changed, missing or reordered row)."""
+    its database (exit 1 naming each changed, missing or reordered row). Anchored receipt batches are
+    re-checked as rows; receipts the report carries are recomputed into each batch's anchored root (an
+    omitted, added or altered receipt is named)."""
     # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
     from node.audit.rpc import JsonRpc
-    from node.audit.verify import load_report, verify_report
-    from node.compiler import load_artifact
+    from node.audit.verify import audit_abi, load_report, verify_report
 
     try:
         document = load_report(report)
         with JsonRpc(rpc_url) as rpc:
-            result = verify_report(
-                document, rpc, list(load_artifact("DataExchangeLedger").abi), contract=contract
-            )
+            result = verify_report(document, rpc, audit_abi(), contract=contract, anchors=anchors)
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
-    summary = f"{result.rows} rows, {result.chain_events} matching events on chain: " + (
+    receipts = f", {result.receipts_checked} receipts recomputed" if result.receipts_checked else ""
+    summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )
     _out(result.to_dict(), as_json, "\n".join([*result.problems, summary]))

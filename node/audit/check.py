@@ -108,7 +108,14 @@ def check_store(engine: Engine, rpc: JsonRpc, codec: EventCodec, *, batch_blocks
         else []
     ):
         derived = derive_range(
-            rpc, codec, lineage, progress.contract, first, last, scan_refusals=progress.scan_refusals
+            rpc,
+            codec,
+            lineage,
+            progress.contract,
+            first,
+            last,
+            scan_refusals=progress.scan_refusals,
+            anchors=progress.anchors,
         )
         lo, hi = seq_of(first, 0), seq_of(last + 1, 0)
         with engine.connect() as c:

@@ -115,16 +115,19 @@ def derive_range(
     last: int,
     *,
     scan_refusals: bool,
+    anchors: str | None = None,
 ) -> DerivedRange:
-    """Decode, locate and resolve every event of ``contract`` in blocks ``first..last`` (and, with
-    ``scan_refusals``, every failed ``recordDelivery``), in chain order, advancing ``lineage``.
+    """Decode, locate and resolve every event of ``contract`` (and of its receipt ``anchors`` contract, if
+    any) in blocks ``first..last`` (and, with ``scan_refusals``, every failed ``recordDelivery``), in chain
+    order, advancing ``lineage``.
 
     Raises:
         NodeError: the node fails or a block is missing.
         AuditError: a log does not decode, or the chain changed under the read (a log's block hash differs
             from the block's).
     """
-    logs = [log for log in rpc.logs(contract, first, last) if not log.get("removed")]
+    addresses = [contract] if anchors is None else [contract, anchors]
+    logs = [log for log in rpc.logs(addresses, first, last) if not log.get("removed")]
     if scan_refusals:
         numbers = list(range(first, last + 1))
     else:

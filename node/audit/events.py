@@ -28,6 +28,12 @@ SEQ_BLOCK = 1_000_000
 
 DELIVERY_RECORDED = "DeliveryRecorded"
 DELIVERY_SETTLED = ("DeliveryAcknowledged", "DeliveryDisputed")
+#: Events of the ``ReceiptAnchors`` contract beside the ledger: a batch of receipts anchored under a grant,
+#: its acknowledgement by the consumer, and one receipt of it disputed.
+BATCH_ANCHORED = "ReceiptBatchAnchored"
+BATCH_ACKNOWLEDGED = "ReceiptBatchAcknowledged"
+RECEIPT_DISPUTED = "ReceiptDisputed"
+BATCH_EVENTS = (BATCH_ANCHORED, BATCH_ACKNOWLEDGED, RECEIPT_DISPUTED)
 
 
 def seq_of(block_number: int, log_index: int) -> int:
@@ -110,7 +116,8 @@ class _EventSpec:
 
 
 class EventCodec:
-    """Decodes raw JSON-RPC logs of one contract ABI (topic0 -> event) into canonical field dicts."""
+    """Decodes raw JSON-RPC logs of the audited contracts (the ledger and its receipt anchors: one ABI holding
+    the events of both, topic0 -> event) into canonical field dicts."""
 
     def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
         self._by_topic: dict[str, _EventSpec] = {}
@@ -368,6 +375,17 @@ class Lineage:
                 record.resource_id,
                 record.request_id,
             )
+        elif name in BATCH_EVENTS:
+            # The anchors contract's events name the grant; the grant's lineage names the rest. A batch's
+            # acknowledgement and a dispute carry only the consumer: the provider is the grant's.
+            record.grant_id, record.consumer_id = f["grantId"], f["consumer"]
+            record.provider_id = f.get("provider")
+            if name == RECEIPT_DISPUTED:
+                record.delivery_id, record.commitment = f["deliveryId"], f["recordedCommitment"]
+            self._fill_grant(record, f["grantId"])
+            grant = self.grants.get(f["grantId"])
+            if record.provider_id is None and grant is not None:
+                record.provider_id = grant.provider
         elif name in DELIVERY_SETTLED:
             record.delivery_id, record.consumer_id = f["deliveryId"], f["consumer"]
             info = self.delivery(f["deliveryId"])

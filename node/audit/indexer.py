@@ -89,6 +89,16 @@ class Progress:
     last_block: int
     last_block_hash: str | None
     scan_refusals: bool
+    #: The ``ReceiptAnchors`` contract indexed beside the ledger (None: none known when indexing).
+    anchors: str | None = None
+
+
+@dataclass(frozen=True)
+class AnchorsSource:
+    """The ledger's ``ReceiptAnchors`` contract, as the deployment record names it."""
+
+    address: str
+    block_number: int
 
 
 def read_progress(engine: Engine) -> Progress | None:
@@ -103,6 +113,7 @@ def read_progress(engine: Engine) -> Progress | None:
         row.last_block,
         row.last_block_hash,
         bool(row.scan_refusals),
+        row.anchors,
     )
 
 
@@ -151,10 +162,12 @@ class Indexer:
         chain_id: int,
         start_block: int,
         config: IndexerConfig | None = None,
+        anchors: AnchorsSource | None = None,
     ) -> None:
         self.engine, self.rpc, self.codec = engine, rpc, codec
         self.contract, self.chain_id, self.start_block = contract, chain_id, start_block
         self.config = config or IndexerConfig()
+        self.anchors = anchors
         self._lineage: Lineage | None = None
 
     def _progress(self) -> Progress:
@@ -170,6 +183,7 @@ class Indexer:
                         last_block=self.start_block - 1,
                         last_block_hash=None,
                         scan_refusals=self.config.scan_refusals,
+                        anchors=None if self.anchors is None else self.anchors.address,
                     )
                 )
             current = read_progress(self.engine)
@@ -178,6 +192,24 @@ class Indexer:
             raise IndexMismatchError(
                 f"the audit database indexes contract {current.contract} on chain {current.chain_id}, not "
                 f"{self.contract} on chain {self.chain_id}; point DXL_DATABASE_URL elsewhere or rebuild it"
+            )
+        if self.anchors is not None and current.anchors is None:
+            if adopt_anchors(self.engine, current, self.anchors):
+                self._lineage = None
+                log.warning(
+                    "the audit database predates receipt anchors %s (deployed in block %d): re-indexing "
+                    "from that block so that batches anchored since are indexed too",
+                    self.anchors.address, self.anchors.block_number,
+                )  # fmt: skip
+            return self._progress()
+        if (
+            self.anchors is not None
+            and current.anchors is not None
+            and current.anchors.lower() != self.anchors.address.lower()
+        ):
+            raise IndexMismatchError(
+                f"the audit database indexes receipt anchors {current.anchors}, the deployment names "
+                f"{self.anchors.address}; rebuild it (`dxl audit index --rebuild`)"
             )
         return current
 
@@ -214,6 +246,7 @@ class Indexer:
                 first,
                 last,
                 scan_refusals=progress.scan_refusals,
+                anchors=progress.anchors,
             )
             if not write_range(self.engine, derived):
                 # Another indexer of this database (the API's follower, a `dxl audit index` run) stored
@@ -322,6 +355,34 @@ def rewind_store(
         refusals = c.execute(delete(m.refusals).where(m.refusals.c.block_number > fork_block)).rowcount
         c.execute(delete(m.blocks).where(m.blocks.c.number > fork_block))
     return Rewind(progress.last_block, progress.last_block_hash, chain_hash, fork_block, events, refusals)
+
+
+def adopt_anchors(engine: Engine, progress: Progress, anchors: AnchorsSource) -> bool:
+    """Start indexing ``anchors`` beside the ledger in a database indexed without it: record its address and,
+    if the index already covers its deployment block, drop every row from that block on (atomically with the
+    marker), so the next sync re-reads that stretch with the anchors' logs. False (and nothing done) if
+    another indexer did it first."""
+    fork = min(progress.last_block, anchors.block_number - 1)
+    values: dict[str, Any] = {"anchors": anchors.address}
+    if fork < progress.last_block:
+        values.update(last_block=fork, last_block_hash=None)
+    with engine.begin() as c:
+        claimed = c.execute(
+            update(m.progress)
+            .where(
+                m.progress.c.id == 1,
+                m.progress.c.anchors.is_(None),
+                m.progress.c.last_block == progress.last_block,
+            )
+            .values(**values)
+        ).rowcount
+        if claimed != 1:
+            return False
+        if fork < progress.last_block:
+            c.execute(delete(m.events).where(m.events.c.seq >= (fork + 1) * SEQ_BLOCK))
+            c.execute(delete(m.refusals).where(m.refusals.c.block_number > fork))
+            c.execute(delete(m.blocks).where(m.blocks.c.number > fork))
+    return True
 
 
 def write_range(engine: Engine, derived: DerivedRange) -> bool:

@@ -26,6 +26,8 @@ progress = Table(
     Column("last_block", BigInteger, nullable=False),
     Column("last_block_hash", String(66), nullable=True),
     Column("scan_refusals", Boolean, nullable=False),
+    # The ReceiptAnchors contract indexed beside the ledger (NULL: none, or a database older than it).
+    Column("anchors", String(42), nullable=True),
 )
 
 blocks = Table(

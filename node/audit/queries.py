@@ -1,4 +1,4 @@
-"""History and provenance queries over the audit database.
+"""History and provenance queries over the audit database (deliveries and anchored receipt batches).
 
 Every filter maps onto one ``(column, seq)`` index scanned in chain order; a department filter is the union of
 the provider, consumer and subject scans (or, with a counterpart, both directions of the pair index), merged
@@ -19,7 +19,15 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError, NotFoundError
-from node.audit.events import DELIVERY_RECORDED, DELIVERY_SETTLED, decode_code, iso
+from node.audit.events import (
+    BATCH_ACKNOWLEDGED,
+    BATCH_ANCHORED,
+    DELIVERY_RECORDED,
+    DELIVERY_SETTLED,
+    RECEIPT_DISPUTED,
+    decode_code,
+    iso,
+)
 
 MAX_LIMIT = 500
 _CURSOR_PREFIX = "h1:"
@@ -271,25 +279,6 @@ def provenance(
         for row in deliveries:
             d = event_dict(row)
             settled = _first(conn, e.delivery_id == d["delivery_id"], e.event.in_(DELIVERY_SETTLED))
-            grant = _first(conn, e.grant_id == d["grant_id"], e.event == "GrantIssued")
-            revoked = _first(conn, e.grant_id == d["grant_id"], e.event == "GrantRevoked")
-            agreement = (
-                _first(conn, e.agreement_id == d["agreement_id"], e.event == "AgreementConcluded")
-                if d["agreement_id"] is not None
-                else None
-            )
-            request = (
-                _first(conn, e.request_id == d["request_id"], e.event == "AccessRequested")
-                if d["request_id"] is not None
-                else None
-            )
-            decision = (
-                _first(
-                    conn, e.request_id == d["request_id"], e.event.in_(("RequestApproved", "RequestRejected"))
-                )
-                if d["request_id"] is not None
-                else None
-            )
             status = "recorded"
             if settled is not None:
                 status = "acknowledged" if settled["event"] == "DeliveryAcknowledged" else "disputed"
@@ -305,14 +294,97 @@ def provenance(
                     "settled_at": settled["time"] if settled else None,
                     "delivery": d,
                     "settlement": settled,
-                    "grant": grant,
-                    "grant_revocation": revoked,
-                    "agreement": agreement,
-                    "request": request,
-                    "decision": decision,
+                    **_grant_lineage(conn, d),
                 }
             )
     return out
+
+
+def _grant_lineage(conn: Any, d: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """The grant, its revocation, agreement, request and decision behind an event (a delivery, a batch)."""
+    e = m.events.c
+    return {
+        "grant": _first(conn, e.grant_id == d["grant_id"], e.event == "GrantIssued"),
+        "grant_revocation": _first(conn, e.grant_id == d["grant_id"], e.event == "GrantRevoked"),
+        "agreement": _first(conn, e.agreement_id == d["agreement_id"], e.event == "AgreementConcluded")
+        if d["agreement_id"] is not None
+        else None,
+        "request": _first(conn, e.request_id == d["request_id"], e.event == "AccessRequested")
+        if d["request_id"] is not None
+        else None,
+        "decision": _first(
+            conn, e.request_id == d["request_id"], e.event.in_(("RequestApproved", "RequestRejected"))
+        )
+        if d["request_id"] is not None
+        else None,
+    }
+
+
+def batch_provenance(engine: Engine, grant_id: int, first_sequence: int) -> dict[str, Any]:
+    """Everything the chain says about one anchored receipt batch (the batch of ``grant_id`` starting at
+    receipt ``first_sequence``): its anchoring (leaf count, root, transaction, block, time), its
+    acknowledgement, the receipts of it the consumer disputed, and the grant, agreement, request and parties
+    behind it — as :func:`provenance` answers for a single delivery.
+
+    Raises:
+        InvalidQueryError: a negative grant id or sequence number.
+        NotFoundError: no such batch was anchored (code ``RECEIPT_BATCH_NOT_FOUND``).
+    """
+    for name, value in (("grant_id", grant_id), ("first_sequence", first_sequence)):
+        if value < 0:
+            raise InvalidQueryError(name, f"must not be negative, got {value}")
+    e = m.events.c
+    known = departments(engine)
+    with engine.connect() as conn:
+        anchored = [
+            event_dict(r)
+            for r in conn.execute(
+                select(m.events).where(e.grant_id == grant_id, e.event == BATCH_ANCHORED).order_by(e.seq)
+            )
+        ]
+        batch = next((b for b in anchored if b["fields"]["firstSequence"] == first_sequence), None)
+        if batch is None:
+            raise NotFoundError("receipt batch", f"{grant_id}/{first_sequence}")
+        end = first_sequence + batch["fields"]["leafCount"]
+        settlements = [
+            event_dict(r)
+            for r in conn.execute(
+                select(m.events)
+                .where(e.grant_id == grant_id, e.event.in_((BATCH_ACKNOWLEDGED, RECEIPT_DISPUTED)))
+                .order_by(e.seq)
+            )
+        ]
+        acknowledged = next(
+            (
+                s
+                for s in settlements
+                if s["event"] == BATCH_ACKNOWLEDGED and s["fields"]["firstSequence"] == first_sequence
+            ),
+            None,
+        )
+        disputes = [
+            s
+            for s in settlements
+            if s["event"] == RECEIPT_DISPUTED and first_sequence <= s["fields"]["sequence"] < end
+        ]
+        lineage = _grant_lineage(conn, batch)
+    return {
+        "grant_id": grant_id,
+        "first_sequence": first_sequence,
+        "leaf_count": batch["fields"]["leafCount"],
+        "root": batch["fields"]["root"],
+        "status": "acknowledged" if acknowledged is not None else "anchored",
+        "disputed_sequences": [s["fields"]["sequence"] for s in disputes],
+        "provider": _party(known, batch["provider_id"]),
+        "consumer": _party(known, batch["consumer_id"]),
+        "resource_id": batch["resource_id"],
+        "anchored_at": batch["time"],
+        "acknowledged_at": acknowledged["time"] if acknowledged else None,
+        "batch": batch,
+        "acknowledgement": acknowledged,
+        "disputes": disputes,
+        **lineage,
+    }
 
 
 def provenance_of_file(

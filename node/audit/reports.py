@@ -5,12 +5,17 @@ fields, so ``dxl audit verify`` can re-check it against any node. ``report.json`
 ``report.csv`` holds the same document for spreadsheets and is verifiable too: the report's own fields as
 ``# key: JSON`` lines above the header row (``pandas.read_csv(path, comment="#")`` skips them), then one
 row per event (RFC 4180, CRLF line ends, empty cell for null, ``fields`` as a JSON column).
+
+Anchored receipt batches are rows (``ReceiptBatchAnchored``: grant, first sequence, leaf count, root) like
+deliveries; :func:`attach_receipts` adds the receipts themselves (``receipt_batches``, a header line in the
+CSV file) for the verifier to recompute their roots.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,10 +24,11 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import AuditError, InvalidQueryError
-from node.audit.events import iso
+from node.audit.events import BATCH_ANCHORED, iso
 from node.audit.indexer import read_progress
 from node.audit.queries import departments
 from node.audit.verify import REPORT_COLUMNS, REPORT_FORMAT, REPORT_HEADER
+from verifier.receipts import Receipt
 
 
 def build_report(
@@ -93,8 +99,31 @@ def build_report(
         # filters starts there) to the last block indexed when the report was made.
         "block_range": {"from": progress.start_block, "to": progress.last_block},
         "row_count": len(rows),
+        # The receipt anchors contract whose batches are among the rows (null: none indexed).
+        "anchors": progress.anchors,
         "rows": rows,
     }
+
+
+def attach_receipts(report: dict[str, Any], lookup: Callable[[int, int], list[Receipt] | None]) -> int:
+    """Carry the receipts of every anchored batch among ``report``'s rows (``receipt_batches``: grant, first
+    sequence and the receipts' leaf fields in leaf order), so that ``dxl audit verify`` recomputes each
+    batch's root. ``lookup(grant, first_sequence)`` answers a batch's receipts, or None if it does not know
+    them (the chain holds only roots; the receipts are the provider's). Returns the number of batches
+    carried.
+    """
+    carried = []
+    for row in report["rows"]:
+        if row["event"] != BATCH_ANCHORED:
+            continue
+        grant, first = row["fields"]["grantId"], row["fields"]["firstSequence"]
+        receipts = lookup(grant, first)
+        if receipts is not None:
+            carried.append(
+                {"grant_id": grant, "first_sequence": first, "receipts": [r.to_json() for r in receipts]}
+            )
+    report["receipt_batches"] = carried
+    return len(carried)
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
@@ -103,7 +132,7 @@ def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     json_path, csv_path = out_dir / "report.json", out_dir / "report.csv"
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     with csv_path.open("w", newline="", encoding="utf-8") as fh:
-        for key in REPORT_HEADER:
+        for key in (k for k in REPORT_HEADER if k in report):
             fh.write(f"# {key}: {json.dumps(report[key], separators=(',', ':'))}\r\n")
         writer = csv.writer(fh)
         writer.writerow(REPORT_COLUMNS)

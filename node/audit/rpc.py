@@ -86,10 +86,13 @@ class JsonRpc:
     def chain_id(self) -> int:
         return int(self.call("eth_chainId"), 16)
 
-    def logs(self, address: str, from_block: int, to_block: int) -> list[dict[str, Any]]:
+    def logs(self, address: str | Sequence[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
+        """Logs of one contract, or of several (one request: ``eth_getLogs`` takes a list of addresses and
+        answers in chain order)."""
+        where = address if isinstance(address, str) else list(address)
         return list(
             self.call(
-                "eth_getLogs", {"address": address, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
+                "eth_getLogs", {"address": where, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
             )
         )
 

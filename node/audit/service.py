@@ -9,16 +9,17 @@ from typing import Any
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
-from node.audit.indexer import Indexer, IndexerConfig, Rewind
+from node.audit.indexer import AnchorsSource, Indexer, IndexerConfig, Rewind
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.settings import Settings
 
 
 def ledger_abi() -> list[dict[str, Any]]:
-    from node.compiler import load_artifact
+    """The ledger's ABI plus its receipt anchors' events (:func:`node.audit.verify.audit_abi`)."""
+    from node.audit.verify import audit_abi
 
-    return list(load_artifact("DataExchangeLedger").abi)
+    return audit_abi()
 
 
 @dataclass
@@ -32,6 +33,8 @@ class AuditContext:
     abi: list[dict[str, Any]]
     #: The settings the caller was started with (the ``DXL_AUDIT_*`` fields tune the indexer and scorecards).
     settings: Settings
+    #: The ``ReceiptAnchors`` contract beside the ledger (None for a deployment record that names none).
+    anchors: AnchorsSource | None = None
     #: Held by every sync of this context (the API's follower and ``POST /audit/index``): two concurrent syncs
     #: would derive the same range and collide on the events' primary key.
     index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -63,11 +66,13 @@ class AuditContext:
                 self.settings.audit_confirmations,
                 self.settings.audit_scan_refusals,
             ),
+            anchors=self.anchors,
         )
 
 
 def open_context(settings: Settings, database_url: str | None = None) -> AuditContext:
-    """The audit context of ``settings``' deployment (``home/deployment.json``), node and database.
+    """The audit context of ``settings``' deployment (``home/deployment.json``: the ledger and its receipt
+    anchors), node and database.
 
     Raises:
         NotDeployedError, ConfigurationError: no or unreadable deployment record, bad settings.
@@ -80,6 +85,7 @@ def open_context(settings: Settings, database_url: str | None = None) -> AuditCo
     rpc_url = settings.rpc_url or EmbeddedNode(home).endpoint.rpc_url
     url = database_url or settings.database_url or f"sqlite:///{home / 'audit.sqlite3'}"
     abi = ledger_abi()
+    recorded = deployment.receipt_anchors
     return AuditContext(
         engine=open_store(url),
         rpc_url=rpc_url,
@@ -89,4 +95,5 @@ def open_context(settings: Settings, database_url: str | None = None) -> AuditCo
         codec=EventCodec(abi),
         abi=abi,
         settings=settings,
+        anchors=None if recorded is None else AnchorsSource(recorded.address, recorded.block_number),
     )

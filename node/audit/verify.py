@@ -14,11 +14,20 @@ alone, every event the report's period and department select over the report's b
 * completeness: every event the chain has for the selection is in the report (a dropped row is named by its
   chain location, and by the gap in row numbers).
 
+Anchored receipt batches (events of the ``ReceiptAnchors`` contract beside the ledger, ``anchors``) are rows
+like any other: grant, first sequence, leaf count, root, parties and block are re-derived from the chain. A
+report may also carry the receipts themselves (``receipt_batches``: each batch's grant, first sequence and its
+receipts' leaf fields, in leaf order); then every anchored batch among its rows must be carried, and each
+carried batch's root is recomputed from its receipts (the verifier's tree) and compared with the root and
+leaf count on chain, so a receipt omitted, added, altered or moved is detected (:data:`RECEIPT_PROBLEMS`).
+
 Cost: one ``eth_getLogs`` per 2,000 blocks from the deployment block to the report's last block (department
 filters need the lineage from the start), plus one header per block holding events.
 
 Callers MUST take the contract address from a trusted source (``--contract``) rather than the report itself
-when the report's author is not trusted: a forged report could name a forged contract.
+when the report's author is not trusted: a forged report could name a forged contract. The anchors contract
+is checked to serve that ledger (its ``ledger()`` view); take its address from a trusted source too
+(``--anchors``).
 """
 
 from __future__ import annotations
@@ -31,9 +40,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from eth_utils.crypto import keccak
+
 from node.audit.errors import AuditError, ReportFormatError
-from node.audit.events import EventCodec, EventRecord, Lineage, iso, seq_of
+from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, iso, seq_of
 from node.audit.rpc import JsonRpc, quantity
+from node.errors import DxlError
+from verifier.errors import InvalidProofError, ProofError
+from verifier.receipts import Receipt, batch_root
 
 REPORT_FORMAT = "dxl-audit-report/1"
 #: Every column of a report row, in the CSV file's order. Each one is re-derived from the chain and compared.
@@ -85,8 +99,43 @@ REPORT_HEADER = (
     "department",
     "block_range",
     "row_count",
+    "anchors",
+    "receipt_batches",
 )
+#: Header fields a report may lack: reports made before receipt anchors, and reports without receipts.
+OPTIONAL_HEADER = frozenset({"anchors", "receipt_batches"})
+#: What a report's carried receipts can get wrong, by code; each problem line reads
+#: ``receipts of batch (grant G, first sequence F): CODE: message``.
+RECEIPT_PROBLEMS: dict[str, str] = {
+    "RECEIPT_BATCH_MALFORMED": "{detail}",
+    "RECEIPT_BATCH_UNKNOWN": "no such batch is anchored on chain (within the report's block range)",
+    "RECEIPT_BATCH_DUPLICATED": "carried twice",
+    "RECEIPTS_MISSING": "the report carries receipts but none of this batch (row {row}), anchored with "
+    "{anchored} receipts",
+    "RECEIPTS_OMITTED": "the report carries {carried} receipts, the chain anchored {anchored}: {count} "
+    "omitted",
+    "RECEIPTS_ADDED": "the report carries {carried} receipts, the chain anchored {anchored}: {count} added",
+    "RECEIPT_OTHER_GRANT": "receipt {index} names grant {grant}",
+    "RECEIPT_ALTERED": "the receipts recompute root {computed}, the chain anchored root {anchored}: a "
+    "receipt was altered, replaced or reordered",
+}
 _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
+
+
+def audit_abi() -> list[dict[str, Any]]:
+    """The ABI the audit trail decodes: the ledger's, plus the events of the ``ReceiptAnchors`` contract
+    deployed beside it (anchored receipt batches are exchanges too). From the build artifacts."""
+    from node.compiler import load_artifact
+
+    ledger = list(load_artifact("DataExchangeLedger").abi)
+    anchors = [e for e in load_artifact("ReceiptAnchors").abi if e.get("type") == "event"]
+    return [*ledger, *anchors]
+
+
+def receipt_problem(grant_id: Any, first_sequence: Any, code: str, **values: Any) -> str:
+    """One problem line about the carried receipts of a batch (see :data:`RECEIPT_PROBLEMS`)."""
+    message = RECEIPT_PROBLEMS[code].format(**values)
+    return f"receipts of batch (grant {grant_id}, first sequence {first_sequence}): {code}: {message}"
 
 
 @dataclass
@@ -94,6 +143,8 @@ class VerifyResult:
     rows: int
     chain_events: int
     problems: list[str] = field(default_factory=list)
+    #: Receipts recomputed into the anchored roots of the batches the report carries.
+    receipts_checked: int = 0
 
     @property
     def ok(self) -> bool:
@@ -104,6 +155,7 @@ class VerifyResult:
             "ok": self.ok,
             "rows": self.rows,
             "chain_events": self.chain_events,
+            "receipts_checked": self.receipts_checked,
             "problems": self.problems,
         }
 
@@ -146,6 +198,8 @@ def load_report(path: str | Path) -> dict[str, Any]:
             raise ReportFormatError(f"{p}: {key} must be an object with integer from and to")
     if report.get("department") is not None and not isinstance(report["department"], dict):
         raise ReportFormatError(f"{p}: department must be an object or null")
+    if report.get("anchors") is not None and not isinstance(report["anchors"], str):
+        raise ReportFormatError(f"{p}: anchors must be an address or null")
     return report
 
 
@@ -239,12 +293,15 @@ def verify_report(
     abi: list[dict[str, Any]],
     *,
     contract: str | None = None,
+    anchors: str | None = None,
     batch_blocks: int = 2000,
 ) -> VerifyResult:
-    """Check ``report`` against the chain behind ``rpc`` (see the module docstring).
+    """Check ``report`` against the chain behind ``rpc`` (see the module docstring). ``abi`` holds the events
+    of the ledger and of its receipt anchors; ``anchors`` defaults to the report's.
 
     Raises:
-        AuditError: the node serves another chain than the report's, or the block range is beyond its head.
+        AuditError: the node serves another chain than the report's, the block range is beyond its head, or
+            the anchors contract does not serve the ledger.
         NodeError: the node fails.
     """
     chain_id = rpc.chain_id()
@@ -254,13 +311,20 @@ def verify_report(
     first, last = int(report["block_range"]["from"]), int(report["block_range"]["to"])
     if last > rpc.block_number():
         raise AuditError(f"the report covers blocks up to {last}, beyond the node's head")
+    anchors_address = anchors or report.get("anchors")
+    addresses = [address]
+    if anchors_address is not None:
+        _check_anchors_serve(rpc, str(anchors_address), address, last)
+        addresses.append(str(anchors_address).lower())
     department = (report.get("department") or {}).get("id")
     codec = EventCodec(abi)
     lineage = Lineage(remember_deliveries=10**9)
     chain: dict[int, EventRecord] = {}
+    #: Every batch anchored in the range, selected or not: carried receipts are checked against it.
+    anchored: dict[tuple[int, int], EventRecord] = {}
     for start in range(first, last + 1, batch_blocks):
         end = min(start + batch_blocks - 1, last)
-        logs = [log for log in rpc.logs(address, start, end) if not log.get("removed")]
+        logs = [log for log in rpc.logs(addresses, start, end) if not log.get("removed")]
         numbers = sorted({quantity(log["blockNumber"]) for log in logs})
         headers = {quantity(b["number"]): b for b in rpc.blocks(numbers)} if numbers else {}
         for log in logs:
@@ -281,6 +345,8 @@ def verify_report(
             )
             if _selected(record, report["period"], department):
                 chain[record.seq] = record
+            if record.event == BATCH_ANCHORED:
+                anchored[(record.fields["grantId"], record.fields["firstSequence"])] = record
 
     result = VerifyResult(rows=len(report["rows"]), chain_events=len(chain))
     problems = result.problems
@@ -321,7 +387,113 @@ def verify_report(
             f"missing row: {r.event} at block {r.block_number} log {r.log_index} (tx {r.tx_hash}) is on "
             "chain but not in the report"
         )
+    if report.get("receipt_batches") is not None:
+        problems.extend(_receipt_problems(report, anchored, chain, result))
     return result
+
+
+_LEDGER_SELECTOR = "0x" + keccak(text="ledger()")[:4].hex()
+
+
+def _check_anchors_serve(rpc: JsonRpc, anchors: str, ledger: str, block: int) -> None:
+    """Raises:
+    AuditError: ``anchors`` is not a receipt anchors contract of ``ledger`` (its ``ledger()`` view)."""
+    try:
+        answer = rpc.call("eth_call", {"to": anchors, "data": _LEDGER_SELECTOR}, hex(block))
+    except DxlError as exc:
+        raise AuditError(f"{anchors} does not answer ledger() at block {block}: {exc}") from None
+    word = bytes.fromhex(str(answer).removeprefix("0x"))
+    if len(word) != 32 or "0x" + word[12:].hex() != ledger.lower():
+        raise AuditError(
+            f"{anchors} is not the receipt anchors contract of ledger {ledger} (at block {block}); "
+            "give the trusted address with --anchors"
+        )
+
+
+def _carried_receipts(entry: Any) -> tuple[Any, Any, list[Receipt]]:
+    """A carried batch's grant, first sequence and receipts.
+
+    Raises:
+        ProofError: the entry or one of its receipts is malformed.
+    """
+    if not isinstance(entry, dict) or not isinstance(entry.get("receipts"), list):
+        raise InvalidProofError("a carried batch is an object with grant_id, first_sequence and receipts")
+    grant, first = entry.get("grant_id"), entry.get("first_sequence")
+    if type(grant) is not int or type(first) is not int:
+        raise InvalidProofError("grant_id and first_sequence must be integers")
+    receipts = []
+    for i, raw in enumerate(entry["receipts"]):
+        try:
+            receipts.append(Receipt.from_json(raw))
+        except ProofError as exc:
+            raise InvalidProofError(f"receipt {i} is malformed: {exc.message}") from None
+    return grant, first, receipts
+
+
+def _receipt_problems(
+    report: dict[str, Any],
+    anchored: dict[tuple[int, int], EventRecord],
+    chain: dict[int, EventRecord],
+    result: VerifyResult,
+) -> list[str]:
+    """The carried receipts of each batch against its anchoring on chain (root and leaf count)."""
+    carried = report["receipt_batches"]
+    if not isinstance(carried, list):
+        return [receipt_problem("?", "?", "RECEIPT_BATCH_MALFORMED", detail="receipt_batches is not a list")]
+    problems: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    for position, entry in enumerate(carried):
+        try:
+            grant, first, receipts = _carried_receipts(entry)
+        except ProofError as exc:
+            problems.append(
+                receipt_problem(f"#{position}", "?", "RECEIPT_BATCH_MALFORMED", detail=exc.message)
+            )
+            continue
+        key = (grant, first)
+        if key in seen:
+            problems.append(receipt_problem(grant, first, "RECEIPT_BATCH_DUPLICATED"))
+            continue
+        seen.add(key)
+        on_chain = anchored.get(key)
+        if on_chain is None:
+            problems.append(receipt_problem(grant, first, "RECEIPT_BATCH_UNKNOWN"))
+            continue
+        for i, receipt in enumerate(receipts):
+            if receipt.grant_id != grant:
+                problems.append(
+                    receipt_problem(grant, first, "RECEIPT_OTHER_GRANT", index=i, grant=receipt.grant_id)
+                )
+        leaf_count, root = on_chain.fields["leafCount"], on_chain.fields["root"]
+        counts = {"carried": len(receipts), "anchored": leaf_count, "count": abs(leaf_count - len(receipts))}
+        if len(receipts) < leaf_count:
+            problems.append(receipt_problem(grant, first, "RECEIPTS_OMITTED", **counts))
+            continue
+        if len(receipts) > leaf_count:
+            problems.append(receipt_problem(grant, first, "RECEIPTS_ADDED", **counts))
+            continue
+        computed = "0x" + batch_root([r.leaf_hash() for r in receipts]).hex()
+        if computed != root:
+            altered = receipt_problem(grant, first, "RECEIPT_ALTERED", computed=computed, anchored=root)
+            problems.append(altered)
+        else:
+            result.receipts_checked += len(receipts)
+    for record in chain.values():
+        key = (record.fields.get("grantId"), record.fields.get("firstSequence"))
+        if record.event == BATCH_ANCHORED and key not in seen:
+            row = next(
+                (
+                    r.get("row")
+                    for r in report["rows"]
+                    if r.get("block_number") == record.block_number and r.get("log_index") == record.log_index
+                ),
+                None,
+            )
+            where = row if row is not None else "not in the report"
+            count = record.fields["leafCount"]
+            missing = receipt_problem(*key, "RECEIPTS_MISSING", row=where, anchored=count)
+            problems.append(missing)
+    return problems
 
 
 def _row_problems(label: str, row: dict[str, Any], expected: dict[str, Any]) -> list[str]:
