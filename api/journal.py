@@ -26,6 +26,7 @@ the key answers from the re-mined transaction.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import time
@@ -40,7 +41,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import IdempotencyRecord, JournaledTransaction
+from api.db import IdempotencyRecord, JournaledTransaction, utcnow
 from api.errors import ApiError
 from node.chain import (
     BlockRef,
@@ -63,6 +64,8 @@ DATABASE_DOWN = (OperationalError, PoolTimeoutError)
 _RECEIPT_POLL_S = 0.1
 #: New signatures for one write whose nonce another transaction of the same key took meanwhile.
 _NONCE_TAKEN_RETRIES = 3
+#: A journaled transaction not mined after this long is re-sent by the watcher (the node may have lost it).
+STALE_AFTER_S = 10.0
 #: Settled rows read per page while looking for the newest block the node still has.
 _BLOCK_PAGE = 50
 
@@ -209,6 +212,20 @@ class Journal:
                 )
             )
             return [_entry(r) for r in rows]
+
+    def has_stale(self, older_than: float) -> bool:
+        """Whether a row journaled more than ``older_than`` seconds ago is still not known to be mined."""
+        cutoff = utcnow() - dt.timedelta(seconds=older_than)
+        with self._session() as session:
+            found = session.scalar(
+                select(JournaledTransaction.id)
+                .where(
+                    JournaledTransaction.status == TxStatus.SENT.value,
+                    JournaledTransaction.created_at < cutoff,
+                )
+                .limit(1)
+            )
+            return found is not None
 
     def settled_blocks(self, below: int | None) -> list[BlockRef]:
         """Distinct blocks holding mined or reverted rows, newest first, below block ``below`` (one page)."""
@@ -566,6 +583,7 @@ class ChainWatcher:
         self.sender = reconciler.sender
         self.client = reconciler.client
         self.interval = interval
+        self.stale_after = STALE_AFTER_S
         self._down = not reconciled
         self._last: BlockRef | None = None
         self._stop = threading.Event()
@@ -610,6 +628,13 @@ class ChainWatcher:
                 self.sender.hold()
                 self.reconciler.reconcile()
                 head, healed = self.client.head(), True
+            elif self.reconciler.journal.has_stale(self.stale_after):
+                # A node restarted from a state holding every mined block still lost its pool: what was sent
+                # and not mined is gone, and later nonces of the same key wait behind it. Re-send (the same
+                # bytes; "already known" for those still there). New sends need not wait: no id was promised
+                # for a transaction never mined.
+                self.reconciler.reconcile()
+                healed = True
         except NodeError:
             self._down = True
             self.sender.hold()

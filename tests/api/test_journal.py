@@ -33,7 +33,7 @@ from api.auth import Principal, Role
 from api.db import IdempotencyRecord, JournaledTransaction, make_engine, session_factory
 from api.errors import ApiError
 from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
-from api.journal import Claim, Journal, JournaledSender, TxStatus
+from api.journal import STALE_AFTER_S, Claim, Journal, JournaledSender, TxStatus
 from api.ledger import Finish
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
@@ -399,4 +399,25 @@ def test_a_write_journaled_while_the_node_was_unreachable_is_sent_when_it_comes_
     tx_hash = first.json()["error"]["tx_hash"]
     _until(lambda: env.setup.client.receipt(tx_hash) is not None)
     again = ok(env.register("civil", "unreachable-1", body), 201)
+    assert again["transaction"]["hash"] == tx_hash and env.resource_count() == before + 1
+
+
+def test_a_transaction_the_node_no_longer_holds_is_re_sent_without_any_retry(journal_env: JournalEnv) -> None:
+    """The node lost a sent, unmined transaction but no block (restarted from a state holding every mined
+    block; here the send never reached it). Nothing looks moved, yet later nonces of the key would wait behind
+    it: the watcher re-sends journaled transactions that stay unmined, and the key's retry answers."""
+    env = journal_env
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    before = env.resource_count()
+    body = _resource()
+    env.proxy.swallow_sends = 1
+    watcher.stale_after = 0.5
+    try:
+        first = env.register("samr", "dropped-1", body)
+        assert first.status_code == 409, first.text
+        tx_hash = first.json()["error"]["tx_hash"]
+        _until(lambda: env.setup.client.receipt(tx_hash) is not None)
+    finally:
+        watcher.stale_after = STALE_AFTER_S
+    again = ok(env.register("samr", "dropped-1", body), 201)
     assert again["transaction"]["hash"] == tx_hash and env.resource_count() == before + 1

@@ -72,6 +72,8 @@ async def run(profile: Profile, workdir: Path, seed: int, started: float) -> Sum
             await api.stop()
         await proxy.stop()
         await node.stop()
+        if disk.mounted:  # the API's database is evidence: keep it beside the logs
+            shutil.copytree(disk.path, workdir / "api-db", dirs_exist_ok=True)
         disk.unmount()
 
 
