@@ -103,6 +103,9 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
     except DxlError as exc:
         log.warning("receipts are not served: %s", exc)
         return None
+    # Anchors are signed by the providers' keys, which the journaled writes use too: one counter per key, or
+    # each would hand out nonces the other already used (a re-signed write, a refused anchor).
+    anchors.nonces = ledger.client.nonces
     record = load_deployment(settings.home).receipt_anchors
     service = ReceiptService(
         engine=engine,

@@ -15,7 +15,8 @@ from api_helpers import ApiEnv, b32, grant_between, ok
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.db import make_engine
+from api.db import JournaledTransaction, make_engine
+from api.journal import TxStatus
 from api.receipts import Anchorer, batches_table, init_receipt_tables, receipts_table
 from dxl.app import app as cli
 from node.deploy import anchors_client
@@ -84,6 +85,28 @@ def test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAndOnChain(
     assert single == receipts[3]
     assert api_env.call("GET", f"/receipts/{ids[3]}", "civil").json()["error"]["code"] == "RECEIPT_NOT_FOUND"
     check_with_cli(api_env, anchors.address, single, tmp_path)
+
+
+def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    """A provider's key signs both its anchors and its journaled writes: a write after an anchor takes the
+    next nonce at once, never one the anchor used (which would supersede a journaled transaction)."""
+    engine = make_engine(api_env.settings.effective_database_url)
+    sender = api_env.keystore.address("dept-psb")
+    resource = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
+    ok(api_env.call("POST", "/resources", "psb", json=resource), 201)
+    body = receipt_body(grant["id"])
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    path = f"/receipts/{body['delivery_id']}"
+    until(lambda: ok(api_env.call("GET", path, "psb"))["status"] == "final", "the anchor to be mined")
+    written = ok(api_env.call("POST", "/resources", "psb", json={**resource, "metadata_hash": b32()}), 201)
+    t = JournaledTransaction
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.tx_hash, t.status).where(t.sender == sender)).all()
+    engine.dispose()
+    assert written["transaction"]["hash"] in {h for h, _ in rows}
+    assert [h for h, status in rows if status == TxStatus.SUPERSEDED] == []
 
 
 def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any], tmp_path: Path) -> None:
