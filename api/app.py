@@ -22,6 +22,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import Engine, select
@@ -43,7 +44,9 @@ from api.routes import (
     audit,
     catalog,
     deliveries,
+    demands,
     departments,
+    evaluations,
     grants,
     health,
     receipts,
@@ -52,6 +55,9 @@ from api.routes import (
 )
 from api.settings import ApiSettings, load_api_settings
 from node.errors import ConfigurationError, DxlError, NodeError
+
+if TYPE_CHECKING:
+    from node.endpoint import NodeEndpoint
 
 log = logging.getLogger("dxl.api")
 
@@ -88,9 +94,25 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
     deployment = load_deployment(settings.home)
     client = ledger_client(endpoint, settings.home)
     log.info("ledger %s on chain %s; %d custodied keys unlocked", client.address, client.chain_id, unlocked)
-    return LedgerService(
+    service = LedgerService(
         client=client, custody=custody, sessions=sessions, from_block=deployment.block_number
     )
+    _attach_practice(service, endpoint, settings)
+    return service
+
+
+def _attach_practice(service: LedgerService, endpoint: NodeEndpoint, settings: ApiSettings) -> None:
+    """Demand lists and evaluations on the recorded ``SharingPractice``; without one (a record older than the
+    contract) their routes answer 503 PRACTICE_NOT_DEPLOYED, with a warning here."""
+    from node.deploy import load_deployment, practice_client
+
+    try:
+        practice = practice_client(endpoint, settings.home)
+    except DxlError as exc:
+        log.warning("demand lists and evaluations are not served: %s", exc)
+        return
+    record = load_deployment(settings.home).sharing_practice
+    service.attach_practice(practice, from_block=record.block_number if record else 0)
 
 
 def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine) -> ReceiptService | None:
@@ -209,6 +231,8 @@ def create_app(
         grants,
         deliveries,
         receipts,
+        demands,
+        evaluations,
         audit,
         verify,
     ):

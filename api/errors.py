@@ -69,6 +69,8 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "RECEIPT_PROOF_INVALID": ErrorSpec(422, "the inclusion proof does not lead to the anchored root"),
     "RECEIPT_BATCH_OUT_OF_SEQUENCE": ErrorSpec(409, "the batch does not start at the grant's next sequence"),
     "PROPOSAL_NOT_FOUND": ErrorSpec(404, "no governance proposal with this id"),
+    "DEMAND_NOT_FOUND": ErrorSpec(404, "no demand with this id"),
+    "INSPECTION_NOT_FOUND": ErrorSpec(404, "no sampling inspection with this id"),
     # Parties and roles
     "NOT_A_PARTY": ErrorSpec(403, "the department is not the party this operation belongs to"),
     "NOT_RESOURCE_OWNER": ErrorSpec(403, "only the owning department may change a resource"),
@@ -124,6 +126,28 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "NOT_PROPOSER": ErrorSpec(403, "only the proposal's proposer, still a governor, may cancel it"),
     "AGREEMENT_SUSPENDED_BY_GOVERNANCE": ErrorSpec(
         409, "governance suspended the agreement; only a governance proposal reinstates it"
+    ),
+    "DEMAND_ALREADY_ANSWERED": ErrorSpec(409, "the demand was answered already"),
+    "UNKNOWN_DECLINE_CODE": ErrorSpec(422, "a decline needs one of the declared reason codes"),
+    "RESOURCE_UNFIT": ErrorSpec(
+        422, "the resource is not the answering department's, not shared, or not new/existing as claimed"
+    ),
+    "SCORE_OUT_OF_RANGE": ErrorSpec(422, "scores run from 1 to 5"),
+    "NO_DELIVERY_UNDER_AGREEMENT": ErrorSpec(
+        409, "no delivery under the agreement yet: evaluation follows at least one delivery"
+    ),
+    "ALREADY_SCORED": ErrorSpec(409, "this side of the agreement was scored already in this period"),
+    "INVALID_INSPECTION": ErrorSpec(
+        422, "the inspection's period must be closed, its seed block and deadline in the future"
+    ),
+    "INSPECTION_STATUS_MISMATCH": ErrorSpec(409, "the inspection is not in the status this operation needs"),
+    "SEED_UNAVAILABLE": ErrorSpec(409, "the seed block is not mined yet (or is older than 256 blocks)"),
+    "INVALID_OUTCOME": ErrorSpec(
+        409, "the outcome was recorded already, or `not_presented` before the presentation deadline"
+    ),
+    "NOT_SAMPLED": ErrorSpec(409, "the delivery is not in the inspection's sample"),
+    "PRACTICE_NOT_DEPLOYED": ErrorSpec(
+        503, "the sharing practice contract is not deployed beside this ledger (run `dxl deploy`)"
     ),
     "LEDGER_REJECTED": ErrorSpec(409, "the ledger rejected the transaction"),
     # Infrastructure

@@ -64,6 +64,8 @@ from verifier.catalog import document_hash
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from api.practice import PracticeService
+
 #: How long after the provider's decision both signatures stay valid (the terms' ``deadline``). Derived, not
 #: stored, so the typed data handed to an external signer and the one the service signs are always identical.
 SIGNING_WINDOW_S = 7 * 24 * 3600
@@ -285,6 +287,25 @@ class LedgerService:
         self.reconciler = Reconciler(self.sender)
         #: The idempotency claim of the request this view serves (:meth:`bound`).
         self.claim: Claim | None = None
+        #: Demands and evaluations (:mod:`api.practice`), when ``SharingPractice`` is deployed beside it.
+        self.practice: PracticeService | None = None
+
+    def attach_practice(self, practice: LedgerClient, *, from_block: int) -> None:
+        """Serve demand lists and evaluations from ``practice``. Its errors join the ledger client's decoder:
+        a practice transaction that reverts once mined is replayed through the journal's client."""
+        from api.practice import PracticeService
+        from node.chain import ErrorDecoder
+
+        self.client.errors = ErrorDecoder(
+            [*self.client.abi, *(e for e in practice.abi if e.get("type") == "error")]
+        )
+        self.practice = PracticeService(client=practice, ledger=self, from_block=from_block)
+
+    def practice_service(self) -> PracticeService:
+        """Raises: ApiError PRACTICE_NOT_DEPLOYED when no ``SharingPractice`` is deployed beside it."""
+        if self.practice is None:
+            raise ApiError("PRACTICE_NOT_DEPLOYED", "no sharing practice contract beside this ledger")
+        return self.practice
 
     def bound(self, claim: Claim | None) -> LedgerService:
         """This service for one request: its writes are journaled under ``claim``."""
@@ -378,6 +399,17 @@ class LedgerService:
                 raise ApiError("DEPARTMENT_NOT_FOUND", f"department {code} is not admitted on the ledger")
             self._code_ids[code] = dept_id
         return self._code_ids[code]
+
+    def department_id_by_code(self, code: str) -> int:
+        """Raises: ApiError DEPARTMENT_NOT_FOUND for a code not admitted."""
+        dept_id = int(self.client.call("departmentByCode", encode_code(code)))
+        if dept_id == 0:
+            raise ApiError("DEPARTMENT_NOT_FOUND", f"department {code} is not admitted on the ledger")
+        return dept_id
+
+    def agreement_of_grant(self, grant_id: int) -> int:
+        """Raises: ApiError GRANT_NOT_FOUND for an unknown grant."""
+        return int(self._exchange_record("grant", grant_id)[0])
 
     def _custodied_name(self, address: str) -> str | None:
         address = to_checksum_address(address)

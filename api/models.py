@@ -550,3 +550,121 @@ class ReceiptDisputed(BaseModel):
 
 
 ProposalPublic.model_rebuild()
+
+
+# --- demand lists and mutual evaluation ---------------------------------------------------------------------
+
+
+class StoredText(BaseModel):
+    """A text the chain holds the hash of, as the service stores it."""
+
+    hash: str
+    #: None when the service has no text for this hash.
+    document: dict[str, Any] | None = None
+    #: Whether the stored text hashes to the chain's value.
+    verified: bool = False
+
+
+class DemandDocument(Strict):
+    """What a department needs: the text a demand's on-chain hash is the canonical SHA-256 of."""
+
+    title: Annotated[str, Field(min_length=1, max_length=500, description="what data is needed")]
+    description: Annotated[str | None, Field(max_length=10_000)] = None
+    purpose: Annotated[str, Field(min_length=1, max_length=2000, description="why it is needed")]
+    legal_basis: Annotated[str, Field(min_length=1, max_length=2000)]
+    fields: Annotated[list[Text] | None, Field(max_length=200, description="data items wanted")] = None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class DemandCreate(Strict):
+    document: DemandDocument
+    #: The department asked for the data (its code); omitted when the publisher does not know who holds it.
+    addressee: DepartmentCode | None = None
+    #: Unix time by which an answer is wanted (must be in the future).
+    due_by: Uint64
+
+
+class DemandAnswerName(StrEnum):
+    NEW_RESOURCE = "new_resource"
+    EXISTING_RESOURCE = "existing_resource"
+    DECLINED = "declined"
+
+
+class DeclineReasonName(StrEnum):
+    """:class:`node.types.DeclineReason`, by name."""
+
+    NOT_HELD = "not_held"
+    HELD_ELSEWHERE = "held_elsewhere"
+    LEGALLY_RESTRICTED = "legally_restricted"
+    INSUFFICIENT_LEGAL_BASIS = "insufficient_legal_basis"
+    PURPOSE_NOT_JUSTIFIED = "purpose_not_justified"
+
+
+class DemandAnswerCreate(Strict):
+    """A resource that meets the demand (new: catalogued after it was published; existing: before), or a
+    decline with its reason."""
+
+    answer: DemandAnswerName
+    resource_id: Id64 | None = None
+    decline_reason: DeclineReasonName | None = None
+    note: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+
+    @model_validator(mode="after")
+    def _fits(self) -> DemandAnswerCreate:
+        if self.answer is DemandAnswerName.DECLINED:
+            if self.decline_reason is None or self.resource_id is not None:
+                raise ValueError("a decline gives decline_reason and no resource_id")
+        elif self.resource_id is None or self.decline_reason is not None:
+            raise ValueError("a resource answer gives resource_id and no decline_reason")
+        return self
+
+
+class DemandAnswerPublic(BaseModel):
+    answer: DemandAnswerName
+    answered_by: int
+    answered_at: int
+    resource_id: int | None = None
+    decline_reason: str | None = None
+    decline_code: int | None = None
+    note: StoredText | None = None
+
+
+class DemandPublic(BaseModel):
+    id: int
+    publisher: int
+    addressee: int | None
+    published_at: int
+    due_by: int
+    text_hash: str
+    document: dict[str, Any] | None = None
+    verified: bool = False
+    status: str
+    answer: DemandAnswerPublic | None = None
+
+
+Score = Annotated[int, Field(ge=1, le=5, strict=True)]
+
+
+class EvaluationCreate(Strict):
+    """The consumer scores timeliness, completeness and accuracy; the provider scores purpose_compliance.
+    ``delivery_id`` names a delivery under the agreement: evaluation follows delivery."""
+
+    delivery_id: Bytes32Hex
+    timeliness: Score | None = None
+    completeness: Score | None = None
+    accuracy: Score | None = None
+    purpose_compliance: Score | None = None
+    comment: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+
+
+class EvaluationPublic(BaseModel):
+    agreement_id: int
+    period: int
+    scored_side: Literal["provider", "consumer"]
+    scorer: int
+    scored: int
+    scores: dict[str, int]
+    comment: StoredText | None = None
+    block_number: int

@@ -19,6 +19,7 @@ _AREAS: tuple[str, ...] = (
     "dxl.commands.tokens",
     "dxl.bench",
     "dxl.commands.audit",
+    "dxl.commands.practice",
     "dxl.receipts",
 )
 

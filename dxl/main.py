@@ -38,6 +38,8 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
         "Check an anchored receipt's inclusion proof against the chain alone, without the service.",
     ),
     ("audit", "Audit trail: index, check, history, provenance, scorecards, reports."),
+    ("demand", "Demand lists: publish what data your department needs, answer demands made of it."),
+    ("evaluation", "Mutual evaluation: score the other party of an agreement after a delivery."),
     (
         "bench",
         "Run the benchmarks behind the README's performance figures (plain `dxl bench` runs them all).",

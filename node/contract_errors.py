@@ -75,6 +75,21 @@ REVERT_CODES: Mapping[str, str] = {
     "ReceiptBatchUnknown": "RECEIPT_BATCH_NOT_FOUND",
     "ReceiptInvalidField": "INVALID_FIELD",
     "ReceiptProofInvalid": "RECEIPT_PROOF_INVALID",
+    "PracticeUnknownDemand": "DEMAND_NOT_FOUND",
+    "PracticeDemandAnswered": "DEMAND_ALREADY_ANSWERED",
+    "PracticeNotAddressee": "NOT_A_PARTY",
+    "PracticeInvalidField": "INVALID_FIELD",
+    "PracticeUnknownDeclineCode": "UNKNOWN_DECLINE_CODE",
+    "PracticeResourceUnfit": "RESOURCE_UNFIT",
+    "PracticeScoreOutOfRange": "SCORE_OUT_OF_RANGE",
+    "PracticeNoDelivery": "NO_DELIVERY_UNDER_AGREEMENT",
+    "PracticeAlreadyScored": "ALREADY_SCORED",
+    "PracticeNotAuditor": "FORBIDDEN",
+    "PracticeInvalidInspection": "INVALID_INSPECTION",
+    "PracticeUnknownInspection": "INSPECTION_NOT_FOUND",
+    "PracticeInspectionStatus": "INSPECTION_STATUS_MISMATCH",
+    "PracticeSeedUnavailable": "SEED_UNAVAILABLE",
+    "PracticeInvalidOutcome": "INVALID_OUTCOME",
 }
 
 

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 LEDGER_ARTIFACT = "DataExchangeLedger"
 ANCHORS_ARTIFACT = "ReceiptAnchors"
+PRACTICE_ARTIFACT = "SharingPractice"
+#: Length of a mutual-evaluation period of ``SharingPractice`` (each side of an agreement is scored at most
+#: once per period): 30 days, the monthly rhythm of departmental assessments.
+EVALUATION_PERIOD_S = 30 * 24 * 3600
 DEPLOYMENT_FILE = "deployment.json"
 RECORD_VERSION = 1
 
@@ -69,7 +73,8 @@ def _hex_hash(data: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class AnchorsDeployment:
-    """Where the ``ReceiptAnchors`` contract of a ledger lives, and which build it is."""
+    """Where a contract deployed beside a ledger (``ReceiptAnchors``, ``SharingPractice``) lives, and which
+    build it is."""
 
     address: str
     tx_hash: str
@@ -99,13 +104,16 @@ class Deployment:
     #: The ``ReceiptAnchors`` contract beside the ledger (:func:`deploy_receipt_anchors`); records written
     #: before it existed lack it, and the next start deploys it.
     receipt_anchors: AnchorsDeployment | None = None
+    #: The ``SharingPractice`` contract beside the ledger (:func:`deploy_sharing_practice`); optional too.
+    sharing_practice: AnchorsDeployment | None = None
     reused: bool = field(default=False, compare=False)
 
     def to_json(self) -> str:
         record = asdict(self)
         record.pop("reused")
-        if record["receipt_anchors"] is None:
-            record.pop("receipt_anchors")
+        for companion in ("receipt_anchors", "sharing_practice"):
+            if record[companion] is None:
+                record.pop(companion)
         return json.dumps(record, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -124,12 +132,13 @@ class Deployment:
             raise ConfigurationError(f"deployment record {path} is unreadable: {exc}") from None
         try:
             known = {f for f in cls.__dataclass_fields__ if f != "reused"}
-            missing = known - {"version", "receipt_anchors"} - set(raw)
+            missing = known - {"version", "receipt_anchors", "sharing_practice"} - set(raw)
             if missing:
                 raise KeyError(", ".join(sorted(missing)))
             fields = {k: v for k, v in raw.items() if k in known}
-            if fields.get("receipt_anchors") is not None:
-                fields["receipt_anchors"] = AnchorsDeployment(**fields["receipt_anchors"])
+            for companion in ("receipt_anchors", "sharing_practice"):
+                if fields.get(companion) is not None:
+                    fields[companion] = AnchorsDeployment(**fields[companion])
             return cls(**fields)
         except (KeyError, TypeError) as exc:
             raise ConfigurationError(f"deployment record {path} lacks {exc}") from None
@@ -334,3 +343,68 @@ def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: An
     client = LedgerClient(endpoint, artifact.abi, **kwargs)
     verify_deployment(client, deployment, artifact, path)
     return client.at(deployment.address)
+
+
+def deploy_sharing_practice(
+    client: LedgerClient,
+    *,
+    deployer: LocalAccount,
+    home: Path | None = None,
+    evaluation_period: int = EVALUATION_PERIOD_S,
+) -> AnchorsDeployment:
+    """Deploy ``SharingPractice(ledger, evaluation_period)`` beside the recorded ledger, once, exactly as
+    :func:`deploy_receipt_anchors` does (a recorded one whose code and build still match is reused).
+
+    Raises:
+        NotDeployedError: no ledger recorded.
+        DeploymentMismatchError: the ledger record does not match the node.
+        NodeError: the node is unreachable or refuses the transaction.
+    """
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+
+    path = deployment_path(home)
+    deployment = Deployment.load(path)
+    ledger_artifact = load_artifact(deployment.artifact)
+    verify_deployment(client, deployment, ledger_artifact, path)
+    artifact = load_artifact(PRACTICE_ARTIFACT)
+    existing = deployment.sharing_practice
+    if existing is not None and _anchors_record_matches(client, existing, artifact):
+        return existing
+    practice = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
+    result = practice.deploy(deployer, artifact.bytecode, deployment.address, evaluation_period)
+    assert result.contract_address is not None
+    record = AnchorsDeployment(
+        address=to_checksum_address(result.contract_address),
+        tx_hash=result.tx_hash,
+        block_number=result.block_number,
+        bytecode_hash=_hex_hash(artifact.bytecode),
+        code_hash=_hex_hash(practice.code_at(result.contract_address)),
+    )
+    _write_record(path, replace(deployment, sharing_practice=record))
+    return record
+
+
+def practice_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
+    """A client bound to the recorded, verified ``SharingPractice`` of ``home``'s ledger on ``endpoint``; its
+    ABI holds the ledger's errors too (the practice contract reverts with them when it checks a party).
+
+    Raises:
+        NotDeployedError: nothing deployed yet.
+        DeploymentMismatchError: the record does not match the node, or names no (matching) practice contract.
+    """
+    from node.chain import LedgerClient
+    from node.compiler import load_artifact
+
+    path = deployment_path(home)
+    deployment = Deployment.load(path)
+    artifact = load_artifact(PRACTICE_ARTIFACT)
+    client = LedgerClient(endpoint, anchors_abi(artifact, load_artifact(deployment.artifact)), **kwargs)
+    record = deployment.sharing_practice
+    if record is None:
+        raise DeploymentMismatchError(path, "it names no sharing practice contract (run `dxl deploy`)")
+    if not _anchors_record_matches(client, record, artifact):
+        raise DeploymentMismatchError(
+            path, f"the code at {record.address} is not the recorded sharing practice"
+        )
+    return client.at(record.address)

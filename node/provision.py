@@ -32,7 +32,13 @@ from eth_utils.crypto import keccak
 
 from node.chain import LedgerClient, PendingTx
 from node.compiler import load_artifact
-from node.deploy import LEDGER_ARTIFACT, Deployment, deploy_ledger, deploy_receipt_anchors
+from node.deploy import (
+    LEDGER_ARTIFACT,
+    Deployment,
+    deploy_ledger,
+    deploy_receipt_anchors,
+    deploy_sharing_practice,
+)
 from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
 from node.keys import KeyStore
@@ -373,6 +379,7 @@ def setup_ledger(
         artifact=artifact,
     )
     anchors = deploy_receipt_anchors(client, deployer=keystore.unlock(GOVERNORS[0]), home=settings.home)
-    deployment = replace(deployment, receipt_anchors=anchors)
+    practice = deploy_sharing_practice(client, deployer=keystore.unlock(GOVERNORS[0]), home=settings.home)
+    deployment = replace(deployment, receipt_anchors=anchors, sharing_practice=practice)
     report = provision_demo(client, keystore, home=settings.home, funder=funder)
     return LedgerSetup(client, deployment, report, keystore)

@@ -86,6 +86,44 @@ class GovernanceAction(IntEnum):
     REINSTATE_AGREEMENT = 11
 
 
+class DemandAnswer(IntEnum):
+    """How a demand was answered (``contracts/src/types/Practice.sol``)."""
+
+    NONE = 0
+    NEW_RESOURCE = 1
+    EXISTING_RESOURCE = 2
+    DECLINED = 3
+
+
+class DeclineReason(IntEnum):
+    """The reason codes a department declines a demand with: declared here once. The contract accepts
+    1..``declineCodeMax()``, which a test holds equal to the largest code here."""
+
+    NOT_HELD = 1  # the department does not hold or collect such data
+    HELD_ELSEWHERE = 2  # another department is the authoritative source
+    LEGALLY_RESTRICTED = 3  # a law or regulation forbids sharing it
+    INSUFFICIENT_LEGAL_BASIS = 4  # the demand's legal basis does not cover it
+    PURPOSE_NOT_JUSTIFIED = 5  # the stated purpose does not need this data
+
+
+class ScoredSide(IntEnum):
+    PROVIDER = 0
+    CONSUMER = 1
+
+
+class InspectionStatus(IntEnum):
+    NONE = 0
+    OPEN = 1
+    DRAWN = 2
+
+
+class InspectionOutcome(IntEnum):
+    NONE = 0
+    PASSED = 1
+    FAILED = 2
+    NOT_PRESENTED = 3
+
+
 class InvalidCodeError(DxlError, ValueError):
     """Thrown when a department code does not fit the on-chain ``bytes32`` (ASCII, 1..32 bytes)."""
 

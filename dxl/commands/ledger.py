@@ -163,6 +163,7 @@ def _print_summary(
         ("ledger", f"{dep.address} (deployed at block {dep.block_number}{', reused' if dep.reused else ''})"),
         ("head block", f"{setup.client.block_number()} (the chain's latest block now)"),
         ("anchors", dep.receipt_anchors.address if dep.receipt_anchors else "not deployed"),
+        ("practice", dep.sharing_practice.address if dep.sharing_practice else "not deployed"),
         ("DXL_HOME", str(settings.home)),
         ("keystore", f"{settings.keys_dir} ({len(report.principals)} keys)"),
         ("departments", ", ".join(f"{code}={i}" for code, i in report.departments.items())),
@@ -190,7 +191,7 @@ def deploy_command(
 ) -> None:
     """Deploy the ledger (idempotent) with the keystore's governors, on a running node."""
     from api.settings import load_api_settings
-    from node.deploy import deploy_ledger, deploy_receipt_anchors, ledger_client
+    from node.deploy import deploy_ledger, deploy_receipt_anchors, deploy_sharing_practice, ledger_client
     from node.keys import KeyStore
     from node.provision import GOVERNORS, THRESHOLD, ensure_principals
 
@@ -207,13 +208,12 @@ def deploy_command(
                 home=settings.home,
                 force=force,
             )
+            ledger = ledger_client(endpoint, settings.home)
+            deployer = keystore.unlock(GOVERNORS[0])
             deployment = replace(
                 deployment,
-                receipt_anchors=deploy_receipt_anchors(
-                    ledger_client(endpoint, settings.home),
-                    deployer=keystore.unlock(GOVERNORS[0]),
-                    home=settings.home,
-                ),
+                receipt_anchors=deploy_receipt_anchors(ledger, deployer=deployer, home=settings.home),
+                sharing_practice=deploy_sharing_practice(ledger, deployer=deployer, home=settings.home),
             )
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc

@@ -18,7 +18,7 @@ ROLES = [None, "auditor", "governor-1", "psb", "hrss", "civil"]
 EXCHANGES = {"requests", "agreements", "grants", "deliveries"}
 #: Areas this module knows the read semantics of (2xx for a permitted reader with the fixture's ids); reads
 #: elsewhere must only pass authorization.
-OWN_AREAS = {"healthz", "me", "departments", "governance", "resources", *EXCHANGES}
+OWN_AREAS = {"healthz", "me", "departments", "governance", "resources", "demands", *EXCHANGES}
 
 #: A valid body per request schema, so permission checks are exercised past validation.
 EXAMPLE_BODIES: dict[str, Any] = {
@@ -38,6 +38,9 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "VerifyRequest": lambda: {"manifest": {}},
     "ReceiptLookup": lambda: {"delivery_ids": [b32()]},
     "CatalogImport": lambda: {"resources": []},
+    "DemandCreate": lambda: {"document": {"title": "t", "purpose": "p", "legal_basis": "l"}, "due_by": 2**40},
+    "DemandAnswerCreate": lambda: {"answer": "declined", "decline_reason": "not_held"},
+    "EvaluationCreate": lambda: {"delivery_id": b32(), "purpose_compliance": 3},
 }  # fmt: skip
 
 
@@ -49,11 +52,15 @@ def exchange(api_env: ApiEnv) -> dict[str, Any]:
     ok(api_env.call("POST", "/audit/index", "auditor"))
     grant = ok(api_env.call("GET", f"/grants/{delivery['grant_id']}", "auditor"))
     agreement = ok(api_env.call("GET", f"/agreements/{grant['agreement_id']}", "auditor"))
+    demand = ok(api_env.call("POST", "/demands", "psb", json={
+        "document": {"title": "t", "purpose": "p", "legal_basis": "l"}, "due_by": 2**40, "addressee": "HRSS",
+    }), 201)["record"]  # fmt: skip
     return {
         "request_id": agreement["request_id"], "agreement_id": agreement["id"], "grant_id": grant["id"],
         "delivery_id": delivery["delivery_id"], "resource_id": agreement["resource_id"],
         "commitment": delivery["commitment"],
         "department_id": api_env.departments["HRSS"], "proposal_id": 1, "first_sequence": 0,
+        "demand_id": demand["id"],
     }  # fmt: skip
 
 

@@ -1,0 +1,254 @@
+"""Demand lists and mutual evaluation over HTTP: the service side of the ``SharingPractice`` contract.
+
+Texts (a demand's document, an answer's note, an evaluation's comment) are stored by the service like catalog
+documents — under the SHA-256 of their canonical JSON (:mod:`verifier.catalog`), which is what the chain
+holds — and every read re-hashes them: ``verified`` is true only while the stored text is the chain's.
+Writes are signed with the department's custodied key and go through the ledger service's journal (one nonce
+counter per key for the ledger and this contract alike).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from api import models as m
+from api.db import CatalogDocumentRow
+from api.errors import ApiError
+from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.practice import DemandRecord, EvaluationRecord, PracticeReader
+from node.types import DeclineReason, DemandAnswer, ScoredSide
+from verifier.catalog import canonical_document, document_hash
+
+if TYPE_CHECKING:
+    from api.auth import Principal
+    from api.ledger import LedgerService
+
+ZERO32 = b"\x00" * 32
+_ANSWERS = {
+    m.DemandAnswerName.NEW_RESOURCE: DemandAnswer.NEW_RESOURCE,
+    m.DemandAnswerName.EXISTING_RESOURCE: DemandAnswer.EXISTING_RESOURCE,
+    m.DemandAnswerName.DECLINED: DemandAnswer.DECLINED,
+}
+_ANSWER_NAMES = {v: k for k, v in _ANSWERS.items()}
+
+
+def _hex(value: bytes) -> str:
+    return "0x" + bytes(value).hex()
+
+
+class TextStore:
+    """Texts by the hash of their canonical JSON, in the table that holds the catalog's documents (both are
+    content-addressed the same way)."""
+
+    def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
+        self._sessions = sessions
+
+    def put(self, document: Mapping[str, Any]) -> bytes:
+        digest = document_hash(document)
+        key = _hex(digest)
+        with self._sessions()() as session:
+            row = session.get(CatalogDocumentRow, key)
+            text = canonical_document(document).decode("utf-8")
+            if row is None:
+                session.add(CatalogDocumentRow(metadata_hash=key, document=text))
+            else:
+                row.document = text
+            session.commit()
+        return digest
+
+    def get(self, digest: bytes) -> m.StoredText | None:
+        """The stored text for ``digest`` and whether it still hashes to it; None for a zero hash."""
+        if digest == ZERO32:
+            return None
+        with self._sessions()() as session:
+            row = session.get(CatalogDocumentRow, _hex(digest))
+            text = None if row is None else row.document
+        document: dict[str, Any] | None = None
+        if text is not None:
+            try:
+                parsed = json.loads(text)
+                document = parsed if isinstance(parsed, dict) else None
+            except ValueError:
+                document = None
+        verified = document is not None and document_hash(document) == digest
+        return m.StoredText(hash=_hex(digest), document=document, verified=verified)
+
+
+class PracticeService:
+    """Demands and evaluations for one ledger service."""
+
+    def __init__(self, *, client: LedgerClient, ledger: LedgerService, from_block: int) -> None:
+        self.client = client
+        self.reader = PracticeReader(client, ledger.client, from_block=from_block)
+        self.texts = TextStore(ledger._sessions)
+        self.from_block = from_block
+
+    # --- sending -----------------------------------------------------------------------------------------
+
+    def send(self, ledger: LedgerService, department_id: int, fn: str, *args: Any) -> TxResult:
+        """``fn(*args)`` signed by the department's key, journaled, awaited; the result decoded with this
+        contract's ABI.
+
+        Raises:
+            LedgerRevertError: estimation or the mined transaction reverted.
+            ApiError: as :meth:`api.journal.JournaledSender.send` and ``wait``.
+        """
+        account = ledger.department_account(department_id)
+        return self._send(ledger, account, fn, *args)
+
+    def _send(self, ledger: LedgerService, account: Any, fn: str, *args: Any) -> TxResult:
+        request = self.client.build(str(account.address), fn, *args)
+        signed = ledger.sender.send(account, request, claim=ledger.claim, finish=None)
+        ledger.sender.wait(signed.tx_hash)
+        receipt = self.client.receipt(signed.tx_hash)
+        assert receipt is not None  # wait() returned: it is mined
+        return self.client.outcome(receipt)
+
+    # --- demands -----------------------------------------------------------------------------------------
+
+    def demand(self, demand_id: int) -> m.DemandPublic:
+        try:
+            record = self.reader.demand(demand_id)
+        except LedgerRevertError as exc:
+            if exc.error_name == "PracticeUnknownDemand":
+                raise ApiError("DEMAND_NOT_FOUND", f"no demand {demand_id}") from None
+            raise
+        return self._public(record)
+
+    def demands(
+        self, *, publisher: int | None, addressee: int | None, open_only: bool
+    ) -> list[m.DemandPublic]:
+        found = [
+            d for d in reversed(self.reader.demands())
+            if (publisher is None or d.publisher == publisher)
+            and (addressee is None or d.addressee == addressee)
+            and (not open_only or d.answer is DemandAnswer.NONE)
+        ]  # fmt: skip
+        return [self._public(d) for d in found]
+
+    def _public(self, d: DemandRecord) -> m.DemandPublic:
+        text = self.texts.get(d.text_hash)
+        answer = None
+        if d.answer is not DemandAnswer.NONE:
+            answer = m.DemandAnswerPublic(
+                answer=_ANSWER_NAMES[d.answer],
+                answered_by=d.answered_by,
+                answered_at=d.answered_at,
+                resource_id=d.resource_id or None,
+                decline_reason=DeclineReason(d.decline_code).name.lower() if d.decline_code else None,
+                decline_code=d.decline_code or None,
+                note=self.texts.get(d.answer_hash),
+            )
+        return m.DemandPublic(
+            id=d.demand_id, publisher=d.publisher, addressee=d.addressee or None,
+            published_at=d.published_at, due_by=d.due_by, text_hash=_hex(d.text_hash),
+            document=None if text is None else text.document, verified=bool(text and text.verified),
+            status="open" if answer is None else answer.answer.value, answer=answer,
+        )  # fmt: skip
+
+    def publish(
+        self, ledger: LedgerService, *, principal: Principal, body: m.DemandCreate
+    ) -> m.Written[m.DemandPublic]:
+        me = ledger.department_id_of(principal)
+        addressee = 0
+        if body.addressee is not None:
+            addressee = ledger.department_id_by_code(body.addressee)
+        digest = self.texts.put(body.document.as_json())
+        result = self.send(ledger, me, "publishDemand", digest, addressee, body.due_by)
+        demand_id = int(result.event("DemandPublished").args["demandId"])
+        return m.Written(transaction=_tx(result), record=self.demand(demand_id))
+
+    def answer(
+        self, ledger: LedgerService, *, principal: Principal, demand_id: int, body: m.DemandAnswerCreate
+    ) -> m.Written[m.DemandPublic]:
+        me = ledger.department_id_of(principal)
+        current = self.demand(demand_id)
+        if current.answer is not None:
+            raise ApiError("DEMAND_ALREADY_ANSWERED", f"demand {demand_id} was answered already")
+        if (current.addressee is not None and current.addressee != me) or (
+            current.addressee is None and current.publisher == me
+        ):
+            raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
+        note = ZERO32 if body.note is None else self.texts.put({"note": body.note})
+        code = 0 if body.decline_reason is None else int(DeclineReason[body.decline_reason.upper()])
+        result = self.send(
+            ledger,
+            me,
+            "answerDemand",
+            demand_id,
+            int(_ANSWERS[body.answer]),
+            body.resource_id or 0,
+            code,
+            note,
+        )
+        return m.Written(transaction=_tx(result), record=self.demand(demand_id))
+
+    # --- evaluations -------------------------------------------------------------------------------------
+
+    def evaluations(self, agreement_id: int) -> list[m.EvaluationPublic]:
+        return [self._evaluation(e) for e in self.reader.evaluations(agreement_id)]
+
+    def _evaluation(self, e: EvaluationRecord) -> m.EvaluationPublic:
+        names = (
+            ("timeliness", "completeness", "accuracy")
+            if e.side is ScoredSide.PROVIDER
+            else ("purpose_compliance",)
+        )
+        side: Literal["provider", "consumer"] = "provider" if e.side is ScoredSide.PROVIDER else "consumer"
+        return m.EvaluationPublic(
+            agreement_id=e.agreement_id, period=e.period, scored_side=side, scorer=e.scorer, scored=e.scored,
+            scores=dict(zip(names, e.scores, strict=True)), comment=self.texts.get(e.comment_hash),
+            block_number=e.block_number,
+        )  # fmt: skip
+
+    def evaluate(
+        self, ledger: LedgerService, *, principal: Principal, agreement_id: int, body: m.EvaluationCreate
+    ) -> m.Written[m.EvaluationPublic]:
+        agreement = ledger.agreement(agreement_id, principal=principal)
+        me = ledger.department_id_of(principal)
+        delivery_id = bytes.fromhex(body.delivery_id.removeprefix("0x"))
+        receipt, _block = ledger._delivery(delivery_id)
+        if ledger.agreement_of_grant(receipt.grant_id) != agreement_id:
+            raise ApiError(
+                "NO_DELIVERY_UNDER_AGREEMENT",
+                f"delivery {body.delivery_id} was not made under agreement {agreement_id}",
+                field="delivery_id",
+            )
+        comment = ZERO32 if body.comment is None else self.texts.put({"comment": body.comment})
+        if me == agreement.consumer:
+            if body.timeliness is None or body.completeness is None or body.accuracy is None:
+                raise ApiError(
+                    "VALIDATION_ERROR", "the consumer scores timeliness, completeness and accuracy",
+                    field="timeliness",
+                )  # fmt: skip
+            result = self.send(
+                ledger, me, "scoreProvider", agreement_id, body.timeliness, body.completeness, body.accuracy,
+                comment, delivery_id, receipt.as_tuple(),
+            )  # fmt: skip
+        else:
+            if body.purpose_compliance is None:
+                raise ApiError(
+                    "VALIDATION_ERROR", "the provider scores purpose_compliance", field="purpose_compliance"
+                )
+            result = self.send(
+                ledger, me, "scoreConsumer", agreement_id, body.purpose_compliance, comment, delivery_id,
+                receipt.as_tuple(),
+            )  # fmt: skip
+        ev = result.event("EvaluationRecorded").args
+        side = ScoredSide(ev["side"])
+        scores = tuple(int(x) for x in ev["scores"])
+        record = EvaluationRecord(
+            agreement_id=agreement_id, period=int(ev["period"]), side=side, scorer=me,
+            scored=agreement.provider if side is ScoredSide.PROVIDER else agreement.consumer,
+            scores=scores if side is ScoredSide.PROVIDER else scores[:1],
+            comment_hash=bytes(ev["commentHash"]), block_number=result.block_number,
+        )  # fmt: skip
+        return m.Written(transaction=_tx(result), record=self._evaluation(record))
+
+
+def _tx(result: TxResult) -> m.TransactionPublic:
+    return m.TransactionPublic(hash=result.tx_hash, block_number=result.block_number)

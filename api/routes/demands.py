@@ -1,0 +1,54 @@
+"""Demand lists: a department publishes what data it needs; the addressed department answers with a
+catalogued resource or declines with a reason code. Every member reads the demand lists."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query
+
+from api import models as m
+from api.deps import CurrentPrincipal, DepartmentPrincipal, IdempotencyKey, LedgerDep
+
+router = APIRouter(prefix="/demands", tags=["demands"])
+DemandId = Annotated[int, Path(ge=1, le=2**64 - 1)]
+DeptQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1)]
+
+
+@router.get("", response_model=list[m.DemandPublic])
+def list_demands(
+    _principal: CurrentPrincipal,
+    ledger: LedgerDep,
+    publisher: DeptQuery = None,
+    addressee: DeptQuery = None,
+    open_only: Annotated[bool, Query(alias="open", description="only demands not answered yet")] = False,
+) -> list[m.DemandPublic]:
+    """The demand lists, newest first: each demand with its document and ``verified`` (the stored document
+    hashes to the chain's text hash), and its answer once given."""
+    return ledger.practice_service().demands(publisher=publisher, addressee=addressee, open_only=open_only)
+
+
+@router.post("", response_model=m.Written[m.DemandPublic], status_code=201)
+def publish_demand(
+    body: m.DemandCreate, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.DemandPublic]:
+    return ledger.practice_service().publish(ledger, principal=principal, body=body)
+
+
+@router.get("/{demand_id}", response_model=m.DemandPublic)
+def get_demand(demand_id: DemandId, _principal: CurrentPrincipal, ledger: LedgerDep) -> m.DemandPublic:
+    return ledger.practice_service().demand(demand_id)
+
+
+@router.post("/{demand_id}/answer", response_model=m.Written[m.DemandPublic])
+def answer_demand(
+    demand_id: DemandId,
+    body: m.DemandAnswerCreate,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.DemandPublic]:
+    """The addressed department's answer (any department but the publisher's, for a demand addressed to no
+    one): a resource catalogued after the demand (``new_resource``), one already catalogued
+    (``existing_resource``), or ``declined`` with a reason."""
+    return ledger.practice_service().answer(ledger, principal=principal, demand_id=demand_id, body=body)

@@ -1,0 +1,36 @@
+"""Mutual evaluation: after a delivery under an agreement, each party scores the other once per period."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from api import models as m
+from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep
+
+router = APIRouter(prefix="/agreements", tags=["evaluations"])
+AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1)]
+
+
+@router.get("/{agreement_id}/evaluations", response_model=list[m.EvaluationPublic])
+def list_evaluations(
+    agreement_id: AgreementId, principal: ExchangeReader, ledger: LedgerDep
+) -> list[m.EvaluationPublic]:
+    ledger.agreement(agreement_id, principal=principal)  # parties and auditors only
+    return ledger.practice_service().evaluations(agreement_id)
+
+
+@router.post("/{agreement_id}/evaluations", response_model=m.Written[m.EvaluationPublic], status_code=201)
+def evaluate(
+    agreement_id: AgreementId,
+    body: m.EvaluationCreate,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.EvaluationPublic]:
+    """The consumer scores the provider (timeliness, completeness, accuracy) or the provider the consumer
+    (purpose_compliance), 1-5, with an optional comment; once per evaluation period (30 days) and side."""
+    return ledger.practice_service().evaluate(
+        ledger, principal=principal, agreement_id=agreement_id, body=body
+    )

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {IAccessControl} from "@openzeppelin/contracts/access/IAccessControl.sol";
+import {DepartmentRegistry} from "./DepartmentRegistry.sol";
+import {ISharingPractice} from "./interfaces/ISharingPractice.sol";
+import {IDataExchangeLedger} from "./interfaces/IDataExchangeLedger.sol";
+import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
+import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
+import {Agreement, DeliveryReceipt, DepartmentStatus, Resource, ShareType} from "./types/Ledger.sol";
+import {
+    Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, ScoredSide
+} from "./types/Practice.sol";
+
+/// @title Demand lists, mutual evaluation and sampling inspection beside one ledger
+/// @notice See {ISharingPractice}. One deployment serves one ledger, fixed at construction.
+/// @dev A contract of its own rather than a ledger module: the ledger's runtime code is close to the 24,576-byte
+/// limit. Every check of a party goes through the ledger's views, so a suspension or re-key on the ledger
+/// applies here at once.
+contract SharingPractice is ISharingPractice {
+    /// @dev The decline reason codes are declared once, in `node/types.py` (`DeclineReason`); a test holds
+    /// this bound to that table.
+    uint16 private constant DECLINE_CODE_MAX = 5;
+    uint8 private constant SCORE_MAX = 5;
+
+    IDataExchangeLedger private immutable _ledger;
+    bytes32 private immutable _auditorRole;
+    uint64 private immutable _evaluationPeriod;
+
+    mapping(uint64 demandId => Demand) private _demands;
+    uint64 private _demandCount;
+    mapping(uint64 agreementId => mapping(uint32 period => mapping(ScoredSide side => bool))) private _scored;
+    mapping(uint64 inspectionId => Inspection) private _inspections;
+    uint64 private _inspectionCount;
+    mapping(uint64 inspectionId => mapping(bytes32 deliveryId => InspectionOutcome)) private _outcomes;
+
+    /// @param ledger_ The DataExchangeLedger whose departments, catalog, agreements and deliveries are read.
+    /// @param evaluationPeriod_ Length of an evaluation period in seconds (each side of an agreement is scored
+    /// at most once per period).
+    constructor(IDataExchangeLedger ledger_, uint64 evaluationPeriod_) {
+        if (evaluationPeriod_ == 0) revert PracticeInvalidField("evaluationPeriod");
+        _ledger = ledger_;
+        _auditorRole = DepartmentRegistry(address(ledger_)).AUDITOR_ROLE();
+        _evaluationPeriod = evaluationPeriod_;
+    }
+
+    // ---------------------------------------------------------------- demands
+
+    /// @inheritdoc ISharingPractice
+    function publishDemand(bytes32 textHash, uint32 addressee, uint64 dueBy) external returns (uint64 demandId) {
+        uint32 publisher = _callerDepartment();
+        if (textHash == bytes32(0)) revert PracticeInvalidField("textHash");
+        if (dueBy <= block.timestamp) revert PracticeInvalidField("dueBy");
+        if (addressee != 0) {
+            if (addressee == publisher) revert PracticeInvalidField("addressee");
+            (, DepartmentStatus status) = _ledger.departmentSigner(addressee);
+            if (status == DepartmentStatus.None) revert IDepartmentRegistry.DepartmentUnknown(addressee);
+        }
+        demandId = ++_demandCount;
+        Demand storage d = _demands[demandId];
+        d.publisher = publisher;
+        d.addressee = addressee;
+        d.publishedAt = uint64(block.timestamp);
+        d.dueBy = dueBy;
+        d.catalogSize = _ledger.resourceCount();
+        d.textHash = textHash;
+        emit DemandPublished(demandId, publisher, addressee, textHash, dueBy);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function answerDemand(
+        uint64 demandId,
+        DemandAnswer answer,
+        uint64 resourceId,
+        uint16 declineCode,
+        bytes32 answerHash
+    ) external {
+        uint32 me = _callerDepartment();
+        Demand storage d = _knownDemand(demandId);
+        if (d.answer != DemandAnswer.None) revert PracticeDemandAnswered(demandId, d.answer);
+        if (d.addressee != 0 ? me != d.addressee : me == d.publisher) revert PracticeNotAddressee(demandId, me);
+        if (answer == DemandAnswer.Declined) {
+            if (resourceId != 0) revert PracticeInvalidField("resourceId");
+            if (declineCode == 0 || declineCode > DECLINE_CODE_MAX) revert PracticeUnknownDeclineCode(declineCode);
+        } else if (answer == DemandAnswer.NewResource || answer == DemandAnswer.ExistingResource) {
+            if (declineCode != 0) revert PracticeInvalidField("declineCode");
+            Resource memory r = _ledger.resource(resourceId);
+            bool isNew = resourceId > d.catalogSize;
+            if (
+                r.owner != me || r.shareType == ShareType.NotShared
+                    || isNew != (answer == DemandAnswer.NewResource)
+            ) revert PracticeResourceUnfit(demandId, resourceId);
+        } else {
+            revert PracticeInvalidField("answer");
+        }
+        d.answer = answer;
+        d.answeredBy = me;
+        d.answeredAt = uint64(block.timestamp);
+        d.resourceId = resourceId;
+        d.declineCode = declineCode;
+        d.answerHash = answerHash;
+        emit DemandAnswered(demandId, me, answer, resourceId, declineCode, answerHash);
+    }
+
+    // ---------------------------------------------------------------- evaluation
+
+    /// @inheritdoc ISharingPractice
+    function scoreProvider(
+        uint64 agreementId,
+        uint8 timeliness,
+        uint8 completeness,
+        uint8 accuracy,
+        bytes32 commentHash,
+        bytes32 deliveryId,
+        DeliveryReceipt calldata receipt
+    ) external {
+        _checkScore(timeliness);
+        _checkScore(completeness);
+        _checkScore(accuracy);
+        Agreement memory a = _ledger.agreement(agreementId);
+        _requireCallerIs(a.consumer);
+        uint32 period = _record(agreementId, ScoredSide.Provider, deliveryId, receipt);
+        emit EvaluationRecorded(
+            agreementId, period, ScoredSide.Provider, a.consumer, [timeliness, completeness, accuracy], commentHash
+        );
+    }
+
+    /// @inheritdoc ISharingPractice
+    function scoreConsumer(
+        uint64 agreementId,
+        uint8 purposeCompliance,
+        bytes32 commentHash,
+        bytes32 deliveryId,
+        DeliveryReceipt calldata receipt
+    ) external {
+        _checkScore(purposeCompliance);
+        Agreement memory a = _ledger.agreement(agreementId);
+        _requireCallerIs(a.provider);
+        uint32 period = _record(agreementId, ScoredSide.Consumer, deliveryId, receipt);
+        emit EvaluationRecorded(
+            agreementId, period, ScoredSide.Consumer, a.provider, [purposeCompliance, 0, 0], commentHash
+        );
+    }
+
+    // ---------------------------------------------------------------- inspection
+
+    /// @inheritdoc ISharingPractice
+    function openInspection(
+        uint64 periodFrom,
+        uint64 periodTo,
+        uint16 sampleSize,
+        uint64 seedBlock,
+        uint64 presentBy
+    ) external returns (uint64 inspectionId) {
+        _requireAuditor();
+        if (periodFrom >= periodTo) revert PracticeInvalidInspection("periodFrom");
+        if (periodTo > block.timestamp) revert PracticeInvalidInspection("periodTo");
+        if (sampleSize == 0) revert PracticeInvalidInspection("sampleSize");
+        if (seedBlock <= block.number) revert PracticeInvalidInspection("seedBlock");
+        if (presentBy <= block.timestamp) revert PracticeInvalidInspection("presentBy");
+        inspectionId = ++_inspectionCount;
+        _inspections[inspectionId] = Inspection({
+            auditor: msg.sender,
+            status: InspectionStatus.Open,
+            sampleSize: sampleSize,
+            periodFrom: periodFrom,
+            periodTo: periodTo,
+            seedBlock: seedBlock,
+            presentBy: presentBy,
+            seed: bytes32(0)
+        });
+        emit InspectionOpened(inspectionId, msg.sender, periodFrom, periodTo, sampleSize, seedBlock, presentBy);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function drawSample(uint64 inspectionId) external returns (bytes32 seed) {
+        Inspection storage i = _knownInspection(inspectionId);
+        if (i.status != InspectionStatus.Open) revert PracticeInspectionStatus(inspectionId, i.status);
+        // blockhash is zero for the current block, future blocks and blocks older than 256.
+        seed = blockhash(i.seedBlock);
+        if (seed == bytes32(0)) revert PracticeSeedUnavailable(inspectionId, i.seedBlock);
+        i.seed = seed;
+        i.status = InspectionStatus.Drawn;
+        emit InspectionDrawn(inspectionId, seed);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function recordOutcome(uint64 inspectionId, bytes32 deliveryId, InspectionOutcome outcome_, bytes32 evidenceHash)
+        external
+    {
+        _requireAuditor();
+        Inspection storage i = _knownInspection(inspectionId);
+        if (i.status != InspectionStatus.Drawn) revert PracticeInspectionStatus(inspectionId, i.status);
+        if (uint8(_ledger.deliveryStatus(deliveryId)) == 0) revert IDeliveryLedger.DeliveryUnknown(deliveryId);
+        if (
+            outcome_ == InspectionOutcome.None || _outcomes[inspectionId][deliveryId] != InspectionOutcome.None
+                || (outcome_ == InspectionOutcome.NotPresented && block.timestamp <= i.presentBy)
+        ) revert PracticeInvalidOutcome(inspectionId, deliveryId, outcome_);
+        _outcomes[inspectionId][deliveryId] = outcome_;
+        emit InspectionOutcomeRecorded(inspectionId, deliveryId, outcome_, evidenceHash);
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// @inheritdoc ISharingPractice
+    function demand(uint64 demandId) external view returns (Demand memory) {
+        return _knownDemand(demandId);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function demandCount() external view returns (uint64) {
+        return _demandCount;
+    }
+
+    /// @inheritdoc ISharingPractice
+    function declineCodeMax() external pure returns (uint16) {
+        return DECLINE_CODE_MAX;
+    }
+
+    /// @inheritdoc ISharingPractice
+    function evaluationPeriod() external view returns (uint64) {
+        return _evaluationPeriod;
+    }
+
+    /// @inheritdoc ISharingPractice
+    function scored(uint64 agreementId, uint32 period, ScoredSide side) external view returns (bool) {
+        return _scored[agreementId][period][side];
+    }
+
+    /// @inheritdoc ISharingPractice
+    function inspection(uint64 inspectionId) external view returns (Inspection memory) {
+        return _knownInspection(inspectionId);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function inspectionCount() external view returns (uint64) {
+        return _inspectionCount;
+    }
+
+    /// @inheritdoc ISharingPractice
+    function outcome(uint64 inspectionId, bytes32 deliveryId) external view returns (InspectionOutcome) {
+        return _outcomes[inspectionId][deliveryId];
+    }
+
+    /// @inheritdoc ISharingPractice
+    function ledger() external view returns (address) {
+        return address(_ledger);
+    }
+
+    // ---------------------------------------------------------------- internals
+
+    function _record(uint64 agreementId, ScoredSide side, bytes32 deliveryId, DeliveryReceipt calldata receipt)
+        private
+        returns (uint32 period)
+    {
+        if (!_ledger.receiptMatches(deliveryId, receipt) || _ledger.grant(receipt.grantId).agreementId != agreementId)
+        {
+            revert PracticeNoDelivery(agreementId, deliveryId);
+        }
+        period = uint32(block.timestamp / _evaluationPeriod);
+        if (_scored[agreementId][period][side]) revert PracticeAlreadyScored(agreementId, period, side);
+        _scored[agreementId][period][side] = true;
+    }
+
+    function _checkScore(uint8 score) private pure {
+        if (score == 0 || score > SCORE_MAX) revert PracticeScoreOutOfRange(score);
+    }
+
+    function _knownDemand(uint64 demandId) private view returns (Demand storage d) {
+        d = _demands[demandId];
+        if (d.publisher == 0) revert PracticeUnknownDemand(demandId);
+    }
+
+    function _knownInspection(uint64 inspectionId) private view returns (Inspection storage i) {
+        i = _inspections[inspectionId];
+        if (i.status == InspectionStatus.None) revert PracticeUnknownInspection(inspectionId);
+    }
+
+    /// The active department whose signer is the caller.
+    function _callerDepartment() private view returns (uint32 id) {
+        id = _ledger.departmentOf(msg.sender);
+        if (id == 0) revert IDepartmentRegistry.DepartmentUnauthorized(msg.sender);
+        _requireCallerIs(id);
+    }
+
+    function _requireCallerIs(uint32 id) private view {
+        (address signer, DepartmentStatus status) = _ledger.departmentSigner(id);
+        if (signer != msg.sender) revert IDepartmentRegistry.DepartmentUnauthorized(msg.sender);
+        if (status != DepartmentStatus.Active) revert IDepartmentRegistry.DepartmentNotActive(id);
+    }
+
+    function _requireAuditor() private view {
+        if (!IAccessControl(address(_ledger)).hasRole(_auditorRole, msg.sender)) revert PracticeNotAuditor(msg.sender);
+    }
+}

@@ -1,0 +1,216 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.24;
+
+import {DeliveryReceipt} from "../types/Ledger.sol";
+import {Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, ScoredSide} from "../types/Practice.sol";
+
+/// @title The practice around the ledger: demand lists, mutual evaluation and sampling inspection
+/// @notice Departments publish what data they need (a demand) and the addressed department answers it with a
+/// catalogued resource or declines with a reason code; after deliveries under an agreement each party scores
+/// the other once per evaluation period; auditors inspect a sample of a closed period's deliveries, drawn from a
+/// block hash committed to in advance.
+/// @dev Deployed beside the ledger and reading departments, resources, agreements, grants and deliveries through
+/// the ledger's views (the ledger's runtime code is close to the size limit). The ledger's own errors
+/// (`DepartmentUnauthorized`, `CatalogUnknownResource`, `AgreementUnknown`, ...) reach callers unchanged.
+interface ISharingPractice {
+    /// @notice Thrown when a demand id was never published.
+    error PracticeUnknownDemand(uint64 demandId);
+    /// @notice Thrown when answering a demand that was answered already.
+    error PracticeDemandAnswered(uint64 demandId, DemandAnswer answer);
+    /// @notice Thrown when a department answers a demand addressed to another, or its own demand.
+    error PracticeNotAddressee(uint64 demandId, uint32 departmentId);
+    /// @notice Thrown when a text hash is zero, a due date is not in the future, or an answer's fields do not
+    /// fit its kind (a resource for a decline, no resource for a resource answer).
+    error PracticeInvalidField(string field);
+    /// @notice Thrown when a decline's reason code is not one of the declared codes 1..{declineCodeMax}.
+    error PracticeUnknownDeclineCode(uint16 code);
+    /// @notice Thrown when the resource answering a demand is not the answering department's, is not shared,
+    /// or is not new (for `NewResource`) / not existing (for `ExistingResource`) at the demand's publication.
+    error PracticeResourceUnfit(uint64 demandId, uint64 resourceId);
+    /// @notice Thrown when a score is outside 1..5.
+    error PracticeScoreOutOfRange(uint8 score);
+    /// @notice Thrown when the delivery offered as evidence was not made under the scored agreement.
+    error PracticeNoDelivery(uint64 agreementId, bytes32 deliveryId);
+    /// @notice Thrown when a side of an agreement was scored already in the current period.
+    error PracticeAlreadyScored(uint64 agreementId, uint32 period, ScoredSide side);
+    /// @notice Thrown when the caller is not an auditor of the ledger.
+    error PracticeNotAuditor(address account);
+    /// @notice Thrown when an inspection's period, sample size, seed block or deadline is unusable.
+    error PracticeInvalidInspection(string field);
+    /// @notice Thrown when an inspection id was never opened.
+    error PracticeUnknownInspection(uint64 inspectionId);
+    /// @notice Thrown when an inspection is not in the status the call needs.
+    error PracticeInspectionStatus(uint64 inspectionId, InspectionStatus status);
+    /// @notice Thrown when the seed block is not mined yet, or is older than the 256 blocks whose hash is known.
+    error PracticeSeedUnavailable(uint64 inspectionId, uint64 seedBlock);
+    /// @notice Thrown when a delivery's outcome was recorded already, is `None`, or is `NotPresented` before the
+    /// deadline.
+    error PracticeInvalidOutcome(uint64 inspectionId, bytes32 deliveryId, InspectionOutcome outcome);
+
+    /// @notice A department published a demand.
+    /// @param demandId Sequential id, starting at 1.
+    /// @param publisher The department that needs the data.
+    /// @param addressee The department asked for it (0: not known).
+    /// @param textHash SHA-256 of the demand's canonical document (what, purpose, legal basis).
+    /// @param dueBy Block time by which an answer is wanted.
+    event DemandPublished(
+        uint64 indexed demandId, uint32 indexed publisher, uint32 indexed addressee, bytes32 textHash, uint64 dueBy
+    );
+    /// @notice A department answered a demand.
+    /// @param demandId The demand.
+    /// @param answeredBy The answering department.
+    /// @param answer New resource, existing resource or declined.
+    /// @param resourceId The resource that meets the demand (0 for a decline).
+    /// @param declineCode The reason code of a decline (0 otherwise).
+    /// @param answerHash SHA-256 of the answer's canonical document (0: none).
+    event DemandAnswered(
+        uint64 indexed demandId,
+        uint32 indexed answeredBy,
+        DemandAnswer answer,
+        uint64 resourceId,
+        uint16 declineCode,
+        bytes32 answerHash
+    );
+    /// @notice A party of an agreement scored the other side.
+    /// @param agreementId The agreement.
+    /// @param period The evaluation period (`block.timestamp / evaluationPeriod`).
+    /// @param side Which side was scored (the provider by its consumer, or the consumer by its provider).
+    /// @param scorer The scoring department.
+    /// @param scores Provider: timeliness, completeness, accuracy; consumer: purpose compliance (others 0).
+    /// @param commentHash SHA-256 of a comment kept off chain (0: none).
+    event EvaluationRecorded(
+        uint64 indexed agreementId,
+        uint32 indexed period,
+        ScoredSide indexed side,
+        uint32 scorer,
+        uint8[3] scores,
+        bytes32 commentHash
+    );
+    /// @notice An auditor opened a sampling inspection.
+    /// @param inspectionId Sequential id, starting at 1.
+    /// @param auditor The opening auditor.
+    /// @param periodFrom First block time of the inspected period.
+    /// @param periodTo End (exclusive) of the inspected period.
+    /// @param sampleSize How many deliveries are drawn (all of them if the period has fewer).
+    /// @param seedBlock The future block whose hash seeds the draw.
+    /// @param presentBy Block time by which sampled providers must present.
+    event InspectionOpened(
+        uint64 indexed inspectionId,
+        address indexed auditor,
+        uint64 periodFrom,
+        uint64 periodTo,
+        uint16 sampleSize,
+        uint64 seedBlock,
+        uint64 presentBy
+    );
+    /// @notice The seed of an inspection's sample was fixed.
+    /// @param inspectionId The inspection.
+    /// @param seed The hash of its seed block.
+    event InspectionDrawn(uint64 indexed inspectionId, bytes32 seed);
+    /// @notice An auditor recorded the outcome of one sampled delivery.
+    /// @param inspectionId The inspection.
+    /// @param deliveryId The sampled delivery.
+    /// @param outcome Passed, failed, or not presented by the deadline.
+    /// @param evidenceHash SHA-256 of the verification verdict (0: none).
+    event InspectionOutcomeRecorded(
+        uint64 indexed inspectionId, bytes32 indexed deliveryId, InspectionOutcome outcome, bytes32 evidenceHash
+    );
+
+    /// @notice Publishes a demand of the calling department.
+    /// @dev Requirements: caller is an active department's signer; `textHash` non-zero; `dueBy` in the future;
+    /// `addressee` 0 or another department that exists. Emits {DemandPublished}.
+    /// @return demandId The new demand's id.
+    function publishDemand(bytes32 textHash, uint32 addressee, uint64 dueBy) external returns (uint64 demandId);
+
+    /// @notice Answers a demand on behalf of the calling department.
+    /// @dev Requirements: caller is an active department's signer, the demand's addressee (or, for a demand
+    /// addressed to no one, any department but its publisher); the demand not answered yet. `NewResource` and
+    /// `ExistingResource`: `resourceId` is the caller's, not `NotShared`, catalogued after (new) or before
+    /// (existing) the demand's publication, `declineCode` 0. `Declined`: `resourceId` 0, `declineCode` in
+    /// 1..{declineCodeMax}. Emits {DemandAnswered}.
+    function answerDemand(
+        uint64 demandId,
+        DemandAnswer answer,
+        uint64 resourceId,
+        uint16 declineCode,
+        bytes32 answerHash
+    ) external;
+
+    /// @notice The consumer of an agreement scores its provider, once per period.
+    /// @dev Requirements: caller is the agreement's consumer's signer, active; each score in 1..5; the receipt
+    /// of `deliveryId` (as recorded, see {IDeliveryLedger-receiptMatches}) was delivered under a grant of the
+    /// agreement; the provider not scored in this agreement's current period. Emits {EvaluationRecorded}.
+    function scoreProvider(
+        uint64 agreementId,
+        uint8 timeliness,
+        uint8 completeness,
+        uint8 accuracy,
+        bytes32 commentHash,
+        bytes32 deliveryId,
+        DeliveryReceipt calldata receipt
+    ) external;
+
+    /// @notice The provider of an agreement scores its consumer's compliance with the agreed purpose, once per
+    /// period.
+    /// @dev Requirements: as {scoreProvider}, with the provider's signer as caller. Emits {EvaluationRecorded}.
+    function scoreConsumer(
+        uint64 agreementId,
+        uint8 purposeCompliance,
+        bytes32 commentHash,
+        bytes32 deliveryId,
+        DeliveryReceipt calldata receipt
+    ) external;
+
+    /// @notice Opens a sampling inspection of the deliveries recorded in `[periodFrom, periodTo)`.
+    /// @dev Requirements: caller holds the ledger's auditor role; `periodFrom < periodTo <= block.timestamp`
+    /// (a closed period: its deliveries can no longer change); `sampleSize > 0`; `seedBlock > block.number`;
+    /// `presentBy > block.timestamp`. Emits {InspectionOpened}.
+    /// @return inspectionId The new inspection's id.
+    function openInspection(
+        uint64 periodFrom,
+        uint64 periodTo,
+        uint16 sampleSize,
+        uint64 seedBlock,
+        uint64 presentBy
+    ) external returns (uint64 inspectionId);
+
+    /// @notice Fixes an inspection's seed: the hash of its seed block. Anyone may call it.
+    /// @dev Requirements: the inspection is open; its seed block is mined and among the last 256 blocks.
+    /// Emits {InspectionDrawn}.
+    function drawSample(uint64 inspectionId) external returns (bytes32 seed);
+
+    /// @notice Records the outcome of one sampled delivery.
+    /// @dev Requirements: caller holds the auditor role; the inspection is drawn; the delivery was recorded on
+    /// the ledger; its outcome not recorded before; `outcome` not `None`, and `NotPresented` only after the
+    /// inspection's `presentBy`. Membership of the sample is checked off chain (`verifier/sampling.py`): the
+    /// population lives in the ledger's logs. Emits {InspectionOutcomeRecorded}.
+    function recordOutcome(uint64 inspectionId, bytes32 deliveryId, InspectionOutcome outcome, bytes32 evidenceHash)
+        external;
+
+    /// @notice A demand; reverts with {PracticeUnknownDemand} for an unknown id.
+    function demand(uint64 demandId) external view returns (Demand memory);
+
+    /// @notice Number of demands published so far (ids run from 1 to this value).
+    function demandCount() external view returns (uint64);
+
+    /// @notice The highest declared decline reason code (codes run from 1 to this value).
+    function declineCodeMax() external pure returns (uint16);
+
+    /// @notice Length of an evaluation period in seconds.
+    function evaluationPeriod() external view returns (uint64);
+
+    /// @notice Whether `side` of `agreementId` was scored in `period`.
+    function scored(uint64 agreementId, uint32 period, ScoredSide side) external view returns (bool);
+
+    /// @notice An inspection; reverts with {PracticeUnknownInspection} for an unknown id.
+    function inspection(uint64 inspectionId) external view returns (Inspection memory);
+
+    /// @notice Number of inspections opened so far.
+    function inspectionCount() external view returns (uint64);
+
+    /// @notice The recorded outcome of a delivery in an inspection (`None`: not recorded).
+    function outcome(uint64 inspectionId, bytes32 deliveryId) external view returns (InspectionOutcome);
+
+    /// @notice The ledger whose departments, catalog, agreements and deliveries this contract reads.
+    function ledger() external view returns (address);
+}

@@ -1,0 +1,256 @@
+"""``dxl demand`` and ``dxl evaluation``: demand lists and mutual evaluation, through the API over HTTP.
+
+The commands act as the principal of ``--token`` (``DXL_TOKEN``) on the API at ``--api`` (``DXL_API_URL``,
+default the local ``dxl run``). Exit codes: 0 done; 2 the API refused (its error code is printed, with
+``--json`` as ``{"error": CODE, "message": ...}``) or could not be reached.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from dxl.commands.audit import parse_time
+from dxl.commands.common import JsonOption, cli_error
+from node.errors import DxlError
+
+demand_app = typer.Typer(
+    help="Demand lists: publish what data your department needs, answer demands made of it.",
+    no_args_is_help=True,
+)
+evaluation_app = typer.Typer(
+    help="Mutual evaluation: score the other party of an agreement after a delivery.", no_args_is_help=True
+)
+
+ApiOption = Annotated[
+    str | None, typer.Option("--api", envvar="DXL_API_URL", help="API base URL (default: the local dxl run).")
+]
+TokenOption = Annotated[str, typer.Option("--token", envvar="DXL_TOKEN", help="API bearer token.")]
+
+
+class ApiCallError(DxlError):
+    """Thrown when the API answers with an error (its code is kept) or cannot be reached."""
+
+    code = "API_ERROR"
+
+
+def call_api(api: str | None, token: str, method: str, path: str, body: Any = None) -> Any:
+    """The JSON answer of ``method path`` on the API.
+
+    Raises:
+        ApiCallError: an error answer (with the API's code) or no answer.
+    """
+    import httpx
+
+    if api is None:
+        from api.settings import load_api_settings
+
+        api = load_api_settings().api_url
+    try:
+        response = httpx.request(
+            method,
+            api.rstrip("/") + path,
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=120,
+        )
+    except httpx.HTTPError as exc:
+        raise ApiCallError(f"the API at {api} did not answer: {exc}", code="API_UNREACHABLE") from None
+    try:
+        data = response.json()
+    except ValueError:
+        raise ApiCallError(f"the API answered {response.status_code} without JSON") from None
+    if response.status_code >= 400:
+        error = data.get("error", {}) if isinstance(data, dict) else {}
+        raise ApiCallError(str(error.get("message", response.text)), code=str(error.get("code", "API_ERROR")))
+    return data
+
+
+def _out(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
+
+
+def _demand_line(d: dict[str, Any]) -> str:
+    doc = d.get("document") or {}
+    to = f"department {d['addressee']}" if d.get("addressee") else "anyone"
+    state = d["status"]
+    answer = d.get("answer") or {}
+    if answer.get("resource_id"):
+        state += f" (resource {answer['resource_id']})"
+    elif answer.get("decline_reason"):
+        state += f" ({answer['decline_reason']})"
+    verified = "verified" if d.get("verified") else "UNVERIFIED"
+    return (f"demand {d['id']}: {doc.get('title', '?')} — from department {d['publisher']} to {to}; "
+            f"{state}; text {verified}")  # fmt: skip
+
+
+@demand_app.command("publish")
+def publish_command(
+    title: Annotated[str, typer.Option(help="What data is needed.")],
+    purpose: Annotated[str, typer.Option(help="Why it is needed.")],
+    legal_basis: Annotated[str, typer.Option("--legal-basis", help="The law or regulation it serves.")],
+    due: Annotated[str, typer.Option(help="Answer wanted by (ISO date/time, UTC).")],
+    to: Annotated[str | None, typer.Option("--to", help="Code of the department asked (if known).")] = None,
+    description: Annotated[str | None, typer.Option(help="Longer description.")] = None,
+    field: Annotated[
+        list[str] | None, typer.Option("--field", help="A data item wanted (repeatable).")
+    ] = None,
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Publish a demand of your department: its text is stored by the service, its hash on the ledger."""
+    try:
+        document: dict[str, Any] = {"title": title, "purpose": purpose, "legal_basis": legal_basis}
+        if description:
+            document["description"] = description
+        if field:
+            document["fields"] = field
+        body: dict[str, Any] = {"document": document, "due_by": parse_time(due, "due")}
+        if to:
+            body["addressee"] = to.upper()
+        written = call_api(api, token, "POST", "/demands", body)
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(
+        written, as_json, f"published {_demand_line(written['record'])} (tx {written['transaction']['hash']})"
+    )
+
+
+@demand_app.command("answer")
+def answer_command(
+    demand_id: Annotated[int, typer.Argument(help="The demand.")],
+    new_resource: Annotated[
+        int | None, typer.Option("--new-resource", help="A resource catalogued after the demand meets it.")
+    ] = None,
+    existing_resource: Annotated[
+        int | None, typer.Option("--existing-resource", help="A resource already catalogued meets it.")
+    ] = None,
+    decline: Annotated[
+        str | None,
+        typer.Option(
+            help="Decline with a reason: not_held, held_elsewhere, legally_restricted, "
+            "insufficient_legal_basis, purpose_not_justified."
+        ),
+    ] = None,
+    note: Annotated[str | None, typer.Option(help="A note kept with the answer.")] = None,
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a demand made of your department: one of --new-resource, --existing-resource, --decline."""
+    chosen = [x for x in (new_resource, existing_resource, decline) if x is not None]
+    try:
+        if len(chosen) != 1:
+            raise ApiCallError(
+                "give exactly one of --new-resource, --existing-resource, --decline", code="USAGE_ERROR"
+            )
+        body: dict[str, Any]
+        if new_resource is not None:
+            body = {"answer": "new_resource", "resource_id": new_resource}
+        elif existing_resource is not None:
+            body = {"answer": "existing_resource", "resource_id": existing_resource}
+        else:
+            body = {"answer": "declined", "decline_reason": decline}
+        if note:
+            body["note"] = note
+        written = call_api(api, token, "POST", f"/demands/{demand_id}/answer", body)
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(written, as_json, f"answered {_demand_line(written['record'])}")
+
+
+@demand_app.command("list")
+def list_command(
+    open_only: Annotated[bool, typer.Option("--open", help="Only demands not answered yet.")] = False,
+    publisher: Annotated[int | None, typer.Option(help="Only this department's demands (id).")] = None,
+    addressee: Annotated[
+        int | None, typer.Option(help="Only demands addressed to this department (id).")
+    ] = None,
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """The demand lists, newest first."""
+    query = [f"open={'true' if open_only else 'false'}"]
+    query += [f"publisher={publisher}"] if publisher else []
+    query += [f"addressee={addressee}"] if addressee else []
+    try:
+        found = call_api(api, token, "GET", "/demands?" + "&".join(query))
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(found, as_json, "\n".join(_demand_line(d) for d in found) or "no demands")
+
+
+@demand_app.command("show")
+def show_command(
+    demand_id: Annotated[int, typer.Argument(help="The demand.")],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """One demand with its full text."""
+    try:
+        found = call_api(api, token, "GET", f"/demands/{demand_id}")
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    text = _demand_line(found) + "\n" + json.dumps(found.get("document"), ensure_ascii=False, indent=2)
+    _out(found, as_json, text)
+
+
+@evaluation_app.command("add")
+def evaluate_command(
+    agreement_id: Annotated[int, typer.Argument(help="The agreement.")],
+    delivery: Annotated[str, typer.Option(help="A delivery id under the agreement (0x...).")],
+    timeliness: Annotated[int | None, typer.Option(help="Consumer scoring the provider: 1-5.")] = None,
+    completeness: Annotated[int | None, typer.Option(help="Consumer scoring the provider: 1-5.")] = None,
+    accuracy: Annotated[int | None, typer.Option(help="Consumer scoring the provider: 1-5.")] = None,
+    purpose_compliance: Annotated[
+        int | None, typer.Option("--purpose-compliance", help="Provider scoring the consumer: 1-5.")
+    ] = None,
+    comment: Annotated[str | None, typer.Option(help="A comment kept off chain (its hash on chain).")] = None,
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Score the other party of an agreement, once per evaluation period."""
+    body: dict[str, Any] = {"delivery_id": delivery}
+    for key, value in (("timeliness", timeliness), ("completeness", completeness), ("accuracy", accuracy),
+                       ("purpose_compliance", purpose_compliance), ("comment", comment)):  # fmt: skip
+        if value is not None:
+            body[key] = value
+    try:
+        written = call_api(api, token, "POST", f"/agreements/{agreement_id}/evaluations", body)
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    record = written["record"]
+    scores = ", ".join(f"{k}={v}" for k, v in record["scores"].items())
+    _out(written, as_json, f"agreement {agreement_id}: {record['scored_side']} scored {scores} "
+                           f"(period {record['period']}, tx {written['transaction']['hash']})")  # fmt: skip
+
+
+@evaluation_app.command("list")
+def evaluations_command(
+    agreement_id: Annotated[int, typer.Argument(help="The agreement.")],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """The scores given under an agreement."""
+    try:
+        found = call_api(api, token, "GET", f"/agreements/{agreement_id}/evaluations")
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    lines = [
+        f"period {e['period']}: {e['scored_side']} {e['scored']} scored by {e['scorer']}: "
+        + ", ".join(f"{k}={v}" for k, v in e["scores"].items())
+        for e in found
+    ]
+    _out(found, as_json, "\n".join(lines) or "no evaluations")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(demand_app, name="demand")
+    app.add_typer(evaluation_app, name="evaluation")

@@ -1,0 +1,174 @@
+"""The sharing practice contract (``SharingPractice``) as typed records: demands, evaluations, inspections.
+
+A value read from the chain becomes a record here, once; the API, the scorecard and the CLI use the records.
+Reading is plain views and logs of the practice contract through a :class:`~node.chain.LedgerClient` bound to
+it (:func:`node.deploy.practice_client`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from node.chain import LedgerClient
+from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide, delivery_id_provider
+
+
+@dataclass(frozen=True)
+class DemandRecord:
+    """One demand as the chain holds it (``Demand`` in ``contracts/src/types/Practice.sol``)."""
+
+    demand_id: int
+    publisher: int
+    addressee: int  # 0: not known to the publisher
+    published_at: int
+    due_by: int
+    catalog_size: int
+    text_hash: bytes
+    answer: DemandAnswer
+    answered_by: int
+    answered_at: int
+    resource_id: int
+    decline_code: int
+    answer_hash: bytes
+
+    @classmethod
+    def from_chain(cls, demand_id: int, raw: Any) -> DemandRecord:
+        (publisher, addressee, published_at, due_by, catalog_size, text_hash, answer, answered_by,
+         answered_at, resource_id, decline_code, answer_hash) = raw  # fmt: skip
+        return cls(
+            demand_id, int(publisher), int(addressee), int(published_at), int(due_by), int(catalog_size),
+            bytes(text_hash), DemandAnswer(answer), int(answered_by), int(answered_at), int(resource_id),
+            int(decline_code), bytes(answer_hash),
+        )  # fmt: skip
+
+    @property
+    def answered_with_resource(self) -> bool:
+        return self.answer in (DemandAnswer.NEW_RESOURCE, DemandAnswer.EXISTING_RESOURCE)
+
+
+@dataclass(frozen=True)
+class EvaluationRecord:
+    """One ``EvaluationRecorded`` event: a side of an agreement scored by the other side."""
+
+    agreement_id: int
+    period: int
+    side: ScoredSide
+    scorer: int
+    #: The scored department (the agreement's other party).
+    scored: int
+    #: Provider side: (timeliness, completeness, accuracy); consumer side: (purpose compliance,).
+    scores: tuple[int, ...]
+    comment_hash: bytes
+    block_number: int
+
+
+@dataclass(frozen=True)
+class InspectionRecord:
+    """One sampling inspection (``Inspection`` in ``contracts/src/types/Practice.sol``)."""
+
+    inspection_id: int
+    auditor: str
+    status: InspectionStatus
+    sample_size: int
+    period_from: int
+    period_to: int
+    seed_block: int
+    present_by: int
+    seed: bytes
+
+    @classmethod
+    def from_chain(cls, inspection_id: int, raw: Any) -> InspectionRecord:
+        auditor, status, sample_size, period_from, period_to, seed_block, present_by, seed = raw
+        return cls(
+            inspection_id, str(auditor), InspectionStatus(status), int(sample_size), int(period_from),
+            int(period_to), int(seed_block), int(present_by), bytes(seed),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class OutcomeRecord:
+    """One ``InspectionOutcomeRecorded`` event."""
+
+    inspection_id: int
+    delivery_id: bytes
+    provider: int
+    outcome: InspectionOutcome
+    evidence_hash: bytes
+    block_number: int
+
+
+@dataclass
+class PracticeFacts:
+    """Everything the scorecard reads from the practice contract."""
+
+    demands: list[DemandRecord] = field(default_factory=list)
+    evaluations: list[EvaluationRecord] = field(default_factory=list)
+    inspections: list[InspectionRecord] = field(default_factory=list)
+    outcomes: list[OutcomeRecord] = field(default_factory=list)
+
+
+class PracticeReader:
+    """Reads the practice contract; ``ledger`` answers who the parties of an agreement are."""
+
+    def __init__(self, practice: LedgerClient, ledger: LedgerClient, *, from_block: int = 0) -> None:
+        self.practice, self.ledger, self.from_block = practice, ledger, from_block
+
+    def demand(self, demand_id: int) -> DemandRecord:
+        """Raises: LedgerRevertError ``PracticeUnknownDemand`` for an unknown id."""
+        return DemandRecord.from_chain(demand_id, self.practice.call("demand", demand_id))
+
+    def demands(self) -> list[DemandRecord]:
+        count = int(self.practice.call("demandCount"))
+        return [self.demand(i) for i in range(1, count + 1)]
+
+    def inspection(self, inspection_id: int) -> InspectionRecord:
+        """Raises: LedgerRevertError ``PracticeUnknownInspection`` for an unknown id."""
+        return InspectionRecord.from_chain(inspection_id, self.practice.call("inspection", inspection_id))
+
+    def inspections(self) -> list[InspectionRecord]:
+        count = int(self.practice.call("inspectionCount"))
+        return [self.inspection(i) for i in range(1, count + 1)]
+
+    def evaluations(self, agreement_id: int | None = None) -> list[EvaluationRecord]:
+        topic = None if agreement_id is None else agreement_id.to_bytes(32, "big")
+        parties: dict[int, tuple[int, int]] = {}
+        out = []
+        for ev, block in self.practice.get_logs("EvaluationRecorded", topic, from_block=self.from_block):
+            a = ev.args
+            agreement = int(a["agreementId"])
+            if agreement not in parties:
+                record = self.ledger.call("agreement", agreement)
+                parties[agreement] = (int(record[2]), int(record[3]))
+            provider, consumer = parties[agreement]
+            side = ScoredSide(a["side"])
+            scores = tuple(int(x) for x in a["scores"])
+            out.append(
+                EvaluationRecord(
+                    agreement_id=agreement, period=int(a["period"]), side=side, scorer=int(a["scorer"]),
+                    scored=provider if side is ScoredSide.PROVIDER else consumer,
+                    scores=scores if side is ScoredSide.PROVIDER else scores[:1],
+                    comment_hash=bytes(a["commentHash"]), block_number=block,
+                )
+            )  # fmt: skip
+        return out
+
+    def outcomes(self, inspection_id: int | None = None) -> list[OutcomeRecord]:
+        topic = None if inspection_id is None else inspection_id.to_bytes(32, "big")
+        out = []
+        for ev, block in self.practice.get_logs(
+            "InspectionOutcomeRecorded", topic, from_block=self.from_block
+        ):
+            a = ev.args
+            delivery = bytes(a["deliveryId"])
+            out.append(
+                OutcomeRecord(
+                    inspection_id=int(a["inspectionId"]), delivery_id=delivery,
+                    provider=delivery_id_provider(delivery), outcome=InspectionOutcome(a["outcome"]),
+                    evidence_hash=bytes(a["evidenceHash"]), block_number=block,
+                )
+            )  # fmt: skip
+        return out
+
+    def facts(self) -> PracticeFacts:
+        return PracticeFacts(self.demands(), self.evaluations(), self.inspections(), self.outcomes())

@@ -1,0 +1,218 @@
+"""Demand lists and mutual evaluation over real HTTP on the module's deployment: texts stored by the service
+under the canonical hash the chain holds (Chinese round-trips exactly), answers and scores checked by the
+contract, every bad input a 4xx naming why."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from typing import Any
+
+import pytest
+from api_helpers import ApiEnv, agreement_between, b32, delivery_between, grant_between, ok, register
+
+from node.types import DeclineReason
+
+pytestmark = pytest.mark.xdist_group("api-practice")
+
+DEMAND = {
+    "title": "不动产登记信息（含抵押状态）",
+    "description": "用于住房保障资格审核，需按身份证号查询名下不动产。«naïve» 𠀀",
+    "purpose": "住房保障资格审核",
+    "legal_basis": "《城镇住房保障条例》第十二条",
+    "fields": ["身份证号", "不动产单元号", "抵押状态"],
+}
+
+
+def canonical_hash(doc: dict[str, Any]) -> str:
+    raw = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return "0x" + hashlib.sha256(raw).hexdigest()
+
+
+def publish(env: ApiEnv, who: str, addressee: str | None, doc: dict[str, Any] = DEMAND) -> dict[str, Any]:
+    body: dict[str, Any] = {"document": doc, "due_by": int(time.time()) + 30 * 86400}
+    if addressee is not None:
+        body["addressee"] = addressee.upper()
+    return ok(env.call("POST", "/demands", who, json=body), 201)["record"]
+
+
+def test_demand_answered_by_a_new_resource_round_trips_chinese_text(api_env: ApiEnv) -> None:
+    env = api_env
+    demand = publish(env, "psb", "hrss")
+    assert demand["status"] == "open" and demand["verified"] is True
+    assert demand["document"] == DEMAND and demand["text_hash"] == canonical_hash(DEMAND)
+    assert demand["publisher"] == env.departments["PSB"] and demand["addressee"] == env.departments["HRSS"]
+
+    # The publisher cannot answer its own demand, nor can a department it is not addressed to.
+    own = env.call("POST", f"/demands/{demand['id']}/answer", "psb",
+                   json={"answer": "declined", "decline_reason": "not_held"})  # fmt: skip
+    assert own.json()["error"]["code"] == "NOT_A_PARTY"
+    resource_id = register(env, "hrss")
+    # Another department's resource, or a not-shared one, does not meet it (checked by the contract too).
+    other = register(env, "psb")
+    refused = env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                       json={"answer": "new_resource", "resource_id": other})  # fmt: skip
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "RESOURCE_UNFIT")
+    # A resource catalogued after the demand is new, not existing.
+    refused = env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                       json={"answer": "existing_resource", "resource_id": resource_id})  # fmt: skip
+    assert refused.json()["error"]["code"] == "RESOURCE_UNFIT"
+
+    answered = ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss", json={
+        "answer": "new_resource", "resource_id": resource_id, "note": "已编目：不动产登记信息"}))  # fmt: skip
+    record = answered["record"]
+    assert record["status"] == "new_resource" and record["answer"]["resource_id"] == resource_id
+    assert record["answer"]["note"]["document"] == {"note": "已编目：不动产登记信息"}
+    assert record["answer"]["note"]["verified"] is True
+    again = env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                     json={"answer": "declined", "decline_reason": "not_held"})  # fmt: skip
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "DEMAND_ALREADY_ANSWERED")
+
+    # Every member reads the lists; the stored text reads back byte for byte.
+    for who in ("auditor", "health"):
+        got = ok(env.call("GET", f"/demands/{demand['id']}", who))
+        assert got["document"]["title"] == DEMAND["title"] and got["verified"] is True
+    listed = ok(env.call("GET", f"/demands?publisher={env.departments['PSB']}", "auditor"))
+    assert demand["id"] in [d["id"] for d in listed]
+    assert demand["id"] not in [d["id"] for d in ok(env.call("GET", "/demands?open=true", "auditor"))]
+
+
+def test_decline_with_a_declared_reason_and_demand_to_no_one(api_env: ApiEnv) -> None:
+    env = api_env
+    demand = publish(env, "health", None)
+    assert demand["addressee"] is None
+    declined = ok(env.call("POST", f"/demands/{demand['id']}/answer", "psb",
+                           json={"answer": "declined", "decline_reason": "legally_restricted"}))  # fmt: skip
+    answer = declined["record"]["answer"]
+    assert answer["decline_code"] == int(DeclineReason.LEGALLY_RESTRICTED)
+    assert (
+        answer["decline_reason"] == "legally_restricted" and answer["answered_by"] == env.departments["PSB"]
+    )
+
+
+def test_decline_codes_are_declared_once(api_env: ApiEnv) -> None:
+    practice = api_env.setup.client  # the ledger's client names the node; the contract's bound is read below
+    from node.deploy import practice_client
+
+    bound = practice_client(practice.endpoint, api_env.settings.home).call("declineCodeMax")
+    assert bound == max(DeclineReason) == len(DeclineReason)
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"document": DEMAND, "due_by": 1}, 422, "INVALID_FIELD"),
+        ({"document": {**DEMAND, "purpose": ""}, "due_by": 2**40}, 422, "VALIDATION_ERROR"),
+        ({"document": DEMAND, "due_by": 2**40, "addressee": "NOPE"}, 404, "DEPARTMENT_NOT_FOUND"),
+        ({"document": DEMAND, "due_by": 2**40, "addressee": "PSB"}, 422, "INVALID_FIELD"),
+        ({"document": {**DEMAND, "extra": "x"}, "due_by": 2**40}, 422, "VALIDATION_ERROR"),
+    ],
+)
+def test_bad_demands_are_refused(api_env: ApiEnv, body: dict[str, Any], status: int, code: str) -> None:
+    response = api_env.call("POST", "/demands", "psb", json=body)
+    assert (response.status_code, response.json()["error"]["code"]) == (status, code)
+
+
+def test_bad_answers_and_unknown_demands(api_env: ApiEnv) -> None:
+    env = api_env
+    assert env.call("GET", "/demands/999999", "psb").json()["error"]["code"] == "DEMAND_NOT_FOUND"
+    demand = publish(env, "psb", "hrss")
+    for body in (
+        {"answer": "declined"},
+        {"answer": "declined", "decline_reason": "whim"},
+        {"answer": "new_resource"},
+        {"answer": "new_resource", "resource_id": 1, "decline_reason": "not_held"},
+    ):
+        response = env.call("POST", f"/demands/{demand['id']}/answer", "hrss", json=body)
+        assert (response.status_code, response.json()["error"]["code"]) == (422, "VALIDATION_ERROR"), body
+    missing = env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                       json={"answer": "existing_resource", "resource_id": 2**40})  # fmt: skip
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "RESOURCE_NOT_FOUND")
+    assert env.call("POST", "/demands", "auditor", json={}).status_code == 403
+
+
+def test_mutual_evaluation_after_a_delivery_once_per_period(api_env: ApiEnv) -> None:
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    agreement_id = grant["agreement_id"]
+    path = f"/agreements/{agreement_id}/evaluations"
+    no_delivery = env.call("POST", path, "psb", json={
+        "delivery_id": b32(), "timeliness": 5, "completeness": 4, "accuracy": 3})  # fmt: skip
+    assert no_delivery.json()["error"]["code"] == "DELIVERY_NOT_FOUND"
+    delivery = delivery_between(env, "hrss", "psb", grant)
+    body = {"delivery_id": delivery["delivery_id"], "timeliness": 5, "completeness": 4, "accuracy": 3,
+            "comment": "按时交付，字段齐全"}  # fmt: skip
+    for bad, code in (
+        ({**body, "accuracy": 6}, "VALIDATION_ERROR"),
+        ({**body, "accuracy": 0}, "VALIDATION_ERROR"),
+        ({k: v for k, v in body.items() if k != "accuracy"}, "VALIDATION_ERROR"),
+    ):
+        assert env.call("POST", path, "psb", json=bad).json()["error"]["code"] == code
+    # A delivery under another agreement is no evidence for this one.
+    elsewhere = delivery_between(env, "hrss", "psb")
+    wrong = env.call("POST", path, "psb", json={**body, "delivery_id": elsewhere["delivery_id"]})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (409, "NO_DELIVERY_UNDER_AGREEMENT")
+
+    scored = ok(env.call("POST", path, "psb", json=body), 201)["record"]
+    assert scored["scored_side"] == "provider" and scored["scored"] == env.departments["HRSS"]
+    assert scored["scores"] == {"timeliness": 5, "completeness": 4, "accuracy": 3}
+    assert scored["comment"]["document"] == {"comment": "按时交付，字段齐全"}
+    twice = env.call("POST", path, "psb", json=body)
+    assert (twice.status_code, twice.json()["error"]["code"]) == (409, "ALREADY_SCORED")
+
+    by_provider = ok(env.call("POST", path, "hrss", json={
+        "delivery_id": delivery["delivery_id"], "purpose_compliance": 4}), 201)["record"]  # fmt: skip
+    assert by_provider["scored_side"] == "consumer" and by_provider["scores"] == {"purpose_compliance": 4}
+    listed = ok(env.call("GET", path, "auditor"))
+    assert [e["scored_side"] for e in listed] == ["provider", "consumer"]
+    # Departments outside the agreement see neither the agreement nor its scores, and cannot score.
+    assert env.call("GET", path, "health").json()["error"]["code"] == "AGREEMENT_NOT_FOUND"
+    assert env.call("POST", path, "health", json=body).json()["error"]["code"] == "AGREEMENT_NOT_FOUND"
+
+
+def test_agreement_without_grant_cannot_be_scored(api_env: ApiEnv) -> None:
+    agreement = agreement_between(api_env, "hrss", "psb")
+    response = api_env.call("POST", f"/agreements/{agreement['id']}/evaluations", "psb", json={
+        "delivery_id": b32(), "timeliness": 5, "completeness": 4, "accuracy": 3})  # fmt: skip
+    assert response.status_code == 404
+
+
+def _cli(env: ApiEnv, who: str, *args: str) -> tuple[int, Any]:
+    from tests.cli import dxl
+
+    code, out, err = dxl(*args, "--api", env.url, "--token", env.tokens["demo-" + who], "--json")
+    return code, json.loads(out) if out.strip() else err
+
+
+def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
+    env = api_env
+    code, published = _cli(
+        env, "health", "demand", "publish", "--title", DEMAND["title"], "--purpose", DEMAND["purpose"],
+        "--legal-basis", DEMAND["legal_basis"], "--due", "2099-01-01", "--to", "hrss", "--field", "身份证号",
+    )  # fmt: skip
+    assert code == 0, published
+    demand = published["record"]
+    assert demand["document"]["title"] == DEMAND["title"] and demand["document"]["fields"] == ["身份证号"]
+    resource_id = register(env, "hrss")
+    code, answered = _cli(
+        env, "hrss", "demand", "answer", str(demand["id"]), "--new-resource", str(resource_id)
+    )
+    assert code == 0 and answered["record"]["status"] == "new_resource"
+    code, refused = _cli(env, "hrss", "demand", "answer", str(demand["id"]), "--decline", "not_held")
+    assert code == 2 and refused["error"] == "DEMAND_ALREADY_ANSWERED"
+    code, usage = _cli(env, "hrss", "demand", "answer", str(demand["id"]))
+    assert code == 2 and usage["error"] == "USAGE_ERROR"
+    code, shown = _cli(env, "auditor", "demand", "show", str(demand["id"]))
+    assert code == 0 and shown["verified"] is True
+
+    grant = grant_between(env, "hrss", "health")
+    delivery = delivery_between(env, "hrss", "health", grant)
+    code, scored = _cli(
+        env, "health", "evaluation", "add", str(grant["agreement_id"]), "--delivery", delivery["delivery_id"],
+        "--timeliness", "4", "--completeness", "5", "--accuracy", "5", "--comment", "数据准确",
+    )  # fmt: skip
+    assert code == 0, scored
+    assert scored["record"]["scores"] == {"timeliness": 4, "completeness": 5, "accuracy": 5}
+    code, listed = _cli(env, "auditor", "evaluation", "list", str(grant["agreement_id"]))
+    assert code == 0 and len(listed) == 1
