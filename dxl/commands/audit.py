@@ -328,6 +328,8 @@ def verify_cmd(
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
     receipts = f", {result.receipts_checked} receipts recomputed" if result.receipts_checked else ""
+    if result.batches_uncarried:
+        receipts += f", {result.batches_uncarried} anchored batch(es) listed without their receipts"
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )

@@ -109,21 +109,25 @@ def attach_receipts(report: dict[str, Any], lookup: Callable[[int, int], list[Re
     """Carry the receipts of every anchored batch among ``report``'s rows (``receipt_batches``: grant, first
     sequence and the receipts' leaf fields in leaf order), so that ``dxl audit verify`` recomputes each
     batch's root. ``lookup(grant, first_sequence)`` answers a batch's receipts, or None if it does not know
-    them (the chain holds only roots; the receipts are the provider's). Returns the number of batches
-    carried.
+    them (the chain holds only roots; the receipts are the provider's): such a batch is listed with
+    ``"receipts": null``, declared not carried, which the verifier counts and says. Returns the number of
+    batches whose receipts are carried.
     """
-    carried = []
+    entries: list[dict[str, Any]] = []
     for row in report["rows"]:
         if row["event"] != BATCH_ANCHORED:
             continue
         grant, first = row["fields"]["grantId"], row["fields"]["firstSequence"]
         receipts = lookup(grant, first)
-        if receipts is not None:
-            carried.append(
-                {"grant_id": grant, "first_sequence": first, "receipts": [r.to_json() for r in receipts]}
-            )
-    report["receipt_batches"] = carried
-    return len(carried)
+        entries.append(
+            {
+                "grant_id": grant,
+                "first_sequence": first,
+                "receipts": None if receipts is None else [r.to_json() for r in receipts],
+            }
+        )
+    report["receipt_batches"] = entries
+    return sum(e["receipts"] is not None for e in entries)
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:

@@ -17,8 +17,9 @@ alone, every event the report's period and department select over the report's b
 Anchored receipt batches (events of the ``ReceiptAnchors`` contract beside the ledger, ``anchors``) are rows
 like any other: grant, first sequence, leaf count, root, parties and block are re-derived from the chain. A
 report may also carry the receipts themselves (``receipt_batches``: each batch's grant, first sequence and its
-receipts' leaf fields, in leaf order); then every anchored batch among its rows must be carried, and each
-carried batch's root is recomputed from its receipts (the verifier's tree) and compared with the root and
+receipts' leaf fields, in leaf order); then every anchored batch among its rows must be listed (with
+``"receipts": null`` if its author does not hold them, which is counted and said), and each carried batch's
+root is recomputed from its receipts (the verifier's tree) and compared with the root and
 leaf count on chain, so a receipt omitted, added, altered or moved is detected (:data:`RECEIPT_PROBLEMS`).
 
 Cost: one ``eth_getLogs`` per 2,000 blocks from the deployment block to the report's last block (department
@@ -145,6 +146,8 @@ class VerifyResult:
     problems: list[str] = field(default_factory=list)
     #: Receipts recomputed into the anchored roots of the batches the report carries.
     receipts_checked: int = 0
+    #: Anchored batches the report lists with ``"receipts": null`` (declared not carried).
+    batches_uncarried: int = 0
 
     @property
     def ok(self) -> bool:
@@ -156,6 +159,7 @@ class VerifyResult:
             "rows": self.rows,
             "chain_events": self.chain_events,
             "receipts_checked": self.receipts_checked,
+            "batches_uncarried": self.batches_uncarried,
             "problems": self.problems,
         }
 
@@ -410,17 +414,21 @@ def _check_anchors_serve(rpc: JsonRpc, anchors: str, ledger: str, block: int) ->
         )
 
 
-def _carried_receipts(entry: Any) -> tuple[Any, Any, list[Receipt]]:
-    """A carried batch's grant, first sequence and receipts.
+def _carried_receipts(entry: Any) -> tuple[Any, Any, list[Receipt] | None]:
+    """A carried batch's grant, first sequence and receipts (None: declared not carried).
 
     Raises:
         ProofError: the entry or one of its receipts is malformed.
     """
-    if not isinstance(entry, dict) or not isinstance(entry.get("receipts"), list):
+    if not isinstance(entry, dict) or not (
+        entry.get("receipts") is None or isinstance(entry["receipts"], list)
+    ):
         raise InvalidProofError("a carried batch is an object with grant_id, first_sequence and receipts")
     grant, first = entry.get("grant_id"), entry.get("first_sequence")
     if type(grant) is not int or type(first) is not int:
         raise InvalidProofError("grant_id and first_sequence must be integers")
+    if entry.get("receipts") is None:
+        return grant, first, None
     receipts = []
     for i, raw in enumerate(entry["receipts"]):
         try:
@@ -458,6 +466,11 @@ def _receipt_problems(
         on_chain = anchored.get(key)
         if on_chain is None:
             problems.append(receipt_problem(grant, first, "RECEIPT_BATCH_UNKNOWN"))
+            continue
+        if receipts is None:
+            # Declared, not hidden: the report's author does not hold these receipts (another service
+            # anchored them). Counted and said in the result; an entry left out altogether is a problem.
+            result.batches_uncarried += 1
             continue
         for i, receipt in enumerate(receipts):
             if receipt.grant_id != grant:

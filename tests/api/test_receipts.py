@@ -437,3 +437,208 @@ def issue_in(home: Path, principal: str) -> str:
             return issue_token(session, principal=parse_principal(principal), name="crash-test")
     finally:
         engine.dispose()
+
+
+# ------------------------------------------------------------------------------------- audit trail
+
+
+def anchored_batch(api_env: ApiEnv, n: int) -> tuple[int, list[dict[str, Any]]]:
+    """A PSB -> HRSS grant with one final batch of ``n`` receipts; its grant id and the receipts' answers."""
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    ids = [b["delivery_id"] for b in (receipt_body(gid) for _ in range(n)) if
+           api_env.call("POST", "/receipts", "psb", json={"receipts": [b]}).status_code == 202]  # fmt: skip
+    assert len(ids) == n
+
+    def final() -> list[dict[str, Any]] | None:
+        found = ok(api_env.call("POST", "/receipts/lookup", "hrss", json={"delivery_ids": ids}))["receipts"]
+        return found if len(found) == n and all(r["status"] == "final" for r in found) else None
+
+    receipts: list[dict[str, Any]] = until(final, "the batch to be mined")
+    assert len({r["batch"]["first_sequence"] for r in receipts}) == 1, "expected one batch"
+    return gid, receipts
+
+
+def test_audit_anchoredBatch_inHistoryAndProvenanceOfItsPartiesOnly(api_env: ApiEnv) -> None:
+    gid, receipts = anchored_batch(api_env, 3)
+    batch = receipts[0]["batch"]
+    first = batch["first_sequence"]
+    theirs = b32()
+    ok(api_env.call("POST", f"/receipts/{receipts[1]['delivery_id']}/dispute", "hrss",
+                    json={"consumer_commitment": theirs}))  # fmt: skip
+    ok(api_env.call("POST", f"/receipts/batches/{gid}/{first}/acknowledge", "hrss"))
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+
+    def batch_events(who: str) -> dict[str, dict[str, Any]]:
+        query = {
+            "event": ["ReceiptBatchAnchored", "ReceiptBatchAcknowledged", "ReceiptDisputed"],
+            "limit": 500,
+        }
+        items = ok(api_env.call("GET", "/audit/history", who, params=query))["items"]
+        return {i["event"]: i for i in items if i["grant_id"] == gid}
+
+    for who in ("psb", "hrss", "auditor"):
+        seen = batch_events(who)
+        assert sorted(seen) == ["ReceiptBatchAcknowledged", "ReceiptBatchAnchored", "ReceiptDisputed"], who
+        anchored = seen["ReceiptBatchAnchored"]
+        assert anchored["fields"]["firstSequence"] == first and anchored["fields"]["leafCount"] == 3
+        assert anchored["fields"]["root"] == batch["root"]
+        assert anchored["location"]["tx_hash"] == batch["tx_hash"]
+        assert anchored["location"]["block_number"] == batch["block_number"]
+        assert (
+            anchored["time"] and anchored["agreement_id"] is not None and anchored["resource_id"] is not None
+        )
+        assert (anchored["provider_id"], anchored["consumer_id"]) == (
+            api_env.departments["PSB"], api_env.departments["HRSS"])  # fmt: skip
+        disputed = seen["ReceiptDisputed"]
+        assert disputed["delivery_id"] == receipts[1]["delivery_id"]
+        assert disputed["fields"]["sequence"] == first + 1
+        assert disputed["provider_id"] == api_env.departments["PSB"]
+    assert batch_events("civil") == {}
+
+    path = f"/audit/receipt-batches/{gid}/{first}/provenance"
+    for who in ("psb", "hrss", "auditor"):
+        traced = ok(api_env.call("GET", path, who))
+        assert (traced["leaf_count"], traced["root"], traced["status"]) == (3, batch["root"], "acknowledged")
+        assert traced["disputed_sequences"] == [first + 1]
+        assert (traced["provider"]["code"], traced["consumer"]["code"]) == ("PSB", "HRSS")
+        assert traced["batch"]["location"]["tx_hash"] == batch["tx_hash"]
+        assert traced["grant"]["grant_id"] == gid and traced["agreement"] is not None
+    for who, where in (("civil", path), ("psb", f"/audit/receipt-batches/{gid}/{first + 1}/provenance")):
+        hidden = api_env.call("GET", where, who)
+        assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "RECEIPT_BATCH_NOT_FOUND")
+
+
+@pytest.fixture(scope="module")
+def receipts_report(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
+    """PSB's report, carrying the receipts of its anchored batches: its directory, and the grant and first
+    sequence of a batch of 4 receipts in it."""
+    gid, receipts = anchored_batch(api_env, 4)
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    out = tmp_path_factory.mktemp("receipts-report")
+    made = runner.invoke(cli, ["audit", "report", "--department", "PSB", "--receipts", "--out", str(out),
+                               "--json"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["receipt_batches"] >= 1
+    return out, gid, receipts[0]["batch"]["first_sequence"]
+
+
+def audit_verify(api_env: ApiEnv, path: Path) -> tuple[int, dict[str, Any]]:
+    result = runner.invoke(
+        cli, ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json",
+              "--contract", api_env.setup.client.address],
+    )  # fmt: skip
+    return result.exit_code, json.loads(result.stdout)
+
+
+def test_audit_report_withReceipts_verifiesAgainstTheNode(
+    api_env: ApiEnv, receipts_report: tuple[Path, int, int]
+) -> None:
+    out, gid, first = receipts_report
+    document = json.loads((out / "report.json").read_text())
+    rows = [r for r in document["rows"] if r["event"] == "ReceiptBatchAnchored" and r["grant_id"] == gid]
+    assert [r["fields"]["leafCount"] for r in rows] == [4]
+    carried = next(
+        b for b in document["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == (gid, first)
+    )
+    assert len(carried["receipts"]) == 4
+    for path in (out / "report.json", out / "report.csv"):
+        code, verdict = audit_verify(api_env, path)
+        assert (code, verdict["problems"]) == (0, []), path
+        assert verdict["receipts_checked"] >= 4
+
+
+def _omitted(receipts: list[dict[str, Any]]) -> str:
+    receipts.pop(2)
+    return "RECEIPTS_OMITTED: the report carries 3 receipts, the chain anchored 4: 1 omitted"
+
+
+def _added(receipts: list[dict[str, Any]]) -> str:
+    receipts.append({**receipts[0], "delivery_id": b32()})
+    return "RECEIPTS_ADDED: the report carries 5 receipts, the chain anchored 4: 1 added"
+
+
+def _edited(receipts: list[dict[str, Any]]) -> str:
+    receipts[1]["record_count"] += 1
+    return "RECEIPT_ALTERED: the receipts recompute root"
+
+
+def _swapped(receipts: list[dict[str, Any]]) -> str:
+    receipts[0], receipts[3] = receipts[3], receipts[0]
+    return "RECEIPT_ALTERED: the receipts recompute root"
+
+
+@pytest.mark.parametrize("tamper", [_omitted, _added, _edited, _swapped], ids=["omitted", "added", "edited",
+                                                                              "reordered"])  # fmt: skip
+def test_audit_verify_tamperedReceipts_failNamingTheBatch(
+    api_env: ApiEnv, receipts_report: tuple[Path, int, int], tmp_path: Path, tamper: Callable[..., str]
+) -> None:
+    out, gid, first = receipts_report
+    document = json.loads((out / "report.json").read_text())
+    carried = next(
+        b for b in document["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == (gid, first)
+    )
+    expected = f"receipts of batch (grant {gid}, first sequence {first}): " + tamper(carried["receipts"])
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    code, verdict = audit_verify(api_env, path)
+    assert code == 1
+    assert [p for p in verdict["problems"] if p.startswith(expected)] and len(verdict["problems"]) == 1, (
+        expected, verdict["problems"])  # fmt: skip
+
+
+def test_audit_verify_batchLeftOutOfTheReceipts_named(
+    api_env: ApiEnv, receipts_report: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    out, gid, first = receipts_report
+    document = json.loads((out / "report.json").read_text())
+    document["receipt_batches"] = [
+        b for b in document["receipt_batches"] if (b["grant_id"], b["first_sequence"]) != (gid, first)
+    ]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    code, verdict = audit_verify(api_env, path)
+    assert code == 1 and len(verdict["problems"]) == 1
+    assert verdict["problems"][0].startswith(
+        f"receipts of batch (grant {gid}, first sequence {first}): RECEIPTS_MISSING: "
+    ), verdict["problems"]
+
+
+def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """An audit database made before the anchors were indexed (progress names none) re-reads the chain
+    from the anchors' deployment block once, and then matches the chain (`dxl audit check`)."""
+    from node.audit.check import check_store
+    from node.audit.events import EventCodec
+    from node.audit.indexer import AnchorsSource, Indexer, read_progress
+    from node.audit.rpc import JsonRpc
+    from node.audit.service import ledger_abi
+    from node.audit.store import open_store
+    from node.deploy import load_deployment
+
+    anchored_batch(api_env, 2)
+    deployment = load_deployment(api_env.settings.home)
+    assert deployment.receipt_anchors is not None
+    source = AnchorsSource(deployment.receipt_anchors.address, deployment.receipt_anchors.block_number)
+    engine = open_store(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    codec = EventCodec(ledger_abi())
+
+    def indexer(rpc: JsonRpc, anchors: AnchorsSource | None) -> Indexer:
+        return Indexer(engine, rpc, codec, contract=deployment.address, chain_id=deployment.chain_id,
+                       start_block=deployment.block_number, anchors=anchors)  # fmt: skip
+
+    def batches() -> int:
+        with engine.connect() as c:
+            query = "SELECT count(*) FROM audit_events WHERE event = 'ReceiptBatchAnchored'"
+            return int(c.exec_driver_sql(query).scalar_one())
+
+    with JsonRpc(str(api_env.settings.rpc_url)) as rpc:
+        head = rpc.block_number()
+        indexer(rpc, None).sync(to_block=head)
+        assert batches() == 0 and read_progress(engine).anchors is None  # type: ignore[union-attr]
+        indexer(rpc, source).sync(to_block=head)
+        progress = read_progress(engine)
+        assert progress is not None and (progress.anchors, progress.last_block) == (source.address, head)
+        assert batches() >= 1
+        assert check_store(engine, rpc, codec).ok
+    engine.dispose()
