@@ -267,6 +267,9 @@ def verify(args: argparse.Namespace) -> int:
     Recomputes the commitment with the manifest's salt, algorithm and chunking; when the manifest carries leaf
     hashes, names the chunks or records that differ. A signed manifest is always checked against its signer;
     --signer also says who that must be.
+
+    A payload delivered as an anchored receipt (POST /receipts) is checked the same way with --receipt: the
+    receipt's inclusion proof must lead to a batch the chain holds, in place of the delivery's own record.
     """
     from verifier.errors import ManifestInconsistentError
     from verifier.manifest import load_manifest
@@ -283,8 +286,22 @@ def verify(args: argparse.Namespace) -> int:
         except ManifestInconsistentError as e:
             _report_verdict(altered(e), payload, signer, as_json)
         reader = _ledger_reader(args)
+        receipt = _receipt_check(args, reader)
         with _progress(f"verify {payload.name}", manifest.byte_size) as progress:
-            if reader is None:
+            if receipt is not None:
+                from verifier.receipt_check import verify_payload_receipt
+
+                anchors, proof = receipt
+                verdict = verify_payload_receipt(
+                    payload, manifest, reader, anchors, proof, expected_delivery_id=expected_id,
+                    progress=progress,
+                )  # fmt: skip
+                if signer is not None and verdict.signer and verdict.signer.lower() != signer.lower():
+                    from verifier.verify import untrusted
+
+                    mismatch = untrusted(manifest, f"signed by {verdict.signer}, expected {signer}")
+                    verdict = mismatch.with_anchor(verdict.anchor) if verdict.anchor else mismatch
+            elif reader is None:
                 verdict = check_delivery(
                     payload, manifest, expected_signer=signer, expected_delivery_id=expected_id,
                     progress=progress,
@@ -301,6 +318,38 @@ def verify(args: argparse.Namespace) -> int:
                     mismatch = untrusted(manifest, f"signed by {verdict.signer}, expected {signer}")
                     verdict = mismatch.with_anchor(verdict.anchor) if verdict.anchor else mismatch
     _report_verdict(verdict, payload, signer, as_json)
+
+
+def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | None:
+    """With ``--receipt``: the anchors reader and the receipt's proof to check the payload against, in place
+    of a single delivery's ``DeliveryRecorded`` log; None without it.
+
+    Raises:
+        ConfigurationError: ``--receipt`` offline or without a ledger, no anchors known, an unreadable file.
+        ChainCheckError, InvalidProofError: from the verifier.
+    """
+    if args.receipt is None:
+        return None
+    from node.errors import ConfigurationError
+    from verifier.receipt_check import AnchorsReader
+    from verifier.receipts import ReceiptProof
+
+    if reader is None:
+        raise ConfigurationError("--receipt is checked on chain: give --rpc and --contract (or a deployment)")
+    anchors: str | None = args.anchors
+    if anchors is None:
+        from node.deploy import load_deployment
+
+        recorded = load_deployment().receipt_anchors
+        if recorded is None:
+            raise ConfigurationError("the deployment record names no receipt anchors; pass --anchors")
+        anchors = recorded.address
+    try:
+        raw = json.loads(Path(args.receipt).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(f"cannot read {args.receipt}: {e}") from None
+    proof = ReceiptProof.from_answer(raw)
+    return AnchorsReader(reader.rpc_url, anchors, chain_id=reader.chain_id), proof
 
 
 def _report_verdict(verdict: Any, payload: Path, signer: str | None, as_json: bool) -> NoReturn:
@@ -572,6 +621,18 @@ def parser_for(command: str) -> argparse.ArgumentParser:
         )
         _signer_option(parser)
         parser.add_argument("--delivery-id", metavar="HEX", help="The delivery this payload must be for.")
+        parser.add_argument(
+            "--receipt",
+            type=Path,
+            metavar="FILE",
+            help="The payload was delivered as an anchored receipt: its GET /receipts/{id} answer (or its "
+            "proof), checked on chain in place of a single delivery's record.",
+        )
+        parser.add_argument(
+            "--anchors",
+            metavar="ADDRESS",
+            help="Receipt anchors address, with --receipt [default: DXL_HOME/deployment.json].",
+        )
         _chain_options(parser)
     else:
         parser.add_argument("directory", type=Path, help="Directory of payloads and their manifests.")

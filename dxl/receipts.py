@@ -48,7 +48,7 @@ def verify_receipt(
             raise ConfigurationError(f"cannot read {proof_file}: {e}") from None
         if not isinstance(raw, dict):
             raise ConfigurationError(f"{proof_file} holds no receipt proof object")
-        proof = ReceiptProof.from_json(raw["proof"] if "receipt" not in raw and "proof" in raw else raw)
+        proof = ReceiptProof.from_answer(raw)
         rpc, chain_id, anchors = _target(rpc, chain_id, anchors)
         verdict = check_receipt(proof, AnchorsReader(rpc, anchors, chain_id=chain_id))
     except DxlError as exc:

@@ -287,7 +287,7 @@ class LedgerReader:
         return [self._recorded(log) for log in logs[:limit]], len(logs) > limit
 
 
-def _chain_findings(manifest: Manifest, rec: RecordedDelivery, parties: dict[str, str]) -> list[Finding]:
+def chain_findings(manifest: Manifest, rec: RecordedDelivery, parties: dict[str, str]) -> list[Finding]:
     """Where the manifest says something other than the recorded receipt."""
     out: list[Finding] = []
 
@@ -407,7 +407,7 @@ def check_onchain(
         reason = f"{e.reason} (the provider {provider['code']}'s signer on chain is {provider['signer']})"
         return untrusted(manifest, reason).with_anchor(anchor)
     verdict = offline(signer)
-    findings = _chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
+    findings = chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
     if findings:
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
     if status == 3:

@@ -17,16 +17,34 @@ the two to the same answers.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from verifier import abi as abi_codec
-from verifier.errors import ProofError
+from verifier.errors import ManifestSignatureError, ProofError
 from verifier.eth import is_address, to_checksum_address
-from verifier.onchain import ChainCheckError, contract_chain_id
+from verifier.manifest import Manifest, verify_manifest_signature
+from verifier.onchain import (
+    ChainCheckError,
+    LedgerReader,
+    RecordedDelivery,
+    chain_findings,
+    contract_chain_id,
+)
 from verifier.receipts import ReceiptProof, verify_receipt_proof
 from verifier.rpc import JsonRpc, RpcError, data
+from verifier.verify import (
+    Anchor,
+    Finding,
+    Verdict,
+    VerdictStatus,
+    check_delivery,
+    untrusted,
+    verify_payload,
+)
 
 #: ``BatchStatus`` of the contract, by value.
 _ACKNOWLEDGED = 2
@@ -67,8 +85,28 @@ ANCHORS_ABI: tuple[dict[str, Any], ...] = (
         "inputs": [_p("grantId", "uint64"), _p("sequence", "uint64")],
         "outputs": [_p("", "bool")],
     },
+    {
+        "type": "event",
+        "name": "ReceiptBatchAnchored",
+        "anonymous": False,
+        "inputs": [
+            {**_p(name, kind), "indexed": indexed}
+            for name, kind, indexed in (
+                ("grantId", "uint64", True),
+                ("firstSequence", "uint64", True),
+                ("provider", "uint32", True),
+                ("consumer", "uint32", False),
+                ("leafCount", "uint64", False),
+                ("root", "bytes32", False),
+                ("anchoredAt", "uint64", False),
+            )
+        ],
+    },
 )
-_FUNCTIONS = {e["name"]: e for e in ANCHORS_ABI}
+_FUNCTIONS = {e["name"]: e for e in ANCHORS_ABI if e["type"] == "function"}
+_ANCHORED_TOPIC = "0x" + abi_codec.event_topic(ANCHORS_ABI[-1]).hex()
+#: Block span of one ``eth_getLogs`` call when locating a batch's anchoring (Besu caps ranges at 5,000).
+_LOG_RANGE = 5000
 
 
 class ReceiptVerdictStatus(StrEnum):
@@ -125,6 +163,36 @@ class AnchorsReader:
             raise ChainCheckError(f"eth_call {fn} failed ({type(e).__name__}: {e})") from None
         return value
 
+    def anchoring(self, grant_id: int, first_sequence: int, *, from_block: int = 0) -> dict[str, Any] | None:
+        """Where the batch of ``grant_id`` starting at ``first_sequence`` was anchored (transaction, block,
+        block hash, log index), from its ``ReceiptBatchAnchored`` log; None if there is none.
+
+        Raises:
+            ChainCheckError: the node fails.
+        """
+        topics = [_ANCHORED_TOPIC, "0x" + grant_id.to_bytes(32, "big").hex(),
+                  "0x" + first_sequence.to_bytes(32, "big").hex()]  # fmt: skip
+        try:
+            latest = int(self.rpc.call("eth_blockNumber"), 16)
+            for start in range(max(0, from_block), latest + 1, _LOG_RANGE):
+                end = min(start + _LOG_RANGE - 1, latest)
+                where = {
+                    "address": self.address,
+                    "topics": topics,
+                    "fromBlock": hex(start),
+                    "toBlock": hex(end),
+                }
+                logs = self.rpc.call("eth_getLogs", where)
+                if logs:
+                    log = logs[0]
+                    return {"tx_hash": str(log["transactionHash"]).lower(),
+                            "block_number": int(log["blockNumber"], 16),
+                            "block_hash": str(log["blockHash"]).lower(),
+                            "log_index": int(log["logIndex"], 16)}  # fmt: skip
+        except (RpcError, ValueError, TypeError, KeyError) as e:
+            raise ChainCheckError(f"eth_getLogs failed ({type(e).__name__}: {e})") from None
+        return None
+
 
 def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
     """The verdict on ``proof`` against the anchors ``reader`` reads.
@@ -167,3 +235,94 @@ def _verdict(
 ) -> ReceiptVerdict:
     return ReceiptVerdict(status, detail, "0x" + proof.receipt.delivery_id.hex(), proof.receipt.grant_id,
                           proof.sequence, chain)  # fmt: skip
+
+
+def verify_payload_receipt(
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    ledger: LedgerReader,
+    anchors: AnchorsReader,
+    proof: ReceiptProof,
+    *,
+    expected_delivery_id: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Verdict:
+    """Payload against manifest against an anchored receipt: what :func:`verifier.onchain.check_onchain`
+    checks for a single delivery, with the receipt's inclusion proof and its batch in place of the
+    ``DeliveryRecorded`` log.
+
+    1. The proof's receipt must be the manifest's delivery, and the proof must lead to a batch the chain holds
+       (:func:`check_receipt`) -> else NOT_RECORDED, naming why.
+    2. The manifest's signature must recover to the batch provider's signer on the ledger -> else UNTRUSTED.
+    3. Payload against manifest -> MISMATCH with the differing leaves.
+    4. Manifest against the receipt: root, byte size, record count, algorithm id, grant and parties (the
+       batch's, on chain) -> MISMATCH.
+    5. A receipt the consumer disputed -> ACK_DIFFERS; an acknowledged batch acknowledges the receipt.
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted.
+        PayloadReadError, PayloadFormatError: the payload cannot be read or cut into records.
+    """
+
+    def offline(signer: str | None) -> Verdict:
+        if signer is not None:  # the signature was verified against this signer below
+            return verify_payload(path, manifest, progress=progress)
+        return check_delivery(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
+
+    r = proof.receipt
+    source = f"chain {anchors.chain_id} receipt anchors {anchors.address} via {anchors.rpc.url}"
+    if r.delivery_id != manifest.delivery_id:
+        anchor = Anchor(source, recorded=False, details={"receipt_delivery_id": "0x" + r.delivery_id.hex()})
+        mine, theirs = "0x" + r.delivery_id.hex(), "0x" + manifest.delivery_id.hex()
+        finding = Finding(
+            "RECEIPT_OTHER_DELIVERY", f"the receipt is for delivery {mine}, the manifest for {theirs}"
+        )
+        return offline(None).with_anchor(anchor, VerdictStatus.MISMATCH, finding)
+    checked = check_receipt(proof, anchors)
+    if checked.status in (ReceiptVerdictStatus.NOT_ANCHORED, ReceiptVerdictStatus.MISMATCH):
+        anchor = Anchor(source, recorded=False, details={**checked.chain, "receipt": checked.status.value})
+        finding = Finding(f"RECEIPT_{checked.status.value}", checked.detail)
+        return offline(None).with_anchor(anchor, VerdictStatus.NOT_RECORDED, finding)
+    chain = checked.chain
+    where = anchors.anchoring(r.grant_id, proof.first_sequence, from_block=ledger.from_block)
+    if where is None:
+        raise ChainCheckError(
+            f"the batch of grant {r.grant_id} at sequence {proof.first_sequence} is anchored but its "
+            f"ReceiptBatchAnchored log is not found from block {ledger.from_block}"
+        )
+    rec = RecordedDelivery(
+        delivery_id=r.delivery_id, grant_id=r.grant_id, commitment=r.commitment, provider=chain["provider"],
+        consumer=chain["consumer"], hash_algorithm=r.hash_algorithm, byte_size=r.byte_size,
+        record_count=r.record_count, recorded_at=chain["anchored_at"], **where,
+    )  # fmt: skip
+    provider, consumer = ledger.department(rec.provider), ledger.department(rec.consumer)
+    status = checked.status
+    details: dict[str, Any] = {
+        **chain, "ledger": ledger.address, "status": status.value, **where, "grant_id": r.grant_id,
+        "sequence": proof.sequence, "first_sequence": proof.first_sequence, "provider": provider["code"],
+        "consumer": consumer["code"], "provider_signer": provider["signer"],
+        "hash_algorithm": r.hash_algorithm, "byte_size": r.byte_size, "record_count": r.record_count,
+        "recorded_at": rec.recorded_at, "settled": None,
+    }  # fmt: skip
+    anchor = Anchor(
+        source,
+        recorded=True,
+        recorded_root=r.commitment,
+        acknowledged_root=r.commitment if status is ReceiptVerdictStatus.ACKNOWLEDGED else None,
+        details=details,
+    )
+    if not manifest.signed:
+        return untrusted(manifest, "the manifest is not signed").with_anchor(anchor)
+    try:
+        verify_manifest_signature(manifest, provider["signer"], expected_delivery_id=expected_delivery_id)
+    except ManifestSignatureError as e:
+        reason = f"{e.reason} (the provider {provider['code']}'s signer on chain is {provider['signer']})"
+        return untrusted(manifest, reason).with_anchor(anchor)
+    verdict = offline(provider["signer"])
+    findings = chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
+    if findings:
+        return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
+    if status is ReceiptVerdictStatus.DISPUTED:
+        disputed = Finding("ACK_DIFFERS", f"consumer {consumer['code']} disputed this receipt on chain")
+        return verdict.with_anchor(anchor, VerdictStatus.ACK_DIFFERS, disputed)
+    return verdict.with_anchor(anchor)

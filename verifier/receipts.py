@@ -218,6 +218,19 @@ class ReceiptProof:
         }
 
     @classmethod
+    def from_answer(cls, raw: Any) -> ReceiptProof:
+        """The proof in a ``GET /receipts/{id}`` answer (its ``proof`` object), or a bare proof.
+
+        Raises:
+            InvalidProofError: neither, or a field is missing or malformed.
+        """
+        if isinstance(raw, dict) and "receipt" not in raw and "proof" in raw:
+            if raw["proof"] is None:
+                raise InvalidProofError("the receipt has no proof yet: its batch is not anchored")
+            raw = raw["proof"]
+        return cls.from_json(raw)
+
+    @classmethod
     def from_json(cls, raw: Any) -> ReceiptProof:
         """Parse :meth:`to_json`'s shape (also the ``proof`` object of ``GET /receipts/{id}``).
 

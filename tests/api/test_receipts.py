@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, grant_between, ok
+from api_helpers import ApiEnv, b32, delivery_id_for, grant_between, ok
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -642,3 +642,62 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
         assert batches() >= 1
         assert check_store(engine, rpc, codec).ok
     engine.dispose()
+
+
+def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """`dxl verify --receipt` checks a payload delivered as an anchored receipt as it checks a single
+    delivery: signed manifest, payload, receipt fields and parties, against the batch on chain."""
+    from tests.cli import dxl
+    from verifier.commitment import commit_payload, new_salt
+    from verifier.leaves import Chunking, PayloadFormat
+    from verifier.manifest import build_manifest, sign_manifest, write_manifest
+
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    payload = tmp_path / "extract.csv"
+    payload.write_text("id,value\n1,alpha\n2,beta\n3,gamma\n", encoding="utf-8")
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    did = delivery_id_for(api_env.departments["PSB"])
+    manifest = build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=gid, provider="PSB",
+                              consumer="HRSS")  # fmt: skip
+    write_manifest(
+        tmp_path / "extract.csv.manifest.json", sign_manifest(manifest, api_env.keystore.unlock("dept-psb"))
+    )
+    body = {"delivery_id": did, "grant_id": gid, "commitment": "0x" + c.root.hex(), "byte_size": c.byte_size,
+            "record_count": c.record_count}  # fmt: skip
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+
+    def final() -> dict[str, Any] | None:
+        found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
+        return found if found["status"] == "final" else None
+
+    answer = until(final, "the receipt's batch to be mined")
+    receipt = tmp_path / "receipt.json"
+    receipt.write_text(json.dumps(answer))
+    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address,
+             "--anchors", answer["anchors"], "--json"]  # fmt: skip
+
+    code, out, err = dxl("verify", payload, "--receipt", receipt, *chain)
+    verdict = json.loads(out)
+    assert (code, verdict["status"]) == (0, "MATCH"), out + err
+    details = verdict["anchor"]["details"]
+    assert (details["status"], details["tx_hash"], details["block_number"]) == (
+        "ANCHORED", answer["batch"]["tx_hash"], answer["batch"]["block_number"])  # fmt: skip
+    assert (details["provider"], details["consumer"], details["sequence"]) == (
+        "PSB",
+        "HRSS",
+        answer["sequence"],
+    )
+
+    assert json.loads(dxl("verify", payload, *chain)[1])["status"] == "NOT_RECORDED"  # no single delivery
+    forged = json.loads(json.dumps(answer))
+    forged["proof"]["receipt"]["byte_size"] += 1
+    receipt.write_text(json.dumps(forged))
+    code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
+    assert (code, json.loads(out)["status"]) == (1, "NOT_RECORDED")
+    assert [f["code"] for f in json.loads(out)["findings"]] == ["RECEIPT_MISMATCH"]
+    receipt.write_text(json.dumps(answer))
+    payload.write_text("id,value\n1,alpha\n2,BETA\n3,gamma\n", encoding="utf-8")
+    code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
+    assert (code, json.loads(out)["status"], json.loads(out)["differing_leaves"]) == (1, "MISMATCH", [[2, 3]])

@@ -124,6 +124,7 @@ def test_anchorsAbi_shippedWithTheVerifier_isTheBuildArtifacts() -> None:
     from verifier.receipt_check import ANCHORS_ABI
 
     artifact = Path(__file__).resolve().parents[2] / "contracts" / "artifacts" / "ReceiptAnchors.json"
-    built = {e["name"]: e for e in json.loads(artifact.read_text())["abi"] if e.get("type") == "function"}
+    abi = json.loads(artifact.read_text())["abi"]
+    built = {e["name"]: e for e in abi if e.get("type") in ("function", "event")}
     for entry in ANCHORS_ABI:
         assert entry == built[entry["name"]]
