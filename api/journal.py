@@ -213,6 +213,23 @@ class Journal:
             )
             return [_entry(r) for r in rows]
 
+    def place(self, block: BlockRef, tx_hashes: list[str]) -> None:
+        """Record where journaled transactions sit in ``block`` (``tx_hashes`` in block order), also those
+        whose own request has not seen its receipt yet. Their status is left to their receipts: this is only
+        their position, so that lost blocks are re-sent in exactly their first order. A database failure is
+        logged, not raised."""
+        try:
+            with self._session() as session:
+                for index, tx_hash in enumerate(tx_hashes):
+                    session.execute(
+                        update(JournaledTransaction)
+                        .where(JournaledTransaction.tx_hash == tx_hash)
+                        .values(block_number=block.number, block_hash=block.hash, tx_index=index)
+                    )
+                session.commit()
+        except SQLAlchemyError as exc:
+            log.warning("journal: could not record the order of block %s: %s", block.number, exc)
+
     def has_stale(self, older_than: float) -> bool:
         """Whether a row journaled more than ``older_than`` seconds ago is still not known to be mined."""
         cutoff = utcnow() - dt.timedelta(seconds=older_than)
@@ -321,11 +338,30 @@ class JournaledSender:
         self._newest: BlockRef | None = None
         self._newest_known = False
         self._newest_guard = threading.Lock()
+        #: Blocks whose journaled transactions were placed (:meth:`Journal.place`), newest last.
+        self._placed: list[BlockRef] = []
+        self._place_guard = threading.Lock()
 
     def note_mined(self, block: BlockRef) -> None:
+        """A journaled transaction was seen mined in ``block``: track the newest such block, and place every
+        journaled transaction of the block (before the request that saw it answers)."""
         with self._newest_guard:
             if self._newest_known and (self._newest is None or block.number > self._newest.number):
                 self._newest = block
+        # Requests answer as soon as they see their own receipt, so the node may lose the block before every
+        # journaled transaction in it was seen; each needs its position to be re-sent in order. Once per
+        # block, under a lock: a request seeing the block placed knows the positions are committed.
+        with self._place_guard:
+            if block in self._placed:
+                return
+            try:
+                found = self.client.block_transactions(block.number)
+            except NodeError as exc:
+                log.warning("journal: could not read block %s: %s", block.number, exc)
+                return
+            if found is not None and found[0] == block:
+                self.journal.place(block, found[1])
+                self._placed = [*self._placed[-63:], block]
 
     def forget_newest(self) -> None:
         """After reconciliation: the newest settled block is read from the journal again."""

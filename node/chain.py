@@ -447,6 +447,16 @@ class LedgerClient:
             return None
         return "0x" + bytes(block["hash"]).hex()
 
+    def block_transactions(self, number: int) -> tuple[BlockRef, list[str]] | None:
+        """Block ``number`` and the hashes of its transactions in block order; None when the chain is not
+        that long."""
+        try:
+            block = self._rpc(self.w3.eth.get_block, number, False)
+        except BlockNotFound:
+            return None
+        ref = BlockRef(int(block["number"]), "0x" + bytes(block["hash"]).hex())
+        return ref, ["0x" + bytes(h).hex() for h in block["transactions"]]
+
     def pending_nonce(self, address: str) -> int:
         """The node's next nonce for ``address``, counting transactions in its pool."""
         return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "pending"))

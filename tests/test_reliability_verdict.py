@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from tests.reliability.counting import ChainEvent, Verdict, judge
+from tests.reliability.receipts import AnchoredBatch, judge_receipts
 from tests.reliability.records import Attempt, Marker, WriteKind, WriteRecord
+from verifier.receipts import BatchTree, Receipt, ReceiptProof
 
 META = "0x" + "aa" * 32
 DELIVERY = "0x" + "bb" * 32
@@ -93,3 +95,74 @@ def test_a_differing_replay_counts_once_per_key() -> None:
     verdict.answer_differs("other", "replayed 409")
     assert verdict.mismatched == 2
     assert verdict.problems["answer_differs"] == ["twin answered 409"]
+
+
+# --- receipts: counted by batch (tests/reliability/receipts.py) ---------------------------------------------
+
+
+def _receipts(n: int, grant: int = 3) -> list[dict[str, Any]]:
+    return [
+        {"delivery_id": "0x" + f"{i + 1:064x}", "grant_id": grant, "commitment": "0x" + f"{i + 9:064x}",
+         "byte_size": 100 + i, "record_count": i}
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _anchored(sent: list[dict[str, Any]], first: int = 0) -> tuple[dict[str, dict[str, Any]], AnchoredBatch]:
+    """The service's final answers for ``sent`` anchored as one batch, and the chain's record of it."""
+    receipts = [
+        Receipt(bytes.fromhex(r["delivery_id"][2:]), r["grant_id"], bytes.fromhex(r["commitment"][2:]), 1,
+                r["byte_size"], r["record_count"])
+        for r in sent
+    ]  # fmt: skip
+    tree = BatchTree([r.leaf_hash() for r in receipts])
+    answers = {}
+    for i, r in enumerate(receipts):
+        proof = ReceiptProof(r, first, i, len(receipts), tree.root, tuple(tree.proof(i)))
+        answers[sent[i]["delivery_id"]] = {
+            "grant_id": r.grant_id, "sequence": first + i, "status": "final", "proof": proof.to_json(),
+        }  # fmt: skip
+    batch = AnchoredBatch(sent[0]["grant_id"], first, len(sent), "0x" + tree.root.hex(), TX)
+    return answers, batch
+
+
+def test_receipts_each_proven_in_an_anchored_batch_are_confirmed() -> None:
+    sent = _receipts(3)
+    answers, batch = _anchored(sent)
+    v = judge_receipts({r["delivery_id"]: r for r in sent}, {}, answers, {(3, 0): batch})
+    assert (v.accepted, v.confirmed, v.lost, v.doubled) == (3, 3, 0, 0)
+
+
+def test_a_receipt_the_service_forgot_or_that_stays_pending_is_lost() -> None:
+    sent = _receipts(3)
+    answers, batch = _anchored(sent)
+    del answers[sent[0]["delivery_id"]]
+    answers[sent[1]["delivery_id"]] = {"status": "pending", "proof": None}
+    v = judge_receipts({r["delivery_id"]: r for r in sent}, {}, answers, {(3, 0): batch})
+    assert (v.confirmed, v.lost, v.doubled) == (1, 2, 0)
+
+
+def test_a_proof_to_a_batch_the_chain_lacks_or_with_other_fields_is_lost() -> None:
+    sent = _receipts(2)
+    answers, batch = _anchored(sent)
+    edited = [dict(sent[0]), sent[1]]
+    edited[0]["commitment"] = "0x" + "ee" * 32
+    v = judge_receipts({r["delivery_id"]: r for r in edited}, {}, answers, {(3, 0): batch})
+    assert (v.confirmed, v.lost) == (1, 1)
+    v = judge_receipts({r["delivery_id"]: r for r in sent}, {}, answers, {})
+    assert (v.confirmed, v.lost) == (0, 2)
+    other = AnchoredBatch(3, 0, 2, "0x" + "ab" * 32, TX)
+    v = judge_receipts({r["delivery_id"]: r for r in sent}, {}, answers, {(3, 0): other})
+    assert (v.confirmed, v.lost) == (0, 2)
+
+
+def test_leaves_beyond_the_posted_receipts_are_doubled_unless_unanswered_writes_explain_them() -> None:
+    sent = _receipts(2)
+    answers, batch = _anchored(sent)
+    _, second = _anchored(sent, first=2)  # the same two receipts anchored a second time
+    acknowledged = {r["delivery_id"]: r for r in sent}
+    v = judge_receipts(acknowledged, {}, answers, {(3, 0): batch, (3, 2): second})
+    assert (v.confirmed, v.lost, v.doubled) == (2, 0, 2)
+    unanswered = {r["delivery_id"]: r for r in _receipts(4)[2:]}
+    v = judge_receipts(acknowledged, unanswered, answers, {(3, 0): batch, (3, 2): second})
+    assert (v.confirmed, v.lost, v.doubled) == (2, 0, 0)

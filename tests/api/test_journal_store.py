@@ -181,3 +181,23 @@ def test_lost_blocks_are_re_sent_in_their_first_order_across_senders(engine: Eng
     journal.record(unmined, claim=None, finish=None)
     assert sorted(journal.reopen([lost])) == sorted(t.tx_hash for t in txs)
     assert [e.tx_hash for e in journal.unsettled()] == [txs[1].tx_hash, txs[0].tx_hash, unmined.tx_hash]
+
+
+def test_a_lost_block_s_transactions_no_request_saw_mined_keep_their_place(engine: Engine) -> None:
+    """A request answered from its receipt while another transaction before it in the block was not seen
+    mined yet; the node then lost the block. The block's order was placed in the journal when the first
+    receipt was seen, so the unseen transaction is re-sent first, as it was mined."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    seen = SignedTx("0x" + "0a" * 32, b"\x0a", "0xA", 0)
+    unseen = SignedTx("0x" + "0b" * 32, b"\x0b", "0xB", 0)
+    for signed in (seen, unseen):  # journaled in this order, mined in the other
+        journal.record(signed, claim=None, finish=None)
+    block = BlockRef(9, "0x" + "99" * 32)
+    journal.mark(seen.tx_hash, TxStatus.MINED, block, 1)
+    journal.place(block, [unseen.tx_hash, seen.tx_hash])
+    entry = journal.entry(unseen.tx_hash)
+    assert entry is not None and entry.status is TxStatus.SENT  # its own receipt decides its status
+    assert sorted(journal.reopen([block])) == sorted([seen.tx_hash, unseen.tx_hash])
+    assert [e.tx_hash for e in journal.unsettled()] == [unseen.tx_hash, seen.tx_hash]

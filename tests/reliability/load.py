@@ -30,6 +30,8 @@ DEPARTMENTS = ("psb", "hrss", "health", "civil", "samr")
 SETTLE_RETRIES = 4
 #: Share of writes sent twice at once under one key (a client's retry racing its first send).
 TWIN_RATIO = 0.05
+#: Share of a grant's deliveries posted as receipts (anchored in batches) rather than recorded one by one.
+RECEIPT_RATIO = 0.3
 #: A client's patience for one HTTP answer: above the API's own 60 s wait for a transaction to be mined.
 CLIENT_TIMEOUT_S = 90.0
 
@@ -132,6 +134,10 @@ class ServiceClient:
         headers = self.headers(record.principal, record.key)
         return await self._exchange(record.method, record.path, headers, record.body, write=True)
 
+    async def ask(self, who: str, path: str, body: Any) -> tuple[Attempt, Any]:
+        """A POST that writes nothing (a lookup), not logged among the load's reads."""
+        return await self._exchange("POST", path, self.headers(who), body, write=False)
+
     async def read(self, who: str, path: str) -> Attempt:
         attempt, _ = await self._exchange("GET", path, self.headers(who), None, write=False)
         self.state.reads.append(attempt)
@@ -218,6 +224,10 @@ class ExchangeWalker:
         for _ in range(rng.randint(4, 14)):
             if self.client.state.stopping.is_set():
                 return
+            if rng.random() < RECEIPT_RATIO:
+                receipts = [self._delivery(grant_id, provider_id) for _ in range(rng.randint(1, 50))]
+                await write(WriteKind.RECEIPTS, provider, "/receipts", {"receipts": receipts}, [])
+                continue
             count = rng.randint(2, 10) if rng.random() < 0.3 else 1
             items = [self._delivery(grant_id, provider_id) for _ in range(count)]
             markers = [Marker("DeliveryRecorded", (("deliveryId", d["delivery_id"]),)) for d in items]

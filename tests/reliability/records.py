@@ -16,6 +16,8 @@ class WriteKind(StrEnum):
     GRANT = "grant"
     DELIVERY = "delivery"
     BATCH = "batch"
+    #: ``POST /receipts``: no event per record; counted by batch (tests/reliability/receipts.py).
+    RECEIPTS = "receipts"
 
 
 class FaultKind(StrEnum):

@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.reliability.counting import Verdict
 from tests.reliability.fuzz import FuzzResult
+from tests.reliability.receipts import ReceiptVerdict
 from tests.reliability.records import Attempt, FaultRecord, WriteRecord, is_server_error
 
 
@@ -36,6 +37,8 @@ class Summary:
     writes: int
     p99_ms: float
     mismatched: int
+    #: Receipts answered 202 and proven anchored once on the chain.
+    receipts: int = 0
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -45,7 +48,8 @@ class Summary:
     def line(self) -> str:
         return (
             f"lost={self.lost} doubled={self.doubled} 5xx={self.server_errors} kills={self.kills} "
-            f"writes={self.writes} p99_ms={self.p99_ms:.0f} mismatched={self.mismatched}"
+            f"writes={self.writes} receipts={self.receipts} p99_ms={self.p99_ms:.0f} "
+            f"mismatched={self.mismatched}"
         )
 
     def write_json(self, path: Path) -> None:
@@ -62,6 +66,7 @@ def summarize(
     faults: list[FaultRecord],
     kills: int,
     verdict: Verdict,
+    receipts: ReceiptVerdict,
     fuzz: FuzzResult | None,
     extra: dict[str, Any],
 ) -> Summary:
@@ -110,6 +115,7 @@ def summarize(
         },
         "verdict": asdict(verdict)
         | {"flagged": len(verdict.flagged), "lost_transactions": sorted(verdict.lost_transactions)},
+        "receipts": asdict(receipts),
         "faults": [asdict(f) | {"duration_s": round(f.ended - f.started, 2)} for f in faults],
         "fault_counts": dict(Counter(str(f.kind) for f in faults if f.injected)),
         "faults_without_target": sum(1 for f in faults if not f.injected),
@@ -117,12 +123,13 @@ def summarize(
     } | extra
     return Summary(
         profile=profile,
-        lost=verdict.lost,
-        doubled=verdict.doubled,
+        lost=verdict.lost + receipts.lost,
+        doubled=verdict.doubled + receipts.doubled,
         server_errors=len(server_errors) + unresolved_5xx + (fuzz.server_errors if fuzz else 0),
         kills=kills,
         writes=len(acknowledged),
         p99_ms=details["latency_ms"]["all"]["p99"],
         mismatched=verdict.mismatched,
+        receipts=receipts.confirmed,
         details=details,
     )

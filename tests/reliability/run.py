@@ -28,6 +28,7 @@ from tests.reliability.load import ExchangeWalker, LoadState, ServiceClient
 from tests.reliability.processes import ApiConfig, ApiProcess, HarnessError, NodeProcess, SmallDisk
 from tests.reliability.profile import Profile, selected_profile
 from tests.reliability.proxy import RpcProxy
+from tests.reliability.receipts import LOOKUP_PAGE, ReceiptVerdict, judge_receipts, posted, read_batches
 from tests.reliability.records import WriteRecord
 from tests.reliability.report import Summary, summarize
 
@@ -135,6 +136,7 @@ async def _attack(
         say("counting the chain's events")
         events = await asyncio.to_thread(read_events, node.rpc_url, ledger.address, ledger.block)
         verdict = judge(state.writes, events)
+        receipt_verdict = await _judge_receipts(clients[0], node.rpc_url, deployment, ledger, profile)
         lost_receipts = await asyncio.to_thread(receipts, node.rpc_url, verdict.lost_transactions)
         for key, text in replay_differs:
             verdict.answer_differs(key, text)
@@ -152,7 +154,7 @@ async def _attack(
     return summarize(
         profile=profile.name, writes=state.writes, reads=state.reads, twins=[t for _, t in state.twins],
         faults=injector.done,
-        kills=injector.kills, verdict=verdict, fuzz=fuzzed,
+        kills=injector.kills, verdict=verdict, receipts=receipt_verdict, fuzz=fuzzed,
         extra={
             "seed": seed, "load_s": round(load_s, 1), "clients": profile.clients,
             "chain_events": len(events), "txpool_left": txpool_left,
@@ -197,6 +199,36 @@ async def _ensure_up(node: NodeProcess, api: ApiProcess, injector: FaultInjector
     if api.pid is None:
         await api.start()
     await injector.wait_healthy()
+
+
+async def _judge_receipts(
+    client: ServiceClient, rpc_url: str, deployment: dict[str, Any], ledger: Ledger, profile: Profile
+) -> ReceiptVerdict:
+    """Waits (up to the recovery time) for every acknowledged receipt to be final, then counts them against
+    the batches the chain anchored."""
+    acknowledged, undecided = posted(client.state.writes)
+    anchors = (deployment.get("receipt_anchors") or {}).get("address")
+    if not acknowledged:
+        return ReceiptVerdict()
+    if anchors is None:
+        raise HarnessError("receipts were acknowledged but the deployment names no ReceiptAnchors contract")
+    say(f"receipts: waiting for {len(acknowledged)} acknowledged receipts to be anchored")
+    ids = sorted(acknowledged)
+    deadline = time.monotonic() + profile.recovery_s
+    answers: dict[str, dict[str, Any]] = {}
+    while True:
+        answers = {}
+        for start in range(0, len(ids), LOOKUP_PAGE):
+            body = {"delivery_ids": ids[start : start + LOOKUP_PAGE]}
+            attempt, parsed = await client.ask("auditor", "/receipts/lookup", body)
+            if attempt.status == 200 and isinstance(parsed, dict):
+                answers |= {str(r["delivery_id"]).lower(): r for r in parsed["receipts"]}
+        final = sum(1 for r in answers.values() if r.get("status") == "final")
+        if final == len(ids) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(1.0)
+    batches = await asyncio.to_thread(read_batches, rpc_url, str(anchors), ledger.block)
+    return judge_receipts(acknowledged, undecided, answers, batches)
 
 
 async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> list[tuple[str, str]]:
