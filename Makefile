@@ -8,6 +8,7 @@ export DXL_HOME ?= $(CURDIR)/.dxl
 .PHONY: setup run test lint fmt bench reliability clean
 
 setup: $(VENV)/.installed node_modules/.installed
+	@scripts/install-chromium.sh
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, issue_token
 from api.catalog import DocumentStore
+from api.console import install_console
 from api.db import ApiToken, init_db, make_engine, session_factory, session_scope
 from api.deps import AppState
 from api.errors import MethodGuardMiddleware, install_error_handlers
@@ -238,6 +239,7 @@ def create_app(
     ):
         app.include_router(module.router)
     install_openapi(app)
+    install_console(app)
     # Added last = outermost: a method no route takes is refused first; then the body limit runs and hands
     # the buffered body to idempotency.
     app.add_middleware(

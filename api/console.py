@@ -1,0 +1,60 @@
+"""The web console: static pages (HTML, CSS, ES modules in ``api/console/``) served beside the API.
+
+``GET /`` is the console's page and ``GET /console/<file>`` its assets; neither is an API operation (they are
+left out of the OpenAPI document, so the role matrix and the fuzzer see only the API). The pages call the API
+from the browser with the token the user signs in with; the API decides what each role may read or do.
+
+Every answer carries a Content-Security-Policy that allows nothing but this origin: the console runs with no
+resource from outside the machine, and an injected script or a link to a remote asset would be refused by
+the browser rather than loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+
+from api.errors import ApiError
+
+ROOT = Path(__file__).with_name("console")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".json": "application/json",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+
+
+def console_file(relative: str) -> Path:
+    """The file ``relative`` names under the console's directory.
+
+    Raises:
+        ApiError: NOT_FOUND for a path outside the directory, a directory, or a type it does not serve.
+    """
+    root = ROOT.resolve()
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root) or not target.is_file() or target.suffix not in _TYPES:
+        raise ApiError("NOT_FOUND", f"no console file {relative!r}")
+    return target
+
+
+def install_console(app: FastAPI) -> None:
+    """Adds ``GET /`` and ``GET /console/{path}`` to ``app``."""
+
+    @app.get("/", include_in_schema=False)
+    def console_page() -> FileResponse:
+        return FileResponse(ROOT / "index.html", media_type=_TYPES[".html"], headers=_HEADERS)
+
+    @app.get("/console/{relative:path}", include_in_schema=False)
+    def console_asset(relative: str) -> FileResponse:
+        target = console_file(relative)
+        return FileResponse(target, media_type=_TYPES[target.suffix], headers=_HEADERS)

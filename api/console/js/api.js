@@ -1,0 +1,101 @@
+// The API client: the token lives in sessionStorage (gone when the tab closes), every call sends it, and
+// errors come back as ApiError with the API's stable code.
+
+const TOKEN = "dxl.token";
+
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+export function token() {
+  return sessionStorage.getItem(TOKEN);
+}
+
+export function setToken(value) {
+  if (value) sessionStorage.setItem(TOKEN, value);
+  else sessionStorage.removeItem(TOKEN);
+}
+
+function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Call the API; `body` is sent as JSON. Writes carry a fresh Idempotency-Key. */
+export async function api(path, { method = "GET", body, query } = {}) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(query || {})) {
+    if (v === undefined || v === null || v === "") continue;
+    for (const item of Array.isArray(v) ? v : [v]) url.searchParams.append(k, item);
+  }
+  const headers = { Accept: "application/json" };
+  const current = token();
+  if (current) headers.Authorization = `Bearer ${current}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method !== "GET") headers["Idempotency-Key"] = newKey();
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = (data && data.error) || {};
+    throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || text);
+  }
+  return data;
+}
+
+/** Every page of /audit/history for `query`, oldest first. */
+export async function history(query) {
+  const items = [];
+  let cursor;
+  do {
+    const page = await api("/audit/history", { query: { ...query, limit: 500, cursor } });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return items;
+}
+
+/**
+ * What the signed-in principal may call, read from the API's own OpenAPI document (x-dxl-roles on every
+ * operation): the console offers a page or a button only when the API would accept the call.
+ */
+export class Capabilities {
+  constructor(me, openapi) {
+    this.me = me;
+    this.ops = new Map();
+    for (const [path, item] of Object.entries(openapi.paths || {})) {
+      for (const [method, op] of Object.entries(item)) {
+        if (op && typeof op === "object" && "x-dxl-roles" in op) this.ops.set(`${method.toUpperCase()} ${path}`, op["x-dxl-roles"]);
+      }
+    }
+  }
+
+  get role() {
+    return this.me.role;
+  }
+
+  /** Whether the principal's role may call `operation` ("GET /audit/history"). Unknown operations: no. */
+  can(operation) {
+    const roles = this.ops.get(operation);
+    return Array.isArray(roles) && (roles.length === 0 || roles.includes(this.me.role));
+  }
+
+  canAll(operations) {
+    return operations.every((op) => this.can(op));
+  }
+}
+
+export async function signIn() {
+  const me = await api("/me");
+  const openapi = await api("/openapi.json");
+  return new Capabilities(me, openapi);
+}

@@ -1,0 +1,104 @@
+// The console's shell: sign-in, the navigation the principal's role allows, and a hash router
+// (#/page/arg?key=value) so every view has an address that survives a reload.
+import { ApiError, setToken, signIn, token } from "./api.js";
+import { errorBox, fill, h } from "./dom.js";
+import { lang, setLang, t, translate } from "./i18n.js";
+import catalog from "./pages/catalog.js";
+import governance from "./pages/governance.js";
+import map from "./pages/map.js";
+import resource from "./pages/resource.js";
+import scorecards from "./pages/scorecards.js";
+import timeline from "./pages/timeline.js";
+import verify from "./pages/verify.js";
+
+// In navigation order; `nav: false` pages are reached by links only.
+const PAGES = [map, catalog, resource, timeline, verify, scorecards, governance];
+const main = document.getElementById("main");
+let caps = null;
+
+function allowed(page) {
+  return caps !== null && caps.canAll(page.requires);
+}
+
+function parseHash() {
+  const [path, query = ""] = location.hash.replace(/^#\/?/, "").split("?");
+  const [id = "", ...args] = path.split("/").filter(Boolean).map(decodeURIComponent);
+  return { id, args, params: new URLSearchParams(query) };
+}
+
+function renderNav() {
+  const nav = document.getElementById("nav");
+  const { id } = parseHash();
+  fill(nav, caps === null ? [] : PAGES.filter((p) => p.nav !== false && allowed(p)).map((p) =>
+    h("a", { href: `#/${p.id}`, class: p.id === id ? "active" : null, "data-page": p.id }, t(p.title))));
+  const who = document.getElementById("who");
+  fill(who, caps === null ? [] : [h("span", { class: `role role-${caps.role}` }, t(`role.${caps.role}`)), " ", caps.me.principal]);
+  document.getElementById("signout").hidden = caps === null;
+}
+
+function renderSignIn(message) {
+  const input = h("input", { id: "token", type: "password", autocomplete: "off", required: true, placeholder: "dxl_…", size: 52 });
+  const form = h("form", { id: "signin", class: "card narrow" },
+    h("h1", {}, t("signin.title")),
+    h("p", {}, t("signin.help")),
+    h("label", { for: "token" }, t("signin.token")),
+    input,
+    h("button", { type: "submit" }, t("signin.submit")),
+    message ? h("p", { class: "error", role: "alert" }, message) : null);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    setToken(input.value.trim());
+    await start();
+  });
+  fill(main, form);
+  input.focus();
+}
+
+async function route() {
+  renderNav();
+  if (caps === null) return renderSignIn();
+  const { id, args, params } = parseHash();
+  const page = PAGES.find((p) => p.id === id) || PAGES.find((p) => p.nav !== false && allowed(p));
+  if (!allowed(page)) {
+    fill(main, h("section", { class: "card", "data-page": "forbidden", "data-ready": "true" },
+      h("h1", {}, t("app.forbiddenTitle")), h("p", { id: "forbidden" }, t("app.forbidden", { role: t(`role.${caps.role}`) }))));
+    return;
+  }
+  const view = h("section", { class: `page page-${page.id}`, "data-page": page.id });
+  fill(main, view);
+  try {
+    await page.render(view, { caps, args, params, go: (hash) => (location.hash = hash) });
+  } catch (error) {
+    view.append(errorBox(error));
+  }
+  view.dataset.ready = "true";
+}
+
+async function start() {
+  caps = null;
+  if (token()) {
+    try {
+      caps = await signIn();
+    } catch (error) {
+      setToken(null);
+      renderNav();
+      return renderSignIn(error instanceof ApiError && error.status === 401 ? t("signin.rejected") : `${error.message}`);
+    }
+  }
+  await route();
+}
+
+document.getElementById("lang").value = lang();
+document.getElementById("lang").addEventListener("change", async (event) => {
+  setLang(event.target.value);
+  await route();
+});
+document.getElementById("signout").addEventListener("click", async () => {
+  setToken(null);
+  location.hash = "";
+  await start();
+});
+window.addEventListener("hashchange", route);
+setLang(lang());
+translate(document);
+start();

@@ -1,0 +1,49 @@
+// Governance: proposals awaiting approvals, with every parameter they carry; governors approve with one
+// click (auditors read them; the approve button exists only where the API accepts the call).
+import { api } from "../api.js";
+import { add, errorBox, fill, h, mono, when } from "../dom.js";
+import { t } from "../i18n.js";
+
+function parameters(p) {
+  const rows = Object.entries(p.parameters || {}).filter(([, v]) => v !== null && v !== undefined);
+  return h("dl", { class: "facts" },
+    rows.map(([k, v]) => [h("dt", {}, t(`param.${k}`)), h("dd", {}, typeof v === "string" && v.startsWith("0x") ? mono(v, 12) : String(v))]),
+    p.department ? [h("dt", {}, t("param.department")), h("dd", {}, `${p.department.code} — ${p.department.name} (${p.department.status})`)] : null,
+    p.agreement ? [h("dt", {}, t("param.agreement")), h("dd", {}, h("a", { href: `#/agreement/${p.agreement.id}` }, `#${p.agreement.id}`), ` (${p.agreement.status})`)] : null,
+    h("dt", {}, t("param.data")), h("dd", {}, mono(p.data, 12)));
+}
+
+export default {
+  id: "governance",
+  title: "nav.governance",
+  requires: ["GET /governance/proposals"],
+  async render(view, { caps }) {
+    const canApprove = caps.can("POST /governance/proposals/{proposal_id}/approve");
+    const list = h("div", { id: "proposals" });
+    add(view, h("h1", {}, t("nav.governance")), h("p", { class: "muted" }, canApprove ? t("gov.introGovernor") : t("gov.introReader")), list);
+    const load = async (note) => {
+      const open = await api("/governance/proposals", { query: { status: "open" } });
+      fill(list, note || null, open.length === 0 ? h("p", { class: "muted", id: "no-proposals" }, t("gov.none")) : open.map((p) => {
+        const out = h("div", { class: "outcome" });
+        const button = canApprove ? h("button", { type: "button", class: "approve", "data-proposal": p.id }, t("gov.approve")) : null;
+        button?.addEventListener("click", async () => {
+          button.disabled = true;
+          try {
+            const written = await api(`/governance/proposals/${p.id}/approve`, { method: "POST" });
+            await load(h("p", { class: "ok", id: "approved", role: "status" },
+              t("gov.approved", { id: p.id, approvals: written.record.approvals, threshold: written.record.threshold, block: written.transaction.block_number }), " ",
+              mono(written.transaction.hash, 10), written.record.executed ? ` · ${t("gov.executed")}` : ""));
+          } catch (error) {
+            button.disabled = false;
+            fill(out, errorBox(error));
+          }
+        });
+        return h("article", { class: "card proposal", "data-proposal": p.id },
+          h("h2", {}, t("gov.proposal", { id: p.id }), " · ", h("code", {}, t(`action.${p.action}`))),
+          h("p", {}, t("gov.progress", { approvals: p.approvals, threshold: p.threshold, expires: when(p.expires_at) }), " · ", t("gov.proposer"), " ", mono(p.proposer, 10)),
+          parameters(p), button, out);
+      }));
+    };
+    await load();
+  },
+};

@@ -1,0 +1,105 @@
+// Exchange map: departments as nodes, and for each provider -> consumer pair an edge weighted by its
+// agreements and deliveries concluded / recorded in the chosen period (from the audit trail's history,
+// which for a department is its own exchanges only). An edge opens its agreements.
+import { history } from "../api.js";
+import { add, fill, h, s, table } from "../dom.js";
+import { t } from "../i18n.js";
+import { departmentsById, deptLabel, isoDate } from "./common.js";
+
+const SIZE = 520;
+
+export function edgesOf(events) {
+  const edges = new Map();
+  for (const e of events) {
+    const key = `${e.provider_id}>${e.consumer_id}`;
+    const edge = edges.get(key) || { provider: e.provider_id, consumer: e.consumer_id, agreements: new Set(), deliveries: 0, bytes: 0, records: 0 };
+    if (e.event === "AgreementConcluded") edge.agreements.add(e.agreement_id);
+    if (e.event === "DeliveryRecorded") {
+      edge.deliveries += 1;
+      edge.bytes += Number(e.fields.byteSize || 0);
+      edge.records += Number(e.fields.recordCount || 0);
+      if (e.agreement_id !== null) edge.agreements.add(e.agreement_id);
+    }
+    edges.set(key, edge);
+  }
+  return [...edges.values()];
+}
+
+function drawMap(depts, edges, onPick) {
+  const nodes = [...depts.values()];
+  const c = SIZE / 2;
+  const radius = SIZE / 2 - 70;
+  const at = new Map(nodes.map((d, i) => {
+    const angle = (2 * Math.PI * i) / nodes.length - Math.PI / 2;
+    return [d.id, { x: c + radius * Math.cos(angle), y: c + radius * Math.sin(angle) }];
+  }));
+  const maxDeliveries = Math.max(1, ...edges.map((e) => e.deliveries));
+  return s("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, width: SIZE, height: SIZE, class: "map", id: "exchange-map", role: "img", "aria-label": t("nav.map") },
+    s("defs", {}, // In user units, so the arrow keeps its size whatever the edge width; refX puts its tip at the circle.
+      s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 32, refY: 5, markerWidth: 12, markerHeight: 12, markerUnits: "userSpaceOnUse", orient: "auto" },
+      s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }))),
+    edges.map((e) => {
+      const a = at.get(e.provider);
+      const b = at.get(e.consumer);
+      if (!a || !b) return null;
+      // Curve each direction to its own side, so A->B and B->A stay apart.
+      const mx = (a.x + b.x) / 2 + (b.y - a.y) * 0.15;
+      const my = (a.y + b.y) / 2 - (b.x - a.x) * 0.15;
+      const width = 2 + (8 * e.deliveries) / maxDeliveries;
+      const group = s("g", { class: "edge", tabindex: 0, "data-edge": `${deptLabel(depts, e.provider)}>${deptLabel(depts, e.consumer)}` },
+        s("title", {}, t("map.edgeTitle", { provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size, deliveries: e.deliveries, bytes: e.bytes })),
+        s("path", { d: `M ${a.x} ${a.y} Q ${mx} ${my} ${b.x} ${b.y}`, "stroke-width": width, "marker-end": "url(#arrow)" }),
+        // The label sits on the curve's midpoint (a quadratic Bezier's point at t = 1/2).
+        s("text", { x: (a.x + 2 * mx + b.x) / 4, y: (a.y + 2 * my + b.y) / 4, "text-anchor": "middle", class: "edge-label" },
+          `${e.agreements.size} / ${e.deliveries}`));
+      group.addEventListener("click", () => onPick(e));
+      group.addEventListener("keydown", (event) => event.key === "Enter" && onPick(e));
+      return group;
+    }),
+    nodes.map((d) => {
+      const p = at.get(d.id);
+      return s("g", { class: `node status-${d.status}`, "data-node": d.code },
+        s("title", {}, `${d.code} — ${d.name}`),
+        s("circle", { cx: p.x, cy: p.y, r: 26 }),
+        s("text", { x: p.x, y: p.y + 4, "text-anchor": "middle" }, d.code));
+    }));
+}
+
+export default {
+  id: "map",
+  title: "nav.map",
+  requires: ["GET /audit/history", "GET /departments"],
+  async render(view, { params, go, caps }) {
+    const depts = await departmentsById();
+    const from = h("input", { type: "date", name: "from", id: "map-from", value: params.get("from") || "" });
+    const to = h("input", { type: "date", name: "to", id: "map-to", value: params.get("to") || "" });
+    const form = h("form", { class: "filters", id: "map-filters" },
+      h("label", {}, t("score.from"), from), h("label", {}, t("score.to"), to),
+      h("button", { type: "submit" }, t("score.show")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      go(`#/map?${new URLSearchParams({ from: from.value, to: to.value })}`);
+    });
+    const events = await history({ event: ["AgreementConcluded", "DeliveryRecorded"], from: isoDate(from.value), to: isoDate(to.value) });
+    const edges = edgesOf(events);
+    const picked = h("div", { id: "edge-detail", class: "card" }, h("p", { class: "muted" }, t("map.pick")));
+    const pick = (e) => fill(picked,
+      h("h3", {}, `${deptLabel(depts, e.provider)} → ${deptLabel(depts, e.consumer)}`),
+      h("p", {}, t("map.edgeTitle", { provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size, deliveries: e.deliveries, bytes: e.bytes })),
+      h("ul", {}, [...e.agreements].map((id) => h("li", {}, h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, t("timeline.title", { id }))))));
+    add(view, 
+      h("h1", {}, t("nav.map")),
+      caps.role === "department" ? h("p", { class: "muted" }, t("map.onlyYours")) : null,
+      form,
+      h("div", { class: "map-layout" }, drawMap(depts, edges, pick), picked),
+      h("p", { class: "muted" }, t("map.legend")),
+      table([
+        [t("timeline.provider"), (e) => deptLabel(depts, e.provider)],
+        [t("timeline.consumer"), (e) => deptLabel(depts, e.consumer)],
+        [t("map.agreements"), (e) => [...e.agreements].map((id) => h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, `#${id} `))],
+        [t("map.deliveries"), (e) => e.deliveries],
+        [t("timeline.records"), (e) => e.records],
+        [t("timeline.bytes"), (e) => e.bytes],
+      ], edges, { id: "map-table" }));
+  },
+};

@@ -1,0 +1,86 @@
+// One resource: its catalog document, and (for those the API lets read exchanges) its agreements, grants
+// and deliveries, each agreement linking to its timeline.
+import { api } from "../api.js";
+import { add, h, mono, table, when } from "../dom.js";
+import { t } from "../i18n.js";
+import { departmentsById, deptLabel, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
+
+function documentView(doc) {
+  if (!doc) return h("p", { class: "muted" }, t("resource.noDocument"));
+  const contact = doc["dcat:contactPoint"] || {};
+  const rows = [
+    [t("resource.description"), doc["dct:description"]],
+    [t("resource.keywords"), (doc["dcat:keyword"] || []).join(", ")],
+    [t("resource.periodicity"), doc["dct:accrualPeriodicity"]],
+    [t("resource.legalBasis"), doc["dcatap:applicableLegislation"]],
+    [t("resource.accessRights"), doc["dct:accessRights"]],
+    [t("resource.contact"), [contact["vcard:fn"], contact["vcard:hasEmail"]].filter(Boolean).join(" · ")],
+  ].filter(([, v]) => v);
+  return h("div", {},
+    h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+    h("h3", {}, t("resource.columns")),
+    table([
+      [t("resource.column"), (c) => h("code", {}, c["csvw:name"])],
+      [t("resource.datatype"), (c) => c["csvw:datatype"]],
+      [t("resource.description"), (c) => c["dct:description"] || ""],
+    ], doc["csvw:column"] || []));
+}
+
+export default {
+  id: "resource",
+  title: "nav.resource",
+  nav: false,
+  requires: ["GET /resources/{resource_id}", "GET /departments"],
+  async render(view, { args, caps }) {
+    const id = Number(args[0]);
+    const [r, depts] = await Promise.all([api(`/resources/${id}`), departmentsById()]);
+    add(view, 
+      h("p", {}, h("a", { href: "#/catalog" }, "← " + t("nav.catalog"))),
+      h("h1", { id: "resource-title" }, resourceTitle(r)),
+      h("dl", { class: "facts" },
+        h("dt", {}, t("catalog.id")), h("dd", {}, r.id),
+        h("dt", {}, t("catalog.owner")), h("dd", {}, `${r.owner_code} — ${depts.get(r.owner)?.name ?? ""}`),
+        h("dt", {}, t("catalog.shareType")), h("dd", {}, shareTypeLabel(r.share_type)),
+        h("dt", {}, t("catalog.sensitivity")), h("dd", {}, r.sensitivity),
+        h("dt", {}, t("resource.metadataHash")), h("dd", {}, mono(r.metadata_hash, 14), " ",
+          r.verified ? h("span", { class: "ok" }, "✓ " + t("catalog.documentMatches")) : h("span", { class: "muted" }, t("catalog.noDocument"))),
+        h("dt", {}, t("resource.schemaHash")), h("dd", {}, mono(r.schema_hash, 14))),
+      documentView(r.metadata));
+    const exchanges = ["GET /agreements", "GET /grants", "GET /deliveries"];
+    if (!caps.canAll(exchanges)) {
+      add(view, h("p", { class: "muted", id: "exchanges-hidden" }, t("resource.exchangesNotForRole")));
+      return;
+    }
+    const [agreements, grants, deliveries] = await Promise.all([
+      api("/agreements", { query: { limit: 500 } }),
+      api("/grants", { query: { limit: 500 } }),
+      api("/deliveries", { query: { limit: 500 } }),
+    ]);
+    const mine = agreements.filter((a) => a.resource_id === id);
+    const agreementIds = new Set(mine.map((a) => a.id));
+    const grantAgreement = new Map(grants.filter((g) => agreementIds.has(g.agreement_id)).map((g) => [g.id, g.agreement_id]));
+    const delivered = deliveries.filter((d) => grantAgreement.has(d.grant_id));
+    add(view, 
+      h("h2", {}, t("resource.agreements")),
+      caps.role === "department" ? h("p", { class: "muted" }, t("resource.onlyYours")) : null,
+      mine.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : table([
+        [t("timeline.agreement"), (a) => h("a", { href: `#/agreement/${a.id}`, class: "agreement-link" }, `#${a.id}`)],
+        [t("timeline.provider"), (a) => deptLabel(depts, a.provider)],
+        [t("timeline.consumer"), (a) => deptLabel(depts, a.consumer)],
+        [t("timeline.status"), (a) => statusBadge(a.status)],
+        [t("timeline.validFrom"), (a) => when(a.valid_from)],
+        [t("timeline.validUntil"), (a) => when(a.valid_until)],
+      ], mine, { id: "resource-agreements" }),
+      h("h2", {}, t("resource.deliveries")),
+      delivered.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : table([
+        [t("verify.deliveryId"), (d) => mono(d.delivery_id)],
+        [t("timeline.agreement"), (d) => h("a", { href: `#/agreement/${grantAgreement.get(d.grant_id)}` }, `#${grantAgreement.get(d.grant_id)}`)],
+        [t("timeline.provider"), (d) => deptLabel(depts, d.provider)],
+        [t("timeline.consumer"), (d) => deptLabel(depts, d.consumer)],
+        [t("timeline.records"), (d) => d.record_count],
+        [t("timeline.bytes"), (d) => d.byte_size],
+        [t("timeline.status"), (d) => statusBadge(d.status)],
+        [t("timeline.time"), (d) => when(d.recorded_at)],
+      ], delivered, { id: "resource-deliveries" }));
+  },
+};

@@ -1,0 +1,124 @@
+// Scorecards: the assessment indicators of one department (or the consortium) over a period, as charts,
+// with CSV export and a print layout (the browser's "Save as PDF" gives the PDF).
+import { api } from "../api.js";
+import { add, download, fill, h } from "../dom.js";
+import { bars, pct } from "../charts.js";
+import { t } from "../i18n.js";
+import { departmentsById, deptLabel, isoDate, shareTypeLabel } from "./common.js";
+
+const DAY = 86400;
+
+/** The scorecard as (indicator, value) rows: every number in it, by its path. */
+export function flatten(value, prefix = "", rows = []) {
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, rows);
+  } else {
+    rows.push([prefix, Array.isArray(value) ? value.join(" ") : value === null ? "" : String(value)]);
+  }
+  return rows;
+}
+
+function csv(rows) {
+  const cell = (v) => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v);
+  return rows.map((r) => r.map((v) => cell(String(v))).join(",")).join("\r\n") + "\r\n";
+}
+
+function days(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  if (seconds < 3600) return `${Math.round(seconds)} ${t("score.seconds")}`;
+  if (seconds < DAY) return `${(seconds / 3600).toFixed(1)} ${t("score.hours")}`;
+  return `${(seconds / DAY).toFixed(2)} ${t("score.days")}`;
+}
+
+function charts(card, depts) {
+  const byType = card.resources.by_share_type || {};
+  const requests = card.requests;
+  const rt = card.response_time_seconds;
+  const deadlineDays = card.response_deadline_working_days;
+  const d = card.deliveries;
+  const demand = Object.entries(card.demand_satisfaction || {});
+  return h("div", { class: "charts" },
+    h("figure", { class: "card" },
+      h("figcaption", {}, t("score.shareTypes"), " · ", t("score.shareRate"), ": ", h("strong", { id: "share-rate" }, pct(card.catalog_shared.rate))),
+      bars(["unconditional", "conditional", "not_shared"].map((k) => ({ label: shareTypeLabel(k), value: byType[k] || 0, cls: `share-${k}` })), { title: t("score.shareTypes") })),
+    h("figure", { class: "card" },
+      h("figcaption", {}, t("score.requests")),
+      bars([
+        { label: t("score.received"), value: requests.received },
+        { label: t("score.approved"), value: requests.approved, cls: "good" },
+        { label: t("score.autoApproved"), value: requests.auto_approved, cls: "good" },
+        { label: t("score.rejected"), value: requests.rejected, cls: "bad" },
+        { label: t("score.pending"), value: requests.pending },
+        { label: t("score.overdue"), value: requests.overdue, cls: "bad" },
+      ], { title: t("score.requests") })),
+    h("figure", { class: "card" },
+      h("figcaption", {}, t("score.responseTime", { n: rt.decisions })),
+      bars([
+        { label: t("score.median"), value: (rt.median || 0) / DAY, text: days(rt.median) },
+        { label: t("score.p90"), value: (rt.p90 || 0) / DAY, text: days(rt.p90) },
+      ], { marker: { value: (deadlineDays * 7) / 5, label: t("score.deadline", { n: deadlineDays }) }, title: t("score.responseTime", { n: rt.decisions }) })),
+    h("figure", { class: "card" },
+      h("figcaption", {}, t("score.deliveries")),
+      bars([
+        { label: t("score.sent"), value: d.sent },
+        { label: t("score.receivedDeliveries"), value: d.received },
+        { label: t("score.acknowledged"), value: d.acknowledged, cls: "good" },
+        { label: t("score.disputed"), value: d.disputed, cls: "bad" },
+        { label: t("score.refused"), value: card.refused_deliveries.total, cls: "bad" },
+      ], { title: t("score.deliveries") }),
+      bars([
+        { label: t("score.ackRate"), value: d.acknowledgement_rate ?? 0, text: pct(d.acknowledgement_rate), cls: "good" },
+        // Of the deliveries sent in the period, as the acknowledgement rate is (node/audit/scorecard.py).
+        { label: t("score.disputeRate"), value: d.sent ? d.disputed / d.sent : 0, text: d.sent ? pct(d.disputed / d.sent) : "—", cls: "bad" },
+      ], { max: 1, title: t("score.rates") })),
+    h("figure", { class: "card" },
+      h("figcaption", {}, t("score.demand")),
+      demand.length === 0 ? h("p", { class: "muted" }, t("score.noDemand")) : bars(demand.map(([consumer, v]) => ({
+        label: deptLabel(depts, consumer), value: v.rate ?? 0, text: `${v.satisfied}/${v.requested} (${pct(v.rate)})`,
+      })), { max: 1, title: t("score.demand") })));
+}
+
+export default {
+  id: "scorecards",
+  title: "nav.scorecards",
+  requires: ["GET /audit/scorecard", "GET /departments"],
+  async render(view, { caps, params, go }) {
+    const depts = await departmentsById();
+    // A department reads its own scorecard and the consortium's; an auditor reads every department's.
+    const choices = caps.role === "auditor" ? [...depts.values()] : [...depts.values()].filter((x) => x.code === caps.me.department);
+    const subject = h("select", { name: "department", id: "score-department" },
+      h("option", { value: "" }, t("score.consortium")),
+      choices.map((x) => h("option", { value: x.code }, `${x.code} — ${x.name}`)));
+    const from = h("input", { type: "date", name: "from", id: "score-from" });
+    const to = h("input", { type: "date", name: "to", id: "score-to" });
+    subject.value = params.get("department") ?? (caps.role === "department" ? caps.me.department : "");
+    from.value = params.get("from") || "";
+    to.value = params.get("to") || "";
+    const form = h("form", { class: "filters no-print", id: "score-filters" },
+      h("label", {}, t("score.subject"), subject),
+      h("label", {}, t("score.from"), from),
+      h("label", {}, t("score.to"), to),
+      h("button", { type: "submit" }, t("score.show")));
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      go(`#/scorecards?${new URLSearchParams({ department: subject.value, from: from.value, to: to.value })}`);
+    });
+    const body = h("div", { id: "scorecard" });
+    add(view, h("h1", {}, t("nav.scorecards")), form, body);
+    const card = await api("/audit/scorecard", {
+      query: { department: subject.value || undefined, from: isoDate(from.value), to: isoDate(to.value) },
+    });
+    const name = subject.value || t("score.consortium");
+    const rows = [["indicator", "value"], ...flatten(card)];
+    const csvButton = h("button", { type: "button", id: "export-csv", class: "secondary" }, t("score.exportCsv"));
+    csvButton.addEventListener("click", () => download(`scorecard-${subject.value || "consortium"}.csv`, csv(rows)));
+    const printButton = h("button", { type: "button", id: "print", class: "secondary" }, t("score.print"));
+    printButton.addEventListener("click", () => window.print());
+    fill(body,
+      h("h2", { id: "score-title" }, t("score.heading", { name, from: from.value || "…", to: to.value || t("score.now") })),
+      h("p", { class: "no-print" }, csvButton, " ", printButton, " ", h("span", { class: "muted" }, t("score.printHint"))),
+      charts(card, depts),
+      h("details", { class: "no-print" }, h("summary", {}, t("score.allIndicators")),
+        h("table", { id: "score-table" }, h("tbody", {}, rows.slice(1).map(([k, v]) => h("tr", {}, h("td", {}, h("code", {}, k)), h("td", {}, v)))))));
+  },
+};

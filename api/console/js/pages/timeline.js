@@ -1,0 +1,100 @@
+// An agreement's life on the ledger, oldest first: request -> decision -> both signatures (the agreement)
+// -> grants -> deliveries -> acknowledgement or dispute, each step with its transaction, block and time and
+// its proof (chain location and the event's decoded fields, as the audit trail indexed them).
+import { api, history } from "../api.js";
+import { add, h, mono, when } from "../dom.js";
+import { t } from "../i18n.js";
+import { departmentsById, deptLabel, statusBadge } from "./common.js";
+
+const PHASE = {
+  AccessRequested: "request",
+  RequestApproved: "decision",
+  RequestRejected: "decision",
+  RequestWithdrawn: "decision",
+  AgreementConcluded: "signatures",
+  GrantIssued: "grant",
+  GrantRevoked: "grant",
+  DeliveryRecorded: "delivery",
+  DeliveryAcknowledged: "settlement",
+  DeliveryDisputed: "settlement",
+};
+
+function summary(event, depts) {
+  const f = event.fields || {};
+  switch (event.event) {
+    case "AccessRequested":
+      return t("timeline.sumRequested", { consumer: deptLabel(depts, f.consumer), provider: deptLabel(depts, f.provider), purpose: f.purpose ?? "" });
+    case "RequestApproved":
+      return f.automatic ? t("timeline.sumApprovedAuto") : t("timeline.sumApproved", { provider: deptLabel(depts, f.provider) });
+    case "RequestRejected":
+      return t("timeline.sumRejected", { reason: f.reasonCode });
+    case "AgreementConcluded":
+      return h("span", {}, t("timeline.sumConcluded", { id: f.agreementId }), h("br"),
+        t("timeline.providerSignature"), " ", mono(f.providerSignature, 8), h("br"),
+        t("timeline.consumerSignature"), " ", mono(f.consumerSignature, 8));
+    case "GrantIssued":
+      return t("timeline.sumGrant", { id: f.grantId, until: when(f.expiresAt) });
+    case "DeliveryRecorded":
+      return h("span", {}, t("timeline.sumDelivery", { records: f.recordCount, bytes: f.byteSize }), " ",
+        mono(f.deliveryId, 10), " ",
+        h("a", { href: `#/verify?delivery=${f.deliveryId}`, class: "verify-link" }, t("timeline.verifyThis")));
+    case "DeliveryAcknowledged":
+      return t("timeline.sumAcknowledged");
+    case "DeliveryDisputed":
+      return h("span", {}, t("timeline.sumDisputed"), " ", mono(f.consumerCommitment ?? "", 10));
+    default:
+      return "";
+  }
+}
+
+function proof(event) {
+  const loc = event.location;
+  const rows = [
+    [t("timeline.tx"), loc.tx_hash], [t("timeline.block"), `${loc.block_number} (${loc.block_hash})`],
+    [t("timeline.logIndex"), loc.log_index], [t("timeline.contract"), loc.address],
+  ];
+  const body = h("div", {},
+    h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, h("code", {}, String(v)))])),
+    h("pre", { class: "fields" }, JSON.stringify(event.fields, null, 2)));
+  if (event.event === "DeliveryRecorded") {
+    const out = h("pre", { class: "fields" });
+    const button = h("button", { type: "button", class: "secondary" }, t("timeline.loadProvenance"));
+    button.addEventListener("click", async () => {
+      try {
+        out.textContent = JSON.stringify(await api(`/audit/deliveries/${event.delivery_id}/provenance`), null, 2);
+      } catch (error) {
+        out.textContent = `${error.code}: ${error.message}`;
+      }
+    });
+    add(body, button, out);
+  }
+  return h("details", { class: "proof" }, h("summary", {}, t("timeline.proof")), body);
+}
+
+export default {
+  id: "agreement",
+  title: "nav.timeline",
+  nav: false,
+  requires: ["GET /agreements/{agreement_id}", "GET /audit/history", "GET /departments"],
+  async render(view, { args }) {
+    const id = Number(args[0]);
+    const [agreement, depts] = await Promise.all([api(`/agreements/${id}`), departmentsById()]);
+    const events = (await history({ resource: agreement.resource_id })).filter(
+      (e) => e.agreement_id === id || (e.agreement_id === null && e.request_id === agreement.request_id && e.event in PHASE));
+    add(view, 
+      h("h1", { id: "timeline-title" }, t("timeline.title", { id })),
+      h("p", {}, `${deptLabel(depts, agreement.provider)} → ${deptLabel(depts, agreement.consumer)} · `,
+        h("a", { href: `#/resource/${agreement.resource_id}` }, t("timeline.resource", { id: agreement.resource_id })), " · ",
+        statusBadge(agreement.status), " · ", t("timeline.valid", { from: when(agreement.valid_from), until: when(agreement.valid_until) })),
+      h("ol", { class: "timeline", id: "timeline" }, events.map((e) =>
+        h("li", { class: `step phase-${PHASE[e.event] || "other"}`, "data-event": e.event },
+          h("div", { class: "step-head" },
+            h("span", { class: "phase" }, t(`phase.${PHASE[e.event] || "other"}`)),
+            h("strong", {}, t(`event.${e.event}`)),
+            h("span", { class: "muted" }, ` ${e.time.replace("T", " ").replace("Z", " UTC")} · ${t("timeline.block")} ${e.location.block_number} · ${t("timeline.tx")} `),
+            mono(e.location.tx_hash, 10)),
+          h("div", { class: "step-body" }, summary(e, depts)),
+          proof(e)))),
+      events.length === 0 ? h("p", { class: "muted" }, t("timeline.notIndexed")) : null);
+  },
+};

@@ -1,0 +1,152 @@
+// Verify a delivered file in the browser: the payload is read and committed to here (WebCrypto SHA-256, or
+// SM3), never uploaded; only the manifest and the computed root go to POST /verify, which checks the
+// manifest's signature and the ledger's receipt. MATCH / MISMATCH, with the leaves (records) that differ.
+import { api } from "../api.js";
+import { add, errorBox, fill, h, mono, table, when } from "../dom.js";
+import { t } from "../i18n.js";
+import { commit, fromHex, indexRanges, toHex } from "../merkle.js";
+
+const MAX_SHOWN = 50;
+
+function readFile(file) {
+  return file.arrayBuffer().then((buffer) => new Uint8Array(buffer));
+}
+
+function isManifestName(name) {
+  return /\.json$/i.test(name);
+}
+
+/** Compares the payload's leaves with the manifest's leaf hashes: indexes that differ, missing, extra. */
+function compareLeaves(local, manifest) {
+  const listed = manifest.leaf_hashes || null;
+  if (!listed) return { differing: [], missing: [], extra: [], listed: false };
+  const common = Math.min(listed.length, local.leafHashes.length);
+  const differing = [];
+  for (let i = 0; i < common; i++) if (`0x${toHex(local.leafHashes[i])}` !== listed[i]) differing.push(i);
+  const missing = listed.length > common ? [[common, listed.length]] : [];
+  const extra = local.leafHashes.length > common ? [[common, local.leafHashes.length]] : [];
+  return { differing, missing, extra, listed: true };
+}
+
+function ranges(list) {
+  return list.length ? list.map(([a, b]) => (b - a === 1 ? `${a}` : `${a}–${b - 1}`)).join(", ") : "—";
+}
+
+function leafText(bytes) {
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes.subarray(0, 400));
+  return bytes.length > 400 ? `${text}…` : text;
+}
+
+function resultView(manifest, local, cmp, verdict, elapsed) {
+  const status = cmp.differing.length || cmp.missing.length || cmp.extra.length ? "MISMATCH" : verdict.status;
+  const anchor = verdict.anchor || {};
+  const details = anchor.details || {};
+  const computed = `0x${toHex(local.root)}`;
+  const rows = [
+    [t("verify.root"), manifest.root, computed, anchor.recorded_root],
+    [t("verify.byteSize"), manifest.byte_size, local.byteSize, details.byte_size],
+    [t("verify.leafCount"), manifest.leaf_count, local.leafCount, null],
+    [t("verify.recordCount"), manifest.record_count, local.recordCount, details.record_count],
+  ];
+  const differs = (a, b) => a !== null && a !== undefined && b !== null && b !== undefined && String(a) !== String(b);
+  const shown = cmp.differing.slice(0, MAX_SHOWN);
+  return h("div", { id: "verify-result", "data-status": status },
+    h("p", { class: `verdict verdict-${status.toLowerCase()}`, id: "verdict" }, status),
+    h("p", { class: "muted" }, t(`verdict.${status}`)),
+    h("p", { class: "muted", id: "local-note" }, t("verify.localNote", { ms: elapsed, alg: manifest.algorithm.name })),
+    h("table", { id: "verify-compare" },
+      h("thead", {}, h("tr", {}, [t("verify.field"), t("verify.manifest"), t("verify.computed"), t("verify.onChain")].map((x) => h("th", {}, x)))),
+      h("tbody", {}, rows.map(([name, m, c, chain]) => h("tr", { class: differs(m, c) || differs(c, chain) ? "differs" : null },
+        h("td", {}, name), h("td", {}, typeof m === "string" ? mono(m, 12) : String(m ?? "—")),
+        h("td", {}, typeof c === "string" ? mono(c, 12) : String(c ?? "—")),
+        h("td", {}, typeof chain === "string" ? mono(chain, 12) : String(chain ?? "—")))))),
+    h("dl", { class: "facts" },
+      h("dt", {}, t("verify.differing")), h("dd", { id: "differing" }, ranges(indexRanges(cmp.differing))),
+      h("dt", {}, t("verify.missing")), h("dd", {}, ranges(cmp.missing)),
+      h("dt", {}, t("verify.extra")), h("dd", {}, ranges(cmp.extra)),
+      h("dt", {}, t("verify.signer")), h("dd", {}, verdict.signer ? mono(verdict.signer, 12) : "—"),
+      h("dt", {}, t("verify.recorded")), h("dd", {}, details.tx_hash
+        ? [`${t("timeline.block")} ${details.block_number} · `, mono(details.tx_hash, 10), ` · ${when(details.recorded_at)} · ${details.status ?? ""}`]
+        : t("verify.notRecorded")),
+      h("dt", {}, t("verify.settled")), h("dd", {}, details.settled
+        ? [`${t("timeline.block")} ${details.settled.block_number} · `, mono(details.settled.tx_hash, 10), anchor.acknowledged_root ? [" · ", mono(anchor.acknowledged_root, 10)] : null]
+        : "—")),
+    verdict.findings && verdict.findings.length
+      ? h("ul", { class: "findings", id: "findings" }, verdict.findings.map((f) => h("li", {}, h("code", {}, f.code), " ", f.message)))
+      : null,
+    !cmp.listed ? h("p", { class: "muted" }, t("verify.noLeafHashes")) : null,
+    shown.length ? [
+      h("h2", {}, t("verify.differingRecords", { n: cmp.differing.length })),
+      table([
+        [t("verify.leaf"), (i) => i],
+        [t("verify.record"), (i) => (manifest.chunking.format === "csv" ? (i === 0 ? t("verify.header") : i) : manifest.chunking.format === "jsonl" ? i + 1 : "—")],
+        [t("verify.content"), (i) => h("code", { class: "leaf" }, leafText(local.leaves[i]))],
+        [t("verify.computedHash"), (i) => mono(`0x${toHex(local.leafHashes[i])}`, 8)],
+        [t("verify.manifestHash"), (i) => mono(manifest.leaf_hashes[i], 8)],
+      ], shown, { id: "differing-records" }),
+    ] : null);
+}
+
+export default {
+  id: "verify",
+  title: "nav.verify",
+  requires: ["POST /verify"],
+  async render(view, { params }) {
+    const payloadInput = h("input", { type: "file", id: "payload-file" });
+    const manifestInput = h("input", { type: "file", id: "manifest-file", accept: ".json,application/json" });
+    const deliveryInput = h("input", { type: "text", id: "delivery-id", size: 70, placeholder: "0x…", value: params.get("delivery") || "" });
+    const chosen = { payload: null, manifest: null };
+    const names = h("p", { class: "muted", id: "chosen" });
+    const showChosen = () => fill(names, `${t("verify.payload")}: ${chosen.payload?.name ?? "—"} · ${t("verify.manifestFile")}: ${chosen.manifest?.name ?? "—"}`);
+    payloadInput.addEventListener("change", () => { chosen.payload = payloadInput.files[0] || null; showChosen(); });
+    manifestInput.addEventListener("change", () => { chosen.manifest = manifestInput.files[0] || null; showChosen(); });
+    const drop = h("div", { class: "dropzone", id: "dropzone", tabindex: 0 }, t("verify.drop"));
+    drop.addEventListener("dragover", (event) => { event.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (event) => {
+      event.preventDefault();
+      drop.classList.remove("over");
+      for (const file of event.dataTransfer.files) {
+        if (isManifestName(file.name)) chosen.manifest = file;
+        else chosen.payload = file;
+      }
+      showChosen();
+    });
+    const out = h("div", { id: "verify-out" });
+    const button = h("button", { type: "submit", id: "verify-button" }, t("verify.run"));
+    const form = h("form", { id: "verify-form", class: "card" },
+      drop,
+      h("div", { class: "filters" },
+        h("label", {}, t("verify.payload"), payloadInput),
+        h("label", {}, t("verify.manifestFile"), manifestInput),
+        h("label", {}, t("verify.expectedDelivery"), deliveryInput)),
+      names, button);
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      fill(out, h("p", { class: "muted" }, t("verify.working")));
+      try {
+        if (!chosen.payload || !chosen.manifest) throw new Error(t("verify.needBoth"));
+        if (!crypto.subtle) throw new Error(t("verify.noWebCrypto"));
+        const manifest = JSON.parse(new TextDecoder().decode(await readFile(chosen.manifest)));
+        if (manifest.schema !== "dxl.manifest/1") throw new Error(t("verify.notManifest"));
+        const payload = await readFile(chosen.payload);
+        const started = performance.now();
+        const local = await commit(payload, {
+          alg: manifest.algorithm.name, salt: fromHex(manifest.salt),
+          format: manifest.chunking.format, chunkSize: manifest.chunking.chunk_size,
+        });
+        const elapsed = Math.round(performance.now() - started);
+        const cmp = compareLeaves(local, manifest);
+        const delivery = deliveryInput.value.trim();
+        const verdict = await api("/verify", {
+          method: "POST",
+          body: { manifest, commitment: `0x${toHex(local.root)}`, ...(delivery ? { delivery_id: delivery } : {}) },
+        });
+        fill(out, resultView(manifest, local, cmp, verdict, elapsed));
+      } catch (error) {
+        fill(out, errorBox(error));
+      }
+    });
+    add(view, h("h1", {}, t("nav.verify")), h("p", {}, t("verify.intro")), form, out);
+  },
+};

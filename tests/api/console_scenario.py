@@ -1,0 +1,184 @@
+"""The exchanges the console's browser tests walk through, built on the demo consortium through the API.
+
+* HEALTH asks HRSS for social insurance records (conditional): HRSS approves, both sign, HRSS grants and
+  delivers a real CSV payload with a signed manifest, and HEALTH acknowledges it with the root it computed.
+* CIVIL asks PSB for household registration (unconditional, approved on arrival): PSB delivers a JSON Lines
+  payload, and CIVIL disputes it with another root.
+* SAMR's request for the social insurance records is rejected by HRSS, so scorecards show a rejection.
+* governor-1 proposes to appoint an auditor and leaves it open, so governance has a proposal to approve.
+
+``python -m tests.api.console_scenario URL DXL_HOME`` builds the same on a running ``dxl run`` (its demo
+tokens and keystore), for looking at the console by hand.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from node.keys import KeyStore
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import Manifest, build_manifest, new_delivery_id, sign_manifest
+
+INSURANCE_CSV = (
+    "person_id,insurance_type,contribution_base,months_paid,status\n"
+    "110101199001011234,养老保险,8200.00,96,参保缴费\n"
+    "110101198505052345,医疗保险,6500.00,120,参保缴费\n"
+    '110101197712123456,"失业保险, 工伤保险",7300.00,15,暂停缴费\n'
+    "110101200202024567,养老保险,5100.00,8,参保缴费\n"
+    "110101196603036789,医疗保险,9900.00,240,退休\n"
+).encode()
+HOUSEHOLD_JSONL = (
+    '{"person_id":"110101199001011234","name":"张伟","household_id":"H-0001","address":"东城区"}\n'
+    '{"person_id":"110101198505052345","name":"王芳","household_id":"H-0002","address":"西城区"}\n'
+    '{"person_id":"110101197712123456","name":"李娜","household_id":"H-0003","address":"朝阳区"}\n'
+).encode()
+
+
+@dataclass
+class Delivered:
+    """One delivered payload: its bytes, its signed manifest and what the chain recorded."""
+
+    payload: bytes
+    manifest: dict[str, Any]
+    record: dict[str, Any]
+
+    @property
+    def delivery_id(self) -> str:
+        return str(self.record["delivery_id"])
+
+    def tampered(self) -> bytes:
+        """The payload with one record changed (its third line), same size: what a verifier must catch."""
+        lines = self.payload.split(b"\n")
+        lines[2] = lines[2].replace(b"0", b"9", 1)
+        assert lines[2] != self.payload.split(b"\n")[2]
+        return b"\n".join(lines)
+
+
+@dataclass
+class Scenario:
+    acknowledged: Delivered
+    disputed: Delivered
+    agreements: dict[str, int] = field(default_factory=dict)  # "HEALTH<-HRSS" -> agreement id
+    rejected_request: int = 0
+    open_proposal: int = 0
+
+
+class _Api:
+    def __init__(self, client: httpx.Client, tokens: dict[str, str]) -> None:
+        self.client = client
+        self.tokens = tokens
+
+    def __call__(self, method: str, path: str, who: str, body: Any = None, status: int = 200) -> Any:
+        headers = {"Authorization": f"Bearer {self.tokens['demo-' + who]}"}
+        if method != "GET":
+            headers["Idempotency-Key"] = secrets.token_hex(16)
+        response = self.client.request(method, path, headers=headers, json=body)
+        assert response.status_code == status, f"{method} {path} as {who}: {response.text}"
+        return response.json()
+
+
+def _b32() -> str:
+    return "0x" + secrets.token_hex(32)
+
+
+def _agreement(api: _Api, consumer: str, provider: str, resource_id: int, purpose: str) -> dict[str, Any]:
+    now = int(time.time())
+    request = api("POST", "/requests", consumer, {
+        "resource_id": resource_id, "purpose": purpose, "scope_hash": _b32(), "terms_hash": _b32(),
+        "valid_from": now - 3600, "valid_until": now + 180 * 86400,
+    }, status=201)["record"]  # fmt: skip
+    if request["status"] != "approved":
+        api("POST", f"/requests/{request['id']}/approve", provider)
+    api("POST", f"/requests/{request['id']}/signatures", consumer, {})
+    outcome = api("POST", f"/requests/{request['id']}/signatures", provider, {})
+    assert outcome["status"] == "concluded", outcome
+    return dict(outcome["agreement"])
+
+
+def _deliver(
+    api: _Api, keystore: KeyStore, agreement: dict[str, Any], codes: tuple[str, str], payload: bytes, fmt: str
+) -> Delivered:
+    provider, consumer = codes
+    grant = api("POST", "/grants", provider.lower(), {
+        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"],
+    }, status=201)["record"]  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="dxl-console-") as tmp:
+        path = Path(tmp) / f"payload.{fmt}"
+        path.write_bytes(payload)
+        commitment = commit_payload(
+            path, salt=new_salt(), chunking=Chunking(PayloadFormat(fmt)), keep_leaf_hashes=True
+        )
+    manifest: Manifest = build_manifest(
+        commitment,
+        delivery_id=new_delivery_id(agreement["provider"]),
+        agreement_id=agreement["id"],
+        grant_id=grant["id"],
+        provider=provider,
+        consumer=consumer,
+    )
+    manifest = sign_manifest(manifest, keystore.unlock(f"dept-{provider.lower()}"))
+    record = api("POST", "/deliveries", provider.lower(), {
+        "delivery_id": "0x" + manifest.delivery_id.hex(), "grant_id": grant["id"],
+        "commitment": "0x" + manifest.root.hex(), "byte_size": manifest.byte_size,
+        "record_count": manifest.record_count,
+    }, status=201)["record"]  # fmt: skip
+    return Delivered(payload, manifest.to_dict(), record)
+
+
+def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> Scenario:
+    """Walk the exchanges of the module docstring through the API; returns what the tests look for."""
+    api = _Api(client, tokens)
+    resources = {r["owner_code"]: r["id"] for r in api("GET", "/resources", "auditor") if r["metadata"]}
+    health = _agreement(api, "health", "hrss", resources["HRSS"], "医保结算资格核验 (eligibility check)")
+    good = _deliver(api, keystore, health, ("HRSS", "HEALTH"), INSURANCE_CSV, "csv")
+    api("POST", f"/deliveries/{good.delivery_id}/acknowledge", "health", {
+        "consumer_commitment": good.record["commitment"]})  # fmt: skip
+    civil = _agreement(api, "civil", "psb", resources["PSB"], "低保对象户籍核查 (household check)")
+    bad = _deliver(api, keystore, civil, ("PSB", "CIVIL"), HOUSEHOLD_JSONL, "jsonl")
+    api("POST", f"/deliveries/{bad.delivery_id}/dispute", "civil", {"consumer_commitment": _b32()})
+    now = int(time.time())
+    rejected = api("POST", "/requests", "samr", {
+        "resource_id": resources["HRSS"], "purpose": "企业用工核查 (employer audit)", "scope_hash": _b32(),
+        "terms_hash": _b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400,
+    }, status=201)["record"]  # fmt: skip
+    api("POST", f"/requests/{rejected['id']}/reject", "hrss", {"reason_code": 3})
+    appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
+    proposal = api("POST", "/governance/proposals", "governor-1", appoint, status=201)["record"]
+    return Scenario(
+        acknowledged=good,
+        disputed=bad,
+        agreements={"HEALTH<-HRSS": health["id"], "CIVIL<-PSB": civil["id"]},
+        rejected_request=rejected["id"],
+        open_proposal=proposal["id"],
+    )
+
+
+def main(argv: list[str]) -> None:
+    import json
+
+    from node.keys import development_passphrase
+
+    url, home = argv[0], Path(argv[1])
+    tokens = {k: v["token"] for k, v in json.loads((home / "secrets/demo-tokens.json").read_text()).items()}
+    keystore = KeyStore(home / "keys", development_passphrase(home / "secrets/keystore-passphrase"))
+    out = Path(argv[2]) if len(argv) > 2 else Path(tempfile.mkdtemp(prefix="dxl-console-files-"))
+    with httpx.Client(base_url=url, timeout=120) as client:
+        scenario = build(client, tokens, keystore)
+    for name, d in (("acknowledged.csv", scenario.acknowledged), ("disputed.jsonl", scenario.disputed)):
+        (out / name).write_bytes(d.payload)
+        (out / f"{name}.manifest.json").write_text(json.dumps(d.manifest, indent=2, ensure_ascii=False))
+        (out / f"tampered-{name}").write_bytes(d.tampered())
+    print(f"agreements {scenario.agreements}, proposal {scenario.open_proposal}; files in {out}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,378 @@
+"""The web console in a real browser: the distribution's headless Chromium driven by Playwright (its own
+browser download is never used), against the module's API server on the seed scenario of
+``console_scenario``: every role signs in and sees what the API lets it see, an exchange is walked from the
+catalog to its timeline, a good and a tampered file are verified in the page, and the page's WebCrypto
+commitment passes the Python verifier's test vectors.
+
+Chromium comes from ``scripts/install-chromium.sh`` (``make setup`` and ``.ci/run`` call it); without it the
+tests skip and say how to install it. Screenshots of every page go to ``build/console-screenshots/``
+(``DXL_CONSOLE_SCREENSHOTS`` overrides; not committed) so a person can look.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_helpers import ApiEnv, ok
+from console_scenario import Scenario, build
+
+pytestmark = pytest.mark.xdist_group("api-console")
+
+REPO = Path(__file__).resolve().parents[2]
+VECTORS = REPO / "tests/verifier/vectors"
+SHOTS = Path(os.environ.get("DXL_CONSOLE_SCREENSHOTS") or REPO / "build/console-screenshots")
+ALL_PAGES = {"map", "catalog", "verify", "scorecards", "governance"}
+
+
+def _chromium() -> str | None:
+    for candidate in (os.environ.get("DXL_CHROMIUM"), "chromium", "chromium-browser"):
+        if candidate and (found := shutil.which(candidate)):
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """One headless Chromium for the session (the distribution's, by path)."""
+    executable = _chromium()
+    if executable is None:
+        pytest.skip(
+            "no Chromium on PATH: the console's browser tests need the distribution's package "
+            "(scripts/install-chromium.sh, i.e. apt-get install chromium; or set DXL_CHROMIUM)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start.
+        chromium = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def scenario(api_env: ApiEnv) -> Scenario:
+    return build(api_env.client, api_env.tokens, api_env.keystore)
+
+
+@pytest.fixture(scope="module")
+def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The delivered payloads, their manifests and tampered copies, as files a user would drop."""
+    out = tmp_path_factory.mktemp("console-files")
+    found = {}
+    for name, d in (("acknowledged.csv", scenario.acknowledged), ("disputed.jsonl", scenario.disputed)):
+        found[name] = out / name
+        found[name].write_bytes(d.payload)
+        found[f"{name}.manifest"] = out / f"{name}.manifest.json"
+        found[f"{name}.manifest"].write_text(json.dumps(d.manifest), encoding="utf-8")
+        found[f"tampered-{name}"] = out / f"tampered-{name}"
+        found[f"tampered-{name}"].write_bytes(d.tampered())
+    return found
+
+
+class Console:
+    """One signed-in browser context (its own sessionStorage) on the console."""
+
+    def __init__(self, browser: Any, env: ApiEnv, who: str | None) -> None:
+        self.env = env
+        self.who = who or "anonymous"
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        self.page.goto(env.url + "/")
+        self.page.wait_for_selector("#signin")
+        if who is not None:
+            self.page.fill("#token", env.tokens["demo-" + who])
+            self.page.click("#signin button")
+            self.page.wait_for_selector("main [data-ready]")
+
+    def open(self, hash_: str) -> Any:
+        self.page.goto(f"{self.env.url}/#/{hash_}")
+        self.page.wait_for_selector("main [data-ready]", timeout=30_000)
+        return self.page
+
+    def nav(self) -> set[str]:
+        return set(self.page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)"))
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(SHOTS / f"{self.who}-{name}.png"), full_page=True)
+
+    def close(self) -> None:
+        assert self.errors == [], f"script errors in the page: {self.errors}"
+        self.context.close()
+
+
+@pytest.fixture
+def console(browser: Any, api_env: ApiEnv, scenario: Scenario) -> Iterator[Any]:
+    opened: list[Console] = []
+
+    def open_as(who: str | None) -> Console:
+        opened.append(Console(browser, api_env, who))
+        return opened[-1]
+
+    yield open_as
+    for c in opened:
+        c.close()
+
+
+def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv) -> None:
+    page = api_env.client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'self'" in csp and "script-src 'self'" in csp
+    assert api_env.client.get("/console/js/merkle.js").headers["content-type"].startswith("text/javascript")
+    for bad in ("/console/js/nothing.js", "/console/%2e%2e/console.py", "/console/js"):
+        answer = api_env.client.get(bad)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND"
+    paths = ok(api_env.client.get("/openapi.json"))["paths"]
+    assert "/" not in paths and not any(p.startswith("/console") for p in paths)
+    # The API keeps its paths.
+    assert ok(api_env.client.get("/healthz"))["status"] == "ok"
+
+
+def test_webcrypto_commitment_passes_the_python_verifiers_vectors(console: Any) -> None:
+    page = console(None).page
+    payloads = json.loads((VECTORS / "payload_vectors.json").read_text())
+    trees = json.loads((VECTORS / "tree_vectors.json").read_text())
+    got = page.evaluate(
+        """async ([payloads, trees]) => {
+          const m = await import("/console/js/merkle.js");
+          const out = {payloads: [], trees: []};
+          for (const v of payloads) {
+            try {
+              const r = await m.commit(m.fromHex(v.content_hex), {alg: v.alg, salt: m.fromHex(v.salt),
+                                                                 format: v.format, chunkSize: v.chunk_size});
+              const leaves = r.leaves.map(m.toHex);
+              out.payloads.push({root: m.toHex(r.root), leaves, records: r.recordCount});
+            } catch (e) { out.payloads.push({error: e.name}); }
+          }
+          for (const v of trees) {
+            const salt = m.fromHex(v.salt);
+            const leaves = await Promise.all(v.leaves.map(l => m.leafHash(v.alg, salt, m.fromHex(l))));
+            out.trees.push(m.toHex(await m.treeRoot(v.alg, salt, leaves)));
+          }
+          return out;
+        }""",
+        [payloads, trees],
+    )
+    assert len(got["payloads"]) == len(payloads) > 30
+    for vector, result in zip(payloads, got["payloads"], strict=True):
+        if "want_err" in vector:
+            assert result == {"error": "PayloadFormatError"}, vector["desc"]
+        else:
+            assert result == {
+                "root": vector["want_root"],
+                "leaves": vector["want_leaves_hex"],
+                "records": vector["want_record_count"],
+            }, vector["desc"]
+    assert {v["alg"] for v in trees} == {"sha256", "sm3"}
+    for vector, root in zip(trees, got["trees"], strict=True):
+        assert root == vector["want_root"], vector["desc"]
+        assert root != vector.get("want_not_root"), vector["desc"]
+
+
+def test_both_languages_have_every_string_and_the_switch_changes_the_text(console: Any) -> None:
+    c = console("auditor")
+    keys = c.page.evaluate(
+        """async () => {
+          const en = (await import("/console/js/strings/en.js")).default;
+          const zh = (await import("/console/js/strings/zh.js")).default;
+          return [Object.keys(en).sort(), Object.keys(zh).sort(), Object.values(zh).filter(v => !v).length];
+        }"""
+    )
+    assert keys[0] == keys[1] and len(keys[0]) > 200
+    c.open("catalog")
+    assert c.page.inner_text("#nav a[data-page=catalog]") == "Catalog"
+    c.page.select_option("#lang", "zh")
+    c.page.wait_for_function("document.querySelector('#nav a[data-page=catalog]').textContent === '资源目录'")
+    c.page.wait_for_selector("main [data-ready]")
+    assert "共享类型" in c.page.inner_text("main")
+    c.shot("catalog-zh")
+    c.page.select_option("#lang", "en")
+
+
+def test_a_bad_token_is_refused_and_nothing_is_shown(console: Any) -> None:
+    c = console(None)
+    c.page.fill("#token", "dxl_not-a-token")
+    c.page.click("#signin button")
+    c.page.wait_for_selector("#signin .error")
+    assert "refused" in c.page.inner_text("#signin .error")
+    assert c.nav() == set()
+    assert c.page.evaluate("sessionStorage.getItem('dxl.token')") is None
+
+
+@pytest.mark.parametrize(
+    ("who", "pages"),
+    [
+        ("auditor", ALL_PAGES),
+        ("governor-1", {"catalog", "governance"}),
+        ("hrss", {"map", "catalog", "verify", "scorecards"}),
+        ("samr", {"map", "catalog", "verify", "scorecards"}),
+    ],
+)
+def test_each_role_is_offered_exactly_the_pages_the_api_allows(
+    console: Any, api_env: ApiEnv, who: str, pages: set[str]
+) -> None:
+    c = console(who)
+    assert c.nav() == pages
+    assert c.page.evaluate("sessionStorage.getItem('dxl.token')") == api_env.tokens["demo-" + who]
+    for page in sorted(ALL_PAGES):
+        c.open(page)
+        if page in pages:
+            assert c.page.query_selector(f"main [data-page={page}]") is not None
+            c.shot(page)
+        else:  # typed in by hand: refused in the page, as the API would refuse it
+            assert c.page.query_selector("#forbidden") is not None, page
+            status = api_env.call("GET", _probe(page), who).status_code
+            assert status == 403, (page, status)
+
+
+def _probe(page: str) -> str:
+    return {
+        "governance": "/governance/proposals",
+        "map": "/audit/history",
+        "scorecards": "/audit/scorecard",
+    }.get(page, "/agreements")
+
+
+@pytest.mark.parametrize("who", ["auditor", "health", "samr", "governor-1"])
+def test_a_resource_page_shows_the_exchanges_the_role_may_read(
+    console: Any, api_env: ApiEnv, scenario: Scenario, who: str
+) -> None:
+    resource = _resource_of(api_env, scenario)
+    c = console(who)
+    c.open(f"resource/{resource}")
+    assert "社会保险参保缴费信息" in c.page.inner_text("#resource-title")
+    shown = set(
+        c.page.eval_on_selector_all("#resource-agreements .agreement-link", "a => a.map(x => x.textContent)")
+    )
+    if who == "governor-1":
+        assert c.page.query_selector("#exchanges-hidden") is not None
+        assert api_env.call("GET", "/agreements", who).status_code == 403
+        return
+    allowed = {
+        f"#{a['id']}" for a in ok(api_env.call("GET", "/agreements", who)) if a["resource_id"] == resource
+    }
+    assert shown == allowed
+    assert (f"#{scenario.agreements['HEALTH<-HRSS']}" in shown) == (who in ("auditor", "health"))
+    c.shot("resource")
+
+
+def _resource_of(api_env: ApiEnv, scenario: Scenario) -> int:
+    agreement = ok(api_env.call("GET", f"/agreements/{scenario.agreements['HEALTH<-HRSS']}", "auditor"))
+    return int(agreement["resource_id"])
+
+
+def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
+    console: Any, api_env: ApiEnv, scenario: Scenario, files: dict[str, Path]
+) -> None:
+    c = console("health")
+    page = c.open("catalog")
+    page.fill("#filter-text", "社会保险")
+    page.click("#catalog-filters button")
+    page.wait_for_function("location.hash.includes('q=')")
+    page.wait_for_selector("main [data-ready] #catalog-table")
+    assert page.eval_on_selector_all("#catalog-table .resource-link", "a => a.length") == 1
+    page.click("#catalog-table .resource-link")
+    page.wait_for_selector("main [data-ready] #resource-agreements")
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    page.click(f"#resource-agreements a[href='#/agreement/{agreement}']")
+    page.wait_for_selector("main [data-ready] #timeline")
+    steps = page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")
+    assert steps == [
+        "AccessRequested", "RequestApproved", "AgreementConcluded", "GrantIssued", "DeliveryRecorded",
+        "DeliveryAcknowledged",
+    ]  # fmt: skip
+    history = ok(api_env.call("GET", f"/audit/history?agreement={agreement}", "health"))["items"]
+    shown_tx = page.eval_on_selector_all("#timeline .step .step-head code", "c => c.map(x => x.title)")
+    assert [e["location"]["tx_hash"] for e in history] == shown_tx[2:]
+    page.click("#timeline .step[data-event=DeliveryRecorded] details summary")
+    c.shot("timeline")
+
+    page.click("#timeline .verify-link")
+    page.wait_for_selector("main [data-page=verify][data-ready]")
+    assert page.input_value("#delivery-id") == scenario.acknowledged.delivery_id
+    for payload, want in (("acknowledged.csv", "MATCH"), ("tampered-acknowledged.csv", "MISMATCH")):
+        page.set_input_files("#payload-file", str(files[payload]))
+        page.set_input_files("#manifest-file", str(files["acknowledged.csv.manifest"]))
+        page.click("#verify-button")
+        page.wait_for_selector(f"#verify-result[data-status={want}]", timeout=30_000)
+        c.shot(f"verify-{want.lower()}")
+    # The tampered file's third line (leaf 2, record 2 after the header) is named, with its content.
+    assert page.inner_text("#differing") == "2"
+    rows = page.eval_on_selector_all("#differing-records tbody tr", "r => r.map(x => x.innerText)")
+    assert len(rows) == 1 and rows[0].startswith("2\t2\t") and "9" in rows[0]
+    assert "ROOT_MISMATCH" in page.inner_text("#findings")
+
+    # The disputed exchange, as CIVIL sees it: the dispute closes its timeline.
+    civil = console("civil")
+    civil.open(f"agreement/{scenario.agreements['CIVIL<-PSB']}")
+    assert civil.page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")[-1] == (
+        "DeliveryDisputed"
+    )
+    civil.open("verify")
+    civil.page.set_input_files("#payload-file", str(files["disputed.jsonl"]))
+    civil.page.set_input_files("#manifest-file", str(files["disputed.jsonl.manifest"]))
+    civil.page.click("#verify-button")
+    civil.page.wait_for_selector("#verify-result[data-status=ACK_DIFFERS]", timeout=30_000)
+
+
+def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_env: ApiEnv) -> None:
+    c = console("auditor")
+    page = c.open("scorecards?department=HRSS")
+    card = ok(api_env.call("GET", "/audit/scorecard?department=HRSS", "auditor"))
+    assert page.inner_text("#share-rate") == f"{card['catalog_shared']['rate'] * 100:.1f}%"
+    assert page.eval_on_selector_all("#scorecard svg.chart", "s => s.length") >= 5
+    with page.expect_download() as download:
+        page.click("#export-csv")
+    text = Path(download.value.path()).read_bytes().decode("utf-8")
+    assert text.startswith("indicator,value\r\n")
+    assert f"requests.rejected,{card['requests']['rejected']}\r\n" in text
+    assert card["requests"]["rejected"] >= 1
+    c.shot("scorecards-hrss")
+    # A department may read its own scorecard and the consortium's, and is offered nothing else.
+    hrss = console("hrss")
+    hrss.open("scorecards")
+    options = hrss.page.eval_on_selector_all("#score-department option", "o => o.map(x => x.value)")
+    assert options == ["", "HRSS"]
+    assert api_env.call("GET", "/audit/scorecard?department=PSB", "hrss").status_code == 403
+
+
+def test_the_exchange_map_draws_who_exchanged_with_whom(console: Any, scenario: Scenario) -> None:
+    c = console("auditor")
+    page = c.open("map")
+    edges = set(page.eval_on_selector_all("#exchange-map .edge", "e => e.map(x => x.dataset.edge)"))
+    assert {"HRSS>HEALTH", "PSB>CIVIL"} <= edges
+    page.click("#exchange-map .edge[data-edge='HRSS>HEALTH'] text")
+    page.click(f"#edge-detail a[href='#/agreement/{scenario.agreements['HEALTH<-HRSS']}']")
+    page.wait_for_selector("main [data-ready] #timeline")
+    health = console("health")
+    health.open("map")
+    mine = set(health.page.eval_on_selector_all("#exchange-map .edge", "e => e.map(x => x.dataset.edge)"))
+    assert "HRSS>HEALTH" in mine and "PSB>CIVIL" not in mine
+    health.shot("map")
+
+
+def test_a_governor_approves_an_open_proposal_and_an_auditor_only_reads_it(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    auditor = console("auditor")
+    auditor.open("governance")
+    assert auditor.page.query_selector(f"article[data-proposal='{scenario.open_proposal}']") is not None
+    assert auditor.page.query_selector("button.approve") is None
+    governor = console("governor-2")
+    page = governor.open("governance")
+    assert "appoint auditor" in page.inner_text(f"article[data-proposal='{scenario.open_proposal}']")
+    governor.shot("governance")
+    page.click(f"button.approve[data-proposal='{scenario.open_proposal}']")
+    page.wait_for_selector("#approved", timeout=60_000)
+    proposal = ok(api_env.call("GET", f"/governance/proposals/{scenario.open_proposal}", "auditor"))
+    assert proposal["executed"] and proposal["approvals"] == 2
+    assert page.query_selector(f"article[data-proposal='{scenario.open_proposal}']") is None
