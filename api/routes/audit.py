@@ -154,16 +154,58 @@ def provenance_of_commitment(ctx: AuditDep, principal: ExchangeReader, commitmen
 
 
 @router.get("/deliveries/{delivery_id}/provenance")
-def provenance_of_delivery(ctx: AuditDep, principal: ExchangeReader, delivery_id: str) -> dict[str, Any]:
-    """One delivery's lineage and chain locations."""
+def provenance_of_delivery(
+    ctx: AuditDep, principal: ExchangeReader, state: StateDep, delivery_id: str
+) -> dict[str, Any]:
+    """One delivery's lineage and chain locations. A delivery sent as an anchored receipt (``POST
+    /receipts``) answers ``receipts``: the receipt with its inclusion proof (as ``GET /receipts/{id}``) and
+    its batch's provenance (``batch_provenance``; null until the audit trail has indexed the batch), with
+    ``deliveries`` empty."""
     from node.audit.queries import provenance
 
     try:
         ctx.heal()
         found = provenance(ctx.engine, delivery_id=delivery_id)
         return {"deliveries": _visible(principal, found, "delivery", delivery_id)}
+    except NotFoundError as exc:
+        receipt = _anchored_receipt(ctx, state, principal, delivery_id)
+        if receipt is None:
+            raise _translate(exc) from None
+        return {"deliveries": [], "receipts": [receipt]}
     except DxlError as exc:
         raise _translate(exc) from None
+
+
+def _anchored_receipt(ctx: Any, state: Any, principal: Principal, delivery_id: str) -> dict[str, Any] | None:
+    """The anchored receipt ``delivery_id`` the principal is party to, with its batch's provenance; None if
+    the service's receipt journal holds no such receipt in a batch (or serves no receipts)."""
+    from api.receipts import ReceiptService
+    from node.audit.queries import batch_provenance, department_id, normalize_bytes32
+
+    service = state.extra.get("receipts")
+    if not isinstance(service, ReceiptService):
+        return None
+    reader: int | None = None
+    if principal.role is not Role.AUDITOR:
+        if principal.department is None:
+            return None
+        try:
+            reader = department_id(ctx.engine, principal.department)
+        except NotFoundError:  # not admitted as far as the index knows: party to nothing it holds
+            return None
+    key = bytes.fromhex(normalize_bytes32(delivery_id, "delivery_id")[2:])
+    views = [v for v in service.reader.lookup([key], reader=reader) if v.proof is not None]
+    if not views:
+        return None
+    view = views[0]
+    assert view.proof is not None
+    try:
+        batch: dict[str, Any] | None = batch_provenance(
+            ctx.engine, view.receipt.grant_id, view.proof.first_sequence
+        )
+    except NotFoundError:  # anchored, not indexed yet (or refused by the contract)
+        batch = None
+    return {**view.to_json(service.anchors_address), "batch_provenance": batch}
 
 
 @router.get("/receipt-batches/{grant_id}/{first_sequence}/provenance")

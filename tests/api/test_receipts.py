@@ -507,6 +507,19 @@ def test_audit_anchoredBatch_inHistoryAndProvenanceOfItsPartiesOnly(api_env: Api
         hidden = api_env.call("GET", where, who)
         assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "RECEIPT_BATCH_NOT_FOUND")
 
+    # A receipt's own provenance, by its delivery id, as a single delivery's is asked for.
+    by_id = f"/audit/deliveries/{receipts[1]['delivery_id']}/provenance"
+    for who in ("psb", "hrss", "auditor"):
+        answer = ok(api_env.call("GET", by_id, who))
+        assert answer["deliveries"] == [] and len(answer["receipts"]) == 1
+        receipt = answer["receipts"][0]
+        assert (receipt["delivery_id"], receipt["sequence"]) == (receipts[1]["delivery_id"], first + 1)
+        assert receipt["proof"] == receipts[1]["proof"]
+        assert receipt["batch_provenance"]["root"] == batch["root"]
+        assert receipt["batch_provenance"]["disputed_sequences"] == [first + 1]
+    hidden = api_env.call("GET", by_id, "civil")
+    assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "DELIVERY_NOT_FOUND")
+
 
 @pytest.fixture(scope="module")
 def receipts_report(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int]:
