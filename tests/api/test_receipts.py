@@ -714,3 +714,26 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
     payload.write_text("id,value\n1,alpha\n2,BETA\n3,gamma\n", encoding="utf-8")
     code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
     assert (code, json.loads(out)["status"], json.loads(out)["differing_leaves"]) == (1, "MISMATCH", [[2, 3]])
+
+
+def test_audit_cli_batchProvenance_andAnchorsNotServingTheLedger(
+    api_env: ApiEnv, receipts_report: tuple[Path, int, int], tmp_path: Path
+) -> None:
+    out, gid, first = receipts_report
+    traced = runner.invoke(cli, ["audit", "provenance", "--batch", f"{gid}/{first}", "--json"])
+    assert traced.exit_code == 0, traced.output
+    assert (json.loads(traced.stdout)["leaf_count"], json.loads(traced.stdout)["consumer"]["code"]) == (
+        4,
+        "HRSS",
+    )
+    for bad, code in (("7", 2), (f"{gid}/{first + 1}", 2)):
+        assert runner.invoke(cli, ["audit", "provenance", "--batch", bad, "--json"]).exit_code == code
+    # A report naming as its anchors a contract that does not serve the ledger is refused as unusable.
+    document = json.loads((out / "report.json").read_text())
+    document["anchors"] = api_env.setup.client.address
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(document))
+    result = runner.invoke(
+        cli, ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json"]
+    )
+    assert result.exit_code == 2 and "does not answer ledger()" in result.stdout, result.stdout
