@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DXL_HOME ?= $(CURDIR)/.dxl
 
-.PHONY: setup run test lint fmt bench reliability clean
+.PHONY: setup run test lint fmt bench reliability clean geth
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/install-chromium.sh
@@ -24,7 +24,12 @@ node_modules/.installed: package.json package-lock.json
 run: setup
 	$(BIN)/dxl run
 
-test: setup
+# geth for the multi-node network tests (tests/network): built once from the Go module proxy into .tools/, like
+# node_modules/; without Go the target says "network tests skipped: <why>" and succeeds.
+geth:
+	@scripts/build-geth.sh
+
+test: setup geth
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 lint: setup
@@ -47,7 +52,7 @@ reliability: setup
 	$(BIN)/python -m tests.reliability
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules .pytest_cache .tools
 
 # Optional ape tooling (ape-config.yaml) in its own venv: ape pins eth-account<0.14, dxl runs 0.14.
 APE_VENV ?= .venv-ape

@@ -83,7 +83,7 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
     settings.check()
     if settings.rpc_url:
         assert settings.chain_id is not None  # settings.check() guarantees it
-        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id)
+        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls)
     else:
         endpoint = EmbeddedNode(settings.home).endpoint
     keystore = KeyStore.from_settings(settings)

@@ -12,7 +12,8 @@ Every transaction the API sends goes through :class:`JournaledSender`:
    ``reverted``) with its block.
 
 :class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
-node come back (unreachable then reachable, the height going down, a known block's hash changing). Rows whose
+node come back (unreachable then reachable, the height going down, a known block's hash changing) or the
+chain client fail over to another node of the network (never a new signature: the same bytes). Rows whose
 block is gone are reopened, every reopened row is re-sent in its first order (block, then position in the
 block, across senders: the contract numbers records in mining order, and each 2xx answer named an id), then
 the unmined ones, and each sender's nonce counter is rebuilt from the node and the journal, so no gap stalls
@@ -611,8 +612,10 @@ class Reconciler:
 
 class ChainWatcher:
     """A thread that reconciles whenever the node comes back: after it was unreachable, when its height went
-    down, or when the hash of the last block seen changed (the node restarted from an older state). From the
-    moment it sees the node away or changed until the reconciliation is done, new transactions wait."""
+    down, when the hash of the last block seen changed (the node restarted from an older state), or when the
+    client failed over to another node of the network (transactions the dead node alone held are sent again,
+    as the same bytes). From the moment it sees the node away or changed until the reconciliation is done, new
+    transactions wait."""
 
     def __init__(self, reconciler: Reconciler, interval: float, *, reconciled: bool) -> None:
         self.reconciler = reconciler
@@ -622,6 +625,7 @@ class ChainWatcher:
         self.stale_after = STALE_AFTER_S
         self._down = not reconciled
         self._last: BlockRef | None = None
+        self._failovers = self.client.failovers
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxl-chain-watcher", daemon=True)
@@ -660,7 +664,8 @@ class ChainWatcher:
                 for block in known
             )
             healed = False
-            if self._down or moved:
+            failovers = self.client.failovers
+            if self._down or moved or failovers != self._failovers:
                 self.sender.hold()
                 self.reconciler.reconcile()
                 head, healed = self.client.head(), True
@@ -682,5 +687,5 @@ class ChainWatcher:
             self.sender.resume_sending()
             return False
         self.sender.resume_sending()
-        self._down, self._last = False, head
+        self._down, self._last, self._failovers = False, head, failovers
         return healed

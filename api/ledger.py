@@ -1198,7 +1198,7 @@ class LedgerService:
         try:
             return int(self.client.w3.eth.get_block("latest")["timestamp"])
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise NodeError(f"node at {self.client.endpoint.rpc_url} is unreachable") from exc
+            raise NodeError(f"node at {self.client.rpc_url} is unreachable") from exc
 
     def proposal(
         self, proposal_id: int, *, now: int | None = None, threshold: int | None = None

@@ -16,6 +16,7 @@ _AREAS: tuple[str, ...] = (
     "dxl.commands.bench",
     "dxl.commands.ledger",
     "dxl.commands.toolchain",
+    "dxl.commands.network",
     "dxl.commands.tokens",
     "dxl.bench",
     "dxl.commands.audit",

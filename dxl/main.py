@@ -25,6 +25,7 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
     ),
     ("deploy", "Deploy the ledger (idempotent) with the keystore's governors, on a running node."),
     ("node", "Run the embedded development chain (anvil) under DXL_HOME/node/."),
+    ("network", "Run a local 3-signer proof-of-authority network (geth Clique) under DXL_HOME/network/."),
     (
         "compile",
         "Compile contracts/src with the settings in contracts/compiler.json into contracts/artifacts/.",

@@ -17,6 +17,7 @@ Everything here uses standard ``eth_*`` JSON-RPC only (the production target is 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +39,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
+from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 
 from node.contract_errors import error_code as error_code
@@ -47,6 +49,8 @@ from node.nonces import NonceManager, is_nonce_error
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+
+log = logging.getLogger("dxl.node.chain")
 
 #: Multiplier and fixed headroom on top of ``eth_estimateGas``: state can change between estimation and
 #: inclusion (another department's transaction in the same block), and estimation of storage refunds is tight.
@@ -364,16 +368,14 @@ class LedgerClient:
         self.chain_id = endpoint.chain_id
         self.abi = list(abi)
         self.receipt_timeout = receipt_timeout
-        self.w3 = Web3(
-            HTTPProvider(
-                endpoint.rpc_url,
-                request_kwargs={"timeout": request_timeout},
-                exception_retry_configuration=ExceptionRetryConfiguration(
-                    errors=(ConnectionError, requests.HTTPError, requests.Timeout),
-                    method_allowlist=_RETRIED_METHODS,
-                ),
-            )
-        )
+        self._request_timeout = request_timeout
+        self._urls = endpoint.rpc_urls
+        self._active = 0
+        self._switch = threading.Lock()
+        #: How many times this client moved to another node; the API's journal watches it (a transaction the
+        #: dead node held in its pool alone is re-sent, as the same bytes, to the node now in use).
+        self.failovers = 0
+        self.w3 = Web3(self._provider(self._urls[0]))
         self.errors = ErrorDecoder(self.abi)
         self._events = {
             event_abi_to_log_topic(e): e  # type: ignore[arg-type]
@@ -388,14 +390,55 @@ class LedgerClient:
         self._fees_lock = threading.Lock()
         actual = int(self._rpc(lambda: self.w3.eth.chain_id))
         if actual != endpoint.chain_id:
-            raise ChainIdMismatchError(endpoint.rpc_url, endpoint.chain_id, actual)
+            raise ChainIdMismatchError(self.rpc_url, endpoint.chain_id, actual)
+        if self._is_proof_of_authority():
+            # Clique and QBFT headers carry signers and seals in extraData (longer than the 32 bytes web3
+            # accepts otherwise); the middleware moves it aside so blocks decode.
+            self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         self.address: str | None = None
         self.contract = self.w3.eth.contract(abi=self.abi)
         if address is not None:
             self.at(address)
 
     def __repr__(self) -> str:
-        return f"LedgerClient({self.endpoint.rpc_url!r}, chain_id={self.chain_id}, address={self.address!r})"
+        return f"LedgerClient({self.rpc_url!r}, chain_id={self.chain_id}, address={self.address!r})"
+
+    def _provider(self, url: str) -> HTTPProvider:
+        return HTTPProvider(
+            url,
+            request_kwargs={"timeout": self._request_timeout},
+            exception_retry_configuration=ExceptionRetryConfiguration(
+                errors=(ConnectionError, requests.HTTPError, requests.Timeout),
+                # With other nodes to turn to, one retry: a dead node is left quickly.
+                retries=5 if len(self._urls) == 1 else 1,
+                method_allowlist=_RETRIED_METHODS,
+            ),
+        )
+
+    @property
+    def rpc_url(self) -> str:
+        """The URL of the node in use now (the endpoint's first, or a failover URL after a failover)."""
+        return self._urls[self._active]
+
+    def _is_proof_of_authority(self) -> bool:
+        # Read raw: without the middleware, web3 refuses to decode exactly the blocks this looks for.
+        reply = self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x0", False])
+        block = reply.get("result") if isinstance(reply, Mapping) else None
+        extra = str(block.get("extraData") or "0x") if isinstance(block, Mapping) else "0x"
+        return len(extra.removeprefix("0x")) // 2 > 32
+
+    def _fail_over(self, failed: int) -> bool:
+        """Move to the next URL unless another thread already moved away from ``failed``; False when the
+        endpoint has no other URL."""
+        if len(self._urls) == 1:
+            return False
+        with self._switch:
+            if self._active == failed:
+                self._active = (failed + 1) % len(self._urls)
+                self.w3.provider = self._provider(self._urls[self._active])
+                self.failovers += 1
+                log.warning("node %s stopped answering; now using %s", self._urls[failed], self.rpc_url)
+        return True
 
     def at(self, address: str) -> LedgerClient:
         """Bind to the contract at ``address``; returns self."""
@@ -404,11 +447,21 @@ class LedgerClient:
         return self
 
     def _rpc(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run one web3 call, turning transport failures into :class:`NodeError`."""
-        try:
-            return fn(*args)
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise NodeError(f"node at {self.endpoint.rpc_url} is unreachable: {type(exc).__name__}") from exc
+        """Run one web3 call, on the next node of the endpoint when the one in use does not answer (each node
+        tried once); transport failures of all of them become :class:`NodeError`.
+
+        Running the same call again elsewhere is safe for every call this client makes: reads, and
+        ``eth_sendRawTransaction`` of bytes signed once, which has the same hash on every node.
+        """
+        for _ in self._urls:
+            using = self._active
+            try:
+                return fn(*args)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                failure = exc
+                if not self._fail_over(using):
+                    break
+        raise NodeError(f"node at {self._urls[using]} is unreachable: {type(failure).__name__}") from failure
 
     def _require_address(self) -> str:
         if self.address is None:

@@ -67,13 +67,22 @@ class NodeEndpoint:
 
     rpc_url: str
     chain_id: int
+    #: Other nodes of the same network, tried in order when the current one stops answering
+    #: (:class:`~node.chain.LedgerClient` fails over; everything else talks to ``rpc_url``).
+    failover_urls: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.rpc_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigurationError(f"RPC URL must be http(s)://host[:port][/path], got {self.rpc_url!r}")
+        for url in (self.rpc_url, *self.failover_urls):
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ConfigurationError(f"RPC URL must be http(s)://host[:port][/path], got {url!r}")
         if not isinstance(self.chain_id, int) or self.chain_id <= 0:
             raise ConfigurationError(f"chain id must be a positive integer, got {self.chain_id!r}")
+
+    @property
+    def rpc_urls(self) -> tuple[str, ...]:
+        """``rpc_url`` first, then the failover URLs."""
+        return (self.rpc_url, *self.failover_urls)
 
     def is_reachable(self, *, timeout: float = 2.0) -> bool:
         """Whether the URL answers ``eth_chainId`` (with any chain id)."""

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     env: Environment = Environment.DEVELOPMENT
     rpc_url: str | None = Field(default=None, description="External node JSON-RPC URL; unset: embedded node.")
     chain_id: int | None = Field(default=None, description="Chain id expected at rpc_url.")
+    rpc_failover_urls: str = Field(
+        default="",
+        description="Comma-separated URLs of other nodes of the network, used when rpc_url stops answering.",
+    )
     keystore_passphrase: SecretStr | None = None
     keystore_passphrase_file: Path | None = None
     node_port: int = Field(default=8545, description="RPC port of the embedded node on 127.0.0.1.")
@@ -68,6 +72,10 @@ class Settings(BaseSettings):
         if not 0 < value < 65536:
             raise ValueError(f"port must be 1..65535, got {value}")
         return value
+
+    @property
+    def failover_urls(self) -> tuple[str, ...]:
+        return tuple(u.strip() for u in self.rpc_failover_urls.split(",") if u.strip())
 
     @property
     def production(self) -> bool:
@@ -100,6 +108,8 @@ class Settings(BaseSettings):
             raise ConfigurationError(
                 "DXL_RPC_URL is set but DXL_CHAIN_ID is not: name the chain you expect there"
             )
+        if self.failover_urls and not self.rpc_url:
+            raise ConfigurationError("DXL_RPC_FAILOVER_URLS is set but DXL_RPC_URL is not")
         if self.production:
             if self.keystore_passphrase is None and self.keystore_passphrase_file is None:
                 raise ConfigurationError(

@@ -49,7 +49,7 @@ def _reader(state: StateDep, ledger: LedgerDep) -> Any:
     if reader is None:
         try:
             reader = LedgerReader(
-                ledger.client.endpoint.rpc_url,
+                ledger.client.rpc_url,
                 ledger.address,
                 chain_id=ledger.chain_id,
                 from_block=ledger.from_block,

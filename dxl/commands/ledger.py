@@ -38,7 +38,7 @@ def _chain(
 
     if settings.rpc_url:
         assert settings.chain_id is not None  # Settings.check() guarantees it
-        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id)
+        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls)
         endpoint.verify()
         yield endpoint, None
         return
@@ -118,6 +118,13 @@ def run_command(
     no_api: Annotated[
         bool, typer.Option("--no-api", help="Do not start the API; keep the node running.")
     ] = False,
+    network: Annotated[
+        bool,
+        typer.Option(
+            "--network",
+            help="Run against the local proof-of-authority network (`dxl network up`; started here if down).",
+        ),
+    ] = False,
 ) -> None:
     """Start the node, deploy the ledger, provision the demo consortium and serve the API until Ctrl-C."""
     from api.settings import load_api_settings
@@ -130,26 +137,55 @@ def run_command(
     previous = {s: signal.signal(s, _on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         settings = load_api_settings()
-        with _chain(settings, start_embedded=True) as (endpoint, node):
-            from node.provision import setup_ledger
-
-            setup = setup_ledger(endpoint, settings, dev_funding=node is not None, force_deploy=force_deploy)
-            app = None if no_api else _load_api_app(settings)
-            if app is not None:
-                _print_new_tokens(settings)
-            _print_summary(settings, endpoint, setup, node is not None, app is not None, no_api)
-            if app is not None:
-                _serve(app, settings, stop)
-            else:
-                stop.wait()
-            typer.echo(
-                "stopping" + (" (node state kept in " + str(settings.home / "node") + ")" if node else "")
-            )
+        with contextlib.ExitStack() as stack:
+            if network:
+                settings = stack.enter_context(_on_network(settings))
+            _run(settings, stop, force_deploy=force_deploy, no_api=no_api)
     except DxlError as exc:
         raise cli_error(exc, False) from exc
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
+    """``settings`` pointed at the local network (first signer, the others as failover URLs); the network is
+    started here if none of it runs, and then stopped on exit."""
+    from node.compiler import load_config
+    from node.network import LocalNetwork, check_evm
+
+    check_evm(str(load_config().settings.get("evmVersion", "")))
+    local = LocalNetwork(settings.home)
+    started = not local.created or local.status().running == 0
+    endpoint = local.up()
+    try:
+        yield settings.model_copy(
+            update={
+                "rpc_url": endpoint.rpc_url,
+                "chain_id": endpoint.chain_id,
+                "rpc_failover_urls": ",".join(endpoint.failover_urls),
+            }
+        )
+    finally:
+        if started:
+            local.down()
+
+
+def _run(settings: ApiSettings, stop: threading.Event, *, force_deploy: bool, no_api: bool) -> None:
+    with _chain(settings, start_embedded=True) as (endpoint, node):
+        from node.provision import setup_ledger
+
+        setup = setup_ledger(endpoint, settings, dev_funding=node is not None, force_deploy=force_deploy)
+        app = None if no_api else _load_api_app(settings)
+        if app is not None:
+            _print_new_tokens(settings)
+        _print_summary(settings, endpoint, setup, node is not None, app is not None, no_api)
+        if app is not None:
+            _serve(app, settings, stop)
+        else:
+            stop.wait()
+        typer.echo("stopping" + (" (node state kept in " + str(settings.home / "node") + ")" if node else ""))
 
 
 def _print_summary(

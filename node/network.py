@@ -1,0 +1,518 @@
+"""A local multi-node proof-of-authority network: three geth Clique signers on 127.0.0.1.
+
+This is a test engine, not a production recommendation. Clique (EIP-225) is deprecated upstream and
+geth v1.14 and later cannot seal it; v1.13.15 is the last release that can, and it is built from the Go module
+proxy into ``.tools/bin/geth`` by ``make geth``. Production runs Besu QBFT, reached by URL. What Clique gives
+the test matrix is what one anvil cannot: several nodes, propagation delay between them, a node dying under
+the service, and the proof-of-authority header format (``extraData`` longer than 32 bytes, as on QBFT).
+
+Limits of geth v1.13.15's Clique, measured here:
+
+* it refuses the Shanghai and Cancun forks (``clique does not support shanghai fork``; with ``cancunTime`` set
+  the miner panics: ``unexpected excess blob gas value in clique``), so the chain runs London rules. Contracts
+  compiled for Cancun (``PUSH0``, ``MCOPY``) do not run on it: deploying the ledger fails estimation with
+  ``invalid opcode: PUSH0``.
+* geth raises a configured miner gas price of 0 to 1 gwei at start, so free gas is set after start with
+  ``miner_setGasPrice(0)`` on every member, and the price oracle's default is 0 (``[Eth.GPO] Default``):
+  with a London base fee of 0 from genesis, ``eth_gasPrice`` then answers 0 as on a Besu network with
+  ``--min-gas-price=0``.
+
+Layout under ``DXL_HOME/network/``: ``network.json`` (chain id, members, ports, signer addresses),
+``genesis.json``, ``password`` (of the members' signer keystores; a development network only), and per member
+``node<i>/`` (geth data directory), ``node<i>.pid``, ``node<i>.log``, ``node<i>.toml`` (static peers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from node.anvil import HOST, _cmdline, _is_alive, _terminate_with_parent, free_port
+from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
+from node.errors import ConfigurationError, NodeError, ToolchainError
+from node.paths import PROJECT_ROOT, dxl_home
+
+#: Chain id of the local Clique network (beside the embedded node's 734117, so a deployment record of one
+#: is never taken for the other's).
+NETWORK_CHAIN_ID = 734_118
+DEFAULT_SIGNERS = 3
+DEFAULT_RPC_PORT = 8645
+DEFAULT_P2P_PORT = 30411
+DEFAULT_PERIOD_S = 1
+DEFAULT_GAS_LIMIT = 100_000_000
+#: Environment variable naming a geth executable to use instead of ``.tools/bin/geth``.
+GETH_ENV = "DXL_GETH"
+GETH_BINARY = PROJECT_ROOT / ".tools" / "bin" / "geth"
+#: Written by ``make geth`` when geth could not be built: the reason, shown by the skipped network tests.
+GETH_UNAVAILABLE = PROJECT_ROOT / ".tools" / "geth.unavailable"
+_SUPPORTED_GETH = "1.13."
+#: The EVM rules of the network (the newest geth's Clique seals) and the ones after it, in solc's names.
+NETWORK_EVM = "london"
+_LATER_EVMS = ("paris", "shanghai", "cancun", "prague", "osaka")
+
+
+class EvmVersionError(ToolchainError):
+    """Thrown when contracts compiled for a newer EVM than the network's would be deployed on it."""
+
+    code = "EVM_VERSION_UNSUPPORTED"
+
+    def __init__(self, compiled_for: str) -> None:
+        self.compiled_for = compiled_for
+        super().__init__(
+            f"the contracts are compiled for EVM {compiled_for!r} (contracts/compiler.json), but geth's "
+            f"Clique seals only {NETWORK_EVM!r} blocks (no Shanghai or Cancun): their code would not run "
+            "here (invalid opcode PUSH0). Use a Besu QBFT network (see README) or the embedded node"
+        )
+
+
+def check_evm(compiled_for: str) -> None:
+    """Refuse contracts compiled for an EVM newer than the network's.
+
+    Raises:
+        EvmVersionError: ``compiled_for`` is after :data:`NETWORK_EVM`.
+    """
+    if compiled_for.lower() in _LATER_EVMS:
+        raise EvmVersionError(compiled_for)
+
+
+def geth_binary() -> Path:
+    """The geth executable: ``$DXL_GETH``, else ``.tools/bin/geth`` (``make geth``).
+
+    Raises:
+        ToolchainError: not built (the reason ``make geth`` recorded is in the message).
+    """
+    chosen = os.environ.get(GETH_ENV)
+    path = Path(chosen) if chosen else GETH_BINARY
+    if os.access(path, os.X_OK):
+        return path
+    why = ""
+    with contextlib.suppress(OSError):
+        why = f" ({GETH_UNAVAILABLE.read_text().strip()})"
+    raise ToolchainError(f"geth not found at {path}{why}: run `make geth` (needs Go from go.dev)")
+
+
+def geth_version(binary: Path) -> str:
+    """``1.13.15-stable`` for geth v1.13.15.
+
+    Raises:
+        ToolchainError: the executable does not run or prints no version.
+    """
+    try:
+        out = subprocess.run(
+            [str(binary), "version"], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ToolchainError(f"{binary} version failed: {exc}") from exc
+    for line in out.splitlines():
+        if line.startswith("Version:"):
+            return line.split(":", 1)[1].strip()
+    raise ToolchainError(f"{binary} version printed no version:\n{out}")
+
+
+@dataclass(frozen=True)
+class Member:
+    """One signer node: its signer address, ports and p2p identity (fixed when the network is created)."""
+
+    index: int
+    address: str
+    rpc_port: int
+    p2p_port: int
+    auth_port: int
+    enode: str
+
+    @property
+    def rpc_url(self) -> str:
+        return f"http://{HOST}:{self.rpc_port}"
+
+
+@dataclass(frozen=True)
+class MemberStatus:
+    index: int
+    address: str
+    rpc_url: str
+    running: bool
+    pid: int | None
+    block: int | None
+    peers: int | None
+
+
+@dataclass(frozen=True)
+class NetworkStatus:
+    created: bool
+    chain_id: int | None
+    members: list[MemberStatus]
+    data_dir: Path
+
+    @property
+    def running(self) -> int:
+        return sum(m.running for m in self.members)
+
+
+def _clique_extra_data(signers: list[str]) -> str:
+    """Genesis ``extraData`` of a Clique chain: 32 bytes of vanity, the signer addresses in ascending order
+    (EIP-225 requires the order), 65 zero bytes where a sealed block carries its signature."""
+    ordered = sorted(bytes.fromhex(a.removeprefix("0x")) for a in signers)
+    return "0x" + "00" * 32 + "".join(a.hex() for a in ordered) + "00" * 65
+
+
+def genesis(chain_id: int, signers: list[str], *, period: int, gas_limit: int) -> dict[str, object]:
+    """The genesis of a Clique network with ``signers``: London rules (the newest geth's Clique seals), base
+    fee 0 from the first block so that free gas stays free."""
+    forks = ["homestead", "eip150", "eip155", "eip158", "byzantium", "constantinople", "petersburg",
+             "istanbul", "berlin", "london"]  # fmt: skip
+    config: dict[str, object] = {"chainId": chain_id, **{f"{name}Block": 0 for name in forks}}
+    config["clique"] = {"period": period, "epoch": 30_000}
+    return {
+        "config": config,
+        "difficulty": "0x1",
+        "gasLimit": hex(gas_limit),
+        "baseFeePerGas": "0x0",
+        "extraData": _clique_extra_data(signers),
+        "alloc": {},
+    }
+
+
+class LocalNetwork:
+    """The members of the local network under ``<home>/network/``, started and stopped by pid.
+
+    ``up`` creates the network on first use (keys, genesis, ``geth init``) and starts every member that is not
+    running; a later ``up`` resumes the same chain. ``die_with_parent`` (Linux): the kernel sends SIGTERM to
+    the members when the starting process dies (tests); the CLI leaves it off, its network outlives the
+    command.
+    """
+
+    def __init__(
+        self,
+        home: Path | None = None,
+        *,
+        signers: int = DEFAULT_SIGNERS,
+        rpc_port: int = DEFAULT_RPC_PORT,
+        p2p_port: int = DEFAULT_P2P_PORT,
+        chain_id: int = NETWORK_CHAIN_ID,
+        period: int = DEFAULT_PERIOD_S,
+        binary: Path | None = None,
+        die_with_parent: bool = False,
+    ) -> None:
+        if signers < 1:
+            raise ConfigurationError(f"a network needs at least one signer, got {signers}")
+        self.home = (home or dxl_home()).resolve()
+        self._signers, self._rpc_port, self._p2p_port = signers, rpc_port, p2p_port
+        self._chain_id, self._period = chain_id, period
+        self._binary = binary
+        self._die_with_parent = die_with_parent
+        self._procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "network"
+
+    @property
+    def layout_file(self) -> Path:
+        return self.data_dir / "network.json"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "password"
+
+    def _member_dir(self, index: int) -> Path:
+        return self.data_dir / f"node{index}"
+
+    def _pid_file(self, index: int) -> Path:
+        return self.data_dir / f"node{index}.pid"
+
+    def _log_file(self, index: int) -> Path:
+        return self.data_dir / f"node{index}.log"
+
+    # --- layout -------------------------------------------------------------------------------------------
+
+    @property
+    def created(self) -> bool:
+        return self.layout_file.exists()
+
+    def members(self) -> list[Member]:
+        """The members recorded at creation.
+
+        Raises:
+            ConfigurationError: the network was never created (``dxl network up``) or its record is unusable.
+        """
+        try:
+            raw = json.loads(self.layout_file.read_text())
+            return [Member(**m) for m in raw["members"]]
+        except FileNotFoundError:
+            raise ConfigurationError(f"no network under {self.data_dir}: run `dxl network up`") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(f"unusable network record {self.layout_file}: {exc}") from exc
+
+    @property
+    def chain_id(self) -> int:
+        try:
+            return int(json.loads(self.layout_file.read_text())["chain_id"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return self._chain_id
+
+    def endpoint(self, index: int = 0) -> NodeEndpoint:
+        """The endpoint of member ``index``, with the other members as its failover URLs."""
+        members = self.members()
+        first = members[index]
+        others = tuple(m.rpc_url for m in members if m.index != first.index)
+        return NodeEndpoint(first.rpc_url, self.chain_id, failover_urls=others)
+
+    def _create(self, binary: Path) -> list[Member]:
+        from eth_account import Account
+        from eth_keys.datatypes import PrivateKey
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        password = secrets.token_hex(16)
+        self.password_file.write_text(password + "\n")
+        self.password_file.chmod(0o600)
+        fixed = self._rpc_port != 0
+        members, signer_keys = [], []
+        for index in range(self._signers):
+            signer = Account.create()
+            nodekey = PrivateKey(secrets.token_bytes(32))
+            p2p = self._p2p_port + index if fixed else free_port()
+            members.append(
+                Member(
+                    index=index,
+                    address=str(signer.address),
+                    rpc_port=self._rpc_port + index if fixed else free_port(),
+                    p2p_port=p2p,
+                    auth_port=(self._rpc_port + 100 + index) if fixed else free_port(),
+                    enode=f"enode://{nodekey.public_key.to_hex()[2:]}@{HOST}:{p2p}",
+                )
+            )
+            signer_keys.append((signer, nodekey))
+        spec = genesis(
+            self._chain_id, [m.address for m in members], period=self._period, gas_limit=DEFAULT_GAS_LIMIT
+        )
+        genesis_file = self.data_dir / "genesis.json"
+        genesis_file.write_text(json.dumps(spec, indent=2))
+        for member, (signer, nodekey) in zip(members, signer_keys, strict=True):
+            datadir = self._member_dir(member.index)
+            self._run_geth(binary, ["--datadir", str(datadir), "init", str(genesis_file)])
+            (datadir / "geth" / "nodekey").write_text(nodekey.to_hex()[2:])
+            # pbkdf2 with few rounds: the password lies beside it, a slow KDF would only slow every start.
+            keyfile = Account.encrypt(signer.key, password, kdf="pbkdf2", iterations=1 << 12)
+            keystore = datadir / "keystore"
+            keystore.mkdir(exist_ok=True)
+            (keystore / f"signer-{member.address.lower()}.json").write_text(json.dumps(keyfile))
+            self._write_config(member, members)
+        self.layout_file.write_text(
+            json.dumps({"chain_id": self._chain_id, "members": [asdict(m) for m in members]}, indent=2)
+        )
+        return members
+
+    def _write_config(self, member: Member, members: list[Member]) -> None:
+        # Static peers instead of discovery (--nodiscover): a consortium's nodes know each other.
+        peers = ", ".join(json.dumps(m.enode) for m in members if m.index != member.index)
+        # A [Eth.GPO] section replaces geth's whole oracle configuration: its defaults are restated, only
+        # Default (the price suggested while no transaction paid a tip) differs.
+        (self.data_dir / f"node{member.index}.toml").write_text(
+            "[Eth.GPO]\nBlocks = 20\nPercentile = 60\nMaxHeaderHistory = 1024\nMaxBlockHistory = 1024\n"
+            "MaxPrice = 500000000000\nIgnorePrice = 2\nDefault = 0\n\n"
+            f"[Node.P2P]\nStaticNodes = [{peers}]\n"
+        )
+
+    def _run_geth(self, binary: Path, args: list[str]) -> None:
+        done = subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise ToolchainError(f"geth {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+
+    # --- processes ----------------------------------------------------------------------------------------
+
+    def pid(self, index: int) -> int | None:
+        """The pid of member ``index``'s geth, or None when it does not run."""
+        try:
+            pid = int(self._pid_file(index).read_text())
+        except (OSError, ValueError):
+            return None
+        # Guards against pid reuse: alive, and a geth on this member's data directory.
+        if _is_alive(pid) and str(self._member_dir(index)) in _cmdline(pid):
+            return pid
+        return None
+
+    def _arguments(self, member: Member) -> list[str]:
+        return [
+            "--datadir", str(self._member_dir(member.index)),
+            "--config", str(self.data_dir / f"node{member.index}.toml"),
+            "--networkid", str(self.chain_id),
+            "--syncmode", "full",
+            "--nodiscover", "--port", str(member.p2p_port),
+            "--http", "--http.addr", HOST, "--http.port", str(member.rpc_port),
+            "--http.api", "eth,net,web3,txpool,clique,admin,miner",
+            "--authrpc.addr", HOST, "--authrpc.port", str(member.auth_port),
+            "--ipcdisable",
+            "--mine", "--miner.etherbase", member.address, "--miner.gaslimit", str(DEFAULT_GAS_LIMIT),
+            "--unlock", member.address, "--password", str(self.password_file), "--allow-insecure-unlock",
+            "--verbosity", "2",
+        ]  # fmt: skip
+
+    def start_member(self, index: int, *, timeout: float = 60.0) -> None:
+        """Start member ``index`` if it does not run, and wait until it answers with free gas set.
+
+        Raises:
+            NodeError: it exited or did not answer in time (the log tail is in the message), or its RPC port
+                already serves another node.
+            ToolchainError: geth is missing.
+        """
+        if self.pid(index) is not None:
+            return
+        binary = self._binary or geth_binary()
+        member = self.members()[index]
+        endpoint = NodeEndpoint(member.rpc_url, self.chain_id)
+        if endpoint.is_reachable(timeout=0.5):
+            raise NodeError(f"port {member.rpc_port} already serves a JSON-RPC node; choose other ports")
+        with open(self._log_file(index), "ab") as log:
+            proc = subprocess.Popen(
+                [str(binary), *self._arguments(member)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Own session: a Ctrl-C meant for the CLI must not stop the network.
+                start_new_session=True,
+                preexec_fn=_terminate_with_parent if self._die_with_parent else None,
+            )
+        self._procs[index] = proc
+        self._pid_file(index).write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise NodeError(f"geth node{index} exited with {proc.returncode}:\n{self._log_tail(index)}")
+            with contextlib.suppress(NodeError):
+                if fetch_chain_id(member.rpc_url, timeout=1.0) == self.chain_id:
+                    break
+            if time.monotonic() > deadline:
+                self.stop_member(index)
+                raise NodeError(
+                    f"geth node{index} did not answer within {timeout:g} s:\n{self._log_tail(index)}"
+                )
+            time.sleep(0.1)
+        # geth raised the configured price of 0 to 1 gwei at start; this sets the pool's and miner's floor.
+        rpc_call(member.rpc_url, "miner_setGasPrice", ["0x0"])
+
+    def up(self, *, timeout: float = 90.0) -> NodeEndpoint:
+        """Create the network if needed, start every member not running, and wait until the members are
+        peered and the chain moves. Returns the first member's endpoint (the others as failover URLs).
+
+        Raises:
+            NodeError: a member did not start, or the chain did not produce a block within ``timeout``.
+            ToolchainError: geth is missing or not a v1.13 release (the last that seals Clique).
+        """
+        binary = self._binary or geth_binary()
+        version = geth_version(binary)
+        if not version.startswith(_SUPPORTED_GETH):
+            raise ToolchainError(
+                f"{binary} is geth {version}; Clique needs geth {_SUPPORTED_GETH}x (v1.13.15)"
+            )
+        members = self.members() if self.created else self._create(binary)
+        started = time.monotonic()
+        for member in members:
+            self.start_member(member.index, timeout=timeout)
+        self.wait_peered(timeout=max(1.0, timeout - (time.monotonic() - started)))
+        return self.endpoint()
+
+    def wait_peered(self, *, timeout: float = 60.0) -> int:
+        """Wait until every running member has all other running members as peers, all of them hold the same
+        block at the lowest head among them (signers sealing at the same moment at start fork the chain until
+        a sync settles it), and the chain has grown since; returns that block's number.
+
+        Raises:
+            NodeError: not within ``timeout``.
+        """
+        running = [m for m in self.members() if self.pid(m.index) is not None]
+        if not running:
+            raise NodeError(f"no member of the network under {self.data_dir} runs")
+        deadline = time.monotonic() + timeout
+        first: int | None = None
+        seen = "no answer"
+        while True:
+            with contextlib.suppress(NodeError):
+                peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in running]
+                common = min(int(str(rpc_call(m.rpc_url, "eth_blockNumber")), 16) for m in running)
+                hashes = {
+                    str(rpc_call(m.rpc_url, "eth_getBlockByNumber", [hex(common), False])["hash"])  # type: ignore[index]
+                    for m in running
+                }
+                first = common if first is None else first
+                seen = f"peers {peers}, {len(hashes)} different block(s) at height {common}"
+                if min(peers) >= len(running) - 1 and len(hashes) == 1 and common > first:
+                    return common
+            if time.monotonic() > deadline:
+                raise NodeError(f"network not peered on one chain within {timeout:g} s ({seen})")
+            time.sleep(0.2)
+
+    def stop_member(self, index: int, *, kill: bool = False, timeout: float = 20.0) -> bool:
+        """Stop member ``index``: SIGTERM (geth writes its state), SIGKILL after ``timeout`` seconds, or at
+        once with ``kill``. Returns whether it was running; waits until the process is gone."""
+        proc = self._procs.pop(index, None)
+        pid = proc.pid if proc is not None and proc.poll() is None else self.pid(index)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+            if not self._wait_gone(pid, proc, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._wait_gone(pid, proc, 10.0)
+        if proc is not None:
+            proc.wait()
+        self._pid_file(index).unlink(missing_ok=True)
+        return pid is not None
+
+    @staticmethod
+    def _wait_gone(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc is not None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=0.05)
+                    return True
+            elif not _is_alive(pid):
+                return True
+            else:
+                time.sleep(0.05)
+        return False
+
+    def down(self) -> int:
+        """Stop every member; returns how many were running. The chain stays on disk for the next ``up``."""
+        if not self.created:
+            return 0
+        return sum(self.stop_member(m.index) for m in self.members())
+
+    def _log_tail(self, index: int, lines: int = 20) -> str:
+        try:
+            return "\n".join(self._log_file(index).read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def status(self) -> NetworkStatus:
+        """Which members run, with their head block and peer count."""
+        if not self.created:
+            return NetworkStatus(False, None, [], self.data_dir)
+        found = []
+        for m in self.members():
+            pid = self.pid(m.index)
+            block = peers = None
+            if pid is not None:
+                with contextlib.suppress(NodeError):
+                    block = int(str(rpc_call(m.rpc_url, "eth_blockNumber", timeout=2.0)), 16)
+                    peers = int(str(rpc_call(m.rpc_url, "net_peerCount", timeout=2.0)), 16)
+            found.append(MemberStatus(m.index, m.address, m.rpc_url, pid is not None, pid, block, peers))
+        return NetworkStatus(True, self.chain_id, found, self.data_dir)
+
+    def describe(self) -> dict[str, object]:
+        """Status as plain JSON-able values (for ``dxl network status --json``)."""
+        status = self.status()
+        return {
+            "created": status.created,
+            "chain_id": status.chain_id,
+            "running": status.running,
+            "data_dir": str(status.data_dir),
+            "members": [asdict(m) for m in status.members],
+        }
