@@ -81,7 +81,8 @@ class Console:
     def __init__(self, browser: Any, env: ApiEnv, who: str | None) -> None:
         self.env = env
         self.who = who or "anonymous"
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+        # A short viewport: full-page screenshots are then as tall as the content, not the window.
+        self.context = browser.new_context(viewport={"width": 1280, "height": 480}, locale="en-US")
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
@@ -187,7 +188,7 @@ def test_both_languages_have_every_string_and_the_switch_changes_the_text(consol
           return [Object.keys(en).sort(), Object.keys(zh).sort(), Object.values(zh).filter(v => !v).length];
         }"""
     )
-    assert keys[0] == keys[1] and len(keys[0]) > 200
+    assert keys[0] == keys[1] and len(keys[0]) > 200 and keys[2] == 0
     c.open("catalog")
     assert c.page.inner_text("#nav a[data-page=catalog]") == "Catalog"
     c.page.select_option("#lang", "zh")
@@ -369,7 +370,10 @@ def test_a_governor_approves_an_open_proposal_and_an_auditor_only_reads_it(
     assert auditor.page.query_selector("button.approve") is None
     governor = console("governor-2")
     page = governor.open("governance")
-    assert "appoint auditor" in page.inner_text(f"article[data-proposal='{scenario.open_proposal}']")
+    article = page.inner_text(f"article[data-proposal='{scenario.open_proposal}']")
+    before = ok(api_env.call("GET", f"/governance/proposals/{scenario.open_proposal}", "governor-2"))
+    assert "appoint auditor" in article
+    assert before["parameters"]["account"] in article and before["data"] in article
     governor.shot("governance")
     page.click(f"button.approve[data-proposal='{scenario.open_proposal}']")
     page.wait_for_selector("#approved", timeout=60_000)

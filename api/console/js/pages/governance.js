@@ -7,10 +7,11 @@ import { t } from "../i18n.js";
 function parameters(p) {
   const rows = Object.entries(p.parameters || {}).filter(([, v]) => v !== null && v !== undefined);
   return h("dl", { class: "facts" },
-    rows.map(([k, v]) => [h("dt", {}, t(`param.${k}`)), h("dd", {}, typeof v === "string" && v.startsWith("0x") ? mono(v, 12) : String(v))]),
+    // Full values: a governor approves exactly these, so nothing is shortened.
+    rows.map(([k, v]) => [h("dt", {}, t(`param.${k}`)), h("dd", {}, h("code", {}, String(v)))]),
     p.department ? [h("dt", {}, t("param.department")), h("dd", {}, `${p.department.code} — ${p.department.name} (${p.department.status})`)] : null,
     p.agreement ? [h("dt", {}, t("param.agreement")), h("dd", {}, h("a", { href: `#/agreement/${p.agreement.id}` }, `#${p.agreement.id}`), ` (${p.agreement.status})`)] : null,
-    h("dt", {}, t("param.data")), h("dd", {}, mono(p.data, 12)));
+    h("dt", {}, t("param.data")), h("dd", {}, h("code", {}, p.data)));
 }
 
 export default {

@@ -129,7 +129,7 @@ export default {
   "verify.noWebCrypto": "This browser offers no WebCrypto here (open the console over https or on 127.0.0.1).",
   "verify.notManifest": "The manifest file is not a dxl.manifest/1 document.",
   "verify.localNote": "Commitment computed in this browser in {ms} ms ({alg}); the payload was not sent anywhere.",
-  "verify.field": "",
+  "verify.field": "Field",
   "verify.manifest": "Manifest",
   "verify.computed": "Computed here",
   "verify.onChain": "On chain",

@@ -129,7 +129,7 @@ export default {
   "verify.noWebCrypto": "此处浏览器不提供 WebCrypto（请通过 https 或 127.0.0.1 打开控制台）。",
   "verify.notManifest": "清单文件不是 dxl.manifest/1 文档。",
   "verify.localNote": "承诺值在本浏览器中计算，用时 {ms} 毫秒（{alg}）；数据文件没有发送到任何地方。",
-  "verify.field": "",
+  "verify.field": "项目",
   "verify.manifest": "清单",
   "verify.computed": "本地计算",
   "verify.onChain": "链上",
