@@ -52,6 +52,7 @@ from node.chain import (
     SignedTx,
     TransactionRefusedError,
     TxResult,
+    receipt_poll_delays,
 )
 from node.errors import NodeError
 
@@ -62,7 +63,6 @@ log = logging.getLogger("dxl.api.journal")
 
 #: Database failures that mean "unavailable" (disk full, server down, pool exhausted), not a bug.
 DATABASE_DOWN = (OperationalError, PoolTimeoutError)
-_RECEIPT_POLL_S = 0.1
 #: New signatures for one write whose nonce another transaction of the same key took meanwhile.
 _NONCE_TAKEN_RETRIES = 3
 #: A journaled transaction not mined after this long is re-sent by the watcher (the node may have lost it).
@@ -495,11 +495,12 @@ class JournaledSender:
         """
         limit = self.client.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
+        delays = receipt_poll_delays()
         try:
             while (receipt := self.client.receipt(tx_hash)) is None:
                 if time.monotonic() > deadline:
                     raise pending(tx_hash, f"not mined within {limit:g} s")
-                time.sleep(_RECEIPT_POLL_S)
+                time.sleep(next(delays))
         except NodeError as exc:
             raise pending(tx_hash, f"the node stopped answering ({exc})") from None
         block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
