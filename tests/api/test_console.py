@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +263,15 @@ def test_a_resource_page_shows_the_exchanges_the_role_may_read(
         f"#{a['id']}" for a in ok(api_env.call("GET", "/agreements", who)) if a["resource_id"] == resource
     }
     assert shown == allowed
+    # Another department's agreement, typed in by hand: the page shows the API's refusal, nothing of it.
+    if who == "samr":
+        other = scenario.agreements["HEALTH<-HRSS"]
+        refusal = api_env.call("GET", f"/agreements/{other}", who)
+        assert refusal.status_code in (403, 404)
+        c.open(f"agreement/{other}")
+        assert refusal.json()["error"]["code"] in c.page.inner_text("main .error")
+        assert c.page.query_selector("#timeline") is None
+        c.open(f"resource/{resource}")
     assert (f"#{scenario.agreements['HEALTH<-HRSS']}" in shown) == (who in ("auditor", "health"))
     c.shot("resource")
 
@@ -318,9 +328,18 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     assert civil.page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")[-1] == (
         "DeliveryDisputed"
     )
+    # Dropped on the page this time, both files at once, as a user drags them from a folder.
     civil.open("verify")
-    civil.page.set_input_files("#payload-file", str(files["disputed.jsonl"]))
-    civil.page.set_input_files("#manifest-file", str(files["disputed.jsonl.manifest"]))
+    civil.page.evaluate(
+        """([payload, manifest]) => {
+          const drop = new DataTransfer();
+          drop.items.add(new File([new TextEncoder().encode(payload)], "disputed.jsonl"));
+          drop.items.add(new File([manifest], "disputed.jsonl.manifest.json"));
+          document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", {dataTransfer: drop}));
+        }""",
+        [files["disputed.jsonl"].read_text(encoding="utf-8"), files["disputed.jsonl.manifest"].read_text()],
+    )
+    assert "disputed.jsonl.manifest.json" in civil.page.inner_text("#chosen")
     civil.page.click("#verify-button")
     civil.page.wait_for_selector("#verify-result[data-status=ACK_DIFFERS]", timeout=30_000)
 
@@ -346,7 +365,9 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert api_env.call("GET", "/audit/scorecard?department=PSB", "hrss").status_code == 403
 
 
-def test_the_exchange_map_draws_who_exchanged_with_whom(console: Any, scenario: Scenario) -> None:
+def test_the_exchange_map_draws_who_exchanged_with_whom(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
     c = console("auditor")
     page = c.open("map")
     edges = set(page.eval_on_selector_all("#exchange-map .edge", "e => e.map(x => x.dataset.edge)"))
@@ -354,6 +375,16 @@ def test_the_exchange_map_draws_who_exchanged_with_whom(console: Any, scenario: 
     page.click("#exchange-map .edge[data-edge='HRSS>HEALTH'] text")
     page.click(f"#edge-detail a[href='#/agreement/{scenario.agreements['HEALTH<-HRSS']}']")
     page.wait_for_selector("main [data-ready] #timeline")
+    # The period bounds are days, both included: the day of the exchange shows it, the day before does not.
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    day = ok(api_env.call("GET", f"/audit/history?agreement={agreement}", "auditor"))["items"][0]["time"][:10]
+    before = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
+    c.open(f"map?from={day}&to={day}")
+    assert "HRSS>HEALTH" in c.page.eval_on_selector_all(
+        "#exchange-map .edge", "e => e.map(x => x.dataset.edge)"
+    )
+    c.open(f"map?from={before}&to={before}")
+    assert c.page.eval_on_selector_all("#exchange-map .edge", "e => e.length") == 0
     health = console("health")
     health.open("map")
     mine = set(health.page.eval_on_selector_all("#exchange-map .edge", "e => e.map(x => x.dataset.edge)"))

@@ -32,6 +32,15 @@ export function resourceTitle(resource) {
   return (resource.metadata && resource.metadata["dct:title"]) || t("catalog.untitled", { id: resource.id });
 }
 
+/** The start of a date input's day (UTC), as the API's `from` takes it. */
 export function isoDate(value) {
   return value ? `${value}T00:00:00Z` : undefined;
+}
+
+/** The end of a date input's day: the API's `to` is exclusive, a person's "to" date includes its day. */
+export function isoDateEnd(value) {
+  if (!value) return undefined;
+  const next = new Date(`${value}T00:00:00Z`);
+  next.setUTCDate(next.getUTCDate() + 1);
+  return next.toISOString().replace(/\.\d+Z$/, "Z");
 }

@@ -4,7 +4,7 @@
 import { history } from "../api.js";
 import { add, fill, h, s, table } from "../dom.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, isoDate } from "./common.js";
+import { departmentsById, deptLabel, isoDate, isoDateEnd } from "./common.js";
 
 const SIZE = 520;
 
@@ -80,7 +80,7 @@ export default {
       event.preventDefault();
       go(`#/map?${new URLSearchParams({ from: from.value, to: to.value })}`);
     });
-    const events = await history({ event: ["AgreementConcluded", "DeliveryRecorded"], from: isoDate(from.value), to: isoDate(to.value) });
+    const events = await history({ event: ["AgreementConcluded", "DeliveryRecorded"], from: isoDate(from.value), to: isoDateEnd(to.value) });
     const edges = edgesOf(events);
     const picked = h("div", { id: "edge-detail", class: "card" }, h("p", { class: "muted" }, t("map.pick")));
     const pick = (e) => fill(picked,

@@ -4,7 +4,7 @@ import { api } from "../api.js";
 import { add, download, fill, h } from "../dom.js";
 import { bars, pct } from "../charts.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, isoDate, shareTypeLabel } from "./common.js";
+import { departmentsById, deptLabel, isoDate, isoDateEnd, shareTypeLabel } from "./common.js";
 
 const DAY = 86400;
 
@@ -106,7 +106,7 @@ export default {
     const body = h("div", { id: "scorecard" });
     add(view, h("h1", {}, t("nav.scorecards")), form, body);
     const card = await api("/audit/scorecard", {
-      query: { department: subject.value || undefined, from: isoDate(from.value), to: isoDate(to.value) },
+      query: { department: subject.value || undefined, from: isoDate(from.value), to: isoDateEnd(to.value) },
     });
     const name = subject.value || t("score.consortium");
     const rows = [["indicator", "value"], ...flatten(card)];
