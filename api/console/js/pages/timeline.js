@@ -17,7 +17,11 @@ const PHASE = {
   DeliveryRecorded: "delivery",
   DeliveryAcknowledged: "settlement",
   DeliveryDisputed: "settlement",
+  AgreementSuspended: "status",
+  AgreementReinstated: "status",
+  AgreementRevoked: "status",
 };
+const REQUEST_EVENTS = ["AccessRequested", "RequestApproved", "RequestRejected", "RequestWithdrawn"];
 
 function summary(event, depts) {
   const f = event.fields || {};
@@ -79,8 +83,15 @@ export default {
   async render(view, { args }) {
     const id = Number(args[0]);
     const [agreement, depts] = await Promise.all([api(`/agreements/${id}`), departmentsById()]);
-    const events = (await history({ resource: agreement.resource_id })).filter(
-      (e) => e.agreement_id === id || (e.agreement_id === null && e.request_id === agreement.request_id && e.event in PHASE));
+    // The agreement's own events, and its request's (which precede the agreement and so carry no agreement id);
+    // the request's events are looked up by resource and event, not every event of a busy resource.
+    const [own, requests] = await Promise.all([
+      history({ agreement: id }),
+      history({ resource: agreement.resource_id, event: REQUEST_EVENTS }),
+    ]);
+    const position = (e) => e.location.block_number * 1e6 + e.location.log_index;
+    const events = [...requests.filter((e) => e.request_id === agreement.request_id), ...own]
+      .sort((a, b) => position(a) - position(b));
     add(view, 
       h("h1", { id: "timeline-title" }, t("timeline.title", { id })),
       h("p", {}, `${deptLabel(depts, agreement.provider)} → ${deptLabel(depts, agreement.consumer)} · `,

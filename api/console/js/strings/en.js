@@ -104,6 +104,7 @@ export default {
   "phase.grant": "Grant",
   "phase.delivery": "Delivery",
   "phase.settlement": "Acknowledgement",
+  "phase.status": "Status",
   "phase.other": "Event",
   "event.AccessRequested": "Access requested",
   "event.RequestApproved": "Request approved",

@@ -104,6 +104,7 @@ export default {
   "phase.grant": "授权",
   "phase.delivery": "交付",
   "phase.settlement": "确认",
+  "phase.status": "状态变更",
   "phase.other": "事件",
   "event.AccessRequested": "提出申请",
   "event.RequestApproved": "申请获批",
