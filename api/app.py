@@ -39,7 +39,7 @@ from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.openapi import install_openapi
-from api.receipts import ReceiptService
+from api.receipts import ReceiptService, journaled_submit
 from api.routes import (
     agreements,
     audit,
@@ -127,7 +127,8 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         log.warning("receipts are not served: %s", exc)
         return None
     # Anchors are signed by the providers' keys, which the journaled writes use too: one counter per key, or
-    # each would hand out nonces the other already used (a re-signed write, a refused anchor).
+    # each would hand out nonces the other already used (a re-signed write, a refused anchor); and one
+    # journal, so an anchor the node lost is re-sent in nonce order with the writes behind it.
     anchors.nonces = ledger.client.nonces
     record = load_deployment(settings.home).receipt_anchors
     service = ReceiptService(
@@ -138,6 +139,8 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         batch_size=settings.receipt_batch_size,
         batch_age=settings.receipt_batch_age,
         from_block=record.block_number if record else 0,
+        submit=journaled_submit(ledger.sender),
+        on_receipt=ledger.sender.record_receipt,
     )
     service.start()
     return service

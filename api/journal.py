@@ -31,7 +31,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -47,7 +47,6 @@ from api.errors import ApiError
 from node.chain import (
     BlockRef,
     LedgerClient,
-    LedgerRevertError,
     NonceTakenError,
     SignedTx,
     TransactionRefusedError,
@@ -503,17 +502,15 @@ class JournaledSender:
                 time.sleep(next(delays))
         except NodeError as exc:
             raise pending(tx_hash, f"the node stopped answering ({exc})") from None
+        self.record_receipt(tx_hash, receipt)
+        return self.client.outcome(receipt)
+
+    def record_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> None:
+        """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block."""
         block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
-        index = int(receipt["transactionIndex"])
-        try:
-            result = self.client.outcome(receipt)
-        except LedgerRevertError:
-            self.journal.mark(tx_hash, TxStatus.REVERTED, block, index)
-            self.note_mined(block)
-            raise
-        self.journal.mark(tx_hash, TxStatus.MINED, block, index)
+        status = TxStatus.MINED if int(receipt["status"]) == 1 else TxStatus.REVERTED
+        self.journal.mark(tx_hash, status, block, int(receipt["transactionIndex"]))
         self.note_mined(block)
-        return result
 
     def resume(self, entry: Entry) -> TxResult | None:
         """Finish a journaled transaction of an earlier attempt: re-send its bytes unless it is mined, await

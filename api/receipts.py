@@ -59,6 +59,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from api.errors import ApiError
+from api.journal import JournaledSender
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx
 from node.errors import DxlError
@@ -511,6 +512,32 @@ class _Sent:
     pending: PendingTx
 
 
+#: Signs and sends an anchor transaction; returns it pending.
+Submit = Callable[["LocalAccount", dict[str, Any]], PendingTx]
+
+
+def journaled_submit(sender: JournaledSender) -> Submit:
+    """Anchors sent through the API's transaction journal: a provider's key signs anchors and journaled writes
+    alike, so an anchor the node loses must be re-sent with them, in nonce order, or every later transaction
+    of that key waits behind its nonce forever."""
+
+    def submit(account: LocalAccount, request: dict[str, Any]) -> PendingTx:
+        try:
+            signed = sender.send(account, request, claim=None, finish=None)
+        except ApiError as exc:
+            tx_hash = exc.details.get("tx_hash") if exc.code == "TRANSACTION_PENDING" else None
+            if not tx_hash:
+                raise
+            # Journaled but not confirmed sent: reconciliation sends it; follow its hash like any other.
+            entry = sender.journal.entry(str(tx_hash))
+            if entry is None:
+                raise
+            return PendingTx(entry.tx_hash, entry.sender, entry.nonce, dict(request))
+        return PendingTx(signed.tx_hash, signed.sender, signed.nonce, dict(request))
+
+    return submit
+
+
 class Anchorer:
     """Closes batches by size or age, anchors them, and follows their transactions to the chain."""
 
@@ -524,9 +551,14 @@ class Anchorer:
         batch_age: float,
         from_block: int = 0,
         tick: float = 0.02,
+        submit: Submit | None = None,
+        on_receipt: Callable[[str, Any], None] | None = None,
     ) -> None:
         self._engine = engine
         self._anchors = anchors
+        self._submit = submit or anchors.submit
+        #: Told of each anchor's receipt (the transaction journal marks the anchor mined).
+        self._on_receipt = on_receipt
         self._from_block = from_block
         self._anchored_topic = (
             "0x"
@@ -663,7 +695,7 @@ class Anchorer:
         request = self._anchors.build(
             str(account.address), "anchorBatch", grant_id, first, n, root, gas=ANCHOR_GAS
         )
-        pending = self._anchors.submit(account, request)
+        pending = self._submit(account, request)
         with self._engine.begin() as conn:
             conn.execute(
                 batches_table.update().where(batches_table.c.id == batch_id).values(tx_hash=pending.tx_hash)
@@ -682,10 +714,12 @@ class Anchorer:
         still: list[_Sent] = []
         for sent in self._sent:
             try:
-                w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
+                receipt = w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
             except TransactionNotFound:
                 still.append(sent)
                 continue
+            if self._on_receipt is not None:
+                self._on_receipt(sent.pending.tx_hash, receipt)
             try:
                 result = self._anchors.wait(sent.pending)
             except LedgerRevertError as exc:
@@ -992,6 +1026,8 @@ class ReceiptService:
         batch_size: int,
         batch_age: float,
         from_block: int = 0,
+        submit: Submit | None = None,
+        on_receipt: Callable[[str, Any], None] | None = None,
     ) -> None:
         init_receipt_tables(engine)
         self.anchors = anchors
@@ -1005,6 +1041,8 @@ class ReceiptService:
             batch_size=batch_size,
             batch_age=batch_age,
             from_block=from_block,
+            submit=submit,
+            on_receipt=on_receipt,
         )
         self.journal = ReceiptJournal(engine, self.anchorer.submit)
         self.reader = ReceiptReader(engine)

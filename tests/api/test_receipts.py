@@ -90,8 +90,9 @@ def test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAndOnChain(
 def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
     api_env: ApiEnv, grant: dict[str, Any]
 ) -> None:
-    """A provider's key signs both its anchors and its journaled writes: a write after an anchor takes the
-    next nonce at once, never one the anchor used (which would supersede a journaled transaction)."""
+    """A provider's key signs both its anchors and its journaled writes: one journal and one nonce counter,
+    so a write after an anchor takes the next nonce at once (never one the anchor used), and an anchor the
+    node loses is re-sent in nonce order with the writes behind it."""
     engine = make_engine(api_env.settings.effective_database_url)
     sender = api_env.keystore.address("dept-psb")
     resource = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
@@ -99,13 +100,17 @@ def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
     body = receipt_body(grant["id"])
     ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
     path = f"/receipts/{body['delivery_id']}"
-    until(lambda: ok(api_env.call("GET", path, "psb"))["status"] == "final", "the anchor to be mined")
+    final = until(
+        lambda: (r := ok(api_env.call("GET", path, "psb")))["status"] == "final" and r, "the anchor"
+    )
     written = ok(api_env.call("POST", "/resources", "psb", json={**resource, "metadata_hash": b32()}), 201)
     t = JournaledTransaction
     with engine.connect() as conn:
         rows = conn.execute(select(t.tx_hash, t.status).where(t.sender == sender)).all()
     engine.dispose()
     assert written["transaction"]["hash"] in {h for h, _ in rows}
+    # The anchor went through the journal too: were the node to lose it, it is re-sent in nonce order.
+    assert (final["batch"]["tx_hash"], TxStatus.MINED) in rows
     assert [h for h, status in rows if status == TxStatus.SUPERSEDED] == []
 
 
