@@ -207,7 +207,11 @@ def _print_summary(
         ("demo file", str(settings.home / "demo.json")),
     ]  # fmt: skip
     if api:
-        lines += [("API", settings.api_url), ("API docs", f"{settings.api_url}/docs")]
+        lines += [
+            ("API", settings.api_url),
+            ("API docs", f"{settings.api_url}/docs"),
+            ("console", f"{settings.api_url}/ (sign in with a token above)"),
+        ]
     else:
         lines.append(
             ("API", "not started (--no-api)" if no_api else "not available: the api package is missing")

@@ -197,6 +197,8 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         docs = _field(summary, "API docs")
         assert docs == f"http://127.0.0.1:{env['DXL_API_PORT']}/docs"
         assert _get_status(docs) == 200
+        console = _field(summary, "console").split()[0]
+        assert console == f"http://127.0.0.1:{env['DXL_API_PORT']}/" and _get_status(console) == 200
     finally:
         out = _stop(proc, node)
     assert "node state kept" in out
