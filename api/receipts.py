@@ -30,6 +30,7 @@ why).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -59,7 +60,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from api.errors import ApiError
-from api.journal import JournaledSender
+from api.journal import JournaledSender, database_unavailable
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx
 from node.errors import DxlError
@@ -403,7 +404,15 @@ class ReceiptJournal:
             except (
                 Exception
             ) as exc:  # one writer for everyone: a failure answers its requests, never kills it
-                log.exception("receipt journal write failed")
+                # Nothing of the group may stay pending in the connection: a later commit would journal
+                # receipts answered 503. (Their sequence numbers stay unused: batches tolerate gaps.)
+                with contextlib.suppress(Exception):
+                    self._conn.rollback()
+                dbapi = self._engine.dialect.dbapi
+                if dbapi is not None and isinstance(exc, dbapi.OperationalError):
+                    exc = database_unavailable(exc)
+                else:
+                    log.exception("receipt journal write failed")
                 for item in group:
                     item.done(exc)
 

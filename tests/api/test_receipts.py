@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -112,6 +114,36 @@ def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
     # The anchor went through the journal too: were the node to lose it, it is re-sent in nonce order.
     assert (final["batch"]["tx_hash"], TxStatus.MINED) in rows
     assert [h for h, status in rows if status == TxStatus.SUPERSEDED] == []
+
+
+def test_post_receipts_diskFull_503_nothingJournaled_retryAcceptedOnce(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    """The disk fills up (a file-size limit on this process: SQLite answers "database or disk is full") as
+    receipts are journaled: a documented 503, nothing left pending in the journal's connection, and the same
+    receipts posted again once there is room are accepted and anchored once."""
+    body = {"receipts": [receipt_body(grant["id"]) for _ in range(3)]}
+    ids = [r["delivery_id"] for r in body["receipts"]]
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
+    try:
+        full = api_env.call("POST", "/receipts", "psb", json=body)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert full.status_code == 503, full.text
+    assert full.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    known = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids}))["receipts"]
+    assert known == []
+    ok(api_env.call("POST", "/receipts", "psb", json=body), 202)
+
+    def all_final() -> list[dict[str, Any]] | None:
+        found = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids}))["receipts"]
+        return found if len(found) == 3 and all(r["status"] == "final" for r in found) else None
+
+    found = until(all_final, "the receipts to be anchored")
+    assert len({(r["grant_id"], r["sequence"]) for r in found}) == 3
 
 
 def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any], tmp_path: Path) -> None:
