@@ -356,6 +356,10 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert text.startswith("indicator,value\r\n")
     assert f"requests.rejected,{card['requests']['rejected']}\r\n" in text
     assert card["requests"]["rejected"] >= 1
+    # Auditors also see every department side by side, each row the API's scorecard of that department.
+    row = page.eval_on_selector("#score-comparison tr[data-department=HRSS]", "r => r.innerText").split("\t")
+    assert row[0] == "HRSS" and row[3] == str(card["requests"]["received"])
+    assert row[5] == str(card["requests"]["rejected"])
     c.shot("scorecards-hrss")
     # A department may read its own scorecard and the consortium's, and is offered nothing else.
     hrss = console("hrss")

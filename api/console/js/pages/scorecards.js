@@ -120,5 +120,35 @@ export default {
       charts(card, depts),
       h("details", { class: "no-print" }, h("summary", {}, t("score.allIndicators")),
         h("table", { id: "score-table" }, h("tbody", {}, rows.slice(1).map(([k, v]) => h("tr", {}, h("td", {}, h("code", {}, k)), h("td", {}, v)))))));
+    if (caps.role === "auditor") {
+      add(body, await comparison([...depts.values()], { from: isoDate(from.value), to: isoDateEnd(to.value) }));
+    }
   },
 };
+
+// Every department side by side over the same period (auditors): one scorecard request per department.
+const COLUMNS = [
+  ["score.colResources", (c) => c.resources.total],
+  ["score.shareRate", (c) => pct(c.catalog_shared.rate)],
+  ["score.received", (c) => c.requests.received],
+  ["score.approved", (c) => c.requests.approved],
+  ["score.rejected", (c) => c.requests.rejected],
+  ["score.overdue", (c) => c.requests.overdue],
+  ["score.median", (c) => days(c.response_time_seconds.median)],
+  ["score.sent", (c) => c.deliveries.sent],
+  ["score.ackRate", (c) => pct(c.deliveries.acknowledgement_rate)],
+  ["score.disputed", (c) => c.deliveries.disputed],
+];
+
+async function comparison(departments, period) {
+  const cards = await Promise.all(departments.map((d) => api("/audit/scorecard", { query: { department: d.code, ...period } })));
+  const header = [t("score.subject"), ...COLUMNS.map(([key]) => t(key))];
+  const rows = departments.map((d, i) => [d.code, ...COLUMNS.map(([, value]) => String(value(cards[i])))]);
+  const button = h("button", { type: "button", id: "export-comparison", class: "secondary no-print" }, t("score.exportCsv"));
+  button.addEventListener("click", () => download("scorecards-departments.csv", csv([header, ...rows])));
+  return h("section", { class: "card comparison" },
+    h("h2", {}, t("score.comparison")), button,
+    h("table", { id: "score-comparison" },
+      h("thead", {}, h("tr", {}, header.map((x) => h("th", {}, x)))),
+      h("tbody", {}, rows.map((r) => h("tr", { "data-department": r[0] }, r.map((x) => h("td", {}, x)))))));
+}

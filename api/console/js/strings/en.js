@@ -196,6 +196,8 @@ export default {
   "score.disputeRate": "dispute rate",
   "score.demand": "Demand met, by requesting department",
   "score.noDemand": "No requests in this period.",
+  "score.colResources": "Resources",
+  "score.comparison": "All departments side by side",
   "score.allIndicators": "All indicators",
   "map.onlyYours": "Only exchanges your department is party to are shown.",
   "map.pick": "Choose an edge to see its agreements.",

@@ -196,6 +196,8 @@ export default {
   "score.disputeRate": "异议率",
   "score.demand": "需求满足情况（按申请部门）",
   "score.noDemand": "本期没有申请。",
+  "score.colResources": "资源数",
+  "score.comparison": "各部门对比",
   "score.allIndicators": "全部指标",
   "map.onlyYours": "只显示本部门参与的交换。",
   "map.pick": "选择一条连线查看其协议。",
