@@ -50,6 +50,7 @@ from api.routes import (
     evaluations,
     grants,
     health,
+    inspections,
     receipts,
     requests,
     verify,
@@ -237,6 +238,7 @@ def create_app(
         receipts,
         demands,
         evaluations,
+        inspections,
         audit,
         verify,
     ):

@@ -7,7 +7,7 @@ shown once when issued. Look-up goes by the hash (an index), and the stored hash
 Principals:
 
 * ``department:<CODE>`` acts only as that department and reads only exchanges it is party to;
-* ``auditor`` reads everything and writes nothing;
+* ``auditor`` reads everything and writes only sampling inspections (with the custodied auditor key);
 * ``governor:<N>`` (1-based index of the governor key) administers membership through proposals.
 """
 

@@ -128,6 +128,21 @@ class CatalogDocumentRow(ApiBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class InspectionPresentationRow(ApiBase):
+    """What a sampled provider presented to an inspection: the verifier's verdict on its payload and manifest
+    against the chain (the payload itself is not kept). The latest presentation of a delivery counts."""
+
+    __tablename__ = "api_inspection_presentations"
+
+    inspection_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    #: The verdict's status (``MATCH`` passes; anything else fails).
+    status: Mapped[str] = mapped_column(String(32))
+    #: The verdict as canonical JSON; its SHA-256 is the evidence hash recorded with the outcome.
+    verdict: Mapped[str] = mapped_column(Text)
+    presented_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 def make_engine(database_url: str) -> Engine:
     """An engine for ``database_url``; SQLite gets WAL and a busy timeout (writers wait, not fail)."""
     if database_url.startswith("sqlite"):

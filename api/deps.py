@@ -103,6 +103,7 @@ GovernanceReader = Annotated[
     Principal, Depends(_require(Role.GOVERNOR, Role.AUDITOR, what="read governance proposals"))
 ]
 AuditorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run the audit indexer"))]
+InspectorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run sampling inspections"))]
 ExchangeReader = Annotated[
     Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="read exchanges between departments"))
 ]

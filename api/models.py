@@ -668,3 +668,64 @@ class EvaluationPublic(BaseModel):
     scores: dict[str, int]
     comment: StoredText | None = None
     block_number: int
+
+
+# --- sampling inspection ------------------------------------------------------------------------------------
+
+
+class InspectionCreate(Strict):
+    """Inspect the deliveries recorded in ``[period_from, period_to)`` (Unix times; the period must be over).
+    The sample is seeded by the hash of the block ``seed_delay_blocks`` after the current head."""
+
+    period_from: Uint64
+    period_to: Uint64
+    sample_size: Annotated[int, Field(ge=1, le=1000, strict=True)]
+    seed_delay_blocks: Annotated[int, Field(ge=1, le=200, strict=True)] = 2
+    #: How long sampled providers have to present, in seconds from now.
+    present_within: Annotated[int, Field(ge=1, le=365 * 86400, strict=True)] = 7 * 86400
+
+
+class SampledDelivery(BaseModel):
+    delivery_id: str
+    provider: int
+    #: The latest presentation's verdict status (``MATCH`` passes), None if not presented.
+    presented: str | None = None
+    #: Recorded on chain: ``passed``, ``failed``, ``not_presented``; None if not recorded yet.
+    outcome: str | None = None
+
+
+class InspectionPublic(BaseModel):
+    id: int
+    auditor: str
+    status: Literal["open", "drawn"]
+    period_from: int
+    period_to: int
+    sample_size: int
+    seed_block: int
+    present_by: int
+    seed: str | None = None
+    #: How many deliveries the period holds (known once drawn).
+    population_size: int | None = None
+    #: The drawn deliveries in draw order (recomputable with ``verifier.sampling``), once drawn.
+    sample: list[SampledDelivery] = Field(default_factory=list)
+
+
+class PresentationCreate(Strict):
+    """A sampled provider presents a delivery: its payload and manifest, checked against the chain."""
+
+    delivery_id: Bytes32Hex
+    manifest: dict[str, Any]
+    payload_base64: str
+
+
+class PresentationPublic(BaseModel):
+    inspection_id: int
+    delivery_id: str
+    verdict: dict[str, Any]
+
+
+class OutcomeCreate(Strict):
+    """Record the outcome of a sampled delivery: ``passed``/``failed`` from its presentation's verdict, or
+    ``not_presented`` once the deadline passed without one."""
+
+    delivery_id: Bytes32Hex

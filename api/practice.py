@@ -9,19 +9,31 @@ counter per key for the ledger and this contract alike).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models as m
-from api.db import CatalogDocumentRow
+from api.db import CatalogDocumentRow, InspectionPresentationRow
 from api.errors import ApiError
 from node.chain import LedgerClient, LedgerRevertError, TxResult
-from node.practice import DemandRecord, EvaluationRecord, PracticeReader
-from node.types import DeclineReason, DemandAnswer, ScoredSide
+from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader
+from node.provision import AUDITOR as AUDITOR_KEY
+from node.types import (
+    DeclineReason,
+    DemandAnswer,
+    InspectionOutcome,
+    InspectionStatus,
+    ScoredSide,
+    delivery_id_provider,
+)
 from verifier.catalog import canonical_document, document_hash
+from verifier.onchain import ChainCheckError, LedgerReader
+from verifier.sampling import DerivedSample, derive_sample
 
 if TYPE_CHECKING:
     from api.auth import Principal
@@ -86,6 +98,10 @@ class PracticeService:
         self.reader = PracticeReader(client, ledger.client, from_block=from_block)
         self.texts = TextStore(ledger._sessions)
         self.from_block = from_block
+
+    def inspections(self, ledger: LedgerService) -> InspectionService:
+        """Inspections on behalf of ``ledger`` (the request's bound view: its writes are journaled)."""
+        return InspectionService(self, ledger)
 
     # --- sending -----------------------------------------------------------------------------------------
 
@@ -252,3 +268,159 @@ class PracticeService:
 
 def _tx(result: TxResult) -> m.TransactionPublic:
     return m.TransactionPublic(hash=result.tx_hash, block_number=result.block_number)
+
+
+# --- sampling inspection ---------------------------------------------------------------------------------
+
+_OUTCOME_NAMES = {
+    InspectionOutcome.PASSED: "passed",
+    InspectionOutcome.FAILED: "failed",
+    InspectionOutcome.NOT_PRESENTED: "not_presented",
+}
+
+
+class InspectionService:
+    """Inspections for one ledger service: auditors open, draw and record with the custodied auditor key;
+    sampled providers present. The sample is derived by :mod:`verifier.sampling` from the chain alone."""
+
+    def __init__(self, practice: PracticeService, ledger: LedgerService) -> None:
+        self.practice = practice
+        self.ledger = ledger
+
+    def _auditor_account(self) -> Any:
+        keystore = self.ledger.custody.keystore
+        if not keystore.exists(AUDITOR_KEY):
+            raise ApiError("NO_CUSTODIED_KEY", "this service holds no auditor key")
+        return keystore.unlock(AUDITOR_KEY)
+
+    def _record(self, inspection_id: int) -> InspectionRecord:
+        try:
+            return self.practice.reader.inspection(inspection_id)
+        except LedgerRevertError as exc:
+            if exc.error_name == "PracticeUnknownInspection":
+                raise ApiError("INSPECTION_NOT_FOUND", f"no inspection {inspection_id}") from None
+            raise
+
+    def sample(self, record: InspectionRecord) -> DerivedSample | None:
+        if record.status is not InspectionStatus.DRAWN:
+            return None
+        reader = LedgerReader(
+            self.ledger.client.endpoint.rpc_url, self.ledger.address, chain_id=self.ledger.chain_id,
+            from_block=self.ledger.from_block, abi=[dict(e) for e in self.ledger.client.abi],
+        )  # fmt: skip
+        try:
+            return derive_sample(reader, str(self.practice.client.address), record.inspection_id)
+        except ChainCheckError as exc:
+            raise ApiError("NODE_UNAVAILABLE", exc.message) from None
+
+    def inspection(self, inspection_id: int) -> m.InspectionPublic:
+        record = self._record(inspection_id)
+        derived = self.sample(record)
+        sampled: list[m.SampledDelivery] = []
+        if derived is not None:
+            outcomes = {o.delivery_id: o.outcome for o in self.practice.reader.outcomes(inspection_id)}
+            presented = self._presentations(inspection_id)
+            sampled = [
+                m.SampledDelivery(
+                    delivery_id=_hex(d), provider=delivery_id_provider(d), presented=presented.get(_hex(d)),
+                    outcome=_OUTCOME_NAMES.get(outcomes.get(d, InspectionOutcome.NONE)),
+                )
+                for d in derived.sample
+            ]  # fmt: skip
+        return m.InspectionPublic(
+            id=inspection_id, auditor=record.auditor,
+            status="drawn" if record.status is InspectionStatus.DRAWN else "open",
+            period_from=record.period_from, period_to=record.period_to, sample_size=record.sample_size,
+            seed_block=record.seed_block, present_by=record.present_by,
+            seed=_hex(record.seed) if derived is not None else None,
+            population_size=None if derived is None else derived.population_size, sample=sampled,
+        )  # fmt: skip
+
+    def inspections(self) -> list[m.InspectionPublic]:
+        count = int(self.practice.client.call("inspectionCount"))
+        return [self.inspection(i) for i in range(count, 0, -1)]
+
+    def _presentations(self, inspection_id: int) -> dict[str, str]:
+        with self.ledger._sessions()() as session:
+            rows = session.scalars(
+                select(InspectionPresentationRow).where(
+                    InspectionPresentationRow.inspection_id == inspection_id
+                )
+            )
+            return {row.delivery_id: row.status for row in rows}
+
+    def _send(self, fn: str, *args: Any) -> TxResult:
+        return self.practice._send(self.ledger, self._auditor_account(), fn, *args)
+
+    def open(self, *, body: m.InspectionCreate) -> m.Written[m.InspectionPublic]:
+        head = self.ledger.client.block_number()
+        now = self.ledger._chain_time()
+        result = self._send(
+            "openInspection", body.period_from, body.period_to, body.sample_size,
+            head + body.seed_delay_blocks, now + body.present_within,
+        )  # fmt: skip
+        ident = int(result.event("InspectionOpened").args["inspectionId"])
+        return m.Written(transaction=_tx(result), record=self.inspection(ident))
+
+    def draw(self, inspection_id: int) -> m.Written[m.InspectionPublic]:
+        self._record(inspection_id)
+        result = self._send("drawSample", inspection_id)
+        return m.Written(transaction=_tx(result), record=self.inspection(inspection_id))
+
+    def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes]:
+        record = self._record(inspection_id)
+        derived = self.sample(record)
+        if derived is None:
+            raise ApiError("INSPECTION_STATUS_MISMATCH", f"inspection {inspection_id} is not drawn yet")
+        raw = bytes.fromhex(delivery_id.removeprefix("0x"))
+        if raw not in derived.sample:
+            raise ApiError(
+                "NOT_SAMPLED", f"delivery {delivery_id} is not in inspection {inspection_id}'s sample"
+            )
+        return record, raw
+
+    def present(
+        self, *, principal: Principal, inspection_id: int, body: m.PresentationCreate, verdict_of: Any
+    ) -> m.PresentationPublic:
+        """``verdict_of(manifest, payload_base64, expected_delivery_id)`` is the on-chain payload check."""
+        me = self.ledger.department_id_of(principal)
+        _record, raw = self._sampled(inspection_id, body.delivery_id)
+        if delivery_id_provider(raw) != me:
+            raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
+        verdict = verdict_of(body.manifest, body.payload_base64, raw)
+        key = _hex(raw)
+        with self.ledger._sessions()() as session:
+            row = session.get(InspectionPresentationRow, (inspection_id, key))
+            text = canonical_document(verdict).decode("utf-8")
+            if row is None:
+                session.add(
+                    InspectionPresentationRow(
+                        inspection_id=inspection_id,
+                        delivery_id=key,
+                        status=str(verdict["status"]),
+                        verdict=text,
+                    )
+                )
+            else:
+                row.status, row.verdict = str(verdict["status"]), text
+            session.commit()
+        return m.PresentationPublic(inspection_id=inspection_id, delivery_id=key, verdict=verdict)
+
+    def record_outcome(self, *, inspection_id: int, body: m.OutcomeCreate) -> m.Written[m.InspectionPublic]:
+        record, raw = self._sampled(inspection_id, body.delivery_id)
+        with self.ledger._sessions()() as session:
+            row = session.get(InspectionPresentationRow, (inspection_id, _hex(raw)))
+            status, verdict = (None, None) if row is None else (row.status, row.verdict)
+        if status is None:
+            if self.ledger._chain_time() <= record.present_by:
+                raise ApiError(
+                    "INVALID_OUTCOME",
+                    f"delivery {body.delivery_id} may still be presented until {record.present_by}",
+                )
+            outcome, evidence = InspectionOutcome.NOT_PRESENTED, ZERO32
+        else:
+            assert verdict is not None
+            outcome = InspectionOutcome.PASSED if status == "MATCH" else InspectionOutcome.FAILED
+            evidence = hashlib.sha256(verdict.encode("utf-8")).digest()
+        result = self._send("recordOutcome", inspection_id, raw, int(outcome), evidence)
+        return m.Written(transaction=_tx(result), record=self.inspection(inspection_id))

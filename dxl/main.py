@@ -42,6 +42,10 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
     ("demand", "Demand lists: publish what data your department needs, answer demands made of it."),
     ("evaluation", "Mutual evaluation: score the other party of an agreement after a delivery."),
     (
+        "inspection",
+        "Sampling inspections: open, draw, present, record outcomes; recompute a sample from the chain.",
+    ),
+    (
         "bench",
         "Run the benchmarks behind the README's performance figures (plain `dxl bench` runs them all).",
     ),

@@ -276,6 +276,11 @@ class LedgerReader:
                 "block_number": quantity(logs[0]["blockNumber"]),
                 "block_hash": str(logs[0]["blockHash"]).lower()}  # fmt: skip
 
+    def recorded_between(self, period_from: int, period_to: int) -> list[RecordedDelivery]:
+        """Every delivery recorded with ``recordedAt`` in ``[period_from, period_to)`` (block time)."""
+        found = (self._recorded(log) for log in self._logs([self._recorded_topic]))
+        return [r for r in found if period_from <= r.recorded_at < period_to]
+
     def deliveries_for_grants(
         self, grant_ids: Iterable[int], *, limit: int = MAX_LISTED_DELIVERIES
     ) -> tuple[list[RecordedDelivery], bool]:

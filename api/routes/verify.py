@@ -61,6 +61,42 @@ def _reader(state: StateDep, ledger: LedgerDep) -> Any:
     return reader
 
 
+def payload_verdict(
+    state: Any, ledger: Any, manifest_json: dict[str, Any], payload_base64: str, expected: bytes | None
+) -> dict[str, Any]:
+    """The verdict of :mod:`verifier.onchain` for a payload and its manifest against the chain (what
+    ``POST /verify`` answers for a payload, and what an inspection records a presentation by).
+
+    Raises:
+        ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
+    """
+    from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
+    from verifier.manifest import parse_manifest
+    from verifier.onchain import ChainCheckError, verify_payload_onchain
+    from verifier.verify import altered
+
+    try:
+        manifest = parse_manifest(manifest_json)
+    except ManifestInconsistentError as e:
+        return altered(e).to_dict()
+    except VerifierError as e:
+        raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
+    payload = base64_field(payload_base64, "payload_base64")
+    try:
+        with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
+            path = os.path.join(tmp, "payload")
+            with open(path, "wb") as f:
+                f.write(payload)
+            verdict = verify_payload_onchain(
+                path, manifest, _reader(state, ledger), expected_delivery_id=expected
+            )
+    except PayloadFormatError as e:
+        raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
+    except ChainCheckError as e:
+        raise ApiError("NODE_UNAVAILABLE", e.message) from None
+    return verdict.to_dict()
+
+
 @router.post("", response_model=dict[str, Any])
 def verify(
     body: VerifyRequest, _principal: ExchangeReader, state: StateDep, ledger: LedgerDep

@@ -7,7 +7,9 @@ default the local ``dxl run``). Exit codes: 0 done; 2 the API refused (its error
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -251,6 +253,179 @@ def evaluations_command(
     _out(found, as_json, "\n".join(lines) or "no evaluations")
 
 
+inspection_app = typer.Typer(
+    help="Sampling inspections: open, draw, present, record outcomes; recompute a sample from the chain.",
+    no_args_is_help=True,
+)
+
+
+def _inspection_text(i: dict[str, Any]) -> str:
+    lines = [
+        f"inspection {i['id']}: {i['status']}; deliveries in [{i['period_from']}, {i['period_to']}), "
+        f"sample of {i['sample_size']} seeded by block {i['seed_block']}; present by {i['present_by']}"
+    ]
+    if i.get("seed"):
+        lines.append(f"  seed {i['seed']}, population {i['population_size']}")
+    for s in i.get("sample", []):
+        lines.append(
+            f"  {s['delivery_id']} provider {s['provider']}: presented {s['presented'] or '-'}, "
+            f"outcome {s['outcome'] or '-'}"
+        )
+    return "\n".join(lines)
+
+
+@inspection_app.command("open")
+def open_inspection_command(
+    period_from: Annotated[str, typer.Option("--from", help="Period start (ISO date/time, UTC; inclusive).")],
+    period_to: Annotated[str, typer.Option("--to", help="Period end (ISO, UTC; exclusive; must be past).")],
+    sample_size: Annotated[int, typer.Option("--sample-size", help="Deliveries to draw.")],
+    seed_delay: Annotated[
+        int, typer.Option("--seed-delay", help="Blocks after the head whose hash seeds the sample.")
+    ] = 2,
+    present_within: Annotated[
+        int, typer.Option("--present-within", help="Seconds sampled providers have to present.")
+    ] = 7 * 86400,
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Open a sampling inspection of a closed period (auditors)."""
+    try:
+        body = {
+            "period_from": parse_time(period_from, "from"), "period_to": parse_time(period_to, "to"),
+            "sample_size": sample_size, "seed_delay_blocks": seed_delay, "present_within": present_within,
+        }  # fmt: skip
+        written = call_api(api, token, "POST", "/inspections", body)
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(written, as_json, _inspection_text(written["record"]))
+
+
+@inspection_app.command("draw")
+def draw_command(
+    inspection_id: Annotated[int, typer.Argument(help="The inspection.")],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Fix the sample's seed once the seed block is mined (auditors)."""
+    try:
+        written = call_api(api, token, "POST", f"/inspections/{inspection_id}/draw")
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(written, as_json, _inspection_text(written["record"]))
+
+
+@inspection_app.command("show")
+def show_inspection_command(
+    inspection_id: Annotated[int, typer.Argument(help="The inspection.")],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """An inspection with its sample, presentations and outcomes."""
+    try:
+        found = call_api(api, token, "GET", f"/inspections/{inspection_id}")
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(found, as_json, _inspection_text(found))
+
+
+@inspection_app.command("present")
+def present_command(
+    inspection_id: Annotated[int, typer.Argument(help="The inspection.")],
+    payload: Annotated[Path, typer.Option(help="The delivered payload.", exists=True, dir_okay=False)],
+    manifest: Annotated[Path, typer.Option(help="Its manifest (dxl commit wrote it).", exists=True)],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Present a sampled delivery of your department: payload and manifest, checked against the chain."""
+    try:
+        document = json.loads(manifest.read_text(encoding="utf-8"))
+        body = {
+            "delivery_id": str(document.get("delivery_id", "")),
+            "manifest": document,
+            "payload_base64": base64.b64encode(payload.read_bytes()).decode("ascii"),
+        }
+        answered = call_api(api, token, "POST", f"/inspections/{inspection_id}/presentations", body)
+    except (OSError, ValueError) as exc:
+        raise cli_error(
+            ApiCallError(f"cannot read the manifest: {exc}", code="USAGE_ERROR"), as_json
+        ) from None
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(answered, as_json, f"delivery {answered['delivery_id']}: {answered['verdict']['status']}")
+
+
+@inspection_app.command("outcome")
+def outcome_command(
+    inspection_id: Annotated[int, typer.Argument(help="The inspection.")],
+    delivery: Annotated[str, typer.Option(help="The sampled delivery (0x...).")],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Record a sampled delivery's outcome on chain (auditors): passed, failed, or not presented."""
+    try:
+        written = call_api(
+            api, token, "POST", f"/inspections/{inspection_id}/outcomes", {"delivery_id": delivery}
+        )
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    _out(written, as_json, _inspection_text(written["record"]))
+
+
+@inspection_app.command("sample")
+def sample_command(
+    inspection_id: Annotated[int, typer.Argument(help="The inspection.")],
+    rpc: Annotated[
+        str | None, typer.Option(help="Node JSON-RPC URL (default: DXL_RPC_URL or embedded).")
+    ] = None,
+    ledger: Annotated[
+        str | None, typer.Option(help="Ledger address (default: the deployment record).")
+    ] = None,
+    practice: Annotated[
+        str | None, typer.Option(help="SharingPractice address (default: the deployment record).")
+    ] = None,
+    from_block: Annotated[
+        int | None, typer.Option("--from-block", help="First block to read logs from.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Recompute an inspection's sample from a node alone (verifier.sampling; no API, no keys)."""
+    from verifier.onchain import LedgerReader
+    from verifier.sampling import derive_sample
+
+    try:
+        if rpc is None or ledger is None or practice is None:
+            from node.deploy import load_deployment
+            from node.settings import load_settings
+
+            deployment = load_deployment()
+            settings = load_settings()
+            if rpc is None:
+                from node.anvil import EmbeddedNode
+
+                rpc = settings.rpc_url or EmbeddedNode(settings.home).endpoint.rpc_url
+            ledger = ledger or deployment.address
+            if practice is None:
+                if deployment.sharing_practice is None:
+                    raise ApiCallError("the deployment record names no sharing practice contract")
+                practice = deployment.sharing_practice.address
+            from_block = deployment.block_number if from_block is None else from_block
+        derived = derive_sample(
+            LedgerReader(rpc, ledger, from_block=from_block or 0), practice, inspection_id
+        )
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
+    data = derived.to_dict()
+    head = f"inspection {inspection_id}: seed {data['seed']} (block {data['seed_block']}), population "
+    text = head + f"{data['population_size']}, sample:\n" + "\n".join(f"  {d}" for d in data["sample"])
+    _out(data, as_json, text)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(demand_app, name="demand")
     app.add_typer(evaluation_app, name="evaluation")
+    app.add_typer(inspection_app, name="inspection")

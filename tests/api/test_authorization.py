@@ -41,6 +41,9 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "DemandCreate": lambda: {"document": {"title": "t", "purpose": "p", "legal_basis": "l"}, "due_by": 2**40},
     "DemandAnswerCreate": lambda: {"answer": "declined", "decline_reason": "not_held"},
     "EvaluationCreate": lambda: {"delivery_id": b32(), "purpose_compliance": 3},
+    "InspectionCreate": lambda: {"period_from": 1, "period_to": 2, "sample_size": 1},
+    "PresentationCreate": lambda: {"delivery_id": b32(), "manifest": {}, "payload_base64": ""},
+    "OutcomeCreate": lambda: {"delivery_id": b32()},
 }  # fmt: skip
 
 
@@ -60,7 +63,7 @@ def exchange(api_env: ApiEnv) -> dict[str, Any]:
         "delivery_id": delivery["delivery_id"], "resource_id": agreement["resource_id"],
         "commitment": delivery["commitment"],
         "department_id": api_env.departments["HRSS"], "proposal_id": 1, "first_sequence": 0,
-        "demand_id": demand["id"],
+        "demand_id": demand["id"], "inspection_id": 1,
     }  # fmt: skip
 
 

@@ -292,6 +292,8 @@ REVERT_ONLY = {
     "RECEIPT_BATCH_OUT_OF_SEQUENCE", "RECEIPT_PROOF_INVALID",
     "UNKNOWN_GOVERNANCE_ACTION", "UNKNOWN_HASH_ALGORITHM", "PROPOSAL_BELOW_THRESHOLD", "PROPOSAL_CANCELLED",
     "NOT_PROPOSER", "CATALOG_CHANGED", "KEY_EPOCH_MISMATCH",
+    # The API validates decline reasons and score ranges before signing; the contract checks them again.
+    "UNKNOWN_DECLINE_CODE", "SCORE_OUT_OF_RANGE",
 }  # fmt: skip
 #: Codes shown by other tests (named here so the coverage check below stays exact).
 ELSEWHERE = {
@@ -307,6 +309,18 @@ ELSEWHERE = {
     "RECEIPT_BATCH_SETTLED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
     "RECEIPT_ALREADY_DISPUTED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
     "CATALOG_DOCUMENT_MISMATCH": "test_catalog_documents.py::test_import_refuses_a_document_not_the_entrys",
+    "DEMAND_NOT_FOUND": "test_practice.py::test_bad_answers_and_unknown_demands",
+    "DEMAND_ALREADY_ANSWERED": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
+    "RESOURCE_UNFIT": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
+    "NO_DELIVERY_UNDER_AGREEMENT": "test_practice.py::test_mutual_evaluation_after_a_delivery_once_per_...",
+    "ALREADY_SCORED": "test_practice.py::test_mutual_evaluation_after_a_delivery_once_per_period",
+    "INVALID_INSPECTION": "test_practice.py::test_sampling_inspection_end_to_end",
+    "INSPECTION_STATUS_MISMATCH": "test_practice.py::test_sampling_inspection_end_to_end",
+    "SEED_UNAVAILABLE": "test_practice.py::test_sampling_inspection_end_to_end",
+    "INVALID_OUTCOME": "test_practice.py::test_sampling_inspection_end_to_end",
+    "NOT_SAMPLED": "test_practice.py::test_sampling_inspection_end_to_end",
+    "INSPECTION_NOT_FOUND": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
+    "PRACTICE_NOT_DEPLOYED": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
 }
 
 

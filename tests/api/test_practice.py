@@ -4,15 +4,25 @@ contract, every bad input a 4xx naming why."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import ApiEnv, agreement_between, b32, delivery_between, grant_between, ok, register
 
-from node.types import DeclineReason
+from api.app import ensure_demo_tokens
+from node.deploy import load_deployment
+from node.types import DeclineReason, new_delivery_id
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, sign_manifest, write_manifest
+from verifier.onchain import LedgerReader
+from verifier.sampling import derive_sample, draw_sample, population
 
 pytestmark = pytest.mark.xdist_group("api-practice")
 
@@ -185,6 +195,13 @@ def _cli(env: ApiEnv, who: str, *args: str) -> tuple[int, Any]:
     return code, json.loads(out) if out.strip() else err
 
 
+def _cli_plain(*args: str) -> tuple[int, Any]:
+    from tests.cli import dxl
+
+    code, out, err = dxl(*args, "--json")
+    return code, json.loads(out) if out.strip() else err
+
+
 def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     env = api_env
     code, published = _cli(
@@ -216,3 +233,130 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert scored["record"]["scores"] == {"timeliness": 4, "completeness": 5, "accuracy": 5}
     code, listed = _cli(env, "auditor", "evaluation", "list", str(grant["agreement_id"]))
     assert code == 0 and len(listed) == 1
+
+
+def _mine(env: ApiEnv, blocks: int = 1) -> None:
+    for _ in range(blocks):
+        env.setup.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def _real_delivery(
+    env: ApiEnv, grant: dict[str, Any], tmp: Path, n: int
+) -> tuple[dict[str, Any], Path, Path]:
+    """A delivery whose commitment is a real payload's, with the provider-signed manifest beside it."""
+    payload = tmp / f"d{n}.csv"
+    payload.write_text(f"id,name\n{n},张三{n}\n{n + 1},李四\n", encoding="utf-8")
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    delivery_id = new_delivery_id(grant["provider"])
+    manifest = sign_manifest(build_manifest(c, delivery_id=delivery_id, grant_id=grant["id"]),
+                             env.keystore.unlock("dept-hrss"))  # fmt: skip
+    path = tmp / f"d{n}.manifest.json"
+    write_manifest(path, manifest)
+    body = {"delivery_id": "0x" + delivery_id.hex(), "grant_id": grant["id"],
+            "commitment": "0x" + c.root.hex(), "byte_size": c.byte_size, "record_count": c.record_count,
+            "hash_algorithm": "sha256"}  # fmt: skip
+    return ok(env.call("POST", "/deliveries", "hrss", json=body), 201)["record"], payload, path
+
+
+def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None:
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    made = [_real_delivery(env, grant, tmp_path, n) for n in range(4)]
+    ids = {d["delivery_id"]: (payload, manifest) for d, payload, manifest in made}
+    period_from = min(d["recorded_at"] for d, _, _ in made)
+    period_to = max(d["recorded_at"] for d, _, _ in made) + 1
+    time.sleep(1.2)  # the period must be over when the inspection opens
+    _mine(env)
+
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
+            "present_within": 6}  # fmt: skip
+    assert env.call("POST", "/inspections", "psb", json=body).status_code == 403
+    future = env.call("POST", "/inspections", "auditor", json={**body, "period_to": 2**40})
+    assert (future.status_code, future.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    inspection = opened["id"]
+    assert opened["status"] == "open" and opened["sample"] == [] and opened["seed"] is None
+    early = env.call("POST", f"/inspections/{inspection}/draw", "auditor")
+    assert (early.status_code, early.json()["error"]["code"]) == (409, "SEED_UNAVAILABLE")
+    _mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    assert drawn["status"] == "drawn" and drawn["population_size"] >= 4
+    sample = [s["delivery_id"] for s in drawn["sample"]]
+    assert len(sample) == 3 == len(set(sample))
+    # The same sample, drawn twice and recomputed from the chain alone by the verifier (and the CLI).
+    assert [
+        s["delivery_id"] for s in ok(env.call("GET", f"/inspections/{inspection}", "psb"))["sample"]
+    ] == sample
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    reader = LedgerReader(env.settings.rpc_url or env.setup.client.endpoint.rpc_url, deployment.address,
+                          from_block=deployment.block_number)  # fmt: skip
+    derived = derive_sample(reader, deployment.sharing_practice.address, inspection)
+    assert ["0x" + d.hex() for d in derived.sample] == sample
+    pool = population(reader, period_from, period_to)
+    assert set(ids) <= {"0x" + d.hex() for d in pool}
+    assert draw_sample(derived.inspection.seed, inspection, pool, 3) == list(derived.sample)
+    code, out = _cli_plain("inspection", "sample", str(inspection), "--rpc", reader.rpc_url,
+                           "--ledger", deployment.address, "--practice", deployment.sharing_practice.address,
+                           "--from-block", str(deployment.block_number))  # fmt: skip
+    assert code == 0 and out["sample"] == sample
+    redraw = env.call("POST", f"/inspections/{inspection}/draw", "auditor")
+    assert (redraw.status_code, redraw.json()["error"]["code"]) == (409, "INSPECTION_STATUS_MISMATCH")
+
+    passed, failed, absent = sample
+    outside = next(d for d in ids if d not in sample)
+    # Not presented yet, before the deadline: no outcome can be recorded.
+    too_early = env.call(
+        "POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": absent}
+    )
+    assert (too_early.status_code, too_early.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
+
+    def present(delivery: str, who: str = "hrss", tamper: bool = False) -> Any:
+        payload, manifest = ids[delivery]
+        raw = payload.read_bytes() + (b"9,forged\n" if tamper else b"")
+        return env.call("POST", f"/inspections/{inspection}/presentations", who, json={
+            "delivery_id": delivery, "manifest": json.loads(manifest.read_text()),
+            "payload_base64": base64.b64encode(raw).decode()})  # fmt: skip
+
+    assert present(passed, "psb").json()["error"]["code"] == "NOT_A_PARTY"
+    assert present(outside).json()["error"]["code"] == "NOT_SAMPLED"
+    assert ok(present(passed))["verdict"]["status"] == "MATCH"
+    assert ok(present(failed, tamper=True))["verdict"]["status"] == "MISMATCH"
+    for delivery in (passed, failed):
+        ok(env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": delivery}))
+    twice = env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": passed})
+    assert (twice.status_code, twice.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
+    time.sleep(max(0.0, drawn["present_by"] - time.time()) + 1.5)
+    _mine(env)
+    final = ok(
+        env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": absent})
+    )
+    outcomes = {s["delivery_id"]: (s["presented"], s["outcome"]) for s in final["record"]["sample"]}
+    assert outcomes == {
+        passed: ("MATCH", "passed"),
+        failed: ("MISMATCH", "failed"),
+        absent: (None, "not_presented"),
+    }
+
+
+def test_without_the_practice_contract_its_routes_answer_503(api_env: ApiEnv, tmp_path: Path) -> None:
+    """A deployment record older than the practice contract: the API starts, and says what is missing."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    home = tmp_path / "home"
+    shutil.copytree(
+        api_env.settings.home, home, ignore=shutil.ignore_patterns("*.sqlite3*", "node", "demo-tokens.json")
+    )
+    record = json.loads((home / "deployment.json").read_text())
+    record.pop("sharing_practice")
+    (home / "deployment.json").write_text(json.dumps(record))
+    settings = api_env.settings.model_copy(update={"home": home, "database_url": None})
+    with TestClient(create_app(settings)) as client:
+        token = ensure_demo_tokens(settings)["demo-psb"]
+        for path in ("/demands", "/inspections/1"):
+            response = client.get(path, headers={"Authorization": f"Bearer {token}"})
+            assert (response.status_code, response.json()["error"]["code"]) == (503, "PRACTICE_NOT_DEPLOYED")
+    missing = api_env.call("GET", "/inspections/424242", "auditor")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (404, "INSPECTION_NOT_FOUND")

@@ -1,0 +1,86 @@
+"""Sampling inspections: an auditor opens one for a closed period, the sample is drawn from a block hash
+committed to in advance, sampled providers present payload and manifest (checked against the chain), and the
+auditor records each outcome. Every member reads inspections; ``verifier.sampling`` recomputes a sample from
+the chain alone."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+
+from api import models as m
+from api.deps import (
+    CurrentPrincipal,
+    DepartmentPrincipal,
+    IdempotencyKey,
+    InspectorPrincipal,
+    LedgerDep,
+    StateDep,
+)
+from api.routes.verify import payload_verdict
+
+router = APIRouter(prefix="/inspections", tags=["inspections"])
+InspectionId = Annotated[int, Path(ge=1, le=2**64 - 1)]
+
+
+@router.get("", response_model=list[m.InspectionPublic])
+def list_inspections(_principal: CurrentPrincipal, ledger: LedgerDep) -> list[m.InspectionPublic]:
+    return ledger.practice_service().inspections(ledger).inspections()
+
+
+@router.post("", response_model=m.Written[m.InspectionPublic], status_code=201)
+def open_inspection(
+    body: m.InspectionCreate, _auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.InspectionPublic]:
+    """Open an inspection of a closed period; its seed block is ``seed_delay_blocks`` after the head."""
+    return ledger.practice_service().inspections(ledger).open(body=body)
+
+
+@router.get("/{inspection_id}", response_model=m.InspectionPublic)
+def get_inspection(
+    inspection_id: InspectionId, _principal: CurrentPrincipal, ledger: LedgerDep
+) -> m.InspectionPublic:
+    """The inspection, and once drawn its sample with each delivery's presentation and recorded outcome."""
+    return ledger.practice_service().inspections(ledger).inspection(inspection_id)
+
+
+@router.post("/{inspection_id}/draw", response_model=m.Written[m.InspectionPublic])
+def draw(
+    inspection_id: InspectionId, _auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.InspectionPublic]:
+    """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before)."""
+    return ledger.practice_service().inspections(ledger).draw(inspection_id)
+
+
+@router.post("/{inspection_id}/presentations", response_model=m.PresentationPublic)
+def present(
+    inspection_id: InspectionId,
+    body: m.PresentationCreate,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    state: StateDep,
+) -> m.PresentationPublic:
+    """A sampled provider presents one of its deliveries: the verdict of the payload and manifest against
+    the chain is kept (the latest presentation counts) and answered."""
+
+    def verdict_of(manifest: dict[str, Any], payload_base64: str, expected: bytes) -> dict[str, Any]:
+        return payload_verdict(state, ledger, manifest, payload_base64, expected)
+
+    service = ledger.practice_service().inspections(ledger)
+    return service.present(principal=principal, inspection_id=inspection_id, body=body, verdict_of=verdict_of)
+
+
+@router.post("/{inspection_id}/outcomes", response_model=m.Written[m.InspectionPublic])
+def record_outcome(
+    inspection_id: InspectionId,
+    body: m.OutcomeCreate,
+    _auditor: InspectorPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.InspectionPublic]:
+    """Record a sampled delivery's outcome on chain: passed (its presentation matched the chain), failed (it
+    did not), or not presented (none by the deadline); the verdict's SHA-256 is the evidence hash."""
+    return (
+        ledger.practice_service().inspections(ledger).record_outcome(inspection_id=inspection_id, body=body)
+    )
