@@ -262,6 +262,7 @@ class PracticeService:
             scored=agreement.provider if side is ScoredSide.PROVIDER else agreement.consumer,
             scores=scores if side is ScoredSide.PROVIDER else scores[:1],
             comment_hash=bytes(ev["commentHash"]), block_number=result.block_number,
+            recorded_at=int(self.client.w3.eth.get_block(result.block_number)["timestamp"]),
         )  # fmt: skip
         return m.Written(transaction=_tx(result), record=self._evaluation(record))
 

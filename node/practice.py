@@ -61,6 +61,8 @@ class EvaluationRecord:
     scores: tuple[int, ...]
     comment_hash: bytes
     block_number: int
+    #: Block time of the evaluation.
+    recorded_at: int
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class OutcomeRecord:
     outcome: InspectionOutcome
     evidence_hash: bytes
     block_number: int
+    #: Block time the outcome was recorded.
+    recorded_at: int
 
 
 @dataclass
@@ -113,6 +117,12 @@ class PracticeReader:
 
     def __init__(self, practice: LedgerClient, ledger: LedgerClient, *, from_block: int = 0) -> None:
         self.practice, self.ledger, self.from_block = practice, ledger, from_block
+        self._times: dict[int, int] = {}
+
+    def _time(self, block: int) -> int:
+        if block not in self._times:
+            self._times[block] = int(self.practice.w3.eth.get_block(block)["timestamp"])
+        return self._times[block]
 
     def demand(self, demand_id: int) -> DemandRecord:
         """Raises: LedgerRevertError ``PracticeUnknownDemand`` for an unknown id."""
@@ -149,6 +159,7 @@ class PracticeReader:
                     scored=provider if side is ScoredSide.PROVIDER else consumer,
                     scores=scores if side is ScoredSide.PROVIDER else scores[:1],
                     comment_hash=bytes(a["commentHash"]), block_number=block,
+                    recorded_at=self._time(block),
                 )
             )  # fmt: skip
         return out
@@ -166,6 +177,7 @@ class PracticeReader:
                     inspection_id=int(a["inspectionId"]), delivery_id=delivery,
                     provider=delivery_id_provider(delivery), outcome=InspectionOutcome(a["outcome"]),
                     evidence_hash=bytes(a["evidenceHash"]), block_number=block,
+                    recorded_at=self._time(block),
                 )
             )  # fmt: skip
         return out

@@ -270,6 +270,7 @@ def provenance_of_payload(
 def scorecard(
     ctx: AuditDep,
     principal: ExchangeReader,
+    state: StateDep,
     department: str | None = None,
     period_from: Annotated[str | None, Query(alias="from")] = None,
     period_to: Annotated[str | None, Query(alias="to")] = None,
@@ -295,6 +296,10 @@ def scorecard(
             deadline_days=ctx.settings.audit_response_deadline_days
             if deadline_days is None
             else deadline_days,
+            # Demands, evaluations and inspections are read from the practice contract itself (null without).
+            practice=None
+            if state.ledger is None or state.ledger.practice is None
+            else state.ledger.practice.reader.facts(),
         )
     except DxlError as exc:
         raise _translate(exc) from None

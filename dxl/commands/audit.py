@@ -231,10 +231,29 @@ def scorecard_cmd(
             deadline_days=deadline_days
             if deadline_days is not None
             else ctx.settings.audit_response_deadline_days,
+            practice=_practice_facts(ctx.rpc_url, ctx.chain_id),
         )
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
     _out(card, True)
+
+
+def _practice_facts(rpc_url: str, chain_id: int) -> Any:
+    """Demands, evaluations and inspections from the recorded ``SharingPractice`` (None when the deployment
+    record names none: the scorecard's ``practice`` is then null)."""
+    from node.deploy import DeploymentMismatchError, ledger_client, load_deployment, practice_client
+    from node.endpoint import NodeEndpoint
+    from node.practice import PracticeReader
+
+    endpoint = NodeEndpoint(rpc_url, chain_id)
+    record = load_deployment().sharing_practice
+    if record is None:
+        return None
+    try:
+        practice = practice_client(endpoint)
+    except DeploymentMismatchError:
+        return None
+    return PracticeReader(practice, ledger_client(endpoint), from_block=record.block_number).facts()
 
 
 @audit_app.command("report")

@@ -26,6 +26,19 @@ Definitions (period = ``[from, to)`` in block time, UTC):
   of the deliveries sent in the period, the fraction acknowledged by the consumer (at any time up to
   evaluation); **disputes**: of those, the number disputed.
 * **refused deliveries**: failed ``recordDelivery`` transactions of the department in the period, by reason.
+
+From the sharing practice contract (``practice``; null when it is not deployed):
+
+* **demands received**: demands *published in the period* and *addressed to* the department (or addressed to
+  no one and answered by it; the consortium: all demands of the period), by their answer as of evaluation
+  time. **Met**: answered with a resource (new or existing) that was then delivered to the demand's publisher
+  (a delivery of that resource to it recorded after the answer, up to evaluation time). **Demand met rate** =
+  met / received: the share of demands made of the department that it actually satisfied.
+* **demands published**: the department's own demands of the period, and how many were met.
+* **evaluations**: scores the department received in the period (as provider: timeliness, completeness,
+  accuracy; as consumer: purpose compliance), count and average of each.
+* **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
+  failed, not presented) and the pass rate.
 """
 
 from __future__ import annotations
@@ -42,7 +55,8 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
-from node.types import ShareType
+from node.practice import PracticeFacts
+from node.types import DemandAnswer, InspectionOutcome, ScoredSide, ShareType
 
 SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
 
@@ -139,6 +153,7 @@ def compute_scorecard(
     now: int,
     deadline_days: int = 10,
     holidays: frozenset[date] = frozenset(),
+    practice: PracticeFacts | None = None,
 ) -> dict[str, Any]:
     """The scorecard of ``department`` (None: the whole consortium) over ``[period_from, period_to)``,
     evaluated at ``min(period_to, now)``. See the module docstring for every definition.
@@ -239,6 +254,91 @@ def compute_scorecard(
         "refused_deliveries": {
             "total": len(refused),
             "by_reason": dict(sorted(Counter(f.reason for f in refused).items())),
+        },
+        "practice": None
+        if practice is None
+        else practice_indicators(
+            practice, facts, department=department, period_from=period_from, period_to=period_to, as_of=as_of
+        ),
+    }
+
+
+def _mean(values: list[int]) -> float | None:
+    return round(statistics.fmean(values), 3) if values else None
+
+
+def practice_indicators(
+    practice: PracticeFacts,
+    facts: Facts,
+    *,
+    department: int | None,
+    period_from: int,
+    period_to: int,
+    as_of: int,
+) -> dict[str, Any]:
+    """The demand, evaluation and inspection indicators of the module docstring."""
+
+    def in_period(t: int) -> bool:
+        return period_from <= t < period_to
+
+    def met(d: Any) -> bool:
+        if not d.answered_with_resource or d.answered_at > as_of:
+            return False
+        return any(
+            x.resource_id == d.resource_id
+            and x.consumer == d.publisher
+            and d.answered_at <= x.recorded_at <= as_of
+            for x in facts.deliveries
+        )
+
+    demands = [d for d in practice.demands if in_period(d.published_at)]
+    received = [
+        d for d in demands
+        if department in (None, d.addressee) or (d.addressee == 0 and d.answered_by == department)
+    ]  # fmt: skip
+    published = [d for d in demands if department is not None and d.publisher == department]
+
+    def answer(d: Any) -> DemandAnswer:
+        return d.answer if d.answered_at <= as_of else DemandAnswer.NONE
+
+    met_received = sum(met(d) for d in received)
+    evaluations = [e for e in practice.evaluations if in_period(e.recorded_at) and e.recorded_at <= as_of]
+    as_provider = [e for e in evaluations if e.side is ScoredSide.PROVIDER and department in (None, e.scored)]
+    as_consumer = [e for e in evaluations if e.side is ScoredSide.CONSUMER and department in (None, e.scored)]
+    outcomes = [
+        o for o in practice.outcomes
+        if in_period(o.recorded_at) and o.recorded_at <= as_of and department in (None, o.provider)
+    ]  # fmt: skip
+    by_outcome = Counter(o.outcome for o in outcomes)
+    return {
+        "demands_received": {
+            "total": len(received),
+            "new_resource": sum(answer(d) is DemandAnswer.NEW_RESOURCE for d in received),
+            "existing_resource": sum(answer(d) is DemandAnswer.EXISTING_RESOURCE for d in received),
+            "declined": sum(answer(d) is DemandAnswer.DECLINED for d in received),
+            "open": sum(answer(d) is DemandAnswer.NONE for d in received),
+            "met": met_received,
+            "met_rate": _rate(met_received, len(received)),
+        },
+        "demands_published": {"total": len(published), "met": sum(met(d) for d in published)},
+        "evaluations": {
+            "as_provider": {
+                "count": len(as_provider),
+                "timeliness": _mean([e.scores[0] for e in as_provider]),
+                "completeness": _mean([e.scores[1] for e in as_provider]),
+                "accuracy": _mean([e.scores[2] for e in as_provider]),
+            },
+            "as_consumer": {
+                "count": len(as_consumer),
+                "purpose_compliance": _mean([e.scores[0] for e in as_consumer]),
+            },
+        },
+        "inspections": {
+            "sampled_outcomes": len(outcomes),
+            "passed": by_outcome[InspectionOutcome.PASSED],
+            "failed": by_outcome[InspectionOutcome.FAILED],
+            "not_presented": by_outcome[InspectionOutcome.NOT_PRESENTED],
+            "pass_rate": _rate(by_outcome[InspectionOutcome.PASSED], len(outcomes)),
         },
     }
 

@@ -9,11 +9,21 @@ import hashlib
 import json
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, agreement_between, b32, delivery_between, grant_between, ok, register
+from api_helpers import (
+    ApiEnv,
+    agreement_between,
+    b32,
+    delivery_between,
+    grant_between,
+    ok,
+    register,
+    request_access,
+)
 
 from api.app import ensure_demo_tokens
 from node.deploy import load_deployment
@@ -360,3 +370,35 @@ def test_without_the_practice_contract_its_routes_answer_503(api_env: ApiEnv, tm
             assert (response.status_code, response.json()["error"]["code"]) == (503, "PRACTICE_NOT_DEPLOYED")
     missing = api_env.call("GET", "/inspections/424242", "auditor")
     assert (missing.status_code, missing.json()["error"]["code"]) == (404, "INSPECTION_NOT_FOUND")
+
+
+def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: ApiEnv) -> None:
+    env = api_env
+    demand = publish(env, "psb", "hrss")
+    resource_id = register(env, "hrss")
+    ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                json={"answer": "new_resource", "resource_id": resource_id}))  # fmt: skip
+    since = datetime.fromtimestamp(demand["published_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    query = f"/audit/scorecard?department=HRSS&from={since}"
+
+    def practice() -> dict[str, Any]:
+        ok(env.call("POST", "/audit/index", "auditor"))
+        return dict(ok(env.call("GET", query, "auditor"))["practice"])
+
+    before = practice()["demands_received"]
+    assert before["total"] >= 1 and before["new_resource"] >= 1
+    # Delivered to the publisher under an agreement on that resource: now the demand is met.
+    req = request_access(env, "psb", resource_id)
+    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
+    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
+    grant = ok(env.call("POST", "/grants", "hrss", json={
+        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    delivery = delivery_between(env, "hrss", "psb", grant)
+    scores = {"delivery_id": delivery["delivery_id"], "timeliness": 2, "completeness": 2, "accuracy": 2}
+    ok(env.call("POST", f"/agreements/{agreement['id']}/evaluations", "psb", json=scores), 201)
+    after = practice()
+    assert after["demands_received"]["met"] == before["met"] + 1
+    assert after["evaluations"]["as_provider"]["count"] >= 1
+    # A department reads its own scorecard and the consortium's, not another's.
+    assert env.call("GET", "/audit/scorecard?department=HRSS", "psb").status_code == 403

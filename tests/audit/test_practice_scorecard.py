@@ -1,0 +1,90 @@
+"""The scorecard's practice indicators on hand-made facts: demand met (answered with a resource that was then
+delivered to the publisher), evaluations' averages and counts, inspection outcomes."""
+
+from __future__ import annotations
+
+from node.audit.scorecard import DeliveryFact, Facts, compute_scorecard
+from node.practice import DemandRecord, EvaluationRecord, OutcomeRecord, PracticeFacts
+from node.types import DemandAnswer, InspectionOutcome, ScoredSide
+
+Z = b"\x00" * 32
+PSB, HRSS, CIVIL = 1, 2, 4
+
+
+def demand(ident: int, publisher: int, addressee: int, answer: DemandAnswer, *, resource: int = 0,
+           answered_by: int = 0, published: int = 100, answered: int = 200) -> DemandRecord:  # fmt: skip
+    return DemandRecord(
+        ident, publisher, addressee, published, 10_000, 5, b"\x01" * 32, answer,
+        answered_by or (addressee if answer is not DemandAnswer.NONE else 0),
+        answered if answer is not DemandAnswer.NONE else 0, resource,
+        3 if answer is DemandAnswer.DECLINED else 0, Z,
+    )  # fmt: skip
+
+
+def delivery(resource: int, consumer: int, at: int) -> DeliveryFact:
+    return DeliveryFact(f"0x{resource:02x}{consumer:02x}{at:x}", resource, HRSS, consumer, at)
+
+
+PRACTICE = PracticeFacts(
+    demands=[
+        demand(1, PSB, HRSS, DemandAnswer.NEW_RESOURCE, resource=7),  # delivered after the answer: met
+        demand(2, PSB, HRSS, DemandAnswer.EXISTING_RESOURCE, resource=3),  # delivered before only: not met
+        demand(3, CIVIL, HRSS, DemandAnswer.DECLINED),
+        demand(4, CIVIL, HRSS, DemandAnswer.NONE),
+        demand(
+            5, PSB, 0, DemandAnswer.NEW_RESOURCE, resource=8, answered_by=HRSS
+        ),  # to no one, HRSS answered
+        demand(6, PSB, HRSS, DemandAnswer.NEW_RESOURCE, resource=9, published=5_000),  # outside the period
+        demand(7, HRSS, PSB, DemandAnswer.NONE),
+    ],
+    evaluations=[
+        EvaluationRecord(1, 0, ScoredSide.PROVIDER, PSB, HRSS, (5, 4, 3), Z, 10, 300),
+        EvaluationRecord(2, 0, ScoredSide.PROVIDER, CIVIL, HRSS, (4, 4, 4), Z, 11, 310),
+        EvaluationRecord(1, 0, ScoredSide.CONSUMER, HRSS, PSB, (2,), Z, 12, 320),
+    ],
+    outcomes=[
+        OutcomeRecord(1, b"\x00\x00\x00\x02" + b"\x01" * 28, HRSS, InspectionOutcome.PASSED, Z, 20, 400),
+        OutcomeRecord(1, b"\x00\x00\x00\x02" + b"\x02" * 28, HRSS, InspectionOutcome.FAILED, Z, 20, 400),
+        OutcomeRecord(
+            1, b"\x00\x00\x00\x02" + b"\x03" * 28, HRSS, InspectionOutcome.NOT_PRESENTED, Z, 21, 410
+        ),
+        OutcomeRecord(1, b"\x00\x00\x00\x01" + b"\x04" * 28, PSB, InspectionOutcome.PASSED, Z, 21, 410),
+    ],
+)
+FACTS = Facts(deliveries=[delivery(7, PSB, 250), delivery(3, PSB, 150), delivery(8, CIVIL, 260)])
+
+
+def card(department: int | None) -> dict:
+    return compute_scorecard(FACTS, department=department, period_from=0, period_to=1_000, now=2_000,
+                             practice=PRACTICE)["practice"]  # fmt: skip
+
+
+def test_demands_received_and_met() -> None:
+    hrss = card(HRSS)["demands_received"]
+    # Received: 1, 2, 3, 4 (addressed) and 5 (to no one, answered by HRSS); 6 is outside the period.
+    assert hrss == {"total": 5, "new_resource": 2, "existing_resource": 1, "declined": 1, "open": 1,
+                    "met": 1, "met_rate": 0.2}  # fmt: skip
+    assert card(PSB)["demands_published"] == {"total": 3, "met": 1}  # 6 is outside; 5 went to CIVIL
+    assert card(None)["demands_received"]["total"] == 6
+
+
+def test_evaluations_and_inspections() -> None:
+    hrss = card(HRSS)
+    assert hrss["evaluations"]["as_provider"] == {"count": 2, "timeliness": 4.5, "completeness": 4.0,
+                                                  "accuracy": 3.5}  # fmt: skip
+    assert hrss["evaluations"]["as_consumer"] == {"count": 0, "purpose_compliance": None}
+    assert card(PSB)["evaluations"]["as_consumer"] == {"count": 1, "purpose_compliance": 2.0}
+    assert hrss["inspections"] == {"sampled_outcomes": 3, "passed": 1, "failed": 1, "not_presented": 1,
+                                   "pass_rate": 0.333333}  # fmt: skip
+    assert card(None)["inspections"]["sampled_outcomes"] == 4
+
+
+def test_a_closed_period_is_a_snapshot() -> None:
+    early = compute_scorecard(FACTS, department=HRSS, period_from=0, period_to=220, now=2_000,
+                              practice=PRACTICE)["practice"]  # fmt: skip
+    # Evaluated at 220: answers after it are open, the delivery at 250 has not happened, no scores yet.
+    assert early["demands_received"]["met"] == 0 and early["evaluations"]["as_provider"]["count"] == 0
+
+
+def test_without_the_contract_the_section_is_null() -> None:
+    assert compute_scorecard(FACTS, department=HRSS, period_from=0, period_to=10, now=20)["practice"] is None
