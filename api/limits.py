@@ -23,12 +23,15 @@ DEFAULT_MAX_BODY_BYTES = 64 * 1024
 MANIFEST_MAX_BODY_BYTES = 8 * 1024 * 1024
 #: ``POST /receipts``: 10,000 receipts of about 260 bytes each, with room for whitespace.
 RECEIPTS_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: ``POST /receipts/lookup``: its 1,000 delivery ids (70 bytes each in JSON) with room for whitespace.
+RECEIPT_LOOKUP_MAX_BODY_BYTES = 256 * 1024
 #: ``POST /resources/import``: a whole catalog, up to 2,000 documents of about 1.5 KiB (JSON or CSV).
 CATALOG_IMPORT_MAX_BODY_BYTES = 4 * 1024 * 1024
 ROUTE_MAX_BODY_BYTES: Mapping[str, int] = {
     "/verify": MANIFEST_MAX_BODY_BYTES,
     "/audit/provenance/payload": MANIFEST_MAX_BODY_BYTES,
     "/receipts": RECEIPTS_MAX_BODY_BYTES,
+    "/receipts/lookup": RECEIPT_LOOKUP_MAX_BODY_BYTES,
     "/resources/import": CATALOG_IMPORT_MAX_BODY_BYTES,
 }
 

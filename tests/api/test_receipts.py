@@ -146,6 +146,16 @@ def test_post_receipts_diskFull_503_nothingJournaled_retryAcceptedOnce(
     assert len({(r["grant_id"], r["sequence"]) for r in found}) == 3
 
 
+def test_post_receipts_lookup_takesItsFullThousandIds(api_env: ApiEnv) -> None:
+    """The lookup's declared maximum (1,000 ids) fits its body limit: unknown ids simply are not listed."""
+    ids = [b32() for _ in range(1000)]
+    assert ok(api_env.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids})) == {
+        "receipts": []
+    }
+    refused = api_env.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": [*ids, b32()]})
+    assert refused.status_code == 422, refused.text
+
+
 def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any], tmp_path: Path) -> None:
     """``dxl verify-receipt`` checks the answer against the chain alone; a changed receipt or a batch the
     chain does not hold is refused."""
