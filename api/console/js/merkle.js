@@ -179,6 +179,23 @@ export async function commit(bytes, { alg, salt, format, chunkSize }) {
   return { leaves, leafHashes, root, leafCount: leaves.length, byteSize: bytes.length, recordCount: recordCount(format, leaves.length) };
 }
 
+/**
+ * The commitment of a File or Blob. Fixed-size chunks are read one batch at a time, so a large `bytes` payload
+ * is never held whole (its `leaves` are then null); record formats need the whole file to find their rows.
+ */
+export async function commitBlob(blob, { alg, salt, format, chunkSize, batchBytes = 16 << 20 }) {
+  if (format !== "bytes") return commit(new Uint8Array(await blob.arrayBuffer()), { alg, salt, format, chunkSize });
+  const leafHashes = [];
+  // Whole chunks per read, so no chunk straddles two reads.
+  const batch = Math.max(chunkSize, Math.floor(batchBytes / chunkSize) * chunkSize);
+  for (let offset = 0; offset < blob.size; offset += batch) {
+    const bytes = new Uint8Array(await blob.slice(offset, Math.min(offset + batch, blob.size)).arrayBuffer());
+    leafHashes.push(...(await Promise.all(byteLeaves(bytes, chunkSize).map((leaf) => leafHash(alg, salt, leaf)))));
+  }
+  const root = await treeRoot(alg, salt, leafHashes);
+  return { leaves: null, leafHashes, root, leafCount: leafHashes.length, byteSize: blob.size, recordCount: 0 };
+}
+
 /** Ascending indexes as half-open [start, end] ranges, the verifier's form: [1,2,3,7] -> [[1,4],[7,8]]. */
 export function indexRanges(indexes) {
   const out = [];

@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { add, errorBox, fill, h, mono, table, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { commit, fromHex, indexRanges, toHex } from "../merkle.js";
+import { commitBlob, fromHex, indexRanges, toHex } from "../merkle.js";
 
 const MAX_SHOWN = 50;
 
@@ -80,7 +80,9 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
       table([
         [t("verify.leaf"), (i) => i],
         [t("verify.record"), (i) => (manifest.chunking.format === "csv" ? (i === 0 ? t("verify.header") : i) : manifest.chunking.format === "jsonl" ? i + 1 : "—")],
-        [t("verify.content"), (i) => h("code", { class: "leaf" }, leafText(local.leaves[i]))],
+        [t("verify.content"), (i) => (local.leaves
+          ? h("code", { class: "leaf" }, leafText(local.leaves[i]))
+          : t("verify.chunk", { start: i * manifest.chunking.chunk_size, end: Math.min((i + 1) * manifest.chunking.chunk_size, local.byteSize) }))],
         [t("verify.computedHash"), (i) => mono(`0x${toHex(local.leafHashes[i])}`, 8)],
         [t("verify.manifestHash"), (i) => mono(manifest.leaf_hashes[i], 8)],
       ], shown, { id: "differing-records" }),
@@ -129,9 +131,8 @@ export default {
         if (!crypto.subtle) throw new Error(t("verify.noWebCrypto"));
         const manifest = JSON.parse(new TextDecoder().decode(await readFile(chosen.manifest)));
         if (manifest.schema !== "dxl.manifest/1") throw new Error(t("verify.notManifest"));
-        const payload = await readFile(chosen.payload);
         const started = performance.now();
-        const local = await commit(payload, {
+        const local = await commitBlob(chosen.payload, {
           alg: manifest.algorithm.name, salt: fromHex(manifest.salt),
           format: manifest.chunking.format, chunkSize: manifest.chunking.chunk_size,
         });

@@ -151,6 +151,7 @@ export default {
   "verify.record": "Record",
   "verify.header": "header",
   "verify.content": "Content in your file",
+  "verify.chunk": "bytes {start} to {end}",
   "verify.computedHash": "Hash here",
   "verify.manifestHash": "Hash in manifest",
   "verify.deliveryId": "Delivery",

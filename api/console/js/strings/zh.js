@@ -151,6 +151,7 @@ export default {
   "verify.record": "记录",
   "verify.header": "表头",
   "verify.content": "您文件中的内容",
+  "verify.chunk": "第 {start} 至 {end} 字节",
   "verify.computedHash": "本地哈希",
   "verify.manifestHash": "清单中的哈希",
   "verify.deliveryId": "交付",
