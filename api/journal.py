@@ -519,6 +519,10 @@ class JournaledSender:
         Raises:
             As :meth:`wait`.
         """
+        # Through the same gate as a new send: a retry pushing its bytes to a node that lost blocks, before
+        # reconciliation re-sent them, would be mined ahead of acknowledged writes and take their ids.
+        self._open.wait(timeout=self.client.receipt_timeout)
+        self._await_intact_chain()
         if entry.status is TxStatus.SENT and self.client.receipt(entry.tx_hash) is None:
             try:
                 self.push(entry.signed)

@@ -179,6 +179,35 @@ def test_a_write_sent_before_the_watcher_saw_lost_blocks_does_not_take_an_acknow
         env.app.state.dxl.ledger.sender.on_chain_changed()
 
 
+def test_a_retry_after_lost_blocks_does_not_push_its_write_ahead_of_an_acknowledged_one(
+    journal_env: JournalEnv,
+) -> None:
+    """A write answered 409 (its transaction journaled, never sent) is retried after the node lost the block
+    of an acknowledged write, before the watcher looked: the retry waits for reconciliation rather than
+    pushing its bytes first, so the acknowledged write keeps its id."""
+    env = journal_env
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    watcher.interval = 3600.0
+    time.sleep(0.3)  # the watcher's current 0.1 s wait ends; the next lasts an hour unless a send wakes it
+    try:
+        snapshot = env.node_rpc("evm_snapshot")
+        first_body, later_body = _resource(), _resource()
+        first = ok(env.register("hrss", "gate-1", first_body), 201)
+        env.proxy.swallow_sends = 1
+        pending = env.register("psb", "gate-2", later_body)
+        assert pending.status_code == 409, pending.text
+        assert env.node_rpc("evm_revert", snapshot) is True
+        later = ok(env.register("psb", "gate-2", later_body), 201)
+        assert later["transaction"]["hash"] == pending.json()["error"]["tx_hash"]
+        assert later["record"]["id"] == first["record"]["id"] + 1
+        again = ok(env.register("hrss", "gate-1", first_body), 201)
+        assert again["record"] == first["record"]
+    finally:
+        env.proxy.swallow_sends = 0
+        watcher.interval = 0.1
+        env.app.state.dxl.ledger.sender.on_chain_changed()
+
+
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
 
 
