@@ -142,6 +142,7 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         from_block=record.block_number if record else 0,
         submit=journaled_submit(ledger.sender),
         on_receipt=ledger.sender.record_receipt,
+        confirmations=settings.confirmations,
     )
     service.start()
     return service

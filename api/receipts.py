@@ -22,9 +22,9 @@ the chain (``nextSequence``/``batch``): batches on chain are final, the others a
 content — also after the node lost blocks it had mined (kill -9 of the embedded node loses the last seconds).
 
 Receipt status: ``pending`` (journaled, in no batch yet), ``anchored`` (in a closed batch whose root and
-inclusion proof are known, transaction sent), ``final`` (the anchoring transaction is mined: the batch is on
-chain), ``refused`` (the contract refused the batch, e.g. the grant was revoked in between; ``error`` says
-why).
+inclusion proof are known, transaction sent), ``final`` (the anchoring transaction is mined, with
+``DXL_CONFIRMATIONS`` blocks on top of it: the batch is on chain for good), ``refused`` (the contract refused
+the batch, e.g. the grant was revoked in between; ``error`` says why).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ from api.errors import ApiError
 from api.journal import JournaledSender, database_unavailable
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx
-from node.errors import DxlError
+from node.errors import DxlError, NodeError
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, encode_receipt, leaf_hash
 
 if TYPE_CHECKING:
@@ -945,10 +945,26 @@ _STATUS = {"closed": "anchored", "final": "final", "refused": "refused"}
 
 
 class ReceiptReader:
-    """Receipts by id with their proofs; batch trees are rebuilt from the journal and kept for a while."""
+    """Receipts by id with their proofs; batch trees are rebuilt from the journal and kept for a while.
 
-    def __init__(self, engine: Engine, *, trees: int = 16) -> None:
+    ``confirmations`` (the confirmation depth): a mined batch reads ``final`` only once ``confirmations``
+    blocks are on top of its block (``head`` gives the chain's height; read once per look-up); before that it
+    reads ``anchored``. 0 (anvil, QBFT: a mined block is final) reads no height at all.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        trees: int = 16,
+        confirmations: int = 0,
+        head: Callable[[], int] | None = None,
+    ) -> None:
+        if confirmations and head is None:
+            raise ValueError("a confirmation depth needs the chain's height (head)")
         self._engine = engine
+        self._confirmations = confirmations
+        self._head = head
         self._trees: OrderedDict[int, tuple[BatchTree, dict[int, int]]] = OrderedDict()
         self._max_trees = trees
         self._lock = threading.Lock()
@@ -975,6 +991,17 @@ class ReceiptReader:
                 self._trees.popitem(last=False)
         return built
 
+    def _confirmed_up_to(self) -> float:
+        """The newest block dxl calls final (infinite without a confirmation depth; -1 when the node does not
+        answer: nothing is called final that cannot be checked)."""
+        if not self._confirmations:
+            return float("inf")
+        assert self._head is not None
+        try:
+            return self._head() - self._confirmations
+        except NodeError:
+            return -1
+
     def lookup(self, ids: Iterable[bytes], *, reader: int | None) -> list[ReceiptView]:
         """The receipts with these ids that ``reader`` (a department id; None: an auditor) is party to."""
         wanted = list(dict.fromkeys(ids))
@@ -991,6 +1018,7 @@ class ReceiptReader:
             .order_by(r.seq)
         )  # fmt: skip
         out: list[ReceiptView] = []
+        confirmed_up_to = self._confirmed_up_to()
         with self._engine.connect() as conn:
             for row in conn.execute(query).all():
                 if reader is not None and reader not in (row.provider, row.consumer):
@@ -1013,6 +1041,8 @@ class ReceiptReader:
                     "block_number": row.block_number,
                 }
                 status = _STATUS[row.state]
+                if status == "final" and (row.block_number is None or row.block_number > confirmed_up_to):
+                    status = "anchored"  # mined, not yet under the confirmation depth
                 view = ReceiptView(receipt, row.provider, row.consumer, status, row.accepted_at, batch, proof,
                                    row.error)  # fmt: skip
                 out.append(view)
@@ -1037,6 +1067,7 @@ class ReceiptService:
         from_block: int = 0,
         submit: Submit | None = None,
         on_receipt: Callable[[str, Any], None] | None = None,
+        confirmations: int = 0,
     ) -> None:
         init_receipt_tables(engine)
         self.anchors = anchors
@@ -1054,7 +1085,9 @@ class ReceiptService:
             on_receipt=on_receipt,
         )
         self.journal = ReceiptJournal(engine, self.anchorer.submit)
-        self.reader = ReceiptReader(engine)
+        self.reader = ReceiptReader(
+            engine, confirmations=confirmations, head=anchors.block_number if confirmations else None
+        )
         self._keys_checked: set[int] = set()
         self._grant_locks: dict[int, asyncio.Lock] = {}
         #: Department ids of the principals that posted, by principal key.

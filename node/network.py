@@ -47,6 +47,9 @@ DEFAULT_RPC_PORT = 8645
 DEFAULT_P2P_PORT = 30411
 DEFAULT_PERIOD_S = 1
 DEFAULT_GAS_LIMIT = 100_000_000
+#: The confirmation depth dxl uses here (``DXL_CONFIRMATIONS``): signers sealing out of turn at one height
+#: fork the chain for a block or two until the heavier branch wins (seen at starts of the network).
+CLIQUE_CONFIRMATIONS = 3
 #: Environment variable naming a geth executable to use instead of ``.tools/bin/geth``.
 GETH_ENV = "DXL_GETH"
 GETH_BINARY = PROJECT_ROOT / ".tools" / "bin" / "geth"

@@ -55,6 +55,13 @@ class Settings(BaseSettings):
     node_port: int = Field(default=8545, description="RPC port of the embedded node on 127.0.0.1.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
     audit_batch_blocks: int = Field(default=2000, ge=1, description="Blocks per eth_getLogs of the indexer.")
+    confirmations: int = Field(
+        default=0,
+        ge=0,
+        description="Blocks on top of the one holding a transaction before dxl calls it final: 0 where "
+        "blocks are final once mined (anvil, Besu QBFT), a few where recent blocks may be reorganised "
+        "(Clique).",
+    )
     audit_confirmations: int = Field(default=0, ge=0, description="Blocks the indexer stays behind the head.")
     audit_scan_refusals: bool = Field(default=True, description="Index refused deliveries from reverted txs.")
     audit_response_deadline_days: int = Field(
@@ -72,6 +79,12 @@ class Settings(BaseSettings):
         if not 0 < value < 65536:
             raise ValueError(f"port must be 1..65535, got {value}")
         return value
+
+    @property
+    def audit_depth(self) -> int:
+        """Blocks the audit indexer stays behind the head: never fewer than the confirmation depth, so the
+        index holds only blocks dxl calls final."""
+        return max(self.audit_confirmations, self.confirmations)
 
     @property
     def failover_urls(self) -> tuple[str, ...]:

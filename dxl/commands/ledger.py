@@ -153,7 +153,7 @@ def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
     """``settings`` pointed at the local network (first signer, the others as failover URLs); the network is
     started here if none of it runs, and then stopped on exit."""
     from node.compiler import load_config
-    from node.network import LocalNetwork, check_evm
+    from node.network import CLIQUE_CONFIRMATIONS, LocalNetwork, check_evm
 
     check_evm(str(load_config().settings.get("evmVersion", "")))
     local = LocalNetwork(settings.home)
@@ -165,6 +165,7 @@ def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
                 "rpc_url": endpoint.rpc_url,
                 "chain_id": endpoint.chain_id,
                 "rpc_failover_urls": ",".join(endpoint.failover_urls),
+                "confirmations": max(settings.confirmations, CLIQUE_CONFIRMATIONS),
             }
         )
     finally:

@@ -63,7 +63,7 @@ class AuditContext:
             start_block=self.start_block,
             config=IndexerConfig(
                 self.settings.audit_batch_blocks,
-                self.settings.audit_confirmations,
+                self.settings.audit_depth,
                 self.settings.audit_scan_refusals,
             ),
             anchors=self.anchors,

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from api.db import JournaledTransaction, make_engine
 from api.journal import TxStatus
-from api.receipts import Anchorer, batches_table, init_receipt_tables, receipts_table
+from api.receipts import Anchorer, ReceiptReader, batches_table, init_receipt_tables, receipts_table
 from dxl.app import app as cli
 from node.deploy import anchors_client
 from node.errors import NodeError
@@ -784,3 +784,61 @@ def test_audit_cli_batchProvenance_andAnchorsNotServingTheLedger(
         cli, ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json"]
     )
     assert result.exit_code == 2 and "does not answer ledger()" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    ("confirmations", "head", "expected"),
+    [(0, None, "final"), (3, 41, "anchored"), (3, 42, "anchored"), (3, 43, "final"), (3, 50, "final")],
+)
+def test_receipt_final_onlyAtTheConfirmationDepth(
+    tmp_path: Path, confirmations: int, head: int | None, expected: str
+) -> None:
+    """A batch mined in block 40 reads final once ``confirmations`` blocks are on top of it (block 43 for a
+    depth of 3), anchored before; without a depth (anvil, QBFT) at once, without asking the node."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
+    init_receipt_tables(engine)
+    receipt = Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1)
+    with engine.begin() as conn:
+        batch_id = conn.execute(
+            batches_table.insert().values(
+                grant_id=7, provider=1, first_sequence=0, leaf_count=1, root=receipt.leaf_hash(),
+                state="final", closed_at=time.time(), tx_hash="0x" + "ab" * 32, block_number=40,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
+        conn.execute(
+            receipts_table.insert().values(
+                seq=0, delivery_id=receipt.delivery_id, provider=1, consumer=2, grant_id=7,
+                commitment=receipt.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                accepted_at=time.time(), batch_id=batch_id,
+            )
+        )  # fmt: skip
+    reads: list[int] = []
+
+    def height() -> int:
+        assert head is not None, "no depth: the node is not asked"
+        reads.append(head)
+        return head
+
+    reader = ReceiptReader(engine, confirmations=confirmations, head=height if confirmations else None)
+    try:
+        (view,) = reader.lookup([receipt.delivery_id], reader=None)
+        assert view.status == expected
+        assert len(reads) == (1 if confirmations else 0)
+    finally:
+        engine.dispose()
+
+
+def test_receipt_nodeUnreachable_notCalledFinalUnderADepth(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
+    init_receipt_tables(engine)
+
+    def unreachable() -> int:
+        raise NodeError("node at http://127.0.0.1:1 is unreachable")
+
+    reader = ReceiptReader(engine, confirmations=2, head=unreachable)
+    try:
+        assert reader._confirmed_up_to() == -1
+        with pytest.raises(ValueError, match="needs the chain's height"):
+            ReceiptReader(engine, confirmations=2)
+    finally:
+        engine.dispose()

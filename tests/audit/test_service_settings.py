@@ -37,6 +37,10 @@ def test_open_context_uses_the_settings_passed_down(tmp_path: Path, monkeypatch:
         assert str(ctx.engine.url) == f"sqlite:///{tmp_path / 'given.sqlite3'}"
         config = ctx.indexer(ctx.rpc()).config
         assert (config.batch_blocks, config.confirmations) == (7, 2)
+        # The confirmation depth holds the indexer back too: it indexes only blocks dxl calls final.
+        deeper = open_context(settings.model_copy(update={"confirmations": 5}))
+        assert deeper.indexer(deeper.rpc()).config.confirmations == 5
+        deeper.engine.dispose()
         assert not (tmp_path / "env.sqlite3").exists()
     finally:
         ctx.engine.dispose()
