@@ -439,13 +439,17 @@ class LocalNetwork:
             with contextlib.suppress(NodeError):
                 peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in running]
                 common = min(int(str(rpc_call(m.rpc_url, "eth_blockNumber")), 16) for m in running)
-                hashes = {
-                    str(rpc_call(m.rpc_url, "eth_getBlockByNumber", [hex(common), False])["hash"])  # type: ignore[index]
-                    for m in running
-                }
+                # A block a member no longer has at that height (it is switching branches) reads as None.
+                blocks = [rpc_call(m.rpc_url, "eth_getBlockByNumber", [hex(common), False]) for m in running]
+                hashes = {str(b.get("hash")) if isinstance(b, dict) else None for b in blocks}
                 first = common if first is None else first
                 seen = f"peers {peers}, {len(hashes)} different block(s) at height {common}"
-                if min(peers) >= len(running) - 1 and len(hashes) == 1 and common > first:
+                if (
+                    min(peers) >= len(running) - 1
+                    and hashes != {None}
+                    and len(hashes) == 1
+                    and common > first
+                ):
                     return common
             if time.monotonic() > deadline:
                 raise NodeError(f"network not peered on one chain within {timeout:g} s ({seen})")

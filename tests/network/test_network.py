@@ -219,3 +219,84 @@ def test_run_on_the_network_refuses_contracts_compiled_for_a_newer_evm() -> None
     with pytest.raises(EvmVersionError, match="invalid opcode PUSH0"):
         check_evm(str(load_config().settings["evmVersion"]))
     check_evm("london")  # what the network runs passes
+
+
+def _partition(network: LocalNetwork, alone: int, *, joined: bool) -> None:
+    """Cut member ``alone`` off the others (both directions: static peers redial), or join it back."""
+    members = network.members()
+    method = "admin_addPeer" if joined else "admin_removePeer"
+    for other in members:
+        if other.index != alone:
+            rpc_call(members[alone].rpc_url, method, [other.enode])
+            rpc_call(other.rpc_url, method, [members[alone].enode])
+
+
+def _peers(url: str) -> int:
+    return int(str(rpc_call(url, "net_peerCount")), 16)
+
+
+def test_a_write_in_a_block_orphaned_by_a_partition_is_mined_again_once(
+    full_network: LocalNetwork, journaled: sessionmaker[Session]
+) -> None:
+    """Signer 0 alone seals a block holding a journaled write while signers 1 and 2 go on without it; joined
+    again, it takes their heavier chain and the block is orphaned. The journal sees the block's hash change,
+    re-sends the same bytes, and the write ends on the canonical chain exactly once."""
+    members = full_network.members()
+    alone = members[0]
+    client = LedgerClient(NodeEndpoint(alone.rpc_url, full_network.chain_id), [], receipt_timeout=10)
+    sender = JournaledSender(client, Journal(lambda: journaled))
+    account = Account.create()
+    # Clique lets a signer seal at most one of two consecutive blocks: cut off (its sealing paused) right
+    # after another signer's block, signer 0 seals exactly one block on its own side, the one with the write.
+    for _ in range(10):
+        rpc_call(alone.rpc_url, "miner_stop")
+        _partition(full_network, 0, joined=False)
+        deadline = time.monotonic() + 10
+        while _peers(alone.rpc_url) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        head = _block(alone.rpc_url)
+        if str(rpc_call(alone.rpc_url, "clique_getSigner", [hex(head)])).lower() != alone.address.lower():
+            break
+        _partition(full_network, 0, joined=True)
+        rpc_call(alone.rpc_url, "miner_start")
+        full_network.wait_peered(timeout=60)
+    else:
+        pytest.fail("signer 0 had sealed the head at every attempt to cut it off")
+    try:
+        request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+        signed = sender.send(account, request, claim=None, finish=None)
+        rpc_call(alone.rpc_url, "miner_start")
+        orphan = sender.wait(signed.tx_hash, timeout=15)
+        # The other side outgrows it meanwhile (two signers seal every block).
+        other = members[1].rpc_url
+        while _block(other) < orphan.block_number + 3:
+            time.sleep(0.2)
+    finally:
+        rpc_call(alone.rpc_url, "miner_start")
+        _partition(full_network, 0, joined=True)
+    watcher = ChainWatcher(Reconciler(sender), 0.3, reconciled=True)
+    watcher.tick()  # the watcher knows the orphan's block as the newest journaled one
+    canonical = None
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        watcher.tick()
+        entry = sender.journal.entry(signed.tx_hash)
+        receipt = client.receipt(signed.tx_hash)
+        if entry is not None and receipt is not None and entry.status is TxStatus.MINED:
+            block_hash = "0x" + bytes(receipt["blockHash"]).hex()
+            if block_hash != orphan.block_hash:
+                canonical = block_hash
+                break
+        time.sleep(0.3)
+    assert canonical is not None, "the write was not mined again on the canonical chain"
+    with journaled() as session:
+        row = session.scalar(
+            select(JournaledTransaction).where(JournaledTransaction.tx_hash == signed.tx_hash)
+        )
+        assert row is not None and row.block_hash == canonical
+    # Once: one nonce used, and every signer holds the write in the same block.
+    assert client.pending_nonce(account.address) == 1
+    full_network.wait_peered(timeout=60)
+    for member in members:
+        found = rpc_call(member.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
+        assert found is not None and found["blockHash"] == canonical  # type: ignore[index]
