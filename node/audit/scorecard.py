@@ -39,6 +39,9 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   accuracy; as consumer: purpose compliance), count and average of each.
 * **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
   failed, not presented) and the pass rate.
+
+These are evaluated at the period's end in block time (a closed period's figures never change; an open one
+counts what the chain holds now), not at this machine's clock.
 """
 
 from __future__ import annotations
@@ -257,8 +260,15 @@ def compute_scorecard(
         },
         "practice": None
         if practice is None
+        # Evaluated at the period's end by the chain's own clock: practice facts are read from the chain,
+        # which holds nothing later than its head, so an open period counts everything up to now there.
         else practice_indicators(
-            practice, facts, department=department, period_from=period_from, period_to=period_to, as_of=as_of
+            practice,
+            facts,
+            department=department,
+            period_from=period_from,
+            period_to=period_to,
+            as_of=period_to,
         ),
     }
 

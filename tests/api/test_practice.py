@@ -336,7 +336,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         ok(env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": delivery}))
     twice = env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": passed})
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
-    time.sleep(max(0.0, drawn["present_by"] - time.time()) + 1.5)
+    # Wait out the deadline by the node's clock (it may run ahead of this machine's, never faster).
+    chain_now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    time.sleep(max(0, drawn["present_by"] - chain_now) + 1.5)
     _mine(env)
     final = ok(
         env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": absent})
@@ -378,8 +380,10 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
     resource_id = register(env, "hrss")
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                 json={"answer": "new_resource", "resource_id": resource_id}))  # fmt: skip
-    since = datetime.fromtimestamp(demand["published_at"], UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    query = f"/audit/scorecard?department=HRSS&from={since}"
+    # The period in block time: the worker's node may run ahead of this machine's clock.
+    since, until = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                    for t in (demand["published_at"], demand["published_at"] + 86400))  # fmt: skip
+    query = f"/audit/scorecard?department=HRSS&from={since}&to={until}"
 
     def practice() -> dict[str, Any]:
         ok(env.call("POST", "/audit/index", "auditor"))
