@@ -35,8 +35,8 @@ function drawMap(depts, edges, onPick) {
   }));
   const maxDeliveries = Math.max(1, ...edges.map((e) => e.deliveries));
   return s("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, width: SIZE, height: SIZE, class: "map", id: "exchange-map", role: "img", "aria-label": t("nav.map") },
-    s("defs", {}, // In user units, so the arrow keeps its size whatever the edge width; refX puts its tip at the circle.
-      s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 32, refY: 5, markerWidth: 12, markerHeight: 12, markerUnits: "userSpaceOnUse", orient: "auto" },
+    s("defs", {}, // In user units, so the arrow keeps its size whatever the edge width; its tip is the path's end (on the circle).
+      s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 20, markerHeight: 20, markerUnits: "userSpaceOnUse", orient: "auto", overflow: "visible" },
       s("path", { d: "M 0 0 L 10 5 L 0 10 z", class: "arrow" }))),
     edges.map((e) => {
       const a = at.get(e.provider);
@@ -46,9 +46,16 @@ function drawMap(depts, edges, onPick) {
       const mx = (a.x + b.x) / 2 + (b.y - a.y) * 0.15;
       const my = (a.y + b.y) / 2 - (b.x - a.x) * 0.15;
       const width = 2 + (8 * e.deliveries) / maxDeliveries;
+      // Start and end on the circles (radius 26), along the curve's tangents, so the arrow tip touches the node.
+      const toward = (p, q, d) => {
+        const n = Math.hypot(q.x - p.x, q.y - p.y) || 1;
+        return { x: p.x + ((q.x - p.x) * d) / n, y: p.y + ((q.y - p.y) * d) / n };
+      };
+      const start = toward(a, { x: mx, y: my }, 26);
+      const end = toward(b, { x: mx, y: my }, 28);
       const group = s("g", { class: "edge", tabindex: 0, "data-edge": `${deptLabel(depts, e.provider)}>${deptLabel(depts, e.consumer)}` },
         s("title", {}, t("map.edgeTitle", { provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size, deliveries: e.deliveries, bytes: e.bytes })),
-        s("path", { d: `M ${a.x} ${a.y} Q ${mx} ${my} ${b.x} ${b.y}`, "stroke-width": width, "marker-end": "url(#arrow)" }),
+        s("path", { d: `M ${start.x} ${start.y} Q ${mx} ${my} ${end.x} ${end.y}`, "stroke-width": width, "marker-end": "url(#arrow)" }),
         // The label sits on the curve's midpoint (a quadratic Bezier's point at t = 1/2).
         s("text", { x: (a.x + 2 * mx + b.x) / 4, y: (a.y + 2 * my + b.y) / 4, "text-anchor": "middle", class: "edge-label" },
           `${e.agreements.size} / ${e.deliveries}`));
