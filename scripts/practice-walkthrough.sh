@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The README walkthrough of demand lists, evaluation and inspection, run against a live `dxl run`.
+# Usage: DXL_HOME=... DXL_API_URL=http://127.0.0.1:8000 scripts/practice-walkthrough.sh (dxl on PATH); on a fresh
+# ledger (it answers demand 1 and inspection 1).
+set -euo pipefail
+tok() { python3 -c "import json,sys;print(json.load(open('$DXL_HOME/secrets/demo-tokens.json'))['demo-$1']['token'])"; }
+CIVIL=$(tok civil); HRSS=$(tok hrss); AUDITOR=$(tok auditor)
+api() { local who=$1 method=$2 path=$3; shift 3; curl -s -X "$method" "$DXL_API_URL$path" -H "Authorization: Bearer $who" -H 'Content-Type: application/json' "$@"; }
+cd "$(mktemp -d)"
+
+echo '$ dxl demand publish --token $CIVIL --to HRSS --title 就业失业登记信息 ...'
+dxl demand publish --token "$CIVIL" --to HRSS --title 就业失业登记信息 \
+  --purpose 最低生活保障家庭经济状况核对 --legal-basis 《社会救助暂行办法》第十一条 \
+  --field 公民身份号码 --field 就业状态 --field 登记日期 --due 2027-01-31
+echo
+# HRSS catalogues a resource that meets it (a DCAT document, as any catalog entry).
+cat > doc.json <<'JSON'
+{"metadata": {"dct:title": "就业失业登记信息", "dct:description": "本市劳动者的就业与失业登记状态。",
+  "csvw:column": [{"csvw:name": "person_id", "csvw:datatype": "string", "dct:description": "公民身份号码"},
+                  {"csvw:name": "status", "csvw:datatype": "string", "dct:description": "就业状态"},
+                  {"csvw:name": "registered_on", "csvw:datatype": "date", "dct:description": "登记日期"}],
+  "dcat:mediaType": "text/csv", "dct:accrualPeriodicity": "daily",
+  "dct:accessRights": "申请部门须提供社会救助核对授权书",
+  "dcat:contactPoint": {"vcard:fn": "市人社局就业促进处"},
+  "dcatap:applicableLegislation": "《就业服务与就业管理规定》"},
+ "schema_hash": "0x2222222222222222222222222222222222222222222222222222222222222222",
+ "share_type": "conditional", "sensitivity": 2}
+JSON
+RESOURCE=$(api "$HRSS" POST /resources --data @doc.json | python3 -c "import json,sys;print(json.load(sys.stdin)['record']['id'])")
+echo "\$ dxl demand answer 1 --token \$HRSS --new-resource $RESOURCE --note ..."
+dxl demand answer 1 --token "$HRSS" --new-resource "$RESOURCE" --note 已编目，按有条件共享申请
+echo
+# CIVIL requests it, HRSS approves, both sign (custodied keys), HRSS grants and delivers a real payload.
+NOW=$(date +%s)
+REQ=$(api "$CIVIL" POST /requests --data "{\"resource_id\": $RESOURCE, \"purpose\": \"最低生活保障家庭经济状况核对\",
+  \"scope_hash\": \"0x$(printf '3%.0s' {1..64})\", \"terms_hash\": \"0x$(printf '4%.0s' {1..64})\",
+  \"valid_from\": $((NOW - 60)), \"valid_until\": $((NOW + 365 * 86400))}" | python3 -c "import json,sys;print(json.load(sys.stdin)['record']['id'])")
+api "$HRSS" POST "/requests/$REQ/approve" > /dev/null
+api "$CIVIL" POST "/requests/$REQ/signatures" --data '{}' > /dev/null
+AGREEMENT=$(api "$HRSS" POST "/requests/$REQ/signatures" --data '{}' | python3 -c "import json,sys;print(json.load(sys.stdin)['agreement']['id'])")
+GRANT=$(api "$HRSS" POST /grants --data "{\"agreement_id\": $AGREEMENT, \"expires_at\": $((NOW + 300 * 86400))}" | python3 -c "import json,sys;print(json.load(sys.stdin)['record']['id'])")
+printf 'person_id,status,registered_on\n110101199001011234,unemployed,2026-11-02\n110101198805052345,employed,2026-10-15\n' > batch1.csv
+printf 'person_id,status,registered_on\n110101197712123456,employed,2026-11-20\n' > batch2.csv
+deliver() {
+  dxl commit "$1" --provider-id 2 --agreement "$AGREEMENT" --grant "$GRANT" --provider HRSS --consumer CIVIL \
+    --keystore "$DXL_HOME/keys/dept-hrss.json" --password-file "$DXL_HOME/secrets/keystore-passphrase" --json > "$1.commit.json"
+  python3 - "$1" <<'PY' > "$1.body.json"
+import json, sys
+m = json.load(open(sys.argv[1] + ".manifest.json"))
+print(json.dumps({"delivery_id": m["delivery_id"], "grant_id": m["grant_id"], "commitment": m["root"],
+                  "byte_size": m["byte_size"], "record_count": m["record_count"]}))
+PY
+  api "$HRSS" POST /deliveries --data @"$1.body.json" | python3 -c "import json,sys;r=json.load(sys.stdin)['record'];print(r['delivery_id'], r['recorded_at'])"
+}
+read -r D1 T1 < <(deliver batch1.csv)
+read -r D2 T2 < <(deliver batch2.csv)
+
+echo "\$ dxl evaluation add $AGREEMENT --token \$CIVIL --delivery $D1 --timeliness 5 --completeness 4 --accuracy 5 ..."
+dxl evaluation add "$AGREEMENT" --token "$CIVIL" --delivery "$D1" --timeliness 5 --completeness 4 --accuracy 5 \
+  --comment 字段齐全，次日送达
+echo "\$ dxl evaluation add $AGREEMENT --token \$HRSS --delivery $D1 --purpose-compliance 5"
+dxl evaluation add "$AGREEMENT" --token "$HRSS" --delivery "$D1" --purpose-compliance 5
+echo
+
+sleep 2   # the inspected period must be over
+FROM=$(date -u -d "@$T1" +%Y-%m-%dT%H:%M:%SZ); TO=$(date -u -d "@$((T2 + 1))" +%Y-%m-%dT%H:%M:%SZ)
+echo "\$ dxl inspection open --token \$AUDITOR --from $FROM --to $TO --sample-size 1 --seed-delay 2"
+dxl inspection open --token "$AUDITOR" --from "$FROM" --to "$TO" --sample-size 1 --seed-delay 2
+sleep 4   # blocks are mined every second: wait for the seed block
+echo '$ dxl inspection draw 1 --token $AUDITOR'
+dxl inspection draw 1 --token "$AUDITOR"
+echo '$ dxl inspection sample 1        # recomputed from the node alone (verifier/sampling.py)'
+dxl inspection sample 1
+SAMPLED=$(dxl inspection show 1 --token "$AUDITOR" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['sample'][0]['delivery_id'])")
+FILE=$([ "$SAMPLED" = "$D1" ] && echo batch1.csv || echo batch2.csv)
+echo "\$ dxl inspection present 1 --token \$HRSS --payload $FILE --manifest $FILE.manifest.json"
+dxl inspection present 1 --token "$HRSS" --payload "$FILE" --manifest "$FILE.manifest.json"
+echo "\$ dxl inspection outcome 1 --token \$AUDITOR --delivery $SAMPLED"
+dxl inspection outcome 1 --token "$AUDITOR" --delivery "$SAMPLED"
+echo
+api "$AUDITOR" POST /audit/index > /dev/null
+echo '$ curl -H "Authorization: Bearer $AUDITOR" "$DXL_API_URL/audit/scorecard?department=HRSS" | jq .practice'
+api "$AUDITOR" GET "/audit/scorecard?department=HRSS" | python3 -c "import json,sys;print(json.dumps(json.load(sys.stdin)['practice'], indent=2, ensure_ascii=False))"
