@@ -87,6 +87,9 @@ class Console:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        # Every request the page makes, to check that nothing comes from outside this server.
+        self.requests: list[str] = []
+        self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.goto(env.url + "/")
         self.page.wait_for_selector("#signin")
         if who is not None:
@@ -108,6 +111,8 @@ class Console:
 
     def close(self) -> None:
         assert self.errors == [], f"script errors in the page: {self.errors}"
+        outside = [u for u in self.requests if not u.startswith((self.env.url + "/", "data:", "blob:"))]
+        assert self.requests and outside == [], f"requests to other origins: {outside}"
         self.context.close()
 
 
