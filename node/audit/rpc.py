@@ -8,12 +8,15 @@ ledger client on purpose: the report verifier must run with nothing of the servi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
 from node.errors import NodeError
+
+log = logging.getLogger("dxl.audit.rpc")
 
 #: Requests per JSON-RPC batch; Besu accepts 1,024 by default (--rpc-http-max-batch-size).
 BATCH_SIZE = 200
@@ -25,10 +28,17 @@ def quantity(value: Any) -> int:
 
 
 class JsonRpc:
-    """JSON-RPC over HTTP(S) with a kept-alive connection."""
+    """JSON-RPC over HTTP(S) with a kept-alive connection.
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+    ``failover_urls``: other nodes of the same network, used in turn when the one in use does not answer (a
+    connection or timeout failure; an answer that is an error is not a reason to move). Every method here is
+    a read, safe to run again elsewhere; the indexer's block hashes catch a node on another branch.
+    """
+
+    def __init__(self, url: str, *, timeout: float = 30.0, failover_urls: Sequence[str] = ()) -> None:
         self.url = url
+        self._urls = (url, *failover_urls)
+        self._active = 0
         self._client = httpx.Client(timeout=timeout)
 
     def close(self) -> None:
@@ -40,13 +50,27 @@ class JsonRpc:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def active_url(self) -> str:
+        """The URL in use now (``url``, or a failover URL after a failover)."""
+        return self._urls[self._active]
+
     def _post(self, body: Any) -> Any:
-        try:
-            response = self._client.post(self.url, json=body)
-            response.raise_for_status()
-            return response.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise NodeError(f"no usable JSON-RPC answer from {self.url}: {exc}") from exc
+        for _ in self._urls:
+            url = self.active_url
+            try:
+                response = self._client.post(url, json=body)
+                response.raise_for_status()
+                return response.json()
+            except httpx.TransportError as exc:
+                failure: Exception = exc
+                if len(self._urls) == 1:
+                    break
+                self._active = (self._active + 1) % len(self._urls)
+                log.warning("node %s stopped answering; now using %s", url, self.active_url)
+            except (httpx.HTTPError, ValueError) as exc:
+                raise NodeError(f"no usable JSON-RPC answer from {url}: {exc}") from exc
+        raise NodeError(f"no usable JSON-RPC answer from {url}: {failure}") from failure
 
     def call(self, method: str, *params: Any) -> Any:
         """One call; returns ``result``.

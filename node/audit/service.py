@@ -38,9 +38,11 @@ class AuditContext:
     #: Held by every sync of this context (the API's follower and ``POST /audit/index``): two concurrent syncs
     #: would derive the same range and collide on the events' primary key.
     index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    #: Other nodes of the network, read when the one at ``rpc_url`` does not answer.
+    failover_urls: tuple[str, ...] = ()
 
     def rpc(self) -> JsonRpc:
-        return JsonRpc(self.rpc_url)
+        return JsonRpc(self.rpc_url, failover_urls=self.failover_urls)
 
     def heal(self) -> Rewind | None:
         """Drop what the index holds beyond the chain the node serves now (see :meth:`Indexer.heal`): called
@@ -89,6 +91,7 @@ def open_context(settings: Settings, database_url: str | None = None) -> AuditCo
     return AuditContext(
         engine=open_store(url),
         rpc_url=rpc_url,
+        failover_urls=settings.failover_urls if settings.rpc_url else (),
         chain_id=deployment.chain_id,
         contract=deployment.address,
         start_block=deployment.block_number,

@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from node.anvil import free_port
+from node.audit.rpc import JsonRpc
 from node.audit.service import open_context
 from node.deploy import Deployment
+from node.endpoint import NodeEndpoint
+from node.errors import NodeError
 from node.settings import Settings
 
 
@@ -38,9 +42,28 @@ def test_open_context_uses_the_settings_passed_down(tmp_path: Path, monkeypatch:
         config = ctx.indexer(ctx.rpc()).config
         assert (config.batch_blocks, config.confirmations) == (7, 2)
         # The confirmation depth holds the indexer back too: it indexes only blocks dxl calls final.
-        deeper = open_context(settings.model_copy(update={"confirmations": 5}))
+        deeper = open_context(
+            settings.model_copy(update={"confirmations": 5, "rpc_failover_urls": "http://127.0.0.1:10"})
+        )
         assert deeper.indexer(deeper.rpc()).config.confirmations == 5
+        assert deeper.failover_urls == ("http://127.0.0.1:10",)
         deeper.engine.dispose()
         assert not (tmp_path / "env.sqlite3").exists()
     finally:
         ctx.engine.dispose()
+
+
+def test_the_audit_reader_moves_to_the_next_node_when_one_does_not_answer(
+    node_endpoint: NodeEndpoint,
+) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with JsonRpc(dead, failover_urls=(node_endpoint.rpc_url,)) as rpc:
+        assert rpc.chain_id() == node_endpoint.chain_id
+        assert rpc.active_url == node_endpoint.rpc_url
+        assert rpc.block_number() >= 0  # stays on the node that answers
+    with JsonRpc(dead) as alone, pytest.raises(NodeError, match=f"no usable JSON-RPC answer from {dead}"):
+        alone.block_number()
+    # An error answer is the node's word, not a reason to ask another one.
+    with JsonRpc(node_endpoint.rpc_url, failover_urls=(dead,)) as rpc, pytest.raises(NodeError):
+        rpc.call("eth_noSuchMethod")
+    assert rpc.active_url == node_endpoint.rpc_url
