@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, ok
+from api_helpers import ApiEnv, issue, ok
 from console_scenario import Scenario, build
 
 pytestmark = pytest.mark.xdist_group("api-console")
@@ -209,6 +209,31 @@ def test_both_languages_have_every_string_and_the_switch_changes_the_text(consol
     assert "共享类型" in c.page.inner_text("main")
     c.shot("catalog-zh")
     c.page.select_option("#lang", "en")
+
+
+def revoke(env: ApiEnv, name: str) -> None:
+    """Revoke a token in the API database (what `dxl token revoke` does)."""
+    from api.auth import revoke_token
+    from api.db import make_engine, session_factory, session_scope
+
+    engine = make_engine(env.settings.effective_database_url)
+    try:
+        with session_scope(session_factory(engine)) as session:
+            revoke_token(session, name=name)
+    finally:
+        engine.dispose()
+
+
+def test_a_token_revoked_while_signed_in_returns_to_the_sign_in_form(console: Any, api_env: ApiEnv) -> None:
+    token = issue(api_env, "auditor", "console-revoked")
+    c = console(None)
+    c.page.fill("#token", token)
+    c.page.click("#signin button")
+    c.page.wait_for_selector("#nav a[data-page=catalog]")
+    revoke(api_env, "console-revoked")
+    c.page.goto(f"{api_env.url}/#/catalog?q=x")
+    c.page.wait_for_selector("#signin .error")
+    assert c.nav() == set() and c.page.evaluate("sessionStorage.getItem('dxl.token')") is None
 
 
 def test_a_bad_token_is_refused_and_nothing_is_shown(console: Any) -> None:

@@ -69,6 +69,13 @@ async function route() {
   try {
     await page.render(view, { caps, args, params, go: (hash) => (location.hash = hash) });
   } catch (error) {
+    if (error instanceof ApiError && error.status === 401) {
+      // The token was revoked (or the API database replaced) since sign-in: back to the sign-in form.
+      setToken(null);
+      caps = null;
+      renderNav();
+      return renderSignIn(t("signin.rejected"));
+    }
     view.append(errorBox(error));
   }
   view.dataset.ready = "true";
