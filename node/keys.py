@@ -173,6 +173,10 @@ class KeyStore:
 
     def ensure(self, name: str) -> str:
         """The address of ``name``, creating the key first if it does not exist (idempotent)."""
+        # Look first: creating encrypts (scrypt) before the write finds the file taken, which cost every
+        # start of `dxl run` a key derivation per principal for keys it already had.
+        if self.exists(name):
+            return self.address(name)
         try:
             return self.create(name)
         except KeyExistsError:
