@@ -4,6 +4,7 @@ environment, and steps that build an exchange."""
 from __future__ import annotations
 
 import secrets
+import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -11,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
-from node.provision import LedgerSetup
+from node.provision import LedgerSetup, ensure_principals
 from node.types import new_delivery_id
 
 PASSPHRASE = "api-test-passphrase"
@@ -72,6 +74,26 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=30)
+
+
+#: A cheap scrypt work factor for the demo keys the API tests serve with (as in tests/node/test_keys.py):
+#: every module serves its own deployment and the service unlocks every key at start, so the product's 2**15
+#: made key derivation most of a module's set-up. The keystore format and unlocking code are the product's.
+TEST_SCRYPT_N = 2**10
+_demo_keys: Path | None = None
+
+
+def api_home(factory: pytest.TempPathFactory, name: str) -> Path:
+    """A fresh DXL_HOME holding the demo principals' keys (``PASSPHRASE``): generated once per test process,
+    copied for each home, so each module's deployment has the same governors and departments' signers."""
+    global _demo_keys
+    if _demo_keys is None:
+        keys = factory.mktemp("demo-keys") / "keys"
+        ensure_principals(KeyStore(keys, PASSPHRASE, scrypt_n=TEST_SCRYPT_N))
+        _demo_keys = keys
+    home = factory.mktemp(name)
+    shutil.copytree(_demo_keys, home / "keys")
+    return home
 
 
 def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:

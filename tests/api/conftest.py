@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from api_helpers import PASSPHRASE, ApiEnv, ServerThread, make_settings
+from api_helpers import PASSPHRASE, ApiEnv, ServerThread, api_home, make_settings
 
 from api.app import create_app, ensure_demo_tokens
 from node.anvil import EmbeddedNode
@@ -15,7 +15,7 @@ from node.provision import setup_ledger
 
 @pytest.fixture(scope="module")
 def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    settings = make_settings(tmp_path_factory.mktemp("api-home"), embedded_node)
+    settings = make_settings(api_home(tmp_path_factory, "api-home"), embedded_node)
     setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
     # As under `dxl run`, the environment names the same home and node as the app's settings, so routes of

@@ -19,7 +19,7 @@ from node.anvil import EmbeddedNode
 from node.audit.follower import AuditFollower, redact
 from node.errors import ConfigurationError
 from node.provision import setup_ledger
-from tests.api.api_helpers import ApiEnv, ServerThread, delivery_between, make_settings, ok
+from tests.api.api_helpers import ApiEnv, ServerThread, api_home, delivery_between, make_settings, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("audit-follower")
@@ -55,7 +55,7 @@ def test_the_follower_stops_at_shutdown_and_zero_disables_it(
 
 @pytest.fixture(scope="module")
 def served(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    base = make_settings(tmp_path_factory.mktemp("follower-home"), embedded_node)
+    base = make_settings(api_home(tmp_path_factory, "follower-home"), embedded_node)
     settings = base.model_copy(update={"audit_follow_interval": 0.2})
     setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
