@@ -29,6 +29,15 @@ def _build(base: Path) -> compiler.Build:
     return compiler.compile_sources(base / "contracts" / "src", base_path=base)
 
 
+@pytest.fixture(scope="module")
+def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> compiler.Build:
+    """The unmodified fixture project's build, compiled once for the module (each solcjs run takes seconds):
+    tests that only need artifacts of the pristine sources start from it."""
+    base = tmp_path_factory.mktemp("fixture-build")
+    shutil.copytree(FIXTURES / "contracts", base / "contracts")
+    return _build(base)
+
+
 @pytest.mark.skipif(not any(compiler.SOURCES_DIR.rglob("*.sol")), reason="no ledger sources yet")
 def test_committed_artifacts_match_sources() -> None:
     assert compiler.check_artifacts() == []
@@ -39,8 +48,10 @@ def test_main_contract_fits_eip170() -> None:
     assert 0 < (len(artifact.deployed_bytecode) - 2) // 2 < EIP170_LIMIT
 
 
-def test_build_is_deterministic_and_records_sources(fixture_project: Path, tmp_path: Path) -> None:
-    first, second = _build(fixture_project), _build(fixture_project)
+def test_build_is_deterministic_and_records_sources(
+    fixture_build: compiler.Build, fixture_project: Path, tmp_path: Path
+) -> None:
+    first, second = fixture_build, _build(fixture_project)
     assert first.files == second.files
     counter = json.loads(first.files["Counter.json"])
     assert counter["sourceName"] == "contracts/src/Counter.sol"
@@ -78,10 +89,10 @@ def test_build_is_deterministic_and_records_sources(fixture_project: Path, tmp_p
     ],
 )
 def test_check_reports_modified_source(
-    fixture_project: Path, tmp_path: Path, edit, expected: set[str]
+    fixture_build: compiler.Build, fixture_project: Path, tmp_path: Path, edit, expected: set[str]
 ) -> None:
     artifacts = tmp_path / "committed"
-    compiler.write_artifacts(_build(fixture_project), artifacts)
+    compiler.write_artifacts(fixture_build, artifacts)
     assert (
         compiler.check_artifacts(fixture_project / "contracts" / "src", artifacts, base_path=fixture_project)
         == []
@@ -96,12 +107,12 @@ def test_check_reports_modified_source(
     assert "build-info.json: inputSha256 differs" in differences
 
 
-def test_check_reports_missing_and_orphaned_artifacts(fixture_project: Path, tmp_path: Path) -> None:
+def test_check_reports_missing_and_orphaned_artifacts(fixture_build: compiler.Build, tmp_path: Path) -> None:
     artifacts = tmp_path / "committed"
-    compiler.write_artifacts(_build(fixture_project), artifacts)
+    compiler.write_artifacts(fixture_build, artifacts)
     (artifacts / "Tally.json").unlink()
     (artifacts / "Removed.json").write_text("{}")
-    differences = compiler.diff_artifacts(_build(fixture_project), artifacts)
+    differences = compiler.diff_artifacts(fixture_build, artifacts)
     assert "Tally.json: artifact missing (run `dxl compile`)" in differences
     assert "Removed.json: committed artifact has no source any more" in differences
 
