@@ -113,7 +113,10 @@ def get_ledger(state: StateDep, request: Request) -> LedgerService:
     """The ledger service, bound to the request's idempotency claim (its writes are journaled under it)."""
     if state.ledger is None:
         raise ApiError("NODE_UNAVAILABLE", state.startup_error or "the ledger is not connected yet")
-    return state.ledger.bound(request.scope.get(SCOPE_CLAIM))
+    return state.ledger.bound(request.scope.get(SCOPE_CLAIM), write=request.method in _WRITES)
+
+
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 # Read by api.openapi: operations depending on it declare 404 (unknown ids) and 503 (node down).

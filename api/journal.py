@@ -384,17 +384,20 @@ class JournaledSender:
         newest = self._newest_settled()
         return newest is None or self.client.block_hash(newest.number) == newest.hash
 
-    def _await_intact_chain(self) -> None:
-        """Before signing: a node that lost blocks is reconciled first, so the journaled writes are mined
-        again before this one and keep their ids.
+    def gate(self) -> bool:
+        """Before a write acts on the chain's state: wait while the journal is being reconciled, and have a
+        node that lost blocks reconciled first, so journaled writes are mined again before this one (keeping
+        their ids) and the records they made exist again. Returns whether it had to wait for a
+        reconciliation.
 
         Raises:
             ApiError: NODE_UNAVAILABLE when the node does not come back intact in time (nothing was sent).
             NodeError: the node does not answer.
         """
+        self._open.wait(timeout=self.client.receipt_timeout)
         wake = self.on_chain_changed
         if wake is None or self.chain_intact():
-            return
+            return False
         self.hold()
         wake()
         self._open.wait(timeout=self.client.receipt_timeout)
@@ -402,6 +405,7 @@ class JournaledSender:
             raise ApiError(
                 "NODE_UNAVAILABLE", "the node lost blocks and is not reconciled yet; nothing was sent"
             )
+        return True
 
     def hold(self) -> None:
         self._open.clear()
@@ -432,8 +436,7 @@ class JournaledSender:
         sender = str(account.address)
         nonces = self.client.nonces
         # Bounded: a node that stays away fails the send below anyway (journaled, answered as pending).
-        self._open.wait(timeout=self.client.receipt_timeout)
-        self._await_intact_chain()
+        self.gate()
         for attempt in range(_NONCE_TAKEN_RETRIES + 1):
             with self.lock(sender):
                 if nonces.peek(sender) is None:
@@ -521,8 +524,7 @@ class JournaledSender:
         """
         # Through the same gate as a new send: a retry pushing its bytes to a node that lost blocks, before
         # reconciliation re-sent them, would be mined ahead of acknowledged writes and take their ids.
-        self._open.wait(timeout=self.client.receipt_timeout)
-        self._await_intact_chain()
+        self.gate()
         if entry.status is TxStatus.SENT and self.client.receipt(entry.tx_hash) is None:
             try:
                 self.push(entry.signed)

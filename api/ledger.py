@@ -307,10 +307,15 @@ class LedgerService:
             raise ApiError("PRACTICE_NOT_DEPLOYED", "no sharing practice contract beside this ledger")
         return self.practice
 
-    def bound(self, claim: Claim | None) -> LedgerService:
-        """This service for one request: its writes are journaled under ``claim``."""
+    def bound(self, claim: Claim | None, *, write: bool = False) -> LedgerService:
+        """This service for one request: its writes are journaled under ``claim``. A write's first read of
+        the chain passes the journal's gate (:meth:`JournaledSender.gate`): its checks (the request exists,
+        the grant is usable) then wait, after the node lost blocks, until the journal has re-mined them,
+        rather than refusing a write over a record that was acknowledged and is only not back yet."""
         view = copy.copy(self)
         view.claim = claim
+        if write:
+            view.client = cast(LedgerClient, _GatedReads(self.client, self.sender.gate))
         return view
 
     @property
@@ -1298,3 +1303,18 @@ class LedgerService:
             m.Written[m.ProposalPublic],
             self._complete(account, "approve", (proposal_id,), Finish("proposal", proposal_id), principal),
         )
+
+
+class _GatedReads:
+    """A ledger client whose first ``call`` or ``build`` passes ``gate`` first (once per request). Only
+    the request's own view holds it; the service and the journal keep the plain client."""
+
+    def __init__(self, client: LedgerClient, gate: Callable[[], object]) -> None:
+        self._client = client
+        self._gate: Callable[[], object] | None = gate
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("call", "build") and self._gate is not None:
+            gate, self._gate = self._gate, None
+            gate()
+        return getattr(self._client, name)

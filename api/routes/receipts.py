@@ -86,6 +86,8 @@ async def _ledger(request: Request) -> LedgerService:
 
 _ledger.dxl_reads_ledger = True  # type: ignore[attr-defined]
 AsyncLedger = Annotated[LedgerService, Depends(_ledger)]
+#: Refusals over chain state that a node which lost blocks may show until the journal has re-mined them.
+_MAYBE_NOT_BACK_YET = frozenset({"GRANT_NOT_FOUND", "GRANT_REVOKED", "NOT_A_PARTY"})
 
 
 async def _department(service: ReceiptService, ledger: LedgerService, principal: Principal) -> int:
@@ -127,7 +129,14 @@ async def post_receipts(
     except orjson.JSONDecodeError:
         raise ApiError("VALIDATION_ERROR", "the body is not JSON", field="body") from None
     rows = parse_receipts(document)
-    await service.accept(department, rows)
+    try:
+        await service.accept(department, rows)
+    except ApiError as exc:
+        # Not on the hot path: only a refusal asks whether the node lost blocks the journal is re-mining (a
+        # grant acknowledged in them is not back yet); if so, the receipts are checked again once it is.
+        if exc.code not in _MAYBE_NOT_BACK_YET or not await to_thread.run_sync(ledger.sender.gate):
+            raise
+        await service.accept(department, rows)
     answer = {
         "status": "pending",
         "count": len(rows),

@@ -208,6 +208,29 @@ def test_a_retry_after_lost_blocks_does_not_push_its_write_ahead_of_an_acknowled
         env.app.state.dxl.ledger.sender.on_chain_changed()
 
 
+def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(journal_env: JournalEnv) -> None:
+    """A resource was acknowledged, the node lost its block, and before the watcher looked a department
+    requests access to it: the request is checked once the journal has re-mined the resource, not refused
+    with 404 over a record that was acknowledged."""
+    env = journal_env
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    watcher.interval = 3600.0
+    time.sleep(0.3)  # the watcher's current 0.1 s wait ends; the next lasts an hour unless a write wakes it
+    try:
+        snapshot = env.node_rpc("evm_snapshot")
+        resource_id = ok(env.register("hrss", "lost-resource-1"), 201)["record"]["id"]
+        assert env.node_rpc("evm_revert", snapshot) is True
+        now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+        body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
+                "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
+        answer = env.client.post("/requests", json=body, headers=env.headers("psb", "lost-resource-2"))
+        assert answer.status_code == 201, answer.text
+        assert answer.json()["record"]["resource_id"] == resource_id
+    finally:
+        watcher.interval = 0.1
+        env.app.state.dxl.ledger.sender.on_chain_changed()
+
+
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
 
 
