@@ -583,6 +583,8 @@ class Anchorer:
         self._next: dict[int, int] = {}
         self._seen_block = -1
         self._unsent: list[tuple[int, int, int, int, int, bytes]] = []
+        #: The last journal sequence number recovery read; the inbox repeats receipts up to it.
+        self._recovered_upto = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxl-receipt-anchorer", daemon=True)
         #: Set once start-up recovery is over (tests and the benchmark wait on it).
@@ -629,7 +631,8 @@ class Anchorer:
             except queue.Empty:
                 return
             for j in journaled:
-                self._add(j.grant_id, j.provider, j.seq, j.leaf, now)
+                if j.seq > self._recovered_upto:  # else recovery read it from the journal already
+                    self._add(j.grant_id, j.provider, j.seq, j.leaf, now)
 
     def _add(self, grant_id: int, provider: int, seq: int, leaf: bytes, now: float) -> None:
         group = self._open.get(grant_id)
@@ -803,7 +806,11 @@ class Anchorer:
 
     def _recover(self) -> None:
         """Bring the journal and the chain into agreement before anchoring anything new."""
-        self._unsent.clear()  # a recovery interrupted by the node rebuilds the list from the journal
+        # A recovery interrupted by the node starts over: the lists and groups are rebuilt from the journal
+        # (kept, a second pass would put every unbatched receipt in its grant's group twice).
+        self._unsent.clear()
+        self._open.clear()
+        self._next.clear()
         with self._engine.connect() as conn:
             open_batches = conn.execute(
                 select(batches_table)
@@ -840,6 +847,8 @@ class Anchorer:
                 .order_by(receipts_table.c.seq)
             ).all()  # fmt: skip
         self._requeue(rows, front=False)
+        # Receipts committed before this read may also be waiting in the inbox: those are skipped there.
+        self._recovered_upto = max([self._recovered_upto, *(int(r.seq) for r in rows)])
 
     def _mark_final_from_chain(self, batch_id: int, grant_id: int, first: int, tx_hash: str | None) -> None:
         """A batch the chain has but the journal does not know as final (the process died after sending)."""

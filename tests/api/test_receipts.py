@@ -19,7 +19,14 @@ from typer.testing import CliRunner
 
 from api.db import JournaledTransaction, make_engine
 from api.journal import TxStatus
-from api.receipts import Anchorer, ReceiptReader, batches_table, init_receipt_tables, receipts_table
+from api.receipts import (
+    Anchorer,
+    Journaled,
+    ReceiptReader,
+    batches_table,
+    init_receipt_tables,
+    receipts_table,
+)
 from dxl.app import app as cli
 from node.deploy import anchors_client
 from node.errors import NodeError
@@ -374,6 +381,44 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
     engine.dispose()
     assert (row.state, row.first_sequence, row.leaf_count) == ("final", 0, 3) and row.tx_hash
     assert anchors.call("batch", gid, 0)[0] == root
+
+
+def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiEnv, tmp_path: Path) -> None:
+    """Receipts journaled while the anchorer starts reach it twice: in the journal its recovery reads, and in
+    its inbox. Each is put in a batch once (twice, the batch counted each leaf twice and its proofs failed)."""
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(3)]
+    with engine.begin() as conn:
+        conn.execute(
+            receipts_table.insert(),
+            [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
+                  commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                  accepted_at=time.time(), batch_id=None) for i, r in enumerate(receipts)],
+        )  # fmt: skip
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
+    anchorer = Anchorer(
+        engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=10, batch_age=0.2
+    )
+    anchorer.submit([Journaled(i, gid, 1, r.leaf_hash()) for i, r in enumerate(receipts)])
+    anchorer.start()
+    try:
+        assert anchorer.ready.wait(20)
+
+        def final() -> list[Any]:
+            with engine.connect() as conn:
+                rows = conn.execute(select(batches_table)).all()
+            return rows if rows and all(r.state == "final" for r in rows) else []
+
+        batches = until(final, "the batch to be mined")
+    finally:
+        anchorer.stop()
+    engine.dispose()
+    assert [(b.first_sequence, b.leaf_count) for b in batches] == [(0, 3)]
+    assert anchors.call("nextSequence", gid) == 3
+    assert anchors.call("batch", gid, 0)[0] == BatchTree([r.leaf_hash() for r in receipts]).root
 
 
 def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path: Path) -> None:
