@@ -385,7 +385,7 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
 
 def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiEnv, tmp_path: Path) -> None:
     """Receipts journaled while the anchorer starts reach it twice: in the journal its recovery reads, and in
-    its inbox. Each is put in a batch once (twice, the batch counted each leaf twice and its proofs failed)."""
+    its inbox. Each is put in a batch once (twice, the batch counted each leaf twice; its proofs failed)."""
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_receipt_tables(engine)
