@@ -240,7 +240,12 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
 
     async def one(client: ServiceClient, write: WriteRecord) -> None:
         async with gate:
-            attempt, body = await client.replay(write)
+            # No answer at all (a pooled connection to an API process killed earlier) is not an answer that
+            # differs: asked again, as any client would.
+            for _ in range(3):
+                attempt, body = await client.replay(write)
+                if attempt.status is not None:
+                    break
         again = WriteRecord(write.key, write.kind, write.principal, write.method, write.path, write.body, [])
         again.final_status, again.final_body = attempt.status, body
         if (attempt.status, again.answered_hash(), again.answered_id()) != (
@@ -252,7 +257,7 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
                 (
                     write.key,
                     f"{write.kind} {write.key}: answered {write.final_status} tx {write.answered_hash()} "
-                    f"id {write.answered_id()}, replayed {attempt.status} {attempt.code or ''} "
+                    f"id {write.answered_id()}, replayed {attempt.status} {attempt.code or attempt.error or ''} "
                     f"tx {again.answered_hash()} id {again.answered_id()}",
                 )
             )
