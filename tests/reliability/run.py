@@ -257,7 +257,8 @@ async def _replay(clients: list[ServiceClient], writes: list[WriteRecord]) -> li
                 (
                     write.key,
                     f"{write.kind} {write.key}: answered {write.final_status} tx {write.answered_hash()} "
-                    f"id {write.answered_id()}, replayed {attempt.status} {attempt.code or attempt.error or ''} "
+                    f"id {write.answered_id()}, replayed {attempt.status} "
+                    f"{attempt.code or attempt.error or ''} "
                     f"tx {again.answered_hash()} id {again.answered_id()}",
                 )
             )
