@@ -5,7 +5,11 @@
 * CIVIL asks PSB for household registration (unconditional, approved on arrival): PSB delivers a JSON Lines
   payload, and CIVIL disputes it with another root.
 * SAMR's request for the social insurance records is rejected by HRSS, so scorecards show a rejection.
+* HRSS also sends HEALTH three receipts at volume (``POST /receipts``), anchored in one batch that HEALTH
+  acknowledges, so the agreement's timeline has an anchored batch too.
 * governor-1 proposes to appoint an auditor and leaves it open, so governance has a proposal to approve.
+
+At the end the audit trail is indexed up to the chain head, so every page reads all of it at once.
 
 ``python -m tests.api.console_scenario URL DXL_HOME`` builds the same on a running ``dxl run`` (its demo
 tokens and keystore), for looking at the console by hand.
@@ -68,6 +72,7 @@ class Scenario:
     acknowledged: Delivered
     disputed: Delivered
     agreements: dict[str, int] = field(default_factory=dict)  # "HEALTH<-HRSS" -> agreement id
+    receipt_batch: dict[str, Any] = field(default_factory=dict)
     rejected_request: int = 0
     open_proposal: int = 0
 
@@ -134,6 +139,27 @@ def _deliver(
     return Delivered(payload, manifest.to_dict(), record)
 
 
+def _receipts(api: _Api, agreement: dict[str, Any], grant_id: int) -> dict[str, Any]:
+    """Three receipts posted at volume, waited for until their batch is anchored, then acknowledged."""
+    bodies = [
+        {"delivery_id": "0x" + new_delivery_id(agreement["provider"]).hex(), "grant_id": grant_id,
+         "commitment": _b32(), "byte_size": 2048, "record_count": 4}
+        for _ in range(3)
+    ]  # fmt: skip
+    api("POST", "/receipts", "hrss", {"receipts": bodies}, status=202)
+    ids = {"delivery_ids": [b["delivery_id"] for b in bodies]}
+    deadline = time.monotonic() + 30
+    while True:
+        found = api("POST", "/receipts/lookup", "health", ids)["receipts"]
+        if len(found) == 3 and all(r["status"] == "final" for r in found):
+            break
+        assert time.monotonic() < deadline, f"receipts not anchored: {found}"
+        time.sleep(0.1)
+    batch = dict(found[0]["batch"])
+    api("POST", f"/receipts/batches/{grant_id}/{batch['first_sequence']}/acknowledge", "health")
+    return batch
+
+
 def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> Scenario:
     """Walk the exchanges of the module docstring through the API; returns what the tests look for."""
     api = _Api(client, tokens)
@@ -142,6 +168,7 @@ def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> S
     good = _deliver(api, keystore, health, ("HRSS", "HEALTH"), INSURANCE_CSV, "csv")
     api("POST", f"/deliveries/{good.delivery_id}/acknowledge", "health", {
         "consumer_commitment": good.record["commitment"]})  # fmt: skip
+    batch = _receipts(api, health, good.record["grant_id"])
     civil = _agreement(api, "civil", "psb", resources["PSB"], "低保对象户籍核查 (household check)")
     bad = _deliver(api, keystore, civil, ("PSB", "CIVIL"), HOUSEHOLD_JSONL, "jsonl")
     api("POST", f"/deliveries/{bad.delivery_id}/dispute", "civil", {"consumer_commitment": _b32()})
@@ -153,7 +180,9 @@ def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> S
     api("POST", f"/requests/{rejected['id']}/reject", "hrss", {"reason_code": 3})
     appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
     proposal = api("POST", "/governance/proposals", "governor-1", appoint, status=201)["record"]
+    api("POST", "/audit/index", "auditor")
     return Scenario(
+        receipt_batch=batch,
         acknowledged=good,
         disputed=bad,
         agreements={"HEALTH<-HRSS": health["id"], "CIVIL<-PSB": civil["id"]},

@@ -335,8 +335,13 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     steps = page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")
     assert steps == [
         "AccessRequested", "RequestApproved", "AgreementConcluded", "GrantIssued", "DeliveryRecorded",
-        "DeliveryAcknowledged",
+        "DeliveryAcknowledged", "ReceiptBatchAnchored", "ReceiptBatchAcknowledged",
     ]  # fmt: skip
+    batch = page.locator("#timeline .step[data-event=ReceiptBatchAnchored]")
+    assert scenario.receipt_batch["root"][:10] in batch.inner_text()
+    batch.locator("summary").click()
+    batch.locator("button").click()
+    page.wait_for_selector(".step[data-event=ReceiptBatchAnchored] pre.provenance:has-text('leaf_count')")
     history = ok(api_env.call("GET", f"/audit/history?agreement={agreement}", "health"))["items"]
     shown_tx = page.eval_on_selector_all("#timeline .step .step-head code", "c => c.map(x => x.title)")
     assert [e["location"]["tx_hash"] for e in history] == shown_tx[2:]

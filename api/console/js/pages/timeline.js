@@ -17,6 +17,9 @@ const PHASE = {
   DeliveryRecorded: "delivery",
   DeliveryAcknowledged: "settlement",
   DeliveryDisputed: "settlement",
+  ReceiptBatchAnchored: "delivery",
+  ReceiptBatchAcknowledged: "settlement",
+  ReceiptDisputed: "settlement",
   AgreementSuspended: "status",
   AgreementReinstated: "status",
   AgreementRevoked: "status",
@@ -44,6 +47,12 @@ function summary(event, depts) {
         h("a", { href: `#/verify?delivery=${f.deliveryId}`, class: "verify-link" }, t("timeline.verifyThis")));
     case "DeliveryAcknowledged":
       return t("timeline.sumAcknowledged");
+    case "ReceiptBatchAnchored":
+      return h("span", {}, t("timeline.sumBatch", { n: f.leafCount, first: f.firstSequence }), " ", mono(f.root, 10));
+    case "ReceiptBatchAcknowledged":
+      return t("timeline.sumBatchAcknowledged", { first: f.firstSequence });
+    case "ReceiptDisputed":
+      return h("span", {}, t("timeline.sumReceiptDisputed"), " ", mono(f.deliveryId, 10));
     case "DeliveryDisputed":
       return h("span", {}, t("timeline.sumDisputed"), " ", mono(f.consumerCommitment ?? "", 10));
     default:
@@ -60,12 +69,16 @@ function proof(event) {
   const body = h("div", {},
     h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, h("code", {}, String(v)))])),
     h("pre", { class: "fields" }, JSON.stringify(event.fields, null, 2)));
-  if (event.event === "DeliveryRecorded") {
-    const out = h("pre", { class: "fields" });
+  const f = event.fields || {};
+  const provenance = event.event === "DeliveryRecorded" ? `/audit/deliveries/${event.delivery_id}/provenance`
+    : event.event.startsWith("ReceiptBatch") ? `/audit/receipt-batches/${f.grantId}/${f.firstSequence}/provenance`
+      : null;
+  if (provenance) {
+    const out = h("pre", { class: "fields provenance" });
     const button = h("button", { type: "button", class: "secondary" }, t("timeline.loadProvenance"));
     button.addEventListener("click", async () => {
       try {
-        out.textContent = JSON.stringify(await api(`/audit/deliveries/${event.delivery_id}/provenance`), null, 2);
+        out.textContent = JSON.stringify(await api(provenance), null, 2);
       } catch (error) {
         out.textContent = `${error.code}: ${error.message}`;
       }
