@@ -21,7 +21,7 @@ from api import models as m
 from api.db import CatalogDocumentRow, InspectionPresentationRow
 from api.errors import ApiError
 from node.chain import LedgerClient, LedgerRevertError, TxResult
-from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader
+from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader, scores_of
 from node.provision import AUDITOR as AUDITOR_KEY
 from node.types import (
     DeclineReason,
@@ -256,11 +256,10 @@ class PracticeService:
             )  # fmt: skip
         ev = result.event("EvaluationRecorded").args
         side = ScoredSide(ev["side"])
-        scores = tuple(int(x) for x in ev["scores"])
         record = EvaluationRecord(
             agreement_id=agreement_id, period=int(ev["period"]), side=side, scorer=me,
             scored=agreement.provider if side is ScoredSide.PROVIDER else agreement.consumer,
-            scores=scores if side is ScoredSide.PROVIDER else scores[:1],
+            scores=scores_of(side, ev),
             comment_hash=bytes(ev["commentHash"]), block_number=result.block_number,
             recorded_at=int(self.client.w3.eth.get_block(result.block_number)["timestamp"]),
         )  # fmt: skip

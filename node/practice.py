@@ -65,6 +65,14 @@ class EvaluationRecord:
     recorded_at: int
 
 
+def scores_of(side: ScoredSide, args: Any) -> tuple[int, ...]:
+    """The scores an ``EvaluationRecorded`` event gives for ``side``, in :attr:`EvaluationRecord.scores`
+    order."""
+    if side is ScoredSide.PROVIDER:
+        return (int(args["timeliness"]), int(args["completeness"]), int(args["accuracy"]))
+    return (int(args["purposeCompliance"]),)
+
+
 @dataclass(frozen=True)
 class InspectionRecord:
     """One sampling inspection (``Inspection`` in ``contracts/src/types/Practice.sol``)."""
@@ -152,12 +160,12 @@ class PracticeReader:
                 parties[agreement] = (int(record[2]), int(record[3]))
             provider, consumer = parties[agreement]
             side = ScoredSide(a["side"])
-            scores = tuple(int(x) for x in a["scores"])
+            scores = scores_of(side, a)
             out.append(
                 EvaluationRecord(
                     agreement_id=agreement, period=int(a["period"]), side=side, scorer=int(a["scorer"]),
                     scored=provider if side is ScoredSide.PROVIDER else consumer,
-                    scores=scores if side is ScoredSide.PROVIDER else scores[:1],
+                    scores=scores,
                     comment_hash=bytes(a["commentHash"]), block_number=block,
                     recorded_at=self._time(block),
                 )

@@ -121,7 +121,7 @@ contract SharingPractice is ISharingPractice {
         _requireCallerIs(a.consumer);
         uint32 period = _record(agreementId, ScoredSide.Provider, deliveryId, receipt);
         emit EvaluationRecorded(
-            agreementId, period, ScoredSide.Provider, a.consumer, [timeliness, completeness, accuracy], commentHash
+            agreementId, period, ScoredSide.Provider, a.consumer, timeliness, completeness, accuracy, 0, commentHash
         );
     }
 
@@ -137,9 +137,7 @@ contract SharingPractice is ISharingPractice {
         Agreement memory a = _ledger.agreement(agreementId);
         _requireCallerIs(a.provider);
         uint32 period = _record(agreementId, ScoredSide.Consumer, deliveryId, receipt);
-        emit EvaluationRecorded(
-            agreementId, period, ScoredSide.Consumer, a.provider, [purposeCompliance, 0, 0], commentHash
-        );
+        emit EvaluationRecorded(agreementId, period, ScoredSide.Consumer, a.provider, 0, 0, 0, purposeCompliance, commentHash);
     }
 
     // ---------------------------------------------------------------- inspection

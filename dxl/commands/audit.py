@@ -291,6 +291,7 @@ def report_cmd(
             department=_department(ctx.engine, department),
         )
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None
+        _attach_practice(report, ctx)
         paths = write_report(report, out)
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
@@ -301,6 +302,32 @@ def report_cmd(
         + ("" if carried is None else f", receipts of {carried} anchored batch(es)")
         + f" -> {paths[0]}, {paths[1]}",
     )
+
+
+def _attach_practice(report: dict[str, Any], ctx: Any) -> None:
+    """Add the demands, evaluations and inspections of the report's selection (``practice``) when the
+    deployment has a sharing practice contract."""
+    from node.audit.indexer import load_lineage
+    from node.audit.practice_report import practice_rows
+    from node.audit.rpc import JsonRpc
+    from node.deploy import load_deployment
+
+    record = load_deployment(ctx.settings.home).sharing_practice
+    if record is None:
+        return
+    agreements = load_lineage(ctx.engine).agreements
+
+    def parties(agreement_id: int) -> set[int]:
+        known = agreements.get(agreement_id)
+        return set() if known is None else {known[2], known[3]}
+
+    with JsonRpc(ctx.rpc_url) as rpc:
+        rows = practice_rows(
+            rpc, record.address, report["block_range"]["from"], report["block_range"]["to"],
+            period=report["period"], department=(report.get("department") or {}).get("id"),
+            agreement_parties=parties,
+        )  # fmt: skip
+    report["practice"] = {"address": record.address, "rows": rows}
 
 
 def _journaled_receipts() -> Any:
@@ -330,6 +357,12 @@ def verify_cmd(
         str | None,
         typer.Option(help="Receipt anchors address (trusted; default: the report's; must serve the ledger)."),
     ] = None,
+    practice: Annotated[
+        str | None,
+        typer.Option(
+            help="Sharing practice address (trusted; default: the report's; must serve the ledger)."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Re-check every column of every row of a report (JSON or CSV) against a node, without the service or
@@ -343,7 +376,9 @@ def verify_cmd(
     try:
         document = load_report(report)
         with JsonRpc(rpc_url) as rpc:
-            result = verify_report(document, rpc, audit_abi(), contract=contract, anchors=anchors)
+            result = verify_report(
+                document, rpc, audit_abi(), contract=contract, anchors=anchors, practice=practice
+            )
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
     receipts = f", {result.receipts_checked} receipts recomputed" if result.receipts_checked else ""

@@ -102,9 +102,11 @@ REPORT_HEADER = (
     "row_count",
     "anchors",
     "receipt_batches",
+    "practice",
 )
-#: Header fields a report may lack: reports made before receipt anchors, and reports without receipts.
-OPTIONAL_HEADER = frozenset({"anchors", "receipt_batches"})
+#: Header fields a report may lack: reports made before receipt anchors, reports without receipts, and
+#: reports of a ledger without the sharing practice contract (demands, evaluations, inspections).
+OPTIONAL_HEADER = frozenset({"anchors", "receipt_batches", "practice"})
 #: What a report's carried receipts can get wrong, by code; each problem line reads
 #: ``receipts of batch (grant G, first sequence F): CODE: message``.
 RECEIPT_PROBLEMS: dict[str, str] = {
@@ -298,6 +300,7 @@ def verify_report(
     *,
     contract: str | None = None,
     anchors: str | None = None,
+    practice: str | None = None,
     batch_blocks: int = 2000,
 ) -> VerifyResult:
     """Check ``report`` against the chain behind ``rpc`` (see the module docstring). ``abi`` holds the events
@@ -393,24 +396,46 @@ def verify_report(
         )
     if report.get("receipt_batches") is not None:
         problems.extend(_receipt_problems(report, anchored, chain, result))
+    if report.get("practice") is not None:
+        from node.audit.practice_report import practice_problems, practice_rows
+
+        stated = report["practice"]
+        practice = practice or (str(stated.get("address", "")) if isinstance(stated, dict) else "")
+        expected = []
+        if practice:
+            _check_anchors_serve(rpc, practice, address, last, "the sharing practice contract --practice")
+
+            def parties(agreement_id: int) -> set[int]:
+                known = lineage.agreements.get(agreement_id)
+                return set() if known is None else {known[2], known[3]}
+
+            expected = practice_rows(
+                rpc, practice, first, last, period=report["period"], department=department,
+                agreement_parties=parties, batch_blocks=batch_blocks,
+            )  # fmt: skip
+        problems.extend(practice_problems(stated, expected, practice))
     return result
 
 
 _LEDGER_SELECTOR = "0x" + keccak(text="ledger()")[:4].hex()
 
 
-def _check_anchors_serve(rpc: JsonRpc, anchors: str, ledger: str, block: int) -> None:
+def _check_anchors_serve(
+    rpc: JsonRpc, anchors: str, ledger: str, block: int, what: str = "the receipt anchors contract --anchors"
+) -> None:
     """Raises:
-    AuditError: ``anchors`` is not a receipt anchors contract of ``ledger`` (its ``ledger()`` view)."""
+    AuditError: ``anchors`` is not a contract beside ``ledger`` (its ``ledger()`` view); ``what`` names the
+    kind of contract and the option that gives a trusted address."""
     try:
         answer = rpc.call("eth_call", {"to": anchors, "data": _LEDGER_SELECTOR}, hex(block))
     except DxlError as exc:
         raise AuditError(f"{anchors} does not answer ledger() at block {block}: {exc}") from None
     word = bytes.fromhex(str(answer).removeprefix("0x"))
     if len(word) != 32 or "0x" + word[12:].hex() != ledger.lower():
+        kind, option = what.rsplit(" ", 1)
         raise AuditError(
-            f"{anchors} is not the receipt anchors contract of ledger {ledger} (at block {block}); "
-            "give the trusted address with --anchors"
+            f"{anchors} is not {kind} of ledger {ledger} (at block {block}); give the trusted address with "
+            f"{option}"
         )
 
 

@@ -406,3 +406,31 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
     assert after["evaluations"]["as_provider"]["count"] >= 1
     # A department reads its own scorecard and the consortium's, not another's.
     assert env.call("GET", "/audit/scorecard?department=HRSS", "psb").status_code == 403
+
+
+def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEnv, tmp_path: Path) -> None:
+    from tests.cli import dxl
+
+    env = api_env
+    demand = publish(env, "health", "samr")
+    ok(env.call("POST", f"/demands/{demand['id']}/answer", "samr",
+                json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    ok(env.call("POST", "/audit/index", "auditor"))
+    code, out, err = dxl("audit", "report", "--out", tmp_path / "r", "--department", "SAMR", "--json")
+    assert code == 0, err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    rows = report["practice"]["rows"]
+    mine = [r for r in rows if r["fields"].get("demandId") == demand["id"]]
+    assert [r["event"] for r in mine] == ["DemandPublished", "DemandAnswered"]
+    assert mine[1]["fields"]["declineCode"] == int(DeclineReason.NOT_HELD)
+    # SAMR's report holds only its own practice rows: no evaluation or inspection it is no party to.
+    assert all(r["event"].startswith("Demand") for r in rows)
+    rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
+    for name in ("report.json", "report.csv"):
+        code, out, err = dxl("audit", "verify", tmp_path / "r" / name, "--rpc", rpc, "--json")
+        assert code == 0, out + err
+    mine[1]["fields"]["declineCode"] = 1 + int(DeclineReason.NOT_HELD)
+    rows.remove(mine[0])
+    (tmp_path / "r" / "report.json").write_text(json.dumps(report))
+    code, out, _ = dxl("audit", "verify", tmp_path / "r" / "report.json", "--rpc", rpc)
+    assert code == 1 and "declineCode" in out and "missing practice row: DemandPublished" in out

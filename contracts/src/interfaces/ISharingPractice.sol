@@ -76,14 +76,21 @@ interface ISharingPractice {
     /// @param period The evaluation period (`block.timestamp / evaluationPeriod`).
     /// @param side Which side was scored (the provider by its consumer, or the consumer by its provider).
     /// @param scorer The scoring department.
-    /// @param scores Provider: timeliness, completeness, accuracy; consumer: purpose compliance (others 0).
+    /// @param timeliness The provider's timeliness (1-5; 0 when the consumer is scored).
+    /// @param completeness The provider's completeness (1-5; 0 when the consumer is scored).
+    /// @param accuracy The provider's accuracy (1-5; 0 when the consumer is scored).
+    /// @param purposeCompliance The consumer's compliance with the agreed purpose (1-5; 0 when the provider is
+    /// scored).
     /// @param commentHash SHA-256 of a comment kept off chain (0: none).
     event EvaluationRecorded(
         uint64 indexed agreementId,
         uint32 indexed period,
         ScoredSide indexed side,
         uint32 scorer,
-        uint8[3] scores,
+        uint8 timeliness,
+        uint8 completeness,
+        uint8 accuracy,
+        uint8 purposeCompliance,
         bytes32 commentHash
     );
     /// @notice An auditor opened a sampling inspection.

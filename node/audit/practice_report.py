@@ -1,0 +1,131 @@
+"""The practice section of an audit report: demands, evaluations and inspections of the period, read from the
+``SharingPractice`` contract's logs, and their re-check against any node.
+
+The practice contract's events are not in the audit index; a report carries them as ``practice`` =
+``{"address": ..., "rows": [...]}``, each row an event with its chain location and decoded fields, selected
+like the report's rows: block time in the period and, for a department's report, the department is a party
+(a demand's publisher, addressee or answerer; an evaluated agreement's provider or consumer; an inspected
+delivery's provider; openings and draws of inspections belong to no department). ``dxl audit verify`` derives
+the same rows from the node and names each missing, added or changed one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from node.audit.events import EventCodec, iso
+from node.audit.rpc import JsonRpc, quantity
+
+#: Per-row keys of a practice row, in order.
+PRACTICE_COLUMNS = (
+    "event",
+    "time",
+    "block_time",
+    "block_number",
+    "block_hash",
+    "tx_hash",
+    "log_index",
+    "fields",
+)
+
+
+def practice_abi() -> list[dict[str, Any]]:
+    """The events of ``SharingPractice``, from its build artifact."""
+    from node.compiler import load_artifact
+
+    return [e for e in load_artifact("SharingPractice").abi if e.get("type") == "event"]
+
+
+def _parties(name: str, fields: dict[str, Any], agreement_parties: Callable[[int], set[int]]) -> set[int]:
+    if name == "DemandPublished":
+        return {int(fields["publisher"]), int(fields["addressee"])} - {0}
+    if name == "DemandAnswered":
+        return {int(fields["answeredBy"])}
+    if name == "EvaluationRecorded":
+        return agreement_parties(int(fields["agreementId"])) | {int(fields["scorer"])}
+    if name == "InspectionOutcomeRecorded":
+        return {int(str(fields["deliveryId"])[2:10], 16)}  # the delivery id's namespace is its provider
+    return set()
+
+
+def practice_rows(
+    rpc: JsonRpc,
+    practice: str,
+    first: int,
+    last: int,
+    *,
+    period: dict[str, Any],
+    department: int | None,
+    agreement_parties: Callable[[int], set[int]],
+    batch_blocks: int = 2000,
+) -> list[dict[str, Any]]:
+    """The practice rows of blocks ``first..last`` selected by ``period`` and ``department``, in chain order.
+
+    Raises:
+        NodeError: the node fails.
+        AuditError: a log does not decode.
+    """
+    codec = EventCodec(practice_abi())
+    rows: list[dict[str, Any]] = []
+    for start in range(first, last + 1, batch_blocks):
+        end = min(start + batch_blocks - 1, last)
+        logs = [log for log in rpc.logs(practice, start, end) if not log.get("removed")]
+        numbers = sorted({quantity(log["blockNumber"]) for log in logs})
+        headers = {quantity(b["number"]): b for b in rpc.blocks(numbers)} if numbers else {}
+        for log in logs:
+            number = quantity(log["blockNumber"])
+            block_time = quantity(headers[number]["timestamp"])
+            if not period["from"] <= block_time < period["to"]:
+                continue
+            name, fields = codec.decode(log["topics"], log["data"])
+            if department is not None and department not in _parties(name, fields, agreement_parties):
+                continue
+            rows.append(
+                {
+                    "event": name,
+                    "time": iso(block_time),
+                    "block_time": block_time,
+                    "block_number": number,
+                    "block_hash": str(headers[number]["hash"]).lower(),
+                    "tx_hash": str(log["transactionHash"]).lower(),
+                    "log_index": quantity(log["logIndex"]),
+                    # Through JSON, as the report file holds it (lists, not tuples).
+                    "fields": json.loads(json.dumps(fields)),
+                }
+            )
+    return rows
+
+
+def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str) -> list[str]:
+    """Where a report's ``practice`` section differs from the rows derived from the chain."""
+    if not isinstance(stated, dict) or not isinstance(stated.get("rows"), list):
+        return ["practice: must be an object with an address and a list of rows"]
+    if str(stated.get("address", "")).lower() != address.lower():
+        return [f"practice: address {stated.get('address')!r} is not the verified {address}"]
+    problems = []
+    by_location = {(r["block_number"], r["log_index"]): r for r in expected}
+    seen = set()
+    for i, row in enumerate(stated["rows"]):
+        key = (row.get("block_number"), row.get("log_index")) if isinstance(row, dict) else None
+        found = by_location.get(key) if key is not None else None
+        if found is None:
+            problems.append(
+                f"practice row {i}: no practice event of the selection at block/log {key} on chain"
+            )
+            continue
+        seen.add(key)
+        for column in PRACTICE_COLUMNS:
+            if row.get(column) != found[column]:
+                problems.append(
+                    f"practice row {i} ({found['event']}): {column} is {row.get(column)!r}, "
+                    f"the chain says {found[column]!r}"
+                )
+    for key, r in by_location.items():
+        if key not in seen:
+            problems.append(
+                f"missing practice row: {r['event']} at block {r['block_number']} log {r['log_index']} "
+                f"(tx {r['tx_hash']}) is on chain but not in the report"
+            )
+    return problems
