@@ -1304,6 +1304,28 @@ class LedgerService:
             self._complete(account, "approve", (proposal_id,), Finish("proposal", proposal_id), principal),
         )
 
+    def execute_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
+        """Carry out a proposal whose standing approvals reach the threshold but did not take effect when the
+        last one came (the threshold was lowered since, or an approving governor's term ended and began
+        again). The contract lets anyone execute; through the API a governor's key sends it."""
+        account = self.governor_account(principal)
+        if self.proposal(proposal_id).executed:
+            raise ApiError("PROPOSAL_EXECUTED", f"proposal {proposal_id} already took effect")
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(account, "execute", (proposal_id,), Finish("proposal", proposal_id), principal),
+        )
+
+    def cancel_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
+        """Withdraw a proposal: only its proposer, while still a governor, and only before it took effect."""
+        account = self.governor_account(principal)
+        if self.proposal(proposal_id).executed:
+            raise ApiError("PROPOSAL_EXECUTED", f"proposal {proposal_id} already took effect")
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(account, "cancel", (proposal_id,), Finish("proposal", proposal_id), principal),
+        )
+
 
 class _GatedReads:
     """A ledger client whose first ``call`` or ``build`` passes ``gate`` first (once per request). Only

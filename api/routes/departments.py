@@ -78,3 +78,20 @@ def approve_proposal(
     proposal_id: ProposalId, principal: GovernorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.ProposalPublic]:
     return ledger.approve_proposal(principal=principal, proposal_id=proposal_id)
+
+
+@router.post("/governance/proposals/{proposal_id}/execute", response_model=m.Written[m.ProposalPublic])
+def execute_proposal(
+    proposal_id: ProposalId, principal: GovernorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.ProposalPublic]:
+    """Carry out a proposal whose standing approvals reach the threshold (409 PROPOSAL_BELOW_THRESHOLD
+    otherwise); needed only when it did not take effect with its last approval."""
+    return ledger.execute_proposal(principal=principal, proposal_id=proposal_id)
+
+
+@router.post("/governance/proposals/{proposal_id}/cancel", response_model=m.Written[m.ProposalPublic])
+def cancel_proposal(
+    proposal_id: ProposalId, principal: GovernorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.ProposalPublic]:
+    """Withdraw a proposal before it takes effect: its proposer only (403 NOT_PROPOSER otherwise)."""
+    return ledger.cancel_proposal(principal=principal, proposal_id=proposal_id)

@@ -190,6 +190,13 @@ def _fresh_proposal(env: ApiEnv) -> int:
     return ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]["id"]
 
 
+def _approve_a_cancelled_proposal(env: ApiEnv) -> httpx.Response:
+    proposal = _fresh_proposal(env)
+    cancelled = ok(env.call("POST", f"/governance/proposals/{proposal}/cancel", "governor-1"))["record"]
+    assert cancelled["status"] == "cancelled"
+    return env.call("POST", f"/governance/proposals/{proposal}/approve", "governor-2")
+
+
 def _medical(env: ApiEnv) -> int:
     return env.setup.report.resources["Medical records"]
 
@@ -283,6 +290,13 @@ SCENARIOS: dict[str, Scenario] = {
     "ALREADY_APPROVED": lambda env: env.call(
         "POST", f"/governance/proposals/{_fresh_proposal(env)}/approve", "governor-1"
     ),
+    "PROPOSAL_BELOW_THRESHOLD": lambda env: env.call(
+        "POST", f"/governance/proposals/{_fresh_proposal(env)}/execute", "governor-1"
+    ),
+    "NOT_PROPOSER": lambda env: env.call(
+        "POST", f"/governance/proposals/{_fresh_proposal(env)}/cancel", "governor-2"
+    ),
+    "PROPOSAL_CANCELLED": _approve_a_cancelled_proposal,
 }
 
 #: Codes produced only by a contract revert the API's own checks pre-empt; tested through the mapping.
@@ -290,8 +304,7 @@ REVERT_ONLY = {
     "NOT_A_GOVERNOR", "PURPOSE_REQUIRED", "REASON_REQUIRED", "TERMS_MISMATCH", "SIGNATURE_EXPIRED",
     "RECEIPT_MISMATCH", "GOVERNANCE_INVALID_THRESHOLD", "PROPOSAL_EXPIRED", "LEDGER_REJECTED",
     "RECEIPT_BATCH_OUT_OF_SEQUENCE", "RECEIPT_PROOF_INVALID",
-    "UNKNOWN_GOVERNANCE_ACTION", "UNKNOWN_HASH_ALGORITHM", "PROPOSAL_BELOW_THRESHOLD", "PROPOSAL_CANCELLED",
-    "NOT_PROPOSER", "CATALOG_CHANGED", "KEY_EPOCH_MISMATCH",
+    "UNKNOWN_GOVERNANCE_ACTION", "UNKNOWN_HASH_ALGORITHM", "CATALOG_CHANGED", "KEY_EPOCH_MISMATCH",
     # The API validates decline reasons and score ranges before signing; the contract checks them again.
     "UNKNOWN_DECLINE_CODE", "SCORE_OUT_OF_RANGE",
 }  # fmt: skip
