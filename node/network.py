@@ -320,7 +320,9 @@ class LocalNetwork:
         (self.data_dir / f"node{member.index}.toml").write_text(
             "[Eth.GPO]\nBlocks = 20\nPercentile = 60\nMaxHeaderHistory = 1024\nMaxBlockHistory = 1024\n"
             "MaxPrice = 500000000000\nIgnorePrice = 2\nDefault = 0\n\n"
-            f"[Node.P2P]\nStaticNodes = [{peers}]\n"
+            # DialRatio 1: with --maxpeers at the number of other members, geth would dial only a third of
+            # them (at least one), and two members that each dialed someone else never connect.
+            f"[Node.P2P]\nDialRatio = 1\nStaticNodes = [{peers}]\nTrustedNodes = [{peers}]\n"
         )
 
     def _run_geth(self, binary: Path, args: list[str]) -> None:
@@ -341,13 +343,16 @@ class LocalNetwork:
             return pid
         return None
 
-    def _arguments(self, member: Member) -> list[str]:
+    def _arguments(self, member: Member, members: list[Member]) -> list[str]:
         return [
             "--datadir", str(self._member_dir(member.index)),
             "--config", str(self.data_dir / f"node{member.index}.toml"),
             "--networkid", str(self.chain_id),
             "--syncmode", "full",
-            "--nodiscover", "--port", str(member.p2p_port),
+            # As many peers as other members: geth then syncs as soon as they are connected instead of
+            # waiting for its 10 s forced cycle (it wants 5 peers otherwise), e.g. a member restarted or cut
+            # off catches up at once. Trusted peers are exempt from the inbound share of that limit.
+            "--nodiscover", "--port", str(member.p2p_port), "--maxpeers", str(max(1, len(members) - 1)),
             "--http", "--http.addr", HOST, "--http.port", str(member.rpc_port),
             "--http.api", "eth,net,web3,txpool,clique,admin,miner",
             "--authrpc.addr", HOST, "--authrpc.port", str(member.auth_port),
@@ -368,13 +373,16 @@ class LocalNetwork:
         if self.pid(index) is not None:
             return
         binary = self._binary or geth_binary()
-        member = self.members()[index]
+        members = self.members()
+        member = members[index]
+        # Written at every start, so a network created by an earlier dxl runs with the current settings.
+        self._write_config(member, members)
         endpoint = NodeEndpoint(member.rpc_url, self.chain_id)
         if endpoint.is_reachable(timeout=0.5):
             raise NodeError(f"port {member.rpc_port} already serves a JSON-RPC node; choose other ports")
         with open(self._log_file(index), "ab") as log:
             proc = subprocess.Popen(
-                [str(binary), *self._arguments(member)],
+                [str(binary), *self._arguments(member, members)],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
