@@ -235,16 +235,28 @@ RETENTION = dt.timedelta(days=7)
 
 
 def purge_expired(sessions: sessionmaker[Session], *, older_than: dt.timedelta = RETENTION) -> int:
-    """Forgets completed keys older than ``older_than``; returns how many. In-flight claims are kept."""
+    """Forgets completed keys older than ``older_than``, then journaled transactions as old that are settled
+    (mined, reverted or superseded) and that no remaining key names; returns how many rows went. In-flight
+    claims and unsettled transactions are kept: the chain, not the journal, is the record of what happened,
+    and only recent blocks are checked for loss."""
     cutoff = utcnow() - older_than
+    settled = (TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.SUPERSEDED.value)
     with sessions() as session:
-        result = session.execute(
+        keys = session.execute(
             delete(IdempotencyRecord).where(
                 IdempotencyRecord.status_code.is_not(None), IdempotencyRecord.created_at < cutoff
             )
         )
+        named = select(IdempotencyRecord.tx_hash).where(IdempotencyRecord.tx_hash.is_not(None))
+        journal = session.execute(
+            delete(JournaledTransaction).where(
+                JournaledTransaction.status.in_(settled),
+                JournaledTransaction.created_at < cutoff,
+                JournaledTransaction.tx_hash.not_in(named),
+            )
+        )
         session.commit()
-        return int(getattr(result, "rowcount", 0) or 0)
+        return int(getattr(keys, "rowcount", 0) or 0) + int(getattr(journal, "rowcount", 0) or 0)
 
 
 def _json_response(status: int, raw: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> list[Message]:

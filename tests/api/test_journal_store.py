@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import threading
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import IdempotencyRecord, init_db, make_engine, session_factory
-from api.idempotency import Busy, ClaimOwner, IdempotencyStore, Stored
+from api.db import IdempotencyRecord, JournaledTransaction, init_db, make_engine, session_factory, utcnow
+from api.idempotency import RETENTION, Busy, ClaimOwner, IdempotencyStore, Stored, purge_expired
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.anvil import EmbeddedNode
 from node.chain import BlockRef, LedgerClient, SignedTx
@@ -201,3 +202,39 @@ def test_a_lost_block_s_transactions_no_request_saw_mined_keep_their_place(engin
     assert entry is not None and entry.status is TxStatus.SENT  # its own receipt decides its status
     assert sorted(journal.reopen([block])) == sorted([seen.tx_hash, unseen.tx_hash])
     assert [e.tx_hash for e in journal.unsettled()] == [unseen.tx_hash, seen.tx_hash]
+
+
+def test_settled_journal_rows_past_retention_are_purged_with_their_keys(engine: Engine) -> None:
+    """Keys are remembered a week; journaled transactions as old go with them once settled and no remaining
+    key names them. Unsettled rows and rows a kept key names stay."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    block = BlockRef(3, "0x" + "33" * 32)
+    old_mined, old_sent, old_named, new_mined = (
+        SignedTx("0x" + f"{i:064x}", bytes([i]), "0xA", i) for i in range(1, 5)
+    )
+    for signed in (old_mined, old_sent, old_named, new_mined):
+        journal.record(signed, claim=None, finish=None)
+    for signed in (old_mined, old_named, new_mined):
+        journal.mark(signed.tx_hash, TxStatus.MINED, block, signed.nonce)
+    long_ago = utcnow() - RETENTION - dt.timedelta(days=1)
+    with sessions() as session:
+        session.execute(
+            update(JournaledTransaction)
+            .where(JournaledTransaction.tx_hash != new_mined.tx_hash)
+            .values(created_at=long_ago)
+        )
+        session.add(IdempotencyRecord(principal="p", key="kept", fingerprint="f", tx_hash=old_named.tx_hash))
+        session.add(
+            IdempotencyRecord(
+                principal="p", key="done", fingerprint="f", status_code=201, created_at=long_ago
+            )
+        )
+        session.commit()
+    assert purge_expired(sessions) == 2  # the old completed key and the old mined row nobody names
+    with sessions() as session:
+        left = set(session.scalars(select(JournaledTransaction.tx_hash)))
+        keys = set(session.scalars(select(IdempotencyRecord.key)))
+    assert left == {old_sent.tx_hash, old_named.tx_hash, new_mined.tx_hash}
+    assert keys == {"kept"}
