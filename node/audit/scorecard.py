@@ -13,6 +13,9 @@ Definitions (period = ``[from, to)`` in block time, UTC):
   provider), by their outcome as of the evaluation time ``min(to, now)``: a closed period's scorecard is a
   snapshot at its end and never changes afterwards (a decision after the period end leaves the request pending
   in that period's figures).
+* **withdrawn**: requests of the period withdrawn (by either party) before any decision, as of evaluation
+  time: neither pending nor counted against the provider's demand satisfaction; overdue only if the deadline
+  had passed before the withdrawal. A request withdrawn after its approval stays approved.
 * **overdue**: requests of the period decided after their deadline, or still pending past it at evaluation
   time. Deadline = requested-at + N working days (default 10; Monday-Friday, UTC; public holidays are not
   modelled unless passed as ``holidays``).
@@ -82,6 +85,7 @@ class RequestFact:
     decided_at: int | None = None
     outcome: str = "pending"  # pending | approved | rejected
     automatic: bool = False
+    withdrawn_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -191,20 +195,30 @@ def compute_scorecard(
     def decided(q: RequestFact) -> int | None:
         return q.decided_at if q.decided_at is not None and q.decided_at <= as_of else None
 
+    def withdrawn(q: RequestFact) -> int | None:
+        """When ``q`` was withdrawn undecided, as of evaluation (None: decided first, or not withdrawn)."""
+        if q.withdrawn_at is None or q.withdrawn_at > as_of or decided(q) is not None:
+            return None
+        return q.withdrawn_at
+
     decided_by_as_of = [q for q in received if decided(q) is not None]
     approved = [q for q in decided_by_as_of if q.outcome == "approved"]
     rejected = [q for q in decided_by_as_of if q.outcome == "rejected"]
-    pending = [q for q in received if decided(q) is None]
+    withdrawn_undecided = {q.request_id for q in received if withdrawn(q) is not None}
+    pending = [q for q in received if decided(q) is None and q.request_id not in withdrawn_undecided]
     overdue = []
     for q in received:
         deadline = add_working_days(q.requested_at, deadline_days, holidays)
-        decided_at = decided(q)
-        if (decided_at is not None and decided_at > deadline) or (decided_at is None and as_of > deadline):
+        # The provider's clock stops at a decision or at the request's withdrawal.
+        ended = decided(q) or withdrawn(q)
+        if (ended is not None and ended > deadline) or (ended is None and as_of > deadline):
             overdue.append(q.request_id)
     manual = [q.decided_at - q.requested_at for q in decided_by_as_of if not q.automatic and q.decided_at]
     per_consumer: dict[int, dict[str, Any]] = {}
     approved_set = set(approved)  # membership below, once per request: a list would make it quadratic
     for q in received:
+        if q.request_id in withdrawn_undecided:  # withdrawn before the provider answered: no demand left
+            continue
         entry = per_consumer.setdefault(q.consumer, {"requested": 0, "satisfied": 0})
         entry["requested"] += 1
         entry["satisfied"] += q in approved_set
@@ -238,6 +252,7 @@ def compute_scorecard(
             "auto_approved": sum(q.automatic for q in approved),
             "rejected": len(rejected),
             "pending": len(pending),
+            "withdrawn": len(withdrawn_undecided),
             "overdue": len(overdue),
             "overdue_request_ids": sorted(overdue),
         },
@@ -367,6 +382,7 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
         "AccessRequested",
         "RequestApproved",
         "RequestRejected",
+        "RequestWithdrawn",
         "AgreementConcluded",
         "AgreementRevoked",
         "DeliveryRecorded",
@@ -415,6 +431,8 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
                     outcome="approved" if ev == "RequestApproved" else "rejected",
                     automatic=bool(json.loads(fields).get("automatic", False)),
                 )
+            elif ev == "RequestWithdrawn" and req in requests:
+                requests[req]["withdrawn_at"] = t
             elif ev == "AgreementConcluded":
                 agreements[agr] = {
                     "agreement_id": agr,

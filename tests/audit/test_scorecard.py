@@ -113,6 +113,7 @@ def test_scenario_department_scorecard(indexed, scenario) -> None:
         "auto_approved": 2,
         "rejected": 1,
         "pending": 0,
+        "withdrawn": 0,
         "overdue": 0,
         "overdue_request_ids": [],
     }
@@ -147,7 +148,41 @@ def test_scenario_consortium_scorecard(indexed, scenario) -> None:
         "auto_approved": 2,
         "rejected": 1,
         "pending": 1,
+        "withdrawn": 0,
         "overdue": 1,
         "overdue_request_ids": [scenario.requests["q5"]],
     }
     assert card["deliveries"]["sent"] == 3 and card["refused_deliveries"]["total"] == 2
+
+
+@pytest.mark.parametrize(
+    ("withdrawn", "decided", "now", "expected"),
+    [
+        # Withdrawn undecided before the deadline: neither pending nor overdue nor unmet demand.
+        ("2026-01-05T10:00", None, "2026-02-01T00:00", {"pending": 0, "withdrawn": 1, "overdue": 0}),
+        # Withdrawn after the deadline had passed: the provider was already late.
+        ("2026-01-07T10:00", None, "2026-02-01T00:00", {"pending": 0, "withdrawn": 1, "overdue": 1}),
+        # Withdrawn after evaluation: still pending then.
+        ("2026-01-05T10:00", None, "2026-01-05T09:00", {"pending": 1, "withdrawn": 0, "overdue": 0}),
+        # Approved, then withdrawn: the decision stands.
+        (
+            "2026-01-05T12:00",
+            "2026-01-05T11:00",
+            "2026-02-01T00:00",
+            {"pending": 0, "withdrawn": 0, "overdue": 0},
+        ),
+    ],
+)
+def test_withdrawn_requests(withdrawn, decided, now, expected) -> None:
+    request = RequestFact(1, 1, 1, 2, ts(FRIDAY), ts(decided) if decided else None,
+                          "approved" if decided else "pending", withdrawn_at=ts(withdrawn))  # fmt: skip
+    card = compute_scorecard(
+        Facts(requests=[request]), department=1, period_from=0, period_to=ts("2026-03-01T00:00"), now=ts(now),
+        deadline_days=2,
+    )  # fmt: skip
+    assert {k: card["requests"][k] for k in expected} == expected
+    satisfaction = card["demand_satisfaction"]
+    if expected["withdrawn"]:
+        assert satisfaction == {}  # no demand left to satisfy
+    else:
+        assert satisfaction["2"]["requested"] == 1
