@@ -4,6 +4,7 @@ which scorecard."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -214,7 +215,10 @@ def test_scorecards_are_read_by_auditors_and_their_own_department(
 ) -> None:
     if department == "2":
         department = str(api_env.departments["HRSS"])
-    params = {} if department is None else {"department": department}
+    # One fixed period for both reads: with the default end ("now") two reads a second apart differ.
+    end = datetime.now(UTC).replace(microsecond=0).isoformat()
+    period = {"from": "2000-01-01T00:00:00+00:00", "to": end}
+    params = period if department is None else {"department": department, **period}
     response = api_env.call("GET", "/audit/scorecard", who, params=params)
     assert response.status_code == status, response.text
     if status == 403:
