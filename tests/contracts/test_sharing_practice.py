@@ -1,0 +1,231 @@
+"""SharingPractice on chain: who may publish and answer demands, score agreements and run inspections, and
+what each refuses (the exact custom error and its arguments), driven directly through the chain client."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+
+from node.chain import LedgerClient, TxResult
+from node.compiler import load_artifact
+from node.deploy import EVALUATION_PERIOD_S, anchors_abi
+from node.endpoint import NodeEndpoint
+from node.types import DeclineReason, DemandAnswer, GovernanceAction, InspectionOutcome, ScoredSide, ShareType
+from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, receipt_of, reverts
+
+TEXT = b"\x7d" * 32
+ZERO = b"\x00" * 32
+
+
+@dataclass
+class Practice:
+    ledger: Consortium
+    client: LedgerClient
+    auditor: object
+
+    def send(self, who: Dept | object, fn: str, *args: object) -> TxResult:
+        account = who.account if isinstance(who, Dept) else who
+        return self.client.transact(account, fn, *args)  # type: ignore[arg-type]
+
+    def call(self, fn: str, *args: object) -> object:
+        return self.client.call(fn, *args)
+
+    def dept(self, code: str) -> Dept:
+        return self.ledger.depts[code]
+
+    def publish(self, publisher: str = "HRSS", addressee: str | None = "PSB") -> int:
+        to = 0 if addressee is None else self.dept(addressee).id
+        result = self.send(self.dept(publisher), "publishDemand", TEXT, to, self.ledger.now() + DAY)
+        return int(result.event("DemandPublished").args["demandId"])
+
+
+@pytest.fixture(scope="module")
+def practice(node_endpoint: NodeEndpoint) -> Practice:
+    """One ledger (PSB provides to HRSS, CIVIL a third party, one auditor) and its practice contract, shared
+    by the module's tests, which each publish demands and conclude agreements of their own."""
+    governors = [Account.create() for _ in range(3)]
+    consortium = Consortium(deploy(node_endpoint, governors, 2), governors)
+    for code in ("PSB", "HRSS", "CIVIL"):
+        consortium.admit(code)
+    auditor = Account.create()
+    consortium.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [auditor.address]))
+    artifact = load_artifact("SharingPractice")
+    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
+    deployed = client.deploy(governors[0], artifact.bytecode, consortium.client.address, EVALUATION_PERIOD_S)
+    assert deployed.contract_address is not None
+    return Practice(consortium, client.at(deployed.contract_address), auditor)
+
+
+def test_publishDemand_recordsHashesPartiesAndTimes(practice: Practice) -> None:
+    hrss, psb = practice.dept("HRSS"), practice.dept("PSB")
+    result = practice.send(hrss, "publishDemand", TEXT, psb.id, practice.ledger.now() + DAY)
+    assert names(result) == ["DemandPublished"]
+    ev = result.event("DemandPublished").args
+    assert (ev["publisher"], ev["addressee"], ev["textHash"]) == (hrss.id, psb.id, TEXT)
+    stored = practice.call("demand", ev["demandId"])
+    assert stored[0:2] == (hrss.id, psb.id) and stored[5] == TEXT and stored[6] == DemandAnswer.NONE
+    assert stored[4] == practice.ledger.call("resourceCount")
+
+
+@pytest.mark.parametrize(
+    ("text", "addressee", "due", "error", "args"),
+    [
+        (ZERO, "PSB", DAY, "PracticeInvalidField", {"field": "textHash"}),
+        (TEXT, "PSB", -DAY, "PracticeInvalidField", {"field": "dueBy"}),
+        (TEXT, "HRSS", DAY, "PracticeInvalidField", {"field": "addressee"}),
+        (TEXT, 99, DAY, "DepartmentUnknown", {"departmentId": 99}),
+    ],
+)
+def test_publishDemand_refusesBadFields(
+    practice: Practice, text: bytes, addressee: str | int, due: int, error: str, args: dict[str, object]
+) -> None:
+    to = addressee if isinstance(addressee, int) else practice.dept(addressee).id
+    with reverts(error, **args):
+        practice.send(practice.dept("HRSS"), "publishDemand", text, to, practice.ledger.now() + due)
+
+
+def test_publishDemand_byANonDepartment_isUnauthorized(practice: Practice) -> None:
+    outsider = practice.ledger.outsider
+    with reverts("DepartmentUnauthorized", account=outsider.address):
+        practice.send(outsider, "publishDemand", TEXT, 0, practice.ledger.now() + DAY)
+
+
+def test_answerDemand_newResource_onlyTheAddressee_once(practice: Practice) -> None:
+    psb, civil = practice.dept("PSB"), practice.dept("CIVIL")
+    demand = practice.publish()
+    resource = practice.ledger.resource(psb)
+    with reverts("PracticeNotAddressee", demandId=demand, departmentId=civil.id):
+        practice.send(civil, "answerDemand", demand, DemandAnswer.DECLINED, 0, DeclineReason.NOT_HELD, ZERO)
+    with reverts("PracticeResourceUnfit", demandId=demand, resourceId=resource):
+        practice.send(psb, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, resource, 0, ZERO)
+    result = practice.send(psb, "answerDemand", demand, DemandAnswer.NEW_RESOURCE, resource, 0, TEXT)
+    assert names(result) == ["DemandAnswered"]
+    ev = result.event("DemandAnswered").args
+    assert (ev["answeredBy"], ev["answer"], ev["resourceId"], ev["answerHash"]) == (
+        psb.id, DemandAnswer.NEW_RESOURCE, resource, TEXT)  # fmt: skip
+    with reverts("PracticeDemandAnswered", demandId=demand, answer=DemandAnswer.NEW_RESOURCE):
+        practice.send(psb, "answerDemand", demand, DemandAnswer.DECLINED, 0, DeclineReason.NOT_HELD, ZERO)
+
+
+def test_answerDemand_refusesUnfitAnswers(practice: Practice) -> None:
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    existing = practice.ledger.resource(psb)
+    not_shared = practice.ledger.resource(psb, ShareType.NOT_SHARED)
+    others = practice.ledger.resource(hrss)
+    demand = practice.publish()
+    for code in (0, max(DeclineReason) + 1):
+        with reverts("PracticeUnknownDeclineCode", code=code):
+            practice.send(psb, "answerDemand", demand, DemandAnswer.DECLINED, 0, code, ZERO)
+    with reverts("PracticeInvalidField", field="resourceId"):
+        practice.send(
+            psb, "answerDemand", demand, DemandAnswer.DECLINED, existing, DeclineReason.NOT_HELD, ZERO
+        )
+    with reverts("PracticeInvalidField", field="declineCode"):
+        practice.send(psb, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, existing, 1, ZERO)
+    for resource in (existing, not_shared, others):  # existing but claimed new / not shared / not PSB's
+        with reverts("PracticeResourceUnfit", resourceId=resource):
+            practice.send(psb, "answerDemand", demand, DemandAnswer.NEW_RESOURCE, resource, 0, ZERO)
+    with reverts("CatalogUnknownResource"):
+        practice.send(psb, "answerDemand", demand, DemandAnswer.NEW_RESOURCE, 10**6, 0, ZERO)
+    with reverts("PracticeInvalidField", field="answer"):
+        practice.send(psb, "answerDemand", demand, DemandAnswer.NONE, 0, 0, ZERO)
+    with reverts("PracticeUnknownDemand", demandId=10**6):
+        practice.send(psb, "answerDemand", 10**6, DemandAnswer.DECLINED, 0, 1, ZERO)
+    # Addressed to no one: anyone but the publisher answers.
+    open_demand = practice.publish(addressee=None)
+    with reverts("PracticeNotAddressee", departmentId=hrss.id):
+        practice.send(hrss, "answerDemand", open_demand, DemandAnswer.DECLINED, 0, 1, ZERO)
+    practice.send(psb, "answerDemand", open_demand, DemandAnswer.EXISTING_RESOURCE, existing, 0, ZERO)
+
+
+def test_scores_needADeliveryUnderTheAgreement_oncePerPeriodAndSide(practice: Practice) -> None:
+    psb, hrss, civil = practice.dept("PSB"), practice.dept("HRSS"), practice.dept("CIVIL")
+    agreement = practice.ledger.agreement(psb, hrss)
+    other_agreement = practice.ledger.agreement(psb, hrss)
+    delivery, recorded = practice.ledger.deliver(psb, practice.ledger.grant(psb, agreement))
+    elsewhere, elsewhere_recorded = practice.ledger.deliver(psb, practice.ledger.grant(psb, other_agreement))
+    receipt = receipt_of(recorded)
+    for bad in (0, 6):
+        with reverts("PracticeScoreOutOfRange", score=bad):
+            practice.send(hrss, "scoreProvider", agreement, 5, bad, 5, ZERO, delivery, receipt)
+    with reverts("DepartmentUnauthorized"):
+        practice.send(civil, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, receipt)
+    with reverts("DepartmentUnauthorized"):  # the provider scores only the consumer
+        practice.send(psb, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, receipt)
+    with reverts("PracticeNoDelivery", agreementId=agreement, deliveryId=elsewhere):
+        practice.send(
+            hrss, "scoreProvider", agreement, 5, 5, 5, ZERO, elsewhere, receipt_of(elsewhere_recorded)
+        )
+    with reverts("PracticeNoDelivery", agreementId=agreement, deliveryId=delivery):
+        forged = (*receipt[:3], os.urandom(32), *receipt[4:])
+        practice.send(hrss, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, forged)
+    with reverts("AgreementUnknown", agreementId=10**6):
+        practice.send(hrss, "scoreProvider", 10**6, 5, 5, 5, ZERO, delivery, receipt)
+
+    result = practice.send(hrss, "scoreProvider", agreement, 5, 4, 3, TEXT, delivery, receipt)
+    ev = result.event("EvaluationRecorded").args
+    period = practice.ledger.client.w3.eth.get_block(result.block_number)["timestamp"] // EVALUATION_PERIOD_S
+    assert (ev["period"], ev["side"], ev["scorer"]) == (period, ScoredSide.PROVIDER, hrss.id)
+    assert (ev["timeliness"], ev["completeness"], ev["accuracy"], ev["purposeCompliance"]) == (5, 4, 3, 0)
+    assert practice.call("scored", agreement, period, ScoredSide.PROVIDER) is True
+    with reverts("PracticeAlreadyScored", agreementId=agreement, side=ScoredSide.PROVIDER):
+        practice.send(hrss, "scoreProvider", agreement, 1, 1, 1, ZERO, delivery, receipt)
+    consumer = practice.send(psb, "scoreConsumer", agreement, 4, ZERO, delivery, receipt)
+    assert consumer.event("EvaluationRecorded").args["purposeCompliance"] == 4
+    with reverts("PracticeAlreadyScored", side=ScoredSide.CONSUMER):
+        practice.send(psb, "scoreConsumer", agreement, 4, ZERO, delivery, receipt)
+
+
+def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice: Practice) -> None:
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    delivery, _ = practice.ledger.deliver(
+        psb, practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    )
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    args = (now - DAY, now, 3, head + 3, now + 2)
+    with reverts("PracticeNotAuditor", account=psb.account.address):
+        practice.send(psb, "openInspection", *args)
+    for bad, field in (((now, now - 1, 3, head + 3, now + 2), "periodFrom"),
+                       ((now - DAY, now + DAY, 3, head + 3, now + 2), "periodTo"),
+                       ((now - DAY, now, 0, head + 3, now + 2), "sampleSize"),
+                       ((now - DAY, now, 3, head, now + 2), "seedBlock"),
+                       ((now - DAY, now, 3, head + 3, now - 1), "presentBy")):  # fmt: skip
+        with reverts("PracticeInvalidInspection", field=field):
+            practice.send(practice.auditor, "openInspection", *bad)
+    opened = practice.send(practice.auditor, "openInspection", *args)
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    with reverts("PracticeInspectionStatus", inspectionId=inspection):
+        practice.send(practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
+    with reverts("PracticeSeedUnavailable", inspectionId=inspection, seedBlock=head + 3):
+        practice.send(psb, "drawSample", inspection)
+    while w3.eth.block_number <= head + 3:  # the seed block, and one after it (blockhash of a past block)
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    drawn = practice.send(psb, "drawSample", inspection)  # anyone may draw, once the block exists
+    seed = drawn.event("InspectionDrawn").args["seed"]
+    assert seed == bytes(w3.eth.get_block(head + 3)["hash"])
+    assert practice.call("inspection", inspection)[7] == seed
+    with reverts("PracticeInspectionStatus", inspectionId=inspection):
+        practice.send(psb, "drawSample", inspection)
+
+    with reverts("PracticeNotAuditor"):
+        practice.send(psb, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
+    with reverts("DeliveryUnknown"):
+        practice.send(
+            practice.auditor, "recordOutcome", inspection, os.urandom(32), InspectionOutcome.PASSED, ZERO
+        )
+    for early in (InspectionOutcome.NONE, InspectionOutcome.NOT_PRESENTED):
+        if practice.ledger.now() < args[4]:
+            with reverts("PracticeInvalidOutcome", outcome=early):
+                practice.send(practice.auditor, "recordOutcome", inspection, delivery, early, ZERO)
+    recorded = practice.send(
+        practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.FAILED, TEXT
+    )
+    assert names(recorded) == ["InspectionOutcomeRecorded"]
+    assert practice.call("outcome", inspection, delivery) == InspectionOutcome.FAILED
+    with reverts("PracticeInvalidOutcome", outcome=InspectionOutcome.PASSED):
+        practice.send(practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
