@@ -198,8 +198,9 @@ def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
 @dataclass(frozen=True)
 class Finish:
     """How a write's response is built from its mined transaction: the record ``view`` (``resource``,
-    ``request``, ``agreement``, ``grant``, ``proposal``, ``delivery``, ``deliveries``, ``signature``) whose
-    id is ``record_id`` or the ``arg`` of the transaction's ``event``. Stored as JSON in the journal row."""
+    ``request``, ``agreement``, ``grant``, ``proposal``, ``delivery``, ``deliveries``, ``signature``; and
+    ``practice.demand``, ``practice.evaluation``, ``practice.inspection`` of :mod:`api.practice`) whose id is
+    ``record_id`` or the ``arg`` of the transaction's ``event``. Stored as JSON in the journal row."""
 
     view: str
     record_id: int | str | None = None
@@ -353,6 +354,9 @@ class LedgerService:
         return None if result is None else self._finish(result, Finish.from_json(entry.finish), principal)
 
     def _finish(self, result: TxResult, finish: Finish, principal: Principal) -> Any:
+        if finish.view.startswith("practice."):
+            # Demands, evaluations, inspections: built from the practice contract's events.
+            return self.practice_service().finish(self, result, finish)
         ident: Any = finish.record_id
         if finish.event is not None and finish.arg is not None:
             ident = result.event(finish.event).args[finish.arg]

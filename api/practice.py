@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import models as m
 from api.db import CatalogDocumentRow, InspectionPresentationRow
 from api.errors import ApiError
+from api.ledger import Finish
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader, scores_of
 from node.provision import AUDITOR as AUDITOR_KEY
@@ -105,24 +106,47 @@ class PracticeService:
 
     # --- sending -----------------------------------------------------------------------------------------
 
-    def send(self, ledger: LedgerService, department_id: int, fn: str, *args: Any) -> TxResult:
-        """``fn(*args)`` signed by the department's key, journaled, awaited; the result decoded with this
-        contract's ABI.
+    def send(self, ledger: LedgerService, department_id: int, fn: str, *args: Any, finish: Finish) -> Any:
+        """``fn(*args)`` signed by the department's key, journaled with ``finish``, awaited; the response
+        ``finish`` names (:meth:`finish`).
 
         Raises:
             LedgerRevertError: estimation or the mined transaction reverted.
             ApiError: as :meth:`api.journal.JournaledSender.send` and ``wait``.
         """
         account = ledger.department_account(department_id)
-        return self._send(ledger, account, fn, *args)
+        return self._send(ledger, account, fn, *args, finish=finish)
 
-    def _send(self, ledger: LedgerService, account: Any, fn: str, *args: Any) -> TxResult:
+    def _send(self, ledger: LedgerService, account: Any, fn: str, *args: Any, finish: Finish) -> Any:
         request = self.client.build(str(account.address), fn, *args)
-        signed = ledger.sender.send(account, request, claim=ledger.claim, finish=None)
-        ledger.sender.wait(signed.tx_hash)
-        receipt = self.client.receipt(signed.tx_hash)
-        assert receipt is not None  # wait() returned: it is mined
-        return self.client.outcome(receipt)
+        signed = ledger.sender.send(account, request, claim=ledger.claim, finish=finish.as_json())
+        return self.finish(ledger, ledger.sender.wait(signed.tx_hash), finish)
+
+    def finish(self, ledger: LedgerService, mined: TxResult, finish: Finish) -> Any:
+        """The response of a mined practice write (``finish.view`` ``practice.demand``, ``.evaluation`` or
+        ``.inspection``); also how a retry under the same idempotency claim finishes it
+        (:meth:`api.ledger.LedgerService._finish`)."""
+        receipt = self.client.receipt(mined.tx_hash)
+        assert receipt is not None  # mined
+        result = self.client.outcome(receipt)  # this contract's events, which the ledger's ABI lacks
+        ident: Any = finish.record_id
+        if finish.event is not None and finish.arg is not None:
+            ident = result.event(finish.event).args[finish.arg]
+        if finish.view == "practice.demand":
+            return m.Written(transaction=_tx(result), record=self.demand(int(ident)))
+        if finish.view == "practice.inspection":
+            return m.Written(transaction=_tx(result), record=self.inspections(ledger).inspection(int(ident)))
+        ev = result.event("EvaluationRecorded").args
+        side = ScoredSide(ev["side"])
+        agreement = ledger.agreement(int(ident))
+        record = EvaluationRecord(
+            agreement_id=agreement.id, period=int(ev["period"]), side=side, scorer=int(ev["scorer"]),
+            scored=agreement.provider if side is ScoredSide.PROVIDER else agreement.consumer,
+            scores=scores_of(side, ev), comment_hash=bytes(ev["commentHash"]),
+            block_number=result.block_number,
+            recorded_at=int(self.client.w3.eth.get_block(result.block_number)["timestamp"]),
+        )  # fmt: skip
+        return m.Written(transaction=_tx(result), record=self._evaluation(record))
 
     # --- demands -----------------------------------------------------------------------------------------
 
@@ -169,18 +193,26 @@ class PracticeService:
     def publish(
         self, ledger: LedgerService, *, principal: Principal, body: m.DemandCreate
     ) -> m.Written[m.DemandPublic]:
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.DemandPublic], resumed)
         me = ledger.department_id_of(principal)
         addressee = 0
         if body.addressee is not None:
             addressee = ledger.department_id_by_code(body.addressee)
         digest = self.texts.put(body.document.as_json())
-        result = self.send(ledger, me, "publishDemand", digest, addressee, body.due_by)
-        demand_id = int(result.event("DemandPublished").args["demandId"])
-        return m.Written(transaction=_tx(result), record=self.demand(demand_id))
+        finish = Finish("practice.demand", event="DemandPublished", arg="demandId")
+        return cast(
+            m.Written[m.DemandPublic],
+            self.send(ledger, me, "publishDemand", digest, addressee, body.due_by, finish=finish),
+        )
 
     def answer(
         self, ledger: LedgerService, *, principal: Principal, demand_id: int, body: m.DemandAnswerCreate
     ) -> m.Written[m.DemandPublic]:
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.DemandPublic], resumed)
         me = ledger.department_id_of(principal)
         current = self.demand(demand_id)
         if current.answer is not None:
@@ -191,17 +223,9 @@ class PracticeService:
             raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
         note = ZERO32 if body.note is None else self.texts.put({"note": body.note})
         code = 0 if body.decline_reason is None else int(DeclineReason[body.decline_reason.upper()])
-        result = self.send(
-            ledger,
-            me,
-            "answerDemand",
-            demand_id,
-            int(_ANSWERS[body.answer]),
-            body.resource_id or 0,
-            code,
-            note,
-        )
-        return m.Written(transaction=_tx(result), record=self.demand(demand_id))
+        args = (demand_id, int(_ANSWERS[body.answer]), body.resource_id or 0, code, note)
+        finish = Finish("practice.demand", demand_id)
+        return cast(m.Written[m.DemandPublic], self.send(ledger, me, "answerDemand", *args, finish=finish))
 
     # --- evaluations -------------------------------------------------------------------------------------
 
@@ -224,8 +248,12 @@ class PracticeService:
     def evaluate(
         self, ledger: LedgerService, *, principal: Principal, agreement_id: int, body: m.EvaluationCreate
     ) -> m.Written[m.EvaluationPublic]:
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.EvaluationPublic], resumed)
         agreement = ledger.agreement(agreement_id, principal=principal)
         me = ledger.department_id_of(principal)
+        finish = Finish("practice.evaluation", agreement_id)
         delivery_id = bytes.fromhex(body.delivery_id.removeprefix("0x"))
         receipt, _block = ledger._delivery(delivery_id)
         if ledger.agreement_of_grant(receipt.grant_id) != agreement_id:
@@ -241,29 +269,20 @@ class PracticeService:
                     "VALIDATION_ERROR", "the consumer scores timeliness, completeness and accuracy",
                     field="timeliness",
                 )  # fmt: skip
-            result = self.send(
+            written = self.send(
                 ledger, me, "scoreProvider", agreement_id, body.timeliness, body.completeness, body.accuracy,
-                comment, delivery_id, receipt.as_tuple(),
+                comment, delivery_id, receipt.as_tuple(), finish=finish,
             )  # fmt: skip
         else:
             if body.purpose_compliance is None:
                 raise ApiError(
                     "VALIDATION_ERROR", "the provider scores purpose_compliance", field="purpose_compliance"
                 )
-            result = self.send(
+            written = self.send(
                 ledger, me, "scoreConsumer", agreement_id, body.purpose_compliance, comment, delivery_id,
-                receipt.as_tuple(),
+                receipt.as_tuple(), finish=finish,
             )  # fmt: skip
-        ev = result.event("EvaluationRecorded").args
-        side = ScoredSide(ev["side"])
-        record = EvaluationRecord(
-            agreement_id=agreement_id, period=int(ev["period"]), side=side, scorer=me,
-            scored=agreement.provider if side is ScoredSide.PROVIDER else agreement.consumer,
-            scores=scores_of(side, ev),
-            comment_hash=bytes(ev["commentHash"]), block_number=result.block_number,
-            recorded_at=int(self.client.w3.eth.get_block(result.block_number)["timestamp"]),
-        )  # fmt: skip
-        return m.Written(transaction=_tx(result), record=self._evaluation(record))
+        return cast(m.Written[m.EvaluationPublic], written)
 
 
 def _tx(result: TxResult) -> m.TransactionPublic:
@@ -349,23 +368,29 @@ class InspectionService:
             )
             return {row.delivery_id: row.status for row in rows}
 
-    def _send(self, fn: str, *args: Any) -> TxResult:
-        return self.practice._send(self.ledger, self._auditor_account(), fn, *args)
+    def _send(self, fn: str, *args: Any, finish: Finish) -> m.Written[m.InspectionPublic]:
+        written = self.practice._send(self.ledger, self._auditor_account(), fn, *args, finish=finish)
+        return cast(m.Written[m.InspectionPublic], written)
 
-    def open(self, *, body: m.InspectionCreate) -> m.Written[m.InspectionPublic]:
+    def _resumed(self, principal: Principal) -> m.Written[m.InspectionPublic] | None:
+        return cast(m.Written[m.InspectionPublic] | None, self.ledger._resume(principal))
+
+    def open(self, *, principal: Principal, body: m.InspectionCreate) -> m.Written[m.InspectionPublic]:
+        if (resumed := self._resumed(principal)) is not None:
+            return resumed
         head = self.ledger.client.block_number()
         now = self.ledger._chain_time()
-        result = self._send(
+        return self._send(
             "openInspection", body.period_from, body.period_to, body.sample_size,
             head + body.seed_delay_blocks, now + body.present_within,
+            finish=Finish("practice.inspection", event="InspectionOpened", arg="inspectionId"),
         )  # fmt: skip
-        ident = int(result.event("InspectionOpened").args["inspectionId"])
-        return m.Written(transaction=_tx(result), record=self.inspection(ident))
 
-    def draw(self, inspection_id: int) -> m.Written[m.InspectionPublic]:
+    def draw(self, *, principal: Principal, inspection_id: int) -> m.Written[m.InspectionPublic]:
+        if (resumed := self._resumed(principal)) is not None:
+            return resumed
         self._record(inspection_id)
-        result = self._send("drawSample", inspection_id)
-        return m.Written(transaction=_tx(result), record=self.inspection(inspection_id))
+        return self._send("drawSample", inspection_id, finish=Finish("practice.inspection", inspection_id))
 
     def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes]:
         record = self._record(inspection_id)
@@ -406,7 +431,11 @@ class InspectionService:
             session.commit()
         return m.PresentationPublic(inspection_id=inspection_id, delivery_id=key, verdict=verdict)
 
-    def record_outcome(self, *, inspection_id: int, body: m.OutcomeCreate) -> m.Written[m.InspectionPublic]:
+    def record_outcome(
+        self, *, principal: Principal, inspection_id: int, body: m.OutcomeCreate
+    ) -> m.Written[m.InspectionPublic]:
+        if (resumed := self._resumed(principal)) is not None:
+            return resumed
         record, raw = self._sampled(inspection_id, body.delivery_id)
         with self.ledger._sessions()() as session:
             row = session.get(InspectionPresentationRow, (inspection_id, _hex(raw)))
@@ -422,5 +451,5 @@ class InspectionService:
             assert verdict is not None
             outcome = InspectionOutcome.PASSED if status == "MATCH" else InspectionOutcome.FAILED
             evidence = hashlib.sha256(verdict.encode("utf-8")).digest()
-        result = self._send("recordOutcome", inspection_id, raw, int(outcome), evidence)
-        return m.Written(transaction=_tx(result), record=self.inspection(inspection_id))
+        finish = Finish("practice.inspection", inspection_id)
+        return self._send("recordOutcome", inspection_id, raw, int(outcome), evidence, finish=finish)

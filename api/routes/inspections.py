@@ -31,10 +31,10 @@ def list_inspections(_principal: CurrentPrincipal, ledger: LedgerDep) -> list[m.
 
 @router.post("", response_model=m.Written[m.InspectionPublic], status_code=201)
 def open_inspection(
-    body: m.InspectionCreate, _auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+    body: m.InspectionCreate, auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.InspectionPublic]:
     """Open an inspection of a closed period; its seed block is ``seed_delay_blocks`` after the head."""
-    return ledger.practice_service().inspections(ledger).open(body=body)
+    return ledger.practice_service().inspections(ledger).open(principal=auditor, body=body)
 
 
 @router.get("/{inspection_id}", response_model=m.InspectionPublic)
@@ -47,10 +47,10 @@ def get_inspection(
 
 @router.post("/{inspection_id}/draw", response_model=m.Written[m.InspectionPublic])
 def draw(
-    inspection_id: InspectionId, _auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+    inspection_id: InspectionId, auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.InspectionPublic]:
     """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before)."""
-    return ledger.practice_service().inspections(ledger).draw(inspection_id)
+    return ledger.practice_service().inspections(ledger).draw(principal=auditor, inspection_id=inspection_id)
 
 
 @router.post("/{inspection_id}/presentations", response_model=m.PresentationPublic)
@@ -75,12 +75,11 @@ def present(
 def record_outcome(
     inspection_id: InspectionId,
     body: m.OutcomeCreate,
-    _auditor: InspectorPrincipal,
+    auditor: InspectorPrincipal,
     ledger: LedgerDep,
     _key: IdempotencyKey = None,
 ) -> m.Written[m.InspectionPublic]:
     """Record a sampled delivery's outcome on chain: passed (its presentation matched the chain), failed (it
     did not), or not presented (none by the deadline); the verdict's SHA-256 is the evidence hash."""
-    return (
-        ledger.practice_service().inspections(ledger).record_outcome(inspection_id=inspection_id, body=body)
-    )
+    service = ledger.practice_service().inspections(ledger)
+    return service.record_outcome(principal=auditor, inspection_id=inspection_id, body=body)

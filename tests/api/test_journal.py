@@ -306,6 +306,43 @@ def test_a_crashed_process_s_claim_is_finished_by_the_retry_at_once(journal_env:
     assert env.resource_count() == before + 1 and env.sent_by("samr") == sent + 1
 
 
+def test_a_crashed_process_s_demand_is_finished_by_the_retry(journal_env: JournalEnv) -> None:
+    """The same for a write to the sharing practice contract: the retry answers the journaled demand, decoded
+    with that contract's events, and no second demand is published."""
+    env = journal_env
+    document = {"title": "t", "purpose": "p", "legal_basis": "l"}
+    body = json.dumps({"document": document, "due_by": 2**40}).encode()
+    dead = ClaimOwner()
+    claim = IdempotencyStore(env.sessions(), dead).claim(
+        "department:SAMR", "crash-demand", fingerprint("POST", "/demands", b"", body)
+    )
+    assert isinstance(claim, Claim)
+    service = connect_ledger(env.settings, env.sessions).bound(claim)
+    assert service.practice is not None
+    before = int(service.practice.client.call("demandCount"))
+    account = service.department_account(
+        service.department_id_of(Principal(Role.DEPARTMENT, department="SAMR"))
+    )
+    digest = service.practice.texts.put(document)
+    request = service.practice.client.build(account.address, "publishDemand", digest, 0, 2**40)
+    env.proxy.swallow_sends = 1
+    finish = Finish("practice.demand", event="DemandPublished", arg="demandId").as_json()
+    with pytest.raises(ApiError) as info:
+        service.sender.send(account, request, claim=claim, finish=finish)
+    journaled = info.value.details["tx_hash"]
+    restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)
+    with ServerThread(restarted) as url, httpx.Client(base_url=url, timeout=30) as client:
+        response = client.post(
+            "/demands", content=body,
+            headers={**env.headers("samr", "crash-demand"), "Content-Type": "application/json"},
+        )  # fmt: skip
+    assert response.status_code == 201, response.text
+    written = response.json()
+    assert written["transaction"]["hash"] == journaled
+    assert written["record"]["id"] == before + 1 and written["record"]["document"] == document
+    assert int(service.practice.client.call("demandCount")) == before + 1
+
+
 # --- cause 5: sessions held while waiting for the chain -----------------------------------------------------
 
 
