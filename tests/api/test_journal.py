@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import PASSPHRASE, ServerThread, b32, make_settings, ok
+from api_helpers import PASSPHRASE, ServerThread, api_home, b32, make_settings, ok
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
@@ -85,7 +85,7 @@ def journal_env(
     embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[JournalEnv]:
     """An API whose node is reached through a loopback proxy, watching the node every 0.1 s."""
-    direct = make_settings(tmp_path_factory.mktemp("journal-home"), embedded_node)
+    direct = make_settings(api_home(tmp_path_factory, "journal-home"), embedded_node)
     setup = setup_ledger(embedded_node.endpoint, direct, dev_funding=True)
     tokens = {k: v for k, v in ensure_demo_tokens(direct).items() if v is not None}
     with RpcProxy(embedded_node.endpoint.rpc_url) as proxy, pytest.MonkeyPatch.context() as env:
