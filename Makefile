@@ -5,15 +5,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DXL_HOME ?= $(CURDIR)/.dxl
 
-.PHONY: setup run test lint fmt bench reliability clean geth
+.PHONY: setup run test lint fmt bench reliability clean lock geth
 
 setup: $(VENV)/.installed node_modules/.installed
 	@scripts/install-chromium.sh
 
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements-dev.lock pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
@@ -50,6 +50,10 @@ bench: setup
 # the default profile runs until 5,000 writes and 10 faults of each kind; RELIABILITY_PROFILE=quick: < 10 min.
 reliability: setup
 	$(BIN)/python -m tests.reliability
+
+# Lock files from pyproject.toml, with hashes: requirements.lock (run time), requirements-dev.lock (+ tools).
+lock:
+	scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .tools
