@@ -8,8 +8,16 @@ inside the standard-JSON input as ``content``, so the input is a complete, hasha
 and the compiler never touches the file system. That makes the npm build (solcjs, WebAssembly) and a native
 ``solc`` of the same version interchangeable: same input, same bytecode.
 
+Two builds of the same sources (:data:`PROFILES`): ``cancun`` (``contracts/compiler.json`` into
+``contracts/artifacts``), what anvil and Besu QBFT run, and ``london`` (``contracts/compiler-london.json``
+into ``contracts/artifacts-london``) for chains without Shanghai (geth's Clique: no ``PUSH0``).
+OpenZeppelin 5.2 and later use ``MCOPY`` (Cancun), so the London profile remaps the imports to OpenZeppelin
+5.0.2, installed beside 5.7.0 under the npm alias ``@openzeppelin/contracts-london``. Both builds have the
+same ABI.
+
 ``viaIR`` is on because the ledger does not compile without it ("stack too deep"); with the optimizer at
-10,000 runs the main contract's runtime code is 21,478 bytes, under the 24,576-byte EIP-170 limit.
+1,000 runs the main contract's runtime code is 22,945 bytes (Cancun) and 23,624 bytes (London, without
+``PUSH0``), under the 24,576-byte EIP-170 limit.
 
 Artifacts (one per contract, interface and library declared under ``contracts/src``) are written as sorted,
 indented JSON so committed artifacts diff cleanly; :func:`check_artifacts` recompiles and lists what differs.
@@ -47,6 +55,34 @@ _COMPILE_TIMEOUT_S = 600
 _COMMENT_OR_STRING = re.compile(r"(\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')|//[^\n]*|/\*.*?\*/", re.S)
 # An import directive starts the file or follows another directive/definition (";" or "}"), never a string.
 _IMPORT = re.compile(r"(?:\A|(?<=[;}]))\s*import\b[^;]*?([\"'])(?P<path>[^\"']+)\1[^;]*;")
+
+
+@dataclass(frozen=True)
+class BuildProfile:
+    """One build of ``contracts/src``: the settings it compiles with and where its artifacts are committed.
+    ``name`` is the settings' ``evmVersion``."""
+
+    name: str
+    settings_file: Path
+    artifacts_dir: Path
+
+
+CANCUN = BuildProfile("cancun", SETTINGS_FILE, ARTIFACTS_DIR)
+LONDON = BuildProfile("london", CONTRACTS_DIR / "compiler-london.json", CONTRACTS_DIR / "artifacts-london")
+PROFILES = (CANCUN, LONDON)
+
+
+def profile_named(name: str) -> BuildProfile:
+    """The profile called ``name``.
+
+    Raises:
+        ConfigurationError: no such profile.
+    """
+    for profile in PROFILES:
+        if profile.name == name:
+            return profile
+    known = ", ".join(p.name for p in PROFILES)
+    raise ConfigurationError(f"no build profile {name!r} (known: {known})")
 
 
 class CompilationError(ToolchainError):
@@ -103,6 +139,7 @@ class Artifact:
     deployed_bytecode: str
     compiler_version: str
     sources: dict[str, str] = field(default_factory=dict)  # source unit name -> sha256 of its content
+    evm_version: str = CANCUN.name
 
     @property
     def deployable(self) -> bool:
@@ -409,26 +446,34 @@ def diff_artifacts(build: Build, artifacts_dir: Path = ARTIFACTS_DIR) -> list[st
     return differences
 
 
-def compile_project(artifacts_dir: Path = ARTIFACTS_DIR, *, solc: Solc | None = None) -> Build:
-    """Compile ``contracts/src`` and write the artifacts (what ``dxl compile`` does)."""
-    build = compile_sources(solc=solc)
-    write_artifacts(build, artifacts_dir)
+def compile_project(
+    artifacts_dir: Path | None = None, *, solc: Solc | None = None, profile: BuildProfile = CANCUN
+) -> Build:
+    """Compile ``contracts/src`` with ``profile``'s settings and write its artifacts (``dxl compile`` does it
+    for every profile)."""
+    build = compile_sources(solc=solc, config=load_config(profile.settings_file))
+    write_artifacts(build, artifacts_dir or profile.artifacts_dir)
     return build
 
 
 def check_artifacts(
     src_dir: Path = SOURCES_DIR,
-    artifacts_dir: Path = ARTIFACTS_DIR,
+    artifacts_dir: Path | None = None,
     *,
     base_path: Path = PROJECT_ROOT,
     solc: Solc | None = None,
+    profile: BuildProfile = CANCUN,
 ) -> list[str]:
-    """Recompile ``src_dir`` and list how the artifacts in ``artifacts_dir`` differ (empty: up to date).
+    """Recompile ``src_dir`` with ``profile``'s settings and list how the artifacts in ``artifacts_dir`` (the
+    profile's by default) differ (empty: up to date).
 
     Raises:
         CompilationError, ToolchainError, ConfigurationError: as :func:`compile_sources`.
     """
-    return diff_artifacts(compile_sources(src_dir, base_path=base_path, solc=solc), artifacts_dir)
+    build = compile_sources(
+        src_dir, base_path=base_path, solc=solc, config=load_config(profile.settings_file)
+    )
+    return diff_artifacts(build, artifacts_dir or profile.artifacts_dir)
 
 
 def load_artifact(name: str, artifacts_dir: Path = ARTIFACTS_DIR) -> Artifact:
@@ -454,6 +499,7 @@ def load_artifact(name: str, artifacts_dir: Path = ARTIFACTS_DIR) -> Artifact:
             deployed_bytecode=raw["deployedBytecode"],
             compiler_version=raw["compiler"]["version"],
             sources={unit: entry["sha256"] for unit, entry in raw["sources"].items()},
+            evm_version=str(raw["compiler"]["settings"].get("evmVersion", CANCUN.name)),
         )
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise ConfigurationError(f"artifact {path} is unreadable: {exc}") from exc

@@ -8,6 +8,10 @@ because the EIP-712 domain is held in immutables that the constructor writes int
 A record that does not match (another chain, code missing, another build) is an error, never a silent
 redeployment: it may be someone's live ledger. ``force=True`` (``dxl deploy --force``) deploys anew and
 replaces the record.
+
+The build deployed depends on the chain's rules (:func:`chain_build`): the Cancun build where ``PUSH0`` runs
+(anvil, Besu QBFT), the London build where it is refused (geth's Clique). The record names the build, so the
+companions and every later check load the artifacts of the build that is on chain.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from node.endpoint import NodeEndpoint
-from node.errors import ConfigurationError
+from node.endpoint import NodeEndpoint, rpc_call
+from node.errors import ConfigurationError, NodeError
 from node.paths import dxl_home
 from verifier.eth import keccak, to_checksum_address
 
@@ -31,7 +35,7 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
     from node.chain import LedgerClient
-    from node.compiler import Artifact
+    from node.compiler import Artifact, BuildProfile
 
 LEDGER_ARTIFACT = "DataExchangeLedger"
 ANCHORS_ARTIFACT = "ReceiptAnchors"
@@ -64,6 +68,58 @@ class NotDeployedError(ConfigurationError):
 
     def __init__(self, path: Path) -> None:
         super().__init__(f"no ledger deployment recorded at {path}; run `dxl deploy` or `dxl run` first")
+
+
+# Init code ``PUSH0 STOP``: executed by a Shanghai-or-later chain, an invalid opcode before.
+_PUSH0_PROBE = "0x5f00"
+
+
+def runs_push0(endpoint: NodeEndpoint) -> bool:
+    """Whether the chain at ``endpoint`` executes ``PUSH0`` (Shanghai rules or later), asked by an
+    ``eth_call`` of a contract creation whose init code is ``PUSH0 STOP``: the chain's own rules decide,
+    not its name.
+
+    Raises:
+        NodeError: the node is unreachable or refuses the call for another reason.
+    """
+    try:
+        rpc_call(endpoint.rpc_url, "eth_call", [{"data": _PUSH0_PROBE}, "latest"])
+    except NodeError as exc:
+        if "invalid opcode" in str(exc).lower():
+            return False
+        raise
+    return True
+
+
+def chain_build(endpoint: NodeEndpoint) -> BuildProfile:
+    """The build that runs on ``endpoint``'s chain: Cancun where ``PUSH0`` runs, London where it does not.
+
+    Raises:
+        NodeError: as :func:`runs_push0`.
+    """
+    from node.compiler import CANCUN, LONDON
+
+    return CANCUN if runs_push0(endpoint) else LONDON
+
+
+def _artifact_of(name: str, build: str) -> Artifact:
+    from node.compiler import load_artifact, profile_named
+
+    return load_artifact(name, profile_named(build).artifacts_dir)
+
+
+def refuse_newer_evm(endpoint: NodeEndpoint, artifact: Artifact) -> None:
+    """Refuse to deploy ``artifact`` where its code could not run: a build after London on a chain without
+    ``PUSH0``.
+
+    Raises:
+        EvmVersionError: it is such a build on such a chain.
+        NodeError: as :func:`runs_push0`.
+    """
+    from node.network import check_evm
+
+    if not runs_push0(endpoint):
+        check_evm(artifact.evm_version)
 
 
 def _hex_hash(data: bytes | str) -> str:
@@ -101,6 +157,9 @@ class Deployment:
     threshold: int
     deployed_at: str
     version: int = RECORD_VERSION
+    #: The build profile (``node.compiler.PROFILES``) the contracts were deployed from; records written before
+    #: there were two are of the Cancun build.
+    build: str = "cancun"
     #: The ``ReceiptAnchors`` contract beside the ledger (:func:`deploy_receipt_anchors`); records written
     #: before it existed lack it, and the next start deploys it.
     receipt_anchors: AnchorsDeployment | None = None
@@ -132,7 +191,7 @@ class Deployment:
             raise ConfigurationError(f"deployment record {path} is unreadable: {exc}") from None
         try:
             known = {f for f in cls.__dataclass_fields__ if f != "reused"}
-            missing = known - {"version", "receipt_anchors", "sharing_practice"} - set(raw)
+            missing = known - {"version", "build", "receipt_anchors", "sharing_practice"} - set(raw)
             if missing:
                 raise KeyError(", ".join(sorted(missing)))
             fields = {k: v for k, v in raw.items() if k in known}
@@ -210,7 +269,8 @@ def deploy_ledger(
     from node.chain import LedgerClient
     from node.compiler import load_artifact
 
-    artifact = artifact or load_artifact(LEDGER_ARTIFACT)
+    endpoint = target.endpoint if isinstance(target, LedgerClient) else target
+    artifact = artifact or load_artifact(LEDGER_ARTIFACT, chain_build(endpoint).artifacts_dir)
     client = target if isinstance(target, LedgerClient) else LedgerClient(target, artifact.abi)
     path = deployment_path(home)
     if path.exists() and not force:
@@ -222,6 +282,7 @@ def deploy_ledger(
     if not governors or not 0 < threshold <= len(governors):
         raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
     checksummed = [to_checksum_address(g) for g in governors]
+    refuse_newer_evm(endpoint, artifact)
     result = client.deploy(deployer, artifact.bytecode, checksummed, threshold)
     assert result.contract_address is not None
     deployment = Deployment(
@@ -235,6 +296,7 @@ def deploy_ledger(
         bytecode_hash=_hex_hash(artifact.bytecode),
         code_hash=_hex_hash(client.code_at(result.contract_address)),
         compiler_version=artifact.compiler_version,
+        build=artifact.evm_version,
         governors=checksummed,
         threshold=threshold,
         deployed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -278,13 +340,12 @@ def deploy_receipt_anchors(
         NodeError: the node is unreachable or refuses the transaction.
     """
     from node.chain import LedgerClient
-    from node.compiler import load_artifact
 
     path = deployment_path(home)
     deployment = Deployment.load(path)
-    ledger_artifact = load_artifact(deployment.artifact)
+    ledger_artifact = _artifact_of(deployment.artifact, deployment.build)
     verify_deployment(client, deployment, ledger_artifact, path)
-    artifact = load_artifact(ANCHORS_ARTIFACT)
+    artifact = _artifact_of(ANCHORS_ARTIFACT, deployment.build)
     existing = deployment.receipt_anchors
     if existing is not None and _anchors_record_matches(client, existing, artifact):
         return existing
@@ -310,12 +371,13 @@ def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: A
         DeploymentMismatchError: the record does not match the node, or names no (matching) anchors contract.
     """
     from node.chain import LedgerClient
-    from node.compiler import load_artifact
 
     path = deployment_path(home)
     deployment = Deployment.load(path)
-    artifact = load_artifact(ANCHORS_ARTIFACT)
-    client = LedgerClient(endpoint, anchors_abi(artifact, load_artifact(deployment.artifact)), **kwargs)
+    artifact = _artifact_of(ANCHORS_ARTIFACT, deployment.build)
+    client = LedgerClient(
+        endpoint, anchors_abi(artifact, _artifact_of(deployment.artifact, deployment.build)), **kwargs
+    )
     record = deployment.receipt_anchors
     if record is None:
         raise DeploymentMismatchError(path, "it names no receipt anchors contract (run `dxl deploy`)")
@@ -337,9 +399,8 @@ def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: An
     path = deployment_path(home)
     deployment = Deployment.load(path)
     from node.chain import LedgerClient
-    from node.compiler import load_artifact
 
-    artifact = load_artifact(deployment.artifact)
+    artifact = _artifact_of(deployment.artifact, deployment.build)
     client = LedgerClient(endpoint, artifact.abi, **kwargs)
     verify_deployment(client, deployment, artifact, path)
     return client.at(deployment.address)
@@ -361,13 +422,12 @@ def deploy_sharing_practice(
         NodeError: the node is unreachable or refuses the transaction.
     """
     from node.chain import LedgerClient
-    from node.compiler import load_artifact
 
     path = deployment_path(home)
     deployment = Deployment.load(path)
-    ledger_artifact = load_artifact(deployment.artifact)
+    ledger_artifact = _artifact_of(deployment.artifact, deployment.build)
     verify_deployment(client, deployment, ledger_artifact, path)
-    artifact = load_artifact(PRACTICE_ARTIFACT)
+    artifact = _artifact_of(PRACTICE_ARTIFACT, deployment.build)
     existing = deployment.sharing_practice
     if existing is not None and _anchors_record_matches(client, existing, artifact):
         return existing
@@ -394,12 +454,13 @@ def practice_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: 
         DeploymentMismatchError: the record does not match the node, or names no (matching) practice contract.
     """
     from node.chain import LedgerClient
-    from node.compiler import load_artifact
 
     path = deployment_path(home)
     deployment = Deployment.load(path)
-    artifact = load_artifact(PRACTICE_ARTIFACT)
-    client = LedgerClient(endpoint, anchors_abi(artifact, load_artifact(deployment.artifact)), **kwargs)
+    artifact = _artifact_of(PRACTICE_ARTIFACT, deployment.build)
+    client = LedgerClient(
+        endpoint, anchors_abi(artifact, _artifact_of(deployment.artifact, deployment.build)), **kwargs
+    )
     record = deployment.sharing_practice
     if record is None:
         raise DeploymentMismatchError(path, "it names no sharing practice contract (run `dxl deploy`)")

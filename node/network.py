@@ -10,8 +10,9 @@ Limits of geth v1.13.15's Clique, measured here:
 
 * it refuses the Shanghai and Cancun forks (``clique does not support shanghai fork``; with ``cancunTime`` set
   the miner panics: ``unexpected excess blob gas value in clique``), so the chain runs London rules. Contracts
-  compiled for Cancun (``PUSH0``, ``MCOPY``) do not run on it: deploying the ledger fails estimation with
-  ``invalid opcode: PUSH0``.
+  compiled for Cancun (``PUSH0``, ``MCOPY``) do not run on it (``invalid opcode: PUSH0``), so the ledger is
+  deployed here from its London build (``contracts/artifacts-london``, chosen by the chain's rules: see
+  ``node.deploy.chain_build``).
 * geth raises a configured miner gas price of 0 to 1 gwei at start, so free gas is set after start with
   ``miner_setGasPrice(0)`` on every member, and the price oracle's default is 0 (``[Eth.GPO] Default``):
   with a London base fee of 0 from genesis, ``eth_gasPrice`` then answers 0 as on a Besu network with
@@ -69,9 +70,10 @@ class EvmVersionError(ToolchainError):
     def __init__(self, compiled_for: str) -> None:
         self.compiled_for = compiled_for
         super().__init__(
-            f"the contracts are compiled for EVM {compiled_for!r} (contracts/compiler.json), but geth's "
-            f"Clique seals only {NETWORK_EVM!r} blocks (no Shanghai or Cancun): their code would not run "
-            "here (invalid opcode PUSH0). Use a Besu QBFT network (see README) or the embedded node"
+            f"these contracts are compiled for EVM {compiled_for!r}, but the chain runs {NETWORK_EVM!r} "
+            "rules (as geth's Clique, which seals no Shanghai or Cancun blocks): their code would not run "
+            f"here (invalid opcode PUSH0). Deploy the {NETWORK_EVM!r} build (contracts/compiler-london.json, "
+            "contracts/artifacts-london), or use a Besu QBFT network (see README) or the embedded node"
         )
 
 

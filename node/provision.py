@@ -35,6 +35,7 @@ from node.compiler import load_artifact
 from node.deploy import (
     LEDGER_ARTIFACT,
     Deployment,
+    chain_build,
     deploy_ledger,
     deploy_receipt_anchors,
     deploy_sharing_practice,
@@ -364,7 +365,8 @@ def setup_ledger(
     """
     keystore = KeyStore.from_settings(settings)
     principals = ensure_principals(keystore)
-    artifact = load_artifact(LEDGER_ARTIFACT)
+    # The build the chain's rules run (Cancun, or London on geth's Clique); both have the same ABI.
+    artifact = load_artifact(LEDGER_ARTIFACT, chain_build(endpoint).artifacts_dir)
     client = LedgerClient(endpoint, artifact.abi)
     funder = Account.from_key(ANVIL_DEV_KEY) if dev_funding else None
     fund_accounts(client, list(principals.values()), funder=funder)

@@ -202,10 +202,12 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         if (d.keyEpoch != signedEpoch) revert AgreementKeyEpochMismatch(id, signedEpoch, d.keyEpoch);
         address signer = d.signer;
         bool valid;
+        // The memory-signature variants: the calldata ones exist only from OpenZeppelin 5.5, whose libraries use
+        // MCOPY, and the same source also builds for London-rules chains against OpenZeppelin 5.0.
         if (d.contractSigner) {
-            valid = SignatureChecker.isValidSignatureNowCalldata(signer, digest, signature);
+            valid = SignatureChecker.isValidSignatureNow(signer, digest, signature);
         } else {
-            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecover(digest, signature);
             valid = err == ECDSA.RecoverError.NoError && recovered == signer;
         }
         if (!valid) revert AgreementInvalidSignature(id);

@@ -152,10 +152,12 @@ def run_command(
 def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
     """``settings`` pointed at the local network (first signer, the others as failover URLs); the network is
     started here if none of it runs, and then stopped on exit."""
-    from node.compiler import load_config
+    from node.compiler import LONDON, load_config
     from node.network import CLIQUE_CONFIRMATIONS, LocalNetwork, check_evm
 
-    check_evm(str(load_config().settings.get("evmVersion", "")))
+    # The network runs the London build (chosen at deployment by the chain's rules): refuse before starting
+    # anything if that profile was changed to an EVM the network cannot run.
+    check_evm(str(load_config(LONDON.settings_file).settings.get("evmVersion", "")))
     local = LocalNetwork(settings.home)
     started = not local.created or local.status().running == 0
     endpoint = local.up()

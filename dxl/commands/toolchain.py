@@ -30,14 +30,18 @@ def compile_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Compile contracts/src with the settings in contracts/compiler.json into contracts/artifacts/."""
-    from node.compiler import Solc, check_artifacts, compile_project
-    from node.paths import ARTIFACTS_DIR
+    """Compile contracts/src into contracts/artifacts/ (Cancun, contracts/compiler.json) and
+    contracts/artifacts-london/ (London, contracts/compiler-london.json: chains without PUSH0)."""
+    from node.compiler import PROFILES, Solc, check_artifacts, compile_project
 
     try:
         compiler = Solc(solc)
         if check:
-            differences = check_artifacts(solc=compiler)
+            differences = [
+                f"{profile.artifacts_dir.name}/{line}"
+                for profile in PROFILES
+                for line in check_artifacts(solc=compiler, profile=profile)
+            ]
             if as_json:
                 typer.echo(json.dumps({"up_to_date": not differences, "differences": differences}))
             elif differences:
@@ -47,16 +51,24 @@ def compile_command(
             else:
                 typer.echo("artifacts are up to date")
             raise typer.Exit(1 if differences else 0)
-        build = compile_project(solc=compiler)
+        builds = {profile: compile_project(solc=compiler, profile=profile) for profile in PROFILES}
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc
-    names = sorted(build.files)
     if as_json:
-        typer.echo(json.dumps({"artifacts": names, "warnings": build.warnings}))
+        typer.echo(
+            json.dumps(
+                {
+                    "artifacts": sorted(builds[PROFILES[0]].files),
+                    "profiles": {p.name: str(p.artifacts_dir) for p in builds},
+                    "warnings": [w for b in builds.values() for w in b.warnings],
+                }
+            )
+        )
     else:
-        for warning in build.warnings:
-            typer.secho(warning, err=True, fg=typer.colors.YELLOW)
-        typer.echo(f"wrote {len(names)} files to {ARTIFACTS_DIR}")
+        for profile, build in builds.items():
+            for warning in build.warnings:
+                typer.secho(warning, err=True, fg=typer.colors.YELLOW)
+            typer.echo(f"wrote {len(build.files)} files to {profile.artifacts_dir} ({profile.name})")
 
 
 PortOption = Annotated[

@@ -9,28 +9,36 @@ on chain equals its journaled writes (lost=0, doubled=0).
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.app import create_app, ensure_demo_tokens
 from api.db import JournaledTransaction, init_db, make_engine, session_factory
 from api.errors import ApiError
 from api.journal import ChainWatcher, Journal, JournaledSender, Reconciler, TxStatus
 from api.settings import load_api_settings
 from node.chain import LedgerClient
-from node.compiler import load_config
+from node.compiler import CANCUN, LONDON, load_artifact, load_config
+from node.deploy import LEDGER_ARTIFACT, chain_build, deploy_ledger, runs_push0
 from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import NodeError
-from node.network import EvmVersionError, LocalNetwork, check_evm
+from node.network import CLIQUE_CONFIRMATIONS, EvmVersionError, LocalNetwork, check_evm
 from node.provision import setup_ledger
+from node.types import new_delivery_id
+from tests.api.api_helpers import ServerThread
+from verifier.eth import keccak
 
 pytestmark = [pytest.mark.network, pytest.mark.xdist_group("network")]
 
@@ -192,33 +200,100 @@ def test_a_client_without_failover_urls_reports_the_dead_node(full_network: Loca
         client.block_number()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NodeError,
-    reason="geth v1.13.15 seals Clique only under London rules; the ledger is compiled for Cancun "
-    "(PUSH0, MCOPY in OpenZeppelin 5): deployment fails estimation with 'invalid opcode: PUSH0'",
-)
-def test_the_ledger_is_deployed_and_provisioned_on_the_network(
+def test_the_network_runs_the_london_build_and_refuses_the_cancun_one(
     full_network: LocalNetwork, tmp_path: Path
 ) -> None:
+    """The chain's own rules decide the build: PUSH0 is refused here. The Cancun build handed to the network
+    is refused before any transaction, saying why."""
+    endpoint = full_network.endpoint()
+    assert not runs_push0(endpoint)
+    assert chain_build(endpoint) == LONDON
+    cancun = load_artifact(LEDGER_ARTIFACT, CANCUN.artifacts_dir)
+    deployer = Account.create()
+    with pytest.raises(EvmVersionError, match="invalid opcode PUSH0"):
+        deploy_ledger(endpoint, [deployer.address], 1, deployer=deployer, home=tmp_path, artifact=cancun)
+    assert not (tmp_path / "deployment.json").exists()
+    assert _nonce(endpoint.rpc_url, deployer.address) == 0  # refused before sending anything
+
+
+def test_the_ledger_is_deployed_provisioned_and_serves_an_exchange_on_the_network(
+    full_network: LocalNetwork, tmp_path: Path
+) -> None:
+    """What `dxl run --network` does (the London build deployed, the demo consortium provisioned, the API
+    on the first signer with the others as failover and Clique's confirmation depth), then the core of the
+    exchange over HTTP: resource, request, approval, both signatures, grant, delivery, acknowledgement."""
     endpoint = full_network.endpoint()
     settings = load_api_settings(
         home=tmp_path,
         rpc_url=endpoint.rpc_url,
         chain_id=endpoint.chain_id,
+        rpc_failover_urls=",".join(endpoint.failover_urls),
+        confirmations=CLIQUE_CONFIRMATIONS,
         keystore_passphrase="network-tests",
     )
     setup = setup_ledger(endpoint, settings)
+    assert setup.deployment.build == LONDON.name
+    london = load_artifact(LEDGER_ARTIFACT, LONDON.artifacts_dir)
+    assert setup.deployment.bytecode_hash == "0x" + keccak(bytes.fromhex(london.bytecode[2:])).hex()
     assert setup.report.departments and int(setup.client.call("departmentCount")) == len(
         setup.report.departments
     )
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    hrss, psb = setup.report.departments["HRSS"], setup.report.departments["PSB"]
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DXL_HOME", str(settings.home))
+        env.setenv("DXL_RPC_URL", endpoint.rpc_url)
+        env.setenv("DXL_CHAIN_ID", str(endpoint.chain_id))
+        env.setenv("DXL_KEYSTORE_PASSPHRASE", "network-tests")
+        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as http:
+
+            def call(method: str, path: str, who: str, status: int = 200, **body: object) -> Any:
+                headers = {"Authorization": f"Bearer {tokens['demo-' + who]}"}
+                response = http.request(method, path, headers=headers, json=body)
+                assert response.status_code == status, f"{method} {path}: {response.text}"
+                return response.json()
+
+            now = int(time.time())
+            resource = call("POST", "/resources", "hrss", 201, metadata_hash=_b32(), schema_hash=_b32(),
+                            share_type="conditional", sensitivity=3)["record"]  # fmt: skip
+            request = call("POST", "/requests", "psb", 201, resource_id=resource["id"], purpose="check",
+                           scope_hash=_b32(), terms_hash=_b32(), valid_from=now - 3600,
+                           valid_until=now + 30 * 86400)["record"]  # fmt: skip
+            assert (request["consumer"], request["provider"]) == (psb, hrss)
+            approved = call("POST", f"/requests/{request['id']}/approve", "hrss")["record"]
+            assert approved["status"] == "approved"
+            call("POST", f"/requests/{request['id']}/signatures", "psb")
+            concluded = call("POST", f"/requests/{request['id']}/signatures", "hrss")
+            assert concluded["status"] == "concluded"
+            grant = call("POST", "/grants", "hrss", 201, agreement_id=concluded["agreement"]["id"],
+                         expires_at=now + 30 * 86400)["record"]  # fmt: skip
+            commitment = _b32()
+            delivery = call("POST", "/deliveries", "hrss", 201,
+                            delivery_id="0x" + new_delivery_id(grant["provider"]).hex(), grant_id=grant["id"],
+                            commitment=commitment, hash_algorithm="sm3", byte_size=4096,
+                            record_count=12)["record"]  # fmt: skip
+            acknowledged = call("POST", f"/deliveries/{delivery['delivery_id']}/acknowledge", "psb",
+                                consumer_commitment=commitment)["record"]  # fmt: skip
+            assert acknowledged["status"] == "acknowledged"
+            # Every signer holds the acknowledgement: read back through the API from the chain.
+            read = call("GET", f"/deliveries/{delivery['delivery_id']}", "auditor")
+            assert read["status"] == "acknowledged"
+
+
+def _b32() -> str:
+    return "0x" + secrets.token_hex(32)
+
+
+def _nonce(url: str, address: str) -> int:
+    return int(str(rpc_call(url, "eth_getTransactionCount", [address, "latest"])), 16)
 
 
 def test_run_on_the_network_refuses_contracts_compiled_for_a_newer_evm() -> None:
-    """``dxl run --network`` says why the ledger cannot run there, before starting anything."""
+    """``dxl run --network`` checks before starting anything that the London profile still targets what the
+    network runs; a Cancun build is refused with the reason."""
     with pytest.raises(EvmVersionError, match="invalid opcode PUSH0"):
-        check_evm(str(load_config().settings["evmVersion"]))
-    check_evm("london")  # what the network runs passes
+        check_evm(str(load_config(CANCUN.settings_file).settings["evmVersion"]))
+    check_evm(str(load_config(LONDON.settings_file).settings["evmVersion"]))
 
 
 def _partition(network: LocalNetwork, alone: int, *, joined: bool) -> None:

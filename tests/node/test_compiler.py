@@ -39,13 +39,33 @@ def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> compiler.Build:
 
 
 @pytest.mark.skipif(not any(compiler.SOURCES_DIR.rglob("*.sol")), reason="no ledger sources yet")
-def test_committed_artifacts_match_sources() -> None:
-    assert compiler.check_artifacts() == []
+@pytest.mark.parametrize("profile", compiler.PROFILES, ids=lambda p: p.name)
+def test_committed_artifacts_match_sources(profile: compiler.BuildProfile) -> None:
+    assert compiler.check_artifacts(profile=profile) == []
 
 
-def test_main_contract_fits_eip170() -> None:
-    artifact = compiler.load_artifact("DataExchangeLedger")
+@pytest.mark.parametrize("profile", compiler.PROFILES, ids=lambda p: p.name)
+def test_main_contract_fits_eip170(profile: compiler.BuildProfile) -> None:
+    artifact = compiler.load_artifact("DataExchangeLedger", profile.artifacts_dir)
+    assert artifact.evm_version == profile.name
     assert 0 < (len(artifact.deployed_bytecode) - 2) // 2 < EIP170_LIMIT
+
+
+def test_the_london_build_has_the_cancun_abi_and_other_code() -> None:
+    """Same sources, same interface: clients built on one ABI talk to either build; only the code differs
+    (no PUSH0, OpenZeppelin 5.0.2 instead of 5.7.0)."""
+    london, cancun = compiler.LONDON.artifacts_dir, compiler.CANCUN.artifacts_dir
+    names = sorted(p.stem for p in cancun.glob("*.json") if p.name != compiler.BUILD_INFO_NAME)
+    assert names == sorted(p.stem for p in london.glob("*.json") if p.name != compiler.BUILD_INFO_NAME)
+    for name in names:
+        theirs, ours = compiler.load_artifact(name, cancun), compiler.load_artifact(name, london)
+        assert ours.abi == theirs.abi, name
+        assert ours.source == theirs.source, name
+    ledger_london = compiler.load_artifact("DataExchangeLedger", london)
+    ledger_cancun = compiler.load_artifact("DataExchangeLedger", cancun)
+    assert ledger_london.bytecode != ledger_cancun.bytecode
+    assert any("contracts-london/" in unit for unit in ledger_london.sources)
+    assert not any("contracts-london/" in unit for unit in ledger_cancun.sources)
 
 
 def test_build_is_deterministic_and_records_sources(
@@ -195,7 +215,8 @@ def test_missing_native_solc_is_a_toolchain_error(tmp_path: Path) -> None:
 def test_native_solc_gives_identical_artifacts() -> None:
     native = Solc(os.environ[compiler.SOLC_ENV])
     assert native.native
-    assert compiler.check_artifacts(solc=native) == []
+    for profile in compiler.PROFILES:
+        assert compiler.check_artifacts(solc=native, profile=profile) == []
 
 
 def test_load_unknown_artifact_names_known_ones() -> None:
