@@ -49,6 +49,7 @@ def test_second_deployment_reuses_the_first(
         "artifact": "DataExchangeLedger",
         "block_hash": first.block_hash,
         "block_number": first.block_number,
+        "build": "cancun",  # anvil runs PUSH0: the Cancun build
         "bytecode_hash": "0x" + keccak(hexstr=ledger_artifact.bytecode).hex(),
         "chain_id": endpoint.chain_id,
         "code_hash": first.code_hash,
