@@ -64,6 +64,11 @@ def test_second_deployment_reuses_the_first(
     client = ledger_client(endpoint, tmp_path)
     assert client.address == first.address
     assert client.call("threshold") == 2 and client.call("governorCount") == 3
+    # A record written before there were two builds names none: it is of the Cancun build, and still opens.
+    del record["build"]
+    deployment_path(tmp_path).write_text(json.dumps(record))
+    assert Deployment.load(deployment_path(tmp_path)).build == "cancun"
+    assert ledger_client(endpoint, tmp_path).address == first.address
     receipt = client.w3.eth.get_transaction_receipt(first.tx_hash)
     assert receipt["contractAddress"] == first.address and receipt["blockNumber"] == first.block_number
 
