@@ -572,7 +572,11 @@ class DemandDocument(Strict):
     description: Annotated[str | None, Field(max_length=10_000)] = None
     purpose: Annotated[str, Field(min_length=1, max_length=2000, description="why it is needed")]
     legal_basis: Annotated[str, Field(min_length=1, max_length=2000)]
-    fields: Annotated[list[Text] | None, Field(max_length=200, description="data items wanted")] = None
+    # Bounded so that even a list one item over its maximum stays under the body limit (a 422, not a 413).
+    fields: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+        Field(max_length=50, description="data items wanted"),
+    ] = None
 
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
