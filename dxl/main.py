@@ -28,7 +28,7 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
     ("network", "Run a local 3-signer proof-of-authority network (geth Clique) under DXL_HOME/network/."),
     (
         "compile",
-        "Compile contracts/src with the settings in contracts/compiler.json into contracts/artifacts/.",
+        "Compile contracts/src into contracts/artifacts/ (Cancun) and contracts/artifacts-london/ (London).",
     ),
     ("token", "Issue, revoke and list API tokens."),
     ("commit", "Commit to PAYLOAD offline and write its delivery manifest (no chain needed)."),

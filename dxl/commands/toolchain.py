@@ -30,8 +30,10 @@ def compile_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Compile contracts/src into contracts/artifacts/ (Cancun, contracts/compiler.json) and
-    contracts/artifacts-london/ (London, contracts/compiler-london.json: chains without PUSH0)."""
+    """Compile contracts/src into contracts/artifacts/ (Cancun) and contracts/artifacts-london/ (London).
+
+    The settings are contracts/compiler.json and contracts/compiler-london.json; the London build serves
+    chains without PUSH0 (the local Clique network)."""
     from node.compiler import PROFILES, Solc, check_artifacts, compile_project
 
     try:

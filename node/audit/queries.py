@@ -33,6 +33,10 @@ MAX_LIMIT = 500
 _CURSOR_PREFIX = "h1:"
 _HEX32 = set("0123456789abcdef")
 
+#: Ids are stored as signed 64-bit integers (SQLite INTEGER, PostgreSQL BIGINT) while the contracts' are
+#: uint64, numbered from 1: a larger id names nothing the chain has, and the database could not even bind it.
+MAX_INDEXED_ID = 2**63 - 1
+
 
 def encode_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
@@ -175,6 +179,9 @@ def history(
             hi = _seq_at_time(conn, flt.to_time)
             if hi is not None:
                 common.append(e.seq < hi)
+        for ident in (flt.resource, flt.agreement):
+            if ident is not None and ident > MAX_INDEXED_ID:
+                return Page([], None)
         if flt.resource is not None:
             common.append(e.resource_id == flt.resource)
         if flt.agreement is not None:
@@ -333,6 +340,8 @@ def batch_provenance(engine: Engine, grant_id: int, first_sequence: int) -> dict
     for name, value in (("grant_id", grant_id), ("first_sequence", first_sequence)):
         if value < 0:
             raise InvalidQueryError(name, f"must not be negative, got {value}")
+    if grant_id > MAX_INDEXED_ID:
+        raise NotFoundError("receipt batch", f"{grant_id}/{first_sequence}")
     e = m.events.c
     known = departments(engine)
     with engine.connect() as conn:

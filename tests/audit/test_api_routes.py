@@ -61,12 +61,21 @@ def test_history_pages_and_filters(client) -> None:
         ("/audit/provenance/0x1234", {}, 422, "VALIDATION_ERROR"),
         ("/audit/deliveries/0x" + "11" * 32 + "/provenance", {}, 404, "DELIVERY_NOT_FOUND"),
         ("/audit/scorecard", {"from": "2026-02-01", "to": "2026-01-01"}, 422, "VALIDATION_ERROR"),
+        # uint64 ids past the index's signed 64-bit integers: nothing there (the database cannot bind them)
+        (f"/audit/receipt-batches/{2**64 - 2}/0/provenance", {}, 404, "RECEIPT_BATCH_NOT_FOUND"),
     ],
 )
 def test_bad_input(client, path, params, status, code) -> None:
     response = client.get(path, params=params, headers=client.headers_for("auditor"))
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+
+
+@pytest.mark.parametrize("param", ["resource", "agreement"])
+def test_history_filter_past_the_indexed_range_is_empty(client, param) -> None:
+    response = client.get("/audit/history", params={param: 2**64 - 1}, headers=client.headers_for("auditor"))
+    assert response.status_code == 200, response.text
+    assert response.json()["items"] == []
 
 
 def test_provenance_only_for_parties(client, scenario) -> None:
