@@ -230,19 +230,6 @@ class Journal:
         except SQLAlchemyError as exc:
             log.warning("journal: could not record the order of block %s: %s", block.number, exc)
 
-    def reopened(self) -> list[Entry]:
-        """Rows of a lost block (placed in it, not known to be mined again), in the order they were mined."""
-        with self._session() as session:
-            rows = session.scalars(
-                select(JournaledTransaction)
-                .where(
-                    JournaledTransaction.status == TxStatus.SENT.value,
-                    JournaledTransaction.block_number.is_not(None),
-                )
-                .order_by(JournaledTransaction.block_number, JournaledTransaction.tx_index)
-            )
-            return [_entry(r) for r in rows]
-
     def has_stale(self, older_than: float) -> bool:
         """Whether a row journaled more than ``older_than`` seconds ago is still not known to be mined."""
         cutoff = utcnow() - dt.timedelta(seconds=older_than)
@@ -409,10 +396,7 @@ class JournaledSender:
         """
         self._open.wait(timeout=self.client.receipt_timeout)
         wake = self.on_chain_changed
-        if wake is None:
-            return False
-        if self.chain_intact():
-            self._await_remined()
+        if wake is None or self.chain_intact():
             return False
         self.hold()
         wake()
@@ -421,21 +405,7 @@ class JournaledSender:
             raise ApiError(
                 "NODE_UNAVAILABLE", "the node lost blocks and is not reconciled yet; nothing was sent"
             )
-        self._await_remined()
         return True
-
-    def _await_remined(self) -> None:
-        """Until the transactions of lost blocks that reconciliation re-sent are mined again (bounded by the
-        receipt timeout): re-sent is not yet there, and a write checking a record they make would be refused
-        as if it did not exist."""
-        deadline = time.monotonic() + self.client.receipt_timeout
-        delays = receipt_poll_delays()
-        for entry in self.journal.reopened():
-            while (receipt := self.client.receipt(entry.tx_hash)) is None:
-                if time.monotonic() > deadline:
-                    return
-                time.sleep(next(delays))
-            self.record_receipt(entry.tx_hash, receipt)
 
     def hold(self) -> None:
         self._open.clear()
