@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -370,21 +371,34 @@ def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: A
         NotDeployedError: nothing deployed yet.
         DeploymentMismatchError: the record does not match the node, or names no (matching) anchors contract.
     """
+    return _companion_client(
+        endpoint, home, ANCHORS_ARTIFACT, lambda d: d.receipt_anchors, "receipt anchors", **kwargs
+    )
+
+
+def _companion_client(
+    endpoint: NodeEndpoint,
+    home: Path | None,
+    artifact_name: str,
+    record_of: Callable[[Deployment], AnchorsDeployment | None],
+    label: str,
+    **kwargs: Any,
+) -> LedgerClient:
+    """A client bound to a recorded contract beside the ledger (anchors, practice), checked against its code;
+    its ABI holds the ledger's errors too (the companion reverts with them when it checks a party)."""
     from node.chain import LedgerClient
 
     path = deployment_path(home)
     deployment = Deployment.load(path)
-    artifact = _artifact_of(ANCHORS_ARTIFACT, deployment.build)
+    artifact = _artifact_of(artifact_name, deployment.build)
     client = LedgerClient(
         endpoint, anchors_abi(artifact, _artifact_of(deployment.artifact, deployment.build)), **kwargs
     )
-    record = deployment.receipt_anchors
+    record = record_of(deployment)
     if record is None:
-        raise DeploymentMismatchError(path, "it names no receipt anchors contract (run `dxl deploy`)")
+        raise DeploymentMismatchError(path, f"it names no {label} contract (run `dxl deploy`)")
     if not _anchors_record_matches(client, record, artifact):
-        raise DeploymentMismatchError(
-            path, f"the code at {record.address} is not the recorded receipt anchors"
-        )
+        raise DeploymentMismatchError(path, f"the code at {record.address} is not the recorded {label}")
     return client.at(record.address)
 
 
@@ -453,19 +467,6 @@ def practice_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: 
         NotDeployedError: nothing deployed yet.
         DeploymentMismatchError: the record does not match the node, or names no (matching) practice contract.
     """
-    from node.chain import LedgerClient
-
-    path = deployment_path(home)
-    deployment = Deployment.load(path)
-    artifact = _artifact_of(PRACTICE_ARTIFACT, deployment.build)
-    client = LedgerClient(
-        endpoint, anchors_abi(artifact, _artifact_of(deployment.artifact, deployment.build)), **kwargs
+    return _companion_client(
+        endpoint, home, PRACTICE_ARTIFACT, lambda d: d.sharing_practice, "sharing practice", **kwargs
     )
-    record = deployment.sharing_practice
-    if record is None:
-        raise DeploymentMismatchError(path, "it names no sharing practice contract (run `dxl deploy`)")
-    if not _anchors_record_matches(client, record, artifact):
-        raise DeploymentMismatchError(
-            path, f"the code at {record.address} is not the recorded sharing practice"
-        )
-    return client.at(record.address)
