@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +75,18 @@ class JournalEnv:
 
     def sessions(self) -> sessionmaker[Session]:
         return self.app.state.dxl.sessions  # type: ignore[no-any-return]
+
+    @contextmanager
+    def watcher_asleep(self) -> Iterator[None]:
+        """The chain watcher looks no more unless a write wakes it: the node can lose blocks unnoticed."""
+        watcher = self.app.state.dxl.extra["chain_watcher"]
+        watcher.interval = 3600.0
+        time.sleep(0.3)  # its current 0.1 s wait ends; the next lasts an hour unless a write wakes it
+        try:
+            yield
+        finally:
+            watcher.interval = 0.1
+            self.app.state.dxl.ledger.sender.on_chain_changed()
 
 
 def _resource() -> dict[str, object]:
@@ -161,10 +174,7 @@ def test_a_write_sent_before_the_watcher_saw_lost_blocks_does_not_take_an_acknow
     department arrives: mined first, it would get the resource id the lost write was answered with. The send
     notices the lost block itself and has the journal re-sent first."""
     env = journal_env
-    watcher = env.app.state.dxl.extra["chain_watcher"]
-    watcher.interval = 3600.0
-    time.sleep(0.3)  # the watcher's current 0.1 s wait ends; the next lasts an hour unless a send wakes it
-    try:
+    with env.watcher_asleep():
         snapshot = env.node_rpc("evm_snapshot")
         body = _resource()
         first = ok(env.register("hrss", "order-1", body), 201)
@@ -174,9 +184,6 @@ def test_a_write_sent_before_the_watcher_saw_lost_blocks_does_not_take_an_acknow
         again = ok(env.register("hrss", "order-1", body), 201)
         assert again["transaction"]["hash"] == first["transaction"]["hash"]
         assert again["record"] == first["record"]
-    finally:
-        watcher.interval = 0.1
-        env.app.state.dxl.ledger.sender.on_chain_changed()
 
 
 def test_a_retry_after_lost_blocks_does_not_push_its_write_ahead_of_an_acknowledged_one(
@@ -186,26 +193,22 @@ def test_a_retry_after_lost_blocks_does_not_push_its_write_ahead_of_an_acknowled
     of an acknowledged write, before the watcher looked: the retry waits for reconciliation rather than
     pushing its bytes first, so the acknowledged write keeps its id."""
     env = journal_env
-    watcher = env.app.state.dxl.extra["chain_watcher"]
-    watcher.interval = 3600.0
-    time.sleep(0.3)  # the watcher's current 0.1 s wait ends; the next lasts an hour unless a send wakes it
-    try:
-        snapshot = env.node_rpc("evm_snapshot")
-        first_body, later_body = _resource(), _resource()
-        first = ok(env.register("hrss", "gate-1", first_body), 201)
-        env.proxy.swallow_sends = 1
-        pending = env.register("psb", "gate-2", later_body)
-        assert pending.status_code == 409, pending.text
-        assert env.node_rpc("evm_revert", snapshot) is True
-        later = ok(env.register("psb", "gate-2", later_body), 201)
-        assert later["transaction"]["hash"] == pending.json()["error"]["tx_hash"]
-        assert later["record"]["id"] == first["record"]["id"] + 1
-        again = ok(env.register("hrss", "gate-1", first_body), 201)
-        assert again["record"] == first["record"]
-    finally:
-        env.proxy.swallow_sends = 0
-        watcher.interval = 0.1
-        env.app.state.dxl.ledger.sender.on_chain_changed()
+    with env.watcher_asleep():
+        try:
+            snapshot = env.node_rpc("evm_snapshot")
+            first_body, later_body = _resource(), _resource()
+            first = ok(env.register("hrss", "gate-1", first_body), 201)
+            env.proxy.swallow_sends = 1
+            pending = env.register("psb", "gate-2", later_body)
+            assert pending.status_code == 409, pending.text
+            assert env.node_rpc("evm_revert", snapshot) is True
+            later = ok(env.register("psb", "gate-2", later_body), 201)
+            assert later["transaction"]["hash"] == pending.json()["error"]["tx_hash"]
+            assert later["record"]["id"] == first["record"]["id"] + 1
+            again = ok(env.register("hrss", "gate-1", first_body), 201)
+            assert again["record"] == first["record"]
+        finally:
+            env.proxy.swallow_sends = 0
 
 
 def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(journal_env: JournalEnv) -> None:
@@ -213,10 +216,7 @@ def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(journ
     requests access to it: the request is checked once the journal has re-mined the resource, not refused
     with 404 over a record that was acknowledged."""
     env = journal_env
-    watcher = env.app.state.dxl.extra["chain_watcher"]
-    watcher.interval = 3600.0
-    time.sleep(0.3)  # the watcher's current 0.1 s wait ends; the next lasts an hour unless a write wakes it
-    try:
+    with env.watcher_asleep():
         snapshot = env.node_rpc("evm_snapshot")
         resource_id = ok(env.register("hrss", "lost-resource-1"), 201)["record"]["id"]
         assert env.node_rpc("evm_revert", snapshot) is True
@@ -226,9 +226,6 @@ def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(journ
         answer = env.client.post("/requests", json=body, headers=env.headers("psb", "lost-resource-2"))
         assert answer.status_code == 201, answer.text
         assert answer.json()["record"]["resource_id"] == resource_id
-    finally:
-        watcher.interval = 0.1
-        env.app.state.dxl.ledger.sender.on_chain_changed()
 
 
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
