@@ -195,6 +195,13 @@ class Journal:
         except SQLAlchemyError as exc:
             log.warning("journal: could not mark %s %s: %s", tx_hash, status.value, exc)
 
+    def mark_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> BlockRef:
+        """:meth:`mark` the transaction mined (or reverted) where its ``receipt`` says; returns the block."""
+        block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+        status = TxStatus.MINED if int(receipt["status"]) == 1 else TxStatus.REVERTED
+        self.mark(tx_hash, status, block, int(receipt["transactionIndex"]))
+        return block
+
     def unsettled(self) -> list[Entry]:
         """Rows not known to be mined, in the order to re-send them: those of lost blocks first, by block and
         position in it, then the others in the order they were journaled (nonce order for each sender), so
@@ -510,10 +517,7 @@ class JournaledSender:
 
     def record_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> None:
         """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block."""
-        block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
-        status = TxStatus.MINED if int(receipt["status"]) == 1 else TxStatus.REVERTED
-        self.journal.mark(tx_hash, status, block, int(receipt["transactionIndex"]))
-        self.note_mined(block)
+        self.note_mined(self.journal.mark_receipt(tx_hash, receipt))
 
     def resume(self, entry: Entry) -> TxResult | None:
         """Finish a journaled transaction of an earlier attempt: re-send its bytes unless it is mined, await
@@ -581,9 +585,7 @@ class Reconciler:
             for entry in self.journal.unsettled():
                 receipt = self.client.receipt(entry.tx_hash)
                 if receipt is not None:
-                    block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
-                    status = TxStatus.MINED if receipt["status"] == 1 else TxStatus.REVERTED
-                    self.journal.mark(entry.tx_hash, status, block, int(receipt["transactionIndex"]))
+                    self.journal.mark_receipt(entry.tx_hash, receipt)
                     mined += 1
                     continue
                 try:
