@@ -27,6 +27,17 @@ os.environ["DXL_HOME"] = _TEST_HOME
 atexit.register(shutil.rmtree, _TEST_HOME, ignore_errors=True)
 
 
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say up front whether the multi-node network tests will run (``make test`` does not build geth)."""
+    from node.errors import ToolchainError
+    from node.network import geth_binary
+
+    try:
+        return f"network tests: geth at {geth_binary()}"
+    except ToolchainError as exc:
+        return f"network tests skipped: {exc.message}"
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Fail a grouped test that ``--dist loadgroup`` did not keep with its ``xdist_group``.
 
