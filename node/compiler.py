@@ -146,8 +146,17 @@ class Artifact:
         return self.bytecode not in ("", "0x")
 
 
+#: ``DXL_SOLC`` value selecting the native solc that ``solcx.install_solc`` installed for the pinned version.
+SOLCX_INSTALLED = "solcx"
+
+
 class Solc:
-    """A Solidity compiler speaking standard JSON on stdin/stdout: solcjs from npm, or a native executable.
+    """A Solidity compiler speaking standard JSON: solcjs from npm (the default), or a native ``solc`` driven
+    through py-solc-x.
+
+    The native path is chosen by ``executable`` or ``$DXL_SOLC``: a path (or a name on ``PATH``) of a native
+    solc, or ``solcx`` for the one ``solcx.install_solc(<pinned version>)`` put in py-solc-x's folder (that
+    download needs binaries.soliditylang.org, which is why the npm build is the default).
 
     Raises (on use):
         ToolchainError: node, solcjs or the executable is missing, dies, or prints no JSON.
@@ -157,7 +166,7 @@ class Solc:
         chosen = executable if executable is not None else os.environ.get(SOLC_ENV) or None
         self.native = chosen is not None
         if chosen is not None:
-            exe = shutil.which(str(chosen))
+            exe = _solcx_installed() if str(chosen) == SOLCX_INSTALLED else shutil.which(str(chosen))
             if exe is None:
                 raise ToolchainError(f"solc executable {chosen!s} not found or not executable")
             self.command = [exe]
@@ -204,6 +213,14 @@ class Solc:
         The platform part (``.Emscripten.clang``, ``.Linux.g++``) is dropped because it is not part of the
         build: solc embeds only version+commit in the metadata, so both builds produce the same bytecode.
         """
+        if self.native:
+            from solcx.exceptions import SolcError
+            from solcx.wrapper import get_version_str_from_solc_binary
+
+            try:
+                return get_version_str_from_solc_binary(self.command[0])
+            except (OSError, subprocess.CalledProcessError, SolcError) as exc:
+                raise ToolchainError(f"{self.command[0]} --version: {exc}") from exc
         match = re.search(r"(\d+\.\d+\.\d+(?:-[\w.]+)?\+commit\.[0-9a-f]+)", self._run(["--version"]))
         if match is None:
             raise ToolchainError(f"{' '.join(self.command)} --version printed no recognisable version")
@@ -211,7 +228,40 @@ class Solc:
 
     def compile(self, standard_input: Mapping[str, Any]) -> dict[str, Any]:
         """Run one standard-JSON compilation and return solc's JSON output (errors are not raised here)."""
+        if self.native:
+            return parse_standard_output(self._compile_native(json.dumps(standard_input)))
         return parse_standard_output(self._run(["--standard-json"], json.dumps(standard_input)))
+
+    def _compile_native(self, stdin: str) -> str:
+        # py-solc-x's wrapper, not its compile_standard: that one raises on the first compiler error, and the
+        # callers here report every error of solc's output themselves (CompilationError).
+        from solcx.exceptions import SolcError
+        from solcx.wrapper import solc_wrapper
+
+        try:
+            stdout, _, _, _ = solc_wrapper(solc_binary=self.command[0], stdin=stdin, standard_json=True)
+        except (OSError, SolcError) as exc:
+            raise ToolchainError(f"{self.command[0]} --standard-json failed: {exc}") from exc
+        return stdout
+
+
+def _solcx_installed() -> str:
+    """The native solc ``solcx.install_solc`` installed for the pinned version.
+
+    Raises:
+        ToolchainError: py-solc-x has not installed that version here.
+    """
+    from solcx.exceptions import SolcNotInstalled
+    from solcx.install import get_executable
+
+    wanted = load_config().solc_version
+    try:
+        return str(get_executable(version=wanted))
+    except SolcNotInstalled as exc:
+        raise ToolchainError(
+            f'no native solc {wanted} installed by py-solc-x: run `python -c "import solcx; '
+            f"solcx.install_solc('{wanted}')\"` where binaries.soliditylang.org is reachable ({exc})"
+        ) from exc
 
 
 def parse_standard_output(stdout: str) -> dict[str, Any]:

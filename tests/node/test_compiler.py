@@ -211,6 +211,68 @@ def test_missing_native_solc_is_a_toolchain_error(tmp_path: Path) -> None:
         Solc(tmp_path / "solc")
 
 
+def _solc_shim(tmp_path: Path) -> Path:
+    """An executable that answers like a native solc (``--version``, ``--standard-json`` on pipes) by running
+    the npm build with files for its stdin and stdout: no native solc 0.8.30 can be installed on the machines
+    that run this suite, and py-solc-x only drives an executable."""
+    shim = tmp_path / "solc"
+    shim.write_text(
+        "#!/bin/sh\n"
+        'in="$(mktemp)"; out="$(mktemp)"; cat >"$in"\n'
+        f'"{shutil.which("node")}" "{compiler.SOLCJS}" "$@" <"$in" >"$out"; rc=$?\n'
+        'cat "$out"; rm -f "$in" "$out"; exit $rc\n'
+    )
+    shim.chmod(0o755)
+    return shim
+
+
+def test_native_path_runs_through_py_solc_x_and_builds_the_same(
+    fixture_project: Path, fixture_build: compiler.Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import solcx.wrapper
+
+    calls: list[object] = []
+    real = solcx.wrapper.solc_wrapper
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(kwargs.get("solc_binary"))
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delenv(compiler.SOLC_ENV, raising=False)
+    npm_version = Solc().long_version()
+    monkeypatch.setattr(solcx.wrapper, "solc_wrapper", counting)
+    shim = _solc_shim(tmp_path)
+    monkeypatch.setenv(compiler.SOLC_ENV, str(shim))
+    native = Solc()
+    assert native.native
+    assert native.long_version() == npm_version  # read through py-solc-x's version parser
+    build = compiler.compile_sources(
+        fixture_project / "contracts" / "src", base_path=fixture_project, solc=native
+    )
+    assert calls == [str(shim)]
+    assert build.files == fixture_build.files
+
+
+def test_native_path_reports_every_compiler_error(fixture_project: Path, tmp_path: Path) -> None:
+    (fixture_project / "contracts" / "src" / "Broken.sol").write_text(
+        "// SPDX-License-Identifier: Apache-2.0\npragma solidity 0.8.30;\n"
+        "contract Broken { uint x = ; }\ncontract Worse { uint y = ; }\n"
+    )
+    with pytest.raises(CompilationError) as info:
+        compiler.compile_sources(
+            fixture_project / "contracts" / "src", base_path=fixture_project, solc=Solc(_solc_shim(tmp_path))
+        )
+    assert "ParserError" in str(info.value)
+
+
+def test_solcx_without_an_installed_native_solc_says_how_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOLCX_BINARY_PATH", str(tmp_path))
+    with pytest.raises(ToolchainError, match=r"solcx\.install_solc\('0\.8\.30'\)"):
+        Solc(compiler.SOLCX_INSTALLED)
+
+
 @pytest.mark.skipif(not os.environ.get(compiler.SOLC_ENV), reason="set DXL_SOLC to a native solc 0.8.30")
 def test_native_solc_gives_identical_artifacts() -> None:
     native = Solc(os.environ[compiler.SOLC_ENV])
