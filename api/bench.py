@@ -387,9 +387,9 @@ def _raw_tx_per_s(client: Any, count: int) -> float:
 
 
 def _naive(ledger: Any, account: Any, grant_id: int, seconds: float, rss: Any) -> ModeResult:
-    from node.types import new_delivery_id
+    from node.types import Grant, new_delivery_id
 
-    provider = int(ledger.call("grant", grant_id)[1])  # delivery ids live in their provider's namespace
+    provider = Grant.read(ledger, grant_id).provider  # delivery ids live in their provider's namespace
     samples: list[float] = []
     gas = 0
     count = 0

@@ -46,13 +46,18 @@ from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.errors import NodeError
 from node.keys import KeyStore, KeystoreError
 from node.types import (
+    AccessRequest,
+    Agreement,
     AgreementStatus,
     DeliveryReceipt,
     DeliveryStatus,
-    DepartmentStatus,
+    Department,
     GovernanceAction,
+    Grant,
     HashAlgorithm,
+    Proposal,
     RequestStatus,
+    Resource,
     ShareType,
     SharingTerms,
     decode_code,
@@ -155,9 +160,7 @@ def _at_item(exc: ApiError | LedgerRevertError, index: int | None, item: m.Deliv
     )
 
 
-def _failed_item(
-    args: dict[str, Any], items: list[m.DeliveryCreate], grants: dict[int, m.GrantPublic]
-) -> int | None:
+def _failed_item(args: dict[str, Any], items: list[m.DeliveryCreate], grants: dict[int, Grant]) -> int | None:
     """The first item a revert's arguments point at (the contract stops at the first failing record), or None
     when they name nothing the items carry."""
 
@@ -178,6 +181,32 @@ def _failed_item(
 
 #: The revert each look-up view answers an unknown id with.
 _UNKNOWN_REVERTS = {"request": "RequestUnknown", "agreement": "AgreementUnknown", "grant": "GrantUnknown"}
+#: A record between two departments, read by id and checked for the caller being a party.
+_ExchangeRecord = TypeVar("_ExchangeRecord", AccessRequest, Agreement, Grant)
+
+
+def _request_public(r: AccessRequest) -> m.RequestPublic:
+    return m.RequestPublic(
+        id=r.id, resource_id=r.resource_id, consumer=r.consumer, provider=r.provider,
+        status=_status_name(r.status), requested_at=r.requested_at, decided_at=r.decided_at,
+        reason_code=r.reason_code, valid_from=r.valid_from, valid_until=r.valid_until,
+        purpose_hash=_hex(r.purpose_hash), scope_hash=_hex(r.scope_hash), terms_hash=_hex(r.terms_hash),
+    )  # fmt: skip
+
+
+def _agreement_public(a: Agreement) -> m.AgreementPublic:
+    return m.AgreementPublic(
+        id=a.id, request_id=a.request_id, resource_id=a.resource_id, provider=a.provider, consumer=a.consumer,
+        status=_status_name(a.status), valid_from=a.valid_from, valid_until=a.valid_until,
+        terms_digest=_hex(a.terms_digest),
+    )  # fmt: skip
+
+
+def _grant_public(g: Grant) -> m.GrantPublic:
+    return m.GrantPublic(
+        id=g.id, agreement_id=g.agreement_id, provider=g.provider, consumer=g.consumer,
+        expires_at=g.expires_at, revoked=g.revoked,
+    )  # fmt: skip
 
 
 def _not_found(kind: str, ident: object) -> ApiError:
@@ -418,7 +447,7 @@ class LedgerService:
 
     def agreement_of_grant(self, grant_id: int) -> int:
         """Raises: ApiError GRANT_NOT_FOUND for an unknown grant."""
-        return int(self._exchange_record("grant", grant_id)[0])
+        return self._exchange_record(Grant, grant_id).agreement_id
 
     def _custodied_name(self, address: str) -> str | None:
         address = to_checksum_address(address)
@@ -432,7 +461,7 @@ class LedgerService:
         Raises:
             ApiError: NO_CUSTODIED_KEY when the service does not hold the department's current key.
         """
-        signer = self._department_tuple(department_id)[0]
+        signer = self._department_record(department_id).signer
         name = self._custodied_name(signer)
         if name is None:
             raise ApiError(
@@ -472,24 +501,27 @@ class LedgerService:
 
     # --- raw reads ---------------------------------------------------------------------------------------
 
-    def _department_tuple(self, department_id: int) -> tuple[Any, ...]:
-        return tuple(self.client.call("department", department_id))
+    def _department_record(self, department_id: int) -> Department:
+        return Department.read(self.client, department_id)
 
-    def _view(self, fn: str, *args: Any) -> tuple[Any, ...]:
-        return tuple(self.client.call(fn, *args))
-
-    def _exchange_record(self, kind: str, ident: int) -> tuple[Any, ...]:
-        """The raw record of a request, agreement or grant.
+    def _exchange_record(
+        self, kind: type[_ExchangeRecord], ident: int, *, principal: Principal | None = None
+    ) -> _ExchangeRecord:
+        """A request, agreement or grant as the chain holds it; with ``principal``, only to its parties.
 
         Raises:
-            ApiError: ``<KIND>_NOT_FOUND`` (:func:`_not_found`) for an id never created.
+            ApiError: ``<KIND>_NOT_FOUND`` (:func:`_not_found`) for an id never created, and to a department
+                not party to it.
         """
         try:
-            return self._view(kind, ident)
+            record = kind.read(self.client, ident)
         except LedgerRevertError as exc:
-            if exc.error_name == _UNKNOWN_REVERTS[kind]:
-                raise _not_found(kind, ident) from None
+            if exc.error_name == _UNKNOWN_REVERTS[kind.VIEW]:
+                raise _not_found(kind.VIEW, ident) from None
             raise
+        if principal is not None:
+            self._party_check(principal, kind.VIEW, ident, record.provider, record.consumer)
+        return record
 
     def _logs(
         self, event: str, *topics: bytes | None, newest_first: bool = False
@@ -499,17 +531,17 @@ class LedgerService:
     # --- departments -------------------------------------------------------------------------------------
 
     def department(self, department_id: int) -> m.DepartmentPublic:
-        signer, status, code, enc, name, key_epoch, contract_signer = self._department_tuple(department_id)
+        d = self._department_record(department_id)
         return m.DepartmentPublic(
             id=department_id,
-            code=decode_code(code),
-            name=name,
-            signer=to_checksum_address(signer),
-            status=_status_name(DepartmentStatus(status)),
-            encryption_key=_hex(enc),
-            key_epoch=key_epoch,
-            contract_signer=contract_signer,
-            custodied=self._custodied_name(signer) is not None,
+            code=d.code,
+            name=d.name,
+            signer=d.signer,
+            status=_status_name(d.status),
+            encryption_key=_hex(d.encryption_key),
+            key_epoch=d.key_epoch,
+            contract_signer=d.contract_signer,
+            custodied=self._custodied_name(d.signer) is not None,
         )
 
     def departments(self) -> list[m.DepartmentPublic]:
@@ -525,18 +557,18 @@ class LedgerService:
     def _resource(self, resource_id: int, *, owner_codes: dict[int, str] | None = None) -> m.ResourcePublic:
         """One catalog entry as the chain holds it. ``owner_codes`` caches owners' codes across the entries
         of one list (filled here), so a list reads each owning department once, not once per resource."""
-        owner, share, sensitivity, meta, schema = self._view("resource", resource_id)
+        r = Resource.read(self.client, resource_id)
         codes = {} if owner_codes is None else owner_codes
-        if owner not in codes:
-            codes[owner] = decode_code(self._department_tuple(owner)[2])
+        if r.owner not in codes:
+            codes[r.owner] = self._department_record(r.owner).code
         return m.ResourcePublic(
             id=resource_id,
-            owner=owner,
-            owner_code=codes[owner],
-            share_type=_SHARE_NAMES[ShareType(share)],
-            sensitivity=sensitivity,
-            metadata_hash=_hex(meta),
-            schema_hash=_hex(schema),
+            owner=r.owner,
+            owner_code=codes[r.owner],
+            share_type=_SHARE_NAMES[r.share_type],
+            sensitivity=r.sensitivity,
+            metadata_hash=_hex(r.metadata_hash),
+            schema_hash=_hex(r.schema_hash),
         )
 
     def resources(
@@ -629,15 +661,7 @@ class LedgerService:
     # --- requests ----------------------------------------------------------------------------------------
 
     def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
-        r = self._exchange_record("request", request_id)
-        if principal is not None:
-            self._party_check(principal, "request", request_id, r[1], r[2])
-        return m.RequestPublic(
-            id=request_id, resource_id=r[0], consumer=r[1], provider=r[2],
-            status=_status_name(RequestStatus(r[3])), requested_at=r[4], decided_at=r[5], reason_code=r[6],
-            valid_from=r[7], valid_until=r[8], purpose_hash=_hex(r[9]), scope_hash=_hex(r[10]),
-            terms_hash=_hex(r[11]),
-        )  # fmt: skip
+        return _request_public(self._exchange_record(AccessRequest, request_id, principal=principal))
 
     def requests(self, *, principal: Principal, limit: int) -> list[m.RequestPublic]:
         count = int(self.client.call("counts")[0])
@@ -688,11 +712,12 @@ class LedgerService:
     def decide_request(
         self, *, principal: Principal, request_id: int, reason_code: int | None
     ) -> m.Written[m.RequestPublic]:
-        current = self.request(request_id, principal=principal)
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
         me = self._acting(principal, current.provider, "decide this request (its provider)")
-        if current.status != "pending":
+        if current.status is not RequestStatus.PENDING:
             raise ApiError(
-                "REQUEST_STATUS_MISMATCH", f"request {request_id} is {current.status}, not pending"
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {_status_name(current.status)}, not pending",
             )
         fn, args = ("approveRequest", (request_id,)) if reason_code is None else \
             ("rejectRequest", (request_id, reason_code))  # fmt: skip
@@ -709,12 +734,13 @@ class LedgerService:
         Raises:
             ApiError: NOT_A_PARTY, REQUEST_STATUS_MISMATCH (not pending or approved), NO_CUSTODIED_KEY.
         """
-        current = self.request(request_id, principal=principal)
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
         me = self.department_id_of(principal)
-        if current.status not in ("pending", "approved"):
+        if current.status not in (RequestStatus.PENDING, RequestStatus.APPROVED):
             raise ApiError(
                 "REQUEST_STATUS_MISMATCH",
-                f"request {request_id} is {current.status}; only pending or approved requests are withdrawn",
+                f"request {request_id} is {_status_name(current.status)}; only pending or approved requests "
+                "are withdrawn",
             )
         written = cast(
             m.Written[m.RequestPublic],
@@ -735,31 +761,27 @@ class LedgerService:
 
     # --- signing and agreements --------------------------------------------------------------------------
 
-    def _terms(self, request: m.RequestPublic) -> SharingTerms:
+    def _terms(self, request: AccessRequest) -> SharingTerms:
         """The terms of a request already read, with the resource's catalog entry and both departments' key
         epochs as they are now: what the ledger checks the signatures against."""
-        r = request
-        _owner, _share, sensitivity, meta, schema = self._view("resource", r.resource_id)
-        return SharingTerms(
-            request_id=r.id, resource_id=r.resource_id, provider=r.provider, consumer=r.consumer,
-            purpose_hash=_b32(r.purpose_hash), scope_hash=_b32(r.scope_hash), terms_hash=_b32(r.terms_hash),
-            metadata_hash=bytes(meta), schema_hash=bytes(schema), sensitivity=sensitivity,
-            valid_from=r.valid_from, valid_until=r.valid_until,
-            provider_key_epoch=self._department_tuple(r.provider)[5],
-            consumer_key_epoch=self._department_tuple(r.consumer)[5],
-            deadline=r.decided_at + SIGNING_WINDOW_S,
-        )  # fmt: skip
+        return SharingTerms.from_ledger(
+            request,
+            Resource.read(self.client, request.resource_id),
+            self._department_record(request.provider),
+            self._department_record(request.consumer),
+            deadline=request.decided_at + SIGNING_WINDOW_S,
+        )
 
     def _agreement_of_request(self, request_id: int) -> int | None:
         found = next(self._logs("AgreementConcluded", None, request_id.to_bytes(32, "big")), None)
         return int(found[0].args["agreementId"]) if found else None
 
     def signing(self, *, principal: Principal, request_id: int) -> m.SigningPublic:
-        current = self.request(request_id, principal=principal)
-        if current.status not in ("approved", "concluded"):
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
+        if current.status not in (RequestStatus.APPROVED, RequestStatus.CONCLUDED):
             raise ApiError(
                 "REQUEST_STATUS_MISMATCH",
-                f"request {request_id} is {current.status}; only approved requests are signed",
+                f"request {request_id} is {_status_name(current.status)}; only approved requests are signed",
             )
         terms = self._terms(current)
         with self._sessions()() as session:
@@ -768,7 +790,8 @@ class LedgerService:
                     select(PendingSignature.role).where(PendingSignature.request_id == request_id)
                 )
             )
-        agreement_id = self._agreement_of_request(request_id) if current.status == "concluded" else None
+        concluded = current.status is RequestStatus.CONCLUDED
+        agreement_id = self._agreement_of_request(request_id) if concluded else None
         return m.SigningPublic(
             request_id=request_id,
             digest=_hex(self.client.call("termsDigest", terms.as_tuple())),
@@ -796,16 +819,16 @@ class LedgerService:
             ApiError: not a party (NOT_A_PARTY), request not approved (REQUEST_STATUS_MISMATCH), signature not
                 the department's signer's (INVALID_SIGNATURE), already signed (ALREADY_SIGNED), no key.
         """
-        current = self.request(request_id, principal=principal)
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
         me = self.department_id_of(principal)
         role = "provider" if me == current.provider else "consumer"
-        if current.status == "concluded":
+        if current.status is RequestStatus.CONCLUDED:
             # Anyone may relay both signatures to the ledger: someone did, so the agreement is what to report.
             # A posted signature is still checked: a forged one is refused, never answered as if it counted.
             if signature is not None and not _recovers_to(
                 self._typed_data(self._terms(current)),
                 bytes.fromhex(signature[2:]),
-                to_checksum_address(self._department_tuple(me)[0]),
+                self._department_record(me).signer,
             ):
                 raise ApiError(
                     "INVALID_SIGNATURE",
@@ -813,14 +836,14 @@ class LedgerService:
                     field="signature",
                 )
             return self._concluded_elsewhere(principal, request_id)
-        if current.status != "approved":
+        if current.status is not RequestStatus.APPROVED:
             raise ApiError(
                 "REQUEST_STATUS_MISMATCH",
-                f"request {request_id} is {current.status}; only approved requests are signed",
+                f"request {request_id} is {_status_name(current.status)}; only approved requests are signed",
             )
         terms = self._terms(current)
         typed = self._typed_data(terms)
-        signer = to_checksum_address(self._department_tuple(me)[0])
+        signer = self._department_record(me).signer
         if signature is None:
             raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
         else:
@@ -870,7 +893,7 @@ class LedgerService:
                     self._drop_signature(request_id, role)
                 raise
             except LedgerRevertError:
-                if self.request(request_id).status == "concluded":
+                if self._exchange_record(AccessRequest, request_id).status is RequestStatus.CONCLUDED:
                     # Relayed by someone else between this request's checks and its transaction.
                     return self._concluded_elsewhere(principal, request_id)
                 self._drop_signature(request_id, role)
@@ -952,14 +975,7 @@ class LedgerService:
             return self.department_account(other)
 
     def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
-        a = self._exchange_record("agreement", agreement_id)
-        if principal is not None:
-            self._party_check(principal, "agreement", agreement_id, a[2], a[3])
-        return m.AgreementPublic(
-            id=agreement_id, request_id=a[0], resource_id=a[1], provider=a[2], consumer=a[3],
-            status=_status_name(AgreementStatus(a[4])), valid_from=a[5], valid_until=a[6],
-            terms_digest=_hex(a[7]),
-        )  # fmt: skip
+        return _agreement_public(self._exchange_record(Agreement, agreement_id, principal=principal))
 
     def agreements(self, *, principal: Principal, limit: int) -> list[m.AgreementPublic]:
         count = int(self.client.call("counts")[1])
@@ -969,12 +985,15 @@ class LedgerService:
     def change_agreement(
         self, *, principal: Principal, agreement_id: int, fn: str
     ) -> m.Written[m.AgreementPublic]:
-        current = self.agreement(agreement_id, principal=principal)
+        current = self._exchange_record(Agreement, agreement_id, principal=principal)
         me = self._acting(principal, current.provider, "change this agreement (its provider)")
-        allowed = {"suspendAgreement": ("active",), "reinstateAgreement": ("suspended",),
-                   "revokeAgreement": ("active", "suspended")}[fn]  # fmt: skip
+        active, suspended = AgreementStatus.ACTIVE, AgreementStatus.SUSPENDED
+        allowed = {"suspendAgreement": (active,), "reinstateAgreement": (suspended,),
+                   "revokeAgreement": (active, suspended)}[fn]  # fmt: skip
         if current.status not in allowed:
-            raise ApiError("AGREEMENT_NOT_ACTIVE", f"agreement {agreement_id} is {current.status}")
+            raise ApiError(
+                "AGREEMENT_NOT_ACTIVE", f"agreement {agreement_id} is {_status_name(current.status)}"
+            )
         return cast(
             m.Written[m.AgreementPublic],
             self._complete(
@@ -985,12 +1004,7 @@ class LedgerService:
     # --- grants ------------------------------------------------------------------------------------------
 
     def grant(self, grant_id: int, *, principal: Principal | None = None) -> m.GrantPublic:
-        g = self._exchange_record("grant", grant_id)
-        if principal is not None:
-            self._party_check(principal, "grant", grant_id, g[1], g[2])
-        return m.GrantPublic(
-            id=grant_id, agreement_id=g[0], provider=g[1], consumer=g[2], expires_at=g[3], revoked=g[4]
-        )
+        return _grant_public(self._exchange_record(Grant, grant_id, principal=principal))
 
     def grants(self, *, principal: Principal, limit: int) -> list[m.GrantPublic]:
         count = int(self.client.call("counts")[2])
@@ -998,10 +1012,12 @@ class LedgerService:
 
     @_journaled
     def issue_grant(self, *, principal: Principal, body: m.GrantCreate) -> m.Written[m.GrantPublic]:
-        agreement = self.agreement(body.agreement_id, principal=principal)
+        agreement = self._exchange_record(Agreement, body.agreement_id, principal=principal)
         me = self._acting(principal, agreement.provider, "issue grants under this agreement (its provider)")
-        if agreement.status != "active":
-            raise ApiError("AGREEMENT_NOT_ACTIVE", f"agreement {body.agreement_id} is {agreement.status}")
+        if agreement.status is not AgreementStatus.ACTIVE:
+            raise ApiError(
+                "AGREEMENT_NOT_ACTIVE", f"agreement {body.agreement_id} is {_status_name(agreement.status)}"
+            )
         if body.expires_at > agreement.valid_until:
             raise ApiError(
                 "INVALID_EXPIRY",
@@ -1018,7 +1034,7 @@ class LedgerService:
 
     @_journaled
     def revoke_grant(self, *, principal: Principal, grant_id: int) -> m.Written[m.GrantPublic]:
-        current = self.grant(grant_id, principal=principal)
+        current = self._exchange_record(Grant, grant_id, principal=principal)
         me = self._acting(principal, current.provider, "revoke this grant (its provider)")
         if current.revoked:
             raise ApiError("GRANT_REVOKED", f"grant {grant_id} is already revoked")
@@ -1069,7 +1085,7 @@ class LedgerService:
         return out
 
     def _checked_delivery(
-        self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, m.GrantPublic]
+        self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, Grant]
     ) -> tuple[int, tuple[Any, ...]]:
         """What ``recordDelivery`` would refuse and can be known without sending anything.
 
@@ -1084,7 +1100,7 @@ class LedgerService:
                 consumer), GRANT_REVOKED, GRANT_EXPIRED, DUPLICATE_DELIVERY (already on the ledger),
                 INVALID_FIELD (a zero id or commitment).
         """
-        grant = grants.get(body.grant_id) or self.grant(body.grant_id, principal=principal)
+        grant = grants.get(body.grant_id) or self._exchange_record(Grant, body.grant_id, principal=principal)
         grants[body.grant_id] = grant
         me = self._acting(principal, grant.provider, "deliver under this grant (its provider)")
         if grant.revoked:
@@ -1146,7 +1162,7 @@ class LedgerService:
                     delivery_id=item.delivery_id,
                 )
             first_seen[raw_id] = i
-        grants: dict[int, m.GrantPublic] = {}
+        grants: dict[int, Grant] = {}
         records: list[tuple[Any, ...]] = []
         me = 0
         for i, item in enumerate(items):
@@ -1219,30 +1235,25 @@ class LedgerService:
         Raises:
             LedgerRevertError: GovernanceUnknownProposal for an id never created.
         """
-        record = self._view("proposal", proposal_id)
-        action, proposer, approvals, executed, expires_at, data = record[:6]
-        # A ledger whose proposals can be cancelled says so in a seventh field.
-        cancelled = bool(record[6]) if len(record) > 6 else False
-        kind = GovernanceAction(action)
+        p = Proposal.read(self.client, proposal_id)
         now = self._chain_time() if now is None else now
-        parameters = _decode_parameters(kind, bytes(data))
+        parameters = _decode_parameters(p.action, p.data)
         department = agreement = None
         if parameters is not None and parameters.department_id is not None:
             department = self._known(self.department, parameters.department_id)
         if parameters is not None and parameters.agreement_id is not None:
             agreement = self._known(self.agreement, parameters.agreement_id)
-        if executed:
+        if p.executed:
             status = m.ProposalStatus.EXECUTED
-        elif cancelled:
+        elif p.cancelled:
             status = m.ProposalStatus.CANCELLED
         else:
-            status = m.ProposalStatus.OPEN if now < expires_at else m.ProposalStatus.EXPIRED
+            status = m.ProposalStatus.OPEN if now < p.expires_at else m.ProposalStatus.EXPIRED
         return m.ProposalPublic(
-            id=proposal_id, action=_status_name(kind), proposer=to_checksum_address(proposer),
-            approvals=approvals,
+            id=proposal_id, action=_status_name(p.action), proposer=p.proposer, approvals=p.approvals,
             threshold=int(self.client.call("threshold")) if threshold is None else threshold,
-            executed=executed, expires_at=expires_at, status=status, data=_hex(data), parameters=parameters,
-            department=department, agreement=agreement,
+            executed=p.executed, expires_at=p.expires_at, status=status, data=_hex(p.data),
+            parameters=parameters, department=department, agreement=agreement,
         )  # fmt: skip
 
     @staticmethod

@@ -64,6 +64,7 @@ from api.journal import JournaledSender, database_unavailable
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx
 from node.errors import DxlError, NodeError
+from node.types import Agreement, AgreementStatus, Department, DepartmentStatus, Grant
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, encode_receipt, leaf_hash
 
 if TYPE_CHECKING:
@@ -275,25 +276,26 @@ class GrantCache:
         """
         fetched = time.monotonic()
         try:
-            agreement_id, provider, consumer, expires_at, revoked = self._ledger.call("grant", grant_id)
+            grant = Grant.read(self._ledger, grant_id)
         except LedgerRevertError as exc:
             if exc.error_name == "GrantUnknown":
                 raise ApiError("GRANT_NOT_FOUND", f"grant {grant_id} does not exist") from None
             raise
         refusal: tuple[str, str] | None = None
-        if revoked:
+        if grant.revoked:
             refusal = ("GRANT_REVOKED", f"grant {grant_id} was revoked")
         else:
-            status = int(self._ledger.call("agreement", agreement_id)[4])
-            if status != 1:
+            if Agreement.read(self._ledger, grant.agreement_id).status is not AgreementStatus.ACTIVE:
                 refusal = (
                     "AGREEMENT_NOT_ACTIVE",
-                    f"the agreement {agreement_id} of grant {grant_id} is not active",
+                    f"the agreement {grant.agreement_id} of grant {grant_id} is not active",
                 )
-            for dept in (provider, consumer):
-                if refusal is None and int(self._ledger.call("department", dept)[1]) != 1:
+            for dept in (grant.provider, grant.consumer):
+                if refusal is not None:
+                    break
+                if Department.read(self._ledger, dept).status is not DepartmentStatus.ACTIVE:
                     refusal = ("DEPARTMENT_NOT_ACTIVE", f"department {dept} is not active")
-        state = GrantState(grant_id, int(provider), int(consumer), int(expires_at), refusal, fetched)
+        state = GrantState(grant_id, grant.provider, grant.consumer, grant.expires_at, refusal, fetched)
         self._states[grant_id] = state
         return state
 

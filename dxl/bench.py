@@ -176,15 +176,7 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
         .event("AccessRequested")
         .args["requestId"]
     )
-    q = client.call("request", request_id)
-    terms = SharingTerms.from_ledger(
-        request_id,
-        q,
-        client.call("resource", q[0]),
-        client.call("department", q[2]),
-        client.call("department", q[1]),
-        deadline=now + 3_600,
-    )
+    terms = SharingTerms.read(client, request_id, deadline=now + 3_600)
     typed = terms.typed_data(chain_id=client.chain_id, verifying_contract=str(client.address))
     signatures = [bytes(a.sign_typed_data(full_message=typed).signature) for a in (provider, consumer)]
     agreement = (

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.chain import LedgerClient
-from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide, delivery_id_provider
+from node.types import (
+    Agreement,
+    DemandAnswer,
+    InspectionOutcome,
+    InspectionStatus,
+    ScoredSide,
+    delivery_id_provider,
+)
 
 
 @dataclass(frozen=True)
@@ -156,8 +163,8 @@ class PracticeReader:
             a = ev.args
             agreement = int(a["agreementId"])
             if agreement not in parties:
-                record = self.ledger.call("agreement", agreement)
-                parties[agreement] = (int(record[2]), int(record[3]))
+                record = Agreement.read(self.ledger, agreement)
+                parties[agreement] = (record.provider, record.consumer)
             provider, consumer = parties[agreement]
             side = ScoredSide(a["side"])
             scores = scores_of(side, a)

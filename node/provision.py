@@ -43,7 +43,15 @@ from node.deploy import (
 from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
 from node.keys import KeyStore
-from node.types import GovernanceAction, ShareType, admission_data, decode_code, encode_code
+from node.types import (
+    Department,
+    GovernanceAction,
+    Proposal,
+    Resource,
+    ShareType,
+    admission_data,
+    encode_code,
+)
 from verifier.catalog import document_hash
 
 if TYPE_CHECKING:
@@ -221,9 +229,9 @@ def _open_proposals(client: LedgerClient) -> dict[tuple[int, bytes], int]:
     found: dict[tuple[int, bytes], int] = {}
     latest = client.w3.eth.get_block("latest")
     for pid in range(1, int(client.call("proposalCount")) + 1):
-        action, _proposer, _approvals, executed, expires_at, data, cancelled = client.call("proposal", pid)
-        if not executed and not cancelled and expires_at > latest["timestamp"]:
-            found[(int(action), bytes(data))] = pid
+        p = Proposal.read(client, pid)
+        if not p.executed and not p.cancelled and p.expires_at > latest["timestamp"]:
+            found[(int(p.action), p.data)] = pid
     return found
 
 
@@ -247,8 +255,7 @@ def _govern(
     for governor in governors:
         batch: list[PendingTx] = []
         for pid in ids:
-            executed = client.call("proposal", pid)[3]
-            if executed or client.call("hasApproved", pid, governor.address):
+            if Proposal.read(client, pid).executed or client.call("hasApproved", pid, governor.address):
                 continue
             batch.append(client.submit(governor, client.build(governor.address, "approve", pid)))
         client.wait_all(batch)
@@ -286,10 +293,10 @@ def provision_demo(
     for dept in DEPARTMENTS:
         dept_id = int(client.call("departmentByCode", encode_code(dept.code)))
         if dept_id:
-            signer = client.call("department", dept_id)[0]
-            if signer != report.principals[dept.key]:
+            registered = Department.read(client, dept_id).signer
+            if registered != report.principals[dept.key]:
                 raise ConfigurationError(
-                    f"department {dept.code} is registered to {signer}, not to this keystore's "
+                    f"department {dept.code} is registered to {registered}, not to this keystore's "
                     f"{dept.key} ({report.principals[dept.key]})"
                 )
             continue
@@ -304,8 +311,8 @@ def provision_demo(
 
     existing: dict[tuple[int, bytes], int] = {}
     for rid in range(1, int(client.call("resourceCount")) + 1):
-        owner, _share, _sens, metadata_hash, _schema = client.call("resource", rid)
-        existing[(int(owner), bytes(metadata_hash))] = rid
+        resource = Resource.read(client, rid)
+        existing[(resource.owner, resource.metadata_hash)] = rid
     pending: list[tuple[str, PendingTx]] = []
     by_code = {d.code: d for d in DEPARTMENTS}
     for res in RESOURCES:
@@ -339,10 +346,7 @@ def _write_demo_file(path: Path, report: ProvisionReport) -> None:
 
 def department_codes(client: LedgerClient) -> list[str]:
     """Codes of every admitted department, in id order (for status output and tests)."""
-    return [
-        decode_code(client.call("department", i)[2])
-        for i in range(1, int(client.call("departmentCount")) + 1)
-    ]
+    return [Department.read(client, i).code for i in range(1, int(client.call("departmentCount")) + 1)]
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from enum import IntEnum
-from typing import Any, NewType
+from typing import Any, ClassVar, NewType, Protocol, Self
 
 from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from node.errors import DxlError
@@ -221,23 +222,39 @@ class SharingTerms:
     @classmethod
     def from_ledger(
         cls,
-        request_id: int,
-        request: Sequence[Any],
-        resource: Sequence[Any],
-        provider: Sequence[Any],
-        consumer: Sequence[Any],
+        request: AccessRequest,
+        resource: Resource,
+        provider: Department,
+        consumer: Department,
         *,
         deadline: int,
     ) -> SharingTerms:
-        """The terms of a request from the ledger's ``request``, ``resource`` and both ``department``
-        views."""
+        """The terms of a request: its fields, its resource's catalog entry and both departments' key epochs
+        as the ledger holds them now (what the ledger checks the signatures against)."""
         return cls(
-            request_id=request_id, resource_id=request[0], provider=request[2], consumer=request[1],
-            purpose_hash=bytes(request[9]), scope_hash=bytes(request[10]), terms_hash=bytes(request[11]),
-            metadata_hash=bytes(resource[3]), schema_hash=bytes(resource[4]), sensitivity=resource[2],
-            valid_from=request[7], valid_until=request[8], provider_key_epoch=provider[5],
-            consumer_key_epoch=consumer[5], deadline=deadline,
+            request_id=request.id, resource_id=request.resource_id, provider=request.provider,
+            consumer=request.consumer, purpose_hash=request.purpose_hash, scope_hash=request.scope_hash,
+            terms_hash=request.terms_hash, metadata_hash=resource.metadata_hash,
+            schema_hash=resource.schema_hash, sensitivity=resource.sensitivity, valid_from=request.valid_from,
+            valid_until=request.valid_until, provider_key_epoch=provider.key_epoch,
+            consumer_key_epoch=consumer.key_epoch, deadline=deadline,
         )  # fmt: skip
+
+    @classmethod
+    def read(cls, client: ViewCaller, request_id: int, *, deadline: int) -> SharingTerms:
+        """The terms of request ``request_id`` read from the ledger (:meth:`from_ledger`).
+
+        Raises:
+            LedgerRevertError: RequestUnknown for an id never created.
+        """
+        request = AccessRequest.read(client, request_id)
+        return cls.from_ledger(
+            request,
+            Resource.read(client, request.resource_id),
+            Department.read(client, request.provider),
+            Department.read(client, request.consumer),
+            deadline=deadline,
+        )
 
     def as_tuple(self) -> tuple[Any, ...]:
         """The struct as a contract call argument."""
@@ -299,3 +316,188 @@ class DeliveryReceipt:
             record_count=args["recordCount"],
             recorded_at=args["recordedAt"],
         )
+
+
+# --- records the ledger's views return ----------------------------------------------------------------------
+#
+# Each view answers a struct as a tuple in the Solidity field order; ``decode`` is the one place that order is
+# known. Everything above the client reads fields by name and statuses as enums, never ``record[3] == 1``.
+
+
+class ViewCaller(Protocol):
+    """What reading a record needs of a client (:class:`node.chain.LedgerClient` is one)."""
+
+    def call(self, fn: str, *args: Any, block: str | int = ..., sender: str | None = ...) -> Any: ...
+
+
+class _Record:
+    #: The ledger's view function that answers this record by id.
+    VIEW: ClassVar[str]
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> Self:
+        raise NotImplementedError
+
+    @classmethod
+    def read(cls, client: ViewCaller, ident: int, *, block: str | int = "latest") -> Self:
+        """The record ``ident`` as the ledger holds it at ``block``.
+
+        Raises:
+            LedgerRevertError: the view reverted (an unknown id: ``RequestUnknown``, ``GrantUnknown``, …).
+            NodeError: the node is unreachable.
+        """
+        return cls.decode(ident, client.call(cls.VIEW, ident, block=block))
+
+
+@dataclass(frozen=True)
+class Department(_Record):
+    """``department(id)``: ``Department`` of ``contracts/src/types/Ledger.sol``."""
+
+    VIEW: ClassVar[str] = "department"
+
+    id: int
+    signer: str  # checksummed
+    status: DepartmentStatus
+    code: str
+    encryption_key: bytes
+    name: str
+    key_epoch: int
+    contract_signer: bool
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> Department:
+        signer, status, code, encryption_key, name, key_epoch, contract_signer = raw
+        return cls(
+            id=ident, signer=to_checksum_address(signer), status=DepartmentStatus(status),
+            code=decode_code(code), encryption_key=bytes(encryption_key), name=str(name),
+            key_epoch=int(key_epoch), contract_signer=bool(contract_signer),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Resource(_Record):
+    """``resource(id)``: a catalog entry (``Resource``)."""
+
+    VIEW: ClassVar[str] = "resource"
+
+    id: int
+    owner: int
+    share_type: ShareType
+    sensitivity: int
+    metadata_hash: bytes
+    schema_hash: bytes
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> Resource:
+        owner, share_type, sensitivity, metadata_hash, schema_hash = raw
+        return cls(
+            id=ident, owner=int(owner), share_type=ShareType(share_type), sensitivity=int(sensitivity),
+            metadata_hash=bytes(metadata_hash), schema_hash=bytes(schema_hash),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AccessRequest(_Record):
+    """``request(id)``: ``AccessRequest``."""
+
+    VIEW: ClassVar[str] = "request"
+
+    id: int
+    resource_id: int
+    consumer: int
+    provider: int
+    status: RequestStatus
+    requested_at: int
+    decided_at: int
+    reason_code: int
+    valid_from: int
+    valid_until: int
+    purpose_hash: bytes
+    scope_hash: bytes
+    terms_hash: bytes
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> AccessRequest:
+        (resource_id, consumer, provider, status, requested_at, decided_at, reason_code, valid_from,
+         valid_until, purpose_hash, scope_hash, terms_hash) = raw  # fmt: skip
+        return cls(
+            id=ident, resource_id=int(resource_id), consumer=int(consumer), provider=int(provider),
+            status=RequestStatus(status), requested_at=int(requested_at), decided_at=int(decided_at),
+            reason_code=int(reason_code), valid_from=int(valid_from), valid_until=int(valid_until),
+            purpose_hash=bytes(purpose_hash), scope_hash=bytes(scope_hash), terms_hash=bytes(terms_hash),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Agreement(_Record):
+    """``agreement(id)``: ``Agreement``."""
+
+    VIEW: ClassVar[str] = "agreement"
+
+    id: int
+    request_id: int
+    resource_id: int
+    provider: int
+    consumer: int
+    status: AgreementStatus
+    valid_from: int
+    valid_until: int
+    terms_digest: bytes
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> Agreement:
+        request_id, resource_id, provider, consumer, status, valid_from, valid_until, terms_digest = raw
+        return cls(
+            id=ident, request_id=int(request_id), resource_id=int(resource_id), provider=int(provider),
+            consumer=int(consumer), status=AgreementStatus(status), valid_from=int(valid_from),
+            valid_until=int(valid_until), terms_digest=bytes(terms_digest),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Grant(_Record):
+    """``grant(id)``: ``Grant``."""
+
+    VIEW: ClassVar[str] = "grant"
+
+    id: int
+    agreement_id: int
+    provider: int
+    consumer: int
+    expires_at: int
+    revoked: bool
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> Grant:
+        agreement_id, provider, consumer, expires_at, revoked = raw
+        return cls(
+            id=ident, agreement_id=int(agreement_id), provider=int(provider), consumer=int(consumer),
+            expires_at=int(expires_at), revoked=bool(revoked),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Proposal(_Record):
+    """``proposal(id)``: a governance proposal as the view answers it (the count of approvals that stand, not
+    the approvers). ``data`` is the action's ABI-encoded arguments."""
+
+    VIEW: ClassVar[str] = "proposal"
+
+    id: int
+    action: GovernanceAction
+    proposer: str  # checksummed
+    approvals: int
+    executed: bool
+    expires_at: int
+    data: bytes
+    cancelled: bool
+
+    @classmethod
+    def decode(cls, ident: int, raw: Sequence[Any]) -> Proposal:
+        action, proposer, approvals, executed, expires_at, data = raw[:6]
+        return cls(
+            id=ident, action=GovernanceAction(action), proposer=to_checksum_address(proposer),
+            approvals=int(approvals), executed=bool(executed), expires_at=int(expires_at), data=bytes(data),
+            # A ledger whose proposals can be cancelled says so in a seventh field.
+            cancelled=bool(raw[6]) if len(raw) > 6 else False,
+        )  # fmt: skip

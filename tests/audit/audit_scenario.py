@@ -80,15 +80,7 @@ def _request(s: Scenario, consumer: str, resource: str, name: str) -> None:
 
 
 def _conclude(s: Scenario, request: str, provider: str, consumer: str) -> int:
-    req = s.client.call("request", s.requests[request])
-    terms = SharingTerms.from_ledger(
-        s.requests[request],
-        req,
-        s.client.call("resource", req[0]),
-        s.client.call("department", req[2]),
-        s.client.call("department", req[1]),
-        deadline=int(time.time()) + 3600,
-    )
+    terms = SharingTerms.read(s.client, s.requests[request], deadline=int(time.time()) + 3600)
     typed = terms.typed_data(chain_id=s.client.chain_id, verifying_contract=s.client.address)
     sig_p = Account.sign_typed_data(s.keys[provider].key, full_message=typed).signature
     sig_c = Account.sign_typed_data(s.keys[consumer].key, full_message=typed).signature

@@ -92,14 +92,8 @@ class Consortium:
 
     def terms(self, request_id: int, *, deadline: int | None = None) -> SharingTerms:
         """The request's terms with the catalog entry and key epochs as they are now."""
-        q = self.call("request", request_id)
-        return SharingTerms.from_ledger(
-            request_id,
-            q,
-            self.call("resource", q[0]),
-            self.call("department", q[2]),
-            self.call("department", q[1]),
-            deadline=deadline if deadline is not None else self.now() + DAY,
+        return SharingTerms.read(
+            self.client, request_id, deadline=deadline if deadline is not None else self.now() + DAY
         )
 
     def sign(
