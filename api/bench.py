@@ -258,7 +258,7 @@ def run_receipts_benchmark(
     """Run every mode once on a fresh node and service; returns the JSON the command writes."""
     from eth_account import Account
 
-    from api.app import ensure_demo_tokens
+    from api.demo import ensure_demo_tokens
     from api.settings import ApiSettings
     from node.anvil import EmbeddedNode, NodeSettings, free_port
     from node.chain import LedgerClient

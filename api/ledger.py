@@ -21,7 +21,7 @@ import copy
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -266,10 +266,28 @@ _Known = TypeVar("_Known", m.DepartmentPublic, m.AgreementPublic)
 
 @dataclass(frozen=True)
 class Custody:
-    """Which keys the service holds: keystore names by address, and governor index → keystore name."""
+    """Which keys the service holds: keystore names by address, and governor index → keystore name.
+
+    No key is found by its name: a department's is the entry of its on-chain signer, a governor's the entry of
+    the address the deployment record lists for it, the auditor's an entry holding the ledger's auditor role.
+    """
 
     keystore: KeyStore
     governors: dict[int, str]
+
+    @classmethod
+    def of_deployment(cls, keystore: KeyStore, governors: Sequence[str]) -> Custody:
+        """The custody of ``keystore`` where governor N (from 1) is the N-th address of ``governors`` (the
+        deployment record's ``governors``); a governor whose key is not in the keystore is not custodied."""
+        names = cls(keystore, {}).names_by_address()
+        return cls(
+            keystore=keystore,
+            governors={
+                i: names[to_checksum_address(address)]
+                for i, address in enumerate(governors, start=1)
+                if to_checksum_address(address) in names
+            },
+        )
 
     def names_by_address(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -470,6 +488,18 @@ class LedgerService:
                 "sign externally and post the signature, or have the key custodied",
             )
         return self.custody.keystore.unlock(name)
+
+    def auditor_account(self) -> LocalAccount:
+        """A custodied key of an account that holds the ledger's auditor role (the first by address).
+
+        Raises:
+            ApiError: NO_CUSTODIED_KEY when the service holds no auditor's key.
+        """
+        role = self.client.call("AUDITOR_ROLE")
+        for address, name in sorted(self.custody.names_by_address().items()):
+            if self.client.call("hasRole", role, address):
+                return self.custody.keystore.unlock(name)
+        raise ApiError("NO_CUSTODIED_KEY", "this service holds no auditor key")
 
     def governor_account(self, principal: Principal) -> LocalAccount:
         if principal.role is not Role.GOVERNOR or principal.governor is None:

@@ -23,7 +23,6 @@ from api.errors import ApiError
 from api.ledger import Finish
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader, scores_of
-from node.provision import AUDITOR as AUDITOR_KEY
 from node.types import (
     DeclineReason,
     DemandAnswer,
@@ -306,12 +305,6 @@ class InspectionService:
         self.practice = practice
         self.ledger = ledger
 
-    def _auditor_account(self) -> Any:
-        keystore = self.ledger.custody.keystore
-        if not keystore.exists(AUDITOR_KEY):
-            raise ApiError("NO_CUSTODIED_KEY", "this service holds no auditor key")
-        return keystore.unlock(AUDITOR_KEY)
-
     def _record(self, inspection_id: int) -> InspectionRecord:
         try:
             return self.practice.reader.inspection(inspection_id)
@@ -369,7 +362,7 @@ class InspectionService:
             return {row.delivery_id: row.status for row in rows}
 
     def _send(self, fn: str, *args: Any, finish: Finish) -> m.Written[m.InspectionPublic]:
-        written = self.practice._send(self.ledger, self._auditor_account(), fn, *args, finish=finish)
+        written = self.practice._send(self.ledger, self.ledger.auditor_account(), fn, *args, finish=finish)
         return cast(m.Written[m.InspectionPublic], written)
 
     def _resumed(self, principal: Principal) -> m.Written[m.InspectionPublic] | None:

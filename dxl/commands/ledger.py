@@ -76,11 +76,11 @@ def _load_api_app(settings: ApiSettings) -> Any | None:
 
 def _print_new_tokens(settings: ApiSettings) -> None:
     """Issue missing demo API tokens and print them (shown once; kept in DXL_HOME/secrets)."""
-    module = _api_module()
-    ensure = getattr(module, "ensure_demo_tokens", None) if module else None
-    if not callable(ensure):
+    if _api_module() is None:
         return
-    fresh = {name: token for name, token in ensure(settings).items() if token}
+    from api.demo import ensure_demo_tokens
+
+    fresh = {name: token for name, token in ensure_demo_tokens(settings).items() if token}
     if fresh:
         typer.secho("demo API tokens (shown once; also in DXL_HOME/secrets/demo-tokens.json):", bold=True)
         width = max(len(n) for n in fresh)

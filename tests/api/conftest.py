@@ -8,7 +8,8 @@ import httpx
 import pytest
 from api_helpers import PASSPHRASE, ApiEnv, ServerThread, api_home, make_settings
 
-from api.app import create_app, ensure_demo_tokens
+from api.app import create_app
+from api.demo import ensure_demo_tokens
 from node.anvil import EmbeddedNode
 from node.provision import setup_ledger
 

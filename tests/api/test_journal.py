@@ -29,9 +29,10 @@ from rpc_proxy import RpcProxy
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import connect_ledger, create_app, ensure_demo_tokens
+from api.app import connect_ledger, create_app
 from api.auth import Principal, Role
 from api.db import IdempotencyRecord, JournaledTransaction, make_engine, session_factory
+from api.demo import ensure_demo_tokens
 from api.errors import ApiError
 from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
 from api.journal import STALE_AFTER_S, Claim, Journal, JournaledSender, TxStatus

@@ -25,7 +25,7 @@ from api_helpers import (
     request_access,
 )
 
-from api.app import ensure_demo_tokens
+from api.demo import ensure_demo_tokens
 from node.deploy import load_deployment
 from node.types import DeclineReason, new_delivery_id
 from verifier.commitment import commit_payload, new_salt

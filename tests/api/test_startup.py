@@ -15,17 +15,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from api.app import (
-    DEMO_TOKENS_FILE,
-    ApiDatabaseLostError,
-    connect_ledger,
-    create_app,
-    demo_principals,
-    ensure_demo_tokens,
-)
+from api.app import connect_ledger, create_app
 from api.auth import Principal, Role, TokenError, authenticate, hash_token, parse_principal, revoke_token
 from api.db import ApiToken, make_engine, session_factory
+from api.demo import DEMO_TOKENS_FILE, ApiDatabaseLostError, demo_principals, ensure_demo_tokens
+from api.ledger import Custody
 from api.settings import ApiSettings
+from node.deploy import load_deployment
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
 
@@ -48,6 +44,21 @@ def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path) -> None: 
     with pytest.raises(Exception) as caught:
         connect_ledger(elsewhere, lambda: None)
     assert getattr(caught.value, "code", None) == "NOT_DEPLOYED"
+
+
+def test_governors_are_the_deployment_records_not_the_demo_names(api_env: ApiEnv) -> None:
+    keystore = api_env.keystore
+    record = load_deployment(api_env.settings.home)
+    by_address = {keystore.address(name): name for name in keystore.names()}
+    service = connect_ledger(api_env.settings, lambda: None)
+    assert service.custody.governors == {
+        i: by_address[address] for i, address in enumerate(record.governors, start=1)
+    }
+    # Governor N is whoever the record lists N-th, whatever its key is called; an address the keystore holds
+    # no key for is not custodied.
+    stranger = "0x" + "11" * 20
+    custody = Custody.of_deployment(keystore, [record.governors[1], stranger, record.governors[0]])
+    assert custody.governors == {1: by_address[record.governors[1]], 3: by_address[record.governors[0]]}
 
 
 def test_demo_tokens_are_issued_once_and_remembered_0600(api_env: ApiEnv) -> None:

@@ -13,7 +13,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app, ensure_demo_tokens
+from api.app import create_app
+from api.demo import ensure_demo_tokens
 from api.settings import ApiSettings, load_api_settings
 from node.anvil import EmbeddedNode
 from node.audit.follower import AuditFollower, redact

@@ -24,8 +24,9 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app, ensure_demo_tokens
+from api.app import create_app
 from api.db import JournaledTransaction, init_db, make_engine, session_factory
+from api.demo import ensure_demo_tokens
 from api.errors import ApiError
 from api.journal import ChainWatcher, Journal, JournaledSender, Reconciler, TxStatus
 from api.settings import load_api_settings
