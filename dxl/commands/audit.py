@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dxl.commands.common import JsonOption, cli_error
-from node.errors import DxlError
+from dxl.commands.common import JsonOption, exits_on_error
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -85,14 +84,12 @@ def index_cmd(
     from node.audit.service import open_context
     from node.settings import load_settings
 
-    try:
+    with exits_on_error(as_json):
         ctx = open_context(load_settings())
         if rebuild:
             reset_store(ctx.engine)
         with ctx.rpc() as rpc:
             result = ctx.indexer(rpc).sync(to_block=to_block)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(
         result.to_dict(),
         as_json,
@@ -108,12 +105,10 @@ def check_cmd(as_json: JsonOption = False) -> None:
     from node.audit.service import open_context
     from node.settings import load_settings
 
-    try:
+    with exits_on_error(as_json):
         ctx = open_context(load_settings())
         with ctx.rpc() as rpc:
             result = check_store(ctx.engine, rpc, ctx.codec, batch_blocks=ctx.settings.audit_batch_blocks)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     lines = [d.describe() for d in result.differences]
     summary = f"checked {result.events_checked} events in blocks {result.from_block}..{result.to_block}: " + (
         "database matches the chain" if result.ok else f"{len(lines)} row(s) differ"
@@ -143,7 +138,7 @@ def history_cmd(
     from node.audit.service import open_context
     from node.settings import load_settings
 
-    try:
+    with exits_on_error(as_json):
         ctx = open_context(load_settings())
         flt = HistoryFilter(
             department=_department(ctx.engine, department),
@@ -155,8 +150,6 @@ def history_cmd(
             to_time=parse_time(period_to, "to"),
         )
         page = history(ctx.engine, flt, known_events=ctx.codec.event_names, cursor=cursor, limit=limit)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     text = "\n".join(
         f"{i['time']} {i['event']:<22} block {i['location']['block_number']} "
         f"log {i['location']['log_index']} tx {i['location']['tx_hash']}"
@@ -183,7 +176,7 @@ def provenance_cmd(
     from node.audit.service import open_context
     from node.settings import load_settings
 
-    try:
+    with exits_on_error(as_json):
         ctx = open_context(load_settings())
         ctx.heal()
         if batch is not None:
@@ -199,8 +192,6 @@ def provenance_cmd(
             raise InvalidQueryError("commitment", "give a commitment, --delivery or --file with --manifest")
         else:
             result = provenance(ctx.engine, commitment, delivery_id=delivery)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(result, True)
 
 
@@ -219,7 +210,7 @@ def scorecard_cmd(
     from node.audit.service import open_context
     from node.settings import load_settings
 
-    try:
+    with exits_on_error(as_json):
         ctx = open_context(load_settings())
         now = int(time.time())
         card = compute_scorecard(
@@ -233,8 +224,6 @@ def scorecard_cmd(
             else ctx.settings.audit_response_deadline_days,
             practice=_practice_facts(ctx.rpc_url, ctx.chain_id),
         )
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(card, True)
 
 
@@ -281,7 +270,7 @@ def report_cmd(
     from node.audit.service import open_context
     from node.settings import load_settings
 
-    try:
+    with exits_on_error(as_json):
         settings = load_settings()
         ctx = open_context(settings)
         report = build_report(
@@ -293,8 +282,6 @@ def report_cmd(
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None
         _attach_practice(report, ctx)
         paths = write_report(report, out)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(
         {"rows": report["row_count"], "receipt_batches": carried, "files": [str(p) for p in paths]},
         as_json,
@@ -373,14 +360,12 @@ def verify_cmd(
     from node.audit.rpc import JsonRpc
     from node.audit.verify import audit_abi, load_report, verify_report
 
-    try:
+    with exits_on_error(as_json):
         document = load_report(report)
         with JsonRpc(rpc_url) as rpc:
             result = verify_report(
                 document, rpc, audit_abi(), contract=contract, anchors=anchors, practice=practice
             )
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     receipts = f", {result.receipts_checked} receipts recomputed" if result.receipts_checked else ""
     if result.batches_uncarried:
         receipts += f", {result.batches_uncarried} anchored batch(es) listed without their receipts"

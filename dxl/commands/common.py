@@ -4,6 +4,8 @@ command (its stable code on stdout for machines, or one red line on stderr; exit
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -11,6 +13,15 @@ import typer
 from node.errors import DxlError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+@contextmanager
+def exits_on_error(as_json: bool) -> Iterator[None]:
+    """Turn a :class:`DxlError` raised inside the block into the command's exit 2 (see :func:`cli_error`)."""
+    try:
+        yield
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from None
 
 
 def cli_error(exc: DxlError, as_json: bool) -> typer.Exit:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from dxl.commands.audit import parse_time
-from dxl.commands.common import JsonOption, cli_error
+from dxl.commands.common import JsonOption, cli_error, exits_on_error
 from node.errors import DxlError
 
 demand_app = typer.Typer(
@@ -104,7 +104,7 @@ def publish_command(
     as_json: JsonOption = False,
 ) -> None:
     """Publish a demand of your department: its text is stored by the service, its hash on the ledger."""
-    try:
+    with exits_on_error(as_json):
         document: dict[str, Any] = {"title": title, "purpose": purpose, "legal_basis": legal_basis}
         if description:
             document["description"] = description
@@ -114,8 +114,6 @@ def publish_command(
         if to:
             body["addressee"] = to.upper()
         written = call_api(api, token, "POST", "/demands", body)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(
         written, as_json, f"published {_demand_line(written['record'])} (tx {written['transaction']['hash']})"
     )
@@ -144,7 +142,7 @@ def answer_command(
 ) -> None:
     """Answer a demand made of your department: one of --new-resource, --existing-resource, --decline."""
     chosen = [x for x in (new_resource, existing_resource, decline) if x is not None]
-    try:
+    with exits_on_error(as_json):
         if len(chosen) != 1:
             raise ApiCallError(
                 "give exactly one of --new-resource, --existing-resource, --decline", code="USAGE_ERROR"
@@ -159,8 +157,6 @@ def answer_command(
         if note:
             body["note"] = note
         written = call_api(api, token, "POST", f"/demands/{demand_id}/answer", body)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(written, as_json, f"answered {_demand_line(written['record'])}")
 
 
@@ -179,10 +175,8 @@ def list_command(
     query = [f"open={'true' if open_only else 'false'}"]
     query += [f"publisher={publisher}"] if publisher else []
     query += [f"addressee={addressee}"] if addressee else []
-    try:
+    with exits_on_error(as_json):
         found = call_api(api, token, "GET", "/demands?" + "&".join(query))
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(found, as_json, "\n".join(_demand_line(d) for d in found) or "no demands")
 
 
@@ -194,10 +188,8 @@ def show_command(
     as_json: JsonOption = False,
 ) -> None:
     """One demand with its full text."""
-    try:
+    with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/demands/{demand_id}")
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     text = _demand_line(found) + "\n" + json.dumps(found.get("document"), ensure_ascii=False, indent=2)
     _out(found, as_json, text)
 
@@ -223,10 +215,8 @@ def evaluate_command(
                        ("purpose_compliance", purpose_compliance), ("comment", comment)):  # fmt: skip
         if value is not None:
             body[key] = value
-    try:
+    with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/agreements/{agreement_id}/evaluations", body)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     record = written["record"]
     scores = ", ".join(f"{k}={v}" for k, v in record["scores"].items())
     _out(written, as_json, f"agreement {agreement_id}: {record['scored_side']} scored {scores} "
@@ -241,10 +231,8 @@ def evaluations_command(
     as_json: JsonOption = False,
 ) -> None:
     """The scores given under an agreement."""
-    try:
+    with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/agreements/{agreement_id}/evaluations")
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     lines = [
         f"period {e['period']}: {e['scored_side']} {e['scored']} scored by {e['scorer']}: "
         + ", ".join(f"{k}={v}" for k, v in e["scores"].items())
@@ -290,14 +278,12 @@ def open_inspection_command(
     as_json: JsonOption = False,
 ) -> None:
     """Open a sampling inspection of a closed period (auditors)."""
-    try:
+    with exits_on_error(as_json):
         body = {
             "period_from": parse_time(period_from, "from"), "period_to": parse_time(period_to, "to"),
             "sample_size": sample_size, "seed_delay_blocks": seed_delay, "present_within": present_within,
         }  # fmt: skip
         written = call_api(api, token, "POST", "/inspections", body)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(written, as_json, _inspection_text(written["record"]))
 
 
@@ -309,10 +295,8 @@ def draw_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fix the sample's seed once the seed block is mined (auditors)."""
-    try:
+    with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/inspections/{inspection_id}/draw")
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(written, as_json, _inspection_text(written["record"]))
 
 
@@ -324,10 +308,8 @@ def show_inspection_command(
     as_json: JsonOption = False,
 ) -> None:
     """An inspection with its sample, presentations and outcomes."""
-    try:
+    with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/inspections/{inspection_id}")
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(found, as_json, _inspection_text(found))
 
 
@@ -367,12 +349,10 @@ def outcome_command(
     as_json: JsonOption = False,
 ) -> None:
     """Record a sampled delivery's outcome on chain (auditors): passed, failed, or not presented."""
-    try:
+    with exits_on_error(as_json):
         written = call_api(
             api, token, "POST", f"/inspections/{inspection_id}/outcomes", {"delivery_id": delivery}
         )
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     _out(written, as_json, _inspection_text(written["record"]))
 
 
@@ -397,7 +377,7 @@ def sample_command(
     from verifier.onchain import LedgerReader
     from verifier.sampling import derive_sample
 
-    try:
+    with exits_on_error(as_json):
         if rpc is None or ledger is None or practice is None:
             from node.deploy import load_deployment
             from node.settings import load_settings
@@ -417,8 +397,6 @@ def sample_command(
         derived = derive_sample(
             LedgerReader(rpc, ledger, from_block=from_block or 0), practice, inspection_id
         )
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     data = derived.to_dict()
     head = f"inspection {inspection_id}: seed {data['seed']} (block {data['seed_block']}), population "
     text = head + f"{data['population_size']}, sample:\n" + "\n".join(f"  {d}" for d in data["sample"])

@@ -10,8 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from dxl.commands.common import JsonOption, cli_error
-from node.errors import DxlError
+from dxl.commands.common import JsonOption, exits_on_error
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -42,12 +41,10 @@ def issue_command(
     from api.auth import issue_token, parse_principal
     from api.db import session_scope
 
-    try:
+    with exits_on_error(as_json):
         who = parse_principal(principal)
         with session_scope(_sessions()) as session:
             token = issue_token(session, principal=who, name=name)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
     if as_json:
         typer.echo(json.dumps({"name": name, "principal": who.key, "token": token}))
     else:
@@ -62,11 +59,8 @@ def revoke_command(
     from api.auth import revoke_token
     from api.db import session_scope
 
-    try:
-        with session_scope(_sessions()) as session:
-            revoke_token(session, name=name)
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
+    with exits_on_error(as_json), session_scope(_sessions()) as session:
+        revoke_token(session, name=name)
     typer.echo(json.dumps({"revoked": name}) if as_json else f"revoked {name}")
 
 
@@ -76,15 +70,12 @@ def list_command(as_json: JsonOption = False) -> None:
     from api.auth import list_tokens
     from api.db import session_scope
 
-    try:
-        with session_scope(_sessions()) as session:
-            rows = [
-                {"name": t.name, "principal": t.principal, "created_at": t.created_at.isoformat(),
-                 "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
-                for t in list_tokens(session)
-            ]  # fmt: skip
-    except DxlError as exc:
-        raise cli_error(exc, as_json) from None
+    with exits_on_error(as_json), session_scope(_sessions()) as session:
+        rows = [
+            {"name": t.name, "principal": t.principal, "created_at": t.created_at.isoformat(),
+             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
+            for t in list_tokens(session)
+        ]  # fmt: skip
     if as_json:
         typer.echo(json.dumps(rows))
         return
