@@ -69,32 +69,27 @@ def practice_rows(
     """
     codec = EventCodec(practice_abi())
     rows: list[dict[str, Any]] = []
-    for start in range(first, last + 1, batch_blocks):
-        end = min(start + batch_blocks - 1, last)
-        logs = [log for log in rpc.logs(practice, start, end) if not log.get("removed")]
-        numbers = sorted({quantity(log["blockNumber"]) for log in logs})
-        headers = {quantity(b["number"]): b for b in rpc.blocks(numbers)} if numbers else {}
-        for log in logs:
-            number = quantity(log["blockNumber"])
-            block_time = quantity(headers[number]["timestamp"])
-            if not period["from"] <= block_time < period["to"]:
-                continue
-            name, fields = codec.decode(log["topics"], log["data"])
-            if department is not None and department not in _parties(name, fields, agreement_parties):
-                continue
-            rows.append(
-                {
-                    "event": name,
-                    "time": iso(block_time),
-                    "block_time": block_time,
-                    "block_number": number,
-                    "block_hash": str(headers[number]["hash"]).lower(),
-                    "tx_hash": str(log["transactionHash"]).lower(),
-                    "log_index": quantity(log["logIndex"]),
-                    # Through JSON, as the report file holds it (lists, not tuples).
-                    "fields": json.loads(json.dumps(fields)),
-                }
-            )
+    for log, header in rpc.logs_with_headers(practice, first, last, batch_blocks=batch_blocks):
+        number = quantity(log["blockNumber"])
+        block_time = quantity(header["timestamp"])
+        if not period["from"] <= block_time < period["to"]:
+            continue
+        name, fields = codec.decode(log["topics"], log["data"])
+        if department is not None and department not in _parties(name, fields, agreement_parties):
+            continue
+        rows.append(
+            {
+                "event": name,
+                "time": iso(block_time),
+                "block_time": block_time,
+                "block_number": number,
+                "block_hash": str(header["hash"]).lower(),
+                "tx_hash": str(log["transactionHash"]).lower(),
+                "log_index": quantity(log["logIndex"]),
+                # Through JSON, as the report file holds it (lists, not tuples).
+                "fields": json.loads(json.dumps(fields)),
+            }
+        )
     return rows
 
 

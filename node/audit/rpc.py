@@ -9,7 +9,7 @@ ledger client on purpose: the report verifier must run with nothing of the servi
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -119,6 +119,23 @@ class JsonRpc:
                 "eth_getLogs", {"address": where, "fromBlock": hex(from_block), "toBlock": hex(to_block)}
             )
         )
+
+    def logs_with_headers(
+        self, address: str | Sequence[str], first: int, last: int, *, batch_blocks: int
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+        """Each live log of ``address`` in blocks ``first..last``, in chain order, with its block's header;
+        read ``batch_blocks`` blocks per ``eth_getLogs`` so no single answer grows with the range.
+
+        Raises:
+            NodeError: the node fails or a block is missing.
+        """
+        for start in range(first, last + 1, batch_blocks):
+            end = min(start + batch_blocks - 1, last)
+            logs = [log for log in self.logs(address, start, end) if not log.get("removed")]
+            numbers = sorted({quantity(log["blockNumber"]) for log in logs})
+            headers = {quantity(b["number"]): b for b in self.blocks(numbers)} if numbers else {}
+            for log in logs:
+                yield log, headers[quantity(log["blockNumber"])]
 
     def blocks(self, numbers: Sequence[int], *, full: bool = False) -> list[dict[str, Any]]:
         """Blocks by number (``full``: with transaction objects).

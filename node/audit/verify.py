@@ -329,31 +329,26 @@ def verify_report(
     chain: dict[int, EventRecord] = {}
     #: Every batch anchored in the range, selected or not: carried receipts are checked against it.
     anchored: dict[tuple[int, int], EventRecord] = {}
-    for start in range(first, last + 1, batch_blocks):
-        end = min(start + batch_blocks - 1, last)
-        logs = [log for log in rpc.logs(addresses, start, end) if not log.get("removed")]
-        numbers = sorted({quantity(log["blockNumber"]) for log in logs})
-        headers = {quantity(b["number"]): b for b in rpc.blocks(numbers)} if numbers else {}
-        for log in logs:
-            number = quantity(log["blockNumber"])
-            name, fields = codec.decode(log["topics"], log["data"])
-            record = lineage.resolve(
-                EventRecord(
-                    block_number=number,
-                    block_hash=str(headers[number]["hash"]).lower(),
-                    block_time=quantity(headers[number]["timestamp"]),
-                    tx_hash=str(log["transactionHash"]).lower(),
-                    tx_index=quantity(log["transactionIndex"]),
-                    log_index=quantity(log["logIndex"]),
-                    address=str(log["address"]),
-                    event=name,
-                    fields=fields,
-                )
+    for log, header in rpc.logs_with_headers(addresses, first, last, batch_blocks=batch_blocks):
+        number = quantity(log["blockNumber"])
+        name, fields = codec.decode(log["topics"], log["data"])
+        record = lineage.resolve(
+            EventRecord(
+                block_number=number,
+                block_hash=str(header["hash"]).lower(),
+                block_time=quantity(header["timestamp"]),
+                tx_hash=str(log["transactionHash"]).lower(),
+                tx_index=quantity(log["transactionIndex"]),
+                log_index=quantity(log["logIndex"]),
+                address=str(log["address"]),
+                event=name,
+                fields=fields,
             )
-            if _selected(record, report["period"], department):
-                chain[record.seq] = record
-            if record.event == BATCH_ANCHORED:
-                anchored[(record.fields["grantId"], record.fields["firstSequence"])] = record
+        )
+        if _selected(record, report["period"], department):
+            chain[record.seq] = record
+        if record.event == BATCH_ANCHORED:
+            anchored[(record.fields["grantId"], record.fields["firstSequence"])] = record
 
     result = VerifyResult(rows=len(report["rows"]), chain_events=len(chain))
     problems = result.problems
