@@ -18,12 +18,16 @@ Settings and why (anvil 1.7.1; measured with ``scripts/measure_node_memory.py``,
   noise (161 vs 148 MiB at 12,000), it bounds the state snapshots of a node left running for days.
   ``--transaction-block-keeper`` is NOT used: it forgets the transactions and receipts of old blocks, which
   the indexer needs.
-* ``--state FILE --state-interval 5``: the whole chain (accounts, blocks, transactions, receipts) is
-  rewritten to FILE every 5 s and on graceful stop (SIGTERM/SIGINT; a test stops long before the interval
-  and finds its transactions after restart). A hard kill loses at most the last 5 s. The file is rewritten
-  whole each time and grows with the chain (about 1.5 KB per block, empty blocks included, i.e. ~130 MB per
-  day of 1 s blocks, plus about 2.5 KB per transaction: 30 MB after 12,000), which is why this node is for
-  development and tests; production runs on a Besu network reached by URL
+* ``--state FILE``, saved every 5 s: the whole chain (accounts, blocks, transactions, receipts) is rewritten
+  to FILE every 5 s and on graceful stop (SIGTERM/SIGINT; a test stops long before the interval and finds its
+  transactions after restart). A hard kill loses at most the last 5 s (plus the save under way). The
+  periodic saves are made by :mod:`node.statekeeper`, a small process beside anvil that pauses mining while
+  it dumps, because anvil's own ``--state-interval`` save is no snapshot: a block mined during it is in the
+  saved accounts but not in the saved blocks (auto-mining and sub-second test nodes still use it, see
+  :attr:`NodeSettings.keeper_block_time`); mining is also paused before the save at SIGTERM. The file is
+  rewritten whole each time and grows with the chain (about 1.5 KB per block, empty blocks included, i.e.
+  ~130 MB per day of 1 s blocks, plus about 2.5 KB per transaction: 30 MB after 12,000), which is why this
+  node is for development and tests; production runs on a Besu network reached by URL
   (:class:`~node.endpoint.NodeEndpoint`).
 * Gas is free, as on a permissioned Besu network with ``--min-gas-price=0``: ``--base-fee 0 --gas-price 0
   --no-priority-fee``. Accounts need no funding: zero-fee transactions from empty accounts are mined (tested).
@@ -48,7 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from node.endpoint import NodeEndpoint, fetch_chain_id
+from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
 from node.errors import ConfigurationError, NodeError, ToolchainError
 from node.paths import NODE_MODULES, dxl_home
 
@@ -123,6 +127,15 @@ class NodeSettings:
         if self.state_interval <= 0:
             raise ConfigurationError(f"state interval must be positive seconds, got {self.state_interval}")
 
+    @property
+    def keeper_block_time(self) -> int | None:
+        """The block time in whole seconds when the state keeper saves the chain (:mod:`node.statekeeper`; it
+        pauses and resumes interval mining, which anvil takes in whole seconds), else None: auto-mining and
+        sub-second test nodes keep anvil's own periodic save, which is not a snapshot."""
+        if self.block_time is None or not float(self.block_time).is_integer():
+            return None
+        return int(self.block_time)
+
     def arguments(self, state_file: Path) -> list[str]:
         args = [
             "--host", HOST,
@@ -137,8 +150,9 @@ class NodeSettings:
             # their first order and relies on the node mining them so (api/journal.py).
             "--order", "fifo",
             "--state", str(state_file),
-            "--state-interval", str(self.state_interval),
         ]  # fmt: skip
+        if self.keeper_block_time is None:
+            args += ["--state-interval", str(self.state_interval)]
         if self.block_time is not None:
             args += ["--block-time", f"{self.block_time:g}"]
         if self.prune_history is not None:
@@ -230,12 +244,14 @@ class EmbeddedNode:
         self.settings = settings or NodeSettings()
         self._binary = binary
         self._proc: subprocess.Popen[bytes] | None = None
+        self._keeper: subprocess.Popen[bytes] | None = None
 
     data_dir = property(lambda self: self.home / "node")
     state_file = property(lambda self: self.data_dir / "state.json")
     pid_file = property(lambda self: self.data_dir / "anvil.pid")
     log_file = property(lambda self: self.data_dir / "anvil.log")
     lock_file = property(lambda self: self.data_dir / "lock")
+    keeper_pid_file = property(lambda self: self.data_dir / "statekeeper.pid")
 
     @property
     def endpoint(self) -> NodeEndpoint:
@@ -317,10 +333,59 @@ class EmbeddedNode:
         )
         try:
             self._wait_ready(endpoint, timeout)
+            self._start_keeper(endpoint, self._proc.pid)
         except NodeError:
             self.stop()
             raise
         return endpoint
+
+    def _start_keeper(self, endpoint: NodeEndpoint, anvil_pid: int) -> None:
+        block_time = self.settings.keeper_block_time
+        if block_time is None:
+            return
+        # The keeper of a killed anvil ends by itself within a poll; one still saving must not write over the
+        # file after the new node started (it checks its anvil before writing, this waits for it).
+        self._stop_keeper()
+        arguments = [endpoint.rpc_url, str(anvil_pid), str(self.state_file)]
+        arguments += [str(self.settings.state_interval), str(block_time)]
+        with open(self.log_file, "ab") as log:
+            keeper = subprocess.Popen(
+                [sys.executable, "-m", "node.statekeeper", *arguments],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=Path(__file__).resolve().parent.parent,
+                start_new_session=True,
+                preexec_fn=_terminate_with_parent if self._die_with_parent else None,
+            )
+        self.keeper_pid_file.write_text(str(keeper.pid))
+        self._keeper = keeper
+
+    def _keeper_pid(self) -> int | None:
+        try:
+            pid = int(self.keeper_pid_file.read_text())
+        except (OSError, ValueError):
+            return None
+        cmdline = _cmdline(pid)
+        if _is_alive(pid) and "node.statekeeper" in cmdline and str(self.state_file) in cmdline:
+            return pid
+        return None
+
+    def _stop_keeper(self, timeout: float = 30.0) -> None:
+        """SIGTERM the state keeper and wait: it finishes a save it is in (and resumes mining) first."""
+        keeper = self._keeper
+        pid = keeper.pid if keeper is not None and keeper.poll() is None else self._keeper_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            if not self._wait_gone(pid, timeout, self._keeper):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._wait_gone(pid, 10.0, self._keeper)
+        if self._keeper is not None:
+            self._keeper.wait()
+            self._keeper = None
+        self.keeper_pid_file.unlink(missing_ok=True)
 
     def _wait_ready(self, endpoint: NodeEndpoint, timeout: float) -> None:
         assert self._proc is not None
@@ -351,14 +416,20 @@ class EmbeddedNode:
         Returns whether a node was running. Waits until the process is gone.
         """
         pid = self._proc.pid if self._proc is not None and self._proc.poll() is None else self.pid
+        self._stop_keeper()
         stopped = False
         if pid is not None:
+            if self.settings.keeper_block_time is not None:
+                # anvil saves on SIGTERM the way it saves periodically (not a snapshot): no block may be mined
+                # meanwhile (see node.statekeeper).
+                with contextlib.suppress(NodeError):
+                    rpc_call(self.endpoint.rpc_url, "evm_setIntervalMining", [0], timeout=5.0)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            if not self._wait_gone(pid, timeout):
+            if not self._wait_gone(pid, timeout, self._proc):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                self._wait_gone(pid, 10.0)
+                self._wait_gone(pid, 10.0, self._proc)
             stopped = True
         if self._proc is not None:
             self._proc.wait()
@@ -366,12 +437,13 @@ class EmbeddedNode:
         self.pid_file.unlink(missing_ok=True)
         return stopped
 
-    def _wait_gone(self, pid: int, timeout: float) -> bool:
+    @staticmethod
+    def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._proc is not None and self._proc.pid == pid:
+            if proc is not None and proc.pid == pid:
                 with contextlib.suppress(subprocess.TimeoutExpired):
-                    self._proc.wait(timeout=0.05)
+                    proc.wait(timeout=0.05)
                     return True
             elif not _is_alive(pid):
                 return True
