@@ -81,6 +81,13 @@ GRANT_CACHE_TTL_S = 1.0
 #: estimated: a grant's next batch is sent before the previous one is mined, and an estimate would see the
 #: sequence number still taken.
 ANCHOR_GAS = 300_000
+#: A closing batch takes every pending receipt of its grant up to this many, not only ``batch_size``: an
+#: anchorer that fell behind (a slow node, a busy disk) catches up with bigger batches instead of a growing
+#: queue of small ones, each costing a transaction and its bookkeeping. 65,536 leaves: a 16-hash proof.
+MAX_BATCH_LEAVES = 1 << 16
+#: Leaves of recent batch trees the reader keeps (about 100 bytes each): proofs of receipts being followed
+#: are read off them instead of rebuilding the tree from the journal on every look-up.
+TREE_CACHE_LEAVES = 1 << 19
 #: Journal integers are signed 64-bit; sizes and counts beyond it are refused at the door.
 _INT63 = (1 << 63) - 1
 _HASH_IDS = {"sha256": 1, "sm3": 2}
@@ -303,6 +310,31 @@ class GrantCache:
 # ------------------------------------------------------------------------------------------------- journal
 
 
+class WriteTurn:
+    """A lock handed over in the order it was asked for (a ticket lock).
+
+    The receipt journal's writer asks for it again as soon as it let it go; with a plain lock (or SQLite's
+    busy wait) it would nearly always win, and the anchorer waiting beside it would fall ever further behind.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._next = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket = self._next
+            self._next += 1
+            while ticket != self._serving:
+                self._cond.wait()
+
+    def __exit__(self, *_exc: object) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
+
+
 @dataclass(frozen=True, slots=True)
 class Journaled:
     """A journaled receipt as the anchorer needs it."""
@@ -327,9 +359,17 @@ class ReceiptJournal:
     ``on_commit`` gets the receipts of each committed transaction, in journal order (the anchorer's inbox).
     """
 
-    def __init__(self, engine: Engine, on_commit: Callable[[list[Journaled]], None]) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        on_commit: Callable[[list[Journaled]], None],
+        *,
+        turn: WriteTurn | None = None,
+    ) -> None:
         self._engine = engine
         self._on_commit = on_commit
+        #: Held while writing; shared with the anchorer (see :class:`Anchorer`).
+        self._turn = turn or WriteTurn()
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="dxl-receipt-journal", daemon=True)
         self._conn: Any = None
@@ -435,23 +475,33 @@ class ReceiptJournal:
 
     def _commit(self, group: list[_Append]) -> None:
         now = time.time()
-        conn = self._conn
         batches = [self._params(item, now) for item in group]
-        cur = conn.cursor()
         try:
-            cur.executemany(self._insert, [p for params, _ in batches for p in params])
-            conn.commit()
+            self._write([p for params, _ in batches for p in params])
         except self._engine.dialect.dbapi.IntegrityError:  # type: ignore[union-attr]
-            conn.rollback()
-            cur.close()
             # Some request repeats an id: journal each request on its own so only that one is refused.
             for item in group:
                 self._commit_alone(item)
             return
-        cur.close()
         for item in group:
             item.done(None)
         self._on_commit([j for _, journaled in batches for j in journaled])
+
+    def _write(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` in one transaction, durable on return; else rolled back and the error raised."""
+        conn = self._conn
+        # Everything else is prepared before taking the turn: the anchorer's writes wait only for the insert.
+        with self._turn:
+            cur = conn.cursor()
+            try:
+                cur.executemany(self._insert, rows)
+                conn.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    conn.rollback()
+                raise
+            finally:
+                cur.close()
 
     def _commit_alone(self, item: _Append) -> None:
         conn = self._conn
@@ -486,16 +536,11 @@ class ReceiptJournal:
             item.done(None)
             return
         params, journaled = self._params(fresh, time.time())
-        cur = conn.cursor()
         try:
-            cur.executemany(self._insert, params)
-            conn.commit()
+            self._write(params)
         except Exception as exc:
-            conn.rollback()
             item.done(exc)
             return
-        finally:
-            cur.close()
         item.done(None)
         self._on_commit(journaled)
 
@@ -521,6 +566,8 @@ class _Sent:
     leaf_count: int
     root: bytes
     pending: PendingTx
+    #: Whether the batch's row names the transaction yet (written with the next block's bookkeeping).
+    hash_recorded: bool = False
 
 
 #: Signs and sends an anchor transaction; returns it pending.
@@ -549,8 +596,24 @@ def journaled_submit(sender: JournaledSender) -> Submit:
     return submit
 
 
+#: Told of each batch closed: its id, root, tree and its members' journal sequence numbers in leaf order.
+OnClosed = Callable[[int, bytes, BatchTree, list[int]], None]
+
+
 class Anchorer:
-    """Closes batches by size or age, anchors them, and follows their transactions to the chain."""
+    """Closes batches by size or age, anchors them, and follows their transactions to the chain.
+
+    Its own thread, never the event loop's: the hot path only hands it journaled receipts (:meth:`submit`).
+    Anchors are pipelined: a grant's next batch is sent as soon as it closes, with the key's next nonce, while
+    earlier ones wait to be mined, so a grant gets as many anchors per block as batches closed meanwhile; and
+    a closing batch takes everything its grant has pending (up to :data:`MAX_BATCH_LEAVES`), so a slower
+    round makes bigger batches, not a queue. Bookkeeping is per round and per block, not per receipt: one
+    database transaction closes a batch, one per block records the transactions sent and the batches mined.
+
+    ``turn`` is shared with the :class:`ReceiptJournal`'s writer, which holds it for each group commit: with
+    SQLite's single writer, a busy-waiting anchorer would otherwise find the journal writing nearly every
+    time it polls, and fall ever further behind under load.
+    """
 
     def __init__(
         self,
@@ -564,8 +627,12 @@ class Anchorer:
         tick: float = 0.02,
         submit: Submit | None = None,
         on_receipt: Callable[[str, Any], None] | None = None,
+        on_closed: OnClosed | None = None,
+        turn: WriteTurn | None = None,
     ) -> None:
         self._engine = engine
+        self._on_closed = on_closed
+        self._turn = turn or WriteTurn()
         self._anchors = anchors
         self._submit = submit or anchors.submit
         #: Told of each anchor's receipt (the transaction journal marks the anchor mined).
@@ -645,10 +712,19 @@ class Anchorer:
         group.seqs.append(seq)
         group.leaves.append(leaf)
 
+    def _due(self, group: _Open, now: float) -> bool:
+        return len(group.seqs) >= self.batch_size or bool(group.seqs and now - group.oldest >= self.batch_age)
+
     def _close_due(self, now: float) -> None:
+        due = [(grant_id, group) for grant_id, group in self._open.items() if self._due(group, now)]
+        if due:
+            # One turn for the round: every due batch is journaled closed, then sent.
+            with self._turn:
+                for grant_id, group in due:
+                    while self._due(group, now):
+                        self._close(grant_id, group)
+                self._send_unsent()
         for grant_id, group in list(self._open.items()):
-            while len(group.seqs) >= self.batch_size or (group.seqs and now - group.oldest >= self.batch_age):
-                self._close(grant_id, group)
             if not group.seqs:
                 del self._open[grant_id]
 
@@ -658,10 +734,11 @@ class Anchorer:
         return self._next[grant_id]
 
     def _close(self, grant_id: int, group: _Open) -> None:
-        n = min(len(group.seqs), self.batch_size)
+        n = min(len(group.seqs), max(self.batch_size, MAX_BATCH_LEAVES))
         seqs, leaves = group.seqs[:n], group.leaves[:n]
         first = self._next_sequence(grant_id)
-        root = BatchTree(leaves).root
+        tree = BatchTree(leaves)
+        root = tree.root
         with self._engine.begin() as conn:
             batch_id = conn.execute(
                 batches_table.insert().values(
@@ -694,12 +771,18 @@ class Anchorer:
         del group.seqs[:n], group.leaves[:n]
         group.oldest = time.monotonic()
         self._next[grant_id] = first + n
+        if self._on_closed is not None:
+            self._on_closed(int(batch_id), root, tree, seqs)
         self._unsent.append((int(batch_id), grant_id, group.provider, first, n, root))
-        self._flush()
 
     def _flush(self) -> None:
         """Send the journaled batches not sent yet, in order; a failure (node away) leaves the rest for the
         next tick, so a closed batch is never left behind while the service runs."""
+        if self._unsent:
+            with self._turn:
+                self._send_unsent()
+
+    def _send_unsent(self) -> None:
         while self._unsent:
             self._send(*self._unsent[0])
             self._unsent.pop(0)
@@ -710,10 +793,6 @@ class Anchorer:
             str(account.address), "anchorBatch", grant_id, first, n, root, gas=ANCHOR_GAS
         )
         pending = self._submit(account, request)
-        with self._engine.begin() as conn:
-            conn.execute(
-                batches_table.update().where(batches_table.c.id == batch_id).values(tx_hash=pending.tx_hash)
-            )
         self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending))
 
     def _follow(self) -> None:
@@ -726,26 +805,52 @@ class Anchorer:
             return
         self._seen_block = block
         still: list[_Sent] = []
+        seen: list[tuple[_Sent, Any]] = []
         for sent in self._sent:
             try:
                 receipt = w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
             except TransactionNotFound:
                 still.append(sent)
                 continue
+            seen.append((sent, receipt))
+        mined = [(s, int(receipt["blockNumber"])) for s, receipt in seen if int(receipt["status"]) == 1]
+        # One turn per block: the transaction journal learns where each anchor was mined, and the batches
+        # mined become final in one transaction.
+        with self._turn:
             if self._on_receipt is not None:
-                self._on_receipt(sent.pending.tx_hash, receipt)
-            try:
-                result = self._anchors.wait(sent.pending)
-            except LedgerRevertError as exc:
-                self._refused(sent, exc)
-                continue
-            with self._engine.begin() as conn:
+                for sent, receipt in seen:
+                    self._on_receipt(sent.pending.tx_hash, receipt)
+            self._record(mined, [s for s in still if not s.hash_recorded])
+        for sent, receipt in seen:
+            if int(receipt["status"]) != 1:
+                try:
+                    self._anchors.wait(sent.pending)  # replays the call for the contract's reason
+                except LedgerRevertError as exc:
+                    self._refused(sent, exc)
+        self._sent = still
+
+    def _record(self, mined: list[tuple[_Sent, int]], unrecorded: list[_Sent]) -> None:
+        """One transaction: the batches mined (final, with transaction and block), and the transactions of
+        those still waiting (so that a look-up names it while the batch is anchored)."""
+        if not mined and not unrecorded:
+            return
+        b = batches_table.c
+        with self._engine.begin() as conn:
+            if mined:
                 conn.execute(
                     batches_table.update()
-                    .where(batches_table.c.id == sent.batch_id)
-                    .values(state="final", block_number=result.block_number, final_at=time.time())
+                    .where(b.id == _bind("b_id"))
+                    .values(state="final", tx_hash=_bind("b_tx"), block_number=_bind("b_block"),
+                            final_at=time.time()),
+                    [{"b_id": s.batch_id, "b_tx": s.pending.tx_hash, "b_block": block} for s, block in mined],
+                )  # fmt: skip
+            if unrecorded:
+                conn.execute(
+                    batches_table.update().where(b.id == _bind("b_id")).values(tx_hash=_bind("b_tx")),
+                    [{"b_id": s.batch_id, "b_tx": s.pending.tx_hash} for s in unrecorded],
                 )
-        self._sent = still
+        for s in unrecorded:
+            s.hash_recorded = True
 
     def _refused(self, sent: _Sent, exc: LedgerRevertError) -> None:
         # Whatever the reason, the grant's next batch starts where the chain says.
@@ -956,7 +1061,8 @@ _STATUS = {"closed": "anchored", "final": "final", "refused": "refused"}
 
 
 class ReceiptReader:
-    """Receipts by id with their proofs; batch trees are rebuilt from the journal and kept for a while.
+    """Receipts by id with their proofs. Batch trees come from the anchorer as it closes batches
+    (:meth:`remember`), or are rebuilt from the journal; the newest are kept, up to ``max_leaves`` leaves.
 
     ``confirmations`` (the confirmation depth): a mined batch reads ``final`` only once ``confirmations``
     blocks are on top of its block (``head`` gives the chain's height; read once per look-up); before that it
@@ -967,7 +1073,7 @@ class ReceiptReader:
         self,
         engine: Engine,
         *,
-        trees: int = 16,
+        max_leaves: int = TREE_CACHE_LEAVES,
         confirmations: int = 0,
         head: Callable[[], int] | None = None,
     ) -> None:
@@ -976,16 +1082,32 @@ class ReceiptReader:
         self._engine = engine
         self._confirmations = confirmations
         self._head = head
-        self._trees: OrderedDict[int, tuple[BatchTree, dict[int, int]]] = OrderedDict()
-        self._max_trees = trees
+        # Keyed by batch id and root: a batch deleted when reopened may see its id reused by the next one.
+        self._trees: OrderedDict[tuple[int, bytes], tuple[BatchTree, dict[int, int]]] = OrderedDict()
+        self._leaves = 0
+        self._max_leaves = max_leaves
         self._lock = threading.Lock()
 
-    def _tree(self, conn: Any, batch_id: int) -> tuple[BatchTree, dict[int, int]]:
-        """The batch's tree and each member's leaf index by ``seq``."""
+    def remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int]) -> None:
+        """Keep a batch's tree, its members' journal sequence numbers in leaf order (the anchorer's)."""
+        self._keep((batch_id, root), (tree, {seq: i for i, seq in enumerate(seqs)}))
+
+    def _keep(self, key: tuple[int, bytes], built: tuple[BatchTree, dict[int, int]]) -> None:
         with self._lock:
-            cached = self._trees.get(batch_id)
+            if key in self._trees:
+                return
+            self._trees[key] = built
+            self._leaves += built[0].size
+            while self._leaves > self._max_leaves and len(self._trees) > 1:
+                self._leaves -= self._trees.popitem(last=False)[1][0].size
+
+    def _tree(self, conn: Any, batch_id: int, root: bytes) -> tuple[BatchTree, dict[int, int]]:
+        """The batch's tree and each member's leaf index by ``seq``."""
+        key = (batch_id, root)
+        with self._lock:
+            cached = self._trees.get(key)
             if cached is not None:
-                self._trees.move_to_end(batch_id)
+                self._trees.move_to_end(key)
                 return cached
         rows = conn.execute(
             select(receipts_table.c.seq, receipts_table.c.grant_id, *_receipt_columns())
@@ -996,10 +1118,7 @@ class ReceiptReader:
             BatchTree([_row_receipt(r).leaf_hash() for r in rows]),
             {int(r.seq): i for i, r in enumerate(rows)},
         )
-        with self._lock:
-            self._trees[batch_id] = built
-            while len(self._trees) > self._max_trees:
-                self._trees.popitem(last=False)
+        self._keep(key, built)
         return built
 
     def _confirmed_up_to(self) -> float:
@@ -1039,7 +1158,7 @@ class ReceiptReader:
                     out.append(ReceiptView(receipt, row.provider, row.consumer, "pending", row.accepted_at,
                                            None, None, None))  # fmt: skip
                     continue
-                tree, indexes = self._tree(conn, int(row.batch_id))
+                tree, indexes = self._tree(conn, int(row.batch_id), bytes(row.root))
                 index = indexes[int(row.seq)]
                 proof = ReceiptProof(receipt, int(row.first_sequence), index, int(row.leaf_count),
                                      bytes(row.root), tuple(tree.proof(index)))  # fmt: skip
@@ -1081,6 +1200,8 @@ class ReceiptService:
         confirmations: int = 0,
     ) -> None:
         init_receipt_tables(engine)
+        # The receipt journal's writer and the anchorer take turns writing (see Anchorer).
+        turn = WriteTurn()
         self.anchors = anchors
         self.anchors_address = str(anchors.address)
         self.grants = GrantCache(ledger)
@@ -1094,8 +1215,10 @@ class ReceiptService:
             from_block=from_block,
             submit=submit,
             on_receipt=on_receipt,
+            on_closed=self._remember,
+            turn=turn,
         )
-        self.journal = ReceiptJournal(engine, self.anchorer.submit)
+        self.journal = ReceiptJournal(engine, self.anchorer.submit, turn=turn)
         self.reader = ReceiptReader(
             engine, confirmations=confirmations, head=anchors.block_number if confirmations else None
         )
@@ -1107,6 +1230,9 @@ class ReceiptService:
     def start(self) -> None:
         self.journal.start()
         self.anchorer.start()
+
+    def _remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int]) -> None:
+        self.reader.remember(batch_id, root, tree, seqs)
 
     def stop(self) -> None:
         self.journal.stop()
