@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import ConfigurationError, NodeError
@@ -340,28 +340,7 @@ def deploy_receipt_anchors(
         DeploymentMismatchError: the ledger record does not match the node.
         NodeError: the node is unreachable or refuses the transaction.
     """
-    from node.chain import LedgerClient
-
-    path = deployment_path(home)
-    deployment = Deployment.load(path)
-    ledger_artifact = _artifact_of(deployment.artifact, deployment.build)
-    verify_deployment(client, deployment, ledger_artifact, path)
-    artifact = _artifact_of(ANCHORS_ARTIFACT, deployment.build)
-    existing = deployment.receipt_anchors
-    if existing is not None and _anchors_record_matches(client, existing, artifact):
-        return existing
-    anchors = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
-    result = anchors.deploy(deployer, artifact.bytecode, deployment.address)
-    assert result.contract_address is not None
-    record = AnchorsDeployment(
-        address=to_checksum_address(result.contract_address),
-        tx_hash=result.tx_hash,
-        block_number=result.block_number,
-        bytecode_hash=_hex_hash(artifact.bytecode),
-        code_hash=_hex_hash(anchors.code_at(result.contract_address)),
-    )
-    _write_record(path, replace(deployment, receipt_anchors=record))
-    return record
+    return _deploy_companion(client, deployer, home, ANCHORS_ARTIFACT, "receipt_anchors")
 
 
 def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
@@ -435,27 +414,43 @@ def deploy_sharing_practice(
         DeploymentMismatchError: the ledger record does not match the node.
         NodeError: the node is unreachable or refuses the transaction.
     """
+    return _deploy_companion(client, deployer, home, PRACTICE_ARTIFACT, "sharing_practice", evaluation_period)
+
+
+def _deploy_companion(
+    client: LedgerClient,
+    deployer: LocalAccount,
+    home: Path | None,
+    artifact_name: str,
+    record_field: Literal["receipt_anchors", "sharing_practice"],
+    *constructor_args: Any,
+) -> AnchorsDeployment:
+    """Deploy a contract that serves the recorded ledger (its constructor takes the ledger's address first),
+    unless the record's ``record_field`` names one whose code and build still match; record it."""
     from node.chain import LedgerClient
 
     path = deployment_path(home)
     deployment = Deployment.load(path)
     ledger_artifact = _artifact_of(deployment.artifact, deployment.build)
     verify_deployment(client, deployment, ledger_artifact, path)
-    artifact = _artifact_of(PRACTICE_ARTIFACT, deployment.build)
-    existing = deployment.sharing_practice
+    artifact = _artifact_of(artifact_name, deployment.build)
+    existing: AnchorsDeployment | None = getattr(deployment, record_field)
     if existing is not None and _anchors_record_matches(client, existing, artifact):
         return existing
-    practice = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
-    result = practice.deploy(deployer, artifact.bytecode, deployment.address, evaluation_period)
+    companion = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
+    result = companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args)
     assert result.contract_address is not None
     record = AnchorsDeployment(
         address=to_checksum_address(result.contract_address),
         tx_hash=result.tx_hash,
         block_number=result.block_number,
         bytecode_hash=_hex_hash(artifact.bytecode),
-        code_hash=_hex_hash(practice.code_at(result.contract_address)),
+        code_hash=_hex_hash(companion.code_at(result.contract_address)),
     )
-    _write_record(path, replace(deployment, sharing_practice=record))
+    if record_field == "receipt_anchors":
+        _write_record(path, replace(deployment, receipt_anchors=record))
+    else:
+        _write_record(path, replace(deployment, sharing_practice=record))
     return record
 
 
