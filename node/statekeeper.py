@@ -42,6 +42,7 @@ _ATTEMPTS = 5
 _DUMP_TIMEOUT_S = 120.0
 _CALL_TIMEOUT_S = 5.0
 _POLL_S = 0.1
+_MINING_CHECK_S = 1.0
 
 
 class StateKeeper:
@@ -68,7 +69,11 @@ class StateKeeper:
 
     def run(self) -> None:
         next_save = time.monotonic() + self.interval
+        next_check = time.monotonic() + _MINING_CHECK_S
         while not self.stopping and self.anvil_alive():
+            if time.monotonic() >= next_check:
+                self._ensure_mining()
+                next_check = time.monotonic() + _MINING_CHECK_S
             if time.monotonic() < next_save:
                 time.sleep(_POLL_S)
                 continue
@@ -108,6 +113,14 @@ class StateKeeper:
             if saved_head(state) == before:
                 return state
         raise NodeError(f"the head kept moving while mining was paused ({_ATTEMPTS} dumps)")
+
+    def _ensure_mining(self) -> None:
+        # A pause whose answer timed out (the node stopped with SIGSTOP, say) may still be carried out after
+        # the resume that followed it: between saves, mining must run.
+        with contextlib.suppress(NodeError):
+            if self._call("anvil_getIntervalMining") != self.block_time:
+                log("interval mining was off outside a save; resumed")
+                self._call("evm_setIntervalMining", [self.block_time])
 
     def _resume_mining(self) -> None:
         # Until it is done or the node is gone: a node left with mining paused would mine nothing again.

@@ -17,6 +17,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from node.anvil import DXL_CHAIN_ID, EmbeddedNode, NodeSettings, free_port
+from node.endpoint import rpc_call
 from node.statekeeper import saved_head
 
 SENDERS = 3
@@ -137,6 +138,19 @@ def test_stop_saves_a_snapshot_and_ends_the_keeper(node: EmbeddedNode) -> None:
         node.stop()
     assert keeper.poll() is not None and not node.keeper_pid_file.exists()
     assert _inconsistencies(json.loads(node.state_file.read_bytes())) == []
+
+
+def test_mining_left_paused_outside_a_save_is_resumed(node: EmbeddedNode) -> None:
+    # What a pause whose answer timed out (node stopped with SIGSTOP mid-save) and that was carried out after
+    # the keeper's resume leaves behind.
+    rpc_call(node.endpoint.rpc_url, "evm_setIntervalMining", [0])
+    w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url))
+    head = w3.eth.block_number
+    deadline = time.monotonic() + 10
+    while w3.eth.block_number <= head + 1:
+        assert time.monotonic() < deadline, "the node stopped mining"
+        time.sleep(0.2)
+    assert rpc_call(node.endpoint.rpc_url, "anvil_getIntervalMining") == 1
 
 
 @pytest.mark.parametrize(
