@@ -1,0 +1,394 @@
+"""Access requests, the signing of their terms, and agreements: from a consumer's request to the agreement
+both departments signed."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, cast
+
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+from eth_utils.address import to_checksum_address
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api import models as m
+from api.auth import Principal
+from api.db import PendingSignature
+from api.errors import ApiError
+from api.ledger.catalog import CatalogService
+from api.ledger.core import (
+    Finish,
+    b32,
+    journaled,
+    status_name,
+    to_hex,
+)
+from node.chain import LedgerRevertError
+from node.types import (
+    AccessRequest,
+    Agreement,
+    AgreementStatus,
+    RequestStatus,
+    Resource,
+    SharingTerms,
+)
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
+
+
+#: How long after the provider's decision both signatures stay valid (the terms' ``deadline``). Derived, not
+#: stored, so the typed data handed to an external signer and the one the service signs are always identical.
+SIGNING_WINDOW_S = 7 * 24 * 3600
+
+
+def _request_public(r: AccessRequest) -> m.RequestPublic:
+    return m.RequestPublic(
+        id=r.id, resource_id=r.resource_id, consumer=r.consumer, provider=r.provider,
+        status=status_name(r.status), requested_at=r.requested_at, decided_at=r.decided_at,
+        reason_code=r.reason_code, valid_from=r.valid_from, valid_until=r.valid_until,
+        purpose_hash=to_hex(r.purpose_hash), scope_hash=to_hex(r.scope_hash), terms_hash=to_hex(r.terms_hash),
+    )  # fmt: skip
+
+
+def _agreement_public(a: Agreement) -> m.AgreementPublic:
+    return m.AgreementPublic(
+        id=a.id, request_id=a.request_id, resource_id=a.resource_id, provider=a.provider, consumer=a.consumer,
+        status=status_name(a.status), valid_from=a.valid_from, valid_until=a.valid_until,
+        terms_digest=to_hex(a.terms_digest),
+    )  # fmt: skip
+
+
+def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
+    """Whether ``signature`` over the typed data recovers to ``signer`` (False too when it does not parse)."""
+    try:
+        recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
+    except Exception:  # malformed r/s/v: eth-keys raises several types
+        return False
+    return to_checksum_address(recovered) == signer
+
+
+class ExchangeService(CatalogService):
+    """Requests, signatures and agreements."""
+
+    # --- requests ----------------------------------------------------------------------------------------
+
+    def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
+        return _request_public(self._exchange_record(AccessRequest, request_id, principal=principal))
+
+    def requests(self, *, principal: Principal, limit: int) -> list[m.RequestPublic]:
+        count = int(self.client.call("counts")[0])
+        return list(self._scan(count, limit, self.request, principal))
+
+    @journaled
+    def create_request(self, *, principal: Principal, body: m.RequestCreate) -> m.Written[m.RequestPublic]:
+        me = self.department_id_of(principal)
+        resource = self._resource(body.resource_id)
+        if resource.owner == me:
+            raise ApiError("OWN_RESOURCE", f"resource {body.resource_id} is your own", field="resource_id")
+        if resource.share_type is m.ShareTypeName.NOT_SHARED:
+            raise ApiError("RESOURCE_NOT_SHARED", f"resource {body.resource_id} is classified as not shared")
+        if body.valid_from >= body.valid_until:
+            raise ApiError("INVALID_PERIOD", "valid_from must be before valid_until", field="valid_until")
+        args = (body.resource_id, body.purpose, b32(body.scope_hash), b32(body.terms_hash), body.valid_from,
+                body.valid_until)  # fmt: skip
+        finish = Finish("request", event="AccessRequested", arg="requestId")
+        return cast(
+            m.Written[m.RequestPublic],
+            self._complete(self.department_account(me), "requestAccess", args, finish, principal),
+        )
+
+    @journaled
+    def decide_request(
+        self, *, principal: Principal, request_id: int, reason_code: int | None
+    ) -> m.Written[m.RequestPublic]:
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
+        me = self._acting(principal, current.provider, "decide this request (its provider)")
+        if current.status is not RequestStatus.PENDING:
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {status_name(current.status)}, not pending",
+            )
+        fn, args = ("approveRequest", (request_id,)) if reason_code is None else \
+            ("rejectRequest", (request_id, reason_code))  # fmt: skip
+        return cast(
+            m.Written[m.RequestPublic],
+            self._complete(self.department_account(me), fn, args, Finish("request", request_id), principal),
+        )
+
+    @journaled
+    def withdraw_request(self, *, principal: Principal, request_id: int) -> m.Written[m.RequestPublic]:
+        """The consumer withdraws its request, or the provider its approval, before an agreement is concluded;
+        signatures kept for it are dropped.
+
+        Raises:
+            ApiError: NOT_A_PARTY, REQUEST_STATUS_MISMATCH (not pending or approved), NO_CUSTODIED_KEY.
+        """
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
+        me = self.department_id_of(principal)
+        if current.status not in (RequestStatus.PENDING, RequestStatus.APPROVED):
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {status_name(current.status)}; only pending or approved requests "
+                "are withdrawn",
+            )
+        written = cast(
+            m.Written[m.RequestPublic],
+            self._complete(
+                self.department_account(me), "withdrawRequest", (request_id,), Finish("request", request_id),
+                principal,
+            ),
+        )  # fmt: skip
+        self._drop_signatures(request_id)
+        return written
+
+    def _drop_signatures(self, request_id: int) -> None:
+        """Forget every signature kept for a request that will not conclude here (withdrawn, or concluded by
+        someone else)."""
+        with self._sessions()() as session:
+            session.execute(delete(PendingSignature).where(PendingSignature.request_id == request_id))
+            session.commit()
+
+    # --- signing and agreements --------------------------------------------------------------------------
+
+    def _terms(self, request: AccessRequest) -> SharingTerms:
+        """The terms of a request already read, with the resource's catalog entry and both departments' key
+        epochs as they are now: what the ledger checks the signatures against."""
+        return SharingTerms.from_ledger(
+            request,
+            Resource.read(self.client, request.resource_id),
+            self._department_record(request.provider),
+            self._department_record(request.consumer),
+            deadline=request.decided_at + SIGNING_WINDOW_S,
+        )
+
+    def _agreement_of_request(self, request_id: int) -> int | None:
+        found = next(self._logs("AgreementConcluded", None, request_id.to_bytes(32, "big")), None)
+        return int(found[0].args["agreementId"]) if found else None
+
+    def signing(self, *, principal: Principal, request_id: int) -> m.SigningPublic:
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
+        if current.status not in (RequestStatus.APPROVED, RequestStatus.CONCLUDED):
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {status_name(current.status)}; only approved requests are signed",
+            )
+        terms = self._terms(current)
+        with self._sessions()() as session:
+            roles = sorted(
+                session.scalars(
+                    select(PendingSignature.role).where(PendingSignature.request_id == request_id)
+                )
+            )
+        concluded = current.status is RequestStatus.CONCLUDED
+        agreement_id = self._agreement_of_request(request_id) if concluded else None
+        return m.SigningPublic(
+            request_id=request_id,
+            digest=to_hex(self.client.call("termsDigest", terms.as_tuple())),
+            typed_data=self._typed_data(terms),
+            signed_by=["provider", "consumer"] if agreement_id else roles,  # type: ignore[arg-type]
+            agreement_id=agreement_id,
+        )
+
+    def _typed_data(self, terms: SharingTerms) -> dict[str, Any]:
+        data = terms.typed_data(chain_id=self.chain_id, verifying_contract=self.address)
+        # bytes32 values as hex so the document is JSON; eth-account accepts hex strings for bytes32.
+        data["message"] = {k: (to_hex(v) if isinstance(v, bytes) else v) for k, v in data["message"].items()}
+        return data
+
+    def _lock_for(self, request_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._sign_locks.setdefault(request_id, threading.Lock())
+
+    @journaled
+    def sign(self, *, principal: Principal, request_id: int, signature: str | None) -> m.SignatureOutcome:
+        """Adds the calling department's signature (its own, or made with its custodied key); concludes the
+        agreement on chain once both parties signed.
+
+        Raises:
+            ApiError: not a party (NOT_A_PARTY), request not approved (REQUEST_STATUS_MISMATCH), signature not
+                the department's signer's (INVALID_SIGNATURE), already signed (ALREADY_SIGNED), no key.
+        """
+        current = self._exchange_record(AccessRequest, request_id, principal=principal)
+        me = self.department_id_of(principal)
+        role = "provider" if me == current.provider else "consumer"
+        if current.status is RequestStatus.CONCLUDED:
+            # Anyone may relay both signatures to the ledger: someone did, so the agreement is what to report.
+            # A posted signature is still checked: a forged one is refused, never answered as if it counted.
+            if signature is not None and not _recovers_to(
+                self._typed_data(self._terms(current)),
+                bytes.fromhex(signature[2:]),
+                self._department_record(me).signer,
+            ):
+                raise ApiError(
+                    "INVALID_SIGNATURE",
+                    f"the signature does not recover to department {me}'s signer over these terms",
+                    field="signature",
+                )
+            return self._concluded_elsewhere(principal, request_id)
+        if current.status is not RequestStatus.APPROVED:
+            raise ApiError(
+                "REQUEST_STATUS_MISMATCH",
+                f"request {request_id} is {status_name(current.status)}; only approved requests are signed",
+            )
+        terms = self._terms(current)
+        typed = self._typed_data(terms)
+        signer = self._department_record(me).signer
+        if signature is None:
+            raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
+        else:
+            raw = bytes.fromhex(signature[2:])
+            if not _recovers_to(typed, raw, signer):
+                raise ApiError(
+                    "INVALID_SIGNATURE",
+                    f"the signature does not recover to department {me}'s signer {signer} over these terms",
+                    field="signature",
+                )
+        with self._lock_for(request_id):
+            with self._sessions()() as session:
+                message = {
+                    k: (v if not isinstance(v, bytes) else to_hex(v)) for k, v in terms.message().items()
+                }
+                session.add(
+                    PendingSignature(
+                        request_id=request_id, role=role, department_id=me, terms=message, signature=raw
+                    )
+                )
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    self._replace_stale(session, request_id, role, typed, signer, raw, me)
+                signatures = {
+                    row.role: bytes(row.signature)
+                    for row in session.scalars(
+                        select(PendingSignature).where(PendingSignature.request_id == request_id)
+                    )
+                }
+            if set(signatures) != {"provider", "consumer"}:
+                return m.SignatureOutcome(
+                    status="awaiting_counter_signature",
+                    signing=self.signing(principal=principal, request_id=request_id),
+                )
+            submitter = self._submitter(me, current.consumer if me == current.provider else current.provider)
+            args = (terms.as_tuple(), signatures["provider"], signatures["consumer"])
+            finish = Finish("signature", request_id, event="AgreementConcluded", arg="agreementId")
+            try:
+                return cast(
+                    m.SignatureOutcome,
+                    self._complete(submitter, "concludeAgreement", args, finish, principal),
+                )
+            except ApiError as exc:
+                if exc.code != "TRANSACTION_PENDING":
+                    self._drop_signature(request_id, role)
+                raise
+            except LedgerRevertError:
+                if self._exchange_record(AccessRequest, request_id).status is RequestStatus.CONCLUDED:
+                    # Relayed by someone else between this request's checks and its transaction.
+                    return self._concluded_elsewhere(principal, request_id)
+                self._drop_signature(request_id, role)
+                raise
+            except Exception:
+                self._drop_signature(request_id, role)
+                raise
+
+    def _concluded_elsewhere(self, principal: Principal, request_id: int) -> m.SignatureOutcome:
+        """The outcome of signing a request whose agreement is already on chain (another party relayed
+        ``concludeAgreement``): that agreement, and no signature kept for it any more.
+
+        Raises:
+            ApiError: AGREEMENT_NOT_FOUND when the concluding event cannot be found from the deployment block.
+        """
+        self._drop_signatures(request_id)
+        agreement_id = self._agreement_of_request(request_id)
+        if agreement_id is None:
+            raise ApiError(
+                "AGREEMENT_NOT_FOUND", f"request {request_id} is concluded, its agreement was not found"
+            )
+        return m.SignatureOutcome(
+            status="concluded",
+            signing=self.signing(principal=principal, request_id=request_id),
+            agreement=self.agreement(agreement_id),
+        )
+
+    def _drop_signature(self, request_id: int, role: str) -> None:
+        """Forget a signature whose agreement was not concluded (a revert, the node, nothing sent): the party
+        can sign again and that retry concludes, instead of being told it already signed. A journaled
+        transaction still pending keeps it: reconciliation concludes the agreement with it."""
+        with self._sessions()() as session:
+            session.execute(
+                delete(PendingSignature).where(
+                    PendingSignature.request_id == request_id, PendingSignature.role == role
+                )
+            )
+            session.commit()
+
+    def _replace_stale(
+        self,
+        session: Session,
+        request_id: int,
+        role: str,
+        typed: dict[str, Any],
+        signer: str,
+        raw: bytes,
+        department_id: int,
+    ) -> None:
+        """A party signs again: refused while its kept signature is still good; replaced when it no longer
+        recovers to the department's current signer (the department was re-keyed since).
+
+        Raises:
+            ApiError: ALREADY_SIGNED when the kept signature is still valid.
+        """
+        row = session.scalar(
+            select(PendingSignature).where(
+                PendingSignature.request_id == request_id, PendingSignature.role == role
+            )
+        )
+        if row is not None:
+            # A kept signature that does not even parse is as stale as one that does not match.
+            if _recovers_to(typed, row.signature, signer):
+                raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}")
+            row.signature = raw
+        else:
+            session.add(
+                PendingSignature(request_id=request_id, role=role, department_id=0, terms={}, signature=raw)
+            )
+        session.commit()
+
+    def _submitter(self, me: int, other: int) -> LocalAccount:
+        """Who sends ``concludeAgreement``: the signatures are the authorisation, so any custodied party key
+        will do — the caller's, else the other party's (a department that signs only externally can still be
+        the second to sign)."""
+        try:
+            return self.department_account(me)
+        except ApiError:
+            return self.department_account(other)
+
+    def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
+        return _agreement_public(self._exchange_record(Agreement, agreement_id, principal=principal))
+
+    def agreements(self, *, principal: Principal, limit: int) -> list[m.AgreementPublic]:
+        count = int(self.client.call("counts")[1])
+        return list(self._scan(count, limit, self.agreement, principal))
+
+    @journaled
+    def change_agreement(
+        self, *, principal: Principal, agreement_id: int, fn: str
+    ) -> m.Written[m.AgreementPublic]:
+        current = self._exchange_record(Agreement, agreement_id, principal=principal)
+        me = self._acting(principal, current.provider, "change this agreement (its provider)")
+        active, suspended = AgreementStatus.ACTIVE, AgreementStatus.SUSPENDED
+        allowed = {"suspendAgreement": (active,), "reinstateAgreement": (suspended,),
+                   "revokeAgreement": (active, suspended)}[fn]  # fmt: skip
+        if current.status not in allowed:
+            raise ApiError(
+                "AGREEMENT_NOT_ACTIVE", f"agreement {agreement_id} is {status_name(current.status)}"
+            )
+        return cast(
+            m.Written[m.AgreementPublic],
+            self._complete(
+                self.department_account(me), fn, (agreement_id,), Finish("agreement", agreement_id), principal
+            ),
+        )

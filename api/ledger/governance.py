@@ -1,0 +1,203 @@
+"""Governance: proposals of the governors (membership, auditors, agreements), their approval, execution and
+cancellation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+
+from api import models as m
+from api.auth import Principal
+from api.errors import ApiError
+from api.ledger.core import (
+    LIST_SCAN_LIMIT,
+    Finish,
+    b32,
+    journaled,
+    status_name,
+    to_hex,
+)
+from api.ledger.exchanges import ExchangeService
+from node.chain import LedgerRevertError
+from node.types import (
+    GovernanceAction,
+    Proposal,
+    decode_code,
+    encode_code,
+)
+
+if TYPE_CHECKING:
+    pass
+
+#: Each governance action's arguments (name, ABI type), in the order of its proposal's ``data`` (see
+#: ``GovernanceAction`` in contracts/src/types/Ledger.sol). Names are the fields of ``ProposalParameters``.
+_ACTION_ARGS: dict[GovernanceAction, tuple[tuple[str, str], ...]] = {
+    GovernanceAction.ADMIT_DEPARTMENT: (
+        ("code", "bytes32"), ("name", "string"), ("signer", "address"), ("encryption_key", "bytes32"),
+        ("contract_signer", "bool"),
+    ),
+    GovernanceAction.SUSPEND_DEPARTMENT: (("department_id", "uint32"),),
+    GovernanceAction.REINSTATE_DEPARTMENT: (("department_id", "uint32"),),
+    GovernanceAction.REKEY_DEPARTMENT: (
+        ("department_id", "uint32"), ("signer", "address"), ("encryption_key", "bytes32"),
+    ),
+    GovernanceAction.GRANT_AUDITOR: (("account", "address"),),
+    GovernanceAction.REVOKE_AUDITOR: (("account", "address"),),
+    GovernanceAction.ADD_GOVERNOR: (("account", "address"),),
+    GovernanceAction.REMOVE_GOVERNOR: (("account", "address"),),
+    GovernanceAction.SET_THRESHOLD: (("threshold", "uint8"),),
+    GovernanceAction.SUSPEND_AGREEMENT: (("agreement_id", "uint64"),),
+    GovernanceAction.REVOKE_AGREEMENT: (("agreement_id", "uint64"),),
+    GovernanceAction.REINSTATE_AGREEMENT: (("agreement_id", "uint64"),),
+}  # fmt: skip
+
+
+def _decode_parameters(action: GovernanceAction, data: bytes) -> m.ProposalParameters | None:
+    """A proposal's arguments as typed fields; None when ``data`` does not decode as the action's."""
+    args = _ACTION_ARGS.get(action)
+    if args is None:
+        return None
+    try:
+        values = abi_decode([t for _, t in args], data)
+    except Exception:  # eth-abi raises several decoding error types for malformed data
+        return None
+    fields: dict[str, Any] = {}
+    for (name, abi_type), value in zip(args, values, strict=True):
+        if name == "code":
+            fields[name] = decode_code(value)
+        elif abi_type == "address":
+            fields[name] = to_checksum_address(value)
+        elif abi_type == "bytes32":
+            fields[name] = to_hex(value)
+        else:
+            fields[name] = value
+    return m.ProposalParameters(**fields)
+
+
+_Known = TypeVar("_Known", m.DepartmentPublic, m.AgreementPublic)
+
+
+class GovernanceService(ExchangeService):
+    """Governance proposals."""
+
+    # --- governance ---------------------------------------------------------------------------------------
+
+    def proposal(
+        self, proposal_id: int, *, now: int | None = None, threshold: int | None = None
+    ) -> m.ProposalPublic:
+        """One proposal with its decoded arguments and the department or agreement it concerns.
+
+        ``now`` and ``threshold`` are read from the chain unless a list hands them in (once for all).
+
+        Raises:
+            LedgerRevertError: GovernanceUnknownProposal for an id never created.
+        """
+        p = Proposal.read(self.client, proposal_id)
+        now = self._chain_time() if now is None else now
+        parameters = _decode_parameters(p.action, p.data)
+        department = agreement = None
+        if parameters is not None and parameters.department_id is not None:
+            department = self._known(self.department, parameters.department_id)
+        if parameters is not None and parameters.agreement_id is not None:
+            agreement = self._known(self.agreement, parameters.agreement_id)
+        if p.executed:
+            status = m.ProposalStatus.EXECUTED
+        elif p.cancelled:
+            status = m.ProposalStatus.CANCELLED
+        else:
+            status = m.ProposalStatus.OPEN if now < p.expires_at else m.ProposalStatus.EXPIRED
+        return m.ProposalPublic(
+            id=proposal_id, action=status_name(p.action), proposer=p.proposer, approvals=p.approvals,
+            threshold=int(self.client.call("threshold")) if threshold is None else threshold,
+            executed=p.executed, expires_at=p.expires_at, status=status, data=to_hex(p.data),
+            parameters=parameters, department=department, agreement=agreement,
+        )  # fmt: skip
+
+    @staticmethod
+    def _known(read: Callable[[int], _Known], ident: int) -> _Known | None:
+        """The record, or None when the chain has no such id (a proposal may name one that never existed)."""
+        try:
+            return read(ident)
+        except LedgerRevertError:
+            return None
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def proposals(self, *, status: m.ProposalStatus | None, limit: int) -> list[m.ProposalPublic]:
+        """Proposals newest first, optionally only those in ``status``."""
+        count = int(self.client.call("proposalCount"))
+        now, threshold = self._chain_time(), int(self.client.call("threshold"))
+        found: list[m.ProposalPublic] = []
+        for proposal_id in range(count, max(0, count - LIST_SCAN_LIMIT), -1):
+            if len(found) >= limit:
+                break
+            proposal = self.proposal(proposal_id, now=now, threshold=threshold)
+            if status is None or proposal.status is status:
+                found.append(proposal)
+        return found
+
+    @journaled
+    def propose(self, *, principal: Principal, body: m.ProposalCreate) -> m.Written[m.ProposalPublic]:
+        account = self.governor_account(principal)
+        action = GovernanceAction[body.action.upper()]
+        if isinstance(body, m.AdmitDepartment):
+            values: list[Any] = [encode_code(body.code), body.name, to_checksum_address(body.signer),
+                                 b32(body.encryption_key), body.contract_signer]  # fmt: skip
+        elif isinstance(body, m.DepartmentAction):
+            self.department(body.department_id)
+            values = [body.department_id]
+        elif isinstance(body, m.AuditorAction):
+            values = [to_checksum_address(body.account)]
+        else:
+            self.agreement(body.agreement_id)
+            values = [body.agreement_id]
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(
+                account, "propose", (int(action), abi_encode([t for _, t in _ACTION_ARGS[action]], values)),
+                Finish("proposal", event="ProposalCreated", arg="proposalId"), principal,
+            ),
+        )  # fmt: skip
+
+    @journaled
+    def approve_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
+        account = self.governor_account(principal)
+        current = self.proposal(proposal_id)
+        if current.executed:
+            raise ApiError("PROPOSAL_EXECUTED", f"proposal {proposal_id} already took effect")
+        if self.client.call("hasApproved", proposal_id, account.address):
+            raise ApiError(
+                "ALREADY_APPROVED", f"governor {principal.governor} already approved {proposal_id}"
+            )
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(account, "approve", (proposal_id,), Finish("proposal", proposal_id), principal),
+        )
+
+    def execute_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
+        """Carry out a proposal whose standing approvals reach the threshold but did not take effect when the
+        last one came (the threshold was lowered since, or an approving governor's term ended and began
+        again). The contract lets anyone execute; through the API a governor's key sends it."""
+        account = self.governor_account(principal)
+        if self.proposal(proposal_id).executed:
+            raise ApiError("PROPOSAL_EXECUTED", f"proposal {proposal_id} already took effect")
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(account, "execute", (proposal_id,), Finish("proposal", proposal_id), principal),
+        )
+
+    def cancel_proposal(self, *, principal: Principal, proposal_id: int) -> m.Written[m.ProposalPublic]:
+        """Withdraw a proposal: only its proposer, while still a governor, and only before it took effect."""
+        account = self.governor_account(principal)
+        if self.proposal(proposal_id).executed:
+            raise ApiError("PROPOSAL_EXECUTED", f"proposal {proposal_id} already took effect")
+        return cast(
+            m.Written[m.ProposalPublic],
+            self._complete(account, "cancel", (proposal_id,), Finish("proposal", proposal_id), principal),
+        )
