@@ -149,16 +149,22 @@ class IdempotencyStore:
                 return Stored(found.status_code, found.response_body or b"")
             if found.owner not in (None, me) or not self.owner.activate(found.id):
                 return Busy()
-            taken = session.execute(
-                update(IdempotencyRecord)
-                .where(
-                    IdempotencyRecord.id == found.id,
-                    IdempotencyRecord.status_code.is_(None),
-                    or_(IdempotencyRecord.owner.is_(None), IdempotencyRecord.owner == me),
+            try:
+                taken = session.execute(
+                    update(IdempotencyRecord)
+                    .where(
+                        IdempotencyRecord.id == found.id,
+                        IdempotencyRecord.status_code.is_(None),
+                        or_(IdempotencyRecord.owner.is_(None), IdempotencyRecord.owner == me),
+                    )
+                    .values(owner=me)
                 )
-                .values(owner=me)
-            )
-            session.commit()
+                session.commit()
+            except BaseException:
+                # Not taken (a full disk, say): left active, the key would answer 409 IDEMPOTENCY_IN_FLIGHT
+                # in this process for good, since no request runs to deactivate it.
+                self.owner.deactivate(found.id)
+                raise
             if getattr(taken, "rowcount", 0) != 1:
                 self.owner.deactivate(found.id)
                 return Busy()

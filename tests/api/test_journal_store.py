@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import resource
 import secrets
+import signal
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from eth_utils.crypto import keccak
 from sqlalchemy import Engine, select, text, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import IdempotencyRecord, JournaledTransaction, init_db, make_engine, session_factory, utcnow
@@ -238,3 +242,39 @@ def test_settled_journal_rows_past_retention_are_purged_with_their_keys(engine: 
         keys = set(session.scalars(select(IdempotencyRecord.key)))
     assert left == {old_sent.tx_hash, old_named.tx_hash, new_mined.tx_hash}
     assert keys == {"kept"}
+
+
+@contextmanager
+def _full_disk() -> Iterator[None]:
+    """No file of this process may grow (a file-size limit): SQLite answers "database or disk is full"."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_retry_that_could_not_take_a_claim_over_on_a_full_disk_leaves_the_key_free(engine: Engine) -> None:
+    """A claim handed back (its request journaled a transaction, then ended without a final answer); the retry
+    that takes it over fails to commit on a full disk: once there is room, the next retry takes it, instead
+    of 409 IDEMPOTENCY_IN_FLIGHT for good in this process (seen after a full make reliability run)."""
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the full disk is a file-size limit on this process: SQLite only")
+    init_db(engine)
+    sessions = session_factory(engine)
+    store = IdempotencyStore(sessions, ClaimOwner())
+    first = store.claim("hrss", "full", "p")
+    assert isinstance(first, Claim)
+    raw = b"\x02journaled"
+    signed = SignedTx("0x" + keccak(raw).hex(), raw, Account.create().address, 0)
+    Journal(lambda: sessions).record(signed, claim=first, finish=None)
+    store.settle(first, Stored(409, b"{}"))  # TRANSACTION_PENDING: handed back
+    with sessions() as session:
+        assert session.get(IdempotencyRecord, first.id).owner is None  # type: ignore[union-attr]
+    with _full_disk(), pytest.raises(OperationalError, match="disk"):
+        store.claim("hrss", "full", "p")
+    retry = store.claim("hrss", "full", "p")
+    assert isinstance(retry, Claim) and retry.tx_hash == signed.tx_hash, retry
