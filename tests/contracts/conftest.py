@@ -3,6 +3,10 @@
 The consortium: three governors (threshold 2), departments PSB (provider), HRSS (consumer) and CIVIL (a third
 party), and one account with no role. Everything goes through :class:`node.chain.LedgerClient`, the
 product's own signing path; nothing is mocked.
+
+The consortium is founded once per worker; each test starts from a node snapshot taken just after it and the
+node returns to that snapshot (``evm_revert``: state, blocks and clock) when the test ends, so every test sees
+the same freshly founded ledger without paying for a deployment and three admissions of its own.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -196,10 +200,26 @@ def deploy(endpoint: NodeEndpoint, governors: list[LocalAccount], threshold: int
     return client.at(result.contract_address)
 
 
-@pytest.fixture
-def ledger(node_endpoint: NodeEndpoint) -> Consortium:
+@pytest.fixture(scope="session")
+def founded(node_endpoint: NodeEndpoint) -> Consortium:
+    """The consortium as founded on this worker's node; tests take it through :func:`ledger`."""
     governors = [Account.create() for _ in range(3)]
     consortium = Consortium(deploy(node_endpoint, governors, 2), governors)
     for code in ("PSB", "HRSS", "CIVIL"):
         consortium.admit(code)
     return consortium
+
+
+@pytest.fixture
+def ledger(node_endpoint: NodeEndpoint, founded: Consortium) -> Iterator[Consortium]:
+    """The founded consortium, as it was right after the founding, for one test."""
+    # A client of its own: nonce counters read after the snapshot, not carried over from a reverted test.
+    client = LedgerClient(node_endpoint, founded.client.abi, founded.client.address)
+    snapshot = client.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    try:
+        yield Consortium(
+            client, list(founded.governors), {code: replace(d) for code, d in founded.depts.items()}
+        )
+    finally:
+        reverted = client.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+        assert reverted.get("result") is True, f"the node did not return to the founded ledger: {reverted}"
