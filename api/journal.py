@@ -573,7 +573,7 @@ class Reconciler:
 
     def reconcile(self) -> ReconcileReport:
         """One pass: reopen rows of lost blocks, re-send unmined rows in their first order, rebuild nonce
-        counters.
+        counters, and wait for the rows of lost blocks to be mined again (writes wait for the pass).
 
         Raises:
             NodeError: the node stopped answering (a later pass finishes the work).
@@ -582,6 +582,7 @@ class Reconciler:
             head = self.client.head()
             reopened = self.journal.reopen(self._lost_blocks(head))
             resent = mined = superseded = 0
+            healing: list[str] = []
             for entry in self.journal.unsettled():
                 receipt = self.client.receipt(entry.tx_hash)
                 if receipt is not None:
@@ -591,16 +592,38 @@ class Reconciler:
                 try:
                     self.client.send_signed(entry.signed)
                     resent += 1
+                    if entry.block_number is not None:
+                        healing.append(entry.tx_hash)
                 except (NonceTakenError, TransactionRefusedError) as exc:
                     log.warning("journal: %s can never be mined: %s", entry.tx_hash, exc)
                     self.journal.mark(entry.tx_hash, TxStatus.SUPERSEDED)
                     superseded += 1
             self.sender.rebuild_counters()
+            self._await_remined(healing)
             self.sender.forget_newest()
         report = ReconcileReport(len(reopened), resent, mined, superseded)
         if reopened or resent or superseded:
             log.warning("journal reconciled with the chain: %s", report)
         return report
+
+    def _await_remined(self, tx_hashes: list[str]) -> None:
+        """Until the re-sent transactions of lost blocks are mined again (bounded by the receipt timeout).
+        Re-sent is not there yet: the writes held by the gate meanwhile would check records they make (the
+        resource of an access request, the grant of a receipt) and be refused 404 although those records
+        were acknowledged. With interval mining that is up to a block time."""
+        deadline = time.monotonic() + self.client.receipt_timeout
+        delays = receipt_poll_delays()
+        for tx_hash in tx_hashes:
+            while (receipt := self.client.receipt(tx_hash)) is None:
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "journal: re-sent %s not mined again within %g s",
+                        tx_hash,
+                        self.client.receipt_timeout,
+                    )
+                    return
+                time.sleep(next(delays))
+            self.sender.record_receipt(tx_hash, receipt)
 
     def _lost_blocks(self, head: BlockRef) -> list[BlockRef]:
         """Blocks of settled rows that the node no longer has, newest first. Stops at the first block the

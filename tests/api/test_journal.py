@@ -8,6 +8,7 @@ SIGSTOP while reads pile up, and an unavailable database.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -212,19 +213,36 @@ def test_a_retry_after_lost_blocks_does_not_push_its_write_ahead_of_an_acknowled
             env.proxy.swallow_sends = 0
 
 
-def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(journal_env: JournalEnv) -> None:
+@contextmanager
+def _interval_mining(env: JournalEnv) -> Iterator[None]:
+    """The node mines a block a second, as ``dxl run``'s does, instead of one per transaction: a transaction
+    re-sent is not mined at once."""
+    env.node_rpc("evm_setIntervalMining", 1)
+    try:
+        yield
+    finally:
+        env.node_rpc("evm_setAutomine", True)
+
+
+@pytest.mark.parametrize("mining", ["auto", "interval"])
+def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(
+    journal_env: JournalEnv, mining: str
+) -> None:
     """A resource was acknowledged, the node lost its block, and before the watcher looked a department
     requests access to it: the request is checked once the journal has re-mined the resource, not refused
-    with 404 over a record that was acknowledged."""
+    with 404 over a record that was acknowledged. With interval mining, re-sent is not yet re-mined (the
+    404s of make reliability)."""
     env = journal_env
-    with env.watcher_asleep():
+    with env.watcher_asleep(), _interval_mining(env) if mining == "interval" else contextlib.nullcontext():
         snapshot = env.node_rpc("evm_snapshot")
-        resource_id = ok(env.register("hrss", "lost-resource-1"), 201)["record"]["id"]
+        resource_id = ok(env.register("hrss", f"lost-resource-{mining}-1"), 201)["record"]["id"]
         assert env.node_rpc("evm_revert", snapshot) is True
         now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
         body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
                 "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
-        answer = env.client.post("/requests", json=body, headers=env.headers("psb", "lost-resource-2"))
+        answer = env.client.post(
+            "/requests", json=body, headers=env.headers("psb", f"lost-resource-{mining}-2")
+        )
         assert answer.status_code == 201, answer.text
         assert answer.json()["record"]["resource_id"] == resource_id
 
