@@ -6,12 +6,15 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any, cast
 
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from web3.exceptions import ContractLogicError
 
 from api import models as m
 from api.auth import Principal
@@ -30,6 +33,7 @@ from node.types import (
     AccessRequest,
     Agreement,
     AgreementStatus,
+    Department,
     RequestStatus,
     Resource,
     SharingTerms,
@@ -70,8 +74,31 @@ def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
     return to_checksum_address(recovered) == signer
 
 
+#: ERC-1271's answer for a valid signature: ``isValidSignature.selector``, left-aligned in a ``bytes32``.
+ERC1271_MAGIC = bytes.fromhex("1626ba7e") + bytes(28)
+
+
 class ExchangeService(CatalogService):
     """Requests, signatures and agreements."""
+
+    def _signed_by(self, typed: dict[str, Any], signature: bytes, department: Department) -> bool:
+        """Whether ``concludeAgreement`` takes ``signature`` over the typed terms as ``department``'s,
+        checked as the ledger checks it (OpenZeppelin's SignatureChecker): an ECDSA signature recovering to
+        its signer, or, only for a department admitted with ``contract_signer``, its signer contract's
+        ERC-1271 ``isValidSignature`` answering the magic value. An unreachable node raises, never "invalid".
+        """
+        if _recovers_to(typed, signature, department.signer):
+            return True
+        if not department.contract_signer:
+            return False
+        signable = encode_typed_data(full_message=typed)
+        digest = keccak(b"\x19" + signable.version + signable.header + signable.body)
+        call = ERC1271_MAGIC[:4] + abi_encode(["bytes32", "bytes"], [digest, signature])
+        try:
+            answer = bytes(self.client.w3.eth.call({"to": department.signer, "data": call}))
+        except ContractLogicError:  # the wallet reverted: it does not take the signature
+            return False
+        return answer[:32] == ERC1271_MAGIC
 
     # --- requests ----------------------------------------------------------------------------------------
 
@@ -217,10 +244,10 @@ class ExchangeService(CatalogService):
         if current.status is RequestStatus.CONCLUDED:
             # Anyone may relay both signatures to the ledger: someone did, so the agreement is what to report.
             # A posted signature is still checked: a forged one is refused, never answered as if it counted.
-            if signature is not None and not _recovers_to(
+            if signature is not None and not self._signed_by(
                 self._typed_data(self._terms(current)),
                 bytes.fromhex(signature[2:]),
-                self._department_record(me).signer,
+                self._department_record(me),
             ):
                 raise ApiError(
                     "INVALID_SIGNATURE",
@@ -235,15 +262,15 @@ class ExchangeService(CatalogService):
             )
         terms = self._terms(current)
         typed = self._typed_data(terms)
-        signer = self._department_record(me).signer
+        department = self._department_record(me)
         if signature is None:
             raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
         else:
             raw = bytes.fromhex(signature[2:])
-            if not _recovers_to(typed, raw, signer):
+            if not self._signed_by(typed, raw, department):
                 raise ApiError(
                     "INVALID_SIGNATURE",
-                    f"the signature does not recover to department {me}'s signer {signer} over these terms",
+                    f"the signature is not department {me}'s signer {department.signer}'s over these terms",
                     field="signature",
                 )
         with self._lock_for(request_id):
@@ -260,13 +287,22 @@ class ExchangeService(CatalogService):
                     session.commit()
                 except IntegrityError:
                     session.rollback()
-                    self._replace_stale(session, request_id, role, typed, signer, raw, me)
+                    self._replace_stale(session, request_id, role, typed, department, raw)
                 signatures = {
                     row.role: bytes(row.signature)
                     for row in session.scalars(
                         select(PendingSignature).where(PendingSignature.request_id == request_id)
                     )
                 }
+            other_role = "consumer" if role == "provider" else "provider"
+            other = current.consumer if role == "provider" else current.provider
+            if other_role in signatures and not self._signed_by(
+                typed, signatures[other_role], self._department_record(other)
+            ):
+                # Kept over terms that changed since (a party was re-keyed, and the terms carry both key
+                # epochs): the ledger would refuse the pair. That party signs again.
+                self._drop_signature(request_id, other_role)
+                del signatures[other_role]
             if set(signatures) != {"provider", "consumer"}:
                 return m.SignatureOutcome(
                     status="awaiting_counter_signature",
@@ -331,12 +367,11 @@ class ExchangeService(CatalogService):
         request_id: int,
         role: str,
         typed: dict[str, Any],
-        signer: str,
+        department: Department,
         raw: bytes,
-        department_id: int,
     ) -> None:
-        """A party signs again: refused while its kept signature is still good; replaced when it no longer
-        recovers to the department's current signer (the department was re-keyed since).
+        """A party signs again: refused while its kept signature is still good; replaced when it is no longer
+        the department's current signer's (the department was re-keyed since).
 
         Raises:
             ApiError: ALREADY_SIGNED when the kept signature is still valid.
@@ -348,12 +383,14 @@ class ExchangeService(CatalogService):
         )
         if row is not None:
             # A kept signature that does not even parse is as stale as one that does not match.
-            if _recovers_to(typed, row.signature, signer):
+            if self._signed_by(typed, row.signature, department):
                 raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}")
             row.signature = raw
         else:
             session.add(
-                PendingSignature(request_id=request_id, role=role, department_id=0, terms={}, signature=raw)
+                PendingSignature(
+                    request_id=request_id, role=role, department_id=department.id, terms={}, signature=raw
+                )
             )
         session.commit()
 

@@ -18,8 +18,12 @@ from api_helpers import (
     register,
     request_access,
 )
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+
+from node.chain import LedgerClient
+from node.types import GovernanceAction
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-flow")
@@ -209,6 +213,75 @@ def test_department_that_only_signs_externally(api_env: ApiEnv) -> None:
         "metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional",
     })  # fmt: skip
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "NO_CUSTODIED_KEY"
+
+
+def _owned_wallet(env: ApiEnv, owner: str) -> str:
+    """Deploy a minimal ERC-1271 wallet: ``isValidSignature(hash, sig)`` answers the magic value when the
+    65-byte ``sig`` (r, s, v) recovers ``hash`` to ``owner`` (ecrecover precompile), else 0xffffffff."""
+    runtime = bytes.fromhex(
+        "600435600052"  # mstore(0, hash)
+        "60a43560001a602052"  # mstore(0x20, v): the first byte after r and s
+        "606435604052"  # mstore(0x40, r)
+        "608435606052"  # mstore(0x60, s)
+        "602060806080600060015afa50"  # staticcall(gas, ecrecover, 0, 0x80, 0x80, 0x20)
+        "608051" + "73" + owner[2:].lower() + "14"  # mload(0x80) == owner
+        "605457"  # jumpi(ok)
+        "63ffffffff60e01b60005260206000f3"  # return bytes4(0xffffffff)
+        "5b631626ba7e60e01b60005260206000f3"  # ok: return the ERC-1271 magic value
+    )
+    assert runtime[0x54] == 0x5B  # the jump target is the JUMPDEST
+    init = bytes.fromhex(f"60{len(runtime):02x}600c60003960{len(runtime):02x}6000f3") + runtime
+    deployed = LedgerClient(env.setup.client.endpoint, []).deploy(Account.create(), "0x" + init.hex())
+    assert deployed.contract_address is not None
+    return str(deployed.contract_address)
+
+
+def test_contract_signer_department_signs_through_its_wallet(api_env: ApiEnv) -> None:
+    """A department admitted with ``contract_signer`` whose signer is an ERC-1271 wallet: the API accepts the
+    terms signature the wallet accepts (as the ledger does) and refuses, recording nothing, one it rejects."""
+    own_key = Account.create()
+    admitted = govern(api_env, {
+        "action": "admit_department", "code": "WALLETSIGN", "name": "Wallet-signing Bureau",
+        "signer": own_key.address, "encryption_key": b32(), "contract_signer": True,
+    })  # fmt: skip
+    assert ok(admitted)["record"]["executed"]
+    client = api_env.setup.client
+    dept_id = next(
+        d["id"] for d in ok(api_env.call("GET", "/departments", "auditor")) if d["code"] == "WALLETSIGN"
+    )
+    resource_id = register(api_env, "hrss")
+    valid_from, valid_until = period()
+    sent = client.transact(
+        own_key, "requestAccess", resource_id, "wallet-signed request", bytes.fromhex(b32()[2:]),
+        bytes.fromhex(b32()[2:]), valid_from, valid_until,
+    )  # fmt: skip
+    request_id = int(sent.event("AccessRequested").args["requestId"])
+    ok(api_env.call("POST", f"/requests/{request_id}/approve", "hrss"))
+    # The provider signs first; its signature covers the consumer's key epoch, which the re-key below moves.
+    ok(api_env.call("POST", f"/requests/{request_id}/signatures", "hrss", json={}))
+    # The department's signer becomes its wallet (a governance re-key), owned by the key it had.
+    wallet = _owned_wallet(api_env, own_key.address)
+    governors = [api_env.keystore.unlock(name) for name in ("governor-1", "governor-2")]
+    rekey = abi_encode(["uint32", "address", "bytes32"], [dept_id, wallet, bytes.fromhex(b32()[2:])])
+    proposed = client.transact(governors[0], "propose", GovernanceAction.REKEY_DEPARTMENT, rekey)
+    client.transact(governors[1], "approve", proposed.event("ProposalCreated").args["proposalId"])
+    assert ok(api_env.call("GET", f"/departments/{dept_id}", "auditor"))["signer"] == wallet
+
+    token = issue(api_env, "WALLETSIGN", "walletsign")
+    typed = ok(as_token(api_env, token, "GET", f"/requests/{request_id}/terms"))["typed_data"]
+    forged = Account.create().sign_typed_data(full_message=typed).signature.to_0x_hex()
+    sign_path = f"/requests/{request_id}/signatures"
+    refused = as_token(api_env, token, "POST", sign_path, json={"signature": forged})
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "INVALID_SIGNATURE", refused.text
+    assert ok(as_token(api_env, token, "GET", f"/requests/{request_id}/terms"))["signed_by"] == ["provider"]
+
+    signature = own_key.sign_typed_data(full_message=typed).signature.to_0x_hex()
+    kept = ok(as_token(api_env, token, "POST", sign_path, json={"signature": signature}))
+    # The provider's kept signature is over the old epoch: dropped, not sent to a ledger that would refuse it.
+    assert kept["status"] == "awaiting_counter_signature" and kept["signing"]["signed_by"] == ["consumer"]
+    outcome = ok(api_env.call("POST", sign_path, "hrss", json={}))
+    assert outcome["status"] == "concluded" and outcome["agreement"]["status"] == "active"
+    assert outcome["agreement"]["consumer"] == dept_id
 
 
 def _custodied(env: ApiEnv, code: str) -> Any:
