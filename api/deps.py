@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request
+from fastapi import Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
 from api.idempotency import SCOPE_CLAIM, ClaimOwner
-from api.ledger import LedgerService
+from api.ledger import LedgerService, Listed
 from api.settings import ApiSettings
 
 
@@ -135,3 +135,29 @@ IdempotencyKey = Annotated[
 
 #: How many records a list endpoint answers (``?limit=``); one bound for every list of exchanges.
 ListLimit = Annotated[int, Query(ge=1, le=500)]
+
+#: A page cursor of a list read from the audit index (``next`` link of the page before).
+ListCursor = Annotated[
+    str | None, Query(max_length=200, description='The cursor of the `Link: <…>; rel="next"` header.')
+]
+#: Read your own write: a list waits until the audit index holds this block (a write's ``block_number``).
+MinBlock = Annotated[
+    int | None,
+    Query(
+        ge=0,
+        le=2**63 - 1,
+        description="Bring the audit index up to this block first (the block of a write just made); "
+        "503 INDEX_BEHIND if it cannot reach it yet.",
+    ),
+]
+
+
+def page_headers(request: Request, response: Response, listed: Listed[Any]) -> None:
+    """The headers of one page of a list read from the audit index: ``Link: <…>; rel="next"`` (RFC 8288)
+    with the next page's cursor when there is one, and ``X-Indexed-Block``, the last block the index held."""
+    if listed.next_cursor is not None:
+        response.headers["Link"] = (
+            f'<{request.url.include_query_params(cursor=listed.next_cursor)}>; rel="next"'
+        )
+    if listed.indexed_block is not None:
+        response.headers["X-Indexed-Block"] = str(listed.indexed_block)

@@ -155,6 +155,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
         409, "the transaction was sent but not mined in time; `tx_hash` tells which to look for"
     ),
     "NODE_UNAVAILABLE": ErrorSpec(503, "the chain node cannot be reached"),
+    "INDEX_BEHIND": ErrorSpec(
+        503, "the audit index has not reached the block `min_block` names yet (confirmations); retry shortly"
+    ),
     "DATABASE_UNAVAILABLE": ErrorSpec(
         503, "the API database cannot be written (disk full, server down); nothing was sent, retry later"
     ),

@@ -25,7 +25,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import requests
 from eth_utils.address import to_checksum_address
@@ -50,8 +50,21 @@ from node.types import (
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-#: Newest ids scanned by list endpoints (they read records one by one; the indexer serves large histories).
+    from node.audit.service import AuditContext
+
+#: Newest ids scanned by list endpoints that read records one by one from the chain.
 LIST_SCAN_LIMIT = 1000
+_Item = TypeVar("_Item")
+
+
+@dataclass(frozen=True)
+class Listed(Generic[_Item]):
+    """One page of a list read from the audit index: the records, the cursor of the next page (None on the
+    last), and the last block the index held when it was read (what the page can include)."""
+
+    items: list[_Item]
+    next_cursor: str | None
+    indexed_block: int | None
 
 
 def to_hex(value: bytes) -> str:
@@ -359,6 +372,26 @@ class LedgerCore:
         if principal is not None:
             self._party_check(principal, kind.VIEW, ident, record.provider, record.consumer)
         return record
+
+    @staticmethod
+    def _indexed_up_to(index: AuditContext, min_block: int | None) -> int | None:
+        """The last block the audit index holds, brought up to ``min_block`` first when it is behind it: a
+        caller that just wrote passes its transaction's block and reads its own write.
+
+        Raises:
+            ApiError: INDEX_BEHIND when the index still stops short of ``min_block`` (the chain has not
+                reached it, or the index keeps its confirmation depth behind the head).
+            NodeError: the node fails while the index catches up.
+        """
+        if min_block is None:
+            return index.indexed_block()
+        indexed = index.catch_up(min_block)
+        if indexed is None or indexed < min_block:
+            raise ApiError(
+                "INDEX_BEHIND", f"the audit index holds blocks up to {indexed}, not yet {min_block}",
+                field="min_block", indexed_block=indexed,
+            )  # fmt: skip
+        return indexed
 
     def _logs(
         self, event: str, *topics: bytes | None, newest_first: bool = False

@@ -4,6 +4,7 @@ under them (one by one or in a batch), and the consumer's acknowledgement or dis
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from api import models as m
@@ -11,6 +12,7 @@ from api.auth import Principal
 from api.errors import ApiError, revert_to_api_error
 from api.ledger.core import (
     Finish,
+    Listed,
     b32,
     journaled,
     not_found,
@@ -18,6 +20,9 @@ from api.ledger.core import (
     to_hex,
 )
 from api.ledger.exchanges import ExchangeService
+from node.audit import queries as audit_queries
+from node.audit.errors import InvalidQueryError
+from node.audit.queries import ListFilter
 from node.chain import LedgerRevertError
 from node.types import (
     Agreement,
@@ -30,6 +35,8 @@ from node.types import (
 )
 
 if TYPE_CHECKING:
+    from node.audit.service import AuditContext
+
     pass
 
 _HASH_NAMES = {HashAlgorithm.SHA256: m.HashAlgorithmName.SHA256, HashAlgorithm.SM3: m.HashAlgorithmName.SM3}
@@ -132,8 +139,12 @@ class DeliveryService(ExchangeService):
         event, block = found
         return DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args), block
 
-    def _delivery_public(self, delivery_id: bytes, receipt: DeliveryReceipt, block: int) -> m.DeliveryPublic:
-        status = DeliveryStatus(int(self.client.call("deliveryStatus", delivery_id)))
+    def _delivery_public(
+        self, delivery_id: bytes, receipt: DeliveryReceipt, block: int, status: DeliveryStatus | None = None
+    ) -> m.DeliveryPublic:
+        """The public record; ``status`` is read from the chain unless given (a list's, from the index)."""
+        if status is None:
+            status = DeliveryStatus(int(self.client.call("deliveryStatus", delivery_id)))
         return m.DeliveryPublic(
             delivery_id=to_hex(delivery_id), grant_id=receipt.grant_id, provider=receipt.provider,
             consumer=receipt.consumer, commitment=to_hex(receipt.commitment),
@@ -150,17 +161,33 @@ class DeliveryService(ExchangeService):
         self._party_check(principal, "delivery", to_hex(raw), receipt.provider, receipt.consumer)
         return self._delivery_public(raw, receipt, block)
 
-    def deliveries(self, *, principal: Principal, limit: int) -> list[m.DeliveryPublic]:
+    def deliveries(
+        self,
+        *,
+        principal: Principal,
+        index: AuditContext,
+        flt: ListFilter,
+        cursor: str | None,
+        limit: int,
+        min_block: int | None = None,
+    ) -> Listed[m.DeliveryPublic]:
+        """Deliveries newest first, one page, read from the audit index: a department sees the ones it
+        provided or consumed, an auditor all. Statuses are the index's (acknowledgements and disputes it
+        indexed); ``min_block`` first brings the index up to that block (:meth:`_indexed_up_to`).
+
+        Raises:
+            ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
+        """
         me = self._reader(principal)
-        out: list[m.DeliveryPublic] = []
-        for event, block in self._logs("DeliveryRecorded", newest_first=True):
-            receipt = DeliveryReceipt.from_event_args(int(event.args["grantId"]), event.args)
-            if me is not None and me not in (receipt.provider, receipt.consumer):
-                continue
-            out.append(self._delivery_public(bytes(event.args["deliveryId"]), receipt, block))
-            if len(out) >= limit:
-                break
-        return out
+        indexed = self._indexed_up_to(index, min_block)
+        try:
+            page = audit_queries.deliveries(index.engine, replace(flt, party=me), cursor=cursor, limit=limit)
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        items = [
+            self._delivery_public(d.delivery_id, d.receipt, d.block_number, d.status) for d in page.items
+        ]
+        return Listed(items, page.next_cursor, indexed)
 
     def _checked_delivery(
         self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, Grant]

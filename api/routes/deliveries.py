@@ -4,13 +4,26 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import models as m
-from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, ListLimit
+from api.deps import (
+    DepartmentPrincipal,
+    ExchangeReader,
+    IdempotencyKey,
+    LedgerDep,
+    ListCursor,
+    ListLimit,
+    MinBlock,
+    page_headers,
+)
+from api.routes.audit import AuditDep
+from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
+Id64 = Annotated[int | None, Query(ge=1, le=2**64 - 1)]
+DepartmentId = Annotated[int | None, Query(ge=1, le=2**32 - 1)]
 
 
 @router.post("", response_model=m.Written[m.DeliveryPublic], status_code=201)
@@ -34,9 +47,32 @@ def record_deliveries(
 
 @router.get("", response_model=list[m.DeliveryPublic])
 def list_deliveries(
-    principal: ExchangeReader, ledger: LedgerDep, limit: ListLimit = 100
+    request: Request,
+    response: Response,
+    principal: ExchangeReader,
+    ledger: LedgerDep,
+    index: AuditDep,
+    limit: ListLimit = 100,
+    cursor: ListCursor = None,
+    grant_id: Id64 = None,
+    agreement_id: Id64 = None,
+    resource_id: Id64 = None,
+    provider: DepartmentId = None,
+    consumer: DepartmentId = None,
+    min_block: MinBlock = None,
 ) -> list[m.DeliveryPublic]:
-    return ledger.deliveries(principal=principal, limit=limit)
+    """Deliveries newest first, from the audit index (a department: those it provided or consumed). The next
+    page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached. The
+    index follows the chain a moment behind (``DXL_AUDIT_FOLLOW_INTERVAL``): pass ``min_block`` (a write's
+    ``block_number``) to list what that write recorded or settled."""
+    flt = ListFilter(
+        provider=provider, consumer=consumer, grant=grant_id, agreement=agreement_id, resource=resource_id
+    )
+    listed = ledger.deliveries(
+        principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block
+    )
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.get("/{delivery_id}", response_model=m.DeliveryPublic)

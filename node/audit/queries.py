@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Engine, select
 
@@ -28,6 +28,7 @@ from node.audit.events import (
     decode_code,
     iso,
 )
+from node.types import Agreement, AgreementStatus, DeliveryReceipt, DeliveryStatus, Grant
 
 MAX_LIMIT = 500
 _CURSOR_PREFIX = "h1:"
@@ -210,6 +211,197 @@ def history(
         page = page[:limit]
         rows = conn.execute(select(m.events).where(e.seq.in_(page)).order_by(e.seq)).all() if page else []
     return Page([event_dict(r) for r in rows], encode_cursor(page[-1]) if more else None)
+
+
+#: The status each settlement event leaves a delivery in (``DELIVERY_SETTLED``: acknowledged, disputed).
+_SETTLED_STATUS = dict(
+    zip(DELIVERY_SETTLED, (DeliveryStatus.ACKNOWLEDGED, DeliveryStatus.DISPUTED), strict=True)
+)
+#: The status each of an agreement's later events leaves it in (concluded: active).
+_AGREEMENT_STATUS = {
+    "AgreementSuspended": AgreementStatus.SUSPENDED,
+    "AgreementReinstated": AgreementStatus.ACTIVE,
+    "AgreementRevoked": AgreementStatus.REVOKED,
+}
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """Which records a list of exchanges shows. ``party``: only those the department is provider or consumer
+    of (the reader's own, for a department); the others narrow by the parties and the record's lineage."""
+
+    party: int | None = None
+    provider: int | None = None
+    consumer: int | None = None
+    grant: int | None = None
+    agreement: int | None = None
+    resource: int | None = None
+
+
+@dataclass(frozen=True)
+class IndexedDelivery:
+    """A delivery as the index holds it: the recorded receipt, its block, and its status by the settlement
+    events indexed so far."""
+
+    delivery_id: bytes
+    receipt: DeliveryReceipt
+    block_number: int
+    status: DeliveryStatus
+
+
+@dataclass(frozen=True)
+class IndexPage(Generic[_T]):
+    items: list[_T]
+    next_cursor: str | None
+
+
+def _newest(
+    conn: Any, event: str, flt: ListFilter, cursor: str | None, limit: int
+) -> tuple[list[tuple[int, dict[str, Any]]], str | None]:
+    """The block and fields of one page of ``event`` rows matching ``flt``, newest first, before ``cursor``,
+    and the next page's cursor.
+
+    Each filter is a range of one ``(column, seq)`` index walked backwards; a ``party`` is the union of its
+    provider and consumer scans, so a page costs a few index reads whatever its length.
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit, or a negative id.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidQueryError("limit", f"must be 1..{MAX_LIMIT}, got {limit}")
+    for name in ("party", "provider", "consumer", "grant", "agreement", "resource"):
+        value = getattr(flt, name)
+        if value is not None and value < 0:
+            raise InvalidQueryError(name, f"must not be negative, got {value}")
+        if value is not None and value > MAX_INDEXED_ID:
+            return [], None
+    before = decode_cursor(cursor) if cursor else None
+    e = m.events.c
+    common: list[Any] = [e.event == event]
+    if before is not None:
+        common.append(e.seq < before)
+    for column, value in (
+        (e.provider_id, flt.provider), (e.consumer_id, flt.consumer), (e.grant_id, flt.grant),
+        (e.agreement_id, flt.agreement), (e.resource_id, flt.resource),
+    ):  # fmt: skip
+        if value is not None:
+            common.append(column == value)
+    branches: list[list[Any]] = (
+        [[]] if flt.party is None else [[e.provider_id == flt.party], [e.consumer_id == flt.party]]
+    )
+    seqs: set[int] = set()
+    for branch in branches:
+        q = select(e.seq).where(*common, *branch).order_by(e.seq.desc()).limit(limit + 1)
+        seqs.update(conn.execute(q).scalars())
+    page = sorted(seqs, reverse=True)[: limit + 1]
+    more = len(page) > limit
+    page = page[:limit]
+    if not page:
+        return [], None
+    rows = conn.execute(select(e.block_number, e.fields).where(e.seq.in_(page)).order_by(e.seq.desc())).all()
+    return [(int(r.block_number), json.loads(r.fields)) for r in rows], encode_cursor(
+        page[-1]
+    ) if more else None
+
+
+def _latest(conn: Any, column: Any, idents: list[Any], events: Sequence[str]) -> dict[Any, str]:
+    """For each of ``idents`` (values of ``column``), the name of its latest event among ``events``."""
+    e = m.events.c
+    latest: dict[Any, str] = {}
+    for ident, event in conn.execute(
+        select(column, e.event).where(column.in_(idents), e.event.in_(events)).order_by(e.seq)
+    ):
+        latest[ident] = event
+    return latest
+
+
+def deliveries(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[IndexedDelivery]:
+    """One page of recorded deliveries matching ``flt``, newest first, each with its status by the settlement
+    events indexed (one query for the page).
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit, or a negative id.
+    """
+    with engine.connect() as conn:
+        rows, following = _newest(conn, DELIVERY_RECORDED, flt, cursor, limit)
+        settled = _latest(conn, m.events.c.delivery_id, [f["deliveryId"] for _, f in rows], DELIVERY_SETTLED)
+    return IndexPage(
+        [
+            IndexedDelivery(
+                delivery_id=bytes.fromhex(f["deliveryId"][2:]),
+                receipt=DeliveryReceipt.from_event_args(
+                    int(f["grantId"]), {**f, "commitment": bytes.fromhex(f["commitment"][2:])}
+                ),
+                block_number=block,
+                status=_SETTLED_STATUS.get(settled.get(f["deliveryId"], ""), DeliveryStatus.RECORDED),
+            )
+            for block, f in rows
+        ],
+        following,
+    )
+
+
+def grants(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[Grant]:
+    """One page of issued grants matching ``flt``, newest first; revoked when a revocation is indexed.
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit, or a negative id.
+    """
+    with engine.connect() as conn:
+        rows, following = _newest(conn, "GrantIssued", flt, cursor, limit)
+        revoked = _latest(conn, m.events.c.grant_id, [f["grantId"] for _, f in rows], ("GrantRevoked",))
+    return IndexPage(
+        [
+            Grant(
+                id=int(f["grantId"]),
+                agreement_id=int(f["agreementId"]),
+                provider=int(f["provider"]),
+                consumer=int(f["consumer"]),
+                expires_at=int(f["expiresAt"]),
+                revoked=f["grantId"] in revoked,
+            )
+            for _, f in rows
+        ],
+        following,
+    )
+
+
+def agreements(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[Agreement]:
+    """One page of concluded agreements matching ``flt``, newest first, each in the status its latest
+    suspension, reinstatement or revocation indexed left it (active without one).
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit, or a negative id.
+    """
+    with engine.connect() as conn:
+        rows, following = _newest(conn, "AgreementConcluded", flt, cursor, limit)
+        changed = _latest(
+            conn, m.events.c.agreement_id, [f["agreementId"] for _, f in rows], list(_AGREEMENT_STATUS)
+        )
+    return IndexPage(
+        [
+            Agreement(
+                id=int(f["agreementId"]),
+                request_id=int(f["requestId"]),
+                resource_id=int(f["resourceId"]),
+                provider=int(f["provider"]),
+                consumer=int(f["consumer"]),
+                status=_AGREEMENT_STATUS.get(changed.get(f["agreementId"], ""), AgreementStatus.ACTIVE),
+                valid_from=int(f["validFrom"]),
+                valid_until=int(f["validUntil"]),
+                terms_digest=bytes.fromhex(f["termsDigest"][2:]),
+            )
+            for _, f in rows
+        ],
+        following,
+    )
 
 
 def departments(engine: Engine) -> dict[int, dict[str, Any]]:

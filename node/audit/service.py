@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
-from node.audit.indexer import AnchorsSource, Indexer, IndexerConfig, Rewind
+from node.audit.indexer import AnchorsSource, Indexer, IndexerConfig, Rewind, read_progress
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.settings import Settings
@@ -54,6 +54,30 @@ class AuditContext:
         """
         with self.index_lock, self.rpc() as rpc:
             return self.indexer(rpc).heal()
+
+    def indexed_block(self) -> int | None:
+        """The last block the index holds (None before its first sync)."""
+        progress = read_progress(self.engine)
+        return None if progress is None else progress.last_block
+
+    def catch_up(self, block: int) -> int | None:
+        """Bring the index up to the head now unless it already holds ``block``: what a reader that just wrote
+        in ``block`` waits for instead of the follower's next round. Returns the last block indexed, which
+        stays below ``block`` when the chain has not reached it or the index keeps its confirmation depth
+        behind the head.
+
+        Raises:
+            NodeError: the node fails.
+        """
+        indexed = self.indexed_block()
+        if indexed is not None and indexed >= block:
+            return indexed
+        with self.index_lock:
+            indexed = self.indexed_block()  # a sync (the follower's) may have got there while this waited
+            if indexed is not None and indexed >= block:
+                return indexed
+            with self.rpc() as rpc:
+                return self.indexer(rpc).sync().to_block
 
     def indexer(self, rpc: JsonRpc) -> Indexer:
         return Indexer(

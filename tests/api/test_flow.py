@@ -86,17 +86,22 @@ def test_request_to_acknowledged_and_disputed_delivery(api_env: ApiEnv) -> None:
         "consumer_commitment": good["commitment"],
     }))["record"]  # fmt: skip
     assert acked["status"] == "acknowledged"
-    disputed = ok(env.call("POST", f"/deliveries/{bad['delivery_id']}/dispute", "psb", json={
+    dispute = ok(env.call("POST", f"/deliveries/{bad['delivery_id']}/dispute", "psb", json={
         "consumer_commitment": b32(),
-    }))["record"]  # fmt: skip
-    assert disputed["status"] == "disputed"
+    }))  # fmt: skip
+    assert dispute["record"]["status"] == "disputed"
 
     # The auditor sees all of it; both parties see their exchange.
+    # Lists read the audit index: min_block has it hold the dispute's block first.
+    just_written = {"min_block": dispute["transaction"]["block_number"]}
     for who in ("auditor", "psb", "hrss"):
         assert ok(env.call("GET", f"/agreements/{agreement['id']}", who))["status"] == "active"
         assert ok(env.call("GET", f"/grants/{grant['id']}", who))["id"] == grant["id"]
         assert ok(env.call("GET", f"/deliveries/{good['delivery_id']}", who))["status"] == "acknowledged"
-        listed = {d["delivery_id"]: d["status"] for d in ok(env.call("GET", "/deliveries", who))}
+        listed = {
+            d["delivery_id"]: d["status"]
+            for d in ok(env.call("GET", "/deliveries", who, params=just_written))
+        }
         assert listed[good["delivery_id"]] == "acknowledged" and listed[bad["delivery_id"]] == "disputed"
 
 
