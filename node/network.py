@@ -28,8 +28,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -57,6 +59,11 @@ GETH_BINARY = PROJECT_ROOT / ".tools" / "bin" / "geth"
 #: Written by ``make geth`` when geth could not be built: the reason, shown by the skipped network tests.
 GETH_UNAVAILABLE = PROJECT_ROOT / ".tools" / "geth.unavailable"
 _SUPPORTED_GETH = "1.13."
+#: How far the highest member's head may be above the lowest one's for the members to count as caught up
+#: (a block being propagated while the heads are read).
+_CAUGHT_UP_BLOCKS = 2
+#: Where free ports for a network on free ports are looked for: below the kernel's ephemeral range.
+_LOWEST_PORT = 20_000
 #: The EVM rules of the network (the newest geth's Clique seals) and the ones after it, in solc's names.
 NETWORK_EVM = "london"
 _LATER_EVMS = ("paris", "shanghai", "cancun", "prague", "osaka")
@@ -119,6 +126,29 @@ def geth_version(binary: Path) -> str:
         if line.startswith("Version:"):
             return line.split(":", 1)[1].strip()
     raise ToolchainError(f"{binary} version printed no version:\n{out}")
+
+
+def member_port() -> int:
+    """A TCP port on 127.0.0.1 free right now and below the kernel's ephemeral range.
+
+    A member's ports are chosen once, recorded, and bound again at every restart. A port of the ephemeral
+    range (where :func:`node.anvil.free_port` finds one) may meanwhile be the local end of any process's
+    outgoing connection, and the member then fails to start (``bind: address already in use``).
+    """
+    try:
+        ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32_768
+    rng = random.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(_LOWEST_PORT, max(_LOWEST_PORT + 1, ephemeral))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 @dataclass(frozen=True)
@@ -282,14 +312,14 @@ class LocalNetwork:
         for index in range(self._signers):
             signer = Account.create()
             nodekey = PrivateKey(secrets.token_bytes(32))
-            p2p = self._p2p_port + index if fixed else free_port()
+            p2p = self._p2p_port + index if fixed else member_port()
             members.append(
                 Member(
                     index=index,
                     address=str(signer.address),
-                    rpc_port=self._rpc_port + index if fixed else free_port(),
+                    rpc_port=self._rpc_port + index if fixed else member_port(),
                     p2p_port=p2p,
-                    auth_port=(self._rpc_port + 100 + index) if fixed else free_port(),
+                    auth_port=(self._rpc_port + 100 + index) if fixed else member_port(),
                     enode=f"enode://{nodekey.public_key.to_hex()[2:]}@{HOST}:{p2p}",
                 )
             )
@@ -351,6 +381,13 @@ class LocalNetwork:
             "--config", str(self.data_dir / f"node{member.index}.toml"),
             "--networkid", str(self.chain_id),
             "--syncmode", "full",
+            # Every block's state written to disk as it is imported: a member killed (kill -9) restarts at
+            # its head. With geth's default (recent state kept in memory, flushed at a clean stop), it
+            # restarted rewound to the last flushed block (often one of the first) below a header chain still
+            # at the old head, sealed a block of its own there, and its syncs failed ("unknown ancestor",
+            # "missing trie node") and dropped its peers, which it does not redial for 35 s: on a loaded
+            # machine, more than two minutes on its own fork. A test network's state is a few kilobytes.
+            "--gcmode", "archive",
             # As many peers as other members: geth then syncs as soon as they are connected instead of
             # waiting for its 10 s forced cycle (it wants 5 peers otherwise), e.g. a member restarted or cut
             # off catches up at once. Trusted peers are exempt from the inbound share of that limit.
@@ -434,7 +471,8 @@ class LocalNetwork:
     def wait_peered(self, *, timeout: float = 60.0) -> int:
         """Wait until every running member has all other running members as peers, all of them hold the same
         block at the lowest head among them (signers sealing at the same moment at start fork the chain until
-        a sync settles it), and the chain has grown since; returns that block's number.
+        a sync settles it), no head is more than two blocks above it, and the chain has grown since; returns
+        that block's number.
 
         Raises:
             NodeError: not within ``timeout``.
@@ -448,17 +486,20 @@ class LocalNetwork:
         while True:
             with contextlib.suppress(NodeError):
                 peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in running]
-                common = min(int(str(rpc_call(m.rpc_url, "eth_blockNumber")), 16) for m in running)
+                heads = [int(str(rpc_call(m.rpc_url, "eth_blockNumber")), 16) for m in running]
+                common = min(heads)
                 # A block a member no longer has at that height (it is switching branches) reads as None.
                 blocks = [rpc_call(m.rpc_url, "eth_getBlockByNumber", [hex(common), False]) for m in running]
                 hashes = {str(b.get("hash")) if isinstance(b, dict) else None for b in blocks}
                 first = common if first is None else first
-                seen = f"peers {peers}, {len(hashes)} different block(s) at height {common}"
+                seen = f"peers {peers}, heads {heads}, {len(hashes)} different block(s) at height {common}"
                 if (
                     min(peers) >= len(running) - 1
                     and hashes != {None}
                     and len(hashes) == 1
                     and common > first
+                    # Caught up, not merely on the same chain: a restarted member still syncing is behind.
+                    and max(heads) - common <= _CAUGHT_UP_BLOCKS
                 ):
                     return common
             if time.monotonic() > deadline:

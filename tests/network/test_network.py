@@ -35,7 +35,7 @@ from node.compiler import CANCUN, LONDON, load_artifact, load_config
 from node.deploy import LEDGER_ARTIFACT, chain_build, deploy_ledger, runs_push0
 from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import NodeError
-from node.network import CLIQUE_CONFIRMATIONS, EvmVersionError, LocalNetwork, check_evm
+from node.network import CLIQUE_CONFIRMATIONS, EvmVersionError, LocalNetwork, check_evm, member_port
 from node.provision import setup_ledger
 from node.types import new_delivery_id
 from tests.api.api_helpers import ServerThread
@@ -191,6 +191,25 @@ def test_the_node_in_use_killed_under_load_fails_over_without_losing_or_doubling
     writes = sum(len(h) for h in load.written.values())
     assert writes >= 8, load.written
     assert _count_on_chain(load, client, journaled) == (0, 0)
+
+
+def test_a_member_killed_restarts_at_its_head_and_catches_up(full_network: LocalNetwork) -> None:
+    """Killed with nothing flushed, a member comes back at the head it had (its state is on disk block by
+    block), not rewound to an early block below its own header chain, and is peered on one chain again."""
+    member = full_network.members()[1]
+    head = _block(member.rpc_url)
+    assert head > 4  # beyond the blocks a rewound member came back to
+    full_network.stop_member(member.index, kill=True)
+    full_network.start_member(member.index)
+    assert _block(member.rpc_url) >= head
+    assert full_network.wait_peered(timeout=60) >= head
+
+
+def test_member_ports_lie_below_the_ephemeral_range() -> None:
+    """Bound again at every restart, a member's ports must not be ones any outgoing connection may hold."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {member_port() for _ in range(20)}
+    assert all(1024 < p < low for p in ports) and len(ports) > 1
 
 
 def test_a_client_without_failover_urls_reports_the_dead_node(full_network: LocalNetwork) -> None:
