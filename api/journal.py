@@ -23,6 +23,14 @@ restarted from an older state between two looks of the watcher would otherwise m
 the place (and with the id) of an acknowledged one. The claims of
 requests whose transaction was reopened are handed back (their stored response is dropped), so a retry of
 the key answers from the re-mined transaction.
+
+A re-sent transaction of a lost block is never signed again, even when the node refuses it as never minable
+("nonce too low" and the node does not hold it). A lost block's nonce can only be used without it when the
+node's state is not the chain it mined — as after a restart from anvil's own periodic save, which stored a
+block's effects (nonces, storage) without the block (the reason for :mod:`node.statekeeper`) — and then the
+write's effects may be there already: a new signature would record it twice or revert. The row is marked
+superseded and logged as an error naming the lost write. Only a transaction never mined is signed again at a
+new nonce (:meth:`JournaledSender.send`, another transaction of the same key holding its nonce).
 """
 
 from __future__ import annotations
@@ -595,7 +603,16 @@ class Reconciler:
                     if entry.block_number is not None:
                         healing.append(entry.tx_hash)
                 except (NonceTakenError, TransactionRefusedError) as exc:
-                    log.warning("journal: %s can never be mined: %s", entry.tx_hash, exc)
+                    if entry.block_number is None:
+                        log.warning("journal: %s can never be mined: %s", entry.tx_hash, exc)
+                    else:
+                        # Mined once (its write may have been answered 2xx); never signed again, see the
+                        # module docstring.
+                        log.error(
+                            "journal: %s, mined in block %s which the node lost, can never be mined"
+                            " again (%s): its write is lost; the node's state is not the chain it mined",
+                            entry.tx_hash, entry.block_number, exc,
+                        )  # fmt: skip
                     self.journal.mark(entry.tx_hash, TxStatus.SUPERSEDED)
                     superseded += 1
             self.sender.rebuild_counters()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import resource
 import signal
@@ -245,6 +246,37 @@ def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(
         )
         assert answer.status_code == 201, answer.text
         assert answer.json()["record"]["resource_id"] == resource_id
+
+
+def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_signed_again(
+    journal_env: JournalEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The node restarted from a state holding a lost block's effects without the block (anvil's own state
+    save, see node/statekeeper.py): its nonce counts as used, by no transaction. The acknowledged write can
+    never be mined again, and signing it again could record it twice: it is reported lost, not re-signed."""
+    env = journal_env
+    hrss = env.setup.keystore.address("dept-hrss")
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    with env.watcher_asleep():
+        snapshot = env.node_rpc("evm_snapshot")
+        tx_hash = ok(env.register("hrss", "used-nonce-1"), 201)["transaction"]["hash"]
+        assert env.node_rpc("evm_revert", snapshot) is True
+        with env.sessions()() as session:
+            nonce = session.scalar(
+                select(JournaledTransaction.nonce).where(JournaledTransaction.tx_hash == tx_hash)
+            )
+        assert nonce is not None and env.sent_by("hrss") == nonce
+        env.node_rpc("anvil_setNonce", hrss, hex(nonce + 1))  # used, by no transaction
+        before = env.resource_count()
+        with caplog.at_level(logging.ERROR, logger="dxl.api.journal"):
+            assert watcher.tick() is True
+        assert any(tx_hash in r.getMessage() and "lost" in r.getMessage() for r in caplog.records)
+        with env.sessions()() as session:
+            status = session.scalar(
+                select(JournaledTransaction.status).where(JournaledTransaction.tx_hash == tx_hash)
+            )
+        assert status == TxStatus.SUPERSEDED
+        assert env.sent_by("hrss") == nonce + 1 and env.resource_count() == before  # nothing signed again
 
 
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
