@@ -38,26 +38,47 @@ class JsonRpc:
         Raises:
             RpcError: no result (transport failure, HTTP status, malformed answer or a JSON-RPC error).
         """
-        body = json.dumps({"jsonrpc": "2.0", "id": next(self._ids), "method": method, "params": list(params)})
-        request = urllib.request.Request(
-            self.url, data=body.encode("utf-8"), headers={"Content-Type": "application/json"}, method="POST"
+        return result_of(method, self._post(method, request(next(self._ids), method, params)))
+
+    def _post(self, method: str, body: Any) -> Any:
+        """POST one JSON-RPC request (or batch) and return the decoded answer; the transport of this client.
+
+        Raises:
+            RpcError: transport failure, HTTP status or an answer that is not JSON.
+        """
+        raw = json.dumps(body).encode("utf-8")
+        post = urllib.request.Request(
+            self.url, data=raw, headers={"Content-Type": "application/json"}, method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                answer = json.loads(response.read())
+            with urllib.request.urlopen(post, timeout=self.timeout) as response:
+                return json.loads(response.read())
         except urllib.error.HTTPError as e:
             raise RpcError(method, f"HTTP {e.code} {e.reason}") from None
         except (OSError, ValueError) as e:  # URLError, timeouts and refused connections are OSErrors
             raise RpcError(method, f"{type(e).__name__}: {e}") from None
-        if not isinstance(answer, dict):
-            raise RpcError(method, "the answer is not a JSON-RPC object")
-        if answer.get("error") is not None:
-            error = answer["error"]
-            message = error.get("message", error) if isinstance(error, dict) else error
-            raise RpcError(method, f"node error: {message}")
-        if "result" not in answer:
-            raise RpcError(method, "the answer has neither result nor error")
-        return answer["result"]
+
+
+def request(ident: int, method: str, params: Any) -> dict[str, Any]:
+    """One JSON-RPC 2.0 request object."""
+    return {"jsonrpc": "2.0", "id": ident, "method": method, "params": list(params)}
+
+
+def result_of(method: str, answer: Any) -> Any:
+    """The ``result`` of one JSON-RPC answer object.
+
+    Raises:
+        RpcError: the answer is not a JSON-RPC object, carries an error, or has no result.
+    """
+    if not isinstance(answer, dict):
+        raise RpcError(method, "the answer is not a JSON-RPC object")
+    if answer.get("error") is not None:
+        error = answer["error"]
+        message = error.get("message", error) if isinstance(error, dict) else error
+        raise RpcError(method, f"node error: {message}")
+    if "result" not in answer:
+        raise RpcError(method, "the answer has neither result nor error")
+    return answer["result"]
 
 
 def quantity(value: Any) -> int:

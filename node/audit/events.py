@@ -21,6 +21,7 @@ from eth_utils.crypto import keccak
 
 from node import types
 from node.audit.errors import AuditError
+from verifier import abi as abi_codec
 
 #: A log's position in the chain as one sortable integer: block number * SEQ_BLOCK + log index. A block holds
 #: far fewer than a million logs (each costs >= 375 gas), so the key is unique and orders like the chain.
@@ -126,9 +127,9 @@ class EventCodec:
             if entry.get("type") != "event" or entry.get("anonymous"):
                 continue
             inputs = entry["inputs"]
-            abi_types = [_abi_type(i) for i in inputs]
-            signature = f"{entry['name']}({','.join(abi_types)})"
-            topic0 = "0x" + keccak(text=signature).hex()
+            abi_types = [abi_codec.type_of(i) for i in inputs]
+            signature = abi_codec.signature(entry)
+            topic0 = "0x" + abi_codec.event_topic(entry).hex()
             params = list(zip(inputs, abi_types, strict=True))
             indexed = tuple((i["name"], t) for i, t in params if i["indexed"])
             data = tuple((i["name"], t) for i, t in params if not i["indexed"])
@@ -195,13 +196,6 @@ class EventCodec:
             for (name, abi_type), value in zip(spec.data, decoded, strict=True):
                 values[name] = _canonical(abi_type, value)
         return spec.name, {name: values[name] for name in spec.order}
-
-
-def _abi_type(param: Mapping[str, Any]) -> str:
-    if param["type"].startswith("tuple"):
-        inner = ",".join(_abi_type(c) for c in param["components"])
-        return f"({inner}){param['type'][5:]}"
-    return str(param["type"])
 
 
 @dataclass

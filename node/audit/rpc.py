@@ -1,4 +1,5 @@
-"""A bare JSON-RPC client with batching: the audit tools' only view of the chain.
+"""The audit tools' only view of the chain: the verifier's JSON-RPC client with batches, a kept-alive
+connection and failover.
 
 Only standard ``eth_*`` methods are used (``eth_blockNumber``, ``eth_getLogs``, ``eth_getBlockByNumber``,
 ``eth_getTransactionReceipt``, ``eth_chainId``), so any node will do (Besu, Geth, anvil). Separate from the
@@ -15,6 +16,7 @@ from typing import Any
 import httpx
 
 from node.errors import NodeError
+from verifier import rpc
 
 log = logging.getLogger("dxl.audit.rpc")
 
@@ -23,12 +25,12 @@ BATCH_SIZE = 200
 
 
 def quantity(value: Any) -> int:
-    """A JSON-RPC quantity (``0x``-prefixed hex string) or an int, as int."""
-    return int(value, 16) if isinstance(value, str) else int(value)
+    """A JSON-RPC quantity (``0x``-prefixed hex string) or an int already decoded, as int."""
+    return value if isinstance(value, int) else rpc.quantity(value)
 
 
-class JsonRpc:
-    """JSON-RPC over HTTP(S) with a kept-alive connection.
+class JsonRpc(rpc.JsonRpc):
+    """The verifier's JSON-RPC client over a kept-alive HTTP(S) connection, with batches and failover.
 
     ``failover_urls``: other nodes of the same network, used in turn when the one in use does not answer (a
     connection or timeout failure; an answer that is an error is not a reason to move). Every method here is
@@ -36,7 +38,7 @@ class JsonRpc:
     """
 
     def __init__(self, url: str, *, timeout: float = 30.0, failover_urls: Sequence[str] = ()) -> None:
-        self.url = url
+        super().__init__(url, timeout=timeout)
         self._urls = (url, *failover_urls)
         self._active = 0
         self._client = httpx.Client(timeout=timeout)
@@ -55,7 +57,7 @@ class JsonRpc:
         """The URL in use now (``url``, or a failover URL after a failover)."""
         return self._urls[self._active]
 
-    def _post(self, body: Any) -> Any:
+    def _post(self, method: str, body: Any) -> Any:
         for _ in self._urls:
             url = self.active_url
             try:
@@ -69,8 +71,8 @@ class JsonRpc:
                 self._active = (self._active + 1) % len(self._urls)
                 log.warning("node %s stopped answering; now using %s", url, self.active_url)
             except (httpx.HTTPError, ValueError) as exc:
-                raise NodeError(f"no usable JSON-RPC answer from {url}: {exc}") from exc
-        raise NodeError(f"no usable JSON-RPC answer from {url}: {failure}") from failure
+                raise NodeError(f"no usable JSON-RPC answer from {url} to {method}: {exc}") from exc
+        raise NodeError(f"no usable JSON-RPC answer from {url} to {method}: {failure}") from failure
 
     def call(self, method: str, *params: Any) -> Any:
         """One call; returns ``result``.
@@ -78,10 +80,12 @@ class JsonRpc:
         Raises:
             NodeError: unreachable node, non-JSON-RPC answer, or an error reply.
         """
-        reply = self._post({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
-        if not isinstance(reply, dict) or "error" in reply or "result" not in reply:
-            raise NodeError(f"{self.url} rejected {method}{list(params)!r:.120}: {reply!r:.300}")
-        return reply["result"]
+        try:
+            return super().call(method, *params)
+        except rpc.RpcError as exc:
+            raise NodeError(
+                f"{self.active_url} rejected {method}{list(params)!r:.120}: {exc.reason}"
+            ) from None
 
     def batch(self, calls: Sequence[tuple[str, list[Any]]]) -> list[Any]:
         """Many calls, sent in batches of :data:`BATCH_SIZE`; results in the order of ``calls``.
@@ -92,16 +96,17 @@ class JsonRpc:
         results: list[Any] = []
         for start in range(0, len(calls), BATCH_SIZE):
             chunk = calls[start : start + BATCH_SIZE]
-            body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(chunk)]
-            reply = self._post(body)
+            reply = self._post(chunk[0][0], [rpc.request(i, m, p) for i, (m, p) in enumerate(chunk)])
             if not isinstance(reply, list) or len(reply) != len(chunk):
-                raise NodeError(f"{self.url} answered a batch of {len(chunk)} with {reply!r:.300}")
+                raise NodeError(f"{self.active_url} answered a batch of {len(chunk)} with {reply!r:.300}")
             by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
             for i, (method, params) in enumerate(chunk):
-                r = by_id.get(i)
-                if r is None or "error" in r or "result" not in r:
-                    raise NodeError(f"{self.url} rejected {method}{params!r:.120}: {r!r:.300}")
-                results.append(r["result"])
+                try:
+                    results.append(rpc.result_of(method, by_id.get(i)))
+                except rpc.RpcError as exc:
+                    raise NodeError(
+                        f"{self.active_url} rejected {method}{params!r:.120}: {exc.reason}"
+                    ) from None
         return results
 
     def block_number(self) -> int:
