@@ -9,7 +9,8 @@ load generator never shares an interpreter with the service. Modes, each on a gr
 * ``batched``: ``POST /receipts`` with 1,000 receipts per request on a few connections.
 
 Every mode reports ``receipts_per_s`` (accepted by the service, or mined for naive), time to final (sent →
-seen ``final`` through ``POST /receipts/lookup``; sampled: the first receipt of every request), gas per
+seen ``final`` through ``POST /receipts/lookup``; sampled: the first receipt of a request, at most
+:data:`SAMPLES_PER_S` a second, so that following them does not cost the service more than the load), gas per
 receipt (the anchoring transactions' gas over the receipts they anchored) and the peak RSS of node and
 service.
 The physical references are measured in the same run: the node's raw transaction throughput (plain transfers,
@@ -41,6 +42,10 @@ import orjson
 from pydantic import SecretStr
 
 PASSPHRASE = "dxl-bench-passphrase"
+#: Receipts followed to ``final`` per second at most. Every request of the batched mode is followed (a few
+#: dozen a second); following every one of the individual mode's would have the service build and serialize
+#: a thousand proofs per look-up, on the cores it shares with the load it measures.
+SAMPLES_PER_S = 25.0
 
 
 @dataclass
@@ -122,13 +127,18 @@ class Connection:
 class FinalWatcher:
     """Follows sampled receipts until ``final`` (one bulk look-up per tick) and records how long each took."""
 
-    def __init__(self, conn: Connection, tick: float = 0.05) -> None:
+    def __init__(self, conn: Connection, tick: float = 0.05, per_second: float = SAMPLES_PER_S) -> None:
         self.conn = conn
         self.tick = tick
         self.waiting: dict[str, float] = {}
         self.samples: list[float] = []
+        self._gap = 1.0 / per_second
+        self._last = float("-inf")
 
     def watch(self, delivery_id: str, sent_at: float) -> None:
+        if sent_at - self._last < self._gap:
+            return
+        self._last = sent_at
         self.waiting[delivery_id] = sent_at
 
     async def run(self, stop: asyncio.Event, drain_timeout: float) -> None:

@@ -273,6 +273,9 @@ def allowed_methods(table: list[PathMethods], path: str) -> set[str]:
     return set().union(*(p.methods for p in literal or matching))
 
 
+_ALLOWED_CACHE = 4096
+
+
 class MethodGuardMiddleware:
     """Answers 405 (with ``Allow``) for a method no route takes at a path some route serves, before anything
     else looks at the request: an ``Idempotency-Key`` or a path parameter of such a request is not the API's
@@ -282,12 +285,20 @@ class MethodGuardMiddleware:
         self.app = app
         self._api = api
         self._table: list[PathMethods] | None = None
+        #: Allowed methods by path: matching every route's pattern is not for each request of a hot path.
+        self._allowed: dict[str, set[str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if self._table is None:  # on the first request: every route is in place by then
                 self._table = path_methods(self._api)
-            allowed = allowed_methods(self._table, scope["path"])
+            path = scope["path"]
+            allowed = self._allowed.get(path)
+            if allowed is None:
+                allowed = allowed_methods(self._table, path)
+                if len(self._allowed) >= _ALLOWED_CACHE:  # ids make paths many: keep the newest only
+                    self._allowed.clear()
+                self._allowed[path] = allowed
             if allowed and scope["method"] not in allowed:
                 response = error_response(
                     "METHOD_NOT_ALLOWED",

@@ -60,9 +60,9 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from api.errors import ApiError
-from api.journal import JournaledSender, database_unavailable
+from api.journal import Claim, JournaledSender, TxStatus, database_unavailable
 from api.models import MAX_RECEIPTS_PER_REQUEST
-from node.chain import LedgerClient, LedgerRevertError, PendingTx
+from node.chain import LedgerClient, LedgerRevertError, PendingTx, TxResult
 from node.errors import DxlError, NodeError
 from node.types import Agreement, AgreementStatus, Department, DepartmentStatus, Grant
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, encode_receipt, leaf_hash
@@ -1224,6 +1224,7 @@ class ReceiptService:
         )
         self._keys_checked: set[int] = set()
         self._grant_locks: dict[int, asyncio.Lock] = {}
+        self._key_locks: dict[int, asyncio.Lock] = {}
         #: Department ids of the principals that posted, by principal key.
         self.departments: dict[str, int] = {}
 
@@ -1252,6 +1253,16 @@ class ReceiptService:
                 state = await to_thread.run_sync(self.grants.load, grant_id)
             return state
 
+    async def _check_key(self, provider: int) -> None:
+        """The anchorer signs with the provider's custodied key: refuse now, not later. One look at a time:
+        the first requests of a provider, arriving together, would otherwise each ask the node."""
+        from anyio import to_thread
+
+        async with self._key_locks.setdefault(provider, asyncio.Lock()):
+            if provider not in self._keys_checked:
+                await to_thread.run_sync(self._account_of, provider)
+                self._keys_checked.add(provider)
+
     async def accept(self, department: int, rows: list[ReceiptRow]) -> None:
         """Check and journal ``rows`` posted by ``department``; returns once they are durable.
 
@@ -1260,7 +1271,6 @@ class ReceiptService:
                 DUPLICATE_DELIVERY.
             NodeError: the node is unreachable while grant state must be read.
         """
-        from anyio import to_thread
 
         now_mono = time.monotonic()
         now = time.time()
@@ -1274,23 +1284,55 @@ class ReceiptService:
                     exc.details.update(index=i, delivery_id="0x" + row.delivery_id.hex())
                     raise
                 if state.provider not in self._keys_checked:
-                    # The anchorer signs with the provider's custodied key: refuse now, not later.
-                    await to_thread.run_sync(self._account_of, state.provider)
-                    self._keys_checked.add(state.provider)
+                    await self._check_key(state.provider)
                 consumers[row.grant_id] = state.consumer
         await self.journal.append(department, consumers, rows)
 
     # --- the consumer's side ------------------------------------------------------------------------------
 
+    def _transact(
+        self, sender: JournaledSender, claim: Claim | None, account: LocalAccount, fn: str, *args: Any
+    ) -> TxResult:
+        """Send ``fn(*args)`` to the anchors through the API's transaction journal, as every write of the
+        service is (signed, journaled under the request's ``claim``, then sent; re-sent in order if the node
+        loses it), and await it.
+
+        Raises:
+            As :meth:`JournaledSender.send` and :meth:`JournaledSender.wait`.
+        """
+        request = self.anchors.build(str(account.address), fn, *args)
+        signed = sender.send(account, request, claim=claim, finish=None)
+        return sender.wait(signed.tx_hash)
+
+    @staticmethod
+    def _resumed(sender: JournaledSender, claim: Claim | None) -> TxResult | None:
+        """The transaction an earlier attempt of this request (same idempotency claim) journaled, finished
+        now; None if there is none that can still be mined (the request runs)."""
+        if claim is None or claim.tx_hash is None:
+            return None
+        entry = sender.journal.entry(claim.tx_hash)
+        if entry is None or entry.status is TxStatus.SUPERSEDED:
+            return None
+        return sender.resume(entry)
+
     def acknowledge_batch(
-        self, *, consumer: int, account: LocalAccount, grant_id: int, first_sequence: int
-    ) -> Any:
-        """Acknowledge every undisputed receipt of an anchored batch in one ``acknowledgeBatch``.
+        self,
+        *,
+        consumer: int,
+        account: LocalAccount,
+        grant_id: int,
+        first_sequence: int,
+        sender: JournaledSender,
+        claim: Claim | None,
+    ) -> tuple[TxResult, dict[str, Any]]:
+        """Acknowledge every undisputed receipt of an anchored batch in one ``acknowledgeBatch``, journaled
+        under the request's ``claim``.
 
         Raises:
             ApiError: RECEIPT_BATCH_NOT_FOUND, NOT_A_PARTY (not the batch's consumer), RECEIPT_BATCH_SETTLED.
             LedgerRevertError: the contract refused it anyway (state changed meanwhile).
         """
+        resumed = self._resumed(sender, claim)
         root, leaf_count, _at, _provider, batch_consumer, status = self.anchors.call(
             "batch", grant_id, first_sequence
         )
@@ -1302,19 +1344,30 @@ class ReceiptService:
             raise ApiError(
                 "NOT_A_PARTY", f"only department {batch_consumer} (the consumer) may settle this batch"
             )
-        if int(status) == 2:
+        if resumed is not None:
+            result = resumed
+        elif int(status) == 2:
             raise ApiError(
                 "RECEIPT_BATCH_SETTLED", f"batch {grant_id}/{first_sequence} was already acknowledged"
             )
-        result = self.anchors.transact(account, "acknowledgeBatch", grant_id, first_sequence)
+        else:
+            result = self._transact(sender, claim, account, "acknowledgeBatch", grant_id, first_sequence)
         batch = {"grant_id": grant_id, "first_sequence": first_sequence, "leaf_count": int(leaf_count),
                  "root": "0x" + bytes(root).hex(), "status": "acknowledged"}  # fmt: skip
         return result, batch
 
     def dispute(
-        self, *, view: ReceiptView, consumer: int, account: LocalAccount, consumer_commitment: bytes
-    ) -> Any:
-        """Dispute one final receipt by its inclusion proof (``disputeReceipt``).
+        self,
+        *,
+        view: ReceiptView,
+        consumer: int,
+        account: LocalAccount,
+        consumer_commitment: bytes,
+        sender: JournaledSender,
+        claim: Claim | None,
+    ) -> TxResult:
+        """Dispute one final receipt by its inclusion proof (``disputeReceipt``), journaled under the
+        request's ``claim``.
 
         Raises:
             ApiError: NOT_A_PARTY (not its consumer), RECEIPT_NOT_FINAL, VALIDATION_ERROR (the commitment
@@ -1331,8 +1384,11 @@ class ReceiptService:
                 "a dispute needs a consumer commitment that differs from the anchored one",
                 field="consumer_commitment",
             )
+        resumed = self._resumed(sender, claim)
+        if resumed is not None:
+            return resumed
         proof = view.proof
-        return self.anchors.transact(
-            account, "disputeReceipt", view.receipt.grant_id, proof.first_sequence, view.receipt.as_tuple(),
-            proof.index, list(proof.proof), consumer_commitment,
+        return self._transact(
+            sender, claim, account, "disputeReceipt", view.receipt.grant_id, proof.first_sequence,
+            view.receipt.as_tuple(), proof.index, list(proof.proof), consumer_commitment,
         )  # fmt: skip

@@ -185,8 +185,9 @@ def acknowledge_batch(
     transaction."""
     me = ledger.department_id_of(principal)
     result, batch = service.acknowledge_batch(
-        consumer=me, account=ledger.department_account(me), grant_id=grant_id, first_sequence=first_sequence
-    )
+        consumer=me, account=ledger.department_account(me), grant_id=grant_id, first_sequence=first_sequence,
+        sender=ledger.sender, claim=ledger.claim,
+    )  # fmt: skip
     return {"transaction": {"hash": result.tx_hash, "block_number": result.block_number}, "batch": batch}
 
 
@@ -207,7 +208,8 @@ def dispute_receipt(
         raise ApiError("RECEIPT_NOT_FOUND", f"no receipt {delivery_id} that you are party to")
     result = service.dispute(
         view=found[0], consumer=me, account=ledger.department_account(me),
-        consumer_commitment=bytes.fromhex(body.consumer_commitment[2:]),
+        consumer_commitment=bytes.fromhex(body.consumer_commitment[2:]), sender=ledger.sender,
+        claim=ledger.claim,
     )  # fmt: skip
     return {
         "transaction": {"hash": result.tx_hash, "block_number": result.block_number},

@@ -227,6 +227,19 @@ def test_consumer_disputesOneReceipt_acknowledgesTheBatch(api_env: ApiEnv, tmp_p
         assert (response.status_code, response.json()["error"]["code"]) == (409, "RECEIPT_BATCH_SETTLED")
     other = ok(api_env.call("GET", f"/receipts/{ids[0]}", "auditor"))
     assert check_cli(api_env, other, tmp_path) == (0, "ACKNOWLEDGED")
+    # Both went through the transaction journal, as every write of the service does (and with the consumer's
+    # other writes, in nonce order, were the node to lose them).
+    engine = make_engine(api_env.settings.effective_database_url)
+    t = JournaledTransaction
+    with engine.connect() as conn:
+        rows = set(
+            conn.execute(select(t.tx_hash, t.status).where(t.sender == api_env.keystore.address("dept-hrss")))
+        )
+    engine.dispose()
+    assert {
+        (disputed["transaction"]["hash"], TxStatus.MINED),
+        (settled["transaction"]["hash"], TxStatus.MINED),
+    } <= rows
 
 
 def check_cli(api_env: ApiEnv, answer: dict[str, Any], tmp_path: Path) -> tuple[int, str]:
