@@ -4,13 +4,17 @@ of ``make test``; its counting is pure and is checked here."""
 
 from __future__ import annotations
 
+import random
+from collections import Counter
 from typing import Any
 
 import pytest
 
 from tests.reliability.counting import ChainEvent, Verdict, judge
+from tests.reliability.faults import schedule
+from tests.reliability.profile import NETWORK, QUICK
 from tests.reliability.receipts import AnchoredBatch, judge_receipts
-from tests.reliability.records import Attempt, Marker, WriteKind, WriteRecord
+from tests.reliability.records import Attempt, FaultKind, Marker, WriteKind, WriteRecord
 from verifier.receipts import BatchTree, Receipt, ReceiptProof
 
 META = "0x" + "aa" * 32
@@ -166,3 +170,12 @@ def test_leaves_beyond_the_posted_receipts_are_doubled_unless_unanswered_writes_
     unanswered = {r["delivery_id"]: r for r in _receipts(4)[2:]}
     v = judge_receipts(acknowledged, unanswered, answers, {(3, 0): batch, (3, 2): second})
     assert (v.confirmed, v.lost, v.doubled) == (2, 0, 0)
+
+
+def test_the_network_profile_schedules_only_faults_a_network_run_can_inject() -> None:
+    """The network run has no proxy and no embedded node: its plan is member and API kills only."""
+    plan = schedule(NETWORK, random.Random(7), disk_available=True)
+    kinds = {FaultKind.MEMBER_KILL: NETWORK.member_kills, FaultKind.API_KILL: NETWORK.api_kills}
+    assert Counter(plan) == kinds
+    assert NETWORK.network and NETWORK.member_kills >= 3 and NETWORK.kills == len(plan)
+    assert FaultKind.MEMBER_KILL not in schedule(QUICK, random.Random(7), disk_available=True)

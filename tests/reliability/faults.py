@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.reliability.processes import ApiProcess, NodeProcess, SmallDisk
+from tests.reliability.processes import ApiProcess, HarnessError, NetworkProcess, NodeProcess, SmallDisk
 from tests.reliability.profile import Profile
 from tests.reliability.proxy import RpcFault, RpcProxy
 from tests.reliability.records import FaultKind, FaultRecord
@@ -34,6 +34,7 @@ def schedule(profile: Profile, rng: random.Random, *, disk_available: bool) -> l
     ]
     kinds += [FaultKind.RPC_LOST] * profile.rpc_lost + [FaultKind.RPC_DELAYED] * profile.rpc_delayed
     kinds += [FaultKind.NODE_PAUSE] * profile.node_pauses
+    kinds += [FaultKind.MEMBER_KILL] * profile.member_kills
     if disk_available:
         kinds += [FaultKind.DISK_FULL] * profile.disk_full
     rng.shuffle(kinds)
@@ -42,15 +43,21 @@ def schedule(profile: Profile, rng: random.Random, *, disk_available: bool) -> l
 
 @dataclass
 class FaultInjector:
+    """Faults the embedded node and its proxy (``node``, ``proxy``) or the network (``network``), whichever
+    the profile runs (the other is None)."""
+
     profile: Profile
-    node: NodeProcess
+    node: NodeProcess | None
+    network: NetworkProcess | None
     api: ApiProcess
-    proxy: RpcProxy
+    proxy: RpcProxy | None
     disk: SmallDisk
     rng: random.Random
     done: list[FaultRecord] = field(default_factory=list)
     #: Seconds each API restart took to be healthy again.
     api_restart_s: list[float] = field(default_factory=list)
+    #: Seconds each restarted network member took to be peered on one chain with the others again.
+    member_rejoin_s: list[float] = field(default_factory=list)
 
     async def run(self, plan: list[FaultKind], *, min_gap_s: float = 2.0, max_gap_s: float = 8.0) -> None:
         for kind in plan:
@@ -67,7 +74,12 @@ class FaultInjector:
 
     @property
     def kills(self) -> int:
-        killing = {FaultKind.API_KILL, FaultKind.NODE_KILL, FaultKind.NODE_KILL_BEFORE_SAVE}
+        killing = {
+            FaultKind.API_KILL,
+            FaultKind.NODE_KILL,
+            FaultKind.NODE_KILL_BEFORE_SAVE,
+            FaultKind.MEMBER_KILL,
+        }
         return sum(1 for f in self.done if f.kind in killing)
 
     async def _inject(self, kind: FaultKind) -> tuple[str, str, bool]:
@@ -79,27 +91,42 @@ class FaultInjector:
                 self.api_restart_s.append(took)
                 return f"dxl run pid {pid}", f"healthy again after {took:.1f} s", True
             case FaultKind.NODE_KILL | FaultKind.NODE_KILL_BEFORE_SAVE:
+                node = self._node()
                 detail = "at a random moment"
                 if kind is FaultKind.NODE_KILL_BEFORE_SAVE:
-                    save_at = await self.node.next_state_save(STATE_INTERVAL_S)
+                    save_at = await node.next_state_save(STATE_INTERVAL_S)
                     wait = save_at - BEFORE_SAVE_MARGIN_S - time.monotonic()
                     await asyncio.sleep(max(0.0, wait))
                     detail = f"{BEFORE_SAVE_MARGIN_S:g} s before the predicted state save"
-                unsaved_s = time.time() - self.node.state_file.stat().st_mtime
-                pid = await self.node.kill()
+                unsaved_s = time.time() - node.state_file.stat().st_mtime
+                pid = await node.kill()
                 await asyncio.sleep(self.rng.uniform(0.5, 3.0))
-                await self.node.start()
+                await node.start()
                 return f"anvil pid {pid}", f"{detail}; state file last written {unsaved_s:.1f} s before", True
+            case FaultKind.MEMBER_KILL:
+                network = self._network()
+                # In turn from the service's own node (the first; the others are its failover URLs, tried in
+                # this order): each kill then hits the node the service moved to after the one before, unless
+                # an API restart put it back on the first.
+                index = sum(1 for f in self.done if f.kind is FaultKind.MEMBER_KILL) % network.members
+                pid = await network.kill(index)
+                await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+                took = await network.restart(index)
+                self.member_rejoin_s.append(took)
+                role = " (the service's node)" if index == 0 else ""
+                detail = f"peered on one chain again {took:.1f} s after its restart"
+                return f"geth node{index}{role} pid {pid}", detail, True
             case FaultKind.RPC_LOST | FaultKind.RPC_DELAYED:
+                proxy = self._proxy()
                 fault = RpcFault.LOST if kind is FaultKind.RPC_LOST else RpcFault.DELAYED
-                hit = self.proxy.arm(fault)
+                hit = proxy.arm(fault)
                 try:
                     outcome = await asyncio.wait_for(hit, 120.0)
                 except TimeoutError:
-                    self.proxy.disarm()
+                    proxy.disarm()
                     return "eth_sendRawTransaction", "no transaction was sent within 120 s", False
                 if fault is RpcFault.DELAYED:
-                    await asyncio.sleep(self.proxy.delay_s)
+                    await asyncio.sleep(proxy.delay_s)
                 return (
                     "eth_sendRawTransaction",
                     f"answer {fault.value} (node answered {outcome.upstream_status})",
@@ -113,12 +140,28 @@ class FaultInjector:
                     self.disk.drain()
                 return str(self.disk.path), f"{held} bytes taken for {self.profile.disk_full_s:g} s", True
             case FaultKind.NODE_PAUSE:
-                pid = self.node.pause()
+                node = self._node()
+                pid = node.pause()
                 try:
                     await asyncio.sleep(self.profile.pause_s)
                 finally:
-                    self.node.resume(pid)
+                    node.resume(pid)
                 return f"anvil pid {pid}", f"SIGSTOP for {self.profile.pause_s:g} s", True
+
+    def _node(self) -> NodeProcess:
+        if self.node is None:
+            raise HarnessError("this profile runs no embedded node to fault")
+        return self.node
+
+    def _network(self) -> NetworkProcess:
+        if self.network is None:
+            raise HarnessError("this profile runs no network whose members could be killed")
+        return self.network
+
+    def _proxy(self) -> RpcProxy:
+        if self.proxy is None:
+            raise HarnessError("this profile runs no JSON-RPC proxy to fault")
+        return self.proxy
 
     async def wait_healthy(self, timeout: float = 300.0) -> None:
         deadline = time.monotonic() + timeout

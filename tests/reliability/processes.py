@@ -1,5 +1,6 @@
-"""The processes under attack, each started and stopped by its pid: the embedded node (the real anvil binary),
-``dxl run`` (the API), and the size-limited filesystem that holds the API's database."""
+"""The processes under attack, each started and stopped by its pid: the embedded node (the real anvil
+binary) or the local proof-of-authority network (three geth signers), ``dxl run`` (the API), and the
+size-limited filesystem that holds the API's database."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ from pathlib import Path
 import httpx
 
 from node.anvil import EmbeddedNode, NodeSettings
+from node.errors import DxlError
+from node.network import LocalNetwork
 
 DXL = Path(sys.executable).with_name("dxl")
+#: What the service's chain client logs when it moves to its next node (node.chain.LedgerClient).
+FAILOVER_LOG = "stopped answering; now using"
 
 
 class HarnessError(RuntimeError):
@@ -92,6 +97,78 @@ class NodeProcess:
     async def stop(self) -> None:
         await asyncio.to_thread(self._node.stop)
 
+    @property
+    def rpc_urls(self) -> list[str]:
+        return [self.rpc_url]
+
+    async def ensure_running(self) -> None:
+        if self.pid is None:
+            await self.start()
+
+
+class NetworkProcess:
+    """The local proof-of-authority network of ``home`` (what ``dxl network up`` runs: node.network), created
+    on free ports; ``dxl run --network`` in the same ``DXL_HOME`` finds it running and leaves it running."""
+
+    #: How long a restarted member may take to be peered on one chain with the others again.
+    PEER_TIMEOUT_S = 180.0
+
+    def __init__(self, home: Path) -> None:
+        self.network = LocalNetwork(home, rpc_port=0)
+
+    @property
+    def rpc_url(self) -> str:
+        """The first signer's URL: the one the service talks to, and where the chain is counted."""
+        return self.network.members()[0].rpc_url
+
+    @property
+    def rpc_urls(self) -> list[str]:
+        return [m.rpc_url for m in self.network.members()]
+
+    @property
+    def members(self) -> int:
+        return len(self.network.members())
+
+    def pid(self, index: int) -> int | None:
+        return self.network.pid(index)
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(self.network.up, timeout=self.PEER_TIMEOUT_S)
+        except DxlError as exc:
+            raise HarnessError(f"network did not start: {exc} (logs in {self.network.data_dir})") from exc
+
+    async def kill(self, index: int) -> int:
+        """SIGKILL member ``index``'s geth (nothing flushed); returns its pid once it is gone."""
+        pid = self.pid(index)
+        if pid is None:
+            raise HarnessError(f"no member node{index} to kill")
+        await asyncio.to_thread(self.network.stop_member, index, kill=True)
+        return pid
+
+    async def restart(self, index: int) -> float:
+        """Start member ``index`` again; returns the seconds until it was peered on one chain with the others.
+
+        Raises:
+            HarnessError: it did not start, or was not peered within :attr:`PEER_TIMEOUT_S`.
+        """
+        began = time.monotonic()
+        try:
+            await asyncio.to_thread(self.network.start_member, index)
+            await asyncio.to_thread(self.network.wait_peered, timeout=self.PEER_TIMEOUT_S)
+        except DxlError as exc:
+            raise HarnessError(f"node{index}: {exc} (log {self.network.data_dir}/node{index}.log)") from exc
+        return time.monotonic() - began
+
+    async def ensure_running(self) -> None:
+        for index in range(self.members):
+            if self.pid(index) is None:
+                await self.restart(index)
+        await asyncio.to_thread(self.network.wait_peered, timeout=self.PEER_TIMEOUT_S)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.network.down)
+
 
 @dataclass(frozen=True)
 class ApiConfig:
@@ -101,6 +178,8 @@ class ApiConfig:
     chain_id: int
     database_url: str
     log_file: Path
+    #: ``dxl run --network``: the service on the local network's first signer, the others as failover URLs.
+    network: bool = False
 
     @property
     def url(self) -> str:
@@ -136,7 +215,8 @@ class ApiProcess:
             log.write(f"\n=== dxl run (start {self.starts + 1}) ===\n".encode())
             log.flush()
             self._proc = await asyncio.create_subprocess_exec(
-                str(DXL), "run", env=self.config.environment(), stdin=subprocess.DEVNULL,
+                str(DXL), "run", *(["--network"] if self.config.network else []),
+                env=self.config.environment(), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         self.starts += 1
@@ -152,6 +232,13 @@ class ApiProcess:
                         return time.monotonic() - began
                 await asyncio.sleep(0.2)
         raise HarnessError(f"dxl run not healthy within {timeout:g} s (log {self.config.log_file})")
+
+    def failovers(self) -> int:
+        """How many times the service's chain client moved to another node, as its log says (every start)."""
+        try:
+            return self.config.log_file.read_text(errors="replace").count(FAILOVER_LOG)
+        except OSError:
+            return 0
 
     async def kill(self) -> int:
         if self._proc is None or self._proc.returncode is not None:

@@ -1,4 +1,5 @@
-"""How hard a run pushes: ``RELIABILITY_PROFILE=quick`` (under 10 minutes) or the default ``full`` profile."""
+"""How hard a run pushes: ``RELIABILITY_PROFILE=quick`` (under 10 minutes), ``network`` (under 10 minutes,
+against ``dxl run --network``: three geth Clique signers) or the default ``full`` profile."""
 
 from __future__ import annotations
 
@@ -24,6 +25,12 @@ class Profile:
     rpc_delayed: int
     disk_full: int
     node_pauses: int
+    #: ``kill -9`` of a member of the local proof-of-authority network, restarted 0.5 to 3 s later; the
+    #: members are hit in turn, the service's own node (the first) first.
+    member_kills: int = 0
+    #: Against ``dxl run --network`` (node.network, three signers; the others are the service's failover
+    #: URLs) instead of the embedded node behind the JSON-RPC proxy.
+    network: bool = False
     rpc_delay_s: float = 30.0
     pause_s: float = 15.0
     disk_full_s: float = 10.0
@@ -38,7 +45,7 @@ class Profile:
 
     @property
     def kills(self) -> int:
-        return self.api_kills + self.node_kills
+        return self.api_kills + self.node_kills + self.member_kills
 
 
 QUICK = Profile(
@@ -53,7 +60,15 @@ FULL = Profile(
     fuzz_examples=3, fuzz_budget_s=900.0,
 )  # fmt: skip
 
-PROFILES = {p.name: p for p in (QUICK, FULL)}
+#: No proxy between the service and its nodes here (it talks to the signers themselves), so no lost or delayed
+#: answers; no node pause either (a stopped signer is a killed one to the others).
+NETWORK = Profile(
+    name="network", clients=12, target_writes=400, max_load_s=300.0,
+    api_kills=2, node_kills=0, rpc_lost=0, rpc_delayed=0, disk_full=0, node_pauses=0, member_kills=9,
+    recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=120.0, run_budget_s=570.0, network=True,
+)  # fmt: skip
+
+PROFILES = {p.name: p for p in (QUICK, NETWORK, FULL)}
 
 
 def selected_profile() -> Profile:

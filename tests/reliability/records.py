@@ -28,6 +28,8 @@ class FaultKind(StrEnum):
     RPC_DELAYED = "rpc_delayed"
     DISK_FULL = "disk_full"
     NODE_PAUSE = "node_pause"
+    #: ``kill -9`` of a member of the local proof-of-authority network.
+    MEMBER_KILL = "member_kill"
 
 
 #: Answers a client retries with the same key: the service says "not settled yet, ask again".

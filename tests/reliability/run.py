@@ -1,5 +1,6 @@
-"""``make reliability``: bring up a node, the RPC proxy and ``dxl run`` in a fresh DXL_HOME, run the load with
-the faults, recover, replay, count on the chain, fuzz, report. Exit 1 when any counter is nonzero, 2 when the
+"""``make reliability``: bring up a node and the RPC proxy (or the local proof-of-authority network) and
+``dxl run`` (``--network``) in a fresh DXL_HOME, run the load with the faults, recover, replay, count on the
+chain, fuzz, report. Exit 1 when any counter is nonzero, 2 when the
 run itself could not be carried out."""
 
 from __future__ import annotations
@@ -21,11 +22,19 @@ from typing import Any
 import httpx
 
 from node.anvil import DXL_CHAIN_ID, free_port
+from node.network import NETWORK_CHAIN_ID
 from tests.reliability.counting import judge, read_events, receipts
 from tests.reliability.faults import FaultInjector, schedule
 from tests.reliability.fuzz import fuzz
 from tests.reliability.load import ExchangeWalker, LoadState, ServiceClient
-from tests.reliability.processes import ApiConfig, ApiProcess, HarnessError, NodeProcess, SmallDisk
+from tests.reliability.processes import (
+    ApiConfig,
+    ApiProcess,
+    HarnessError,
+    NetworkProcess,
+    NodeProcess,
+    SmallDisk,
+)
 from tests.reliability.profile import Profile, selected_profile
 from tests.reliability.proxy import RpcProxy
 from tests.reliability.receipts import LOOKUP_PAGE, ReceiptVerdict, judge_receipts, posted, read_batches
@@ -53,26 +62,34 @@ async def run(profile: Profile, workdir: Path, seed: int, started: float) -> Sum
     disk = SmallDisk(workdir / "db", DISK_MIB)
     if not disk.mount():
         say(f"disk-full faults skipped: cannot mount a tmpfs ({disk.why_not})")
-    node = NodeProcess(home, free_port())
-    proxy = RpcProxy(node.rpc_url, delay_s=profile.rpc_delay_s)
+    chain: NodeProcess | NetworkProcess
+    proxy: RpcProxy | None = None
+    if profile.network:
+        chain, chain_id = NetworkProcess(home), NETWORK_CHAIN_ID
+    else:
+        chain, chain_id = NodeProcess(home, free_port()), DXL_CHAIN_ID
+        proxy = RpcProxy(chain.rpc_url, delay_s=profile.rpc_delay_s)
     api: ApiProcess | None = None
     try:
-        await node.start()
-        proxy_url = await proxy.start()
+        await chain.start()
+        # On the network the service talks to the signers themselves (`dxl run --network` sets its URLs).
+        api_rpc_url = await proxy.start() if proxy is not None else chain.rpc_url
         db_dir = disk.path if disk.mounted else home
         api = ApiProcess(
-            ApiConfig(home, free_port(), proxy_url, DXL_CHAIN_ID, f"sqlite:///{db_dir}/dxl.sqlite3",
-                      workdir / "api.log")
+            ApiConfig(home, free_port(), api_rpc_url, chain_id, f"sqlite:///{db_dir}/dxl.sqlite3",
+                      workdir / "api.log", network=profile.network)
         )  # fmt: skip
-        say(f"dxl run starting: DXL_HOME {home}, node {node.rpc_url}, API via proxy {proxy_url}")
+        how = "via proxy" if proxy is not None else "on the network's first signer, the others as failover"
+        say(f"dxl run starting: DXL_HOME {home}, node {chain.rpc_url}, API {how} {api_rpc_url}")
         took = await api.start()
         say(f"dxl run healthy after {took:.1f} s on {api.config.url}")
-        return await _attack(profile, seed, node, proxy, api, disk, home, started)
+        return await _attack(profile, seed, chain, proxy, api, disk, home, started)
     finally:
         if api is not None:
             await api.stop()
-        await proxy.stop()
-        await node.stop()
+        if proxy is not None:
+            await proxy.stop()
+        await chain.stop()
         if disk.mounted:  # the API's database is evidence: keep it beside the logs
             shutil.copytree(disk.path, workdir / "api-db", dirs_exist_ok=True)
         disk.unmount()
@@ -81,8 +98,8 @@ async def run(profile: Profile, workdir: Path, seed: int, started: float) -> Sum
 async def _attack(
     profile: Profile,
     seed: int,
-    node: NodeProcess,
-    proxy: RpcProxy,
+    chain: NodeProcess | NetworkProcess,
+    proxy: RpcProxy | None,
     api: ApiProcess,
     disk: SmallDisk,
     home: Path,
@@ -100,7 +117,15 @@ async def _attack(
         ServiceClient(api.config.url, tokens, state, random.Random(rng.random()))
         for _ in range(profile.clients)
     ]
-    injector = FaultInjector(profile, node, api, proxy, disk, random.Random(rng.random()))
+    injector = FaultInjector(
+        profile,
+        chain if isinstance(chain, NodeProcess) else None,
+        chain if isinstance(chain, NetworkProcess) else None,
+        api,
+        proxy,
+        disk,
+        random.Random(rng.random()),
+    )
     plan = schedule(profile, rng, disk_available=disk.mounted)
     say(f"load: {profile.clients} clients, target {profile.target_writes} writes; faults: {len(plan)}")
     began = time.monotonic()
@@ -117,7 +142,7 @@ async def _attack(
                 await faults
         elif faults.exception() is not None:
             raise faults.exception()  # type: ignore[misc]
-        await _ensure_up(node, api, injector)
+        await _ensure_up(chain, api, injector)
         say("load stopped; clients finish their writes with the same keys")
         # A client stuck in one request past the recovery time is cut off: its write stays unresolved.
         _, stuck = await asyncio.wait(walkers, timeout=profile.recovery_s)
@@ -132,12 +157,13 @@ async def _attack(
                 profile.recovery_s,
             )
         replay_differs = await _replay(clients, state.writes) + _twins_differ(state.twins)
-        txpool_left = await _quiesce(node.rpc_url)
+        txpool_left = await _quiesce(chain.rpc_urls)
+        await chain.ensure_running()  # on the network: every member on one chain before it is counted
         say("counting the chain's events")
-        events = await asyncio.to_thread(read_events, node.rpc_url, ledger.address, ledger.block)
+        events = await asyncio.to_thread(read_events, chain.rpc_url, ledger.address, ledger.block)
         verdict = judge(state.writes, events)
-        receipt_verdict = await _judge_receipts(clients[0], node.rpc_url, deployment, ledger, profile)
-        lost_receipts = await asyncio.to_thread(receipts, node.rpc_url, verdict.lost_transactions)
+        receipt_verdict = await _judge_receipts(clients[0], chain.rpc_url, deployment, ledger, profile)
+        lost_receipts = await asyncio.to_thread(receipts, chain.rpc_url, verdict.lost_transactions)
         for key, text in replay_differs:
             verdict.answer_differs(key, text)
         # At least a minute of fuzzing, whatever the load left of the run's budget.
@@ -160,6 +186,9 @@ async def _attack(
             "chain_events": len(events), "txpool_left": txpool_left,
             "lost_transaction_receipts": lost_receipts,
             "api_restart_s": [round(s, 1) for s in injector.api_restart_s],
+            "member_rejoin_s": [round(s, 1) for s in injector.member_rejoin_s],
+            "api_failovers": api.failovers(),
+            "chain": "local network, 3 geth Clique signers" if profile.network else "embedded anvil",
             "disk_full": "tmpfs" if disk.mounted else f"not injected: {disk.why_not}",
         },
     )  # fmt: skip
@@ -192,10 +221,9 @@ async def _until_done(
             )
 
 
-async def _ensure_up(node: NodeProcess, api: ApiProcess, injector: FaultInjector) -> None:
-    """After a cancelled fault: the node and the API run again (a paused node was resumed by the fault)."""
-    if node.pid is None:
-        await node.start()
+async def _ensure_up(chain: NodeProcess | NetworkProcess, api: ApiProcess, injector: FaultInjector) -> None:
+    """After a cancelled fault: the nodes and the API run again (a paused node was resumed by the fault)."""
+    await chain.ensure_running()
     if api.pid is None:
         await api.start()
     await injector.wait_healthy()
@@ -284,16 +312,19 @@ def _twins_differ(twins: list[tuple[WriteRecord, WriteRecord]]) -> list[tuple[st
     ]
 
 
-async def _quiesce(rpc_url: str, *, timeout: float = 60.0) -> int:
-    """Waits until the node's pool has been empty for 3 s; returns what is left in it at the timeout."""
+async def _quiesce(rpc_urls: list[str], *, timeout: float = 60.0) -> int:
+    """Waits until the pools of every node have been empty for 3 s; returns what is left in them at the
+    timeout."""
     left = -1
     quiet_since: float | None = None
     deadline = time.monotonic() + timeout
     async with httpx.AsyncClient(timeout=10.0) as client:
         while time.monotonic() < deadline:
-            answer = await client.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "txpool_status"})
-            status: dict[str, Any] = answer.json().get("result", {})
-            left = int(status.get("pending", "0x0"), 16) + int(status.get("queued", "0x0"), 16)
+            left = 0
+            for url in rpc_urls:
+                answer = await client.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "txpool_status"})
+                status: dict[str, Any] = answer.json().get("result", {})
+                left += int(status.get("pending", "0x0"), 16) + int(status.get("queued", "0x0"), 16)
             if left:
                 quiet_since = None
             elif quiet_since is None:
@@ -331,9 +362,10 @@ def main() -> int:
         print("reliability run interrupted; its processes are stopped", file=sys.stderr)
         return 2
     finally:
-        node_log = workdir / "home" / "node" / "anvil.log"
-        if node_log.exists():
-            shutil.copy(node_log, workdir / "anvil.log")
+        network_logs = (workdir / "home" / "network").glob("node*.log")
+        for log in [workdir / "home" / "node" / "anvil.log", *network_logs]:
+            if log.exists():
+                shutil.copy(log, workdir / log.name)
         if not os.environ.get("RELIABILITY_KEEP"):
             shutil.rmtree(workdir / "home", ignore_errors=True)
     summary.details["duration_s"] = round(time.monotonic() - started, 1)
