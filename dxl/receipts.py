@@ -94,7 +94,11 @@ def bench_receipts(
     ] = False,
     seconds: Annotated[
         float | None,
-        typer.Option("--seconds", help="Seconds per HTTP mode (default 60, or 15 with --quick)."),
+        typer.Option(
+            "--seconds",
+            help="Seconds per HTTP mode (default 60, or 15 with --quick); without --quick the batched mode "
+            "goes on until it recorded 1,000,000 receipts.",
+        ),
     ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", help="Also write the results as JSON to this file.")
