@@ -3,10 +3,12 @@ worker's embedded node (tests/conftest.py), with keys in a temporary DXL_HOME.""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from node import compiler
 from node.anvil import EmbeddedNode
 from node.chain import LedgerClient
 from node.compiler import Artifact, load_artifact
@@ -14,6 +16,18 @@ from node.deploy import LEDGER_ARTIFACT
 from node.keys import KeyStore
 from node.provision import LedgerSetup, setup_ledger
 from node.settings import Settings, load_settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> compiler.Build:
+    """The build of the fixture project (tests/node/fixtures/contracts, laid out like the repository),
+    compiled once per worker: each solcjs run takes seconds, and the compiler's and the node's tests that only
+    need its artifacts start from it."""
+    base = tmp_path_factory.mktemp("fixture-build")
+    shutil.copytree(FIXTURES / "contracts", base / "contracts")
+    return compiler.compile_sources(base / "contracts" / "src", base_path=base)
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,10 @@ from node.anvil import (
     anvil_binary,
     free_port,
 )
-from node.compiler import compile_sources
+from node.compiler import Build
 from node.endpoint import ChainIdMismatchError, NodeEndpoint, fetch_chain_id
 from node.errors import ConfigurationError, NodeError
 
-FIXTURES = Path(__file__).parent / "fixtures"
 INCREMENT = "0xd09de08a"  # Counter.increment()
 #: Justification: 1 s interval mining measured ~55 MiB after 3,000 and ~160 MiB after 12,000 storage-writing
 #: transactions; auto-mining (one block per tx) reached ~520 MiB after 12,000 and keeps growing. 500 MiB
@@ -34,10 +33,8 @@ RSS_BOUND = 500 * 2**20
 
 
 @pytest.fixture(scope="module")
-def counter() -> dict:
-    return json.loads(
-        compile_sources(FIXTURES / "contracts" / "src", base_path=FIXTURES).files["Counter.json"]
-    )
+def counter(fixture_build: Build) -> dict:
+    return json.loads(fixture_build.files["Counter.json"])
 
 
 def _node(home: Path, **settings: object) -> EmbeddedNode:

@@ -29,15 +29,6 @@ def _build(base: Path) -> compiler.Build:
     return compiler.compile_sources(base / "contracts" / "src", base_path=base)
 
 
-@pytest.fixture(scope="module")
-def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> compiler.Build:
-    """The unmodified fixture project's build, compiled once for the module (each solcjs run takes seconds):
-    tests that only need artifacts of the pristine sources start from it."""
-    base = tmp_path_factory.mktemp("fixture-build")
-    shutil.copytree(FIXTURES / "contracts", base / "contracts")
-    return _build(base)
-
-
 @pytest.mark.skipif(not any(compiler.SOURCES_DIR.rglob("*.sol")), reason="no ledger sources yet")
 @pytest.mark.parametrize("profile", compiler.PROFILES, ids=lambda p: p.name)
 def test_committed_artifacts_match_sources(profile: compiler.BuildProfile) -> None:
@@ -90,6 +81,17 @@ def test_build_is_deterministic_and_records_sources(
     assert any(item.get("name") == "Counted" for item in loaded.abi)
 
 
+def test_check_reports_nothing_for_unmodified_sources(
+    fixture_build: compiler.Build, fixture_project: Path, tmp_path: Path
+) -> None:
+    artifacts = tmp_path / "committed"
+    compiler.write_artifacts(fixture_build, artifacts)
+    assert (
+        compiler.check_artifacts(fixture_project / "contracts" / "src", artifacts, base_path=fixture_project)
+        == []
+    )
+
+
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -111,13 +113,10 @@ def test_build_is_deterministic_and_records_sources(
 def test_check_reports_modified_source(
     fixture_build: compiler.Build, fixture_project: Path, tmp_path: Path, edit, expected: set[str]
 ) -> None:
+    # The same artifacts checked against the unmodified sources report nothing
+    # (test_check_reports_nothing_for_unmodified_sources): every difference below comes from the edit.
     artifacts = tmp_path / "committed"
     compiler.write_artifacts(fixture_build, artifacts)
-    assert (
-        compiler.check_artifacts(fixture_project / "contracts" / "src", artifacts, base_path=fixture_project)
-        == []
-    )
-
     tally = fixture_project / "contracts" / "src" / "libraries" / "Tally.sol"
     tally.write_text(edit(tally.read_text()))
     differences = compiler.check_artifacts(
