@@ -140,6 +140,9 @@ ListLimit = Annotated[int, Query(ge=1, le=500)]
 ListCursor = Annotated[
     str | None, Query(max_length=200, description='The cursor of the `Link: <…>; rel="next"` header.')
 ]
+#: A list's filter by an id (a grant, agreement or resource) or by a department id.
+IdFilter = Annotated[int | None, Query(ge=1, le=2**64 - 1)]
+DepartmentFilter = Annotated[int | None, Query(ge=1, le=2**32 - 1)]
 #: Read your own write: a list waits until the audit index holds this block (a write's ``block_number``).
 MinBlock = Annotated[
     int | None,

@@ -156,7 +156,7 @@ ERRORS: Mapping[str, ErrorSpec] = {
     ),
     "NODE_UNAVAILABLE": ErrorSpec(503, "the chain node cannot be reached"),
     "INDEX_BEHIND": ErrorSpec(
-        503, "the audit index has not reached the block `min_block` names yet (confirmations); retry shortly"
+        503, "the audit index keeps its confirmation depth behind the head, short of `min_block`; retry later"
     ),
     "DATABASE_UNAVAILABLE": ErrorSpec(
         503, "the API database cannot be written (disk full, server down); nothing was sent, retry later"

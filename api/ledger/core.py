@@ -24,7 +24,7 @@ import copy
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
 import requests
@@ -36,6 +36,8 @@ from api import models as m
 from api.auth import Principal, Role
 from api.errors import ApiError
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
+from node.audit.errors import InvalidQueryError
+from node.audit.queries import IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.errors import NodeError
 from node.keys import KeyStore, KeystoreError
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
 #: Newest ids scanned by list endpoints that read records one by one from the chain.
 LIST_SCAN_LIMIT = 1000
 _Item = TypeVar("_Item")
+_Row = TypeVar("_Row")
 
 
 @dataclass(frozen=True)
@@ -128,10 +131,6 @@ def journaled(method: _Write) -> _Write:
         return resumed if resumed is not None else method(self, principal=principal, **kwargs)
 
     return cast(_Write, run)
-
-
-#: A record between two departments, as the list endpoints filter it.
-ExchangePublic = TypeVar("ExchangePublic", m.RequestPublic, m.AgreementPublic, m.GrantPublic)
 
 
 @dataclass(frozen=True)
@@ -373,25 +372,59 @@ class LedgerCore:
             self._party_check(principal, kind.VIEW, ident, record.provider, record.consumer)
         return record
 
-    @staticmethod
-    def _indexed_up_to(index: AuditContext, min_block: int | None) -> int | None:
+    def _listed(
+        self,
+        query: Callable[..., IndexPage[_Row]],
+        public: Callable[[_Row], _Item],
+        *,
+        principal: Principal,
+        index: AuditContext,
+        flt: ListFilter,
+        cursor: str | None,
+        limit: int,
+        min_block: int | None,
+    ) -> Listed[_Item]:
+        """One page of a list read from the audit index by ``query`` (of :mod:`node.audit.queries`), narrowed
+        to the reader's own exchanges (a department's; an auditor reads all), each row made public by
+        ``public``.
+
+        Raises:
+            ApiError: FORBIDDEN for anyone but departments and auditors; VALIDATION_ERROR for a malformed
+                cursor; INDEX_BEHIND (:meth:`_indexed_up_to`).
+        """
+        me = self._reader(principal)
+        indexed = self._indexed_up_to(index, min_block)
+        try:
+            rows = query(index.engine, replace(flt, party=me), cursor=cursor, limit=limit)
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        return Listed([public(row) for row in rows.items], rows.next_cursor, indexed)
+
+    def _indexed_up_to(self, index: AuditContext, min_block: int | None) -> int | None:
         """The last block the audit index holds, brought up to ``min_block`` first when it is behind it: a
         caller that just wrote passes its transaction's block and reads its own write.
 
         Raises:
-            ApiError: INDEX_BEHIND when the index still stops short of ``min_block`` (the chain has not
-                reached it, or the index keeps its confirmation depth behind the head).
+            ApiError: VALIDATION_ERROR for a block beyond the chain's head; INDEX_BEHIND when the index keeps
+                its confirmation depth behind the head and so stops short of ``min_block`` for now.
             NodeError: the node fails while the index catches up.
         """
         if min_block is None:
             return index.indexed_block()
         indexed = index.catch_up(min_block)
-        if indexed is None or indexed < min_block:
+        if indexed is not None and indexed >= min_block:
+            return indexed
+        head = int(self.client.w3.eth.block_number)
+        if min_block > head:
             raise ApiError(
-                "INDEX_BEHIND", f"the audit index holds blocks up to {indexed}, not yet {min_block}",
-                field="min_block", indexed_block=indexed,
-            )  # fmt: skip
-        return indexed
+                "VALIDATION_ERROR",
+                f"min_block {min_block} is beyond the chain's head {head}",
+                field="min_block",
+            )
+        raise ApiError(
+            "INDEX_BEHIND", f"the audit index holds blocks up to {indexed}, not yet {min_block}",
+            field="min_block", indexed_block=indexed,
+        )  # fmt: skip
 
     def _logs(
         self, event: str, *topics: bytes | None, newest_first: bool = False
@@ -407,19 +440,6 @@ class LedgerCore:
         if principal.role not in (Role.AUDITOR, Role.DEPARTMENT):
             raise ApiError("FORBIDDEN", "only departments and auditors read exchanges")
         return self.department_id_of(principal) if principal.role is Role.DEPARTMENT else None
-
-    def _scan(
-        self, count: int, limit: int, read: Callable[[int], ExchangePublic], principal: Principal
-    ) -> Iterator[ExchangePublic]:
-        me = self._reader(principal)
-        found = 0
-        for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1):
-            if found >= limit:
-                return
-            record = read(i)
-            if me is None or me in (record.consumer, record.provider):
-                found += 1
-                yield record
 
     def _chain_time(self) -> int:
         """The latest block's timestamp: proposals expire by the chain's clock, not this machine's."""

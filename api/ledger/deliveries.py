@@ -4,7 +4,6 @@ under them (one by one or in a batch), and the consumer's acknowledgement or dis
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from api import models as m
@@ -21,7 +20,6 @@ from api.ledger.core import (
 )
 from api.ledger.exchanges import ExchangeService
 from node.audit import queries as audit_queries
-from node.audit.errors import InvalidQueryError
 from node.audit.queries import ListFilter
 from node.chain import LedgerRevertError
 from node.types import (
@@ -91,9 +89,26 @@ class DeliveryService(ExchangeService):
     def grant(self, grant_id: int, *, principal: Principal | None = None) -> m.GrantPublic:
         return _grant_public(self._exchange_record(Grant, grant_id, principal=principal))
 
-    def grants(self, *, principal: Principal, limit: int) -> list[m.GrantPublic]:
-        count = int(self.client.call("counts")[2])
-        return list(self._scan(count, limit, self.grant, principal))
+    def grants(
+        self,
+        *,
+        principal: Principal,
+        index: AuditContext,
+        flt: ListFilter,
+        cursor: str | None,
+        limit: int,
+        min_block: int | None = None,
+    ) -> Listed[m.GrantPublic]:
+        """Grants newest first, one page, read from the audit index (:meth:`_listed`); revoked once the index
+        holds the revocation.
+
+        Raises:
+            ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
+        """
+        return self._listed(
+            audit_queries.grants, _grant_public,
+            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+        )  # fmt: skip
 
     @journaled
     def issue_grant(self, *, principal: Principal, body: m.GrantCreate) -> m.Written[m.GrantPublic]:
@@ -171,23 +186,18 @@ class DeliveryService(ExchangeService):
         limit: int,
         min_block: int | None = None,
     ) -> Listed[m.DeliveryPublic]:
-        """Deliveries newest first, one page, read from the audit index: a department sees the ones it
-        provided or consumed, an auditor all. Statuses are the index's (acknowledgements and disputes it
-        indexed); ``min_block`` first brings the index up to that block (:meth:`_indexed_up_to`).
+        """Deliveries newest first, one page, read from the audit index (:meth:`_listed`): a department sees
+        the ones it provided or consumed, an auditor all. Statuses are the index's (the acknowledgements and
+        disputes it indexed); ``min_block`` first brings the index up to that block.
 
         Raises:
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
-        me = self._reader(principal)
-        indexed = self._indexed_up_to(index, min_block)
-        try:
-            page = audit_queries.deliveries(index.engine, replace(flt, party=me), cursor=cursor, limit=limit)
-        except InvalidQueryError as exc:
-            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
-        items = [
-            self._delivery_public(d.delivery_id, d.receipt, d.block_number, d.status) for d in page.items
-        ]
-        return Listed(items, page.next_cursor, indexed)
+        return self._listed(
+            audit_queries.deliveries,
+            lambda d: self._delivery_public(d.delivery_id, d.receipt, d.block_number, d.status),
+            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+        )  # fmt: skip
 
     def _checked_delivery(
         self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, Grant]

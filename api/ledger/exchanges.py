@@ -23,11 +23,14 @@ from api.errors import ApiError
 from api.ledger.catalog import CatalogService
 from api.ledger.core import (
     Finish,
+    Listed,
     b32,
     journaled,
     status_name,
     to_hex,
 )
+from node.audit import queries as audit_queries
+from node.audit.queries import ListFilter
 from node.chain import LedgerRevertError
 from node.types import (
     AccessRequest,
@@ -41,6 +44,8 @@ from node.types import (
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+
+    from node.audit.service import AuditContext
 
 
 #: How long after the provider's decision both signatures stay valid (the terms' ``deadline``). Derived, not
@@ -105,9 +110,26 @@ class ExchangeService(CatalogService):
     def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
         return _request_public(self._exchange_record(AccessRequest, request_id, principal=principal))
 
-    def requests(self, *, principal: Principal, limit: int) -> list[m.RequestPublic]:
-        count = int(self.client.call("counts")[0])
-        return list(self._scan(count, limit, self.request, principal))
+    def requests(
+        self,
+        *,
+        principal: Principal,
+        index: AuditContext,
+        flt: ListFilter,
+        cursor: str | None,
+        limit: int,
+        min_block: int | None = None,
+    ) -> Listed[m.RequestPublic]:
+        """Requests newest first, one page: the ids from the audit index (:meth:`_listed`), each record from
+        the chain, whose status the ledger computes (:func:`node.audit.queries.request_ids`).
+
+        Raises:
+            ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
+        """
+        return self._listed(
+            audit_queries.request_ids, self.request,
+            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+        )  # fmt: skip
 
     @journaled
     def create_request(self, *, principal: Principal, body: m.RequestCreate) -> m.Written[m.RequestPublic]:
@@ -406,9 +428,26 @@ class ExchangeService(CatalogService):
     def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
         return _agreement_public(self._exchange_record(Agreement, agreement_id, principal=principal))
 
-    def agreements(self, *, principal: Principal, limit: int) -> list[m.AgreementPublic]:
-        count = int(self.client.call("counts")[1])
-        return list(self._scan(count, limit, self.agreement, principal))
+    def agreements(
+        self,
+        *,
+        principal: Principal,
+        index: AuditContext,
+        flt: ListFilter,
+        cursor: str | None,
+        limit: int,
+        min_block: int | None = None,
+    ) -> Listed[m.AgreementPublic]:
+        """Agreements newest first, one page, read from the audit index (:meth:`_listed`), each in the status
+        its latest suspension, reinstatement or revocation the index holds left it.
+
+        Raises:
+            ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
+        """
+        return self._listed(
+            audit_queries.agreements, _agreement_public,
+            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+        )  # fmt: skip
 
     @journaled
     def change_agreement(

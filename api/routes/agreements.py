@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 
 from api import models as m
-from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, ListLimit
+from api.deps import (
+    DepartmentFilter,
+    DepartmentPrincipal,
+    ExchangeReader,
+    IdempotencyKey,
+    IdFilter,
+    LedgerDep,
+    ListCursor,
+    ListLimit,
+    MinBlock,
+    page_headers,
+)
+from api.routes.audit import AuditDep
+from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/agreements", tags=["agreements"])
 AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1)]
@@ -15,9 +28,28 @@ AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1)]
 
 @router.get("", response_model=list[m.AgreementPublic])
 def list_agreements(
-    principal: ExchangeReader, ledger: LedgerDep, limit: ListLimit = 100
+    request: Request,
+    response: Response,
+    principal: ExchangeReader,
+    ledger: LedgerDep,
+    index: AuditDep,
+    limit: ListLimit = 100,
+    cursor: ListCursor = None,
+    resource_id: IdFilter = None,
+    provider: DepartmentFilter = None,
+    consumer: DepartmentFilter = None,
+    min_block: MinBlock = None,
 ) -> list[m.AgreementPublic]:
-    return ledger.agreements(principal=principal, limit=limit)
+    """Agreements newest first, from the audit index (a department: those it is party to). The next page is
+    the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached; pass
+    ``min_block`` (a write's ``block_number``) to list what that write did (the index follows the chain a
+    moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
+    flt = ListFilter(provider=provider, consumer=consumer, resource=resource_id)
+    listed = ledger.agreements(
+        principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block
+    )
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.get("/{agreement_id}", response_model=m.AgreementPublic)

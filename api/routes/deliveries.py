@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 
 from api import models as m
 from api.deps import (
+    DepartmentFilter,
     DepartmentPrincipal,
     ExchangeReader,
     IdempotencyKey,
+    IdFilter,
     LedgerDep,
     ListCursor,
     ListLimit,
@@ -22,8 +24,6 @@ from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
 DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
-Id64 = Annotated[int | None, Query(ge=1, le=2**64 - 1)]
-DepartmentId = Annotated[int | None, Query(ge=1, le=2**32 - 1)]
 
 
 @router.post("", response_model=m.Written[m.DeliveryPublic], status_code=201)
@@ -54,11 +54,11 @@ def list_deliveries(
     index: AuditDep,
     limit: ListLimit = 100,
     cursor: ListCursor = None,
-    grant_id: Id64 = None,
-    agreement_id: Id64 = None,
-    resource_id: Id64 = None,
-    provider: DepartmentId = None,
-    consumer: DepartmentId = None,
+    grant_id: IdFilter = None,
+    agreement_id: IdFilter = None,
+    resource_id: IdFilter = None,
+    provider: DepartmentFilter = None,
+    consumer: DepartmentFilter = None,
     min_block: MinBlock = None,
 ) -> list[m.DeliveryPublic]:
     """Deliveries newest first, from the audit index (a department: those it provided or consumed). The next

@@ -344,6 +344,21 @@ def deliveries(
     )
 
 
+def request_ids(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[int]:
+    """One page of the ids of access requests matching ``flt``, newest first. Only ids: a request's status is
+    the ledger's to compute (an approval on arrival turns pending again once its resource stops being shared
+    unconditionally, with no event), so its record is read from the chain.
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit, or a negative id.
+    """
+    with engine.connect() as conn:
+        rows, following = _newest(conn, "AccessRequested", flt, cursor, limit)
+    return IndexPage([int(f["requestId"]) for _, f in rows], following)
+
+
 def grants(
     engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
 ) -> IndexPage[Grant]:
