@@ -4,10 +4,17 @@ auditor all, a governor none); ``min_block`` reads a write just made."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 from api_helpers import ApiEnv, agreement_between, b32, delivery_id_for, grant_between, ok
+
+from api.app import connect_ledger
+from api.auth import Principal, Role
+from api.errors import ApiError
+from node.audit.queries import ListFilter
+from node.audit.service import open_context
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-lists")
@@ -173,3 +180,23 @@ def test_grants_agreements_and_requests_are_listed_in_their_current_status(api_e
     assert {revoked["id"], kept["id"]} <= {
         g["id"] for p in _pages(api_env, "psb", {**params, "limit": 1}, "/grants") for g in p
     }
+
+
+def test_min_block_within_the_confirmation_depth_is_index_behind(api_env: ApiEnv, tmp_path: Path) -> None:
+    # An index that stays 5 blocks behind the head (its own database, the module's chain) cannot hold the
+    # head's block yet: the list says so (503, retry) instead of answering without the caller's write.
+    settings = api_env.settings.model_copy(update={"audit_confirmations": 5})
+    index = open_context(settings, database_url=f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    ledger = connect_ledger(api_env.settings, lambda: None)
+    head = api_env.setup.client.w3.eth.block_number
+    with pytest.raises(ApiError) as caught:
+        ledger.deliveries(
+            principal=Principal(Role.AUDITOR),
+            index=index,
+            flt=ListFilter(),
+            cursor=None,
+            limit=10,
+            min_block=head,
+        )
+    assert (caught.value.code, caught.value.status) == ("INDEX_BEHIND", 503)
+    assert head - 5 <= caught.value.details["indexed_block"] < head
