@@ -334,6 +334,7 @@ ELSEWHERE = {
     "NOT_SAMPLED": "test_practice.py::test_sampling_inspection_end_to_end",
     "INSPECTION_NOT_FOUND": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
     "PRACTICE_NOT_DEPLOYED": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
+    "INDEX_BEHIND": "test_lists.py::test_min_block_within_the_confirmation_depth_is_index_behind",
 }
 
 
