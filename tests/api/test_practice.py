@@ -250,6 +250,12 @@ def _mine(env: ApiEnv, blocks: int = 1) -> None:
         env.setup.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
 
+def _pass_time(env: ApiEnv, seconds: int) -> None:
+    """Move the node's clock ``seconds`` ahead and mine a block there: deadlines pass without waiting."""
+    env.setup.client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    _mine(env)
+
+
 def _real_delivery(
     env: ApiEnv, grant: dict[str, Any], tmp: Path, n: int
 ) -> tuple[dict[str, Any], Path, Path]:
@@ -275,8 +281,7 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     ids = {d["delivery_id"]: (payload, manifest) for d, payload, manifest in made}
     period_from = min(d["recorded_at"] for d, _, _ in made)
     period_to = max(d["recorded_at"] for d, _, _ in made) + 1
-    time.sleep(1.2)  # the period must be over when the inspection opens
-    _mine(env)
+    _pass_time(env, 2)  # the period must be over when the inspection opens
 
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
             "present_within": 6}  # fmt: skip
@@ -336,10 +341,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         ok(env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": delivery}))
     twice = env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": passed})
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
-    # Wait out the deadline by the node's clock (it may run ahead of this machine's, never faster).
+    # Past the deadline by the node's clock.
     chain_now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    time.sleep(max(0, drawn["present_by"] - chain_now) + 1.5)
-    _mine(env)
+    _pass_time(env, max(0, drawn["present_by"] - chain_now) + 1)
     final = ok(
         env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": absent})
     )
