@@ -36,6 +36,8 @@ class RpcProxy:
         self.down_after_swallow = False
         #: Called once the node got an eth_sendRawTransaction, before its answer goes back.
         self.after_send: Callable[[], None] | None = None
+        #: Called when the node answered eth_getTransactionReceipt with a receipt, before its answer goes on.
+        self.after_receipt: Callable[[], None] | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -50,6 +52,8 @@ class RpcProxy:
                 answer = proxy._forward(body)
                 if action is not None and proxy.after_send is not None:
                     proxy.after_send()
+                if proxy.after_receipt is not None and _is_receipt(body, answer):
+                    proxy.after_receipt()
                 if action == "lose":
                     self.close_connection = True
                     return
@@ -109,3 +113,16 @@ class RpcProxy:
         self.server.shutdown()
         self.server.server_close()
         self._thread.join(timeout=10)
+
+
+def _is_receipt(request: bytes, answer: bytes) -> bool:
+    try:
+        asked, answered = json.loads(request), json.loads(answer)
+    except ValueError:
+        return False
+    return (
+        isinstance(asked, dict)
+        and asked.get("method") == "eth_getTransactionReceipt"
+        and isinstance(answered, dict)
+        and answered.get("result") is not None
+    )

@@ -34,8 +34,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import catalog
 from api import models as m
 from api.auth import Principal, Role
-from api.errors import ApiError
-from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
+from api.errors import ApiError, revert_to_api_error
+from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, pending
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
@@ -238,7 +238,7 @@ class LedgerCore:
         """
         request = self.client.build(str(account.address), fn, *args)
         signed = self.sender.send(account, request, claim=self.claim, finish=finish.as_json())
-        return self._finish(self.sender.wait(signed.tx_hash), finish, principal)
+        return self._answer(self.sender.wait(signed.tx_hash), finish, principal)
 
     def _resume(self, principal: Principal) -> Any | None:
         """The response of the claim's journaled transaction, finished now; None when the claim has none that
@@ -249,7 +249,25 @@ class LedgerCore:
         if entry is None or entry.finish is None or entry.status is TxStatus.SUPERSEDED:
             return None
         result = self.sender.resume(entry)
-        return None if result is None else self._finish(result, Finish.from_json(entry.finish), principal)
+        return None if result is None else self._answer(result, Finish.from_json(entry.finish), principal)
+
+    def _answer(self, result: TxResult, finish: Finish, principal: Principal) -> Any:
+        """:meth:`_finish`, except that a record the mined transaction wrote and the node does not show is
+        not a 404: its block was replaced since the receipt was read (a short reorganisation of a
+        proof-of-authority chain, or a failover to a node one block behind). The journal mines it again; the
+        answer is TRANSACTION_PENDING, and the retry with the same key answers the record.
+
+        Raises:
+            ApiError: TRANSACTION_PENDING as above; otherwise as :meth:`_finish`.
+        """
+        try:
+            return self._finish(result, finish, principal)
+        except (ApiError, LedgerRevertError) as exc:
+            code = exc.code if isinstance(exc, ApiError) else revert_to_api_error(exc).code
+            if not code.endswith("_NOT_FOUND"):
+                raise
+            why = f"mined in block {result.block_number}, but the node no longer shows what it wrote ({code})"
+            raise pending(result.tx_hash, why) from None
 
     def _finish(self, result: TxResult, finish: Finish, principal: Principal) -> Any:
         """The response of a write once its transaction is mined, as ``finish`` names it: built by the

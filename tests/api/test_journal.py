@@ -248,6 +248,39 @@ def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(
         assert answer.json()["record"]["resource_id"] == resource_id
 
 
+def test_a_write_whose_block_is_lost_before_its_record_is_read_is_pending_not_a_404(
+    journal_env: JournalEnv,
+) -> None:
+    """Mined, then its block replaced before the service read the record it wrote (a short reorganisation of
+    a proof-of-authority chain, a failover to a node one block behind: make reliability's network profile
+    got final 404s for writes that were on chain): the answer is 409 TRANSACTION_PENDING, and the retry with
+    the same key answers the record once the journal has it mined again."""
+    env = journal_env
+    body = _resource()
+    count = env.resource_count()
+    with env.watcher_asleep():
+        snapshot = env.node_rpc("evm_snapshot")
+
+        def lose_the_block() -> None:
+            env.proxy.after_receipt = None
+            assert env.node_rpc("evm_revert", snapshot) is True
+
+        env.proxy.after_receipt = lose_the_block
+        try:
+            first = env.register("hrss", "lost-before-read", body)
+        finally:
+            env.proxy.after_receipt = None
+        assert first.status_code == 409, first.text
+        assert first.json()["error"]["code"] == "TRANSACTION_PENDING"
+    # As a client does with TRANSACTION_PENDING: ask again with the key until the final answer.
+    deadline = time.monotonic() + 30
+    while (retry := env.register("hrss", "lost-before-read", body)).status_code == 409:
+        assert retry.json()["error"]["code"] == "TRANSACTION_PENDING" and time.monotonic() < deadline
+        time.sleep(0.3)
+    again = ok(retry, 201)
+    assert again["record"]["id"] == count + 1 and env.resource_count() == count + 1
+
+
 def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_signed_again(
     journal_env: JournalEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
