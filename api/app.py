@@ -131,6 +131,7 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         from_block=record.block_number if record else 0,
         submit=journaled_submit(ledger.sender),
         on_receipt=ledger.sender.record_receipt,
+        gate=ledger.sender.gate,
         confirmations=settings.confirmations,
     )
     service.start()
@@ -220,6 +221,7 @@ def create_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
+    receipts.install_direct_route(app)
     for module in (
         health,
         departments,

@@ -91,6 +91,20 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds the process has used so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_seconds() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def _receipt(grant_id: int) -> dict[str, Any]:
     raw = os.urandom(64)
     return {"delivery_id": "0x" + raw[:32].hex(), "grant_id": grant_id, "commitment": "0x" + raw[32:].hex(),
@@ -344,6 +358,9 @@ def run_receipts_benchmark(
                         + (f" and at least {at_least:,} receipts" if at_least else "")
                         + " ..."
                     )
+                    # CPU per receipt is what a run on a shared machine can still compare: rates and times
+                    # depend on what else runs, the work each receipt costs much less.
+                    cpu_before = (cpu_seconds(api_pid), cpu_seconds(node.pid or 0), _own_cpu_seconds())
                     accepted, elapsed, samples = asyncio.run(
                         _load(port, tokens["demo-psb"], tokens["demo-hrss"], grant_id, clients=clients,
                               per_request=per_request, seconds=duration, at_least=at_least)
@@ -351,7 +368,15 @@ def run_receipts_benchmark(
                     gas, anchored, sizes = _anchored_gas(home, ledger, grant_id)
                     result = ModeResult(accepted, elapsed, samples, gas, anchored, rss())
                     mean_batch = round(statistics.mean(sizes), 1) if sizes else None
-                    results[mode] = {**result.to_json(), "batches": len(sizes), "mean_batch": mean_batch}
+                    cpu_after = (cpu_seconds(api_pid), cpu_seconds(node.pid or 0), _own_cpu_seconds())
+                    cpu_ms = {
+                        who: round((after - before) * 1e6 / accepted, 1) if accepted else None
+                        for who, before, after in zip(
+                            ("service", "node", "load_generator"), cpu_before, cpu_after, strict=True
+                        )
+                    }
+                    results[mode] = {**result.to_json(), "batches": len(sizes), "mean_batch": mean_batch,
+                                     "cpu_ms_per_1000_receipts": cpu_ms}  # fmt: skip
                 api.close()
             results["node_state_mb"] = round(_state_size(home) / 2**20, 1)
     batched, naive = results["batched"], results["naive"]
@@ -446,6 +471,11 @@ def table(results: dict[str, Any]) -> str:
             f"{_f(r['p95_time_to_final_s']):>12} {_f(r['gas_per_receipt']):>12} "
             f"{r['peak_rss_mb'].get('node', 0):>12} {r['peak_rss_mb'].get('service', 0):>15}"
         )
+    for mode in ("individual", "batched"):
+        cpu = results[mode].get("cpu_ms_per_1000_receipts")
+        if cpu:
+            lines.append(f"{mode} CPU per 1,000 receipts: service {_f(cpu['service'])} ms, node "
+                         f"{_f(cpu['node'])} ms, load generator {_f(cpu['load_generator'])} ms")  # fmt: skip
     ref = results["references"]
     lines.append(f"references: node raw {ref['node_raw_tx_per_s']:,} tx/s (plain transfers, mined); "
                  f"SHA-256 {ref['sha256_leaves_per_s']:,} receipt leaves/s; batched/naive "

@@ -612,7 +612,9 @@ class Anchorer:
 
     ``turn`` is shared with the :class:`ReceiptJournal`'s writer, which holds it for each group commit: with
     SQLite's single writer, a busy-waiting anchorer would otherwise find the journal writing nearly every
-    time it polls, and fall ever further behind under load.
+    time it polls, and fall ever further behind under load. The anchorer passes ``gate`` before taking it to
+    send: while the transaction journal is reconciled with a node that lost blocks, sends wait, and the
+    receipt journal must not wait with them.
     """
 
     def __init__(
@@ -629,8 +631,12 @@ class Anchorer:
         on_receipt: Callable[[str, Any], None] | None = None,
         on_closed: OnClosed | None = None,
         turn: WriteTurn | None = None,
+        gate: Callable[[], object] | None = None,
     ) -> None:
         self._engine = engine
+        #: Waits while the transaction journal is reconciled with a node that lost blocks; passed before
+        #: taking the turn to send, so the receipt journal's writer does not wait with the anchorer.
+        self._gate = gate
         self._on_closed = on_closed
         self._turn = turn or WriteTurn()
         self._anchors = anchors
@@ -718,6 +724,8 @@ class Anchorer:
     def _close_due(self, now: float) -> None:
         due = [(grant_id, group) for grant_id, group in self._open.items() if self._due(group, now)]
         if due:
+            if self._gate is not None:
+                self._gate()
             # One turn for the round: every due batch is journaled closed, then sent.
             with self._turn:
                 for grant_id, group in due:
@@ -779,6 +787,8 @@ class Anchorer:
         """Send the journaled batches not sent yet, in order; a failure (node away) leaves the rest for the
         next tick, so a closed batch is never left behind while the service runs."""
         if self._unsent:
+            if self._gate is not None:
+                self._gate()
             with self._turn:
                 self._send_unsent()
 
@@ -1197,6 +1207,7 @@ class ReceiptService:
         from_block: int = 0,
         submit: Submit | None = None,
         on_receipt: Callable[[str, Any], None] | None = None,
+        gate: Callable[[], object] | None = None,
         confirmations: int = 0,
     ) -> None:
         init_receipt_tables(engine)
@@ -1217,6 +1228,7 @@ class ReceiptService:
             on_receipt=on_receipt,
             on_closed=self._remember,
             turn=turn,
+            gate=gate,
         )
         self.journal = ReceiptJournal(engine, self.anchorer.submit, turn=turn)
         self.reader = ReceiptReader(

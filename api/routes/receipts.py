@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import orjson
 from anyio import to_thread
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import models as m
@@ -143,6 +143,22 @@ async def post_receipts(
         "delivery_ids": ["0x" + r.delivery_id.hex() for r in rows],
     }
     return Response(orjson.dumps(answer), status_code=202, media_type="application/json")
+
+
+async def _post_receipts_direct(request: Request) -> Response:
+    """``POST /receipts`` without FastAPI's dependency solving per request (a third of the event loop's time
+    at one receipt per request): the route's own dependencies, called in its order, then its handler. The
+    route above stays the documented one (OpenAPI, the authorization matrix); this one answers it."""
+    principal = await _poster(request, await _bearer(request))
+    service = await _service(request)
+    ledger = await _ledger(request)
+    return await post_receipts(request, principal, service, ledger)
+
+
+def install_direct_route(app: FastAPI) -> None:
+    """Serve ``POST /receipts`` by :func:`_post_receipts_direct`; call before the routers are included (the
+    first route that matches answers)."""
+    app.add_route("/receipts", _post_receipts_direct, methods=["POST"], include_in_schema=False)
 
 
 def _reader(ledger: LedgerService, principal: Principal) -> int | None:

@@ -23,6 +23,7 @@ from api.receipts import (
     Anchorer,
     Journaled,
     ReceiptReader,
+    WriteTurn,
     batches_table,
     init_receipt_tables,
     receipts_table,
@@ -432,6 +433,79 @@ def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiE
     assert [(b.first_sequence, b.leaf_count) for b in batches] == [(0, 3)]
     assert anchors.call("nextSequence", gid) == 3
     assert anchors.call("batch", gid, 0)[0] == BatchTree([r.leaf_hash() for r in receipts]).root
+
+
+def test_anchorer_behind_closesOneBatchOfAllPending(api_env: ApiEnv, tmp_path: Path) -> None:
+    """An anchorer that finds more than ``batch_size`` receipts pending (it fell behind, or starts with a
+    backlog) closes one batch of all of them, not a queue of ``batch_size`` batches each costing an anchor."""
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(7)]
+    with engine.begin() as conn:
+        conn.execute(
+            receipts_table.insert(),
+            [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
+                  commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                  accepted_at=time.time(), batch_id=None) for i, r in enumerate(receipts)],
+        )  # fmt: skip
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
+    anchorer = Anchorer(engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=2, batch_age=60)
+    anchorer.start()
+    try:
+        until(lambda: anchors.call("nextSequence", gid) == 7, "the backlog to be anchored")
+    finally:
+        anchorer.stop()
+    with engine.connect() as conn:
+        batches = conn.execute(select(batches_table.c.first_sequence, batches_table.c.leaf_count)).all()
+    engine.dispose()
+    assert [tuple(b) for b in batches] == [(0, 7)]
+    assert anchors.call("batch", gid, 0)[0] == BatchTree([r.leaf_hash() for r in receipts]).root
+
+
+def test_writeTurn_handedOverInTheOrderAsked() -> None:
+    """The receipt journal's writer asks again as soon as it let go; a waiting anchorer must still come
+    first (with a plain lock the one that let go nearly always wins again)."""
+    import threading
+
+    turn = WriteTurn()
+    order: list[str] = []
+    asked = threading.Event()
+
+    def take(name: str, ready: threading.Event | None = None) -> None:
+        if ready is not None:
+            ready.set()
+        with turn:
+            order.append(name)
+
+    turn.__enter__()
+    waiting = threading.Thread(target=take, args=("anchorer", asked))
+    waiting.start()
+    asked.wait(5)
+    deadline = time.monotonic() + 5
+    while turn._next < 2 and time.monotonic() < deadline:  # the anchorer has its ticket
+        time.sleep(0.001)
+    turn.__exit__(None, None, None)
+    take("journal")  # asks again at once, after the anchorer
+    waiting.join(5)
+    assert order == ["anchorer", "journal"]
+
+
+def test_reader_treeCache_keyedByRoot_aReusedBatchIdIsNotServedAnotherTree(tmp_path: Path) -> None:
+    """A batch deleted when reopened may see its id reused by the next one: a tree kept for the first must
+    not prove receipts of the second."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    reader = ReceiptReader(engine)
+    first = BatchTree([os.urandom(32), os.urandom(32)])
+    reader.remember(1, first.root, first, [0, 1])
+    second = BatchTree([os.urandom(32), os.urandom(32), os.urandom(32)])
+    reader.remember(1, second.root, second, [5, 6, 7])
+    with engine.connect() as conn:
+        assert reader._tree(conn, 1, second.root)[0] is second
+        assert reader._tree(conn, 1, first.root)[0] is first
+    engine.dispose()
 
 
 def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path: Path) -> None:
