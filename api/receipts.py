@@ -265,10 +265,27 @@ class GrantState:
 class GrantCache:
     """Grant, agreement and department state per grant, read with four ``eth_call``s at most once per TTL."""
 
-    def __init__(self, ledger: LedgerClient, *, ttl: float = GRANT_CACHE_TTL_S) -> None:
+    def __init__(
+        self,
+        ledger: LedgerClient,
+        *,
+        ttl: float = GRANT_CACHE_TTL_S,
+        gate: Callable[[], object] | None = None,
+    ) -> None:
+        """``gate``: the transaction journal's (:meth:`api.journal.JournaledSender.gate`), passed before a
+        grant is called unknown."""
         self._ledger = ledger
         self.ttl = ttl
+        self._gate = gate
         self._states: dict[int, GrantState] = {}
+
+    def _read(self, grant_id: int) -> Grant:
+        try:
+            return Grant.read(self._ledger, grant_id)
+        except LedgerRevertError as exc:
+            if exc.error_name == "GrantUnknown":
+                raise ApiError("GRANT_NOT_FOUND", f"grant {grant_id} does not exist") from None
+            raise
 
     def fresh(self, grant_id: int, now: float) -> GrantState | None:
         state = self._states.get(grant_id)
@@ -283,11 +300,15 @@ class GrantCache:
         """
         fetched = time.monotonic()
         try:
-            grant = Grant.read(self._ledger, grant_id)
-        except LedgerRevertError as exc:
-            if exc.error_name == "GrantUnknown":
-                raise ApiError("GRANT_NOT_FOUND", f"grant {grant_id} does not exist") from None
-            raise
+            grant = self._read(grant_id)
+        except ApiError:
+            if self._gate is None:
+                raise
+            # An acknowledged grant whose block the node lost exists again once the journal has re-mined it:
+            # through the journal's gate (which has lost blocks healed and re-mined first), then read again.
+            self._gate()
+            fetched = time.monotonic()
+            grant = self._read(grant_id)
         refusal: tuple[str, str] | None = None
         if grant.revoked:
             refusal = ("GRANT_REVOKED", f"grant {grant_id} was revoked")
@@ -1209,13 +1230,14 @@ class ReceiptService:
         on_receipt: Callable[[str, Any], None] | None = None,
         gate: Callable[[], object] | None = None,
         confirmations: int = 0,
+        gate: Callable[[], object] | None = None,
     ) -> None:
         init_receipt_tables(engine)
         # The receipt journal's writer and the anchorer take turns writing (see Anchorer).
         turn = WriteTurn()
         self.anchors = anchors
         self.anchors_address = str(anchors.address)
-        self.grants = GrantCache(ledger)
+        self.grants = GrantCache(ledger, gate=gate)
         self._account_of = account_of
         self.anchorer = Anchorer(
             engine=engine,

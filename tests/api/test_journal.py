@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from api_helpers import PASSPHRASE, ServerThread, api_home, b32, make_settings, ok
+from api_helpers import PASSPHRASE, ServerThread, api_home, b32, grant_between, make_settings, ok
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
@@ -39,6 +40,7 @@ from api.errors import ApiError
 from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
 from api.journal import STALE_AFTER_S, Claim, Journal, JournaledSender, TxStatus
 from api.ledger import Finish
+from api.receipts import GRANT_CACHE_TTL_S
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
 from node.endpoint import rpc_call
@@ -65,6 +67,10 @@ class JournalEnv:
 
     def register(self, who: str, key: str | None, body: dict[str, object] | None = None) -> httpx.Response:
         return self.client.post("/resources", json=body or _resource(), headers=self.headers(who, key))
+
+    def call(self, method: str, path: str, who: str, *, json: Any = None) -> httpx.Response:
+        """As ``ApiEnv.call``, so that the shared helpers (``grant_between``) run here."""
+        return self.client.request(method, path, headers=self.headers(who), json=json)
 
     def node_rpc(self, method: str, *params: object) -> object:
         return rpc_call(self.node.endpoint.rpc_url, method, list(params))
@@ -281,6 +287,32 @@ def test_a_write_whose_block_is_lost_before_its_record_is_read_is_pending_not_a_
     assert again["record"]["id"] == count + 1 and env.resource_count() == count + 1
 
 
+def test_receipts_for_a_grant_the_node_lost_wait_for_it_instead_of_a_404(journal_env: JournalEnv) -> None:
+    """A grant was acknowledged, the node lost its blocks, and receipts are posted for it while the journal
+    is being reconciled (1 s blocks: re-sent is not yet re-mined). Their grant check reads the chain without
+    sending anything; it waits for the journal's gate before calling the grant unknown, instead of 404
+    GRANT_NOT_FOUND for an acknowledged grant (seen in make reliability)."""
+    env = journal_env
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    with _interval_mining(env), env.watcher_asleep():
+        snapshot = env.node_rpc("evm_snapshot")
+        grant = grant_between(env, "psb", "hrss")  # type: ignore[arg-type]
+        assert env.node_rpc("evm_revert", snapshot) is True
+        time.sleep(GRANT_CACHE_TTL_S)  # the grant's state, cached when it was created, expires
+        body = {"delivery_id": b32(), "grant_id": grant["id"], "commitment": b32(), "byte_size": 2048,
+                "record_count": 4}  # fmt: skip
+        env.app.state.dxl.ledger.sender.hold()  # what the watcher does from seeing the node changed on
+        answers: list[httpx.Response] = []
+        post = threading.Thread(
+            target=lambda: answers.append(env.call("POST", "/receipts", "psb", json={"receipts": [body]}))
+        )
+        post.start()
+        time.sleep(0.5)  # the post checks the grant meanwhile
+        watcher.tick()  # reconciled (by this look or the watcher's own): the grant re-sent and mined again
+        post.join(30)
+        assert answers and answers[0].status_code == 202, answers[0].text if answers else "no answer"
+
+
 def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_signed_again(
     journal_env: JournalEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -289,27 +321,32 @@ def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_s
     never be mined again, and signing it again could record it twice: it is reported lost, not re-signed."""
     env = journal_env
     hrss = env.setup.keystore.address("dept-hrss")
-    watcher = env.app.state.dxl.extra["chain_watcher"]
-    with env.watcher_asleep():
-        snapshot = env.node_rpc("evm_snapshot")
-        tx_hash = ok(env.register("hrss", "used-nonce-1"), 201)["transaction"]["hash"]
-        assert env.node_rpc("evm_revert", snapshot) is True
-        with env.sessions()() as session:
-            nonce = session.scalar(
-                select(JournaledTransaction.nonce).where(JournaledTransaction.tx_hash == tx_hash)
-            )
-        assert nonce is not None and env.sent_by("hrss") == nonce
-        env.node_rpc("anvil_setNonce", hrss, hex(nonce + 1))  # used, by no transaction
-        before = env.resource_count()
-        with caplog.at_level(logging.ERROR, logger="dxl.api.journal"):
-            assert watcher.tick() is True
-        assert any(tx_hash in r.getMessage() and "lost" in r.getMessage() for r in caplog.records)
-        with env.sessions()() as session:
-            status = session.scalar(
-                select(JournaledTransaction.status).where(JournaledTransaction.tx_hash == tx_hash)
-            )
-        assert status == TxStatus.SUPERSEDED
-        assert env.sent_by("hrss") == nonce + 1 and env.resource_count() == before  # nothing signed again
+    ledger = env.app.state.dxl.ledger
+    with caplog.at_level(logging.ERROR, logger="dxl.api.journal"):
+        # No reconciliation between the lost block and its nonce used (the restart does both at once).
+        with ledger.reconciler._lock:
+            snapshot = env.node_rpc("evm_snapshot")
+            tx_hash = ok(env.register("hrss", "used-nonce-1"), 201)["transaction"]["hash"]
+            assert env.node_rpc("evm_revert", snapshot) is True
+            with env.sessions()() as session:
+                nonce = session.scalar(
+                    select(JournaledTransaction.nonce).where(JournaledTransaction.tx_hash == tx_hash)
+                )
+            assert nonce is not None and env.sent_by("hrss") == nonce
+            env.node_rpc("anvil_setNonce", hrss, hex(nonce + 1))  # used, by no transaction
+            before = env.resource_count()
+        ledger.sender.on_chain_changed()
+
+        def superseded() -> bool:
+            with env.sessions()() as session:
+                status = session.scalar(
+                    select(JournaledTransaction.status).where(JournaledTransaction.tx_hash == tx_hash)
+                )
+            return status == TxStatus.SUPERSEDED
+
+        _until(superseded)
+    assert any(tx_hash in r.getMessage() and "lost" in r.getMessage() for r in caplog.records)
+    assert env.sent_by("hrss") == nonce + 1 and env.resource_count() == before  # nothing signed again
 
 
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
