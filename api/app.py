@@ -133,7 +133,6 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         on_receipt=ledger.sender.record_receipt,
         gate=ledger.sender.gate,
         confirmations=settings.confirmations,
-        gate=ledger.sender.gate,
     )
     service.start()
     return service

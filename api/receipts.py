@@ -1230,7 +1230,6 @@ class ReceiptService:
         on_receipt: Callable[[str, Any], None] | None = None,
         gate: Callable[[], object] | None = None,
         confirmations: int = 0,
-        gate: Callable[[], object] | None = None,
     ) -> None:
         init_receipt_tables(engine)
         # The receipt journal's writer and the anchorer take turns writing (see Anchorer).
