@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 from web3 import Web3
 
 from node.anvil import EmbeddedNode, NodeSettings, free_port
@@ -25,6 +26,14 @@ from node.endpoint import NodeEndpoint
 _TEST_HOME = tempfile.mkdtemp(prefix="dxl-test-home-")
 os.environ["DXL_HOME"] = _TEST_HOME
 atexit.register(shutil.rmtree, _TEST_HOME, ignore_errors=True)
+
+
+# Property tests check what they compute, not how fast: no per-example deadline (a loaded 2-core machine made
+# a 2 ms example take 270 ms and fail as "flaky"), and the same examples every run, so a failure reproduces.
+# HYPOTHESIS_PROFILE=explore draws new examples each run.
+settings.register_profile("dxl", deadline=None, derandomize=True, print_blob=True)
+settings.register_profile("explore", deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dxl"))
 
 
 def pytest_report_header(config: pytest.Config) -> str:
