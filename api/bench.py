@@ -35,11 +35,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
 from pydantic import SecretStr
+
+if TYPE_CHECKING:
+    from api.settings import ApiSettings
+    from node.endpoint import NodeEndpoint
+    from node.provision import ProvisionReport
 
 PASSPHRASE = "dxl-bench-passphrase"
 #: Receipts followed to ``final`` per second at most. Every request of the batched mode is followed (a few
@@ -240,6 +245,48 @@ def _sha256_leaves_per_s(n: int) -> float:
     return n / (time.perf_counter() - started)
 
 
+@dataclass
+class DemoService:
+    """The demo consortium provisioned on a node, and the API serving it in a process of its own."""
+
+    settings: ApiSettings
+    report: ProvisionReport
+    pid: int
+    port: int
+    api: httpx.Client
+    tokens: dict[str, str]
+
+    def call(self, method: str, path: str, who: str, body: Any = None) -> Any:
+        """The JSON answer of ``method path`` as the demo token ``who``; an error answer raises."""
+        r = self.api.request(method, path, json=body, headers={"Authorization": f"Bearer {self.tokens[who]}"})
+        if r.status_code >= 300:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
+        return r.json()
+
+
+@contextlib.contextmanager
+def demo_service(
+    home: Path, endpoint: NodeEndpoint, *, env_extra: dict[str, str], timeout: float
+) -> Iterator[DemoService]:
+    """Provision the demo consortium in ``home`` on ``endpoint`` and serve the API on a free port (uvicorn in
+    its own process, stopped on exit); ``timeout`` bounds each HTTP call."""
+    from api.demo import ensure_demo_tokens
+    from api.settings import ApiSettings
+    from node.anvil import free_port
+    from node.provision import setup_ledger
+
+    settings = ApiSettings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
+                           keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
+    report = setup_ledger(endpoint, settings, dev_funding=True).report
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    port = free_port()
+    with (
+        _api_process(home, endpoint.rpc_url, endpoint.chain_id, port, env_extra) as pid,
+        httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as api,
+    ):
+        yield DemoService(settings, report, pid, port, api, tokens)
+
+
 @contextlib.contextmanager
 def _api_process(
     home: Path, rpc_url: str, chain_id: int, port: int, env_extra: dict[str, str]
@@ -296,13 +343,10 @@ def run_receipts_benchmark(
     """Run every mode once on a fresh node and service; returns the JSON the command writes."""
     from eth_account import Account
 
-    from api.demo import ensure_demo_tokens
-    from api.settings import ApiSettings
     from node.anvil import EmbeddedNode, NodeSettings, free_port
     from node.chain import LedgerClient
     from node.deploy import ledger_client
     from node.keys import KeyStore
-    from node.provision import setup_ledger
 
     duration = seconds or (15.0 if quick else 60.0)
     results: dict[str, Any] = {"quick": quick, "duration_s": duration, "cpus": os.cpu_count(),
@@ -312,25 +356,11 @@ def run_receipts_benchmark(
         node = EmbeddedNode(home, NodeSettings(port=free_port(), block_time=1.0))
         with node:
             endpoint = node.endpoint
-            settings = ApiSettings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
-                                keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
             progress("provisioning the demo consortium ...")
-            setup_ledger(endpoint, settings, dev_funding=True)
-            tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
-            port = free_port()
-            with _api_process(home, endpoint.rpc_url, endpoint.chain_id, port, {}) as api_pid:
-                api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-
-                def call(method: str, path: str, who: str, body: Any = None) -> Any:
-                    r = api.request(
-                        method, path, json=body, headers={"Authorization": f"Bearer {tokens[who]}"}
-                    )
-                    if r.status_code >= 300:
-                        raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
-                    return r.json()
-
+            with demo_service(home, endpoint, env_extra={}, timeout=120) as service:
+                settings, api_pid, port, tokens = service.settings, service.pid, service.port, service.tokens
                 progress("one agreement PSB → HRSS and a grant per mode ...")
-                grants = _grants(call, 3)
+                grants = demo_grants(service.call, 3)
                 ledger = ledger_client(endpoint, home)
                 psb = KeyStore.from_settings(settings).unlock("dept-psb")
 
@@ -377,7 +407,6 @@ def run_receipts_benchmark(
                     }
                     results[mode] = {**result.to_json(), "batches": len(sizes), "mean_batch": mean_batch,
                                      "cpu_ms_per_1000_receipts": cpu_ms}  # fmt: skip
-                api.close()
             results["node_state_mb"] = round(_state_size(home) / 2**20, 1)
     batched, naive = results["batched"], results["naive"]
     results["batched_vs_naive"] = round(batched["receipts_per_s"] / naive["receipts_per_s"], 1) if naive[
@@ -391,7 +420,7 @@ def _state_size(home: Path) -> int:
     return sum(p.stat().st_size for p in (home / "node").glob("*state*") if p.is_file())
 
 
-def _grants(call: Any, n: int) -> list[int]:
+def demo_grants(call: Any, n: int) -> list[int]:
     def b32() -> str:
         return "0x" + os.urandom(32).hex()
 

@@ -21,14 +21,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-from pydantic import SecretStr
-
-from api.bench import PASSPHRASE, _api_process, _grants
-from api.demo import ensure_demo_tokens
-from api.settings import ApiSettings
+from api.bench import demo_grants, demo_service
 from node.anvil import EmbeddedNode, NodeSettings, free_port
-from node.provision import setup_ledger
 from node.types import new_delivery_id
 
 
@@ -42,24 +36,11 @@ def main() -> int:
         home = Path(tmp)
         with EmbeddedNode(home, NodeSettings(port=free_port(), block_time=1.0)) as node:
             endpoint = node.endpoint
-            settings = ApiSettings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
-                                   keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
-            report = setup_ledger(endpoint, settings, dev_funding=True).report
-            tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
-            port = free_port()
-            follow = {"DXL_AUDIT_FOLLOW_INTERVAL": "1"}
-            with _api_process(home, endpoint.rpc_url, endpoint.chain_id, port, follow):
-                api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600)
-
-                def call(method: str, path: str, who: str, body: Any = None) -> Any:
-                    r = api.request(
-                        method, path, json=body, headers={"Authorization": f"Bearer {tokens[who]}"}
-                    )
-                    if r.status_code >= 300:
-                        raise RuntimeError(f"{method} {path}: {r.status_code} {r.text}")
-                    return r.json()
-
-                (grant,) = _grants(call, 1)
+            with demo_service(
+                home, endpoint, env_extra={"DXL_AUDIT_FOLLOW_INTERVAL": "1"}, timeout=600
+            ) as service:
+                report, api, tokens = service.report, service.api, service.tokens
+                (grant,) = demo_grants(service.call, 1)
                 psb = report.departments["PSB"]
                 last_block = 0
                 for start in range(0, args.deliveries, 200):
@@ -68,7 +49,7 @@ def main() -> int:
                          "commitment": "0x" + os.urandom(32).hex(), "byte_size": 1000 + i, "record_count": 10}
                         for i in range(min(200, args.deliveries - start))
                     ]  # fmt: skip
-                    written = call("POST", "/deliveries/batch", "demo-psb", {"deliveries": items})
+                    written = service.call("POST", "/deliveries/batch", "demo-psb", {"deliveries": items})
                     last_block = written["transaction"]["block_number"]
                 for who in ("demo-auditor", "demo-psb"):
                     timings = []
@@ -87,7 +68,6 @@ def main() -> int:
                             )
                     result[who] = {"seconds": [round(t, 3) for t in timings],
                                    "median_s": round(statistics.median(timings), 3)}  # fmt: skip
-                api.close()
     result["load_average_at_end"] = list(os.getloadavg())
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")
