@@ -4,6 +4,7 @@ both departments signed."""
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 from eth_abi.abi import encode as abi_encode
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
 
 
 #: How long after the provider's decision both signatures stay valid (the terms' ``deadline``). Derived, not
-#: stored, so the typed data handed to an external signer and the one the service signs are always identical.
+#: chosen, so the typed data handed to an external signer and the one the service signs are identical; once a
+#: signature is kept, its deadline is the terms' (:meth:`ExchangeService._terms`).
 SIGNING_WINDOW_S = 7 * 24 * 3600
 
 
@@ -68,6 +70,15 @@ def _agreement_public(a: Agreement) -> m.AgreementPublic:
         status=status_name(a.status), valid_from=a.valid_from, valid_until=a.valid_until,
         terms_digest=to_hex(a.terms_digest),
     )  # fmt: skip
+
+
+def _terms_json(terms: SharingTerms) -> dict[str, Any]:
+    """The EIP-712 message of ``terms`` as JSON (bytes32 as hex), as it is kept beside a signature."""
+    return {k: (to_hex(v) if isinstance(v, bytes) else v) for k, v in terms.message().items()}
+
+
+def _without_deadline(message: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in message.items() if k != "deadline"}
 
 
 def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
@@ -204,14 +215,39 @@ class ExchangeService(CatalogService):
 
     def _terms(self, request: AccessRequest) -> SharingTerms:
         """The terms of a request already read, with the resource's catalog entry and both departments' key
-        epochs as they are now: what the ledger checks the signatures against."""
-        return SharingTerms.from_ledger(
+        epochs as they are now: what the ledger checks the signatures against.
+
+        The deadline is the one of a signature kept over these same terms, else the decision's time plus
+        :data:`SIGNING_WINDOW_S`. The decision's time is its block's: when the node loses that block and the
+        journal mines the decision again, later, the derived deadline moves, and a kept signature over the
+        first one would no longer match (the counter-signature would drop it, and with it a signature that was
+        answered as kept). The ledger binds the deadline to nothing but the signatures.
+        """
+        terms = SharingTerms.from_ledger(
             request,
             Resource.read(self.client, request.resource_id),
             self._department_record(request.provider),
             self._department_record(request.consumer),
             deadline=request.decided_at + SIGNING_WINDOW_S,
         )
+        kept = self._kept_deadline(terms)
+        return terms if kept is None else replace(terms, deadline=kept)
+
+    def _kept_deadline(self, terms: SharingTerms) -> int | None:
+        """The deadline of the first signature kept for the request over ``terms`` in all but the deadline;
+        None when none is."""
+        wanted = _without_deadline(_terms_json(terms))
+        with self._sessions()() as session:
+            kept = session.scalars(
+                select(PendingSignature.terms)
+                .where(PendingSignature.request_id == terms.request_id)
+                .order_by(PendingSignature.id)
+            )
+            for signed in kept:
+                deadline = signed.get("deadline")
+                if isinstance(deadline, int) and _without_deadline(signed) == wanted:
+                    return deadline
+        return None
 
     def _agreement_of_request(self, request_id: int) -> int | None:
         found = next(self._logs("AgreementConcluded", None, request_id.to_bytes(32, "big")), None)
@@ -244,7 +280,7 @@ class ExchangeService(CatalogService):
     def _typed_data(self, terms: SharingTerms) -> dict[str, Any]:
         data = terms.typed_data(chain_id=self.chain_id, verifying_contract=self.address)
         # bytes32 values as hex so the document is JSON; eth-account accepts hex strings for bytes32.
-        data["message"] = {k: (to_hex(v) if isinstance(v, bytes) else v) for k, v in data["message"].items()}
+        data["message"] = _terms_json(terms)
         return data
 
     def _lock_for(self, request_id: int) -> threading.Lock:
@@ -254,11 +290,14 @@ class ExchangeService(CatalogService):
     @journaled
     def sign(self, *, principal: Principal, request_id: int, signature: str | None) -> m.SignatureOutcome:
         """Adds the calling department's signature (its own, or made with its custodied key); concludes the
-        agreement on chain once both parties signed.
+        agreement on chain once both parties signed. The signature the department already has kept, sent
+        again (a retry whose first answer was lost or a 5xx), goes on as if it were the first: the answer is
+        the exchange's outcome now.
 
         Raises:
             ApiError: not a party (NOT_A_PARTY), request not approved (REQUEST_STATUS_MISMATCH), signature not
-                the department's signer's (INVALID_SIGNATURE), already signed (ALREADY_SIGNED), no key.
+                the department's signer's (INVALID_SIGNATURE), another signature of the department still
+                valid is kept (ALREADY_SIGNED), no key.
         """
         current = self._exchange_record(AccessRequest, request_id, principal=principal)
         me = self.department_id_of(principal)
@@ -282,24 +321,25 @@ class ExchangeService(CatalogService):
                 "REQUEST_STATUS_MISMATCH",
                 f"request {request_id} is {status_name(current.status)}; only approved requests are signed",
             )
-        terms = self._terms(current)
-        typed = self._typed_data(terms)
-        department = self._department_record(me)
-        if signature is None:
-            raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
-        else:
-            raw = bytes.fromhex(signature[2:])
-            if not self._signed_by(typed, raw, department):
-                raise ApiError(
-                    "INVALID_SIGNATURE",
-                    f"the signature is not department {me}'s signer {department.signer}'s over these terms",
-                    field="signature",
-                )
+        # The terms are read under the lock: their deadline may be a kept signature's (:meth:`_terms`), and a
+        # party signing at the same moment must see the one kept first.
         with self._lock_for(request_id):
+            terms = self._terms(current)
+            typed = self._typed_data(terms)
+            department = self._department_record(me)
+            if signature is None:
+                raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
+            else:
+                raw = bytes.fromhex(signature[2:])
+                if not self._signed_by(typed, raw, department):
+                    raise ApiError(
+                        "INVALID_SIGNATURE",
+                        f"the signature is not department {me}'s signer {department.signer}'s over these "
+                        "terms",
+                        field="signature",
+                    )
             with self._sessions()() as session:
-                message = {
-                    k: (v if not isinstance(v, bytes) else to_hex(v)) for k, v in terms.message().items()
-                }
+                message = _terms_json(terms)
                 session.add(
                     PendingSignature(
                         request_id=request_id, role=role, department_id=me, terms=message, signature=raw
@@ -309,7 +349,7 @@ class ExchangeService(CatalogService):
                     session.commit()
                 except IntegrityError:
                     session.rollback()
-                    self._replace_stale(session, request_id, role, typed, department, raw)
+                    self._replace_stale(session, request_id, role, typed, department, raw, message)
                 signatures = {
                     row.role: bytes(row.signature)
                     for row in session.scalars(
@@ -391,12 +431,14 @@ class ExchangeService(CatalogService):
         typed: dict[str, Any],
         department: Department,
         raw: bytes,
+        message: dict[str, Any],
     ) -> None:
-        """A party signs again: refused while its kept signature is still good; replaced when it is no longer
+        """A party signs again: the same signature is kept as it is (a retry: signing goes on to the outcome);
+        another one is refused while the kept signature is still good, and replaces it when it is no longer
         the department's current signer's (the department was re-keyed since).
 
         Raises:
-            ApiError: ALREADY_SIGNED when the kept signature is still valid.
+            ApiError: ALREADY_SIGNED when another signature of the party, still valid, is kept.
         """
         row = session.scalar(
             select(PendingSignature).where(
@@ -404,16 +446,20 @@ class ExchangeService(CatalogService):
             )
         )
         if row is not None:
+            if bytes(row.signature) == raw:
+                # Checked against these terms already (made over them, or verified above): nothing to change.
+                return
             # A kept signature that does not even parse is as stale as one that does not match.
             if self._signed_by(typed, row.signature, department):
                 raise ApiError("ALREADY_SIGNED", f"the {role} already signed request {request_id}")
-            row.signature = raw
+            row.signature, row.terms = raw, message
         else:
             session.add(
                 PendingSignature(
-                    request_id=request_id, role=role, department_id=department.id, terms={}, signature=raw
+                    request_id=request_id, role=role, department_id=department.id, terms=message,
+                    signature=raw,
                 )
-            )
+            )  # fmt: skip
         session.commit()
 
     def _submitter(self, me: int, other: int) -> LocalAccount:

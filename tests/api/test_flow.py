@@ -220,6 +220,10 @@ def test_department_that_only_signs_externally(api_env: ApiEnv) -> None:
     assert refused.status_code == 409 and refused.json()["error"]["code"] == "NO_CUSTODIED_KEY"
 
 
+#: The order of secp256k1's group: ``(r, s)`` and ``(r, n - s)`` with the other ``v`` recover the same key.
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
 def _owned_wallet(env: ApiEnv, owner: str) -> str:
     """Deploy a minimal ERC-1271 wallet: ``isValidSignature(hash, sig)`` answers the magic value when the
     65-byte ``sig`` (r, s, v) recovers ``hash`` to ``owner`` (ecrecover precompile), else 0xffffffff."""
@@ -284,6 +288,14 @@ def test_contract_signer_department_signs_through_its_wallet(api_env: ApiEnv) ->
     kept = ok(as_token(api_env, token, "POST", sign_path, json={"signature": signature}))
     # The provider's kept signature is over the old epoch: dropped, not sent to a ledger that would refuse it.
     assert kept["status"] == "awaiting_counter_signature" and kept["signing"]["signed_by"] == ["consumer"]
+    # Another signature the wallet takes as well (the same r, the other s and v: ecrecover accepts both) is
+    # refused while the kept one is valid; the kept one itself, sent again, is a retry and answers as before.
+    raw = bytes.fromhex(signature[2:])
+    other_s = _SECP256K1_ORDER - int.from_bytes(raw[32:64], "big")
+    twin = raw[:32] + other_s.to_bytes(32, "big") + bytes([55 - raw[64]])  # v: 27 <-> 28
+    refused = as_token(api_env, token, "POST", sign_path, json={"signature": "0x" + twin.hex()})
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "ALREADY_SIGNED", refused.text
+    assert ok(as_token(api_env, token, "POST", sign_path, json={"signature": signature})) == kept
     outcome = ok(api_env.call("POST", sign_path, "hrss", json={}))
     assert outcome["status"] == "concluded" and outcome["agreement"]["status"] == "active"
     assert outcome["agreement"]["consumer"] == dept_id
@@ -293,6 +305,27 @@ def _custodied(env: ApiEnv, code: str) -> Any:
     signer = ok(env.call("GET", f"/departments/{env.departments[code]}", "auditor"))["signer"]
     name = next(n for n in env.keystore.names() if env.keystore.address(n) == signer)
     return env.keystore.unlock(name)
+
+
+def test_the_kept_signature_sent_again_answers_the_outcome_not_already_signed(api_env: ApiEnv) -> None:
+    """A department's signature was kept, but its answer was lost or a 503 (the node stopped answering as the
+    terms were read back): nothing was journaled, so the claim of its Idempotency-Key was released and the
+    retry runs again, with the same signature (custodied signing is deterministic; an external signer posts
+    the same bytes). It answers what the signature did — awaiting the counter-signature, then the agreement —
+    instead of 409 ALREADY_SIGNED about the very signature it asks for."""
+    req = request_access(api_env, "psb", register(api_env, "hrss"))
+    ok(api_env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    path = f"/requests/{req['id']}/signatures"
+    first = ok(api_env.call("POST", path, "psb", json={}))
+    assert first["status"] == "awaiting_counter_signature"
+    assert ok(api_env.call("POST", path, "psb", json={})) == first
+    typed = first["signing"]["typed_data"]
+    posted = _custodied(api_env, "PSB").sign_typed_data(full_message=typed).signature.to_0x_hex()
+    assert ok(api_env.call("POST", path, "psb", json={"signature": posted})) == first
+    concluded = ok(api_env.call("POST", path, "hrss", json={}))
+    assert concluded["status"] == "concluded" and concluded["transaction"] is not None
+    again = ok(api_env.call("POST", path, "psb", json={}))
+    assert again["status"] == "concluded" and again["agreement"] == concluded["agreement"]
 
 
 def test_signing_after_someone_else_relayed_reports_the_agreement(api_env: ApiEnv) -> None:

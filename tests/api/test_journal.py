@@ -313,6 +313,40 @@ def test_receipts_for_a_grant_the_node_lost_wait_for_it_instead_of_a_404(journal
         assert answers and answers[0].status_code == 202, answers[0].text if answers else "no answer"
 
 
+def test_a_kept_signature_still_concludes_after_the_decision_is_mined_again_later(
+    journal_env: JournalEnv,
+) -> None:
+    """The consumer's signature is kept (answered 200), then the node loses the approval's block and the
+    journal mines the approval again a minute later: the decision's time, from which the terms' deadline is
+    derived, moved. The provider's signature still concludes the agreement over the terms the consumer signed,
+    instead of dropping the consumer's as stale and answering ``awaiting_counter_signature`` (an acknowledged
+    signature gone: the lost conclusions of make reliability)."""
+    env = journal_env
+    resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
+    now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
+            "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
+    request_id = ok(env.call("POST", "/requests", "psb", json=body), 201)["record"]["id"]
+    signatures = f"/requests/{request_id}/signatures"
+    snapshot = env.node_rpc("evm_snapshot")
+    decided = ok(env.call("POST", f"/requests/{request_id}/approve", "hrss"))["record"]["decided_at"]
+    kept = ok(env.call("POST", signatures, "psb", json={}))
+    assert kept["status"] == "awaiting_counter_signature" and kept["signing"]["signed_by"] == ["consumer"]
+    assert env.node_rpc("evm_revert", snapshot) is True
+    env.node_rpc("evm_increaseTime", 60)  # the node's clock: the approval is mined again a minute later
+
+    def decided_again() -> int | None:
+        record = env.call("GET", f"/requests/{request_id}", "hrss").json()
+        return record["decided_at"] if record["status"] == "approved" else None
+
+    _until(lambda: decided_again() is not None)  # healed by the watcher
+    assert decided_again() != decided
+    outcome = ok(env.call("POST", signatures, "hrss", json={}))
+    assert outcome["status"] == "concluded", outcome
+    assert outcome["signing"]["typed_data"] == kept["signing"]["typed_data"]  # the terms the consumer signed
+    assert outcome["agreement"]["request_id"] == request_id and outcome["transaction"] is not None
+
+
 def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_signed_again(
     journal_env: JournalEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
