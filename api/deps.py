@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
 from api.idempotency import SCOPE_CLAIM, ClaimOwner
-from api.ledger import LedgerService, Listed
+from api.ledger import LedgerService, Listed, ListPage
 from api.settings import ApiSettings
+from node.audit.queries import MAX_LIMIT
 
 
 @dataclass
@@ -133,8 +134,8 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-#: How many records a list endpoint answers (``?limit=``); one bound for every list of exchanges.
-ListLimit = Annotated[int, Query(ge=1, le=500)]
+#: How many records a list endpoint answers (``?limit=``); one bound for every list read from the audit index.
+ListLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 #: A page cursor of a list read from the audit index (``next`` link of the page before).
 ListCursor = Annotated[
@@ -153,6 +154,14 @@ MinBlock = Annotated[
         "503 INDEX_BEHIND if it cannot reach it yet.",
     ),
 ]
+
+
+def list_page(limit: ListLimit = 100, cursor: ListCursor = None, min_block: MinBlock = None) -> ListPage:
+    """The paging parameters every list read from the audit index takes."""
+    return ListPage(limit=limit, cursor=cursor, min_block=min_block)
+
+
+ListPageDep = Annotated[ListPage, Depends(list_page)]
 
 
 def page_headers(request: Request, response: Response, listed: Listed[Any]) -> None:

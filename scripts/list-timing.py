@@ -1,12 +1,19 @@
-"""Time ``GET /deliveries?limit=500`` on a ledger that holds ``--deliveries`` deliveries (default 600).
+"""Time the lists read from the audit index, ``?limit=500``, on a ledger that holds ``--deliveries``
+deliveries (default 600) and ``--records`` access requests, catalog resources and governance proposals each
+(default 300).
 
 A throw-away ``DXL_HOME`` with the embedded node (1 s blocks), the demo consortium and the API served by
 uvicorn in a process of its own (as ``dxl bench receipts`` runs it, audit follower every second): one
-agreement PSB → HRSS, one grant, the deliveries recorded in batches of 200, then each list timed
-``--repeats`` times for the auditor and for the provider. The first request passes ``min_block`` of the last
-write, so it also times bringing the audit index up to that block; the ones after read the index as it is.
+agreement PSB → HRSS and one grant, the deliveries recorded in batches of 200; HRSS's requests for a resource
+of PSB, resources of PSB and HRSS, and open ``grant_auditor`` proposals of the first governor, each written
+through the API by 16 clients at once. Then each list is timed ``--repeats`` times for the auditor and for a
+department (for proposals: a governor). The first request passes ``min_block`` of the last write, so it also
+times bringing the audit index up to that block; the ones after read the index as it is. The same script
+times a checkout whose lists still read the chain (``PYTHONPATH=<that checkout>``): it passes nothing those
+lists do not take but ``min_block``, which they ignore.
 
-Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--repeats 3]``; prints JSON.
+Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--records 300] [--repeats 3]``; prints
+JSON.
 """
 
 from __future__ import annotations
@@ -18,20 +25,42 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from api.bench import demo_grants, demo_service
+from api.bench import DemoService, demo_grants, demo_service
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.types import new_delivery_id
+
+
+def _b32() -> str:
+    return "0x" + os.urandom(32).hex()
+
+
+def _written(service: DemoService, n: int, write: Callable[[int], tuple[str, str, dict[str, Any]]]) -> int:
+    """Makes ``n`` writes (``write(i)``: path, token, body), 16 at a time; the last block they are in."""
+
+    def post(i: int) -> int:
+        path, who, body = write(i)
+        return int(service.call("POST", path, who, body)["transaction"]["block_number"])
+
+    with ThreadPoolExecutor(16) as pool:
+        return max(pool.map(post, range(n)), default=0)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=600)
+    parser.add_argument("--records", type=int, default=300, help="requests, resources and proposals, each")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    result: dict[str, Any] = {"deliveries": args.deliveries, "load_average_at_start": list(os.getloadavg())}
+    result: dict[str, Any] = {
+        "deliveries": args.deliveries,
+        "records": args.records,
+        "load_average_at_start": list(os.getloadavg()),
+    }
     with tempfile.TemporaryDirectory(prefix="dxl-list-timing-") as tmp:
         home = Path(tmp)
         with EmbeddedNode(home, NodeSettings(port=free_port(), block_time=1.0)) as node:
@@ -39,35 +68,71 @@ def main() -> int:
             with demo_service(
                 home, endpoint, env_extra={"DXL_AUDIT_FOLLOW_INTERVAL": "1"}, timeout=600
             ) as service:
-                report, api, tokens = service.report, service.api, service.tokens
+                api, tokens = service.api, service.tokens
                 (grant,) = demo_grants(service.call, 1)
-                psb = report.departments["PSB"]
+                psb = service.report.departments["PSB"]
                 last_block = 0
                 for start in range(0, args.deliveries, 200):
                     items = [
                         {"delivery_id": "0x" + new_delivery_id(psb).hex(), "grant_id": grant,
-                         "commitment": "0x" + os.urandom(32).hex(), "byte_size": 1000 + i, "record_count": 10}
+                         "commitment": _b32(), "byte_size": 1000 + i, "record_count": 10}
                         for i in range(min(200, args.deliveries - start))
                     ]  # fmt: skip
                     written = service.call("POST", "/deliveries/batch", "demo-psb", {"deliveries": items})
                     last_block = written["transaction"]["block_number"]
-                for who in ("demo-auditor", "demo-psb"):
-                    timings = []
-                    for i in range(args.repeats):
-                        params: dict[str, Any] = {"limit": 500}
-                        if i == 0:
-                            params["min_block"] = last_block
-                        started = time.perf_counter()
-                        r = api.get(
-                            "/deliveries", params=params, headers={"Authorization": f"Bearer {tokens[who]}"}
-                        )
-                        timings.append(time.perf_counter() - started)
-                        if r.status_code != 200 or len(r.json()) != min(500, args.deliveries):
-                            raise RuntimeError(
-                                f"GET /deliveries as {who}: {r.status_code}, {len(r.json())} items"
+                body = {"metadata_hash": _b32(), "schema_hash": _b32(), "share_type": "conditional"}
+                wanted = service.call("POST", "/resources", "demo-psb", body)["record"]["id"]
+                now = int(time.time())
+
+                def request(i: int) -> tuple[str, str, dict[str, Any]]:
+                    return "/requests", "demo-hrss", {
+                        "resource_id": wanted, "purpose": f"list timing {i}", "scope_hash": _b32(),
+                        "terms_hash": _b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400,
+                    }  # fmt: skip
+
+                def resource(i: int) -> tuple[str, str, dict[str, Any]]:
+                    return "/resources", ("demo-psb", "demo-hrss")[i % 2], {
+                        "metadata_hash": _b32(), "schema_hash": _b32(), "sensitivity": i % 4,
+                        "share_type": ("unconditional", "conditional", "not_shared")[i % 3],
+                    }  # fmt: skip
+
+                def proposal(i: int) -> tuple[str, str, dict[str, Any]]:
+                    account = "0x" + os.urandom(20).hex()
+                    return (
+                        "/governance/proposals",
+                        "demo-governor-1",
+                        {"action": "grant_auditor", "account": account},
+                    )
+
+                for write in (request, resource, proposal):
+                    last_block = max(last_block, _written(service, args.records, write))
+                lists = {
+                    "/deliveries": ("demo-auditor", "demo-psb"),
+                    "/requests": ("demo-auditor", "demo-hrss"),
+                    "/resources": ("demo-auditor", "demo-psb"),
+                    "/governance/proposals": ("demo-auditor", "demo-governor-1"),
+                }
+                made = {"/deliveries": args.deliveries, "/requests": args.records, "/resources": args.records,
+                        "/governance/proposals": args.records}  # fmt: skip
+                for path, readers in lists.items():
+                    if made[path] == 0:
+                        continue
+                    result[path] = {}
+                    for who in readers:
+                        timings = []
+                        for i in range(args.repeats):
+                            params: dict[str, Any] = {"limit": 500}
+                            if i == 0:
+                                params["min_block"] = last_block
+                            started = time.perf_counter()
+                            r = api.get(
+                                path, params=params, headers={"Authorization": f"Bearer {tokens[who]}"}
                             )
-                    result[who] = {"seconds": [round(t, 3) for t in timings],
-                                   "median_s": round(statistics.median(timings), 3)}  # fmt: skip
+                            timings.append(time.perf_counter() - started)
+                            if r.status_code != 200 or len(r.json()) < min(500, made[path]):
+                                raise RuntimeError(f"GET {path} as {who}: {r.status_code}, {r.text[:300]}")
+                        result[path][who] = {"rows": len(r.json()), "seconds": [round(t, 3) for t in timings],
+                                             "median_s": round(statistics.median(timings), 3)}  # fmt: skip
     result["load_average_at_end"] = list(os.getloadavg())
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")

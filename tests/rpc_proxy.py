@@ -7,6 +7,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -30,6 +31,8 @@ class RpcProxy:
         self.delay_sends = 0
         self.delay_s = 0.0
         self.sends = 0
+        #: Every JSON-RPC method asked through the proxy, by name (each call of a batch counted).
+        self.asked: Counter[str] = Counter()
         #: While set, every request is dropped unanswered (the node looks unreachable).
         self.down = False
         #: Go down right after swallowing a send.
@@ -44,6 +47,7 @@ class RpcProxy:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy._count(body)
                 action = None if proxy.down else proxy._action(body)
                 if proxy.down or action == "swallow":
                     proxy.down = proxy.down or proxy.down_after_swallow
@@ -84,6 +88,15 @@ class RpcProxy:
         )
         with urllib.request.urlopen(request, timeout=60) as response:
             return bytes(response.read())
+
+    def _count(self, body: bytes) -> None:
+        try:
+            asked = json.loads(body)
+        except ValueError:
+            return
+        with self._lock:
+            for call in asked if isinstance(asked, list) else [asked]:
+                self.asked[str(call.get("method") if isinstance(call, dict) else None)] += 1
 
     def _action(self, body: bytes) -> str | None:
         try:

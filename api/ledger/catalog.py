@@ -12,22 +12,26 @@ from api import models as m
 from api.auth import Principal
 from api.errors import ApiError
 from api.ledger.core import (
-    LIST_SCAN_LIMIT,
     Finish,
     LedgerCore,
+    Listed,
+    ListPage,
     b32,
     journaled,
     status_name,
     to_hex,
 )
+from node.audit import queries as audit_queries
+from node.audit.queries import ListFilter
 from node.types import (
+    Department,
     Resource,
     ShareType,
 )
 from verifier.catalog import document_hash
 
 if TYPE_CHECKING:
-    pass
+    from node.audit.service import AuditContext
 
 _SHARE_NAMES = {
     ShareType.UNCONDITIONAL: m.ShareTypeName.UNCONDITIONAL,
@@ -43,9 +47,11 @@ class CatalogService(LedgerCore):
     # --- departments -------------------------------------------------------------------------------------
 
     def department(self, department_id: int) -> m.DepartmentPublic:
-        d = self._department_record(department_id)
+        return self._department_public(self._department_record(department_id))
+
+    def _department_public(self, d: Department) -> m.DepartmentPublic:
         return m.DepartmentPublic(
-            id=department_id,
+            id=d.id,
             code=d.code,
             name=d.name,
             signer=d.signer,
@@ -66,17 +72,13 @@ class CatalogService(LedgerCore):
         """One catalog entry with its stored metadata document and whether the chain vouches for it."""
         return self.documents.attach([self._resource(resource_id)])[0]
 
-    def _resource(self, resource_id: int, *, owner_codes: dict[int, str] | None = None) -> m.ResourcePublic:
-        """One catalog entry as the chain holds it. ``owner_codes`` caches owners' codes across the entries
-        of one list (filled here), so a list reads each owning department once, not once per resource."""
+    def _resource(self, resource_id: int) -> m.ResourcePublic:
+        """One catalog entry as the chain holds it."""
         r = Resource.read(self.client, resource_id)
-        codes = {} if owner_codes is None else owner_codes
-        if r.owner not in codes:
-            codes[r.owner] = self._department_record(r.owner).code
         return m.ResourcePublic(
             id=resource_id,
             owner=r.owner,
-            owner_code=codes[r.owner],
+            owner_code=self._department_record(r.owner).code,
             share_type=_SHARE_NAMES[r.share_type],
             sensitivity=r.sensitivity,
             metadata_hash=to_hex(r.metadata_hash),
@@ -84,21 +86,66 @@ class CatalogService(LedgerCore):
         )
 
     def resources(
-        self, *, owner: int | None = None, share_type: m.ShareTypeName | None = None, text: str | None = None
-    ) -> list[m.ResourcePublic]:
-        """The catalog, newest first, with documents; ``text`` searches titles, descriptions, keywords and
-        fields (case-insensitive)."""
-        count = int(self.client.call("resourceCount"))
-        codes: dict[int, str] = {}
-        found = [
-            self._resource(i, owner_codes=codes) for i in range(count, max(0, count - LIST_SCAN_LIMIT), -1)
-        ]
-        found = [
-            r for r in found
-            if (owner is None or r.owner == owner) and (share_type is None or r.share_type is share_type)
-        ]  # fmt: skip
-        listed = self.documents.attach(found)
-        return listed if not text else [r for r in listed if catalog.matches(r, text)]
+        self,
+        *,
+        index: AuditContext,
+        page: ListPage,
+        owner: int | None = None,
+        share_type: m.ShareTypeName | None = None,
+        text: str | None = None,
+    ) -> Listed[m.ResourcePublic]:
+        """The catalog, newest first, one page read from the audit index, each entry as its latest
+        registration or update indexed left it, with its stored document and whether that document hashes to
+        the entry's metadata hash; ``text`` searches titles, descriptions, keywords and fields
+        (case-insensitive). Anyone authenticated reads the whole catalog.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
+        """
+
+        def keep(r: m.ResourcePublic) -> bool:
+            return (share_type is None or r.share_type is share_type) and (
+                not text or catalog.matches(r, text)
+            )
+
+        return self._indexed(
+            audit_queries.resources, lambda rows: self._resources_public(index, rows),
+            index=index, flt=ListFilter(provider=owner), page=page,
+            keep=None if share_type is None and not text else keep,
+        )  # fmt: skip
+
+    def catalog(self, *, index: AuditContext, min_block: int | None = None) -> list[m.ResourcePublic]:
+        """The whole catalog as the audit index holds it, newest first: every page of :meth:`resources`.
+
+        Raises:
+            ApiError: INDEX_BEHIND.
+        """
+        found: list[m.ResourcePublic] = []
+        page = ListPage(limit=audit_queries.MAX_LIMIT, min_block=min_block)
+        while True:
+            listed = self.resources(index=index, page=page)
+            found += listed.items
+            if listed.next_cursor is None:
+                return found
+            # Pages after the first read the index as it is: the first brought it up to min_block already.
+            page = ListPage(limit=page.limit, cursor=listed.next_cursor)
+
+    def _resources_public(self, index: AuditContext, rows: list[Resource]) -> list[m.ResourcePublic]:
+        """Catalog entries read from the index with their owners' codes (admissions indexed before them) and
+        their stored documents."""
+        codes = {i: d["code"] for i, d in audit_queries.departments(index.engine).items()} if rows else {}
+        return self.documents.attach(
+            m.ResourcePublic(
+                id=r.id,
+                owner=r.owner,
+                owner_code=codes[r.owner],
+                share_type=_SHARE_NAMES[r.share_type],
+                sensitivity=r.sensitivity,
+                metadata_hash=to_hex(r.metadata_hash),
+                schema_hash=to_hex(r.schema_hash),
+            )
+            for r in rows
+        )
 
     def import_catalog(self, *, body: m.CatalogImport) -> m.CatalogImported:
         """Stores the documents of an exported catalog, each only if it hashes to its resource's metadata hash

@@ -37,7 +37,7 @@ from api.auth import Principal, Role
 from api.errors import ApiError, revert_to_api_error
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, pending
 from node.audit.errors import InvalidQueryError
-from node.audit.queries import IndexPage, ListFilter
+from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.errors import NodeError
 from node.keys import KeyStore, KeystoreError
@@ -54,10 +54,19 @@ if TYPE_CHECKING:
 
     from node.audit.service import AuditContext
 
-#: Newest ids scanned by list endpoints that read records one by one from the chain.
-LIST_SCAN_LIMIT = 1000
 _Item = TypeVar("_Item")
 _Row = TypeVar("_Row")
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """Which page of a list read from the audit index to answer: at most ``limit`` records, after ``cursor``
+    (the ``next`` link of the page before; None: the first page), once the index holds ``min_block`` (a write
+    just made; None: as the index is)."""
+
+    limit: int = 100
+    cursor: str | None = None
+    min_block: int | None = None
 
 
 @dataclass(frozen=True)
@@ -398,25 +407,64 @@ class LedgerCore:
         principal: Principal,
         index: AuditContext,
         flt: ListFilter,
-        cursor: str | None,
-        limit: int,
-        min_block: int | None,
+        page: ListPage,
     ) -> Listed[_Item]:
-        """One page of a list read from the audit index by ``query`` (of :mod:`node.audit.queries`), narrowed
-        to the reader's own exchanges (a department's; an auditor reads all), each row made public by
-        ``public``.
+        """One page of a list of exchanges read from the audit index by ``query`` (of
+        :mod:`node.audit.queries`), narrowed to the reader's own (a department's; an auditor reads all), each
+        row made public by ``public``.
 
         Raises:
-            ApiError: FORBIDDEN for anyone but departments and auditors; VALIDATION_ERROR for a malformed
-                cursor; INDEX_BEHIND (:meth:`_indexed_up_to`).
+            ApiError: FORBIDDEN for anyone but departments and auditors; as :meth:`_indexed`.
         """
         me = self._reader(principal)
-        indexed = self._indexed_up_to(index, min_block)
-        try:
-            rows = query(index.engine, replace(flt, party=me), cursor=cursor, limit=limit)
-        except InvalidQueryError as exc:
-            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
-        return Listed([public(row) for row in rows.items], rows.next_cursor, indexed)
+        return self._indexed(
+            query,
+            lambda rows: [public(row) for row in rows],
+            index=index,
+            flt=replace(flt, party=me),
+            page=page,
+        )
+
+    def _indexed(
+        self,
+        query: Callable[..., IndexPage[_Row]],
+        public: Callable[[list[_Row]], list[_Item]],
+        *,
+        index: AuditContext,
+        flt: ListFilter,
+        page: ListPage,
+        keep: Callable[[_Item], bool] | None = None,
+    ) -> Listed[_Item]:
+        """One page of a list read from the audit index by ``query``, its rows made public by ``public`` (all
+        of a page at once). ``keep`` narrows by what only the public record shows (a record's current status,
+        its document): pages are read until ``page.limit`` records are kept or the index has no more, and the
+        next page starts right after the last record kept, so no record is skipped or listed twice.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND (:meth:`_indexed_up_to`).
+        """
+        indexed = self._indexed_up_to(index, page.min_block)
+        # Filtering after the index: read in the largest pages, each read costs about what a small one does.
+        batch = page.limit if keep is None else MAX_LIMIT
+        cursor, kept = page.cursor, []
+        while True:
+            try:
+                rows = query(index.engine, flt, cursor=cursor, limit=batch)
+            except InvalidQueryError as exc:
+                raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+            items = public(rows.items)
+            if keep is None:
+                return Listed(items, rows.next_cursor, indexed)
+            for position, item in enumerate(items):
+                if not keep(item):
+                    continue
+                kept.append(item)
+                if len(kept) == page.limit:
+                    last = position == len(items) - 1 and rows.next_cursor is None
+                    return Listed(kept, None if last else rows.cursors[position], indexed)
+            if rows.next_cursor is None:
+                return Listed(kept, None, indexed)
+            cursor = rows.next_cursor
 
     def _indexed_up_to(self, index: AuditContext, min_block: int | None) -> int | None:
         """The last block the audit index holds, brought up to ``min_block`` first when it is behind it: a

@@ -12,6 +12,7 @@ from api.errors import ApiError, revert_to_api_error
 from api.ledger.core import (
     Finish,
     Listed,
+    ListPage,
     b32,
     journaled,
     not_found,
@@ -95,9 +96,7 @@ class DeliveryService(ExchangeService):
         principal: Principal,
         index: AuditContext,
         flt: ListFilter,
-        cursor: str | None,
-        limit: int,
-        min_block: int | None = None,
+        page: ListPage,
     ) -> Listed[m.GrantPublic]:
         """Grants newest first, one page, read from the audit index (:meth:`_listed`); revoked once the index
         holds the revocation.
@@ -107,7 +106,7 @@ class DeliveryService(ExchangeService):
         """
         return self._listed(
             audit_queries.grants, _grant_public,
-            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+            principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 
     @journaled
@@ -182,9 +181,7 @@ class DeliveryService(ExchangeService):
         principal: Principal,
         index: AuditContext,
         flt: ListFilter,
-        cursor: str | None,
-        limit: int,
-        min_block: int | None = None,
+        page: ListPage,
     ) -> Listed[m.DeliveryPublic]:
         """Deliveries newest first, one page, read from the audit index (:meth:`_listed`): a department sees
         the ones it provided or consumed, an auditor all. Statuses are the index's (the acknowledgements and
@@ -196,7 +193,7 @@ class DeliveryService(ExchangeService):
         return self._listed(
             audit_queries.deliveries,
             lambda d: self._delivery_public(d.delivery_id, d.receipt, d.block_number, d.status),
-            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+            principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 
     def _checked_delivery(

@@ -25,6 +25,7 @@ from api.ledger.catalog import CatalogService
 from api.ledger.core import (
     Finish,
     Listed,
+    ListPage,
     b32,
     journaled,
     status_name,
@@ -64,7 +65,7 @@ def _request_public(r: AccessRequest) -> m.RequestPublic:
     )  # fmt: skip
 
 
-def _agreement_public(a: Agreement) -> m.AgreementPublic:
+def agreement_public(a: Agreement) -> m.AgreementPublic:
     return m.AgreementPublic(
         id=a.id, request_id=a.request_id, resource_id=a.resource_id, provider=a.provider, consumer=a.consumer,
         status=status_name(a.status), valid_from=a.valid_from, valid_until=a.valid_until,
@@ -127,19 +128,18 @@ class ExchangeService(CatalogService):
         principal: Principal,
         index: AuditContext,
         flt: ListFilter,
-        cursor: str | None,
-        limit: int,
-        min_block: int | None = None,
+        page: ListPage,
     ) -> Listed[m.RequestPublic]:
-        """Requests newest first, one page: the ids from the audit index (:meth:`_listed`), each record from
-        the chain, whose status the ledger computes (:func:`node.audit.queries.request_ids`).
+        """Requests newest first, one page, read from the audit index (:meth:`_listed`), each in the status
+        the ledger's ``request(id)`` view computes, from what the index holds
+        (:func:`node.audit.queries.requests`).
 
         Raises:
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
         return self._listed(
-            audit_queries.request_ids, self.request,
-            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+            audit_queries.requests, _request_public,
+            principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 
     @journaled
@@ -472,7 +472,7 @@ class ExchangeService(CatalogService):
             return self.department_account(other)
 
     def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
-        return _agreement_public(self._exchange_record(Agreement, agreement_id, principal=principal))
+        return agreement_public(self._exchange_record(Agreement, agreement_id, principal=principal))
 
     def agreements(
         self,
@@ -480,9 +480,7 @@ class ExchangeService(CatalogService):
         principal: Principal,
         index: AuditContext,
         flt: ListFilter,
-        cursor: str | None,
-        limit: int,
-        min_block: int | None = None,
+        page: ListPage,
     ) -> Listed[m.AgreementPublic]:
         """Agreements newest first, one page, read from the audit index (:meth:`_listed`), each in the status
         its latest suspension, reinstatement or revocation the index holds left it.
@@ -491,8 +489,8 @@ class ExchangeService(CatalogService):
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
         return self._listed(
-            audit_queries.agreements, _agreement_public,
-            principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block,
+            audit_queries.agreements, agreement_public,
+            principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 
     @journaled

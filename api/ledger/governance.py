@@ -14,14 +14,17 @@ from api import models as m
 from api.auth import Principal
 from api.errors import ApiError
 from api.ledger.core import (
-    LIST_SCAN_LIMIT,
     Finish,
+    Listed,
+    ListPage,
     b32,
     journaled,
     status_name,
     to_hex,
 )
-from api.ledger.exchanges import ExchangeService
+from api.ledger.exchanges import ExchangeService, agreement_public
+from node.audit import queries as audit_queries
+from node.audit.queries import ListFilter
 from node.chain import LedgerRevertError
 from node.types import (
     GovernanceAction,
@@ -31,7 +34,7 @@ from node.types import (
 )
 
 if TYPE_CHECKING:
-    pass
+    from node.audit.service import AuditContext
 
 #: Each governance action's arguments (name, ABI type), in the order of its proposal's ``data`` (see
 #: ``GovernanceAction`` in contracts/src/types/Ledger.sol). Names are the fields of ``ProposalParameters``.
@@ -81,40 +84,52 @@ def _decode_parameters(action: GovernanceAction, data: bytes) -> m.ProposalParam
 _Known = TypeVar("_Known", m.DepartmentPublic, m.AgreementPublic)
 
 
+def _proposal_public(
+    p: Proposal,
+    parameters: m.ProposalParameters | None,
+    *,
+    department: m.DepartmentPublic | None,
+    agreement: m.AgreementPublic | None,
+    now: int,
+    threshold: int,
+) -> m.ProposalPublic:
+    """A proposal's public form: open until executed, cancelled or past ``expires_at`` at ``now`` (the
+    chain's clock)."""
+    if p.executed:
+        status = m.ProposalStatus.EXECUTED
+    elif p.cancelled:
+        status = m.ProposalStatus.CANCELLED
+    else:
+        status = m.ProposalStatus.OPEN if now < p.expires_at else m.ProposalStatus.EXPIRED
+    return m.ProposalPublic(
+        id=p.id, action=status_name(p.action), proposer=p.proposer, approvals=p.approvals,
+        threshold=threshold, executed=p.executed, expires_at=p.expires_at, status=status, data=to_hex(p.data),
+        parameters=parameters, department=department, agreement=agreement,
+    )  # fmt: skip
+
+
 class GovernanceService(ExchangeService):
     """Governance proposals."""
 
     # --- governance ---------------------------------------------------------------------------------------
 
-    def proposal(
-        self, proposal_id: int, *, now: int | None = None, threshold: int | None = None
-    ) -> m.ProposalPublic:
-        """One proposal with its decoded arguments and the department or agreement it concerns.
-
-        ``now`` and ``threshold`` are read from the chain unless a list hands them in (once for all).
+    def proposal(self, proposal_id: int) -> m.ProposalPublic:
+        """One proposal as the chain holds it now, with its decoded arguments and the department or agreement
+        it concerns.
 
         Raises:
             LedgerRevertError: GovernanceUnknownProposal for an id never created.
         """
         p = Proposal.read(self.client, proposal_id)
-        now = self._chain_time() if now is None else now
         parameters = _decode_parameters(p.action, p.data)
         department = agreement = None
         if parameters is not None and parameters.department_id is not None:
             department = self._known(self.department, parameters.department_id)
         if parameters is not None and parameters.agreement_id is not None:
             agreement = self._known(self.agreement, parameters.agreement_id)
-        if p.executed:
-            status = m.ProposalStatus.EXECUTED
-        elif p.cancelled:
-            status = m.ProposalStatus.CANCELLED
-        else:
-            status = m.ProposalStatus.OPEN if now < p.expires_at else m.ProposalStatus.EXPIRED
-        return m.ProposalPublic(
-            id=proposal_id, action=status_name(p.action), proposer=p.proposer, approvals=p.approvals,
-            threshold=int(self.client.call("threshold")) if threshold is None else threshold,
-            executed=p.executed, expires_at=p.expires_at, status=status, data=to_hex(p.data),
-            parameters=parameters, department=department, agreement=agreement,
+        return _proposal_public(
+            p, parameters, department=department, agreement=agreement, now=self._chain_time(),
+            threshold=int(self.client.call("threshold")),
         )  # fmt: skip
 
     @staticmethod
@@ -129,18 +144,49 @@ class GovernanceService(ExchangeService):
                 return None
             raise
 
-    def proposals(self, *, status: m.ProposalStatus | None, limit: int) -> list[m.ProposalPublic]:
-        """Proposals newest first, optionally only those in ``status``."""
-        count = int(self.client.call("proposalCount"))
-        now, threshold = self._chain_time(), int(self.client.call("threshold"))
-        found: list[m.ProposalPublic] = []
-        for proposal_id in range(count, max(0, count - LIST_SCAN_LIMIT), -1):
-            if len(found) >= limit:
-                break
-            proposal = self.proposal(proposal_id, now=now, threshold=threshold)
-            if status is None or proposal.status is status:
-                found.append(proposal)
-        return found
+    def proposals(
+        self, *, index: AuditContext, page: ListPage, status: m.ProposalStatus | None = None
+    ) -> Listed[m.ProposalPublic]:
+        """Proposals newest first, one page read from the audit index (:func:`node.audit.queries.proposals`),
+        optionally only those in ``status``: each as :meth:`proposal` answers it, with the department or
+        agreement it concerns as the index holds them, open or expired by the chain's clock now.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
+        """
+        now = self._chain_time()
+
+        def public(rows: list[Proposal]) -> list[m.ProposalPublic]:
+            decoded = [_decode_parameters(p.action, p.data) for p in rows]
+            departments = audit_queries.department_records(
+                index.engine,
+                [d.department_id for d in decoded if d is not None and d.department_id is not None],
+            )
+            agreements = audit_queries.agreements_by_id(
+                index.engine,
+                [d.agreement_id for d in decoded if d is not None and d.agreement_id is not None],
+            )
+            # The deployment's ThresholdChanged is in the index's first block; an index that holds proposals
+            # holds it, and the chain answers for one that does not (the count of a list, not of its rows).
+            threshold = audit_queries.threshold(index.engine)
+            if threshold is None and rows:
+                threshold = int(self.client.call("threshold"))
+            return [
+                _proposal_public(
+                    p, parameters,
+                    department=self._department_public(departments[parameters.department_id])
+                    if parameters is not None and parameters.department_id in departments else None,
+                    agreement=agreement_public(agreements[parameters.agreement_id])
+                    if parameters is not None and parameters.agreement_id in agreements else None,
+                    now=now, threshold=threshold or 0,
+                )
+                for p, parameters in zip(rows, decoded, strict=True)
+            ]  # fmt: skip
+
+        return self._indexed(
+            audit_queries.proposals, public, index=index, flt=ListFilter(), page=page,
+            keep=None if status is None else (lambda p: p.status is status),
+        )  # fmt: skip
 
     @journaled
     def propose(self, *, principal: Principal, body: m.ProposalCreate) -> m.Written[m.ProposalPublic]:

@@ -5,11 +5,20 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import catalog
 from api import models as m
-from api.deps import CurrentPrincipal, DepartmentPrincipal, IdempotencyKey, LedgerDep
+from api.deps import (
+    CurrentPrincipal,
+    DepartmentPrincipal,
+    IdempotencyKey,
+    LedgerDep,
+    ListPageDep,
+    MinBlock,
+    page_headers,
+)
+from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/resources", tags=["catalog"])
 ResourceId = Annotated[int, Path(ge=1, le=2**64 - 1)]
@@ -29,15 +38,24 @@ class ExportFormat(StrEnum):
 
 @router.get("", response_model=list[m.ResourcePublic])
 def list_resources(
+    request: Request,
+    response: Response,
     _principal: CurrentPrincipal,
     ledger: LedgerDep,
+    index: AuditDep,
+    page: ListPageDep,
     owner: Owner = None,
     share_type: ShareType = None,
     q: Text = None,
 ) -> list[m.ResourcePublic]:
-    """The catalog, newest first: each entry with its metadata document and ``verified`` (the stored
-    document hashes to the chain's metadata hash)."""
-    return ledger.resources(owner=owner, share_type=share_type, text=q)
+    """The catalog, newest first, from the audit index: each entry as its latest registration or update left
+    it, with its metadata document and ``verified`` (the stored document hashes to the entry's metadata hash).
+    The next page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached;
+    pass ``min_block`` (a write's ``block_number``) to list what that write did (the index follows the chain a
+    moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
+    listed = ledger.resources(index=index, page=page, owner=owner, share_type=share_type, text=q)
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.get(
@@ -48,11 +66,14 @@ def list_resources(
 def export_catalog(
     _principal: CurrentPrincipal,
     ledger: LedgerDep,
+    index: AuditDep,
     as_format: Annotated[ExportFormat, Query(alias="format")] = ExportFormat.JSON,
+    min_block: MinBlock = None,
 ) -> Any:
-    """The whole catalog as JSON (the list of ``GET /resources``) or CSV (one row per resource, the document
-    in the ``metadata`` column as canonical JSON); ``POST /resources/import`` reads either."""
-    listed = ledger.resources()
+    """The whole catalog as JSON (every page of ``GET /resources``) or CSV (one row per resource, the document
+    in the ``metadata`` column as canonical JSON); ``POST /resources/import`` reads either. Read from the
+    audit index, as the list is (``min_block`` as there)."""
+    listed = ledger.catalog(index=index, min_block=min_block)
     if as_format is ExportFormat.CSV:
         return Response(catalog.to_csv(listed), media_type="text/csv; charset=utf-8")
     return listed

@@ -14,9 +14,7 @@ from api.deps import (
     IdempotencyKey,
     IdFilter,
     LedgerDep,
-    ListCursor,
-    ListLimit,
-    MinBlock,
+    ListPageDep,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -52,14 +50,12 @@ def list_deliveries(
     principal: ExchangeReader,
     ledger: LedgerDep,
     index: AuditDep,
-    limit: ListLimit = 100,
-    cursor: ListCursor = None,
+    page: ListPageDep,
     grant_id: IdFilter = None,
     agreement_id: IdFilter = None,
     resource_id: IdFilter = None,
     provider: DepartmentFilter = None,
     consumer: DepartmentFilter = None,
-    min_block: MinBlock = None,
 ) -> list[m.DeliveryPublic]:
     """Deliveries newest first, from the audit index (a department: those it provided or consumed). The next
     page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached. The
@@ -68,9 +64,7 @@ def list_deliveries(
     flt = ListFilter(
         provider=provider, consumer=consumer, grant=grant_id, agreement=agreement_id, resource=resource_id
     )
-    listed = ledger.deliveries(
-        principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block
-    )
+    listed = ledger.deliveries(principal=principal, index=index, flt=flt, page=page)
     page_headers(request, response, listed)
     return listed.items
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Request, Response
 
 from api import models as m
 from api.auth import Role
@@ -14,8 +14,10 @@ from api.deps import (
     GovernorPrincipal,
     IdempotencyKey,
     LedgerDep,
-    ListLimit,
+    ListPageDep,
+    page_headers,
 )
+from api.routes.audit import AuditDep
 
 router = APIRouter(tags=["departments"])
 ProposalId = Annotated[int, Path(ge=1, le=2**256 - 1)]
@@ -55,15 +57,23 @@ def propose(
 
 @router.get("/governance/proposals", response_model=list[m.ProposalPublic])
 def list_proposals(
+    request: Request,
+    response: Response,
     _principal: GovernanceReader,
     ledger: LedgerDep,
+    index: AuditDep,
+    page: ListPageDep,
     status: Annotated[
         m.ProposalStatus | None, Query(description="only proposals in this status (open: awaiting approvals)")
     ] = None,
-    limit: ListLimit = 100,
 ) -> list[m.ProposalPublic]:
-    """Proposals newest first, each with the arguments it carries: what a governor approves."""
-    return ledger.proposals(status=status, limit=limit)
+    """Proposals newest first, from the audit index, each with the arguments it carries: what a governor
+    approves. The next page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the
+    index reached; pass ``min_block`` (a write's ``block_number``) to list what that write did (the index
+    follows the chain a moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
+    listed = ledger.proposals(index=index, page=page, status=status)
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.get("/governance/proposals/{proposal_id}", response_model=m.ProposalPublic)

@@ -14,9 +14,7 @@ from api.deps import (
     IdempotencyKey,
     IdFilter,
     LedgerDep,
-    ListCursor,
-    ListLimit,
-    MinBlock,
+    ListPageDep,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -40,22 +38,18 @@ def list_grants(
     principal: ExchangeReader,
     ledger: LedgerDep,
     index: AuditDep,
-    limit: ListLimit = 100,
-    cursor: ListCursor = None,
+    page: ListPageDep,
     agreement_id: IdFilter = None,
     resource_id: IdFilter = None,
     provider: DepartmentFilter = None,
     consumer: DepartmentFilter = None,
-    min_block: MinBlock = None,
 ) -> list[m.GrantPublic]:
     """Grants newest first, from the audit index (a department: those it is party to). The next page is the
     ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached; pass ``min_block``
     (a write's ``block_number``) to list what that write did (the index follows the chain a moment behind,
     ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
     flt = ListFilter(provider=provider, consumer=consumer, agreement=agreement_id, resource=resource_id)
-    listed = ledger.grants(
-        principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block
-    )
+    listed = ledger.grants(principal=principal, index=index, flt=flt, page=page)
     page_headers(request, response, listed)
     return listed.items
 

@@ -14,9 +14,7 @@ from api.deps import (
     IdempotencyKey,
     IdFilter,
     LedgerDep,
-    ListCursor,
-    ListLimit,
-    MinBlock,
+    ListPageDep,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -40,12 +38,10 @@ def list_requests(
     principal: ExchangeReader,
     ledger: LedgerDep,
     index: AuditDep,
-    limit: ListLimit = 100,
-    cursor: ListCursor = None,
+    page: ListPageDep,
     resource_id: IdFilter = None,
     provider: DepartmentFilter = None,
     consumer: DepartmentFilter = None,
-    min_block: MinBlock = None,
 ) -> list[m.RequestPublic]:
     """Requests newest first: which ones from the audit index (a department: those it is party to), each
     record from the chain, whose status the ledger computes. The next page is the ``Link: <…>; rel="next"``
@@ -53,9 +49,7 @@ def list_requests(
     ``block_number``) to list what that write did (the index follows the chain a moment behind,
     ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
     flt = ListFilter(provider=provider, consumer=consumer, resource=resource_id)
-    listed = ledger.requests(
-        principal=principal, index=index, flt=flt, cursor=cursor, limit=limit, min_block=min_block
-    )
+    listed = ledger.requests(principal=principal, index=index, flt=flt, page=page)
     page_headers(request, response, listed)
     return listed.items
 

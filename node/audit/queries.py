@@ -11,10 +11,12 @@ import base64
 import binascii
 import json
 import os
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
+from typing import Any, Generic, NamedTuple, TypeVar
 
+from eth_utils.crypto import keccak
 from sqlalchemy import Engine, select
 
 from node.audit import models as m
@@ -28,7 +30,21 @@ from node.audit.events import (
     decode_code,
     iso,
 )
-from node.types import Agreement, AgreementStatus, DeliveryReceipt, DeliveryStatus, Grant
+from node.types import (
+    AccessRequest,
+    Agreement,
+    AgreementStatus,
+    DeliveryReceipt,
+    DeliveryStatus,
+    Department,
+    DepartmentStatus,
+    GovernanceAction,
+    Grant,
+    Proposal,
+    RequestStatus,
+    Resource,
+    ShareType,
+)
 
 MAX_LIMIT = 500
 _CURSOR_PREFIX = "h1:"
@@ -224,6 +240,7 @@ _AGREEMENT_STATUS = {
     "AgreementRevoked": AgreementStatus.REVOKED,
 }
 _T = TypeVar("_T")
+_U = TypeVar("_U")
 
 
 @dataclass(frozen=True)
@@ -252,15 +269,32 @@ class IndexedDelivery:
 
 @dataclass(frozen=True)
 class IndexPage(Generic[_T]):
+    """One page of a list read from the index, newest first: the items, the cursor of the page after it (None
+    on the last), and each item's own cursor (the page after that item), for a reader that keeps only some of
+    the items and must resume right after the last one it kept."""
+
     items: list[_T]
     next_cursor: str | None
+    cursors: list[str] = dataclass_field(default_factory=list)
+
+    def map(self, convert: Callable[[list[_T]], list[_U]]) -> IndexPage[_U]:
+        """The same page with its items converted all at once (``convert`` keeps their number and order)."""
+        return IndexPage(convert(self.items), self.next_cursor, self.cursors)
+
+
+class _Logged(NamedTuple):
+    """One indexed event as the lists read it."""
+
+    seq: int
+    block_number: int
+    block_time: int
+    fields: dict[str, Any]
 
 
 def _newest(
-    conn: Any, event: str, flt: ListFilter, cursor: str | None, limit: int
-) -> tuple[list[tuple[int, dict[str, Any]]], str | None]:
-    """The block and fields of one page of ``event`` rows matching ``flt``, newest first, before ``cursor``,
-    and the next page's cursor.
+    conn: Any, events: str | Sequence[str], flt: ListFilter, cursor: str | None, limit: int
+) -> IndexPage[_Logged]:
+    """One page of ``events`` rows matching ``flt``, newest first, before ``cursor``.
 
     Each filter is a range of one ``(column, seq)`` index walked backwards; a ``party`` is the union of its
     provider and consumer scans, so a page costs a few index reads whatever its length.
@@ -275,10 +309,10 @@ def _newest(
         if value is not None and value < 0:
             raise InvalidQueryError(name, f"must not be negative, got {value}")
         if value is not None and value > MAX_INDEXED_ID:
-            return [], None
+            return IndexPage([], None)
     before = decode_cursor(cursor) if cursor else None
     e = m.events.c
-    common: list[Any] = [e.event == event]
+    common: list[Any] = [e.event == events] if isinstance(events, str) else [e.event.in_(events)]
     if before is not None:
         common.append(e.seq < before)
     for column, value in (
@@ -298,11 +332,15 @@ def _newest(
     more = len(page) > limit
     page = page[:limit]
     if not page:
-        return [], None
-    rows = conn.execute(select(e.block_number, e.fields).where(e.seq.in_(page)).order_by(e.seq.desc())).all()
-    return [(int(r.block_number), json.loads(r.fields)) for r in rows], encode_cursor(
-        page[-1]
-    ) if more else None
+        return IndexPage([], None)
+    rows = conn.execute(
+        select(e.seq, e.block_number, e.block_time, e.fields).where(e.seq.in_(page)).order_by(e.seq.desc())
+    ).all()
+    return IndexPage(
+        [_Logged(int(r.seq), int(r.block_number), int(r.block_time), json.loads(r.fields)) for r in rows],
+        encode_cursor(page[-1]) if more else None,
+        [encode_cursor(seq) for seq in page],
+    )
 
 
 def _latest(conn: Any, column: Any, idents: list[Any], events: Sequence[str]) -> dict[Any, str]:
@@ -326,37 +364,132 @@ def deliveries(
         InvalidQueryError: a malformed cursor or limit, or a negative id.
     """
     with engine.connect() as conn:
-        rows, following = _newest(conn, DELIVERY_RECORDED, flt, cursor, limit)
-        settled = _latest(conn, m.events.c.delivery_id, [f["deliveryId"] for _, f in rows], DELIVERY_SETTLED)
-    return IndexPage(
-        [
-            IndexedDelivery(
-                delivery_id=bytes.fromhex(f["deliveryId"][2:]),
-                receipt=DeliveryReceipt.from_event_args(
-                    int(f["grantId"]), {**f, "commitment": bytes.fromhex(f["commitment"][2:])}
-                ),
-                block_number=block,
-                status=_SETTLED_STATUS.get(settled.get(f["deliveryId"], ""), DeliveryStatus.RECORDED),
-            )
-            for block, f in rows
-        ],
-        following,
-    )
+        rows = _newest(conn, DELIVERY_RECORDED, flt, cursor, limit)
+        settled = _latest(
+            conn, m.events.c.delivery_id, [r.fields["deliveryId"] for r in rows.items], DELIVERY_SETTLED
+        )
+
+    def delivery(r: _Logged) -> IndexedDelivery:
+        f = r.fields
+        return IndexedDelivery(
+            delivery_id=bytes.fromhex(f["deliveryId"][2:]),
+            receipt=DeliveryReceipt.from_event_args(
+                int(f["grantId"]), {**f, "commitment": bytes.fromhex(f["commitment"][2:])}
+            ),
+            block_number=r.block_number,
+            status=_SETTLED_STATUS.get(settled.get(f["deliveryId"], ""), DeliveryStatus.RECORDED),
+        )
+
+    return rows.map(lambda items: [delivery(r) for r in items])
 
 
-def request_ids(
+#: The events that move a request on from its ``AccessRequested``, and the status each leaves it in.
+_REQUEST_STATUS = {
+    "RequestApproved": RequestStatus.APPROVED,
+    "RequestRejected": RequestStatus.REJECTED,
+    "RequestWithdrawn": RequestStatus.WITHDRAWN,
+    "AgreementConcluded": RequestStatus.CONCLUDED,
+}
+_RESOURCE_EVENTS = ("ResourceRegistered", "ResourceUpdated")
+
+
+def _share_types(conn: Any, resource_ids: Sequence[int]) -> dict[int, ShareType]:
+    """Each resource's share type by its latest registration or update indexed."""
+    e = m.events.c
+    latest: dict[int, ShareType] = {}
+    for ident, fields in conn.execute(
+        select(e.resource_id, e.fields)
+        .where(e.resource_id.in_(resource_ids), e.event.in_(_RESOURCE_EVENTS))
+        .order_by(e.seq)
+    ):
+        latest[int(ident)] = ShareType(json.loads(fields)["shareType"])
+    return latest
+
+
+def requests(
     engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
-) -> IndexPage[int]:
-    """One page of the ids of access requests matching ``flt``, newest first. Only ids: a request's status is
-    the ledger's to compute (an approval on arrival turns pending again once its resource stops being shared
-    unconditionally, with no event), so its record is read from the chain.
+) -> IndexPage[AccessRequest]:
+    """One page of access requests matching ``flt``, newest first, each as the ledger's ``request(id)`` view
+    answers it at the last block indexed: the request from its ``AccessRequested`` event (``requested_at`` its
+    block's time, ``purpose_hash`` the keccak of the purpose it carries), its status, decision time and reason
+    from the approval, rejection, withdrawal or agreement that followed. The ledger computes one status
+    without an event: an approval on arrival reads as pending while its resource is no longer shared
+    unconditionally; the resource's latest registration or update indexed says whether it is.
 
     Raises:
         InvalidQueryError: a malformed cursor or limit, or a negative id.
     """
+    e = m.events.c
     with engine.connect() as conn:
-        rows, following = _newest(conn, "AccessRequested", flt, cursor, limit)
-    return IndexPage([int(f["requestId"]) for _, f in rows], following)
+        rows = _newest(conn, "AccessRequested", flt, cursor, limit)
+        ids = [int(r.fields["requestId"]) for r in rows.items]
+        later: dict[int, list[Any]] = {}
+        for row in conn.execute(
+            select(e.request_id, e.event, e.block_time, e.fields)
+            .where(e.request_id.in_(ids), e.event.in_(list(_REQUEST_STATUS)))
+            .order_by(e.seq)
+        ):
+            later.setdefault(int(row.request_id), []).append(row)
+        shared = _share_types(conn, sorted({int(r.fields["resourceId"]) for r in rows.items}))
+
+    def request(r: _Logged) -> AccessRequest:
+        f = r.fields
+        ident, automatic = int(f["requestId"]), False
+        status, decided_at, reason_code = RequestStatus.PENDING, 0, 0
+        for row in later.get(ident, []):
+            status = _REQUEST_STATUS[row.event]
+            if row.event == "RequestApproved":
+                decided_at, automatic = int(row.block_time), bool(json.loads(row.fields)["automatic"])
+            elif row.event == "RequestRejected":
+                decided_at, reason_code = int(row.block_time), int(json.loads(row.fields)["reasonCode"])
+        unconditional = shared.get(int(f["resourceId"])) is ShareType.UNCONDITIONAL
+        if status is RequestStatus.APPROVED and automatic and not unconditional:
+            status = RequestStatus.PENDING
+        return AccessRequest(
+            id=ident, resource_id=int(f["resourceId"]), consumer=int(f["consumer"]),
+            provider=int(f["provider"]), status=status, requested_at=r.block_time, decided_at=decided_at,
+            reason_code=reason_code,
+            valid_from=int(f["validFrom"]), valid_until=int(f["validUntil"]),
+            purpose_hash=keccak(text=f["purpose"]), scope_hash=bytes.fromhex(f["scopeHash"][2:]),
+            terms_hash=bytes.fromhex(f["termsHash"][2:]),
+        )  # fmt: skip
+
+    return rows.map(lambda items: [request(r) for r in items])
+
+
+def resources(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[Resource]:
+    """One page of catalog resources, newest registration first (``flt.provider``: only that owner's), each
+    entry as its latest registration or update indexed left it.
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit, or a negative id.
+    """
+    e = m.events.c
+    with engine.connect() as conn:
+        rows = _newest(conn, "ResourceRegistered", flt, cursor, limit)
+        latest: dict[int, dict[str, Any]] = {}
+        for ident, fields in conn.execute(
+            select(e.resource_id, e.fields)
+            .where(
+                e.resource_id.in_([int(r.fields["resourceId"]) for r in rows.items]),
+                e.event.in_(_RESOURCE_EVENTS),
+            )
+            .order_by(e.seq)
+        ):
+            latest[int(ident)] = json.loads(fields)
+
+    def resource(r: _Logged) -> Resource:
+        ident = int(r.fields["resourceId"])
+        f = latest.get(ident, r.fields)
+        return Resource(
+            id=ident, owner=int(f["owner"]), share_type=ShareType(f["shareType"]),
+            sensitivity=int(f["sensitivity"]), metadata_hash=bytes.fromhex(f["metadataHash"][2:]),
+            schema_hash=bytes.fromhex(f["schemaHash"][2:]),
+        )  # fmt: skip
+
+    return rows.map(lambda items: [resource(r) for r in items])
 
 
 def grants(
@@ -368,22 +501,44 @@ def grants(
         InvalidQueryError: a malformed cursor or limit, or a negative id.
     """
     with engine.connect() as conn:
-        rows, following = _newest(conn, "GrantIssued", flt, cursor, limit)
-        revoked = _latest(conn, m.events.c.grant_id, [f["grantId"] for _, f in rows], ("GrantRevoked",))
-    return IndexPage(
-        [
-            Grant(
-                id=int(f["grantId"]),
-                agreement_id=int(f["agreementId"]),
-                provider=int(f["provider"]),
-                consumer=int(f["consumer"]),
-                expires_at=int(f["expiresAt"]),
-                revoked=f["grantId"] in revoked,
-            )
-            for _, f in rows
-        ],
-        following,
+        rows = _newest(conn, "GrantIssued", flt, cursor, limit)
+        revoked = _latest(
+            conn, m.events.c.grant_id, [r.fields["grantId"] for r in rows.items], ("GrantRevoked",)
+        )
+
+    def grant(f: dict[str, Any]) -> Grant:
+        return Grant(
+            id=int(f["grantId"]),
+            agreement_id=int(f["agreementId"]),
+            provider=int(f["provider"]),
+            consumer=int(f["consumer"]),
+            expires_at=int(f["expiresAt"]),
+            revoked=f["grantId"] in revoked,
+        )
+
+    return rows.map(lambda items: [grant(r.fields) for r in items])
+
+
+def _agreement_records(conn: Any, concluded: Sequence[dict[str, Any]]) -> list[Agreement]:
+    """The agreements of ``AgreementConcluded`` fields, each in the status its latest suspension,
+    reinstatement or revocation indexed left it (active without one)."""
+    changed = _latest(
+        conn, m.events.c.agreement_id, [f["agreementId"] for f in concluded], list(_AGREEMENT_STATUS)
     )
+    return [
+        Agreement(
+            id=int(f["agreementId"]),
+            request_id=int(f["requestId"]),
+            resource_id=int(f["resourceId"]),
+            provider=int(f["provider"]),
+            consumer=int(f["consumer"]),
+            status=_AGREEMENT_STATUS.get(changed.get(f["agreementId"], ""), AgreementStatus.ACTIVE),
+            valid_from=int(f["validFrom"]),
+            valid_until=int(f["validUntil"]),
+            terms_digest=bytes.fromhex(f["termsDigest"][2:]),
+        )
+        for f in concluded
+    ]
 
 
 def agreements(
@@ -396,27 +551,146 @@ def agreements(
         InvalidQueryError: a malformed cursor or limit, or a negative id.
     """
     with engine.connect() as conn:
-        rows, following = _newest(conn, "AgreementConcluded", flt, cursor, limit)
-        changed = _latest(
-            conn, m.events.c.agreement_id, [f["agreementId"] for _, f in rows], list(_AGREEMENT_STATUS)
+        rows = _newest(conn, "AgreementConcluded", flt, cursor, limit)
+        found = _agreement_records(conn, [r.fields for r in rows.items])
+    return rows.map(lambda _: found)
+
+
+def agreements_by_id(engine: Engine, ids: Sequence[int]) -> dict[int, Agreement]:
+    """The agreements of ``ids`` the index holds, as :func:`agreements` reads them (an id not concluded yet is
+    absent)."""
+    ids = [i for i in ids if 0 <= i <= MAX_INDEXED_ID]
+    if not ids:
+        return {}
+    e = m.events.c
+    with engine.connect() as conn:
+        concluded = conn.execute(
+            select(e.fields).where(e.agreement_id.in_(ids), e.event == "AgreementConcluded")
+        ).scalars()
+        return {a.id: a for a in _agreement_records(conn, [json.loads(f) for f in concluded])}
+
+
+_DEPARTMENT_EVENTS = (
+    "DepartmentAdmitted",
+    "DepartmentSuspended",
+    "DepartmentReinstated",
+    "DepartmentRekeyed",
+)
+
+
+def department_records(engine: Engine, ids: Sequence[int]) -> dict[int, Department]:
+    """The departments of ``ids`` the index holds, as the ledger's ``department(id)`` view answers them at the
+    last block indexed: admitted active, suspended and reinstated, re-keyed (a new signer starts a new key
+    epoch; the same signer rotates only the encryption key). An id never admitted is absent."""
+    ids = [i for i in ids if 0 <= i <= MAX_INDEXED_ID]
+    if not ids:
+        return {}
+    e = m.events.c
+    found: dict[int, Department] = {}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.event, e.subject_id, e.fields)
+            .where(e.subject_id.in_(ids), e.event.in_(_DEPARTMENT_EVENTS))
+            .order_by(e.seq)
+        ).all()
+    for event, ident, fields in rows:
+        f, ident = json.loads(fields), int(ident)
+        if event == "DepartmentAdmitted":
+            found[ident] = Department(
+                id=ident, signer=f["signer"], status=DepartmentStatus.ACTIVE, code=decode_code(f["code"]),
+                encryption_key=bytes.fromhex(f["encryptionKey"][2:]), name=f["name"], key_epoch=0,
+                contract_signer=bool(f["contractSigner"]),
+            )  # fmt: skip
+            continue
+        known = found.get(ident)
+        if known is None:
+            continue
+        if event == "DepartmentSuspended":
+            found[ident] = replace(known, status=DepartmentStatus.SUSPENDED)
+        elif event == "DepartmentReinstated":
+            found[ident] = replace(known, status=DepartmentStatus.ACTIVE)
+        else:
+            found[ident] = replace(
+                known, signer=f["signer"], encryption_key=bytes.fromhex(f["encryptionKey"][2:]),
+                key_epoch=known.key_epoch + (f["signer"] != f["previousSigner"]),
+            )  # fmt: skip
+    return found
+
+
+#: ``GOVERNOR_ROLE`` of the ledger (``DepartmentRegistry``), as the role events carry it.
+_GOVERNOR_ROLE = "0x" + keccak(text="dxl.role.governor").hex()
+_PROPOSAL_EVENTS = ("ProposalApproved", "ProposalExecuted", "ProposalCancelled")
+
+
+def proposals(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[Proposal]:
+    """One page of governance proposals, newest first, each as the ledger's ``proposal(id)`` view answers it
+    at the last block indexed: executed or cancelled once that event is indexed, and its approvals those that
+    stand — given by an account that is a governor now, in its current term (not appointed again since the
+    approval; a re-appointed governor's earlier approvals stop counting), as the ledger counts them.
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit.
+    """
+    e = m.events.c
+    with engine.connect() as conn:
+        rows = _newest(conn, "ProposalCreated", flt, cursor, limit)
+        if not rows.items:
+            return rows.map(lambda _: [])
+        # What happened to this page's proposals happened after the oldest of them was created.
+        later = conn.execute(
+            select(e.seq, e.event, e.fields)
+            .where(e.event.in_(_PROPOSAL_EVENTS), e.seq > rows.items[-1].seq)
+            .order_by(e.seq)
+        ).all()
+        roles = conn.execute(
+            select(e.seq, e.event, e.fields)
+            .where(e.event.in_(("RoleGranted", "RoleRevoked")))
+            .order_by(e.seq)
+        ).all()
+    governor_now: dict[str, bool] = {}
+    appointed: dict[str, int] = {}  # governor -> the position of its latest appointment
+    for seq, event, fields in roles:
+        f = json.loads(fields)
+        if f["role"] == _GOVERNOR_ROLE:
+            governor_now[f["account"]] = event == "RoleGranted"
+            if event == "RoleGranted":
+                appointed[f["account"]] = seq
+    approved: dict[int, dict[str, int]] = {}  # proposal -> governor -> the position of its latest approval
+    ended: dict[int, str] = {}
+    for seq, event, fields in later:
+        f = json.loads(fields)
+        if event == "ProposalApproved":
+            approved.setdefault(int(f["proposalId"]), {})[f["governor"]] = seq
+        else:
+            ended[int(f["proposalId"])] = event
+
+    def proposal(r: _Logged) -> Proposal:
+        f = r.fields
+        ident = int(f["proposalId"])
+        standing = sum(
+            1
+            for governor, seq in approved.get(ident, {}).items()
+            if governor_now.get(governor, False) and appointed.get(governor, -1) < seq
         )
-    return IndexPage(
-        [
-            Agreement(
-                id=int(f["agreementId"]),
-                request_id=int(f["requestId"]),
-                resource_id=int(f["resourceId"]),
-                provider=int(f["provider"]),
-                consumer=int(f["consumer"]),
-                status=_AGREEMENT_STATUS.get(changed.get(f["agreementId"], ""), AgreementStatus.ACTIVE),
-                valid_from=int(f["validFrom"]),
-                valid_until=int(f["validUntil"]),
-                terms_digest=bytes.fromhex(f["termsDigest"][2:]),
-            )
-            for _, f in rows
-        ],
-        following,
-    )
+        return Proposal(
+            id=ident, action=GovernanceAction(f["action"]), proposer=f["proposer"], approvals=standing,
+            executed=ended.get(ident) == "ProposalExecuted", expires_at=int(f["expiresAt"]),
+            data=bytes.fromhex(f["data"][2:]), cancelled=ended.get(ident) == "ProposalCancelled",
+        )  # fmt: skip
+
+    return rows.map(lambda items: [proposal(r) for r in items])
+
+
+def threshold(engine: Engine) -> int | None:
+    """The governors' approval threshold by the latest change indexed (None before the deployment's)."""
+    e = m.events.c
+    with engine.connect() as conn:
+        fields = conn.execute(
+            select(e.fields).where(e.event == "ThresholdChanged").order_by(e.seq.desc()).limit(1)
+        ).scalar_one_or_none()
+    return None if fields is None else int(json.loads(fields)["threshold"])
 
 
 def departments(engine: Engine) -> dict[int, dict[str, Any]]:

@@ -49,6 +49,11 @@ class ApiEnv:
     def keystore(self) -> KeyStore:
         return self.setup.keystore
 
+    def indexed(self, **params: Any) -> dict[str, Any]:
+        """``params`` of a list read from the audit index with ``min_block`` the chain's head: the list holds
+        every write made so far (the index follows the chain a moment behind)."""
+        return {**params, "min_block": int(self.setup.client.w3.eth.block_number)}
+
 
 class ServerThread:
     """uvicorn in a thread on a free port; stopped (and joined) at teardown."""
@@ -177,6 +182,37 @@ def issue(env: ApiEnv, principal: str, name: str) -> str:
         init_db(engine)
         with session_scope(session_factory(engine)) as session:
             return issue_token(session, principal=parse_principal(principal), name=name)
+    finally:
+        engine.dispose()
+
+
+def catalog_document(title: str, **extra: Any) -> dict[str, Any]:
+    """A complete catalog document titled ``title`` (``extra`` adds or replaces fields)."""
+    return {
+        "dct:title": title,
+        "dct:description": "本市户籍人口的身份与户籍登记信息。\n第二行：含全角标点，以及 emoji 🏠。",
+        "dcat:keyword": ["户籍", "人口"],
+        "csvw:column": [
+            {"csvw:name": "person_id", "csvw:datatype": "string", "dct:description": "公民身份号码"},
+            {"csvw:name": "household_id", "csvw:datatype": "string"},
+        ],
+        "dcat:mediaType": "text/csv",
+        "dct:accrualPeriodicity": "daily",
+        "dct:accessRights": "申请部门须提供法定职责依据",
+        "dcat:contactPoint": {"vcard:fn": "市公安局人口管理处", "vcard:hasEmail": "hukou@psb.example.gov.cn"},
+        "dcatap:applicableLegislation": "《中华人民共和国户口登记条例》",
+        **extra,
+    }
+
+
+def sql(env: ApiEnv, statement: str, **params: Any) -> None:
+    """Run ``statement`` on the API's database (what an operator, or an intruder, could do to it)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.settings.effective_database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement), params)
     finally:
         engine.dispose()
 

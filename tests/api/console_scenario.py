@@ -163,6 +163,7 @@ def _receipts(api: _Api, agreement: dict[str, Any], grant_id: int) -> dict[str, 
 def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> Scenario:
     """Walk the exchanges of the module docstring through the API; returns what the tests look for."""
     api = _Api(client, tokens)
+    api("POST", "/audit/index", "auditor")  # the catalog list reads the audit index: bring it to the head
     resources = {r["owner_code"]: r["id"] for r in api("GET", "/resources", "auditor") if r["metadata"]}
     health = _agreement(api, "health", "hrss", resources["HRSS"], "医保结算资格核验 (eligibility check)")
     good = _deliver(api, keystore, health, ("HRSS", "HEALTH"), INSURANCE_CSV, "csv")

@@ -31,7 +31,7 @@ def _counts(env: ApiEnv) -> tuple[int, int, int]:
     # refused write differ only by what that write did, not by earlier writes the follower indexed meanwhile.
     head = {"limit": 500, "min_block": env.setup.client.w3.eth.block_number}
     return (
-        len(ok(env.call("GET", "/resources", "auditor"))),
+        len(ok(env.call("GET", "/resources", "auditor", params=head))),
         len(ok(env.call("GET", "/requests", "auditor", params=head))),
         len(ok(env.call("GET", "/grants", "auditor", params=head))),
     )
@@ -75,13 +75,13 @@ def test_a_non_integer_for_an_integer_is_refused_and_nothing_written(
 def test_a_string_for_a_boolean_or_an_integer_elsewhere_is_refused(api_env: ApiEnv) -> None:
     response = api_env.call("POST", "/requests/1/reject", "hrss", json={"reason_code": "7"})
     assert response.status_code == 422 and response.json()["error"]["field"] == "reason_code"
-    before = ok(api_env.call("GET", "/governance/proposals", "auditor"))
+    before = ok(api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed()))
     response = api_env.call(
         "POST", "/governance/proposals", "governor-1",
         json={"action": "suspend_department", "department_id": "2"},
     )  # fmt: skip
     assert response.status_code == 422 and response.json()["error"]["field"].endswith("department_id")
-    assert ok(api_env.call("GET", "/governance/proposals", "auditor")) == before
+    assert ok(api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed())) == before
 
 
 # --- protocol errors ----------------------------------------------------------------------------------------
@@ -253,7 +253,10 @@ def test_governors_list_proposals_with_their_full_parameters(
     auditor = _propose(api_env, {"action": "grant_auditor", "account": signer})
 
     ids = [admit["id"], suspend["id"], revoke["id"], auditor["id"]]
-    listed = {p["id"]: p for p in ok(api_env.call("GET", "/governance/proposals", "governor-2"))}
+    listed = {
+        p["id"]: p
+        for p in ok(api_env.call("GET", "/governance/proposals", "governor-2", params=api_env.indexed()))
+    }
     assert ids == sorted(listed)[-4:]
     listed = {i: listed[i] for i in ids}
     assert all(p["status"] == "open" and p["approvals"] == 1 and p["threshold"] == 2 for p in listed.values())
@@ -278,10 +281,14 @@ def test_governors_list_proposals_with_their_full_parameters(
         "record"
     ]
     assert (approved["status"], approved["executed"]) == ("executed", True)
-    open_now = ok(api_env.call("GET", "/governance/proposals?status=open", "auditor"))
+    open_now = ok(
+        api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed(status="open"))
+    )
     assert [p["id"] for p in open_now][:3] == [auditor["id"], revoke["id"], suspend["id"]]
     assert all(p["status"] == "open" for p in open_now) and admit["id"] not in {p["id"] for p in open_now}
-    executed = ok(api_env.call("GET", "/governance/proposals", "governor-1", params={"status": "executed"}))
+    executed = ok(
+        api_env.call("GET", "/governance/proposals", "governor-1", params=api_env.indexed(status="executed"))
+    )
     assert [p["id"] for p in executed][:1] == [admit["id"]]
     assert all(p["status"] == "executed" for p in executed)
     assert [p["id"] for p in ok(api_env.call("GET", "/governance/proposals?limit=1", "auditor"))] == [

@@ -7,10 +7,10 @@ import copy
 import hashlib
 import json
 from typing import Any
+from urllib.parse import parse_qsl
 
 import pytest
-from api_helpers import ApiEnv, b32, ok
-from sqlalchemy import create_engine, text
+from api_helpers import ApiEnv, b32, catalog_document, ok, sql
 
 from node.provision import RESOURCES
 
@@ -21,21 +21,7 @@ TITLE = "户籍人口基本信息（测试） — «naïve» 𠀀"
 
 
 def document(title: str = TITLE, **extra: Any) -> dict[str, Any]:
-    return {
-        "dct:title": title,
-        "dct:description": "本市户籍人口的身份与户籍登记信息。\n第二行：含全角标点，以及 emoji 🏠。",
-        "dcat:keyword": ["户籍", "人口"],
-        "csvw:column": [
-            {"csvw:name": "person_id", "csvw:datatype": "string", "dct:description": "公民身份号码"},
-            {"csvw:name": "household_id", "csvw:datatype": "string"},
-        ],
-        "dcat:mediaType": "text/csv",
-        "dct:accrualPeriodicity": "daily",
-        "dct:accessRights": "申请部门须提供法定职责依据",
-        "dcat:contactPoint": {"vcard:fn": "市公安局人口管理处", "vcard:hasEmail": "hukou@psb.example.gov.cn"},
-        "dcatap:applicableLegislation": "《中华人民共和国户口登记条例》",
-        **extra,
-    }
+    return catalog_document(title, **extra)
 
 
 def canonical_hash(doc: dict[str, Any]) -> str:
@@ -47,15 +33,6 @@ def canonical_hash(doc: dict[str, Any]) -> str:
 def register(env: ApiEnv, who: str, doc: dict[str, Any], share_type: str = "conditional") -> dict[str, Any]:
     body = {"metadata": doc, "schema_hash": b32(), "share_type": share_type, "sensitivity": 1}
     return ok(env.call("POST", "/resources", who, json=body), 201)["record"]
-
-
-def sql(env: ApiEnv, statement: str, **params: Any) -> None:
-    engine = create_engine(env.settings.effective_database_url)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(statement), params)
-    finally:
-        engine.dispose()
 
 
 def test_chinese_document_round_trips_exactly_and_its_hash_is_on_the_chain(api_env: ApiEnv) -> None:
@@ -80,7 +57,7 @@ def test_a_tampered_stored_document_reads_unverified(api_env: ApiEnv) -> None:
     read = ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))
     assert read["verified"] is False
     assert read["metadata"]["dct:title"] == "被改过的目录"
-    listed = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor"))}
+    listed = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed()))}
     assert listed[record["id"]]["verified"] is False
 
 
@@ -109,7 +86,12 @@ def test_search_by_text_owner_and_share_type(api_env: ApiEnv) -> None:
     other = register(api_env, "psb", document(title="无关资源"), share_type="conditional")
 
     def ids(query: str) -> set[int]:
-        return {r["id"] for r in ok(api_env.call("GET", f"/resources?{query}", "auditor"))}
+        return {
+            r["id"]
+            for r in ok(
+                api_env.call("GET", "/resources", "auditor", params=api_env.indexed(**dict(parse_qsl(query))))
+            )
+        }
 
     assert ids(f"q={marker}") == {mine["id"]}
     assert mine["id"] in ids("q=PERSON_ID")  # case-insensitive, over the fields too
@@ -128,8 +110,8 @@ def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
     tampered = register(api_env, "hrss", document(title="导出前被改"))
     sql(api_env, "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h",
         d=json.dumps(document(title="改后"), ensure_ascii=False), h=tampered["metadata_hash"])  # fmt: skip
-    before = ok(api_env.call("GET", "/resources", "auditor"))
-    exported = ok(api_env.call("GET", "/resources/export", "auditor"))
+    before = ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed(limit=500)))
+    exported = ok(api_env.call("GET", "/resources/export", "auditor", params=api_env.indexed()))
     assert exported == before
     as_csv = api_env.call("GET", "/resources/export?format=csv", "auditor")
     assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
@@ -140,7 +122,7 @@ def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
     exported_verified = [r for r in exported if r["verified"] or r["metadata"] is None]
     for body in ({"csv": as_csv.text}, {"resources": exported_verified}):
         sql(api_env, "DELETE FROM api_catalog_documents")  # a service that lost its documents
-        emptied = ok(api_env.call("GET", "/resources", "auditor"))
+        emptied = ok(api_env.call("GET", "/resources", "auditor", params={"limit": 500}))
         assert all(r["metadata"] is None for r in emptied)
         if "csv" in body:
             # A tampered entry's exported document no longer hashes to the chain: the CSV import refuses it.
@@ -148,13 +130,16 @@ def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
             assert (
                 refused.status_code == 422 and refused.json()["error"]["code"] == "CATALOG_DOCUMENT_MISMATCH"
             )
-            assert all(r["metadata"] is None for r in ok(api_env.call("GET", "/resources", "auditor")))
+            assert all(
+                r["metadata"] is None
+                for r in ok(api_env.call("GET", "/resources", "auditor", params={"limit": 500}))
+            )
             keep = [line for line in as_csv.text.split("\r\n") if not any(
                 line.startswith(f"{i},") for i in unverified)]  # fmt: skip
             body = {"csv": "\r\n".join(keep)}
         imported = ok(api_env.call("POST", "/resources/import", "psb", json=body))
         assert imported["imported"] == with_documents
-        after = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor"))}
+        after = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor", params={"limit": 500}))}
         for r in before:
             if r["verified"]:
                 assert after[r["id"]] == r

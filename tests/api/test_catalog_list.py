@@ -11,7 +11,7 @@ pytestmark = pytest.mark.xdist_group("api-catalog-list")
 
 def test_list_names_each_owner_by_its_own_code(api_env: ApiEnv) -> None:
     ids = [register(api_env, who) for who in ("psb", "hrss", "psb", "hrss")]
-    listed = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor"))}
+    listed = {r["id"]: r for r in ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed()))}
     owners = {listed[i]["owner"] for i in ids}
     assert len(owners) == 2
     codes = {o: ok(api_env.call("GET", f"/departments/{o}", "auditor"))["code"] for o in owners}
@@ -24,6 +24,6 @@ def test_list_names_each_owner_by_its_own_code(api_env: ApiEnv) -> None:
 def test_owner_filter_keeps_only_that_departments_resources(api_env: ApiEnv, who: str) -> None:
     mine = register(api_env, who)
     owner = ok(api_env.call("GET", f"/resources/{mine}", "auditor"))["owner"]
-    listed = ok(api_env.call("GET", f"/resources?owner={owner}", "auditor"))
+    listed = ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed(owner=owner)))
     assert mine in {r["id"] for r in listed}
     assert {r["owner"] for r in listed} == {owner}

@@ -177,7 +177,12 @@ def test_parallel_writes_of_one_department(api_env: ApiEnv) -> None:
         ids = list(pool.map(lambda _: register(api_env, "civil"), range(6)))
     assert len(set(ids)) == 6
     owned = {
-        r["id"] for r in ok(api_env.call("GET", f"/resources?owner={api_env.departments['CIVIL']}", "psb"))
+        r["id"]
+        for r in ok(
+            api_env.call(
+                "GET", "/resources", "psb", params=api_env.indexed(owner=api_env.departments["CIVIL"])
+            )
+        )
     }
     assert set(ids) <= owned
 

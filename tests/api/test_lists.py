@@ -1,20 +1,39 @@
-"""GET /deliveries, /grants, /agreements, /requests: read from the audit index, newest first, with cursor
-pages, filters and the same authorization as one record (a department sees the exchanges it is party to, an
-auditor all, a governor none); ``min_block`` reads a write just made."""
+"""GET /deliveries, /grants, /agreements, /requests, /resources, /governance/proposals: read from the audit
+index, newest first, with cursor pages, filters and the same authorization as one record (a department sees
+the exchanges it is party to, an auditor all, a governor none of them; everyone the catalog; governors and
+auditors the proposals); ``min_block`` reads a write just made. Every record a list answers is the one its
+look-up by id reads from the chain, and a list reads nothing from the chain per record."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, agreement_between, b32, delivery_id_for, grant_between, ok
+from api_helpers import (
+    ApiEnv,
+    agreement_between,
+    b32,
+    catalog_document,
+    delivery_id_for,
+    grant_between,
+    ok,
+    register,
+    request_access,
+    sql,
+)
+from eth_account import Account
+from rpc_proxy import RpcProxy
 
 from api.app import connect_ledger
 from api.auth import Principal, Role
+from api.db import make_engine, session_factory
 from api.errors import ApiError
+from api.ledger import LedgerService, ListPage
 from node.audit.queries import ListFilter
-from node.audit.service import open_context
+from node.audit.service import AuditContext, open_context
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-lists")
@@ -194,9 +213,213 @@ def test_min_block_within_the_confirmation_depth_is_index_behind(api_env: ApiEnv
             principal=Principal(Role.AUDITOR),
             index=index,
             flt=ListFilter(),
-            cursor=None,
-            limit=10,
-            min_block=head,
+            page=ListPage(limit=10, min_block=head),
         )
     assert (caught.value.code, caught.value.status) == ("INDEX_BEHIND", 503)
     assert head - 5 <= caught.value.details["indexed_block"] < head
+
+
+# --- requests, the catalog and proposals: every record as the chain holds it, none of it read per record ---
+
+
+@dataclass
+class Counted:
+    """A ledger service whose node is behind a proxy counting what it is asked; the API's audit index."""
+
+    ledger: LedgerService
+    index: AuditContext
+    proxy: RpcProxy
+
+    def node_calls(self, read: Callable[[], Any]) -> tuple[Any, dict[str, int]]:
+        """What ``read`` returns and the JSON-RPC calls it made to the node, by method."""
+        before = dict(self.proxy.asked)
+        result = read()
+        return result, {k: v - before.get(k, 0) for k, v in self.proxy.asked.items() if v != before.get(k, 0)}
+
+
+@pytest.fixture(scope="module")
+def counted(api_env: ApiEnv) -> Iterator[Counted]:
+    with RpcProxy(str(api_env.settings.rpc_url)) as proxy:
+        settings = api_env.settings.model_copy(update={"rpc_url": proxy.url})
+        engine = make_engine(settings.effective_database_url)
+        sessions = session_factory(engine)
+        try:
+            ledger = connect_ledger(settings, lambda: sessions)
+            assert sum(proxy.asked.values()) > 0, "the ledger reads the chain through the proxy"
+            yield Counted(ledger, open_context(api_env.settings), proxy)
+        finally:
+            engine.dispose()
+
+
+def _everything(env: ApiEnv, path: str, who: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every record of a list, page after page, checked to come newest first with none twice."""
+    listed = [r for p in _pages(env, who, params, path) for r in p]
+    ids = [r["id"] for r in listed]
+    assert ids == sorted(set(ids), reverse=True), ids
+    return listed
+
+
+def _counts(env: ApiEnv) -> dict[str, int]:
+    requests, _, _ = env.setup.client.call("counts")
+    return {
+        "/requests": int(requests),
+        "/resources": int(env.setup.client.call("resourceCount")),
+        "/governance/proposals": int(env.setup.client.call("proposalCount")),
+    }
+
+
+@pytest.fixture(scope="module")
+def statuses(api_env: ApiEnv) -> dict[str, Any]:
+    """Requests in every status the ledger gives one, among them approvals on arrival that read as pending
+    again (their resource no longer unconditionally shared: an update, no event of the request); resources
+    with a document, a tampered document, none, and an updated entry; proposals open, executed and cancelled,
+    concerning a department, an agreement and an account."""
+    conditional, shared, unshared = (
+        register(api_env, "hrss"),
+        register(api_env, "hrss", "unconditional"),
+        register(api_env, "hrss", "unconditional"),
+    )
+    made = {
+        "pending": request_access(api_env, "psb", conditional),
+        "approved": request_access(api_env, "psb", conditional),
+        "rejected": request_access(api_env, "psb", conditional),
+        "withdrawn": request_access(api_env, "psb", conditional),
+        "on arrival": request_access(api_env, "psb", shared),
+        "on arrival, unshared since": request_access(api_env, "civil", unshared),
+    }
+    ok(api_env.call("POST", f"/requests/{made['approved']['id']}/approve", "hrss"))
+    ok(api_env.call("POST", f"/requests/{made['rejected']['id']}/reject", "hrss", json={"reason_code": 3}))
+    ok(api_env.call("POST", f"/requests/{made['withdrawn']['id']}/withdraw", "psb"))
+    update = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 4}
+    ok(api_env.call("PUT", f"/resources/{unshared}", "hrss", json=update))
+    agreement = agreement_between(api_env, "hrss", "psb")
+    ok(api_env.call("POST", f"/agreements/{agreement['id']}/suspend", "hrss"))
+
+    document = catalog_document("列表校验 " + b32()[2:10])
+    body = {"metadata": document, "schema_hash": b32(), "share_type": "unconditional", "sensitivity": 1}
+    documented = ok(api_env.call("POST", "/resources", "civil", json=body), 201)["record"]
+    tampered = ok(api_env.call("POST", "/resources", "civil", json={**body, "metadata": {**document,
+                  "dct:title": "改前"}}), 201)["record"]  # fmt: skip
+    sql(api_env, "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h",
+        d='{"dct:title": "改后"}', h=tampered["metadata_hash"])  # fmt: skip
+
+    def propose(body: dict[str, Any]) -> dict[str, Any]:
+        return ok(api_env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]  # type: ignore[no-any-return]
+
+    executed = propose({"action": "grant_auditor", "account": Account.create().address})
+    ok(api_env.call("POST", f"/governance/proposals/{executed['id']}/approve", "governor-2"))
+    cancelled = propose({"action": "revoke_auditor", "account": Account.create().address})
+    ok(api_env.call("POST", f"/governance/proposals/{cancelled['id']}/cancel", "governor-1"))
+    propose({"action": "suspend_department", "department_id": api_env.departments["SAMR"]})
+    propose({"action": "revoke_agreement", "agreement_id": agreement["id"]})
+    propose({"action": "grant_auditor", "account": Account.create().address})
+    return {"requests": made, "documented": documented["id"], "tampered": tampered["id"], "updated": unshared}
+
+
+@pytest.mark.parametrize(
+    ("path", "who"),
+    [("/requests", "auditor"), ("/resources", "psb"), ("/governance/proposals", "governor-2")],
+)
+def test_pages_hold_every_record_as_its_look_up_reads_it_from_the_chain(
+    api_env: ApiEnv, statuses: dict[str, Any], path: str, who: str
+) -> None:
+    # Three records a page: more pages than one, followed by their next links, against what the chain holds.
+    listed = _everything(api_env, path, who, api_env.indexed(limit=3))
+    count = _counts(api_env)[path]
+    assert count > 6 and [r["id"] for r in listed] == list(range(count, 0, -1))
+    for record in listed:
+        assert record == ok(api_env.call("GET", f"{path}/{record['id']}", who)), record["id"]
+
+
+def test_requests_are_listed_in_the_status_the_ledger_computes(
+    api_env: ApiEnv, statuses: dict[str, Any]
+) -> None:
+    made = statuses["requests"]
+    listed = {r["id"]: r for r in _everything(api_env, "/requests", "auditor", api_env.indexed(limit=500))}
+    assert {k: listed[r["id"]]["status"] for k, r in made.items()} == {
+        "pending": "pending", "approved": "approved", "rejected": "rejected", "withdrawn": "withdrawn",
+        "on arrival": "approved", "on arrival, unshared since": "pending",
+    }  # fmt: skip
+    assert listed[made["rejected"]["id"]]["reason_code"] == 3
+    # A department lists only its own requests, an auditor all of them.
+    civil = api_env.departments["CIVIL"]
+    mine = _everything(api_env, "/requests", "civil", api_env.indexed(limit=2))
+    assert {r["id"] for r in mine} == {
+        r["id"] for r in listed.values() if civil in (r["provider"], r["consumer"])
+    }
+
+
+def test_the_catalog_lists_each_entry_as_updated_with_its_document_checked(
+    api_env: ApiEnv, statuses: dict[str, Any]
+) -> None:
+    listed = {
+        r["id"]: r for r in _everything(api_env, "/resources", "governor-1", api_env.indexed(limit=500))
+    }
+    assert (listed[statuses["updated"]]["share_type"], listed[statuses["updated"]]["sensitivity"]) == (
+        "conditional",
+        4,
+    )
+    assert listed[statuses["documented"]]["verified"] is True
+    assert (listed[statuses["tampered"]]["verified"], listed[statuses["tampered"]]["metadata"]) == (
+        False,
+        {"dct:title": "改后"},
+    )
+
+
+_Kept = Callable[[dict[str, Any]], bool]
+
+
+@pytest.mark.parametrize(
+    ("path", "params", "kept"),
+    [
+        ("/resources", {"share_type": "unconditional"}, lambda r: r["share_type"] == "unconditional"),
+        ("/resources", {"q": "列表校验"}, lambda r: "列表校验" in (r["metadata"] or {}).get("dct:title", "")),
+        ("/resources", {"owner": "HRSS", "share_type": "conditional"},
+         lambda r: r["owner_code"] == "HRSS" and r["share_type"] == "conditional"),
+        ("/governance/proposals", {"status": "open"}, lambda p: p["status"] == "open"),
+        ("/governance/proposals", {"status": "cancelled"}, lambda p: p["status"] == "cancelled"),
+    ],
+)  # fmt: skip
+def test_filters_on_the_current_record_page_without_gaps_or_repeats(
+    api_env: ApiEnv, statuses: dict[str, Any], path: str, params: dict[str, Any], kept: _Kept
+) -> None:
+    # Kept only after the index was read: a page of one still ends right after the record it kept.
+    params = {k: api_env.departments[v] if k == "owner" else v for k, v in params.items()}
+    everything = _everything(api_env, path, "auditor", api_env.indexed(limit=500))
+    wanted = [r for r in everything if kept(r)]
+    assert wanted, "the module made records this filter keeps"
+    assert _everything(api_env, path, "auditor", {**params, "limit": 1}) == wanted
+    assert _everything(api_env, path, "auditor", {**params, "limit": 2}) == wanted
+
+
+@pytest.mark.parametrize(
+    ("list_", "allowed"),
+    [
+        (lambda c, page: c.ledger.requests(principal=Principal(Role.AUDITOR), index=c.index, flt=ListFilter(),
+                                            page=page), {}),
+        (lambda c, page: c.ledger.resources(index=c.index, page=page), {}),
+        # The chain's clock says which proposals expired: one block header for the whole list.
+        (lambda c, page: c.ledger.proposals(index=c.index, page=page), {"eth_getBlockByNumber": 1}),
+    ],
+    ids=["requests", "resources", "proposals"],
+)  # fmt: skip
+def test_a_list_reads_nothing_from_the_chain_per_record(
+    counted: Counted,
+    statuses: dict[str, Any],
+    list_: Callable[[Counted, ListPage], Any],
+    allowed: dict[str, int],
+) -> None:
+    listed, asked = counted.node_calls(lambda: list_(counted, ListPage(limit=500)))
+    assert len(listed.items) > 6 and asked == allowed
+    _, asked = counted.node_calls(lambda: list_(counted, ListPage(limit=1)))
+    assert asked == allowed
+
+
+def test_governors_and_departments_see_what_their_roles_allow(api_env: ApiEnv) -> None:
+    for who in ("psb", "auditor", "governor-1"):
+        assert api_env.call("GET", "/resources", who).status_code == 200
+    assert api_env.call("GET", "/governance/proposals", "psb").status_code == 403
+    for path in ("/resources", "/governance/proposals"):
+        assert api_env.call("GET", path, None).status_code == 401
+        bad = api_env.call("GET", path, "auditor", params={"cursor": "not-a-cursor"})
+        assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR")

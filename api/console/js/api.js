@@ -26,7 +26,29 @@ function newKey() {
 }
 
 /** Call the API; `body` is sent as JSON. Writes carry a fresh Idempotency-Key. */
-export async function api(path, { method = "GET", body, query } = {}) {
+export async function api(path, options) {
+  return (await call(path, options)).data;
+}
+
+/**
+ * Every page of a list read from the audit index (GET /resources, /governance/proposals, ...), newest first:
+ * follows the `Link: <…>; rel="next"` header until there is none.
+ */
+export async function every(path, query) {
+  const items = [];
+  let next = path;
+  let params = { ...query, limit: 500 };
+  while (next) {
+    const { data, response } = await call(next, { query: params });
+    items.push(...data);
+    const link = /<([^>]*)>;\s*rel="next"/.exec(response.headers.get("Link") || "");
+    next = link ? link[1] : null;
+    params = undefined; // the next link carries the query, cursor included
+  }
+  return items;
+}
+
+async function call(path, { method = "GET", body, query } = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     if (v === undefined || v === null || v === "") continue;
@@ -49,7 +71,7 @@ export async function api(path, { method = "GET", body, query } = {}) {
     const error = (data && data.error) || {};
     throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || text);
   }
-  return data;
+  return { data, response };
 }
 
 /** Every page of /audit/history for `query`, oldest first. */

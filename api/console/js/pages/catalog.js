@@ -1,5 +1,5 @@
 // Catalog: every principal browses and searches the catalog (owner, share type, text).
-import { api } from "../api.js";
+import { every } from "../api.js";
 import { add, fill, h, table } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, resourceTitle, shareTypeLabel } from "./common.js";
@@ -35,8 +35,8 @@ export default {
     });
     const results = h("div", { id: "catalog-results" });
     add(view, h("h1", {}, t("nav.catalog")), form, results);
-    const found = await api("/resources", {
-      query: { owner: params.get("owner"), share_type: params.get("share_type"), q: params.get("q") },
+    const found = await every("/resources", {
+      owner: params.get("owner"), share_type: params.get("share_type"), q: params.get("q"),
     });
     fill(results,
       h("p", { class: "muted" }, t("catalog.count", { n: found.length })),

@@ -1,6 +1,6 @@
 // Governance: proposals awaiting approvals, with every parameter they carry; governors approve with one
 // click (auditors read them; the approve button exists only where the API accepts the call).
-import { api } from "../api.js";
+import { api, every } from "../api.js";
 import { add, errorBox, fill, h, mono, when } from "../dom.js";
 import { t } from "../i18n.js";
 
@@ -22,8 +22,10 @@ export default {
     const canApprove = caps.can("POST /governance/proposals/{proposal_id}/approve");
     const list = h("div", { id: "proposals" });
     add(view, h("h1", {}, t("nav.governance")), h("p", { class: "muted" }, canApprove ? t("gov.introGovernor") : t("gov.introReader")), list);
-    const load = async (note) => {
-      const open = await api("/governance/proposals", { query: { status: "open" } });
+    // After an approval the list is read once the audit index holds its block (min_block), so the proposal it
+    // executed is no longer listed as open.
+    const load = async (note, minBlock) => {
+      const open = await every("/governance/proposals", { status: "open", min_block: minBlock });
       fill(list, note || null, open.length === 0 ? h("p", { class: "muted", id: "no-proposals" }, t("gov.none")) : open.map((p) => {
         const out = h("div", { class: "outcome" });
         const button = canApprove ? h("button", { type: "button", class: "approve", "data-proposal": p.id }, t("gov.approve")) : null;
@@ -33,7 +35,8 @@ export default {
             const written = await api(`/governance/proposals/${p.id}/approve`, { method: "POST" });
             await load(h("p", { class: "ok", id: "approved", role: "status" },
               t("gov.approved", { id: p.id, approvals: written.record.approvals, threshold: written.record.threshold, block: written.transaction.block_number }), " ",
-              mono(written.transaction.hash, 10), written.record.executed ? ` · ${t("gov.executed")}` : ""));
+              mono(written.transaction.hash, 10), written.record.executed ? ` · ${t("gov.executed")}` : ""),
+              written.transaction.block_number);
           } catch (error) {
             button.disabled = false;
             fill(out, errorBox(error));
