@@ -1,6 +1,6 @@
 """``dxl bench receipts``: receipts per second through HTTP, side by side with one transaction per receipt.
 
-One run, one throw-away ``DXL_HOME``: the embedded node with its product settings (1 s blocks), the demo
+One run, one throw-away ``DXL_HOME``: the embedded node with its product settings (0.25 s blocks), the demo
 consortium, and the API served by uvicorn in a process of its own (``--loop uvloop --http httptools``), so the
 load generator never shares an interpreter with the service. Modes, each on a grant of its own:
 
@@ -353,7 +353,7 @@ def run_receipts_benchmark(
                                "load_average_at_start": list(os.getloadavg())}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="dxl-bench-receipts-") as tmp:
         home = Path(tmp)
-        node = EmbeddedNode(home, NodeSettings(port=free_port(), block_time=1.0))
+        node = EmbeddedNode(home, NodeSettings(port=free_port()))
         with node:
             endpoint = node.endpoint
             progress("provisioning the demo consortium ...")

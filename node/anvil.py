@@ -7,10 +7,12 @@ chain.
 Settings and why (anvil 1.7.1; measured with ``scripts/measure_node_memory.py``, guarded by
 ``tests/node/test_anvil.py::test_memory_stays_bounded``):
 
-* Interval mining, ``--block-time 1`` by default. Memory grows per block, not per transaction: 12,000
-  storage-writing transactions auto-mined (one block each) took anvil to 520 MiB RSS and rising (measured
-  before: past 20 GB and stalled on a longer run), while the same load with 1 s blocks peaked at 150-160
-  MiB.
+* Interval mining, one block every 0.25 s while transactions wait (``DEFAULT_BLOCK_TIME_S``; one a second
+  when none do), mined by :mod:`node.statekeeper` (anvil runs with ``--no-mining``). Memory grows per block,
+  not per transaction: 12,000 storage-writing transactions auto-mined (one block each) took anvil to 520 MiB
+  RSS and rising (measured before: past 20 GB and stalled on a longer run), while the same load with 1 s
+  blocks peaked at 150-160 MiB. The block time is most of a receipt's time to final (``dxl bench receipts``,
+  see the README's *Receipts at volume*): a receipt waits up to a block for its anchor to be mined.
 * ``--prune-history 64`` keeps at most 64 historical states in memory (for ``eth_call`` at past blocks) and
   disables anvil's on-disk state cache (``--max-persisted-states`` becomes 0). It keeps blocks, transactions
   and receipts, so ``eth_getLogs`` over the whole chain works, also after a restart (tested). With
@@ -21,17 +23,19 @@ Settings and why (anvil 1.7.1; measured with ``scripts/measure_node_memory.py``,
 * ``--state FILE``, saved every 5 s: the whole chain (accounts, blocks, transactions, receipts) is rewritten
   to FILE every 5 s and on graceful stop (SIGTERM/SIGINT; a test stops long before the interval and finds its
   transactions after restart). A hard kill loses at most the last 5 s (plus the save under way). The
-  periodic saves are made by :mod:`node.statekeeper`, a small process beside anvil that pauses mining while
-  it dumps, because anvil's own ``--state-interval`` save is no snapshot: a block mined during it is in the
-  saved accounts but not in the saved blocks (auto-mining and sub-second test nodes still use it, see
-  :attr:`NodeSettings.keeper_block_time`); mining is also paused before the save at SIGTERM. The file is
-  rewritten whole each time and grows with the chain (about 1.5 KB per block, empty blocks included, i.e.
-  ~130 MB per day of 1 s blocks, plus about 2.5 KB per transaction: 30 MB after 12,000), which is why this
-  node is for development and tests; production runs on a Besu network reached by URL
+  periodic saves are made by :mod:`node.statekeeper`, the small process beside anvil that mines its blocks
+  and dumps the chain between two of them, because anvil's own ``--state-interval`` save is no snapshot: a
+  block mined during it is in the saved accounts but not in the saved blocks (only auto-mining test nodes
+  still use it); the keeper is stopped before anvil, so nothing is mined during the save at SIGTERM either.
+  The save interval is its own setting, not tied to the block time. The file is rewritten whole each time
+  and grows with the chain (about 1.5 KB per block, empty blocks included, i.e. ~130 MB per day of an idle
+  node's one block a second, plus about 2.5 KB per transaction: 30 MB after 12,000), which is why this node
+  is for development and tests; production runs on a Besu network reached by URL
   (:class:`~node.endpoint.NodeEndpoint`).
 * Gas is free, as on a permissioned Besu network with ``--min-gas-price=0``: ``--base-fee 0 --gas-price 0
   --no-priority-fee``. Accounts need no funding: zero-fee transactions from empty accounts are mined (tested).
-* ``--gas-limit 100000000`` per block: room for ~2,000 ledger writes per 1 s block on a private chain.
+* ``--gas-limit 100000000`` per block: room for ~2,000 ledger writes (or ~800 receipt anchors) per block on
+  a private chain.
 * ``--hardfork cancun`` matches the compiler's ``evmVersion`` and what Besu QBFT networks run.
 """
 
@@ -52,14 +56,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
+from node.endpoint import NodeEndpoint, fetch_chain_id
 from node.errors import ConfigurationError, NodeError, ToolchainError
 from node.paths import NODE_MODULES, dxl_home
 
 #: The chain id of every dxl development chain (private range, not registered on chainlist).
 DXL_CHAIN_ID = 734_117
 DEFAULT_PORT = 8545
-DEFAULT_BLOCK_TIME_S = 1.0
+DEFAULT_BLOCK_TIME_S = 0.25
 DEFAULT_STATE_INTERVAL_S = 5
 DEFAULT_GAS_LIMIT = 100_000_000
 #: In-memory historical states kept for ``eth_call`` at past blocks; bounds memory (see module docstring).
@@ -127,15 +131,6 @@ class NodeSettings:
         if self.state_interval <= 0:
             raise ConfigurationError(f"state interval must be positive seconds, got {self.state_interval}")
 
-    @property
-    def keeper_block_time(self) -> int | None:
-        """The block time in whole seconds when the state keeper saves the chain (:mod:`node.statekeeper`; it
-        pauses and resumes interval mining, which anvil takes in whole seconds), else None: auto-mining and
-        sub-second test nodes keep anvil's own periodic save, which is not a snapshot."""
-        if self.block_time is None or not float(self.block_time).is_integer():
-            return None
-        return int(self.block_time)
-
     def arguments(self, state_file: Path) -> list[str]:
         args = [
             "--host", HOST,
@@ -151,10 +146,10 @@ class NodeSettings:
             "--order", "fifo",
             "--state", str(state_file),
         ]  # fmt: skip
-        if self.keeper_block_time is None:
+        if self.block_time is None:
             args += ["--state-interval", str(self.state_interval)]
-        if self.block_time is not None:
-            args += ["--block-time", f"{self.block_time:g}"]
+        else:
+            args += ["--no-mining"]  # the state keeper mines (node.statekeeper)
         if self.prune_history is not None:
             args += ["--prune-history", str(self.prune_history)]
         return [*args, *self.extra_args]
@@ -340,14 +335,14 @@ class EmbeddedNode:
         return endpoint
 
     def _start_keeper(self, endpoint: NodeEndpoint, anvil_pid: int) -> None:
-        block_time = self.settings.keeper_block_time
+        block_time = self.settings.block_time
         if block_time is None:
             return
         # The keeper of a killed anvil ends by itself within a poll; one still saving must not write over the
         # file after the new node started (it checks its anvil before writing, this waits for it).
         self._stop_keeper()
         arguments = [endpoint.rpc_url, str(anvil_pid), str(self.state_file)]
-        arguments += [str(self.settings.state_interval), str(block_time)]
+        arguments += [str(self.settings.state_interval), repr(float(block_time))]
         with open(self.log_file, "ab") as log:
             keeper = subprocess.Popen(
                 [sys.executable, "-m", "node.statekeeper", *arguments],
@@ -372,7 +367,7 @@ class EmbeddedNode:
         return None
 
     def _stop_keeper(self, timeout: float = 30.0) -> None:
-        """SIGTERM the state keeper and wait: it finishes a save it is in (and resumes mining) first."""
+        """SIGTERM the state keeper and wait: it finishes the block or the save it is in first."""
         keeper = self._keeper
         pid = keeper.pid if keeper is not None and keeper.poll() is None else self._keeper_pid()
         if pid is not None:
@@ -419,11 +414,8 @@ class EmbeddedNode:
         self._stop_keeper()
         stopped = False
         if pid is not None:
-            if self.settings.keeper_block_time is not None:
-                # anvil saves on SIGTERM the way it saves periodically (not a snapshot): no block may be mined
-                # meanwhile (see node.statekeeper).
-                with contextlib.suppress(NodeError):
-                    rpc_call(self.endpoint.rpc_url, "evm_setIntervalMining", [0], timeout=5.0)
+            # The keeper, anvil's only miner, is stopped: nothing is mined while anvil saves at SIGTERM, which
+            # is no snapshot either (see node.statekeeper).
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             if not self._wait_gone(pid, timeout, self._proc):

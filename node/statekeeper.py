@@ -1,4 +1,4 @@
-"""Saves the embedded node's chain as a snapshot, every few seconds, while anvil runs.
+"""Mines the embedded node's blocks and saves its chain as a snapshot every few seconds, while anvil runs.
 
 anvil's own periodic save (``--state-interval``) is not a snapshot. anvil 1.7.1
 (``Backend::serialized_state``) reads the head number, then every block, then every transaction, each under
@@ -12,12 +12,17 @@ others as used, and no transaction of the chain carries them; the three writes (
 and a receipt anchor) were marked superseded. On a state of 48 MB a save takes about 2 s, so most saves under
 load overlap a block. anvil also rewrites the file in place: a kill during a save leaves half a file.
 
-So the saves are made here, in a small process beside anvil: mining paused (``evm_setIntervalMining 0``),
-the chain dumped (``anvil_dumpState``) and the dump kept only if the head did not move while it was taken
-(a block already being mined when the pause came finishes first), mining resumed (also after a failed save,
-until the node answers or is gone), then the dump written to a new file renamed over the state file, so a
-kill never leaves half a file. Blocks wait for the length of a save. The process ends with its anvil, or on
-SIGTERM (after finishing a save it is in).
+So the saves are made here, in a small process beside anvil that also mines its blocks: anvil runs with
+``--no-mining`` and this process calls ``evm_mine`` on its own clock (anvil's interval mining could be
+paused for a save, but resumed only at whole seconds: ``evm_setIntervalMining`` takes an integer). Between
+two blocks the chain is dumped (``anvil_dumpState``), the dump kept only if the head did not move while it
+was taken (someone else may call ``evm_mine``), then written to a new file renamed over the state file, so a
+kill never leaves half a file. Blocks wait for the length of a save; the block clock resumes after it.
+
+A block is mined every ``block_time`` seconds while transactions wait in the pool (``txpool_status``), and
+otherwise once every :data:`IDLE_BLOCK_S` at most: chain time moves on while nothing happens, and an idle node
+stores (and rewrites at every save) one block a second whatever its block time. The process ends with its
+anvil, or on SIGTERM (after finishing the block or the save it is in).
 
 Run by :class:`node.anvil.EmbeddedNode`: ``python -m node.statekeeper RPC_URL PID STATE_FILE INTERVAL
 BLOCK_TIME``.
@@ -36,20 +41,25 @@ from pathlib import Path
 from node.endpoint import rpc_call
 from node.errors import NodeError
 
-#: Dumps tried while mining is paused before the save is given up for this round.
+#: Dumps tried between two blocks before the save is given up for this round.
 _ATTEMPTS = 5
 #: A dump of a large chain takes seconds on a loaded machine.
 _DUMP_TIMEOUT_S = 120.0
 _CALL_TIMEOUT_S = 5.0
+#: Longest sleep between two looks at whether anvil still runs.
 _POLL_S = 0.1
-_MINING_CHECK_S = 1.0
+#: Seconds between blocks when no transaction waits (or the block time, if longer).
+IDLE_BLOCK_S = 1.0
 
 
 class StateKeeper:
-    def __init__(self, rpc_url: str, pid: int, state_file: Path, interval: float, block_time: int) -> None:
+    def __init__(self, rpc_url: str, pid: int, state_file: Path, interval: float, block_time: float) -> None:
         self.rpc_url, self.pid, self.state_file = rpc_url, pid, state_file
         self.interval, self.block_time = interval, block_time
+        self.idle_block_time = max(block_time, IDLE_BLOCK_S)
         self.stopping = False
+        self._last_block = time.monotonic()
+        self._unanswered = False
 
     def anvil_alive(self) -> bool:
         try:
@@ -69,31 +79,48 @@ class StateKeeper:
 
     def run(self) -> None:
         next_save = time.monotonic() + self.interval
-        next_check = time.monotonic() + _MINING_CHECK_S
+        next_block = time.monotonic() + self.block_time
         while not self.stopping and self.anvil_alive():
-            if time.monotonic() >= next_check:
-                self._ensure_mining()
-                next_check = time.monotonic() + _MINING_CHECK_S
-            if time.monotonic() < next_save:
-                time.sleep(_POLL_S)
-                continue
-            try:
-                self.save()
-            except NodeError as exc:
-                log(f"state not saved this time: {exc}")
-            next_save = time.monotonic() + self.interval
+            now = time.monotonic()
+            if now >= next_save:
+                try:
+                    self.save()
+                except NodeError as exc:
+                    log(f"state not saved this time: {exc}")
+                next_save = time.monotonic() + self.interval
+                next_block = min(next_block, time.monotonic())  # a block held back by the save: at once
+            elif now >= next_block:
+                self.tick(now)
+                # On the block clock, not after the block: a late tick (a busy machine) does not shift the
+                # next; ticks missed altogether are skipped, not mined in a burst.
+                next_block += self.block_time
+                if next_block <= time.monotonic():
+                    next_block = time.monotonic() + self.block_time
+            else:
+                time.sleep(min(next_block, next_save, now + _POLL_S) - now)
+
+    def tick(self, now: float) -> None:
+        """Mine a block if transactions wait, or if the chain has been idle for :attr:`idle_block_time`."""
+        try:
+            if now - self._last_block < self.idle_block_time:
+                status = self._call("txpool_status")
+                if not isinstance(status, dict) or int(str(status.get("pending", "0x0")), 16) == 0:
+                    return
+            self._call("evm_mine")
+            self._last_block = now
+            self._unanswered = False
+        except NodeError as exc:  # stopped (SIGSTOP) or going away: the next tick tries again
+            if not self._unanswered:
+                log(f"no block mined: {exc}")
+            self._unanswered = True
 
     def save(self) -> None:
-        """Dump the chain with mining paused and write it whole over the state file.
+        """Dump the chain between two blocks and write it whole over the state file.
 
         Raises:
             NodeError: the node did not answer, or its head kept moving.
         """
-        try:
-            self._call("evm_setIntervalMining", [0])
-            state = self._snapshot()
-        finally:
-            self._resume_mining()
+        state = self._snapshot()
         if not self.anvil_alive():
             return  # a new node may already be loading the file: what it saves next is newer than this
         partial = self.state_file.with_name(self.state_file.name + ".partial")
@@ -112,24 +139,7 @@ class StateKeeper:
             state = gzip.decompress(bytes.fromhex(str(dump).removeprefix("0x")))
             if saved_head(state) == before:
                 return state
-        raise NodeError(f"the head kept moving while mining was paused ({_ATTEMPTS} dumps)")
-
-    def _ensure_mining(self) -> None:
-        # A pause whose answer timed out (the node stopped with SIGSTOP, say) may still be carried out after
-        # the resume that followed it: between saves, mining must run.
-        with contextlib.suppress(NodeError):
-            if self._call("anvil_getIntervalMining") != self.block_time:
-                log("interval mining was off outside a save; resumed")
-                self._call("evm_setIntervalMining", [self.block_time])
-
-    def _resume_mining(self) -> None:
-        # Until it is done or the node is gone: a node left with mining paused would mine nothing again.
-        while self.anvil_alive():
-            try:
-                self._call("evm_setIntervalMining", [self.block_time])
-                return
-            except NodeError:
-                time.sleep(0.5)
+        raise NodeError(f"the head kept moving between two blocks ({_ATTEMPTS} dumps)")
 
 
 def saved_head(state: bytes) -> int | None:
@@ -148,7 +158,7 @@ def log(message: str) -> None:
 
 def main(argv: list[str]) -> int:
     rpc_url, pid, state_file, interval, block_time = argv
-    keeper = StateKeeper(rpc_url, int(pid), Path(state_file), float(interval), int(block_time))
+    keeper = StateKeeper(rpc_url, int(pid), Path(state_file), float(interval), float(block_time))
 
     def stop(_signum: int, _frame: object) -> None:
         keeper.stopping = True

@@ -299,7 +299,13 @@ def status_command(as_json: JsonOption = False) -> None:
 
 def bench_chain(
     count: Annotated[int, typer.Option("--count", help="Transactions per measurement.")] = 1000,
-    block_time: Annotated[float, typer.Option("--block-time", help="Seconds between blocks.")] = 1.0,
+    block_time: Annotated[
+        float | None,
+        typer.Option(
+            "--block-time",
+            help="Seconds between blocks while transactions wait [default: the embedded node's, 0.25].",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Signing/sending throughput of the chain client in batch mode, on a throw-away embedded node."""
@@ -309,12 +315,13 @@ def bench_chain(
 
     from eth_account import Account
 
-    from node.anvil import EmbeddedNode, NodeSettings, free_port
+    from node.anvil import DEFAULT_BLOCK_TIME_S, EmbeddedNode, NodeSettings, free_port
     from node.chain import LedgerClient
     from node.compiler import load_artifact
     from node.deploy import LEDGER_ARTIFACT
     from node.types import GovernanceAction, admission_data
 
+    block_time = DEFAULT_BLOCK_TIME_S if block_time is None else block_time
     results: dict[str, Any] = {"count": count, "block_time_s": block_time}
     with tempfile.TemporaryDirectory(prefix="dxl-bench-") as home:
         node = EmbeddedNode(Path(home), NodeSettings(port=free_port(), block_time=block_time))

@@ -81,16 +81,23 @@ PortOption = Annotated[
 @node_app.command("start")
 def node_start(
     port: PortOption = None,
-    block_time: Annotated[float, typer.Option("--block-time", help="Seconds between blocks.")] = 1.0,
+    block_time: Annotated[
+        float | None,
+        typer.Option(
+            "--block-time",
+            help="Seconds between blocks while transactions wait [default: the embedded node's, 0.25].",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start the node in the background and wait until it answers."""
-    from node.anvil import EmbeddedNode, NodeSettings
+    from node.anvil import DEFAULT_BLOCK_TIME_S, EmbeddedNode, NodeSettings
     from node.settings import load_settings
 
     try:
         # The port `dxl run` and the API connect to, so a node started here is the one they find.
         port = load_settings().node_port if port is None else port
+        block_time = DEFAULT_BLOCK_TIME_S if block_time is None else block_time
         node = EmbeddedNode(settings=NodeSettings(port=port, block_time=block_time))
         endpoint = node.start()
     except DxlError as exc:

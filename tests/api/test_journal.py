@@ -222,8 +222,8 @@ def test_a_retry_after_lost_blocks_does_not_push_its_write_ahead_of_an_acknowled
 
 @contextmanager
 def _interval_mining(env: JournalEnv) -> Iterator[None]:
-    """The node mines a block a second, as ``dxl run``'s does, instead of one per transaction: a transaction
-    re-sent is not mined at once."""
+    """The node mines at intervals (a block a second here), as ``dxl run``'s does, instead of one per
+    transaction: a transaction re-sent is not mined at once."""
     env.node_rpc("evm_setIntervalMining", 1)
     try:
         yield
