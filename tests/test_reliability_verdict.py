@@ -87,6 +87,18 @@ def test_judge_counts_every_record_of_a_batch() -> None:
     assert verdict.problems["lost"] and other in verdict.problems["lost"][0]
 
 
+def test_a_conclusion_answered_without_an_agreement_is_lost_and_says_which_answer() -> None:
+    """The second signature answered 200 ``awaiting_counter_signature``: the first, acknowledged, is gone and
+    no agreement is on the chain. Lost, and the problem names that answer (it has no transaction, as an
+    agreement someone else concluded has not either)."""
+    marker = Marker("AgreementConcluded", (("requestId", 21),), "agreementId")
+    write = WriteRecord("c", WriteKind.CONCLUDE, "health", "POST", "/requests/21/signatures", {}, [marker])
+    write.final_status, write.final_body = 200, {"status": "awaiting_counter_signature", "agreement": None}
+    verdict = judge([write], [])
+    assert (verdict.lost, verdict.mismatched) == (1, 0)
+    assert "answered 200 awaiting_counter_signature tx None" in verdict.problems["lost"][0]
+
+
 def test_judge_matches_hashes_whatever_their_case() -> None:
     verdict = judge([resource_write(201, written(3, TX.upper().replace("0X", "0x")))], [registered(3)])
     assert verdict == Verdict(confirmed=1)

@@ -181,10 +181,12 @@ def _judge_acknowledged(
     if not found:
         verdict.lost += 1
         verdict.lost_transactions.add(write.answered_hash() or "")
+        # The answer's own status, when it has one, says which path answered: a signature's answer
+        # ("awaiting_counter_signature", "concluded" by someone else) carries no transaction either way.
+        status = write.final_body.get("status") if isinstance(write.final_body, dict) else None
+        answer = f"{write.final_status} {status}" if isinstance(status, str) else str(write.final_status)
         verdict.note(
-            "lost",
-            write.key,
-            f"{where}: answered {write.final_status} tx {write.answered_hash()}, not on chain",
+            "lost", write.key, f"{where}: answered {answer} tx {write.answered_hash()}, not on chain"
         )
         return
     answered_hash, answered_id = write.answered_hash(), write.answered_id()
