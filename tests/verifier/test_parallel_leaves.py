@@ -1,0 +1,168 @@
+"""Property tests: the parallel commitment equals a single-threaded reference written from MANIFEST.md.
+
+``commit_payload`` cuts the payload into read blocks, hashes them on a pool and builds the root as the
+batches come back; the reference here reads the whole file, cuts it by the manifest's rules in the plainest
+way, hashes leaf after leaf and folds the root with RFC 6962's recursive definition. The read block sizes
+are shrunk to a few bytes or pages so that small payloads cross many block boundaries (a chunk or record
+ending exactly on one, one byte before or after, a record longer than a block) and, for ``bytes``, blocks
+that do not start on a page boundary.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+import verifier.leaves
+from verifier.commitment import commit_payload
+from verifier.errors import PayloadReadError
+from verifier.hashing import HashAlgorithm, TreeHasher
+from verifier.leaves import Chunking, PayloadFormat
+
+SALT = bytes(range(32, 64))
+WORKERS = st.sampled_from([1, 2, 3])
+#: Read blocks from a few bytes (most leaves cross one) to a few pages (mappings that start mid-page).
+BLOCKS = st.sampled_from([1, 3, 64, 4096, 4097, 3 * 4096 - 5])
+
+
+def _reference_root(h: TreeHasher, leaves: list[bytes]) -> bytes:
+    """RFC 6962's MTH, recursively: split at the largest power of two smaller than n."""
+    if not leaves:
+        return h.empty_root()
+    if len(leaves) == 1:
+        return leaves[0]
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return h.node(_reference_root(h, leaves[:k]), _reference_root(h, leaves[k:]))
+
+
+def _commit(payload: bytes, chunking: Chunking, *, block: int, workers: int) -> tuple[bytes, list[bytes]]:
+    """Root and leaf hashes of ``payload`` as ``commit_payload`` computes them with ``block``-sized reads."""
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(verifier.leaves, "_BLOCK", block)
+        mp.setattr(verifier.leaves, "_RECORD_BLOCK", block)
+        path = Path(tmp) / "payload"
+        path.write_bytes(payload)
+        seen: list[int] = []
+        c = commit_payload(
+            path, salt=SALT, chunking=chunking, keep_leaf_hashes=True, workers=workers, progress=seen.append
+        )
+    assert c.byte_size == len(payload)
+    assert sum(seen) == len(payload)  # every byte is reported once, whatever the block boundaries
+    assert c.leaf_hashes is not None
+    return c.root, list(c.leaf_hashes)
+
+
+def _check(payload: bytes, chunking: Chunking, leaves: list[bytes], *, block: int, workers: int) -> None:
+    h = TreeHasher(HashAlgorithm.SHA256, SALT)
+    want = [h.leaf(x) for x in leaves]
+    assert _commit(payload, chunking, block=block, workers=workers) == (_reference_root(h, want), want)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    size=st.integers(0, 3 * 4096 + 2),
+    chunk=st.integers(1, 5000),
+    block=BLOCKS,
+    workers=WORKERS,
+    seed=st.integers(0, 2**32),
+)
+@example(size=4096, chunk=1024, block=4096, workers=2, seed=0)  # chunks and blocks end together
+@example(size=4097, chunk=4096, block=4097, workers=2, seed=0)  # one byte past a page
+@example(size=3 * 4096 - 6, chunk=7, block=3 * 4096 - 5, workers=3, seed=0)  # one byte short of a block
+@example(size=0, chunk=1, block=1, workers=2, seed=0)  # no leaves
+def test_bytes_parallel_equals_reference(size: int, chunk: int, block: int, workers: int, seed: int) -> None:
+    payload = random.Random(seed).randbytes(size)
+    leaves = [payload[i : i + chunk] for i in range(0, size, chunk)]
+    _check(payload, Chunking(PayloadFormat.BYTES, chunk), leaves, block=block, workers=workers)
+
+
+#: Lines of any length from empty to many blocks; CRs are data in JSON Lines.
+LINE = st.one_of(
+    st.binary(max_size=12).map(lambda b: b.replace(b"\n", b"\r")),
+    st.integers(0, 300).map(lambda n: b"x" * n),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(lines=st.lists(LINE, max_size=40), final_lf=st.booleans(), block=BLOCKS, workers=WORKERS)
+@example(lines=[b"x" * 63, b"", b"y" * 64], final_lf=True, block=64, workers=2)  # LF on a block's last byte
+@example(lines=[b"z" * 200], final_lf=False, block=3, workers=2)  # one line over many blocks, no LF
+def test_jsonl_parallel_equals_reference(
+    lines: list[bytes], final_lf: bool, block: int, workers: int
+) -> None:
+    # A final empty line exists only with its LF ("a LF" is the one line "a"), so it forces the final LF.
+    final_lf = final_lf or (bool(lines) and lines[-1] == b"")
+    payload = b"\n".join(lines) + (b"\n" if final_lf and lines else b"")
+    _check(payload, Chunking(PayloadFormat.JSONL), lines, block=block, workers=workers)
+
+
+FIELD = st.lists(st.sampled_from([b"a", b"7", b" ", b",", b'"', b"\n", b"\r"]), max_size=6).map(b"".join)
+
+
+def _csv_row(fields: list[bytes]) -> bytes:
+    """RFC 4180 spelling: a field with a delimiter, quote, CR or LF is quoted, its quotes doubled."""
+    return b",".join(
+        b'"' + f.replace(b'"', b'""') + b'"' if any(c in f for c in (b",", b'"', b"\n", b"\r")) else f
+        for f in fields
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.lists(FIELD, min_size=1, max_size=4).map(_csv_row), max_size=30),
+    final_lf=st.booleans(),
+    block=BLOCKS,
+    workers=WORKERS,
+)
+def test_csv_parallel_equals_reference(rows: list[bytes], final_lf: bool, block: int, workers: int) -> None:
+    # The leaves are the rows as written, known by construction; quoted LFs stay inside their row.
+    final_lf = final_lf or (bool(rows) and rows[-1] == b"")
+    payload = b"\n".join(rows) + (b"\n" if final_lf and rows else b"")
+    _check(payload, Chunking(PayloadFormat.CSV), rows, block=block, workers=workers)
+
+
+def _refuse_to_map(*_args: object, **_kwargs: object) -> NoReturn:
+    raise OSError(errno.ENODEV, os.strerror(errno.ENODEV))
+
+
+def test_bytes_without_mappings_equal_reference(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file system that refuses to map files (``ENODEV``) is read block by block instead."""
+
+    monkeypatch.setattr(verifier.leaves.mmap, "mmap", _refuse_to_map)
+    payload = random.Random(7).randbytes(3 * 4096 + 5)
+    leaves = [payload[i : i + 1000] for i in range(0, len(payload), 1000)]
+    _check(payload, Chunking(PayloadFormat.BYTES, 1000), leaves, block=4096, workers=2)
+
+
+@pytest.mark.parametrize("mapped", [True, False], ids=["mapped", "read"])
+def test_bytes_payload_that_shrinks_between_blocks_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mapped: bool
+) -> None:
+    if not mapped:
+        monkeypatch.setattr(verifier.leaves.mmap, "mmap", _refuse_to_map)
+    monkeypatch.setattr(verifier.leaves, "_BLOCK", 4096)
+    path = tmp_path / "payload"
+    path.write_bytes(bytes(3 * 4096))
+
+    def cut_after_first_block(_n: int) -> None:
+        # One worker hashes the blocks in order, so the next block is read after the cut, never during it.
+        os.truncate(path, 4096)
+
+    with pytest.raises(PayloadReadError, match="shrank"):
+        commit_payload(
+            path,
+            salt=SALT,
+            chunking=Chunking(PayloadFormat.BYTES, 1024),
+            workers=1,
+            progress=cut_after_first_block,
+        )
