@@ -3,9 +3,28 @@
 from __future__ import annotations
 
 import pytest
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from eth_utils.crypto import keccak
 
 from node.audit.errors import InvalidQueryError, NotFoundError
-from node.audit.queries import HistoryFilter, department_id, encode_cursor, history, provenance
+from node.audit.indexer import Indexer, IndexerConfig
+from node.audit.queries import (
+    HistoryFilter,
+    ListFilter,
+    department_id,
+    department_records,
+    encode_cursor,
+    history,
+    proposals,
+    provenance,
+    threshold,
+)
+from node.chain import LedgerClient
+from node.compiler import load_artifact
+from node.deploy import deploy_ledger
+from node.types import Department, GovernanceAction, Proposal, admission_data
 
 
 def _all(engine, flt, codec, limit):
@@ -142,3 +161,71 @@ def test_provenance_of_an_edited_payload_file(indexed, scenario, tmp_path) -> No
     with pytest.raises(NotFoundError) as info:
         provenance_of_file(indexed, edited, scenario.home / "d1.manifest.json")
     assert info.value.code == "COMMITMENT_NOT_FOUND"
+
+
+def test_proposals_and_departments_read_from_the_index_are_what_the_ledger_views_answer(
+    node_endpoint, codec, rpc, engine, tmp_path
+) -> None:
+    """Governors come and go: an approval stands only while its governor is one, in the term it was given in
+    (no event says an approval stopped counting); departments are admitted, suspended, re-keyed (a new signer,
+    then the encryption key alone) and reinstated. At each step the index rebuilds every proposal and the
+    department exactly as the ledger's ``proposal(id)`` and ``department(id)`` views answer them."""
+    g1, g2, g3 = Account.create(), Account.create(), Account.create()
+    client = LedgerClient(node_endpoint, load_artifact("DataExchangeLedger").abi)
+    deployment = deploy_ledger(client, [g1.address, g2.address], 2, deployer=g1, home=tmp_path, force=True)
+    indexer = Indexer(engine, rpc, codec, contract=client.address, chain_id=client.chain_id,
+                      start_block=deployment.block_number, config=IndexerConfig())  # fmt: skip
+
+    def propose(by: LocalAccount, action: GovernanceAction, types: list[str], values: list[object]) -> int:
+        created = client.transact(by, "propose", action, abi_encode(types, values)).event("ProposalCreated")
+        return int(created.args["proposalId"])
+
+    def governed(action: GovernanceAction, types: list[str], values: list[object], by=(g1, g2)) -> int:
+        proposal = propose(by[0], action, types, values)
+        client.transact(by[1], "approve", proposal)
+        return proposal
+
+    def as_the_ledger_says(department: int | None = None) -> None:
+        indexer.sync(to_block=client.block_number())
+        count = int(client.call("proposalCount"))
+        listed = proposals(engine, ListFilter(), limit=500)
+        assert [p.id for p in listed.items] == list(range(count, 0, -1))
+        assert listed.items == [Proposal.read(client, i) for i in range(count, 0, -1)]
+        assert threshold(engine) == int(client.call("threshold"))
+        if department is not None:
+            assert department_records(engine, [department]) == {
+                department: Department.read(client, department)
+            }
+
+    waiting = propose(g1, GovernanceAction.GRANT_AUDITOR, ["address"], [Account.create().address])
+    governed(GovernanceAction.ADD_GOVERNOR, ["address"], [g3.address])
+    as_the_ledger_says()
+    governed(GovernanceAction.REMOVE_GOVERNOR, ["address"], [g1.address], by=(g2, g3))
+    as_the_ledger_says()  # g1's approval of `waiting` no longer stands
+    assert Proposal.read(client, waiting).approvals == 0
+    governed(GovernanceAction.ADD_GOVERNOR, ["address"], [g1.address], by=(g2, g3))
+    as_the_ledger_says()  # back, in a new term: the old approval still does not count
+    client.transact(g1, "approve", waiting)
+    cancelled = propose(g3, GovernanceAction.REVOKE_AUDITOR, ["address"], [g3.address])
+    client.transact(g3, "cancel", cancelled)
+    as_the_ledger_says()
+    assert Proposal.read(client, waiting).approvals == 1
+
+    signer, other = Account.create(), Account.create()
+    admission = admission_data("LISTS", "Lists department", signer.address, keccak(text="key 1"))
+    proposal = int(client.transact(g1, "propose", GovernanceAction.ADMIT_DEPARTMENT, admission)
+                   .event("ProposalCreated").args["proposalId"])  # fmt: skip
+    department = int(
+        client.transact(g2, "approve", proposal).event("DepartmentAdmitted").args["departmentId"]
+    )
+    as_the_ledger_says(department)
+    governed(GovernanceAction.SUSPEND_DEPARTMENT, ["uint32"], [department])
+    as_the_ledger_says(department)
+    governed(GovernanceAction.REKEY_DEPARTMENT, ["uint32", "address", "bytes32"],
+             [department, other.address, keccak(text="key 2")])  # fmt: skip
+    governed(GovernanceAction.REKEY_DEPARTMENT, ["uint32", "address", "bytes32"],
+             [department, other.address, keccak(text="key 3")])  # fmt: skip
+    as_the_ledger_says(department)
+    governed(GovernanceAction.REINSTATE_DEPARTMENT, ["uint32"], [department])
+    as_the_ledger_says(department)
+    assert Department.read(client, department).key_epoch == 1
