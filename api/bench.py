@@ -337,6 +337,33 @@ def _anchored_gas(home: Path, client: Any, grant_id: int) -> tuple[int, int, lis
     return gas, sum(n for _, n in rows), [n for _, n in rows]
 
 
+def _anchoring_times(home: Path, grant_id: int) -> dict[str, float | None]:
+    """Where a receipt's time to final goes inside the service, over every anchored receipt of ``grant_id``
+    (from the journal's clocks): journaled → its batch closed (journaled, then sent), and batch closed →
+    recorded final (the anchor mined, seen and written down). The rest of a measured time to final is the
+    request itself and the look-up that saw it."""
+    import sqlite3
+
+    conn = sqlite3.connect(home / "dxl.sqlite3")
+    try:
+        rows = conn.execute(
+            "SELECT b.closed_at - r.accepted_at, b.final_at - b.closed_at FROM api_receipts r "
+            "JOIN api_receipt_batches b ON b.id = r.batch_id WHERE r.grant_id = ? AND b.state = 'final'",
+            (grant_id,),
+        ).fetchall()
+    finally:
+        conn.close()
+    out: dict[str, float | None] = {}
+    for name, values in (
+        ("journaled_to_closed", [r[0] for r in rows]),
+        ("closed_to_final", [r[1] for r in rows]),
+    ):
+        values.sort()
+        for label, p in (("p50", 0.50), ("p95", 0.95)):
+            out[f"{label}_{name}_s"] = round(values[int(p * (len(values) - 1))], 3) if values else None
+    return out
+
+
 def run_receipts_benchmark(
     *, quick: bool, seconds: float | None = None, progress: Any = print
 ) -> dict[str, Any]:
@@ -350,6 +377,7 @@ def run_receipts_benchmark(
 
     duration = seconds or (15.0 if quick else 60.0)
     results: dict[str, Any] = {"quick": quick, "duration_s": duration, "cpus": os.cpu_count(),
+                               "node_block_time_s": NodeSettings().block_time,
                                "load_average_at_start": list(os.getloadavg())}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="dxl-bench-receipts-") as tmp:
         home = Path(tmp)
@@ -406,7 +434,8 @@ def run_receipts_benchmark(
                         )
                     }
                     results[mode] = {**result.to_json(), "batches": len(sizes), "mean_batch": mean_batch,
-                                     "cpu_ms_per_1000_receipts": cpu_ms}  # fmt: skip
+                                     "cpu_ms_per_1000_receipts": cpu_ms,
+                                     "anchoring": _anchoring_times(home, grant_id)}  # fmt: skip
             results["node_state_mb"] = round(_state_size(home) / 2**20, 1)
     batched, naive = results["batched"], results["naive"]
     results["batched_vs_naive"] = round(batched["receipts_per_s"] / naive["receipts_per_s"], 1) if naive[
@@ -505,8 +534,14 @@ def table(results: dict[str, Any]) -> str:
         if cpu:
             lines.append(f"{mode} CPU per 1,000 receipts: service {_f(cpu['service'])} ms, node "
                          f"{_f(cpu['node'])} ms, load generator {_f(cpu['load_generator'])} ms")  # fmt: skip
+        t = results[mode].get("anchoring")
+        if t:
+            lines.append(f"{mode} p50/p95 journaled → batch closed {_f(t['p50_journaled_to_closed_s'])}/"
+                         f"{_f(t['p95_journaled_to_closed_s'])} s, closed → final "
+                         f"{_f(t['p50_closed_to_final_s'])}/{_f(t['p95_closed_to_final_s'])} s")  # fmt: skip
     ref = results["references"]
-    lines.append(f"references: node raw {ref['node_raw_tx_per_s']:,} tx/s (plain transfers, mined); "
+    lines.append(f"references: {results.get('node_block_time_s', '-')} s blocks; node raw "
+                 f"{ref['node_raw_tx_per_s']:,} tx/s (plain transfers, mined); "
                  f"SHA-256 {ref['sha256_leaves_per_s']:,} receipt leaves/s; batched/naive "
                  f"{results['batched_vs_naive']}x")  # fmt: skip
     return "\n".join(lines)

@@ -673,7 +673,9 @@ class Anchorer:
         self.batch_size = batch_size
         self.batch_age = batch_age
         self._tick = tick
-        self._inbox: queue.SimpleQueue[list[Journaled]] = queue.SimpleQueue()
+        #: Receipts handed over, with the time they were: a batch's age counts from then, not from when a
+        #: round of this thread (slower on a busy machine) found them.
+        self._inbox: queue.SimpleQueue[tuple[float, list[Journaled]]] = queue.SimpleQueue()
         self._open: dict[int, _Open] = {}
         self._sent: list[_Sent] = []
         self._next: dict[int, int] = {}
@@ -687,7 +689,7 @@ class Anchorer:
         self.ready = threading.Event()
 
     def submit(self, journaled: list[Journaled]) -> None:
-        self._inbox.put(journaled)
+        self._inbox.put((time.monotonic(), journaled))
 
     def start(self) -> None:
         self._thread.start()
@@ -720,15 +722,14 @@ class Anchorer:
             self._stop.wait(self._tick)
 
     def _drain(self) -> None:
-        now = time.monotonic()
         while True:
             try:
-                journaled = self._inbox.get_nowait()
+                handed_over, journaled = self._inbox.get_nowait()
             except queue.Empty:
                 return
             for j in journaled:
                 if j.seq > self._recovered_upto:  # else recovery read it from the journal already
-                    self._add(j.grant_id, j.provider, j.seq, j.leaf, now)
+                    self._add(j.grant_id, j.provider, j.seq, j.leaf, handed_over)
 
     def _add(self, grant_id: int, provider: int, seq: int, leaf: bytes, now: float) -> None:
         group = self._open.get(grant_id)
