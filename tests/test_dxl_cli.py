@@ -38,10 +38,10 @@ print(json.dumps({"code": code, "heavy": loaded}), file=sys.stderr)
 """
 
 
-def _imports_of(*args: str | Path) -> tuple[int, list[str]]:
-    """Run ``dxl ARGS`` in a fresh interpreter; its exit status and the heavy packages it imported."""
+def _imports_of(*args: str | Path, heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[str]]:
+    """Run ``dxl ARGS`` in a fresh interpreter; its exit status and which of ``heavy`` it imported."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps([str(a) for a in args]), json.dumps(HEAVY)],
+        [sys.executable, "-c", _PROBE, json.dumps([str(a) for a in args]), json.dumps(heavy)],
         capture_output=True,
         text=True,
         check=False,
@@ -66,6 +66,13 @@ def test_help_imports_nothing_heavy(args: tuple[str, ...]) -> None:
 def test_commit_and_offline_verify_import_nothing_heavy(committed: Path, tmp_path: Path) -> None:
     assert _imports_of("commit", committed, "--out", tmp_path / "again.json") == (0, [])
     assert _imports_of("verify", committed, "--offline") == (0, [])
+
+
+def test_unsigned_commit_loads_no_signature_code(committed: Path, tmp_path: Path) -> None:
+    """libsecp256k1 is loaded to sign or to recover a signer, not by every commit and verify."""
+    out = tmp_path / "again.json"
+    assert _imports_of("commit", committed, "--out", out, heavy=("coincurve",)) == (0, [])
+    assert _imports_of("verify", committed, "--manifest", out, "--offline", heavy=("coincurve",)) == (0, [])
 
 
 def test_onchain_verify_imports_nothing_heavy(committed: Path, tmp_path: Path) -> None:

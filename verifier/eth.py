@@ -9,9 +9,12 @@ RFC 6979 nonces, low ``s``, ``v`` = 27 + recovery id; the tests check both ways 
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-import coincurve
 from sha3 import keccak_256
+
+if TYPE_CHECKING:  # imported where a key signs or a signature recovers: an unsigned commit never needs it
+    import coincurve
 
 #: The secp256k1 group order; a valid signature has ``0 < r, s < N``.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -70,6 +73,8 @@ def address_of_key(private_key: bytes) -> str:
     Raises:
         ValueError: not a valid private key (wrong length, zero, or not below the group order).
     """
+    import coincurve
+
     if len(private_key) != 32 or not 0 < int.from_bytes(private_key, "big") < SECP256K1_N:
         raise ValueError("a private key is 32 bytes encoding an integer in [1, N)")
     return _address_of(coincurve.PrivateKey(private_key).public_key)
@@ -81,6 +86,8 @@ def sign_personal_message(message: bytes, private_key: bytes) -> bytes:
     Raises:
         ValueError: not a valid private key.
     """
+    import coincurve
+
     address_of_key(private_key)  # the same key checks, with the same message
     rsv = coincurve.PrivateKey(private_key).sign_recoverable(personal_message_hash(message), hasher=None)
     return rsv[:64] + bytes([27 + rsv[64]])
@@ -92,6 +99,8 @@ def recover_personal_signer(message: bytes, signature: bytes) -> str:
     Raises:
         ValueError: not 65 bytes, ``v`` not 27/28 (or 0/1), ``r`` or ``s`` out of range, or no key recovers.
     """
+    import coincurve
+
     if len(signature) != 65:
         raise ValueError(f"a signature is 65 bytes, got {len(signature)}")
     r, s, v = int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:64], "big"), signature[64]

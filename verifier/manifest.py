@@ -350,10 +350,11 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
 
     created_at = d["created_at"]
     try:
-        # The regex pins one spelling (strptime accepts "2026-1-5T1:2:3Z"); strptime checks the calendar.
+        # The regex pins one spelling; fromisoformat checks the calendar (strptime would too, but loads the
+        # locale machinery on every dxl commit and verify).
         if not isinstance(created_at, str) or not _TIME.match(created_at):
             raise ValueError
-        datetime.strptime(created_at, _TIME_FORMAT)
+        datetime.fromisoformat(created_at.removesuffix("Z"))
     except ValueError:
         raise ManifestError(
             f"expected UTC time like 2026-01-31T12:00:00Z, got {created_at!r}", "created_at"
