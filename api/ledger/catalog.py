@@ -138,7 +138,9 @@ class CatalogService(LedgerCore):
             m.ResourcePublic(
                 id=r.id,
                 owner=r.owner,
-                owner_code=codes[r.owner],
+                # An owner is admitted before it registers anything, so the index holds its code; the chain
+                # answers only for an index that does not (a database restored from elsewhere).
+                owner_code=codes[r.owner] if r.owner in codes else self._department_record(r.owner).code,
                 share_type=_SHARE_NAMES[r.share_type],
                 sensitivity=r.sensitivity,
                 metadata_hash=to_hex(r.metadata_hash),
