@@ -158,14 +158,21 @@ class GovernanceService(ExchangeService):
 
         def public(rows: list[Proposal]) -> list[m.ProposalPublic]:
             decoded = [_decode_parameters(p.action, p.data) for p in rows]
-            departments = audit_queries.department_records(
-                index.engine,
-                [d.department_id for d in decoded if d is not None and d.department_id is not None],
-            )
-            agreements = audit_queries.agreements_by_id(
-                index.engine,
-                [d.agreement_id for d in decoded if d is not None and d.agreement_id is not None],
-            )
+            # Each department once a page, however many proposals name it (its key custody is looked up too).
+            departments = {
+                d.id: self._department_public(d)
+                for d in audit_queries.department_records(
+                    index.engine,
+                    [d.department_id for d in decoded if d is not None and d.department_id is not None],
+                ).values()
+            }
+            agreements = {
+                a.id: agreement_public(a)
+                for a in audit_queries.agreements_by_id(
+                    index.engine,
+                    [d.agreement_id for d in decoded if d is not None and d.agreement_id is not None],
+                ).values()
+            }
             # The deployment's ThresholdChanged is in the index's first block; an index that holds proposals
             # holds it, and the chain answers for one that does not (the count of a list, not of its rows).
             threshold = audit_queries.threshold(index.engine)
@@ -174,10 +181,10 @@ class GovernanceService(ExchangeService):
             return [
                 _proposal_public(
                     p, parameters,
-                    department=self._department_public(departments[parameters.department_id])
-                    if parameters is not None and parameters.department_id in departments else None,
-                    agreement=agreement_public(agreements[parameters.agreement_id])
-                    if parameters is not None and parameters.agreement_id in agreements else None,
+                    department=None if parameters is None or parameters.department_id is None
+                    else departments.get(parameters.department_id),
+                    agreement=None if parameters is None or parameters.agreement_id is None
+                    else agreements.get(parameters.agreement_id),
                     now=now, threshold=threshold or 0,
                 )
                 for p, parameters in zip(rows, decoded, strict=True)
