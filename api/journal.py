@@ -24,6 +24,10 @@ the place (and with the id) of an acknowledged one. The claims of
 requests whose transaction was reopened are handed back (their stored response is dropped), so a retry of
 the key answers from the re-mined transaction.
 
+An answer that reports a transaction someone else sent (an agreement another party relayed) first adopts it:
+its signed bytes, read from the node, are journaled as mined (:meth:`JournaledSender.adopt`), so a lost block
+takes it no more than the service's own.
+
 A re-sent transaction of a lost block is never signed again, even when the node refuses it as never minable
 ("nonce too low" and the node does not hold it). A lost block's nonce can only be used without it when the
 node's state is not the chain it mined — as after a restart from anvil's own periodic save, which stored a
@@ -46,7 +50,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -522,6 +526,29 @@ class JournaledSender:
             raise pending(tx_hash, f"the node stopped answering ({exc})") from None
         self.record_receipt(tx_hash, receipt)
         return self.client.outcome(receipt)
+
+    def adopt(self, tx_hash: str) -> bool:
+        """Journal a mined transaction this service did not send, which an answer reports as done (both
+        parties' signatures relayed to the ledger by someone else): if the node loses its block,
+        reconciliation sends its bytes again, as for the service's own, instead of the answer holding only if
+        the relayer sends them again. Returns whether it is journaled; False when the node does not hold it
+        mined or does not serve its signed bytes.
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE.
+            NodeError: the node does not answer.
+        """
+        if self.journal.entry(tx_hash) is not None:
+            return True
+        signed, receipt = self.client.signed_transaction(tx_hash), self.client.receipt(tx_hash)
+        if signed is None or receipt is None:
+            return False
+        try:
+            self.journal.record(signed, claim=None, finish=None)
+        except IntegrityError:  # adopted by a request that reported it at the same moment
+            return True
+        self.record_receipt(tx_hash, receipt)
+        return True
 
     def record_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> None:
         """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block."""

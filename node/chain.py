@@ -290,6 +290,8 @@ class DecodedEvent:
     args: dict[str, Any]
     log_index: int
     address: str
+    #: The transaction that emitted it.
+    tx_hash: str
 
 
 @dataclass(frozen=True)
@@ -536,6 +538,20 @@ class LedgerClient:
             return False
         return True
 
+    def signed_transaction(self, tx_hash: str) -> SignedTx | None:
+        """The signed bytes of a transaction the node holds, whoever sent it, with its sender and nonce;
+        None when the node does not hold it, or does not serve signed bytes (``eth_getRawTransactionByHash``).
+
+        Raises:
+            NodeError: the node is unreachable.
+        """
+        try:
+            tx = self._rpc(self.w3.eth.get_transaction, tx_hash)
+            raw = self._rpc(self.w3.eth.get_raw_transaction, tx_hash)
+        except (TransactionNotFound, Web3RPCError):
+            return None
+        return SignedTx(tx_hash, bytes(raw), Web3.to_checksum_address(tx["from"]), int(tx["nonce"]))
+
     def receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
         """The transaction's receipt, or None while it is not mined (on this node's chain)."""
         try:
@@ -562,7 +578,11 @@ class LedgerClient:
             event = self.contract.events[abi["name"]]().process_log(log)
             decoded.append(
                 DecodedEvent(
-                    abi["name"], _plain(dict(event["args"])), int(log["logIndex"]), str(log["address"])
+                    abi["name"],
+                    _plain(dict(event["args"])),
+                    int(log["logIndex"]),
+                    str(log["address"]),
+                    "0x" + bytes(log["transactionHash"]).hex(),
                 )
             )
         return decoded

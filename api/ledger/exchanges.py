@@ -3,6 +3,7 @@ both departments signed."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
@@ -33,7 +34,7 @@ from api.ledger.core import (
 )
 from node.audit import queries as audit_queries
 from node.audit.queries import ListFilter
-from node.chain import LedgerRevertError
+from node.chain import DecodedEvent, LedgerRevertError
 from node.types import (
     AccessRequest,
     Agreement,
@@ -49,6 +50,8 @@ if TYPE_CHECKING:
 
     from node.audit.service import AuditContext
 
+
+log = logging.getLogger("dxl.api.ledger")
 
 #: How long after the provider's decision both signatures stay valid (the terms' ``deadline``). Derived, not
 #: chosen, so the typed data handed to an external signer and the one the service signs are identical; once a
@@ -249,9 +252,13 @@ class ExchangeService(CatalogService):
                     return deadline
         return None
 
-    def _agreement_of_request(self, request_id: int) -> int | None:
+    def _conclusion_of_request(self, request_id: int) -> DecodedEvent | None:
         found = next(self._logs("AgreementConcluded", None, request_id.to_bytes(32, "big")), None)
-        return int(found[0].args["agreementId"]) if found else None
+        return found[0] if found else None
+
+    def _agreement_of_request(self, request_id: int) -> int | None:
+        found = self._conclusion_of_request(request_id)
+        return int(found.args["agreementId"]) if found else None
 
     def signing(self, *, principal: Principal, request_id: int) -> m.SigningPublic:
         current = self._exchange_record(AccessRequest, request_id, principal=principal)
@@ -394,21 +401,30 @@ class ExchangeService(CatalogService):
 
     def _concluded_elsewhere(self, principal: Principal, request_id: int) -> m.SignatureOutcome:
         """The outcome of signing a request whose agreement is already on chain (another party relayed
-        ``concludeAgreement``): that agreement, and no signature kept for it any more.
+        ``concludeAgreement``): that agreement, and no signature kept for it any more. The ledger concludes a
+        request only with both parties' signatures over its terms, so the agreement of this request is this
+        party's. Its transaction is journaled first (:meth:`~api.journal.JournaledSender.adopt`), so a block
+        the node loses takes the agreement no more than one this service concluded.
 
         Raises:
-            ApiError: AGREEMENT_NOT_FOUND when the concluding event cannot be found from the deployment block.
+            ApiError: AGREEMENT_NOT_FOUND when the concluding event cannot be found from the deployment block;
+                DATABASE_UNAVAILABLE.
         """
-        self._drop_signatures(request_id)
-        agreement_id = self._agreement_of_request(request_id)
-        if agreement_id is None:
+        conclusion = self._conclusion_of_request(request_id)
+        if conclusion is None:
             raise ApiError(
                 "AGREEMENT_NOT_FOUND", f"request {request_id} is concluded, its agreement was not found"
             )
+        if not self.sender.adopt(conclusion.tx_hash):
+            log.warning(
+                "request %s was concluded by %s, whose signed bytes the node does not serve: not journaled",
+                request_id, conclusion.tx_hash,
+            )  # fmt: skip
+        self._drop_signatures(request_id)
         return m.SignatureOutcome(
             status="concluded",
             signing=self.signing(principal=principal, request_id=request_id),
-            agreement=self.agreement(agreement_id),
+            agreement=self.agreement(int(conclusion.args["agreementId"])),
         )
 
     def _drop_signature(self, request_id: int, role: str) -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from api_helpers import PASSPHRASE, ServerThread, api_home, b32, grant_between, make_settings, ok
+from eth_account import Account
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
@@ -345,6 +346,33 @@ def test_a_kept_signature_still_concludes_after_the_decision_is_mined_again_late
     assert outcome["status"] == "concluded", outcome
     assert outcome["signing"]["typed_data"] == kept["signing"]["typed_data"]  # the terms the consumer signed
     assert outcome["agreement"]["request_id"] == request_id and outcome["transaction"] is not None
+
+
+def test_an_agreement_another_party_relayed_is_journaled_when_it_is_reported(journal_env: JournalEnv) -> None:
+    """Both signatures were relayed to the ledger by someone outside the service, and a party signing through
+    the API is answered ``concluded`` with that agreement. The node then loses the relay's block: the journal
+    sends the relayed bytes again, so the answer stays true, instead of holding only if the relayer does."""
+    env = journal_env
+    resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
+    now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
+            "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
+    request_id = ok(env.call("POST", "/requests", "psb", json=body), 201)["record"]["id"]
+    ok(env.call("POST", f"/requests/{request_id}/approve", "hrss"))
+    typed = ok(env.call("GET", f"/requests/{request_id}/terms", "psb"))["typed_data"]
+    signatures = [
+        env.setup.keystore.unlock(f"dept-{who}").sign_typed_data(full_message=typed).signature
+        for who in ("hrss", "psb")
+    ]
+    terms = [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in typed["message"].values()]
+    snapshot = env.node_rpc("evm_snapshot")
+    relayed = env.setup.client.transact(Account.create(), "concludeAgreement", terms, *signatures)
+    outcome = ok(env.call("POST", f"/requests/{request_id}/signatures", "hrss", json={}))
+    assert outcome["status"] == "concluded" and outcome["transaction"] is None
+    assert outcome["agreement"]["id"] == relayed.event("AgreementConcluded").args["agreementId"]
+    assert env.node_rpc("evm_revert", snapshot) is True
+    _until(lambda: env.setup.client.receipt(relayed.tx_hash) is not None)  # sent again by the journal
+    assert ok(env.call("GET", f"/agreements/{outcome['agreement']['id']}", "psb")) == outcome["agreement"]
 
 
 def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_signed_again(
