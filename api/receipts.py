@@ -624,7 +624,12 @@ OnClosed = Callable[[int, bytes, BatchTree, list[int]], None]
 class Anchorer:
     """Closes batches by size or age, anchors them, and follows their transactions to the chain.
 
-    Its own thread, never the event loop's: the hot path only hands it journaled receipts (:meth:`submit`).
+    Two threads of its own, never the event loop's: the hot path only hands it journaled receipts
+    (:meth:`submit`). One closes and sends batches; the other follows the anchors sent, block by block (one
+    ``eth_blockNumber`` a tick while anchors wait), so a mined anchor reads ``final`` as soon as its block is
+    seen, not after the closing round under way (which waits its turn at the database, builds a tree and
+    claims thousands of receipts). A refused anchor is handed back to the closing thread, which owns the
+    grants' pending receipts and next sequence numbers.
     Anchors are pipelined: a grant's next batch is sent as soon as it closes, with the key's next nonce, while
     earlier ones wait to be mined, so a grant gets as many anchors per block as batches closed meanwhile; and
     a closing batch takes everything its grant has pending (up to :data:`MAX_BATCH_LEAVES`), so a slower
@@ -677,7 +682,11 @@ class Anchorer:
         #: round of this thread (slower on a busy machine) found them.
         self._inbox: queue.SimpleQueue[tuple[float, list[Journaled]]] = queue.SimpleQueue()
         self._open: dict[int, _Open] = {}
+        #: Anchors sent and not yet seen mined: appended by the closing thread, taken by the follower.
         self._sent: list[_Sent] = []
+        self._sent_lock = threading.Lock()
+        #: Anchors the contract refused, with its reason: the follower's findings for the closing thread.
+        self._refusals: queue.SimpleQueue[tuple[_Sent, LedgerRevertError]] = queue.SimpleQueue()
         self._next: dict[int, int] = {}
         self._seen_block = -1
         self._unsent: list[tuple[int, int, int, int, int, bytes]] = []
@@ -685,6 +694,7 @@ class Anchorer:
         self._recovered_upto = -1
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dxl-receipt-anchorer", daemon=True)
+        self._follower = threading.Thread(target=self._follow_run, name="dxl-receipt-follower", daemon=True)
         #: Set once start-up recovery is over (tests and the benchmark wait on it).
         self.ready = threading.Event()
 
@@ -693,11 +703,13 @@ class Anchorer:
 
     def start(self) -> None:
         self._thread.start()
+        self._follower.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=30)
+        for thread in (self._thread, self._follower):
+            if thread.is_alive():
+                thread.join(timeout=30)
 
     # --- the loop -------------------------------------------------------------------------------------
 
@@ -707,10 +719,10 @@ class Anchorer:
                 if not self.ready.is_set():
                     self._recover()
                     self.ready.set()
+                self._settle_refusals()
                 self._drain()
                 self._flush()
                 self._close_due(time.monotonic())
-                self._follow()
             except DxlError as exc:  # the node away or refusing: keep everything journaled and retry
                 log.warning("receipt anchoring paused: %s", exc)
                 self._stop.wait(1.0)
@@ -720,6 +732,29 @@ class Anchorer:
                 self._stop.wait(1.0)
                 continue
             self._stop.wait(self._tick)
+
+    def _follow_run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if self.ready.is_set():  # recovery first: it decides what is sent again
+                    self._follow()
+            except DxlError as exc:  # the node away: what was sent is still followed when it answers
+                log.warning("following receipt anchors paused: %s", exc)
+                self._stop.wait(1.0)
+                continue
+            except Exception:
+                log.exception("following receipt anchors failed; retrying")
+                self._stop.wait(1.0)
+                continue
+            self._stop.wait(self._tick)
+
+    def _settle_refusals(self) -> None:
+        while True:
+            try:
+                sent, exc = self._refusals.get_nowait()
+            except queue.Empty:
+                return
+            self._refused(sent, exc)
 
     def _drain(self) -> None:
         while True:
@@ -825,10 +860,13 @@ class Anchorer:
             str(account.address), "anchorBatch", grant_id, first, n, root, gas=ANCHOR_GAS
         )
         pending = self._submit(account, request)
-        self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending))
+        with self._sent_lock:
+            self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending))
 
     def _follow(self) -> None:
-        if not self._sent:
+        with self._sent_lock:
+            waiting = list(self._sent)
+        if not waiting:
             return
         w3 = self._anchors.w3
         # One eth_blockNumber per tick; the transactions' receipts only when a block was added.
@@ -838,7 +876,7 @@ class Anchorer:
         self._seen_block = block
         still: list[_Sent] = []
         seen: list[tuple[_Sent, Any]] = []
-        for sent in self._sent:
+        for sent in waiting:
             try:
                 receipt = w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
             except TransactionNotFound:
@@ -853,13 +891,15 @@ class Anchorer:
                 for sent, receipt in seen:
                     self._on_receipt(sent.pending.tx_hash, receipt)
             self._record(mined, [s for s in still if not s.hash_recorded])
+        done = {id(sent) for sent, _ in seen}
+        with self._sent_lock:
+            self._sent = [s for s in self._sent if id(s) not in done]
         for sent, receipt in seen:
             if int(receipt["status"]) != 1:
                 try:
                     self._anchors.wait(sent.pending)  # replays the call for the contract's reason
                 except LedgerRevertError as exc:
-                    self._refused(sent, exc)
-        self._sent = still
+                    self._refusals.put((sent, exc))
 
     def _record(self, mined: list[tuple[_Sent, int]], unrecorded: list[_Sent]) -> None:
         """One transaction: the batches mined (final, with transaction and block), and the transactions of
