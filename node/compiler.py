@@ -212,7 +212,16 @@ class Solc:
 
         The platform part (``.Emscripten.clang``, ``.Linux.g++``) is dropped because it is not part of the
         build: solc embeds only version+commit in the metadata, so both builds produce the same bytecode.
+        Asked once per process and executable: solcjs loads its whole WebAssembly compiler to answer, and every
+        compilation checks the version first.
         """
+        # The files' modification times are part of the key, so a compiler replaced in place is asked again.
+        key = tuple((part, _mtime_ns(part)) for part in self.command)
+        if key not in _VERSIONS:
+            _VERSIONS[key] = self._ask_version()
+        return _VERSIONS[key]
+
+    def _ask_version(self) -> str:
         if self.native:
             from solcx.exceptions import SolcError
             from solcx.wrapper import get_version_str_from_solc_binary
@@ -243,6 +252,17 @@ class Solc:
         except (OSError, SolcError) as exc:
             raise ToolchainError(f"{self.command[0]} --standard-json failed: {exc}") from exc
         return stdout
+
+
+#: :meth:`Solc.long_version` answers by command (with the files' modification times).
+_VERSIONS: dict[tuple[tuple[str, int | None], ...], str] = {}
+
+
+def _mtime_ns(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def _solcx_installed() -> str:
