@@ -212,8 +212,8 @@ class Solc:
 
         The platform part (``.Emscripten.clang``, ``.Linux.g++``) is dropped because it is not part of the
         build: solc embeds only version+commit in the metadata, so both builds produce the same bytecode.
-        Asked once per process and executable: solcjs loads its whole WebAssembly compiler to answer, and every
-        compilation checks the version first.
+        Asked once per process and executable: solcjs loads its whole WebAssembly compiler to answer, and
+        every compilation checks the version first.
         """
         # The files' modification times are part of the key, so a compiler replaced in place is asked again.
         key = tuple((part, _mtime_ns(part)) for part in self.command)
