@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -88,6 +89,13 @@ MAX_BATCH_LEAVES = 1 << 16
 #: Leaves of recent batch trees the reader keeps (about 100 bytes each): proofs of receipts being followed
 #: are read off them instead of rebuilding the tree from the journal on every look-up.
 TREE_CACHE_LEAVES = 1 << 19
+#: The interpreter's thread switch interval while receipts are served (Python's default: 5 ms). The journal's
+#: writer and the anchorer's threads wait on the disk and the node, then for the GIL, which the event loop,
+#: parsing and checking receipts, holds for up to a whole interval each time: a closing round asks for it
+#: again dozens of times. Measured in three alternating pairs of 15 s batched runs on 0.25 s blocks (load
+#: average 5-7): 13,386-14,030 receipts/s and 1.22-1.46 s p95 to final at 5 ms, 15,230-17,898 receipts/s and
+#: 1.02-1.20 s at 1 ms.
+GIL_SWITCH_INTERVAL_S = 0.001
 #: Journal integers are signed 64-bit; sizes and counts beyond it are refused at the door.
 _INT63 = (1 << 63) - 1
 _HASH_IDS = {"sha256": 1, "sm3": 2}
@@ -1303,6 +1311,7 @@ class ReceiptService:
         self.departments: dict[str, int] = {}
 
     def start(self) -> None:
+        sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
         self.journal.start()
         self.anchorer.start()
 
