@@ -303,7 +303,7 @@ def bench_chain(
         float | None,
         typer.Option(
             "--block-time",
-            help="Seconds between blocks while transactions wait [default: the embedded node's, 0.25].",
+            help="Seconds between blocks while transactions wait (default: the embedded node's, 0.25).",
         ),
     ] = None,
     as_json: JsonOption = False,

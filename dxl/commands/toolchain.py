@@ -85,7 +85,7 @@ def node_start(
         float | None,
         typer.Option(
             "--block-time",
-            help="Seconds between blocks while transactions wait [default: the embedded node's, 0.25].",
+            help="Seconds between blocks while transactions wait (default: the embedded node's, 0.25).",
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
