@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,14 @@ from verifier.manifest import build_manifest, write_manifest
 
 #: Department id of HEALTH, the first department admitted and the provider of every delivery.
 HEALTH_ID = 1
+
+
+def period_end(s: Scenario) -> str:
+    """An ISO date-time past every event of the scenario: a second after the node's latest block, or after
+    now if later. A scorecard's period ends now by default, and other tests on this shared node move its clock
+    ahead of the wall clock (evm_increaseTime), so the scenario's blocks can be stamped after now."""
+    latest = int(s.client.w3.eth.get_block("latest")["timestamp"])
+    return datetime.fromtimestamp(max(latest, int(time.time())) + 1, UTC).isoformat()
 
 
 def delivery_id(name: str) -> bytes:

@@ -11,6 +11,7 @@ from api.app import create_app
 from api.auth import Principal, Role, issue_token
 from api.settings import ApiSettings
 from node.audit.service import AuditContext
+from tests.audit.audit_scenario import period_end
 
 
 @pytest.fixture
@@ -92,9 +93,11 @@ def test_provenance_only_for_parties(client, scenario) -> None:
     assert other.status_code == 403
 
 
-def test_scorecard(client) -> None:
+def test_scorecard(client, scenario) -> None:
     card = client.get(
-        "/audit/scorecard", params={"department": "HEALTH"}, headers=client.headers_for("auditor")
+        "/audit/scorecard",
+        params={"department": "HEALTH", "to": period_end(scenario)},
+        headers=client.headers_for("auditor"),
     )
     assert card.status_code == 200
     assert card.json()["requests"]["received"] == 4

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dxl.app import app
+from tests.audit.audit_scenario import period_end
 
 
 @pytest.fixture
@@ -65,9 +66,9 @@ def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) 
     assert run("verify", str(out_dir), "--rpc", "http://127.0.0.1:9")[0] == 2
 
 
-def test_scorecard_and_bad_input(env: Path) -> None:
+def test_scorecard_and_bad_input(env: Path, scenario) -> None:
     assert run("index")[0] == 0
-    code, out = run("scorecard", "--department", "HEALTH", "--json")
+    code, out = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario), "--json")
     assert code == 0 and json.loads(out)["requests"]["received"] == 4
     code, out = run("history", "--cursor", "bogus", "--json")
     assert code == 2 and json.loads(out)["error"] == "INVALID_QUERY"
