@@ -40,6 +40,7 @@ from web3.exceptions import (
 )
 from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
+from web3.types import RPCEndpoint
 
 from node.contract_errors import error_code as error_code
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
@@ -423,6 +424,11 @@ class LedgerClient:
         return HTTPProvider(
             url,
             request_kwargs={"timeout": self._request_timeout},
+            # web3's validation asks the node its chain id before every eth_call (one round trip and a third
+            # of a read's CPU); the answer is kept per provider, and a failover makes a new one, so each node
+            # is still asked once.
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
             exception_retry_configuration=ExceptionRetryConfiguration(
                 errors=(ConnectionError, requests.HTTPError, requests.Timeout),
                 # With other nodes to turn to, one retry: a dead node is left quickly.
