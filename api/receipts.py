@@ -182,9 +182,12 @@ def _b32(value: Any, index: int, name: str) -> bytes:
     if not isinstance(value, str) or len(value) != 66 or value[:2] not in ("0x", "0X"):
         raise _bad(index, name, "expected 0x followed by 64 hex digits")
     try:
-        return bytes.fromhex(value[2:])
+        decoded = bytes.fromhex(value[2:])
     except ValueError:
         raise _bad(index, name, "expected 0x followed by 64 hex digits") from None
+    if len(decoded) != 32:  # fromhex skips whitespace: 66 characters may hold fewer than 32 bytes
+        raise _bad(index, name, "expected 0x followed by 64 hex digits")
+    return decoded
 
 
 def _count(value: Any, index: int, name: str, low: int = 0) -> int:
