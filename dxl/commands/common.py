@@ -13,6 +13,15 @@ import typer
 from node.errors import DxlError
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+# The default is the embedded node's own (node.anvil.DEFAULT_BLOCK_TIME_S), named in the help rather than
+# imported: the help must not load the node package at start-up.
+BlockTimeOption = Annotated[
+    float | None,
+    typer.Option(
+        "--block-time",
+        help="Seconds between blocks while transactions wait (default: the embedded node's, 0.25).",
+    ),
+]
 
 
 @contextmanager

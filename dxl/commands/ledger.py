@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from dxl.commands.common import JsonOption, cli_error
+from dxl.commands.common import BlockTimeOption, JsonOption, cli_error
 from node.errors import DxlError, NodeError
 
 if TYPE_CHECKING:
@@ -299,13 +299,7 @@ def status_command(as_json: JsonOption = False) -> None:
 
 def bench_chain(
     count: Annotated[int, typer.Option("--count", help="Transactions per measurement.")] = 1000,
-    block_time: Annotated[
-        float | None,
-        typer.Option(
-            "--block-time",
-            help="Seconds between blocks while transactions wait (default: the embedded node's, 0.25).",
-        ),
-    ] = None,
+    block_time: BlockTimeOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Signing/sending throughput of the chain client in batch mode, on a throw-away embedded node."""

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dxl.commands.common import cli_error
+from dxl.commands.common import BlockTimeOption, cli_error
 from node.errors import DxlError
 
 node_app = typer.Typer(
@@ -81,13 +81,7 @@ PortOption = Annotated[
 @node_app.command("start")
 def node_start(
     port: PortOption = None,
-    block_time: Annotated[
-        float | None,
-        typer.Option(
-            "--block-time",
-            help="Seconds between blocks while transactions wait (default: the embedded node's, 0.25).",
-        ),
-    ] = None,
+    block_time: BlockTimeOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Start the node in the background and wait until it answers."""

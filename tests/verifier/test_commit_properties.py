@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.verifier.reference import reference_root
 from verifier.commitment import commit_payload
 from verifier.errors import InvalidProofError, ProofError, RootMismatchError
 from verifier.hashing import HashAlgorithm, TreeHasher
@@ -21,23 +22,11 @@ SALT = bytes(range(32))
 ALGS = st.sampled_from([HashAlgorithm.SHA256, HashAlgorithm.SM3])
 
 
-def _reference_root(h: TreeHasher, leaves: list[bytes]) -> bytes:
-    """RFC 6962's recursive MTH, written independently of RootBuilder."""
-    if not leaves:
-        return h.empty_root()
-    if len(leaves) == 1:
-        return leaves[0]
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
-    return h.node(_reference_root(h, leaves[:k]), _reference_root(h, leaves[k:]))
-
-
 @given(alg=ALGS, n=st.integers(0, 70))
 def test_streaming_root_equals_recursive_definition(alg: HashAlgorithm, n: int) -> None:
     h = TreeHasher(alg, SALT)
     leaves = [h.leaf(i.to_bytes(4, "big")) for i in range(n)]
-    assert root_of(h, leaves) == _reference_root(h, leaves)
+    assert root_of(h, leaves) == reference_root(h, leaves)
 
 
 @given(alg=ALGS, n=st.integers(1, 40), data=st.data())

@@ -22,6 +22,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import verifier.leaves
+from tests.verifier.reference import reference_root
 from verifier.commitment import commit_payload
 from verifier.errors import PayloadReadError
 from verifier.hashing import HashAlgorithm, TreeHasher
@@ -31,18 +32,6 @@ SALT = bytes(range(32, 64))
 WORKERS = st.sampled_from([1, 2, 3])
 #: Read blocks from a few bytes (most leaves cross one) to a few pages (mappings that start mid-page).
 BLOCKS = st.sampled_from([1, 3, 64, 4096, 4097, 3 * 4096 - 5])
-
-
-def _reference_root(h: TreeHasher, leaves: list[bytes]) -> bytes:
-    """RFC 6962's MTH, recursively: split at the largest power of two smaller than n."""
-    if not leaves:
-        return h.empty_root()
-    if len(leaves) == 1:
-        return leaves[0]
-    k = 1
-    while k * 2 < len(leaves):
-        k *= 2
-    return h.node(_reference_root(h, leaves[:k]), _reference_root(h, leaves[k:]))
 
 
 def _commit(payload: bytes, chunking: Chunking, *, block: int, workers: int) -> tuple[bytes, list[bytes]]:
@@ -65,7 +54,7 @@ def _commit(payload: bytes, chunking: Chunking, *, block: int, workers: int) -> 
 def _check(payload: bytes, chunking: Chunking, leaves: list[bytes], *, block: int, workers: int) -> None:
     h = TreeHasher(HashAlgorithm.SHA256, SALT)
     want = [h.leaf(x) for x in leaves]
-    assert _commit(payload, chunking, block=block, workers=workers) == (_reference_root(h, want), want)
+    assert _commit(payload, chunking, block=block, workers=workers) == (reference_root(h, want), want)
 
 
 @settings(max_examples=150, deadline=None)
