@@ -73,6 +73,12 @@ class JournalEnv:
         """As ``ApiEnv.call``, so that the shared helpers (``grant_between``) run here."""
         return self.client.request(method, path, headers=self.headers(who), json=json)
 
+    def request_body(self, resource_id: int) -> dict[str, object]:
+        """A request for a resource, valid for 30 days from the node's clock (which the tests move)."""
+        now = int(self.setup.client.w3.eth.get_block("latest")["timestamp"])
+        return {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
+                "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
+
     def node_rpc(self, method: str, *params: object) -> object:
         return rpc_call(self.node.endpoint.rpc_url, method, list(params))
 
@@ -245,9 +251,7 @@ def test_a_write_over_a_record_the_node_lost_waits_for_it_instead_of_a_404(
         snapshot = env.node_rpc("evm_snapshot")
         resource_id = ok(env.register("hrss", f"lost-resource-{mining}-1"), 201)["record"]["id"]
         assert env.node_rpc("evm_revert", snapshot) is True
-        now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-        body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
-                "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
+        body = env.request_body(resource_id)
         answer = env.client.post(
             "/requests", json=body, headers=env.headers("psb", f"lost-resource-{mining}-2")
         )
@@ -324,10 +328,9 @@ def test_a_kept_signature_still_concludes_after_the_decision_is_mined_again_late
     signature gone: the lost conclusions of make reliability)."""
     env = journal_env
     resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
-    now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
-            "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
-    request_id = ok(env.call("POST", "/requests", "psb", json=body), 201)["record"]["id"]
+    request_id = ok(env.call("POST", "/requests", "psb", json=env.request_body(resource_id)), 201)["record"][
+        "id"
+    ]
     signatures = f"/requests/{request_id}/signatures"
     snapshot = env.node_rpc("evm_snapshot")
     decided = ok(env.call("POST", f"/requests/{request_id}/approve", "hrss"))["record"]["decided_at"]
@@ -354,10 +357,9 @@ def test_an_agreement_another_party_relayed_is_journaled_when_it_is_reported(jou
     sends the relayed bytes again, so the answer stays true, instead of holding only if the relayer does."""
     env = journal_env
     resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
-    now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    body = {"resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
-            "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400}  # fmt: skip
-    request_id = ok(env.call("POST", "/requests", "psb", json=body), 201)["record"]["id"]
+    request_id = ok(env.call("POST", "/requests", "psb", json=env.request_body(resource_id)), 201)["record"][
+        "id"
+    ]
     ok(env.call("POST", f"/requests/{request_id}/approve", "hrss"))
     typed = ok(env.call("GET", f"/requests/{request_id}/terms", "psb"))["typed_data"]
     signatures = [
