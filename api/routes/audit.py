@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -282,8 +281,11 @@ def scorecard(
     over every department), not another department's (403 ``FORBIDDEN``)."""
     from node.audit.scorecard import compute_scorecard, load_facts
 
-    now = int(time.time())
     try:
+        # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
+        # (a fact's block time later than time.time()) would otherwise have its newest facts left out.
+        with ctx.rpc() as rpc:
+            now = rpc.head_time()
         subject = _dept(ctx, department)
         if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):
             raise ApiError("FORBIDDEN", f"{principal.key} may read its own and the consortium's scorecard")

@@ -115,6 +115,10 @@ class JsonRpc(rpc.JsonRpc):
     def chain_id(self) -> int:
         return int(self.call("eth_chainId"), 16)
 
+    def head_time(self) -> int:
+        """The timestamp of the head block: the ledger's clock, which every fact's block time is read on."""
+        return quantity(self.call("eth_getBlockByNumber", "latest", False)["timestamp"])
+
     def logs(self, address: str | Sequence[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
         """Logs of one contract, or of several (one request: ``eth_getLogs`` takes a list of addresses and
         answers in chain order)."""

@@ -103,6 +103,22 @@ def test_scorecard(client, scenario) -> None:
     assert card.json()["requests"]["received"] == 4
 
 
+def test_an_open_period_is_evaluated_on_the_chain_clock(client, scenario, rpc) -> None:
+    # The node's clock an hour ahead of this machine's, as after a deadline test or on a skewed node: a
+    # scorecard with no end asked for counts what the chain holds up to its head, not up to time.time().
+    rpc.call("evm_increaseTime", 3600)
+    rpc.call("evm_mine")
+    head = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    auditor = client.headers_for("auditor")
+    card = client.get("/audit/scorecard", params={"department": "HEALTH"}, headers=auditor).json()
+    assert card["period"]["evaluated_at"] >= head and card["period"]["to"] > head
+    closed = client.get(
+        "/audit/scorecard", params={"department": "HEALTH", "to": period_end(scenario)}, headers=auditor
+    ).json()
+    assert card["requests"]["received"] == closed["requests"]["received"] == 4
+    assert card["resources"] == closed["resources"] and card["resources"]["total"] >= 1
+
+
 def test_provenance_of_an_uploaded_payload(client, scenario) -> None:
     import base64
     import json
