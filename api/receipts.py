@@ -266,9 +266,14 @@ class GrantState:
     #: Why the grant is unusable regardless of time and caller (revoked, agreement or a party not active).
     refusal: tuple[str, str] | None
     fetched_at: float
+    #: How far the chain's clock ran ahead of this machine's when read (0 if it did not): the grant expires on
+    #: the chain's clock, and a receipt accepted by the wall clock on a node whose clock runs ahead would be
+    #: answered 202 and its batch refused later.
+    clock_ahead: int = 0
 
     def check(self, department: int, now: float) -> None:
-        """Raise the ApiError ``POST /deliveries`` would answer ``department`` for this grant."""
+        """Raise the ApiError ``POST /deliveries`` would answer ``department`` for this grant; ``now`` is
+        this machine's clock (``time.time()``)."""
         if department != self.provider:
             raise ApiError(
                 "NOT_A_PARTY",
@@ -277,7 +282,7 @@ class GrantState:
             )
         if self.refusal is not None:
             raise ApiError(*self.refusal)
-        if self.expires_at <= now:
+        if self.expires_at <= now + self.clock_ahead:
             raise ApiError("GRANT_EXPIRED", f"grant {self.grant_id} expired at {self.expires_at}")
 
 
@@ -342,7 +347,10 @@ class GrantCache:
                     break
                 if Department.read(self._ledger, dept).status is not DepartmentStatus.ACTIVE:
                     refusal = ("DEPARTMENT_NOT_ACTIVE", f"department {dept} is not active")
-        state = GrantState(grant_id, grant.provider, grant.consumer, grant.expires_at, refusal, fetched)
+        clock_ahead = max(0, self._ledger.next_block_time() - int(time.time()))
+        state = GrantState(
+            grant_id, grant.provider, grant.consumer, grant.expires_at, refusal, fetched, clock_ahead
+        )
         self._states[grant_id] = state
         return state
 

@@ -514,6 +514,18 @@ class LedgerClient:
         block = self._rpc(self.w3.eth.get_block, "latest")
         return BlockRef(int(block["number"]), "0x" + bytes(block["hash"]).hex())
 
+    def head_time(self) -> int:
+        """The latest block's timestamp: the ledger's clock, which every expiry and deadline it checks is read
+        on (a node's clock may run ahead of this machine's: anvil after ``evm_increaseTime``)."""
+        return int(self._rpc(self.w3.eth.get_block, "latest")["timestamp"])
+
+    def next_block_time(self) -> int:
+        """The earliest timestamp the next block can carry, which a check of an expiry before sending must
+        compare with: later than the head's (block times strictly increase), and not before this machine's
+        clock, since a node stamps its blocks with its own clock (the head of a chain mining on demand lags
+        it while nothing is sent). Assumes the node's clock is not behind this machine's."""
+        return max(self.head_time() + 1, int(time.time()))
+
     def block_hash(self, number: int) -> str | None:
         """Hash of block ``number``, or None when the chain is not that long."""
         try:

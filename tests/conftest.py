@@ -4,6 +4,11 @@ The node runs with its own temporary DXL_HOME and a free port, and is stopped (t
 at the end of the session. For speed it auto-mines one block per transaction (``DXL_TEST_BLOCK_TIME``
 seconds of interval mining instead, if set); the product default stays 1 s interval mining (see
 node/anvil.py).
+
+``DXL_TEST_CLOCK_AHEAD=<seconds>`` starts the node's clock that far ahead of the wall clock (one
+``evm_increaseTime`` and one block right after the start). Tests share their worker's node, and a test that
+moves its clock (a deadline passing) moves it for every later test: a run with, say,
+``DXL_TEST_CLOCK_AHEAD=259200`` (three days) shows up front what takes the wall clock for the chain's.
 """
 
 from __future__ import annotations
@@ -68,6 +73,11 @@ def _test_block_time() -> float | None:
     return float(value) if value else None
 
 
+def _test_clock_ahead() -> int:
+    value = os.environ.get("DXL_TEST_CLOCK_AHEAD")
+    return int(value) if value else 0
+
+
 @pytest.fixture(scope="session")
 def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
     """A started embedded node for this worker; stopped at the end of the session."""
@@ -78,6 +88,10 @@ def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     )
     node.start()
     try:
+        if ahead := _test_clock_ahead():
+            rpc = Web3(Web3.HTTPProvider(node.endpoint.rpc_url)).provider
+            rpc.make_request("evm_increaseTime", [ahead])  # type: ignore[arg-type]
+            rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
         yield node
     finally:
         node.stop()

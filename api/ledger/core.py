@@ -27,7 +27,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
-import requests
 from eth_utils.address import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -39,7 +38,6 @@ from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, p
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
-from node.errors import NodeError
 from node.keys import KeyStore, KeystoreError
 from node.types import (
     AccessRequest,
@@ -509,10 +507,7 @@ class LedgerCore:
 
     def _chain_time(self) -> int:
         """The latest block's timestamp: proposals expire by the chain's clock, not this machine's."""
-        try:
-            return int(self.client.w3.eth.get_block("latest")["timestamp"])
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise NodeError(f"node at {self.client.rpc_url} is unreachable") from exc
+        return self.client.head_time()
 
 
 class _GatedReads:

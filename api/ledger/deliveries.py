@@ -3,7 +3,6 @@ under them (one by one or in a batch), and the consumer's acknowledgement or dis
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any, cast
 
 from api import models as m
@@ -217,9 +216,9 @@ class DeliveryService(ExchangeService):
         me = self._acting(principal, grant.provider, "deliver under this grant (its provider)")
         if grant.revoked:
             raise ApiError("GRANT_REVOKED", f"grant {body.grant_id} was revoked")
-        # Wall clock, not the latest block's time: on a quiet chain that lags, and the block this transaction
-        # lands in will be at least as late as now.
-        if grant.expires_at <= int(time.time()):
+        # The chain's clock decides, not this machine's: the block this transaction lands in is stamped no
+        # earlier than next_block_time, which runs ahead of time.time() on a node whose clock does.
+        if grant.expires_at <= self.client.next_block_time():
             raise ApiError("GRANT_EXPIRED", f"grant {body.grant_id} expired at {grant.expires_at}")
         raw_id = b32(body.delivery_id)
         if raw_id == bytes(32) or b32(body.commitment) == bytes(32):

@@ -19,6 +19,8 @@ from dxl.commands.common import JsonOption, exits_on_error
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from node.audit.service import AuditContext
+
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
 )
@@ -203,16 +205,15 @@ def scorecard_cmd(
     deadline_days: Annotated[int | None, typer.Option(help="Response deadline in working days.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Indicators of one department (or the consortium) over a period (default: all time up to now)."""
-    import time
-
+    """Indicators of one department (or the consortium) over a period (default: all time up to the head
+    block's time, the chain's now)."""
     from node.audit.scorecard import compute_scorecard, load_facts
     from node.audit.service import open_context
     from node.settings import load_settings
 
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
-        now = int(time.time())
+        now = _chain_now(ctx)
         card = compute_scorecard(
             load_facts(ctx.engine),
             department=_department(ctx.engine, department),
@@ -225,6 +226,17 @@ def scorecard_cmd(
             practice=_practice_facts(ctx.rpc_url, ctx.chain_id),
         )
     _out(card, True)
+
+
+def _chain_now(ctx: AuditContext) -> int:
+    """The head block's time: an open period ends there, not at time.time(), or a node whose clock runs ahead
+    of this machine's would have its newest facts left out.
+
+    Raises:
+        NodeError: the node does not answer.
+    """
+    with ctx.rpc() as rpc:
+        return rpc.head_time()
 
 
 def _practice_facts(rpc_url: str, chain_id: int) -> Any:
@@ -264,8 +276,6 @@ def report_cmd(
     """Export the period's events (of one department, if given) as JSON and CSV, each row with its chain
     location; anchored receipt batches are rows with their leaf counts. Re-check it anywhere with
     `dxl audit verify`."""
-    import time
-
     from node.audit.reports import attach_receipts, build_report, write_report
     from node.audit.service import open_context
     from node.settings import load_settings
@@ -276,7 +286,7 @@ def report_cmd(
         report = build_report(
             ctx.engine,
             period_from=period_bound(period_from, "from", 0),
-            period_to=period_bound(period_to, "to", int(time.time()) + 1),
+            period_to=_chain_now(ctx) + 1 if period_to is None else period_bound(period_to, "to", 0),
             department=_department(ctx.engine, department),
         )
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None

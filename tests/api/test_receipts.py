@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, delivery_id_for, grant_between, ok
+from api_helpers import ApiEnv, agreement_between, b32, delivery_id_for, grant_between, ok
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -337,6 +337,32 @@ def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[st
     assert response.json()["error"]["index"] == 0
     for who, status in (("auditor", 403), (None, 401)):
         assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
+
+
+def test_post_receipts_grantExpiredOnTheNodesClock_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
+    """The grant expires on the chain's clock. Moved past the expiry while the wall clock is still a minute
+    before it, the node would refuse the batch: the receipt is refused now, not answered 202 and lost."""
+    client = api_env.setup.client
+    agreement = agreement_between(api_env, "psb", "hrss")
+    expires = client.next_block_time() + 60
+    grant = ok(api_env.call("POST", "/grants", "psb", json={
+        "agreement_id": agreement["id"], "expires_at": expires,
+    }), 201)["record"]  # fmt: skip
+    w3 = client.w3
+    w3.provider.make_request("evm_increaseTime", [120])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    assert client.head_time() > expires > time.time()
+    body = receipt_body(grant["id"])
+    response = api_env.call("POST", "/receipts", "psb", json={"receipts": [body]})
+    assert response.status_code == 409, response.text
+    assert response.json()["error"]["code"] == "GRANT_EXPIRED" and response.json()["error"]["index"] == 0
+    assert ok(
+        api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [body["delivery_id"]]})
+    ) == {"receipts": []}
+    delivery = {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"],
+                "commitment": b32(), "byte_size": 1}  # fmt: skip
+    response = api_env.call("POST", "/deliveries", "psb", json=delivery)
+    assert response.status_code == 409 and response.json()["error"]["code"] == "GRANT_EXPIRED"
 
 
 @pytest.mark.parametrize("journaled", ["closed", "final"])

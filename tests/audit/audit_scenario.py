@@ -73,7 +73,7 @@ def _resource(s: Scenario, code: str, name: str, share: ShareType) -> None:
 
 
 def _request(s: Scenario, consumer: str, resource: str, name: str) -> None:
-    now = int(time.time())
+    now = s.client.next_block_time()
     r = s.client.transact(
         s.keys[consumer],
         "requestAccess",
@@ -89,7 +89,7 @@ def _request(s: Scenario, consumer: str, resource: str, name: str) -> None:
 
 
 def _conclude(s: Scenario, request: str, provider: str, consumer: str) -> int:
-    terms = SharingTerms.read(s.client, s.requests[request], deadline=int(time.time()) + 3600)
+    terms = SharingTerms.read(s.client, s.requests[request], deadline=s.client.next_block_time() + 3600)
     typed = terms.typed_data(chain_id=s.client.chain_id, verifying_contract=s.client.address)
     sig_p = Account.sign_typed_data(s.keys[provider].key, full_message=typed).signature
     sig_c = Account.sign_typed_data(s.keys[consumer].key, full_message=typed).signature

@@ -76,6 +76,23 @@ def test_scorecard_and_bad_input(env: Path, scenario) -> None:
     assert code == 2 and json.loads(out)["error"] == "COMMITMENT_NOT_FOUND"
 
 
+def test_open_period_ends_at_the_chain_clock(env: Path, rpc, tmp_path: Path) -> None:
+    # The node's clock an hour ahead of this machine's, as after a deadline test or on a skewed node: a
+    # scorecard or report with no end covers what the chain holds up to its head, not up to time.time().
+    rpc.call("evm_increaseTime", 3600)
+    rpc.call("evm_mine")
+    head = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+    assert run("index")[0] == 0
+    code, out = run("scorecard", "--department", "HEALTH", "--json")
+    assert code == 0, out
+    card = json.loads(out)
+    assert card["period"]["evaluated_at"] >= head and card["period"]["to"] > head
+    assert card["requests"]["received"] == 4
+    code, out = run("report", "--out", str(tmp_path / "report"))
+    assert code == 0, out
+    assert json.loads((tmp_path / "report" / "report.json").read_text())["period"]["to"] > head
+
+
 @pytest.mark.parametrize(
     ("value", "default", "want"),
     [
