@@ -117,8 +117,10 @@ def b32() -> str:
     return "0x" + secrets.token_hex(32)
 
 
-def period(days: int = 30) -> tuple[int, int]:
-    now = int(time.time())
+def period(env: ApiEnv, days: int = 30) -> tuple[int, int]:
+    """A validity from an hour ago to ``days`` ahead on the chain's clock, which tests on the shared node move
+    ahead of the wall clock."""
+    now = env.setup.client.next_block_time()
     return now - 3600, now + days * 86400
 
 
@@ -135,7 +137,7 @@ def register(env: ApiEnv, who: str, share_type: str = "conditional") -> int:
 def request_access(
     env: ApiEnv, who: str, resource_id: int, purpose: str = "benefit eligibility check"
 ) -> dict:
-    valid_from, valid_until = period()
+    valid_from, valid_until = period(env)
     body = {
         "resource_id": resource_id, "purpose": purpose, "scope_hash": b32(), "terms_hash": b32(),
         "valid_from": valid_from, "valid_until": valid_until,

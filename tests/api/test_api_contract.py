@@ -44,11 +44,11 @@ def _valid_body(env: ApiEnv, exchange: dict[str, Any], path: str) -> dict[str, A
     if path == "/requests":
         return {
             "resource_id": exchange["agreement"]["resource_id"], "purpose": "p", "scope_hash": b32(),
-            "terms_hash": b32(), "valid_from": period()[0], "valid_until": period()[1],
+            "terms_hash": b32(), "valid_from": period(env)[0], "valid_until": period(env)[1],
         }  # fmt: skip
     if path == "/resources":
         return {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
-    return {"agreement_id": exchange["agreement"]["id"], "expires_at": period(1)[1]}
+    return {"agreement_id": exchange["agreement"]["id"], "expires_at": period(env, 1)[1]}
 
 
 @pytest.mark.parametrize("value", [True, "4", 4.0, "0x4"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -118,7 +117,7 @@ def _grant_beyond_validity(env: ApiEnv) -> httpx.Response:
 
 
 def _grant_before_validity(env: ApiEnv) -> httpx.Response:
-    now = int(time.time())
+    now = env.setup.client.next_block_time()  # the validity starts a day after now on the chain's clock
     req = ok(env.call("POST", "/requests", "psb", json={
         "resource_id": register(env, "hrss"), "purpose": "later", "scope_hash": b32(), "terms_hash": b32(),
         "valid_from": now + 86400, "valid_until": now + 10 * 86400,
@@ -148,7 +147,7 @@ def _expired_grant(env: ApiEnv) -> httpx.Response:
 
 
 def _request(env: ApiEnv, who: str, resource_id: int, valid: tuple[int, int] | None = None) -> httpx.Response:
-    valid_from, valid_until = valid or period()
+    valid_from, valid_until = valid or period(env)
     return env.call("POST", "/requests", who, json={
         "resource_id": resource_id, "purpose": "x", "scope_hash": b32(), "terms_hash": b32(),
         "valid_from": valid_from, "valid_until": valid_until,

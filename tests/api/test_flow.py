@@ -41,7 +41,7 @@ def test_request_to_acknowledged_and_disputed_delivery(api_env: ApiEnv) -> None:
     assert resource["owner"] == hrss and resource["share_type"] == "conditional"
 
     # PSB requests it; HRSS approves.
-    valid_from, valid_until = period()
+    valid_from, valid_until = period(api_env)
     req = ok(env.call("POST", "/requests", "psb", json={
         "resource_id": resource["id"], "purpose": "verify insured status for residence permits",
         "scope_hash": b32(), "terms_hash": b32(), "valid_from": valid_from, "valid_until": valid_until,
@@ -110,7 +110,7 @@ def test_unconditional_resource_is_approved_on_arrival(api_env: ApiEnv) -> None:
     resource_id = ok(env.call("POST", "/resources", "psb", json={
         "metadata_hash": b32(), "schema_hash": b32(), "share_type": "unconditional",
     }), 201)["record"]["id"]  # fmt: skip
-    valid_from, valid_until = period()
+    valid_from, valid_until = period(api_env)
     req = ok(env.call("POST", "/requests", "civil", json={
         "resource_id": resource_id, "purpose": "address check", "scope_hash": b32(), "terms_hash": b32(),
         "valid_from": valid_from, "valid_until": valid_until,
@@ -203,7 +203,7 @@ def test_department_that_only_signs_externally(api_env: ApiEnv) -> None:
     assert ok(admitted)["record"]["executed"]
     token = issue(api_env, "EXTSIGN", "extsign")
     resource_id = register(api_env, "hrss")
-    valid_from, valid_until = period()
+    valid_from, valid_until = period(api_env)
     sent = api_env.setup.client.transact(
         own_key, "requestAccess", resource_id, "own-machine request", bytes.fromhex(b32()[2:]),
         bytes.fromhex(b32()[2:]), valid_from, valid_until,
@@ -264,7 +264,7 @@ def test_contract_signer_department_signs_through_its_wallet(api_env: ApiEnv) ->
         d["id"] for d in ok(api_env.call("GET", "/departments", "auditor")) if d["code"] == "WALLETSIGN"
     )
     resource_id = register(api_env, "hrss")
-    valid_from, valid_until = period()
+    valid_from, valid_until = period(api_env)
     sent = client.transact(
         own_key, "requestAccess", resource_id, "wallet-signed request", bytes.fromhex(b32()[2:]),
         bytes.fromhex(b32()[2:]), valid_from, valid_until,
