@@ -164,7 +164,10 @@ def test_memory_stays_bounded(tmp_path: Path, counter: dict) -> None:
     """3,000 storage-writing transactions under the product defaults (1 s interval mining)."""
     account = Account.create()
     total = 3000
-    with EmbeddedNode(tmp_path, NodeSettings(port=free_port()), die_with_parent=True) as node:
+    with (
+        EmbeddedNode(tmp_path, NodeSettings(port=free_port()), die_with_parent=True) as node,
+        httpx.Client(timeout=60) as client,  # one TLS context for the 12 batches, not one each
+    ):
         w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url, request_kwargs={"timeout": 60}))
         address = Web3.to_checksum_address(_deploy(w3, account, counter))
         peak = 0
@@ -188,7 +191,7 @@ def test_memory_stays_bounded(tmp_path: Path, counter: dict) -> None:
                 {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + raw.hex()]}
                 for i, raw in enumerate(batch)
             ]
-            answers = httpx.post(node.endpoint.rpc_url, json=calls, timeout=60).json()
+            answers = client.post(node.endpoint.rpc_url, json=calls).json()
             assert all("result" in answer for answer in answers), answers[:3]
             hashes = [answer["result"] for answer in answers]
             peak = max(peak, node.rss_bytes())
