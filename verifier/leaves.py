@@ -123,8 +123,9 @@ def _bytes_batches(
     #
     # The price of a mapping: a payload cut short by another program during the few milliseconds a block
     # is being hashed ends the process with SIGBUS instead of an error (a block that is already gone when
-    # its turn comes is reported, and the size is checked again after the pass). The API only ever commits
-    # files it wrote itself.
+    # its turn comes is reported, and the size is checked again after the pass). The `dxl` payload commands
+    # run in a child process whose parent reports that SIGBUS as a payload cut short (dxl/main.py); the API
+    # only ever commits files it wrote itself.
     block = max(chunk_size, (_BLOCK // chunk_size) * chunk_size)
 
     def task(offset: int, length: int) -> list[bytes]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -225,3 +228,38 @@ def test_text_output_marks_leaf_indexes_0_based(payload: Path) -> None:
     payload.write_text("id,name\n1,Ann\n")
     code, out, _ = dxl("verify", payload, "--offline")
     assert code == 1 and "leaves 2..3 (0-based, inclusive) are missing from the payload" in out
+
+
+def _reading(pid: int, path: Path) -> bool:
+    """Whether process ``pid`` or a child of it (the payload commands run in one) is past opening ``path``
+    and into hashing it: the file is mapped."""
+    proc = Path(f"/proc/{pid}")
+    try:
+        children = (proc / "task" / str(pid) / "children").read_text().split()
+        return any(str(path) in Path(f"/proc/{p}/maps").read_text() for p in [str(pid), *children])
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="watches the process through /proc")
+def test_commit_of_a_file_cut_short_while_hashed_exits_2_with_an_error(tmp_path: Path) -> None:
+    """Another program truncates the payload while ``dxl commit`` (a real process) hashes it: a clear error
+    and exit 2, not death by SIGBUS."""
+    path = tmp_path / "payload.bin"
+    with path.open("wb") as f:
+        f.truncate(1 << 30)  # sparse: nothing written, hashed all the same
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dxl", "commit", str(path), "--out", str(tmp_path / "m.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        while proc.poll() is None and not _reading(proc.pid, path):
+            pass  # the hashing of 1 GiB lasts far longer than one look at /proc
+        os.truncate(path, 0)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 2, (
+        f"exit {proc.returncode} (below 0: the signal that killed it; SIGBUS is 7): {err}"
+    )
+    assert err.startswith("dxl: error: cannot read payload") and "shrank" in err
