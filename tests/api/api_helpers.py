@@ -81,9 +81,10 @@ class ServerThread:
         self.thread.join(timeout=30)
 
 
-#: A cheap scrypt work factor for the demo keys the API tests serve with (as in tests/node/test_keys.py):
-#: every module serves its own deployment and the service unlocks every key at start, so the product's 2**15
-#: made key derivation most of a module's set-up. The keystore format and unlocking code are the product's.
+#: A cheap scrypt work factor for the keys tests make (the API tests' demo keys, the node tests' demo
+#: consortium, the keystore's own tests): every API module serves its own deployment and the service unlocks
+#: every key at start, so the product's 2**15 made key derivation most of a module's set-up. The keystore
+#: format and unlocking code are the product's.
 TEST_SCRYPT_N = 2**10
 _demo_keys: Path | None = None
 

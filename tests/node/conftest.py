@@ -14,8 +14,9 @@ from node.chain import LedgerClient
 from node.compiler import Artifact, load_artifact
 from node.deploy import LEDGER_ARTIFACT
 from node.keys import KeyStore
-from node.provision import LedgerSetup, setup_ledger
+from node.provision import LedgerSetup, ensure_principals, setup_ledger
 from node.settings import Settings, load_settings
+from tests.api.api_helpers import TEST_SCRYPT_N
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -42,7 +43,10 @@ def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def demo_settings(demo_home: Path) -> Settings:
-    return load_settings(home=demo_home, keystore_passphrase="test passphrase, not a secret")
+    settings = load_settings(home=demo_home, keystore_passphrase="test passphrase, not a secret")
+    # The demo keys made beforehand with the tests' cheap work factor; the set-up finds them and makes none.
+    ensure_principals(KeyStore.from_settings(settings, scrypt_n=TEST_SCRYPT_N))
+    return settings
 
 
 @pytest.fixture(scope="session")

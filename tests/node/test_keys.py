@@ -14,10 +14,9 @@ from api.settings import load_api_settings
 from node.errors import ConfigurationError
 from node.keys import KeyExistsError, KeyStore, KeystoreError, UnknownKeyError, development_passphrase
 from node.settings import Environment, load_settings
+from tests.api.api_helpers import TEST_SCRYPT_N
 
 PASSPHRASE = "correct horse battery staple"
-#: A cheap scrypt work factor for tests; the format and code path are the product's.
-TEST_SCRYPT_N = 2**10
 
 
 @pytest.fixture

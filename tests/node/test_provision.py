@@ -31,6 +31,7 @@ from node.provision import (
 )
 from node.settings import load_settings
 from node.types import DepartmentStatus, GovernanceAction, admission_data, encode_code
+from tests.api.api_helpers import TEST_SCRYPT_N
 
 
 def test_demo_consortium_is_on_chain(demo_ledger: LedgerSetup, demo_keys: KeyStore) -> None:
@@ -82,7 +83,7 @@ def test_provisioning_again_changes_nothing(demo_ledger: LedgerSetup, demo_keys:
 
 
 def test_provisioning_completes_a_half_done_admission(embedded_node: EmbeddedNode, tmp_path: Path) -> None:
-    keys = KeyStore.from_settings(load_settings(home=tmp_path))
+    keys = KeyStore.from_settings(load_settings(home=tmp_path), scrypt_n=TEST_SCRYPT_N)
     principals = ensure_principals(keys)
     governor = keys.unlock(GOVERNORS[0])
     deploy_ledger(
@@ -102,7 +103,7 @@ def test_provisioning_completes_a_half_done_admission(embedded_node: EmbeddedNod
 
 def test_keys_of_another_home_are_refused(demo_ledger: LedgerSetup, tmp_path: Path) -> None:
     shutil.copy(deployment_path(demo_ledger.keystore.directory.parent), deployment_path(tmp_path))
-    strangers = KeyStore.from_settings(load_settings(home=tmp_path))
+    strangers = KeyStore.from_settings(load_settings(home=tmp_path), scrypt_n=TEST_SCRYPT_N)
     with pytest.raises(ConfigurationError, match="not a governor"):
         provision_demo(demo_ledger.client, strangers, home=tmp_path)
 
