@@ -196,11 +196,12 @@ class DeliveryService(ExchangeService):
         )  # fmt: skip
 
     def _checked_delivery(
-        self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, Grant]
+        self, *, principal: Principal, body: m.DeliveryCreate, grants: dict[int, Grant], now: int
     ) -> tuple[int, tuple[Any, ...]]:
         """What ``recordDelivery`` would refuse and can be known without sending anything.
 
-        ``grants`` caches grants by id across the items of one batch (filled here).
+        ``grants`` caches grants by id across the items of one batch (filled here); ``now`` is the chain's
+        time the transaction can land at (``next_block_time``, read once per request).
 
         Returns:
             The acting department's id and the record as the contract takes it (``recordDelivery``'s
@@ -218,7 +219,7 @@ class DeliveryService(ExchangeService):
             raise ApiError("GRANT_REVOKED", f"grant {body.grant_id} was revoked")
         # The chain's clock decides, not this machine's: the block this transaction lands in is stamped no
         # earlier than next_block_time, which runs ahead of time.time() on a node whose clock does.
-        if grant.expires_at <= self.client.next_block_time():
+        if grant.expires_at <= now:
             raise ApiError("GRANT_EXPIRED", f"grant {body.grant_id} expired at {grant.expires_at}")
         raw_id = b32(body.delivery_id)
         if raw_id == bytes(32) or b32(body.commitment) == bytes(32):
@@ -239,7 +240,9 @@ class DeliveryService(ExchangeService):
 
     @journaled
     def record_delivery(self, *, principal: Principal, body: m.DeliveryCreate) -> m.Written[m.DeliveryPublic]:
-        me, record = self._checked_delivery(principal=principal, body=body, grants={})
+        me, record = self._checked_delivery(
+            principal=principal, body=body, grants={}, now=self.client.next_block_time()
+        )
         return cast(
             m.Written[m.DeliveryPublic],
             self._complete(
@@ -275,10 +278,10 @@ class DeliveryService(ExchangeService):
             first_seen[raw_id] = i
         grants: dict[int, Grant] = {}
         records: list[tuple[Any, ...]] = []
-        me = 0
+        me, now = 0, self.client.next_block_time()
         for i, item in enumerate(items):
             try:
-                me, record = self._checked_delivery(principal=principal, body=item, grants=grants)
+                me, record = self._checked_delivery(principal=principal, body=item, grants=grants, now=now)
             except (ApiError, LedgerRevertError) as exc:
                 raise _at_item(exc, i, item) from exc
             records.append(record)
