@@ -286,6 +286,7 @@ def scorecard(
         # (a fact's block time later than time.time()) would otherwise have its newest facts left out.
         with ctx.rpc() as rpc:
             now = rpc.head_time()
+        end = _time(period_to, "to")  # a given end of 0 (1970-01-01) stays 0: an empty period, refused
         subject = _dept(ctx, department)
         if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):
             raise ApiError("FORBIDDEN", f"{principal.key} may read its own and the consortium's scorecard")
@@ -293,7 +294,7 @@ def scorecard(
             load_facts(ctx.engine),
             department=subject,
             period_from=_time(period_from, "from") or 0,
-            period_to=_time(period_to, "to") or now + 1,
+            period_to=now + 1 if end is None else end,
             now=now,
             deadline_days=ctx.settings.audit_response_deadline_days
             if deadline_days is None

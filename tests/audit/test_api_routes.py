@@ -119,6 +119,14 @@ def test_an_open_period_is_evaluated_on_the_chain_clock(client, scenario, rpc) -
     assert card["resources"] == closed["resources"] and card["resources"]["total"] >= 1
 
 
+def test_a_period_ending_at_the_epoch_is_empty_not_open(client) -> None:
+    # "to=1970-01-01" is the Unix time 0, a given end: the period before it is empty, not "up to now".
+    auditor = client.headers_for("auditor")
+    response = client.get("/audit/scorecard", params={"to": "1970-01-01"}, headers=auditor)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
 def test_provenance_of_an_uploaded_payload(client, scenario) -> None:
     import base64
     import json
