@@ -140,7 +140,10 @@ def _run_guarded(args: list[str]) -> int:
         sys.stderr.flush()
         os._exit(code)
     # Ctrl-C reaches the child too (one process group): the child decides, the parent reports what it did.
+    # A signal sent to this process alone (a supervisor's SIGTERM) is passed on, so that the work stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for forwarded in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(forwarded, lambda sig, _frame: os.kill(pid, sig))
     _, status = os.waitpid(pid, 0)
     if os.WIFSIGNALED(status):
         sig = os.WTERMSIG(status)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -263,3 +264,24 @@ def test_commit_of_a_file_cut_short_while_hashed_exits_2_with_an_error(tmp_path:
         f"exit {proc.returncode} (below 0: the signal that killed it; SIGBUS is 7): {err}"
     )
     assert err.startswith("dxl: error: cannot read payload") and "shrank" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="watches the process through /proc")
+def test_commit_terminated_stops_hashing_and_ends_by_that_signal(tmp_path: Path) -> None:
+    """SIGTERM to the ``dxl commit`` process a supervisor started reaches the child that hashes."""
+    path = tmp_path / "payload.bin"
+    with path.open("wb") as f:
+        f.truncate(1 << 30)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dxl", "commit", str(path), "--out", str(tmp_path / "m.json")]
+    )
+    try:
+        while proc.poll() is None and not _reading(proc.pid, path):
+            pass
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        proc.terminate()
+        assert proc.wait(timeout=60) == -signal.SIGTERM
+    finally:
+        proc.kill()
+    assert children and not any(Path(f"/proc/{c}").exists() for c in children)
+    assert not (tmp_path / "m.json").exists()
