@@ -446,7 +446,7 @@ def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiE
     anchorer = Anchorer(
         engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=10, batch_age=0.2
     )
-    anchorer.submit([Journaled(i, gid, 1, r.leaf_hash()) for i, r in enumerate(receipts)])
+    anchorer.submit([Journaled(gid, 1, list(range(len(receipts))), [r.leaf_hash() for r in receipts])])
     anchorer.start()
     try:
         assert anchorer.ready.wait(20)
