@@ -41,13 +41,24 @@ def exchange(api_env: ApiEnv) -> None:
     ok(api_env.call("POST", "/audit/index", "auditor"))
 
 
+@pytest.fixture(scope="module")
+def unicode_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hypothesis's Unicode tables (characters by category, and by codec), shared by the module's runs: each
+    run has a fresh working directory, so a fresh ``.hypothesis`` (no example replayed from another run),
+    and built the tables again from every code point, some 7 s of CPU a run. The tables depend only on the
+    Python's Unicode version; on the same file system as the runs, which write them atomically by rename."""
+    return tmp_path_factory.mktemp("hypothesis-unicode-data")
+
+
 @pytest.mark.parametrize(
     ("role", "phases"),
     [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)],
 )
 def test_schemathesis_finds_no_failure(
-    api_env: ApiEnv, exchange: None, role: str, phases: str, tmp_path: Path
+    api_env: ApiEnv, exchange: None, unicode_tables: Path, role: str, phases: str, tmp_path: Path
 ) -> None:
+    (tmp_path / ".hypothesis").mkdir()
+    (tmp_path / ".hypothesis" / "unicode_data").symlink_to(unicode_tables, target_is_directory=True)
     command = [
         str(SCHEMATHESIS), "--config-file", str(PROJECT_ROOT / "schemathesis.toml"), "run",
         f"{api_env.url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
