@@ -32,6 +32,7 @@ from eth_utils.abi import abi_to_signature, event_abi_to_log_topic, function_sig
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
+from web3._utils.contracts import parse_block_identifier
 from web3.exceptions import (
     BlockNotFound,
     ContractLogicError,
@@ -45,6 +46,7 @@ from web3.types import RPCEndpoint
 from node.contract_errors import error_code as error_code
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
+from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
 
 if TYPE_CHECKING:
@@ -414,6 +416,8 @@ class LedgerClient:
             self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         self.address: str | None = None
         self.contract = self.w3.eth.contract(abi=self.abi)
+        #: Calldata and results of the ABI's functions, each resolved once (web3 searches the ABI per call).
+        self.functions = ContractFunctions(self.contract)
         if address is not None:
             self.at(address)
 
@@ -499,9 +503,18 @@ class LedgerClient:
             LedgerRevertError: the call reverted.
             NodeError: the node is unreachable.
         """
-        self._require_address()
+        address = self._require_address()
         tx: dict[str, Any] = {"from": sender} if sender else {}
         try:
+            data = self.functions.plain_calldata(fn, args)
+            if data is not None:
+                # What web3's call() sends and returns, without its search of the ABI.
+                request = {**tx, "to": address, "data": data}
+                answer = self._rpc(self.w3.eth.call, request, parse_block_identifier(self.w3, block))  # type: ignore[arg-type]
+                try:
+                    return _plain(self.functions.result(fn, bytes(answer)))
+                except DecodingError:
+                    pass  # web3's call below says why (no contract at the address?)
             return _plain(self._rpc(self.contract.functions[fn](*args).call, tx, block))
         except ContractLogicError as exc:
             raise self.errors.decode(exc.data) from None
@@ -687,7 +700,7 @@ class LedgerClient:
         """
         if fn:
             target = self._require_address()
-            data = self.contract.encode_abi(fn, args=list(args))
+            data = self.functions.calldata(fn, args)
         else:
             if to is None:
                 raise NodeError("a transfer needs a recipient")
