@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import requests
 from eth_abi.abi import decode as abi_decode
@@ -33,6 +33,7 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3._utils.contracts import parse_block_identifier
+from web3._utils.events import get_event_data
 from web3.exceptions import (
     BlockNotFound,
     ContractLogicError,
@@ -51,6 +52,8 @@ from node.nonces import NonceManager, is_nonce_error
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
+    from eth_typing import ChecksumAddress
+    from web3.contract import Contract
 
 log = logging.getLogger("dxl.node.chain")
 
@@ -415,9 +418,9 @@ class LedgerClient:
             # accepts otherwise); the middleware moves it aside so blocks decode.
             self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
         self.address: str | None = None
-        self.contract = self.w3.eth.contract(abi=self.abi)
+        self._contract: Contract | None = None
         #: Calldata and results of the ABI's functions, each resolved once (web3 searches the ABI per call).
-        self.functions = ContractFunctions(self.contract)
+        self.functions = ContractFunctions(self.abi, self.w3.codec, lambda: self.contract)
         if address is not None:
             self.at(address)
 
@@ -469,8 +472,22 @@ class LedgerClient:
     def at(self, address: str) -> LedgerClient:
         """Bind to the contract at ``address``; returns self."""
         self.address = Web3.to_checksum_address(address)
-        self.contract = self.w3.eth.contract(address=self.address, abi=self.abi)  # type: ignore[assignment]
+        self._contract = None
         return self
+
+    @property
+    def contract(self) -> Contract:
+        """web3's contract object for the ABI (at :attr:`address` once bound), made on first use: calls,
+        transactions and events are encoded and decoded without it (:attr:`functions`), and web3 builds an
+        object per function and event of the ABI (some 7 ms of CPU for the ledger's)."""
+        if self._contract is None:
+            if self.address is None:
+                self._contract = cast("Contract", self.w3.eth.contract(abi=self.abi))
+            else:
+                self._contract = self.w3.eth.contract(
+                    address=cast("ChecksumAddress", self.address), abi=self.abi
+                )
+        return self._contract
 
     def _rpc(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run one web3 call, on the next node of the endpoint when the one in use does not answer (each node
@@ -606,7 +623,7 @@ class LedgerClient:
             abi = self._events.get(bytes(topics[0])) if topics else None
             if abi is None:
                 continue
-            event = self.contract.events[abi["name"]]().process_log(log)
+            event = get_event_data(self.w3.codec, abi, log)  # what web3's ContractEvent.process_log does
             decoded.append(
                 DecodedEvent(
                     abi["name"],

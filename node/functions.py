@@ -22,6 +22,7 @@ from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, g
 from eth_utils.address import is_checksum_address, to_checksum_address
 
 if TYPE_CHECKING:
+    from eth_abi.codec import ABICodec
     from eth_typing import ABIFunction
     from web3.contract import Contract
 
@@ -109,13 +110,15 @@ class _Function:
 
 
 class ContractFunctions:
-    """Encodes calls to ``contract``'s functions and decodes their results as web3 does, resolving each
-    function once (see the module's docstring). ``contract`` supplies the codec and the fallback."""
+    """Encodes calls to the functions of ``abi`` and decodes their results as web3 does, resolving each
+    function once (see the module's docstring). ``codec`` is web3's (``w3.codec``); ``contract`` gives web3's
+    contract object for the same ABI, asked for only when web3 must encode."""
 
-    def __init__(self, contract: type[Contract] | Contract) -> None:
+    def __init__(
+        self, abi: Sequence[Mapping[str, Any]], codec: ABICodec, contract: Callable[[], Contract]
+    ) -> None:
         self._contract = contract
-        self._codec = contract.w3.codec
-        abi = cast(Sequence[Mapping[str, Any]], contract.abi)
+        self._codec = codec
         entries = [e for e in abi if e.get("type") == "function"]
         names = [str(e["name"]) for e in entries]
         self._functions: dict[str, _Function] = {}
@@ -140,7 +143,7 @@ class ContractFunctions:
             whatever ``contract.encode_abi`` raises for arguments that do not fit ``fn``.
         """
         fast = self.plain_calldata(fn, args)
-        return fast if fast is not None else self._contract.encode_abi(fn, args=list(args))
+        return fast if fast is not None else self._contract().encode_abi(fn, args=list(args))
 
     def plain_calldata(self, fn: str, args: Sequence[Any]) -> str | None:
         """The calldata of ``fn(*args)`` when this module encodes it (plain arguments that fit a function
