@@ -12,6 +12,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 from eth_utils.crypto import keccak
+from web3.exceptions import BadFunctionCallOutput
 
 from node.anvil import EmbeddedNode
 from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, error_code, selector_of
@@ -96,6 +97,18 @@ def test_nonce_counter_resyncs_when_another_process_used_the_key(
     other.transfer(sender, Account.create().address, 0)
     result = ledger.transfer(sender, target.address, 0)  # "nonce too low" -> resync -> nonce 3
     assert ledger.w3.eth.get_transaction(result.tx_hash)["nonce"] == 3
+
+
+def test_reads_web3_must_encode_or_explain_go_through_web3(
+    embedded_node: EmbeddedNode, ledger: LedgerClient
+) -> None:
+    """A read with arguments in a form web3 converts (a hex string for a bytes32) answers as with plain ones;
+    a read of an address holding no contract fails with web3's explanation, not a decoding error."""
+    code = encode_code("PSB")
+    assert ledger.call("departmentByCode", "0x" + code.hex()) == ledger.call("departmentByCode", code) > 0
+    empty = LedgerClient(embedded_node.endpoint, ledger.abi, "0x" + "00" * 18 + "dead")
+    with pytest.raises(BadFunctionCallOutput, match="is contract deployed correctly"):
+        empty.call("departmentCount")
 
 
 def test_nonce_manager_only_moves_forward_and_releases_last() -> None:
