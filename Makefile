@@ -43,12 +43,16 @@ PYTEST := env -u PYTHONDONTWRITEBYTECODE PYTHONPYCACHEPREFIX=$(CURDIR)/$(VENV)/p
 test: setup
 	$(PYTEST) -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# The committed contract artifacts must be what the sources compile to (`dxl compile --check`): a check of the
+# tree like the formatter's, and its two optimised viaIR builds (some 20 s of a core each) run here, not in
+# `make test`.
 lint: setup
 	$(BIN)/ruff check node api verifier dxl tests scripts
 	$(BIN)/ruff format --check node api verifier dxl tests scripts
 	$(BIN)/mypy node api verifier dxl
 	$(BIN)/mypy --explicit-package-bases tests/reliability
 	$(BIN)/lint-imports
+	$(BIN)/dxl compile --check
 
 fmt: setup
 	$(BIN)/ruff format node api verifier dxl tests scripts
