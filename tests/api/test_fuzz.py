@@ -51,15 +51,12 @@ def exchange(api_env: ApiEnv) -> None:
 
 
 @pytest.fixture(scope="module")
-def unicode_tables() -> Path:
-    """Hypothesis's Unicode tables (characters by category, and by codec), shared by every run and worker:
-    each run has a fresh working directory, so a fresh ``.hypothesis`` (no example replayed from another
-    run), and built the tables again from every code point, some 7 s of CPU a run. They are the tables the
-    suite's own hypothesis tests keep in the project's ``.hypothesis`` (they depend only on the Python's
-    Unicode version, and are written atomically by rename)."""
-    tables = PROJECT_ROOT / ".hypothesis" / "unicode_data"
-    tables.mkdir(parents=True, exist_ok=True)
-    return tables
+def unicode_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hypothesis's Unicode tables (characters by category, and by codec), shared by the module's runs: each
+    run has a fresh working directory, so a fresh ``.hypothesis`` (no example replayed from another run),
+    and built the tables again from every code point, some 7 s of CPU a run. The tables depend only on the
+    Python's Unicode version; on the same file system as the runs, which write them atomically by rename."""
+    return tmp_path_factory.mktemp("hypothesis-unicode-data")
 
 
 @pytest.mark.parametrize(("role", "phases"), RUNS)
