@@ -4,10 +4,9 @@ generates valid and invalid requests for every operation from /openapi.json and 
 invalid data rejected, missing auth, unsupported methods and their ``Allow``), once per role's token.
 
 ``make test`` keeps it short: few examples per operation (``DXL_FUZZ_EXAMPLES``, default 3), every phase for
-a department's token (the role with the most to do; the explicit and generated phases as two runs, which
-xdist may give two workers) and only the generated phases (fuzzing, stateful) for the auditor's and a
-governor's (methods and malformed input are refused before roles are looked at). ``make fuzz``
-(``DXL_FUZZ_FULL=1``, more examples) runs every phase for every role, one run each.
+a department's token (the role with the most to do) and only the generated phases (fuzzing, stateful) for
+the auditor's and a governor's (methods and malformed input are refused before roles are
+looked at). ``make fuzz`` (``DXL_FUZZ_FULL=1``, more examples) runs every phase for every role.
 """
 
 from __future__ import annotations
@@ -22,21 +21,13 @@ from api_helpers import ApiEnv, ok
 
 from node.paths import PROJECT_ROOT
 
-# No xdist group: each run is a separate schemathesis process against the module's API, and the department's
-# run alone took a minute of one worker on a fresh clone; a worker that takes some of these runs deploys its
-# own ledger for them (about 3 s), instead of one worker taking them all one after another.
+# One deployment per module: keep the module's tests on one xdist worker.
+pytestmark = pytest.mark.xdist_group("api-fuzz")
 
 EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
 GENERATED_PHASES = "fuzzing,stateful"
-ROLES = ("psb", "auditor", "governor-1")
-RUNS = (
-    [(role, ALL_PHASES) for role in ROLES]
-    if FULL
-    else [("psb", "examples,coverage"), ("psb", GENERATED_PHASES)]
-    + [(role, GENERATED_PHASES) for role in ROLES[1:]]
-)
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 
 
@@ -59,7 +50,10 @@ def unicode_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("hypothesis-unicode-data")
 
 
-@pytest.mark.parametrize(("role", "phases"), RUNS)
+@pytest.mark.parametrize(
+    ("role", "phases"),
+    [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)],
+)
 def test_schemathesis_finds_no_failure(
     api_env: ApiEnv, exchange: None, unicode_tables: Path, role: str, phases: str, tmp_path: Path
 ) -> None:
@@ -68,7 +62,7 @@ def test_schemathesis_finds_no_failure(
     command = [
         str(SCHEMATHESIS), "--config-file", str(PROJECT_ROOT / "schemathesis.toml"), "run",
         f"{api_env.url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-        "--seed", "734117", "--workers", "2", "--phases", phases,
+        "--seed", "734117", "--workers", "2", "--phases", ALL_PHASES if FULL else phases,
         "--header", f"Authorization: Bearer {api_env.tokens['demo-' + role]}",
         "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"), "--output-truncate", "true",
     ]  # fmt: skip
