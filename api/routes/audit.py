@@ -284,8 +284,7 @@ def scorecard(
     try:
         # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
         # (a fact's block time later than time.time()) would otherwise have its newest facts left out.
-        with ctx.rpc() as rpc:
-            now = rpc.head_time()
+        now = ctx.head_time()
         end = _time(period_to, "to")  # a given end of 0 (1970-01-01) stays 0: an empty period, refused
         subject = _dept(ctx, department)
         if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):

@@ -19,8 +19,6 @@ from dxl.commands.common import JsonOption, exits_on_error
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from node.audit.service import AuditContext
-
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
 )
@@ -213,7 +211,7 @@ def scorecard_cmd(
 
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
-        now = _chain_now(ctx)
+        now = ctx.head_time()
         card = compute_scorecard(
             load_facts(ctx.engine),
             department=_department(ctx.engine, department),
@@ -226,17 +224,6 @@ def scorecard_cmd(
             practice=_practice_facts(ctx.rpc_url, ctx.chain_id),
         )
     _out(card, True)
-
-
-def _chain_now(ctx: AuditContext) -> int:
-    """The head block's time: an open period ends there, not at time.time(), or a node whose clock runs ahead
-    of this machine's would have its newest facts left out.
-
-    Raises:
-        NodeError: the node does not answer.
-    """
-    with ctx.rpc() as rpc:
-        return rpc.head_time()
 
 
 def _practice_facts(rpc_url: str, chain_id: int) -> Any:
@@ -286,7 +273,7 @@ def report_cmd(
         report = build_report(
             ctx.engine,
             period_from=period_bound(period_from, "from", 0),
-            period_to=_chain_now(ctx) + 1 if period_to is None else period_bound(period_to, "to", 0),
+            period_to=ctx.head_time() + 1 if period_to is None else period_bound(period_to, "to", 0),
             department=_department(ctx.engine, department),
         )
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None

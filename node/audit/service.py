@@ -55,6 +55,17 @@ class AuditContext:
         with self.index_lock, self.rpc() as rpc:
             return self.indexer(rpc).heal()
 
+    def head_time(self) -> int:
+        """The head block's time: where an open period ends (``dxl audit scorecard|report``, ``GET
+        /audit/scorecard``), not at time.time(), or a node whose clock runs ahead of this machine's would have
+        its newest facts left out.
+
+        Raises:
+            NodeError: the node does not answer.
+        """
+        with self.rpc() as rpc:
+            return rpc.head_time()
+
     def indexed_block(self) -> int | None:
         """The last block the index holds (None before its first sync)."""
         progress = read_progress(self.engine)
