@@ -721,7 +721,13 @@ class ChainWatcher:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            self.tick()
+            try:
+                self.tick()
+            except Exception:
+                # Whatever failed, the thread must live on: sends it holds would otherwise wait for a
+                # reconciliation that never comes. Looked at as a node gone away: the next look reconciles.
+                log.exception("journal: the chain watcher's look failed; reconciling at the next")
+                self._down = True
 
     def tick(self) -> bool:
         """One look at the node; returns whether it reconciled."""

@@ -693,3 +693,30 @@ def test_a_transaction_the_node_no_longer_holds_is_re_sent_without_any_retry(jou
         watcher.stale_after = STALE_AFTER_S
     again = ok(env.register("samr", "dropped-1", body), 201)
     assert again["transaction"]["hash"] == tx_hash and env.resource_count() == before + 1
+
+
+def test_the_watcher_outlives_a_failed_look_and_sends_are_not_held(
+    journal_env: JournalEnv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reconciliation fails with an error nobody planned for, after it held new sends (here a KeyError, as
+    reading ``os.environ`` while another thread changes it raised): the watcher keeps looking, reconciles at
+    its next look, and a write goes through at once instead of waiting out the receipt timeout."""
+    env = journal_env
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    real, failures = watcher.reconciler.reconcile, []
+
+    def fails_once() -> object:
+        if not failures:
+            failures.append(1)
+            raise KeyError("PYTEST_CURRENT_TEST")
+        return real()
+
+    monkeypatch.setattr(watcher.reconciler, "reconcile", fails_once)
+    with caplog.at_level(logging.ERROR, logger="dxl.api.journal"):
+        watcher._down = True  # the next look reconciles
+        _until(lambda: bool(failures), timeout=5)
+        started = time.monotonic()
+        ok(env.register("civil", None), 201)
+    assert time.monotonic() - started < env.setup.client.receipt_timeout / 2
+    assert watcher._thread.is_alive()
+    assert any("chain watcher's look failed" in r.getMessage() for r in caplog.records)

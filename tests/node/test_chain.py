@@ -15,7 +15,7 @@ from eth_utils.crypto import keccak
 from web3.exceptions import BadFunctionCallOutput
 
 from node.anvil import EmbeddedNode
-from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, error_code, selector_of
+from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, _node_session, error_code, selector_of
 from node.compiler import Artifact
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
@@ -408,3 +408,15 @@ def test_unmined_transaction_times_out_clearly(tmp_path: Any, ledger_artifact: A
         assert pending.tx_hash in str(info.value) and isinstance(info.value, NodeError)
         with pytest.raises(TransactionTimeoutError):
             client.wait_all([pending], timeout=0.5)
+
+
+def test_the_node_session_takes_the_environment_s_proxy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node reached through a proxy named in the environment still is, although the session no longer reads
+    the environment per request (which, racing a thread that changed it, killed the API's chain watcher)."""
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "ledger.internal")
+    through = _node_session("http://node.example:8545")
+    assert through.proxies.get("http") == "http://proxy.example:3128" and not through.trust_env
+    monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example:1")  # read once: later changes do not apply
+    assert through.proxies.get("http") == "http://proxy.example:3128"
+    assert "http" not in _node_session("http://ledger.internal:8545").proxies
