@@ -32,7 +32,10 @@ ALL_PAGES = {"map", "catalog", "verify", "scorecards", "governance"}
 
 
 def _chromium() -> str | None:
-    for candidate in (os.environ.get("DXL_CHROMIUM"), "chromium", "chromium-browser"):
+    # The headless shell first: the same Blink without the full browser that `chromium --headless` starts
+    # since Chromium 132, a third of the CPU for this module (14 s against 41 s on the development machine).
+    names = ("chromium-headless-shell", "chromium", "chromium-browser")
+    for candidate in (os.environ.get("DXL_CHROMIUM"), *names):
         if candidate and (found := shutil.which(candidate)):
             return found
     return None
@@ -45,7 +48,7 @@ def browser() -> Iterator[Any]:
     if executable is None:
         pytest.skip(
             "no Chromium on PATH: the console's browser tests need the distribution's package "
-            "(scripts/install-chromium.sh, i.e. apt-get install chromium; or set DXL_CHROMIUM)"
+            "(scripts/install-chromium.sh, i.e. apt-get install chromium-headless-shell; or set DXL_CHROMIUM)"
         )
     from playwright.sync_api import sync_playwright
 
