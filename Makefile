@@ -7,7 +7,10 @@ export DXL_HOME ?= $(CURDIR)/.dxl
 
 .PHONY: setup run test lint fmt bench reliability clean lock geth
 
-setup: $(VENV)/.installed node_modules/.installed
+# The Python and the npm installs side by side (each waits on the network part of the time), each one's output
+# kept together.
+setup:
+	@$(MAKE) --no-print-directory -j2 --output-sync=target $(VENV)/.installed node_modules/.installed
 	@scripts/install-chromium.sh
 
 # uv installs the locked packages with the same hash check as pip (--require-hashes) in a tenth of the time on
@@ -30,7 +33,7 @@ SITE_PACKAGES = $(VENV)/lib/python3*/site-packages
 NOT_IMPORTED := /site-packages/(mypy|mypyc|pip|setuptools|pkg_resources|uv|ruff|graphql|hypothesis_graphql|importlinter|grimp|docs|newsfragments)/
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
 	touch $@
 
 run: setup
