@@ -21,9 +21,12 @@ from fastapi.openapi.utils import get_openapi
 from api.auth import Role
 from api.deps import roles_of
 from api.errors import ERRORS
-from api.models import ErrorPublic
+from api.models import ErrorPublic, ReceiptsCreate
 
 ERROR_SCHEMA_REF = "#/components/schemas/ErrorPublic"
+#: Bodies a route reads by hand (no model per item, for speed) and documents by this model, referenced from
+#: its ``openapi_extra`` as ``#/components/schemas/<name>``: FastAPI adds only the models routes take.
+DOCUMENTED_BODIES = (ReceiptsCreate,)
 #: Set to True on a dependency through which an operation reads the chain or the audit trail: ids it names may
 #: be unknown (404), the node may be down (503).
 LEDGER_DEPENDENCY = "dxl_reads_ledger"
@@ -40,6 +43,8 @@ def install_openapi(app: FastAPI) -> None:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             _add_error_schema(schema)
+            for model in DOCUMENTED_BODIES:
+                _add_model_schema(schema, model.__name__, model.model_json_schema(ref_template=_REF_TEMPLATE))
             # Route contexts, not app.routes: included routers are nested, and only a context carries the
             # dependencies the router added.
             for route in routing.iter_route_contexts(app.routes):
@@ -99,14 +104,22 @@ def _dependencies(dependant: Any) -> Iterable[Any]:
         stack.extend(getattr(dep, "dependencies", []))
 
 
-def _add_error_schema(schema: dict[str, Any]) -> None:
+_REF_TEMPLATE = "#/components/schemas/{model}"
+
+
+def _add_model_schema(schema: dict[str, Any], name: str, generated: dict[str, Any]) -> None:
+    """A model's JSON schema as the component ``name``, the models it uses beside it (pydantic nests them
+    under ``$defs``, which a reference from elsewhere in the document cannot reach)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    generated = ErrorPublic.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(generated.pop("$defs", {}))
-    detail = components["ErrorDetail"]
+    components[name] = generated
+
+
+def _add_error_schema(schema: dict[str, Any]) -> None:
+    _add_model_schema(schema, "ErrorPublic", ErrorPublic.model_json_schema(ref_template=_REF_TEMPLATE))
+    detail = schema["components"]["schemas"]["ErrorDetail"]
     # The code is one of the table's, so a response with any other fails the document's own schema.
     detail["properties"]["code"] = {"type": "string", "enum": sorted(ERRORS), "title": "Code"}
-    components["ErrorPublic"] = generated
 
 
 def _declare_errors(operation: dict[str, Any], statuses: set[int]) -> None:

@@ -107,7 +107,8 @@ async def _department(service: ReceiptService, ledger: LedgerService, principal:
     openapi_extra={
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": m.ReceiptsCreate.model_json_schema()}},
+            # Added to the document's components by api.openapi (DOCUMENTED_BODIES).
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ReceiptsCreate"}}},
         }
     },
 )

@@ -31,6 +31,7 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "GrantCreate": lambda: {"agreement_id": 1, "expires_at": 2**40},
     "DeliveryCreate": lambda: {"delivery_id": b32(), "grant_id": 1, "commitment": b32(), "byte_size": 1},
     "DeliveryBatchCreate": lambda: {"deliveries": [EXAMPLE_BODIES["DeliveryCreate"]()]},
+    "ReceiptsCreate": lambda: {"receipts": [EXAMPLE_BODIES["DeliveryCreate"]()]},
     "DeliverySettle": lambda: {},
     "DeliveryDispute": lambda: {"consumer_commitment": b32()},
     "ProposalCreate": lambda: {"action": "grant_auditor", "account": "0x" + "11" * 20},
