@@ -24,7 +24,8 @@ content — also after the node lost blocks it had mined (kill -9 of the embedde
 Receipt status: ``pending`` (journaled, in no batch yet), ``anchored`` (in a closed batch whose root and
 inclusion proof are known, transaction sent), ``final`` (the anchoring transaction is mined, with
 ``DXL_CONFIRMATIONS`` blocks on top of it: the batch is on chain for good), ``refused`` (the contract refused
-the batch, e.g. the grant was revoked in between; ``error`` says why).
+the batch, e.g. the grant was revoked in between; ``error`` says why). The batches of the grant sent behind
+a refused one fail out of sequence: their receipts are batched again, in journal order, from the slot it left.
 """
 
 from __future__ import annotations
@@ -671,6 +672,8 @@ class _Sent:
     leaf_count: int
     root: bytes
     pending: PendingTx
+    #: The grant's refusals settled when the batch closed (see :meth:`Anchorer._refused`).
+    breaks: int
     #: Whether the batch's row names the transaction yet (written with the next block's bookkeeping).
     hash_recorded: bool = False
 
@@ -775,7 +778,9 @@ class Anchorer:
         self._refusals: queue.SimpleQueue[tuple[_Sent, LedgerRevertError]] = queue.SimpleQueue()
         self._next: dict[int, int] = {}
         self._seen_block = -1
-        self._unsent: list[tuple[int, int, int, int, int, bytes]] = []
+        self._unsent: list[tuple[int, int, int, int, int, bytes, int]] = []
+        #: Per grant, the refusals settled that left a slot open (the chain's sequence stopped there).
+        self._breaks: dict[int, int] = {}
         #: The last journal sequence number recovery read; the inbox repeats receipts up to it.
         self._recovered_upto = -1
         self._stop = threading.Event()
@@ -929,7 +934,9 @@ class Anchorer:
         self._next[grant_id] = first + n
         if self._on_closed is not None:
             self._on_closed(int(batch_id), root, tree, seqs)
-        self._unsent.append((int(batch_id), grant_id, group.provider, first, n, root))
+        self._unsent.append(
+            (int(batch_id), grant_id, group.provider, first, n, root, self._breaks.get(grant_id, 0))
+        )
 
     def _flush(self) -> None:
         """Send the journaled batches not sent yet, in order; a failure (node away) leaves the rest for the
@@ -945,14 +952,16 @@ class Anchorer:
             self._send(*self._unsent[0])
             self._unsent.pop(0)
 
-    def _send(self, batch_id: int, grant_id: int, provider: int, first: int, n: int, root: bytes) -> None:
+    def _send(
+        self, batch_id: int, grant_id: int, provider: int, first: int, n: int, root: bytes, breaks: int
+    ) -> None:
         account = self._account_of(provider)
         request = self._anchors.build(
             str(account.address), "anchorBatch", grant_id, first, n, root, gas=ANCHOR_GAS
         )
         pending = self._submit(account, request)
         with self._sent_lock:
-            self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending))
+            self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending, breaks))
 
     def _follow(self) -> None:
         with self._sent_lock:
@@ -1016,9 +1025,13 @@ class Anchorer:
             s.hash_recorded = True
 
     def _refused(self, sent: _Sent, exc: LedgerRevertError) -> None:
-        # Whatever the reason, the grant's next batch starts where the chain says.
-        self._next.pop(sent.grant_id, None)
-        if exc.error_name == "ReceiptBatchOutOfSequence":
+        # A key's anchors run in nonce order and refusals are settled in that order: a batch closed before an
+        # earlier refusal of its grant was settled ran behind the refused batch, its first sequence past the
+        # slot left open, so it failed out of sequence whatever the replay names (the replay runs on the
+        # previous block's state: a consumer suspended there and reinstated in the batch's own block ahead of
+        # it reads as the reason). Its receipts are fine.
+        behind = sent.breaks < self._breaks.get(sent.grant_id, 0)
+        if behind or exc.error_name == "ReceiptBatchOutOfSequence":
             on_chain = self._anchors.call("batch", sent.grant_id, sent.first_sequence)
             if (
                 int(on_chain[5]) != 0
@@ -1030,9 +1043,12 @@ class Anchorer:
                     sent.batch_id, sent.grant_id, sent.first_sequence, sent.pending.tx_hash
                 )
                 return
+            if not behind:
+                self._break(sent.grant_id)
             # An earlier batch of the grant was refused: these receipts are fine, batch them again.
             self._reopen(sent.batch_id)
             return
+        self._break(sent.grant_id)
         log.warning("batch %s of grant %s refused: %s", sent.batch_id, sent.grant_id, exc)
         with self._engine.begin() as conn:
             conn.execute(
@@ -1040,6 +1056,14 @@ class Anchorer:
                 .where(batches_table.c.id == sent.batch_id)
                 .values(state="refused", error=(exc.error_name or "revert")[:200])
             )
+
+    def _break(self, grant_id: int) -> None:
+        """The chain's sequence of ``grant_id`` stopped at a refused batch: the next batch starts where the
+        chain says, and the batches closed so far are behind the refusal. Only here, not for a batch behind
+        one: re-read while the batches closed since are on their way, the chain would hand out their slot
+        a second time."""
+        self._next.pop(grant_id, None)
+        self._breaks[grant_id] = self._breaks.get(grant_id, 0) + 1
 
     def _reopen(self, batch_id: int) -> None:
         with self._engine.begin() as conn:
@@ -1053,9 +1077,9 @@ class Anchorer:
                 receipts_table.update().where(receipts_table.c.batch_id == batch_id).values(batch_id=None)
             )
             conn.execute(batches_table.delete().where(batches_table.c.id == batch_id))
-        self._requeue(rows, front=True)
+        self._requeue(rows)
 
-    def _requeue(self, rows: Sequence[Any], *, front: bool) -> None:
+    def _requeue(self, rows: Sequence[Any]) -> None:
         now = time.monotonic() - self.batch_age  # already waited: close at once
         by_grant: dict[int, list[Any]] = {}
         for row in rows:
@@ -1065,11 +1089,15 @@ class Anchorer:
             self._open[grant_id] = group
             seqs = [int(r.seq) for r in items]
             leaves = [_row_receipt(r).leaf_hash() for r in items]
-            if front:
-                group.seqs[:0], group.leaves[:0] = seqs, leaves
+            # A grant's group stays in journal order, its batches' leaf order (the journal rebuilds their
+            # trees by ``seq``, a batch claims its members by range). Reopened receipts are older than those
+            # pending, not always than those reopened before them: the batches behind a refused one come back
+            # in the order they were sent, the oldest first.
+            if group.seqs and seqs[-1] > group.seqs[0]:
+                merged = sorted(zip(group.seqs + seqs, group.leaves + leaves, strict=True))
+                group.seqs, group.leaves = [q for q, _ in merged], [leaf for _, leaf in merged]
             else:
-                group.seqs += seqs
-                group.leaves += leaves
+                group.seqs[:0], group.leaves[:0] = seqs, leaves
             group.oldest = min(group.oldest or now, now)
 
     # --- start-up -------------------------------------------------------------------------------------
@@ -1081,6 +1109,7 @@ class Anchorer:
         self._unsent.clear()
         self._open.clear()
         self._next.clear()
+        self._breaks.clear()  # nothing is sent yet: the batches re-sent below are behind no refusal
         with self._engine.connect() as conn:
             open_batches = conn.execute(
                 select(batches_table)
@@ -1108,7 +1137,7 @@ class Anchorer:
                     )
             self._next[int(b.grant_id)] = int(b.first_sequence) + int(b.leaf_count)
             self._unsent.append((int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence),
-                                 int(b.leaf_count), bytes(b.root)))  # fmt: skip
+                                 int(b.leaf_count), bytes(b.root), 0))  # fmt: skip
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,
@@ -1116,7 +1145,7 @@ class Anchorer:
                 .where(receipts_table.c.batch_id.is_(None))
                 .order_by(receipts_table.c.seq)
             ).all()  # fmt: skip
-        self._requeue(rows, front=False)
+        self._requeue(rows)
         # Receipts committed before this read may also be waiting in the inbox: those are skipped there.
         self._recovered_upto = max([self._recovered_upto, *(int(r.seq) for r in rows)])
 

@@ -25,6 +25,7 @@ from api.receipts import (
     Journaled,
     ReceiptReader,
     WriteTurn,
+    batch_receipts,
     batches_table,
     init_receipt_tables,
     receipts_table,
@@ -569,6 +570,112 @@ def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path:
         anchorer.stop()
     engine.dispose()
     assert len(calls) >= 2
+
+
+def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """Three anchors of a grant are pipelined into one block; the consumer is suspended in the block before
+    and reinstated inside this one, between the first anchor and the two behind it. The first is refused for
+    the suspension; the two behind it were sent with first sequences after it and fail out of sequence, though
+    the consumer is active again when they run (replayed on the previous block's state, they seem refused for
+    the suspension). Their receipts are batched again and anchored once, contiguously from the refused slot,
+    in the order they were journaled: the journal (what a restarted service and ``dxl audit report
+    --receipts`` read) recomputes the root the chain holds, and every proof verifies. The first batch's
+    receipts read refused, with the contract's reason. (Its own journal, as above; the node mines only when
+    told while the anchors are in its pool.)"""
+    civil = api_env.departments["CIVIL"]
+    gid = grant_between(api_env, "psb", "civil")["id"]
+    suspend, reinstate = (
+        ok(api_env.call("POST", "/governance/proposals", "governor-1",
+                        json={"action": action, "department_id": civil}), 201)["record"]["id"]
+        for action in ("suspend_department", "reinstate_department")
+    )  # fmt: skip
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    waves = [[Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
+             for n in (3, 2, 4)]  # fmt: skip
+    client = api_env.setup.client
+    anchors = anchors_client(client.endpoint, api_env.settings.home)
+    psb, governor = api_env.keystore.unlock("dept-psb"), api_env.keystore.unlock("governor-2")
+    # Gas given, not estimated: the reinstatement is estimated to revert while the consumer is still active.
+    approvals = [
+        client.build(str(governor.address), "approve", pid, gas=500_000) for pid in (suspend, reinstate)
+    ]
+    reader = ReceiptReader(engine)
+    anchorer = Anchorer(engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=2,
+                        batch_age=60, on_closed=reader.remember)  # fmt: skip
+    rpc = client.w3.provider
+    seq = 0
+
+    def in_pool() -> int:
+        return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
+
+    def hand_over(wave: list[Receipt]) -> None:
+        nonlocal seq
+        seqs = list(range(seq, seq + len(wave)))
+        seq += len(wave)
+        with engine.begin() as conn:
+            conn.execute(
+                receipts_table.insert(),
+                [dict(seq=q, delivery_id=r.delivery_id, provider=1, consumer=civil, grant_id=gid,
+                      commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                      accepted_at=time.time()) for q, r in zip(seqs, wave, strict=True)],
+            )  # fmt: skip
+        waiting = in_pool()
+        anchorer.submit([Journaled(gid, 1, seqs, [r.leaf_hash() for r in wave])])
+        until(lambda: in_pool() == waiting + 1, "the batch to be closed and sent")
+
+    first = int(anchors.call("nextSequence", gid))
+    later = waves[1] + waves[2]
+    anchorer.start()
+    try:
+        assert anchorer.ready.wait(20)
+        rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+        try:
+            client.submit(governor, approvals[0])
+            rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+            hand_over(waves[0])
+            client.submit(governor, approvals[1])
+            hand_over(waves[1])
+            hand_over(waves[2])
+            rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+        finally:
+            rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+            rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+        assert ok(api_env.call("GET", f"/departments/{civil}", "auditor"))["status"] == "active"
+        until(lambda: anchors.call("nextSequence", gid) == first + len(later), "the later receipts anchored")
+        with engine.connect() as conn:
+            until(lambda: conn.execute(select(batches_table.c.state)).scalars().all().count("closed") == 0,
+                  "every batch final or refused")  # fmt: skip
+    finally:
+        anchorer.stop()
+    ids = [r.delivery_id for r in waves[0] + later]
+    # The service's answers, then a restarted service's: its trees rebuilt from the journal.
+    for views in (reader.lookup(ids, reader=None), ReceiptReader(engine).lookup(ids, reader=None)):
+        assert [v.receipt for v in views] == waves[0] + later
+        refused, anchored = views[: len(waves[0])], views[len(waves[0]) :]
+        assert {(v.status, v.error) for v in refused} == {("refused", "DepartmentNotActive")}
+        assert {v.status for v in anchored} == {"final"}
+        # Exactly once, in journal order, from the refused slot on.
+        assert [v.proof.sequence for v in anchored if v.proof] == list(range(first, first + len(later)))
+        for v in anchored:
+            assert v.proof is not None
+            verify_receipt_proof(v.proof)
+            assert anchors.call("receiptIncluded", gid, v.proof.first_sequence, v.receipt.as_tuple(),
+                                v.proof.index, list(v.proof.proof)) is True  # fmt: skip
+    # The grant's batches on chain are contiguous, and the journal holds each one's receipts in leaf order.
+    at, carried = first, []
+    while at < first + len(later):
+        on_chain = anchors.call("batch", gid, at)
+        assert int(on_chain[5]) != 0, f"no batch of grant {gid} anchored at {at}"
+        batch = batch_receipts(engine, gid, at)
+        assert batch is not None and len(batch) == int(on_chain[1])
+        assert BatchTree([r.leaf_hash() for r in batch]).root == bytes(on_chain[0])
+        carried += batch
+        at += int(on_chain[1])
+    engine.dispose()
+    assert carried == later
 
 
 def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
