@@ -24,7 +24,8 @@ content — also after the node lost blocks it had mined (kill -9 of the embedde
 Receipt status: ``pending`` (journaled, in no batch yet), ``anchored`` (in a closed batch whose root and
 inclusion proof are known, transaction sent), ``final`` (the anchoring transaction is mined, with
 ``DXL_CONFIRMATIONS`` blocks on top of it: the batch is on chain for good), ``refused`` (the contract refused
-the batch, e.g. the grant was revoked in between; ``error`` says why). The batches of the grant sent behind
+the batch, e.g. the grant was revoked in between; ``error`` says why; posted again, a refused receipt passes
+the door's checks as a new one and is journaled anew). The batches of the grant sent behind
 a refused one fail out of sequence: their receipts are batched again, in journal order, from the slot it left.
 """
 
@@ -475,6 +476,10 @@ class ReceiptJournal:
             f"hash_algorithm, byte_size, record_count, accepted_at) VALUES ({', '.join([mark] * 10)})"
         )
         self._mark = mark
+        self._forget_refused = (
+            f"DELETE FROM api_receipts WHERE provider = {mark} AND delivery_id = {mark} AND batch_id IN "
+            "(SELECT id FROM api_receipt_batches WHERE state = 'refused')"
+        )
 
     def start(self) -> None:
         self._conn = self._engine.raw_connection()
@@ -593,13 +598,17 @@ class ReceiptJournal:
             item.done(None)
         self._on_commit([j for _, journaled in batches for j in journaled])
 
-    def _write(self, rows: list[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` in one transaction, durable on return; else rolled back and the error raised."""
+    def _write(self, rows: list[tuple[Any, ...]], *, refused: Sequence[tuple[int, bytes]] = ()) -> None:
+        """Insert ``rows`` in one transaction, durable on return; else rolled back and the error raised.
+        ``refused``: (provider, delivery id) of receipts of refused batches that ``rows`` journal anew,
+        removed in the same transaction (refused is final: no batch takes them back)."""
         conn = self._conn
         # Everything else is prepared before taking the turn: the anchorer's writes wait only for the insert.
         with self._turn:
             cur = conn.cursor()
             try:
+                if refused:
+                    cur.executemany(self._forget_refused, refused)
                 cur.executemany(self._insert, rows)
                 conn.commit()
             except BaseException:
@@ -614,16 +623,25 @@ class ReceiptJournal:
         cur = conn.cursor()
         marks = ", ".join([self._mark] * len(item.rows))
         cur.execute(
-            "SELECT delivery_id, grant_id, commitment, hash_algorithm, byte_size, record_count "
-            f"FROM api_receipts WHERE provider = {self._mark} AND delivery_id IN ({marks})",
+            "SELECT r.delivery_id, r.grant_id, r.commitment, r.hash_algorithm, r.byte_size, r.record_count, "
+            "b.state FROM api_receipts r LEFT JOIN api_receipt_batches b ON b.id = r.batch_id "
+            f"WHERE r.provider = {self._mark} AND r.delivery_id IN ({marks})",
             (item.provider, *[r.delivery_id for r in item.rows]),
         )
-        existing = {
-            bytes(row[0]): ReceiptRow(
+        existing: dict[bytes, ReceiptRow] = {}
+        # A receipt whose batch the contract refused (its grant revoked, a party suspended) is never anchored;
+        # posted again, its checks at the door having passed now, it is journaled anew, as if first posted:
+        # answered 202 and left refused, it would never be on the ledger.
+        refused: list[tuple[int, bytes]] = []
+        posted = {r.delivery_id: r for r in item.rows}
+        for row in cur:
+            found = ReceiptRow(
                 bytes(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]), int(row[5])
             )
-            for row in cur
-        }
+            if row[6] == "refused" and posted[found.delivery_id] == found:
+                refused.append((item.provider, found.delivery_id))
+            else:
+                existing[found.delivery_id] = found
         cur.close()
         for i, r in enumerate(item.rows):
             if r.delivery_id in existing and existing[r.delivery_id] != r:
@@ -643,7 +661,7 @@ class ReceiptJournal:
             return
         params, journaled = self._params(fresh, time.time())
         try:
-            self._write(params)
+            self._write(params, refused=refused)
         except Exception as exc:
             item.done(exc)
             return

@@ -678,6 +678,59 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     assert carried == later
 
 
+def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(api_env: ApiEnv) -> None:
+    """The contract refuses a batch (its consumer suspended in the same block, after the receipts passed the
+    door): the receipts read refused, with the reason. Posted again once the consumer is reinstated, they are
+    answered 202 as any receipt is, so they must be anchored, once; posted a third time, nothing changes."""
+    civil = api_env.departments["CIVIL"]
+    gid = grant_between(api_env, "psb", "civil")["id"]
+    suspend, reinstate = (
+        ok(api_env.call("POST", "/governance/proposals", "governor-1",
+                        json={"action": action, "department_id": civil}), 201)["record"]["id"]
+        for action in ("suspend_department", "reinstate_department")
+    )  # fmt: skip
+    client = api_env.setup.client
+    governor = api_env.keystore.unlock("governor-2")
+    rpc = client.w3.provider
+
+    def in_pool() -> int:
+        return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
+
+    bodies = {"receipts": [receipt_body(gid) for _ in range(3)]}
+    ids = [b["delivery_id"] for b in bodies["receipts"]]
+
+    def statuses() -> list[dict[str, Any]]:
+        return ok(api_env.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids}))["receipts"]
+
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        client.submit(governor, client.build(str(governor.address), "approve", suspend, gas=500_000))
+        ok(api_env.call("POST", "/receipts", "psb", json=bodies), 202)  # the consumer is active on the head
+        until(lambda: in_pool() == 2, "the anchor sent behind the suspension")
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    refused = until(lambda: (found := statuses()) and {r["status"] for r in found} == {"refused"} and found,
+                    "the batch refused")  # fmt: skip
+    # Refused in the block of the suspension, which the replay of the anchor (on the block before) does not
+    # see: the reason is the contract's bare revert.
+    assert all(r["error"] for r in refused)
+    ok(api_env.call("POST", f"/governance/proposals/{reinstate}/approve", "governor-2"))
+    # The grant's state is cached at the door for a second.
+    until(lambda: api_env.call("POST", "/receipts", "psb", json=bodies).status_code == 202, "posted again")
+    anchored = until(lambda: (found := statuses()) and {r["status"] for r in found} == {"final"} and found,
+                     "the receipts posted again anchored")  # fmt: skip
+    anchors = anchors_client(client.endpoint, api_env.settings.home)
+    for r in anchored:
+        proof = ReceiptProof.from_json(r["proof"])
+        verify_receipt_proof(proof)
+        assert anchors.call("receiptIncluded", gid, r["batch"]["first_sequence"], proof.receipt.as_tuple(),
+                            proof.index, list(proof.proof)) is True  # fmt: skip
+    assert int(anchors.call("nextSequence", gid)) == len(ids)  # once: the refused slot taken by them alone
+    assert ok(api_env.call("POST", "/receipts", "psb", json=bodies), 202)["count"] == len(ids)
+    assert statuses() == anchored
+
+
 def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
     """kill -9 of the service right after it answered 202, before any batch closed: the next start anchors
     every receipt once. (A service of its own on a copy of the module's deployment and provider key.)"""
