@@ -39,7 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import authenticate
 from api.db import IdempotencyRecord, JournaledTransaction, utcnow
-from api.errors import error_body
+from api.errors import ERRORS, error_body
 from api.journal import DATABASE_DOWN, Claim, TxStatus
 
 log = logging.getLogger("dxl.api.idempotency")
@@ -49,6 +49,7 @@ _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_KEY_LENGTH = 255
 #: Where the middleware hands the request's claim to the route (read by ``api.deps.get_ledger``).
 SCOPE_CLAIM = "dxl.claim"
+_PENDING = "TRANSACTION_PENDING"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,16 @@ class ClaimOwner:
     def is_active(self, claim_id: int) -> bool:
         with self._lock:
             return claim_id in self._active
+
+
+def _is_pending(stored: Stored) -> bool:
+    """Whether the answer is 409 TRANSACTION_PENDING: its transaction journaled, its outcome not known yet."""
+    if stored.status != ERRORS[_PENDING].status:
+        return False
+    try:
+        return bool(json.loads(stored.body)["error"]["code"] == _PENDING)
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 class IdempotencyStore:
@@ -200,7 +211,13 @@ class IdempotencyStore:
                 )
                 sent = tx_status is not None and tx_status != TxStatus.SUPERSEDED.value
                 settled = tx_status in (TxStatus.MINED.value, TxStatus.REVERTED.value)
-                if (200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent)):
+                # "Pending" is never an answer to keep, also when the transaction was mined between the
+                # answer and now (the watcher marked it): kept, every retry replayed the 409 of a write that
+                # is on the chain, instead of finishing it.
+                final = not _is_pending(stored) and (
+                    (200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent))
+                )
+                if final:
                     row.status_code, row.response_body, row.completed_at = (
                         stored.status,
                         stored.body,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -168,4 +170,45 @@ def test_old_keys_are_forgotten_and_claims_of_a_dead_process_resolved_at_start(t
     # handed back when a transaction was journaled (the retry finishes that transaction, never a new one).
     assert sorted(rows) == ["new", "sent"]
     assert rows["sent"].owner is None and rows["sent"].status_code is None
+    engine.dispose()
+
+
+def test_a_pending_answer_is_never_kept_though_its_transaction_was_mined_meanwhile(tmp_path: Path) -> None:
+    """The request answered 409 TRANSACTION_PENDING (the node stopped answering while it waited), and its
+    transaction was mined and marked so before the answer was settled: the claim is handed back, so that the
+    client's retry finishes the write instead of replaying the 409 for good (what a full reliability run
+    found: a resource on chain whose key answered 409 after every retry). A final 409 stays kept."""
+    from sqlalchemy import select
+
+    from api.db import JournaledTransaction, init_db, make_engine, session_factory
+    from api.errors import error_body
+    from api.idempotency import ClaimOwner, IdempotencyStore, Stored
+    from api.journal import Claim, TxStatus
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    init_db(engine)
+    sessions = session_factory(engine)
+    store = IdempotencyStore(sessions, ClaimOwner())
+    answers = {
+        "pending": error_body("TRANSACTION_PENDING", "journaled, not confirmed", tx_hash="0x" + "ab" * 32),
+        "conflict": error_body("LEDGER_REJECTED", "the ledger rejected the transaction"),
+    }
+    for key, answer in answers.items():
+        claim = store.claim("department:PSB", key, "f")
+        assert isinstance(claim, Claim)
+        tx_hash = "0x" + hashlib.sha256(key.encode()).hexdigest()
+        with session_scope(sessions) as session:
+            session.add(JournaledTransaction(tx_hash=tx_hash, sender="0x" + "1" * 40, nonce=len(key),
+                                             raw=b"\x01", status=TxStatus.MINED.value))  # fmt: skip
+            record = session.get(IdempotencyRecord, claim.id)
+            assert record is not None
+            record.tx_hash = tx_hash
+        store.settle(claim, Stored(409, json.dumps(answer).encode()))
+    with sessions() as session:
+        rows = {r.key: r for r in session.scalars(select(IdempotencyRecord))}
+    assert rows["pending"].status_code is None and rows["pending"].owner is None
+    assert rows["conflict"].status_code == 409
+    retry = store.claim("department:PSB", "pending", "f")  # the retry takes the journaled transaction over
+    assert isinstance(retry, Claim) and retry.tx_hash == rows["pending"].tx_hash
+    assert isinstance(store.claim("department:PSB", "conflict", "f"), Stored)
     engine.dispose()
