@@ -211,10 +211,10 @@ class IdempotencyStore:
                 )
                 sent = tx_status is not None and tx_status != TxStatus.SUPERSEDED.value
                 settled = tx_status in (TxStatus.MINED.value, TxStatus.REVERTED.value)
-                # "Pending" is never an answer to keep, also when the transaction was mined between the
-                # answer and now (the watcher marked it): kept, every retry replayed the 409 of a write that
-                # is on the chain, instead of finishing it.
-                final = not _is_pending(stored) and (
+                # "Pending" about a journaled transaction is never an answer to keep, also when the
+                # transaction was mined between the answer and now (the watcher marked it): kept, every retry
+                # replayed the 409 of a write that is on the chain, instead of finishing it.
+                final = not (sent and _is_pending(stored)) and (
                     (200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent))
                 )
                 if final:
