@@ -572,6 +572,22 @@ def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path:
     assert len(calls) >= 2
 
 
+def _suspension_proposals(api_env: ApiEnv, department: int) -> tuple[int, int]:
+    """Proposals to suspend and to reinstate ``department``, each executed by one more approval."""
+    suspend, reinstate = (
+        ok(api_env.call("POST", "/governance/proposals", "governor-1",
+                        json={"action": action, "department_id": department}), 201)["record"]["id"]
+        for action in ("suspend_department", "reinstate_department")
+    )  # fmt: skip
+    return int(suspend), int(reinstate)
+
+
+def _in_pool(api_env: ApiEnv) -> int:
+    """Transactions waiting in the node's pool (the tests that need it stop its automatic mining)."""
+    rpc = api_env.setup.client.w3.provider
+    return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
+
+
 def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
@@ -586,11 +602,7 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     told while the anchors are in its pool.)"""
     civil = api_env.departments["CIVIL"]
     gid = grant_between(api_env, "psb", "civil")["id"]
-    suspend, reinstate = (
-        ok(api_env.call("POST", "/governance/proposals", "governor-1",
-                        json={"action": action, "department_id": civil}), 201)["record"]["id"]
-        for action in ("suspend_department", "reinstate_department")
-    )  # fmt: skip
+    suspend, reinstate = _suspension_proposals(api_env, civil)
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_receipt_tables(engine)
     waves = [[Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
@@ -608,9 +620,6 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     rpc = client.w3.provider
     seq = 0
 
-    def in_pool() -> int:
-        return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
-
     def hand_over(wave: list[Receipt]) -> None:
         nonlocal seq
         seqs = list(range(seq, seq + len(wave)))
@@ -622,9 +631,9 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
                       commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
                       accepted_at=time.time()) for q, r in zip(seqs, wave, strict=True)],
             )  # fmt: skip
-        waiting = in_pool()
+        waiting = _in_pool(api_env)
         anchorer.submit([Journaled(gid, 1, seqs, [r.leaf_hash() for r in wave])])
-        until(lambda: in_pool() == waiting + 1, "the batch to be closed and sent")
+        until(lambda: _in_pool(api_env) == waiting + 1, "the batch to be closed and sent")
 
     first = int(anchors.call("nextSequence", gid))
     later = waves[1] + waves[2]
@@ -684,17 +693,10 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
     answered 202 as any receipt is, so they must be anchored, once; posted a third time, nothing changes."""
     civil = api_env.departments["CIVIL"]
     gid = grant_between(api_env, "psb", "civil")["id"]
-    suspend, reinstate = (
-        ok(api_env.call("POST", "/governance/proposals", "governor-1",
-                        json={"action": action, "department_id": civil}), 201)["record"]["id"]
-        for action in ("suspend_department", "reinstate_department")
-    )  # fmt: skip
+    suspend, reinstate = _suspension_proposals(api_env, civil)
     client = api_env.setup.client
     governor = api_env.keystore.unlock("governor-2")
     rpc = client.w3.provider
-
-    def in_pool() -> int:
-        return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
 
     bodies = {"receipts": [receipt_body(gid) for _ in range(3)]}
     ids = [b["delivery_id"] for b in bodies["receipts"]]
@@ -706,7 +708,7 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
     try:
         client.submit(governor, client.build(str(governor.address), "approve", suspend, gas=500_000))
         ok(api_env.call("POST", "/receipts", "psb", json=bodies), 202)  # the consumer is active on the head
-        until(lambda: in_pool() == 2, "the anchor sent behind the suspension")
+        until(lambda: _in_pool(api_env) == 2, "the anchor sent behind the suspension")
         rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
     finally:
         rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
