@@ -682,6 +682,20 @@ class _Open:
     oldest: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Closed:
+    """A journaled batch not sent yet: what its anchor transaction carries, and where it stands."""
+
+    batch_id: int
+    grant_id: int
+    provider: int
+    first_sequence: int
+    leaf_count: int
+    root: bytes
+    #: The grant's refusals settled when the batch closed (see :meth:`Anchorer._refused`).
+    breaks: int
+
+
 @dataclass
 class _Sent:
     batch_id: int
@@ -796,7 +810,7 @@ class Anchorer:
         self._refusals: queue.SimpleQueue[tuple[_Sent, LedgerRevertError]] = queue.SimpleQueue()
         self._next: dict[int, int] = {}
         self._seen_block = -1
-        self._unsent: list[tuple[int, int, int, int, int, bytes, int]] = []
+        self._unsent: list[_Closed] = []
         #: Per grant, the refusals settled that left a slot open (the chain's sequence stopped there).
         self._breaks: dict[int, int] = {}
         #: The last journal sequence number recovery read; the inbox repeats receipts up to it.
@@ -953,7 +967,7 @@ class Anchorer:
         if self._on_closed is not None:
             self._on_closed(int(batch_id), root, tree, seqs)
         self._unsent.append(
-            (int(batch_id), grant_id, group.provider, first, n, root, self._breaks.get(grant_id, 0))
+            _Closed(int(batch_id), grant_id, group.provider, first, n, root, self._breaks.get(grant_id, 0))
         )
 
     def _flush(self) -> None:
@@ -967,19 +981,19 @@ class Anchorer:
 
     def _send_unsent(self) -> None:
         while self._unsent:
-            self._send(*self._unsent[0])
+            self._send(self._unsent[0])
             self._unsent.pop(0)
 
-    def _send(
-        self, batch_id: int, grant_id: int, provider: int, first: int, n: int, root: bytes, breaks: int
-    ) -> None:
-        account = self._account_of(provider)
+    def _send(self, batch: _Closed) -> None:
+        account = self._account_of(batch.provider)
         request = self._anchors.build(
-            str(account.address), "anchorBatch", grant_id, first, n, root, gas=ANCHOR_GAS
-        )
+            str(account.address), "anchorBatch", batch.grant_id, batch.first_sequence, batch.leaf_count,
+            batch.root, gas=ANCHOR_GAS,
+        )  # fmt: skip
         pending = self._submit(account, request)
         with self._sent_lock:
-            self._sent.append(_Sent(batch_id, grant_id, first, n, root, pending, breaks))
+            self._sent.append(_Sent(batch.batch_id, batch.grant_id, batch.first_sequence, batch.leaf_count,
+                                    batch.root, pending, batch.breaks))  # fmt: skip
 
     def _follow(self) -> None:
         with self._sent_lock:
@@ -1154,8 +1168,8 @@ class Anchorer:
                         batches_table.update().where(batches_table.c.id == b.id).values(state="closed")
                     )
             self._next[int(b.grant_id)] = int(b.first_sequence) + int(b.leaf_count)
-            self._unsent.append((int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence),
-                                 int(b.leaf_count), bytes(b.root), 0))  # fmt: skip
+            self._unsent.append(_Closed(int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence),
+                                        int(b.leaf_count), bytes(b.root), 0))  # fmt: skip
         with self._engine.connect() as conn:
             rows = conn.execute(
                 select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,
