@@ -221,7 +221,9 @@ def _checked(item: Any, i: int) -> ReceiptRow:
         raise _bad(i, sorted(set(item).difference(_FIELDS))[0], "unknown field")
     delivery_id = _b32(item["delivery_id"], i, "delivery_id")
     commitment = _b32(item["commitment"], i, "commitment")
-    alg = _HASH_IDS.get(item.get("hash_algorithm", "sha256"))
+    name = item.get("hash_algorithm", "sha256")
+    # Only a string can be a name: anything else (an object, a list) is not even looked up.
+    alg = _HASH_IDS.get(name) if isinstance(name, str) else None
     if alg is None:
         raise _bad(i, "hash_algorithm", "expected sha256 or sm3")
     return ReceiptRow(

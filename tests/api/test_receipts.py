@@ -300,6 +300,11 @@ def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
          "receipts.0.byte_size"),
         (lambda g: {"receipts": [receipt_body(g, hash_algorithm="md5")]}, 422, "VALIDATION_ERROR",
          "receipts.0.hash_algorithm"),
+        # Not a name at all (an object or a list cannot even be looked up in the table of names).
+        (lambda g: {"receipts": [receipt_body(g, hash_algorithm={})]}, 422, "VALIDATION_ERROR",
+         "receipts.0.hash_algorithm"),
+        (lambda g: {"receipts": [receipt_body(g, hash_algorithm=["sha256"])]}, 422, "VALIDATION_ERROR",
+         "receipts.0.hash_algorithm"),
         (lambda g: {"receipts": [receipt_body(g, extra=1)]}, 422, "VALIDATION_ERROR", "receipts.0.extra"),
         (lambda g: {"receipts": [{k: v for k, v in receipt_body(g).items() if k != "grant_id"}]}, 422,
          "VALIDATION_ERROR", "receipts.0.grant_id"),
