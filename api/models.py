@@ -519,7 +519,10 @@ class ReceiptPublic(BaseModel):
     batch: ReceiptBatchPublic | None
     proof: dict[str, Any] | None
     anchors: str = Field(description="address of the ReceiptAnchors contract")
-    error: str | None = Field(description="why the contract refused the batch (status refused)")
+    error: str | None = Field(
+        description="why the contract refused the batch (status refused): the error code the API answers for "
+        "the same cause, e.g. DEPARTMENT_NOT_ACTIVE, GRANT_REVOKED"
+    )
 
 
 class ReceiptLookup(Strict):

@@ -1088,7 +1088,9 @@ class Anchorer:
             conn.execute(
                 batches_table.update()
                 .where(batches_table.c.id == sent.batch_id)
-                .values(state="refused", error=(exc.error_name or "revert")[:200])
+                # The code the door answers for the same cause (DEPARTMENT_NOT_ACTIVE, GRANT_REVOKED, ...),
+                # one table for both (node.contract_errors); LEDGER_REJECTED for an error it does not list.
+                .values(state="refused", error=exc.code)
             )
 
     def _break(self, grant_id: int) -> None:

@@ -67,6 +67,9 @@ MAX_LOG_RANGE = 5_000
 #: Longest pause between two receipt look-ups of one wait.
 RECEIPT_POLL_MAX_S = 0.1
 _FEE_CACHE_S = 1.0
+#: JSON-RPC error codes of a method the node does not serve (-32601; -32604 from some nodes whose method is
+#: not enabled on the interface asked).
+_NO_SUCH_METHOD = (-32601, -32604)
 _NONCE_RETRIES = 3
 
 #: Methods web3 may re-send after a timeout: all of its default list except those that sign or send, whose
@@ -434,6 +437,8 @@ class LedgerClient:
         )
         self._fees: tuple[float, dict[str, int]] | None = None
         self._fees_lock = threading.Lock()
+        #: Whether the node may serve ``debug_traceTransaction`` (until it says it does not).
+        self._traces = True
         actual = int(self._rpc(lambda: self.w3.eth.chain_id))
         if actual != endpoint.chain_id:
             raise ChainIdMismatchError(self.rpc_url, endpoint.chain_id, actual)
@@ -885,8 +890,18 @@ class LedgerClient:
         )
 
     def _replay_revert(self, receipt: Mapping[str, Any], tx_hash: str, pending: PendingTx | None) -> DxlError:
-        """Recover the revert reason of a mined failed transaction by re-running it on the previous block's
-        state (standard ``eth_call``; tracing APIs are not enabled on every production node)."""
+        """Recover the revert reason of a mined failed transaction.
+
+        The node's trace of the transaction first (``debug_traceTransaction``, top call only): it ran on the
+        state the transaction met, after the transactions ahead of it in its block, so a cause in the same
+        block (a party suspended just before it) is named. Tracing is not enabled on every production node;
+        without it the call is replayed with standard ``eth_call``: on the previous block's state, and when
+        it passes there (its cause came in its own block), on the state after its block, which holds that
+        cause unless a later transaction of the block undid it.
+        """
+        traced = self._traced_revert(tx_hash)
+        if traced is not None:
+            return traced
         try:
             tx = pending.request if pending else self._rpc(self.w3.eth.get_transaction, tx_hash)
             call = {
@@ -895,7 +910,9 @@ class LedgerClient:
                 "data": tx.get("data") or tx.get("input"),
                 "gas": tx["gas"],
             }
-            self._rpc(self.w3.eth.call, call, int(receipt["blockNumber"]) - 1)
+            block = int(receipt["blockNumber"])
+            for state in (block - 1, block):
+                self._rpc(self.w3.eth.call, call, state)
         except ContractLogicError as exc:
             return self.errors.decode(exc.data, tx_hash=tx_hash)
         except (Web3RPCError, NodeError, KeyError):
@@ -905,6 +922,31 @@ class LedgerClient:
         return LedgerRevertError(
             None, tx_hash=tx_hash, message="transaction reverted; the reason is not recoverable"
         )
+
+    def _traced_revert(self, tx_hash: str) -> LedgerRevertError | None:
+        """The revert of a mined transaction as the node's trace gives it; None when the node does not trace
+        (asked once per client: a node without the debug API is not asked again) or the trace carries no
+        revert data."""
+        if not self._traces:
+            return None
+        try:
+            answer = self._rpc(
+                self.w3.provider.make_request,
+                RPCEndpoint("debug_traceTransaction"),
+                [tx_hash, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}],
+            )
+        except NodeError:
+            return None
+        result = answer.get("result") if isinstance(answer, Mapping) else None
+        if not isinstance(result, Mapping):
+            error = answer.get("error") if isinstance(answer, Mapping) else None
+            if isinstance(error, Mapping) and error.get("code") in _NO_SUCH_METHOD:
+                self._traces = False
+            return None
+        output = result.get("output")
+        if not result.get("error") or not isinstance(output, str) or len(output) < 10:
+            return None
+        return self.errors.decode(output, tx_hash=tx_hash)
 
     def transact(
         self, account: LocalAccount, fn: str, *args: Any, gas: int | None = None, timeout: float | None = None

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from api.db import JournaledTransaction, make_engine
 from api.journal import TxStatus
 from api.receipts import (
+    ANCHOR_GAS,
     Anchorer,
     Journaled,
     ReceiptReader,
@@ -31,6 +32,7 @@ from api.receipts import (
     receipts_table,
 )
 from dxl.app import app as cli
+from node.chain import LedgerRevertError
 from node.deploy import anchors_client
 from node.errors import NodeError
 from node.keys import KeyStore
@@ -669,7 +671,7 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     for views in (reader.lookup(ids, reader=None), ReceiptReader(engine).lookup(ids, reader=None)):
         assert [v.receipt for v in views] == waves[0] + later
         refused, anchored = views[: len(waves[0])], views[len(waves[0]) :]
-        assert {(v.status, v.error) for v in refused} == {("refused", "DepartmentNotActive")}
+        assert {(v.status, v.error) for v in refused} == {("refused", "DEPARTMENT_NOT_ACTIVE")}
         assert {v.status for v in anchored} == {"final"}
         # Exactly once, in journal order, from the refused slot on.
         assert [v.proof.sequence for v in anchored if v.proof] == list(range(first, first + len(later)))
@@ -719,9 +721,9 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
         rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
     refused = until(lambda: (found := statuses()) and {r["status"] for r in found} == {"refused"} and found,
                     "the batch refused")  # fmt: skip
-    # Refused in the block of the suspension, which the replay of the anchor (on the block before) does not
-    # see: the reason is the contract's bare revert.
-    assert all(r["error"] for r in refused)
+    # Refused in the block of the suspension, after it: the reason is the contract's, as the code the door
+    # answers for the same cause (replayed on the block before, it read as a bare revert).
+    assert {r["error"] for r in refused} == {"DEPARTMENT_NOT_ACTIVE"}
     ok(api_env.call("POST", f"/governance/proposals/{reinstate}/approve", "governor-2"))
     # The grant's state is cached at the door for a second.
     until(lambda: api_env.call("POST", "/receipts", "psb", json=bodies).status_code == 202, "posted again")
@@ -736,6 +738,54 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
     assert int(anchors.call("nextSequence", gid)) == len(ids)  # once: the refused slot taken by them alone
     assert ok(api_env.call("POST", "/receipts", "psb", json=bodies), 202)["count"] == len(ids)
     assert statuses() == anchored
+
+
+@pytest.mark.parametrize("node", ["tracing", "without tracing"])
+def test_anchor_refusedForACauseInItsOwnBlock_namesTheContractsError(api_env: ApiEnv, node: str) -> None:
+    """An anchor mined in the block that suspended its consumer, after the suspension: the reason is the
+    contract's error, not a bare revert. From the node's trace of the transaction, or, on a node that serves
+    no trace, from the call replayed on the state after its block (on the state before it, it passes)."""
+    civil = api_env.departments["CIVIL"]
+    gid = grant_between(api_env, "psb", "civil")["id"]
+    suspend, reinstate = _suspension_proposals(api_env, civil)
+    client = api_env.setup.client
+    rpc = client.w3.provider
+    anchors = anchors_client(client.endpoint, api_env.settings.home)
+    psb, governor = api_env.keystore.unlock("dept-psb"), api_env.keystore.unlock("governor-2")
+    leaf = Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1).leaf_hash()
+    anchor = anchors.build(str(psb.address), "anchorBatch", gid, 0, 1, BatchTree([leaf]).root, gas=ANCHOR_GAS)
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        client.submit(governor, client.build(str(governor.address), "approve", suspend, gas=500_000))
+        pending = anchors.submit(psb, anchor)
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    try:
+        if node == "without tracing":
+            provider = anchors.w3.provider
+            provider.make_request = _without_tracing(provider.make_request)  # type: ignore[method-assign]
+        with pytest.raises(LedgerRevertError) as refused:
+            anchors.wait(pending)
+        assert (refused.value.error_name, refused.value.code) == (
+            "DepartmentNotActive",
+            "DEPARTMENT_NOT_ACTIVE",
+        )
+        assert refused.value.error_args == {"departmentId": civil}
+    finally:
+        ok(api_env.call("POST", f"/governance/proposals/{reinstate}/approve", "governor-2"))
+
+
+def _without_tracing(make_request: Callable[..., Any]) -> Callable[..., Any]:
+    """A node's answers as a node without the debug API gives them (geth without ``--http.api debug``)."""
+
+    def answer(method: str, params: Any) -> Any:
+        if method.startswith("debug_"):
+            missing = {"code": -32601, "message": f"the method {method} does not exist/is not available"}
+            return {"jsonrpc": "2.0", "id": 0, "error": missing}
+        return make_request(method, params)
+
+    return answer
 
 
 def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tmp_path: Path) -> None:
