@@ -146,6 +146,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
         409, "the outcome was recorded already, or `not_presented` before the presentation deadline"
     ),
     "NOT_SAMPLED": ErrorSpec(409, "the delivery is not in the inspection's sample"),
+    "PRESENTATION_CLOSED": ErrorSpec(
+        409, "the delivery's outcome is recorded already, or its presentation deadline has passed"
+    ),
     "PRACTICE_NOT_DEPLOYED": ErrorSpec(
         503, "the sharing practice contract is not deployed beside this ledger (run `dxl deploy`)"
     ),

@@ -402,9 +402,21 @@ class InspectionService:
     ) -> m.PresentationPublic:
         """``verdict_of(manifest, payload_base64, expected_delivery_id)`` is the on-chain payload check."""
         me = self.ledger.department_id_of(principal)
-        _record, raw = self._sampled(inspection_id, body.delivery_id)
+        record, raw = self._sampled(inspection_id, body.delivery_id)
         if delivery_id_provider(raw) != me:
             raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
+        # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
+        # chain, a later one would show a verdict the chain's evidence does not hash to; after the deadline,
+        # a late one would turn a delivery not presented in time into a pass.
+        if any(o.delivery_id == raw for o in self.practice.reader.outcomes(inspection_id)):
+            raise ApiError(
+                "PRESENTATION_CLOSED", f"delivery {body.delivery_id}'s outcome is recorded already"
+            )
+        if self.ledger._chain_time() > record.present_by:
+            raise ApiError(
+                "PRESENTATION_CLOSED",
+                f"inspection {inspection_id} took presentations until {record.present_by}",
+            )
         verdict = verdict_of(body.manifest, body.payload_base64, raw)
         key = _hex(raw)
         with self.ledger._sessions()() as session:

@@ -270,12 +270,14 @@ def report_cmd(
     with exits_on_error(as_json):
         settings = load_settings()
         ctx = open_context(settings)
-        report = build_report(
-            ctx.engine,
-            period_from=period_bound(period_from, "from", 0),
-            period_to=ctx.head_time() + 1 if period_to is None else period_bound(period_to, "to", 0),
-            department=_department(ctx.engine, department),
-        )
+        with ctx.rpc() as rpc:
+            report = build_report(
+                ctx.engine,
+                period_from=period_bound(period_from, "from", 0),
+                period_to=ctx.head_time() + 1 if period_to is None else period_bound(period_to, "to", 0),
+                department=_department(ctx.engine, department),
+                block_time=rpc.block_time,
+            )
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None
         _attach_practice(report, ctx)
         paths = write_report(report, out)

@@ -17,6 +17,7 @@ from typing import Any
 
 from node.audit.events import EventCodec, iso
 from node.audit.rpc import JsonRpc, quantity
+from node.audit.verify import same_value
 
 #: Per-row keys of a practice row, in order.
 PRACTICE_COLUMNS = (
@@ -94,7 +95,9 @@ def practice_rows(
 
 
 def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str) -> list[str]:
-    """Where a report's ``practice`` section differs from the rows derived from the chain."""
+    """Where a report's ``practice`` section differs from the rows derived from the chain: a row the chain
+    does not have, a column that differs in value or JSON type, a key that is no column, a row out of chain
+    order or given twice, and a row of the chain the report lacks."""
     if not isinstance(stated, dict) or not isinstance(stated.get("rows"), list):
         return ["practice: must be an object with an address and a list of rows"]
     if str(stated.get("address", "")).lower() != address.lower():
@@ -102,17 +105,33 @@ def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str)
     problems = []
     by_location = {(r["block_number"], r["log_index"]): r for r in expected}
     seen = set()
+    previous: tuple[int, int] | None = None
     for i, row in enumerate(stated["rows"]):
-        key = (row.get("block_number"), row.get("log_index")) if isinstance(row, dict) else None
+        stated_key = (row.get("block_number"), row.get("log_index")) if isinstance(row, dict) else None
+        # Integers only: True would find the log at index 1, as 1 == True in a dict key.
+        key: tuple[int, int] | None = None
+        if stated_key is not None and type(stated_key[0]) is int and type(stated_key[1]) is int:
+            key = (stated_key[0], stated_key[1])
         found = by_location.get(key) if key is not None else None
-        if found is None:
+        if key is None or found is None or not isinstance(row, dict):
             problems.append(
-                f"practice row {i}: no practice event of the selection at block/log {key} on chain"
+                f"practice row {i}: no practice event of the selection at block/log {stated_key} on chain"
             )
             continue
+        if previous is not None and key <= previous:
+            # A row given twice or moved: the report's rows are in chain order, each event once.
+            what = "given twice" if key in seen else "out of chain order"
+            problems.append(
+                f"practice row {i} ({found['event']}): {what} (block {key[0]} log {key[1]} comes before or "
+                "equals the previous row's)"
+            )
+        previous = key if previous is None else max(previous, key)
         seen.add(key)
+        unknown = sorted(set(row) - set(PRACTICE_COLUMNS))
+        if unknown:
+            problems.append(f"practice row {i} ({found['event']}): {', '.join(unknown)} not a column")
         for column in PRACTICE_COLUMNS:
-            if row.get(column) != found[column]:
+            if column not in row or not same_value(row[column], found[column]):
                 problems.append(
                     f"practice row {i} ({found['event']}): {column} is {row.get(column)!r}, "
                     f"the chain says {found[column]!r}"

@@ -32,20 +32,36 @@ from verifier.receipts import Receipt
 
 
 def build_report(
-    engine: Engine, *, period_from: int, period_to: int, department: int | None = None
+    engine: Engine,
+    *,
+    period_from: int,
+    period_to: int,
+    block_time: Callable[[int], int],
+    department: int | None = None,
 ) -> dict[str, Any]:
     """The report document for events with block time in ``[period_from, period_to)`` (of ``department``
     as provider, consumer or subject, if given), within the indexed block range.
 
+    A report holds every event of its period: a period that runs past the last block indexed ends a second
+    after that block's time (``block_time(number)`` reads it from the node), and says so in ``period``, so
+    that ``dxl audit verify`` can name any event of the period the report lacks, however the report was cut.
+
     Raises:
-        InvalidQueryError: an empty period.
+        InvalidQueryError: an empty period, or one that starts after the last block indexed.
         AuditError: nothing indexed yet.
+        NodeError: the node does not answer ``block_time``.
     """
     if period_from >= period_to:
         raise InvalidQueryError("period", "from must be before to")
     progress = read_progress(engine)
     if progress is None:
         raise AuditError("the audit database is empty: run `dxl audit index` first")
+    indexed_to = block_time(progress.last_block) + 1
+    if period_from >= indexed_to:
+        raise InvalidQueryError(
+            "period", f"it starts after the last block indexed ({progress.last_block}, time {indexed_to - 1})"
+        )
+    period_to = min(period_to, indexed_to)
     e = m.events.c
     q = select(m.events).where(e.block_time >= period_from, e.block_time < period_to).order_by(e.seq)
     if department is not None:

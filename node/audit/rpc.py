@@ -129,6 +129,15 @@ class JsonRpc(rpc.JsonRpc):
         """The timestamp of the head block: the ledger's clock, which every fact's block time is read on."""
         return quantity(self.call("eth_getBlockByNumber", "latest", False)["timestamp"])
 
+    def block_time(self, number: int) -> int:
+        """The timestamp of block ``number``.
+
+        Raises:
+            NodeError: the block does not exist (beyond the head) or the node fails.
+        """
+        (block,) = self.blocks([number])
+        return quantity(block["timestamp"])
+
     def logs(self, address: str | Sequence[str], from_block: int, to_block: int) -> list[dict[str, Any]]:
         """Logs of one contract, or of several (one request: ``eth_getLogs`` takes a list of addresses and
         answers in chain order)."""

@@ -251,14 +251,14 @@ def _csv_value(column: str, cell: str) -> Any:
     return cell
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """Equal in value and JSON type: ``1``, ``1.0`` and ``true`` are three different cells."""
     if type(a) is not type(b):
         return False
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     return bool(a == b)
 
 
@@ -316,8 +316,10 @@ def verify_report(
         raise AuditError(f"the report is for chain {report['chain_id']}, the node serves chain {chain_id}")
     address = (contract or report["contract"]).lower()
     first, last = int(report["block_range"]["from"]), int(report["block_range"]["to"])
-    if last > rpc.block_number():
+    head = rpc.block_number()
+    if last > head:
         raise AuditError(f"the report covers blocks up to {last}, beyond the node's head")
+    scan_from, scan_to, range_problems = _scan_range(rpc, address, first, last, head, report["period"])
     anchors_address = anchors or report.get("anchors")
     addresses = [address]
     if anchors_address is not None:
@@ -329,7 +331,7 @@ def verify_report(
     chain: dict[int, EventRecord] = {}
     #: Every batch anchored in the range, selected or not: carried receipts are checked against it.
     anchored: dict[tuple[int, int], EventRecord] = {}
-    for log, header in rpc.logs_with_headers(addresses, first, last, batch_blocks=batch_blocks):
+    for log, header in rpc.logs_with_headers(addresses, scan_from, scan_to, batch_blocks=batch_blocks):
         number = quantity(log["blockNumber"])
         name, fields = codec.decode(log["topics"], log["data"])
         record = lineage.resolve(
@@ -352,6 +354,7 @@ def verify_report(
 
     result = VerifyResult(rows=len(report["rows"]), chain_events=len(chain))
     problems = result.problems
+    problems.extend(range_problems)
     problems.extend(_header_problems(report, lineage))
     seen: set[int] = set()
     previous: int | None = None
@@ -385,16 +388,21 @@ def verify_report(
         problems.extend(_row_problems(label, row, _expected_row(found, position)))
     for seq in sorted(set(chain) - seen):
         r = chain[seq]
+        where = "" if r.block_number <= last else f", in its period after its last block {last}"
         problems.append(
             f"missing row: {r.event} at block {r.block_number} log {r.log_index} (tx {r.tx_hash}) is on "
-            "chain but not in the report"
+            f"chain but not in the report{where}"
         )
     if report.get("receipt_batches") is not None:
         problems.extend(_receipt_problems(report, anchored, chain, result))
-    if report.get("practice") is not None:
+    if report.get("practice") is not None or practice:
         from node.audit.practice_report import practice_problems, practice_rows
 
-        stated = report["practice"]
+        # A trusted --practice checks the report's practice even when it has no such section: leaving the
+        # section out would otherwise hide every demand, evaluation and inspection of the period.
+        stated = report.get("practice")
+        if stated is None:
+            stated = {"address": practice, "rows": []}
         practice = practice or (str(stated.get("address", "")) if isinstance(stated, dict) else "")
         expected = []
         if practice:
@@ -405,7 +413,7 @@ def verify_report(
                 return set() if known is None else {known[2], known[3]}
 
             expected = practice_rows(
-                rpc, practice, first, last, period=report["period"], department=department,
+                rpc, practice, scan_from, scan_to, period=report["period"], department=department,
                 agreement_parties=parties, batch_blocks=batch_blocks,
             )  # fmt: skip
         problems.extend(practice_problems(stated, expected, practice))
@@ -413,6 +421,39 @@ def verify_report(
 
 
 _LEDGER_SELECTOR = "0x" + keccak(text="ledger()")[:4].hex()
+
+
+def _scan_range(
+    rpc: JsonRpc, ledger: str, first: int, last: int, head: int, period: dict[str, Any]
+) -> tuple[int, int, list[str]]:
+    """The blocks to read, and what the report's ``block_range`` leaves out of its period and history.
+
+    A report holds every event of its period up to its last block, from the ledger's deployment on (its
+    lineage starts there). Its own block range cannot be taken on trust: raised, it would leave out the
+    period's first rows and the grants they resolve through; lowered, its last rows. So the range is widened
+    to the chain's start when the ledger had code before ``first`` (or this node keeps no state that old to
+    tell), and to the head when a block after ``last`` is still inside the period: every event the wider
+    range brings into the period is then named as a missing row (blocks after ``last`` stamped with its
+    second are inside a period that ends a second after it, as :func:`node.audit.reports.build_report` ends
+    one: events in them are named too, not excused).
+    """
+    problems = []
+    scan_from, scan_to = first, last
+    if first > 0:
+        try:
+            code = str(rpc.call("eth_getCode", ledger, hex(first - 1)))
+        except DxlError:
+            code = None  # a node without that block's state: read the ledger's history from the start
+        if code not in ("0x", "0x0"):
+            scan_from = 0
+        if code is not None and code not in ("0x", "0x0"):
+            problems.append(
+                f"block_range starts at block {first}, but the ledger {ledger} has code at block "
+                f"{first - 1}: its earlier history is left out"
+            )
+    if last < head and rpc.block_time(last + 1) < period["to"]:
+        scan_to = head
+    return scan_from, scan_to, problems
 
 
 def _check_anchors_serve(
@@ -539,18 +580,18 @@ def _row_problems(label: str, row: dict[str, Any], expected: dict[str, Any]) -> 
         actual, want = row[column], expected[column]
         if column == "address" and isinstance(actual, str):
             actual = actual.lower()  # one address, whatever its checksum casing
-        if column == "row" and not _same(actual, want):
+        if column == "row" and not same_value(actual, want):
             problems.append(
                 f"{label}: stands at position {want} (rows dropped, added or renumbered before it)"
             )
         elif column == "fields" and isinstance(actual, dict):
             for name in sorted(set(want) | set(actual)):
-                if name not in actual or name not in want or not _same(actual[name], want[name]):
+                if name not in actual or name not in want or not same_value(actual[name], want[name]):
                     problems.append(
                         f"{label}: field {name} is {actual.get(name)!r} in the report, "
                         f"{want.get(name)!r} on chain"
                     )
-        elif not _same(actual, want):
+        elif not same_value(actual, want):
             problems.append(f"{label}: {column} is {actual!r} in the report, {want!r} on chain")
     return problems
 
@@ -559,7 +600,7 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
     """What the report says about itself that the chain or its own rows contradict."""
     problems = []
     rows = report["rows"]
-    if "row_count" in report and not _same(report["row_count"], len(rows)):
+    if "row_count" in report and not same_value(report["row_count"], len(rows)):
         problems.append(f"row_count is {report['row_count']!r} in the report, it holds {len(rows)} rows")
     period = report["period"]
     for bound in ("from", "to"):

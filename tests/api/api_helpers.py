@@ -7,6 +7,7 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,6 +174,50 @@ def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | No
         "record_count": 3,
     }
     return ok(env.call("POST", "/deliveries", provider, json=body), 201)["record"]
+
+
+def receipt_body(grant_id: int, **fields: Any) -> dict[str, Any]:
+    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
+            "record_count": 4, **fields}  # fmt: skip
+
+
+def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
+    """Poll the service's background anchoring (blocks are mined per transaction on the test node)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def anchored_batch(api_env: ApiEnv, n: int, gid: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """One final batch of ``n`` receipts under grant ``gid`` (a new PSB -> HRSS grant if None); the grant id
+    and the receipts' answers."""
+    gid = grant_between(api_env, "psb", "hrss")["id"] if gid is None else gid
+    ids = [b["delivery_id"] for b in (receipt_body(gid) for _ in range(n)) if
+           api_env.call("POST", "/receipts", "psb", json={"receipts": [b]}).status_code == 202]  # fmt: skip
+    assert len(ids) == n
+
+    def final() -> list[dict[str, Any]] | None:
+        found = ok(api_env.call("POST", "/receipts/lookup", "hrss", json={"delivery_ids": ids}))["receipts"]
+        return found if len(found) == n and all(r["status"] == "final" for r in found) else None
+
+    receipts: list[dict[str, Any]] = until(final, "the batch to be mined")
+    assert len({r["batch"]["first_sequence"] for r in receipts}) == 1, "expected one batch"
+    return gid, receipts
+
+
+def mine(env: ApiEnv, blocks: int = 1) -> None:
+    for _ in range(blocks):
+        env.setup.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def pass_time(env: ApiEnv, seconds: int) -> None:
+    """Move the node's clock ``seconds`` ahead and mine a block there: deadlines pass without waiting."""
+    env.setup.client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    mine(env)
 
 
 def issue(env: ApiEnv, principal: str, name: str) -> str:

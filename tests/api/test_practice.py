@@ -20,7 +20,9 @@ from api_helpers import (
     b32,
     delivery_between,
     grant_between,
+    mine,
     ok,
+    pass_time,
     register,
     request_access,
 )
@@ -245,17 +247,6 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert code == 0 and len(listed) == 1
 
 
-def _mine(env: ApiEnv, blocks: int = 1) -> None:
-    for _ in range(blocks):
-        env.setup.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
-
-def _pass_time(env: ApiEnv, seconds: int) -> None:
-    """Move the node's clock ``seconds`` ahead and mine a block there: deadlines pass without waiting."""
-    env.setup.client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
-    _mine(env)
-
-
 def _real_delivery(
     env: ApiEnv, grant: dict[str, Any], tmp: Path, n: int
 ) -> tuple[dict[str, Any], Path, Path]:
@@ -281,7 +272,7 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     ids = {d["delivery_id"]: (payload, manifest) for d, payload, manifest in made}
     period_from = min(d["recorded_at"] for d, _, _ in made)
     period_to = max(d["recorded_at"] for d, _, _ in made) + 1
-    _pass_time(env, 2)  # the period must be over when the inspection opens
+    pass_time(env, 2)  # the period must be over when the inspection opens
 
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
             "present_within": 6}  # fmt: skip
@@ -293,7 +284,7 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     assert opened["status"] == "open" and opened["sample"] == [] and opened["seed"] is None
     early = env.call("POST", f"/inspections/{inspection}/draw", "auditor")
     assert (early.status_code, early.json()["error"]["code"]) == (409, "SEED_UNAVAILABLE")
-    _mine(env, 2)
+    mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
     assert drawn["status"] == "drawn" and drawn["population_size"] >= 4
     sample = [s["delivery_id"] for s in drawn["sample"]]
@@ -341,9 +332,16 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         ok(env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": delivery}))
     twice = env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": passed})
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
-    # Past the deadline by the node's clock.
+    # Once its outcome is on chain a delivery is not presented again: the kept verdict is the one the
+    # outcome's evidence hash commits to (a tampered payload after a pass, a good one after a failure).
+    for delivery, tamper in ((passed, True), (failed, False)):
+        again = present(delivery, tamper=tamper)
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED")
+    # Past the deadline by the node's clock: too late to present, an outcome of not presented instead.
     chain_now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    _pass_time(env, max(0, drawn["present_by"] - chain_now) + 1)
+    pass_time(env, max(0, drawn["present_by"] - chain_now) + 1)
+    late = present(absent)
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED")
     final = ok(
         env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": absent})
     )

@@ -14,7 +14,17 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import ApiEnv, agreement_between, b32, delivery_id_for, grant_between, ok
+from api_helpers import (
+    ApiEnv,
+    agreement_between,
+    anchored_batch,
+    b32,
+    delivery_id_for,
+    grant_between,
+    ok,
+    receipt_body,
+    until,
+)
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -42,22 +52,6 @@ runner = CliRunner()
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-receipts")
-
-
-def receipt_body(grant_id: int, **fields: Any) -> dict[str, Any]:
-    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
-            "record_count": 4, **fields}  # fmt: skip
-
-
-def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
-    """Poll the service's background anchoring (blocks are mined per transaction on the test node)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
@@ -865,22 +859,6 @@ def issue_in(home: Path, principal: str) -> str:
 
 
 # ------------------------------------------------------------------------------------- audit trail
-
-
-def anchored_batch(api_env: ApiEnv, n: int) -> tuple[int, list[dict[str, Any]]]:
-    """A PSB -> HRSS grant with one final batch of ``n`` receipts; its grant id and the receipts' answers."""
-    gid = grant_between(api_env, "psb", "hrss")["id"]
-    ids = [b["delivery_id"] for b in (receipt_body(gid) for _ in range(n)) if
-           api_env.call("POST", "/receipts", "psb", json={"receipts": [b]}).status_code == 202]  # fmt: skip
-    assert len(ids) == n
-
-    def final() -> list[dict[str, Any]] | None:
-        found = ok(api_env.call("POST", "/receipts/lookup", "hrss", json={"delivery_ids": ids}))["receipts"]
-        return found if len(found) == n and all(r["status"] == "final" for r in found) else None
-
-    receipts: list[dict[str, Any]] = until(final, "the batch to be mined")
-    assert len({r["batch"]["first_sequence"] for r in receipts}) == 1, "expected one batch"
-    return gid, receipts
 
 
 def test_audit_anchoredBatch_inHistoryAndProvenanceOfItsPartiesOnly(api_env: ApiEnv) -> None:

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import shutil
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from node.audit.events import iso
 from node.audit.reports import build_report, write_report
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.audit.verify import REPORT_COLUMNS, load_report, verify_report
 from tests.audit.audit_scenario import make_indexer
+from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, rewrite_csv
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +24,8 @@ def report_dir(node_endpoint, codec, scenario, tmp_path_factory) -> Path:
     engine = open_store(f"sqlite:///{base / 'audit.sqlite3'}")
     with JsonRpc(node_endpoint.rpc_url) as rpc:
         make_indexer(engine, rpc, codec, scenario).sync(to_block=scenario.client.block_number())
-    write_report(build_report(engine, period_from=0, period_to=4_000_000_000), base / "out")
+        report = build_report(engine, period_from=0, period_to=4_000_000_000, block_time=rpc.block_time)
+    write_report(report, base / "out")
     engine.dispose()
     return base / "out"
 
@@ -34,57 +33,6 @@ def report_dir(node_endpoint, codec, scenario, tmp_path_factory) -> Path:
 @pytest.fixture
 def written(report_dir, tmp_path) -> Path:
     return Path(shutil.copytree(report_dir, tmp_path / "out"))
-
-
-def _other(value: Any) -> Any:
-    """A different value of the same JSON type (hex stays hex)."""
-    if isinstance(value, bool):
-        return not value
-    if isinstance(value, int):
-        return value + 1
-    return value[:-1] + ("0" if value[-1] != "0" else "1")
-
-
-def _changed(column: str, row: dict[str, Any]) -> Any:
-    """A different value of the same kind for ``row``'s cell in ``column``."""
-    value = row[column]
-    if column == "time":
-        return iso(row["block_time"] + 1)
-    if column == "event":
-        return "DeliveryDisputed" if value != "DeliveryDisputed" else "DeliveryAcknowledged"
-    if column == "fields":
-        name = sorted(value)[0]
-        return {**value, name: _other(value[name])}
-    if value is None:
-        return "0x" + "11" * 32 if column in ("delivery_id", "commitment") else 7
-    return _other(value)
-
-
-def _expected_fragment(column: str) -> str:
-    if column == "row":
-        return "stands at position"
-    if column in ("block_number", "log_index"):
-        return "on chain"
-    if column == "fields":
-        return "field "
-    return f"{column} is "
-
-
-def _one_row_per_kind(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kinds: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        kinds.setdefault(row["event"], row)
-    return list(kinds.values())
-
-
-def _assert_each_named(problems: list[str], rows: list[dict[str, Any]], column: str) -> None:
-    for row in rows:
-        label = f"row {row['row']}: "
-        assert any(p.startswith(label) and _expected_fragment(column) in p for p in problems), (
-            row["event"],
-            column,
-            problems,
-        )
 
 
 def test_report_holds_every_row_kind(written) -> None:
@@ -107,35 +55,12 @@ def test_report_holds_every_row_kind(written) -> None:
 @pytest.mark.parametrize("column", REPORT_COLUMNS)
 def test_json_report_edit_of_any_column_is_named(written, rpc, abi, column) -> None:
     doc = load_report(written)
-    targets = _one_row_per_kind(doc["rows"])
+    targets = one_row_per_kind(doc["rows"])
     for row in targets:
-        row[column] = _changed(column, row)
+        row[column] = changed(column, row)
     result = verify_report(doc, rpc, abi)
     assert not result.ok
-    _assert_each_named(result.problems, targets, column)
-
-
-def _rewrite_csv(path: Path, column: str) -> list[dict[str, Any]]:
-    """Edit ``column`` in one row of each kind of ``path`` as a spreadsheet would: the cell's text."""
-    text = path.read_bytes().decode("utf-8")
-    preamble = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
-    rows = list(csv.DictReader(io.StringIO(text[len(preamble) :], newline="")))
-    typed = load_report(path)["rows"]
-    seen: set[str] = set()
-    edited = []
-    for cells, row in zip(rows, typed, strict=True):
-        if row["event"] in seen:
-            continue
-        seen.add(row["event"])
-        new = _changed(column, row)
-        cells[column] = new if isinstance(new, str) else json.dumps(new, separators=(",", ":"))
-        edited.append({**row, column: new})
-    out = io.StringIO(newline="")
-    writer = csv.DictWriter(out, fieldnames=REPORT_COLUMNS)
-    writer.writeheader()
-    writer.writerows(rows)
-    path.write_text(preamble + out.getvalue(), encoding="utf-8", newline="")
-    return edited
+    assert_each_named(result.problems, targets, column)
 
 
 def test_csv_report_verifies_like_the_json_one(written, rpc, abi) -> None:
@@ -149,10 +74,10 @@ def test_csv_report_verifies_like_the_json_one(written, rpc, abi) -> None:
 
 @pytest.mark.parametrize("column", REPORT_COLUMNS)
 def test_csv_report_edit_of_any_column_is_named(written, rpc, abi, column) -> None:
-    edited = _rewrite_csv(written / "report.csv", column)
+    edited = rewrite_csv(written / "report.csv", column)
     result = verify_report(load_report(written / "report.csv"), rpc, abi)
     assert not result.ok
-    _assert_each_named(result.problems, edited, column)
+    assert_each_named(result.problems, edited, column)
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,11 @@ from node.audit.verify import load_report, verify_report
 
 
 @pytest.fixture
-def report(indexed, tmp_path, scenario):
+def report(indexed, rpc, tmp_path, scenario):
     doc = build_report(
-        indexed, period_from=0, period_to=4_000_000_000, department=department_id(indexed, "HEALTH")
-    )
+        indexed, period_from=0, period_to=4_000_000_000, department=department_id(indexed, "HEALTH"),
+        block_time=rpc.block_time,
+    )  # fmt: skip
     write_report(doc, tmp_path / "out")
     return load_report(tmp_path / "out")
 
@@ -55,8 +56,46 @@ def _reordered(doc):
     return ["row 3: out of chain order", "row 4: stands at position 3"]
 
 
+def _duplicated(doc):
+    rows = doc["rows"]
+    rows.insert(4, copy.deepcopy(rows[3]))
+    doc["row_count"] += 1
+    return ["row 3: out of chain order", "row 4: stands at position 5"]
+
+
+def _end_cut_off(doc):
+    """The last rows dropped and the block range lowered to end before them, as if the report ended there."""
+    rows = doc["rows"]
+    cut = rows[-3]
+    doc["rows"] = [r for r in rows if r["block_number"] < cut["block_number"]]
+    doc["row_count"] = len(doc["rows"])
+    doc["block_range"]["to"] = cut["block_number"] - 1
+    return [
+        f"missing row: {r['event']} at block {r['block_number']} log {r['log_index']} (tx {r['tx_hash']}) is "
+        f"on chain but not in the report, in its period after its last block {cut['block_number'] - 1}"
+        for r in rows
+        if r["block_number"] >= cut["block_number"]
+    ]
+
+
+def _start_cut_off(doc):
+    """The first rows dropped and the block range raised to start after them: their lineage is lost too."""
+    rows = doc["rows"]
+    start = rows[3]["block_number"]
+    doc["rows"] = [{**r, "row": i} for i, r in enumerate(r for r in rows if r["block_number"] >= start)]
+    doc["row_count"] = len(doc["rows"])
+    doc["block_range"]["from"] = start
+    return [f"block_range starts at block {start}, but the ledger "] + [
+        f"missing row: {r['event']} at block {r['block_number']} log {r['log_index']} "
+        for r in rows
+        if r["block_number"] < start
+    ]
+
+
 @pytest.mark.parametrize(
-    "tamper", [_changed_commitment, _dropped, _reordered], ids=["commitment", "drop", "reorder"]
+    "tamper",
+    [_changed_commitment, _dropped, _reordered, _duplicated, _end_cut_off, _start_cut_off],
+    ids=["commitment", "drop", "reorder", "duplicate", "end-cut-off", "start-cut-off"],
 )
 def test_tampered_report_fails_naming_rows(report, rpc, abi, tamper) -> None:
     doc = copy.deepcopy(report)
