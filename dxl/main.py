@@ -80,9 +80,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dxl import payload
 
         try:
-            return payload.main(args)
+            code = payload.main(args)
+            sys.stdout.flush()  # output shorter than the pipe's buffer meets a closed pipe only here
+            return code
         except SystemExit as e:  # argparse's --help and usage errors
             return e.code if isinstance(e.code, int) else 2
+        except BrokenPipeError:
+            return _reader_gone()
     from dxl.app import app
 
     try:
@@ -90,6 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     return 0
+
+
+def _reader_gone() -> int:
+    """End a command whose output's reader went away (``dxl reconcile --json | head``) as click ends the typer
+    commands: exit 1, no traceback. Standard output is pointed at /dev/null first, so that the interpreter's
+    last flush of what is still buffered does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 1
 
 
 def _payload_cut_short(command: str, as_json: bool) -> int:

@@ -20,7 +20,7 @@ def verify_receipt(
     rpc: Annotated[
         str | None,
         typer.Option(
-            "--rpc", metavar="URL", help="Node JSON-RPC URL [default: DXL_RPC_URL, else the embedded node]."
+            "--rpc", metavar="URL", help="Node JSON-RPC URL (default: DXL_RPC_URL, else the embedded node)."
         ),
     ] = None,
     chain_id: Annotated[
@@ -29,7 +29,7 @@ def verify_receipt(
     anchors: Annotated[
         str | None,
         typer.Option(
-            "--anchors", metavar="ADDRESS", help="ReceiptAnchors address [default: DXL_HOME/deployment.json]."
+            "--anchors", metavar="ADDRESS", help="ReceiptAnchors address (default: DXL_HOME/deployment.json)."
         ),
     ] = None,
     as_json: JsonOption = False,

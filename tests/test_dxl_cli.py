@@ -8,9 +8,11 @@ busy machine makes timings flaky, while an import of web3 or typer on these path
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import typer.main
@@ -104,3 +106,54 @@ def test_unknown_command_and_bad_options_are_usage_errors(committed: Path) -> No
     assert dxl("no-such-command")[0] == 2
     code, _, err = dxl("commit", committed, "--agreement", "-1")
     assert code == 2 and "must be 0 or more" in err
+
+
+@pytest.mark.parametrize("command", ["verify", "reconcile"])
+def test_a_reader_that_goes_away_ends_the_command_quietly(committed: Path, command: str) -> None:
+    """`dxl reconcile DIR --json | head -1`: the closed pipe ends the command with exit 1 and no traceback, as
+    click ends the typer commands; the output here is short, so the pipe fails only at the last flush."""
+    target = committed if command == "verify" else committed.parent
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "dxl", command, str(target), "--offline", "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def _typer_help_texts() -> list[tuple[str, str]]:
+    """(where, text) of every help text typer renders: each command's, each parameter's."""
+    texts: list[tuple[str, str]] = []
+    # Typer's commands are its own click's (typer._click), so groups are told by their subcommands.
+    stack: list[tuple[str, Any]] = [("dxl", typer.main.get_group(app))]
+    while stack:
+        path, command = stack.pop()
+        stack.extend((f"{path} {name}", sub) for name, sub in getattr(command, "commands", {}).items())
+        texts += [(path, command.help)] if command.help else []
+        texts += [(f"{path} {p.name}", p.help) for p in command.params if getattr(p, "help", None)]
+    return texts
+
+
+def test_help_texts_survive_the_markup() -> None:
+    """typer renders help as rich markup, where "[default: DXL_NODE_PORT]" is a tag and vanishes whole: every
+    help text must read as written."""
+    from rich.errors import MarkupError
+    from rich.markup import render
+
+    def survives(text: str) -> bool:
+        try:
+            return render(text).plain == text
+        except MarkupError:
+            return False
+
+    assert [where for where, text in _typer_help_texts() if not survives(text)] == []
+    code, out, _ = dxl("node", "start", "--help")
+    assert code == 0 and "DXL_NODE_PORT" in out

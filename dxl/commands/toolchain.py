@@ -84,7 +84,7 @@ def compile_command(
 
 
 PortOption = Annotated[
-    int | None, typer.Option("--port", help="RPC port on 127.0.0.1 [default: DXL_NODE_PORT, else 8545].")
+    int | None, typer.Option("--port", help="RPC port on 127.0.0.1 (default: DXL_NODE_PORT, else 8545).")
 ]
 
 
