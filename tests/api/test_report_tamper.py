@@ -1,0 +1,338 @@
+"""An auditor's report of every kind of row — deliveries, anchored receipt batches with their receipts,
+demands, evaluations and a sampling inspection — tampered with as a forger would, in its JSON document and in
+its CSV file: every edit is named by ``dxl audit verify``, against the node alone. Receipt proofs taken out of
+the report are checked against the chain the same way (``dxl verify-receipt``)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_helpers import ApiEnv, anchored_batch, delivery_between, grant_between, mine, ok, pass_time
+from typer.testing import CliRunner
+
+from dxl.app import app as cli
+from node.audit.practice_report import PRACTICE_COLUMNS
+from node.audit.reports import write_report
+from node.audit.rpc import JsonRpc
+from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
+from node.deploy import load_deployment
+from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
+from verifier.receipt_check import AnchorsReader, ReceiptVerdictStatus, check_receipt
+from verifier.receipts import ReceiptProof
+
+pytestmark = pytest.mark.xdist_group("api-report-tamper")
+runner = CliRunner()
+
+PRACTICE_EVENTS = {"DemandPublished", "DemandAnswered", "EvaluationRecorded", "InspectionOpened",
+                   "InspectionDrawn", "InspectionOutcomeRecorded"}  # fmt: skip
+
+
+def _inspection(env: ApiEnv, deliveries: list[dict[str, Any]]) -> None:
+    """An inspection of the deliveries' period, drawn, with the outcome of its one sampled delivery."""
+    body = {"period_from": min(d["recorded_at"] for d in deliveries),
+            "period_to": max(d["recorded_at"] for d in deliveries) + 1,
+            "sample_size": 1, "seed_delay_blocks": 2, "present_within": 6}  # fmt: skip
+    pass_time(env, 2)
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection['id']}/draw", "auditor"))["record"]
+    pass_time(env, 7)  # past the deadline: the sampled delivery was not presented
+    sampled = drawn["sample"][0]["delivery_id"]
+    path = f"/inspections/{inspection['id']}/outcomes"
+    ok(env.call("POST", path, "auditor", json={"delivery_id": sampled}))
+
+
+@pytest.fixture(scope="module")
+def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One exchange of every kind on the module's ledger, and the consortium's report of it with receipts:
+    its directory, the anchored batches' receipts by (grant, first sequence), the anchors' address."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
+    ok(env.call("POST", f"/agreements/{grant['agreement_id']}/evaluations", "psb", json={
+        "delivery_id": deliveries[0]["delivery_id"], "timeliness": 5, "completeness": 4,
+        "accuracy": 3}), 201)  # fmt: skip
+    demand = ok(env.call("POST", "/demands", "psb", json={
+        "document": {"title": "婚姻登记信息", "description": "核对婚姻状况", "purpose": "住房保障资格审核",
+                     "legal_basis": "《城镇住房保障条例》", "fields": ["身份证号"]},
+        "due_by": int(time.time()) + 30 * 86400, "addressee": "HRSS"}), 201)["record"]  # fmt: skip
+    ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    _inspection(env, deliveries)
+    # Two batches of one grant and one of another: receipts can be moved between batches of either kind.
+    gid, first = anchored_batch(env, 3)
+    _, second = anchored_batch(env, 2, gid)
+    other_gid, third = anchored_batch(env, 2)
+    ok(env.call("POST", f"/receipts/{first[1]['delivery_id']}/dispute", "hrss",
+                json={"consumer_commitment": "0x" + "ab" * 32}))  # fmt: skip
+    ok(env.call("POST", f"/receipts/batches/{gid}/{first[0]['batch']['first_sequence']}/acknowledge", "hrss"))
+    ok(env.call("POST", "/audit/index", "auditor"))
+    out = tmp_path_factory.mktemp("tamper-report")
+    # Up to a far end: tests sharing the worker's node move its clock past the wall clock, the default end.
+    made = runner.invoke(cli, ["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
+                               "--json"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    deployment = load_deployment(env.settings.home)
+    assert deployment.receipt_anchors is not None and deployment.sharing_practice is not None
+    return {
+        "dir": out,
+        "batches": [(gid, first), (gid, second), (other_gid, third)],
+        "anchors": deployment.receipt_anchors.address,
+        "practice": deployment.sharing_practice.address,
+    }
+
+
+def _verify(env: ApiEnv, doc: dict[str, Any], **trusted: str) -> VerifyResult:
+    with JsonRpc(str(env.settings.rpc_url)) as rpc:
+        return verify_report(doc, rpc, audit_abi(), contract=env.setup.client.address, **trusted)
+
+
+def _as_read(doc: dict[str, Any], fmt: str, tmp: Path) -> dict[str, Any]:
+    """``doc`` as the verifier reads it back from its JSON or its CSV file."""
+    write_report(doc, tmp / "rewritten")
+    return load_report(tmp / "rewritten" / f"report.{fmt}")
+
+
+@pytest.fixture
+def doc(exchange: dict[str, Any]) -> dict[str, Any]:
+    return load_report(exchange["dir"] / "report.json")
+
+
+def test_report_holds_every_kind_and_verifies_as_json_and_csv(api_env: ApiEnv, exchange, doc) -> None:
+    kinds = {r["event"] for r in doc["rows"]}
+    assert {"DeliveryRecorded", "ReceiptBatchAnchored", "ReceiptBatchAcknowledged", "ReceiptDisputed",
+            "GrantIssued", "AgreementConcluded"} <= kinds  # fmt: skip
+    assert {r["event"] for r in doc["practice"]["rows"]} == PRACTICE_EVENTS
+    assert sum(b["receipts"] is not None for b in doc["receipt_batches"]) >= 3
+    for fmt in ("json", "csv"):
+        result = _verify(api_env, load_report(exchange["dir"] / f"report.{fmt}"))
+        assert result.ok, (fmt, result.problems)
+        assert result.receipts_checked >= 7
+
+
+@pytest.mark.parametrize("column", REPORT_COLUMNS)
+def test_edit_of_any_column_of_any_row_kind_is_named(api_env: ApiEnv, exchange, tmp_path, column) -> None:
+    doc = load_report(exchange["dir"] / "report.json")
+    targets = one_row_per_kind(doc["rows"])
+    for row in targets:
+        row[column] = changed(column, row)
+    assert_each_named(_verify(api_env, doc).problems, targets, column)
+    path = tmp_path / "report.csv"
+    path.write_bytes((exchange["dir"] / "report.csv").read_bytes())
+    edited = rewrite_csv(path, column)
+    assert {r["event"] for r in edited} == {r["event"] for r in targets}
+    assert_each_named(_verify(api_env, load_report(path)).problems, edited, column)
+
+
+def _practice_kinds(doc: dict[str, Any]) -> list[int]:
+    """The position of the first practice row of each kind."""
+    firsts: dict[str, int] = {}
+    for i, row in enumerate(doc["practice"]["rows"]):
+        firsts.setdefault(row["event"], i)
+    return list(firsts.values())
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("column", PRACTICE_COLUMNS)
+def test_edit_of_any_column_of_any_practice_row_is_named(
+    api_env: ApiEnv, doc, tmp_path, column: str, fmt: str
+) -> None:
+    rows = doc["practice"]["rows"]
+    targets = _practice_kinds(doc)
+    kinds = {i: rows[i]["event"] for i in targets}
+    for i in targets:
+        row = rows[i]
+        row[column] = changed(column, row) if column != "event" else "DemandWithdrawn"
+    problems = _verify(api_env, _as_read(doc, fmt, tmp_path)).problems
+    for i in targets:
+        # A row moved to another log names what the chain has there (another event, or none).
+        moved = column in ("block_number", "log_index")
+        want = f"practice row {i}" if moved else f"practice row {i} ({kinds[i]}): {column} is "
+        assert any(p.startswith(want) for p in problems), (kinds[i], column, problems)
+
+
+def _practice_duplicated(doc: dict[str, Any]) -> str:
+    rows = doc["practice"]["rows"]
+    rows.insert(2, copy.deepcopy(rows[1]))
+    return f"practice row 2 ({rows[1]['event']}): given twice"
+
+
+def _practice_reordered(doc: dict[str, Any]) -> str:
+    rows = doc["practice"]["rows"]
+    rows[0], rows[1] = rows[1], rows[0]
+    return f"practice row 1 ({rows[1]['event']}): out of chain order"
+
+
+def _practice_retyped(doc: dict[str, Any]) -> str:
+    """A number given as a float: the same value, another JSON type."""
+    row = doc["practice"]["rows"][0]
+    row["block_time"] = float(row["block_time"])
+    return f"practice row 0 ({row['event']}): block_time is "
+
+
+def _practice_extra_key(doc: dict[str, Any]) -> str:
+    row = doc["practice"]["rows"][0]
+    row["outcome_note"] = "passed"
+    return f"practice row 0 ({row['event']}): outcome_note not a column"
+
+
+def _practice_dropped(doc: dict[str, Any]) -> str:
+    dropped = next(r for r in doc["practice"]["rows"] if r["event"] == "InspectionOutcomeRecorded")
+    doc["practice"]["rows"].remove(dropped)
+    return f"missing practice row: InspectionOutcomeRecorded at block {dropped['block_number']} "
+
+
+def _practice_section_left_out(doc: dict[str, Any]) -> str:
+    del doc["practice"]
+    return "missing practice row: DemandPublished"
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize(
+    "tamper",
+    [_practice_duplicated, _practice_reordered, _practice_retyped, _practice_extra_key, _practice_dropped,
+     _practice_section_left_out],
+    ids=["duplicated", "reordered", "retyped", "extra-key", "dropped", "section-left-out"],
+)  # fmt: skip
+def test_practice_rows_tampered_are_named(
+    api_env: ApiEnv, exchange, doc, tmp_path, tamper: Callable[..., str], fmt: str
+) -> None:
+    expected = tamper(doc)
+    read = _as_read(doc, fmt, tmp_path)
+    # The practice contract's address from a trusted source: a report without the section is checked too.
+    problems = _verify(api_env, read, practice=exchange["practice"]).problems
+    assert any(p.startswith(expected) for p in problems), (expected, problems)
+
+
+def _carried(doc: dict[str, Any], grant: int, first: int) -> list[dict[str, Any]]:
+    entry = next(b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == (grant, first))
+    receipts: list[dict[str, Any]] = entry["receipts"]
+    return receipts
+
+
+def _batch_keys(exchange: dict[str, Any]) -> list[tuple[int, int]]:
+    return [(g, rs[0]["batch"]["first_sequence"]) for g, rs in exchange["batches"]]
+
+
+def _dropped(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    _carried(doc, *keys[0]).pop(1)
+    return [f"receipts of batch (grant {keys[0][0]}, first sequence {keys[0][1]}): RECEIPTS_OMITTED"]
+
+
+def _duplicated(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    """One receipt given twice in place of another: the count holds, the root does not."""
+    receipts = _carried(doc, *keys[0])
+    receipts[2] = copy.deepcopy(receipts[0])
+    return [f"receipts of batch (grant {keys[0][0]}, first sequence {keys[0][1]}): RECEIPT_ALTERED"]
+
+
+def _swapped_within_grant(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    """A receipt of each of two batches of one grant swapped: both counts hold, both roots do not."""
+    a, b = _carried(doc, *keys[0]), _carried(doc, *keys[1])
+    a[0], b[0] = b[0], a[0]
+    return [f"receipts of batch (grant {g}, first sequence {f}): RECEIPT_ALTERED" for g, f in keys[:2]]
+
+
+def _swapped_across_grants(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    a, b = _carried(doc, *keys[0]), _carried(doc, *keys[2])
+    a[0], b[0] = b[0], a[0]
+    (g1, f1), (g2, f2) = keys[0], keys[2]
+    one = f"receipts of batch (grant {g1}, first sequence {f1}):"
+    two = f"receipts of batch (grant {g2}, first sequence {f2}):"
+    return [
+        f"{one} RECEIPT_OTHER_GRANT: receipt 0 names grant {g2}",
+        f"{two} RECEIPT_OTHER_GRANT: receipt 0 names grant {g1}",
+        f"{one} RECEIPT_ALTERED",
+    ]
+
+
+def _moved_to_other_grant(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    """A batch's receipts presented for the batch of another grant at the same first sequence."""
+    (g1, f1), (g2, f2) = keys[0], keys[2]
+    entry = next(b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == (g1, f1))
+    entry["grant_id"], entry["first_sequence"] = g2, f2
+    return [
+        f"receipts of batch (grant {g2}, first sequence {f2}): RECEIPT_BATCH_DUPLICATED",
+        f"receipts of batch (grant {g1}, first sequence {f1}): RECEIPTS_MISSING",
+    ]
+
+
+def _edited_field(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    receipts = _carried(doc, *keys[1])
+    receipts[1]["commitment"] = other(receipts[1]["commitment"])
+    return [f"receipts of batch (grant {keys[1][0]}, first sequence {keys[1][1]}): RECEIPT_ALTERED"]
+
+
+def _batch_duplicated(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    entry = next(b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == keys[1])
+    doc["receipt_batches"].append(copy.deepcopy(entry))
+    return [f"receipts of batch (grant {keys[1][0]}, first sequence {keys[1][1]}): RECEIPT_BATCH_DUPLICATED"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize(
+    "tamper",
+    [_dropped, _duplicated, _swapped_within_grant, _swapped_across_grants, _moved_to_other_grant,
+     _edited_field, _batch_duplicated],
+    ids=["dropped", "duplicated", "swapped-within-grant", "swapped-across-grants", "moved-to-other-grant",
+         "edited", "batch-duplicated"],
+)  # fmt: skip
+def test_carried_receipts_tampered_are_named(
+    api_env: ApiEnv, exchange, doc, tmp_path, tamper: Callable[..., list[str]], fmt: str
+) -> None:
+    expected = tamper(doc, _batch_keys(exchange))
+    code = runner.invoke(cli, ["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
+                               str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address,
+                               "--anchors", exchange["anchors"], "--json"])  # fmt: skip
+    assert code.exit_code == 1, code.output
+    problems = json.loads(code.stdout)["problems"]
+    for fragment in expected:
+        assert any(p.startswith(fragment) for p in problems), (fragment, problems)
+
+
+def _written(doc: dict[str, Any], fmt: str, tmp: Path) -> Path:
+    write_report(doc, tmp / "written")
+    return tmp / "written" / f"report.{fmt}"
+
+
+def _proof_node_changed(proof: dict[str, Any], _other: dict[str, Any]) -> dict[str, Any]:
+    proof["proof"][0] = other(proof["proof"][0])
+    return proof
+
+
+def _leaf_index_changed(proof: dict[str, Any], _other: dict[str, Any]) -> dict[str, Any]:
+    proof["index"] = (proof["index"] + 1) % proof["batch"]["leaf_count"]
+    return proof
+
+
+def _batch_of_other_grant(proof: dict[str, Any], theirs: dict[str, Any]) -> dict[str, Any]:
+    """The receipt claimed as a leaf of another grant's batch, with that batch's own path and root: the
+    receipt names its grant, so its leaf is not that batch's."""
+    return {**theirs, "receipt": {**proof["receipt"], "grant_id": theirs["receipt"]["grant_id"]}}
+
+
+@pytest.mark.parametrize(
+    "tamper", [_proof_node_changed, _leaf_index_changed, _batch_of_other_grant],
+    ids=["proof-node", "leaf-index", "batch-of-other-grant"],
+)  # fmt: skip
+def test_receipt_proof_tampered_is_a_mismatch_on_chain(
+    api_env: ApiEnv, exchange, tmp_path, tamper: Callable[..., dict[str, Any]]
+) -> None:
+    (_, first), _, (_, third) = exchange["batches"]
+    mine_, theirs = copy.deepcopy(first[2]["proof"]), copy.deepcopy(third[1]["proof"])
+    reader = AnchorsReader(str(api_env.settings.rpc_url), exchange["anchors"])
+    assert check_receipt(ReceiptProof.from_json(mine_), reader).status.ok
+    forged = tamper(mine_, theirs)
+    verdict = check_receipt(ReceiptProof.from_json(forged), reader)
+    assert verdict.status is ReceiptVerdictStatus.MISMATCH, verdict
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(forged))
+    result = runner.invoke(cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
+                                 "--anchors", exchange["anchors"], "--json"])  # fmt: skip
+    assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
