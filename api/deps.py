@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
-from api.idempotency import SCOPE_CLAIM, ClaimOwner
+from api.idempotency import MAX_KEY_LENGTH, SCOPE_CLAIM, ClaimOwner
 from api.ledger import LedgerService, Listed, ListPage
+from api.models import BYTES32_PATTERN, DEPARTMENT_CODE_PATTERN
 from api.settings import ApiSettings
 from node.audit.queries import MAX_LIMIT
 
@@ -129,8 +130,27 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=255,
+        max_length=MAX_KEY_LENGTH,
+        # What the middleware takes (api.idempotency): printable ASCII; HTTP strips spaces at either end, so
+        # a key neither starts nor ends with one.
+        pattern=rf"^[!-~]([ -~]{{0,{MAX_KEY_LENGTH - 2}}}[!-~])?$",
         description="Retry-safe key: a retry with the same key and body gets the first result, records once.",
+    ),
+]
+
+#: A delivery id (or a payload commitment) in a path.
+DeliveryId = Annotated[str, Path(pattern=BYTES32_PATTERN, description="bytes32 delivery id")]
+#: A department by its code or its id (uint32) in a query (``GET /audit/history``, ``/audit/scorecard``).
+DepartmentQuery = Annotated[
+    str | None, Query(pattern=rf"({DEPARTMENT_CODE_PATTERN})|(^[0-9]{{1,10}}$)", description="code or id")
+]
+#: A moment in a query: an ISO 8601 date or date-time (UTC when it names no zone).
+IsoMoment = Annotated[
+    str | None,
+    Query(
+        json_schema_extra={
+            "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+        }
     ),
 ]
 

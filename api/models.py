@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from verifier.catalog import document_hash
 
-Bytes32Hex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{64}$", examples=["0x" + "ab" * 32])]
+#: ``0x`` + 64 hex digits: a bytes32 in a body, a path or a query.
+BYTES32_PATTERN = r"^0x[0-9a-fA-F]{64}$"
+#: A department's code, as governance admits it.
+DEPARTMENT_CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
+Bytes32Hex = Annotated[str, Field(pattern=BYTES32_PATTERN, examples=["0x" + "ab" * 32])]
 SignatureHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte r||s||v signature")]
 AddressHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
 # Strict: `true`, "4" or 4.0 for an integer is a 422 naming the field, not a write with the value pydantic
@@ -26,7 +30,7 @@ Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)]
 Id64 = Annotated[int, Field(ge=1, le=2**64 - 1, strict=True)]
 #: A department id (uint32 on chain), from 1.
 Id32 = Annotated[int, Field(ge=1, le=2**32 - 1, strict=True)]
-DepartmentCode = Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
+DepartmentCode = Annotated[str, Field(pattern=DEPARTMENT_CODE_PATTERN)]
 
 T = TypeVar("T")
 

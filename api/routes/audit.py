@@ -24,8 +24,9 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, Role
-from api.deps import AuditorPrincipal, ExchangeReader, StateDep
+from api.deps import AuditorPrincipal, DeliveryId, DepartmentQuery, ExchangeReader, IsoMoment, StateDep
 from api.errors import ApiError, base64_field
+from api.models import BYTES32_PATTERN
 from node.audit.errors import InvalidQueryError, NotFoundError
 from node.errors import DxlError
 
@@ -69,7 +70,8 @@ def _time(value: str | None, name: str) -> int | None:
     if value is None:
         return None
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        # RFC 3339 lets the "T" and "Z" be lower case; fromisoformat takes neither "z" nor, before 3.11, "Z".
+        moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise ApiError("VALIDATION_ERROR", f"{name} must be an ISO date or date-time", field=name) from None
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
@@ -94,13 +96,13 @@ def _pin(principal: Principal, requested: str | None) -> str | None:
 def history(
     ctx: AuditDep,
     principal: ExchangeReader,
-    department: str | None = None,
-    counterpart: str | None = None,
+    department: DepartmentQuery = None,
+    counterpart: DepartmentQuery = None,
     resource: Annotated[int | None, Query(ge=0)] = None,
     agreement: Annotated[int | None, Query(ge=0)] = None,
     event: Annotated[list[str] | None, Query()] = None,
-    period_from: Annotated[str | None, Query(alias="from")] = None,
-    period_to: Annotated[str | None, Query(alias="to")] = None,
+    period_from: Annotated[IsoMoment, Query(alias="from")] = None,
+    period_to: Annotated[IsoMoment, Query(alias="to")] = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
@@ -140,7 +142,11 @@ def _visible(principal: Principal, found: list[dict[str, Any]], kind: str, key: 
 
 
 @router.get("/provenance/{commitment}")
-def provenance_of_commitment(ctx: AuditDep, principal: ExchangeReader, commitment: str) -> dict[str, Any]:
+def provenance_of_commitment(
+    ctx: AuditDep,
+    principal: ExchangeReader,
+    commitment: Annotated[str, PathParam(pattern=BYTES32_PATTERN, description="bytes32 payload commitment")],
+) -> dict[str, Any]:
     """Deliveries that recorded this payload commitment, with their lineage and chain locations."""
     from node.audit.queries import provenance
 
@@ -154,7 +160,7 @@ def provenance_of_commitment(ctx: AuditDep, principal: ExchangeReader, commitmen
 
 @router.get("/deliveries/{delivery_id}/provenance")
 def provenance_of_delivery(
-    ctx: AuditDep, principal: ExchangeReader, state: StateDep, delivery_id: str
+    ctx: AuditDep, principal: ExchangeReader, state: StateDep, delivery_id: DeliveryId
 ) -> dict[str, Any]:
     """One delivery's lineage and chain locations. A delivery sent as an anchored receipt (``POST
     /receipts``) answers ``receipts``: the receipt with its inclusion proof (as ``GET /receipts/{id}``) and
@@ -270,9 +276,9 @@ def scorecard(
     ctx: AuditDep,
     principal: ExchangeReader,
     state: StateDep,
-    department: str | None = None,
-    period_from: Annotated[str | None, Query(alias="from")] = None,
-    period_to: Annotated[str | None, Query(alias="to")] = None,
+    department: DepartmentQuery = None,
+    period_from: Annotated[IsoMoment, Query(alias="from")] = None,
+    period_to: Annotated[IsoMoment, Query(alias="to")] = None,
     deadline_days: Annotated[int | None, Query(ge=0, le=365)] = None,
 ) -> dict[str, Any]:
     """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``.

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
+    DeliveryId,
     DepartmentFilter,
     DepartmentPrincipal,
     ExchangeReader,
@@ -21,7 +20,6 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/deliveries", tags=["deliveries"])
-DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
 
 
 @router.post("", response_model=m.Written[m.DeliveryPublic], status_code=201)

@@ -17,13 +17,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import models as m
 from api.auth import Principal, Role, authenticate, hash_token
-from api.deps import DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, get_state
+from api.deps import DeliveryId, DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, get_state
 from api.errors import ApiError
 from api.ledger import LedgerService
 from api.receipts import ReceiptService, parse_receipts
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
-DeliveryId = Annotated[str, Path(pattern=r"^0x[0-9a-fA-F]{64}$", description="bytes32 delivery id")]
 
 #: How long an authenticated token is trusted on ``POST /receipts`` without a database look-up: a revoked
 #: token stops working there within this time (everywhere else at once).

@@ -717,7 +717,8 @@ def department_id(engine: Engine, code_or_id: str | int) -> int:
         NotFoundError: no such department in the audit trail.
     """
     known = departments(engine)
-    if isinstance(code_or_id, int) or str(code_or_id).isdigit():
+    # ASCII digits only: "²" passes str.isdigit and int() refuses it; "٣" would be taken as 3.
+    if isinstance(code_or_id, int) or (str(code_or_id).isascii() and str(code_or_id).isdigit()):
         if int(code_or_id) in known:
             return int(code_or_id)
     else:

@@ -29,6 +29,8 @@ FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
 GENERATED_PHASES = "fuzzing,stateful"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+#: Idempotency keys as a client sends them (one per request): see the module.
+HOOKS = Path(__file__).with_name("fuzz_hooks.py")
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,13 @@ def test_schemathesis_finds_no_failure(
         "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"), "--output-truncate", "true",
     ]  # fmt: skip
     done = subprocess.run(
-        command, capture_output=True, text=True, timeout=3600 if FULL else 300, check=False, cwd=tmp_path
+        command,
+        capture_output=True,
+        text=True,
+        timeout=3600 if FULL else 300,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
     )
     output = done.stdout + done.stderr
     # The failures section first: request bodies in its curl lines can be long.

@@ -58,6 +58,10 @@ def test_history_pages_and_filters(client) -> None:
         ("/audit/history", {"event": "Nope"}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"from": "yesterday"}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"department": "NOPE"}, 404, "DEPARTMENT_NOT_FOUND"),
+        # Digits that are not ASCII ("²" passes str.isdigit, not int()) are neither a code nor an id.
+        ("/audit/history", {"counterpart": "²"}, 422, "VALIDATION_ERROR"),
+        ("/audit/scorecard", {"department": "٣"}, 422, "VALIDATION_ERROR"),
+        ("/audit/history", {"department": "health"}, 422, "VALIDATION_ERROR"),
         ("/audit/provenance/0x" + "11" * 32, {}, 404, "NOT_FOUND"),
         ("/audit/provenance/0x1234", {}, 422, "VALIDATION_ERROR"),
         ("/audit/deliveries/0x" + "11" * 32 + "/provenance", {}, 404, "DELIVERY_NOT_FOUND"),
@@ -70,6 +74,14 @@ def test_bad_input(client, path, params, status, code) -> None:
     response = client.get(path, params=params, headers=client.headers_for("auditor"))
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
+
+
+def test_history_period_in_lower_case_rfc3339_is_the_same_period(client) -> None:
+    auth = client.headers_for("auditor")
+    upper = client.get("/audit/history", params={"from": "2000-01-01T00:00:00Z"}, headers=auth)
+    lower = client.get("/audit/history", params={"from": "2000-01-01t00:00:00z"}, headers=auth)
+    assert upper.status_code == lower.status_code == 200, lower.text
+    assert lower.json() == upper.json()
 
 
 @pytest.mark.parametrize("param", ["resource", "agreement"])
