@@ -93,7 +93,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         app(args=args, prog_name="dxl")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
+    except Exception as exc:
+        return _storage_full(exc, as_json="--json" in args)
     return 0
+
+
+def _storage_full(exc: Exception, *, as_json: bool) -> int:
+    """End a command that failed for want of disk space with one line (exit 2, as every DxlError ends a
+    command) wherever the write was: the node's files, the keystore, the API database, its start-up.
+
+    Raises:
+        Exception: ``exc`` itself, when it is not about a full disk.
+    """
+    from pathlib import Path
+
+    from dxl.commands.common import cli_error
+    from node.errors import StorageFullError, storage_full_cause
+    from node.paths import dxl_home
+
+    try:
+        from api.settings import load_api_settings
+
+        settings = load_api_settings()
+        home, url = settings.home, settings.effective_database_url
+    except Exception:  # settings that do not load: the command failed on them first
+        home, url = dxl_home(), ""
+    # Where dxl's SQLite databases are: SQLite's I/O errors count as "disk full" only where a disk is full.
+    places = [home, *([Path(url.removeprefix("sqlite:///"))] if url.startswith("sqlite:///") else [])]
+    cause = storage_full_cause(exc, places=places)
+    if cause is None:
+        raise exc
+    return cli_error(StorageFullError(home, cause), as_json).exit_code
 
 
 def _reader_gone() -> int:

@@ -323,13 +323,13 @@ class EmbeddedNode:
                 )
         finally:
             os.close(lock_fd)
-        self.pid_file.write_text(
-            json.dumps({"pid": self._proc.pid, "rpc_url": endpoint.rpc_url, "chain_id": endpoint.chain_id})
-        )
+        # A node whose pid file cannot be written (a full disk) is stopped too: nothing could stop it later.
+        record = {"pid": self._proc.pid, "rpc_url": endpoint.rpc_url, "chain_id": endpoint.chain_id}
         try:
+            self.pid_file.write_text(json.dumps(record))
             self._wait_ready(endpoint, timeout)
             self._start_keeper(endpoint, self._proc.pid)
-        except NodeError:
+        except (NodeError, OSError):
             self.stop()
             raise
         return endpoint

@@ -57,7 +57,8 @@ class DeploymentMismatchError(ConfigurationError):
         self.path, self.reason = path, reason
         super().__init__(
             f"deployment record {path} does not match the node: {reason}. "
-            "Point DXL_HOME at the right directory, or run `dxl deploy --force` to deploy a new ledger "
+            "Point DXL_HOME at the right directory or DXL_RPC_URL at the right node (for the local network, "
+            "the variables `dxl network up` prints), or run `dxl deploy --force` to deploy a new ledger "
             "(the record is replaced)"
         )
 

@@ -7,19 +7,27 @@ busy machine makes timings flaky, while an import of web3 or typer on these path
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy
+import sqlalchemy.exc
 import typer.main
 
 from dxl import payload
 from dxl.app import app
 from dxl.main import OVERVIEW, PAYLOAD_COMMANDS
+from node.anvil import free_port
+from node.errors import StorageFullError, storage_full_cause
 from tests.cli import dxl
 
 #: Packages that cost a large part of a second to import, none of which these commands need.
@@ -157,3 +165,112 @@ def test_help_texts_survive_the_markup() -> None:
     assert [where for where, text in _typer_help_texts() if not survives(text)] == []
     code, out, _ = dxl("node", "start", "--help")
     assert code == 0 and "DXL_NODE_PORT" in out
+
+
+# --- a full disk --------------------------------------------------------------------------------------------
+
+#: Mounts a 1 MiB tmpfs at $1 in a user and mount namespace of its own (no root needed), fills it, then runs
+#: the rest of the command line there: every write under $1 meets the kernel's ENOSPC.
+_ON_A_FULL_DISK = (
+    'mount -t tmpfs -o size=1m tmpfs "$1" && cat /dev/zero > "$1/filler" 2>/dev/null; shift; exec "$@"'
+)
+
+
+def _full_disk_runner(mountpoint: Path) -> list[str]:
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare(1) to mount a small tmpfs")
+    mountpoint.mkdir()
+    probe = subprocess.run(
+        [unshare, "--user", "--map-root-user", "--mount", "sh", "-c", _ON_A_FULL_DISK, "sh", str(mountpoint),
+         "sh", "-c", 'df --output=avail "$0" | tail -1', str(mountpoint)],
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    if probe.returncode != 0 or probe.stdout.strip() != "0":
+        pytest.skip(f"cannot mount a full tmpfs in a user namespace: {probe.stderr.strip() or probe.stdout}")
+    return [
+        unshare,
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        _ON_A_FULL_DISK,
+        "sh",
+        str(mountpoint),
+    ]
+
+
+def test_dxl_run_on_a_full_disk_says_so_in_one_line(tmp_path: Path) -> None:
+    """`dxl run` with DXL_HOME on a full disk: one line naming it (exit 2), no traceback, no node left."""
+    disk = tmp_path / "disk"
+    runner = _full_disk_runner(disk)
+    home = disk / "home"
+    env = {
+        **os.environ,
+        "DXL_HOME": str(home),
+        "DXL_NODE_PORT": str(free_port()),
+        "DXL_API_PORT": str(free_port()),
+    }
+    for name in ("DXL_RPC_URL", "DXL_CHAIN_ID", "DXL_DATABASE_URL"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [*runner, sys.executable, "-m", "dxl", "run"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.splitlines() == [done.stderr.strip()] and "Traceback" not in done.stdout + done.stderr
+    assert done.stderr.startswith("error: disk full: ") and f"(DXL_HOME is {home})" in done.stderr
+    node = subprocess.run(
+        [*runner, sys.executable, "-m", "dxl", "node", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert node.returncode == 1 and node.stdout.startswith("not running"), node.stdout + node.stderr
+
+
+def test_a_full_sqlite_database_is_a_full_disk(tmp_path: Path) -> None:
+    """SQLite's "database or disk is full", raised through SQLAlchemy as the API's stores meet it, is a full
+    disk (a database held to two pages by max_page_count fills as a full disk would); other errors are not."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'small.sqlite3'}")
+    with engine.connect() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (x BLOB)")
+        conn.exec_driver_sql("PRAGMA max_page_count = 2")
+        with pytest.raises(sqlalchemy.exc.OperationalError) as full:
+            conn.exec_driver_sql("INSERT INTO t VALUES (zeroblob(100000))")
+        with pytest.raises(sqlalchemy.exc.OperationalError) as other:
+            conn.exec_driver_sql("SELECT * FROM no_such_table")
+    cause = storage_full_cause(full.value)
+    assert cause is not None and storage_full_cause(other.value) is None
+    message = StorageFullError(tmp_path, cause).message
+    assert message == (
+        "disk full: the API database cannot be written (database or disk is full); "
+        f"free space on that disk and start again (DXL_HOME is {tmp_path})"
+    )
+
+
+def test_an_api_that_fails_to_start_raises_its_error(tmp_path: Path) -> None:
+    """The API's start-up runs outside uvicorn under `dxl run`: its failure comes back as the error itself,
+    which `dxl` says in one line, not as uvicorn's logged traceback and "Application startup failed"."""
+    import errno
+
+    from fastapi import FastAPI
+
+    from api.settings import load_api_settings
+    from dxl.commands.ledger import _serve
+
+    failure = OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "dxl.sqlite3"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        raise failure
+        yield
+
+    settings = load_api_settings(home=tmp_path, api_port=free_port())
+    with pytest.raises(OSError) as raised:
+        _serve(FastAPI(lifespan=lifespan), settings, threading.Event())
+    assert raised.value is failure
+    assert StorageFullError(tmp_path, failure).message.startswith(
+        f"disk full: cannot write {tmp_path / 'dxl.sqlite3'} (No space left on device); "
+    )

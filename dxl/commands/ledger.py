@@ -13,6 +13,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -87,25 +88,54 @@ def _print_new_tokens(settings: ApiSettings) -> None:
         for name, token in sorted(fresh.items()):
             typer.echo(f"  {name:<{width}}  {token}")
     else:
-        typer.echo(f"demo API tokens: see {settings.secrets_dir / 'demo-tokens.json'}")
+        typer.echo(f"demo API tokens: see {_demo_tokens_file(settings)}")
+
+
+def _demo_tokens_file(settings: ApiSettings) -> Path:
+    from api.demo import DEMO_TOKENS_FILE
+
+    return settings.secrets_dir / DEMO_TOKENS_FILE
 
 
 def _serve(app: Any, settings: ApiSettings, stop: threading.Event) -> None:
     """Run the API until ``stop`` is set.
 
+    The app's start-up and shut-down (its lifespan) run here around uvicorn's server, not inside it: uvicorn
+    logs a failed start-up as a page of traceback and exits, while here the failure (the disk full, the
+    database unusable) is raised to the caller, which says it in one line.
+
     Raises:
-        NodeError: the API stopped by itself (its start failed; uvicorn logged why).
+        NodeError: the API stopped by itself (it could not listen, say: uvicorn logged why).
+        Exception: what the app's start-up raised.
     """
+    import asyncio
+
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=settings.api_host, port=settings.api_port, log_level="info")
+    config = uvicorn.Config(
+        app, host=settings.api_host, port=settings.api_port, log_level="info", lifespan="off"
     )
+    server = uvicorn.Server(config)
+    failed: list[BaseException] = []
+
+    async def serve() -> None:
+        async with app.router.lifespan_context(app):
+            await server.serve()
+
+    def run() -> None:
+        try:
+            with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+                runner.run(serve())
+        except BaseException as exc:  # handed to the main thread, which decides what it means
+            failed.append(exc)
+
     # Served from a thread, uvicorn leaves signal handling to us: Ctrl-C must stop the node too.
-    thread = threading.Thread(target=server.run, name="dxl-api", daemon=True)
+    thread = threading.Thread(target=run, name="dxl-api", daemon=True)
     thread.start()
     while not stop.wait(0.5):
         if not thread.is_alive():
+            if failed and not isinstance(failed[0], SystemExit):  # uvicorn exits after logging why
+                raise failed[0]
             raise NodeError(f"the API on {settings.api_url} stopped unexpectedly (see its log above)")
     server.should_exit = True
     thread.join(timeout=15)
@@ -213,7 +243,11 @@ def _print_summary(
         lines += [
             ("API", settings.api_url),
             ("API docs", f"{settings.api_url}/docs"),
-            ("console", f"{settings.api_url}/ (sign in with a token above)"),
+            # Tokens are printed on the first start only: the file holds them on every later one.
+            (
+                "console",
+                f"{settings.api_url}/ (sign in with a token; demo tokens in {_demo_tokens_file(settings)})",
+            ),
         ]
     else:
         lines.append(

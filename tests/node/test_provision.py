@@ -200,6 +200,9 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         assert _get_status(docs) == 200
         console = _field(summary, "console").split()[0]
         assert console == f"http://127.0.0.1:{env['DXL_API_PORT']}/" and _get_status(console) == 200
+        # The first start with the API printed the tokens; later starts name the file that keeps them.
+        tokens = tmp_path / "secrets" / "demo-tokens.json"
+        assert _field(summary, "console").endswith(f"(sign in with a token; demo tokens in {tokens})")
     finally:
         out = _stop(proc, node)
     assert "node state kept" in out
