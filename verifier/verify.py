@@ -247,7 +247,11 @@ def verify_payload(
         if count:
             listed = ", ".join(map(str, differing[:10])) + (" ..." if count > 10 else "")
             findings.append(
-                Finding("LEAVES_DIFFER", f"{count} leaf/leaves differ, at 0-based index {listed}")
+                Finding(
+                    "LEAVES_DIFFER",
+                    f"{count} {'leaf differs' if count == 1 else 'leaves differ'}, "
+                    f"at 0-based index{'' if count == 1 else 'es'} {listed}",
+                )
             )
         if c.leaf_count < manifest.leaf_count:
             missing = (c.leaf_count, manifest.leaf_count)

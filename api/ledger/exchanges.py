@@ -516,11 +516,16 @@ class ExchangeService(CatalogService):
         current = self._exchange_record(Agreement, agreement_id, principal=principal)
         me = self._acting(principal, current.provider, "change this agreement (its provider)")
         active, suspended = AgreementStatus.ACTIVE, AgreementStatus.SUSPENDED
-        allowed = {"suspendAgreement": (active,), "reinstateAgreement": (suspended,),
-                   "revokeAgreement": (active, suspended)}[fn]  # fmt: skip
+        allowed, done = {"suspendAgreement": ((active,), "suspended"),
+                         "reinstateAgreement": ((suspended,), "reinstated"),
+                         "revokeAgreement": ((active, suspended), "revoked")}[fn]  # fmt: skip
         if current.status not in allowed:
+            # The code says "not in the status this needs"; the message says which status that is, so that
+            # reinstating an active agreement does not read "agreement 2 is active" and nothing more.
             raise ApiError(
-                "AGREEMENT_NOT_ACTIVE", f"agreement {agreement_id} is {status_name(current.status)}"
+                "AGREEMENT_NOT_ACTIVE",
+                f"agreement {agreement_id} is {status_name(current.status)}; only "
+                f"{' or '.join(status_name(s) for s in allowed)} agreements are {done}",
             )
         return cast(
             m.Written[m.AgreementPublic],

@@ -160,6 +160,11 @@ def test_agreement_lifecycle_gates_deliveries(api_env: ApiEnv) -> None:
         ok(api_env.call("POST", f"/agreements/{agreement_id}/reinstate", "hrss"))["record"]["status"]
         == "active"
     )
+    again = api_env.call("POST", f"/agreements/{agreement_id}/reinstate", "hrss")
+    assert (again.status_code, again.json()["error"]) == (409, {
+        "code": "AGREEMENT_NOT_ACTIVE",
+        "message": f"agreement {agreement_id} is active; only suspended agreements are reinstated",
+    })  # fmt: skip
     ok(api_env.call("POST", "/deliveries", "hrss", json=_delivery_body(grant)), 201)
     executed = ok(govern(api_env, {"action": "revoke_agreement", "agreement_id": agreement_id}))["record"]
     assert executed["executed"] and executed["action"] == "revoke_agreement"

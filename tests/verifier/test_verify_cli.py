@@ -225,7 +225,10 @@ def test_text_output_marks_leaf_indexes_0_based(payload: Path) -> None:
     assert dxl("commit", payload)[0] == 0
     payload.write_text('id,name\n1,Al\n2,"Bob\nJr"\n3,Cy\n')
     code, out, _ = dxl("verify", payload, "--offline")
-    assert code == 1 and "1 leaf/leaves differ, at 0-based index 1" in out
+    assert code == 1 and "1 leaf differs, at 0-based index 1" in out
+    payload.write_text('id,name\n1,Al\n2,"Bob\nJr"\n3,Cyd\n')
+    code, out, _ = dxl("verify", payload, "--offline")
+    assert code == 1 and "2 leaves differ, at 0-based indexes 1, 3" in out
     payload.write_text("id,name\n1,Ann\n")
     code, out, _ = dxl("verify", payload, "--offline")
     assert code == 1 and "leaves 2..3 (0-based, inclusive) are missing from the payload" in out
