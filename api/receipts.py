@@ -66,6 +66,7 @@ from web3.exceptions import TransactionNotFound
 
 from api.errors import ApiError
 from api.journal import Claim, JournaledSender, TxStatus, database_unavailable
+from api.ledger.core import not_found
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx, TxResult
 from node.errors import DxlError, NodeError
@@ -323,6 +324,9 @@ class GrantState:
     def check(self, department: int, now: float) -> None:
         """Raise the ApiError ``POST /deliveries`` would answer ``department`` for this grant; ``now`` is
         this machine's clock (``time.time()``)."""
+        if department not in (self.provider, self.consumer):
+            # Not its exchange: the answer of a grant that does not exist, so grant ids cannot be probed.
+            raise not_found("grant", self.grant_id)
         if department != self.provider:
             raise ApiError(
                 "NOT_A_PARTY",
@@ -333,6 +337,11 @@ class GrantState:
             raise ApiError(*self.refusal)
         if self.expires_at <= now + self.clock_ahead:
             raise ApiError("GRANT_EXPIRED", f"grant {self.grant_id} expired at {self.expires_at}")
+
+
+def _no_batch(grant_id: int, first_sequence: int) -> ApiError:
+    """The one answer for a batch that does not exist and for one of an exchange the caller is not in."""
+    return ApiError("RECEIPT_BATCH_NOT_FOUND", f"no batch of grant {grant_id} starts at {first_sequence}")
 
 
 class GrantCache:
@@ -357,7 +366,7 @@ class GrantCache:
             return Grant.read(self._ledger, grant_id)
         except LedgerRevertError as exc:
             if exc.error_name == "GrantUnknown":
-                raise ApiError("GRANT_NOT_FOUND", f"grant {grant_id} does not exist") from None
+                raise not_found("grant", grant_id) from None
             raise
 
     def fresh(self, grant_id: int, now: float) -> GrantState | None:
@@ -1514,8 +1523,8 @@ class ReceiptService:
         consumers: dict[int, int] = {}
         for i, row in enumerate(rows):
             if row.grant_id not in consumers:
-                state = self.grants.fresh(row.grant_id, now_mono) or await self._load_grant(row.grant_id)
                 try:
+                    state = self.grants.fresh(row.grant_id, now_mono) or await self._load_grant(row.grant_id)
                     state.check(department, now)
                 except ApiError as exc:
                     exc.details.update(index=i, delivery_id="0x" + row.delivery_id.hex())
@@ -1574,9 +1583,10 @@ class ReceiptService:
             "batch", grant_id, first_sequence
         )
         if int(status) == 0:
-            raise ApiError(
-                "RECEIPT_BATCH_NOT_FOUND", f"no batch of grant {grant_id} starts at {first_sequence}"
-            )
+            raise _no_batch(grant_id, first_sequence)
+        if consumer not in (int(_provider), int(batch_consumer)):
+            # Not its exchange: the answer of a batch that does not exist, so batches cannot be probed.
+            raise _no_batch(grant_id, first_sequence)
         if consumer != int(batch_consumer):
             raise ApiError(
                 "NOT_A_PARTY", f"only department {batch_consumer} (the consumer) may settle this batch"

@@ -342,6 +342,37 @@ def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[st
         assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
 
 
+def test_receipts_ofOthersExchange_answeredAsUnknownIds(api_env: ApiEnv) -> None:
+    """CIVIL, party to nothing of the PSB -> HRSS exchange, posting a receipt under its grant or settling its
+    batch gets exactly the answer of a grant or batch that does not exist: it cannot probe which grant ids
+    and batches other departments use, nor learn who provides under them. A party in the other party's role
+    is told NOT_A_PARTY (it knows the exchange)."""
+    gid, receipts = anchored_batch(api_env, 1)
+    first = receipts[0]["batch"]["first_sequence"]
+    unknown = 10**12
+    body = receipt_body(gid)
+
+    def answer(who: str, path: str, json: Any = None, grant_id: int = gid) -> tuple[int, Any]:
+        """Status and body, the grant id in the message written <id>."""
+        response = api_env.call("POST", path, who, json=json)
+        error = response.json()["error"]
+        return response.status_code, {**error, "message": error["message"].replace(str(grant_id), "<id>")}
+
+    theirs = answer("civil", "/receipts", {"receipts": [body]})
+    none = answer("civil", "/receipts", {"receipts": [{**body, "grant_id": unknown}]}, unknown)
+    assert theirs == none and theirs[0] == 404 and theirs[1]["code"] == "GRANT_NOT_FOUND", theirs
+    theirs = answer("civil", f"/receipts/batches/{gid}/{first}/acknowledge")
+    none = answer("civil", f"/receipts/batches/{unknown}/{first}/acknowledge", grant_id=unknown)
+    assert theirs == none and theirs[0] == 404 and theirs[1]["code"] == "RECEIPT_BATCH_NOT_FOUND", theirs
+    # The parties in the other's role.
+    assert answer("hrss", "/receipts", {"receipts": [body]})[1]["code"] == "NOT_A_PARTY"
+    assert answer("psb", f"/receipts/batches/{gid}/{first}/acknowledge")[1]["code"] == "NOT_A_PARTY"
+    # Nothing was journaled for the refused receipt.
+    assert ok(
+        api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [body["delivery_id"]]})
+    ) == {"receipts": []}
+
+
 def test_post_receipts_grantExpiredOnTheNodesClock_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
     """The grant expires on the chain's clock. Moved past the expiry while the wall clock is still a minute
     before it, the node would refuse the batch: the receipt is refused now, not answered 202 and lost."""
