@@ -30,7 +30,7 @@ from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.openapi import install_openapi
-from api.receipts import ReceiptService, journaled_submit
+from api.receipts import ReceiptService, journaled_submit, journaled_void
 from api.routes import (
     agreements,
     audit,
@@ -133,7 +133,10 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         on_receipt=ledger.sender.record_receipt,
         gate=ledger.sender.gate,
         confirmations=settings.confirmations,
+        void=journaled_void(ledger.sender),
     )
+    # Anchors the journal sent again after lost blocks are followed again by the anchorer.
+    ledger.sender.on_reopened = service.anchorer.rewound
     service.start()
     return service
 

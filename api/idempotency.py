@@ -259,11 +259,15 @@ RETENTION = dt.timedelta(days=7)
 
 def purge_expired(sessions: sessionmaker[Session], *, older_than: dt.timedelta = RETENTION) -> int:
     """Forgets completed keys older than ``older_than``, then journaled transactions as old that are settled
-    (mined, reverted or superseded) and that no remaining key names; returns how many rows went. In-flight
-    claims and unsettled transactions are kept: the chain, not the journal, is the record of what happened,
-    and only recent blocks are checked for loss."""
+    (mined, reverted, superseded, or voided with the standby transaction that would take its place) and
+    that no remaining key names; returns how many rows went. In-flight claims and unsettled transactions are
+    kept: the chain, not the journal, is the record of what happened, and only recent blocks are checked for
+    loss."""
     cutoff = utcnow() - older_than
-    settled = (TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.SUPERSEDED.value)
+    settled = (
+        TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.SUPERSEDED.value, TxStatus.VOIDED.value,
+        TxStatus.STANDBY.value,
+    )  # fmt: skip
     with sessions() as session:
         keys = session.execute(
             delete(IdempotencyRecord).where(

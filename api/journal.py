@@ -35,6 +35,10 @@ block's effects (nonces, storage) without the block (the reason for :mod:`node.s
 write's effects may be there already: a new signature would record it twice or revert. The row is marked
 superseded and logged as an error naming the lost write. Only a transaction never mined is signed again at a
 new nonce (:meth:`JournaledSender.send`, another transaction of the same key holding its nonce).
+
+A reverted transaction whose effect must never happen later is voided (:meth:`Journal.void`; the receipt
+anchorer's given-up anchors): with it, a transfer of nothing signed at its nonce is journaled as standby, and
+if the node loses its block the standby is sent in its place, never its bytes.
 """
 
 from __future__ import annotations
@@ -88,6 +92,12 @@ class TxStatus(StrEnum):
     REVERTED = "reverted"
     #: Never minable: the node does not hold it and another transaction took its nonce.
     SUPERSEDED = "superseded"
+    #: Reverted, and its effect must never happen any more (a receipt anchor whose receipts were refused or
+    #: batched again): if the node loses its block, its nonce is filled by its ``STANDBY`` transaction, never
+    #: by its bytes, which on the rewound chain might now succeed.
+    VOIDED = "voided"
+    #: A transfer of nothing signed at a voided transaction's nonce; sent only if the node loses that block.
+    STANDBY = "standby"
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,12 @@ class Journal:
             with self._session() as session:
                 session.execute(
                     update(JournaledTransaction)
-                    .where(JournaledTransaction.tx_hash == tx_hash)
+                    # A voided row changes only when its block is lost (reopen): a late look at its receipt
+                    # must not make its bytes sendable again.
+                    .where(
+                        JournaledTransaction.tx_hash == tx_hash,
+                        JournaledTransaction.status != TxStatus.VOIDED.value,
+                    )
                     .values(
                         status=status.value,
                         block_number=block.number if block else None,
@@ -264,8 +279,10 @@ class Journal:
             return found is not None
 
     def settled_blocks(self, below: int | None) -> list[BlockRef]:
-        """Distinct blocks holding mined or reverted rows, newest first, below block ``below`` (one page)."""
-        settled = (TxStatus.MINED.value, TxStatus.REVERTED.value)
+        """Distinct blocks holding mined, reverted or voided rows, newest first, below block ``below`` (one
+        page)."""
+        # A voided row counts: a block holding only such a row, lost, must still have its standby sent.
+        settled = (TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.VOIDED.value)
         with self._session() as session:
             query = select(JournaledTransaction.block_number, JournaledTransaction.block_hash).where(
                 JournaledTransaction.status.in_(settled), JournaledTransaction.block_number.is_not(None)
@@ -285,30 +302,86 @@ class Journal:
     def reopen(self, blocks: list[BlockRef]) -> list[str]:
         """Rows mined in ``blocks`` (which the node no longer has) become ``sent`` again (keeping the lost
         block's number, to re-send them in their first order), and the claims of their requests are handed
-        back without their stored response; returns the reopened hashes."""
+        back without their stored response; a voided row is superseded instead, and its standby transaction
+        takes its place (its nonce, its position). Returns the hashes now to be sent."""
         if not blocks:
             return []
+        t = JournaledTransaction
         with self._session() as session:
             hashes: list[str] = []
             for block in blocks:
                 hashes += session.scalars(
-                    select(JournaledTransaction.tx_hash).where(
-                        JournaledTransaction.block_number == block.number,
-                        JournaledTransaction.block_hash == block.hash,
-                    )
+                    select(t.tx_hash).where(t.block_number == block.number, t.block_hash == block.hash)
                 )
+            # Voided rows are left out first, then read: one voided meanwhile (conditional on ``reverted``) is
+            # either reopened here or read as voided below, never both.
             session.execute(
-                update(JournaledTransaction)
-                .where(JournaledTransaction.tx_hash.in_(hashes))
+                update(t)
+                .where(t.tx_hash.in_(hashes), t.status != TxStatus.VOIDED.value)
                 .values(status=TxStatus.SENT.value, block_hash=None)
             )
+            voided = session.execute(
+                select(t.tx_hash, t.sender, t.nonce, t.block_number, t.tx_index).where(
+                    t.tx_hash.in_(hashes), t.status == TxStatus.VOIDED.value
+                )
+            ).all()
+            reopened = [h for h in hashes if h not in {v.tx_hash for v in voided}]
+            for v in voided:
+                session.execute(
+                    update(t)
+                    .where(t.tx_hash == v.tx_hash)
+                    .values(status=TxStatus.SUPERSEDED.value, block_hash=None)
+                )
+                standby = t.sender == v.sender, t.nonce == v.nonce, t.status == TxStatus.STANDBY.value
+                reopened += session.scalars(select(t.tx_hash).where(*standby))
+                session.execute(
+                    update(t)
+                    .where(*standby)
+                    .values(status=TxStatus.SENT.value, block_number=v.block_number, tx_index=v.tx_index)
+                )
             session.execute(
                 update(IdempotencyRecord)
                 .where(IdempotencyRecord.tx_hash.in_(hashes))
                 .values(status_code=None, response_body=None, completed_at=None, owner=None)
             )
             session.commit()
-            return hashes
+            return reopened
+
+    def void(self, tx_hash: str, standby: SignedTx) -> bool:
+        """Make the reverted transaction ``tx_hash`` never minable again: ``standby`` (a transaction of the
+        same sender and nonce, with no effect) is journaled to take its place if the node loses its block.
+        Returns False when the row is not reverted in a block any more (reopened: that block was lost, and its
+        bytes may be mined again; the caller must look again at what became of it).
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE (nothing changed).
+        """
+        t = JournaledTransaction
+        try:
+            with self._session() as session:
+                status = session.scalar(select(t.status).where(t.tx_hash == tx_hash))
+                if status == TxStatus.VOIDED.value:
+                    return True
+                moved = session.execute(
+                    update(t)
+                    .where(
+                        t.tx_hash == tx_hash,
+                        t.status == TxStatus.REVERTED.value,
+                        t.block_hash.is_not(None),
+                    )
+                    .values(status=TxStatus.VOIDED.value)
+                )
+                if getattr(moved, "rowcount", 0) != 1:
+                    session.rollback()
+                    return False
+                session.add(
+                    t(tx_hash=standby.tx_hash, sender=standby.sender, nonce=standby.nonce, raw=standby.raw,
+                      status=TxStatus.STANDBY.value, finish=None)
+                )  # fmt: skip
+                session.commit()
+                return True
+        except DATABASE_DOWN as exc:
+            raise database_unavailable(exc) from None
 
     def next_nonce(self, sender: str) -> int:
         """One past the highest nonce of ``sender``'s rows that are or may be on the chain (0 without any).
@@ -354,6 +427,9 @@ class JournaledSender:
         #: Set by :class:`ChainWatcher`: asks it to look at the node now. Without a watcher nothing heals
         #: lost blocks, and sends do not check for them.
         self.on_chain_changed: Callable[[], None] | None = None
+        #: Told, after a reconciliation, of the rows of lost blocks it sent again (the receipt anchorer
+        #: follows its anchors among them again).
+        self.on_reopened: Callable[[list[Entry]], None] | None = None
         self._newest: BlockRef | None = None
         self._newest_known = False
         self._newest_guard = threading.Lock()
@@ -618,7 +694,8 @@ class Reconciler:
             reopened = self.journal.reopen(self._lost_blocks(head))
             resent = mined = superseded = 0
             healing: list[str] = []
-            for entry in self.journal.unsettled():
+            unsettled = self.journal.unsettled()
+            for entry in unsettled:
                 receipt = self.client.receipt(entry.tx_hash)
                 if receipt is not None:
                     self.journal.mark_receipt(entry.tx_hash, receipt)
@@ -645,6 +722,10 @@ class Reconciler:
             self.sender.rebuild_counters()
             self._await_remined(healing)
             self.sender.forget_newest()
+            told = self.sender.on_reopened
+            if reopened and told is not None:
+                again = set(reopened)
+                told([e for e in unsettled if e.tx_hash in again])
         report = ReconcileReport(len(reopened), resent, mined, superseded)
         if reopened or resent or superseded:
             log.warning("journal reconciled with the chain: %s", report)

@@ -20,6 +20,12 @@ transaction is sent, and the contract accepts a grant's batches only contiguousl
 ``(grant, firstSequence)`` is filled at most once. At start the anchorer compares every journaled batch with
 the chain (``nextSequence``/``batch``): batches on chain are final, the others are sent again with the same
 content — also after the node lost blocks it had mined (kill -9 of the embedded node loses the last seconds).
+While it runs, the transaction journal re-sends what a node that lost blocks lacks, anchors included, and the
+anchorer follows those again (:meth:`Anchorer.rewound`): mined again, a batch may now be refused. An anchor
+it gave up (refused, or failed behind a refused one and its receipts batched again) is voided in the journal
+(:func:`journaled_void`): should the node lose its block, a transfer of nothing takes its nonce, never its
+bytes, which on the rewound chain could now succeed (its cause gone) and anchor receipts called refused, or
+anchor a second time receipts batched again.
 
 Receipt status: ``pending`` (journaled, in no batch yet), ``anchored`` (in a closed batch whose root and
 inclusion proof are known, transaction sent), ``final`` (the anchoring transaction is mined, with
@@ -65,7 +71,7 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from api.errors import ApiError
-from api.journal import Claim, JournaledSender, TxStatus, database_unavailable
+from api.journal import Claim, Entry, JournaledSender, TxStatus, database_unavailable
 from api.ledger.core import not_found
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx, TxResult
@@ -711,6 +717,7 @@ class _Closed:
 class _Sent:
     batch_id: int
     grant_id: int
+    provider: int
     first_sequence: int
     leaf_count: int
     root: bytes
@@ -745,6 +752,28 @@ def journaled_submit(sender: JournaledSender) -> Submit:
         return PendingTx(signed.tx_hash, signed.sender, signed.nonce, dict(request))
 
     return submit
+
+
+#: Makes a refused anchor's transaction never minable again (see :func:`journaled_void`); False when its
+#: outcome is not settled any more (the node lost its block: it is being sent again).
+Void = Callable[["LocalAccount", PendingTx], bool]
+
+
+def journaled_void(sender: JournaledSender) -> Void:
+    """Voids anchors in the API's transaction journal. An anchor the anchorer gave up (refused, its receipts
+    refused; or failed behind a refused one, its receipts batched again) must never be mined later: were the
+    node to lose its block, the journal would otherwise send its bytes again, in their first order, and on the
+    rewound chain its cause may be gone (a suspension sent past this service, never journaled here) — the
+    refused receipts anchored while called refused, or receipts batched again anchored twice. Its nonce is
+    still needed (the key's later transactions wait behind it): a transfer of nothing, signed now with the
+    same nonce, takes its place then."""
+
+    def void(account: LocalAccount, pending: PendingTx) -> bool:
+        address = str(account.address)
+        request = sender.client.build(address, "", to=address, value=0, gas=21_000)
+        return sender.journal.void(pending.tx_hash, sender.client.sign(account, request, pending.nonce))
+
+    return void
 
 
 #: Told of each batch closed: its id, root, tree and its members' journal sequence numbers in leaf order.
@@ -789,8 +818,10 @@ class Anchorer:
         on_closed: OnClosed | None = None,
         turn: WriteTurn | None = None,
         gate: Callable[[], object] | None = None,
+        void: Void | None = None,
     ) -> None:
         self._engine = engine
+        self._void = void
         #: Waits while the transaction journal is reconciled with a node that lost blocks; passed before
         #: taking the turn to send, so the receipt journal's writer does not wait with the anchorer.
         self._gate = gate
@@ -819,6 +850,8 @@ class Anchorer:
         self._sent_lock = threading.Lock()
         #: Anchors the contract refused, with its reason: the follower's findings for the closing thread.
         self._refusals: queue.SimpleQueue[tuple[_Sent, LedgerRevertError]] = queue.SimpleQueue()
+        #: Journaled transactions sent again after the node lost their blocks (:meth:`rewound`).
+        self._rewound: queue.SimpleQueue[list[Entry]] = queue.SimpleQueue()
         self._next: dict[int, int] = {}
         self._seen_block = -1
         self._unsent: list[_Closed] = []
@@ -834,6 +867,15 @@ class Anchorer:
 
     def submit(self, journaled: list[Journaled]) -> None:
         self._inbox.put((time.monotonic(), journaled))
+
+    def rewound(self, entries: list[Entry]) -> None:
+        """The node lost the blocks of these journaled transactions and they were sent again (the transaction
+        journal's reconciliation): the anchors among them are followed again, as when first sent. Their
+        batches were compared with the chain only at start; mined again, an anchor may now fail (and its
+        receipts are then refused or batched again, as for any refusal), and where it succeeds its block
+        changed."""
+        if entries:
+            self._rewound.put(entries)
 
     def start(self) -> None:
         self._thread.start()
@@ -853,6 +895,7 @@ class Anchorer:
                 if not self.ready.is_set():
                     self._recover()
                     self.ready.set()
+                self._follow_rewound()
                 self._settle_refusals()
                 self._drain()
                 self._flush()
@@ -881,6 +924,41 @@ class Anchorer:
                 self._stop.wait(1.0)
                 continue
             self._stop.wait(self._follow_tick)
+
+    def _follow_rewound(self) -> None:
+        entries: dict[str, Entry] = {}
+        while True:
+            try:
+                entries.update((e.tx_hash, e) for e in self._rewound.get_nowait())
+            except queue.Empty:
+                break
+        if not entries:
+            return
+        b = batches_table.c
+        with self._engine.begin() as conn:
+            rows = conn.execute(
+                select(batches_table).where(b.tx_hash.in_(list(entries)), b.state == "final")
+            ).all()
+            if rows:
+                # Anchored, not final, until the chain holds them again.
+                conn.execute(
+                    batches_table.update()
+                    .where(b.id.in_([r.id for r in rows]))
+                    .values(state="closed", block_number=None, final_at=None)
+                )
+        for r in rows:
+            entry = entries[str(r.tx_hash)]
+            self._follow_again(
+                _Sent(int(r.id), int(r.grant_id), int(r.provider), int(r.first_sequence), int(r.leaf_count),
+                      bytes(r.root), PendingTx(entry.tx_hash, entry.sender, entry.nonce, {}),
+                      self._breaks.get(int(r.grant_id), 0), hash_recorded=True)
+            )  # fmt: skip
+
+    def _follow_again(self, sent: _Sent) -> None:
+        with self._sent_lock:
+            if all(s.pending.tx_hash != sent.pending.tx_hash for s in self._sent):
+                self._sent.append(sent)
+        self._seen_block = -1  # look at once, also if no block was added since the last look
 
     def _settle_refusals(self) -> None:
         while True:
@@ -1003,8 +1081,8 @@ class Anchorer:
         )  # fmt: skip
         pending = self._submit(account, request)
         with self._sent_lock:
-            self._sent.append(_Sent(batch.batch_id, batch.grant_id, batch.first_sequence, batch.leaf_count,
-                                    batch.root, pending, batch.breaks))  # fmt: skip
+            self._sent.append(_Sent(batch.batch_id, batch.grant_id, batch.provider, batch.first_sequence,
+                                    batch.leaf_count, batch.root, pending, batch.breaks))  # fmt: skip
 
     def _follow(self) -> None:
         with self._sent_lock:
@@ -1040,7 +1118,8 @@ class Anchorer:
         for sent, receipt in seen:
             if int(receipt["status"]) != 1:
                 try:
-                    self._anchors.wait(sent.pending)  # replays the call for the contract's reason
+                    # The contract's reason (a transaction followed again after lost blocks: by its hash).
+                    self._anchors.wait(sent.pending if sent.pending.request else sent.pending.tx_hash)
                 except LedgerRevertError as exc:
                     self._refusals.put((sent, exc))
 
@@ -1068,6 +1147,14 @@ class Anchorer:
             s.hash_recorded = True
 
     def _refused(self, sent: _Sent, exc: LedgerRevertError) -> None:
+        # Whatever is decided below (refused, batched again, found anchored by another transaction), this
+        # transaction must never be mined later: voided first, or, if its block was lost meanwhile (it is
+        # being sent again and may now succeed), followed again and decided by what the chain makes of it.
+        if self._void is not None and not self._void(self._account_of(sent.provider), sent.pending):
+            log.warning("anchor %s of batch %s: its block was lost; following it again", sent.pending.tx_hash,
+                        sent.batch_id)  # fmt: skip
+            self._follow_again(sent)
+            return
         # A key's anchors run in nonce order and refusals are settled in that order: a batch closed before an
         # earlier refusal of its grant was settled ran behind the refused batch, its first sequence past the
         # slot left open, so it failed out of sequence whatever the replay names (the replay runs on the
@@ -1436,6 +1523,7 @@ class ReceiptService:
         on_receipt: Callable[[str, Any], None] | None = None,
         gate: Callable[[], object] | None = None,
         confirmations: int = 0,
+        void: Void | None = None,
     ) -> None:
         init_receipt_tables(engine)
         # The receipt journal's writer and the anchorer take turns writing (see Anchorer).
@@ -1456,6 +1544,7 @@ class ReceiptService:
             on_closed=self._remember,
             turn=turn,
             gate=gate,
+            void=void,
         )
         self.journal = ReceiptJournal(engine, self.anchorer.submit, turn=turn)
         self.reader = ReceiptReader(

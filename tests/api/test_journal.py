@@ -46,6 +46,7 @@ from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
 from node.endpoint import rpc_call
 from node.provision import LedgerSetup, setup_ledger
+from verifier.receipts import ReceiptProof
 
 # One deployment per module, and tests that rewind or pause the worker's node: keep them on one worker.
 pytestmark = pytest.mark.xdist_group("api-journal")
@@ -720,3 +721,145 @@ def test_the_watcher_outlives_a_failed_look_and_sends_are_not_held(
     assert time.monotonic() - started < env.setup.client.receipt_timeout / 2
     assert watcher._thread.is_alive()
     assert any("chain watcher's look failed" in r.getMessage() for r in caplog.records)
+
+
+# --- receipt anchors the contract refused, then the node lost their blocks ----------------------------------
+
+
+class _Waves:
+    """Receipts of one grant posted in waves, each wave anchored in a batch of its own, and what the service
+    and the chain say of them."""
+
+    def __init__(self, env: JournalEnv, grant_id: int, sizes: tuple[int, ...]) -> None:
+        self.env, self.grant_id = env, grant_id
+        self.anchors = env.app.state.dxl.extra["receipts"].anchors
+        self.bodies = [[_receipt(grant_id) for _ in range(n)] for n in sizes]
+
+    def post(self, wave: int) -> None:
+        ok(self.env.call("POST", "/receipts", "psb", json={"receipts": self.bodies[wave]}), 202)
+
+    def views(self, wave: int) -> list[dict[str, Any]]:
+        ids = [r["delivery_id"] for r in self.bodies[wave]]
+        return list(
+            ok(self.env.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids}))["receipts"]
+        )
+
+    def on_chain(self, view: dict[str, Any]) -> bool:
+        """Whether the chain holds the receipt where its proof says."""
+        if not view["proof"]:
+            return False
+        proof = ReceiptProof.from_json(view["proof"])
+        return bool(self.anchors.call("receiptIncluded", self.grant_id, proof.first_sequence,
+                                      proof.receipt.as_tuple(), proof.index, list(proof.proof)))  # fmt: skip
+
+    def settled(self, *refused: int) -> bool:
+        """Each wave's status is what the chain holds: the ``refused`` waves not anchored, the others final,
+        each receipt where its proof says, once (the grant's batches hold exactly their receipts)."""
+        anchored = [w for w in range(len(self.bodies)) if w not in refused]
+        return (
+            all({v["status"] for v in self.views(w)} == {"refused"} for w in refused)
+            and all(
+                {v["status"] for v in views} == {"final"} and all(self.on_chain(v) for v in views)
+                for views in map(self.views, anchored)
+            )
+            and int(self.anchors.call("nextSequence", self.grant_id))
+            == sum(len(self.bodies[w]) for w in anchored)
+        )
+
+
+def _suspension(env: JournalEnv, department: int) -> list[dict[str, Any]]:
+    """A governor's approvals that suspend and reinstate ``department`` (proposals made through the service,
+    approvals to send past it: the journal does not know them)."""
+    client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
+    proposals = [
+        ok(env.call("POST", "/governance/proposals", "governor-1",
+                    json={"action": action, "department_id": department}), 201)["record"]["id"]
+        for action in ("suspend_department", "reinstate_department")
+    ]  # fmt: skip
+    # Gas given, not estimated: the reinstatement is estimated to revert while the department is active.
+    return [client.build(str(governor.address), "approve", pid, gas=500_000) for pid in proposals]
+
+
+def _in_pool(env: JournalEnv) -> int:
+    return int(str(env.node_rpc("txpool_status")["pending"]), 16)  # type: ignore[index]
+
+
+def test_lost_blocks_never_mine_again_an_anchor_whose_receipts_were_refused_or_batched_again(
+    journal_env: JournalEnv,
+) -> None:
+    """A grant's consumer is suspended by a governor's approval sent past the service, in the block of the
+    grant's first anchor and ahead of it, and reinstated in the same block behind it; a second anchor sent
+    behind the first fails out of sequence. The first batch's receipts read refused; the second's are batched
+    again into the slot the first left, and anchored. Then the node loses those blocks: the journal re-sends
+    what it had journaled, in its first order, and the approvals, never journaled here, are gone. Re-sent as
+    they were, the two anchors the service had given up would now be mined (nothing refuses them any more):
+    the refused receipts on chain while the service calls them refused (posted again, they would be anchored
+    a second time), the second batch's receipts anchored at another slot than the one their proofs name. Their
+    nonces are filled by transfers of nothing instead; every receipt's status matches the chain, and the
+    refused receipts, posted again, are anchored once."""
+    env = journal_env
+    civil = env.setup.report.departments["CIVIL"]
+    waves = _Waves(env, grant_between(env, "psb", "civil")["id"], (3, 2))  # type: ignore[arg-type]
+    journal = env.app.state.dxl.ledger.sender.journal
+    client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
+    suspend, reinstate = _suspension(env, civil)
+    snapshot = env.node_rpc("evm_snapshot")
+    env.node_rpc("evm_setAutomine", False)
+    try:
+        client.submit(governor, suspend)
+        for wave, then in ((0, reinstate), (1, None)):
+            waiting = _in_pool(env)
+            waves.post(wave)  # the consumer is active on the head
+            _until(lambda waiting=waiting: _in_pool(env) == waiting + 1)  # its anchor sent
+            if then is not None:
+                client.submit(governor, then)
+        env.node_rpc("evm_mine")
+    finally:
+        env.node_rpc("evm_setAutomine", True)
+    _until(lambda: waves.settled(0), timeout=30)
+    assert {v["error"] for v in waves.views(0)} == {"DEPARTMENT_NOT_ACTIVE"}
+
+    assert env.node_rpc("evm_revert", snapshot) is True  # the node loses the anchors and the approvals
+    client.nonces.forget(str(governor.address))  # the approvals' nonces are free again: read them anew
+    assert ok(env.call("GET", f"/departments/{civil}", "auditor"))["status"] == "active"
+    _until(lambda: not journal.unsettled(), timeout=30)  # healed: nothing journaled is still to be mined
+    _until(lambda: waves.settled(0))  # and the service's statuses say what the chain holds
+
+    waves.post(0)  # refused receipts posted again
+    _until(lambda: waves.settled(), timeout=30)  # each receipt anchored once
+    assert not journal.unsettled()
+
+
+def test_an_anchor_mined_again_after_lost_blocks_and_refused_then_reads_refused(
+    journal_env: JournalEnv,
+) -> None:
+    """A batch was anchored (final); the node loses its block, and before the journal sends the anchor again
+    a governor's approval sent past the service suspends the grant's consumer. Mined again, the anchor is
+    refused: its receipts read refused with the contract's reason, not final on a chain that does not hold
+    them (the anchorer compared its batches with the chain only at its start); posted again once the consumer
+    is reinstated, they are anchored once."""
+    env = journal_env
+    civil = env.setup.report.departments["CIVIL"]
+    waves = _Waves(env, grant_between(env, "psb", "civil")["id"], (3,))  # type: ignore[arg-type]
+    client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
+    suspend, reinstate = _suspension(env, civil)
+    try:
+        with env.watcher_asleep():
+            snapshot = env.node_rpc("evm_snapshot")
+            waves.post(0)
+            _until(lambda: waves.settled())
+            assert env.node_rpc("evm_revert", snapshot) is True
+            client.wait(client.submit(governor, suspend))  # mined ahead of the anchor sent again
+        # The watcher wakes and reconciles: the anchor is sent again, and refused.
+        _until(lambda: waves.settled(0), timeout=30)
+        assert {v["error"] for v in waves.views(0)} == {"DEPARTMENT_NOT_ACTIVE"}
+    finally:
+        client.wait(client.submit(governor, reinstate))
+    time.sleep(GRANT_CACHE_TTL_S)  # the door's cached grant state, read while suspended, expires
+    waves.post(0)
+    _until(lambda: waves.settled(), timeout=30)
+
+
+def _receipt(grant_id: int) -> dict[str, Any]:
+    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
+            "record_count": 4}  # fmt: skip

@@ -188,6 +188,49 @@ def test_lost_blocks_are_re_sent_in_their_first_order_across_senders(engine: Eng
     assert [e.tx_hash for e in journal.unsettled()] == [txs[1].tx_hash, txs[0].tx_hash, unmined.tx_hash]
 
 
+def test_a_voided_transaction_s_lost_block_sends_its_standby_in_its_place(engine: Engine) -> None:
+    """A reverted transaction is voided (its effect must never happen: a refused receipt anchor): the node
+    losing its block, its standby transfer takes its nonce and its place in the block's order, and its own
+    bytes are never sent again. A transaction whose block was lost before it could be voided is not voided:
+    its bytes are on their way again, and the caller must look at what became of them."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    anchor, write = (
+        SignedTx("0x" + "a1" * 32, b"\xa1", "0xA", 5),
+        SignedTx("0x" + "b1" * 32, b"\xb1", "0xB", 0),
+    )
+    standby = SignedTx("0x" + "a2" * 32, b"\xa2", "0xA", 5)
+    for signed in (write, anchor):
+        journal.record(signed, claim=None, finish=None)
+    lost = BlockRef(8, "0x" + "88" * 32)
+    journal.mark(anchor.tx_hash, TxStatus.REVERTED, lost, 0)  # mined first, journaled second
+    journal.mark(write.tx_hash, TxStatus.MINED, lost, 1)
+    assert journal.void(anchor.tx_hash, standby) is True
+    assert journal.void(anchor.tx_hash, standby) is True  # once voided, it stays so
+    journal.mark(anchor.tx_hash, TxStatus.REVERTED, lost, 0)  # a late look at its receipt changes nothing
+    assert journal.unsettled() == [] and journal.newest_settled() == lost
+    assert journal.next_nonces() == {"0xA": 6, "0xB": 1}
+    assert sorted(journal.reopen([lost])) == sorted([standby.tx_hash, write.tx_hash])
+    assert [e.tx_hash for e in journal.unsettled()] == [standby.tx_hash, write.tx_hash]
+    statuses = {h: e.status for h in (anchor.tx_hash, standby.tx_hash) if (e := journal.entry(h))}
+    assert statuses == {anchor.tx_hash: TxStatus.SUPERSEDED, standby.tx_hash: TxStatus.SENT}
+    assert journal.next_nonces() == {"0xA": 6, "0xB": 1}
+    assert journal.reopen([lost]) == []  # the superseded row is no longer in the lost block
+    # Reopened before it was voided: not voided, nothing journaled in its place.
+    late, late_standby = (
+        SignedTx("0x" + "c1" * 32, b"\xc1", "0xC", 0),
+        SignedTx("0x" + "c2" * 32, b"\xc2", "0xC", 0),
+    )
+    journal.record(late, claim=None, finish=None)
+    other = BlockRef(9, "0x" + "99" * 32)
+    journal.mark(late.tx_hash, TxStatus.REVERTED, other, 0)
+    assert journal.reopen([other]) == [late.tx_hash]
+    assert journal.void(late.tx_hash, late_standby) is False
+    assert journal.entry(late_standby.tx_hash) is None
+    assert journal.entry(late.tx_hash).status is TxStatus.SENT  # type: ignore[union-attr]
+
+
 def test_a_lost_block_s_transactions_no_request_saw_mined_keep_their_place(engine: Engine) -> None:
     """A request answered from its receipt while another transaction before it in the block was not seen
     mined yet; the node then lost the block. The block's order was placed in the journal when the first
