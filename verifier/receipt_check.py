@@ -102,9 +102,34 @@ ANCHORS_ABI: tuple[dict[str, Any], ...] = (
             )
         ],
     },
+    {
+        "type": "event",
+        "name": "ReceiptBatchAcknowledged",
+        "anonymous": False,
+        "inputs": [
+            {**_p(name, kind), "indexed": True}
+            for name, kind in (("grantId", "uint64"), ("firstSequence", "uint64"), ("consumer", "uint32"))
+        ],
+    },
+    {
+        "type": "event",
+        "name": "ReceiptDisputed",
+        "anonymous": False,
+        "inputs": [
+            {**_p(name, kind), "indexed": indexed}
+            for name, kind, indexed in (
+                ("grantId", "uint64", True),
+                ("sequence", "uint64", True),
+                ("deliveryId", "bytes32", True),
+                ("consumer", "uint32", False),
+                ("recordedCommitment", "bytes32", False),
+                ("consumerCommitment", "bytes32", False),
+            )
+        ],
+    },
 )
 _FUNCTIONS = {e["name"]: e for e in ANCHORS_ABI if e["type"] == "function"}
-_ANCHORED_TOPIC = "0x" + abi_codec.event_topic(ANCHORS_ABI[-1]).hex()
+_TOPICS = {e["name"]: "0x" + abi_codec.event_topic(e).hex() for e in ANCHORS_ABI if e["type"] == "event"}
 #: Block span of one ``eth_getLogs`` call when locating a batch's anchoring (Besu caps ranges at 5,000).
 _LOG_RANGE = 5000
 
@@ -170,8 +195,29 @@ class AnchorsReader:
         Raises:
             ChainCheckError: the node fails.
         """
-        topics = [_ANCHORED_TOPIC, "0x" + grant_id.to_bytes(32, "big").hex(),
-                  "0x" + first_sequence.to_bytes(32, "big").hex()]  # fmt: skip
+        return self._first_log("ReceiptBatchAnchored", grant_id, first_sequence, from_block=from_block)
+
+    def settlement(
+        self, grant_id: int, first_sequence: int, sequence: int, *, disputed: bool, from_block: int = 0
+    ) -> dict[str, Any] | None:
+        """Where the consumer settled the receipt at ``sequence`` of the batch at ``first_sequence``: its
+        ``ReceiptDisputed`` log if ``disputed``, else its batch's ``ReceiptBatchAcknowledged`` log (the same
+        location fields as :meth:`anchoring`); None if there is none.
+
+        Raises:
+            ChainCheckError: the node fails.
+        """
+        if disputed:
+            return self._first_log("ReceiptDisputed", grant_id, sequence, from_block=from_block)
+        return self._first_log("ReceiptBatchAcknowledged", grant_id, first_sequence, from_block=from_block)
+
+    def _first_log(self, event: str, *indexed: int, from_block: int) -> dict[str, Any] | None:
+        """Where the first ``event`` log of this contract whose first indexed values are ``indexed`` is.
+
+        Raises:
+            ChainCheckError: the node fails.
+        """
+        topics = [_TOPICS[event], *("0x" + value.to_bytes(32, "big").hex() for value in indexed)]
         try:
             latest = int(self.rpc.call("eth_blockNumber"), 16)
             for start in range(max(0, from_block), latest + 1, _LOG_RANGE):
@@ -297,12 +343,24 @@ def verify_payload_receipt(
     )  # fmt: skip
     provider, consumer = ledger.department(rec.provider), ledger.department(rec.consumer)
     status = checked.status
+    # Where the consumer settled it, as a single delivery's verdict says: the anchoring is not the settlement.
+    settled = None
+    if status in (ReceiptVerdictStatus.DISPUTED, ReceiptVerdictStatus.ACKNOWLEDGED):
+        was_disputed = status is ReceiptVerdictStatus.DISPUTED
+        settled = anchors.settlement(r.grant_id, proof.first_sequence, proof.sequence, disputed=was_disputed,
+                                     from_block=where["block_number"])  # fmt: skip
+        if settled is None:
+            event = "ReceiptDisputed" if was_disputed else "ReceiptBatchAcknowledged"
+            raise ChainCheckError(
+                f"receipt {proof.sequence} of grant {r.grant_id} is {status.value} but its {event} log is "
+                f"not found from block {where['block_number']}"
+            )
     details: dict[str, Any] = {
         **chain, "ledger": ledger.address, "status": status.value, **where, "grant_id": r.grant_id,
         "sequence": proof.sequence, "first_sequence": proof.first_sequence, "provider": provider["code"],
         "consumer": consumer["code"], "provider_signer": provider["signer"],
         "hash_algorithm": r.hash_algorithm, "byte_size": r.byte_size, "record_count": r.record_count,
-        "recorded_at": rec.recorded_at, "settled": None,
+        "recorded_at": rec.recorded_at, "settled": settled,
     }  # fmt: skip
     anchor = Anchor(
         source,

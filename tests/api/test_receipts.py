@@ -1096,33 +1096,45 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
     """`dxl verify --receipt` checks a payload delivered as an anchored receipt as it checks a single
-    delivery: signed manifest, payload, receipt fields and parties, against the batch on chain."""
+    delivery: signed manifest, payload, receipt fields and parties, against the batch on chain; once the
+    consumer settled it, where it did (its dispute, or its batch's acknowledgement)."""
     from tests.cli import dxl
     from verifier.commitment import commit_payload, new_salt
     from verifier.leaves import Chunking, PayloadFormat
     from verifier.manifest import build_manifest, sign_manifest, write_manifest
 
     gid = grant_between(api_env, "psb", "hrss")["id"]
-    payload = tmp_path / "extract.csv"
-    payload.write_text("id,value\n1,alpha\n2,beta\n3,gamma\n", encoding="utf-8")
-    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
-    did = delivery_id_for(api_env.departments["PSB"])
-    manifest = build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=gid, provider="PSB",
-                              consumer="HRSS")  # fmt: skip
-    write_manifest(
-        tmp_path / "extract.csv.manifest.json", sign_manifest(manifest, api_env.keystore.unlock("dept-psb"))
-    )
-    body = {"delivery_id": did, "grant_id": gid, "commitment": "0x" + c.root.hex(), "byte_size": c.byte_size,
-            "record_count": c.record_count}  # fmt: skip
-    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    text = "id,value\n1,alpha\n2,beta\n3,gamma\n"
 
-    def final() -> dict[str, Any] | None:
-        found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
-        return found if found["status"] == "final" else None
+    def delivered(name: str) -> tuple[Path, Path, dict[str, Any]]:
+        """A payload committed, signed and posted as a receipt: the payload, the saved GET /receipts answer
+        once its batch is final, and that answer."""
+        payload = tmp_path / name
+        payload.write_text(text, encoding="utf-8")
+        c = commit_payload(
+            payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True
+        )
+        did = delivery_id_for(api_env.departments["PSB"])
+        manifest = build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=gid, provider="PSB",
+                                  consumer="HRSS")  # fmt: skip
+        write_manifest(
+            tmp_path / f"{name}.manifest.json", sign_manifest(manifest, api_env.keystore.unlock("dept-psb"))
+        )
+        body = {"delivery_id": did, "grant_id": gid, "commitment": "0x" + c.root.hex(),
+                "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+        ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
 
-    answer = until(final, "the receipt's batch to be mined")
-    receipt = tmp_path / "receipt.json"
-    receipt.write_text(json.dumps(answer))
+        def final() -> dict[str, Any] | None:
+            found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
+            return found if found["status"] == "final" else None
+
+        answer = until(final, "the receipt's batch to be mined")
+        receipt = tmp_path / f"{name}.receipt.json"
+        receipt.write_text(json.dumps(answer))
+        return payload, receipt, answer
+
+    payload, receipt, answer = delivered("extract.csv")
+    did = answer["delivery_id"]
     chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address,
              "--anchors", answer["anchors"], "--json"]  # fmt: skip
 
@@ -1130,8 +1142,8 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
     verdict = json.loads(out)
     assert (code, verdict["status"]) == (0, "MATCH"), out + err
     details = verdict["anchor"]["details"]
-    assert (details["status"], details["tx_hash"], details["block_number"]) == (
-        "ANCHORED", answer["batch"]["tx_hash"], answer["batch"]["block_number"])  # fmt: skip
+    assert (details["status"], details["tx_hash"], details["block_number"], details["settled"]) == (
+        "ANCHORED", answer["batch"]["tx_hash"], answer["batch"]["block_number"], None)  # fmt: skip
     assert (details["provider"], details["consumer"], details["sequence"]) == (
         "PSB",
         "HRSS",
@@ -1149,6 +1161,31 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
     payload.write_text("id,value\n1,alpha\n2,BETA\n3,gamma\n", encoding="utf-8")
     code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
     assert (code, json.loads(out)["status"], json.loads(out)["differing_leaves"]) == (1, "MISMATCH", [[2, 3]])
+
+    # Disputed: where the consumer disputed it, as for a single delivery (not "not acknowledged yet").
+    payload.write_text(text, encoding="utf-8")
+    dispute = ok(
+        api_env.call("POST", f"/receipts/{did}/dispute", "hrss", json={"consumer_commitment": b32()})
+    )
+    code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
+    details = json.loads(out)["anchor"]["details"]
+    assert (code, json.loads(out)["status"], details["status"]) == (1, "ACK_DIFFERS", "DISPUTED")
+    settled = dispute["transaction"]
+    assert (details["settled"]["tx_hash"], details["settled"]["block_number"]) == (
+        settled["hash"], settled["block_number"])  # fmt: skip
+    code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain[:-1])
+    assert f"DISPUTED in block {settled['block_number']} (tx {settled['hash']})" in out
+
+    # Acknowledged with its batch: where the batch was acknowledged.
+    payload, receipt, answer = delivered("second.csv")
+    batch = answer["batch"]
+    path = f"/receipts/batches/{batch['grant_id']}/{batch['first_sequence']}/acknowledge"
+    settled = ok(api_env.call("POST", path, "hrss"))["transaction"]
+    code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
+    details = json.loads(out)["anchor"]["details"]
+    assert (code, json.loads(out)["status"], details["status"]) == (0, "MATCH", "ACKNOWLEDGED")
+    assert (details["settled"]["tx_hash"], details["settled"]["block_number"]) == (
+        settled["hash"], settled["block_number"])  # fmt: skip
 
 
 def test_audit_cli_batchProvenance_andAnchorsNotServingTheLedger(
