@@ -7,6 +7,7 @@ to the first signer and failing over to the others.
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import typer
 
@@ -20,12 +21,47 @@ network_app = typer.Typer(
 
 
 @network_app.command("up")
-def network_up(as_json: JsonOption = False) -> None:
+def network_up(
+    rpc_port: Annotated[
+        int | None,
+        typer.Option(
+            "--rpc-port",
+            min=0,
+            max=65_435,
+            help="RPC port of the first signer on 127.0.0.1, the next ones for the others (their engine API "
+            "100 above); 0 picks free ports. Chosen when the network is created (default: 8645).",
+        ),
+    ] = None,
+    p2p_port: Annotated[
+        int | None,
+        typer.Option(
+            "--p2p-port",
+            min=1,
+            max=65_533,
+            help="Peer-to-peer port of the first signer, the next ones for the others (default: 30411).",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
     """Create the network on first use, start its signers and wait until they are peered and sealing."""
-    from node.network import LocalNetwork
+    from node.errors import ConfigurationError
+    from node.network import DEFAULT_P2P_PORT, DEFAULT_RPC_PORT, LocalNetwork
 
-    network = LocalNetwork()
+    network = LocalNetwork(
+        rpc_port=DEFAULT_RPC_PORT if rpc_port is None else rpc_port,
+        p2p_port=DEFAULT_P2P_PORT if p2p_port is None else p2p_port,
+    )
     try:
+        if network.created and (rpc_port is not None or p2p_port is not None):
+            # Ports are recorded at creation and bound again at every start: another choice later is refused
+            # rather than silently ignored.
+            first = network.members()[0]
+            if (rpc_port not in (None, 0, first.rpc_port)) or (p2p_port not in (None, first.p2p_port)):
+                raise ConfigurationError(
+                    f"the network under {network.data_dir} was created with RPC port {first.rpc_port} and "
+                    f"peer-to-peer port {first.p2p_port} for node0; ports are chosen when a network is "
+                    "created (stop it and delete that directory to create another)"
+                )
         endpoint = network.up()
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc

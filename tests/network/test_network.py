@@ -9,6 +9,7 @@ on chain equals its journaled writes (lost=0, doubled=0).
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
@@ -34,11 +35,19 @@ from node.chain import LedgerClient
 from node.compiler import CANCUN, LONDON, load_artifact, load_config
 from node.deploy import LEDGER_ARTIFACT, chain_build, deploy_ledger, runs_push0
 from node.endpoint import NodeEndpoint, rpc_call
-from node.errors import NodeError
-from node.network import CLIQUE_CONFIRMATIONS, EvmVersionError, LocalNetwork, check_evm, member_port
+from node.errors import NodeError, ToolchainError
+from node.network import (
+    CLIQUE_CONFIRMATIONS,
+    EvmVersionError,
+    LocalNetwork,
+    check_evm,
+    geth_binary,
+    member_port,
+)
 from node.provision import setup_ledger
 from node.types import new_delivery_id
 from tests.api.api_helpers import ServerThread
+from tests.cli import dxl
 from verifier.eth import keccak
 
 pytestmark = [pytest.mark.network, pytest.mark.xdist_group("network")]
@@ -450,3 +459,25 @@ def test_a_write_in_a_block_orphaned_by_a_partition_is_mined_again_once(
     for member in members:
         found = rpc_call(member.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
         assert found is not None and found["blockHash"] == canonical  # type: ignore[index]
+
+
+def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dxl network up --rpc-port 0` creates the network on free ports (another network may hold 8645-8647
+    on a shared machine), later starts keep them, and another port for a created network is refused."""
+    try:
+        geth_binary()
+    except ToolchainError as exc:
+        pytest.skip(f"network tests skipped: {exc.message}")
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    local = LocalNetwork(tmp_path)
+    try:
+        code, out, err = dxl("network", "up", "--rpc-port", "0", "--json")
+        assert code == 0, out + err
+        ports = [int(m["rpc_url"].rsplit(":", 1)[1]) for m in json.loads(out)["members"]]
+        assert not set(ports) & {8645, 8646, 8647} and len(set(ports)) == 3
+        assert dxl("network", "status")[0] == 0
+        code, out, err = dxl("network", "up", "--rpc-port", str(ports[0] + 1))
+        assert code == 2 and f"was created with RPC port {ports[0]}" in err, out + err
+        assert [m.rpc_port for m in local.members()] == ports
+    finally:
+        local.down()
