@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from node.audit.events import EventCodec, iso
 from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
+from verifier.sampling import draw_sample
 
 #: Per-row keys of a practice row, in order.
 PRACTICE_COLUMNS = (
@@ -61,8 +63,10 @@ def practice_rows(
     department: int | None,
     agreement_parties: Callable[[int], set[int]],
     batch_blocks: int = 2000,
+    inspections: dict[int, InspectionLogs] | None = None,
 ) -> list[dict[str, Any]]:
     """The practice rows of blocks ``first..last`` selected by ``period`` and ``department``, in chain order.
+    ``inspections``, if given, is filled with every inspection's logs in those blocks, selected or not.
 
     Raises:
         NodeError: the node fails.
@@ -73,9 +77,13 @@ def practice_rows(
     for log, header in rpc.logs_with_headers(practice, first, last, batch_blocks=batch_blocks):
         number = quantity(log["blockNumber"])
         block_time = quantity(header["timestamp"])
+        name, fields = codec.decode(log["topics"], log["data"])
+        if inspections is not None and name.startswith("Inspection"):
+            inspections.setdefault(int(fields["inspectionId"]), InspectionLogs()).add(
+                name, fields, (number, quantity(log["logIndex"]))
+            )
         if not period["from"] <= block_time < period["to"]:
             continue
-        name, fields = codec.decode(log["topics"], log["data"])
         if department is not None and department not in _parties(name, fields, agreement_parties):
             continue
         rows.append(
@@ -92,6 +100,64 @@ def practice_rows(
             }
         )
     return rows
+
+
+@dataclass
+class InspectionLogs:
+    """One inspection as the practice contract's logs tell it: its opening, its seed, its outcomes."""
+
+    opened: dict[str, Any] | None = None
+    seed: str | None = None
+    #: (block number, log index) of each outcome -> the delivery id it is about.
+    outcomes: dict[tuple[int, int], str] = field(default_factory=dict)
+
+    def add(self, name: str, fields: dict[str, Any], location: tuple[int, int]) -> None:
+        if name == "InspectionOpened":
+            self.opened = fields
+        elif name == "InspectionDrawn":
+            self.seed = str(fields["seed"]).lower()
+        elif name == "InspectionOutcomeRecorded":
+            self.outcomes[location] = str(fields["deliveryId"]).lower()
+
+
+def sample_problems(
+    inspections: dict[int, InspectionLogs],
+    selected: set[tuple[int, int]],
+    *,
+    population: Callable[[int, int], list[bytes]],
+    block_hash: Callable[[int], str],
+) -> list[str]:
+    """Outcomes among ``selected`` (the report's practice rows, by location) that the inspection's sample does
+    not support: the contract records an outcome for any delivery it knows, so an auditor's key could score
+    a delivery that was never drawn. The sample is recomputed as :mod:`verifier.sampling` derives it, from
+    the seed the chain holds (checked to be the hash of the committed block) and ``population(from, to)``,
+    the deliveries the ledger recorded in the period, sorted.
+    """
+    problems = []
+    for number, logs in sorted(inspections.items()):
+        outcomes = {at: d for at, d in logs.outcomes.items() if at in selected}
+        if not outcomes:
+            continue
+        if logs.opened is None or logs.seed is None:
+            problems.append(f"inspection {number}: outcomes recorded, but no opening and draw of it on chain")
+            continue
+        opened = logs.opened
+        if block_hash(int(opened["seedBlock"])) != logs.seed:
+            problems.append(
+                f"inspection {number}: its seed {logs.seed} is not the hash of block {opened['seedBlock']}"
+            )
+            continue
+        pool = population(int(opened["periodFrom"]), int(opened["periodTo"]))
+        sample = {"0x" + d.hex() for d in draw_sample(bytes.fromhex(logs.seed[2:]), number, pool,
+                                                     int(opened["sampleSize"]))}  # fmt: skip
+        for (block, index), delivery in sorted(outcomes.items()):
+            if delivery not in sample:
+                problems.append(
+                    f"inspection {number}: the outcome at block {block} log {index} is about delivery "
+                    f"{delivery}, which its sample ({len(sample)} of {len(pool)} deliveries, drawn from "
+                    f"block {opened['seedBlock']}'s hash) does not hold"
+                )
+    return problems
 
 
 def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str) -> list[str]:

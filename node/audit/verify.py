@@ -331,6 +331,8 @@ def verify_report(
     chain: dict[int, EventRecord] = {}
     #: Every batch anchored in the range, selected or not: carried receipts are checked against it.
     anchored: dict[tuple[int, int], EventRecord] = {}
+    #: Every delivery recorded in the range (record time, id): the population inspections draw from.
+    recorded: list[tuple[int, bytes]] = []
     for log, header in rpc.logs_with_headers(addresses, scan_from, scan_to, batch_blocks=batch_blocks):
         number = quantity(log["blockNumber"])
         name, fields = codec.decode(log["topics"], log["data"])
@@ -351,6 +353,8 @@ def verify_report(
             chain[record.seq] = record
         if record.event == BATCH_ANCHORED:
             anchored[(record.fields["grantId"], record.fields["firstSequence"])] = record
+        elif record.event == "DeliveryRecorded":
+            recorded.append((record.fields["recordedAt"], bytes.fromhex(record.fields["deliveryId"][2:])))
 
     result = VerifyResult(rows=len(report["rows"]), chain_events=len(chain))
     problems = result.problems
@@ -396,7 +400,12 @@ def verify_report(
     if report.get("receipt_batches") is not None:
         problems.extend(_receipt_problems(report, anchored, chain, result))
     if report.get("practice") is not None or practice:
-        from node.audit.practice_report import practice_problems, practice_rows
+        from node.audit.practice_report import (
+            InspectionLogs,
+            practice_problems,
+            practice_rows,
+            sample_problems,
+        )
 
         # A trusted --practice checks the report's practice even when it has no such section: leaving the
         # section out would otherwise hide every demand, evaluation and inspection of the period.
@@ -405,6 +414,7 @@ def verify_report(
             stated = {"address": practice, "rows": []}
         practice = practice or (str(stated.get("address", "")) if isinstance(stated, dict) else "")
         expected = []
+        inspections: dict[int, InspectionLogs] = {}
         if practice:
             _check_anchors_serve(rpc, practice, address, last, "the sharing practice contract --practice")
 
@@ -414,9 +424,19 @@ def verify_report(
 
             expected = practice_rows(
                 rpc, practice, scan_from, scan_to, period=report["period"], department=department,
-                agreement_parties=parties, batch_blocks=batch_blocks,
+                agreement_parties=parties, batch_blocks=batch_blocks, inspections=inspections,
             )  # fmt: skip
         problems.extend(practice_problems(stated, expected, practice))
+
+        def population(period_from: int, period_to: int) -> list[bytes]:
+            return sorted(d for at, d in recorded if period_from <= at < period_to)
+
+        problems.extend(
+            sample_problems(
+                inspections, {(r["block_number"], r["log_index"]) for r in expected}, population=population,
+                block_hash=lambda n: str(rpc.blocks([n])[0]["hash"]).lower(),
+            )
+        )  # fmt: skip
     return result
 
 

@@ -279,6 +279,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     assert env.call("POST", "/inspections", "psb", json=body).status_code == 403
     future = env.call("POST", "/inspections", "auditor", json={**body, "period_to": 2**40})
     assert (future.status_code, future.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
+    # A seed block the opening's own block could reach is refused before anything is sent.
+    next_block = env.call("POST", "/inspections", "auditor", json={**body, "seed_delay_blocks": 1})
+    assert (next_block.status_code, next_block.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     inspection = opened["id"]
     assert opened["status"] == "open" and opened["sample"] == [] and opened["seed"] is None

@@ -21,7 +21,8 @@ from node.audit.practice_report import PRACTICE_COLUMNS
 from node.audit.reports import write_report
 from node.audit.rpc import JsonRpc
 from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
-from node.deploy import load_deployment
+from node.deploy import load_deployment, practice_client
+from node.types import InspectionOutcome
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
 from verifier.receipt_check import AnchorsReader, ReceiptVerdictStatus, check_receipt
 from verifier.receipts import ReceiptProof
@@ -33,7 +34,7 @@ PRACTICE_EVENTS = {"DemandPublished", "DemandAnswered", "EvaluationRecorded", "I
                    "InspectionDrawn", "InspectionOutcomeRecorded"}  # fmt: skip
 
 
-def _inspection(env: ApiEnv, deliveries: list[dict[str, Any]]) -> None:
+def _inspection(env: ApiEnv, deliveries: list[dict[str, Any]]) -> dict[str, Any]:
     """An inspection of the deliveries' period, drawn, with the outcome of its one sampled delivery."""
     body = {"period_from": min(d["recorded_at"] for d in deliveries),
             "period_to": max(d["recorded_at"] for d in deliveries) + 1,
@@ -41,11 +42,12 @@ def _inspection(env: ApiEnv, deliveries: list[dict[str, Any]]) -> None:
     pass_time(env, 2)
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
-    drawn = ok(env.call("POST", f"/inspections/{inspection['id']}/draw", "auditor"))["record"]
+    drawn: dict[str, Any] = ok(env.call("POST", f"/inspections/{inspection['id']}/draw", "auditor"))["record"]
     pass_time(env, 7)  # past the deadline: the sampled delivery was not presented
     sampled = drawn["sample"][0]["delivery_id"]
     path = f"/inspections/{inspection['id']}/outcomes"
     ok(env.call("POST", path, "auditor", json={"delivery_id": sampled}))
+    return drawn
 
 
 @pytest.fixture(scope="module")
@@ -336,3 +338,36 @@ def test_receipt_proof_tampered_is_a_mismatch_on_chain(
     result = runner.invoke(cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
                                  "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
+
+
+def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_path: Path) -> None:
+    """The contract records an outcome for any delivery it knows; the service records only sampled ones. An
+    outcome sent with the auditor's key straight to the contract, for a delivery never drawn, is named by
+    the verifier, which recomputes the sample from the chain. Last in the module: its outcome is on chain
+    after every other test's report."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(3)]
+    drawn = _inspection(env, deliveries)
+    sampled = {s["delivery_id"] for s in drawn["sample"]}
+    outside = next(d["delivery_id"] for d in deliveries if d["delivery_id"] not in sampled)
+    refused = env.call(
+        "POST", f"/inspections/{drawn['id']}/outcomes", "auditor", json={"delivery_id": outside}
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "NOT_SAMPLED")
+    practice = practice_client(env.setup.client.endpoint, env.settings.home)
+    args = (drawn["id"], bytes.fromhex(outside[2:]), int(InspectionOutcome.FAILED), bytes(32))
+    practice.transact(env.keystore.unlock("auditor"), "recordOutcome", *args)
+    ok(env.call("POST", "/audit/index", "auditor"))
+    out = tmp_path / "report"
+    made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
+    assert made.exit_code == 0, made.output
+    for name in ("report.json", "report.csv"):
+        result = runner.invoke(cli, ["audit", "verify", str(out / name), "--rpc", str(env.settings.rpc_url),
+                                     "--contract", env.setup.client.address, "--json"])  # fmt: skip
+        problems = json.loads(result.stdout)["problems"]
+        assert result.exit_code == 1 and len(problems) == 1, problems
+        assert problems[0].startswith(f"inspection {drawn['id']}: the outcome at block ") and (
+            f"is about delivery {outside}, which its sample (1 of 3 deliveries, drawn from block "
+            f"{drawn['seed_block']}'s hash) does not hold" in problems[0]
+        ), problems
