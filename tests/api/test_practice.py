@@ -274,8 +274,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     period_to = max(d["recorded_at"] for d, _, _ in made) + 1
     pass_time(env, 2)  # the period must be over when the inspection opens
 
+    # Presentations close at the deadline, by the chain's clock: ten minutes, not a slow machine's seconds.
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
-            "present_within": 6}  # fmt: skip
+            "present_within": 600}  # fmt: skip
     assert env.call("POST", "/inspections", "psb", json=body).status_code == 403
     future = env.call("POST", "/inspections", "auditor", json={**body, "period_to": 2**40})
     assert (future.status_code, future.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
