@@ -850,6 +850,8 @@ class Anchorer:
         self._sent_lock = threading.Lock()
         #: Anchors the contract refused, with its reason: the follower's findings for the closing thread.
         self._refusals: queue.SimpleQueue[tuple[_Sent, LedgerRevertError]] = queue.SimpleQueue()
+        #: The refusal being settled (the closing thread's; kept until it is).
+        self._settling: list[tuple[_Sent, LedgerRevertError]] = []
         #: Journaled transactions sent again after the node lost their blocks (:meth:`rewound`).
         self._rewound: queue.SimpleQueue[list[Entry]] = queue.SimpleQueue()
         self._next: dict[int, int] = {}
@@ -962,11 +964,16 @@ class Anchorer:
 
     def _settle_refusals(self) -> None:
         while True:
-            try:
-                sent, exc = self._refusals.get_nowait()
-            except queue.Empty:
-                return
-            self._refused(sent, exc)
+            if not self._settling:
+                try:
+                    self._settling.append(self._refusals.get_nowait())
+                except queue.Empty:
+                    return
+            # Taken off only once settled: a refusal that fails half-way (the node or the database away while
+            # its anchor is voided or its receipts batched again) is settled again at the next round, before
+            # the refusals behind it, instead of being dropped with its batch left closed for good.
+            self._refused(*self._settling[0])
+            self._settling.pop(0)
 
     def _drain(self) -> None:
         while True:

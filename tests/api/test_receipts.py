@@ -604,6 +604,48 @@ def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path:
     assert len(calls) >= 2
 
 
+def test_anchorer_refusalFailsHalfWay_settledAtTheNextRound(api_env: ApiEnv, tmp_path: Path) -> None:
+    """Settling a refused batch needs the node and the database (its anchor voided in the transaction journal,
+    its receipts refused or batched again); one of them away half-way, the refusal is settled at the next
+    round, not dropped with its batch left anchored for good."""
+    grant = grant_between(api_env, "psb", "hrss")
+    ok(api_env.call("POST", f"/grants/{grant['id']}/revoke", "psb"))  # after its receipts passed the door
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_receipt_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            receipts_table.insert(),
+            [dict(seq=i, delivery_id=bytes.fromhex(b32()[2:]), provider=1, consumer=2, grant_id=grant["id"],
+                  commitment=bytes.fromhex(b32()[2:]), hash_algorithm=1, byte_size=10, record_count=1,
+                  accepted_at=time.time()) for i in range(2)],
+        )  # fmt: skip
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
+    voided: list[str] = []
+
+    def void(_account: Any, pending: Any) -> bool:
+        voided.append(pending.tx_hash)
+        if len(voided) == 1:
+            raise NodeError("node at http://127.0.0.1:1 is unreachable")
+        return True
+
+    anchorer = Anchorer(engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=2, batch_age=60,
+                        void=void)  # fmt: skip
+    anchorer.start()
+    try:
+
+        def refused() -> Any:
+            with engine.connect() as conn:
+                row = conn.execute(select(batches_table.c.state, batches_table.c.error)).one_or_none()
+            return row if row is not None and row.state == "refused" else None
+
+        assert tuple(until(refused, "the refusal settled")) == ("refused", "GRANT_REVOKED")
+    finally:
+        anchorer.stop()
+    engine.dispose()
+    assert len(voided) == 2 and voided[0] == voided[1]  # the same anchor, voided at the second round
+
+
 def _suspension_proposals(api_env: ApiEnv, department: int) -> tuple[int, int]:
     """Proposals to suspend and to reinstate ``department``, each executed by one more approval."""
     suspend, reinstate = (
