@@ -368,6 +368,8 @@ def verify_cmd(
     receipts = f", {result.receipts_checked} receipts recomputed" if result.receipts_checked else ""
     if result.batches_uncarried:
         receipts += f", {result.batches_uncarried} anchored batch(es) listed without their receipts"
+    if result.practice_events:
+        receipts += f", {result.practice_events} practice events re-derived"
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )

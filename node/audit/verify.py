@@ -150,6 +150,8 @@ class VerifyResult:
     receipts_checked: int = 0
     #: Anchored batches the report lists with ``"receipts": null`` (declared not carried).
     batches_uncarried: int = 0
+    #: Practice events (demands, evaluations, inspections) re-derived from the practice contract's logs.
+    practice_events: int = 0
 
     @property
     def ok(self) -> bool:
@@ -162,6 +164,7 @@ class VerifyResult:
             "chain_events": self.chain_events,
             "receipts_checked": self.receipts_checked,
             "batches_uncarried": self.batches_uncarried,
+            "practice_events": self.practice_events,
             "problems": self.problems,
         }
 
@@ -437,6 +440,7 @@ def verify_report(
                 block_hash=lambda n: str(rpc.blocks([n])[0]["hash"]).lower(),
             )
         )  # fmt: skip
+        result.practice_events = len(expected)
     return result
 
 

@@ -437,7 +437,9 @@ def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEn
     rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
     for name in ("report.json", "report.csv"):
         code, out, err = dxl("audit", "verify", tmp_path / "r" / name, "--rpc", rpc, "--json")
-        assert code == 0, out + err
+        assert code == 0 and json.loads(out)["practice_events"] == len(rows), out + err
+    code, out, _ = dxl("audit", "verify", tmp_path / "r" / "report.json", "--rpc", rpc)
+    assert code == 0 and f", {len(rows)} practice events re-derived: report verified" in out, out
     mine[1]["fields"]["declineCode"] = 1 + int(DeclineReason.NOT_HELD)
     rows.remove(mine[0])
     (tmp_path / "r" / "report.json").write_text(json.dumps(report))
