@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import models as m
 from api.db import CatalogDocumentRow
 from api.errors import ApiError
+from api.limits import JsonBodyError, parse_json
 from verifier.catalog import canonical_document, document_hash
 
 #: Columns of the CSV export, in order; ``metadata`` is the document as canonical JSON (what import reads).
@@ -114,14 +115,22 @@ def entries_of(body: m.CatalogImport) -> list[m.CatalogEntry]:
     if body.resources is not None:
         return [entry for entry in body.resources if entry.metadata is not None]
     reader = csv.DictReader(io.StringIO(body.csv or ""))
-    if not {"id", "metadata"} <= set(reader.fieldnames or ()):
+    try:
+        columns, rows = set(reader.fieldnames or ()), list(reader)
+    except csv.Error as exc:  # a field past the csv module's bound (128 KiB)
+        raise ApiError("VALIDATION_ERROR", f"CSV line {reader.line_num}: {exc}", field="csv") from None
+    if not {"id", "metadata"} <= columns:
         raise ApiError("VALIDATION_ERROR", "the CSV needs the columns id and metadata", field="csv")
     entries = []
-    for line, row in enumerate(reader, start=2):
+    for line, row in enumerate(rows, start=2):
         if not row.get("metadata"):
             continue
         try:
-            entries.append(m.CatalogEntry(id=int(row["id"]), metadata=json.loads(row["metadata"])))
+            metadata = parse_json(row["metadata"])
+        except JsonBodyError as exc:
+            raise ApiError("VALIDATION_ERROR", f"CSV line {line}: metadata {exc}", field="csv") from None
+        try:
+            entries.append(m.CatalogEntry(id=int(row["id"]), metadata=metadata))
         except (ValueError, TypeError) as exc:
             raise ApiError("VALIDATION_ERROR", f"CSV line {line}: {exc}", field="csv") from None
     return entries

@@ -6,13 +6,20 @@ payload (a manifest lists a 67-byte hash per leaf, so a 1,000-record payload's m
 The body is read here, once, in chunks, and stopped as soon as it exceeds the limit (a lying or absent
 Content-Length does not help). The buffered body is left in ``scope["dxl.body"]`` for the idempotency
 fingerprint and replayed to the application.
+
+A JSON body is checked here too, before anything else parses it (:func:`parse_json`): the standard library's
+parser, which FastAPI calls, recurses once per level of nesting on the C stack, and a body of a few hundred
+thousand ``[`` took the whole process down (a segmentation fault, whoever sent it: the body is parsed before
+the token is looked at).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
@@ -27,6 +34,8 @@ RECEIPTS_MAX_BODY_BYTES = 4 * 1024 * 1024
 RECEIPT_LOOKUP_MAX_BODY_BYTES = 256 * 1024
 #: ``POST /resources/import``: a whole catalog, up to 2,000 documents of about 1.5 KiB (JSON or CSV).
 CATALOG_IMPORT_MAX_BODY_BYTES = 4 * 1024 * 1024
+#: Routes that parse their JSON body themselves, safely (``POST /receipts``: orjson, on the hot path).
+PARSED_BY_ROUTE = frozenset({"/receipts"})
 ROUTE_MAX_BODY_BYTES: Mapping[str, int] = {
     "/verify": MANIFEST_MAX_BODY_BYTES,
     "/audit/provenance/payload": MANIFEST_MAX_BODY_BYTES,
@@ -34,6 +43,49 @@ ROUTE_MAX_BODY_BYTES: Mapping[str, int] = {
     "/receipts/lookup": RECEIPT_LOOKUP_MAX_BODY_BYTES,
     "/resources/import": CATALOG_IMPORT_MAX_BODY_BYTES,
 }
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class JsonBodyError(ValueError):
+    """Text that is not JSON as the service takes it; the message says why, after the text's name ("the body
+    is not valid JSON")."""
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise JsonBodyError(f'names "{name}" twice in one object')
+            seen.add(name)
+    return found
+
+
+def parse_json(raw: bytes | str) -> Any:
+    """JSON from a client: UTF-8 (a byte order mark is ignored), nested at most 1,024 levels deep (orjson's
+    bound, checked first: it does not recurse on the C stack), and no name twice in one object (RFC 8259
+    leaves a repeated name's meaning open: a proxy or a log could read another value than the service).
+
+    Raises:
+        JsonBodyError: which of these the text breaks.
+    """
+    if isinstance(raw, bytes):
+        raw = raw.removeprefix(_BOM)
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise JsonBodyError("is not valid JSON") from None
+    return json.loads(raw, object_pairs_hook=_unique)
+
+
+def _is_json(scope: Scope) -> bool:
+    """Whether FastAPI would parse the body as JSON (``application/json`` or ``application/*+json``)."""
+    headers: dict[bytes, bytes] = dict(scope["headers"])
+    ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    return ctype == b"application/json" or (ctype.startswith(b"application/") and ctype.endswith(b"+json"))
 
 
 class BodyLimitMiddleware:
@@ -79,6 +131,12 @@ class BodyLimitMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        if body and scope["path"] not in PARSED_BY_ROUTE and _is_json(scope):
+            try:
+                parse_json(body)
+            except JsonBodyError as exc:
+                await self._send(send, 422, error_body("VALIDATION_ERROR", f"the body {exc}", field="body"))
+                return
         scope["dxl.body"] = body
         sent = False
 
@@ -92,17 +150,21 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send: Send, limit: int) -> None:
-        raw = json.dumps(
-            error_body("PAYLOAD_TOO_LARGE", f"request body exceeds the limit of {limit} bytes")
-        ).encode()
+        body = error_body("PAYLOAD_TOO_LARGE", f"request body exceeds the limit of {limit} bytes")
+        await self._send(send, 413, body)
+
+    @staticmethod
+    async def _send(send: Send, status: int, body: dict[str, Any]) -> None:
+        raw = json.dumps(body).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(raw)).encode()),
-                    (b"connection", b"close"),
+                    # A body over the limit was not read to its end: the connection carries no other request.
+                    *([(b"connection", b"close")] if status == 413 else []),
                 ],
             }
         )

@@ -41,7 +41,9 @@ import asyncio
 import bisect
 import contextlib
 import gc
+import itertools
 import logging
+import operator
 import queue
 import sys
 import threading
@@ -306,6 +308,26 @@ def parse_receipts(document: Any) -> list[ReceiptRow]:
         seen[row.delivery_id] = i
         rows.append(row)
     return rows
+
+
+def refuse_repeated_names(raw: bytes, document: dict[str, Any]) -> None:
+    """Refuse a body that names a field twice in one object, which orjson settles silently (the last wins):
+    every other route's body is refused for it before it is parsed (:func:`api.limits.parse_json`).
+
+    Counted rather than parsed again, on the hot path: ``document`` passed :func:`parse_receipts`, so its
+    only names are ``receipts`` and known receipt fields and its only strings hex ids and algorithm names,
+    none holding a quote. The body's quotes are then exactly two per name and per string value; a name said
+    again adds some.
+
+    Raises:
+        ApiError: VALIDATION_ERROR (field ``body``).
+    """
+    items = document["receipts"]
+    # Two per name; each receipt's delivery_id and commitment are strings, and its hash_algorithm if given.
+    with_algorithm = sum(map(operator.contains, items, itertools.repeat("hash_algorithm")))
+    expected = 2 + 2 * sum(map(len, items)) + 4 * len(items) + 2 * with_algorithm
+    if raw.count(b'"') != expected:
+        raise ApiError("VALIDATION_ERROR", "the body names a field twice in one object", field="body")
 
 
 # ---------------------------------------------------------------------------------------------- grant cache

@@ -20,7 +20,7 @@ from api.auth import Principal, Role, authenticate, hash_token
 from api.deps import DeliveryId, DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, get_state
 from api.errors import ApiError
 from api.ledger import LedgerService
-from api.receipts import ReceiptService, parse_receipts
+from api.receipts import ReceiptService, parse_receipts, refuse_repeated_names
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
 
@@ -129,6 +129,7 @@ async def post_receipts(
     except orjson.JSONDecodeError:
         raise ApiError("VALIDATION_ERROR", "the body is not JSON", field="body") from None
     rows = parse_receipts(document)
+    refuse_repeated_names(raw, document)
     # Freed now, not after the journal's commit: thousands of containers the collector need not walk.
     del document
     try:

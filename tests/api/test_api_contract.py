@@ -4,12 +4,14 @@ which scorecard."""
 
 from __future__ import annotations
 
+import json
+import re
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-from api_helpers import ApiEnv, b32, delivery_between, ok, period
+from api_helpers import ApiEnv, b32, catalog_document, delivery_between, ok, period
 from eth_account import Account
 
 # One deployment per module: keep the module's tests on one xdist worker.
@@ -118,6 +120,97 @@ def test_a_body_that_is_not_utf8_is_a_422(api_env: ApiEnv, raw: bytes) -> None:
     assert response.status_code == 422, response.text
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
     assert response.json()["error"]["field"] == "body"
+    assert _counts(api_env) == before
+
+
+def _duplicated(key: str, first: str, last: str, rest: str = "") -> bytes:
+    """An object naming ``key`` twice, ``rest`` (other members) between (``json.dumps`` cannot write one)."""
+    return ("{" + ", ".join(m for m in (f'"{key}": {first}', rest, f'"{key}": {last}') if m) + "}").encode()
+
+
+@pytest.mark.parametrize(
+    ("path", "who", "raw"),
+    [
+        ("/resources", "psb", lambda: _duplicated(
+            "share_type", '"not_shared"', '"unconditional"',
+            f'"metadata_hash": "{b32()}", "schema_hash": "{b32()}"')),
+        # In a nested object: the catalog document, whose canonical JSON is hashed on chain.
+        ("/resources", "psb", lambda: b'{"share_type": "not_shared", "schema_hash": "%s", "metadata": %s}' % (
+            b32().encode(), json.dumps(catalog_document("x")).replace(
+                '"dct:title": "x"', '"dct:title": "x", "dct:title": "y"').encode())),
+        ("/grants", "hrss", lambda: _duplicated("agreement_id", "1", "2", '"expires_at": 1099511627776')),
+        ("/receipts", "hrss", lambda: _duplicated(
+            "receipts", "[]", json.dumps([{"delivery_id": b32(), "grant_id": 1, "commitment": b32(),
+                                          "byte_size": 1}]))),
+        ("/receipts", "hrss", lambda: b'{"receipts": [%s]}' % _duplicated(
+            "grant_id", "1", "2", f'"delivery_id": "{b32()}", "commitment": "{b32()}", "byte_size": 1')),
+    ],
+    ids=["top-level", "in-the-catalog-document", "grant-id", "receipts-list", "in-a-receipt"],
+)  # fmt: skip
+def test_a_key_given_twice_is_a_422_and_nothing_is_recorded(
+    api_env: ApiEnv, path: str, who: str, raw: Any
+) -> None:
+    """JSON leaves a repeated name's meaning open (RFC 8259 4: parsers keep the first, the last or fail), so a
+    proxy, a signer or a log may read another value than the service would have: refused, naming the name."""
+    before, head = _counts(api_env), api_env.setup.client.w3.eth.block_number
+    body = raw()
+    response = api_env.client.post(
+        path, content=body, headers={**api_env.headers(who), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body") and "twice" in error["message"]
+    assert _counts(api_env) == before and api_env.setup.client.w3.eth.block_number == head
+    ids = [d.decode() for d in re.findall(rb'"delivery_id": "(0x[0-9a-f]{64})"', body)]
+    if ids:
+        lookup = {"delivery_ids": ids}
+        assert ok(api_env.call("POST", "/receipts/lookup", who, json=lookup)) == {"receipts": []}
+
+
+@pytest.mark.parametrize(
+    ("path", "who", "raw"),
+    [
+        # The standard library's parser recursed once per level on the C stack: this took the process down.
+        ("/verify", "psb", b'{"manifest": ' + b"[" * 1_000_000 + b"]" * 1_000_000 + b"}"),
+        # Before the token is looked at: FastAPI parses the body first.
+        ("/verify", None, b'{"manifest": ' + b"[" * 1_000_000 + b"}"),
+        ("/resources", "psb", b"[" * 60_000),
+        ("/resources/import", "psb",
+         json.dumps({"csv": "id,metadata\r\n1," + "[" * 100_000 + "\r\n"}).encode()),
+        # A field past the csv module's bound (128 KiB; a registered document is under the 64 KiB body limit).
+        ("/resources/import", "psb",
+         json.dumps({"csv": "id,metadata\r\n1," + "[" * 1_000_000 + "\r\n"}).encode()),
+    ],
+    ids=["manifest", "no-token", "unclosed", "csv-import", "csv-field-too-long"],
+)  # fmt: skip
+def test_json_nested_past_1024_levels_is_a_422_and_the_service_stays_up(
+    api_env: ApiEnv, path: str, who: str | None, raw: bytes
+) -> None:
+    response = api_env.client.post(
+        path, content=raw, headers={**api_env.headers(who), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+    assert response.json()["error"]["field"] == ("csv" if path == "/resources/import" else "body")
+    assert ok(api_env.client.get("/healthz"))["status"] == "ok"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+def test_json_in_another_unicode_encoding_is_a_422(api_env: ApiEnv, encoding: str) -> None:
+    """JSON between systems is UTF-8 (RFC 8259 8.1); a body in UTF-16 or UTF-32 is refused as one in any other
+    encoding is, whatever its Content-Type's charset says."""
+    before = _counts(api_env)
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared"}
+    response = api_env.client.post(
+        "/resources",
+        content=json.dumps(body).encode(encoding),
+        headers={**api_env.headers("psb"), "Content-Type": f"application/json; charset={encoding}"},
+    )
+    assert response.status_code == 422, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (
+        "VALIDATION_ERROR",
+        "body",
+    )
     assert _counts(api_env) == before
 
 
