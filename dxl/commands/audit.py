@@ -373,6 +373,12 @@ def verify_cmd(
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )
+    if result.addresses_from_report:
+        options = "/".join(f"--{'contract' if n == 'ledger' else n}" for n in result.addresses_from_report)
+        summary += (
+            f" (against the {', '.join(result.addresses_from_report)} address(es) the report names: a forged "
+            f"report can name forged contracts; give {options} from a trusted source)"
+        )
     _out(result.to_dict(), as_json, "\n".join([*result.problems, summary]))
     if not result.ok:
         raise typer.Exit(1)

@@ -152,6 +152,9 @@ class VerifyResult:
     batches_uncarried: int = 0
     #: Practice events (demands, evaluations, inspections) re-derived from the practice contract's logs.
     practice_events: int = 0
+    #: Contracts whose address was read from the report itself (``ledger``, ``anchors``, ``practice``), not
+    #: given by the caller: a forged report can name forged contracts that emit what it says.
+    addresses_from_report: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -165,6 +168,7 @@ class VerifyResult:
             "receipts_checked": self.receipts_checked,
             "batches_uncarried": self.batches_uncarried,
             "practice_events": self.practice_events,
+            "addresses_from_report": self.addresses_from_report,
             "problems": self.problems,
         }
 
@@ -360,6 +364,15 @@ def verify_report(
             recorded.append((record.fields["recordedAt"], bytes.fromhex(record.fields["deliveryId"][2:])))
 
     result = VerifyResult(rows=len(report["rows"]), chain_events=len(chain))
+    result.addresses_from_report = [
+        name
+        for name, given, stated in (
+            ("ledger", contract, report["contract"]),
+            ("anchors", anchors, report.get("anchors")),
+            ("practice", practice, report.get("practice")),
+        )
+        if given is None and stated is not None
+    ]
     problems = result.problems
     problems.extend(range_problems)
     problems.extend(_header_problems(report, lineage))
@@ -624,6 +637,8 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
     """What the report says about itself that the chain or its own rows contradict."""
     problems = []
     rows = report["rows"]
+    for key in sorted(set(report) - {*REPORT_HEADER, "rows"}):
+        problems.append(f"{key}: not a field of a report, and nothing in it is verified")
     if "row_count" in report and not same_value(report["row_count"], len(rows)):
         problems.append(f"row_count is {report['row_count']!r} in the report, it holds {len(rows)} rows")
     period = report["period"]

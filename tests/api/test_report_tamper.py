@@ -340,6 +340,21 @@ def test_receipt_proof_tampered_is_a_mismatch_on_chain(
     assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
 
 
+def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, exchange) -> None:
+    rpc = str(api_env.settings.rpc_url)
+    path = str(exchange["dir"] / "report.json")
+    alone = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc])
+    assert alone.exit_code == 0, alone.output
+    assert alone.stdout.rstrip().endswith(
+        "(against the ledger, anchors, practice address(es) the report names: a forged report can name "
+        "forged contracts; give --contract/--anchors/--practice from a trusted source)"
+    ), alone.stdout
+    trusted = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc, "--json", "--contract",
+                                  api_env.setup.client.address, "--anchors", exchange["anchors"],
+                                  "--practice", exchange["practice"]])  # fmt: skip
+    assert trusted.exit_code == 0 and json.loads(trusted.stdout)["addresses_from_report"] == []
+
+
 def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_path: Path) -> None:
     """The contract records an outcome for any delivery it knows; the service records only sampled ones. An
     outcome sent with the auditor's key straight to the contract, for a delivery never drawn, is named by

@@ -92,10 +92,16 @@ def _start_cut_off(doc):
     ]
 
 
+def _extra_field(doc):
+    """A claim added beside the rows, which the chain cannot back: not silently passed as verified."""
+    doc["summary"] = {"deliveries_acknowledged": "100%"}
+    return ["summary: not a field of a report, and nothing in it is verified"]
+
+
 @pytest.mark.parametrize(
     "tamper",
-    [_changed_commitment, _dropped, _reordered, _duplicated, _end_cut_off, _start_cut_off],
-    ids=["commitment", "drop", "reorder", "duplicate", "end-cut-off", "start-cut-off"],
+    [_changed_commitment, _dropped, _reordered, _duplicated, _end_cut_off, _start_cut_off, _extra_field],
+    ids=["commitment", "drop", "reorder", "duplicate", "end-cut-off", "start-cut-off", "extra-field"],
 )
 def test_tampered_report_fails_naming_rows(report, rpc, abi, tamper) -> None:
     doc = copy.deepcopy(report)
