@@ -322,6 +322,7 @@ def check_onchain(
     offline: Callable[[str | None], Verdict],
     *,
     expected_delivery_id: bytes | None = None,
+    visible: Callable[[RecordedDelivery], bool] | None = None,
 ) -> Verdict:
     """Refine the offline verdict with the ledger's receipt (see the module docstring for the checks).
 
@@ -329,6 +330,9 @@ def check_onchain(
     delivery is not recorded, and otherwise with the provider's on-chain signer only after the manifest's
     signature (and ``expected_delivery_id``) has been verified against that signer, so it need not verify
     them again: recovering the signer hashes the whole canonical manifest, leaf hashes included.
+
+    A recorded delivery for which ``visible`` answers False is answered as one not recorded: a service that
+    shows a department only its own exchanges answers another's delivery as an unknown one.
 
     Raises:
         ChainCheckError: the chain cannot be consulted, or says the delivery is recorded but its log or
@@ -339,7 +343,13 @@ def check_onchain(
     status = reader.status(did)
     if not 0 <= status < len(STATUS_NAMES):
         raise ChainCheckError(f"deliveryStatus returned {status}, which this verifier does not know")
-    if status == 0:
+    rec = reader.recorded(did) if status != 0 else None
+    if status != 0 and rec is None:
+        raise ChainCheckError(
+            f"delivery {_h(did)} has status {STATUS_NAMES[status]} but no DeliveryRecorded log from block "
+            f"{reader.from_block} (is the deployment block right?)"
+        )
+    if rec is None or (visible is not None and not visible(rec)):
         anchor = Anchor(reader.source, recorded=False, details={"chain_id": reader.chain_id,
                                                                   "contract": reader.address})  # fmt: skip
         verdict = offline(None)
@@ -347,12 +357,6 @@ def check_onchain(
             anchor, VerdictStatus.NOT_RECORDED,
             Finding("NOT_RECORDED", f"no delivery {_h(did)} is recorded on {reader.source}"),
         )  # fmt: skip
-    rec = reader.recorded(did)
-    if rec is None:
-        raise ChainCheckError(
-            f"delivery {_h(did)} has status {STATUS_NAMES[status]} but no DeliveryRecorded log from block "
-            f"{reader.from_block} (is the deployment block right?)"
-        )
     if not reader.receipt_matches(did, rec.receipt):
         raise ChainCheckError(f"the DeliveryRecorded log of {_h(did)} is not confirmed by receiptMatches")
     provider, consumer = reader.department(rec.provider), reader.department(rec.consumer)
@@ -436,8 +440,9 @@ def verify_payload_onchain(
     *,
     expected_delivery_id: bytes | None = None,
     progress: Callable[[int], None] | None = None,
+    visible: Callable[[RecordedDelivery], bool] | None = None,
 ) -> Verdict:
-    """Payload against manifest against chain.
+    """Payload against manifest against chain (``visible`` as :func:`check_onchain` takes it).
 
     Raises:
         ChainCheckError: the chain cannot be consulted or is inconsistent.
@@ -449,7 +454,9 @@ def verify_payload_onchain(
             return verify_payload(path, manifest, progress=progress)
         return check_delivery(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
 
-    return check_onchain(manifest, reader, offline, expected_delivery_id=expected_delivery_id)
+    return check_onchain(
+        manifest, reader, offline, expected_delivery_id=expected_delivery_id, visible=visible
+    )
 
 
 def verify_commitment_onchain(
@@ -458,8 +465,10 @@ def verify_commitment_onchain(
     *,
     commitment: bytes | None = None,
     expected_delivery_id: bytes | None = None,
+    visible: Callable[[RecordedDelivery], bool] | None = None,
 ) -> Verdict:
-    """Manifest (and optionally a commitment the client computed itself) against chain, without the payload.
+    """Manifest (and optionally a commitment the client computed itself) against chain, without the payload
+    (``visible`` as :func:`check_onchain` takes it).
 
     Raises:
         ChainCheckError: the chain cannot be consulted or is inconsistent.
@@ -488,4 +497,6 @@ def verify_commitment_onchain(
         return Verdict(status, manifest.delivery_id, findings, expected=expected, observed=observed,
                        signer=manifest.signer)  # fmt: skip
 
-    return check_onchain(manifest, reader, offline, expected_delivery_id=expected_delivery_id)
+    return check_onchain(
+        manifest, reader, offline, expected_delivery_id=expected_delivery_id, visible=visible
+    )

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from api.auth import Principal, Role
 from api.deps import ExchangeReader, LedgerDep, StateDep
 from api.errors import ApiError, base64_field
+
+if TYPE_CHECKING:
+    from verifier.onchain import RecordedDelivery
 
 router = APIRouter(prefix="/verify", tags=["verify"])
 
@@ -97,11 +102,22 @@ def payload_verdict(
     return verdict.to_dict()
 
 
+def _parties_only(principal: Principal, ledger: Any) -> Callable[[RecordedDelivery], bool] | None:
+    """For a department, which recorded deliveries its verdicts may show: those it is party to. Another
+    department's delivery is answered as one not recorded, exactly as an unknown delivery id (README, the
+    authorization matrix); auditors see every delivery (None)."""
+    if principal.role is Role.AUDITOR:
+        return None
+    me = ledger.department_id_of(principal)
+    return lambda rec: me in (rec.provider, rec.consumer)
+
+
 @router.post("", response_model=dict[str, Any])
 def verify(
-    body: VerifyRequest, _principal: ExchangeReader, state: StateDep, ledger: LedgerDep
+    body: VerifyRequest, principal: ExchangeReader, state: StateDep, ledger: LedgerDep
 ) -> dict[str, Any]:
-    """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger."""
+    """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger; a
+    department's verdict on a delivery it is not party to is that of a delivery not recorded."""
     from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest
     from verifier.onchain import ChainCheckError, verify_commitment_onchain, verify_payload_onchain
@@ -117,11 +133,12 @@ def verify(
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None
     reader = _reader(state, ledger)
+    visible = _parties_only(principal, ledger)
     try:
         if body.payload_base64 is None:
             commitment = bytes.fromhex(body.commitment[2:]) if body.commitment else None
             verdict = verify_commitment_onchain(
-                manifest, reader, commitment=commitment, expected_delivery_id=expected
+                manifest, reader, commitment=commitment, expected_delivery_id=expected, visible=visible
             )
         else:
             payload = base64_field(body.payload_base64, "payload_base64")
@@ -130,7 +147,9 @@ def verify(
                 path = os.path.join(tmp, "payload")
                 with open(path, "wb") as f:
                     f.write(payload)
-                verdict = verify_payload_onchain(path, manifest, reader, expected_delivery_id=expected)
+                verdict = verify_payload_onchain(
+                    path, manifest, reader, expected_delivery_id=expected, visible=visible
+                )
     except PayloadFormatError as e:
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:

@@ -39,7 +39,7 @@ ROWS = b"".join(b'{"n": %d}\n' % i for i in range(12))
 def env(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     governors = [Account.create() for _ in range(3)]
     c = Consortium(deploy(node_endpoint, governors, 2), governors)
-    for code in ("PSB", "HRSS"):
+    for code in ("PSB", "HRSS", "SAMR"):
         c.admit(code)
     grant = c.grant(c.depts["PSB"], c.agreement(c.depts["PSB"], c.depts["HRSS"]))
     home = tmp_path_factory.mktemp("verify-api")
@@ -50,6 +50,10 @@ def env(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory) -
         tokens = {
             "auditor": issue_token(s, principal=Principal(Role.AUDITOR), name="aud"),
             "governor": issue_token(s, principal=Principal(Role.GOVERNOR, governor=1), name="gov"),
+            **{
+                code.lower(): issue_token(s, principal=Principal(Role.DEPARTMENT, department=code), name=code)
+                for code in ("PSB", "HRSS", "SAMR")
+            },
         }
     custody = Custody(keystore=KeyStore(home / "keys", "pw"), governors={})
     ledger = LedgerService(client=c.client, custody=custody, sessions=lambda: sessions)
@@ -133,3 +137,19 @@ def test_bad_requests(env: dict[str, Any], mutate: Any, http: int, code: str) ->
 @pytest.mark.parametrize(("who", "http"), [(None, 401), ("governor", 403)])
 def test_needs_an_exchange_reader(env: dict[str, Any], who: str | None, http: int) -> None:
     assert _post(env, _body(_manifest(env, record=False)), who).status_code == http
+
+
+@pytest.mark.parametrize("with_payload", [True, False])
+def test_a_department_verifies_only_its_own_deliveries(env: dict[str, Any], with_payload: bool) -> None:
+    """Its parties get the verdict; another department gets what a delivery never recorded gets (an unknown
+    id's answer, as every read of an exchange it is not party to), naming none of its chain data."""
+    recorded, never = _manifest(env), _manifest(env, record=False)
+    extra = {"payload_base64": base64.b64encode(ROWS).decode()} if with_payload else {}
+    for party in ("psb", "hrss", "auditor"):
+        answer = _post(env, _body(recorded, **extra), party).json()
+        assert (answer["status"], answer["anchor"]["recorded"]) == ("MATCH", True), (party, answer)
+    outsider = _post(env, _body(recorded, **extra), "samr").json()
+    unknown = _post(env, _body(never, **extra), "samr").json()
+    assert (outsider["status"], outsider["anchor"]) == ("NOT_RECORDED", unknown["anchor"])
+    codes = [f["code"] for f in outsider["findings"]]
+    assert codes == [f["code"] for f in unknown["findings"]] and "NOT_RECORDED" in codes
