@@ -19,9 +19,12 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from node.errors import DxlError
+
+if TYPE_CHECKING:
+    from node.settings import Settings
 
 MANIFEST_SUFFIX = ".manifest.json"
 _HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
@@ -59,13 +62,16 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     from node.deploy import deployment_path, load_deployment
     from verifier.onchain import LedgerReader
 
-    deployment = load_deployment() if (contract is None and (rpc or deployment_path().is_file())) else None
+    # Settings (pydantic) only when the flags leave something to them: DXL_HOME and the node (DXL_*, .env).
+    settings = _settings() if contract is None or rpc is None else None
+    home = settings.home if settings is not None else None
+    deployment = (
+        load_deployment(home) if (contract is None and (rpc or deployment_path(home).is_file())) else None
+    )
     if contract is None and deployment is None:
         return None
     if rpc is None:
-        from node.settings import Settings, load_settings
-
-        settings: Settings = load_settings()
+        assert settings is not None
         if settings.rpc_url:
             rpc, chain_id = settings.rpc_url, chain_id if chain_id is not None else settings.chain_id
         else:
@@ -78,6 +84,14 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
         from_block = from_block if from_block is not None else deployment.block_number
     assert contract is not None
     return LedgerReader(rpc, contract, chain_id=chain_id, from_block=from_block or 0)
+
+
+def _settings() -> Settings:
+    """The settings (DXL_* variables or a .env file), which name DXL_HOME and the node as every command takes
+    them; loaded only where a command needs them (pydantic is most of a second of imports)."""
+    from node.settings import load_settings
+
+    return load_settings()
 
 
 def _fail(message: str, *, code: str, as_json: bool) -> NoReturn:
@@ -340,7 +354,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     if anchors is None:
         from node.deploy import load_deployment
 
-        recorded = load_deployment().receipt_anchors
+        recorded = load_deployment(_settings().home).receipt_anchors
         if recorded is None:
             raise ConfigurationError("the deployment record names no receipt anchors; pass --anchors")
         anchors = recorded.address

@@ -67,18 +67,18 @@ def _target(rpc: str | None, chain_id: int | None, anchors: str | None) -> tuple
     Raises:
         ConfigurationError: no ``--anchors`` and no deployment record naming one.
     """
+    from node.settings import load_settings
+
+    settings = load_settings()
     if anchors is None:
         from node.deploy import load_deployment
 
-        deployment = load_deployment()
+        deployment = load_deployment(settings.home)
         if deployment.receipt_anchors is None:
             raise ConfigurationError("the deployment record names no receipt anchors; pass --anchors")
         anchors = deployment.receipt_anchors.address
         chain_id = chain_id if chain_id is not None else deployment.chain_id
     if rpc is None:
-        from node.settings import load_settings
-
-        settings = load_settings()
         if settings.rpc_url:
             rpc = settings.rpc_url
         else:

@@ -274,3 +274,27 @@ def test_an_api_that_fails_to_start_raises_its_error(tmp_path: Path) -> None:
     assert StorageFullError(tmp_path, failure).message.startswith(
         f"disk full: cannot write {tmp_path / 'dxl.sqlite3'} (No space left on device); "
     )
+
+
+def test_a_dotenv_names_dxl_home_for_every_command(tmp_path: Path) -> None:
+    """DXL_HOME from a .env file (README, Configuration) is the home of `dxl node`, `dxl network` and the
+    deployment record `dxl verify` reads, as of `dxl status`: they read the bare environment before."""
+    home = tmp_path / "home"
+    (tmp_path / ".env").write_text(f"DXL_HOME={home}\nDXL_NODE_PORT={free_port()}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DXL_")}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dxl", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+    node = run("node", "status", "--json")
+    assert (node.returncode, json.loads(node.stdout)["data_dir"]) == (1, str(home / "node")), node.stderr
+    network = run("network", "status")
+    assert network.returncode == 1 and f"no network under {home / 'network'}" in network.stdout
+    payload = tmp_path / "rows.jsonl"
+    payload.write_bytes(b'{"id": 1}\n')
+    assert run("commit", str(payload)).returncode == 0
+    home.mkdir()
+    (home / "deployment.json").write_text("{}")  # a record there is read, so the check is not offline
+    verify = run("verify", str(payload))
+    assert verify.returncode == 2 and "deployment" in verify.stderr and "NOT CHECKED" not in verify.stdout

@@ -221,12 +221,12 @@ def scorecard_cmd(
             deadline_days=deadline_days
             if deadline_days is not None
             else ctx.settings.audit_response_deadline_days,
-            practice=_practice_facts(ctx.rpc_url, ctx.chain_id),
+            practice=_practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings.home),
         )
     _out(card, True)
 
 
-def _practice_facts(rpc_url: str, chain_id: int) -> Any:
+def _practice_facts(rpc_url: str, chain_id: int, home: Path) -> Any:
     """Demands, evaluations and inspections from the recorded ``SharingPractice`` (None when the deployment
     record names none: the scorecard's ``practice`` is then null)."""
     from node.deploy import DeploymentMismatchError, ledger_client, load_deployment, practice_client
@@ -234,7 +234,7 @@ def _practice_facts(rpc_url: str, chain_id: int) -> Any:
     from node.practice import PracticeReader
 
     endpoint = NodeEndpoint(rpc_url, chain_id)
-    record = load_deployment().sharing_practice
+    record = load_deployment(home).sharing_practice
     if record is None:
         return None
     try:

@@ -7,6 +7,7 @@ to the first signer and failing over to the others.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -47,11 +48,12 @@ def network_up(
     from node.errors import ConfigurationError
     from node.network import DEFAULT_P2P_PORT, DEFAULT_RPC_PORT, LocalNetwork
 
-    network = LocalNetwork(
-        rpc_port=DEFAULT_RPC_PORT if rpc_port is None else rpc_port,
-        p2p_port=DEFAULT_P2P_PORT if p2p_port is None else p2p_port,
-    )
     try:
+        network = LocalNetwork(
+            _home(),
+            rpc_port=DEFAULT_RPC_PORT if rpc_port is None else rpc_port,
+            p2p_port=DEFAULT_P2P_PORT if p2p_port is None else p2p_port,
+        )
         if network.created and (rpc_port is not None or p2p_port is not None):
             # Ports are recorded at creation and bound again at every start: another choice later is refused
             # rather than silently ignored.
@@ -82,7 +84,10 @@ def network_down(as_json: JsonOption = False) -> None:
     """Stop every signer (the chain stays on disk for the next `dxl network up`)."""
     from node.network import LocalNetwork
 
-    stopped = LocalNetwork().down()
+    try:
+        stopped = LocalNetwork(_home()).down()
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from exc
     if as_json:
         typer.echo(json.dumps({"stopped": stopped}))
     else:
@@ -94,8 +99,8 @@ def network_status(as_json: JsonOption = False) -> None:
     """Show which signers run, their block and peers; exit 1 unless all run."""
     from node.network import LocalNetwork
 
-    network = LocalNetwork()
     try:
+        network = LocalNetwork(_home())
         status = network.status()
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc
@@ -111,6 +116,13 @@ def network_status(as_json: JsonOption = False) -> None:
             state = f"pid {m.pid}, block {m.block}, {m.peers} peer(s)" if m.running else "stopped"
             typer.echo(f"  node{m.index}  {m.rpc_url}  {state}")
     raise typer.Exit(0 if status.created and status.running == len(status.members) else 1)
+
+
+def _home() -> Path:
+    """``DXL_HOME`` as the settings read it (the environment or a .env file), as every command takes it."""
+    from node.settings import load_settings
+
+    return load_settings().home
 
 
 def register(app: typer.Typer) -> None:

@@ -382,8 +382,8 @@ def sample_command(
             from node.deploy import load_deployment
             from node.settings import load_settings
 
-            deployment = load_deployment()
             settings = load_settings()
+            deployment = load_deployment(settings.home)
             if rpc is None:
                 from node.anvil import EmbeddedNode
 

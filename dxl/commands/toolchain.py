@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from dxl.commands.common import BlockTimeOption, cli_error
+from dxl.commands.common import BlockTimeOption, cli_error, exits_on_error
 from node.errors import DxlError
 
 node_app = typer.Typer(
@@ -99,10 +99,11 @@ def node_start(
     from node.settings import load_settings
 
     try:
-        # The port `dxl run` and the API connect to, so a node started here is the one they find.
-        port = load_settings().node_port if port is None else port
+        # The home and port `dxl run` and the API use (DXL_* or .env), so a node started here is theirs.
+        settings = load_settings()
+        port = settings.node_port if port is None else port
         block_time = DEFAULT_BLOCK_TIME_S if block_time is None else block_time
-        node = EmbeddedNode(settings=NodeSettings(port=port, block_time=block_time))
+        node = EmbeddedNode(settings.home, NodeSettings(port=port, block_time=block_time))
         endpoint = node.start()
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc
@@ -121,7 +122,8 @@ def node_stop(
     """Stop the node gracefully (its state is written to disk first)."""
     from node.anvil import EmbeddedNode
 
-    stopped = EmbeddedNode().stop()
+    with exits_on_error(as_json):
+        stopped = EmbeddedNode(_home()).stop()
     if as_json:
         typer.echo(json.dumps({"stopped": stopped}))
     else:
@@ -135,7 +137,8 @@ def node_status(
     """Show whether the node runs; exit 1 if it does not."""
     from node.anvil import EmbeddedNode
 
-    node = EmbeddedNode()
+    with exits_on_error(as_json):
+        node = EmbeddedNode(_home())
     status = node.status()
     if as_json:
         typer.echo(json.dumps(node.describe()))
@@ -146,6 +149,13 @@ def node_status(
     else:
         typer.echo(f"not running ({status.data_dir})")
     raise typer.Exit(0 if status.running else 1)
+
+
+def _home() -> Path:
+    """``DXL_HOME`` as the settings read it (the environment or a .env file), as every command takes it."""
+    from node.settings import load_settings
+
+    return load_settings().home
 
 
 def register(app: typer.Typer) -> None:
