@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.chain import LedgerClient
+from node.errors import NodeError
 from node.types import (
     Agreement,
     DemandAnswer,
@@ -19,6 +20,8 @@ from node.types import (
     ScoredSide,
     delivery_id_provider,
 )
+from verifier.onchain import ChainCheckError, LedgerReader
+from verifier.sampling import derive_sample
 
 
 @dataclass(frozen=True)
@@ -197,5 +200,30 @@ class PracticeReader:
             )  # fmt: skip
         return out
 
+    def sampled_outcomes(self) -> list[OutcomeRecord]:
+        """The outcomes of deliveries their inspection drew. The contract records an outcome for any delivery
+        it knows (drawing the sample is beyond it), so one sent with the auditor's key for a delivery never
+        drawn is left out here, as ``dxl audit verify`` names it: each sample is recomputed from the chain by
+        :func:`verifier.sampling.derive_sample`.
+
+        Raises:
+            NodeError: the node fails, or an inspection's seed is not its committed block's hash.
+        """
+        outcomes = self.outcomes()
+        if not outcomes:
+            return []
+        samples: dict[int, set[bytes]] = {}
+        try:
+            reader = LedgerReader(
+                self.ledger.endpoint.rpc_url, str(self.ledger.address), chain_id=self.ledger.chain_id,
+                from_block=self.from_block, abi=[dict(e) for e in self.ledger.abi],
+            )  # fmt: skip
+            for number in sorted({o.inspection_id for o in outcomes}):
+                samples[number] = set(derive_sample(reader, str(self.practice.address), number).sample)
+        except ChainCheckError as exc:
+            raise NodeError(f"cannot recompute the inspections' samples: {exc.message}") from None
+        return [o for o in outcomes if o.delivery_id in samples[o.inspection_id]]
+
     def facts(self) -> PracticeFacts:
-        return PracticeFacts(self.demands(), self.evaluations(), self.inspections(), self.outcomes())
+        """Raises: NodeError as :meth:`sampled_outcomes`."""
+        return PracticeFacts(self.demands(), self.evaluations(), self.inspections(), self.sampled_outcomes())

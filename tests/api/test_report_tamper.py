@@ -370,9 +370,18 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
         "POST", f"/inspections/{drawn['id']}/outcomes", "auditor", json={"delivery_id": outside}
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "NOT_SAMPLED")
+
+    def inspected() -> dict[str, Any]:
+        card = ok(env.call("GET", "/audit/scorecard?department=HRSS&to=2200-01-01", "auditor"))
+        return dict(card["practice"]["inspections"])
+
+    before = inspected()
+    assert before["not_presented"] >= 1  # the sampled delivery's, recorded by the service
     practice = practice_client(env.setup.client.endpoint, env.settings.home)
     args = (drawn["id"], bytes.fromhex(outside[2:]), int(InspectionOutcome.FAILED), bytes(32))
     practice.transact(env.keystore.unlock("auditor"), "recordOutcome", *args)
+    # The scorecard counts the outcomes of sampled deliveries only: HRSS failed no inspection.
+    assert inspected() == before
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path / "report"
     made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
