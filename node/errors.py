@@ -96,4 +96,4 @@ class StorageFullError(DxlError, OSError):
             what = cause.strerror or str(cause)
         else:  # a database's own words ("database or disk is full")
             what = f"the API database cannot be written ({cause})"
-        super().__init__(f"disk full: {what}; free space on that disk and start again (DXL_HOME is {home})")
+        super().__init__(f"disk full: {what}; free space on that disk and try again (DXL_HOME is {home})")

@@ -246,7 +246,7 @@ def test_a_full_sqlite_database_is_a_full_disk(tmp_path: Path) -> None:
     message = StorageFullError(tmp_path, cause).message
     assert message == (
         "disk full: the API database cannot be written (database or disk is full); "
-        f"free space on that disk and start again (DXL_HOME is {tmp_path})"
+        f"free space on that disk and try again (DXL_HOME is {tmp_path})"
     )
 
 

@@ -443,13 +443,11 @@ def write_manifest(path: str | os.PathLike[str], manifest: Manifest) -> None:
     """Write ``manifest`` as indented JSON (the signature covers the canonical form, not this layout).
 
     Raises:
-        ManifestError: if the file cannot be written.
+        OSError: the file cannot be written (the system's error, naming the file: a full disk is not an
+            invalid manifest).
     """
-    try:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(manifest.to_json())
-    except OSError as e:
-        raise ManifestError(f"cannot write {os.fspath(path)}: {e.strerror or e}") from None
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(manifest.to_json())
 
 
 def checksum(address: str) -> str:

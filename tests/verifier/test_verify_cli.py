@@ -221,6 +221,13 @@ def test_leaf_lists_share_one_form_in_json(
     assert verdict["differing_truncated"] is False
 
 
+def test_a_manifest_that_cannot_be_written_is_an_io_error(payload: Path, tmp_path: Path) -> None:
+    """The system's error naming the file, exit 2; not "invalid manifest" (the manifest is fine)."""
+    out = tmp_path / "no-such-dir" / "m.json"
+    code, _, err = dxl("commit", payload, "--out", out)
+    assert (code, err.strip()) == (2, f"dxl: error: {out}: No such file or directory")
+
+
 def test_text_output_marks_leaf_indexes_0_based(payload: Path) -> None:
     assert dxl("commit", payload)[0] == 0
     payload.write_text('id,name\n1,Al\n2,"Bob\nJr"\n3,Cy\n')
