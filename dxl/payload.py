@@ -62,16 +62,14 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     from node.deploy import deployment_path, load_deployment
     from verifier.onchain import LedgerReader
 
-    # Settings (pydantic) only when the flags leave something to them: DXL_HOME and the node (DXL_*, .env).
-    settings = _settings() if contract is None or rpc is None else None
-    home = settings.home if settings is not None else None
+    home = _home() if contract is None else None
     deployment = (
         load_deployment(home) if (contract is None and (rpc or deployment_path(home).is_file())) else None
     )
     if contract is None and deployment is None:
         return None
     if rpc is None:
-        assert settings is not None
+        settings = _settings()
         if settings.rpc_url:
             rpc, chain_id = settings.rpc_url, chain_id if chain_id is not None else settings.chain_id
         else:
@@ -92,6 +90,16 @@ def _settings() -> Settings:
     from node.settings import load_settings
 
     return load_settings()
+
+
+def _home() -> Path:
+    """DXL_HOME as every command takes it: through the settings where a .env file may name it, else from the
+    environment alone, as the settings would read it, without loading them."""
+    if Path(".env").is_file():
+        return _settings().home
+    from node.paths import dxl_home
+
+    return dxl_home()
 
 
 def _fail(message: str, *, code: str, as_json: bool) -> NoReturn:
@@ -354,7 +362,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     if anchors is None:
         from node.deploy import load_deployment
 
-        recorded = load_deployment(_settings().home).receipt_anchors
+        recorded = load_deployment(_home()).receipt_anchors
         if recorded is None:
             raise ConfigurationError("the deployment record names no receipt anchors; pass --anchors")
         anchors = recorded.address

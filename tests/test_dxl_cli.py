@@ -48,13 +48,16 @@ print(json.dumps({"code": code, "heavy": loaded}), file=sys.stderr)
 """
 
 
-def _imports_of(*args: str | Path, heavy: tuple[str, ...] = HEAVY) -> tuple[int, list[str]]:
+def _imports_of(
+    *args: str | Path, heavy: tuple[str, ...] = HEAVY, env: dict[str, str] | None = None
+) -> tuple[int, list[str]]:
     """Run ``dxl ARGS`` in a fresh interpreter; its exit status and which of ``heavy`` it imported."""
     done = subprocess.run(
         [sys.executable, "-c", _PROBE, json.dumps([str(a) for a in args]), json.dumps(heavy)],
         capture_output=True,
         text=True,
         check=False,
+        env=env,
     )
     report = json.loads(done.stderr.strip().splitlines()[-1])
     return report["code"], report["heavy"]
@@ -76,6 +79,12 @@ def test_help_imports_nothing_heavy(args: tuple[str, ...]) -> None:
 def test_commit_and_offline_verify_import_nothing_heavy(committed: Path, tmp_path: Path) -> None:
     assert _imports_of("commit", committed, "--out", tmp_path / "again.json") == (0, [])
     assert _imports_of("verify", committed, "--offline") == (0, [])
+
+
+def test_verify_without_a_deployment_record_imports_nothing_heavy(committed: Path, tmp_path: Path) -> None:
+    """No flags, no record in DXL_HOME, no .env naming another: offline, without loading the settings."""
+    env = {**os.environ, "DXL_HOME": str(tmp_path / "empty")}
+    assert _imports_of("verify", committed, env=env) == (0, [])
 
 
 def test_unsigned_commit_loads_no_signature_code(committed: Path, tmp_path: Path) -> None:
