@@ -134,13 +134,30 @@ def population(reader: LedgerReader, period_from: int, period_to: int) -> list[b
     return sorted(r.delivery_id for r in reader.recorded_between(period_from, period_to))
 
 
+def _check_covers(reader: LedgerReader, inspection: InspectionState) -> None:
+    """Raises ChainCheckError when ``reader`` starts reading after blocks that may hold deliveries of the
+    inspection's period: a population read from there would lack them, and the sample would be another."""
+    if reader.from_block == 0:
+        return
+    try:
+        before = reader.rpc.call("eth_getBlockByNumber", hex(reader.from_block - 1), False)
+    except RpcError as e:
+        raise ChainCheckError(f"block {reader.from_block - 1} cannot be read: {e}") from None
+    if before is None or int(before["timestamp"], 16) >= inspection.period_from:
+        raise ChainCheckError(
+            f"reading the ledger from block {reader.from_block} would miss deliveries of inspection "
+            f"{inspection.inspection_id}'s period (from {inspection.period_from}): read from the ledger's "
+            "deployment block"
+        )
+
+
 def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> DerivedSample:
     """Recompute an inspection's sample from the node behind ``reader`` (the ledger) and the practice contract
     at ``practice``.
 
     Raises:
-        ChainCheckError: the node fails, the inspection is unknown or not drawn yet, or its stored seed is not
-            the hash of its seed block.
+        ChainCheckError: the node fails, the inspection is unknown or not drawn yet, its stored seed is not
+            the hash of its seed block, or ``reader`` starts after the period's first block.
     """
     contract_chain_id(reader.rpc, reader.rpc_url, practice, reader.chain_id)
     inspection = read_inspection(reader.rpc, practice, inspection_id)
@@ -154,6 +171,7 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
         raise ChainCheckError(
             f"inspection {inspection_id}'s seed is not the hash of block {inspection.seed_block} here"
         )
+    _check_covers(reader, inspection)
     pool = population(reader, inspection.period_from, inspection.period_to)
     drawn = draw_sample(inspection.seed, inspection_id, pool, inspection.sample_size)
     return DerivedSample(inspection, len(pool), tuple(drawn))

@@ -33,7 +33,7 @@ from node.types import DeclineReason, new_delivery_id
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, sign_manifest, write_manifest
-from verifier.onchain import LedgerReader
+from verifier.onchain import ChainCheckError, LedgerReader
 from verifier.sampling import derive_sample, draw_sample, population
 
 pytestmark = pytest.mark.xdist_group("api-practice")
@@ -303,6 +303,10 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
                           from_block=deployment.block_number)  # fmt: skip
     derived = derive_sample(reader, deployment.sharing_practice.address, inspection)
     assert ["0x" + d.hex() for d in derived.sample] == sample
+    # Read from a block after the period began, the population would lack its deliveries: refused.
+    late = LedgerReader(reader.rpc_url, deployment.address, from_block=drawn["seed_block"])
+    with pytest.raises(ChainCheckError, match="would miss deliveries of inspection"):
+        derive_sample(late, deployment.sharing_practice.address, inspection)
     pool = population(reader, period_from, period_to)
     assert set(ids) <= {"0x" + d.hex() for d in pool}
     assert draw_sample(derived.inspection.seed, inspection, pool, 3) == list(derived.sample)
