@@ -97,8 +97,10 @@ def _demo_tokens_file(settings: ApiSettings) -> Path:
     return settings.secrets_dir / DEMO_TOKENS_FILE
 
 
-def _serve(app: Any, settings: ApiSettings, stop: threading.Event) -> None:
-    """Run the API until ``stop`` is set.
+def _serve(
+    app: Any, settings: ApiSettings, stop: threading.Event, *, on_ready: Callable[[], None] = lambda: None
+) -> None:
+    """Run the API until ``stop`` is set; ``on_ready`` is called once it listens.
 
     The app's start-up and shut-down (its lifespan) run here around uvicorn's server, not inside it: uvicorn
     logs a failed start-up as a page of traceback and exits, while here the failure (the disk full, the
@@ -132,7 +134,11 @@ def _serve(app: Any, settings: ApiSettings, stop: threading.Event) -> None:
     # Served from a thread, uvicorn leaves signal handling to us: Ctrl-C must stop the node too.
     thread = threading.Thread(target=run, name="dxl-api", daemon=True)
     thread.start()
-    while not stop.wait(0.5):
+    ready = False
+    while not stop.wait(0.5 if ready else 0.05):
+        if not ready and server.started:
+            ready = True
+            on_ready()
         if not thread.is_alive():
             if failed and not isinstance(failed[0], SystemExit):  # uvicorn exits after logging why
                 raise failed[0]
@@ -211,12 +217,16 @@ def _run(settings: ApiSettings, stop: threading.Event, *, force_deploy: bool, no
 
         setup = setup_ledger(endpoint, settings, dev_funding=node is not None, force_deploy=force_deploy)
         app = None if no_api else _load_api_app(settings)
+
+        def announce() -> None:
+            _print_summary(settings, endpoint, setup, node is not None, app is not None, no_api)
+
         if app is not None:
             _print_new_tokens(settings)
-        _print_summary(settings, endpoint, setup, node is not None, app is not None, no_api)
-        if app is not None:
-            _serve(app, settings, stop)
+            # "dxl is running" once the API answers at the URL it names, not while it is still starting.
+            _serve(app, settings, stop, on_ready=announce)
         else:
+            announce()
             stop.wait()
         typer.echo("stopping" + (" (node state kept in " + str(settings.home / "node") + ")" if node else ""))
 

@@ -188,9 +188,12 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         if proc.poll() is None:
             _stop(proc, node)
 
-    # Second start, now with the API: same ledger, and the API answers where the summary says.
+    # Second start, now with the API: same ledger, and the API answers where the summary says, as soon as it
+    # says so (no retry).
     proc, summary = _run_until_ready(env)
     try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{env['DXL_API_PORT']}/healthz", timeout=10) as health:
+            assert health.status == 200
         deployed_at = int(_field(summary, "ledger").split("deployed at block ")[1].split(",")[0])
         assert f"{address} (deployed at block {deployed_at}, reused)" in summary
         assert int(_field(summary, "head block").split()[0]) > deployed_at
