@@ -319,18 +319,24 @@ class IdempotencyMiddleware:
         if scope["type"] != "http" or scope["method"] not in _WRITE_METHODS:
             await self.app(scope, receive, send)
             return
-        headers = {k.lower(): v for k, v in scope["headers"]}
+        # The first of a repeated header, as the routes read headers (Starlette): the key is claimed for the
+        # principal the route acts as, not for another token sent beside it.
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.lower(), value)
         raw_key = headers.get(HEADER.encode())
         if raw_key is None:
             await self.app(scope, receive, send)
             return
         key = raw_key.decode("latin-1")
-        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
+        # Two keys leave open which one a retry repeats (and an intermediary may keep either): malformed.
+        repeated = sum(name.lower() == HEADER.encode() for name, _ in scope["headers"]) > 1
+        if repeated or not key or len(key) > MAX_KEY_LENGTH or not key.isprintable() or not key.isascii():
             await _refuse(
                 send,
                 422,
                 "VALIDATION_ERROR",
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable ASCII characters",
+                f"send one Idempotency-Key of 1 to {MAX_KEY_LENGTH} printable ASCII characters",
             )
             return
         sessions = self._sessions()

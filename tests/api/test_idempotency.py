@@ -105,6 +105,38 @@ def test_malformed_keys_are_refused(api_env: ApiEnv, key: str) -> None:
     assert response.status_code == 422 and response.json()["error"]["field"] == "Idempotency-Key"
 
 
+def test_a_key_sent_twice_is_refused_and_nothing_recorded(api_env: ApiEnv) -> None:
+    """Two Idempotency-Key headers leave open which one a retry must repeat (and an intermediary may keep
+    either): refused, as a malformed key is."""
+    before = _resource_count(api_env)
+    headers = [
+        *api_env.headers("psb").items(),
+        ("Idempotency-Key", "twice-1"),
+        ("Idempotency-Key", "twice-2"),
+    ]
+    response = api_env.client.post("/resources", json=_resource_body(), headers=headers)
+    assert response.status_code == 422, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (
+        "VALIDATION_ERROR", "Idempotency-Key")  # fmt: skip
+    assert _resource_count(api_env) == before
+
+
+def test_the_key_is_claimed_for_the_principal_that_acts(api_env: ApiEnv) -> None:
+    """With two Authorization headers the route acts as the first (as Starlette reads headers); the key is
+    claimed for that principal too, so its retry replays and a retry as the other principal does not."""
+    before = _resource_count(api_env)
+    body = _resource_body()
+    tokens = [*api_env.headers("psb").items(), *api_env.headers("hrss").items()]
+    first = api_env.client.post("/resources", json=body, headers=[*tokens, ("Idempotency-Key", "two-tokens")])
+    assert first.status_code == 201 and first.json()["record"]["owner_code"] == "PSB", first.text
+    retry = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "two-tokens"})
+    assert retry.headers.get("idempotent-replayed") == "true" and retry.json() == first.json()
+    other = api_env.call("POST", "/resources", "hrss", json=body, headers={"Idempotency-Key": "two-tokens"})
+    assert other.status_code == 201 and "idempotent-replayed" not in other.headers
+    assert other.json()["record"]["owner_code"] == "HRSS"
+    assert _resource_count(api_env) == before + 2
+
+
 def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path) -> None:
     """A claim still in flight past the wait answers IDEMPOTENCY_IN_FLIGHT (no ledger needed to show it)."""
     settings = ApiSettings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
