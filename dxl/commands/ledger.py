@@ -314,7 +314,7 @@ def deploy_command(
 def status_command(as_json: JsonOption = False) -> None:
     """Whether the node answers, its chain id and block, and the recorded deployment. Exit 1 if not usable."""
     from api.settings import load_api_settings
-    from node.deploy import deployment_path, ledger_client
+    from node.deploy import NotDeployedError, deployment_path, ledger_client
 
     status: dict[str, Any] = {"reachable": False}
     try:
@@ -328,8 +328,9 @@ def status_command(as_json: JsonOption = False) -> None:
                 status["ledger"] = client.address
                 status["departments"] = int(client.call("departmentCount"))
                 status["resources"] = int(client.call("resourceCount"))
-            else:
+            else:  # the node is fine; say what is missing, not only "ledger: None" and exit 1
                 status["ledger"] = None
+                raise NotDeployedError(deployment_path(settings.home))
     except DxlError as exc:
         status["error"] = {"code": exc.code, "message": exc.message}
     if as_json:

@@ -226,7 +226,11 @@ def test_dxl_node_start_listens_on_dxl_node_port(tmp_path: Path) -> None:
         assert started.returncode == 0, started.stdout + started.stderr
         assert json.loads(started.stdout)["rpc_url"] == f"http://127.0.0.1:{port}"
         status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
-        assert json.loads(status.stdout)["reachable"] is True, status.stdout
+        reported = json.loads(status.stdout)
+        assert (status.returncode, reported["reachable"], reported["ledger"]) == (1, True, None), (
+            status.stdout
+        )
+        assert reported["error"]["code"] == "NOT_DEPLOYED"  # and why it is not usable, not only exit 1
     finally:
         stopped = subprocess.run(_dxl("node", "stop"), env=env, capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and node.pid is None
