@@ -351,7 +351,8 @@ class Journal:
         """Make the reverted transaction ``tx_hash`` never minable again: ``standby`` (a transaction of the
         same sender and nonce, with no effect) is journaled to take its place if the node loses its block.
         Returns False when the row is not reverted in a block any more (reopened: that block was lost, and its
-        bytes may be mined again; the caller must look again at what became of it).
+        bytes may be mined again; the caller must look again at what became of it); True, journaling nothing,
+        for a transaction the journal does not hold.
 
         Raises:
             ApiError: DATABASE_UNAVAILABLE (nothing changed).
@@ -360,8 +361,8 @@ class Journal:
         try:
             with self._session() as session:
                 status = session.scalar(select(t.status).where(t.tx_hash == tx_hash))
-                if status == TxStatus.VOIDED.value:
-                    return True
+                if status is None or status == TxStatus.VOIDED.value:
+                    return True  # voided already, or not journaled: nothing here sends it again
                 moved = session.execute(
                     update(t)
                     .where(

@@ -229,6 +229,9 @@ def test_a_voided_transaction_s_lost_block_sends_its_standby_in_its_place(engine
     assert journal.void(late.tx_hash, late_standby) is False
     assert journal.entry(late_standby.tx_hash) is None
     assert journal.entry(late.tx_hash).status is TxStatus.SENT  # type: ignore[union-attr]
+    unknown = SignedTx("0x" + "d2" * 32, b"\xd2", "0xD", 0)
+    assert journal.void("0x" + "d1" * 32, unknown) is True  # not journaled: nothing here sends it again
+    assert journal.entry(unknown.tx_hash) is None
 
 
 def test_a_lost_block_s_transactions_no_request_saw_mined_keep_their_place(engine: Engine) -> None:
