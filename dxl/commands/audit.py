@@ -69,6 +69,20 @@ def _out(data: Any, as_json: bool, text: str | None = None) -> None:
     typer.echo(json.dumps(data, indent=2) if as_json or text is None else text)
 
 
+def _lines(data: Any, key: str = "") -> list[str]:
+    """A nested answer as ``key.sub: value`` lines, one a value, to read (``--json`` gives the document):
+    a list of plain values on one line, a list of objects by index (``key[0].sub``), nothing as ``-``."""
+    if isinstance(data, dict) and data:
+        return [line for k, v in data.items() for line in _lines(v, f"{key}.{k}" if key else str(k))]
+    if isinstance(data, list) and any(isinstance(v, dict | list) for v in data):
+        return [line for i, v in enumerate(data) for line in _lines(v, f"{key}[{i}]")]
+    if isinstance(data, list):
+        shown = ", ".join(map(str, data)) if data else "-"
+    else:
+        shown = "-" if data is None or data == {} else str(data)
+    return [f"{key}: {shown}"]
+
+
 @audit_app.command("index")
 def index_cmd(
     to_block: Annotated[
@@ -192,7 +206,7 @@ def provenance_cmd(
             raise InvalidQueryError("commitment", "give a commitment, --delivery or --file with --manifest")
         else:
             result = provenance(ctx.engine, commitment, delivery_id=delivery)
-    _out(result, True)
+    _out(result, as_json, "\n".join(_lines(result)))
 
 
 @audit_app.command("scorecard")
@@ -223,7 +237,7 @@ def scorecard_cmd(
             else ctx.settings.audit_response_deadline_days,
             practice=_practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings.home),
         )
-    _out(card, True)
+    _out(card, as_json, "\n".join(_lines(card)))
 
 
 def _practice_facts(rpc_url: str, chain_id: int, home: Path) -> Any:

@@ -70,6 +70,10 @@ def test_scorecard_and_bad_input(env: Path, scenario) -> None:
     assert run("index")[0] == 0
     code, out = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario), "--json")
     assert code == 0 and json.loads(out)["requests"]["received"] == 4
+    # Without --json, lines to read, one a value (it printed the JSON either way).
+    code, text = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario))
+    assert code == 0 and "requests.received: 4" in text.splitlines()
+    assert text.strip() != out.strip() and not text.lstrip().startswith("{")
     code, out = run("history", "--cursor", "bogus", "--json")
     assert code == 2 and json.loads(out)["error"] == "INVALID_QUERY"
     code, out = run("provenance", "0x" + "11" * 32, "--json")
