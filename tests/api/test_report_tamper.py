@@ -355,6 +355,17 @@ def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, ex
     assert trusted.exit_code == 0 and json.loads(trusted.stdout)["addresses_from_report"] == []
 
 
+def test_a_report_older_than_the_nodes_kept_state_verifies(api_env: ApiEnv, exchange) -> None:
+    """The embedded node keeps the state of its last 64 blocks (Besu and geth 128 unless archiving): a report
+    made before them is verified without calls at its own blocks."""
+    mine(api_env, 80)
+    trusted = ["--contract", api_env.setup.client.address, "--anchors", exchange["anchors"],
+               "--practice", exchange["practice"]]  # fmt: skip
+    path = str(exchange["dir"] / "report.csv")
+    result = runner.invoke(cli, ["audit", "verify", path, "--rpc", str(api_env.settings.rpc_url), *trusted])
+    assert result.exit_code == 0, result.output
+
+
 def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_path: Path) -> None:
     """The contract records an outcome for any delivery it knows; the service records only sampled ones. An
     outcome sent with the auditor's key straight to the contract, for a delivery never drawn, is named by
