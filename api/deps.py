@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -138,6 +139,17 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+
+def _digits(value: Any) -> Any:
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("expected an integer in decimal digits")
+    return value
+
+
+#: An integer in a path or a query is written in decimal digits: pydantic's lax parsing of text took "1_0" for
+#: 10 and "1.0", "+1" or " 1" for 1, where a body's "4" or 4.0 is refused. Put before ``Path``/``Query``.
+Digits = BeforeValidator(_digits)
+
 #: A delivery id (or a payload commitment) in a path.
 DeliveryId = Annotated[str, Path(pattern=BYTES32_PATTERN, description="bytes32 delivery id")]
 #: A department by its code or its id (uint32) in a query (``GET /audit/history``, ``/audit/scorecard``).
@@ -155,18 +167,19 @@ IsoMoment = Annotated[
 ]
 
 #: How many records a list endpoint answers (``?limit=``); one bound for every list read from the audit index.
-ListLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
+ListLimit = Annotated[int, Digits, Query(ge=1, le=MAX_LIMIT)]
 
 #: A page cursor of a list read from the audit index (``next`` link of the page before).
 ListCursor = Annotated[
     str | None, Query(max_length=200, description='The cursor of the `Link: <…>; rel="next"` header.')
 ]
 #: A list's filter by an id (a grant, agreement or resource) or by a department id.
-IdFilter = Annotated[int | None, Query(ge=1, le=2**64 - 1)]
-DepartmentFilter = Annotated[int | None, Query(ge=1, le=2**32 - 1)]
+IdFilter = Annotated[int | None, Digits, Query(ge=1, le=2**64 - 1)]
+DepartmentFilter = Annotated[int | None, Digits, Query(ge=1, le=2**32 - 1)]
 #: Read your own write: a list waits until the audit index holds this block (a write's ``block_number``).
 MinBlock = Annotated[
     int | None,
+    Digits,
     Query(
         ge=0,
         le=2**63 - 1,

@@ -24,7 +24,15 @@ from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, Role
-from api.deps import AuditorPrincipal, DeliveryId, DepartmentQuery, ExchangeReader, IsoMoment, StateDep
+from api.deps import (
+    AuditorPrincipal,
+    DeliveryId,
+    DepartmentQuery,
+    Digits,
+    ExchangeReader,
+    IsoMoment,
+    StateDep,
+)
 from api.errors import ApiError, base64_field
 from api.models import BYTES32_PATTERN
 from node.audit.errors import InvalidQueryError, NotFoundError
@@ -98,13 +106,13 @@ def history(
     principal: ExchangeReader,
     department: DepartmentQuery = None,
     counterpart: DepartmentQuery = None,
-    resource: Annotated[int | None, Query(ge=0)] = None,
-    agreement: Annotated[int | None, Query(ge=0)] = None,
+    resource: Annotated[int | None, Digits, Query(ge=0)] = None,
+    agreement: Annotated[int | None, Digits, Query(ge=0)] = None,
     event: Annotated[list[str] | None, Query()] = None,
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Digits, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Exchange history, oldest first; follow ``next_cursor`` for the next page."""
     from node.audit.queries import HistoryFilter
@@ -217,8 +225,8 @@ def _anchored_receipt(ctx: Any, state: Any, principal: Principal, delivery_id: s
 def provenance_of_batch(
     ctx: AuditDep,
     principal: ExchangeReader,
-    grant_id: Annotated[int, PathParam(ge=0, le=2**64 - 1)],
-    first_sequence: Annotated[int, PathParam(ge=0, le=2**64 - 1)],
+    grant_id: Annotated[int, Digits, PathParam(ge=0, le=2**64 - 1)],
+    first_sequence: Annotated[int, Digits, PathParam(ge=0, le=2**64 - 1)],
 ) -> dict[str, Any]:
     """One anchored receipt batch: leaf count, root, chain location, acknowledgement, disputed receipts and
     the grant, agreement, request and parties behind it. Departments see only batches they are a party to
@@ -279,7 +287,7 @@ def scorecard(
     department: DepartmentQuery = None,
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,
-    deadline_days: Annotated[int | None, Query(ge=0, le=365)] = None,
+    deadline_days: Annotated[int | None, Digits, Query(ge=0, le=365)] = None,
 ) -> dict[str, Any]:
     """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``.
 

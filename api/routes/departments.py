@@ -10,6 +10,7 @@ from api import models as m
 from api.auth import Role
 from api.deps import (
     CurrentPrincipal,
+    Digits,
     GovernanceReader,
     GovernorPrincipal,
     IdempotencyKey,
@@ -20,8 +21,8 @@ from api.deps import (
 from api.routes.audit import AuditDep
 
 router = APIRouter(tags=["departments"])
-ProposalId = Annotated[int, Path(ge=1, le=2**256 - 1)]
-DepartmentId = Annotated[int, Path(ge=1, le=2**32 - 1)]
+ProposalId = Annotated[int, Digits, Path(ge=1, le=2**256 - 1)]
+DepartmentId = Annotated[int, Digits, Path(ge=1, le=2**32 - 1)]
 
 
 @router.get("/me", response_model=m.PrincipalPublic)

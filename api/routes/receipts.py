@@ -17,7 +17,15 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api import models as m
 from api.auth import Principal, Role, authenticate, hash_token
-from api.deps import DeliveryId, DepartmentPrincipal, ExchangeReader, IdempotencyKey, LedgerDep, get_state
+from api.deps import (
+    DeliveryId,
+    DepartmentPrincipal,
+    Digits,
+    ExchangeReader,
+    IdempotencyKey,
+    LedgerDep,
+    get_state,
+)
 from api.errors import ApiError
 from api.ledger import LedgerService
 from api.receipts import ReceiptService, parse_receipts, refuse_repeated_names
@@ -193,8 +201,8 @@ def lookup_receipts(
 
 @router.post("/batches/{grant_id}/{first_sequence}/acknowledge", response_model=m.ReceiptBatchSettled)
 def acknowledge_batch(
-    grant_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
-    first_sequence: Annotated[int, Path(ge=0, le=2**63 - 1)],
+    grant_id: Annotated[int, Digits, Path(ge=1, le=2**63 - 1)],
+    first_sequence: Annotated[int, Digits, Path(ge=0, le=2**63 - 1)],
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
     service: Receipts,

@@ -10,6 +10,7 @@ from api import models as m
 from api.deps import (
     DepartmentFilter,
     DepartmentPrincipal,
+    Digits,
     ExchangeReader,
     IdempotencyKey,
     IdFilter,
@@ -21,7 +22,7 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/requests", tags=["requests"])
-RequestId = Annotated[int, Path(ge=1, le=2**64 - 1)]
+RequestId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
 
 
 @router.post("", response_model=m.Written[m.RequestPublic], status_code=201)

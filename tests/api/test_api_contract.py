@@ -195,6 +195,21 @@ def test_json_nested_past_1024_levels_is_a_422_and_the_service_stays_up(
     assert ok(api_env.client.get("/healthz"))["status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [("psb", "/grants/1_0"), ("psb", "/grants/+1"), ("psb", "/grants/1.0"), ("psb", "/grants/%201"),
+     ("psb", "/requests/1e0"), ("psb", "/deliveries?grant_id=1_0"), ("psb", "/resources?limit=0_1"),
+     ("psb", "/departments/+1"), ("psb", "/audit/history?resource=1.0"), ("psb", "/demands?publisher=%2B1"),
+     ("governor-1", "/governance/proposals/1.0"), ("psb", "/audit/receipt-batches/1/0_0/provenance")],
+)  # fmt: skip
+def test_an_integer_in_a_path_or_query_is_decimal_digits(api_env: ApiEnv, who: str, path: str) -> None:
+    """An id is written in digits: "1_0" is not id 10 nor "1.0", "+1" or " 1" id 1 (pydantic's lax parsing
+    of text took all four), as in a body "4" or 4.0 is not 4."""
+    response = api_env.call("GET", path, who)
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
 def test_json_in_another_unicode_encoding_is_a_422(api_env: ApiEnv, encoding: str) -> None:
     """JSON between systems is UTF-8 (RFC 8259 8.1); a body in UTF-16 or UTF-32 is refused as one in any other
