@@ -326,7 +326,7 @@ def verify_report(
     head = rpc.block_number()
     if last > head:
         raise AuditError(f"the report covers blocks up to {last}, beyond the node's head")
-    scan_from, scan_to, range_problems = _scan_range(rpc, address, first, last, head, report["period"])
+    scan, range_problems = _scan_range(rpc, address, first, last, head, report["period"])
     anchors_address = anchors or report.get("anchors")
     addresses = [address]
     if anchors_address is not None:
@@ -340,7 +340,7 @@ def verify_report(
     anchored: dict[tuple[int, int], EventRecord] = {}
     #: Every delivery recorded in the range (record time, id): the population inspections draw from.
     recorded: list[tuple[int, bytes]] = []
-    for log, header in rpc.logs_with_headers(addresses, scan_from, scan_to, batch_blocks=batch_blocks):
+    for log, header in rpc.logs_with_headers(addresses, scan.first, scan.last, batch_blocks=batch_blocks):
         number = quantity(log["blockNumber"])
         name, fields = codec.decode(log["topics"], log["data"])
         record = lineage.resolve(
@@ -356,7 +356,8 @@ def verify_report(
                 fields=fields,
             )
         )
-        if _selected(record, report["period"], department):
+        due = scan.due(record.block_number, record.block_time)
+        if due and _selected(record, report["period"], department):
             chain[record.seq] = record
         if record.event == BATCH_ANCHORED:
             anchored[(record.fields["grantId"], record.fields["firstSequence"])] = record
@@ -439,9 +440,10 @@ def verify_report(
                 return set() if known is None else {known[2], known[3]}
 
             expected = practice_rows(
-                rpc, practice, scan_from, scan_to, period=report["period"], department=department,
+                rpc, practice, scan.first, scan.last, period=report["period"], department=department,
                 agreement_parties=parties, batch_blocks=batch_blocks, inspections=inspections,
             )  # fmt: skip
+            expected = [r for r in expected if scan.due(r["block_number"], r["block_time"])]
         problems.extend(practice_problems(stated, expected, practice))
 
         def population(period_from: int, period_to: int) -> list[bytes]:
@@ -460,9 +462,31 @@ def verify_report(
 _LEDGER_SELECTOR = "0x" + keccak(text="ledger()")[:4].hex()
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """The blocks the verifier reads for a report of blocks up to ``report_last``, and which of their events
+    the report must hold."""
+
+    first: int
+    last: int
+    report_last: int
+    #: The time of the report's last block, when blocks after it are read.
+    report_last_time: int | None = None
+
+    def due(self, block_number: int, block_time: int) -> bool:
+        """Whether an event of the report's selection at ``block_number`` must be in the report: up to its
+        last block, and after it only when stamped with a later second. Blocks sharing the last block's
+        second came after the report (a node stamps several blocks with one second), and the period of a
+        report ends a second after its last block (:func:`node.audit.reports.build_report`): a report cut
+        there by its author is the honest report of that block."""
+        if block_number <= self.report_last or self.report_last_time is None:
+            return True
+        return block_time > self.report_last_time
+
+
 def _scan_range(
     rpc: JsonRpc, ledger: str, first: int, last: int, head: int, period: dict[str, Any]
-) -> tuple[int, int, list[str]]:
+) -> tuple[_Scan, list[str]]:
     """The blocks to read, and what the report's ``block_range`` leaves out of its period and history.
 
     A report holds every event of its period up to its last block, from the ledger's deployment on (its
@@ -470,12 +494,10 @@ def _scan_range(
     period's first rows and the grants they resolve through; lowered, its last rows. So the range is widened
     to the chain's start when the ledger had code before ``first`` (or this node keeps no state that old to
     tell), and to the head when a block after ``last`` is still inside the period: every event the wider
-    range brings into the period is then named as a missing row (blocks after ``last`` stamped with its
-    second are inside a period that ends a second after it, as :func:`node.audit.reports.build_report` ends
-    one: events in them are named too, not excused).
+    range brings that the report must hold (:meth:`_Scan.due`) is then named as a missing row.
     """
     problems = []
-    scan_from, scan_to = first, last
+    scan_from = first
     if first > 0:
         try:
             code = str(rpc.call("eth_getCode", ledger, hex(first - 1)))
@@ -489,8 +511,8 @@ def _scan_range(
                 f"{first - 1}: its earlier history is left out"
             )
     if last < head and rpc.block_time(last + 1) < period["to"]:
-        scan_to = head
-    return scan_from, scan_to, problems
+        return _Scan(scan_from, head, last, rpc.block_time(last)), problems
+    return _Scan(scan_from, last, last), problems
 
 
 def _check_anchors_serve(

@@ -340,6 +340,30 @@ def test_receipt_proof_tampered_is_a_mismatch_on_chain(
     assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_report_cut_short_at_its_end_is_named(api_env: ApiEnv, exchange, doc, tmp_path, fmt: str) -> None:
+    """The rows of the last seconds dropped, with their practice rows and receipts, and the block range moved
+    to end before them: the chain's events of the period after the report's last block are named."""
+    rows = doc["rows"]
+    cut = max(i for i in range(1, len(rows)) if rows[i]["block_time"] > rows[i - 1]["block_time"])
+    end = rows[cut - 1]["block_number"]
+    dropped = rows[cut:]
+    doc["rows"] = rows[:cut]
+    doc["row_count"] = cut
+    doc["block_range"]["to"] = end
+    doc["practice"]["rows"] = [r for r in doc["practice"]["rows"] if r["block_number"] <= end]
+    kept = {(r["fields"].get("grantId"), r["fields"].get("firstSequence")) for r in doc["rows"]}
+    doc["receipt_batches"] = [
+        b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) in kept
+    ]
+    problems = _verify(api_env, _as_read(doc, fmt, tmp_path), practice=exchange["practice"]).problems
+    for r in dropped:
+        missing = (f"missing row: {r['event']} at block {r['block_number']} log {r['log_index']} "
+                   f"(tx {r['tx_hash']}) is on chain but not in the report, in its period after its last "
+                   f"block {end}")  # fmt: skip
+        assert missing in problems, (missing, problems)
+
+
 def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, exchange) -> None:
     rpc = str(api_env.settings.rpc_url)
     path = str(exchange["dir"] / "report.json")
