@@ -364,6 +364,21 @@ def test_report_cut_short_at_its_end_is_named(api_env: ApiEnv, exchange, doc, tm
         assert missing in problems, (missing, problems)
 
 
+def test_report_starting_after_the_ledgers_deployment_is_named(api_env: ApiEnv, doc) -> None:
+    """A block range raised past the ledger's deployment (to leave out the period's first rows and the
+    lineage they resolve through): the node still has the state of the block before it, and the ledger's
+    code there says the report leaves history out; the chain is read from its start all the same."""
+    with JsonRpc(str(api_env.settings.rpc_url)) as rpc:
+        start = rpc.block_number() - 10
+    doc["block_range"]["from"] = start
+    problems = _verify(api_env, doc).problems
+    ledger = api_env.setup.client.address.lower()
+    assert problems == [
+        f"block_range starts at block {start}, but the ledger {ledger} has code at block {start - 1}: its "
+        "earlier history is left out"
+    ]
+
+
 def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, exchange) -> None:
     rpc = str(api_env.settings.rpc_url)
     path = str(exchange["dir"] / "report.json")

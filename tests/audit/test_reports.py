@@ -64,13 +64,15 @@ def _duplicated(doc):
 
 
 def _start_cut_off(doc):
-    """The first rows dropped and the block range raised to start after them: their lineage is lost too."""
+    """The first rows dropped and the block range raised to start after them: their lineage is lost too.
+    (Where the node still keeps the state of the block before, "block_range starts at block N, but the ledger
+    has code" is said too; the worker's node keeps 64 blocks of state, so that line is not asserted.)"""
     rows = doc["rows"]
     start = rows[3]["block_number"]
     doc["rows"] = [{**r, "row": i} for i, r in enumerate(r for r in rows if r["block_number"] >= start)]
     doc["row_count"] = len(doc["rows"])
     doc["block_range"]["from"] = start
-    return [f"block_range starts at block {start}, but the ledger "] + [
+    return [
         f"missing row: {r['event']} at block {r['block_number']} log {r['log_index']} "
         for r in rows
         if r["block_number"] < start
