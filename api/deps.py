@@ -146,8 +146,9 @@ def _digits(value: Any) -> Any:
     return value
 
 
-#: An integer in a path or a query is written in decimal digits: pydantic's lax parsing of text took "1_0" for
-#: 10 and "1.0", "+1" or " 1" for 1, where a body's "4" or 4.0 is refused. Put before ``Path``/``Query``.
+#: An integer in a path or a query is written in decimal digits: pydantic's lax parsing of text took "1_0"
+#: for 10 and "1.0", "+1" or " 1" for 1, where a body's "4" or 4.0 is refused. Put after ``Path``/``Query``:
+#: before them, FastAPI wrote their bounds into the document as ``ge``/``le``, not ``minimum``/``maximum``.
 Digits = BeforeValidator(_digits)
 
 #: A delivery id (or a payload commitment) in a path.
@@ -167,25 +168,25 @@ IsoMoment = Annotated[
 ]
 
 #: How many records a list endpoint answers (``?limit=``); one bound for every list read from the audit index.
-ListLimit = Annotated[int, Digits, Query(ge=1, le=MAX_LIMIT)]
+ListLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT), Digits]
 
 #: A page cursor of a list read from the audit index (``next`` link of the page before).
 ListCursor = Annotated[
     str | None, Query(max_length=200, description='The cursor of the `Link: <…>; rel="next"` header.')
 ]
 #: A list's filter by an id (a grant, agreement or resource) or by a department id.
-IdFilter = Annotated[int | None, Digits, Query(ge=1, le=2**64 - 1)]
-DepartmentFilter = Annotated[int | None, Digits, Query(ge=1, le=2**32 - 1)]
+IdFilter = Annotated[int | None, Query(ge=1, le=2**64 - 1), Digits]
+DepartmentFilter = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
 #: Read your own write: a list waits until the audit index holds this block (a write's ``block_number``).
 MinBlock = Annotated[
     int | None,
-    Digits,
     Query(
         ge=0,
         le=2**63 - 1,
         description="Bring the audit index up to this block first (the block of a write just made); "
         "503 INDEX_BEHIND if it cannot reach it yet.",
     ),
+    Digits,
 ]
 
 

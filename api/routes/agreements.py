@@ -22,7 +22,7 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/agreements", tags=["agreements"])
-AgreementId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
+AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("", response_model=list[m.AgreementPublic])

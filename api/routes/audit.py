@@ -106,13 +106,13 @@ def history(
     principal: ExchangeReader,
     department: DepartmentQuery = None,
     counterpart: DepartmentQuery = None,
-    resource: Annotated[int | None, Digits, Query(ge=0)] = None,
-    agreement: Annotated[int | None, Digits, Query(ge=0)] = None,
+    resource: Annotated[int | None, Query(ge=0), Digits] = None,
+    agreement: Annotated[int | None, Query(ge=0), Digits] = None,
     event: Annotated[list[str] | None, Query()] = None,
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,
     cursor: str | None = None,
-    limit: Annotated[int, Digits, Query(ge=1, le=500)] = 50,
+    limit: Annotated[int, Query(ge=1, le=500), Digits] = 50,
 ) -> dict[str, Any]:
     """Exchange history, oldest first; follow ``next_cursor`` for the next page."""
     from node.audit.queries import HistoryFilter
@@ -225,8 +225,8 @@ def _anchored_receipt(ctx: Any, state: Any, principal: Principal, delivery_id: s
 def provenance_of_batch(
     ctx: AuditDep,
     principal: ExchangeReader,
-    grant_id: Annotated[int, Digits, PathParam(ge=0, le=2**64 - 1)],
-    first_sequence: Annotated[int, Digits, PathParam(ge=0, le=2**64 - 1)],
+    grant_id: Annotated[int, PathParam(ge=0, le=2**64 - 1), Digits],
+    first_sequence: Annotated[int, PathParam(ge=0, le=2**64 - 1), Digits],
 ) -> dict[str, Any]:
     """One anchored receipt batch: leaf count, root, chain location, acknowledgement, disputed receipts and
     the grant, agreement, request and parties behind it. Departments see only batches they are a party to
@@ -287,7 +287,7 @@ def scorecard(
     department: DepartmentQuery = None,
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,
-    deadline_days: Annotated[int | None, Digits, Query(ge=0, le=365)] = None,
+    deadline_days: Annotated[int | None, Query(ge=0, le=365), Digits] = None,
 ) -> dict[str, Any]:
     """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``.
 

@@ -22,10 +22,10 @@ from api.deps import (
 from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/resources", tags=["catalog"])
-ResourceId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
+ResourceId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
-Owner = Annotated[int | None, Digits, Query(ge=1, le=2**32 - 1, description="only this department's")]
+Owner = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="only this department's"), Digits]
 ShareType = Annotated[m.ShareTypeName | None, Query(description="only resources shared this way")]
 Text = Annotated[
     str | None, Query(min_length=1, max_length=200, description="in title, description, keywords or fields")

@@ -11,8 +11,8 @@ from api import models as m
 from api.deps import CurrentPrincipal, DepartmentPrincipal, Digits, IdempotencyKey, LedgerDep
 
 router = APIRouter(prefix="/demands", tags=["demands"])
-DemandId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
-DeptQuery = Annotated[int | None, Digits, Query(ge=1, le=2**32 - 1)]
+DemandId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
+DeptQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
 
 
 @router.get("", response_model=list[m.DemandPublic])

@@ -21,8 +21,8 @@ from api.deps import (
 from api.routes.audit import AuditDep
 
 router = APIRouter(tags=["departments"])
-ProposalId = Annotated[int, Digits, Path(ge=1, le=2**256 - 1)]
-DepartmentId = Annotated[int, Digits, Path(ge=1, le=2**32 - 1)]
+ProposalId = Annotated[int, Path(ge=1, le=2**256 - 1), Digits]
+DepartmentId = Annotated[int, Path(ge=1, le=2**32 - 1), Digits]
 
 
 @router.get("/me", response_model=m.PrincipalPublic)

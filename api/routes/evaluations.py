@@ -10,7 +10,7 @@ from api import models as m
 from api.deps import DepartmentPrincipal, Digits, ExchangeReader, IdempotencyKey, LedgerDep
 
 router = APIRouter(prefix="/agreements", tags=["evaluations"])
-AgreementId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
+AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("/{agreement_id}/evaluations", response_model=list[m.EvaluationPublic])

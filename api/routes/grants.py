@@ -22,7 +22,7 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/grants", tags=["grants"])
-GrantId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
+GrantId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.post("", response_model=m.Written[m.GrantPublic], status_code=201)

@@ -22,7 +22,7 @@ from api.deps import (
 from api.routes.verify import payload_verdict
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
-InspectionId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
+InspectionId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("", response_model=list[m.InspectionPublic])

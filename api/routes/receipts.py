@@ -201,8 +201,8 @@ def lookup_receipts(
 
 @router.post("/batches/{grant_id}/{first_sequence}/acknowledge", response_model=m.ReceiptBatchSettled)
 def acknowledge_batch(
-    grant_id: Annotated[int, Digits, Path(ge=1, le=2**63 - 1)],
-    first_sequence: Annotated[int, Digits, Path(ge=0, le=2**63 - 1)],
+    grant_id: Annotated[int, Path(ge=1, le=2**63 - 1), Digits],
+    first_sequence: Annotated[int, Path(ge=0, le=2**63 - 1), Digits],
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
     service: Receipts,

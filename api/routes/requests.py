@@ -22,7 +22,7 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/requests", tags=["requests"])
-RequestId = Annotated[int, Digits, Path(ge=1, le=2**64 - 1)]
+RequestId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.post("", response_model=m.Written[m.RequestPublic], status_code=201)

@@ -210,6 +210,20 @@ def test_an_integer_in_a_path_or_query_is_decimal_digits(api_env: ApiEnv, who: s
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
+def test_integer_parameters_declare_their_bounds(api_env: ApiEnv) -> None:
+    """Every integer parameter states its bounds in JSON Schema's words (``minimum``/``maximum``), which the
+    fuzzer reads; never ``ge``/``le``, which it ignores (it then sent id 0 as valid)."""
+    spec = ok(api_env.client.get("/openapi.json"))
+    unbounded = []
+    for path, ops in spec["paths"].items():
+        for method, op in ops.items():
+            for param in op.get("parameters", []):
+                text = json.dumps(param["schema"])
+                if '"integer"' in text and ('"ge"' in text or '"le"' in text or '"minimum"' not in text):
+                    unbounded.append(f"{method.upper()} {path} {param['name']}: {text}")
+    assert not unbounded, "\n".join(unbounded)
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
 def test_json_in_another_unicode_encoding_is_a_422(api_env: ApiEnv, encoding: str) -> None:
     """JSON between systems is UTF-8 (RFC 8259 8.1); a body in UTF-16 or UTF-32 is refused as one in any other
