@@ -30,7 +30,7 @@ from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.openapi import install_openapi
-from api.receipts import ReceiptService, journaled_submit, journaled_void
+from api.receipts import ReceiptService, journaled_reverted, journaled_submit, journaled_void
 from api.routes import (
     agreements,
     audit,
@@ -134,6 +134,7 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         gate=ledger.sender.gate,
         confirmations=settings.confirmations,
         void=journaled_void(ledger.sender),
+        reverted=journaled_reverted(ledger.sender),
     )
     # Anchors the journal sent again after lost blocks are followed again by the anchorer.
     ledger.sender.on_reopened = service.anchorer.rewound

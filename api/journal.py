@@ -347,6 +347,14 @@ class Journal:
             session.commit()
             return reopened
 
+    def reverted(self) -> list[Entry]:
+        """Rows reverted and not voided (few: a write the contract refused)."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(JournaledTransaction).where(JournaledTransaction.status == TxStatus.REVERTED.value)
+            )
+            return [_entry(r) for r in rows]
+
     def void(self, tx_hash: str, standby: SignedTx) -> bool:
         """Make the reverted transaction ``tx_hash`` never minable again: ``standby`` (a transaction of the
         same sender and nonce, with no effect) is journaled to take its place if the node loses its block.

@@ -779,6 +779,9 @@ def journaled_submit(sender: JournaledSender) -> Submit:
 #: Makes a refused anchor's transaction never minable again (see :func:`journaled_void`); False when its
 #: outcome is not settled any more (the node lost its block: it is being sent again).
 Void = Callable[["LocalAccount", PendingTx], bool]
+#: The journaled transactions that reverted and are not voided yet, anchors among them: their hashes, senders
+#: and nonces (pending, no request).
+Reverted = Callable[[], list[PendingTx]]
 
 
 def journaled_void(sender: JournaledSender) -> Void:
@@ -796,6 +799,16 @@ def journaled_void(sender: JournaledSender) -> Void:
         return sender.journal.void(pending.tx_hash, sender.client.sign(account, request, pending.nonce))
 
     return void
+
+
+def journaled_reverted(sender: JournaledSender) -> Reverted:
+    """The transactions the API's transaction journal holds as reverted and not voided: at start, the anchors
+    among them are voided (see :meth:`Anchorer._void_reverted`)."""
+
+    def reverted() -> list[PendingTx]:
+        return [PendingTx(e.tx_hash, e.sender, e.nonce, {}) for e in sender.journal.reverted()]
+
+    return reverted
 
 
 #: Told of each batch closed: its id, root, tree and its members' journal sequence numbers in leaf order.
@@ -841,9 +854,11 @@ class Anchorer:
         turn: WriteTurn | None = None,
         gate: Callable[[], object] | None = None,
         void: Void | None = None,
+        reverted: Reverted | None = None,
     ) -> None:
         self._engine = engine
         self._void = void
+        self._reverted = reverted
         #: Waits while the transaction journal is reconciled with a node that lost blocks; passed before
         #: taking the turn to send, so the receipt journal's writer does not wait with the anchorer.
         self._gate = gate
@@ -1271,6 +1286,7 @@ class Anchorer:
         self._open.clear()
         self._next.clear()
         self._breaks.clear()  # nothing is sent yet: the batches re-sent below are behind no refusal
+        self._void_reverted()
         with self._engine.connect() as conn:
             open_batches = conn.execute(
                 select(batches_table)
@@ -1309,6 +1325,34 @@ class Anchorer:
         self._requeue(rows)
         # Receipts committed before this read may also be waiting in the inbox: those are skipped there.
         self._recovered_upto = max([self._recovered_upto, *(int(r.seq) for r in rows)])
+
+    def _void_reverted(self) -> None:
+        """Void every anchor that reverted and is not voided yet. A refusal is settled by the closing thread
+        after the follower saw it; a process killed in between left the anchor reverted in the transaction
+        journal, its batch closed, to be sent again below as a new transaction. Kept sendable, the old one
+        would be sent again should the node lose its block, and could succeed where its cause is gone, after
+        the batch sent again was refused or its receipts batched again elsewhere: anchored twice, or called
+        refused. Whatever its batch became, its content goes with the new transaction."""
+        if self._void is None or self._reverted is None:
+            return
+        reverted = self._reverted()
+        if not reverted:
+            return
+        with self._engine.connect() as conn:
+            providers = conn.execute(select(batches_table.c.provider).distinct()).scalars().all()
+        accounts = {str(a.address).lower(): a for a in (self._account_of(int(p)) for p in providers)}
+        ours = str(self._anchors.address).lower()
+        for pending in reverted:
+            account = accounts.get(pending.sender.lower())
+            if account is None:  # not signed by a key that anchors here
+                continue
+            try:
+                # What it called, from the node (which still holds it: the journal was reconciled before).
+                called = self._anchors.w3.eth.get_transaction(pending.tx_hash)  # type: ignore[arg-type]
+            except TransactionNotFound:
+                continue
+            if str(called.get("to") or "").lower() == ours:
+                self._void(account, pending)
 
     def _mark_final_from_chain(self, batch_id: int, grant_id: int, first: int, tx_hash: str | None) -> None:
         """A batch the chain has but the journal does not know as final (the process died after sending)."""
@@ -1553,6 +1597,7 @@ class ReceiptService:
         gate: Callable[[], object] | None = None,
         confirmations: int = 0,
         void: Void | None = None,
+        reverted: Reverted | None = None,
     ) -> None:
         init_receipt_tables(engine)
         # The receipt journal's writer and the anchorer take turns writing (see Anchorer).
@@ -1574,6 +1619,7 @@ class ReceiptService:
             turn=turn,
             gate=gate,
             void=void,
+            reverted=reverted,
         )
         self.journal = ReceiptJournal(engine, self.anchorer.submit, turn=turn)
         self.reader = ReceiptReader(

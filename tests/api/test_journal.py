@@ -41,10 +41,20 @@ from api.errors import ApiError
 from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
 from api.journal import STALE_AFTER_S, Claim, Journal, JournaledSender, TxStatus
 from api.ledger import Finish
-from api.receipts import GRANT_CACHE_TTL_S
+from api.receipts import (
+    GRANT_CACHE_TTL_S,
+    Anchorer,
+    batches_table,
+    init_receipt_tables,
+    journaled_reverted,
+    journaled_submit,
+    journaled_void,
+    receipts_table,
+)
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
 from node.endpoint import rpc_call
+from node.errors import NodeError
 from node.provision import LedgerSetup, setup_ledger
 from verifier.receipts import ReceiptProof
 
@@ -858,6 +868,87 @@ def test_an_anchor_mined_again_after_lost_blocks_and_refused_then_reads_refused(
     time.sleep(GRANT_CACHE_TTL_S)  # the door's cached grant state, read while suspended, expires
     waves.post(0)
     _until(lambda: waves.settled(), timeout=30)
+
+
+def test_an_anchor_refused_as_the_service_was_killed_is_never_mined_after_lost_blocks(
+    journal_env: JournalEnv, tmp_path: Path
+) -> None:
+    """The service is killed after the contract refused an anchor (its consumer suspended by an approval sent
+    past the service), before it settled the refusal: the anchor is journaled as reverted, not voided, its
+    batch closed. The next start sends the batch again, refused again, and voids that one. Then the node loses
+    the blocks, the suspension with them: the first anchor, sent again as it was, would be mined, its receipts
+    on chain while the service calls them refused. The start voided it too. (Anchorers of their own, on a
+    receipt journal of their own, sending through the service's transaction journal.)"""
+    env = journal_env
+    civil, psb = env.setup.report.departments["CIVIL"], env.setup.report.departments["PSB"]
+    gid = int(grant_between(env, "psb", "civil")["id"])  # type: ignore[arg-type]
+    client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
+    suspend, _reinstate = _suspension(env, civil)
+    ledger = env.app.state.dxl.ledger
+    anchors = env.app.state.dxl.extra["receipts"].anchors
+    engine = make_engine(f"sqlite:///{tmp_path / 'receipts.sqlite3'}")
+    init_receipt_tables(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            receipts_table.insert(),
+            [dict(seq=i, delivery_id=bytes.fromhex(b32()[2:]), provider=psb, consumer=civil, grant_id=gid,
+                  commitment=bytes.fromhex(b32()[2:]), hash_algorithm=1, byte_size=10, record_count=1,
+                  accepted_at=time.time()) for i in range(2)],
+        )  # fmt: skip
+
+    def anchorer(**overrides: Any) -> Anchorer:
+        wiring: dict[str, Any] = {
+            "void": journaled_void(ledger.sender),
+            "reverted": journaled_reverted(ledger.sender),
+            **overrides,
+        }
+        sender = ledger.sender
+        return Anchorer(engine=engine, anchors=anchors, account_of=ledger.department_account, batch_size=2,
+                        batch_age=60, submit=journaled_submit(sender), on_receipt=sender.record_receipt,
+                        gate=sender.gate, **wiring)  # fmt: skip
+
+    def batch() -> Any:
+        with engine.connect() as conn:
+            return conn.execute(select(batches_table.c.state, batches_table.c.error)).one_or_none()
+
+    killed: list[str] = []
+
+    def killed_while_voiding(_account: Any, pending: Any) -> bool:
+        killed.append(pending.tx_hash)
+        first._stop.set()  # the process dies here: nothing after this runs
+        raise NodeError("killed")
+
+    snapshot = env.node_rpc("evm_snapshot")
+    try:
+        client.wait(client.submit(governor, suspend))
+        first = anchorer(void=killed_while_voiding)
+        first.start()
+        _until(lambda: bool(killed), timeout=30)
+        first.stop()
+        assert tuple(batch()) == ("closed", None)  # the refusal was never settled
+        second = anchorer()
+        second.start()
+        try:
+            _until(lambda: batch().state == "refused", timeout=30)  # sent again, refused again
+        finally:
+            second.stop()
+        assert ledger.sender.journal.entry(killed[0]).status is TxStatus.VOIDED  # type: ignore[union-attr]
+    finally:
+        assert env.node_rpc("evm_revert", snapshot) is True  # the suspension is lost with the anchors
+        client.nonces.forget(str(governor.address))
+    journal = ledger.sender.journal
+
+    def reconciled() -> bool:
+        """The first anchor's block found lost: the anchor superseded by its standby (or, sent again, mined),
+        and nothing journaled left to mine."""
+        entry = journal.entry(killed[0])
+        settled = (TxStatus.SUPERSEDED, TxStatus.MINED)
+        return entry is not None and entry.status in settled and not journal.unsettled()
+
+    _until(reconciled, timeout=30)
+    assert int(anchors.call("nextSequence", gid)) == 0  # neither anchor mined: the receipts are refused
+    assert tuple(batch()) == ("refused", "DEPARTMENT_NOT_ACTIVE")
+    engine.dispose()
 
 
 def _receipt(grant_id: int) -> dict[str, Any]:
