@@ -37,7 +37,7 @@ import csv
 import io
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -538,23 +538,37 @@ def _check_anchors_serve(
         )
 
 
+_BATCH_KEYS = frozenset({"grant_id", "first_sequence", "receipts"})
+_RECEIPT_KEYS = frozenset(f.name for f in fields(Receipt))
+
+
 def _carried_receipts(entry: Any) -> tuple[Any, Any, list[Receipt] | None]:
     """A carried batch's grant, first sequence and receipts (None: declared not carried).
 
     Raises:
         ProofError: the entry or one of its receipts is malformed.
     """
-    if not isinstance(entry, dict) or not (
-        entry.get("receipts") is None or isinstance(entry["receipts"], list)
+    # Exactly the keys a report writes: anything else would be carried along as if verified, and a batch
+    # without "receipts" would pass for one declared not carried.
+    if (
+        not isinstance(entry, dict)
+        or set(entry) != _BATCH_KEYS
+        or not (entry["receipts"] is None or isinstance(entry["receipts"], list))
     ):
-        raise InvalidProofError("a carried batch is an object with grant_id, first_sequence and receipts")
+        raise InvalidProofError(
+            "a carried batch is an object with grant_id, first_sequence and receipts (null if not carried), "
+            "and nothing else"
+        )
     grant, first = entry.get("grant_id"), entry.get("first_sequence")
     if type(grant) is not int or type(first) is not int:
         raise InvalidProofError("grant_id and first_sequence must be integers")
-    if entry.get("receipts") is None:
+    carried: list[Any] | None = entry["receipts"]
+    if carried is None:
         return grant, first, None
     receipts = []
-    for i, raw in enumerate(entry["receipts"]):
+    for i, raw in enumerate(carried):
+        if not isinstance(raw, dict) or set(raw) != _RECEIPT_KEYS:
+            raise InvalidProofError(f"receipt {i} holds other keys than a receipt's {sorted(_RECEIPT_KEYS)}")
         try:
             receipts.append(Receipt.from_json(raw))
         except ProofError as exc:

@@ -277,13 +277,29 @@ def _batch_duplicated(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[
     return [f"receipts of batch (grant {keys[1][0]}, first sequence {keys[1][1]}): RECEIPT_BATCH_DUPLICATED"]
 
 
+def _receipt_with_a_claim(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    """A key no receipt has, which the root cannot vouch for, carried beside one receipt."""
+    entry = next(b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == keys[0])
+    entry["receipts"][0]["acknowledged"] = True
+    position = doc["receipt_batches"].index(entry)
+    return [f"receipts of batch (grant #{position}, first sequence ?): RECEIPT_BATCH_MALFORMED: "]
+
+
+def _receipts_key_left_out(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    """A batch's receipts left out with their key, as if the report declared them not carried."""
+    entry = next(b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == keys[1])
+    del entry["receipts"]
+    position = doc["receipt_batches"].index(entry)
+    return [f"receipts of batch (grant #{position}, first sequence ?): RECEIPT_BATCH_MALFORMED: "]
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 @pytest.mark.parametrize(
     "tamper",
     [_dropped, _duplicated, _swapped_within_grant, _swapped_across_grants, _moved_to_other_grant,
-     _edited_field, _batch_duplicated],
+     _edited_field, _batch_duplicated, _receipt_with_a_claim, _receipts_key_left_out],
     ids=["dropped", "duplicated", "swapped-within-grant", "swapped-across-grants", "moved-to-other-grant",
-         "edited", "batch-duplicated"],
+         "edited", "batch-duplicated", "receipt-with-a-claim", "receipts-key-left-out"],
 )  # fmt: skip
 def test_carried_receipts_tampered_are_named(
     api_env: ApiEnv, exchange, doc, tmp_path, tamper: Callable[..., list[str]], fmt: str
