@@ -82,7 +82,10 @@ def _time(value: str | None, name: str) -> int | None:
         moment = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
     except ValueError:
         raise ApiError("VALIDATION_ERROR", f"{name} must be an ISO date or date-time", field=name) from None
-    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    seconds = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    if seconds < 0:  # the chain's clock starts at the Unix epoch: refused here, under the parameter's name
+        raise ApiError("VALIDATION_ERROR", f"{name} must not be before 1970-01-01T00:00:00Z", field=name)
+    return seconds
 
 
 def _dept(ctx: Any, code: str | None) -> int | None:

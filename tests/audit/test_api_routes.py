@@ -76,6 +76,19 @@ def test_bad_input(client, path, params, status, code) -> None:
     assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("path", "name", "value"),
+    [("/audit/history", "from", "0001-01-01"), ("/audit/history", "to", "1969-12-31T23:59:59Z"),
+     ("/audit/scorecard", "from", "0001-01-01T00:00:00+23:59")],
+)  # fmt: skip
+def test_a_moment_before_1970_is_refused_naming_its_parameter(client, path, name, value) -> None:
+    """The chain's clock starts at the Unix epoch: an earlier moment is refused under the parameter's own
+    name (not ``from_time``, the index's)."""
+    response = client.get(path, params={name: value}, headers=client.headers_for("auditor"))
+    assert response.status_code == 422, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("VALIDATION_ERROR", name)
+
+
 def test_history_period_in_lower_case_rfc3339_is_the_same_period(client) -> None:
     auth = client.headers_for("auditor")
     upper = client.get("/audit/history", params={"from": "2000-01-01T00:00:00Z"}, headers=auth)
