@@ -94,12 +94,14 @@ def _dept(ctx: Any, code: str | None) -> int | None:
     return None if code is None else department_id(ctx.engine, code)
 
 
-def _pin(principal: Principal, requested: str | None) -> str | None:
-    """Departments read only their own history."""
+def _pin(ctx: Any, principal: Principal, requested: str | None) -> str | None:
+    """Departments read only their own history, named by code or by id (as a scorecard is)."""
     if principal.role is Role.AUDITOR:
         return requested
     if requested is not None and requested != principal.department:
-        raise ApiError("FORBIDDEN", f"{principal.key} may only read its own exchange history")
+        own = requested.isdigit() and _dept(ctx, principal.department) == int(requested)
+        if not own:
+            raise ApiError("FORBIDDEN", f"{principal.key} may only read its own exchange history")
     return principal.department
 
 
@@ -123,7 +125,7 @@ def history(
 
     try:
         flt = HistoryFilter(
-            department=_dept(ctx, _pin(principal, department)),
+            department=_dept(ctx, _pin(ctx, principal, department)),
             counterpart=_dept(ctx, counterpart),
             resource=resource,
             agreement=agreement,

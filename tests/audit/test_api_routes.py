@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import Principal, Role, issue_token
 from api.settings import ApiSettings
+from node.audit.queries import department_id
 from node.audit.service import AuditContext
 from tests.audit.audit_scenario import period_end
 
@@ -104,7 +105,7 @@ def test_history_filter_past_the_indexed_range_is_empty(client, param) -> None:
     assert response.json()["items"] == []
 
 
-def test_provenance_only_for_parties(client, scenario) -> None:
+def test_provenance_only_for_parties(client, scenario, indexed) -> None:
     path = "/audit/provenance/0x" + scenario.commitments["d1"].hex()
     ok = client.get(path, headers=client.headers_for("TAX"))
     assert ok.status_code == 200 and ok.json()["deliveries"][0]["status"] == "acknowledged"
@@ -116,6 +117,12 @@ def test_provenance_only_for_parties(client, scenario) -> None:
     assert hidden.text.replace(path.rsplit("/", 1)[1], "<c>") == unknown.text.replace("0x" + "11" * 32, "<c>")
     other = client.get("/audit/history", params={"department": "HEALTH"}, headers=client.headers_for("TAX"))
     assert other.status_code == 403
+    # Its own history by its id, as a scorecard takes it: the same as by its code.
+    tax = department_id(indexed, "TAX")
+    by_id = client.get("/audit/history", params={"department": str(tax)}, headers=client.headers_for("TAX"))
+    by_code = client.get("/audit/history", params={"department": "TAX"}, headers=client.headers_for("TAX"))
+    assert by_id.status_code == by_code.status_code == 200, by_id.text
+    assert by_id.json() == by_code.json()
 
 
 def test_scorecard(client, scenario) -> None:
