@@ -210,7 +210,8 @@ class IdempotencyStore:
                     else None
                 )
                 sent = tx_status is not None and tx_status != TxStatus.SUPERSEDED.value
-                settled = tx_status in (TxStatus.MINED.value, TxStatus.REVERTED.value)
+                # Voided: reverted, and never to be mined (a lost block sends its standby instead).
+                settled = tx_status in (TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.VOIDED.value)
                 # "Pending" about a journaled transaction is never an answer to keep, also when the
                 # transaction was mined between the answer and now (the watcher marked it): kept, every retry
                 # replayed the 409 of a write that is on the chain, instead of finishing it.

@@ -36,9 +36,14 @@ write's effects may be there already: a new signature would record it twice or r
 superseded and logged as an error naming the lost write. Only a transaction never mined is signed again at a
 new nonce (:meth:`JournaledSender.send`, another transaction of the same key holding its nonce).
 
-A reverted transaction whose effect must never happen later is voided (:meth:`Journal.void`; the receipt
-anchorer's given-up anchors): with it, a transfer of nothing signed at its nonce is journaled as standby, and
-if the node loses its block the standby is sent in its place, never its bytes.
+A reverted transaction is voided (:meth:`JournaledSender.void`): a transfer of nothing signed at its nonce is
+journaled as standby, and if the node loses its block the standby is sent in its place, never its bytes. Its
+refusal was answered (a request's 4xx, kept as the key's final answer; a receipt batch the anchorer gave up),
+and on a rewound chain its cause may be gone (a suspension or revocation sent past this service, never
+journaled here): sent again, it would be mined — a write on the ledger that its client was told was refused.
+:meth:`JournaledSender.wait` voids a request's reverted transaction before the refusal is answered; if the
+node lost its block meanwhile, the answer is ``TRANSACTION_PENDING`` and the retry answers what the chain made
+of it.
 """
 
 from __future__ import annotations
@@ -303,7 +308,8 @@ class Journal:
         """Rows mined in ``blocks`` (which the node no longer has) become ``sent`` again (keeping the lost
         block's number, to re-send them in their first order), and the claims of their requests are handed
         back without their stored response; a voided row is superseded instead, and its standby transaction
-        takes its place (its nonce, its position). Returns the hashes now to be sent."""
+        takes its place (its nonce, its position), its request's refusal kept. Returns the hashes now to be
+        sent."""
         if not blocks:
             return []
         t = JournaledTransaction
@@ -339,9 +345,11 @@ class Journal:
                     .where(*standby)
                     .values(status=TxStatus.SENT.value, block_number=v.block_number, tx_index=v.tx_index)
                 )
+            # A voided row's refusal stays its key's answer: the standby, not its bytes, takes the nonce.
+            handed_back = [h for h in hashes if h not in {v.tx_hash for v in voided}]
             session.execute(
                 update(IdempotencyRecord)
-                .where(IdempotencyRecord.tx_hash.in_(hashes))
+                .where(IdempotencyRecord.tx_hash.in_(handed_back))
                 .values(status_code=None, response_body=None, completed_at=None, owner=None)
             )
             session.commit()
@@ -439,6 +447,9 @@ class JournaledSender:
         #: Told, after a reconciliation, of the rows of lost blocks it sent again (the receipt anchorer
         #: follows its anchors among them again).
         self.on_reopened: Callable[[list[Entry]], None] | None = None
+        #: The custodied account of a sender's address, to sign the standby of its reverted transactions
+        #: (:meth:`void`); set by the ledger service. Without it a reverted request is not voided.
+        self.account_of: Callable[[str], LocalAccount | None] | None = None
         self._newest: BlockRef | None = None
         self._newest_known = False
         self._newest_guard = threading.Lock()
@@ -610,7 +621,38 @@ class JournaledSender:
         except NodeError as exc:
             raise pending(tx_hash, f"the node stopped answering ({exc})") from None
         self.record_receipt(tx_hash, receipt)
+        if int(receipt["status"]) != 1:
+            self._void_refused(tx_hash)
         return self.client.outcome(receipt)
+
+    def void(self, account: LocalAccount, tx_hash: str, nonce: int) -> bool:
+        """Make the reverted transaction ``tx_hash`` of ``account`` (at ``nonce``) never minable again: a
+        transfer of nothing to itself, signed at the same nonce, stands by to take its place should the node
+        lose its block (:meth:`Journal.void`). False when its block was lost meanwhile (it is being sent
+        again; the caller must look again at what became of it).
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE (nothing changed).
+        """
+        address = str(account.address)
+        request = self.client.build(address, "", to=address, value=0, gas=21_000)
+        return self.journal.void(tx_hash, self.client.sign(account, request, nonce))
+
+    def _void_refused(self, tx_hash: str) -> None:
+        """Before a request's refusal is answered: its transaction is voided.
+
+        Raises:
+            ApiError: TRANSACTION_PENDING when the node lost its block meanwhile (the journal sends it again:
+                the retry of the key answers what it becomes); DATABASE_UNAVAILABLE (not answered as refused:
+                the claim stays open to the retry).
+        """
+        entry = self.journal.entry(tx_hash)
+        account = None if entry is None or self.account_of is None else self.account_of(entry.sender)
+        if entry is None or account is None:
+            log.warning("journal: reverted transaction %s cannot be voided (no custodied key)", tx_hash)
+            return
+        if not self.void(account, tx_hash, entry.nonce):
+            raise pending(tx_hash, "it reverted, then the node lost its block: it is being sent again")
 
     def adopt(self, tx_hash: str) -> bool:
         """Journal a mined transaction this service did not send, which an answer reports as done (both

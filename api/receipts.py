@@ -794,9 +794,7 @@ def journaled_void(sender: JournaledSender) -> Void:
     same nonce, takes its place then."""
 
     def void(account: LocalAccount, pending: PendingTx) -> bool:
-        address = str(account.address)
-        request = sender.client.build(address, "", to=address, value=0, gas=21_000)
-        return sender.journal.void(pending.tx_hash, sender.client.sign(account, request, pending.nonce))
+        return sender.void(account, pending.tx_hash, pending.nonce)
 
     return void
 

@@ -209,6 +209,7 @@ class LedgerCore:
         self.journal = Journal(sessions)
         self.documents = catalog.DocumentStore(sessions)
         self.sender = JournaledSender(client, self.journal)
+        self.sender.account_of = self._custodied_account
         self.reconciler = Reconciler(self.sender)
         #: The idempotency claim of the request this view serves (:meth:`bound`).
         self.claim: Claim | None = None
@@ -316,6 +317,10 @@ class LedgerCore:
         if address not in self._addresses:
             self._addresses = self.custody.names_by_address()
         return self._addresses.get(address)
+
+    def _custodied_account(self, address: str) -> LocalAccount | None:
+        name = self._custodied_name(address)
+        return None if name is None else self.custody.keystore.unlock(name)
 
     def department_account(self, department_id: int) -> LocalAccount:
         """The custodied signing account of a department.

@@ -954,3 +954,48 @@ def test_an_anchor_refused_as_the_service_was_killed_is_never_mined_after_lost_b
 def _receipt(grant_id: int) -> dict[str, Any]:
     return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
             "record_count": 4}  # fmt: skip
+
+
+def test_a_write_refused_in_its_block_is_never_mined_after_the_node_loses_that_block(
+    journal_env: JournalEnv,
+) -> None:
+    """A department's write passes the service's checks on the head, and a governor's approval sent past the
+    service suspends the department in the block that mines it, ahead of it: the write reverts and the client
+    is told so (a 4xx, the key's final answer). Then the node loses that block, the approval with it. Sent
+    again as it was, the write would now be mined: on the ledger while its client, and every retry of the
+    key, is told it was refused. A transfer of nothing takes its nonce instead; the refusal stays true, and
+    the department's next write is not held behind a nonce gap."""
+    env = journal_env
+    civil = env.setup.report.departments["CIVIL"]
+    client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
+    suspend, _reinstate = _suspension(env, civil)
+    journal = env.app.state.dxl.ledger.sender.journal
+    body, before = _resource(), env.resource_count()
+    answers: list[httpx.Response] = []
+    snapshot = env.node_rpc("evm_snapshot")
+    env.node_rpc("evm_setAutomine", False)
+    try:
+        client.submit(governor, suspend)
+        waiting = _in_pool(env)
+        writer = threading.Thread(target=lambda: answers.append(env.register("civil", "refused-1", body)))
+        writer.start()
+        _until(lambda: _in_pool(env) == waiting + 1)  # the write sent, behind the suspension
+        env.node_rpc("evm_mine")
+        writer.join(timeout=30)
+    finally:
+        env.node_rpc("evm_setAutomine", True)
+    refused = ok(answers[0], 403) if answers[0].status_code == 403 else ok(answers[0], 409)
+    assert refused["error"]["code"] == "DEPARTMENT_NOT_ACTIVE"
+    assert env.resource_count() == before
+    used = env.sent_by("civil")  # the refused write took a nonce of the department's key
+
+    assert env.node_rpc("evm_revert", snapshot) is True  # the block and the suspension are gone
+    assert env.sent_by("civil") == used - 1
+    client.nonces.forget(str(governor.address))
+    # Healed: a transaction of the key is mined at that nonce again, and nothing journaled is left to mine.
+    _until(lambda: env.sent_by("civil") == used and not _in_pool(env) and not journal.unsettled(), 30)
+    assert env.resource_count() == before  # the refused write was not mined
+    replay = env.register("civil", "refused-1", body)  # the retry is told what the chain holds: refused
+    assert replay.status_code == answers[0].status_code and replay.json() == refused
+    ok(env.register("civil", "after-refused-1"), 201)  # no nonce gap: the department writes at once
+    assert env.resource_count() == before + 1
