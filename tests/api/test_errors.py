@@ -324,6 +324,7 @@ ELSEWHERE = {
     "SEED_UNAVAILABLE": "test_practice.py::test_sampling_inspection_end_to_end",
     "INVALID_OUTCOME": "test_practice.py::test_sampling_inspection_end_to_end",
     "NOT_SAMPLED": "test_practice.py::test_sampling_inspection_end_to_end",
+    "PRESENTATION_CLOSED": "test_practice.py::test_sampling_inspection_end_to_end",
     "INSPECTION_NOT_FOUND": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
     "PRACTICE_NOT_DEPLOYED": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
     "INDEX_BEHIND": "test_lists.py::test_min_block_within_the_confirmation_depth_is_index_behind",

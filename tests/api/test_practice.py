@@ -268,6 +268,9 @@ def _real_delivery(
 def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None:
     env = api_env
     grant = grant_between(env, "hrss", "psb")
+    # The period holds this test's deliveries only: those of the tests before it on this node are seconds
+    # behind by the chain's clock (the sample is drawn from every delivery of the period).
+    pass_time(env, 2)
     made = [_real_delivery(env, grant, tmp_path, n) for n in range(4)]
     ids = {d["delivery_id"]: (payload, manifest) for d, payload, manifest in made}
     period_from = min(d["recorded_at"] for d, _, _ in made)
