@@ -7,7 +7,7 @@ modules and create them on the same database without editing this one. SQLite un
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from sqlalchemy import (
@@ -183,9 +183,14 @@ def init_db(engine: Engine) -> None:
     """Creates the API's tables if they are missing and adds columns newer than an existing table
     (idempotent)."""
     ApiBase.metadata.create_all(engine)
-    columns = {t: {c["name"] for c in inspect(engine).get_columns(t)} for t, _, _ in _ADDED_COLUMNS}
+    add_columns(engine, _ADDED_COLUMNS)
+
+
+def add_columns(engine: Engine, added: Sequence[tuple[str, str, str]]) -> None:
+    """Adds each (table, column, SQL type) of ``added`` that its existing table lacks (idempotent)."""
+    columns = {t: {c["name"] for c in inspect(engine).get_columns(t)} for t, _, _ in added}
     with engine.begin() as conn:
-        for table, column, kind in _ADDED_COLUMNS:
+        for table, column, kind in added:
             if column not in columns[table]:
                 conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 

@@ -72,6 +72,7 @@ from sqlalchemy import (
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from api.db import add_columns
 from api.errors import ApiError
 from api.journal import Claim, Entry, JournaledSender, TxStatus, database_unavailable
 from api.ledger.core import not_found
@@ -119,6 +120,9 @@ GC_GEN0_THRESHOLD = 50_000
 #: receipts at 20,000 receipts/s; every 50 ms a mined anchor is seen 15 ms later on average, against blocks
 #: of 250 ms and a time to final near a second.
 FOLLOW_TICK_S = 0.05
+#: Blocks the reader remembers as final on a chain with a confirmation depth (a number and a hash each): a
+#: look-up of receipts anchored in them asks the node for their hash no more.
+SETTLED_BLOCKS = 4096
 #: The receipt journal writer's SQLite page cache, in KiB (about 50 MB of index per million receipts).
 JOURNAL_CACHE_KIB = 65_536
 #: Journal integers are signed 64-bit; sizes and counts beyond it are refused at the door.
@@ -165,6 +169,9 @@ batches_table = Table(
     Column("state", String(16), nullable=False),
     Column("tx_hash", String(66), nullable=True),
     Column("block_number", BigInteger, nullable=True),
+    #: The hash of that block: on a network whose blocks can be orphaned (a confirmation depth), the reader
+    #: calls the batch final only while the chain's block at ``block_number`` is this one.
+    Column("block_hash", String(66), nullable=True),
     Column("error", String(200), nullable=True),
     Column("closed_at", Float, nullable=False),
     Column("final_at", Float, nullable=True),
@@ -172,8 +179,13 @@ batches_table = Table(
 )
 
 
+#: Columns added to the receipt tables after their first release: (table, column, SQL type).
+_ADDED_COLUMNS = (("api_receipt_batches", "block_hash", "VARCHAR(66)"),)
+
+
 def init_receipt_tables(engine: Engine) -> None:
     metadata.create_all(engine)
+    add_columns(engine, _ADDED_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------------- input
@@ -981,7 +993,7 @@ class Anchorer:
                 conn.execute(
                     batches_table.update()
                     .where(b.id.in_([r.id for r in rows]))
-                    .values(state="closed", block_number=None, final_at=None)
+                    .values(state="closed", block_number=None, block_hash=None, final_at=None)
                 )
         for r in rows:
             entry = entries[str(r.tx_hash)]
@@ -1146,7 +1158,8 @@ class Anchorer:
                 still.append(sent)
                 continue
             seen.append((sent, receipt))
-        mined = [(s, int(receipt["blockNumber"])) for s, receipt in seen if int(receipt["status"]) == 1]
+        mined = [(s, int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+                 for s, receipt in seen if int(receipt["status"]) == 1]  # fmt: skip
         # One turn per block: the transaction journal learns where each anchor was mined, and the batches
         # mined become final in one transaction.
         with self._turn:
@@ -1165,7 +1178,7 @@ class Anchorer:
                 except LedgerRevertError as exc:
                     self._refusals.put((sent, exc))
 
-    def _record(self, mined: list[tuple[_Sent, int]], unrecorded: list[_Sent]) -> None:
+    def _record(self, mined: list[tuple[_Sent, int, str]], unrecorded: list[_Sent]) -> None:
         """One transaction: the batches mined (final, with transaction and block), and the transactions of
         those still waiting (so that a look-up names it while the batch is anchored)."""
         if not mined and not unrecorded:
@@ -1177,8 +1190,9 @@ class Anchorer:
                     batches_table.update()
                     .where(b.id == _bind("b_id"))
                     .values(state="final", tx_hash=_bind("b_tx"), block_number=_bind("b_block"),
-                            final_at=time.time()),
-                    [{"b_id": s.batch_id, "b_tx": s.pending.tx_hash, "b_block": block} for s, block in mined],
+                            block_hash=_bind("b_hash"), final_at=time.time()),
+                    [{"b_id": s.batch_id, "b_tx": s.pending.tx_hash, "b_block": block, "b_hash": block_hash}
+                     for s, block, block_hash in mined],
                 )  # fmt: skip
             if unrecorded:
                 conn.execute(
@@ -1308,7 +1322,9 @@ class Anchorer:
                 log.warning("batch %s of grant %s is no longer on chain", b.id, b.grant_id)
                 with self._engine.begin() as conn:
                     conn.execute(
-                        batches_table.update().where(batches_table.c.id == b.id).values(state="closed")
+                        batches_table.update()
+                        .where(batches_table.c.id == b.id)
+                        .values(state="closed", block_number=None, block_hash=None)
                     )
             self._next[int(b.grant_id)] = int(b.first_sequence) + int(b.leaf_count)
             self._unsent.append(_Closed(int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence),
@@ -1363,15 +1379,22 @@ class Anchorer:
                 "topics": [topic, _word(grant_id), _word(first)],
             }
         )
-        block = None
+        block = block_hash = None
         if logs:
             tx_hash = "0x" + bytes(logs[-1]["transactionHash"]).hex()
             block = int(logs[-1]["blockNumber"])
+            block_hash = "0x" + bytes(logs[-1]["blockHash"]).hex()
         with self._engine.begin() as conn:
             conn.execute(
                 batches_table.update()
                 .where(batches_table.c.id == batch_id)
-                .values(state="final", tx_hash=tx_hash, block_number=block, final_at=time.time())
+                .values(
+                    state="final",
+                    tx_hash=tx_hash,
+                    block_number=block,
+                    block_hash=block_hash,
+                    final_at=time.time(),
+                )
             )
 
 
@@ -1460,8 +1483,12 @@ class ReceiptReader:
     (:meth:`remember`), or are rebuilt from the journal; the newest are kept, up to ``max_leaves`` leaves.
 
     ``confirmations`` (the confirmation depth): a mined batch reads ``final`` only once ``confirmations``
-    blocks are on top of its block (``head`` gives the chain's height; read once per look-up); before that it
-    reads ``anchored``. 0 (anvil, QBFT: a mined block is final) reads no height at all.
+    blocks are on top of its block (``head`` gives the chain's height; read once per look-up), and only while
+    that block is the chain's (``block_hash`` gives the chain's hash at a height): a reorganisation that
+    orphaned it buries its height at once under the heavier branch's blocks, seconds before the anchorer has
+    followed the anchor to the block that holds it now. Until then it reads ``anchored``, naming no block.
+    A block found under the depth with its hash is remembered (:data:`SETTLED_BLOCKS`): it is final, not
+    asked again. 0 (anvil, QBFT: a mined block is final) reads no height at all.
     """
 
     def __init__(
@@ -1471,12 +1498,16 @@ class ReceiptReader:
         max_leaves: int = TREE_CACHE_LEAVES,
         confirmations: int = 0,
         head: Callable[[], int] | None = None,
+        block_hash: Callable[[int], str | None] | None = None,
     ) -> None:
-        if confirmations and head is None:
-            raise ValueError("a confirmation depth needs the chain's height (head)")
+        if confirmations and (head is None or block_hash is None):
+            raise ValueError("a confirmation depth needs the chain's height and blocks (head, block_hash)")
         self._engine = engine
         self._confirmations = confirmations
         self._head = head
+        self._block_hash = block_hash
+        #: Blocks found on the chain under the confirmation depth, by number: their hash.
+        self._settled: OrderedDict[int, str] = OrderedDict()
         # Keyed by batch id and root: a batch deleted when reopened may see its id reused by the next one.
         self._trees: OrderedDict[tuple[int, bytes], tuple[BatchTree, dict[int, int]]] = OrderedDict()
         self._leaves = 0
@@ -1527,6 +1558,29 @@ class ReceiptReader:
         except NodeError:
             return -1
 
+    def _orphaned(self, blocks: set[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Of ``blocks`` (number, hash), mined under the confirmation depth, those the chain's block at that
+        number is not (orphaned), or which the node does not answer for: nothing is called final that cannot
+        be checked."""
+        orphaned: set[tuple[int, str]] = set()
+        for number, block_hash in blocks:
+            with self._lock:
+                if self._settled.get(number) == block_hash:
+                    continue
+            assert self._block_hash is not None
+            try:
+                held = self._block_hash(number)
+            except NodeError:
+                held = None
+            if held != block_hash:
+                orphaned.add((number, block_hash))
+                continue
+            with self._lock:
+                self._settled[number] = block_hash
+                while len(self._settled) > SETTLED_BLOCKS:
+                    self._settled.popitem(last=False)
+        return orphaned
+
     def lookup(self, ids: Iterable[bytes], *, reader: int | None) -> list[ReceiptView]:
         """The receipts with these ids that ``reader`` (a department id; None: an auditor) is party to."""
         wanted = list(dict.fromkeys(ids))
@@ -1537,7 +1591,7 @@ class ReceiptReader:
             select(r.delivery_id, r.grant_id, r.provider, r.consumer, r.commitment, r.hash_algorithm,
                    r.byte_size, r.record_count, r.accepted_at, r.batch_id, r.seq, b.first_sequence,
                    b.leaf_count,
-                   b.root, b.state, b.tx_hash, b.block_number, b.error)
+                   b.root, b.state, b.tx_hash, b.block_number, b.block_hash, b.error)
             .select_from(receipts_table.outerjoin(batches_table, r.batch_id == b.id))
             .where(r.delivery_id.in_(wanted))
             .order_by(r.seq)
@@ -1545,9 +1599,21 @@ class ReceiptReader:
         out: list[ReceiptView] = []
         confirmed_up_to = self._confirmed_up_to()
         with self._engine.connect() as conn:
-            for row in conn.execute(query).all():
-                if reader is not None and reader not in (row.provider, row.consumer):
-                    continue
+            rows = [
+                row
+                for row in conn.execute(query).all()
+                if reader is None or reader in (row.provider, row.consumer)
+            ]
+            orphaned = (
+                self._orphaned({
+                    (int(row.block_number), str(row.block_hash)) for row in rows
+                    if row.state == "final" and row.block_hash is not None
+                    and row.block_number is not None and row.block_number <= confirmed_up_to
+                })
+                if self._confirmations
+                else set()
+            )  # fmt: skip
+            for row in rows:
                 receipt = _row_receipt(row)
                 if row.batch_id is None:
                     out.append(ReceiptView(receipt, row.provider, row.consumer, "pending", row.accepted_at,
@@ -1566,7 +1632,9 @@ class ReceiptReader:
                     "block_number": row.block_number,
                 }
                 status = _STATUS[row.state]
-                if status == "final" and (row.block_number is None or row.block_number > confirmed_up_to):
+                if status == "final" and (row.block_number, row.block_hash) in orphaned:
+                    status, batch["block_number"] = "anchored", None  # its block is no longer the chain's
+                elif status == "final" and (row.block_number is None or row.block_number > confirmed_up_to):
                     status = "anchored"  # mined, not yet under the confirmation depth
                 view = ReceiptView(receipt, row.provider, row.consumer, status, row.accepted_at, batch, proof,
                                    row.error)  # fmt: skip
@@ -1621,7 +1689,10 @@ class ReceiptService:
         )
         self.journal = ReceiptJournal(engine, self.anchorer.submit, turn=turn)
         self.reader = ReceiptReader(
-            engine, confirmations=confirmations, head=anchors.block_number if confirmations else None
+            engine,
+            confirmations=confirmations,
+            head=anchors.block_number if confirmations else None,
+            block_hash=anchors.block_hash if confirmations else None,
         )
         self._keys_checked: set[int] = set()
         self._grant_locks: dict[int, asyncio.Lock] = {}

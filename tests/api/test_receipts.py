@@ -1253,6 +1253,31 @@ def test_audit_cli_batchProvenance_andAnchorsNotServingTheLedger(
     assert result.exit_code == 2 and "does not answer ledger()" in result.stdout, result.stdout
 
 
+_BLOCK_40 = "0x" + "40" * 32
+
+
+def _mined_in_block_40(engine: Any) -> Receipt:
+    """One receipt in a batch mined in block 40 (hash ``_BLOCK_40``)."""
+    init_receipt_tables(engine)
+    receipt = Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1)
+    with engine.begin() as conn:
+        batch_id = conn.execute(
+            batches_table.insert().values(
+                grant_id=7, provider=1, first_sequence=0, leaf_count=1, root=receipt.leaf_hash(),
+                state="final", closed_at=time.time(), tx_hash="0x" + "ab" * 32, block_number=40,
+                block_hash=_BLOCK_40,
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
+        conn.execute(
+            receipts_table.insert().values(
+                seq=0, delivery_id=receipt.delivery_id, provider=1, consumer=2, grant_id=7,
+                commitment=receipt.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                accepted_at=time.time(), batch_id=batch_id,
+            )
+        )  # fmt: skip
+    return receipt
+
+
 @pytest.mark.parametrize(
     ("confirmations", "head", "expected"),
     [(0, None, "final"), (3, 41, "anchored"), (3, 42, "anchored"), (3, 43, "final"), (3, 50, "final")],
@@ -1263,22 +1288,7 @@ def test_receipt_final_onlyAtTheConfirmationDepth(
     """A batch mined in block 40 reads final once ``confirmations`` blocks are on top of it (block 43 for a
     depth of 3), anchored before; without a depth (anvil, QBFT) at once, without asking the node."""
     engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
-    init_receipt_tables(engine)
-    receipt = Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1)
-    with engine.begin() as conn:
-        batch_id = conn.execute(
-            batches_table.insert().values(
-                grant_id=7, provider=1, first_sequence=0, leaf_count=1, root=receipt.leaf_hash(),
-                state="final", closed_at=time.time(), tx_hash="0x" + "ab" * 32, block_number=40,
-            )
-        ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
-        conn.execute(
-            receipts_table.insert().values(
-                seq=0, delivery_id=receipt.delivery_id, provider=1, consumer=2, grant_id=7,
-                commitment=receipt.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                accepted_at=time.time(), batch_id=batch_id,
-            )
-        )  # fmt: skip
+    receipt = _mined_in_block_40(engine)
     reads: list[int] = []
 
     def height() -> int:
@@ -1286,11 +1296,51 @@ def test_receipt_final_onlyAtTheConfirmationDepth(
         reads.append(head)
         return head
 
-    reader = ReceiptReader(engine, confirmations=confirmations, head=height if confirmations else None)
+    def block_hash(number: int) -> str:
+        assert (number, head) >= (40, 43), "asked only for a block under the depth"
+        return _BLOCK_40
+
+    reader = ReceiptReader(
+        engine,
+        confirmations=confirmations,
+        head=height if confirmations else None,
+        block_hash=block_hash if confirmations else None,
+    )
     try:
         (view,) = reader.lookup([receipt.delivery_id], reader=None)
         assert view.status == expected
         assert len(reads) == (1 if confirmations else 0)
+    finally:
+        engine.dispose()
+
+
+def test_receipt_blockOrphaned_anchoredNamingNoBlock_finalBlockNotAskedAgain(tmp_path: Path) -> None:
+    """Under the depth, a batch whose block the chain no longer holds at its height (a reorganisation the
+    anchorer has not followed yet), or for which the node does not answer, reads anchored and names no
+    block; once its block is the chain's it is final, and a later look-up does not ask for it again."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
+    receipt = _mined_in_block_40(engine)
+    chain: list[str | NodeError | None] = [
+        "0x" + "41" * 32, None, NodeError("node at http://127.0.0.1:1 is unreachable"), _BLOCK_40
+    ]  # fmt: skip
+    asked: list[int] = []
+
+    def block_hash(number: int) -> str | None:
+        asked.append(number)
+        held = chain.pop(0)
+        if isinstance(held, NodeError):
+            raise held
+        return held
+
+    reader = ReceiptReader(engine, confirmations=3, head=lambda: 50, block_hash=block_hash)
+    try:
+        for _ in range(3):
+            (view,) = reader.lookup([receipt.delivery_id], reader=None)
+            assert view.status == "anchored" and view.batch is not None and view.batch["block_number"] is None
+        for _ in range(2):
+            (view,) = reader.lookup([receipt.delivery_id], reader=None)
+            assert view.status == "final" and view.batch is not None and view.batch["block_number"] == 40
+        assert asked == [40, 40, 40, 40]
     finally:
         engine.dispose()
 
@@ -1302,10 +1352,10 @@ def test_receipt_nodeUnreachable_notCalledFinalUnderADepth(tmp_path: Path) -> No
     def unreachable() -> int:
         raise NodeError("node at http://127.0.0.1:1 is unreachable")
 
-    reader = ReceiptReader(engine, confirmations=2, head=unreachable)
+    reader = ReceiptReader(engine, confirmations=2, head=unreachable, block_hash=lambda _n: None)
     try:
         assert reader._confirmed_up_to() == -1
-        with pytest.raises(ValueError, match="needs the chain's height"):
-            ReceiptReader(engine, confirmations=2)
+        with pytest.raises(ValueError, match="needs the chain's height and blocks"):
+            ReceiptReader(engine, confirmations=2, head=unreachable)
     finally:
         engine.dispose()

@@ -1,4 +1,5 @@
-"""One local proof-of-authority network (three geth Clique signers, node.network) for the network tests.
+"""One local proof-of-authority network (three geth Clique signers, node.network) for the network tests, and
+one API served on it.
 
 Skipped, saying why, when geth is not built (``make geth`` needs Go; ``make test`` runs it first). The tests
 share the network and kill its members, so they all run on one xdist worker (``xdist_group("network")``).
@@ -8,10 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
+from api.app import create_app
+from api.demo import ensure_demo_tokens
+from api.settings import load_api_settings
 from node.errors import ToolchainError
-from node.network import LocalNetwork, geth_binary
+from node.network import CLIQUE_CONFIRMATIONS, LocalNetwork, geth_binary
+from node.provision import setup_ledger
+from tests.api.api_helpers import PASSPHRASE, ServerThread, api_home
+from tests.network.served import NetworkApi
 
 
 @pytest.fixture(scope="session")
@@ -29,10 +37,42 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
         local.down()
 
 
-@pytest.fixture
-def full_network(network: LocalNetwork) -> LocalNetwork:
-    """The network with every member running and peered (a test before may have stopped one)."""
+def _all_running(network: LocalNetwork) -> LocalNetwork:
     for member in network.members():
         network.start_member(member.index)
     network.wait_peered(timeout=60)
     return network
+
+
+@pytest.fixture
+def full_network(network: LocalNetwork) -> LocalNetwork:
+    """The network with every member running and peered (a test before may have stopped one)."""
+    return _all_running(network)
+
+
+@pytest.fixture(scope="session")
+def served(network: LocalNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkApi]:
+    """What `dxl run --network` does (the London build deployed, the demo consortium provisioned, the API on
+    the first signer with the others as failover and Clique's confirmation depth), deployed once for the
+    tests that need it; the audit index follows the chain every half second."""
+    _all_running(network)
+    endpoint = network.endpoint()
+    settings = load_api_settings(
+        home=api_home(tmp_path_factory, "dxl-network-api"),
+        rpc_url=endpoint.rpc_url,
+        chain_id=endpoint.chain_id,
+        rpc_failover_urls=",".join(endpoint.failover_urls),
+        confirmations=CLIQUE_CONFIRMATIONS,
+        keystore_passphrase=PASSPHRASE,
+        audit_follow_interval=0.5,
+    )
+    setup = setup_ledger(endpoint, settings)
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    app = create_app(settings)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DXL_HOME", str(settings.home))
+        env.setenv("DXL_RPC_URL", endpoint.rpc_url)
+        env.setenv("DXL_CHAIN_ID", str(endpoint.chain_id))
+        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120) as http:
+            yield NetworkApi(url, settings, setup, tokens, http, dict(setup.report.departments), app=app)

@@ -25,15 +25,12 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.app import create_app
 from api.db import JournaledTransaction, init_db, make_engine, session_factory
-from api.demo import ensure_demo_tokens
 from api.errors import ApiError
 from api.journal import ChainWatcher, Journal, JournaledSender, Reconciler, TxStatus
-from api.settings import load_api_settings
 from node.chain import LedgerClient
 from node.compiler import CANCUN, LONDON, load_artifact, load_config
-from node.deploy import LEDGER_ARTIFACT, chain_build, deploy_ledger, runs_push0
+from node.deploy import LEDGER_ARTIFACT, anchors_client, chain_build, deploy_ledger, runs_push0
 from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import NodeError, ToolchainError
 from node.network import (
@@ -44,11 +41,12 @@ from node.network import (
     geth_binary,
     member_port,
 )
-from node.provision import setup_ledger
 from node.types import new_delivery_id
-from tests.api.api_helpers import ServerThread
+from tests.api.api_helpers import grant_between, ok, receipt_body, until
 from tests.cli import dxl
+from tests.network.served import NetworkApi
 from verifier.eth import keccak
+from verifier.receipts import ReceiptProof, verify_receipt_proof
 
 pytestmark = [pytest.mark.network, pytest.mark.xdist_group("network")]
 
@@ -245,68 +243,48 @@ def test_the_network_runs_the_london_build_and_refuses_the_cancun_one(
     assert _nonce(endpoint.rpc_url, deployer.address) == 0  # refused before sending anything
 
 
-def test_the_ledger_is_deployed_provisioned_and_serves_an_exchange_on_the_network(
-    full_network: LocalNetwork, tmp_path: Path
-) -> None:
-    """What `dxl run --network` does (the London build deployed, the demo consortium provisioned, the API
-    on the first signer with the others as failover and Clique's confirmation depth), then the core of the
-    exchange over HTTP: resource, request, approval, both signatures, grant, delivery, acknowledgement."""
-    endpoint = full_network.endpoint()
-    settings = load_api_settings(
-        home=tmp_path,
-        rpc_url=endpoint.rpc_url,
-        chain_id=endpoint.chain_id,
-        rpc_failover_urls=",".join(endpoint.failover_urls),
-        confirmations=CLIQUE_CONFIRMATIONS,
-        keystore_passphrase="network-tests",
-    )
-    setup = setup_ledger(endpoint, settings)
+def test_the_ledger_is_deployed_provisioned_and_serves_an_exchange_on_the_network(served: NetworkApi) -> None:
+    """What `dxl run --network` does (the ``served`` fixture), then the core of the exchange over HTTP:
+    resource, request, approval, both signatures, grant, delivery, acknowledgement."""
+    setup = served.setup
     assert setup.deployment.build == LONDON.name
     london = load_artifact(LEDGER_ARTIFACT, LONDON.artifacts_dir)
     assert setup.deployment.bytecode_hash == "0x" + keccak(bytes.fromhex(london.bytecode[2:])).hex()
     assert setup.report.departments and int(setup.client.call("departmentCount")) == len(
         setup.report.departments
     )
-    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
     hrss, psb = setup.report.departments["HRSS"], setup.report.departments["PSB"]
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DXL_HOME", str(settings.home))
-        env.setenv("DXL_RPC_URL", endpoint.rpc_url)
-        env.setenv("DXL_CHAIN_ID", str(endpoint.chain_id))
-        env.setenv("DXL_KEYSTORE_PASSPHRASE", "network-tests")
-        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as http:
 
-            def call(method: str, path: str, who: str, status: int = 200, **body: object) -> Any:
-                headers = {"Authorization": f"Bearer {tokens['demo-' + who]}"}
-                response = http.request(method, path, headers=headers, json=body)
-                assert response.status_code == status, f"{method} {path}: {response.text}"
-                return response.json()
+    def call(method: str, path: str, who: str, status: int = 200, **body: object) -> Any:
+        response = served.call(method, path, who, json=body)
+        assert response.status_code == status, f"{method} {path}: {response.text}"
+        return response.json()
 
-            now = int(time.time())
-            resource = call("POST", "/resources", "hrss", 201, metadata_hash=_b32(), schema_hash=_b32(),
-                            share_type="conditional", sensitivity=3)["record"]  # fmt: skip
-            request = call("POST", "/requests", "psb", 201, resource_id=resource["id"], purpose="check",
-                           scope_hash=_b32(), terms_hash=_b32(), valid_from=now - 3600,
-                           valid_until=now + 30 * 86400)["record"]  # fmt: skip
-            assert (request["consumer"], request["provider"]) == (psb, hrss)
-            approved = call("POST", f"/requests/{request['id']}/approve", "hrss")["record"]
-            assert approved["status"] == "approved"
-            call("POST", f"/requests/{request['id']}/signatures", "psb")
-            concluded = call("POST", f"/requests/{request['id']}/signatures", "hrss")
-            assert concluded["status"] == "concluded"
-            grant = call("POST", "/grants", "hrss", 201, agreement_id=concluded["agreement"]["id"],
-                         expires_at=now + 30 * 86400)["record"]  # fmt: skip
-            commitment = _b32()
-            delivery = call("POST", "/deliveries", "hrss", 201,
-                            delivery_id="0x" + new_delivery_id(grant["provider"]).hex(), grant_id=grant["id"],
-                            commitment=commitment, hash_algorithm="sm3", byte_size=4096,
-                            record_count=12)["record"]  # fmt: skip
-            acknowledged = call("POST", f"/deliveries/{delivery['delivery_id']}/acknowledge", "psb",
-                                consumer_commitment=commitment)["record"]  # fmt: skip
-            assert acknowledged["status"] == "acknowledged"
-            # Every signer holds the acknowledgement: read back through the API from the chain.
-            read = call("GET", f"/deliveries/{delivery['delivery_id']}", "auditor")
-            assert read["status"] == "acknowledged"
+    now = int(time.time())
+    resource = call("POST", "/resources", "hrss", 201, metadata_hash=_b32(), schema_hash=_b32(),
+                    share_type="conditional", sensitivity=3)["record"]  # fmt: skip
+    request = call("POST", "/requests", "psb", 201, resource_id=resource["id"], purpose="check",
+                   scope_hash=_b32(), terms_hash=_b32(), valid_from=now - 3600,
+                   valid_until=now + 30 * 86400)["record"]  # fmt: skip
+    assert (request["consumer"], request["provider"]) == (psb, hrss)
+    approved = call("POST", f"/requests/{request['id']}/approve", "hrss")["record"]
+    assert approved["status"] == "approved"
+    call("POST", f"/requests/{request['id']}/signatures", "psb")
+    concluded = call("POST", f"/requests/{request['id']}/signatures", "hrss")
+    assert concluded["status"] == "concluded"
+    grant = call("POST", "/grants", "hrss", 201, agreement_id=concluded["agreement"]["id"],
+                 expires_at=now + 30 * 86400)["record"]  # fmt: skip
+    commitment = _b32()
+    delivery = call("POST", "/deliveries", "hrss", 201,
+                    delivery_id="0x" + new_delivery_id(grant["provider"]).hex(), grant_id=grant["id"],
+                    commitment=commitment, hash_algorithm="sm3", byte_size=4096,
+                    record_count=12)["record"]  # fmt: skip
+    acknowledged = call("POST", f"/deliveries/{delivery['delivery_id']}/acknowledge", "psb",
+                        consumer_commitment=commitment)["record"]  # fmt: skip
+    assert acknowledged["status"] == "acknowledged"
+    # Every signer holds the acknowledgement: read back through the API from the chain.
+    read = call("GET", f"/deliveries/{delivery['delivery_id']}", "auditor")
+    assert read["status"] == "acknowledged"
 
 
 def _b32() -> str:
@@ -459,6 +437,232 @@ def test_a_write_in_a_block_orphaned_by_a_partition_is_mined_again_once(
     for member in members:
         found = rpc_call(member.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
         assert found is not None and found["blockHash"] == canonical  # type: ignore[index]
+
+
+# --- receipts at volume on the network: the confirmation depth, failover and reorganisations --------------
+
+
+def _receipts(served: NetworkApi, ids: list[str]) -> list[dict[str, Any]]:
+    found = ok(served.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids}))["receipts"]
+    assert len(found) == len(ids), found
+    return found  # type: ignore[no-any-return]
+
+
+def _batch(served: NetworkApi, delivery_id: str) -> dict[str, Any]:
+    """The receipt's batch as GET /receipts/{id} names it ({} while in none)."""
+    return _receipts(served, [delivery_id])[0]["batch"] or {}  # type: ignore[no-any-return]
+
+
+def _all_final(served: NetworkApi, ids: list[str], timeout: float) -> list[dict[str, Any]]:
+    return until(  # type: ignore[no-any-return]
+        lambda: (found := _receipts(served, ids)) and all(r["status"] == "final" for r in found) and found,
+        f"{len(ids)} receipts final",
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def receipt_grant(served: NetworkApi) -> int:
+    """A PSB -> HRSS grant the receipt tests post under, one after the other (each counts its own leaves)."""
+    return int(grant_between(served, "psb", "hrss")["id"])
+
+
+def _leaves(served: NetworkApi, grant_id: int) -> int:
+    """The receipts anchored on chain under the grant (its next sequence number)."""
+    anchors = anchors_client(served.setup.client.endpoint, served.settings.home)
+    return int(anchors.call("nextSequence", grant_id))
+
+
+def _anchored_once(served: NetworkApi, grant_id: int, before: int, receipts: list[dict[str, Any]]) -> None:
+    """Every receipt has its own leaf on chain and the grant has no other since it had ``before``: the
+    leaves anchored under the grant are exactly the receipts, each proof checks against the chain's root."""
+    anchors = anchors_client(served.setup.client.endpoint, served.settings.home)
+    assert _leaves(served, grant_id) == before + len(receipts)
+    assert sorted(r["sequence"] for r in receipts) == list(range(before, before + len(receipts)))
+    for r in receipts:
+        proof = ReceiptProof.from_json(r["proof"])
+        verify_receipt_proof(proof)
+        root, leaf_count, *_ = anchors.call("batch", grant_id, proof.first_sequence)
+        assert ("0x" + bytes(root).hex(), int(leaf_count)) == (r["batch"]["root"], r["batch"]["leaf_count"])
+
+
+def _mined_on_every_member(network: LocalNetwork, tx_hash: str) -> set[tuple[int, str]]:
+    """(block number, block hash) of the transaction on each member: one pair when they agree."""
+    found = set()
+    for member in network.members():
+        receipt = rpc_call(member.rpc_url, "eth_getTransactionReceipt", [tx_hash])
+        assert isinstance(receipt, dict), f"{tx_hash} is not mined on {member.rpc_url}"
+        found.add((int(receipt["blockNumber"], 16), str(receipt["blockHash"])))
+    return found
+
+
+def test_a_receipt_reads_final_only_under_the_confirmation_depth(
+    full_network: LocalNetwork, served: NetworkApi, receipt_grant: int
+) -> None:
+    """Mined, a receipt's batch reads ``anchored`` until DXL_CONFIRMATIONS blocks of the network are on top
+    of its block, then ``final``; the block it names holds its anchor on every member."""
+    before = _leaves(served, receipt_grant)
+    ids = [receipt_body(receipt_grant) for _ in range(3)]
+    ok(served.call("POST", "/receipts", "psb", json={"receipts": ids}), 202)
+    ids = [b["delivery_id"] for b in ids]  # type: ignore[misc]
+    seen: list[tuple[str, int | None, int]] = []
+    deadline = time.monotonic() + 30
+    while not seen or seen[-1][0] != "final":
+        assert time.monotonic() < deadline, seen
+        found = _receipts(served, ids)  # type: ignore[arg-type]
+        head = _block(served.node_in_use)  # at least the head the service read
+        assert len({(r["status"], r["batch"] and r["batch"]["block_number"]) for r in found}) == 1, found
+        seen.append((found[0]["status"], found[0]["batch"] and found[0]["batch"]["block_number"], head))
+        time.sleep(0.1)
+    for status, block, head in seen:
+        if status == "final":
+            assert block is not None and block + CLIQUE_CONFIRMATIONS <= head, seen
+    mined = [(s, b, h) for s, b, h in seen if b is not None]
+    assert mined[0][0] == "anchored", seen  # the depth was waited for
+    final = _receipts(served, ids)  # type: ignore[arg-type]
+    block = final[0]["batch"]["block_number"]
+    assert {b for b, _ in _mined_on_every_member(full_network, final[0]["batch"]["tx_hash"])} == {block}
+    _anchored_once(served, receipt_grant, before, final)
+
+
+def test_the_node_in_use_killed_while_receipts_are_posted_and_anchored(
+    full_network: LocalNetwork, served: NetworkApi, receipt_grant: int
+) -> None:
+    """Receipts posted one a request while the node the service talks to is killed: the service fails over,
+    answers no 5xx, and every receipt answered 202 is anchored exactly once (counted on chain)."""
+    before = _leaves(served, receipt_grant)
+    victim = next(m for m in full_network.members() if m.rpc_url == served.node_in_use)
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def post() -> None:
+        with httpx.Client(base_url=served.url, timeout=60) as http:
+            while not stop.is_set():
+                body = receipt_body(receipt_grant)
+                answer = http.post("/receipts", json={"receipts": [body]}, headers=served.headers("psb"))
+                answers.append((answer.status_code, body["delivery_id"]))
+                time.sleep(0.05)
+
+    poster = threading.Thread(target=post, daemon=True)
+    poster.start()
+    try:
+        time.sleep(1.0)
+        full_network.stop_member(victim.index, kill=True)
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        poster.join(90)
+    assert served.node_in_use != victim.rpc_url
+    assert [code for code, _ in answers if code >= 500] == [], answers
+    accepted = [d for code, d in answers if code == 202]
+    assert len(accepted) >= 10 and len(accepted) == len(answers), answers
+    _anchored_once(served, receipt_grant, before, _all_final(served, accepted, timeout=60))
+
+
+def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_once(
+    full_network: LocalNetwork, served: NetworkApi, receipt_grant: int
+) -> None:
+    """The signer the service talks to, cut off, seals the block holding a receipt anchor alone while the
+    others go on; joined again, its block is orphaned. The receipt reads ``anchored`` (never ``final``) while
+    its block is orphaned, and once healed its status, proof and block in GET /receipts/{id}, in the audit
+    history and in the provenance name the canonical block, its leaves anchored once."""
+    before = _leaves(served, receipt_grant)
+    members = full_network.members()
+    cut = next(m for m in members if m.rpc_url == served.node_in_use)
+    receipts_service = served.app.state.dxl.extra["receipts"]
+    assert receipts_service.anchors.rpc_url == cut.rpc_url  # the anchors go where the writes go
+    other = next(m for m in members if m.index != cut.index).rpc_url
+    body = receipt_body(receipt_grant)
+    # As in the reorg test above: cut off once the others sealed on top of its last block, the signer seals
+    # exactly one block on its own side, the one with the anchor.
+    rpc_call(cut.rpc_url, "miner_stop")
+    try:
+        stopped = _block(cut.rpc_url)
+        _wait_for("the others seal on", lambda: _block(cut.rpc_url) >= stopped + 2, timeout=30)
+        _partition(full_network, cut.index, joined=False)
+        head = _block(cut.rpc_url)
+        assert _peers(cut.rpc_url) == 0 and _sealer(cut.rpc_url, head) != cut.address.lower()
+        ok(served.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+        _wait_for(
+            "the anchor sent",
+            lambda: bool(_batch(served, body["delivery_id"]).get("tx_hash")),
+            timeout=15,
+        )
+        rpc_call(cut.rpc_url, "miner_start")
+        _wait_for(
+            "the anchor mined on the cut-off side",
+            lambda: (
+                (_receipts(served, [body["delivery_id"]])[0]["batch"] or {}).get("block_number") is not None
+            ),
+            timeout=15,
+        )
+        orphaned = _receipts(served, [body["delivery_id"]])[0]
+        orphan = orphaned["batch"]["block_number"]
+        assert orphan == head + 1 and orphaned["status"] == "anchored"
+        mined = rpc_call(cut.rpc_url, "eth_getTransactionReceipt", [orphaned["batch"]["tx_hash"]])
+        assert isinstance(mined, dict) and int(mined["blockNumber"], 16) == orphan
+        # The others' chain outweighs the cut-off one, and reaches the confirmation depth over the orphan's
+        # height: a service that kept the orphan's number would call the receipt final once joined.
+        _wait_for(
+            "the others' chain outweighs and outgrows the orphan's",
+            lambda: (
+                int(_head(other)["totalDifficulty"], 16) > int(_head(cut.rpc_url)["totalDifficulty"], 16)
+                and _block(other) >= orphan + CLIQUE_CONFIRMATIONS + 1
+            ),
+            timeout=30,
+        )
+        assert _block(cut.rpc_url) == orphan
+        assert _receipts(served, [body["delivery_id"]])[0]["status"] == "anchored"
+    finally:
+        rpc_call(cut.rpc_url, "miner_start")
+        # Read all through the join: the service may see the orphan's height buried before it heals.
+        answers: list[dict[str, Any]] = []
+        healed = threading.Event()
+
+        def read() -> None:
+            with httpx.Client(base_url=served.url, timeout=60) as http:
+                deadline = time.monotonic() + 90
+                while time.monotonic() < deadline:
+                    got = http.get(f"/receipts/{body['delivery_id']}", headers=served.headers("auditor"))
+                    answers.append(ok(got))
+                    if answers[-1]["status"] == "final" and answers[-1]["batch"]["block_number"] != orphan:
+                        healed.set()
+                        return
+                    time.sleep(0.05)
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        _partition(full_network, cut.index, joined=True)
+    reader.join(90)
+    assert healed.is_set(), answers[-1:]
+    assert [a for a in answers if a["status"] == "final" and a["batch"]["block_number"] == orphan] == []
+    receipt = answers[-1]
+    batch = receipt["batch"]
+    full_network.wait_peered(timeout=60)
+    ((number, block_hash),) = _mined_on_every_member(full_network, batch["tx_hash"])
+    assert number == batch["block_number"] and block_hash != mined["blockHash"]
+    _anchored_once(served, receipt_grant, before, [receipt])
+    # The audit trail: indexed under the confirmation depth, healed, it names the canonical block only.
+    gid, first = receipt_grant, batch["first_sequence"]
+
+    def indexed() -> list[dict[str, Any]]:
+        query = {"event": ["ReceiptBatchAnchored"], "limit": 500, "min_block": number}
+        items = served.call("GET", "/audit/history", "auditor", params=query)
+        return [
+            i for i in items.json().get("items", [])
+            if (i["grant_id"], i["fields"]["firstSequence"]) == (gid, first)
+        ] if items.is_success else []  # fmt: skip
+
+    events = until(indexed, "the anchor indexed", timeout=30)
+    assert [(e["location"]["block_number"], e["location"]["tx_hash"]) for e in events] == [
+        (number, batch["tx_hash"])
+    ]
+    traced = ok(served.call("GET", f"/audit/receipt-batches/{gid}/{first}/provenance", "auditor"))
+    assert traced["batch"]["location"]["block_number"] == number
+    by_id = ok(served.call("GET", f"/audit/deliveries/{body['delivery_id']}/provenance", "auditor"))
+    (traced_receipt,) = by_id["receipts"]
+    assert traced_receipt["proof"] == receipt["proof"]
+    assert traced_receipt["batch_provenance"]["batch"]["location"]["block_number"] == number
 
 
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
