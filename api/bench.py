@@ -1,8 +1,9 @@
 """``dxl bench receipts``: receipts per second through HTTP, side by side with one transaction per receipt.
 
 One run, one throw-away ``DXL_HOME``: the embedded node with its product settings (0.25 s blocks), the demo
-consortium, and the API served by uvicorn in a process of its own (``--loop uvloop --http httptools``), so the
-load generator never shares an interpreter with the service. Modes, each on a grant of its own:
+consortium, and the API served by uvicorn in a process of its own (``--loop uvloop``, the service's HTTP
+protocol :data:`api.server.HTTP_PROTOCOL`), so the load generator never shares an interpreter with the
+service. Modes, each on a grant of its own:
 
 * ``naive``: one ``recordDelivery`` transaction per receipt, waiting for each, as a plain web3 script does;
 * ``individual``: one receipt per ``POST /receipts``, 64 concurrent keep-alive connections;
@@ -291,12 +292,14 @@ def demo_service(
 def _api_process(
     home: Path, rpc_url: str, chain_id: int, port: int, env_extra: dict[str, str]
 ) -> Iterator[int]:
+    from api.server import HTTP_PROTOCOL
+
     env = {**os.environ, "DXL_HOME": str(home), "DXL_RPC_URL": rpc_url, "DXL_CHAIN_ID": str(chain_id),
            "DXL_KEYSTORE_PASSPHRASE": PASSPHRASE, "DXL_AUDIT_FOLLOW_INTERVAL": "0", **env_extra}  # fmt: skip
     log = open(home / "api.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"],
+         "--loop", "uvloop", "--http", HTTP_PROTOCOL, "--no-access-log", "--log-level", "warning"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

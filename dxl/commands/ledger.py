@@ -114,8 +114,15 @@ def _serve(
 
     import uvicorn
 
+    from api.server import HTTP_PROTOCOL
+
     config = uvicorn.Config(
-        app, host=settings.api_host, port=settings.api_port, log_level="info", lifespan="off"
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="info",
+        lifespan="off",
+        http=HTTP_PROTOCOL,
     )
     server = uvicorn.Server(config)
     failed: list[BaseException] = []

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import uvicorn
 
+from api.server import HTTP_PROTOCOL
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
@@ -62,7 +63,9 @@ class ServerThread:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+            uvicorn.Config(
+                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", http=HTTP_PROTOCOL
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

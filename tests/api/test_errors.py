@@ -4,8 +4,12 @@ pre-empt, by the contract revert it maps). Nothing is sent to the chain when a r
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import re
+import select
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -202,6 +206,10 @@ SCENARIOS: dict[str, Scenario] = {
     "METHOD_NOT_ALLOWED": lambda env: env.call("DELETE", "/resources", "psb"),
     "PAYLOAD_TOO_LARGE": lambda env: env.client.post(
         "/resources", content=b"{" + b" " * (64 * 1024) + b"}", headers=env.headers("psb")
+    ),
+    # Refused before the token is looked at: a valid one changes nothing.
+    "HEADERS_TOO_LARGE": lambda env: env.call(
+        "GET", "/resources", "psb", headers={"X-Padding": "a" * 100 * 1024}
     ),
     "VALIDATION_ERROR": lambda env: env.call(
         "POST",
@@ -456,6 +464,58 @@ def test_chunked_oversized_body_is_a_413(api_env: ApiEnv) -> None:
 
     response = api_env.client.post("/resources", content=chunks(), headers=api_env.headers("psb"))
     assert response.status_code == 413 and response.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+def _url_address(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    return host, int(port)
+
+
+def _read_to_end(sock: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_an_endless_header_is_refused_before_it_ends_and_nothing_is_kept(api_env: ApiEnv) -> None:
+    """A header of 50 MiB sent in pieces, without a token: the service answers 431 (its JSON error) and
+    closes the connection once the head passes 64 KiB, while the client still sends; the next is served."""
+    total, piece = 50 * 1024 * 1024, b"a" * 65536
+    sent = 0
+    with socket.create_connection(_url_address(api_env.url), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: dxl\r\nX-Padding: ")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # closed by the service: it answered
+            while sent < total and not select.select([sock], [], [], 0)[0]:
+                sock.sendall(piece)
+                sent += len(piece)
+        answer = _read_to_end(sock)
+    assert sent < 8 * 1024 * 1024, f"the service answered only after {sent} bytes of header"
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
+    assert b"connection: close" in head.lower() and b"content-type: application/json" in head.lower()
+    error = json.loads(body)["error"]
+    assert error["code"] == "HEADERS_TOO_LARGE" and "65536 bytes" in error["message"]
+    assert api_env.client.get("/healthz").status_code == 200
+
+
+def test_a_head_just_under_the_limit_is_served_even_a_byte_at_a_time(api_env: ApiEnv) -> None:
+    """The head is counted as it arrives, across reads: 60 KiB of headers, sent in small pieces after a
+    request with a body on the same connection, is a request like any other."""
+    token = api_env.headers("psb")["Authorization"]
+    padding = "".join(f"X-Padding-{i}: {'a' * 1000}\r\n" for i in range(60))
+    first = b"POST /no/such/route HTTP/1.1\r\nHost: dxl\r\nContent-Length: 5000\r\n\r\n" + b" " * 5000
+    second = (
+        f"GET /healthz HTTP/1.1\r\nHost: dxl\r\nAuthorization: {token}\r\n{padding}Connection: close\r\n\r\n"
+    )
+    with socket.create_connection(_url_address(api_env.url), timeout=10) as sock:
+        sock.sendall(first + second.encode()[:1000])
+        for at in range(1000, len(second), 7000):
+            sock.sendall(second.encode()[at : at + 7000])
+        answer = _read_to_end(sock)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+    assert statuses == [b"404", b"200"], answer[:500]
 
 
 def test_body_at_the_limit_is_parsed(api_env: ApiEnv) -> None:

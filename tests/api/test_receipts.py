@@ -41,6 +41,7 @@ from api.receipts import (
     init_receipt_tables,
     receipts_table,
 )
+from api.server import HTTP_PROTOCOL
 from dxl.app import app as cli
 from node.chain import LedgerRevertError
 from node.deploy import anchors_client
@@ -882,7 +883,18 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
 
     def serve() -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.app:app", "--port", str(port), "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "api.app:app",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--http",
+                HTTP_PROTOCOL,
+            ],
             env=env,
         )
         # One client for the polls: each new one builds a TLS context (~20 ms of CPU), taken from the start.

@@ -1,0 +1,148 @@
+"""How the API is served over HTTP: uvicorn's httptools protocol with a bound on a request's head.
+
+uvicorn's HTTP implementations set no limit on the request line and headers: httptools keeps a header's name
+and value until the header ends, so one connection, before any token is looked at, sent a 200 MiB header and
+grew the server by 350 MB. :class:`BoundedHttpToolsProtocol` counts the bytes of a request's head as they
+arrive, before the parser keeps them, and answers a head over :data:`MAX_REQUEST_HEAD_BYTES` with
+``431 HEADERS_TOO_LARGE`` and closes the connection; what the client still sends is read and dropped, never
+kept.
+
+Every server of the service is started with :data:`HTTP_PROTOCOL` (``dxl run``, the benchmarks, the tests), as
+uvicorn's ``http`` setting: an import string, so that ``uvicorn --http`` takes it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from api.errors import ERRORS, error_body
+
+#: The request line and headers of one request, in bytes. The largest a client of the service sends are an
+#: Authorization bearer token (under 100 bytes) and an Idempotency-Key (at most 255 characters), with a URL
+#: of a few hundred bytes: 64 KiB leaves room for proxies' and browsers' headers (cookies of ~4 KiB each,
+#: tracing) while a connection cannot make the server keep more than this, plus a read or two, per request.
+MAX_REQUEST_HEAD_BYTES = 64 * 1024
+#: How long a refused connection's further bytes are read (and dropped) after the answer, before it is closed.
+#: Closing a socket with unread bytes makes the kernel reset the connection, and a client still sending would
+#: then lose the answer it had not read yet; reading on for a moment lets it see the 431.
+REFUSED_LINGER_SECONDS = 1.0
+#: What a head takes beside the URL and the headers' names and values: method, version, separators, CRLFs.
+_REQUEST_LINE_OVERHEAD = 32
+_HEADER_OVERHEAD = len(b": \r\n")
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback once the head seen so far is over the limit; it stops the parser."""
+
+
+class BoundedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, refusing a request whose head exceeds :data:`MAX_REQUEST_HEAD_BYTES`.
+
+    A head is counted two ways, both at most the bytes it really has: the parser's callbacks report the URL
+    and each whole header (``_head_seen``), and a read that ends with the head still unfinished counts whole
+    when it began inside that head (``_head_bytes``): a header still being received is invisible to the
+    callbacks but not to the count of what came in, so one endless header is refused once it passes the limit.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_head = True  # between requests counts as in the head of the next one
+        self._head_bytes = 0
+        self._head_seen = 0
+        self._message_completed = False
+        self._refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the rest of a refused request: dropped unparsed
+        started_in_head, self._message_completed = self._in_head, False
+        # As the parent's, with the head refused between the parser and its 400.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _HeadTooLarge):
+                self._refuse()
+            else:
+                msg = "Invalid HTTP request received."
+                self.logger.warning(msg)
+                self.send_400_response(msg)
+            return
+        if self._in_head:
+            if started_in_head and not self._message_completed:
+                self._head_bytes += len(data)  # every byte of this read belongs to the unfinished head
+            else:  # the head began inside this read, after a previous request: what the parser reported of it
+                self._head_bytes = self._head_seen
+            if self._head_bytes > MAX_REQUEST_HEAD_BYTES:
+                self._refuse()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_head = True
+        self._head_seen = _REQUEST_LINE_OVERHEAD
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._in_head:  # not a chunked body's trailer
+            self._count(len(name) + len(value) + _HEADER_OVERHEAD)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        self._head_bytes = 0
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._in_head, self._message_completed = True, True
+        self._head_bytes = self._head_seen = 0
+        super().on_message_complete()
+
+    def _count(self, size: int) -> None:
+        self._head_seen += size
+        if self._head_seen > MAX_REQUEST_HEAD_BYTES:
+            raise _HeadTooLarge
+
+    def _refuse(self) -> None:
+        """Answers 431 and closes the connection, reading and dropping what still comes for a moment."""
+        self._refused = True
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The previous request's answer is still being written: this one is not answered, and the
+            # connection closes once that answer is complete.
+            self.cycle.keep_alive = False
+            return
+        code = "HEADERS_TOO_LARGE"
+        raw = json.dumps(
+            error_body(
+                code, f"the request line and headers exceed the limit of {MAX_REQUEST_HEAD_BYTES} bytes"
+            )
+        ).encode()
+        head = [STATUS_LINE[ERRORS[code].status]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(raw)
+        )
+        self.transport.write(b"".join(head) + raw)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            asyncio.get_running_loop().call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+        else:
+            self.transport.close()
+
+
+#: uvicorn's ``http`` setting for every server of the service (``uvicorn.Config(http=...)``, ``--http``).
+HTTP_PROTOCOL = f"{__name__}:{BoundedHttpToolsProtocol.__qualname__}"
