@@ -13,7 +13,6 @@ uvicorn's ``http`` setting: an import string, so that ``uvicorn --http`` takes i
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -139,7 +138,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self.transport.write(b"".join(head) + raw)
         if self.transport.can_write_eof():
             self.transport.write_eof()
-            asyncio.get_running_loop().call_later(REFUSED_LINGER_SECONDS, self.transport.close)
+            self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)
         else:
             self.transport.close()
 
