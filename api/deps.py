@@ -107,6 +107,9 @@ GovernanceReader = Annotated[
 ]
 AuditorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run the audit indexer"))]
 InspectorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run sampling inspections"))]
+InspectionDrawer = Annotated[
+    Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="draw an inspection's sample"))
+]
 ExchangeReader = Annotated[
     Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="read exchanges between departments"))
 ]

@@ -710,7 +710,8 @@ class SampledDelivery(BaseModel):
 class InspectionPublic(BaseModel):
     id: int
     auditor: str
-    status: Literal["open", "drawn"]
+    #: ``expired``: not drawn while its seed block's hash was known (256 blocks); it never will be.
+    status: Literal["open", "drawn", "expired"]
     period_from: int
     period_to: int
     sample_size: int

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models as m
+from api.auth import Role
 from api.db import CatalogDocumentRow, InspectionPresentationRow
 from api.errors import ApiError
 from api.ledger import Finish
@@ -290,6 +291,11 @@ def _tx(result: TxResult) -> m.TransactionPublic:
 
 # --- sampling inspection ---------------------------------------------------------------------------------
 
+_STATUS_NAMES: dict[InspectionStatus, Literal["open", "drawn", "expired"]] = {
+    InspectionStatus.OPEN: "open",
+    InspectionStatus.DRAWN: "drawn",
+    InspectionStatus.EXPIRED: "expired",
+}
 _OUTCOME_NAMES = {
     InspectionOutcome.PASSED: "passed",
     InspectionOutcome.FAILED: "failed",
@@ -341,7 +347,7 @@ class InspectionService:
             ]  # fmt: skip
         return m.InspectionPublic(
             id=inspection_id, auditor=record.auditor,
-            status="drawn" if record.status is InspectionStatus.DRAWN else "open",
+            status=_STATUS_NAMES[record.status],
             period_from=record.period_from, period_to=record.period_to, sample_size=record.sample_size,
             seed_block=record.seed_block, present_by=record.present_by,
             seed=_hex(record.seed) if derived is not None else None,
@@ -380,10 +386,25 @@ class InspectionService:
         )  # fmt: skip
 
     def draw(self, *, principal: Principal, inspection_id: int) -> m.Written[m.InspectionPublic]:
+        """Fix the seed, signed by the caller's own key: an auditor's custodied auditor key, a department's
+        key. Anyone may draw, so an auditor cannot keep a sample it dislikes from being fixed."""
         if (resumed := self._resumed(principal)) is not None:
             return resumed
-        self._record(inspection_id)
-        return self._send("drawSample", inspection_id, finish=Finish("practice.inspection", inspection_id))
+        record = self._record(inspection_id)
+        if record.status is InspectionStatus.EXPIRED:
+            raise ApiError(
+                "INSPECTION_STATUS_MISMATCH",
+                f"inspection {inspection_id} expired: it was not drawn while block {record.seed_block}'s "
+                "hash was known, and can never be",
+            )
+        account = (
+            self.ledger.auditor_account()
+            if principal.role is Role.AUDITOR
+            else self.ledger.department_account(self.ledger.department_id_of(principal))
+        )
+        finish = Finish("practice.inspection", inspection_id)
+        written = self.practice._send(self.ledger, account, "drawSample", inspection_id, finish=finish)
+        return cast(m.Written[m.InspectionPublic], written)
 
     def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes]:
         record = self._record(inspection_id)

@@ -116,6 +116,8 @@ class InspectionStatus(IntEnum):
     NONE = 0
     OPEN = 1
     DRAWN = 2
+    #: Read only (the contract's view): not drawn while its seed block's hash was known; never drawable.
+    EXPIRED = 3
 
 
 class InspectionOutcome(IntEnum):

@@ -39,7 +39,7 @@ DOMAIN = b"dxl.inspection.sample/1"
 PRACTICE_ABI_NAMES = ("inspection", "outcome", "InspectionOutcomeRecorded")
 PRACTICE_ABI_FILE = Path(__file__).resolve().parent / "practice-abi.json"
 #: ``InspectionStatus`` of the contract, by value.
-INSPECTION_STATUS = ("NONE", "OPEN", "DRAWN")
+INSPECTION_STATUS = ("NONE", "OPEN", "DRAWN", "EXPIRED")
 
 
 def draw_sample(seed: bytes, inspection_id: int, population: Sequence[bytes], size: int) -> list[bytes]:
@@ -156,11 +156,16 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
     at ``practice``.
 
     Raises:
-        ChainCheckError: the node fails, the inspection is unknown or not drawn yet, its stored seed is not
-            the hash of its seed block, or ``reader`` starts after the period's first block.
+        ChainCheckError: the node fails, the inspection is unknown, not drawn yet or expired, its stored seed
+            is not the hash of its seed block, or ``reader`` starts after the period's first block.
     """
     contract_chain_id(reader.rpc, reader.rpc_url, practice, reader.chain_id)
     inspection = read_inspection(reader.rpc, practice, inspection_id)
+    if inspection.status == "EXPIRED":
+        raise ChainCheckError(
+            f"inspection {inspection_id} expired: it was not drawn while block {inspection.seed_block}'s "
+            "hash was known, so it has no sample"
+        )
     if inspection.status != "DRAWN":
         raise ChainCheckError(f"inspection {inspection_id} is {inspection.status.lower()}: no seed yet")
     try:

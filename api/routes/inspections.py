@@ -15,6 +15,7 @@ from api.deps import (
     DepartmentPrincipal,
     Digits,
     IdempotencyKey,
+    InspectionDrawer,
     InspectorPrincipal,
     LedgerDep,
     StateDep,
@@ -48,10 +49,14 @@ def get_inspection(
 
 @router.post("/{inspection_id}/draw", response_model=m.Written[m.InspectionPublic])
 def draw(
-    inspection_id: InspectionId, auditor: InspectorPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+    inspection_id: InspectionId, principal: InspectionDrawer, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.InspectionPublic]:
-    """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before)."""
-    return ledger.practice_service().inspections(ledger).draw(principal=auditor, inspection_id=inspection_id)
+    """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before), signed by the caller: any
+    department or auditor may draw, so the opening auditor cannot hold back a sample it dislikes. Not drawn
+    within 256 blocks of its seed block, an inspection is expired for good (409 INSPECTION_STATUS_MISMATCH).
+    """
+    service = ledger.practice_service().inspections(ledger)
+    return service.draw(principal=principal, inspection_id=inspection_id)
 
 
 @router.post("/{inspection_id}/presentations", response_model=m.PresentationPublic)

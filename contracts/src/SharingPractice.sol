@@ -22,6 +22,8 @@ contract SharingPractice is ISharingPractice {
     /// this bound to that table.
     uint16 private constant DECLINE_CODE_MAX = 5;
     uint8 private constant SCORE_MAX = 5;
+    /// @dev BLOCKHASH answers for the 256 blocks before the current one only.
+    uint256 private constant BLOCKHASH_WINDOW = 256;
 
     IDataExchangeLedger private immutable _ledger;
     bytes32 private immutable _auditorRole;
@@ -176,7 +178,10 @@ contract SharingPractice is ISharingPractice {
         if (i.status != InspectionStatus.Open) revert PracticeInspectionStatus(inspectionId, i.status);
         // blockhash is zero for the current block, future blocks and blocks older than 256.
         seed = blockhash(i.seedBlock);
-        if (seed == bytes32(0)) revert PracticeSeedUnavailable(inspectionId, i.seedBlock);
+        if (seed == bytes32(0)) {
+            if (_expired(i)) revert PracticeInspectionStatus(inspectionId, InspectionStatus.Expired);
+            revert PracticeSeedUnavailable(inspectionId, i.seedBlock);
+        }
         i.seed = seed;
         i.status = InspectionStatus.Drawn;
         emit InspectionDrawn(inspectionId, seed);
@@ -188,7 +193,9 @@ contract SharingPractice is ISharingPractice {
     {
         _requireAuditor();
         Inspection storage i = _knownInspection(inspectionId);
-        if (i.status != InspectionStatus.Drawn) revert PracticeInspectionStatus(inspectionId, i.status);
+        if (i.status != InspectionStatus.Drawn) {
+            revert PracticeInspectionStatus(inspectionId, _expired(i) ? InspectionStatus.Expired : i.status);
+        }
         if (uint8(_ledger.deliveryStatus(deliveryId)) == 0) revert IDeliveryLedger.DeliveryUnknown(deliveryId);
         if (
             outcome_ == InspectionOutcome.None || _outcomes[inspectionId][deliveryId] != InspectionOutcome.None
@@ -226,8 +233,10 @@ contract SharingPractice is ISharingPractice {
     }
 
     /// @inheritdoc ISharingPractice
-    function inspection(uint64 inspectionId) external view returns (Inspection memory) {
-        return _knownInspection(inspectionId);
+    function inspection(uint64 inspectionId) external view returns (Inspection memory i) {
+        Inspection storage stored = _knownInspection(inspectionId);
+        i = stored;
+        if (_expired(stored)) i.status = InspectionStatus.Expired;
     }
 
     /// @inheritdoc ISharingPractice
@@ -272,6 +281,14 @@ contract SharingPractice is ISharingPractice {
     function _knownInspection(uint64 inspectionId) private view returns (Inspection storage i) {
         i = _inspections[inspectionId];
         if (i.status == InspectionStatus.None) revert PracticeUnknownInspection(inspectionId);
+    }
+
+    /// An open inspection no later block can draw: a block after `seedBlock + 256` no longer sees its seed
+    /// block's hash. Read at the head (`eth_call`), it says whether a draw sent now can still succeed; in the
+    /// block `seedBlock + 256` itself the draw still succeeds (it reads the hash before asking this). Stored
+    /// nowhere, so expiry costs no write and no one has to send it.
+    function _expired(Inspection storage i) private view returns (bool) {
+        return i.status == InspectionStatus.Open && block.number >= i.seedBlock + BLOCKHASH_WINDOW;
     }
 
     /// The active department whose signer is the caller.

@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import shutil
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -292,7 +293,8 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     early = env.call("POST", f"/inspections/{inspection}/draw", "auditor")
     assert (early.status_code, early.json()["error"]["code"]) == (409, "SEED_UNAVAILABLE")
     mine(env, 2)
-    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    # Anyone may draw, a department as well as an auditor: the opening auditor cannot hold a sample back.
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "hrss"))["record"]
     assert drawn["status"] == "drawn" and drawn["population_size"] >= 4
     sample = [s["delivery_id"] for s in drawn["sample"]]
     assert len(sample) == 3 == len(set(sample))
@@ -362,6 +364,77 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         failed: ("MISMATCH", "failed"),
         absent: (None, "not_presented"),
     }
+
+
+def _chain_now(env: ApiEnv) -> int:
+    return int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+
+
+def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_env: ApiEnv) -> None:
+    """An auditor who could compute the sample from the seed block's hash and dislike it cannot let the
+    inspection lapse unseen and open another: past 256 blocks it reads expired, and nobody can draw it."""
+    env = api_env
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 2, "seed_delay_blocks": 2}
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    inspection = opened["id"]
+    mine(env, 2)  # the seed block is mined: its hash is known, and the inspection still open
+    assert ok(env.call("GET", f"/inspections/{inspection}", "psb"))["status"] == "open"
+    # The 256 blocks whose hash the EVM knows pass with the draw never sent.
+    env.setup.client.w3.provider.make_request("anvil_mine", [hex(256)])  # type: ignore[arg-type]
+    expired = ok(env.call("GET", f"/inspections/{inspection}", "psb"))
+    assert (expired["status"], expired["seed"], expired["sample"]) == ("expired", None, [])
+    listed = ok(env.call("GET", "/inspections", "auditor"))
+    assert next(i for i in listed if i["id"] == inspection)["status"] == "expired"
+    for who in ("auditor", "hrss"):
+        late = env.call("POST", f"/inspections/{inspection}/draw", who)
+        assert (late.status_code, late.json()["error"]["code"]) == (409, "INSPECTION_STATUS_MISMATCH")
+        assert "expired" in late.json()["error"]["message"]
+    # Past the service too: the contract refuses the draw as expired, not as a seed still to come.
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    with pytest.raises(ChainCheckError, match="expired"):
+        reader = LedgerReader(env.settings.rpc_url or env.setup.client.endpoint.rpc_url, deployment.address,
+                              from_block=deployment.block_number)  # fmt: skip
+        derive_sample(reader, deployment.sharing_practice.address, inspection)
+    # It stays on the ledger, expired: a later inspection does not replace it.
+    assert ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["status"] == "expired"
+
+
+def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiEnv) -> None:
+    """The opening passes the checks on the head, then its block's time is past its presentation deadline:
+    the mined transaction reverts, replayed by the journal's (the ledger's) client, and the answer names the
+    practice contract's error through the one error table, not LEDGER_REJECTED with a bare revert."""
+    env = api_env
+    rpc = env.setup.client.w3.provider
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 2, "seed_delay_blocks": 2,
+            "present_within": 1}  # fmt: skip
+    answers: list[Any] = []
+    key = {"Idempotency-Key": f"refused-opening-{now}"}
+    pending = int(str(rpc.make_request("txpool_status", [])["result"]["pending"]), 16)  # type: ignore[arg-type]
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        opener = threading.Thread(
+            target=lambda: answers.append(env.call("POST", "/inspections", "auditor", json=body, headers=key))
+        )
+        opener.start()
+        deadline = time.monotonic() + 30
+        while int(str(rpc.make_request("txpool_status", [])["result"]["pending"]), 16) == pending:  # type: ignore[arg-type]
+            assert time.monotonic() < deadline, "the opening never reached the node"
+            time.sleep(0.05)
+        rpc.make_request("evm_setNextBlockTimestamp", [now + 3600])  # type: ignore[arg-type]
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+        opener.join(timeout=30)
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    refused = answers[0]
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
+    assert refused.json()["error"]["revert"] == "PracticeInvalidInspection"
+    assert "presentBy" in refused.json()["error"]["message"]
+    # The key's retry is told the same named refusal.
+    again = env.call("POST", "/inspections", "auditor", json=body, headers=key)
+    assert (again.status_code, again.json()) == (422, refused.json())
 
 
 def test_without_the_practice_contract_its_routes_answer_503(api_env: ApiEnv, tmp_path: Path) -> None:

@@ -14,7 +14,15 @@ from node.chain import LedgerClient, TxResult
 from node.compiler import load_artifact
 from node.deploy import EVALUATION_PERIOD_S, anchors_abi
 from node.endpoint import NodeEndpoint
-from node.types import DeclineReason, DemandAnswer, GovernanceAction, InspectionOutcome, ScoredSide, ShareType
+from node.types import (
+    DeclineReason,
+    DemandAnswer,
+    GovernanceAction,
+    InspectionOutcome,
+    InspectionStatus,
+    ScoredSide,
+    ShareType,
+)
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, receipt_of, reverts
 
 TEXT = b"\x7d" * 32
@@ -229,3 +237,34 @@ def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice
     assert practice.call("outcome", inspection, delivery) == InspectionOutcome.FAILED
     with reverts("PracticeInvalidOutcome", outcome=InspectionOutcome.PASSED):
         practice.send(practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
+
+
+def test_drawSample_pastTheBlockhashWindow_isExpiredForGood(practice: Practice) -> None:
+    """An inspection not drawn while its seed block's hash was known reads Expired and can never be drawn:
+    its auditor cannot let it lapse unseen after computing a sample it dislikes, then open another."""
+    psb = practice.dept("PSB")
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 2, now + DAY)
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    seed_block = head + 2
+    # The last block whose next one may still draw it: BLOCKHASH reaches back 256 blocks from the draw's.
+    w3.provider.make_request("anvil_mine", [hex(seed_block + 255 - w3.eth.block_number)])  # type: ignore[arg-type]
+    assert practice.call("inspection", inspection)[1] == InspectionStatus.OPEN
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    drawn = practice.send(psb, "drawSample", inspection)  # mined in seed block + 256: still drawable
+    assert drawn.event("InspectionDrawn").args["seed"] == bytes(w3.eth.get_block(seed_block)["hash"])
+    assert w3.provider.make_request("evm_revert", [snapshot])["result"] is True  # type: ignore[arg-type]
+    practice.client.nonces.forget(str(psb.account.address))  # the draw's nonce is free again
+
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    stored = practice.call("inspection", inspection)
+    assert stored[1] == InspectionStatus.EXPIRED and stored[7] == ZERO
+    for anyone in (psb, practice.auditor):
+        with reverts("PracticeInspectionStatus", inspectionId=inspection, status=InspectionStatus.EXPIRED):
+            practice.send(anyone, "drawSample", inspection)
+    with reverts("PracticeInspectionStatus", status=InspectionStatus.EXPIRED):
+        practice.send(
+            practice.auditor, "recordOutcome", inspection, os.urandom(32), InspectionOutcome.PASSED, ZERO
+        )
+    assert practice.call("inspectionCount") >= inspection  # it stays on the ledger

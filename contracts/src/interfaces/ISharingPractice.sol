@@ -181,9 +181,12 @@ interface ISharingPractice {
         uint64 presentBy
     ) external returns (uint64 inspectionId);
 
-    /// @notice Fixes an inspection's seed: the hash of its seed block. Anyone may call it.
-    /// @dev Requirements: the inspection is open; its seed block is mined and among the last 256 blocks.
-    /// Emits {InspectionDrawn}.
+    /// @notice Fixes an inspection's seed: the hash of its seed block. Anyone may call it, so an auditor who
+    /// dislikes the sample it can compute off chain cannot hold the draw back and open another in its place
+    /// unseen: an inspection not drawn while its seed block is among the last 256 is `Expired` for good.
+    /// @dev Requirements: the inspection is open; its seed block is mined and among the last 256 blocks
+    /// ({PracticeSeedUnavailable} before, {PracticeInspectionStatus} with `Expired` after). Emits
+    /// {InspectionDrawn}.
     function drawSample(uint64 inspectionId) external returns (bytes32 seed);
 
     /// @notice Records the outcome of one sampled delivery.
@@ -209,7 +212,8 @@ interface ISharingPractice {
     /// @notice Whether `side` of `agreementId` was scored in `period`.
     function scored(uint64 agreementId, uint32 period, ScoredSide side) external view returns (bool);
 
-    /// @notice An inspection; reverts with {PracticeUnknownInspection} for an unknown id.
+    /// @notice An inspection; reverts with {PracticeUnknownInspection} for an unknown id. Its status reads
+    /// `Expired` once no later block can draw it (the head is 256 blocks past its seed block, undrawn).
     function inspection(uint64 inspectionId) external view returns (Inspection memory);
 
     /// @notice Number of inspections opened so far.

@@ -40,7 +40,10 @@ enum ScoredSide {
 enum InspectionStatus {
     None,
     Open,
-    Drawn
+    Drawn,
+    /// Read only, never stored: an open inspection whose seed block left the 256 blocks whose hash the EVM
+    /// knows. It can never be drawn (its seed is out of reach for good), so no later draw can re-roll it.
+    Expired
 }
 
 /// @notice The outcome of one sampled delivery of an inspection.
