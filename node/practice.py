@@ -7,7 +7,7 @@ it (:func:`node.deploy.practice_client`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from node.chain import LedgerClient
@@ -21,7 +21,7 @@ from node.types import (
     delivery_id_provider,
 )
 from verifier.onchain import ChainCheckError, LedgerReader
-from verifier.sampling import derive_sample
+from verifier.sampling import BLOCKHASH_WINDOW, derive_sample
 
 
 @dataclass(frozen=True)
@@ -96,6 +96,9 @@ class InspectionRecord:
     seed_block: int
     present_by: int
     seed: bytes
+    #: For an expired inspection, the block time from which it reads expired (its seed block + 256: no later
+    #: block can draw it); None otherwise.
+    expired_at: int | None = None
 
     @classmethod
     def from_chain(cls, inspection_id: int, raw: Any) -> InspectionRecord:
@@ -155,8 +158,16 @@ class PracticeReader:
         return InspectionRecord.from_chain(inspection_id, self.practice.call("inspection", inspection_id))
 
     def inspections(self) -> list[InspectionRecord]:
+        """Every inspection, an expired one with the time it expired (a closed period's count of expired
+        inspections stays what it was)."""
         count = int(self.practice.call("inspectionCount"))
-        return [self.inspection(i) for i in range(1, count + 1)]
+        found = [self.inspection(i) for i in range(1, count + 1)]
+        return [
+            replace(i, expired_at=self._time(i.seed_block + BLOCKHASH_WINDOW))
+            if i.status is InspectionStatus.EXPIRED
+            else i
+            for i in found
+        ]
 
     def evaluations(self, agreement_id: int | None = None) -> list[EvaluationRecord]:
         topic = None if agreement_id is None else agreement_id.to_bytes(32, "big")

@@ -38,6 +38,9 @@ DOMAIN = b"dxl.inspection.sample/1"
 #: build artifact by ``scripts/verifier-abi.py``).
 PRACTICE_ABI_NAMES = ("inspection", "outcome", "InspectionOutcomeRecorded")
 PRACTICE_ABI_FILE = Path(__file__).resolve().parent / "practice-abi.json"
+#: How many blocks back the EVM's BLOCKHASH reaches: an inspection undrawn when the head is this many blocks
+#: past its seed block can never be drawn (the contract's view reads it ``Expired`` from that block on).
+BLOCKHASH_WINDOW = 256
 #: ``InspectionStatus`` of the contract, by value.
 INSPECTION_STATUS = ("NONE", "OPEN", "DRAWN", "EXPIRED")
 

@@ -384,6 +384,9 @@ def verify_cmd(
         receipts += f", {result.batches_uncarried} anchored batch(es) listed without their receipts"
     if result.practice_events:
         receipts += f", {result.practice_events} practice events re-derived"
+    if result.expired_inspections:
+        expired = ", ".join(map(str, result.expired_inspections))
+        receipts += f", inspection(s) {expired} expired undrawn (their sample was never fixed)"
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )

@@ -19,7 +19,7 @@ from typing import Any
 from node.audit.events import EventCodec, iso
 from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
-from verifier.sampling import draw_sample
+from verifier.sampling import BLOCKHASH_WINDOW, draw_sample
 
 #: Per-row keys of a practice row, in order.
 PRACTICE_COLUMNS = (
@@ -158,6 +158,17 @@ def sample_problems(
                     f"block {opened['seedBlock']}'s hash) does not hold"
                 )
     return problems
+
+
+def expired_inspections(inspections: dict[int, InspectionLogs], last_block: int) -> list[int]:
+    """Inspections opened in the logs read up to ``last_block`` and never drawn though no block after it can
+    draw them any more (``last_block`` is at least 256 past the seed block): their sample was never fixed. Not
+    a problem of the report, which holds what the chain does; a fact of its auditor's conduct to show."""
+    return [
+        number for number, logs in sorted(inspections.items())
+        if logs.opened is not None and logs.seed is None
+        and int(logs.opened["seedBlock"]) + BLOCKHASH_WINDOW <= last_block
+    ]  # fmt: skip
 
 
 def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str) -> list[str]:

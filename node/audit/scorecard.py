@@ -41,7 +41,8 @@ From the sharing practice contract (``practice``; null when it is not deployed):
 * **evaluations**: scores the department received in the period (as provider: timeliness, completeness,
   accuracy; as consumer: purpose compliance), count and average of each.
 * **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
-  failed, not presented) and the pass rate.
+  failed, not presented) and the pass rate; and the ledger's inspections that expired in the period (never
+  drawn while their seed block's hash was known, so their sample was never fixed; whichever department).
 
 These are evaluated at the period's end in block time (a closed period's figures never change; an open one
 counts what the chain holds now), not at this machine's clock.
@@ -335,6 +336,9 @@ def practice_indicators(
         if in_period(o.recorded_at) and o.recorded_at <= as_of and department in (None, o.provider)
     ]  # fmt: skip
     by_outcome = Counter(o.outcome for o in outcomes)
+    # Inspections belong to no department: every scorecard shows the ledger's, so an auditor who lets them
+    # lapse undrawn (a sample it could have read and disliked) is seen whichever card is read.
+    expired = [i for i in practice.inspections if i.expired_at is not None and in_period(i.expired_at)]
     return {
         "demands_received": {
             "total": len(received),
@@ -364,6 +368,7 @@ def practice_indicators(
             "failed": by_outcome[InspectionOutcome.FAILED],
             "not_presented": by_outcome[InspectionOutcome.NOT_PRESENTED],
             "pass_rate": _rate(by_outcome[InspectionOutcome.PASSED], len(outcomes)),
+            "expired": len(expired),
         },
     }
 

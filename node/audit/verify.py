@@ -152,6 +152,8 @@ class VerifyResult:
     batches_uncarried: int = 0
     #: Practice events (demands, evaluations, inspections) re-derived from the practice contract's logs.
     practice_events: int = 0
+    #: Inspections opened in the blocks read and never drawn while their seed block's hash was known.
+    expired_inspections: list[int] = field(default_factory=list)
     #: Contracts whose address was read from the report itself (``ledger``, ``anchors``, ``practice``), not
     #: given by the caller: a forged report can name forged contracts that emit what it says.
     addresses_from_report: list[str] = field(default_factory=list)
@@ -168,6 +170,7 @@ class VerifyResult:
             "receipts_checked": self.receipts_checked,
             "batches_uncarried": self.batches_uncarried,
             "practice_events": self.practice_events,
+            "expired_inspections": self.expired_inspections,
             "addresses_from_report": self.addresses_from_report,
             "problems": self.problems,
         }
@@ -419,6 +422,7 @@ def verify_report(
     if report.get("practice") is not None or practice:
         from node.audit.practice_report import (
             InspectionLogs,
+            expired_inspections,
             practice_problems,
             practice_rows,
             sample_problems,
@@ -456,6 +460,7 @@ def verify_report(
             )
         )  # fmt: skip
         result.practice_events = len(expected)
+        result.expired_inspections = expired_inspections(inspections, scan.last)
     return result
 
 

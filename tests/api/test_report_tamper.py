@@ -461,3 +461,32 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
             f"is about delivery {outside}, which its sample (1 of 3 deliveries, drawn from block "
             f"{drawn['seed_block']}'s hash) does not hold" in problems[0]
         ), problems
+
+
+def test_verify_shows_inspections_left_to_expire_undrawn(api_env: ApiEnv, tmp_path: Path) -> None:
+    """An auditor who lets an inspection lapse undrawn (after reading its seed block's hash, perhaps) is seen
+    by whoever verifies a report of the period: the report is not wrong, the inspection is named expired.
+    After the module's other tests: its blocks come after their reports."""
+    env = api_env
+    now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    grant = grant_between(env, "hrss", "psb")
+    drawn = _inspection(env, [delivery_between(env, "hrss", "psb", grant)])  # drawn in time: not named
+    env.setup.client.w3.provider.make_request("anvil_mine", [hex(260)])  # type: ignore[arg-type]
+    ok(env.call("POST", "/audit/index", "auditor"))
+    out = tmp_path / "report"
+    made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
+    assert made.exit_code == 0, made.output
+    result = runner.invoke(cli, ["audit", "verify", str(out / "report.json"), "--rpc",
+                                 str(env.settings.rpc_url), "--contract", env.setup.client.address,
+                                 "--json"])  # fmt: skip
+    verified = json.loads(result.stdout)
+    assert opened["id"] in verified["expired_inspections"]
+    assert drawn["id"] not in verified["expired_inspections"]
+    assert not [p for p in verified["problems"] if f"inspection {opened['id']}" in p]
+    rpc, ledger = str(env.settings.rpc_url), env.setup.client.address
+    plain = runner.invoke(
+        cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
+    )
+    assert f"inspection(s) {opened['id']} expired undrawn" in plain.stdout

@@ -4,8 +4,8 @@ delivered to the publisher), evaluations' averages and counts, inspection outcom
 from __future__ import annotations
 
 from node.audit.scorecard import DeliveryFact, Facts, compute_scorecard
-from node.practice import DemandRecord, EvaluationRecord, OutcomeRecord, PracticeFacts
-from node.types import DemandAnswer, InspectionOutcome, ScoredSide
+from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, OutcomeRecord, PracticeFacts
+from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 
 Z = b"\x00" * 32
 PSB, HRSS, CIVIL = 1, 2, 4
@@ -42,6 +42,12 @@ PRACTICE = PracticeFacts(
         EvaluationRecord(2, 0, ScoredSide.PROVIDER, CIVIL, HRSS, (4, 4, 4), Z, 11, 310),
         EvaluationRecord(1, 0, ScoredSide.CONSUMER, HRSS, PSB, (2,), Z, 12, 320),
     ],
+    inspections=[
+        InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 3, 0, 90, 15, 500, b"\x05" * 32),
+        InspectionRecord(2, "0xa", InspectionStatus.EXPIRED, 3, 0, 90, 30, 500, Z, expired_at=600),
+        InspectionRecord(3, "0xa", InspectionStatus.EXPIRED, 3, 0, 90, 40, 500, Z, expired_at=1_200),
+        InspectionRecord(4, "0xa", InspectionStatus.OPEN, 3, 0, 90, 2_000, 500, Z),
+    ],
     outcomes=[
         OutcomeRecord(1, b"\x00\x00\x00\x02" + b"\x01" * 28, HRSS, InspectionOutcome.PASSED, Z, 20, 400),
         OutcomeRecord(1, b"\x00\x00\x00\x02" + b"\x02" * 28, HRSS, InspectionOutcome.FAILED, Z, 20, 400),
@@ -75,8 +81,15 @@ def test_evaluations_and_inspections() -> None:
     assert hrss["evaluations"]["as_consumer"] == {"count": 0, "purpose_compliance": None}
     assert card(PSB)["evaluations"]["as_consumer"] == {"count": 1, "purpose_compliance": 2.0}
     assert hrss["inspections"] == {"sampled_outcomes": 3, "passed": 1, "failed": 1, "not_presented": 1,
-                                   "pass_rate": 0.333333}  # fmt: skip
+                                   "pass_rate": 0.333333, "expired": 1}  # fmt: skip
     assert card(None)["inspections"]["sampled_outcomes"] == 4
+
+
+def test_inspections_that_expired_in_the_period_show_on_every_card() -> None:
+    """An inspection left undrawn past its seed block's hash counts in the period it expired in, on every
+    department's card and the ledger's: its auditor's inaction belongs to no department. One that expired
+    after the period, or is still open, does not count."""
+    assert {card(d)["inspections"]["expired"] for d in (None, PSB, HRSS, CIVIL)} == {1}
 
 
 def test_a_closed_period_is_a_snapshot() -> None:
