@@ -294,7 +294,8 @@ def draw_command(
     token: TokenOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Fix the sample's seed once the seed block is mined (auditors)."""
+    """Fix the sample's seed once the seed block is mined (any department or auditor; within 256 blocks of
+    the seed block, after which the inspection is expired and can never be drawn)."""
     with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/inspections/{inspection_id}/draw")
     _out(written, as_json, _inspection_text(written["record"]))
