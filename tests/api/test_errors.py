@@ -485,13 +485,15 @@ def test_an_endless_header_is_refused_before_it_ends_and_nothing_is_kept(api_env
     total, piece = 50 * 1024 * 1024, b"a" * 65536
     sent = 0
     with socket.create_connection(_url_address(api_env.url), timeout=10) as sock:
+        # Bytes in the kernels' buffers count as sent though the service never read them: this side's are few.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: dxl\r\nX-Padding: ")
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # closed by the service: it answered
             while sent < total and not select.select([sock], [], [], 0)[0]:
                 sock.sendall(piece)
                 sent += len(piece)
         answer = _read_to_end(sock)
-    assert sent < 8 * 1024 * 1024, f"the service answered only after {sent} bytes of header"
+    assert sent < 16 * 1024 * 1024, f"the service answered only after {sent} bytes of header"
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
     assert b"connection: close" in head.lower() and b"content-type: application/json" in head.lower()
