@@ -66,6 +66,8 @@ lint: setup
 	$(BIN)/mypy --explicit-package-bases tests/reliability
 	$(BIN)/lint-imports
 	$(BIN)/dxl compile --check
+	$(BIN)/python scripts/ape-abis.py --check
+	$(BIN)/python scripts/verifier-abi.py --check
 
 fmt: setup
 	$(BIN)/ruff format node api verifier dxl tests scripts
