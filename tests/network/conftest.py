@@ -50,7 +50,10 @@ def full_network(network: LocalNetwork) -> LocalNetwork:
     return _all_running(network)
 
 
-@pytest.fixture(scope="session")
+# Module-scoped: it sets DXL_* variables for its API and the CLI calls of its tests, which must end with the
+# module (held for the session, they leaked into every later test of the worker: another chain id, a
+# passphrase where a test expects none).
+@pytest.fixture(scope="module")
 def served(network: LocalNetwork, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetworkApi]:
     """What `dxl run --network` does (the London build deployed, the demo consortium provisioned, the API on
     the first signer with the others as failover and Clique's confirmation depth), deployed once for the
