@@ -1489,6 +1489,12 @@ class ReceiptReader:
     followed the anchor to the block that holds it now. Until then it reads ``anchored``, naming no block.
     A block found under the depth with its hash is remembered (:data:`SETTLED_BLOCKS`): it is final, not
     asked again. 0 (anvil, QBFT: a mined block is final) reads no height at all.
+
+    A batch whose recorded block is orphaned is looked up by its transaction (``tx_block``: the block, number
+    and hash, holding a transaction's receipt on the chain now): re-mined in another block of the chain, the
+    batch's row is moved there and read by that block. The anchorer follows an anchor again only when the
+    transaction journal saw blocks lost; a short reorganisation can re-mine it elsewhere without that (the
+    reliability suite's network profile found receipts reading ``anchored`` for good after recovery).
     """
 
     def __init__(
@@ -1499,6 +1505,7 @@ class ReceiptReader:
         confirmations: int = 0,
         head: Callable[[], int] | None = None,
         block_hash: Callable[[int], str | None] | None = None,
+        tx_block: Callable[[str], tuple[int, str] | None] | None = None,
     ) -> None:
         if confirmations and (head is None or block_hash is None):
             raise ValueError("a confirmation depth needs the chain's height and blocks (head, block_hash)")
@@ -1506,6 +1513,7 @@ class ReceiptReader:
         self._confirmations = confirmations
         self._head = head
         self._block_hash = block_hash
+        self._tx_block = tx_block
         #: Blocks found on the chain under the confirmation depth, by number: their hash.
         self._settled: OrderedDict[int, str] = OrderedDict()
         # Keyed by batch id and root: a batch deleted when reopened may see its id reused by the next one.
@@ -1581,6 +1589,34 @@ class ReceiptReader:
                     self._settled.popitem(last=False)
         return orphaned
 
+    def _relocated(self, rows: list[Any], orphaned: set[tuple[int, str]]) -> dict[str, tuple[int, str]]:
+        """The batches of ``rows`` whose block is ``orphaned`` and whose transaction the chain holds in
+        another block now: that block (number, hash) by transaction hash, written to their rows."""
+        if not orphaned or self._tx_block is None:
+            return {}
+        moved: dict[str, tuple[int, str]] = {}
+        for row in rows:
+            if row.tx_hash is None or row.tx_hash in moved:
+                continue
+            if (row.block_number, row.block_hash) not in orphaned:
+                continue
+            try:
+                found = self._tx_block(str(row.tx_hash))
+            except NodeError:
+                continue
+            if found is not None and found not in orphaned and not self._orphaned({found}):
+                moved[str(row.tx_hash)] = found
+        if moved:
+            with self._engine.begin() as conn:
+                b = batches_table.c
+                conn.execute(
+                    batches_table.update()
+                    .where(b.tx_hash == _bind("b_tx"), b.state == "final")
+                    .values(block_number=_bind("b_block"), block_hash=_bind("b_hash")),
+                    [{"b_tx": tx, "b_block": n, "b_hash": h} for tx, (n, h) in moved.items()],
+                )
+        return moved
+
     def lookup(self, ids: Iterable[bytes], *, reader: int | None) -> list[ReceiptView]:
         """The receipts with these ids that ``reader`` (a department id; None: an auditor) is party to."""
         wanted = list(dict.fromkeys(ids))
@@ -1613,6 +1649,7 @@ class ReceiptReader:
                 if self._confirmations
                 else set()
             )  # fmt: skip
+            moved = self._relocated(rows, orphaned)
             for row in rows:
                 receipt = _row_receipt(row)
                 if row.batch_id is None:
@@ -1632,7 +1669,11 @@ class ReceiptReader:
                     "block_number": row.block_number,
                 }
                 status = _STATUS[row.state]
-                if status == "final" and (row.block_number, row.block_hash) in orphaned:
+                if status == "final" and row.tx_hash in moved:
+                    batch["block_number"] = moved[row.tx_hash][0]  # re-mined there, on the chain
+                    if batch["block_number"] > confirmed_up_to:
+                        status = "anchored"
+                elif status == "final" and (row.block_number, row.block_hash) in orphaned:
                     status, batch["block_number"] = "anchored", None  # its block is no longer the chain's
                 elif status == "final" and (row.block_number is None or row.block_number > confirmed_up_to):
                     status = "anchored"  # mined, not yet under the confirmation depth
@@ -1643,6 +1684,19 @@ class ReceiptReader:
 
 
 # ------------------------------------------------------------------------------------------------- service
+
+
+def _tx_block(client: LedgerClient) -> Callable[[str], tuple[int, str] | None]:
+    """A transaction's block (number, hash) as the node's receipt of it says; None when it is not mined there
+    (or reverted: such an anchor anchored nothing)."""
+
+    def locate(tx_hash: str) -> tuple[int, str] | None:
+        receipt = client.receipt(tx_hash)
+        if receipt is None or int(receipt["status"]) != 1:
+            return None
+        return int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex()
+
+    return locate
 
 
 class ReceiptService:
@@ -1693,6 +1747,7 @@ class ReceiptService:
             confirmations=confirmations,
             head=anchors.block_number if confirmations else None,
             block_hash=anchors.block_hash if confirmations else None,
+            tx_block=_tx_block(anchors) if confirmations else None,
         )
         self._keys_checked: set[int] = set()
         self._grant_locks: dict[int, asyncio.Lock] = {}

@@ -1357,6 +1357,35 @@ def test_receipt_blockOrphaned_anchoredNamingNoBlock_finalBlockNotAskedAgain(tmp
         engine.dispose()
 
 
+def test_receipt_anchorReMinedInAnotherBlock_readsThatBlock_rowMoved(tmp_path: Path) -> None:
+    """Under the depth, a batch whose recorded block was orphaned while its anchor was re-mined in another
+    block of the chain (a short reorganisation the transaction journal did not see as lost blocks) reads
+    final in that block once it is under the depth, and its row names that block from then on; a
+    transaction the chain does not hold leaves it anchored, naming no block."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
+    receipt = _mined_in_block_40(engine)
+    block_41 = "0x" + "41" * 32
+    chain = {40: "0x" + "4f" * 32, 41: block_41}  # block 40 replaced; the anchor is in block 41 now
+    where: list[tuple[int, str] | None] = [None, (41, block_41), (41, block_41)]
+    heads = [50, 43, 44]
+
+    reader = ReceiptReader(engine, confirmations=3, head=lambda: heads.pop(0), block_hash=chain.get,
+                           tx_block=lambda _tx: where.pop(0))  # fmt: skip
+    try:
+        (view,) = reader.lookup([receipt.delivery_id], reader=None)  # not on the chain (yet)
+        assert view.status == "anchored" and view.batch is not None and view.batch["block_number"] is None
+        (view,) = reader.lookup([receipt.delivery_id], reader=None)  # in block 41, two blocks on top
+        assert view.status == "anchored" and view.batch is not None and view.batch["block_number"] == 41
+        with engine.connect() as conn:
+            assert conn.execute(select(batches_table.c.block_number, batches_table.c.block_hash)).one() == (
+                41, block_41)  # fmt: skip
+        (view,) = reader.lookup([receipt.delivery_id], reader=None)  # three: final, asked no more
+        assert view.status == "final" and view.batch is not None and view.batch["block_number"] == 41
+        assert where == [(41, block_41)]
+    finally:
+        engine.dispose()
+
+
 def test_receipt_nodeUnreachable_notCalledFinalUnderADepth(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
     init_receipt_tables(engine)
