@@ -114,18 +114,24 @@ def test_verifier_loads_nothing_of_the_service_or_its_database() -> None:
 
 
 def test_report_ended_within_its_last_second_is_the_report_of_that_block(report, rpc, abi) -> None:
-    """The scenario's blocks share one second (a node stamps several blocks with one second): a report ended
-    at one of them, its period ending a second after it, is the report made at that block, and holds every
-    event it must. Events after it in that second came after the report (the end cut at a later second is
-    named: tests/api/test_report_tamper.py)."""
+    """Blocks of the scenario that share one second (a node stamps several blocks with one second): a report
+    ended at the first of them, its period ending a second after it, is the report made at that block, and
+    holds every event it must. Events after it in that second came after the report (the end cut at a later
+    second is named: tests/api/test_report_tamper.py)."""
     doc = copy.deepcopy(report)
     rows = doc["rows"]
-    end = rows[len(rows) // 2]["block_number"]
-    assert {r["block_time"] for r in rows if r["block_number"] >= end} == {rows[0]["block_time"]}
+    by_second: dict[int, list[int]] = {}
+    for r in rows:
+        by_second.setdefault(r["block_time"], []).append(r["block_number"])
+    # The second with the most blocks (all of them on an idle machine; a loaded one spreads them).
+    second, blocks = max(by_second.items(), key=lambda kv: len(set(kv[1])))
+    if len(set(blocks)) < 2:
+        pytest.skip("no two blocks of the scenario share a second on this run (a very slow machine)")
+    end = min(blocks)
     doc["rows"] = [r for r in rows if r["block_number"] <= end]
     doc["row_count"] = len(doc["rows"])
     doc["block_range"]["to"] = end
-    doc["period"]["to"] = rows[0]["block_time"] + 1
+    doc["period"]["to"] = second + 1
     doc["period"]["to_iso"] = None
     result = verify_report(doc, rpc, abi)
     assert result.ok, result.problems
