@@ -735,7 +735,7 @@ class _Open:
 
 @dataclass(frozen=True, slots=True)
 class _Closed:
-    """A journaled batch not sent yet: what its anchor transaction carries, and where it stands."""
+    """A journaled, closed batch: what its anchor transaction carries, and where it stands."""
 
     batch_id: int
     grant_id: int
@@ -749,15 +749,10 @@ class _Closed:
 
 @dataclass
 class _Sent:
-    batch_id: int
-    grant_id: int
-    provider: int
-    first_sequence: int
-    leaf_count: int
-    root: bytes
+    """A batch whose anchor transaction is sent: followed until mined (or refused)."""
+
+    batch: _Closed
     pending: PendingTx
-    #: The grant's refusals settled when the batch closed (see :meth:`Anchorer._refused`).
-    breaks: int
     #: Whether the batch's row names the transaction yet (written with the next block's bookkeeping).
     hash_recorded: bool = False
 
@@ -998,9 +993,9 @@ class Anchorer:
         for r in rows:
             entry = entries[str(r.tx_hash)]
             self._follow_again(
-                _Sent(int(r.id), int(r.grant_id), int(r.provider), int(r.first_sequence), int(r.leaf_count),
-                      bytes(r.root), PendingTx(entry.tx_hash, entry.sender, entry.nonce, {}),
-                      self._breaks.get(int(r.grant_id), 0), hash_recorded=True)
+                _Sent(_Closed(int(r.id), int(r.grant_id), int(r.provider), int(r.first_sequence),
+                              int(r.leaf_count), bytes(r.root), self._breaks.get(int(r.grant_id), 0)),
+                      PendingTx(entry.tx_hash, entry.sender, entry.nonce, {}), hash_recorded=True)
             )  # fmt: skip
 
     def _follow_again(self, sent: _Sent) -> None:
@@ -1135,8 +1130,7 @@ class Anchorer:
         )  # fmt: skip
         pending = self._submit(account, request)
         with self._sent_lock:
-            self._sent.append(_Sent(batch.batch_id, batch.grant_id, batch.provider, batch.first_sequence,
-                                    batch.leaf_count, batch.root, pending, batch.breaks))  # fmt: skip
+            self._sent.append(_Sent(batch, pending))
 
     def _follow(self) -> None:
         with self._sent_lock:
@@ -1191,13 +1185,13 @@ class Anchorer:
                     .where(b.id == _bind("b_id"))
                     .values(state="final", tx_hash=_bind("b_tx"), block_number=_bind("b_block"),
                             block_hash=_bind("b_hash"), final_at=time.time()),
-                    [{"b_id": s.batch_id, "b_tx": s.pending.tx_hash, "b_block": block, "b_hash": block_hash}
-                     for s, block, block_hash in mined],
+                    [{"b_id": s.batch.batch_id, "b_tx": s.pending.tx_hash, "b_block": block,
+                      "b_hash": block_hash} for s, block, block_hash in mined],
                 )  # fmt: skip
             if unrecorded:
                 conn.execute(
                     batches_table.update().where(b.id == _bind("b_id")).values(tx_hash=_bind("b_tx")),
-                    [{"b_id": s.batch_id, "b_tx": s.pending.tx_hash} for s in unrecorded],
+                    [{"b_id": s.batch.batch_id, "b_tx": s.pending.tx_hash} for s in unrecorded],
                 )
         for s in unrecorded:
             s.hash_recorded = True
@@ -1206,9 +1200,9 @@ class Anchorer:
         # Whatever is decided below (refused, batched again, found anchored by another transaction), this
         # transaction must never be mined later: voided first, or, if its block was lost meanwhile (it is
         # being sent again and may now succeed), followed again and decided by what the chain makes of it.
-        if self._void is not None and not self._void(self._account_of(sent.provider), sent.pending):
+        if self._void is not None and not self._void(self._account_of(sent.batch.provider), sent.pending):
             log.warning("anchor %s of batch %s: its block was lost; following it again", sent.pending.tx_hash,
-                        sent.batch_id)  # fmt: skip
+                        sent.batch.batch_id)  # fmt: skip
             self._follow_again(sent)
             return
         # A key's anchors run in nonce order and refusals are settled in that order: a batch closed before an
@@ -1216,30 +1210,30 @@ class Anchorer:
         # slot left open, so it failed out of sequence whatever the replay names (the replay runs on the
         # previous block's state: a consumer suspended there and reinstated in the batch's own block ahead of
         # it reads as the reason). Its receipts are fine.
-        behind = sent.breaks < self._breaks.get(sent.grant_id, 0)
+        behind = sent.batch.breaks < self._breaks.get(sent.batch.grant_id, 0)
         if behind or exc.error_name == "ReceiptBatchOutOfSequence":
-            on_chain = self._anchors.call("batch", sent.grant_id, sent.first_sequence)
+            on_chain = self._anchors.call("batch", sent.batch.grant_id, sent.batch.first_sequence)
             if (
                 int(on_chain[5]) != 0
-                and bytes(on_chain[0]) == sent.root
-                and int(on_chain[1]) == sent.leaf_count
+                and bytes(on_chain[0]) == sent.batch.root
+                and int(on_chain[1]) == sent.batch.leaf_count
             ):
                 # An earlier transaction of this very batch (sent before a restart) anchored it.
                 self._mark_final_from_chain(
-                    sent.batch_id, sent.grant_id, sent.first_sequence, sent.pending.tx_hash
+                    sent.batch.batch_id, sent.batch.grant_id, sent.batch.first_sequence, sent.pending.tx_hash
                 )
                 return
             if not behind:
-                self._break(sent.grant_id)
+                self._break(sent.batch.grant_id)
             # An earlier batch of the grant was refused: these receipts are fine, batch them again.
-            self._reopen(sent.batch_id)
+            self._reopen(sent.batch.batch_id)
             return
-        self._break(sent.grant_id)
-        log.warning("batch %s of grant %s refused: %s", sent.batch_id, sent.grant_id, exc)
+        self._break(sent.batch.grant_id)
+        log.warning("batch %s of grant %s refused: %s", sent.batch.batch_id, sent.batch.grant_id, exc)
         with self._engine.begin() as conn:
             conn.execute(
                 batches_table.update()
-                .where(batches_table.c.id == sent.batch_id)
+                .where(batches_table.c.id == sent.batch.batch_id)
                 # The code the door answers for the same cause (DEPARTMENT_NOT_ACTIVE, GRANT_REVOKED, ...),
                 # one table for both (node.contract_errors); LEDGER_REJECTED for an error it does not list.
                 .values(state="refused", error=exc.code)
