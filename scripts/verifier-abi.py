@@ -1,11 +1,10 @@
 """Write the ABI files the verifier ships: ``verifier/ledger-abi.json`` (the ledger functions and events the
-on-chain check reads) and ``verifier/practice-abi.json`` (the sharing practice entries the sample derivation
-reads).
+on-chain check reads), ``verifier/anchors-abi.json`` (the receipt anchors entries the receipt check reads) and
+``verifier/practice-abi.json`` (the sharing practice entries the sample derivation reads).
 
 The verifier ships them as package data so that an auditor's installed copy needs no ``contracts/`` tree. They
 are generated from ``contracts/artifacts/``, never edited: run this script after ``dxl compile`` when the
-entries change; ``tests/verifier/test_onchain.py`` and ``tests/verifier/test_sampling.py`` fail while they are
-stale.
+entries change; ``make lint`` and ``tests/verifier/test_onchain.py`` fail while they are stale.
 
 Usage: ``.venv/bin/python scripts/verifier-abi.py`` (write) or ``... --check`` (exit 1 if stale).
 """
@@ -20,11 +19,13 @@ from pathlib import Path
 
 from node.paths import ARTIFACTS_DIR
 from verifier.onchain import LEDGER_ABI_FILE, LEDGER_ABI_NAMES
+from verifier.receipt_check import ANCHORS_ABI_FILE, ANCHORS_ABI_NAMES
 from verifier.sampling import PRACTICE_ABI_FILE, PRACTICE_ABI_NAMES
 
 #: Shipped file -> (artifact it is cut from, entry names).
 FILES: dict[Path, tuple[str, Sequence[str]]] = {
     LEDGER_ABI_FILE: ("DataExchangeLedger", LEDGER_ABI_NAMES),
+    ANCHORS_ABI_FILE: ("ReceiptAnchors", ANCHORS_ABI_NAMES),
     PRACTICE_ABI_FILE: ("SharingPractice", PRACTICE_ABI_NAMES),
 }
 

@@ -17,10 +17,13 @@ the two to the same answers.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 from verifier import abi as abi_codec
@@ -50,86 +53,39 @@ from verifier.verify import (
 _ACKNOWLEDGED = 2
 
 
-def _p(name: str, kind: str) -> dict[str, Any]:
-    return {"name": name, "type": kind, "internalType": kind}
-
-
-#: The ``ReceiptAnchors`` views this check calls, as in the contract's ABI (a test compares them with the
-#: build artifact, which an installed verifier does not carry).
-ANCHORS_ABI: tuple[dict[str, Any], ...] = (
-    {
-        "type": "function",
-        "name": "batch",
-        "stateMutability": "view",
-        "inputs": [_p("grantId", "uint64"), _p("firstSequence", "uint64")],
-        "outputs": [
-            {
-                "name": "",
-                "type": "tuple",
-                "internalType": "struct ReceiptBatch",
-                "components": [
-                    _p("root", "bytes32"),
-                    _p("leafCount", "uint64"),
-                    _p("anchoredAt", "uint64"),
-                    _p("provider", "uint32"),
-                    _p("consumer", "uint32"),
-                    {"name": "status", "type": "uint8", "internalType": "enum BatchStatus"},
-                ],
-            }
-        ],
-    },
-    {
-        "type": "function",
-        "name": "receiptDisputed",
-        "stateMutability": "view",
-        "inputs": [_p("grantId", "uint64"), _p("sequence", "uint64")],
-        "outputs": [_p("", "bool")],
-    },
-    {
-        "type": "event",
-        "name": "ReceiptBatchAnchored",
-        "anonymous": False,
-        "inputs": [
-            {**_p(name, kind), "indexed": indexed}
-            for name, kind, indexed in (
-                ("grantId", "uint64", True),
-                ("firstSequence", "uint64", True),
-                ("provider", "uint32", True),
-                ("consumer", "uint32", False),
-                ("leafCount", "uint64", False),
-                ("root", "bytes32", False),
-                ("anchoredAt", "uint64", False),
-            )
-        ],
-    },
-    {
-        "type": "event",
-        "name": "ReceiptBatchAcknowledged",
-        "anonymous": False,
-        "inputs": [
-            {**_p(name, kind), "indexed": True}
-            for name, kind in (("grantId", "uint64"), ("firstSequence", "uint64"), ("consumer", "uint32"))
-        ],
-    },
-    {
-        "type": "event",
-        "name": "ReceiptDisputed",
-        "anonymous": False,
-        "inputs": [
-            {**_p(name, kind), "indexed": indexed}
-            for name, kind, indexed in (
-                ("grantId", "uint64", True),
-                ("sequence", "uint64", True),
-                ("deliveryId", "bytes32", True),
-                ("consumer", "uint32", False),
-                ("recordedCommitment", "bytes32", False),
-                ("consumerCommitment", "bytes32", False),
-            )
-        ],
-    },
+#: The ``ReceiptAnchors`` views and events this check reads, shipped as package data (``anchors-abi.json``,
+#: written from the build artifact by ``scripts/verifier-abi.py``) so an installed verifier needs no
+#: ``contracts/``.
+ANCHORS_ABI_NAMES = (
+    "batch",
+    "receiptDisputed",
+    "ReceiptBatchAnchored",
+    "ReceiptBatchAcknowledged",
+    "ReceiptDisputed",
 )
-_FUNCTIONS = {e["name"]: e for e in ANCHORS_ABI if e["type"] == "function"}
-_TOPICS = {e["name"]: "0x" + abi_codec.event_topic(e).hex() for e in ANCHORS_ABI if e["type"] == "event"}
+ANCHORS_ABI_FILE = Path(__file__).resolve().parent / "anchors-abi.json"
+
+
+def load_anchors_abi(path: Path = ANCHORS_ABI_FILE) -> list[dict[str, Any]]:
+    """Raises: ChainCheckError when the file is missing or unreadable."""
+    try:
+        return list(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as e:
+        raise ChainCheckError(f"cannot read the receipt anchors ABI from {path}: {e}") from None
+
+
+@cache
+def _functions() -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in load_anchors_abi() if e["type"] == "function"}
+
+
+@cache
+def _topics() -> dict[str, str]:
+    return {
+        e["name"]: "0x" + abi_codec.event_topic(e).hex() for e in load_anchors_abi() if e["type"] == "event"
+    }
+
+
 #: Block span of one ``eth_getLogs`` call when locating a batch's anchoring (Besu caps ranges at 5,000).
 _LOG_RANGE = 5000
 
@@ -177,7 +133,7 @@ class AnchorsReader:
         self.chain_id = contract_chain_id(self.rpc, rpc_url, self.address, chain_id)
 
     def call(self, fn: str, *args: Any) -> Any:
-        entry = _FUNCTIONS[fn]
+        entry = _functions()[fn]
         try:
             calldata = abi_codec.selector(entry) + abi_codec.encode(entry["inputs"], args)
             result = data(
@@ -217,7 +173,7 @@ class AnchorsReader:
         Raises:
             ChainCheckError: the node fails.
         """
-        topics = [_TOPICS[event], *("0x" + value.to_bytes(32, "big").hex() for value in indexed)]
+        topics = [_topics()[event], *("0x" + value.to_bytes(32, "big").hex() for value in indexed)]
         try:
             latest = int(self.rpc.call("eth_blockNumber"), 16)
             for start in range(max(0, from_block), latest + 1, _LOG_RANGE):
