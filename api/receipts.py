@@ -79,7 +79,15 @@ from api.ledger.core import not_found
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx, TxResult
 from node.errors import DxlError, NodeError
-from node.types import Agreement, AgreementStatus, Department, DepartmentStatus, Grant
+from node.types import (
+    Agreement,
+    AgreementStatus,
+    Department,
+    DepartmentStatus,
+    Grant,
+    Resource,
+    ShareType,
+)
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, leaf_hashes
 
 if TYPE_CHECKING:
@@ -385,7 +393,8 @@ def _no_batch(grant_id: int, first_sequence: int) -> ApiError:
 
 
 class GrantCache:
-    """Grant, agreement and department state per grant, read with four ``eth_call``s at most once per TTL."""
+    """Grant, agreement, resource and department state per grant, read with five ``eth_call``s at most once
+    per TTL."""
 
     def __init__(
         self,
@@ -435,10 +444,17 @@ class GrantCache:
         if grant.revoked:
             refusal = ("GRANT_REVOKED", f"grant {grant_id} was revoked")
         else:
-            if Agreement.read(self._ledger, grant.agreement_id).status is not AgreementStatus.ACTIVE:
+            agreement = Agreement.read(self._ledger, grant.agreement_id)
+            if agreement.status is not AgreementStatus.ACTIVE:
                 refusal = (
                     "AGREEMENT_NOT_ACTIVE",
                     f"the agreement {grant.agreement_id} of grant {grant_id} is not active",
+                )
+            # Reclassified not shared, a resource takes no more deliveries under its grants (nor anchors).
+            elif Resource.read(self._ledger, agreement.resource_id).share_type is ShareType.NOT_SHARED:
+                refusal = (
+                    "RESOURCE_NOT_SHARED",
+                    f"resource {agreement.resource_id} of grant {grant_id} is classified as not shared",
                 )
             for dept in (grant.provider, grant.consumer):
                 if refusal is not None:

@@ -6,7 +6,7 @@ import {IDataExchangeLedger} from "./interfaces/IDataExchangeLedger.sol";
 import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
 import {ReceiptTrees} from "./libraries/ReceiptTrees.sol";
-import {AgreementStatus, DepartmentStatus, DeliveryRecord, Grant} from "./types/Ledger.sol";
+import {Agreement, AgreementStatus, DepartmentStatus, DeliveryRecord, Grant, ShareType} from "./types/Ledger.sol";
 import {BatchStatus, ReceiptBatch} from "./types/Receipts.sol";
 
 /// @title Receipt anchors beside one ledger
@@ -141,13 +141,19 @@ contract ReceiptAnchors is IReceiptAnchors {
     }
 
     /// The checks the ledger makes on a single delivery's grant, through its views: unknown grants revert in
-    /// the ledger's own `grant` view with `GrantUnknown`.
+    /// the ledger's own `grant` view with `GrantUnknown`. A resource reclassified `NOT_SHARED` stops anchors
+    /// under its existing grants as it stops `recordDelivery`: a batch of receipts is deliveries all the same.
     function _usableGrant(uint64 grantId) private view returns (Grant memory g) {
         g = _ledger.grant(grantId);
         if (g.revoked) revert ISharingAgreements.GrantAlreadyRevoked(grantId);
         if (block.timestamp >= g.expiresAt) revert ISharingAgreements.GrantExpired(grantId, g.expiresAt);
-        AgreementStatus status = _ledger.agreement(g.agreementId).status;
-        if (status != AgreementStatus.Active) revert ISharingAgreements.AgreementStatusMismatch(g.agreementId, status);
+        Agreement memory a = _ledger.agreement(g.agreementId);
+        if (a.status != AgreementStatus.Active) {
+            revert ISharingAgreements.AgreementStatusMismatch(g.agreementId, a.status);
+        }
+        if (_ledger.resource(a.resourceId).shareType == ShareType.NotShared) {
+            revert ISharingAgreements.RequestResourceNotShared(a.resourceId);
+        }
     }
 
     function _requireCallerIs(uint32 id) private view {

@@ -343,6 +343,26 @@ def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[st
         assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
 
 
+def test_post_receipts_resourceNowNotShared_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
+    """A resource reclassified not shared stops receipts under its existing grants, as it stops deliveries
+    (at the door, and the anchors contract refuses the batch too); shared again, they are accepted."""
+    gid = grant_between(api_env, "psb", "hrss")
+    rid = ok(api_env.call("GET", f"/agreements/{gid['agreement_id']}", "psb"))["resource_id"]
+
+    def share(kind: str) -> None:
+        body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": kind, "sensitivity": 2}
+        ok(api_env.call("PUT", f"/resources/{rid}", "psb", json=body))
+
+    share("not_shared")
+    body = {"receipts": [receipt_body(gid["id"])]}
+    refused = api_env.call("POST", "/receipts", "psb", json=body)
+    assert refused.status_code == 409, refused.text
+    assert (refused.json()["error"]["code"], refused.json()["error"]["index"]) == ("RESOURCE_NOT_SHARED", 0)
+    share("conditional")
+    # The grant's state is cached at the door for a second.
+    until(lambda: api_env.call("POST", "/receipts", "psb", json=body).status_code == 202, "shared again")
+
+
 def test_receipts_ofOthersExchange_answeredAsUnknownIds(api_env: ApiEnv) -> None:
     """CIVIL, party to nothing of the PSB -> HRSS exchange, posting a receipt under its grant or settling its
     batch gets exactly the answer of a grant or batch that does not exist: it cannot probe which grant ids

@@ -12,13 +12,15 @@ from node.chain import LedgerClient, TxResult
 from node.compiler import load_artifact
 from node.deploy import anchors_abi
 from node.endpoint import NodeEndpoint
-from node.types import GovernanceAction
+from node.types import GovernanceAction, ShareType
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, reverts
+from tests.contracts.test_agreements_and_grants import _reclassify
 from tests.contracts.test_department_registry import uint
 from verifier.receipts import BatchTree, Receipt
 
 ANCHORED, ACKNOWLEDGED = 1, 2
-#: From this many receipts per batch an anchor (about 115,000 gas) costs at most 100 gas per receipt.
+#: From this many receipts per batch an anchor after a grant's first (about 109,000 gas) costs at most 100 gas
+#: per receipt.
 RECEIPTS_PER_100_GAS = 1200
 
 
@@ -141,6 +143,20 @@ def test_anchorBatch_agreementSuspended_reverts(anchors: Anchors) -> None:
     anchors.ledger.govern(GovernanceAction.SUSPEND_AGREEMENT, uint(aid))
     with reverts("AgreementStatusMismatch", agreementId=aid):
         anchors.anchor(gid, 0, receipts_for(gid, 1))
+
+
+def test_anchorBatch_resourceNowNotShared_reverts(anchors: Anchors) -> None:
+    """An anchor delivers under its grant as ``recordDelivery`` does: not once the resource is not shared."""
+    psb = anchors.ledger.depts["PSB"]
+    gid = anchors.grant()
+    rid = anchors.ledger.call("agreement", anchors.ledger.call("grant", gid)[0])[1]
+    _reclassify(anchors.ledger, psb, rid, ShareType.NOT_SHARED)
+    with reverts("RequestResourceNotShared", resourceId=rid):
+        anchors.anchor(gid, 0, receipts_for(gid, 1))
+    assert anchors.call("nextSequence", gid) == 0
+    # Shared again, the same grant anchors.
+    _reclassify(anchors.ledger, psb, rid, ShareType.CONDITIONAL)
+    assert names(anchors.anchor(gid, 0, receipts_for(gid, 1))[1]) == ["ReceiptBatchAnchored"]
 
 
 @pytest.mark.parametrize("suspended", ["PSB", "HRSS"])

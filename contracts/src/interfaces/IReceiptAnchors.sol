@@ -68,8 +68,9 @@ interface IReceiptAnchors {
 
     /// @notice Anchors the next batch of a grant's receipts.
     /// @dev Requirements: caller is the grant's provider's signer; provider and consumer active; the grant not
-    /// revoked and not expired; its agreement active; `root` and `leafCount` non-zero; `firstSequence` is the
-    /// grant's {nextSequence}. Emits {ReceiptBatchAnchored}.
+    /// revoked and not expired; its agreement active; its resource not `NOT_SHARED` (as for `recordDelivery`);
+    /// `root` and `leafCount` non-zero; `firstSequence` is the grant's {nextSequence}. Emits
+    /// {ReceiptBatchAnchored}.
     function anchorBatch(uint64 grantId, uint64 firstSequence, uint64 leafCount, bytes32 root) external;
 
     /// @notice Acknowledges every receipt of a batch that the consumer has not disputed.
