@@ -91,6 +91,19 @@ def matches(resource: m.ResourcePublic, text: str) -> bool:
     return any(needle in part.casefold() for part in parts)
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a title such as
+#: ``=HYPERLINK("https://…?"&B2, "…")`` would run in the auditor's spreadsheet, with the other cells at hand.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _text_cell(value: Any) -> str:
+    """A department's free text as a CSV cell that no spreadsheet evaluates: behind an apostrophe (which
+    spreadsheets show as text and do not display) when it would start a formula. Only the title and the
+    description are written so; import reads ``id`` and ``metadata``, the document exactly as hashed."""
+    text = str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def to_csv(resources: Iterable[m.ResourcePublic]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
@@ -100,7 +113,7 @@ def to_csv(resources: Iterable[m.ResourcePublic]) -> str:
         writer.writerow([
             r.id, r.owner, r.owner_code, r.share_type.value, r.sensitivity, r.metadata_hash, r.schema_hash,
             "true" if r.verified else "false",
-            (doc or {}).get("dct:title", ""), (doc or {}).get("dct:description", ""),
+            _text_cell((doc or {}).get("dct:title", "")), _text_cell((doc or {}).get("dct:description", "")),
             "" if doc is None else canonical_document(doc).decode("utf-8"),
         ])  # fmt: skip
     return out.getvalue()

