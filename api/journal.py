@@ -638,6 +638,37 @@ class JournaledSender:
         request = self.client.build(address, "", to=address, value=0, gas=21_000)
         return self.journal.void(tx_hash, self.client.sign(account, request, nonce))
 
+    def void_reverted(self) -> int:
+        """Void every reverted row not voided yet whose key this service holds; returns how many. Such rows
+        are an earlier process's: journaled before refused requests were voided, or left by a process killed
+        between a refusal's receipt and its voiding. Their refusals were answered, and their bytes would be
+        sent again should the node lose their blocks. Called once the journal met the chain (a row of a lost
+        block is reopened first, and follows its new outcome), before requests are served.
+
+        Raises:
+            ApiError: DATABASE_UNAVAILABLE.
+        """
+        if self.account_of is None:
+            return 0
+        accounts: dict[str, LocalAccount | None] = {}
+        voided = 0
+        for entry in self.journal.reverted():
+            key = entry.sender.lower()
+            if key not in accounts:  # one keystore unlock per key, not per row
+                accounts[key] = self.account_of(entry.sender)
+            account = accounts[key]
+            if account is None:
+                log.warning(
+                    "journal: reverted transaction %s cannot be voided (no custodied key)", entry.tx_hash
+                )
+            elif self.void(account, entry.tx_hash, entry.nonce):
+                voided += 1
+        if voided:
+            log.warning(
+                "journal: %d reverted transaction(s) left unvoided by an earlier process voided", voided
+            )
+        return voided
+
     def _void_refused(self, tx_hash: str) -> None:
         """Before a request's refusal is answered: its transaction is voided.
 
@@ -732,10 +763,14 @@ class Reconciler:
         self.client = sender.client
         self.journal = sender.journal
         self._lock = threading.Lock()
+        #: Whether the reverted rows an earlier process left were voided (by the first pass: at start, or
+        #: once the node answers).
+        self._swept = False
 
     def reconcile(self) -> ReconcileReport:
         """One pass: reopen rows of lost blocks, re-send unmined rows in their first order, rebuild nonce
-        counters, and wait for the rows of lost blocks to be mined again (writes wait for the pass).
+        counters, and wait for the rows of lost blocks to be mined again (writes wait for the pass); the first
+        pass also voids the reverted rows an earlier process left (:meth:`JournaledSender.void_reverted`).
 
         Raises:
             NodeError: the node stopped answering (a later pass finishes the work).
@@ -772,6 +807,9 @@ class Reconciler:
                     superseded += 1
             self.sender.rebuild_counters()
             self._await_remined(healing)
+            if not self._swept:
+                self.sender.void_reverted()
+                self._swept = True
             self.sender.forget_newest()
             told = self.sender.on_reopened
             if reopened and told is not None:

@@ -999,3 +999,38 @@ def test_a_write_refused_in_its_block_is_never_mined_after_the_node_loses_that_b
     assert replay.status_code == answers[0].status_code and replay.json() == refused
     ok(env.register("civil", "after-refused-1"), 201)  # no nonce gap: the department writes at once
     assert env.resource_count() == before + 1
+
+
+def test_a_refused_write_an_earlier_process_left_unvoided_is_voided_at_start(journal_env: JournalEnv) -> None:
+    """A database journaled before refused requests were voided (or a process killed between a refusal's
+    receipt and its voiding) holds an ordinary write reverted and not voided: should the node lose its block,
+    its bytes would be sent again and could be mined where the refusal's cause is gone. The next start voids
+    it: a transfer of nothing stands by at its nonce."""
+    env = journal_env
+    service = connect_ledger(env.settings, env.sessions)
+    sender, journal = service.sender, service.sender.journal
+    account = service.department_account(
+        service.department_id_of(Principal(Role.DEPARTMENT, department="SAMR"))
+    )
+    # Share type 9 is no ShareType: the ledger refuses it when mined. Gas is given, so nothing estimates it.
+    request = service.client.build(
+        account.address, "registerResource", bytes.fromhex(b32()[2:]), bytes.fromhex(b32()[2:]), 9, 1,
+        gas=300_000,
+    )  # fmt: skip
+    signed = sender.send(account, request, claim=None, finish=None)
+    _until(lambda: service.client.receipt(signed.tx_hash) is not None)
+    sender.record_receipt(signed.tx_hash, service.client.receipt(signed.tx_hash))  # as the journal once did
+    assert journal.entry(signed.tx_hash).status is TxStatus.REVERTED  # type: ignore[union-attr]
+
+    restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)
+    with ServerThread(restarted):
+        assert journal.entry(signed.tx_hash).status is TxStatus.VOIDED  # type: ignore[union-attr]
+    with env.sessions()() as session:
+        standby = session.scalars(
+            select(JournaledTransaction).where(
+                JournaledTransaction.sender == signed.sender,
+                JournaledTransaction.nonce == signed.nonce,
+                JournaledTransaction.status == TxStatus.STANDBY.value,
+            )
+        ).all()
+    assert len(standby) == 1 and standby[0].tx_hash != signed.tx_hash
