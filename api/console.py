@@ -40,10 +40,13 @@ def console_file(relative: str) -> Path:
     Raises:
         ApiError: NOT_FOUND for a path outside the directory, a directory, or a type it does not serve.
     """
+    missing = ApiError("NOT_FOUND", f"no console file {relative!r}")
+    if "\x00" in relative:  # %00 in the URL: no file has it, and the file system calls raise ValueError on it
+        raise missing
     root = ROOT.resolve()
     target = (root / relative).resolve()
     if not target.is_relative_to(root) or not target.is_file() or target.suffix not in _TYPES:
-        raise ApiError("NOT_FOUND", f"no console file {relative!r}")
+        raise missing
     return target
 
 

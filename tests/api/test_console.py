@@ -138,7 +138,13 @@ def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv)
     csp = page.headers["content-security-policy"]
     assert "default-src 'self'" in csp and "script-src 'self'" in csp
     assert api_env.client.get("/console/js/merkle.js").headers["content-type"].startswith("text/javascript")
-    for bad in ("/console/js/nothing.js", "/console/%2e%2e/console.py", "/console/js"):
+    for bad in (
+        "/console/js/nothing.js",
+        "/console/%2e%2e/console.py",
+        "/console/js",
+        "/console/%00",
+        "/console/js/a%00.js",
+    ):
         answer = api_env.client.get(bad)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND"
     paths = ok(api_env.client.get("/openapi.json"))["paths"]
