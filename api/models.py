@@ -188,6 +188,11 @@ class ProposalPublic(BaseModel):
     agreement: AgreementPublic | None = Field(
         default=None, description="the agreement an agreement action concerns, as it stands now"
     )
+    approved_by_you: bool | None = Field(
+        default=None,
+        description="whether the calling governor's approval stands on it (approving again is refused, 409 "
+        "ALREADY_APPROVED); null for other roles and for a governor whose key this service does not hold",
+    )
 
 
 # --- catalog ------------------------------------------------------------------------------------------------

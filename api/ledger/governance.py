@@ -11,7 +11,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 
 from api import models as m
-from api.auth import Principal
+from api.auth import Principal, Role
 from api.errors import ApiError
 from api.ledger.core import (
     Finish,
@@ -92,6 +92,7 @@ def _proposal_public(
     agreement: m.AgreementPublic | None,
     now: int,
     threshold: int,
+    approved_by_you: bool | None = None,
 ) -> m.ProposalPublic:
     """A proposal's public form: open until executed, cancelled or past ``expires_at`` at ``now`` (the
     chain's clock)."""
@@ -104,7 +105,7 @@ def _proposal_public(
     return m.ProposalPublic(
         id=p.id, action=status_name(p.action), proposer=p.proposer, approvals=p.approvals,
         threshold=threshold, executed=p.executed, expires_at=p.expires_at, status=status, data=to_hex(p.data),
-        parameters=parameters, department=department, agreement=agreement,
+        parameters=parameters, department=department, agreement=agreement, approved_by_you=approved_by_you,
     )  # fmt: skip
 
 
@@ -113,9 +114,22 @@ class GovernanceService(ExchangeService):
 
     # --- governance ---------------------------------------------------------------------------------------
 
-    def proposal(self, proposal_id: int) -> m.ProposalPublic:
+    def _governor_address(self, viewer: Principal | None) -> str | None:
+        """The address of ``viewer`` when it is a governor whose key this service holds (one it can approve
+        with); None otherwise."""
+        if viewer is None or viewer.role is not Role.GOVERNOR or viewer.governor is None:
+            return None
+        name = self.custody.governors.get(viewer.governor)
+        return None if name is None else self.custody.keystore.address(name)
+
+    def _approved_by(self, address: str | None, proposal_id: int) -> bool | None:
+        """Whether the approval of ``address`` stands on the proposal, by the contract's own ``hasApproved``
+        (what :meth:`approve_proposal` refuses a second approval by); None without an address."""
+        return None if address is None else bool(self.client.call("hasApproved", proposal_id, address))
+
+    def proposal(self, proposal_id: int, *, viewer: Principal | None = None) -> m.ProposalPublic:
         """One proposal as the chain holds it now, with its decoded arguments and the department or agreement
-        it concerns.
+        it concerns; for a governor ``viewer``, whether its approval stands on it.
 
         Raises:
             LedgerRevertError: GovernanceUnknownProposal for an id never created.
@@ -130,6 +144,7 @@ class GovernanceService(ExchangeService):
         return _proposal_public(
             p, parameters, department=department, agreement=agreement, now=self._chain_time(),
             threshold=int(self.client.call("threshold")),
+            approved_by_you=self._approved_by(self._governor_address(viewer), proposal_id),
         )  # fmt: skip
 
     @staticmethod
@@ -145,18 +160,25 @@ class GovernanceService(ExchangeService):
             raise
 
     def proposals(
-        self, *, index: AuditContext, page: ListPage, status: m.ProposalStatus | None = None
+        self,
+        *,
+        index: AuditContext,
+        page: ListPage,
+        status: m.ProposalStatus | None = None,
+        viewer: Principal | None = None,
     ) -> Listed[m.ProposalPublic]:
         """Proposals newest first, one page read from the audit index (:func:`node.audit.queries.proposals`),
-        optionally only those in ``status``: each as :meth:`proposal` answers it, with the department or
-        agreement it concerns as the index holds them, open or expired by the chain's clock now.
+        optionally only those in ``status``: each as :meth:`proposal` answers it (for ``viewer``), with the
+        department or agreement it concerns as the index holds them, open or expired by the chain's clock now.
 
         Raises:
             ApiError: VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
         now = self._chain_time()
+        governor = self._governor_address(viewer)
 
-        def public(rows: list[Proposal]) -> list[m.ProposalPublic]:
+        def public(page: list[tuple[Proposal, frozenset[str]]]) -> list[m.ProposalPublic]:
+            rows = [p for p, _ in page]
             decoded = [_decode_parameters(p.action, p.data) for p in rows]
             # Each department once a page, however many proposals name it (its key custody is looked up too).
             departments = {
@@ -186,12 +208,14 @@ class GovernanceService(ExchangeService):
                     agreement=None if parameters is None or parameters.agreement_id is None
                     else agreements.get(parameters.agreement_id),
                     now=now, threshold=threshold or 0,
+                    # Read in the index with the approvals, not from the chain per proposal.
+                    approved_by_you=None if governor is None else governor in approvers,
                 )
-                for p, parameters in zip(rows, decoded, strict=True)
+                for (p, approvers), parameters in zip(page, decoded, strict=True)
             ]  # fmt: skip
 
         return self._indexed(
-            audit_queries.proposals, public, index=index, flt=ListFilter(), page=page,
+            audit_queries.proposal_approvals, public, index=index, flt=ListFilter(), page=page,
             keep=None if status is None else (lambda p: p.status is status),
         )  # fmt: skip
 

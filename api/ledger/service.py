@@ -78,6 +78,6 @@ class LedgerService(DeliveryService, GovernanceService):
             return m.Written(transaction=tx, record=self._delivery_public(raw_id, receipt, block))
         readers: dict[str, Callable[[int], Any]] = {
             "resource": self.resource, "request": self.request, "agreement": self.agreement,
-            "grant": self.grant, "proposal": self.proposal,
+            "grant": self.grant, "proposal": lambda ident: self.proposal(ident, viewer=principal),
         }  # fmt: skip
         return m.Written(transaction=tx, record=readers[finish.view](int(ident)))

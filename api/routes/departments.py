@@ -60,7 +60,7 @@ def propose(
 def list_proposals(
     request: Request,
     response: Response,
-    _principal: GovernanceReader,
+    principal: GovernanceReader,
     ledger: LedgerDep,
     index: AuditDep,
     page: ListPageDep,
@@ -72,16 +72,14 @@ def list_proposals(
     approves. The next page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the
     index reached; pass ``min_block`` (a write's ``block_number``) to list what that write did (the index
     follows the chain a moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
-    listed = ledger.proposals(index=index, page=page, status=status)
+    listed = ledger.proposals(index=index, page=page, status=status, viewer=principal)
     page_headers(request, response, listed)
     return listed.items
 
 
 @router.get("/governance/proposals/{proposal_id}", response_model=m.ProposalPublic)
-def get_proposal(
-    proposal_id: ProposalId, _principal: GovernanceReader, ledger: LedgerDep
-) -> m.ProposalPublic:
-    return ledger.proposal(proposal_id)
+def get_proposal(proposal_id: ProposalId, principal: GovernanceReader, ledger: LedgerDep) -> m.ProposalPublic:
+    return ledger.proposal(proposal_id, viewer=principal)
 
 
 @router.post("/governance/proposals/{proposal_id}/approve", response_model=m.Written[m.ProposalPublic])

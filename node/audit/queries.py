@@ -633,6 +633,20 @@ def proposals(
     Raises:
         InvalidQueryError: a malformed cursor or limit.
     """
+    return proposal_approvals(engine, flt, cursor=cursor, limit=limit).map(
+        lambda items: [p for p, _ in items]
+    )
+
+
+def proposal_approvals(
+    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
+) -> IndexPage[tuple[Proposal, frozenset[str]]]:
+    """The page :func:`proposals` reads, each proposal with the governors whose approvals stand on it (those
+    its ``approvals`` counts; what the ledger's ``hasApproved`` answers true for).
+
+    Raises:
+        InvalidQueryError: a malformed cursor or limit.
+    """
     e = m.events.c
     with engine.connect() as conn:
         rows = _newest(conn, "ProposalCreated", flt, cursor, limit)
@@ -666,19 +680,19 @@ def proposals(
         else:
             ended[int(f["proposalId"])] = event
 
-    def proposal(r: _Logged) -> Proposal:
+    def proposal(r: _Logged) -> tuple[Proposal, frozenset[str]]:
         f = r.fields
         ident = int(f["proposalId"])
-        standing = sum(
-            1
+        standing = frozenset(
+            governor
             for governor, seq in approved.get(ident, {}).items()
             if governor_now.get(governor, False) and appointed.get(governor, -1) < seq
         )
         return Proposal(
-            id=ident, action=GovernanceAction(f["action"]), proposer=f["proposer"], approvals=standing,
+            id=ident, action=GovernanceAction(f["action"]), proposer=f["proposer"], approvals=len(standing),
             executed=ended.get(ident) == "ProposalExecuted", expires_at=int(f["expiresAt"]),
             data=bytes.fromhex(f["data"][2:]), cancelled=ended.get(ident) == "ProposalCancelled",
-        )  # fmt: skip
+        ), standing  # fmt: skip
 
     return rows.map(lambda items: [proposal(r) for r in items])
 

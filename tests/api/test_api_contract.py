@@ -396,13 +396,23 @@ def test_governors_list_proposals_with_their_full_parameters(
     assert revoked["agreement"] == ok(api_env.call("GET", f"/agreements/{agreement_id}", "auditor"))
     assert listed[auditor["id"]]["parameters"]["account"] == signer
     # The single look-up answers the same as the list.
-    assert ok(api_env.call("GET", f"/governance/proposals/{admit['id']}", "auditor")) == listed[admit["id"]]
+    assert (
+        ok(api_env.call("GET", f"/governance/proposals/{admit['id']}", "governor-2")) == listed[admit["id"]]
+    )
+    # Whose approval stands: the proposer's (approving again is refused), not governor 2's; no one else's.
+    assert all(p["approved_by_you"] is False for p in listed.values())
+    one = f"/governance/proposals/{admit['id']}"
+    assert ok(api_env.call("GET", one, "governor-1"))["approved_by_you"] is True
+    mine = ok(api_env.call("GET", "/governance/proposals", "governor-1", params=api_env.indexed()))
+    assert {p["id"] for p in mine if p["approved_by_you"]} >= set(ids)
+    assert api_env.call("POST", f"{one}/approve", "governor-1").json()["error"]["code"] == "ALREADY_APPROVED"
+    assert ok(api_env.call("GET", one, "auditor"))["approved_by_you"] is None
 
     # Approved by the second governor: executed, no longer open.
     approved = ok(api_env.call("POST", f"/governance/proposals/{admit['id']}/approve", "governor-2"))[
         "record"
     ]
-    assert (approved["status"], approved["executed"]) == ("executed", True)
+    assert (approved["status"], approved["executed"], approved["approved_by_you"]) == ("executed", True, True)
     open_now = ok(
         api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed(status="open"))
     )

@@ -392,6 +392,9 @@ def test_filters_on_the_current_record_page_without_gaps_or_repeats(
     assert _everything(api_env, path, "auditor", {**params, "limit": 2}) == wanted
 
 
+GOVERNOR_1 = Principal(Role.GOVERNOR, governor=1)
+
+
 @pytest.mark.parametrize(
     ("list_", "allowed"),
     [
@@ -400,8 +403,11 @@ def test_filters_on_the_current_record_page_without_gaps_or_repeats(
         (lambda c, page: c.ledger.resources(index=c.index, page=page), {}),
         # The chain's clock says which proposals expired: one block header for the whole list.
         (lambda c, page: c.ledger.proposals(index=c.index, page=page), {"eth_getBlockByNumber": 1}),
+        # A governor's: whether its own approval stands, read in the index with the approvals.
+        (lambda c, page: c.ledger.proposals(index=c.index, page=page, viewer=GOVERNOR_1),
+         {"eth_getBlockByNumber": 1}),
     ],
-    ids=["requests", "resources", "proposals"],
+    ids=["requests", "resources", "proposals", "proposals-governor"],
 )  # fmt: skip
 def test_a_list_reads_nothing_from_the_chain_per_record(
     counted: Counted,

@@ -28,7 +28,10 @@ export default {
       const open = await every("/governance/proposals", { status: "open", min_block: minBlock });
       fill(list, note || null, open.length === 0 ? h("p", { class: "muted", id: "no-proposals" }, t("gov.none")) : open.map((p) => {
         const out = h("div", { class: "outcome" });
-        const button = canApprove ? h("button", { type: "button", class: "approve", "data-proposal": p.id }, t("gov.approve")) : null;
+        // Offered only where the API would take it: a governor whose key this service holds
+        // (approved_by_you is null otherwise) and whose approval does not stand yet (a second is refused).
+        const button = canApprove && p.approved_by_you === false
+          ? h("button", { type: "button", class: "approve", "data-proposal": p.id }, t("gov.approve")) : null;
         button?.addEventListener("click", async () => {
           button.disabled = true;
           try {
@@ -45,7 +48,7 @@ export default {
         return h("article", { class: "card proposal", "data-proposal": p.id },
           h("h2", {}, t("gov.proposal", { id: p.id }), " · ", h("code", {}, t(`action.${p.action}`))),
           h("p", {}, t("gov.progress", { approvals: p.approvals, threshold: p.threshold, expires: when(p.expires_at) }), " · ", t("gov.proposer"), " ", mono(p.proposer, 10)),
-          parameters(p), button, out);
+          parameters(p), p.approved_by_you ? h("p", { class: "ok you-approved" }, "✓ " + t("gov.youApproved")) : null, button, out);
       }));
     };
     await load();
