@@ -8,7 +8,9 @@ Definitions (period = ``[from, to)`` in block time, UTC):
 * **resources by share type**: catalogued resources registered before ``to``, by share type as of ``to``.
 * **catalog share actually shared**: of those resources, the fraction with at least one delivery recorded in
   the period or an agreement active at some moment of the period (concluded before ``to``, not revoked before
-  ``from``). Denominator: all of the department's catalogued resources, ``NotShared`` included.
+  ``from``). Denominator: all of the department's catalogued resources, ``NotShared`` included. The same by
+  share type (``catalog_shared.by_share_type``): how much of what the catalog offers unconditionally, or on
+  conditions, is actually shared.
 * **requests received / approved / rejected / pending**: requests *made* in the period to the department (as
   provider), by their outcome as of the evaluation time ``min(to, now)``: a closed period's scorecard is a
   snapshot at its end and never changes afterwards (a decision after the period end leaves the request pending
@@ -190,6 +192,7 @@ def compute_scorecard(
         if a.concluded_at < period_to and (a.revoked_at is None or a.revoked_at >= period_from)
     }
     shared = [r for r in resources if r.resource_id in delivered or r.resource_id in agreed]
+    shared_by_type = Counter(SHARE_TYPES.get(r.share_type, str(r.share_type)) for r in shared)
 
     received = [q for q in facts.requests if mine(q.provider) and in_period(q.requested_at)]
 
@@ -246,6 +249,14 @@ def compute_scorecard(
             "total": len(resources),
             "rate": _rate(len(shared), len(resources)),
             "resource_ids": sorted(r.resource_id for r in shared),
+            "by_share_type": {
+                kind: {
+                    "shared": shared_by_type[kind],
+                    "total": total,
+                    "rate": _rate(shared_by_type[kind], total),
+                }
+                for kind, total in sorted(by_type.items())
+            },
         },
         "requests": {
             "received": len(received),

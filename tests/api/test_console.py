@@ -76,6 +76,13 @@ def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[
         found[f"{name}.manifest"].write_text(json.dumps(d.manifest), encoding="utf-8")
         found[f"tampered-{name}"] = out / f"tampered-{name}"
         found[f"tampered-{name}"].write_bytes(d.tampered())
+    unsalted = {k: v for k, v in scenario.acknowledged.manifest.items() if k != "salt"}
+    found["unsalted.manifest"] = out / "unsalted.manifest.json"
+    found["unsalted.manifest"].write_text(json.dumps(unsalted), encoding="utf-8")
+    # A CSV payload too large to be read whole in the page; sparse, so it costs no disk and is never read.
+    found["huge.csv"] = out / "huge.csv"
+    with found["huge.csv"].open("wb") as huge:
+        huge.truncate(1 << 30)
     return found
 
 
@@ -233,16 +240,27 @@ def revoke(env: ApiEnv, name: str) -> None:
         engine.dispose()
 
 
-def test_a_token_revoked_while_signed_in_returns_to_the_sign_in_form(console: Any, api_env: ApiEnv) -> None:
-    token = issue(api_env, "auditor", "console-revoked")
+def test_a_token_revoked_while_signed_in_returns_to_the_sign_in_form(
+    console: Any, api_env: ApiEnv, files: dict[str, Path]
+) -> None:
     c = console(None)
-    c.page.fill("#token", token)
-    c.page.click("#signin button")
-    c.page.wait_for_selector("#nav a[data-page=catalog]")
-    revoke(api_env, "console-revoked")
-    c.page.goto(f"{api_env.url}/#/catalog?q=x")
-    c.page.wait_for_selector("#signin .error")
-    assert c.nav() == set() and c.page.evaluate("sessionStorage.getItem('dxl.token')") is None
+    # Revoked while a page is open: its next page load, or its next button, returns to the sign-in form.
+    for name, act in (("console-revoked", "page"), ("console-revoked-button", "button")):
+        c.page.fill("#token", issue(api_env, "auditor", name))
+        c.page.click("#signin button")
+        c.page.wait_for_selector("#nav a[data-page=catalog]")
+        if act == "button":
+            c.open("verify")
+            c.page.set_input_files("#payload-file", str(files["acknowledged.csv"]))
+            c.page.set_input_files("#manifest-file", str(files["acknowledged.csv.manifest"]))
+        revoke(api_env, name)
+        if act == "button":
+            c.page.click("#verify-button")
+        else:
+            c.page.goto(f"{api_env.url}/#/catalog?q=x")
+        c.page.wait_for_selector("#signin .error")
+        assert "refused this token" in c.page.inner_text("#signin .error")
+        assert c.nav() == set() and c.page.evaluate("sessionStorage.getItem('dxl.token')") is None
 
 
 def test_a_bad_token_is_refused_and_nothing_is_shown(console: Any) -> None:
@@ -308,6 +326,11 @@ def test_a_resource_page_shows_the_exchanges_the_role_may_read(
         f"#{a['id']}" for a in ok(api_env.call("GET", "/agreements", who)) if a["resource_id"] == resource
     }
     assert shown == allowed
+    # Its deliveries, every one the API lists for it, however many newer ones other resources have.
+    delivered = set(c.page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)"))
+    listed = ok(api_env.call("GET", f"/deliveries?resource_id={resource}", who))
+    assert delivered == {d["delivery_id"] for d in listed}
+    assert (scenario.acknowledged.delivery_id in delivered) == (who in ("auditor", "health"))
     # Another department's agreement, typed in by hand: the page shows the API's refusal, nothing of it.
     if who == "samr":
         other = scenario.agreements["HEALTH<-HRSS"]
@@ -371,6 +394,18 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     rows = page.eval_on_selector_all("#differing-records tbody tr", "r => r.map(x => x.innerText)")
     assert len(rows) == 1 and rows[0].startswith("2\t2\t") and "9" in rows[0]
     assert "ROOT_MISMATCH" in page.inner_text("#findings")
+    # Bad inputs are named in the user's words, never left to fail as a script error ("TypeError: ...").
+    for payload, manifest, delivery, want in (
+        ("acknowledged.csv", "acknowledged.csv", "", "The manifest file is not JSON"),
+        ("acknowledged.csv", "unsalted.manifest", "", "lacks a valid “salt”"),
+        ("acknowledged.csv", "acknowledged.csv.manifest", "0x1234", "0x followed by 64 hexadecimal digits"),
+        ("huge.csv", "acknowledged.csv.manifest", "", "too large to verify in the browser"),
+    ):
+        page.set_input_files("#payload-file", str(files[payload]))
+        page.set_input_files("#manifest-file", str(files[manifest]))
+        page.fill("#delivery-id", delivery)
+        page.click("#verify-button")
+        assert want in page.locator("#verify-out .error").inner_text(), (payload, manifest)
 
     # The disputed exchange, as CIVIL sees it: the dispute closes its timeline.
     civil = console("civil")
@@ -399,7 +434,12 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     page = c.open("scorecards?department=HRSS")
     card = ok(api_env.call("GET", "/audit/scorecard?department=HRSS", "auditor"))
     assert page.inner_text("#share-rate") == f"{card['catalog_shared']['rate'] * 100:.1f}%"
-    assert page.eval_on_selector_all("#scorecard svg.chart", "s => s.length") >= 5
+    assert page.eval_on_selector_all("#scorecard svg.chart", "s => s.length") >= 6
+    by_type = card["catalog_shared"]["by_share_type"]
+    shown = page.inner_text("#share-rate-by-type")
+    assert by_type and all(
+        f"{x['shared']}/{x['total']} ({x['rate'] * 100:.1f}%)" in shown for x in by_type.values()
+    )
     with page.expect_download() as download:
         page.click("#export-csv")
     text = Path(download.value.path()).read_bytes().decode("utf-8")
@@ -439,6 +479,10 @@ def test_the_exchange_map_draws_who_exchanged_with_whom(
     )
     c.open(f"map?from={before}&to={before}")
     assert c.page.eval_on_selector_all("#exchange-map .edge", "e => e.length") == 0
+    assert c.page.query_selector("#map-empty") is not None and c.page.query_selector("#map-table") is None
+    # Days the wrong way round: said so in the page, not the API's 422 about instants the user never typed.
+    c.open(f"map?from={day}&to={before}")
+    assert c.page.inner_text("main .error") == "The From date is after the To date."
     health = console("health")
     health.open("map")
     mine = set(health.page.eval_on_selector_all("#exchange-map .edge", "e => e.map(x => x.dataset.edge)"))
@@ -453,6 +497,12 @@ def test_a_governor_approves_an_open_proposal_and_an_auditor_only_reads_it(
     auditor.open("governance")
     assert auditor.page.query_selector(f"article[data-proposal='{scenario.open_proposal}']") is not None
     assert auditor.page.query_selector("button.approve") is None
+    # The proposer's approval stands: a second would be refused (ALREADY_APPROVED), so none is offered.
+    proposer = console("governor-1")
+    proposer.open("governance")
+    mine = f"article[data-proposal='{scenario.open_proposal}']"
+    assert proposer.page.query_selector(f"{mine} .you-approved") is not None
+    assert proposer.page.query_selector(f"{mine} button.approve") is None
     governor = console("governor-2")
     page = governor.open("governance")
     article = page.inner_text(f"article[data-proposal='{scenario.open_proposal}']")

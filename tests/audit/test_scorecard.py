@@ -106,6 +106,11 @@ def test_scenario_department_scorecard(indexed, scenario) -> None:
         "total": 3,
         "rate": 0.333333,
         "resource_ids": [scenario.resources["r_cond"]],
+        "by_share_type": {
+            "conditional": {"shared": 1, "total": 1, "rate": 1.0},
+            "not_shared": {"shared": 0, "total": 1, "rate": 0.0},
+            "unconditional": {"shared": 0, "total": 1, "rate": 0.0},
+        },
     }
     assert card["requests"] == {
         "received": 4,
@@ -141,6 +146,11 @@ def test_scenario_consortium_scorecard(indexed, scenario) -> None:
     card = compute_scorecard(load_facts(indexed), department=None, period_from=0, period_to=now + 1, now=now)
     assert card["resources"]["by_share_type"] == {"conditional": 2, "not_shared": 1, "unconditional": 1}
     assert card["catalog_shared"]["rate"] == 0.25
+    assert card["catalog_shared"]["by_share_type"] == {
+        "conditional": {"shared": 1, "total": 2, "rate": 0.5},
+        "not_shared": {"shared": 0, "total": 1, "rate": 0.0},
+        "unconditional": {"shared": 0, "total": 1, "rate": 0.0},
+    }
     # q5 (HEALTH -> TAX) is still pending, long past 10 working days at this evaluation time.
     assert card["requests"] == {
         "received": 5,

@@ -2,6 +2,8 @@
 // errors come back as ApiError with the API's stable code.
 
 const TOKEN = "dxl.token";
+/** The window event sent when the API refuses the token (401). */
+export const UNAUTHORIZED = "dxl:unauthorized";
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -59,7 +61,13 @@ async function call(path, { method = "GET", body, query } = {}) {
   if (current) headers.Authorization = `Bearer ${current}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (method !== "GET") headers["Idempotency-Key"] = newKey();
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let response;
+  try {
+    response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (error) {
+    // No answer at all (the service is down, the network is gone): fetch says only "Failed to fetch".
+    throw new ApiError(0, "UNREACHABLE", String(error && error.message));
+  }
   const text = await response.text();
   let data = null;
   try {
@@ -68,8 +76,12 @@ async function call(path, { method = "GET", body, query } = {}) {
     data = null;
   }
   if (!response.ok) {
+    // A token revoked (or an API database replaced) since sign-in: main.js returns to the sign-in form,
+    // whichever page or button made the call.
+    if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED));
     const error = (data && data.error) || {};
-    throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || text);
+    // Not the body of an answer that is not the API's own (a proxy's HTML page): only its status.
+    throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || response.statusText);
   }
   return { data, response };
 }

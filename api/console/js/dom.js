@@ -1,4 +1,6 @@
 // Building DOM nodes from data without innerHTML: text from the API is always a text node, never markup.
+import { ApiError } from "./api.js";
+import { t } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -62,10 +64,38 @@ export function download(name, text, type = "text/csv;charset=utf-8") {
   setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
-/** An error from the API (or the page) as an alert paragraph. */
+/** A bad input the page found itself: its message is already in the user's language and says what to do. */
+export class PageError extends Error {
+  constructor(message) {
+    super(message);
+    this.name = "PageError";
+  }
+}
+
+// What an API refusal means for the user, by HTTP status; the API's code and message follow as the detail.
+const STATUS_TEXT = new Map([
+  [0, "error.unreachable"], [400, "error.invalid"], [401, "signin.rejected"], [403, "error.forbidden"],
+  [404, "error.notFound"], [409, "error.conflict"], [413, "error.tooLarge"], [422, "error.invalid"],
+  [429, "error.busy"],
+]);
+
+/** An error as [headline in the user's language, detail or null]: never a bare script error. */
+export function describeError(error) {
+  if (error instanceof PageError) return [error.message, null];
+  if (error instanceof ApiError) {
+    const key = error.status >= 500 ? "error.server" : STATUS_TEXT.get(error.status) || "error.refused";
+    return [t(key), `${error.code}: ${error.message}`];
+  }
+  if (error && error.name === "PayloadFormatError") return [t("error.payloadFormat"), error.message];
+  if (error && error.name === "NotReadableError") return [t("error.unreadable"), null];
+  return [t("error.page"), String((error && error.message) || error)];
+}
+
+/** An error from the API (or the page) as an alert: what it means, then the API's code and message. */
 export function errorBox(error) {
-  const code = error && error.code ? error.code : (error && error.name) || "Error";
-  return h("p", { class: "error", role: "alert" }, `${code}: ${error && error.message}`);
+  const [headline, detail] = describeError(error);
+  return h("div", { class: "error", role: "alert" },
+    h("p", { class: "error-headline" }, headline), detail ? h("p", { class: "error-detail" }, detail) : null);
 }
 
 /** A table: `columns` are [header, cell(row)] pairs. */

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the navigation the principal's role allows, and a hash router
 // (#/page/arg?key=value) so every view has an address that survives a reload.
-import { ApiError, setToken, signIn, token } from "./api.js";
+import { ApiError, setToken, signIn, token, UNAUTHORIZED } from "./api.js";
 import { errorBox, fill, h } from "./dom.js";
 import { lang, setLang, t, translate } from "./i18n.js";
 import catalog from "./pages/catalog.js";
@@ -44,7 +44,7 @@ function renderSignIn(message) {
     h("label", { for: "token" }, t("signin.token")),
     input,
     h("button", { type: "submit" }, t("signin.submit")),
-    message ? h("p", { class: "error", role: "alert" }, message) : null);
+    message instanceof Node ? message : message ? h("p", { class: "error", role: "alert" }, message) : null);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     setToken(input.value.trim());
@@ -69,16 +69,18 @@ async function route() {
   try {
     await page.render(view, { caps, args, params, go: (hash) => (location.hash = hash) });
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) {
-      // The token was revoked (or the API database replaced) since sign-in: back to the sign-in form.
-      setToken(null);
-      caps = null;
-      renderNav();
-      return renderSignIn(t("signin.rejected"));
-    }
+    if (error instanceof ApiError && error.status === 401) return signedOut();
     view.append(errorBox(error));
   }
   view.dataset.ready = "true";
+}
+
+/** The token was revoked (or the API database replaced) since sign-in: back to the sign-in form. */
+function signedOut() {
+  setToken(null);
+  caps = null;
+  renderNav();
+  renderSignIn(t("signin.rejected"));
 }
 
 async function start() {
@@ -89,7 +91,7 @@ async function start() {
     } catch (error) {
       setToken(null);
       renderNav();
-      return renderSignIn(error instanceof ApiError && error.status === 401 ? t("signin.rejected") : `${error.message}`);
+      return renderSignIn(error instanceof ApiError && error.status === 401 ? t("signin.rejected") : errorBox(error));
     }
   }
   await route();
@@ -106,6 +108,8 @@ document.getElementById("signout").addEventListener("click", async () => {
   await start();
 });
 window.addEventListener("hashchange", route);
+// A 401 to any call, a button's as well as a page's, while signed in.
+window.addEventListener(UNAUTHORIZED, () => caps !== null && signedOut());
 setLang(lang());
 translate(document);
 start();

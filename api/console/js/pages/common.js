@@ -1,6 +1,6 @@
 // What several pages share: the department directory and labels for ledger values.
 import { api } from "../api.js";
-import { h } from "../dom.js";
+import { h, PageError } from "../dom.js";
 import { t } from "../i18n.js";
 
 let departments = null;
@@ -43,4 +43,12 @@ export function isoDateEnd(value) {
   const next = new Date(`${value}T00:00:00Z`);
   next.setUTCDate(next.getUTCDate() + 1);
   return next.toISOString().replace(/\.\d+Z$/, "Z");
+}
+
+/**
+ * Refuses a period whose From day is after its To day (both included), in the user's words: the API would
+ * answer 422 with the instants the page made of the two days, not the days the user chose.
+ */
+export function checkPeriod(from, to) {
+  if (from && to && from > to) throw new PageError(t("period.reversed"));
 }

@@ -4,7 +4,7 @@
 import { history } from "../api.js";
 import { add, fill, h, s, table } from "../dom.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, isoDate, isoDateEnd } from "./common.js";
+import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd } from "./common.js";
 
 const SIZE = 520;
 
@@ -87,20 +87,20 @@ export default {
       event.preventDefault();
       go(`#/map?${new URLSearchParams({ from: from.value, to: to.value })}`);
     });
+    add(view, h("h1", {}, t("nav.map")), caps.role === "department" ? h("p", { class: "muted" }, t("map.onlyYours")) : null, form);
+    checkPeriod(from.value, to.value);
     const events = await history({ event: ["AgreementConcluded", "DeliveryRecorded"], from: isoDate(from.value), to: isoDateEnd(to.value) });
     const edges = edgesOf(events);
-    const picked = h("div", { id: "edge-detail", class: "card" }, h("p", { class: "muted" }, t("map.pick")));
+    const picked = h("div", { id: "edge-detail", class: "card" },
+      edges.length ? h("p", { class: "muted" }, t("map.pick")) : h("p", { class: "muted", id: "map-empty" }, t("map.none")));
     const pick = (e) => fill(picked,
       h("h3", {}, `${deptLabel(depts, e.provider)} → ${deptLabel(depts, e.consumer)}`),
       h("p", {}, t("map.edgeTitle", { provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size, deliveries: e.deliveries, bytes: e.bytes })),
       h("ul", {}, [...e.agreements].map((id) => h("li", {}, h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, t("timeline.title", { id }))))));
-    add(view, 
-      h("h1", {}, t("nav.map")),
-      caps.role === "department" ? h("p", { class: "muted" }, t("map.onlyYours")) : null,
-      form,
+    add(view,
       h("div", { class: "map-layout" }, drawMap(depts, edges, pick), picked),
       h("p", { class: "muted" }, t("map.legend")),
-      table([
+      edges.length === 0 ? null : table([
         [t("timeline.provider"), (e) => deptLabel(depts, e.provider)],
         [t("timeline.consumer"), (e) => deptLabel(depts, e.consumer)],
         [t("map.agreements"), (e) => [...e.agreements].map((id) => h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, `#${id} `))],

@@ -1,6 +1,6 @@
 // One resource: its catalog document, and (for those the API lets read exchanges) its agreements, grants
 // and deliveries, each agreement linking to its timeline.
-import { api } from "../api.js";
+import { api, every } from "../api.js";
 import { add, h, mono, table, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
@@ -51,15 +51,11 @@ export default {
       add(view, h("p", { class: "muted", id: "exchanges-hidden" }, t("resource.exchangesNotForRole")));
       return;
     }
-    const [agreements, grants, deliveries] = await Promise.all([
-      api("/agreements", { query: { limit: 500 } }),
-      api("/grants", { query: { limit: 500 } }),
-      api("/deliveries", { query: { limit: 500 } }),
-    ]);
-    const mine = agreements.filter((a) => a.resource_id === id);
-    const agreementIds = new Set(mine.map((a) => a.id));
-    const grantAgreement = new Map(grants.filter((g) => agreementIds.has(g.agreement_id)).map((g) => [g.id, g.agreement_id]));
-    const delivered = deliveries.filter((d) => grantAgreement.has(d.grant_id));
+    // This resource's exchanges only, every page of them (the API filters by resource, and for a department
+    // by party): the consortium's newest 500 of each, filtered here, would lose a resource's older ones.
+    const [mine, grants, delivered] = await Promise.all(
+      ["/agreements", "/grants", "/deliveries"].map((path) => every(path, { resource_id: id })));
+    const grantAgreement = new Map(grants.map((g) => [g.id, g.agreement_id]));
     add(view, 
       h("h2", {}, t("resource.agreements")),
       caps.role === "department" ? h("p", { class: "muted" }, t("resource.onlyYours")) : null,

@@ -4,7 +4,7 @@ import { api } from "../api.js";
 import { add, download, fill, h } from "../dom.js";
 import { bars, pct } from "../charts.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, isoDate, isoDateEnd, shareTypeLabel } from "./common.js";
+import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd, shareTypeLabel } from "./common.js";
 
 const DAY = 86400;
 
@@ -30,8 +30,11 @@ function days(seconds) {
   return `${(seconds / DAY).toFixed(2)} ${t("score.days")}`;
 }
 
+const SHARE_TYPES = ["unconditional", "conditional", "not_shared"];
+
 function charts(card, depts) {
   const byType = card.resources.by_share_type || {};
+  const sharedByType = card.catalog_shared.by_share_type || {};
   const requests = card.requests;
   const rt = card.response_time_seconds;
   const deadlineDays = card.response_deadline_working_days;
@@ -40,7 +43,14 @@ function charts(card, depts) {
   return h("div", { class: "charts" },
     h("figure", { class: "card" },
       h("figcaption", {}, t("score.shareTypes"), " · ", t("score.shareRate"), ": ", h("strong", { id: "share-rate" }, pct(card.catalog_shared.rate))),
-      bars(["unconditional", "conditional", "not_shared"].map((k) => ({ label: shareTypeLabel(k), value: byType[k] || 0, cls: `share-${k}` })), { title: t("score.shareTypes") })),
+      bars(SHARE_TYPES.map((k) => ({ label: shareTypeLabel(k), value: byType[k] || 0, cls: `share-${k}` })), { title: t("score.shareTypes") })),
+    h("figure", { class: "card", id: "share-rate-by-type" },
+      h("figcaption", {}, t("score.shareRateByType")),
+      // Of each share type's resources, those with an agreement or a delivery in the period (the API's figures).
+      bars(SHARE_TYPES.map((k) => {
+        const x = sharedByType[k];
+        return { label: shareTypeLabel(k), value: x?.rate ?? 0, text: x ? `${x.shared}/${x.total} (${pct(x.rate)})` : "—", cls: `share-${k}` };
+      }), { max: 1, title: t("score.shareRateByType") })),
     h("figure", { class: "card" },
       h("figcaption", {}, t("score.requests")),
       bars([
@@ -105,6 +115,7 @@ export default {
     });
     const body = h("div", { id: "scorecard" });
     add(view, h("h1", {}, t("nav.scorecards")), form, body);
+    checkPeriod(from.value, to.value);
     const card = await api("/audit/scorecard", {
       query: { department: subject.value || undefined, from: isoDate(from.value), to: isoDateEnd(to.value) },
     });

@@ -2,7 +2,7 @@
 // -> grants -> deliveries -> acknowledgement or dispute, each step with its transaction, block and time and
 // its proof (chain location and the event's decoded fields, as the audit trail indexed them).
 import { api, history } from "../api.js";
-import { add, h, mono, when } from "../dom.js";
+import { add, describeError, h, mono, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, statusBadge } from "./common.js";
 
@@ -80,7 +80,7 @@ function proof(event) {
       try {
         out.textContent = JSON.stringify(await api(provenance), null, 2);
       } catch (error) {
-        out.textContent = `${error.code}: ${error.message}`;
+        out.textContent = describeError(error).filter(Boolean).join("\n");
       }
     });
     add(body, button, out);

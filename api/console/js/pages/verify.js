@@ -2,11 +2,40 @@
 // SM3), never uploaded; only the manifest and the computed root go to POST /verify, which checks the
 // manifest's signature and the ledger's receipt. MATCH / MISMATCH, with the leaves (records) that differ.
 import { api } from "../api.js";
-import { add, errorBox, fill, h, mono, table, when } from "../dom.js";
+import { add, errorBox, fill, h, mono, PageError, table, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { commitBlob, fromHex, indexRanges, toHex } from "../merkle.js";
+import { ALGORITHMS, commitBlob, fromHex, indexRanges, toHex } from "../merkle.js";
 
 const MAX_SHOWN = 50;
+// JSON Lines and CSV payloads are read whole (their rows need the whole file); Chromium refuses to read a
+// file of 2 GiB or more into memory ("NotReadableError", as if the file had gone), and committing 1 GiB of
+// records here takes many minutes: above this, the page sends the user to `dxl verify`.
+const WHOLE_READ_MAX = 1 << 30;
+const HEX32 = /^0x[0-9a-fA-F]{64}$/;
+
+/**
+ * The manifest file as the page uses it, its fields checked (verifier/MANIFEST.md): a file that is not JSON,
+ * not a manifest, or lacks what the commitment needs is named as such, never left to fail as a script error.
+ */
+function parseManifest(text) {
+  let m;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    throw new PageError(t("verify.manifestNotJson"));
+  }
+  if (!m || typeof m !== "object" || Array.isArray(m) || m.schema !== "dxl.manifest/1") throw new PageError(t("verify.notManifest"));
+  const field = (name, good) => {
+    if (!good) throw new PageError(t("verify.manifestField", { field: name }));
+  };
+  field("algorithm.name", m.algorithm && typeof m.algorithm === "object" && Object.hasOwn(ALGORITHMS, m.algorithm.name));
+  field("salt", typeof m.salt === "string" && HEX32.test(m.salt));
+  const c = m.chunking;
+  field("chunking.format", c && typeof c === "object" && ["bytes", "jsonl", "csv"].includes(c.format));
+  field("chunking.chunk_size", c.format !== "bytes" || (Number.isSafeInteger(c.chunk_size) && c.chunk_size > 0));
+  field("leaf_hashes", m.leaf_hashes === undefined || (Array.isArray(m.leaf_hashes) && m.leaf_hashes.every((x) => typeof x === "string")));
+  return m;
+}
 
 function readFile(file) {
   return file.arrayBuffer().then((buffer) => new Uint8Array(buffer));
@@ -26,6 +55,13 @@ function compareLeaves(local, manifest) {
   const missing = listed.length > common ? [[common, listed.length]] : [];
   const extra = local.leafHashes.length > common ? [[common, local.leafHashes.length]] : [];
   return { differing, missing, extra, listed: true };
+}
+
+/** The ledger's status of the delivery (RECORDED, ACKNOWLEDGED, DISPUTED) in the user's language. */
+function statusText(status) {
+  const key = `status.${String(status).toLowerCase()}`;
+  const text = t(key);
+  return text === key ? String(status) : text;
 }
 
 function ranges(list) {
@@ -66,7 +102,7 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
       h("dt", {}, t("verify.extra")), h("dd", {}, ranges(cmp.extra)),
       h("dt", {}, t("verify.signer")), h("dd", {}, verdict.signer ? mono(verdict.signer, 12) : "—"),
       h("dt", {}, t("verify.recorded")), h("dd", {}, details.tx_hash
-        ? [`${t("timeline.block")} ${details.block_number} · `, mono(details.tx_hash, 10), ` · ${when(details.recorded_at)} · ${details.status ?? ""}`]
+        ? [`${t("timeline.block")} ${details.block_number} · `, mono(details.tx_hash, 10), ` · ${when(details.recorded_at)}`, details.status ? ` · ${statusText(details.status)}` : null]
         : t("verify.notRecorded")),
       h("dt", {}, t("verify.settled")), h("dd", {}, details.settled
         ? [`${t("timeline.block")} ${details.settled.block_number} · `, mono(details.settled.tx_hash, 10), anchor.acknowledged_root ? [" · ", mono(anchor.acknowledged_root, 10)] : null]
@@ -127,10 +163,14 @@ export default {
       event.preventDefault();
       fill(out, h("p", { class: "muted" }, t("verify.working")));
       try {
-        if (!chosen.payload || !chosen.manifest) throw new Error(t("verify.needBoth"));
-        if (!crypto.subtle) throw new Error(t("verify.noWebCrypto"));
-        const manifest = JSON.parse(new TextDecoder().decode(await readFile(chosen.manifest)));
-        if (manifest.schema !== "dxl.manifest/1") throw new Error(t("verify.notManifest"));
+        if (!chosen.payload || !chosen.manifest) throw new PageError(t("verify.needBoth"));
+        if (!crypto.subtle) throw new PageError(t("verify.noWebCrypto"));
+        const delivery = deliveryInput.value.trim();
+        if (delivery && !HEX32.test(delivery)) throw new PageError(t("verify.badDeliveryId"));
+        const manifest = parseManifest(new TextDecoder().decode(await readFile(chosen.manifest)));
+        if (manifest.chunking.format !== "bytes" && chosen.payload.size >= WHOLE_READ_MAX) {
+          throw new PageError(t("verify.tooLargeHere", { mib: Math.round(chosen.payload.size / 2 ** 20), format: manifest.chunking.format }));
+        }
         const started = performance.now();
         const local = await commitBlob(chosen.payload, {
           alg: manifest.algorithm.name, salt: fromHex(manifest.salt),
@@ -138,7 +178,6 @@ export default {
         });
         const elapsed = Math.round(performance.now() - started);
         const cmp = compareLeaves(local, manifest);
-        const delivery = deliveryInput.value.trim();
         const verdict = await api("/verify", {
           method: "POST",
           body: { manifest, commitment: `0x${toHex(local.root)}`, ...(delivery ? { delivery_id: delivery } : {}) },
