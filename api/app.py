@@ -30,6 +30,7 @@ from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
 from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.openapi import install_openapi
+from api.practice import InspectionDrawer
 from api.receipts import ReceiptService, journaled_reverted, journaled_submit, journaled_void
 from api.routes import (
     agreements,
@@ -194,6 +195,10 @@ def create_app(
             receipts = start_receipts(conf, state.ledger, engine)
             if receipts is not None:
                 state.extra["receipts"] = receipts
+            if state.ledger.practice is not None and conf.inspection_draw_interval > 0:
+                state.extra["inspection_drawer"] = InspectionDrawer(
+                    state.ledger, conf.inspection_draw_interval
+                ).start()
         # After the journal met the chain: requests of a dead process are finished by their clients' retries.
         IdempotencyStore(state.sessions, state.claims).adopt_orphans()
         # The follower indexes the same audit context the /audit routes read (opened on first use).
@@ -202,6 +207,9 @@ def create_app(
         try:
             yield
         finally:
+            drawer = state.extra.get("inspection_drawer")
+            if isinstance(drawer, InspectionDrawer):
+                drawer.stop()
             if watcher is not None:
                 watcher.stop()
             stop_follower(follower)

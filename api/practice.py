@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -39,6 +41,8 @@ from verifier.sampling import DerivedSample, derive_sample
 if TYPE_CHECKING:
     from api.auth import Principal
     from api.ledger import LedgerService
+
+log = logging.getLogger(__name__)
 
 ZERO32 = b"\x00" * 32
 _ANSWERS = {
@@ -391,6 +395,11 @@ class InspectionService:
         if (resumed := self._resumed(principal)) is not None:
             return resumed
         record = self._record(inspection_id)
+        if record.status is InspectionStatus.DRAWN:
+            # Drawn already (by the service's drawer, another member, an earlier call): the seed is fixed,
+            # and the answer is that draw, the same sample whoever asks again.
+            drew = self._draw_transaction(inspection_id)
+            return m.Written(transaction=drew, record=self.inspection(inspection_id))
         if record.status is InspectionStatus.EXPIRED:
             raise ApiError(
                 "INSPECTION_STATUS_MISMATCH",
@@ -405,6 +414,15 @@ class InspectionService:
         finish = Finish("practice.inspection", inspection_id)
         written = self.practice._send(self.ledger, account, "drawSample", inspection_id, finish=finish)
         return cast(m.Written[m.InspectionPublic], written)
+
+    def _draw_transaction(self, inspection_id: int) -> m.TransactionPublic:
+        """The transaction that drew the inspection, from its ``InspectionDrawn`` log."""
+        for event, block in self.practice.client.get_logs(
+            "InspectionDrawn", inspection_id.to_bytes(32, "big"), from_block=self.practice.from_block,
+            newest_first=True,
+        ):  # fmt: skip
+            return m.TransactionPublic(hash=event.tx_hash, block_number=block)
+        raise ApiError("NODE_UNAVAILABLE", f"the node holds no log of inspection {inspection_id}'s draw")
 
     def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes]:
         record = self._record(inspection_id)
@@ -479,3 +497,85 @@ class InspectionService:
             evidence = hashlib.sha256(verdict.encode("utf-8")).digest()
         finish = Finish("practice.inspection", inspection_id)
         return self._send("recordOutcome", inspection_id, raw, int(outcome), evidence, finish=finish)
+
+
+class InspectionDrawer:
+    """A thread that draws every open inspection once its seed block is mined, so that none expires for want
+    of a draw: the EVM knows a block's hash for 256 blocks only (about a minute at the embedded node's
+    busiest), and anyone may draw, the sample being fixed by the seed block alone, not by who sends the draw.
+    Signed by the service's auditor key, or, on a service that holds none, by the first custodied key by
+    address (drawing needs no role). A draw that fails (refused because another member drew first, the node
+    away, the database unavailable) is tried again at the next look while the seed block's hash is known."""
+
+    def __init__(self, ledger: LedgerService, interval: float) -> None:
+        self.ledger = ledger
+        self.interval = interval
+        #: Inspections below this id are drawn or expired: never looked at again.
+        self._next = 1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dxl-inspection-drawer", daemon=True)
+
+    def start(self) -> InspectionDrawer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.tick()
+            except Exception:
+                # The thread lives on whatever failed (a node away, a database unavailable): the next look
+                # draws what is still due.
+                log.exception("inspection drawer: the look failed; trying again at the next")
+
+    def tick(self) -> list[int]:
+        """One look: draws the open inspections whose seed block is mined; returns their ids."""
+        practice = self.ledger.practice
+        if practice is None:
+            return []
+        head = self.ledger.client.block_number()
+        count = int(practice.client.call("inspectionCount"))
+        drawn: list[int] = []
+        waiting: int | None = None
+        for inspection_id in range(self._next, count + 1):
+            record = practice.reader.inspection(inspection_id)
+            if record.status is not InspectionStatus.OPEN:
+                continue
+            # BLOCKHASH(seed) is known from the block after the seed block on, and the draw's gas is estimated
+            # on the head: a block must be mined on top of the seed block.
+            if record.seed_block < head and self._draw(practice, inspection_id):
+                drawn.append(inspection_id)
+            elif waiting is None:
+                waiting = inspection_id
+        self._next = count + 1 if waiting is None else waiting
+        return drawn
+
+    def _draw(self, practice: PracticeService, inspection_id: int) -> bool:
+        ledger = self.ledger.bound(None, write=True)
+        try:
+            account = self._account()
+            finish = Finish("practice.inspection", inspection_id)
+            practice._send(ledger, account, "drawSample", inspection_id, finish=finish)
+        except LedgerRevertError as exc:
+            # Drawn by someone else meanwhile, or expired: either way nothing is left to draw.
+            log.info("inspection drawer: inspection %s not drawn here (%s)", inspection_id, exc.error_name)
+            return False
+        except ApiError as exc:
+            log.warning("inspection drawer: inspection %s not drawn yet: %s", inspection_id, exc)
+            return False
+        log.info("inspection drawer: inspection %s drawn", inspection_id)
+        return True
+
+    def _account(self) -> Any:
+        """Raises: ApiError NO_CUSTODIED_KEY when the service holds no key at all."""
+        try:
+            return self.ledger.auditor_account()
+        except ApiError:
+            names = self.ledger.custody.names_by_address()
+            if not names:
+                raise
+            return self.ledger.custody.keystore.unlock(names[min(names)])

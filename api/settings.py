@@ -31,6 +31,13 @@ class ApiSettings(Settings):
         allow_inf_nan=False,
         description="Seconds a grant's oldest pending receipt waits before its batch closes anyway.",
     )
+    inspection_draw_interval: float = Field(
+        default=2.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds between the API's looks for open inspections whose seed block is mined, which "
+        "it draws; 0: never (draw with POST /inspections/{id}/draw before 256 blocks pass).",
+    )
     chain_watch_interval: float = Field(
         default=0.5,
         ge=0,

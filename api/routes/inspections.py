@@ -52,9 +52,10 @@ def draw(
     inspection_id: InspectionId, principal: InspectionDrawer, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.InspectionPublic]:
     """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before), signed by the caller: any
-    department or auditor may draw, so the opening auditor cannot hold back a sample it dislikes. Not drawn
-    within 256 blocks of its seed block, an inspection is expired for good (409 INSPECTION_STATUS_MISMATCH).
-    """
+    department or auditor may draw, so the opening auditor cannot hold back a sample it dislikes. The
+    service draws due inspections itself (``DXL_INSPECTION_DRAW_INTERVAL``); an inspection drawn already
+    answers the transaction that drew it and its sample, whoever drew it. Not drawn within 256 blocks of its
+    seed block, an inspection is expired for good (409 INSPECTION_STATUS_MISMATCH)."""
     service = ledger.practice_service().inspections(ledger)
     return service.draw(principal=principal, inspection_id=inspection_id)
 

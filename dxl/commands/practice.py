@@ -295,7 +295,8 @@ def draw_command(
     as_json: JsonOption = False,
 ) -> None:
     """Fix the sample's seed once the seed block is mined (any department or auditor; within 256 blocks of
-    the seed block, after which the inspection is expired and can never be drawn)."""
+    the seed block, after which the inspection is expired and can never be drawn). The service draws due
+    inspections itself (DXL_INSPECTION_DRAW_INTERVAL); a drawn inspection answers the draw that fixed it."""
     with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/inspections/{inspection_id}/draw")
     _out(written, as_json, _inspection_text(written["record"]))

@@ -108,8 +108,13 @@ def api_home(factory: pytest.TempPathFactory, name: str) -> Path:
 
 def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:
     endpoint = node.endpoint
+    # Inspections are drawn by the tests that draw them (a drawer's thread would race the draws they check).
     return ApiSettings(
-        home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, keystore_passphrase=PASSPHRASE
+        home=home,
+        rpc_url=endpoint.rpc_url,
+        chain_id=endpoint.chain_id,
+        keystore_passphrase=PASSPHRASE,
+        inspection_draw_interval=0,
     )  # type: ignore[call-arg]
 
 

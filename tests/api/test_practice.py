@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from api_helpers import (
     ApiEnv,
+    ServerThread,
     agreement_between,
     b32,
     delivery_between,
@@ -28,7 +29,9 @@ from api_helpers import (
     request_access,
 )
 
+from api.app import create_app
 from api.demo import ensure_demo_tokens
+from api.practice import InspectionDrawer
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
@@ -297,7 +300,8 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     assert (early.status_code, early.json()["error"]["code"]) == (409, "SEED_UNAVAILABLE")
     mine(env, 2)
     # Anyone may draw, a department as well as an auditor: the opening auditor cannot hold a sample back.
-    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "hrss"))["record"]
+    drawn_by_hrss = ok(env.call("POST", f"/inspections/{inspection}/draw", "hrss"))
+    drawn, drawn_tx = drawn_by_hrss["record"], drawn_by_hrss["transaction"]
     assert drawn["status"] == "drawn" and drawn["population_size"] >= 4
     sample = [s["delivery_id"] for s in drawn["sample"]]
     assert len(sample) == 3 == len(set(sample))
@@ -322,8 +326,12 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
                            "--ledger", deployment.address, "--practice", deployment.sharing_practice.address,
                            "--from-block", str(deployment.block_number))  # fmt: skip
     assert code == 0 and out["sample"] == sample
-    redraw = env.call("POST", f"/inspections/{inspection}/draw", "auditor")
-    assert (redraw.status_code, redraw.json()["error"]["code"]) == (409, "INSPECTION_STATUS_MISMATCH")
+    # Drawn again: the answer is the draw that fixed the seed, whoever asks (the service's drawer may have
+    # been first), never a second seed.
+    redraw = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))
+    assert (
+        redraw["transaction"] == drawn_tx and [s["delivery_id"] for s in redraw["record"]["sample"]] == sample
+    )
 
     passed, failed, absent = sample
     outside = next(d for d in ids if d not in sample)
@@ -367,6 +375,36 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         failed: ("MISMATCH", "failed"),
         absent: (None, "not_presented"),
     }
+
+
+def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: ApiEnv) -> None:
+    """Nobody has to remember to draw within the 256 blocks whose hash the EVM knows: the service looks for
+    open inspections and draws each once its seed block is mined (here one look at a time; ``dxl run`` looks
+    every DXL_INSPECTION_DRAW_INTERVAL seconds), and a later draw through the API answers that draw."""
+    env = api_env
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    # The service as `dxl run` starts it, its drawer's looks made here rather than on its clock.
+    looks = {"inspection_draw_interval": 3600, "chain_watch_interval": 0}
+    app = create_app(env.settings.model_copy(update=looks))
+    with ServerThread(app):
+        drawer = app.state.dxl.extra["inspection_drawer"]
+        assert isinstance(drawer, InspectionDrawer)
+        head = env.setup.client.block_number()
+        seed_block = ok(env.call("GET", f"/inspections/{inspection}", "psb"))["seed_block"]
+        if head <= seed_block:  # the seed block, or a block on top of it, is still to come: nothing is drawn
+            assert inspection not in drawer.tick()
+            assert ok(env.call("GET", f"/inspections/{inspection}", "psb"))["status"] == "open"
+            mine(env, seed_block + 1 - head)
+        assert drawer.tick() == [inspection]
+        shown = ok(env.call("GET", f"/inspections/{inspection}", "psb"))
+        assert shown["status"] == "drawn" and shown["seed"] is not None
+        assert drawer.tick() == []  # drawn once: not looked at again
+    again = ok(env.call("POST", f"/inspections/{inspection}/draw", "hrss"))
+    assert again["record"]["seed"] == shown["seed"] and again["record"]["sample"] == shown["sample"]
+    drew = env.setup.client.w3.eth.get_transaction(again["transaction"]["hash"])
+    assert drew["blockNumber"] == again["transaction"]["block_number"]
 
 
 def _chain_now(env: ApiEnv) -> int:
