@@ -451,6 +451,11 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert row[0] == "HRSS" and row[3] == str(card["requests"]["received"])
     assert row[5] == str(card["requests"]["rejected"])
     c.shot("scorecards-hrss")
+    # Print / PDF: the charts print, bars and all; the header and the buttons do not.
+    page.emulate_media(media="print")
+    assert page.locator("#scorecard svg.chart g.bar").first.is_visible()
+    assert not page.locator("header.bar").is_visible() and not page.locator("#export-csv").is_visible()
+    page.emulate_media(media="screen")
     # A department may read its own scorecard and the consortium's, and is offered nothing else.
     hrss = console("hrss")
     hrss.open("scorecards")
