@@ -111,10 +111,12 @@ def _own_cpu_seconds() -> float:
     return t.user + t.system
 
 
-def _receipt(grant_id: int) -> dict[str, Any]:
-    raw = os.urandom(64)
-    return {"delivery_id": "0x" + raw[:32].hex(), "grant_id": grant_id, "commitment": "0x" + raw[32:].hex(),
-            "byte_size": 4096, "record_count": 10}  # fmt: skip
+def _receipt(grant_id: int, provider: int) -> dict[str, Any]:
+    """A receipt under the grant, its id in the provider's namespace (its first 4 bytes), as the service
+    requires."""
+    raw = os.urandom(60)
+    return {"delivery_id": "0x" + provider.to_bytes(4, "big").hex() + raw[:28].hex(), "grant_id": grant_id,
+            "commitment": "0x" + raw[28:].hex(), "byte_size": 4096, "record_count": 10}  # fmt: skip
 
 
 class Connection:
@@ -190,6 +192,7 @@ async def _load(
     reader_token: str,
     grant_id: int,
     *,
+    provider: int,
     clients: int,
     per_request: int,
     seconds: float,
@@ -208,7 +211,7 @@ async def _load(
         conn = await Connection.open(host, port, token)
         try:
             while not stop.is_set():
-                items = [_receipt(grant_id) for _ in range(per_request)]
+                items = [_receipt(grant_id, provider) for _ in range(per_request)]
                 body = orjson.dumps({"receipts": items})
                 sent = time.monotonic()
                 status, answer = await conn.post("/receipts", body)
@@ -379,6 +382,7 @@ def run_receipts_benchmark(
     from node.chain import LedgerClient
     from node.deploy import ledger_client
     from node.keys import KeyStore
+    from node.types import Grant
 
     duration = seconds or (15.0 if quick else 60.0)
     results: dict[str, Any] = {"quick": quick, "duration_s": duration, "cpus": os.cpu_count(),
@@ -425,7 +429,8 @@ def run_receipts_benchmark(
                     # depend on what else runs, the work each receipt costs much less.
                     cpu_before = (cpu_seconds(api_pid), cpu_seconds(node.pid or 0), _own_cpu_seconds())
                     accepted, elapsed, samples = asyncio.run(
-                        _load(port, tokens["demo-psb"], tokens["demo-hrss"], grant_id, clients=clients,
+                        _load(port, tokens["demo-psb"], tokens["demo-hrss"], grant_id,
+                              provider=Grant.read(ledger, grant_id).provider, clients=clients,
                               per_request=per_request, seconds=duration, at_least=at_least)
                     )  # fmt: skip
                     gas, anchored, sizes = _anchored_gas(home, ledger, grant_id)

@@ -1811,7 +1811,8 @@ class ReceiptService:
         """Check and journal ``rows`` posted by ``department``; returns once they are durable.
 
         Raises:
-            ApiError: as ``POST /deliveries`` for the first receipt that fails (``index`` names it), or
+            ApiError: as ``POST /deliveries`` for the first receipt that fails (``index`` names it:
+                DELIVERY_ID_NOT_PROVIDERS for an id outside the poster's namespace among them), or
                 DUPLICATE_DELIVERY.
             NodeError: the node is unreachable while grant state must be read.
         """
@@ -1819,6 +1820,10 @@ class ReceiptService:
         now_mono = time.monotonic()
         now = time.time()
         consumers: dict[int, int] = {}
+        # Every grant checked below is the poster's as provider, so every id starts with its department id,
+        # as the ledger requires of a delivery: an id of another's namespace would be read as that one's
+        # delivery wherever a receipt is looked up by id (GET /receipts/{id}, the audit's provenance).
+        namespace = department.to_bytes(4, "big")
         for i, row in enumerate(rows):
             if row.grant_id not in consumers:
                 try:
@@ -1830,6 +1835,15 @@ class ReceiptService:
                 if state.provider not in self._keys_checked:
                     await self._check_key(state.provider)
                 consumers[row.grant_id] = state.consumer
+            if row.delivery_id[:4] != namespace:
+                raise ApiError(
+                    "DELIVERY_ID_NOT_PROVIDERS",
+                    f"receipts[{i}]: a delivery id of department {department} starts with its id as 4 "
+                    f"big-endian bytes (0x{department:08x}…)",
+                    field=f"receipts.{i}.delivery_id",
+                    index=i,
+                    delivery_id="0x" + row.delivery_id.hex(),
+                )
         await self.journal.append(department, consumers, rows)
 
     # --- the consumer's side ------------------------------------------------------------------------------

@@ -184,9 +184,11 @@ def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | No
     return ok(env.call("POST", "/deliveries", provider, json=body), 201)["record"]
 
 
-def receipt_body(grant_id: int, **fields: Any) -> dict[str, Any]:
-    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
-            "record_count": 4, **fields}  # fmt: skip
+def receipt_body(grant: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A receipt under ``grant`` (its record: ``id`` and ``provider``), with a fresh id in the provider's
+    namespace, as the service requires."""
+    return {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+            "byte_size": 2048, "record_count": 4, **fields}  # fmt: skip
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
@@ -203,8 +205,13 @@ def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:
 def anchored_batch(api_env: ApiEnv, n: int, gid: int | None = None) -> tuple[int, list[dict[str, Any]]]:
     """One final batch of ``n`` receipts under grant ``gid`` (a new PSB -> HRSS grant if None); the grant id
     and the receipts' answers."""
-    gid = grant_between(api_env, "psb", "hrss")["id"] if gid is None else gid
-    ids = [b["delivery_id"] for b in (receipt_body(gid) for _ in range(n)) if
+    grant = (
+        grant_between(api_env, "psb", "hrss")
+        if gid is None
+        else {"id": gid, "provider": api_env.departments["PSB"]}
+    )
+    gid = grant["id"]
+    ids = [b["delivery_id"] for b in (receipt_body(grant) for _ in range(n)) if
            api_env.call("POST", "/receipts", "psb", json={"receipts": [b]}).status_code == 202]  # fmt: skip
     assert len(ids) == n
 

@@ -24,7 +24,16 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import PASSPHRASE, ServerThread, api_home, b32, grant_between, make_settings, ok
+from api_helpers import (
+    PASSPHRASE,
+    ServerThread,
+    api_home,
+    b32,
+    grant_between,
+    make_settings,
+    ok,
+    receipt_body,
+)
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
@@ -315,8 +324,7 @@ def test_receipts_for_a_grant_the_node_lost_wait_for_it_instead_of_a_404(journal
         grant = grant_between(env, "psb", "hrss")  # type: ignore[arg-type]
         assert env.node_rpc("evm_revert", snapshot) is True
         time.sleep(GRANT_CACHE_TTL_S)  # the grant's state, cached when it was created, expires
-        body = {"delivery_id": b32(), "grant_id": grant["id"], "commitment": b32(), "byte_size": 2048,
-                "record_count": 4}  # fmt: skip
+        body = receipt_body(grant)
         env.app.state.dxl.ledger.sender.hold()  # what the watcher does from seeing the node changed on
         answers: list[httpx.Response] = []
         post = threading.Thread(
@@ -740,10 +748,10 @@ class _Waves:
     """Receipts of one grant posted in waves, each wave anchored in a batch of its own, and what the service
     and the chain say of them."""
 
-    def __init__(self, env: JournalEnv, grant_id: int, sizes: tuple[int, ...]) -> None:
-        self.env, self.grant_id = env, grant_id
+    def __init__(self, env: JournalEnv, grant: dict[str, Any], sizes: tuple[int, ...]) -> None:
+        self.env, self.grant_id = env, grant["id"]
         self.anchors = env.app.state.dxl.extra["receipts"].anchors
-        self.bodies = [[_receipt(grant_id) for _ in range(n)] for n in sizes]
+        self.bodies = [[receipt_body(grant) for _ in range(n)] for n in sizes]
 
     def post(self, wave: int) -> None:
         ok(self.env.call("POST", "/receipts", "psb", json={"receipts": self.bodies[wave]}), 202)
@@ -809,7 +817,7 @@ def test_lost_blocks_never_mine_again_an_anchor_whose_receipts_were_refused_or_b
     refused receipts, posted again, are anchored once."""
     env = journal_env
     civil = env.setup.report.departments["CIVIL"]
-    waves = _Waves(env, grant_between(env, "psb", "civil")["id"], (3, 2))  # type: ignore[arg-type]
+    waves = _Waves(env, grant_between(env, "psb", "civil"), (3, 2))  # type: ignore[arg-type]
     journal = env.app.state.dxl.ledger.sender.journal
     client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
     suspend, reinstate = _suspension(env, civil)
@@ -850,7 +858,7 @@ def test_an_anchor_mined_again_after_lost_blocks_and_refused_then_reads_refused(
     is reinstated, they are anchored once."""
     env = journal_env
     civil = env.setup.report.departments["CIVIL"]
-    waves = _Waves(env, grant_between(env, "psb", "civil")["id"], (3,))  # type: ignore[arg-type]
+    waves = _Waves(env, grant_between(env, "psb", "civil"), (3,))  # type: ignore[arg-type]
     client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
     suspend, reinstate = _suspension(env, civil)
     try:
@@ -949,11 +957,6 @@ def test_an_anchor_refused_as_the_service_was_killed_is_never_mined_after_lost_b
     assert int(anchors.call("nextSequence", gid)) == 0  # neither anchor mined: the receipts are refused
     assert tuple(batch()) == ("refused", "DEPARTMENT_NOT_ACTIVE")
     engine.dispose()
-
-
-def _receipt(grant_id: int) -> dict[str, Any]:
-    return {"delivery_id": b32(), "grant_id": grant_id, "commitment": b32(), "byte_size": 2048,
-            "record_count": 4}  # fmt: skip
 
 
 def test_a_write_refused_in_its_block_is_never_mined_after_the_node_loses_that_block(

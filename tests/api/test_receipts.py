@@ -63,7 +63,7 @@ def grant(api_env: ApiEnv) -> dict[str, Any]:
 def test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAndOnChain(
     api_env: ApiEnv, grant: dict[str, Any], tmp_path: Path
 ) -> None:
-    bodies = [receipt_body(grant["id"]) for _ in range(5)]
+    bodies = [receipt_body(grant) for _ in range(5)]
     bodies[1]["hash_algorithm"] = "sm3"
     answer = ok(api_env.call("POST", "/receipts", "psb", json={"receipts": bodies}), 202)
     assert answer == {"status": "pending", "count": 5, "delivery_ids": [b["delivery_id"] for b in bodies]}
@@ -106,7 +106,7 @@ def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
     sender = api_env.keystore.address("dept-psb")
     resource = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
     ok(api_env.call("POST", "/resources", "psb", json=resource), 201)
-    body = receipt_body(grant["id"])
+    body = receipt_body(grant)
     ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
     path = f"/receipts/{body['delivery_id']}"
     final = until(
@@ -129,7 +129,7 @@ def test_post_receipts_diskFull_503_nothingJournaled_retryAcceptedOnce(
     """The disk fills up (a file-size limit on this process: SQLite answers "database or disk is full") as
     receipts are journaled: a documented 503, nothing left pending in the journal's connection, and the same
     receipts posted again once there is room are accepted and anchored once."""
-    body = {"receipts": [receipt_body(grant["id"]) for _ in range(3)]}
+    body = {"receipts": [receipt_body(grant) for _ in range(3)]}
     ids = [r["delivery_id"] for r in body["receipts"]]
     limit = resource.getrlimit(resource.RLIMIT_FSIZE)
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
@@ -187,8 +187,9 @@ def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any],
 
 
 def test_consumer_disputesOneReceipt_acknowledgesTheBatch(api_env: ApiEnv, tmp_path: Path) -> None:
-    gid = grant_between(api_env, "psb", "hrss")["id"]
-    bodies = [receipt_body(gid) for _ in range(3)]
+    grant = grant_between(api_env, "psb", "hrss")
+    gid = grant["id"]
+    bodies = [receipt_body(grant) for _ in range(3)]
     ids = [b["delivery_id"] for b in bodies]
     api_env.call("POST", "/receipts", "psb", json={"receipts": bodies})
     early = api_env.call("POST", f"/receipts/{ids[1]}/dispute", "hrss", json={"consumer_commitment": b32()})
@@ -255,13 +256,11 @@ def check_cli(api_env: ApiEnv, answer: dict[str, Any], tmp_path: Path) -> tuple[
 def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
     api_env: ApiEnv, grant: dict[str, Any]
 ) -> None:
-    body = receipt_body(grant["id"])
+    body = receipt_body(grant)
     ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
     ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
     changed = {**body, "byte_size": 1}
-    refused = api_env.call(
-        "POST", "/receipts", "psb", json={"receipts": [receipt_body(grant["id"]), changed]}
-    )
+    refused = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt_body(grant), changed]})
     assert refused.status_code == 409
     error = refused.json()["error"]
     assert (error["code"], error["index"], error["delivery_id"]) == (
@@ -306,13 +305,14 @@ def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
         (lambda g: {"receipts": [{k: v for k, v in receipt_body(g).items() if k != "grant_id"}]}, 422,
          "VALIDATION_ERROR", "receipts.0.grant_id"),
         (lambda g: {"receipts": [receipt_body(g, delivery_id="0x" + "00" * 32)]}, 422, "INVALID_FIELD", None),
-        (lambda g: {"receipts": [receipt_body(g), receipt_body(10**6)]}, 404, "GRANT_NOT_FOUND", None),
+        (lambda g: {"receipts": [receipt_body(g), receipt_body({**g, "id": 10**6})]}, 404, "GRANT_NOT_FOUND",
+         None),
     ],
 )  # fmt: skip
 def test_post_receipts_badInput_refusedWithNothingRecorded(
     api_env: ApiEnv, grant: dict[str, Any], change: Any, status: int, code: str, field: str | None
 ) -> None:
-    body = change(grant["id"])
+    body = change(grant)
     response = api_env.call("POST", "/receipts", "psb", json=body)
     assert response.status_code == status, response.text
     error = response.json()["error"]
@@ -332,13 +332,24 @@ def test_post_receipts_notJsonOrTooLarge_refused(api_env: ApiEnv) -> None:
 
 
 def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[str, Any]) -> None:
-    response = api_env.call("POST", "/receipts", "hrss", json={"receipts": [receipt_body(grant["id"])]})
+    response = api_env.call("POST", "/receipts", "hrss", json={"receipts": [receipt_body(grant)]})
     assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY"
     revoked = grant_between(api_env, "psb", "hrss")
     ok(api_env.call("POST", f"/grants/{revoked['id']}/revoke", "psb"))
-    response = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt_body(revoked["id"])]})
+    response = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt_body(revoked)]})
     assert response.status_code == 409 and response.json()["error"]["code"] == "GRANT_REVOKED"
     assert response.json()["error"]["index"] == 0
+    # A delivery id of another department's namespace, as the ledger refuses it for a delivery: taken, it
+    # would be read as that department's delivery wherever a receipt is looked up by id.
+    theirs = receipt_body(grant, delivery_id=delivery_id_for(grant["consumer"]))
+    response = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt_body(grant), theirs]})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["index"], error["delivery_id"]) == (
+        "DELIVERY_ID_NOT_PROVIDERS",
+        1,
+        theirs["delivery_id"],
+    )
     for who, status in (("auditor", 403), (None, 401)):
         assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
 
@@ -346,15 +357,15 @@ def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[st
 def test_post_receipts_resourceNowNotShared_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
     """A resource reclassified not shared stops receipts under its existing grants, as it stops deliveries
     (at the door, and the anchors contract refuses the batch too); shared again, they are accepted."""
-    gid = grant_between(api_env, "psb", "hrss")
-    rid = ok(api_env.call("GET", f"/agreements/{gid['agreement_id']}", "psb"))["resource_id"]
+    grant = grant_between(api_env, "psb", "hrss")
+    rid = ok(api_env.call("GET", f"/agreements/{grant['agreement_id']}", "psb"))["resource_id"]
 
     def share(kind: str) -> None:
         body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": kind, "sensitivity": 2}
         ok(api_env.call("PUT", f"/resources/{rid}", "psb", json=body))
 
     share("not_shared")
-    body = {"receipts": [receipt_body(gid["id"])]}
+    body = {"receipts": [receipt_body(grant)]}
     refused = api_env.call("POST", "/receipts", "psb", json=body)
     assert refused.status_code == 409, refused.text
     assert (refused.json()["error"]["code"], refused.json()["error"]["index"]) == ("RESOURCE_NOT_SHARED", 0)
@@ -371,7 +382,7 @@ def test_receipts_ofOthersExchange_answeredAsUnknownIds(api_env: ApiEnv) -> None
     gid, receipts = anchored_batch(api_env, 1)
     first = receipts[0]["batch"]["first_sequence"]
     unknown = 10**12
-    body = receipt_body(gid)
+    body = receipt_body({"id": gid, "provider": api_env.departments["PSB"]})
 
     def answer(who: str, path: str, json: Any = None, grant_id: int = gid) -> tuple[int, Any]:
         """Status and body, the grant id in the message written <id>."""
@@ -407,7 +418,7 @@ def test_post_receipts_grantExpiredOnTheNodesClock_refusedAsADeliveryIs(api_env:
     w3.provider.make_request("evm_increaseTime", [120])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     assert client.head_time() > expires > time.time()
-    body = receipt_body(grant["id"])
+    body = receipt_body(grant)
     response = api_env.call("POST", "/receipts", "psb", json={"receipts": [body]})
     assert response.status_code == 409, response.text
     assert response.json()["error"]["code"] == "GRANT_EXPIRED" and response.json()["error"]["index"] == 0
@@ -787,13 +798,14 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
     door): the receipts read refused, with the reason. Posted again once the consumer is reinstated, they are
     answered 202 as any receipt is, so they must be anchored, once; posted a third time, nothing changes."""
     civil = api_env.departments["CIVIL"]
-    gid = grant_between(api_env, "psb", "civil")["id"]
+    grant = grant_between(api_env, "psb", "civil")
+    gid = grant["id"]
     suspend, reinstate = _suspension_proposals(api_env, civil)
     client = api_env.setup.client
     governor = api_env.keystore.unlock("governor-2")
     rpc = client.w3.provider
 
-    bodies = {"receipts": [receipt_body(gid) for _ in range(3)]}
+    bodies = {"receipts": [receipt_body(grant) for _ in range(3)]}
     ids = [b["delivery_id"] for b in bodies["receipts"]]
 
     def statuses() -> list[dict[str, Any]]:
@@ -894,7 +906,8 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
     (home / "keys").mkdir(mode=0o700)
     shutil.copy(api_env.settings.home / "keys" / "dept-psb.json", home / "keys" / "dept-psb.json")
     shutil.copy(api_env.settings.home / "deployment.json", home / "deployment.json")
-    gid = grant_between(api_env, "psb", "hrss")["id"]
+    grant = grant_between(api_env, "psb", "hrss")
+    gid = grant["id"]
     port = free_port()
     env = {**os.environ, "DXL_HOME": str(home), "DXL_RPC_URL": str(api_env.settings.rpc_url),
            "DXL_CHAIN_ID": str(api_env.settings.chain_id), "DXL_KEYSTORE_PASSPHRASE": PASSPHRASE,
@@ -922,7 +935,7 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
             until(lambda: _healthy(client, port), "the service to start", timeout=60)
         return proc
 
-    bodies = [receipt_body(gid) for _ in range(7)]
+    bodies = [receipt_body(grant) for _ in range(7)]
     first = serve()
     try:
         answer = httpx.post(f"http://127.0.0.1:{port}/receipts", json={"receipts": bodies},

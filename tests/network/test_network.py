@@ -466,9 +466,9 @@ def _all_final(served: NetworkApi, ids: list[str], timeout: float) -> list[dict[
 
 
 @pytest.fixture(scope="module")
-def receipt_grant(served: NetworkApi) -> int:
+def receipt_grant(served: NetworkApi) -> dict[str, Any]:
     """A PSB -> HRSS grant the receipt tests post under, one after the other (each counts its own leaves)."""
-    return int(grant_between(served, "psb", "hrss")["id"])
+    return grant_between(served, "psb", "hrss")
 
 
 def _leaves(served: NetworkApi, grant_id: int) -> int:
@@ -501,11 +501,11 @@ def _mined_on_every_member(network: LocalNetwork, tx_hash: str) -> set[tuple[int
 
 
 def test_a_receipt_reads_final_only_under_the_confirmation_depth(
-    full_network: LocalNetwork, served: NetworkApi, receipt_grant: int
+    full_network: LocalNetwork, served: NetworkApi, receipt_grant: dict[str, Any]
 ) -> None:
     """Mined, a receipt's batch reads ``anchored`` until DXL_CONFIRMATIONS blocks of the network are on top
     of its block, then ``final``; the block it names holds its anchor on every member."""
-    before = _leaves(served, receipt_grant)
+    before = _leaves(served, receipt_grant["id"])
     ids = [receipt_body(receipt_grant) for _ in range(3)]
     ok(served.call("POST", "/receipts", "psb", json={"receipts": ids}), 202)
     ids = [b["delivery_id"] for b in ids]  # type: ignore[misc]
@@ -526,15 +526,15 @@ def test_a_receipt_reads_final_only_under_the_confirmation_depth(
     final = _receipts(served, ids)  # type: ignore[arg-type]
     block = final[0]["batch"]["block_number"]
     assert {b for b, _ in _mined_on_every_member(full_network, final[0]["batch"]["tx_hash"])} == {block}
-    _anchored_once(served, receipt_grant, before, final)
+    _anchored_once(served, receipt_grant["id"], before, final)
 
 
 def test_the_node_in_use_killed_while_receipts_are_posted_and_anchored(
-    full_network: LocalNetwork, served: NetworkApi, receipt_grant: int
+    full_network: LocalNetwork, served: NetworkApi, receipt_grant: dict[str, Any]
 ) -> None:
     """Receipts posted one a request while the node the service talks to is killed: the service fails over,
     answers no 5xx, and every receipt answered 202 is anchored exactly once (counted on chain)."""
-    before = _leaves(served, receipt_grant)
+    before = _leaves(served, receipt_grant["id"])
     victim = next(m for m in full_network.members() if m.rpc_url == served.node_in_use)
     answers: list[tuple[int, str]] = []
     stop = threading.Event()
@@ -560,17 +560,17 @@ def test_the_node_in_use_killed_while_receipts_are_posted_and_anchored(
     assert [code for code, _ in answers if code >= 500] == [], answers
     accepted = [d for code, d in answers if code == 202]
     assert len(accepted) >= 10 and len(accepted) == len(answers), answers
-    _anchored_once(served, receipt_grant, before, _all_final(served, accepted, timeout=60))
+    _anchored_once(served, receipt_grant["id"], before, _all_final(served, accepted, timeout=60))
 
 
 def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_once(
-    full_network: LocalNetwork, served: NetworkApi, receipt_grant: int
+    full_network: LocalNetwork, served: NetworkApi, receipt_grant: dict[str, Any]
 ) -> None:
     """The signer the service talks to, cut off, seals the block holding a receipt anchor alone while the
     others go on; joined again, its block is orphaned. The receipt reads ``anchored`` (never ``final``) while
     its block is orphaned, and once healed its status, proof and block in GET /receipts/{id}, in the audit
     history and in the provenance name the canonical block, its leaves anchored once."""
-    before = _leaves(served, receipt_grant)
+    before = _leaves(served, receipt_grant["id"])
     members = full_network.members()
     cut = next(m for m in members if m.rpc_url == served.node_in_use)
     receipts_service = served.app.state.dxl.extra["receipts"]
@@ -652,9 +652,9 @@ def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_o
     )
     ((number, block_hash),) = _mined_on_every_member(full_network, batch["tx_hash"])
     assert number == batch["block_number"] and block_hash != mined["blockHash"]
-    _anchored_once(served, receipt_grant, before, [receipt])
+    _anchored_once(served, receipt_grant["id"], before, [receipt])
     # The audit trail: indexed under the confirmation depth, healed, it names the canonical block only.
-    gid, first = receipt_grant, batch["first_sequence"]
+    gid, first = receipt_grant["id"], batch["first_sequence"]
 
     def indexed() -> list[dict[str, Any]]:
         query = {"event": ["ReceiptBatchAnchored"], "limit": 500, "min_block": number}
