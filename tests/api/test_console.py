@@ -413,18 +413,19 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     assert civil.page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")[-1] == (
         "DeliveryDisputed"
     )
-    # Dropped on the page this time, both files at once, as a user drags them from a folder.
+    # Dropped on the page this time, both files at once, as a user drags them from a folder; the payload's
+    # name ends in .json too, and X.manifest.json is the manifest of X.
     civil.open("verify")
     civil.page.evaluate(
         """([payload, manifest]) => {
           const drop = new DataTransfer();
-          drop.items.add(new File([new TextEncoder().encode(payload)], "disputed.jsonl"));
-          drop.items.add(new File([manifest], "disputed.jsonl.manifest.json"));
+          drop.items.add(new File([new TextEncoder().encode(payload)], "disputed.json"));
+          drop.items.add(new File([manifest], "disputed.json.manifest.json"));
           document.getElementById("dropzone").dispatchEvent(new DragEvent("drop", {dataTransfer: drop}));
         }""",
         [files["disputed.jsonl"].read_text(encoding="utf-8"), files["disputed.jsonl.manifest"].read_text()],
     )
-    assert "disputed.jsonl.manifest.json" in civil.page.inner_text("#chosen")
+    assert civil.page.inner_text("#chosen").endswith("disputed.json · Manifest: disputed.json.manifest.json")
     civil.page.click("#verify-button")
     civil.page.wait_for_selector("#verify-result[data-status=ACK_DIFFERS]", timeout=30_000)
 

@@ -41,8 +41,12 @@ function readFile(file) {
   return file.arrayBuffer().then((buffer) => new Uint8Array(buffer));
 }
 
-function isManifestName(name) {
-  return /\.json$/i.test(name);
+/**
+ * Which of the dropped files is the manifest: payload X pairs with X.manifest.json (dxl commit, dxl reconcile),
+ * and a payload may itself end in .json, so a .manifest.json is taken first, then any .json.
+ */
+function pickManifest(files) {
+  return files.find((f) => /\.manifest\.json$/i.test(f.name)) || files.find((f) => /\.json$/i.test(f.name)) || null;
 }
 
 /** Compares the payload's leaves with the manifest's leaf hashes: indexes that differ, missing, extra. */
@@ -144,10 +148,11 @@ export default {
     drop.addEventListener("drop", (event) => {
       event.preventDefault();
       drop.classList.remove("over");
-      for (const file of event.dataTransfer.files) {
-        if (isManifestName(file.name)) chosen.manifest = file;
-        else chosen.payload = file;
-      }
+      const files = [...event.dataTransfer.files];
+      const manifest = pickManifest(files);
+      const payload = files.find((f) => f !== manifest);
+      if (manifest) chosen.manifest = manifest;
+      if (payload) chosen.payload = payload;
       showChosen();
     });
     const out = h("div", { id: "verify-out" });
