@@ -47,7 +47,10 @@ function renderSignIn(message) {
     message instanceof Node ? message : message ? h("p", { class: "error", role: "alert" }, message) : null);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    setToken(input.value.trim());
+    const value = input.value.trim();
+    // A header carries printable ASCII only: fetch would throw on anything else before asking the API.
+    if (!/^[\x21-\x7e]+$/.test(value)) return renderSignIn(t("signin.malformed"));
+    setToken(value);
     await start();
   });
   fill(main, form);

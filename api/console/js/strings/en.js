@@ -265,4 +265,5 @@ export default {
   "map.none": "No agreements or deliveries in this period.",
   "period.reversed": "The From date is after the To date.",
   "score.shareRateByType": "Share rate by share type (resources with an agreement or delivery in the period)",
+  "signin.malformed": "This is not an API token: a token is dxl_ followed by letters, digits, - and _, with no spaces inside.",
 };

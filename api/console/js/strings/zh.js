@@ -265,4 +265,5 @@ export default {
   "map.none": "本期没有协议或交付。",
   "period.reversed": "起始日期晚于截止日期。",
   "score.shareRateByType": "各共享类型的实际共享率（本期有协议或交付的资源）",
+  "signin.malformed": "这不是接口令牌：令牌以 dxl_ 开头，由字母、数字、- 和 _ 组成，中间不含空格。",
 };
