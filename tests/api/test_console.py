@@ -270,7 +270,7 @@ def test_a_bad_token_is_refused_and_nothing_is_shown(console: Any) -> None:
     c.page.wait_for_selector("#signin .error")
     assert "refused" in c.page.inner_text("#signin .error")
     assert c.nav() == set()
-    # Pasted with text around it, or in another script: no header can carry it, said so rather than "no answer".
+    # Pasted with text around it, or in another script: no header carries it; said so, not "no answer".
     c.page.fill("#token", "令牌 dxl_not-a-token")
     c.page.click("#signin button")
     c.page.wait_for_selector("#signin .error:has-text('This is not an API token')")
