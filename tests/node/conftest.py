@@ -4,7 +4,9 @@ worker's embedded node (tests/conftest.py), with keys in a temporary DXL_HOME.""
 from __future__ import annotations
 
 import shutil
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +19,7 @@ from node.keys import KeyStore
 from node.provision import LedgerSetup, ensure_principals, setup_ledger
 from node.settings import Settings, load_settings
 from tests.api.api_helpers import TEST_SCRYPT_N
+from tests.run_shared import once_per_run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,11 +27,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 @pytest.fixture(scope="session")
 def fixture_build(tmp_path_factory: pytest.TempPathFactory) -> compiler.Build:
     """The build of the fixture project (tests/node/fixtures/contracts, laid out like the repository),
-    compiled once per worker: each solcjs run takes seconds, and the compiler's and the node's tests that only
-    need its artifacts start from it."""
-    base = tmp_path_factory.mktemp("fixture-build")
-    shutil.copytree(FIXTURES / "contracts", base / "contracts")
-    return compiler.compile_sources(base / "contracts" / "src", base_path=base)
+    compiled once per run: each solcjs run takes some 3 s of CPU, and the compiler's and the node's tests that
+    only need its artifacts start from it. Compiled per worker, it was the same build three times."""
+
+    def build() -> dict[str, Any]:
+        base = tmp_path_factory.mktemp("fixture-build")
+        shutil.copytree(FIXTURES / "contracts", base / "contracts")
+        return asdict(compiler.compile_sources(base / "contracts" / "src", base_path=base))
+
+    return compiler.Build(**once_per_run(tmp_path_factory, "fixture-build", build))
 
 
 @pytest.fixture(scope="session")
