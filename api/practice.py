@@ -100,7 +100,9 @@ class PracticeService:
 
     def __init__(self, *, client: LedgerClient, ledger: LedgerService, from_block: int) -> None:
         self.client = client
-        self.reader = PracticeReader(client, ledger.client, from_block=from_block)
+        self.reader = PracticeReader(
+            client, ledger.client, from_block=from_block, ledger_from_block=ledger.from_block
+        )
         self.texts = TextStore(ledger._sessions)
         self.from_block = from_block
 

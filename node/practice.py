@@ -134,10 +134,16 @@ class PracticeFacts:
 
 
 class PracticeReader:
-    """Reads the practice contract; ``ledger`` answers who the parties of an agreement are."""
+    """Reads the practice contract from its deployment block ``from_block``; ``ledger`` answers who the
+    parties of an agreement are, and its deliveries are read from ``ledger_from_block``, the ledger's
+    deployment block (the practice contract may have been deployed long after it: read from there, an
+    inspection's population would lack the deliveries before)."""
 
-    def __init__(self, practice: LedgerClient, ledger: LedgerClient, *, from_block: int = 0) -> None:
+    def __init__(
+        self, practice: LedgerClient, ledger: LedgerClient, *, from_block: int, ledger_from_block: int
+    ) -> None:
         self.practice, self.ledger, self.from_block = practice, ledger, from_block
+        self.ledger_from_block = ledger_from_block
         self._times: dict[int, int] = {}
 
     def _time(self, block: int) -> int:
@@ -227,7 +233,7 @@ class PracticeReader:
         try:
             reader = LedgerReader(
                 self.ledger.endpoint.rpc_url, str(self.ledger.address), chain_id=self.ledger.chain_id,
-                from_block=self.from_block, abi=[dict(e) for e in self.ledger.abi],
+                from_block=self.ledger_from_block, abi=[dict(e) for e in self.ledger.abi],
             )  # fmt: skip
             for number in sorted({o.inspection_id for o in outcomes}):
                 samples[number] = set(derive_sample(reader, str(self.practice.address), number).sample)

@@ -237,6 +237,31 @@ class LedgerReader:
             raise ChainCheckError(f"eth_getLogs failed ({type(e).__name__}: {e})") from None
         return found
 
+    def starts_at_deployment(self) -> bool:
+        """Whether ``from_block`` is the block whose transaction created the ledger (its constructor logs the
+        governors' roles there), so that no block before it holds anything of the ledger. Needs no historical
+        state, which pruned nodes do not keep: the block's logs of the ledger and their transactions'
+        receipts.
+
+        Raises:
+            ChainCheckError: the node fails.
+        """
+        block = hex(self.from_block)
+        try:
+            logs = self.rpc.call(
+                "eth_getLogs", {"address": self.address, "fromBlock": block, "toBlock": block}
+            )
+            for tx_hash in dict.fromkeys(str(log["transactionHash"]) for log in logs):
+                receipt = self.rpc.call("eth_getTransactionReceipt", tx_hash)
+                created = (receipt or {}).get("contractAddress")
+                if created and is_address(created) and to_checksum_address(created) == self.address:
+                    return True
+        except (RpcError, KeyError, TypeError) as e:
+            raise ChainCheckError(
+                f"block {self.from_block} cannot be read ({type(e).__name__}: {e})"
+            ) from None
+        return False
+
     def _decoded(self, event: str, log: dict[str, Any]) -> dict[str, Any]:
         try:
             topics = [data(t) for t in log["topics"]]

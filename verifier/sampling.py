@@ -146,7 +146,11 @@ def _check_covers(reader: LedgerReader, inspection: InspectionState) -> None:
         before = reader.rpc.call("eth_getBlockByNumber", hex(reader.from_block - 1), False)
     except RpcError as e:
         raise ChainCheckError(f"block {reader.from_block - 1} cannot be read: {e}") from None
-    if before is None or int(before["timestamp"], 16) >= inspection.period_from:
+    if before is not None and int(before["timestamp"], 16) < inspection.period_from:
+        return
+    # The period began before ``from_block``; the blocks skipped hold none of its deliveries only if the
+    # ledger did not exist in them (a period such as "this month" may begin before it was deployed).
+    if before is None or not reader.starts_at_deployment():
         raise ChainCheckError(
             f"reading the ledger from block {reader.from_block} would miss deliveries of inspection "
             f"{inspection.inspection_id}'s period (from {inspection.period_from}): read from the ledger's "

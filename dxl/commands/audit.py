@@ -248,14 +248,19 @@ def _practice_facts(rpc_url: str, chain_id: int, home: Path) -> Any:
     from node.practice import PracticeReader
 
     endpoint = NodeEndpoint(rpc_url, chain_id)
-    record = load_deployment(home).sharing_practice
+    deployment = load_deployment(home)
+    record = deployment.sharing_practice
     if record is None:
         return None
     try:
         practice = practice_client(endpoint)
     except DeploymentMismatchError:
         return None
-    return PracticeReader(practice, ledger_client(endpoint), from_block=record.block_number).facts()
+    reader = PracticeReader(
+        practice, ledger_client(endpoint), from_block=record.block_number,
+        ledger_from_block=deployment.block_number,
+    )  # fmt: skip
+    return reader.facts()
 
 
 @audit_app.command("report")

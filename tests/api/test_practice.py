@@ -407,6 +407,53 @@ def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: A
     assert drew["blockNumber"] == again["transaction"]["block_number"]
 
 
+def test_an_inspection_of_a_period_begun_before_the_ledger_was_deployed_reads_its_sample(
+    api_env: ApiEnv,
+) -> None:
+    """A period such as "this month" may begin before the ledger existed: the blocks before its deployment
+    hold none of its deliveries, so the sample read from the deployment block is the whole one (it answered
+    503, every inspection's list with it, and `dxl inspection sample` refused). A reader starting after the
+    deployment block still refuses: it would miss deliveries of the period."""
+    env = api_env
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    w3 = env.setup.client.w3
+    before = int(w3.eth.get_block(deployment.block_number - 1)["timestamp"])
+    delivery_between(env, "samr", "civil")
+    pass_time(env, 1)  # the period is over when the inspection opens
+    body = {"period_from": before - 1, "period_to": _chain_now(env), "sample_size": 1, "seed_delay_blocks": 2,
+            "present_within": 60}  # fmt: skip
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 3)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    assert drawn["status"] == "drawn" and len(drawn["sample"]) == 1
+    assert ok(env.call("GET", f"/inspections/{inspection}", "psb"))["sample"] == drawn["sample"]
+    assert any(i["id"] == inspection for i in ok(env.call("GET", "/inspections", "auditor")))
+    rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
+    reader = LedgerReader(rpc, deployment.address, from_block=deployment.block_number)
+    derived = derive_sample(reader, deployment.sharing_practice.address, inspection)
+    assert ["0x" + d.hex() for d in derived.sample] == [s["delivery_id"] for s in drawn["sample"]]
+    late = LedgerReader(rpc, deployment.address, from_block=deployment.block_number + 1)
+    with pytest.raises(ChainCheckError, match="would miss deliveries of inspection"):
+        derive_sample(late, deployment.sharing_practice.address, inspection)
+    # Its outcome counts on the provider's scorecard, whose samples are read from the ledger's deployment
+    # block (not the practice contract's, deployed after it).
+    chain_now = _chain_now(env)
+    pass_time(env, max(0, drawn["present_by"] - chain_now) + 1)
+    sampled = drawn["sample"][0]
+    ok(
+        env.call(
+            "POST",
+            f"/inspections/{inspection}/outcomes",
+            "auditor",
+            json={"delivery_id": sampled["delivery_id"]},
+        )
+    )
+    code = next(c for c, i in env.departments.items() if i == sampled["provider"])
+    card = ok(env.call("GET", f"/audit/scorecard?department={code}", "auditor"))
+    assert card["practice"]["inspections"]["not_presented"] >= 1
+
+
 def _chain_now(env: ApiEnv) -> int:
     return int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
 
@@ -444,7 +491,9 @@ def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_e
     practice = LedgerClient(client.endpoint, load_artifact("SharingPractice").abi).at(
         deployment.sharing_practice.address
     )
-    reader = PracticeReader(practice, client, from_block=deployment.block_number)
+    reader = PracticeReader(
+        practice, client, from_block=deployment.block_number, ledger_from_block=deployment.block_number
+    )
     record = next(i for i in reader.inspections() if i.inspection_id == inspection)
     w3 = client.w3
     assert record.expired_at == w3.eth.get_block(opened["seed_block"] + 256)["timestamp"]
