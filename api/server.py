@@ -5,7 +5,8 @@ and value until the header ends, so one connection, before any token is looked a
 grew the server by 350 MB. :class:`BoundedHttpToolsProtocol` counts the bytes of a request's head as they
 arrive, before the parser keeps them, and answers a head over :data:`MAX_REQUEST_HEAD_BYTES` with
 ``431 HEADERS_TOO_LARGE`` and closes the connection; what the client still sends is read and dropped, never
-kept.
+kept. The trailer section that ends a chunked body is kept the same way (200 MiB of one trailer grew the
+server by 364 MB) and is bounded the same way.
 
 Every server of the service is started with :data:`HTTP_PROTOCOL` (``dxl run``, the benchmarks, the tests), as
 uvicorn's ``http`` setting: an import string, so that ``uvicorn --http`` takes it too.
@@ -57,11 +58,18 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_uncounted = False  # it began inside a read after the previous request
         self._message_completed = False
         self._refused = False
+        # A chunked body ends with a trailer section, which the parser keeps as it keeps a header (until it
+        # ends) and uvicorn adds to the request's headers: bounded like the head. Between a chunk's header and
+        # its data, what a read brings beside body bytes is framing or trailers, and it is counted.
+        self._after_chunk_header = False
+        self._read_body_bytes = 0
+        self._trailer_bytes = 0
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the rest of a refused request: dropped unparsed
         started_in_head, self._message_completed, self._read_bytes = self._in_head, False, len(data)
+        self._read_body_bytes = 0
         # As the parent's, with the head refused between the parser and its 400.
         self._unset_keepalive_if_required()
         try:
@@ -87,6 +95,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     self._refuse()
             else:  # counted from the next read on: it holds at most this read more than the count says
                 self._head_uncounted = True
+        elif self._after_chunk_header:  # the read ended in a chunk's header or the trailers: counted
+            self._trailer_bytes += len(data) - self._read_body_bytes
+            if self._trailer_bytes > MAX_REQUEST_HEAD_BYTES:
+                self._refuse(current=True)
+        else:
+            self._trailer_bytes = 0
 
     def on_headers_complete(self) -> None:
         if self._head_uncounted or self._head_bytes + self._read_bytes > MAX_REQUEST_HEAD_BYTES:
@@ -98,17 +112,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         super().on_headers_complete()
 
+    def on_chunk_header(self) -> None:
+        self._after_chunk_header = True
+
+    def on_body(self, body: bytes) -> None:
+        self._after_chunk_header = False
+        self._read_body_bytes += len(body)
+        super().on_body(body)
+
+    def on_chunk_complete(self) -> None:
+        self._after_chunk_header = False
+
     def on_message_complete(self) -> None:
         self._in_head, self._message_completed = True, True
+        self._after_chunk_header, self._trailer_bytes = False, 0
         super().on_message_complete()
 
-    def _refuse(self) -> None:
-        """Answers 431 and closes the connection, reading and dropping what still comes for a moment."""
+    def _refuse(self, *, current: bool = False) -> None:
+        """Answers 431 and closes the connection, reading and dropping what still comes for a moment.
+
+        ``current``: the request over the limit is the cycle's own (its trailers), not the next one.
+        """
         self._refused = True
-        if self.cycle is not None and not self.cycle.response_complete:
-            # The previous request's answer is still being written: this one is not answered, and the
-            # connection closes once that answer is complete.
-            self.cycle.keep_alive = False
+        cycle = self.cycle
+        if cycle is not None and (cycle.response_started if current else not cycle.response_complete):
+            # An answer is being written (the previous request's, or already this one's): this request is not
+            # answered, and the connection closes once that answer is complete (at once if it is).
+            cycle.keep_alive = False
+            if cycle.response_complete:
+                self.transport.close()
             return
         code = "HEADERS_TOO_LARGE"
         raw = json.dumps(
