@@ -85,8 +85,20 @@ def _without_deadline(message: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in message.items() if k != "deadline"}
 
 
+#: Half the order of secp256k1: OpenZeppelin's ECDSA, which ``concludeAgreement`` runs, takes no ``s`` above
+#: it (the other of the two signatures every key has for a message) and no ``v`` but 27 and 28.
+_SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
+
+
 def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
-    """Whether ``signature`` over the typed data recovers to ``signer`` (False too when it does not parse)."""
+    """Whether ``signature`` over the typed data recovers to ``signer`` as the ledger recovers it: 65 bytes,
+    ``v`` 27 or 28 and a lower-half ``s`` (eth-account also takes ``v`` 0 or 1 and the high-``s`` twin, which a
+    kept signature would turn into a pair the ledger refuses on every counter-signature). False too when it
+    does not parse."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        return False
+    if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_ORDER:
+        return False
     try:
         recovered = Account.recover_message(encode_typed_data(full_message=typed), signature=signature)
     except Exception:  # malformed r/s/v: eth-keys raises several types

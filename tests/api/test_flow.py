@@ -317,6 +317,30 @@ def _custodied(env: ApiEnv, code: str) -> Any:
     return env.keystore.unlock(name)
 
 
+def test_signatures_the_ledger_refuses_are_refused_when_posted_not_kept(api_env: ApiEnv) -> None:
+    """A department's own signature of the terms, as the ledger's ECDSA check takes it (OpenZeppelin: ``v``
+    27 or 28, ``s`` in the lower half of the order): its high-``s`` twin and its ``v`` of 0 or 1 recover
+    the same signer, and a service that kept one would send a pair the ledger refuses, on every counter-
+    signature, while the department could not sign again (its kept one read valid: ALREADY_SIGNED)."""
+    req = request_access(api_env, "psb", register(api_env, "hrss"))
+    ok(api_env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    path = f"/requests/{req['id']}/signatures"
+    typed = ok(api_env.call("GET", f"/requests/{req['id']}/terms", "psb"))["typed_data"]
+    raw = bytes(api_env.keystore.unlock("dept-psb").sign_typed_data(full_message=typed).signature)
+    other_s = _SECP256K1_ORDER - int.from_bytes(raw[32:64], "big")
+    for refused in (
+        raw[:32] + other_s.to_bytes(32, "big") + bytes([55 - raw[64]]),
+        raw[:64] + bytes([raw[64] - 27]),
+    ):
+        answer = api_env.call("POST", path, "psb", json={"signature": "0x" + refused.hex()})
+        assert answer.status_code == 422 and answer.json()["error"]["code"] == "INVALID_SIGNATURE", (
+            answer.text
+        )
+    kept = ok(api_env.call("POST", path, "psb", json={"signature": "0x" + raw.hex()}))
+    assert kept["status"] == "awaiting_counter_signature"
+    assert ok(api_env.call("POST", path, "hrss", json={}))["status"] == "concluded"
+
+
 def test_the_kept_signature_sent_again_answers_the_outcome_not_already_signed(api_env: ApiEnv) -> None:
     """A department's signature was kept, but its answer was lost or a 503 (the node stopped answering as the
     terms were read back): nothing was journaled, so the claim of its Idempotency-Key was released and the
