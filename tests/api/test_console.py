@@ -336,6 +336,18 @@ def test_a_resource_page_shows_the_exchanges_the_role_may_read(
     listed = ok(api_env.call("GET", f"/deliveries?resource_id={resource}", who))
     assert delivered == {d["delivery_id"] for d in listed}
     assert (scenario.acknowledged.delivery_id in delivered) == (who in ("auditor", "health"))
+    # And the receipts sent at volume, by their anchored batch, acknowledged.
+    batches = c.page.eval_on_selector_all(
+        "#resource-batches tbody tr", "r => r.map(x => x.innerText.split('\\t'))"
+    )
+    if who in ("auditor", "health"):
+        assert [b[2:6] for b in batches] == [["HRSS", "HEALTH", "3", "acknowledged"]]
+        assert (
+            c.page.eval_on_selector("#resource-batches code.hex", "c => c.title")
+            == scenario.receipt_batch["root"]
+        )
+    else:
+        assert batches == []
     # Another department's agreement, typed in by hand: the page shows the API's refusal, nothing of it.
     if who == "samr":
         other = scenario.agreements["HEALTH<-HRSS"]
@@ -477,12 +489,20 @@ def test_the_exchange_map_draws_who_exchanged_with_whom(
     page = c.open("map")
     edges = set(page.eval_on_selector_all("#exchange-map .edge", "e => e.map(x => x.dataset.edge)"))
     assert {"HRSS>HEALTH", "PSB>CIVIL"} <= edges
+    # Its volume counts the receipts anchored in batches beside the deliveries recorded one by one.
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    history = ok(api_env.call("GET", f"/audit/history?agreement={agreement}", "auditor"))["items"]
+    rows = page.eval_on_selector_all("#map-table tbody tr", "r => r.map(x => x.innerText.split('\\t'))")
+    counts = [sum(e["event"] == "DeliveryRecorded" for e in history)]
+    counts.append(sum(e["fields"]["leafCount"] for e in history if e["event"] == "ReceiptBatchAnchored"))
+    assert [r[3:5] for r in rows if r[:2] == ["HRSS", "HEALTH"]] == [[str(n) for n in counts]] and counts[
+        1
+    ] > 0
     page.click("#exchange-map .edge[data-edge='HRSS>HEALTH'] text")
     page.click(f"#edge-detail a[href='#/agreement/{scenario.agreements['HEALTH<-HRSS']}']")
     page.wait_for_selector("main [data-ready] #timeline")
     # The period bounds are days, both included: the day of the exchange shows it, the day before does not.
-    agreement = scenario.agreements["HEALTH<-HRSS"]
-    day = ok(api_env.call("GET", f"/audit/history?agreement={agreement}", "auditor"))["items"][0]["time"][:10]
+    day = history[0]["time"][:10]
     before = (date.fromisoformat(day) - timedelta(days=1)).isoformat()
     c.open(f"map?from={day}&to={day}")
     assert "HRSS>HEALTH" in c.page.eval_on_selector_all(

@@ -1,6 +1,7 @@
 // Exchange map: departments as nodes, and for each provider -> consumer pair an edge weighted by its
-// agreements and deliveries concluded / recorded in the chosen period (from the audit trail's history,
-// which for a department is its own exchanges only). An edge opens its agreements.
+// agreements and deliveries concluded / recorded in the chosen period, receipts anchored in batches (the
+// deliveries sent at volume, POST /receipts) included, from the audit trail's history, which for a department
+// is its own exchanges only. An edge opens its agreements.
 import { history } from "../api.js";
 import { add, fill, h, s, table } from "../dom.js";
 import { t } from "../i18n.js";
@@ -12,7 +13,7 @@ export function edgesOf(events) {
   const edges = new Map();
   for (const e of events) {
     const key = `${e.provider_id}>${e.consumer_id}`;
-    const edge = edges.get(key) || { provider: e.provider_id, consumer: e.consumer_id, agreements: new Set(), deliveries: 0, bytes: 0, records: 0 };
+    const edge = edges.get(key) || { provider: e.provider_id, consumer: e.consumer_id, agreements: new Set(), deliveries: 0, receipts: 0, bytes: 0, records: 0 };
     if (e.event === "AgreementConcluded") edge.agreements.add(e.agreement_id);
     if (e.event === "DeliveryRecorded") {
       edge.deliveries += 1;
@@ -20,9 +21,21 @@ export function edgesOf(events) {
       edge.records += Number(e.fields.recordCount || 0);
       if (e.agreement_id !== null) edge.agreements.add(e.agreement_id);
     }
+    if (e.event === "ReceiptBatchAnchored") {
+      // A batch's event counts its receipts (leaves); their sizes stay off the chain.
+      edge.receipts += Number(e.fields.leafCount || 0);
+      if (e.agreement_id !== null) edge.agreements.add(e.agreement_id);
+    }
     edges.set(key, edge);
   }
   return [...edges.values()];
+}
+
+function edgeText(depts, e) {
+  return t("map.edgeTitle", {
+    provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size,
+    deliveries: e.deliveries, receipts: e.receipts, bytes: e.bytes,
+  });
 }
 
 function drawMap(depts, edges, onPick) {
@@ -33,7 +46,8 @@ function drawMap(depts, edges, onPick) {
     const angle = (2 * Math.PI * i) / nodes.length - Math.PI / 2;
     return [d.id, { x: c + radius * Math.cos(angle), y: c + radius * Math.sin(angle) }];
   }));
-  const maxDeliveries = Math.max(1, ...edges.map((e) => e.deliveries));
+  const volume = (e) => e.deliveries + e.receipts;
+  const maxVolume = Math.max(1, ...edges.map(volume));
   return s("svg", { viewBox: `0 0 ${SIZE} ${SIZE}`, width: SIZE, height: SIZE, class: "map", id: "exchange-map", role: "img", "aria-label": t("nav.map") },
     s("defs", {}, // In user units, so the arrow keeps its size whatever the edge width; its tip is the path's end (on the circle).
       s("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 9, refY: 5, markerWidth: 20, markerHeight: 20, markerUnits: "userSpaceOnUse", orient: "auto", overflow: "visible" },
@@ -45,7 +59,7 @@ function drawMap(depts, edges, onPick) {
       // Curve each direction to its own side, so A->B and B->A stay apart.
       const mx = (a.x + b.x) / 2 + (b.y - a.y) * 0.15;
       const my = (a.y + b.y) / 2 - (b.x - a.x) * 0.15;
-      const width = 2 + (8 * e.deliveries) / maxDeliveries;
+      const width = 2 + (8 * volume(e)) / maxVolume;
       // Start and end on the circles (radius 26), along the curve's tangents, so the arrow tip touches the node.
       const toward = (p, q, d) => {
         const n = Math.hypot(q.x - p.x, q.y - p.y) || 1;
@@ -54,11 +68,11 @@ function drawMap(depts, edges, onPick) {
       const start = toward(a, { x: mx, y: my }, 26);
       const end = toward(b, { x: mx, y: my }, 28);
       const group = s("g", { class: "edge", tabindex: 0, "data-edge": `${deptLabel(depts, e.provider)}>${deptLabel(depts, e.consumer)}` },
-        s("title", {}, t("map.edgeTitle", { provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size, deliveries: e.deliveries, bytes: e.bytes })),
+        s("title", {}, edgeText(depts, e)),
         s("path", { d: `M ${start.x} ${start.y} Q ${mx} ${my} ${end.x} ${end.y}`, "stroke-width": width, "marker-end": "url(#arrow)" }),
         // The label sits on the curve's midpoint (a quadratic Bezier's point at t = 1/2).
         s("text", { x: (a.x + 2 * mx + b.x) / 4, y: (a.y + 2 * my + b.y) / 4, "text-anchor": "middle", class: "edge-label" },
-          `${e.agreements.size} / ${e.deliveries}`));
+          `${e.agreements.size} / ${volume(e)}`));
       group.addEventListener("click", () => onPick(e));
       group.addEventListener("keydown", (event) => event.key === "Enter" && onPick(e));
       return group;
@@ -89,13 +103,15 @@ export default {
     });
     add(view, h("h1", {}, t("nav.map")), caps.role === "department" ? h("p", { class: "muted" }, t("map.onlyYours")) : null, form);
     checkPeriod(from.value, to.value);
-    const events = await history({ event: ["AgreementConcluded", "DeliveryRecorded"], from: isoDate(from.value), to: isoDateEnd(to.value) });
+    const events = await history({
+      event: ["AgreementConcluded", "DeliveryRecorded", "ReceiptBatchAnchored"], from: isoDate(from.value), to: isoDateEnd(to.value),
+    });
     const edges = edgesOf(events);
     const picked = h("div", { id: "edge-detail", class: "card" },
       edges.length ? h("p", { class: "muted" }, t("map.pick")) : h("p", { class: "muted", id: "map-empty" }, t("map.none")));
     const pick = (e) => fill(picked,
       h("h3", {}, `${deptLabel(depts, e.provider)} → ${deptLabel(depts, e.consumer)}`),
-      h("p", {}, t("map.edgeTitle", { provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size, deliveries: e.deliveries, bytes: e.bytes })),
+      h("p", {}, edgeText(depts, e)),
       h("ul", {}, [...e.agreements].map((id) => h("li", {}, h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, t("timeline.title", { id }))))));
     add(view,
       h("div", { class: "map-layout" }, drawMap(depts, edges, pick), picked),
@@ -105,6 +121,7 @@ export default {
         [t("timeline.consumer"), (e) => deptLabel(depts, e.consumer)],
         [t("map.agreements"), (e) => [...e.agreements].map((id) => h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, `#${id} `))],
         [t("map.deliveries"), (e) => e.deliveries],
+        [t("map.receipts"), (e) => e.receipts],
         [t("timeline.records"), (e) => e.records],
         [t("timeline.bytes"), (e) => e.bytes],
       ], edges, { id: "map-table" }));

@@ -1,6 +1,6 @@
 // One resource: its catalog document, and (for those the API lets read exchanges) its agreements, grants
 // and deliveries, each agreement linking to its timeline.
-import { api, every } from "../api.js";
+import { api, every, history } from "../api.js";
 import { add, h, mono, table, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
@@ -46,15 +46,21 @@ export default {
           r.verified ? h("span", { class: "ok" }, "✓ " + t("catalog.documentMatches")) : h("span", { class: "muted" }, t("catalog.noDocument"))),
         h("dt", {}, t("resource.schemaHash")), h("dd", {}, mono(r.schema_hash, 14))),
       documentView(r.metadata));
-    const exchanges = ["GET /agreements", "GET /grants", "GET /deliveries"];
+    const exchanges = ["GET /agreements", "GET /grants", "GET /deliveries", "GET /audit/history"];
     if (!caps.canAll(exchanges)) {
       add(view, h("p", { class: "muted", id: "exchanges-hidden" }, t("resource.exchangesNotForRole")));
       return;
     }
     // This resource's exchanges only, every page of them (the API filters by resource, and for a department
     // by party): the consortium's newest 500 of each, filtered here, would lose a resource's older ones.
-    const [mine, grants, delivered] = await Promise.all(
-      ["/agreements", "/grants", "/deliveries"].map((path) => every(path, { resource_id: id })));
+    const [mine, grants, delivered, batchEvents] = await Promise.all([
+      ...["/agreements", "/grants", "/deliveries"].map((path) => every(path, { resource_id: id })),
+      // Deliveries sent at volume (POST /receipts) are anchored in batches, not listed one by one.
+      history({ resource: id, event: ["ReceiptBatchAnchored", "ReceiptBatchAcknowledged"] }),
+    ]);
+    const batchKey = (e) => `${e.fields.grantId}/${e.fields.firstSequence}`;
+    const acknowledged = new Set(batchEvents.filter((e) => e.event === "ReceiptBatchAcknowledged").map(batchKey));
+    const batches = batchEvents.filter((e) => e.event === "ReceiptBatchAnchored").reverse(); // newest first, as the lists
     const grantAgreement = new Map(grants.map((g) => [g.id, g.agreement_id]));
     add(view, 
       h("h2", {}, t("resource.agreements")),
@@ -77,6 +83,16 @@ export default {
         [t("timeline.bytes"), (d) => d.byte_size],
         [t("timeline.status"), (d) => statusBadge(d.status)],
         [t("timeline.time"), (d) => when(d.recorded_at)],
-      ], delivered, { id: "resource-deliveries" }));
+      ], delivered, { id: "resource-deliveries" }),
+      h("h2", {}, t("resource.batches")),
+      batches.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : table([
+        [t("resource.batchRoot"), (e) => mono(e.fields.root)],
+        [t("timeline.agreement"), (e) => h("a", { href: `#/agreement/${e.agreement_id}` }, `#${e.agreement_id}`)],
+        [t("timeline.provider"), (e) => deptLabel(depts, e.provider_id)],
+        [t("timeline.consumer"), (e) => deptLabel(depts, e.consumer_id)],
+        [t("resource.receipts"), (e) => e.fields.leafCount],
+        [t("timeline.status"), (e) => statusBadge(acknowledged.has(batchKey(e)) ? "acknowledged" : "anchored")],
+        [t("timeline.time"), (e) => when(e.timestamp)],
+      ], batches, { id: "resource-batches" }));
   },
 };
