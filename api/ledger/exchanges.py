@@ -92,9 +92,9 @@ _SECP256K1_HALF_ORDER = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F
 
 def _recovers_to(typed: dict[str, Any], signature: bytes, signer: str) -> bool:
     """Whether ``signature`` over the typed data recovers to ``signer`` as the ledger recovers it: 65 bytes,
-    ``v`` 27 or 28 and a lower-half ``s`` (eth-account also takes ``v`` 0 or 1 and the high-``s`` twin, which a
-    kept signature would turn into a pair the ledger refuses on every counter-signature). False too when it
-    does not parse."""
+    ``v`` 27 or 28 and a lower-half ``s`` (eth-account also takes ``v`` 0 or 1 and the high-``s`` twin,
+    which, kept, would make a pair the ledger refuses on every counter-signature). False too when it does
+    not parse."""
     if len(signature) != 65 or signature[64] not in (27, 28):
         return False
     if int.from_bytes(signature[32:64], "big") > _SECP256K1_HALF_ORDER:
