@@ -37,7 +37,8 @@ From the sharing practice contract (``practice``; null when it is not deployed):
 * **demands received**: demands *published in the period* and *addressed to* the department (or addressed to
   no one and answered by it; the consortium: all demands of the period), by their answer as of evaluation
   time. **Met**: answered with a resource (new or existing) that was then delivered to the demand's publisher
-  (a delivery of that resource to it recorded after the answer, up to evaluation time). **Demand met rate** =
+  (a delivery of that resource to it recorded, or a batch of receipts of it anchored, after the answer, up to
+  evaluation time). **Demand met rate** =
   met / received: the share of demands made of the department that it actually satisfied.
 * **demands published**: the department's own demands of the period, and how many were met.
 * **evaluations**: scores the department received in the period (as provider: timeliness, completeness,
@@ -112,6 +113,17 @@ class DeliveryFact:
 
 
 @dataclass(frozen=True)
+class ReceiptBatchFact:
+    """A batch of receipts anchored under a grant: deliveries at volume, of the grant's resource."""
+
+    resource_id: int | None
+    provider: int
+    consumer: int
+    anchored_at: int
+    leaf_count: int
+
+
+@dataclass(frozen=True)
 class RefusalFact:
     provider: int | None
     consumer: int | None
@@ -126,6 +138,7 @@ class Facts:
     agreements: list[AgreementFact] = field(default_factory=list)
     deliveries: list[DeliveryFact] = field(default_factory=list)
     refusals: list[RefusalFact] = field(default_factory=list)
+    receipt_batches: list[ReceiptBatchFact] = field(default_factory=list)
 
 
 def add_working_days(start: int, days: int, holidays: frozenset[date] = frozenset()) -> int:
@@ -318,14 +331,18 @@ def practice_indicators(
     def in_period(t: int) -> bool:
         return period_from <= t < period_to
 
+    # When each resource reached each consumer: ledger deliveries, and batches of anchored receipts (the
+    # volume path delivers as surely).
+    delivered = [(x.resource_id, x.consumer, x.recorded_at) for x in facts.deliveries] + [
+        (b.resource_id, b.consumer, b.anchored_at) for b in facts.receipt_batches
+    ]
+
     def met(d: Any) -> bool:
         if not d.answered_with_resource or d.answered_at > as_of:
             return False
         return any(
-            x.resource_id == d.resource_id
-            and x.consumer == d.publisher
-            and d.answered_at <= x.recorded_at <= as_of
-            for x in facts.deliveries
+            resource == d.resource_id and consumer == d.publisher and d.answered_at <= at <= as_of
+            for resource, consumer, at in delivered
         )
 
     demands = [d for d in practice.demands if in_period(d.published_at)]
@@ -404,6 +421,7 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
         "DeliveryRecorded",
         "DeliveryAcknowledged",
         "DeliveryDisputed",
+        "ReceiptBatchAnchored",
     )
     q = (
         select(
@@ -467,6 +485,10 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
                     "consumer": cons,
                     "recorded_at": t,
                 }
+            elif ev == "ReceiptBatchAnchored":
+                facts.receipt_batches.append(
+                    ReceiptBatchFact(res, prov, cons, t, int(json.loads(fields)["leafCount"]))
+                )
             elif did in deliveries:
                 deliveries[did]["status"] = "acknowledged" if ev == "DeliveryAcknowledged" else "disputed"
         rq = select(

@@ -3,7 +3,7 @@ delivered to the publisher), evaluations' averages and counts, inspection outcom
 
 from __future__ import annotations
 
-from node.audit.scorecard import DeliveryFact, Facts, compute_scorecard
+from node.audit.scorecard import DeliveryFact, Facts, ReceiptBatchFact, compute_scorecard
 from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, OutcomeRecord, PracticeFacts
 from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 
@@ -72,6 +72,27 @@ def test_demands_received_and_met() -> None:
                     "met": 1, "met_rate": 0.2}  # fmt: skip
     assert card(PSB)["demands_published"] == {"total": 3, "met": 1}  # 6 is outside; 5 went to CIVIL
     assert card(None)["demands_received"]["total"] == 6
+
+
+def test_a_demand_met_by_anchored_receipts() -> None:
+    """A resource delivered at volume, as a batch of anchored receipts rather than ledger deliveries, meets
+    the demand it answered all the same; a batch anchored before the answer does not."""
+    practice = PracticeFacts(
+        demands=[
+            demand(1, PSB, HRSS, DemandAnswer.EXISTING_RESOURCE, resource=11),
+            demand(2, CIVIL, HRSS, DemandAnswer.EXISTING_RESOURCE, resource=12),
+        ],
+        evaluations=[], inspections=[], outcomes=[],
+    )  # fmt: skip
+    facts = Facts(
+        receipt_batches=[
+            ReceiptBatchFact(11, HRSS, PSB, 250, 4_096),
+            ReceiptBatchFact(12, HRSS, CIVIL, 150, 3),
+        ]
+    )
+    hrss = compute_scorecard(facts, department=HRSS, period_from=0, period_to=1_000, now=2_000,
+                             practice=practice)["practice"]  # fmt: skip
+    assert (hrss["demands_received"]["met"], hrss["demands_received"]["met_rate"]) == (1, 0.5)
 
 
 def test_evaluations_and_inspections() -> None:
