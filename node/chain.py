@@ -49,6 +49,7 @@ from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
 from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
+from node.rpc_http import node_session
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -369,23 +370,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _node_session(url: str) -> requests.Session:
-    """One HTTP session for every thread's requests to the node at ``url``, with the environment's proxy and
-    CA settings for it read once, here. A session that trusts the environment reads all of it again on every
-    request (a fifth of a read's CPU), and a thread doing so while another changes the environment fails with
-    a KeyError, which killed the API's chain watcher in the tests."""
-    session = requests.Session()
-    found = session.merge_environment_settings(url, {}, None, None, None)
-    session.trust_env = False
-    session.proxies.update(found["proxies"])
-    session.verify = found["verify"]
-    # The API's worker threads share it: a pool as large as their number keeps each connection open.
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=64)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
 class LedgerClient:
     """Signs, sends and reads ledger transactions on one node.
 
@@ -460,7 +444,7 @@ class LedgerClient:
         return HTTPProvider(
             url,
             request_kwargs={"timeout": self._request_timeout},
-            session=_node_session(url),
+            session=cast("requests.Session", node_session(url)),
             # web3's validation asks the node its chain id before every eth_call (one round trip and a third
             # of a read's CPU); the answer is kept per provider, and a failover makes a new one, so each node
             # is still asked once.

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+import requests
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -15,13 +18,14 @@ from eth_utils.crypto import keccak
 from web3.exceptions import BadFunctionCallOutput
 
 from node.anvil import EmbeddedNode
-from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, _node_session, error_code, selector_of
+from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, error_code, selector_of
 from node.compiler import Artifact
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
 from node.keys import KeyStore
 from node.nonces import NonceManager, is_nonce_error
 from node.paths import CONTRACTS_DIR
+from node.rpc_http import PlainHttpSession, node_session
 from node.types import (
     AgreementStatus,
     DeliveryStatus,
@@ -412,11 +416,59 @@ def test_unmined_transaction_times_out_clearly(tmp_path: Any, ledger_artifact: A
 
 def test_the_node_session_takes_the_environment_s_proxy_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A node reached through a proxy named in the environment still is, although the session no longer reads
-    the environment per request (which, racing a thread that changed it, killed the API's chain watcher)."""
+    the environment per request (which, racing a thread that changed it, killed the API's chain watcher); a
+    plain-HTTP node the proxy is not for gets the lean session, an HTTPS node keeps requests' TLS settings."""
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "ledger.internal")
-    through = _node_session("http://node.example:8545")
+    through = node_session("http://node.example:8545")
+    assert isinstance(through, requests.Session)
     assert through.proxies.get("http") == "http://proxy.example:3128" and not through.trust_env
     monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example:1")  # read once: later changes do not apply
     assert through.proxies.get("http") == "http://proxy.example:3128"
-    assert "http" not in _node_session("http://ledger.internal:8545").proxies
+    assert isinstance(node_session("http://ledger.internal:8545"), PlainHttpSession)
+    assert isinstance(node_session("https://ledger.internal:8545"), requests.Session)
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """Answers every POST with the status its path names (``/503``), or not at all (``/silent``)."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/silent":
+            time.sleep(2)
+            return
+        body = b'{"jsonrpc": "2.0", "id": 1, "result": "0x1"}'
+        self.send_response(int(self.path.strip("/")))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_lean_node_session_fails_as_requests_does() -> None:
+    """web3's retries and the client's failover tell failures apart by requests' exceptions: the lean session
+    raises the same ones for a refused connection, an answer that does not come and an error status."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    session = PlainHttpSession()
+    try:
+        with session.post(url + "/200", data=b"{}", headers={"Content-Type": "application/json"}) as ok:
+            ok.raise_for_status()
+            assert ok.json()["result"] == "0x1"
+        with pytest.raises(requests.HTTPError, match="503 Server Error") as info:
+            session.post(url + "/503", data=b"{}", timeout=5).raise_for_status()
+        assert info.value.response.status_code == 503  # type: ignore[union-attr]
+        with pytest.raises(requests.ReadTimeout):
+            session.post(url + "/silent", data=b"{}", timeout=0.3)
+    finally:
+        server.shutdown()
+        server.server_close()
+    with pytest.raises(requests.ConnectionError) as refused:
+        session.post(url + "/200", data=b"{}", timeout=5)
+    assert not isinstance(refused.value, requests.Timeout)
+    # And the client over it: a dead node is unreachable, not a timeout or an error of web3's.
+    with pytest.raises(NodeError, match=f"node at {url} is unreachable: ConnectionError"):
+        LedgerClient(NodeEndpoint(url, 1), [])
