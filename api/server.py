@@ -59,17 +59,19 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._message_completed = False
         self._refused = False
         # A chunked body ends with a trailer section, which the parser keeps as it keeps a header (until it
-        # ends) and uvicorn adds to the request's headers: bounded like the head. Between a chunk's header and
-        # its data, what a read brings beside body bytes is framing or trailers, and it is counted.
+        # ends) and uvicorn adds to the request's headers: bounded like the head. A chunk's data follows its
+        # header at once, so a read that begins after a chunk's header and brings no body is the trailers
+        # of the last chunk (size 0): such reads are counted. The read the trailers begin in is not, as a
+        # head that begins inside a read: the count holds at most that read less than the trailers.
         self._after_chunk_header = False
-        self._read_body_bytes = 0
+        self._body_in_read = False
         self._trailer_bytes = 0
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the rest of a refused request: dropped unparsed
         started_in_head, self._message_completed, self._read_bytes = self._in_head, False, len(data)
-        self._read_body_bytes = 0
+        started_in_trailers, self._body_in_read = self._after_chunk_header, False
         # As the parent's, with the head refused between the parser and its 400.
         self._unset_keepalive_if_required()
         try:
@@ -95,8 +97,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                     self._refuse()
             else:  # counted from the next read on: it holds at most this read more than the count says
                 self._head_uncounted = True
-        elif self._after_chunk_header:  # the read ended in a chunk's header or the trailers: counted
-            self._trailer_bytes += len(data) - self._read_body_bytes
+        elif started_in_trailers and self._after_chunk_header and not self._body_in_read:
+            self._trailer_bytes += len(data)
             if self._trailer_bytes > MAX_REQUEST_HEAD_BYTES:
                 self._refuse(current=True)
         else:
@@ -116,8 +118,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._after_chunk_header = True
 
     def on_body(self, body: bytes) -> None:
-        self._after_chunk_header = False
-        self._read_body_bytes += len(body)
+        self._after_chunk_header, self._body_in_read = False, True
         super().on_body(body)
 
     def on_chunk_complete(self) -> None:

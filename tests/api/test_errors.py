@@ -10,6 +10,7 @@ import os
 import re
 import select
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -527,21 +528,29 @@ def test_an_endless_chunked_trailer_is_refused_before_it_ends_and_nothing_is_kep
 
 
 def test_chunked_bodies_with_trailers_and_small_chunks_are_served(api_env: ApiEnv) -> None:
-    """What the trailer's bound counts is the framing and the trailers, never the body: a body sent in many
-    small chunks, each in a read of its own, and a few trailers, is a request like any other."""
+    """What the trailers' bound counts is the trailers, never the body or its framing: a body in one-byte
+    chunks (five bytes of framing to each byte of body), sent in pieces of about 40 KiB that each end just
+    after a chunk's header, then 1 KiB of trailers, is a request like any other."""
     token = api_env.headers("psb")["Authorization"]
     body = b'{"metadata_hash": "0x12"' + b" " * 60_000 + b"}"
-    framed = b"".join(
-        b"%x\r\n%s\r\n" % (len(c), c) for c in (body[i : i + 500] for i in range(0, len(body), 500))
-    )
-    request = (
+    head = (
         b"POST /resources HTTP/1.1\r\nHost: dxl\r\nAuthorization: " + token.encode()
         + b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + framed + b"0\r\nX-Checksum: " + b"c" * 1000 + b"\r\nX-Other: o\r\n\r\n"
     )  # fmt: skip
+    # Each piece is the end of one chunk and whole chunks, up to the next chunk's header: a piece the service
+    # reads on its own ends after a chunk's header, as the last chunk's does before its trailers.
+    pieces = [head + b"1\r\n"]
+    for at in range(0, len(body), 8_000):
+        part = body[at : at + 8_000]
+        pieces.append(part[:1] + b"\r\n" + b"".join(b"1\r\n%c\r\n" % c for c in part[1:]) + b"1\r\n")
+    pieces[-1] = (
+        pieces[-1].removesuffix(b"1\r\n") + b"0\r\nX-Checksum: " + b"c" * 1000 + b"\r\nX-Other: o\r\n\r\n"
+    )
     with socket.create_connection(_url_address(api_env.url), timeout=10) as sock:
-        for at in range(0, len(request), 509):
-            sock.sendall(request[at : at + 509])
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for piece in pieces:
+            sock.sendall(piece)
+            time.sleep(0.01)  # read apart (not a clock the chain keeps)
         answer = _read_to_end(sock)
     assert answer.startswith(b"HTTP/1.1 422 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["field"] == "metadata_hash"
