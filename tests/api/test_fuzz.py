@@ -44,12 +44,20 @@ def exchange(api_env: ApiEnv) -> None:
 
 
 @pytest.fixture(scope="module")
-def unicode_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Hypothesis's Unicode tables (characters by category, and by codec), shared by the module's runs: each
-    run has a fresh working directory, so a fresh ``.hypothesis`` (no example replayed from another run),
-    and built the tables again from every code point, some 7 s of CPU a run. The tables depend only on the
-    Python's Unicode version; on the same file system as the runs, which write them atomically by rename."""
-    return tmp_path_factory.mktemp("hypothesis-unicode-data")
+def unicode_tables() -> tuple[Path, Path]:
+    """Hypothesis's Unicode tables (characters by category, and by codec) and its scratch folder: those of
+    this test process's own Hypothesis (the project's ``.hypothesis``). Each run has a fresh working
+    directory, so a fresh ``.hypothesis`` (no example replayed from another run), and built the tables again
+    from every code point, some 7 s of CPU a run; sharing them with the module's runs alone still built them
+    once a ``make test``, though the property tests had them already. The tables depend only on the Python's
+    Unicode version and are written atomically, by a rename from the scratch folder (on the same file
+    system)."""
+    from hypothesis.configuration import storage_directory
+
+    tables, scratch = storage_directory("unicode_data"), storage_directory("tmp")
+    tables.create_if_missing()
+    scratch.create_if_missing()
+    return tables.path, scratch.path
 
 
 @pytest.mark.parametrize(
@@ -57,10 +65,11 @@ def unicode_tables(tmp_path_factory: pytest.TempPathFactory) -> Path:
     [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)],
 )
 def test_schemathesis_finds_no_failure(
-    api_env: ApiEnv, exchange: None, unicode_tables: Path, role: str, phases: str, tmp_path: Path
+    api_env: ApiEnv, exchange: None, unicode_tables: tuple[Path, Path], role: str, phases: str, tmp_path: Path
 ) -> None:
     (tmp_path / ".hypothesis").mkdir()
-    (tmp_path / ".hypothesis" / "unicode_data").symlink_to(unicode_tables, target_is_directory=True)
+    for name, shared in zip(("unicode_data", "tmp"), unicode_tables, strict=True):
+        (tmp_path / ".hypothesis" / name).symlink_to(shared, target_is_directory=True)
     command = [
         str(SCHEMATHESIS), "--config-file", str(PROJECT_ROOT / "schemathesis.toml"), "run",
         f"{api_env.url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
