@@ -410,7 +410,8 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     assert page.inner_text("#differing") == "2"
     rows = page.eval_on_selector_all("#differing-records tbody tr", "r => r.map(x => x.innerText)")
     assert len(rows) == 1 and rows[0].startswith("2\t2\t") and "9" in rows[0]
-    assert "ROOT_MISMATCH" in page.inner_text("#findings")
+    # Each finding in the page's language, the API's own message beneath it.
+    assert "ROOT_MISMATCH The root computed from the payload differs" in page.inner_text("#findings")
     # Bad inputs are named in the user's words, never left to fail as a script error ("TypeError: ...").
     for payload, manifest, delivery, want in (
         ("acknowledged.csv", "acknowledged.csv", "", "The manifest file is not JSON"),

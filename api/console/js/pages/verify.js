@@ -61,11 +61,15 @@ function compareLeaves(local, manifest) {
   return { differing, missing, extra, listed: true };
 }
 
+/** The text of `key` in the user's language, or "" where the strings have none (a code added to the API later). */
+function known(key) {
+  const text = t(key);
+  return text === key ? "" : text;
+}
+
 /** The ledger's status of the delivery (RECORDED, ACKNOWLEDGED, DISPUTED) in the user's language. */
 function statusText(status) {
-  const key = `status.${String(status).toLowerCase()}`;
-  const text = t(key);
-  return text === key ? String(status) : text;
+  return known(`status.${String(status).toLowerCase()}`) || String(status);
 }
 
 function ranges(list) {
@@ -112,7 +116,8 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
         ? [`${t("timeline.block")} ${details.settled.block_number} · `, mono(details.settled.tx_hash, 10), anchor.acknowledged_root ? [" · ", mono(anchor.acknowledged_root, 10)] : null]
         : "—")),
     verdict.findings && verdict.findings.length
-      ? h("ul", { class: "findings", id: "findings" }, verdict.findings.map((f) => h("li", {}, h("code", {}, f.code), " ", f.message)))
+      ? h("ul", { class: "findings", id: "findings" }, verdict.findings.map((f) => h("li", {},
+        h("code", {}, f.code), " ", known(`finding.${f.code}`), h("br"), h("span", { class: "muted" }, f.message))))
       : null,
     !cmp.listed ? h("p", { class: "muted" }, t("verify.noLeafHashes")) : null,
     shown.length ? [
