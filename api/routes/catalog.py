@@ -12,6 +12,7 @@ from api import models as m
 from api.deps import (
     CurrentPrincipal,
     DepartmentPrincipal,
+    DepartmentQuery,
     Digits,
     IdempotencyKey,
     LedgerDep,
@@ -25,7 +26,8 @@ router = APIRouter(prefix="/resources", tags=["catalog"])
 ResourceId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
-Owner = Annotated[int | None, Query(ge=1, le=2**32 - 1, description="only this department's"), Digits]
+#: Only this department's resources: by its code or its id, as the audit routes take a department.
+Owner = DepartmentQuery
 ShareType = Annotated[m.ShareTypeName | None, Query(description="only resources shared this way")]
 Text = Annotated[
     str | None, Query(min_length=1, max_length=200, description="in title, description, keywords or fields")
@@ -54,7 +56,10 @@ def list_resources(
     The next page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached;
     pass ``min_block`` (a write's ``block_number``) to list what that write did (the index follows the chain a
     moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
-    listed = ledger.resources(index=index, page=page, owner=owner, share_type=share_type, text=q)
+    owner_id = (
+        None if owner is None else int(owner) if owner.isdigit() else ledger.department_id_by_code(owner)
+    )
+    listed = ledger.resources(index=index, page=page, owner=owner_id, share_type=share_type, text=q)
     page_headers(request, response, listed)
     return listed.items
 

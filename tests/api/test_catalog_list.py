@@ -27,3 +27,16 @@ def test_owner_filter_keeps_only_that_departments_resources(api_env: ApiEnv, who
     listed = ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed(owner=owner)))
     assert mine in {r["id"] for r in listed}
     assert {r["owner"] for r in listed} == {owner}
+
+
+def test_owner_filter_takes_a_department_code_as_the_audit_routes_do(api_env: ApiEnv) -> None:
+    """A user searches by the code people know (HRSS), as a scorecard or history is asked for; an unknown
+    code is a 404 naming it, not an empty list that reads as "has nothing"."""
+    mine = register(api_env, "hrss")
+    owner = ok(api_env.call("GET", f"/resources/{mine}", "auditor"))["owner"]
+    by_code = ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed(owner="HRSS")))
+    assert by_code == ok(api_env.call("GET", "/resources", "auditor", params=api_env.indexed(owner=owner)))
+    assert mine in {r["id"] for r in by_code}
+    unknown = api_env.call("GET", "/resources", "auditor", params={"owner": "NOPE"})
+    assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "DEPARTMENT_NOT_FOUND")
+    assert "NOPE" in unknown.json()["error"]["message"]
