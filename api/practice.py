@@ -105,6 +105,15 @@ class PracticeService:
         )
         self.texts = TextStore(ledger._sessions)
         self.from_block = from_block
+        self._presentation_locks: dict[tuple[int, bytes], threading.Lock] = {}
+        self._presentation_locks_guard = threading.Lock()
+
+    def presentation_lock(self, inspection_id: int, delivery_id: bytes) -> threading.Lock:
+        """Held by a presentation of the delivery while it checks and writes, and by the recording of its
+        outcome from reading the verdict until its transaction is mined: a presentation written in between
+        would replace the verdict the outcome's evidence hash commits to."""
+        with self._presentation_locks_guard:
+            return self._presentation_locks.setdefault((inspection_id, delivery_id), threading.Lock())
 
     def inspections(self, ledger: LedgerService) -> InspectionService:
         """Inspections on behalf of ``ledger`` (the request's bound view: its writes are journaled)."""
@@ -446,35 +455,36 @@ class InspectionService:
         record, raw = self._sampled(inspection_id, body.delivery_id)
         if delivery_id_provider(raw) != me:
             raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
-        # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
-        # chain, a later one would show a verdict the chain's evidence does not hash to; after the deadline,
-        # a late one would turn a delivery not presented in time into a pass.
-        if any(o.delivery_id == raw for o in self.practice.reader.outcomes(inspection_id)):
-            raise ApiError(
-                "PRESENTATION_CLOSED", f"delivery {body.delivery_id}'s outcome is recorded already"
-            )
-        if self.ledger._chain_time() > record.present_by:
-            raise ApiError(
-                "PRESENTATION_CLOSED",
-                f"inspection {inspection_id} took presentations until {record.present_by}",
-            )
-        verdict = verdict_of(body.manifest, body.payload_base64, raw)
-        key = _hex(raw)
-        with self.ledger._sessions()() as session:
-            row = session.get(InspectionPresentationRow, (inspection_id, key))
-            text = canonical_document(verdict).decode("utf-8")
-            if row is None:
-                session.add(
-                    InspectionPresentationRow(
-                        inspection_id=inspection_id,
-                        delivery_id=key,
-                        status=str(verdict["status"]),
-                        verdict=text,
-                    )
+        with self.practice.presentation_lock(inspection_id, raw):  # an outcome being recorded is waited for
+            # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
+            # chain, a later one would show a verdict the chain's evidence does not hash to; after the
+            # deadline, a late one would turn a delivery not presented in time into a pass.
+            if any(o.delivery_id == raw for o in self.practice.reader.outcomes(inspection_id)):
+                raise ApiError(
+                    "PRESENTATION_CLOSED", f"delivery {body.delivery_id}'s outcome is recorded already"
                 )
-            else:
-                row.status, row.verdict = str(verdict["status"]), text
-            session.commit()
+            if self.ledger._chain_time() > record.present_by:
+                raise ApiError(
+                    "PRESENTATION_CLOSED",
+                    f"inspection {inspection_id} took presentations until {record.present_by}",
+                )
+            verdict = verdict_of(body.manifest, body.payload_base64, raw)
+            key = _hex(raw)
+            with self.ledger._sessions()() as session:
+                row = session.get(InspectionPresentationRow, (inspection_id, key))
+                text = canonical_document(verdict).decode("utf-8")
+                if row is None:
+                    session.add(
+                        InspectionPresentationRow(
+                            inspection_id=inspection_id,
+                            delivery_id=key,
+                            status=str(verdict["status"]),
+                            verdict=text,
+                        )
+                    )
+                else:
+                    row.status, row.verdict = str(verdict["status"]), text
+                session.commit()
         return m.PresentationPublic(inspection_id=inspection_id, delivery_id=key, verdict=verdict)
 
     def record_outcome(
@@ -483,22 +493,24 @@ class InspectionService:
         if (resumed := self._resumed(principal)) is not None:
             return resumed
         record, raw = self._sampled(inspection_id, body.delivery_id)
-        with self.ledger._sessions()() as session:
-            row = session.get(InspectionPresentationRow, (inspection_id, _hex(raw)))
-            status, verdict = (None, None) if row is None else (row.status, row.verdict)
-        if status is None:
-            if self.ledger._chain_time() <= record.present_by:
-                raise ApiError(
-                    "INVALID_OUTCOME",
-                    f"delivery {body.delivery_id} may still be presented until {record.present_by}",
-                )
-            outcome, evidence = InspectionOutcome.NOT_PRESENTED, ZERO32
-        else:
-            assert verdict is not None
-            outcome = InspectionOutcome.PASSED if status == "MATCH" else InspectionOutcome.FAILED
-            evidence = hashlib.sha256(verdict.encode("utf-8")).digest()
-        finish = Finish("practice.inspection", inspection_id)
-        return self._send("recordOutcome", inspection_id, raw, int(outcome), evidence, finish=finish)
+        # Held until the outcome is mined (or refused): the verdict read here stays the one kept.
+        with self.practice.presentation_lock(inspection_id, raw):
+            with self.ledger._sessions()() as session:
+                row = session.get(InspectionPresentationRow, (inspection_id, _hex(raw)))
+                status, verdict = (None, None) if row is None else (row.status, row.verdict)
+            if status is None:
+                if self.ledger._chain_time() <= record.present_by:
+                    raise ApiError(
+                        "INVALID_OUTCOME",
+                        f"delivery {body.delivery_id} may still be presented until {record.present_by}",
+                    )
+                outcome, evidence = InspectionOutcome.NOT_PRESENTED, ZERO32
+            else:
+                assert verdict is not None
+                outcome = InspectionOutcome.PASSED if status == "MATCH" else InspectionOutcome.FAILED
+                evidence = hashlib.sha256(verdict.encode("utf-8")).digest()
+            finish = Finish("practice.inspection", inspection_id)
+            return self._send("recordOutcome", inspection_id, raw, int(outcome), evidence, finish=finish)
 
 
 class InspectionDrawer:

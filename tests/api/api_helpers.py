@@ -224,6 +224,12 @@ def anchored_batch(api_env: ApiEnv, n: int, gid: int | None = None) -> tuple[int
     return gid, receipts
 
 
+def in_pool(env: ApiEnv) -> int:
+    """Transactions waiting in the node's pool (the tests that need it stop its automatic mining)."""
+    rpc = env.setup.client.w3.provider
+    return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
+
+
 def mine(env: ApiEnv, blocks: int = 1) -> None:
     for _ in range(blocks):
         env.setup.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]

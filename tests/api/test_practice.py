@@ -22,11 +22,13 @@ from api_helpers import (
     b32,
     delivery_between,
     grant_between,
+    in_pool,
     mine,
     ok,
     pass_time,
     register,
     request_access,
+    until,
 )
 
 from api.app import create_app
@@ -352,8 +354,32 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     assert present(outside).json()["error"]["code"] == "NOT_SAMPLED"
     assert ok(present(passed))["verdict"]["status"] == "MATCH"
     assert ok(present(failed, tamper=True))["verdict"]["status"] == "MISMATCH"
-    for delivery in (passed, failed):
-        ok(env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": delivery}))
+    # A presentation while the outcome is being recorded waits for it, and then is closed: written meanwhile,
+    # it would replace the verdict the outcome's evidence hash commits to (a pass kept beside a MISMATCH).
+    answers: dict[str, Any] = {}
+    outcome_path = f"/inspections/{inspection}/outcomes"
+    rpc = env.setup.client.w3.provider
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        waiting = in_pool(env)
+        recording = threading.Thread(target=lambda: answers.update(
+            outcome=env.call("POST", outcome_path, "auditor", json={"delivery_id": passed})))  # fmt: skip
+        recording.start()
+        until(lambda: in_pool(env) > waiting, "the outcome's transaction sent")
+        presenting = threading.Thread(target=lambda: answers.update(presented=present(passed, tamper=True)))
+        presenting.start()
+        presenting.join(1.0)  # a presentation on its own is answered well within this
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    recording.join(30)
+    presenting.join(30)
+    ok(answers["outcome"])
+    closed = answers["presented"]
+    assert (closed.status_code, closed.json().get("error", {}).get("code")) == (409, "PRESENTATION_CLOSED"), (
+        closed.text
+    )
+    ok(env.call("POST", outcome_path, "auditor", json={"delivery_id": failed}))
     twice = env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": passed})
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
     # Once its outcome is on chain a delivery is not presented again: the kept verdict is the one the

@@ -21,6 +21,7 @@ from api_helpers import (
     b32,
     delivery_id_for,
     grant_between,
+    in_pool,
     ok,
     receipt_body,
     until,
@@ -688,12 +689,6 @@ def _suspension_proposals(api_env: ApiEnv, department: int) -> tuple[int, int]:
     return int(suspend), int(reinstate)
 
 
-def _in_pool(api_env: ApiEnv) -> int:
-    """Transactions waiting in the node's pool (the tests that need it stop its automatic mining)."""
-    rpc = api_env.setup.client.w3.provider
-    return int(rpc.make_request("txpool_status", [])["result"]["pending"], 16)  # type: ignore[arg-type]
-
-
 def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
@@ -737,9 +732,9 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
                       commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
                       accepted_at=time.time()) for q, r in zip(seqs, wave, strict=True)],
             )  # fmt: skip
-        waiting = _in_pool(api_env)
+        waiting = in_pool(api_env)
         anchorer.submit([Journaled(gid, 1, seqs, [r.leaf_hash() for r in wave])])
-        until(lambda: _in_pool(api_env) == waiting + 1, "the batch to be closed and sent")
+        until(lambda: in_pool(api_env) == waiting + 1, "the batch to be closed and sent")
 
     first = int(anchors.call("nextSequence", gid))
     later = waves[1] + waves[2]
@@ -815,7 +810,7 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
     try:
         client.submit(governor, client.build(str(governor.address), "approve", suspend, gas=500_000))
         ok(api_env.call("POST", "/receipts", "psb", json=bodies), 202)  # the consumer is active on the head
-        until(lambda: _in_pool(api_env) == 2, "the anchor sent behind the suspension")
+        until(lambda: in_pool(api_env) == 2, "the anchor sent behind the suspension")
         rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
     finally:
         rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
