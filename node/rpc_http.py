@@ -37,7 +37,8 @@ def node_session(url: str) -> requests.Session | PlainHttpSession:
     """
     session = requests.Session()
     found = session.merge_environment_settings(url, {}, None, None, None)
-    if urlsplit(url).scheme == "http" and not found["proxies"].get("http"):
+    # requests' own choice of proxy for the URL: by scheme, by scheme and host, or ALL_PROXY.
+    if urlsplit(url).scheme == "http" and requests.utils.select_proxy(url, found["proxies"]) is None:
         return PlainHttpSession()
     session.trust_env = False
     session.proxies.update(found["proxies"])

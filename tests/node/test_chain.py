@@ -427,6 +427,10 @@ def test_the_node_session_takes_the_environment_s_proxy_once(monkeypatch: pytest
     assert through.proxies.get("http") == "http://proxy.example:3128"
     assert isinstance(node_session("http://ledger.internal:8545"), PlainHttpSession)
     assert isinstance(node_session("https://ledger.internal:8545"), requests.Session)
+    monkeypatch.delenv("HTTP_PROXY")
+    monkeypatch.setenv("ALL_PROXY", "http://proxy.example:3128")  # every scheme's proxy
+    assert node_session("http://node.example:8545").proxies.get("all") == "http://proxy.example:3128"  # type: ignore[union-attr]
+    assert isinstance(node_session("http://ledger.internal:8545"), PlainHttpSession)
 
 
 class _Answers(BaseHTTPRequestHandler):
