@@ -409,8 +409,7 @@ class InspectionService:
         if record.status is InspectionStatus.DRAWN:
             # Drawn already (by the service's drawer, another member, an earlier call): the seed is fixed,
             # and the answer is that draw, the same sample whoever asks again.
-            drew = self._draw_transaction(inspection_id)
-            return m.Written(transaction=drew, record=self.inspection(inspection_id))
+            return self._drawn(inspection_id)
         if record.status is InspectionStatus.EXPIRED:
             raise ApiError(
                 "INSPECTION_STATUS_MISMATCH",
@@ -423,8 +422,23 @@ class InspectionService:
             else self.ledger.department_account(self.ledger.department_id_of(principal))
         )
         finish = Finish("practice.inspection", inspection_id)
-        written = self.practice._send(self.ledger, account, "drawSample", inspection_id, finish=finish)
+        try:
+            written = self.practice._send(self.ledger, account, "drawSample", inspection_id, finish=finish)
+        except LedgerRevertError as exc:
+            # Another draw got in first (checked on a head where the inspection was open, this one reverted
+            # behind it): the seed is fixed all the same, and the answer is the draw that fixed it.
+            if exc.error_name == "PracticeInspectionStatus" and (
+                self._record(inspection_id).status is InspectionStatus.DRAWN
+            ):
+                return self._drawn(inspection_id)
+            raise
         return cast(m.Written[m.InspectionPublic], written)
+
+    def _drawn(self, inspection_id: int) -> m.Written[m.InspectionPublic]:
+        """A drawn inspection with the transaction that drew it."""
+        return m.Written(
+            transaction=self._draw_transaction(inspection_id), record=self.inspection(inspection_id)
+        )
 
     def _draw_transaction(self, inspection_id: int) -> m.TransactionPublic:
         """The transaction that drew the inspection, from its ``InspectionDrawn`` log."""

@@ -433,6 +433,53 @@ def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: A
     assert drew["blockNumber"] == again["transaction"]["block_number"]
 
 
+def test_a_draw_that_loses_the_race_to_another_answers_the_draw_that_won(api_env: ApiEnv) -> None:
+    """The service's drawer (or any member) draws while a department's draw is under way: the department's
+    transaction, checked on a head where the inspection was still open, reverts in the block behind the
+    other. The seed is fixed all the same, so the answer is the draw that fixed it, not a 409."""
+    env = api_env
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 3)
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    client = env.setup.client
+    practice = LedgerClient(client.endpoint, load_artifact("SharingPractice").abi).at(
+        deployment.sharing_practice.address
+    )
+    psb = env.setup.keystore.unlock("dept-psb")
+    rpc = client.w3.provider
+
+    def pool() -> int:
+        return int(str(rpc.make_request("txpool_status", [])["result"]["pending"]), 16)  # type: ignore[arg-type]
+
+    def until_pool(size: int) -> None:
+        deadline = time.monotonic() + 30
+        while pool() < size:
+            assert time.monotonic() < deadline, "the draw never reached the node"
+            time.sleep(0.05)
+
+    answers: list[Any] = []
+    waiting = pool()
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        first = practice.submit(psb, practice.build(str(psb.address), "drawSample", inspection))
+        until_pool(waiting + 1)
+        drawer = threading.Thread(
+            target=lambda: answers.append(env.call("POST", f"/inspections/{inspection}/draw", "hrss"))
+        )
+        drawer.start()
+        until_pool(waiting + 2)  # both sent; the first in line draws, the second reverts
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+        drawer.join(timeout=30)
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    won = ok(answers[0])
+    assert won["transaction"]["hash"] == first.tx_hash
+    assert won["record"]["status"] == "drawn" and won["record"]["seed"] is not None
+
+
 def test_an_inspection_of_a_period_begun_before_the_ledger_was_deployed_reads_its_sample(
     api_env: ApiEnv,
 ) -> None:
