@@ -18,13 +18,18 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import settings
-from web3 import Web3
 
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.endpoint import NodeEndpoint
+
+if TYPE_CHECKING:
+    # Imported where used: the xdist controller loads this file too, before it starts the workers, and runs
+    # no test (web3's import is some 1.2 s of CPU, and of the run's start).
+    from web3 import Web3
 
 # Tests never read or write a developer's ./.dxl (make exports DXL_HOME for `make run`): each test process
 # gets an empty data directory of its own, and tests that need a particular one set it themselves.
@@ -89,6 +94,8 @@ def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
     node.start()
     try:
         if ahead := _test_clock_ahead():
+            from web3 import Web3
+
             rpc = Web3(Web3.HTTPProvider(node.endpoint.rpc_url)).provider
             rpc.make_request("evm_increaseTime", [ahead])  # type: ignore[arg-type]
             rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -106,4 +113,6 @@ def node_endpoint(embedded_node: EmbeddedNode) -> NodeEndpoint:
 @pytest.fixture(scope="session")
 def w3(node_endpoint: NodeEndpoint) -> Web3:
     """A web3 client connected to the worker's node."""
+    from web3 import Web3
+
     return Web3(Web3.HTTPProvider(node_endpoint.rpc_url, request_kwargs={"timeout": 60}))
