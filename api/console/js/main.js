@@ -15,6 +15,9 @@ import verify from "./pages/verify.js";
 const PAGES = [map, catalog, resource, timeline, verify, scorecards, governance];
 const main = document.getElementById("main");
 let caps = null;
+// Why the sign-in form is shown (a refused or revoked token), kept until the next sign-in: a hash change
+// (a link, the back button, a page load still in flight) re-renders the form and must not drop it.
+let signInMessage = null;
 
 function allowed(page) {
   return caps !== null && caps.canAll(page.requires);
@@ -59,7 +62,7 @@ function renderSignIn(message) {
 
 async function route() {
   renderNav();
-  if (caps === null) return renderSignIn();
+  if (caps === null) return renderSignIn(signInMessage);
   const { id, args, params } = parseHash();
   const page = PAGES.find((p) => p.id === id) || PAGES.find((p) => p.nav !== false && allowed(p));
   if (!allowed(page)) {
@@ -82,8 +85,9 @@ async function route() {
 function signedOut() {
   setToken(null);
   caps = null;
+  signInMessage = t("signin.rejected");
   renderNav();
-  renderSignIn(t("signin.rejected"));
+  renderSignIn(signInMessage);
 }
 
 async function start() {
@@ -94,8 +98,10 @@ async function start() {
     } catch (error) {
       setToken(null);
       renderNav();
-      return renderSignIn(error instanceof ApiError && error.status === 401 ? t("signin.rejected") : errorBox(error));
+      signInMessage = error instanceof ApiError && error.status === 401 ? t("signin.rejected") : errorBox(error);
+      return renderSignIn(signInMessage);
     }
+    signInMessage = null;
   }
   await route();
 }
