@@ -23,12 +23,14 @@ $(VENV)/.installed: requirements-dev.lock requirements-uv.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python -r requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	$(BIN)/python -m compileall -q -j 0 -x '$(NOT_IMPORTED)' $(SITE_PACKAGES) node api verifier dxl tests scripts >/dev/null
+	$(BIN)/python scripts/test-bytecode.py tests
 	touch $@
 
 # Bytecode for every module the suite and the service import, compiled once on every core at set-up: left to
 # the first import, the three test workers and the processes tests start compiled the same modules at the
 # same moment (some 30 s of CPU, and 10 s more before the first test ran on a fresh clone). Tools that run in
-# their own processes (mypy, ruff, pip, uv) and packages nothing here imports are left out.
+# their own processes (mypy, ruff, pip, uv) and packages nothing here imports are left out. The test modules'
+# assertion-rewritten bytecode likewise (scripts/test-bytecode.py): each worker rewrote every one of them.
 SITE_PACKAGES = $(VENV)/lib/python3*/site-packages
 NOT_IMPORTED := /site-packages/(mypy|mypyc|pip|setuptools|pkg_resources|uv|ruff|graphql|hypothesis_graphql|importlinter|grimp|docs|newsfragments)/
 
