@@ -177,6 +177,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         from node.audit.follower import start_follower, stop_follower
+        from node.audit.queries import recorded_delivery_ids
 
         conf = settings or load_api_settings()
         engine = make_engine(conf.effective_database_url)
@@ -195,6 +196,10 @@ def create_app(
             receipts = start_receipts(conf, state.ledger, engine)
             if receipts is not None:
                 state.extra["receipts"] = receipts
+                # One id names one delivery: each kind is refused the other's ids (the contracts cannot
+                # tell, the anchors see roots only), from the receipt journal and the audit index.
+                state.ledger.receipt_ids = receipts.reader.posted_by
+                receipts.recorded = lambda ids: recorded_delivery_ids(audit.get_audit(state).engine, ids)
             if state.ledger.practice is not None and conf.inspection_draw_interval > 0:
                 state.extra["inspection_drawer"] = InspectionDrawer(
                     state.ledger, conf.inspection_draw_interval

@@ -109,6 +109,11 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "DELIVERY_ID_NOT_PROVIDERS": ErrorSpec(
         422, "a delivery id must start with its provider's department id (4 bytes, big-endian)"
     ),
+    "DELIVERY_ID_IN_USE": ErrorSpec(
+        409,
+        "the provider already used this id for a delivery of the other kind (a ledger delivery or a receipt):"
+        " one id names one delivery",
+    ),
     "UNKNOWN_HASH_ALGORITHM": ErrorSpec(422, "the hash algorithm id is not one the ledger knows (1, 2)"),
     "RECEIPT_MISMATCH": ErrorSpec(422, "the receipt differs from the recorded one"),
     "DELIVERY_ALREADY_SETTLED": ErrorSpec(409, "the delivery was already acknowledged or disputed"),

@@ -1627,6 +1627,16 @@ class ReceiptReader:
                 )
         return moved
 
+    def posted_by(self, provider: int, ids: Sequence[bytes]) -> set[bytes]:
+        """Those of ``ids`` that ``provider`` posted as receipts (in any state: a refused one is still what
+        ``GET /receipts/{id}`` answers for its id)."""
+        r = receipts_table.c
+        query = select(r.delivery_id).where(
+            r.provider == provider, r.delivery_id.in_(list(dict.fromkeys(ids)))
+        )
+        with self._engine.connect() as conn:
+            return {bytes(row[0]) for row in conn.execute(query)}
+
     def lookup(self, ids: Iterable[bytes], *, reader: int | None) -> list[ReceiptView]:
         """The receipts with these ids that ``reader`` (a department id; None: an auditor) is party to."""
         wanted = list(dict.fromkeys(ids))
@@ -1764,6 +1774,9 @@ class ReceiptService:
         self._key_locks: dict[int, asyncio.Lock] = {}
         #: Department ids of the principals that posted, by principal key.
         self.departments: dict[str, int] = {}
+        #: Those of some delivery ids that are recorded on the ledger (the audit index's look-up, set by the
+        #: app): one id names one delivery, so a receipt may not take a ledger delivery's id. None: unchecked.
+        self.recorded: Callable[[list[bytes]], set[bytes]] | None = None
 
     def start(self) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
@@ -1812,8 +1825,8 @@ class ReceiptService:
 
         Raises:
             ApiError: as ``POST /deliveries`` for the first receipt that fails (``index`` names it:
-                DELIVERY_ID_NOT_PROVIDERS for an id outside the poster's namespace among them), or
-                DUPLICATE_DELIVERY.
+                DELIVERY_ID_NOT_PROVIDERS for an id outside the poster's namespace among them,
+                DELIVERY_ID_IN_USE for the id of a delivery recorded on the ledger), or DUPLICATE_DELIVERY.
             NodeError: the node is unreachable while grant state must be read.
         """
 
@@ -1844,7 +1857,31 @@ class ReceiptService:
                     index=i,
                     delivery_id="0x" + row.delivery_id.hex(),
                 )
+        if self.recorded is not None:
+            await self._refuse_ledger_ids(rows)
         await self.journal.append(department, consumers, rows)
+
+    async def _refuse_ledger_ids(self, rows: list[ReceiptRow]) -> None:
+        """One id names one delivery: a receipt whose id is a delivery recorded on the ledger (by its
+        provider: ids are held to the provider's namespace on both paths) is refused. One look-up in the
+        audit index for the whole request, never a call to the node per receipt. The index follows the chain
+        a moment behind (``DXL_AUDIT_FOLLOW_INTERVAL``): a ledger delivery mined within that moment is not
+        seen yet."""
+        from anyio import to_thread
+
+        assert self.recorded is not None
+        taken = await to_thread.run_sync(self.recorded, [r.delivery_id for r in rows])
+        for i, row in enumerate(rows):
+            if row.delivery_id in taken:
+                delivery_id = "0x" + row.delivery_id.hex()
+                raise ApiError(
+                    "DELIVERY_ID_IN_USE",
+                    f"receipts[{i}]: {delivery_id} is a delivery recorded on the ledger; a receipt takes an "
+                    "id of its own",
+                    field=f"receipts.{i}.delivery_id",
+                    index=i,
+                    delivery_id=delivery_id,
+                )
 
     # --- the consumer's side ------------------------------------------------------------------------------
 

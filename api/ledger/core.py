@@ -213,6 +213,10 @@ class LedgerCore:
         self.reconciler = Reconciler(self.sender)
         #: The idempotency claim of the request this view serves (:meth:`bound`).
         self.claim: Claim | None = None
+        #: Those of some delivery ids that a provider posted as receipts (the receipt journal's look-up, set
+        #: when receipts are served): one id names one delivery, so a ledger delivery may not take a
+        #: receipt's id. None: no receipts served here.
+        self.receipt_ids: Callable[[int, Sequence[bytes]], set[bytes]] | None = None
 
     def bound(self, claim: Claim | None, *, write: bool = False) -> Self:
         """This service for one request: its writes are journaled under ``claim``. A write's first read of

@@ -210,6 +210,7 @@ class DeliveryService(ExchangeService):
         Raises:
             ApiError: GRANT_NOT_FOUND (unknown, or not the caller's exchange), NOT_A_PARTY (the grant's
                 consumer), GRANT_REVOKED, GRANT_EXPIRED, DUPLICATE_DELIVERY (already on the ledger),
+                DELIVERY_ID_IN_USE (one of the provider's receipts),
                 INVALID_FIELD (a zero id or commitment).
         """
         grant = grants.get(body.grant_id) or self._exchange_record(Grant, body.grant_id, principal=principal)
@@ -233,6 +234,13 @@ class DeliveryService(ExchangeService):
             )
         if int(self.client.call("deliveryStatus", raw_id)) != DeliveryStatus.NONE:
             raise ApiError("DUPLICATE_DELIVERY", f"delivery {body.delivery_id} was already recorded")
+        if self.receipt_ids is not None and self.receipt_ids(grant.provider, [raw_id]):
+            raise ApiError(
+                "DELIVERY_ID_IN_USE",
+                f"{body.delivery_id} is one of the provider's receipts (POST /receipts); a ledger delivery "
+                "takes an id of its own",
+                field="delivery_id",
+            )
         return me, (
             raw_id, body.grant_id, b32(body.commitment), int(_HASH_IDS[body.hash_algorithm]), body.byte_size,
             body.record_count,

@@ -803,6 +803,24 @@ def provenance(
     return out
 
 
+#: Ids per ``IN (...)`` of :func:`recorded_delivery_ids`: under every SQLite build's limit on bound variables.
+_IDS_PER_QUERY = 900
+
+
+def recorded_delivery_ids(engine: Engine, ids: Sequence[bytes]) -> set[bytes]:
+    """Those of ``ids`` that name a delivery recorded on the ledger, as far as the index has followed the
+    chain: one indexed look-up per id, in a few queries (``POST /receipts`` asks it for a whole request)."""
+    e = m.events.c
+    keys = ["0x" + i.hex() for i in dict.fromkeys(ids)]
+    found: set[bytes] = set()
+    with engine.connect() as conn:
+        for start in range(0, len(keys), _IDS_PER_QUERY):
+            chunk = keys[start : start + _IDS_PER_QUERY]
+            query = select(e.delivery_id).where(e.delivery_id.in_(chunk), e.event == DELIVERY_RECORDED)
+            found.update(bytes.fromhex(row[0][2:]) for row in conn.execute(query))
+    return found
+
+
 def _grant_lineage(conn: Any, d: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
     """The grant, its revocation, agreement, request and decision behind an event (a delivery, a batch)."""
     e = m.events.c

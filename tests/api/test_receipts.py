@@ -19,6 +19,7 @@ from api_helpers import (
     agreement_between,
     anchored_batch,
     b32,
+    delivery_between,
     delivery_id_for,
     grant_between,
     in_pool,
@@ -353,6 +354,34 @@ def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[st
     )
     for who, status in (("auditor", 403), (None, 401)):
         assert api_env.call("POST", "/receipts", who, json={"receipts": []}).status_code == status
+
+
+def test_oneIdNamesOneDelivery_receiptAndLedgerDeliveryRefuseEachOthersIds(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    """A provider cannot use one id for a ledger delivery and for one of its receipts (look-ups by id would
+    find two records): each path refuses the other's ids, 409 DELIVERY_ID_IN_USE naming the id, nothing
+    recorded."""
+    delivery = delivery_between(api_env, "psb", "hrss", grant)
+    ok(api_env.call("POST", "/audit/index", "auditor"))  # the receipts' check reads the audit index
+    reused = receipt_body(grant, delivery_id=delivery["delivery_id"])
+    response = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt_body(grant), reused]})
+    assert response.status_code == 409, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["index"]) == ("DELIVERY_ID_IN_USE", 1)
+    assert error["delivery_id"] == reused["delivery_id"]
+    looked_up = {"delivery_ids": [reused["delivery_id"]]}
+    assert ok(api_env.call("POST", "/receipts/lookup", "psb", json=looked_up)) == {"receipts": []}
+
+    posted = receipt_body(grant)
+    assert api_env.call("POST", "/receipts", "psb", json={"receipts": [posted]}).status_code == 202
+    fields = ("delivery_id", "grant_id", "commitment", "byte_size", "record_count")
+    as_delivery = {k: posted[k] for k in fields}
+    for path, body in (("/deliveries", as_delivery), ("/deliveries/batch", {"deliveries": [as_delivery]})):
+        response = api_env.call("POST", path, "psb", json=body)
+        assert response.status_code == 409, response.text
+        assert response.json()["error"]["code"] == "DELIVERY_ID_IN_USE"
+        assert api_env.call("GET", f"/deliveries/{posted['delivery_id']}", "psb").status_code == 404
 
 
 def test_post_receipts_resourceNowNotShared_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
