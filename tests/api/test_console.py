@@ -482,6 +482,9 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     hrss.open("scorecards")
     options = hrss.page.eval_on_selector_all("#score-department option", "o => o.map(x => x.value)")
     assert options == ["", "HRSS"]
+    # A From day after today and no To day: a period that ends (now) before it starts, said so in the page.
+    hrss.open("scorecards?from=2999-01-01")
+    assert hrss.page.inner_text("main .error").startswith("The From day is after today")
     assert api_env.call("GET", "/audit/scorecard?department=PSB", "hrss").status_code == 403
 
 

@@ -46,9 +46,11 @@ export function isoDateEnd(value) {
 }
 
 /**
- * Refuses a period whose From day is after its To day (both included), in the user's words: the API would
- * answer 422 with the instants the page made of the two days, not the days the user chose.
+ * Refuses a period whose From day is after its To day (both included), or after today when it has no To day,
+ * in the user's words: the API would answer 422 with the instants the page made of the days, not the days.
  */
 export function checkPeriod(from, to) {
   if (from && to && from > to) throw new PageError(t("period.reversed"));
+  // Without a To day the period ends now, and the API refuses one that ends before it starts.
+  if (from && !to && from > new Date().toISOString().slice(0, 10)) throw new PageError(t("period.future"));
 }

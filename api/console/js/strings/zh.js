@@ -290,4 +290,5 @@ export default {
   "finding.CHAIN_PROVIDER_MISMATCH": "清单中的提供方与账本登记的不同。",
   "finding.CHAIN_CONSUMER_MISMATCH": "清单中的使用方与账本登记的不同。",
   "finding.CHAIN_CHECK_FAILED": "无法读取账本以核验该交付。",
+  "period.future": "起始日期晚于今天：未填截止日期时，期间截至当前。",
 };
