@@ -5,9 +5,16 @@ contract when the code at the recorded address is the code recorded at deploymen
 the current artifact. The on-chain code is compared by its own hash, not the artifact's ``deployedBytecode``,
 because the EIP-712 domain is held in immutables that the constructor writes into the runtime code.
 
-A record that does not match (another chain, code missing, another build) is an error, never a silent
-redeployment: it may be someone's live ledger. ``force=True`` (``dxl deploy --force``) deploys anew and
+A record that does not match (another chain, code missing or other code at the address) is an error, never a
+silent redeployment: it may be someone's live ledger. ``force=True`` (``dxl deploy --force``) deploys anew and
 replaces the record.
+
+A newer build of a contract already deployed (its artifact changed with an upgrade of dxl) never replaces the
+deployed one: the ledger's history, the receipt batches anchored at the anchors contract and the evaluations
+held by the practice contract live at the recorded addresses, and another address would report them lost. The
+deployed contracts are kept as long as they offer every function this version calls, and :func:`newer_builds`
+names those for which newer code exists (``dxl run`` says so in one line, ``dxl status`` lists them). One that
+lacks a function this version calls is refused (:class:`DeploymentMismatchError`).
 
 The build deployed depends on the chain's rules (:func:`chain_build`): the Cancun build where ``PUSH0`` runs
 (anvil, Besu QBFT), the London build where it is refused (geth's Clique). The record names the build, so the
@@ -226,11 +233,46 @@ def _write_record(path: Path, deployment: Deployment) -> None:
     os.replace(tmp, path)
 
 
+def _lacking_functions(code: bytes, artifact: Artifact) -> list[str]:
+    """The functions of ``artifact``'s ABI whose selector is nowhere in ``code``: the dispatcher of a
+    Solidity contract holds the selector of every external function, so a contract built from an older
+    source that lacks one cannot serve it."""
+    lacking = []
+    for entry in artifact.abi:
+        if entry.get("type") != "function":
+            continue
+        signature = f"{entry['name']}({','.join(_abi_type(i) for i in entry.get('inputs', []))})"
+        # A selector with leading zero bytes is pushed with a shorter PUSH: look for its significant bytes.
+        if keccak(signature.encode())[:4].lstrip(b"\0") not in code:
+            lacking.append(entry["name"])
+    return sorted(lacking)
+
+
+def _abi_type(param: dict[str, Any]) -> str:
+    kind: str = param["type"]
+    if kind.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in param.get("components", [])) + ")" + kind[len("tuple") :]
+    return kind
+
+
+def _refuse_lacking(path: Path, address: str, code: bytes, artifact: Artifact) -> None:
+    lacking = _lacking_functions(code, artifact)
+    if lacking:
+        raise DeploymentMismatchError(
+            path,
+            f"the {artifact.name} at {address} is of an older build that lacks {', '.join(lacking)}, "
+            "which this version of dxl calls",
+        )
+
+
 def verify_deployment(client: LedgerClient, deployment: Deployment, artifact: Artifact, path: Path) -> None:
-    """Check that ``deployment`` describes the contract on ``client``'s chain, built from ``artifact``.
+    """Check that ``deployment`` describes the contract on ``client``'s chain, and that the contract offers
+    every function of ``artifact`` (the current build; the deployed one may be older, see the module's
+    docstring).
 
     Raises:
-        DeploymentMismatchError: another chain, no or other code at the address, or another build.
+        DeploymentMismatchError: another chain, no or other code at the address, or a deployed build that
+            lacks a function of ``artifact``.
     """
     if deployment.chain_id != client.chain_id:
         raise DeploymentMismatchError(
@@ -241,10 +283,28 @@ def verify_deployment(client: LedgerClient, deployment: Deployment, artifact: Ar
         raise DeploymentMismatchError(path, f"no contract code at {deployment.address} on this chain")
     if _hex_hash(code) != deployment.code_hash:
         raise DeploymentMismatchError(path, f"the code at {deployment.address} is not the recorded ledger")
-    if deployment.bytecode_hash != _hex_hash(artifact.bytecode):
-        raise DeploymentMismatchError(
-            path, f"the ledger at {deployment.address} was built from another version of {artifact.name}"
-        )
+    _refuse_lacking(path, deployment.address, code, artifact)
+
+
+def newer_builds(deployment: Deployment) -> list[str]:
+    """The deployed contracts of ``deployment`` whose artifact (of the recorded build) has changed since they
+    were deployed: newer code exists, the deployed contract is kept (module docstring).
+
+    Raises:
+        ConfigurationError: an artifact is unreadable.
+    """
+    recorded = [(deployment.artifact, deployment.bytecode_hash)]
+    for name, companion in (
+        (ANCHORS_ARTIFACT, deployment.receipt_anchors),
+        (PRACTICE_ARTIFACT, deployment.sharing_practice),
+    ):
+        if companion is not None:
+            recorded.append((name, companion.bytecode_hash))
+    return [
+        name
+        for name, bytecode_hash in recorded
+        if _hex_hash(_artifact_of(name, deployment.build).bytecode) != bytecode_hash
+    ]
 
 
 def deploy_ledger(
@@ -308,13 +368,19 @@ def deploy_ledger(
     return deployment
 
 
-def _anchors_record_matches(client: LedgerClient, record: AnchorsDeployment, artifact: Artifact) -> bool:
+def _anchors_record_matches(
+    client: LedgerClient, record: AnchorsDeployment, artifact: Artifact, path: Path
+) -> bool:
+    """Whether the recorded companion is on chain (the recorded code at its address), of whichever build.
+
+    Raises:
+        DeploymentMismatchError: it is, but lacks a function of ``artifact``.
+    """
     code = client.code_at(record.address)
-    return (
-        bool(code)
-        and _hex_hash(code) == record.code_hash
-        and record.bytecode_hash == _hex_hash(artifact.bytecode)
-    )
+    if not code or _hex_hash(code) != record.code_hash:
+        return False
+    _refuse_lacking(path, record.address, code, artifact)
+    return True
 
 
 def anchors_abi(artifact: Artifact, ledger_artifact: Artifact) -> list[dict[str, Any]]:
@@ -333,8 +399,9 @@ def deploy_receipt_anchors(
     """Deploy ``ReceiptAnchors(ledger)`` beside the recorded ledger, once: a recorded anchors contract whose
     code and build still match is reused. The record is kept in ``deployment.json``.
 
-    An anchors contract carries no state but its batches, which belong to its ledger: one that no longer
-    matches the build (or is gone) is replaced, since the ledger itself was verified first.
+    A recorded one is kept when a newer build exists (the batches anchored there must stay verifiable, see
+    the module's docstring); one whose code is not at the recorded address is replaced, since the ledger
+    itself was verified first.
 
     Raises:
         NotDeployedError: no ledger recorded.
@@ -377,7 +444,7 @@ def _companion_client(
     record = record_of(deployment)
     if record is None:
         raise DeploymentMismatchError(path, f"it names no {label} contract (run `dxl deploy`)")
-    if not _anchors_record_matches(client, record, artifact):
+    if not _anchors_record_matches(client, record, artifact, path):
         raise DeploymentMismatchError(path, f"the code at {record.address} is not the recorded {label}")
     return client.at(record.address)
 
@@ -408,7 +475,7 @@ def deploy_sharing_practice(
     evaluation_period: int = EVALUATION_PERIOD_S,
 ) -> AnchorsDeployment:
     """Deploy ``SharingPractice(ledger, evaluation_period)`` beside the recorded ledger, once, exactly as
-    :func:`deploy_receipt_anchors` does (a recorded one whose code and build still match is reused).
+    :func:`deploy_receipt_anchors` does (a recorded one whose code is on chain is kept, of whichever build).
 
     Raises:
         NotDeployedError: no ledger recorded.
@@ -427,7 +494,8 @@ def _deploy_companion(
     *constructor_args: Any,
 ) -> AnchorsDeployment:
     """Deploy a contract that serves the recorded ledger (its constructor takes the ledger's address first),
-    unless the record's ``record_field`` names one whose code and build still match; record it."""
+    unless the record's ``record_field`` names one whose code is on chain (kept, of whichever build); record
+    it."""
     from node.chain import LedgerClient
 
     path = deployment_path(home)
@@ -436,7 +504,7 @@ def _deploy_companion(
     verify_deployment(client, deployment, ledger_artifact, path)
     artifact = _artifact_of(artifact_name, deployment.build)
     existing: AnchorsDeployment | None = getattr(deployment, record_field)
-    if existing is not None and _anchors_record_matches(client, existing, artifact):
+    if existing is not None and _anchors_record_matches(client, existing, artifact, path):
         return existing
     companion = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
     result = companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args)

@@ -223,6 +223,7 @@ def _run(settings: ApiSettings, stop: threading.Event, *, force_deploy: bool, no
         from node.provision import setup_ledger
 
         setup = setup_ledger(endpoint, settings, dev_funding=node is not None, force_deploy=force_deploy)
+        _warn_newer_builds(setup.deployment)
         app = None if no_api else _load_api_app(settings)
 
         def announce() -> None:
@@ -236,6 +237,23 @@ def _run(settings: ApiSettings, stop: threading.Event, *, force_deploy: bool, no
             announce()
             stop.wait()
         typer.echo("stopping" + (" (node state kept in " + str(settings.home / "node") + ")" if node else ""))
+
+
+def _warn_newer_builds(deployment: Any) -> None:
+    """One line when this version of dxl carries newer code for a contract already deployed: the deployed one
+    is kept (what it holds stays verifiable at its address), and the operator learns the new code is not
+    running."""
+    from node.deploy import newer_builds
+
+    newer = newer_builds(deployment)
+    if newer:
+        typer.secho(
+            f"newer code exists for {', '.join(newer)}: the contracts deployed for this ledger are kept "
+            "(records there stay verifiable); the newer code runs only on a new ledger "
+            "(`dxl deploy --force`)",
+            err=True,
+            fg=typer.colors.YELLOW,
+        )
 
 
 def _print_summary(
@@ -321,7 +339,7 @@ def deploy_command(
 def status_command(as_json: JsonOption = False) -> None:
     """Whether the node answers, its chain id and block, and the recorded deployment. Exit 1 if not usable."""
     from api.settings import load_api_settings
-    from node.deploy import NotDeployedError, deployment_path, ledger_client
+    from node.deploy import NotDeployedError, deployment_path, ledger_client, load_deployment, newer_builds
 
     status: dict[str, Any] = {"reachable": False}
     try:
@@ -335,6 +353,8 @@ def status_command(as_json: JsonOption = False) -> None:
                 status["ledger"] = client.address
                 status["departments"] = int(client.call("departmentCount"))
                 status["resources"] = int(client.call("resourceCount"))
+                # Contracts kept at their deployed build although this version carries newer code.
+                status["newer_code"] = newer_builds(load_deployment(settings.home))
             else:  # the node is fine; say what is missing, not only "ledger: None" and exit 1
                 status["ledger"] = None
                 raise NotDeployedError(deployment_path(settings.home))

@@ -22,6 +22,7 @@ from node.deploy import (
     deployment_path,
     ledger_client,
     load_deployment,
+    newer_builds,
 )
 from node.endpoint import NodeEndpoint
 from node.errors import ConfigurationError
@@ -104,6 +105,56 @@ def test_receipt_anchors_deploy_once_beside_the_ledger(
     assert load_deployment(tmp_path).address == ledger.address
 
 
+def test_newer_build_keeps_the_deployed_contracts(
+    embedded_node: EmbeddedNode, tmp_path: Path, governors: list[Any]
+) -> None:
+    """An upgrade over an existing DXL_HOME whose contracts' code changed since they were deployed (the
+    record's build hashes are not the current artifacts'): the deployed ledger and anchors are kept, the
+    batches anchored there stay where they are, and the newer builds are named."""
+    endpoint = embedded_node.endpoint
+    ledger_record = deploy_ledger(
+        endpoint, [g.address for g in governors], 1, deployer=governors[0], home=tmp_path
+    )
+    ledger = ledger_client(endpoint, tmp_path)
+    anchors = deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path)
+    assert newer_builds(load_deployment(tmp_path)) == []
+    path = deployment_path(tmp_path)
+    older = "0x" + "11" * 32
+    _tamper(
+        path,
+        bytecode_hash=older,
+        receipt_anchors={**json.loads(path.read_text())["receipt_anchors"], "bytecode_hash": older},
+    )
+    head = endpoint.verify()
+
+    assert (
+        deploy_ledger(endpoint, [], 1, deployer=governors[0], home=tmp_path).address == ledger_record.address
+    )
+    assert deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path).address == anchors.address
+    assert endpoint.verify() == head  # nothing deployed
+    assert load_deployment(tmp_path).receipt_anchors.bytecode_hash == older  # type: ignore[union-attr]
+    assert anchors_client(endpoint, tmp_path).address == anchors.address
+    assert ledger_client(endpoint, tmp_path).address == ledger_record.address
+    assert newer_builds(load_deployment(tmp_path)) == ["DataExchangeLedger", "ReceiptAnchors"]
+
+    # A deployed contract that lacks a function this version calls is refused, not replaced: here the record
+    # names the ledger's code as the anchors contract.
+    _tamper(
+        path,
+        receipt_anchors={
+            **anchors.__dict__,
+            "address": ledger_record.address,
+            "code_hash": ledger_record.code_hash,
+        },
+    )
+    before = path.read_text()
+    with pytest.raises(DeploymentMismatchError, match="older build that lacks acknowledgeBatch, anchorBatch"):
+        deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path)
+    with pytest.raises(DeploymentMismatchError, match="lacks acknowledgeBatch, anchorBatch"):
+        anchors_client(endpoint, tmp_path)
+    assert path.read_text() == before and endpoint.verify() == head
+
+
 def _tamper(path: Path, **changes: Any) -> None:
     record = json.loads(path.read_text())
     record.update(changes)
@@ -116,7 +167,6 @@ def _tamper(path: Path, **changes: Any) -> None:
         ({"chain_id": 1}, "it is for chain id 1"),
         ({"address": "0x000000000000000000000000000000000000dEaD"}, "no contract code"),
         ({"code_hash": "0x" + "00" * 32}, "is not the recorded ledger"),
-        ({"bytecode_hash": "0x" + "00" * 32}, "another version of DataExchangeLedger"),
     ],
 )
 def test_mismatching_record_is_refused_not_overwritten(

@@ -184,9 +184,17 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         assert status.returncode == 0, status.stdout + status.stderr
         reported = json.loads(status.stdout)
         assert (reported["ledger"], reported["departments"], reported["resources"]) == (address, 5, 3)
+        assert reported["newer_code"] == [] and "newer code exists" not in summary
     finally:
         if proc.poll() is None:
             _stop(proc, node)
+
+    # An upgrade whose anchors contract changed since it was deployed (the record's build hash is not the
+    # current artifact's): the next start keeps the deployed anchors, where the receipts are, and says so.
+    anchors = _field(summary, "anchors")
+    record = json.loads((tmp_path / "deployment.json").read_text())
+    record["receipt_anchors"]["bytecode_hash"] = "0x" + "11" * 32
+    (tmp_path / "deployment.json").write_text(json.dumps(record))
 
     # Second start, now with the API: same ledger, and the API answers where the summary says, as soon as it
     # says so (no retry).
@@ -196,6 +204,12 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
             assert health.status == 200
         deployed_at = int(_field(summary, "ledger").split("deployed at block ")[1].split(",")[0])
         assert f"{address} (deployed at block {deployed_at}, reused)" in summary
+        assert _field(summary, "anchors") == anchors
+        assert (
+            "newer code exists for ReceiptAnchors: the contracts deployed for this ledger are kept" in summary
+        )
+        status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
+        assert status.returncode == 0 and json.loads(status.stdout)["newer_code"] == ["ReceiptAnchors"]
         assert int(_field(summary, "head block").split()[0]) > deployed_at
         assert _field(summary, "departments") == "PSB=1, HRSS=2, HEALTH=3, CIVIL=4, SAMR=5"
         docs = _field(summary, "API docs")
