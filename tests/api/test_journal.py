@@ -993,7 +993,8 @@ def test_a_write_refused_in_its_block_is_never_mined_after_the_node_loses_that_b
     used = env.sent_by("civil")  # the refused write took a nonce of the department's key
 
     assert env.node_rpc("evm_revert", snapshot) is True  # the block and the suspension are gone
-    assert env.sent_by("civil") == used - 1
+    # The nonce is free again, unless the service saw the height go down and took it back first.
+    assert env.sent_by("civil") in (used - 1, used)
     client.nonces.forget(str(governor.address))
     # Healed: a transaction of the key is mined at that nonce again, and nothing journaled is left to mine.
     _until(lambda: env.sent_by("civil") == used and not _in_pool(env) and not journal.unsettled(), 30)
