@@ -319,6 +319,7 @@ ELSEWHERE = {
     "RECEIPT_NOT_FOUND": "test_receipts.py::test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAnd...",
     "DATABASE_UNAVAILABLE": "test_journal.py::test_database_unavailable_is_a_503_and_sends_nothing",
     "RECEIPT_BATCH_NOT_FOUND": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
+    "DELIVERY_ID_IN_USE": "test_receipts.py::test_oneIdNamesOneDelivery_receiptAndLedgerDelivery...",
     "RECEIPT_NOT_FINAL": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
     "RECEIPT_BATCH_SETTLED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
     "RECEIPT_ALREADY_DISPUTED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
