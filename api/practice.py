@@ -41,6 +41,7 @@ from verifier.sampling import DerivedSample, derive_sample
 if TYPE_CHECKING:
     from api.auth import Principal
     from api.ledger import LedgerService
+    from api.receipts import ReceiptService
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,22 @@ class PracticeService:
         )  # fmt: skip
 
     def evaluate(
-        self, ledger: LedgerService, *, principal: Principal, agreement_id: int, body: m.EvaluationCreate
+        self,
+        ledger: LedgerService,
+        *,
+        principal: Principal,
+        agreement_id: int,
+        body: m.EvaluationCreate,
+        receipts: ReceiptService | None = None,
     ) -> m.Written[m.EvaluationPublic]:
+        """Score the other side of ``agreement_id``; ``body.delivery_id`` names the evidence: a delivery
+        recorded on the ledger, or a receipt (``receipts``' journal) whose anchored batch the contract checks.
+
+        Raises:
+            ApiError: DELIVERY_NOT_FOUND (neither a ledger delivery nor a receipt of the caller's),
+                NO_DELIVERY_UNDER_AGREEMENT (under another agreement, or a receipt not anchored yet), the
+                contract's refusals (SCORE_OUT_OF_RANGE, ALREADY_SCORED, ...).
+        """
         resumed = ledger._resume(principal)
         if resumed is not None:
             return cast(m.Written[m.EvaluationPublic], resumed)
@@ -270,13 +285,7 @@ class PracticeService:
         me = ledger.department_id_of(principal)
         finish = Finish("practice.evaluation", agreement_id)
         delivery_id = bytes.fromhex(body.delivery_id.removeprefix("0x"))
-        receipt, _block = ledger._delivery(delivery_id)
-        if ledger.agreement_of_grant(receipt.grant_id) != agreement_id:
-            raise ApiError(
-                "NO_DELIVERY_UNDER_AGREEMENT",
-                f"delivery {body.delivery_id} was not made under agreement {agreement_id}",
-                field="delivery_id",
-            )
+        suffix, evidence = self._evidence(ledger, receipts, agreement_id, delivery_id, me)
         comment = ZERO32 if body.comment is None else self.texts.put({"comment": body.comment})
         if me == agreement.consumer:
             if body.timeliness is None or body.completeness is None or body.accuracy is None:
@@ -285,8 +294,8 @@ class PracticeService:
                     field="timeliness",
                 )  # fmt: skip
             written = self.send(
-                ledger, me, "scoreProvider", agreement_id, body.timeliness, body.completeness, body.accuracy,
-                comment, delivery_id, receipt.as_tuple(), finish=finish,
+                ledger, me, "scoreProvider" + suffix, agreement_id, body.timeliness, body.completeness,
+                body.accuracy, comment, *evidence, finish=finish,
             )  # fmt: skip
         else:
             if body.purpose_compliance is None:
@@ -294,10 +303,49 @@ class PracticeService:
                     "VALIDATION_ERROR", "the provider scores purpose_compliance", field="purpose_compliance"
                 )
             written = self.send(
-                ledger, me, "scoreConsumer", agreement_id, body.purpose_compliance, comment, delivery_id,
-                receipt.as_tuple(), finish=finish,
+                ledger, me, "scoreConsumer" + suffix, agreement_id, body.purpose_compliance, comment,
+                *evidence, finish=finish,
             )  # fmt: skip
         return cast(m.Written[m.EvaluationPublic], written)
+
+    @staticmethod
+    def _evidence(
+        ledger: LedgerService,
+        receipts: ReceiptService | None,
+        agreement_id: int,
+        delivery_id: bytes,
+        me: int,
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The contract's evidence that ``agreement_id`` was delivered under: the suffix of the scoring
+        function and its evidence arguments. A ledger delivery is its receipt as recorded
+        (``scoreProvider``); a receipt delivered at volume is the batch it was anchored in
+        (``scoreProviderForBatch``): one id names one delivery, so at most one of the two exists."""
+        shown = "0x" + delivery_id.hex()
+        try:
+            recorded, _block = ledger._delivery(delivery_id)
+            grant_id: int = recorded.grant_id
+            evidence: tuple[str, tuple[Any, ...]] = ("", (delivery_id, recorded.as_tuple()))
+        except ApiError as exc:
+            views = [] if receipts is None else receipts.reader.lookup([delivery_id], reader=me)
+            if exc.code != "DELIVERY_NOT_FOUND" or not views:
+                raise
+            view = views[0]
+            if view.proof is None or view.status not in ("anchored", "final"):
+                raise ApiError(
+                    "NO_DELIVERY_UNDER_AGREEMENT",
+                    f"receipt {shown} is {view.status}, not in an anchored batch: evaluation follows "
+                    "delivery",
+                    field="delivery_id",
+                ) from None
+            grant_id = view.receipt.grant_id
+            evidence = ("ForBatch", (grant_id, view.proof.first_sequence))
+        if ledger.agreement_of_grant(grant_id) != agreement_id:
+            raise ApiError(
+                "NO_DELIVERY_UNDER_AGREEMENT",
+                f"delivery {shown} was not made under agreement {agreement_id}",
+                field="delivery_id",
+            )
+        return evidence
 
 
 def _tx(result: TxResult) -> m.TransactionPublic:

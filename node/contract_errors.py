@@ -83,6 +83,7 @@ REVERT_CODES: Mapping[str, str] = {
     "PracticeResourceUnfit": "RESOURCE_UNFIT",
     "PracticeScoreOutOfRange": "SCORE_OUT_OF_RANGE",
     "PracticeNoDelivery": "NO_DELIVERY_UNDER_AGREEMENT",
+    "PracticeNoReceiptBatch": "NO_DELIVERY_UNDER_AGREEMENT",
     "PracticeAlreadyScored": "ALREADY_SCORED",
     "PracticeNotAuditor": "FORBIDDEN",
     "PracticeInvalidInspection": "INVALID_INSPECTION",

@@ -474,15 +474,21 @@ def deploy_sharing_practice(
     home: Path | None = None,
     evaluation_period: int = EVALUATION_PERIOD_S,
 ) -> AnchorsDeployment:
-    """Deploy ``SharingPractice(ledger, evaluation_period)`` beside the recorded ledger, once, exactly as
-    :func:`deploy_receipt_anchors` does (a recorded one whose code is on chain is kept, of whichever build).
+    """Deploy ``SharingPractice(ledger, evaluation_period, anchors)`` beside the recorded ledger, once,
+    exactly as :func:`deploy_receipt_anchors` does (a recorded one whose code is on chain is kept, of whichever
+    build). ``anchors`` is the recorded ``ReceiptAnchors`` (deploy it first: its anchored batches are
+    evidence of delivery for mutual evaluation), or the zero address when none is recorded.
 
     Raises:
         NotDeployedError: no ledger recorded.
         DeploymentMismatchError: the ledger record does not match the node.
         NodeError: the node is unreachable or refuses the transaction.
     """
-    return _deploy_companion(client, deployer, home, PRACTICE_ARTIFACT, "sharing_practice", evaluation_period)
+    recorded = Deployment.load(deployment_path(home)).receipt_anchors
+    anchors = recorded.address if recorded is not None else "0x" + "00" * 20
+    return _deploy_companion(
+        client, deployer, home, PRACTICE_ARTIFACT, "sharing_practice", evaluation_period, anchors
+    )
 
 
 def _deploy_companion(

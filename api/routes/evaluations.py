@@ -1,4 +1,5 @@
-"""Mutual evaluation: after a delivery under an agreement, each party scores the other once per period."""
+"""Mutual evaluation: after a delivery under an agreement (on the ledger, or receipts anchored in a batch),
+each party scores the other once per period."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 
 from api import models as m
-from api.deps import DepartmentPrincipal, Digits, ExchangeReader, IdempotencyKey, LedgerDep
+from api.deps import DepartmentPrincipal, Digits, ExchangeReader, IdempotencyKey, LedgerDep, StateDep
+from api.receipts import ReceiptService
 
 router = APIRouter(prefix="/agreements", tags=["evaluations"])
 AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
@@ -27,10 +29,15 @@ def evaluate(
     body: m.EvaluationCreate,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
+    state: StateDep,
     _key: IdempotencyKey = None,
 ) -> m.Written[m.EvaluationPublic]:
     """The consumer scores the provider (timeliness, completeness, accuracy) or the provider the consumer
-    (purpose_compliance), 1-5, with an optional comment; once per evaluation period (30 days) and side."""
+    (purpose_compliance), 1-5, with an optional comment; once per evaluation period (30 days) and side.
+    ``delivery_id`` is a delivery under the agreement: recorded on the ledger, or a receipt in an anchored
+    batch (``POST /receipts``)."""
+    receipts = state.extra.get("receipts")
     return ledger.practice_service().evaluate(
-        ledger, principal=principal, agreement_id=agreement_id, body=body
-    )
+        ledger, principal=principal, agreement_id=agreement_id, body=body,
+        receipts=receipts if isinstance(receipts, ReceiptService) else None,
+    )  # fmt: skip

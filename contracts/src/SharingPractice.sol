@@ -7,7 +7,9 @@ import {ISharingPractice} from "./interfaces/ISharingPractice.sol";
 import {IDataExchangeLedger} from "./interfaces/IDataExchangeLedger.sol";
 import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
 import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
+import {IReceiptAnchors} from "./interfaces/IReceiptAnchors.sol";
 import {Agreement, DeliveryReceipt, DepartmentStatus, Resource, ShareType} from "./types/Ledger.sol";
+import {BatchStatus} from "./types/Receipts.sol";
 import {
     Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, ScoredSide
 } from "./types/Practice.sol";
@@ -26,6 +28,8 @@ contract SharingPractice is ISharingPractice {
     uint256 private constant BLOCKHASH_WINDOW = 256;
 
     IDataExchangeLedger private immutable _ledger;
+    /// @dev Zero where the ledger has no receipt anchors: then only ledger deliveries are evidence.
+    IReceiptAnchors private immutable _anchors;
     bytes32 private immutable _auditorRole;
     uint64 private immutable _evaluationPeriod;
 
@@ -39,9 +43,15 @@ contract SharingPractice is ISharingPractice {
     /// @param ledger_ The DataExchangeLedger whose departments, catalog, agreements and deliveries are read.
     /// @param evaluationPeriod_ Length of an evaluation period in seconds (each side of an agreement is scored
     /// at most once per period).
-    constructor(IDataExchangeLedger ledger_, uint64 evaluationPeriod_) {
+    /// @param anchors_ The ReceiptAnchors beside the same ledger, whose anchored batches are deliveries too
+    /// (zero: none).
+    constructor(IDataExchangeLedger ledger_, uint64 evaluationPeriod_, IReceiptAnchors anchors_) {
         if (evaluationPeriod_ == 0) revert PracticeInvalidField("evaluationPeriod");
+        if (address(anchors_) != address(0) && anchors_.ledger() != address(ledger_)) {
+            revert PracticeInvalidField("anchors");
+        }
         _ledger = ledger_;
+        _anchors = anchors_;
         _auditorRole = DepartmentRegistry(address(ledger_)).AUDITOR_ROLE();
         _evaluationPeriod = evaluationPeriod_;
     }
@@ -116,15 +126,24 @@ contract SharingPractice is ISharingPractice {
         bytes32 deliveryId,
         DeliveryReceipt calldata receipt
     ) external {
-        _checkScore(timeliness);
-        _checkScore(completeness);
-        _checkScore(accuracy);
-        Agreement memory a = _ledger.agreement(agreementId);
-        _requireCallerIs(a.consumer);
-        uint32 period = _record(agreementId, ScoredSide.Provider, deliveryId, receipt);
-        emit EvaluationRecorded(
-            agreementId, period, ScoredSide.Provider, a.consumer, timeliness, completeness, accuracy, 0, commentHash
-        );
+        uint32 scorer = _providerScorer(agreementId, timeliness, completeness, accuracy);
+        _requireDelivery(agreementId, deliveryId, receipt);
+        _recordProviderScore(agreementId, scorer, timeliness, completeness, accuracy, commentHash);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function scoreProviderForBatch(
+        uint64 agreementId,
+        uint8 timeliness,
+        uint8 completeness,
+        uint8 accuracy,
+        bytes32 commentHash,
+        uint64 grantId,
+        uint64 firstSequence
+    ) external {
+        uint32 scorer = _providerScorer(agreementId, timeliness, completeness, accuracy);
+        _requireBatch(agreementId, grantId, firstSequence);
+        _recordProviderScore(agreementId, scorer, timeliness, completeness, accuracy, commentHash);
     }
 
     /// @inheritdoc ISharingPractice
@@ -135,11 +154,22 @@ contract SharingPractice is ISharingPractice {
         bytes32 deliveryId,
         DeliveryReceipt calldata receipt
     ) external {
-        _checkScore(purposeCompliance);
-        Agreement memory a = _ledger.agreement(agreementId);
-        _requireCallerIs(a.provider);
-        uint32 period = _record(agreementId, ScoredSide.Consumer, deliveryId, receipt);
-        emit EvaluationRecorded(agreementId, period, ScoredSide.Consumer, a.provider, 0, 0, 0, purposeCompliance, commentHash);
+        uint32 scorer = _consumerScorer(agreementId, purposeCompliance);
+        _requireDelivery(agreementId, deliveryId, receipt);
+        _recordConsumerScore(agreementId, scorer, purposeCompliance, commentHash);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function scoreConsumerForBatch(
+        uint64 agreementId,
+        uint8 purposeCompliance,
+        bytes32 commentHash,
+        uint64 grantId,
+        uint64 firstSequence
+    ) external {
+        uint32 scorer = _consumerScorer(agreementId, purposeCompliance);
+        _requireBatch(agreementId, grantId, firstSequence);
+        _recordConsumerScore(agreementId, scorer, purposeCompliance, commentHash);
     }
 
     // ---------------------------------------------------------------- inspection
@@ -254,16 +284,74 @@ contract SharingPractice is ISharingPractice {
         return address(_ledger);
     }
 
+    /// @inheritdoc ISharingPractice
+    function anchors() external view returns (address) {
+        return address(_anchors);
+    }
+
     // ---------------------------------------------------------------- internals
 
-    function _record(uint64 agreementId, ScoredSide side, bytes32 deliveryId, DeliveryReceipt calldata receipt)
+    /// The scores in range and the caller the agreement's consumer: the consumer's department id.
+    function _providerScorer(uint64 agreementId, uint8 timeliness, uint8 completeness, uint8 accuracy)
         private
-        returns (uint32 period)
+        view
+        returns (uint32 consumer)
     {
+        _checkScore(timeliness);
+        _checkScore(completeness);
+        _checkScore(accuracy);
+        consumer = _ledger.agreement(agreementId).consumer;
+        _requireCallerIs(consumer);
+    }
+
+    /// The score in range and the caller the agreement's provider: the provider's department id.
+    function _consumerScorer(uint64 agreementId, uint8 purposeCompliance) private view returns (uint32 provider) {
+        _checkScore(purposeCompliance);
+        provider = _ledger.agreement(agreementId).provider;
+        _requireCallerIs(provider);
+    }
+
+    function _recordProviderScore(
+        uint64 agreementId,
+        uint32 consumer,
+        uint8 timeliness,
+        uint8 completeness,
+        uint8 accuracy,
+        bytes32 commentHash
+    ) private {
+        uint32 period = _markScored(agreementId, ScoredSide.Provider);
+        emit EvaluationRecorded(
+            agreementId, period, ScoredSide.Provider, consumer, timeliness, completeness, accuracy, 0, commentHash
+        );
+    }
+
+    function _recordConsumerScore(uint64 agreementId, uint32 provider, uint8 purposeCompliance, bytes32 commentHash)
+        private
+    {
+        uint32 period = _markScored(agreementId, ScoredSide.Consumer);
+        emit EvaluationRecorded(agreementId, period, ScoredSide.Consumer, provider, 0, 0, 0, purposeCompliance, commentHash);
+    }
+
+    /// A delivery recorded on the ledger (its receipt as recorded) under a grant of the agreement.
+    function _requireDelivery(uint64 agreementId, bytes32 deliveryId, DeliveryReceipt calldata receipt) private view {
         if (!_ledger.receiptMatches(deliveryId, receipt) || _ledger.grant(receipt.grantId).agreementId != agreementId)
         {
             revert PracticeNoDelivery(agreementId, deliveryId);
         }
+    }
+
+    /// Deliveries at volume: a batch of receipts anchored (acknowledged or not) under a grant of the agreement.
+    /// The anchors checked the grant, both parties and the resource when they took it, as `recordDelivery`
+    /// checks a single delivery; a batch is never removed, so it stays evidence as a recorded delivery does.
+    function _requireBatch(uint64 agreementId, uint64 grantId, uint64 firstSequence) private view {
+        if (
+            address(_anchors) == address(0)
+                || _anchors.batch(grantId, firstSequence).status == BatchStatus.None
+                || _ledger.grant(grantId).agreementId != agreementId
+        ) revert PracticeNoReceiptBatch(agreementId, grantId, firstSequence);
+    }
+
+    function _markScored(uint64 agreementId, ScoredSide side) private returns (uint32 period) {
         period = uint32(block.timestamp / _evaluationPeriod);
         if (_scored[agreementId][period][side]) revert PracticeAlreadyScored(agreementId, period, side);
         _scored[agreementId][period][side] = true;

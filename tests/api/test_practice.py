@@ -19,6 +19,7 @@ from api_helpers import (
     ApiEnv,
     ServerThread,
     agreement_between,
+    anchored_batch,
     b32,
     delivery_between,
     grant_between,
@@ -200,6 +201,29 @@ def test_mutual_evaluation_after_a_delivery_once_per_period(api_env: ApiEnv) -> 
     # Departments outside the agreement see neither the agreement nor its scores, and cannot score.
     assert env.call("GET", path, "health").json()["error"]["code"] == "AGREEMENT_NOT_FOUND"
     assert env.call("POST", path, "health", json=body).json()["error"]["code"] == "AGREEMENT_NOT_FOUND"
+
+
+def test_mutual_evaluation_of_an_agreement_delivered_only_through_receipts(api_env: ApiEnv) -> None:
+    """Deliveries at volume count: a receipt in an anchored batch is the evidence (its batch is what the
+    contract checks), for both sides; a receipt of another agreement's grant, or none at all, is not."""
+    env = api_env
+    gid, receipts = anchored_batch(env, 2)
+    agreement_id = ok(env.call("GET", f"/grants/{gid}", "psb"))["agreement_id"]
+    path = f"/agreements/{agreement_id}/evaluations"
+    scores = {"timeliness": 4, "completeness": 5, "accuracy": 5}
+    nothing = env.call("POST", path, "hrss", json={"delivery_id": b32(), **scores})
+    assert (nothing.status_code, nothing.json()["error"]["code"]) == (404, "DELIVERY_NOT_FOUND")
+    _, elsewhere = anchored_batch(env, 1)
+    wrong = env.call("POST", path, "hrss", json={"delivery_id": elsewhere[0]["delivery_id"], **scores})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (409, "NO_DELIVERY_UNDER_AGREEMENT")
+
+    evidence = {"delivery_id": receipts[1]["delivery_id"], **scores}
+    scored = ok(env.call("POST", path, "hrss", json=evidence), 201)
+    assert (scored["record"]["scored_side"], scored["record"]["scores"]) == ("provider", scores)
+    by_provider = ok(env.call("POST", path, "psb", json={
+        "delivery_id": receipts[0]["delivery_id"], "purpose_compliance": 3}), 201)["record"]  # fmt: skip
+    assert (by_provider["scored_side"], by_provider["scores"]) == ("consumer", {"purpose_compliance": 3})
+    assert [e["scored_side"] for e in ok(env.call("GET", path, "auditor"))] == ["provider", "consumer"]
 
 
 def test_agreement_without_grant_cannot_be_scored(api_env: ApiEnv) -> None:

@@ -24,6 +24,7 @@ from node.types import (
     ShareType,
 )
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, receipt_of, reverts
+from tests.contracts.test_receipt_anchors import Anchors, make_anchors
 
 TEXT = b"\x7d" * 32
 ZERO = b"\x00" * 32
@@ -34,6 +35,7 @@ class Practice:
     ledger: Consortium
     client: LedgerClient
     auditor: object
+    anchors: Anchors
 
     def send(self, who: Dept | object, fn: str, *args: object) -> TxResult:
         account = who.account if isinstance(who, Dept) else who
@@ -61,11 +63,27 @@ def practice(node_endpoint: NodeEndpoint) -> Practice:
         consortium.admit(code)
     auditor = Account.create()
     consortium.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [auditor.address]))
+    anchors = make_anchors(node_endpoint, consortium)
     artifact = load_artifact("SharingPractice")
     client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
-    deployed = client.deploy(governors[0], artifact.bytecode, consortium.client.address, EVALUATION_PERIOD_S)
+    deployed = client.deploy(
+        governors[0], artifact.bytecode, consortium.client.address, EVALUATION_PERIOD_S,
+        anchors.client.address,
+    )  # fmt: skip
     assert deployed.contract_address is not None
-    return Practice(consortium, client.at(deployed.contract_address), auditor)
+    return Practice(consortium, client.at(deployed.contract_address), auditor, anchors)
+
+
+def test_constructor_anchorsOfAnotherLedger_refused(practice: Practice, node_endpoint: NodeEndpoint) -> None:
+    other = Consortium(deploy(node_endpoint, practice.ledger.governors, 2), practice.ledger.governors)
+    foreign = make_anchors(node_endpoint, other)
+    artifact = load_artifact("SharingPractice")
+    with reverts("PracticeInvalidField", field="anchors"):
+        practice.client.deploy(
+            practice.ledger.governors[0], artifact.bytecode, practice.ledger.client.address,
+            EVALUATION_PERIOD_S, foreign.client.address,
+        )  # fmt: skip
+    assert practice.call("anchors") == practice.anchors.client.address
 
 
 def test_publishDemand_recordsHashesPartiesAndTimes(practice: Practice) -> None:
@@ -186,6 +204,33 @@ def test_scores_needADeliveryUnderTheAgreement_oncePerPeriodAndSide(practice: Pr
     assert consumer.event("EvaluationRecorded").args["purposeCompliance"] == 4
     with reverts("PracticeAlreadyScored", side=ScoredSide.CONSUMER):
         practice.send(psb, "scoreConsumer", agreement, 4, ZERO, delivery, receipt)
+
+
+def test_scoresForBatch_anAnchoredBatchUnderTheAgreementIsADelivery(practice: Practice) -> None:
+    """An agreement delivered only through receipts is evaluated on the evidence of one anchored batch of a
+    grant of it, by both sides; a batch not anchored, or anchored under another agreement's grant, is not."""
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    agreement = practice.ledger.agreement(psb, hrss)
+    grant = practice.ledger.grant(psb, agreement)
+    elsewhere = practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    for gid in (grant, elsewhere):
+        practice.anchors.send(psb, "anchorBatch", gid, 0, 3, os.urandom(32))
+    for gid, first in ((grant, 3), (elsewhere, 0), (10**6, 0)):
+        with reverts("PracticeNoReceiptBatch", agreementId=agreement, grantId=gid, firstSequence=first):
+            practice.send(hrss, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, gid, first)
+        with reverts("PracticeNoReceiptBatch", agreementId=agreement, grantId=gid, firstSequence=first):
+            practice.send(psb, "scoreConsumerForBatch", agreement, 5, ZERO, gid, first)
+    with reverts("DepartmentUnauthorized"):  # the provider scores only the consumer
+        practice.send(psb, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, grant, 0)
+
+    result = practice.send(hrss, "scoreProviderForBatch", agreement, 5, 4, 3, TEXT, grant, 0)
+    ev = result.event("EvaluationRecorded").args
+    assert (ev["agreementId"], ev["side"], ev["scorer"]) == (agreement, ScoredSide.PROVIDER, hrss.id)
+    assert (ev["timeliness"], ev["completeness"], ev["accuracy"], ev["commentHash"]) == (5, 4, 3, TEXT)
+    consumer = practice.send(psb, "scoreConsumerForBatch", agreement, 4, ZERO, grant, 0)
+    assert consumer.event("EvaluationRecorded").args["purposeCompliance"] == 4
+    with reverts("PracticeAlreadyScored", agreementId=agreement, side=ScoredSide.PROVIDER):
+        practice.send(hrss, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, grant, 0)
 
 
 def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice: Practice) -> None:

@@ -31,6 +31,9 @@ interface ISharingPractice {
     error PracticeScoreOutOfRange(uint8 score);
     /// @notice Thrown when the delivery offered as evidence was not made under the scored agreement.
     error PracticeNoDelivery(uint64 agreementId, bytes32 deliveryId);
+    /// @notice Thrown when the receipt batch offered as evidence was not anchored under a grant of the scored
+    /// agreement (or no receipt anchors serve this contract).
+    error PracticeNoReceiptBatch(uint64 agreementId, uint64 grantId, uint64 firstSequence);
     /// @notice Thrown when a side of an agreement was scored already in the current period.
     error PracticeAlreadyScored(uint64 agreementId, uint32 period, ScoredSide side);
     /// @notice Thrown when the caller is not an auditor of the ledger.
@@ -168,6 +171,31 @@ interface ISharingPractice {
         DeliveryReceipt calldata receipt
     ) external;
 
+    /// @notice As {scoreProvider}, for an agreement delivered through receipts: the evidence is a batch of
+    /// receipts anchored on {anchors} instead of a ledger delivery.
+    /// @dev Requirements: as {scoreProvider}, except the evidence: the batch `(grantId, firstSequence)` is
+    /// anchored ({IReceiptAnchors-batch}) and `grantId` is a grant of the agreement. Emits {EvaluationRecorded}.
+    function scoreProviderForBatch(
+        uint64 agreementId,
+        uint8 timeliness,
+        uint8 completeness,
+        uint8 accuracy,
+        bytes32 commentHash,
+        uint64 grantId,
+        uint64 firstSequence
+    ) external;
+
+    /// @notice As {scoreConsumer}, with an anchored batch of receipts as evidence (see {scoreProviderForBatch}).
+    /// @dev Requirements: as {scoreProviderForBatch}, with the provider's signer as caller. Emits
+    /// {EvaluationRecorded}.
+    function scoreConsumerForBatch(
+        uint64 agreementId,
+        uint8 purposeCompliance,
+        bytes32 commentHash,
+        uint64 grantId,
+        uint64 firstSequence
+    ) external;
+
     /// @notice Opens a sampling inspection of the deliveries recorded in `[periodFrom, periodTo)`.
     /// @dev Requirements: caller holds the ledger's auditor role; `periodFrom < periodTo <= block.timestamp`
     /// (a closed period: its deliveries can no longer change); `sampleSize > 0`; `seedBlock > block.number`;
@@ -224,4 +252,7 @@ interface ISharingPractice {
 
     /// @notice The ledger whose departments, catalog, agreements and deliveries this contract reads.
     function ledger() external view returns (address);
+
+    /// @notice The receipt anchors beside the same ledger whose batches are evidence of delivery (zero: none).
+    function anchors() external view returns (address);
 }
