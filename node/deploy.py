@@ -475,9 +475,9 @@ def deploy_sharing_practice(
     evaluation_period: int = EVALUATION_PERIOD_S,
 ) -> AnchorsDeployment:
     """Deploy ``SharingPractice(ledger, evaluation_period, anchors)`` beside the recorded ledger, once,
-    exactly as :func:`deploy_receipt_anchors` does (a recorded one whose code is on chain is kept, of whichever
-    build). ``anchors`` is the recorded ``ReceiptAnchors`` (deploy it first: its anchored batches are
-    evidence of delivery for mutual evaluation), or the zero address when none is recorded.
+    exactly as :func:`deploy_receipt_anchors` does (a recorded one whose code is on chain is kept, of
+    whichever build). ``anchors`` is the recorded ``ReceiptAnchors`` (deploy it first: its anchored batches
+    are evidence of delivery for mutual evaluation), or the zero address when none is recorded.
 
     Raises:
         NotDeployedError: no ledger recorded.
