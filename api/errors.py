@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from node.contract_errors import error_code
+from node.contract_errors import describe_revert, error_code
 from node.errors import ConfigurationError, DxlError, NodeError
 
 log = logging.getLogger("dxl.api")
@@ -223,9 +223,11 @@ def revert_to_api_error(exc: Exception) -> ApiError:
     name = str(getattr(exc, "error_name", "") or "")
     code = error_code(name)
     args = getattr(exc, "error_args", None)
-    message = f"ledger rejected the transaction: {name or 'revert'}"
-    if args:
-        message += "(" + ", ".join(_plain(a) for a in _iter_args(args)) + ")"
+    message = describe_revert(name, args)
+    if message is None:
+        message = f"ledger rejected the transaction: {name or 'revert'}"
+        if args:
+            message += "(" + ", ".join(_plain(a) for a in _iter_args(args)) + ")"
     return ApiError(code, message, revert=name or None)
 
 

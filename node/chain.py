@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
@@ -44,6 +43,7 @@ from web3.middleware import ExtraDataToPOAMiddleware
 from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
 from web3.types import RPCEndpoint
 
+from node.contract_errors import describe_revert, show_arg
 from node.contract_errors import error_code as error_code
 from node.endpoint import ChainIdMismatchError, NodeEndpoint
 from node.errors import DxlError, NodeError
@@ -108,44 +108,6 @@ _PANIC_REASONS = {
 }
 
 
-def _iso(ts: int) -> str:
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(ts)
-
-
-def _show(name: str, value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return "0x" + bytes(value).hex()
-    if isinstance(value, int) and (name.endswith("At") or name in ("validFrom", "validUntil", "deadline")):
-        return _iso(value)
-    return str(value)
-
-
-#: Messages for errors a person meets through the API; the rest read "ErrorName(arg=value, ...)".
-_MESSAGES: dict[str, Callable[[Mapping[str, Any]], str]] = {
-    "GrantExpired": lambda a: f"grant {a['grantId']} expired at {_iso(a['expiredAt'])}",
-    "GrantUnknown": lambda a: f"grant {a['grantId']} does not exist",
-    "GrantAlreadyRevoked": lambda a: f"grant {a['grantId']} was revoked",
-    "DeliveryDuplicate": lambda a: f"delivery {_show('', a['deliveryId'])} was already recorded",
-    "DeliveryUnknown": lambda a: f"delivery {_show('', a['deliveryId'])} was never recorded",
-    "DepartmentUnauthorized": lambda a: f"{a['account']} is not the signer of an admitted department",
-    "SharingNotAParty": lambda a: (
-        f"department {a['departmentId']} is not a party here "
-        f"(expected department {a['expectedDepartmentId']})"
-    ),
-    "AgreementStatusMismatch": lambda a: f"agreement {a['agreementId']} is not active (status {a['status']})",
-    "RequestResourceNotShared": lambda a: f"resource {a['resourceId']} is classified as not shared",
-    "AgreementInvalidSignature": lambda a: (
-        f"signature of department {a['departmentId']} does not match its current signer"
-    ),
-    "DepartmentNotActive": lambda a: f"department {a['departmentId']} is suspended",
-    "DepartmentUnknown": lambda a: f"department {a['departmentId']} was never admitted",
-    "GovernanceUnauthorized": lambda a: f"{a['account']} is not a governor",
-}
-
-
 class LedgerRevertError(DxlError, RuntimeError):
     """Thrown when the ledger contract reverts (call, estimation, or a mined transaction with status 0).
 
@@ -185,14 +147,10 @@ class LedgerRevertError(DxlError, RuntimeError):
             return (
                 f"ledger reverted with unknown error {self.selector}" if self.selector else "ledger reverted"
             )
-        template = _MESSAGES.get(name)
-        if template is not None:
-            try:
-                return template(args)
-            except KeyError:
-                pass
-        shown = ", ".join(f"{k}={_show(k, v)}" for k, v in args.items())
-        return f"{name}({shown})"
+        return (
+            describe_revert(name, args)
+            or f"{name}({', '.join(f'{k}={show_arg(k, v)}' for k, v in args.items())})"
+        )
 
 
 class TransactionTimeoutError(NodeError, TimeoutError):

@@ -5,11 +5,16 @@ with ``--json``) and the API answers with the same code (``api.errors``, which g
 status), so a caller sees one code for one failure whichever way it came. ``tests/api/test_error_table.py``
 holds the table to the compiled ABIs: every error they declare has a row, every row names a declared error,
 and every code is one the API documents. Add the row in the same change that adds the error.
+
+:data:`REVERT_MESSAGES` is the sentence a person reads for an error they can meet (:func:`describe_revert`),
+built from the error's arguments; the chain client's exception and the API's answer both take it from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 #: The code of a revert whose error is not in :data:`REVERT_CODES` (or that carries no decodable error).
 UNLISTED = "LEDGER_REJECTED"
@@ -97,3 +102,125 @@ REVERT_CODES: Mapping[str, str] = {
 def error_code(error_name: str | None) -> str:
     """The stable code of the contract error ``error_name`` (:data:`UNLISTED` if it has no row)."""
     return REVERT_CODES.get(error_name or "", UNLISTED)
+
+
+def _iso(ts: int) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (OverflowError, OSError, ValueError):
+        return str(ts)
+
+
+def show_arg(name: str, value: Any) -> str:
+    """An error argument as a person reads it: bytes as ``0x``-hex, times (``…At``, validity) as ISO 8601."""
+    if isinstance(value, bytes | bytearray):
+        return "0x" + bytes(value).hex()
+    if isinstance(value, int) and (name.endswith("At") or name in ("validFrom", "validUntil", "deadline")):
+        return _iso(value)
+    return str(value)
+
+
+# Enum arguments by their Solidity order (contracts/src/types/Practice.sol), as a sentence names them.
+_DEMAND_ANSWERS = ("not answered", "with a new resource", "with an existing resource", "declined")
+_SCORED_SIDES = ("provider", "consumer")
+_INSPECTION_STATUSES = (
+    "not opened",
+    "open, its sample not drawn yet",
+    "drawn",
+    "expired (its seed block is out of reach)",
+)
+_OUTCOMES = ("none", "passed", "failed", "not presented")
+
+#: What makes an inspection's field unusable, as ``openInspection`` checks it.
+_INSPECTION_FIELDS = {
+    "periodFrom": "the inspected period must start before it ends",
+    "periodTo": "the inspected period must have ended (its end at or before the chain's latest block time)",
+    "sampleSize": "the sample size must be at least 1",
+    "seedBlock": "the seed block must be a block not mined yet",
+    "presentBy": "the presentation deadline must be in the future",
+}
+
+
+def _named(names: tuple[str, ...], value: Any) -> str:
+    return names[value] if isinstance(value, int) and 0 <= value < len(names) else str(value)
+
+
+#: Solidity custom error name -> the sentence for its arguments (by ABI parameter name); errors without a row
+#: read ``ErrorName(arg=value, ...)``.
+REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
+    "GrantExpired": lambda a: f"grant {a['grantId']} expired at {_iso(a['expiredAt'])}",
+    "GrantUnknown": lambda a: f"grant {a['grantId']} does not exist",
+    "GrantAlreadyRevoked": lambda a: f"grant {a['grantId']} was revoked",
+    "DeliveryDuplicate": lambda a: f"delivery {show_arg('', a['deliveryId'])} was already recorded",
+    "DeliveryUnknown": lambda a: f"delivery {show_arg('', a['deliveryId'])} was never recorded",
+    "DepartmentUnauthorized": lambda a: f"{a['account']} is not the signer of an admitted department",
+    "SharingNotAParty": lambda a: (
+        f"department {a['departmentId']} is not a party here "
+        f"(expected department {a['expectedDepartmentId']})"
+    ),
+    "AgreementStatusMismatch": lambda a: f"agreement {a['agreementId']} is not active (status {a['status']})",
+    "RequestResourceNotShared": lambda a: f"resource {a['resourceId']} is classified as not shared",
+    "AgreementInvalidSignature": lambda a: (
+        f"signature of department {a['departmentId']} does not match its current signer"
+    ),
+    "DepartmentNotActive": lambda a: f"department {a['departmentId']} is suspended",
+    "DepartmentUnknown": lambda a: f"department {a['departmentId']} was never admitted",
+    "GovernanceUnauthorized": lambda a: f"{a['account']} is not a governor",
+    "PracticeUnknownDemand": lambda a: f"demand {a['demandId']} was never published",
+    "PracticeDemandAnswered": lambda a: (
+        f"demand {a['demandId']} was answered already ({_named(_DEMAND_ANSWERS, a['answer'])})"
+    ),
+    "PracticeNotAddressee": lambda a: (
+        f"department {a['departmentId']} cannot answer demand {a['demandId']}: it is addressed to another "
+        "department, or is the department's own"
+    ),
+    "PracticeInvalidField": lambda a: f"{a['field']} is not valid here",
+    "PracticeUnknownDeclineCode": lambda a: (
+        f"decline reason code {a['code']} is not one of the declared codes"
+    ),
+    "PracticeResourceUnfit": lambda a: (
+        f"resource {a['resourceId']} cannot answer demand {a['demandId']}: it must be the answering "
+        "department's own, shared, and new (for a new resource) or existing (for an existing one) when the "
+        "demand was published"
+    ),
+    "PracticeScoreOutOfRange": lambda a: f"score {a['score']} is outside 1 to 5",
+    "PracticeNoDelivery": lambda a: (
+        f"delivery {show_arg('', a['deliveryId'])} was not made under agreement {a['agreementId']}"
+    ),
+    "PracticeAlreadyScored": lambda a: (
+        f"the {_named(_SCORED_SIDES, a['side'])} of agreement {a['agreementId']} was already evaluated in "
+        f"this evaluation period (period {a['period']}); each side of an agreement is evaluated once a period"
+    ),
+    "PracticeNotAuditor": lambda a: f"{a['account']} is not an auditor of the ledger",
+    "PracticeInvalidInspection": lambda a: (
+        f"{_INSPECTION_FIELDS[a['field']]} ({a['field']})"
+        if a["field"] in _INSPECTION_FIELDS
+        else f"{a['field']} is not valid here"
+    ),
+    "PracticeUnknownInspection": lambda a: f"inspection {a['inspectionId']} was never opened",
+    "PracticeInspectionStatus": lambda a: (
+        f"inspection {a['inspectionId']} is {_named(_INSPECTION_STATUSES, a['status'])}, "
+        "which this step does not allow"
+    ),
+    "PracticeSeedUnavailable": lambda a: (
+        f"the seed block {a['seedBlock']} of inspection {a['inspectionId']} is not mined yet or is older "
+        "than the 256 blocks whose hash the chain keeps"
+    ),
+    "PracticeInvalidOutcome": lambda a: (
+        f"the outcome '{_named(_OUTCOMES, a['outcome'])}' cannot be recorded for delivery "
+        f"{show_arg('', a['deliveryId'])} in inspection {a['inspectionId']}: an outcome is recorded once, "
+        "and 'not presented' only after the presentation deadline"
+    ),
+}
+
+
+def describe_revert(error_name: str | None, args: Any) -> str | None:
+    """The sentence for the contract error ``error_name`` with ``args`` (by ABI parameter name), or ``None``
+    when it has no row in :data:`REVERT_MESSAGES` or the arguments are not those of its declaration."""
+    template = REVERT_MESSAGES.get(error_name or "")
+    if template is None or not isinstance(args, Mapping):
+        return None
+    try:
+        return template(args)
+    except KeyError:
+        return None

@@ -43,3 +43,29 @@ def test_the_chain_client_and_the_api_give_one_code(name: str | None) -> None:
 def test_department_unauthorized_reads_the_same_everywhere() -> None:
     revert = LedgerRevertError("DepartmentUnauthorized", {"account": "0x" + "11" * 20})
     assert revert.code == revert_to_api_error(revert).code == "FORBIDDEN"
+
+
+def _declared_inputs() -> dict[str, list[str]]:
+    """Each custom error's parameter names, as the compiled ABIs declare them."""
+    inputs: dict[str, list[str]] = {}
+    for path in ARTIFACTS_DIR.glob("*.json"):
+        artifact = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(artifact, dict):
+            for e in artifact.get("abi", []):
+                if e.get("type") == "error":
+                    inputs[e["name"]] = [i["name"] for i in e.get("inputs", [])]
+    return inputs
+
+
+@pytest.mark.parametrize("name", sorted(n for n in REVERT_CODES if n.startswith("Practice")))
+def test_practice_errors_read_as_sentences(name: str) -> None:
+    """A department meets every practice error through the API: each reads as a sentence built from the
+    arguments the contract declares, not as the raw error."""
+    args = {param: 1 for param in _declared_inputs()[name]}
+    if "field" in args:
+        args["field"] = "periodTo"
+    if "deliveryId" in args:
+        args["deliveryId"] = b"\x07" * 32
+    message = revert_to_api_error(LedgerRevertError(name, args)).message
+    assert name not in message and "ledger rejected" not in message and "=" not in message
+    assert LedgerRevertError(name, args).message == message  # the CLI reads the same sentence

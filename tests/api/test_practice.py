@@ -192,6 +192,9 @@ def test_mutual_evaluation_after_a_delivery_once_per_period(api_env: ApiEnv) -> 
     assert scored["comment"]["document"] == {"comment": "按时交付，字段齐全"}
     twice = env.call("POST", path, "psb", json=body)
     assert (twice.status_code, twice.json()["error"]["code"]) == (409, "ALREADY_SCORED")
+    assert twice.json()["error"]["message"].startswith(
+        f"the provider of agreement {agreement_id} was already evaluated in this evaluation period"
+    )
 
     by_provider = ok(env.call("POST", path, "hrss", json={
         "delivery_id": delivery["delivery_id"], "purpose_compliance": 4}), 201)["record"]  # fmt: skip
