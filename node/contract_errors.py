@@ -187,6 +187,10 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     "PracticeNoDelivery": lambda a: (
         f"delivery {show_arg('', a['deliveryId'])} was not made under agreement {a['agreementId']}"
     ),
+    "PracticeNoReceiptBatch": lambda a: (
+        f"no receipt batch starting at receipt {a['firstSequence']} of grant {a['grantId']} was anchored "
+        f"under agreement {a['agreementId']}"
+    ),
     "PracticeAlreadyScored": lambda a: (
         f"the {_named(_SCORED_SIDES, a['side'])} of agreement {a['agreementId']} was already evaluated in "
         f"this evaluation period (period {a['period']}); each side of an agreement is evaluated once a period"
