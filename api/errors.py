@@ -194,6 +194,12 @@ class ApiError(DxlError):
         return ERRORS[self.code].status
 
 
+def not_found(kind: str, ident: object) -> ApiError:
+    """The one answer for an id that does not exist and for one in an exchange the caller is not party to:
+    same status, code and body, so a department cannot probe which ids other departments' exchanges use."""
+    return ApiError(f"{kind.upper()}_NOT_FOUND", f"no {kind} {ident}")
+
+
 def base64_field(value: str, field: str) -> bytes:
     """The bytes of a base64 body field.
 
@@ -219,10 +225,18 @@ def error_response(
 
 
 def revert_to_api_error(exc: Exception) -> ApiError:
-    """Maps a chain client revert (anything with ``error_name``/``error_args``) to an :class:`ApiError`."""
+    """Maps a chain client revert (anything with ``error_name``/``error_args``) to an :class:`ApiError`. The
+    revert of a view call (``view`` set: a read, nothing was sent) says what is missing (:func:`not_found`)
+    or refused, not that a transaction was rejected."""
     name = str(getattr(exc, "error_name", "") or "")
     code = error_code(name)
     args = getattr(exc, "error_args", None)
+    if getattr(exc, "view", None):
+        # A read reverted: nothing was sent, so the answer speaks of the record, not of a transaction.
+        values = _iter_args(args) if args else []
+        if code.endswith("_NOT_FOUND") and values:
+            return not_found(code.removesuffix("_NOT_FOUND").lower(), _plain(values[0]))
+        return ApiError(code, f"the ledger refused the read: {exc}", revert=name or None)
     message = describe_revert(name, args)
     if message is None:
         message = f"ledger rejected the transaction: {name or 'revert'}"

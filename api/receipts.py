@@ -73,9 +73,8 @@ from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
 from api.db import add_columns
-from api.errors import ApiError
+from api.errors import ApiError, not_found
 from api.journal import Claim, Entry, JournaledSender, TxStatus, database_unavailable
-from api.ledger.core import not_found
 from api.models import MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx, TxResult
 from node.errors import DxlError, NodeError

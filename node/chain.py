@@ -117,7 +117,11 @@ class LedgerRevertError(DxlError, RuntimeError):
         error_args: decoded arguments by ABI parameter name.
         selector: the 4-byte selector as ``0x``-hex (``None`` without revert data).
         tx_hash: hash of the mined transaction, when the revert happened on chain.
+        view: the view function whose call reverted (a read: nothing was sent); ``None`` for a transaction
+            or its gas estimation.
     """
+
+    view: str | None = None
 
     def __init__(
         self,
@@ -506,7 +510,9 @@ class LedgerClient:
                     pass  # web3's call below says why (no contract at the address?)
             return _plain(self._rpc(self.contract.functions[fn](*args).call, tx, block))
         except ContractLogicError as exc:
-            raise self.errors.decode(exc.data) from None
+            error = self.errors.decode(exc.data)
+            error.view = fn
+            raise error from None
 
     def block_number(self) -> int:
         return int(self._rpc(lambda: self.w3.eth.block_number))

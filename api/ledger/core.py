@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import catalog
 from api import models as m
 from api.auth import Principal, Role
-from api.errors import ApiError, revert_to_api_error
+from api.errors import ApiError, not_found, revert_to_api_error
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, pending
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
@@ -97,12 +97,6 @@ def status_name(enum_value: Any) -> str:
 _UNKNOWN_REVERTS = {"request": "RequestUnknown", "agreement": "AgreementUnknown", "grant": "GrantUnknown"}
 #: A record between two departments, read by id and checked for the caller being a party.
 _ExchangeRecord = TypeVar("_ExchangeRecord", AccessRequest, Agreement, Grant)
-
-
-def not_found(kind: str, ident: object) -> ApiError:
-    """The one answer for an id that does not exist and for one in an exchange the caller is not party to:
-    same status, code and body, so a department cannot probe which ids other departments' exchanges use."""
-    return ApiError(f"{kind.upper()}_NOT_FOUND", f"no {kind} {ident}")
 
 
 @dataclass(frozen=True)

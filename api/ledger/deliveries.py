@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 from api import models as m
 from api.auth import Principal
-from api.errors import ApiError, revert_to_api_error
+from api.errors import ApiError, not_found, revert_to_api_error
 from api.ledger.core import (
     Finish,
     Listed,
     ListPage,
     b32,
     journaled,
-    not_found,
     status_name,
     to_hex,
 )

@@ -428,6 +428,40 @@ def test_malformed_json_is_a_422(api_env: ApiEnv, raw: bytes) -> None:
         assert response.json()["error"]["field"] == "body"
 
 
+#: Reads of a record that does not exist: (path, reader, code, message).
+_MISSING_READS = [
+    ("/resources/99", "auditor", "RESOURCE_NOT_FOUND", "no resource 99"),
+    ("/departments/99", "auditor", "DEPARTMENT_NOT_FOUND", "no department 99"),
+    ("/governance/proposals/99", "governor-1", "PROPOSAL_NOT_FOUND", "no proposal 99"),
+    ("/demands/99", "auditor", "DEMAND_NOT_FOUND", "no demand 99"),
+    ("/inspections/99", "auditor", "INSPECTION_NOT_FOUND", "no inspection 99"),
+    ("/requests/99", "auditor", "REQUEST_NOT_FOUND", "no request 99"),
+    ("/requests/99/terms", "psb", "REQUEST_NOT_FOUND", "no request 99"),
+    ("/agreements/99", "auditor", "AGREEMENT_NOT_FOUND", "no agreement 99"),
+    ("/agreements/99/evaluations", "auditor", "AGREEMENT_NOT_FOUND", "no agreement 99"),
+    ("/grants/99", "auditor", "GRANT_NOT_FOUND", "no grant 99"),
+]
+
+
+@pytest.mark.parametrize(("path", "reader", "code", "message"), _MISSING_READS)
+def test_a_missing_record_is_named_not_a_rejected_transaction(
+    api_env: ApiEnv, path: str, reader: str, code: str, message: str
+) -> None:
+    # A read sends nothing: its 404 says what is missing, never that the ledger rejected a transaction.
+    response = api_env.call("GET", path, reader)
+    assert response.status_code == 404, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["message"]) == (code, message)
+
+
+def test_a_view_revert_other_than_not_found_speaks_of_a_read() -> None:
+    revert = LedgerRevertError("GrantExpired", {"grantId": 7, "expiredAt": 0})
+    revert.view = "grants"
+    error = revert_to_api_error(revert)
+    assert error.code == "GRANT_EXPIRED" and "transaction" not in error.message
+    assert error.message == "the ledger refused the read: grant 7 expired at 1970-01-01T00:00:00Z"
+
+
 @pytest.mark.parametrize(("name", "code"), sorted(REVERT_CODES.items()))
 def test_revert_mapping(name: str, code: str) -> None:
     error = revert_to_api_error(LedgerRevertError(name, {"id": 7}))
