@@ -810,14 +810,24 @@ _IDS_PER_QUERY = 900
 def recorded_delivery_ids(engine: Engine, ids: Sequence[bytes]) -> set[bytes]:
     """Those of ``ids`` that name a delivery recorded on the ledger, as far as the index has followed the
     chain: one indexed look-up per id, in a few queries (``POST /receipts`` asks it for a whole request)."""
-    e = m.events.c
     keys = ["0x" + i.hex() for i in dict.fromkeys(ids)]
     found: set[bytes] = set()
-    with engine.connect() as conn:
+    # Plain DB-API, one statement text per chunk size: compiling an expanding IN of hundreds of values through
+    # SQLAlchemy cost more than the look-ups. The event is filtered here, not in SQL: given both, SQLite walks
+    # the event's index (every delivery ever recorded) rather than looking each id up (measured: 255 ms of CPU
+    # against 200,000 deliveries for 1,000 ids).
+    mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
         for start in range(0, len(keys), _IDS_PER_QUERY):
             chunk = keys[start : start + _IDS_PER_QUERY]
-            query = select(e.delivery_id).where(e.delivery_id.in_(chunk), e.event == DELIVERY_RECORDED)
-            found.update(bytes.fromhex(row[0][2:]) for row in conn.execute(query))
+            marks = ", ".join([mark] * len(chunk))
+            cur.execute(f"SELECT delivery_id, event FROM audit_events WHERE delivery_id IN ({marks})", chunk)
+            found.update(bytes.fromhex(d[2:]) for d, event in cur.fetchall() if event == DELIVERY_RECORDED)
+        cur.close()
+    finally:
+        raw.close()
     return found
 
 
