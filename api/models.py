@@ -702,6 +702,13 @@ class InspectionCreate(Strict):
     #: How long sampled providers have to present, in seconds from now.
     present_within: Annotated[int, Field(ge=1, le=365 * 86400, strict=True)] = 7 * 86400
 
+    @model_validator(mode="after")
+    def _period_runs_forward(self) -> InspectionCreate:
+        # The contract refuses periodFrom >= periodTo (PracticeInvalidInspection("periodFrom")).
+        if self.period_from >= self.period_to:
+            raise ValueError("period_from must be before period_to (the period is [period_from, period_to))")
+        return self
+
 
 class SampledDelivery(BaseModel):
     delivery_id: str

@@ -25,6 +25,7 @@ from api.db import CatalogDocumentRow, InspectionPresentationRow
 from api.errors import ApiError
 from api.ledger import Finish
 from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.contract_errors import iso_time
 from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader, scores_of
 from node.types import (
     DeclineReason,
@@ -442,6 +443,16 @@ class InspectionService:
             return resumed
         head = self.ledger.client.block_number()
         now = self.ledger._chain_time()
+        # The contract's rule (openInspection: periodTo <= block.timestamp), checked here against the latest
+        # block, as the transaction's estimate would be: a period ending after it is the chain's refusal.
+        if body.period_to > now:
+            raise ApiError(
+                "INVALID_INSPECTION",
+                f"the inspected period must be over by the chain's clock: period_to {body.period_to} is "
+                f"after the chain's latest block time {now} ({iso_time(now)})",
+                field="period_to",
+                chain_time=now,
+            )
         return self._send(
             "openInspection", body.period_from, body.period_to, body.sample_size,
             head + body.seed_delay_blocks, now + body.present_within,

@@ -104,7 +104,8 @@ def error_code(error_name: str | None) -> str:
     return REVERT_CODES.get(error_name or "", UNLISTED)
 
 
-def _iso(ts: int) -> str:
+def iso_time(ts: int) -> str:
+    """A Unix time as ISO 8601 UTC (the number itself when it is no time a calendar holds)."""
     try:
         return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     except (OverflowError, OSError, ValueError):
@@ -116,7 +117,7 @@ def show_arg(name: str, value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
     if isinstance(value, int) and (name.endswith("At") or name in ("validFrom", "validUntil", "deadline")):
-        return _iso(value)
+        return iso_time(value)
     return str(value)
 
 
@@ -148,7 +149,7 @@ def _named(names: tuple[str, ...], value: Any) -> str:
 #: Solidity custom error name -> the sentence for its arguments (by ABI parameter name); errors without a row
 #: read ``ErrorName(arg=value, ...)``.
 REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
-    "GrantExpired": lambda a: f"grant {a['grantId']} expired at {_iso(a['expiredAt'])}",
+    "GrantExpired": lambda a: f"grant {a['grantId']} expired at {iso_time(a['expiredAt'])}",
     "GrantUnknown": lambda a: f"grant {a['grantId']} does not exist",
     "GrantAlreadyRevoked": lambda a: f"grant {a['grantId']} was revoked",
     "DeliveryDuplicate": lambda a: f"delivery {show_arg('', a['deliveryId'])} was already recorded",

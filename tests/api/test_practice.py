@@ -558,6 +558,27 @@ def _chain_now(env: ApiEnv) -> int:
     return int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
 
 
+def test_an_inspection_the_contract_would_refuse_is_refused_at_the_door(api_env: ApiEnv) -> None:
+    """A period that ends after the chain's latest block (a few seconds ahead of its clock) or runs backwards
+    is refused by the API's own validation, with the rule the contract applies, before anything is sent (no
+    revert is named)."""
+    env = api_env
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now + 2, "sample_size": 1, "seed_delay_blocks": 2}
+    ahead = env.call("POST", "/inspections", "auditor", json=body)
+    assert (ahead.status_code, ahead.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
+    error = ahead.json()["error"]
+    assert (error["field"], error["chain_time"], error.get("revert")) == ("period_to", now, None)
+    assert error["message"].startswith(
+        f"the inspected period must be over by the chain's clock: period_to {now + 2}"
+    )
+    backwards = env.call(
+        "POST", "/inspections", "auditor", json={**body, "period_from": now, "period_to": now}
+    )
+    assert (backwards.status_code, backwards.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
+    assert "period_from must be before period_to" in backwards.json()["error"]["message"]
+
+
 def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_env: ApiEnv) -> None:
     """An auditor who could compute the sample from the seed block's hash and dislike it cannot let the
     inspection lapse unseen and open another: past 256 blocks it reads expired, and nobody can draw it."""
