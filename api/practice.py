@@ -107,6 +107,8 @@ class PracticeService:
         )
         self.texts = TextStore(ledger._sessions)
         self.from_block = from_block
+        #: Whether the deployed contract offers a function added after its first release, by name.
+        self._offered: dict[str, bool] = {}
         self._presentation_locks: dict[tuple[int, bytes], threading.Lock] = {}
         self._presentation_locks_guard = threading.Lock()
 
@@ -309,8 +311,20 @@ class PracticeService:
             )  # fmt: skip
         return cast(m.Written[m.EvaluationPublic], written)
 
-    @staticmethod
+    def _offers(self, name: str) -> bool:
+        """Whether the deployed practice contract has ``name`` (a build deployed by an older dxl is kept, and
+        may lack a function added since: :data:`node.deploy.LATER_FUNCTIONS`); read once."""
+        from node.deploy import offers_function
+
+        known = self._offered.get(name)
+        if known is None:
+            known = self._offered[name] = offers_function(
+                self.client.code_at(str(self.client.address)), self.client.abi, name
+            )
+        return known
+
     def _evidence(
+        self,
         ledger: LedgerService,
         receipts: ReceiptService | None,
         agreement_id: int,
@@ -336,6 +350,13 @@ class PracticeService:
                     "NO_DELIVERY_UNDER_AGREEMENT",
                     f"receipt {shown} is {view.status}, not in an anchored batch: evaluation follows "
                     "delivery",
+                    field="delivery_id",
+                ) from None
+            if not self._offers("scoreProviderForBatch"):
+                raise ApiError(
+                    "NO_DELIVERY_UNDER_AGREEMENT",
+                    f"{shown} is a receipt; this ledger's SharingPractice, deployed by an older dxl, takes "
+                    "only a ledger delivery as evidence",
                     field="delivery_id",
                 ) from None
             grant_id = view.receipt.grant_id

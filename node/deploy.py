@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -233,19 +233,39 @@ def _write_record(path: Path, deployment: Deployment) -> None:
     os.replace(tmp, path)
 
 
+#: Functions a contract gained after its first release that this version calls only where the deployed build
+#: has them (:func:`offers_function`): a deployment of an older build is kept and serves everything else.
+#: ``SharingPractice``'s evaluation on the evidence of an anchored receipt batch: where it is missing, only a
+#: ledger delivery is evidence (``api.practice``).
+LATER_FUNCTIONS: dict[str, frozenset[str]] = {
+    PRACTICE_ARTIFACT: frozenset({"scoreProviderForBatch", "scoreConsumerForBatch", "anchors"}),
+}
+
+
+def _selector_in(code: bytes, entry: dict[str, Any]) -> bool:
+    signature = f"{entry['name']}({','.join(_abi_type(i) for i in entry.get('inputs', []))})"
+    # A selector with leading zero bytes is pushed with a shorter PUSH: look for its significant bytes.
+    return keccak(signature.encode())[:4].lstrip(b"\0") in code
+
+
 def _lacking_functions(code: bytes, artifact: Artifact) -> list[str]:
-    """The functions of ``artifact``'s ABI whose selector is nowhere in ``code``: the dispatcher of a
-    Solidity contract holds the selector of every external function, so a contract built from an older
-    source that lacks one cannot serve it."""
+    """The functions of ``artifact``'s ABI whose selector is nowhere in ``code``, but those it may lack
+    (:data:`LATER_FUNCTIONS`): the dispatcher of a Solidity contract holds the selector of every external
+    function, so a contract built from an older source that lacks one cannot serve it."""
+    later = LATER_FUNCTIONS.get(artifact.name, frozenset())
     lacking = []
     for entry in artifact.abi:
-        if entry.get("type") != "function":
+        if entry.get("type") != "function" or entry["name"] in later:
             continue
-        signature = f"{entry['name']}({','.join(_abi_type(i) for i in entry.get('inputs', []))})"
-        # A selector with leading zero bytes is pushed with a shorter PUSH: look for its significant bytes.
-        if keccak(signature.encode())[:4].lstrip(b"\0") not in code:
+        if not _selector_in(code, entry):
             lacking.append(entry["name"])
     return sorted(lacking)
+
+
+def offers_function(code: bytes, abi: Sequence[Mapping[str, Any]], name: str) -> bool:
+    """Whether the contract whose runtime code is ``code`` offers the function ``name`` of ``abi`` (one of
+    :data:`LATER_FUNCTIONS`, which a deployed older build may lack)."""
+    return any(e.get("type") == "function" and e["name"] == name and _selector_in(code, dict(e)) for e in abi)
 
 
 def _abi_type(param: dict[str, Any]) -> str:

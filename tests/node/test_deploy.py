@@ -221,3 +221,30 @@ def test_unusable_records(
         Deployment.load(deployment_path(tmp_path))
     with pytest.raises(error, match=match):
         ledger_client(node_endpoint, tmp_path)
+
+
+def test_practice_of_an_older_build_without_evaluation_by_batch_is_kept() -> None:
+    """A SharingPractice deployed before evaluation by receipt batch existed lacks only the functions added
+    for it (LATER_FUNCTIONS): it is kept and serves the rest, and the service knows it lacks them. Any other
+    missing function still refuses it. The code here is the dispatcher's selectors alone, which is what the
+    check reads."""
+    from eth_utils.crypto import keccak
+
+    from node.compiler import load_artifact
+    from node.deploy import LATER_FUNCTIONS, PRACTICE_ARTIFACT, _abi_type, _lacking_functions, offers_function
+
+    artifact = load_artifact(PRACTICE_ARTIFACT)
+    later = LATER_FUNCTIONS[PRACTICE_ARTIFACT]
+    functions = [e for e in artifact.abi if e.get("type") == "function"]
+    assert later <= {e["name"] for e in functions}
+
+    def code(without: set[str]) -> bytes:
+        signatures = [f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})" for e in functions
+                      if e["name"] not in without]  # fmt: skip
+        return b"\x60".join(keccak(s.encode())[:4] for s in signatures)
+
+    older = code(set(later))
+    assert _lacking_functions(older, artifact) == []
+    assert not offers_function(older, artifact.abi, "scoreProviderForBatch")
+    assert offers_function(code(set()), artifact.abi, "scoreProviderForBatch")
+    assert _lacking_functions(code({*later, "scoreProvider"}), artifact) == ["scoreProvider"]
