@@ -3,7 +3,9 @@
 The route is a thin shell over :mod:`verifier.onchain` (the same proof code ``dxl verify`` runs): it reads
 the chain through the deployment this service is connected to and answers the verdict JSON of
 :meth:`verifier.verify.Verdict.to_dict`. A verdict is a result, not an error: MISMATCH, NOT_RECORDED,
-ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which.
+ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which. A payload delivered as a receipt
+(``POST /receipts``) is checked against its anchored receipt and batch by
+:func:`verifier.receipt_check.verify_payload_receipt` (what ``dxl verify --receipt`` runs).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
@@ -112,6 +115,50 @@ def _parties_only(principal: Principal, ledger: Any) -> Callable[[RecordedDelive
     return lambda rec: me in (rec.provider, rec.consumer)
 
 
+def _anchored_receipt(state: Any, ledger: Any, principal: Principal, delivery_id: bytes) -> Any:
+    """The receipt ``delivery_id`` names, anchored in a batch (it has an inclusion proof), when the caller
+    may read it as ``GET /receipts/{id}`` answers (parties and auditors); None otherwise, so that another
+    department's receipt is answered as a delivery not recorded."""
+    from api.receipts import ReceiptService
+
+    service = state.extra.get("receipts")
+    if not isinstance(service, ReceiptService):  # no ReceiptAnchors deployed: no receipts to find
+        return None
+    reader = None if principal.role is Role.AUDITOR else ledger.department_id_of(principal)
+    found = service.reader.lookup([delivery_id], reader=reader)
+    return found[0] if found and found[0].proof is not None else None
+
+
+def _anchors_reader(state: Any, ledger: Any, address: str) -> Any:
+    """One read-only reader of the receipt anchors per app, on the node the service uses."""
+    from verifier.receipt_check import AnchorsReader
+
+    reader = state.extra.get("verify_anchors")
+    if reader is None or reader.address.lower() != address.lower():
+        reader = AnchorsReader(ledger.client.rpc_url, address, chain_id=ledger.chain_id)
+        state.extra["verify_anchors"] = reader
+    return reader
+
+
+def _receipt_verdict(
+    path: str, manifest: Any, state: Any, ledger: Any, receipt: Any, expected: bytes | None
+) -> Any:
+    """The verdict of :func:`verifier.receipt_check.verify_payload_receipt` (the check ``dxl verify
+    --receipt`` runs) for a payload delivered as ``receipt``, its anchor also saying where the receipt stands
+    in the service (``receipt_status``: anchored, final)."""
+    from verifier.receipt_check import verify_payload_receipt
+
+    address = state.extra["receipts"].anchors_address
+    verdict = verify_payload_receipt(
+        path, manifest, _reader(state, ledger), _anchors_reader(state, ledger, address), receipt.proof,
+        expected_delivery_id=expected,
+    )  # fmt: skip
+    if verdict.anchor is None:
+        return verdict
+    details = {**verdict.anchor.details, "receipt_status": receipt.status}
+    return replace(verdict, anchor=replace(verdict.anchor, details=details))
+
+
 @router.post("", response_model=dict[str, Any])
 def verify(
     body: VerifyRequest, principal: ExchangeReader, state: StateDep, ledger: LedgerDep
@@ -147,9 +194,14 @@ def verify(
                 path = os.path.join(tmp, "payload")
                 with open(path, "wb") as f:
                     f.write(payload)
-                verdict = verify_payload_onchain(
-                    path, manifest, reader, expected_delivery_id=expected, visible=visible
-                )
+                # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
+                receipt = _anchored_receipt(state, ledger, principal, manifest.delivery_id)
+                if receipt is not None:
+                    verdict = _receipt_verdict(path, manifest, state, ledger, receipt, expected)
+                else:
+                    verdict = verify_payload_onchain(
+                        path, manifest, reader, expected_delivery_id=expected, visible=visible
+                    )
     except PayloadFormatError as e:
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:

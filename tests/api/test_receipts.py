@@ -1457,3 +1457,54 @@ def test_receipt_nodeUnreachable_notCalledFinalUnderADepth(tmp_path: Path) -> No
             ReceiptReader(engine, confirmations=2, head=unreachable)
     finally:
         engine.dispose()
+
+
+def test_post_verify_payloadDeliveredAsReceipt_matchesItsAnchoredReceipt(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """POST /verify (the console's verify page) finds a delivery posted as a receipt: the payload against the
+    commitment the anchored receipt holds, with where it was anchored; a department not party to it is told
+    what it is told of a delivery never recorded."""
+    import base64
+
+    from verifier.commitment import commit_payload, new_salt
+    from verifier.leaves import Chunking, PayloadFormat
+    from verifier.manifest import build_manifest, sign_manifest
+
+    gid = grant_between(api_env, "psb", "hrss")["id"]
+    text = b"id,value\n1,alpha\n2,beta\n3,gamma\n"
+    (tmp_path / "extract.csv").write_bytes(text)
+    c = commit_payload(
+        tmp_path / "extract.csv", salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True
+    )
+    did = delivery_id_for(api_env.departments["PSB"])
+    manifest = sign_manifest(
+        build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=gid, provider="PSB", consumer="HRSS"),
+        api_env.keystore.unlock("dept-psb"),
+    ).to_dict()
+    body = {"delivery_id": did, "grant_id": gid, "commitment": "0x" + c.root.hex(),
+            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+
+    def final() -> dict[str, Any] | None:
+        found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
+        return found if found["status"] == "final" else None
+
+    answer = until(final, "the receipt's batch to be mined")
+
+    def verify(payload: bytes, reader: str) -> dict[str, Any]:
+        request = {"manifest": manifest, "payload_base64": base64.b64encode(payload).decode()}
+        return ok(api_env.call("POST", "/verify", reader, json=request))
+
+    for reader in ("hrss", "psb", "auditor"):
+        verdict = verify(text, reader)
+        assert verdict["status"] == "MATCH", verdict
+        details = verdict["anchor"]["details"]
+        where = (details["receipt_status"], details["status"], details["tx_hash"], details["block_number"])
+        assert where == ("final", "ANCHORED", answer["batch"]["tx_hash"], answer["batch"]["block_number"])
+        assert (details["grant_id"], details["first_sequence"], details["sequence"]) == (
+            gid, answer["batch"]["first_sequence"], answer["sequence"])  # fmt: skip
+    tampered = verify(b"id,value\n1,alpha\n2,BETA\n3,gamma\n", "hrss")
+    assert (tampered["status"], tampered["differing_leaves"]) == ("MISMATCH", [[2, 3]]), tampered
+    outsider = verify(text, "civil")
+    assert outsider["status"] == "NOT_RECORDED" and outsider["anchor"]["recorded"] is False, outsider
