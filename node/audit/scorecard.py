@@ -29,7 +29,10 @@ Definitions (period = ``[from, to)`` in block time, UTC):
   made, per requesting department.
 * **deliveries**: recorded in the period (sent as provider / received as consumer); **acknowledgement rate**:
   of the deliveries sent in the period, the fraction acknowledged by the consumer (at any time up to
-  evaluation); **disputes**: of those, the number disputed.
+  evaluation); **disputes**: of those, the number disputed. Deliveries at volume, as batches of receipts
+  anchored beside the ledger (``POST /receipts``), are counted apart, as demand met counts them: **receipt
+  batches** anchored in the period (sent as provider / received as consumer) and the **receipts** they hold;
+  ``sent``, ``received`` and the acknowledgement rate stay those of ledger deliveries.
 * **refused deliveries**: failed ``recordDelivery`` transactions of the department in the period, by reason.
 
 From the sharing practice contract (``practice``; null when it is not deployed):
@@ -248,6 +251,12 @@ def compute_scorecard(
         for d in facts.deliveries
         if department is not None and d.consumer == department and in_period(d.recorded_at)
     ]
+    batches_sent = [b for b in facts.receipt_batches if mine(b.provider) and in_period(b.anchored_at)]
+    batches_received = [
+        b
+        for b in facts.receipt_batches
+        if department is not None and b.consumer == department and in_period(b.anchored_at)
+    ]
     acknowledged = sum(d.status == "acknowledged" for d in sent)
     disputed = sum(d.status == "disputed" for d in sent)
     refused = [f for f in facts.refusals if mine(f.provider) and in_period(f.at)]
@@ -293,6 +302,10 @@ def compute_scorecard(
             "acknowledged": acknowledged,
             "acknowledgement_rate": _rate(acknowledged, len(sent)),
             "disputed": disputed,
+            "receipt_batches_sent": len(batches_sent),
+            "receipts_sent": sum(b.leaf_count for b in batches_sent),
+            "receipt_batches_received": len(batches_received),
+            "receipts_received": sum(b.leaf_count for b in batches_received),
         },
         "refused_deliveries": {
             "total": len(refused),

@@ -95,6 +95,35 @@ def test_a_demand_met_by_anchored_receipts() -> None:
     assert (hrss["demands_received"]["met"], hrss["demands_received"]["met_rate"]) == (1, 0.5)
 
 
+def test_deliveries_count_anchored_receipt_batches() -> None:
+    """The deliveries section counts deliveries at volume (batches of anchored receipts) as demand met does,
+    apart from ledger deliveries: sent by the provider, received by the consumer, in the period only."""
+    facts = Facts(
+        deliveries=[delivery(11, PSB, 100)],
+        receipt_batches=[
+            ReceiptBatchFact(11, HRSS, PSB, 250, 4_096),
+            ReceiptBatchFact(12, HRSS, CIVIL, 150, 3),
+            ReceiptBatchFact(11, HRSS, PSB, 1_500, 7),  # after the period
+        ],
+    )
+
+    def deliveries(department: int | None) -> dict[str, object]:
+        card = compute_scorecard(facts, department=department, period_from=0, period_to=1_000, now=2_000)
+        return dict(card["deliveries"])
+
+    assert deliveries(HRSS) == {"sent": 1, "received": 0, "acknowledged": 0, "acknowledgement_rate": 0.0,
+                                "disputed": 0, "receipt_batches_sent": 2, "receipts_sent": 4_099,
+                                "receipt_batches_received": 0, "receipts_received": 0}  # fmt: skip
+    psb = deliveries(PSB)
+    assert (psb["sent"], psb["received"], psb["receipt_batches_received"], psb["receipts_received"]) == (
+        0,
+        1,
+        1,
+        4_096,
+    )
+    assert (deliveries(None)["receipt_batches_sent"], deliveries(None)["receipts_sent"]) == (2, 4_099)
+
+
 def test_evaluations_and_inspections() -> None:
     hrss = card(HRSS)
     assert hrss["evaluations"]["as_provider"] == {"count": 2, "timeliness": 4.5, "completeness": 4.0,

@@ -137,6 +137,10 @@ def test_scenario_department_scorecard(indexed, scenario) -> None:
         "acknowledged": 1,
         "acknowledgement_rate": 0.333333,
         "disputed": 1,
+        "receipt_batches_sent": 0,
+        "receipts_sent": 0,
+        "receipt_batches_received": 0,
+        "receipts_received": 0,
     }
     assert card["refused_deliveries"] == {"total": 2, "by_reason": {"grant_expired": 1, "grant_revoked": 1}}
 
