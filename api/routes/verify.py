@@ -206,4 +206,16 @@ def verify(
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:
         raise ApiError("NODE_UNAVAILABLE", e.message) from None
-    return verdict.to_dict()
+    answer: dict[str, Any] = verdict.to_dict()
+    return answer if principal.role is Role.AUDITOR else _without_node(answer, ledger.client.rpc_url)
+
+
+def _without_node(answer: dict[str, Any], rpc_url: str) -> dict[str, Any]:
+    """The verdict a department sees: the chain and contract consulted, not the address of the service's
+    node (an internal endpoint a department has no use for); auditors see it whole."""
+    via = f" via {rpc_url}"
+    anchor = answer.get("anchor")
+    if anchor is not None:
+        answer["anchor"] = {**anchor, "source": str(anchor["source"]).replace(via, "")}
+    answer["findings"] = [{**f, "message": str(f["message"]).replace(via, "")} for f in answer["findings"]]
+    return answer

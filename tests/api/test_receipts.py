@@ -1508,3 +1508,8 @@ def test_post_verify_payloadDeliveredAsReceipt_matchesItsAnchoredReceipt(
     assert (tampered["status"], tampered["differing_leaves"]) == ("MISMATCH", [[2, 3]]), tampered
     outsider = verify(text, "civil")
     assert outsider["status"] == "NOT_RECORDED" and outsider["anchor"]["recorded"] is False, outsider
+    # The service's node address is for auditors; a department is told the chain and contract only.
+    node = str(api_env.settings.rpc_url)
+    assert [f["code"] for f in outsider["findings"]] == ["NOT_RECORDED"]
+    assert node not in json.dumps(outsider) and node not in json.dumps(verify(text, "hrss")), outsider
+    assert node in verify(text, "auditor")["anchor"]["source"]
