@@ -199,7 +199,9 @@ def create_app(
                 # One id names one delivery: each kind is refused the other's ids (the contracts cannot
                 # tell, the anchors see roots only), from the receipt journal and the audit index.
                 state.ledger.receipt_ids = receipts.reader.posted_by
-                receipts.recorded = lambda ids: recorded_delivery_ids(audit.get_audit(state).engine, ids)
+                receipts.journal.recorded = lambda ids: recorded_delivery_ids(
+                    audit.get_audit(state).engine, ids
+                )
             if state.ledger.practice is not None and conf.inspection_draw_interval > 0:
                 state.extra["inspection_drawer"] = InspectionDrawer(
                     state.ledger, conf.inspection_draw_interval

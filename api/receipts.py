@@ -542,6 +542,9 @@ class ReceiptJournal:
             f"hash_algorithm, byte_size, record_count, accepted_at) VALUES ({', '.join([mark] * 10)})"
         )
         self._mark = mark
+        #: Those of some delivery ids that are recorded on the ledger (the audit index's look-up, set by the
+        #: app): one id names one delivery, so a receipt may not take a ledger delivery's id. None: unchecked.
+        self.recorded: Callable[[list[bytes]], set[bytes]] | None = None
         self._forget_refused = (
             f"DELETE FROM api_receipts WHERE provider = {mark} AND delivery_id = {mark} AND batch_id IN "
             "(SELECT id FROM api_receipt_batches WHERE state = 'refused')"
@@ -612,7 +615,9 @@ class ReceiptJournal:
                 group.append(more)
                 size += len(more.rows)
             try:
-                self._commit(group)
+                group = self._without_ledger_ids(group)
+                if group:
+                    self._commit(group)
             except (
                 Exception
             ) as exc:  # one writer for everyone: a failure answers its requests, never kills it
@@ -623,10 +628,42 @@ class ReceiptJournal:
                 dbapi = self._engine.dialect.dbapi
                 if dbapi is not None and isinstance(exc, dbapi.OperationalError):
                     exc = database_unavailable(exc)
-                else:
+                elif not isinstance(exc, ApiError):  # an answer already (the audit index unavailable)
                     log.exception("receipt journal write failed")
                 for item in group:
                     item.done(exc)
+
+    def _without_ledger_ids(self, group: list[_Append]) -> list[_Append]:
+        """The requests of ``group`` none of whose receipts takes the id of a delivery recorded on the ledger
+        (by its provider: ids are held to the provider's namespace on both paths); the others are answered
+        DELIVERY_ID_IN_USE. One look-up in the audit index for the whole group, here on the writer's thread
+        rather than on a thread of each request's own (that hand-over cost more than the look-up). The index
+        follows the chain a moment behind (``DXL_AUDIT_FOLLOW_INTERVAL``): a ledger delivery mined within that
+        moment is not seen yet."""
+        if self.recorded is None:
+            return group
+        taken = self.recorded([r.delivery_id for item in group for r in item.rows])
+        if not taken:
+            return group
+        kept = []
+        for item in group:
+            hit = next(((i, r) for i, r in enumerate(item.rows) if r.delivery_id in taken), None)
+            if hit is None:
+                kept.append(item)
+                continue
+            i, row = hit
+            delivery_id = "0x" + row.delivery_id.hex()
+            item.done(
+                ApiError(
+                    "DELIVERY_ID_IN_USE",
+                    f"receipts[{i}]: {delivery_id} is a delivery recorded on the ledger; a receipt takes an "
+                    "id of its own",
+                    field=f"receipts.{i}.delivery_id",
+                    index=i,
+                    delivery_id=delivery_id,
+                )
+            )
+        return kept
 
     def _params(self, item: _Append, now: float) -> tuple[list[tuple[Any, ...]], list[Journaled]]:
         first = self._next_seq
@@ -1773,9 +1810,6 @@ class ReceiptService:
         self._key_locks: dict[int, asyncio.Lock] = {}
         #: Department ids of the principals that posted, by principal key.
         self.departments: dict[str, int] = {}
-        #: Those of some delivery ids that are recorded on the ledger (the audit index's look-up, set by the
-        #: app): one id names one delivery, so a receipt may not take a ledger delivery's id. None: unchecked.
-        self.recorded: Callable[[list[bytes]], set[bytes]] | None = None
 
     def start(self) -> None:
         sys.setswitchinterval(min(sys.getswitchinterval(), GIL_SWITCH_INTERVAL_S))
@@ -1856,31 +1890,7 @@ class ReceiptService:
                     index=i,
                     delivery_id="0x" + row.delivery_id.hex(),
                 )
-        if self.recorded is not None:
-            await self._refuse_ledger_ids(rows)
         await self.journal.append(department, consumers, rows)
-
-    async def _refuse_ledger_ids(self, rows: list[ReceiptRow]) -> None:
-        """One id names one delivery: a receipt whose id is a delivery recorded on the ledger (by its
-        provider: ids are held to the provider's namespace on both paths) is refused. One look-up in the
-        audit index for the whole request, never a call to the node per receipt. The index follows the chain
-        a moment behind (``DXL_AUDIT_FOLLOW_INTERVAL``): a ledger delivery mined within that moment is not
-        seen yet."""
-        from anyio import to_thread
-
-        assert self.recorded is not None
-        taken = await to_thread.run_sync(self.recorded, [r.delivery_id for r in rows])
-        for i, row in enumerate(rows):
-            if row.delivery_id in taken:
-                delivery_id = "0x" + row.delivery_id.hex()
-                raise ApiError(
-                    "DELIVERY_ID_IN_USE",
-                    f"receipts[{i}]: {delivery_id} is a delivery recorded on the ledger; a receipt takes an "
-                    "id of its own",
-                    field=f"receipts.{i}.delivery_id",
-                    index=i,
-                    delivery_id=delivery_id,
-                )
 
     # --- the consumer's side ------------------------------------------------------------------------------
 
