@@ -280,7 +280,7 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> 
 
 
 def verify(args: argparse.Namespace) -> int:
-    """Check PAYLOAD against its manifest and the ledger: exit 0 MATCH; 1 MISMATCH, UNTRUSTED, NOT_RECORDED or
+    """Check PAYLOAD against its manifest and the ledger: exit 0 MATCH; 1 MISMATCH, UNTRUSTED, NOT_RECORDED,
     ACK_DIFFERS; 2 usage, I/O or chain-access error.
 
     On chain (default when a ledger is known): the receipt must exist, be confirmed by the contract, equal the
@@ -292,6 +292,9 @@ def verify(args: argparse.Namespace) -> int:
 
     A payload delivered as an anchored receipt (POST /receipts) is checked the same way with --receipt: the
     receipt's inclusion proof must lead to a batch the chain holds, in place of the delivery's own record.
+    Without --receipt, against this DXL_HOME's deployment, a receipt is found in its service's receipt
+    journal; against a node alone (--contract) it cannot be:
+    the chain holds a batch's root, not its receipts, so the answer is NOT_RECORDED, saying so.
     """
     from verifier.errors import ManifestInconsistentError
     from verifier.manifest import load_manifest
@@ -329,11 +332,23 @@ def verify(args: argparse.Namespace) -> int:
                     progress=progress,
                 )  # fmt: skip
             else:
-                from verifier.onchain import verify_payload_onchain
+                from verifier.onchain import payload_check, verify_payload_onchain
 
-                verdict = verify_payload_onchain(
-                    payload, manifest, reader, expected_delivery_id=expected_id, progress=progress
-                )
+                journaled = _journaled_receipt(args, reader, manifest.delivery_id)
+                if journaled is None:
+                    verdict = verify_payload_onchain(
+                        payload, manifest, reader, expected_delivery_id=expected_id, progress=progress
+                    )
+                else:
+                    from api.verdicts import delivery_verdict
+
+                    view, anchors = journaled
+                    offline = payload_check(
+                        payload, manifest, expected_delivery_id=expected_id, progress=progress
+                    )
+                    verdict = delivery_verdict(
+                        manifest, offline, reader, view, anchors, expected_delivery_id=expected_id
+                    )
                 if signer is not None and verdict.signer and verdict.signer.lower() != signer.lower():
                     from verifier.verify import untrusted
 
@@ -372,6 +387,44 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
         raise ConfigurationError(f"cannot read {args.receipt}: {e}") from None
     proof = ReceiptProof.from_answer(raw)
     return AnchorsReader(reader.rpc_url, anchors, chain_id=reader.chain_id), proof
+
+
+def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes) -> tuple[Any, Any] | None:
+    """The receipt ``delivery_id`` names in the receipt journal of this DXL_HOME's service, with a factory
+    of the anchors reader, when the ledger checked is this home's deployment and holds no single delivery
+    of that id; None otherwise (the check is then the ledger's alone).
+
+    Only then: a single delivery's check, the common case, loads no database code, and a ledger named by
+    --contract is not this home's service's, whose journal says nothing about it.
+
+    Raises:
+        ChainCheckError: the node fails.
+    """
+    if args.contract is not None or reader.status(delivery_id) != 0:
+        return None
+    from node.deploy import load_deployment
+
+    anchors = load_deployment(_home()).receipt_anchors
+    if anchors is None:
+        return None
+    from sqlalchemy import inspect
+
+    from api.db import make_engine
+    from api.receipts import ReceiptReader, receipts_table
+    from api.settings import load_api_settings
+    from verifier.receipt_check import AnchorsReader
+
+    engine = make_engine(load_api_settings().effective_database_url)
+    try:
+        if not inspect(engine).has_table(receipts_table.name):
+            return None
+        found = ReceiptReader(engine).lookup([delivery_id], reader=None)
+    finally:
+        engine.dispose()
+    if not found:
+        return None
+    address = anchors.address
+    return found[0], lambda: AnchorsReader(reader.rpc_url, address, chain_id=reader.chain_id)
 
 
 def _report_verdict(verdict: Any, payload: Path, signer: str | None, as_json: bool) -> NoReturn:

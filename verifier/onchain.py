@@ -341,6 +341,19 @@ def chain_findings(manifest: Manifest, rec: RecordedDelivery, parties: dict[str,
     return out
 
 
+def not_recorded(delivery_id: bytes, source: str) -> Finding:
+    """The finding of a delivery the chain does not hold, as a check against a node alone can know it: the
+    ledger has no single delivery of that id, and a receipt (``POST /receipts``) is on chain only inside
+    its batch's root, so it is found by its inclusion proof, which the node cannot produce; one accepted by a
+    service but not anchored yet is on no chain at all."""
+    return Finding(
+        "NOT_RECORDED",
+        f"no delivery {_h(delivery_id)} is recorded on {source}. The chain alone cannot show a receipt "
+        "posted at volume (POST /receipts): an anchored one is checked by its inclusion proof (dxl verify "
+        "--receipt ANSWER.json), and one the service accepted but has not anchored yet is not on chain",
+    )
+
+
 def check_onchain(
     manifest: Manifest,
     reader: LedgerReader,
@@ -378,14 +391,12 @@ def check_onchain(
         anchor = Anchor(reader.source, recorded=False, details={"chain_id": reader.chain_id,
                                                                   "contract": reader.address})  # fmt: skip
         verdict = offline(None)
-        return verdict.with_anchor(
-            anchor, VerdictStatus.NOT_RECORDED,
-            Finding("NOT_RECORDED", f"no delivery {_h(did)} is recorded on {reader.source}"),
-        )  # fmt: skip
+        return verdict.with_anchor(anchor, VerdictStatus.NOT_RECORDED, not_recorded(did, reader.source))
     if not reader.receipt_matches(did, rec.receipt):
         raise ChainCheckError(f"the DeliveryRecorded log of {_h(did)} is not confirmed by receiptMatches")
     provider, consumer = reader.department(rec.provider), reader.department(rec.consumer)
     details: dict[str, Any] = {
+        "recorded_as": "delivery",
         "chain_id": reader.chain_id,
         "contract": reader.address,
         "status": STATUS_NAMES[status],
@@ -474,11 +485,7 @@ def verify_payload_onchain(
         PayloadReadError, PayloadFormatError: the payload cannot be read or cut into records.
     """
 
-    def offline(signer: str | None) -> Verdict:
-        if signer is not None:  # check_onchain has verified the signature against this signer
-            return verify_payload(path, manifest, progress=progress)
-        return check_delivery(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
-
+    offline = payload_check(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
     return check_onchain(
         manifest, reader, offline, expected_delivery_id=expected_delivery_id, visible=visible
     )
@@ -499,8 +506,43 @@ def verify_commitment_onchain(
         ChainCheckError: the chain cannot be consulted or is inconsistent.
     """
 
+    offline = commitment_check(manifest, commitment=commitment, expected_delivery_id=expected_delivery_id)
+    return check_onchain(
+        manifest, reader, offline, expected_delivery_id=expected_delivery_id, visible=visible
+    )
+
+
+def payload_check(
+    path: str | os.PathLike[str],
+    manifest: Manifest,
+    *,
+    expected_delivery_id: bytes | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Callable[[str | None], Verdict]:
+    """The offline half of a payload's check, as :func:`check_onchain` takes it: called with the provider's
+    signer once the caller has verified the manifest's signature against it, else with None (the manifest
+    is then checked on its own, against ``expected_delivery_id``).
+
+    The returned function raises PayloadReadError, PayloadFormatError when the payload cannot be read or cut
+    into records.
+    """
+
     def offline(signer: str | None) -> Verdict:
-        # With a signer, check_onchain has verified the signature against it already.
+        if signer is not None:  # the caller has verified the signature against this signer
+            return verify_payload(path, manifest, progress=progress)
+        return check_delivery(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
+
+    return offline
+
+
+def commitment_check(
+    manifest: Manifest, *, commitment: bytes | None = None, expected_delivery_id: bytes | None = None
+) -> Callable[[str | None], Verdict]:
+    """The offline half of a check without the payload (:func:`payload_check`'s counterpart): the manifest,
+    and a commitment the client computed itself when one is given."""
+
+    def offline(signer: str | None) -> Verdict:
+        # With a signer, the caller has verified the signature against it already.
         if signer is None and manifest.signed:
             try:
                 verify_manifest_signature(manifest, None, expected_delivery_id=expected_delivery_id)
@@ -522,6 +564,4 @@ def verify_commitment_onchain(
         return Verdict(status, manifest.delivery_id, findings, expected=expected, observed=observed,
                        signer=manifest.signer)  # fmt: skip
 
-    return check_onchain(
-        manifest, reader, offline, expected_delivery_id=expected_delivery_id, visible=visible
-    )
+    return offline

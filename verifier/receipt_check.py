@@ -35,19 +35,13 @@ from verifier.onchain import (
     LedgerReader,
     RecordedDelivery,
     chain_findings,
+    commitment_check,
     contract_chain_id,
+    payload_check,
 )
 from verifier.receipts import ReceiptProof, verify_receipt_proof
 from verifier.rpc import JsonRpc, RpcError, data
-from verifier.verify import (
-    Anchor,
-    Finding,
-    Verdict,
-    VerdictStatus,
-    check_delivery,
-    untrusted,
-    verify_payload,
-)
+from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, untrusted
 
 #: ``BatchStatus`` of the contract, by value.
 _ACKNOWLEDGED = 2
@@ -249,28 +243,68 @@ def verify_payload_receipt(
     expected_delivery_id: bytes | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Verdict:
-    """Payload against manifest against an anchored receipt: what :func:`verifier.onchain.check_onchain`
-    checks for a single delivery, with the receipt's inclusion proof and its batch in place of the
-    ``DeliveryRecorded`` log.
-
-    1. The proof's receipt must be the manifest's delivery, and the proof must lead to a batch the chain holds
-       (:func:`check_receipt`) -> else NOT_RECORDED, naming why.
-    2. The manifest's signature must recover to the batch provider's signer on the ledger -> else UNTRUSTED.
-    3. Payload against manifest -> MISMATCH with the differing leaves.
-    4. Manifest against the receipt: root, byte size, record count, algorithm id, grant and parties (the
-       batch's, on chain) -> MISMATCH.
-    5. A receipt the consumer disputed -> ACK_DIFFERS; an acknowledged batch acknowledges the receipt.
+    """Payload against manifest against an anchored receipt (:func:`check_receipt_onchain`).
 
     Raises:
         ChainCheckError: the chain cannot be consulted.
         PayloadReadError, PayloadFormatError: the payload cannot be read or cut into records.
     """
+    offline = payload_check(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
+    return check_receipt_onchain(
+        manifest, ledger, anchors, proof, offline, expected_delivery_id=expected_delivery_id
+    )
 
-    def offline(signer: str | None) -> Verdict:
-        if signer is not None:  # the signature was verified against this signer below
-            return verify_payload(path, manifest, progress=progress)
-        return check_delivery(path, manifest, expected_delivery_id=expected_delivery_id, progress=progress)
 
+def verify_commitment_receipt(
+    manifest: Manifest,
+    ledger: LedgerReader,
+    anchors: AnchorsReader,
+    proof: ReceiptProof,
+    *,
+    commitment: bytes | None = None,
+    expected_delivery_id: bytes | None = None,
+) -> Verdict:
+    """Manifest (and a commitment the client computed itself, when given) against an anchored receipt,
+    without the payload (:func:`check_receipt_onchain`).
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted.
+    """
+    offline = commitment_check(manifest, commitment=commitment, expected_delivery_id=expected_delivery_id)
+    return check_receipt_onchain(
+        manifest, ledger, anchors, proof, offline, expected_delivery_id=expected_delivery_id
+    )
+
+
+def check_receipt_onchain(
+    manifest: Manifest,
+    ledger: LedgerReader,
+    anchors: AnchorsReader,
+    proof: ReceiptProof,
+    offline: Callable[[str | None], Verdict],
+    *,
+    expected_delivery_id: bytes | None = None,
+) -> Verdict:
+    """What :func:`verifier.onchain.check_onchain` checks for a single delivery, with the receipt's inclusion
+    proof and its batch in place of the ``DeliveryRecorded`` log; ``offline`` as it takes it
+    (:func:`verifier.onchain.payload_check`, :func:`verifier.onchain.commitment_check`).
+
+    1. The proof's receipt must be the manifest's delivery, and the proof must lead to a batch the chain holds
+       (:func:`check_receipt`) -> else NOT_RECORDED, naming why.
+    2. The manifest's signature must recover to the batch provider's signer on the ledger -> else UNTRUSTED.
+    3. Payload (or commitment) against manifest -> MISMATCH with the differing leaves.
+    4. Manifest against the receipt: root, byte size, record count, algorithm id, grant and parties (the
+       batch's, on chain) -> MISMATCH.
+    5. A receipt the consumer disputed -> ACK_DIFFERS; an acknowledged batch acknowledges the receipt.
+
+    The anchor's details say the delivery is recorded as a receipt (``recorded_as``), in which batch
+    (``grant_id``, ``first_sequence``, ``leaf_count``, ``root``), at which leaf (``sequence``), and that its
+    inclusion proof was checked against that batch (``proof_checked``).
+
+    Raises:
+        ChainCheckError: the chain cannot be consulted.
+        PayloadReadError, PayloadFormatError: from ``offline``.
+    """
     r = proof.receipt
     source = f"chain {anchors.chain_id} receipt anchors {anchors.address} via {anchors.rpc.url}"
     if r.delivery_id != manifest.delivery_id:
@@ -312,6 +346,7 @@ def verify_payload_receipt(
                 f"not found from block {where['block_number']}"
             )
     details: dict[str, Any] = {
+        "recorded_as": "receipt", "proof_checked": True,
         **chain, "ledger": ledger.address, "status": status.value, **where, "grant_id": r.grant_id,
         "sequence": proof.sequence, "first_sequence": proof.first_sequence, "provider": provider["code"],
         "consumer": consumer["code"], "provider_signer": provider["signer"],

@@ -3,9 +3,9 @@
 The route is a thin shell over :mod:`verifier.onchain` (the same proof code ``dxl verify`` runs): it reads
 the chain through the deployment this service is connected to and answers the verdict JSON of
 :meth:`verifier.verify.Verdict.to_dict`. A verdict is a result, not an error: MISMATCH, NOT_RECORDED,
-ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which. A payload delivered as a receipt
-(``POST /receipts``) is checked against its anchored receipt and batch by
-:func:`verifier.receipt_check.verify_payload_receipt` (what ``dxl verify --receipt`` runs).
+ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which. A delivery posted as a
+receipt (``POST /receipts``) is found in the receipt journal and checked by its inclusion proof against its
+anchored batch (:mod:`api.verdicts`), whether the payload, a commitment or the manifest alone is sent.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
@@ -115,8 +114,8 @@ def _parties_only(principal: Principal, ledger: Any) -> Callable[[RecordedDelive
     return lambda rec: me in (rec.provider, rec.consumer)
 
 
-def _anchored_receipt(state: Any, ledger: Any, principal: Principal, delivery_id: bytes) -> Any:
-    """The receipt ``delivery_id`` names, anchored in a batch (it has an inclusion proof), when the caller
+def _journaled_receipt(state: Any, ledger: Any, principal: Principal, delivery_id: bytes) -> Any:
+    """The receipt ``delivery_id`` names in this service's receipt journal, in any state, when the caller
     may read it as ``GET /receipts/{id}`` answers (parties and auditors); None otherwise, so that another
     department's receipt is answered as a delivery not recorded."""
     from api.receipts import ReceiptService
@@ -126,13 +125,14 @@ def _anchored_receipt(state: Any, ledger: Any, principal: Principal, delivery_id
         return None
     reader = None if principal.role is Role.AUDITOR else ledger.department_id_of(principal)
     found = service.reader.lookup([delivery_id], reader=reader)
-    return found[0] if found and found[0].proof is not None else None
+    return found[0] if found else None
 
 
-def _anchors_reader(state: Any, ledger: Any, address: str) -> Any:
+def _anchors_reader(state: Any, ledger: Any) -> Any:
     """One read-only reader of the receipt anchors per app, on the node the service uses."""
     from verifier.receipt_check import AnchorsReader
 
+    address = state.extra["receipts"].anchors_address
     reader = state.extra.get("verify_anchors")
     if reader is None or reader.address.lower() != address.lower():
         reader = AnchorsReader(ledger.client.rpc_url, address, chain_id=ledger.chain_id)
@@ -140,34 +140,18 @@ def _anchors_reader(state: Any, ledger: Any, address: str) -> Any:
     return reader
 
 
-def _receipt_verdict(
-    path: str, manifest: Any, state: Any, ledger: Any, receipt: Any, expected: bytes | None
-) -> Any:
-    """The verdict of :func:`verifier.receipt_check.verify_payload_receipt` (the check ``dxl verify
-    --receipt`` runs) for a payload delivered as ``receipt``, its anchor also saying where the receipt stands
-    in the service (``receipt_status``: anchored, final)."""
-    from verifier.receipt_check import verify_payload_receipt
-
-    address = state.extra["receipts"].anchors_address
-    verdict = verify_payload_receipt(
-        path, manifest, _reader(state, ledger), _anchors_reader(state, ledger, address), receipt.proof,
-        expected_delivery_id=expected,
-    )  # fmt: skip
-    if verdict.anchor is None:
-        return verdict
-    details = {**verdict.anchor.details, "receipt_status": receipt.status}
-    return replace(verdict, anchor=replace(verdict.anchor, details=details))
-
-
 @router.post("", response_model=dict[str, Any])
 def verify(
     body: VerifyRequest, principal: ExchangeReader, state: StateDep, ledger: LedgerDep
 ) -> dict[str, Any]:
-    """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger; a
-    department's verdict on a delivery it is not party to is that of a delivery not recorded."""
+    """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger, a
+    single delivery or a receipt alike (:func:`api.verdicts.delivery_verdict`: a receipt anchored in a batch
+    by its inclusion proof); a department's verdict on a delivery it is not party to is that of a delivery
+    not recorded."""
+    from api.verdicts import delivery_verdict
     from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest
-    from verifier.onchain import ChainCheckError, verify_commitment_onchain, verify_payload_onchain
+    from verifier.onchain import ChainCheckError, commitment_check, payload_check
     from verifier.verify import altered
 
     if body.payload_base64 is not None and body.commitment is not None:
@@ -180,13 +164,19 @@ def verify(
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None
     reader = _reader(state, ledger)
-    visible = _parties_only(principal, ledger)
+    # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
+    receipt = _journaled_receipt(state, ledger, principal, manifest.delivery_id)
+
+    def check(offline: Any) -> Any:
+        return delivery_verdict(
+            manifest, offline, reader, receipt, lambda: _anchors_reader(state, ledger),
+            expected_delivery_id=expected, visible=_parties_only(principal, ledger),
+        )  # fmt: skip
+
     try:
         if body.payload_base64 is None:
             commitment = bytes.fromhex(body.commitment[2:]) if body.commitment else None
-            verdict = verify_commitment_onchain(
-                manifest, reader, commitment=commitment, expected_delivery_id=expected, visible=visible
-            )
+            verdict = check(commitment_check(manifest, commitment=commitment, expected_delivery_id=expected))
         else:
             payload = base64_field(body.payload_base64, "payload_base64")
             # The verifier streams from a file; the upload is small (bounded by the body limit).
@@ -194,14 +184,7 @@ def verify(
                 path = os.path.join(tmp, "payload")
                 with open(path, "wb") as f:
                     f.write(payload)
-                # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
-                receipt = _anchored_receipt(state, ledger, principal, manifest.delivery_id)
-                if receipt is not None:
-                    verdict = _receipt_verdict(path, manifest, state, ledger, receipt, expected)
-                else:
-                    verdict = verify_payload_onchain(
-                        path, manifest, reader, expected_delivery_id=expected, visible=visible
-                    )
+                verdict = check(payload_check(path, manifest, expected_delivery_id=expected))
     except PayloadFormatError as e:
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:

@@ -281,6 +281,7 @@ export default {
   "finding.ACK_DIFFERS": "The consumer recorded another commitment than the provider: the delivery is disputed.",
   "finding.MANIFEST_SIGNATURE_INVALID": "The manifest's signature is not the provider's registered key, the manifest was altered, or it is for another delivery.",
   "finding.NOT_RECORDED": "The ledger has no record of this delivery (or it is not one your department may see).",
+  "finding.RECEIPT_REFUSED": "The service accepted this delivery as a receipt, but the contract refused its batch: it was never recorded.",
   "finding.PAYLOAD_NOT_CHECKED": "Only the manifest was checked, not a payload.",
   "finding.CHAIN_ROOT_MISMATCH": "The manifest's root differs from the one recorded on the ledger.",
   "finding.CHAIN_SIZE_MISMATCH": "The manifest's byte size differs from the one recorded on the ledger.",

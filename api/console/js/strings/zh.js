@@ -281,6 +281,7 @@ export default {
   "finding.ACK_DIFFERS": "使用方登记的承诺值与提供方不同：该交付存在异议。",
   "finding.MANIFEST_SIGNATURE_INVALID": "清单签名不是提供方登记的密钥所签，清单被改动，或属于另一次交付。",
   "finding.NOT_RECORDED": "账本上没有这次交付的记录（或不属于本部门可查看的范围）。",
+  "finding.RECEIPT_REFUSED": "服务已受理这条回执，但合约拒绝了它所在的批次：它从未上链记录。",
   "finding.PAYLOAD_NOT_CHECKED": "只核验了清单，未核验数据文件。",
   "finding.CHAIN_ROOT_MISMATCH": "清单中的根哈希与账本登记的不同。",
   "finding.CHAIN_SIZE_MISMATCH": "清单中的字节数与账本登记的不同。",

@@ -1,0 +1,150 @@
+"""POST /verify and ``dxl verify`` on deliveries posted as receipts: found by their inclusion proof whatever
+the request carries (payload, commitment, manifest alone).
+
+The module's service closes a grant's batch at two receipts and otherwise waits an hour: a receipt posted
+alone stays pending for the whole module, one posted with a second is anchored at once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import (
+    PASSPHRASE,
+    ApiEnv,
+    ServerThread,
+    api_home,
+    delivery_id_for,
+    grant_between,
+    make_settings,
+    ok,
+    receipt_body,
+    until,
+)
+
+from api.app import create_app
+from api.demo import ensure_demo_tokens
+from node.anvil import EmbeddedNode
+from node.provision import setup_ledger
+from tests.cli import dxl
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, sign_manifest, write_manifest
+
+pytestmark = pytest.mark.xdist_group("api-verify-receipts")
+
+TEXT = b"id,value\n1,alpha\n2,beta\n3,gamma\n"
+
+
+@pytest.fixture(scope="module")
+def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    """The conftest's service, its batches closed at two receipts or after an hour."""
+    base = make_settings(api_home(tmp_path_factory, "verify-receipts"), embedded_node)
+    settings = base.model_copy(update={"receipt_batch_size": 2, "receipt_batch_age": 3600.0})
+    setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DXL_HOME", str(settings.home))
+        env.setenv("DXL_RPC_URL", str(settings.rpc_url))
+        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
+        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
+            yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
+
+
+def delivered(api_env: ApiEnv, tmp_path: Path, *, anchored: bool) -> tuple[Path, dict[str, Any], str]:
+    """A payload committed, its manifest signed by PSB and written beside it, and posted as a receipt under
+    a new grant: with a second receipt (its batch closes and is anchored) or alone (it stays pending). The
+    payload, the manifest and the delivery id."""
+    grant = grant_between(api_env, "psb", "hrss")
+    payload = tmp_path / "extract.csv"
+    payload.write_bytes(TEXT)
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    did = delivery_id_for(api_env.departments["PSB"])
+    manifest = sign_manifest(
+        build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=grant["id"], provider="PSB",
+                       consumer="HRSS"),
+        api_env.keystore.unlock("dept-psb"),
+    )  # fmt: skip
+    write_manifest(tmp_path / "extract.csv.manifest.json", manifest)
+    body = {"delivery_id": did, "grant_id": grant["id"], "commitment": "0x" + c.root.hex(),
+            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+    receipts = [body, receipt_body(grant)] if anchored else [body]
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": receipts}), 202)
+    return payload, manifest.to_dict(), did
+
+
+def verify(api_env: ApiEnv, who: str, manifest: dict[str, Any], **sent: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = ok(api_env.call("POST", "/verify", who, json={"manifest": manifest, **sent}))
+    return answer
+
+
+def codes(verdict: dict[str, Any]) -> list[str]:
+    return [f["code"] for f in verdict["findings"]]
+
+
+def test_post_verify_commitmentOfAnAnchoredReceipt_foundByItsInclusionProof(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """The console's verify page sends the manifest and the root it computed, no payload: a delivery posted as
+    a receipt is found by its inclusion proof against its anchored batch, as the payload's check finds it,
+    and the verdict says it is a receipt, in which batch, proof checked. It was NOT_RECORDED: only the
+    payload's check looked among the receipts."""
+    _payload, manifest, did = delivered(api_env, tmp_path, anchored=True)
+
+    def final() -> dict[str, Any] | None:
+        found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
+        return found if found["status"] == "final" else None
+
+    answer = until(final, "the receipt's batch to be mined")
+    root = manifest["root"]
+    for who in ("hrss", "psb", "auditor"):
+        verdict = verify(api_env, who, manifest, commitment=root)
+        assert (verdict["status"], verdict["findings"]) == ("MATCH", []), verdict
+        details = verdict["anchor"]["details"]
+        assert (details["recorded_as"], details["proof_checked"], details["receipt_status"]) == (
+            "receipt", True, "final")  # fmt: skip
+        batch = answer["batch"]
+        assert (details["grant_id"], details["first_sequence"], details["leaf_count"], details["root"]) == (
+            batch["grant_id"], batch["first_sequence"], batch["leaf_count"], batch["root"])  # fmt: skip
+        assert (details["sequence"], details["tx_hash"], details["block_number"]) == (
+            answer["sequence"], batch["tx_hash"], batch["block_number"])  # fmt: skip
+        assert verdict["anchor"]["recorded"] is True and verdict["anchor"]["recorded_root"] == root
+    alone = verify(api_env, "hrss", manifest)  # the manifest alone, against the receipt
+    assert (alone["status"], codes(alone)) == ("MATCH", ["PAYLOAD_NOT_CHECKED"]), alone
+    assert alone["anchor"]["details"]["recorded_as"] == "receipt"
+    other = "0x" + "ab" * 32
+    wrong = verify(api_env, "hrss", manifest, commitment=other)
+    assert (wrong["status"], codes(wrong)) == ("MISMATCH", ["ROOT_MISMATCH"]), wrong
+    # Another department's receipt is answered as an unknown delivery, as for a single delivery.
+    outsider = verify(api_env, "civil", manifest, commitment=root)
+    assert (outsider["status"], codes(outsider)) == ("NOT_RECORDED", ["NOT_RECORDED"]), outsider
+    assert outsider["anchor"]["recorded"] is False
+
+
+def test_dxl_verify_receiptWithoutItsAnswer_foundInTheJournalOfThisHome_nodeAloneSaysWhy(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """`dxl verify PAYLOAD` without --receipt, on the machine whose DXL_HOME holds the service's database,
+    finds the receipt in its journal and checks it by its proof; an auditor with a node alone (--rpc,
+    --contract) cannot, gets NOT_RECORDED, and is told why and what to pass instead."""
+    payload, _manifest, did = delivered(api_env, tmp_path, anchored=True)
+    until(
+        lambda: ok(api_env.call("GET", f"/receipts/{did}", "hrss"))["status"] == "final",
+        "the receipt's batch to be mined",
+    )
+    code, out, err = dxl("verify", payload, "--json")
+    verdict = json.loads(out)
+    assert (code, verdict["status"]) == (0, "MATCH"), out + err
+    assert (verdict["anchor"]["details"]["recorded_as"], verdict["anchor"]["details"]["proof_checked"]) == (
+        "receipt", True)  # fmt: skip
+    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address, "--json"]
+    code, out, _ = dxl("verify", payload, *chain)
+    verdict = json.loads(out)
+    assert (code, verdict["status"], codes(verdict)) == (1, "NOT_RECORDED", ["NOT_RECORDED"])
+    assert "dxl verify --receipt" in verdict["findings"][0]["message"], verdict
