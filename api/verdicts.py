@@ -6,6 +6,9 @@ One id names one delivery of either kind (``POST /receipts`` refuses a ledger de
 * a receipt in a batch the service anchored (``anchored``, ``final``) is checked by its inclusion proof
   against the batch on chain (:func:`verifier.receipt_check.check_receipt_onchain`), the verdict naming the
   batch and that the proof was checked (``recorded_as: "receipt"``, ``proof_checked``);
+* a receipt accepted and not anchored yet (``pending``, or its anchor sent and not mined) is ``PENDING``: the
+  service holds it, the chain does not yet. A check against a node alone (``dxl verify --contract``, an
+  auditor without this database) answers ``NOT_RECORDED`` for it, and its finding says why it may;
 * a receipt whose batch the contract refused is what the ledger says of the id (``NOT_RECORDED`` unless a
   single delivery holds it), with the refusal and its reason as a finding (``RECEIPT_REFUSED``);
 * no receipt: the ledger's single delivery (:func:`verifier.onchain.check_onchain`), and when it has none
@@ -20,12 +23,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 
 from api.receipts import ReceiptView
-from verifier.manifest import Manifest
+from verifier.errors import ManifestSignatureError
+from verifier.manifest import Manifest, verify_manifest_signature
 from verifier.onchain import LedgerReader, RecordedDelivery, check_onchain
 from verifier.receipt_check import AnchorsReader, check_receipt_onchain
-from verifier.verify import Finding, Verdict
+from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, untrusted
+
+#: Where a pending receipt is held: named in its verdict, since the chain has nothing to show for it.
+JOURNAL_SOURCE = "this service's receipt journal (not on chain yet)"
 
 Offline = Callable[[str | None], Verdict]
 
@@ -57,12 +65,17 @@ def delivery_verdict(
         ChainCheckError: the chain cannot be consulted or is inconsistent.
         PayloadReadError, PayloadFormatError: from ``offline``.
     """
+    if receipt is not None and receipt.status == "pending":
+        return _pending(manifest, offline, ledger, receipt, expected_delivery_id)
     if receipt is not None and receipt.status in ("anchored", "final") and receipt.proof is not None:
         verdict = check_receipt_onchain(
             manifest, ledger, anchors(), receipt.proof, offline, expected_delivery_id=expected_delivery_id
         )
         if verdict.anchor is None:
             return verdict
+        if not verdict.anchor.recorded and verdict.anchor.details.get("receipt") == "NOT_ANCHORED":
+            # Its batch is closed and its anchor sent, not mined yet: accepted, not on the ledger yet.
+            return _pending(manifest, offline, ledger, receipt, expected_delivery_id)
         details = {**verdict.anchor.details, "receipt_status": receipt.status}
         return replace(verdict, anchor=replace(verdict.anchor, details=details))
     verdict = check_onchain(
@@ -84,3 +97,62 @@ def delivery_verdict(
     journal = f"no delivery {_h(did)} is recorded on {ledger.source}, and this service holds no receipt of it"
     findings = tuple(Finding(f.code, journal) if f.code == "NOT_RECORDED" else f for f in verdict.findings)
     return replace(verdict, findings=findings)
+
+
+def _pending(
+    manifest: Manifest,
+    offline: Offline,
+    ledger: LedgerReader,
+    receipt: ReceiptView,
+    expected_delivery_id: bytes | None,
+) -> Verdict:
+    """A receipt accepted and not anchored yet: the manifest against the provider's signer on the ledger and
+    against the receipt as accepted, the payload against the manifest; ``PENDING`` where all agree (a
+    negative verdict stays what it is)."""
+    r = receipt.receipt
+    details: dict[str, Any] = {
+        "recorded_as": "receipt",
+        "receipt_status": receipt.status,
+        "accepted_at": receipt.accepted_at,
+        "grant_id": r.grant_id,
+        "provider_id": receipt.provider,
+        "consumer_id": receipt.consumer,
+        "commitment": _h(r.commitment),
+        "byte_size": r.byte_size,
+        "record_count": r.record_count,
+        "hash_algorithm": r.hash_algorithm,
+        "batch": receipt.batch,
+        "proof_checked": False,
+    }
+    anchor = Anchor(JOURNAL_SOURCE, recorded=False, recorded_root=r.commitment, details=details)
+    if not manifest.signed:
+        return untrusted(manifest, "the manifest is not signed").with_anchor(anchor)
+    signer = str(ledger.department(receipt.provider)["signer"])
+    try:
+        verify_manifest_signature(manifest, signer, expected_delivery_id=expected_delivery_id)
+    except ManifestSignatureError as e:
+        return untrusted(manifest, f"{e.reason} (the provider's signer on chain is {signer})").with_anchor(
+            anchor
+        )
+    verdict = offline(signer)
+    differ = [
+        Finding(code, f"manifest {what} is {mine}, the accepted receipt says {theirs}")
+        for code, what, mine, theirs in (
+            ("RECEIPT_ROOT_MISMATCH", "root", _h(manifest.root), _h(r.commitment)),
+            ("RECEIPT_SIZE_MISMATCH", "byte size", manifest.byte_size, r.byte_size),
+            ("RECEIPT_RECORD_COUNT_MISMATCH", "record count", manifest.record_count, r.record_count),
+            ("RECEIPT_ALGORITHM_MISMATCH", "algorithm id", int(manifest.alg), r.hash_algorithm),
+            ("RECEIPT_GRANT_MISMATCH", "grant", manifest.grant_id, r.grant_id),
+        )
+        if mine != theirs and not (what == "grant" and mine is None)
+    ]
+    if differ:
+        return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *differ)
+    where = "its batch is closed and its anchor sent, not mined" if receipt.batch else "in no batch yet"
+    pending = Finding(
+        "RECEIPT_PENDING",
+        f"delivery {_h(manifest.delivery_id)} was accepted by this service as a receipt at "
+        f"{_when(receipt.accepted_at)} (POST /receipts) and is not on the ledger yet ({where}); the chain "
+        "does not hold it, so a check against a node alone answers NOT_RECORDED until its batch is anchored",
+    )
+    return verdict.with_anchor(anchor, VerdictStatus.PENDING, pending)

@@ -273,6 +273,9 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> 
             print(f"           {d['status']}: not acknowledged by the consumer yet")
         else:
             print(f"           {d['status']} in block {settled['block_number']} (tx {settled['tx_hash']})")
+    elif verdict.status.value == "PENDING":
+        status = a.details["receipt_status"]
+        print(f"  chain    not on chain yet: accepted as a receipt, {status}; {a.source}")
     else:
         print(f"  chain    not recorded; {a.source}")
     for f in verdict.findings:
@@ -281,7 +284,7 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> 
 
 def verify(args: argparse.Namespace) -> int:
     """Check PAYLOAD against its manifest and the ledger: exit 0 MATCH; 1 MISMATCH, UNTRUSTED, NOT_RECORDED,
-    ACK_DIFFERS; 2 usage, I/O or chain-access error.
+    ACK_DIFFERS or PENDING; 2 usage, I/O or chain-access error.
 
     On chain (default when a ledger is known): the receipt must exist, be confirmed by the contract, equal the
     manifest, not be disputed, and the manifest must be signed by the provider department's on-chain signer.
@@ -293,7 +296,7 @@ def verify(args: argparse.Namespace) -> int:
     A payload delivered as an anchored receipt (POST /receipts) is checked the same way with --receipt: the
     receipt's inclusion proof must lead to a batch the chain holds, in place of the delivery's own record.
     Without --receipt, against this DXL_HOME's deployment, a receipt is found in its service's receipt
-    journal; against a node alone (--contract) it cannot be:
+    journal (PENDING while accepted and not anchored yet); against a node alone (--contract) it cannot be:
     the chain holds a batch's root, not its receipts, so the answer is NOT_RECORDED, saying so.
     """
     from verifier.errors import ManifestInconsistentError

@@ -6,7 +6,8 @@ differ: changed leaves by index, and the index ranges missing (payload truncated
 
 A MATCH here means "this payload is the one this manifest describes". Whether the manifest's root is the one
 recorded on chain, and acknowledged by the consumer, is a separate check (``verifier.onchain``) that refines
-the verdict into NOT_RECORDED or ACK_DIFFERS through :meth:`Verdict.with_anchor`.
+the verdict into NOT_RECORDED or ACK_DIFFERS through :meth:`Verdict.with_anchor` (and a service that holds
+the receipt journal into PENDING, for a receipt accepted and not anchored yet).
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ class VerdictStatus(StrEnum):
     """Set by the on-chain check: no receipt for this delivery on chain."""
     ACK_DIFFERS = "ACK_DIFFERS"
     """Set by the on-chain check: the recorded or acknowledged root is not the manifest's root."""
+    PENDING = "PENDING"
+    """Set by a service that holds the receipt journal: the delivery was accepted as a receipt
+    (``POST /receipts``) and is not anchored on chain yet. The chain does not hold it: a check against a node
+    alone answers NOT_RECORDED for it."""
 
     @property
     def ok(self) -> bool:

@@ -3,9 +3,10 @@
 The route is a thin shell over :mod:`verifier.onchain` (the same proof code ``dxl verify`` runs): it reads
 the chain through the deployment this service is connected to and answers the verdict JSON of
 :meth:`verifier.verify.Verdict.to_dict`. A verdict is a result, not an error: MISMATCH, NOT_RECORDED,
-ACK_DIFFERS and UNTRUSTED all answer 200 with ``status`` saying which. A delivery posted as a
+ACK_DIFFERS, UNTRUSTED and PENDING all answer 200 with ``status`` saying which. A delivery posted as a
 receipt (``POST /receipts``) is found in the receipt journal and checked by its inclusion proof against its
-anchored batch (:mod:`api.verdicts`), whether the payload, a commitment or the manifest alone is sent.
+anchored batch, or answered PENDING while it is accepted and not anchored yet (:mod:`api.verdicts`), whether
+the payload, a commitment or the manifest alone is sent.
 """
 
 from __future__ import annotations
@@ -146,8 +147,8 @@ def verify(
 ) -> dict[str, Any]:
     """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger, a
     single delivery or a receipt alike (:func:`api.verdicts.delivery_verdict`: a receipt anchored in a batch
-    by its inclusion proof); a department's verdict on a delivery it is not party to is that of a delivery
-    not recorded."""
+    by its inclusion proof, one accepted and not anchored yet PENDING); a department's verdict on a delivery
+    it is not party to is that of a delivery not recorded."""
     from api.verdicts import delivery_verdict
     from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest

@@ -1,5 +1,5 @@
 """POST /verify and ``dxl verify`` on deliveries posted as receipts: found by their inclusion proof whatever
-the request carries (payload, commitment, manifest alone).
+the request carries (payload, commitment, manifest alone), and told apart while accepted but not anchored yet.
 
 The module's service closes a grant's batch at two receipts and otherwise waits an hour: a receipt posted
 alone stays pending for the whole module, one posted with a second is anchored at once.
@@ -7,6 +7,7 @@ alone stays pending for the whole module, one posted with a second is anchored a
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -148,3 +149,42 @@ def test_dxl_verify_receiptWithoutItsAnswer_foundInTheJournalOfThisHome_nodeAlon
     verdict = json.loads(out)
     assert (code, verdict["status"], codes(verdict)) == (1, "NOT_RECORDED", ["NOT_RECORDED"])
     assert "dxl verify --receipt" in verdict["findings"][0]["message"], verdict
+
+
+def test_post_verify_receiptAcceptedNotAnchored_PENDING_nodeAloneNotRecordedSayingWhy(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """A receipt answered 202 and still in no batch is PENDING (accepted by the service, not on the ledger
+    yet), not NOT_RECORDED as a delivery never made was: for its payload, its commitment and its manifest
+    alone, to its parties and auditors. The chain does not hold it: an auditor with a node alone gets
+    NOT_RECORDED, and the finding says that an accepted receipt is not on chain until anchored."""
+    payload, manifest, did = delivered(api_env, tmp_path, anchored=False)
+    assert ok(api_env.call("GET", f"/receipts/{did}", "psb"))["status"] == "pending"
+    sent = {"payload_base64": base64.b64encode(TEXT).decode()}
+    for who, extra in (("hrss", sent), ("psb", {"commitment": manifest["root"]}), ("auditor", {})):
+        verdict = verify(api_env, who, manifest, **extra)
+        assert verdict["status"] == "PENDING", verdict
+        assert codes(verdict)[-1] == "RECEIPT_PENDING" and "not on the ledger yet" in verdict["findings"][-1][
+            "message"], verdict  # fmt: skip
+        anchor = verdict["anchor"]
+        assert anchor["recorded"] is False and anchor["recorded_root"] == manifest["root"]
+        assert (anchor["details"]["recorded_as"], anchor["details"]["receipt_status"]) == (
+            "receipt",
+            "pending",
+        )
+    # The payload still decides first: a changed file is a MISMATCH, pending or not.
+    changed = verify(api_env, "hrss", manifest, payload_base64=base64.b64encode(TEXT + b"4,delta\n").decode())
+    assert changed["status"] == "MISMATCH", changed
+    # A department not party to it learns nothing of it.
+    outsider = verify(api_env, "civil", manifest, commitment=manifest["root"])
+    assert (outsider["status"], codes(outsider)) == ("NOT_RECORDED", ["NOT_RECORDED"]), outsider
+
+    code, out, _ = dxl("verify", payload, "--json")  # this home's service: its journal holds the receipt
+    assert (code, json.loads(out)["status"]) == (1, "PENDING"), out
+    code, out, _ = dxl("verify", payload)
+    assert "not on chain yet: accepted as a receipt, pending" in out, out
+    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address, "--json"]
+    code, out, _ = dxl("verify", payload, *chain)  # a node alone: the chain does not hold it
+    verdict = json.loads(out)
+    assert (code, verdict["status"], codes(verdict)) == (1, "NOT_RECORDED", ["NOT_RECORDED"]), out
+    assert "accepted but has not anchored yet is not on chain" in verdict["findings"][0]["message"]
