@@ -371,6 +371,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     if args.receipt is None:
         return None
     from node.errors import ConfigurationError
+    from verifier import jsontext
     from verifier.receipt_check import AnchorsReader
     from verifier.receipts import ReceiptProof
 
@@ -385,7 +386,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
             raise ConfigurationError("the deployment record names no receipt anchors; pass --anchors")
         anchors = recorded.address
     try:
-        raw = json.loads(Path(args.receipt).read_text(encoding="utf-8"))
+        raw = jsontext.loads(Path(args.receipt).read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise ConfigurationError(f"cannot read {args.receipt}: {e}") from None
     proof = ReceiptProof.from_answer(raw)

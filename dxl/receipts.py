@@ -38,12 +38,13 @@ def verify_receipt(
 
     Exit 0 ANCHORED or ACKNOWLEDGED; 1 DISPUTED, NOT_ANCHORED or MISMATCH; 2 usage, I/O or chain-access error.
     """
+    from verifier import jsontext
     from verifier.receipt_check import AnchorsReader, check_receipt
     from verifier.receipts import ReceiptProof
 
     try:
         try:
-            raw = json.loads(proof_file.read_text(encoding="utf-8"))
+            raw = jsontext.loads(proof_file.read_text(encoding="utf-8"))
         except (OSError, ValueError) as e:
             raise ConfigurationError(f"cannot read {proof_file}: {e}") from None
         if not isinstance(raw, dict):

@@ -307,3 +307,20 @@ def test_a_dotenv_names_dxl_home_for_every_command(tmp_path: Path) -> None:
     (home / "deployment.json").write_text("{}")  # a record there is read, so the check is not offline
     verify = run("verify", str(payload))
     assert verify.returncode == 2 and "deployment" in verify.stderr and "NOT CHECKED" not in verify.stdout
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", "[" * 200_000], ids=["not-an-object", "nested-too-deeply"])
+def test_inspection_present_of_a_manifest_that_is_not_one_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    """The manifest is read before anything is sent: a JSON list, or JSON nested past the parser's recursion,
+    is exit 2 naming the file (a traceback before: ``.get`` of a list, a RecursionError or a crash)."""
+    from typer.testing import CliRunner
+
+    payload_file, manifest = tmp_path / "payload.csv", tmp_path / "payload.csv.manifest.json"
+    payload_file.write_text("id\n1\n")
+    manifest.write_text(text)
+    result = CliRunner().invoke(app, [
+        "inspection", "present", "1", "--payload", str(payload_file), "--manifest", str(manifest),
+        "--api", f"http://127.0.0.1:{free_port()}", "--token", "dxl_unused",
+    ])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit) and "cannot read the manifest" in result.output

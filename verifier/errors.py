@@ -46,6 +46,18 @@ class UnsupportedAlgorithmError(VerifierError, ValueError):
         self.value = value
 
 
+class JsonNestingError(VerifierError, ValueError):
+    """Thrown when JSON text nests arrays and objects deeper than any dxl document (the standard library's
+    parser recurses once per level, and past its bound a process ends in a traceback or a crash): refused as
+    malformed JSON is."""
+
+    code = "JSON_TOO_DEEP"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"arrays and objects nested more than {limit} levels deep")
+        self.limit = limit
+
+
 class PayloadReadError(VerifierError, OSError):
     """Thrown when a payload file cannot be opened or read to the end (missing, a directory, no
     permission)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from verifier import jsontext
 from verifier.commitment import Commitment
 from verifier.errors import (
     ManifestError,
@@ -310,7 +311,7 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     """
     if isinstance(data, (str, bytes)):
         try:
-            data = json.loads(data)
+            data = jsontext.loads(data)
         except (ValueError, UnicodeDecodeError) as e:
             raise ManifestError(f"not valid JSON ({e})") from None
     if not isinstance(data, dict):

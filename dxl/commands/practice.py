@@ -325,8 +325,12 @@ def present_command(
     as_json: JsonOption = False,
 ) -> None:
     """Present a sampled delivery of your department: payload and manifest, checked against the chain."""
+    from verifier import jsontext
+
     try:
-        document = json.loads(manifest.read_text(encoding="utf-8"))
+        document = jsontext.loads(manifest.read_text(encoding="utf-8"))
+        if not isinstance(document, dict):
+            raise ValueError(f"{manifest} holds no JSON object")
         body = {
             "delivery_id": str(document.get("delivery_id", "")),
             "manifest": document,

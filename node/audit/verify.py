@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -47,6 +46,7 @@ from node.audit.errors import AuditError, ReportFormatError
 from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, iso, seq_of
 from node.audit.rpc import JsonRpc, quantity
 from node.errors import DxlError
+from verifier import jsontext
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root
 
@@ -198,7 +198,7 @@ def load_report(path: str | Path) -> dict[str, Any]:
         report: Any = _parse_csv_report(p, text)
     else:
         try:
-            report = json.loads(text)
+            report = jsontext.loads(text)
         except ValueError as exc:
             raise ReportFormatError(f"cannot read audit report {p}: {exc}") from exc
     if not isinstance(report, dict) or report.get("format") != REPORT_FORMAT:
@@ -208,10 +208,18 @@ def load_report(path: str | Path) -> dict[str, Any]:
             raise ReportFormatError(f"{p} lacks {key!r}")
     if not isinstance(report["rows"], list) or not all(isinstance(r, dict) for r in report["rows"]):
         raise ReportFormatError(f"{p}: rows must be a list of objects")
+    # The header is read before any row is compared: a value of the wrong type there ended the verification
+    # with a traceback (a number for the contract's address) or a node's error (a negative block).
+    if type(report["chain_id"]) is not int:
+        raise ReportFormatError(f"{p}: chain_id must be an integer")
+    if not isinstance(report["contract"], str):
+        raise ReportFormatError(f"{p}: contract must be an address")
     for key, bounds in (("period", ("from", "to")), ("block_range", ("from", "to"))):
         value = report[key]
         if not isinstance(value, dict) or any(type(value.get(b)) is not int for b in bounds):
             raise ReportFormatError(f"{p}: {key} must be an object with integer from and to")
+    if any(report["block_range"][b] < 0 for b in ("from", "to")):
+        raise ReportFormatError(f"{p}: block_range must not name a negative block")
     if report.get("department") is not None and not isinstance(report["department"], dict):
         raise ReportFormatError(f"{p}: department must be an object or null")
     if report.get("anchors") is not None and not isinstance(report["anchors"], str):
@@ -229,7 +237,7 @@ def _parse_csv_report(p: Path, text: str) -> dict[str, Any]:
         if not sep or key not in REPORT_HEADER:
             raise ReportFormatError(f"{p}: line {body + 1} is not a '# key: value' line of a report header")
         try:
-            report[key] = json.loads(value)
+            report[key] = jsontext.loads(value)
         except ValueError as exc:
             raise ReportFormatError(f"{p}: line {body + 1}: {key} is not JSON: {exc}") from exc
         body += 1
@@ -255,7 +263,7 @@ def _csv_value(column: str, cell: str) -> Any:
         return int(cell) if _CANONICAL_INT.fullmatch(cell) else cell
     if column == "fields":
         try:
-            return json.loads(cell)
+            return jsontext.loads(cell)
         except ValueError:
             return cell
     return cell

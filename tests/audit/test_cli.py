@@ -110,3 +110,34 @@ def test_period_bound_keeps_a_given_epoch(value: str | None, default: int, want:
     from dxl.commands.audit import period_bound
 
     assert period_bound(value, "to", default) == want
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda doc: _nested(200_000), "nested more than 256 levels"),
+        (lambda doc: json.dumps({**doc, "contract": 5}), "contract must be an address"),
+        (lambda doc: json.dumps({**doc, "chain_id": str(doc["chain_id"])}), "chain_id must be an integer"),
+        (lambda doc: json.dumps({**doc, "block_range": {"from": -1, "to": 3}}), "negative block"),
+    ],
+    ids=["nested-too-deeply", "contract-not-text", "chain-id-text", "negative-block"],
+)
+def test_verify_of_a_report_it_cannot_read_is_exit_2_naming_why(
+    env: Path, node_endpoint, tmp_path: Path, edit, message: str
+) -> None:
+    """A report whose header cannot be what ``dxl audit report`` writes is a usage error (exit 2) that says
+    why; it ended with a traceback (a number for the contract, JSON nested past the parser's recursion) or
+    the node's error about a negative block."""
+    assert run("index")[0] == 0
+    out_dir = tmp_path / "report"
+    assert run("report", "--out", str(out_dir))[0] == 0
+    path = tmp_path / "edited.json"
+    path.write_text(edit(json.loads((out_dir / "report.json").read_text())))
+    result = CliRunner().invoke(app, ["audit", "verify", str(path), "--rpc", node_endpoint.rpc_url])
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert message in result.output and "Traceback" not in result.output

@@ -83,6 +83,8 @@ def test_wrong_keystore_password_is_exit_2(payload: Path, keystore: tuple[Path, 
         ("missing payload", "cannot read payload"),
         ("payload is a directory", "cannot read payload"),
         ("manifest not JSON", "not valid JSON"),
+        # Past the standard library parser's recursion: a traceback and exit 1, a mismatch's status, before.
+        ("manifest nested too deeply", "nested more than 256 levels"),
         ("manifest field missing", "field 'root'"),
         ("manifest missing", "cannot read"),
     ],
@@ -97,6 +99,8 @@ def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, 
         payload.mkdir()
     elif setup == "manifest not JSON":
         manifest.write_text("{not json")
+    elif setup == "manifest nested too deeply":
+        manifest.write_text('{"a":' * 200_000)
     elif setup == "manifest field missing":
         d = json.loads(manifest.read_text())
         del d["root"]

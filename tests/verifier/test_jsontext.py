@@ -1,0 +1,47 @@
+"""Reading JSON that someone else wrote: nesting is bounded before the standard library's parser recurses."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from verifier import jsontext
+from verifier.errors import JsonNestingError
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ("5", 0),
+        ('"[[[{"', 0),
+        ('[1, {"a": [2, "]]][[[\\"["]}]', 3),
+        ("[" * 256 + "]" * 256, 256),
+    ],
+)
+def test_depth_counts_nesting_not_brackets_in_strings(text: str, want: int) -> None:
+    assert jsontext.depth(text) == want
+    assert jsontext.loads(text) == json.loads(text)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+def test_bytes_are_read_in_the_encodings_json_reads(encoding: str) -> None:
+    text = '{"title": "户籍人口基本信息", "fields": [["a"]]}'
+    assert jsontext.loads(text.encode(encoding)) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 257 + "]" * 257, '{"a":' * 300_000, "[" * 300_000], ids=["257", "objects", "arrays"]
+)
+def test_deeper_nesting_is_a_value_error_whatever_the_recursion_limit(text: str) -> None:
+    """Under the limit py_ecc sets when eth-account is imported (100,000, as in the API and in some dxl
+    commands), the standard library's parser given 300,000 levels overflowed the C stack (SIGSEGV)."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(100_000)
+    try:
+        with pytest.raises(JsonNestingError, match="more than 256 levels") as raised:
+            jsontext.loads(text)
+    finally:
+        sys.setrecursionlimit(before)
+    assert isinstance(raised.value, ValueError)

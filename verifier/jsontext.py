@@ -1,0 +1,49 @@
+"""JSON text written by someone else (a manifest, a receipt's answer, an audit report), read with the standard
+library's parser once its nesting is known to be shallow.
+
+That parser recurses once per level of nesting, on the C stack as well as the interpreter's. Under the default
+recursion limit a file of ``[[[[…`` ended ``dxl verify`` with a ``RecursionError`` traceback and exit 1 (the
+status of a payload that does not match); in a process that imported ``py_ecc`` (through eth-account), which
+raises the limit to 100,000, the same file overflowed the C stack and killed the process with SIGSEGV. So the
+depth is counted first, without recursion, and text nested deeper than any dxl document is refused as
+malformed JSON is.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from itertools import accumulate
+from typing import Any
+
+from verifier.errors import JsonNestingError
+
+#: Deeper than any document dxl writes or reads (a manifest nests 3 levels, an audit report 5), and far below
+#: what the parser takes under the default recursion limit of 1,000.
+MAX_DEPTH = 256
+
+#: A JSON string, escapes included: its brackets are text, not nesting.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (0 for a scalar), counted without recursion. Brackets
+    inside strings do not count; of text that is not JSON the count says only how deep it might nest."""
+    steps = [1 if b in "[{" else -1 for b in _BRACKET.findall(_STRING.sub("", text))]
+    return max(accumulate(steps), default=0)
+
+
+def loads(text: str | bytes) -> Any:
+    """:func:`json.loads`, for text nested at most :data:`MAX_DEPTH` levels.
+
+    Raises:
+        ValueError: the text is not JSON (:class:`json.JSONDecodeError`, :class:`UnicodeDecodeError`), or
+            nests deeper than :data:`MAX_DEPTH` (:class:`verifier.errors.JsonNestingError`).
+    """
+    if isinstance(text, bytes):
+        # As json.loads decodes bytes (UTF-8, -16 or -32 by the first bytes).
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    if depth(text) > MAX_DEPTH:
+        raise JsonNestingError(MAX_DEPTH)
+    return json.loads(text)
