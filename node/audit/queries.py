@@ -69,9 +69,15 @@ def decode_cursor(cursor: str) -> int:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
         if not text.startswith(_CURSOR_PREFIX):
             raise ValueError("wrong prefix")
-        seq = int(text[len(_CURSOR_PREFIX) :])
-        if seq < 0:
-            raise ValueError("negative position")
+        digits = text[len(_CURSOR_PREFIX) :]
+        # Decimal digits as encode_cursor writes them (int() would also take "+5", " 5" or "1_0"), and a
+        # position the index can hold: past 2**63 - 1 the database could not even bind it, and a forged
+        # cursor answered 500 on every list.
+        if not (digits.isascii() and digits.isdigit()):
+            raise ValueError("not a position")
+        seq = int(digits)
+        if seq > MAX_INDEXED_ID:
+            raise ValueError("beyond any position")
         return seq
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise InvalidQueryError("cursor", f"{cursor!r} is not a cursor returned by this service") from exc

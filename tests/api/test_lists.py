@@ -32,7 +32,7 @@ from api.auth import Principal, Role
 from api.db import make_engine, session_factory
 from api.errors import ApiError
 from api.ledger import LedgerService, ListPage
-from node.audit.queries import ListFilter
+from node.audit.queries import ListFilter, encode_cursor
 from node.audit.service import AuditContext, open_context
 
 # One deployment per module: keep the module's tests on one xdist worker.
@@ -143,6 +143,8 @@ def test_departments_list_only_their_own_exchanges(api_env: ApiEnv, recorded: di
     ("params", "status", "code"),
     [
         ({"cursor": "not-a-cursor"}, 422, "VALIDATION_ERROR"),
+        # Well formed, for a position past what the index's database binds: a 500 on every list before.
+        ({"cursor": encode_cursor(2**63)}, 422, "VALIDATION_ERROR"),
         ({"limit": 501}, 422, "VALIDATION_ERROR"),
         ({"grant_id": 0}, 422, "VALIDATION_ERROR"),
         ({"min_block": -1}, 422, "VALIDATION_ERROR"),
@@ -427,5 +429,6 @@ def test_governors_and_departments_see_what_their_roles_allow(api_env: ApiEnv) -
     assert api_env.call("GET", "/governance/proposals", "psb").status_code == 403
     for path in ("/resources", "/governance/proposals"):
         assert api_env.call("GET", path, None).status_code == 401
-        bad = api_env.call("GET", path, "auditor", params={"cursor": "not-a-cursor"})
-        assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
+        for cursor in ("not-a-cursor", encode_cursor(2**63)):
+            bad = api_env.call("GET", path, "auditor", params={"cursor": cursor})
+            assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR"), bad.text

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import Principal, Role, issue_token
 from api.settings import ApiSettings
-from node.audit.queries import department_id
+from node.audit.queries import department_id, encode_cursor
 from node.audit.service import AuditContext
 from tests.audit.audit_scenario import period_end
 
@@ -56,6 +56,8 @@ def test_history_pages_and_filters(client) -> None:
     ("path", "params", "status", "code"),
     [
         ("/audit/history", {"cursor": "garbage"}, 422, "VALIDATION_ERROR"),
+        # A cursor of the right form for a position past the index's signed 64-bit integers (a 500 before).
+        ("/audit/history", {"cursor": encode_cursor(2**63)}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"event": "Nope"}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"from": "yesterday"}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"department": "NOPE"}, 404, "DEPARTMENT_NOT_FOUND"),

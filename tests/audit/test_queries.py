@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
@@ -69,11 +71,22 @@ def test_filters(indexed, codec, flt, events) -> None:
     assert counts == events
 
 
+def _forged_cursor(position: str) -> str:
+    return base64.urlsafe_b64encode(f"h1:{position}".encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
         (dict(cursor="not-a-cursor"), "cursor"),
         (dict(cursor=encode_cursor(5)[:-2] + "!!"), "cursor"),
+        # Positions past what the database binds (the API answered 500), and spellings encode_cursor never
+        # writes.
+        (dict(cursor=encode_cursor(2**63)), "cursor"),
+        (dict(cursor=_forged_cursor("9" * 100)), "cursor"),
+        (dict(cursor=_forged_cursor("+5")), "cursor"),
+        (dict(cursor=_forged_cursor("1_0")), "cursor"),
+        (dict(cursor=_forged_cursor("-1")), "cursor"),
         (dict(flt=HistoryFilter(events=("NoSuchEvent",))), "event"),
         (dict(flt=HistoryFilter(counterpart=2)), "counterpart"),
         (dict(flt=HistoryFilter(from_time=10, to_time=5)), "period"),
