@@ -711,8 +711,12 @@ class InspectionCreate(Strict):
 
 
 class SampledDelivery(BaseModel):
+    #: A delivery id, or a receipt's slot (first 16 bytes zero: grant and sequence, see ``grant_id``).
     delivery_id: str
     provider: int
+    #: For a drawn receipt: its grant and sequence (the anchored batch holding it); None for a delivery.
+    grant_id: int | None = None
+    sequence: int | None = None
     #: The latest presentation's verdict status (``MATCH`` passes), None if not presented.
     presented: str | None = None
     #: Recorded on chain: ``passed``, ``failed``, ``not_presented``; None if not recorded yet.

@@ -37,7 +37,7 @@ from node.types import (
 )
 from verifier.catalog import canonical_document, document_hash
 from verifier.onchain import ChainCheckError, LedgerReader
-from verifier.sampling import DerivedSample, derive_sample
+from verifier.sampling import DerivedSample, derive_sample, slot_of
 
 if TYPE_CHECKING:
     from api.auth import Principal
@@ -388,6 +388,12 @@ _OUTCOME_NAMES = {
 }
 
 
+def _provider(derived: DerivedSample, drawn: bytes) -> int:
+    """The department that delivered a drawn delivery (its id's namespace) or receipt (its batch's)."""
+    batch = derived.batches.get(drawn)
+    return batch.provider if batch is not None else delivery_id_provider(drawn)
+
+
 class InspectionService:
     """Inspections for one ledger service: auditors open, draw and record with the custodied auditor key;
     sampled providers present. The sample is derived by :mod:`verifier.sampling` from the chain alone."""
@@ -425,8 +431,10 @@ class InspectionService:
             presented = self._presentations(inspection_id)
             sampled = [
                 m.SampledDelivery(
-                    delivery_id=_hex(d), provider=delivery_id_provider(d), presented=presented.get(_hex(d)),
+                    delivery_id=_hex(d), provider=_provider(derived, d), presented=presented.get(_hex(d)),
                     outcome=_OUTCOME_NAMES.get(outcomes.get(d, InspectionOutcome.NONE)),
+                    grant_id=None if (slot := slot_of(d)) is None else slot[0],
+                    sequence=None if slot is None else slot[1],
                 )
                 for d in derived.sample
             ]  # fmt: skip
@@ -529,7 +537,7 @@ class InspectionService:
             return m.TransactionPublic(hash=event.tx_hash, block_number=block)
         raise ApiError("NODE_UNAVAILABLE", f"the node holds no log of inspection {inspection_id}'s draw")
 
-    def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes]:
+    def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes, DerivedSample]:
         record = self._record(inspection_id)
         derived = self.sample(record)
         if derived is None:
@@ -539,15 +547,16 @@ class InspectionService:
             raise ApiError(
                 "NOT_SAMPLED", f"delivery {delivery_id} is not in inspection {inspection_id}'s sample"
             )
-        return record, raw
+        return record, raw, derived
 
     def present(
         self, *, principal: Principal, inspection_id: int, body: m.PresentationCreate, verdict_of: Any
     ) -> m.PresentationPublic:
-        """``verdict_of(manifest, payload_base64, expected_delivery_id)`` is the on-chain payload check."""
+        """``verdict_of(manifest, payload_base64, drawn)`` is the on-chain payload check, ``drawn`` the
+        sampled delivery id or receipt slot the presentation must be of."""
         me = self.ledger.department_id_of(principal)
-        record, raw = self._sampled(inspection_id, body.delivery_id)
-        if delivery_id_provider(raw) != me:
+        record, raw, derived = self._sampled(inspection_id, body.delivery_id)
+        if _provider(derived, raw) != me:
             raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
         with self.practice.presentation_lock(inspection_id, raw):  # an outcome being recorded is waited for
             # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
@@ -586,7 +595,7 @@ class InspectionService:
     ) -> m.Written[m.InspectionPublic]:
         if (resumed := self._resumed(principal)) is not None:
             return resumed
-        record, raw = self._sampled(inspection_id, body.delivery_id)
+        record, raw, _derived = self._sampled(inspection_id, body.delivery_id)
         # Held until the outcome is mined (or refused): the verdict read here stays the one kept.
         with self.practice.presentation_lock(inspection_id, raw):
             with self.ledger._sessions()() as session:

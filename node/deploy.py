@@ -236,9 +236,12 @@ def _write_record(path: Path, deployment: Deployment) -> None:
 #: Functions a contract gained after its first release that this version calls only where the deployed build
 #: has them (:func:`offers_function`): a deployment of an older build is kept and serves everything else.
 #: ``SharingPractice``'s evaluation on the evidence of an anchored receipt batch: where it is missing, only a
-#: ledger delivery is evidence (``api.practice``).
+#: ledger delivery is evidence (``api.practice``); its ``sampleVersion``: where it is missing, inspections
+#: draw the ledger's deliveries alone (``verifier.sampling``, version 1) and no receipt outcome is taken.
 LATER_FUNCTIONS: dict[str, frozenset[str]] = {
-    PRACTICE_ARTIFACT: frozenset({"scoreProviderForBatch", "scoreConsumerForBatch", "anchors"}),
+    PRACTICE_ARTIFACT: frozenset(
+        {"scoreProviderForBatch", "scoreConsumerForBatch", "anchors", "sampleVersion"}
+    ),
 }
 
 

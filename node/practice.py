@@ -21,7 +21,7 @@ from node.types import (
     delivery_id_provider,
 )
 from verifier.onchain import ChainCheckError, LedgerReader
-from verifier.sampling import BLOCKHASH_WINDOW, derive_sample
+from verifier.sampling import BLOCKHASH_WINDOW, DerivedSample, derive_sample
 
 
 @dataclass(frozen=True)
@@ -229,17 +229,22 @@ class PracticeReader:
         outcomes = self.outcomes()
         if not outcomes:
             return []
-        samples: dict[int, set[bytes]] = {}
+        samples: dict[int, DerivedSample] = {}
         try:
             reader = LedgerReader(
                 self.ledger.endpoint.rpc_url, str(self.ledger.address), chain_id=self.ledger.chain_id,
                 from_block=self.ledger_from_block, abi=[dict(e) for e in self.ledger.abi],
             )  # fmt: skip
             for number in sorted({o.inspection_id for o in outcomes}):
-                samples[number] = set(derive_sample(reader, str(self.practice.address), number).sample)
+                samples[number] = derive_sample(reader, str(self.practice.address), number)
         except ChainCheckError as exc:
             raise NodeError(f"cannot recompute the inspections' samples: {exc.message}") from None
-        return [o for o in outcomes if o.delivery_id in samples[o.inspection_id]]
+        # A drawn receipt's outcome is keyed by its slot, which names no department: its batch's provider.
+        return [
+            o if (batch := samples[o.inspection_id].batches.get(o.delivery_id)) is None
+            else replace(o, provider=batch.provider)
+            for o in outcomes if o.delivery_id in samples[o.inspection_id].sample
+        ]  # fmt: skip
 
     def facts(self) -> PracticeFacts:
         """Raises: NodeError as :meth:`sampled_outcomes`."""

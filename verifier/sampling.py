@@ -3,16 +3,27 @@
 An auditor opens an inspection of a closed period on the ``SharingPractice`` contract and commits to a block
 number still in the future; once that block exists, its hash is fixed on chain as the inspection's seed
 (``drawSample``). Nobody can choose the sample: the population was closed before the seed existed, and the
-seed is a block hash no one knew at opening. The derivation (version 1), which callers MUST follow exactly:
+seed is a block hash no one knew at opening. The derivation, which callers MUST follow exactly, has two
+versions; the practice contract says which its inspections follow (``sampleVersion()``; a contract without
+that function follows version 1):
 
 1. **population**: the ``deliveryId`` of every ``DeliveryRecorded`` log of the ledger whose ``recordedAt`` is
-   in ``[periodFrom, periodTo)``, sorted ascending as 32-byte strings (a delivery id is recorded once).
-   Receipts anchored in batches (``ReceiptAnchors``) are not deliveries of the ledger and are not drawn.
+   in ``[periodFrom, periodTo)`` (a delivery id is recorded once). Version 2 adds every receipt of every
+   batch the practice contract's ``anchors()`` anchored with ``anchoredAt`` in the period (its
+   ``ReceiptBatchAnchored`` log): the receipt at ``sequence`` of grant ``grantId`` is the slot
+   ``uint128(0) || uint64be(grantId) || uint64be(sequence)``, for ``sequence`` in ``[firstSequence,
+   firstSequence + leafCount)``. A slot's first 16 bytes are zero and a delivery id's first 4 are its
+   provider's department id (1 or more), so the two never meet: each receipt weighs in the draw as a single
+   delivery does, and a provider that moves its deliveries to receipts does not shrink its inspected share
+   (in version 1 receipts were never drawn). The whole population sorted ascending as 32-byte strings.
 2. ``n = len(population)``, ``k = min(sampleSize, n)``.
 3. for ``i`` in ``0 .. k-1``: ``r = SHA-256("dxl.inspection.sample/1" || seed || uint64be(inspectionId) ||
    uint64be(i))`` read as a big-endian integer, ``j = i + r mod (n - i)``; swap ``population[i]`` and
    ``population[j]`` (a partial Fisher-Yates shuffle; the modulo bias of a 256-bit ``r`` is negligible).
 4. the sample is ``population[0:k]``, in draw order.
+
+A drawn receipt is checked by its inclusion proof: its provider presents the payload, its manifest and the
+receipt (``GET /receipts/{id}``), whose proof must lead to the anchored batch at that grant and sequence.
 
 :func:`draw_sample` is that derivation as a pure function; :func:`derive_sample` reads the inspection and the
 population from a node by JSON-RPC (no service, no signing) and also checks that the stored seed is the hash
@@ -21,13 +32,14 @@ of the committed block, so an auditor can recompute a sample with nothing but a 
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from verifier import abi as abi_codec
 from verifier.onchain import ChainCheckError, LedgerReader, contract_chain_id
@@ -36,7 +48,7 @@ from verifier.rpc import JsonRpc, RpcError, data
 DOMAIN = b"dxl.inspection.sample/1"
 #: The practice contract's entries the derivation reads (``verifier/practice-abi.json``, written from the
 #: build artifact by ``scripts/verifier-abi.py``).
-PRACTICE_ABI_NAMES = ("inspection", "outcome", "InspectionOutcomeRecorded")
+PRACTICE_ABI_NAMES = ("inspection", "outcome", "InspectionOutcomeRecorded", "anchors", "sampleVersion")
 PRACTICE_ABI_FILE = Path(__file__).resolve().parent / "practice-abi.json"
 #: How many blocks back the EVM's BLOCKHASH reaches: an inspection undrawn when the head is this many blocks
 #: past its seed block can never be drawn (the contract's view reads it ``Expired`` from that block on).
@@ -45,11 +57,96 @@ BLOCKHASH_WINDOW = 256
 INSPECTION_STATUS = ("NONE", "OPEN", "DRAWN", "EXPIRED")
 
 
+#: The first bytes of a receipt's slot (``receipt_slot``): no delivery id starts with them.
+_SLOT_PREFIX = bytes(16)
+
+
+def receipt_slot(grant_id: int, sequence: int) -> bytes:
+    """The population entry (and outcome key on chain) of the receipt at ``sequence`` of ``grant_id``."""
+    return _SLOT_PREFIX + int(grant_id).to_bytes(8, "big") + int(sequence).to_bytes(8, "big")
+
+
+def slot_of(entry: bytes) -> tuple[int, int] | None:
+    """The (grant, sequence) a population entry names when it is a receipt's slot; None for a delivery id."""
+    if len(entry) != 32 or entry[:16] != _SLOT_PREFIX:
+        return None
+    return int.from_bytes(entry[16:24], "big"), int.from_bytes(entry[24:], "big")
+
+
+@dataclass(frozen=True)
+class AnchoredBatch:
+    """A ``ReceiptBatchAnchored`` log: the receipts of a population it contributes, and who delivered them."""
+
+    grant_id: int
+    first_sequence: int
+    leaf_count: int
+    provider: int
+    consumer: int
+    anchored_at: int
+
+
+class Population(Sequence[bytes]):
+    """Step 1's sorted population without writing out every receipt's slot: the batches' slots (they sort
+    first, by grant and sequence), then the delivery ids. A batch of 65,536 receipts is one entry here.
+
+    Raises (constructor):
+        ValueError: two batches overlap, or the delivery ids are not sorted and distinct.
+    """
+
+    def __init__(self, deliveries: Sequence[bytes], batches: Sequence[AnchoredBatch] = ()) -> None:
+        self.deliveries = sorted(deliveries)
+        if any(slot_of(d) is not None for d in self.deliveries) or any(
+            a == b for a, b in itertools.pairwise(self.deliveries)
+        ):
+            raise ValueError("the delivery ids must be distinct, and none a receipt's slot")
+        self.batches = sorted(batches, key=lambda b: (b.grant_id, b.first_sequence))
+        for a, b in itertools.pairwise(self.batches):
+            if a.grant_id == b.grant_id and a.first_sequence + a.leaf_count > b.first_sequence:
+                raise ValueError(f"batches of grant {a.grant_id} overlap at sequence {b.first_sequence}")
+        self._starts = list(itertools.accumulate((b.leaf_count for b in self.batches), initial=0))
+
+    @property
+    def receipts(self) -> int:
+        return self._starts[-1]
+
+    def __len__(self) -> int:
+        return self.receipts + len(self.deliveries)
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[bytes]: ...
+    def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index >= self.receipts:
+            return self.deliveries[index - self.receipts]
+        at = bisect.bisect_right(self._starts, index) - 1
+        batch = self.batches[at]
+        return receipt_slot(batch.grant_id, batch.first_sequence + index - self._starts[at])
+
+    def batch_of(self, entry: bytes) -> AnchoredBatch | None:
+        """The batch holding the receipt ``entry`` is the slot of; None for a delivery id or another slot."""
+        slot = slot_of(entry)
+        if slot is None:
+            return None
+        for batch in self.batches:
+            if (
+                batch.grant_id == slot[0]
+                and batch.first_sequence <= slot[1] < batch.first_sequence + batch.leaf_count
+            ):
+                return batch
+        return None
+
+
 def draw_sample(seed: bytes, inspection_id: int, population: Sequence[bytes], size: int) -> list[bytes]:
     """The sample of step 3-4 of the module's derivation.
 
-    Preconditions: ``seed`` is 32 bytes; ``population`` is sorted ascending and has no duplicates (step 1);
-    ``size >= 0``. Callers MUST check ``seed`` against the chain (the hash of the inspection's seed block).
+    Preconditions: ``seed`` is 32 bytes; ``population`` is sorted ascending and has no duplicates (step 1: a
+    :class:`Population` is, by construction; a list is checked); ``size >= 0``. Callers MUST check ``seed``
+    against the chain (the hash of the inspection's seed block).
 
     Raises:
         ValueError: a precondition does not hold.
@@ -58,16 +155,19 @@ def draw_sample(seed: bytes, inspection_id: int, population: Sequence[bytes], si
         raise ValueError(f"the seed is 32 bytes, got {len(seed)}")
     if size < 0:
         raise ValueError("the sample size is not negative")
-    pool = list(population)
-    if any(a >= b for a, b in itertools.pairwise(pool)):
+    if not isinstance(population, Population) and any(a >= b for a, b in itertools.pairwise(population)):
         raise ValueError("the population must be sorted ascending, without duplicates")
-    k = min(size, len(pool))
+    n = len(population)
+    k = min(size, n)
+    # The shuffle's swaps only, not a copy of the population: a million receipts need not be written out.
+    moved: dict[int, bytes] = {}
     prefix = DOMAIN + seed + int(inspection_id).to_bytes(8, "big")
     for i in range(k):
         r = int.from_bytes(hashlib.sha256(prefix + i.to_bytes(8, "big")).digest(), "big")
-        j = i + r % (len(pool) - i)
-        pool[i], pool[j] = pool[j], pool[i]
-    return pool[:k]
+        j = i + r % (n - i)
+        at_i, at_j = moved.get(i, population[i]), moved.get(j, population[j])
+        moved[i], moved[j] = at_j, at_i
+    return [moved[i] for i in range(k)]
 
 
 @dataclass(frozen=True)
@@ -92,14 +192,21 @@ class DerivedSample:
     inspection: InspectionState
     population_size: int
     sample: tuple[bytes, ...]
+    #: The derivation followed (the practice contract's ``sampleVersion``).
+    version: int = 1
+    #: The batch of each drawn receipt, by its slot.
+    batches: dict[bytes, AnchoredBatch] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         i = self.inspection
         return {
             "inspection_id": i.inspection_id, "status": i.status, "period_from": i.period_from,
             "period_to": i.period_to, "sample_size": i.sample_size, "seed_block": i.seed_block,
-            "seed": "0x" + i.seed.hex(), "population_size": self.population_size,
+            "seed": "0x" + i.seed.hex(), "population_size": self.population_size, "version": self.version,
             "sample": ["0x" + d.hex() for d in self.sample],
+            "receipts": {"0x" + d.hex(): {"grant_id": b.grant_id, "sequence": slot[1],
+                                          "first_sequence": b.first_sequence, "provider": b.provider}
+                         for d, b in self.batches.items() if (slot := slot_of(d)) is not None},
         }  # fmt: skip
 
 
@@ -132,9 +239,80 @@ def read_inspection(
     )  # fmt: skip
 
 
-def population(reader: LedgerReader, period_from: int, period_to: int) -> list[bytes]:
-    """Step 1 of the derivation: the deliveries recorded in ``[period_from, period_to)``, sorted."""
-    return sorted(r.delivery_id for r in reader.recorded_between(period_from, period_to))
+def population(
+    reader: LedgerReader, period_from: int, period_to: int, *, anchors: str | None = None
+) -> Population:
+    """Step 1 of the derivation: the deliveries recorded in ``[period_from, period_to)``, and (version 2,
+    ``anchors`` the practice contract's) the receipts of the batches anchored in it.
+
+    Raises:
+        ChainCheckError: the node fails.
+    """
+    deliveries = [r.delivery_id for r in reader.recorded_between(period_from, period_to)]
+    if anchors is None:
+        return Population(deliveries)
+    batches = [b for b in anchored_batches(reader, anchors) if period_from <= b.anchored_at < period_to]
+    return Population(deliveries, batches)
+
+
+def anchored_batches(reader: LedgerReader, anchors: str) -> list[AnchoredBatch]:
+    """Every ``ReceiptBatchAnchored`` log of the contract at ``anchors``, from the ledger reader's first block
+    (the anchors are deployed after the ledger).
+
+    Raises:
+        ChainCheckError: the node fails, or a log does not decode.
+    """
+    from verifier.receipt_check import load_anchors_abi
+
+    event = next(e for e in load_anchors_abi() if e.get("name") == "ReceiptBatchAnchored")
+    topic = "0x" + abi_codec.event_topic(event).hex()
+    out: list[AnchoredBatch] = []
+    try:
+        latest = int(reader.rpc.call("eth_blockNumber"), 16)
+        for start in range(reader.from_block, latest + 1, reader.log_range):
+            where = {"address": anchors, "topics": [topic], "fromBlock": hex(start),
+                     "toBlock": hex(min(start + reader.log_range - 1, latest))}  # fmt: skip
+            for log in reader.rpc.call("eth_getLogs", where):
+                a = abi_codec.decode_log(event, [data(t) for t in log["topics"]], data(log["data"]))
+                fields = ("grantId", "firstSequence", "leafCount", "provider", "consumer", "anchoredAt")
+                out.append(AnchoredBatch(*(int(a[f]) for f in fields)))
+    except (RpcError, ValueError, TypeError, KeyError) as e:
+        raise ChainCheckError(f"the receipt anchors' logs cannot be read ({type(e).__name__}: {e})") from None
+    return out
+
+
+def sample_version(
+    rpc: JsonRpc, practice: str, abi: list[dict[str, Any]] | None = None
+) -> tuple[int, str | None]:
+    """The derivation the practice contract's inspections follow, and for version 2 the receipt anchors
+    whose batches join the population (None where the contract has none).
+
+    Raises:
+        ChainCheckError: the node fails.
+    """
+    entries = {e.get("name"): e for e in (abi or load_practice_abi())}
+
+    def call(name: str) -> Any:
+        entry = entries[name]
+        raw = data(rpc.call("eth_call", {"to": practice, "data": "0x" + abi_codec.selector(entry).hex()},
+                            "latest"))  # fmt: skip
+        (value,) = abi_codec.decode(entry["outputs"], raw)
+        return value
+
+    try:
+        code = data(rpc.call("eth_getCode", practice, "latest"))
+        # A Solidity contract's dispatcher holds every external function's selector (one with leading zero
+        # bytes is pushed shorter): a contract built before ``sampleVersion`` lacks it and follows version 1.
+        if abi_codec.selector(entries["sampleVersion"]).lstrip(b"\0") not in code:
+            return 1, None
+        version = int(call("sampleVersion"))
+    except (RpcError, ValueError) as e:
+        raise ChainCheckError(f"the practice contract cannot be read ({type(e).__name__}: {e})") from None
+    try:
+        anchors = str(call("anchors"))
+    except (RpcError, ValueError) as e:
+        raise ChainCheckError(f"the practice contract's anchors cannot be read ({e})") from None
+    return version, None if int(anchors, 16) == 0 else anchors
 
 
 def _check_covers(reader: LedgerReader, inspection: InspectionState) -> None:
@@ -184,6 +362,8 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
             f"inspection {inspection_id}'s seed is not the hash of block {inspection.seed_block} here"
         )
     _check_covers(reader, inspection)
-    pool = population(reader, inspection.period_from, inspection.period_to)
+    version, anchors = sample_version(reader.rpc, practice)
+    pool = population(reader, inspection.period_from, inspection.period_to, anchors=anchors)
     drawn = draw_sample(inspection.seed, inspection_id, pool, inspection.sample_size)
-    return DerivedSample(inspection, len(pool), tuple(drawn))
+    batches = {d: b for d in drawn if (b := pool.batch_of(d)) is not None}
+    return DerivedSample(inspection, len(pool), tuple(drawn), version=version, batches=batches)

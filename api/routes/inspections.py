@@ -68,8 +68,9 @@ def present(
     ledger: LedgerDep,
     state: StateDep,
 ) -> m.PresentationPublic:
-    """A sampled provider presents one of its deliveries: the verdict of the payload and manifest against
-    the chain is kept (the latest presentation counts) and answered."""
+    """A sampled provider presents one of its deliveries (a drawn receipt by its slot, checked by its
+    inclusion proof): the verdict of the payload and manifest against the chain is kept (the latest
+    presentation counts) and answered."""
 
     def verdict_of(manifest: dict[str, Any], payload_base64: str, expected: bytes) -> dict[str, Any]:
         return payload_verdict(state, ledger, manifest, payload_base64, expected)

@@ -70,18 +70,23 @@ def _reader(state: StateDep, ledger: LedgerDep) -> Any:
 
 
 def payload_verdict(
-    state: Any, ledger: Any, manifest_json: dict[str, Any], payload_base64: str, expected: bytes | None
+    state: Any, ledger: Any, manifest_json: dict[str, Any], payload_base64: str, drawn: bytes
 ) -> dict[str, Any]:
-    """The verdict of :mod:`verifier.onchain` for a payload and its manifest against the chain (what
-    ``POST /verify`` answers for a payload, and what an inspection records a presentation by).
+    """The verdict on a payload and its manifest presented to an inspection for ``drawn``, a delivery id or a
+    receipt's slot (``verifier.sampling.receipt_slot``): the check ``POST /verify`` makes, the receipt
+    journal consulted (:func:`api.verdicts.delivery_verdict`), and the presented delivery held to the one
+    drawn: the manifest must be for the drawn delivery, or for a receipt whose inclusion proof leads to the
+    drawn grant and sequence (else ``MISMATCH``, ``NOT_THE_DRAWN_RECEIPT``).
 
     Raises:
         ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
     """
+    from api.verdicts import delivery_verdict
     from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest
-    from verifier.onchain import ChainCheckError, verify_payload_onchain
-    from verifier.verify import altered
+    from verifier.onchain import ChainCheckError, payload_check
+    from verifier.sampling import slot_of
+    from verifier.verify import Finding, VerdictStatus, altered
 
     try:
         manifest = parse_manifest(manifest_json)
@@ -90,18 +95,35 @@ def payload_verdict(
     except VerifierError as e:
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     payload = base64_field(payload_base64, "payload_base64")
+    slot = slot_of(drawn)
+    expected = None if slot is not None else drawn
+    receipt = _journaled_receipt(state, ledger, None, manifest.delivery_id)
     try:
         with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
             path = os.path.join(tmp, "payload")
             with open(path, "wb") as f:
                 f.write(payload)
-            verdict = verify_payload_onchain(
-                path, manifest, _reader(state, ledger), expected_delivery_id=expected
-            )
+            offline = payload_check(path, manifest, expected_delivery_id=expected)
+            verdict = delivery_verdict(
+                manifest, offline, _reader(state, ledger), receipt, lambda: _anchors_reader(state, ledger),
+                expected_delivery_id=expected,
+            )  # fmt: skip
     except PayloadFormatError as e:
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:
         raise ApiError("NODE_UNAVAILABLE", e.message) from None
+    if slot is not None and verdict.anchor is not None:
+        d = verdict.anchor.details
+        held = (d.get("grant_id"), d.get("sequence")) if d.get("recorded_as") == "receipt" else None
+        if not verdict.anchor.recorded or held != slot:
+            what = "not a receipt anchored on chain" if held is None or not verdict.anchor.recorded else (
+                f"the receipt at sequence {held[1]} of grant {held[0]}")  # fmt: skip
+            finding = Finding(
+                "NOT_THE_DRAWN_RECEIPT",
+                f"the inspection drew the receipt at sequence {slot[1]} of grant {slot[0]}; the manifest's "
+                f"delivery 0x{manifest.delivery_id.hex()} is {what}",
+            )
+            verdict = verdict.with_anchor(verdict.anchor, VerdictStatus.MISMATCH, finding)
     return verdict.to_dict()
 
 
@@ -115,16 +137,18 @@ def _parties_only(principal: Principal, ledger: Any) -> Callable[[RecordedDelive
     return lambda rec: me in (rec.provider, rec.consumer)
 
 
-def _journaled_receipt(state: Any, ledger: Any, principal: Principal, delivery_id: bytes) -> Any:
+def _journaled_receipt(state: Any, ledger: Any, principal: Principal | None, delivery_id: bytes) -> Any:
     """The receipt ``delivery_id`` names in this service's receipt journal, in any state, when the caller
-    may read it as ``GET /receipts/{id}`` answers (parties and auditors); None otherwise, so that another
-    department's receipt is answered as a delivery not recorded."""
+    may read it as ``GET /receipts/{id}`` answers (parties and auditors; None: the service itself); None
+    otherwise, so that another department's receipt is answered as a delivery not recorded."""
     from api.receipts import ReceiptService
 
     service = state.extra.get("receipts")
     if not isinstance(service, ReceiptService):  # no ReceiptAnchors deployed: no receipts to find
         return None
-    reader = None if principal.role is Role.AUDITOR else ledger.department_id_of(principal)
+    reader = (
+        None if principal is None or principal.role is Role.AUDITOR else ledger.department_id_of(principal)
+    )
     found = service.reader.lookup([delivery_id], reader=reader)
     return found[0] if found else None
 

@@ -26,6 +26,8 @@ contract SharingPractice is ISharingPractice {
     uint8 private constant SCORE_MAX = 5;
     /// @dev BLOCKHASH answers for the 256 blocks before the current one only.
     uint256 private constant BLOCKHASH_WINDOW = 256;
+    /// The sample derivation of `verifier/sampling.py` that inspections here follow (see {sampleVersion}).
+    uint8 private constant SAMPLE_VERSION = 2;
 
     IDataExchangeLedger private immutable _ledger;
     /// @dev Zero where the ledger has no receipt anchors: then only ledger deliveries are evidence.
@@ -226,7 +228,7 @@ contract SharingPractice is ISharingPractice {
         if (i.status != InspectionStatus.Drawn) {
             revert PracticeInspectionStatus(inspectionId, _expired(i) ? InspectionStatus.Expired : i.status);
         }
-        if (uint8(_ledger.deliveryStatus(deliveryId)) == 0) revert IDeliveryLedger.DeliveryUnknown(deliveryId);
+        _requireDrawable(deliveryId);
         if (
             outcome_ == InspectionOutcome.None || _outcomes[inspectionId][deliveryId] != InspectionOutcome.None
                 || (outcome_ == InspectionOutcome.NotPresented && block.timestamp <= i.presentBy)
@@ -289,6 +291,11 @@ contract SharingPractice is ISharingPractice {
         return address(_anchors);
     }
 
+    /// @inheritdoc ISharingPractice
+    function sampleVersion() external pure returns (uint8) {
+        return SAMPLE_VERSION;
+    }
+
     // ---------------------------------------------------------------- internals
 
     /// The scores in range and the caller the agreement's consumer: the consumer's department id.
@@ -349,6 +356,16 @@ contract SharingPractice is ISharingPractice {
                 || _anchors.batch(grantId, firstSequence).status == BatchStatus.None
                 || _ledger.grant(grantId).agreementId != agreementId
         ) revert PracticeNoReceiptBatch(agreementId, grantId, firstSequence);
+    }
+
+    /// What an inspection may draw: a delivery the ledger recorded, or a receipt slot (first 16 bytes zero)
+    /// whose sequence a grant's contiguous anchored batches cover.
+    function _requireDrawable(bytes32 deliveryId) private view {
+        uint256 key = uint256(deliveryId);
+        bool known = key >> 128 == 0
+            ? address(_anchors) != address(0) && uint64(key) < _anchors.nextSequence(uint64(key >> 64))
+            : uint8(_ledger.deliveryStatus(deliveryId)) != 0;
+        if (!known) revert IDeliveryLedger.DeliveryUnknown(deliveryId);
     }
 
     function _markScored(uint64 agreementId, ScoredSide side) private returns (uint32 period) {

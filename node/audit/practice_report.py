@@ -12,7 +12,7 @@ the same rows from the node and names each missing, added or changed one.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,14 +124,14 @@ def sample_problems(
     inspections: dict[int, InspectionLogs],
     selected: set[tuple[int, int]],
     *,
-    population: Callable[[int, int], list[bytes]],
+    population: Callable[[int, int], Sequence[bytes]],
     block_hash: Callable[[int], str],
 ) -> list[str]:
     """Outcomes among ``selected`` (the report's practice rows, by location) that the inspection's sample does
     not support: the contract records an outcome for any delivery it knows, so an auditor's key could score
     a delivery that was never drawn. The sample is recomputed as :mod:`verifier.sampling` derives it, from
     the seed the chain holds (checked to be the hash of the committed block) and ``population(from, to)``,
-    the deliveries the ledger recorded in the period, sorted.
+    the deliveries the ledger recorded in the period and (version 2) the receipts anchored in it, sorted.
     """
     problems = []
     for number, logs in sorted(inspections.items()):

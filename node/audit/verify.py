@@ -45,7 +45,7 @@ from eth_utils.crypto import keccak
 from node.audit.errors import AuditError, ReportFormatError
 from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, iso, seq_of
 from node.audit.rpc import JsonRpc, quantity
-from node.errors import DxlError
+from node.errors import DxlError, NodeError
 from verifier import jsontext
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root
@@ -458,8 +458,32 @@ def verify_report(
             expected = [r for r in expected if scan.due(r["block_number"], r["block_time"])]
         problems.extend(practice_problems(stated, expected, practice))
 
-        def population(period_from: int, period_to: int) -> list[bytes]:
-            return sorted(d for at, d in recorded if period_from <= at < period_to)
+        from verifier.onchain import ChainCheckError
+        from verifier.sampling import AnchoredBatch, Population, sample_version
+
+        # Version 2 draws the receipts of the practice contract's anchors too: read with the ledger's logs
+        # when they are the anchors this verification reads, else the samples cannot be recomputed here.
+        try:
+            _version, drawn_anchors = sample_version(rpc, practice) if practice else (1, None)
+        except ChainCheckError as exc:
+            raise NodeError(exc.message) from None
+        if drawn_anchors is not None and drawn_anchors.lower() != str(anchors_address or "").lower():
+            problems.append(
+                f"the sharing practice contract draws the receipts anchored by {drawn_anchors}, which this "
+                f"verification did not read: pass --anchors {drawn_anchors} to recompute its samples"
+            )
+
+        def population(period_from: int, period_to: int) -> Population:
+            deliveries = [d for at, d in recorded if period_from <= at < period_to]
+            if drawn_anchors is None:
+                return Population(deliveries)
+            fields = ("grantId", "firstSequence", "leafCount", "provider", "consumer", "anchoredAt")
+            batches = [
+                AnchoredBatch(*(int(r.fields[f]) for f in fields))
+                for r in anchored.values()
+                if period_from <= int(r.fields["anchoredAt"]) < period_to
+            ]
+            return Population(deliveries, batches)
 
         problems.extend(
             sample_problems(

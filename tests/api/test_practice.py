@@ -430,6 +430,129 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     }
 
 
+def _real_receipts(
+    env: ApiEnv, grant: dict[str, Any], tmp: Path, n: int
+) -> list[tuple[dict[str, Any], Path, Path]]:
+    """``n`` payloads delivered as receipts in one request (one batch), each with its provider-signed
+    manifest: each receipt's ``GET /receipts/{id}`` answer once final, its payload and manifest."""
+    made, bodies = [], []
+    for i in range(n):
+        payload = tmp / f"r{i}.csv"
+        payload.write_text(f"id,name\n{i},王五{i}\n", encoding="utf-8")
+        c = commit_payload(
+            payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True
+        )
+        delivery_id = new_delivery_id(grant["provider"])
+        manifest = tmp / f"r{i}.manifest.json"
+        signed = sign_manifest(
+            build_manifest(c, delivery_id=delivery_id, grant_id=grant["id"]), env.keystore.unlock("dept-hrss")
+        )
+        write_manifest(manifest, signed)
+        bodies.append({"delivery_id": "0x" + delivery_id.hex(), "grant_id": grant["id"],
+                       "commitment": "0x" + c.root.hex(), "byte_size": c.byte_size,
+                       "record_count": c.record_count})  # fmt: skip
+        made.append((payload, manifest))
+    ok(env.call("POST", "/receipts", "hrss", json={"receipts": bodies}), 202)
+
+    def final() -> list[dict[str, Any]] | None:
+        found = [ok(env.call("GET", f"/receipts/{b['delivery_id']}", "hrss")) for b in bodies]
+        return found if all(r["status"] == "final" for r in found) else None
+
+    answers = until(final, "the receipts' batch to be mined")
+    return [(answer, payload, manifest) for answer, (payload, manifest) in zip(answers, made, strict=True)]
+
+
+def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclusionProof(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """An inspection's population holds every receipt anchored in its period beside the ledger's deliveries
+    (derivation version 2), so receipts are drawn as single deliveries are and a provider moving to receipts
+    does not shrink its inspected share. A drawn receipt is named by its slot (grant and sequence), presented
+    with its payload and manifest, checked by its inclusion proof against the anchored batch, and its outcome
+    recorded on chain. Before, the population was the ledger's deliveries alone: one here, not four."""
+    from node.deploy import anchors_client
+    from verifier.sampling import receipt_slot, sample_version
+
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    pass_time(env, 2)
+    single, single_payload, single_manifest = _real_delivery(env, grant, tmp_path, 90)
+    receipts = _real_receipts(env, grant, tmp_path, 3)
+    first = receipts[0][0]["batch"]["first_sequence"]
+    anchored_at = int(
+        anchors_client(env.setup.client.endpoint, env.settings.home).call("batch", grant["id"], first)[2]
+    )
+    period_from, period_to = single["recorded_at"], max(single["recorded_at"], anchored_at) + 1
+    pass_time(env, 2)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 4, "seed_delay_blocks": 2,
+            "present_within": 600}  # fmt: skip
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    slots = {receipt_slot(grant["id"], r["sequence"]).hex(): r for r, _p, _m in receipts}
+    assert drawn["population_size"] == 4, drawn
+    by_id = {s["delivery_id"]: s for s in drawn["sample"]}
+    assert set(by_id) == {single["delivery_id"], *("0x" + k for k in slots)}
+    hrss = env.departments["HRSS"]
+    for key, receipt in slots.items():
+        entry = by_id["0x" + key]
+        assert (entry["provider"], entry["grant_id"], entry["sequence"]) == (
+            hrss,
+            grant["id"],
+            receipt["sequence"],
+        )
+    assert by_id[single["delivery_id"]]["grant_id"] is None
+    # From a node alone: the contract names the derivation and its anchors; the same sample.
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None and deployment.receipt_anchors is not None
+    reader = LedgerReader(str(env.settings.rpc_url), deployment.address, from_block=deployment.block_number)
+    assert sample_version(reader.rpc, deployment.sharing_practice.address) == (
+        2,
+        deployment.receipt_anchors.address,
+    )
+    derived = derive_sample(reader, deployment.sharing_practice.address, inspection)
+    assert ["0x" + d.hex() for d in derived.sample] == [s["delivery_id"] for s in drawn["sample"]]
+    assert derived.version == 2 and derived.population_size == 4
+
+    def present(slot: str, payload: Path, manifest: Path, tamper: bool = False) -> dict[str, Any]:
+        raw = payload.read_bytes() + (b"9,forged\n" if tamper else b"")
+        sent = {"delivery_id": "0x" + slot, "manifest": json.loads(manifest.read_text()),
+                "payload_base64": base64.b64encode(raw).decode()}  # fmt: skip
+        answer: dict[str, Any] = ok(
+            env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=sent)
+        )
+        return answer["verdict"]
+
+    (k0, r0), (k1, _r1), (k2, _r2) = slots.items()
+    _a0, p0, m0 = receipts[0]
+    _a1, p1, m1 = receipts[1]
+    verdict = present(k0, p0, m0)
+    details = verdict["anchor"]["details"]
+    assert verdict["status"] == "MATCH", verdict
+    assert (details["recorded_as"], details["proof_checked"], details["grant_id"], details["sequence"]) == (
+        "receipt", True, grant["id"], r0["sequence"])  # fmt: skip
+    assert present(k1, p1, m1, tamper=True)["status"] == "MISMATCH"
+    # Another receipt's payload and manifest for a drawn slot: not the receipt drawn.
+    other = present(k2, p0, m0)
+    assert (other["status"], [f["code"] for f in other["findings"]][-1]) == (
+        "MISMATCH",
+        "NOT_THE_DRAWN_RECEIPT",
+    )
+    # The single delivery's manifest for a receipt's slot neither.
+    assert present(k2, single_payload, single_manifest)["status"] == "MISMATCH"
+    outcome_path = f"/inspections/{inspection}/outcomes"
+    final = ok(env.call("POST", outcome_path, "auditor", json={"delivery_id": "0x" + k0}))["record"]
+    final = ok(env.call("POST", outcome_path, "auditor", json={"delivery_id": "0x" + k1}))["record"]
+    outcomes = {s["delivery_id"]: (s["presented"], s["outcome"]) for s in final["sample"]}
+    assert (outcomes["0x" + k0], outcomes["0x" + k1]) == (("MATCH", "passed"), ("MISMATCH", "failed"))
+    # The scorecard counts them: outcomes of drawn receipts are sampled outcomes.
+    since, until_ = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                     for t in (period_from - 86400, _chain_now(env) + 86400))  # fmt: skip
+    ok(env.call("POST", "/audit/index", "auditor"))
+    card = ok(env.call("GET", f"/audit/scorecard?department=HRSS&from={since}&to={until_}", "auditor"))
+    assert card["practice"]["inspections"]["failed"] >= 1 and card["practice"]["inspections"]["passed"] >= 1
+
+
 def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: ApiEnv) -> None:
     """Nobody has to remember to draw within the 256 blocks whose hash the EVM knows: the service looks for
     open inspections and draws each once its seed block is mined (here one look at a time; ``dxl run`` looks
@@ -732,7 +855,9 @@ def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEn
     assert [r["event"] for r in mine] == ["DemandPublished", "DemandAnswered"]
     assert mine[1]["fields"]["declineCode"] == int(DeclineReason.NOT_HELD)
     # SAMR's report holds only its own practice rows: no evaluation or inspection it is no party to.
-    assert all(r["event"].startswith("Demand") for r in rows)
+    assert all(r["event"].startswith("Demand") for r in rows), [
+        (r["event"], r["fields"]) for r in rows if not r["event"].startswith("Demand")
+    ]
     rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
     for name in ("report.json", "report.csv"):
         code, out, err = dxl("audit", "verify", tmp_path / "r" / name, "--rpc", rpc, "--json")

@@ -284,6 +284,40 @@ def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice
         practice.send(practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
 
 
+def _slot(grant_id: int, sequence: int) -> bytes:
+    return bytes(16) + grant_id.to_bytes(8, "big") + sequence.to_bytes(8, "big")
+
+
+def test_recordOutcome_receiptSlot_acceptedInsideAnAnchoredBatchOnly(practice: Practice) -> None:
+    """A drawn receipt's outcome is keyed by its slot (grant and sequence under 16 zero bytes): taken for a
+    sequence the grant's contiguous anchored batches cover, refused with DeliveryUnknown beyond them or for a
+    grant with none; the derivation the contract's inspections follow is version 2."""
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    grant = practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    practice.anchors.send(psb, "anchorBatch", grant, 0, 3, os.urandom(32))
+    delivery, _ = practice.ledger.deliver(psb, grant)
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 4, head + 2, now + 2)
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    while w3.eth.block_number <= head + 2:
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    practice.send(psb, "drawSample", inspection)
+    assert practice.call("sampleVersion") == 2
+    for unknown in (_slot(grant, 3), _slot(grant + 1000, 0)):
+        with reverts("DeliveryUnknown", deliveryId=unknown):
+            practice.send(
+                practice.auditor, "recordOutcome", inspection, unknown, InspectionOutcome.PASSED, ZERO
+            )
+    for key in (_slot(grant, 2), delivery):
+        recorded = practice.send(
+            practice.auditor, "recordOutcome", inspection, key, InspectionOutcome.PASSED, TEXT
+        )
+        assert names(recorded) == ["InspectionOutcomeRecorded"]
+        assert recorded.event("InspectionOutcomeRecorded").args["deliveryId"] == key
+        assert practice.call("outcome", inspection, key) == InspectionOutcome.PASSED
+
+
 def test_drawSample_pastTheBlockhashWindow_isExpiredForGood(practice: Practice) -> None:
     """An inspection not drawn while its seed block's hash was known reads Expired and can never be drawn:
     its auditor cannot let it lapse unseen after computing a sample it dislikes, then open another."""

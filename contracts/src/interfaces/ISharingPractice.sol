@@ -217,11 +217,16 @@ interface ISharingPractice {
     /// {InspectionDrawn}.
     function drawSample(uint64 inspectionId) external returns (bytes32 seed);
 
-    /// @notice Records the outcome of one sampled delivery.
+    /// @notice Records the outcome of one sampled delivery: a delivery recorded on the ledger, or a receipt
+    /// anchored in a batch, named by its slot (`bytes32(uint256(grantId) << 64 | sequence)`: its first 16
+    /// bytes are zero, which no delivery id's are, a delivery id starting with its provider's department id).
     /// @dev Requirements: caller holds the auditor role; the inspection is drawn; the delivery was recorded on
-    /// the ledger; its outcome not recorded before; `outcome` not `None`, and `NotPresented` only after the
-    /// inspection's `presentBy`. Membership of the sample is checked off chain (`verifier/sampling.py`): the
-    /// population lives in the ledger's logs. Emits {InspectionOutcomeRecorded}.
+    /// the ledger, or the receipt's sequence is below its grant's {IReceiptAnchors-nextSequence} (a grant's
+    /// batches are contiguous, so it is in an anchored batch) — else {IDeliveryLedger-DeliveryUnknown}; its
+    /// outcome not recorded before; `outcome` not `None`, and `NotPresented` only after the inspection's
+    /// `presentBy`. Membership of the sample is checked off chain (`verifier/sampling.py`, derivation
+    /// {sampleVersion}): the population lives in the ledger's and the anchors' logs. Emits
+    /// {InspectionOutcomeRecorded}.
     function recordOutcome(uint64 inspectionId, bytes32 deliveryId, InspectionOutcome outcome, bytes32 evidenceHash)
         external;
 
@@ -255,4 +260,9 @@ interface ISharingPractice {
 
     /// @notice The receipt anchors beside the same ledger whose batches are evidence of delivery (zero: none).
     function anchors() external view returns (address);
+
+    /// @notice The version of the sample derivation this contract's inspections follow (`verifier/sampling.py`):
+    /// 2, whose population holds the receipts of the batches anchored in the period beside the ledger's
+    /// deliveries. A contract without this function follows version 1: the ledger's deliveries alone.
+    function sampleVersion() external pure returns (uint8);
 }
