@@ -153,12 +153,15 @@ def _parse_delivery_id(value: str | None) -> bytes | None:
 def _load_key(keystore: Path, password_file: Path | None) -> Any:
     from eth_account import Account
 
+    from verifier import jsontext
     from verifier.errors import ManifestSignatureError
 
     if password_file is None:
         raise _UsageError("--keystore needs --password-file")
     try:
-        keyfile = json.loads(keystore.read_text(encoding="utf-8"))
+        # Read after eth-account is imported, whose py_ecc raises the recursion limit to 100,000: a keystore
+        # file nested that deep overflowed the C stack in json.loads (SIGSEGV, exit 139).
+        keyfile = jsontext.loads(keystore.read_text(encoding="utf-8"))
         password = password_file.read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, ValueError) as e:
         raise ManifestSignatureError(f"cannot read keystore {keystore}: {e}") from None

@@ -39,6 +39,16 @@ class IndexMismatchError(AuditError, RuntimeError):
     code = "AUDIT_DATABASE_MISMATCH"
 
 
+class ReportWriteError(AuditError, OSError):
+    """Thrown when an audit report cannot be written where it was asked for (its directory cannot be made, a
+    file in it cannot be written)."""
+
+    code = "REPORT_UNWRITABLE"
+
+    def __init__(self, path: object, reason: str) -> None:
+        super().__init__(f"cannot write the audit report to {path}: {reason}")
+
+
 class ReportFormatError(AuditError, ValueError):
     """Thrown when an audit report file cannot be read as a dxl audit report."""
 

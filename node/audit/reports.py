@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from node.audit import models as m
-from node.audit.errors import AuditError, InvalidQueryError
+from node.audit.errors import AuditError, InvalidQueryError, ReportWriteError
 from node.audit.events import BATCH_ANCHORED, iso
 from node.audit.indexer import read_progress
 from node.audit.queries import departments
@@ -147,7 +147,18 @@ def attach_receipts(report: dict[str, Any], lookup: Callable[[int, int], list[Re
 
 
 def write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.csv`` into ``out_dir`` (created if needed)."""
+    """Write ``report.json`` and ``report.csv`` into ``out_dir`` (created if needed).
+
+    Raises:
+        ReportWriteError: the directory cannot be made or a file in it cannot be written.
+    """
+    try:
+        return _write_report(report, out_dir)
+    except OSError as exc:
+        raise ReportWriteError(exc.filename or out_dir, exc.strerror or str(exc)) from exc
+
+
+def _write_report(report: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out_dir / "report.json", out_dir / "report.csv"
     json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

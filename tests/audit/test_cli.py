@@ -141,3 +141,17 @@ def test_verify_of_a_report_it_cannot_read_is_exit_2_naming_why(
     assert result.exit_code == 2, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_report_that_cannot_be_written_is_exit_2_naming_where(env: Path, tmp_path: Path) -> None:
+    """An --out under a regular file cannot be made: exit 2 with one line (a FileExistsError traceback and
+    exit 1 before)."""
+    assert run("index")[0] == 0
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(app, ["audit", "report", "--out", str(blocker / "report")])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert f"cannot write the audit report to {blocker / 'report'}" in result.output
+    code, out = run("report", "--out", str(blocker / "report"), "--json")
+    assert code == 2 and json.loads(out)["error"] == "REPORT_UNWRITABLE"

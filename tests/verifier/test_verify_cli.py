@@ -77,6 +77,16 @@ def test_wrong_keystore_password_is_exit_2(payload: Path, keystore: tuple[Path, 
     assert "cannot unlock keystore" in err and "Traceback" not in err
 
 
+def test_keystore_nested_too_deeply_is_exit_2(payload: Path, keystore: tuple[Path, Path]) -> None:
+    """Read after eth-account raised the recursion limit to 100,000: the standard library's parser crashed
+    the process on such a file (SIGSEGV), whatever it was given as --keystore."""
+    ks, pw = keystore
+    ks.write_text("[" * 300_000)
+    code, _, err = dxl("commit", payload, "--keystore", ks, "--password-file", pw)
+    assert code == 2
+    assert "cannot read keystore" in err and "nested more than 256 levels" in err
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
