@@ -81,6 +81,7 @@ bench: setup
 # Load and faults against a live `dxl run`, counted on the chain (tests/reliability). Not in `make test` or CI:
 # the default profile runs until 5,000 writes and 10 faults of each kind; RELIABILITY_PROFILE=quick: < 10 min;
 # RELIABILITY_PROFILE=network: `dxl run --network` on three geth signers (needs `make geth`), < 10 min.
+# RELIABILITY_PROFILE=postgres: quick with the service's database in a private PostgreSQL cluster, < 10 min.
 reliability: setup
 	$(BIN)/python -m tests.reliability
 

@@ -534,7 +534,13 @@ class ReceiptJournal:
         self._turn = turn or WriteTurn()
         self._queue: queue.SimpleQueue[_Append | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="dxl-receipt-journal", daemon=True)
+        #: The writer's own connection; None after a database error broke it (opened again by the next write).
         self._conn: Any = None
+        #: Writes whose commit failed with the database's connection (a server's crash, a network cut): the
+        #: commit may have happened all the same, unseen. Settled first once the database answers again: a
+        #: write found journaled goes to the anchorer then, as a commit would have handed it over (its
+        #: requests were answered 503; posted again, their receipts are found journaled and accepted).
+        self._unsure: list[list[Journaled]] = []
         self._next_seq = 0
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._insert = (
@@ -551,6 +557,15 @@ class ReceiptJournal:
         )
 
     def start(self) -> None:
+        self._connect()
+        cur = self._conn.cursor()
+        cur.execute("SELECT MAX(seq) FROM api_receipts")
+        top = cur.fetchone()[0]
+        cur.close()
+        self._next_seq = 0 if top is None else int(top) + 1
+        self._thread.start()
+
+    def _connect(self) -> None:
         self._conn = self._engine.raw_connection()
         if self._engine.dialect.name == "sqlite":
             # Every acknowledged receipt survives power loss, not only a crash of this process.
@@ -559,12 +574,31 @@ class ReceiptJournal:
             # random place, so at a million receipts nearly every insert read its page from the file again
             # (half the journal's CPU, in the kernel).
             self._conn.execute(f"PRAGMA cache_size=-{JOURNAL_CACHE_KIB}")
-        cur = self._conn.cursor()
-        cur.execute("SELECT MAX(seq) FROM api_receipts")
-        top = cur.fetchone()[0]
-        cur.close()
-        self._next_seq = 0 if top is None else int(top) + 1
-        self._thread.start()
+
+    def _disconnect(self) -> None:
+        """Drops the connection after a database error: pooled, a connection the server closed stays closed,
+        and every later write on it would fail too."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.invalidate()
+            self._conn = None
+
+    def _settle_unsure(self) -> None:
+        """Hands the anchorer each unsure write (see ``_unsure``) that the database holds; forgets the
+        others (rolled back: their sequence numbers stay unused, as after any failed write)."""
+        while self._unsure:
+            journaled = self._unsure[0]
+            cur = self._conn.cursor()
+            try:
+                # A write is one transaction: its first receipt is there exactly when all of them are.
+                cur.execute(f"SELECT 1 FROM api_receipts WHERE seq = {self._mark}", (journaled[0].seqs[0],))
+                found = cur.fetchone() is not None
+            finally:
+                cur.close()
+            self._conn.rollback()  # the read's transaction, on databases that opened one
+            self._unsure.pop(0)
+            if found:
+                self._on_commit(journaled)
 
     def stop(self) -> None:
         if self._thread.is_alive():
@@ -615,6 +649,9 @@ class ReceiptJournal:
                 group.append(more)
                 size += len(more.rows)
             try:
+                if self._conn is None:
+                    self._connect()
+                self._settle_unsure()
                 group = self._without_ledger_ids(group)
                 if group:
                     self._commit(group)
@@ -623,15 +660,21 @@ class ReceiptJournal:
             ) as exc:  # one writer for everyone: a failure answers its requests, never kills it
                 # Nothing of the group may stay pending in the connection: a later commit would journal
                 # receipts answered 503. (Their sequence numbers stay unused: batches tolerate gaps.)
-                with contextlib.suppress(Exception):
-                    self._conn.rollback()
-                dbapi = self._engine.dialect.dbapi
-                if dbapi is not None and isinstance(exc, dbapi.OperationalError):
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._conn.rollback()
+                if self._broken(exc):
+                    self._disconnect()
                     exc = database_unavailable(exc)
                 elif not isinstance(exc, ApiError):  # an answer already (the audit index unavailable)
                     log.exception("receipt journal write failed")
                 for item in group:
                     item.done(exc)
+
+    def _broken(self, exc: BaseException) -> bool:
+        """The database or the connection to it failed (not the write itself)."""
+        dbapi = self._engine.dialect.dbapi
+        return dbapi is not None and isinstance(exc, dbapi.OperationalError)
 
     def _without_ledger_ids(self, group: list[_Append]) -> list[_Append]:
         """The requests of ``group`` none of whose receipts takes the id of a delivery recorded on the ledger
@@ -697,6 +740,10 @@ class ReceiptJournal:
             for item in group:
                 self._commit_alone(item)
             return
+        except Exception as exc:
+            if self._broken(exc):
+                self._unsure.append([j for _, journaled in batches for j in journaled])
+            raise
         for item in group:
             item.done(None)
         self._on_commit([j for _, journaled in batches for j in journaled])
@@ -766,6 +813,9 @@ class ReceiptJournal:
         try:
             self._write(params, refused=refused)
         except Exception as exc:
+            if self._broken(exc):  # answered 503 by the writer's loop, the connection dropped there
+                self._unsure.append(journaled)
+                raise
             item.done(exc)
             return
         item.done(None)

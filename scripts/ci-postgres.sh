@@ -5,6 +5,8 @@
 #                                     in $DXL_PG_DIR (default /tmp/dxl-ci-postgres) on a free loopback port,
 #                                     starts it and prints the URL to use as DXL_TEST_POSTGRES_URL
 #   scripts/ci-postgres.sh stop    -> stops that cluster (and only that one)
+#   scripts/ci-postgres.sh restart -> starts that cluster's server again on its port, its data kept (after a
+#                                     crash: `make reliability`'s PostgreSQL profile kills it with SIGKILL)
 #
 # The system cluster (if any) is never touched. Authentication is `trust` on 127.0.0.1 only: this is a CI
 # database with nothing in it but test rows.
@@ -24,6 +26,11 @@ as_owner() {
   if [[ "$(id -u)" == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+serve() {
+  as_owner "$1/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-c listen_addresses=127.0.0.1 -c port=$2 -c unix_socket_directories=$PG_DIR -c fsync=off" start >&2
+}
+
 start() {
   if [[ -z "$(pg_bin)" ]]; then
     echo "installing postgresql from the distribution's packages" >&2
@@ -41,12 +48,16 @@ start() {
     [[ "$(id -u)" == 0 ]] && chown postgres "$PG_DIR"
     port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
     as_owner "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 >/dev/null
-    as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-      -o "-c listen_addresses=127.0.0.1 -c port=$port -c unix_socket_directories=$PG_DIR -c fsync=off" start >&2
+    serve "$bin" "$port"
     as_owner "$bin/createdb" -h 127.0.0.1 -p "$port" -U postgres "$DB_NAME"
     echo "$port" >"$PG_DIR/port.tmp" && mv "$PG_DIR/port.tmp" "$PG_DIR/port"
   fi
   echo "postgresql+psycopg://postgres@127.0.0.1:${port}/${DB_NAME}"
+}
+
+restart() {
+  [[ -f "$PG_DIR/port" ]] || { echo "no cluster in $PG_DIR to restart" >&2; exit 1; }
+  serve "$(pg_bin)" "$(cat "$PG_DIR/port")"
 }
 
 stop() {
@@ -58,5 +69,6 @@ stop() {
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;
-  *) echo "usage: $0 [start|stop]" >&2; exit 2 ;;
+  restart) restart ;;
+  *) echo "usage: $0 [start|stop|restart]" >&2; exit 2 ;;
 esac

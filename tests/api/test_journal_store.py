@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import resource
-import secrets
 import signal
 import threading
 import time
@@ -26,8 +24,7 @@ from api.idempotency import RETENTION, Busy, ClaimOwner, IdempotencyStore, Store
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.anvil import EmbeddedNode
 from node.chain import BlockRef, LedgerClient, SignedTx
-
-PG_URL = os.environ.get("DXL_TEST_POSTGRES_URL")
+from tests.postgres import schema_url
 
 #: ``api_idempotency`` as it was created before the journal (no ``owner``/``tx_hash`` columns).
 _OLD_IDEMPOTENCY = """CREATE TABLE api_idempotency (
@@ -47,25 +44,15 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         yield found
         found.dispose()
         return
-    if not PG_URL:
-        pytest.skip("DXL_TEST_POSTGRES_URL is not set (scripts/ci-postgres.sh starts one)")
-    schema = f"journal_test_{secrets.token_hex(4)}"
-    admin = make_engine(PG_URL)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in PG_URL else "?"
-    found = make_engine(f"{PG_URL}{sep}options=-csearch_path%3D{schema}")
-    with found.begin() as c:
-        c.execute(
-            text(_OLD_IDEMPOTENCY.format(blob="BYTEA").replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY"))
-        )
-    try:
-        yield found
-    finally:
-        found.dispose()
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with schema_url("journal_test") as url:
+        found = make_engine(url)
+        old = _OLD_IDEMPOTENCY.format(blob="BYTEA").replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY")
+        with found.begin() as c:
+            c.execute(text(old))
+        try:
+            yield found
+        finally:
+            found.dispose()
 
 
 class _SlowToActivate(ClaimOwner):

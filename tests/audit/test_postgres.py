@@ -3,9 +3,6 @@ indexing, chain check, queries and scorecards give what SQLite gives."""
 
 from __future__ import annotations
 
-import os
-import secrets
-
 import pytest
 from sqlalchemy import select, text
 
@@ -13,32 +10,23 @@ from node.audit import models as m
 from node.audit.check import check_store
 from node.audit.queries import HistoryFilter, department_id, history, provenance
 from node.audit.scorecard import compute_scorecard, load_facts
-from node.audit.store import create_audit_engine, open_store
+from node.audit.store import open_store
 from tests.audit.audit_scenario import make_indexer
+from tests.postgres import schema_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group(name="postgres")]
-URL = os.environ.get("DXL_TEST_POSTGRES_URL")
 
 
 @pytest.fixture
 def pg():
     """A fresh schema per test, so parallel workers and other suites never share audit tables."""
-    if not URL:
-        pytest.skip("DXL_TEST_POSTGRES_URL is not set (scripts/ci-postgres.sh starts one)")
-    schema = f"audit_test_{secrets.token_hex(4)}"
-    admin = create_audit_engine(URL)
-    with admin.begin() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    sep = "&" if "?" in URL else "?"
-    engine = open_store(f"{URL}{sep}options=-csearch_path%3D{schema}")
-    assert engine.dialect.name == "postgresql"
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with schema_url("audit_test") as url:
+        engine = open_store(url)
+        assert engine.dialect.name == "postgresql"
+        try:
+            yield engine
+        finally:
+            engine.dispose()
 
 
 def _rows(engine):

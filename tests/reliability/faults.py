@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.reliability.processes import ApiProcess, HarnessError, NetworkProcess, NodeProcess, SmallDisk
+from tests.reliability.processes import (
+    ApiProcess,
+    HarnessError,
+    NetworkProcess,
+    NodeProcess,
+    PostgresCluster,
+    SmallDisk,
+)
 from tests.reliability.profile import Profile
 from tests.reliability.proxy import RpcFault, RpcProxy
 from tests.reliability.records import FaultKind, FaultRecord
@@ -35,6 +42,7 @@ def schedule(profile: Profile, rng: random.Random, *, disk_available: bool) -> l
     kinds += [FaultKind.RPC_LOST] * profile.rpc_lost + [FaultKind.RPC_DELAYED] * profile.rpc_delayed
     kinds += [FaultKind.NODE_PAUSE] * profile.node_pauses
     kinds += [FaultKind.MEMBER_KILL] * profile.member_kills
+    kinds += [FaultKind.DATABASE_KILL] * profile.database_kills
     if disk_available:
         kinds += [FaultKind.DISK_FULL] * profile.disk_full
     rng.shuffle(kinds)
@@ -53,6 +61,8 @@ class FaultInjector:
     proxy: RpcProxy | None
     disk: SmallDisk
     rng: random.Random
+    #: The service's PostgreSQL server (the ``postgres`` profile), else None.
+    database: PostgresCluster | None = None
     done: list[FaultRecord] = field(default_factory=list)
     #: Seconds each API restart took to be healthy again.
     api_restart_s: list[float] = field(default_factory=list)
@@ -79,6 +89,7 @@ class FaultInjector:
             FaultKind.NODE_KILL,
             FaultKind.NODE_KILL_BEFORE_SAVE,
             FaultKind.MEMBER_KILL,
+            FaultKind.DATABASE_KILL,
         }
         return sum(1 for f in self.done if f.kind in killing)
 
@@ -116,6 +127,12 @@ class FaultInjector:
                 role = " (the service's node)" if index == 0 else ""
                 detail = f"peered on one chain again {took:.1f} s after its restart"
                 return f"geth node{index}{role} pid {pid}", detail, True
+            case FaultKind.DATABASE_KILL:
+                database = self._database()
+                pids = await database.kill()
+                await asyncio.sleep(self.rng.uniform(0.5, 3.0))
+                await database.restart()
+                return f"postgres pid {pids[0]}", f"with its {len(pids) - 1} backends, then restarted", True
             case FaultKind.RPC_LOST | FaultKind.RPC_DELAYED:
                 proxy = self._proxy()
                 fault = RpcFault.LOST if kind is FaultKind.RPC_LOST else RpcFault.DELAYED
@@ -157,6 +174,11 @@ class FaultInjector:
         if self.network is None:
             raise HarnessError("this profile runs no network whose members could be killed")
         return self.network
+
+    def _database(self) -> PostgresCluster:
+        if self.database is None:
+            raise HarnessError("this profile runs no PostgreSQL server to kill")
+        return self.database
 
     def _proxy(self) -> RpcProxy:
         if self.proxy is None:

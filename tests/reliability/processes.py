@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -317,3 +318,82 @@ class SmallDisk:
         if done.returncode != 0:
             subprocess.run(["umount", "-l", str(self.path)], capture_output=True, check=False)
         self.mounted = False
+
+
+class PostgresCluster:
+    """A private PostgreSQL cluster for the service's database, started and stopped by the script CI uses
+    (``scripts/ci-postgres.sh``: the distribution's server, trust on 127.0.0.1 only, a free port). Its
+    directory sits directly under the temporary directory, not in the run's work directory: as root the
+    server runs as the ``postgres`` user, who cannot enter the work directory (mode 0700)."""
+
+    SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "ci-postgres.sh"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _script(self, action: str) -> str:
+        done = subprocess.run(
+            [str(self.SCRIPT), action], env=os.environ | {"DXL_PG_DIR": str(self.directory)},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise HarnessError(f"PostgreSQL {action} failed: {(done.stderr or done.stdout).strip()[-400:]}")
+        return done.stdout.strip()
+
+    async def start(self) -> str:
+        """Initialise and start the cluster; returns its SQLAlchemy URL."""
+        return await asyncio.to_thread(self._script, "start")
+
+    async def kill(self) -> list[int]:
+        """``kill -9`` of the server and of every process it started (backends, writer, checkpointer): a
+        crash, not a shutdown; returns the server's pid first, then the others'."""
+        pid_file = self.directory / "data" / "postmaster.pid"
+        try:
+            server = int(pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError) as exc:
+            raise HarnessError(f"no running PostgreSQL server in {self.directory}: {exc}") from None
+        # Stopped first, so that it starts no backend between the listing of its children and their kill
+        # (only the server forks); a backend left running would hold the shared memory the restart needs.
+        os.kill(server, signal.SIGSTOP)
+        killed = [server, *(pid for pid in _pids() if _parent(pid) == server)]
+        for pid in killed:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10.0
+        while any(_exists(pid) for pid in killed) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if _exists(server):
+            # Dead but not reaped yet (its parent is whatever adopted it): the server's start takes a lock
+            # file naming a pid that still exists for a live server and refuses. A machine's process
+            # supervisor would have reaped it; the file is what such a crash leaves.
+            pid_file.unlink(missing_ok=True)
+        return killed
+
+    async def restart(self) -> None:
+        """Start the killed server again on its data and port (it recovers from its write-ahead log)."""
+        await asyncio.to_thread(self._script, "restart")
+
+    async def stop(self, keep_log: Path) -> None:
+        """Stop the cluster, keep its server log as ``keep_log`` and remove its files."""
+        await asyncio.to_thread(self._script, "stop")
+        log = self.directory / "log"
+        if log.exists():
+            keep_log.write_bytes(log.read_bytes())
+        await asyncio.to_thread(shutil.rmtree, self.directory, True)
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        # The command name (field 2) may hold spaces and parentheses: the fields after its last ")" are fixed.
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _exists(pid: int) -> bool:
+    """True while ``pid`` runs or is dead but not reaped yet (a zombie)."""
+    return Path(f"/proc/{pid}").exists()

@@ -1,5 +1,6 @@
 """How hard a run pushes: ``RELIABILITY_PROFILE=quick`` (under 10 minutes), ``network`` (under 10 minutes,
-against ``dxl run --network``: three geth Clique signers) or the default ``full`` profile."""
+against ``dxl run --network``: three geth Clique signers), ``postgres`` (the quick profile with the service's
+database in PostgreSQL) or the default ``full`` profile."""
 
 from __future__ import annotations
 
@@ -28,9 +29,15 @@ class Profile:
     #: ``kill -9`` of a member of the local proof-of-authority network, restarted 0.5 to 3 s later; the
     #: members are hit in turn, the service's own node (the first) first.
     member_kills: int = 0
+    #: ``kill -9`` of the service's PostgreSQL server with its backends, restarted on its data 0.5 to 3 s
+    #: later (the ``postgres`` profile only).
+    database_kills: int = 0
     #: Against ``dxl run --network`` (node.network, three signers; the others are the service's failover
     #: URLs) instead of the embedded node behind the JSON-RPC proxy.
     network: bool = False
+    #: The service's database (its journal, keys, receipts and audit index): a private PostgreSQL cluster
+    #: started for the run (``scripts/ci-postgres.sh``) instead of SQLite on the small disk.
+    postgres: bool = False
     rpc_delay_s: float = 30.0
     pause_s: float = 15.0
     disk_full_s: float = 10.0
@@ -45,7 +52,7 @@ class Profile:
 
     @property
     def kills(self) -> int:
-        return self.api_kills + self.node_kills + self.member_kills
+        return self.api_kills + self.node_kills + self.member_kills + self.database_kills
 
 
 QUICK = Profile(
@@ -68,7 +75,17 @@ NETWORK = Profile(
     recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=120.0, run_budget_s=570.0, network=True,
 )  # fmt: skip
 
-PROFILES = {p.name: p for p in (QUICK, NETWORK, FULL)}
+#: The quick profile's load and faults with ``DXL_DATABASE_URL`` pointing at PostgreSQL: the journal's claims
+#: and sends then race under PostgreSQL's row locks and READ COMMITTED instead of SQLite's one writer, and the
+#: database server itself crashes twice. No disk-full fault: the database lives in its own server, not on the
+#: tmpfs that fault fills.
+POSTGRES = Profile(
+    name="postgres", clients=12, target_writes=200, max_load_s=210.0,
+    api_kills=2, node_kills=2, rpc_lost=1, rpc_delayed=1, disk_full=0, node_pauses=1, database_kills=2,
+    pause_s=10.0, recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=240.0, run_budget_s=570.0, postgres=True,
+)  # fmt: skip
+
+PROFILES = {p.name: p for p in (QUICK, NETWORK, POSTGRES, FULL)}
 
 
 def selected_profile() -> Profile:

@@ -30,6 +30,8 @@ class FaultKind(StrEnum):
     NODE_PAUSE = "node_pause"
     #: ``kill -9`` of a member of the local proof-of-authority network.
     MEMBER_KILL = "member_kill"
+    #: ``kill -9`` of the PostgreSQL server and every backend process of it (a database crash).
+    DATABASE_KILL = "database_kill"
 
 
 #: Answers a client retries with the same key: the service says "not settled yet, ask again".

@@ -33,6 +33,7 @@ from tests.reliability.processes import (
     HarnessError,
     NetworkProcess,
     NodeProcess,
+    PostgresCluster,
     SmallDisk,
 )
 from tests.reliability.profile import Profile, selected_profile
@@ -62,7 +63,12 @@ async def run(profile: Profile, workdir: Path, seed: int, started: float) -> Sum
     home = workdir / "home"
     home.mkdir(parents=True)
     disk = SmallDisk(workdir / "db", DISK_MIB)
-    if not disk.mount():
+    postgres = (
+        PostgresCluster(Path(tempfile.gettempdir()) / f"{workdir.name}-postgres")
+        if profile.postgres
+        else None
+    )
+    if postgres is None and not disk.mount():
         say(f"disk-full faults skipped: cannot mount a tmpfs ({disk.why_not})")
     chain: NodeProcess | NetworkProcess
     proxy: RpcProxy | None = None
@@ -76,22 +82,28 @@ async def run(profile: Profile, workdir: Path, seed: int, started: float) -> Sum
         await chain.start()
         # On the network the service talks to the signers themselves (`dxl run --network` sets its URLs).
         api_rpc_url = await proxy.start() if proxy is not None else chain.rpc_url
-        db_dir = disk.path if disk.mounted else home
+        if postgres is not None:
+            database_url = await postgres.start()
+            say(f"the service's database: PostgreSQL at {database_url}")
+        else:
+            database_url = f"sqlite:///{disk.path if disk.mounted else home}/dxl.sqlite3"
         api = ApiProcess(
-            ApiConfig(home, free_port(), api_rpc_url, chain_id, f"sqlite:///{db_dir}/dxl.sqlite3",
-                      workdir / "api.log", network=profile.network)
+            ApiConfig(home, free_port(), api_rpc_url, chain_id, database_url, workdir / "api.log",
+                      network=profile.network)
         )  # fmt: skip
         how = "via proxy" if proxy is not None else "on the network's first signer, the others as failover"
         say(f"dxl run starting: DXL_HOME {home}, node {chain.rpc_url}, API {how} {api_rpc_url}")
         took = await api.start()
         say(f"dxl run healthy after {took:.1f} s on {api.config.url}")
-        return await _attack(profile, seed, chain, proxy, api, disk, home, started)
+        return await _attack(profile, seed, chain, proxy, api, disk, postgres, home, started)
     finally:
         if api is not None:
             await api.stop()
         if proxy is not None:
             await proxy.stop()
         await chain.stop()
+        if postgres is not None:
+            await postgres.stop(keep_log=workdir / "postgres.log")
         if disk.mounted:  # the API's database is evidence: keep it beside the logs
             shutil.copytree(disk.path, workdir / "api-db", dirs_exist_ok=True)
         disk.unmount()
@@ -104,6 +116,7 @@ async def _attack(
     proxy: RpcProxy | None,
     api: ApiProcess,
     disk: SmallDisk,
+    database: PostgresCluster | None,
     home: Path,
     started: float,
 ) -> Summary:
@@ -127,6 +140,7 @@ async def _attack(
         proxy,
         disk,
         random.Random(rng.random()),
+        database,
     )
     plan = schedule(profile, rng, disk_available=disk.mounted)
     say(f"load: {profile.clients} clients, target {profile.target_writes} writes; faults: {len(plan)}")
@@ -191,7 +205,8 @@ async def _attack(
             "member_rejoin_s": [round(s, 1) for s in injector.member_rejoin_s],
             "api_failovers": api.failovers(),
             "chain": "local network, 3 geth Clique signers" if profile.network else "embedded anvil",
-            "disk_full": "tmpfs" if disk.mounted else f"not injected: {disk.why_not}",
+            "database": "PostgreSQL" if profile.postgres else "SQLite",
+            "disk_full": "tmpfs" if disk.mounted else f"not injected: {disk.why_not or 'not in the profile'}",
         },
     )  # fmt: skip
 

@@ -1,0 +1,36 @@
+"""PostgreSQL for the tests that run on it too: ``DXL_TEST_POSTGRES_URL`` (scripts/ci-postgres.sh starts one;
+CI sets it), each test in a schema of its own so parallel workers never share tables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
+
+URL = os.environ.get("DXL_TEST_POSTGRES_URL")
+
+
+@contextmanager
+def schema_url(prefix: str) -> Iterator[str]:
+    """The URL of a new, empty schema (``search_path`` set to it), dropped with all it holds afterwards;
+    skips the test when no server is configured."""
+    if not URL:
+        pytest.skip("DXL_TEST_POSTGRES_URL is not set (scripts/ci-postgres.sh starts one)")
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    # No pooled connection held between the schema's creation and its drop: a test may end every connection
+    # to the database but its own (a server restart, an administrator's command).
+    admin = create_engine(URL, poolclass=NullPool)
+    with admin.begin() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in URL else "?"
+    try:
+        yield f"{URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
