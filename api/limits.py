@@ -15,6 +15,7 @@ the token is looked at).
 
 from __future__ import annotations
 
+import email.message
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -82,10 +83,20 @@ def parse_json(raw: bytes | str) -> Any:
 
 
 def _is_json(scope: Scope) -> bool:
-    """Whether FastAPI would parse the body as JSON (``application/json`` or ``application/*+json``)."""
-    headers: dict[bytes, bytes] = dict(scope["headers"])
-    ctype = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-    return ctype == b"application/json" or (ctype.startswith(b"application/") and ctype.endswith(b"+json"))
+    """Whether FastAPI will parse the body as JSON (``application/json`` or ``application/*+json``), decided
+    as FastAPI decides it: the first Content-Type header (Starlette reads the first of a repeated header),
+    read by :mod:`email.message`, which also strips Unicode spaces. A looser reading here let bodies past the
+    nesting check that FastAPI then parsed (``application/json`` followed by a NBSP byte, or a second
+    Content-Type after it), and one of them took the process down."""
+    value = next((v for name, v in scope["headers"] if name.lower() == b"content-type"), b"")
+    if not value:  # FastAPI parses a body without a Content-Type only when told to (strict_content_type)
+        return False
+    message = email.message.Message()
+    message["content-type"] = value.decode("latin-1")
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 class BodyLimitMiddleware:
