@@ -43,6 +43,7 @@ def schedule(profile: Profile, rng: random.Random, *, disk_available: bool) -> l
     kinds += [FaultKind.NODE_PAUSE] * profile.node_pauses
     kinds += [FaultKind.MEMBER_KILL] * profile.member_kills
     kinds += [FaultKind.DATABASE_KILL] * profile.database_kills
+    kinds += [FaultKind.DATABASE_PAUSE] * profile.database_pauses
     if disk_available:
         kinds += [FaultKind.DISK_FULL] * profile.disk_full
     rng.shuffle(kinds)
@@ -133,6 +134,15 @@ class FaultInjector:
                 await asyncio.sleep(self.rng.uniform(0.5, 3.0))
                 await database.restart()
                 return f"postgres pid {pids[0]}", f"with its {len(pids) - 1} backends, then restarted", True
+            case FaultKind.DATABASE_PAUSE:
+                database = self._database()
+                pids = database.pause()
+                try:
+                    await asyncio.sleep(self.profile.pause_s)
+                finally:
+                    database.resume(pids)
+                detail = f"with its {len(pids) - 1} backends, SIGSTOP for {self.profile.pause_s:g} s"
+                return f"postgres pid {pids[0]}", detail, True
             case FaultKind.RPC_LOST | FaultKind.RPC_DELAYED:
                 proxy = self._proxy()
                 fault = RpcFault.LOST if kind is FaultKind.RPC_LOST else RpcFault.DELAYED

@@ -344,18 +344,40 @@ class PostgresCluster:
         """Initialise and start the cluster; returns its SQLAlchemy URL."""
         return await asyncio.to_thread(self._script, "start")
 
+    def _server(self) -> int:
+        try:
+            return int((self.directory / "data" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError) as exc:
+            raise HarnessError(f"no running PostgreSQL server in {self.directory}: {exc}") from None
+
+    def _stop_all(self) -> list[int]:
+        """``SIGSTOP`` of the server, then of every process it started; returns the server's pid first. The
+        server first: stopped, it starts no backend between the listing of its children and their signal
+        (only the server forks)."""
+        server = self._server()
+        os.kill(server, signal.SIGSTOP)
+        children = [pid for pid in _pids() if _parent(pid) == server]
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+        return [server, *children]
+
+    def pause(self) -> list[int]:
+        """The server and its backends stopped: connected clients wait, new connections hang."""
+        return self._stop_all()
+
+    def resume(self, pids: list[int]) -> None:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     async def kill(self) -> list[int]:
         """``kill -9`` of the server and of every process it started (backends, writer, checkpointer): a
         crash, not a shutdown; returns the server's pid first, then the others'."""
-        pid_file = self.directory / "data" / "postmaster.pid"
-        try:
-            server = int(pid_file.read_text().split()[0])
-        except (OSError, ValueError, IndexError) as exc:
-            raise HarnessError(f"no running PostgreSQL server in {self.directory}: {exc}") from None
-        # Stopped first, so that it starts no backend between the listing of its children and their kill
-        # (only the server forks); a backend left running would hold the shared memory the restart needs.
-        os.kill(server, signal.SIGSTOP)
-        killed = [server, *(pid for pid in _pids() if _parent(pid) == server)]
+        # All stopped first (see _stop_all): a backend left running would hold the shared memory the restart
+        # needs.
+        killed = self._stop_all()
+        server = killed[0]
         for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
@@ -366,7 +388,7 @@ class PostgresCluster:
             # Dead but not reaped yet (its parent is whatever adopted it): the server's start takes a lock
             # file naming a pid that still exists for a live server and refuses. A machine's process
             # supervisor would have reaped it; the file is what such a crash leaves.
-            pid_file.unlink(missing_ok=True)
+            (self.directory / "data" / "postmaster.pid").unlink(missing_ok=True)
         return killed
 
     async def restart(self) -> None:

@@ -32,6 +32,8 @@ class Profile:
     #: ``kill -9`` of the service's PostgreSQL server with its backends, restarted on its data 0.5 to 3 s
     #: later (the ``postgres`` profile only).
     database_kills: int = 0
+    #: ``SIGSTOP`` of that server with its backends for ``pause_s`` (the ``postgres`` profile only).
+    database_pauses: int = 0
     #: Against ``dxl run --network`` (node.network, three signers; the others are the service's failover
     #: URLs) instead of the embedded node behind the JSON-RPC proxy.
     network: bool = False
@@ -77,11 +79,12 @@ NETWORK = Profile(
 
 #: The quick profile's load and faults with ``DXL_DATABASE_URL`` pointing at PostgreSQL: the journal's claims
 #: and sends then race under PostgreSQL's row locks and READ COMMITTED instead of SQLite's one writer, and the
-#: database server itself crashes twice. No disk-full fault: the database lives in its own server, not on the
-#: tmpfs that fault fills.
+#: database server itself crashes twice and hangs once. No disk-full fault: the database lives in its own
+#: server, not on the tmpfs that fault fills.
 POSTGRES = Profile(
     name="postgres", clients=12, target_writes=200, max_load_s=210.0,
     api_kills=2, node_kills=2, rpc_lost=1, rpc_delayed=1, disk_full=0, node_pauses=1, database_kills=2,
+    database_pauses=1,
     pause_s=10.0, recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=240.0, run_budget_s=570.0, postgres=True,
 )  # fmt: skip
 

@@ -32,6 +32,8 @@ class FaultKind(StrEnum):
     MEMBER_KILL = "member_kill"
     #: ``kill -9`` of the PostgreSQL server and every backend process of it (a database crash).
     DATABASE_KILL = "database_kill"
+    #: ``SIGSTOP`` of the PostgreSQL server and its backends for a while: a database that hangs.
+    DATABASE_PAUSE = "database_pause"
 
 
 #: Answers a client retries with the same key: the service says "not settled yet, ask again".
