@@ -46,3 +46,20 @@ def engine(tmp_path: Path) -> Engine:
 def indexed(engine: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario) -> Engine:
     make_indexer(engine, rpc, codec, scenario).sync(to_block=scenario.client.block_number())
     return engine
+
+
+@pytest.fixture(scope="module")
+def indexed_for_reading(
+    node_endpoint: NodeEndpoint,
+    codec: EventCodec,
+    scenario: Scenario,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Engine]:
+    """The scenario indexed once for a module whose tests only read the index (queries, routes, reports): a
+    database migrated and the scenario indexed again for each such test was most of its CPU. A module that
+    takes it says so by naming it ``indexed`` (see tests/audit/test_queries.py)."""
+    engine = open_store(f"sqlite:///{tmp_path_factory.mktemp('audit-index') / 'audit.sqlite3'}")
+    with JsonRpc(node_endpoint.rpc_url) as rpc:
+        make_indexer(engine, rpc, codec, scenario).sync(to_block=scenario.client.block_number())
+    yield engine
+    engine.dispose()

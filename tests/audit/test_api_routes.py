@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from api.app import create_app
 from api.auth import Principal, Role, issue_token
@@ -15,8 +14,17 @@ from node.audit.service import AuditContext
 from tests.audit.audit_scenario import period_end
 
 
-@pytest.fixture
-def client(indexed, codec, abi, scenario, tmp_path: Path, node_endpoint):
+@pytest.fixture(scope="module")
+def indexed(indexed_for_reading: Engine) -> Engine:
+    """Every test here only reads the index: one for the module (tests/audit/conftest.py)."""
+    return indexed_for_reading
+
+
+@pytest.fixture(scope="module")
+def client(indexed, codec, abi, scenario, tmp_path_factory: pytest.TempPathFactory, node_endpoint):
+    """One app for the module, as one service answers many requests: the routes only read the index, and
+    each test's requests carry the tokens made here."""
+    tmp_path = tmp_path_factory.mktemp("audit-routes")
     settings = ApiSettings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}")
     app = create_app(settings, connect=False)
     with TestClient(app) as c:

@@ -9,6 +9,7 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from sqlalchemy import Engine
 
 from node.audit.errors import InvalidQueryError, NotFoundError
 from node.audit.indexer import Indexer, IndexerConfig
@@ -27,6 +28,12 @@ from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import deploy_ledger
 from node.types import Department, GovernanceAction, Proposal, admission_data
+
+
+@pytest.fixture(scope="module")
+def indexed(indexed_for_reading: Engine) -> Engine:
+    """Every test here only reads the index: one for the module (tests/audit/conftest.py)."""
+    return indexed_for_reading
 
 
 def _all(engine, flt, codec, limit):

@@ -5,29 +5,39 @@ from __future__ import annotations
 import copy
 import csv
 import json
+from pathlib import Path
 
 import pytest
 
 from node.audit.queries import department_id
 from node.audit.reports import build_report, write_report
+from node.audit.rpc import JsonRpc
 from node.audit.verify import load_report, verify_report
 
 
+@pytest.fixture(scope="module")
+def report_dir(indexed_for_reading, node_endpoint, tmp_path_factory) -> Path:
+    """HEALTH's report of the scenario, written once; each test loads its own copy of the document."""
+    out = tmp_path_factory.mktemp("audit-report") / "out"
+    with JsonRpc(node_endpoint.rpc_url) as rpc:
+        doc = build_report(
+            indexed_for_reading, period_from=0, period_to=4_000_000_000,
+            department=department_id(indexed_for_reading, "HEALTH"), block_time=rpc.block_time,
+        )  # fmt: skip
+    write_report(doc, out)
+    return out
+
+
 @pytest.fixture
-def report(indexed, rpc, tmp_path, scenario):
-    doc = build_report(
-        indexed, period_from=0, period_to=4_000_000_000, department=department_id(indexed, "HEALTH"),
-        block_time=rpc.block_time,
-    )  # fmt: skip
-    write_report(doc, tmp_path / "out")
-    return load_report(tmp_path / "out")
+def report(report_dir):
+    return load_report(report_dir)
 
 
-def test_report_rows_carry_location_and_fields(report, tmp_path) -> None:
+def test_report_rows_carry_location_and_fields(report, report_dir) -> None:
     assert report["row_count"] == len(report["rows"]) > 10
     for row in report["rows"]:
         assert {"tx_hash", "block_number", "block_hash", "log_index", "fields"} <= row.keys()
-    with (tmp_path / "out" / "report.csv").open() as fh:
+    with (report_dir / "report.csv").open() as fh:
         rows = list(csv.DictReader(line for line in fh if not line.startswith("#")))
     assert len(rows) == report["row_count"]
     assert json.loads(rows[0]["fields"]) == report["rows"][0]["fields"]

@@ -13,10 +13,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 import pytest
+from sqlalchemy import Engine
 
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import department_id
 from node.audit.scorecard import Facts, RequestFact, add_working_days, compute_scorecard, load_facts
+
+
+@pytest.fixture(scope="module")
+def indexed(indexed_for_reading: Engine) -> Engine:
+    """Every test here only reads the index: one for the module (tests/audit/conftest.py)."""
+    return indexed_for_reading
 
 
 def ts(text: str) -> int:
