@@ -319,22 +319,25 @@ def test_receipts_for_a_grant_the_node_lost_wait_for_it_instead_of_a_404(journal
     GRANT_NOT_FOUND for an acknowledged grant (seen in make reliability)."""
     env = journal_env
     watcher = env.app.state.dxl.extra["chain_watcher"]
-    with _interval_mining(env), env.watcher_asleep():
+    with env.watcher_asleep():
         snapshot = env.node_rpc("evm_snapshot")
+        # Made at a block per write (5 s of 1 s blocks otherwise); the interval mining is for what follows the
+        # lost blocks: the grant re-sent, and not yet mined again while the receipts are checked.
         grant = grant_between(env, "psb", "hrss")  # type: ignore[arg-type]
-        assert env.node_rpc("evm_revert", snapshot) is True
-        time.sleep(GRANT_CACHE_TTL_S)  # the grant's state, cached when it was created, expires
-        body = receipt_body(grant)
-        env.app.state.dxl.ledger.sender.hold()  # what the watcher does from seeing the node changed on
-        answers: list[httpx.Response] = []
-        post = threading.Thread(
-            target=lambda: answers.append(env.call("POST", "/receipts", "psb", json={"receipts": [body]}))
-        )
-        post.start()
-        time.sleep(0.5)  # the post checks the grant meanwhile
-        watcher.tick()  # reconciled (by this look or the watcher's own): the grant re-sent and mined again
-        post.join(30)
-        assert answers and answers[0].status_code == 202, answers[0].text if answers else "no answer"
+        with _interval_mining(env):
+            assert env.node_rpc("evm_revert", snapshot) is True
+            time.sleep(GRANT_CACHE_TTL_S)  # the grant's state, cached when it was created, expires
+            body = receipt_body(grant)
+            env.app.state.dxl.ledger.sender.hold()  # what the watcher does from seeing the node changed on
+            answers: list[httpx.Response] = []
+            post = threading.Thread(
+                target=lambda: answers.append(env.call("POST", "/receipts", "psb", json={"receipts": [body]}))
+            )
+            post.start()
+            time.sleep(0.5)  # the post checks the grant meanwhile
+            watcher.tick()  # reconciled (by this look or the watcher's own): the grant re-sent, mined again
+            post.join(30)
+            assert answers and answers[0].status_code == 202, answers[0].text if answers else "no answer"
 
 
 def test_a_kept_signature_still_concludes_after_the_decision_is_mined_again_later(
