@@ -238,6 +238,11 @@ def create_app(
         # FastAPI's OpenTelemetry hooks are unused here, and asking whether they are costs every request a
         # look at the environment (a sixth of the event loop's time on POST /receipts, one receipt each).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A path with a slash too many or too few is an unknown path (404 NOT_FOUND), not a 307 to the other
+        # spelling: a client that follows the redirect repeats the write with its Idempotency-Key on another
+        # path, refused 422 IDEMPOTENCY_KEY_REUSED against the bodiless 307 kept as that key's answer, and the
+        # Location was built from the request's Host header.
+        redirect_slashes=False,
     )
     install_error_handlers(app)
     receipts.install_direct_route(app)

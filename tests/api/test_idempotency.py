@@ -137,6 +137,23 @@ def test_the_key_is_claimed_for_the_principal_that_acts(api_env: ApiEnv) -> None
     assert _resource_count(api_env) == before + 2
 
 
+@pytest.mark.parametrize(("method", "path"), [("POST", "/resources/"), ("GET", "/deliveries/")])
+def test_a_path_with_a_slash_too_many_is_unknown_not_redirected(
+    api_env: ApiEnv, method: str, path: str
+) -> None:
+    """A 307 to the other spelling sent a client that follows redirects (and resends the write with its key)
+    into 422 IDEMPOTENCY_KEY_REUSED against the bodiless 307 kept as the key's answer: nothing was ever
+    recorded under that key. An unknown path is a JSON 404 like any other, and nothing is recorded."""
+    before = _resource_count(api_env)
+    response = api_env.client.request(
+        method, path, json=_resource_body() if method == "POST" else None,
+        headers={**api_env.headers("psb"), "Idempotency-Key": "slash-1"}, follow_redirects=False,
+    )  # fmt: skip
+    assert response.status_code == 404, response.text
+    assert response.json()["error"]["code"] == "NOT_FOUND" and "location" not in response.headers
+    assert _resource_count(api_env) == before
+
+
 def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path) -> None:
     """A claim still in flight past the wait answers IDEMPOTENCY_IN_FLIGHT (no ledger needed to show it)."""
     settings = ApiSettings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
