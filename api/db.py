@@ -7,8 +7,9 @@ modules and create them on the same database without editing this one. SQLite un
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import (
     JSON,
@@ -23,8 +24,6 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
-    inspect,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -171,28 +170,26 @@ def make_engine(database_url: str) -> Engine:
     return create_engine(database_url, pool_pre_ping=True)
 
 
-#: Columns added to existing tables after their first release: (table, column, SQL type).
-_ADDED_COLUMNS = (
-    ("api_idempotency", "owner", "VARCHAR(32)"),
-    ("api_idempotency", "tx_hash", "VARCHAR(66)"),
-    ("api_tx_journal", "tx_index", "INTEGER"),
-)
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def init_db(engine: Engine) -> None:
-    """Creates the API's tables if they are missing and adds columns newer than an existing table
-    (idempotent)."""
-    ApiBase.metadata.create_all(engine)
-    add_columns(engine, _ADDED_COLUMNS)
+    """Brings the API's database to the current schema: every pending migration of ``api/migrations``
+    (Alembic; a new database gets every table, one made before the migrations existed gets what it lacks).
+    Idempotent.
 
+    Raises:
+        OperationalError: the database cannot be reached or changed.
+    """
+    # Imported here: the CLI commands that never touch the database do not pay for Alembic.
+    from alembic import command
+    from alembic.config import Config
 
-def add_columns(engine: Engine, added: Sequence[tuple[str, str, str]]) -> None:
-    """Adds each (table, column, SQL type) of ``added`` that its existing table lacks (idempotent)."""
-    columns = {t: {c["name"] for c in inspect(engine).get_columns(t)} for t, _, _ in added}
-    with engine.begin() as conn:
-        for table, column, kind in added:
-            if column not in columns[table]:
-                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -62,7 +62,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     SmallInteger,
     String,
     Table,
@@ -72,7 +71,7 @@ from sqlalchemy import (
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from api.db import add_columns
+from api.db import ApiBase, init_db
 from api.errors import ApiError, not_found
 from api.journal import Claim, Entry, JournaledSender, TxStatus, database_unavailable
 from api.models import MAX_RECEIPTS_PER_REQUEST
@@ -140,11 +139,10 @@ _FIELDS = ("delivery_id", "grant_id", "commitment", "hash_algorithm", "byte_size
 _FIELD_SET = frozenset(_FIELDS)
 _REQUIRED = frozenset(("delivery_id", "grant_id", "commitment", "byte_size"))
 
-metadata = MetaData()
-
+# On the API's metadata: one schema for the API's database, migrated as one (api/migrations).
 receipts_table = Table(
     "api_receipts",
-    metadata,
+    ApiBase.metadata,
     # Journal order, assigned by the single writer: the order receipts enter their grant's batches.
     Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False),
     Column("delivery_id", LargeBinary(32), nullable=False),
@@ -165,7 +163,7 @@ receipts_table = Table(
 
 batches_table = Table(
     "api_receipt_batches",
-    metadata,
+    ApiBase.metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("grant_id", BigInteger, nullable=False),
     Column("provider", Integer, nullable=False),
@@ -184,15 +182,6 @@ batches_table = Table(
     Column("final_at", Float, nullable=True),
     Index("ix_api_receipt_batches_grant", "grant_id", "first_sequence"),
 )
-
-
-#: Columns added to the receipt tables after their first release: (table, column, SQL type).
-_ADDED_COLUMNS = (("api_receipt_batches", "block_hash", "VARCHAR(66)"),)
-
-
-def init_receipt_tables(engine: Engine) -> None:
-    metadata.create_all(engine)
-    add_columns(engine, _ADDED_COLUMNS)
 
 
 # --------------------------------------------------------------------------------------------------- input
@@ -1825,7 +1814,7 @@ class ReceiptService:
         void: Void | None = None,
         reverted: Reverted | None = None,
     ) -> None:
-        init_receipt_tables(engine)
+        init_db(engine)
         # The receipt journal's writer and the anchorer take turns writing (see Anchorer).
         turn = WriteTurn()
         self.anchors = anchors

@@ -44,7 +44,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import connect_ledger, create_app
 from api.auth import Principal, Role
-from api.db import IdempotencyRecord, JournaledTransaction, make_engine, session_factory
+from api.db import IdempotencyRecord, JournaledTransaction, init_db, make_engine, session_factory
 from api.demo import ensure_demo_tokens
 from api.errors import ApiError
 from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
@@ -54,7 +54,6 @@ from api.receipts import (
     GRANT_CACHE_TTL_S,
     Anchorer,
     batches_table,
-    init_receipt_tables,
     journaled_reverted,
     journaled_submit,
     journaled_void,
@@ -898,7 +897,7 @@ def test_an_anchor_refused_as_the_service_was_killed_is_never_mined_after_lost_b
     ledger = env.app.state.dxl.ledger
     anchors = env.app.state.dxl.extra["receipts"].anchors
     engine = make_engine(f"sqlite:///{tmp_path / 'receipts.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     with engine.begin() as conn:
         conn.execute(
             receipts_table.insert(),

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from api.db import make_engine
+from api.db import init_db, make_engine
 from api.errors import ApiError
-from api.receipts import Journaled, ReceiptJournal, ReceiptRow, init_receipt_tables
+from api.receipts import Journaled, ReceiptJournal, ReceiptRow
 from tests.postgres import schema_url
 
 GRANT, PROVIDER, CONSUMER = 7, 1, 2
@@ -26,13 +26,13 @@ GRANT, PROVIDER, CONSUMER = 7, 1, 2
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     if request.param == "sqlite":
         found = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
-        init_receipt_tables(found)
+        init_db(found)
         yield found
         found.dispose()
         return
     with schema_url("receipt_journal_test") as url:
         found = make_engine(url)
-        init_receipt_tables(found)
+        init_db(found)
         try:
             yield found
         finally:
@@ -148,7 +148,7 @@ def test_the_writer_reconnects_after_the_server_closed_its_connection() -> None:
     503 on its dead one."""
     with schema_url("receipt_journal_test") as url:
         engine = make_engine(url)
-        init_receipt_tables(engine)
+        init_db(engine)
         inbox = _Inbox()
         journal = ReceiptJournal(engine, inbox)
         journal.start()

@@ -30,7 +30,7 @@ from api_helpers import (
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.db import JournaledTransaction, make_engine
+from api.db import JournaledTransaction, init_db, make_engine
 from api.journal import TxStatus
 from api.receipts import (
     ANCHOR_GAS,
@@ -40,7 +40,6 @@ from api.receipts import (
     WriteTurn,
     batch_receipts,
     batches_table,
-    init_receipt_tables,
     receipts_table,
 )
 from api.server import HTTP_PROTOCOL
@@ -471,7 +470,7 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
     the module's database.)"""
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(3)]
     root = BatchTree([r.leaf_hash() for r in receipts]).root
     with engine.begin() as conn:
@@ -527,7 +526,7 @@ def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiE
     its inbox. Each is put in a batch once (twice, the batch counted each leaf twice; its proofs failed)."""
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(3)]
     with engine.begin() as conn:
         conn.execute(
@@ -565,7 +564,7 @@ def test_anchorer_behind_closesOneBatchOfAllPending(api_env: ApiEnv, tmp_path: P
     backlog) closes one batch of all of them, not a queue of ``batch_size`` batches each costing an anchor."""
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(7)]
     with engine.begin() as conn:
         conn.execute(
@@ -621,7 +620,7 @@ def test_reader_treeCache_keyedByRoot_aReusedBatchIdIsNotServedAnotherTree(tmp_p
     """A batch deleted when reopened may see its id reused by the next one: a tree kept for the first must
     not prove receipts of the second."""
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     reader = ReceiptReader(engine)
     first = BatchTree([os.urandom(32), os.urandom(32)])
     reader.remember(1, first.root, first, [0, 1])
@@ -638,7 +637,7 @@ def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path:
     again while the service runs, not only at its next start."""
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     with engine.begin() as conn:
         conn.execute(
             receipts_table.insert(),
@@ -673,7 +672,7 @@ def test_anchorer_refusalFailsHalfWay_settledAtTheNextRound(api_env: ApiEnv, tmp
     grant = grant_between(api_env, "psb", "hrss")
     ok(api_env.call("POST", f"/grants/{grant['id']}/revoke", "psb"))  # after its receipts passed the door
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     with engine.begin() as conn:
         conn.execute(
             receipts_table.insert(),
@@ -734,7 +733,7 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     gid = grant_between(api_env, "psb", "civil")["id"]
     suspend, reinstate = _suspension_proposals(api_env, civil)
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
     waves = [[Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
              for n in (3, 2, 4)]  # fmt: skip
     client = api_env.setup.client
@@ -1327,7 +1326,7 @@ _BLOCK_40 = "0x" + "40" * 32
 
 def _mined_in_block_40(engine: Any) -> Receipt:
     """One receipt in a batch mined in block 40 (hash ``_BLOCK_40``)."""
-    init_receipt_tables(engine)
+    init_db(engine)
     receipt = Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1)
     with engine.begin() as conn:
         batch_id = conn.execute(
@@ -1445,7 +1444,7 @@ def test_receipt_anchorReMinedInAnotherBlock_readsThatBlock_rowMoved(tmp_path: P
 
 def test_receipt_nodeUnreachable_notCalledFinalUnderADepth(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'depth.sqlite3'}")
-    init_receipt_tables(engine)
+    init_db(engine)
 
     def unreachable() -> int:
         raise NodeError("node at http://127.0.0.1:1 is unreachable")
