@@ -8,6 +8,7 @@ import asyncio
 import secrets
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +92,30 @@ class _AnswerLost:
         return getattr(self._real, name)
 
 
-def test_a_commit_whose_answer_was_lost_reaches_the_anchorer_once(engine: Engine) -> None:
+class _NeverCommits(_AnswerLost):
+    """The writer's connection, whose commits never reach the server."""
+
+    def commit(self) -> None:
+        raise self._error("server closed the connection unexpectedly")
+
+
+@contextmanager
+def _journal(engine: Engine, connection: type[_AnswerLost]) -> Iterator[tuple[ReceiptJournal, _Inbox]]:
+    """A started journal whose connection is wrapped in ``connection``, and its anchorer's inbox."""
     inbox = _Inbox()
     journal = ReceiptJournal(engine, inbox)
     journal.start()
     try:
         dbapi = engine.dialect.dbapi
         assert dbapi is not None
-        journal._conn = _AnswerLost(journal._conn, dbapi.OperationalError)
+        journal._conn = connection(journal._conn, dbapi.OperationalError)
+        yield journal, inbox
+    finally:
+        journal.stop()
+
+
+def test_a_commit_whose_answer_was_lost_reaches_the_anchorer_once(engine: Engine) -> None:
+    with _journal(engine, _AnswerLost) as (journal, inbox):
         rows = _rows(3)
         with pytest.raises(ApiError) as refused:
             _append(journal, rows)
@@ -112,25 +129,12 @@ def test_a_commit_whose_answer_was_lost_reaches_the_anchorer_once(engine: Engine
         handed = inbox.wait(5)
         assert handed[:3] == [0, 1, 2] and len(handed) == len(set(handed)) == 5
         assert _journaled(engine) == 5
-    finally:
-        journal.stop()
 
 
 def test_a_write_rolled_back_with_its_connection_is_not_handed_over(engine: Engine) -> None:
     """The other side of an unsure commit: the database never got it. Nothing reaches the anchorer, and the
     same receipts posted again are journaled and handed over then."""
-    inbox = _Inbox()
-    journal = ReceiptJournal(engine, inbox)
-    journal.start()
-    try:
-        dbapi = engine.dialect.dbapi
-        assert dbapi is not None
-
-        class _NeverCommits(_AnswerLost):
-            def commit(self) -> None:
-                raise self._error("server closed the connection unexpectedly")
-
-        journal._conn = _NeverCommits(journal._conn, dbapi.OperationalError)
+    with _journal(engine, _NeverCommits) as (journal, inbox):
         rows = _rows(2)
         with pytest.raises(ApiError):
             _append(journal, rows)
@@ -138,8 +142,6 @@ def test_a_write_rolled_back_with_its_connection_is_not_handed_over(engine: Engi
         _append(journal, rows)
         assert _journaled(engine) == 2
         assert inbox.wait(2) == [2, 3]  # the lost write's numbers stay unused
-    finally:
-        journal.stop()
 
 
 @pytest.mark.postgres
