@@ -143,6 +143,14 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
     return service
 
 
+def _indexed_up_to(engine: Engine) -> int | None:
+    """The last block the audit index has followed (None: none yet)."""
+    from node.audit.indexer import read_progress
+
+    progress = read_progress(engine)
+    return None if progress is None else progress.last_block
+
+
 def _reconcile_at_start(ledger: LedgerService, interval: float) -> ChainWatcher | None:
     """Heals the chain from the journal before the first request (re-sends what the node lost, rebuilds the
     nonce counters) and starts watching the node; an unreachable node is reconciled when it answers."""
@@ -176,6 +184,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from api.delivery_ids import DeliveryIds
         from node.audit.follower import start_follower, stop_follower
         from node.audit.queries import recorded_delivery_ids
 
@@ -199,9 +208,14 @@ def create_app(
                 # One id names one delivery: each kind is refused the other's ids (the contracts cannot
                 # tell, the anchors see roots only), from the receipt journal and the audit index.
                 state.ledger.receipt_ids = receipts.reader.posted_by
-                receipts.journal.recorded = lambda ids: recorded_delivery_ids(
-                    audit.get_audit(state).engine, ids
+                delivery_ids = DeliveryIds(
+                    state.ledger.client,
+                    indexed=lambda ids: recorded_delivery_ids(audit.get_audit(state).engine, ids),
+                    indexed_up_to=lambda: _indexed_up_to(audit.get_audit(state).engine),
+                    from_block=state.ledger.from_block,
                 )
+                receipts.journal.ids = delivery_ids
+                state.ledger.delivering = delivery_ids.delivering
             if state.ledger.practice is not None and conf.inspection_draw_interval > 0:
                 state.extra["inspection_drawer"] = InspectionDrawer(
                     state.ledger, conf.inspection_draw_interval
@@ -223,6 +237,8 @@ def create_app(
             running = state.extra.get("receipts")
             if isinstance(running, ReceiptService):
                 running.stop()
+                if running.journal.ids is not None:
+                    running.journal.ids.close()
             engine.dispose()
 
     app = FastAPI(

@@ -91,6 +91,8 @@ from verifier.receipts import BatchTree, Receipt, ReceiptProof, leaf_hashes
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
+    from api.delivery_ids import DeliveryIds
+
 log = logging.getLogger("dxl.receipts")
 
 #: Ids one bulk look-up may name.
@@ -537,9 +539,9 @@ class ReceiptJournal:
             f"hash_algorithm, byte_size, record_count, accepted_at) VALUES ({', '.join([mark] * 10)})"
         )
         self._mark = mark
-        #: Those of some delivery ids that are recorded on the ledger (the audit index's look-up, set by the
-        #: app): one id names one delivery, so a receipt may not take a ledger delivery's id. None: unchecked.
-        self.recorded: Callable[[list[bytes]], set[bytes]] | None = None
+        #: Which delivery ids a single delivery holds (set by the app): one id names one delivery, so a
+        #: receipt may not take a single delivery's id. None: unchecked.
+        self.ids: DeliveryIds | None = None
         self._forget_refused = (
             f"DELETE FROM api_receipts WHERE provider = {mark} AND delivery_id = {mark} AND batch_id IN "
             "(SELECT id FROM api_receipt_batches WHERE state = 'refused')"
@@ -641,9 +643,15 @@ class ReceiptJournal:
                 if self._conn is None:
                     self._connect()
                 self._settle_unsure()
-                group = self._without_ledger_ids(group)
-                if group:
+                if self.ids is None:
                     self._commit(group)
+                else:
+                    # Looked up and journaled under one lock with the single deliveries' claims on their ids:
+                    # of a receipt and a single delivery with one id, exactly one is taken (api.delivery_ids).
+                    with self.ids.lock:
+                        group = self._without_ledger_ids(group, self.ids)
+                        if group:
+                            self._commit(group)
             except (
                 Exception
             ) as exc:  # one writer for everyone: a failure answers its requests, never kills it
@@ -655,7 +663,7 @@ class ReceiptJournal:
                 if self._broken(exc):
                     self._disconnect()
                     exc = database_unavailable(exc)
-                elif not isinstance(exc, ApiError):  # an answer already (the audit index unavailable)
+                elif not isinstance(exc, ApiError | NodeError):  # an answer already (index or node away)
                     log.exception("receipt journal write failed")
                 for item in group:
                     item.done(exc)
@@ -665,16 +673,14 @@ class ReceiptJournal:
         dbapi = self._engine.dialect.dbapi
         return dbapi is not None and isinstance(exc, dbapi.OperationalError)
 
-    def _without_ledger_ids(self, group: list[_Append]) -> list[_Append]:
-        """The requests of ``group`` none of whose receipts takes the id of a delivery recorded on the ledger
-        (by its provider: ids are held to the provider's namespace on both paths); the others are answered
-        DELIVERY_ID_IN_USE. One look-up in the audit index for the whole group, here on the writer's thread
-        rather than on a thread of each request's own (that hand-over cost more than the look-up). The index
-        follows the chain a moment behind (``DXL_AUDIT_FOLLOW_INTERVAL``): a ledger delivery mined within that
-        moment is not seen yet."""
-        if self.recorded is None:
-            return group
-        taken = self.recorded([r.delivery_id for item in group for r in item.rows])
+    def _without_ledger_ids(self, group: list[_Append], ids: DeliveryIds) -> list[_Append]:
+        """The requests of ``group`` none of whose receipts takes the id of a single delivery (by its
+        provider: ids are held to the provider's namespace on both paths), recorded on the ledger or being
+        recorded by this service (:meth:`api.delivery_ids.DeliveryIds.taken`: the audit index, the chain's
+        blocks it has not followed yet, the single deliveries in flight); the others are answered
+        DELIVERY_ID_IN_USE. One look-up for the whole group, here on the writer's thread rather than on a
+        thread of each request's own (that hand-over cost more than the look-up)."""
+        taken = ids.taken([r.delivery_id for item in group for r in item.rows])
         if not taken:
             return group
         kept = []
@@ -688,8 +694,8 @@ class ReceiptJournal:
             item.done(
                 ApiError(
                     "DELIVERY_ID_IN_USE",
-                    f"receipts[{i}]: {delivery_id} is a delivery recorded on the ledger; a receipt takes an "
-                    "id of its own",
+                    f"receipts[{i}]: {delivery_id} is a single delivery recorded on the ledger (or being "
+                    "recorded); a receipt takes an id of its own",
                     field=f"receipts.{i}.delivery_id",
                     index=i,
                     delivery_id=delivery_id,

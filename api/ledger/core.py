@@ -24,6 +24,7 @@ import copy
 import functools
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
@@ -211,6 +212,10 @@ class LedgerCore:
         #: when receipts are served): one id names one delivery, so a ledger delivery may not take a
         #: receipt's id. None: no receipts served here.
         self.receipt_ids: Callable[[int, Sequence[bytes]], set[bytes]] | None = None
+        #: Holds ids as being recorded as single deliveries, for a ``with`` block
+        #: (:meth:`api.delivery_ids.DeliveryIds.delivering`, set by the app with ``receipt_ids``): the receipt
+        #: journal's writer refuses them meanwhile. None: no receipts to keep apart.
+        self.delivering: Callable[[Sequence[bytes]], AbstractContextManager[None]] | None = None
 
     def bound(self, claim: Claim | None, *, write: bool = False) -> Self:
         """This service for one request: its writes are journaled under ``claim``. A write's first read of

@@ -3,6 +3,8 @@ under them (one by one or in a batch), and the consumer's acknowledgement or dis
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, cast
 
 from api import models as m
@@ -245,18 +247,27 @@ class DeliveryService(ExchangeService):
             body.record_count,
         )  # fmt: skip
 
+    def _delivering(self, delivery_ids: Sequence[str]) -> AbstractContextManager[None]:
+        """Hold the ids as being recorded as single deliveries while they are checked and sent, until mined or
+        refused: a receipt posted meanwhile with one of them is refused, and one journaled before is seen
+        by the check (:mod:`api.delivery_ids`)."""
+        if self.delivering is None:
+            return nullcontext()
+        return self.delivering([b32(d) for d in delivery_ids])
+
     @journaled
     def record_delivery(self, *, principal: Principal, body: m.DeliveryCreate) -> m.Written[m.DeliveryPublic]:
-        me, record = self._checked_delivery(
-            principal=principal, body=body, grants={}, now=self.client.next_block_time()
-        )
-        return cast(
-            m.Written[m.DeliveryPublic],
-            self._complete(
-                self.department_account(me), "recordDelivery", record, Finish("delivery", body.delivery_id),
-                principal,
-            ),
-        )  # fmt: skip
+        with self._delivering([body.delivery_id]):
+            me, record = self._checked_delivery(
+                principal=principal, body=body, grants={}, now=self.client.next_block_time()
+            )
+            return cast(
+                m.Written[m.DeliveryPublic],
+                self._complete(
+                    self.department_account(me), "recordDelivery", record,
+                    Finish("delivery", body.delivery_id), principal,
+                ),
+            )  # fmt: skip
 
     @journaled
     def record_deliveries(
@@ -283,6 +294,12 @@ class DeliveryService(ExchangeService):
                     delivery_id=item.delivery_id,
                 )
             first_seen[raw_id] = i
+        with self._delivering([item.delivery_id for item in items]):
+            return self._record_checked_deliveries(principal, items)
+
+    def _record_checked_deliveries(
+        self, principal: Principal, items: list[m.DeliveryCreate]
+    ) -> m.DeliveryBatchPublic:
         grants: dict[int, Grant] = {}
         records: list[tuple[Any, ...]] = []
         me, now = 0, self.client.next_block_time()

@@ -1,0 +1,149 @@
+"""One id names one delivery, a single delivery (``POST /deliveries``) or a receipt (``POST /receipts``), also
+when the two are posted at the same moment and the audit index has not followed the chain yet.
+
+The module's service never follows the chain into its audit index (``DXL_AUDIT_FOLLOW_INTERVAL=0``): the
+index's lag, a few seconds at most in service, is here for good, so what the index does not know yet is
+what the check has to find elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import (
+    PASSPHRASE,
+    ApiEnv,
+    ServerThread,
+    api_home,
+    b32,
+    delivery_id_for,
+    grant_between,
+    make_settings,
+    ok,
+    until,
+)
+
+from api.app import create_app
+from api.demo import ensure_demo_tokens
+from node.anvil import EmbeddedNode
+from node.provision import setup_ledger
+
+pytestmark = pytest.mark.xdist_group("api-delivery-id-race")
+
+
+@pytest.fixture(scope="module")
+def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    """The conftest's service, its audit index never following the chain."""
+    base = make_settings(api_home(tmp_path_factory, "delivery-id-race"), embedded_node)
+    settings = base.model_copy(update={"audit_follow_interval": 0.0})
+    setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DXL_HOME", str(settings.home))
+        env.setenv("DXL_RPC_URL", str(settings.rpc_url))
+        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
+        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
+            yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
+
+
+def bodies(grant: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A single delivery and a receipt under ``grant`` with one id (and different commitments)."""
+    did = delivery_id_for(grant["provider"])
+    delivery = {"delivery_id": did, "grant_id": grant["id"], "commitment": b32(), "byte_size": 1024,
+                "record_count": 1, "hash_algorithm": "sha256"}  # fmt: skip
+    receipt = {"delivery_id": did, "grant_id": grant["id"], "commitment": b32(), "byte_size": 2048,
+               "record_count": 4}  # fmt: skip
+    return delivery, receipt
+
+
+def test_receipt_postedJustAfterASingleDelivery_refusedThoughTheIndexHasNotSeenIt(api_env: ApiEnv) -> None:
+    """A single delivery mined a moment ago is not in the audit index yet: the receipt taking its id is
+    refused all the same (DELIVERY_ID_IN_USE), read from the chain's blocks the index has not followed. It
+    was accepted (202) and anchored, and the id named two deliveries."""
+    grant = grant_between(api_env, "psb", "hrss")
+    delivery, receipt = bodies(grant)
+    ok(api_env.call("POST", "/deliveries", "psb", json=delivery), 201)
+    refused = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt]})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "DELIVERY_ID_IN_USE"), refused.text
+    assert refused.json()["error"]["delivery_id"] == delivery["delivery_id"]
+    missing = api_env.call("GET", f"/receipts/{delivery['delivery_id']}", "psb")
+    assert missing.json()["error"]["code"] == "RECEIPT_NOT_FOUND"
+
+
+def test_receipt_afterASingleDeliverySentPastTheService_refusedFromTheChainsOwnBlocks(
+    api_env: ApiEnv,
+) -> None:
+    """A single delivery the department sent to the ledger with its own key, not through this service, is
+    known to the service only by the chain: once mined (and the service's last read of the chain's blocks,
+    at most half a second old, has passed), the receipt taking its id is refused."""
+    grant = grant_between(api_env, "psb", "hrss")
+    delivery, receipt = bodies(grant)
+    psb = api_env.keystore.unlock("dept-psb")
+    raw_id, commitment = (bytes.fromhex(delivery[k][2:]) for k in ("delivery_id", "commitment"))
+    record = (raw_id, grant["id"], commitment, 1, delivery["byte_size"], delivery["record_count"])
+    api_env.setup.client.transact(psb, "recordDelivery", *record)
+    time.sleep(0.6)
+    refused = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt]})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "DELIVERY_ID_IN_USE"), refused.text
+
+
+def test_singleDeliveryAndReceipt_sameIdRacing_exactlyOneIsRecorded(api_env: ApiEnv) -> None:
+    """The two posted at the same moment, twenty times: each time exactly one is taken, and the other refused
+    DELIVERY_ID_IN_USE; the one taken is the only record of the id (the receipt anchored and no ledger
+    delivery, or the ledger delivery and no receipt)."""
+    grant = grant_between(api_env, "psb", "hrss")
+    ledger = api_env.setup.client
+    outcomes: list[tuple[str, str]] = []
+    receipts: list[str] = []
+    for _ in range(20):
+        delivery, receipt = bodies(grant)
+        answers: dict[str, httpx.Response] = {}
+        start = threading.Barrier(2)
+
+        def post(
+            kind: str,
+            path: str,
+            body: Any,
+            start: threading.Barrier = start,
+            answers: dict[str, Any] = answers,
+        ) -> None:
+            with httpx.Client(base_url=api_env.url, timeout=120) as client:
+                start.wait()
+                answers[kind] = client.post(path, json=body, headers=api_env.headers("psb"))
+
+        threads = [
+            threading.Thread(target=post, args=("delivery", "/deliveries", delivery)),
+            threading.Thread(target=post, args=("receipt", "/receipts", {"receipts": [receipt]})),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        d, r = answers["delivery"], answers["receipt"]
+        codes = (d.status_code, r.status_code)
+        assert codes in ((201, 409), (409, 202)), (d.text, r.text)
+        loser = r if codes == (201, 409) else d
+        assert loser.json()["error"]["code"] == "DELIVERY_ID_IN_USE", loser.text
+        raw = bytes.fromhex(delivery["delivery_id"][2:])
+        on_ledger = int(ledger.call("deliveryStatus", raw)) != 0
+        assert on_ledger == (codes == (201, 409))
+        if codes == (409, 202):
+            receipts.append(delivery["delivery_id"])
+        outcomes.append(("delivery" if on_ledger else "receipt", delivery["delivery_id"]))
+
+    def anchored() -> bool:
+        found = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": receipts}))[
+            "receipts"
+        ]
+        return len(found) == len(receipts) and all(f["status"] == "final" for f in found)
+
+    until(anchored, "the receipts taken to be anchored")
+    for kind, did in outcomes:
+        found = api_env.call("GET", f"/receipts/{did}", "psb")
+        assert (found.status_code == 200) == (kind == "receipt"), (kind, found.text)
