@@ -14,6 +14,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from verifier import jsontext
+
 
 class RpcError(Exception):
     """Thrown when a JSON-RPC call does not return a result (unreachable, HTTP error, error object)."""
@@ -52,7 +54,9 @@ class JsonRpc:
         )
         try:
             with urllib.request.urlopen(post, timeout=self.timeout) as response:
-                return json.loads(response.read())
+                # Any node an auditor names answers here: JSON nested past the parser's recursion is a
+                # malformed answer (RpcError), not a traceback ending the check with a mismatch's status.
+                return jsontext.loads(response.read())
         except urllib.error.HTTPError as e:
             raise RpcError(method, f"HTTP {e.code} {e.reason}") from None
         except (OSError, ValueError) as e:  # URLError, timeouts and refused connections are OSErrors

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from dxl.app import app
 from tests.audit.audit_scenario import period_end
+from tests.hostile_node import answering
 
 
 @pytest.fixture
@@ -155,3 +156,16 @@ def test_report_that_cannot_be_written_is_exit_2_naming_where(env: Path, tmp_pat
     assert f"cannot write the audit report to {blocker / 'report'}" in result.output
     code, out = run("report", "--out", str(blocker / "report"), "--json")
     assert code == 2 and json.loads(out)["error"] == "REPORT_UNWRITABLE"
+
+
+def test_verify_against_a_node_answering_json_nested_too_deeply_is_exit_2(env: Path, tmp_path: Path) -> None:
+    """The report is checked against any node the auditor names: an answer nested past the parser's
+    recursion ended the verification in a RecursionError traceback (exit 1, "problems found")."""
+    assert run("index")[0] == 0
+    out_dir = tmp_path / "report"
+    assert run("report", "--out", str(out_dir))[0] == 0
+    with answering(b"[" * 200_000) as url:
+        result = CliRunner().invoke(app, ["audit", "verify", str(out_dir), "--rpc", url])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)
+    assert f"no usable JSON-RPC answer from {url}" in result.output

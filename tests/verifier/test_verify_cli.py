@@ -14,6 +14,7 @@ import pytest
 from eth_account import Account
 
 from tests.cli import dxl
+from tests.hostile_node import answering
 
 PROVIDER = Account.from_key("0x" + "33" * 32)
 
@@ -309,3 +310,13 @@ def test_commit_terminated_stops_hashing_and_ends_by_that_signal(tmp_path: Path)
         proc.kill()
     assert children and not any(Path(f"/proc/{c}").exists() for c in children)
     assert not (tmp_path / "m.json").exists()
+
+
+def test_a_node_answering_json_nested_too_deeply_is_a_chain_access_error(payload: Path) -> None:
+    """Any node the auditor names answers here: JSON nested past the parser's recursion ended dxl verify
+    with a RecursionError traceback and exit 1, the status of a payload that does not match."""
+    assert dxl("commit", payload)[0] == 0
+    with answering(b"[" * 200_000) as url:
+        code, _, err = dxl("verify", payload, "--rpc", url, "--contract", "0x" + "11" * 20)
+    assert code == 2, err
+    assert f"node at {url} did not answer" in err and "nested more than 256 levels" in err
