@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
@@ -42,7 +43,7 @@ from verifier.eth import keccak, to_checksum_address
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
-    from node.chain import LedgerClient
+    from node.chain import LedgerClient, TxResult
     from node.compiler import Artifact, BuildProfile
 
 LEDGER_ARTIFACT = "DataExchangeLedger"
@@ -330,6 +331,38 @@ def newer_builds(deployment: Deployment) -> list[str]:
     ]
 
 
+def _deployed(client: LedgerClient, result: TxResult) -> tuple[TxResult, bytes]:
+    """The mined deployment ``result`` as the node's chain holds it now, and the code it put at its address.
+
+    Read at the head right after the receipt, the address can still be empty: on a proof-of-authority chain
+    a competing block of the same height may replace the one holding the deployment (geth's Clique under load:
+    a signer seals out of turn when the block in turn is late, and drops its own block when that one comes;
+    the transaction goes back to its pool and is mined in a later block). Recorded, that empty code would
+    have every later start refuse the contract (DEPLOYMENT_MISMATCH) and the record would name a block no
+    longer on the chain. So the code and the receipt are read again until the code is there and the receipt's
+    block is the node's block at that height.
+
+    Raises:
+        TransactionTimeoutError: not so within the client's receipt timeout.
+        LedgerRevertError: mined again, the deployment reverted.
+    """
+    from node.chain import TransactionTimeoutError, receipt_poll_delays
+
+    assert result.contract_address is not None
+    deadline = time.monotonic() + client.receipt_timeout
+    delays = receipt_poll_delays()
+    while True:
+        code = client.code_at(result.contract_address)
+        receipt = client.receipt(result.tx_hash)
+        if code and receipt is not None:
+            now = client.outcome(receipt)
+            if client.block_hash(now.block_number) == now.block_hash:
+                return now, code
+        if time.monotonic() > deadline:
+            raise TransactionTimeoutError(result.tx_hash, client.receipt_timeout)
+        time.sleep(next(delays))
+
+
 def deploy_ledger(
     target: LedgerClient | NodeEndpoint,
     governors: list[str],
@@ -368,7 +401,7 @@ def deploy_ledger(
         raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
     checksummed = [to_checksum_address(g) for g in governors]
     refuse_newer_evm(endpoint, artifact)
-    result = client.deploy(deployer, artifact.bytecode, checksummed, threshold)
+    result, code = _deployed(client, client.deploy(deployer, artifact.bytecode, checksummed, threshold))
     assert result.contract_address is not None
     deployment = Deployment(
         chain_id=client.chain_id,
@@ -379,7 +412,7 @@ def deploy_ledger(
         deployer=str(deployer.address),
         artifact=artifact.name,
         bytecode_hash=_hex_hash(artifact.bytecode),
-        code_hash=_hex_hash(client.code_at(result.contract_address)),
+        code_hash=_hex_hash(code),
         compiler_version=artifact.compiler_version,
         build=artifact.evm_version,
         governors=checksummed,
@@ -536,14 +569,16 @@ def _deploy_companion(
     if existing is not None and _anchors_record_matches(client, existing, artifact, path):
         return existing
     companion = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
-    result = companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args)
+    result, code = _deployed(
+        companion, companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args)
+    )
     assert result.contract_address is not None
     record = AnchorsDeployment(
         address=to_checksum_address(result.contract_address),
         tx_hash=result.tx_hash,
         block_number=result.block_number,
         bytecode_hash=_hex_hash(artifact.bytecode),
-        code_hash=_hex_hash(companion.code_at(result.contract_address)),
+        code_hash=_hex_hash(code),
     )
     if record_field == "receipt_anchors":
         _write_record(path, replace(deployment, receipt_anchors=record))

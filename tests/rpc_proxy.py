@@ -31,6 +31,9 @@ class RpcProxy:
         self.delay_sends = 0
         self.delay_s = 0.0
         self.sends = 0
+        #: The signed bytes of every eth_sendRawTransaction, in order (what a node puts back in its pool when
+        #: it drops a block).
+        self.raw_sent: list[str] = []
         #: Every JSON-RPC method asked through the proxy, by name (each call of a batch counted).
         self.asked: Counter[str] = Counter()
         #: While set, every request is dropped unanswered (the node looks unreachable).
@@ -100,13 +103,15 @@ class RpcProxy:
 
     def _action(self, body: bytes) -> str | None:
         try:
-            method = json.loads(body).get("method")
+            asked = json.loads(body)
+            method = asked.get("method")
         except (ValueError, AttributeError):
             return None
         if method != "eth_sendRawTransaction":
             return None
         with self._lock:
             self.sends += 1
+            self.raw_sent.append(str(asked["params"][0]))
             if self.swallow_sends > 0:
                 self.swallow_sends -= 1
                 return "swallow"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,9 @@ from node.deploy import (
     load_deployment,
     newer_builds,
 )
-from node.endpoint import NodeEndpoint
+from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import ConfigurationError
+from tests.rpc_proxy import RpcProxy
 
 
 @pytest.fixture
@@ -248,3 +250,56 @@ def test_practice_of_an_older_build_without_evaluation_by_batch_is_kept() -> Non
     assert not offers_function(older, artifact.abi, "scoreProviderForBatch")
     assert offers_function(code(set()), artifact.abi, "scoreProviderForBatch")
     assert _lacking_functions(code({*later, "scoreProvider"}), artifact) == ["scoreProvider"]
+
+
+@pytest.mark.parametrize("replaced", ["ledger", "anchors"])
+def test_a_deployment_whose_block_is_replaced_after_its_receipt_records_the_code_once_mined_again(
+    embedded_node: EmbeddedNode, tmp_path: Path, governors: list[Any], replaced: str
+) -> None:
+    """On a proof-of-authority chain under load a signer seals out of turn and drops its block a moment
+    later for the one in turn (geth's Clique): the deployment's receipt is read, then its block is gone and
+    the transaction is back in the pool, mined in the next block. Here the node loses the block right after
+    answering the receipt (``evm_revert``) and mines the same signed bytes a second later. The record names
+    the code and the block the contract is in; the code read while the address was empty made every later
+    start refuse the contract (DEPLOYMENT_MISMATCH: the code is not the recorded one)."""
+    node = embedded_node.endpoint.rpc_url
+    addresses = [g.address for g in governors]
+    with RpcProxy(node) as proxy:
+        endpoint = NodeEndpoint(proxy.url, embedded_node.endpoint.chain_id)
+        if replaced == "anchors":
+            deploy_ledger(endpoint, addresses, 2, deployer=governors[0], home=tmp_path)
+        snapshot = rpc_call(node, "evm_snapshot")
+        remined = threading.Event()
+
+        def mine_again() -> None:
+            rpc_call(node, "evm_mine")
+            rpc_call(node, "evm_setAutomine", [True])
+            remined.set()
+
+        def replace_the_block() -> None:
+            proxy.after_receipt = None
+            rpc_call(node, "evm_setAutomine", [False])
+            assert rpc_call(node, "evm_revert", [snapshot]) is True
+            rpc_call(node, "eth_sendRawTransaction", [proxy.raw_sent[-1]])  # back in the pool
+            threading.Timer(1.0, mine_again).start()
+
+        proxy.after_receipt = replace_the_block
+        try:
+            if replaced == "ledger":
+                record = deploy_ledger(endpoint, addresses, 2, deployer=governors[0], home=tmp_path)
+                client = ledger_client(endpoint, tmp_path)
+            else:
+                record = deploy_receipt_anchors(
+                    ledger_client(endpoint, tmp_path), deployer=governors[0], home=tmp_path
+                )
+                client = anchors_client(endpoint, tmp_path)
+        finally:
+            proxy.after_receipt = None
+            assert remined.wait(10)
+        assert client.address == record.address
+        code = client.code_at(record.address)
+        assert code and record.code_hash == "0x" + keccak(code).hex()
+        receipt = client.w3.eth.get_transaction_receipt(record.tx_hash)
+        assert receipt["blockNumber"] == record.block_number
+        if isinstance(record, Deployment):
+            assert "0x" + bytes(receipt["blockHash"]).hex() == record.block_hash
