@@ -331,16 +331,19 @@ def newer_builds(deployment: Deployment) -> list[str]:
     ]
 
 
-def _deployed(client: LedgerClient, result: TxResult) -> tuple[TxResult, bytes]:
-    """The mined deployment ``result`` as the node's chain holds it now, and the code it put at its address.
+def _deployed(client: LedgerClient, result: TxResult, confirmations: int) -> tuple[TxResult, bytes]:
+    """The mined deployment ``result`` as the node's chain holds it once ``confirmations`` blocks are on top
+    of its block, and the code it put at its address.
 
     Read at the head right after the receipt, the address can still be empty: on a proof-of-authority chain
     a competing block of the same height may replace the one holding the deployment (geth's Clique under load:
     a signer seals out of turn when the block in turn is late, and drops its own block when that one comes;
     the transaction goes back to its pool and is mined in a later block). Recorded, that empty code would
     have every later start refuse the contract (DEPLOYMENT_MISMATCH) and the record would name a block no
-    longer on the chain. So the code and the receipt are read again until the code is there and the receipt's
-    block is the node's block at that height.
+    longer on the chain. So the code and the receipt are read again until the code is there, the receipt's
+    block is the node's block at that height and the confirmation depth (``DXL_CONFIRMATIONS``, 3 on
+    Clique) is on top of it: the companions' deployments, and the service at start, read this code at the
+    head again, and a block the depth holds is no longer replaced.
 
     Raises:
         TransactionTimeoutError: not so within the client's receipt timeout.
@@ -356,7 +359,10 @@ def _deployed(client: LedgerClient, result: TxResult) -> tuple[TxResult, bytes]:
         receipt = client.receipt(result.tx_hash)
         if code and receipt is not None:
             now = client.outcome(receipt)
-            if client.block_hash(now.block_number) == now.block_hash:
+            if (
+                client.block_number() >= now.block_number + confirmations
+                and client.block_hash(now.block_number) == now.block_hash
+            ):
                 return now, code
         if time.monotonic() > deadline:
             raise TransactionTimeoutError(result.tx_hash, client.receipt_timeout)
@@ -372,11 +378,13 @@ def deploy_ledger(
     home: Path | None = None,
     force: bool = False,
     artifact: Artifact | None = None,
+    confirmations: int = 0,
 ) -> Deployment:
     """Deploy ``DataExchangeLedger(governors, threshold)`` once per chain and data directory.
 
     An existing record that verifies (:func:`verify_deployment`) is reused, whatever ``governors`` say; the
-    result's ``reused`` tells which happened.
+    result's ``reused`` tells which happened. A new one is recorded once ``confirmations`` blocks are on top
+    of its block (:func:`_deployed`).
 
     Raises:
         DeploymentMismatchError: a record exists for another chain/code/build and ``force`` is not set.
@@ -401,7 +409,9 @@ def deploy_ledger(
         raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
     checksummed = [to_checksum_address(g) for g in governors]
     refuse_newer_evm(endpoint, artifact)
-    result, code = _deployed(client, client.deploy(deployer, artifact.bytecode, checksummed, threshold))
+    result, code = _deployed(
+        client, client.deploy(deployer, artifact.bytecode, checksummed, threshold), confirmations
+    )
     assert result.contract_address is not None
     deployment = Deployment(
         chain_id=client.chain_id,
@@ -450,7 +460,7 @@ def anchors_abi(artifact: Artifact, ledger_artifact: Artifact) -> list[dict[str,
 
 
 def deploy_receipt_anchors(
-    client: LedgerClient, *, deployer: LocalAccount, home: Path | None = None
+    client: LedgerClient, *, deployer: LocalAccount, home: Path | None = None, confirmations: int = 0
 ) -> AnchorsDeployment:
     """Deploy ``ReceiptAnchors(ledger)`` beside the recorded ledger, once: a recorded anchors contract whose
     code and build still match is reused. The record is kept in ``deployment.json``.
@@ -464,7 +474,7 @@ def deploy_receipt_anchors(
         DeploymentMismatchError: the ledger record does not match the node.
         NodeError: the node is unreachable or refuses the transaction.
     """
-    return _deploy_companion(client, deployer, home, ANCHORS_ARTIFACT, "receipt_anchors")
+    return _deploy_companion(client, deployer, home, confirmations, ANCHORS_ARTIFACT, "receipt_anchors")
 
 
 def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
@@ -529,6 +539,7 @@ def deploy_sharing_practice(
     deployer: LocalAccount,
     home: Path | None = None,
     evaluation_period: int = EVALUATION_PERIOD_S,
+    confirmations: int = 0,
 ) -> AnchorsDeployment:
     """Deploy ``SharingPractice(ledger, evaluation_period, anchors)`` beside the recorded ledger, once,
     exactly as :func:`deploy_receipt_anchors` does (a recorded one whose code is on chain is kept, of
@@ -543,7 +554,14 @@ def deploy_sharing_practice(
     recorded = Deployment.load(deployment_path(home)).receipt_anchors
     anchors = recorded.address if recorded is not None else "0x" + "00" * 20
     return _deploy_companion(
-        client, deployer, home, PRACTICE_ARTIFACT, "sharing_practice", evaluation_period, anchors
+        client,
+        deployer,
+        home,
+        confirmations,
+        PRACTICE_ARTIFACT,
+        "sharing_practice",
+        evaluation_period,
+        anchors,
     )
 
 
@@ -551,6 +569,7 @@ def _deploy_companion(
     client: LedgerClient,
     deployer: LocalAccount,
     home: Path | None,
+    confirmations: int,
     artifact_name: str,
     record_field: Literal["receipt_anchors", "sharing_practice"],
     *constructor_args: Any,
@@ -570,7 +589,9 @@ def _deploy_companion(
         return existing
     companion = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
     result, code = _deployed(
-        companion, companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args)
+        companion,
+        companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args),
+        confirmations,
     )
     assert result.contract_address is not None
     record = AnchorsDeployment(

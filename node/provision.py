@@ -383,9 +383,11 @@ def setup_ledger(
         home=settings.home,
         force=force_deploy,
         artifact=artifact,
+        confirmations=settings.confirmations,
     )
-    anchors = deploy_receipt_anchors(client, deployer=keystore.unlock(GOVERNORS[0]), home=settings.home)
-    practice = deploy_sharing_practice(client, deployer=keystore.unlock(GOVERNORS[0]), home=settings.home)
+    deployer, depth = keystore.unlock(GOVERNORS[0]), settings.confirmations
+    anchors = deploy_receipt_anchors(client, deployer=deployer, home=settings.home, confirmations=depth)
+    practice = deploy_sharing_practice(client, deployer=deployer, home=settings.home, confirmations=depth)
     deployment = replace(deployment, receipt_anchors=anchors, sharing_practice=practice)
     report = provision_demo(client, keystore, home=settings.home, funder=funder)
     return LedgerSetup(client, deployment, report, keystore)

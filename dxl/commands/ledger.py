@@ -319,13 +319,18 @@ def deploy_command(
                 deployer=keystore.unlock(GOVERNORS[0]),
                 home=settings.home,
                 force=force,
+                confirmations=settings.confirmations,
             )
             ledger = ledger_client(endpoint, settings.home)
-            deployer = keystore.unlock(GOVERNORS[0])
+            deployer, depth = keystore.unlock(GOVERNORS[0]), settings.confirmations
             deployment = replace(
                 deployment,
-                receipt_anchors=deploy_receipt_anchors(ledger, deployer=deployer, home=settings.home),
-                sharing_practice=deploy_sharing_practice(ledger, deployer=deployer, home=settings.home),
+                receipt_anchors=deploy_receipt_anchors(
+                    ledger, deployer=deployer, home=settings.home, confirmations=depth
+                ),
+                sharing_practice=deploy_sharing_practice(
+                    ledger, deployer=deployer, home=settings.home, confirmations=depth
+                ),
             )
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc

@@ -303,3 +303,31 @@ def test_a_deployment_whose_block_is_replaced_after_its_receipt_records_the_code
         assert receipt["blockNumber"] == record.block_number
         if isinstance(record, Deployment):
             assert "0x" + bytes(receipt["blockHash"]).hex() == record.block_hash
+
+
+def test_a_deployment_is_recorded_once_the_confirmation_depth_is_on_top_of_its_block(
+    embedded_node: EmbeddedNode, tmp_path: Path, governors: list[Any]
+) -> None:
+    """With a confirmation depth (Clique), the ledger and its companions are recorded once that many blocks
+    are on top of theirs: each deployment after the ledger reads the ledger's code at the head again, and the
+    service at start reads them all, on a chain where a young block may still be replaced."""
+    endpoint = embedded_node.endpoint
+    stop = threading.Event()
+
+    def seal() -> None:  # the node mines per transaction: blocks come on top as on an interval chain
+        while not stop.wait(0.2):
+            rpc_call(endpoint.rpc_url, "evm_mine")
+
+    sealer = threading.Thread(target=seal, daemon=True)
+    sealer.start()
+    try:
+        ledger = deploy_ledger(
+            endpoint, [g.address for g in governors], 2, deployer=governors[0], home=tmp_path, confirmations=2
+        )
+        assert endpoint.verify() >= ledger.block_number + 2
+        client = ledger_client(endpoint, tmp_path)
+        anchors = deploy_receipt_anchors(client, deployer=governors[0], home=tmp_path, confirmations=2)
+        assert endpoint.verify() >= anchors.block_number + 2 > ledger.block_number + 2
+    finally:
+        stop.set()
+        sealer.join(5)
