@@ -320,7 +320,8 @@ def _attach_practice(report: dict[str, Any], ctx: Any) -> None:
     record = load_deployment(ctx.settings.home).sharing_practice
     if record is None:
         return
-    agreements = load_lineage(ctx.engine).agreements
+    lineage = load_lineage(ctx.engine)
+    agreements = lineage.agreements
 
     def parties(agreement_id: int) -> set[int]:
         known = agreements.get(agreement_id)
@@ -331,6 +332,7 @@ def _attach_practice(report: dict[str, Any], ctx: Any) -> None:
             rpc, record.address, report["block_range"]["from"], report["block_range"]["to"],
             period=report["period"], department=(report.get("department") or {}).get("id"),
             agreement_parties=parties,
+            grant_provider=lambda g: grant.provider if (grant := lineage.grants.get(g)) else None,
         )  # fmt: skip
     report["practice"] = {"address": record.address, "rows": rows}
 

@@ -19,7 +19,7 @@ from typing import Any
 from node.audit.events import EventCodec, iso
 from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
-from verifier.sampling import BLOCKHASH_WINDOW, draw_sample
+from verifier.sampling import BLOCKHASH_WINDOW, draw_sample, slot_of
 
 #: Per-row keys of a practice row, in order.
 PRACTICE_COLUMNS = (
@@ -41,7 +41,12 @@ def practice_abi() -> list[dict[str, Any]]:
     return [e for e in load_artifact("SharingPractice").abi if e.get("type") == "event"]
 
 
-def _parties(name: str, fields: dict[str, Any], agreement_parties: Callable[[int], set[int]]) -> set[int]:
+def _parties(
+    name: str,
+    fields: dict[str, Any],
+    agreement_parties: Callable[[int], set[int]],
+    grant_provider: Callable[[int], int | None],
+) -> set[int]:
     if name == "DemandPublished":
         return {int(fields["publisher"]), int(fields["addressee"])} - {0}
     if name == "DemandAnswered":
@@ -49,6 +54,10 @@ def _parties(name: str, fields: dict[str, Any], agreement_parties: Callable[[int
     if name == "EvaluationRecorded":
         return agreement_parties(int(fields["agreementId"])) | {int(fields["scorer"])}
     if name == "InspectionOutcomeRecorded":
+        slot = slot_of(bytes.fromhex(str(fields["deliveryId"])[2:]))
+        if slot is not None:  # a drawn receipt: its grant's provider
+            provider = grant_provider(slot[0])
+            return set() if provider is None else {provider}
         return {int(str(fields["deliveryId"])[2:10], 16)}  # the delivery id's namespace is its provider
     return set()
 
@@ -62,11 +71,13 @@ def practice_rows(
     period: dict[str, Any],
     department: int | None,
     agreement_parties: Callable[[int], set[int]],
+    grant_provider: Callable[[int], int | None] = lambda _grant: None,
     batch_blocks: int = 2000,
     inspections: dict[int, InspectionLogs] | None = None,
 ) -> list[dict[str, Any]]:
     """The practice rows of blocks ``first..last`` selected by ``period`` and ``department``, in chain order.
-    ``inspections``, if given, is filled with every inspection's logs in those blocks, selected or not.
+    ``inspections``, if given, is filled with every inspection's logs in those blocks, selected or not. The
+    outcome of a drawn receipt (keyed by its slot) belongs to its grant's provider, ``grant_provider``.
 
     Raises:
         NodeError: the node fails.
@@ -84,7 +95,9 @@ def practice_rows(
             )
         if not period["from"] <= block_time < period["to"]:
             continue
-        if department is not None and department not in _parties(name, fields, agreement_parties):
+        if department is not None and department not in _parties(
+            name, fields, agreement_parties, grant_provider
+        ):
             continue
         rows.append(
             {

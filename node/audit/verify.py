@@ -454,6 +454,7 @@ def verify_report(
             expected = practice_rows(
                 rpc, practice, scan.first, scan.last, period=report["period"], department=department,
                 agreement_parties=parties, batch_blocks=batch_blocks, inspections=inspections,
+                grant_provider=lambda g: grant.provider if (grant := lineage.grants.get(g)) else None,
             )  # fmt: skip
             expected = [r for r in expected if scan.due(r["block_number"], r["block_time"])]
         problems.extend(practice_problems(stated, expected, practice))
