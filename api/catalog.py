@@ -68,6 +68,25 @@ class DocumentStore:
             out.append(r.model_copy(update={"metadata": document, "verified": verified}))
         return out
 
+    def stored(self, hashes: Iterable[str]) -> dict[str, m.StoredText]:
+        """The documents stored under ``hashes`` (``0x`` hex, any case), by lower-case hash, each with whether
+        it still hashes to its key; a hash with nothing stored is absent. One query for all."""
+        wanted = {h.lower() for h in hashes}
+        if not wanted:
+            return {}
+        with self._sessions()() as session:
+            rows = session.execute(
+                select(CatalogDocumentRow.metadata_hash, CatalogDocumentRow.document).where(
+                    CatalogDocumentRow.metadata_hash.in_(wanted)
+                )
+            ).all()
+        out = {}
+        for digest, text in rows:
+            document = _parse(text)
+            verified = document is not None and "0x" + document_hash(document).hex() == digest
+            out[digest] = m.StoredText(hash=digest, document=document, verified=verified)
+        return out
+
 
 def _parse(text: str | None) -> dict[str, Any] | None:
     if text is None:

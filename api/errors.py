@@ -83,6 +83,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
     # Ledger rules
     "RESOURCE_NOT_SHARED": ErrorSpec(409, "the resource is classified as not shared"),
     "OWN_RESOURCE": ErrorSpec(422, "a department cannot request its own resource"),
+    "TERMS_FIELD_UNKNOWN": ErrorSpec(
+        422, "the terms' data list names a field the resource's catalog document does not list"
+    ),
     "INVALID_PERIOD": ErrorSpec(422, "the validity window is empty or already over"),
     "PURPOSE_REQUIRED": ErrorSpec(422, "a request must state its purpose"),
     "REASON_REQUIRED": ErrorSpec(422, "a rejection needs a non-zero reason code"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from verifier.catalog import document_hash
 
@@ -76,6 +76,16 @@ class ErrorDetail(BaseModel):
 
 class ErrorPublic(BaseModel):
     error: ErrorDetail
+
+
+class StoredText(BaseModel):
+    """A text the chain holds the hash of, as the service stores it."""
+
+    hash: str
+    #: None when the service has no text for this hash.
+    document: dict[str, Any] | None = None
+    #: Whether the stored text hashes to the chain's value.
+    verified: bool = False
 
 
 class PrincipalPublic(BaseModel):
@@ -330,13 +340,138 @@ class CatalogImported(BaseModel):
 # --- requests and agreements --------------------------------------------------------------------------------
 
 
+#: An ISO 8601 duration (``P1D``, ``PT4H``, ``P1Y2M``): how DCAT and ODRL write a length of time.
+ISO_DURATION_PATTERN = r"^P(\d+Y)?(\d+M)?(\d+W)?(\d+D)?(T(\d+H)?(\d+M)?(\d+S)?)?$"
+
+
+def _some_length(value: str) -> str:
+    # The pattern alone admits "P" and "P1DT" (pydantic's regex engine has no look-ahead to refuse them).
+    if value in ("P", "PT") or value.endswith("T"):
+        raise ValueError("an ISO 8601 duration names at least one length, e.g. P1D or PT4H")
+    return value
+
+
+Duration = Annotated[
+    str,
+    Field(pattern=ISO_DURATION_PATTERN, max_length=50, examples=["P1D", "PT4H"]),
+    AfterValidator(_some_length),
+]
+
+
+class OdrlAction(StrEnum):
+    """What the consumer may or may not do with the data: actions of the ODRL Common Vocabulary."""
+
+    USE = "use"
+    AGGREGATE = "aggregate"
+    ANONYMIZE = "anonymize"
+    ARCHIVE = "archive"
+    DISPLAY = "display"
+    #: Onward sharing: passing the data to anyone outside the consumer.
+    DISTRIBUTE = "distribute"
+    MODIFY = "modify"
+    PRINT = "print"
+    REPRODUCE = "reproduce"
+
+
+class TermsColumn(Dcat):
+    """One field of the data list, named as the resource's catalog document names it (``csvw:name``)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200, alias="csvw:name")]
+
+
+class TermsDuties(Dcat):
+    """What each side undertakes, in its own words: the provider (ODRL's assigner) and the consumer (the
+    assignee)."""
+
+    provider: Annotated[str, Field(min_length=1, max_length=2000, alias="odrl:assigner")]
+    consumer: Annotated[str, Field(min_length=1, max_length=2000, alias="odrl:assignee")]
+
+
+class TermsDocument(Dcat):
+    """The readable sharing terms of a request (DCAT, DCAT-AP, CSVW and ODRL terms). The service stores them
+    with the request's purpose (``odrl:purpose``) as canonical JSON whose hash (:mod:`verifier.catalog`) is
+    the request's ``terms_hash``; ``scope_hash`` is the hash of the data list alone (:meth:`scope`). Both are
+    in the EIP-712 terms the departments sign, so the signatures cover this text. Every permitted action is
+    limited to the purpose."""
+
+    columns: Annotated[
+        list[TermsColumn],
+        Field(min_length=1, max_length=500, alias="csvw:column",
+              description="the data list: the fields requested"),
+    ]  # fmt: skip
+    legal_basis: Annotated[Text, Field(alias="dcatap:applicableLegislation")]
+    media_type: Annotated[
+        str,
+        Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$", max_length=100, alias="dcat:mediaType",
+              examples=["text/csv", "application/json"]),
+    ]  # fmt: skip
+    periodicity: Annotated[
+        Duration, Field(alias="dct:accrualPeriodicity", description="how often the data is updated")
+    ]
+    max_delay: Annotated[
+        Duration,
+        Field(alias="odrl:delayPeriod", description="the longest a change may take to reach the consumer"),
+    ]
+    permission: Annotated[
+        list[OdrlAction],
+        Field(min_length=1, max_length=len(OdrlAction), alias="odrl:permission",
+              description="actions the consumer may take, each for the purpose only"),
+    ]  # fmt: skip
+    prohibition: Annotated[
+        list[OdrlAction],
+        Field(max_length=len(OdrlAction), alias="odrl:prohibition",
+              description="actions the consumer may not take: `distribute` forbids onward sharing"),
+    ]  # fmt: skip
+    retention_days: Annotated[
+        int,
+        Field(ge=1, le=36_500, strict=True, alias="dxl:retentionDays",
+              description="days the consumer may keep the data (ODRL's duty to delete after them)"),
+    ]  # fmt: skip
+    duties: Annotated[TermsDuties, Field(alias="odrl:duty")]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TermsDocument:
+        names = [c.name for c in self.columns]
+        if len(set(names)) != len(names):
+            raise ValueError("the data list names a field twice")
+        if len(set(self.permission)) != len(self.permission) or len(set(self.prohibition)) != len(
+            self.prohibition
+        ):
+            raise ValueError("an action is listed twice")
+        both = sorted(set(self.permission) & set(self.prohibition))
+        if both:
+            raise ValueError(f"actions both permitted and prohibited: {', '.join(both)}")
+        return self
+
+    def stored(self, purpose: str) -> dict[str, Any]:
+        """The document the service stores and ``terms_hash`` is the hash of: these terms and the purpose."""
+        return {**self.model_dump(by_alias=True, mode="json"), "odrl:purpose": purpose}
+
+    def scope(self) -> dict[str, Any]:
+        """The data list alone, whose hash is ``scope_hash``."""
+        return {"csvw:column": [c.model_dump(by_alias=True) for c in self.columns]}
+
+
 class RequestCreate(Strict):
+    """``terms`` (stored by the service; ``terms_hash`` and ``scope_hash`` are derived from it) or both bare
+    hashes."""
+
     resource_id: Id64
     purpose: Annotated[str, Field(min_length=1, max_length=2000)]
-    scope_hash: Bytes32Hex
-    terms_hash: Bytes32Hex
+    terms: TermsDocument | None = None
+    scope_hash: Bytes32Hex | None = None
+    terms_hash: Bytes32Hex | None = None
     valid_from: Uint64
     valid_until: Uint64
+
+    @model_validator(mode="after")
+    def _one_form(self) -> RequestCreate:
+        hashes = (self.scope_hash is not None, self.terms_hash is not None)
+        if self.terms is not None and any(hashes):
+            raise ValueError("give terms or scope_hash and terms_hash, not both: the hashes are the terms'")
+        if self.terms is None and not all(hashes):
+            raise ValueError("give terms, or both scope_hash and terms_hash")
+        return self
 
 
 class RequestReject(Strict):
@@ -357,6 +492,11 @@ class RequestPublic(BaseModel):
     purpose_hash: str
     scope_hash: str
     terms_hash: str
+    terms: StoredText | None = Field(
+        default=None,
+        description="the stored terms document whose hash is terms_hash, and whether it still hashes to it; "
+        "null when the service has none (the request gave only hashes)",
+    )
 
 
 class SigningPublic(BaseModel):
@@ -367,6 +507,10 @@ class SigningPublic(BaseModel):
     typed_data: dict[str, Any]
     signed_by: list[Literal["provider", "consumer"]]
     agreement_id: int | None = None
+    terms: StoredText | None = Field(
+        default=None,
+        description="the readable terms whose hash the typed data's termsHash is (see RequestPublic)",
+    )
 
 
 class SignatureCreate(Strict):
@@ -395,6 +539,9 @@ class AgreementPublic(BaseModel):
     valid_from: int
     valid_until: int
     terms_digest: str
+    terms: StoredText | None = Field(
+        default=None, description="its request's stored terms document (see RequestPublic)"
+    )
 
 
 # --- grants and deliveries ----------------------------------------------------------------------------------
@@ -565,16 +712,6 @@ ProposalPublic.model_rebuild()
 
 
 # --- demand lists and mutual evaluation ---------------------------------------------------------------------
-
-
-class StoredText(BaseModel):
-    """A text the chain holds the hash of, as the service stores it."""
-
-    hash: str
-    #: None when the service has no text for this hash.
-    document: dict[str, Any] | None = None
-    #: Whether the stored text hashes to the chain's value.
-    verified: bool = False
 
 
 class DemandDocument(Strict):

@@ -21,6 +21,7 @@ _AREAS: tuple[str, ...] = (
     "dxl.bench",
     "dxl.commands.audit",
     "dxl.commands.practice",
+    "dxl.commands.exchanges",
     "dxl.receipts",
 )
 

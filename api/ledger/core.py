@@ -408,7 +408,7 @@ class LedgerCore:
     def _listed(
         self,
         query: Callable[..., IndexPage[_Row]],
-        public: Callable[[_Row], _Item],
+        public: Callable[[list[_Row]], list[_Item]],
         *,
         principal: Principal,
         index: AuditContext,
@@ -416,8 +416,8 @@ class LedgerCore:
         page: ListPage,
     ) -> Listed[_Item]:
         """One page of a list of exchanges read from the audit index by ``query`` (of
-        :mod:`node.audit.queries`), narrowed to the reader's own (a department's; an auditor reads all), each
-        row made public by ``public``.
+        :mod:`node.audit.queries`), narrowed to the reader's own (a department's; an auditor reads all), the
+        page's rows made public by ``public`` (all at once, so what it adds is read in one query).
 
         Raises:
             ApiError: FORBIDDEN for anyone but departments and auditors; as :meth:`_indexed`.
@@ -425,7 +425,7 @@ class LedgerCore:
         me = self._reader(principal)
         return self._indexed(
             query,
-            lambda rows: [public(row) for row in rows],
+            public,
             index=index,
             flt=replace(flt, party=me),
             page=page,

@@ -105,7 +105,7 @@ class DeliveryService(ExchangeService):
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
         return self._listed(
-            audit_queries.grants, _grant_public,
+            audit_queries.grants, lambda rows: [_grant_public(g) for g in rows],
             principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 
@@ -192,7 +192,9 @@ class DeliveryService(ExchangeService):
         """
         return self._listed(
             audit_queries.deliveries,
-            lambda d: self._delivery_public(d.delivery_id, d.receipt, d.block_number, d.status),
+            lambda rows: [
+                self._delivery_public(d.delivery_id, d.receipt, d.block_number, d.status) for d in rows
+            ],
             principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 

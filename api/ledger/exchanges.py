@@ -44,6 +44,7 @@ from node.types import (
     Resource,
     SharingTerms,
 )
+from verifier.catalog import document_hash
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -59,20 +60,21 @@ log = logging.getLogger("dxl.api.ledger")
 SIGNING_WINDOW_S = 7 * 24 * 3600
 
 
-def _request_public(r: AccessRequest) -> m.RequestPublic:
+def _request_public(r: AccessRequest, terms: m.StoredText | None = None) -> m.RequestPublic:
     return m.RequestPublic(
         id=r.id, resource_id=r.resource_id, consumer=r.consumer, provider=r.provider,
         status=status_name(r.status), requested_at=r.requested_at, decided_at=r.decided_at,
         reason_code=r.reason_code, valid_from=r.valid_from, valid_until=r.valid_until,
         purpose_hash=to_hex(r.purpose_hash), scope_hash=to_hex(r.scope_hash), terms_hash=to_hex(r.terms_hash),
+        terms=terms,
     )  # fmt: skip
 
 
-def agreement_public(a: Agreement) -> m.AgreementPublic:
+def agreement_public(a: Agreement, terms: m.StoredText | None = None) -> m.AgreementPublic:
     return m.AgreementPublic(
         id=a.id, request_id=a.request_id, resource_id=a.resource_id, provider=a.provider, consumer=a.consumer,
         status=status_name(a.status), valid_from=a.valid_from, valid_until=a.valid_until,
-        terms_digest=to_hex(a.terms_digest),
+        terms_digest=to_hex(a.terms_digest), terms=terms,
     )  # fmt: skip
 
 
@@ -135,7 +137,17 @@ class ExchangeService(CatalogService):
     # --- requests ----------------------------------------------------------------------------------------
 
     def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
-        return _request_public(self._exchange_record(AccessRequest, request_id, principal=principal))
+        record = self._exchange_record(AccessRequest, request_id, principal=principal)
+        return _request_public(record, self._stored_terms(record.terms_hash))
+
+    def _stored_terms(self, terms_hash: bytes) -> m.StoredText | None:
+        """The terms document stored under ``terms_hash``, None when the service has none."""
+        return self.documents.stored([to_hex(terms_hash)]).get(to_hex(terms_hash).lower())
+
+    def _requests_public(self, rows: list[AccessRequest]) -> list[m.RequestPublic]:
+        """``rows`` made public with their terms documents, read in one query."""
+        stored = self.documents.stored(to_hex(r.terms_hash) for r in rows)
+        return [_request_public(r, stored.get(to_hex(r.terms_hash).lower())) for r in rows]
 
     def requests(
         self,
@@ -153,7 +165,7 @@ class ExchangeService(CatalogService):
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
         return self._listed(
-            audit_queries.requests, _request_public,
+            audit_queries.requests, self._requests_public,
             principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 
@@ -167,13 +179,42 @@ class ExchangeService(CatalogService):
             raise ApiError("RESOURCE_NOT_SHARED", f"resource {body.resource_id} is classified as not shared")
         if body.valid_from >= body.valid_until:
             raise ApiError("INVALID_PERIOD", "valid_from must be before valid_until", field="valid_until")
-        args = (body.resource_id, body.purpose, b32(body.scope_hash), b32(body.terms_hash), body.valid_from,
+        if body.terms is None:
+            scope_hash, terms_hash = b32(str(body.scope_hash)), b32(str(body.terms_hash))
+        else:
+            self._check_data_list(body.terms, resource)
+            scope_hash = document_hash(body.terms.scope())
+            # Stored before the transaction, as catalog documents are: readable the moment the request is
+            # mined; a document whose transaction never lands is never shown (no request points at it).
+            terms_hash = b32(self.documents.put(body.terms.stored(body.purpose)))
+        args = (body.resource_id, body.purpose, scope_hash, terms_hash, body.valid_from,
                 body.valid_until)  # fmt: skip
         finish = Finish("request", event="AccessRequested", arg="requestId")
         return cast(
             m.Written[m.RequestPublic],
             self._complete(self.department_account(me), "requestAccess", args, finish, principal),
         )
+
+    def _check_data_list(self, terms: m.TermsDocument, resource: m.ResourcePublic) -> None:
+        """Every field of the data list is one the resource's catalog document lists, when the service holds
+        that document as the chain registered it (a resource registered by hash alone lists no fields).
+
+        Raises:
+            ApiError: TERMS_FIELD_UNKNOWN naming the first field that is not listed.
+        """
+        catalogued = self.documents.attach([resource])[0]
+        columns = (catalogued.metadata or {}).get("csvw:column") if catalogued.verified else None
+        if not isinstance(columns, list):
+            return
+        listed = {c.get("csvw:name") for c in columns if isinstance(c, dict)}
+        for position, column in enumerate(terms.columns):
+            if column.name not in listed:
+                raise ApiError(
+                    "TERMS_FIELD_UNKNOWN",
+                    f"resource {resource.id} lists no field {column.name!r}; its fields: "
+                    + ", ".join(sorted(str(n) for n in listed)),
+                    field=f"terms.csvw:column.{position}.csvw:name",
+                )
 
     @journaled
     def decide_request(
@@ -294,6 +335,7 @@ class ExchangeService(CatalogService):
             typed_data=self._typed_data(terms),
             signed_by=["provider", "consumer"] if agreement_id else roles,  # type: ignore[arg-type]
             agreement_id=agreement_id,
+            terms=self._stored_terms(current.terms_hash),
         )
 
     def _typed_data(self, terms: SharingTerms) -> dict[str, Any]:
@@ -500,7 +542,10 @@ class ExchangeService(CatalogService):
             return self.department_account(other)
 
     def agreement(self, agreement_id: int, *, principal: Principal | None = None) -> m.AgreementPublic:
-        return agreement_public(self._exchange_record(Agreement, agreement_id, principal=principal))
+        record = self._exchange_record(Agreement, agreement_id, principal=principal)
+        # The agreement holds only the EIP-712 digest; the terms hash is its request's.
+        request = self._exchange_record(AccessRequest, record.request_id)
+        return agreement_public(record, self._stored_terms(request.terms_hash))
 
     def agreements(
         self,
@@ -516,8 +561,20 @@ class ExchangeService(CatalogService):
         Raises:
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
+
+        def public(rows: list[Agreement]) -> list[m.AgreementPublic]:
+            # The terms hashes from the index's request events, the documents in one query: no chain read.
+            hashes = audit_queries.terms_hashes(index.engine, [a.request_id for a in rows])
+            stored = self.documents.stored(to_hex(h) for h in hashes.values())
+            return [
+                agreement_public(a, stored.get(to_hex(hashes[a.request_id]).lower()))
+                if a.request_id in hashes
+                else agreement_public(a)
+                for a in rows
+            ]
+
         return self._listed(
-            audit_queries.agreements, agreement_public,
+            audit_queries.agreements, public,
             principal=principal, index=index, flt=flt, page=page,
         )  # fmt: skip
 

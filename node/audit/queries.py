@@ -576,6 +576,20 @@ def agreements_by_id(engine: Engine, ids: Sequence[int]) -> dict[int, Agreement]
         return {a.id: a for a in _agreement_records(conn, [json.loads(f) for f in concluded])}
 
 
+def terms_hashes(engine: Engine, request_ids: Sequence[int]) -> dict[int, bytes]:
+    """The ``termsHash`` each of ``request_ids`` was made with, from its ``AccessRequested`` event (a request
+    the index does not hold is absent): what an agreement's readable terms are looked up by."""
+    ids = [i for i in request_ids if 0 <= i <= MAX_INDEXED_ID]
+    if not ids:
+        return {}
+    e = m.events.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.request_id, e.fields).where(e.request_id.in_(ids), e.event == "AccessRequested")
+        ).all()
+    return {int(ident): bytes.fromhex(json.loads(fields)["termsHash"][2:]) for ident, fields in rows}
+
+
 _DEPARTMENT_EVENTS = (
     "DepartmentAdmitted",
     "DepartmentSuspended",

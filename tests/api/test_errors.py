@@ -324,6 +324,7 @@ ELSEWHERE = {
     "RECEIPT_BATCH_SETTLED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
     "RECEIPT_ALREADY_DISPUTED": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
     "CATALOG_DOCUMENT_MISMATCH": "test_catalog_documents.py::test_import_refuses_a_document_not_the_entrys",
+    "TERMS_FIELD_UNKNOWN": "test_sharing_terms.py::test_bad_terms_are_refused_and_nothing_is_recorded",
     "DEMAND_NOT_FOUND": "test_practice.py::test_bad_answers_and_unknown_demands",
     "DEMAND_ALREADY_ANSWERED": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
     "RESOURCE_UNFIT": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
