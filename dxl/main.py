@@ -40,6 +40,7 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
         "Check an anchored receipt's inclusion proof against the chain alone, without the service.",
     ),
     ("audit", "Audit trail: index, check, history, provenance, scorecards, reports."),
+    ("request", "Access requests: ask a department for a resource under terms both sides sign."),
     ("demand", "Demand lists: publish what data your department needs, answer demands made of it."),
     ("evaluation", "Mutual evaluation: score the other party of an agreement after a delivery."),
     (
