@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import sqlite3
 from pathlib import Path
@@ -169,3 +171,32 @@ def test_verify_against_a_node_answering_json_nested_too_deeply_is_exit_2(env: P
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit)
     assert f"no usable JSON-RPC answer from {url}" in result.output
+
+
+@pytest.mark.parametrize(
+    ("column", "cell", "code", "message"),
+    [
+        # Past the csv module's bound on a field (128 KiB): a _csv.Error traceback before.
+        ("tx_hash", "0x" + "00" * 100_000, 2, "field larger than field limit"),
+        # Past the interpreter's 4,300 digits for int(): a ValueError traceback before; compared as written.
+        ("block_number", "9" * 5_000, 1, "do not locate a log"),
+    ],
+    ids=["cell-too-large", "integer-too-long"],
+)
+def test_csv_report_with_a_cell_no_report_holds_is_named(
+    env: Path, node_endpoint, tmp_path: Path, column: str, cell: str, code: int, message: str
+) -> None:
+    assert run("index")[0] == 0
+    out_dir = tmp_path / "report"
+    assert run("report", "--out", str(out_dir))[0] == 0
+    lines = (out_dir / "report.csv").read_text().splitlines(keepends=True)
+    header = [line for line in lines if line.startswith("#")]
+    rows = list(csv.reader(io.StringIO("".join(lines[len(header) :]), newline="")))
+    rows[1][rows[0].index(column)] = cell
+    edited = io.StringIO()
+    csv.writer(edited, lineterminator="\r\n").writerows(rows)
+    path = tmp_path / "edited.csv"
+    path.write_text("".join(header) + edited.getvalue())
+    result = CliRunner().invoke(app, ["audit", "verify", str(path), "--rpc", node_endpoint.rpc_url])
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit) and message in result.output
