@@ -215,6 +215,7 @@ def create_app(
                     from_block=state.ledger.from_block,
                 )
                 receipts.journal.ids = delivery_ids
+                receipts.anchorer.taken_lately = delivery_ids.taken_lately
                 state.ledger.delivering = delivery_ids.delivering
             if state.ledger.practice is not None and conf.inspection_draw_interval > 0:
                 state.extra["inspection_drawer"] = InspectionDrawer(

@@ -43,6 +43,10 @@ DELIVERY_RECORDED = "DeliveryRecorded"
 #: (:attr:`DeliveryIds._settling`), so the interval leaves only a delivery sent past this service unseen,
 #: for about this long after it is mined (:data:`STALE_AFTER_S` at most).
 HEAD_TTL_S = 0.05
+#: Blocks whose deliveries are kept after the index has followed them: a batch closing checks its receipts
+#: against what single deliveries took since they were journaled (64 blocks: 16 s at the embedded node's
+#: busiest, over a minute on 1 s blocks, where a batch closes within a second of its oldest receipt).
+RECENT_BLOCKS = 64
 #: A look-up that finds the last read of the chain begun longer ago than this reads it itself, on the
 #: writer's thread (after a pause; or when the reading thread falls behind on a loaded machine, where
 #: reading at twice the interval put a third of the reads back on the writer and cost the batched receipts
@@ -139,6 +143,25 @@ class DeliveryIds:
         # The index after the chain's blocks: a block dropped from those for the index has is in it by now.
         return found | self._indexed(ids)
 
+    def taken_lately(self) -> Callable[[list[bytes]], set[bytes]] | None:
+        """For a batch about to close, whose receipts passed :meth:`taken` when journaled: a look-up of the
+        ids a single delivery took since (recorded in the last :data:`RECENT_BLOCKS` blocks, or being recorded
+        by this service), from what is held here (the chain read again if the last read is stale, or a
+        delivery ended since), not the index; None when nothing is held, the common case, so that the batch's
+        ids need not be read."""
+        # Ids held since their single delivery ended are settled by a read begun after: mined, in the blocks
+        # read; refused, gone (left held, they would refuse receipts for a delivery never recorded).
+        if self._settling or time.monotonic() - self._read_at > STALE_AFTER_S:
+            try:
+                self._read()
+            except Exception as exc:  # the node away: what was read before still counts
+                log.warning("reading the chain's recent deliveries failed: %s", exc)
+        with self._chain_lock:
+            held = set().union(*self._recent.values()) | set(self._delivering) | set(self._settling)
+        if not held:
+            return None
+        return lambda ids: held.intersection(ids)
+
     def _run(self) -> None:
         while True:
             self._wanted.wait()
@@ -152,7 +175,8 @@ class DeliveryIds:
             time.sleep(HEAD_TTL_S)
 
     def _read(self) -> None:
-        """Read the ids recorded in the blocks after the index's last, only blocks not read before.
+        """Read the ids recorded in the blocks after the index's last and in the last :data:`RECENT_BLOCKS`,
+        only blocks not read before.
 
         Raises:
             NodeError: the node does not answer.
@@ -165,7 +189,9 @@ class DeliveryIds:
             if head < self._read_up_to:  # the node lost blocks: what was read of them may be gone
                 self._recent.clear()
                 self._read_up_to = -1
-            start = max(after, self._read_up_to + 1)
+            # The last RECENT_BLOCKS blocks even where the index has them (see taken_lately), and the blocks
+            # the index has not followed, whatever their number: never a block read before.
+            start = max(0, self._read_up_to + 1, min(after, head - RECENT_BLOCKS + 1))
         found: dict[int, set[bytes]] = {}
         if start <= head:
             for event, block in self._client.get_logs(DELIVERY_RECORDED, from_block=start, to_block=head):
@@ -173,7 +199,8 @@ class DeliveryIds:
         with self._chain_lock:
             for block, block_ids in found.items():
                 self._recent.setdefault(block, set()).update(block_ids)
-            for block in [b for b in self._recent if b < after]:
+            # Kept a while after the index has them: a batch closing checks its receipts against these.
+            for block in [b for b in self._recent if b < min(after, head - RECENT_BLOCKS)]:
                 del self._recent[block]
             self._read_up_to = max(self._read_up_to, head)
             if began > self._read_at:

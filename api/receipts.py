@@ -965,6 +965,9 @@ class Anchorer:
         #: taking the turn to send, so the receipt journal's writer does not wait with the anchorer.
         self._gate = gate
         self._on_closed = on_closed
+        #: What single deliveries took lately (:meth:`api.delivery_ids.DeliveryIds.taken_lately`, set by the
+        #: app): checked again as a batch closes. None: not checked.
+        self.taken_lately: Callable[[], Callable[[list[bytes]], set[bytes]] | None] | None = None
         self._turn = turn or WriteTurn()
         self._anchors = anchors
         self._submit = submit or anchors.submit
@@ -1143,6 +1146,10 @@ class Anchorer:
 
     def _close_due(self, now: float) -> None:
         due = [(grant_id, group) for grant_id, group in self._open.items() if self._due(group, now)]
+        if due and self.taken_lately is not None:
+            for grant_id, group in due:
+                self._refuse_taken(grant_id, group)
+            due = [(grant_id, group) for grant_id, group in due if self._due(group, now)]
         if due:
             if self._gate is not None:
                 self._gate()
@@ -1155,6 +1162,53 @@ class Anchorer:
         for grant_id, group in list(self._open.items()):
             if not group.seqs:
                 del self._open[grant_id]
+
+    def _refuse_taken(self, grant_id: int, group: _Open) -> None:
+        """Take out of ``group``, before its batch closes, the receipts whose id a single delivery took since
+        they were journaled (one sent past this service and mined meanwhile): anchored, the id would name two
+        deliveries. They read ``refused`` with the reason (a batch of their own, never sent), as receipts
+        of a batch the contract refused do."""
+        lately = self.taken_lately() if self.taken_lately is not None else None
+        if lately is None or not group.seqs:
+            return
+        r = receipts_table.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                select(r.seq, r.delivery_id).where(
+                    r.grant_id == grant_id, r.batch_id.is_(None), r.seq.between(group.seqs[0], group.seqs[-1])
+                )
+            ).all()
+        taken = lately([bytes(row.delivery_id) for row in rows])
+        drop = {int(row.seq) for row in rows if bytes(row.delivery_id) in taken}
+        if not drop:
+            return
+        members = list(zip(group.seqs, group.leaves, strict=True))
+        refused = [(q, leaf) for q, leaf in members if q in drop]
+        error = (
+            "DELIVERY_ID_IN_USE: a single delivery recorded on the ledger took this id after the receipt was "
+            "accepted, before its batch closed; one id names one delivery"
+        )
+        with self._turn, self._engine.begin() as conn:
+            batch_id = conn.execute(
+                batches_table.insert().values(
+                    grant_id=grant_id,
+                    provider=group.provider,
+                    first_sequence=self._next_sequence(grant_id),
+                    leaf_count=len(refused),
+                    root=BatchTree([leaf for _q, leaf in refused]).root,
+                    state="refused",
+                    error=error,
+                    closed_at=time.time(),
+                )
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(
+                receipts_table.update().where(r.seq == _bind("b_seq")).values(batch_id=batch_id),
+                [{"b_seq": q} for q, _leaf in refused],
+            )
+        kept = [(q, leaf) for q, leaf in members if q not in drop]
+        group.seqs[:] = [q for q, _leaf in kept]
+        group.leaves[:] = [leaf for _q, leaf in kept]
+        log.warning("%d receipt(s) of grant %s refused before anchoring: %s", len(refused), grant_id, error)
 
     def _next_sequence(self, grant_id: int) -> int:
         if grant_id not in self._next:

@@ -38,9 +38,10 @@ pytestmark = pytest.mark.xdist_group("api-delivery-id-race")
 
 @pytest.fixture(scope="module")
 def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    """The conftest's service, its audit index never following the chain."""
+    """The conftest's service, its audit index never following the chain, a grant's batch closing 1.5 s
+    after its oldest receipt (time for a delivery to be mined in between)."""
     base = make_settings(api_home(tmp_path_factory, "delivery-id-race"), embedded_node)
-    settings = base.model_copy(update={"audit_follow_interval": 0.0})
+    settings = base.model_copy(update={"audit_follow_interval": 0.0, "receipt_batch_age": 1.5})
     setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
     with pytest.MonkeyPatch.context() as env:
@@ -91,6 +92,34 @@ def test_receipt_afterASingleDeliverySentPastTheService_refusedFromTheChainsOwnB
     time.sleep(0.6)
     refused = api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt]})
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "DELIVERY_ID_IN_USE"), refused.text
+
+
+def test_receipt_whoseIdASingleDeliveryTookBeforeItsBatchClosed_refusedVisibly_notAnchored(
+    api_env: ApiEnv,
+) -> None:
+    """A receipt accepted (202) and then, before its batch closes, its id taken by a single delivery sent past
+    this service: the batch's closing takes it out, and it reads refused, DELIVERY_ID_IN_USE, never anchored,
+    while the receipt posted with it is anchored. It was anchored beside the ledger delivery, silently: the
+    anchor sees a batch's root, and the closing checked nothing."""
+    grant = grant_between(api_env, "psb", "hrss")
+    delivery, receipt = bodies(grant)
+    other = {**receipt, "delivery_id": delivery_id_for(grant["provider"])}
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt, other]}), 202)
+    psb = api_env.keystore.unlock("dept-psb")
+    raw_id, commitment = (bytes.fromhex(delivery[k][2:]) for k in ("delivery_id", "commitment"))
+    record = (raw_id, grant["id"], commitment, 1, delivery["byte_size"], delivery["record_count"])
+    api_env.setup.client.transact(psb, "recordDelivery", *record)
+
+    def settled() -> list[dict[str, Any]] | None:
+        ids = [receipt["delivery_id"], other["delivery_id"]]
+        found = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids}))["receipts"]
+        return found if all(f["status"] in ("refused", "final") for f in found) else None
+
+    taken, kept = until(settled, "the batch to close")
+    assert (taken["status"], kept["status"]) == ("refused", "final"), (taken, kept)
+    assert taken["error"].startswith("DELIVERY_ID_IN_USE"), taken
+    assert taken["batch"]["tx_hash"] is None and kept["batch"]["leaf_count"] == 1
+    assert int(api_env.setup.client.call("deliveryStatus", raw_id)) != 0
 
 
 def test_singleDeliveryAndReceipt_sameIdRacing_exactlyOneIsRecorded(api_env: ApiEnv) -> None:
