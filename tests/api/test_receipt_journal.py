@@ -65,7 +65,23 @@ def _rows(n: int) -> list[ReceiptRow]:
 
 
 def _append(journal: ReceiptJournal, rows: list[ReceiptRow]) -> None:
-    asyncio.run(journal.append(PROVIDER, {GRANT: CONSUMER}, rows))
+    """``journal.append`` awaited on an event loop of its own thread, as a request's would be: the test's
+    thread may hold a running loop left by a test before it on the same worker."""
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(journal.append(PROVIDER, {GRANT: CONSUMER}, rows))
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(30)
+    assert outcome, "the journal did not answer within 30 s"
+    if outcome[0] is not None:
+        raise outcome[0]
 
 
 def _journaled(engine: Engine) -> int:
