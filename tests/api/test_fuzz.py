@@ -27,6 +27,14 @@ pytestmark = pytest.mark.xdist_group("api-fuzz")
 EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
+#: One schemathesis worker: with two, two Hypothesis tests build and draw their strategies at once in threads
+#: of one process, which Hypothesis does not promise to be safe (its stated thread-safety policy). Both
+#: threads describe the header strategy's filter lambda at the same moment (schemathesis's header_values,
+#: through hypothesis.internal.lambda_sources, which reads sources through the standard library's linecache,
+#: not thread-safe either), and a run under load failed once with a KeyError raised there: a FlakyFailure on
+#: POST /resources/import. One worker costs nothing here: 178 s for the three runs against 204 s with two,
+#: one after the other at load 15-18.
+WORKERS = "1"
 GENERATED_PHASES = "fuzzing,stateful"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 #: Idempotency keys as a client sends them (one per request): see the module.
@@ -73,7 +81,7 @@ def test_schemathesis_finds_no_failure(
     command = [
         str(SCHEMATHESIS), "--config-file", str(PROJECT_ROOT / "schemathesis.toml"), "run",
         f"{api_env.url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-        "--seed", "734117", "--workers", "2", "--phases", ALL_PHASES if FULL else phases,
+        "--seed", "734117", "--workers", WORKERS, "--phases", ALL_PHASES if FULL else phases,
         "--header", f"Authorization: Bearer {api_env.tokens['demo-' + role]}",
         "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"), "--output-truncate", "true",
     ]  # fmt: skip
