@@ -43,8 +43,10 @@ def _read_terms(path: Path) -> Any:
     Raises:
         ApiCallError: USAGE_ERROR when it cannot be read or is not JSON.
     """
+    from verifier import jsontext
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return jsontext.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ApiCallError(f"cannot read the terms file {path}: {exc}", code="USAGE_ERROR") from None
 

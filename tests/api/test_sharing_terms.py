@@ -228,3 +228,7 @@ def test_cli_requests_with_a_terms_file_and_shows_them(api_env: ApiEnv, tmp_path
     path.write_text("{not json", encoding="utf-8")
     code, refused, _ = create()
     assert (code, refused["error"]) == (2, "USAGE_ERROR")
+    # Nested past the standard library parser's recursion: a RecursionError traceback (exit 1) before.
+    path.write_text("[" * 300_000, encoding="utf-8")
+    code, refused, _ = create()
+    assert (code, refused["error"]) == (2, "USAGE_ERROR") and "nested more than 256" in refused["message"]
