@@ -95,10 +95,38 @@ def _b32() -> str:
     return "0x" + secrets.token_hex(32)
 
 
-def _agreement(api: _Api, consumer: str, provider: str, resource_id: int, purpose: str) -> dict[str, Any]:
+def _terms(api: _Api, resource_id: int) -> dict[str, Any]:
+    """Readable sharing terms asking for the first two fields of the resource's catalog document."""
+    columns = api("GET", f"/resources/{resource_id}", "auditor")["metadata"]["csvw:column"]
+    return {
+        "csvw:column": [{"csvw:name": c["csvw:name"]} for c in columns[:2]],
+        "dcatap:applicableLegislation": "《社会保险法》第七十五条",
+        "dcat:mediaType": "text/csv",
+        "dct:accrualPeriodicity": "P1D",
+        "odrl:delayPeriod": "PT4H",
+        "odrl:permission": ["use"],
+        "odrl:prohibition": ["distribute"],
+        "dxl:retentionDays": 180,
+        "odrl:duty": {
+            "odrl:assigner": "每日更新参保数据",
+            "odrl:assignee": "仅用于医保结算资格核验，到期删除",
+        },
+    }
+
+
+def _agreement(
+    api: _Api,
+    consumer: str,
+    provider: str,
+    resource_id: int,
+    purpose: str,
+    terms: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An agreement concluded by custodied signatures: over readable ``terms``, or over bare hashes."""
     now = int(time.time())
+    stated: dict[str, Any] = {"terms": terms} if terms else {"scope_hash": _b32(), "terms_hash": _b32()}
     request = api("POST", "/requests", consumer, {
-        "resource_id": resource_id, "purpose": purpose, "scope_hash": _b32(), "terms_hash": _b32(),
+        "resource_id": resource_id, "purpose": purpose, **stated,
         "valid_from": now - 3600, "valid_until": now + 180 * 86400,
     }, status=201)["record"]  # fmt: skip
     if request["status"] != "approved":
@@ -165,7 +193,8 @@ def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> S
     api = _Api(client, tokens)
     api("POST", "/audit/index", "auditor")  # the catalog list reads the audit index: bring it to the head
     resources = {r["owner_code"]: r["id"] for r in api("GET", "/resources", "auditor") if r["metadata"]}
-    health = _agreement(api, "health", "hrss", resources["HRSS"], "医保结算资格核验 (eligibility check)")
+    health = _agreement(api, "health", "hrss", resources["HRSS"], "医保结算资格核验 (eligibility check)",
+                        _terms(api, resources["HRSS"]))  # fmt: skip
     good = _deliver(api, keystore, health, ("HRSS", "HEALTH"), INSURANCE_CSV, "csv")
     api("POST", f"/deliveries/{good.delivery_id}/acknowledge", "health", {
         "consumer_commitment": good.record["commitment"]})  # fmt: skip

@@ -388,6 +388,13 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
         "AccessRequested", "RequestApproved", "AgreementConcluded", "GrantIssued", "DeliveryRecorded",
         "DeliveryAcknowledged", "ReceiptBatchAnchored", "ReceiptBatchAcknowledged",
     ]  # fmt: skip
+    # The terms both signed, readable, and matching the hash they signed.
+    terms = ok(api_env.call("GET", f"/agreements/{agreement}", "health"))["terms"]
+    assert page.get_attribute("#terms", "data-verified") == "true"
+    shown = page.inner_text("#terms")
+    for column in terms["document"]["csvw:column"]:
+        assert column["csvw:name"] in shown
+    assert "仅用于医保结算资格核验，到期删除" in shown and "distribute" in shown
     batch = page.locator("#timeline .step[data-event=ReceiptBatchAnchored]")
     assert scenario.receipt_batch["root"][:10] in batch.inner_text()
     batch.locator("summary").click()
@@ -430,6 +437,8 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     # The disputed exchange, as CIVIL sees it: the dispute closes its timeline.
     civil = console("civil")
     civil.open(f"agreement/{scenario.agreements['CIVIL<-PSB']}")
+    # Requested by hash alone: no terms to show, and the page says so.
+    assert civil.page.get_attribute("#terms", "data-verified") == "none"
     assert civil.page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")[-1] == (
         "DeliveryDisputed"
     )

@@ -88,6 +88,33 @@ function proof(event) {
   return h("details", { class: "proof" }, h("summary", {}, t("timeline.proof")), body);
 }
 
+// The terms both departments signed, as the service stores them: the chain holds their hash, and `verified`
+// says whether the stored text still hashes to it (an edited copy is shown, marked as not matching).
+function termsView(terms) {
+  const head = h("h2", {}, t("terms.title"));
+  if (!terms) return h("section", { id: "terms", "data-verified": "none" }, head, h("p", { class: "muted" }, t("terms.none")));
+  const doc = terms.document || {};
+  const duty = doc["odrl:duty"] || {};
+  const list = (v) => (Array.isArray(v) ? v.join(", ") : v);
+  const rows = [
+    [t("terms.fields"), (doc["csvw:column"] || []).map((c) => c["csvw:name"]).join(", ")],
+    [t("terms.purpose"), doc["odrl:purpose"]],
+    [t("resource.legalBasis"), doc["dcatap:applicableLegislation"]],
+    [t("terms.format"), doc["dcat:mediaType"]],
+    [t("resource.periodicity"), doc["dct:accrualPeriodicity"]],
+    [t("terms.maxDelay"), doc["odrl:delayPeriod"]],
+    [t("terms.permitted"), list(doc["odrl:permission"])],
+    [t("terms.prohibited"), list(doc["odrl:prohibition"]) || t("terms.nothing")],
+    [t("terms.retention"), doc["dxl:retentionDays"] == null ? null : t("terms.days", { n: doc["dxl:retentionDays"] })],
+    [t("terms.providerDuty"), duty["odrl:assigner"]],
+    [t("terms.consumerDuty"), duty["odrl:assignee"]],
+  ].filter(([, v]) => v != null && v !== "");
+  return h("section", { id: "terms", "data-verified": String(terms.verified) }, head,
+    h("p", {}, mono(terms.hash, 14), " ", terms.verified ? h("span", { class: "ok" }, "✓ " + t("terms.matches"))
+      : h("span", { class: "error" }, t("terms.mismatch"))),
+    h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])));
+}
+
 export default {
   id: "agreement",
   title: "nav.timeline",
@@ -110,6 +137,7 @@ export default {
       h("p", {}, `${deptLabel(depts, agreement.provider)} → ${deptLabel(depts, agreement.consumer)} · `,
         h("a", { href: `#/resource/${agreement.resource_id}` }, t("timeline.resource", { id: agreement.resource_id })), " · ",
         statusBadge(agreement.status), " · ", t("timeline.valid", { from: when(agreement.valid_from), until: when(agreement.valid_until) })),
+      termsView(agreement.terms),
       h("ol", { class: "timeline", id: "timeline" }, events.map((e) =>
         h("li", { class: `step phase-${PHASE[e.event] || "other"}`, "data-event": e.event },
           h("div", { class: "step-head" },
