@@ -179,6 +179,11 @@ class ExchangeService(CatalogService):
             raise ApiError("RESOURCE_NOT_SHARED", f"resource {body.resource_id} is classified as not shared")
         if body.valid_from >= body.valid_until:
             raise ApiError("INVALID_PERIOD", "valid_from must be before valid_until", field="valid_until")
+        # The ledger refuses it too, but only after the terms below would have been stored.
+        if body.valid_until <= self._chain_time():
+            raise ApiError(
+                "INVALID_PERIOD", "valid_until is already past by the chain's clock", field="valid_until"
+            )
         if body.terms is None:
             scope_hash, terms_hash = b32(str(body.scope_hash)), b32(str(body.terms_hash))
         else:

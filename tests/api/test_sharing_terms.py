@@ -156,6 +156,7 @@ def _sent_by_psb(env: ApiEnv) -> int:
 BAD = [
     ("unknown field", {"terms": terms("公民身份号码", "婚姻状况")}, "TERMS_FIELD_UNKNOWN",
      "terms.csvw:column.1.csvw:name", "婚姻状况"),
+    ("period over", {"valid_from": 100, "valid_until": 200}, "INVALID_PERIOD", "valid_until", "already past"),
     ("terms and hashes", {"terms_hash": "0x" + "11" * 32}, "VALIDATION_ERROR", None, "not both"),
     ("no terms, one hash", {"terms": None, "scope_hash": "0x" + "11" * 32}, "VALIDATION_ERROR", None,
      "both scope_hash and terms_hash"),
