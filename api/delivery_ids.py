@@ -145,8 +145,8 @@ class DeliveryIds:
 
     def taken_lately(self) -> Callable[[list[bytes]], set[bytes]] | None:
         """For a batch about to close, whose receipts passed :meth:`taken` when journaled: a look-up of the
-        ids a single delivery took since (recorded in the last :data:`RECENT_BLOCKS` blocks, or being recorded
-        by this service), from what is held here (the chain read again if the last read is stale, or a
+        ids a single delivery took since (recorded in the last :data:`RECENT_BLOCKS` blocks: one sent past
+        this service), from what is held here (the chain read again if the last read is stale, or a
         delivery ended since), not the index; None when nothing is held, the common case, so that the batch's
         ids need not be read."""
         # Ids held since their single delivery ended are settled by a read begun after: mined, in the blocks
@@ -156,8 +156,12 @@ class DeliveryIds:
                 self._read()
             except Exception as exc:  # the node away: what was read before still counts
                 log.warning("reading the chain's recent deliveries failed: %s", exc)
+        # Only what the chain holds: a single delivery of this service's own that races a journaled receipt
+        # has lost already (it holds its ids before it reads the journal, and the writer journals under the
+        # same lock, so one of the two saw the other). Counted here, one refused moments ago (still held, or
+        # settling) refused the receipt that had won: answered 202, then never anchored.
         with self._chain_lock:
-            held = set().union(*self._recent.values()) | set(self._delivering) | set(self._settling)
+            held = set().union(*self._recent.values())
         if not held:
             return None
         return lambda ids: held.intersection(ids)

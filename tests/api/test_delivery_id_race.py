@@ -29,6 +29,7 @@ from api_helpers import (
 )
 
 from api.app import create_app
+from api.delivery_ids import STALE_AFTER_S, DeliveryIds
 from api.demo import ensure_demo_tokens
 from node.anvil import EmbeddedNode
 from node.provision import setup_ledger
@@ -176,3 +177,29 @@ def test_singleDeliveryAndReceipt_sameIdRacing_exactlyOneIsRecorded(api_env: Api
     for kind, did in outcomes:
         found = api_env.call("GET", f"/receipts/{did}", "psb")
         assert (found.status_code == 200) == (kind == "receipt"), (kind, found.text)
+
+
+def test_batchClosing_aSingleDeliveryOfThisServiceInFlightOrJustRefused_takesNothing(api_env: ApiEnv) -> None:
+    """A batch closing asks which of its receipts' ids a single delivery took since they were journaled: one
+    of this service's own, racing a journaled receipt, loses at the receipt journal (it holds its ids before
+    it reads the journal), so neither while it is in flight nor just after its refusal does it take the id.
+    Counted, the receipt that won (202) was refused at its batch's closing, never anchored: the race test
+    above caught it under load. A delivery on the chain (sent past this service) is still counted."""
+    ids = DeliveryIds(api_env.setup.client, indexed=lambda _: set(), indexed_up_to=lambda: None)
+    try:
+        raced = bytes.fromhex(delivery_id_for(1)[2:])
+        with ids.delivering([raced]):
+            assert ids.taken([raced]) == {raced}  # a receipt posted now is refused at the door
+            lately = ids.taken_lately()
+            assert lately is None or lately([raced]) == set()
+        lately = ids.taken_lately()  # refused, settling
+        assert lately is None or lately([raced]) == set()
+        grant = grant_between(api_env, "psb", "hrss")
+        delivery, _ = bodies(grant)
+        ok(api_env.call("POST", "/deliveries", "psb", json=delivery), 201)
+        mined = bytes.fromhex(delivery["delivery_id"][2:])
+        time.sleep(STALE_AFTER_S + 0.1)  # a delivery past this instance is seen once its last read is stale
+        lately = ids.taken_lately()
+        assert lately is not None and lately([mined, raced]) == {mined}
+    finally:
+        ids.close()
