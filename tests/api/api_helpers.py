@@ -7,7 +7,8 @@ import secrets
 import shutil
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,27 @@ def api_home(factory: pytest.TempPathFactory, name: str) -> Path:
     home = factory.mktemp(name)
     shutil.copytree(_demo_keys, home / "keys")
     return home
+
+
+@contextmanager
+def served(settings: ApiSettings, node: EmbeddedNode) -> Iterator[ApiEnv]:
+    """A ledger deployed on ``node`` for ``settings``, its demo tokens, and the app served over real HTTP.
+
+    As under `dxl run`, the environment names the same home and node as the app's settings, so routes of
+    other components that read their settings from the environment find this deployment."""
+    from api.app import create_app
+    from api.demo import ensure_demo_tokens
+    from node.provision import setup_ledger
+
+    setup = setup_ledger(node.endpoint, settings, dev_funding=True)
+    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DXL_HOME", str(settings.home))
+        env.setenv("DXL_RPC_URL", str(settings.rpc_url))
+        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
+        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
+            yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
 
 
 def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:

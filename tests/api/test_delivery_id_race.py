@@ -16,23 +16,19 @@ from typing import Any
 import httpx
 import pytest
 from api_helpers import (
-    PASSPHRASE,
     ApiEnv,
-    ServerThread,
     api_home,
     b32,
     delivery_id_for,
     grant_between,
     make_settings,
     ok,
+    served,
     until,
 )
 
-from api.app import create_app
 from api.delivery_ids import STALE_AFTER_S, DeliveryIds
-from api.demo import ensure_demo_tokens
 from node.anvil import EmbeddedNode
-from node.provision import setup_ledger
 
 pytestmark = pytest.mark.xdist_group("api-delivery-id-race")
 
@@ -43,15 +39,8 @@ def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactor
     after its oldest receipt (time for a delivery to be mined in between)."""
     base = make_settings(api_home(tmp_path_factory, "delivery-id-race"), embedded_node)
     settings = base.model_copy(update={"audit_follow_interval": 0.0, "receipt_batch_age": 1.5})
-    setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
-    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DXL_HOME", str(settings.home))
-        env.setenv("DXL_RPC_URL", str(settings.rpc_url))
-        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
-        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
-        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
-            yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
+    with served(settings, embedded_node) as env:
+        yield env
 
 
 def bodies(grant: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -13,25 +13,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from api_helpers import (
-    PASSPHRASE,
     ApiEnv,
-    ServerThread,
     api_home,
     delivery_id_for,
     grant_between,
     make_settings,
     ok,
     receipt_body,
+    served,
     until,
 )
 
-from api.app import create_app
-from api.demo import ensure_demo_tokens
 from node.anvil import EmbeddedNode
-from node.provision import setup_ledger
 from tests.cli import dxl
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
@@ -47,15 +42,8 @@ def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactor
     """The conftest's service, its batches closed at two receipts or after an hour."""
     base = make_settings(api_home(tmp_path_factory, "verify-receipts"), embedded_node)
     settings = base.model_copy(update={"receipt_batch_size": 2, "receipt_batch_age": 3600.0})
-    setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
-    tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("DXL_HOME", str(settings.home))
-        env.setenv("DXL_RPC_URL", str(settings.rpc_url))
-        env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
-        env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
-        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
-            yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
+    with served(settings, embedded_node) as env:
+        yield env
 
 
 def delivered(api_env: ApiEnv, tmp_path: Path, *, anchored: bool) -> tuple[Path, dict[str, Any], str]:
