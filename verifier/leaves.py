@@ -26,9 +26,9 @@ Memory stays bounded whatever the payload size: files are read in blocks, at mos
 on the pool, and a JSON line longer than a block is hashed incrementally instead of being buffered.
 
 Parallelism: byte chunks are hashed on threads (hashlib releases the GIL for large buffers, and each worker
-hashes its own block from a read-only mapping of it). Record hashes are tiny and keep the GIL, so record
-payloads of at least ``PROCESS_POOL_MIN_SIZE`` are hashed in worker processes while the main process reads
-and builds the tree.
+reads its own block into a small buffer of its own and hashes it there). Record hashes are tiny and keep the
+GIL, so record payloads of at least ``PROCESS_POOL_MIN_SIZE`` are hashed in worker processes while the main
+process reads and builds the tree.
 """
 
 from __future__ import annotations
