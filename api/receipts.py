@@ -1146,9 +1146,11 @@ class Anchorer:
 
     def _close_due(self, now: float) -> None:
         due = [(grant_id, group) for grant_id, group in self._open.items() if self._due(group, now)]
-        if due and self.taken_lately is not None:
+        # One look at what single deliveries took lately a round (it may read the chain), not one a grant.
+        lately = self.taken_lately() if due and self.taken_lately is not None else None
+        if lately is not None:
             for grant_id, group in due:
-                self._refuse_taken(grant_id, group)
+                self._refuse_taken(grant_id, group, lately)
             due = [(grant_id, group) for grant_id, group in due if self._due(group, now)]
         if due:
             if self._gate is not None:
@@ -1163,13 +1165,13 @@ class Anchorer:
             if not group.seqs:
                 del self._open[grant_id]
 
-    def _refuse_taken(self, grant_id: int, group: _Open) -> None:
+    def _refuse_taken(self, grant_id: int, group: _Open, lately: Callable[[list[bytes]], set[bytes]]) -> None:
         """Take out of ``group``, before its batch closes, the receipts whose id a single delivery took since
         they were journaled (one sent past this service and mined meanwhile): anchored, the id would name two
         deliveries. They read ``refused`` with the reason (a batch of their own, never sent), as receipts
-        of a batch the contract refused do."""
-        lately = self.taken_lately() if self.taken_lately is not None else None
-        if lately is None or not group.seqs:
+        of a batch the contract refused do. ``lately``: :meth:`api.delivery_ids.DeliveryIds.taken_lately`'s
+        look-up."""
+        if not group.seqs:
             return
         r = receipts_table.c
         with self._engine.connect() as conn:
