@@ -146,12 +146,9 @@ class DeliveryIds:
     def taken_lately(self) -> Callable[[list[bytes]], set[bytes]] | None:
         """For a batch about to close, whose receipts passed :meth:`taken` when journaled: a look-up of the
         ids a single delivery took since (recorded in the last :data:`RECENT_BLOCKS` blocks: one sent past
-        this service), from what is held here (the chain read again if the last read is stale, or a
-        delivery ended since), not the index; None when nothing is held, the common case, so that the batch's
-        ids need not be read."""
-        # Ids held since their single delivery ended are settled by a read begun after: mined, in the blocks
-        # read; refused, gone (left held, they would refuse receipts for a delivery never recorded).
-        if self._settling or time.monotonic() - self._read_at > STALE_AFTER_S:
+        this service), from what is held here (the chain read again if the last read is stale), not the
+        index; None when nothing is held, the common case, so that the batch's ids need not be read."""
+        if time.monotonic() - self._read_at > STALE_AFTER_S:
             try:
                 self._read()
             except Exception as exc:  # the node away: what was read before still counts
