@@ -319,11 +319,16 @@ class CatalogEntry(Strict):
     metadata: dict[str, Any] | None = None
 
 
+#: Entries of one import, in either form (a CSV's data rows, with or without a document, count alike):
+#: each is validated, hashed and looked up on the chain before anything is stored.
+CATALOG_IMPORT_MAX_ENTRIES = 2000
+
+
 class CatalogImport(Strict):
     """A catalog export, as JSON entries (``resources``) or as the CSV text of ``GET /resources/export``."""
 
     # Bounds below the route's body limit, so an over-long list or text is a 422, not a 413.
-    resources: Annotated[list[CatalogEntry] | None, Field(max_length=2000)] = None
+    resources: Annotated[list[CatalogEntry] | None, Field(max_length=CATALOG_IMPORT_MAX_ENTRIES)] = None
     csv: Annotated[str | None, Field(max_length=3_000_000)] = None
 
     @model_validator(mode="after")
