@@ -122,7 +122,13 @@ def check_cmd(as_json: JsonOption = False) -> None:
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
         with ctx.rpc() as rpc:
-            result = check_store(ctx.engine, rpc, ctx.codec, batch_blocks=ctx.settings.audit_batch_blocks)
+            result = check_store(
+                ctx.engine,
+                rpc,
+                ctx.codec,
+                batch_blocks=ctx.settings.audit_batch_blocks,
+                expected=ctx.indexed_contracts(),
+            )
     lines = [d.describe() for d in result.differences]
     summary = f"checked {result.events_checked} events in blocks {result.from_block}..{result.to_block}: " + (
         "database matches the chain" if result.ok else f"{len(lines)} row(s) differ"

@@ -1,5 +1,12 @@
 """``dxl audit check``: re-derive the whole audit trail from the chain's logs and list every database row that
-differs (changed, missing or extra). The chain is the reference; a hand-edited database is caught here."""
+differs (changed, missing or extra). The chain is the reference; a hand-edited database is caught here.
+
+The progress row is stored bytes too, and the range the check reads is taken from it: a raised ``start_block``
+would have left the first blocks' rows unread, and a row stored before it or after ``last_block`` unseen. So
+its ``chain_id`` is compared with the node's, its ``last_block_hash`` with the chain's hash of that block, its
+ledger, anchors and first block with the deployment's (:class:`IndexedContracts`, from a trusted source), and
+every row of every table outside the range is named as extra.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ from node.audit import models as m
 from node.audit.derive import chunks, derive_range, record_row
 from node.audit.errors import AuditError
 from node.audit.events import EventCodec, Lineage, seq_of
-from node.audit.indexer import read_progress
+from node.audit.indexer import Progress, read_progress
 from node.audit.rpc import JsonRpc
 
 
@@ -62,6 +69,39 @@ class CheckResult:
         }
 
 
+@dataclass(frozen=True)
+class IndexedContracts:
+    """What the audit database must index, from a trusted source (the deployment record), not from the
+    database itself."""
+
+    chain_id: int
+    contract: str
+    start_block: int
+    #: The receipt anchors beside the ledger (None: the deployment names none).
+    anchors: str | None = None
+
+
+def _progress_differences(
+    progress: Progress, chain_id: int, last_block_hash: str | None, expected: IndexedContracts | None
+) -> list[Difference]:
+    """The progress row's columns that the node or the deployment contradict."""
+    changed: dict[str, tuple[Any, Any]] = {}
+    if progress.chain_id != chain_id:
+        changed["chain_id"] = (progress.chain_id, chain_id)
+    # NULL while a range is to be re-read (receipt anchors adopted); the next sync writes it.
+    if progress.last_block_hash is not None and progress.last_block_hash != last_block_hash:
+        changed["last_block_hash"] = (progress.last_block_hash, last_block_hash)
+    if expected is not None:
+        if progress.contract.lower() != expected.contract.lower():
+            changed["contract"] = (progress.contract, expected.contract)
+        if progress.start_block != expected.start_block:
+            changed["start_block"] = (progress.start_block, expected.start_block)
+        # NULL: a database made before receipt anchors, which its next sync adopts.
+        if progress.anchors is not None and (progress.anchors.lower() != (expected.anchors or "").lower()):
+            changed["anchors"] = (progress.anchors, expected.anchors)
+    return [Difference("audit_progress", "row 1", "changed", changed)] if changed else []
+
+
 def _diff_table(
     table: str,
     keyname: str,
@@ -90,8 +130,17 @@ def _event_label(seq: int, row: dict[str, Any]) -> str:
     )
 
 
-def check_store(engine: Engine, rpc: JsonRpc, codec: EventCodec, *, batch_blocks: int = 2000) -> CheckResult:
-    """Compare the database with the chain over everything indexed so far, one block range at a time.
+def check_store(
+    engine: Engine,
+    rpc: JsonRpc,
+    codec: EventCodec,
+    *,
+    batch_blocks: int = 2000,
+    expected: IndexedContracts | None = None,
+) -> CheckResult:
+    """Compare the database with the chain over everything indexed so far, one block range at a time, and
+    its progress row with the node and ``expected`` (the deployment's contracts; without it only with the
+    node). Rows outside the indexed range are extra.
 
     Raises:
         AuditError: nothing has been indexed yet.
@@ -100,69 +149,76 @@ def check_store(engine: Engine, rpc: JsonRpc, codec: EventCodec, *, batch_blocks
     progress = read_progress(engine)
     if progress is None:
         raise AuditError("the audit database is empty: run `dxl audit index` first")
-    result = CheckResult(progress.start_block, progress.last_block)
+    # The trusted first block, when given: a raised start_block must not leave the first blocks unread.
+    start = progress.start_block if expected is None else min(progress.start_block, expected.start_block)
+    result = CheckResult(start, progress.last_block)
     lineage = Lineage(remember_deliveries=10**9)
-    for first, last in (
-        chunks(progress.start_block, progress.last_block, batch_blocks)
-        if (progress.last_block >= progress.start_block)
-        else []
-    ):
-        derived = derive_range(
-            rpc,
-            codec,
-            lineage,
-            progress.contract,
-            first,
-            last,
-            scan_refusals=progress.scan_refusals,
-            anchors=progress.anchors,
-        )
+    contract, anchors = progress.contract, progress.anchors
+    if expected is not None:
+        contract = expected.contract
+        anchors = None if anchors is None else expected.anchors
+    ranges = chunks(start, progress.last_block, batch_blocks) if progress.last_block >= start else []
+    last_block_hash: str | None = None
+    # The first range also holds every row stored before it, and the last every row after it; with nothing
+    # indexed, one empty range holds them all.
+    for position, (first, last) in enumerate(ranges or [(start, start - 1)]):
+        if ranges:
+            derived = derive_range(
+                rpc,
+                codec,
+                lineage,
+                contract,
+                first,
+                last,
+                scan_refusals=progress.scan_refusals,
+                anchors=anchors,
+            )
+            last_block_hash = derived.last_block_hash
+            records, blocks, refusals = derived.records, derived.blocks, derived.refusals
+        else:
+            records, blocks, refusals = [], [], []
+        low = position == 0
+        high = position == max(len(ranges) - 1, 0)
         lo, hi = seq_of(first, 0), seq_of(last + 1, 0)
         with engine.connect() as c:
+            e, b, r = m.events.c, m.blocks.c, m.refusals.c
             db_events = {
-                r.seq: dict(r._mapping)
-                for r in c.execute(select(m.events).where(m.events.c.seq >= lo, m.events.c.seq < hi))
+                row.seq: dict(row._mapping)
+                for row in c.execute(select(m.events).where(*_bounds(e.seq, lo, hi - 1, low=low, high=high)))
             }
             db_blocks = {
-                r.number: dict(r._mapping)
-                for r in c.execute(
-                    select(m.blocks).where(m.blocks.c.number >= first, m.blocks.c.number <= last)
+                row.number: dict(row._mapping)
+                for row in c.execute(
+                    select(m.blocks).where(*_bounds(b.number, first, last, low=low, high=high))
                 )
             }
             db_refusals = {
-                r.tx_hash: dict(r._mapping)
-                for r in c.execute(
-                    select(m.refusals).where(
-                        m.refusals.c.block_number >= first, m.refusals.c.block_number <= last
-                    )
+                row.tx_hash: dict(row._mapping)
+                for row in c.execute(
+                    select(m.refusals).where(*_bounds(r.block_number, first, last, low=low, high=high))
                 )
             }
-        chain_events = {r.seq: record_row(r) for r in derived.records}
+        chain_events = {rec.seq: record_row(rec) for rec in records}
         result.events_checked += len(chain_events)
         result.differences += _diff_table("audit_events", "seq", db_events, chain_events, _event_label)
         result.differences += _diff_table(
             "audit_blocks",
             "number",
             db_blocks,
-            {b.number: dict(b.__dict__) for b in derived.blocks},
+            {block.number: dict(block.__dict__) for block in blocks},
             lambda k, _r: f"block {k}",
         )
         result.differences += _diff_table(
             "audit_refusals",
             "tx_hash",
             db_refusals,
-            {r.tx_hash: r.row() for r in derived.refusals},
+            {refusal.tx_hash: refusal.row() for refusal in refusals},
             lambda k, r: f"tx {k} (block {r['block_number']})",
         )
-    with engine.connect() as c:
-        beyond = (
-            c.execute(
-                select(m.events.c.seq).where(m.events.c.seq >= seq_of(progress.last_block + 1, 0)).limit(20)
-            )
-            .scalars()
-            .all()
-        )
-    result.differences += [
-        Difference("audit_events", f"seq {s} (beyond the indexed range)", "extra") for s in beyond
-    ]
+    result.differences[:0] = _progress_differences(progress, rpc.chain_id(), last_block_hash, expected)
     return result
+
+
+def _bounds(column: Any, first: int, last: int, *, low: bool, high: bool) -> list[Any]:
+    """``first <= column <= last``, open below for the first range and above for the last."""
+    return [*([] if low else [column >= first]), *([] if high else [column <= last])]

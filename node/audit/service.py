@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
+from node.audit.check import IndexedContracts
 from node.audit.events import EventCodec
 from node.audit.indexer import AnchorsSource, Indexer, IndexerConfig, Rewind, read_progress
 from node.audit.rpc import JsonRpc
@@ -89,6 +90,11 @@ class AuditContext:
                 return indexed
             with self.rpc() as rpc:
                 return self.indexer(rpc).sync().to_block
+
+    def indexed_contracts(self) -> IndexedContracts:
+        """What the audit database must index, from the deployment record (``dxl audit check`` compares)."""
+        anchors = None if self.anchors is None else self.anchors.address
+        return IndexedContracts(self.chain_id, self.contract, self.start_block, anchors)
 
     def indexer(self, rpc: JsonRpc) -> Indexer:
         return Indexer(

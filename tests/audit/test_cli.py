@@ -47,6 +47,16 @@ def test_index_check_tamper(env: Path) -> None:
     assert run("check")[0] == 0
 
 
+def test_check_holds_the_progress_row_to_the_deployment(env: Path) -> None:
+    """A start block raised in the database would leave the first blocks' rows unread: the CLI checks the row
+    against the deployment record, not against itself."""
+    assert run("index")[0] == 0
+    with sqlite3.connect(env) as db:
+        db.execute("UPDATE audit_progress SET start_block = start_block + 1")
+    code, out = run("check")
+    assert code == 1 and "audit_progress row 1: changed (start_block: database " in out, out
+
+
 def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) -> None:
     assert run("index")[0] == 0
     out_dir = tmp_path / "report"
