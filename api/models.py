@@ -795,6 +795,10 @@ class DemandPublic(BaseModel):
     addressee: int | None
     published_at: int
     due_by: int
+    overdue: bool = Field(
+        description="answered after due_by, or unanswered with due_by passed by the chain's clock (the "
+        "latest block's time): the addressee may still answer, late, and the scorecard counts it overdue"
+    )
     text_hash: str
     document: dict[str, Any] | None = None
     verified: bool = False

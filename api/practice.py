@@ -176,7 +176,7 @@ class PracticeService:
             if exc.error_name == "PracticeUnknownDemand":
                 raise ApiError("DEMAND_NOT_FOUND", f"no demand {demand_id}") from None
             raise
-        return self._public(record)
+        return self._public(record, self.client.head_time())
 
     def demands(
         self, *, publisher: int | None, addressee: int | None, open_only: bool
@@ -187,9 +187,11 @@ class PracticeService:
             and (addressee is None or d.addressee == addressee)
             and (not open_only or d.answer is DemandAnswer.NONE)
         ]  # fmt: skip
-        return [self._public(d) for d in found]
+        now = self.client.head_time()
+        return [self._public(d, now) for d in found]
 
-    def _public(self, d: DemandRecord) -> m.DemandPublic:
+    def _public(self, d: DemandRecord, now: int) -> m.DemandPublic:
+        """``d`` as the API shows it, overdue or not by block time ``now``."""
         text = self.texts.get(d.text_hash)
         answer = None
         if d.answer is not DemandAnswer.NONE:
@@ -204,7 +206,7 @@ class PracticeService:
             )
         return m.DemandPublic(
             id=d.demand_id, publisher=d.publisher, addressee=d.addressee or None,
-            published_at=d.published_at, due_by=d.due_by, text_hash=_hex(d.text_hash),
+            published_at=d.published_at, due_by=d.due_by, overdue=d.overdue(now), text_hash=_hex(d.text_hash),
             document=None if text is None else text.document, verified=bool(text and text.verified),
             status="open" if answer is None else answer.answer.value, answer=answer,
         )  # fmt: skip

@@ -56,6 +56,14 @@ class DemandRecord:
     def answered_with_resource(self) -> bool:
         return self.answer in (DemandAnswer.NEW_RESOURCE, DemandAnswer.EXISTING_RESOURCE)
 
+    def overdue(self, at: int) -> bool:
+        """Whether, as of block time ``at``, the demand was answered after its due date or is unanswered past
+        it (an answer after ``at`` is not known yet at ``at``). The contract takes a late answer, which may
+        meet the demand all the same: lateness is told, not refused. The addressee's clock stops at its
+        answer, as a provider's does at its decision on a request."""
+        answered = self.answer is not DemandAnswer.NONE and self.answered_at <= at
+        return (self.answered_at if answered else at) > self.due_by
+
 
 @dataclass(frozen=True)
 class EvaluationRecord:

@@ -16,6 +16,7 @@ import typer
 
 from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, cli_error, exits_on_error
+from node.contract_errors import iso_time
 from node.errors import DxlError
 
 demand_app = typer.Typer(
@@ -83,6 +84,8 @@ def _demand_line(d: dict[str, Any]) -> str:
         state += f" (resource {answer['resource_id']})"
     elif answer.get("decline_reason"):
         state += f" ({answer['decline_reason']})"
+    if d.get("overdue"):
+        state += f"; OVERDUE (due {iso_time(d['due_by'])})"
     verified = "verified" if d.get("verified") else "UNVERIFIED"
     return (f"demand {d['id']}: {doc.get('title', '?')} — from department {d['publisher']} to {to}; "
             f"{state}; text {verified}")  # fmt: skip

@@ -42,10 +42,16 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   time. **Met**: answered with a resource (new or existing) that was then delivered to the demand's publisher
   (a delivery of that resource to it recorded, or a batch of receipts of it anchored, after the answer, up to
   evaluation time). **Demand met rate** =
-  met / received: the share of demands made of the department that it actually satisfied.
+  met / received: the share of demands made of the department that it actually satisfied. **Overdue**: of
+  those, the demands answered after their due date, or still unanswered past it at evaluation time (the
+  contract takes a late answer, and it meets the demand all the same, but it was late); the ids are listed.
 * **demands published**: the department's own demands of the period, and how many were met.
 * **evaluations**: scores the department received in the period (as provider: timeliness, completeness,
-  accuracy; as consumer: purpose compliance), count and average of each.
+  accuracy; as consumer: purpose compliance), count and average of each. Each average weighs every pair of
+  scoring and scored department once (the mean of each pair's own mean): the contract takes one score per
+  side, agreement and 30-day period, so two departments with many agreements between them, or a long
+  period, would otherwise outweigh every other department's view of the scored one. ``scorers``: how many
+  pairs (on a department's card, how many departments) the averages rest on.
 * **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
   failed, not presented) and the pass rate; and the ledger's inspections that expired in the period (never
   drawn while their seed block's hash was known, so their sample was never fixed; whichever department).
@@ -68,7 +74,7 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
-from node.practice import PracticeFacts
+from node.practice import EvaluationRecord, PracticeFacts
 from node.types import DemandAnswer, InspectionOutcome, ScoredSide, ShareType
 
 SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
@@ -322,12 +328,22 @@ def compute_scorecard(
             period_from=period_from,
             period_to=period_to,
             as_of=period_to,
+            now=as_of,
         ),
     }
 
 
-def _mean(values: list[int]) -> float | None:
-    return round(statistics.fmean(values), 3) if values else None
+def _pair_mean(evaluations: list[EvaluationRecord], index: int) -> float | None:
+    """The mean over (scorer, scored) pairs of each pair's mean score ``scores[index]``: every pair weighs
+    once, however many agreements and periods its scores came from."""
+    by_pair: dict[tuple[int, int], list[int]] = {}
+    for e in evaluations:
+        by_pair.setdefault((e.scorer, e.scored), []).append(e.scores[index])
+    return round(statistics.fmean(statistics.fmean(v) for v in by_pair.values()), 3) if by_pair else None
+
+
+def _scorers(evaluations: list[EvaluationRecord]) -> int:
+    return len({(e.scorer, e.scored) for e in evaluations})
 
 
 def practice_indicators(
@@ -338,8 +354,10 @@ def practice_indicators(
     period_from: int,
     period_to: int,
     as_of: int,
+    now: int,
 ) -> dict[str, Any]:
-    """The demand, evaluation and inspection indicators of the module docstring."""
+    """The demand, evaluation and inspection indicators of the module docstring, from facts up to ``as_of``;
+    a due date is passed by ``min(as_of, now)`` (an open period's end lies ahead of the chain's clock)."""
 
     def in_period(t: int) -> bool:
         return period_from <= t < period_to
@@ -369,6 +387,7 @@ def practice_indicators(
         return d.answer if d.answered_at <= as_of else DemandAnswer.NONE
 
     met_received = sum(met(d) for d in received)
+    overdue_received = sorted(d.demand_id for d in received if d.overdue(min(as_of, now)))
     evaluations = [e for e in practice.evaluations if in_period(e.recorded_at) and e.recorded_at <= as_of]
     as_provider = [e for e in evaluations if e.side is ScoredSide.PROVIDER and department in (None, e.scored)]
     as_consumer = [e for e in evaluations if e.side is ScoredSide.CONSUMER and department in (None, e.scored)]
@@ -389,18 +408,22 @@ def practice_indicators(
             "open": sum(answer(d) is DemandAnswer.NONE for d in received),
             "met": met_received,
             "met_rate": _rate(met_received, len(received)),
+            "overdue": len(overdue_received),
+            "overdue_demand_ids": overdue_received,
         },
         "demands_published": {"total": len(published), "met": sum(met(d) for d in published)},
         "evaluations": {
             "as_provider": {
                 "count": len(as_provider),
-                "timeliness": _mean([e.scores[0] for e in as_provider]),
-                "completeness": _mean([e.scores[1] for e in as_provider]),
-                "accuracy": _mean([e.scores[2] for e in as_provider]),
+                "scorers": _scorers(as_provider),
+                "timeliness": _pair_mean(as_provider, 0),
+                "completeness": _pair_mean(as_provider, 1),
+                "accuracy": _pair_mean(as_provider, 2),
             },
             "as_consumer": {
                 "count": len(as_consumer),
-                "purpose_compliance": _mean([e.scores[0] for e in as_consumer]),
+                "scorers": _scorers(as_consumer),
+                "purpose_compliance": _pair_mean(as_consumer, 0),
             },
         },
         "inspections": {

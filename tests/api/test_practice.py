@@ -855,6 +855,83 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
     assert env.call("GET", "/audit/scorecard?department=HRSS", "psb").status_code == 403
 
 
+def _iso(t: int) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_addressees_scorecard(
+    api_env: ApiEnv,
+) -> None:
+    """The contract takes a late answer (better late than never), so the due date is enforced by being
+    seen: every reader's view of the demand, the CLI's line and the addressee's scorecard say it is overdue,
+    after the answer too; a demand answered in time is not."""
+    from tests.cli import dxl
+
+    env = api_env
+    in_time = publish(env, "civil", "samr")
+    ok(env.call("POST", f"/demands/{in_time['id']}/answer", "samr",
+                json={"answer": "declined", "decline_reason": "held_elsewhere"}))  # fmt: skip
+    body = {"document": DEMAND, "addressee": "SAMR", "due_by": env.setup.client.head_time() + 60}
+    demand = ok(env.call("POST", "/demands", "civil", json=body), 201)["record"]
+    assert (demand["status"], demand["overdue"]) == ("open", False)
+    pass_time(env, 120)
+    for who in ("civil", "samr", "auditor", "health"):
+        got = ok(env.call("GET", f"/demands/{demand['id']}", who))
+        assert (got["status"], got["overdue"]) == ("open", True), who
+    listed = ok(env.call("GET", f"/demands?addressee={env.departments['SAMR']}", "samr"))
+    overdue = {d["id"]: d["overdue"] for d in listed}
+    assert (overdue[demand["id"]], overdue[in_time["id"]]) == (True, False)
+    code, out, err = dxl("demand", "show", str(demand["id"]), "--api", env.url, "--token",
+                         env.tokens["demo-samr"])  # fmt: skip
+    assert code == 0 and f"open; OVERDUE (due {_iso(body['due_by'])})" in out, out + err
+
+    late = ok(env.call("POST", f"/demands/{demand['id']}/answer", "samr",
+                       json={"answer": "declined", "decline_reason": "not_held"}))["record"]  # fmt: skip
+    assert (late["status"], late["overdue"]) == ("declined", True)
+    ok(env.call("POST", "/audit/index", "auditor"))
+    query = (f"/audit/scorecard?department=SAMR&from={_iso(in_time['published_at'])}"
+             f"&to={_iso(env.setup.client.head_time() + 1)}")  # fmt: skip
+    received = ok(env.call("GET", query, "auditor"))["practice"]["demands_received"]
+    assert (
+        demand["id"] in received["overdue_demand_ids"] and in_time["id"] not in received["overdue_demand_ids"]
+    )
+    assert received["overdue"] == len(received["overdue_demand_ids"])
+
+
+def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_http_does(
+    api_env: ApiEnv,
+) -> None:
+    """A consumer with two agreements with a provider scores it twice in a period (once per agreement, as the
+    contract allows); another, with one, once. The provider's averages weigh each scoring department once,
+    so two 5s from CIVIL and a 1 from PSB average 3.0, not 3.67. The CLI's scorecard, computed from the
+    same index and node, is the HTTP one, figure for figure."""
+    from tests.cli import dxl
+
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    for consumer, score in (("civil", 5), ("civil", 5), ("psb", 1)):
+        grant = grant_between(env, "health", consumer)
+        delivery = delivery_between(env, "health", consumer, grant)
+        scores = {"timeliness": score, "completeness": score, "accuracy": score}
+        ok(env.call("POST", f"/agreements/{grant['agreement_id']}/evaluations", consumer,
+                    json={"delivery_id": delivery["delivery_id"], **scores}), 201)  # fmt: skip
+    pass_time(env, 2)
+    # A closed period: evaluated at its end, whenever and by whichever path it is read.
+    period = ("--from", _iso(since), "--to", _iso(env.setup.client.head_time()))
+    ok(env.call("POST", "/audit/index", "auditor"))
+    http = ok(
+        env.call("GET", f"/audit/scorecard?department=HEALTH&from={period[1]}&to={period[3]}", "auditor")
+    )
+    assert http["practice"]["evaluations"]["as_provider"] == {
+        "count": 3, "scorers": 2, "timeliness": 3.0, "completeness": 3.0, "accuracy": 3.0,
+    }  # fmt: skip
+    assert http["deliveries"]["sent"] == 3
+    code, out, err = dxl("audit", "scorecard", "--department", "HEALTH", *period, "--json")
+    assert code == 0, err
+    assert json.loads(out) == http
+
+
 def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEnv, tmp_path: Path) -> None:
     from tests.cli import dxl
 

@@ -3,6 +3,8 @@ delivered to the publisher), evaluations' averages and counts, inspection outcom
 
 from __future__ import annotations
 
+import pytest
+
 from node.audit.scorecard import DeliveryFact, Facts, ReceiptBatchFact, compute_scorecard
 from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, OutcomeRecord, PracticeFacts
 from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
@@ -12,9 +14,10 @@ PSB, HRSS, CIVIL = 1, 2, 4
 
 
 def demand(ident: int, publisher: int, addressee: int, answer: DemandAnswer, *, resource: int = 0,
-           answered_by: int = 0, published: int = 100, answered: int = 200) -> DemandRecord:  # fmt: skip
+           answered_by: int = 0, published: int = 100, answered: int = 200,
+           due: int = 10_000) -> DemandRecord:  # fmt: skip
     return DemandRecord(
-        ident, publisher, addressee, published, 10_000, 5, b"\x01" * 32, answer,
+        ident, publisher, addressee, published, due, 5, b"\x01" * 32, answer,
         answered_by or (addressee if answer is not DemandAnswer.NONE else 0),
         answered if answer is not DemandAnswer.NONE else 0, resource,
         3 if answer is DemandAnswer.DECLINED else 0, Z,
@@ -69,7 +72,7 @@ def test_demands_received_and_met() -> None:
     hrss = card(HRSS)["demands_received"]
     # Received: 1, 2, 3, 4 (addressed) and 5 (to no one, answered by HRSS); 6 is outside the period.
     assert hrss == {"total": 5, "new_resource": 2, "existing_resource": 1, "declined": 1, "open": 1,
-                    "met": 1, "met_rate": 0.2}  # fmt: skip
+                    "met": 1, "met_rate": 0.2, "overdue": 0, "overdue_demand_ids": []}  # fmt: skip
     assert card(PSB)["demands_published"] == {"total": 3, "met": 1}  # 6 is outside; 5 went to CIVIL
     assert card(None)["demands_received"]["total"] == 6
 
@@ -126,13 +129,53 @@ def test_deliveries_count_anchored_receipt_batches() -> None:
 
 def test_evaluations_and_inspections() -> None:
     hrss = card(HRSS)
-    assert hrss["evaluations"]["as_provider"] == {"count": 2, "timeliness": 4.5, "completeness": 4.0,
-                                                  "accuracy": 3.5}  # fmt: skip
-    assert hrss["evaluations"]["as_consumer"] == {"count": 0, "purpose_compliance": None}
-    assert card(PSB)["evaluations"]["as_consumer"] == {"count": 1, "purpose_compliance": 2.0}
+    assert hrss["evaluations"]["as_provider"] == {"count": 2, "scorers": 2, "timeliness": 4.5,
+                                                  "completeness": 4.0, "accuracy": 3.5}  # fmt: skip
+    assert hrss["evaluations"]["as_consumer"] == {"count": 0, "scorers": 0, "purpose_compliance": None}
+    assert card(PSB)["evaluations"]["as_consumer"] == {"count": 1, "scorers": 1, "purpose_compliance": 2.0}
     assert hrss["inspections"] == {"sampled_outcomes": 3, "passed": 1, "failed": 1, "not_presented": 1,
                                    "pass_rate": 0.333333, "expired": 1}  # fmt: skip
     assert card(None)["inspections"]["sampled_outcomes"] == 4
+
+
+@pytest.mark.parametrize(
+    ("record", "period_to", "now", "overdue"),
+    [
+        (demand(1, PSB, HRSS, DemandAnswer.DECLINED, answered=200, due=150), 1_000, 2_000, True),  # late
+        (demand(1, PSB, HRSS, DemandAnswer.DECLINED, answered=200, due=250), 1_000, 2_000, False),
+        (demand(1, PSB, HRSS, DemandAnswer.NONE, due=300), 1_000, 2_000, True),  # never answered
+        (demand(1, PSB, HRSS, DemandAnswer.NONE, due=10_000), 1_000, 2_000, False),
+        # A closed period is a snapshot at its end: due after it, not overdue in it; an answer after the
+        # period's end leaves the demand unanswered in that period.
+        (demand(1, PSB, HRSS, DemandAnswer.NONE, due=300), 220, 2_000, False),
+        (demand(1, PSB, HRSS, DemandAnswer.DECLINED, answered=900, due=300), 500, 2_000, True),
+        # An open period ends ahead of the chain's clock: its end is not the moment a due date passes.
+        (demand(1, PSB, HRSS, DemandAnswer.NONE, due=500), 10**9, 400, False),
+    ],
+)
+def test_a_demand_answered_late_or_unanswered_past_its_due_date_is_overdue(
+    record: DemandRecord, period_to: int, now: int, overdue: bool
+) -> None:
+    practice = PracticeFacts(demands=[record])
+    got = compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=period_to, now=now,
+                            practice=practice)["practice"]["demands_received"]  # fmt: skip
+    assert (got["overdue"], got["overdue_demand_ids"]) == ((1, [1]) if overdue else (0, []))
+    # Counted against the addressee, not the publisher.
+    publisher = compute_scorecard(Facts(), department=PSB, period_from=0, period_to=period_to, now=now,
+                                  practice=practice)["practice"]["demands_received"]  # fmt: skip
+    assert publisher["overdue"] == 0
+
+
+def test_each_pair_of_departments_weighs_once_in_the_averages() -> None:
+    """PSB and HRSS with three agreements between them (or three periods of one) give HRSS three 5s; CIVIL,
+    with one, gives it a 1. The plain mean of timeliness, 4.0, is mostly PSB's view; each pair weighing once
+    gives 3.0."""
+    by_psb = [EvaluationRecord(a, 0, ScoredSide.PROVIDER, PSB, HRSS, (5, 5, 5), Z, a, 300) for a in (1, 2, 3)]
+    evaluations = [*by_psb, EvaluationRecord(4, 0, ScoredSide.PROVIDER, CIVIL, HRSS, (1, 2, 3), Z, 20, 400)]
+    practice = PracticeFacts(evaluations=evaluations)
+    got = compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=1_000, now=2_000,
+                            practice=practice)["practice"]["evaluations"]["as_provider"]  # fmt: skip
+    assert got == {"count": 4, "scorers": 2, "timeliness": 3.0, "completeness": 3.5, "accuracy": 4.0}
 
 
 def test_inspections_that_expired_in_the_period_show_on_every_card() -> None:
