@@ -14,7 +14,8 @@ Checks, in order (:func:`check_onchain`):
    contract's storage does not confirm is never used.
 3. The manifest's signature must recover to ``department(provider).signer`` -> else UNTRUSTED.
 4. Payload (or a given commitment) against the manifest -> MISMATCH with the differing leaves.
-5. Manifest against the receipt: root, byte size, record count, algorithm id, grant and parties -> MISMATCH.
+5. Manifest against the receipt: root, byte size, record count, algorithm id, grant, the grant's agreement
+   (``grant(grantId)``, read only when the manifest names one) and parties -> MISMATCH.
 6. A disputed delivery -> ACK_DIFFERS with the recorded and the consumer's commitment.
 
 Only when all agree is the verdict MATCH, with the status (RECORDED/ACKNOWLEDGED) and the chain location of
@@ -58,6 +59,7 @@ LEDGER_ABI_NAMES = (
     "deliveryStatus",
     "receiptMatches",
     "department",
+    "grant",
     "DeliveryRecorded",
     "DeliveryAcknowledged",
     "DeliveryDisputed",
@@ -218,6 +220,10 @@ class LedgerReader:
         return {"id": department_id, "signer": str(signer), "status": int(status), "code": _code(code),
                 "name": name}  # fmt: skip
 
+    def grant_agreement(self, grant_id: int) -> int:
+        """The agreement ``grant_id`` was issued under (set once, at issue)."""
+        return int(self._call("grant", grant_id)[0])
+
     def _logs(self, topics: list[Any], *, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Logs of this contract with ``topics``, in block ranges of ``log_range`` from ``from_block``."""
         try:
@@ -317,8 +323,11 @@ class LedgerReader:
         return [self._recorded(log) for log in logs[:limit]], len(logs) > limit
 
 
-def chain_findings(manifest: Manifest, rec: RecordedDelivery, parties: dict[str, str]) -> list[Finding]:
-    """Where the manifest says something other than the recorded receipt."""
+def chain_findings(
+    manifest: Manifest, rec: RecordedDelivery, parties: dict[str, str], reader: LedgerReader
+) -> list[Finding]:
+    """Where the manifest says something other than the recorded receipt (and the agreement its grant was
+    issued under, read from ``reader`` when the manifest names one)."""
     out: list[Finding] = []
 
     def differ(code: str, what: str, mine: Any, chain: Any) -> None:
@@ -334,6 +343,11 @@ def chain_findings(manifest: Manifest, rec: RecordedDelivery, parties: dict[str,
         differ("CHAIN_ALGORITHM_MISMATCH", "algorithm id", int(manifest.alg), rec.hash_algorithm)
     if manifest.grant_id is not None and manifest.grant_id != rec.grant_id:
         differ("CHAIN_GRANT_MISMATCH", "grant", manifest.grant_id, rec.grant_id)
+    # The receipt names its grant only; a manifest naming another agreement than the grant's passed as MATCH.
+    if manifest.agreement_id is not None:
+        agreement = reader.grant_agreement(rec.grant_id)
+        if manifest.agreement_id != agreement:
+            differ("CHAIN_AGREEMENT_MISMATCH", "agreement", manifest.agreement_id, agreement)
     for role in ("provider", "consumer"):
         mine = getattr(manifest, role)
         if mine is not None and mine != parties[role]:
@@ -452,7 +466,8 @@ def check_onchain(
         reason = f"{e.reason} (the provider {provider['code']}'s signer on chain is {provider['signer']})"
         return untrusted(manifest, reason).with_anchor(anchor)
     verdict = offline(signer)
-    findings = chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
+    parties = {"provider": provider["code"], "consumer": consumer["code"]}
+    findings = chain_findings(manifest, rec, parties, reader)
     if findings:
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
     if status == 3:

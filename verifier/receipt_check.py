@@ -368,7 +368,8 @@ def check_receipt_onchain(
         reason = f"{e.reason} (the provider {provider['code']}'s signer on chain is {provider['signer']})"
         return untrusted(manifest, reason).with_anchor(anchor)
     verdict = offline(provider["signer"])
-    findings = chain_findings(manifest, rec, {"provider": provider["code"], "consumer": consumer["code"]})
+    parties = {"provider": provider["code"], "consumer": consumer["code"]}
+    findings = chain_findings(manifest, rec, parties, ledger)
     if findings:
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
     if status is ReceiptVerdictStatus.DISPUTED:

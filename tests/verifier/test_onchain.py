@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,27 @@ def test_manifest_differing_from_the_receipt_is_a_mismatch(
     v = verify_payload_onchain(payload, m, reader)
     assert v.status is VerdictStatus.MISMATCH
     assert code in {f.code for f in v.findings}, v.findings
+
+
+@pytest.mark.parametrize("named", ["its own", "another"])
+def test_manifest_naming_another_agreement_than_its_grants_is_a_mismatch(
+    chain: Any, tmp_path: Path, named: str
+) -> None:
+    """The receipt names its grant only: a manifest the provider signed naming another agreement than the one
+    the grant was issued under was a MATCH."""
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    agreement = c.call("grant", grant)[0]
+    m = replace(
+        m, agreement_id=agreement if named == "its own" else agreement + 1, signer=None, signature=None
+    )
+    v = verify_payload_onchain(payload, sign_manifest(m, c.depts["PSB"].account), reader)
+    if named == "its own":
+        assert v.status is VerdictStatus.MATCH, v.to_json()
+    else:
+        assert v.status is VerdictStatus.MISMATCH
+        assert [f.code for f in v.findings] == ["CHAIN_AGREEMENT_MISMATCH"], v.findings
 
 
 def test_unknown_delivery_is_not_recorded(chain: Any, tmp_path: Path) -> None:

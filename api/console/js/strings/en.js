@@ -305,6 +305,7 @@ export default {
   "finding.CHAIN_RECORD_COUNT_MISMATCH": "The manifest's record count differs from the one recorded on the ledger.",
   "finding.CHAIN_ALGORITHM_MISMATCH": "The manifest's hash algorithm differs from the one recorded on the ledger.",
   "finding.CHAIN_GRANT_MISMATCH": "The manifest's grant differs from the one recorded on the ledger.",
+  "finding.CHAIN_AGREEMENT_MISMATCH": "The manifest's agreement differs from the one its grant was issued under on the ledger.",
   "finding.CHAIN_PROVIDER_MISMATCH": "The manifest's provider differs from the one recorded on the ledger.",
   "finding.CHAIN_CONSUMER_MISMATCH": "The manifest's consumer differs from the one recorded on the ledger.",
   "finding.CHAIN_CHECK_FAILED": "The ledger could not be read to check the delivery.",

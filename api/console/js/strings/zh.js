@@ -305,6 +305,7 @@ export default {
   "finding.CHAIN_RECORD_COUNT_MISMATCH": "清单中的记录数与账本登记的不同。",
   "finding.CHAIN_ALGORITHM_MISMATCH": "清单中的哈希算法与账本登记的不同。",
   "finding.CHAIN_GRANT_MISMATCH": "清单中的授权与账本登记的不同。",
+  "finding.CHAIN_AGREEMENT_MISMATCH": "清单中的协议与账本上该授权所属的协议不同。",
   "finding.CHAIN_PROVIDER_MISMATCH": "清单中的提供方与账本登记的不同。",
   "finding.CHAIN_CONSUMER_MISMATCH": "清单中的使用方与账本登记的不同。",
   "finding.CHAIN_CHECK_FAILED": "无法读取账本以核验该交付。",
