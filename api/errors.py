@@ -47,6 +47,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "NOT_FOUND": ErrorSpec(404, "no such route"),
     "METHOD_NOT_ALLOWED": ErrorSpec(405, "the route does not accept this method"),
     "PAYLOAD_TOO_LARGE": ErrorSpec(413, "the request body exceeds the configured limit"),
+    "PAYLOAD_TOO_MANY_LEAVES": ErrorSpec(
+        413, "the payload cuts into more leaves than the service hashes for one request (`limit`)"
+    ),
     "HEADERS_TOO_LARGE": ErrorSpec(431, "the request line and headers exceed the size limit"),
     "VALIDATION_ERROR": ErrorSpec(422, "a field of the request is malformed; `field` names it"),
     "IDEMPOTENCY_KEY_REUSED": ErrorSpec(422, "an Idempotency-Key was reused for a different request"),

@@ -34,6 +34,7 @@ from api.deps import (
     StateDep,
 )
 from api.errors import ApiError, base64_field
+from api.limits import check_payload_leaves
 from api.models import BYTES32_PATTERN
 from node.audit.errors import InvalidQueryError, NotFoundError
 from node.errors import DxlError
@@ -262,8 +263,14 @@ def provenance_of_payload(
     import json
 
     from node.audit.queries import provenance_of_file
+    from verifier.manifest import parse_manifest
 
     raw = base64_field(body.payload_base64, "payload_base64")
+    try:
+        chunking = parse_manifest(body.manifest).chunking
+    except DxlError as exc:  # as the verifier's own reading of it below would refuse it
+        raise ApiError("VALIDATION_ERROR", exc.message, field="manifest") from None
+    check_payload_leaves(raw, chunking)
     try:
         ctx.heal()
     except DxlError as exc:

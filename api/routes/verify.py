@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 from api.auth import Principal, Role
 from api.deps import ExchangeReader, LedgerDep, StateDep
 from api.errors import ApiError, base64_field
+from api.limits import check_payload_leaves
 
 if TYPE_CHECKING:
     from verifier.onchain import RecordedDelivery
@@ -95,6 +96,7 @@ def payload_verdict(
     except VerifierError as e:
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     payload = base64_field(payload_base64, "payload_base64")
+    check_payload_leaves(payload, manifest.chunking)
     slot = slot_of(drawn)
     expected = None if slot is not None else drawn
     receipt = _journaled_receipt(state, ledger, None, manifest.delivery_id)
@@ -204,6 +206,7 @@ def verify(
             verdict = check(commitment_check(manifest, commitment=commitment, expected_delivery_id=expected))
         else:
             payload = base64_field(body.payload_base64, "payload_base64")
+            check_payload_leaves(payload, manifest.chunking)
             # The verifier streams from a file; the upload is small (bounded by the body limit).
             with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
                 path = os.path.join(tmp, "payload")

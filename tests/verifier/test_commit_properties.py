@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from tests.verifier.reference import reference_root
 from verifier.commitment import commit_payload
-from verifier.errors import InvalidProofError, ProofError, RootMismatchError
+from verifier.errors import InvalidProofError, PayloadFormatError, ProofError, RootMismatchError
 from verifier.hashing import HashAlgorithm, TreeHasher
-from verifier.leaves import Chunking, PayloadFormat
+from verifier.leaves import Chunking, PayloadFormat, leaf_count_bound
 from verifier.manifest import build_manifest
 from verifier.tree import inclusion_proof, root_of, verify_inclusion
 from verifier.verify import VerdictStatus, verify_payload
@@ -101,3 +101,24 @@ def test_changed_jsonl_record_is_located(records: list[bytes], data: st.DataObje
         verdict = verify_payload(path, manifest)
     assert verdict.status is VerdictStatus.MISMATCH
     assert verdict.differing_leaves == (i,)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    payload=st.binary(max_size=400) | st.lists(st.sampled_from([b"a", b",", b'"', b"\n", b"\r", b"x\n"]),
+                                              max_size=60).map(b"".join),
+    chunking=st.sampled_from([Chunking(PayloadFormat.BYTES, 1), Chunking(PayloadFormat.BYTES, 7),
+                              Chunking(PayloadFormat.JSONL), Chunking(PayloadFormat.CSV)]),
+)  # fmt: skip
+def test_leaf_count_bound_is_exact_for_bytes_and_lines_and_never_below_csv_rows(
+    payload: bytes, chunking: Chunking
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "payload"
+        path.write_bytes(payload)
+        try:
+            leaves = commit_payload(path, salt=SALT, chunking=chunking).leaf_count
+        except PayloadFormatError:  # malformed CSV quoting: no leaves to count
+            return
+    bound = leaf_count_bound(payload, chunking)
+    assert bound == leaves if chunking.format is not PayloadFormat.CSV else bound >= leaves
