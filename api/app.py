@@ -25,6 +25,7 @@ from api.console import install_console
 from api.db import init_db, make_engine, session_factory
 from api.deps import AppState
 from api.errors import MethodGuardMiddleware, install_error_handlers
+from api.headers import SecurityHeadersMiddleware
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore, purge_expired
 from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
@@ -282,7 +283,7 @@ def create_app(
     install_openapi(app)
     install_console(app)
     # Added last = outermost: a method no route takes is refused first; then the body limit runs and hands
-    # the buffered body to idempotency.
+    # the buffered body to idempotency. The security headers go on every answer, those refusals' included.
     app.add_middleware(
         IdempotencyMiddleware,
         sessions=lambda: app.state.dxl.sessions,
@@ -291,6 +292,7 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
     app.add_middleware(MethodGuardMiddleware, api=app)
+    app.add_middleware(SecurityHeadersMiddleware)
     return app
 
 

@@ -31,7 +31,9 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Cache-Control": "no-cache"}
+# The files hold no department's data: revalidated (ETag), not refused to caches as the API's answers are
+# (api.headers adds the other security headers to every answer).
+_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache"}
 
 
 def console_file(relative: str) -> Path:

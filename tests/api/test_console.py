@@ -160,6 +160,39 @@ def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv)
     assert ok(api_env.client.get("/healthz"))["status"] == "ok"
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "who", "status"),
+    [
+        ("GET", "/", None, 200),
+        ("GET", "/console/js/main.js", None, 200),
+        ("GET", "/me", "auditor", 200),
+        ("GET", "/resources/export?format=csv", "auditor", 200),
+        ("GET", "/me", None, 401),
+        ("GET", "/resources/999999", "hrss", 404),
+        ("DELETE", "/resources", "hrss", 405),
+        ("GET", "/docs", None, 200),
+    ],
+)
+def test_every_answer_carries_the_security_headers(
+    api_env: ApiEnv, method: str, path: str, who: str | None, status: int
+) -> None:
+    answer = api_env.call(method, path, who)
+    assert answer.status_code == status
+    headers = answer.headers
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    csp = headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    if path == "/" or path.startswith("/console/"):
+        # The console's files: this origin only, revalidated (they hold no department's data).
+        assert "script-src 'self'" in csp and headers["cache-control"] == "no-cache"
+    else:
+        # Read with a token (or refused one): kept by no cache, past the token or the console's sign-out.
+        assert headers["cache-control"] == "no-store"
+        if not headers["content-type"].startswith("text/html"):  # the OpenAPI docs page keeps its scripts
+            assert csp == "default-src 'none'; frame-ancestors 'none'"
+
+
 def test_webcrypto_commitment_passes_the_python_verifiers_vectors(console: Any) -> None:
     page = console(None).page
     payloads = json.loads((VECTORS / "payload_vectors.json").read_text())
