@@ -27,7 +27,7 @@ _ALWAYS = (
 
 
 class SecurityHeadersMiddleware:
-    """Adds the headers of the module's description to every HTTP answer; headers an answer set stay as set."""
+    """Adds the headers of the module's description to every HTTP answer; those an answer set stay as set."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

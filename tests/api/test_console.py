@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, issue, ok
+from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, govern, issue, ok, period
 from console_scenario import Scenario, build
 
 pytestmark = pytest.mark.xdist_group("api-console")
@@ -597,3 +598,144 @@ def test_a_governor_approves_an_open_proposal_and_an_auditor_only_reads_it(
     proposal = ok(api_env.call("GET", f"/governance/proposals/{scenario.open_proposal}", "auditor"))
     assert proposal["executed"] and proposal["approvals"] == 2
     assert page.query_selector(f"article[data-proposal='{scenario.open_proposal}']") is None
+
+
+# Markup, a script, an attribute break-out, a javascript: URL, a right-to-left override and a word too long
+# for any line: what a department could put in every text the console shows.
+HOSTILE = (
+    '<img src=x onerror="window.__xss=1">"><svg onload="window.__xss=2">\'><script>window.__xss=3</script>'
+    "javascript:window.__xss=4 \u202eevil\u202c "
+)
+LONG_WORD = "W" * 300
+
+
+@pytest.fixture(scope="module")
+def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
+    """SAMR's resource, CIVIL's agreement over it and 60 deliveries, a department admitted and proposed for
+    suspension, each text of them HOSTILE (and LONG_WORD where it fits). Used by the last test of the module:
+    the other tests count the scenario's exchanges."""
+    text = HOSTILE + LONG_WORD
+    document = catalog_document(text, **{
+        "dct:description": text, "dcat:keyword": [text, "javascript:window.__xss=5"],
+        "csvw:column": [{"csvw:name": text[:200], "csvw:datatype": text[:100], "dct:description": text}],
+        "dct:accessRights": text, "dcatap:applicableLegislation": text, "dct:accrualPeriodicity": text,
+        "dct:conformsTo": "javascript:window.__xss=6",
+        "dcat:contactPoint": {"vcard:fn": HOSTILE, "vcard:hasEmail": "javascript:window.__xss=7@example"},
+    })  # fmt: skip
+    body = {
+        "metadata": document,
+        "schema_hash": "0x" + "11" * 32,
+        "share_type": "conditional",
+        "sensitivity": 2,
+    }
+    resource = ok(api_env.call("POST", "/resources", "samr", json=body), 201)["record"]["id"]
+    terms = {
+        "csvw:column": [{"csvw:name": text[:200]}], "dcatap:applicableLegislation": text,
+        "dcat:mediaType": "text/csv", "dct:accrualPeriodicity": "P1D", "odrl:delayPeriod": "PT4H",
+        "odrl:permission": ["use"],
+        "odrl:prohibition": ["distribute"], "dxl:retentionDays": 30,
+        "odrl:duty": {"odrl:assigner": text, "odrl:assignee": text},
+    }  # fmt: skip
+    valid_from, valid_until = period(api_env)
+    request = ok(api_env.call("POST", "/requests", "civil", json={
+        "resource_id": resource, "purpose": text, "terms": terms,
+        "valid_from": valid_from, "valid_until": valid_until,
+    }), 201)["record"]["id"]  # fmt: skip
+    ok(api_env.call("POST", f"/requests/{request}/approve", "samr"))
+    ok(api_env.call("POST", f"/requests/{request}/signatures", "civil", json={}))
+    agreement = ok(api_env.call("POST", f"/requests/{request}/signatures", "samr", json={}))["agreement"]
+    grant = ok(api_env.call("POST", "/grants", "samr", json={
+        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    deliveries = [
+        {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+         "byte_size": 100, "record_count": 1}
+        for _ in range(60)
+    ]  # fmt: skip
+    ok(api_env.call("POST", "/deliveries/batch", "samr", json={"deliveries": deliveries}), 201)
+    admit = {
+        "action": "admit_department", "code": "ODD", "name": HOSTILE + "\u202e" + "N" * 40,
+        "signer": "0x" + secrets.token_hex(20), "encryption_key": b32(),
+    }  # fmt: skip
+    assert govern(api_env, admit).status_code == 200
+    odd = next(d["id"] for d in ok(api_env.call("GET", "/departments", "auditor")) if d["code"] == "ODD")
+    suspend = {"action": "suspend_department", "department_id": odd}
+    proposal = ok(api_env.call("POST", "/governance/proposals", "governor-1", json=suspend), 201)["record"][
+        "id"
+    ]
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    return {"resource": resource, "agreement": agreement["id"], "proposal": proposal}
+
+
+def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
+    console: Any, api_env: ApiEnv, hostile: dict[str, int]
+) -> None:
+    c = console("auditor")
+    dialogs: list[str] = []
+    c.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    c.page.evaluate(
+        "document.addEventListener('securitypolicyviolation',"
+        " e => (window.__csp ||= []).push(e.violatedDirective))"
+    )
+    for hash_ in (
+        "catalog", f"resource/{hostile['resource']}", f"agreement/{hostile['agreement']}", "governance",
+        "scorecards", "map",
+    ):  # fmt: skip
+        page = c.open(hash_)
+        # Shown, as the department wrote it: text, never markup (nothing ran, nothing was even refused). The
+        # map names departments by code, their names in its nodes' tooltips.
+        shown = (
+            page.inner_text("main")
+            if hash_ != "map"
+            else page.text_content("#exchange-map [data-node=ODD] title") or ""
+        )
+        assert HOSTILE.strip() in shown.replace("\n", ""), hash_
+        assert page.evaluate("[window.__xss, window.__csp]") == [None, None], hash_
+        assert (
+            page.eval_on_selector_all("main img, main script, main [onerror], main [onload]", "x => x.length")
+            == 0
+        )
+        hrefs = page.eval_on_selector_all("a[href]", "a => a.map(x => x.getAttribute('href'))")
+        assert all(href.startswith("#") for href in hrefs), hash_
+        # A 300-letter word, a department's long name in a list: broken or cut, the page as wide as the tab.
+        wide = page.evaluate(
+            "[...document.querySelectorAll('main *')]"
+            ".filter(e => e.getBoundingClientRect().right > innerWidth)"
+            ".slice(0, 3).map(e => `${e.tagName}#${e.id}`)"
+        )
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), (hash_, wide)
+        c.shot(f"hostile-{hash_.split('/')[0]}")
+    assert dialogs == []
+    # The department's name before its status: its override character, never closed, reorders the name only,
+    # and "(active)" still reads left to right.
+    c.open("governance")
+    rects = c.page.evaluate(
+        """id => {
+          const dd = [...document.querySelectorAll(`article[data-proposal='${id}'] dd`)]
+            .find(x => x.textContent.endsWith("(active)"));
+          const status = dd.lastChild, n = status.textContent.length, range = document.createRange();
+          const left = (i) => {
+            range.setStart(status, i);
+            range.setEnd(status, i + 1);
+            return range.getBoundingClientRect().left;
+          };
+          return [left(n - 8), left(n - 1)];
+        }""",
+        hostile["proposal"],
+    )
+    assert rects[0] < rects[1], rects
+    # A resource's 60 deliveries, 50 at a time, every one of them on one page or the other.
+    page = c.open(f"resource/{hostile['resource']}")
+    first = page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)")
+    pager = page.locator("#resource-deliveries + .pager")
+    assert len(first) == 50 and pager.locator("[role=status]").inner_text() == "rows 1\u201350 of 60"
+    assert pager.locator("[data-page-turn=previous]").is_disabled()
+    pager.locator("[data-page-turn=next]").click()
+    second = page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)")
+    assert pager.locator("[role=status]").inner_text() == "rows 51\u201360 of 60"
+    assert pager.locator("[data-page-turn=next]").is_disabled()
+    listed = ok(api_env.call("GET", f"/deliveries?resource_id={hostile['resource']}", "auditor"))
+    assert len(second) == 10 and set(first + second) == {d["delivery_id"] for d in listed}
+    # A search that finds nothing says so, and what to do.
+    page = c.open("catalog?q=no-such-resource-anywhere")
+    assert "change or clear them" in page.inner_text("#catalog-empty")
+    assert page.query_selector("#catalog-table") is None

@@ -105,6 +105,45 @@ export function table(columns, rows, attrs = {}) {
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(row)))))));
 }
 
+/** Rows a table shows at once: a resource's deliveries or a large catalog run to thousands. */
+export const PAGE_ROWS = 50;
+
+/**
+ * table(), PAGE_ROWS rows at a time, with Previous / Next and which rows of how many are shown (no pager when
+ * they fit on one page). The rows are all in hand (read once); a page turn redraws the body only.
+ */
+export function pagedTable(columns, rows, attrs = {}) {
+  const shown = table(columns, rows.slice(0, PAGE_ROWS), attrs);
+  if (rows.length <= PAGE_ROWS) return shown;
+  const pages = Math.ceil(rows.length / PAGE_ROWS);
+  const previous = h("button", { type: "button", class: "secondary", "data-page-turn": "previous" }, "← " + t("pager.previous"));
+  const next = h("button", { type: "button", class: "secondary", "data-page-turn": "next" }, t("pager.next") + " →");
+  const where = h("span", { class: "muted", role: "status" });
+  let current = 0;
+  const go = (page) => {
+    current = page;
+    const start = page * PAGE_ROWS;
+    const end = Math.min(rows.length, start + PAGE_ROWS);
+    shown.tBodies[0].replaceWith(table(columns, rows.slice(start, end)).tBodies[0]);
+    fill(where, t("pager.rows", { from: start + 1, to: end, n: rows.length }));
+    previous.disabled = page === 0;
+    next.disabled = page === pages - 1;
+  };
+  previous.addEventListener("click", () => go(current - 1));
+  next.addEventListener("click", () => go(current + 1));
+  const pager = h("p", { class: "pager no-print" }, previous, " ", where, " ", next);
+  go(0);
+  return h("div", { class: "paged" }, shown, pager);
+}
+
+/**
+ * A department's own words beside other text (a name before a status, one keyword among others): isolated,
+ * so a right-to-left or override character in them reorders only them, never the text around.
+ */
+export function theirs(text) {
+  return h("bdi", {}, text);
+}
+
 /** Append children to `node`, skipping null / undefined / false (Element.append would print "null"). */
 export function add(node, ...children) {
   return append(node, children);

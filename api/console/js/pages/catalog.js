@@ -1,6 +1,6 @@
 // Catalog: every principal browses and searches the catalog (owner, share type, text).
 import { every } from "../api.js";
-import { add, fill, h, table } from "../dom.js";
+import { add, fill, h, pagedTable } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, resourceTitle, shareTypeLabel } from "./common.js";
 
@@ -38,9 +38,13 @@ export default {
     const found = await every("/resources", {
       owner: params.get("owner"), share_type: params.get("share_type"), q: params.get("q"),
     });
+    if (found.length === 0) {
+      fill(results, h("p", { class: "muted", id: "catalog-empty" }, t("catalog.none")));
+      return;
+    }
     fill(results,
       h("p", { class: "muted" }, t("catalog.count", { n: found.length })),
-      table([
+      pagedTable([
         [t("catalog.id"), (r) => r.id],
         [t("catalog.title"), (r) => h("a", { href: `#/resource/${r.id}`, class: "resource-link" }, resourceTitle(r))],
         [t("catalog.owner"), (r) => r.owner_code],

@@ -1,7 +1,7 @@
 // Governance: proposals awaiting approvals, with every parameter they carry; governors approve with one
 // click (auditors read them; the approve button exists only where the API accepts the call).
 import { api, every } from "../api.js";
-import { add, errorBox, fill, h, mono, when } from "../dom.js";
+import { add, errorBox, fill, h, mono, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
 
 function parameters(p) {
@@ -9,7 +9,7 @@ function parameters(p) {
   return h("dl", { class: "facts" },
     // Full values: a governor approves exactly these, so nothing is shortened.
     rows.map(([k, v]) => [h("dt", {}, t(`param.${k}`)), h("dd", {}, h("code", {}, String(v)))]),
-    p.department ? [h("dt", {}, t("param.department")), h("dd", {}, `${p.department.code} — ${p.department.name} (${p.department.status})`)] : null,
+    p.department ? [h("dt", {}, t("param.department")), h("dd", {}, `${p.department.code} — `, theirs(p.department.name), ` (${p.department.status})`)] : null,
     p.agreement ? [h("dt", {}, t("param.agreement")), h("dd", {}, h("a", { href: `#/agreement/${p.agreement.id}` }, `#${p.agreement.id}`), ` (${p.agreement.status})`)] : null,
     h("dt", {}, t("param.data")), h("dd", {}, h("code", {}, p.data)));
 }

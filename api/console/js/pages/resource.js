@@ -1,7 +1,7 @@
 // One resource: its catalog document, and (for those the API lets read exchanges) its agreements, grants
 // and deliveries, each agreement linking to its timeline.
 import { api, every, history } from "../api.js";
-import { add, h, mono, table, when } from "../dom.js";
+import { add, h, mono, pagedTable, table, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
 
@@ -10,12 +10,12 @@ function documentView(doc) {
   const contact = doc["dcat:contactPoint"] || {};
   const rows = [
     [t("resource.description"), doc["dct:description"]],
-    [t("resource.keywords"), (doc["dcat:keyword"] || []).join(", ")],
+    [t("resource.keywords"), (doc["dcat:keyword"] || []).flatMap((k, i) => (i ? [", ", theirs(k)] : [theirs(k)]))],
     [t("resource.periodicity"), doc["dct:accrualPeriodicity"]],
     [t("resource.legalBasis"), doc["dcatap:applicableLegislation"]],
     [t("resource.accessRights"), doc["dct:accessRights"]],
-    [t("resource.contact"), [contact["vcard:fn"], contact["vcard:hasEmail"]].filter(Boolean).join(" · ")],
-  ].filter(([, v]) => v);
+    [t("resource.contact"), [contact["vcard:fn"], contact["vcard:hasEmail"]].filter(Boolean).flatMap((v, i) => (i ? [" · ", theirs(v)] : [theirs(v)]))],
+  ].filter(([, v]) => (Array.isArray(v) ? v.length : v));
   return h("div", {},
     h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("h3", {}, t("resource.columns")),
@@ -39,7 +39,7 @@ export default {
       h("h1", { id: "resource-title" }, resourceTitle(r)),
       h("dl", { class: "facts" },
         h("dt", {}, t("catalog.id")), h("dd", {}, r.id),
-        h("dt", {}, t("catalog.owner")), h("dd", {}, `${r.owner_code} — ${depts.get(r.owner)?.name ?? ""}`),
+        h("dt", {}, t("catalog.owner")), h("dd", {}, `${r.owner_code} — `, theirs(depts.get(r.owner)?.name ?? "")),
         h("dt", {}, t("catalog.shareType")), h("dd", {}, shareTypeLabel(r.share_type)),
         h("dt", {}, t("catalog.sensitivity")), h("dd", {}, r.sensitivity),
         h("dt", {}, t("resource.metadataHash")), h("dd", {}, mono(r.metadata_hash, 14), " ",
@@ -65,7 +65,7 @@ export default {
     add(view, 
       h("h2", {}, t("resource.agreements")),
       caps.role === "department" ? h("p", { class: "muted" }, t("resource.onlyYours")) : null,
-      mine.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : table([
+      mine.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : pagedTable([
         [t("timeline.agreement"), (a) => h("a", { href: `#/agreement/${a.id}`, class: "agreement-link" }, `#${a.id}`)],
         [t("timeline.provider"), (a) => deptLabel(depts, a.provider)],
         [t("timeline.consumer"), (a) => deptLabel(depts, a.consumer)],
@@ -74,7 +74,7 @@ export default {
         [t("timeline.validUntil"), (a) => when(a.valid_until)],
       ], mine, { id: "resource-agreements" }),
       h("h2", {}, t("resource.deliveries")),
-      delivered.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : table([
+      delivered.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : pagedTable([
         [t("verify.deliveryId"), (d) => mono(d.delivery_id)],
         [t("timeline.agreement"), (d) => h("a", { href: `#/agreement/${grantAgreement.get(d.grant_id)}` }, `#${grantAgreement.get(d.grant_id)}`)],
         [t("timeline.provider"), (d) => deptLabel(depts, d.provider)],
@@ -85,7 +85,7 @@ export default {
         [t("timeline.time"), (d) => when(d.recorded_at)],
       ], delivered, { id: "resource-deliveries" }),
       h("h2", {}, t("resource.batches")),
-      batches.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : table([
+      batches.length === 0 ? h("p", { class: "muted" }, t("resource.none")) : pagedTable([
         [t("resource.batchRoot"), (e) => mono(e.fields.root)],
         [t("timeline.agreement"), (e) => h("a", { href: `#/agreement/${e.agreement_id}` }, `#${e.agreement_id}`)],
         [t("timeline.provider"), (e) => deptLabel(depts, e.provider_id)],
