@@ -264,10 +264,18 @@ class ReceiptProof:
             receipt = Receipt.from_json(raw["receipt"])
             if _uint(b["grant_id"]) != receipt.grant_id:
                 raise InvalidProofError("the batch's grant is not the receipt's grant")
+            first, index = _uint(b["first_sequence"]), _uint(raw["index"])
+            # The sequence is derived, not read: one stated otherwise was ignored and the proof checked for
+            # the receipt at first_sequence + index, under a file that names another.
+            if "sequence" in raw and _uint(raw["sequence"]) != first + index:
+                raise InvalidProofError(
+                    f"the proof's sequence {raw['sequence']} is not its batch's first sequence {first} plus "
+                    f"its index {index}"
+                )
             return cls(
                 receipt=receipt,
-                first_sequence=_uint(b["first_sequence"]),
-                index=_uint(raw["index"]),
+                first_sequence=first,
+                index=index,
                 leaf_count=_uint(b["leaf_count"]),
                 root=_hex32(b["root"]),
                 proof=tuple(_hex32(p) for p in raw["proof"]),

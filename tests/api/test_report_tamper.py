@@ -24,6 +24,7 @@ from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_repo
 from node.deploy import load_deployment, practice_client
 from node.types import InspectionOutcome
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
+from verifier.errors import ProofError
 from verifier.receipt_check import AnchorsReader, ReceiptVerdictStatus, check_receipt
 from verifier.receipts import ReceiptProof
 
@@ -326,6 +327,7 @@ def _proof_node_changed(proof: dict[str, Any], _other: dict[str, Any]) -> dict[s
 
 def _leaf_index_changed(proof: dict[str, Any], _other: dict[str, Any]) -> dict[str, Any]:
     proof["index"] = (proof["index"] + 1) % proof["batch"]["leaf_count"]
+    proof["sequence"] = proof["batch"]["first_sequence"] + proof["index"]  # as a careful forger would
     return proof
 
 
@@ -354,6 +356,40 @@ def test_receipt_proof_tampered_is_a_mismatch_on_chain(
     result = runner.invoke(cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
                                  "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
+
+
+def _scalars(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The path of every number and string in a JSON value."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _scalars(v, (*at, k))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _scalars(v, (*at, i))]
+    return [at]
+
+
+def test_any_byte_of_a_receipt_proof_edited_fails_the_check(api_env: ApiEnv, exchange) -> None:
+    """Each value of a ``GET /receipts/{id}`` proof (every receipt field, the batch's grant, first sequence,
+    leaf count and root, the sequence, the index, each node of the path) edited alone: the check refuses the
+    proof naming the field that contradicts the others, or answers MISMATCH / NOT_ANCHORED; never ANCHORED or
+    ACKNOWLEDGED. The stated sequence was not read at all, and an edited one passed."""
+    (_, first), _, _ = exchange["batches"]
+    proof = first[2]["proof"]
+    reader = AnchorsReader(str(api_env.settings.rpc_url), exchange["anchors"])
+    assert check_receipt(ReceiptProof.from_json(proof), reader).status.ok
+    passed = []
+    for path in _scalars(proof):
+        forged = copy.deepcopy(proof)
+        holder = forged
+        for key in path[:-1]:
+            holder = holder[key]
+        holder[path[-1]] = other(holder[path[-1]])
+        try:
+            verdict = check_receipt(ReceiptProof.from_json(forged), reader)
+        except ProofError:
+            continue
+        if verdict.status.ok:
+            passed.append(path)
+    assert not passed
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])

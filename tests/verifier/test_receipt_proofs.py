@@ -87,8 +87,8 @@ def test_verifyReceiptProof_tamperedReceipt_raisesRootMismatch() -> None:
 @pytest.mark.parametrize(
     ("change", "error"),
     [
-        (lambda p: p | {"index": 3}, RootMismatchError),
-        (lambda p: p | {"index": 6}, InvalidProofError),
+        (lambda p: p | {"index": 3, "sequence": p["batch"]["first_sequence"] + 3}, RootMismatchError),
+        (lambda p: p | {"index": 6, "sequence": p["batch"]["first_sequence"] + 6}, InvalidProofError),
         (lambda p: p | {"proof": p["proof"][:-1]}, InvalidProofError),
         (lambda p: p | {"batch": p["batch"] | {"leaf_count": 9}}, InvalidProofError),
     ],
@@ -108,6 +108,7 @@ def test_verifyReceiptProof_wrongPosition_raises(change: object, error: type[Exc
         lambda p: p | {"proof": ["0x12"]},
         lambda p: p | {"proof": [7]},
         lambda p: p | {"batch": p["batch"] | {"grant_id": 8}},
+        lambda p: p | {"sequence": p["sequence"] + 1},
         lambda p: p | {"receipt": p["receipt"] | {"commitment": "0xzz"}},
     ],
 )
