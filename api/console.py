@@ -6,7 +6,10 @@ from the browser with the token the user signs in with; the API decides what eac
 
 Every answer carries a Content-Security-Policy that allows nothing but this origin: the console runs with no
 resource from outside the machine, and an injected script or a link to a remote asset would be refused by
-the browser rather than loaded.
+the browser rather than loaded. The pages put the API's data in the DOM as text nodes only (``js/dom.js``),
+and the policy holds them to it: with Trusted Types required and no policy allowed to make them, every
+assignment of a string as markup or script (``innerHTML``, ``insertAdjacentHTML``, ``document.write``, a
+script's text) throws in a browser that knows Trusted Types, instead of parsing a department's text.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from api.errors import ApiError
 ROOT = Path(__file__).with_name("console")
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "require-trusted-types-for 'script'; trusted-types 'none'"
 )
 _TYPES = {
     ".html": "text/html; charset=utf-8",

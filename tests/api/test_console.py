@@ -739,3 +739,53 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
     page = c.open("catalog?q=no-such-resource-anywhere")
     assert "change or clear them" in page.inner_text("#catalog-empty")
     assert page.query_selector("#catalog-table") is None
+
+
+def test_the_console_refuses_to_parse_a_string_as_markup(console: Any) -> None:
+    # The pages build text nodes only; the policy (Trusted Types, no policy allowed) holds them to it.
+    page = console(None).page
+    writes = page.evaluate(
+        """() => {
+          const writes = {
+            innerHTML: () => { document.querySelector("main").innerHTML = "<b>x</b>"; },
+            insertAdjacentHTML: () => document.body.insertAdjacentHTML("beforeend", "<b>x</b>"),
+            scriptText: () => { document.createElement("script").textContent = "window.__xss = 1"; },
+          };
+          const out = {};
+          for (const [name, write] of Object.entries(writes)) {
+            try { write(); out[name] = "written"; } catch (e) { out[name] = e.name; }
+          }
+          return out;
+        }"""
+    )
+    assert writes == dict.fromkeys(("innerHTML", "insertAdjacentHTML", "scriptText"), "TypeError")
+
+
+def test_signing_out_forgets_the_token_and_what_it_read(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    token = api_env.tokens["demo-health"]
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    c = console("health")
+    c.open(f"agreement/{agreement}")
+    duty = "仅用于医保结算资格核验，到期删除"  # from the terms HEALTH signed
+    assert duty in c.page.inner_text("#terms")
+    c.page.click("#signout")
+    c.page.wait_for_selector("#signin")
+    stored = c.page.evaluate("[sessionStorage.length, Object.keys(localStorage), document.cookie]")
+    assert stored == [0, ["dxl.lang"], ""]
+    assert duty not in c.page.content() and c.nav() == set()
+    # Back to the agreement's address: the sign-in form, not the agreement.
+    c.page.go_back()
+    c.page.wait_for_function(f"location.hash === '#/agreement/{agreement}'")
+    c.page.wait_for_selector("#signin")
+    assert duty not in c.page.content()
+    # Nor any copy in the browser's cache of what the token read (only-if-cached: stale copies included).
+    cached = c.page.evaluate(
+        """paths => Promise.all(paths.map(p => fetch(p, {cache: "only-if-cached", mode: "same-origin"})
+            .then(r => `${p} ${r.status}`, () => null)))""",
+        [f"/agreements/{agreement}", "/me", "/departments"],
+    )
+    assert cached == [None, None, None]
+    # And the token went in a header only: in no address the page asked for.
+    assert not [u for u in c.requests if token in u]
