@@ -86,6 +86,7 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
     service = LedgerService(
         client=client, custody=custody, sessions=sessions, from_block=deployment.block_number
     )
+    service.response_deadline_days = settings.audit_response_deadline_days
     _attach_practice(service, endpoint, settings)
     return service
 

@@ -491,6 +491,16 @@ class RequestPublic(BaseModel):
     status: str
     requested_at: int
     decided_at: int
+    answer_by: int = Field(
+        description="requested_at plus the working days a provider has to decide "
+        "(DXL_AUDIT_RESPONSE_DEADLINE_DAYS, 10 by default; Monday-Friday, UTC): the deadline the scorecard "
+        "holds the provider to"
+    )
+    overdue: bool | None = Field(
+        description="decided after answer_by, or still pending past it by the chain's clock (the latest "
+        "block's time), as the scorecard's requests.overdue counts it; null for a request withdrawn before "
+        "any decision, whose withdrawal time the chain's request record does not hold (the audit trail does)"
+    )
     reason_code: int
     valid_from: int
     valid_until: int

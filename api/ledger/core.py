@@ -40,6 +40,7 @@ from node.audit.errors import InvalidQueryError
 from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.keys import KeyStore, KeystoreError
+from node.settings import Settings
 from node.types import (
     AccessRequest,
     Agreement,
@@ -197,6 +198,9 @@ class LedgerCore:
         self.custody = custody
         self._sessions = sessions
         self.from_block = from_block
+        #: Working days a provider has to decide a request (``audit_response_deadline_days``, set by the app):
+        #: each request read says when its answer is due and whether it is overdue, as the scorecard counts.
+        self.response_deadline_days: int = Settings.model_fields["audit_response_deadline_days"].default
         self._code_ids: dict[str, int] = {}
         self._addresses: dict[str, str] = custody.names_by_address()
         self._sign_locks: dict[int, threading.Lock] = {}

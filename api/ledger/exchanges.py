@@ -34,6 +34,7 @@ from api.ledger.core import (
 )
 from node.audit import queries as audit_queries
 from node.audit.queries import ListFilter
+from node.audit.scorecard import add_working_days, answered_late
 from node.chain import DecodedEvent, LedgerRevertError
 from node.types import (
     AccessRequest,
@@ -60,11 +61,23 @@ log = logging.getLogger("dxl.api.ledger")
 SIGNING_WINDOW_S = 7 * 24 * 3600
 
 
-def _request_public(r: AccessRequest, terms: m.StoredText | None = None) -> m.RequestPublic:
+def request_public(
+    r: AccessRequest, terms: m.StoredText | None, *, deadline_days: int, now: int
+) -> m.RequestPublic:
+    """``r`` as the API shows it, with its answer deadline and whether it is overdue at block time ``now``."""
+    answer_by = add_working_days(r.requested_at, deadline_days)
+    overdue: bool | None
+    if r.status is RequestStatus.PENDING:
+        overdue = answered_late(answer_by, None, now)
+    elif r.decided_at:
+        overdue = answered_late(answer_by, r.decided_at, now)
+    else:  # withdrawn undecided: when is in the audit trail, not in the request's record
+        overdue = None
     return m.RequestPublic(
         id=r.id, resource_id=r.resource_id, consumer=r.consumer, provider=r.provider,
         status=status_name(r.status), requested_at=r.requested_at, decided_at=r.decided_at,
-        reason_code=r.reason_code, valid_from=r.valid_from, valid_until=r.valid_until,
+        answer_by=answer_by, overdue=overdue, reason_code=r.reason_code, valid_from=r.valid_from,
+        valid_until=r.valid_until,
         purpose_hash=to_hex(r.purpose_hash), scope_hash=to_hex(r.scope_hash), terms_hash=to_hex(r.terms_hash),
         terms=terms,
     )  # fmt: skip
@@ -138,7 +151,10 @@ class ExchangeService(CatalogService):
 
     def request(self, request_id: int, *, principal: Principal | None = None) -> m.RequestPublic:
         record = self._exchange_record(AccessRequest, request_id, principal=principal)
-        return _request_public(record, self._stored_terms(record.terms_hash))
+        return request_public(
+            record, self._stored_terms(record.terms_hash), deadline_days=self.response_deadline_days,
+            now=self._chain_time(),
+        )  # fmt: skip
 
     def _stored_terms(self, terms_hash: bytes) -> m.StoredText | None:
         """The terms document stored under ``terms_hash``, None when the service has none."""
@@ -147,7 +163,11 @@ class ExchangeService(CatalogService):
     def _requests_public(self, rows: list[AccessRequest]) -> list[m.RequestPublic]:
         """``rows`` made public with their terms documents, read in one query."""
         stored = self.documents.stored(to_hex(r.terms_hash) for r in rows)
-        return [_request_public(r, stored.get(to_hex(r.terms_hash).lower())) for r in rows]
+        now, days = self._chain_time(), self.response_deadline_days
+        return [
+            request_public(r, stored.get(to_hex(r.terms_hash).lower()), deadline_days=days, now=now)
+            for r in rows
+        ]
 
     def requests(
         self,

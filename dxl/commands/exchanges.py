@@ -17,6 +17,7 @@ import typer
 from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, exits_on_error
 from dxl.commands.practice import ApiCallError, ApiOption, TokenOption, call_api
+from node.contract_errors import iso_time
 
 request_app = typer.Typer(
     help="Access requests: ask a department for a resource under terms both sides sign.", no_args_is_help=True
@@ -104,7 +105,16 @@ def show_command(
     """One request with its sharing terms, and whether the stored terms still hash to the chain's."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/requests/{request_id}")
-    _out(found, as_json, f"request {found['id']}: resource {found['resource_id']}, {found['status']}")
+    _out(found, as_json, f"request {found['id']}: resource {found['resource_id']}, {found['status']}; "
+                         + _deadline(found))  # fmt: skip
+
+
+def _deadline(found: dict[str, Any]) -> str:
+    """When the provider's decision is due, and whether it came, or is still missing, after that."""
+    due = iso_time(int(found["answer_by"]))
+    if found.get("overdue"):
+        return f"OVERDUE: decision due {due}" + (" and still missing" if found["status"] == "pending" else "")
+    return f"decision due {due}"
 
 
 def register(app: typer.Typer) -> None:

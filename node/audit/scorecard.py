@@ -161,6 +161,12 @@ def add_working_days(start: int, days: int, holidays: frozenset[date] = frozense
     return int(moment.timestamp())
 
 
+def answered_late(deadline: int, answered_at: int | None, at: int) -> bool:
+    """Whether an answer due by ``deadline`` came after it, or, not given (``answered_at`` None), is still
+    missing past it at ``at``: a request's decision, as of evaluation time."""
+    return (at if answered_at is None else answered_at) > deadline
+
+
 def _median(values: list[int]) -> float | None:
     return float(statistics.median(values)) if values else None
 
@@ -236,8 +242,7 @@ def compute_scorecard(
     for q in received:
         deadline = add_working_days(q.requested_at, deadline_days, holidays)
         # The provider's clock stops at a decision or at the request's withdrawal.
-        ended = decided(q) or withdrawn(q)
-        if (ended is not None and ended > deadline) or (ended is None and as_of > deadline):
+        if answered_late(deadline, decided(q) or withdrawn(q), as_of):
             overdue.append(q.request_id)
     manual = [q.decided_at - q.requested_at for q in decided_by_as_of if not q.automatic and q.decided_at]
     per_consumer: dict[int, dict[str, Any]] = {}

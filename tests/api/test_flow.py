@@ -22,8 +22,11 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
 
+from api.ledger.exchanges import request_public
+from node.audit.scorecard import add_working_days
 from node.chain import LedgerClient
-from node.types import GovernanceAction
+from node.contract_errors import iso_time
+from node.types import AccessRequest, GovernanceAction, RequestStatus
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-flow")
@@ -116,6 +119,55 @@ def test_unconditional_resource_is_approved_on_arrival(api_env: ApiEnv) -> None:
         "valid_from": valid_from, "valid_until": valid_until,
     }), 201)["record"]  # fmt: skip
     assert req["status"] == "approved"
+
+
+def test_a_request_says_when_its_decision_is_due(api_env: ApiEnv) -> None:
+    """Both clerks read, on the request itself, the deadline the scorecard holds the provider to (10 working
+    days by default), over HTTP and in `dxl request show`: before, only an assessor's scorecard knew it."""
+    from tests.cli import dxl
+
+    env = api_env
+    req = request_access(env, "civil", register(env, "hrss"))
+    due = add_working_days(req["requested_at"], env.settings.audit_response_deadline_days)
+    assert (req["status"], req["answer_by"], req["overdue"]) == ("pending", due, False)
+    for who in ("civil", "hrss", "auditor"):
+        got = ok(env.call("GET", f"/requests/{req['id']}", who))
+        assert (got["answer_by"], got["overdue"]) == (due, False), who
+    listed = ok(env.call("GET", "/requests", "hrss", params=env.indexed(consumer=env.departments["CIVIL"])))
+    assert {r["id"]: r["answer_by"] for r in listed}[req["id"]] == due
+    code, out, err = dxl(
+        "request", "show", str(req["id"]), "--api", env.url, "--token", env.tokens["demo-hrss"]
+    )
+    assert code == 0 and f"pending; decision due {iso_time(due)}" in out.splitlines()[0], out + err
+    decided = ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))["record"]
+    assert (decided["status"], decided["answer_by"], decided["overdue"]) == ("approved", due, False)
+
+
+AT, DUE = 1_767_348_000, add_working_days(1_767_348_000, 10)  # Friday 2026-01-02 10:00 UTC
+
+
+@pytest.mark.parametrize(
+    ("status", "decided_at", "now", "overdue"),
+    [
+        (RequestStatus.PENDING, 0, DUE, False),
+        (RequestStatus.PENDING, 0, DUE + 1, True),  # still pending past the deadline
+        (RequestStatus.APPROVED, DUE, DUE + 9, False),
+        (RequestStatus.REJECTED, DUE + 1, DUE + 9, True),  # decided, late
+        (RequestStatus.CONCLUDED, DUE + 1, DUE + 9, True),
+        (RequestStatus.WITHDRAWN, 0, DUE + 9, None),  # when it was withdrawn is the audit trail's to say
+        (RequestStatus.WITHDRAWN, AT + 5, DUE + 9, False),  # withdrawn after a decision in time
+    ],
+)
+def test_a_request_decided_after_its_deadline_or_still_pending_past_it_reads_overdue(
+    status: RequestStatus, decided_at: int, now: int, overdue: bool | None
+) -> None:
+    record = AccessRequest(
+        id=1, resource_id=1, consumer=2, provider=1, status=status, requested_at=AT, decided_at=decided_at,
+        reason_code=0, valid_from=AT, valid_until=AT + 86400 * 90, purpose_hash=b"\x01" * 32,
+        scope_hash=b"\x02" * 32, terms_hash=b"\x03" * 32,
+    )  # fmt: skip
+    public = request_public(record, None, deadline_days=10, now=now)
+    assert (public.answer_by, public.overdue) == (DUE, overdue)
 
 
 def test_health_reports_chain_and_contract_without_auth(api_env: ApiEnv) -> None:

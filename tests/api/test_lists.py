@@ -400,8 +400,9 @@ GOVERNOR_1 = Principal(Role.GOVERNOR, governor=1)
 @pytest.mark.parametrize(
     ("list_", "allowed"),
     [
+        # The chain's clock says which requests are overdue: one block header for the whole list.
         (lambda c, page: c.ledger.requests(principal=Principal(Role.AUDITOR), index=c.index, flt=ListFilter(),
-                                            page=page), {}),
+                                            page=page), {"eth_getBlockByNumber": 1}),
         (lambda c, page: c.ledger.resources(index=c.index, page=page), {}),
         # The chain's clock says which proposals expired: one block header for the whole list.
         (lambda c, page: c.ledger.proposals(index=c.index, page=page), {"eth_getBlockByNumber": 1}),
