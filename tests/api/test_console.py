@@ -789,3 +789,22 @@ def test_signing_out_forgets_the_token_and_what_it_read(
     assert cached == [None, None, None]
     # And the token went in a header only: in no address the page asked for.
     assert not [u for u in c.requests if token in u]
+
+
+def test_a_proposal_executed_under_an_open_page_is_shown_as_it_stands(console: Any, api_env: ApiEnv) -> None:
+    appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
+    proposal = ok(api_env.call("POST", "/governance/proposals", "governor-1", json=appoint), 201)["record"][
+        "id"
+    ]
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    governor = console("governor-2")
+    page = governor.open("governance")
+    # Executed from elsewhere (another tab, the command line) while the page shows it open.
+    assert ok(api_env.call("POST", f"/governance/proposals/{proposal}/approve", "governor-2"))["record"][
+        "executed"
+    ]
+    page.click(f"button.approve[data-proposal='{proposal}']")
+    now = page.locator(f"article[data-proposal='{proposal}'][data-status=executed]")
+    now.wait_for(timeout=10_000)
+    assert "PROPOSAL_EXECUTED" in now.inner_text() and "as it stands now" in now.inner_text()
+    assert "2 of 2 approvals" in now.inner_text() and now.locator("button.approve").count() == 0
