@@ -107,6 +107,10 @@ GovernanceReader = Annotated[
 ]
 AuditorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run the audit indexer"))]
 InspectorPrincipal = Annotated[Principal, Depends(_require(Role.AUDITOR, what="run sampling inspections"))]
+#: Governors are refused as on exchanges and scorecards: a sample names deliveries between departments.
+InspectionReader = Annotated[
+    Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="read sampling inspections"))
+]
 InspectionDrawer = Annotated[
     Principal, Depends(_require(Role.DEPARTMENT, Role.AUDITOR, what="draw an inspection's sample"))
 ]

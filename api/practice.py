@@ -111,6 +111,12 @@ class PracticeService:
         self._offered: dict[str, bool] = {}
         self._presentation_locks: dict[tuple[int, bytes], threading.Lock] = {}
         self._presentation_locks_guard = threading.Lock()
+        #: Each drawn inspection's sample, by inspection and seed: derived once (a read of the period's
+        #: deliveries and anchored batches, about 22 requests to the node) and answered as derived after. A
+        #: drawn inspection's seed is fixed on chain and its period was over when it opened, so the sample
+        #: cannot change; a seed that differs (the node lost the draw's block) is derived afresh.
+        self._samples: dict[tuple[int, bytes], DerivedSample] = {}
+        self._samples_guard = threading.Lock()
 
     def presentation_lock(self, inspection_id: int, delivery_id: bytes) -> threading.Lock:
         """Held by a presentation of the delivery while it checks and writes, and by the recording of its
@@ -413,24 +419,44 @@ class InspectionService:
             raise
 
     def sample(self, record: InspectionRecord) -> DerivedSample | None:
+        """The drawn inspection's sample (None before it is drawn), derived from the chain once per seed."""
         if record.status is not InspectionStatus.DRAWN:
             return None
+        key = (record.inspection_id, record.seed)
+        with self.practice._samples_guard:
+            derived = self.practice._samples.get(key)
+        if derived is not None:
+            return derived
         reader = LedgerReader(
             self.ledger.client.endpoint.rpc_url, self.ledger.address, chain_id=self.ledger.chain_id,
             from_block=self.ledger.from_block, abi=[dict(e) for e in self.ledger.client.abi],
         )  # fmt: skip
         try:
-            return derive_sample(reader, str(self.practice.client.address), record.inspection_id)
+            derived = derive_sample(reader, str(self.practice.client.address), record.inspection_id)
         except ChainCheckError as exc:
             raise ApiError("NODE_UNAVAILABLE", exc.message) from None
+        if derived.inspection.seed != record.seed:  # drawn again between the two reads: keep neither
+            return derived
+        with self.practice._samples_guard:
+            return self.practice._samples.setdefault(key, derived)
 
-    def inspection(self, inspection_id: int) -> m.InspectionPublic:
+    def inspection(
+        self,
+        inspection_id: int,
+        *,
+        outcomes: Mapping[bytes, InspectionOutcome] | None = None,
+        presented: Mapping[str, str] | None = None,
+    ) -> m.InspectionPublic:
+        """The inspection and its sample; ``outcomes`` and ``presented`` (the inspection's recorded outcomes
+        and presentations) when the caller read them already, for many inspections at once."""
         record = self._record(inspection_id)
         derived = self.sample(record)
         sampled: list[m.SampledDelivery] = []
         if derived is not None:
-            outcomes = {o.delivery_id: o.outcome for o in self.practice.reader.outcomes(inspection_id)}
-            presented = self._presentations(inspection_id)
+            if outcomes is None:
+                outcomes = {o.delivery_id: o.outcome for o in self.practice.reader.outcomes(inspection_id)}
+            if presented is None:
+                presented = self._presentations(inspection_id)
             sampled = [
                 m.SampledDelivery(
                     delivery_id=_hex(d), provider=_provider(derived, d), presented=presented.get(_hex(d)),
@@ -450,8 +476,29 @@ class InspectionService:
         )  # fmt: skip
 
     def inspections(self) -> list[m.InspectionPublic]:
+        """Every inspection, newest first: the outcomes and presentations of all of them read once."""
         count = int(self.practice.client.call("inspectionCount"))
-        return [self.inspection(i) for i in range(count, 0, -1)]
+        outcomes: dict[int, dict[bytes, InspectionOutcome]] = {}
+        for o in self.practice.reader.outcomes():
+            outcomes.setdefault(o.inspection_id, {})[o.delivery_id] = o.outcome
+        presented: dict[int, dict[str, str]] = {}
+        with self.ledger._sessions()() as session:
+            for row in session.scalars(select(InspectionPresentationRow)):
+                presented.setdefault(row.inspection_id, {})[row.delivery_id] = row.status
+        return [
+            self.inspection(i, outcomes=outcomes.get(i, {}), presented=presented.get(i, {}))
+            for i in range(count, 0, -1)
+        ]
+
+    def seen_by(self, principal: Principal, record: m.InspectionPublic) -> m.InspectionPublic:
+        """The inspection as ``principal`` reads it: whole for an auditor; for a department, only the sampled
+        deliveries it provided (the inspected department's, which it must present). Another department's
+        sampled delivery names an exchange the reader is not party to, and its presentation's verdict is
+        the service's alone (the chain holds outcomes, not verdicts)."""
+        if principal.role is Role.AUDITOR:
+            return record
+        me = self.ledger.department_id_of(principal)
+        return record.model_copy(update={"sample": [s for s in record.sample if s.provider == me]})
 
     def _presentations(self, inspection_id: int) -> dict[str, str]:
         with self.ledger._sessions()() as session:

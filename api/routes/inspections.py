@@ -1,7 +1,8 @@
 """Sampling inspections: an auditor opens one for a closed period, the sample is drawn from a block hash
 committed to in advance, sampled providers present payload and manifest (checked against the chain), and the
-auditor records each outcome. Every member reads inspections; ``verifier.sampling`` recomputes a sample from
-the chain alone."""
+auditor records each outcome. Auditors read every inspection whole; a department reads every inspection with
+only the sampled deliveries it provided (:meth:`api.practice.InspectionService.seen_by`); governors read none.
+``verifier.sampling`` recomputes a sample from the chain alone."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from fastapi import APIRouter, Path
 
 from api import models as m
 from api.deps import (
-    CurrentPrincipal,
     DepartmentPrincipal,
     Digits,
     IdempotencyKey,
     InspectionDrawer,
+    InspectionReader,
     InspectorPrincipal,
     LedgerDep,
     StateDep,
@@ -27,8 +28,11 @@ InspectionId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("", response_model=list[m.InspectionPublic])
-def list_inspections(_principal: CurrentPrincipal, ledger: LedgerDep) -> list[m.InspectionPublic]:
-    return ledger.practice_service().inspections(ledger).inspections()
+def list_inspections(principal: InspectionReader, ledger: LedgerDep) -> list[m.InspectionPublic]:
+    """Every inspection, newest first, as the caller may read it (a department: the sampled deliveries it
+    provided)."""
+    service = ledger.practice_service().inspections(ledger)
+    return [service.seen_by(principal, i) for i in service.inspections()]
 
 
 @router.post("", response_model=m.Written[m.InspectionPublic], status_code=201)
@@ -41,10 +45,12 @@ def open_inspection(
 
 @router.get("/{inspection_id}", response_model=m.InspectionPublic)
 def get_inspection(
-    inspection_id: InspectionId, _principal: CurrentPrincipal, ledger: LedgerDep
+    inspection_id: InspectionId, principal: InspectionReader, ledger: LedgerDep
 ) -> m.InspectionPublic:
-    """The inspection, and once drawn its sample with each delivery's presentation and recorded outcome."""
-    return ledger.practice_service().inspections(ledger).inspection(inspection_id)
+    """The inspection, and once drawn its sample with each delivery's presentation and recorded outcome (a
+    department reads the sampled deliveries it provided, which it must present; an auditor all of them)."""
+    service = ledger.practice_service().inspections(ledger)
+    return service.seen_by(principal, service.inspection(inspection_id))
 
 
 @router.post("/{inspection_id}/draw", response_model=m.Written[m.InspectionPublic])
@@ -54,10 +60,12 @@ def draw(
     """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before), signed by the caller: any
     department or auditor may draw, so the opening auditor cannot hold back a sample it dislikes. The
     service draws due inspections itself (``DXL_INSPECTION_DRAW_INTERVAL``); an inspection drawn already
-    answers the transaction that drew it and its sample, whoever drew it. Not drawn within 256 blocks of its
+    answers the transaction that drew it and its sample, whoever drew it (a department's answer shows the
+    sampled deliveries it provided, as ``GET`` does). Not drawn within 256 blocks of its
     seed block, an inspection is expired for good (409 INSPECTION_STATUS_MISMATCH)."""
     service = ledger.practice_service().inspections(ledger)
-    return service.draw(principal=principal, inspection_id=inspection_id)
+    drawn = service.draw(principal=principal, inspection_id=inspection_id)
+    return drawn.model_copy(update={"record": service.seen_by(principal, drawn.record)})
 
 
 @router.post("/{inspection_id}/presentations", response_model=m.PresentationPublic)

@@ -5,15 +5,46 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, ok
+from api_helpers import (
+    ApiEnv,
+    api_home,
+    delivery_between,
+    grant_between,
+    make_settings,
+    mine,
+    ok,
+    pass_time,
+    served,
+)
 
 from api.limits import MAX_PAYLOAD_LEAVES
+from node.anvil import EmbeddedNode
+from tests.rpc_proxy import RpcProxy
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-hostile-requests")
+
+
+@pytest.fixture(scope="module")
+def proxy(embedded_node: EmbeddedNode) -> Iterator[RpcProxy]:
+    """Between the service and its node: counts what the service asks the node."""
+    with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def api_env(
+    embedded_node: EmbeddedNode, proxy: RpcProxy, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiEnv]:
+    settings = make_settings(api_home(tmp_path_factory, "api-hostile"), embedded_node)
+    # The service asks the node only what requests make it ask: no follower or watcher in the background.
+    quiet = {"rpc_url": proxy.url, "audit_follow_interval": 0, "chain_watch_interval": 0}
+    with served(settings.model_copy(update=quiet), embedded_node) as env:
+        yield env
 
 
 def _manifest(fmt: str, byte_size: int, leaves: int, chunk_size: int = 1) -> dict[str, Any]:
@@ -61,3 +92,70 @@ def test_a_payload_of_more_leaves_than_a_request_hashes_is_refused_before_hashin
         assert ok(at_limit)["status"] == "MISMATCH"
     else:
         assert (at_limit.status_code, at_limit.json()["error"]["code"]) == (404, "NOT_FOUND"), at_limit.text
+
+
+def _drawn_inspection(env: ApiEnv) -> tuple[int, dict[str, str]]:
+    """A drawn inspection of a period holding an HRSS delivery to PSB and a PSB delivery to CIVIL; its id,
+    and each sampled delivery's provider code."""
+    hrss, psb = grant_between(env, "hrss", "psb"), grant_between(env, "psb", "civil")
+    pass_time(env, 2)  # the period holds this test's deliveries only
+    made = [delivery_between(env, "hrss", "psb", hrss), delivery_between(env, "psb", "civil", psb)]
+    pass_time(env, 2)
+    body = {"period_from": min(d["recorded_at"] for d in made), "sample_size": 2,
+            "period_to": max(d["recorded_at"] for d in made) + 1, "seed_delay_blocks": 2}  # fmt: skip
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    codes = {v: k for k, v in env.departments.items()}
+    return inspection, {s["delivery_id"]: codes[s["provider"]] for s in drawn["sample"]}
+
+
+def test_inspection_samples_are_read_by_auditors_whole_and_by_a_department_for_its_own_deliveries(
+    api_env: ApiEnv, proxy: RpcProxy
+) -> None:
+    """A sample names deliveries between departments, and what their providers presented (a verdict only
+    the service holds): an auditor reads it whole, a department only the sampled deliveries it provided,
+    which it must present; governors read no inspection (403 FORBIDDEN, as for exchanges and scorecards).
+    Every department read the whole sample before, and a governor every inspection."""
+    env = api_env
+    inspection, providers = _drawn_inspection(env)
+    assert sorted(providers.values()) == ["HRSS", "PSB"]
+    whole = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))
+    assert {s["delivery_id"] for s in whole["sample"]} == set(providers)
+    for who in ("psb", "hrss", "civil"):
+        own = {d for d, code in providers.items() if code == who.upper()}
+        one = ok(env.call("GET", f"/inspections/{inspection}", who))
+        assert {s["delivery_id"] for s in one["sample"]} == own, who
+        assert {k: v for k, v in one.items() if k != "sample"} == {
+            k: v for k, v in whole.items() if k != "sample"
+        }
+        (listed,) = [i for i in ok(env.call("GET", "/inspections", who)) if i["id"] == inspection]
+        assert listed == one
+    # Drawn again by a department (anyone may draw): the answer shows what its reads show.
+    again = ok(env.call("POST", f"/inspections/{inspection}/draw", "civil"))
+    assert again["record"]["sample"] == []
+    for path in (f"/inspections/{inspection}", "/inspections"):
+        refused = env.call("GET", path, "governor-1")
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "FORBIDDEN")
+
+
+def test_a_drawn_sample_is_derived_once_and_read_alike_after(api_env: ApiEnv, proxy: RpcProxy) -> None:
+    """Each read of a drawn inspection derived its sample again from the chain (about 22 requests to the
+    node, three of them log queries over the period), and a list did so for every inspection: the sample is
+    fixed once drawn, so it is derived once. A read asks the node for the inspection and its outcomes; a
+    list for each inspection and, once, every outcome."""
+    env = api_env
+    inspection, _ = _drawn_inspection(env)
+    _drawn_inspection(env)
+    first = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))
+    listed = ok(env.call("GET", "/inspections", "auditor"))
+    assert len(listed) >= 2
+    before = proxy.asked.copy()
+    for _ in range(5):
+        assert ok(env.call("GET", f"/inspections/{inspection}", "auditor")) == first
+    asked = proxy.asked - before
+    assert asked["eth_getLogs"] <= 5 and sum(asked.values()) <= 5 * 3, asked
+    before = proxy.asked.copy()
+    assert ok(env.call("GET", "/inspections", "auditor")) == listed
+    asked = proxy.asked - before
+    assert asked["eth_getLogs"] <= 1 and sum(asked.values()) <= 3 + len(listed), asked

@@ -334,10 +334,12 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     assert drawn["status"] == "drawn" and drawn["population_size"] >= 4
     sample = [s["delivery_id"] for s in drawn["sample"]]
     assert len(sample) == 3 == len(set(sample))
-    # The same sample, drawn twice and recomputed from the chain alone by the verifier (and the CLI).
+    # The same sample, drawn twice and recomputed from the chain alone by the verifier (and the CLI). HRSS
+    # provided every delivery of the period, so it reads the whole sample; PSB, their consumer, none of it.
     assert [
-        s["delivery_id"] for s in ok(env.call("GET", f"/inspections/{inspection}", "psb"))["sample"]
+        s["delivery_id"] for s in ok(env.call("GET", f"/inspections/{inspection}", "hrss"))["sample"]
     ] == sample
+    assert ok(env.call("GET", f"/inspections/{inspection}", "psb"))["sample"] == []
     deployment = load_deployment(env.settings.home)
     assert deployment.sharing_practice is not None
     reader = LedgerReader(env.settings.rpc_url or env.setup.client.endpoint.rpc_url, deployment.address,
@@ -593,11 +595,13 @@ def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: A
             assert ok(env.call("GET", f"/inspections/{inspection}", "psb"))["status"] == "open"
             mine(env, seed_block + 1 - head)
         assert drawer.tick() == [inspection]
-        shown = ok(env.call("GET", f"/inspections/{inspection}", "psb"))
+        shown = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))
         assert shown["status"] == "drawn" and shown["seed"] is not None
         assert drawer.tick() == []  # drawn once: not looked at again
     again = ok(env.call("POST", f"/inspections/{inspection}/draw", "hrss"))
-    assert again["record"]["seed"] == shown["seed"] and again["record"]["sample"] == shown["sample"]
+    hrss = env.departments["HRSS"]  # a department's answer shows the sampled deliveries it provided
+    assert again["record"]["seed"] == shown["seed"]
+    assert again["record"]["sample"] == [s for s in shown["sample"] if s["provider"] == hrss]
     drew = env.setup.client.w3.eth.get_transaction(again["transaction"]["hash"])
     assert drew["blockNumber"] == again["transaction"]["block_number"]
 
@@ -669,7 +673,7 @@ def test_an_inspection_of_a_period_begun_before_the_ledger_was_deployed_reads_it
     mine(env, 3)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
     assert drawn["status"] == "drawn" and len(drawn["sample"]) == 1
-    assert ok(env.call("GET", f"/inspections/{inspection}", "psb"))["sample"] == drawn["sample"]
+    assert ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["sample"] == drawn["sample"]
     assert any(i["id"] == inspection for i in ok(env.call("GET", "/inspections", "auditor")))
     rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
     reader = LedgerReader(rpc, deployment.address, from_block=deployment.block_number)
