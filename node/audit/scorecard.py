@@ -42,7 +42,9 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   time. **Met**: answered with a resource (new or existing) that was then delivered to the demand's publisher
   (a delivery of that resource to it recorded, or a batch of receipts of it anchored, after the answer, up to
   evaluation time). **Demand met rate** =
-  met / received: the share of demands made of the department that it actually satisfied. **Overdue**: of
+  met / received: the share of demands made of the department that it actually satisfied; the others (open,
+  declined, or answered with a resource not delivered to the publisher yet) are listed by id, for an assessor
+  to follow up (``unmet_demand_ids``). **Overdue**: of
   those, the demands answered after their due date, or still unanswered past it at evaluation time (the
   contract takes a late answer, and it meets the demand all the same, but it was late); the ids are listed.
 * **demands published**: the department's own demands of the period, and how many were met.
@@ -391,7 +393,8 @@ def practice_indicators(
     def answer(d: Any) -> DemandAnswer:
         return d.answer if d.answered_at <= as_of else DemandAnswer.NONE
 
-    met_received = sum(met(d) for d in received)
+    unmet_received = sorted(d.demand_id for d in received if not met(d))
+    met_received = len(received) - len(unmet_received)
     overdue_received = sorted(d.demand_id for d in received if d.overdue(min(as_of, now)))
     evaluations = [e for e in practice.evaluations if in_period(e.recorded_at) and e.recorded_at <= as_of]
     as_provider = [e for e in evaluations if e.side is ScoredSide.PROVIDER and department in (None, e.scored)]
@@ -413,6 +416,7 @@ def practice_indicators(
             "open": sum(answer(d) is DemandAnswer.NONE for d in received),
             "met": met_received,
             "met_rate": _rate(met_received, len(received)),
+            "unmet_demand_ids": unmet_received,
             "overdue": len(overdue_received),
             "overdue_demand_ids": overdue_received,
         },

@@ -900,15 +900,19 @@ def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_a
         demand["id"] in received["overdue_demand_ids"] and in_time["id"] not in received["overdue_demand_ids"]
     )
     assert received["overdue"] == len(received["overdue_demand_ids"])
+    # Neither is met (both declined): the assessor has both ids to follow up.
+    assert {demand["id"], in_time["id"]} <= set(received["unmet_demand_ids"])
+    assert received["met"] == received["total"] - len(received["unmet_demand_ids"])
 
 
 def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_http_does(
-    api_env: ApiEnv,
+    api_env: ApiEnv, tmp_path: Path
 ) -> None:
     """A consumer with two agreements with a provider scores it twice in a period (once per agreement, as the
     contract allows); another, with one, once. The provider's averages weigh each scoring department once,
     so two 5s from CIVIL and a 1 from PSB average 3.0, not 3.67. The CLI's scorecard, computed from the
-    same index and node, is the HTTP one, figure for figure."""
+    same index and node, is the HTTP one, figure for figure; and the figures are those an assessor
+    recomputes from the period's verified audit report."""
     from tests.cli import dxl
 
     env = api_env
@@ -934,6 +938,29 @@ def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_ht
     code, out, err = dxl("audit", "scorecard", "--department", "HEALTH", *period, "--json")
     assert code == 0, err
     assert json.loads(out) == http
+
+    # An assessor recomputes the figures from the period's audit report, once the report verifies against
+    # the node: HEALTH's deliveries, and the scores of the agreements it provides, each pair once.
+    code, out, err = dxl("audit", "report", "--out", tmp_path / "r", "--department", "HEALTH", *period)
+    assert code == 0, err
+    rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
+    code, out, err = dxl("audit", "verify", tmp_path / "r" / "report.json", "--rpc", rpc)
+    assert code == 0, out + err
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    health = env.departments["HEALTH"]
+    sent = [r for r in report["rows"] if r["event"] == "DeliveryRecorded" and r["provider_id"] == health]
+    provided = {r["agreement_id"] for r in report["rows"] if r["event"] == "AgreementConcluded"
+                and r["provider_id"] == health}  # fmt: skip
+    by_pair: dict[int, list[int]] = {}
+    for row in report["practice"]["rows"]:
+        f = row["fields"]
+        if row["event"] == "EvaluationRecorded" and f["side"] == 0 and f["agreementId"] in provided:
+            by_pair.setdefault(f["scorer"], []).append(f["timeliness"])
+    recomputed = sum(sum(v) / len(v) for v in by_pair.values()) / len(by_pair)
+    card = http["practice"]["evaluations"]["as_provider"]
+    assert (len(sent), sum(map(len, by_pair.values())), len(by_pair), round(recomputed, 3)) == (
+        http["deliveries"]["sent"], card["count"], card["scorers"], card["timeliness"],
+    )  # fmt: skip
 
 
 def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEnv, tmp_path: Path) -> None:

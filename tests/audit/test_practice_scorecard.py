@@ -72,7 +72,8 @@ def test_demands_received_and_met() -> None:
     hrss = card(HRSS)["demands_received"]
     # Received: 1, 2, 3, 4 (addressed) and 5 (to no one, answered by HRSS); 6 is outside the period.
     assert hrss == {"total": 5, "new_resource": 2, "existing_resource": 1, "declined": 1, "open": 1,
-                    "met": 1, "met_rate": 0.2, "overdue": 0, "overdue_demand_ids": []}  # fmt: skip
+                    "met": 1, "met_rate": 0.2, "unmet_demand_ids": [2, 3, 4, 5], "overdue": 0,
+                    "overdue_demand_ids": []}  # fmt: skip
     assert card(PSB)["demands_published"] == {"total": 3, "met": 1}  # 6 is outside; 5 went to CIVIL
     assert card(None)["demands_received"]["total"] == 6
 
