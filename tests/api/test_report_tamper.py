@@ -133,6 +133,24 @@ def test_edit_of_any_column_of_any_row_kind_is_named(api_env: ApiEnv, exchange, 
     assert_each_named(_verify(api_env, load_report(path)).problems, edited, column)
 
 
+def test_edit_of_any_decoded_field_of_any_row_kind_is_named(api_env: ApiEnv, exchange) -> None:
+    """Every field of every row kind's decoded event (a batch's root and leaf count, a delivery's commitment
+    and sizes, a dispute's two commitments...), each edited in one row of its kind, all at once: each is named
+    (the column test edits one field of each kind)."""
+    doc = load_report(exchange["dir"] / "report.json")
+    targets = one_row_per_kind(doc["rows"])
+    for row in targets:
+        row["fields"] = {name: other(value) for name, value in row["fields"].items()}
+    problems = _verify(api_env, doc).problems
+    missed = [
+        (row["event"], name)
+        for row in targets
+        for name in row["fields"]
+        if not any(p.startswith(f"row {row['row']}: field {name} is ") for p in problems)
+    ]
+    assert not missed, problems
+
+
 def _practice_kinds(doc: dict[str, Any]) -> list[int]:
     """The position of the first practice row of each kind."""
     firsts: dict[str, int] = {}

@@ -176,3 +176,50 @@ def test_post_verify_receiptAcceptedNotAnchored_PENDING_nodeAloneNotRecordedSayi
     verdict = json.loads(out)
     assert (code, verdict["status"], codes(verdict)) == (1, "NOT_RECORDED", ["NOT_RECORDED"]), out
     assert "accepted but has not anchored yet is not on chain" in verdict["findings"][0]["message"]
+
+
+def _flipped(value: Any) -> Any:
+    """A different value of the same type: the last byte or hex digit changed, a number one more."""
+    if isinstance(value, bytes):
+        return value[:-1] + bytes([value[-1] ^ 1])
+    return value + 1
+
+
+@pytest.mark.parametrize(
+    "column",
+    ["receipt.delivery_id", "receipt.consumer", "receipt.grant_id", "receipt.commitment",
+     "receipt.hash_algorithm", "receipt.byte_size", "receipt.record_count", "batch.first_sequence",
+     "batch.leaf_count", "batch.root"],
+)  # fmt: skip
+def test_post_verify_journalEditedUnderAnAnchoredReceipt_neverMatches(
+    api_env: ApiEnv, tmp_path: Path, column: str
+) -> None:
+    """The receipt journal is the service's own database: a receipt's field or its batch's first sequence,
+    leaf count or root edited there gives a proof the chain's anchored batch refutes (or a receipt no longer
+    found): the verdict is never MATCH. Columns the verdict does not rest on (times, the anchor's transaction,
+    which it reads from the chain) are left out."""
+    from sqlalchemy import create_engine, select, update
+
+    from api.receipts import batches_table, receipts_table
+
+    _payload, manifest, did = delivered(api_env, tmp_path, anchored=True)
+    until(lambda: ok(api_env.call("GET", f"/receipts/{did}", "hrss"))["status"] == "final", "its batch mined")
+    assert verify(api_env, "hrss", manifest, commitment=manifest["root"])["status"] == "MATCH"
+    table, name = column.split(".")
+    engine = create_engine(api_env.settings.effective_database_url)
+    try:
+        with engine.begin() as c:
+            receipt = c.execute(
+                select(receipts_table).where(receipts_table.c.delivery_id == bytes.fromhex(did[2:]))
+            ).one()
+            if table == "receipt":
+                edited, key = receipts_table, receipts_table.c.seq == receipt.seq
+                row = receipt
+            else:
+                edited, key = batches_table, batches_table.c.id == receipt.batch_id
+                row = c.execute(select(batches_table).where(key)).one()
+            c.execute(update(edited).where(key).values({name: _flipped(row._mapping[name])}))
+    finally:
+        engine.dispose()
+    verdict = verify(api_env, "hrss", manifest, commitment=manifest["root"])
+    assert verdict["status"] in ("NOT_RECORDED", "PENDING"), verdict
