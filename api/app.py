@@ -87,7 +87,8 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
         client=client, custody=custody, sessions=sessions, from_block=deployment.block_number
     )
     service.response_deadline_days = settings.audit_response_deadline_days
-    _attach_practice(service, endpoint, settings)
+    # On the node the ledger's client settled on: it holds the whole deployment (a node behind it was left).
+    _attach_practice(service, client.endpoint_in_use, settings)
     return service
 
 
@@ -112,7 +113,7 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
     from node.deploy import anchors_client, load_deployment
 
     try:
-        anchors = anchors_client(ledger.client.endpoint, settings.home)
+        anchors = anchors_client(ledger.client.endpoint_in_use, settings.home)
     except DxlError as exc:
         log.warning("receipts are not served: %s", exc)
         return None

@@ -12,17 +12,19 @@ Every transaction the API sends goes through :class:`JournaledSender`:
    ``reverted``) with its block.
 
 :class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
-node come back (unreachable then reachable, the height going down, a known block's hash changing) or the
-chain client fail over to another node of the network (never a new signature: the same bytes). Rows whose
-block is gone are reopened, every reopened row is re-sent in its first order (block, then position in the
-block, across senders: the contract numbers records in mining order, and each 2xx answer named an id), then
-the unmined ones, and each sender's nonce counter is rebuilt from the node and the journal, so no gap stalls
-later transactions. The node keeps arrival order among equal fees (``--order fifo``, :mod:`node.anvil`). A
-send first checks that the newest block holding a journaled transaction is still on the chain: a node that
-restarted from an older state between two looks of the watcher would otherwise mine a new write first, in
-the place (and with the id) of an acknowledged one. The claims of
-requests whose transaction was reopened are handed back (their stored response is dropped), so a retry of
-the key answers from the re-mined transaction.
+node come back (unreachable then reachable, the height going down, a known block's hash changing) or the chain
+client fail over to another node of the network (never a new signature: the same bytes). Rows whose block is
+gone are reopened (gone: the chain holds another block at its height, or a lone node fell below it; a node
+behind the others lacks a block only for now, and the client moves to a node that holds it, or the
+reconciliation waits, writes held, until one does or the chain replaces it), every reopened row is re-sent in
+its first order (block, then position in the block, across senders: the contract numbers records in mining
+order, and each 2xx answer named an id), then the unmined ones, and each sender's nonce counter is rebuilt
+from the node and the journal, so no gap stalls later transactions. The node keeps arrival order among equal
+fees (``--order fifo``, :mod:`node.anvil`). A send first checks that the newest block holding a journaled
+transaction is still on the chain: a node that restarted from an older state between two looks of the watcher
+would otherwise mine a new write first, in the place (and with the id) of an acknowledged one. The claims of
+requests whose transaction was reopened are handed back (their stored response is dropped), so a retry of the
+key answers from the re-mined transaction.
 
 An answer that reports a transaction someone else sent (an agreement another party relayed) first adopts it:
 its signed bytes, read from the node, are journaled as mined (:meth:`JournaledSender.adopt`), so a lost block
@@ -67,7 +69,9 @@ from api.db import IdempotencyRecord, JournaledTransaction, utcnow
 from api.errors import ApiError
 from node.chain import (
     BlockRef,
+    BlockStanding,
     LedgerClient,
+    NodeBehindError,
     NonceTakenError,
     SignedTx,
     TransactionRefusedError,
@@ -518,7 +522,8 @@ class JournaledSender:
         self._open.wait(timeout=self.client.receipt_timeout)
         if not self.chain_intact():
             raise ApiError(
-                "NODE_UNAVAILABLE", "the node lost blocks and is not reconciled yet; nothing was sent"
+                "NODE_UNAVAILABLE",
+                "the node lost blocks, or is behind them, and is not reconciled yet; nothing was sent",
             )
         return True
 
@@ -776,8 +781,7 @@ class Reconciler:
             NodeError: the node stopped answering (a later pass finishes the work).
         """
         with self._lock:
-            head = self.client.head()
-            reopened = self.journal.reopen(self._lost_blocks(head))
+            reopened = self.journal.reopen(self._lost_blocks())
             resent = mined = superseded = 0
             healing: list[str] = []
             unsettled = self.journal.unsettled()
@@ -839,17 +843,44 @@ class Reconciler:
                 time.sleep(next(delays))
             self.sender.record_receipt(tx_hash, receipt)
 
-    def _lost_blocks(self, head: BlockRef) -> list[BlockRef]:
-        """Blocks of settled rows that the node no longer has, newest first. Stops at the first block the
-        node still has with the same hash: a block's hash commits to all blocks before it."""
+    def _lost_blocks(self) -> list[BlockRef]:
+        """Blocks of settled rows that the chain no longer holds, newest first. Stops at the first block the
+        node still has with the same hash: a block's hash commits to all blocks before it.
+
+        A block above the head of every node that answers is not lost but not there yet (a node behind the
+        others; :meth:`LedgerClient.standing` moves to one that holds it): lost only once a block below it is
+        replaced, since it descends from that one. Until then it is a matter of waiting, and writes wait too.
+
+        Raises:
+            NodeBehindError: blocks no node reached yet, none of them lost (the pass is over, nothing
+                reopened; a later one decides).
+            NodeError: the node does not answer.
+        """
         lost: list[BlockRef] = []
+        unseen: list[BlockRef] = []
         below: int | None = None
         while page := self.journal.settled_blocks(below):
             for block in page:
-                if block.number <= head.number and self.client.block_hash(block.number) == block.hash:
-                    return lost
-                lost.append(block)
+                standing = self.client.standing(block)
+                if standing is BlockStanding.HELD:
+                    return self._decided(lost, unseen)
+                if standing is BlockStanding.NOT_YET:
+                    unseen.append(block)
+                else:
+                    lost += [*unseen, block]
+                    unseen = []
             below = page[-1].number
+        return self._decided(lost, unseen)
+
+    def _decided(self, lost: list[BlockRef], unseen: list[BlockRef]) -> list[BlockRef]:
+        if unseen:
+            newest = unseen[0]
+            raise NodeBehindError(
+                self.client.rpc_url,
+                self.client.block_number(),
+                newest.number,
+                "holding journaled transactions; writes wait until a node holds it or replaces it",
+            )
         return lost
 
 
@@ -925,7 +956,9 @@ class ChainWatcher:
                 # for a transaction never mined.
                 self.reconciler.reconcile()
                 healed = True
-        except NodeError:
+        except NodeError as exc:
+            if isinstance(exc, NodeBehindError) and not self._down:
+                log.warning("journal: reconciliation waits: %s", exc)
             self._down = True
             self.sender.hold()
             return False

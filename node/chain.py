@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
 import requests
@@ -45,7 +46,7 @@ from web3.types import RPCEndpoint
 
 from node.contract_errors import describe_revert, show_arg
 from node.contract_errors import error_code as error_code
-from node.endpoint import ChainIdMismatchError, NodeEndpoint
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, rpc_call
 from node.errors import DxlError, NodeError
 from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
@@ -68,6 +69,12 @@ MAX_LOG_RANGE = 5_000
 #: Longest pause between two receipt look-ups of one wait.
 RECEIPT_POLL_MAX_S = 0.1
 _FEE_CACHE_S = 1.0
+#: How long a node below a block a caller needs (its deployment's) is waited for when no other node of the
+#: endpoint holds that block yet (:meth:`LedgerClient.reach`).
+CATCH_UP_TIMEOUT_S = 60.0
+_CATCH_UP_POLL_S = 0.5
+#: How long another node of the endpoint is given to answer a look at its chain (its head, one block).
+_PROBE_TIMEOUT_S = 1.0
 #: JSON-RPC error codes of a method the node does not serve (-32601; -32604 from some nodes whose method is
 #: not enabled on the interface asked).
 _NO_SUCH_METHOD = (-32601, -32604)
@@ -188,6 +195,30 @@ class NonceTakenError(NodeError):
     def __init__(self, tx_hash: str, sender: str, nonce: int) -> None:
         self.tx_hash, self.sender, self.nonce = tx_hash, sender, nonce
         super().__init__(f"transaction {tx_hash}: nonce {nonce} of {sender} is held by another transaction")
+
+
+class NodeBehindError(NodeError):
+    """Thrown when the node in use has not reached a block a caller needs (the deployment's, a journaled
+    write's) and no other node of the endpoint holds that block: the node may still import it, or the chain
+    may replace it; which, only a later look can tell."""
+
+    def __init__(self, rpc_url: str, head: int, number: int, what: str) -> None:
+        self.rpc_url, self.head, self.number = rpc_url, head, number
+        super().__init__(
+            f"node at {rpc_url} is at block {head}, behind block {number} ({what}), and no other node of the "
+            "endpoint holds that block"
+        )
+
+
+class BlockStanding(StrEnum):
+    """Where a block seen earlier stands on the chain now (:meth:`LedgerClient.standing`)."""
+
+    #: The node in use holds it.
+    HELD = "held"
+    #: No node reached its height yet: a node behind the others may still import it.
+    NOT_YET = "not yet"
+    #: The chain holds another block at its height, or a lone node that is not syncing stopped below it.
+    REPLACED = "replaced"
 
 
 @dataclass(frozen=True)
@@ -351,11 +382,13 @@ class LedgerClient:
         *,
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
         request_timeout: float = 30.0,
+        catch_up_timeout: float = CATCH_UP_TIMEOUT_S,
     ) -> None:
         self.endpoint = endpoint
         self.chain_id = endpoint.chain_id
         self.abi = list(abi)
         self.receipt_timeout = receipt_timeout
+        self.catch_up_timeout = catch_up_timeout
         self._request_timeout = request_timeout
         self._urls = endpoint.rpc_urls
         self._active = 0
@@ -425,6 +458,12 @@ class LedgerClient:
         """The URL of the node in use now (the endpoint's first, or a failover URL after a failover)."""
         return self._urls[self._active]
 
+    @property
+    def endpoint_in_use(self) -> NodeEndpoint:
+        """The endpoint with the node in use first, the others after it: a client made from it starts where
+        this one is (the contracts beside the ledger, on the node its writes go to)."""
+        return NodeEndpoint(self.rpc_url, self.chain_id, tuple(self._urls[i] for i in self._others()))
+
     def _is_proof_of_authority(self) -> bool:
         # Read raw: without the middleware, web3 refuses to decode exactly the blocks this looks for.
         reply = self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x0", False])
@@ -433,17 +472,120 @@ class LedgerClient:
         return len(extra.removeprefix("0x")) // 2 > 32
 
     def _fail_over(self, failed: int) -> bool:
-        """Move to the next URL unless another thread already moved away from ``failed``; False when the
-        endpoint has no other URL."""
+        """Move to the most advanced other node that answers (the next URL when none does) unless another
+        thread already moved away from ``failed``; False when the endpoint has no other URL.
+
+        The most advanced: a node behind the others lacks the blocks of the writes already answered, and the
+        contracts deployed lately."""
         if len(self._urls) == 1:
             return False
         with self._switch:
             if self._active == failed:
-                self._active = (failed + 1) % len(self._urls)
-                self.w3.provider = self._provider(self._urls[self._active])
-                self.failovers += 1
-                log.warning("node %s stopped answering; now using %s", self._urls[failed], self.rpc_url)
+                ahead = self._most_advanced()
+                self._use(ahead[0] if ahead else (failed + 1) % len(self._urls), "stopped answering")
         return True
+
+    def _others(self) -> list[int]:
+        """The other URLs of the endpoint, in the order after the one in use."""
+        count = len(self._urls)
+        return [(self._active + step) % count for step in range(1, count)]
+
+    def _probe(self, index: int, method: str, params: list[object]) -> object | None:
+        """One call to another node of the endpoint; None when it does not answer (or refuses)."""
+        try:
+            return rpc_call(self._urls[index], method, params, timeout=_PROBE_TIMEOUT_S)
+        except NodeError:
+            return None
+
+    def _most_advanced(self) -> tuple[int, int] | None:
+        """The other node with the highest head, and that head (the first in order among equals); None when
+        no other node answers."""
+        best: tuple[int, int] | None = None
+        for index in self._others():
+            head = self._probe(index, "eth_blockNumber", [])
+            if isinstance(head, str) and (best is None or int(head, 16) > best[1]):
+                best = (index, int(head, 16))
+        return best
+
+    def _use(self, index: int, why: str) -> None:
+        """Talk to URL ``index`` from now on (the caller holds ``_switch`` or checks nothing else moved)."""
+        if index == self._active:
+            return
+        left = self.rpc_url
+        self._active = index
+        self.w3.provider = self._provider(self._urls[index])
+        self.failovers += 1
+        log.warning("node %s %s; now using %s", left, why, self.rpc_url)
+
+    def _syncing(self) -> bool:
+        """Whether the node in use says it is importing blocks it knows the network has (``eth_syncing``)."""
+        try:
+            return bool(self._rpc(lambda: self.w3.eth.syncing))
+        except Web3RPCError:
+            return False
+
+    def _may_catch_up(self) -> bool:
+        """Whether a node below a block may yet import it: the endpoint names other nodes (a network, whose
+        members come back), or the node says it is syncing. A lone node that is not syncing (the embedded node
+        restarted from an older state) has nothing to import it from."""
+        return len(self._urls) > 1 or self._syncing()
+
+    def reach(self, number: int, *, what: str) -> None:
+        """Have the node in use hold block ``number``, a block the caller needs (``what``: the deployment's).
+        Below it, the client moves to the most advanced other node of the endpoint if that one has reached it;
+        when none has, it waits for one to (logged), up to :attr:`catch_up_timeout`, where a node may catch up
+        (:meth:`_may_catch_up`). A lone node that is not syncing is left where it is: the caller's own check
+        says what is missing.
+
+        Raises:
+            NodeBehindError: still no node at that height when the wait is over.
+            NodeError: the node does not answer.
+        """
+        deadline: float | None = None
+        while (head := self.block_number()) < number:
+            with self._switch:
+                ahead = self._most_advanced()
+                if ahead is not None and ahead[1] >= number:
+                    self._use(ahead[0], f"is at block {head}, behind block {number} ({what})")
+                    continue
+            if not self._may_catch_up():
+                return
+            now = time.monotonic()
+            if deadline is None:
+                deadline = now + self.catch_up_timeout
+                log.warning(
+                    "node %s is at block %d, behind block %d (%s), as every other node of the endpoint that"
+                    " answers: waiting up to %g s for it to catch up",
+                    self.rpc_url, head, number, what, self.catch_up_timeout,
+                )  # fmt: skip
+            elif now > deadline:
+                raise NodeBehindError(self.rpc_url, head, number, what)
+            time.sleep(_CATCH_UP_POLL_S)
+
+    def standing(self, block: BlockRef) -> BlockStanding:
+        """Where ``block``, seen earlier, stands now. The node in use answers for heights it has reached; for
+        one above its head the other nodes of the endpoint are asked, and the client moves to one that holds
+        the block (a node behind the others lacks it only for now).
+
+        Raises:
+            NodeError: the node in use does not answer.
+        """
+        held = self.block_hash(block.number)
+        if held is not None:
+            return BlockStanding.HELD if held == block.hash else BlockStanding.REPLACED
+        replaced = False
+        for index in self._others():
+            found = self._probe(index, "eth_getBlockByNumber", [hex(block.number), False])
+            if not isinstance(found, Mapping):
+                continue
+            if str(found.get("hash")) == block.hash:
+                with self._switch:
+                    self._use(index, f"has not reached block {block.number} yet")
+                return BlockStanding.HELD
+            replaced = True
+        if replaced or not self._may_catch_up():
+            return BlockStanding.REPLACED
+        return BlockStanding.NOT_YET
 
     def at(self, address: str) -> LedgerClient:
         """Bind to the contract at ``address``; returns self."""

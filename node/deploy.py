@@ -177,6 +177,13 @@ class Deployment:
     sharing_practice: AnchorsDeployment | None = None
     reused: bool = field(default=False, compare=False)
 
+    @property
+    def newest_block(self) -> int:
+        """The newest block holding one of the recorded contracts' deployments: a node holds them all only
+        once it has imported that block."""
+        companions = (self.receipt_anchors, self.sharing_practice)
+        return max([self.block_number, *(c.block_number for c in companions if c is not None)])
+
     def to_json(self) -> str:
         record = asdict(self)
         record.pop("reused")
@@ -292,16 +299,19 @@ def _refuse_lacking(path: Path, address: str, code: bytes, artifact: Artifact) -
 def verify_deployment(client: LedgerClient, deployment: Deployment, artifact: Artifact, path: Path) -> None:
     """Check that ``deployment`` describes the contract on ``client``'s chain, and that the contract offers
     every function of ``artifact`` (the current build; the deployed one may be older, see the module's
-    docstring).
+    docstring). A node below the deployment's block is not taken for one without the contract: the client
+    moves to a node of the endpoint that holds the block, or waits for one (:meth:`LedgerClient.reach`).
 
     Raises:
         DeploymentMismatchError: another chain, no or other code at the address, or a deployed build that
             lacks a function of ``artifact``.
+        NodeBehindError: no node of the endpoint reached the deployment's block in time.
     """
     if deployment.chain_id != client.chain_id:
         raise DeploymentMismatchError(
             path, f"it is for chain id {deployment.chain_id}, the node serves chain id {client.chain_id}"
         )
+    client.reach(deployment.block_number, what=f"the {deployment.artifact} deployment")
     code = client.code_at(deployment.address)
     if not code:
         raise DeploymentMismatchError(path, f"no contract code at {deployment.address} on this chain")
@@ -437,11 +447,15 @@ def deploy_ledger(
 def _anchors_record_matches(
     client: LedgerClient, record: AnchorsDeployment, artifact: Artifact, path: Path
 ) -> bool:
-    """Whether the recorded companion is on chain (the recorded code at its address), of whichever build.
+    """Whether the recorded companion is on chain (the recorded code at its address), of whichever build; a
+    node below its block is not taken for one without it (:meth:`LedgerClient.reach`), which would have it
+    deployed a second time.
 
     Raises:
         DeploymentMismatchError: it is, but lacks a function of ``artifact``.
+        NodeBehindError: no node of the endpoint reached its block in time.
     """
+    client.reach(record.block_number, what=f"the {artifact.name} deployment")
     code = client.code_at(record.address)
     if not code or _hex_hash(code) != record.code_hash:
         return False
@@ -516,11 +530,13 @@ def _companion_client(
 
 
 def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
-    """A client bound to the recorded, verified ledger of ``home`` on ``endpoint``.
+    """A client bound to the recorded, verified ledger of ``home`` on ``endpoint``, on a node that holds every
+    recorded contract (the ledger's writes and the companions' go to the same chain).
 
     Raises:
         NotDeployedError: nothing deployed yet.
         DeploymentMismatchError: the record does not match the node.
+        NodeBehindError: no node of the endpoint reached the deployment's newest block in time.
         NodeError, ChainIdMismatchError: as :class:`LedgerClient`.
     """
     path = deployment_path(home)
@@ -529,6 +545,8 @@ def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: An
 
     artifact = _artifact_of(deployment.artifact, deployment.build)
     client = LedgerClient(endpoint, artifact.abi, **kwargs)
+    if deployment.chain_id == client.chain_id:
+        client.reach(deployment.newest_block, what="the deployment of the ledger and its companions")
     verify_deployment(client, deployment, artifact, path)
     return client.at(deployment.address)
 

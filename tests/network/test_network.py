@@ -14,7 +14,8 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,26 @@ from eth_account.signers.local import LocalAccount
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.app import create_app
 from api.db import JournaledTransaction, init_db, make_engine, session_factory
 from api.errors import ApiError
 from api.journal import ChainWatcher, Journal, JournaledSender, Reconciler, TxStatus
+from api.receipts import ReceiptService
+from api.settings import load_api_settings
 from node.chain import LedgerClient
 from node.compiler import CANCUN, LONDON, load_artifact, load_config
-from node.deploy import LEDGER_ARTIFACT, anchors_client, chain_build, deploy_ledger, runs_push0
+from node.deploy import (
+    LEDGER_ARTIFACT,
+    DeploymentMismatchError,
+    anchors_client,
+    chain_build,
+    deploy_ledger,
+    deploy_receipt_anchors,
+    deployment_path,
+    ledger_client,
+    load_deployment,
+    runs_push0,
+)
 from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import NodeError, ToolchainError
 from node.network import (
@@ -42,7 +57,7 @@ from node.network import (
     member_port,
 )
 from node.types import new_delivery_id
-from tests.api.api_helpers import grant_between, ok, receipt_body, until
+from tests.api.api_helpers import PASSPHRASE, ServerThread, api_home, grant_between, ok, receipt_body, until
 from tests.cli import dxl
 from tests.network.served import NetworkApi
 from verifier.eth import keccak
@@ -674,6 +689,182 @@ def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_o
     (traced_receipt,) = by_id["receipts"]
     assert traced_receipt["proof"] == receipt["proof"]
     assert traced_receipt["batch_provenance"]["batch"]["location"]["block_number"] == number
+
+
+# --- a node behind the others: "not yet" is neither "not deployed" nor "lost" -------------------------------
+
+
+class _Behind:
+    """Member ``index`` falls behind the others: its sealing stopped once they sealed on top of its last
+    block, then cut off, it holds no block they do not and imports none of theirs (as a node that is not a
+    signer, cut off). :meth:`join` lets it catch up; on exit it is joined and sealing again."""
+
+    def __init__(self, network: LocalNetwork, index: int) -> None:
+        self.network, self.member = network, network.members()[index]
+        self.joined = threading.Event()
+
+    def __enter__(self) -> _Behind:
+        url = self.member.rpc_url
+        rpc_call(url, "miner_stop")
+        stopped = _block(url)
+        _wait_for("the others seal on", lambda: _block(url) >= stopped + 2, timeout=30)
+        _partition(self.network, self.member.index, joined=False)
+        return self
+
+    def join(self) -> None:
+        if not self.joined.is_set():
+            _partition(self.network, self.member.index, joined=True, peered=False)
+            self.joined.set()
+
+    def __exit__(self, *exc: object) -> None:
+        rpc_call(self.member.rpc_url, "miner_start")
+        self.join()
+
+
+def _dead_url() -> str:
+    """A URL no node answers at (the other members of the network, down)."""
+    return f"http://127.0.0.1:{member_port()}"
+
+
+@contextmanager
+def _service(home: Path, endpoint: NodeEndpoint) -> Iterator[Any]:
+    """The app on ``home``'s deployment through ``endpoint``, started (its lifespan ran) and stopped."""
+    settings = load_api_settings(
+        home=home,
+        rpc_url=endpoint.rpc_url,
+        chain_id=endpoint.chain_id,
+        rpc_failover_urls=",".join(endpoint.failover_urls),
+        confirmations=CLIQUE_CONFIRMATIONS,
+        keystore_passphrase=PASSPHRASE,
+        audit_follow_interval=0,
+        inspection_draw_interval=0,
+    )
+    app = create_app(settings)
+    with ServerThread(app):
+        yield app
+
+
+def test_a_service_started_on_a_node_behind_its_deployment_serves_receipts_once_the_node_has_it(
+    full_network: LocalNetwork,
+    served: NetworkApi,
+    tmp_path_factory: pytest.TempPathFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A receipt anchors contract deployed while the member the service is pointed at lags: that member has
+    the ledger's block and not the anchors'. With its other members as failover URLs (as `dxl run --network`
+    names them) the service takes the most advanced one at once; with them down, it waits (logged) until
+    the member caught up. Either way receipts are served: they were off for the life of the process."""
+    members = full_network.members()
+    lagging = next(m for m in members if m.rpc_url != served.node_in_use)
+    ahead = next(m for m in members if m.index != lagging.index)
+    home = api_home(tmp_path_factory, "dxl-lagging-api")
+    with _Behind(full_network, lagging.index) as behind:
+        deployment_path(home).write_text(
+            replace(load_deployment(served.settings.home), receipt_anchors=None).to_json()
+        )
+        on_ahead = ledger_client(NodeEndpoint(ahead.rpc_url, full_network.chain_id), home)
+        # Free gas: a key of its own, so the served service's nonces are left alone. One confirmation: the
+        # block is the newest of the deployment either way, a deeper one only slows the test.
+        anchors = deploy_receipt_anchors(on_ahead, deployer=Account.create(), home=home, confirmations=1)
+        assert _block(lagging.rpc_url) < anchors.block_number
+
+        with _service(home, full_network.endpoint(lagging.index)) as app:
+            running = app.state.dxl.extra.get("receipts")
+            assert isinstance(running, ReceiptService) and running.anchors.address == anchors.address
+            assert app.state.dxl.ledger.client.rpc_url != lagging.rpc_url
+            assert running.anchors.rpc_url == app.state.dxl.ledger.client.rpc_url
+
+        caplog.clear()
+        joiner = threading.Timer(1.0, behind.join)
+        joiner.start()
+        started = time.monotonic()
+        try:
+            endpoint = NodeEndpoint(lagging.rpc_url, full_network.chain_id, (_dead_url(),))
+            with _service(home, endpoint) as app:
+                waited = time.monotonic() - started
+                running = app.state.dxl.extra.get("receipts")
+                assert isinstance(running, ReceiptService) and running.anchors.address == anchors.address
+                assert app.state.dxl.ledger.client.rpc_url == lagging.rpc_url
+                assert _block(lagging.rpc_url) >= anchors.block_number
+        finally:
+            joiner.join(90)
+        assert behind.joined.is_set() and waited >= 1.0
+        assert any(f"behind block {anchors.block_number}" in r.getMessage() for r in caplog.records)
+
+
+def test_a_deployment_a_node_never_reaches_or_does_not_hold_is_refused(
+    full_network: LocalNetwork, served: NetworkApi, tmp_path: Path
+) -> None:
+    """Another chain is still refused: a record whose block no node reaches, after a bounded wait that names
+    the node's head; a record whose code is not at the address, at once."""
+    record = load_deployment(served.settings.home)
+    endpoint = full_network.endpoint()
+    deployment_path(tmp_path).write_text(replace(record, block_number=record.block_number + 10**6).to_json())
+    started = time.monotonic()
+    with pytest.raises(NodeError, match=f"behind block {record.block_number + 10**6}"):
+        ledger_client(endpoint, tmp_path, catch_up_timeout=1.0)
+    assert 1.0 <= time.monotonic() - started < 10
+    deployment_path(tmp_path).write_text(replace(record, code_hash="0x" + "00" * 32).to_json())
+    started = time.monotonic()
+    with pytest.raises(DeploymentMismatchError, match="is not the recorded ledger"):
+        ledger_client(endpoint, tmp_path)
+    assert time.monotonic() - started < 5
+
+
+def test_a_journal_reconciled_on_a_node_behind_its_blocks_loses_nothing_and_sends_nothing_again(
+    full_network: LocalNetwork, journaled: sessionmaker[Session]
+) -> None:
+    """A write mined while a member lags, then the journal reconciled through that member: its block is not
+    lost, only not there yet. With the other members as failover URLs the client moves to one that holds it;
+    with them down, the reconciliation waits (a NodeError: writes stay held) until the member caught up. The
+    row stays mined in its block, nothing is sent again, one nonce is used."""
+    members = full_network.members()
+    lagging, ahead = members[2], members[0]
+    journal = Journal(lambda: journaled)
+    with _Behind(full_network, lagging.index) as behind:
+        client = LedgerClient(NodeEndpoint(ahead.rpc_url, full_network.chain_id), [], receipt_timeout=15)
+        sender = JournaledSender(client, journal)
+        account = Account.create()
+        request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+        signed = sender.send(account, request, claim=None, finish=None)
+        mined = sender.wait(signed.tx_hash)
+        assert _block(lagging.rpc_url) < mined.block_number
+
+        def unchanged() -> None:
+            with journaled() as session:
+                row = session.scalar(
+                    select(JournaledTransaction).where(JournaledTransaction.tx_hash == signed.tx_hash)
+                )
+                assert row is not None and row.status == TxStatus.MINED.value
+                assert (row.block_number, row.block_hash) == (mined.block_number, mined.block_hash)
+            assert rpc_call(lagging.rpc_url, "eth_getTransactionByHash", [signed.tx_hash]) is None
+
+        on_lagging = LedgerClient(full_network.endpoint(lagging.index), [], receipt_timeout=3)
+        report = Reconciler(JournaledSender(on_lagging, journal)).reconcile()
+        assert (report.reopened, report.resent, report.superseded) == (0, 0, 0)
+        assert on_lagging.rpc_url != lagging.rpc_url
+        unchanged()
+
+        alone = LedgerClient(
+            NodeEndpoint(lagging.rpc_url, full_network.chain_id, (_dead_url(),)), [], receipt_timeout=3
+        )
+        reconciler = Reconciler(JournaledSender(alone, journal))
+        with pytest.raises(NodeError, match=f"behind block {mined.block_number}"):
+            reconciler.reconcile()
+        unchanged()
+
+        behind.join()
+        _wait_for("the member caught up", lambda: _block(lagging.rpc_url) >= mined.block_number, timeout=30)
+        report = reconciler.reconcile()
+        assert (report.reopened, report.resent, report.superseded) == (0, 0, 0)
+        assert alone.rpc_url == lagging.rpc_url
+        with journaled() as session:
+            row = session.scalar(
+                select(JournaledTransaction).where(JournaledTransaction.tx_hash == signed.tx_hash)
+            )
+            assert row is not None and row.status == TxStatus.MINED.value
+            assert row.block_hash == mined.block_hash
+    assert alone.pending_nonce(account.address) == 1
 
 
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
