@@ -26,14 +26,20 @@ from api.errors import ApiError
 from api.ledger import Finish
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.contract_errors import iso_time
-from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, PracticeReader, scores_of
+from node.practice import (
+    DemandRecord,
+    EvaluationRecord,
+    InspectionRecord,
+    PracticeReader,
+    sampled_provider,
+    scores_of,
+)
 from node.types import (
     DeclineReason,
     DemandAnswer,
     InspectionOutcome,
     InspectionStatus,
     ScoredSide,
-    delivery_id_provider,
 )
 from verifier.catalog import canonical_document, document_hash
 from verifier.onchain import ChainCheckError, LedgerReader
@@ -396,12 +402,6 @@ _OUTCOME_NAMES = {
 }
 
 
-def _provider(derived: DerivedSample, drawn: bytes) -> int:
-    """The department that delivered a drawn delivery (its id's namespace) or receipt (its batch's)."""
-    batch = derived.batches.get(drawn)
-    return batch.provider if batch is not None else delivery_id_provider(drawn)
-
-
 class InspectionService:
     """Inspections for one ledger service: auditors open, draw and record with the custodied auditor key;
     sampled providers present. The sample is derived by :mod:`verifier.sampling` from the chain alone."""
@@ -459,7 +459,8 @@ class InspectionService:
                 presented = self._presentations(inspection_id)
             sampled = [
                 m.SampledDelivery(
-                    delivery_id=_hex(d), provider=_provider(derived, d), presented=presented.get(_hex(d)),
+                    delivery_id=_hex(d), provider=sampled_provider(derived, d),
+                    presented=presented.get(_hex(d)),
                     outcome=_OUTCOME_NAMES.get(outcomes.get(d, InspectionOutcome.NONE)),
                     grant_id=None if (slot := slot_of(d)) is None else slot[0],
                     sequence=None if slot is None else slot[1],
@@ -605,7 +606,7 @@ class InspectionService:
         sampled delivery id or receipt slot the presentation must be of."""
         me = self.ledger.department_id_of(principal)
         record, raw, derived = self._sampled(inspection_id, body.delivery_id)
-        if _provider(derived, raw) != me:
+        if sampled_provider(derived, raw) != me:
             raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
         with self.practice.presentation_lock(inspection_id, raw):  # an outcome being recorded is waited for
             # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on

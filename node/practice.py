@@ -7,6 +7,7 @@ it (:func:`node.deploy.practice_client`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -131,6 +132,23 @@ class OutcomeRecord:
     recorded_at: int
 
 
+@dataclass(frozen=True)
+class SampledRecord:
+    """A delivery (or receipt slot) a drawn inspection's sample holds, and by when it was to be presented."""
+
+    inspection_id: int
+    delivery_id: bytes
+    provider: int
+    present_by: int
+
+
+def sampled_provider(derived: DerivedSample, drawn: bytes) -> int:
+    """The department that delivered a drawn delivery (its id's namespace) or receipt (its batch's: a slot
+    names no department)."""
+    batch = derived.batches.get(drawn)
+    return batch.provider if batch is not None else delivery_id_provider(drawn)
+
+
 @dataclass
 class PracticeFacts:
     """Everything the scorecard reads from the practice contract."""
@@ -139,6 +157,8 @@ class PracticeFacts:
     evaluations: list[EvaluationRecord] = field(default_factory=list)
     inspections: list[InspectionRecord] = field(default_factory=list)
     outcomes: list[OutcomeRecord] = field(default_factory=list)
+    #: What every drawn inspection sampled, with or without an outcome.
+    sampled: list[SampledRecord] = field(default_factory=list)
 
 
 class PracticeReader:
@@ -153,6 +173,7 @@ class PracticeReader:
         self.practice, self.ledger, self.from_block = practice, ledger, from_block
         self.ledger_from_block = ledger_from_block
         self._times: dict[int, int] = {}
+        self._samples: dict[int, DerivedSample] = {}
 
     def _time(self, block: int) -> int:
         if block not in self._times:
@@ -225,35 +246,59 @@ class PracticeReader:
             )  # fmt: skip
         return out
 
-    def sampled_outcomes(self) -> list[OutcomeRecord]:
-        """The outcomes of deliveries their inspection drew. The contract records an outcome for any delivery
-        it knows (drawing the sample is beyond it), so one sent with the auditor's key for a delivery never
-        drawn is left out here, as ``dxl audit verify`` names it: each sample is recomputed from the chain by
-        :func:`verifier.sampling.derive_sample`.
+    def samples(self, inspection_ids: Iterable[int]) -> dict[int, DerivedSample]:
+        """The sample of each of ``inspection_ids`` (drawn inspections), recomputed from the chain by
+        :func:`verifier.sampling.derive_sample` once and kept: a drawn inspection's seed is fixed and its
+        period closed before it was opened, so its sample never changes.
 
         Raises:
             NodeError: the node fails, or an inspection's seed is not its committed block's hash.
         """
+        wanted = sorted(set(inspection_ids))
+        missing = [n for n in wanted if n not in self._samples]
+        if missing:
+            try:
+                reader = LedgerReader(
+                    self.ledger.endpoint.rpc_url, str(self.ledger.address), chain_id=self.ledger.chain_id,
+                    from_block=self.ledger_from_block, abi=[dict(e) for e in self.ledger.abi],
+                )  # fmt: skip
+                for number in missing:
+                    self._samples[number] = derive_sample(reader, str(self.practice.address), number)
+            except ChainCheckError as exc:
+                raise NodeError(f"cannot recompute the inspections' samples: {exc.message}") from None
+        return {n: self._samples[n] for n in wanted}
+
+    def sampled_outcomes(self) -> list[OutcomeRecord]:
+        """The outcomes of deliveries their inspection drew. The contract records an outcome for any delivery
+        it knows (drawing the sample is beyond it), so one sent with the auditor's key for a delivery never
+        drawn is left out here, as ``dxl audit verify`` names it.
+
+        Raises:
+            NodeError: as :meth:`samples`.
+        """
         outcomes = self.outcomes()
         if not outcomes:
             return []
-        samples: dict[int, DerivedSample] = {}
-        try:
-            reader = LedgerReader(
-                self.ledger.endpoint.rpc_url, str(self.ledger.address), chain_id=self.ledger.chain_id,
-                from_block=self.ledger_from_block, abi=[dict(e) for e in self.ledger.abi],
-            )  # fmt: skip
-            for number in sorted({o.inspection_id for o in outcomes}):
-                samples[number] = derive_sample(reader, str(self.practice.address), number)
-        except ChainCheckError as exc:
-            raise NodeError(f"cannot recompute the inspections' samples: {exc.message}") from None
+        samples = self.samples(o.inspection_id for o in outcomes)
         # A drawn receipt's outcome is keyed by its slot, which names no department: its batch's provider.
         return [
-            o if (batch := samples[o.inspection_id].batches.get(o.delivery_id)) is None
-            else replace(o, provider=batch.provider)
+            replace(o, provider=sampled_provider(samples[o.inspection_id], o.delivery_id))
             for o in outcomes if o.delivery_id in samples[o.inspection_id].sample
         ]  # fmt: skip
 
+    def sampled(self, inspections: Iterable[InspectionRecord]) -> list[SampledRecord]:
+        """What each drawn one of ``inspections`` sampled. Raises: NodeError as :meth:`samples`."""
+        drawn = {i.inspection_id: i for i in inspections if i.status is InspectionStatus.DRAWN}
+        samples = self.samples(drawn)
+        return [
+            SampledRecord(number, d, sampled_provider(derived, d), drawn[number].present_by)
+            for number, derived in samples.items() for d in derived.sample
+        ]  # fmt: skip
+
     def facts(self) -> PracticeFacts:
-        """Raises: NodeError as :meth:`sampled_outcomes`."""
-        return PracticeFacts(self.demands(), self.evaluations(), self.inspections(), self.sampled_outcomes())
+        """Raises: NodeError as :meth:`samples`."""
+        inspections = self.inspections()
+        outcomes = self.sampled_outcomes()
+        return PracticeFacts(
+            self.demands(), self.evaluations(), inspections, outcomes, self.sampled(inspections)
+        )

@@ -55,7 +55,10 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   period, would otherwise outweigh every other department's view of the scored one. ``scorers``: how many
   pairs (on a department's card, how many departments) the averages rest on.
 * **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
-  failed, not presented) and the pass rate; and the ledger's inspections that expired in the period (never
+  failed, not presented) and the pass rate; **overdue**: its sampled deliveries whose presentation deadline
+  fell in the period and has passed at evaluation time with no outcome recorded, listed with their
+  inspection: until the auditor records one (not presented, or the verdict of what was presented), they
+  would count nowhere; and the ledger's inspections that expired in the period (never
   drawn while their seed block's hash was known, so their sample was never fixed; whichever department).
 
 These are evaluated at the period's end in block time (a closed period's figures never change; an open one
@@ -404,6 +407,15 @@ def practice_indicators(
         if in_period(o.recorded_at) and o.recorded_at <= as_of and department in (None, o.provider)
     ]  # fmt: skip
     by_outcome = Counter(o.outcome for o in outcomes)
+    # A sampled delivery past its presentation deadline whose outcome is not recorded counts nowhere above:
+    # neither passed, failed nor not presented, it would show on no card, whoever let it lapse.
+    clock = min(as_of, now)
+    recorded = {(o.inspection_id, o.delivery_id) for o in practice.outcomes if o.recorded_at <= clock}
+    unrecorded = sorted(
+        (s.inspection_id, "0x" + s.delivery_id.hex()) for s in practice.sampled
+        if department in (None, s.provider) and in_period(s.present_by) and s.present_by < clock
+        and (s.inspection_id, s.delivery_id) not in recorded
+    )  # fmt: skip
     # Inspections belong to no department: every scorecard shows the ledger's, so an auditor who lets them
     # lapse undrawn (a sample it could have read and disliked) is seen whichever card is read.
     expired = [i for i in practice.inspections if i.expired_at is not None and in_period(i.expired_at)]
@@ -442,6 +454,8 @@ def practice_indicators(
             "not_presented": by_outcome[InspectionOutcome.NOT_PRESENTED],
             "pass_rate": _rate(by_outcome[InspectionOutcome.PASSED], len(outcomes)),
             "expired": len(expired),
+            "overdue": len(unrecorded),
+            "overdue_deliveries": [{"inspection_id": i, "delivery_id": d} for i, d in unrecorded],
         },
     }
 

@@ -421,6 +421,11 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     pass_time(env, max(0, drawn["present_by"] - chain_now) + 1)
     late = present(absent)
     assert (late.status_code, late.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED")
+    # Not presented, and no outcome recorded yet: the provider's scorecard says so, until the auditor does.
+    query = f"/audit/scorecard?department=HRSS&from={_iso(period_from)}&to={_iso(drawn['present_by'] + 3600)}"
+    unrecorded = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]["overdue_deliveries"]
+    assert {"inspection_id": inspection, "delivery_id": absent} in unrecorded
+    assert {d["delivery_id"] for d in unrecorded if d["inspection_id"] == inspection} == {absent}
     final = ok(
         env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": absent})
     )
@@ -430,6 +435,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         failed: ("MISMATCH", "failed"),
         absent: (None, "not_presented"),
     }
+    card = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]
+    assert all(d["inspection_id"] != inspection for d in card["overdue_deliveries"])
+    assert card["not_presented"] >= 1
 
 
 def _real_receipts(

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from node.audit.scorecard import DeliveryFact, Facts, ReceiptBatchFact, compute_scorecard
-from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, OutcomeRecord, PracticeFacts
+from node.practice import (
+    DemandRecord,
+    EvaluationRecord,
+    InspectionRecord,
+    OutcomeRecord,
+    PracticeFacts,
+    SampledRecord,
+)
 from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 
 Z = b"\x00" * 32
@@ -135,7 +142,8 @@ def test_evaluations_and_inspections() -> None:
     assert hrss["evaluations"]["as_consumer"] == {"count": 0, "scorers": 0, "purpose_compliance": None}
     assert card(PSB)["evaluations"]["as_consumer"] == {"count": 1, "scorers": 1, "purpose_compliance": 2.0}
     assert hrss["inspections"] == {"sampled_outcomes": 3, "passed": 1, "failed": 1, "not_presented": 1,
-                                   "pass_rate": 0.333333, "expired": 1}  # fmt: skip
+                                   "pass_rate": 0.333333, "expired": 1, "overdue": 0,
+                                   "overdue_deliveries": []}  # fmt: skip
     assert card(None)["inspections"]["sampled_outcomes"] == 4
 
 
@@ -177,6 +185,36 @@ def test_each_pair_of_departments_weighs_once_in_the_averages() -> None:
     got = compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=1_000, now=2_000,
                             practice=practice)["practice"]["evaluations"]["as_provider"]  # fmt: skip
     assert got == {"count": 4, "scorers": 2, "timeliness": 3.0, "completeness": 3.5, "accuracy": 4.0}
+
+
+def test_a_sampled_delivery_past_its_deadline_without_an_outcome_is_overdue_on_its_providers_card() -> None:
+    """Inspection 1 (deadline 500) drew three of HRSS's deliveries and one of PSB's; the auditor recorded
+    the outcome of HRSS's first at 400 and of the second at 700, after the deadline, and never the third's.
+    Until an outcome is recorded, the delivery counts as overdue on its provider's card, and nowhere else."""
+    hrss_1, hrss_2, hrss_3 = (b"\x00\x00\x00\x02" + bytes([n]) * 28 for n in (1, 2, 3))
+    psb_1 = b"\x00\x00\x00\x01" + b"\x04" * 28
+    practice = PracticeFacts(
+        inspections=[InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 4, 0, 90, 15, 500, b"\x05" * 32)],
+        outcomes=[
+            OutcomeRecord(1, hrss_1, HRSS, InspectionOutcome.PASSED, Z, 20, 400),
+            OutcomeRecord(1, hrss_2, HRSS, InspectionOutcome.NOT_PRESENTED, Z, 30, 700),
+        ],
+        sampled=[SampledRecord(1, d, p, 500) for d, p in ((hrss_1, HRSS), (hrss_2, HRSS), (hrss_3, HRSS),
+                                                           (psb_1, PSB))],
+    )  # fmt: skip
+
+    def overdue(department: int | None, period_to: int, now: int = 2_000) -> list[str]:
+        card = compute_scorecard(Facts(), department=department, period_from=0, period_to=period_to, now=now,
+                                 practice=practice)["practice"]["inspections"]  # fmt: skip
+        assert card["overdue"] == len(card["overdue_deliveries"])
+        return [d["delivery_id"] for d in card["overdue_deliveries"]]
+
+    assert overdue(HRSS, 1_000) == ["0x" + hrss_3.hex()]
+    assert overdue(HRSS, 600) == ["0x" + d.hex() for d in (hrss_2, hrss_3)]  # as it stood at 600
+    assert overdue(HRSS, 1_000, now=500) == []  # the deadline not passed yet by the chain's clock
+    assert overdue(HRSS, 400) == []  # a deadline after the period is another period's
+    assert overdue(PSB, 1_000) == ["0x" + psb_1.hex()]
+    assert len(overdue(None, 1_000)) == 2 and overdue(CIVIL, 1_000) == []
 
 
 def test_inspections_that_expired_in_the_period_show_on_every_card() -> None:
