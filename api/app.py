@@ -290,6 +290,7 @@ def create_app(
         IdempotencyMiddleware,
         sessions=lambda: app.state.dxl.sessions,
         owner=lambda: app.state.dxl.claims,
+        api=app,
         wait_timeout=idempotency_wait,
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)

@@ -17,6 +17,11 @@ with the same key loses the insert, and
 
 A 5xx before anything was journaled releases the claim, so the client's retry does the work instead of
 replaying a failure the client could not act on.
+
+Only a route that takes the key claims it (:func:`keyed_routes`): one that records nothing twice when repeated
+(``POST /verify``, ``/receipts/lookup``, ``/resources/import``, …) or no route at all ignores the header.
+Claimed there, every request with a fresh key kept its answer for a week: a lookup of 1,000 receipts with
+their proofs, or a 404, stored per request by whoever sent keys.
 """
 
 from __future__ import annotations
@@ -26,15 +31,19 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from anyio import to_thread
+from fastapi import FastAPI, routing
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import authenticate
@@ -295,6 +304,54 @@ def _json_response(status: int, raw: bytes, extra: list[tuple[bytes, bytes]] | N
     ]
 
 
+@dataclass(frozen=True)
+class WriteRoute:
+    """A route taking writes: its path pattern, methods, and whether it takes an ``Idempotency-Key``."""
+
+    regex: re.Pattern[str]
+    literal: bool
+    methods: frozenset[str]
+    keyed: bool
+
+
+def _takes_key(route: Any) -> bool:
+    """Whether the route declares the ``Idempotency-Key`` header; a route that is not FastAPI's (served by a
+    handler of its own) is taken to, since nothing says it does not."""
+    if not isinstance(route, routing.APIRoute):
+        return True
+    stack = [route.dependant]
+    while stack:
+        dep = stack.pop()
+        if any(p.alias.lower() == HEADER for p in dep.header_params):
+            return True
+        stack.extend(dep.dependencies)
+    return False
+
+
+def keyed_routes(app: FastAPI) -> list[WriteRoute]:
+    """Every route of ``app`` that takes a write method (included routers flattened)."""
+    found = []
+    for ctx in routing.iter_route_contexts(app.routes):
+        methods = frozenset(ctx.methods or ()) & _WRITE_METHODS
+        if ctx.path is None or not methods:
+            continue
+        regex, _, convertors = compile_path(ctx.path)
+        found.append(WriteRoute(regex, not convertors, methods, _takes_key(ctx.original_route)))
+    return found
+
+
+def claims_key(table: list[WriteRoute], method: str, path: str) -> bool:
+    """Whether the route serving ``method`` at ``path`` takes an ``Idempotency-Key``; routes spelling the path
+    literally decide when there are any (as :func:`api.errors.allowed_methods` reads them). False when no
+    route serves it: a 404 has nothing to keep."""
+    matching = [r for r in table if method in r.methods and r.regex.match(path)]
+    chosen = [r for r in matching if r.literal] or matching
+    return any(r.keyed for r in chosen)
+
+
+_KEYED_CACHE = 4096
+
+
 class IdempotencyMiddleware:
     """ASGI middleware applying :class:`IdempotencyStore` to write requests that carry the header.
 
@@ -307,17 +364,22 @@ class IdempotencyMiddleware:
         *,
         sessions: Callable[[], sessionmaker[Session]],
         owner: Callable[[], ClaimOwner],
+        api: FastAPI,
         wait_timeout: float = 60.0,
         poll_interval: float = 0.05,
     ) -> None:
         self.app = app
+        self._api = api
+        self._table: list[WriteRoute] | None = None
+        #: Whether a write claims its key, by method and path (ids make paths many: the newest are kept).
+        self._keyed: dict[tuple[str, str], bool] = {}
         self._sessions = sessions
         self._owner = owner
         self.wait_timeout = wait_timeout
         self.poll_interval = poll_interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] not in _WRITE_METHODS:
+        if scope["type"] != "http" or scope["method"] not in _WRITE_METHODS or not self._claims(scope):
             await self.app(scope, receive, send)
             return
         # The first of a repeated header, as the routes read headers (Starlette): the key is claimed for the
@@ -374,6 +436,18 @@ class IdempotencyMiddleware:
             )
         else:
             await self._run_claimed(scope, receive, send, store, outcome)
+
+    def _claims(self, scope: Scope) -> bool:
+        if self._table is None:  # on the first request: every route is in place by then
+            self._table = keyed_routes(self._api)
+        at = (scope["method"], scope["path"])
+        keyed = self._keyed.get(at)
+        if keyed is None:
+            keyed = claims_key(self._table, *at)
+            if len(self._keyed) >= _KEYED_CACHE:
+                self._keyed.clear()
+            self._keyed[at] = keyed
+        return keyed
 
     async def _claim(self, store: IdempotencyStore, principal: str, key: str, print_: str) -> ClaimOutcome:
         """Claims the key, waiting (up to the wait timeout) while a live request works on it."""

@@ -159,3 +159,42 @@ def test_a_drawn_sample_is_derived_once_and_read_alike_after(api_env: ApiEnv, pr
     assert ok(env.call("GET", "/inspections", "auditor")) == listed
     asked = proxy.asked - before
     assert asked["eth_getLogs"] <= 1 and sum(asked.values()) <= 3 + len(listed), asked
+
+
+def _kept_keys(env: ApiEnv) -> int:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM api_idempotency")).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def test_an_idempotency_key_is_kept_only_by_a_route_that_takes_one(api_env: ApiEnv) -> None:
+    """A lookup, a check or an unknown path with a fresh key each time kept each answer for a week (a lookup
+    of 1,000 receipts with their proofs per request): the API database grew by whatever anyone sent. Routes
+    that take no key ignore it; a write that takes one still keeps its answer."""
+    env = api_env
+    kept = _kept_keys(env)
+    lookup = {"delivery_ids": ["0x" + "ab" * 32] * 1000}
+    for i in range(5):
+        for path, body in (
+            ("/receipts/lookup", lookup),
+            ("/verify", {"manifest": {}}),
+            ("/no/such/route", {}),
+        ):
+            answer = env.call(
+                "POST", path, "psb", json=body, headers={"Idempotency-Key": f"fresh-{path}-{i}"}
+            )
+            assert "idempotent-replayed" not in answer.headers and answer.status_code < 500, answer.text
+    # The same key with another body is no reuse where no key is taken: the request is answered as sent.
+    again = env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ["0x" + "cd" * 32]},
+                     headers={"Idempotency-Key": "fresh-/receipts/lookup-0"})  # fmt: skip
+    assert ok(again) == {"receipts": []}
+    assert _kept_keys(env) == kept
+    body = {"metadata_hash": "0x" + "00" * 32, "schema_hash": "0x" + "11" * 32, "share_type": "conditional"}
+    refused = env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "a-write"})
+    assert refused.json()["error"]["code"] == "INVALID_METADATA"
+    assert _kept_keys(env) == kept + 1
