@@ -173,8 +173,9 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
     from node.deploy import LEDGER_ARTIFACT
     from node.types import GovernanceAction, ShareType, SharingTerms, admission_data
     from verifier.commitment import commit_payload, new_salt
+    from verifier.delivery_ids import new_delivery_id
     from verifier.leaves import Chunking, PayloadFormat
-    from verifier.manifest import build_manifest, new_delivery_id, sign_manifest, write_manifest
+    from verifier.manifest import build_manifest, sign_manifest, write_manifest
 
     artifact = load_artifact(LEDGER_ARTIFACT)
     client = LedgerClient(node_endpoint, artifact.abi)

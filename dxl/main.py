@@ -139,4 +139,16 @@ def _reader_gone() -> int:
 
 def run() -> None:
     """Console-script entry point (also ``python -m dxl``)."""
-    sys.exit(main())
+    code = main()
+    if sys.argv[1:2] and sys.argv[1] in PAYLOAD_COMMANDS:
+        # A payload command has closed its files; once its output is flushed, what is left is the
+        # interpreter's teardown of every module it loaded: 7 ms of a 1 GiB `dxl commit`'s 0.45 s, which the
+        # whole-process comparison with `openssl dgst` counts. (An output that cannot be flushed ends as
+        # every other command does.)
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except OSError:
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)

@@ -19,12 +19,13 @@ from eth_utils.crypto import keccak
 
 from node.errors import DxlError
 
+# Delivery ids live in their provider's namespace; the scheme is the commitment layer's, whose manifests name
+# the delivery.
+from verifier.delivery_ids import delivery_id_provider as delivery_id_provider
+from verifier.delivery_ids import new_delivery_id as new_delivery_id
+
 # The commitment scheme owns the algorithm ids; the ledger records them (0 is refused by the contract).
 from verifier.hashing import HashAlgorithm as HashAlgorithm
-
-# Delivery ids live in their provider's namespace; the scheme is the manifest's, which names the delivery.
-from verifier.manifest import delivery_id_provider as delivery_id_provider
-from verifier.manifest import new_delivery_id as new_delivery_id
 
 DepartmentId = NewType("DepartmentId", int)  # uint32, from 1
 ResourceId = NewType("ResourceId", int)  # uint64, from 1

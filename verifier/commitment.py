@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from verifier.errors import PayloadReadError
 from verifier.hashing import SALT_SIZE, HashAlgorithm, TreeHasher
@@ -24,9 +24,9 @@ def new_salt() -> bytes:
     return os.urandom(SALT_SIZE)
 
 
-@dataclass(frozen=True)
-class Commitment:
-    """The commitment to one payload: what the manifest carries and the chain records.
+class Commitment(NamedTuple):
+    """The commitment to one payload: what the manifest carries and the chain records (a named tuple, not a
+    dataclass, for the reason :class:`~verifier.leaves.Chunking` gives).
 
     ``record_count`` is 0 for ``bytes`` payloads, the leaf count for ``jsonl`` and the leaf count minus the
     header row for ``csv`` (see :mod:`verifier.leaves`). ``leaf_hashes`` is ``None`` unless requested.

@@ -15,9 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from verifier import jsontext
 from verifier.commitment import Commitment
@@ -61,28 +60,6 @@ _REQUIRED = (
 _OPTIONAL = ("leaf_hashes", "signer", "signature")
 
 
-#: Length of a delivery id's provider prefix: its first four bytes are the providing department's id
-#: (big-endian). The ledger accepts an id only in the recording provider's namespace, so no department can
-#: take another's ids.
-DELIVERY_ID_PREFIX_BYTES = 4
-
-
-def new_delivery_id(provider_id: int) -> bytes:
-    """A fresh random delivery id in the namespace of department ``provider_id``.
-
-    Raises:
-        ValueError: ``provider_id`` is not a department id (1..2**32-1).
-    """
-    if not 0 < provider_id < 2**32:
-        raise ValueError(f"a department id is 1..{2**32 - 1}, got {provider_id}")
-    return provider_id.to_bytes(DELIVERY_ID_PREFIX_BYTES, "big") + os.urandom(32 - DELIVERY_ID_PREFIX_BYTES)
-
-
-def delivery_id_provider(delivery_id: bytes) -> int:
-    """The department id whose namespace ``delivery_id`` is in."""
-    return int.from_bytes(bytes(delivery_id)[:DELIVERY_ID_PREFIX_BYTES], "big")
-
-
 def _hex(b: bytes) -> str:
     return "0x" + b.hex()
 
@@ -92,10 +69,12 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """A parsed, internally consistent delivery manifest. Build with :func:`build_manifest`, read with
-    :func:`parse_manifest` / :func:`load_manifest`."""
+    :func:`parse_manifest` / :func:`load_manifest`; derive a changed copy with ``_replace``.
+
+    A named tuple, not a dataclass, as :class:`~verifier.leaves.Chunking` is: ``dxl commit`` writes one.
+    """
 
     delivery_id: bytes
     agreement_id: int | None
@@ -112,7 +91,7 @@ class Manifest:
     created_at: str
     leaf_hashes: tuple[bytes, ...] | None = None
     signer: str | None = None
-    signature: bytes | None = field(default=None, repr=False)
+    signature: bytes | None = None
 
     @property
     def signed(self) -> bool:
@@ -215,8 +194,8 @@ def sign_manifest(manifest: Manifest, key: LocalAccount | bytes | str) -> Manife
         signer = address_of_key(private_key)
     except ValueError as e:
         raise ManifestSignatureError(f"not a usable private key ({e})") from None
-    unsigned = replace(manifest, signer=signer, signature=None)
-    return replace(unsigned, signature=sign_personal_message(unsigned.signing_bytes(), private_key))
+    unsigned = manifest._replace(signer=signer, signature=None)
+    return unsigned._replace(signature=sign_personal_message(unsigned.signing_bytes(), private_key))
 
 
 def recover_signer(manifest: Manifest) -> str:

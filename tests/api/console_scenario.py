@@ -29,8 +29,9 @@ import httpx
 
 from node.keys import KeyStore
 from verifier.commitment import commit_payload, new_salt
+from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import Manifest, build_manifest, new_delivery_id, sign_manifest
+from verifier.manifest import Manifest, build_manifest, sign_manifest
 
 INSURANCE_CSV = (
     "person_id,insurance_type,contribution_base,months_paid,status\n"

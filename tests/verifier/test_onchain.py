@@ -23,8 +23,9 @@ from node.types import GovernanceAction
 from tests.cli import dxl
 from tests.contracts.conftest import Consortium, deploy, receipt_of
 from verifier.commitment import commit_payload, new_salt
+from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import Manifest, build_manifest, new_delivery_id, sign_manifest, write_manifest
+from verifier.manifest import Manifest, build_manifest, sign_manifest, write_manifest
 from verifier.onchain import ChainCheckError, LedgerReader, verify_commitment_onchain, verify_payload_onchain
 from verifier.verify import VerdictStatus
 
@@ -171,9 +172,7 @@ def test_manifest_not_signed_by_the_providers_chain_key_is_untrusted(
 
 
 def build_manifest_unsigned(m: Manifest) -> Manifest:
-    from dataclasses import replace
-
-    return replace(m, signer=None, signature=None)
+    return m._replace(signer=None, signature=None)
 
 
 def test_commitment_only_check(chain: Any, tmp_path: Path) -> None:

@@ -27,8 +27,9 @@ from node.endpoint import NodeEndpoint
 from node.keys import KeyStore
 from tests.contracts.conftest import Consortium, deploy
 from verifier.commitment import commit_payload, new_salt
+from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import Manifest, build_manifest, new_delivery_id, sign_manifest
+from verifier.manifest import Manifest, build_manifest, sign_manifest
 
 pytestmark = pytest.mark.xdist_group("verifier-onchain-api")
 

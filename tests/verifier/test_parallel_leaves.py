@@ -10,9 +10,13 @@ that do not start on a page boundary.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import tempfile
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,7 @@ from tests.verifier.reference import reference_root
 from verifier.commitment import commit_payload
 from verifier.errors import PayloadReadError
 from verifier.hashing import HashAlgorithm, TreeHasher
-from verifier.leaves import Chunking, PayloadFormat
+from verifier.leaves import Chunking, LeafBatch, PayloadFormat
 
 SALT = bytes(range(32, 64))
 WORKERS = st.sampled_from([1, 2, 3])
@@ -146,3 +150,70 @@ def test_bytes_payload_that_shrinks_between_blocks_is_refused(
             workers=1,
             progress=cut_after_first_block,
         )
+
+
+def _batches(
+    count: int, *, fail_at: int | None = None, running: list[int] | None = None
+) -> Iterator[LeafBatch]:
+    """``count`` batches whose result is their index, finishing out of order; batch ``fail_at`` raises."""
+    lock = threading.Lock()
+    rng = random.Random(count)
+
+    def batch(i: int, pause: float) -> list[bytes]:
+        if running is not None:
+            with lock:
+                running.append(i)
+        time.sleep(pause)
+        if i == fail_at:
+            raise PayloadReadError("payload", f"batch {i} failed")
+        return [i.to_bytes(4, "big")]
+
+    for i in range(count):
+        yield functools.partial(batch, i, rng.random() / 500)
+
+
+def _threads_alive() -> int:
+    return sum(t.name == "dxl-leaves" and t.is_alive() for t in threading.enumerate())
+
+
+@pytest.mark.parametrize(("workers", "window"), [(2, 4), (3, 48), (2, 1)])
+def test_threads_yield_every_batch_in_order_within_the_window(workers: int, window: int) -> None:
+    taken: list[int] = []
+    out = []
+    for result in verifier.leaves._run_on_threads(_batches(200, running=taken), workers, window):
+        out.append(int.from_bytes(result[0], "big"))
+        # A batch is taken only while fewer than `window` are ahead of those handed over, which are yielded
+        # one by one (up to a window of them).
+        assert max(taken) < len(out) + 2 * window
+    assert out == list(range(200))
+    assert _threads_alive() == 0
+
+
+def test_a_failed_batch_raises_at_its_place_after_the_batches_before_it() -> None:
+    out = []
+    with pytest.raises(PayloadReadError, match="batch 57 failed"):
+        for result in verifier.leaves._run_on_threads(_batches(200, fail_at=57), 2, 16):
+            out.append(int.from_bytes(result[0], "big"))
+    assert out == list(range(57))
+    assert _threads_alive() == 0
+
+
+def test_batches_that_fail_to_come_raise_at_their_place() -> None:
+    def source() -> Iterator[LeafBatch]:
+        yield from _batches(30)
+        raise PayloadReadError("payload", "no batch 30")
+
+    out = []
+    with pytest.raises(PayloadReadError, match="no batch 30"):
+        for result in verifier.leaves._run_on_threads(source(), 2, 8):
+            out.append(int.from_bytes(result[0], "big"))
+    assert out == list(range(30))
+
+
+def test_a_consumer_that_stops_early_stops_the_threads() -> None:
+    taken: list[int] = []
+    results = verifier.leaves._run_on_threads(_batches(1000, running=taken), 2, 8)
+    assert [next(results) for _ in range(3)]
+    results.close()
+    assert _threads_alive() == 0
+    assert len(taken) < 20  # nothing more was hashed once the consumer left

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +81,7 @@ def test_changed_payload_is_a_located_mismatch(
 
 
 def _resign(manifest: Manifest, **fields: Any) -> Manifest:
-    return sign_manifest(replace(manifest, **fields), PROVIDER)
+    return sign_manifest(manifest._replace(**fields), PROVIDER)
 
 
 MANIFEST_CHANGES: list[tuple[str, Callable[[Manifest], Manifest], dict[str, Any], VerdictStatus]] = [
@@ -98,14 +97,14 @@ MANIFEST_CHANGES: list[tuple[str, Callable[[Manifest], Manifest], dict[str, Any]
     ("signed by another key", lambda m: sign_manifest(m, STRANGER), {}, VerdictStatus.UNTRUSTED),
     (
         "unsigned when a signer is expected",
-        lambda m: replace(m, signer=None, signature=None),
+        lambda m: m._replace(signer=None, signature=None),
         {},
         VerdictStatus.UNTRUSTED,
     ),
-    ("edited after signing", lambda m: replace(m, agreement_id=99), {}, VerdictStatus.UNTRUSTED),
+    ("edited after signing", lambda m: m._replace(agreement_id=99), {}, VerdictStatus.UNTRUSTED),
     (
         "genuine manifest of another delivery",
-        lambda m: sign_manifest(replace(m, delivery_id=b"\xee" * 32), PROVIDER),
+        lambda m: sign_manifest(m._replace(delivery_id=b"\xee" * 32), PROVIDER),
         {"expected_delivery_id": DELIVERY},
         VerdictStatus.UNTRUSTED,
     ),
@@ -133,7 +132,7 @@ def test_untrustworthy_or_wrong_manifest_never_matches(
 def test_wrong_salt_without_leaf_hashes_is_a_root_mismatch(tmp_path: Path) -> None:
     path = tmp_path / "blob.bin"
     path.write_bytes(b"x" * 1000)
-    manifest = replace(_commit(path, leaves=False, fmt=PayloadFormat.BYTES), salt=b"\x00" * 32)
+    manifest = _commit(path, leaves=False, fmt=PayloadFormat.BYTES)._replace(salt=b"\x00" * 32)
     verdict = verify_payload(path, manifest)
     assert verdict.status is VerdictStatus.MISMATCH
     assert [f.code for f in verdict.findings] == ["ROOT_MISMATCH"]
@@ -215,7 +214,7 @@ def test_same_size_line_ending_changes_are_mismatches(
     assert verify_payload(path, manifest).status is VerdictStatus.MISMATCH
 
 
-_UNSIGNED: Callable[[Manifest], Manifest] = lambda m: replace(m, signer=None, signature=None)  # noqa: E731
+_UNSIGNED: Callable[[Manifest], Manifest] = lambda m: m._replace(signer=None, signature=None)  # noqa: E731
 
 # (name, manifest change, check_delivery keyword arguments, verdict, finding codes)
 AUTHENTICATION: list[tuple[str, Callable[[Manifest], Manifest], dict[str, Any], VerdictStatus, list[str]]] = [
@@ -232,7 +231,7 @@ AUTHENTICATION: list[tuple[str, Callable[[Manifest], Manifest], dict[str, Any], 
     ),
     (
         "signed by a stranger, nothing expected",
-        lambda m: replace(m, signature=sign_manifest(m, STRANGER).signature),
+        lambda m: m._replace(signature=sign_manifest(m, STRANGER).signature),
         {},
         VerdictStatus.UNTRUSTED,
         ["MANIFEST_SIGNATURE_INVALID"],
