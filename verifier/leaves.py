@@ -464,31 +464,34 @@ def hash_leaf_batches(
         PayloadFormatError: if a CSV payload's quoting is malformed or a line is absurdly long.
     """
     spath = os.fspath(path)
-    workers = workers or os.cpu_count() or 1
+    cores = os.cpu_count() or 1
     with _open(spath) as f:
         try:
             size = os.fstat(f.fileno()).st_size
-            # A record batch in flight holds its records: few ahead. A byte batch holds only its leaf hashes
-            # (its bytes pass through its thread's buffer), so many may be, and no thread waits for the
-            # consumer to take one (the consumer wakes for the GIL late while the threads hash).
-            window = 2 * workers
             if chunking.format is PayloadFormat.BYTES:
-                window = 16 * workers
                 batches = _bytes_batches(f.fileno(), size, chunking.chunk_size, hasher, spath, progress)
-            elif chunking.format is PayloadFormat.JSONL:
-                batches = _jsonl_batches(f, hasher, progress)
+                # Twice as many threads as cores: a thread that waits for the GIL between a read and a hash
+                # leaves its core idle unless another is ready (1 GiB on 2 cores: 0.42 s on 4 threads, 0.44 s
+                # on 2). A byte batch in flight holds only its leaf hashes (its bytes pass through its
+                # thread's buffer), so many may be ahead, and no thread waits for the consumer to take one.
+                threads = workers or 2 * cores
+                window = 16 * threads
             else:
-                batches = _csv_batches(f, hasher, spath, progress)
-            processes = (
-                chunking.format is not PayloadFormat.BYTES and workers > 1 and size >= PROCESS_POOL_MIN_SIZE
-            )
-            if processes:
-                yield from _run_on_processes(batches, hasher, workers, progress)
-            elif workers == 1 or size <= _RECORD_BLOCK:
+                if chunking.format is PayloadFormat.JSONL:
+                    batches = _jsonl_batches(f, hasher, progress)
+                else:
+                    batches = _csv_batches(f, hasher, spath, progress)
+                # A record batch in flight holds its records: few ahead.
+                threads = workers or cores
+                window = 2 * threads
+                if size >= PROCESS_POOL_MIN_SIZE and threads > 1:
+                    yield from _run_on_processes(batches, hasher, threads, progress)
+                    return
+            if threads == 1 or size <= _RECORD_BLOCK:
                 # One batch or one thread: starting threads to wait on would only add their start-up.
                 yield from (batch() for batch in batches)
             else:
-                yield from _run_on_threads(batches, workers, window)
+                yield from _run_on_threads(batches, threads, window)
         except PayloadReadError:
             raise
         except OSError as e:
