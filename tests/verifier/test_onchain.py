@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,8 +126,8 @@ def test_manifest_naming_another_agreement_than_its_grants_is_a_mismatch(
     payload, m = commit(tmp_path, c, grant)
     record(c, m, grant)
     agreement = c.call("grant", grant)[0]
-    m = replace(
-        m, agreement_id=agreement if named == "its own" else agreement + 1, signer=None, signature=None
+    m = m._replace(
+        agreement_id=agreement if named == "its own" else agreement + 1, signer=None, signature=None
     )
     v = verify_payload_onchain(payload, sign_manifest(m, c.depts["PSB"].account), reader)
     if named == "its own":
