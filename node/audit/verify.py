@@ -12,7 +12,10 @@ alone, every event the report's period and department select over the report's b
 * what the report says about itself: ``row_count``, the period's ISO spelling, the department's code;
 * rows are in chain order (a reordered row is named);
 * completeness: every event the chain has for the selection is in the report (a dropped row is named by its
-  chain location, and by the gap in row numbers).
+  chain location, and by the gap in row numbers), and no contract serving the ledger whose events it would
+  hold is left unread: with no receipt anchors or sharing practice address given or named by the report, the
+  chain's logs of the range are searched for their events, and each emitter whose ``ledger()`` is this ledger
+  is named (a report that dropped its anchors, with every batch row, verified as the ledger's alone).
 
 Anchored receipt batches (events of the ``ReceiptAnchors`` contract beside the ledger, ``anchors``) are rows
 like any other: grant, first sequence, leaf count, root, parties and block are re-derived from the chain. A
@@ -433,6 +436,11 @@ def verify_report(
         )
     if report.get("receipt_batches") is not None:
         problems.extend(_receipt_problems(report, anchored, chain, result))
+    if anchors_address is None:
+        # Neither given nor named by the report: a report that left its anchors out, with every batch row,
+        # verified as the ledger's alone. The chain tells whether receipts were anchored for this ledger.
+        topics = [codec.topic_of(BATCH_ANCHORED)]
+        problems.extend(_unread_contracts(rpc, address, topics, scan, batch_blocks, "--anchors"))
     if report.get("practice") is not None or practice:
         from node.audit.practice_report import (
             InspectionLogs,
@@ -500,7 +508,35 @@ def verify_report(
         )  # fmt: skip
         result.practice_events = len(expected)
         result.expired_inspections = expired_inspections(inspections, scan.last)
+    if not practice:
+        from node.audit.practice_report import practice_abi
+
+        topics = list(EventCodec(practice_abi()).names.values())
+        problems.extend(_unread_contracts(rpc, address, topics, scan, batch_blocks, "--practice"))
     return result
+
+
+def _unread_contracts(
+    rpc: JsonRpc, ledger: str, topics: list[str], scan: _Scan, batch_blocks: int, option: str
+) -> list[str]:
+    """A problem for each contract serving ``ledger`` (its ``ledger()`` view) that emitted one of ``topics``
+    in the blocks read, when the verification read no such contract: its events belong in the report."""
+    emitters: set[str] = set()
+    for start in range(scan.first, scan.last + 1, batch_blocks):
+        end = min(start + batch_blocks - 1, scan.last)
+        found = rpc.call("eth_getLogs", {"fromBlock": hex(start), "toBlock": hex(end), "topics": [topics]})
+        emitters |= {str(log["address"]).lower() for log in found if not log.get("removed")}
+    unread = []
+    for emitter in sorted(emitters):
+        try:
+            _check_anchors_serve(rpc, emitter, ledger)
+        except AuditError:
+            continue  # another ledger's, or not a contract beside any ledger
+        unread.append(
+            f"{emitter} serves ledger {ledger} and has events in blocks {scan.first}..{scan.last}, which "
+            f"this verification did not read: the report names no such contract; pass {option} {emitter}"
+        )
+    return unread
 
 
 _LEDGER_SELECTOR = "0x" + keccak(text="ledger()")[:4].hex()

@@ -449,6 +449,29 @@ def test_report_starting_after_the_ledgers_deployment_is_named(api_env: ApiEnv, 
     ]
 
 
+def test_report_leaving_out_its_anchors_and_practice_contracts_is_named(
+    api_env: ApiEnv, exchange, doc
+) -> None:
+    """A report stripped of its anchors and practice addresses, with every batch and practice row, and
+    renumbered, verified as the ledger's alone against a trusted ledger address ("report verified"): the
+    chain shows both contracts serve that ledger and hold events in the blocks read."""
+    anchors, practice = doc.pop("anchors"), doc.pop("practice")["address"]
+    del doc["receipt_batches"]
+    doc["rows"] = [r for r in doc["rows"] if r["address"].lower() != anchors.lower()]
+    for position, row in enumerate(doc["rows"]):
+        row["row"] = position
+    doc["row_count"] = len(doc["rows"])
+    problems = _verify(api_env, doc).problems
+    assert len(problems) == 2, problems
+    assert (
+        f"pass --anchors {anchors.lower()}" in problems[0]
+        and f"pass --practice {practice.lower()}" in problems[1]
+    ), problems
+    # Given from a trusted source, each of their rows the report left out is named.
+    named = _verify(api_env, doc, anchors=anchors).problems
+    assert any(p.startswith("missing row: ReceiptBatchAnchored") for p in named), named
+
+
 def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, exchange) -> None:
     rpc = str(api_env.settings.rpc_url)
     path = str(exchange["dir"] / "report.json")
