@@ -808,3 +808,15 @@ def test_a_proposal_executed_under_an_open_page_is_shown_as_it_stands(console: A
     now.wait_for(timeout=10_000)
     assert "PROPOSAL_EXECUTED" in now.inner_text() and "as it stands now" in now.inner_text()
     assert "2 of 2 approvals" in now.inner_text() and now.locator("button.approve").count() == 0
+
+
+def test_a_mistyped_address_is_named_as_such(console: Any) -> None:
+    c = console("hrss")
+    # Not another page shown as if it were the one asked for.
+    c.open("scorecard")
+    assert c.page.inner_text("#unknown-page").startswith("The console has no page “scorecard”")
+    assert c.page.query_selector("main [data-page=map]") is None and "scorecards" in c.nav()
+    # An address that names no record: said in the address's terms, not as the API's parameter.
+    for hash_, written in (("resource/abc", "abc"), ("agreement/", ""), ("agreement/0x1f", "0x1f")):
+        c.open(hash_)
+        assert c.page.inner_text("main .error").startswith(f"“{written}” is not a record number"), hash_

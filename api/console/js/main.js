@@ -64,6 +64,12 @@ async function route() {
   renderNav();
   if (caps === null) return renderSignIn(signInMessage);
   const { id, args, params } = parseHash();
+  if (id && !PAGES.some((p) => p.id === id)) {
+    // A mistyped or outdated address: said so, rather than another page shown as if it were the one asked for.
+    fill(main, h("section", { class: "card", "data-page": "unknown", "data-ready": "true" },
+      h("h1", {}, t("app.unknownTitle")), h("p", { id: "unknown-page" }, t("app.unknown", { page: id }))));
+    return;
+  }
   const page = PAGES.find((p) => p.id === id) || PAGES.find((p) => p.nav !== false && allowed(p));
   if (!allowed(page)) {
     fill(main, h("section", { class: "card", "data-page": "forbidden", "data-ready": "true" },

@@ -27,6 +27,16 @@ export function statusBadge(status) {
   return h("span", { class: `badge status-${String(status).toLowerCase()}` }, t(`status.${String(status).toLowerCase()}`));
 }
 
+/**
+ * The record number an address ends in (#/resource/12), as written (an id may pass 2^53, where a JS number
+ * rounds), or the page says what it expected: the API's refusal would name its parameter, not the address.
+ */
+export function idArg(args) {
+  const text = args[0] ?? "";
+  if (!/^[1-9][0-9]{0,18}$/.test(text)) throw new PageError(t("app.badId", { id: text }));
+  return text;
+}
+
 /** The catalog document's title, or a placeholder for an entry registered without one. */
 export function resourceTitle(resource) {
   return (resource.metadata && resource.metadata["dct:title"]) || t("catalog.untitled", { id: resource.id });

@@ -3,7 +3,7 @@
 import { api, every, history } from "../api.js";
 import { add, h, mono, pagedTable, table, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
+import { departmentsById, deptLabel, idArg, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
 
 function documentView(doc) {
   if (!doc) return h("p", { class: "muted" }, t("resource.noDocument"));
@@ -32,7 +32,7 @@ export default {
   nav: false,
   requires: ["GET /resources/{resource_id}", "GET /departments"],
   async render(view, { args, caps }) {
-    const id = Number(args[0]);
+    const id = idArg(args);
     const [r, depts] = await Promise.all([api(`/resources/${id}`), departmentsById()]);
     add(view, 
       h("p", {}, h("a", { href: "#/catalog" }, "← " + t("nav.catalog"))),

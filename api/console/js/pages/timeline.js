@@ -4,7 +4,7 @@
 import { api, history } from "../api.js";
 import { add, describeError, h, mono, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, statusBadge } from "./common.js";
+import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
 
 const PHASE = {
   AccessRequested: "request",
@@ -121,7 +121,7 @@ export default {
   nav: false,
   requires: ["GET /agreements/{agreement_id}", "GET /audit/history", "GET /departments"],
   async render(view, { args }) {
-    const id = Number(args[0]);
+    const id = idArg(args);
     const [agreement, depts] = await Promise.all([api(`/agreements/${id}`), departmentsById()]);
     // The agreement's own events, and its request's (which precede the agreement and so carry no agreement id);
     // the request's events are looked up by resource and event, not every event of a busy resource.
