@@ -279,6 +279,32 @@ def _pending(ledger: Consortium, governor: Any, action: GovernanceAction, data: 
     return int(proposed.event("ProposalCreated").args["proposalId"])
 
 
+def _advance(ledger: Consortium, seconds: int) -> None:
+    """Moves the node's clock forward and mines a block at the new time (the test's snapshot restores it)."""
+    ledger.client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
+    ledger.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def test_approve_afterTheSevenDayWindow_reverts(ledger: Consortium) -> None:
+    """A proposal is approved within 7 days of being made, or never: a late approval, or an execution after
+    the threshold was lowered, reverts naming its end, and nothing is executed."""
+    g0, g1, _ = ledger.governors
+    civil = ledger.depts["CIVIL"]
+    late = ledger.send(g0, "propose", GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    pid, expires_at = (late.event("ProposalCreated").args[k] for k in ("proposalId", "expiresAt"))
+    assert expires_at == ledger.client.w3.eth.get_block(late.block_number)["timestamp"] + 7 * 86400
+    _advance(ledger, 7 * 86400 - 120)
+    in_time = _pending(ledger, g0, GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    _advance(ledger, 7 * 86400 - 120)  # the first is 14 days old less 4 minutes, the second 7 days less 2
+    with reverts("GovernanceProposalExpired", proposalId=pid, expiredAt=expires_at):
+        ledger.send(g1, "approve", pid)
+    ledger.govern(GovernanceAction.SET_THRESHOLD, uint(1))
+    with reverts("GovernanceProposalExpired", proposalId=pid, expiredAt=expires_at):
+        ledger.send(ledger.outsider, "execute", pid)
+    assert ledger.call("department", civil.id)[1] == DepartmentStatus.ACTIVE
+    assert names(ledger.send(g1, "execute", in_time))[-1] == "DepartmentSuspended"
+
+
 def test_propose_unknownAction_reverts(ledger: Consortium) -> None:
     before = ledger.call("proposalCount")
     unknown = max(GovernanceAction) + 1
