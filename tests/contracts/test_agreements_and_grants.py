@@ -456,6 +456,31 @@ def test_revokeGrant_suspendedProvider_revokesItsOwn(ledger: Consortium) -> None
         ledger.deliver(psb, withdrawn)
 
 
+def test_suspendAndRevokeAgreement_suspendedProvider_withdrawsAccessButCannotRestoreIt(
+    ledger: Consortium,
+) -> None:
+    """Withdrawing access is always the provider's own to do, suspended or not; giving it back is not, while
+    the provider is suspended; the consumer can do neither."""
+    psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
+    paused, ended = ledger.agreement(psb, hrss), ledger.agreement(psb, hrss)
+    ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(psb.id))
+    for fn in ("suspendAgreement", "revokeAgreement"):
+        with reverts("DepartmentUnauthorized", account=hrss.account.address):
+            ledger.send(hrss, fn, paused)
+    suspended = ledger.send(psb, "suspendAgreement", paused)
+    assert names(suspended) == ["AgreementSuspended"]
+    revoked = ledger.send(psb, "revokeAgreement", ended)
+    assert names(revoked) == ["AgreementRevoked"]
+    assert (ledger.call("agreement", paused)[4], ledger.call("agreement", ended)[4]) == (
+        AgreementStatus.SUSPENDED,
+        AgreementStatus.REVOKED,
+    )
+    with reverts("DepartmentNotActive", departmentId=psb.id):
+        ledger.send(psb, "reinstateAgreement", paused)
+    ledger.govern(GovernanceAction.REINSTATE_DEPARTMENT, uint(psb.id))
+    assert names(ledger.send(psb, "reinstateAgreement", paused)) == ["AgreementReinstated"]
+
+
 #: Runtime code of a contract wallet that answers ERC-1271's magic value to any signature: the worst case of a
 #: contract signer, which decides alone what "the department signed".
 _YES_WALLET_RUNTIME = bytes.fromhex("631626ba7e60e01b60005260206000f3")
