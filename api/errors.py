@@ -149,6 +149,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
         409, "no delivery under the agreement yet: evaluation follows at least one delivery"
     ),
     "ALREADY_SCORED": ErrorSpec(409, "this side of the agreement was scored already in this period"),
+    "EVIDENCE_TOO_OLD": ErrorSpec(
+        409, "the delivery offered as evidence was made more than one evaluation period ago"
+    ),
     "INVALID_INSPECTION": ErrorSpec(
         422, "the inspection's period must be closed, its seed block and deadline in the future"
     ),

@@ -293,7 +293,7 @@ class PracticeService:
         Raises:
             ApiError: DELIVERY_NOT_FOUND (neither a ledger delivery nor a receipt of the caller's),
                 NO_DELIVERY_UNDER_AGREEMENT (under another agreement, or a receipt not anchored yet), the
-                contract's refusals (SCORE_OUT_OF_RANGE, ALREADY_SCORED, ...).
+                contract's refusals (SCORE_OUT_OF_RANGE, ALREADY_SCORED, EVIDENCE_TOO_OLD, ...).
         """
         resumed = ledger._resume(principal)
         if resumed is not None:

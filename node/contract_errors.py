@@ -89,6 +89,7 @@ REVERT_CODES: Mapping[str, str] = {
     "PracticeScoreOutOfRange": "SCORE_OUT_OF_RANGE",
     "PracticeNoDelivery": "NO_DELIVERY_UNDER_AGREEMENT",
     "PracticeNoReceiptBatch": "NO_DELIVERY_UNDER_AGREEMENT",
+    "PracticeStaleEvidence": "EVIDENCE_TOO_OLD",
     "PracticeAlreadyScored": "ALREADY_SCORED",
     "PracticeNotAuditor": "FORBIDDEN",
     "PracticeInvalidInspection": "INVALID_INSPECTION",
@@ -191,6 +192,11 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     "PracticeNoReceiptBatch": lambda a: (
         f"no receipt batch starting at receipt {a['firstSequence']} of grant {a['grantId']} was anchored "
         f"under agreement {a['agreementId']}"
+    ),
+    "PracticeStaleEvidence": lambda a: (
+        f"the delivery offered as evidence for agreement {a['agreementId']} was made at "
+        f"{iso_time(int(a['deliveredAt']))}, more than one evaluation period ago (not before "
+        f"{iso_time(int(a['notBefore']))}): a score is about a recent delivery"
     ),
     "PracticeAlreadyScored": lambda a: (
         f"the {_named(_SCORED_SIDES, a['side'])} of agreement {a['agreementId']} was already evaluated in "

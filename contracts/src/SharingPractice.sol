@@ -9,7 +9,7 @@ import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
 import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
 import {IReceiptAnchors} from "./interfaces/IReceiptAnchors.sol";
 import {Agreement, DeliveryReceipt, DepartmentStatus, Resource, ShareType} from "./types/Ledger.sol";
-import {BatchStatus} from "./types/Receipts.sol";
+import {BatchStatus, ReceiptBatch} from "./types/Receipts.sol";
 import {
     Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, ScoredSide
 } from "./types/Practice.sol";
@@ -339,23 +339,32 @@ contract SharingPractice is ISharingPractice {
         emit EvaluationRecorded(agreementId, period, ScoredSide.Consumer, provider, 0, 0, 0, purposeCompliance, commentHash);
     }
 
-    /// A delivery recorded on the ledger (its receipt as recorded) under a grant of the agreement.
+    /// A delivery recorded on the ledger (its receipt as recorded) under a grant of the agreement, lately.
     function _requireDelivery(uint64 agreementId, bytes32 deliveryId, DeliveryReceipt calldata receipt) private view {
         if (!_ledger.receiptMatches(deliveryId, receipt) || _ledger.grant(receipt.grantId).agreementId != agreementId)
         {
             revert PracticeNoDelivery(agreementId, deliveryId);
         }
+        _requireRecent(agreementId, receipt.recordedAt);
+    }
+
+    /// Evidence of the period scored: made at most one evaluation period ago. A delivery at a period's end is
+    /// still evidence early in the next; one long past no longer vouches for a score.
+    function _requireRecent(uint64 agreementId, uint64 deliveredAt) private view {
+        uint64 notBefore = block.timestamp > _evaluationPeriod ? uint64(block.timestamp) - _evaluationPeriod : 0;
+        if (deliveredAt < notBefore) revert PracticeStaleEvidence(agreementId, deliveredAt, notBefore);
     }
 
     /// Deliveries at volume: a batch of receipts anchored (acknowledged or not) under a grant of the agreement.
     /// The anchors checked the grant, both parties and the resource when they took it, as `recordDelivery`
     /// checks a single delivery; a batch is never removed, so it stays evidence as a recorded delivery does.
     function _requireBatch(uint64 agreementId, uint64 grantId, uint64 firstSequence) private view {
-        if (
-            address(_anchors) == address(0)
-                || _anchors.batch(grantId, firstSequence).status == BatchStatus.None
-                || _ledger.grant(grantId).agreementId != agreementId
-        ) revert PracticeNoReceiptBatch(agreementId, grantId, firstSequence);
+        if (address(_anchors) == address(0)) revert PracticeNoReceiptBatch(agreementId, grantId, firstSequence);
+        ReceiptBatch memory b = _anchors.batch(grantId, firstSequence);
+        if (b.status == BatchStatus.None || _ledger.grant(grantId).agreementId != agreementId) {
+            revert PracticeNoReceiptBatch(agreementId, grantId, firstSequence);
+        }
+        _requireRecent(agreementId, b.anchoredAt);
     }
 
     /// What an inspection may draw: a delivery the ledger recorded, or a receipt slot (first 16 bytes zero)

@@ -233,6 +233,56 @@ def test_scoresForBatch_anAnchoredBatchUnderTheAgreementIsADelivery(practice: Pr
         practice.send(hrss, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, grant, 0)
 
 
+def test_scores_needRecentEvidence_atMostOneEvaluationPeriodOld(
+    practice: Practice, node_endpoint: NodeEndpoint
+) -> None:
+    """A delivery, or an anchored batch, vouches for scores made up to one evaluation period after it: older,
+    it is refused with when it was made, and no score is recorded; one delivery long past could otherwise
+    vouch for a score of the same agreement every period for ever. (A SharingPractice with a 20-second
+    period beside the module's ledger: a 30-day period cannot pass on the node every test shares.)"""
+    period = 20
+    artifact = load_artifact("SharingPractice")
+    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
+    deployed = client.deploy(
+        practice.ledger.governors[0], artifact.bytecode, practice.ledger.client.address, period,
+        practice.anchors.client.address,
+    )  # fmt: skip
+    assert deployed.contract_address is not None
+    short = Practice(
+        practice.ledger, client.at(deployed.contract_address), practice.auditor, practice.anchors
+    )
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    agreement = practice.ledger.agreement(psb, hrss)
+    grant = practice.ledger.grant(psb, agreement)
+    delivery, recorded = practice.ledger.deliver(psb, grant)
+    receipt = receipt_of(recorded)
+    practice.anchors.send(psb, "anchorBatch", grant, 0, 3, os.urandom(32))
+    anchored_at = practice.anchors.call("batch", grant, 0)[2]  # type: ignore[index]
+    w3 = practice.ledger.client.w3
+    w3.provider.make_request("evm_increaseTime", [period + 1])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=receipt[7]):
+        short.send(hrss, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, receipt)
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=receipt[7]):
+        short.send(psb, "scoreConsumer", agreement, 5, ZERO, delivery, receipt)
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=anchored_at):
+        short.send(hrss, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, grant, 0)
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=anchored_at):
+        short.send(psb, "scoreConsumerForBatch", agreement, 5, ZERO, grant, 0)
+    now = practice.ledger.now()
+    assert not any(short.call("scored", agreement, p, side) for p in (now // period, now // period - 1)
+                   for side in ScoredSide)  # fmt: skip
+
+    # A delivery of this period is evidence again, for both sides.
+    fresh, fresh_recorded = practice.ledger.deliver(psb, grant)
+    scored = short.send(hrss, "scoreProvider", agreement, 4, 4, 4, ZERO, fresh, receipt_of(fresh_recorded))
+    assert names(scored) == ["EvaluationRecorded"]
+    assert names(short.send(psb, "scoreConsumer", agreement, 3, ZERO, fresh, receipt_of(fresh_recorded))) == [
+        "EvaluationRecorded"
+    ]
+
+
 def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice: Practice) -> None:
     psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
     delivery, _ = practice.ledger.deliver(

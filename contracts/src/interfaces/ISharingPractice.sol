@@ -34,6 +34,10 @@ interface ISharingPractice {
     /// @notice Thrown when the receipt batch offered as evidence was not anchored under a grant of the scored
     /// agreement (or no receipt anchors serve this contract).
     error PracticeNoReceiptBatch(uint64 agreementId, uint64 grantId, uint64 firstSequence);
+    /// @notice Thrown when the delivery or receipt batch offered as evidence was made more than one evaluation
+    /// period ago (`deliveredAt < notBefore`): a period's score is about an exchange of that time, not one long
+    /// past, which could otherwise vouch for a score every period for ever.
+    error PracticeStaleEvidence(uint64 agreementId, uint64 deliveredAt, uint64 notBefore);
     /// @notice Thrown when a side of an agreement was scored already in the current period.
     error PracticeAlreadyScored(uint64 agreementId, uint32 period, ScoredSide side);
     /// @notice Thrown when the caller is not an auditor of the ledger.
@@ -149,7 +153,8 @@ interface ISharingPractice {
     /// @notice The consumer of an agreement scores its provider, once per period.
     /// @dev Requirements: caller is the agreement's consumer's signer, active; each score in 1..5; the receipt
     /// of `deliveryId` (as recorded, see {IDeliveryLedger-receiptMatches}) was delivered under a grant of the
-    /// agreement; the provider not scored in this agreement's current period. Emits {EvaluationRecorded}.
+    /// agreement, at most one evaluation period ago ({PracticeStaleEvidence}); the provider not scored in this
+    /// agreement's current period. Emits {EvaluationRecorded}.
     function scoreProvider(
         uint64 agreementId,
         uint8 timeliness,
@@ -174,7 +179,8 @@ interface ISharingPractice {
     /// @notice As {scoreProvider}, for an agreement delivered through receipts: the evidence is a batch of
     /// receipts anchored on {anchors} instead of a ledger delivery.
     /// @dev Requirements: as {scoreProvider}, except the evidence: the batch `(grantId, firstSequence)` is
-    /// anchored ({IReceiptAnchors-batch}) and `grantId` is a grant of the agreement. Emits {EvaluationRecorded}.
+    /// anchored ({IReceiptAnchors-batch}), at most one evaluation period ago ({PracticeStaleEvidence}), and
+    /// `grantId` is a grant of the agreement. Emits {EvaluationRecorded}.
     function scoreProviderForBatch(
         uint64 agreementId,
         uint8 timeliness,
