@@ -182,8 +182,9 @@ def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any],
     changed = json.loads(json.dumps(answer["proof"]))
     changed["receipt"]["byte_size"] += 1
     assert verdict(changed) == (1, "MISMATCH")
-    elsewhere = json.loads(json.dumps(answer["proof"]))
+    elsewhere = json.loads(json.dumps(answer["proof"]))  # the same proof for a batch the chain does not hold
     elsewhere["batch"]["first_sequence"] += 10_000
+    elsewhere["sequence"] += 10_000
     assert verdict(elsewhere) == (1, "NOT_ANCHORED")
 
 
