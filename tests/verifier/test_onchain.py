@@ -137,6 +137,62 @@ def test_manifest_naming_another_agreement_than_its_grants_is_a_mismatch(
         assert [f.code for f in v.findings] == ["CHAIN_AGREEMENT_MISMATCH"], v.findings
 
 
+class _LyingNode:
+    """The reader's node, with one word of every DeliveryRecorded log it serves changed: a node an auditor was
+    pointed at that serves a receipt the ledger never stored."""
+
+    def __init__(self, rpc: Any, word: int) -> None:
+        self.rpc, self.word = rpc, word
+
+    def call(self, method: str, *params: Any) -> Any:
+        answer = self.rpc.call(method, *params)
+        if method == "eth_getLogs":
+            for log in answer:
+                words = [
+                    *log["topics"][1:],
+                    *(log["data"][2 + i : 66 + i] for i in range(0, len(log["data"]) - 2, 64)),
+                ]
+                changed = words[self.word].removeprefix("0x")
+                changed = "0x" + changed[:-1] + ("1" if changed[-1] == "0" else "0")
+                if self.word < len(log["topics"]) - 1:
+                    log["topics"][self.word + 1] = changed
+                else:
+                    at = 2 + 64 * (self.word - len(log["topics"]) + 1)
+                    log["data"] = log["data"][:at] + changed[2:] + log["data"][at + 64 :]
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.rpc, name)
+
+
+@pytest.mark.parametrize(
+    "word",
+    range(1, 9),
+    ids=[
+        "grantId",
+        "commitment",
+        "provider",
+        "consumer",
+        "hashAlgorithm",
+        "byteSize",
+        "recordCount",
+        "recordedAt",
+    ],
+)
+def test_a_recorded_log_the_ledgers_storage_does_not_confirm_is_never_used(
+    chain: Any, tmp_path: Path, word: int
+) -> None:
+    """Every field of the receipt a node serves in the DeliveryRecorded log is held to the word the ledger
+    stored (receiptMatches): one changed is a chain-check error, never a verdict on the changed receipt."""
+    c, grant, reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    lying = LedgerReader(reader.rpc.url, reader.address, chain_id=reader.chain_id)
+    lying.rpc = _LyingNode(lying.rpc, word)  # type: ignore[assignment]
+    with pytest.raises(ChainCheckError, match="not confirmed by receiptMatches"):
+        verify_payload_onchain(payload, m, lying)
+
+
 def test_unknown_delivery_is_not_recorded(chain: Any, tmp_path: Path) -> None:
     c, grant, reader = chain
     payload, m = commit(tmp_path, c, grant)
