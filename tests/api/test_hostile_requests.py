@@ -4,6 +4,7 @@ Each is answered with a declared 4xx before the work it would cost, and records 
 from __future__ import annotations
 
 import base64
+import copy
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +19,8 @@ from api_helpers import (
     mine,
     ok,
     pass_time,
+    register,
+    request_access,
     served,
 )
 
@@ -198,3 +201,34 @@ def test_an_idempotency_key_is_kept_only_by_a_route_that_takes_one(api_env: ApiE
     refused = env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "a-write"})
     assert refused.json()["error"]["code"] == "INVALID_METADATA"
     assert _kept_keys(env) == kept + 1
+
+
+def test_terms_signed_for_another_chain_or_deployment_are_refused_and_nothing_is_kept(
+    api_env: ApiEnv,
+) -> None:
+    """The department's own key over the request's terms, but bound to another chain id, another ledger
+    address, or a later deadline than the terms say: none recovers to its signer over these terms (422
+    INVALID_SIGNATURE), none is kept as its half of the agreement; the terms as served are taken."""
+    env = api_env
+    req = request_access(env, "psb", register(env, "hrss"))
+    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    signing = ok(env.call("GET", f"/requests/{req['id']}/terms", "psb"))
+    typed = signing["typed_data"]
+    key = env.keystore.unlock("dept-psb")
+    domain = typed["domain"]
+    forged = {
+        "another chain": {**typed, "domain": {**domain, "chainId": int(domain["chainId"]) + 1}},
+        "another ledger": {**typed, "domain": {**domain, "verifyingContract": "0x" + "11" * 20}},
+        "later deadline": {
+            **typed,
+            "message": {**typed["message"], "deadline": int(typed["message"]["deadline"]) + 1},
+        },
+    }
+    for what, message in forged.items():
+        signature = key.sign_typed_data(full_message=copy.deepcopy(message)).signature.to_0x_hex()
+        refused = env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={"signature": signature})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "INVALID_SIGNATURE"), what
+        assert ok(env.call("GET", f"/requests/{req['id']}/terms", "psb"))["signed_by"] == [], what
+    signature = key.sign_typed_data(full_message=copy.deepcopy(typed)).signature.to_0x_hex()
+    taken = ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={"signature": signature}))
+    assert taken["status"] == "awaiting_counter_signature" and taken["signing"]["signed_by"] == ["consumer"]
