@@ -36,6 +36,7 @@ from eth_account import Account
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.deps import IdempotencyKey
 from api.errors import ERRORS, revert_to_api_error
 from api.limits import MANIFEST_MAX_BODY_BYTES
 from node.chain import LedgerRevertError
@@ -678,7 +679,7 @@ def test_unmined_transaction_is_pending_and_remembered(tmp_path: Any) -> None:
     calls = []
 
     @app.post("/slow-write")
-    def slow_write() -> None:
+    def slow_write(_key: IdempotencyKey = None) -> None:  # a write takes the key, as the service's do
         calls.append(1)
         raise TransactionTimeoutError("0x" + "ab" * 32, 60)
 
