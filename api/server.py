@@ -8,12 +8,19 @@ arrive, before the parser keeps them, and answers a head over :data:`MAX_REQUEST
 kept. The trailer section that ends a chunked body is kept the same way (200 MiB of one trailer grew the
 server by 364 MB) and is bounded the same way.
 
+A head must also arrive in time: uvicorn times out only a connection idle between two requests, so one that
+opened and sent nothing, or sent a head a byte at a time, was held for good, and a few thousand such
+connections took every file descriptor the server had. The head of a request must be complete within
+:data:`HEAD_TIMEOUT_SECONDS` of the connection's opening (its first request) or of its first byte (the next
+ones); later, the connection is answered ``408 REQUEST_TIMEOUT`` and closed.
+
 Every server of the service is started with :data:`HTTP_PROTOCOL` (``dxl run``, the benchmarks, the tests), as
 uvicorn's ``http`` setting: an import string, so that ``uvicorn --http`` takes it too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -31,6 +38,9 @@ MAX_REQUEST_HEAD_BYTES = 64 * 1024
 #: Closing a socket with unread bytes makes the kernel reset the connection, and a client still sending would
 #: then lose the answer it had not read yet; reading on for a moment lets it see the 431.
 REFUSED_LINGER_SECONDS = 1.0
+#: How long the request line and headers of a request may take to arrive. A client sends its head in one go;
+#: ten seconds leave room for a slow link, and a connection that holds a head back frees its socket then.
+HEAD_TIMEOUT_SECONDS = 10.0
 #: What a head takes beside the URL and the headers' names and values: method, version, separators, CRLFs.
 _REQUEST_LINE_OVERHEAD = 32
 _HEADER_OVERHEAD = len(b": \r\n")
@@ -50,8 +60,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     on the hot path a request costs a few comparisons.
     """
 
+    #: :data:`HEAD_TIMEOUT_SECONDS`, as a class attribute so that a server can be started with another.
+    head_timeout = HEAD_TIMEOUT_SECONDS
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._head_timer: asyncio.TimerHandle | None = None
         self._in_head = True  # between requests counts as in the head of the next one
         self._head_bytes = 0
         self._read_bytes = 0
@@ -66,6 +80,35 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._after_chunk_header = False
         self._body_in_read = False
         self._trailer_bytes = 0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_head_timer()  # the first request's head is due from the opening: a silent one is dropped
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_timer()
+        super().connection_lost(exc)
+
+    def _arm_head_timer(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(self.head_timeout, self._head_timed_out)
+
+    def _disarm_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._refused and not self.transport.is_closing():
+            self._refuse(
+                code="REQUEST_TIMEOUT",
+                message=f"the request line and headers did not arrive within {self.head_timeout:g} seconds",
+            )
+
+    def on_message_begin(self) -> None:
+        self._arm_head_timer()  # a later request's head is due from its first byte
+        super().on_message_begin()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -112,6 +155,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 raise _HeadTooLarge
         self._in_head, self._head_uncounted = False, False
         self._head_bytes = 0
+        self._disarm_head_timer()
         super().on_headers_complete()
 
     def on_chunk_header(self) -> None:
@@ -129,11 +173,13 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._after_chunk_header, self._trailer_bytes = False, 0
         super().on_message_complete()
 
-    def _refuse(self, *, current: bool = False) -> None:
-        """Answers 431 and closes the connection, reading and dropping what still comes for a moment.
+    def _refuse(self, *, current: bool = False, code: str = "HEADERS_TOO_LARGE", message: str = "") -> None:
+        """Answers ``code`` (431 unless told) and closes the connection, reading and dropping what still comes
+        for a moment.
 
-        ``current``: the request over the limit is the cycle's own (its trailers), not the next one.
+        ``current``: the request refused is the cycle's own (its trailers), not the next one.
         """
+        self._disarm_head_timer()
         self._refused = True
         cycle = self.cycle
         if cycle is not None and (cycle.response_started if current else not cycle.response_complete):
@@ -143,12 +189,10 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if cycle.response_complete:
                 self.transport.close()
             return
-        code = "HEADERS_TOO_LARGE"
-        raw = json.dumps(
-            error_body(
-                code, f"the request line and headers exceed the limit of {MAX_REQUEST_HEAD_BYTES} bytes"
-            )
-        ).encode()
+        message = (
+            message or f"the request line and headers exceed the limit of {MAX_REQUEST_HEAD_BYTES} bytes"
+        )
+        raw = json.dumps(error_body(code, message)).encode()
         head = [STATUS_LINE[ERRORS[code].status]]
         for name, value in self.server_state.default_headers:
             head.extend([name, b": ", value, b"\r\n"])

@@ -4,12 +4,18 @@ Each is answered with a declared 4xx before the work it would cost, and records 
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
+import json
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from api_helpers import (
     ApiEnv,
     api_home,
@@ -22,10 +28,14 @@ from api_helpers import (
     register,
     request_access,
     served,
+    until,
 )
 
+from api.app import create_app
 from api.limits import MAX_PAYLOAD_LEAVES
-from node.anvil import EmbeddedNode
+from api.server import BoundedHttpToolsProtocol
+from api.settings import ApiSettings
+from node.anvil import EmbeddedNode, free_port
 from tests.rpc_proxy import RpcProxy
 
 # One deployment per module: keep the module's tests on one xdist worker.
@@ -232,3 +242,65 @@ def test_terms_signed_for_another_chain_or_deployment_are_refused_and_nothing_is
     signature = key.sign_typed_data(full_message=copy.deepcopy(typed)).signature.to_0x_hex()
     taken = ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={"signature": signature}))
     assert taken["status"] == "awaiting_counter_signature" and taken["signing"]["signed_by"] == ["consumer"]
+
+
+class _QuickHead(BoundedHttpToolsProtocol):
+    """The service's protocol with its head timeout shortened, so a test need not wait ten seconds."""
+
+    head_timeout = 0.5
+
+
+def _answer(sock: socket.socket) -> bytes:
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received
+
+
+def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Path) -> None:
+    """uvicorn timed out only a connection idle between requests: one that opened and sent nothing, or a
+    head a byte at a time, held its socket for good (a few thousand took every descriptor the server had).
+    A head is due within the timeout of the opening, or of its first byte for a later request; a body is not
+    held to it, nor is a request the service is still answering."""
+    settings = ApiSettings(  # no ledger: the protocol answers before any route would need one
+        home=tmp_path,
+        keystore_passphrase="unused-passphrase",
+        audit_follow_interval=0,
+        inspection_draw_interval=0,
+    )  # type: ignore[call-arg]
+    app = create_app(settings, connect=False)
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=_QuickHead)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        until(lambda: server.started, "the server to start")
+        address = ("127.0.0.1", port)
+        with socket.create_connection(address, timeout=10) as silent:
+            started = time.monotonic()
+            answer = _answer(silent)  # sends nothing at all
+        assert 0.4 < time.monotonic() - started < 5
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), answer[:200]
+        assert json.loads(body)["error"]["code"] == "REQUEST_TIMEOUT"
+        with socket.create_connection(address, timeout=10) as trickle:
+            trickle.sendall(b"GET /healthz HTTP/1.1\r\nHost: dxl\r\n\r\n")  # answered at once
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                for byte in b"GET /healthz HTTP/1.1\r\nHost: dxl\r\n":  # the next head, a byte at a time
+                    time.sleep(0.05)
+                    trickle.sendall(bytes([byte]))
+            answer = _answer(trickle)
+        assert answer.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408 " in answer, answer[:400]
+        with socket.create_connection(address, timeout=10) as slow_body:
+            slow_body.sendall(b"POST /verify HTTP/1.1\r\nHost: dxl\r\nContent-Type: application/json\r\n"
+                              b"Content-Length: 2\r\nConnection: close\r\n\r\n")  # fmt: skip
+            time.sleep(1.0)
+            slow_body.sendall(b"{}")
+            answer = _answer(slow_body)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]  # the body's request was answered
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
