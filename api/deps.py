@@ -207,10 +207,13 @@ ListPageDep = Annotated[ListPage, Depends(list_page)]
 
 def page_headers(request: Request, response: Response, listed: Listed[Any]) -> None:
     """The headers of one page of a list read from the audit index: ``Link: <…>; rel="next"`` (RFC 8288)
-    with the next page's cursor when there is one, and ``X-Indexed-Block``, the last block the index held."""
+    with the next page's cursor when there is one, and ``X-Indexed-Block``, the last block the index held.
+
+    The link is a path and query, which RFC 8288 resolves against the request's own address: an absolute one
+    is built from the Host header, and behind a reverse proxy that names its upstream (nginx's default) it
+    sent clients, the console's pages included, past the proxy to an address they cannot reach."""
     if listed.next_cursor is not None:
-        response.headers["Link"] = (
-            f'<{request.url.include_query_params(cursor=listed.next_cursor)}>; rel="next"'
-        )
+        following = request.url.include_query_params(cursor=listed.next_cursor)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     if listed.indexed_block is not None:
         response.headers["X-Indexed-Block"] = str(listed.indexed_block)

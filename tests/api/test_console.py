@@ -11,15 +11,20 @@ tests skip and say how to install it. Screenshots of every page go to ``build/co
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import secrets
 import shutil
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, govern, issue, ok, period
 from console_scenario import Scenario, build
@@ -611,9 +616,9 @@ LONG_WORD = "W" * 300
 
 @pytest.fixture(scope="module")
 def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
-    """SAMR's resource, CIVIL's agreement over it and 60 deliveries, a department admitted and proposed for
-    suspension, each text of them HOSTILE (and LONG_WORD where it fits). Used by the last test of the module:
-    the other tests count the scenario's exchanges."""
+    """SAMR's resource, CIVIL's agreement over it and 510 deliveries (past a page of the API's lists), a
+    department admitted and proposed for suspension, each text of them HOSTILE (and LONG_WORD where it fits).
+    Used by the last tests of the module: the other tests count the scenario's exchanges."""
     text = HOSTILE + LONG_WORD
     document = catalog_document(text, **{
         "dct:description": text, "dcat:keyword": [text, "javascript:window.__xss=5"],
@@ -646,12 +651,13 @@ def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
     agreement = ok(api_env.call("POST", f"/requests/{request}/signatures", "samr", json={}))["agreement"]
     grant = ok(api_env.call("POST", "/grants", "samr", json={
         "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
-    deliveries = [
-        {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
-         "byte_size": 100, "record_count": 1}
-        for _ in range(60)
-    ]  # fmt: skip
-    ok(api_env.call("POST", "/deliveries/batch", "samr", json={"deliveries": deliveries}), 201)
+    for n in (200, 200, 110):
+        deliveries = [
+            {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
+             "byte_size": 100, "record_count": 1}
+            for _ in range(n)
+        ]  # fmt: skip
+        ok(api_env.call("POST", "/deliveries/batch", "samr", json={"deliveries": deliveries}), 201)
     admit = {
         "action": "admit_department", "code": "ODD", "name": HOSTILE + "\u202e" + "N" * 40,
         "signer": "0x" + secrets.token_hex(20), "encryption_key": b32(),
@@ -723,18 +729,16 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
         hostile["proposal"],
     )
     assert rects[0] < rects[1], rects
-    # A resource's 60 deliveries, 50 at a time, every one of them on one page or the other.
+    # A resource's 510 deliveries, 50 at a time.
     page = c.open(f"resource/{hostile['resource']}")
     first = page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)")
     pager = page.locator("#resource-deliveries + .pager")
-    assert len(first) == 50 and pager.locator("[role=status]").inner_text() == "rows 1\u201350 of 60"
+    assert len(first) == 50 and pager.locator("[role=status]").inner_text() == "rows 1\u201350 of 510"
     assert pager.locator("[data-page-turn=previous]").is_disabled()
     pager.locator("[data-page-turn=next]").click()
     second = page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)")
-    assert pager.locator("[role=status]").inner_text() == "rows 51\u201360 of 60"
-    assert pager.locator("[data-page-turn=next]").is_disabled()
-    listed = ok(api_env.call("GET", f"/deliveries?resource_id={hostile['resource']}", "auditor"))
-    assert len(second) == 10 and set(first + second) == {d["delivery_id"] for d in listed}
+    assert pager.locator("[role=status]").inner_text() == "rows 51\u2013100 of 510"
+    assert len(second) == 50 and not set(first) & set(second)
     # A search that finds nothing says so, and what to do.
     page = c.open("catalog?q=no-such-resource-anywhere")
     assert "change or clear them" in page.inner_text("#catalog-empty")
@@ -820,3 +824,60 @@ def test_a_mistyped_address_is_named_as_such(console: Any) -> None:
     for hash_, written in (("resource/abc", "abc"), ("agreement/", ""), ("agreement/0x1f", "0x1f")):
         c.open(hash_)
         assert c.page.inner_text("main .error").startswith(f"“{written}” is not a record number"), hash_
+
+
+@contextmanager
+def upstream_host_proxy(api_url: str) -> Iterator[str]:
+    """A reverse proxy in front of the API as nginx's defaults make one: each request goes on with the Host
+    header of the upstream (the API's own address), not the one the browser sent. Yields its address."""
+    upstream = httpx.Client(base_url=api_url, timeout=60)
+    hop = {"host", "connection", "content-length", "transfer-encoding", "date", "server"}
+
+    class Forward(BaseHTTPRequestHandler):
+        def forward(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in hop}
+            answer = upstream.request(
+                self.command, self.path, headers=headers, content=self.rfile.read(length) if length else None
+            )
+            self.send_response(answer.status_code)
+            for name, value in answer.headers.multi_items():
+                if name.lower() not in hop | {"content-encoding"}:
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        do_GET = do_POST = forward
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        upstream.close()
+
+
+def test_a_list_longer_than_a_page_of_the_api_is_read_whole_behind_a_proxy(
+    browser: Any, api_env: ApiEnv, hostile: dict[str, int]
+) -> None:
+    with upstream_host_proxy(api_env.url) as proxy:
+        # The API's next link names no host: the proxy's clients follow it through the proxy.
+        listed = api_env.client.get(
+            f"{proxy}/deliveries?resource_id={hostile['resource']}&limit=500",
+            headers=api_env.headers("auditor"),
+        )
+        assert listed.headers["link"].startswith("</deliveries?") and len(listed.json()) == 500
+        c = Console(browser, dataclasses.replace(api_env, url=proxy), "auditor")
+        try:
+            c.open(f"resource/{hostile['resource']}")
+            status = c.page.inner_text("#resource-deliveries + .pager [role=status]")
+            assert status == "rows 1\u201350 of 510"
+        finally:
+            c.close()  # every request the page made went to the proxy

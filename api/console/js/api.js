@@ -44,7 +44,10 @@ export async function every(path, query) {
     const { data, response } = await call(next, { query: params });
     items.push(...data);
     const link = /<([^>]*)>;\s*rel="next"/.exec(response.headers.get("Link") || "");
-    next = link ? link[1] : null;
+    // Its path and query only, asked of this origin: the token goes to this server's API whatever a link
+    // names (an absolute one a proxy passed on could name an address only the proxy reaches).
+    const following = link ? new URL(link[1], location.origin) : null;
+    next = following ? following.pathname + following.search : null;
     params = undefined; // the next link carries the query, cursor included
   }
   return items;
