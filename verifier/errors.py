@@ -58,6 +58,19 @@ class JsonNestingError(VerifierError, ValueError):
         self.limit = limit
 
 
+class JsonDuplicateKeyError(VerifierError, ValueError):
+    """Thrown when a JSON object of a document names one key twice: parsers disagree on which value counts
+    (the standard library's, and so every check here, takes the last; a reader may show the first), so a
+    forged value put before the true one was shown to a person while the check passed on the other. No dxl
+    document holds one: refused as malformed JSON is."""
+
+    code = "JSON_DUPLICATE_KEY"
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"an object names the key {key!r} twice")
+        self.key = key
+
+
 class PayloadReadError(VerifierError, OSError):
     """Thrown when a payload file cannot be opened or read to the end (missing, a directory, no
     permission)."""

@@ -6,7 +6,8 @@ recursion limit a file of ``[[[[…`` ended ``dxl verify`` with a ``RecursionErr
 status of a payload that does not match); in a process that imported ``py_ecc`` (through eth-account), which
 raises the limit to 100,000, the same file overflowed the C stack and killed the process with SIGSEGV. So the
 depth is counted first, without recursion, and text nested deeper than any dxl document is refused as
-malformed JSON is.
+malformed JSON is. So is an object that names a key twice (:class:`verifier.errors.JsonDuplicateKeyError`):
+no dxl document holds one, and the value a check reads would not be the one every reader shows.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import re
 from itertools import accumulate
 from typing import Any
 
-from verifier.errors import JsonNestingError
+from verifier.errors import JsonDuplicateKeyError, JsonNestingError
 
 #: Deeper than any document dxl writes or reads (a manifest nests 3 levels, an audit report 5), and far below
 #: what the parser takes under the default recursion limit of 1,000.
@@ -34,16 +35,28 @@ def depth(text: str) -> int:
     return max(accumulate(steps), default=0)
 
 
-def loads(text: str | bytes) -> Any:
-    """:func:`json.loads`, for text nested at most :data:`MAX_DEPTH` levels.
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise JsonDuplicateKeyError(key)
+        obj[key] = value
+    return obj
+
+
+def loads(text: str | bytes, *, unique_keys: bool = True) -> Any:
+    """:func:`json.loads`, for text nested at most :data:`MAX_DEPTH` levels and, unless ``unique_keys`` is
+    False (a node's answers, read by the thousand, whose keys the check does not show anyone), without an
+    object naming a key twice.
 
     Raises:
-        ValueError: the text is not JSON (:class:`json.JSONDecodeError`, :class:`UnicodeDecodeError`), or
-            nests deeper than :data:`MAX_DEPTH` (:class:`verifier.errors.JsonNestingError`).
+        ValueError: the text is not JSON (:class:`json.JSONDecodeError`, :class:`UnicodeDecodeError`), nests
+            deeper than :data:`MAX_DEPTH` (:class:`verifier.errors.JsonNestingError`), or names a key twice
+            in one object (:class:`verifier.errors.JsonDuplicateKeyError`).
     """
     if isinstance(text, bytes):
         # As json.loads decodes bytes (UTF-8, -16 or -32 by the first bytes).
         text = text.decode(json.detect_encoding(text), "surrogatepass")
     if depth(text) > MAX_DEPTH:
         raise JsonNestingError(MAX_DEPTH)
-    return json.loads(text)
+    return json.loads(text, object_pairs_hook=_unique if unique_keys else None)

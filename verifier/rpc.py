@@ -56,7 +56,7 @@ class JsonRpc:
             with urllib.request.urlopen(post, timeout=self.timeout) as response:
                 # Any node an auditor names answers here: JSON nested past the parser's recursion is a
                 # malformed answer (RpcError), not a traceback ending the check with a mismatch's status.
-                return jsontext.loads(response.read())
+                return jsontext.loads(response.read(), unique_keys=False)
         except urllib.error.HTTPError as e:
             raise RpcError(method, f"HTTP {e.code} {e.reason}") from None
         except (OSError, ValueError) as e:  # URLError, timeouts and refused connections are OSErrors

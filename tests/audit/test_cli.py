@@ -136,8 +136,10 @@ def _nested(depth: int) -> str:
         (lambda doc: json.dumps({**doc, "contract": 5}), "contract must be an address"),
         (lambda doc: json.dumps({**doc, "chain_id": str(doc["chain_id"])}), "chain_id must be an integer"),
         (lambda doc: json.dumps({**doc, "block_range": {"from": -1, "to": 3}}), "negative block"),
+        # A forged value before the true one: a reader may show the first; the check read the last and passed.
+        (lambda doc: '{"row_count": 0, ' + json.dumps(doc)[1:], "names the key 'row_count' twice"),
     ],
-    ids=["nested-too-deeply", "contract-not-text", "chain-id-text", "negative-block"],
+    ids=["nested-too-deeply", "contract-not-text", "chain-id-text", "negative-block", "key-twice"],
 )
 def test_verify_of_a_report_it_cannot_read_is_exit_2_naming_why(
     env: Path, node_endpoint, tmp_path: Path, edit, message: str

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from verifier import jsontext
-from verifier.errors import JsonNestingError
+from verifier.errors import JsonDuplicateKeyError, JsonNestingError
 
 
 @pytest.mark.parametrize(
@@ -45,3 +45,15 @@ def test_deeper_nesting_is_a_value_error_whatever_the_recursion_limit(text: str)
     finally:
         sys.setrecursionlimit(before)
     assert isinstance(raised.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [('{"root": "0x11", "root": "0x22"}', "root"), ('[{"a": 1}, {"b": {"c": 1, "c": 1}}]', "c")],
+)
+def test_an_object_naming_a_key_twice_is_a_value_error(text: str, key: str) -> None:
+    """The standard library keeps the last value, a reader may show the first: a document holds one."""
+    with pytest.raises(JsonDuplicateKeyError, match=f"the key '{key}' twice") as raised:
+        jsontext.loads(text)
+    assert isinstance(raised.value, ValueError)
+    assert jsontext.loads(text, unique_keys=False) == json.loads(text)

@@ -97,6 +97,8 @@ def test_keystore_nested_too_deeply_is_exit_2(payload: Path, keystore: tuple[Pat
         # Past the standard library parser's recursion: a traceback and exit 1, a mismatch's status, before.
         ("manifest nested too deeply", "nested more than 256 levels"),
         ("manifest field missing", "field 'root'"),
+        # A forged root before the true one: a reader may show the first, the check read the last (MATCH).
+        ("manifest names a key twice", "names the key 'root' twice"),
         ("manifest missing", "cannot read"),
     ],
 )
@@ -112,6 +114,8 @@ def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, 
         manifest.write_text("{not json")
     elif setup == "manifest nested too deeply":
         manifest.write_text('{"a":' * 200_000)
+    elif setup == "manifest names a key twice":
+        manifest.write_text('{"root": "0x' + "11" * 32 + '", ' + manifest.read_text().lstrip()[1:])
     elif setup == "manifest field missing":
         d = json.loads(manifest.read_text())
         del d["root"]
