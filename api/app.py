@@ -29,7 +29,7 @@ from api.headers import SecurityHeadersMiddleware
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore, purge_expired
 from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
-from api.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from api.limits import BODY_TIMEOUT_SECONDS, DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from api.openapi import install_openapi
 from api.practice import InspectionDrawer
 from api.receipts import ReceiptService, journaled_reverted, journaled_submit, journaled_void
@@ -176,13 +176,15 @@ def create_app(
     ledger: Callable[[ApiSettings, AppState], LedgerService] | None = None,
     connect: bool = True,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
     idempotency_wait: float = 60.0,
 ) -> FastAPI:
     """A new app. ``settings`` default to the environment (read at start, not at import).
 
     ``ledger`` replaces :func:`connect_ledger` (tests hand in a service on their own deployment);
     ``connect=False`` starts without a ledger (every ledger route answers 503 ``NODE_UNAVAILABLE``);
-    ``idempotency_wait`` is how long a retry waits for the first request with its key before a 409.
+    ``idempotency_wait`` is how long a retry waits for the first request with its key before a 409;
+    ``body_timeout`` how long a request's body may take to arrive (:data:`api.limits.BODY_TIMEOUT_SECONDS`).
     """
 
     @asynccontextmanager
@@ -293,7 +295,7 @@ def create_app(
         api=app,
         wait_timeout=idempotency_wait,
     )
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
     app.add_middleware(MethodGuardMiddleware, api=app)
     app.add_middleware(SecurityHeadersMiddleware)
     return app

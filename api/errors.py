@@ -51,7 +51,7 @@ ERRORS: Mapping[str, ErrorSpec] = {
         413, "the payload cuts into more leaves than the service hashes for one request (`limit`)"
     ),
     "HEADERS_TOO_LARGE": ErrorSpec(431, "the request line and headers exceed the size limit"),
-    "REQUEST_TIMEOUT": ErrorSpec(408, "the request line and headers did not arrive in time"),
+    "REQUEST_TIMEOUT": ErrorSpec(408, "the request line and headers, or the body, did not arrive in time"),
     "VALIDATION_ERROR": ErrorSpec(422, "a field of the request is malformed; `field` names it"),
     "IDEMPOTENCY_KEY_REUSED": ErrorSpec(422, "an Idempotency-Key was reused for a different request"),
     "IDEMPOTENCY_IN_FLIGHT": ErrorSpec(409, "the first request with this Idempotency-Key is still running"),

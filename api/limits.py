@@ -15,6 +15,7 @@ the token is looked at).
 
 from __future__ import annotations
 
+import asyncio
 import email.message
 import json
 from collections.abc import Mapping
@@ -27,6 +28,10 @@ from api.errors import ApiError, error_body
 from verifier.leaves import Chunking, leaf_count_bound
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+#: How long a request's body may take to arrive, from the end of its head. Read without a bound, a body sent
+#: a byte at a time held its connection (and the body buffered so far) for as long as the client liked; 60 s
+#: carries the largest body taken (8 MiB) at 140 KB/s.
+BODY_TIMEOUT_SECONDS = 60.0
 #: Routes that take a manifest and a payload (base64): room for a signed manifest with about 100,000 leaf
 #: hashes, or a payload of a few MiB beside a small one. The body is held in memory while it is checked.
 MANIFEST_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -134,9 +139,11 @@ class BodyLimitMiddleware:
         *,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         route_limits: Mapping[str, int] = ROUTE_MAX_BODY_BYTES,
+        body_timeout: float = BODY_TIMEOUT_SECONDS,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout = body_timeout
         self.route_limits = dict(route_limits)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -156,17 +163,23 @@ class BodyLimitMiddleware:
         chunks: list[bytes] = []
         size = 0
         more = True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                await self._refuse(send, limit)
-                return
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.body_timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        await self._refuse(send, limit)
+                        return
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            message_text = f"the request body did not arrive within {self.body_timeout:g} seconds"
+            await self._send(send, 408, error_body("REQUEST_TIMEOUT", message_text))
+            return
         body = b"".join(chunks)
         if body and scope["path"] not in PARSED_BY_ROUTE and _is_json(scope):
             try:
@@ -200,8 +213,9 @@ class BodyLimitMiddleware:
                 "headers": [
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(raw)).encode()),
-                    # A body over the limit was not read to its end: the connection carries no other request.
-                    *([(b"connection", b"close")] if status == 413 else []),
+                    # A body over the limit or late was not read to its end: the connection carries no other
+                    # request.
+                    *([(b"connection", b"close")] if status in (408, 413) else []),
                 ],
             }
         )

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import copy
 import json
+import select
 import socket
 import threading
 import time
@@ -261,15 +262,15 @@ def _answer(sock: socket.socket) -> bytes:
 def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Path) -> None:
     """uvicorn timed out only a connection idle between requests: one that opened and sent nothing, or a
     head a byte at a time, held its socket for good (a few thousand took every descriptor the server had).
-    A head is due within the timeout of the opening, or of its first byte for a later request; a body is not
-    held to it, nor is a request the service is still answering."""
+    A head is due within the timeout of the opening, or of its first byte for a later request; a body within
+    its own timeout of the head (a byte at a time, it was read for as long as the client liked)."""
     settings = ApiSettings(  # no ledger: the protocol answers before any route would need one
         home=tmp_path,
         keystore_passphrase="unused-passphrase",
         audit_follow_interval=0,
         inspection_draw_interval=0,
     )  # type: ignore[call-arg]
-    app = create_app(settings, connect=False)
+    app = create_app(settings, connect=False, body_timeout=2.0)
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", http=_QuickHead)
@@ -301,6 +302,18 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
             slow_body.sendall(b"{}")
             answer = _answer(slow_body)
         assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]  # the body's request was answered
+        with socket.create_connection(address, timeout=10) as trickle:
+            trickle.sendall(b"POST /verify HTTP/1.1\r\nHost: dxl\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 1000\r\n\r\n")  # fmt: skip
+            started = time.monotonic()
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                while not select.select([trickle], [], [], 0.1)[0] and time.monotonic() - started < 8:
+                    trickle.sendall(b" ")  # a byte of body every tenth of a second
+            answer = _answer(trickle)
+        assert 1.5 < time.monotonic() - started < 8
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower(), answer[:200]
+        assert json.loads(body)["error"]["code"] == "REQUEST_TIMEOUT"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
