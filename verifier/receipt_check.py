@@ -52,6 +52,7 @@ _ACKNOWLEDGED = 2
 #: ``contracts/``.
 ANCHORS_ABI_NAMES = (
     "batch",
+    "ledger",
     "receiptDisputed",
     "ReceiptBatchAnchored",
     "ReceiptBatchAcknowledged",
@@ -125,6 +126,11 @@ class AnchorsReader:
         self.rpc = JsonRpc(rpc_url, timeout=timeout)
         self.address = to_checksum_address(address)
         self.chain_id = contract_chain_id(self.rpc, rpc_url, self.address, chain_id)
+
+    def ledger(self) -> str:
+        """The ledger these anchors serve (set at deployment): the one whose grants and departments their
+        batches name."""
+        return to_checksum_address(str(self.call("ledger")))
 
     def call(self, fn: str, *args: Any) -> Any:
         entry = _functions()[fn]
@@ -289,8 +295,9 @@ def check_receipt_onchain(
     proof and its batch in place of the ``DeliveryRecorded`` log; ``offline`` as it takes it
     (:func:`verifier.onchain.payload_check`, :func:`verifier.onchain.commitment_check`).
 
-    1. The proof's receipt must be the manifest's delivery, and the proof must lead to a batch the chain holds
-       (:func:`check_receipt`) -> else NOT_RECORDED, naming why.
+    1. The proof's receipt must be the manifest's delivery, the anchors must serve ``ledger`` (else
+       ChainCheckError), and the proof must lead to a batch the chain holds (:func:`check_receipt`) -> else
+       NOT_RECORDED, naming why.
     2. The manifest's signature must recover to the batch provider's signer on the ledger -> else UNTRUSTED.
     3. Payload (or commitment) against manifest -> MISMATCH with the differing leaves.
     4. Manifest against the receipt: root, byte size, record count, algorithm id, grant and parties (the
@@ -314,6 +321,15 @@ def check_receipt_onchain(
             "RECEIPT_OTHER_DELIVERY", f"the receipt is for delivery {mine}, the manifest for {theirs}"
         )
         return offline(None).with_anchor(anchor, VerdictStatus.MISMATCH, finding)
+    # A batch names grant and department ids of the ledger its anchors serve: read against another ledger
+    # (one a department shares a key with, a staging one), its parties were that ledger's namesakes and a
+    # receipt it never saw was a MATCH.
+    served = anchors.ledger()
+    if served.lower() != ledger.address.lower():
+        raise ChainCheckError(
+            f"the receipt anchors {anchors.address} serve ledger {served}, not {ledger.address}: give the "
+            "anchors deployed beside that ledger"
+        )
     checked = check_receipt(proof, anchors)
     if checked.status in (ReceiptVerdictStatus.NOT_ANCHORED, ReceiptVerdictStatus.MISMATCH):
         anchor = Anchor(source, recorded=False, details={**checked.chain, "receipt": checked.status.value})

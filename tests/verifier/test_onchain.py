@@ -440,3 +440,41 @@ def test_shipped_ledger_abi_is_the_artifacts() -> None:
         [sys.executable, str(script), "--check"], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_a_receipt_anchored_beside_another_ledger_is_refused(
+    node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    """A department that holds one key on two ledgers (staging and production, say) anchors a receipt beside
+    the first: checked against the second with the first's anchors, its batch's parties were read as the
+    second ledger's departments of the same ids and the verdict was MATCH, for a receipt that ledger never
+    saw. Anchors that do not serve the ledger given are refused."""
+    from tests.contracts.test_receipt_anchors import make_anchors
+    from verifier.receipt_check import AnchorsReader, verify_payload_receipt
+    from verifier.receipts import Receipt, ReceiptProof
+
+    keys = {code: Account.create() for code in ("PSB", "HRSS")}
+    ledgers = []
+    for _ in ("staging", "production"):
+        governors = [Account.create() for _ in range(3)]
+        c = Consortium(deploy(node_endpoint, governors, 2), governors)
+        for code, key in keys.items():
+            c.admit(code, key)
+        ledgers.append(c)
+    staging, production = ledgers
+    anchors = make_anchors(node_endpoint, staging)
+    grant = staging.grant(
+        staging.depts["PSB"], staging.agreement(staging.depts["PSB"], staging.depts["HRSS"])
+    )
+    payload, m = commit(tmp_path, staging, grant)
+    receipt = Receipt(m.delivery_id, grant, m.root, int(m.alg), m.byte_size, m.record_count)
+    tree, _ = anchors.anchor(grant, 0, [receipt])
+    proof = ReceiptProof(receipt, 0, 0, 1, tree.root, tuple(tree.proof(0)))
+    reader = AnchorsReader(node_endpoint.rpc_url, str(anchors.client.address))
+    beside = LedgerReader(node_endpoint.rpc_url, str(staging.client.address), chain_id=node_endpoint.chain_id)
+    assert verify_payload_receipt(payload, m, beside, reader, proof).status is VerdictStatus.MATCH
+    other = LedgerReader(
+        node_endpoint.rpc_url, str(production.client.address), chain_id=node_endpoint.chain_id
+    )
+    with pytest.raises(ChainCheckError, match="serve ledger"):
+        verify_payload_receipt(payload, m, other, reader, proof)
