@@ -739,6 +739,18 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
     second = page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)")
     assert pager.locator("[role=status]").inner_text() == "rows 51\u2013100 of 510"
     assert len(second) == 50 and not set(first) & set(second)
+    # And its agreement's timeline, 50 steps at a time, oldest first: the request, the decision, both
+    # signatures and the grant, then the deliveries.
+    page = c.open(f"agreement/{hostile['agreement']}")
+    pager = page.locator("#timeline + .pager")
+    steps = page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")
+    assert steps[:4] == ["AccessRequested", "RequestApproved", "AgreementConcluded", "GrantIssued"]
+    assert len(steps) == 50 and pager.locator("[role=status]").inner_text() == "steps 1\u201350 of 514"
+    pager.locator("[data-page-turn=next]").click()
+    assert pager.locator("[role=status]").inner_text() == "steps 51\u2013100 of 514"
+    assert set(page.eval_on_selector_all("#timeline .step", "s => s.map(x => x.dataset.event)")) == {
+        "DeliveryRecorded"
+    }
     # A search that finds nothing says so, and what to do.
     page = c.open("catalog?q=no-such-resource-anywhere")
     assert "change or clear them" in page.inner_text("#catalog-empty")

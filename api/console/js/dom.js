@@ -105,35 +105,44 @@ export function table(columns, rows, attrs = {}) {
     h("tbody", {}, rows.map((row) => h("tr", {}, columns.map(([, cell]) => h("td", {}, cell(row)))))));
 }
 
-/** Rows a table shows at once: a resource's deliveries or a large catalog run to thousands. */
+/** Rows a table (or steps a timeline) shows at once: a resource's deliveries or a catalog run to thousands. */
 export const PAGE_ROWS = 50;
 
 /**
- * table(), PAGE_ROWS rows at a time, with Previous / Next and which rows of how many are shown (no pager when
- * they fit on one page). The rows are all in hand (read once); a page turn redraws the body only.
+ * `items` drawn PAGE_ROWS at a time by `draw(slice)`, with Previous / Next and which of how many are shown
+ * (`counted`: the strings key that says so); no pager when they fit on one page. The items are all in hand
+ * (read once): a page turn redraws, it does not read again.
  */
-export function pagedTable(columns, rows, attrs = {}) {
-  const shown = table(columns, rows.slice(0, PAGE_ROWS), attrs);
-  if (rows.length <= PAGE_ROWS) return shown;
-  const pages = Math.ceil(rows.length / PAGE_ROWS);
+export function paged(items, draw, counted = "pager.rows") {
+  let shown = draw(items.slice(0, PAGE_ROWS));
+  if (items.length <= PAGE_ROWS) return shown;
+  const pages = Math.ceil(items.length / PAGE_ROWS);
   const previous = h("button", { type: "button", class: "secondary", "data-page-turn": "previous" }, "← " + t("pager.previous"));
   const next = h("button", { type: "button", class: "secondary", "data-page-turn": "next" }, t("pager.next") + " →");
   const where = h("span", { class: "muted", role: "status" });
   let current = 0;
+  const label = () => {
+    const start = current * PAGE_ROWS;
+    fill(where, t(counted, { from: start + 1, to: Math.min(items.length, start + PAGE_ROWS), n: items.length }));
+    previous.disabled = current === 0;
+    next.disabled = current === pages - 1;
+  };
   const go = (page) => {
     current = page;
-    const start = page * PAGE_ROWS;
-    const end = Math.min(rows.length, start + PAGE_ROWS);
-    shown.tBodies[0].replaceWith(table(columns, rows.slice(start, end)).tBodies[0]);
-    fill(where, t("pager.rows", { from: start + 1, to: end, n: rows.length }));
-    previous.disabled = page === 0;
-    next.disabled = page === pages - 1;
+    const drawn = draw(items.slice(page * PAGE_ROWS, (page + 1) * PAGE_ROWS));
+    shown.replaceWith(drawn);
+    shown = drawn;
+    label();
   };
   previous.addEventListener("click", () => go(current - 1));
   next.addEventListener("click", () => go(current + 1));
-  const pager = h("p", { class: "pager no-print" }, previous, " ", where, " ", next);
-  go(0);
-  return h("div", { class: "paged" }, shown, pager);
+  label();
+  return h("div", { class: "paged" }, shown, h("p", { class: "pager no-print" }, previous, " ", where, " ", next));
+}
+
+/** table(), paged. */
+export function pagedTable(columns, rows, attrs = {}) {
+  return paged(rows, (slice) => table(columns, slice, attrs));
 }
 
 /**

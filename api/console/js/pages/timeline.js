@@ -2,7 +2,7 @@
 // -> grants -> deliveries -> acknowledgement or dispute, each step with its transaction, block and time and
 // its proof (chain location and the event's decoded fields, as the audit trail indexed them).
 import { api, history } from "../api.js";
-import { add, describeError, h, mono, when } from "../dom.js";
+import { add, describeError, h, mono, paged, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
 
@@ -138,7 +138,8 @@ export default {
         h("a", { href: `#/resource/${agreement.resource_id}` }, t("timeline.resource", { id: agreement.resource_id })), " · ",
         statusBadge(agreement.status), " · ", t("timeline.valid", { from: when(agreement.valid_from), until: when(agreement.valid_until) })),
       termsView(agreement.terms),
-      h("ol", { class: "timeline", id: "timeline" }, events.map((e) =>
+      // An agreement delivering daily for years has thousands of steps: 50 at a time, oldest first.
+      paged(events, (slice) => h("ol", { class: "timeline", id: "timeline" }, slice.map((e) =>
         h("li", { class: `step phase-${PHASE[e.event] || "other"}`, "data-event": e.event },
           h("div", { class: "step-head" },
             h("span", { class: "phase" }, t(`phase.${PHASE[e.event] || "other"}`)),
@@ -146,7 +147,7 @@ export default {
             h("span", { class: "muted" }, ` ${e.time.replace("T", " ").replace("Z", " UTC")} · ${t("timeline.block")} ${e.location.block_number} · ${t("timeline.tx")} `),
             mono(e.location.tx_hash, 10)),
           h("div", { class: "step-body" }, summary(e, depts)),
-          proof(e)))),
+          proof(e)))), "pager.steps"),
       events.length === 0 ? h("p", { class: "muted" }, t("timeline.notIndexed")) : null);
   },
 };

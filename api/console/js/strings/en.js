@@ -290,6 +290,7 @@ export default {
   "pager.previous": "Previous",
   "pager.next": "Next",
   "pager.rows": "rows {from}–{to} of {n}",
+  "pager.steps": "steps {from}–{to} of {n}",
   "period.reversed": "The From date is after the To date.",
   "score.shareRateByType": "Share rate by share type (resources with an agreement or delivery in the period)",
   "signin.malformed": "This is not an API token: a token is dxl_ followed by letters, digits, - and _, with no spaces inside.",

@@ -290,6 +290,7 @@ export default {
   "pager.previous": "上一页",
   "pager.next": "下一页",
   "pager.rows": "第 {from}–{to} 行，共 {n} 行",
+  "pager.steps": "第 {from}–{to} 步，共 {n} 步",
   "period.reversed": "起始日期晚于截止日期。",
   "score.shareRateByType": "各共享类型的实际共享率（本期有协议或交付的资源）",
   "signin.malformed": "这不是接口令牌：令牌以 dxl_ 开头，由字母、数字、- 和 _ 组成，中间不含空格。",
