@@ -836,6 +836,13 @@ def test_a_mistyped_address_is_named_as_such(console: Any) -> None:
     for hash_, written in (("resource/abc", "abc"), ("agreement/", ""), ("agreement/0x1f", "0x1f")):
         c.open(hash_)
         assert c.page.inner_text("main .error").startswith(f"“{written}” is not a record number"), hash_
+    # A filter the API refuses (edited in the address): what to do, above the API's own words.
+    c.open("catalog?share_type=bogus")
+    headline, detail = c.page.inner_text("main .error").split("\n", 1)
+    detail = detail.strip()
+    assert "correct what its message below names" in headline and detail.startswith(
+        "VALIDATION_ERROR: share_type"
+    )
 
 
 @contextmanager
