@@ -13,7 +13,8 @@ Every transaction the API sends goes through :class:`JournaledSender`:
 
 :class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
 node come back (unreachable then reachable, the height going down, a known block's hash changing) or the chain
-client fail over to another node of the network (never a new signature: the same bytes). Rows whose block is
+client fail over to another node of the network, one that died or one whose head stalled while another's
+moved on (never a new signature: the same bytes). Rows whose block is
 gone are reopened (gone: the chain holds another block at its height, or a lone node fell below it; a node
 behind the others lacks a block only for now, and the client moves to a node that holds it, or the
 reconciliation waits, writes held, until one does or the chain replaces it), every reopened row is re-sent in
@@ -887,9 +888,10 @@ class Reconciler:
 class ChainWatcher:
     """A thread that reconciles whenever the node comes back: after it was unreachable, when its height went
     down, when the hash of the last block seen changed (the node restarted from an older state), or when the
-    client failed over to another node of the network (transactions the dead node alone held are sent again,
-    as the same bytes). From the moment it sees the node away or changed until the reconciliation is done, new
-    transactions wait."""
+    client failed over to another node of the network (transactions the dead or stalled node alone held are
+    sent again, as the same bytes). Each look also has the client leave a node whose head stalled while
+    another's moved on (:meth:`~node.chain.LedgerClient.leave_stalled`). From the moment it sees the node
+    away or changed until the reconciliation is done, new transactions wait."""
 
     def __init__(self, reconciler: Reconciler, interval: float, *, reconciled: bool) -> None:
         self.reconciler = reconciler
@@ -934,6 +936,10 @@ class ChainWatcher:
         """One look at the node; returns whether it reconciled."""
         try:
             head = self.client.head()
+            # A node cut off from the signers answers, and mines nothing: the client leaves it once its head
+            # stood still while another node's moved on, and the failover below sends what it held again.
+            if self.client.leave_stalled(head):
+                head = self.client.head()
             # Known blocks: the last one seen, and the newest holding a journaled transaction (a node rewound
             # between two looks shows its height only through that one).
             known = [b for b in (self._last, self.reconciler.journal.newest_settled()) if b is not None]

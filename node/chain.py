@@ -75,6 +75,12 @@ CATCH_UP_TIMEOUT_S = 60.0
 _CATCH_UP_POLL_S = 0.5
 #: How long another node of the endpoint is given to answer a look at its chain (its head, one block).
 _PROBE_TIMEOUT_S = 1.0
+#: How long the head of the node in use may stand still while another node of the endpoint is ahead before
+#: the client moves to the most advanced one (:meth:`LedgerClient.leave_stalled`): a few block periods
+#: (1 s on the local Clique network, 2 s by default on Besu QBFT). A node propagates a block in milliseconds;
+#: one whose head stands still that long while another's moves on is cut off from the signers, and the
+#: writes sent to it wait in its pool, mined nowhere.
+STALL_TIMEOUT_S = 5.0
 #: JSON-RPC error codes of a method the node does not serve (-32601; -32604 from some nodes whose method is
 #: not enabled on the interface asked).
 _NO_SUCH_METHOD = (-32601, -32604)
@@ -383,12 +389,14 @@ class LedgerClient:
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
         request_timeout: float = 30.0,
         catch_up_timeout: float = CATCH_UP_TIMEOUT_S,
+        stall_timeout: float = STALL_TIMEOUT_S,
     ) -> None:
         self.endpoint = endpoint
         self.chain_id = endpoint.chain_id
         self.abi = list(abi)
         self.receipt_timeout = receipt_timeout
         self.catch_up_timeout = catch_up_timeout
+        self.stall_timeout = stall_timeout
         self._request_timeout = request_timeout
         self._urls = endpoint.rpc_urls
         self._active = 0
@@ -396,6 +404,8 @@ class LedgerClient:
         #: How many times this client moved to another node; the API's journal watches it (a transaction the
         #: dead node held in its pool alone is re-sent, as the same bytes, to the node now in use).
         self.failovers = 0
+        #: The head of the node in use as :meth:`leave_stalled` last saw it change: (node, head, since when).
+        self._head_seen: tuple[int, BlockRef, float] | None = None
         self.w3 = Web3(self._provider(self._urls[0]))
         # web3's validation middleware checks a chainId field of eth_call/eth_estimateGas requests against the
         # node's (this client sends none: its transactions are signed here with the chain id checked below)
@@ -561,6 +571,38 @@ class LedgerClient:
             elif now > deadline:
                 raise NodeBehindError(self.rpc_url, head, number, what)
             time.sleep(_CATCH_UP_POLL_S)
+
+    def leave_stalled(self, head: BlockRef) -> bool:
+        """Move to the most advanced other node of the endpoint when the node in use has stalled: its head,
+        ``head`` (just read from it), has not changed for :attr:`stall_timeout` while another node's is ahead
+        of it. Such a node is cut off from the signers: it mines nothing, and what is sent to it waits in its
+        pool; the caller re-sends what is not mined where the client now is (the journal). Returns whether
+        the client moved.
+
+        The other nodes are asked only once the head stood still that long, and then again only one
+        :attr:`stall_timeout` later if none was ahead (a chain mining on demand, idle, stands still too).
+        Callers look at regular intervals (the API's chain watcher).
+        """
+        now = time.monotonic()
+        with self._switch:
+            seen = self._head_seen
+            if seen is None or seen[0] != self._active or seen[1] != head:
+                self._head_seen = (self._active, head, now)
+                return False
+            still = now - seen[2]
+            if len(self._urls) == 1 or still < self.stall_timeout:
+                return False
+            ahead = self._most_advanced()
+            if ahead is None or ahead[1] <= head.number:
+                self._head_seen = (self._active, head, now)
+                return False
+            self._use(
+                ahead[0],
+                f"has stayed at block {head.number} for {still:.1f} s while {self._urls[ahead[0]]} is at "
+                f"block {ahead[1]}",
+            )
+            self._head_seen = None
+            return True
 
     def standing(self, block: BlockRef) -> BlockStanding:
         """Where ``block``, seen earlier, stands now. The node in use answers for heights it has reached; for

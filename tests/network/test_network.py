@@ -867,6 +867,48 @@ def test_a_journal_reconciled_on_a_node_behind_its_blocks_loses_nothing_and_send
     assert alone.pending_nonce(account.address) == 1
 
 
+def test_writes_on_a_node_in_use_whose_head_stalls_move_to_the_most_advanced_node_once(
+    full_network: LocalNetwork, journaled: sessionmaker[Session]
+) -> None:
+    """The node in use is cut off from the other signers under load: it still answers, its head stands still,
+    the network goes on. A few block periods later (the stall timeout, 2 s here) the client moves to the most
+    advanced member, and the journal sends what the stalled node held unmined there, as the same bytes: every
+    write is mined on the network's chain, none twice. Before, the writes sat in its pool, answered
+    TRANSACTION_PENDING and were sent to it again, for as long as it stayed cut off."""
+    stalled = full_network.members()[0]
+    client = LedgerClient(full_network.endpoint(0), [], receipt_timeout=20, stall_timeout=2.0)
+    sender = JournaledSender(client, Journal(lambda: journaled))
+    watcher = ChainWatcher(Reconciler(sender), 0.3, reconciled=True).start()
+    load = Load(sender, [Account.create() for _ in range(3)])
+    threads = [threading.Thread(target=load.run, args=(a,), daemon=True) for a in load.accounts]
+
+    def writes() -> int:
+        return sum(len(hashes) for hashes in load.written.values())
+
+    try:
+        for thread in threads:
+            thread.start()
+        _wait_for("writes through the node in use", lambda: writes() >= 3, timeout=30)
+        with _Behind(full_network, stalled.index):
+            cut, head = time.monotonic(), _block(stalled.rpc_url)
+            _wait_for("the client leaves the stalled node", lambda: client.rpc_url != stalled.rpc_url, 20)
+            moved = time.monotonic() - cut
+            count = writes()
+            _wait_for("writes go on", lambda: writes() >= count + 3, timeout=20)
+            load.stop.set()
+            for thread in threads:
+                thread.join(60)
+            assert _block(stalled.rpc_url) == head  # it stood still throughout, as the others went on
+            assert _block(client.rpc_url) > head
+    finally:
+        load.stop.set()
+        watcher.stop()
+    assert not load.errors, load.errors
+    assert 2.0 <= moved < 8, moved
+    assert client.failovers >= 1
+    assert _count_on_chain(load, client, journaled) == (0, 0)
+
+
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dxl network up --rpc-port 0` creates the network on free ports (another network may hold 8645-8647
     on a shared machine), later starts keep them, and another port for a created network is refused."""
