@@ -73,11 +73,14 @@ def parse_principal(text: str) -> Principal:
         return Principal(Role.AUDITOR)
     kind, sep, rest = raw.partition(":")
     if sep and kind.lower() == "governor":
-        if not rest.isdigit() or int(rest) < 1:
+        # ASCII digits, a few: str.isdigit also takes U+00B2 (superscript two, which int() refuses) and U+0661
+        # (Arabic-Indic one, which int() reads as 1).
+        if not (rest.isascii() and rest.isdigit()) or len(rest) > 9 or int(rest) < 1:
             raise TokenError(f"governor principal needs a 1-based index, got {text!r} (e.g. governor:1)")
         return Principal(Role.GOVERNOR, governor=int(rest))
     code = rest if sep and kind.lower() == "department" else raw
-    code = code.upper()
+    # Upper-cased only when ASCII: str.upper maps other letters onto codes (U+017F, a long s, becomes "S").
+    code = code.upper() if code.isascii() else code
     if not _CODE_RE.match(code):
         raise TokenError(
             f"{text!r} is not a principal: use a department code (e.g. PSB), governor:N or auditor"

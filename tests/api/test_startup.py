@@ -121,6 +121,13 @@ def test_revoked_token_is_refused(api_env: ApiEnv) -> None:
         ("", TokenError),
         ("two words", TokenError),
         ("A" * 33, TokenError),
+        # Only ASCII names a principal: a long s (U+017F) upper-cases to "S", a superscript two is a digit
+        # int() refuses (a ValueError out of `dxl token issue`), an Arabic-Indic one a digit it reads as 1.
+        ("p\u017fb", TokenError),
+        ("\uff30\uff33\uff22", TokenError),
+        ("governor:\u00b2", TokenError),
+        ("governor:\u0661", TokenError),
+        ("governor:" + "9" * 5000, TokenError),
     ],
 )
 def test_parse_principal(text: str, expected: Principal | type[Exception]) -> None:
