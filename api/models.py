@@ -7,6 +7,7 @@ naming the field rather than an encoding error at the chain client.
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -31,6 +32,25 @@ Id64 = Annotated[int, Field(ge=1, le=2**64 - 1, strict=True)]
 #: A department id (uint32 on chain), from 1.
 Id32 = Annotated[int, Field(ge=1, le=2**32 - 1, strict=True)]
 DepartmentCode = Annotated[str, Field(pattern=DEPARTMENT_CODE_PATTERN)]
+
+#: Format characters a name in Arabic, Persian or Indic scripts, or an emoji, needs.
+_JOINERS = frozenset("\u200c\u200d")
+
+
+def _one_plain_line(value: str) -> str:
+    # Kept on chain for good and read by governors before they approve: a control character (a terminal's
+    # escape sequence) or a bidirectional override ("PSB" written right to left shows as another name) would
+    # make it read otherwise than it is.
+    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf") and c not in _JOINERS), None)
+    if bad is not None:
+        raise ValueError(
+            f"a name is one line of visible text: U+{ord(bad):04X} is a control or format character"
+        )
+    return value
+
+
+#: A department's name: one line of visible text, in any script.
+DepartmentName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_plain_line)]
 
 T = TypeVar("T")
 
@@ -126,7 +146,7 @@ class DepartmentPublic(BaseModel):
 class AdmitDepartment(Strict):
     action: Literal["admit_department"]
     code: DepartmentCode
-    name: Annotated[str, Field(min_length=1, max_length=200)]
+    name: DepartmentName
     signer: AddressHex
     encryption_key: Bytes32Hex
     contract_signer: bool = Field(

@@ -20,6 +20,7 @@ import uvicorn
 from api_helpers import (
     ApiEnv,
     api_home,
+    b32,
     delivery_between,
     grant_between,
     make_settings,
@@ -317,3 +318,45 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Public\u202eSecurity",
+        "Bureau\x1b[2J",
+        "Two\nlines",
+        "Tab\tbed",
+        "Zero\u200bwidth",
+        "Bidi\u2066isolate",
+    ],
+    ids=["right-to-left-override", "terminal-escape", "newline", "tab", "zero-width-space", "bidi-isolate"],
+)
+def test_a_department_name_that_would_read_otherwise_is_refused_and_nothing_proposed(
+    api_env: ApiEnv, name: str
+) -> None:
+    """A department's name is kept on chain and read by governors before they approve: a bidirectional
+    override shows its letters in another order, a terminal escape clears the screen it is printed on. One
+    line of visible text, in any script, is taken; anything else is 422 before a proposal is made."""
+    env = api_env
+    body = {
+        "action": "admit_department",
+        "code": "NAMED",
+        "signer": "0x" + "12" * 20,
+        "encryption_key": b32(),
+    }
+    before = len(ok(env.call("GET", "/governance/proposals", "governor-1")))
+    refused = env.call("POST", "/governance/proposals", "governor-1", json={**body, "name": name})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["field"] == "admit_department.name"
+    assert len(ok(env.call("GET", "/governance/proposals", "governor-1"))) == before
+
+
+def test_a_department_name_in_any_script_is_taken(api_env: ApiEnv) -> None:
+    """Joiners that Arabic, Persian and Indic scripts and emoji need are text, not controls."""
+    persian = "\u0648\u0632\u0627\u0631\u062a\u200c\u062e\u0627\u0646\u0647"  # a word joined by a ZWNJ
+    name = f"市公安局 · {persian} · \U0001f469\u200d\U0001f4bc Bureau"
+    body = {"action": "admit_department", "code": "SCRIPTS", "signer": "0x" + "13" * 20,
+            "encryption_key": b32(), "name": name}  # fmt: skip
+    proposed = ok(api_env.call("POST", "/governance/proposals", "governor-1", json=body), 201)
+    assert proposed["record"]["parameters"]["name"] == name
