@@ -46,7 +46,7 @@ _lock = threading.Lock()
 def get_audit(state: StateDep) -> Any:
     """The audit context (database, node, contract), opened once per app."""
     from api.settings import load_api_settings
-    from node.audit.service import open_context
+    from node.audit.service import AuditContext, open_context
 
     with _lock:
         ctx = state.extra.get("audit")
@@ -56,6 +56,12 @@ def get_audit(state: StateDep) -> Any:
             except DxlError as exc:
                 raise ApiError("NODE_UNAVAILABLE", f"audit trail unavailable: {exc.message}") from None
             state.extra["audit"] = ctx
+    if state.ledger is not None and isinstance(ctx, AuditContext):
+        # The trail reads where the ledger's writes go, among the nodes it was given: a node the chain client
+        # left (dead, or its head stalled while another's moved on) serves blocks that lag behind them.
+        in_use = state.ledger.client.endpoint_in_use
+        if ctx.rpc_url != in_use.rpc_url and in_use.rpc_url in ctx.failover_urls:
+            ctx.read_from(in_use.rpc_url, in_use.failover_urls)
     return ctx
 
 

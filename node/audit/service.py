@@ -45,6 +45,12 @@ class AuditContext:
     def rpc(self) -> JsonRpc:
         return JsonRpc(self.rpc_url, failover_urls=self.failover_urls)
 
+    def read_from(self, rpc_url: str, failover_urls: tuple[str, ...]) -> None:
+        """Read from ``rpc_url`` first, the others after it, from now on: the node the ledger's chain client
+        moved to (one it left, dead or its head stalled while another's moved on, serves stale blocks). A
+        sync under way ends on the node it began with; the follower reconnects at its next round."""
+        self.rpc_url, self.failover_urls = rpc_url, failover_urls
+
     def heal(self) -> Rewind | None:
         """Drop what the index holds beyond the chain the node serves now (see :meth:`Indexer.heal`): called
         before answering provenance, so an answer never names a delivery the chain has lost, even between

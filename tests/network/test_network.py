@@ -909,6 +909,37 @@ def test_writes_on_a_node_in_use_whose_head_stalls_move_to_the_most_advanced_nod
     assert _count_on_chain(load, client, journaled) == (0, 0)
 
 
+def test_the_service_on_a_node_whose_head_stalls_writes_and_indexes_on_the_most_advanced_node(
+    full_network: LocalNetwork, served: NetworkApi
+) -> None:
+    """The member the service writes to is cut off from the other signers: it answers, its head stands still.
+    A resource registered meanwhile is answered 201 from the most advanced member, which the chain client
+    moved to a few block periods later (the 5 s stall timeout), and the audit trail, reading from the member
+    the client moved to, indexes it. Before, the write was answered TRANSACTION_PENDING for as long as the
+    member stayed cut off, and the trail read the stalled member's chain."""
+    stalled = next(m for m in full_network.members() if m.rpc_url == served.node_in_use)
+    with _Behind(full_network, stalled.index):
+        head = _block(stalled.rpc_url)
+        started = time.monotonic()
+        body = {"metadata_hash": _b32(), "schema_hash": _b32(), "share_type": "conditional", "sensitivity": 3}
+        answer = served.call("POST", "/resources", "hrss", json=body)
+        took = time.monotonic() - started
+        assert answer.status_code == 201, answer.text
+        written = answer.json()
+        assert served.node_in_use != stalled.rpc_url and written["transaction"]["block_number"] > head
+        resource = written["record"]["id"]
+
+        def indexed() -> list[dict[str, Any]]:
+            items = served.call("GET", "/audit/history", "auditor", params={"resource": resource})
+            return items.json().get("items", []) if items.is_success else []
+
+        events = until(indexed, "the resource indexed", timeout=20)
+        assert served.app.state.dxl.extra["audit"].rpc_url == served.node_in_use
+        assert [e["location"]["tx_hash"] for e in events] == [written["transaction"]["hash"]]
+        assert _block(stalled.rpc_url) == head
+    assert took < 20, took
+
+
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dxl network up --rpc-port 0` creates the network on free ports (another network may hold 8645-8647
     on a shared machine), later starts keep them, and another port for a created network is refused."""
