@@ -3,8 +3,10 @@ environment, and steps that build an exchange."""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -317,3 +319,12 @@ def govern(env: ApiEnv, body: dict[str, Any]) -> httpx.Response:
     proposal = ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]
     assert proposal["approvals"] == 1 and not proposal["executed"]
     return env.call("POST", f"/governance/proposals/{proposal['id']}/approve", "governor-2")
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    """Everything the peer sends on ``sock`` until it closes the connection (or resets it)."""
+    received = b""
+    with contextlib.suppress(ConnectionResetError):
+        while chunk := sock.recv(65536):
+            received += chunk
+    return received

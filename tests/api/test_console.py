@@ -16,11 +16,10 @@ import json
 import os
 import secrets
 import shutil
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, o
 from console_scenario import Scenario, build
 
 from node.types import GovernanceAction, admission_data
+from tests.loopback import serving
 
 pytestmark = pytest.mark.xdist_group("api-console")
 
@@ -881,14 +881,10 @@ def upstream_host_proxy(api_url: str) -> Iterator[str]:
         def log_message(self, *_: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Forward)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        with serving(Forward) as url:
+            yield url
     finally:
-        server.shutdown()
-        server.server_close()
         upstream.close()
 
 

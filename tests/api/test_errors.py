@@ -29,6 +29,7 @@ from api_helpers import (
     issue,
     ok,
     period,
+    read_to_end,
     register,
     request_access,
 )
@@ -514,14 +515,6 @@ def _url_address(url: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _read_to_end(sock: socket.socket) -> bytes:
-    received = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
-
-
 def test_an_endless_header_is_refused_before_it_ends_and_nothing_is_kept(api_env: ApiEnv) -> None:
     """A header of 50 MiB sent in pieces, without a token: the service answers 431 (its JSON error) and
     closes the connection once the head passes 64 KiB, while the client still sends; the next is served."""
@@ -535,7 +528,7 @@ def test_an_endless_header_is_refused_before_it_ends_and_nothing_is_kept(api_env
             while sent < total and not select.select([sock], [], [], 0)[0]:
                 sock.sendall(piece)
                 sent += len(piece)
-        answer = _read_to_end(sock)
+        answer = read_to_end(sock)
     assert sent < 16 * 1024 * 1024, f"the service answered only after {sent} bytes of header"
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
@@ -561,7 +554,7 @@ def test_an_endless_chunked_trailer_is_refused_before_it_ends_and_nothing_is_kep
             while sent < total and not select.select([sock], [], [], 0)[0]:
                 sock.sendall(piece)
                 sent += len(piece)
-        answer = _read_to_end(sock)
+        answer = read_to_end(sock)
     assert sent < 16 * 1024 * 1024, f"the service answered only after {sent} bytes of trailer"
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 431 Request Header Fields Too Large\r\n"), answer[:200]
@@ -593,7 +586,7 @@ def test_chunked_bodies_with_trailers_and_small_chunks_are_served(api_env: ApiEn
         for piece in pieces:
             sock.sendall(piece)
             time.sleep(0.01)  # read apart (not a clock the chain keeps)
-        answer = _read_to_end(sock)
+        answer = read_to_end(sock)
     assert answer.startswith(b"HTTP/1.1 422 "), answer[:300]
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["field"] == "metadata_hash"
 
@@ -611,7 +604,7 @@ def test_a_head_just_under_the_limit_is_served_even_a_byte_at_a_time(api_env: Ap
         sock.sendall(first + second.encode()[:1000])
         for at in range(1000, len(second), 7000):
             sock.sendall(second.encode()[at : at + 7000])
-        answer = _read_to_end(sock)
+        answer = read_to_end(sock)
     statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
     assert statuses == [b"404", b"200"], answer[:500]
 

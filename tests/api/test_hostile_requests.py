@@ -27,6 +27,7 @@ from api_helpers import (
     mine,
     ok,
     pass_time,
+    read_to_end,
     register,
     request_access,
     served,
@@ -252,14 +253,6 @@ class _QuickHead(BoundedHttpToolsProtocol):
     head_timeout = 0.5
 
 
-def _answer(sock: socket.socket) -> bytes:
-    received = b""
-    with contextlib.suppress(ConnectionResetError):
-        while chunk := sock.recv(65536):
-            received += chunk
-    return received
-
-
 def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Path) -> None:
     """uvicorn timed out only a connection idle between requests: one that opened and sent nothing, or a
     head a byte at a time, held its socket for good (a few thousand took every descriptor the server had).
@@ -283,7 +276,7 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
         address = ("127.0.0.1", port)
         with socket.create_connection(address, timeout=10) as silent:
             started = time.monotonic()
-            answer = _answer(silent)  # sends nothing at all
+            answer = read_to_end(silent)  # sends nothing at all
         assert 0.4 < time.monotonic() - started < 5
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 "), answer[:200]
@@ -294,14 +287,14 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
                 for byte in b"GET /healthz HTTP/1.1\r\nHost: dxl\r\n":  # the next head, a byte at a time
                     time.sleep(0.05)
                     trickle.sendall(bytes([byte]))
-            answer = _answer(trickle)
+            answer = read_to_end(trickle)
         assert answer.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408 " in answer, answer[:400]
         with socket.create_connection(address, timeout=10) as slow_body:
             slow_body.sendall(b"POST /verify HTTP/1.1\r\nHost: dxl\r\nContent-Type: application/json\r\n"
                               b"Content-Length: 2\r\nConnection: close\r\n\r\n")  # fmt: skip
             time.sleep(1.0)
             slow_body.sendall(b"{}")
-            answer = _answer(slow_body)
+            answer = read_to_end(slow_body)
         assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]  # the body's request was answered
         with socket.create_connection(address, timeout=10) as trickle:
             trickle.sendall(b"POST /verify HTTP/1.1\r\nHost: dxl\r\nContent-Type: application/json\r\n"
@@ -310,7 +303,7 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                 while not select.select([trickle], [], [], 0.1)[0] and time.monotonic() - started < 8:
                     trickle.sendall(b" ")  # a byte of body every tenth of a second
-            answer = _answer(trickle)
+            answer = read_to_end(trickle)
         assert 1.5 < time.monotonic() - started < 8
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 ") and b"connection: close" in head.lower(), answer[:200]
