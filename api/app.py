@@ -102,6 +102,7 @@ def _attach_practice(service: LedgerService, endpoint: NodeEndpoint, settings: A
     except DxlError as exc:
         log.warning("demand lists and evaluations are not served: %s", exc)
         return
+    practice.follow(service.client)
     record = load_deployment(settings.home).sharing_practice
     service.attach_practice(practice, from_block=record.block_number if record else 0)
 
@@ -121,6 +122,8 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
     # each would hand out nonces the other already used (a re-signed write, a refused anchor); and one
     # journal, so an anchor the node lost is re-sent in nonce order with the writes behind it.
     anchors.nonces = ledger.client.nonces
+    # And one node: the anchors' state read where the ledger's writes go, wherever the ledger's client moves.
+    anchors.follow(ledger.client)
     # Acknowledgements and disputes are the journal's writes too: a revert it replays through the ledger's
     # client is named only if that client knows the anchors' errors.
     ledger.client.errors.by_selector.update(ErrorDecoder(anchors.abi).by_selector)

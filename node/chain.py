@@ -406,6 +406,8 @@ class LedgerClient:
         self.failovers = 0
         #: The head of the node in use as :meth:`leave_stalled` last saw it change: (node, head, since when).
         self._head_seen: tuple[int, BlockRef, float] | None = None
+        #: The client whose node in use this one takes before each call (:meth:`follow`).
+        self._leader: LedgerClient | None = None
         self.w3 = Web3(self._provider(self._urls[0]))
         # web3's validation middleware checks a chainId field of eth_call/eth_estimateGas requests against the
         # node's (this client sends none: its transactions are signed here with the chain id checked below)
@@ -604,6 +606,21 @@ class LedgerClient:
             self._head_seen = None
             return True
 
+    def follow(self, leader: LedgerClient) -> None:
+        """Talk, from each call on, to the node ``leader`` uses when it is one of this client's endpoint: a
+        contract beside the ledger (receipt anchors, sharing practice) read on a node the ledger's client
+        left, its head stalled while another's moved on, reads a chain that lags behind the ledger's writes
+        (a batch number taken, a confirmation depth never reached). A node that stops answering is still
+        left as :meth:`_rpc` says."""
+        self._leader = leader
+
+    def _take_leaders_node(self) -> None:
+        leader = self._leader
+        if leader is None or leader.rpc_url == self.rpc_url or leader.rpc_url not in self._urls:
+            return
+        with self._switch:
+            self._use(self._urls.index(leader.rpc_url), f"was left by the client of {leader.address}")
+
     def standing(self, block: BlockRef) -> BlockStanding:
         """Where ``block``, seen earlier, stands now. The node in use answers for heights it has reached; for
         one above its head the other nodes of the endpoint are asked, and the client moves to one that holds
@@ -656,6 +673,7 @@ class LedgerClient:
         Running the same call again elsewhere is safe for every call this client makes: reads, and
         ``eth_sendRawTransaction`` of bytes signed once, which has the same hash on every node.
         """
+        self._take_leaders_node()
         for _ in self._urls:
             using = self._active
             try:

@@ -868,13 +868,17 @@ def test_a_journal_reconciled_on_a_node_behind_its_blocks_loses_nothing_and_send
 
 
 def test_a_node_in_use_whose_head_stalls_is_left_for_the_most_advanced_node(
-    full_network: LocalNetwork, served: NetworkApi, journaled: sessionmaker[Session]
+    full_network: LocalNetwork,
+    served: NetworkApi,
+    receipt_grant: dict[str, Any],
+    journaled: sessionmaker[Session],
 ) -> None:
     """The member in use is cut off from the other signers: it answers, its head stands still, the network
     goes on. A few block periods later (the 5 s stall timeout) the chain client moves to the most advanced
     member:
     - the service answers a resource registered meanwhile 201 from there, and its audit trail, reading from
-      the member the client moved to, indexes it;
+      the member the client moved to, indexes it; a receipt posted then is anchored and reads final, its
+      anchors' state and confirmation depth read there too;
     - writes through the journal under load (three keys, a watcher) are each mined once on the network's
       chain: what the stalled member held unmined is sent again there as the same bytes.
     Before, the writes were answered TRANSACTION_PENDING and sent to the stalled member again for as long as
@@ -908,6 +912,11 @@ def test_a_node_in_use_whose_head_stalls_is_left_for_the_most_advanced_node(
             events = until(lambda: indexed(written["record"]["id"]), "the resource indexed", timeout=20)
             assert served.app.state.dxl.extra["audit"].rpc_url == served.node_in_use
             assert [e["location"]["tx_hash"] for e in events] == [written["transaction"]["hash"]]
+            receipt = receipt_body(receipt_grant)
+            ok(served.call("POST", "/receipts", "psb", json={"receipts": [receipt]}), 202)
+            (final,) = _all_final(served, [receipt["delivery_id"]], timeout=30)
+            assert final["batch"]["block_number"] > head
+            assert served.app.state.dxl.extra["receipts"].anchors.rpc_url == served.node_in_use
 
             _wait_for("the client leaves the stalled member", lambda: client.rpc_url != stalled.rpc_url, 20)
             count = writes()
