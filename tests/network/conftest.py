@@ -14,12 +14,11 @@ import pytest
 
 from api.app import create_app
 from api.demo import ensure_demo_tokens
-from api.settings import load_api_settings
 from node.errors import ToolchainError
-from node.network import CLIQUE_CONFIRMATIONS, LocalNetwork, geth_binary
+from node.network import LocalNetwork, geth_binary
 from node.provision import setup_ledger
 from tests.api.api_helpers import PASSPHRASE, ServerThread, api_home
-from tests.network.served import NetworkApi
+from tests.network.served import NetworkApi, network_settings
 
 
 @pytest.fixture(scope="session")
@@ -60,14 +59,8 @@ def served(network: LocalNetwork, tmp_path_factory: pytest.TempPathFactory) -> I
     tests that need it; the audit index follows the chain every half second."""
     _all_running(network)
     endpoint = network.endpoint()
-    settings = load_api_settings(
-        home=api_home(tmp_path_factory, "dxl-network-api"),
-        rpc_url=endpoint.rpc_url,
-        chain_id=endpoint.chain_id,
-        rpc_failover_urls=",".join(endpoint.failover_urls),
-        confirmations=CLIQUE_CONFIRMATIONS,
-        keystore_passphrase=PASSPHRASE,
-        audit_follow_interval=0.5,
+    settings = network_settings(
+        api_home(tmp_path_factory, "dxl-network-api"), endpoint, audit_follow_interval=0.5
     )
     setup = setup_ledger(endpoint, settings)
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}

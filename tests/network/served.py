@@ -5,16 +5,35 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.api.api_helpers import ApiEnv
+from api.settings import ApiSettings, load_api_settings
+from node.endpoint import NodeEndpoint
+from node.network import CLIQUE_CONFIRMATIONS
+from tests.api.api_helpers import PASSPHRASE, ApiEnv
 from tests.reliability.records import RETRYABLE_409_CODES
 
 #: How long a write is asked again while the service answers "not settled yet".
 RETRY_FOR_S = 60.0
 _WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def network_settings(home: Path, endpoint: NodeEndpoint, **settings: Any) -> ApiSettings:
+    """The service's settings on ``home`` as ``dxl run --network`` makes them: through ``endpoint`` with its
+    other members as failover, Clique's confirmation depth, the test keystore's passphrase; ``settings`` on
+    top."""
+    return load_api_settings(
+        home=home,
+        rpc_url=endpoint.rpc_url,
+        chain_id=endpoint.chain_id,
+        rpc_failover_urls=",".join(endpoint.failover_urls),
+        confirmations=CLIQUE_CONFIRMATIONS,
+        keystore_passphrase=PASSPHRASE,
+        **settings,
+    )
 
 
 @dataclass

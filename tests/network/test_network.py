@@ -31,7 +31,6 @@ from api.db import JournaledTransaction, init_db, make_engine, session_factory
 from api.errors import ApiError
 from api.journal import ChainWatcher, Journal, JournaledSender, Reconciler, TxStatus
 from api.receipts import ReceiptService
-from api.settings import load_api_settings
 from node.chain import LedgerClient
 from node.compiler import CANCUN, LONDON, load_artifact, load_config
 from node.deploy import (
@@ -57,9 +56,9 @@ from node.network import (
     member_port,
 )
 from node.types import new_delivery_id
-from tests.api.api_helpers import PASSPHRASE, ServerThread, api_home, grant_between, ok, receipt_body, until
+from tests.api.api_helpers import ServerThread, api_home, grant_between, ok, receipt_body, until
 from tests.cli import dxl
-from tests.network.served import NetworkApi
+from tests.network.served import NetworkApi, network_settings
 from verifier.eth import keccak
 from verifier.receipts import ReceiptProof, verify_receipt_proof
 
@@ -729,16 +728,7 @@ def _dead_url() -> str:
 @contextmanager
 def _service(home: Path, endpoint: NodeEndpoint) -> Iterator[Any]:
     """The app on ``home``'s deployment through ``endpoint``, started (its lifespan ran) and stopped."""
-    settings = load_api_settings(
-        home=home,
-        rpc_url=endpoint.rpc_url,
-        chain_id=endpoint.chain_id,
-        rpc_failover_urls=",".join(endpoint.failover_urls),
-        confirmations=CLIQUE_CONFIRMATIONS,
-        keystore_passphrase=PASSPHRASE,
-        audit_follow_interval=0,
-        inspection_draw_interval=0,
-    )
+    settings = network_settings(home, endpoint, audit_follow_interval=0, inspection_draw_interval=0)
     app = create_app(settings)
     with ServerThread(app):
         yield app
