@@ -1,7 +1,7 @@
 """Delivery ids: 32 bytes chosen by the provider, in the providing department's namespace.
 
-A module of its own, light to import: ``dxl commit`` draws the id before it hashes the payload, and the rest
-of the manifest's code loads while the payload hashes (see :func:`dxl.payload.commit`).
+One place for the namespace, which the manifest (``dxl commit`` draws an id), the ledger's types and the
+service's checks of a delivery's provider all use; it needs only :mod:`os`.
 """
 
 from __future__ import annotations

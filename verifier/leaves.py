@@ -488,7 +488,8 @@ def hash_leaf_batches(
                     yield from _run_on_processes(batches, hasher, threads, progress)
                     return
             if threads == 1 or size <= _RECORD_BLOCK:
-                # One batch or one thread: starting threads to wait on would only add their start-up.
+                # One thread, or a payload of one batch (no batch of either kind is under 1 MiB): starting
+                # threads to wait on would only add their start-up.
                 yield from (batch() for batch in batches)
             else:
                 yield from _run_on_threads(batches, threads, window)
