@@ -29,7 +29,12 @@ from api.headers import SecurityHeadersMiddleware
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore, purge_expired
 from api.journal import ChainWatcher
 from api.ledger import Custody, LedgerService
-from api.limits import BODY_TIMEOUT_SECONDS, DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
+from api.limits import (
+    BODY_TIMEOUT_SECONDS,
+    DEFAULT_MAX_BODY_BYTES,
+    BodyLimitMiddleware,
+    RateLimitMiddleware,
+)
 from api.openapi import install_openapi
 from api.practice import InspectionDrawer
 from api.receipts import ReceiptService, journaled_reverted, journaled_submit, journaled_void
@@ -299,9 +304,17 @@ def create_app(
         wait_timeout=idempotency_wait,
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
+    # A request over its rate is refused before its body is read or its key claimed: nothing is recorded.
+    app.add_middleware(RateLimitMiddleware, limits=lambda: _settings_of(app).rate_limits)
     app.add_middleware(MethodGuardMiddleware, api=app)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _settings_of(app: FastAPI) -> ApiSettings:
+    state: AppState = app.state.dxl
+    assert state.settings is not None  # set at the start, before the first request
+    return state.settings
 
 
 app = create_app()

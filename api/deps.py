@@ -15,6 +15,7 @@ from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
 from api.idempotency import MAX_KEY_LENGTH, SCOPE_CLAIM, ClaimOwner
 from api.ledger import LedgerService, Listed, ListPage
+from api.limits import SCOPE_PRINCIPAL
 from api.models import BYTES32_PATTERN, DEPARTMENT_CODE_PATTERN
 from api.settings import ApiSettings
 from node.audit.queries import MAX_LIMIT
@@ -46,7 +47,9 @@ _bearer = HTTPBearer(auto_error=False, description="API token: `Authorization: B
 
 
 def get_principal(
-    state: StateDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    state: StateDep,
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     """The principal of the bearer token.
 
@@ -62,6 +65,7 @@ def get_principal(
         principal = authenticate(session, credentials.credentials)
     if principal is None:
         raise ApiError("UNAUTHENTICATED", "the bearer token is unknown or revoked")
+    request.scope[SCOPE_PRINCIPAL] = principal.key  # the token's later requests are charged to it
     return principal
 
 

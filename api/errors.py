@@ -55,6 +55,14 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "VALIDATION_ERROR": ErrorSpec(422, "a field of the request is malformed; `field` names it"),
     "IDEMPOTENCY_KEY_REUSED": ErrorSpec(422, "an Idempotency-Key was reused for a different request"),
     "IDEMPOTENCY_IN_FLIGHT": ErrorSpec(409, "the first request with this Idempotency-Key is still running"),
+    "RATE_LIMITED": ErrorSpec(
+        429, "the principal sent more requests than its rate allows; retry after `Retry-After` seconds"
+    ),
+    "AUTHENTICATION_RATE_LIMITED": ErrorSpec(
+        429,
+        "too many requests from this address failed authentication; a token not known good yet is refused"
+        " until `Retry-After` seconds have passed",
+    ),
     # Look-ups
     "DEPARTMENT_NOT_FOUND": ErrorSpec(404, "no department with this id or code"),
     "RESOURCE_NOT_FOUND": ErrorSpec(404, "no catalog resource with this id"),

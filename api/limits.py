@@ -1,4 +1,5 @@
-"""Request body limit: bodies over the limit are refused with 413 before anything parses them.
+"""Request limits: bodies over the limit are refused with 413 before anything parses them, and principals or
+addresses over their request rate with 429 before anything runs.
 
 The limit is per route: 64 KiB for every write, more for the routes that take a delivery manifest and its
 payload (a manifest lists a 67-byte hash per leaf, so a 1,000-record payload's manifest alone is about 70 KB).
@@ -11,14 +12,25 @@ A JSON body is checked here too, before anything else parses it (:func:`parse_js
 parser, which FastAPI calls, recurses once per level of nesting on the C stack, and a body of a few hundred
 thousand ``[`` took the whole process down (a segmentation fault, whoever sent it: the body is parsed before
 the token is looked at).
+
+Rates (:class:`RateLimitMiddleware`): each principal's requests draw on a token bucket of its own, so one
+department's token cannot take the whole service from the others; and each client address's failed
+authentications (answers 401) draw on another, so a flood of made-up or revoked tokens is refused before
+each costs a look-up in the API database. A request is refused with ``429`` and ``Retry-After`` before the
+body is read, the idempotency key claimed or the route run: nothing is recorded, and a retry after the wait
+is answered as the first request would have been.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.message
+import hashlib
 import json
-from collections.abc import Mapping
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -220,3 +232,176 @@ class BodyLimitMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": raw})
+
+
+#: Where the route's authentication leaves the principal it found (``Principal.key``), for
+#: :class:`RateLimitMiddleware` to charge that principal's next requests to it.
+SCOPE_PRINCIPAL = "dxl.principal"
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``per_second`` requests a second on average, up to ``burst`` at once; ``per_second`` 0: no limit."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def limited(self) -> bool:
+        return self.per_second > 0
+
+
+class TokenBuckets:
+    """Token buckets by key, each holding up to ``rate.burst`` tokens and refilled at ``rate.per_second``.
+
+    At most ``max_keys`` are kept: past that the buckets touched longest ago are dropped (a dropped bucket
+    starts full again, so the bound costs a key at most one extra burst, and a flood of new keys can only
+    forget old ones, never grow the process).
+    """
+
+    def __init__(self, rate: Rate, *, max_keys: int = 10_000) -> None:
+        self.rate = rate
+        self.max_keys = max_keys
+        #: key -> (tokens left, when they were counted); in the order the keys were last touched.
+        self._buckets: dict[object, tuple[float, float]] = {}
+
+    def _level(self, key: object, now: float) -> float:
+        found = self._buckets.pop(key, None)  # popped and put back on write: the dict keeps touch order
+        if found is None:
+            return float(self.rate.burst)
+        tokens, stamp = found
+        return min(float(self.rate.burst), tokens + (now - stamp) * self.rate.per_second)
+
+    def _store(self, key: object, tokens: float, now: float) -> None:
+        self._buckets[key] = (tokens, now)
+        if len(self._buckets) > self.max_keys:
+            for old in list(self._buckets)[: len(self._buckets) - self.max_keys]:
+                del self._buckets[old]
+
+    def wait(self, key: object, now: float) -> float:
+        """Seconds until ``key`` has a token again (0: it has one now); takes nothing."""
+        found = self._buckets.get(key)
+        if found is None:
+            return 0.0
+        tokens, stamp = found
+        tokens = min(float(self.rate.burst), tokens + (now - stamp) * self.rate.per_second)
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate.per_second
+
+    def take(self, key: object, now: float) -> float:
+        """Takes a token of ``key`` and answers 0, or answers the seconds until one is there (taking none)."""
+        tokens = self._level(key, now)
+        if tokens >= 1:
+            self._store(key, tokens - 1, now)
+            return 0.0
+        self._store(key, tokens, now)
+        return (1 - tokens) / self.rate.per_second
+
+    def charge(self, key: object, now: float) -> None:
+        """Takes a token of ``key`` after the fact (what it did is done), never below empty."""
+        self._store(key, max(0.0, self._level(key, now) - 1), now)
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The rates :class:`RateLimitMiddleware` holds requests to (settings ``DXL_API_RATE_*`` and
+    ``DXL_API_AUTH_FAILURE_*``)."""
+
+    principal: Rate
+    auth_failures: Rate
+
+
+#: Tokens known good, by digest: their principal. Bounded like the buckets: only tokens the API database
+#: holds get here, a handful per department.
+_MAX_KNOWN_TOKENS = 10_000
+
+
+def _bearer_digest(scope: Scope) -> bytes | None:
+    """The SHA-256 of the first ``Authorization`` header's bearer token (the one the routes read), or None."""
+    value = next((v for name, v in scope["headers"] if name.lower() == b"authorization"), None)
+    if value is None:
+        return None
+    scheme, _, token = value.partition(b" ")
+    if scheme.lower() != b"bearer" or not token.strip():
+        return None
+    return hashlib.sha256(token.strip()).digest()
+
+
+class RateLimitMiddleware:
+    """Refuses with ``429`` a request over its principal's rate (``RATE_LIMITED``) or from an address whose
+    failed authentications are over theirs (``AUTHENTICATION_RATE_LIMITED``), with ``Retry-After``.
+
+    Which principal a token is, the routes find out (a look-up in the API database); this middleware learns
+    it from their answers (:data:`SCOPE_PRINCIPAL`) and charges the token's later requests to that principal:
+    the tokens of one department share its rate. A token not known good yet (unknown, revoked, or not seen
+    since the start) is the address's: refused only while the address is over its failures' rate, so a
+    valid token sent for the first time from an address that floods the service with bad ones waits with
+    them, and one known good never does. An answer 401 forgets the token and charges the address.
+
+    ``limits`` is read at the first request: the app's settings are read at its start, after the middleware
+    stack is built.
+    """
+
+    def __init__(self, app: ASGIApp, *, limits: Callable[[], RateLimits]) -> None:
+        self.app = app
+        self._limits = limits
+        self._principals: TokenBuckets | None = None
+        self._failures: TokenBuckets | None = None
+        self._known: dict[bytes, str] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._principals is None or self._failures is None:
+            limits = self._limits()
+            self._principals, self._failures = (
+                TokenBuckets(limits.principal),
+                TokenBuckets(limits.auth_failures),
+            )
+        principals, failures = self._principals, self._failures
+        now = time.monotonic()
+        digest = _bearer_digest(scope)
+        principal = self._known.get(digest) if digest is not None else None
+        address = (scope.get("client") or ("", 0))[0]
+        if principal is not None:
+            if principals.rate.limited and (wait := principals.take(principal, now)):
+                await _too_many(send, "RATE_LIMITED", wait,
+                    f"{principal} sent more than {principals.rate.per_second:g} requests a second "
+                    f"(bursts of {principals.rate.burst:,}); retry after the wait")  # fmt: skip
+                return
+        elif failures.rate.limited and (wait := failures.wait(address, now)):
+            await _too_many(send, "AUTHENTICATION_RATE_LIMITED", wait,
+                f"more than {failures.rate.per_second:g} requests a second from this address failed "
+                f"authentication (bursts of {failures.rate.burst:,}); retry after the wait")  # fmt: skip
+            return
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                if message["status"] == 401:
+                    if digest is not None:
+                        self._known.pop(digest, None)
+                    if failures.rate.limited:
+                        failures.charge(address, time.monotonic())
+                elif digest is not None and (found := scope.get(SCOPE_PRINCIPAL)) is not None:
+                    if digest not in self._known and len(self._known) >= _MAX_KNOWN_TOKENS:
+                        self._known.clear()  # relearned from the next answers
+                    self._known[digest] = found
+            await send(message)
+
+        await self.app(scope, receive, watched)
+
+
+async def _too_many(send: Send, code: str, wait: float, message: str) -> None:
+    raw = json.dumps(error_body(code, message, retry_after=math.ceil(wait))).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+                (b"retry-after", str(math.ceil(wait)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": raw})

@@ -6,9 +6,9 @@ Statuses follow from what an operation depends on, read from its dependencies ra
 new route is documented as soon as it exists: a token (401), a role check (403), the ledger or the audit trail
 (404 for ids, 503 when the node is down), parameters or a body (422), a body (413), a write (409 for state
 conflicts and ``Idempotency-Key`` in flight, 422 for a reused key), a token looked up in the API database
-(503 when it cannot be used), and a request line and headers over their limit or late on every operation
-(431, 408). ``tests/api/test_fuzz.py`` holds the running service to it with schemathesis. A 500 is never
-declared: it is a bug.
+(503 when it cannot be used), and on every operation a request line and headers over their limit or late
+(431, 408) and a request over its rate (429). ``tests/api/test_fuzz.py`` holds the running service to it with
+schemathesis. A 500 is never declared: it is a bug.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def error_statuses(
     has_body = "requestBody" in operation
     has_input = has_body or bool(operation.get("parameters"))
     write = method.upper() != "GET"
-    # Any request's line and headers may be over the limit of api/server.py, or late, whoever sends them.
-    statuses: set[int] = {408, 431}
+    # Any request's line and headers may be over the limit of api/server.py, or late, whoever sends them; any
+    # request may be over its principal's rate, or come from an address over its failed authentications'.
+    statuses: set[int] = {408, 429, 431}
     if roles is not None:  # it needs a token
         statuses.add(401)
         # Narrower than "any principal": a role check refuses the others; a department principal may also be
@@ -124,6 +125,20 @@ def _add_error_schema(schema: dict[str, Any]) -> None:
     detail["properties"]["code"] = {"type": "string", "enum": sorted(ERRORS), "title": "Code"}
 
 
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}}},
+    429: {
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds to wait before the request is taken again",
+                "schema": {"type": "integer", "minimum": 1},
+                "required": True,
+            }
+        }
+    },
+}
+
+
 def _declare_errors(operation: dict[str, Any], statuses: set[int]) -> None:
     responses = operation.setdefault("responses", {})
     for status in sorted(statuses):
@@ -131,9 +146,5 @@ def _declare_errors(operation: dict[str, Any], statuses: set[int]) -> None:
         responses[str(status)] = {
             "description": "Error; `error.code` is one of " + ", ".join(f"`{c}`" for c in codes),
             "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}},
-            **(
-                {"headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}}}
-                if status == 401
-                else {}
-            ),
+            **(_ERROR_HEADERS.get(status, {})),
         }

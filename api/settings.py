@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pydantic import Field, field_validator
 
+from api.limits import Rate, RateLimits
 from node.settings import Settings, read_settings
 
 
@@ -45,6 +46,33 @@ class ApiSettings(Settings):
         description="Seconds between the API's looks at the node (its journal is reconciled when the node "
         "comes back); 0: only at start.",
     )
+
+    api_rate_limit: float = Field(
+        default=10_000,
+        ge=0,
+        allow_inf_nan=False,
+        description="Requests a second one principal (all its tokens) may send on average; 0: no limit.",
+    )
+    api_rate_burst: int = Field(
+        default=20_000, ge=1, description="Requests one principal may send at once, above its rate."
+    )
+    api_auth_failure_limit: float = Field(
+        default=50,
+        ge=0,
+        allow_inf_nan=False,
+        description="Failed authentications (answers 401) a second one client address may cause on average; "
+        "over it, its requests without a token known good are refused 429; 0: no limit.",
+    )
+    api_auth_failure_burst: int = Field(
+        default=1_000, ge=1, description="Failed authentications one client address may cause at once."
+    )
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(
+            principal=Rate(self.api_rate_limit, self.api_rate_burst),
+            auth_failures=Rate(self.api_auth_failure_limit, self.api_auth_failure_burst),
+        )
 
     @field_validator("api_port")
     @classmethod

@@ -28,6 +28,7 @@ from api.deps import (
 )
 from api.errors import ApiError
 from api.ledger import LedgerService
+from api.limits import SCOPE_PRINCIPAL
 from api.receipts import ReceiptService, parse_receipts, refuse_repeated_names
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
@@ -63,6 +64,7 @@ async def _poster(
             raise ApiError("UNAUTHENTICATED", "the bearer token is unknown or revoked")
         principal = found
         _tokens[digest] = (principal, now)
+    request.scope[SCOPE_PRINCIPAL] = principal.key  # the token's later requests are charged to it
     if principal.role is not Role.DEPARTMENT:
         raise ApiError("FORBIDDEN", f"{principal.key} may not post receipts (departments only)")
     return principal

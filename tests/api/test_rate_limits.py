@@ -1,0 +1,93 @@
+"""Request rates over real HTTP: one principal over its rate, and an address whose requests keep failing
+authentication, are refused 429 with Retry-After before anything runs; the others are served."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from api_helpers import ApiEnv, api_home, b32, make_settings, ok, served
+
+from api.auth import issue_token, parse_principal
+from api.db import make_engine, session_factory
+from node.anvil import EmbeddedNode
+
+pytestmark = pytest.mark.xdist_group("api-rate-limits")
+
+
+@contextmanager
+def _served_with(node: EmbeddedNode, factory: pytest.TempPathFactory, **limits: Any) -> Iterator[ApiEnv]:
+    settings = make_settings(api_home(factory, "api-rates"), node)
+    quiet = {"audit_follow_interval": 0, "chain_watch_interval": 0, **limits}
+    with served(settings.model_copy(update=quiet), node) as env:
+        yield env
+
+
+def _resources(env: ApiEnv) -> int:
+    return len(ok(env.call("GET", "/resources", "auditor", params=env.indexed(limit=500))))
+
+
+def _refused(response: httpx.Response, code: str) -> int:
+    assert response.status_code == 429, f"{response.status_code}: {response.text}"
+    assert response.json()["error"]["code"] == code, response.text
+    wait = int(response.headers["Retry-After"])
+    assert 1 <= wait == response.json()["error"]["retry_after"]
+    return wait
+
+
+def test_a_principal_over_its_rate_is_refused_429_and_nothing_recorded_while_the_others_are_served(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with _served_with(embedded_node, tmp_path_factory, api_rate_limit=2, api_rate_burst=5) as env:
+        before = _resources(env)
+        ok(env.call("GET", "/me", "psb"))  # the token's principal is learned from this answer
+        for _ in range(5):
+            ok(env.call("GET", "/me", "psb"))
+        _refused(env.call("GET", "/me", "psb"), "RATE_LIMITED")
+        # Another principal draws on a budget of its own.
+        for _ in range(5):
+            ok(env.call("GET", "/me", "hrss"))
+        # A second token of the same department does not bring a second budget.
+        with session_factory(make_engine(env.settings.effective_database_url))() as session:
+            second = issue_token(session, principal=parse_principal("PSB"), name="psb-second")
+            session.commit()
+        other = {"Authorization": f"Bearer {second}"}
+        ok(env.client.get("/me", headers=other))  # not known yet: it is served, and learned
+        _refused(env.client.get("/me", headers=other), "RATE_LIMITED")
+        # A write refused for its rate records nothing, and its key is not taken: the retry after the wait
+        # does the work once.
+        body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 2}
+        key = {"Idempotency-Key": "rate-limited-write"}
+        wait = _refused(env.call("POST", "/resources", "psb", json=body, headers=key), "RATE_LIMITED")
+        assert _resources(env) == before
+        time.sleep(wait)
+        created = env.call("POST", "/resources", "psb", json=body, headers=key)
+        assert created.status_code == 201, created.text
+        assert "idempotent-replayed" not in created.headers
+        assert _resources(env) == before + 1
+
+
+def test_an_address_failing_authentication_is_refused_429_and_tokens_known_good_are_not(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with _served_with(
+        embedded_node, tmp_path_factory, api_auth_failure_limit=1, api_auth_failure_burst=5
+    ) as env:
+        ok(env.call("GET", "/me", "psb"))  # known good from now on
+        made_up = {"Authorization": "Bearer dxl_" + "A" * 43}
+        for _ in range(5):
+            assert env.client.get("/me", headers=made_up).status_code == 401
+        wait = _refused(env.client.get("/me", headers=made_up), "AUTHENTICATION_RATE_LIMITED")
+        _refused(env.client.get("/me"), "AUTHENTICATION_RATE_LIMITED")  # no token at all
+        # A valid token not used yet from this address waits with the bad ones; one known good does not.
+        _refused(env.call("GET", "/me", "hrss"), "AUTHENTICATION_RATE_LIMITED")
+        for _ in range(10):
+            ok(env.call("GET", "/me", "psb"))
+        time.sleep(wait)  # one failure's worth refilled
+        ok(env.call("GET", "/me", "hrss"))
+        assert env.client.get("/me", headers=made_up).status_code == 401
+        _refused(env.client.get("/me", headers=made_up), "AUTHENTICATION_RATE_LIMITED")
