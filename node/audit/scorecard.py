@@ -38,10 +38,10 @@ Definitions (period = ``[from, to)`` in block time, UTC):
 From the sharing practice contract (``practice``; null when it is not deployed):
 
 * **demands received**: demands *published in the period* and *addressed to* the department (or addressed to
-  no one and answered by it; the consortium: all demands of the period), by their answer as of evaluation
-  time. **Met**: answered with a resource (new or existing) that was then delivered to the demand's publisher
-  (a delivery of that resource to it recorded, or a batch of receipts of it anchored, after the answer, up to
-  evaluation time). **Demand met rate** =
+  no one and answered by it by evaluation time; the consortium: all demands of the period), by their answer
+  as of evaluation time. **Met**: answered with a resource (new or existing) that was then delivered to the
+  demand's publisher (a delivery of that resource to it recorded, or a batch of receipts of it anchored,
+  after the answer, up to evaluation time). **Demand met rate** =
   met / received: the share of demands made of the department that it actually satisfied; the others (open,
   declined, or answered with a resource not delivered to the publisher yet) are listed by id, for an assessor
   to follow up (``unmet_demand_ids``). **Overdue**: of
@@ -387,9 +387,12 @@ def practice_indicators(
         )
 
     demands = [d for d in practice.demands if in_period(d.published_at)]
+    # A demand to no one becomes its answerer's when answered, not before: the chain's answer is read at its
+    # head, and a closed period's card must not gain a demand answered after the period's end.
     received = [
         d for d in demands
-        if department in (None, d.addressee) or (d.addressee == 0 and d.answered_by == department)
+        if department in (None, d.addressee)
+        or (d.addressee == 0 and d.answered_by == department and d.answered_at <= as_of)
     ]  # fmt: skip
     published = [d for d in demands if department is not None and d.publisher == department]
 

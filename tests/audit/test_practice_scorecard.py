@@ -233,3 +233,23 @@ def test_a_closed_period_is_a_snapshot() -> None:
 
 def test_without_the_contract_the_section_is_null() -> None:
     assert compute_scorecard(FACTS, department=HRSS, period_from=0, period_to=10, now=20)["practice"] is None
+
+
+def test_a_demand_to_no_one_answered_after_a_closed_period_stays_off_the_answerers_card() -> None:
+    """A demand addressed to no one is the answerer's once it is answered: HRSS's card of a period that
+    closed before HRSS answered (at 200) does not hold it, as it did not at the period's end; the card of a
+    period that closed after the answer does. A closed period's card never changes afterwards."""
+    practice = PracticeFacts(demands=[demand(1, PSB, 0, DemandAnswer.DECLINED, answered_by=HRSS, due=120)])
+
+    def received(period_to: int) -> dict:
+        return compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=period_to, now=2_000,
+                                 practice=practice)["practice"]["demands_received"]  # fmt: skip
+
+    assert received(150) == {"total": 0, "new_resource": 0, "existing_resource": 0, "declined": 0, "open": 0,
+                             "met": 0, "met_rate": None, "unmet_demand_ids": [], "overdue": 0,
+                             "overdue_demand_ids": []}  # fmt: skip
+    after = received(250)
+    assert (after["total"], after["declined"], after["overdue_demand_ids"]) == (1, 1, [1])
+    consortium = compute_scorecard(Facts(), department=None, period_from=0, period_to=150, now=2_000,
+                                   practice=practice)["practice"]["demands_received"]  # fmt: skip
+    assert (consortium["total"], consortium["open"], consortium["overdue_demand_ids"]) == (1, 1, [1])
