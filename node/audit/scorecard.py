@@ -14,7 +14,9 @@ Definitions (period = ``[from, to)`` in block time, UTC):
 * **requests received / approved / rejected / pending**: requests *made* in the period to the department (as
   provider), by their outcome as of the evaluation time ``min(to, now)``: a closed period's scorecard is a
   snapshot at its end and never changes afterwards (a decision after the period end leaves the request pending
-  in that period's figures).
+  in that period's figures). A request approved on arrival counts as the ledger reads it: pending, for the
+  provider to decide within the deadline like any other, while its resource is not unconditionally shared
+  (until it is concluded or withdrawn, which fixes its status); the provider's decision then is a manual one.
 * **withdrawn**: requests of the period withdrawn (by either party) before any decision, as of evaluation
   time: neither pending nor counted against the provider's demand satisfaction; overdue only if the deadline
   had passed before the withdrawal. A request withdrawn after its approval stays approved.
@@ -29,10 +31,10 @@ Definitions (period = ``[from, to)`` in block time, UTC):
   made, per requesting department.
 * **deliveries**: recorded in the period (sent as provider / received as consumer); **acknowledgement rate**:
   of the deliveries sent in the period, the fraction acknowledged by the consumer (at any time up to
-  evaluation); **disputes**: of those, the number disputed. Deliveries at volume, as batches of receipts
-  anchored beside the ledger (``POST /receipts``), are counted apart, as demand met counts them: **receipt
-  batches** anchored in the period (sent as provider / received as consumer) and the **receipts** they hold;
-  ``sent``, ``received`` and the acknowledgement rate stay those of ledger deliveries.
+  evaluation); **disputes**: of those, the number disputed by then. Deliveries at volume, as batches of
+  receipts anchored beside the ledger (``POST /receipts``), are counted apart, as demand met counts them:
+  **receipt batches** anchored in the period (sent as provider / received as consumer) and the **receipts**
+  they hold; ``sent``, ``received`` and the acknowledgement rate stay those of ledger deliveries.
 * **refused deliveries**: failed ``recordDelivery`` transactions of the department in the period, by reason.
 
 From the sharing practice contract (``practice``; null when it is not deployed):
@@ -89,8 +91,20 @@ SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
 class ResourceFact:
     resource_id: int
     owner: int
+    #: The share type it was registered with; ``changes`` says what it became later.
     share_type: int
     registered_at: int
+    #: Each ``ResourceUpdated``: (block time, share type), in chain order.
+    changes: tuple[tuple[int, int], ...] = ()
+
+    def share_type_at(self, at: int) -> int:
+        """The share type as of block time ``at`` (the last change at or before it)."""
+        current = self.share_type
+        for changed_at, share_type in self.changes:
+            if changed_at > at:
+                break
+            current = share_type
+        return current
 
 
 @dataclass(frozen=True)
@@ -102,8 +116,14 @@ class RequestFact:
     requested_at: int
     decided_at: int | None = None
     outcome: str = "pending"  # pending | approved | rejected
+    #: The decision above is the approval on arrival of an unconditionally shared resource.
     automatic: bool = False
     withdrawn_at: int | None = None
+    #: Approved on arrival, and decided again by the provider (the decision above) after its resource stopped
+    #: being unconditionally shared.
+    approved_on_arrival: bool = False
+    #: When an agreement was concluded from it: its status is fixed from then on.
+    concluded_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,8 @@ class DeliveryFact:
     consumer: int
     recorded_at: int
     status: str = "recorded"  # recorded | acknowledged | disputed
+    #: When the consumer acknowledged or disputed it (None: not settled, or a hand-made fact of no time).
+    settled_at: int | None = None
 
 
 @dataclass(frozen=True)
@@ -217,7 +239,10 @@ def compute_scorecard(
         return period_from <= t < period_to
 
     resources = [r for r in facts.resources if mine(r.owner) and r.registered_at < period_to]
-    by_type = Counter(SHARE_TYPES.get(r.share_type, str(r.share_type)) for r in resources)
+    share_type = {r.resource_id: r.share_type_at(as_of) for r in resources}
+    by_type = Counter(
+        SHARE_TYPES.get(share_type[r.resource_id], str(share_type[r.resource_id])) for r in resources
+    )
     delivered = {d.resource_id for d in facts.deliveries if in_period(d.recorded_at)}
     agreed = {
         a.resource_id
@@ -225,12 +250,35 @@ def compute_scorecard(
         if a.concluded_at < period_to and (a.revoked_at is None or a.revoked_at >= period_from)
     }
     shared = [r for r in resources if r.resource_id in delivered or r.resource_id in agreed]
-    shared_by_type = Counter(SHARE_TYPES.get(r.share_type, str(r.share_type)) for r in shared)
+    shared_by_type = Counter(
+        SHARE_TYPES.get(share_type[r.resource_id], str(share_type[r.resource_id])) for r in shared
+    )
 
     received = [q for q in facts.requests if mine(q.provider) and in_period(q.requested_at)]
+    catalog = {r.resource_id: r for r in facts.resources}
+
+    def on_arrival(q: RequestFact) -> bool:
+        """Whether ``q``, approved on arrival, still reads approved as of evaluation. The ledger reads such an
+        approval as pending, for the provider to decide, while its resource is not unconditionally shared,
+        until the request is concluded or withdrawn, which fixes its status."""
+        if not (q.automatic or q.approved_on_arrival):
+            return False
+        fixed = min(t for t in (as_of, q.concluded_at, q.withdrawn_at) if t is not None)
+        resource = catalog.get(q.resource_id)
+        return resource is None or resource.share_type_at(fixed) == ShareType.UNCONDITIONAL
+
+    def manual(q: RequestFact) -> bool:
+        """Whether the provider decided ``q`` itself by evaluation time."""
+        return q.decided_at is not None and q.decided_at <= as_of and not q.automatic
 
     def decided(q: RequestFact) -> int | None:
-        return q.decided_at if q.decided_at is not None and q.decided_at <= as_of else None
+        if manual(q):
+            return q.decided_at
+        return q.requested_at if on_arrival(q) else None
+
+    def outcome(q: RequestFact) -> str:
+        """``q``'s decision as of evaluation (only for a request :func:`decided` by then)."""
+        return q.outcome if manual(q) else "approved"
 
     def withdrawn(q: RequestFact) -> int | None:
         """When ``q`` was withdrawn undecided, as of evaluation (None: decided first, or not withdrawn)."""
@@ -239,8 +287,8 @@ def compute_scorecard(
         return q.withdrawn_at
 
     decided_by_as_of = [q for q in received if decided(q) is not None]
-    approved = [q for q in decided_by_as_of if q.outcome == "approved"]
-    rejected = [q for q in decided_by_as_of if q.outcome == "rejected"]
+    approved = [q for q in decided_by_as_of if outcome(q) == "approved"]
+    rejected = [q for q in decided_by_as_of if outcome(q) == "rejected"]
     withdrawn_undecided = {q.request_id for q in received if withdrawn(q) is not None}
     pending = [q for q in received if decided(q) is None and q.request_id not in withdrawn_undecided]
     overdue = []
@@ -249,7 +297,7 @@ def compute_scorecard(
         # The provider's clock stops at a decision or at the request's withdrawal.
         if answered_late(deadline, decided(q) or withdrawn(q), as_of):
             overdue.append(q.request_id)
-    manual = [q.decided_at - q.requested_at for q in decided_by_as_of if not q.automatic and q.decided_at]
+    response_times = [q.decided_at - q.requested_at for q in decided_by_as_of if manual(q) and q.decided_at]
     per_consumer: dict[int, dict[str, Any]] = {}
     approved_set = set(approved)  # membership below, once per request: a list would make it quadratic
     for q in received:
@@ -273,8 +321,13 @@ def compute_scorecard(
         for b in facts.receipt_batches
         if department is not None and b.consumer == department and in_period(b.anchored_at)
     ]
-    acknowledged = sum(d.status == "acknowledged" for d in sent)
-    disputed = sum(d.status == "disputed" for d in sent)
+
+    def settled(d: DeliveryFact) -> str:
+        """``d``'s status as of evaluation: a settlement after it is not known yet then."""
+        return d.status if d.settled_at is None or d.settled_at <= as_of else "recorded"
+
+    acknowledged = sum(settled(d) == "acknowledged" for d in sent)
+    disputed = sum(settled(d) == "disputed" for d in sent)
     refused = [f for f in facts.refusals if mine(f.provider) and in_period(f.at)]
 
     return {
@@ -299,7 +352,7 @@ def compute_scorecard(
         "requests": {
             "received": len(received),
             "approved": len(approved),
-            "auto_approved": sum(q.automatic for q in approved),
+            "auto_approved": sum(not manual(q) for q in approved),
             "rejected": len(rejected),
             "pending": len(pending),
             "withdrawn": len(withdrawn_undecided),
@@ -307,9 +360,9 @@ def compute_scorecard(
             "overdue_request_ids": sorted(overdue),
         },
         "response_time_seconds": {
-            "decisions": len(manual),
-            "median": _median(manual),
-            "p90": _p90(manual),
+            "decisions": len(response_times),
+            "median": _median(response_times),
+            "p90": _p90(response_times),
         },
         "demand_satisfaction": {str(k): v for k, v in sorted(per_consumer.items())},
         "deliveries": {
@@ -510,9 +563,10 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
                     "owner": prov,
                     "share_type": json.loads(fields)["shareType"],
                     "registered_at": t,
+                    "changes": (),
                 }
             elif ev == "ResourceUpdated" and res in resources:
-                resources[res]["share_type"] = json.loads(fields)["shareType"]
+                resources[res]["changes"] += ((t, json.loads(fields)["shareType"]),)
             elif ev == "AccessRequested":
                 requests[req] = {
                     "request_id": req,
@@ -522,14 +576,19 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
                     "requested_at": t,
                 }
             elif ev in ("RequestApproved", "RequestRejected") and req in requests:
+                automatic = bool(json.loads(fields).get("automatic", False))
                 requests[req].update(
                     decided_at=t,
                     outcome="approved" if ev == "RequestApproved" else "rejected",
-                    automatic=bool(json.loads(fields).get("automatic", False)),
+                    automatic=automatic,
+                    # A decision after an approval on arrival: its resource stopped being unconditional.
+                    approved_on_arrival=requests[req].get("automatic", False) or automatic,
                 )
             elif ev == "RequestWithdrawn" and req in requests:
                 requests[req]["withdrawn_at"] = t
             elif ev == "AgreementConcluded":
+                if req in requests:
+                    requests[req]["concluded_at"] = t
                 agreements[agr] = {
                     "agreement_id": agr,
                     "resource_id": res,
@@ -553,6 +612,7 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
                 )
             elif did in deliveries:
                 deliveries[did]["status"] = "acknowledged" if ev == "DeliveryAcknowledged" else "disputed"
+                deliveries[did]["settled_at"] = t
         rq = select(
             m.refusals.c.provider_id, m.refusals.c.consumer_id, m.refusals.c.block_time, m.refusals.c.reason
         )

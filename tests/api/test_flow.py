@@ -14,6 +14,7 @@ from api_helpers import (
     grant_between,
     issue,
     ok,
+    pass_time,
     period,
     register,
     request_access,
@@ -141,6 +142,47 @@ def test_a_request_says_when_its_decision_is_due(api_env: ApiEnv) -> None:
     assert code == 0 and f"pending; decision due {iso_time(due)}" in out.splitlines()[0], out + err
     decided = ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))["record"]
     assert (decided["status"], decided["answer_by"], decided["overdue"]) == ("approved", due, False)
+
+
+def test_an_approval_on_arrival_the_provider_must_decide_again_is_pending_on_its_scorecard(
+    api_env: ApiEnv,
+) -> None:
+    """A request approved on arrival reads pending once its resource is no longer unconditionally shared and
+    waits for the provider's decision: the provider's scorecard counts it pending (and late, past the
+    deadline), as the chain and `GET /requests` read it, not approved on arrival in no time. A period that
+    closed before the resource changed counts it approved on arrival, as the chain read it then."""
+    env = api_env
+    resource_id = register(env, "hrss", "unconditional")
+    req = request_access(env, "civil", resource_id)
+    assert req["status"] == "approved"
+    pass_time(env, 10)
+    changed = ok(env.call("PUT", f"/resources/{resource_id}", "hrss", json={
+        "metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 2,
+    }))  # fmt: skip
+    assert ok(env.call("GET", f"/requests/{req['id']}", "hrss"))["status"] == "pending"
+    changed_at = env.setup.client.w3.eth.get_block(changed["transaction"]["block_number"])["timestamp"]
+    pass_time(env, 10)
+    ok(env.call("POST", "/audit/index", "auditor"))
+
+    def requests(to: int, deadline_days: int = 10) -> dict[str, Any]:
+        query = (f"/audit/scorecard?department=HRSS&from={iso_time(req['requested_at'])}&to={iso_time(to)}"
+                 f"&deadline_days={deadline_days}")  # fmt: skip
+        return dict(ok(env.call("GET", query, "auditor"))["requests"])
+
+    now = env.setup.client.head_time() + 1
+    assert {k: requests(now)[k] for k in ("received", "approved", "auto_approved", "pending")} == {
+        "received": 1, "approved": 0, "auto_approved": 0, "pending": 1,
+    }  # fmt: skip
+    assert requests(now, deadline_days=0)["overdue_request_ids"] == [req["id"]]
+    before = requests(changed_at - 5, deadline_days=0)
+    assert (before["approved"], before["auto_approved"], before["pending"], before["overdue"]) == (1, 1, 0, 0)
+    # Decided now, by the provider: a manual decision, late by a deadline of no working day.
+    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    ok(env.call("POST", "/audit/index", "auditor"))
+    after = requests(env.setup.client.head_time() + 1, deadline_days=0)
+    assert (after["approved"], after["auto_approved"], after["pending"], after["overdue_request_ids"]) == (
+        1, 0, 0, [req["id"]],
+    )  # fmt: skip
 
 
 AT, DUE = 1_767_348_000, add_working_days(1_767_348_000, 10)  # Friday 2026-01-02 10:00 UTC

@@ -17,7 +17,16 @@ from sqlalchemy import Engine
 
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import department_id
-from node.audit.scorecard import Facts, RequestFact, add_working_days, compute_scorecard, load_facts
+from node.audit.scorecard import (
+    DeliveryFact,
+    Facts,
+    RequestFact,
+    ResourceFact,
+    add_working_days,
+    compute_scorecard,
+    load_facts,
+)
+from node.types import ShareType
 
 
 @pytest.fixture(scope="module")
@@ -207,3 +216,38 @@ def test_withdrawn_requests(withdrawn, decided, now, expected) -> None:
         assert satisfaction == {}  # no demand left to satisfy
     else:
         assert satisfaction["2"]["requested"] == 1
+
+
+def test_a_closed_period_counts_settlements_and_share_types_as_they_stood_at_its_end() -> None:
+    """Resource 1, unconditional when the period [0, 400) ended, was made not shared at 500; of its two
+    deliveries of the period, one was disputed at 300 and the other acknowledged at 600. The period's card
+    says what stood at 400 however late it is read: before, it took the share type and the settlements the
+    index holds now, so a closed period's figures changed afterwards."""
+    facts = Facts(
+        resources=[ResourceFact(1, 1, ShareType.UNCONDITIONAL, 100, changes=((500, ShareType.NOT_SHARED),))],
+        deliveries=[
+            DeliveryFact("0x01", 1, 1, 2, 200, "acknowledged", settled_at=600),
+            DeliveryFact("0x02", 1, 1, 2, 250, "disputed", settled_at=300),
+        ],
+    )
+
+    def card(period_to: int) -> dict:
+        return compute_scorecard(facts, department=1, period_from=0, period_to=period_to, now=10_000)
+
+    closed = card(400)
+    assert closed["resources"]["by_share_type"] == {"unconditional": 1}
+    assert closed["catalog_shared"]["by_share_type"] == {
+        "unconditional": {"shared": 1, "total": 1, "rate": 1.0}
+    }
+    assert {k: closed["deliveries"][k] for k in ("sent", "acknowledged", "disputed")} == {
+        "sent": 2, "acknowledged": 0, "disputed": 1,
+    }  # fmt: skip
+    later = card(1_000)
+    assert later["resources"]["by_share_type"] == {"not_shared": 1}
+    assert (later["deliveries"]["acknowledged"], later["deliveries"]["acknowledgement_rate"]) == (1, 0.5)
+
+
+def test_the_index_gives_each_settlement_its_time(indexed) -> None:
+    settled = [d for d in load_facts(indexed).deliveries if d.status != "recorded"]
+    assert sorted(d.status for d in settled) == ["acknowledged", "disputed"]
+    assert all(d.settled_at is not None and d.settled_at >= d.recorded_at for d in settled)
