@@ -55,7 +55,11 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   scoring and scored department once (the mean of each pair's own mean): the contract takes one score per
   side, agreement and 30-day period, so two departments with many agreements between them, or a long
   period, would otherwise outweigh every other department's view of the scored one. ``scorers``: how many
-  pairs (on a department's card, how many departments) the averages rest on.
+  pairs (on a department's card, how many departments) the averages rest on. ``reciprocal``: how many of
+  those pairs the scored department returned in the period, scoring its scorer on the same side (each
+  consumes the other's data and scores it). Nothing on chain tells a fair score from a favour returned: two
+  departments that score each other 5 in a loop are one voice among the scored one's scorers, and a card
+  whose averages rest on reciprocal pairs alone says so.
 * **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
   failed, not presented) and the pass rate; **overdue**: its sampled deliveries whose presentation deadline
   fell in the period and has passed at evaluation time with no outcome recorded, listed with their
@@ -409,6 +413,13 @@ def _scorers(evaluations: list[EvaluationRecord]) -> int:
     return len({(e.scorer, e.scored) for e in evaluations})
 
 
+def _reciprocal(evaluations: list[EvaluationRecord], side: list[EvaluationRecord]) -> int:
+    """How many of the (scorer, scored) pairs of ``evaluations`` the scored department returned, scoring its
+    scorer on the same side in ``side`` (the period's scores of that side, every department's)."""
+    given = {(e.scorer, e.scored) for e in side}
+    return len({(e.scorer, e.scored) for e in evaluations if (e.scored, e.scorer) in given})
+
+
 def practice_indicators(
     practice: PracticeFacts,
     facts: Facts,
@@ -456,8 +467,10 @@ def practice_indicators(
     met_received = len(received) - len(unmet_received)
     overdue_received = sorted(d.demand_id for d in received if d.overdue(min(as_of, now)))
     evaluations = [e for e in practice.evaluations if in_period(e.recorded_at) and e.recorded_at <= as_of]
-    as_provider = [e for e in evaluations if e.side is ScoredSide.PROVIDER and department in (None, e.scored)]
-    as_consumer = [e for e in evaluations if e.side is ScoredSide.CONSUMER and department in (None, e.scored)]
+    providers = [e for e in evaluations if e.side is ScoredSide.PROVIDER]
+    consumers = [e for e in evaluations if e.side is ScoredSide.CONSUMER]
+    as_provider = [e for e in providers if department in (None, e.scored)]
+    as_consumer = [e for e in consumers if department in (None, e.scored)]
     outcomes = [
         o for o in practice.outcomes
         if in_period(o.recorded_at) and o.recorded_at <= as_of and department in (None, o.provider)
@@ -493,6 +506,7 @@ def practice_indicators(
             "as_provider": {
                 "count": len(as_provider),
                 "scorers": _scorers(as_provider),
+                "reciprocal": _reciprocal(as_provider, providers),
                 "timeliness": _pair_mean(as_provider, 0),
                 "completeness": _pair_mean(as_provider, 1),
                 "accuracy": _pair_mean(as_provider, 2),
@@ -500,6 +514,7 @@ def practice_indicators(
             "as_consumer": {
                 "count": len(as_consumer),
                 "scorers": _scorers(as_consumer),
+                "reciprocal": _reciprocal(as_consumer, consumers),
                 "purpose_compliance": _pair_mean(as_consumer, 0),
             },
         },

@@ -940,7 +940,7 @@ def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_ht
         env.call("GET", f"/audit/scorecard?department=HEALTH&from={period[1]}&to={period[3]}", "auditor")
     )
     assert http["practice"]["evaluations"]["as_provider"] == {
-        "count": 3, "scorers": 2, "timeliness": 3.0, "completeness": 3.0, "accuracy": 3.0,
+        "count": 3, "scorers": 2, "reciprocal": 0, "timeliness": 3.0, "completeness": 3.0, "accuracy": 3.0,
     }  # fmt: skip
     assert http["deliveries"]["sent"] == 3
     code, out, err = dxl("audit", "scorecard", "--department", "HEALTH", *period, "--json")
@@ -969,6 +969,78 @@ def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_ht
     assert (len(sent), sum(map(len, by_pair.values())), len(by_pair), round(recomputed, 3)) == (
         http["deliveries"]["sent"], card["count"], card["scorers"], card["timeliness"],
     )  # fmt: skip
+
+
+def test_two_departments_scoring_each_other_5_in_a_loop_are_one_reciprocal_voice_as_the_chain_holds(
+    api_env: ApiEnv,
+) -> None:
+    """SAMR and CIVIL each consume the other's data and score each other 5 on everything; PSB, SAMR's other
+    consumer, scores it 1. SAMR's card gives the loop one voice among two (3.0, not 3.67) and says that
+    voice was returned (``reciprocal``): CIVIL's card rests on SAMR's 5s alone, and says so. Every figure is
+    recomputed here from the practice contract's own ``EvaluationRecorded`` logs and the agreements' parties,
+    not from the service's index."""
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    for provider, consumer, score in (("samr", "civil", 5), ("civil", "samr", 5), ("samr", "psb", 1)):
+        grant = grant_between(env, provider, consumer)
+        delivery = delivery_between(env, provider, consumer, grant)["delivery_id"]
+        path = f"/agreements/{grant['agreement_id']}/evaluations"
+        ok(
+            env.call(
+                "POST",
+                path,
+                consumer,
+                json={"delivery_id": delivery, "timeliness": score, "completeness": score, "accuracy": score},
+            ),
+            201,
+        )
+        ok(env.call("POST", path, provider, json={"delivery_id": delivery, "purpose_compliance": 5}), 201)
+    pass_time(env, 2)
+    until_ = env.setup.client.head_time()
+    ok(env.call("POST", "/audit/index", "auditor"))
+
+    def card(code: str) -> dict[str, Any]:
+        query = f"/audit/scorecard?department={code}&from={_iso(since)}&to={_iso(until_)}"
+        return dict(ok(env.call("GET", query, "auditor"))["practice"]["evaluations"])
+
+    # From the chain alone: the period's scores, the agreements' parties, each pair's mean, returned pairs.
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    w3 = env.setup.client.w3
+    practice = w3.eth.contract(address=deployment.sharing_practice.address,
+                               abi=load_artifact("SharingPractice").abi)  # fmt: skip
+    scores: dict[int, dict[tuple[int, int], list[int]]] = {0: {}, 1: {}}  # side -> (scorer, scored) -> scores
+    for log in practice.events.EvaluationRecorded().get_logs(
+        from_block=deployment.sharing_practice.block_number
+    ):
+        if not since <= w3.eth.get_block(log["blockNumber"])["timestamp"] < until_:
+            continue
+        a = log["args"]
+        agreement = ok(env.call("GET", f"/agreements/{a['agreementId']}", "auditor"))
+        scored = agreement["provider"] if a["side"] == 0 else agreement["consumer"]
+        score = a["timeliness"] if a["side"] == 0 else a["purposeCompliance"]
+        scores[a["side"]].setdefault((a["scorer"], scored), []).append(score)
+
+    def recomputed(department: int, side: int) -> tuple[int, int, float]:
+        pairs = {pair: v for pair, v in scores[side].items() if pair[1] == department}
+        returned = [pair for pair in pairs if (pair[1], pair[0]) in scores[side]]
+        mean = sum(sum(v) / len(v) for v in pairs.values()) / len(pairs)
+        return len(pairs), len(returned), round(mean, 3)
+
+    samr, civil = env.departments["SAMR"], env.departments["CIVIL"]
+    got_samr, got_civil = card("SAMR"), card("CIVIL")
+    assert recomputed(samr, 0) == (2, 1, 3.0)
+    for department, got in ((samr, got_samr), (civil, got_civil)):
+        provider, consumer = got["as_provider"], got["as_consumer"]
+        assert (provider["scorers"], provider["reciprocal"], provider["timeliness"]) == recomputed(
+            department, 0
+        )
+        assert (consumer["scorers"], consumer["reciprocal"], consumer["purpose_compliance"]) == recomputed(
+            department, 1
+        )
+    assert (got_civil["as_provider"]["scorers"], got_civil["as_provider"]["reciprocal"]) == (1, 1)
+    assert got_civil["as_provider"]["timeliness"] == 5.0
 
 
 def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEnv, tmp_path: Path) -> None:

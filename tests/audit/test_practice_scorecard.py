@@ -137,10 +137,21 @@ def test_deliveries_count_anchored_receipt_batches() -> None:
 
 def test_evaluations_and_inspections() -> None:
     hrss = card(HRSS)
-    assert hrss["evaluations"]["as_provider"] == {"count": 2, "scorers": 2, "timeliness": 4.5,
-                                                  "completeness": 4.0, "accuracy": 3.5}  # fmt: skip
-    assert hrss["evaluations"]["as_consumer"] == {"count": 0, "scorers": 0, "purpose_compliance": None}
-    assert card(PSB)["evaluations"]["as_consumer"] == {"count": 1, "scorers": 1, "purpose_compliance": 2.0}
+    assert hrss["evaluations"]["as_provider"] == {"count": 2, "scorers": 2, "reciprocal": 0,
+                                                  "timeliness": 4.5, "completeness": 4.0,
+                                                  "accuracy": 3.5}  # fmt: skip
+    assert hrss["evaluations"]["as_consumer"] == {
+        "count": 0,
+        "scorers": 0,
+        "reciprocal": 0,
+        "purpose_compliance": None,
+    }
+    assert card(PSB)["evaluations"]["as_consumer"] == {
+        "count": 1,
+        "scorers": 1,
+        "reciprocal": 0,
+        "purpose_compliance": 2.0,
+    }
     assert hrss["inspections"] == {"sampled_outcomes": 3, "passed": 1, "failed": 1, "not_presented": 1,
                                    "pass_rate": 0.333333, "expired": 1, "overdue": 0,
                                    "overdue_deliveries": []}  # fmt: skip
@@ -184,7 +195,14 @@ def test_each_pair_of_departments_weighs_once_in_the_averages() -> None:
     practice = PracticeFacts(evaluations=evaluations)
     got = compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=1_000, now=2_000,
                             practice=practice)["practice"]["evaluations"]["as_provider"]  # fmt: skip
-    assert got == {"count": 4, "scorers": 2, "timeliness": 3.0, "completeness": 3.5, "accuracy": 4.0}
+    assert got == {
+        "count": 4,
+        "scorers": 2,
+        "reciprocal": 0,
+        "timeliness": 3.0,
+        "completeness": 3.5,
+        "accuracy": 4.0,
+    }
 
 
 def test_a_sampled_delivery_past_its_deadline_without_an_outcome_is_overdue_on_its_providers_card() -> None:
@@ -253,3 +271,36 @@ def test_a_demand_to_no_one_answered_after_a_closed_period_stays_off_the_answere
     consortium = compute_scorecard(Facts(), department=None, period_from=0, period_to=150, now=2_000,
                                    practice=practice)["practice"]["demands_received"]  # fmt: skip
     assert (consortium["total"], consortium["open"], consortium["overdue_demand_ids"]) == (1, 1, [1])
+
+
+def test_two_departments_scoring_each_other_in_a_loop_show_as_reciprocal_scorers() -> None:
+    """PSB and HRSS each consume the other's data and score each other 5 on everything, every period; CIVIL,
+    HRSS's other consumer, scores it 1. Each pair weighs once, so the loop is one voice among HRSS's scorers
+    (3.0, not 4.33), and the card says which of its voices it returned (``reciprocal``): PSB's, whose own
+    card rests on HRSS's 5s alone."""
+    loop = [
+        EvaluationRecord(a, p, ScoredSide.PROVIDER, scorer, scored, (5, 5, 5), Z, a, 300 + p)
+        for a, scorer, scored in ((1, PSB, HRSS), (2, HRSS, PSB)) for p in (0, 1)
+    ]  # fmt: skip
+    honest = EvaluationRecord(3, 0, ScoredSide.PROVIDER, CIVIL, HRSS, (1, 1, 1), Z, 30, 400)
+    purpose = [
+        EvaluationRecord(1, 0, ScoredSide.CONSUMER, HRSS, PSB, (5,), Z, 40, 500),
+        EvaluationRecord(2, 0, ScoredSide.CONSUMER, PSB, HRSS, (5,), Z, 41, 500),
+        EvaluationRecord(3, 0, ScoredSide.CONSUMER, HRSS, CIVIL, (2,), Z, 42, 500),
+    ]
+    practice = PracticeFacts(evaluations=[*loop, honest, *purpose])
+
+    def evaluations(department: int | None) -> dict:
+        return compute_scorecard(Facts(), department=department, period_from=0, period_to=1_000, now=2_000,
+                                 practice=practice)["practice"]["evaluations"]  # fmt: skip
+
+    hrss, psb, civil = evaluations(HRSS), evaluations(PSB), evaluations(CIVIL)
+    assert hrss["as_provider"] == {"count": 3, "scorers": 2, "reciprocal": 1, "timeliness": 3.0,
+                                   "completeness": 3.0, "accuracy": 3.0}  # fmt: skip
+    assert psb["as_provider"] == {"count": 2, "scorers": 1, "reciprocal": 1, "timeliness": 5.0,
+                                  "completeness": 5.0, "accuracy": 5.0}  # fmt: skip
+    assert (hrss["as_consumer"]["reciprocal"], psb["as_consumer"]["reciprocal"]) == (1, 1)
+    assert (civil["as_consumer"]["scorers"], civil["as_consumer"]["reciprocal"]) == (1, 0)
+    # The consortium's: of the three scoring pairs as provider, two are the loop's.
+    consortium = evaluations(None)
+    assert (consortium["as_provider"]["scorers"], consortium["as_provider"]["reciprocal"]) == (3, 2)
