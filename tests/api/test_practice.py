@@ -974,15 +974,15 @@ def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_ht
 def test_two_departments_scoring_each_other_5_in_a_loop_are_one_reciprocal_voice_as_the_chain_holds(
     api_env: ApiEnv,
 ) -> None:
-    """SAMR and CIVIL each consume the other's data and score each other 5 on everything; PSB, SAMR's other
-    consumer, scores it 1. SAMR's card gives the loop one voice among two (3.0, not 3.67) and says that
-    voice was returned (``reciprocal``): CIVIL's card rests on SAMR's 5s alone, and says so. Every figure is
+    """HRSS and CIVIL each consume the other's data and score each other 5 on everything; PSB, HRSS's other
+    consumer, scores it 1. HRSS's card gives the loop one voice among two (3.0, not 3.67) and says that
+    voice was returned (``reciprocal``): CIVIL's card rests on HRSS's 5s alone, and says so. Every figure is
     recomputed here from the practice contract's own ``EvaluationRecorded`` logs and the agreements' parties,
     not from the service's index."""
     env = api_env
     pass_time(env, 2)
     since = env.setup.client.head_time()
-    for provider, consumer, score in (("samr", "civil", 5), ("civil", "samr", 5), ("samr", "psb", 1)):
+    for provider, consumer, score in (("hrss", "civil", 5), ("civil", "hrss", 5), ("hrss", "psb", 1)):
         grant = grant_between(env, provider, consumer)
         delivery = delivery_between(env, provider, consumer, grant)["delivery_id"]
         path = f"/agreements/{grant['agreement_id']}/evaluations"
@@ -1028,10 +1028,10 @@ def test_two_departments_scoring_each_other_5_in_a_loop_are_one_reciprocal_voice
         mean = sum(sum(v) / len(v) for v in pairs.values()) / len(pairs)
         return len(pairs), len(returned), round(mean, 3)
 
-    samr, civil = env.departments["SAMR"], env.departments["CIVIL"]
-    got_samr, got_civil = card("SAMR"), card("CIVIL")
-    assert recomputed(samr, 0) == (2, 1, 3.0)
-    for department, got in ((samr, got_samr), (civil, got_civil)):
+    hrss, civil = env.departments["HRSS"], env.departments["CIVIL"]
+    got_hrss, got_civil = card("HRSS"), card("CIVIL")
+    assert recomputed(hrss, 0) == (2, 1, 3.0)
+    for department, got in ((hrss, got_hrss), (civil, got_civil)):
         provider, consumer = got["as_provider"], got["as_consumer"]
         assert (provider["scorers"], provider["reciprocal"], provider["timeliness"]) == recomputed(
             department, 0
