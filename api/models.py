@@ -703,7 +703,8 @@ class ReceiptPublic(BaseModel):
     byte_size: int
     record_count: int
     status: str = Field(
-        description="pending → anchored (batch closed, transaction sent) → final (mined); or refused"
+        description="pending → anchored (batch closed, transaction sent) → final (mined); or refused; "
+        "corrupt: its journal row is not what the service wrote (changed outside it), `error` says how"
     )
     accepted_at: float
     sequence: int | None
@@ -712,7 +713,7 @@ class ReceiptPublic(BaseModel):
     anchors: str = Field(description="address of the ReceiptAnchors contract")
     error: str | None = Field(
         description="why the contract refused the batch (status refused): the error code the API answers for "
-        "the same cause, e.g. DEPARTMENT_NOT_ACTIVE, GRANT_REVOKED"
+        "the same cause, e.g. DEPARTMENT_NOT_ACTIVE, GRANT_REVOKED; what in the journal is wrong (corrupt)"
     )
 
 

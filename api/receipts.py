@@ -1565,6 +1565,60 @@ def _row_receipt(row: Any) -> Receipt:
                    int(row.byte_size), int(row.record_count))  # fmt: skip
 
 
+class JournalCorruptError(DxlError, ValueError):
+    """Thrown when a row of the receipt journal holds what the service never writes: the API database was
+    changed outside the service (edited or cut by hand). The message says which row and what."""
+
+    code = "RECEIPT_JOURNAL_CORRUPT"
+
+
+_UINT64 = 2**64
+
+
+def _checked_receipt(row: Any) -> Receipt:
+    """The receipt of a journal row, each field what the service writes (bytes32, an id or count of the
+    ledger's width, a hash algorithm it knows).
+
+    Raises:
+        JournalCorruptError: a field is not.
+    """
+    where = f"the journal's row {row.seq}"
+    for name in ("delivery_id", "commitment"):
+        value = getattr(row, name)
+        if not isinstance(value, bytes | memoryview) or len(value) != 32:
+            raise JournalCorruptError(f"{where} holds {value!r} as its {name}, not 32 bytes")
+    for name in ("grant_id", "byte_size", "record_count"):
+        value = getattr(row, name)
+        if type(value) is not int or not 0 <= value < _UINT64:
+            raise JournalCorruptError(f"{where} holds {value!r} as its {name}, not a 64-bit count")
+    if row.hash_algorithm not in _HASH_NAMES:
+        raise JournalCorruptError(
+            f"{where} names hash algorithm {row.hash_algorithm!r}, none the ledger knows"
+        )
+    return _row_receipt(row)
+
+
+def _checked_batch(row: Any) -> None:
+    """That the batch joined to a journal row is one the service wrote.
+
+    Raises:
+        JournalCorruptError: the batch is missing, or a field of it is not what the service writes.
+    """
+    batch = f"its batch {row.batch_id}"
+    if row.state is None:
+        raise JournalCorruptError(
+            f"the journal's row {row.seq} is in {batch}, which the journal does not hold"
+        )
+    if row.state not in _STATUS:
+        raise JournalCorruptError(f"{batch} is in state {row.state!r}, which the service never writes")
+    if not isinstance(row.root, bytes | memoryview) or len(row.root) != 32:
+        raise JournalCorruptError(f"{batch} holds {row.root!r} as its root, not 32 bytes")
+    for name, low in (("first_sequence", 0), ("leaf_count", 1)):
+        value = getattr(row, name)
+        if type(value) is not int or not low <= value < _UINT64:
+            raise JournalCorruptError(f"{batch} holds {value!r} as its {name}")
+
+
 # ------------------------------------------------------------------------------------------------ look-ups
 
 
@@ -1696,11 +1750,34 @@ class ReceiptReader:
             .order_by(receipts_table.c.seq)
         ).all()
         built = (
-            BatchTree([_row_receipt(r).leaf_hash() for r in rows]),
+            BatchTree([_checked_receipt(r).leaf_hash() for r in rows]),
             {int(r.seq): i for i, r in enumerate(rows)},
         )
+        if built[0].root != root:  # a tree that is not the anchored one is not kept
+            raise JournalCorruptError(
+                f"the journal's {len(rows)} receipts of batch {batch_id} no longer hash to its root "
+                f"0x{root.hex()}: a row of the batch was changed, added or removed"
+            )
         self._keep(key, built)
         return built
+
+    def _proof(self, conn: Any, row: Any, receipt: Receipt) -> ReceiptProof:
+        """The inclusion proof of a journal row's receipt in its batch.
+
+        Raises:
+            JournalCorruptError: the row or its batch is not what the service wrote.
+        """
+        _checked_batch(row)
+        tree, indexes = self._tree(conn, int(row.batch_id), bytes(row.root))
+        index = indexes.get(row.seq)
+        if index is None or tree.size != row.leaf_count or tree.leaf(index) != receipt.leaf_hash():
+            raise JournalCorruptError(
+                f"the journal's row {row.seq} is not the receipt batch {row.batch_id} anchored (a batch of "
+                f"{row.leaf_count} receipts, root 0x{bytes(row.root).hex()}): it was changed after the batch "
+                "closed"
+            )
+        return ReceiptProof(receipt, int(row.first_sequence), index, int(row.leaf_count), bytes(row.root),
+                            tuple(tree.proof(index)))  # fmt: skip
 
     def _confirmed_up_to(self) -> float:
         """The newest block dxl calls final (infinite without a confirmation depth; -1 when the node does not
@@ -1808,15 +1885,18 @@ class ReceiptReader:
             )  # fmt: skip
             moved = self._relocated(rows, orphaned)
             for row in rows:
-                receipt = _row_receipt(row)
-                if row.batch_id is None:
+                try:
+                    receipt = _checked_receipt(row)
+                    proof = None if row.batch_id is None else self._proof(conn, row, receipt)
+                except JournalCorruptError as exc:
+                    # Evidence of tampering, shown as such: its id is the one asked for, the rest unreadable.
+                    log.warning("receipt journal: %s", exc.message)
+                    out.append(_corrupt_view(row, exc))
+                    continue
+                if proof is None:
                     out.append(ReceiptView(receipt, row.provider, row.consumer, "pending", row.accepted_at,
                                            None, None, None))  # fmt: skip
                     continue
-                tree, indexes = self._tree(conn, int(row.batch_id), bytes(row.root))
-                index = indexes[int(row.seq)]
-                proof = ReceiptProof(receipt, int(row.first_sequence), index, int(row.leaf_count),
-                                     bytes(row.root), tuple(tree.proof(index)))  # fmt: skip
                 batch = {
                     "grant_id": receipt.grant_id,
                     "first_sequence": int(row.first_sequence),
@@ -1838,6 +1918,23 @@ class ReceiptReader:
                                    row.error)  # fmt: skip
                 out.append(view)
         return out
+
+
+def _corrupt_view(row: Any, exc: JournalCorruptError) -> ReceiptView:
+    """A journal row that is not what the service wrote: status ``corrupt``, ``error`` saying what; the
+    fields of the row that read as the service writes them, zero for the others."""
+
+    def count(value: Any) -> int:
+        return value if type(value) is int and 0 <= value < _UINT64 else 0
+
+    def word(value: Any) -> bytes:
+        return bytes(value) if isinstance(value, bytes | memoryview) and len(value) == 32 else bytes(32)
+
+    receipt = Receipt(word(row.delivery_id), count(row.grant_id), word(row.commitment),
+                      count(row.hash_algorithm), count(row.byte_size), count(row.record_count))  # fmt: skip
+    accepted_at = row.accepted_at if isinstance(row.accepted_at, float) else 0.0
+    return ReceiptView(receipt, count(row.provider), count(row.consumer), "corrupt", accepted_at, None, None,
+                       exc.message)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------- service

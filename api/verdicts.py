@@ -11,6 +11,9 @@ One id names one delivery of either kind (``POST /receipts`` refuses a ledger de
   auditor without this database) answers ``NOT_RECORDED`` for it, and its finding says why it may;
 * a receipt whose batch the contract refused is what the ledger says of the id (``NOT_RECORDED`` unless a
   single delivery holds it), with the refusal and its reason as a finding (``RECEIPT_REFUSED``);
+* a receipt whose journal row (or its batch) is not what the service wrote — the API database changed
+  outside the service, edited or cut by hand — is what the ledger says of the id, with what is wrong as a
+  finding (``RECEIPT_JOURNAL_CORRUPT``): evidence of tampering, never a failure of the check;
 * no receipt: the ledger's single delivery (:func:`verifier.onchain.check_onchain`), and when it has none
   either, a finding that says both were consulted.
 
@@ -92,6 +95,14 @@ def delivery_verdict(
             f"but the contract refused its batch, so it was never recorded: {why}",
         )
         return replace(verdict, findings=(*verdict.findings, refused))
+    if receipt is not None and receipt.status == "corrupt":
+        corrupt = Finding(
+            "RECEIPT_JOURNAL_CORRUPT",
+            f"this service's receipt journal holds delivery {_h(did)} in a state the service never writes "
+            f"({receipt.error}): the API database was changed outside the service, and no inclusion proof "
+            "can be built from it; what was anchored is in the chain's batches of the grant",
+        )
+        return replace(verdict, findings=(*verdict.findings, corrupt))
     if receipt is not None:
         return verdict
     journal = f"no delivery {_h(did)} is recorded on {ledger.source}, and this service holds no receipt of it"

@@ -184,6 +184,10 @@ class BatchTree:
     def root(self) -> bytes:
         return self._levels[-1][0]
 
+    def leaf(self, index: int) -> bytes:
+        """The leaf hash at ``index`` (0-based; the caller keeps it inside the batch)."""
+        return self._levels[0][index]
+
     def proof(self, index: int) -> list[bytes]:
         """The audit path of leaf ``index``, from its sibling up (RFC 6962 section 2.1.1).
 

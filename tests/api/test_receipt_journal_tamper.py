@@ -1,0 +1,84 @@
+"""A receipt whose rows in the service's receipt journal were changed behind its back (the API database
+edited or cut by hand): ``POST /verify`` says what the journal no longer agrees with, and ``GET /receipts``
+shows the receipt as ``corrupt``, never a 500. Evidence of tampering is an answer an auditor can read."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from api_helpers import ApiEnv, api_home, make_settings, ok, served, until
+from test_verify_receipts import codes, delivered
+
+from node.anvil import EmbeddedNode
+
+pytestmark = pytest.mark.xdist_group("api-receipt-journal-tamper")
+
+
+@pytest.fixture(scope="module")
+def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    """Batches closed at two receipts (one posted with a second is anchored at once)."""
+    base = make_settings(api_home(tmp_path_factory, "journal-tamper"), embedded_node)
+    settings = base.model_copy(update={"receipt_batch_size": 2, "receipt_batch_age": 3600.0})
+    with served(settings, embedded_node) as env:
+        yield env
+
+
+_ITS_BATCH = "(SELECT batch_id FROM api_receipts WHERE delivery_id = :did)"
+#: What was done to the journal, and what the answer says of it.
+TAMPERING = {
+    "commitment-edited": (
+        "UPDATE api_receipts SET commitment = randomblob(32) WHERE delivery_id = :did",
+        "is not the receipt batch",
+    ),
+    "byte-size-not-a-number": (
+        "UPDATE api_receipts SET byte_size = 'lots' WHERE delivery_id = :did",
+        "holds 'lots' as its byte_size",
+    ),
+    "row-moved-out-of-its-batch": (
+        "UPDATE api_receipts SET seq = seq + 100000 WHERE delivery_id = :did",
+        "is not the receipt batch",
+    ),
+    "batch-deleted": (
+        f"DELETE FROM api_receipt_batches WHERE id = {_ITS_BATCH}",
+        "which the journal does not hold",
+    ),
+    "batch-state-unknown": (
+        f"UPDATE api_receipt_batches SET state = 'bogus' WHERE id = {_ITS_BATCH}",
+        "in state 'bogus', which the service never writes",
+    ),
+    "batch-root-cut": (
+        f"UPDATE api_receipt_batches SET root = x'00' WHERE id = {_ITS_BATCH}",
+        "as its root, not 32 bytes",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(TAMPERING))
+def test_verify_receiptJournalChangedByHand_answersWhatIsWrongNot500(
+    api_env: ApiEnv, tmp_path: Path, how: str
+) -> None:
+    _, manifest, did = delivered(api_env, tmp_path, anchored=True)
+    until(lambda: ok(api_env.call("GET", f"/receipts/{did}", "psb"))["status"] == "final", "the batch mined")
+    tampering, said = TAMPERING[how]
+    with sqlite3.connect(api_env.settings.home / "dxl.sqlite3") as conn:
+        assert conn.execute(tampering, {"did": bytes.fromhex(did[2:])}).rowcount == 1
+    for who in ("auditor", "psb"):
+        verdict = ok(api_env.call("POST", "/verify", who, json={"manifest": manifest}))
+        assert verdict["status"] == "NOT_RECORDED", verdict
+        assert "RECEIPT_JOURNAL_CORRUPT" in codes(verdict), verdict
+        finding = next(f for f in verdict["findings"] if f["code"] == "RECEIPT_JOURNAL_CORRUPT")
+        assert said in finding["message"] and "changed outside the service" in finding["message"], finding
+        view = ok(api_env.call("GET", f"/receipts/{did}", who))
+        assert (view["delivery_id"], view["status"], view["proof"]) == (did, "corrupt", None), view
+        assert said in view["error"], view
+        listed = ok(api_env.call("POST", "/receipts/lookup", who, json={"delivery_ids": [did]}))
+        assert [r["status"] for r in listed["receipts"]] == ["corrupt"], listed
+    # Nothing else of the journal is taken for it: a receipt posted since is anchored and proven as before.
+    following = tmp_path / "following"
+    following.mkdir()
+    _, other, other_id = delivered(api_env, following, anchored=True)
+    until(lambda: ok(api_env.call("GET", f"/receipts/{other_id}", "psb"))["status"] == "final", "mined")
+    assert ok(api_env.call("POST", "/verify", "auditor", json={"manifest": other}))["status"] == "MATCH"
