@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.verifier.reference import reference_root
+from tests.verifier.reference import Refused, reference_csv_leaves, reference_jsonl_leaves, reference_root
 from verifier.commitment import commit_payload
 from verifier.errors import InvalidProofError, PayloadFormatError, ProofError, RootMismatchError
 from verifier.hashing import HashAlgorithm, TreeHasher
@@ -122,3 +122,36 @@ def test_leaf_count_bound_is_exact_for_bytes_and_lines_and_never_below_csv_rows(
             return
     bound = leaf_count_bound(payload, chunking)
     assert bound == leaves if chunking.format is not PayloadFormat.CSV else bound >= leaves
+
+
+CSV_BYTES = st.sampled_from([b"a", b" ", b",", b'"', b'""', b"\n", b"\r", b"\r\n", b"\x00", b"\xe4\xb8\xad"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payload=st.lists(CSV_BYTES, max_size=40).map(b"".join),
+    fmt=st.sampled_from([PayloadFormat.CSV, PayloadFormat.JSONL]),
+)
+def test_leaves_are_those_manifest_md_describes(payload: bytes, fmt: PayloadFormat) -> None:
+    """An implementation written from verifier/MANIFEST.md alone (tests/verifier/reference.py) cuts every
+    payload into the leaves dxl commits to, with the record count the document gives, and refuses exactly the
+    CSV payloads dxl refuses."""
+    reference = reference_csv_leaves if fmt is PayloadFormat.CSV else reference_jsonl_leaves
+    try:
+        want: list[bytes] | None = reference(payload)
+    except Refused:
+        want = None
+    h = TreeHasher(HashAlgorithm.SHA256, SALT)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "payload"
+        path.write_bytes(payload)
+        try:
+            c = commit_payload(path, salt=SALT, chunking=Chunking(fmt), keep_leaf_hashes=True)
+        except PayloadFormatError:
+            assert want is None, f"dxl refused what the document accepts: {payload!r} -> {want!r}"
+            return
+    assert want is not None, f"dxl accepted what the document refuses: {payload!r}"
+    assert c.leaf_hashes == tuple(h.leaf(leaf) for leaf in want), (payload, want)
+    assert c.root == reference_root(h, [h.leaf(leaf) for leaf in want])
+    records = len(want) if fmt is PayloadFormat.JSONL else max(len(want) - 1, 0)
+    assert (c.leaf_count, c.record_count, c.byte_size) == (len(want), records, len(payload))
