@@ -314,13 +314,20 @@ def scorecard(
     from node.audit.scorecard import compute_scorecard, load_facts
 
     try:
-        # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
-        # (a fact's block time later than time.time()) would otherwise have its newest facts left out.
-        now = ctx.head_time()
         end = _time(period_to, "to")  # a given end of 0 (1970-01-01) stays 0: an empty period, refused
         subject = _dept(ctx, department)
         if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):
             raise ApiError("FORBIDDEN", f"{principal.key} may read its own and the consortium's scorecard")
+        # Demands, evaluations and inspections are read from the practice contract itself (null without),
+        # before the index is brought up to the head beside them.
+        practice = (
+            None
+            if state.ledger is None or state.ledger.practice is None
+            else state.ledger.practice.reader.facts()
+        )
+        # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
+        # (a fact's block time later than time.time()) would otherwise have its newest facts left out.
+        now = ctx.caught_up_time()
         return compute_scorecard(
             load_facts(ctx.engine),
             department=subject,
@@ -330,10 +337,7 @@ def scorecard(
             deadline_days=ctx.settings.audit_response_deadline_days
             if deadline_days is None
             else deadline_days,
-            # Demands, evaluations and inspections are read from the practice contract itself (null without).
-            practice=None
-            if state.ledger is None or state.ledger.practice is None
-            else state.ledger.practice.reader.facts(),
+            practice=practice,
         )
     except DxlError as exc:
         raise _translate(exc) from None

@@ -231,7 +231,9 @@ def scorecard_cmd(
 
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
-        now = ctx.head_time()
+        # The practice contract first, then the index brought up to the head beside it (caught_up_time).
+        practice = _practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings.home)
+        now = ctx.caught_up_time()
         card = compute_scorecard(
             load_facts(ctx.engine),
             department=_department(ctx.engine, department),
@@ -241,7 +243,7 @@ def scorecard_cmd(
             deadline_days=deadline_days
             if deadline_days is not None
             else ctx.settings.audit_response_deadline_days,
-            practice=_practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings.home),
+            practice=practice,
         )
     _out(card, as_json, "\n".join(_lines(card)))
 

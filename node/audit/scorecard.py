@@ -386,15 +386,15 @@ def compute_scorecard(
         },
         "practice": None
         if practice is None
-        # Evaluated at the period's end by the chain's own clock: practice facts are read from the chain,
-        # which holds nothing later than its head, so an open period counts everything up to now there.
+        # Evaluated when the ledger's facts are: practice facts read from the chain at a later head than the
+        # index's last block count up to that block's time, beside the deliveries they refer to.
         else practice_indicators(
             practice,
             facts,
             department=department,
             period_from=period_from,
             period_to=period_to,
-            as_of=period_to,
+            as_of=as_of,
             now=as_of,
         ),
     }
@@ -487,7 +487,10 @@ def practice_indicators(
     )  # fmt: skip
     # Inspections belong to no department: every scorecard shows the ledger's, so an auditor who lets them
     # lapse undrawn (a sample it could have read and disliked) is seen whichever card is read.
-    expired = [i for i in practice.inspections if i.expired_at is not None and in_period(i.expired_at)]
+    expired = [
+        i for i in practice.inspections
+        if i.expired_at is not None and in_period(i.expired_at) and i.expired_at <= as_of
+    ]  # fmt: skip
     return {
         "demands_received": {
             "total": len(received),

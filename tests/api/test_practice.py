@@ -871,6 +871,64 @@ def _iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def test_a_scorecard_reads_the_index_and_the_practice_contract_at_one_moment(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """The scorecard's demands and evaluations come from the practice contract, read at the chain's head, and
+    its deliveries from the audit index, which follows the chain a moment behind. A service whose index had
+    not followed the last blocks yet showed an evaluation of a delivery its card did not count, and the
+    demand that delivery met as unmet; the card now brings the index up to the head first. This service's
+    index never follows by itself (``DXL_AUDIT_FOLLOW_INTERVAL=0``), so the lag is here for good."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    env = api_env
+    pass_time(env, 2)
+    home = tmp_path / "home"
+    shutil.copytree(
+        env.settings.home, home, ignore=shutil.ignore_patterns("*.sqlite3*", "node", "demo-tokens.json")
+    )
+    settings = env.settings.model_copy(
+        update={"home": home, "database_url": None, "audit_follow_interval": 0.0}
+    )
+    demand = publish(env, "psb", "hrss")
+    resource_id = register(env, "hrss")
+    ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                json={"answer": "new_resource", "resource_id": resource_id}))  # fmt: skip
+    req = request_access(env, "psb", resource_id)
+    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
+    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
+    grant = ok(env.call("POST", "/grants", "hrss", json={
+        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        headers = {"Authorization": f"Bearer {ensure_demo_tokens(settings)['demo-auditor']}"}
+        assert client.post("/audit/index", headers=headers).status_code == 200
+        # After the index's last sync: the delivery meeting the demand, and the consumer's score of it.
+        delivery = delivery_between(env, "hrss", "psb", grant)
+        ok(
+            env.call(
+                "POST",
+                f"/agreements/{agreement['id']}/evaluations",
+                "psb",
+                json={
+                    "delivery_id": delivery["delivery_id"],
+                    "timeliness": 4,
+                    "completeness": 4,
+                    "accuracy": 4,
+                },
+            ),
+            201,
+        )
+        query = f"/audit/scorecard?department=HRSS&from={_iso(demand['published_at'])}"
+        card = client.get(query, headers=headers).json()
+    practice = card["practice"]
+    assert practice["evaluations"]["as_provider"]["count"] == 1
+    assert card["deliveries"]["sent"] == 1
+    assert (practice["demands_received"]["met"], practice["demands_received"]["unmet_demand_ids"]) == (1, [])
+
+
 def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_addressees_scorecard(
     api_env: ApiEnv,
 ) -> None:
