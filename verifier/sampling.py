@@ -48,7 +48,9 @@ from verifier.rpc import JsonRpc, RpcError, data
 DOMAIN = b"dxl.inspection.sample/1"
 #: The practice contract's entries the derivation reads (``verifier/practice-abi.json``, written from the
 #: build artifact by ``scripts/verifier-abi.py``).
-PRACTICE_ABI_NAMES = ("inspection", "outcome", "InspectionOutcomeRecorded", "anchors", "sampleVersion")
+PRACTICE_ABI_NAMES = (
+    "inspection", "outcome", "InspectionOutcomeRecorded", "anchors", "sampleVersion", "ledger",
+)  # fmt: skip
 PRACTICE_ABI_FILE = Path(__file__).resolve().parent / "practice-abi.json"
 #: How many blocks back the EVM's BLOCKHASH reaches: an inspection undrawn when the head is this many blocks
 #: past its seed block can never be drawn (the contract's view reads it ``Expired`` from that block on).
@@ -336,15 +338,43 @@ def _check_covers(reader: LedgerReader, inspection: InspectionState) -> None:
         )
 
 
-def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> DerivedSample:
-    """Recompute an inspection's sample from the node behind ``reader`` (the ledger) and the practice contract
-    at ``practice``.
+def practice_ledger(rpc: JsonRpc, practice: str, abi: list[dict[str, Any]] | None = None) -> str:
+    """The ledger the practice contract at ``practice`` serves (``ledger()``, fixed at its construction).
 
     Raises:
-        ChainCheckError: the node fails, the inspection is unknown, not drawn yet or expired, its stored seed
-            is not the hash of its seed block, or ``reader`` starts after the period's first block.
+        ChainCheckError: the node fails, or the contract has no such view (it is no practice contract).
+    """
+    entry = next(e for e in (abi or load_practice_abi()) if e.get("name") == "ledger")
+    try:
+        raw = data(rpc.call("eth_call", {"to": practice, "data": "0x" + abi_codec.selector(entry).hex()},
+                            "latest"))  # fmt: skip
+        (ledger,) = abi_codec.decode(entry["outputs"], raw)
+    except (RpcError, ValueError) as e:
+        raise ChainCheckError(
+            f"the contract at {practice} does not say which ledger it serves ({type(e).__name__}: {e})"
+        ) from None
+    return str(ledger)
+
+
+def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> DerivedSample:
+    """Recompute an inspection's sample from the node behind ``reader`` (the ledger) and the practice contract
+    at ``practice``, which must serve that ledger.
+
+    Raises:
+        ChainCheckError: the node fails, the practice contract serves another ledger, the inspection is
+            unknown, not drawn yet or expired, its stored seed is not the hash of its seed block, or
+            ``reader`` starts after the period's first block.
     """
     contract_chain_id(reader.rpc, reader.rpc_url, practice, reader.chain_id)
+    # Its inspections and their seeds are its own, but the population is read from ``reader``'s ledger: a
+    # practice contract of another ledger would have its seeds draw this ledger's deliveries, a sample no one
+    # inspected.
+    served = practice_ledger(reader.rpc, practice)
+    if served.lower() != reader.address.lower():
+        raise ChainCheckError(
+            f"the practice contract at {practice} serves ledger {served}, not {reader.address}: its "
+            "inspections sample that ledger's deliveries"
+        )
     inspection = read_inspection(reader.rpc, practice, inspection_id)
     if inspection.status == "EXPIRED":
         raise ChainCheckError(

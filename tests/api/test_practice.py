@@ -31,6 +31,7 @@ from api_helpers import (
     request_access,
     until,
 )
+from eth_account import Account
 
 from api.app import create_app
 from api.demo import ensure_demo_tokens
@@ -580,6 +581,37 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
         "audit", "verify", tmp_path / "r" / "report.json", "--rpc", str(env.settings.rpc_url), "--json"
     )
     assert code == 0, out + err
+
+
+def test_derive_sample_refuses_a_practice_contract_serving_another_ledger(api_env: ApiEnv) -> None:
+    """A practice contract's inspections and seeds are its own ledger's: read beside another ledger, its seed
+    drew that ledger's deliveries, a sample no one inspected, without a word."""
+    env = api_env
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 3)
+    ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    practice = deployment.sharing_practice.address
+    # Another ledger on the same node, founded by an account of its own.
+    founder = Account.create()
+    w3 = env.setup.client.w3
+    w3.provider.make_request("anvil_setBalance", [founder.address, hex(10**20)])  # type: ignore[arg-type]
+    artifact = load_artifact("DataExchangeLedger")
+    client = LedgerClient(env.setup.client.endpoint, artifact.abi)
+    founded = client.deploy(founder, artifact.bytecode, [founder.address], 1)
+    other = str(founded.contract_address)
+    rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
+    with pytest.raises(ChainCheckError, match=f"serves ledger {deployment.address}, not {other}"):
+        derive_sample(LedgerReader(rpc, other, from_block=founded.block_number), practice, inspection)
+    code, err = _cli_plain("inspection", "sample", str(inspection), "--rpc", rpc, "--ledger", other,
+                           "--practice", practice, "--from-block", str(founded.block_number))  # fmt: skip
+    assert code != 0 and f"serves ledger {deployment.address}" in json.dumps(err), err
+    # Beside its own ledger it is read as before.
+    own = LedgerReader(rpc, deployment.address, from_block=deployment.block_number)
+    assert derive_sample(own, practice, inspection).inspection.status == "DRAWN"
 
 
 def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: ApiEnv) -> None:
