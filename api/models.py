@@ -898,6 +898,12 @@ class SampledDelivery(BaseModel):
     presented: str | None = None
     #: Recorded on chain: ``passed``, ``failed``, ``not_presented``; None if not recorded yet.
     outcome: str | None = None
+    overdue: bool = Field(
+        default=False,
+        description="its presentation deadline passed by the chain's clock (the latest block's time) with no "
+        "outcome recorded, as the provider's scorecard counts it (inspections.overdue) until the auditor "
+        "records one",
+    )
 
 
 class InspectionPublic(BaseModel):

@@ -446,9 +446,11 @@ class InspectionService:
         *,
         outcomes: Mapping[bytes, InspectionOutcome] | None = None,
         presented: Mapping[str, str] | None = None,
+        now: int | None = None,
     ) -> m.InspectionPublic:
         """The inspection and its sample; ``outcomes`` and ``presented`` (the inspection's recorded outcomes
-        and presentations) when the caller read them already, for many inspections at once."""
+        and presentations) and ``now`` (the chain's latest block time) when the caller read them already, for
+        many inspections at once."""
         record = self._record(inspection_id)
         derived = self.sample(record)
         sampled: list[m.SampledDelivery] = []
@@ -457,11 +459,16 @@ class InspectionService:
                 outcomes = {o.delivery_id: o.outcome for o in self.practice.reader.outcomes(inspection_id)}
             if presented is None:
                 presented = self._presentations(inspection_id)
+            if now is None:
+                now = self.ledger._chain_time()
+            # The scorecard's rule (node.audit.scorecard: present_by before the clock, no outcome recorded).
+            late = record.present_by < now
             sampled = [
                 m.SampledDelivery(
                     delivery_id=_hex(d), provider=sampled_provider(derived, d),
                     presented=presented.get(_hex(d)),
                     outcome=_OUTCOME_NAMES.get(outcomes.get(d, InspectionOutcome.NONE)),
+                    overdue=late and outcomes.get(d, InspectionOutcome.NONE) is InspectionOutcome.NONE,
                     grant_id=None if (slot := slot_of(d)) is None else slot[0],
                     sequence=None if slot is None else slot[1],
                 )
@@ -486,8 +493,9 @@ class InspectionService:
         with self.ledger._sessions()() as session:
             for row in session.scalars(select(InspectionPresentationRow)):
                 presented.setdefault(row.inspection_id, {})[row.delivery_id] = row.status
+        now = self.ledger._chain_time()
         return [
-            self.inspection(i, outcomes=outcomes.get(i, {}), presented=presented.get(i, {}))
+            self.inspection(i, outcomes=outcomes.get(i, {}), presented=presented.get(i, {}), now=now)
             for i in range(count, 0, -1)
         ]
 

@@ -418,10 +418,19 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         again = present(delivery, tamper=tamper)
         assert (again.status_code, again.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED")
     # Past the deadline by the node's clock: too late to present, an outcome of not presented instead.
+    def overdue() -> set[str]:
+        read = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["sample"]
+        listed = next(i for i in ok(env.call("GET", "/inspections", "hrss")) if i["id"] == inspection)["sample"]
+        assert [s["overdue"] for s in listed] == [s["overdue"] for s in read]
+        return {s["delivery_id"] for s in read if s["overdue"]}
+
+    assert overdue() == set()
     chain_now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
     pass_time(env, max(0, drawn["present_by"] - chain_now) + 1)
     late = present(absent)
     assert (late.status_code, late.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED")
+    # Every read of the inspection marks it, as the provider's scorecard below counts it.
+    assert overdue() == {absent}
     # Not presented, and no outcome recorded yet: the provider's scorecard says so, until the auditor does.
     query = f"/audit/scorecard?department=HRSS&from={_iso(period_from)}&to={_iso(drawn['present_by'] + 3600)}"
     unrecorded = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]["overdue_deliveries"]
@@ -436,6 +445,7 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         failed: ("MISMATCH", "failed"),
         absent: (None, "not_presented"),
     }
+    assert overdue() == set()
     card = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]
     assert all(d["inspection_id"] != inspection for d in card["overdue_deliveries"])
     assert card["not_presented"] >= 1
