@@ -8,6 +8,11 @@
 * HRSS also sends HEALTH three receipts at volume (``POST /receipts``), anchored in one batch that HEALTH
   acknowledges, so the agreement's timeline has an anchored batch too.
 * governor-1 proposes to appoint an auditor and leaves it open, so governance has a proposal to approve.
+* The sharing practice (``practice``): HEALTH asks HRSS for data and HRSS answers with its resource; CIVIL
+  asks PSB with an answer due within seconds, left unanswered until it is overdue; SAMR asks any department.
+  HRSS scores HEALTH's purpose compliance, leaving HEALTH's score of HRSS to the tests. The auditor opens two
+  inspections of the period of the deliveries above, every delivery sampled: one with a week to present,
+  in which HRSS presents its CSV delivery (MATCH), and one whose deadline passes within seconds.
 
 At the end the audit trail is indexed up to the chain head, so every page reads all of it at once.
 
@@ -17,6 +22,7 @@ tokens and keystore), for looking at the console by hand.
 
 from __future__ import annotations
 
+import base64
 import secrets
 import sys
 import tempfile
@@ -69,6 +75,17 @@ class Delivered:
 
 
 @dataclass
+class Practice:
+    """The demands and inspections of the scenario, by what the tests look for."""
+
+    answered_demand: int = 0  # HEALTH -> HRSS, answered with HRSS's resource
+    overdue_demand: int = 0  # CIVIL -> PSB, unanswered past its due time
+    open_demand: int = 0  # SAMR -> any department
+    inspection: int = 0  # a week to present; HRSS presented its CSV delivery
+    lapsed_inspection: int = 0  # its deadline passed with nothing presented
+
+
+@dataclass
 class Scenario:
     acknowledged: Delivered
     disputed: Delivered
@@ -76,6 +93,7 @@ class Scenario:
     receipt_batch: dict[str, Any] = field(default_factory=dict)
     rejected_request: int = 0
     open_proposal: int = 0
+    practice: Practice = field(default_factory=Practice)
 
 
 class _Api:
@@ -189,6 +207,69 @@ def _receipts(api: _Api, agreement: dict[str, Any], grant_id: int) -> dict[str, 
     return batch
 
 
+DEMAND = {
+    "title": "就业失业登记信息", "purpose": "医疗救助对象就业状况核对",
+    "legal_basis": "《社会救助暂行办法》第十一条", "fields": ["公民身份号码", "就业状态", "登记日期"],
+}  # fmt: skip
+
+
+def _practice(
+    api: _Api, resources: dict[str, int], agreement: int, good: Delivered, bad: Delivered
+) -> Practice:
+    """The demands, the evaluation and the inspections of the module docstring. Deadlines are set by the
+    chain's clock (a delivery's ``recorded_at``, a demand's ``published_at``), which a test node may run ahead
+    of this machine's."""
+    month = int(good.record["recorded_at"]) + 30 * 86400
+    demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
+    # The period inspected ends a second after the disputed delivery: a block a second later closes it (the
+    # exchanges above may all be recorded within one second of the chain's clock).
+    time.sleep(1.0)
+    answered = api("POST", "/demands", "health", demand, status=201)["record"]
+    chain_now, published = int(answered["published_at"]), time.monotonic()
+    # Every delivery from the acknowledged CSV to the disputed JSON Lines, the receipts between them too.
+    period = {"period_from": good.record["recorded_at"], "period_to": int(bad.record["recorded_at"]) + 1}
+    opened = [
+        api(
+            "POST",
+            "/inspections",
+            "auditor",
+            {**period, "sample_size": 50, "present_within": within},
+            status=201,
+        )
+        for within in (7 * 86400, 1)
+    ]
+    # The writes below are the blocks after the inspections' seed blocks that the draws need (a test node
+    # mines one per transaction, `dxl run` every 0.25 s).
+    answer = {
+        "answer": "existing_resource",
+        "resource_id": resources["HRSS"],
+        "note": "已编目，按有条件共享申请",
+    }
+    api("POST", f"/demands/{answered['id']}/answer", "hrss", answer)
+    household = {
+        "title": "户籍人口变动信息",
+        "purpose": "低保对象户籍核查",
+        "legal_basis": "《户口登记条例》",
+    }
+    demand = {"document": household, "addressee": "PSB", "due_by": chain_now + 3}
+    overdue = api("POST", "/demands", "civil", demand, status=201)["record"]
+    employers = {"title": "企业社保缴费人数", "purpose": "企业信用评价", "legal_basis": "《公示条例》"}
+    anyone = api("POST", "/demands", "samr", {"document": employers, "due_by": month}, status=201)["record"]
+    score = {"delivery_id": good.delivery_id, "purpose_compliance": 5, "comment": "按约定用途使用"}
+    api("POST", f"/agreements/{agreement}/evaluations", "hrss", score, status=201)
+    # Past the demand's due time (3 s after a block at or before `published`) and the second inspection's
+    # deadline (1 s after a block before now) by the chain's clock, which runs with this machine's: the draws
+    # are blocks after both.
+    time.sleep(max(0.0, published + 4.0 - time.monotonic()))
+    drawn = [api("POST", f"/inspections/{i['record']['id']}/draw", "auditor")["record"] for i in opened]
+    csv = good.delivery_id
+    assert csv in {x["delivery_id"] for x in drawn[0]["sample"]}, drawn[0]
+    payload = base64.b64encode(good.payload).decode()
+    presented = {"delivery_id": csv, "manifest": good.manifest, "payload_base64": payload}
+    api("POST", f"/inspections/{drawn[0]['id']}/presentations", "hrss", presented)
+    return Practice(answered["id"], overdue["id"], anyone["id"], drawn[0]["id"], drawn[1]["id"])
+
+
 def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> Scenario:
     """Walk the exchanges of the module docstring through the API; returns what the tests look for."""
     api = _Api(client, tokens)
@@ -211,6 +292,7 @@ def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> S
     api("POST", f"/requests/{rejected['id']}/reject", "hrss", {"reason_code": 3})
     appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
     proposal = api("POST", "/governance/proposals", "governor-1", appoint, status=201)["record"]
+    practice = _practice(api, resources, health["id"], good, bad)
     api("POST", "/audit/index", "auditor")
     return Scenario(
         receipt_batch=batch,
@@ -219,6 +301,7 @@ def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> S
         agreements={"HEALTH<-HRSS": health["id"], "CIVIL<-PSB": civil["id"]},
         rejected_request=rejected["id"],
         open_proposal=proposal["id"],
+        practice=practice,
     )
 
 

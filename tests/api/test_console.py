@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, period
+from api_helpers import mine as mine_blocks
 from console_scenario import Scenario, build
 
 from node.types import GovernanceAction, admission_data
@@ -36,7 +37,7 @@ pytestmark = pytest.mark.xdist_group("api-console")
 REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests/verifier/vectors"
 SHOTS = Path(os.environ.get("DXL_CONSOLE_SCREENSHOTS") or REPO / "build/console-screenshots")
-ALL_PAGES = {"map", "catalog", "verify", "scorecards", "governance"}
+ALL_PAGES = {"map", "catalog", "verify", "scorecards", "demands", "inspections", "governance"}
 
 
 def _chromium() -> str | None:
@@ -325,9 +326,10 @@ def test_a_bad_token_is_refused_and_nothing_is_shown(console: Any) -> None:
     ("who", "pages"),
     [
         ("auditor", ALL_PAGES),
-        ("governor-1", {"catalog", "governance"}),
-        ("hrss", {"map", "catalog", "verify", "scorecards"}),
-        ("samr", {"map", "catalog", "verify", "scorecards"}),
+        # Every member reads the demand lists (governors read only: they publish and answer none).
+        ("governor-1", {"catalog", "demands", "governance"}),
+        ("hrss", {"map", "catalog", "verify", "scorecards", "demands", "inspections"}),
+        ("samr", {"map", "catalog", "verify", "scorecards", "demands", "inspections"}),
     ],
 )
 def test_each_role_is_offered_exactly_the_pages_the_api_allows(
@@ -352,6 +354,7 @@ def _probe(page: str) -> str:
         "governance": "/governance/proposals",
         "map": "/audit/history",
         "scorecards": "/audit/scorecard",
+        "inspections": "/inspections",
     }.get(page, "/agreements")
 
 
@@ -607,6 +610,235 @@ def test_a_governor_approves_an_open_proposal_and_an_auditor_only_reads_it(
     assert page.query_selector(f"article[data-proposal='{scenario.open_proposal}']") is None
 
 
+def _fill_chinese(page: Any, fields: dict[str, str]) -> None:
+    for selector, value in fields.items():
+        page.fill(selector, value)
+
+
+def test_demand_lists_show_each_department_its_own_and_take_its_publications_and_answers(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    practice = scenario.practice
+    listed = {d["id"]: d for d in ok(api_env.call("GET", "/demands", "auditor"))}
+    assert listed[practice.overdue_demand]["overdue"] and not listed[practice.answered_demand]["overdue"]
+    # The auditor reads every demand, with its overdue mark as the API says it, and is offered no form.
+    auditor = console("auditor")
+    page = auditor.open("demands")
+    shown = page.eval_on_selector_all(
+        "#demand-list article.demand", "a => a.map(x => [Number(x.dataset.demand), x.dataset.overdue])"
+    )
+    assert sorted(shown) == sorted([i, str(d["overdue"]).lower()] for i, d in listed.items())
+    answered = page.inner_text(f"article[data-demand='{practice.answered_demand}']")
+    assert "就业失业登记信息" in answered and "公民身份号码, 就业状态, 登记日期" in answered
+    assert "已编目，按有条件共享申请" in answered and "existing resource" in answered
+    assert page.query_selector("#demand-form, .answer-form") is None
+    auditor.shot("demands")
+    # CIVIL: its own demand, overdue, and SAMR's to any department, which it may answer; not HEALTH's to HRSS.
+    civil = console("civil")
+    page = civil.open("demands")
+    ids = lambda where: page.eval_on_selector_all(  # noqa: E731
+        f"#{where} article.demand", "a => a.map(x => Number(x.dataset.demand))"
+    )
+    assert ids("demands-by-us") == [practice.overdue_demand]
+    assert practice.open_demand in ids("demands-to-us") and practice.answered_demand not in ids(
+        "demands-to-us"
+    )
+    overdue = page.locator(f"article[data-demand='{practice.overdue_demand}']")
+    assert overdue.get_attribute("data-overdue") == "true" and overdue.locator("[data-overdue]").count() == 1
+    assert overdue.locator(".answer-form").count() == 0  # its own demand: the publisher does not answer
+    assert page.locator(f"article[data-demand='{practice.open_demand}'] .answer-form").count() == 1
+    # HEALTH publishes a demand to PSB in Chinese, due in ten days: what it typed is what the API keeps.
+    health = console("health")
+    page = health.open("demands")
+    page.click("#publish summary")
+    _fill_chinese(page, {
+        "#demand-title": "死亡人口信息", "#demand-purpose": "医保待遇停发核对",
+        "#demand-legal_basis": "《社会保险法》第十六条", "#demand-description": "含死亡日期；每月更新",
+        "#demand-fields": "公民身份号码\n死亡日期",
+    })  # fmt: skip
+    page.select_option("#demand-addressee", "PSB")
+    page.fill("#demand-due", (date.today() + timedelta(days=10)).isoformat())
+    page.click("#demand-publish")
+    page.wait_for_selector("#published", timeout=30_000)
+    published = int(page.inner_text("#published").split("#")[1].rstrip("."))
+    record = ok(api_env.call("GET", f"/demands/{published}", "auditor"))
+    assert record["document"] == {
+        "title": "死亡人口信息", "purpose": "医保待遇停发核对", "legal_basis": "《社会保险法》第十六条",
+        "description": "含死亡日期；每月更新", "fields": ["公民身份号码", "死亡日期"],
+    }  # fmt: skip
+    assert record["verified"] and record["status"] == "open" and not record["overdue"]
+    assert "死亡人口信息" in page.inner_text(f"#demands-by-us article[data-demand='{published}']")
+    # PSB declines CIVIL's overdue demand with a note in Chinese: answered late, still marked overdue.
+    psb = console("psb")
+    page = psb.open("demands")
+    assert page.locator(f"article[data-demand='{published}'] .answer-form").count() == 1
+    form = page.locator(f".answer-form[data-demand='{practice.overdue_demand}']")
+    form.locator(".answer-kind").select_option("declined")
+    assert form.locator(".answer-resource").is_hidden()
+    form.locator(".answer-reason").select_option("legally_restricted")
+    form.locator(".answer-note").fill("涉及个人隐私，需另行申请")
+    form.locator("button").click()
+    page.wait_for_selector("#answered", timeout=30_000)
+    record = ok(api_env.call("GET", f"/demands/{practice.overdue_demand}", "civil"))
+    assert (record["status"], record["overdue"]) == ("declined", True)
+    assert record["answer"]["decline_reason"] == "legally_restricted"
+    assert record["answer"]["note"]["document"] == {"note": "涉及个人隐私，需另行申请"}
+    article = page.locator(f"article[data-demand='{practice.overdue_demand}']")
+    assert article.locator(".answer-form").count() == 0 and "涉及个人隐私，需另行申请" in article.inner_text()
+    page.select_option("#lang", "zh")
+    page.wait_for_function("document.querySelector('#nav a[data-page=demands]').textContent === '需求清单'")
+    page.wait_for_selector("main [data-ready]")
+    assert "法律法规限制共享" in page.inner_text(f"article[data-demand='{practice.overdue_demand}']")
+    psb.shot("demands-zh")
+    page.select_option("#lang", "en")
+    # A governor reads the lists and is offered neither form (the API takes both from departments only).
+    governor = console("governor-1")
+    page = governor.open("demands")
+    assert page.query_selector(f"article[data-demand='{published}']") is not None
+    assert page.query_selector("#demand-form, .answer-form") is None
+    for who in ("governor-1", "auditor"):
+        refused = api_env.call("POST", "/demands", who, json={"document": DEMAND_DOC, "due_by": 2**40})
+        assert refused.status_code == 403, who
+
+
+DEMAND_DOC = {"title": "x", "purpose": "y", "legal_basis": "z"}
+
+
+def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_present(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    practice = scenario.practice
+    csv = scenario.acknowledged.delivery_id
+    lapsed = ok(api_env.call("GET", f"/inspections/{practice.lapsed_inspection}", "auditor"))
+    assert lapsed["sample"] and all(s["overdue"] for s in lapsed["sample"])
+    auditor = console("auditor")
+    page = auditor.open("inspections")
+    rows = page.eval_on_selector_all("#inspection-list tbody tr", "r => r.map(x => x.innerText.split('\\t'))")
+    by_id = {r[0]: r for r in rows}
+    assert by_id[f"#{practice.lapsed_inspection}"][-1] == str(len(lapsed["sample"]))
+    assert by_id[f"#{practice.inspection}"][-1] == "0"
+    auditor.shot("inspections")
+    # The presented CSV delivery: its outcome recorded from its MATCH, in one click.
+    page = auditor.open(f"inspection/{practice.inspection}")
+    assert page.query_selector("#inspection-overdue") is None
+    page.click(f"button.record-outcome[data-delivery='{csv}']")
+    page.wait_for_selector("#recorded", timeout=30_000)
+    sample = {
+        s["delivery_id"]: s
+        for s in ok(api_env.call("GET", f"/inspections/{practice.inspection}", "auditor"))["sample"]
+    }
+    assert (sample[csv]["presented"], sample[csv]["outcome"]) == ("MATCH", "passed")
+    # Not presented yet, before the deadline: nothing the API would take is offered.
+    assert page.eval_on_selector_all("button.record-outcome", "b => b.length") == 0
+    auditor.shot("inspection")
+    # The lapsed inspection: every sampled delivery overdue; one recorded as not presented.
+    page = auditor.open(f"inspection/{practice.lapsed_inspection}")
+    assert f"{len(lapsed['sample'])} sampled deliveries are past their deadline" in page.inner_text(
+        "#inspection-overdue"
+    )
+    first = lapsed["sample"][0]["delivery_id"]
+    page.click(f"button.record-outcome[data-delivery='{first}']")
+    page.wait_for_selector("#recorded", timeout=30_000)
+    after = {
+        s["delivery_id"]: s
+        for s in ok(api_env.call("GET", f"/inspections/{practice.lapsed_inspection}", "auditor"))["sample"]
+    }
+    assert (after[first]["outcome"], after[first]["overdue"]) == ("not_presented", False)
+    assert page.locator("[data-overdue]").count() == len(lapsed["sample"]) - 1
+    # HRSS: of each inspection, the deliveries it provided; those without an outcome are what it must present.
+    hrss = console("hrss")
+    page = hrss.open("inspections")
+    mine = [
+        (i["id"], s["delivery_id"])
+        for i in ok(api_env.call("GET", "/inspections", "hrss"))
+        for s in i["sample"]
+        if s["outcome"] is None
+    ]
+    shown = page.eval_on_selector_all(
+        "#to-present tbody tr", "r => r.map(x => [x.cells[0].innerText, x.querySelector('code').title])"
+    )
+    assert shown == [[f"#{i}", d] for i, d in mine] and mine
+    assert page.query_selector("#open-inspection") is None
+    hrss.shot("inspections")
+    page = hrss.open(f"inspection/{practice.inspection}")
+    read = ok(api_env.call("GET", f"/inspections/{practice.inspection}", "hrss"))
+    assert page.eval_on_selector_all("#sample code.hex", "c => c.map(x => x.title)") == [
+        s["delivery_id"] for s in read["sample"]
+    ]
+    assert f"dxl inspection present {practice.inspection}" in page.inner_text("#present-how")
+    assert page.query_selector("button.record-outcome") is None
+    hrss.shot("inspection")
+    # Its scorecard counts them too, each inspection with an overdue delivery linked.
+    page = hrss.open("scorecards?department=HRSS")
+    card = ok(api_env.call("GET", "/audit/scorecard?department=HRSS", "hrss"))["practice"]["inspections"]
+    linked = page.eval_on_selector_all(
+        "#score-overdue a.overdue-inspection", "a => a.map(x => x.textContent)"
+    )
+    assert linked == [f"#{i}" for i in sorted({d["inspection_id"] for d in card["overdue_deliveries"]})]
+    assert f"#{practice.lapsed_inspection}" in linked
+    # SAMR provided nothing in the period: nothing of the sample is shown, nothing to present.
+    samr = console("samr")
+    page = samr.open(f"inspection/{practice.inspection}")
+    assert ok(api_env.call("GET", f"/inspections/{practice.inspection}", "samr"))["sample"] == []
+    assert page.query_selector("#sample-none") is not None and page.query_selector("#sample") is None
+    samr.open("inspections")
+    assert samr.page.query_selector("#to-present-none") is not None
+    # The auditor opens an inspection of two past days; drawn once its seed block is mined.
+    page = auditor.open("inspections")
+    page.click("#open-inspection summary")
+    page.fill("#insp-from", "2026-01-01")
+    page.fill("#insp-to", "2026-01-02")
+    page.click("#insp-open")
+    page.wait_for_selector("#inspection-title [data-status=open]", timeout=30_000)
+    mine_blocks(api_env, 2)
+    page.click("#draw")
+    page.wait_for_selector("#inspection-title [data-status=drawn]", timeout=30_000)
+    assert page.query_selector("#sample-none") is not None
+
+
+def test_evaluations_on_the_agreement_page_each_party_scores_the_other_once_a_period(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    health = console("health")
+    page = health.open(f"agreement/{agreement}")
+    received = page.inner_text("#evaluation-list")
+    assert "received" in received and "按约定用途使用" in received and "purpose compliance 5" in received
+    page.select_option("#score-timeliness", "4")
+    page.fill("#score-comment", "字段齐全，次日送达")
+    page.click("#score-submit")
+    page.wait_for_selector("#scored", timeout=30_000)
+    scores = ok(api_env.call("GET", f"/agreements/{agreement}/evaluations", "auditor"))
+    mine = next(e for e in scores if e["scored_side"] == "provider")
+    assert mine["scores"] == {"timeliness": 4, "completeness": 5, "accuracy": 5}
+    assert mine["comment"]["document"] == {"comment": "字段齐全，次日送达"}
+    directions = page.eval_on_selector_all(
+        "#evaluation-list [data-direction]", "d => d.map(x => x.dataset.direction)"
+    )
+    assert sorted(directions) == ["given", "received"]
+    assert (
+        page.query_selector("#evaluation-form") is None
+        and page.query_selector("#scored-this-period") is not None
+    )
+    health.shot("evaluations")
+    # The provider scored HEALTH this period already; the auditor reads both and scores nothing.
+    for who in ("hrss", "auditor"):
+        c = console(who)
+        page = c.open(f"agreement/{agreement}")
+        assert page.eval_on_selector_all("#evaluation-list tbody tr", "r => r.length") == len(scores) == 2
+        assert page.query_selector("#evaluation-form") is None
+        assert (page.query_selector("#scored-this-period") is not None) == (who == "hrss")
+    # A second score in the period is refused by the API: the form was the only way the page offered.
+    low = {
+        "delivery_id": scenario.acknowledged.delivery_id,
+        "timeliness": 1,
+        "completeness": 1,
+        "accuracy": 1,
+    }
+    again = api_env.call("POST", f"/agreements/{agreement}/evaluations", "health", json=low)
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "ALREADY_SCORED")
+
+
 # Markup, a script, an attribute break-out, a javascript: URL, a right-to-left override and a word too long
 # for any line: what a department could put in every text the console shows.
 HOSTILE = (
@@ -677,6 +909,20 @@ def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
     proposal = ok(api_env.call("POST", "/governance/proposals", "governor-1", json=suspend), 201)["record"][
         "id"
     ]
+    # A demand and its answer, each text of them hostile, and a score with a hostile comment.
+    demand = {
+        "title": text,
+        "purpose": text,
+        "legal_basis": text,
+        "description": text,
+        "fields": [text[:200]],
+    }
+    due = {"document": demand, "addressee": "CIVIL", "due_by": agreement["valid_until"]}
+    demand_id = ok(api_env.call("POST", "/demands", "samr", json=due), 201)["record"]["id"]
+    answer = {"answer": "declined", "decline_reason": "not_held", "note": text}
+    ok(api_env.call("POST", f"/demands/{demand_id}/answer", "civil", json=answer))
+    score = {"delivery_id": deliveries[0]["delivery_id"], "purpose_compliance": 3, "comment": text}
+    ok(api_env.call("POST", f"/agreements/{agreement['id']}/evaluations", "samr", json=score), 201)
     ok(api_env.call("POST", "/audit/index", "auditor"))
     return {"resource": resource, "agreement": agreement["id"], "proposal": proposal}
 
@@ -693,7 +939,7 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
     )
     for hash_ in (
         "catalog", f"resource/{hostile['resource']}", f"agreement/{hostile['agreement']}", "governance",
-        "scorecards", "map",
+        "scorecards", "map", "demands",
     ):  # fmt: skip
         page = c.open(hash_)
         # Shown, as the department wrote it: text, never markup (nothing ran, nothing was even refused). The

@@ -417,10 +417,13 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     for delivery, tamper in ((passed, True), (failed, False)):
         again = present(delivery, tamper=tamper)
         assert (again.status_code, again.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED")
+
     # Past the deadline by the node's clock: too late to present, an outcome of not presented instead.
     def overdue() -> set[str]:
         read = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["sample"]
-        listed = next(i for i in ok(env.call("GET", "/inspections", "hrss")) if i["id"] == inspection)["sample"]
+        listed = next(i for i in ok(env.call("GET", "/inspections", "hrss")) if i["id"] == inspection)[
+            "sample"
+        ]
         assert [s["overdue"] for s in listed] == [s["overdue"] for s in read]
         return {s["delivery_id"] for s in read if s["overdue"]}
 

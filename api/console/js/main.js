@@ -4,7 +4,9 @@ import { ApiError, setToken, signIn, token, UNAUTHORIZED } from "./api.js";
 import { errorBox, fill, h } from "./dom.js";
 import { lang, setLang, t, translate } from "./i18n.js";
 import catalog from "./pages/catalog.js";
+import demands from "./pages/demands.js";
 import governance from "./pages/governance.js";
+import { inspection, inspections } from "./pages/inspections.js";
 import map from "./pages/map.js";
 import resource from "./pages/resource.js";
 import scorecards from "./pages/scorecards.js";
@@ -12,7 +14,7 @@ import timeline from "./pages/timeline.js";
 import verify from "./pages/verify.js";
 
 // In navigation order; `nav: false` pages are reached by links only.
-const PAGES = [map, catalog, resource, timeline, verify, scorecards, governance];
+const PAGES = [map, catalog, resource, timeline, verify, scorecards, demands, inspections, inspection, governance];
 const main = document.getElementById("main");
 let caps = null;
 // Why the sign-in form is shown (a refused or revoked token), kept until the next sign-in: a hash change

@@ -81,11 +81,47 @@ function charts(card, depts) {
         // Of the deliveries sent in the period, as the acknowledgement rate is (node/audit/scorecard.py).
         { label: t("score.disputeRate"), value: d.sent ? d.disputed / d.sent : 0, text: d.sent ? pct(d.disputed / d.sent) : "—", cls: "bad" },
       ], { max: 1, title: t("score.rates") })),
+    practice(card.practice),
     h("figure", { class: "card" },
       h("figcaption", {}, t("score.demand")),
       demand.length === 0 ? h("p", { class: "muted" }, t("score.noDemand")) : bars(demand.map(([consumer, v]) => ({
         label: deptLabel(depts, consumer), value: v.rate ?? 0, text: `${v.satisfied}/${v.requested} (${pct(v.rate)})`,
       })), { max: 1, title: t("score.demand") })));
+}
+
+// The sharing practice: demands answered and overdue, evaluation averages (1-5) as provider and consumer, and
+// inspection outcomes with the sampled deliveries overdue, each overdue one linked to where it is seen.
+function practice(p) {
+  if (!p) return null;
+  const received = p.demands_received;
+  const given = p.evaluations.as_provider;
+  const taken = p.evaluations.as_consumer;
+  const insp = p.inspections;
+  const score = (label, v) => ({ label, value: v ?? 0, text: v === null || v === undefined ? "—" : v.toFixed(2), cls: "good" });
+  return h("figure", { class: "card", id: "score-practice" },
+    h("figcaption", {}, t("score.practice")),
+    bars([
+      { label: t("score.demandsReceived"), value: received.total },
+      { label: t("score.demandsMet"), value: received.met, cls: "good" },
+      { label: t("status.declined"), value: received.declined, cls: "bad" },
+      { label: t("score.demandsOverdue"), value: received.overdue, cls: "bad" },
+    ], { title: t("score.demandsReceived") }),
+    bars([
+      score(`${t("eval.timeliness")} (${given.count})`, given.timeliness),
+      score(`${t("eval.completeness")} (${given.count})`, given.completeness),
+      score(`${t("eval.accuracy")} (${given.count})`, given.accuracy),
+      score(`${t("eval.purpose_compliance")} (${taken.count})`, taken.purpose_compliance),
+    ], { max: 5, title: t("eval.title") }),
+    bars([
+      { label: t("status.passed"), value: insp.passed, cls: "good" },
+      { label: t("status.failed"), value: insp.failed, cls: "bad" },
+      { label: t("status.not_presented"), value: insp.not_presented, cls: "bad" },
+      { label: t("score.inspectionsOverdue"), value: insp.overdue, cls: "bad" },
+    ], { title: t("nav.inspections") }),
+    received.overdue_demand_ids.length === 0 && insp.overdue_deliveries.length === 0 ? null : h("p", { id: "score-overdue" },
+      received.overdue_demand_ids.length ? [t("score.overdueDemands"), " ", h("a", { href: "#/demands" }, received.overdue_demand_ids.map((id) => `#${id}`).join(", "))] : null,
+      insp.overdue_deliveries.length ? [" ", t("score.overdueInspections"), " ",
+        [...new Set(insp.overdue_deliveries.map((d) => d.inspection_id))].map((id) => [h("a", { href: `#/inspection/${id}`, class: "overdue-inspection" }, `#${id}`), " "])] : null));
 }
 
 export default {

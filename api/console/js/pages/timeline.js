@@ -1,8 +1,8 @@
 // An agreement's life on the ledger, oldest first: request -> decision -> both signatures (the agreement)
 // -> grants -> deliveries -> acknowledgement or dispute, each step with its transaction, block and time and
 // its proof (chain location and the event's decoded fields, as the audit trail indexed them).
-import { api, history } from "../api.js";
-import { add, describeError, h, mono, paged, when } from "../dom.js";
+import { api, ApiError, every, history } from "../api.js";
+import { add, describeError, errorBox, fill, h, mono, paged, pagedTable, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
 
@@ -115,12 +115,82 @@ function termsView(terms) {
     h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])));
 }
 
+// The contract's evaluation period (node/deploy.py EVALUATION_PERIOD_S, the one every dxl deployment uses):
+// each side of an agreement is scored once per period, numbered from the epoch.
+const EVALUATION_PERIOD = 30 * 86400;
+const PROVIDER_SCORES = ["timeliness", "completeness", "accuracy"];
+const CONSUMER_SCORES = ["purpose_compliance"];
+
+function periodText(n) {
+  return t("eval.period", { n, from: when(n * EVALUATION_PERIOD).slice(0, 10), to: when((n + 1) * EVALUATION_PERIOD - 1).slice(0, 10) });
+}
+
+/**
+ * The scores given and received under the agreement, period by period, and the form a party may score the
+ * other side with: the consumer the provider, the provider the consumer, once per period each.
+ */
+async function evaluationsView(agreement, depts, caps) {
+  const section = h("section", { id: "evaluations" });
+  const me = caps.role === "department" ? caps.me.department_id : null;
+  const side = me === agreement.consumer ? "provider" : me === agreement.provider ? "consumer" : null;
+  const canScore = side !== null && caps.can("POST /agreements/{agreement_id}/evaluations");
+  const deliveries = canScore ? await every("/deliveries", { agreement_id: agreement.id }) : [];
+  const load = async (note) => {
+    const list = (await api(`/agreements/${agreement.id}/evaluations`)).sort((a, b) => b.period - a.period || b.block_number - a.block_number);
+    // The period by this machine's clock: a score the chain puts in a later period hides the form as well,
+    // and one the API refuses (ALREADY_SCORED) is shown with the list as it stands.
+    const current = Math.floor(Date.now() / 1000 / EVALUATION_PERIOD);
+    const scored = list.some((e) => e.scorer === me && e.period >= current);
+    fill(section, h("h2", {}, t("eval.title")), note || null,
+      list.length === 0 ? h("p", { class: "muted", id: "evaluations-none" }, t("eval.none")) : pagedTable([
+        [t("eval.periodHead"), (e) => periodText(e.period)],
+        [t("eval.direction"), (e) => h("span", { "data-direction": me === null ? "read" : e.scorer === me ? "given" : "received" },
+          me === null ? "" : e.scorer === me ? t("eval.given") : t("eval.received"), me === null ? "" : " · ",
+          t("eval.scoredBy", { scorer: deptLabel(depts, e.scorer), scored: deptLabel(depts, e.scored), side: t(`timeline.${e.scored_side}`) }))],
+        [t("eval.scores"), (e) => Object.entries(e.scores).map(([k, v]) => `${t(`eval.${k}`)} ${v}`).join(" · ")],
+        [t("eval.comment"), (e) => (e.comment && e.comment.document ? theirs(e.comment.document.comment) : "—")],
+        [t("timeline.block"), (e) => String(e.block_number)],
+      ], list, { id: "evaluation-list" }),
+      !canScore ? null : scored ? h("p", { class: "muted", id: "scored-this-period" }, t("eval.scoredThisPeriod"))
+        : deliveries.length === 0 ? h("p", { class: "muted", id: "no-evidence" }, t("eval.noEvidence")) : form());
+  };
+  const form = () => {
+    const names = side === "provider" ? PROVIDER_SCORES : CONSUMER_SCORES;
+    const selects = names.map((n) => h("select", { name: n, id: `score-${n}` }, [5, 4, 3, 2, 1].map((v) => h("option", { value: v }, String(v)))));
+    const evidence = h("select", { name: "delivery_id", id: "score-evidence" },
+      deliveries.map((d) => h("option", { value: d.delivery_id }, `${d.delivery_id.slice(0, 12)}… ${when(d.recorded_at)}`)));
+    const comment = h("input", { name: "comment", id: "score-comment", maxlength: 2000, size: 40 });
+    const out = h("div", { class: "outcome" });
+    const button = h("button", { type: "submit", id: "score-submit" }, t(`eval.score_${side}`));
+    const el = h("form", { class: "filters card", id: "evaluation-form" },
+      names.map((n, i) => h("label", {}, t(`eval.${n}`), selects[i])),
+      h("label", {}, t("eval.evidence"), evidence), h("label", {}, t("eval.comment"), comment), button, out);
+    el.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      button.disabled = true;
+      const scores = Object.fromEntries(names.map((n, i) => [n, Number(selects[i].value)]));
+      try {
+        const written = await api(`/agreements/${agreement.id}/evaluations`, { method: "POST", body: {
+          delivery_id: evidence.value, ...scores, comment: comment.value.trim() || undefined } });
+        await load(h("p", { class: "ok", id: "scored", role: "status" }, t("eval.done", { period: written.record.period })));
+      } catch (error) {
+        button.disabled = false;
+        fill(out, errorBox(error));
+        if (error instanceof ApiError && error.status === 409) await load(errorBox(error));
+      }
+    });
+    return el;
+  };
+  await load();
+  return section;
+}
+
 export default {
   id: "agreement",
   title: "nav.timeline",
   nav: false,
   requires: ["GET /agreements/{agreement_id}", "GET /audit/history", "GET /departments"],
-  async render(view, { args }) {
+  async render(view, { args, caps }) {
     const id = idArg(args);
     const [agreement, depts] = await Promise.all([api(`/agreements/${id}`), departmentsById()]);
     // The agreement's own events, and its request's (which precede the agreement and so carry no agreement id);
@@ -138,6 +208,7 @@ export default {
         h("a", { href: `#/resource/${agreement.resource_id}` }, t("timeline.resource", { id: agreement.resource_id })), " · ",
         statusBadge(agreement.status), " · ", t("timeline.valid", { from: when(agreement.valid_from), until: when(agreement.valid_until) })),
       termsView(agreement.terms),
+      caps.can("GET /agreements/{agreement_id}/evaluations") ? await evaluationsView(agreement, depts, caps) : null,
       // An agreement delivering daily for years has thousands of steps: 50 at a time, oldest first.
       paged(events, (slice) => h("ol", { class: "timeline", id: "timeline" }, slice.map((e) =>
         h("li", { class: `step phase-${PHASE[e.event] || "other"}`, "data-event": e.event },

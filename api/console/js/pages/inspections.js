@@ -1,0 +1,168 @@
+// Sampling inspections: every inspection with its sample, presentations, outcomes and what is overdue. An
+// auditor reads every sampled delivery, opens an inspection and records each outcome; a department reads the
+// sampled deliveries it provided, which it must present by the deadline (the API answers it no other).
+import { api, ApiError } from "../api.js";
+import { add, errorBox, fill, h, mono, pagedTable, PageError, when } from "../dom.js";
+import { t } from "../i18n.js";
+import { checkPeriod, departmentsById, deptLabel, idArg, isoDate, isoDateEnd, statusBadge } from "./common.js";
+
+const DAY = 86400;
+
+// Not statusBadge: an open proposal and an open inspection read differently in Chinese.
+function inspectionStatus(status) {
+  return h("span", { class: `badge status-${status}`, "data-status": status }, t(`insp.status.${status}`));
+}
+
+function overdueBadge() {
+  return h("span", { class: "badge status-overdue", "data-overdue": "true" }, t("status.overdue"));
+}
+
+/** The sampled delivery as named on chain: a delivery id, or a receipt's grant and sequence. */
+function sampled(s) {
+  return s.grant_id === null || s.grant_id === undefined ? mono(s.delivery_id)
+    : h("span", {}, mono(s.delivery_id), " ", t("insp.receipt", { grant: s.grant_id, sequence: s.sequence }));
+}
+
+function period(i) {
+  return t("insp.period", { from: when(i.period_from), to: when(i.period_to) });
+}
+
+function openForm(go) {
+  const from = h("input", { type: "date", name: "from", id: "insp-from", required: true });
+  const to = h("input", { type: "date", name: "to", id: "insp-to", required: true });
+  const size = h("input", { type: "number", name: "sample_size", id: "insp-size", min: 1, max: 1000, value: 10, required: true });
+  const within = h("input", { type: "number", name: "present_within", id: "insp-within", min: 1, max: 365, value: 7, required: true });
+  const out = h("div", { class: "outcome" });
+  const button = h("button", { type: "submit", id: "insp-open" }, t("insp.open"));
+  const form = h("form", { class: "filters card", id: "insp-form" },
+    h("label", {}, t("score.from"), from), h("label", {}, t("score.to"), to),
+    h("label", {}, t("insp.sampleSize"), size), h("label", {}, t("insp.presentWithin"), within), button, out);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      checkPeriod(from.value, to.value);
+      // The period must be over by the chain's clock: a To day of today or later ends after now.
+      if (to.value >= new Date().toISOString().slice(0, 10)) throw new PageError(t("insp.periodNotOver"));
+      button.disabled = true;
+      const written = await api("/inspections", { method: "POST", body: {
+        period_from: Date.parse(isoDate(from.value)) / 1000, period_to: Date.parse(isoDateEnd(to.value)) / 1000,
+        sample_size: Number(size.value), present_within: Number(within.value) * DAY,
+      } });
+      go(`#/inspection/${written.record.id}`);
+    } catch (error) {
+      button.disabled = false;
+      fill(out, errorBox(error));
+    }
+  });
+  return form;
+}
+
+export const inspections = {
+  id: "inspections",
+  title: "nav.inspections",
+  requires: ["GET /inspections"],
+  async render(view, { caps, go }) {
+    const list = await api("/inspections");
+    const auditor = caps.role === "auditor";
+    add(view, h("h1", {}, t("nav.inspections")),
+      h("p", { class: "muted" }, auditor ? t("insp.introAuditor") : t("insp.introDepartment")));
+    if (caps.can("POST /inspections")) {
+      add(view, h("details", { class: "no-print", id: "open-inspection" }, h("summary", {}, t("insp.openTitle")), openForm(go)));
+    }
+    // A department's own obligations first: its sampled deliveries without an outcome, by deadline.
+    if (!auditor) {
+      const due = list.flatMap((i) => i.sample.filter((s) => s.outcome === null).map((s) => ({ i, s })));
+      add(view, h("h2", {}, t("insp.toPresent")), due.length === 0 ? h("p", { class: "muted", id: "to-present-none" }, t("insp.nothingToPresent"))
+        : pagedTable([
+          [t("insp.inspection"), ({ i }) => h("a", { href: `#/inspection/${i.id}` }, `#${i.id}`)],
+          [t("insp.delivery"), ({ s }) => sampled(s)],
+          [t("insp.presented"), ({ s }) => s.presented ?? "—"],
+          [t("insp.presentBy"), ({ i, s }) => h("span", {}, when(i.present_by), s.overdue ? [" ", overdueBadge()] : null)],
+        ], due, { id: "to-present" }));
+    }
+    add(view, h("h2", {}, t("insp.all")), list.length === 0 ? h("p", { class: "muted", id: "inspections-none" }, t("insp.none")) : pagedTable([
+      [t("insp.inspection"), (i) => h("a", { href: `#/inspection/${i.id}`, class: "inspection-link" }, `#${i.id}`)],
+      [t("timeline.status"), (i) => inspectionStatus(i.status)],
+      [t("insp.periodHead"), period],
+      [t("insp.sampleHead"), (i) => (i.population_size === null ? String(i.sample_size) : t("insp.sampleOf", { n: i.sample_size, population: i.population_size }))],
+      [auditor ? t("insp.sampled") : t("insp.yours"), (i) => i.sample.length],
+      [t("insp.recorded"), (i) => i.sample.filter((s) => s.outcome !== null).length],
+      [t("insp.presentBy"), (i) => when(i.present_by)],
+      [t("status.overdue"), (i) => {
+        const n = i.sample.filter((s) => s.overdue).length;
+        return n ? h("span", { class: "badge status-overdue", "data-overdue": String(n) }, String(n)) : "0";
+      }],
+    ], list, { id: "inspection-list" }));
+  },
+};
+
+export const inspection = {
+  id: "inspection",
+  title: "nav.inspections",
+  nav: false,
+  requires: ["GET /inspections/{inspection_id}", "GET /departments"],
+  async render(view, { caps, args }) {
+    const id = idArg(args);
+    const depts = await departmentsById();
+    const body = h("div", { id: "inspection" });
+    add(view, h("p", {}, h("a", { href: "#/inspections" }, "← " + t("nav.inspections"))), body);
+    const canRecord = caps.can("POST /inspections/{inspection_id}/outcomes");
+    const canDraw = caps.can("POST /inspections/{inspection_id}/draw");
+    const show = (i, note) => {
+      const outcomeCell = (s) => {
+        if (s.outcome !== null) return h("span", { class: "outcome-recorded" }, statusBadge(s.outcome));
+        // Offered when the API would take it: a presentation to judge, or none by the deadline.
+        if (!canRecord || (s.presented === null && !s.overdue)) return "—";
+        const verdict = s.presented === null ? "not_presented" : s.presented === "MATCH" ? "passed" : "failed";
+        const button = h("button", { type: "button", class: "record-outcome", "data-delivery": s.delivery_id }, t("insp.record", { outcome: t(`status.${verdict}`) }));
+        button.addEventListener("click", async () => {
+          button.disabled = true;
+          try {
+            const written = await api(`/inspections/${i.id}/outcomes`, { method: "POST", body: { delivery_id: s.delivery_id } });
+            show(written.record, h("p", { class: "ok", id: "recorded", role: "status" }, t("insp.recordedNote", { block: written.transaction.block_number })));
+          } catch (error) {
+            button.disabled = false;
+            if (error instanceof ApiError && error.status === 409) return show(await api(`/inspections/${i.id}`), errorBox(error));
+            button.after(errorBox(error));
+          }
+        });
+        return button;
+      };
+      const draw = canDraw && i.status === "open" ? h("button", { type: "button", id: "draw" }, t("insp.draw")) : null;
+      draw?.addEventListener("click", async () => {
+        draw.disabled = true;
+        try {
+          show((await api(`/inspections/${i.id}/draw`, { method: "POST" })).record);
+        } catch (error) {
+          draw.disabled = false;
+          draw.after(errorBox(error));
+        }
+      });
+      const overdue = i.sample.filter((s) => s.overdue).length;
+      fill(body, note || null,
+        h("h1", { id: "inspection-title" }, t("insp.heading", { id: i.id }), " ", inspectionStatus(i.status)),
+        h("dl", { class: "facts" },
+          h("dt", {}, t("insp.periodHead")), h("dd", {}, period(i)),
+          h("dt", {}, t("insp.sampleHead")), h("dd", {}, i.population_size === null ? String(i.sample_size) : t("insp.sampleOf", { n: i.sample_size, population: i.population_size })),
+          h("dt", {}, t("insp.seedBlock")), h("dd", {}, String(i.seed_block)),
+          h("dt", {}, t("insp.seed")), h("dd", {}, i.seed ? mono(i.seed, 14) : t("insp.notDrawn")),
+          h("dt", {}, t("insp.presentBy")), h("dd", { id: "present-by" }, when(i.present_by)),
+          h("dt", {}, t("insp.auditor")), h("dd", {}, mono(i.auditor, 10))),
+        i.status === "open" ? h("p", { class: "muted" }, t("insp.openNote", { block: i.seed_block }), " ", draw) : null,
+        i.status === "expired" ? h("p", { class: "error" }, t("insp.expiredNote")) : null,
+        overdue ? h("p", { class: "error", id: "inspection-overdue" }, t("insp.overdueNote", { n: overdue })) : null,
+        i.status !== "drawn" ? null : [
+          h("h2", {}, caps.role === "auditor" ? t("insp.sample") : t("insp.yourSample")),
+          caps.role === "auditor" ? null : h("p", { class: "muted", id: "present-how" }, t("insp.presentHow", { id: i.id, when: when(i.present_by) })),
+          i.sample.length === 0 ? h("p", { class: "muted", id: "sample-none" }, caps.role === "auditor" ? t("insp.emptySample") : t("insp.noneOfYours"))
+            : pagedTable([
+              [t("insp.delivery"), sampled],
+              [t("timeline.provider"), (s) => deptLabel(depts, s.provider)],
+              [t("insp.presented"), (s) => s.presented ?? "—"],
+              [t("insp.outcome"), (s) => h("span", {}, outcomeCell(s), s.overdue ? [" ", overdueBadge()] : null)],
+            ], i.sample, { id: "sample" }),
+        ]);
+    };
+    show(await api(`/inspections/${id}`));
+  },
+};
