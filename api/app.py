@@ -79,14 +79,23 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
     settings.check()
     if settings.rpc_url:
         assert settings.chain_id is not None  # settings.check() guarantees it
-        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls)
+        # A node that lags behind the others (cut off from the signers) is not started on: the watcher would
+        # leave it only a stall timeout later, after reconciling the journal there.
+        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls).choose(
+            settings.stall_timeout
+        )
     else:
         endpoint = EmbeddedNode(settings.home).endpoint
     keystore = KeyStore.from_settings(settings)
     deployment = load_deployment(settings.home)
     custody = Custody.of_deployment(keystore, deployment.governors)
     unlocked = custody.unlock_all()
-    client = ledger_client(endpoint, settings.home)
+    client = ledger_client(
+        endpoint,
+        settings.home,
+        catch_up_timeout=settings.catch_up_timeout,
+        stall_timeout=settings.stall_timeout,
+    )
     log.info("ledger %s on chain %s; %d custodied keys unlocked", client.address, client.chain_id, unlocked)
     service = LedgerService(
         client=client, custody=custody, sessions=sessions, from_block=deployment.block_number

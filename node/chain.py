@@ -46,11 +46,20 @@ from web3.types import RPCEndpoint
 
 from node.contract_errors import describe_revert, show_arg
 from node.contract_errors import error_code as error_code
-from node.endpoint import ChainIdMismatchError, NodeEndpoint, rpc_call
+from node.endpoint import (
+    PROBE_TIMEOUT_S,
+    ChainIdMismatchError,
+    NodeEndpoint,
+    NodeHead,
+    most_advanced,
+    read_head,
+    rpc_call,
+)
 from node.errors import DxlError, NodeError
 from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
 from node.rpc_http import node_session
+from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -69,18 +78,10 @@ MAX_LOG_RANGE = 5_000
 #: Longest pause between two receipt look-ups of one wait.
 RECEIPT_POLL_MAX_S = 0.1
 _FEE_CACHE_S = 1.0
-#: How long a node below a block a caller needs (its deployment's) is waited for when no other node of the
-#: endpoint holds that block yet (:meth:`LedgerClient.reach`).
-CATCH_UP_TIMEOUT_S = 60.0
 _CATCH_UP_POLL_S = 0.5
-#: How long another node of the endpoint is given to answer a look at its chain (its head, one block).
-_PROBE_TIMEOUT_S = 1.0
-#: How long the head of the node in use may stand still while another node of the endpoint is ahead before
-#: the client moves to the most advanced one (:meth:`LedgerClient.leave_stalled`): a few block periods
-#: (1 s on the local Clique network, 2 s by default on Besu QBFT). A node propagates a block in milliseconds;
-#: one whose head stands still that long while another's moves on is cut off from the signers, and the
-#: writes sent to it wait in its pool, mined nowhere.
-STALL_TIMEOUT_S = 5.0
+#: While the head of the node in use stands still and no other node is yet far enough ahead of it, the
+#: others are asked again this share of the stall timeout later (a look costs one request per node).
+_STALL_RECHECK = 0.2
 #: JSON-RPC error codes of a method the node does not serve (-32601; -32604 from some nodes whose method is
 #: not enabled on the interface asked).
 _NO_SUCH_METHOD = (-32601, -32604)
@@ -119,6 +120,25 @@ _PANIC_REASONS = {
     0x41: "out of memory",
     0x51: "call to an uninitialised function",
 }
+
+
+#: The warning the client logs when it moves to another node: the cause (a :class:`Failover`), the node left,
+#: why, the node now in use. ``make reliability`` counts the service's failovers by cause from these lines.
+FAILOVER_LOG_FORMAT = "failover (%s): node %s %s; now using %s"
+
+
+class Failover(StrEnum):
+    """Why the client moved to another node of its endpoint, named in the warning it logs
+    (:data:`FAILOVER_LOG_FORMAT`)."""
+
+    #: The node in use did not answer (dead, or hung past the request timeout).
+    UNREACHABLE = "unreachable"
+    #: It answered, but lagged behind the most advanced node (:meth:`~node.endpoint.NodeHead.lags_behind`).
+    STALLED = "stalled"
+    #: It has not reached a block the caller needs, which another node holds.
+    BEHIND = "behind"
+    #: The client it follows (:meth:`LedgerClient.follow`) moved.
+    FOLLOWED = "followed"
 
 
 class LedgerRevertError(DxlError, RuntimeError):
@@ -388,8 +408,8 @@ class LedgerClient:
         *,
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
         request_timeout: float = 30.0,
-        catch_up_timeout: float = CATCH_UP_TIMEOUT_S,
-        stall_timeout: float = STALL_TIMEOUT_S,
+        catch_up_timeout: float = DEFAULT_CATCH_UP_TIMEOUT_S,
+        stall_timeout: float = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
         self.endpoint = endpoint
         self.chain_id = endpoint.chain_id
@@ -406,6 +426,8 @@ class LedgerClient:
         self.failovers = 0
         #: The head of the node in use as :meth:`leave_stalled` last saw it change: (node, head, since when).
         self._head_seen: tuple[int, BlockRef, float] | None = None
+        #: When :meth:`leave_stalled` may next ask the other nodes for their heads.
+        self._next_stall_look = 0.0
         #: The client whose node in use this one takes before each call (:meth:`follow`).
         self._leader: LedgerClient | None = None
         self.w3 = Web3(self._provider(self._urls[0]))
@@ -494,7 +516,8 @@ class LedgerClient:
         with self._switch:
             if self._active == failed:
                 ahead = self._most_advanced()
-                self._use(ahead[0] if ahead else (failed + 1) % len(self._urls), "stopped answering")
+                target = self._urls.index(ahead.rpc_url) if ahead else (failed + 1) % len(self._urls)
+                self._use(target, Failover.UNREACHABLE, "stopped answering")
         return True
 
     def _others(self) -> list[int]:
@@ -505,21 +528,23 @@ class LedgerClient:
     def _probe(self, index: int, method: str, params: list[object]) -> object | None:
         """One call to another node of the endpoint; None when it does not answer (or refuses)."""
         try:
-            return rpc_call(self._urls[index], method, params, timeout=_PROBE_TIMEOUT_S)
+            return rpc_call(self._urls[index], method, params, timeout=PROBE_TIMEOUT_S)
         except NodeError:
             return None
 
-    def _most_advanced(self) -> tuple[int, int] | None:
-        """The other node with the highest head, and that head (the first in order among equals); None when
-        no other node answers."""
-        best: tuple[int, int] | None = None
-        for index in self._others():
-            head = self._probe(index, "eth_blockNumber", [])
-            if isinstance(head, str) and (best is None or int(head, 16) > best[1]):
-                best = (index, int(head, 16))
-        return best
+    def _head_of(self, index: int) -> NodeHead | None:
+        """The head of node ``index`` of the endpoint; None when it does not answer."""
+        try:
+            return read_head(self._urls[index])
+        except NodeError:
+            return None
 
-    def _use(self, index: int, why: str) -> None:
+    def _most_advanced(self) -> NodeHead | None:
+        """The head of the other node with the highest head (the first in order among equals); None when no
+        other node answers."""
+        return most_advanced(h for i in self._others() if (h := self._head_of(i)) is not None)
+
+    def _use(self, index: int, cause: Failover, why: str) -> None:
         """Talk to URL ``index`` from now on (the caller holds ``_switch`` or checks nothing else moved)."""
         if index == self._active:
             return
@@ -527,7 +552,7 @@ class LedgerClient:
         self._active = index
         self.w3.provider = self._provider(self._urls[index])
         self.failovers += 1
-        log.warning("node %s %s; now using %s", left, why, self.rpc_url)
+        log.warning(FAILOVER_LOG_FORMAT, cause.value, left, why, self.rpc_url)
 
     def _syncing(self) -> bool:
         """Whether the node in use says it is importing blocks it knows the network has (``eth_syncing``)."""
@@ -557,8 +582,9 @@ class LedgerClient:
         while (head := self.block_number()) < number:
             with self._switch:
                 ahead = self._most_advanced()
-                if ahead is not None and ahead[1] >= number:
-                    self._use(ahead[0], f"is at block {head}, behind block {number} ({what})")
+                if ahead is not None and ahead.number >= number:
+                    at = self._urls.index(ahead.rpc_url)
+                    self._use(at, Failover.BEHIND, f"is at block {head}, behind block {number} ({what})")
                     continue
             if not self._may_catch_up():
                 return
@@ -576,14 +602,15 @@ class LedgerClient:
 
     def leave_stalled(self, head: BlockRef) -> bool:
         """Move to the most advanced other node of the endpoint when the node in use has stalled: its head,
-        ``head`` (just read from it), has not changed for :attr:`stall_timeout` while another node's is ahead
-        of it. Such a node is cut off from the signers: it mines nothing, and what is sent to it waits in its
-        pool; the caller re-sends what is not mined where the client now is (the journal). Returns whether
+        ``head`` (just read from it), has not changed for :attr:`stall_timeout` and lags behind the most
+        advanced node's (:meth:`~node.endpoint.NodeHead.lags_behind`, the rule a command applies when it picks
+        its node). Such a node is cut off from the signers: it mines nothing, and what is sent to it waits in
+        its pool; the caller re-sends what is not mined where the client now is (the journal). Returns whether
         the client moved.
 
-        The other nodes are asked only once the head stood still that long, and then again only one
-        :attr:`stall_timeout` later if none was ahead (a chain mining on demand, idle, stands still too).
-        Callers look at regular intervals (the API's chain watcher).
+        The other nodes are asked only once the head stood still that long, and then again every fifth of
+        :attr:`stall_timeout` while none is far enough ahead (an idle chain that seals nothing stands still
+        too). Callers look at regular intervals (the API's chain watcher).
         """
         now = time.monotonic()
         with self._switch:
@@ -592,16 +619,19 @@ class LedgerClient:
                 self._head_seen = (self._active, head, now)
                 return False
             still = now - seen[2]
-            if len(self._urls) == 1 or still < self.stall_timeout:
+            if len(self._urls) == 1 or still < self.stall_timeout or now < self._next_stall_look:
                 return False
-            ahead = self._most_advanced()
-            if ahead is None or ahead[1] <= head.number:
-                self._head_seen = (self._active, head, now)
+            self._next_stall_look = now + self.stall_timeout * _STALL_RECHECK
+            own, ahead = self._head_of(self._active), self._most_advanced()
+            if own is None or ahead is None or own.number != head.number:
+                return False  # not answering is _rpc's to handle; a head that moved is looked at again
+            if not own.lags_behind(ahead, self.stall_timeout):
                 return False
             self._use(
-                ahead[0],
-                f"has stayed at block {head.number} for {still:.1f} s while {self._urls[ahead[0]]} is at "
-                f"block {ahead[1]}",
+                self._urls.index(ahead.rpc_url),
+                Failover.STALLED,
+                f"has stayed at block {head.number} for {still:.1f} s while {ahead.rpc_url} is at block "
+                f"{ahead.number}, sealed {ahead.timestamp - own.timestamp} s later",
             )
             self._head_seen = None
             return True
@@ -619,7 +649,11 @@ class LedgerClient:
         if leader is None or leader.rpc_url == self.rpc_url or leader.rpc_url not in self._urls:
             return
         with self._switch:
-            self._use(self._urls.index(leader.rpc_url), f"was left by the client of {leader.address}")
+            self._use(
+                self._urls.index(leader.rpc_url),
+                Failover.FOLLOWED,
+                f"was left by the client of {leader.address}",
+            )
 
     def standing(self, block: BlockRef) -> BlockStanding:
         """Where ``block``, seen earlier, stands now. The node in use answers for heights it has reached; for
@@ -639,7 +673,7 @@ class LedgerClient:
                 continue
             if str(found.get("hash")) == block.hash:
                 with self._switch:
-                    self._use(index, f"has not reached block {block.number} yet")
+                    self._use(index, Failover.BEHIND, f"has not reached block {block.number} yet")
                 return BlockStanding.HELD
             replaced = True
         if replaced or not self._may_catch_up():

@@ -1,8 +1,13 @@
-"""Where the chain is: an RPC URL and the chain id dxl expects there.
+"""Where the chain is: an RPC URL and the chain id dxl expects there, and which node of a network to use.
 
 The embedded node and an external network (a Besu QBFT network in production) are both just a
 :class:`NodeEndpoint`; nothing downstream knows which one it talks to. Only standard ``eth_*`` methods are
 used.
+
+A node that answers but no longer imports blocks (cut off from the signers) is told from one that is merely a
+block behind by one rule, :meth:`NodeHead.lags_behind`: the service's chain client applies it to a node whose
+head stood still (:meth:`~node.chain.LedgerClient.leave_stalled`), a command applies it once, as it picks the
+node it reads (:meth:`NodeEndpoint.choose`).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -61,6 +67,54 @@ def fetch_chain_id(rpc_url: str, *, timeout: float = 5.0) -> int:
         raise NodeError(f"{rpc_url} reported an unusable chain id {result!r}") from exc
 
 
+#: How long another node of the network is given to answer a look at its head.
+PROBE_TIMEOUT_S = 1.0
+
+
+@dataclass(frozen=True)
+class NodeHead:
+    """A node's latest block as it answered at one moment: its number and the time its sealer put on it."""
+
+    rpc_url: str
+    number: int
+    timestamp: int
+
+    def lags_behind(self, best: NodeHead, stall_timeout: float) -> bool:
+        """Whether this node is stalled or behind: ``best`` (the most advanced head of the network) is above
+        this one and was sealed ``stall_timeout`` seconds or more after it, on the chain's clock.
+
+        A node a block or two behind (a block being propagated) does not lag; one cut off from the signers
+        does once the network has sealed on for ``stall_timeout``. The sealers' timestamps are compared, not
+        this machine's clock: a node whose clock is off makes no difference, and neither does a network that
+        seals nothing for a while (QBFT's empty-block period), where every head stays where it is.
+        """
+        return best.number > self.number and best.timestamp - self.timestamp >= stall_timeout
+
+
+def read_head(rpc_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> NodeHead:
+    """The latest block of the node at ``rpc_url`` (``eth_getBlockByNumber("latest")``).
+
+    Raises:
+        NodeError: the node does not answer, or answers with no usable block.
+    """
+    block = rpc_call(rpc_url, "eth_getBlockByNumber", ["latest", False], timeout=timeout)
+    try:
+        if isinstance(block, dict):
+            return NodeHead(rpc_url, int(str(block["number"]), 16), int(str(block["timestamp"]), 16))
+    except (KeyError, ValueError):
+        pass
+    raise NodeError(f"{rpc_url} answered its latest block with {block!r:.200}")
+
+
+def most_advanced(heads: Iterable[NodeHead]) -> NodeHead | None:
+    """The head with the highest number (the first in order among equals); None when there is none."""
+    best: NodeHead | None = None
+    for head in heads:
+        if best is None or head.number > best.number:
+            best = head
+    return best
+
+
 @dataclass(frozen=True)
 class NodeEndpoint:
     """An Ethereum JSON-RPC endpoint (embedded anvil or external Besu) and the chain id it must serve."""
@@ -83,6 +137,33 @@ class NodeEndpoint:
     def rpc_urls(self) -> tuple[str, ...]:
         """``rpc_url`` first, then the failover URLs."""
         return (self.rpc_url, *self.failover_urls)
+
+    def choose(self, stall_timeout: float, *, timeout: float = PROBE_TIMEOUT_S) -> NodeEndpoint:
+        """This endpoint with the node to use first: the first in order that answers and does not lag behind
+        the most advanced node (:meth:`NodeHead.lags_behind`), the others after it in their order after it.
+        What a command that reads the chain (``dxl audit``, ``dxl status``) or a start does once, with no
+        watcher to see a head stand still: the heads of every node are read now and compared.
+
+        Without failover URLs nothing is asked; when no node answers this endpoint is returned as it is (its
+        first call says what is wrong).
+        """
+        if not self.failover_urls:
+            return self
+        heads: list[NodeHead] = []
+        for url in self.rpc_urls:
+            try:
+                heads.append(read_head(url, timeout=timeout))
+            except NodeError:
+                continue
+        best = most_advanced(heads)
+        chosen = next(
+            (h.rpc_url for h in heads if best is None or not h.lags_behind(best, stall_timeout)), None
+        )
+        if chosen is None or chosen == self.rpc_url:
+            return self
+        urls = self.rpc_urls
+        at = urls.index(chosen)
+        return NodeEndpoint(chosen, self.chain_id, urls[at + 1 :] + urls[:at])
 
     def is_reachable(self, *, timeout: float = 2.0) -> bool:
         """Whether the URL answers ``eth_chainId`` (with any chain id)."""

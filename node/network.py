@@ -506,6 +506,64 @@ class LocalNetwork:
                 raise NodeError(f"network not peered on one chain within {timeout:g} s ({seen})")
             time.sleep(0.2)
 
+    def cut_off(self, index: int) -> None:
+        """Cut member ``index`` off the others: it still answers RPC, but imports no block of theirs and, a
+        signer alone, seals at most one more of its own (Clique: one of any two consecutive blocks). What a
+        network partition does to a node: its head stalls while the network goes on. :meth:`join` ends it.
+
+        Members have each other as static and trusted peers and admit no inbound peer that is not trusted
+        (with ``DialRatio = 1`` their whole peer limit is for dialed peers). geth dials a static peer again as
+        soon as the connection drops, and a dial under way when the static entry is removed still connects:
+        removing the peers alone left some cuts joined again at once. So the trust goes first, on both sides,
+        and any such dial is refused at its handshake. The member drops the connections itself, so the refused
+        dials are the others': its own dials are free when it joins back (geth dials a node again only 35 s
+        after its last dial to it).
+
+        Raises:
+            NodeError: a member does not answer.
+        """
+        members = self.members()
+        cut = members[index]
+        others = [m for m in members if m.index != index]
+        for other in others:
+            rpc_call(cut.rpc_url, "admin_removeTrustedPeer", [other.enode])
+            rpc_call(other.rpc_url, "admin_removeTrustedPeer", [cut.enode])
+        for other in others:
+            rpc_call(cut.rpc_url, "admin_removePeer", [other.enode])  # returns once the connection is gone
+            rpc_call(other.rpc_url, "admin_removePeer", [cut.enode])
+
+    def join(self, index: int, *, peered: bool = True, timeout: float = 60.0) -> None:
+        """Join member ``index``, cut off by :meth:`cut_off`, back to the others; returns once it has them all
+        as peers again (``peered=False``: one, enough to sync the heavier chain; a dial of its own made within
+        35 s before, as after members were restarted, would otherwise hold the join that long).
+
+        The trust comes back first and only the member dials: two members dialing each other at the same
+        moment can each keep its own connection and refuse the other's as a duplicate, both connections then
+        close and the next dials wait 35 s. The others have it as a static peer again once it is connected
+        (their dial finds it connected).
+
+        Raises:
+            NodeError: a member does not answer, or the member is not peered within ``timeout``.
+        """
+        members = self.members()
+        cut = members[index]
+        others = [m for m in members if m.index != index]
+        for other in others:
+            rpc_call(cut.rpc_url, "admin_addTrustedPeer", [other.enode])
+            rpc_call(other.rpc_url, "admin_addTrustedPeer", [cut.enode])
+        for other in others:
+            rpc_call(cut.rpc_url, "admin_addPeer", [other.enode])
+        wanted = len(others) if peered else 1
+        deadline = time.monotonic() + timeout
+        while (peers := int(str(rpc_call(cut.rpc_url, "net_peerCount")), 16)) < wanted:
+            if time.monotonic() > deadline:
+                raise NodeError(
+                    f"node{index} has {peers} peer(s) {timeout:g} s after it joined, not {wanted}"
+                )
+            time.sleep(0.2)
+        for other in others:
+            rpc_call(other.rpc_url, "admin_addPeer", [cut.enode])
+
     def stop_member(self, index: int, *, kill: bool = False, timeout: float = 20.0) -> bool:
         """Stop member ``index``: SIGTERM (geth writes its state), SIGKILL after ``timeout`` seconds, or at
         once with ``kill``. Returns whether it was running; waits until the process is gone."""

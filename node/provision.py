@@ -371,7 +371,12 @@ def setup_ledger(
     principals = ensure_principals(keystore)
     # The build the chain's rules run (Cancun, or London on geth's Clique); both have the same ABI.
     artifact = load_artifact(LEDGER_ARTIFACT, chain_build(endpoint).artifacts_dir)
-    client = LedgerClient(endpoint, artifact.abi)
+    client = LedgerClient(
+        endpoint,
+        artifact.abi,
+        catch_up_timeout=settings.catch_up_timeout,
+        stall_timeout=settings.stall_timeout,
+    )
     funder = Account.from_key(ANVIL_DEV_KEY) if dev_funding else None
     fund_accounts(client, list(principals.values()), funder=funder)
     governors = [principals[name] for name in GOVERNORS]

@@ -29,6 +29,13 @@ class Environment(StrEnum):
 
 #: Minimum length of a configured keystore passphrase in production.
 MIN_PASSPHRASE_LENGTH = 12
+#: ``DXL_STALL_TIMEOUT``'s default: a few block periods (1 s on the local Clique network, 2 s by default on
+#: Besu QBFT). A node propagates a block in milliseconds; one whose head is that far behind another's on the
+#: chain's clock is cut off from the signers, and the writes sent to it wait in its pool, mined nowhere.
+DEFAULT_STALL_TIMEOUT_S = 5.0
+#: ``DXL_CATCH_UP_TIMEOUT``'s default: how long a start or a reconciliation waits for a node below a block
+#: it needs when no node of the network holds that block yet (a restarted node importing what it missed).
+DEFAULT_CATCH_UP_TIMEOUT_S = 60.0
 
 
 class Settings(BaseSettings):
@@ -54,6 +61,22 @@ class Settings(BaseSettings):
     keystore_passphrase_file: Path | None = None
     node_port: int = Field(default=8545, description="RPC port of the embedded node on 127.0.0.1.")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
+    stall_timeout: float = Field(
+        default=DEFAULT_STALL_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds of the chain's time a node's head may be behind the most advanced node's before "
+        "the node counts as stalled: the service's chain client leaves it, a command reads from another.",
+    )
+    catch_up_timeout: float = Field(
+        default=DEFAULT_CATCH_UP_TIMEOUT_S,
+        gt=0,
+        le=86400,
+        allow_inf_nan=False,
+        description="Seconds a start or a reconciliation waits for a node below a block it needs when no "
+        "node of the network holds it yet.",
+    )
     audit_batch_blocks: int = Field(default=2000, ge=1, description="Blocks per eth_getLogs of the indexer.")
     confirmations: int = Field(
         default=0,

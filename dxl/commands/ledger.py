@@ -32,14 +32,17 @@ if TYPE_CHECKING:
 def _chain(
     settings: ApiSettings, *, start_embedded: bool
 ) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
-    """The configured node: ``DXL_RPC_URL`` if set, else the embedded node (started here if asked and not
-    already running; stopped on exit only if started here)."""
+    """The configured node: ``DXL_RPC_URL`` if set (or, of it and ``DXL_RPC_FAILOVER_URLS``, the first that
+    does not lag behind the others: :meth:`~node.endpoint.NodeEndpoint.choose`), else the embedded node
+    (started here if asked and not already running; stopped on exit only if started here)."""
     from node.anvil import EmbeddedNode, NodeSettings
     from node.endpoint import NodeEndpoint
 
     if settings.rpc_url:
         assert settings.chain_id is not None  # Settings.check() guarantees it
-        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls)
+        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls).choose(
+            settings.stall_timeout
+        )
         endpoint.verify()
         yield endpoint, None
         return
@@ -321,7 +324,7 @@ def deploy_command(
                 force=force,
                 confirmations=settings.confirmations,
             )
-            ledger = ledger_client(endpoint, settings.home)
+            ledger = ledger_client(endpoint, settings.home, catch_up_timeout=settings.catch_up_timeout)
             deployer, depth = keystore.unlock(GOVERNORS[0]), settings.confirmations
             deployment = replace(
                 deployment,
@@ -354,7 +357,7 @@ def status_command(as_json: JsonOption = False) -> None:
             status["block"] = endpoint.verify()
             status["reachable"] = True
             if deployment_path(settings.home).exists():
-                client = ledger_client(endpoint, settings.home)
+                client = ledger_client(endpoint, settings.home, catch_up_timeout=settings.catch_up_timeout)
                 status["ledger"] = client.address
                 status["departments"] = int(client.call("departmentCount"))
                 status["resources"] = int(client.call("resourceCount"))

@@ -137,24 +137,32 @@ class AuditContext:
 
 def open_context(settings: Settings, database_url: str | None = None) -> AuditContext:
     """The audit context of ``settings``' deployment (``home/deployment.json``: the ledger and its receipt
-    anchors), node and database.
+    anchors), node and database. Of ``DXL_RPC_URL`` and ``DXL_RPC_FAILOVER_URLS`` it reads first from the
+    first node that does not lag behind the others (:meth:`~node.endpoint.NodeEndpoint.choose`): a node cut
+    off from the signers answers with a chain that stopped.
 
     Raises:
         NotDeployedError, ConfigurationError: no or unreadable deployment record, bad settings.
     """
     from node.anvil import EmbeddedNode
     from node.deploy import load_deployment
+    from node.endpoint import NodeEndpoint
 
     home = settings.home
     deployment = load_deployment(home)
-    rpc_url = settings.rpc_url or EmbeddedNode(home).endpoint.rpc_url
+    if settings.rpc_url:
+        endpoint = NodeEndpoint(settings.rpc_url, deployment.chain_id, settings.failover_urls).choose(
+            settings.stall_timeout
+        )
+    else:
+        endpoint = EmbeddedNode(home).endpoint
     url = database_url or settings.database_url or f"sqlite:///{home / 'audit.sqlite3'}"
     abi = ledger_abi()
     recorded = deployment.receipt_anchors
     return AuditContext(
         engine=open_store(url),
-        rpc_url=rpc_url,
-        failover_urls=settings.failover_urls if settings.rpc_url else (),
+        rpc_url=endpoint.rpc_url,
+        failover_urls=endpoint.failover_urls,
         chain_id=deployment.chain_id,
         contract=deployment.address,
         start_block=deployment.block_number,

@@ -9,6 +9,7 @@ on chain equals its journaled writes (lost=0, doubled=0).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import threading
@@ -317,46 +318,6 @@ def test_run_on_the_network_refuses_contracts_compiled_for_a_newer_evm() -> None
     check_evm(str(load_config(LONDON.settings_file).settings["evmVersion"]))
 
 
-def _partition(network: LocalNetwork, alone: int, *, joined: bool, peered: bool = True) -> None:
-    """Cut member ``alone`` off the others, or join it back (``peered=False``: return once it has one peer
-    again, enough to sync the heavier chain; a dial of its own to the other made within 35 s before, as
-    after members were restarted, would otherwise hold the join that long, and ``full_network`` waits for
-    the peering anyway).
-
-    Members have each other as static and trusted peers and admit no inbound peer that is not trusted (with
-    ``DialRatio = 1`` their whole peer limit is for dialed peers). geth dials a static peer again as soon as
-    the connection drops, and a dial under way when the static entry is removed still connects: removing the
-    peers alone left some cuts joined again at once (the write then reached every signer and no block was
-    orphaned). So the trust goes first, on both sides, and any such dial is refused at its handshake.
-    ``alone`` drops the connections itself, so the refused dials are the others': its own dials are free when
-    it joins back (geth dials a node again only 35 s after its last dial to it). Joining, the trust comes back
-    first and only ``alone`` dials: two members dialing each other at the same moment can each keep its own
-    connection and refuse the other's as a duplicate, both connections then close and the next dials wait
-    35 s. The others have it as a static peer again once it is connected (their dial finds it connected).
-    """
-    members = network.members()
-    others = [m for m in members if m.index != alone]
-    cut = members[alone]
-    if joined:
-        for other in others:
-            rpc_call(cut.rpc_url, "admin_addTrustedPeer", [other.enode])
-            rpc_call(other.rpc_url, "admin_addTrustedPeer", [cut.enode])
-        for other in others:
-            rpc_call(cut.rpc_url, "admin_addPeer", [other.enode])
-        # Within 35 s after a dial of its own to them (e.g. a member started lately), more than a sync.
-        wanted = len(others) if peered else 1
-        _wait_for("the cut-off member peers again", lambda: _peers(cut.rpc_url) >= wanted, timeout=60)
-        for other in others:
-            rpc_call(other.rpc_url, "admin_addPeer", [cut.enode])
-        return
-    for other in others:
-        rpc_call(cut.rpc_url, "admin_removeTrustedPeer", [other.enode])
-        rpc_call(other.rpc_url, "admin_removeTrustedPeer", [cut.enode])
-    for other in others:
-        rpc_call(cut.rpc_url, "admin_removePeer", [other.enode])  # returns once the connection is gone
-        rpc_call(other.rpc_url, "admin_removePeer", [cut.enode])
-
-
 def _peers(url: str) -> int:
     return int(str(rpc_call(url, "net_peerCount")), 16)
 
@@ -402,7 +363,7 @@ def test_a_write_in_a_block_orphaned_by_a_partition_is_mined_again_once(
             lambda: _block(alone.rpc_url) >= stopped + 2,
             timeout=30,
         )
-        _partition(full_network, 0, joined=False)
+        full_network.cut_off(0)
         head = _block(alone.rpc_url)
         assert _peers(alone.rpc_url) == 0 and _sealer(alone.rpc_url, head) != alone.address.lower()
         request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
@@ -424,7 +385,7 @@ def test_a_write_in_a_block_orphaned_by_a_partition_is_mined_again_once(
         assert _peers(alone.rpc_url) == 0 and _block(alone.rpc_url) == orphan.block_number
     finally:
         rpc_call(alone.rpc_url, "miner_start")
-        _partition(full_network, 0, joined=True)
+        full_network.join(0)
     watcher = ChainWatcher(Reconciler(sender), 0.3, reconciled=True)
     watcher.tick()  # the watcher knows the orphan's block as the newest journaled one
     canonical = None
@@ -597,7 +558,7 @@ def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_o
     try:
         stopped = _block(cut.rpc_url)
         _wait_for("the others seal on", lambda: _block(cut.rpc_url) >= stopped + 2, timeout=30)
-        _partition(full_network, cut.index, joined=False)
+        full_network.cut_off(cut.index)
         head = _block(cut.rpc_url)
         assert _peers(cut.rpc_url) == 0 and _sealer(cut.rpc_url, head) != cut.address.lower()
         ok(served.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
@@ -650,7 +611,7 @@ def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_o
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        _partition(full_network, cut.index, joined=True, peered=False)
+        full_network.join(cut.index, peered=False)
     reader.join(90)
     assert healed.is_set(), answers[-1:]
     assert [a for a in answers if a["status"] == "final" and a["batch"]["block_number"] == orphan] == []
@@ -707,12 +668,12 @@ class _Behind:
         rpc_call(url, "miner_stop")
         stopped = _block(url)
         _wait_for("the others seal on", lambda: _block(url) >= stopped + 2, timeout=30)
-        _partition(self.network, self.member.index, joined=False)
+        self.network.cut_off(self.member.index)
         return self
 
     def join(self) -> None:
         if not self.joined.is_set():
-            _partition(self.network, self.member.index, joined=True, peered=False)
+            self.network.join(self.member.index, peered=False)
             self.joined.set()
 
     def __exit__(self, *exc: object) -> None:
@@ -922,6 +883,118 @@ def test_a_node_in_use_whose_head_stalls_is_left_for_the_most_advanced_node(
     assert not load.errors, load.errors
     assert client.failovers >= 1
     assert _count_on_chain(load, client, journaled) == (0, 0)
+
+
+def test_a_write_the_stalled_node_sealed_alone_is_on_the_ledger_once_after_the_move(
+    full_network: LocalNetwork, journaled: sessionmaker[Session]
+) -> None:
+    """The member in use, cut off from the other signers, seals the block holding a journaled write on its own
+    (a signer alone seals one more block, no second), then stalls while the others go on without it. The
+    watcher's looks have the client leave it once it lags behind them; on the member moved to, the journal
+    finds another block at the write's height and sends the same bytes again. The write is on the network's
+    chain once, in a block of the others, while the stalled member still holds its own block; joined again,
+    every member holds the write in that one block and the key has used one nonce."""
+    members = full_network.members()
+    stalled = members[0]
+    client = LedgerClient(full_network.endpoint(stalled.index), [], receipt_timeout=15, stall_timeout=2.0)
+    sender = JournaledSender(client, Journal(lambda: journaled))
+    account = Account.create()
+    # As in the reorg test: cut off once the others sealed on top of its last block, it seals exactly one
+    # block on its own side, the one with the write.
+    rpc_call(stalled.rpc_url, "miner_stop")
+    try:
+        stopped = _block(stalled.rpc_url)
+        _wait_for("the others seal on", lambda: _block(stalled.rpc_url) >= stopped + 2, timeout=30)
+        full_network.cut_off(stalled.index)
+        head = _block(stalled.rpc_url)
+        request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+        signed = sender.send(account, request, claim=None, finish=None)
+        rpc_call(stalled.rpc_url, "miner_start")
+        own = sender.wait(signed.tx_hash, timeout=15)
+        assert own.block_number == head + 1 and client.rpc_url == stalled.rpc_url
+        assert _sealer(stalled.rpc_url, own.block_number) == stalled.address.lower()
+        watcher = ChainWatcher(Reconciler(sender), 0.3, reconciled=True)
+        canonical: str | None = None
+        deadline = time.monotonic() + 30
+        while canonical is None and time.monotonic() < deadline:
+            watcher.tick()
+            entry = sender.journal.entry(signed.tx_hash)
+            receipt = client.receipt(signed.tx_hash)
+            if entry is not None and entry.status is TxStatus.SENT and client.rpc_url != stalled.rpc_url:
+                with contextlib.suppress(ApiError):  # TRANSACTION_PENDING: a client asks again
+                    sender.resume(entry)
+            elif entry is not None and entry.status is TxStatus.MINED and receipt is not None:
+                found = "0x" + bytes(receipt["blockHash"]).hex()
+                canonical = found if found != own.block_hash else None
+            time.sleep(0.3)
+        assert client.rpc_url != stalled.rpc_url and client.failovers == 1
+        assert canonical is not None, f"not mined again on the network's chain: {entry}"
+        # The stalled member still stands on its own block: the move, not its return, put the write on chain.
+        assert _peers(stalled.rpc_url) == 0 and _block(stalled.rpc_url) == own.block_number
+        held = rpc_call(stalled.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
+        assert isinstance(held, dict) and held["blockHash"] == own.block_hash
+    finally:
+        rpc_call(stalled.rpc_url, "miner_start")
+        full_network.join(stalled.index, peered=False)
+    full_network.wait_peered(timeout=60)
+
+    def settled() -> bool:
+        """Every member holds the write in one block, under the confirmation depth, and the journal names
+        that block. The stalled member's return is a signer joining: sealing at the same height as another
+        it may fork the last blocks until the heavier branch wins, and the journal follows (the write's
+        block, seen changed, is reconciled again: the same bytes)."""
+        watcher.tick()
+        held = [rpc_call(m.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash]) for m in members]
+        blocks = {(int(r["blockNumber"], 16), str(r["blockHash"])) for r in held if isinstance(r, dict)}
+        with journaled() as session:
+            row = session.scalar(
+                select(JournaledTransaction).where(JournaledTransaction.tx_hash == signed.tx_hash)
+            )
+        assert row is not None
+        if None in held or len(blocks) != 1:
+            return False
+        ((number, block_hash),) = blocks
+        return _block(client.rpc_url) >= number + CLIQUE_CONFIRMATIONS and (row.status, row.block_hash) == (
+            TxStatus.MINED.value,
+            block_hash,
+        )
+
+    _wait_for("the write settled once on every member and in the journal", settled, timeout=30)
+    assert client.pending_nonce(account.address) == 1
+
+
+def test_commands_read_from_a_node_that_does_not_lag_behind_the_others(
+    full_network: LocalNetwork, served: NetworkApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dxl status` and `dxl audit index` pointed at a member cut off from the signers (``DXL_RPC_URL``, the
+    others as ``DXL_RPC_FAILOVER_URLS``) read from the first member that does not lag behind the most
+    advanced one, with no watcher: the heads of the members, read as the command starts, say it
+    (``DXL_STALL_TIMEOUT`` of the chain's time). Before, they read the stalled member's chain: status named
+    its head and the audit index stopped there. Ahead of the timeout, the member named first is kept."""
+    members = full_network.members()
+    stalled = next(m for m in members if m.rpc_url != served.node_in_use)
+    others = [m.rpc_url for m in members if m.index != stalled.index]
+    monkeypatch.setenv("DXL_RPC_URL", stalled.rpc_url)
+    monkeypatch.setenv("DXL_RPC_FAILOVER_URLS", ",".join(others))
+    monkeypatch.setenv("DXL_DATABASE_URL", f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    monkeypatch.setenv("DXL_STALL_TIMEOUT", "3")
+    with _Behind(full_network, stalled.index):
+        head = _head(stalled.rpc_url)
+        code, out, err = dxl("status", "--json")
+        assert code == 0 and json.loads(out)["rpc_url"] == stalled.rpc_url, out + err  # not lagging yet
+        _wait_for(
+            "the others seal on for the stall timeout",
+            lambda: int(_head(others[0])["timestamp"], 16) - int(head["timestamp"], 16) >= 4,
+            timeout=30,
+        )
+        number = int(head["number"], 16)
+        code, out, err = dxl("status", "--json")
+        status = json.loads(out)
+        assert code == 0 and status["rpc_url"] in others and status["block"] > number, out + err
+        assert status["ledger"] == served.setup.deployment.address
+        code, out, err = dxl("audit", "index", "--json")
+        assert code == 0 and json.loads(out)["to_block"] > number, out + err
+        assert _block(stalled.rpc_url) == number
 
 
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

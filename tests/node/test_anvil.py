@@ -23,7 +23,7 @@ from node.anvil import (
     free_port,
 )
 from node.compiler import Build
-from node.endpoint import ChainIdMismatchError, NodeEndpoint, fetch_chain_id
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, NodeHead, fetch_chain_id
 from node.errors import ConfigurationError, NodeError
 
 INCREMENT = "0xd09de08a"  # Counter.increment()
@@ -149,6 +149,28 @@ def test_endpoint_checks_chain_id(embedded_node: EmbeddedNode) -> None:
 def test_endpoint_rejects_bad_settings(url: str, chain_id: int) -> None:
     with pytest.raises(ConfigurationError):
         NodeEndpoint(url, chain_id)
+
+
+@pytest.mark.parametrize(
+    ("head", "best", "lags"),
+    [
+        pytest.param((100, 1000), (100, 1000), False, id="level"),
+        pytest.param((99, 999), (100, 1000), False, id="a-block-being-propagated"),
+        pytest.param((96, 996), (100, 1000), False, id="behind-less-than-the-timeout"),
+        pytest.param((95, 995), (100, 1000), True, id="behind-the-timeout"),
+        pytest.param((90, 990), (100, 1000), True, id="cut-off"),
+        pytest.param((99, 940), (100, 1000), True, id="one-block-sealed-long-after"),
+        pytest.param((100, 1000), (99, 999), False, id="ahead"),
+        pytest.param((100, 1000), (100, 1060), False, id="same-height-another-branch"),
+    ],
+)  # fmt: skip
+def test_a_node_lags_behind_once_the_network_sealed_on_for_the_stall_timeout(
+    head: tuple[int, int], best: tuple[int, int], lags: bool
+) -> None:
+    """The one rule the service's watcher and the commands apply (5 s: the default stall timeout), on the
+    sealers' clock: a node a block behind is not stalled, one the network sealed on without for 5 s is."""
+    mine, theirs = NodeHead("http://a", *head), NodeHead("http://b", *best)
+    assert mine.lags_behind(theirs, 5.0) is lags
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -15,6 +16,7 @@ from node.errors import ConfigurationError
 from node.keys import KeyExistsError, KeyStore, KeystoreError, UnknownKeyError, development_passphrase
 from node.settings import Environment, load_settings
 from tests.api.api_helpers import TEST_SCRYPT_N
+from tests.cli import dxl
 
 PASSPHRASE = "correct horse battery staple"
 
@@ -152,6 +154,48 @@ def test_development_generates_a_private_stable_passphrase(tmp_path: Path) -> No
 def test_settings_refuse_unsafe_or_incomplete_configuration(tmp_path: Path, env: dict, match: str) -> None:
     with pytest.raises(ConfigurationError, match=match):
         load_api_settings(home=tmp_path, **env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("DXL_STALL_TIMEOUT", None, 5.0),
+        ("DXL_STALL_TIMEOUT", "2.5", 2.5),
+        ("DXL_STALL_TIMEOUT", "0", ConfigurationError),
+        ("DXL_STALL_TIMEOUT", "-1", ConfigurationError),
+        ("DXL_STALL_TIMEOUT", "soon", ConfigurationError),
+        ("DXL_STALL_TIMEOUT", "nan", ConfigurationError),
+        ("DXL_CATCH_UP_TIMEOUT", None, 60.0),
+        ("DXL_CATCH_UP_TIMEOUT", "120", 120.0),
+        ("DXL_CATCH_UP_TIMEOUT", "0", ConfigurationError),
+        ("DXL_CATCH_UP_TIMEOUT", "inf", ConfigurationError),
+    ],
+)
+def test_stall_and_catch_up_timeouts_are_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str | None, expected: Any
+) -> None:
+    """How long a node may lag behind the others, and how long a start waits for one to catch up, are read
+    from the environment and checked at start-up like every other setting (they were module constants)."""
+    if value is not None:
+        monkeypatch.setenv(variable, value)
+    field = variable.removeprefix("DXL_").lower()
+    if isinstance(expected, type):
+        with pytest.raises(expected, match=f"invalid settings: {variable}: "):
+            load_settings(home=tmp_path)
+    else:
+        assert getattr(load_settings(home=tmp_path), field) == expected
+
+
+def test_a_bad_stall_timeout_stops_a_command_before_it_reads_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.setenv("DXL_STALL_TIMEOUT", "5s")
+    code, out, err = dxl("status", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "CONFIGURATION_ERROR", out + err
+    assert "DXL_STALL_TIMEOUT" in json.loads(out)["error"]["message"]
+    code, out, err = dxl("audit", "index")
+    assert code == 2 and "DXL_STALL_TIMEOUT" in err, out + err
 
 
 def test_production_reads_the_passphrase_file(tmp_path: Path) -> None:
