@@ -44,15 +44,19 @@ def console_file(relative: str) -> Path:
     """The file ``relative`` names under the console's directory.
 
     Raises:
-        ApiError: NOT_FOUND for a path outside the directory, a directory, or a type it does not serve.
+        ApiError: NOT_FOUND for a path outside the directory, a directory, a type it does not serve, or a
+            name the file system cannot hold.
     """
     missing = ApiError("NOT_FOUND", f"no console file {relative!r}")
     if "\x00" in relative:  # %00 in the URL: no file has it, and the file system calls raise ValueError on it
         raise missing
     root = ROOT.resolve()
-    target = (root / relative).resolve()
-    if not target.is_relative_to(root) or not target.is_file() or target.suffix not in _TYPES:
-        raise missing
+    try:
+        target = (root / relative).resolve()
+        if not target.is_relative_to(root) or not target.is_file() or target.suffix not in _TYPES:
+            raise missing
+    except OSError:  # a name or path longer than the file system takes (ENAMETOOLONG): no such file
+        raise missing from None
     return target
 
 

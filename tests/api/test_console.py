@@ -160,6 +160,9 @@ def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv)
         "/console/js",
         "/console/%00",
         "/console/js/a%00.js",
+        # A name longer than the file system takes, and a path: not files either (the calls raised OSError).
+        "/console/" + "a" * 300 + ".js",
+        "/console/" + "a/" * 3000 + "a.js",
     ):
         answer = api_env.client.get(bad)
         assert answer.status_code == 404 and answer.json()["error"]["code"] == "NOT_FOUND"
