@@ -4,13 +4,15 @@
 The practice contract's events are not in the audit index; a report carries them as ``practice`` =
 ``{"address": ..., "rows": [...]}``, each row an event with its chain location and decoded fields, selected
 like the report's rows: block time in the period and, for a department's report, the department is a party
-(a demand's publisher, addressee or answerer; an evaluated agreement's provider or consumer; an inspected
-delivery's provider; openings and draws of inspections belong to no department). ``dxl audit verify`` derives
-the same rows from the node and names each missing, added or changed one.
+(a demand's publisher or addressee; an answer's answerer and its demand's publisher; an evaluated
+agreement's provider or consumer; an inspected delivery's provider; openings and draws of inspections belong
+to no department). ``dxl audit verify`` derives the same rows from the node and names each missing, added or
+changed one.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 from node.audit.events import EventCodec, iso
 from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
+from verifier.abi import decode, encode, selector
 from verifier.sampling import BLOCKHASH_WINDOW, draw_sample, slot_of
 
 #: Per-row keys of a practice row, in order.
@@ -41,16 +44,42 @@ def practice_abi() -> list[dict[str, Any]]:
     return [e for e in load_artifact("SharingPractice").abi if e.get("type") == "event"]
 
 
+@functools.cache
+def _demand_view() -> dict[str, Any]:
+    """The ``demand(uint64)`` view of ``SharingPractice``, from its build artifact."""
+    from node.compiler import load_artifact
+
+    return next(e for e in load_artifact("SharingPractice").abi if e.get("name") == "demand")
+
+
+class _DemandPublishers:
+    """Who published each demand: from the ``DemandPublished`` logs read, else the contract's ``demand`` view
+    (a demand published before the blocks read; its publisher never changes)."""
+
+    def __init__(self, rpc: JsonRpc, practice: str) -> None:
+        self.rpc, self.practice, self.known = rpc, practice, dict[int, int]()
+
+    def __call__(self, demand_id: int) -> int:
+        if demand_id not in self.known:
+            view = _demand_view()
+            data = selector(view) + encode(view["inputs"], [demand_id])
+            raw = self.rpc.call("eth_call", {"to": self.practice, "data": "0x" + data.hex()}, "latest")
+            (record,) = decode(view["outputs"], bytes.fromhex(str(raw)[2:]))
+            self.known[demand_id] = int(record[0])  # Demand.publisher, its first field
+        return self.known[demand_id]
+
+
 def _parties(
     name: str,
     fields: dict[str, Any],
     agreement_parties: Callable[[int], set[int]],
     grant_provider: Callable[[int], int | None],
+    demand_publisher: Callable[[int], int],
 ) -> set[int]:
     if name == "DemandPublished":
         return {int(fields["publisher"]), int(fields["addressee"])} - {0}
-    if name == "DemandAnswered":
-        return {int(fields["answeredBy"])}
+    if name == "DemandAnswered":  # the answer is its demand's publisher's as much as the answerer's
+        return {int(fields["answeredBy"]), demand_publisher(int(fields["demandId"]))}
     if name == "EvaluationRecorded":
         return agreement_parties(int(fields["agreementId"])) | {int(fields["scorer"])}
     if name == "InspectionOutcomeRecorded":
@@ -84,11 +113,14 @@ def practice_rows(
         AuditError: a log does not decode.
     """
     codec = EventCodec(practice_abi())
+    publishers = _DemandPublishers(rpc, practice)
     rows: list[dict[str, Any]] = []
     for log, header in rpc.logs_with_headers(practice, first, last, batch_blocks=batch_blocks):
         number = quantity(log["blockNumber"])
         block_time = quantity(header["timestamp"])
         name, fields = codec.decode(log["topics"], log["data"])
+        if name == "DemandPublished":
+            publishers.known[int(fields["demandId"])] = int(fields["publisher"])
         if inspections is not None and name.startswith("Inspection"):
             inspections.setdefault(int(fields["inspectionId"]), InspectionLogs()).add(
                 name, fields, (number, quantity(log["logIndex"]))
@@ -96,7 +128,7 @@ def practice_rows(
         if not period["from"] <= block_time < period["to"]:
             continue
         if department is not None and department not in _parties(
-            name, fields, agreement_parties, grant_provider
+            name, fields, agreement_parties, grant_provider, publishers
         ):
             continue
         rows.append(

@@ -1146,6 +1146,34 @@ def test_two_departments_scoring_each_other_5_in_a_loop_are_one_reciprocal_voice
     assert got_civil["as_provider"]["timeliness"] == 5.0
 
 
+def test_a_publishers_audit_report_holds_the_answer_to_its_demand(api_env: ApiEnv, tmp_path: Path) -> None:
+    """A demand's answer concerns its publisher as much as the answerer: the publisher's report carries the
+    answer beside the demand (it carried the demand alone), for a demand addressed to no one too, also when
+    the demand was published before the report's period; `dxl audit verify` re-derives the same rows."""
+    from tests.cli import dxl
+
+    env = api_env
+    addressed, to_no_one = publish(env, "civil", "psb"), publish(env, "civil", None)
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    for demand, answerer in ((addressed, "psb"), (to_no_one, "hrss")):
+        ok(env.call("POST", f"/demands/{demand['id']}/answer", answerer,
+                    json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    ok(env.call("POST", "/audit/index", "auditor"))
+    rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
+    out_dir = tmp_path / "r"
+    code, out, err = dxl("audit", "report", "--out", out_dir, "--department", "CIVIL", "--from", _iso(since),
+                         "--to", "2200-01-01")  # fmt: skip
+    assert code == 0, err
+    rows = json.loads((out_dir / "report.json").read_text())["practice"]["rows"]
+    answered = {
+        r["fields"]["demandId"]: r["fields"]["answeredBy"] for r in rows if r["event"] == "DemandAnswered"
+    }
+    assert answered == {addressed["id"]: env.departments["PSB"], to_no_one["id"]: env.departments["HRSS"]}
+    code, out, err = dxl("audit", "verify", out_dir / "report.json", "--rpc", rpc)
+    assert code == 0 and ": report verified" in out, out + err
+
+
 def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEnv, tmp_path: Path) -> None:
     from tests.cli import dxl
 
