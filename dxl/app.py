@@ -23,6 +23,7 @@ _AREAS: tuple[str, ...] = (
     "dxl.commands.practice",
     "dxl.commands.exchanges",
     "dxl.receipts",
+    "dxl.catalog",
 )
 
 

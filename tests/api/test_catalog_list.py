@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from api_helpers import ApiEnv, ok, register
+
+from api import catalog_bench
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-catalog-list")
@@ -40,3 +44,33 @@ def test_owner_filter_takes_a_department_code_as_the_audit_routes_do(api_env: Ap
     unknown = api_env.call("GET", "/resources", "auditor", params={"owner": "NOPE"})
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "DEPARTMENT_NOT_FOUND")
     assert "NOPE" in unknown.json()["error"]["message"]
+
+
+def test_the_catalog_benchmark_times_every_request_at_every_size(api_env: ApiEnv) -> None:
+    """``dxl bench catalog`` against this module's service (SAMR's key, which no other test here writes with):
+    a row per size, the catalog grown to it, every request timed, and the table the command prints."""
+    ledger, samr = api_env.setup.client, api_env.keystore.unlock("dept-samr")
+
+    def get(path: str, **query: Any) -> Any:
+        response = api_env.call("GET", path, "auditor", params=query)
+        assert response.status_code == 200, response.text
+        return response
+
+    def grow_to(start: int, stop: int) -> None:
+        def store(entries: list[dict[str, Any]]) -> None:
+            ok(api_env.call("POST", "/resources/import", "samr", json={"resources": entries}))
+
+        catalog_bench.grow(ledger=ledger, account=samr, store=store, start=start, stop=stop)
+
+    before = len(ok(api_env.call("GET", "/resources/export", "auditor")))
+    rows = catalog_bench.measure(
+        get=get, grow_to=grow_to, head=ledger.block_number, sizes=[4, 2], repeats=1, progress=lambda _m: None
+    )
+    assert [r["resources"] for r in rows] == [before + 2, before + 4]
+    for row in rows:
+        assert {name for name, _, _ in catalog_bench.REQUESTS} <= row.keys()
+        assert all(row[name]["median_s"] > 0 for name, _, _ in catalog_bench.REQUESTS)
+        assert row["search_rare"]["found"] == 1  # generated document 0 carries the rare word
+    results = {"repeats": 1, "load_average_at_start": [1.0, 1.0, 1.0], "sizes": rows}
+    lines = catalog_bench.table(results).splitlines()
+    assert len(lines) == 2 + len(rows) + 1 and lines[0].split()[0] == "resources"
