@@ -4,24 +4,37 @@ A document is stored under ``metadata_hash`` before the transaction that records
 registered resource is readable the moment it is mined; a document whose transaction never lands is never
 shown (nothing on the chain points at it). Reads re-hash the stored text: ``verified`` is true only when it
 still hashes to the chain's value. Search, export and import work on the list the routes read.
+
+Searches run in SQL (:class:`CatalogIndex`): each document's search text is written with it, and the entries'
+owners and share types are followed from the audit index into a table of their own; a page's entries are then
+read from the index again and only their documents re-hashed, so a search costs what its page costs, not what
+the catalog holds.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models as m
-from api.db import CatalogDocumentRow
+from api.db import CatalogDocumentRow, CatalogEntryRow, CatalogSyncRow
 from api.errors import ApiError
 from api.limits import JsonBodyError, parse_json
+from node.audit import queries as audit_queries
+from node.types import Resource, ShareType
 from verifier.catalog import canonical_document, document_hash
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 #: Columns of the CSV export, in order; ``metadata`` is the document as canonical JSON (what import reads).
 CSV_COLUMNS = ("id", "owner", "owner_code", "share_type", "sensitivity", "metadata_hash", "schema_hash",
@@ -35,37 +48,39 @@ class DocumentStore:
         self._sessions = sessions
 
     def put(self, document: Mapping[str, Any]) -> str:
-        """Stores ``document`` (canonical text) under its hash; returns the ``0x`` hash. Idempotent."""
+        """Stores ``document`` (canonical text) under its hash, with its search text; returns the ``0x``
+        hash. Idempotent."""
         text = canonical_document(document).decode("utf-8")
         digest = "0x" + document_hash(document).hex()
+        searched = search_text(document)
         with self._sessions()() as session:
             row = session.get(CatalogDocumentRow, digest)
             if row is None:
-                session.add(CatalogDocumentRow(metadata_hash=digest, document=text))
+                session.add(CatalogDocumentRow(metadata_hash=digest, document=text, search_text=searched))
             else:
-                row.document = text  # heals an edited row with the text that hashes right
+                # Heals an edited row with the text that hashes right.
+                row.document, row.search_text = text, searched
             session.commit()
         return digest
 
     def attach(self, resources: Iterable[m.ResourcePublic]) -> list[m.ResourcePublic]:
-        """The resources with their stored documents and whether each still hashes to the chain's value."""
+        """The resources, each given (in place) its stored document and whether that still hashes to the
+        chain's value."""
         found = list(resources)
         hashes = {r.metadata_hash.lower() for r in found}
         with self._sessions()() as session:
             rows = {
-                row.metadata_hash: row.document
-                for row in session.scalars(
-                    select(CatalogDocumentRow).where(CatalogDocumentRow.metadata_hash.in_(hashes))
+                digest: text
+                for digest, text in session.execute(
+                    select(CatalogDocumentRow.metadata_hash, CatalogDocumentRow.document).where(
+                        CatalogDocumentRow.metadata_hash.in_(hashes)
+                    )
                 )
             }
         out = []
         for r in found:
-            text = rows.get(r.metadata_hash.lower())
-            document = _parse(text)
-            verified = (
-                document is not None and "0x" + document_hash(document).hex() == r.metadata_hash.lower()
-            )
-            out.append(r.model_copy(update={"metadata": document, "verified": verified}))
+            r.metadata, r.verified = checked(rows.get(r.metadata_hash.lower()), r.metadata_hash)
+            out.append(r)
         return out
 
     def stored(self, hashes: Iterable[str]) -> dict[str, m.StoredText]:
@@ -82,13 +97,13 @@ class DocumentStore:
             ).all()
         out = {}
         for digest, text in rows:
-            document = _parse(text)
-            verified = document is not None and "0x" + document_hash(document).hex() == digest
+            document, verified = checked(text, digest)
             out[digest] = m.StoredText(hash=digest, document=document, verified=verified)
         return out
 
 
-def _parse(text: str | None) -> dict[str, Any] | None:
+def parse_document(text: str | None) -> dict[str, Any] | None:
+    """The JSON object a stored text holds; None for none, or for text that is not one."""
     if text is None:
         return None
     try:
@@ -98,16 +113,143 @@ def _parse(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def matches(resource: m.ResourcePublic, text: str) -> bool:
-    """Whether ``text`` (case-folded) occurs in the entry's title, description, keywords or fields."""
-    doc = resource.metadata or {}
+def checked(text: str | None, digest: str) -> tuple[dict[str, Any] | None, bool]:
+    """The document a stored text holds, and whether it hashes to ``digest`` (``0x`` hex, any case): the
+    hash of its canonical form, as the chain holds it. The text itself is hashed first: the service stores
+    the canonical form, so the canonical form is computed only for a text stored otherwise."""
+    document = parse_document(text)
+    if document is None or text is None:
+        return None, False
+    want = digest.lower()
+    if "0x" + hashlib.sha256(text.encode("utf-8")).hexdigest() == want:
+        return document, True
+    return document, "0x" + document_hash(document).hex() == want
+
+
+#: Between the parts of a search text: no search matches across two of them (a text searched for that holds
+#: it matches nothing).
+_PART_SEPARATOR = "\x1f"
+
+
+def search_text(document: Mapping[str, Any] | None) -> str:
+    """What a search looks in: the document's title, description, keywords, and its fields' names and
+    descriptions, case-folded, one part after the other (:data:`_PART_SEPARATOR`)."""
+    doc = document or {}
     parts: list[str] = [str(doc.get("dct:title", "")), str(doc.get("dct:description", ""))]
-    parts += [str(k) for k in doc.get("dcat:keyword", []) or []]
-    for column in doc.get("csvw:column", []) or []:
+    keywords = doc.get("dcat:keyword")
+    parts += [str(k) for k in keywords] if isinstance(keywords, list) else []
+    columns = doc.get("csvw:column")
+    for column in columns if isinstance(columns, list) else []:
         if isinstance(column, dict):
             parts += [str(column.get("csvw:name", "")), str(column.get("dct:description", ""))]
-    needle = text.casefold()
-    return any(needle in part.casefold() for part in parts)
+    return _PART_SEPARATOR.join(part.replace(_PART_SEPARATOR, " ").casefold() for part in parts)
+
+
+@dataclass(frozen=True)
+class CatalogQuery:
+    """Which entries a catalog list shows: an owner's (department id), of a share type, holding a text."""
+
+    owner: int | None = None
+    share_type: ShareType | None = None
+    text: str | None = None
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    """One page of a catalog list: the entries as the audit index holds them, newest registration first,
+    and the cursor of the next page (None on the last)."""
+
+    entries: list[Resource]
+    next_cursor: str | None
+
+
+class CatalogIndex:
+    """The catalog's entries searched and paged in SQL, in the API database (:class:`CatalogEntryRow`, beside
+    the documents and their search text), followed from the audit index.
+
+    The table only selects a page: the page's entries are read from the audit index again (one query) and
+    a row whose owner or share type no longer agrees with the index is left out, so the table can make a
+    search miss an entry but never show one as the index does not hold it. Documents are checked by the
+    caller against the hash the index holds, as before."""
+
+    #: Registrations and updates applied per read of the index while following it.
+    SYNC_BATCH = 5000
+
+    def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+
+    def sync(self, index: Engine) -> None:
+        """Applies the registrations and updates the index holds past the last one applied. When the index
+        no longer holds that one in the same block (it was rewound to a fork point: a reorganisation, a node
+        restarted from an older state, a new index), the table is built again from the start."""
+        with self._lock, self._sessions()() as session:
+            mark = session.get(CatalogSyncRow, 1)
+            if mark is not None and audit_queries.block_hash_at(index, mark.seq) != mark.block_hash:
+                session.execute(delete(CatalogEntryRow))
+                session.delete(mark)
+                session.flush()
+                mark = None
+            after = -1 if mark is None else mark.seq
+            while changes := audit_queries.resource_changes(index, after=after, limit=self.SYNC_BATCH):
+                for change in changes:
+                    r = change.resource
+                    row = session.get(CatalogEntryRow, r.id)
+                    if row is None:
+                        if not change.registered:
+                            continue  # an update is always indexed after its registration
+                        row = CatalogEntryRow(resource_id=r.id, registered_seq=change.seq)
+                        session.add(row)
+                    row.owner, row.share_type = r.owner, int(r.share_type)
+                    row.metadata_hash = "0x" + r.metadata_hash.hex()
+                last = changes[-1]
+                if mark is None:
+                    mark = CatalogSyncRow(id=1, seq=last.seq, block_hash=last.block_hash)
+                    session.add(mark)
+                mark.seq, mark.block_hash = last.seq, last.block_hash
+                session.commit()
+                after = last.seq
+
+    def page(self, index: Engine, query: CatalogQuery, *, cursor: str | None, limit: int) -> EntryPage:
+        """One page of the entries ``query`` keeps, newest registration first, after ``cursor``.
+
+        Raises:
+            InvalidQueryError: a malformed cursor.
+        """
+        before = audit_queries.decode_cursor(cursor) if cursor else None
+        if query.owner is not None and not 0 <= query.owner <= audit_queries.MAX_INDEXED_ID:
+            return EntryPage([], None)
+        e, d = CatalogEntryRow, CatalogDocumentRow
+        statement = select(e.resource_id, e.registered_seq)
+        if before is not None:
+            statement = statement.where(e.registered_seq < before)
+        if query.owner is not None:
+            statement = statement.where(e.owner == query.owner)
+        if query.share_type is not None:
+            statement = statement.where(e.share_type == int(query.share_type))
+        if query.text:
+            needle = query.text.casefold()
+            if _PART_SEPARATOR in needle:
+                return EntryPage([], None)
+            # Both sides are case-folded already: LIKE compares them as they are (PostgreSQL's LIKE is case
+            # sensitive, SQLite's folds ASCII only, which changes nothing here).
+            escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.join(d, d.metadata_hash == e.metadata_hash).where(
+                d.search_text.like(f"%{escaped}%", escape="\\")
+            )
+        statement = statement.order_by(e.registered_seq.desc()).limit(limit + 1)
+        with self._sessions()() as session:
+            rows = session.execute(statement).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        held = audit_queries.resources_by_id(index, [int(ident) for ident, _ in rows])
+        entries = [
+            r for ident, _ in rows
+            if (r := held.get(int(ident))) is not None
+            and (query.owner is None or r.owner == query.owner)
+            and (query.share_type is None or r.share_type is query.share_type)
+        ]  # fmt: skip
+        return EntryPage(entries, audit_queries.encode_cursor(int(rows[-1][1])) if more else None)
 
 
 #: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a title such as

@@ -125,6 +125,39 @@ class CatalogDocumentRow(ApiBase):
     metadata_hash: Mapped[str] = mapped_column(String(66), primary_key=True)
     document: Mapped[str] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: What a catalog search looks in (:func:`api.catalog.search_text`), written with the document.
+    search_text: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class CatalogEntryRow(ApiBase):
+    """A catalog entry as the audit index's latest registration or update of it left it: what catalog
+    searches filter and page on in SQL (:class:`api.catalog.CatalogIndex`). Only which entries a page holds is
+    read here; each entry answered is read from the index again and its document checked against that."""
+
+    __tablename__ = "api_catalog_entries"
+    __table_args__ = (
+        Index("ix_api_catalog_entries_owner", "owner", "registered_seq"),
+        Index("ix_api_catalog_entries_share_type", "share_type", "registered_seq"),
+    )
+
+    resource_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    #: The index position of its registration: the list's order and its cursors'.
+    registered_seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    owner: Mapped[int] = mapped_column(BigInteger)
+    #: :class:`node.types.ShareType`'s value.
+    share_type: Mapped[int] = mapped_column(Integer)
+    metadata_hash: Mapped[str] = mapped_column(String(66), index=True)
+
+
+class CatalogSyncRow(ApiBase):
+    """How far :class:`CatalogEntryRow` follows the audit index: the position of the last registration or
+    update applied, and its block's hash (a different hash there: the index was rewound past it)."""
+
+    __tablename__ = "api_catalog_sync"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    block_hash: Mapped[str] = mapped_column(String(66))
 
 
 class InspectionPresentationRow(ApiBase):

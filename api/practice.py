@@ -10,7 +10,6 @@ counter per key for the ledger and this contract alike).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -21,7 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api import models as m
 from api.auth import Role
-from api.db import CatalogDocumentRow, InspectionPresentationRow
+from api.catalog import DocumentStore
+from api.db import InspectionPresentationRow
 from api.errors import ApiError
 from api.ledger import Finish
 from node.chain import LedgerClient, LedgerRevertError, TxResult
@@ -41,7 +41,7 @@ from node.types import (
     InspectionStatus,
     ScoredSide,
 )
-from verifier.catalog import canonical_document, document_hash
+from verifier.catalog import canonical_document
 from verifier.onchain import ChainCheckError, LedgerReader
 from verifier.sampling import DerivedSample, derive_sample, slot_of
 
@@ -67,40 +67,21 @@ def _hex(value: bytes) -> str:
 
 class TextStore:
     """Texts by the hash of their canonical JSON, in the table that holds the catalog's documents (both are
-    content-addressed the same way)."""
+    content-addressed the same way, and stored and checked by the same code)."""
 
     def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
         self._sessions = sessions
+        self._documents = DocumentStore(sessions)
 
     def put(self, document: Mapping[str, Any]) -> bytes:
-        digest = document_hash(document)
-        key = _hex(digest)
-        with self._sessions()() as session:
-            row = session.get(CatalogDocumentRow, key)
-            text = canonical_document(document).decode("utf-8")
-            if row is None:
-                session.add(CatalogDocumentRow(metadata_hash=key, document=text))
-            else:
-                row.document = text
-            session.commit()
-        return digest
+        return bytes.fromhex(self._documents.put(document)[2:])
 
     def get(self, digest: bytes) -> m.StoredText | None:
         """The stored text for ``digest`` and whether it still hashes to it; None for a zero hash."""
         if digest == ZERO32:
             return None
-        with self._sessions()() as session:
-            row = session.get(CatalogDocumentRow, _hex(digest))
-            text = None if row is None else row.document
-        document: dict[str, Any] | None = None
-        if text is not None:
-            try:
-                parsed = json.loads(text)
-                document = parsed if isinstance(parsed, dict) else None
-            except ValueError:
-                document = None
-        verified = document is not None and document_hash(document) == digest
-        return m.StoredText(hash=_hex(digest), document=document, verified=verified)
+        key = _hex(digest)
+        return self._documents.stored([key]).get(key) or m.StoredText(hash=key, document=None, verified=False)
 
 
 class PracticeService:

@@ -22,7 +22,7 @@ from api.ledger.core import (
     to_hex,
 )
 from node.audit import queries as audit_queries
-from node.audit.queries import ListFilter
+from node.audit.errors import InvalidQueryError
 from node.types import (
     Department,
     Resource,
@@ -97,22 +97,22 @@ class CatalogService(LedgerCore):
         """The catalog, newest first, one page read from the audit index, each entry as its latest
         registration or update indexed left it, with its stored document and whether that document hashes to
         the entry's metadata hash; ``text`` searches titles, descriptions, keywords and fields
-        (case-insensitive). Anyone authenticated reads the whole catalog.
+        (case-insensitive). Anyone authenticated reads the whole catalog. The filters and the page are
+        answered in SQL (:class:`api.catalog.CatalogIndex`): only the page's documents are read and checked.
 
         Raises:
             ApiError: VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.
         """
-
-        def keep(r: m.ResourcePublic) -> bool:
-            return (share_type is None or r.share_type is share_type) and (
-                not text or catalog.matches(r, text)
-            )
-
-        return self._indexed(
-            audit_queries.resources, lambda rows: self._resources_public(index, rows),
-            index=index, flt=ListFilter(provider=owner), page=page,
-            keep=None if share_type is None and not text else keep,
-        )  # fmt: skip
+        indexed = self._indexed_up_to(index, page.min_block)
+        self.catalog_index.sync(index.engine)
+        query = catalog.CatalogQuery(
+            owner=owner, share_type=None if share_type is None else _SHARE_TYPES[share_type], text=text
+        )
+        try:
+            found = self.catalog_index.page(index.engine, query, cursor=page.cursor, limit=page.limit)
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        return Listed(self._resources_public(index, found.entries), found.next_cursor, indexed)
 
     def catalog(self, *, index: AuditContext, min_block: int | None = None) -> list[m.ResourcePublic]:
         """The whole catalog as the audit index holds it, newest first: every page of :meth:`resources`.

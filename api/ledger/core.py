@@ -207,6 +207,7 @@ class LedgerCore:
         self._locks_guard = threading.Lock()
         self.journal = Journal(sessions)
         self.documents = catalog.DocumentStore(sessions)
+        self.catalog_index = catalog.CatalogIndex(sessions)
         self.sender = JournaledSender(client, self.journal)
         self.sender.account_of = self._custodied_account
         self.reconciler = Reconciler(self.sender)

@@ -488,14 +488,74 @@ def resources(
 
     def resource(r: _Logged) -> Resource:
         ident = int(r.fields["resourceId"])
-        f = latest.get(ident, r.fields)
-        return Resource(
-            id=ident, owner=int(f["owner"]), share_type=ShareType(f["shareType"]),
-            sensitivity=int(f["sensitivity"]), metadata_hash=bytes.fromhex(f["metadataHash"][2:]),
-            schema_hash=bytes.fromhex(f["schemaHash"][2:]),
-        )  # fmt: skip
+        return _resource_of(ident, latest.get(ident, r.fields))
 
     return rows.map(lambda items: [resource(r) for r in items])
+
+
+def _resource_of(ident: int, f: dict[str, Any]) -> Resource:
+    """A catalog entry from the fields of its registration or update event."""
+    return Resource(
+        id=ident, owner=int(f["owner"]), share_type=ShareType(f["shareType"]),
+        sensitivity=int(f["sensitivity"]), metadata_hash=bytes.fromhex(f["metadataHash"][2:]),
+        schema_hash=bytes.fromhex(f["schemaHash"][2:]),
+    )  # fmt: skip
+
+
+def resources_by_id(engine: Engine, ids: Sequence[int]) -> dict[int, Resource]:
+    """The catalog entries of ``ids`` the index holds, each as its latest registration or update indexed
+    left it (an id not registered yet is absent); one query."""
+    ids = [i for i in ids if 0 <= i <= MAX_INDEXED_ID]
+    if not ids:
+        return {}
+    e = m.events.c
+    latest: dict[int, dict[str, Any]] = {}
+    with engine.connect() as conn:
+        for ident, fields in conn.execute(
+            select(e.resource_id, e.fields)
+            .where(e.resource_id.in_(ids), e.event.in_(_RESOURCE_EVENTS))
+            .order_by(e.seq)
+        ):
+            latest[int(ident)] = json.loads(fields)
+    return {ident: _resource_of(ident, f) for ident, f in latest.items()}
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """A catalog entry's registration (``registered``) or update as indexed: its position and block, and the
+    entry as the event left it."""
+
+    seq: int
+    block_hash: str
+    registered: bool
+    resource: Resource
+
+
+def resource_changes(engine: Engine, *, after: int, limit: int) -> list[ResourceChange]:
+    """Up to ``limit`` registrations and updates of catalog entries indexed after position ``after``, in
+    chain order (what a reader keeping its own copy of the catalog applies)."""
+    e = m.events.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(e.seq, e.block_hash, e.event, e.resource_id, e.fields)
+            .where(e.event.in_(_RESOURCE_EVENTS), e.seq > after)
+            .order_by(e.seq)
+            .limit(limit)
+        ).all()
+    return [
+        ResourceChange(int(r.seq), str(r.block_hash), r.event == "ResourceRegistered",
+                       _resource_of(int(r.resource_id), json.loads(r.fields)))
+        for r in rows
+    ]  # fmt: skip
+
+
+def block_hash_at(engine: Engine, seq: int) -> str | None:
+    """The hash of the block of the event indexed at position ``seq``; None when the index holds none there
+    (never indexed, or dropped when the index was rewound to a fork point)."""
+    e = m.events.c
+    with engine.connect() as conn:
+        found: str | None = conn.execute(select(e.block_hash).where(e.seq == seq)).scalar_one_or_none()
+    return found
 
 
 def grants(

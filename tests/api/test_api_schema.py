@@ -47,7 +47,7 @@ def _version(engine: Engine) -> str:
 def test_a_new_database_gets_the_models_schema(engine: Engine) -> None:
     init_db(engine)
     assert _differences(engine) == []
-    assert _version(engine) == "0001"
+    assert _version(engine) == "0002"
     init_db(engine)  # at head: nothing to do, nothing changed
     assert _differences(engine) == []
 
@@ -69,6 +69,18 @@ def test_a_database_made_before_the_migrations_is_brought_to_the_same_schema(eng
         for table, column in _LATER_COLUMNS:
             c.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
         c.execute(text("DROP TABLE api_receipts"))
+        # Catalog search came later (0002): its tables and the documents' search text.
+        c.execute(text("DROP TABLE api_catalog_entries"))
+        c.execute(text("DROP TABLE api_catalog_sync"))
+        c.execute(text("ALTER TABLE api_catalog_documents DROP COLUMN search_text"))
+        c.execute(
+            text(
+                "INSERT INTO api_catalog_documents (metadata_hash, document, created_at) "
+                "VALUES ('0x01', :document, :at), ('0x02', 'not json', :at)"
+            ),
+            {"document": '{"dct:title":"Household REGISTER","dcat:keyword":["户籍"]}',
+             "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)},
+        )  # fmt: skip
         c.execute(
             text(
                 "INSERT INTO api_tx_journal (id, tx_hash, sender, nonce, raw, status, created_at) "
@@ -82,4 +94,8 @@ def test_a_database_made_before_the_migrations_is_brought_to_the_same_schema(eng
     with engine.connect() as c:
         kept = c.execute(text("SELECT nonce, status, tx_index FROM api_tx_journal")).all()
     assert kept == [(7, "mined", None)]
-    assert _version(engine) == "0001"
+    # The documents stored before are searchable: their search text written from the text stored.
+    with engine.connect() as c:
+        searched = dict(c.execute(text("SELECT metadata_hash, search_text FROM api_catalog_documents")).all())
+    assert searched == {"0x01": "household register\x1f\x1f户籍", "0x02": "\x1f"}
+    assert _version(engine) == "0002"

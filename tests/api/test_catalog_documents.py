@@ -107,6 +107,141 @@ def test_search_by_text_owner_and_share_type(api_env: ApiEnv) -> None:
     assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
 
 
+def _listed(env: ApiEnv, path: str = "/resources", **params: Any) -> list[dict[str, Any]]:
+    """Every page of a catalog list, following its ``next`` links."""
+    found, response = [], env.call("GET", path, "auditor", params=env.indexed(**params))
+    while True:
+        found += ok(response)
+        following = response.links.get("next")
+        if following is None:
+            return found
+        response = env.call("GET", following["url"], "auditor")
+
+
+def test_a_document_edited_behind_the_services_back_reads_unverified_in_every_search_and_export(
+    api_env: ApiEnv,
+) -> None:
+    """Searches are answered from tables the service keeps beside the documents; what they answer is still
+    checked against the chain's hash as the audit index holds it, whatever those tables say: an edited
+    document is found by the words it was stored with and reads verified: false in every list and export,
+    and a forged document pointed at by the search table is never shown."""
+    marker = "审计检索" + b32()[2:10]
+    doc = document(title=f"{marker} 原文")
+    record = register(api_env, "samr", doc, share_type="not_shared")
+    owner = record["owner"]
+    searches = [{"q": marker}, {"q": marker.upper()}, {"owner": owner}, {"share_type": "not_shared"},
+                {"owner": owner, "share_type": "not_shared", "q": "原文"}]  # fmt: skip
+
+    def everywhere() -> list[dict[str, Any]]:
+        """The entry as every search and export answers it."""
+        seen = [r for query in searches for r in _listed(api_env, **query) if r["id"] == record["id"]]
+        seen += [r for r in _listed(api_env, "/resources/export") if r["id"] == record["id"]]
+        rows = csv.DictReader(
+            io.StringIO(api_env.call("GET", "/resources/export?format=csv", "auditor").text)
+        )
+        (row,) = [r for r in rows if r["id"] == str(record["id"])]
+        assert len(seen) == len(searches) + 1, "every search and the export find the entry"
+        return [*seen, {"verified": row["verified"] == "true", "metadata": json.loads(row["metadata"])}]
+
+    assert all(r["verified"] and r["metadata"] == doc for r in everywhere())
+    edited = {**doc, "dct:title": f"{marker} 被改过"}
+    sql(api_env, "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h",
+        d=json.dumps(edited, ensure_ascii=False), h=record["metadata_hash"])  # fmt: skip
+    assert all(not r["verified"] and r["metadata"] == edited for r in everywhere())
+
+    # A forged document stored under its own hash, and the search table pointed at it: the lists still read
+    # the hash the index holds, and show the edited document under it, unverified.
+    forged = document(title=f"{marker} 伪造")
+    forged_hash = canonical_hash(forged)
+    sql(
+        api_env,
+        "INSERT INTO api_catalog_documents (metadata_hash, document, created_at, search_text) "
+        "VALUES (:h, :d, '2026-01-01 00:00:00', :s)",
+        h=forged_hash,
+        d=json.dumps(forged, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        s=marker.casefold(),
+    )
+    sql(api_env, "UPDATE api_catalog_entries SET metadata_hash = :f WHERE resource_id = :i",
+        f=forged_hash, i=record["id"])  # fmt: skip
+    for r in _listed(api_env, q=marker) + _listed(api_env, owner=owner):
+        if r["id"] == record["id"]:
+            assert (r["metadata_hash"], r["verified"], r["metadata"]) == (
+                record["metadata_hash"],
+                False,
+                edited,
+            )
+
+
+def test_search_follows_updates_and_pages_by_a_stable_cursor(api_env: ApiEnv) -> None:
+    marker = "翻页" + b32()[2:10]
+    made = [register(api_env, "health", document(title=f"{marker} {i}"), share_type="conditional")
+            for i in range(3)]  # fmt: skip
+    newest_first = [r["id"] for r in reversed(made)]
+    first = api_env.call("GET", "/resources", "auditor", params=api_env.indexed(q=marker, limit=2))
+    assert [r["id"] for r in ok(first)] == newest_first[:2]
+    # A resource registered between two pages is not listed on the next one, nor anything twice.
+    later = register(api_env, "health", document(title=f"{marker} later"))
+    rest = ok(api_env.call("GET", first.links["next"]["url"] + f"&min_block={_head(api_env)}", "auditor"))
+    assert [r["id"] for r in rest] == newest_first[2:]
+    assert [r["id"] for r in _listed(api_env, q=marker, limit=1)] == [later["id"], *newest_first]
+    # An update on chain moves the entry to its new words and share type.
+    body = {
+        "metadata": document(title="换了标题" + marker[::-1]),
+        "schema_hash": b32(),
+        "share_type": "unconditional",
+    }
+    ok(api_env.call("PUT", f"/resources/{made[0]['id']}", "health", json=body))
+    assert made[0]["id"] not in {r["id"] for r in _listed(api_env, q=marker)}
+    assert [r["id"] for r in _listed(api_env, q=marker[::-1])] == [made[0]["id"]]
+    assert made[0]["id"] in {r["id"] for r in _listed(api_env, share_type="unconditional")}
+    assert made[0]["id"] not in {r["id"] for r in _listed(api_env, share_type="conditional")}
+
+
+def _head(env: ApiEnv) -> int:
+    return int(env.setup.client.w3.eth.block_number)
+
+
+@pytest.mark.parametrize("needle", ["%", "_", "\\", "%_\\"])
+def test_search_words_are_text_not_patterns(api_env: ApiEnv, needle: str) -> None:
+    """The text searched for is matched as written: ``%`` and ``_`` are no wildcards of SQL's LIKE."""
+    mine = register(api_env, "civil", document(title=f"完成率 50{needle}以上"))
+    found = _listed(api_env, q=needle, limit=500)
+    assert mine["id"] in {r["id"] for r in found}
+    for r in found:
+        words = json.dumps(r["metadata"], ensure_ascii=False).replace("\\\\", "\\")
+        assert needle in words, r["metadata"]
+
+
+def test_the_search_table_is_built_again_when_the_index_was_rewound_past_it(api_env: ApiEnv) -> None:
+    """An index rewound to a fork point (a reorganisation, a node restarted from older state, a new index)
+    no longer holds the last registration the search table followed in the same block: the table is built
+    again from the index, and an entry only it held is gone."""
+    register(api_env, "psb", document(title="重建前"))
+    _listed(api_env, limit=1)
+    sql(
+        api_env,
+        "INSERT INTO api_catalog_entries (resource_id, registered_seq, owner, share_type, "
+        "metadata_hash) VALUES (999999, 999999999999999, 1, 0, '0x00')",
+    )
+    sql(api_env, "UPDATE api_catalog_sync SET block_hash = :h", h=b32())
+    listed = {r["id"] for r in _listed(api_env, limit=500)}
+    assert listed == set(_entry_ids(api_env)) and 999999 not in listed
+
+
+def _entry_ids(env: ApiEnv) -> list[int]:
+    """The resource ids the search table holds."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(env.settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            return [
+                int(i) for i in conn.execute(text("SELECT resource_id FROM api_catalog_entries")).scalars()
+            ]
+    finally:
+        engine.dispose()
+
+
 def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
     register(api_env, "hrss", document(title="社会保险参保信息（导出）"))
     tampered = register(api_env, "hrss", document(title="导出前被改"))
