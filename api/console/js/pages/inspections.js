@@ -23,6 +23,11 @@ function sampled(s) {
     : h("span", {}, mono(s.delivery_id), " ", t("insp.receipt", { grant: s.grant_id, sequence: s.sequence }));
 }
 
+// A sample asked larger than its population draws the whole population.
+function sampleOf(i) {
+  return t("insp.sampleOf", { n: Math.min(i.sample_size, i.population_size), population: i.population_size, asked: i.sample_size });
+}
+
 function period(i) {
   return t("insp.period", { from: when(i.period_from), to: when(i.period_to) });
 }
@@ -84,11 +89,11 @@ export const inspections = {
       [t("insp.inspection"), (i) => h("a", { href: `#/inspection/${i.id}`, class: "inspection-link" }, `#${i.id}`)],
       [t("timeline.status"), (i) => inspectionStatus(i.status)],
       [t("insp.periodHead"), period],
-      [t("insp.sampleHead"), (i) => (i.population_size === null ? String(i.sample_size) : t("insp.sampleOf", { n: i.sample_size, population: i.population_size }))],
+      [t("insp.sampleHead"), (i) => (i.population_size === null ? String(i.sample_size) : sampleOf(i))],
       [auditor ? t("insp.sampled") : t("insp.yours"), (i) => i.sample.length],
       [t("insp.recorded"), (i) => i.sample.filter((s) => s.outcome !== null).length],
       [t("insp.presentBy"), (i) => when(i.present_by)],
-      [t("status.overdue"), (i) => {
+      [t("insp.overdueHead"), (i) => {
         const n = i.sample.filter((s) => s.overdue).length;
         return n ? h("span", { class: "badge status-overdue", "data-overdue": String(n) }, String(n)) : "0";
       }],
@@ -143,7 +148,7 @@ export const inspection = {
         h("h1", { id: "inspection-title" }, t("insp.heading", { id: i.id }), " ", inspectionStatus(i.status)),
         h("dl", { class: "facts" },
           h("dt", {}, t("insp.periodHead")), h("dd", {}, period(i)),
-          h("dt", {}, t("insp.sampleHead")), h("dd", {}, i.population_size === null ? String(i.sample_size) : t("insp.sampleOf", { n: i.sample_size, population: i.population_size })),
+          h("dt", {}, t("insp.sampleHead")), h("dd", {}, i.population_size === null ? String(i.sample_size) : sampleOf(i)),
           h("dt", {}, t("insp.seedBlock")), h("dd", {}, String(i.seed_block)),
           h("dt", {}, t("insp.seed")), h("dd", {}, i.seed ? mono(i.seed, 14) : t("insp.notDrawn")),
           h("dt", {}, t("insp.presentBy")), h("dd", { id: "present-by" }, when(i.present_by)),

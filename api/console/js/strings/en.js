@@ -386,7 +386,7 @@ export default {
   "insp.periodHead": "Period",
   "insp.period": "{from} – {to}",
   "insp.sampleHead": "Sample",
-  "insp.sampleOf": "{n} of {population}",
+  "insp.sampleOf": "{n} of {population} (asked {asked})",
   "insp.sampled": "Sampled",
   "insp.yours": "Yours sampled",
   "insp.recorded": "Outcomes",
@@ -437,4 +437,5 @@ export default {
   "score.inspectionsOverdue": "sampled, overdue",
   "score.overdueDemands": "Overdue demands:",
   "score.overdueInspections": "Inspections with overdue deliveries:",
+  "insp.overdueHead": "Overdue",
 };

@@ -386,7 +386,7 @@ export default {
   "insp.periodHead": "抽查期间",
   "insp.period": "{from} – {to}",
   "insp.sampleHead": "样本",
-  "insp.sampleOf": "{population} 项中抽 {n} 项",
+  "insp.sampleOf": "{population} 项中抽 {n} 项（申请 {asked} 项）",
   "insp.sampled": "抽中",
   "insp.yours": "本部门被抽中",
   "insp.recorded": "已记录结果",
@@ -437,4 +437,5 @@ export default {
   "score.inspectionsOverdue": "抽中且逾期",
   "score.overdueDemands": "逾期需求：",
   "score.overdueInspections": "有逾期交付的抽查：",
+  "insp.overdueHead": "逾期",
 };
