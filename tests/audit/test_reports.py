@@ -145,3 +145,64 @@ def test_report_ended_within_its_last_second_is_the_report_of_that_block(report,
     doc["period"]["to_iso"] = None
     result = verify_report(doc, rpc, abi)
     assert result.ok, result.problems
+
+
+def _plain(value: object) -> object:
+    """A web3-decoded event argument as a report's ``fields`` spell it (bytes as lower-case hex, addresses
+    EIP-55 as web3 gives them)."""
+    if isinstance(value, bytes):
+        return "0x" + value.hex()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def test_every_report_column_is_what_the_chain_holds_read_with_web3(report, scenario) -> None:
+    """Each row of HEALTH's report against the node read with web3 alone, not the audit codec that wrote the
+    report and re-derives it in `dxl audit verify`: location, address, time, event and every decoded field
+    of its log; its grant, agreement, request, resource and parties as the ledger's views answer them; and
+    every ledger log naming HEALTH's exchanges is a row."""
+    from node.types import Agreement, Grant
+
+    client = scenario.client
+    w3, contract = client.w3, client.w3.eth.contract(address=client.address, abi=client.abi)
+    events = {e["name"]: getattr(contract.events, e["name"])() for e in client.abi if e["type"] == "event"}
+    by_location = {(r["block_number"], r["log_index"]): r for r in report["rows"]}
+    health = scenario.depts["HEALTH"]
+    seen = 0
+    for log in w3.eth.get_logs({"address": client.address, "fromBlock": scenario.start_block}):
+        row = by_location.get((log["blockNumber"], log["logIndex"]))
+        if row is None:
+            name = next(n for n, e in events.items() if "0x" + bytes(log["topics"][0]).hex() == e.topic)
+            args = events[name].process_log(log)["args"]
+            agreement = args.get("agreementId") or (
+                Grant.read(client, args["grantId"]).agreement_id if "grantId" in args else None
+            )
+            if agreement:
+                left_out = Agreement.read(client, agreement)
+                assert health not in (left_out.provider, left_out.consumer), (name, args)
+            continue
+        seen += 1
+        decoded = events[row["event"]].process_log(log)
+        block = w3.eth.get_block(log["blockNumber"])
+        location = (
+            row["block_hash"],
+            row["tx_hash"],
+            row["tx_index"],
+            row["address"].lower(),
+            row["block_time"],
+        )
+        assert location == (
+            "0x" + bytes(block["hash"]).hex(), "0x" + bytes(log["transactionHash"]).hex(),
+            log["transactionIndex"], client.address.lower(), block["timestamp"],
+        ), row  # fmt: skip
+        assert row["fields"] == {k: _plain(v) for k, v in decoded["args"].items()}, row
+        if row["grant_id"] is not None:
+            assert Grant.read(client, row["grant_id"]).agreement_id == row["agreement_id"], row
+        if row["agreement_id"] is not None:
+            a = Agreement.read(client, row["agreement_id"])
+            assert (a.resource_id, a.provider, a.consumer) == (
+                row["resource_id"], row["provider_id"], row["consumer_id"]
+            ), row  # fmt: skip
+            assert health in (a.provider, a.consumer), row
+    assert seen == len(report["rows"])
