@@ -1174,6 +1174,97 @@ def test_a_publishers_audit_report_holds_the_answer_to_its_demand(api_env: ApiEn
     assert code == 0 and ": report verified" in out, out + err
 
 
+def test_demand_met_is_the_chains_figure_end_to_end(api_env: ApiEnv) -> None:
+    """Five demands of one period: answered with a new resource then delivered to the publisher (met); with an
+    existing resource delivered before the answer, and after it to another department only (not met);
+    declined; left open; addressed to no one, answered and delivered (met). The consortium's and each
+    addressee's demand met are recomputed from the practice contract's views and the ledger's
+    ``DeliveryRecorded`` logs read with web3, not from the service's index."""
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+
+    def exchange(provider: str, consumer: str, resource_id: int) -> dict[str, Any]:
+        req = request_access(env, consumer, resource_id)
+        ok(env.call("POST", f"/requests/{req['id']}/approve", provider))
+        ok(env.call("POST", f"/requests/{req['id']}/signatures", consumer, json={}))
+        agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", provider, json={}))["agreement"]
+        body = {"agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}
+        return dict(ok(env.call("POST", "/grants", provider, json=body), 201)["record"])
+
+    def answer(demand: dict[str, Any], who: str, body: dict[str, Any]) -> None:
+        ok(env.call("POST", f"/demands/{demand['id']}/answer", who, json=body))
+
+    existing = register(env, "samr")
+    to_publisher_early = exchange("samr", "psb", existing)
+    to_other = exchange("samr", "health", existing)
+    met_new, existing_d, declined, open_d = (
+        publish(env, "psb", to) for to in ("hrss", "samr", "civil", "civil")
+    )
+    to_no_one = publish(env, "psb", None)
+    delivery_between(env, "samr", "psb", to_publisher_early)  # before the answer: does not meet it
+    pass_time(env, 2)  # block times are whole seconds: "before" is an earlier second
+    answer(existing_d, "samr", {"answer": "existing_resource", "resource_id": existing})
+    delivery_between(env, "samr", "health", to_other)  # after it, to another department only
+    new = register(env, "hrss")
+    answer(met_new, "hrss", {"answer": "new_resource", "resource_id": new})
+    delivery_between(env, "hrss", "psb", exchange("hrss", "psb", new))
+    answer(declined, "civil", {"answer": "declined", "decline_reason": "not_held"})
+    civil_new = register(env, "civil")
+    answer(to_no_one, "civil", {"answer": "new_resource", "resource_id": civil_new})
+    delivery_between(env, "civil", "psb", exchange("civil", "psb", civil_new))
+    pass_time(env, 2)
+    until_ = env.setup.client.head_time()
+
+    # The chain alone: every demand of the period as the contract's view holds it, every delivery by its
+    # grant's agreement (resource, consumer) and block time.
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    w3 = env.setup.client.w3
+    practice = w3.eth.contract(address=deployment.sharing_practice.address,
+                               abi=load_artifact("SharingPractice").abi)  # fmt: skip
+    ledger = w3.eth.contract(address=deployment.address, abi=load_artifact("DataExchangeLedger").abi)
+    delivered = []
+    for log in ledger.events.DeliveryRecorded().get_logs(from_block=deployment.block_number):
+        agreement = ledger.functions.agreement(
+            ledger.functions.grant(log["args"]["grantId"]).call()[0]
+        ).call()
+        delivered.append((agreement[1], agreement[3], w3.eth.get_block(log["blockNumber"])["timestamp"]))
+    demands = {}
+    for number in range(1, practice.functions.demandCount().call() + 1):
+        d = practice.functions.demand(number).call()
+        if since <= d[2] < until_:
+            demands[number] = d
+    assert set(demands) == {d["id"] for d in (met_new, existing_d, declined, open_d, to_no_one)}
+
+    def met(d: Any) -> bool:  # publisher 0, answer 6, answered at 8, resource 9 (Demand's field order)
+        return d[6] in (1, 2) and any(
+            (resource, consumer) == (d[9], d[0]) and d[8] <= at <= until_
+            for resource, consumer, at in delivered
+        )
+
+    def card(code: str | None) -> dict[str, Any]:
+        where = "" if code is None else f"department={code}&"
+        query = f"/audit/scorecard?{where}from={_iso(since)}&to={_iso(until_)}"
+        return dict(ok(env.call("GET", query, "auditor"))["practice"]["demands_received"])
+
+    consortium = card(None)
+    unmet = sorted(n for n, d in demands.items() if not met(d))
+    assert unmet == sorted([existing_d["id"], declined["id"], open_d["id"]])
+    figures = (consortium["total"], consortium["met"], consortium["met_rate"], consortium["unmet_demand_ids"])
+    assert figures == (5, 2, 0.4, unmet)
+    for code, addressed in (
+        ("HRSS", [met_new]),
+        ("SAMR", [existing_d]),
+        ("CIVIL", [declined, open_d, to_no_one]),
+    ):
+        got = card(code)
+        ids = [d["id"] for d in addressed]
+        assert (got["total"], got["met"], got["unmet_demand_ids"]) == (
+            len(ids), sum(met(demands[i]) for i in ids), [i for i in sorted(ids) if not met(demands[i])],
+        ), code  # fmt: skip
+
+
 def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEnv, tmp_path: Path) -> None:
     from tests.cli import dxl
 
