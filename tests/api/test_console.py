@@ -18,7 +18,7 @@ import secrets
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -707,6 +707,11 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
 DEMAND_DOC = {"title": "x", "purpose": "y", "legal_basis": "z"}
 
 
+def _utc(seconds: int) -> str:
+    """A time as the console writes it (dom.js when())."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_present(
     console: Any, api_env: ApiEnv, scenario: Scenario
 ) -> None:
@@ -824,6 +829,13 @@ def test_evaluations_on_the_agreement_page_each_party_scores_the_other_once_a_pe
         and page.query_selector("#scored-this-period") is not None
     )
     health.shot("evaluations")
+    # The request's answer deadline beside it, marked overdue only if the API says it was decided late.
+    request_id = ok(api_env.call("GET", f"/agreements/{agreement}", "health"))["request_id"]
+    request = ok(api_env.call("GET", f"/requests/{request_id}", "health"))
+    shown = page.inner_text("#request-deadline")
+    assert _utc(request["answer_by"]) in shown and _utc(request["decided_at"]) in shown
+    overdue = page.query_selector("#request-deadline [data-overdue]") is not None
+    assert overdue is bool(request["overdue"])
     # The provider scored HEALTH this period already; the auditor reads both and scores nothing.
     for who in ("hrss", "auditor"):
         c = console(who)

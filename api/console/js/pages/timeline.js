@@ -193,6 +193,8 @@ export default {
   async render(view, { args, caps }) {
     const id = idArg(args);
     const [agreement, depts] = await Promise.all([api(`/agreements/${id}`), departmentsById()]);
+    // The request's answer deadline, held against its provider as the scorecard holds it (the API's overdue).
+    const request = caps.can("GET /requests/{request_id}") ? await api(`/requests/${agreement.request_id}`) : null;
     // The agreement's own events, and its request's (which precede the agreement and so carry no agreement id);
     // the request's events are looked up by resource and event, not every event of a busy resource.
     const [own, requests] = await Promise.all([
@@ -207,6 +209,8 @@ export default {
       h("p", {}, `${deptLabel(depts, agreement.provider)} → ${deptLabel(depts, agreement.consumer)} · `,
         h("a", { href: `#/resource/${agreement.resource_id}` }, t("timeline.resource", { id: agreement.resource_id })), " · ",
         statusBadge(agreement.status), " · ", t("timeline.valid", { from: when(agreement.valid_from), until: when(agreement.valid_until) })),
+      request ? h("p", { id: "request-deadline" }, t("timeline.requestDeadline", { id: request.id, by: when(request.answer_by), decided: when(request.decided_at) }),
+        request.overdue ? [" ", h("span", { class: "badge status-overdue", "data-overdue": "true" }, t("timeline.decidedLate"))] : null) : null,
       termsView(agreement.terms),
       caps.can("GET /agreements/{agreement_id}/evaluations") ? await evaluationsView(agreement, depts, caps) : null,
       // An agreement delivering daily for years has thousands of steps: 50 at a time, oldest first.

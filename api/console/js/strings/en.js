@@ -438,4 +438,6 @@ export default {
   "score.overdueDemands": "Overdue demands:",
   "score.overdueInspections": "Inspections with overdue deliveries:",
   "insp.overdueHead": "Overdue",
+  "timeline.requestDeadline": "Request #{id}: answer due by {by}, decided {decided}",
+  "timeline.decidedLate": "decided after the deadline (overdue)",
 };

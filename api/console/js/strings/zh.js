@@ -438,4 +438,6 @@ export default {
   "score.overdueDemands": "逾期需求：",
   "score.overdueInspections": "有逾期交付的抽查：",
   "insp.overdueHead": "逾期",
+  "timeline.requestDeadline": "申请 #{id}：答复期限 {by}，决定于 {decided}",
+  "timeline.decidedLate": "逾期决定",
 };
