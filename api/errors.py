@@ -50,6 +50,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "PAYLOAD_TOO_MANY_LEAVES": ErrorSpec(
         413, "the payload cuts into more leaves than the service hashes for one request (`limit`)"
     ),
+    "MALFORMED_REQUEST": ErrorSpec(
+        400, "the request is not well-formed HTTP/1.1 (request line, a header, its length or chunks)"
+    ),
     "HEADERS_TOO_LARGE": ErrorSpec(431, "the request line and headers exceed the size limit"),
     "REQUEST_TIMEOUT": ErrorSpec(408, "the request line and headers, or the body, did not arrive in time"),
     "VALIDATION_ERROR": ErrorSpec(422, "a field of the request is malformed; `field` names it"),

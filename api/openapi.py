@@ -6,9 +6,10 @@ Statuses follow from what an operation depends on, read from its dependencies ra
 new route is documented as soon as it exists: a token (401), a role check (403), the ledger or the audit trail
 (404 for ids, 503 when the node is down), parameters or a body (422), a body (413), a write (409 for state
 conflicts and ``Idempotency-Key`` in flight, 422 for a reused key), a token looked up in the API database
-(503 when it cannot be used), and on every operation a request line and headers over their limit or late
-(431, 408) and a request over its rate (429). ``tests/api/test_fuzz.py`` holds the running service to it with
-schemathesis. A 500 is never declared: it is a bug.
+(503 when it cannot be used), and on every operation a request that is not well-formed HTTP (400), a
+request line and headers over their limit or late (431, 408) and a request over its rate (429).
+``tests/api/test_fuzz.py`` holds the running service to it with schemathesis. A 500 is never declared: it is a
+bug.
 """
 
 from __future__ import annotations
@@ -75,9 +76,10 @@ def error_statuses(
     has_body = "requestBody" in operation
     has_input = has_body or bool(operation.get("parameters"))
     write = method.upper() != "GET"
-    # Any request's line and headers may be over the limit of api/server.py, or late, whoever sends them; any
-    # request may be over its principal's rate, or come from an address over its failed authentications'.
-    statuses: set[int] = {408, 429, 431}
+    # Any request's line and headers may be malformed, over the limit of api/server.py, or late, whoever sends
+    # them; any request may be over its principal's rate, or come from an address over its failed
+    # authentications'.
+    statuses: set[int] = {400, 408, 429, 431}
     if roles is not None:  # it needs a token
         statuses.add(401)
         # Narrower than "any principal": a role check refuses the others; a department principal may also be

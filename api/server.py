@@ -8,6 +8,10 @@ arrive, before the parser keeps them, and answers a head over :data:`MAX_REQUEST
 kept. The trailer section that ends a chunked body is kept the same way (200 MiB of one trailer grew the
 server by 364 MB) and is bounded the same way.
 
+A request the parser refuses (a bad method or request line, a malformed header, conflicting or negative
+lengths, a bad chunk) is answered ``400 MALFORMED_REQUEST`` with the service's error body, not uvicorn's line
+of plain text, and the connection closed.
+
 A head must also arrive in time: uvicorn times out only a connection idle between two requests, so one that
 opened and sent nothing, or sent a head a byte at a time, was held for good, and a few thousand such
 connections took every file descriptor the server had. The head of a request must be complete within
@@ -129,9 +133,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             if isinstance(exc.__context__, _HeadTooLarge):
                 self._refuse()
             else:
-                msg = "Invalid HTTP request received."
-                self.logger.warning(msg)
-                self.send_400_response(msg)
+                self.logger.warning("Invalid HTTP request received: %s", exc)
+                self.send_400_response(f"the request is not well-formed HTTP/1.1: {exc}")
             return
         if self._in_head:
             if started_in_head and not self._message_completed:
@@ -146,6 +149,20 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(current=True)
         else:
             self._trailer_bytes = 0
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to a request the parser refused (a bad method, request line, header, length or
+        chunk: no request the app could be handed), with the service's error body and a declared code
+        instead of a line of plain text; the connection is closed, as uvicorn closes it."""
+        raw = json.dumps(error_body("MALFORMED_REQUEST", msg)).encode()
+        head = [STATUS_LINE[ERRORS["MALFORMED_REQUEST"].status]]
+        for name, value in self.server_state.default_headers:
+            head.extend([name, b": ", value, b"\r\n"])
+        head.append(
+            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(raw)
+        )
+        self.transport.write(b"".join(head) + raw)
+        self.transport.close()
 
     def on_headers_complete(self) -> None:
         if self._head_uncounted or self._head_bytes + self._read_bytes > MAX_REQUEST_HEAD_BYTES:

@@ -346,6 +346,7 @@ ELSEWHERE = {
     "INDEX_BEHIND": "test_lists.py::test_min_block_within_the_confirmation_depth_is_index_behind",
     "PAYLOAD_TOO_MANY_LEAVES": "test_hostile_requests.py::test_a_payload_of_more_leaves_than_a_request_...",
     "REQUEST_TIMEOUT": "test_hostile_requests.py::test_a_head_held_back_is_answered_408_...",
+    "MALFORMED_REQUEST": "test_hostile_requests.py::test_a_request_that_is_not_http_is_answered_400_...",
     "RATE_LIMITED": "test_rate_limits.py::test_a_principal_over_its_rate_is_refused_429_and_nothing_...",
     "AUTHENTICATION_RATE_LIMITED": "test_rate_limits.py::test_an_address_failing_authentication_is_...",
     # Only another valid signature of the same party is refused (the same one again is a retry): an ERC-1271

@@ -353,3 +353,35 @@ def test_a_department_name_in_any_script_is_taken(api_env: ApiEnv) -> None:
             "encryption_key": b32(), "name": name}  # fmt: skip
     proposed = ok(api_env.call("POST", "/governance/proposals", "governor-1", json=body), 201)
     assert proposed["record"]["parameters"]["name"] == name
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"FOO /resources HTTP/1.1\r\nHost: dxl\r\n\r\n",
+        b"POST /resources HTTP/1.1\r\nHost: dxl\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n0\r\n\r\n",
+        b"POST /resources HTTP/1.1\r\nHost: dxl\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}",
+        b"POST /resources HTTP/1.1\r\nHost: dxl\r\nContent-Length: -1\r\n\r\n",
+        b"POST /resources HTTP/1.1\r\nHost: dxl\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n",
+        b"GET /resources/\xff HTTP/1.1\r\nHost: dxl\r\n\r\n",
+    ],
+    ids=[
+        "unknown-method",
+        "length-and-chunked",
+        "two-lengths",
+        "negative-length",
+        "bad-chunk",
+        "raw-byte-in-path",
+    ],
+)
+def test_a_request_that_is_not_http_is_answered_400_with_the_error_body(api_env: ApiEnv, raw: bytes) -> None:
+    """The parser's refusals were uvicorn's line of plain text, with no code a client could switch on."""
+    port = int(api_env.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(raw)
+        answer = read_to_end(conn)  # the connection is closed after the answer
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower(), answer
+    error = json.loads(body)["error"]
+    assert error["code"] == "MALFORMED_REQUEST" and "not well-formed HTTP/1.1" in error["message"], error
