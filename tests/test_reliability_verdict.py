@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from node.chain import FAILOVER_LOG_FORMAT, Failover
+from node.settings import DEFAULT_STALL_TIMEOUT_S
 from tests.reliability.counting import ChainEvent, Verdict, judge
 from tests.reliability.faults import schedule
+from tests.reliability.processes import ApiConfig, ApiProcess
 from tests.reliability.profile import NETWORK, QUICK
 from tests.reliability.receipts import AnchoredBatch, judge_receipts
 from tests.reliability.records import Attempt, FaultKind, Marker, WriteKind, WriteRecord
@@ -185,9 +189,50 @@ def test_leaves_beyond_the_posted_receipts_are_doubled_unless_unanswered_writes_
 
 
 def test_the_network_profile_schedules_only_faults_a_network_run_can_inject() -> None:
-    """The network run has no proxy and no embedded node: its plan is member and API kills only."""
+    """The network run has no proxy and no embedded node: its plan is member kills, member stalls (cut off,
+    answering) and API kills only."""
     plan = schedule(NETWORK, random.Random(7), disk_available=True)
-    kinds = {FaultKind.MEMBER_KILL: NETWORK.member_kills, FaultKind.API_KILL: NETWORK.api_kills}
+    kinds = {
+        FaultKind.MEMBER_KILL: NETWORK.member_kills,
+        FaultKind.MEMBER_STALL: NETWORK.member_stalls,
+        FaultKind.API_KILL: NETWORK.api_kills,
+    }
     assert Counter(plan) == kinds
-    assert NETWORK.network and NETWORK.member_kills >= 3 and NETWORK.kills == len(plan)
-    assert FaultKind.MEMBER_KILL not in schedule(QUICK, random.Random(7), disk_available=True)
+    assert NETWORK.network and NETWORK.member_kills >= 3 and NETWORK.member_stalls >= 1
+    assert NETWORK.kills + NETWORK.member_stalls == len(plan)
+    # Long enough for the service to leave the stalled member (DXL_STALL_TIMEOUT's default) and write on.
+    assert NETWORK.stall_s >= 2 * DEFAULT_STALL_TIMEOUT_S
+    quick = schedule(QUICK, random.Random(7), disk_available=True)
+    assert FaultKind.MEMBER_KILL not in quick and FaultKind.MEMBER_STALL not in quick
+
+
+def _failover(cause: Failover, left: str, why: str, now: str) -> str:
+    """A warning line as the service's chain client logs it."""
+    return "WARNING:dxl.node.chain:" + FAILOVER_LOG_FORMAT % (cause.value, left, why, now)
+
+
+def test_the_report_counts_failovers_by_cause_and_follows_the_node_in_use(tmp_path: Path) -> None:
+    """A stall is counted apart from a dead node (the report's api_failovers), from the lines the chain client
+    logs; the node the service uses now, which a stall fault cuts off, is the one named last since the
+    present process started serving (its summary, then each move)."""
+    a, b, c = "http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3"
+    lines = [
+        "=== dxl run (start 1) ===",
+        f"  node     {a} (external)",
+        _failover(Failover.UNREACHABLE, a, "stopped answering", b),
+        _failover(Failover.STALLED, b, "has stayed at block 9 for 5.1 s while … is at block 15", c),
+        _failover(Failover.FOLLOWED, b, "was left by the client of 0xabc", c),
+        "WARNING:dxl.audit.rpc:node http://127.0.0.1:2 stopped answering; now using http://127.0.0.1:1",
+        "",
+    ]  # fmt: skip
+    log = tmp_path / "api.log"
+    log.write_text("\n".join(lines))
+    api = ApiProcess(ApiConfig(tmp_path, 1, a, 1, "sqlite://", log))
+    assert api.failovers() == {
+        Failover.UNREACHABLE: 1, Failover.STALLED: 1, Failover.BEHIND: 0, Failover.FOLLOWED: 1
+    }  # fmt: skip
+    assert api.node_in_use() == c
+    log.write_text("\n".join([*lines, "=== dxl run (start 2) ===", f"  node     {b} (external)"]))
+    assert api.node_in_use() == b and api.failovers()[Failover.STALLED] == 1
+    log.write_text("\n".join([*lines, "=== dxl run (start 2) ==="]))
+    assert api.node_in_use() is None

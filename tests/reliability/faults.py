@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from node.chain import Failover
 from tests.reliability.processes import (
     ApiProcess,
     HarnessError,
@@ -42,6 +43,7 @@ def schedule(profile: Profile, rng: random.Random, *, disk_available: bool) -> l
     kinds += [FaultKind.RPC_LOST] * profile.rpc_lost + [FaultKind.RPC_DELAYED] * profile.rpc_delayed
     kinds += [FaultKind.NODE_PAUSE] * profile.node_pauses
     kinds += [FaultKind.MEMBER_KILL] * profile.member_kills
+    kinds += [FaultKind.MEMBER_STALL] * profile.member_stalls
     kinds += [FaultKind.DATABASE_KILL] * profile.database_kills
     kinds += [FaultKind.DATABASE_PAUSE] * profile.database_pauses
     if disk_available:
@@ -128,6 +130,18 @@ class FaultInjector:
                 role = " (the service's node)" if index == 0 else ""
                 detail = f"peered on one chain again {took:.1f} s after its restart"
                 return f"geth node{index}{role} pid {pid}", detail, True
+            case FaultKind.MEMBER_STALL:
+                network = self._network()
+                index = network.index_of(self.api.node_in_use() or network.rpc_url)
+                before = self.api.failovers()[Failover.STALLED]
+                took = await network.stall(index, self.profile.stall_s)
+                self.member_rejoin_s.append(took)
+                left = self.api.failovers()[Failover.STALLED] - before
+                detail = (
+                    f"cut off from the others for {self.profile.stall_s:g} s, the service left it {left} "
+                    f"time(s) for a stall; peered on one chain again {took:.1f} s after it was joined"
+                )
+                return f"geth node{index} (the service's node)", detail, True
             case FaultKind.DATABASE_KILL:
                 database = self._database()
                 pids = await database.kill()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,12 +19,17 @@ from pathlib import Path
 import httpx
 
 from node.anvil import EmbeddedNode, NodeSettings
+from node.chain import Failover
 from node.errors import DxlError
 from node.network import LocalNetwork
 
 DXL = Path(sys.executable).with_name("dxl")
-#: What the service's chain client logs when it moves to its next node (node.chain.LedgerClient).
-FAILOVER_LOG = "stopped answering; now using"
+#: A line of the service's chain clients moving to another node (node.chain.FAILOVER_LOG_FORMAT, held to it
+#: by tests/test_reliability_verdict.py): the cause and the node now in use.
+FAILOVER_LINE = re.compile(r"failover \((\w+)\): node \S+ .*; now using (\S+)")
+#: The node ``dxl run`` names once it serves (the summary it prints).
+SERVING_LINE = re.compile(r"^\s+node\s+(\S+) \(external\)$", re.MULTILINE)
+START_MARK = "=== dxl run (start "
 
 
 class HarnessError(RuntimeError):
@@ -161,6 +167,34 @@ class NetworkProcess:
             raise HarnessError(f"node{index}: {exc} (log {self.network.data_dir}/node{index}.log)") from exc
         return time.monotonic() - began
 
+    def index_of(self, rpc_url: str) -> int:
+        """The member serving at ``rpc_url`` (the first when none does)."""
+        return next((m.index for m in self.network.members() if m.rpc_url == rpc_url), 0)
+
+    async def stall(self, index: int, seconds: float) -> float:
+        """Cut member ``index`` off the others for ``seconds`` (it answers, imports nothing and seals at most
+        one block of its own: node.network.LocalNetwork.cut_off), then join it back; returns the seconds from
+        the join until it was peered on one chain with the others.
+
+        Raises:
+            HarnessError: it could not be cut off or joined, or was not peered within :attr:`PEER_TIMEOUT_S`.
+        """
+        try:
+            await asyncio.to_thread(self.network.cut_off, index)
+        except DxlError as exc:
+            raise HarnessError(f"node{index} could not be cut off: {exc}") from exc
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            began = time.monotonic()
+            try:
+                # Within 35 s of a dial of its own (a restart just before), geth holds its dial that long.
+                await asyncio.to_thread(self.network.join, index, peered=False, timeout=self.PEER_TIMEOUT_S)
+                await asyncio.to_thread(self.network.wait_peered, timeout=self.PEER_TIMEOUT_S)
+            except DxlError as exc:
+                raise HarnessError(f"node{index} did not rejoin: {exc}") from exc
+        return time.monotonic() - began
+
     async def ensure_running(self) -> None:
         for index in range(self.members):
             if self.pid(index) is None:
@@ -213,7 +247,7 @@ class ApiProcess:
         """Start ``dxl run`` and wait until ``/healthz`` says ok; returns the seconds it took."""
         began = time.monotonic()
         with open(self.config.log_file, "ab") as log:
-            log.write(f"\n=== dxl run (start {self.starts + 1}) ===\n".encode())
+            log.write(f"\n{START_MARK}{self.starts + 1}) ===\n".encode())
             log.flush()
             self._proc = await asyncio.create_subprocess_exec(
                 str(DXL), "run", *(["--network"] if self.config.network else []),
@@ -234,12 +268,25 @@ class ApiProcess:
                 await asyncio.sleep(0.2)
         raise HarnessError(f"dxl run not healthy within {timeout:g} s (log {self.config.log_file})")
 
-    def failovers(self) -> int:
-        """How many times the service's chain client moved to another node, as its log says (every start)."""
+    def _log(self) -> str:
         try:
-            return self.config.log_file.read_text(errors="replace").count(FAILOVER_LOG)
+            return self.config.log_file.read_text(errors="replace")
         except OSError:
-            return 0
+            return ""
+
+    def failovers(self) -> dict[Failover, int]:
+        """How many times the service's chain clients moved to another node, by cause, as its log says (every
+        start): ``unreachable`` a dead or hung node, ``stalled`` one that answered, its head standing."""
+        return failovers_in(self._log())
+
+    def node_in_use(self) -> str | None:
+        """The node the service's ledger client uses now, as its log says: the one named when the present
+        process started serving, or the last one it moved to since; None before it served."""
+        text = self._log()
+        text = text[text.rfind(START_MARK) :]
+        named = [(m.start(), m.group(1)) for m in SERVING_LINE.finditer(text)]
+        named += [(m.start(), m.group(2)) for m in FAILOVER_LINE.finditer(text)]
+        return max(named)[1] if named else None
 
     async def kill(self) -> int:
         if self._proc is None or self._proc.returncode is not None:
@@ -402,6 +449,15 @@ class PostgresCluster:
         if log.exists():
             keep_log.write_bytes(log.read_bytes())
         await asyncio.to_thread(shutil.rmtree, self.directory, True)
+
+
+def failovers_in(log: str) -> dict[Failover, int]:
+    """The failovers a service's log records, by cause (every cause named, 0 when none)."""
+    counted = dict.fromkeys(Failover, 0)
+    for match in FAILOVER_LINE.finditer(log):
+        with contextlib.suppress(ValueError):
+            counted[Failover(match.group(1))] += 1
+    return counted
 
 
 def _pids() -> list[int]:

@@ -29,6 +29,9 @@ class Profile:
     #: ``kill -9`` of a member of the local proof-of-authority network, restarted 0.5 to 3 s later; the
     #: members are hit in turn, the service's own node (the first) first.
     member_kills: int = 0
+    #: The member the service uses cut off from the others for ``stall_s`` (it answers and mines nothing, as
+    #: in a network partition), then joined again.
+    member_stalls: int = 0
     #: ``kill -9`` of the service's PostgreSQL server with its backends, restarted on its data 0.5 to 3 s
     #: later (the ``postgres`` profile only).
     database_kills: int = 0
@@ -42,6 +45,9 @@ class Profile:
     postgres: bool = False
     rpc_delay_s: float = 30.0
     pause_s: float = 15.0
+    #: How long a stalled member stays cut off: three stall timeouts (``DXL_STALL_TIMEOUT``, 5 s), so the
+    #: service leaves it and writes go on elsewhere for a while before it is back.
+    stall_s: float = 15.0
     disk_full_s: float = 10.0
     #: How long clients keep retrying unsettled writes once the load stops (then again for the recovery pass).
     recovery_s: float = 300.0
@@ -70,10 +76,13 @@ FULL = Profile(
 )  # fmt: skip
 
 #: No proxy between the service and its nodes here (it talks to the signers themselves), so no lost or delayed
-#: answers; no node pause either (a stopped signer is a killed one to the others).
+#: answers; no node pause either (a stopped signer is a killed one to the others, and one that stops
+#: answering the service a dead one after its request timeout). A member that answers while its head stands
+#: still is a member cut off from the others: the stalls.
 NETWORK = Profile(
     name="network", clients=12, target_writes=400, max_load_s=300.0,
     api_kills=2, node_kills=0, rpc_lost=0, rpc_delayed=0, disk_full=0, node_pauses=0, member_kills=9,
+    member_stalls=2,
     recovery_s=90.0, fuzz_examples=1, fuzz_budget_s=120.0, run_budget_s=570.0, network=True,
 )  # fmt: skip
 

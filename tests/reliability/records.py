@@ -30,6 +30,9 @@ class FaultKind(StrEnum):
     NODE_PAUSE = "node_pause"
     #: ``kill -9`` of a member of the local proof-of-authority network.
     MEMBER_KILL = "member_kill"
+    #: The member the service uses cut off from the other members for a while: it answers, and its head
+    #: stands still (a network partition), until it is joined again.
+    MEMBER_STALL = "member_stall"
     #: ``kill -9`` of the PostgreSQL server and every backend process of it (a database crash).
     DATABASE_KILL = "database_kill"
     #: ``SIGSTOP`` of the PostgreSQL server and its backends for a while: a database that hangs.

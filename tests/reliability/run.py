@@ -203,7 +203,7 @@ async def _attack(
             "lost_transaction_receipts": lost_receipts,
             "api_restart_s": [round(s, 1) for s in injector.api_restart_s],
             "member_rejoin_s": [round(s, 1) for s in injector.member_rejoin_s],
-            "api_failovers": api.failovers(),
+            "api_failovers": {str(cause): n for cause, n in api.failovers().items()},
             "chain": "local network, 3 geth Clique signers" if profile.network else "embedded anvil",
             "database": "PostgreSQL" if profile.postgres else "SQLite",
             "disk_full": "tmpfs" if disk.mounted else f"not injected: {disk.why_not or 'not in the profile'}",
@@ -388,5 +388,7 @@ def main() -> int:
     summary.details["duration_s"] = round(time.monotonic() - started, 1)
     summary.write_json(report)
     say(f"report {report}; logs in {workdir}")
+    if "api_failovers" in summary.details:
+        say(f"the service moved to another node: {summary.details['api_failovers']} (by cause)")
     print(summary.line(), flush=True)
     return 1 if summary.failed else 0
