@@ -233,14 +233,9 @@ def test_scoresForBatch_anAnchoredBatchUnderTheAgreementIsADelivery(practice: Pr
         practice.send(hrss, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, grant, 0)
 
 
-def test_scores_needRecentEvidence_atMostOneEvaluationPeriodOld(
-    practice: Practice, node_endpoint: NodeEndpoint
-) -> None:
-    """A delivery, or an anchored batch, vouches for scores made up to one evaluation period after it: older,
-    it is refused with when it was made, and no score is recorded; one delivery long past could otherwise
-    vouch for a score of the same agreement every period for ever. (A SharingPractice with a 20-second
-    period beside the module's ledger: a 30-day period cannot pass on the node every test shares.)"""
-    period = 20
+def _short_practice(practice: Practice, node_endpoint: NodeEndpoint, period: int) -> Practice:
+    """A SharingPractice with an evaluation period of ``period`` seconds beside the module's ledger: a 30-day
+    period cannot pass on the node every test shares."""
     artifact = load_artifact("SharingPractice")
     client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
     deployed = client.deploy(
@@ -248,9 +243,51 @@ def test_scores_needRecentEvidence_atMostOneEvaluationPeriodOld(
         practice.anchors.client.address,
     )  # fmt: skip
     assert deployed.contract_address is not None
-    short = Practice(
-        practice.ledger, client.at(deployed.contract_address), practice.auditor, practice.anchors
-    )
+    return Practice(practice.ledger, client.at(deployed.contract_address), practice.auditor, practice.anchors)
+
+
+def test_scores_oneDeliveryVouchesForItsPeriodAndTheNext_neverAThird(
+    practice: Practice, node_endpoint: NodeEndpoint
+) -> None:
+    """Evidence may be one evaluation period old, so a delivery made late in a period vouches for the scores
+    of that period and of the next, in which nothing was delivered; a third period's score is refused. (A
+    100 s period; the delivery 80 s into its period.)"""
+    period = 100
+    short = _short_practice(practice, node_endpoint, period)
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    agreement = practice.ledger.agreement(psb, hrss)
+    grant = practice.ledger.grant(psb, agreement)
+    w3 = practice.ledger.client.w3
+    first = practice.ledger.now() // period + 2
+
+    def at(t: int) -> None:
+        """A block at ``t``: what is sent next is checked, and mined, a moment after it."""
+        w3.provider.make_request("evm_setNextBlockTimestamp", [t])  # type: ignore[arg-type]
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    at(first * period + 80)
+    delivery, recorded = practice.ledger.deliver(psb, grant)
+    receipt = receipt_of(recorded)
+    for p, into in ((first, 85), (first + 1, 30)):
+        at(p * period + into)
+        scored = short.send(hrss, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, receipt)
+        assert (
+            names(scored) == ["EvaluationRecorded"] and scored.event("EvaluationRecorded").args["period"] == p
+        )
+    at((first + 2) * period + 1)
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=receipt[7]):
+        short.send(hrss, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, receipt)
+    assert not short.call("scored", agreement, first + 2, ScoredSide.PROVIDER)
+
+
+def test_scores_needRecentEvidence_atMostOneEvaluationPeriodOld(
+    practice: Practice, node_endpoint: NodeEndpoint
+) -> None:
+    """A delivery, or an anchored batch, vouches for scores made up to one evaluation period after it: older,
+    it is refused with when it was made, and no score is recorded; one delivery long past could otherwise
+    vouch for a score of the same agreement every period for ever. (A 20-second period.)"""
+    period = 20
+    short = _short_practice(practice, node_endpoint, period)
     psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
     agreement = practice.ledger.agreement(psb, hrss)
     grant = practice.ledger.grant(psb, agreement)
