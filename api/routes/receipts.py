@@ -28,7 +28,7 @@ from api.deps import (
 )
 from api.errors import ApiError
 from api.ledger import LedgerService
-from api.limits import SCOPE_PRINCIPAL
+from api.limits import BOM, SCOPE_PRINCIPAL, is_json
 from api.receipts import ReceiptService, parse_receipts, refuse_repeated_names
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
@@ -134,8 +134,12 @@ async def post_receipts(
     is accepted once."""
     department = await _department(service, ledger, principal)
     raw: bytes = request.scope.get("dxl.body") or await request.body()
+    # Read as every other route reads its body: JSON by its Content-Type (text/plain, a form or none is
+    # refused there, unparsed), a byte order mark ignored.
+    if not is_json(request.scope):
+        raise ApiError("VALIDATION_ERROR", "send the body as Content-Type: application/json", field="body")
     try:
-        document: Any = orjson.loads(raw)
+        document: Any = orjson.loads(raw.removeprefix(BOM))
     except orjson.JSONDecodeError:
         raise ApiError("VALIDATION_ERROR", "the body is not JSON", field="body") from None
     rows = parse_receipts(document)

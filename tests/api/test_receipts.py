@@ -333,6 +333,28 @@ def test_post_receipts_notJsonOrTooLarge_refused(api_env: ApiEnv) -> None:
     assert api_env.client.post("/receipts", content=huge, headers=headers).status_code == 413
 
 
+@pytest.mark.parametrize(
+    "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml", "json"]
+)
+def test_post_receipts_aBodyNotSentAsJson_refusedAsByEveryRoute(
+    api_env: ApiEnv, grant: dict[str, Any], content_type: str | None
+) -> None:
+    """POST /receipts parsed whatever it was sent as JSON, where every other route refuses a body not sent as
+    JSON (a form or text is not read as one): the same body is refused here too, and nothing is accepted."""
+    body = {"receipts": [receipt_body(grant)]}
+    raw = json.dumps(body).encode()
+    headers = {**api_env.headers("psb"), **({"Content-Type": content_type} if content_type else {})}
+    for path, sent in (("/receipts", body), ("/deliveries", body["receipts"][0])):
+        answer = api_env.client.post(path, content=json.dumps(sent).encode(), headers=headers)
+        assert answer.status_code == 422 and answer.json()["error"]["field"] == "body", answer.text
+    lookup = {"delivery_ids": [body["receipts"][0]["delivery_id"]]}
+    assert ok(api_env.call("POST", "/receipts/lookup", "psb", json=lookup))["receipts"] == []
+    # As JSON, with a byte order mark (ignored by every route), the same body is accepted.
+    json_headers = {**api_env.headers("psb"), "Content-Type": "application/json; charset=utf-8"}
+    accepted = api_env.client.post("/receipts", content=b"\xef\xbb\xbf" + raw, headers=json_headers)
+    assert accepted.status_code == 202, accepted.text
+
+
 def test_post_receipts_refusedAsADeliveryWouldBe(api_env: ApiEnv, grant: dict[str, Any]) -> None:
     response = api_env.call("POST", "/receipts", "hrss", json={"receipts": [receipt_body(grant)]})
     assert response.status_code == 403 and response.json()["error"]["code"] == "NOT_A_PARTY"
