@@ -178,10 +178,10 @@ IsoMoment = Annotated[
     ),
 ]
 
-#: How many records a list endpoint answers (``?limit=``); one bound for every list read from the audit index.
+#: How many records a list endpoint answers (``?limit=``); one bound for every list.
 ListLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT), Digits]
 
-#: A page cursor of a list read from the audit index (``next`` link of the page before).
+#: A page cursor of a list (the ``next`` link of the page before).
 ListCursor = Annotated[
     str | None, Query(max_length=200, description='The cursor of the `Link: <…>; rel="next"` header.')
 ]
@@ -207,6 +207,16 @@ def list_page(limit: ListLimit = 100, cursor: ListCursor = None, min_block: MinB
 
 
 ListPageDep = Annotated[ListPage, Depends(list_page)]
+
+
+def chain_list_page(limit: ListLimit = 100, cursor: ListCursor = None) -> ListPage:
+    """The paging parameters of a list read from the chain record by record (the demand lists, inspections,
+    evaluations, departments): those of the lists read from the audit index but ``min_block``, which they
+    have no index to wait for (:func:`api.ledger.core.chain_page`)."""
+    return ListPage(limit=limit, cursor=cursor)
+
+
+ChainListPageDep = Annotated[ListPage, Depends(chain_list_page)]
 
 
 def page_headers(request: Request, response: Response, listed: Listed[Any]) -> None:

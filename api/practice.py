@@ -23,7 +23,8 @@ from api.auth import Role
 from api.catalog import DocumentStore
 from api.db import InspectionPresentationRow
 from api.errors import ApiError
-from api.ledger import Finish
+from api.ledger import Finish, Listed, ListPage
+from api.ledger.core import chain_page
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.contract_errors import iso_time
 from node.practice import (
@@ -172,16 +173,26 @@ class PracticeService:
         return self._public(record, self.client.head_time())
 
     def demands(
-        self, *, publisher: int | None, addressee: int | None, open_only: bool
-    ) -> list[m.DemandPublic]:
-        found = [
-            d for d in reversed(self.reader.demands())
-            if (publisher is None or d.publisher == publisher)
-            and (addressee is None or d.addressee == addressee)
-            and (not open_only or d.answer is DemandAnswer.NONE)
-        ]  # fmt: skip
+        self, *, page: ListPage, publisher: int | None, addressee: int | None, open_only: bool
+    ) -> Listed[m.DemandPublic]:
+        """The demand lists newest first, one page (:func:`api.ledger.core.chain_page`): each demand is read
+        from the chain only when the page gets that far, its texts only once it is kept.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor.
+        """
+
+        def keep(d: DemandRecord) -> bool:
+            return (
+                (publisher is None or d.publisher == publisher)
+                and (addressee is None or d.addressee == addressee)
+                and (not open_only or d.answer is DemandAnswer.NONE)
+            )
+
+        count = int(self.client.call("demandCount"))
+        found = chain_page(range(count, 0, -1), self.reader.demand, page, keep)
         now = self.client.head_time()
-        return [self._public(d, now) for d in found]
+        return Listed([self._public(d, now) for d in found.items], found.next_cursor, None)
 
     def _public(self, d: DemandRecord, now: int) -> m.DemandPublic:
         """``d`` as the API shows it, overdue or not by block time ``now``."""
@@ -243,8 +254,15 @@ class PracticeService:
 
     # --- evaluations -------------------------------------------------------------------------------------
 
-    def evaluations(self, agreement_id: int) -> list[m.EvaluationPublic]:
-        return [self._evaluation(e) for e in self.reader.evaluations(agreement_id)]
+    def evaluations(self, agreement_id: int, *, page: ListPage) -> Listed[m.EvaluationPublic]:
+        """The agreement's evaluations in the order they were recorded, one page
+        (:func:`api.ledger.core.chain_page`, by position in that order).
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor.
+        """
+        recorded = self.reader.evaluations(agreement_id)
+        return chain_page(range(len(recorded)), lambda at: self._evaluation(recorded[at]), page)
 
     def _evaluation(self, e: EvaluationRecord) -> m.EvaluationPublic:
         names = (
@@ -464,21 +482,33 @@ class InspectionService:
             population_size=None if derived is None else derived.population_size, sample=sampled,
         )  # fmt: skip
 
-    def inspections(self) -> list[m.InspectionPublic]:
-        """Every inspection, newest first: the outcomes and presentations of all of them read once."""
+    def inspections(self, *, page: ListPage) -> Listed[m.InspectionPublic]:
+        """The inspections newest first, one page (:func:`api.ledger.core.chain_page`): the page's
+        inspections read from the chain, the outcomes of all read at once, the presentations of the page's.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor.
+        """
         count = int(self.practice.client.call("inspectionCount"))
+        ids = chain_page(range(count, 0, -1), lambda i: i, page)
         outcomes: dict[int, dict[bytes, InspectionOutcome]] = {}
         for o in self.practice.reader.outcomes():
             outcomes.setdefault(o.inspection_id, {})[o.delivery_id] = o.outcome
         presented: dict[int, dict[str, str]] = {}
         with self.ledger._sessions()() as session:
-            for row in session.scalars(select(InspectionPresentationRow)):
+            for row in session.scalars(
+                select(InspectionPresentationRow).where(
+                    InspectionPresentationRow.inspection_id.in_(ids.items)
+                )
+            ):
                 presented.setdefault(row.inspection_id, {})[row.delivery_id] = row.status
         now = self.ledger._chain_time()
-        return [
-            self.inspection(i, outcomes=outcomes.get(i, {}), presented=presented.get(i, {}), now=now)
-            for i in range(count, 0, -1)
-        ]
+        return Listed(
+            [self.inspection(i, outcomes=outcomes.get(i, {}), presented=presented.get(i, {}), now=now)
+             for i in ids.items],
+            ids.next_cursor,
+            None,
+        )  # fmt: skip
 
     def seen_by(self, principal: Principal, record: m.InspectionPublic) -> m.InspectionPublic:
         """The inspection as ``principal`` reads it: whole for an auditor; for a department, only the sampled

@@ -17,6 +17,7 @@ from api.ledger.core import (
     Listed,
     ListPage,
     b32,
+    chain_page,
     journaled,
     status_name,
     to_hex,
@@ -62,9 +63,14 @@ class CatalogService(LedgerCore):
             custodied=self._custodied_name(d.signer) is not None,
         )
 
-    def departments(self) -> list[m.DepartmentPublic]:
+    def departments(self, *, page: ListPage) -> Listed[m.DepartmentPublic]:
+        """The admitted departments in the order of admission, one page (:func:`chain_page`).
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor.
+        """
         count = int(self.client.call("departmentCount"))
-        return [self.department(i) for i in range(1, count + 1)]
+        return chain_page(range(1, count + 1), self.department, page)
 
     # --- catalog -----------------------------------------------------------------------------------------
 

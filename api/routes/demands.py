@@ -5,10 +5,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import models as m
-from api.deps import CurrentPrincipal, DepartmentPrincipal, Digits, IdempotencyKey, LedgerDep
+from api.deps import (
+    ChainListPageDep,
+    CurrentPrincipal,
+    DepartmentPrincipal,
+    Digits,
+    IdempotencyKey,
+    LedgerDep,
+    page_headers,
+)
 
 router = APIRouter(prefix="/demands", tags=["demands"])
 DemandId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
@@ -17,15 +25,23 @@ DeptQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
 
 @router.get("", response_model=list[m.DemandPublic])
 def list_demands(
+    request: Request,
+    response: Response,
     _principal: CurrentPrincipal,
     ledger: LedgerDep,
+    page: ChainListPageDep,
     publisher: DeptQuery = None,
     addressee: DeptQuery = None,
     open_only: Annotated[bool, Query(alias="open", description="only demands not answered yet")] = False,
 ) -> list[m.DemandPublic]:
     """The demand lists, newest first: each demand with its document and ``verified`` (the stored document
-    hashes to the chain's text hash), and its answer once given."""
-    return ledger.practice_service().demands(publisher=publisher, addressee=addressee, open_only=open_only)
+    hashes to the chain's text hash), and its answer once given. The next page is the
+    ``Link: <…>; rel="next"`` header (a filtered list's last page may be empty)."""
+    listed = ledger.practice_service().demands(
+        page=page, publisher=publisher, addressee=addressee, open_only=open_only
+    )
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.post("", response_model=m.Written[m.DemandPublic], status_code=201)

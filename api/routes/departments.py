@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Path, Query, Request, Response
 from api import models as m
 from api.auth import Role
 from api.deps import (
+    ChainListPageDep,
     CurrentPrincipal,
     Digits,
     GovernanceReader,
@@ -35,8 +36,18 @@ def whoami(principal: CurrentPrincipal, ledger: LedgerDep) -> m.PrincipalPublic:
 
 
 @router.get("/departments", response_model=list[m.DepartmentPublic])
-def list_departments(_principal: CurrentPrincipal, ledger: LedgerDep) -> list[m.DepartmentPublic]:
-    return ledger.departments()
+def list_departments(
+    request: Request,
+    response: Response,
+    _principal: CurrentPrincipal,
+    ledger: LedgerDep,
+    page: ChainListPageDep,
+) -> list[m.DepartmentPublic]:
+    """The admitted departments in the order of admission, from the chain. The next page is the
+    ``Link: <…>; rel="next"`` header."""
+    listed = ledger.departments(page=page)
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.get("/departments/{department_id}", response_model=m.DepartmentPublic)

@@ -5,10 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 
 from api import models as m
-from api.deps import DepartmentPrincipal, Digits, ExchangeReader, IdempotencyKey, LedgerDep, StateDep
+from api.deps import (
+    ChainListPageDep,
+    DepartmentPrincipal,
+    Digits,
+    ExchangeReader,
+    IdempotencyKey,
+    LedgerDep,
+    StateDep,
+    page_headers,
+)
 from api.receipts import ReceiptService
 
 router = APIRouter(prefix="/agreements", tags=["evaluations"])
@@ -17,10 +26,19 @@ AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 @router.get("/{agreement_id}/evaluations", response_model=list[m.EvaluationPublic])
 def list_evaluations(
-    agreement_id: AgreementId, principal: ExchangeReader, ledger: LedgerDep
+    request: Request,
+    response: Response,
+    agreement_id: AgreementId,
+    principal: ExchangeReader,
+    ledger: LedgerDep,
+    page: ChainListPageDep,
 ) -> list[m.EvaluationPublic]:
+    """The scores given under the agreement, in the order they were recorded (its parties and auditors).
+    The next page is the ``Link: <…>; rel="next"`` header."""
     ledger.agreement(agreement_id, principal=principal)  # parties and auditors only
-    return ledger.practice_service().evaluations(agreement_id)
+    listed = ledger.practice_service().evaluations(agreement_id, page=page)
+    page_headers(request, response, listed)
+    return listed.items
 
 
 @router.post("/{agreement_id}/evaluations", response_model=m.Written[m.EvaluationPublic], status_code=201)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
 
 from api import models as m
 from api.deps import (
+    ChainListPageDep,
     DepartmentPrincipal,
     Digits,
     IdempotencyKey,
@@ -20,6 +21,7 @@ from api.deps import (
     InspectorPrincipal,
     LedgerDep,
     StateDep,
+    page_headers,
 )
 from api.routes.verify import payload_verdict
 
@@ -28,11 +30,19 @@ InspectionId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("", response_model=list[m.InspectionPublic])
-def list_inspections(principal: InspectionReader, ledger: LedgerDep) -> list[m.InspectionPublic]:
-    """Every inspection, newest first, as the caller may read it (a department: the sampled deliveries it
-    provided)."""
+def list_inspections(
+    request: Request,
+    response: Response,
+    principal: InspectionReader,
+    ledger: LedgerDep,
+    page: ChainListPageDep,
+) -> list[m.InspectionPublic]:
+    """The inspections, newest first, as the caller may read them (a department: the sampled deliveries it
+    provided). The next page is the ``Link: <…>; rel="next"`` header."""
     service = ledger.practice_service().inspections(ledger)
-    return [service.seen_by(principal, i) for i in service.inspections()]
+    listed = service.inspections(page=page)
+    page_headers(request, response, listed)
+    return [service.seen_by(principal, i) for i in listed.items]
 
 
 @router.post("", response_model=m.Written[m.InspectionPublic], status_code=201)

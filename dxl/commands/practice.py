@@ -45,6 +45,30 @@ def call_api(api: str | None, token: str, method: str, path: str, body: Any = No
     Raises:
         ApiCallError: an error answer (with the API's code) or no answer.
     """
+    return _answer(api, token, method, path, body)[0]
+
+
+def every_page(api: str | None, token: str, path: str) -> list[Any]:
+    """Every record of the list at ``path``, following its ``Link: <…>; rel="next"`` header page after page.
+
+    Raises:
+        ApiCallError: an error answer (with the API's code) or no answer.
+    """
+    found: list[Any] = []
+    following: str | None = path
+    while following is not None:
+        data, response = _answer(api, token, "GET", following)
+        found += data
+        following = response.links.get("next", {}).get("url")
+    return found
+
+
+def _answer(api: str | None, token: str, method: str, path: str, body: Any = None) -> tuple[Any, Any]:
+    """The JSON answer of ``method path`` on the API, and the response it came in.
+
+    Raises:
+        ApiCallError: an error answer (with the API's code) or no answer.
+    """
     import httpx
 
     if api is None:
@@ -68,7 +92,7 @@ def call_api(api: str | None, token: str, method: str, path: str, body: Any = No
     if response.status_code >= 400:
         error = data.get("error", {}) if isinstance(data, dict) else {}
         raise ApiCallError(str(error.get("message", response.text)), code=str(error.get("code", "API_ERROR")))
-    return data
+    return data, response
 
 
 def _out(data: Any, as_json: bool, text: str) -> None:
@@ -179,7 +203,7 @@ def list_command(
     query += [f"publisher={publisher}"] if publisher else []
     query += [f"addressee={addressee}"] if addressee else []
     with exits_on_error(as_json):
-        found = call_api(api, token, "GET", "/demands?" + "&".join(query))
+        found = every_page(api, token, "/demands?" + "&".join(query))
     _out(found, as_json, "\n".join(_demand_line(d) for d in found) or "no demands")
 
 
@@ -235,7 +259,7 @@ def evaluations_command(
 ) -> None:
     """The scores given under an agreement."""
     with exits_on_error(as_json):
-        found = call_api(api, token, "GET", f"/agreements/{agreement_id}/evaluations")
+        found = every_page(api, token, f"/agreements/{agreement_id}/evaluations")
     lines = [
         f"period {e['period']}: {e['scored_side']} {e['scored']} scored by {e['scorer']}: "
         + ", ".join(f"{k}={v}" for k, v in e["scores"].items())

@@ -160,6 +160,64 @@ def test_bad_list_parameters_are_refused(
     assert response.json()["error"]["code"] == code
 
 
+@pytest.fixture(scope="module")
+def an_agreement(api_env: ApiEnv) -> dict[str, Any]:
+    return agreement_between(api_env, "hrss", "psb")
+
+
+#: The one list answered whole: the export of the catalog (GET /resources pages the same entries).
+_UNPAGED = {"/resources/export"}
+
+
+def test_every_list_is_paged_with_the_same_bounds(api_env: ApiEnv) -> None:
+    """Every operation answering a JSON array takes ``limit`` (1-500) and ``cursor``: a list that grows with
+    the ledger's age (inspections, demands, evaluations, departments) is never answered whole."""
+    document = ok(api_env.call("GET", "/openapi.json", None))
+    lists = {
+        path: {p["name"]: p for p in op.get("parameters", [])}
+        for path, ops in document["paths"].items()
+        for method, op in ops.items()
+        if method == "get"
+        and op["responses"].get("200", {}).get("content", {}).get("application/json", {}).get("schema", {})
+        .get("type") == "array"
+    }  # fmt: skip
+    assert {"/inspections", "/demands", "/departments", "/agreements/{agreement_id}/evaluations"} <= set(
+        lists
+    )
+    for path, params in lists.items():
+        if path in _UNPAGED:
+            continue
+        assert {"limit", "cursor"} <= set(params), path
+        bound = params["limit"]["schema"]
+        assert (bound["minimum"], bound["maximum"], bound["default"]) == (1, 500, 100), path
+
+
+@pytest.mark.parametrize("path", ["/departments", "/demands", "/inspections", "/agreements/1/evaluations"])
+@pytest.mark.parametrize(
+    "params",
+    [{"limit": 501}, {"limit": 0}, {"limit": "1.0"}, {"cursor": "not-a-cursor"},
+     # Well formed, for no record of the list.
+     {"cursor": encode_cursor(2**40)}, {"cursor": encode_cursor(2**63)}],
+)  # fmt: skip
+def test_bad_paging_of_the_lists_read_from_the_chain_is_refused(
+    api_env: ApiEnv, an_agreement: dict[str, Any], path: str, params: dict[str, Any]
+) -> None:
+    path = path.replace("/agreements/1/", f"/agreements/{an_agreement['id']}/")
+    response = api_env.call("GET", path, "auditor", params=params)
+    assert (response.status_code, response.json()["error"]["code"]) == (422, "VALIDATION_ERROR"), (
+        response.text
+    )
+    assert response.json()["error"].get("field") in ("limit", "cursor"), response.text
+
+
+def test_departments_are_listed_in_pages(api_env: ApiEnv) -> None:
+    everything = ok(api_env.call("GET", "/departments", "governor-1"))
+    assert [d["id"] for d in everything] == sorted(api_env.departments.values())
+    assert [p for p in _pages(api_env, "governor-1", {"limit": 2}, "/departments")] == [
+        everything[i : i + 2] for i in range(0, len(everything), 2)
+    ]
+
+
 @pytest.mark.parametrize("path", ["/deliveries", "/grants", "/agreements", "/requests"])
 def test_a_governor_lists_no_exchanges(api_env: ApiEnv, path: str) -> None:
     assert api_env.call("GET", path, "governor-1").status_code == 403

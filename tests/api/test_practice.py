@@ -111,6 +111,45 @@ def test_demand_answered_by_a_new_resource_round_trips_chinese_text(api_env: Api
     assert demand["id"] not in [d["id"] for d in ok(env.call("GET", "/demands?open=true", "auditor"))]
 
 
+def pages(env: ApiEnv, path: str, who: str, **params: Any) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following its ``next`` links."""
+    found, response = [], env.call("GET", path, who, params=params)
+    while True:
+        found.append(ok(response))
+        following = response.links.get("next")
+        if following is None:
+            return found
+        response = env.call("GET", following["url"], who)
+
+
+def test_demands_and_inspections_are_listed_in_pages(api_env: ApiEnv) -> None:
+    """The demand lists and the inspections page as every list does (``limit``, the ``next`` link): each
+    page reads from the chain only the records it answers, a demand published between two pages shifts
+    nothing, and a filter's pages hold exactly what it keeps."""
+    env = api_env
+    mine = [publish(env, "samr", "civil")["id"] for _ in range(3)]
+    first = env.call("GET", "/demands", "auditor", params={"publisher": env.departments["SAMR"], "limit": 2})
+    assert [d["id"] for d in ok(first)] == mine[::-1][:2]
+    publish(env, "samr", None)  # newer than the first page: not on the next one
+    rest = ok(env.call("GET", first.links["next"]["url"], "auditor"))
+    assert [d["id"] for d in rest] == mine[:1]
+    everything = ok(env.call("GET", "/demands", "auditor", params={"limit": 500}))
+    assert [d for p in pages(env, "/demands", "auditor", limit=1) for d in p] == everything
+    addressed = [d for d in everything if d["addressee"] == env.departments["CIVIL"]]
+    by_filter = pages(env, "/demands", "civil", addressee=env.departments["CIVIL"], limit=2)
+    assert [d for p in by_filter for d in p] == addressed and all(len(p) <= 2 for p in by_filter)
+
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 200}
+    opened = [
+        ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"] for _ in range(2)
+    ]
+    listed = [i for p in pages(env, "/inspections", "auditor", limit=1) for i in p]
+    assert [i["id"] for i in listed] == list(range(max(opened), 0, -1))
+    assert listed == ok(env.call("GET", "/inspections", "auditor", params={"limit": 500}))
+    assert [i["id"] for i in ok(env.call("GET", "/inspections", "hrss", params={"limit": 2}))] == opened[::-1]
+
+
 def test_decline_with_a_declared_reason_and_demand_to_no_one(api_env: ApiEnv) -> None:
     env = api_env
     demand = publish(env, "health", None)
@@ -202,6 +241,7 @@ def test_mutual_evaluation_after_a_delivery_once_per_period(api_env: ApiEnv) -> 
     assert by_provider["scored_side"] == "consumer" and by_provider["scores"] == {"purpose_compliance": 4}
     listed = ok(env.call("GET", path, "auditor"))
     assert [e["scored_side"] for e in listed] == ["provider", "consumer"]
+    assert pages(env, path, "psb", limit=1) == [[e] for e in listed]
     # Departments outside the agreement see neither the agreement nor its scores, and cannot score.
     assert env.call("GET", path, "health").json()["error"]["code"] == "AGREEMENT_NOT_FOUND"
     assert env.call("POST", path, "health", json=body).json()["error"]["code"] == "AGREEMENT_NOT_FOUND"

@@ -33,7 +33,7 @@ export async function api(path, options) {
 }
 
 /**
- * Every page of a list read from the audit index (GET /resources, /governance/proposals, ...), newest first:
+ * Every page of a list (GET /resources, /governance/proposals, /demands, /inspections, ...), in its order:
  * follows the `Link: <…>; rel="next"` header until there is none.
  */
 export async function every(path, query) {

@@ -1,5 +1,5 @@
 // What several pages share: the department directory and labels for ledger values.
-import { api } from "../api.js";
+import { every } from "../api.js";
 import { h, PageError } from "../dom.js";
 import { t } from "../i18n.js";
 
@@ -8,7 +8,7 @@ let departments = null;
 /** id -> department record (GET /departments), loaded once per page load. */
 export async function departmentsById() {
   if (departments === null) {
-    const list = await api("/departments");
+    const list = await every("/departments");
     departments = new Map(list.map((d) => [d.id, d]));
   }
   return departments;

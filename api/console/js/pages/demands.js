@@ -160,7 +160,7 @@ export default {
         : paged(items, (slice) => h("div", { id }, slice.map(card)), "pager.demands"),
     ];
     const load = async (note) => {
-      const all = await api("/demands");
+      const all = await every("/demands");
       if (me === null) {
         const summary = t("demand.summary", { n: all.length, overdue: all.filter((d) => d.overdue).length });
         fill(list, note || null, h("p", { id: "demand-summary" }, summary), section(null, "demand-list", all));

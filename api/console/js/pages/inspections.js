@@ -1,7 +1,7 @@
 // Sampling inspections: every inspection with its sample, presentations, outcomes and what is overdue. An
 // auditor reads every sampled delivery, opens an inspection and records each outcome; a department reads the
 // sampled deliveries it provided, which it must present by the deadline (the API answers it no other).
-import { api, ApiError } from "../api.js";
+import { api, ApiError, every } from "../api.js";
 import { add, errorBox, fill, h, mono, pagedTable, PageError, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { checkPeriod, departmentsById, deptLabel, idArg, isoDate, isoDateEnd, statusBadge } from "./common.js";
@@ -67,7 +67,7 @@ export const inspections = {
   title: "nav.inspections",
   requires: ["GET /inspections"],
   async render(view, { caps, go }) {
-    const list = await api("/inspections");
+    const list = await every("/inspections");
     const auditor = caps.role === "auditor";
     add(view, h("h1", {}, t("nav.inspections")),
       h("p", { class: "muted" }, auditor ? t("insp.introAuditor") : t("insp.introDepartment")));

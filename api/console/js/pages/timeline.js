@@ -136,7 +136,7 @@ async function evaluationsView(agreement, depts, caps) {
   const canScore = side !== null && caps.can("POST /agreements/{agreement_id}/evaluations");
   const deliveries = canScore ? await every("/deliveries", { agreement_id: agreement.id }) : [];
   const load = async (note) => {
-    const list = (await api(`/agreements/${agreement.id}/evaluations`)).sort((a, b) => b.period - a.period || b.block_number - a.block_number);
+    const list = (await every(`/agreements/${agreement.id}/evaluations`)).sort((a, b) => b.period - a.period || b.block_number - a.block_number);
     // The period by this machine's clock: a score the chain puts in a later period hides the form as well,
     // and one the API refuses (ALREADY_SCORED) is shown with the list as it stands.
     const current = Math.floor(Date.now() / 1000 / EVALUATION_PERIOD);
