@@ -33,8 +33,9 @@ MIN_PASSPHRASE_LENGTH = 12
 #: Besu QBFT). A node propagates a block in milliseconds; one whose head is that far behind another's on the
 #: chain's clock is cut off from the signers, and the writes sent to it wait in its pool, mined nowhere.
 DEFAULT_STALL_TIMEOUT_S = 5.0
-#: ``DXL_CATCH_UP_TIMEOUT``'s default: how long a start or a reconciliation waits for a node below a block
-#: it needs when no node of the network holds that block yet (a restarted node importing what it missed).
+#: ``DXL_CATCH_UP_TIMEOUT``'s default: how long a start waits for a node below a block it needs (the
+#: deployment's newest) when no node of the network holds that block yet (a restarted node importing what it
+#: missed).
 DEFAULT_CATCH_UP_TIMEOUT_S = 60.0
 
 
@@ -74,8 +75,8 @@ class Settings(BaseSettings):
         gt=0,
         le=86400,
         allow_inf_nan=False,
-        description="Seconds a start or a reconciliation waits for a node below a block it needs when no "
-        "node of the network holds it yet.",
+        description="Seconds a start waits for a node below a block it needs (the deployment's newest) when "
+        "no node of the network holds it yet.",
     )
     audit_batch_blocks: int = Field(default=2000, ge=1, description="Blocks per eth_getLogs of the indexer.")
     confirmations: int = Field(
