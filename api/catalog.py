@@ -131,6 +131,13 @@ def checked(text: str | None, digest: str) -> tuple[dict[str, Any] | None, bool]
 _PART_SEPARATOR = "\x1f"
 
 
+def _searchable(text: str) -> str:
+    """``text`` as a search text holds it, and as a search looks for it: case-folded, the part separator and
+    NUL (which PostgreSQL's text refuses: a document titled with one failed to be stored, a search for one
+    answered 500) each a space."""
+    return text.replace(_PART_SEPARATOR, " ").replace("\x00", " ").casefold()
+
+
 def search_text(document: Mapping[str, Any] | None) -> str:
     """What a search looks in: the document's title, description, keywords, and its fields' names and
     descriptions, case-folded, one part after the other (:data:`_PART_SEPARATOR`)."""
@@ -142,7 +149,7 @@ def search_text(document: Mapping[str, Any] | None) -> str:
     for column in columns if isinstance(columns, list) else []:
         if isinstance(column, dict):
             parts += [str(column.get("csvw:name", "")), str(column.get("dct:description", ""))]
-    return _PART_SEPARATOR.join(part.replace(_PART_SEPARATOR, " ").casefold() for part in parts)
+    return _PART_SEPARATOR.join(_searchable(part) for part in parts)
 
 
 @dataclass(frozen=True)
@@ -228,9 +235,9 @@ class CatalogIndex:
         if query.share_type is not None:
             statement = statement.where(e.share_type == int(query.share_type))
         if query.text:
-            needle = query.text.casefold()
-            if _PART_SEPARATOR in needle:
+            if _PART_SEPARATOR in query.text:
                 return EntryPage([], None)
+            needle = _searchable(query.text)
             # Both sides are case-folded already: LIKE compares them as they are (PostgreSQL's LIKE is case
             # sensitive, SQLite's folds ASCII only, which changes nothing here).
             escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -96,7 +96,7 @@ def chain_page(
         ApiError: VALIDATION_ERROR for a malformed cursor, or one that names no id of this list.
     """
     try:
-        after = None if page.cursor is None else decode_cursor(page.cursor)
+        after = decode_cursor(page.cursor) if page.cursor else None  # an empty one: the first page
     except InvalidQueryError as exc:
         raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
     remaining = iter(ids)
