@@ -18,7 +18,9 @@ department's token cannot take the whole service from the others; and each clien
 authentications (answers 401) draw on another, so a flood of made-up or revoked tokens is refused before
 each costs a look-up in the API database. A request is refused with ``429`` and ``Retry-After`` before the
 body is read, the idempotency key claimed or the route run: nothing is recorded, and a retry after the wait
-is answered as the first request would have been.
+is answered as the first request would have been. A principal may also be held to a number of requests in
+progress at once (``DXL_API_CONCURRENCY``, off unless set): past it, its next request waits for one of its
+own to finish, whatever the others do.
 """
 
 from __future__ import annotations
@@ -312,6 +314,8 @@ class RateLimits:
 
     principal: Rate
     auth_failures: Rate
+    #: Requests of one principal in progress at once; more wait their turn (0: no bound).
+    concurrency: int = 0
 
 
 #: Tokens known good, by digest: their principal. Bounded like the buckets: only tokens the API database
@@ -351,6 +355,10 @@ class RateLimitMiddleware:
         self._principals: TokenBuckets | None = None
         self._failures: TokenBuckets | None = None
         self._known: dict[bytes, str] = {}
+        self._concurrency = 0
+        #: Turns by principal (a token not known yet: by token), while any of its requests is in progress or
+        #: waiting: requests past the concurrency wait here, in order of arrival.
+        self._turns: dict[object, _Turns] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -362,6 +370,7 @@ class RateLimitMiddleware:
                 TokenBuckets(limits.principal),
                 TokenBuckets(limits.auth_failures),
             )
+            self._concurrency = limits.concurrency
         principals, failures = self._principals, self._failures
         now = time.monotonic()
         digest = _bearer_digest(scope)
@@ -392,7 +401,33 @@ class RateLimitMiddleware:
                     self._known[digest] = found
             await send(message)
 
-        await self.app(scope, receive, watched)
+        # A token's first requests, sent before any was answered, are not the principal's yet: held to the
+        # concurrency by token, or a burst of them would all run at once.
+        owner = principal if principal is not None else digest
+        if owner is None or not self._concurrency:
+            await self.app(scope, receive, watched)
+            return
+        turns = self._turns.get(owner)
+        if turns is None:
+            turns = self._turns[owner] = _Turns(self._concurrency)
+        turns.users += 1
+        try:
+            async with turns.slots:
+                await self.app(scope, receive, watched)
+        finally:
+            turns.users -= 1
+            if not turns.users:  # nothing of it in progress or waiting: a made-up token leaves nothing behind
+                del self._turns[owner]
+
+
+class _Turns:
+    """A principal's (or token's) requests in progress, at most ``concurrency``, and how many use them."""
+
+    __slots__ = ("slots", "users")
+
+    def __init__(self, concurrency: int) -> None:
+        self.slots = asyncio.Semaphore(concurrency)
+        self.users = 0
 
 
 async def _too_many(send: Send, code: str, wait: float, message: str) -> None:

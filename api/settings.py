@@ -56,6 +56,12 @@ class ApiSettings(Settings):
     api_rate_burst: int = Field(
         default=20_000, ge=1, description="Requests one principal may send at once, above its rate."
     )
+    api_concurrency: int = Field(
+        default=0,
+        ge=0,
+        description="Requests of one principal (all its tokens) in progress at once; more wait their turn, "
+        "so that one department's slow requests leave the service's threads to the others; 0: no bound.",
+    )
     api_auth_failure_limit: float = Field(
         default=50,
         ge=0,
@@ -72,6 +78,7 @@ class ApiSettings(Settings):
         return RateLimits(
             principal=Rate(self.api_rate_limit, self.api_rate_burst),
             auth_failures=Rate(self.api_auth_failure_limit, self.api_auth_failure_burst),
+            concurrency=self.api_concurrency,
         )
 
     @field_validator("api_port")

@@ -3,6 +3,7 @@ authentication, are refused 429 with Retry-After before anything runs; the other
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from api_helpers import ApiEnv, api_home, b32, make_settings, ok, served
 from api.auth import issue_token, parse_principal
 from api.db import make_engine, session_factory
 from node.anvil import EmbeddedNode
+from tests.rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.xdist_group("api-rate-limits")
 
@@ -22,7 +24,7 @@ pytestmark = pytest.mark.xdist_group("api-rate-limits")
 @contextmanager
 def _served_with(node: EmbeddedNode, factory: pytest.TempPathFactory, **limits: Any) -> Iterator[ApiEnv]:
     settings = make_settings(api_home(factory, "api-rates"), node)
-    quiet = {"audit_follow_interval": 0, "chain_watch_interval": 0, **limits}
+    quiet = {"audit_follow_interval": 0, "chain_watch_interval": 0, "inspection_draw_interval": 0, **limits}
     with served(settings.model_copy(update=quiet), node) as env:
         yield env
 
@@ -91,3 +93,36 @@ def test_an_address_failing_authentication_is_refused_429_and_tokens_known_good_
         ok(env.call("GET", "/me", "hrss"))
         assert env.client.get("/me", headers=made_up).status_code == 401
         _refused(env.client.get("/me", headers=made_up), "AUTHENTICATION_RATE_LIMITED")
+
+
+def test_a_principal_past_its_concurrency_waits_its_turn_while_the_others_are_served(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """One department's slow requests held every thread of the service (48 concurrent checks of 8 MB
+    payloads took another department's GET /me from 5 ms to 4 s): past its concurrency, a principal's next
+    request waits for one of its own to finish, and another principal's does not wait."""
+    with (
+        RpcProxy(embedded_node.endpoint.rpc_url) as proxy,
+        _served_with(embedded_node, tmp_path_factory, api_concurrency=1, rpc_url=proxy.url) as env,
+    ):
+        ok(env.call("GET", "/me", "psb"))
+        ok(env.call("GET", "/me", "hrss"))
+        proxy.delay_s, proxy.delay_sends = 3.0, 1  # PSB's write waits 3 s for the node's answer
+        body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 2}
+        written: list[httpx.Response] = []
+        slow = threading.Thread(
+            target=lambda: written.append(env.call("POST", "/resources", "psb", json=body))
+        )
+        slow.start()
+        try:
+            time.sleep(0.5)  # the write is in progress, its transaction sent
+            started = time.monotonic()
+            ok(env.call("GET", "/me", "hrss"))
+            assert time.monotonic() - started < 1.5
+            started = time.monotonic()
+            ok(env.call("GET", "/me", "psb"))  # its turn comes once the write is answered
+            assert time.monotonic() - started > 1.5
+        finally:
+            slow.join()
+        assert written[0].status_code == 201, written[0].text
+        assert proxy.sends == 1
