@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import select
@@ -24,7 +24,7 @@ from api.catalog import DocumentStore
 from api.db import InspectionPresentationRow
 from api.errors import ApiError
 from api.ledger import Finish, Listed, ListPage
-from api.ledger.core import chain_page
+from api.ledger.core import chain_page, store_then_send
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.contract_errors import iso_time
 from node.practice import (
@@ -42,7 +42,7 @@ from node.types import (
     InspectionStatus,
     ScoredSide,
 )
-from verifier.catalog import canonical_document
+from verifier.catalog import canonical_document, document_hash
 from verifier.onchain import ChainCheckError, LedgerReader
 from verifier.sampling import DerivedSample, derive_sample, slot_of
 
@@ -73,9 +73,6 @@ class TextStore:
     def __init__(self, sessions: Callable[[], sessionmaker[Session]]) -> None:
         self._sessions = sessions
         self._documents = DocumentStore(sessions)
-
-    def put(self, document: Mapping[str, Any]) -> bytes:
-        return bytes.fromhex(self._documents.put(document)[2:])
 
     def get(self, digest: bytes) -> m.StoredText | None:
         """The stored text for ``digest`` and whether it still hashes to it; None for a zero hash."""
@@ -119,19 +116,37 @@ class PracticeService:
 
     # --- sending -----------------------------------------------------------------------------------------
 
-    def send(self, ledger: LedgerService, department_id: int, fn: str, *args: Any, finish: Finish) -> Any:
+    def send(
+        self,
+        ledger: LedgerService,
+        department_id: int,
+        fn: str,
+        *args: Any,
+        finish: Finish,
+        texts: Sequence[Mapping[str, Any]] = (),
+    ) -> Any:
         """``fn(*args)`` signed by the department's key, journaled with ``finish``, awaited; the response
-        ``finish`` names (:meth:`finish`).
+        ``finish`` names (:meth:`finish`). ``texts`` (what the arguments' hashes name) are stored once the
+        estimate took the transaction, before it is sent (:func:`api.ledger.core.store_then_send`).
 
         Raises:
             LedgerRevertError: estimation or the mined transaction reverted.
             ApiError: as :meth:`api.journal.JournaledSender.send` and ``wait``.
         """
         account = ledger.department_account(department_id)
-        return self._send(ledger, account, fn, *args, finish=finish)
+        return self._send(ledger, account, fn, *args, finish=finish, texts=texts)
 
-    def _send(self, ledger: LedgerService, account: Any, fn: str, *args: Any, finish: Finish) -> Any:
+    def _send(
+        self,
+        ledger: LedgerService,
+        account: Any,
+        fn: str,
+        *args: Any,
+        finish: Finish,
+        texts: Sequence[Mapping[str, Any]] = (),
+    ) -> Any:
         request = self.client.build(str(account.address), fn, *args)
+        store_then_send(ledger.documents, texts)
         signed = ledger.sender.send(account, request, claim=ledger.claim, finish=finish.as_json())
         return self.finish(ledger, ledger.sender.wait(signed.tx_hash), finish)
 
@@ -225,11 +240,14 @@ class PracticeService:
         addressee = 0
         if body.addressee is not None:
             addressee = ledger.department_id_by_code(body.addressee)
-        digest = self.texts.put(body.document.as_json())
+        text = body.document.as_json()
+        digest = document_hash(text)
         finish = Finish("practice.demand", event="DemandPublished", arg="demandId")
         return cast(
             m.Written[m.DemandPublic],
-            self.send(ledger, me, "publishDemand", digest, addressee, body.due_by, finish=finish),
+            self.send(
+                ledger, me, "publishDemand", digest, addressee, body.due_by, finish=finish, texts=[text]
+            ),
         )
 
     def answer(
@@ -246,11 +264,13 @@ class PracticeService:
             current.addressee is None and current.publisher == me
         ):
             raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
-        note = ZERO32 if body.note is None else self.texts.put({"note": body.note})
+        texts = [] if body.note is None else [{"note": body.note}]
+        note = document_hash(texts[0]) if texts else ZERO32
         code = 0 if body.decline_reason is None else int(DeclineReason[body.decline_reason.upper()])
         args = (demand_id, int(_ANSWERS[body.answer]), body.resource_id or 0, code, note)
         finish = Finish("practice.demand", demand_id)
-        return cast(m.Written[m.DemandPublic], self.send(ledger, me, "answerDemand", *args, finish=finish))
+        written = self.send(ledger, me, "answerDemand", *args, finish=finish, texts=texts)
+        return cast(m.Written[m.DemandPublic], written)
 
     # --- evaluations -------------------------------------------------------------------------------------
 
@@ -302,7 +322,8 @@ class PracticeService:
         finish = Finish("practice.evaluation", agreement_id)
         delivery_id = bytes.fromhex(body.delivery_id.removeprefix("0x"))
         suffix, evidence = self._evidence(ledger, receipts, agreement_id, delivery_id, me)
-        comment = ZERO32 if body.comment is None else self.texts.put({"comment": body.comment})
+        texts = [] if body.comment is None else [{"comment": body.comment}]
+        comment = document_hash(texts[0]) if texts else ZERO32
         if me == agreement.consumer:
             if body.timeliness is None or body.completeness is None or body.accuracy is None:
                 raise ApiError(
@@ -311,7 +332,7 @@ class PracticeService:
                 )  # fmt: skip
             written = self.send(
                 ledger, me, "scoreProvider" + suffix, agreement_id, body.timeliness, body.completeness,
-                body.accuracy, comment, *evidence, finish=finish,
+                body.accuracy, comment, *evidence, finish=finish, texts=texts,
             )  # fmt: skip
         else:
             if body.purpose_compliance is None:
@@ -320,7 +341,7 @@ class PracticeService:
                 )
             written = self.send(
                 ledger, me, "scoreConsumer" + suffix, agreement_id, body.purpose_compliance, comment,
-                *evidence, finish=finish,
+                *evidence, finish=finish, texts=texts,
             )  # fmt: skip
         return cast(m.Written[m.EvaluationPublic], written)
 

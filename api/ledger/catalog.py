@@ -190,14 +190,15 @@ class CatalogService(LedgerCore):
         self, *, principal: Principal, body: m.ResourceCreate
     ) -> m.Written[m.ResourcePublic]:
         me = self.department_id_of(principal)
-        if body.metadata is not None:
-            self.documents.put(body.metadata.as_json())
         args = (b32(body.chain_metadata_hash), b32(body.schema_hash), int(_SHARE_TYPES[body.share_type]),
                 body.sensitivity)  # fmt: skip
         finish = Finish("resource", event="ResourceRegistered", arg="resourceId")
+        documents = [] if body.metadata is None else [body.metadata.as_json()]
         return cast(
             m.Written[m.ResourcePublic],
-            self._complete(self.department_account(me), "registerResource", args, finish, principal),
+            self._complete(
+                self.department_account(me), "registerResource", args, finish, principal, documents
+            ),
         )
 
     @journaled
@@ -210,8 +211,6 @@ class CatalogService(LedgerCore):
             raise ApiError(
                 "NOT_RESOURCE_OWNER", f"resource {resource_id} belongs to department {current.owner}"
             )
-        if body.metadata is not None:
-            self.documents.put(body.metadata.as_json())
         args = (resource_id, b32(body.chain_metadata_hash), b32(body.schema_hash),
                 int(_SHARE_TYPES[body.share_type]), body.sensitivity)  # fmt: skip
         return cast(
@@ -222,5 +221,6 @@ class CatalogService(LedgerCore):
                 args,
                 Finish("resource", resource_id),
                 principal,
+                [] if body.metadata is None else [body.metadata.as_json()],
             ),
         )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
@@ -77,6 +77,16 @@ class Listed(Generic[_Item]):
     items: list[_Item]
     next_cursor: str | None
     indexed_block: int | None
+
+
+def store_then_send(store: catalog.DocumentStore, documents: Sequence[Mapping[str, Any]]) -> None:
+    """Stores the documents a write's hashes name, called between its transaction's estimate and its sending:
+    after the estimate, which refuses what the contract would, so a refused write stores nothing (a
+    department could fill the database with texts no record names, one refused write at a time); before the
+    sending, so the record is readable the moment it is mined. A transaction that reverts although its
+    estimate passed leaves its document with nothing on the chain naming it, never shown."""
+    for document in documents:
+        store.put(document)
 
 
 def chain_page(
@@ -285,15 +295,24 @@ class LedgerCore:
     # --- journaled writes --------------------------------------------------------------------------------
 
     def _complete(
-        self, account: LocalAccount, fn: str, args: tuple[Any, ...], finish: Finish, principal: Principal
+        self,
+        account: LocalAccount,
+        fn: str,
+        args: tuple[Any, ...],
+        finish: Finish,
+        principal: Principal,
+        documents: Sequence[Mapping[str, Any]] = (),
     ) -> Any:
         """Send ``fn(*args)`` through the journal, await it, and build the response ``finish`` names.
+        ``documents`` (what the arguments' hashes name: a catalog document, sharing terms) are stored once the
+        estimate took the transaction, before it is sent (:func:`store_then_send`).
 
         Raises:
             LedgerRevertError: estimation or the mined transaction reverted.
             ApiError: DATABASE_UNAVAILABLE (nothing sent), TRANSACTION_PENDING (journaled, not confirmed).
         """
         request = self.client.build(str(account.address), fn, *args)
+        store_then_send(self.documents, documents)
         signed = self.sender.send(account, request, claim=self.claim, finish=finish.as_json())
         return self._answer(self.sender.wait(signed.tx_hash), finish, principal)
 

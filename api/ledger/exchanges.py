@@ -204,20 +204,21 @@ class ExchangeService(CatalogService):
             raise ApiError(
                 "INVALID_PERIOD", "valid_until is already past by the chain's clock", field="valid_until"
             )
+        documents: list[dict[str, Any]] = []
         if body.terms is None:
             scope_hash, terms_hash = b32(str(body.scope_hash)), b32(str(body.terms_hash))
         else:
             self._check_data_list(body.terms, resource)
             scope_hash = document_hash(body.terms.scope())
-            # Stored before the transaction, as catalog documents are: readable the moment the request is
-            # mined; a document whose transaction never lands is never shown (no request points at it).
-            terms_hash = b32(self.documents.put(body.terms.stored(body.purpose)))
+            # Stored once the estimate took the request, before it is sent, as catalog documents are.
+            documents.append(body.terms.stored(body.purpose))
+            terms_hash = document_hash(documents[0])
         args = (body.resource_id, body.purpose, scope_hash, terms_hash, body.valid_from,
                 body.valid_until)  # fmt: skip
         finish = Finish("request", event="AccessRequested", arg="requestId")
         return cast(
             m.Written[m.RequestPublic],
-            self._complete(self.department_account(me), "requestAccess", args, finish, principal),
+            self._complete(self.department_account(me), "requestAccess", args, finish, principal, documents),
         )
 
     def _check_data_list(self, terms: m.TermsDocument, resource: m.ResourcePublic) -> None:

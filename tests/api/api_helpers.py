@@ -328,3 +328,22 @@ def read_to_end(sock: socket.socket) -> bytes:
         while chunk := sock.recv(65536):
             received += chunk
     return received
+
+
+def stored_document(env: ApiEnv, document: dict[str, Any]) -> bool:
+    """Whether the service's database holds a row for ``document``'s canonical hash (the table of catalog
+    documents and practice texts)."""
+    from sqlalchemy import create_engine, text
+
+    from verifier.catalog import document_hash
+
+    engine = create_engine(env.settings.effective_database_url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT 1 FROM api_catalog_documents WHERE metadata_hash = :h"),
+                {"h": "0x" + document_hash(document).hex()},
+            ).first()
+    finally:
+        engine.dispose()
+    return found is not None

@@ -528,7 +528,7 @@ def test_a_crashed_process_s_demand_is_finished_by_the_retry(journal_env: Journa
     account = service.department_account(
         service.department_id_of(Principal(Role.DEPARTMENT, department="SAMR"))
     )
-    digest = service.practice.texts.put(document)
+    digest = bytes.fromhex(service.documents.put(document)[2:])  # stored, as before the sending
     request = service.practice.client.build(account.address, "publishDemand", digest, 0, 2**40)
     env.proxy.swallow_sends = 1
     finish = Finish("practice.demand", event="DemandPublished", arg="demandId").as_json()

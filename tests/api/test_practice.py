@@ -29,12 +29,14 @@ from api_helpers import (
     pass_time,
     register,
     request_access,
+    stored_document,
     until,
 )
 from eth_account import Account
 
 from api.app import create_app
 from api.demo import ensure_demo_tokens
+from api.models import DemandDocument
 from api.practice import InspectionDrawer
 from node.chain import LedgerClient
 from node.compiler import load_artifact
@@ -148,6 +150,42 @@ def test_demands_and_inspections_are_listed_in_pages(api_env: ApiEnv) -> None:
     assert [i["id"] for i in listed] == list(range(max(opened), 0, -1))
     assert listed == ok(env.call("GET", "/inspections", "auditor", params={"limit": 500}))
     assert [i["id"] for i in ok(env.call("GET", "/inspections", "hrss", params={"limit": 2}))] == opened[::-1]
+
+
+def test_a_refused_practice_write_stores_none_of_its_texts(api_env: ApiEnv) -> None:
+    """A demand, an answer's note or an evaluation's comment is stored only once the chain would take the
+    write that names it: a refused one (the contract's refusal at the estimate, or the API's own) left its
+    text in the database, named by no record, so a department could fill the database one refusal at a
+    time."""
+    env = api_env
+    marker = b32()[2:12]
+    to_itself = {**DEMAND, "title": f"发给自己 {marker}"}
+    refused = env.call("POST", "/demands", "psb", json={"document": to_itself, "addressee": "PSB",
+                                                         "due_by": int(time.time()) + 86400})  # fmt: skip
+    assert refused.status_code == 422, refused.text
+    assert not stored_document(env, DemandDocument.model_validate(to_itself).as_json())
+
+    catalogued_before = register(env, "psb")
+    demand = publish(env, "hrss", "psb")
+    note = f"早已编目 {marker}"
+    answer = {"answer": "new_resource", "resource_id": catalogued_before, "note": note}
+    unfit = env.call("POST", f"/demands/{demand['id']}/answer", "psb", json=answer)
+    assert 400 <= unfit.status_code < 500, unfit.text
+    assert not stored_document(env, {"note": note})
+
+    grant = grant_between(env, "hrss", "psb")
+    path = f"/agreements/{grant['agreement_id']}/evaluations"
+    delivery = delivery_between(env, "hrss", "psb", grant)
+    partial = env.call("POST", path, "psb", json={
+        "delivery_id": delivery["delivery_id"], "timeliness": 5, "comment": f"缺分项 {marker}"})  # fmt: skip
+    assert partial.json()["error"]["code"] == "VALIDATION_ERROR"
+    body = {"delivery_id": delivery["delivery_id"], "timeliness": 5, "completeness": 5, "accuracy": 5}
+    ok(env.call("POST", path, "psb", json={**body, "comment": f"第一次 {marker}"}), 201)
+    twice = env.call("POST", path, "psb", json={**body, "comment": f"第二次 {marker}"})
+    assert twice.json()["error"]["code"] == "ALREADY_SCORED"
+    assert stored_document(env, {"comment": f"第一次 {marker}"})
+    assert not stored_document(env, {"comment": f"缺分项 {marker}"})
+    assert not stored_document(env, {"comment": f"第二次 {marker}"})
 
 
 def test_decline_with_a_declared_reason_and_demand_to_no_one(api_env: ApiEnv) -> None:
