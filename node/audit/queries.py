@@ -463,36 +463,6 @@ def requests(
     return rows.map(lambda items: [request(r) for r in items])
 
 
-def resources(
-    engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
-) -> IndexPage[Resource]:
-    """One page of catalog resources, newest registration first (``flt.provider``: only that owner's), each
-    entry as its latest registration or update indexed left it.
-
-    Raises:
-        InvalidQueryError: a malformed cursor or limit, or a negative id.
-    """
-    e = m.events.c
-    with engine.connect() as conn:
-        rows = _newest(conn, "ResourceRegistered", flt, cursor, limit)
-        latest: dict[int, dict[str, Any]] = {}
-        for ident, fields in conn.execute(
-            select(e.resource_id, e.fields)
-            .where(
-                e.resource_id.in_([int(r.fields["resourceId"]) for r in rows.items]),
-                e.event.in_(_RESOURCE_EVENTS),
-            )
-            .order_by(e.seq)
-        ):
-            latest[int(ident)] = json.loads(fields)
-
-    def resource(r: _Logged) -> Resource:
-        ident = int(r.fields["resourceId"])
-        return _resource_of(ident, latest.get(ident, r.fields))
-
-    return rows.map(lambda items: [resource(r) for r in items])
-
-
 def _resource_of(ident: int, f: dict[str, Any]) -> Resource:
     """A catalog entry from the fields of its registration or update event."""
     return Resource(
