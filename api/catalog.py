@@ -199,13 +199,23 @@ class CatalogIndex:
                 mark = None
             after = -1 if mark is None else mark.seq
             while changes := audit_queries.resource_changes(index, after=after, limit=self.SYNC_BATCH):
+                # The batch's rows in one query, not one each: a catalog imported at once is followed in one
+                # read of a few thousand rows.
+                rows = {
+                    row.resource_id: row
+                    for row in session.scalars(
+                        select(CatalogEntryRow).where(
+                            CatalogEntryRow.resource_id.in_({c.resource.id for c in changes})
+                        )
+                    )
+                }
                 for change in changes:
                     r = change.resource
-                    row = session.get(CatalogEntryRow, r.id)
+                    row = rows.get(r.id)
                     if row is None:
                         if not change.registered:
                             continue  # an update is always indexed after its registration
-                        row = CatalogEntryRow(resource_id=r.id, registered_seq=change.seq)
+                        row = rows[r.id] = CatalogEntryRow(resource_id=r.id, registered_seq=change.seq)
                         session.add(row)
                     row.owner, row.share_type = r.owner, int(r.share_type)
                     row.metadata_hash = "0x" + r.metadata_hash.hex()
