@@ -280,9 +280,8 @@ class TokenBuckets:
 
     def _store(self, key: object, tokens: float, now: float) -> None:
         self._buckets[key] = (tokens, now)
-        if len(self._buckets) > self.max_keys:
-            for old in list(self._buckets)[: len(self._buckets) - self.max_keys]:
-                del self._buckets[old]
+        while len(self._buckets) > self.max_keys:  # one over at most: the key touched longest ago goes
+            del self._buckets[next(iter(self._buckets))]
 
     def wait(self, key: object, now: float) -> float:
         """Seconds until ``key`` has a token again (0: it has one now); takes nothing."""

@@ -126,3 +126,18 @@ def test_a_principal_past_its_concurrency_waits_its_turn_while_the_others_are_se
             slow.join()
         assert written[0].status_code == 201, written[0].text
         assert proxy.sends == 1
+
+
+def test_token_buckets_refill_at_their_rate_and_keep_only_the_newest_keys() -> None:
+    """A flood of new keys (addresses, say) forgets the oldest rather than growing the process."""
+    from api.limits import Rate, TokenBuckets
+
+    buckets = TokenBuckets(Rate(per_second=2, burst=3), max_keys=100)
+    assert [buckets.take("a", 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert buckets.take("a", 0.0) == pytest.approx(0.5) == buckets.wait("a", 0.0)
+    assert buckets.take("a", 0.5) == 0.0  # one refilled in half a second
+    buckets.charge("b", 0.0)
+    assert buckets.wait("b", 0.0) == 0.0
+    for key in range(1_000):
+        buckets.charge(key, 1.0)
+    assert buckets.wait("a", 1.0) == 0.0 and len(buckets._buckets) == 100  # "a" forgotten: full again
