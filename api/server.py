@@ -12,6 +12,9 @@ A request the parser refuses (a bad method or request line, a malformed header, 
 lengths, a bad chunk) is answered ``400 MALFORMED_REQUEST`` with the service's error body, not uvicorn's line
 of plain text, and the connection closed.
 
+A request asking to upgrade the connection (a WebSocket handshake) is answered as the plain HTTP request it
+also is: the service has no WebSocket route.
+
 A head must also arrive in time: uvicorn times out only a connection idle between two requests, so one that
 opened and sent nothing, or sent a head a byte at a time, was held for good, and a few thousand such
 connections took every file descriptor the server had. The head of a request must be complete within
@@ -149,6 +152,14 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
                 self._refuse(current=True)
         else:
             self._trailer_bytes = 0
+
+    def _should_upgrade_to_ws(self) -> bool:
+        # The service has no WebSocket route: a request asking to upgrade is answered as the plain request it
+        # also is (uvicorn upgraded it and the app refused the handshake: a 403 with no body and no code).
+        return False
+
+    def _unsupported_upgrade_warning(self) -> None:
+        pass  # uvicorn's warning would tell the operator to install a WebSocket library
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request the parser refused (a bad method, request line, header, length or

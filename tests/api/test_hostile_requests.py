@@ -386,3 +386,21 @@ def test_a_request_that_is_not_http_is_answered_400_with_the_error_body(api_env:
     assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower(), answer
     error = json.loads(body)["error"]
     assert error["code"] == "MALFORMED_REQUEST" and "not well-formed HTTP/1.1" in error["message"], error
+
+
+@pytest.mark.parametrize(("who", "status", "code"), [(None, 401, "UNAUTHENTICATED"), ("psb", 200, None)])
+def test_a_websocket_handshake_is_answered_as_the_plain_request_it_also_is(
+    api_env: ApiEnv, who: str | None, status: int, code: str | None
+) -> None:
+    """The service has no WebSocket route: uvicorn upgraded the connection and the app refused the handshake,
+    a 403 with no body and no code, whatever the token."""
+    port = int(api_env.url.rsplit(":", 1)[1])
+    token = f"Authorization: Bearer {api_env.tokens['demo-' + who]}\r\n".encode() if who else b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(b"GET /me HTTP/1.1\r\nHost: dxl\r\n" + token + b"Upgrade: websocket\r\n"
+                     b"Connection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+        answer = read_to_end(conn)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 %d " % status), answer
+    assert json.loads(body).get("error", {}).get("code") == code, body
