@@ -15,6 +15,7 @@ from node.chain import LedgerClient
 from node.errors import NodeError
 from node.types import (
     Agreement,
+    ChainPosition,
     DemandAnswer,
     InspectionOutcome,
     InspectionStatus,
@@ -42,6 +43,10 @@ class DemandRecord:
     resource_id: int
     decline_code: int
     answer_hash: bytes
+    #: Where its ``DemandPublished`` and ``DemandAnswered`` logs sit (None: read from the view alone, or not
+    #: answered): what the scorecard orders an answer and a delivery by, and cuts a card's facts at.
+    published: ChainPosition | None = None
+    answered: ChainPosition | None = None
 
     @classmethod
     def from_chain(cls, demand_id: int, raw: Any) -> DemandRecord:
@@ -108,6 +113,15 @@ class InspectionRecord:
     #: For an expired inspection, the block time from which it reads expired (its seed block + 256: no later
     #: block can draw it); None otherwise.
     expired_at: int | None = None
+    #: For a drawn inspection, where its ``InspectionDrawn`` log sits and that block's time: the sample is
+    #: known from there on, not before (None: not drawn, or read from the view alone).
+    drawn: ChainPosition | None = None
+    drawn_at: int | None = None
+
+    @property
+    def expired_block(self) -> int:
+        """The first block from which it reads expired, if it is never drawn."""
+        return self.seed_block + BLOCKHASH_WINDOW
 
     @classmethod
     def from_chain(cls, inspection_id: int, raw: Any) -> InspectionRecord:
@@ -140,6 +154,9 @@ class SampledRecord:
     delivery_id: bytes
     provider: int
     present_by: int
+    #: Where its inspection was drawn and that block's time (None: hand-made, known from the start).
+    drawn: ChainPosition | None = None
+    drawn_at: int | None = None
 
 
 def sampled_provider(derived: DerivedSample, drawn: bytes) -> int:
@@ -159,6 +176,35 @@ class PracticeFacts:
     outcomes: list[OutcomeRecord] = field(default_factory=list)
     #: What every drawn inspection sampled, with or without an outcome.
     sampled: list[SampledRecord] = field(default_factory=list)
+
+    def known_at(self, block: int) -> PracticeFacts:
+        """These facts as they stood at the end of ``block``: read at a later head, they are cut back to the
+        moment the audit index holds, so a card counts the practice and the deliveries at one chain
+        position. A demand answered later reads unanswered, an inspection drawn or expired later reads open.
+        Facts without a position (hand-made) are kept."""
+
+        def after(position: ChainPosition | None) -> bool:
+            return position is not None and position.block_number > block
+
+        demands = [
+            replace(d, answer=DemandAnswer.NONE, answered_by=0, answered_at=0, resource_id=0, decline_code=0,
+                    answer_hash=b"\x00" * 32, answered=None) if after(d.answered) else d
+            for d in self.demands if not after(d.published)
+        ]  # fmt: skip
+        inspections = []
+        for i in self.inspections:
+            if (after(i.drawn)
+                    or (i.status is InspectionStatus.EXPIRED and i.expired_block > block)):  # fmt: skip
+                i = replace(i, status=InspectionStatus.OPEN, seed=b"\x00" * 32, expired_at=None, drawn=None,
+                            drawn_at=None)  # fmt: skip
+            inspections.append(i)
+        return PracticeFacts(
+            demands,
+            [e for e in self.evaluations if e.block_number <= block],
+            inspections,
+            [o for o in self.outcomes if o.block_number <= block],
+            [s for s in self.sampled if not after(s.drawn)],
+        )
 
 
 class PracticeReader:
@@ -188,6 +234,24 @@ class PracticeReader:
         count = int(self.practice.call("demandCount"))
         return [self.demand(i) for i in range(1, count + 1)]
 
+    def _positions(self, event: str, key: str) -> dict[int, ChainPosition]:
+        """Where each ``event`` log sits, by its ``key`` argument (the last one's, were there several)."""
+        return {
+            int(ev.args[key]): ChainPosition(block, ev.log_index)
+            for ev, block in self.practice.get_logs(event, from_block=self.from_block)
+        }
+
+    def positioned_demands(self) -> list[DemandRecord]:
+        """Every demand with where it was published and answered: read after the views, so every answer
+        they show has its log."""
+        demands = self.demands()
+        published = self._positions("DemandPublished", "demandId")
+        answered = self._positions("DemandAnswered", "demandId")
+        return [
+            replace(d, published=published.get(d.demand_id), answered=answered.get(d.demand_id))
+            for d in demands
+        ]
+
     def inspection(self, inspection_id: int) -> InspectionRecord:
         """Raises: LedgerRevertError ``PracticeUnknownInspection`` for an unknown id."""
         return InspectionRecord.from_chain(inspection_id, self.practice.call("inspection", inspection_id))
@@ -197,12 +261,16 @@ class PracticeReader:
         inspections stays what it was)."""
         count = int(self.practice.call("inspectionCount"))
         found = [self.inspection(i) for i in range(1, count + 1)]
-        return [
-            replace(i, expired_at=self._time(i.seed_block + BLOCKHASH_WINDOW))
-            if i.status is InspectionStatus.EXPIRED
-            else i
-            for i in found
-        ]
+        draws = self._positions("InspectionDrawn", "inspectionId")
+        out = []
+        for i in found:
+            if i.status is InspectionStatus.EXPIRED:
+                i = replace(i, expired_at=self._time(i.expired_block))
+            elif i.status is InspectionStatus.DRAWN and i.inspection_id in draws:
+                drawn = draws[i.inspection_id]
+                i = replace(i, drawn=drawn, drawn_at=self._time(drawn.block_number))
+            out.append(i)
+        return out
 
     def evaluations(self, agreement_id: int | None = None) -> list[EvaluationRecord]:
         topic = None if agreement_id is None else agreement_id.to_bytes(32, "big")
@@ -291,7 +359,8 @@ class PracticeReader:
         drawn = {i.inspection_id: i for i in inspections if i.status is InspectionStatus.DRAWN}
         samples = self.samples(drawn)
         return [
-            SampledRecord(number, d, sampled_provider(derived, d), drawn[number].present_by)
+            SampledRecord(number, d, sampled_provider(derived, d), drawn[number].present_by,
+                          drawn[number].drawn, drawn[number].drawn_at)
             for number, derived in samples.items() for d in derived.sample
         ]  # fmt: skip
 
@@ -300,5 +369,5 @@ class PracticeReader:
         inspections = self.inspections()
         outcomes = self.sampled_outcomes()
         return PracticeFacts(
-            self.demands(), self.evaluations(), inspections, outcomes, self.sampled(inspections)
+            self.positioned_demands(), self.evaluations(), inspections, outcomes, self.sampled(inspections)
         )

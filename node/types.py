@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from enum import IntEnum
-from typing import Any, ClassVar, NewType, Protocol, Self
+from typing import Any, ClassVar, NamedTuple, NewType, Protocol, Self
 
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
@@ -36,6 +36,15 @@ ProposalId = NewType("ProposalId", int)  # uint256, from 1
 DeliveryId = NewType("DeliveryId", bytes)  # bytes32, chosen by the provider; first 4 bytes its department id
 Address = NewType("Address", str)  # checksummed 0x address
 Bytes32 = NewType("Bytes32", bytes)
+
+
+class ChainPosition(NamedTuple):
+    """Where a log sits in the chain: its block, then its index in that block. Tuples of positions compare in
+    chain order across contracts (a block's log indexes count every contract's logs), which block times, whole
+    seconds shared by several blocks, cannot tell."""
+
+    block_number: int
+    log_index: int
 
 
 class DepartmentStatus(IntEnum):

@@ -318,18 +318,18 @@ def scorecard(
         subject = _dept(ctx, department)
         if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):
             raise ApiError("FORBIDDEN", f"{principal.key} may read its own and the consortium's scorecard")
-        # Demands, evaluations and inspections are read from the practice contract itself (null without),
-        # before the index is brought up to the head beside them.
+        # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
+        # (a fact's block time later than time.time()) would otherwise have its newest facts left out. The
+        # index is brought up to the head first; demands, evaluations and inspections, read from the practice
+        # contract itself (null without) at a head as late or later, are cut back to the index's last block.
+        block, now = ctx.caught_up()
         practice = (
             None
             if state.ledger is None or state.ledger.practice is None
             else state.ledger.practice.reader.facts()
         )
-        # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
-        # (a fact's block time later than time.time()) would otherwise have its newest facts left out.
-        now = ctx.caught_up_time()
         return compute_scorecard(
-            load_facts(ctx.engine),
+            load_facts(ctx.engine, through_block=block),
             department=subject,
             period_from=_time(period_from, "from") or 0,
             period_to=now + 1 if end is None else end,
@@ -338,6 +338,7 @@ def scorecard(
             if deadline_days is None
             else deadline_days,
             practice=practice,
+            at_block=block,
         )
     except DxlError as exc:
         raise _translate(exc) from None

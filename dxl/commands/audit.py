@@ -231,11 +231,11 @@ def scorecard_cmd(
 
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
-        # The practice contract first, then the index brought up to the head beside it (caught_up_time).
+        # The index brought up to the head, then the practice contract, cut back to the index's last block.
+        block, now = ctx.caught_up()
         practice = _practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings.home)
-        now = ctx.caught_up_time()
         card = compute_scorecard(
-            load_facts(ctx.engine),
+            load_facts(ctx.engine, through_block=block),
             department=_department(ctx.engine, department),
             period_from=period_bound(period_from, "from", 0),
             period_to=period_bound(period_to, "to", now + 1),
@@ -244,6 +244,7 @@ def scorecard_cmd(
             if deadline_days is not None
             else ctx.settings.audit_response_deadline_days,
             practice=practice,
+            at_block=block,
         )
     _out(card, as_json, "\n".join(_lines(card)))
 

@@ -43,7 +43,7 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   no one and answered by it by evaluation time; the consortium: all demands of the period), by their answer
   as of evaluation time. **Met**: answered with a resource (new or existing) that was then delivered to the
   demand's publisher (a delivery of that resource to it recorded, or a batch of receipts of it anchored,
-  after the answer, up to evaluation time). **Demand met rate** =
+  after the answer in chain order, block then log index, up to evaluation time). **Demand met rate** =
   met / received: the share of demands made of the department that it actually satisfied; the others (open,
   declined, or answered with a resource not delivered to the publisher yet) are listed by id, for an assessor
   to follow up (``unmet_demand_ids``). **Overdue**: of
@@ -64,8 +64,9 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   failed, not presented) and the pass rate; **overdue**: its sampled deliveries whose presentation deadline
   fell in the period and has passed at evaluation time with no outcome recorded, listed with their
   inspection: until the auditor records one (not presented, or the verdict of what was presented), they
-  would count nowhere; and the ledger's inspections that expired in the period (never
-  drawn while their seed block's hash was known, so their sample was never fixed; whichever department).
+  would count nowhere (a sample counts from its draw's block: one drawn after the period adds nothing to
+  it); and the ledger's inspections that expired in the period (never drawn while their seed block's hash
+  was known, so their sample was never fixed; whichever department).
 
 These are evaluated at the period's end in block time (a closed period's figures never change; an open one
 counts what the chain holds now), not at this machine's clock.
@@ -85,8 +86,8 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
-from node.practice import EvaluationRecord, PracticeFacts
-from node.types import DemandAnswer, InspectionOutcome, ScoredSide, ShareType
+from node.practice import DemandRecord, EvaluationRecord, PracticeFacts
+from node.types import ChainPosition, DemandAnswer, InspectionOutcome, ScoredSide, ShareType
 
 SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
 
@@ -150,6 +151,8 @@ class DeliveryFact:
     status: str = "recorded"  # recorded | acknowledged | disputed
     #: When the consumer acknowledged or disputed it (None: not settled, or a hand-made fact of no time).
     settled_at: int | None = None
+    #: Where its ``DeliveryRecorded`` log sits (None: a hand-made fact, ordered by its time alone).
+    position: ChainPosition | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,8 @@ class ReceiptBatchFact:
     consumer: int
     anchored_at: int
     leaf_count: int
+    #: Where its ``ReceiptBatchAnchored`` log sits (None: a hand-made fact, ordered by its time alone).
+    position: ChainPosition | None = None
 
 
 @dataclass(frozen=True)
@@ -223,9 +228,12 @@ def compute_scorecard(
     deadline_days: int = 10,
     holidays: frozenset[date] = frozenset(),
     practice: PracticeFacts | None = None,
+    at_block: int | None = None,
 ) -> dict[str, Any]:
     """The scorecard of ``department`` (None: the whole consortium) over ``[period_from, period_to)``,
-    evaluated at ``min(period_to, now)``. See the module docstring for every definition.
+    evaluated at ``min(period_to, now)``. See the module docstring for every definition. ``at_block`` is the
+    last block ``facts`` hold (:func:`load_facts` ``through_block``) and ``now`` its time: ``practice``, read
+    from the chain at a later head, is cut back to it (:meth:`PracticeFacts.known_at`).
 
     Raises:
         InvalidQueryError: an empty period or a negative deadline.
@@ -389,7 +397,7 @@ def compute_scorecard(
         # Evaluated when the ledger's facts are: practice facts read from the chain at a later head than the
         # index's last block count up to that block's time, beside the deliveries they refer to.
         else practice_indicators(
-            practice,
+            practice if at_block is None else practice.known_at(at_block),
             facts,
             department=department,
             period_from=period_from,
@@ -438,17 +446,26 @@ def practice_indicators(
 
     # When each resource reached each consumer: ledger deliveries, and batches of anchored receipts (the
     # volume path delivers as surely).
-    delivered = [(x.resource_id, x.consumer, x.recorded_at) for x in facts.deliveries] + [
-        (b.resource_id, b.consumer, b.anchored_at) for b in facts.receipt_batches
+    delivered = [(x.resource_id, x.consumer, x.recorded_at, x.position) for x in facts.deliveries] + [
+        (b.resource_id, b.consumer, b.anchored_at, b.position) for b in facts.receipt_batches
     ]
 
-    def met(d: Any) -> bool:
+    def after_answer(d: DemandRecord, at: int, position: ChainPosition | None) -> bool:
+        """Whether a delivery at ``at`` / ``position`` came after ``d``'s answer. By chain position: a block
+        time is a whole second that several blocks share, and a delivery mined before the answer in the same
+        second did not meet it. Facts without a position (hand-made) by time, a same-second pair not."""
+        if position is not None and d.answered is not None:
+            return position > d.answered
+        return at > d.answered_at
+
+    def met(d: DemandRecord) -> bool:
         if not d.answered_with_resource or d.answered_at > as_of:
             return False
         return any(
-            resource == d.resource_id and consumer == d.publisher and d.answered_at <= at <= as_of
-            for resource, consumer, at in delivered
-        )
+            resource == d.resource_id and consumer == d.publisher and at <= as_of
+            and after_answer(d, at, position)
+            for resource, consumer, at, position in delivered
+        )  # fmt: skip
 
     demands = [d for d in practice.demands if in_period(d.published_at)]
     # A demand to no one becomes its answerer's when answered, not before: the chain's answer is read at its
@@ -480,9 +497,12 @@ def practice_indicators(
     # neither passed, failed nor not presented, it would show on no card, whoever let it lapse.
     clock = min(as_of, now)
     recorded = {(o.inspection_id, o.delivery_id) for o in practice.outcomes if o.recorded_at <= clock}
+    # A sample is known from its draw on: one drawn after a closed period's end (its seed block may lie
+    # inside the period) adds nothing to that period's card.
     unrecorded = sorted(
         (s.inspection_id, "0x" + s.delivery_id.hex()) for s in practice.sampled
         if department in (None, s.provider) and in_period(s.present_by) and s.present_by < clock
+        and (s.drawn_at is None or (s.drawn_at <= as_of and s.drawn_at < period_to))
         and (s.inspection_id, s.delivery_id) not in recorded
     )  # fmt: skip
     # Inspections belong to no department: every scorecard shows the ledger's, so an auditor who lets them
@@ -534,8 +554,9 @@ def practice_indicators(
     }
 
 
-def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
-    """The facts of the audit database (events up to block time ``until``, exclusive, if given)."""
+def load_facts(engine: Engine, *, until: int | None = None, through_block: int | None = None) -> Facts:
+    """The facts of the audit database (events up to block time ``until``, exclusive, and up to block
+    ``through_block``, inclusive, if given: the index may have followed the chain further meanwhile)."""
     e = m.events.c
     facts = Facts()
     requests: dict[int, dict[str, Any]] = {}
@@ -567,14 +588,18 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
             e.consumer_id,
             e.delivery_id,
             e.fields,
+            e.block_number,
+            e.log_index,
         )
         .where(e.event.in_(names))
         .order_by(e.seq)
     )
     if until is not None:
         q = q.where(e.block_time < until)
+    if through_block is not None:
+        q = q.where(e.block_number <= through_block)
     with engine.connect() as conn:
-        for ev, t, req, agr, res, prov, cons, did, fields in conn.execute(q):
+        for ev, t, req, agr, res, prov, cons, did, fields, block, log_index in conn.execute(q):
             if ev == "ResourceRegistered":
                 resources[res] = {
                     "resource_id": res,
@@ -623,17 +648,20 @@ def load_facts(engine: Engine, *, until: int | None = None) -> Facts:
                     "provider": prov,
                     "consumer": cons,
                     "recorded_at": t,
+                    "position": ChainPosition(block, log_index),
                 }
             elif ev == "ReceiptBatchAnchored":
-                facts.receipt_batches.append(
-                    ReceiptBatchFact(res, prov, cons, t, int(json.loads(fields)["leafCount"]))
-                )
+                leaves = int(json.loads(fields)["leafCount"])
+                position = ChainPosition(block, log_index)
+                facts.receipt_batches.append(ReceiptBatchFact(res, prov, cons, t, leaves, position))
             elif did in deliveries:
                 deliveries[did]["status"] = "acknowledged" if ev == "DeliveryAcknowledged" else "disputed"
                 deliveries[did]["settled_at"] = t
         rq = select(
             m.refusals.c.provider_id, m.refusals.c.consumer_id, m.refusals.c.block_time, m.refusals.c.reason
         )
+        if through_block is not None:
+            rq = rq.where(m.refusals.c.block_number <= through_block)
         for prov, cons, t, reason in conn.execute(rq):
             facts.refusals.append(RefusalFact(prov, cons, t, reason))
     facts.resources = [ResourceFact(**r) for r in resources.values()]

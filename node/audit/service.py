@@ -97,12 +97,14 @@ class AuditContext:
             with self.rpc() as rpc:
                 return self.indexer(rpc).sync().to_block
 
-    def caught_up_time(self) -> int:
+    def caught_up(self) -> tuple[int, int]:
         """Bring the index up to the chain's head (as near as its confirmation depth lets it) and return the
-        time of the last block it holds: where an open period's scorecard is evaluated. What the scorecard
-        reads from the chain itself (the practice contract), read before this, then has the index's facts
-        beside it: an index left a few blocks behind showed a consumer's score of a delivery the card did not
-        count, and the demand it met unmet.
+        last block it holds and that block's time: where an open period's scorecard is evaluated. What the
+        scorecard reads from the chain itself (the practice contract), read after this at a later head, is cut
+        back to that block (:meth:`node.practice.PracticeFacts.known_at`), and the index's facts are read up
+        to it (``load_facts(through_block=...)``): the index and the chain at one position. An index left a
+        few blocks behind showed a consumer's score of a delivery the card did not count, and the demand it
+        met unmet.
 
         Raises:
             NodeError: the node fails.
@@ -110,8 +112,9 @@ class AuditContext:
         with self.rpc() as rpc:
             head = rpc.block_number()
         indexed = self.catch_up(head)
+        block = head if indexed is None else min(indexed, head)
         with self.rpc() as rpc:
-            return rpc.head_time() if indexed is None else rpc.block_time(min(indexed, head))
+            return block, rpc.block_time(block)
 
     def indexed_contracts(self) -> IndexedContracts:
         """What the audit database must index, from the deployment record (``dxl audit check`` compares)."""

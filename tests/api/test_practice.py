@@ -994,6 +994,60 @@ def _iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def test_a_delivery_mined_before_the_answer_in_the_same_block_does_not_meet_the_demand(
+    api_env: ApiEnv,
+) -> None:
+    """Demand met asks for a delivery after the answer. Block times are whole seconds several blocks (and
+    every transaction of a block) share: compared by time, a delivery mined before the answer in the same
+    second met it. Chain order (block, then log index) tells them apart."""
+    env = api_env
+    demand = publish(env, "psb", "hrss")
+    resource_id = register(env, "hrss")
+    req = request_access(env, "psb", resource_id)
+    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
+    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
+    grant = ok(env.call("POST", "/grants", "hrss", json={
+        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    # The delivery sent first, then the answer; both mined in one block, in that order.
+    answers: dict[str, Any] = {}
+    body = {"delivery_id": "0x" + new_delivery_id(grant["provider"]).hex(), "grant_id": grant["id"],
+            "commitment": b32(), "byte_size": 10, "record_count": 1}  # fmt: skip
+    rpc = env.setup.client.w3.provider
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        waiting = in_pool(env)
+        delivering = threading.Thread(
+            target=lambda: answers.update(delivery=env.call("POST", "/deliveries", "hrss", json=body))
+        )
+        delivering.start()
+        until(lambda: in_pool(env) > waiting, "the delivery's transaction sent")
+        answering = threading.Thread(target=lambda: answers.update(answer=env.call(
+            "POST", f"/demands/{demand['id']}/answer", "hrss",
+            json={"answer": "new_resource", "resource_id": resource_id})))  # fmt: skip
+        answering.start()
+        until(lambda: in_pool(env) > waiting + 1, "the answer's transaction sent")
+        mine(env)
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    delivering.join(30)
+    answering.join(30)
+    receipts = [
+        env.setup.client.w3.eth.get_transaction_receipt(ok(answers[k], s)["transaction"]["hash"])
+        for k, s in (("delivery", 201), ("answer", 200))
+    ]
+    assert receipts[0]["blockNumber"] == receipts[1]["blockNumber"]
+    assert receipts[0]["transactionIndex"] < receipts[1]["transactionIndex"]
+    query = f"/audit/scorecard?department=HRSS&from={_iso(demand['published_at'])}"
+    ok(env.call("POST", "/audit/index", "auditor"))
+    received = ok(env.call("GET", query, "auditor"))["practice"]["demands_received"]
+    assert demand["id"] in received["unmet_demand_ids"]
+    # A delivery after the answer meets it.
+    delivery_between(env, "hrss", "psb", grant)
+    received = ok(env.call("GET", query, "auditor"))["practice"]["demands_received"]
+    assert demand["id"] not in received["unmet_demand_ids"]
+
+
 def test_a_scorecard_reads_the_index_and_the_practice_contract_at_one_moment(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
@@ -1050,6 +1104,39 @@ def test_a_scorecard_reads_the_index_and_the_practice_contract_at_one_moment(
     assert practice["evaluations"]["as_provider"]["count"] == 1
     assert card["deliveries"]["sent"] == 1
     assert (practice["demands_received"]["met"], practice["demands_received"]["unmet_demand_ids"]) == (1, [])
+
+
+def test_a_closed_periods_scorecard_never_changes_an_inspection_drawn_after_it_adds_nothing(
+    api_env: ApiEnv,
+) -> None:
+    """A closed period's card is read, more happens on the chain, and it reads the same. An inspection opened
+    in the period, its presentation deadline in the period too, but drawn after the period's end (its sample
+    fixed by a seed block before the draw) added its sampled deliveries to the closed card as overdue: the
+    sample is known from the draw's block on, and a card counts only what the chain held by its end."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    delivery_between(env, "hrss", "psb", grant)
+    pass_time(env, 2)
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 50, "seed_delay_blocks": 2,
+            "present_within": 3}  # fmt: skip
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    pass_time(env, 10)  # the presentation deadline and the card's period end pass
+    mine(env, 3)  # the seed block, and a block on top of it
+    query = f"/audit/scorecard?from={_iso(opened['present_by'] - 30)}&to={_iso(opened['present_by'] + 1)}"
+    closed = ok(env.call("GET", query, "auditor"))
+    assert ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))["status"] == "open"
+    # After the period: the draw, a delivery, a demand and its answer.
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    assert drawn["status"] == "drawn" and drawn["sample"]
+    delivery_between(env, "hrss", "psb", grant)
+    demand = publish(env, "psb", None)
+    ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    pass_time(env, 2)
+    assert ok(env.call("GET", query, "auditor")) == closed
+    hrss = ok(env.call("GET", query + "&department=HRSS", "auditor"))["practice"]["inspections"]
+    assert hrss["overdue"] == 0
 
 
 def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_addressees_scorecard(

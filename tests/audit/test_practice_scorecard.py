@@ -3,6 +3,8 @@ delivered to the publisher), evaluations' averages and counts, inspection outcom
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from node.audit.scorecard import DeliveryFact, Facts, ReceiptBatchFact, compute_scorecard
@@ -14,7 +16,7 @@ from node.practice import (
     PracticeFacts,
     SampledRecord,
 )
-from node.types import DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
+from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 
 Z = b"\x00" * 32
 PSB, HRSS, CIVIL = 1, 2, 4
@@ -304,3 +306,39 @@ def test_two_departments_scoring_each_other_in_a_loop_show_as_reciprocal_scorers
     # The consortium's: of the three scoring pairs as provider, two are the loop's.
     consortium = evaluations(None)
     assert (consortium["as_provider"]["scorers"], consortium["as_provider"]["reciprocal"]) == (3, 2)
+
+
+def test_practice_read_at_a_later_head_is_cut_back_to_the_block_the_index_holds() -> None:
+    """The practice contract is read at the head, the index's facts up to its last block (30 here): what was
+    mined after that block (the answer of demand 1 in block 31, an evaluation and an outcome in block 32, the
+    draw of inspection 1 in block 33) is not counted yet, though its block time is the index's last second."""
+    answered = replace(
+        demand(1, PSB, HRSS, DemandAnswer.NEW_RESOURCE, resource=7, answered=300),
+        published=ChainPosition(10, 0), answered=ChainPosition(31, 0),
+    )  # fmt: skip
+    hrss_1 = b"\x00\x00\x00\x02" + b"\x01" * 28
+    inspection = InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 1, 0, 90, 29, 250, b"\x05" * 32,
+                                  drawn=ChainPosition(33, 1), drawn_at=300)  # fmt: skip
+    practice = PracticeFacts(
+        demands=[answered],
+        evaluations=[EvaluationRecord(1, 0, ScoredSide.PROVIDER, PSB, HRSS, (5, 5, 5), Z, 32, 300)],
+        inspections=[inspection],
+        outcomes=[OutcomeRecord(1, hrss_1, HRSS, InspectionOutcome.PASSED, Z, 32, 300)],
+        sampled=[SampledRecord(1, hrss_1, HRSS, 250, ChainPosition(33, 1), 300)],
+    )
+    facts = Facts(deliveries=[replace(delivery(7, PSB, 300), position=ChainPosition(30, 2))])
+
+    def practice_card(at_block: int | None) -> dict:
+        return compute_scorecard(facts, department=HRSS, period_from=0, period_to=1_000, now=300,
+                                 practice=practice, at_block=at_block)["practice"]  # fmt: skip
+
+    cut = practice_card(30)
+    assert (cut["demands_received"]["open"], cut["demands_received"]["met"]) == (1, 0)
+    assert cut["evaluations"]["as_provider"]["count"] == 0
+    assert (cut["inspections"]["sampled_outcomes"], cut["inspections"]["overdue"]) == (0, 0)
+    # Read at block 33, all of it is known: the answer came after the delivery of block 30, which
+    # therefore does not meet it, although both are of second 300.
+    whole = practice_card(33)
+    assert (whole["demands_received"]["new_resource"], whole["demands_received"]["met"]) == (1, 0)
+    assert whole["evaluations"]["as_provider"]["count"] == 1
+    assert whole["inspections"]["sampled_outcomes"] == 1
