@@ -301,6 +301,7 @@ def create_app(
         verify,
     ):
         app.include_router(module.router)
+    app.include_router(evaluations.period_router)
     install_openapi(app)
     install_console(app)
     # Added last = outermost: a method no route takes is refused first; then the body limit runs and hands

@@ -863,6 +863,19 @@ class EvaluationPublic(BaseModel):
     block_number: int
 
 
+class EvaluationPeriodPublic(BaseModel):
+    """The practice contract's evaluation period by the chain's clock: each side of an agreement is scored at
+    most once per period, numbered from the epoch (``period`` of every evaluation)."""
+
+    length_seconds: int
+    current: int
+    #: First second of the current period and of the next (Unix times).
+    starts_at: int
+    ends_at: int
+    #: The chain's latest block time, which ``current`` is read by.
+    chain_time: int
+
+
 # --- sampling inspection ------------------------------------------------------------------------------------
 
 

@@ -274,6 +274,15 @@ class PracticeService:
 
     # --- evaluations -------------------------------------------------------------------------------------
 
+    def evaluation_period(self) -> m.EvaluationPeriodPublic:
+        """The deployed contract's evaluation period by the chain's clock: the one value the console and the
+        CLI read (a copy of it in either would tell "scored this period" by another clock or length)."""
+        p = self.reader.evaluation_period()
+        return m.EvaluationPeriodPublic(
+            length_seconds=p.length, current=p.current, starts_at=p.starts_at, ends_at=p.ends_at,
+            chain_time=p.chain_time,
+        )  # fmt: skip
+
     def evaluations(self, agreement_id: int, *, page: ListPage) -> Listed[m.EvaluationPublic]:
         """The agreement's evaluations in the order they were recorded, one page
         (:func:`api.ledger.core.chain_page`, by position in that order).

@@ -89,6 +89,27 @@ class EvaluationRecord:
     recorded_at: int
 
 
+@dataclass(frozen=True)
+class EvaluationPeriod:
+    """The practice contract's evaluation period as of a block time: each side of an agreement is scored at
+    most once per period, periods numbered from the epoch (``block.timestamp / evaluationPeriod``)."""
+
+    #: Length in seconds, as the deployed contract holds it (``evaluationPeriod()``).
+    length: int
+    #: The period the chain's clock is in: where a score sent now is recorded, unless a later block is.
+    current: int
+    #: First second of the current period, and the first of the next.
+    starts_at: int
+    ends_at: int
+    #: The block time it was read at (the chain's latest block's).
+    chain_time: int
+
+    @classmethod
+    def at(cls, length: int, chain_time: int) -> EvaluationPeriod:
+        current = chain_time // length
+        return cls(length, current, current * length, (current + 1) * length, chain_time)
+
+
 def scores_of(side: ScoredSide, args: Any) -> tuple[int, ...]:
     """The scores an ``EvaluationRecorded`` event gives for ``side``, in :attr:`EvaluationRecord.scores`
     order."""
@@ -220,11 +241,19 @@ class PracticeReader:
         self.ledger_from_block = ledger_from_block
         self._times: dict[int, int] = {}
         self._samples: dict[int, DerivedSample] = {}
+        self._period_length: int | None = None
 
     def _time(self, block: int) -> int:
         if block not in self._times:
             self._times[block] = int(self.practice.w3.eth.get_block(block)["timestamp"])
         return self._times[block]
+
+    def evaluation_period(self) -> EvaluationPeriod:
+        """The contract's evaluation period (its length is fixed at deployment: read once) as of the chain's
+        latest block time, not this machine's clock."""
+        if self._period_length is None:
+            self._period_length = int(self.practice.call("evaluationPeriod"))
+        return EvaluationPeriod.at(self._period_length, self.practice.head_time())
 
     def demand(self, demand_id: int) -> DemandRecord:
         """Raises: LedgerRevertError ``PracticeUnknownDemand`` for an unknown id."""

@@ -22,6 +22,16 @@ from api.receipts import ReceiptService
 
 router = APIRouter(prefix="/agreements", tags=["evaluations"])
 AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
+#: Not under an agreement: the period is the contract's, the same for every agreement.
+period_router = APIRouter(prefix="/evaluation-period", tags=["evaluations"])
+
+
+@period_router.get("", response_model=m.EvaluationPeriodPublic)
+def evaluation_period(_principal: ExchangeReader, ledger: LedgerDep) -> m.EvaluationPeriodPublic:
+    """The evaluation period of the deployed practice contract: its length, and the current period (as
+    ``period`` of an evaluation numbers it) with its bounds, by the chain's latest block time. A side of an
+    agreement already scored in ``current`` is refused (409 ``ALREADY_SCORED``) until ``ends_at``."""
+    return ledger.practice_service().evaluation_period()
 
 
 @router.get("/{agreement_id}/evaluations", response_model=list[m.EvaluationPublic])
@@ -51,7 +61,8 @@ def evaluate(
     _key: IdempotencyKey = None,
 ) -> m.Written[m.EvaluationPublic]:
     """The consumer scores the provider (timeliness, completeness, accuracy) or the provider the consumer
-    (purpose_compliance), 1-5, with an optional comment; once per evaluation period (30 days) and side.
+    (purpose_compliance), 1-5, with an optional comment; once per evaluation period (``GET
+    /evaluation-period``) and side.
     ``delivery_id`` is a delivery under the agreement: recorded on the ledger, or a receipt in an anchored
     batch (``POST /receipts``)."""
     receipts = state.extra.get("receipts")

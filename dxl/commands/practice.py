@@ -268,6 +268,19 @@ def evaluations_command(
     _out(found, as_json, "\n".join(lines) or "no evaluations")
 
 
+@evaluation_app.command("period")
+def evaluation_period_command(
+    api: ApiOption = None, token: TokenOption = "", as_json: JsonOption = False
+) -> None:
+    """The evaluation period of the deployed contract: its length and the current period, by the chain's
+    clock (a side of an agreement scored in it is scored again from the next)."""
+    with exits_on_error(as_json):
+        p = call_api(api, token, "GET", "/evaluation-period")
+    text = f"period {p['current']}: {iso_time(p['starts_at'])} to {iso_time(p['ends_at'])} "
+    text += f"({p['length_seconds']} s a period; chain time {iso_time(p['chain_time'])})"
+    _out(p, as_json, text)
+
+
 inspection_app = typer.Typer(
     help="Sampling inspections: open, draw, present, record outcomes; recompute a sample from the chain.",
     no_args_is_help=True,

@@ -843,6 +843,15 @@ def test_evaluations_on_the_agreement_page_each_party_scores_the_other_once_a_pe
         assert page.eval_on_selector_all("#evaluation-list tbody tr", "r => r.length") == len(scores) == 2
         assert page.query_selector("#evaluation-form") is None
         assert (page.query_selector("#scored-this-period") is not None) == (who == "hrss")
+    # The browser's clock a period ahead of the chain's: "scored this period" is the chain's period, as the
+    # API says it (GET /evaluation-period), not the browser's, which offered the form again.
+    period = ok(api_env.call("GET", "/evaluation-period", "hrss"))
+    c = console("hrss")
+    ahead = period["chain_time"] + period["length_seconds"] + 86400
+    c.page.clock.set_system_time(datetime.fromtimestamp(ahead, UTC))
+    page = c.open(f"agreement/{agreement}")
+    assert page.query_selector("#evaluation-form") is None
+    assert page.query_selector("#scored-this-period") is not None
     # A second score in the period is refused by the API: the form was the only way the page offered.
     low = {
         "delivery_id": scenario.acknowledged.delivery_id,

@@ -308,6 +308,35 @@ def test_mutual_evaluation_of_an_agreement_delivered_only_through_receipts(api_e
     assert [e["scored_side"] for e in ok(env.call("GET", path, "auditor"))] == ["provider", "consumer"]
 
 
+def test_the_evaluation_period_is_the_deployed_contracts_by_the_chains_clock(api_env: ApiEnv) -> None:
+    """One place holds the period's length, the contract, and the API says it with the current period by the
+    chain's latest block time: the console and the CLI read it there, and an evaluation recorded now is
+    numbered as it says."""
+    env = api_env
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    practice = LedgerClient(env.setup.client.endpoint, load_artifact("SharingPractice").abi).at(
+        deployment.sharing_practice.address
+    )
+    period = ok(env.call("GET", "/evaluation-period", "hrss"))
+    length = int(practice.call("evaluationPeriod"))
+    chain_time = period["chain_time"]
+    current = chain_time // length
+    assert period == {"length_seconds": length, "current": current, "starts_at": current * length,
+                      "ends_at": (current + 1) * length, "chain_time": chain_time}  # fmt: skip
+    assert chain_time <= _chain_now(env)
+    assert ok(env.call("GET", "/evaluation-period", "auditor"))["length_seconds"] == length
+    assert env.call("GET", "/evaluation-period", "governor-1").status_code == 403
+    code, shown = _cli(env, "psb", "evaluation", "period")
+    assert code == 0 and (shown["length_seconds"], shown["current"]) == (length, period["current"])
+    # An evaluation recorded now carries that period.
+    grant = grant_between(env, "hrss", "psb")
+    delivery = delivery_between(env, "hrss", "psb", grant)
+    scores = {"delivery_id": delivery["delivery_id"], "timeliness": 3, "completeness": 3, "accuracy": 3}
+    scored = ok(env.call("POST", f"/agreements/{grant['agreement_id']}/evaluations", "psb", json=scores), 201)
+    assert scored["record"]["period"] == ok(env.call("GET", "/evaluation-period", "psb"))["current"]
+
+
 def test_agreement_without_grant_cannot_be_scored(api_env: ApiEnv) -> None:
     agreement = agreement_between(api_env, "hrss", "psb")
     response = api_env.call("POST", f"/agreements/{agreement['id']}/evaluations", "psb", json={

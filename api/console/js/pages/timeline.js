@@ -115,14 +115,13 @@ function termsView(terms) {
     h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))])));
 }
 
-// The contract's evaluation period (node/deploy.py EVALUATION_PERIOD_S, the one every dxl deployment uses):
-// each side of an agreement is scored once per period, numbered from the epoch.
-const EVALUATION_PERIOD = 30 * 86400;
 const PROVIDER_SCORES = ["timeliness", "completeness", "accuracy"];
 const CONSUMER_SCORES = ["purpose_compliance"];
 
-function periodText(n) {
-  return t("eval.period", { n, from: when(n * EVALUATION_PERIOD).slice(0, 10), to: when((n + 1) * EVALUATION_PERIOD - 1).slice(0, 10) });
+// Period n of the contract's evaluation period (GET /evaluation-period: its length in seconds), numbered
+// from the epoch as the chain numbers each score's period.
+function periodText(n, length) {
+  return t("eval.period", { n, from: when(n * length).slice(0, 10), to: when((n + 1) * length - 1).slice(0, 10) });
 }
 
 /**
@@ -136,14 +135,15 @@ async function evaluationsView(agreement, depts, caps) {
   const canScore = side !== null && caps.can("POST /agreements/{agreement_id}/evaluations");
   const deliveries = canScore ? await every("/deliveries", { agreement_id: agreement.id }) : [];
   const load = async (note) => {
-    const list = (await every(`/agreements/${agreement.id}/evaluations`)).sort((a, b) => b.period - a.period || b.block_number - a.block_number);
-    // The period by this machine's clock: a score the chain puts in a later period hides the form as well,
-    // and one the API refuses (ALREADY_SCORED) is shown with the list as it stands.
-    const current = Math.floor(Date.now() / 1000 / EVALUATION_PERIOD);
-    const scored = list.some((e) => e.scorer === me && e.period >= current);
+    const [period, found] = await Promise.all([api("/evaluation-period"), every(`/agreements/${agreement.id}/evaluations`)]);
+    const list = found.sort((a, b) => b.period - a.period || b.block_number - a.block_number);
+    // The current period by the chain's clock and the deployed contract's length, as the API reads them (not
+    // this browser's clock, which may be hours off the chain's); a score the API refuses all the same
+    // (ALREADY_SCORED: a block of the next period came meanwhile) is shown with the list as it stands.
+    const scored = list.some((e) => e.scorer === me && e.period >= period.current);
     fill(section, h("h2", {}, t("eval.title")), note || null,
       list.length === 0 ? h("p", { class: "muted", id: "evaluations-none" }, t("eval.none")) : pagedTable([
-        [t("eval.periodHead"), (e) => periodText(e.period)],
+        [t("eval.periodHead"), (e) => periodText(e.period, period.length_seconds)],
         [t("eval.direction"), (e) => h("span", { "data-direction": me === null ? "read" : e.scorer === me ? "given" : "received" },
           me === null ? "" : e.scorer === me ? t("eval.given") : t("eval.received"), me === null ? "" : " · ",
           t("eval.scoredBy", { scorer: deptLabel(depts, e.scorer), scored: deptLabel(depts, e.scored), side: t(`timeline.${e.scored_side}`) }))],
