@@ -1625,7 +1625,11 @@ def _checked_batch(row: Any) -> None:
 def batch_receipts(engine: Engine, grant_id: int, first_sequence: int) -> list[Receipt] | None:
     """The receipts of the journaled batch of ``grant_id`` starting at ``first_sequence``, in leaf order, or
     None if this service anchored no such batch (a refused batch does not count: its slot may be taken by
-    the next). What ``dxl audit report --receipts`` carries for the verifier to recompute the root."""
+    the next). What ``dxl audit report --receipts`` carries for the verifier to recompute the root.
+
+    Raises:
+        JournalCorruptError: a row of the batch holds what the service never writes (changed outside it).
+    """
     b, r = batches_table.c, receipts_table.c
     with engine.connect() as conn:
         batch_id = conn.execute(
@@ -1637,9 +1641,9 @@ def batch_receipts(engine: Engine, grant_id: int, first_sequence: int) -> list[R
         if batch_id is None:
             return None
         rows = conn.execute(
-            select(r.grant_id, *_receipt_columns()).where(r.batch_id == batch_id).order_by(r.seq)
+            select(r.seq, r.grant_id, *_receipt_columns()).where(r.batch_id == batch_id).order_by(r.seq)
         ).all()
-    return [_row_receipt(row) for row in rows]
+    return [_checked_receipt(row) for row in rows]
 
 
 @dataclass(frozen=True)

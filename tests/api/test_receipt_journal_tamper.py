@@ -4,6 +4,8 @@ shows the receipt as ``corrupt``, never a 500. Evidence of tampering is an answe
 
 from __future__ import annotations
 
+import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -82,3 +84,30 @@ def test_verify_receiptJournalChangedByHand_answersWhatIsWrongNot500(
     _, other, other_id = delivered(api_env, following, anchored=True)
     until(lambda: ok(api_env.call("GET", f"/receipts/{other_id}", "psb"))["status"] == "final", "mined")
     assert ok(api_env.call("POST", "/verify", "auditor", json={"manifest": other}))["status"] == "MATCH"
+
+
+def test_audit_report_receiptJournalChangedByHand_refusedNamingTheRow(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """``dxl audit report --receipts`` carries each anchored batch's receipts from the journal: a row the
+    service never wrote stopped it with a traceback; it is refused, naming the row, and nothing is written."""
+    from typer.testing import CliRunner
+
+    from dxl.app import app as cli
+
+    _, _, did = delivered(api_env, tmp_path, anchored=True)
+    until(lambda: ok(api_env.call("GET", f"/receipts/{did}", "psb"))["status"] == "final", "the batch mined")
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    with sqlite3.connect(api_env.settings.home / "dxl.sqlite3") as conn:
+        seq = conn.execute("SELECT seq FROM api_receipts WHERE delivery_id = ?", (bytes.fromhex(did[2:]),))
+        row = seq.fetchone()[0]
+        conn.execute("UPDATE api_receipts SET record_count = 'many' WHERE seq = ?", (row,))
+    out = tmp_path / "report"
+    made = CliRunner().invoke(cli, ["audit", "report", "--department", "PSB", "--receipts", "--out", str(out),
+                                    "--to", "2200-01-01", "--json"])  # fmt: skip
+    assert made.exit_code == 2, made.output
+    error = json.loads(made.stdout)
+    assert error["error"] == "RECEIPT_JOURNAL_CORRUPT", error
+    # This row, or one the module's other tests changed before (the report covers PSB's every batch).
+    assert re.search(r"row \d+ holds '(many|lots)' as its (record_count|byte_size)", error["message"]), error
+    assert not out.exists() or not any(out.iterdir())
