@@ -547,6 +547,24 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert api_env.call("GET", "/audit/scorecard?department=PSB", "hrss").status_code == 403
 
 
+def test_a_scorecards_period_starts_after_now_by_the_chains_clock_not_the_browsers(
+    console: Any, api_env: ApiEnv
+) -> None:
+    """A period with no To day ends now, the chain's latest block time: the API refuses one starting after it.
+    The page refused it by the browser's clock, so a browser two days behind the chain refused the chain's
+    today as a From day; it now asks the API, and says the API's refusal in the user's words."""
+    chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    today = datetime.fromtimestamp(chain_now, UTC).date()
+    c = console("auditor")
+    c.page.clock.set_system_time(datetime.fromtimestamp(chain_now - 2 * 86400, UTC))
+    page = c.open(f"scorecards?from={today.isoformat()}")
+    assert page.query_selector("#score-title") is not None and page.query_selector(".error") is None
+    c.page.clock.set_system_time(datetime.fromtimestamp(chain_now + 3 * 86400, UTC))
+    page = c.open(f"scorecards?from={(today + timedelta(days=2)).isoformat()}")
+    assert page.query_selector("#score-title") is None
+    assert "The From day is after today by the chain's clock" in page.inner_text("main")
+
+
 def test_the_exchange_map_draws_who_exchanged_with_whom(
     console: Any, api_env: ApiEnv, scenario: Scenario
 ) -> None:

@@ -6,10 +6,12 @@ const TOKEN = "dxl.token";
 export const UNAUTHORIZED = "dxl:unauthorized";
 
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, field = null) {
     super(message);
     this.status = status;
     this.code = code;
+    // The request field the API named as wrong (null when it named none).
+    this.field = field;
   }
 }
 
@@ -84,7 +86,7 @@ async function call(path, { method = "GET", body, query } = {}) {
     if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED));
     const error = (data && data.error) || {};
     // Not the body of an answer that is not the API's own (a proxy's HTML page): only its status.
-    throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || response.statusText);
+    throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || response.statusText, error.field ?? null);
   }
   return { data, response };
 }

@@ -1,5 +1,5 @@
 // What several pages share: the department directory and labels for ledger values.
-import { every } from "../api.js";
+import { ApiError, every } from "../api.js";
 import { h, PageError } from "../dom.js";
 import { t } from "../i18n.js";
 
@@ -56,11 +56,19 @@ export function isoDateEnd(value) {
 }
 
 /**
- * Refuses a period whose From day is after its To day (both included), or after today when it has no To day,
- * in the user's words: the API would answer 422 with the instants the page made of the days, not the days.
+ * Refuses a period whose From day is after its To day (both included), in the user's words: the API would
+ * answer 422 with the instants the page made of the days, not the days.
  */
 export function checkPeriod(from, to) {
   if (from && to && from > to) throw new PageError(t("period.reversed"));
-  // Without a To day the period ends now, and the API refuses one that ends before it starts.
-  if (from && !to && from > new Date().toISOString().slice(0, 10)) throw new PageError(t("period.future"));
+}
+
+/**
+ * The scorecard API's refusal of a period with no To day that starts after now, in the user's words. Now is
+ * the chain's latest block time, which the API reads and this page cannot: the browser's clock may be days
+ * off it, and by it a period the API takes was refused (or one it refuses sent).
+ */
+export function periodError(error, from, to) {
+  const future = error instanceof ApiError && error.status === 422 && error.field === "period" && from && !to;
+  return future ? new PageError(t("period.future")) : error;
 }

@@ -4,7 +4,7 @@ import { api } from "../api.js";
 import { add, download, fill, h } from "../dom.js";
 import { bars, pct } from "../charts.js";
 import { t } from "../i18n.js";
-import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd, shareTypeLabel } from "./common.js";
+import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd, periodError, shareTypeLabel } from "./common.js";
 
 const DAY = 86400;
 
@@ -154,7 +154,7 @@ export default {
     checkPeriod(from.value, to.value);
     const card = await api("/audit/scorecard", {
       query: { department: subject.value || undefined, from: isoDate(from.value), to: isoDateEnd(to.value) },
-    });
+    }).catch((error) => { throw periodError(error, from.value, to.value); });
     const name = subject.value || t("score.consortium");
     const rows = [["indicator", "value"], ...flatten(card)];
     const csvButton = h("button", { type: "button", id: "export-csv", class: "secondary" }, t("score.exportCsv"));
