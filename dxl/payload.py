@@ -26,6 +26,7 @@ from verifier.errors import DxlError
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from node.endpoint import NodeHead
     from node.settings import Settings
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -48,8 +49,10 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     """The chain to check against, or ``None`` for an offline check.
 
     Explicit ``--rpc``/``--contract`` win; otherwise ``DXL_HOME/deployment.json`` names the ledger and the
-    node is ``DXL_RPC_URL`` or the embedded node. With neither a flag nor a deployment record the check is
-    offline, and the output says the chain was not checked.
+    node is the one every command reads (:func:`node.endpoint.configured_node`: of ``DXL_RPC_URL`` and
+    ``DXL_RPC_FAILOVER_URLS`` the first that answers and does not lag behind, else the embedded node). With
+    neither a flag nor a deployment record the check is offline, and the output says the chain was not
+    checked.
 
     Raises:
         ChainCheckError: the node is unreachable, serves another chain, or has no ledger at the address.
@@ -71,19 +74,30 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     if contract is None and deployment is None:
         return None
     if rpc is None:
-        settings = _settings()
-        if settings.rpc_url:
-            rpc, chain_id = settings.rpc_url, chain_id if chain_id is not None else settings.chain_id
-        else:
-            from node.anvil import EmbeddedNode
+        from node.endpoint import configured_node
 
-            rpc = EmbeddedNode(settings.home).endpoint.rpc_url
+        settings = _settings()
+        rpc = configured_node(settings).rpc_url
+        if settings.rpc_url and chain_id is None:
+            chain_id = settings.chain_id
     if deployment is not None:
         contract = deployment.address
         chain_id = chain_id if chain_id is not None else deployment.chain_id
         from_block = from_block if from_block is not None else deployment.block_number
     assert contract is not None
     return LedgerReader(rpc, contract, chain_id=chain_id, from_block=from_block or 0)
+
+
+def _head(reader: Any) -> NodeHead:
+    """The head of the node ``reader`` reads, as the check begins: the node and block the output names, so
+    that the answer can be read again there.
+
+    Raises:
+        NodeError: the node does not answer.
+    """
+    from node.endpoint import read_head
+
+    return read_head(reader.rpc_url)
 
 
 def _settings() -> Settings:
@@ -259,7 +273,7 @@ def commit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> None:
+def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None, head: NodeHead | None) -> None:
     print(f"{verdict.status.value}  {payload}")
     if verdict.delivery_id is not None:
         print(f"  delivery 0x{verdict.delivery_id.hex()}")
@@ -289,6 +303,8 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None) -> 
         print(f"  chain    not on chain yet: accepted as a receipt, {status}; {a.source}")
     else:
         print(f"  chain    not recorded; {a.source}")
+    if head is not None:
+        print(f"  node     {head} (its head as the check began)")
     for f in verdict.findings:
         print(f"  - {f.message}")
 
@@ -325,6 +341,7 @@ def verify(args: argparse.Namespace) -> int:
         except ManifestInconsistentError as e:
             _report_verdict(altered(e), payload, signer, as_json)
         reader = _ledger_reader(args)
+        head = None if reader is None else _head(reader)
         receipt = _receipt_check(args, reader)
         with _progress(f"verify {payload.name}", manifest.byte_size) as progress:
             if receipt is not None:
@@ -368,7 +385,7 @@ def verify(args: argparse.Namespace) -> int:
 
                     mismatch = untrusted(manifest, f"signed by {verdict.signer}, expected {signer}")
                     verdict = mismatch.with_anchor(verdict.anchor) if verdict.anchor else mismatch
-    _report_verdict(verdict, payload, signer, as_json)
+    _report_verdict(verdict, payload, signer, as_json, head)
 
 
 def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | None:
@@ -442,15 +459,19 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
     return found[0], lambda: AnchorsReader(reader.rpc_url, address, chain_id=reader.chain_id)
 
 
-def _report_verdict(verdict: Any, payload: Path, signer: str | None, as_json: bool) -> NoReturn:
+def _report_verdict(
+    verdict: Any, payload: Path, signer: str | None, as_json: bool, head: NodeHead | None = None
+) -> NoReturn:
     if as_json:
-        print(verdict.to_json())
+        print(json.dumps({**verdict.to_dict(), "node": None if head is None else head.to_dict()}, indent=2))
     else:
-        _print_verdict(verdict, payload, signer)
+        _print_verdict(verdict, payload, signer, head)
     raise _Exit(0 if verdict.ok else 1)
 
 
-def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None) -> dict[str, Any]:
+def reconcile_dir(
+    directory: Path, signer: str | None = None, reader: Any = None, head: NodeHead | None = None
+) -> dict[str, Any]:
     """Verify every ``X`` / ``X.manifest.json`` pair in ``directory`` (not recursive; dotfiles ignored).
 
     With a ``reader`` (:class:`verifier.onchain.LedgerReader`) each pair is also checked on chain,
@@ -460,7 +481,9 @@ def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None
 
     Returns:
         ``{"matched": [...], "mismatched": [...], "unrecorded": [...], "errors": [...], "unmanifested": [...],
-        "missing_payloads": [...], "recorded_but_missing": [...], "chain": str | None, "ok": bool}``; ``ok``
+        "missing_payloads": [...], "recorded_but_missing": [...], "chain": str | None, "node": {"rpc_url",
+        "block", "block_timestamp"} | None (``head``: the node read, at its head as the check began),
+        "ok": bool}``; ``ok``
         is true only when every payload matched and nothing is unpaired, unrecorded or unreadable.
 
     Raises:
@@ -485,6 +508,7 @@ def reconcile_dir(directory: Path, signer: str | None = None, reader: Any = None
         "recorded_but_missing": [],
         "recorded_but_missing_truncated": False,
         "chain": reader.source if reader is not None else None,
+        "node": None if head is None else head.to_dict(),
     }
     grants: set[int] = set()
     present: set[bytes] = set()
@@ -559,7 +583,8 @@ def reconcile(args: argparse.Namespace) -> int:
         _fail(f"{directory} is not a directory", code="IO_ERROR", as_json=as_json)
     with _errors_exit_2(as_json):
         reader = _ledger_reader(args)
-        report = reconcile_dir(directory, args.signer, reader)
+        head = None if reader is None else _head(reader)
+        report = reconcile_dir(directory, args.signer, reader, head)
     if as_json:
         print(json.dumps(report, indent=2))
     else:
@@ -585,7 +610,8 @@ def reconcile(args: argparse.Namespace) -> int:
             f"{len(report['missing_payloads'])} manifests without payload"
             + (
                 f", {len(report['unrecorded'])} not recorded, "
-                f"{len(report['recorded_but_missing'])} recorded but missing{more}"
+                f"{len(report['recorded_but_missing'])} recorded but missing{more}; read from {head} (its "
+                "head as the check began)"
                 if report["chain"]
                 else "; chain NOT CHECKED"
             )
@@ -630,7 +656,10 @@ def _signer_option(parser: argparse.ArgumentParser) -> None:
 def _chain_options(parser: argparse.ArgumentParser) -> None:
     chain = parser.add_argument_group("ledger to check against")
     chain.add_argument(
-        "--rpc", metavar="URL", help="Node JSON-RPC URL [default: DXL_RPC_URL, else the embedded node]."
+        "--rpc",
+        metavar="URL",
+        help="Node JSON-RPC URL [default: of DXL_RPC_URL and DXL_RPC_FAILOVER_URLS the first that answers "
+        "and does not lag behind, else the embedded node].",
     )
     chain.add_argument(
         "--chain-id", type=_non_negative, help="Chain id the node must serve (refused otherwise)."

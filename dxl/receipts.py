@@ -20,7 +20,10 @@ def verify_receipt(
     rpc: Annotated[
         str | None,
         typer.Option(
-            "--rpc", metavar="URL", help="Node JSON-RPC URL (default: DXL_RPC_URL, else the embedded node)."
+            "--rpc",
+            metavar="URL",
+            help="Node JSON-RPC URL (default: of DXL_RPC_URL and DXL_RPC_FAILOVER_URLS the first that answers"
+            " and does not lag behind, else the embedded node).",
         ),
     ] = None,
     chain_id: Annotated[
@@ -37,7 +40,9 @@ def verify_receipt(
     """Check an anchored receipt's inclusion proof against the chain alone, without the service.
 
     Exit 0 ANCHORED or ACKNOWLEDGED; 1 DISPUTED, NOT_ANCHORED or MISMATCH; 2 usage, I/O or chain-access error.
+    The output names the node read and its head block as the check began.
     """
+    from node.endpoint import read_head
     from verifier import jsontext
     from verifier.receipt_check import AnchorsReader, check_receipt
     from verifier.receipts import ReceiptProof
@@ -51,19 +56,23 @@ def verify_receipt(
             raise ConfigurationError(f"{proof_file} holds no receipt proof object")
         proof = ReceiptProof.from_answer(raw)
         rpc, chain_id, anchors = _target(rpc, chain_id, anchors)
-        verdict = check_receipt(proof, AnchorsReader(rpc, anchors, chain_id=chain_id))
+        reader = AnchorsReader(rpc, anchors, chain_id=chain_id)
+        head = read_head(rpc)
+        verdict = check_receipt(proof, reader)
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc
     if as_json:
-        typer.echo(json.dumps(verdict.to_dict()))
+        typer.echo(json.dumps({**verdict.to_dict(), "node": head.to_dict()}))
     else:
         typer.echo(f"{verdict.status.value}: receipt {verdict.delivery_id} (grant {verdict.grant_id}, "
                    f"sequence {verdict.sequence}): {verdict.detail}")  # fmt: skip
+        typer.echo(f"  node {head} (its head as the check began)")
     raise typer.Exit(0 if verdict.status.ok else 1)
 
 
 def _target(rpc: str | None, chain_id: int | None, anchors: str | None) -> tuple[str, int | None, str]:
-    """The flags, else the deployment record's anchors and the configured or embedded node.
+    """The flags, else the deployment record's anchors and the node every command reads
+    (:func:`node.endpoint.configured_node`).
 
     Raises:
         ConfigurationError: no ``--anchors`` and no deployment record naming one.
@@ -80,12 +89,11 @@ def _target(rpc: str | None, chain_id: int | None, anchors: str | None) -> tuple
         anchors = deployment.receipt_anchors.address
         chain_id = chain_id if chain_id is not None else deployment.chain_id
     if rpc is None:
-        if settings.rpc_url:
-            rpc = settings.rpc_url
-        else:
-            from node.anvil import EmbeddedNode
+        from node.endpoint import configured_node
 
-            rpc = EmbeddedNode(settings.home).endpoint.rpc_url
+        rpc = configured_node(settings).rpc_url
+        if settings.rpc_url and chain_id is None:
+            chain_id = settings.chain_id
     return rpc, chain_id, anchors
 
 

@@ -7,7 +7,7 @@ used.
 A node that answers but no longer imports blocks (cut off from the signers) is told from one that is merely a
 block behind by one rule, :meth:`NodeHead.lags_behind`: the service's chain client applies it to a node whose
 head stood still (:meth:`~node.chain.LedgerClient.leave_stalled`), a command applies it once, as it picks the
-node it reads (:meth:`NodeEndpoint.choose`).
+node it reads (:func:`configured_node`, through :meth:`NodeEndpoint.choose`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from node.errors import ConfigurationError, NodeError
+
+if TYPE_CHECKING:
+    from node.settings import Settings
 
 
 class ChainIdMismatchError(NodeError):
@@ -89,6 +93,13 @@ class NodeHead:
         seals nothing for a while (QBFT's empty-block period), where every head stays where it is.
         """
         return best.number > self.number and best.timestamp - self.timestamp >= stall_timeout
+
+    def to_dict(self) -> dict[str, object]:
+        """The node and block a command's answer was read at, as its ``--json`` output names them."""
+        return {"rpc_url": self.rpc_url, "block": self.number, "block_timestamp": self.timestamp}
+
+    def __str__(self) -> str:
+        return f"{self.rpc_url} at block {self.number}"
 
 
 def read_head(rpc_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> NodeHead:
@@ -184,3 +195,21 @@ class NodeEndpoint:
         if actual != self.chain_id:
             raise ChainIdMismatchError(self.rpc_url, self.chain_id, actual)
         return int(str(rpc_call(self.rpc_url, "eth_blockNumber", timeout=timeout)), 16)
+
+
+def configured_node(settings: Settings, *, chain_id: int | None = None) -> NodeEndpoint:
+    """The node a command reads the chain from, the same for every command: of ``DXL_RPC_URL`` and
+    ``DXL_RPC_FAILOVER_URLS`` the first that answers and does not lag behind the most advanced
+    (:meth:`NodeEndpoint.choose`, ``DXL_STALL_TIMEOUT``), the others after it; else the embedded node of
+    ``DXL_HOME``. A dead, stalled or behind ``DXL_RPC_URL`` answers with an error or, worse, with a chain that
+    stopped: a delivery recorded since would read as not on the ledger.
+
+    ``chain_id`` is the chain expected there (default ``DXL_CHAIN_ID``; a deployment record's, say).
+    """
+    if settings.rpc_url:
+        expected = chain_id if chain_id is not None else settings.chain_id
+        assert expected is not None  # Settings.check() refuses DXL_RPC_URL without DXL_CHAIN_ID
+        return NodeEndpoint(settings.rpc_url, expected, settings.failover_urls).choose(settings.stall_timeout)
+    from node.anvil import EmbeddedNode
+
+    return EmbeddedNode(settings.home).endpoint

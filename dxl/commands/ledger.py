@@ -33,16 +33,13 @@ def _chain(
     settings: ApiSettings, *, start_embedded: bool
 ) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
     """The configured node: ``DXL_RPC_URL`` if set (or, of it and ``DXL_RPC_FAILOVER_URLS``, the first that
-    does not lag behind the others: :meth:`~node.endpoint.NodeEndpoint.choose`), else the embedded node
-    (started here if asked and not already running; stopped on exit only if started here)."""
+    does not lag behind the others: :func:`~node.endpoint.configured_node`), else the embedded node (started
+    here if asked and not already running; stopped on exit only if started here)."""
     from node.anvil import EmbeddedNode, NodeSettings
-    from node.endpoint import NodeEndpoint
+    from node.endpoint import configured_node
 
     if settings.rpc_url:
-        assert settings.chain_id is not None  # Settings.check() guarantees it
-        endpoint = NodeEndpoint(settings.rpc_url, settings.chain_id, settings.failover_urls).choose(
-            settings.stall_timeout
-        )
+        endpoint = configured_node(settings)
         endpoint.verify()
         yield endpoint, None
         return

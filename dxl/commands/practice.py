@@ -406,7 +406,11 @@ def outcome_command(
 def sample_command(
     inspection_id: Annotated[int, typer.Argument(help="The inspection.")],
     rpc: Annotated[
-        str | None, typer.Option(help="Node JSON-RPC URL (default: DXL_RPC_URL or embedded).")
+        str | None,
+        typer.Option(
+            help="Node JSON-RPC URL (default: of DXL_RPC_URL and DXL_RPC_FAILOVER_URLS the first that answers"
+            " and does not lag behind, else the embedded node)."
+        ),
     ] = None,
     ledger: Annotated[
         str | None, typer.Option(help="Ledger address (default: the deployment record).")
@@ -419,7 +423,9 @@ def sample_command(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Recompute an inspection's sample from a node alone (verifier.sampling; no API, no keys)."""
+    """Recompute an inspection's sample from a node alone (verifier.sampling; no API, no keys); the output
+    names the node read and its head block as the sample was read."""
+    from node.endpoint import read_head
     from verifier.onchain import LedgerReader
     from verifier.sampling import derive_sample
 
@@ -431,21 +437,22 @@ def sample_command(
             settings = load_settings()
             deployment = load_deployment(settings.home)
             if rpc is None:
-                from node.anvil import EmbeddedNode
+                from node.endpoint import configured_node
 
-                rpc = settings.rpc_url or EmbeddedNode(settings.home).endpoint.rpc_url
+                rpc = configured_node(settings, chain_id=deployment.chain_id).rpc_url
             ledger = ledger or deployment.address
             if practice is None:
                 if deployment.sharing_practice is None:
                     raise ApiCallError("the deployment record names no sharing practice contract")
                 practice = deployment.sharing_practice.address
             from_block = deployment.block_number if from_block is None else from_block
-        derived = derive_sample(
-            LedgerReader(rpc, ledger, from_block=from_block or 0), practice, inspection_id
-        )
-    data = derived.to_dict()
-    head = f"inspection {inspection_id}: seed {data['seed']} (block {data['seed_block']}), population "
-    text = head + f"{data['population_size']}, sample:\n" + "\n".join(f"  {d}" for d in data["sample"])
+        reader = LedgerReader(rpc, ledger, from_block=from_block or 0)
+        head = read_head(rpc)
+        derived = derive_sample(reader, practice, inspection_id)
+    data = {**derived.to_dict(), "node": head.to_dict()}
+    lead = f"inspection {inspection_id}: seed {data['seed']} (block {data['seed_block']}), population "
+    text = lead + f"{data['population_size']}, sample:\n" + "\n".join(f"  {d}" for d in data["sample"])
+    text += f"\nread from {head} (its head as the sample was read)"
     _out(data, as_json, text)
 
 

@@ -140,25 +140,19 @@ class AuditContext:
 
 def open_context(settings: Settings, database_url: str | None = None) -> AuditContext:
     """The audit context of ``settings``' deployment (``home/deployment.json``: the ledger and its receipt
-    anchors), node and database. Of ``DXL_RPC_URL`` and ``DXL_RPC_FAILOVER_URLS`` it reads first from the
-    first node that does not lag behind the others (:meth:`~node.endpoint.NodeEndpoint.choose`): a node cut
-    off from the signers answers with a chain that stopped.
+    anchors), node and database. It reads first from the node every command reads
+    (:func:`~node.endpoint.configured_node`): a node cut off from the signers answers with a chain that
+    stopped.
 
     Raises:
         NotDeployedError, ConfigurationError: no or unreadable deployment record, bad settings.
     """
-    from node.anvil import EmbeddedNode
     from node.deploy import load_deployment
-    from node.endpoint import NodeEndpoint
+    from node.endpoint import configured_node
 
     home = settings.home
     deployment = load_deployment(home)
-    if settings.rpc_url:
-        endpoint = NodeEndpoint(settings.rpc_url, deployment.chain_id, settings.failover_urls).choose(
-            settings.stall_timeout
-        )
-    else:
-        endpoint = EmbeddedNode(home).endpoint
+    endpoint = configured_node(settings, chain_id=deployment.chain_id)
     url = database_url or settings.database_url or f"sqlite:///{home / 'audit.sqlite3'}"
     abi = ledger_abi()
     recorded = deployment.receipt_anchors

@@ -60,7 +60,10 @@ from node.types import new_delivery_id
 from tests.api.api_helpers import ServerThread, api_home, grant_between, ok, receipt_body, until
 from tests.cli import dxl
 from tests.network.served import NetworkApi, network_settings
+from verifier.commitment import commit_payload, new_salt
 from verifier.eth import keccak
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, sign_manifest, write_manifest
 from verifier.receipts import ReceiptProof, verify_receipt_proof
 
 pytestmark = [pytest.mark.network, pytest.mark.xdist_group("network")]
@@ -1017,3 +1020,72 @@ def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pyt
         assert [m.rpc_port for m in local.members()] == ports
     finally:
         local.down()
+
+
+# --- commands that read the chain: the node they read is chosen as every command's is --------------------
+
+
+def _signed_delivery(served: NetworkApi, grant: dict[str, Any], tmp: Path) -> tuple[Path, Path, int]:
+    """A payload and its manifest signed by the grant's provider, recorded on chain through the service
+    (which writes to a member that does not lag); the block that holds the delivery."""
+    payload, manifest = tmp / "rows.csv", tmp / "rows.csv.manifest.json"
+    payload.write_text(f"id,name\n1,{secrets.token_hex(4)}\n", encoding="utf-8")
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    code = next(name for name, i in served.departments.items() if i == grant["provider"]).lower()
+    delivery_id = new_delivery_id(grant["provider"])
+    signed = build_manifest(c, delivery_id=delivery_id, grant_id=grant["id"])
+    write_manifest(manifest, sign_manifest(signed, served.keystore.unlock(f"dept-{code}")))
+    root = "0x" + c.root.hex()
+    body = {"delivery_id": "0x" + delivery_id.hex(), "grant_id": grant["id"], "commitment": root,
+            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+    written = ok(served.call("POST", "/deliveries", code, json=body), 201)
+    return payload, manifest, int(written["transaction"]["block_number"])
+
+
+@pytest.mark.parametrize("first", ["dead", "stalled", "behind"])
+def test_verify_reads_from_a_node_that_answers_and_does_not_lag_behind(
+    first: str,
+    full_network: LocalNetwork,
+    served: NetworkApi,
+    receipt_grant: dict[str, Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`dxl verify` of a delivery recorded while ``DXL_RPC_URL`` is dead, stalled (a signer cut off from the
+    others: its head stands at most one block of its own on) or behind (cut off with its sealing stopped: it
+    holds only blocks of the others), the other members as ``DXL_RPC_FAILOVER_URLS``: MATCH, read from a
+    member that holds the delivery, and the output names that member and its head block. Before, it read
+    ``DXL_RPC_URL`` alone: exit 2 with the node dead; NOT_RECORDED from the chain that stopped, where the
+    auditor was told the delivery was not on the ledger."""
+    members = full_network.members()
+    # Not the member the service writes through. The stalled and the behind case cut off different members:
+    # a member joined again dials the others once more only some 35 s after its last dial (LocalNetwork.join).
+    lagging = [m for m in members if m.rpc_url != served.node_in_use][first == "behind"]
+    others = [m.rpc_url for m in members if m.index != lagging.index]
+    monkeypatch.setenv("DXL_RPC_URL", _dead_url() if first == "dead" else lagging.rpc_url)
+    monkeypatch.setenv("DXL_RPC_FAILOVER_URLS", ",".join(others))
+    monkeypatch.setenv("DXL_STALL_TIMEOUT", "3")
+    with contextlib.ExitStack() as undo:
+        if first == "stalled":
+            full_network.cut_off(lagging.index)
+            undo.callback(full_network.join, lagging.index, peered=False)
+        elif first == "behind":
+            undo.enter_context(_Behind(full_network, lagging.index))
+        stood = _head(lagging.rpc_url)
+        payload, manifest, recorded = _signed_delivery(served, receipt_grant, tmp_path)
+        if first != "dead":
+            _wait_for(
+                "the others seal on for the stall timeout",
+                lambda: (
+                    int(_head(others[0])["timestamp"], 16) - int(_head(lagging.rpc_url)["timestamp"], 16) >= 4
+                ),
+                timeout=30,
+            )
+            assert _block(lagging.rpc_url) < recorded, "the lagging member holds the delivery's block"
+        code, out, err = dxl("verify", payload, "--manifest", manifest, "--json")
+        verdict = json.loads(out) if out else {}
+        assert (code, verdict.get("status")) == (0, "MATCH"), out + err
+        assert verdict["node"]["rpc_url"] in others and verdict["node"]["block"] >= recorded, verdict["node"]
+        code, out, err = dxl("verify", payload, "--manifest", manifest)
+        assert code == 0 and "  node     http://" in out and " at block " in out, out + err
+        assert first == "dead" or int(stood["number"], 16) < recorded
