@@ -12,11 +12,13 @@ Definitions (period = ``[from, to)`` in block time, UTC):
   share type (``catalog_shared.by_share_type``): how much of what the catalog offers unconditionally, or on
   conditions, is actually shared.
 * **requests received / approved / rejected / pending**: requests *made* in the period to the department (as
-  provider), by their outcome as of the evaluation time ``min(to, now)``: a closed period's scorecard is a
-  snapshot at its end and never changes afterwards (a decision after the period end leaves the request pending
-  in that period's figures). A request approved on arrival counts as the ledger reads it: pending, for the
-  provider to decide within the deadline like any other, while its resource is not unconditionally shared
-  (until it is concluded or withdrawn, which fixes its status); the provider's decision then is a manual one.
+  provider), by their outcome as of the evaluation time ``min(to - 1, now)``, the period's last second: a
+  closed period's scorecard is a snapshot at its end and never changes afterwards (a decision after the period
+  end leaves the request pending in that period's figures, one in a block of second ``to`` included: blocks of
+  that second may still come once the chain's clock reads ``to``). A request approved on arrival counts as
+  the ledger reads it: pending, for the provider to decide within the deadline like any other, while its
+  resource is not unconditionally shared (until it is concluded or withdrawn, which fixes its status); the
+  provider's decision then is a manual one.
 * **withdrawn**: requests of the period withdrawn (by either party) before any decision, as of evaluation
   time: neither pending nor counted against the provider's demand satisfaction; overdue only if the deadline
   had passed before the withdrawal. A request withdrawn after its approval stays approved.
@@ -231,9 +233,9 @@ def compute_scorecard(
     at_block: int | None = None,
 ) -> dict[str, Any]:
     """The scorecard of ``department`` (None: the whole consortium) over ``[period_from, period_to)``,
-    evaluated at ``min(period_to, now)``. See the module docstring for every definition. ``at_block`` is the
-    last block ``facts`` hold (:func:`load_facts` ``through_block``) and ``now`` its time: ``practice``, read
-    from the chain at a later head, is cut back to it (:meth:`PracticeFacts.known_at`).
+    evaluated at ``min(period_to - 1, now)``. See the module docstring for every definition. ``at_block`` is
+    the last block ``facts`` hold (:func:`load_facts` ``through_block``) and ``now`` its time: ``practice``,
+    read from the chain at a later head, is cut back to it (:meth:`PracticeFacts.known_at`).
 
     Raises:
         InvalidQueryError: an empty period or a negative deadline.
@@ -242,7 +244,9 @@ def compute_scorecard(
         raise InvalidQueryError("period", "from must be before to")
     if deadline_days < 0:
         raise InvalidQueryError("deadline_days", f"must not be negative, got {deadline_days}")
-    as_of = min(period_to, now)
+    # The period's last second: ``to`` is outside it, and blocks of second ``to`` may still be mined after the
+    # chain's clock reads it, so a closed card evaluated at ``to`` changed with them.
+    as_of = min(period_to - 1, now)
 
     def mine(provider: int | None) -> bool:
         return department is None or provider == department

@@ -1168,6 +1168,29 @@ def test_a_closed_periods_scorecard_never_changes_an_inspection_drawn_after_it_a
     assert hrss["overdue"] == 0
 
 
+def test_a_closed_periods_card_leaves_out_what_its_end_second_adds_later(api_env: ApiEnv) -> None:
+    """A period ``[from, to)`` is closed once the chain's clock reads ``to``; blocks of that same second may
+    still come, and what they hold is after the period. The card was evaluated at ``to`` inclusive, so a
+    request decided and a demand answered in a later block of second ``to`` changed the closed card."""
+    env = api_env
+    demand = publish(env, "psb", "hrss")
+    resource_id = register(env, "hrss")
+    req = request_access(env, "psb", resource_id)
+    pass_time(env, 2)
+    end = _chain_now(env)
+    query = f"/audit/scorecard?department=HRSS&from={_iso(demand['published_at'])}&to={_iso(end)}"
+    closed = ok(env.call("GET", query, "auditor"))
+    assert closed["practice"]["demands_received"]["open"] >= 1 and closed["requests"]["pending"] >= 1
+    rpc = env.setup.client.w3.provider
+    decline = {"answer": "declined", "decline_reason": "not_held"}
+    writes = ((f"/requests/{req['id']}/approve", None), (f"/demands/{demand['id']}/answer", decline))
+    for path, body in writes:
+        rpc.make_request("evm_setNextBlockTimestamp", [end])  # type: ignore[arg-type]
+        written = ok(env.call("POST", path, "hrss", json=body))
+        assert env.setup.client.w3.eth.get_block(written["transaction"]["block_number"])["timestamp"] == end
+    assert ok(env.call("GET", query, "auditor")) == closed
+
+
 def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_addressees_scorecard(
     api_env: ApiEnv,
 ) -> None:
