@@ -295,14 +295,14 @@ def demo_service(
 def _api_process(
     home: Path, rpc_url: str, chain_id: int, port: int, env_extra: dict[str, str]
 ) -> Iterator[int]:
-    from api.server import HTTP_PROTOCOL
+    from api.server import CLI_OPTIONS
 
     env = {**os.environ, "DXL_HOME": str(home), "DXL_RPC_URL": rpc_url, "DXL_CHAIN_ID": str(chain_id),
            "DXL_KEYSTORE_PASSPHRASE": PASSPHRASE, "DXL_AUDIT_FOLLOW_INTERVAL": "0", **env_extra}  # fmt: skip
     log = open(home / "api.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
-         "--loop", "uvloop", "--http", HTTP_PROTOCOL, "--no-access-log", "--log-level", "warning"],
+         "--loop", "uvloop", *CLI_OPTIONS, "--no-access-log", "--log-level", "warning"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:

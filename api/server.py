@@ -23,6 +23,11 @@ ones); later, the connection is answered ``408 REQUEST_TIMEOUT`` and closed.
 
 Every server of the service is started with :data:`HTTP_PROTOCOL` (``dxl run``, the benchmarks, the tests), as
 uvicorn's ``http`` setting: an import string, so that ``uvicorn --http`` takes it too.
+
+A client's address is the connection's peer, not what its ``X-Forwarded-For`` header says: uvicorn believes
+that header from 127.0.0.1 by default, so a local client could name any address to spend the budget of
+failed authentications against (:mod:`api.limits`). Only the proxies named in ``DXL_API_TRUSTED_PROXIES``
+are believed (:func:`server_config`; ``uvicorn`` run by hand: :data:`CLI_OPTIONS`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import json
 from typing import Any
 
 import httptools
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api.errors import ERRORS, error_body
@@ -237,3 +243,23 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
 #: uvicorn's ``http`` setting for every server of the service (``uvicorn.Config(http=...)``, ``--http``).
 HTTP_PROTOCOL = f"{__name__}:{BoundedHttpToolsProtocol.__qualname__}"
+
+#: The options of :func:`server_config` as ``uvicorn`` command-line arguments (no proxy believed).
+CLI_OPTIONS = ("--http", HTTP_PROTOCOL, "--no-proxy-headers")
+
+
+def server_config(
+    app: Any, *, host: str, port: int, trusted_proxies: str = "", **options: Any
+) -> uvicorn.Config:
+    """uvicorn's configuration for serving ``app``: :data:`HTTP_PROTOCOL`, and ``X-Forwarded-For`` believed
+    only from ``trusted_proxies`` (comma-separated addresses; empty: from no one). ``options`` are
+    uvicorn's others (log level, lifespan)."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=HTTP_PROTOCOL,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=trusted_proxies or None,
+        **options,
+    )

@@ -8,6 +8,8 @@ client and the audit trail take it as the :class:`~node.settings.Settings` it is
 
 from __future__ import annotations
 
+import ipaddress
+
 from pydantic import Field, field_validator
 
 from api.limits import Rate, RateLimits
@@ -19,6 +21,11 @@ class ApiSettings(Settings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    api_trusted_proxies: str = Field(
+        default="",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-For names the client "
+        "(its address counts failed authentications); empty: none, the client is the connection's peer.",
+    )
     audit_follow_interval: float = Field(
         default=2.0, ge=0, allow_inf_nan=False, description="Seconds between audit index syncs; 0: none."
     )
@@ -80,6 +87,19 @@ class ApiSettings(Settings):
             auth_failures=Rate(self.api_auth_failure_limit, self.api_auth_failure_burst),
             concurrency=self.api_concurrency,
         )
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxies(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and entry != "*":
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"a trusted proxy is an address, a network or *, got {entry!r}"
+                    ) from None
+        return value
 
     @field_validator("api_port")
     @classmethod

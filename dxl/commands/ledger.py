@@ -114,15 +114,15 @@ def _serve(
 
     import uvicorn
 
-    from api.server import HTTP_PROTOCOL
+    from api.server import server_config
 
-    config = uvicorn.Config(
+    config = server_config(
         app,
         host=settings.api_host,
         port=settings.api_port,
+        trusted_proxies=settings.api_trusted_proxies,
         log_level="info",
         lifespan="off",
-        http=HTTP_PROTOCOL,
     )
     server = uvicorn.Server(config)
     failed: list[BaseException] = []

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import uvicorn
 
-from api.server import HTTP_PROTOCOL
+from api.server import server_config
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
@@ -63,11 +63,16 @@ class ApiEnv:
 class ServerThread:
     """uvicorn in a thread on a free port; stopped (and joined) at teardown."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, *, trusted_proxies: str = "") -> None:
         self.port = free_port()
         self.server = uvicorn.Server(
-            uvicorn.Config(
-                app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on", http=HTTP_PROTOCOL
+            server_config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                trusted_proxies=trusted_proxies,
+                log_level="warning",
+                lifespan="on",
             )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -126,7 +131,10 @@ def served(settings: ApiSettings, node: EmbeddedNode) -> Iterator[ApiEnv]:
         env.setenv("DXL_RPC_URL", str(settings.rpc_url))
         env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
         env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
-        with ServerThread(create_app(settings)) as url, httpx.Client(base_url=url, timeout=120) as client:
+        with (
+            ServerThread(create_app(settings), trusted_proxies=settings.api_trusted_proxies) as url,
+            httpx.Client(base_url=url, timeout=120) as client,
+        ):
             yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
 
 

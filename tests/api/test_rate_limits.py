@@ -7,14 +7,17 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_helpers import ApiEnv, api_home, b32, make_settings, ok, served
+from pydantic import ValidationError
 
 from api.auth import issue_token, parse_principal
 from api.db import make_engine, session_factory
+from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
 from tests.rpc_proxy import RpcProxy
 
@@ -95,6 +98,31 @@ def test_an_address_failing_authentication_is_refused_429_and_tokens_known_good_
         _refused(env.client.get("/me", headers=made_up), "AUTHENTICATION_RATE_LIMITED")
 
 
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"], ids=["no-proxy", "behind-a-proxy"])
+def test_failed_authentications_count_against_the_peer_unless_a_trusted_proxy_names_the_client(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory, trusted: str
+) -> None:
+    """A local client naming a new address in X-Forwarded-For each time got a fresh budget of failed
+    authentications each time (uvicorn believes that header from 127.0.0.1 by default); the header is believed
+    only from a proxy the operator named."""
+    with _served_with(
+        embedded_node,
+        tmp_path_factory,
+        api_auth_failure_limit=0.01,
+        api_auth_failure_burst=3,
+        api_trusted_proxies=trusted,
+    ) as env:
+        made_up = {"Authorization": "Bearer dxl_" + "B" * 43}
+        answers = [
+            env.client.get("/me", headers={**made_up, "X-Forwarded-For": f"198.51.100.{n}"}).status_code
+            for n in range(1, 6)
+        ]
+        if trusted:
+            assert answers == [401] * 5  # each client its own budget, as the proxy names them
+        else:
+            assert answers == [401] * 3 + [429] * 2  # one peer, one budget, whatever the header says
+
+
 def test_a_principal_past_its_concurrency_waits_its_turn_while_the_others_are_served(
     embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -141,3 +169,10 @@ def test_token_buckets_refill_at_their_rate_and_keep_only_the_newest_keys() -> N
     for key in range(1_000):
         buckets.charge(key, 1.0)
     assert buckets.wait("a", 1.0) == 0.0 and len(buckets._buckets) == 100  # "a" forgotten: full again
+
+
+@pytest.mark.parametrize("value", ["localhost", "10.0.0.0/33", "127.0.0.1,,nope"])
+def test_a_trusted_proxy_that_is_not_an_address_is_refused_at_start(value: str, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="a trusted proxy is an address, a network or"):
+        ApiSettings(home=tmp_path, api_trusted_proxies=value)  # type: ignore[call-arg]
+    assert ApiSettings(home=tmp_path, api_trusted_proxies="127.0.0.1, 10.0.0.0/8").api_trusted_proxies  # type: ignore[call-arg]

@@ -42,7 +42,7 @@ from api.receipts import (
     batches_table,
     receipts_table,
 )
-from api.server import HTTP_PROTOCOL
+from api.server import CLI_OPTIONS
 from dxl.app import app as cli
 from node.chain import LedgerRevertError
 from node.deploy import anchors_client
@@ -971,8 +971,7 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
                 str(port),
                 "--log-level",
                 "warning",
-                "--http",
-                HTTP_PROTOCOL,
+                *CLI_OPTIONS,
             ],
             env=env,
         )
