@@ -98,7 +98,11 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
     )
     log.info("ledger %s on chain %s; %d custodied keys unlocked", client.address, client.chain_id, unlocked)
     service = LedgerService(
-        client=client, custody=custody, sessions=sessions, from_block=deployment.block_number
+        client=client,
+        custody=custody,
+        sessions=sessions,
+        from_block=deployment.block_number,
+        confirmations=settings.confirmations,
     )
     service.response_deadline_days = settings.audit_response_deadline_days
     # On the node the ledger's client settled on: it holds the whole deployment (a node behind it was left).

@@ -437,9 +437,12 @@ class Journal:
 class JournaledSender:
     """Signs, journals, sends and awaits transactions for the API (see the module docstring)."""
 
-    def __init__(self, client: LedgerClient, journal: Journal) -> None:
+    def __init__(self, client: LedgerClient, journal: Journal, *, confirmations: int = 0) -> None:
         self.client = client
         self.journal = journal
+        #: Blocks on top of a transaction's block before :meth:`wait` answers it (``DXL_CONFIRMATIONS``): 0
+        #: where a mined block is final (anvil, Besu QBFT), a few where the last blocks may be reorganised.
+        self.confirmations = confirmations
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         # Closed from the moment the node is seen unreachable or changed until the journal is reconciled with
@@ -610,26 +613,58 @@ class JournaledSender:
             ) from None
 
     def wait(self, tx_hash: str, *, timeout: float | None = None) -> TxResult:
-        """The mined transaction's result; marks the journal row.
+        """The mined transaction's result, once its block has :attr:`confirmations` blocks on top of it on the
+        node in use; marks the journal row.
+
+        What a write answers (a record's id the contract assigned, a refusal) is read from the receipt of the
+        block the node holds at that depth: on a chain whose last blocks may be reorganised (Clique), a
+        competing block at the same height may hold the same transactions in another order, and the ids the
+        contract numbered in mining order with them. A receipt that moves meanwhile (the node switched
+        branches, or the journal sent the same bytes again after the block was lost) is followed to its new
+        block, which is placed in the journal like the first. With no depth the first receipt is the answer,
+        with no look beyond it.
 
         Raises:
             LedgerRevertError: mined with status 0.
-            ApiError: TRANSACTION_PENDING when not mined in time or the node stops answering.
+            ApiError: TRANSACTION_PENDING when not mined, or not under the depth, in time, or the node stops
+                answering (the retry of the key answers what the chain made of it).
         """
         limit = self.client.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         delays = receipt_poll_delays()
+        placed: BlockRef | None = None
         try:
-            while (receipt := self.client.receipt(tx_hash)) is None:
+            while True:
+                receipt = self.client.receipt(tx_hash)
+                if receipt is not None:
+                    block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+                    if block != placed:
+                        self.record_receipt(tx_hash, receipt)
+                        placed = block
+                    if not self.confirmations or self._buried(block):
+                        break
                 if time.monotonic() > deadline:
-                    raise pending(tx_hash, f"not mined within {limit:g} s")
+                    why = "not mined" if placed is None else f"not {self.confirmations} blocks deep"
+                    raise pending(tx_hash, f"{why} within {limit:g} s")
                 time.sleep(next(delays))
         except NodeError as exc:
             raise pending(tx_hash, f"the node stopped answering ({exc})") from None
-        self.record_receipt(tx_hash, receipt)
+        assert receipt is not None  # the loop ends on a receipt under the depth
         if int(receipt["status"]) != 1:
             self._void_refused(tx_hash)
         return self.client.outcome(receipt)
+
+    def _buried(self, block: BlockRef) -> bool:
+        """Whether the node in use holds ``block`` with :attr:`confirmations` blocks on top of it. The head is
+        read before the block's hash: a branch switch between the two shows as another hash.
+
+        Raises:
+            NodeError: the node does not answer.
+        """
+        return (
+            self.client.block_number() >= block.number + self.confirmations
+            and self.client.block_hash(block.number) == block.hash
+        )
 
     def void(self, account: LocalAccount, tx_hash: str, nonce: int) -> bool:
         """Make the reverted transaction ``tx_hash`` of ``account`` (at ``nonce``) never minable again: a

@@ -244,6 +244,7 @@ class LedgerCore:
         custody: Custody,
         sessions: Callable[[], sessionmaker[Session]],
         from_block: int = 0,
+        confirmations: int = 0,
     ) -> None:
         self.client = client
         self.custody = custody
@@ -259,7 +260,7 @@ class LedgerCore:
         self.journal = Journal(sessions)
         self.documents = catalog.DocumentStore(sessions)
         self.catalog_index = catalog.CatalogIndex(sessions)
-        self.sender = JournaledSender(client, self.journal)
+        self.sender = JournaledSender(client, self.journal, confirmations=confirmations)
         self.sender.account_of = self._custodied_account
         self.reconciler = Reconciler(self.sender)
         #: The idempotency claim of the request this view serves (:meth:`bound`).

@@ -488,23 +488,30 @@ class ExchangeService(CatalogService):
 
         Raises:
             ApiError: AGREEMENT_NOT_FOUND when the concluding event cannot be found from the deployment block;
-                DATABASE_UNAVAILABLE.
+                DATABASE_UNAVAILABLE; TRANSACTION_PENDING when the conclusion is not under the confirmation
+                depth in time.
         """
         conclusion = self._conclusion_of_request(request_id)
         if conclusion is None:
             raise ApiError(
                 "AGREEMENT_NOT_FOUND", f"request {request_id} is concluded, its agreement was not found"
             )
+        agreement_id = int(conclusion.args["agreementId"])
         if not self.sender.adopt(conclusion.tx_hash):
             log.warning(
                 "request %s was concluded by %s, whose signed bytes the node does not serve: not journaled",
                 request_id, conclusion.tx_hash,
             )  # fmt: skip
+        elif self.sender.confirmations:
+            # The agreement's id as the block under the confirmation depth numbers it, as for a conclusion
+            # this service sent (:meth:`~api.journal.JournaledSender.wait`).
+            mined = self.sender.wait(conclusion.tx_hash)
+            agreement_id = int(mined.event("AgreementConcluded").args["agreementId"])
         self._drop_signatures(request_id)
         return m.SignatureOutcome(
             status="concluded",
             signing=self.signing(principal=principal, request_id=request_id),
-            agreement=self.agreement(int(conclusion.args["agreementId"])),
+            agreement=self.agreement(agreement_id),
         )
 
     def _drop_signature(self, request_id: int, role: str) -> None:

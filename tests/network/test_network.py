@@ -1089,3 +1089,137 @@ def test_verify_reads_from_a_node_that_answers_and_does_not_lag_behind(
         code, out, err = dxl("verify", payload, "--manifest", manifest)
         assert code == 0 and "  node     http://" in out and " at block " in out, out + err
         assert first == "dead" or int(stood["number"], 16) < recorded
+
+
+# --- a write is answered under the confirmation depth ------------------------------------------------------
+
+
+def test_a_write_not_under_the_confirmation_depth_in_time_is_answered_pending(
+    full_network: LocalNetwork, journaled: sessionmaker[Session]
+) -> None:
+    """The member in use, cut off, seals the block holding a journaled write alone and stands still: the
+    write never has the confirmation depth on top of it there. Awaited, it is answered TRANSACTION_PENDING
+    (a client asks again with its key), never with that block; the journal still places it, so a lost block
+    is sent again in its first order."""
+    members = full_network.members()
+    stalled = members[0]
+    client = LedgerClient(full_network.endpoint(stalled.index), [], receipt_timeout=15)
+    sender = JournaledSender(client, Journal(lambda: journaled), confirmations=CLIQUE_CONFIRMATIONS)
+    account = Account.create()
+    rpc_call(stalled.rpc_url, "miner_stop")
+    try:
+        stopped = _block(stalled.rpc_url)
+        _wait_for("the others seal on", lambda: _block(stalled.rpc_url) >= stopped + 2, timeout=30)
+        full_network.cut_off(stalled.index)
+        head = _block(stalled.rpc_url)
+        request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+        signed = sender.send(account, request, claim=None, finish=None)
+        rpc_call(stalled.rpc_url, "miner_start")
+        with pytest.raises(ApiError) as refused:
+            sender.wait(signed.tx_hash, timeout=6)
+        assert refused.value.code == "TRANSACTION_PENDING"
+        assert f"not {CLIQUE_CONFIRMATIONS} blocks deep" in refused.value.message
+        held = rpc_call(stalled.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
+        assert isinstance(held, dict) and int(held["blockNumber"], 16) == head + 1
+        entry = sender.journal.entry(signed.tx_hash)
+        assert entry is not None and (entry.status, entry.block_number) == (TxStatus.MINED, head + 1)
+    finally:
+        rpc_call(stalled.rpc_url, "miner_start")
+        full_network.join(stalled.index, peered=False)
+    full_network.wait_peered(timeout=60)
+
+
+def test_an_id_answered_is_the_chains_after_a_partition_reorders_the_writes(
+    full_network: LocalNetwork, served: NetworkApi
+) -> None:
+    """The signer the service talks to, cut off, seals alone the block holding a resource's registration,
+    numbered there by the contract as the next resource; meanwhile the others' chain registers another
+    department's resource, which takes that number. The service leaves the stalled signer, the journal sends
+    the same bytes to the others, and there the write's resource is numbered one higher. Answered as soon as
+    mined, the write named the cut-off block's id, which the chain gives the other department's resource;
+    answered under the confirmation depth of the node in use, it names the id the chain holds."""
+    members = full_network.members()
+    cut = next(m for m in members if m.rpc_url == served.node_in_use)
+    other = next(m for m in members if m.index != cut.index)
+    assert served.settings.chain_id is not None
+    rival_client = ledger_client(NodeEndpoint(other.rpc_url, served.settings.chain_id), served.settings.home)
+    rival = served.keystore.unlock("dept-samr")
+    body = {"metadata_hash": _b32(), "schema_hash": _b32(), "share_type": "conditional", "sensitivity": 2}
+    answers: list[httpx.Response] = []
+
+    def write() -> None:
+        answers.append(served.call("POST", "/resources", "health", json=body))
+
+    writer = threading.Thread(target=write, daemon=True)
+    # As in the reorg tests above: cut off once the others sealed on top of its last block, the signer seals
+    # exactly one block on its own side, the one with the write.
+    rpc_call(cut.rpc_url, "miner_stop")
+    try:
+        stopped = _block(cut.rpc_url)
+        _wait_for("the others seal on", lambda: _block(cut.rpc_url) >= stopped + 2, timeout=30)
+        full_network.cut_off(cut.index)
+        writer.start()
+        (pooled,) = _wait_for_value("the write sent to the cut-off signer", lambda: _pooled(cut.rpc_url), 15)
+        args = (bytes.fromhex(_b32()[2:]), bytes.fromhex(_b32()[2:]), 1, 2)
+        rival_id = int(rival_client.transact(rival, "registerResource", *args).event("ResourceRegistered")
+                       .args["resourceId"])  # fmt: skip
+        rpc_call(cut.rpc_url, "miner_start")
+        _wait_for_value(
+            "the write sealed by the cut-off signer",
+            lambda: rpc_call(cut.rpc_url, "eth_getTransactionReceipt", [pooled]),
+            timeout=15,
+        )
+        own = rival_client.outcome(_web3_receipt(cut.rpc_url, pooled))
+        # The conflict this test is about: on the cut-off side the write took the rival's id.
+        assert int(own.event("ResourceRegistered").args["resourceId"]) == rival_id
+        assert _sealer(cut.rpc_url, own.block_number) == cut.address.lower()
+        writer.join(90)
+    finally:
+        rpc_call(cut.rpc_url, "miner_start")
+        full_network.join(cut.index, peered=False)
+    writer.join(90)
+    (answer,) = answers
+    assert answer.status_code == 201, answer.text
+    answered = answer.json()
+    tx_hash = answered["transaction"]["hash"]
+    assert tx_hash == pooled
+
+    def canonical() -> int | None:
+        held = [rpc_call(m.rpc_url, "eth_getTransactionReceipt", [tx_hash]) for m in members]
+        blocks = {str(r["blockHash"]) for r in held if isinstance(r, dict)}
+        mined = held[0]
+        if None in held or len(blocks) != 1 or not isinstance(mined, dict):
+            return None
+        if _block(other.rpc_url) < int(mined["blockNumber"], 16) + CLIQUE_CONFIRMATIONS:
+            return None
+        return int(rival_client.outcome(_web3_receipt(other.rpc_url, tx_hash)).event("ResourceRegistered")
+                   .args["resourceId"])  # fmt: skip
+
+    chain_id = _wait_for_value("the write settled once on every member", canonical, timeout=60)
+    assert chain_id != rival_id
+    assert (answered["record"]["id"], answered["transaction"]["block_number"]) == (
+        chain_id,
+        int(rpc_call(other.rpc_url, "eth_getTransactionReceipt", [tx_hash])["blockNumber"], 16),
+    )
+    read = ok(served.call("GET", f"/resources/{chain_id}", "auditor"))
+    assert read["metadata_hash"] == body["metadata_hash"]
+
+
+def _wait_for_value(what: str, value: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while (found := value()) is None:
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(0.2)
+    return found
+
+
+def _pooled(url: str) -> list[str] | None:
+    """The hashes of the transactions pending in the pool of the node at ``url``; None when there are none."""
+    pending = rpc_call(url, "txpool_content")["pending"]
+    return [str(tx["hash"]) for by_nonce in pending.values() for tx in by_nonce.values()] or None
+
+
+def _web3_receipt(url: str, tx_hash: str) -> Any:
+    from web3 import HTTPProvider, Web3
+
+    return Web3(HTTPProvider(url)).eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
