@@ -9,7 +9,9 @@ Every transaction the API sends goes through :class:`JournaledSender`:
 2. The bytes are the unit of retry: a lost or late answer, "already known" or "nonce too low" mean "look the
    hash up" (:meth:`~node.chain.LedgerClient.send_signed`), and every re-send sends the same bytes.
 3. The receipt is awaited without any database session open; the row is then marked ``mined`` (or
-   ``reverted``) with its block.
+   ``reverted``) with its block. With a confirmation depth (``DXL_CONFIRMATIONS``, where the last blocks may
+   be reorganised) the write is answered only once its block is that deep on the node in use, from the
+   receipt of the block held there (:meth:`JournaledSender.wait`).
 
 :class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
 node come back (unreachable then reachable, the height going down, a known block's hash changing) or the chain
