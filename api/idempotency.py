@@ -205,7 +205,7 @@ class IdempotencyStore:
     def settle(self, claim: Claim, stored: Stored) -> None:
         """Ends the request's claim: its response is kept as the key's answer when it is final; the claim is
         handed back (a retry finishes the journaled transaction) when a transaction was sent and the answer
-        is not final; it is released when nothing was sent and the answer is a 5xx."""
+        is not final; it is released when nothing was sent and the answer is a 5xx or 409 TRANSACTION_PENDING."""
         try:
             with self._sessions() as session:
                 row = session.get(IdempotencyRecord, claim.id)
@@ -221,10 +221,11 @@ class IdempotencyStore:
                 sent = tx_status is not None and tx_status != TxStatus.SUPERSEDED.value
                 # Voided: reverted, and never to be mined (a lost block sends its standby instead).
                 settled = tx_status in (TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.VOIDED.value)
-                # "Pending" about a journaled transaction is never an answer to keep, also when the
-                # transaction was mined between the answer and now (the watcher marked it): kept, every retry
-                # replayed the 409 of a write that is on the chain, instead of finishing it.
-                final = not (sent and _is_pending(stored)) and (
+                # "Pending" is never an answer to keep, also when the transaction was mined between the
+                # answer and now (the watcher marked it): kept, every retry replayed the 409 of a write that
+                # is on the chain, instead of finishing it. Nor when the request sent nothing itself (a
+                # relayed agreement not yet under the confirmation depth): the retry runs it again.
+                final = not _is_pending(stored) and (
                     (200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent))
                 )
                 if final:

@@ -400,6 +400,39 @@ def test_an_agreement_another_party_relayed_is_journaled_when_it_is_reported(jou
     assert ok(env.call("GET", f"/agreements/{outcome['agreement']['id']}", "psb")) == outcome["agreement"]
 
 
+def test_an_agreement_another_party_relayed_is_reported_under_the_confirmation_depth(
+    journal_env: JournalEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a confirmation depth, the agreement a relay concluded is reported as a write of the service is:
+    only once the relay's block has that many blocks on top of it. Before, the answer is 409
+    TRANSACTION_PENDING, which does not settle the key; once the blocks are there, the retry with the same
+    key reports the agreement."""
+    env = journal_env
+    resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
+    request_id = ok(env.call("POST", "/requests", "psb", json=env.request_body(resource_id)), 201)["record"][
+        "id"
+    ]
+    ok(env.call("POST", f"/requests/{request_id}/approve", "hrss"))
+    typed = ok(env.call("GET", f"/requests/{request_id}/terms", "psb"))["typed_data"]
+    signatures = [
+        env.setup.keystore.unlock(f"dept-{who}").sign_typed_data(full_message=typed).signature
+        for who in ("hrss", "psb")
+    ]
+    terms = [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in typed["message"].values()]
+    relayed = env.setup.client.transact(Account.create(), "concludeAgreement", terms, *signatures)
+    sender = env.app.state.dxl.ledger.sender
+    monkeypatch.setattr(sender, "confirmations", 2)
+    monkeypatch.setattr(sender.client, "receipt_timeout", 1.0)
+    path, key = f"/requests/{request_id}/signatures", f"relayed-deep-{request_id}"
+    early = env.client.post(path, json={}, headers=env.headers("hrss", key))
+    assert early.status_code == 409 and early.json()["error"]["code"] == "TRANSACTION_PENDING", early.text
+    for _ in range(2):
+        env.node_rpc("evm_mine")
+    outcome = ok(env.client.post(path, json={}, headers=env.headers("hrss", key)))
+    assert outcome["status"] == "concluded"
+    assert outcome["agreement"]["id"] == relayed.event("AgreementConcluded").args["agreementId"]
+
+
 def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_signed_again(
     journal_env: JournalEnv, caplog: pytest.LogCaptureFixture
 ) -> None:
