@@ -1025,21 +1025,31 @@ def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pyt
 # --- commands that read the chain: the node they read is chosen as every command's is --------------------
 
 
-def _signed_delivery(served: NetworkApi, grant: dict[str, Any], tmp: Path) -> tuple[Path, Path, int]:
+def _signed_delivery(
+    served: NetworkApi, grant: dict[str, Any], tmp: Path, *, receipt: bool = False
+) -> tuple[Path, Path, int]:
     """A payload and its manifest signed by the grant's provider, recorded on chain through the service
-    (which writes to a member that does not lag); the block that holds the delivery."""
-    payload, manifest = tmp / "rows.csv", tmp / "rows.csv.manifest.json"
+    (which writes to a member that does not lag) as a delivery, or as a receipt whose ``GET /receipts/{id}``
+    answer is written beside them (``<payload>.receipt.json``) once final; the block that holds it."""
+    name = "receipt" if receipt else "delivery"
+    payload, manifest = tmp / f"{name}.csv", tmp / f"{name}.csv.manifest.json"
     payload.write_text(f"id,name\n1,{secrets.token_hex(4)}\n", encoding="utf-8")
     c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
-    code = next(name for name, i in served.departments.items() if i == grant["provider"]).lower()
-    delivery_id = new_delivery_id(grant["provider"])
-    signed = build_manifest(c, delivery_id=delivery_id, grant_id=grant["id"])
+    code = next(dept for dept, i in served.departments.items() if i == grant["provider"]).lower()
+    delivery_id = "0x" + new_delivery_id(grant["provider"]).hex()
+    signed = build_manifest(c, delivery_id=bytes.fromhex(delivery_id[2:]), grant_id=grant["id"])
     write_manifest(manifest, sign_manifest(signed, served.keystore.unlock(f"dept-{code}")))
     root = "0x" + c.root.hex()
-    body = {"delivery_id": "0x" + delivery_id.hex(), "grant_id": grant["id"], "commitment": root,
+    body = {"delivery_id": delivery_id, "grant_id": grant["id"], "commitment": root,
             "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
-    written = ok(served.call("POST", "/deliveries", code, json=body), 201)
-    return payload, manifest, int(written["transaction"]["block_number"])
+    if not receipt:
+        written = ok(served.call("POST", "/deliveries", code, json=body), 201)
+        return payload, manifest, int(written["transaction"]["block_number"])
+    ok(served.call("POST", "/receipts", code, json={"receipts": [body]}), 202)
+    (final,) = _all_final(served, [delivery_id], timeout=30)
+    answer = ok(served.call("GET", f"/receipts/{delivery_id}", "auditor"))
+    (tmp / f"{name}.csv.receipt.json").write_text(json.dumps(answer), encoding="utf-8")
+    return payload, manifest, int(final["batch"]["block_number"])
 
 
 @pytest.mark.parametrize("first", ["dead", "stalled", "behind"])
@@ -1051,12 +1061,13 @@ def test_verify_reads_from_a_node_that_answers_and_does_not_lag_behind(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """`dxl verify` of a delivery recorded while ``DXL_RPC_URL`` is dead, stalled (a signer cut off from the
-    others: its head stands at most one block of its own on) or behind (cut off with its sealing stopped: it
-    holds only blocks of the others), the other members as ``DXL_RPC_FAILOVER_URLS``: MATCH, read from a
-    member that holds the delivery, and the output names that member and its head block. Before, it read
-    ``DXL_RPC_URL`` alone: exit 2 with the node dead; NOT_RECORDED from the chain that stopped, where the
-    auditor was told the delivery was not on the ledger."""
+    """`dxl verify` of a delivery, and `dxl verify --receipt` and `dxl verify-receipt` of a receipt, recorded
+    while ``DXL_RPC_URL`` is dead, stalled (a signer cut off from the others: its head stands at most one
+    block of its own on) or behind (cut off with its sealing stopped: it holds only blocks of the others), the
+    other members as ``DXL_RPC_FAILOVER_URLS``: MATCH (ANCHORED), read from a member that holds them, and the
+    output names that member and its head block. Before, they read ``DXL_RPC_URL`` alone: exit 2 with the node
+    dead; from the chain that stopped, NOT_RECORDED from both checks of a payload (the auditor told the
+    delivery was not on the ledger) and NOT_ANCHORED from the receipt's."""
     members = full_network.members()
     # Not the member the service writes through. The stalled and the behind case cut off different members:
     # a member joined again dials the others once more only some 35 s after its last dial (LocalNetwork.join).
@@ -1073,6 +1084,8 @@ def test_verify_reads_from_a_node_that_answers_and_does_not_lag_behind(
             undo.enter_context(_Behind(full_network, lagging.index))
         stood = _head(lagging.rpc_url)
         payload, manifest, recorded = _signed_delivery(served, receipt_grant, tmp_path)
+        delivered, signed, anchored = _signed_delivery(served, receipt_grant, tmp_path, receipt=True)
+        answer = tmp_path / "receipt.csv.receipt.json"
         if first != "dead":
             _wait_for(
                 "the others seal on for the stall timeout",
@@ -1088,6 +1101,14 @@ def test_verify_reads_from_a_node_that_answers_and_does_not_lag_behind(
         assert verdict["node"]["rpc_url"] in others and verdict["node"]["block"] >= recorded, verdict["node"]
         code, out, err = dxl("verify", payload, "--manifest", manifest)
         assert code == 0 and "  node     http://" in out and " at block " in out, out + err
+        code, out, err = dxl("verify", delivered, "--manifest", signed, "--receipt", answer, "--json")
+        verdict = json.loads(out) if out else {}
+        assert (code, verdict.get("status")) == (0, "MATCH"), out + err
+        assert verdict["node"]["rpc_url"] in others and verdict["node"]["block"] >= anchored, verdict["node"]
+        code, out, err = dxl("verify-receipt", answer, "--json")
+        checked = json.loads(out) if out else {}
+        assert (code, checked.get("status")) == (0, "ANCHORED"), out + err
+        assert checked["node"]["rpc_url"] in others and checked["node"]["block"] >= anchored, checked["node"]
         assert first == "dead" or int(stood["number"], 16) < recorded
 
 
