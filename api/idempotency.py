@@ -205,7 +205,8 @@ class IdempotencyStore:
     def settle(self, claim: Claim, stored: Stored) -> None:
         """Ends the request's claim: its response is kept as the key's answer when it is final; the claim is
         handed back (a retry finishes the journaled transaction) when a transaction was sent and the answer
-        is not final; it is released when nothing was sent and the answer is a 5xx or 409 TRANSACTION_PENDING."""
+        is not final; it is released when nothing was sent and the answer is a 5xx or 409
+        TRANSACTION_PENDING."""
         try:
             with self._sessions() as session:
                 row = session.get(IdempotencyRecord, claim.id)
