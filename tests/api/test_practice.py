@@ -465,6 +465,7 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
                            "--ledger", deployment.address, "--practice", deployment.sharing_practice.address,
                            "--from-block", str(deployment.block_number))  # fmt: skip
     assert code == 0 and out["sample"] == sample
+    assert out["node"]["rpc_url"] == reader.rpc_url and out["node"]["block"] >= drawn["seed_block"], out
     # Drawn again: the answer is the draw that fixed the seed, whoever asks (the service's drawer may have
     # been first), never a second seed.
     redraw = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))

@@ -294,6 +294,10 @@ def test_cli_verify_exit_codes(
     code, out = _cli("verify", payload, "--json", *_chain_args(c, node_endpoint))
     assert (code, out["status"]) == (exit_code, status), out
     assert out["anchor"]["source"].startswith(f"chain {node_endpoint.chain_id}")
+    # The node read and its head as the check began, so that the answer can be read again there.
+    head = c.client.w3.eth.get_block("latest")
+    assert out["node"] == {"rpc_url": node_endpoint.rpc_url, "block": head["number"],
+                           "block_timestamp": head["timestamp"]}  # fmt: skip
 
 
 def test_cli_verify_unreachable_node_is_exit_2(chain: Any, tmp_path: Path) -> None:
@@ -373,7 +377,7 @@ def test_cli_offline_skips_the_chain_and_says_so(chain: Any, tmp_path: Path) -> 
     code, out = _cli("verify", payload, "--offline")
     assert code == 0 and "chain    NOT CHECKED" in out, out
     code, out = _cli("verify", payload, "--offline", "--json")
-    assert (code, out["status"], out["anchor"]) == (0, "MATCH", None)
+    assert (code, out["status"], out["anchor"], out["node"]) == (0, "MATCH", None, None)
 
 
 def test_cli_reconcile_reports_unrecorded_payloads(
@@ -384,6 +388,8 @@ def test_cli_reconcile_reports_unrecorded_payloads(
     code, out = _cli("reconcile", tmp_path, "--json", *_chain_args(c, node_endpoint))
     assert code == 1 and [e["payload"] for e in out["unrecorded"]] == ["payload.jsonl"], out
     assert out["matched"] == [] and out["mismatched"] == []
+    assert out["node"]["rpc_url"] == node_endpoint.rpc_url
+    assert out["node"]["block"] == c.client.w3.eth.block_number
 
 
 def test_manifest_signed_before_the_provider_was_rekeyed_is_still_trusted(
