@@ -13,6 +13,10 @@ slowest are reported), after one untimed request that brings the audit index up 
 * ``share_type``: ``GET /resources?share_type=not_shared`` (a third of the entries);
 * ``owner``: ``GET /resources?owner=PSB`` (a department holding the three demo resources only);
 * ``export_json``, ``export_csv``: ``GET /resources/export`` (the whole catalog).
+
+Beside each request's times, the service's peak resident memory while it was timed (``peak_rss_mib``: the
+process's high-water mark, reset before the request's first run) and its resident memory before
+(``rss_before_mib``), so that what a request holds in memory shows as the difference.
 """
 
 from __future__ import annotations
@@ -77,13 +81,29 @@ def grow(
         store([{"id": i, "metadata": d} for i, d in chunk])
 
 
-def _timed(get: Callable[[], Any], repeats: int) -> dict[str, float]:
+def _memory_mib(pid: int, field: str) -> float:
+    """A ``/proc/<pid>/status`` memory field (``VmRSS``, ``VmHWM``) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError(f"/proc/{pid}/status holds no {field}")
+
+
+def _timed(get: Callable[[], Any], repeats: int, pid: int | None) -> dict[str, float]:
+    """Median and slowest time of ``repeats`` calls of ``get``; with ``pid``, that process's resident memory
+    before and its peak over the calls (Linux: writing 5 to ``clear_refs`` resets the high-water mark)."""
+    memory = {}
+    if pid is not None:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        memory["rss_before_mib"] = _memory_mib(pid, "VmRSS")
     times = []
     for _ in range(repeats):
         started = time.perf_counter()
         get()
         times.append(time.perf_counter() - started)
-    return {"median_s": round(statistics.median(times), 4), "max_s": round(max(times), 4)}
+    if pid is not None:
+        memory["peak_rss_mib"] = _memory_mib(pid, "VmHWM")
+    return {"median_s": round(statistics.median(times), 4), "max_s": round(max(times), 4), **memory}
 
 
 #: The requests timed at each size: name, path, query.
@@ -105,11 +125,13 @@ def measure(
     head: Callable[[], int],
     sizes: list[int],
     repeats: int,
+    pid: int | None = None,
     progress: Callable[[str], Any] = print,
 ) -> list[dict[str, Any]]:
     """At each of ``sizes`` (ascending): ``grow_to(made, size)`` adds the generated resources up to it, then
     each request of :data:`REQUESTS` is timed ``repeats`` times through ``get(path, **query)`` (which answers
-    the 200 response, or raises). One row per size."""
+    the 200 response, or raises), with the memory of the service's process ``pid`` when given. One row per
+    size."""
     rows, made = [], 0
     for size in sorted(sizes):
         progress(f"growing the catalog to {size:,} generated resources ...")
@@ -124,7 +146,7 @@ def measure(
         row: dict[str, Any] = {"resources": total, "grown_s": round(grown_s, 1),
                                "index_catch_up_s": round(indexed_s, 2)}  # fmt: skip
         for name, path, query in REQUESTS:
-            row[name] = _timed(lambda p=path, q=query: get(p, **q), repeats)  # type: ignore[misc]
+            row[name] = _timed(lambda p=path, q=query: get(p, **q), repeats, pid)  # type: ignore[misc]
         row["search_rare"]["found"] = len(get("/resources", q=RARE_WORD, limit=500).json())
         rows.append(row)
     return rows
@@ -164,13 +186,14 @@ def run_catalog_benchmark(
                     grow(ledger=ledger, account=account, store=store, start=start, stop=stop)
 
                 results["sizes"] = measure(get=get, grow_to=grow_to, head=ledger.block_number, sizes=sizes,
-                                           repeats=repeats, progress=progress)  # fmt: skip
+                                           repeats=repeats, pid=service.pid, progress=progress)  # fmt: skip
     results["load_average_at_end"] = list(os.getloadavg())
     return results
 
 
 def table(results: dict[str, Any]) -> str:
-    """Median (slowest) seconds of each request at each size."""
+    """Median (slowest) seconds of each request at each size; then, where measured, the service's resident
+    memory before and its peak during each request."""
     names = [name for name, _, _ in REQUESTS]
     head = f"{'resources':>10} " + " ".join(f"{n:>18}" for n in names)
     lines = [head, "-" * len(head)]
@@ -179,4 +202,10 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"{row['resources']:>10,} {cells}")
     lines.append(f"median (slowest) seconds of {results['repeats']} requests each; "
                  f"load average {results['load_average_at_start'][0]:.1f} at start")  # fmt: skip
+    measured = [row for row in results["sizes"] if "peak_rss_mib" in row[names[0]]]
+    for row in measured:
+        cells = " ".join(f"{row[n]['rss_before_mib']:>8.1f}->{row[n]['peak_rss_mib']:<8.1f}" for n in names)
+        lines.append(f"{row['resources']:>10,} {cells}")
+    if measured:
+        lines.append("the service's resident memory before -> its peak during each request, MiB")
     return "\n".join(lines)
