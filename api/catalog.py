@@ -18,10 +18,11 @@ import hashlib
 import io
 import json
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -282,19 +283,46 @@ def _text_cell(value: Any) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def to_csv(resources: Iterable[m.ResourcePublic]) -> str:
+def _csv_row(r: m.ResourcePublic) -> list[Any]:
+    doc = r.metadata
+    return [
+        r.id, r.owner, r.owner_code, r.share_type.value, r.sensitivity, r.metadata_hash, r.schema_hash,
+        "true" if r.verified else "false",
+        _text_cell((doc or {}).get("dct:title", "")), _text_cell((doc or {}).get("dct:description", "")),
+        "" if doc is None else canonical_document(doc).decode("utf-8"),
+    ]  # fmt: skip
+
+
+def csv_chunks(pages: Iterable[list[m.ResourcePublic]]) -> Iterator[str]:
+    """The CSV export, written as ``pages`` are read: the header, then one piece per page."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for r in resources:
-        doc = r.metadata
-        writer.writerow([
-            r.id, r.owner, r.owner_code, r.share_type.value, r.sensitivity, r.metadata_hash, r.schema_hash,
-            "true" if r.verified else "false",
-            _text_cell((doc or {}).get("dct:title", "")), _text_cell((doc or {}).get("dct:description", "")),
-            "" if doc is None else canonical_document(doc).decode("utf-8"),
-        ])  # fmt: skip
-    return out.getvalue()
+    for page in pages:
+        writer.writerows(_csv_row(r) for r in page)
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    if header_only := out.getvalue():  # a catalog of no pages
+        yield header_only
+
+
+#: One catalog entry as the list and the export answer it (FastAPI serializes a route's ``response_model``
+#: with pydantic's own JSON, so the same adapter gives the same bytes).
+_RESOURCE_JSON: TypeAdapter[m.ResourcePublic] = TypeAdapter(m.ResourcePublic)
+
+
+def json_chunks(pages: Iterable[list[m.ResourcePublic]]) -> Iterator[bytes]:
+    """The JSON export, a list of the entries, written as ``pages`` are read: the bytes FastAPI writes for
+    the whole list at once, one piece per page."""
+    first = True
+    yield b"["
+    for page in pages:
+        if page:
+            piece = b",".join(_RESOURCE_JSON.dump_json(r, by_alias=True) for r in page)
+            yield piece if first else b"," + piece
+            first = False
+    yield b"]"
 
 
 def _cell(row: list[str], at: int) -> str:

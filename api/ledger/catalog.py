@@ -3,6 +3,7 @@ their metadata documents."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, cast
 
 from pydantic import ValidationError
@@ -44,6 +45,9 @@ _SHARE_TYPES = {v: k for k, v in _SHARE_NAMES.items()}
 
 class CatalogService(LedgerCore):
     """Departments and catalog resources: reads, and registering or updating a resource."""
+
+    #: Entries per page of an export: read, checked and written before the next is read.
+    EXPORT_PAGE = audit_queries.MAX_LIMIT
 
     # --- departments -------------------------------------------------------------------------------------
 
@@ -120,21 +124,28 @@ class CatalogService(LedgerCore):
             raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
         return Listed(self._resources_public(index, found.entries), found.next_cursor, indexed)
 
-    def catalog(self, *, index: AuditContext, min_block: int | None = None) -> list[m.ResourcePublic]:
-        """The whole catalog as the audit index holds it, newest first: every page of :meth:`resources`.
+    def catalog(
+        self, *, index: AuditContext, min_block: int | None = None
+    ) -> Iterator[list[m.ResourcePublic]]:
+        """The whole catalog as the audit index holds it, newest first: the pages of :meth:`resources`, each
+        read (and its documents checked) only when the one before has been consumed, so an export holds one
+        page in memory, not the catalog. The first page is read before this returns: INDEX_BEHIND and a bad
+        ``min_block`` are answered as errors, never in the middle of a streamed answer.
 
         Raises:
             ApiError: INDEX_BEHIND.
         """
-        found: list[m.ResourcePublic] = []
-        page = ListPage(limit=audit_queries.MAX_LIMIT, min_block=min_block)
-        while True:
-            listed = self.resources(index=index, page=page)
-            found += listed.items
-            if listed.next_cursor is None:
-                return found
+        page = ListPage(limit=self.EXPORT_PAGE, min_block=min_block)
+        return self._catalog_pages(index, self.resources(index=index, page=page), page.limit)
+
+    def _catalog_pages(
+        self, index: AuditContext, listed: Listed[m.ResourcePublic], limit: int
+    ) -> Iterator[list[m.ResourcePublic]]:
+        yield listed.items
+        while listed.next_cursor is not None:
             # Pages after the first read the index as it is: the first brought it up to min_block already.
-            page = ListPage(limit=page.limit, cursor=listed.next_cursor)
+            listed = self.resources(index=index, page=ListPage(limit=limit, cursor=listed.next_cursor))
+            yield listed.items
 
     def _resources_public(self, index: AuditContext, rows: list[Resource]) -> list[m.ResourcePublic]:
         """Catalog entries read from the index with their owners' codes (admissions indexed before them) and

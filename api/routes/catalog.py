@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
 
 from api import catalog
 from api import models as m
@@ -79,10 +80,11 @@ def export_catalog(
     """The whole catalog as JSON (every page of ``GET /resources``) or CSV (one row per resource, the document
     in the ``metadata`` column as canonical JSON); ``POST /resources/import`` reads either. Read from the
     audit index, as the list is (``min_block`` as there)."""
-    listed = ledger.catalog(index=index, min_block=min_block)
+    pages = ledger.catalog(index=index, min_block=min_block)
+    # Streamed a page at a time (read, checked, written): the service holds one page, not the catalog.
     if as_format is ExportFormat.CSV:
-        return Response(catalog.to_csv(listed), media_type="text/csv; charset=utf-8")
-    return listed
+        return StreamingResponse(catalog.csv_chunks(pages), media_type="text/csv; charset=utf-8")
+    return StreamingResponse(catalog.json_chunks(pages), media_type="application/json")
 
 
 @router.post("/import", response_model=m.CatalogImported)

@@ -389,3 +389,46 @@ def test_csv_import_is_bounded_in_rows_and_columns_and_stores_nothing_past_the_b
     # At the bound, the import is taken and restores the document.
     assert ok(_import_csv(api_env, ["id", "metadata"], [restoring] + [["1", ""]] * 1999)) == {"imported": 1}
     assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"] == record["metadata"]
+
+
+def test_export_is_streamed_page_by_page_with_the_bytes_of_the_whole_list(
+    api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export is written a page at a time (pages of two entries here, so a small catalog spans several),
+    and its bytes are those of the list answered at once: the JSON that ``GET /resources`` answers for every
+    entry in one page, and the CSV the documented columns make of it (computed here independently)."""
+    from api.ledger.catalog import CatalogService
+
+    register(api_env, "hrss", document(title="=分页导出 一"))
+    register(api_env, "psb", document(title="分页导出 二", **{"dct:description": "@说明"}))
+    tampered = register(api_env, "hrss", document(title="分页导出 被改"))
+    sql(api_env, "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h",
+        d=json.dumps(document(title="改过"), ensure_ascii=False), h=tampered["metadata_hash"])  # fmt: skip
+    whole = api_env.call("GET", "/resources", "auditor", params=api_env.indexed(limit=500))
+    listed = ok(whole)
+    assert len(listed) > 4 and any(not r["verified"] for r in listed)
+
+    monkeypatch.setattr(CatalogService, "EXPORT_PAGE", 2)
+    as_json = api_env.call("GET", "/resources/export", "auditor")
+    assert as_json.status_code == 200 and as_json.headers["content-type"] == "application/json"
+    assert "content-length" not in as_json.headers  # streamed, not built whole
+    assert as_json.content == whole.content
+
+    expected = io.StringIO()
+    writer = csv.writer(expected, lineterminator="\r\n")
+    writer.writerow(["id", "owner", "owner_code", "share_type", "sensitivity", "metadata_hash", "schema_hash",
+                     "verified", "title", "description", "metadata"])  # fmt: skip
+
+    def cell(text: str) -> str:
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+    for r in listed:
+        doc = r["metadata"] or {}
+        canonical = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        writer.writerow([r["id"], r["owner"], r["owner_code"], r["share_type"], r["sensitivity"],
+                         r["metadata_hash"], r["schema_hash"], "true" if r["verified"] else "false",
+                         cell(doc.get("dct:title", "")), cell(doc.get("dct:description", "")),
+                         "" if r["metadata"] is None else canonical])  # fmt: skip
+    as_csv = api_env.call("GET", "/resources/export", "auditor", params={"format": "csv"})
+    assert as_csv.status_code == 200 and "content-length" not in as_csv.headers
+    assert as_csv.content == expected.getvalue().encode("utf-8")

@@ -65,8 +65,13 @@ def test_the_catalog_benchmark_times_every_request_at_every_size(api_env: ApiEnv
 
     before = len(ok(api_env.call("GET", "/resources/export", "auditor")))
     rows = catalog_bench.measure(
-        get=get, grow_to=grow_to, head=ledger.block_number, sizes=[4, 2], repeats=1,
-        pid=os.getpid(), progress=lambda _m: None,  # the service serves from a thread of this process
+        get=get,
+        grow_to=grow_to,
+        head=ledger.block_number,
+        sizes=[4, 2],
+        repeats=1,
+        pid=os.getpid(),
+        progress=lambda _m: None,  # the service serves from a thread of this process
     )
     assert [r["resources"] for r in rows] == [before + 2, before + 4]
     for row in rows:
