@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from node.errors import ConfigurationError, NodeError
+from verifier import jsontext
 
 if TYPE_CHECKING:
     from node.settings import Settings
@@ -48,9 +49,12 @@ def rpc_call(
     request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            reply = json.loads(response.read())
+            # Every node of the list is asked (NodeEndpoint.choose), whichever answers: JSON nested past the
+            # parser's recursion is a malformed answer, not a RecursionError, nor SIGSEGV in a process that
+            # imported eth-account (py_ecc raises the recursion limit to 100,000).
+            reply = jsontext.loads(response.read(), unique_keys=False)
     except (OSError, urllib.error.URLError, ValueError) as exc:
-        raise NodeError(f"no JSON-RPC answer from {rpc_url} to {method}: {exc}") from exc
+        raise NodeError(f"no usable JSON-RPC answer from {rpc_url} to {method}: {exc}") from exc
     if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
         raise NodeError(f"{rpc_url} answered {method} with something that is not JSON-RPC: {reply!r:.200}")
     if "error" in reply:

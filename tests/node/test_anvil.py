@@ -23,8 +23,9 @@ from node.anvil import (
     free_port,
 )
 from node.compiler import Build
-from node.endpoint import ChainIdMismatchError, NodeEndpoint, NodeHead, fetch_chain_id
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, NodeHead, fetch_chain_id, read_head
 from node.errors import ConfigurationError, NodeError
+from tests.hostile_node import answering
 
 INCREMENT = "0xd09de08a"  # Counter.increment()
 #: Justification: 1 s interval mining measured ~55 MiB after 3,000 and ~160 MiB after 12,000 storage-writing
@@ -138,7 +139,7 @@ def test_endpoint_checks_chain_id(embedded_node: EmbeddedNode) -> None:
         NodeEndpoint(url, 1).verify()
     unreachable = NodeEndpoint(f"http://127.0.0.1:{free_port()}", DXL_CHAIN_ID)
     assert not unreachable.is_reachable(timeout=0.5)
-    with pytest.raises(NodeError, match="no JSON-RPC answer"):
+    with pytest.raises(NodeError, match="no usable JSON-RPC answer"):
         unreachable.verify(timeout=0.5)
 
 
@@ -171,6 +172,20 @@ def test_a_node_lags_behind_once_the_network_sealed_on_for_the_stall_timeout(
     sealers' clock: a node a block behind is not stalled, one the network sealed on without for 5 s is."""
     mine, theirs = NodeHead("http://a", *head), NodeHead("http://b", *best)
     assert mine.lags_behind(theirs, 5.0) is lags
+
+
+def test_a_node_answering_json_nested_too_deeply_is_a_node_error_and_is_not_chosen(
+    node_endpoint: NodeEndpoint,
+) -> None:
+    """Every node of ``DXL_RPC_URL`` and ``DXL_RPC_FAILOVER_URLS`` is asked for its head as a command picks
+    its node: one answering ``[[[…`` is a malformed answer, and the next that answers is read. Parsed by the
+    standard library it ended the command in a RecursionError traceback, or in SIGSEGV once eth-account (and
+    its py_ecc, which raises the recursion limit to 100,000) was imported, as it is here."""
+    with answering(b"[" * 200_000) as url:
+        with pytest.raises(NodeError, match=f"no usable JSON-RPC answer from {url} to eth_getBlockByNumber"):
+            read_head(url)
+        first = NodeEndpoint(url, node_endpoint.chain_id, (node_endpoint.rpc_url,))
+        assert first.choose(5.0).rpc_url == node_endpoint.rpc_url
 
 
 @pytest.mark.parametrize(
