@@ -384,13 +384,16 @@ def verify_cmd(
     """Re-check every column of every row of a report (JSON or CSV) against a node, without the service or
     its database (exit 1 naming each changed, missing or reordered row). Anchored receipt batches are
     re-checked as rows; receipts the report carries are recomputed into each batch's anchored root (an
-    omitted, added or altered receipt is named)."""
+    omitted, added or altered receipt is named). The output names the node read and its head block as the
+    re-check began."""
     # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
     from node.audit.rpc import JsonRpc
     from node.audit.verify import audit_abi, load_report, verify_report
+    from node.endpoint import read_head
 
     with exits_on_error(as_json):
         document = load_report(report)
+        head = read_head(rpc_url)
         with JsonRpc(rpc_url) as rpc:
             result = verify_report(
                 document, rpc, audit_abi(), contract=contract, anchors=anchors, practice=practice
@@ -412,7 +415,8 @@ def verify_cmd(
             f" (against the {', '.join(result.addresses_from_report)} address(es) the report names: a forged "
             f"report can name forged contracts; give {options} from a trusted source)"
         )
-    _out(result.to_dict(), as_json, "\n".join([*result.problems, summary]))
+    summary += f"; read from {head} (its head as the re-check began)"
+    _out({**result.to_dict(), "node": head.to_dict()}, as_json, "\n".join([*result.problems, summary]))
     if not result.ok:
         raise typer.Exit(1)
 

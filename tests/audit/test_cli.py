@@ -63,7 +63,12 @@ def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) 
     code, out = run("report", "--from", "2000-01-01", "--to", "2100-01-01", "--department", "TAX", "--out",
                     str(out_dir))  # fmt: skip
     assert code == 0, out
-    assert run("verify", str(out_dir), "--rpc", node_endpoint.rpc_url)[0] == 0
+    code, out = run("verify", str(out_dir), "--rpc", node_endpoint.rpc_url, "--json")
+    head = node_endpoint.verify()
+    assert code == 0 and json.loads(out)["node"]["rpc_url"] == node_endpoint.rpc_url, out
+    assert json.loads(out)["node"]["block"] == head  # the node read and its head, to read it again there
+    code, out = run("verify", str(out_dir), "--rpc", node_endpoint.rpc_url)
+    assert code == 0 and f"read from {node_endpoint.rpc_url} at block {head} " in out, out
     doc = json.loads((out_dir / "report.json").read_text())
     doc["rows"][2]["tx_hash"] = "0x" + "00" * 32
     (out_dir / "report.json").write_text(json.dumps(doc))
