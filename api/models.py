@@ -771,7 +771,8 @@ class DemandCreate(Strict):
     document: DemandDocument
     #: The department asked for the data (its code); omitted when the publisher does not know who holds it.
     addressee: DepartmentCode | None = None
-    #: Unix time by which an answer is wanted (must be in the future).
+    #: Unix time by which an answer is wanted: after the next block's time (422 ``INVALID_FIELD`` naming
+    #: ``due_by`` otherwise, judged by the chain's clock, not the client's).
     due_by: Uint64
 
 

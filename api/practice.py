@@ -240,6 +240,18 @@ class PracticeService:
         addressee = 0
         if body.addressee is not None:
             addressee = ledger.department_id_by_code(body.addressee)
+        # The contract's rule (publishDemand: dueBy > block.timestamp), checked against the earliest time the
+        # next block can carry: its refusal names no field, and a client must tell a passed due day from
+        # another field it may not use (the chain's clock is not the client's).
+        earliest = ledger.client.next_block_time()
+        if body.due_by <= earliest:
+            raise ApiError(
+                "INVALID_FIELD",
+                f"due_by {body.due_by} ({iso_time(body.due_by)}) has passed by the chain's clock: the next "
+                f"block's time is {earliest} ({iso_time(earliest)}) at the earliest",
+                field="due_by",
+                next_block_time=earliest,
+            )
         text = body.document.as_json()
         digest = document_hash(text)
         finish = Finish("practice.demand", event="DemandPublished", arg="demandId")

@@ -668,8 +668,14 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
     assert overdue.get_attribute("data-overdue") == "true" and overdue.locator("[data-overdue]").count() == 1
     assert overdue.locator(".answer-form").count() == 0  # its own demand: the publisher does not answer
     assert page.locator(f"article[data-demand='{practice.open_demand}'] .answer-form").count() == 1
-    # HEALTH publishes a demand to PSB in Chinese, due in ten days: what it typed is what the API keeps.
+    # HEALTH publishes a demand to PSB in Chinese, due in ten days: what it typed is what the API keeps. A
+    # due day is judged by the chain's clock, not the browser's: a browser a month behind is told the chain's
+    # yesterday has passed (in the user's words: the API's refusal), one a month ahead may choose the chain's
+    # next days (the page refused them by the browser's clock).
+    chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    chain_today = datetime.fromtimestamp(chain_now, UTC).date()
     health = console("health")
+    health.page.clock.set_system_time(datetime.fromtimestamp(chain_now - 30 * 86400, UTC))
     page = health.open("demands")
     page.click("#publish summary")
     _fill_chinese(page, {
@@ -678,7 +684,13 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
         "#demand-fields": "公民身份号码\n死亡日期",
     })  # fmt: skip
     page.select_option("#demand-addressee", "PSB")
-    page.fill("#demand-due", (date.today() + timedelta(days=10)).isoformat())
+    page.fill("#demand-due", (chain_today - timedelta(days=1)).isoformat())
+    page.click("#demand-publish")
+    page.wait_for_selector("#demand-form .outcome .error", timeout=30_000)
+    assert "The due day has passed by the chain's clock" in page.inner_text("#demand-form .outcome")
+    assert page.query_selector("#published") is None
+    health.page.clock.set_system_time(datetime.fromtimestamp(chain_now + 30 * 86400, UTC))
+    page.fill("#demand-due", (chain_today + timedelta(days=10)).isoformat())
     page.click("#demand-publish")
     page.wait_for_selector("#published", timeout=30_000)
     published = int(page.inner_text("#published").split("#")[1].rstrip("."))
@@ -809,9 +821,21 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     assert page.query_selector("#sample-none") is not None and page.query_selector("#sample") is None
     samr.open("inspections")
     assert samr.page.query_selector("#to-present-none") is not None
-    # The auditor opens an inspection of two past days; drawn once its seed block is mined.
+    # The auditor opens an inspection of two past days; drawn once its seed block is mined. The period is over
+    # by the chain's clock, not the browser's: a browser a month ahead is told the chain's today is not over
+    # (in the user's words: the API's refusal), one in 2025 may open days of 2026 (the page refused them).
+    chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    chain_today = datetime.fromtimestamp(chain_now, UTC).date()
+    auditor.page.clock.set_system_time(datetime.fromtimestamp(chain_now + 30 * 86400, UTC))
     page = auditor.open("inspections")
     page.click("#open-inspection summary")
+    page.fill("#insp-from", (chain_today - timedelta(days=1)).isoformat())
+    page.fill("#insp-to", chain_today.isoformat())
+    page.click("#insp-open")
+    page.wait_for_selector("#insp-form .outcome .error", timeout=30_000)
+    assert "The inspected period must be over by the chain's clock" in page.inner_text("#insp-form .outcome")
+    assert page.query_selector("#inspection-title") is None
+    auditor.page.clock.set_system_time(datetime(2025, 6, 1, tzinfo=UTC))
     page.fill("#insp-from", "2026-01-01")
     page.fill("#insp-to", "2026-01-02")
     page.click("#insp-open")

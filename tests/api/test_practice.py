@@ -224,6 +224,18 @@ def test_bad_demands_are_refused(api_env: ApiEnv, body: dict[str, Any], status: 
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 
 
+def test_a_due_day_passed_by_the_chains_clock_is_refused_naming_due_by(api_env: ApiEnv) -> None:
+    """The contract's refusal names no field the API takes; the service's names ``due_by``, which a client
+    (the console) tells from the other fields it may not use, and nothing is recorded."""
+    before = len(ok(api_env.call("GET", "/demands?limit=500", "auditor")))
+    head = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    response = api_env.call("POST", "/demands", "psb", json={"document": DEMAND, "due_by": head})
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["field"]) == (422, "INVALID_FIELD", "due_by")
+    assert error["next_block_time"] > head
+    assert len(ok(api_env.call("GET", "/demands?limit=500", "auditor"))) == before
+
+
 def test_bad_answers_and_unknown_demands(api_env: ApiEnv) -> None:
     env = api_env
     assert env.call("GET", "/demands/999999", "psb").json()["error"]["code"] == "DEMAND_NOT_FOUND"

@@ -64,6 +64,15 @@ export function checkPeriod(from, to) {
 }
 
 /**
+ * The API's refusal `code` of request field `field`, in the user's words `message`; any other error as it is.
+ * For what only the chain's clock decides (a day passed, a period over): the API reads the latest block's
+ * time, which this page cannot, and the browser's clock may be hours or days off it.
+ */
+export function refusedField(error, code, field, message) {
+  return error instanceof ApiError && error.code === code && error.field === field ? new PageError(message) : error;
+}
+
+/**
  * The scorecard API's refusal of a period with no To day that starts after now, in the user's words. Now is
  * the chain's latest block time, which the API reads and this page cannot: the browser's clock may be days
  * off it, and by it a period the API takes was refused (or one it refuses sent).
