@@ -317,7 +317,7 @@ ELSEWHERE = {
     "IDEMPOTENCY_IN_FLIGHT": "test_idempotency.py::test_retry_during_a_long_first_request_gets_409_after_...",
     "NODE_UNAVAILABLE": "test_idempotency.py::test_retry_during_a_long_first_request_gets_409_after_...",
     "INTERNAL_ERROR": "test_errors.py::test_unexpected_errors_are_a_logged_500_without_internals",
-    "TRANSACTION_PENDING": "test_errors.py::test_unmined_transaction_is_pending_and_remembered",
+    "TRANSACTION_PENDING": "test_errors.py::test_unmined_transaction_is_pending_and_never_settles_its_key",
     "RECEIPT_NOT_FOUND": "test_receipts.py::test_post_receipts_anchorsInOneBatch_proofsVerifyInPythonAnd...",
     "DATABASE_UNAVAILABLE": "test_journal.py::test_database_unavailable_is_a_503_and_sends_nothing",
     "RECEIPT_BATCH_NOT_FOUND": "test_receipts.py::test_consumer_disputesOneReceipt_acknowledgesTheBatch",
