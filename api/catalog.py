@@ -20,14 +20,14 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import TypeAdapter
-from sqlalchemy import delete, select
+from sqlalchemy import Table, bindparam, delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import models as m
-from api.db import CatalogDocumentRow, CatalogEntryRow, CatalogSyncRow
+from api.db import CatalogDocumentRow, CatalogEntryRow, CatalogSyncRow, insert_missing, one_writer_at_a_time
 from api.errors import ApiError
 from api.limits import JsonBodyError, parse_json
 from node.audit import queries as audit_queries
@@ -55,12 +55,14 @@ class DocumentStore:
         digest = "0x" + document_hash(document).hex()
         searched = search_text(document)
         with self._sessions()() as session:
-            row = session.get(CatalogDocumentRow, digest)
-            if row is None:
-                session.add(CatalogDocumentRow(metadata_hash=digest, document=text, search_text=searched))
-            else:
-                # Heals an edited row with the text that hashes right.
-                row.document, row.search_text = text, searched
+            # Two services may store the same document at once: an insert that leaves a row already there,
+            # then an update that heals an edited row with the text that hashes right.
+            insert_missing(session, CatalogDocumentRow, [{"metadata_hash": digest, "document": text,
+                                                          "search_text": searched}])  # fmt: skip
+            session.execute(
+                update(CatalogDocumentRow).where(CatalogDocumentRow.metadata_hash == digest)
+                .values(document=text, search_text=searched)
+            )  # fmt: skip
             session.commit()
         return digest
 
@@ -162,6 +164,15 @@ class CatalogQuery:
     text: str | None = None
 
 
+#: The lock of the search table's writers across services sharing a database (:func:`one_writer_at_a_time`).
+_SYNC_LOCK = 0x6478_6C63_6174  # "dxlcat"
+
+
+def _entry_state(r: Resource) -> dict[str, Any]:
+    """What the search table keeps of an entry besides its id and registration."""
+    return {"owner": r.owner, "share_type": int(r.share_type), "metadata_hash": "0x" + r.metadata_hash.hex()}
+
+
 @dataclass(frozen=True)
 class EntryPage:
     """One page of a catalog list: the entries as the audit index holds them, newest registration first,
@@ -192,41 +203,49 @@ class CatalogIndex:
         no longer holds that one in the same block (it was rewound to a fork point: a reorganisation, a node
         restarted from an older state, a new index), the table is built again from the start."""
         with self._lock, self._sessions()() as session:
+            one_writer_at_a_time(session, _SYNC_LOCK)
             mark = session.get(CatalogSyncRow, 1)
             if mark is not None and audit_queries.block_hash_at(index, mark.seq) != mark.block_hash:
                 session.execute(delete(CatalogEntryRow))
-                session.delete(mark)
-                session.flush()
+                session.execute(delete(CatalogSyncRow))
                 mark = None
             after = -1 if mark is None else mark.seq
             while changes := audit_queries.resource_changes(index, after=after, limit=self.SYNC_BATCH):
-                # The batch's rows in one query, not one each: a catalog imported at once is followed in one
-                # read of a few thousand rows.
-                rows = {
-                    row.resource_id: row
-                    for row in session.scalars(
-                        select(CatalogEntryRow).where(
-                            CatalogEntryRow.resource_id.in_({c.resource.id for c in changes})
-                        )
-                    )
-                }
-                for change in changes:
-                    r = change.resource
-                    row = rows.get(r.id)
-                    if row is None:
-                        if not change.registered:
-                            continue  # an update is always indexed after its registration
-                        row = rows[r.id] = CatalogEntryRow(resource_id=r.id, registered_seq=change.seq)
-                        session.add(row)
-                    row.owner, row.share_type = r.owner, int(r.share_type)
-                    row.metadata_hash = "0x" + r.metadata_hash.hex()
+                # Another service following the same index into the same table may write the same rows at the
+                # same moment (its own mark read before this one's batch was committed): every write is one
+                # that succeeds whether the row is there or not, and leaves what the index says.
+                latest = {c.resource.id: c.resource for c in changes}
+                registered = [
+                    {
+                        "resource_id": c.resource.id,
+                        "registered_seq": c.seq,
+                        **_entry_state(latest[c.resource.id]),
+                    }
+                    for c in changes
+                    if c.registered
+                ]
+                insert_missing(session, CatalogEntryRow, registered)
+                # An update is always indexed after its registration: in this batch or a row written before.
+                entries = cast(Table, CatalogEntryRow.__table__)
+                session.execute(
+                    update(entries)
+                    .where(entries.c.resource_id == bindparam("ident"))
+                    .values(owner=bindparam("new_owner"), share_type=bindparam("new_share_type"),
+                            metadata_hash=bindparam("new_metadata_hash")),
+                    [{"ident": i, **{f"new_{k}": v for k, v in _entry_state(r).items()}}
+                     for i, r in latest.items()],
+                )  # fmt: skip
                 last = changes[-1]
-                if mark is None:
-                    mark = CatalogSyncRow(id=1, seq=last.seq, block_hash=last.block_hash)
-                    session.add(mark)
-                mark.seq, mark.block_hash = last.seq, last.block_hash
+                insert_missing(
+                    session, CatalogSyncRow, [{"id": 1, "seq": last.seq, "block_hash": last.block_hash}]
+                )
+                session.execute(
+                    update(CatalogSyncRow).where(CatalogSyncRow.id == 1)
+                    .values(seq=last.seq, block_hash=last.block_hash)
+                )  # fmt: skip
                 session.commit()
                 after = last.seq
+                one_writer_at_a_time(session, _SYNC_LOCK)
 
     def page(self, index: Engine, query: CatalogQuery, *, cursor: str | None, limit: int) -> EntryPage:
         """One page of the entries ``query`` keeps, newest registration first, after ``cursor``.

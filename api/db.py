@@ -7,9 +7,10 @@ modules and create them on the same database without editing this one. SQLite un
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
@@ -20,11 +21,14 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 
@@ -223,6 +227,30 @@ def init_db(engine: Engine) -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+#: Rows per statement of :func:`insert_missing`: SQLite binds at most 32,766 parameters in one.
+_INSERT_ROWS = 1000
+
+
+def insert_missing(session: Session, row: type[ApiBase], values: Sequence[Mapping[str, Any]]) -> None:
+    """Inserts those of ``values`` whose keys (primary or unique) ``row``'s table does not hold yet, leaving
+    the others as they are: ``INSERT ... ON CONFLICT DO NOTHING``, which SQLite and PostgreSQL both take, so
+    two services inserting the same row at once both succeed (a read followed by an insert lost that race
+    with a duplicate key). Callers update what the rows should say in a statement of their own."""
+    table = cast(Table, row.__table__)
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    for at in range(0, len(values), _INSERT_ROWS):
+        session.execute(insert(table).values(list(values[at : at + _INSERT_ROWS])).on_conflict_do_nothing())
+
+
+def one_writer_at_a_time(session: Session, lock: int) -> None:
+    """Makes ``session``'s transaction the only one holding ``lock`` until it ends, across processes: two
+    services writing the same rows in one database then write them one after the other, never each waiting
+    on a row the other holds (PostgreSQL found that deadlock). PostgreSQL: a transaction-scoped advisory
+    lock; SQLite lets one writer at a time in already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
