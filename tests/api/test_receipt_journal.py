@@ -18,26 +18,16 @@ from sqlalchemy import Engine, text
 from api.db import init_db, make_engine
 from api.errors import ApiError
 from api.receipts import Journaled, ReceiptJournal, ReceiptRow
-from tests.postgres import schema_url
+from tests.postgres import BACKENDS, api_engine, schema_url
 
 GRANT, PROVIDER, CONSUMER = 7, 1, 2
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        found = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    with api_engine(request.param, tmp_path, "receipt_journal_test") as found:
         init_db(found)
         yield found
-        found.dispose()
-        return
-    with schema_url("receipt_journal_test") as url:
-        found = make_engine(url)
-        init_db(found)
-        try:
-            yield found
-        finally:
-            found.dispose()
 
 
 class _Inbox:
@@ -164,8 +154,11 @@ def test_a_write_rolled_back_with_its_connection_is_not_handed_over(engine: Engi
 def test_the_writer_reconnects_after_the_server_closed_its_connection() -> None:
     """A PostgreSQL restart (or an administrator) ends every connection: the writer must not keep answering
     503 on its dead one."""
+    # Only this test's connections are ended (named by application_name): tests on other workers share the
+    # server and database, in schemas of their own.
+    name = f"dxl-reconnect-{secrets.token_hex(4)}"
     with schema_url("receipt_journal_test") as url:
-        engine = make_engine(url)
+        engine = make_engine(f"{url}&application_name={name}")
         init_db(engine)
         inbox = _Inbox()
         journal = ReceiptJournal(engine, inbox)
@@ -176,8 +169,9 @@ def test_the_writer_reconnects_after_the_server_closed_its_connection() -> None:
                 ended = c.execute(
                     text(
                         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                    )
+                        "WHERE application_name = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
                 ).all()
             assert ended, "the writer's connection was not found to end"
             rows = _rows(2)
