@@ -1,15 +1,17 @@
 """PostgreSQL for the tests that run on it too: ``DXL_TEST_POSTGRES_URL`` (scripts/ci-postgres.sh starts one;
-CI sets it), each test in a schema of its own so parallel workers never share tables."""
+CI sets it), each test in a schema of its own so parallel workers never share tables. A store test runs on
+both of the API's databases: ``@pytest.fixture(params=BACKENDS)`` and :func:`api_engine`."""
 
 from __future__ import annotations
 
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.pool import NullPool
 
 URL = os.environ.get("DXL_TEST_POSTGRES_URL")
@@ -34,3 +36,22 @@ def schema_url(prefix: str) -> Iterator[str]:
         with admin.begin() as c:
             c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
+
+
+#: The databases a store test runs on: SQLite always, PostgreSQL where ``DXL_TEST_POSTGRES_URL`` names one.
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def api_engine(backend: str, tmp_path: Path, prefix: str) -> Iterator[Engine]:
+    """An engine of the API's (:func:`api.db.make_engine`) on an empty database: a SQLite file in
+    ``tmp_path``, or a PostgreSQL schema of its own named from ``prefix``; disposed of afterwards."""
+    from api.db import make_engine
+
+    sqlite = f"sqlite:///{tmp_path / 'api.sqlite3'}"
+    with nullcontext(sqlite) if backend == "sqlite" else schema_url(prefix) as url:
+        engine = make_engine(url)
+        try:
+            yield engine
+        finally:
+            engine.dispose()

@@ -14,23 +14,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 import api.receipts  # noqa: F401  (its tables join the API's metadata)
-from api.db import ApiBase, init_db, make_engine
-from tests.postgres import schema_url
+from api.db import ApiBase, init_db
+from tests.postgres import BACKENDS, api_engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        found = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    with api_engine(request.param, tmp_path, "api_schema_test") as found:
         yield found
-        found.dispose()
-        return
-    with schema_url("api_schema_test") as url:
-        found = make_engine(url)
-        try:
-            yield found
-        finally:
-            found.dispose()
 
 
 def _differences(engine: Engine) -> list[object]:

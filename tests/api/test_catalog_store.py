@@ -17,24 +17,14 @@ from sqlalchemy import Engine, delete, select, update
 from api.catalog import CatalogIndex, CatalogQuery, DocumentStore, checked, search_text
 from api.db import CatalogDocumentRow, CatalogEntryRow, CatalogSyncRow, init_db, make_engine, session_factory
 from node.types import ShareType
-from tests.postgres import schema_url
+from tests.postgres import BACKENDS, api_engine
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        found = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
+    with api_engine(request.param, tmp_path, "catalog_store_test") as found:
         init_db(found)
         yield found
-        found.dispose()
-        return
-    with schema_url("catalog_store_test") as url:
-        found = make_engine(url)
-        try:
-            init_db(found)
-            yield found
-        finally:
-            found.dispose()
 
 
 @pytest.mark.parametrize("title", ["含\x00空字符", "part\x1fseparator", "混合 Case ẞ"])

@@ -19,12 +19,12 @@ from sqlalchemy import Engine, select, text, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import IdempotencyRecord, JournaledTransaction, init_db, make_engine, session_factory, utcnow
+from api.db import IdempotencyRecord, JournaledTransaction, init_db, session_factory, utcnow
 from api.idempotency import RETENTION, Busy, ClaimOwner, IdempotencyStore, Stored, purge_expired
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.anvil import EmbeddedNode
 from node.chain import BlockRef, LedgerClient, SignedTx
-from tests.postgres import schema_url
+from tests.postgres import BACKENDS, api_engine
 
 #: ``api_idempotency`` as it was created before the journal (no ``owner``/``tx_hash`` columns).
 _OLD_IDEMPOTENCY = """CREATE TABLE api_idempotency (
@@ -34,25 +34,16 @@ _OLD_IDEMPOTENCY = """CREATE TABLE api_idempotency (
     CONSTRAINT uq_api_idempotency_principal_key UNIQUE (principal, key))"""
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database holding the API's pre-journal idempotency table."""
-    if request.param == "sqlite":
-        found = make_engine(f"sqlite:///{tmp_path / 'api.sqlite3'}")
-        with found.begin() as c:
-            c.execute(text(_OLD_IDEMPOTENCY.format(blob="BLOB")))
-        yield found
-        found.dispose()
-        return
-    with schema_url("journal_test") as url:
-        found = make_engine(url)
-        old = _OLD_IDEMPOTENCY.format(blob="BYTEA").replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY")
+    with api_engine(request.param, tmp_path, "journal_test") as found:
+        old = _OLD_IDEMPOTENCY.format(blob="BLOB" if request.param == "sqlite" else "BYTEA")
+        if request.param != "sqlite":
+            old = old.replace("INTEGER PRIMARY KEY", "SERIAL PRIMARY KEY")
         with found.begin() as c:
             c.execute(text(old))
-        try:
-            yield found
-        finally:
-            found.dispose()
+        yield found
 
 
 class _SlowToActivate(ClaimOwner):
