@@ -477,10 +477,12 @@ def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, ex
     path = str(exchange["dir"] / "report.json")
     alone = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc])
     assert alone.exit_code == 0, alone.output
-    assert alone.stdout.rstrip().endswith(
+    summary = alone.stdout.rstrip().splitlines()[-1]
+    assert (
         "(against the ledger, anchors, practice address(es) the report names: a forged report can name "
-        "forged contracts; give --contract/--anchors/--practice from a trusted source)"
-    ), alone.stdout
+        "forged contracts; give --contract/--anchors/--practice from a trusted source); read from "
+    ) in summary, summary
+    assert summary.endswith("(its head as the re-check began)") and rpc.rstrip("/") in summary, summary
     trusted = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc, "--json", "--contract",
                                   api_env.setup.client.address, "--anchors", exchange["anchors"],
                                   "--practice", exchange["practice"]])  # fmt: skip
