@@ -913,8 +913,19 @@ def journaled_reverted(sender: JournaledSender) -> Reverted:
     return reverted
 
 
-#: Told of each batch closed: its id, root, tree and its members' journal sequence numbers in leaf order.
-OnClosed = Callable[[int, bytes, BatchTree, list[int]], None]
+class BatchSlot(NamedTuple):
+    """Whose batch it is and where it sits in its grant's sequence: what ``anchorBatch`` carries besides the
+    root, and what the journal's batch row must go on saying."""
+
+    grant_id: int
+    provider: int
+    first_sequence: int
+    leaf_count: int
+
+
+#: Told of each batch closed: its id, root, tree, its members' journal sequence numbers in leaf order and its
+#: slot.
+OnClosed = Callable[[int, bytes, BatchTree, list[int], BatchSlot], None]
 
 
 class Anchorer:
@@ -1256,7 +1267,7 @@ class Anchorer:
         group.oldest = time.monotonic()
         self._next[grant_id] = first + n
         if self._on_closed is not None:
-            self._on_closed(int(batch_id), root, tree, seqs)
+            self._on_closed(int(batch_id), root, tree, seqs, BatchSlot(grant_id, group.provider, first, n))
         self._unsent.append(
             _Closed(int(batch_id), grant_id, group.provider, first, n, root, self._breaks.get(grant_id, 0))
         )
@@ -1613,10 +1624,30 @@ def _checked_batch(row: Any) -> None:
         raise JournalCorruptError(f"{batch} is in state {row.state!r}, which the service never writes")
     if not isinstance(row.root, bytes | memoryview) or len(row.root) != 32:
         raise JournalCorruptError(f"{batch} holds {row.root!r} as its root, not 32 bytes")
-    for name, low in (("first_sequence", 0), ("leaf_count", 1)):
+    for name, low in (("batch_grant_id", 1), ("batch_provider", 1), ("first_sequence", 0), ("leaf_count", 1)):
         value = getattr(row, name)
         if type(value) is not int or not low <= value < _UINT64:
-            raise JournalCorruptError(f"{batch} holds {value!r} as its {name}")
+            raise JournalCorruptError(f"{batch} holds {value!r} as its {name.removeprefix('batch_')}")
+    # A batch is one grant's receipts, anchored by its provider: a member naming another is not the batch's.
+    if (row.grant_id, row.provider) != (row.batch_grant_id, row.batch_provider):
+        raise JournalCorruptError(
+            f"the journal's row {row.seq} names grant {row.grant_id} of department {row.provider}, {batch} "
+            f"grant {row.batch_grant_id} of department {row.batch_provider}"
+        )
+
+
+def _row_slot(row: Any) -> BatchSlot:
+    """The slot the journal's batch row (joined to a receipt's) says its batch holds."""
+    return BatchSlot(int(row.batch_grant_id), int(row.batch_provider), int(row.first_sequence),
+                     int(row.leaf_count))  # fmt: skip
+
+
+class _Built(NamedTuple):
+    """A batch's tree, each member's leaf index by journal ``seq``, and the slot it was anchored in."""
+
+    tree: BatchTree
+    indexes: dict[int, int]
+    slot: BatchSlot
 
 
 # ------------------------------------------------------------------------------------------------ look-ups
@@ -1711,6 +1742,7 @@ class ReceiptReader:
         head: Callable[[], int] | None = None,
         block_hash: Callable[[int], str | None] | None = None,
         tx_block: Callable[[str], tuple[int, str] | None] | None = None,
+        anchored: Callable[[str], tuple[BatchSlot, bytes] | None] | None = None,
     ) -> None:
         if confirmations and (head is None or block_hash is None):
             raise ValueError("a confirmation depth needs the chain's height and blocks (head, block_hash)")
@@ -1719,29 +1751,38 @@ class ReceiptReader:
         self._head = head
         self._block_hash = block_hash
         self._tx_block = tx_block
+        self._anchored = anchored
         #: Blocks found on the chain under the confirmation depth, by number: their hash.
         self._settled: OrderedDict[int, str] = OrderedDict()
         # Keyed by batch id and root: a batch deleted when reopened may see its id reused by the next one.
-        self._trees: OrderedDict[tuple[int, bytes], tuple[BatchTree, dict[int, int]]] = OrderedDict()
+        self._trees: OrderedDict[tuple[int, bytes], _Built] = OrderedDict()
         self._leaves = 0
         self._max_leaves = max_leaves
         self._lock = threading.Lock()
 
-    def remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int]) -> None:
-        """Keep a batch's tree, its members' journal sequence numbers in leaf order (the anchorer's)."""
-        self._keep((batch_id, root), (tree, {seq: i for i, seq in enumerate(seqs)}))
+    def remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int], slot: BatchSlot) -> None:
+        """Keep a batch's tree, its members' journal sequence numbers in leaf order and its slot (the
+        anchorer's, as it closed the batch)."""
+        self._keep((batch_id, root), _Built(tree, {seq: i for i, seq in enumerate(seqs)}, slot))
 
-    def _keep(self, key: tuple[int, bytes], built: tuple[BatchTree, dict[int, int]]) -> None:
+    def _keep(self, key: tuple[int, bytes], built: _Built) -> None:
         with self._lock:
             if key in self._trees:
                 return
             self._trees[key] = built
-            self._leaves += built[0].size
+            self._leaves += built.tree.size
             while self._leaves > self._max_leaves and len(self._trees) > 1:
-                self._leaves -= self._trees.popitem(last=False)[1][0].size
+                self._leaves -= self._trees.popitem(last=False)[1].tree.size
 
-    def _tree(self, conn: Any, batch_id: int, root: bytes) -> tuple[BatchTree, dict[int, int]]:
-        """The batch's tree and each member's leaf index by ``seq``."""
+    def _tree(self, conn: Any, batch_id: int, root: bytes, row: Any) -> _Built:
+        """The batch's tree, each member's leaf index by ``seq`` and the slot it was anchored in: the
+        anchorer's, or rebuilt from the journal (``row``: a member joined to its batch) and held to what the
+        chain's log of its anchor says (when the node has it).
+
+        Raises:
+            JournalCorruptError: the members no longer hash to the root, or the chain anchored the batch's
+                transaction with another root.
+        """
         key = (batch_id, root)
         with self._lock:
             cached = self._trees.get(key)
@@ -1753,15 +1794,28 @@ class ReceiptReader:
             .where(receipts_table.c.batch_id == batch_id)
             .order_by(receipts_table.c.seq)
         ).all()
-        built = (
-            BatchTree([_checked_receipt(r).leaf_hash() for r in rows]),
-            {int(r.seq): i for i, r in enumerate(rows)},
-        )
-        if built[0].root != root:  # a tree that is not the anchored one is not kept
+        tree = BatchTree([_checked_receipt(r).leaf_hash() for r in rows])
+        if tree.root != root:  # a tree that is not the anchored one is not kept
             raise JournalCorruptError(
                 f"the journal's {len(rows)} receipts of batch {batch_id} no longer hash to its root "
                 f"0x{root.hex()}: a row of the batch was changed, added or removed"
             )
+        slot = _row_slot(row)
+        # The slot is in no leaf and no root: only the anchor's transaction, which no edit of the journal
+        # changes, says where the batch went. Unmined or not on this node (it lost the block), the row is all
+        # there is to go by.
+        on_chain = None
+        if self._anchored is not None and row.tx_hash is not None:
+            with contextlib.suppress(NodeError):
+                on_chain = self._anchored(str(row.tx_hash))
+        if on_chain is not None:
+            if on_chain[1] != root:
+                raise JournalCorruptError(
+                    f"batch {batch_id} holds root 0x{root.hex()}, its anchor {row.tx_hash} anchored "
+                    f"0x{on_chain[1].hex()}: the journal was changed after the batch was anchored"
+                )
+            slot = on_chain[0]
+        built = _Built(tree, {int(r.seq): i for i, r in enumerate(rows)}, slot)
         self._keep(key, built)
         return built
 
@@ -1772,7 +1826,16 @@ class ReceiptReader:
             JournalCorruptError: the row or its batch is not what the service wrote.
         """
         _checked_batch(row)
-        tree, indexes = self._tree(conn, int(row.batch_id), bytes(row.root))
+        tree, indexes, slot = self._tree(conn, int(row.batch_id), bytes(row.root), row)
+        held = _row_slot(row)
+        if held != slot:
+            raise JournalCorruptError(
+                f"its batch {row.batch_id} says it holds receipts {held.first_sequence} to "
+                f"{held.first_sequence + held.leaf_count - 1} of grant {held.grant_id} (department "
+                f"{held.provider}); the batch anchored holds {slot.first_sequence} to "
+                f"{slot.first_sequence + slot.leaf_count - 1} of grant {slot.grant_id} (department "
+                f"{slot.provider}): its bookkeeping was changed after it closed"
+            )
         index = indexes.get(row.seq)
         if index is None or tree.size != row.leaf_count or tree.leaf(index) != receipt.leaf_hash():
             raise JournalCorruptError(
@@ -1864,7 +1927,7 @@ class ReceiptReader:
         query = (
             select(r.delivery_id, r.grant_id, r.provider, r.consumer, r.commitment, r.hash_algorithm,
                    r.byte_size, r.record_count, r.accepted_at, r.batch_id, r.seq, b.first_sequence,
-                   b.leaf_count,
+                   b.leaf_count, b.grant_id.label("batch_grant_id"), b.provider.label("batch_provider"),
                    b.root, b.state, b.tx_hash, b.block_number, b.block_hash, b.error)
             .select_from(receipts_table.outerjoin(batches_table, r.batch_id == b.id))
             .where(r.delivery_id.in_(wanted))
@@ -1957,6 +2020,25 @@ def _tx_block(client: LedgerClient) -> Callable[[str], tuple[int, str] | None]:
     return locate
 
 
+def anchored_batch(anchors: LedgerClient) -> Callable[[str], tuple[BatchSlot, bytes] | None]:
+    """The batch an anchor transaction anchored (its slot and root, from its ``ReceiptBatchAnchored`` log);
+    None while it is not mined on the node's chain, or reverted (it anchored nothing)."""
+
+    def anchored(tx_hash: str) -> tuple[BatchSlot, bytes] | None:
+        receipt = anchors.receipt(tx_hash)
+        if receipt is None or int(receipt["status"]) != 1:
+            return None
+        for event in anchors.decode_logs(receipt["logs"]):
+            if event.name == "ReceiptBatchAnchored":
+                a = event.args
+                slot = BatchSlot(int(a["grantId"]), int(a["provider"]), int(a["firstSequence"]),
+                                 int(a["leafCount"]))  # fmt: skip
+                return slot, bytes(a["root"])
+        return None
+
+    return anchored
+
+
 class ReceiptService:
     """The receipts component of one API process: checks, journal, anchorer and look-ups."""
 
@@ -2006,6 +2088,7 @@ class ReceiptService:
             head=anchors.block_number if confirmations else None,
             block_hash=anchors.block_hash if confirmations else None,
             tx_block=_tx_block(anchors) if confirmations else None,
+            anchored=anchored_batch(anchors),
         )
         self._keys_checked: set[int] = set()
         self._grant_locks: dict[int, asyncio.Lock] = {}
@@ -2024,8 +2107,10 @@ class ReceiptService:
         self.journal.start()
         self.anchorer.start()
 
-    def _remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int]) -> None:
-        self.reader.remember(batch_id, root, tree, seqs)
+    def _remember(
+        self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int], slot: BatchSlot
+    ) -> None:
+        self.reader.remember(batch_id, root, tree, seqs, slot)
 
     def stop(self) -> None:
         self.journal.stop()

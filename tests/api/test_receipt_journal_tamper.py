@@ -51,6 +51,24 @@ TAMPERING = {
         f"UPDATE api_receipt_batches SET state = 'bogus' WHERE id = {_ITS_BATCH}",
         "in state 'bogus', which the service never writes",
     ),
+    # The slot a batch fills is in no leaf and no root: held to what the anchorer closed, or the chain's log
+    # of its anchor. Edited, it read as the pending receipt of a batch never mined.
+    "batch-first-sequence-edited": (
+        f"UPDATE api_receipt_batches SET first_sequence = first_sequence + 7 WHERE id = {_ITS_BATCH}",
+        "its bookkeeping was changed after it closed",
+    ),
+    "batch-leaf-count-edited": (
+        f"UPDATE api_receipt_batches SET leaf_count = leaf_count + 1 WHERE id = {_ITS_BATCH}",
+        "its bookkeeping was changed after it closed",
+    ),
+    "batch-grant-edited": (
+        f"UPDATE api_receipt_batches SET grant_id = grant_id + 1 WHERE id = {_ITS_BATCH}",
+        "names grant",
+    ),
+    "batch-provider-edited": (
+        f"UPDATE api_receipt_batches SET provider = provider + 1 WHERE id = {_ITS_BATCH}",
+        "names grant",
+    ),
     "batch-root-cut": (
         f"UPDATE api_receipt_batches SET root = x'00' WHERE id = {_ITS_BATCH}",
         "as its root, not 32 bytes",
@@ -84,6 +102,38 @@ def test_verify_receiptJournalChangedByHand_answersWhatIsWrongNot500(
     _, other, other_id = delivered(api_env, following, anchored=True)
     until(lambda: ok(api_env.call("GET", f"/receipts/{other_id}", "psb"))["status"] == "final", "mined")
     assert ok(api_env.call("POST", "/verify", "auditor", json={"manifest": other}))["status"] == "MATCH"
+
+
+def test_lookup_batchSlotEditedWhileStopped_heldToTheChainsLogOfItsAnchor(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """A reader that never saw the batch close (the service started again after the edit) rebuilds its tree
+    from the journal and takes its slot from the log of the batch's anchor on chain, not from the row."""
+    from api.db import make_engine
+    from api.receipts import ReceiptReader, anchored_batch
+    from node.deploy import anchors_client
+
+    _, _, did = delivered(api_env, tmp_path, anchored=True)
+    until(lambda: ok(api_env.call("GET", f"/receipts/{did}", "psb"))["status"] == "final", "the batch mined")
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    engine = make_engine(f"sqlite:///{api_env.settings.home / 'dxl.sqlite3'}")
+    try:
+        [view] = ReceiptReader(engine, anchored=anchored_batch(anchors)).lookup([bytes.fromhex(did[2:])],
+                                                                               reader=None)  # fmt: skip
+        assert view.status == "final" and view.proof is not None, view
+        first = view.proof.first_sequence
+        with sqlite3.connect(api_env.settings.home / "dxl.sqlite3") as conn:
+            edit = (
+                f"UPDATE api_receipt_batches SET first_sequence = first_sequence + 2 WHERE id = {_ITS_BATCH}"
+            )
+            assert conn.execute(edit, {"did": bytes.fromhex(did[2:])}).rowcount == 1
+        [view] = ReceiptReader(engine, anchored=anchored_batch(anchors)).lookup([bytes.fromhex(did[2:])],
+                                                                               reader=None)  # fmt: skip
+        assert view.status == "corrupt" and view.proof is None, view
+        assert f"holds receipts {first + 2} to" in str(view.error), view.error
+        assert f"the batch anchored holds {first} to" in str(view.error), view.error
+    finally:
+        engine.dispose()
 
 
 def test_audit_report_receiptJournalChangedByHand_refusedNamingTheRow(

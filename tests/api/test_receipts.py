@@ -35,6 +35,7 @@ from api.journal import TxStatus
 from api.receipts import (
     ANCHOR_GAS,
     Anchorer,
+    BatchSlot,
     Journaled,
     ReceiptReader,
     WriteTurn,
@@ -646,12 +647,12 @@ def test_reader_treeCache_keyedByRoot_aReusedBatchIdIsNotServedAnotherTree(tmp_p
     init_db(engine)
     reader = ReceiptReader(engine)
     first = BatchTree([os.urandom(32), os.urandom(32)])
-    reader.remember(1, first.root, first, [0, 1])
+    reader.remember(1, first.root, first, [0, 1], BatchSlot(1, 1, 0, 2))
     second = BatchTree([os.urandom(32), os.urandom(32), os.urandom(32)])
-    reader.remember(1, second.root, second, [5, 6, 7])
+    reader.remember(1, second.root, second, [5, 6, 7], BatchSlot(1, 1, 2, 3))
     with engine.connect() as conn:
-        assert reader._tree(conn, 1, second.root)[0] is second
-        assert reader._tree(conn, 1, first.root)[0] is first
+        assert reader._tree(conn, 1, second.root, None).tree is second
+        assert reader._tree(conn, 1, first.root, None).tree is first
     engine.dispose()
 
 
