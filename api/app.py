@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.console import install_console
-from api.db import init_db, make_engine, session_factory
+from api.db import hold_database, init_db, make_engine, session_factory
 from api.deps import AppState
 from api.errors import MethodGuardMiddleware, install_error_handlers
 from api.headers import SecurityHeadersMiddleware
@@ -210,12 +210,23 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        conf = settings or load_api_settings()
+        engine = make_engine(conf.effective_database_url)
+        try:
+            # Before the database is migrated or read: a second service on it stops here, having done
+            # nothing (it would sign at the nonces this one hands out and take over its claims).
+            with hold_database(engine):
+                async with serving(app, conf, engine):
+                    yield
+        finally:
+            engine.dispose()
+
+    @asynccontextmanager
+    async def serving(app: FastAPI, conf: ApiSettings, engine: Engine) -> AsyncIterator[None]:
         from api.delivery_ids import DeliveryIds
         from node.audit.follower import start_follower, stop_follower
         from node.audit.queries import recorded_delivery_ids
 
-        conf = settings or load_api_settings()
-        engine = make_engine(conf.effective_database_url)
         if conf.effective_database_url.startswith("sqlite"):
             conf.home.mkdir(parents=True, exist_ok=True)
         init_db(engine)
@@ -266,7 +277,6 @@ def create_app(
                 running.stop()
                 if running.journal.ids is not None:
                     running.journal.ids.close()
-            engine.dispose()
 
     app = FastAPI(
         title="dxl department API",

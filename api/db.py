@@ -7,6 +7,9 @@ modules and create them on the same database without editing this one. SQLite un
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +33,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.pool import NullPool
+
+from node.errors import ConfigurationError
 
 
 def utcnow() -> dt.datetime:
@@ -251,6 +257,74 @@ def one_writer_at_a_time(session: Session, lock: int) -> None:
     lock; SQLite lets one writer at a time in already."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": lock})
+
+
+class DatabaseInUseError(ConfigurationError):
+    """Thrown when another API service runs on the API database (:func:`hold_database`)."""
+
+    code = "DATABASE_IN_USE"
+
+    def __init__(self, database: str, holder: str) -> None:
+        super().__init__(
+            f"another dxl API service ({holder}) runs on the API database ({database}); one service per "
+            "database signs, journals and anchors the ledger's writes (its nonce counters, transaction "
+            "journal, Idempotency-Key claims and receipt sequence are its own, and a second one would sign "
+            "other transactions at the same nonces): stop that service first, or give this one a database "
+            "of its own (DXL_DATABASE_URL)"
+        )
+
+
+#: The first key of the advisory lock a service holds on its database; the second is the schema's hash, so
+#: services on other schemas of one PostgreSQL database (the tests' workers) do not exclude each other.
+_SERVICE_LOCK = 0x6478_6C73  # "dxls"
+#: How long a starting service waits for the lock before refusing: a service just killed holds it until the
+#: server sees its connection closed.
+HOLD_WAIT_S = 5.0
+_WHO_HOLDS = text(
+    "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l"
+    " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
+    " AND l.classid = CAST(:cls AS oid) AND l.objid = CAST(hashtext(current_schema()) AS oid)"
+    " AND l.objsubid = 2"
+)
+
+
+@contextmanager
+def hold_database(engine: Engine, *, wait: float = HOLD_WAIT_S) -> Iterator[None]:
+    """Makes this process the only API service on ``engine``'s database while the context lasts.
+
+    PostgreSQL: a session-level advisory lock, taken on a connection of its own (named ``dxl-api <host> pid
+    <pid>``, which a refused service's message quotes) and held until the context ends; the server releases
+    it when that connection ends, also when the process is killed. SQLite: nothing is taken (the file lives
+    in the service's ``DXL_HOME``, one service per home).
+
+    Raises:
+        DatabaseInUseError: another service still holds the database after ``wait`` seconds.
+        OperationalError: the database cannot be reached.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    name = f"dxl-api {socket.gethostname()} pid {os.getpid()}"
+    own = create_engine(engine.url, poolclass=NullPool, connect_args={"application_name": name})
+    try:
+        with own.connect() as conn:
+            deadline = time.monotonic() + wait
+            take = text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))")
+            while not conn.scalar(take, {"cls": _SERVICE_LOCK}):
+                found = conn.execute(_WHO_HOLDS, {"cls": _SERVICE_LOCK}).first()
+                if found is not None and time.monotonic() >= deadline:
+                    name, address, since = found
+                    holder = (
+                        f"{name or 'unnamed'} from {address or 'a local socket'}, connected since {since}"
+                    )
+                    raise DatabaseInUseError(engine.url.render_as_string(hide_password=True), holder)
+                conn.rollback()
+                time.sleep(0.2)
+            # The lock is the session's: the transaction that took it ends, and the connection stays.
+            conn.commit()
+            yield
+    finally:
+        own.dispose()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

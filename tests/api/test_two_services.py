@@ -1,0 +1,101 @@
+"""Two API services on one PostgreSQL database: the second refuses to start, having done nothing.
+
+One service per database signs, journals and anchors the ledger's writes: its nonce counters, its
+transaction journal's reconciliation, its Idempotency-Key claims and its receipt sequence are its own. Two
+services on one database signing for the same departments handed out the same nonces: 40 writes of one
+department sent through both at once left 27 nonces journaled twice (27 signatures superseded) and one write
+answered 5xx."""
+
+from __future__ import annotations
+
+import os
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from api_helpers import api_home, b32, make_settings, served
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from api.db import DatabaseInUseError, JournaledTransaction, hold_database, make_engine
+from node.anvil import EmbeddedNode
+from tests.postgres import BACKENDS, api_engine, schema_url
+
+
+@pytest.mark.postgres
+def test_a_second_service_on_the_database_refuses_to_start_and_the_first_serves_on(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from api.app import create_app
+
+    with schema_url("twosvc") as url:
+        settings = make_settings(api_home(tmp_path_factory, "twosvc"), embedded_node).model_copy(
+            update={"database_url": url}
+        )
+        engine = make_engine(url)
+
+        def journaled() -> int:
+            with engine.connect() as conn:
+                return int(conn.scalar(select(func.count()).select_from(JournaledTransaction)) or 0)
+
+        def register(client: httpx.Client, headers: dict[str, str]) -> httpx.Response:
+            body = {
+                "metadata_hash": b32(),
+                "schema_hash": b32(),
+                "share_type": "conditional",
+                "sensitivity": 2,
+            }
+            return client.post("/resources", json=body, headers=headers)
+
+        try:
+            with served(settings, embedded_node) as env:
+                before = journaled()
+                with pytest.raises(DatabaseInUseError) as refused, TestClient(create_app(settings)):
+                    pass
+                message = str(refused.value)
+                assert f"dxl-api {socket.gethostname()} pid {os.getpid()}" in message
+                assert "one service per database" in message and "DXL_DATABASE_URL" in message
+                assert refused.value.code == "DATABASE_IN_USE"
+                assert journaled() == before  # the second service sent and journaled nothing
+                # The first one writes on, every nonce once.
+                with ThreadPoolExecutor(8) as pool:
+                    answers = list(pool.map(lambda _: register(env.client, env.headers("psb")), range(16)))
+                assert [a.status_code for a in answers] == [201] * 16, [a.text for a in answers]
+                with engine.connect() as conn:
+                    doubled = conn.execute(
+                        select(JournaledTransaction.sender, JournaledTransaction.nonce)
+                        .group_by(JournaledTransaction.sender, JournaledTransaction.nonce)
+                        .having(func.count() > 1)
+                    ).all()
+                assert doubled == []
+                headers = env.headers("psb")
+            # Once the first has stopped, the database is free: the next service starts and writes.
+            with TestClient(create_app(settings)) as second:
+                assert register(second, headers).status_code == 201  # type: ignore[arg-type]
+        finally:
+            engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_hold_excludes_a_second_holder_of_the_same_database_only(backend: str, tmp_path: Path) -> None:
+    """PostgreSQL: one holder per schema, released when its context ends (or its connection does); another
+    schema of the same server is another database. SQLite: nothing is held (one service per home)."""
+    with api_engine(backend, tmp_path, "hold") as first, api_engine(backend, tmp_path / "o", "hold") as other:
+        second = make_engine(first.url.render_as_string(hide_password=False))
+        try:
+            with hold_database(first), hold_database(other, wait=0):
+                if backend == "postgresql":
+                    with (
+                        pytest.raises(DatabaseInUseError, match="runs on the API database"),
+                        hold_database(second, wait=0.5),
+                    ):
+                        pass
+                else:
+                    with hold_database(second, wait=0):
+                        pass
+            with hold_database(second, wait=0):
+                pass
+        finally:
+            second.dispose()
