@@ -27,8 +27,17 @@ AddressHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]
 Uint8 = Annotated[int, Field(ge=0, le=2**8 - 1, strict=True)]
 Uint16 = Annotated[int, Field(ge=0, le=2**16 - 1, strict=True)]
 Uint64 = Annotated[int, Field(ge=0, le=2**64 - 1, strict=True)]
+#: The largest record id (uint64 on chain).
+MAX_ID64 = 2**64 - 1
 #: A record id: requests, agreements, grants and resources are numbered from 1 (uint64 on chain).
-Id64 = Annotated[int, Field(ge=1, le=2**64 - 1, strict=True)]
+Id64 = Annotated[int, Field(ge=1, le=MAX_ID64, strict=True)]
+#: The largest byte size or record count a delivery may state, recorded alone (``POST /deliveries``) or as a
+#: receipt (``POST /receipts``): one rule for both. The ledger and a receipt's leaf hold uint64, but a receipt
+#: waits for its batch in the API database, whose integers are signed 64-bit (SQLite INTEGER, PostgreSQL
+#: BIGINT). 2**63 - 1 bytes is 8 EiB.
+MAX_DELIVERY_COUNT = 2**63 - 1
+#: A delivery's byte size or record count (:data:`MAX_DELIVERY_COUNT`).
+DeliveryCount = Annotated[int, Field(ge=0, le=MAX_DELIVERY_COUNT, strict=True)]
 #: A department id (uint32 on chain), from 1.
 Id32 = Annotated[int, Field(ge=1, le=2**32 - 1, strict=True)]
 DepartmentCode = Annotated[str, Field(pattern=DEPARTMENT_CODE_PATTERN)]
@@ -601,8 +610,8 @@ class DeliveryCreate(Strict):
     grant_id: Id64
     commitment: Bytes32Hex
     hash_algorithm: HashAlgorithmName = HashAlgorithmName.SHA256
-    byte_size: Uint64
-    record_count: Uint64 = 0
+    byte_size: DeliveryCount
+    record_count: DeliveryCount = 0
 
 
 #: Most deliveries one ``POST /deliveries/batch`` records: one transaction of about 31,000 gas per delivery
@@ -655,11 +664,11 @@ class ReceiptCreate(Strict):
     """One receipt of ``POST /receipts``: the fields of ``POST /deliveries``."""
 
     delivery_id: Bytes32Hex
-    grant_id: Annotated[int, Field(ge=1, le=2**63 - 1)]
+    grant_id: Id64
     commitment: Bytes32Hex
     hash_algorithm: HashAlgorithmName = HashAlgorithmName.SHA256
-    byte_size: Annotated[int, Field(ge=0, le=2**63 - 1)]
-    record_count: Annotated[int, Field(ge=0, le=2**63 - 1)] = 0
+    byte_size: DeliveryCount
+    record_count: DeliveryCount = 0
 
 
 #: Receipts one ``POST /receipts`` may carry (about 2.6 MB of JSON; the route's body limit is 4 MiB).

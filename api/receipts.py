@@ -74,7 +74,7 @@ from web3.exceptions import TransactionNotFound
 from api.db import ApiBase, init_db
 from api.errors import ApiError, not_found
 from api.journal import Claim, Entry, JournaledSender, TxStatus, database_unavailable
-from api.models import MAX_RECEIPTS_PER_REQUEST
+from api.models import MAX_DELIVERY_COUNT, MAX_ID64, MAX_RECEIPTS_PER_REQUEST
 from node.chain import LedgerClient, LedgerRevertError, PendingTx, TxResult
 from node.errors import DxlError, NodeError
 from node.types import (
@@ -133,8 +133,6 @@ FOLLOW_TICK_S = 0.05
 SETTLED_BLOCKS = 4096
 #: The receipt journal writer's SQLite page cache, in KiB (about 50 MB of index per million receipts).
 JOURNAL_CACHE_KIB = 65_536
-#: Journal integers are signed 64-bit; sizes and counts beyond it are refused at the door.
-_INT63 = (1 << 63) - 1
 _HASH_IDS = {"sha256": 1, "sm3": 2}
 _HASH_NAMES = {v: k for k, v in _HASH_IDS.items()}
 _FIELDS = ("delivery_id", "grant_id", "commitment", "hash_algorithm", "byte_size", "record_count")
@@ -219,9 +217,9 @@ def _b32(value: Any, index: int, name: str) -> bytes:
     return decoded
 
 
-def _count(value: Any, index: int, name: str, low: int = 0) -> int:
-    if type(value) is not int or not low <= value <= _INT63:
-        raise _bad(index, name, f"expected an integer from {low} to {_INT63}")
+def _count(value: Any, index: int, name: str, low: int = 0, high: int = MAX_DELIVERY_COUNT) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise _bad(index, name, f"expected an integer from {low} to {high}")
     return value
 
 
@@ -247,7 +245,8 @@ def _checked(item: Any, i: int) -> ReceiptRow:
         raise _bad(i, "hash_algorithm", "expected sha256 or sm3")
     return ReceiptRow(
         delivery_id,
-        _count(item["grant_id"], i, "grant_id", 1),
+        # Any grant id the ledger could number: one it never did is GRANT_NOT_FOUND, as for POST /deliveries.
+        _count(item["grant_id"], i, "grant_id", 1, MAX_ID64),
         commitment,
         alg,
         _count(item["byte_size"], i, "byte_size"),
@@ -300,11 +299,11 @@ def parse_receipts(document: Any) -> list[ReceiptRow]:
                 or len(commitment) != 32
                 or alg is None
                 or type(grant_id) is not int
-                or not 1 <= grant_id <= _INT63
+                or not 1 <= grant_id <= MAX_ID64
                 or type(byte_size) is not int
-                or not 0 <= byte_size <= _INT63
+                or not 0 <= byte_size <= MAX_DELIVERY_COUNT
                 or type(record_count) is not int
-                or not 0 <= record_count <= _INT63
+                or not 0 <= record_count <= MAX_DELIVERY_COUNT
             ):
                 row = _checked(item, i)
             else:

@@ -327,6 +327,58 @@ def test_post_receipts_badInput_refusedWithNothingRecorded(
         )
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "refused"),
+    [
+        ("byte_size", 2**63 - 1, None),
+        ("record_count", 2**63 - 1, None),
+        # A uint64 the ledger would hold: the receipt journal would not, so neither route takes it.
+        ("byte_size", 2**63, (422, "VALIDATION_ERROR")),
+        ("record_count", 2**64 - 1, (422, "VALIDATION_ERROR")),
+        ("byte_size", 2**64, (422, "VALIDATION_ERROR")),
+        # An id the ledger could number and never did is the same unknown grant either way.
+        ("grant_id", 2**63, (404, "GRANT_NOT_FOUND")),
+        ("grant_id", 2**64 - 1, (404, "GRANT_NOT_FOUND")),
+        ("grant_id", 2**64, (422, "VALIDATION_ERROR")),
+    ],
+)
+def test_post_deliveriesAndReceipts_numericBounds_oneRuleForBoth_nothingRecordedWhenRefused(
+    api_env: ApiEnv, grant: dict[str, Any], name: str, value: int, refused: tuple[int, str] | None
+) -> None:
+    """A delivery states the same byte size, record count and grant whichever way it is recorded: a value
+    one route takes the other takes, a value one refuses the other refuses with the same status and code,
+    naming the field, and records nothing."""
+    single, receipt = receipt_body(grant, **{name: value}), receipt_body(grant, **{name: value})
+    by_route = {
+        "deliveries": (api_env.call("POST", "/deliveries", "psb", json=single), name),
+        "receipts": (
+            api_env.call("POST", "/receipts", "psb", json={"receipts": [receipt]}),
+            f"receipts.0.{name}",
+        ),
+    }
+    for route, (response, field) in by_route.items():
+        if refused is None:
+            assert response.status_code == (201 if route == "deliveries" else 202), (route, response.text)
+            continue
+        error = response.json()["error"]
+        assert (response.status_code, error["code"]) == refused, (route, response.text)
+        if refused[0] == 422:
+            assert error["field"] == field, (route, error)
+    if refused is None:
+        recorded = ok(api_env.call("GET", f"/deliveries/{single['delivery_id']}", "psb"))
+        assert recorded[name] == value, recorded
+        [accepted] = ok(
+            api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [receipt["delivery_id"]]})
+        )["receipts"]
+        assert accepted[name] == value, accepted
+        return
+    assert api_env.call("GET", f"/deliveries/{single['delivery_id']}", "psb").status_code == 404
+    looked_up = ok(
+        api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [receipt["delivery_id"]]})
+    )
+    assert looked_up["receipts"] == [], looked_up
+
+
 def test_post_receipts_notJsonOrTooLarge_refused(api_env: ApiEnv) -> None:
     headers = {**api_env.headers("psb"), "Content-Type": "application/json"}
     assert api_env.client.post("/receipts", content=b"{", headers=headers).status_code == 422
