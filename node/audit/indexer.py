@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from node.audit import models as m
 from node.audit.derive import DerivedRange, derive_range, record_row, row_record
@@ -173,9 +174,15 @@ class Indexer:
     def _progress(self) -> Progress:
         current = read_progress(self.engine)
         if current is None:
+            # Another indexer of this database (the API's follower, a `dxl audit index` run) may write the
+            # first marker at the same moment: the first one written stays, the other insert does nothing
+            # (a plain insert failed the second indexer on the primary key).
+            on_conflict = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
             with self.engine.begin() as c:
                 c.execute(
-                    insert(m.progress).values(
+                    on_conflict(m.progress)
+                    .on_conflict_do_nothing()
+                    .values(
                         id=1,
                         chain_id=self.chain_id,
                         contract=self.contract,

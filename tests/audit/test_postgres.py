@@ -3,6 +3,9 @@ indexing, chain check, queries and scorecards give what SQLite gives."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import select, text
 
@@ -61,3 +64,33 @@ def test_postgres_tamper_is_detected(pg, rpc, codec, scenario) -> None:
     result = check_store(pg, rpc, codec)
     assert [d.kind for d in result.differences] == ["changed", "changed"]
     assert all(set(d.columns) == {"consumer_id"} for d in result.differences)
+
+
+def test_two_indexers_starting_on_an_empty_database_at_once_both_index_it(
+    pg, indexed, rpc, codec, scenario
+) -> None:
+    """The API's follower and a `dxl audit index` run (or two services' followers) start at the same moment on
+    a database nothing indexed yet: both write the progress marker's first row, neither fails on the other's,
+    and the index is the one a single indexer builds."""
+    url = pg.url.render_as_string(hide_password=False)
+    engines = [open_store(url) for _ in range(2)]
+    head = scenario.client.block_number()
+    try:
+        for _ in range(8):  # several rounds: more moments to collide
+            with pg.begin() as c:
+                for table in (m.events, m.blocks, m.refusals, m.progress):
+                    c.execute(table.delete())
+            start = threading.Barrier(2)
+
+            def index(engine, start=start) -> None:
+                indexer = make_indexer(engine, rpc, codec, scenario, batch_blocks=5)
+                start.wait()
+                indexer.sync(to_block=head)
+
+            with ThreadPoolExecutor(2) as pool:
+                for done in [pool.submit(index, e) for e in engines]:
+                    done.result()
+            assert _rows(pg) == _rows(indexed)
+    finally:
+        for e in engines:
+            e.dispose()
