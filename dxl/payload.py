@@ -90,14 +90,15 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
 
 def _head(reader: Any) -> NodeHead:
     """The head of the node ``reader`` reads, as the check begins: the node and block the output names, so
-    that the answer can be read again there.
+    that the answer can be read again there; ``reader`` reads that block from now on (and the anchors
+    readers made from it: :func:`_receipt_check`).
 
     Raises:
         NodeError: the node does not answer.
     """
-    from node.endpoint import read_head
+    from node.endpoint import pin_to_head
 
-    return read_head(reader.rpc_url)
+    return pin_to_head(reader.rpc)
 
 
 def _settings() -> Settings:
@@ -418,7 +419,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     except (OSError, ValueError) as e:
         raise ConfigurationError(f"cannot read {args.receipt}: {e}") from None
     proof = ReceiptProof.from_answer(raw)
-    return AnchorsReader(reader.rpc_url, anchors, chain_id=reader.chain_id), proof
+    return AnchorsReader(reader.rpc_url, anchors, chain_id=reader.chain_id, block=reader.rpc.block), proof
 
 
 def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes) -> tuple[Any, Any] | None:
@@ -456,7 +457,9 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
     if not found:
         return None
     address = anchors.address
-    return found[0], lambda: AnchorsReader(reader.rpc_url, address, chain_id=reader.chain_id)
+    return found[0], lambda: AnchorsReader(
+        reader.rpc_url, address, chain_id=reader.chain_id, block=reader.rpc.block
+    )
 
 
 def _report_verdict(

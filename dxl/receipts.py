@@ -40,9 +40,10 @@ def verify_receipt(
     """Check an anchored receipt's inclusion proof against the chain alone, without the service.
 
     Exit 0 ANCHORED or ACKNOWLEDGED; 1 DISPUTED, NOT_ANCHORED or MISMATCH; 2 usage, I/O or chain-access error.
-    The output names the node read and its head block as the check began.
+    The output names the node read and its head block as the check began; every read of the check is of
+    that block.
     """
-    from node.endpoint import read_head
+    from node.endpoint import pin_to_head
     from verifier import jsontext
     from verifier.receipt_check import AnchorsReader, check_receipt
     from verifier.receipts import ReceiptProof
@@ -57,7 +58,7 @@ def verify_receipt(
         proof = ReceiptProof.from_answer(raw)
         rpc, chain_id, anchors = _target(rpc, chain_id, anchors)
         reader = AnchorsReader(rpc, anchors, chain_id=chain_id)
-        head = read_head(rpc)
+        head = pin_to_head(reader.rpc)
         verdict = check_receipt(proof, reader)
     except DxlError as exc:
         raise cli_error(exc, as_json) from exc

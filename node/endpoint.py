@@ -25,6 +25,7 @@ from verifier import jsontext
 
 if TYPE_CHECKING:
     from node.settings import Settings
+    from verifier.rpc import JsonRpc
 
 
 class ChainIdMismatchError(NodeError):
@@ -119,6 +120,19 @@ def read_head(rpc_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> NodeHead:
     except (KeyError, ValueError):
         pass
     raise NodeError(f"{rpc_url} answered its latest block with {block!r:.200}")
+
+
+def pin_to_head(client: JsonRpc) -> NodeHead:
+    """The head of the node ``client`` reads, with ``client`` pinned to it (:meth:`verifier.rpc.JsonRpc.pin`):
+    what a command that names the node and block it read calls as its check begins, so that every read of
+    its answer is of that block, whatever is mined meanwhile.
+
+    Raises:
+        NodeError: the node does not answer, or answers with no usable block.
+    """
+    head = read_head(client.url)
+    client.pin(head.number)
+    return head
 
 
 def most_advanced(heads: Iterable[NodeHead]) -> NodeHead | None:

@@ -44,6 +44,10 @@ class RpcProxy:
         self.after_send: Callable[[], None] | None = None
         #: Called when the node answered eth_getTransactionReceipt with a receipt, before its answer goes on.
         self.after_receipt: Callable[[], None] | None = None
+        #: Called once, when the node first answered for its latest block (``eth_getBlockByNumber("latest")``:
+        #: the head a reading command names as its check begins), before the answer goes on: what is mined
+        #: there comes between the head and the reads of the answer.
+        self.after_head: Callable[[], None] | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -61,6 +65,9 @@ class RpcProxy:
                     proxy.after_send()
                 if proxy.after_receipt is not None and _is_receipt(body, answer):
                     proxy.after_receipt()
+                if proxy.after_head is not None and _is_latest_block(body):
+                    hook, proxy.after_head = proxy.after_head, None
+                    hook()
                 if action == "lose":
                     self.close_connection = True
                     return
@@ -143,4 +150,16 @@ def _is_receipt(request: bytes, answer: bytes) -> bool:
         and asked.get("method") == "eth_getTransactionReceipt"
         and isinstance(answered, dict)
         and answered.get("result") is not None
+    )
+
+
+def _is_latest_block(request: bytes) -> bool:
+    try:
+        asked = json.loads(request)
+    except ValueError:
+        return False
+    return (
+        isinstance(asked, dict)
+        and asked.get("method") == "eth_getBlockByNumber"
+        and (asked.get("params") or [None])[0] == "latest"
     )

@@ -158,7 +158,8 @@ class Dispute:
 
 
 class LedgerReader:
-    """Read-only view of one ledger contract on one node.
+    """Read-only view of one ledger contract on one node: as it stands at ``block`` when one is given (or once
+    ``rpc`` is pinned: :meth:`verifier.rpc.JsonRpc.pin`), else at the node's head of each read.
 
     Raises (constructor):
         ChainCheckError: the node is unreachable, serves another chain id than ``chain_id``, or has no code
@@ -175,8 +176,9 @@ class LedgerReader:
         abi: list[dict[str, Any]] | None = None,
         timeout: float = 30.0,
         log_range: int = LOG_RANGE,
+        block: int | None = None,
     ) -> None:
-        self.rpc = JsonRpc(rpc_url, timeout=timeout)
+        self.rpc = JsonRpc(rpc_url, timeout=timeout, block=block)
         self.rpc_url = rpc_url
         self.from_block = max(0, from_block)
         self.log_range = max(1, log_range)

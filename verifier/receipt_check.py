@@ -112,18 +112,25 @@ class ReceiptVerdict:
 
 
 class AnchorsReader:
-    """Read-only calls into one ``ReceiptAnchors`` contract.
+    """Read-only calls into one ``ReceiptAnchors`` contract: at ``block`` when one is given (or once ``rpc``
+    is pinned: :meth:`verifier.rpc.JsonRpc.pin`), else at the node's head of each read.
 
     Raises (constructor):
         ChainCheckError: the node is unreachable, serves another chain id, or has no code at ``address``.
     """
 
     def __init__(
-        self, rpc_url: str, address: str, *, chain_id: int | None = None, timeout: float = 30.0
+        self,
+        rpc_url: str,
+        address: str,
+        *,
+        chain_id: int | None = None,
+        timeout: float = 30.0,
+        block: int | None = None,
     ) -> None:
         if not is_address(address):
             raise ChainCheckError(f"{address!r} is not a contract address")
-        self.rpc = JsonRpc(rpc_url, timeout=timeout)
+        self.rpc = JsonRpc(rpc_url, timeout=timeout, block=block)
         self.address = to_checksum_address(address)
         self.chain_id = contract_chain_id(self.rpc, rpc_url, self.address, chain_id)
 

@@ -4,6 +4,10 @@ The on-chain check needs six read-only methods (``eth_chainId``, ``eth_getCode``
 ``eth_blockNumber``, ``eth_getLogs`` and nothing that signs); web3.py would add most of a second of imports to
 every ``dxl verify``. Errors of any kind (transport, HTTP status, JSON, a JSON-RPC error object) become one
 :class:`RpcError` carrying the method and the reason.
+
+A client pinned to a block (:meth:`JsonRpc.pin`) reads the chain as it stood at that block, whatever is mined
+meanwhile: a check that names the block it read (``read from URL at block N``) makes every read of its answer
+there, or a block mined between two of its reads gives an answer that held at no block.
 """
 
 from __future__ import annotations
@@ -26,21 +30,81 @@ class RpcError(Exception):
         self.reason = reason
 
 
-class JsonRpc:
-    """Calls JSON-RPC methods at ``url``, one HTTP POST per call."""
+#: The position of the block parameter of the methods that read state at a block.
+_BLOCK_PARAMETER = {
+    "eth_call": 1,
+    "eth_getCode": 1,
+    "eth_getBalance": 1,
+    "eth_getTransactionCount": 1,
+    "eth_getStorageAt": 2,
+    "eth_getBlockByNumber": 0,
+}
+#: Block tags that name the head, or beyond it, as the node sees it at the moment it answers.
+_HEAD_TAGS = ("latest", "pending")
 
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
+
+class JsonRpc:
+    """Calls JSON-RPC methods at ``url``, one HTTP POST per call; pinned to ``block`` when one is given
+    (:meth:`pin`)."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, block: int | None = None) -> None:
         self.url = url
         self.timeout = timeout
         self._ids = itertools.count(1)
+        self.block: int | None = None
+        if block is not None:
+            self.pin(block)
+
+    def pin(self, block: int) -> None:
+        """Read the chain as it stood at ``block`` from now on: ``eth_blockNumber`` answers ``block``, the
+        head tags (``latest``, ``pending``) of state reads and ``eth_getBlockByNumber`` name it, and
+        ``eth_getLogs`` ends there. A block above it does not exist for this client (``eth_getBlockByNumber``
+        answers null, a log range starting above it is empty).
+        """
+        if type(block) is not int or block < 0:
+            raise ValueError(f"a block number is a non-negative integer, got {block!r}")
+        self.block = block
 
     def call(self, method: str, *params: Any) -> Any:
-        """The ``result`` of ``method(params)``.
+        """The ``result`` of ``method(params)`` (at the pinned block, if any).
 
         Raises:
             RpcError: no result (transport failure, HTTP status, malformed answer or a JSON-RPC error).
         """
-        return result_of(method, self._post(method, request(next(self._ids), method, params)))
+        pinned = self.at_pin(method, list(params))
+        if isinstance(pinned, Answered):
+            return pinned.result
+        return result_of(method, self._post(method, request(next(self._ids), method, pinned)))
+
+    def at_pin(self, method: str, params: list[Any]) -> list[Any] | Answered:
+        """``params`` of ``method`` as they read the pinned block, or the answer itself when the pin alone
+        gives it (the head's number; a block or range beyond the pin); ``params`` as they are if unpinned."""
+        pin = self.block
+        if pin is None:
+            return params
+        if method == "eth_blockNumber":
+            return Answered(hex(pin))
+        if method == "eth_getLogs" and params and isinstance(params[0], dict):
+            where = dict(params[0])
+            if "blockHash" in where:
+                return params
+            start = _block_at(where.get("fromBlock", "latest"), pin)
+            end = _block_at(where.get("toBlock", "latest"), pin)
+            if start is not None and start > pin:
+                return Answered([])
+            if start is not None:
+                where["fromBlock"] = hex(start)
+            if end is not None:
+                where["toBlock"] = hex(min(end, pin))
+            return [where, *params[1:]]
+        at = _BLOCK_PARAMETER.get(method)
+        number = None if at is None or at >= len(params) else _block_at(params[at], pin)
+        if at is None or number is None:
+            return params
+        if number > pin:
+            # A block the pinned chain has not reached: no such block; state there is the node's to refuse.
+            return Answered(None) if method == "eth_getBlockByNumber" else params
+        return [*params[:at], hex(number), *params[at + 1 :]]
 
     def _post(self, method: str, body: Any) -> Any:
         """POST one JSON-RPC request (or batch) and return the decoded answer; the transport of this client.
@@ -61,6 +125,32 @@ class JsonRpc:
             raise RpcError(method, f"HTTP {e.code} {e.reason}") from None
         except (OSError, ValueError) as e:  # URLError, timeouts and refused connections are OSErrors
             raise RpcError(method, f"{type(e).__name__}: {e}") from None
+
+
+class Answered:
+    """The answer a pinned client gives without asking the node (:meth:`JsonRpc.at_pin`)."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+
+def _block_at(tag: Any, pin: int) -> int | None:
+    """A block parameter (a number, a hex quantity or a tag) as a block number, the head tags as ``pin``;
+    None for the tags below the head (``earliest``, ``safe``, ``finalized``), left to the node: the first is
+    below any pin, the others a node places at or below its head and so at most a few blocks past the pin
+    (no reader of dxl asks for them) -- and for anything else, which the node refuses as it would."""
+    if tag in _HEAD_TAGS:
+        return pin
+    if type(tag) is int:
+        return tag
+    if isinstance(tag, str) and tag.startswith("0x"):
+        try:
+            return int(tag, 16)
+        except ValueError:
+            return None
+    return None
 
 
 def request(ident: int, method: str, params: Any) -> dict[str, Any]:

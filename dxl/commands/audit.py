@@ -19,6 +19,8 @@ from dxl.commands.common import JsonOption, exits_on_error
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from node.endpoint import NodeEndpoint
+
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
 )
@@ -224,9 +226,11 @@ def scorecard_cmd(
     as_json: JsonOption = False,
 ) -> None:
     """Indicators of one department (or the consortium) over a period (default: all time up to the head
-    block's time, the chain's now)."""
+    block's time, the chain's now). The output names the node read and the block the card holds at: the
+    last block the index holds, as near the head as the confirmation depth lets it."""
     from node.audit.scorecard import compute_scorecard, load_facts
     from node.audit.service import open_context
+    from node.endpoint import NodeHead
     from node.settings import load_settings
 
     with exits_on_error(as_json):
@@ -246,7 +250,8 @@ def scorecard_cmd(
             practice=practice,
             at_block=block,
         )
-    _out(card, as_json, "\n".join(_lines(card)))
+        read = NodeHead(ctx.rpc_url, block, now)
+    _out({**card, "node": read.to_dict()}, as_json, "\n".join([*_lines(card), f"read from {read}"]))
 
 
 def _practice_facts(rpc_url: str, chain_id: int, home: Path) -> Any:
@@ -290,9 +295,11 @@ def report_cmd(
 ) -> None:
     """Export the period's events (of one department, if given) as JSON and CSV, each row with its chain
     location; anchored receipt batches are rows with their leaf counts. Re-check it anywhere with
-    `dxl audit verify`."""
+    `dxl audit verify`. The output names the node read and the report's last block (the last the index
+    holds)."""
     from node.audit.reports import attach_receipts, build_report, write_report
     from node.audit.service import open_context
+    from node.endpoint import NodeHead
     from node.settings import load_settings
 
     with exits_on_error(as_json):
@@ -306,16 +313,19 @@ def report_cmd(
                 department=_department(ctx.engine, department),
                 block_time=rpc.block_time,
             )
+            last = int(report["block_range"]["to"])
+            read = NodeHead(ctx.rpc_url, last, rpc.block_time(last))
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None
         _attach_practice(report, ctx)
         paths = write_report(report, out)
     _out(
-        {"rows": report["row_count"], "receipt_batches": carried, "files": [str(p) for p in paths]},
+        {"rows": report["row_count"], "receipt_batches": carried, "files": [str(p) for p in paths],
+         "node": read.to_dict()},
         as_json,
         f"{report['row_count']} rows"
         + ("" if carried is None else f", receipts of {carried} anchored batch(es)")
-        + f" -> {paths[0]}, {paths[1]}",
-    )
+        + f" -> {paths[0]}, {paths[1]}; read from {read} (the last block indexed)",
+    )  # fmt: skip
 
 
 def _attach_practice(report: dict[str, Any], ctx: Any) -> None:
@@ -365,7 +375,14 @@ def verify_cmd(
     report: Annotated[
         Path, typer.Argument(help="report.json or report.csv (or the directory holding them: its JSON).")
     ],
-    rpc_url: Annotated[str, typer.Option("--rpc", help="JSON-RPC URL of any node of the network.")],
+    rpc_url: Annotated[
+        str | None,
+        typer.Option(
+            "--rpc",
+            help="JSON-RPC URL of any node of the network (default: of DXL_RPC_URL and DXL_RPC_FAILOVER_URLS "
+            "the first that answers and does not lag behind, else the embedded node).",
+        ),
+    ] = None,
     contract: Annotated[
         str | None, typer.Option(help="Ledger address (trusted; default: the report's).")
     ] = None,
@@ -385,16 +402,17 @@ def verify_cmd(
     its database (exit 1 naming each changed, missing or reordered row). Anchored receipt batches are
     re-checked as rows; receipts the report carries are recomputed into each batch's anchored root (an
     omitted, added or altered receipt is named). The output names the node read and its head block as the
-    re-check began."""
+    re-check began: every read of the re-check is of that block."""
     # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
     from node.audit.rpc import JsonRpc
     from node.audit.verify import audit_abi, load_report, verify_report
-    from node.endpoint import read_head
+    from node.endpoint import pin_to_head
 
     with exits_on_error(as_json):
         document = load_report(report)
-        head = read_head(rpc_url)
-        with JsonRpc(rpc_url) as rpc:
+        urls = _reading_node().rpc_urls if rpc_url is None else (rpc_url,)
+        with JsonRpc(urls[0], failover_urls=urls[1:]) as rpc:
+            head = pin_to_head(rpc)
             result = verify_report(
                 document, rpc, audit_abi(), contract=contract, anchors=anchors, practice=practice
             )
@@ -419,6 +437,19 @@ def verify_cmd(
     _out({**result.to_dict(), "node": head.to_dict()}, as_json, "\n".join([*result.problems, summary]))
     if not result.ok:
         raise typer.Exit(1)
+
+
+def _reading_node() -> NodeEndpoint:
+    """The node every reading command reads (:func:`node.endpoint.configured_node`); whether it serves the
+    report's chain is the re-check's first question.
+
+    Raises:
+        ConfigurationError: bad settings.
+    """
+    from node.endpoint import configured_node
+    from node.settings import load_settings
+
+    return configured_node(load_settings())
 
 
 def register(app: typer.Typer) -> None:

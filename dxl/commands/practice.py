@@ -424,8 +424,8 @@ def sample_command(
     as_json: JsonOption = False,
 ) -> None:
     """Recompute an inspection's sample from a node alone (verifier.sampling; no API, no keys); the output
-    names the node read and its head block as the sample was read."""
-    from node.endpoint import read_head
+    names the node read and its head block as the sample was read, the block every read of it is of."""
+    from node.endpoint import pin_to_head
     from verifier.onchain import LedgerReader
     from verifier.sampling import derive_sample
 
@@ -447,7 +447,7 @@ def sample_command(
                 practice = deployment.sharing_practice.address
             from_block = deployment.block_number if from_block is None else from_block
         reader = LedgerReader(rpc, ledger, from_block=from_block or 0)
-        head = read_head(rpc)
+        head = pin_to_head(reader.rpc)
         derived = derive_sample(reader, practice, inspection_id)
     data = {**derived.to_dict(), "node": head.to_dict()}
     lead = f"inspection {inspection_id}: seed {data['seed']} (block {data['seed_block']}), population "

@@ -48,8 +48,15 @@ class JsonRpc(rpc.JsonRpc):
     a read, safe to run again elsewhere; the indexer's block hashes catch a node on another branch.
     """
 
-    def __init__(self, url: str, *, timeout: float = 30.0, failover_urls: Sequence[str] = ()) -> None:
-        super().__init__(url, timeout=timeout)
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 30.0,
+        failover_urls: Sequence[str] = (),
+        block: int | None = None,
+    ) -> None:
+        super().__init__(url, timeout=timeout, block=block)
         self._urls = (url, *failover_urls)
         self._active = 0
         self._client = httpx.Client(timeout=timeout, verify=_tls_context())
@@ -110,11 +117,19 @@ class JsonRpc(rpc.JsonRpc):
         results: list[Any] = []
         for start in range(0, len(calls), BATCH_SIZE):
             chunk = calls[start : start + BATCH_SIZE]
-            reply = self._post(chunk[0][0], [rpc.request(i, m, p) for i, (m, p) in enumerate(chunk)])
-            if not isinstance(reply, list) or len(reply) != len(chunk):
-                raise NodeError(f"{self.active_url} answered a batch of {len(chunk)} with {reply!r:.300}")
+            # Read at the pinned block as a single call is; what the pin answers alone is not sent.
+            pinned = [self.at_pin(m, list(p)) for m, p in chunk]
+            asked = [(i, m, p) for i, ((m, _), p) in enumerate(zip(chunk, pinned, strict=True))
+                     if not isinstance(p, rpc.Answered)]  # fmt: skip
+            reply = self._post(chunk[0][0], [rpc.request(i, m, p) for i, m, p in asked]) if asked else []
+            if not isinstance(reply, list) or len(reply) != len(asked):
+                raise NodeError(f"{self.active_url} answered a batch of {len(asked)} with {reply!r:.300}")
             by_id = {r.get("id"): r for r in reply if isinstance(r, dict)}
             for i, (method, params) in enumerate(chunk):
+                given = pinned[i]
+                if isinstance(given, rpc.Answered):
+                    results.append(given.result)
+                    continue
                 try:
                     results.append(rpc.result_of(method, by_id.get(i)))
                 except rpc.RpcError as exc:

@@ -13,8 +13,10 @@ import pytest
 from typer.testing import CliRunner
 
 from dxl.app import app
-from tests.audit.audit_scenario import period_end
+from node.types import ShareType
+from tests.audit.audit_scenario import _resource, period_end, run_scenario
 from tests.hostile_node import answering
+from tests.rpc_proxy import RpcProxy
 
 
 @pytest.fixture
@@ -82,6 +84,51 @@ def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) 
     assert code == 1 and "row 3: tx_hash" in out
     assert run("verify", str(tmp_path / "nothing.json"), "--rpc", node_endpoint.rpc_url)[0] == 2
     assert run("verify", str(out_dir), "--rpc", "http://127.0.0.1:9")[0] == 2
+
+
+def test_verify_reads_the_configured_node_at_the_head_it_names(
+    node_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --rpc the report is re-checked against the node every reading command reads (DXL_RPC_URL
+    here), at the head it names: a resource registered just after that head was read, inside a period that
+    runs past the report's last block, is not in the answer. Read at the head of each read, it was a
+    missing row of a block after the one named: exit 1 for a report that was whole at that block."""
+    scenario = run_scenario(node_endpoint, tmp_path / "home")  # a ledger of its own: one event is added
+    monkeypatch.setenv("DXL_HOME", str(scenario.home))
+    monkeypatch.setenv("DXL_RPC_URL", node_endpoint.rpc_url)
+    monkeypatch.setenv("DXL_CHAIN_ID", str(node_endpoint.chain_id))
+    monkeypatch.setenv("DXL_DATABASE_URL", f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    assert run("index")[0] == 0
+    code, out = run("report", "--out", str(tmp_path / "report"), "--json")
+    assert code == 0, out
+    last = json.loads((tmp_path / "report" / "report.json").read_text())["block_range"]["to"]
+    assert json.loads(out)["node"]["block"] == last
+    path = tmp_path / "report" / "report.json"
+    doc = json.loads(path.read_text())
+    doc["period"]["to"] = 4_102_444_800  # 2100-01-01: every later block's events belong in the report
+    del doc["period"]["to_iso"]
+    path.write_text(json.dumps(doc))
+    registered: list[int] = []
+    with RpcProxy(node_endpoint.rpc_url) as proxy:
+        monkeypatch.setenv("DXL_RPC_URL", proxy.url)
+
+        def register_resource() -> None:
+            # Stamped seconds after the report's last block: a block sharing its second came after the
+            # report, which need not hold it (node.audit.verify._Scan.due).
+            scenario.client.w3.provider.make_request("evm_increaseTime", [5])  # type: ignore[arg-type]
+            _resource(scenario, "TAX", "r_late", ShareType.UNCONDITIONAL)
+            registered.append(scenario.client.block_number())
+
+        proxy.after_head = register_resource
+        code, out = run("verify", str(path), "--json")
+    node = json.loads(out)["node"]
+    assert registered and (node["rpc_url"], node["block"]) == (proxy.url, registered[0] - 1), out
+    assert code == 0 and json.loads(out)["problems"] == [], out
+    # At the head now the resource is there, and the report lacks it.
+    monkeypatch.setenv("DXL_RPC_URL", node_endpoint.rpc_url)
+    code, out = run("verify", str(path))
+    assert code == 1 and f"missing row: ResourceRegistered at block {registered[0]} " in out, out
+    assert f"read from {node_endpoint.rpc_url} at block {registered[0]} " in out
 
 
 def test_scorecard_and_bad_input(env: Path, scenario) -> None:

@@ -21,6 +21,7 @@ from node.endpoint import NodeEndpoint
 from node.types import GovernanceAction
 from tests.cli import dxl
 from tests.contracts.conftest import Consortium, deploy, receipt_of
+from tests.rpc_proxy import RpcProxy
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
@@ -298,6 +299,35 @@ def test_cli_verify_exit_codes(
     head = c.client.w3.eth.get_block("latest")
     assert out["node"] == {"rpc_url": node_endpoint.rpc_url, "block": head["number"],
                            "block_timestamp": head["timestamp"]}  # fmt: skip
+
+
+def test_cli_verify_reads_its_answer_at_the_block_it_names(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    """The consumer acknowledges the delivery just after the check read the node's head: the answer is the
+    delivery as it stood at the head the output names, RECORDED and unsettled. Read at the head of each read,
+    it was ACKNOWLEDGED by a block after the one named: an answer that held at no block."""
+    c, grant, _reader = chain
+    payload, m = commit(tmp_path, c, grant)
+    tx = record(c, m, grant)
+    acknowledged: list[Any] = []
+
+    def acknowledge() -> None:
+        ack = c.send(c.depts["HRSS"], "acknowledgeDelivery", m.delivery_id, receipt_of(tx), m.root)
+        acknowledged.append(ack)
+
+    with RpcProxy(node_endpoint.rpc_url) as proxy:
+        proxy.after_head = acknowledge
+        code, out = _cli("verify", payload, "--json", "--rpc", proxy.url, "--chain-id",
+                         str(node_endpoint.chain_id), "--contract", str(c.client.address))  # fmt: skip
+    assert acknowledged and acknowledged[0].block_number == out["node"]["block"] + 1, out["node"]
+    details = out["anchor"]["details"]
+    assert (code, out["status"], details["status"], details["settled"]) == (0, "MATCH", "RECORDED", None), out
+    assert out["anchor"]["acknowledged_root"] is None
+    # Read again at the head now, the acknowledgement is there.
+    code, out = _cli("verify", payload, "--json", *_chain_args(c, node_endpoint))
+    assert (code, out["anchor"]["details"]["status"]) == (0, "ACKNOWLEDGED"), out
+    assert out["anchor"]["details"]["settled"]["block_number"] == acknowledged[0].block_number
 
 
 def test_cli_verify_unreachable_node_is_exit_2(chain: Any, tmp_path: Path) -> None:
