@@ -19,8 +19,10 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.auth import principal_key
 from api.console import install_console
 from api.db import hold_database, init_db, make_engine, session_factory
 from api.deps import AppState
@@ -33,6 +35,7 @@ from api.limits import (
     BODY_TIMEOUT_SECONDS,
     DEFAULT_MAX_BODY_BYTES,
     BodyLimitMiddleware,
+    Identify,
     RateLimitMiddleware,
 )
 from api.openapi import install_openapi
@@ -329,10 +332,27 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=max_body_bytes, body_timeout=body_timeout)
     # A request over its rate is refused before its body is read or its key claimed: nothing is recorded.
-    app.add_middleware(RateLimitMiddleware, limits=lambda: _settings_of(app).rate_limits)
+    app.add_middleware(
+        RateLimitMiddleware, limits=lambda: _settings_of(app).rate_limits, identify=lambda: _identify(app)
+    )
     app.add_middleware(MethodGuardMiddleware, api=app)
     app.add_middleware(SecurityHeadersMiddleware)
     return app
+
+
+def _identify(app: FastAPI) -> Identify:
+    """Whose a bearer token is, for the rate limits; None also while the API database cannot be read (the
+    route's own look-up answers for that)."""
+    sessions = app.state.dxl.sessions
+
+    def identify(token: str) -> str | None:
+        try:
+            return principal_key(sessions, token)
+        except SQLAlchemyError as exc:
+            log.warning("rate limits: cannot tell whose a token is: %s", exc)
+            return None
+
+    return identify
 
 
 def _settings_of(app: FastAPI) -> ApiSettings:

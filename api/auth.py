@@ -22,7 +22,7 @@ from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import ApiToken, utcnow
 from node.errors import DxlError
@@ -140,3 +140,15 @@ def authenticate(session: Session, token: str) -> Principal | None:
         return None
     principal = parse_principal(row.principal)
     return Principal(principal.role, principal.department, principal.governor, token_name=row.name)
+
+
+def principal_key(sessions: sessionmaker[Session], token: str) -> str | None:
+    """The key (:attr:`Principal.key`) of an active token's principal, or None, read in a session of its own:
+    whose a request is, for the middlewares that act before the route authenticates it.
+
+    Raises:
+        SQLAlchemyError: the API database cannot be read.
+    """
+    with sessions() as session:
+        principal = authenticate(session, token)
+    return principal.key if principal else None

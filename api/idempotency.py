@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import authenticate
+from api.auth import principal_key
 from api.db import IdempotencyRecord, JournaledTransaction, utcnow
 from api.errors import ERRORS, error_body
 from api.journal import DATABASE_DOWN, Claim, TxStatus
@@ -491,9 +491,7 @@ def _principal_of(sessions: sessionmaker[Session], authorization: bytes) -> str 
     scheme, _, token = authorization.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token:
         return None
-    with sessions() as session:
-        principal = authenticate(session, token.strip())
-    return principal.key if principal else None
+    return principal_key(sessions, token.strip())
 
 
 async def _replay(send: Send, stored: Stored) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, error_body
@@ -241,8 +242,11 @@ class BodyLimitMiddleware:
 
 
 #: Where the route's authentication leaves the principal it found (``Principal.key``), for
-#: :class:`RateLimitMiddleware` to charge that principal's next requests to it.
+#: :class:`RateLimitMiddleware` to remember whose the token is.
 SCOPE_PRINCIPAL = "dxl.principal"
+#: The principal (``Principal.key``) of a bearer token, or None for a token the API database does not hold
+#: (unknown or revoked). Blocking: a look-up in the database.
+Identify = Callable[[str], str | None]
 
 
 @dataclass(frozen=True)
@@ -322,35 +326,47 @@ class RateLimits:
 _MAX_KNOWN_TOKENS = 10_000
 
 
-def _bearer_digest(scope: Scope) -> bytes | None:
-    """The SHA-256 of the first ``Authorization`` header's bearer token (the one the routes read), or None."""
-    value = next((v for name, v in scope["headers"] if name.lower() == b"authorization"), None)
+def _bearer(scope: Scope) -> bytes | None:
+    """The first ``Authorization`` header's bearer token (the one the routes read), or None."""
+    value: bytes | None = next((v for name, v in scope["headers"] if name.lower() == b"authorization"), None)
     if value is None:
         return None
     scheme, _, token = value.partition(b" ")
     if scheme.lower() != b"bearer" or not token.strip():
         return None
-    return hashlib.sha256(token.strip()).digest()
+    return token.strip()
 
 
 class RateLimitMiddleware:
     """Refuses with ``429`` a request over its principal's rate (``RATE_LIMITED``) or from an address whose
     failed authentications are over theirs (``AUTHENTICATION_RATE_LIMITED``), with ``Retry-After``.
 
-    Which principal a token is, the routes find out (a look-up in the API database); this middleware learns
-    it from their answers (:data:`SCOPE_PRINCIPAL`) and charges the token's later requests to that principal:
-    the tokens of one department share its rate. A token not known good yet (unknown, revoked, or not seen
-    since the start) is the address's: refused only while the address is over its failures' rate, so a
-    valid token sent for the first time from an address that floods the service with bad ones waits with
-    them, and one known good never does. An answer 401 forgets the token and charges the address.
+    Every request with a token the API database holds is charged to its principal before anything runs: the
+    tokens of one department share its rate, a token's first request included (a new token, or one not seen
+    since the start). Which principal a token is, ``identify`` finds out (a look-up in the API database) the
+    first time, and the routes' answers confirm (:data:`SCOPE_PRINCIPAL`); later requests are charged without
+    a look-up. Before, a token's requests were charged only once one of them had been answered: the first,
+    and every request a new token sent before that answer, ran free of any rate.
+
+    A token not known good yet (unknown, revoked, or not seen since the start) is first the address's:
+    refused while the address is over its failures' rate, so a valid token sent for the first time from an
+    address that floods the service with bad ones waits with them, and one known good never does. An answer
+    401 forgets the token and charges the address.
 
     ``limits`` is read at the first request: the app's settings are read at its start, after the middleware
     stack is built.
     """
 
-    def __init__(self, app: ASGIApp, *, limits: Callable[[], RateLimits]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limits: Callable[[], RateLimits],
+        identify: Callable[[], Identify] | None = None,
+    ) -> None:
         self.app = app
         self._limits = limits
+        self._identify_of = identify
         self._principals: TokenBuckets | None = None
         self._failures: TokenBuckets | None = None
         self._known: dict[bytes, str] = {}
@@ -372,19 +388,25 @@ class RateLimitMiddleware:
             self._concurrency = limits.concurrency
         principals, failures = self._principals, self._failures
         now = time.monotonic()
-        digest = _bearer_digest(scope)
+        token = _bearer(scope)
+        digest = hashlib.sha256(token).digest() if token is not None else None
         principal = self._known.get(digest) if digest is not None else None
         address = (scope.get("client") or ("", 0))[0]
-        if principal is not None:
-            if principals.rate.limited and (wait := principals.take(principal, now)):
-                await _too_many(send, "RATE_LIMITED", wait,
-                    f"{principal} sent more than {principals.rate.per_second:g} requests a second "
-                    f"(bursts of {principals.rate.burst:,}); retry after the wait")  # fmt: skip
+        if principal is None:
+            if failures.rate.limited and (wait := failures.wait(address, now)):
+                await _too_many(send, "AUTHENTICATION_RATE_LIMITED", wait,
+                    f"more than {failures.rate.per_second:g} requests a second from this address failed "
+                    f"authentication (bursts of {failures.rate.burst:,}); retry after the wait")  # fmt: skip
                 return
-        elif failures.rate.limited and (wait := failures.wait(address, now)):
-            await _too_many(send, "AUTHENTICATION_RATE_LIMITED", wait,
-                f"more than {failures.rate.per_second:g} requests a second from this address failed "
-                f"authentication (bursts of {failures.rate.burst:,}); retry after the wait")  # fmt: skip
+            if principals.rate.limited and self._identify_of is not None and token is not None:
+                principal = await to_thread.run_sync(self._identify_of(), token.decode("latin-1"))
+                if principal is not None and digest is not None:
+                    self._learn(digest, principal)
+                now = time.monotonic()
+        if principal is not None and principals.rate.limited and (wait := principals.take(principal, now)):
+            await _too_many(send, "RATE_LIMITED", wait,
+                f"{principal} sent more than {principals.rate.per_second:g} requests a second "
+                f"(bursts of {principals.rate.burst:,}); retry after the wait")  # fmt: skip
             return
 
         async def watched(message: Message) -> None:
@@ -395,9 +417,7 @@ class RateLimitMiddleware:
                     if failures.rate.limited:
                         failures.charge(address, time.monotonic())
                 elif digest is not None and (found := scope.get(SCOPE_PRINCIPAL)) is not None:
-                    if digest not in self._known and len(self._known) >= _MAX_KNOWN_TOKENS:
-                        self._known.clear()  # relearned from the next answers
-                    self._known[digest] = found
+                    self._learn(digest, found)
             await send(message)
 
         # A token's first requests, sent before any was answered, are not the principal's yet: held to the
@@ -417,6 +437,11 @@ class RateLimitMiddleware:
             turns.users -= 1
             if not turns.users:  # nothing of it in progress or waiting: a made-up token leaves nothing behind
                 del self._turns[owner]
+
+    def _learn(self, digest: bytes, principal: str) -> None:
+        if digest not in self._known and len(self._known) >= _MAX_KNOWN_TOKENS:
+            self._known.clear()  # relearned from the next requests
+        self._known[digest] = principal
 
 
 class _Turns:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ def test_a_principal_over_its_rate_is_refused_429_and_nothing_recorded_while_the
 ) -> None:
     with _served_with(embedded_node, tmp_path_factory, api_rate_limit=2, api_rate_burst=5) as env:
         before = _resources(env)
-        ok(env.call("GET", "/me", "psb"))  # the token's principal is learned from this answer
         for _ in range(5):
             ok(env.call("GET", "/me", "psb"))
         _refused(env.call("GET", "/me", "psb"), "RATE_LIMITED")
@@ -61,8 +61,7 @@ def test_a_principal_over_its_rate_is_refused_429_and_nothing_recorded_while_the
             second = issue_token(session, principal=parse_principal("PSB"), name="psb-second")
             session.commit()
         other = {"Authorization": f"Bearer {second}"}
-        ok(env.client.get("/me", headers=other))  # not known yet: it is served, and learned
-        _refused(env.client.get("/me", headers=other), "RATE_LIMITED")
+        _refused(env.client.get("/me", headers=other), "RATE_LIMITED")  # its first request included
         # A write refused for its rate records nothing, and its key is not taken: the retry after the wait
         # does the work once.
         body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 2}
@@ -74,6 +73,43 @@ def test_a_principal_over_its_rate_is_refused_429_and_nothing_recorded_while_the
         assert created.status_code == 201, created.text
         assert "idempotent-replayed" not in created.headers
         assert _resources(env) == before + 1
+
+
+def _new_token(env: ApiEnv, principal: str, name: str) -> dict[str, str]:
+    with session_factory(make_engine(env.settings.effective_database_url))() as session:
+        token = issue_token(session, principal=parse_principal(principal), name=name)
+        session.commit()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_new_tokens_first_requests_are_charged_to_its_principal_one_by_one_or_all_at_once(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A token the service has not answered yet draws on its principal's budget from its first request: its
+    first request, and every request it sends before the first answer, ran free of any rate."""
+    with _served_with(embedded_node, tmp_path_factory, api_rate_limit=0.05, api_rate_burst=4) as env:
+        one_by_one = _new_token(env, "HEALTH", "health-new")
+        for _ in range(4):
+            ok(env.client.get("/me", headers=one_by_one))
+        _refused(env.client.get("/me", headers=one_by_one), "RATE_LIMITED")
+
+        at_once = _new_token(env, "SAMR", "samr-new")
+        start = threading.Barrier(8)
+
+        def me() -> int:
+            with httpx.Client(base_url=env.url, timeout=30) as client:
+                start.wait()
+                return client.get("/me", headers=at_once).status_code
+
+        with ThreadPoolExecutor(8) as pool:
+            statuses = sorted(pool.map(lambda _: me(), range(8)))
+        assert statuses == [200] * 4 + [429] * 4, statuses
+        # A write of a token never answered before is refused for its principal's rate, recording nothing.
+        writer = _new_token(env, "SAMR", "samr-writer")
+        body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 2}
+        before = _resources(env)
+        _refused(env.client.post("/resources", json=body, headers=writer), "RATE_LIMITED")
+        assert _resources(env) == before
 
 
 def test_an_address_failing_authentication_is_refused_429_and_tokens_known_good_are_not(
