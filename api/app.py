@@ -72,11 +72,12 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
         KeystoreError: a key cannot be unlocked (wrong passphrase or corrupt keystore).
         NotDeployedError, DeploymentMismatchError: no deployment record, or one for another ledger.
         NodeError: the node is unreachable or serves another chain.
-        ConfigurationError: unusable settings.
+        ConfigurationError: unusable settings, among them a confirmation depth the node never reaches
+            (:func:`~node.endpoint.refuse_unreachable_depth`).
     """
     from node.anvil import EmbeddedNode
     from node.deploy import ledger_client, load_deployment
-    from node.endpoint import NodeEndpoint
+    from node.endpoint import NodeEndpoint, refuse_unreachable_depth
     from node.keys import KeyStore
 
     settings.check()
@@ -89,6 +90,7 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
         )
     else:
         endpoint = EmbeddedNode(settings.home).endpoint
+    refuse_unreachable_depth(endpoint, settings.confirmations)
     keystore = KeyStore.from_settings(settings)
     deployment = load_deployment(settings.home)
     custody = Custody.of_deployment(keystore, deployment.governors)

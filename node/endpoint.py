@@ -215,6 +215,34 @@ class NodeEndpoint:
         return int(str(rpc_call(self.rpc_url, "eth_blockNumber", timeout=timeout)), 16)
 
 
+def mines_per_transaction(rpc_url: str, *, timeout: float = 5.0) -> bool:
+    """Whether the node at ``rpc_url`` mines a block when a transaction arrives and at no other time: an
+    auto-mining anvil (``anvil_getAutomine``; started without ``--block-time``). A node that does not know the
+    method (Besu, geth, an anvil a miner drives) does not."""
+    try:
+        return rpc_call(rpc_url, "anvil_getAutomine", timeout=timeout) is True
+    except NodeError:
+        return False
+
+
+def refuse_unreachable_depth(endpoint: NodeEndpoint, confirmations: int) -> None:
+    """Refuse to write with a confirmation depth the node never reaches: an auto-mining anvil puts no block on
+    top of a write until a later write comes, so with ``DXL_CONFIRMATIONS`` above 0 a lone write would stay
+    unconfirmed (``TRANSACTION_PENDING``) for ever, a deployment would wait out its timeout. What a start that
+    writes (``dxl run``, ``dxl deploy``, the API service) asks once, before it writes anything.
+
+    Raises:
+        ConfigurationError: ``confirmations`` > 0 and the node mines per transaction.
+    """
+    if confirmations > 0 and mines_per_transaction(endpoint.rpc_url):
+        raise ConfigurationError(
+            f"DXL_CONFIRMATIONS={confirmations} waits for {confirmations} block(s) on top of each write, but "
+            f"the node at {endpoint.rpc_url} (DXL_RPC_URL, else the embedded node) is an anvil that mines a "
+            "block only when a transaction arrives, so a write alone is never confirmed: set "
+            "DXL_CONFIRMATIONS=0 (anvil's blocks are final once mined) or run anvil with --block-time"
+        )
+
+
 def configured_node(settings: Settings, *, chain_id: int | None = None) -> NodeEndpoint:
     """The node a command reads the chain from, the same for every command: of ``DXL_RPC_URL`` and
     ``DXL_RPC_FAILOVER_URLS`` the first that answers and does not lag behind the most advanced

@@ -34,21 +34,26 @@ def _chain(
 ) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
     """The configured node: ``DXL_RPC_URL`` if set (or, of it and ``DXL_RPC_FAILOVER_URLS``, the first that
     does not lag behind the others: :func:`~node.endpoint.configured_node`), else the embedded node (started
-    here if asked and not already running; stopped on exit only if started here)."""
+    here if asked and not already running; stopped on exit only if started here). A node that never reaches
+    the confirmation depth is refused before anything is written
+    (:func:`~node.endpoint.refuse_unreachable_depth`)."""
     from node.anvil import EmbeddedNode, NodeSettings
-    from node.endpoint import configured_node
+    from node.endpoint import configured_node, refuse_unreachable_depth
 
     if settings.rpc_url:
         endpoint = configured_node(settings)
         endpoint.verify()
+        refuse_unreachable_depth(endpoint, settings.confirmations)
         yield endpoint, None
         return
     node = EmbeddedNode(settings.home, NodeSettings(port=settings.node_port))
     if node.pid is not None or not start_embedded:
+        refuse_unreachable_depth(node.endpoint, settings.confirmations)
         yield node.endpoint, None
         return
     endpoint = node.start()
     try:
+        refuse_unreachable_depth(endpoint, settings.confirmations)
         yield endpoint, node
     finally:
         node.stop()

@@ -14,6 +14,7 @@ from api_helpers import ApiEnv, as_token, issue, ok
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from api.app import connect_ledger, create_app
 from api.auth import Principal, Role, TokenError, authenticate, hash_token, parse_principal, revoke_token
@@ -21,7 +22,9 @@ from api.db import ApiToken, make_engine, session_factory
 from api.demo import DEMO_TOKENS_FILE, ApiDatabaseLostError, demo_principals, ensure_demo_tokens
 from api.ledger import Custody
 from api.settings import ApiSettings
+from dxl.app import app
 from node.deploy import load_deployment
+from node.errors import ConfigurationError
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
 
@@ -37,6 +40,36 @@ def test_wrong_passphrase_stops_the_start_with_a_clear_error(api_env: ApiEnv) ->
     assert "wrong passphrase" in message and "not-the-passphrase" not in message
     with pytest.raises(KeystoreError), TestClient(create_app(wrong)):
         pass
+
+
+def test_a_confirmation_depth_an_auto_mining_node_never_reaches_stops_the_start(api_env: ApiEnv) -> None:
+    """The test node mines a block per transaction and no other: with DXL_CONFIRMATIONS=2 a write alone
+    would wait for ever for the two blocks on top of it (TRANSACTION_PENDING on every retry). The start is
+    refused, naming both settings, before any key is unlocked or anything written."""
+    deep = api_env.settings.model_copy(update={"confirmations": 2})
+    with pytest.raises(ConfigurationError) as caught:
+        connect_ledger(deep, lambda: None)
+    message = str(caught.value)
+    assert "DXL_CONFIRMATIONS=2" in message and "DXL_RPC_URL" in message, message
+    assert str(api_env.settings.rpc_url) in message and "--block-time" in message
+    with pytest.raises(ConfigurationError), TestClient(create_app(deep)):
+        pass
+
+
+def test_dxl_deploy_refuses_a_depth_an_auto_mining_node_never_reaches(
+    api_env: ApiEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``dxl deploy`` asks first and writes nothing: before, it waited out its timeout for blocks that never
+    came, with the contract deployed and no record of it."""
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.setenv("DXL_RPC_URL", str(api_env.settings.rpc_url))
+    monkeypatch.setenv("DXL_CHAIN_ID", str(api_env.settings.chain_id))
+    monkeypatch.setenv("DXL_CONFIRMATIONS", "1")
+    result = CliRunner().invoke(app, ["deploy", "--json"])
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.output)
+    assert error["error"] == "CONFIGURATION_ERROR" and "DXL_CONFIRMATIONS=1" in error["message"], error
+    assert not (tmp_path / "deployment.json").exists() and not (tmp_path / "keys").exists()
 
 
 def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path) -> None:  # type: ignore[no-untyped-def]
