@@ -24,8 +24,10 @@ import httpx
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_typing import HexStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from web3.types import TxReceipt
 
 from api.app import create_app
 from api.db import JournaledTransaction, init_db, make_engine, session_factory
@@ -73,16 +75,27 @@ def _block(url: str) -> int:
     return int(str(rpc_call(url, "eth_blockNumber")), 16)
 
 
+def _rpc_object(url: str, method: str, params: list[object] | None = None) -> dict[str, Any]:
+    """A JSON-RPC answer that must be an object (a block, a mined receipt, the pool): anything else, such as
+    the null of a receipt not mined on that node, fails the test with the call that gave it."""
+    found = rpc_call(url, method, params)
+    assert isinstance(found, dict), f"{url} answered {method} {params} with {found!r:.200}"
+    return found
+
+
 def test_three_signers_peer_and_seal_with_free_gas(full_network: LocalNetwork) -> None:
     members = full_network.members()
     endpoint = full_network.endpoint()
     signers = rpc_call(endpoint.rpc_url, "clique_getSigners", ["latest"])
-    assert sorted(str(s).lower() for s in signers) == sorted(m.address.lower() for m in members)  # type: ignore[union-attr]
+    assert isinstance(signers, list), signers
+    assert sorted(str(s).lower() for s in signers) == sorted(m.address.lower() for m in members)
     status = full_network.status()
     assert status.running == 3 and all(m.peers == 2 for m in status.members)
     # Every member follows the same chain: the block one member sealed is the one the others hold.
     number = _block(members[0].rpc_url) - 1
-    hashes = {str(rpc_call(m.rpc_url, "eth_getBlockByNumber", [hex(number), False])["hash"]) for m in members}  # type: ignore[index]
+    hashes = {
+        str(_rpc_object(m.rpc_url, "eth_getBlockByNumber", [hex(number), False])["hash"]) for m in members
+    }
     assert len(hashes) == 1
     assert rpc_call(endpoint.rpc_url, "eth_gasPrice") == "0x0"
 
@@ -326,9 +339,7 @@ def _peers(url: str) -> int:
 
 
 def _head(url: str) -> dict[str, Any]:
-    head = rpc_call(url, "eth_getBlockByNumber", ["latest", False])
-    assert isinstance(head, dict)
-    return head
+    return _rpc_object(url, "eth_getBlockByNumber", ["latest", False])
 
 
 def _sealer(url: str, number: int) -> str:
@@ -417,30 +428,34 @@ def test_a_write_in_a_block_orphaned_by_a_partition_is_mined_again_once(
     assert client.pending_nonce(account.address) == 1
     full_network.wait_peered(timeout=60)
     for member in members:
-        found = rpc_call(member.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
-        assert found is not None and found["blockHash"] == canonical  # type: ignore[index]
+        found = _rpc_object(member.rpc_url, "eth_getTransactionReceipt", [signed.tx_hash])
+        assert found["blockHash"] == canonical
 
 
 # --- receipts at volume on the network: the confirmation depth, failover and reorganisations --------------
 
 
 def _receipts(served: NetworkApi, ids: list[str]) -> list[dict[str, Any]]:
-    found = ok(served.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids}))["receipts"]
+    found: list[dict[str, Any]] = ok(
+        served.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids})
+    )["receipts"]
     assert len(found) == len(ids), found
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _batch(served: NetworkApi, delivery_id: str) -> dict[str, Any]:
     """The receipt's batch as GET /receipts/{id} names it ({} while in none)."""
-    return _receipts(served, [delivery_id])[0]["batch"] or {}  # type: ignore[no-any-return]
+    batch: dict[str, Any] = _receipts(served, [delivery_id])[0]["batch"] or {}
+    return batch
 
 
 def _all_final(served: NetworkApi, ids: list[str], timeout: float) -> list[dict[str, Any]]:
-    return until(  # type: ignore[no-any-return]
+    final: list[dict[str, Any]] = until(
         lambda: (found := _receipts(served, ids)) and all(r["status"] == "final" for r in found) and found,
         f"{len(ids)} receipts final",
         timeout=timeout,
     )
+    return final
 
 
 @pytest.fixture(scope="module")
@@ -484,14 +499,14 @@ def test_a_receipt_reads_final_only_under_the_confirmation_depth(
     """Mined, a receipt's batch reads ``anchored`` until DXL_CONFIRMATIONS blocks of the network are on top
     of its block, then ``final``; the block it names holds its anchor on every member."""
     before = _leaves(served, receipt_grant["id"])
-    ids = [receipt_body(receipt_grant) for _ in range(3)]
-    ok(served.call("POST", "/receipts", "psb", json={"receipts": ids}), 202)
-    ids = [b["delivery_id"] for b in ids]  # type: ignore[misc]
+    bodies = [receipt_body(receipt_grant) for _ in range(3)]
+    ok(served.call("POST", "/receipts", "psb", json={"receipts": bodies}), 202)
+    ids: list[str] = [b["delivery_id"] for b in bodies]
     seen: list[tuple[str, int | None, int]] = []
     deadline = time.monotonic() + 30
     while not seen or seen[-1][0] != "final":
         assert time.monotonic() < deadline, seen
-        found = _receipts(served, ids)  # type: ignore[arg-type]
+        found = _receipts(served, ids)
         head = _block(served.node_in_use)  # at least the head the service read
         assert len({(r["status"], r["batch"] and r["batch"]["block_number"]) for r in found}) == 1, found
         seen.append((found[0]["status"], found[0]["batch"] and found[0]["batch"]["block_number"], head))
@@ -501,7 +516,7 @@ def test_a_receipt_reads_final_only_under_the_confirmation_depth(
             assert block is not None and block + CLIQUE_CONFIRMATIONS <= head, seen
     mined = [(s, b, h) for s, b, h in seen if b is not None]
     assert mined[0][0] == "anchored", seen  # the depth was waited for
-    final = _receipts(served, ids)  # type: ignore[arg-type]
+    final = _receipts(served, ids)
     block = final[0]["batch"]["block_number"]
     assert {b for b, _ in _mined_on_every_member(full_network, final[0]["batch"]["tx_hash"])} == {block}
     _anchored_once(served, receipt_grant["id"], before, final)
@@ -1220,7 +1235,7 @@ def test_an_id_answered_is_the_chains_after_a_partition_reorders_the_writes(
     assert chain_id != rival_id
     assert (answered["record"]["id"], answered["transaction"]["block_number"]) == (
         chain_id,
-        int(rpc_call(other.rpc_url, "eth_getTransactionReceipt", [tx_hash])["blockNumber"], 16),
+        int(_rpc_object(other.rpc_url, "eth_getTransactionReceipt", [tx_hash])["blockNumber"], 16),
     )
     read = ok(served.call("GET", f"/resources/{chain_id}", "auditor"))
     assert read["metadata_hash"] == body["metadata_hash"]
@@ -1236,11 +1251,11 @@ def _wait_for_value(what: str, value: Callable[[], Any], timeout: float) -> Any:
 
 def _pooled(url: str) -> list[str] | None:
     """The hashes of the transactions pending in the pool of the node at ``url``; None when there are none."""
-    pending = rpc_call(url, "txpool_content")["pending"]
+    pending = _rpc_object(url, "txpool_content")["pending"]
     return [str(tx["hash"]) for by_nonce in pending.values() for tx in by_nonce.values()] or None
 
 
-def _web3_receipt(url: str, tx_hash: str) -> Any:
+def _web3_receipt(url: str, tx_hash: str) -> TxReceipt:
     from web3 import HTTPProvider, Web3
 
-    return Web3(HTTPProvider(url)).eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+    return Web3(HTTPProvider(url)).eth.get_transaction_receipt(HexStr(tx_hash))
