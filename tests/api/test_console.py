@@ -4,19 +4,15 @@ browser download is never used), against the module's API server on the seed sce
 catalog to its timeline, a good and a tampered file are verified in the page, and the page's WebCrypto
 commitment passes the Python verifier's test vectors.
 
-Chromium comes from ``scripts/install-chromium.sh`` (``make setup`` and ``.ci/run`` call it); without it the
-tests skip and say how to install it. Screenshots of every page go to ``build/console-screenshots/``
-(``DXL_CONSOLE_SCREENSHOTS`` overrides; not committed) so a person can look.
+The browser and its signed-in contexts are ``console_browser``'s; screenshots of every page go where it says.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import secrets
-import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -27,6 +23,7 @@ import httpx
 import pytest
 from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, period
 from api_helpers import mine as mine_blocks
+from console_browser import REPO, Console, consoles
 from console_scenario import Scenario, build
 
 from node.types import GovernanceAction, admission_data
@@ -34,38 +31,8 @@ from tests.loopback import serving
 
 pytestmark = pytest.mark.xdist_group("api-console")
 
-REPO = Path(__file__).resolve().parents[2]
 VECTORS = REPO / "tests/verifier/vectors"
-SHOTS = Path(os.environ.get("DXL_CONSOLE_SCREENSHOTS") or REPO / "build/console-screenshots")
 ALL_PAGES = {"map", "catalog", "verify", "scorecards", "demands", "inspections", "governance"}
-
-
-def _chromium() -> str | None:
-    # The headless shell first: the same Blink without the full browser that `chromium --headless` starts
-    # since Chromium 132, a third of the CPU for this module (14 s against 41 s on the development machine).
-    names = ("chromium-headless-shell", "chromium", "chromium-browser")
-    for candidate in (os.environ.get("DXL_CHROMIUM"), *names):
-        if candidate and (found := shutil.which(candidate)):
-            return found
-    return None
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """One headless Chromium for the session (the distribution's, by path)."""
-    executable = _chromium()
-    if executable is None:
-        pytest.skip(
-            "no Chromium on PATH: the console's browser tests need the distribution's package "
-            "(scripts/install-chromium.sh, i.e. apt-get install chromium-headless-shell; or set DXL_CHROMIUM)"
-        )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        # --no-sandbox: the tests run as root in CI, where Chromium's sandbox refuses to start.
-        chromium = pw.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
@@ -95,57 +62,10 @@ def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return found
 
 
-class Console:
-    """One signed-in browser context (its own sessionStorage) on the console."""
-
-    def __init__(self, browser: Any, env: ApiEnv, who: str | None) -> None:
-        self.env = env
-        self.who = who or "anonymous"
-        # A short viewport: full-page screenshots are then as tall as the content, not the window.
-        self.context = browser.new_context(viewport={"width": 1280, "height": 480}, locale="en-US")
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        # Every request the page makes, to check that nothing comes from outside this server.
-        self.requests: list[str] = []
-        self.page.on("request", lambda r: self.requests.append(r.url))
-        self.page.goto(env.url + "/")
-        self.page.wait_for_selector("#signin")
-        if who is not None:
-            self.page.fill("#token", env.tokens["demo-" + who])
-            self.page.click("#signin button")
-            self.page.wait_for_selector("main [data-ready]")
-
-    def open(self, hash_: str) -> Any:
-        self.page.goto(f"{self.env.url}/#/{hash_}")
-        self.page.wait_for_selector("main [data-ready]", timeout=30_000)
-        return self.page
-
-    def nav(self) -> set[str]:
-        return set(self.page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)"))
-
-    def shot(self, name: str) -> None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{self.who}-{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        assert self.errors == [], f"script errors in the page: {self.errors}"
-        outside = [u for u in self.requests if not u.startswith((self.env.url + "/", "data:", "blob:"))]
-        assert self.requests and outside == [], f"requests to other origins: {outside}"
-        self.context.close()
-
-
 @pytest.fixture
-def console(browser: Any, api_env: ApiEnv, scenario: Scenario) -> Iterator[Any]:
-    opened: list[Console] = []
-
-    def open_as(who: str | None) -> Console:
-        opened.append(Console(browser, api_env, who))
-        return opened[-1]
-
-    yield open_as
-    for c in opened:
-        c.close()
+def console(browser: Any, api_env: ApiEnv, scenario: Scenario) -> Iterator[Callable[[str | None], Console]]:
+    with consoles(browser, api_env) as open_as:
+        yield open_as
 
 
 def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv) -> None:
