@@ -273,6 +273,14 @@ def pass_time(env: ApiEnv, seconds: int) -> None:
     mine(env)
 
 
+def pass_past(env: ApiEnv, moment: int) -> None:
+    """Move the node's clock until its latest block's time is past ``moment`` (a block time: a deadline, a
+    period's end). Block times strictly increase, so a head mined many times a second runs ahead of the node's
+    clock and one move by the difference may fall short: each move mines a later block, until one is past."""
+    while (head := env.setup.client.head_time()) <= moment:
+        pass_time(env, moment - head + 1)
+
+
 def issue(env: ApiEnv, principal: str, name: str) -> str:
     """Issue a token straight into the API database (what `dxl token issue` does)."""
     from api.auth import issue_token, parse_principal

@@ -27,6 +27,7 @@ import secrets
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -220,18 +221,23 @@ DEMAND = {
 
 
 def _practice(
-    api: _Api, resources: dict[str, int], agreement: int, good: Delivered, bad: Delivered
+    api: _Api,
+    resources: dict[str, int],
+    agreement: int,
+    good: Delivered,
+    bad: Delivered,
+    pass_past: Callable[[int], None],
 ) -> Practice:
     """The demands, the evaluation and the inspections of the module docstring. Deadlines are set by the
     chain's clock (a delivery's ``recorded_at``, a demand's ``published_at``), which a test node may run ahead
-    of this machine's."""
+    of this machine's, and passed on it (``pass_past``)."""
     month = int(good.record["recorded_at"]) + 30 * 86400
     demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
     # The period inspected ends a second after the disputed delivery: a block a second later closes it (the
     # exchanges above may all be recorded within one second of the chain's clock).
-    time.sleep(1.0)
+    pass_past(int(bad.record["recorded_at"]))
     answered = api("POST", "/demands", "health", demand, status=201)["record"]
-    chain_now, published = int(answered["published_at"]), time.monotonic()
+    chain_now = int(answered["published_at"])
     # Every delivery from the acknowledged CSV to the disputed JSON Lines, the receipts between them too.
     period = {"period_from": good.record["recorded_at"], "period_to": int(bad.record["recorded_at"]) + 1}
     opened = [
@@ -244,7 +250,6 @@ def _practice(
         )
         for within in (7 * 86400, SHORT_PRESENTATION_S)
     ]
-    short_opened = time.monotonic()
     # The writes below are the blocks after the inspections' seed blocks that the draws need (a test node
     # mines one per transaction, `dxl run` every 0.25 s).
     answer = {
@@ -264,16 +269,8 @@ def _practice(
     anyone = api("POST", "/demands", "samr", {"document": employers, "due_by": month}, status=201)["record"]
     score = {"delivery_id": good.delivery_id, "purpose_compliance": 5, "comment": "按约定用途使用"}
     api("POST", f"/agreements/{agreement}/evaluations", "hrss", score, status=201)
-    # Past the demand's due time (3 s after a block at or before `published`) and the second inspection's
-    # deadline (SHORT_PRESENTATION_S after a block at or before `short_opened`) by the chain's clock, which
-    # runs with this machine's: the draws are blocks after both.
-    time.sleep(
-        max(
-            0.0,
-            published + 4.0 - time.monotonic(),
-            short_opened + SHORT_PRESENTATION_S + 1 - time.monotonic(),
-        )
-    )
+    # The draws are blocks past the demand's due time and the second inspection's deadline.
+    pass_past(max(int(overdue["due_by"]), int(opened[1]["record"]["present_by"])))
     drawn = [api("POST", f"/inspections/{i['record']['id']}/draw", "auditor")["record"] for i in opened]
     csv = good.delivery_id
     assert csv in {x["delivery_id"] for x in drawn[0]["sample"]}, drawn[0]
@@ -283,9 +280,25 @@ def _practice(
     return Practice(answered["id"], overdue["id"], anyone["id"], drawn[0]["id"], drawn[1]["id"])
 
 
-def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> Scenario:
-    """Walk the exchanges of the module docstring through the API; returns what the tests look for."""
+def _wait_past(api: _Api, moment: int) -> None:
+    """Wait on the wall clock until the chain's latest block is past ``moment`` (a node mining at intervals,
+    as under `dxl run`, stamps its blocks with this machine's clock)."""
+    while int(api("GET", "/evaluation-period", "auditor")["chain_time"]) <= moment:
+        time.sleep(0.25)
+
+
+def build(
+    client: httpx.Client,
+    tokens: dict[str, str],
+    keystore: KeyStore,
+    pass_past: Callable[[int], None] | None = None,
+) -> Scenario:
+    """Walk the exchanges of the module docstring through the API; returns what the tests look for.
+
+    ``pass_past(moment)`` brings the chain's clock past a block time the scenario waits for (a demand's due
+    time, an inspection's deadline): tests move the node's clock; without it the wall clock is waited on."""
     api = _Api(client, tokens)
+    passed = pass_past or (lambda moment: _wait_past(api, moment))
     api("POST", "/audit/index", "auditor")  # the catalog list reads the audit index: bring it to the head
     resources = {r["owner_code"]: r["id"] for r in api("GET", "/resources", "auditor") if r["metadata"]}
     health = _agreement(api, "health", "hrss", resources["HRSS"], "医保结算资格核验 (eligibility check)",
@@ -305,7 +318,7 @@ def build(client: httpx.Client, tokens: dict[str, str], keystore: KeyStore) -> S
     api("POST", f"/requests/{rejected['id']}/reject", "hrss", {"reason_code": 3})
     appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
     proposal = api("POST", "/governance/proposals", "governor-1", appoint, status=201)["record"]
-    practice = _practice(api, resources, health["id"], good, bad)
+    practice = _practice(api, resources, health["id"], good, bad, passed)
     api("POST", "/audit/index", "auditor")
     return Scenario(
         receipt_batch=batch,

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, period
+from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, pass_past, period
 from api_helpers import mine as mine_blocks
 from console_browser import REPO, Console, consoles
 from console_scenario import Scenario, build
@@ -37,7 +37,7 @@ ALL_PAGES = {"map", "catalog", "verify", "scorecards", "demands", "inspections",
 
 @pytest.fixture(scope="module")
 def scenario(api_env: ApiEnv) -> Scenario:
-    return build(api_env.client, api_env.tokens, api_env.keystore)
+    return build(api_env.client, api_env.tokens, api_env.keystore, lambda moment: pass_past(api_env, moment))
 
 
 @pytest.fixture(scope="module")
