@@ -245,10 +245,14 @@ def error_response(
     return JSONResponse(error_body(code, message or spec.description, **extra), spec.status, headers=sent)
 
 
-def revert_to_api_error(exc: Exception) -> ApiError:
+def revert_to_api_error(exc: Exception, *, fields: Mapping[str, str] | None = None) -> ApiError:
     """Maps a chain client revert (anything with ``error_name``/``error_args``) to an :class:`ApiError`. The
     revert of a view call (``view`` set: a read, nothing was sent) says what is missing (:func:`not_found`)
-    or refused, not that a transaction was rejected."""
+    or refused, not that a transaction was rejected.
+
+    ``fields``: the request's field for each parameter name an error's ``field`` argument may carry
+    (``PracticeInvalidField("dueBy")``: ``due_by``), so that a refusal the contract makes when the
+    transaction is mined names the field the caller sent, as the service's own check of it does."""
     name = str(getattr(exc, "error_name", "") or "")
     code = error_code(name)
     args = getattr(exc, "error_args", None)
@@ -263,7 +267,9 @@ def revert_to_api_error(exc: Exception) -> ApiError:
         message = f"ledger rejected the transaction: {name or 'revert'}"
         if args:
             message += "(" + ", ".join(_plain(a) for a in _iter_args(args)) + ")"
-    return ApiError(code, message, revert=name or None)
+    named = args.get("field") if isinstance(args, Mapping) else None
+    field = fields.get(named) if fields is not None and isinstance(named, str) else None
+    return ApiError(code, message, field=field, revert=name or None)
 
 
 def _iter_args(args: Any) -> list[Any]:

@@ -22,7 +22,7 @@ from api import models as m
 from api.auth import Role
 from api.catalog import DocumentStore
 from api.db import InspectionPresentationRow
-from api.errors import ApiError
+from api.errors import ApiError, revert_to_api_error
 from api.ledger import Finish, Listed, ListPage
 from api.ledger.core import chain_page, store_then_send
 from node.chain import LedgerClient, LedgerRevertError, TxResult
@@ -50,6 +50,18 @@ if TYPE_CHECKING:
     from api.auth import Principal
     from api.ledger import LedgerService
     from api.receipts import ReceiptService
+
+#: The field of ``POST /demands`` each ``PracticeInvalidField`` of ``publishDemand`` names.
+DEMAND_FIELDS: Mapping[str, str] = {"dueBy": "due_by", "addressee": "addressee", "textHash": "document"}
+#: The field of ``POST /inspections`` each ``PracticeInvalidInspection`` of ``openInspection`` names: the seed
+#: block and the deadline are the head's block number and time plus what the caller sent.
+INSPECTION_FIELDS: Mapping[str, str] = {
+    "periodFrom": "period_from",
+    "periodTo": "period_to",
+    "sampleSize": "sample_size",
+    "seedBlock": "seed_delay_blocks",
+    "presentBy": "present_within",
+}
 
 log = logging.getLogger(__name__)
 
@@ -255,12 +267,15 @@ class PracticeService:
         text = body.document.as_json()
         digest = document_hash(text)
         finish = Finish("practice.demand", event="DemandPublished", arg="demandId")
-        return cast(
-            m.Written[m.DemandPublic],
-            self.send(
+        try:
+            written = self.send(
                 ledger, me, "publishDemand", digest, addressee, body.due_by, finish=finish, texts=[text]
-            ),
-        )
+            )
+        except LedgerRevertError as exc:
+            # The due day passed after the check above, before the transaction was mined (the next block
+            # came later than the earliest it could): the contract's refusal, naming the field.
+            raise revert_to_api_error(exc, fields=DEMAND_FIELDS) from exc
+        return cast(m.Written[m.DemandPublic], written)
 
     def answer(
         self, ledger: LedgerService, *, principal: Principal, demand_id: int, body: m.DemandAnswerCreate
@@ -593,11 +608,16 @@ class InspectionService:
                 field="period_to",
                 chain_time=now,
             )
-        return self._send(
-            "openInspection", body.period_from, body.period_to, body.sample_size,
-            head + body.seed_delay_blocks, now + body.present_within,
-            finish=Finish("practice.inspection", event="InspectionOpened", arg="inspectionId"),
-        )  # fmt: skip
+        try:
+            return self._send(
+                "openInspection", body.period_from, body.period_to, body.sample_size,
+                head + body.seed_delay_blocks, now + body.present_within,
+                finish=Finish("practice.inspection", event="InspectionOpened", arg="inspectionId"),
+            )  # fmt: skip
+        except LedgerRevertError as exc:
+            # Checked on the head, mined later: its block came after the presentation deadline, or at or
+            # past the seed block. The contract's refusal, naming the field that set it.
+            raise revert_to_api_error(exc, fields=INSPECTION_FIELDS) from exc
 
     def draw(self, *, principal: Principal, inspection_id: int) -> m.Written[m.InspectionPublic]:
         """Fix the seed, signed by the caller's own key: an auditor's custodied auditor key, a department's

@@ -134,6 +134,9 @@ _INSPECTION_STATUSES = (
 _OUTCOMES = ("none", "passed", "failed", "not presented")
 
 #: What makes an inspection's field unusable, as ``openInspection`` checks it.
+_PRACTICE_FIELDS = {
+    "dueBy": "the due date must be later than the time of the block the demand is mined in",
+}
 _INSPECTION_FIELDS = {
     "periodFrom": "the inspected period must start before it ends",
     "periodTo": "the inspected period must have ended (its end at or before the chain's latest block time)",
@@ -176,7 +179,11 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
         f"department {a['departmentId']} cannot answer demand {a['demandId']}: it is addressed to another "
         "department, or is the department's own"
     ),
-    "PracticeInvalidField": lambda a: f"{a['field']} is not valid here",
+    "PracticeInvalidField": lambda a: (
+        f"{_PRACTICE_FIELDS[a['field']]} ({a['field']})"
+        if a["field"] in _PRACTICE_FIELDS
+        else f"{a['field']} is not valid here"
+    ),
     "PracticeUnknownDeclineCode": lambda a: (
         f"decline reason code {a['code']} is not one of the declared codes"
     ),

@@ -970,6 +970,8 @@ def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiE
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
     assert refused.json()["error"]["revert"] == "PracticeInvalidInspection"
     assert "presentBy" in refused.json()["error"]["message"]
+    assert refused.json()["error"]["field"] == "present_within"
+    assert _claims_left(env) == []
     # The key's retry is told the same named refusal.
     again = env.call("POST", "/inspections", "auditor", json=body, headers=key)
     assert (again.status_code, again.json()) == (422, refused.json())
@@ -1535,3 +1537,54 @@ def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEn
     (tmp_path / "r" / "report.json").write_text(json.dumps(report))
     code, out, _ = dxl("audit", "verify", tmp_path / "r" / "report.json", "--rpc", rpc)
     assert code == 1 and "declineCode" in out and "missing practice row: DemandPublished" in out
+
+
+def _mined_later(env: ApiEnv, send: Any, at: int) -> Any:
+    """``send()``'s answer when its transaction, checked on the head and sent, is mined in a block whose time
+    is ``at``: the node's clock moved between the service's check and the mining."""
+    rpc = env.setup.client.w3.provider
+    answers: list[Any] = []
+    waiting = in_pool(env)
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        sender = threading.Thread(target=lambda: answers.append(send()))
+        sender.start()
+        until(lambda: in_pool(env) > waiting, "the write reached the node's pool", timeout=30)
+        rpc.make_request("evm_setNextBlockTimestamp", [at])  # type: ignore[arg-type]
+        mine(env)
+        sender.join(timeout=30)
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+    assert answers, "the write never answered"
+    return answers[0]
+
+
+def _claims_left(env: ApiEnv) -> list[Any]:
+    """Idempotency claims without a kept answer, and journaled transactions not known mined (the journal would
+    send them again)."""
+    import sqlite3
+
+    with sqlite3.connect(env.settings.home / "dxl.sqlite3") as conn:
+        claims = conn.execute("SELECT key FROM api_idempotency WHERE status_code IS NULL").fetchall()
+        unsettled = conn.execute("SELECT tx_hash FROM api_tx_journal WHERE status = 'sent'").fetchall()
+    return claims + unsettled
+
+
+def test_a_due_day_passed_between_the_check_and_the_mining_is_refused_naming_due_by(api_env: ApiEnv) -> None:
+    env = api_env
+    before = len(ok(env.call("GET", "/demands?limit=500", "auditor")))
+    due_by = env.setup.client.next_block_time() + 60
+    key = {"Idempotency-Key": f"due-by-race-{due_by}"}
+    body = {"document": DEMAND, "due_by": due_by}
+    refused = _mined_later(
+        env, lambda: env.call("POST", "/demands", "psb", json=body, headers=key), due_by + 1
+    )
+    error = refused.json()["error"]
+    assert (refused.status_code, error["code"], error.get("field")) == (422, "INVALID_FIELD", "due_by"), error
+    assert error["revert"] == "PracticeInvalidField" and "due date" in error["message"], error
+    assert len(ok(env.call("GET", "/demands?limit=500", "auditor"))) == before
+    assert _claims_left(env) == []
+    # The key keeps the refusal: its retry is told the same, and sends nothing.
+    again = env.call("POST", "/demands", "psb", json=body, headers=key)
+    assert (again.status_code, again.json()) == (422, refused.json())
+    assert len(ok(env.call("GET", "/demands?limit=500", "auditor"))) == before
