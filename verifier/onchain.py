@@ -35,7 +35,7 @@ from verifier import abi as abi_codec
 from verifier.errors import ManifestSignatureError, VerifierError
 from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
-from verifier.rpc import JsonRpc, RpcError, data, quantity
+from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data, quantity
 from verifier.verify import (
     Anchor,
     Finding,
@@ -101,7 +101,7 @@ def contract_chain_id(rpc: JsonRpc, rpc_url: str, address: str, chain_id: int | 
     """
     try:
         actual = quantity(rpc.call("eth_chainId"))
-        code = data(rpc.call("eth_getCode", address, "latest"))
+        code = data(rpc.call("eth_getCode", address, SET_ONCE))
     except (RpcError, ValueError) as e:
         raise ChainCheckError(f"node at {rpc_url} did not answer ({type(e).__name__}: {e})") from None
     if chain_id is not None and actual != chain_id:
@@ -197,13 +197,15 @@ class LedgerReader:
     def source(self) -> str:
         return f"chain {self.chain_id} ledger {self.address} via {self.rpc_url}"
 
-    def _call(self, fn: str, *args: Any, block: int | None = None) -> Any:
-        """The single return value of the view function ``fn(args)`` at ``block`` (default: latest)."""
+    def _call(self, fn: str, *args: Any, block: int | str | None = None) -> Any:
+        """The single return value of the view function ``fn(args)`` at ``block`` (a number or a tag such as
+        :data:`~verifier.rpc.SET_ONCE`; default: latest)."""
         entry = self._functions[fn]
+        at = hex(block) if isinstance(block, int) else block or "latest"
         try:
             calldata = abi_codec.selector(entry) + abi_codec.encode(entry["inputs"], args)
             call = {"to": self.address, "data": _h(calldata)}
-            result = data(self.rpc.call("eth_call", call, hex(block) if block is not None else "latest"))
+            result = data(self.rpc.call("eth_call", call, at))
             (value,) = abi_codec.decode(entry["outputs"], result)
         except (RpcError, ValueError) as e:
             raise ChainCheckError(f"eth_call {fn} failed ({type(e).__name__}: {e})") from None
@@ -224,7 +226,7 @@ class LedgerReader:
 
     def grant_agreement(self, grant_id: int) -> int:
         """The agreement ``grant_id`` was issued under (set once, at issue)."""
-        return int(self._call("grant", grant_id)[0])
+        return int(self._call("grant", grant_id, block=SET_ONCE)[0])
 
     def _logs(self, topics: list[Any], *, stop_after: int | None = None) -> list[dict[str, Any]]:
         """Logs of this contract with ``topics``, in block ranges of ``log_range`` from ``from_block``."""

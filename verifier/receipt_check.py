@@ -40,7 +40,7 @@ from verifier.onchain import (
     payload_check,
 )
 from verifier.receipts import ReceiptProof, verify_receipt_proof
-from verifier.rpc import JsonRpc, RpcError, data
+from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
 from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, untrusted
 
 #: ``BatchStatus`` of the contract, by value.
@@ -137,14 +137,15 @@ class AnchorsReader:
     def ledger(self) -> str:
         """The ledger these anchors serve (set at deployment): the one whose grants and departments their
         batches name."""
-        return to_checksum_address(str(self.call("ledger")))
+        return to_checksum_address(str(self.call("ledger", block=SET_ONCE)))
 
-    def call(self, fn: str, *args: Any) -> Any:
+    def call(self, fn: str, *args: Any, block: str = "latest") -> Any:
+        """The single return value of the view function ``fn(args)`` at ``block`` (a tag)."""
         entry = _functions()[fn]
         try:
             calldata = abi_codec.selector(entry) + abi_codec.encode(entry["inputs"], args)
             result = data(
-                self.rpc.call("eth_call", {"to": self.address, "data": "0x" + calldata.hex()}, "latest")
+                self.rpc.call("eth_call", {"to": self.address, "data": "0x" + calldata.hex()}, block)
             )
             (value,) = abi_codec.decode(entry["outputs"], result)
         except (RpcError, ValueError) as e:

@@ -41,6 +41,12 @@ _BLOCK_PARAMETER = {
 }
 #: Block tags that name the head, or beyond it, as the node sees it at the moment it answers.
 _HEAD_TAGS = ("latest", "pending")
+#: The block parameter of a read of a value set once and never changed (an immutable of a contract, its code,
+#: a grant's agreement): read at the pinned block, and at the head where the node no longer holds that block's
+#: state, which gives the same value. A node keeps the state of its last blocks only (the embedded node 64,
+#: Besu and geth 128 to 512 unless they archive), and a re-check reading for longer than that would otherwise
+#: end in the node's refusal of a value that could not have differed. Unpinned, it is ``latest``.
+SET_ONCE = "set-once"
 
 
 class JsonRpc:
@@ -66,15 +72,29 @@ class JsonRpc:
         self.block = block
 
     def call(self, method: str, *params: Any) -> Any:
-        """The ``result`` of ``method(params)`` (at the pinned block, if any).
+        """The ``result`` of ``method(params)`` (at the pinned block, if any; see :data:`SET_ONCE`).
 
         Raises:
             RpcError: no result (transport failure, HTTP status, malformed answer or a JSON-RPC error).
         """
-        pinned = self.at_pin(method, list(params))
-        if isinstance(pinned, Answered):
-            return pinned.result
-        return result_of(method, self._post(method, request(next(self._ids), method, pinned)))
+        asked = list(params)
+        at = _BLOCK_PARAMETER.get(method)
+        if at is None or at >= len(asked) or asked[at] != SET_ONCE:
+            return self._call(method, asked, pinned=True)
+        asked[at] = "latest"
+        try:
+            return self._call(method, asked, pinned=True)
+        except RpcError:
+            if self.block is None:
+                raise
+        return self._call(method, asked, pinned=False)
+
+    def _call(self, method: str, params: list[Any], *, pinned: bool) -> Any:
+        """One call, at the pinned block if ``pinned``, else as ``params`` say."""
+        sent = self.at_pin(method, params) if pinned else params
+        if isinstance(sent, Answered):
+            return sent.result
+        return result_of(method, self._post(method, request(next(self._ids), method, sent)))
 
     def at_pin(self, method: str, params: list[Any]) -> list[Any] | Answered:
         """``params`` of ``method`` as they read the pinned block, or the answer itself when the pin alone

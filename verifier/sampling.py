@@ -43,7 +43,7 @@ from typing import Any, overload
 
 from verifier import abi as abi_codec
 from verifier.onchain import ChainCheckError, LedgerReader, contract_chain_id
-from verifier.rpc import JsonRpc, RpcError, data
+from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
 
 DOMAIN = b"dxl.inspection.sample/1"
 #: The practice contract's entries the derivation reads (``verifier/practice-abi.json``, written from the
@@ -297,12 +297,12 @@ def sample_version(
     def call(name: str) -> Any:
         entry = entries[name]
         raw = data(rpc.call("eth_call", {"to": practice, "data": "0x" + abi_codec.selector(entry).hex()},
-                            "latest"))  # fmt: skip
+                            SET_ONCE))  # fmt: skip
         (value,) = abi_codec.decode(entry["outputs"], raw)
         return value
 
     try:
-        code = data(rpc.call("eth_getCode", practice, "latest"))
+        code = data(rpc.call("eth_getCode", practice, SET_ONCE))
         # A Solidity contract's dispatcher holds every external function's selector (one with leading zero
         # bytes is pushed shorter): a contract built before ``sampleVersion`` lacks it and follows version 1.
         if abi_codec.selector(entries["sampleVersion"]).lstrip(b"\0") not in code:
@@ -347,7 +347,7 @@ def practice_ledger(rpc: JsonRpc, practice: str, abi: list[dict[str, Any]] | Non
     entry = next(e for e in (abi or load_practice_abi()) if e.get("name") == "ledger")
     try:
         raw = data(rpc.call("eth_call", {"to": practice, "data": "0x" + abi_codec.selector(entry).hex()},
-                            "latest"))  # fmt: skip
+                            SET_ONCE))  # fmt: skip
         (ledger,) = abi_codec.decode(entry["outputs"], raw)
     except (RpcError, ValueError) as e:
         raise ChainCheckError(

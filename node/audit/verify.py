@@ -52,6 +52,7 @@ from node.errors import DxlError, NodeError
 from verifier import jsontext
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root
+from verifier.rpc import SET_ONCE
 
 REPORT_FORMAT = "dxl-audit-report/1"
 #: Every column of a report row, in the CSV file's order. Each one is re-derived from the chain and compared.
@@ -598,16 +599,17 @@ def _scan_range(
 def _check_anchors_serve(
     rpc: JsonRpc, anchors: str, ledger: str, what: str = "the receipt anchors contract --anchors"
 ) -> None:
-    """Asked at the head: ``ledger()`` is set once, at deployment, and a node keeps no state of old blocks
-    (the embedded node keeps 64, Besu and geth 128 unless they archive), so asking at the report's last
-    block failed for any report made more than a minute before on the embedded node.
+    """Asked at the block the re-check reads, else at the head (:data:`~verifier.rpc.SET_ONCE`): ``ledger()``
+    is set once, at deployment, and a node keeps no state of old blocks (the embedded node keeps 64, Besu and
+    geth 128 unless they archive), so asking at the report's last block failed for any report made more than
+    a minute before on the embedded node.
 
     Raises:
         AuditError: ``anchors`` is not a contract beside ``ledger`` (its ``ledger()`` view); ``what`` names
             the kind of contract and the option that gives a trusted address.
     """
     try:
-        answer = rpc.call("eth_call", {"to": anchors, "data": _LEDGER_SELECTOR}, "latest")
+        answer = rpc.call("eth_call", {"to": anchors, "data": _LEDGER_SELECTOR}, SET_ONCE)
     except DxlError as exc:
         raise AuditError(f"{anchors} does not answer ledger(): {exc}") from None
     word = bytes.fromhex(str(answer).removeprefix("0x"))

@@ -330,6 +330,26 @@ def test_cli_verify_reads_its_answer_at_the_block_it_names(
     assert out["anchor"]["details"]["settled"]["block_number"] == acknowledged[0].block_number
 
 
+def test_a_pinned_reader_reads_a_value_set_once_at_the_head_once_its_block_is_pruned(
+    chain: Any, node_endpoint: NodeEndpoint, tmp_path: Path
+) -> None:
+    """A node keeps the state of its last blocks only (the test node 64, as the embedded node): a check pinned
+    to a block that has since fallen out of that window still reads a grant's agreement, set once at issue,
+    at the head, where it is the same; a value that changes (a delivery's status) is the node's refusal, not
+    a value of another block."""
+    c, grant, _reader = chain
+    _payload, m = commit(tmp_path, c, grant)
+    record(c, m, grant)
+    pinned = LedgerReader(node_endpoint.rpc_url, str(c.client.address), chain_id=node_endpoint.chain_id,
+                          block=c.client.block_number())  # fmt: skip
+    agreement = pinned.grant_agreement(grant)
+    assert pinned.status(m.delivery_id) == 1  # RECORDED
+    c.client.w3.provider.make_request("anvil_mine", [hex(80)])  # type: ignore[arg-type]
+    assert pinned.grant_agreement(grant) == agreement
+    with pytest.raises(ChainCheckError, match="deliveryStatus"):
+        pinned.status(m.delivery_id)
+
+
 def test_cli_verify_unreachable_node_is_exit_2(chain: Any, tmp_path: Path) -> None:
     c, grant, _reader = chain
     payload, _m = commit(tmp_path, c, grant)
