@@ -451,7 +451,7 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
     try:
         if not inspect(engine).has_table(receipts_table.name):
             return None
-        found = ReceiptReader(engine).lookup([delivery_id], reader=None)
+        found = ReceiptReader(engine, anchored=_anchored(reader)).lookup([delivery_id], reader=None)
     finally:
         engine.dispose()
     if not found:
@@ -460,6 +460,21 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
     return found[0], lambda: AnchorsReader(
         reader.rpc_url, address, chain_id=reader.chain_id, block=reader.rpc.block
     )
+
+
+def _anchored(reader: Any) -> Any:
+    """What the anchors on ``reader``'s node say a batch's anchor transaction anchored, for the journal's
+    batches to be held to (:func:`api.receipts.anchored_batch`); None when this home's anchors cannot be
+    reached there (the journal's rows are then all there is)."""
+    from api.receipts import anchored_batch
+    from node.deploy import anchors_client
+    from node.endpoint import NodeEndpoint
+    from node.errors import DxlError
+
+    try:
+        return anchored_batch(anchors_client(NodeEndpoint(reader.rpc_url, reader.chain_id), _home()))
+    except DxlError:
+        return None
 
 
 def _report_verdict(

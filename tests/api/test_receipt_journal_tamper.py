@@ -136,6 +136,25 @@ def test_lookup_batchSlotEditedWhileStopped_heldToTheChainsLogOfItsAnchor(
         engine.dispose()
 
 
+def test_dxl_verify_batchSlotEdited_theJournalsReceiptIsCorruptNotPending(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """``dxl verify PAYLOAD`` on the service's machine reads the receipt from the journal with a reader of its
+    own, which never saw the batch close: the batch's slot is held to the chain's log of its anchor there
+    too, and an edited first sequence is evidence of tampering, not a receipt waiting for its batch."""
+    from tests.cli import dxl
+
+    payload, _, did = delivered(api_env, tmp_path, anchored=True)
+    until(lambda: ok(api_env.call("GET", f"/receipts/{did}", "psb"))["status"] == "final", "the batch mined")
+    with sqlite3.connect(api_env.settings.home / "dxl.sqlite3") as conn:
+        edit = f"UPDATE api_receipt_batches SET first_sequence = first_sequence + 7 WHERE id = {_ITS_BATCH}"
+        assert conn.execute(edit, {"did": bytes.fromhex(did[2:])}).rowcount == 1
+    code, out, err = dxl("verify", payload, "--json")
+    verdict = json.loads(out)
+    assert (code, verdict["status"]) == (1, "NOT_RECORDED"), out + err
+    assert "RECEIPT_JOURNAL_CORRUPT" in codes(verdict), verdict
+
+
 def test_audit_report_receiptJournalChangedByHand_refusedNamingTheRow(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
