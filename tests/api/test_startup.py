@@ -23,7 +23,7 @@ from api.demo import DEMO_TOKENS_FILE, ApiDatabaseLostError, demo_principals, en
 from api.ledger import Custody
 from api.settings import ApiSettings
 from dxl.app import app
-from node.deploy import load_deployment
+from node.deploy import NotDeployedError, load_deployment
 from node.errors import ConfigurationError
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
@@ -74,9 +74,9 @@ def test_dxl_deploy_refuses_a_depth_an_auto_mining_node_never_reaches(
 
 def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path) -> None:  # type: ignore[no-untyped-def]
     elsewhere = api_env.settings.model_copy(update={"home": tmp_path})
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(NotDeployedError) as caught:
         connect_ledger(elsewhere, lambda: None)
-    assert getattr(caught.value, "code", None) == "NOT_DEPLOYED"
+    assert caught.value.code == "NOT_DEPLOYED" and str(tmp_path) in str(caught.value)
 
 
 def test_governors_are_the_deployment_records_not_the_demo_names(api_env: ApiEnv) -> None:

@@ -23,7 +23,7 @@ from node.anvil import (
     free_port,
 )
 from node.compiler import Build
-from node.endpoint import ChainIdMismatchError, NodeEndpoint, NodeHead, fetch_chain_id, read_head
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, NodeHead, fetch_chain_id, read_head, rpc_call
 from node.errors import ConfigurationError, NodeError
 from tests.hostile_node import answering
 
@@ -134,7 +134,12 @@ def test_start_reports_anvil_failure_with_log(tmp_path: Path) -> None:
 
 def test_endpoint_checks_chain_id(embedded_node: EmbeddedNode) -> None:
     url = embedded_node.endpoint.rpc_url
-    assert NodeEndpoint(url, DXL_CHAIN_ID).verify() >= 0
+    # The head it reads, not merely a number: the node's block number, read before and after it (a node mining
+    # at intervals, DXL_TEST_BLOCK_TIME, may seal blocks meanwhile), past the block mined for it.
+    before = int(str(rpc_call(url, "eth_blockNumber")), 16)
+    rpc_call(url, "evm_mine")
+    head = NodeEndpoint(url, DXL_CHAIN_ID).verify()
+    assert before < head <= int(str(rpc_call(url, "eth_blockNumber")), 16)
     with pytest.raises(ChainIdMismatchError, match="expected 1"):
         NodeEndpoint(url, 1).verify()
     unreachable = NodeEndpoint(f"http://127.0.0.1:{free_port()}", DXL_CHAIN_ID)
