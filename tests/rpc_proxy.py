@@ -48,6 +48,9 @@ class RpcProxy:
         #: the head a reading command names as its check begins), before the answer goes on: what is mined
         #: there comes between the head and the reads of the answer.
         self.after_head: Callable[[], None] | None = None
+        #: The methods that read the head, for :attr:`after_head`: ``eth_getBlockByNumber("latest")`` by
+        #: default; ``eth_blockNumber`` for a command that reads the head's number alone.
+        self.head_methods: tuple[str, ...] = ("eth_getBlockByNumber",)
         self._lock = threading.Lock()
         proxy = self
 
@@ -65,7 +68,7 @@ class RpcProxy:
                     proxy.after_send()
                 if proxy.after_receipt is not None and _is_receipt(body, answer):
                     proxy.after_receipt()
-                if proxy.after_head is not None and _is_latest_block(body):
+                if proxy.after_head is not None and _reads_head(body, proxy.head_methods):
                     hook, proxy.after_head = proxy.after_head, None
                     hook()
                 if action == "lose":
@@ -153,13 +156,11 @@ def _is_receipt(request: bytes, answer: bytes) -> bool:
     )
 
 
-def _is_latest_block(request: bytes) -> bool:
+def _reads_head(request: bytes, methods: tuple[str, ...]) -> bool:
     try:
         asked = json.loads(request)
     except ValueError:
         return False
-    return (
-        isinstance(asked, dict)
-        and asked.get("method") == "eth_getBlockByNumber"
-        and (asked.get("params") or [None])[0] == "latest"
-    )
+    if not isinstance(asked, dict) or asked.get("method") not in methods:
+        return False
+    return asked["method"] != "eth_getBlockByNumber" or (asked.get("params") or [None])[0] == "latest"

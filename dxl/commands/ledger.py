@@ -347,7 +347,8 @@ def deploy_command(
 
 
 def status_command(as_json: JsonOption = False) -> None:
-    """Whether the node answers, its chain id and block, and the recorded deployment. Exit 1 if not usable."""
+    """Whether the node answers, its chain id and block, and the recorded deployment, its counts read at that
+    block. Exit 1 if not usable."""
     from api.settings import load_api_settings
     from node.deploy import NotDeployedError, deployment_path, ledger_client, load_deployment, newer_builds
 
@@ -361,8 +362,9 @@ def status_command(as_json: JsonOption = False) -> None:
             if deployment_path(settings.home).exists():
                 client = ledger_client(endpoint, settings.home, catch_up_timeout=settings.catch_up_timeout)
                 status["ledger"] = client.address
-                status["departments"] = int(client.call("departmentCount"))
-                status["resources"] = int(client.call("resourceCount"))
+                # At the block named above: a department or resource added a block later is not counted.
+                status["departments"] = int(client.call("departmentCount", block=status["block"]))
+                status["resources"] = int(client.call("resourceCount", block=status["block"]))
                 # Contracts kept at their deployed build although this version carries newer code.
                 status["newer_code"] = newer_builds(load_deployment(settings.home))
             else:  # the node is fine; say what is missing, not only "ledger: None" and exit 1

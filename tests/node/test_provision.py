@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from eth_utils import keccak
 
 from node.anvil import EmbeddedNode, free_port
 from node.deploy import deploy_ledger, deployment_path, ledger_client
@@ -28,10 +29,13 @@ from node.provision import (
     department_codes,
     ensure_principals,
     provision_demo,
+    setup_ledger,
 )
 from node.settings import load_settings
 from node.types import DepartmentStatus, GovernanceAction, admission_data, encode_code
 from tests.api.api_helpers import TEST_SCRYPT_N
+from tests.cli import dxl
+from tests.rpc_proxy import RpcProxy
 
 
 def test_demo_consortium_is_on_chain(demo_ledger: LedgerSetup, demo_keys: KeyStore) -> None:
@@ -248,3 +252,37 @@ def test_dxl_node_start_listens_on_dxl_node_port(tmp_path: Path) -> None:
     finally:
         stopped = subprocess.run(_dxl("node", "stop"), env=env, capture_output=True, text=True, timeout=60)
     assert stopped.returncode == 0 and node.pid is None
+
+
+def test_status_counts_at_the_block_it_names(
+    embedded_node: EmbeddedNode, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A resource registered just after ``dxl status`` read the head is not counted: its counts are of the
+    block it names. Read at the head of each read, they were of a block after it."""
+    settings = load_settings(home=tmp_path, keystore_passphrase="test passphrase, not a secret")
+    ensure_principals(KeyStore.from_settings(settings, scrypt_n=TEST_SCRYPT_N))
+    setup = setup_ledger(embedded_node.endpoint, settings)  # a ledger of its own: a resource is added
+    resources = int(setup.client.call("resourceCount"))
+    provider = setup.keystore.unlock(DEPARTMENTS[0].key)
+    registered: list[int] = []
+
+    def register() -> None:
+        if not looked:  # the first look is the check that the node answers; the second, the block named
+            looked.append(True)
+            proxy.after_head = register
+            return
+        name = keccak(b"registered after the head was read")
+        registered.append(setup.client.transact(provider, "registerResource", name, name, 0, 1).block_number)
+
+    looked: list[bool] = []
+
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.setenv("DXL_CHAIN_ID", str(embedded_node.endpoint.chain_id))
+    with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
+        monkeypatch.setenv("DXL_RPC_URL", proxy.url)
+        proxy.head_methods, proxy.after_head = ("eth_blockNumber",), register
+        code, out, err = dxl("status", "--json")
+    status = json.loads(out)
+    assert code == 0 and registered and status["block"] == registered[0] - 1, out + err
+    assert status["resources"] == resources, status
+    assert int(setup.client.call("resourceCount")) == resources + 1
