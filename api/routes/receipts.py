@@ -207,8 +207,9 @@ def lookup_receipts(
 
 @router.post("/batches/{grant_id}/{first_sequence}/acknowledge", response_model=m.ReceiptBatchSettled)
 def acknowledge_batch(
-    grant_id: Annotated[int, Path(ge=1, le=2**63 - 1), Digits],
-    first_sequence: Annotated[int, Path(ge=0, le=2**63 - 1), Digits],
+    # Any the ledger could number (uint64), as GET /grants/{id} takes it: one it never did is not found.
+    grant_id: Annotated[int, Path(ge=1, le=m.MAX_ID64), Digits],
+    first_sequence: Annotated[int, Path(ge=0, le=m.MAX_ID64), Digits],
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
     service: Receipts,

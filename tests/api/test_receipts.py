@@ -221,6 +221,9 @@ def test_consumer_disputesOneReceipt_acknowledgesTheBatch(api_env: ApiEnv, tmp_p
     ack = f"/receipts/batches/{gid}/{first}/acknowledge"
     assert api_env.call("POST", ack, "psb").json()["error"]["code"] == "NOT_A_PARTY"
     assert api_env.call("POST", f"/receipts/batches/{gid}/{first + 1}/acknowledge", "hrss").status_code == 404
+    # Any uint64 the ledger could number is a batch not found, as GET /grants/{id} answers; beyond, a 422.
+    for path, status in ((f"{2**63}/0", 404), (f"{gid}/{2**64 - 1}", 404), (f"{2**64}/0", 422)):
+        assert api_env.call("POST", f"/receipts/batches/{path}/acknowledge", "hrss").status_code == status
     settled = ok(api_env.call("POST", ack, "hrss"))
     assert settled["batch"] == {"grant_id": gid, "first_sequence": first, "leaf_count": 3,
                                 "root": receipt["batch"]["root"], "status": "acknowledged"}  # fmt: skip
