@@ -1280,7 +1280,12 @@ def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_ht
     assert http["deliveries"]["sent"] == 3
     code, out, err = dxl("audit", "scorecard", "--department", "HEALTH", *period, "--json")
     assert code == 0, err
-    assert json.loads(out) == http
+    # Figure for figure the HTTP card, and the node it read and the block it holds at beside it.
+    shown = json.loads(out)
+    read = shown.pop("node")
+    assert shown == http
+    held = env.setup.client.w3.eth.get_block(read["block"])
+    assert (read["rpc_url"], read["block_timestamp"]) == (str(env.settings.rpc_url), held["timestamp"])
 
     # An assessor recomputes the figures from the period's audit report, once the report verifies against
     # the node: HEALTH's deliveries, and the scores of the agreements it provides, each pair once.
