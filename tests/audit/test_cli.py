@@ -131,13 +131,20 @@ def test_verify_reads_the_configured_node_at_the_head_it_names(
     assert f"read from {node_endpoint.rpc_url} at block {registered[0]} " in out
 
 
-def test_scorecard_and_bad_input(env: Path, scenario) -> None:
+def test_scorecard_and_bad_input(env: Path, scenario, node_endpoint) -> None:
     assert run("index")[0] == 0
     code, out = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario), "--json")
     assert code == 0 and json.loads(out)["requests"]["received"] == 4
+    # The node read and the block the card holds at (the index's last, here the head: no confirmation depth).
+    head = node_endpoint.verify()
+    assert {k: json.loads(out)["node"][k] for k in ("rpc_url", "block")} == {
+        "rpc_url": node_endpoint.rpc_url,
+        "block": head,
+    }, out
     # Without --json, lines to read, one a value (it printed the JSON either way).
     code, text = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario))
     assert code == 0 and "requests.received: 4" in text.splitlines()
+    assert f"read from {node_endpoint.rpc_url} at block {head}" in text.splitlines()
     assert text.strip() != out.strip() and not text.lstrip().startswith("{")
     code, out = run("history", "--cursor", "bogus", "--json")
     assert code == 2 and json.loads(out)["error"] == "INVALID_QUERY"
