@@ -228,9 +228,12 @@ def init_db(engine: Engine) -> None:
     from alembic import command
     from alembic.config import Config
 
+    from node.audit.store import migrating_alone
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        migrating_alone(connection)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -55,6 +55,22 @@ def create_audit_engine(url: str) -> Engine:
     )
 
 
+#: The first key of the advisory lock held while a database is migrated; the second is the schema's hash.
+_MIGRATION_LOCK = 0x6478_6D67  # "dxmg"
+
+
+def migrating_alone(connection: Connection) -> None:
+    """Makes ``connection``'s transaction the only one migrating its database (schema) until it ends, across
+    processes: two processes opening one new PostgreSQL database at once (a service starting while `dxl token
+    issue` or `dxl audit index` runs) both created its tables, and the second failed on a duplicate
+    (pg_type_typname_nsp_index). Waiting, the second finds the schema at head and does nothing. SQLite
+    lets one writer in already."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT pg_advisory_xact_lock(:lock, hashtext(current_schema()))"), {"lock": _MIGRATION_LOCK}
+        )
+
+
 def migrate(engine: Engine) -> None:
     """Apply every pending Alembic migration.
 
@@ -65,6 +81,7 @@ def migrate(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
         with engine.begin() as connection:
+            migrating_alone(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     except OperationalError as exc:

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -99,3 +103,44 @@ def test_the_hold_excludes_a_second_holder_of_the_same_database_only(backend: st
                 pass
         finally:
             second.dispose()
+
+
+#: Migrates the API's and the audit trail's tables of each database named on the command line, each at its
+#: own moment (a time.time() value), and prints what became of each.
+_MIGRATE = """
+import sys, time
+from api.db import init_db, make_engine
+from node.audit.store import open_store
+for url, at in zip(sys.argv[1::2], sys.argv[2::2]):
+    engine = make_engine(url)
+    time.sleep(max(0.0, float(at) - time.time()))
+    try:
+        init_db(engine)
+        open_store(url).dispose()
+        print("ok", flush=True)
+    except Exception as exc:
+        print(type(exc).__name__, str(exc).splitlines()[0], flush=True)
+    engine.dispose()
+"""
+
+
+@pytest.mark.postgres
+def test_two_processes_migrating_one_new_database_at_once_both_succeed() -> None:
+    """A service starting while `dxl token issue` or `dxl audit index` runs, on a database nothing made yet:
+    both processes migrate it at the same moment (processes: Alembic's context is one per process), and
+    neither fails on the tables the other created."""
+    rounds = 6
+    with ExitStack() as stack:
+        urls = [stack.enter_context(schema_url("migrate")) for _ in range(rounds)]
+        start = time.time() + 3  # both processes imported and connected by then
+        args = [a for i, url in enumerate(urls) for a in (url, str(start + i))]
+        root = Path(__file__).resolve().parents[2]
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-c", _MIGRATE, *args], stdout=subprocess.PIPE, text=True, env=env, cwd=root
+            )
+            for _ in range(2)
+        ]
+        answers = [child.communicate(timeout=120)[0].split("\n")[:rounds] for child in children]
+    assert answers == [["ok"] * rounds] * 2
