@@ -49,6 +49,7 @@ from node.chain import LedgerRevertError
 from node.deploy import anchors_client
 from node.errors import NodeError
 from node.keys import KeyStore
+from tests.rpc_proxy import RpcProxy
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
 
 runner = CliRunner()
@@ -247,6 +248,36 @@ def test_consumer_disputesOneReceipt_acknowledgesTheBatch(api_env: ApiEnv, tmp_p
         (disputed["transaction"]["hash"], TxStatus.MINED),
         (settled["transaction"]["hash"], TxStatus.MINED),
     } <= rows
+
+
+def test_verify_receipt_reads_its_answer_at_the_block_it_names(api_env: ApiEnv, tmp_path: Path) -> None:
+    """The consumer acknowledges the batch just after ``dxl verify-receipt`` read the node's head: the
+    answer is the receipt as it stood at the head named, ANCHORED. Read at the head of each read, it was
+    ACKNOWLEDGED by a block after the one named."""
+    grant = grant_between(api_env, "psb", "hrss")
+    bodies = [receipt_body(grant) for _ in range(2)]
+    ids = [b["delivery_id"] for b in bodies]
+    api_env.call("POST", "/receipts", "psb", json={"receipts": bodies})
+
+    def final() -> bool:
+        found = ok(api_env.call("POST", "/receipts/lookup", "hrss", json={"delivery_ids": ids}))["receipts"]
+        return all(r["status"] == "final" for r in found)
+
+    until(final, "the batch to be mined")
+    answer = ok(api_env.call("GET", f"/receipts/{ids[0]}", "auditor"))
+    path = tmp_path / "answer.json"
+    path.write_text(json.dumps(answer))
+    ack = f"/receipts/batches/{grant['id']}/{answer['batch']['first_sequence']}/acknowledge"
+    settled: list[dict[str, Any]] = []
+    with RpcProxy(str(api_env.settings.rpc_url)) as proxy:
+        proxy.after_head = lambda: settled.append(ok(api_env.call("POST", ack, "hrss")))
+        result = runner.invoke(
+            cli, ["verify-receipt", str(path), "--rpc", proxy.url, "--anchors", answer["anchors"], "--json"]
+        )
+    out = json.loads(result.stdout)
+    assert settled and out["node"]["block"] < settled[0]["transaction"]["block_number"], (out, settled)
+    assert (result.exit_code, out["status"]) == (0, "ANCHORED"), out
+    assert check_cli(api_env, answer, tmp_path) == (0, "ACKNOWLEDGED")  # at the head now
 
 
 def check_cli(api_env: ApiEnv, answer: dict[str, Any], tmp_path: Path) -> tuple[int, str]:
