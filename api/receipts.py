@@ -1761,13 +1761,16 @@ class ReceiptReader:
 
     def remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int], slot: BatchSlot) -> None:
         """Keep a batch's tree, its members' journal sequence numbers in leaf order and its slot (the
-        anchorer's, as it closed the batch)."""
-        self._keep((batch_id, root), _Built(tree, {seq: i for i, seq in enumerate(seqs)}, slot))
+        anchorer's, as it closed the batch). It replaces one kept under the same id and root: a batch reopened
+        and closed again with the same members has their root, may get the id back, and fills another slot."""
+        self._keep((batch_id, root), _Built(tree, {seq: i for i, seq in enumerate(seqs)}, slot), replace=True)
 
-    def _keep(self, key: tuple[int, bytes], built: _Built) -> None:
+    def _keep(self, key: tuple[int, bytes], built: _Built, *, replace: bool = False) -> None:
         with self._lock:
             if key in self._trees:
-                return
+                if not replace:
+                    return
+                self._leaves -= self._trees.pop(key).tree.size
             self._trees[key] = built
             self._leaves += built.tree.size
             while self._leaves > self._max_leaves and len(self._trees) > 1:
@@ -1825,8 +1828,17 @@ class ReceiptReader:
             JournalCorruptError: the row or its batch is not what the service wrote.
         """
         _checked_batch(row)
-        tree, indexes, slot = self._tree(conn, int(row.batch_id), bytes(row.root), row)
+        key = (int(row.batch_id), bytes(row.root))
+        tree, indexes, slot = self._tree(conn, *key, row)
         held = _row_slot(row)
+        if held != slot:
+            # The slot kept may be stale rather than the row wrong: a batch reopened and closed again with the
+            # same members (same root) may have the id back, journaled a moment before the anchorer tells this
+            # reader. Rebuilt, its slot is the chain's log of its anchor where the node has it.
+            with self._lock:
+                if (forgotten := self._trees.pop(key, None)) is not None:
+                    self._leaves -= forgotten.tree.size
+            tree, indexes, slot = self._tree(conn, *key, row)
         if held != slot:
             raise JournalCorruptError(
                 f"its batch {row.batch_id} says it holds receipts {held.first_sequence} to "

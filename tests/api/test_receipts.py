@@ -742,6 +742,42 @@ def test_reader_treeCache_keyedByRoot_aReusedBatchIdIsNotServedAnotherTree(tmp_p
     engine.dispose()
 
 
+def test_reader_batchClosedAgainUnderItsIdAndRoot_theSlotKeptIsStaleNotTheJournal(tmp_path: Path) -> None:
+    """A batch reopened (sent behind a refused one) and closed again with the same members has their root,
+    may get its id back, and fills the slot the refused batch left: the slot the reader kept for the first
+    closing is stale, and the journal's row, not the reader, is right. Read before the anchorer tells the
+    reader of the second closing, the receipt reads anchored at its new slot, not corrupt."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_db(engine)
+    receipts = [Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(2)]
+    tree = BatchTree([r.leaf_hash() for r in receipts])
+    with engine.begin() as conn:
+        conn.execute(
+            batches_table.insert().values(
+                id=1,
+                grant_id=7,
+                provider=1,
+                first_sequence=3,
+                leaf_count=2,
+                root=tree.root,
+                state="closed",
+                closed_at=time.time(),
+            )
+        )
+        conn.execute(receipts_table.insert(), [
+            dict(seq=q, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=7,
+                 commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
+                 accepted_at=time.time(), batch_id=1)
+            for q, r in enumerate(receipts)])  # fmt: skip
+    reader = ReceiptReader(engine)
+    # Its first closing, behind the refusal, at the slot after it.
+    reader.remember(1, tree.root, tree, [0, 1], BatchSlot(7, 1, 5, 2))
+    [view] = reader.lookup([receipts[1].delivery_id], reader=None)
+    assert (view.status, view.error) == ("anchored", None), view
+    assert view.proof is not None and (view.proof.first_sequence, view.proof.sequence) == (3, 4)
+    engine.dispose()
+
+
 def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path: Path) -> None:
     """A batch journaled as closed whose transaction could not be sent (node away, key not ready) is sent
     again while the service runs, not only at its next start."""
