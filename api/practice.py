@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from sqlalchemy import select
@@ -25,6 +25,8 @@ from api.db import InspectionPresentationRow
 from api.errors import ApiError, revert_to_api_error
 from api.ledger import Finish, Listed, ListPage
 from api.ledger.core import chain_page, store_then_send
+from node.audit import practice_index
+from node.audit.errors import InvalidQueryError
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.contract_errors import iso_time
 from node.practice import (
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from api.auth import Principal
     from api.ledger import LedgerService
     from api.receipts import ReceiptService
+    from node.audit.service import AuditContext
 
 #: The field of ``POST /demands`` each ``PracticeInvalidField`` of ``publishDemand`` names.
 DEMAND_FIELDS: Mapping[str, str] = {"dueBy": "due_by", "addressee": "addressee", "textHash": "document"}
@@ -88,10 +91,19 @@ class TextStore:
 
     def get(self, digest: bytes) -> m.StoredText | None:
         """The stored text for ``digest`` and whether it still hashes to it; None for a zero hash."""
-        if digest == ZERO32:
-            return None
-        key = _hex(digest)
-        return self._documents.stored([key]).get(key) or m.StoredText(hash=key, document=None, verified=False)
+        return self.get_many([digest])(digest)
+
+    def get_many(self, digests: Iterable[bytes]) -> Callable[[bytes], m.StoredText | None]:
+        """:meth:`get` of each of ``digests``, read in one query (a page of a list at once)."""
+        found = self._documents.stored(_hex(d) for d in digests if d != ZERO32)
+
+        def get(digest: bytes) -> m.StoredText | None:
+            if digest == ZERO32:
+                return None
+            key = _hex(digest)
+            return found.get(key) or m.StoredText(hash=key, document=None, verified=False)
+
+        return get
 
 
 class PracticeService:
@@ -200,30 +212,40 @@ class PracticeService:
         return self._public(record, self.client.head_time())
 
     def demands(
-        self, *, page: ListPage, publisher: int | None, addressee: int | None, open_only: bool
+        self,
+        *,
+        index: AuditContext,
+        page: ListPage,
+        publisher: int | None,
+        addressee: int | None,
+        open_only: bool,
     ) -> Listed[m.DemandPublic]:
-        """The demand lists newest first, one page (:func:`api.ledger.core.chain_page`): each demand is read
-        from the chain only when the page gets that far, its texts only once it is kept.
+        """The demand lists newest first, one page read from the audit index
+        (:func:`node.audit.practice_index.demands`: the filters and the page are one index range, nothing is
+        read from the chain per demand), once the index is healed and brought up to the chain's head
+        (:meth:`~node.audit.service.AuditContext.caught_up`): each demand as the chain's view answers it
+        there, overdue by that block's time.
 
         Raises:
             ApiError: VALIDATION_ERROR for a malformed cursor.
+            NodeError: the node fails while the index catches up.
         """
+        block, now = index.caught_up()
+        flt = practice_index.DemandFilter(publisher=publisher, addressee=addressee, open_only=open_only)
+        try:
+            found = practice_index.demands(index.engine, flt, cursor=page.cursor, limit=page.limit)
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        texts = self.texts.get_many(h for d in found.items for h in (d.text_hash, d.answer_hash))
+        return Listed([self._public(d, now, texts) for d in found.items], found.next_cursor, block)
 
-        def keep(d: DemandRecord) -> bool:
-            return (
-                (publisher is None or d.publisher == publisher)
-                and (addressee is None or d.addressee == addressee)
-                and (not open_only or d.answer is DemandAnswer.NONE)
-            )
-
-        count = int(self.client.call("demandCount"))
-        found = chain_page(range(count, 0, -1), self.reader.demand, page, keep)
-        now = self.client.head_time()
-        return Listed([self._public(d, now) for d in found.items], found.next_cursor, None)
-
-    def _public(self, d: DemandRecord, now: int) -> m.DemandPublic:
-        """``d`` as the API shows it, overdue or not by block time ``now``."""
-        text = self.texts.get(d.text_hash)
+    def _public(
+        self, d: DemandRecord, now: int, texts: Callable[[bytes], m.StoredText | None] | None = None
+    ) -> m.DemandPublic:
+        """``d`` as the API shows it, overdue or not by block time ``now``; its texts from ``texts`` (a
+        page's, read at once), else read here."""
+        texts = texts or self.texts.get
+        text = texts(d.text_hash)
         answer = None
         if d.answer is not DemandAnswer.NONE:
             answer = m.DemandAnswerPublic(
@@ -233,7 +255,7 @@ class PracticeService:
                 resource_id=d.resource_id or None,
                 decline_reason=DeclineReason(d.decline_code).name.lower() if d.decline_code else None,
                 decline_code=d.decline_code or None,
-                note=self.texts.get(d.answer_hash),
+                note=texts(d.answer_hash),
             )
         return m.DemandPublic(
             id=d.demand_id, publisher=d.publisher, addressee=d.addressee or None,
@@ -500,14 +522,16 @@ class InspectionService:
         self,
         inspection_id: int,
         *,
+        record: InspectionRecord | None = None,
         outcomes: Mapping[bytes, InspectionOutcome] | None = None,
         presented: Mapping[str, str] | None = None,
         now: int | None = None,
     ) -> m.InspectionPublic:
-        """The inspection and its sample; ``outcomes`` and ``presented`` (the inspection's recorded outcomes
-        and presentations) and ``now`` (the chain's latest block time) when the caller read them already, for
-        many inspections at once."""
-        record = self._record(inspection_id)
+        """The inspection and its sample; ``record`` (the inspection as the chain's view answers it),
+        ``outcomes`` and ``presented`` (its recorded outcomes and presentations) and ``now`` (the chain's
+        block time they were read at) when the caller read them already, for many inspections at once."""
+        if record is None:
+            record = self._record(inspection_id)
         derived = self.sample(record)
         sampled: list[m.SampledDelivery] = []
         if derived is not None:
@@ -539,32 +563,38 @@ class InspectionService:
             population_size=None if derived is None else derived.population_size, sample=sampled,
         )  # fmt: skip
 
-    def inspections(self, *, page: ListPage) -> Listed[m.InspectionPublic]:
-        """The inspections newest first, one page (:func:`api.ledger.core.chain_page`): the page's
-        inspections read from the chain, the outcomes of all read at once, the presentations of the page's.
+    def inspections(self, *, index: AuditContext, page: ListPage) -> Listed[m.InspectionPublic]:
+        """The inspections newest first, one page read from the audit index once it is healed and brought up
+        to the chain's head (:meth:`~node.audit.service.AuditContext.caught_up`): the page's inspections, the
+        outcomes recorded in them (not in every inspection) and their presentations, each read in one query.
+        A drawn inspection's sample is derived from the chain once and kept (:meth:`sample`).
 
         Raises:
-            ApiError: VALIDATION_ERROR for a malformed cursor.
+            ApiError: VALIDATION_ERROR for a malformed cursor; NODE_UNAVAILABLE when a sample cannot be
+                derived.
+            NodeError: the node fails while the index catches up.
         """
-        count = int(self.practice.client.call("inspectionCount"))
-        ids = chain_page(range(count, 0, -1), lambda i: i, page)
-        outcomes: dict[int, dict[bytes, InspectionOutcome]] = {}
-        for o in self.practice.reader.outcomes():
-            outcomes.setdefault(o.inspection_id, {})[o.delivery_id] = o.outcome
+        block, now = index.caught_up()
+        try:
+            found = practice_index.inspections(
+                index.engine, at_block=block, cursor=page.cursor, limit=page.limit
+            )
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        ids = [r.inspection_id for r in found.items]
+        outcomes = practice_index.outcomes(index.engine, ids)
         presented: dict[int, dict[str, str]] = {}
         with self.ledger._sessions()() as session:
             for row in session.scalars(
-                select(InspectionPresentationRow).where(
-                    InspectionPresentationRow.inspection_id.in_(ids.items)
-                )
+                select(InspectionPresentationRow).where(InspectionPresentationRow.inspection_id.in_(ids))
             ):
                 presented.setdefault(row.inspection_id, {})[row.delivery_id] = row.status
-        now = self.ledger._chain_time()
         return Listed(
-            [self.inspection(i, outcomes=outcomes.get(i, {}), presented=presented.get(i, {}), now=now)
-             for i in ids.items],
-            ids.next_cursor,
-            None,
+            [self.inspection(r.inspection_id, record=r, outcomes=outcomes.get(r.inspection_id, {}),
+                             presented=presented.get(r.inspection_id, {}), now=now)
+             for r in found.items],
+            found.next_cursor,
+            block,
         )  # fmt: skip
 
     def seen_by(self, principal: Principal, record: m.InspectionPublic) -> m.InspectionPublic:

@@ -12,8 +12,14 @@ times bringing the audit index up to that block; the ones after read the index a
 times a checkout whose lists still read the chain (``PYTHONPATH=<that checkout>``): it passes nothing those
 lists do not take but ``min_block``, which they ignore.
 
-Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--records 300] [--repeats 3]``; prints
-JSON.
+``--demands`` demands (default 0: none) are published by PSB and HRSS to each other (every fourth answered:
+declined) and ``GET /demands`` is timed whole, by publisher and ``?open=true``; ``--inspections`` inspections
+(default 0) of the period of the deliveries are opened, drawn and their sampled deliveries' outcomes recorded
+(``--sample`` each, not presented), and ``GET /inspections`` is timed for the auditor and for PSB (the
+deliveries' provider). These lists take no ``min_block``: each request brings the index to the head itself.
+
+Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--records 300] [--demands 0]
+[--inspections 0] [--sample 4] [--repeats 3]``; prints JSON.
 """
 
 from __future__ import annotations
@@ -50,15 +56,64 @@ def _written(service: DemoService, n: int, write: Callable[[int], tuple[str, str
         return max(pool.map(post, range(n)), default=0)
 
 
+def _practice(service: DemoService, args: argparse.Namespace, recorded_at: list[int]) -> None:
+    """The demands and the inspections (opened, drawn, each sampled delivery's outcome recorded) to list."""
+    due = int(time.time()) + 30 * 86400
+
+    hrss = service.report.departments["HRSS"]
+
+    def demand(i: int) -> dict[str, Any]:
+        who, to = (("demo-psb", "HRSS"), ("demo-hrss", "PSB"))[i % 2]
+        document = {"title": f"list timing {i}", "purpose": "timing", "legal_basis": "none"}
+        body = {"document": document, "addressee": to, "due_by": due}
+        return dict(service.call("POST", "/demands", who, body)["record"])
+
+    with ThreadPoolExecutor(16) as pool:
+        published = list(pool.map(demand, range(args.demands)))
+
+    def answer(i: int) -> tuple[str, str, dict[str, Any]]:
+        d = published[4 * i]
+        who = "demo-hrss" if d["addressee"] == hrss else "demo-psb"
+        return f"/demands/{d['id']}/answer", who, {"answer": "declined", "decline_reason": "not_held"}
+
+    _written(service, len(published[::4]), answer)
+    if not args.inspections:
+        return
+    body = {"period_from": min(recorded_at), "period_to": max(recorded_at) + 1, "sample_size": args.sample,
+            "seed_delay_blocks": 2, "present_within": 10}  # fmt: skip
+    time.sleep(max(0, max(recorded_at) + 2 - time.time()))  # the period must be over by the chain's clock
+    opened = time.time()
+    _written(service, args.inspections, lambda _i: ("/inspections", "demo-auditor", body))
+    time.sleep(3)  # seed blocks mined (1 s blocks)
+    _written(service, args.inspections, lambda i: (f"/inspections/{i + 1}/draw", "demo-auditor", {}))
+    time.sleep(max(0, opened + 12 - time.time()))  # not presented by the deadline: the outcome to record
+    sampled = [
+        (i, s["delivery_id"])
+        for i in range(1, args.inspections + 1)
+        for s in service.call("GET", f"/inspections/{i}", "demo-auditor")["sample"]
+    ]
+    _written(
+        service, len(sampled),
+        lambda n: (f"/inspections/{sampled[n][0]}/outcomes", "demo-auditor", {"delivery_id": sampled[n][1]}),
+    )  # fmt: skip
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=600)
     parser.add_argument("--records", type=int, default=300, help="requests, resources and proposals, each")
+    parser.add_argument("--demands", type=int, default=0)
+    parser.add_argument("--inspections", type=int, default=0)
+    parser.add_argument("--sample", type=int, default=4, help="deliveries sampled by each inspection")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    if args.inspections and args.deliveries < args.sample:
+        parser.error("--inspections needs at least --sample deliveries to draw from")
     result: dict[str, Any] = {
         "deliveries": args.deliveries,
         "records": args.records,
+        "demands": args.demands,
+        "inspections": args.inspections,
         "load_average_at_start": list(os.getloadavg()),
     }
     with tempfile.TemporaryDirectory(prefix="dxl-list-timing-") as tmp:
@@ -72,6 +127,7 @@ def main() -> int:
                 (grant,) = demo_grants(service.call, 1)
                 psb = service.report.departments["PSB"]
                 last_block = 0
+                recorded_at: list[int] = []
                 for start in range(0, args.deliveries, 200):
                     items = [
                         {"delivery_id": "0x" + new_delivery_id(psb).hex(), "grant_id": grant,
@@ -80,6 +136,7 @@ def main() -> int:
                     ]  # fmt: skip
                     written = service.call("POST", "/deliveries/batch", "demo-psb", {"deliveries": items})
                     last_block = written["transaction"]["block_number"]
+                    recorded_at += [int(d["recorded_at"]) for d in written["records"]]
                 body = {"metadata_hash": _b32(), "schema_hash": _b32(), "share_type": "conditional"}
                 wanted = service.call("POST", "/resources", "demo-psb", body)["record"]["id"]
                 now = int(time.time())
@@ -106,6 +163,7 @@ def main() -> int:
 
                 for write in (request, resource, proposal):
                     last_block = max(last_block, _written(service, args.records, write))
+                _practice(service, args, recorded_at)
                 lists = {
                     "/deliveries": ("demo-auditor", "demo-psb"),
                     "/requests": ("demo-auditor", "demo-hrss"),
@@ -133,6 +191,30 @@ def main() -> int:
                                 raise RuntimeError(f"GET {path} as {who}: {r.status_code}, {r.text[:300]}")
                         result[path][who] = {"rows": len(r.json()), "seconds": [round(t, 3) for t in timings],
                                              "median_s": round(statistics.median(timings), 3)}  # fmt: skip
+                hrss = service.report.departments["HRSS"]
+                practice_lists = {
+                    "/demands": ("demo-auditor", args.demands, {"limit": 500}),
+                    f"/demands?publisher={hrss}": ("demo-psb", args.demands, {"limit": 500}),
+                    "/demands?open=true": ("demo-psb", args.demands, {"limit": 100}),
+                    "/inspections": ("demo-auditor", args.inspections, {"limit": 100}),
+                    "/inspections ": ("demo-psb", args.inspections, {"limit": 100}),
+                }
+                for label, (who, count, params) in practice_lists.items():
+                    if count == 0:
+                        continue
+                    path, _, query = label.strip().partition("?")
+                    params = {**params, **dict(q.split("=") for q in query.split("&") if q)}
+                    timings = []
+                    for _ in range(args.repeats):
+                        started = time.perf_counter()
+                        r = api.get(path, params=params, headers={"Authorization": f"Bearer {tokens[who]}"})
+                        timings.append(time.perf_counter() - started)
+                        if r.status_code != 200 or not r.json():
+                            raise RuntimeError(f"GET {label} as {who}: {r.status_code}, {r.text[:300]}")
+                    result[f"{label.strip()} as {who}"] = {
+                        "rows": len(r.json()), "seconds": [round(t, 3) for t in timings],
+                        "median_s": round(statistics.median(timings), 3),
+                    }  # fmt: skip
     result["load_average_at_end"] = list(os.getloadavg())
     json.dump(result, sys.stdout, indent=2)
     sys.stdout.write("\n")

@@ -17,6 +17,7 @@ from api.deps import (
     LedgerDep,
     page_headers,
 )
+from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/demands", tags=["demands"])
 DemandId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
@@ -29,16 +30,18 @@ def list_demands(
     response: Response,
     _principal: CurrentPrincipal,
     ledger: LedgerDep,
+    index: AuditDep,
     page: ChainListPageDep,
     publisher: DeptQuery = None,
     addressee: DeptQuery = None,
     open_only: Annotated[bool, Query(alias="open", description="only demands not answered yet")] = False,
 ) -> list[m.DemandPublic]:
     """The demand lists, newest first: each demand with its document and ``verified`` (the stored document
-    hashes to the chain's text hash), and its answer once given. The next page is the
-    ``Link: <…>; rel="next"`` header (a filtered list's last page may be empty)."""
+    hashes to the chain's text hash), and its answer once given. Read from the audit index, brought up to
+    the chain's head first (``X-Indexed-Block`` names that block). The next page is the
+    ``Link: <…>; rel="next"`` header."""
     listed = ledger.practice_service().demands(
-        page=page, publisher=publisher, addressee=addressee, open_only=open_only
+        index=index, page=page, publisher=publisher, addressee=addressee, open_only=open_only
     )
     page_headers(request, response, listed)
     return listed.items

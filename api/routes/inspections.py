@@ -23,6 +23,7 @@ from api.deps import (
     StateDep,
     page_headers,
 )
+from api.routes.audit import AuditDep
 from api.routes.verify import payload_verdict
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
@@ -35,12 +36,14 @@ def list_inspections(
     response: Response,
     principal: InspectionReader,
     ledger: LedgerDep,
+    index: AuditDep,
     page: ChainListPageDep,
 ) -> list[m.InspectionPublic]:
     """The inspections, newest first, as the caller may read them (a department: the sampled deliveries it
-    provided). The next page is the ``Link: <…>; rel="next"`` header."""
+    provided). Read from the audit index, brought up to the chain's head first (``X-Indexed-Block`` names
+    that block). The next page is the ``Link: <…>; rel="next"`` header."""
     service = ledger.practice_service().inspections(ledger)
-    listed = service.inspections(page=page)
+    listed = service.inspections(index=index, page=page)
     page_headers(request, response, listed)
     return [service.seen_by(principal, i) for i in listed.items]
 

@@ -79,6 +79,8 @@ class IndexedContracts:
     start_block: int
     #: The receipt anchors beside the ledger (None: the deployment names none).
     anchors: str | None = None
+    #: The sharing practice contract beside the ledger (None: the deployment names none).
+    practice: str | None = None
 
 
 def _progress_differences(
@@ -96,9 +98,11 @@ def _progress_differences(
             changed["contract"] = (progress.contract, expected.contract)
         if progress.start_block != expected.start_block:
             changed["start_block"] = (progress.start_block, expected.start_block)
-        # NULL: a database made before receipt anchors, which its next sync adopts.
-        if progress.anchors is not None and (progress.anchors.lower() != (expected.anchors or "").lower()):
-            changed["anchors"] = (progress.anchors, expected.anchors)
+        # NULL: a database made before receipt anchors (the sharing practice), which its next sync adopts.
+        for column in ("anchors", "practice"):
+            stored, trusted = progress.companion(column), getattr(expected, column)
+            if stored is not None and stored.lower() != (trusted or "").lower():
+                changed[column] = (stored, trusted)
     return [Difference("audit_progress", "row 1", "changed", changed)] if changed else []
 
 
@@ -153,10 +157,11 @@ def check_store(
     start = progress.start_block if expected is None else min(progress.start_block, expected.start_block)
     result = CheckResult(start, progress.last_block)
     lineage = Lineage(remember_deliveries=10**9)
-    contract, anchors = progress.contract, progress.anchors
+    contract, anchors, practice = progress.contract, progress.anchors, progress.practice
     if expected is not None:
         contract = expected.contract
         anchors = None if anchors is None else expected.anchors
+        practice = None if practice is None else expected.practice
     ranges = chunks(start, progress.last_block, batch_blocks) if progress.last_block >= start else []
     last_block_hash: str | None = None
     # The first range also holds every row stored before it, and the last every row after it; with nothing
@@ -172,19 +177,27 @@ def check_store(
                 last,
                 scan_refusals=progress.scan_refusals,
                 anchors=anchors,
+                practice=practice,
             )
             last_block_hash = derived.last_block_hash
             records, blocks, refusals = derived.records, derived.blocks, derived.refusals
+            practice_records = derived.practice
         else:
-            records, blocks, refusals = [], [], []
+            records, blocks, refusals, practice_records = [], [], [], []
         low = position == 0
         high = position == max(len(ranges) - 1, 0)
         lo, hi = seq_of(first, 0), seq_of(last + 1, 0)
         with engine.connect() as c:
-            e, b, r = m.events.c, m.blocks.c, m.refusals.c
+            e, b, r, p = m.events.c, m.blocks.c, m.refusals.c, m.practice_events.c
             db_events = {
                 row.seq: dict(row._mapping)
                 for row in c.execute(select(m.events).where(*_bounds(e.seq, lo, hi - 1, low=low, high=high)))
+            }
+            db_practice = {
+                row.seq: dict(row._mapping)
+                for row in c.execute(
+                    select(m.practice_events).where(*_bounds(p.seq, lo, hi - 1, low=low, high=high))
+                )
             }
             db_blocks = {
                 row.number: dict(row._mapping)
@@ -199,8 +212,12 @@ def check_store(
                 )
             }
         chain_events = {rec.seq: record_row(rec) for rec in records}
-        result.events_checked += len(chain_events)
+        chain_practice = {rec.seq: rec.row() for rec in practice_records}
+        result.events_checked += len(chain_events) + len(chain_practice)
         result.differences += _diff_table("audit_events", "seq", db_events, chain_events, _event_label)
+        result.differences += _diff_table(
+            "audit_practice_events", "seq", db_practice, chain_practice, _event_label
+        )
         result.differences += _diff_table(
             "audit_blocks",
             "number",

@@ -13,6 +13,7 @@ reads per day of chain; turn the scan off (``scan_refusals=False``) if that is t
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,7 @@ from node.audit.events import (
     EventCodec,
     EventRecord,
     Lineage,
+    PracticeRecord,
     decode_delivery_attempts,
 )
 from node.audit.rpc import JsonRpc, quantity
@@ -66,6 +68,16 @@ class DerivedRange:
     records: list[EventRecord] = field(default_factory=list)
     blocks: list[BlockRow] = field(default_factory=list)
     refusals: list[Refusal] = field(default_factory=list)
+    #: The events of the practice contract beside the ledger, if it is indexed.
+    practice: list[PracticeRecord] = field(default_factory=list)
+
+
+@functools.cache
+def practice_codec() -> EventCodec:
+    """The decoder of the ``SharingPractice`` contract's events (from its build artifact)."""
+    from node.audit.practice_report import practice_abi
+
+    return EventCodec(practice_abi())
 
 
 def record_row(record: EventRecord) -> dict[str, Any]:
@@ -116,17 +128,20 @@ def derive_range(
     *,
     scan_refusals: bool,
     anchors: str | None = None,
+    practice: str | None = None,
 ) -> DerivedRange:
     """Decode, locate and resolve every event of ``contract`` (and of its receipt ``anchors`` contract, if
     any) in blocks ``first..last`` (and, with ``scan_refusals``, every failed ``recordDelivery``), in chain
-    order, advancing ``lineage``.
+    order, advancing ``lineage``; the events of the ``practice`` contract (if any), read by the same
+    ``eth_getLogs``, apart.
 
     Raises:
         NodeError: the node fails or a block is missing.
         AuditError: a log does not decode, or the chain changed under the read (a log's block hash differs
             from the block's).
     """
-    addresses = [contract] if anchors is None else [contract, anchors]
+    addresses = [a for a in (contract, anchors, practice) if a is not None]
+    practice_lower = None if practice is None else practice.lower()
     logs = [log for log in rpc.logs(addresses, first, last) if not log.get("removed")]
     if scan_refusals:
         numbers = list(range(first, last + 1))
@@ -174,6 +189,22 @@ def derive_range(
                     f"log {log_index} of block {number} names block {item['blockHash']}, the block is "
                     f"{block_hash}: the chain changed during the read; retry or raise the confirmation depth"
                 )
+            if str(item["address"]).lower() == practice_lower:
+                name, fields = practice_codec().decode(item["topics"], item["data"])
+                out.practice.append(
+                    PracticeRecord(
+                        block_number=number,
+                        block_hash=block_hash,
+                        block_time=block_time,
+                        tx_hash=str(item["transactionHash"]).lower(),
+                        tx_index=tx_index,
+                        log_index=log_index,
+                        address=to_checksum_address(item["address"]),
+                        event=name,
+                        fields=fields,
+                    )
+                )
+                continue
             name, fields = codec.decode(item["topics"], item["data"])
             record = EventRecord(
                 block_number=number,

@@ -10,6 +10,7 @@ dynamic bytes as ``0x``-prefixed lower-case hex, strings as ``str``.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -234,6 +235,58 @@ class EventRecord:
             "block_number": self.block_number,
             "block_hash": self.block_hash,
             "log_index": self.log_index,
+        }
+
+
+#: Events of the ``SharingPractice`` contract beside the ledger (``audit_practice_events``, apart from the
+#: ledger's): a demand published and answered, an inspection opened and drawn, a sampled delivery's outcome.
+DEMAND_PUBLISHED = "DemandPublished"
+DEMAND_ANSWERED = "DemandAnswered"
+INSPECTION_OPENED = "InspectionOpened"
+INSPECTION_DRAWN = "InspectionDrawn"
+OUTCOME_RECORDED = "InspectionOutcomeRecorded"
+
+
+@dataclass
+class PracticeRecord:
+    """One decoded and located event of the practice contract: exactly what a row of
+    ``audit_practice_events`` holds. Its id columns are its own arguments (no lineage: each practice event
+    names the demand, inspection or agreement it is about)."""
+
+    block_number: int
+    block_hash: str
+    block_time: int
+    tx_hash: str
+    tx_index: int
+    log_index: int
+    address: str
+    event: str
+    fields: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return seq_of(self.block_number, self.log_index)
+
+    def row(self) -> dict[str, Any]:
+        f = self.fields
+        published = self.event == DEMAND_PUBLISHED
+        return {
+            "seq": self.seq,
+            "block_number": self.block_number,
+            "block_hash": self.block_hash,
+            "block_time": self.block_time,
+            "tx_hash": self.tx_hash,
+            "tx_index": self.tx_index,
+            "log_index": self.log_index,
+            "address": self.address,
+            "event": self.event,
+            "demand_id": f.get("demandId"),
+            "inspection_id": f.get("inspectionId"),
+            "agreement_id": f.get("agreementId"),
+            "publisher_id": f["publisher"] if published else None,
+            "addressee_id": f["addressee"] if published else None,
+            "delivery_id": f.get("deliveryId"),
+            "fields": json.dumps(f, separators=(",", ":")),
         }
 
 

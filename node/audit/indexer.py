@@ -92,14 +92,26 @@ class Progress:
     scan_refusals: bool
     #: The ``ReceiptAnchors`` contract indexed beside the ledger (None: none known when indexing).
     anchors: str | None = None
+    #: The ``SharingPractice`` contract indexed beside the ledger (None: none known when indexing).
+    practice: str | None = None
+
+    def companion(self, column: str) -> str | None:
+        """The contract beside the ledger indexed as ``column`` (``anchors``, ``practice``)."""
+        value: str | None = getattr(self, column)
+        return value
 
 
 @dataclass(frozen=True)
-class AnchorsSource:
-    """The ledger's ``ReceiptAnchors`` contract, as the deployment record names it."""
+class CompanionSource:
+    """A contract beside the ledger (its ``ReceiptAnchors``, its ``SharingPractice``), as the deployment
+    record names it."""
 
     address: str
     block_number: int
+
+
+#: What each companion contract is called in the messages about it.
+_COMPANION_NAMES = {"anchors": "receipt anchors", "practice": "sharing practice"}
 
 
 def read_progress(engine: Engine) -> Progress | None:
@@ -115,6 +127,7 @@ def read_progress(engine: Engine) -> Progress | None:
         row.last_block_hash,
         bool(row.scan_refusals),
         row.anchors,
+        row.practice,
     )
 
 
@@ -163,12 +176,13 @@ class Indexer:
         chain_id: int,
         start_block: int,
         config: IndexerConfig | None = None,
-        anchors: AnchorsSource | None = None,
+        anchors: CompanionSource | None = None,
+        practice: CompanionSource | None = None,
     ) -> None:
         self.engine, self.rpc, self.codec = engine, rpc, codec
         self.contract, self.chain_id, self.start_block = contract, chain_id, start_block
         self.config = config or IndexerConfig()
-        self.anchors = anchors
+        self.anchors, self.practice = anchors, practice
         self._lineage: Lineage | None = None
 
     def _progress(self) -> Progress:
@@ -191,6 +205,7 @@ class Indexer:
                         last_block_hash=None,
                         scan_refusals=self.config.scan_refusals,
                         anchors=None if self.anchors is None else self.anchors.address,
+                        practice=None if self.practice is None else self.practice.address,
                     )
                 )
             current = read_progress(self.engine)
@@ -200,24 +215,24 @@ class Indexer:
                 f"the audit database indexes contract {current.contract} on chain {current.chain_id}, not "
                 f"{self.contract} on chain {self.chain_id}; point DXL_DATABASE_URL elsewhere or rebuild it"
             )
-        if self.anchors is not None and current.anchors is None:
-            if adopt_anchors(self.engine, current, self.anchors):
-                self._lineage = None
-                log.warning(
-                    "the audit database predates receipt anchors %s (deployed in block %d): re-indexing "
-                    "from that block so that batches anchored since are indexed too",
-                    self.anchors.address, self.anchors.block_number,
-                )  # fmt: skip
-            return self._progress()
-        if (
-            self.anchors is not None
-            and current.anchors is not None
-            and current.anchors.lower() != self.anchors.address.lower()
-        ):
-            raise IndexMismatchError(
-                f"the audit database indexes receipt anchors {current.anchors}, the deployment names "
-                f"{self.anchors.address}; rebuild it (`dxl audit index --rebuild`)"
-            )
+        for column, source in (("anchors", self.anchors), ("practice", self.practice)):
+            if source is None:
+                continue
+            indexed = current.companion(column)
+            if indexed is None:
+                if adopt_companion(self.engine, current, column, source):
+                    self._lineage = None
+                    log.warning(
+                        "the audit database predates %s %s (deployed in block %d): re-indexing from that "
+                        "block so that what it recorded since is indexed too",
+                        _COMPANION_NAMES[column], source.address, source.block_number,
+                    )  # fmt: skip
+                return self._progress()
+            if indexed.lower() != source.address.lower():
+                raise IndexMismatchError(
+                    f"the audit database indexes {_COMPANION_NAMES[column]} {indexed}, the deployment names "
+                    f"{source.address}; rebuild it (`dxl audit index --rebuild`)"
+                )
         return current
 
     def sync(
@@ -254,6 +269,7 @@ class Indexer:
                 last,
                 scan_refusals=progress.scan_refusals,
                 anchors=progress.anchors,
+                practice=progress.practice,
             )
             if not write_range(self.engine, derived):
                 # Another indexer of this database (the API's follower, a `dxl audit index` run) stored
@@ -339,7 +355,7 @@ def reset_store(engine: Engine) -> None:
     """Forget everything indexed (``dxl audit index --rebuild``): the next sync starts again from the
     deployment block. The chain is the record; the database is only its index."""
     with engine.begin() as c:
-        for table in (m.events, m.blocks, m.refusals, m.progress):
+        for table in (m.events, m.practice_events, m.blocks, m.refusals, m.progress):
             c.execute(table.delete())
 
 
@@ -359,18 +375,19 @@ def rewind_store(
         if claimed != 1:
             return None
         events = c.execute(delete(m.events).where(m.events.c.seq >= after)).rowcount
+        events += c.execute(delete(m.practice_events).where(m.practice_events.c.seq >= after)).rowcount
         refusals = c.execute(delete(m.refusals).where(m.refusals.c.block_number > fork_block)).rowcount
         c.execute(delete(m.blocks).where(m.blocks.c.number > fork_block))
     return Rewind(progress.last_block, progress.last_block_hash, chain_hash, fork_block, events, refusals)
 
 
-def adopt_anchors(engine: Engine, progress: Progress, anchors: AnchorsSource) -> bool:
-    """Start indexing ``anchors`` beside the ledger in a database indexed without it: record its address and,
-    if the index already covers its deployment block, drop every row from that block on (atomically with the
-    marker), so the next sync re-reads that stretch with the anchors' logs. False (and nothing done) if
-    another indexer did it first."""
-    fork = min(progress.last_block, anchors.block_number - 1)
-    values: dict[str, Any] = {"anchors": anchors.address}
+def adopt_companion(engine: Engine, progress: Progress, column: str, source: CompanionSource) -> bool:
+    """Start indexing ``source`` (the receipt anchors or the sharing practice, ``column`` of the progress
+    marker) beside the ledger in a database indexed without it: record its address and, if the index already
+    covers its deployment block, drop every row from that block on (atomically with the marker), so the next
+    sync re-reads that stretch with its logs. False (and nothing done) if another indexer did it first."""
+    fork = min(progress.last_block, source.block_number - 1)
+    values: dict[str, Any] = {column: source.address}
     if fork < progress.last_block:
         values.update(last_block=fork, last_block_hash=None)
     with engine.begin() as c:
@@ -378,7 +395,7 @@ def adopt_anchors(engine: Engine, progress: Progress, anchors: AnchorsSource) ->
             update(m.progress)
             .where(
                 m.progress.c.id == 1,
-                m.progress.c.anchors.is_(None),
+                m.progress.c[column].is_(None),
                 m.progress.c.last_block == progress.last_block,
             )
             .values(**values)
@@ -387,6 +404,7 @@ def adopt_anchors(engine: Engine, progress: Progress, anchors: AnchorsSource) ->
             return False
         if fork < progress.last_block:
             c.execute(delete(m.events).where(m.events.c.seq >= (fork + 1) * SEQ_BLOCK))
+            c.execute(delete(m.practice_events).where(m.practice_events.c.seq >= (fork + 1) * SEQ_BLOCK))
             c.execute(delete(m.refusals).where(m.refusals.c.block_number > fork))
             c.execute(delete(m.blocks).where(m.blocks.c.number > fork))
     return True
@@ -408,6 +426,8 @@ def write_range(engine: Engine, derived: DerivedRange) -> bool:
         if claimed != 1:
             return False
         write_records(c, derived.records)
+        if derived.practice:
+            c.execute(insert(m.practice_events), [r.row() for r in derived.practice])
         if derived.blocks:
             c.execute(insert(m.blocks), [b.__dict__ for b in derived.blocks])
         if derived.refusals:

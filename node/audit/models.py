@@ -28,6 +28,8 @@ progress = Table(
     Column("scan_refusals", Boolean, nullable=False),
     # The ReceiptAnchors contract indexed beside the ledger (NULL: none, or a database older than it).
     Column("anchors", String(42), nullable=True),
+    # The SharingPractice contract indexed beside the ledger (NULL: none, or a database older than it).
+    Column("practice", String(42), nullable=True),
 )
 
 blocks = Table(
@@ -94,6 +96,37 @@ refusals = Table(
     Index("ix_audit_refusals_provider", "provider_id", "block_time"),
 )
 
+# The SharingPractice contract's events (demands, evaluations, inspections), apart from the ledger's:
+# history, reports and scorecards read audit_events as the ledger and its anchors emitted them. The id
+# columns are the event's own arguments (a demand's publisher and addressee on its publication only), so
+# that the demand lists' and the inspections' filters and keyset pages are one index range scan each.
+practice_events = Table(
+    "audit_practice_events",
+    metadata,
+    Column("seq", SeqType, primary_key=True, autoincrement=False),
+    Column("block_number", BigInteger, nullable=False),
+    Column("block_hash", String(66), nullable=False),
+    Column("block_time", BigInteger, nullable=False),
+    Column("tx_hash", String(66), nullable=False),
+    Column("tx_index", Integer, nullable=False),
+    Column("log_index", Integer, nullable=False),
+    Column("address", String(42), nullable=False),
+    Column("event", String(40), nullable=False),
+    Column("demand_id", BigInteger),
+    Column("inspection_id", BigInteger),
+    Column("agreement_id", BigInteger),
+    Column("publisher_id", BigInteger),
+    Column("addressee_id", BigInteger),
+    Column("delivery_id", String(66)),
+    Column("fields", Text, nullable=False),
+    Index("ix_audit_practice_events_demand", "event", "demand_id"),
+    Index("ix_audit_practice_events_publisher", "publisher_id", "demand_id"),
+    Index("ix_audit_practice_events_addressee", "addressee_id", "demand_id"),
+    Index("ix_audit_practice_events_inspection", "event", "inspection_id"),
+    Index("ix_audit_practice_events_agreement", "agreement_id", "seq"),
+)
+
 #: Columns of audit_events compared by ``dxl audit check`` (all of them).
 EVENT_COLUMNS = tuple(c.name for c in events.columns)
 REFUSAL_COLUMNS = tuple(c.name for c in refusals.columns)
+PRACTICE_COLUMNS = tuple(c.name for c in practice_events.columns)

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 
 from node.audit.check import IndexedContracts
 from node.audit.events import EventCodec
-from node.audit.indexer import AnchorsSource, Indexer, IndexerConfig, Rewind, read_progress
+from node.audit.indexer import CompanionSource, Indexer, IndexerConfig, Rewind, read_progress
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.settings import Settings
@@ -35,7 +35,9 @@ class AuditContext:
     #: The settings the caller was started with (the ``DXL_AUDIT_*`` fields tune the indexer and scorecards).
     settings: Settings
     #: The ``ReceiptAnchors`` contract beside the ledger (None for a deployment record that names none).
-    anchors: AnchorsSource | None = None
+    anchors: CompanionSource | None = None
+    #: The ``SharingPractice`` contract beside the ledger (None for a deployment record that names none).
+    practice: CompanionSource | None = None
     #: Held by every sync of this context (the API's follower and ``POST /audit/index``): two concurrent syncs
     #: would derive the same range and collide on the events' primary key.
     index_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -98,28 +100,33 @@ class AuditContext:
                 return self.indexer(rpc).sync().to_block
 
     def caught_up(self) -> tuple[int, int]:
-        """Bring the index up to the chain's head (as near as its confirmation depth lets it) and return the
-        last block it holds and that block's time: where an open period's scorecard is evaluated. What the
-        scorecard reads from the chain itself (the practice contract), read after this at a later head, is cut
-        back to that block (:meth:`node.practice.PracticeFacts.known_at`), and the index's facts are read up
-        to it (``load_facts(through_block=...)``): the index and the chain at one position. An index left a
-        few blocks behind showed a consumer's score of a delivery the card did not count, and the demand it
-        met unmet.
+        """Make the index a prefix of the chain the node serves now (:meth:`Indexer.heal`: a node that lost
+        blocks and mined as many again has a head no lower than the index's, which alone would not tell),
+        bring it up to the chain's head (as near as its confirmation depth lets it) and return the last block
+        it holds and that block's time: where an open period's scorecard is evaluated, and where the demand
+        lists and inspections are read. What the scorecard reads from the chain itself (the practice
+        contract), read after this at a later head, is cut back to that block
+        (:meth:`node.practice.PracticeFacts.known_at`), and the index's facts are read up to it
+        (``load_facts(through_block=...)``): the index and the chain at one position. An index left a few
+        blocks behind showed a consumer's score of a delivery the card did not count, and the demand it met
+        unmet.
 
         Raises:
             NodeError: the node fails.
         """
         with self.rpc() as rpc:
+            with self.index_lock:
+                self.indexer(rpc).heal()
             head = rpc.block_number()
-        indexed = self.catch_up(head)
-        block = head if indexed is None else min(indexed, head)
-        with self.rpc() as rpc:
+            indexed = self.catch_up(head)
+            block = head if indexed is None else min(indexed, head)
             return block, rpc.block_time(block)
 
     def indexed_contracts(self) -> IndexedContracts:
         """What the audit database must index, from the deployment record (``dxl audit check`` compares)."""
         anchors = None if self.anchors is None else self.anchors.address
-        return IndexedContracts(self.chain_id, self.contract, self.start_block, anchors)
+        practice = None if self.practice is None else self.practice.address
+        return IndexedContracts(self.chain_id, self.contract, self.start_block, anchors, practice)
 
     def indexer(self, rpc: JsonRpc) -> Indexer:
         return Indexer(
@@ -135,12 +142,13 @@ class AuditContext:
                 self.settings.audit_scan_refusals,
             ),
             anchors=self.anchors,
+            practice=self.practice,
         )
 
 
 def open_context(settings: Settings, database_url: str | None = None) -> AuditContext:
-    """The audit context of ``settings``' deployment (``home/deployment.json``: the ledger and its receipt
-    anchors), node and database. It reads first from the node every command reads
+    """The audit context of ``settings``' deployment (``home/deployment.json``: the ledger, its receipt
+    anchors and its sharing practice), node and database. It reads first from the node every command reads
     (:func:`~node.endpoint.configured_node`): a node cut off from the signers answers with a chain that
     stopped.
 
@@ -155,7 +163,7 @@ def open_context(settings: Settings, database_url: str | None = None) -> AuditCo
     endpoint = configured_node(settings, chain_id=deployment.chain_id)
     url = database_url or settings.database_url or f"sqlite:///{home / 'audit.sqlite3'}"
     abi = ledger_abi()
-    recorded = deployment.receipt_anchors
+    recorded, practice = deployment.receipt_anchors, deployment.sharing_practice
     return AuditContext(
         engine=open_store(url),
         rpc_url=endpoint.rpc_url,
@@ -166,5 +174,6 @@ def open_context(settings: Settings, database_url: str | None = None) -> AuditCo
         codec=EventCodec(abi),
         abi=abi,
         settings=settings,
-        anchors=None if recorded is None else AnchorsSource(recorded.address, recorded.block_number),
+        anchors=None if recorded is None else CompanionSource(recorded.address, recorded.block_number),
+        practice=None if practice is None else CompanionSource(practice.address, practice.block_number),
     )

@@ -1593,3 +1593,116 @@ def test_a_due_day_passed_between_the_check_and_the_mining_is_refused_naming_due
     again = env.call("POST", "/demands", "psb", json=body, headers=key)
     assert (again.status_code, again.json()) == (422, refused.json())
     assert len(ok(env.call("GET", "/demands?limit=500", "auditor"))) == before
+
+
+def _pages_read_at(env: ApiEnv, path: str, who: str, **params: Any) -> tuple[list[list[Any]], set[int]]:
+    """Every page of a list (as :func:`pages`) and the blocks its pages say they were read at."""
+    found, blocks, response = [], set(), env.call("GET", path, who, params=params)
+    while True:
+        found.append(ok(response))
+        blocks.add(int(response.headers["X-Indexed-Block"]))
+        following = response.links.get("next")
+        if following is None:
+            return found, blocks
+        response = env.call("GET", following["url"], who)
+
+
+def test_demand_lists_and_inspections_answer_what_the_chain_says_record_by_record(api_env: ApiEnv) -> None:
+    """GET /demands (every filter, every page) and GET /inspections read the audit index, healed and brought
+    up to the chain's head first: the very records, in the same order, that the chain's views answer one by
+    one (GET /demands/{id} and GET /inspections/{id}, which read the contract), a demand published and
+    answered a moment before included, and each page names the block it was read at (``X-Indexed-Block``)."""
+    from node.deploy import practice_client
+
+    env = api_env
+    practice = practice_client(env.setup.client.endpoint, env.settings.home)
+    samr, civil = env.departments["SAMR"], env.departments["CIVIL"]
+    made = [publish(env, who, to) for who, to in (("samr", "civil"), ("civil", "samr"), ("samr", None),
+                                                   ("civil", "samr"), ("samr", "civil"))]  # fmt: skip
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 200}
+    ok(env.call("POST", "/inspections", "auditor", json=body), 201)  # open until 200 blocks are mined
+    for demand, who in ((made[1], "samr"), (made[4], "civil")):
+        ok(env.call("POST", f"/demands/{demand['id']}/answer", who,
+                    json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    filters: list[dict[str, Any]] = [
+        {}, {"publisher": samr}, {"addressee": civil}, {"open": "true"}, {"publisher": civil, "open": "true"},
+        {"addressee": samr, "open": "false"}, {"publisher": samr, "addressee": civil},
+    ]  # fmt: skip
+
+    def kept(d: dict[str, Any], flt: dict[str, Any]) -> bool:
+        return (
+            d["publisher"] == flt.get("publisher", d["publisher"])
+            and d["addressee"] == flt.get("addressee", d["addressee"])
+            and (flt.get("open") != "true" or d["status"] == "open")
+        )
+
+    readers = ("auditor", "hrss")
+    for _ in range(5):  # read again if a block was mined meanwhile (the service's drawer draws on its own)
+        head = int(env.setup.client.w3.eth.block_number)
+        demands = [ok(env.call("GET", f"/demands/{n}", "auditor"))
+                   for n in range(int(practice.call("demandCount")), 0, -1)]  # fmt: skip
+        inspections = {
+            who: [ok(env.call("GET", f"/inspections/{n}", who))
+                  for n in range(int(practice.call("inspectionCount")), 0, -1)]
+            for who in readers
+        }  # fmt: skip
+        listed = {str(flt): _pages_read_at(env, "/demands", "psb", limit=2, **flt) for flt in filters}
+        listed_inspections = {who: _pages_read_at(env, "/inspections", who, limit=2) for who in readers}
+        if int(env.setup.client.w3.eth.block_number) == head:
+            break
+    assert demands[0]["id"] == made[-1]["id"] and demands[0]["status"] == "declined" == demands[3]["status"]
+    for flt in filters:
+        got, blocks = listed[str(flt)]
+        assert [d for page in got for d in page] == [d for d in demands if kept(d, flt)], flt
+        assert all(len(page) <= 2 for page in got) and blocks == {head}
+    # Run after the module's other tests, the inspections compared are open, drawn and expired, with outcomes.
+    assert inspections["auditor"]
+    for who in readers:
+        got, blocks = listed_inspections[who]
+        assert [i for page in got for i in page] == inspections[who] and blocks == {head}
+
+
+def test_an_audit_database_indexed_without_the_practice_contract_reindexes_from_its_deployment(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """An audit database made before the sharing practice was indexed (its progress names none) re-reads
+    the chain from the practice contract's deployment block once, and then matches the chain (``dxl audit
+    check``, against the deployment's contracts), every demand published so far listed."""
+    from node.audit import practice_index
+    from node.audit.check import check_store
+    from node.audit.events import EventCodec
+    from node.audit.indexer import CompanionSource, Indexer, read_progress
+    from node.audit.rpc import JsonRpc
+    from node.audit.service import ledger_abi
+    from node.audit.store import open_store
+    from node.deploy import practice_client
+
+    publish(api_env, "psb", "hrss")
+    deployment = load_deployment(api_env.settings.home)
+    assert deployment.sharing_practice is not None
+    recorded = deployment.sharing_practice
+    source = CompanionSource(recorded.address, recorded.block_number)
+    engine = open_store(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    codec = EventCodec(ledger_abi())
+
+    def indexer(rpc: JsonRpc, practice: CompanionSource | None) -> Indexer:
+        return Indexer(engine, rpc, codec, contract=deployment.address, chain_id=deployment.chain_id,
+                       start_block=deployment.block_number, practice=practice)  # fmt: skip
+
+    def listed() -> list[int]:
+        page = practice_index.demands(engine, practice_index.DemandFilter(), limit=500)
+        return [d.demand_id for d in page.items]
+
+    with JsonRpc(str(api_env.settings.rpc_url)) as rpc:
+        head = rpc.block_number()
+        indexer(rpc, None).sync(to_block=head)
+        assert listed() == [] and read_progress(engine).practice is None  # type: ignore[union-attr]
+        indexer(rpc, source).sync(to_block=head)
+        progress = read_progress(engine)
+        assert progress is not None and (progress.practice, progress.last_block) == (source.address, head)
+        count = int(practice_client(api_env.setup.client.endpoint, api_env.settings.home).call("demandCount"))
+        assert listed() == list(range(count, 0, -1)) and count >= 1
+        result = check_store(engine, rpc, codec)
+        assert result.ok and result.events_checked > 0, [d.describe() for d in result.differences]
+    engine.dispose()

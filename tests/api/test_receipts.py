@@ -1313,7 +1313,7 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
     from the anchors' deployment block once, and then matches the chain (`dxl audit check`)."""
     from node.audit.check import check_store
     from node.audit.events import EventCodec
-    from node.audit.indexer import AnchorsSource, Indexer, read_progress
+    from node.audit.indexer import CompanionSource, Indexer, read_progress
     from node.audit.rpc import JsonRpc
     from node.audit.service import ledger_abi
     from node.audit.store import open_store
@@ -1322,11 +1322,11 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
     anchored_batch(api_env, 2)
     deployment = load_deployment(api_env.settings.home)
     assert deployment.receipt_anchors is not None
-    source = AnchorsSource(deployment.receipt_anchors.address, deployment.receipt_anchors.block_number)
+    source = CompanionSource(deployment.receipt_anchors.address, deployment.receipt_anchors.block_number)
     engine = open_store(f"sqlite:///{tmp_path / 'audit.sqlite3'}")
     codec = EventCodec(ledger_abi())
 
-    def indexer(rpc: JsonRpc, anchors: AnchorsSource | None) -> Indexer:
+    def indexer(rpc: JsonRpc, anchors: CompanionSource | None) -> Indexer:
         return Indexer(engine, rpc, codec, contract=deployment.address, chain_id=deployment.chain_id,
                        start_block=deployment.block_number, anchors=anchors)  # fmt: skip
 

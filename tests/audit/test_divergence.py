@@ -7,22 +7,35 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 
+from node.audit import practice_index
 from node.audit.check import check_store
 from node.audit.errors import NotFoundError
 from node.audit.events import EventCodec
 from node.audit.follower import AuditFollower
+from node.audit.indexer import CompanionSource
+from node.audit.practice_index import DemandFilter
 from node.audit.queries import provenance
 from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
 from node.audit.store import open_store
+from node.chain import LedgerClient, TxResult
+from node.compiler import load_artifact
+from node.deploy import EVALUATION_PERIOD_S, anchors_abi
 from node.endpoint import NodeEndpoint
+from node.practice import DemandRecord
 from node.settings import Settings
-from tests.contracts.conftest import Consortium, deploy
+from node.types import DemandAnswer
+from tests.contracts.conftest import DAY, Consortium, Dept, deploy
+from tests.postgres import BACKENDS, schema_url
+
+ZERO = b"\x00" * 32
+ZERO_ADDRESS = "0x" + "00" * 20
 
 #: Bound of every wait for the follower; generous for a loaded 2-core machine, never reached when it works.
 WAIT = 30.0
@@ -123,5 +136,118 @@ def test_lost_blocks_are_healed_and_never_reported(
         assert check_store(ctx.engine, rpc, codec).ok
     finally:
         follower.stop()
+        rpc.close()
+        ctx.engine.dispose()
+
+
+def _chain_demands(practice: LedgerClient) -> list[tuple[int, int, int, int, int]]:
+    """Every demand as the contract's view answers it now, newest first: (id, publisher, addressee, answer,
+    answered_by)."""
+    count = int(practice.call("demandCount"))
+    return [
+        (d.demand_id, d.publisher, d.addressee, int(d.answer), d.answered_by)
+        for d in (DemandRecord.from_chain(i, practice.call("demand", i)) for i in range(count, 0, -1))
+    ]
+
+
+def _indexed_demands(ctx: AuditContext, flt: DemandFilter) -> list[tuple[int, int, int, int, int]]:
+    """The demands the index lists for ``flt``, every page of 2 (the index healed and caught up first)."""
+    ctx.caught_up()
+    found, cursor = [], None
+    while True:
+        page = practice_index.demands(ctx.engine, flt, cursor=cursor, limit=2)
+        found += [(d.demand_id, d.publisher, d.addressee, int(d.answer), d.answered_by) for d in page.items]
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lost_demands_and_answers_leave_the_demand_lists(
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, backend: str
+) -> None:
+    """The index follows the sharing practice contract beside the ledger: its demand lists, every filter and
+    page, are what the contract's views answer, before and after the node loses a publication and an answer
+    (no follower round in between: the list heals the index itself), and `dxl audit check` agrees; on
+    SQLite and PostgreSQL alike."""
+    sqlite = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    with nullcontext(sqlite) if backend == "sqlite" else schema_url("audit_practice") as url:
+        _lost_demands(node_endpoint, codec, abi, tmp_path, url)
+
+
+def _lost_demands(
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, url: str
+) -> None:
+    rpc = JsonRpc(node_endpoint.rpc_url)
+    start = rpc.block_number()
+    governors = [Account.create() for _ in range(3)]
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
+    psb, hrss, civil = (c.admit(code) for code in ("PSB", "HRSS", "CIVIL"))
+    artifact = load_artifact("SharingPractice")
+    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
+    deployed = client.deploy(
+        governors[0], artifact.bytecode, c.client.address, EVALUATION_PERIOD_S, ZERO_ADDRESS
+    )
+    assert deployed.contract_address is not None
+    practice = client.at(deployed.contract_address)
+
+    def publish(who: Dept, to: Dept | None) -> int:
+        due = c.now() + DAY
+        result = practice.transact(
+            who.account, "publishDemand", b"\x7d" * 32, 0 if to is None else to.id, due
+        )
+        return int(result.event("DemandPublished").args["demandId"])
+
+    def decline(who: Dept, demand_id: int) -> TxResult:
+        return practice.transact(
+            who.account, "answerDemand", demand_id, int(DemandAnswer.DECLINED), 0, 1, ZERO
+        )
+
+    for publisher, addressee in ((psb, hrss), (hrss, psb), (civil, None), (psb, civil), (psb, hrss)):
+        publish(publisher, addressee)
+    decline(psb, 2)
+    ctx = AuditContext(
+        engine=open_store(url),
+        rpc_url=node_endpoint.rpc_url,
+        chain_id=node_endpoint.chain_id,
+        contract=str(c.client.address),
+        start_block=start,
+        codec=codec,
+        abi=abi,
+        settings=Settings(home=tmp_path),  # type: ignore[call-arg]
+        practice=CompanionSource(str(practice.address), int(deployed.block_number)),
+    )
+    filters = [
+        DemandFilter(), DemandFilter(publisher=psb.id), DemandFilter(addressee=hrss.id),
+        DemandFilter(open_only=True), DemandFilter(publisher=psb.id, open_only=True),
+        DemandFilter(addressee=psb.id, open_only=True), DemandFilter(publisher=civil.id, addressee=hrss.id),
+    ]  # fmt: skip
+
+    def chain_answers(flt: DemandFilter) -> list[tuple[int, int, int, int, int]]:
+        return [
+            d for d in _chain_demands(practice)
+            if (flt.publisher is None or d[1] == flt.publisher)
+            and (flt.addressee is None or d[2] == flt.addressee) and (not flt.open_only or d[3] == 0)
+        ]  # fmt: skip
+
+    try:
+        for flt in filters:
+            assert _indexed_demands(ctx, flt) == chain_answers(flt), flt
+        # Lost: a publication and the answer to an older demand; the node carries on with another demand.
+        snapshot = rpc.call("evm_snapshot")
+        lost = decline(hrss, 1)
+        publish(hrss, civil)
+        assert (1, psb.id, hrss.id, int(DemandAnswer.DECLINED), hrss.id) in _indexed_demands(ctx, filters[0])
+        _revert(rpc, snapshot)
+        publish(civil, psb)
+        # As high as the index reached, no higher: only the hashes tell the two histories apart.
+        _mine_past(rpc, lost.block_number)
+        assert rpc.block_number() == ctx.indexed_block()
+        for flt in filters:
+            assert _indexed_demands(ctx, flt) == chain_answers(flt), flt
+        assert _chain_demands(practice)[-1] == (1, psb.id, hrss.id, 0, 0)  # the lost answer is gone
+        result = check_store(ctx.engine, rpc, codec, expected=ctx.indexed_contracts())
+        assert result.ok, [d.describe() for d in result.differences]
+    finally:
         rpc.close()
         ctx.engine.dispose()
