@@ -1,7 +1,8 @@
 """The practice section of an audit report: demands, evaluations and inspections of the period, read from the
 ``SharingPractice`` contract's logs, and their re-check against any node.
 
-The practice contract's events are not in the audit index; a report carries them as ``practice`` =
+A report reads the practice contract's events from its logs, not from the audit index (which keeps them apart,
+``audit_practice_events``, for the API's lists), and carries them as ``practice`` =
 ``{"address": ..., "rows": [...]}``, each row an event with its chain location and decoded fields, selected
 like the report's rows: block time in the period and, for a department's report, the department is a party
 (a demand's publisher or addressee; an answer's answerer and its demand's publisher; an evaluated
