@@ -7,17 +7,20 @@ modules and create them on the same database without editing this one. SQLite un
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Connection,
     DateTime,
     Engine,
     Index,
@@ -32,10 +35,13 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from node.errors import ConfigurationError
+
+log = logging.getLogger("dxl.api.db")
 
 
 def utcnow() -> dt.datetime:
@@ -283,6 +289,10 @@ _SERVICE_LOCK = 0x6478_6C73  # "dxls"
 #: How long a starting service waits for the lock before refusing: a service just killed holds it until the
 #: server sees its connection closed.
 HOLD_WAIT_S = 5.0
+#: How often a running service looks at the connection holding its lock (one ``SELECT 1``), to take the lock
+#: again on a new one after the server restarted or the connection was cut.
+HOLD_CHECK_S = 1.0
+_TAKE = text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))")
 _WHO_HOLDS = text(
     "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l"
     " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
@@ -291,14 +301,93 @@ _WHO_HOLDS = text(
 )
 
 
+class _Hold:
+    """The connection holding a service's lock on its database, and the thread that keeps it held."""
+
+    def __init__(self, engine: Engine, check: float) -> None:
+        self.database = engine.url.render_as_string(hide_password=True)
+        name = f"dxl-api {socket.gethostname()} pid {os.getpid()}"
+        self._engine = create_engine(engine.url, poolclass=NullPool, connect_args={"application_name": name})
+        self._conn: Connection | None = None
+        #: Whether ``_conn`` holds the lock (it may be open and not hold it: another service took it).
+        self._held = False
+        self._check = check
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep, name="dxl-database-hold", daemon=True)
+
+    def take(self) -> str | None:
+        """Takes the lock (on a new connection if there is none); None once held, else who holds it."""
+        if self._conn is None:
+            self._conn = self._engine.connect()
+        taken = self._conn.scalar(_TAKE, {"cls": _SERVICE_LOCK})
+        found = None if taken else self._conn.execute(_WHO_HOLDS, {"cls": _SERVICE_LOCK}).first()
+        # The lock is the session's: the transaction that took it ends, and the connection stays.
+        self._conn.commit()
+        self._held = bool(taken)
+        if taken:
+            return None
+        if found is None:  # released meanwhile: the next try takes it
+            return "a service that just stopped"
+        name, address, since = found
+        return f"{name or 'unnamed'} from {address or 'a local socket'}, connected since {since}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _keep(self) -> None:
+        """While the service runs: a connection lost (the server restarted, a network cut) lost the lock with
+        it, and a second service could start and sign at this one's nonces. The lock is taken again on a new
+        connection as soon as the server answers; if another service took it meanwhile, that is logged as
+        the error it is, every look, until one of the two stops."""
+        lost = False
+        while not self._stop.wait(self._check):
+            try:
+                if self._conn is not None and self._held:
+                    self._conn.execute(text("SELECT 1"))
+                    self._conn.rollback()
+                    continue
+                holder = self.take()
+            except SQLAlchemyError as exc:
+                self.close_connection()
+                if not lost:
+                    log.warning("the hold on the API database is lost, taken again once it answers: %s", exc)
+                lost = True
+                continue
+            if holder is None:
+                log.warning("the hold on the API database is taken again")
+                lost = False
+            else:
+                log.error("%s", DatabaseInUseError(self.database, holder))
+
+    def close_connection(self) -> None:
+        self._held = False
+        if self._conn is not None:
+            with suppress(SQLAlchemyError):
+                self._conn.invalidate()
+            self._conn = None
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=30)
+        if self._conn is not None:
+            with suppress(SQLAlchemyError):
+                self._conn.close()
+            self._conn = None
+        self._engine.dispose()
+
+
 @contextmanager
-def hold_database(engine: Engine, *, wait: float = HOLD_WAIT_S) -> Iterator[None]:
+def hold_database(
+    engine: Engine, *, wait: float = HOLD_WAIT_S, check: float = HOLD_CHECK_S
+) -> Iterator[None]:
     """Makes this process the only API service on ``engine``'s database while the context lasts.
 
     PostgreSQL: a session-level advisory lock, taken on a connection of its own (named ``dxl-api <host> pid
     <pid>``, which a refused service's message quotes) and held until the context ends; the server releases
-    it when that connection ends, also when the process is killed. SQLite: nothing is taken (the file lives
-    in the service's ``DXL_HOME``, one service per home).
+    it when that connection ends, also when the process is killed. A connection lost meanwhile is replaced
+    and the lock taken again (looked at every ``check`` seconds). SQLite: nothing is taken (the file lives in
+    the service's ``DXL_HOME``, one service per home).
 
     Raises:
         DatabaseInUseError: another service still holds the database after ``wait`` seconds.
@@ -307,27 +396,17 @@ def hold_database(engine: Engine, *, wait: float = HOLD_WAIT_S) -> Iterator[None
     if engine.dialect.name != "postgresql":
         yield
         return
-    name = f"dxl-api {socket.gethostname()} pid {os.getpid()}"
-    own = create_engine(engine.url, poolclass=NullPool, connect_args={"application_name": name})
+    hold = _Hold(engine, check)
     try:
-        with own.connect() as conn:
-            deadline = time.monotonic() + wait
-            take = text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))")
-            while not conn.scalar(take, {"cls": _SERVICE_LOCK}):
-                found = conn.execute(_WHO_HOLDS, {"cls": _SERVICE_LOCK}).first()
-                if found is not None and time.monotonic() >= deadline:
-                    name, address, since = found
-                    holder = (
-                        f"{name or 'unnamed'} from {address or 'a local socket'}, connected since {since}"
-                    )
-                    raise DatabaseInUseError(engine.url.render_as_string(hide_password=True), holder)
-                conn.rollback()
-                time.sleep(0.2)
-            # The lock is the session's: the transaction that took it ends, and the connection stays.
-            conn.commit()
-            yield
+        deadline = time.monotonic() + wait
+        while (holder := hold.take()) is not None:
+            if time.monotonic() >= deadline:
+                raise DatabaseInUseError(hold.database, holder)
+            time.sleep(0.2)
+        hold.start()
+        yield
     finally:
-        own.dispose()
+        hold.release()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

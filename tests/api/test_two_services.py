@@ -105,6 +105,31 @@ def test_the_hold_excludes_a_second_holder_of_the_same_database_only(backend: st
             second.dispose()
 
 
+@pytest.mark.postgres
+def test_the_hold_is_taken_again_after_its_connection_is_lost(tmp_path: Path) -> None:
+    """The server ends the connection holding the lock (a restart, a cut, an administrator): the lock went
+    with it, and a second service could have started beside the running one. The running one takes it again
+    on a new connection, and a second service is refused again."""
+    from sqlalchemy import text
+
+    holder = text(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 2"
+        " AND objid = CAST(hashtext(current_schema()) AS oid)"
+    )
+    with api_engine("postgresql", tmp_path, "rehold") as engine, hold_database(engine, check=0.2):
+        with engine.connect() as conn:
+            (first,) = conn.execute(holder).scalars().all()
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            deadline = time.monotonic() + 10
+            while (held := conn.execute(holder).scalars().all()) in ([], [first]):
+                assert time.monotonic() < deadline, "the lock was not taken again"
+                conn.rollback()
+                time.sleep(0.1)
+        assert held != [first]
+        with pytest.raises(DatabaseInUseError), hold_database(engine, wait=0):
+            pass
+
+
 #: Migrates the API's and the audit trail's tables of each database named on the command line, each at its
 #: own moment (a time.time() value), and prints what became of each.
 _MIGRATE = """
