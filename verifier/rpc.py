@@ -98,7 +98,11 @@ class JsonRpc:
 
     def at_pin(self, method: str, params: list[Any]) -> list[Any] | Answered:
         """``params`` of ``method`` as they read the pinned block, or the answer itself when the pin alone
-        gives it (the head's number; a block or range beyond the pin); ``params`` as they are if unpinned."""
+        gives it (the head's number; a block or range beyond the pin); ``params`` as they are if unpinned.
+        :data:`SET_ONCE` names the pinned block here (``latest`` unpinned): only :meth:`call` falls back."""
+        at = _BLOCK_PARAMETER.get(method)
+        if at is not None and at < len(params) and params[at] == SET_ONCE:
+            params = [*params[:at], "latest", *params[at + 1 :]]
         pin = self.block
         if pin is None:
             return params
@@ -117,7 +121,6 @@ class JsonRpc:
             if end is not None:
                 where["toBlock"] = hex(min(end, pin))
             return [where, *params[1:]]
-        at = _BLOCK_PARAMETER.get(method)
         number = None if at is None or at >= len(params) else _block_at(params[at], pin)
         if at is None or number is None:
             return params

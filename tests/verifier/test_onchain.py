@@ -534,3 +534,24 @@ def test_a_receipt_anchored_beside_another_ledger_is_refused(
     )
     with pytest.raises(ChainCheckError, match="serve ledger"):
         verify_payload_receipt(payload, m, other, reader, proof)
+
+
+def test_a_pinned_batch_reads_the_pinned_block(chain: Any, node_endpoint: NodeEndpoint) -> None:
+    """The audit reader's batches are read at the pinned block as its single calls are: a block mined after
+    the pin does not exist for it, and the head's time is the pinned block's."""
+    from node.audit.rpc import JsonRpc as AuditRpc
+    from verifier.rpc import SET_ONCE
+
+    c, _grant, _reader = chain
+    pin = c.client.block_number()
+    with AuditRpc(node_endpoint.rpc_url, block=pin) as rpc:
+        c.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        pinned_time = int(c.client.w3.eth.get_block(pin)["timestamp"])
+        assert (rpc.block_number(), rpc.head_time()) == (pin, pinned_time)
+        code = c.client.w3.eth.get_code(c.client.address, pin)
+        asked = [
+            ("eth_getBlockByNumber", [hex(pin + 1), False]),
+            ("eth_getCode", [c.client.address, SET_ONCE]),
+        ]
+        assert rpc.batch(asked) == [None, "0x" + code.hex()]
+        assert rpc.logs(str(c.client.address), pin + 1, pin + 5) == []
