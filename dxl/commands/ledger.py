@@ -347,8 +347,9 @@ def deploy_command(
 
 
 def status_command(as_json: JsonOption = False) -> None:
-    """Whether the node answers, its chain id and block, and the recorded deployment, its counts read at that
-    block. Exit 1 if not usable."""
+    """Whether the node answers, its chain id and block, and the recorded deployment. Exit 1 if not usable.
+
+    The department and resource counts are read at the block reported."""
     from api.settings import load_api_settings
     from node.deploy import NotDeployedError, deployment_path, ledger_client, load_deployment, newer_builds
 
