@@ -217,6 +217,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or load_api_settings()
         engine = make_engine(conf.effective_database_url)
+        if conf.effective_database_url.startswith("sqlite"):
+            conf.home.mkdir(parents=True, exist_ok=True)  # the database's and its hold's directory
         try:
             # Before the database is migrated or read: a second service on it stops here, having done
             # nothing (it would sign at the nonces this one hands out and take over its claims).
@@ -232,8 +234,6 @@ def create_app(
         from node.audit.follower import start_follower, stop_follower
         from node.audit.queries import recorded_delivery_ids
 
-        if conf.effective_database_url.startswith("sqlite"):
-            conf.home.mkdir(parents=True, exist_ok=True)
         init_db(engine)
         state = AppState(engine=engine, sessions=session_factory(engine), settings=conf)
         purge_expired(state.sessions)

@@ -7,6 +7,7 @@ modules and create them on the same database without editing this one. SQLite un
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import os
 import socket
@@ -378,6 +379,35 @@ class _Hold:
 
 
 @contextmanager
+def _hold_file(path: Path, database: str, wait: float) -> Iterator[None]:
+    """An exclusive POSIX record lock on ``path`` (created 0600, holding the holder's name) while the context
+    lasts. Such locks belong to the process: another process is refused, while a second hold in the same
+    process (tests start a service again beside the one they run, as after a crash) succeeds, and the first
+    of the two to end releases both.
+
+    Raises:
+        DatabaseInUseError: another process still holds it after ``wait`` seconds.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:  # EAGAIN or EACCES: another process holds it
+                if time.monotonic() >= deadline:
+                    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unnamed"
+                    raise DatabaseInUseError(database, f"{holder}, holding {path}") from None
+                time.sleep(0.2)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"dxl-api {socket.gethostname()} pid {os.getpid()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
 def hold_database(
     engine: Engine, *, wait: float = HOLD_WAIT_S, check: float = HOLD_CHECK_S
 ) -> Iterator[None]:
@@ -386,15 +416,20 @@ def hold_database(
     PostgreSQL: a session-level advisory lock, taken on a connection of its own (named ``dxl-api <host> pid
     <pid>``, which a refused service's message quotes) and held until the context ends; the server releases
     it when that connection ends, also when the process is killed. A connection lost meanwhile is replaced
-    and the lock taken again (looked at every ``check`` seconds). SQLite: nothing is taken (the file lives in
-    the service's ``DXL_HOME``, one service per home).
+    and the lock taken again (looked at every ``check`` seconds). SQLite: a POSIX lock on the file
+    ``<database>.service`` beside it (:func:`_hold_file`), which the kernel releases when the process ends.
 
     Raises:
         DatabaseInUseError: another service still holds the database after ``wait`` seconds.
         OperationalError: the database cannot be reached.
     """
-    if engine.dialect.name != "postgresql":
-        yield
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield  # a database of this process alone
+        else:
+            with _hold_file(Path(f"{database}.service"), engine.url.render_as_string(), wait):
+                yield
         return
     hold = _Hold(engine, check)
     try:

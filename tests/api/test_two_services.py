@@ -85,7 +85,9 @@ def test_a_second_service_on_the_database_refuses_to_start_and_the_first_serves_
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_the_hold_excludes_a_second_holder_of_the_same_database_only(backend: str, tmp_path: Path) -> None:
     """PostgreSQL: one holder per schema, released when its context ends (or its connection does); another
-    schema of the same server is another database. SQLite: nothing is held (one service per home)."""
+    schema of the same server is another database. SQLite: the hold is the process's, so a second one in the
+    same process succeeds (another process is refused: the next test)."""
+    (tmp_path / "o").mkdir()
     with api_engine(backend, tmp_path, "hold") as first, api_engine(backend, tmp_path / "o", "hold") as other:
         second = make_engine(first.url.render_as_string(hide_password=False))
         try:
@@ -103,6 +105,38 @@ def test_the_hold_excludes_a_second_holder_of_the_same_database_only(backend: st
                 pass
         finally:
             second.dispose()
+
+
+_HOLD_SQLITE = """
+import sys, time
+from api.db import hold_database, make_engine
+with hold_database(make_engine(sys.argv[1])):
+    print("held", flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_second_process_on_a_sqlite_database_is_refused_until_the_first_ends(tmp_path: Path) -> None:
+    """Two services on one SQLite file (one DXL_HOME, or one DXL_DATABASE_URL) are two processes: the second
+    is refused, naming the first; once the first is killed the kernel has released its lock."""
+    url = f"sqlite:///{tmp_path / 'dxl.sqlite3'}"
+    root = Path(__file__).resolve().parents[2]
+    first = subprocess.Popen([sys.executable, "-c", _HOLD_SQLITE, url], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(root)}, cwd=root)  # fmt: skip
+    engine = make_engine(url)
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "held"
+        with pytest.raises(DatabaseInUseError) as refused, hold_database(engine, wait=0.5):
+            pass
+        assert f"pid {first.pid}" in str(refused.value) and "dxl.sqlite3.service" in str(refused.value)
+        first.kill()
+        first.wait(timeout=30)
+        with hold_database(engine, wait=0):
+            pass
+    finally:
+        first.kill()
+        first.wait(timeout=30)
+        engine.dispose()
 
 
 @pytest.mark.postgres
