@@ -17,7 +17,7 @@ import atexit
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TYPE_CHECKING
 
 import pytest
@@ -25,6 +25,7 @@ from hypothesis import settings
 
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.endpoint import NodeEndpoint
+from tests import node_fitness
 
 if TYPE_CHECKING:
     # Imported where used: the xdist controller loads this file too, before it starts the workers, and runs
@@ -83,15 +84,21 @@ def _test_clock_ahead() -> int:
     return int(value) if value else 0
 
 
+#: The worker's node while it runs, for the check after each test.
+_worker_node: EmbeddedNode | None = None
+
+
 @pytest.fixture(scope="session")
 def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
     """A started embedded node for this worker; stopped at the end of the session."""
+    global _worker_node
     node = EmbeddedNode(
         tmp_path_factory.mktemp("dxl-home"),
         NodeSettings(port=free_port(), block_time=_test_block_time()),
         die_with_parent=True,
     )
     node.start()
+    _worker_node = node
     try:
         if ahead := _test_clock_ahead():
             from web3 import Web3
@@ -101,7 +108,28 @@ def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
             rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
         yield node
     finally:
+        _worker_node = None
         node.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    """Fail the test that leaves the worker's node unfit for the next one (mining off, a transaction left in
+    its pool), by name, and restore the node: the tests after it would otherwise fail in its place, a module
+    later, waiting for a receipt (tests/node_fitness.py). Checked once the test's fixtures are torn down
+    (the ledger's revert, a module's server): two calls, 3.4 ms a test. Interval mining
+    (``DXL_TEST_BLOCK_TIME``) holds transactions in the pool by design: not checked."""
+    result = yield
+    if _worker_node is not None and _test_block_time() is None:
+        rpc_url = _worker_node.endpoint.rpc_url
+        if unfit := node_fitness.unfitness(rpc_url):
+            node_fitness.restore(rpc_url)
+            pytest.fail(
+                f"{item.nodeid} (or a fixture torn down with it) left the worker's node unfit for the next "
+                f"test: {unfit}",
+                pytrace=False,
+            )
+    return result
 
 
 @pytest.fixture(scope="session")
