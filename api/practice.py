@@ -24,7 +24,7 @@ from api.catalog import DocumentStore
 from api.db import InspectionPresentationRow
 from api.errors import ApiError, revert_to_api_error
 from api.ledger import Finish, Listed, ListPage
-from api.ledger.core import chain_page, store_then_send
+from api.ledger.core import store_then_send
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerClient, LedgerRevertError, TxResult
@@ -332,17 +332,33 @@ class PracticeService:
             chain_time=p.chain_time,
         )  # fmt: skip
 
-    def evaluations(self, agreement_id: int, *, page: ListPage) -> Listed[m.EvaluationPublic]:
-        """The agreement's evaluations in the order they were recorded, one page
-        (:func:`api.ledger.core.chain_page`, by position in that order).
+    def evaluations(
+        self, agreement: m.AgreementPublic, *, index: AuditContext, page: ListPage
+    ) -> Listed[m.EvaluationPublic]:
+        """The agreement's evaluations in the order they were recorded, one page read from the audit index
+        (:func:`node.audit.practice_index.evaluations`: one range of the agreement's entries, no log read
+        from the chain) once the index is healed and brought up to the chain's head
+        (:meth:`~node.audit.service.AuditContext.caught_up`); the page's comments read in one query.
 
         Raises:
-            ApiError: VALIDATION_ERROR for a malformed cursor.
+            ApiError: VALIDATION_ERROR for a malformed cursor, or one past the agreement's evaluations.
+            NodeError: the node fails while the index catches up.
         """
-        recorded = self.reader.evaluations(agreement_id)
-        return chain_page(range(len(recorded)), lambda at: self._evaluation(recorded[at]), page)
+        block, _ = index.caught_up()
+        try:
+            found = practice_index.evaluations(
+                index.engine, agreement.id, provider=agreement.provider, consumer=agreement.consumer,
+                cursor=page.cursor, limit=page.limit,
+            )  # fmt: skip
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        texts = self.texts.get_many(e.comment_hash for e in found.items)
+        return Listed([self._evaluation(e, texts) for e in found.items], found.next_cursor, block)
 
-    def _evaluation(self, e: EvaluationRecord) -> m.EvaluationPublic:
+    def _evaluation(
+        self, e: EvaluationRecord, texts: Callable[[bytes], m.StoredText | None] | None = None
+    ) -> m.EvaluationPublic:
+        """``e`` as the API shows it; its comment from ``texts`` (a page's, read at once), else read here."""
         names = (
             ("timeliness", "completeness", "accuracy")
             if e.side is ScoredSide.PROVIDER
@@ -351,7 +367,7 @@ class PracticeService:
         side: Literal["provider", "consumer"] = "provider" if e.side is ScoredSide.PROVIDER else "consumer"
         return m.EvaluationPublic(
             agreement_id=e.agreement_id, period=e.period, scored_side=side, scorer=e.scorer, scored=e.scored,
-            scores=dict(zip(names, e.scores, strict=True)), comment=self.texts.get(e.comment_hash),
+            scores=dict(zip(names, e.scores, strict=True)), comment=(texts or self.texts.get)(e.comment_hash),
             block_number=e.block_number,
         )  # fmt: skip
 

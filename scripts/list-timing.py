@@ -16,10 +16,14 @@ lists do not take but ``min_block``, which they ignore.
 declined) and ``GET /demands`` is timed whole, by publisher and ``?open=true``; ``--inspections`` inspections
 (default 0) of the period of the deliveries are opened, drawn and their sampled deliveries' outcomes recorded
 (``--sample`` each, not presented), and ``GET /inspections`` is timed for the auditor and for PSB (the
-deliveries' provider). These lists take no ``min_block``: each request brings the index to the head itself.
+deliveries' provider). ``--evaluations`` agreements PSB → HRSS (default 0: none) each get a delivery and are
+scored by both sides, and ``GET /agreements/{id}/evaluations`` of the first is timed for the auditor and for
+PSB. These lists take no ``min_block``: each request brings the index to the head itself. ``--idle-blocks``
+empty blocks (default 0) are mined at once before these lists are timed, as the weeks between two periods'
+scores add to a ledger, and the audit follower is waited for until it indexed them.
 
 Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--records 300] [--demands 0]
-[--inspections 0] [--sample 4] [--repeats 3]``; prints JSON.
+[--inspections 0] [--sample 4] [--evaluations 0] [--idle-blocks 0] [--repeats 3]``; prints JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from typing import Any
 
 from api.bench import DemoService, demo_grants, demo_service
 from node.anvil import EmbeddedNode, NodeSettings, free_port
+from node.audit.rpc import JsonRpc
 from node.types import new_delivery_id
 
 
@@ -98,6 +103,43 @@ def _practice(service: DemoService, args: argparse.Namespace, recorded_at: list[
     )  # fmt: skip
 
 
+def _evaluated(service: DemoService, n: int) -> int:
+    """``n`` agreements PSB → HRSS, each with a grant and a delivery under it, scored by both sides (HRSS
+    scores the provider, PSB the consumer); the first agreement's id."""
+    psb = service.report.departments["PSB"]
+
+    def scored(_i: int) -> int:
+        (grant,) = demo_grants(service.call, 1)
+        delivery = "0x" + new_delivery_id(psb).hex()
+        body = {"delivery_id": delivery, "grant_id": grant, "commitment": _b32(), "byte_size": 1000}
+        service.call("POST", "/deliveries", "demo-psb", body)
+        agreement = int(service.call("GET", f"/grants/{grant}", "demo-psb")["agreement_id"])
+        path = f"/agreements/{agreement}/evaluations"
+        scores = {"delivery_id": delivery, "timeliness": 4, "completeness": 5, "accuracy": 3}
+        service.call("POST", path, "demo-hrss", scores)
+        service.call("POST", path, "demo-psb", {"delivery_id": delivery, "purpose_compliance": 5})
+        return agreement
+
+    with ThreadPoolExecutor(16) as pool:
+        return min(pool.map(scored, range(n)))
+
+
+def _idle(service: DemoService, rpc_url: str, blocks: int) -> None:
+    """Mine ``blocks`` empty blocks at once, then wait until the audit index holds the head (the follower runs
+    every second), so the lists timed next do not time that catching up."""
+    with JsonRpc(rpc_url) as rpc:
+        rpc.call("anvil_mine", hex(blocks))
+        head = rpc.block_number()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        auditor = {"Authorization": f"Bearer {service.tokens['demo-auditor']}"}
+        r = service.api.get("/deliveries", params={"limit": 1}, headers=auditor)
+        if int(r.headers.get("X-Indexed-Block", 0)) >= head:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the audit index did not reach block {head}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--deliveries", type=int, default=600)
@@ -105,6 +147,8 @@ def main() -> int:
     parser.add_argument("--demands", type=int, default=0)
     parser.add_argument("--inspections", type=int, default=0)
     parser.add_argument("--sample", type=int, default=4, help="deliveries sampled by each inspection")
+    parser.add_argument("--evaluations", type=int, default=0, help="agreements scored by both sides")
+    parser.add_argument("--idle-blocks", type=int, default=0, help="empty blocks mined before timing")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     if args.inspections and args.deliveries < args.sample:
@@ -114,6 +158,8 @@ def main() -> int:
         "records": args.records,
         "demands": args.demands,
         "inspections": args.inspections,
+        "evaluations": args.evaluations,
+        "idle_blocks": args.idle_blocks,
         "load_average_at_start": list(os.getloadavg()),
     }
     with tempfile.TemporaryDirectory(prefix="dxl-list-timing-") as tmp:
@@ -164,6 +210,9 @@ def main() -> int:
                 for write in (request, resource, proposal):
                     last_block = max(last_block, _written(service, args.records, write))
                 _practice(service, args, recorded_at)
+                evaluated = _evaluated(service, args.evaluations) if args.evaluations else 0
+                if args.idle_blocks:
+                    _idle(service, endpoint.rpc_url, args.idle_blocks)
                 lists = {
                     "/deliveries": ("demo-auditor", "demo-psb"),
                     "/requests": ("demo-auditor", "demo-hrss"),
@@ -192,12 +241,15 @@ def main() -> int:
                         result[path][who] = {"rows": len(r.json()), "seconds": [round(t, 3) for t in timings],
                                              "median_s": round(statistics.median(timings), 3)}  # fmt: skip
                 hrss = service.report.departments["HRSS"]
+                scores = f"/agreements/{evaluated}/evaluations"
                 practice_lists = {
                     "/demands": ("demo-auditor", args.demands, {"limit": 500}),
                     f"/demands?publisher={hrss}": ("demo-psb", args.demands, {"limit": 500}),
                     "/demands?open=true": ("demo-psb", args.demands, {"limit": 100}),
                     "/inspections": ("demo-auditor", args.inspections, {"limit": 100}),
                     "/inspections ": ("demo-psb", args.inspections, {"limit": 100}),
+                    scores: ("demo-auditor", args.evaluations, {"limit": 100}),
+                    f"{scores} ": ("demo-psb", args.evaluations, {"limit": 100}),
                 }
                 for label, (who, count, params) in practice_lists.items():
                     if count == 0:

@@ -19,6 +19,7 @@ from api.deps import (
     page_headers,
 )
 from api.receipts import ReceiptService
+from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/agreements", tags=["evaluations"])
 AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
@@ -41,12 +42,14 @@ def list_evaluations(
     agreement_id: AgreementId,
     principal: ExchangeReader,
     ledger: LedgerDep,
+    index: AuditDep,
     page: ChainListPageDep,
 ) -> list[m.EvaluationPublic]:
     """The scores given under the agreement, in the order they were recorded (its parties and auditors).
+    Read from the audit index, brought up to the chain's head first (``X-Indexed-Block`` names that block).
     The next page is the ``Link: <…>; rel="next"`` header."""
-    ledger.agreement(agreement_id, principal=principal)  # parties and auditors only
-    listed = ledger.practice_service().evaluations(agreement_id, page=page)
+    agreement = ledger.agreement(agreement_id, principal=principal)  # parties and auditors only
+    listed = ledger.practice_service().evaluations(agreement, index=index, page=page)
     page_headers(request, response, listed)
     return listed.items
 

@@ -239,12 +239,14 @@ class EventRecord:
 
 
 #: Events of the ``SharingPractice`` contract beside the ledger (``audit_practice_events``, apart from the
-#: ledger's): a demand published and answered, an inspection opened and drawn, a sampled delivery's outcome.
+#: ledger's): a demand published and answered, an inspection opened and drawn, a sampled delivery's outcome,
+#: a side of an agreement scored.
 DEMAND_PUBLISHED = "DemandPublished"
 DEMAND_ANSWERED = "DemandAnswered"
 INSPECTION_OPENED = "InspectionOpened"
 INSPECTION_DRAWN = "InspectionDrawn"
 OUTCOME_RECORDED = "InspectionOutcomeRecorded"
+EVALUATION_RECORDED = "EvaluationRecorded"
 
 
 @dataclass

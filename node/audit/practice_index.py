@@ -1,12 +1,14 @@
-"""The demand lists and the inspections read from the audit index (``audit_practice_events``), each record as
-the practice contract's ``demand(id)`` and ``inspection(id)`` views answer it at the last block indexed.
+"""The demand lists, the inspections and an agreement's evaluations read from the audit index
+(``audit_practice_events``), each record as the practice contract's ``demand(id)`` and ``inspection(id)``
+views answer it at the last block indexed, each evaluation as its ``EvaluationRecorded`` log holds it.
 
 Newest first, keyset-paged on the id behind the lists' opaque cursor (:func:`node.audit.queries.encode_cursor`
 of the id a page ended on, as when these lists were read from the chain record by record: a cursor handed out
 then still works), so a page costs what the first one does and records added meanwhile shift nothing.
 Each filter is one index range: the publisher's or the addressee's ``(column, demand_id)`` index, or the
 publications' ``(event, demand_id)``; ``open_only`` skips the answered ones by their answer's
-``(event, demand_id)`` entry.
+``(event, demand_id)`` entry. An agreement's evaluations have no id: they are listed in the order recorded,
+and their cursor names the position a page ended on (:func:`evaluations`).
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from node.audit.errors import InvalidQueryError
 from node.audit.events import (
     DEMAND_ANSWERED,
     DEMAND_PUBLISHED,
+    EVALUATION_RECORDED,
     INSPECTION_DRAWN,
     INSPECTION_OPENED,
     OUTCOME_RECORDED,
 )
 from node.audit.queries import MAX_INDEXED_ID, MAX_LIMIT, IndexPage, decode_cursor, encode_cursor
-from node.practice import DemandRecord, InspectionRecord
-from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus
+from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, scores_of
+from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 from verifier.sampling import BLOCKHASH_WINDOW
 
 
@@ -215,3 +218,61 @@ def outcomes(engine: Engine, inspection_ids: Sequence[int]) -> dict[int, dict[by
             f = json.loads(fields)
             found.setdefault(int(ident), {})[_b32(f["deliveryId"])] = InspectionOutcome(int(f["outcome"]))
     return found
+
+
+def evaluations(
+    engine: Engine,
+    agreement_id: int,
+    *,
+    provider: int,
+    consumer: int,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> IndexPage[EvaluationRecord]:
+    """One page of the evaluations recorded under ``agreement_id`` (whose parties are ``provider`` and
+    ``consumer``: the scored side's department), in the order they were recorded.
+
+    The cursor names the position (from 0) of the evaluation a page ended on, as when this list was read
+    from the contract's logs: a cursor handed out then still works. An evaluation has no id to key a page on,
+    so a page skips the agreement's earlier entries of the ``(agreement_id, seq)`` index; an agreement holds
+    at most two per evaluation period, a few dozen a year.
+
+    Raises:
+        InvalidQueryError: a malformed cursor, one past the agreement's evaluations, or a limit out of bounds.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidQueryError("limit", f"must be 1..{MAX_LIMIT}, got {limit}")
+    if not 0 <= agreement_id <= MAX_INDEXED_ID:
+        return IndexPage([], None)
+    at = decode_cursor(cursor) if cursor else None  # an empty one: the first page
+    p = m.practice_events.c
+    # From the cursor's own evaluation, which must exist: a cursor of no evaluation of this list is refused.
+    start = 0 if at is None else at
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(p.block_number, p.block_time, p.fields)
+            .where(p.agreement_id == agreement_id, p.event == EVALUATION_RECORDED)
+            .order_by(p.seq)
+            .offset(start)
+            .limit(limit + 1 + (at is not None))
+        ).all()
+    if at is not None:
+        if not rows:
+            raise InvalidQueryError("cursor", f"{cursor!r} is not a cursor of this list")
+        rows = rows[1:]
+    first = 0 if at is None else at + 1
+    kept = rows[:limit]
+    positions = range(first, first + len(kept))
+    next_cursor = encode_cursor(positions[-1]) if len(rows) > limit else None
+
+    def record(r: Any) -> EvaluationRecord:
+        f = json.loads(r.fields)
+        side = ScoredSide(int(f["side"]))
+        return EvaluationRecord(
+            agreement_id=agreement_id, period=int(f["period"]), side=side, scorer=int(f["scorer"]),
+            scored=provider if side is ScoredSide.PROVIDER else consumer, scores=scores_of(side, f),
+            comment_hash=_b32(f["commentHash"]), block_number=int(r.block_number),
+            recorded_at=int(r.block_time),
+        )  # fmt: skip
+
+    return IndexPage([record(r) for r in kept], next_cursor, [encode_cursor(i) for i in positions])

@@ -1713,3 +1713,80 @@ def test_an_audit_database_indexed_without_the_practice_contract_reindexes_from_
         result = check_store(engine, rpc, codec)
         assert result.ok and result.events_checked > 0, [d.describe() for d in result.differences]
     engine.dispose()
+
+
+def test_an_agreements_evaluations_answer_what_the_contract_recorded_page_by_page(api_env: ApiEnv) -> None:
+    """GET /agreements/{id}/evaluations reads the audit index, healed and brought up to the chain's head
+    first: every page, for the auditor and for either party, holds the agreement's own ``EvaluationRecorded``
+    logs as the contract emitted them, in order (scores given a moment before included), the contract's
+    ``scored(agreement, period, side)`` view confirming each, and names the block it was read at
+    (``X-Indexed-Block``). A cursor names a position in the list, as before; a department outside the
+    agreement sees nothing."""
+    from node.audit.queries import encode_cursor
+    from node.deploy import practice_client
+
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    other = grant_between(env, "hrss", "psb")  # scored in between: never in the first agreement's list
+    agreement_id = grant["agreement_id"]
+    path = f"/agreements/{agreement_id}/evaluations"
+    assert ok(env.call("GET", path, "auditor")) == []
+    for g, scorer, body in (
+        (grant, "psb", {"timeliness": 5, "completeness": 4, "accuracy": 3, "comment": "按时交付"}),
+        (other, "psb", {"timeliness": 2, "completeness": 2, "accuracy": 2}),
+        (grant, "hrss", {"purpose_compliance": 4, "comment": "用途相符"}),
+        (other, "hrss", {"purpose_compliance": 1}),
+    ):
+        delivery = delivery_between(env, "hrss", "psb", g)["delivery_id"]
+        ok(env.call("POST", f"/agreements/{g['agreement_id']}/evaluations", scorer,
+                    json={"delivery_id": delivery, **body}), 201)  # fmt: skip
+
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    practice = practice_client(env.setup.client.endpoint, env.settings.home)
+    contract = env.setup.client.w3.eth.contract(address=deployment.sharing_practice.address,
+                                                abi=load_artifact("SharingPractice").abi)  # fmt: skip
+    logs = contract.events.EvaluationRecorded().get_logs(
+        from_block=deployment.sharing_practice.block_number, argument_filters={"agreementId": agreement_id}
+    )
+    parties = ok(env.call("GET", f"/agreements/{agreement_id}", "auditor"))
+    expected = []
+    for log in logs:
+        a = log["args"]
+        assert practice.call("scored", agreement_id, a["period"], a["side"]) is True
+        provider_side = a["side"] == 0
+        scores = {k: a[k] for k in ("timeliness", "completeness", "accuracy")}
+        if not provider_side:
+            scores = {"purpose_compliance": a["purposeCompliance"]}
+        expected.append({
+            "agreement_id": agreement_id, "period": a["period"],
+            "scored_side": "provider" if provider_side else "consumer", "scorer": a["scorer"],
+            "scored": parties["provider"] if provider_side else parties["consumer"],
+            "scores": scores,
+            "comment_hash": "0x" + bytes(a["commentHash"]).hex(), "block_number": log["blockNumber"],
+        })  # fmt: skip
+    assert [e["scored_side"] for e in expected] == ["provider", "consumer"]
+
+    def shown(e: dict[str, Any]) -> dict[str, Any]:
+        comment = e.pop("comment")
+        e["comment_hash"] = "0x" + "00" * 32 if comment is None else comment["hash"]
+        return e
+
+    last = logs[-1]["blockNumber"]
+    for who in ("auditor", "psb", "hrss"):
+        for limit in (1, 2, 500):
+            got, blocks = _pages_read_at(env, path, who, limit=limit)
+            assert [shown(e) for page in got for e in page] == expected, (who, limit)
+            assert all(len(page) <= limit for page in got) and min(blocks) >= last
+    whole = ok(env.call("GET", path, "psb"))
+    comments = [{"comment": "按时交付"}, {"comment": "用途相符"}]
+    assert [c["comment"] and c["comment"]["document"] for c in whole] == comments
+    # A cursor handed out when the list was read from the chain: the position the page ended on.
+    assert [shown(e) for e in ok(env.call("GET", path, "psb", params={"cursor": encode_cursor(0)}))] == (
+        expected[1:]
+    )
+    for cursor in (encode_cursor(len(expected)), encode_cursor(2**40)):
+        past = env.call("GET", path, "auditor", params={"cursor": cursor})
+        assert (past.status_code, past.json()["error"]["field"]) == (422, "cursor")
+    outside = env.call("GET", path, "health")
+    assert (outside.status_code, outside.json()["error"]["code"]) == (404, "AGREEMENT_NOT_FOUND")
