@@ -210,10 +210,9 @@ ListPageDep = Annotated[ListPage, Depends(list_page)]
 
 
 def chain_list_page(limit: ListLimit = 100, cursor: ListCursor = None) -> ListPage:
-    """The paging parameters of a list read from the chain record by record (evaluations, departments;
-    :func:`api.ledger.core.chain_page`), or from the audit index brought up to the chain's head by each
-    request itself (the demand lists, inspections): those of the lists read from the audit index but
-    ``min_block``, which they have no need of."""
+    """The paging parameters of a list read from the audit index brought up to the chain's head by each
+    request itself (the demand lists, inspections, evaluations, departments): those of the other lists read
+    from the audit index but ``min_block``, which they have no need of."""
     return ListPage(limit=limit, cursor=cursor)
 
 

@@ -18,12 +18,15 @@ declined) and ``GET /demands`` is timed whole, by publisher and ``?open=true``; 
 (``--sample`` each, not presented), and ``GET /inspections`` is timed for the auditor and for PSB (the
 deliveries' provider). ``--evaluations`` agreements PSB → HRSS (default 0: none) each get a delivery and are
 scored by both sides, and ``GET /agreements/{id}/evaluations`` of the first is timed for the auditor and for
-PSB. These lists take no ``min_block``: each request brings the index to the head itself. ``--idle-blocks``
+PSB. ``--departments`` departments (default 0: none) are admitted through governance beside the demo
+consortium's, and ``GET /departments?limit=500`` is timed for the auditor and for PSB. These lists take no
+``min_block``: each request brings the index to the head itself. ``--idle-blocks``
 empty blocks (default 0) are mined at once before these lists are timed, as the weeks between two periods'
 scores add to a ledger, and the audit follower is waited for until it indexed them.
 
 Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--records 300] [--demands 0]
-[--inspections 0] [--sample 4] [--evaluations 0] [--idle-blocks 0] [--repeats 3]``; prints JSON.
+[--inspections 0] [--sample 4] [--evaluations 0] [--departments 0] [--idle-blocks 0] [--repeats 3]``;
+prints JSON.
 """
 
 from __future__ import annotations
@@ -124,6 +127,19 @@ def _evaluated(service: DemoService, n: int) -> int:
         return min(pool.map(scored, range(n)))
 
 
+def _admitted(service: DemoService, n: int) -> None:
+    """``n`` departments admitted (the first governor proposes, the second approves), 16 at a time."""
+
+    def admit(i: int) -> None:
+        body = {"action": "admit_department", "code": f"LT{i}", "name": f"list timing {i}",
+                "signer": "0x" + os.urandom(20).hex(), "encryption_key": _b32()}  # fmt: skip
+        proposal = service.call("POST", "/governance/proposals", "demo-governor-1", body)["record"]["id"]
+        service.call("POST", f"/governance/proposals/{proposal}/approve", "demo-governor-2")
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(admit, range(n)))
+
+
 def _idle(service: DemoService, rpc_url: str, blocks: int) -> None:
     """Mine ``blocks`` empty blocks at once, then wait until the audit index holds the head (the follower runs
     every second), so the lists timed next do not time that catching up."""
@@ -148,6 +164,7 @@ def main() -> int:
     parser.add_argument("--inspections", type=int, default=0)
     parser.add_argument("--sample", type=int, default=4, help="deliveries sampled by each inspection")
     parser.add_argument("--evaluations", type=int, default=0, help="agreements scored by both sides")
+    parser.add_argument("--departments", type=int, default=0, help="departments admitted")
     parser.add_argument("--idle-blocks", type=int, default=0, help="empty blocks mined before timing")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -159,6 +176,7 @@ def main() -> int:
         "demands": args.demands,
         "inspections": args.inspections,
         "evaluations": args.evaluations,
+        "departments": args.departments,
         "idle_blocks": args.idle_blocks,
         "load_average_at_start": list(os.getloadavg()),
     }
@@ -211,6 +229,8 @@ def main() -> int:
                     last_block = max(last_block, _written(service, args.records, write))
                 _practice(service, args, recorded_at)
                 evaluated = _evaluated(service, args.evaluations) if args.evaluations else 0
+                if args.departments:
+                    _admitted(service, args.departments)
                 if args.idle_blocks:
                     _idle(service, endpoint.rpc_url, args.idle_blocks)
                 lists = {
@@ -250,6 +270,8 @@ def main() -> int:
                     "/inspections ": ("demo-psb", args.inspections, {"limit": 100}),
                     scores: ("demo-auditor", args.evaluations, {"limit": 100}),
                     f"{scores} ": ("demo-psb", args.evaluations, {"limit": 100}),
+                    "/departments": ("demo-auditor", args.departments, {"limit": 500}),
+                    "/departments ": ("demo-psb", args.departments, {"limit": 500}),
                 }
                 for label, (who, count, params) in practice_lists.items():
                     if count == 0:

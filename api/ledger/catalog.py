@@ -18,7 +18,6 @@ from api.ledger.core import (
     Listed,
     ListPage,
     b32,
-    chain_page,
     journaled,
     status_name,
     to_hex,
@@ -67,14 +66,23 @@ class CatalogService(LedgerCore):
             custodied=self._custodied_name(d.signer) is not None,
         )
 
-    def departments(self, *, page: ListPage) -> Listed[m.DepartmentPublic]:
-        """The admitted departments in the order of admission, one page (:func:`chain_page`).
+    def departments(self, *, index: AuditContext, page: ListPage) -> Listed[m.DepartmentPublic]:
+        """The admitted departments in the order of admission, one page read from the audit index
+        (:func:`node.audit.queries.department_page`: admissions, suspensions, reinstatements and re-keyings
+        folded as the ledger's view answers them, nothing read from the chain per department) once the index
+        is healed and brought up to the chain's head (:meth:`~node.audit.service.AuditContext.caught_up`), so
+        a department admitted a moment before is listed.
 
         Raises:
-            ApiError: VALIDATION_ERROR for a malformed cursor.
+            ApiError: VALIDATION_ERROR for a malformed cursor, or one naming no admitted department.
+            NodeError: the node fails while the index catches up.
         """
-        count = int(self.client.call("departmentCount"))
-        return chain_page(range(1, count + 1), self.department, page)
+        block, _ = index.caught_up()
+        try:
+            found = audit_queries.department_page(index.engine, cursor=page.cursor, limit=page.limit)
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        return Listed([self._department_public(d) for d in found.items], found.next_cursor, block)
 
     # --- catalog -----------------------------------------------------------------------------------------
 

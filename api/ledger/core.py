@@ -23,7 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
@@ -37,7 +37,7 @@ from api.auth import Principal, Role
 from api.errors import ApiError, not_found, revert_to_api_error
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, pending
 from node.audit.errors import InvalidQueryError
-from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter, decode_cursor, encode_cursor
+from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.keys import KeyStore, KeystoreError
 from node.settings import Settings
@@ -87,47 +87,6 @@ def store_then_send(store: catalog.DocumentStore, documents: Sequence[Mapping[st
     estimate passed leaves its document with nothing on the chain naming it, never shown."""
     for document in documents:
         store.put(document)
-
-
-def chain_page(
-    ids: Iterable[int],
-    read: Callable[[int], _Item],
-    page: ListPage,
-    keep: Callable[[_Item], bool] | None = None,
-) -> Listed[_Item]:
-    """One page of a list read from the chain record by record: ``ids`` in the list's order (newest first
-    for records numbered as created), each read with ``read`` only when the page gets that far, the records
-    ``keep`` refuses skipped. The cursor names the id the page ended on, so a page costs the records it reads,
-    not the list's length, and records added meanwhile never shift a later page. The rules are those of the
-    lists read from the audit index (:class:`ListPage`: ``limit`` bounded by the route, an opaque cursor a
-    malformed one of which is refused); ``min_block`` does not apply (the chain is read, not the index).
-
-    Raises:
-        ApiError: VALIDATION_ERROR for a malformed cursor, or one that names no id of this list.
-    """
-    try:
-        after = decode_cursor(page.cursor) if page.cursor else None  # an empty one: the first page
-    except InvalidQueryError as exc:
-        raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
-    remaining = iter(ids)
-    if after is not None:
-        for ident in remaining:
-            if ident == after:
-                break
-        else:
-            raise ApiError(
-                "VALIDATION_ERROR", f"{page.cursor!r} is not a cursor of this list", field="cursor"
-            )
-    kept: list[_Item] = []
-    for ident in remaining:
-        item = read(ident)
-        if keep is not None and not keep(item):
-            continue
-        kept.append(item)
-        if len(kept) == page.limit:
-            more = next(remaining, None) is not None
-            return Listed(kept, encode_cursor(ident) if more else None, None)
-    return Listed(kept, None, None)
 
 
 def to_hex(value: bytes) -> str:

@@ -41,11 +41,13 @@ def list_departments(
     response: Response,
     _principal: CurrentPrincipal,
     ledger: LedgerDep,
+    index: AuditDep,
     page: ChainListPageDep,
 ) -> list[m.DepartmentPublic]:
-    """The admitted departments in the order of admission, from the chain. The next page is the
-    ``Link: <…>; rel="next"`` header."""
-    listed = ledger.departments(page=page)
+    """The admitted departments in the order of admission, each as the ledger's view answers it. Read from
+    the audit index, brought up to the chain's head first (``X-Indexed-Block`` names that block). The next
+    page is the ``Link: <…>; rel="next"`` header."""
+    listed = ledger.departments(index=index, page=page)
     page_headers(request, response, listed)
     return listed.items
 

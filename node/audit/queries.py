@@ -667,6 +667,39 @@ def department_records(engine: Engine, ids: Sequence[int]) -> dict[int, Departme
     return found
 
 
+def department_page(engine: Engine, *, cursor: str | None = None, limit: int = 100) -> IndexPage[Department]:
+    """One page of the admitted departments in the order of admission (ids are numbered 1, 2, … as
+    admitted, so it is the order of their ``DepartmentAdmitted`` entries), each as the ledger's
+    ``department(id)`` view answers it at the last block indexed (:func:`department_records`). The cursor
+    names the id a page ended on, as when this list was read from the chain department by department.
+
+    Raises:
+        InvalidQueryError: a malformed cursor, one naming no admitted department, or a limit out of bounds.
+    """
+    if not 1 <= limit <= MAX_LIMIT:
+        raise InvalidQueryError("limit", f"must be 1..{MAX_LIMIT}, got {limit}")
+    e = m.events.c
+    conds: list[Any] = [e.event == "DepartmentAdmitted"]
+    with engine.connect() as conn:
+        if cursor:  # an empty one: the first page
+            after = decode_cursor(cursor)
+            admitted = conn.execute(
+                select(e.seq).where(e.event == "DepartmentAdmitted", e.subject_id == after)
+            ).scalar_one_or_none()
+            if admitted is None:
+                raise InvalidQueryError("cursor", f"{cursor!r} is not a cursor of this list")
+            conds.append(e.seq > admitted)
+        rows = conn.execute(select(e.subject_id).where(*conds).order_by(e.seq).limit(limit + 1)).scalars()
+        ids = [int(i) for i in rows]
+    page = ids[:limit]
+    records = department_records(engine, page)
+    return IndexPage(
+        [records[i] for i in page],
+        encode_cursor(page[-1]) if len(ids) > limit else None,
+        [encode_cursor(i) for i in page],
+    )
+
+
 #: ``GOVERNOR_ROLE`` of the ledger (``DepartmentRegistry``), as the role events carry it.
 _GOVERNOR_ROLE = "0x" + keccak(text="dxl.role.governor").hex()
 _PROPOSAL_EVENTS = ("ProposalApproved", "ProposalExecuted", "ProposalCancelled")

@@ -18,6 +18,7 @@ from api_helpers import (
     b32,
     catalog_document,
     delivery_id_for,
+    govern,
     grant_between,
     ok,
     register,
@@ -493,3 +494,61 @@ def test_governors_and_departments_see_what_their_roles_allow(api_env: ApiEnv) -
         for cursor in ("not-a-cursor", encode_cursor(2**63)):
             bad = api_env.call("GET", path, "auditor", params={"cursor": cursor})
             assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR"), bad.text
+
+
+def test_departments_answer_what_the_ledgers_view_says_page_by_page(api_env: ApiEnv) -> None:
+    """GET /departments reads the audit index, healed and brought up to the chain's head first: every page,
+    to a governor, an auditor and a department alike, holds the departments as the ledger's
+    ``department(id)`` view answers them (GET /departments/{id}), in the order of admission, each admission,
+    suspension, reinstatement and re-keying (a new encryption key, a new signer and key epoch) made a moment
+    before included, and names the block it was read at (``X-Indexed-Block``). A cursor names the id a page
+    ended on, as when the list read the chain."""
+    from eth_abi import encode as abi_encode
+
+    from node.types import GovernanceAction
+
+    env = api_env
+    admitted = []
+    for code in ("LISTA", "LISTB", "LISTC"):
+        body = {"action": "admit_department", "code": code, "name": f"部门 {code}",
+                "signer": Account.create().address, "encryption_key": b32()}  # fmt: skip
+        ok(govern(env, body))
+        admitted.append(next(d["id"] for d in ok(env.call("GET", "/departments?limit=500", "auditor"))
+                             if d["code"] == code))  # fmt: skip
+    first, second, third = admitted
+    client = env.setup.client
+    governors = [env.keystore.unlock(name) for name in ("governor-1", "governor-2")]
+
+    def rekey(department: int, signer: str) -> None:
+        data = abi_encode(["uint32", "address", "bytes32"], [department, signer, bytes.fromhex(b32()[2:])])
+        proposed = client.transact(governors[0], "propose", GovernanceAction.REKEY_DEPARTMENT, data)
+        client.transact(governors[1], "approve", proposed.event("ProposalCreated").args["proposalId"])
+
+    same = ok(env.call("GET", f"/departments/{first}", "auditor"))["signer"]
+    rekey(first, same)  # the encryption key alone
+    rekey(second, Account.create().address)  # a new signer: a new key epoch
+    ok(govern(env, {"action": "suspend_department", "department_id": third}))
+    ok(govern(env, {"action": "suspend_department", "department_id": first}))
+    reinstated = ok(govern(env, {"action": "reinstate_department", "department_id": first}))
+    last = int(reinstated["transaction"]["block_number"])
+    count = int(client.call("departmentCount"))
+    expected = [ok(env.call("GET", f"/departments/{i}", "auditor")) for i in range(1, count + 1)]
+    assert [d["status"] for d in expected[-3:]] == ["active", "active", "suspended"]
+    assert expected[second - 1]["key_epoch"] == 1 and expected[first - 1]["key_epoch"] == 0
+    for who in ("governor-1", "auditor", "hrss"):
+        for limit in (1, 2, 500):
+            got, blocks = [], set()
+            response = env.call("GET", "/departments", who, params={"limit": limit})
+            while True:
+                got.append(ok(response))
+                blocks.add(int(response.headers["X-Indexed-Block"]))
+                following = response.links.get("next")
+                if following is None:
+                    break
+                response = env.call("GET", following["url"], who)
+            assert [d for page in got for d in page] == expected, (who, limit)
+            assert all(len(page) <= limit for page in got) and min(blocks) >= last
+    after_second = ok(env.call("GET", "/departments", "psb", params={"cursor": encode_cursor(second)}))
+    assert after_second == expected[second:]
+    past = env.call("GET", "/departments", "psb", params={"cursor": encode_cursor(count + 1)})
+    assert (past.status_code, past.json()["error"]["field"]) == (422, "cursor")
