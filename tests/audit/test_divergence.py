@@ -20,7 +20,7 @@ from node.audit.events import EventCodec
 from node.audit.follower import AuditFollower
 from node.audit.indexer import CompanionSource
 from node.audit.practice_index import DemandFilter
-from node.audit.queries import provenance
+from node.audit.queries import department_page, provenance
 from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
 from node.audit.store import open_store
@@ -28,10 +28,10 @@ from node.chain import LedgerClient, TxResult
 from node.compiler import load_artifact
 from node.deploy import EVALUATION_PERIOD_S, anchors_abi
 from node.endpoint import NodeEndpoint
-from node.practice import DemandRecord
+from node.practice import DemandRecord, scores_of
 from node.settings import Settings
-from node.types import DemandAnswer
-from tests.contracts.conftest import DAY, Consortium, Dept, deploy
+from node.types import DemandAnswer, Department, GovernanceAction, ScoredSide
+from tests.contracts.conftest import DAY, Consortium, Dept, deploy, receipt_of
 from tests.postgres import BACKENDS, schema_url
 
 ZERO = b"\x00" * 32
@@ -246,6 +246,127 @@ def _lost_demands(
         for flt in filters:
             assert _indexed_demands(ctx, flt) == chain_answers(flt), flt
         assert _chain_demands(practice)[-1] == (1, psb.id, hrss.id, 0, 0)  # the lost answer is gone
+        result = check_store(ctx.engine, rpc, codec, expected=ctx.indexed_contracts())
+        assert result.ok, [d.describe() for d in result.differences]
+    finally:
+        rpc.close()
+        ctx.engine.dispose()
+
+
+def _indexed_departments(ctx: AuditContext) -> list[Department]:
+    """The departments the index lists, every page of 2 (the index healed and caught up first)."""
+    ctx.caught_up()
+    found: list[Department] = []
+    cursor = None
+    while True:
+        page = department_page(ctx.engine, cursor=cursor, limit=2)
+        found += page.items
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lost_scores_and_department_changes_leave_their_lists(
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, backend: str
+) -> None:
+    """The department list and an agreement's evaluations, every page of the index, are what the ledger's
+    ``department(id)`` view and the practice contract's ``EvaluationRecorded`` logs answer, before and after
+    the node loses a score, a suspension and a re-keying (no follower round in between: the lists heal the
+    index themselves), and `dxl audit check` agrees; on SQLite and PostgreSQL alike."""
+    sqlite = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
+    with nullcontext(sqlite) if backend == "sqlite" else schema_url("audit_scores") as url:
+        _lost_scores(node_endpoint, codec, abi, tmp_path, url)
+
+
+def _lost_scores(
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, url: str
+) -> None:
+    from eth_abi import encode as abi_encode
+
+    rpc = JsonRpc(node_endpoint.rpc_url)
+    start = rpc.block_number()
+    governors = [Account.create() for _ in range(3)]
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
+    psb, hrss, civil = (c.admit(code) for code in ("PSB", "HRSS", "CIVIL"))
+    artifact = load_artifact("SharingPractice")
+    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
+    deployed = client.deploy(
+        governors[0], artifact.bytecode, c.client.address, EVALUATION_PERIOD_S, ZERO_ADDRESS
+    )
+    assert deployed.contract_address is not None
+    practice = client.at(deployed.contract_address)
+    agreement, other = c.agreement(psb, hrss), c.agreement(psb, hrss)
+    delivered = {a: c.deliver(psb, c.grant(psb, a)) for a in (agreement, other)}
+
+    def score(a: int, side: str) -> TxResult:
+        delivery, recorded = delivered[a]
+        if side == "provider":
+            return practice.transact(hrss.account, "scoreProvider", a, 5, 4, 3, b"\x01" * 32, delivery,
+                                     receipt_of(recorded))  # fmt: skip
+        return practice.transact(psb.account, "scoreConsumer", a, 2, ZERO, delivery, receipt_of(recorded))
+
+    def chain_scores() -> list[tuple[int, int, int, tuple[int, ...], bytes, int]]:
+        return [
+            (int(ev.args["period"]), int(ev.args["side"]), int(ev.args["scorer"]),
+             scores_of(ScoredSide(ev.args["side"]), ev.args), bytes(ev.args["commentHash"]), block)
+            for ev, block in practice.get_logs("EvaluationRecorded", agreement.to_bytes(32, "big"),
+                                               from_block=int(deployed.block_number))
+        ]  # fmt: skip
+
+    def indexed_scores(ctx: AuditContext) -> list[tuple[int, int, int, tuple[int, ...], bytes, int]]:
+        ctx.caught_up()
+        found, cursor = [], None
+        while True:
+            page = practice_index.evaluations(
+                ctx.engine, agreement, provider=psb.id, consumer=hrss.id, cursor=cursor, limit=1
+            )
+            found += [(e.period, int(e.side), e.scorer, e.scores, e.comment_hash, e.block_number)
+                      for e in page.items]  # fmt: skip
+            assert all(e.scored == (psb.id if e.side is ScoredSide.PROVIDER else hrss.id) for e in page.items)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    def chain_departments() -> list[Department]:
+        return [Department.read(c.client, i) for i in range(1, int(c.call("departmentCount")) + 1)]
+
+    score(agreement, "provider")
+    score(other, "provider")
+    ctx = AuditContext(
+        engine=open_store(url),
+        rpc_url=node_endpoint.rpc_url,
+        chain_id=node_endpoint.chain_id,
+        contract=str(c.client.address),
+        start_block=start,
+        codec=codec,
+        abi=abi,
+        settings=Settings(home=tmp_path),  # type: ignore[call-arg]
+        practice=CompanionSource(str(practice.address), int(deployed.block_number)),
+    )
+    try:
+        assert indexed_scores(ctx) == chain_scores() and len(chain_scores()) == 1
+        assert _indexed_departments(ctx) == chain_departments()
+        # Lost: the consumer's score, a suspension and a re-keying to a new signer; the node carries on with
+        # an admission instead.
+        snapshot = rpc.call("evm_snapshot")
+        score(agreement, "consumer")
+        c.govern(GovernanceAction.SUSPEND_DEPARTMENT, abi_encode(["uint32"], [civil.id]))
+        lost = c.govern(GovernanceAction.REKEY_DEPARTMENT, abi_encode(
+            ["uint32", "address", "bytes32"], [hrss.id, Account.create().address, b"\x02" * 32]))  # fmt: skip
+        assert indexed_scores(ctx) == chain_scores() and len(chain_scores()) == 2
+        assert _indexed_departments(ctx) == chain_departments()
+        assert chain_departments()[hrss.id - 1].key_epoch == 1
+        _revert(rpc, snapshot)
+        for governor in governors[:2]:
+            c.client.nonces.forget(governor.address)  # the nonces of their lost transactions are free again
+        c.admit("TAX")
+        # As high as the index reached, no higher: only the hashes tell the two histories apart.
+        _mine_past(rpc, lost.block_number - 1)
+        assert rpc.block_number() == ctx.indexed_block()
+        assert indexed_scores(ctx) == chain_scores() and len(chain_scores()) == 1
+        assert _indexed_departments(ctx) == chain_departments() and len(chain_departments()) == 4
+        assert chain_departments()[civil.id - 1].status.name == "ACTIVE"
         result = check_store(ctx.engine, rpc, codec, expected=ctx.indexed_contracts())
         assert result.ok, [d.describe() for d in result.differences]
     finally:
