@@ -242,3 +242,7 @@ def ledger(node_endpoint: NodeEndpoint, founded: Consortium) -> Iterator[Consort
     finally:
         reverted = client.w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
         assert reverted.get("result") is True, f"the node did not return to the founded ledger: {reverted}"
+        # anvil may put the reverted blocks' transactions back in its pool (a node reorganising would); left
+        # there, the next test's fresh client counts them in its "pending" nonce and its first transaction
+        # waits behind one the node never mines on its own: the founded ledger comes with an empty pool.
+        client.w3.provider.make_request("anvil_dropAllTransactions", [])  # type: ignore[arg-type]
