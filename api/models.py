@@ -954,6 +954,21 @@ class PresentationCreate(Strict):
     payload_base64: str
 
 
+class VerdictPublic(BaseModel):
+    """The verdict of ``POST /verify``: the verdict JSON of ``dxl verify --json``
+    (:meth:`verifier.verify.Verdict.to_dict`: ``delivery_id``, ``findings``, ``anchor``, the leaf ranges...)
+    and the block every read of it was made at."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str = Field(description="MATCH, MISMATCH, NOT_RECORDED, ACK_DIFFERS, UNTRUSTED or PENDING.")
+    block: int | None = Field(
+        description="The node's head as the check began, and the block every read of the chain was made at, "
+        "whatever is mined meanwhile: the verdict held there, and can be read again there. None for a "
+        "manifest found altered (UNTRUSTED, MANIFEST_INCONSISTENT), answered without reading the chain."
+    )
+
+
 class PresentationPublic(BaseModel):
     inspection_id: int
     delivery_id: str

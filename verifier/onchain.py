@@ -24,6 +24,7 @@ the receipt (tx hash, block number and hash, log index).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -192,6 +193,14 @@ class LedgerReader:
         self._recorded_topic = _h(abi_codec.event_topic(self._events["DeliveryRecorded"]))
         self._disputed_topic = _h(abi_codec.event_topic(self._events["DeliveryDisputed"]))
         self._acknowledged_topic = _h(abi_codec.event_topic(self._events["DeliveryAcknowledged"]))
+
+    def view(self) -> LedgerReader:
+        """This reader on a client of its own (:meth:`verifier.rpc.JsonRpc.view`), to pin without pinning this
+        one: a request's view of a reader many requests share, with none of the constructor's checks made
+        again (the node's chain id, the contract's code)."""
+        view = copy.copy(self)
+        view.rpc = self.rpc.view()
+        return view
 
     @property
     def source(self) -> str:

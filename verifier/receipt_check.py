@@ -17,6 +17,7 @@ the two to the same answers.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Callable
@@ -133,6 +134,13 @@ class AnchorsReader:
         self.rpc = JsonRpc(rpc_url, timeout=timeout, block=block)
         self.address = to_checksum_address(address)
         self.chain_id = contract_chain_id(self.rpc, rpc_url, self.address, chain_id)
+
+    def view(self) -> AnchorsReader:
+        """This reader on a client of its own, to pin without pinning this one, as
+        :meth:`verifier.onchain.LedgerReader.view`."""
+        view = copy.copy(self)
+        view.rpc = self.rpc.view()
+        return view
 
     def ledger(self) -> str:
         """The ledger these anchors serve (set at deployment): the one whose grants and departments their

@@ -71,6 +71,12 @@ class JsonRpc:
             raise ValueError(f"a block number is a non-negative integer, got {block!r}")
         self.block = block
 
+    def view(self) -> JsonRpc:
+        """A client of the same node, pinned where this one is (or not), whose :meth:`pin` is its own: what a
+        request takes of a client that many requests share, so that pinning it to the head the request read
+        does not move the others' reads."""
+        return JsonRpc(self.url, timeout=self.timeout, block=self.block)
+
     def call(self, method: str, *params: Any) -> Any:
         """The ``result`` of ``method(params)`` (at the pinned block, if any; see :data:`SET_ONCE`).
 

@@ -2,8 +2,11 @@
 
 The route is a thin shell over :mod:`verifier.onchain` (the same proof code ``dxl verify`` runs): it reads
 the chain through the deployment this service is connected to and answers the verdict JSON of
-:meth:`verifier.verify.Verdict.to_dict`. A verdict is a result, not an error: MISMATCH, NOT_RECORDED,
-ACK_DIFFERS, UNTRUSTED and PENDING all answer 200 with ``status`` saying which. A delivery posted as a
+:meth:`verifier.verify.Verdict.to_dict`, with the block it was read at: the node's head as the request
+began, to which the request's views of the service's shared readers are pinned
+(:func:`node.endpoint.pin_to_head`), so that a state change mined during the check is not half in the
+verdict. A verdict is a result, not an error: MISMATCH, NOT_RECORDED, ACK_DIFFERS, UNTRUSTED and PENDING
+all answer 200 with ``status`` saying which. A delivery posted as a
 receipt (``POST /receipts``) is found in the receipt journal and checked by its inclusion proof against its
 anchored batch, or answered PENDING while it is accepted and not anchored yet (:mod:`api.verdicts`), whether
 the payload, a commitment or the manifest alone is sent.
@@ -23,6 +26,7 @@ from api.auth import Principal, Role
 from api.deps import ExchangeReader, LedgerDep, StateDep
 from api.errors import ApiError, base64_field
 from api.limits import check_payload_leaves
+from api.models import VerdictPublic
 
 if TYPE_CHECKING:
     from verifier.onchain import RecordedDelivery
@@ -167,15 +171,21 @@ def _anchors_reader(state: Any, ledger: Any) -> Any:
     return reader
 
 
-@router.post("", response_model=dict[str, Any])
+@router.post("", response_model=VerdictPublic)
 def verify(
     body: VerifyRequest, principal: ExchangeReader, state: StateDep, ledger: LedgerDep
 ) -> dict[str, Any]:
     """The verdict for a payload (or a commitment, or the manifest alone) against manifest and ledger, a
     single delivery or a receipt alike (:func:`api.verdicts.delivery_verdict`: a receipt anchored in a batch
     by its inclusion proof, one accepted and not anchored yet PENDING); a department's verdict on a delivery
-    it is not party to is that of a delivery not recorded."""
+    it is not party to is that of a delivery not recorded. Every read of the chain is made at the head read
+    as the check begins, the ``block`` answered.
+
+    Raises:
+        NodeError: the node does not answer its head (503 NODE_UNAVAILABLE).
+    """
     from api.verdicts import delivery_verdict
+    from node.endpoint import pin_to_head
     from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest
     from verifier.onchain import ChainCheckError, commitment_check, payload_check
@@ -186,17 +196,25 @@ def verify(
     try:
         manifest = parse_manifest(body.manifest)
     except ManifestInconsistentError as e:  # well formed but altered: a verdict, like a bad signature
-        return altered(e).to_dict()
+        return {**altered(e).to_dict(), "block": None}
     except VerifierError as e:  # malformed field or unknown algorithm: the manifest is unusable either way
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None
-    reader = _reader(state, ledger)
+    # The app's reader serves every request; this one's view of it is pinned, and the anchors' view with it.
+    reader = _reader(state, ledger).view()
+    head = pin_to_head(reader.rpc)
+
+    def anchors() -> Any:
+        view = _anchors_reader(state, ledger).view()
+        view.rpc.pin(head.number)
+        return view
+
     # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
     receipt = _journaled_receipt(state, ledger, principal, manifest.delivery_id)
 
     def check(offline: Any) -> Any:
         return delivery_verdict(
-            manifest, offline, reader, receipt, lambda: _anchors_reader(state, ledger),
+            manifest, offline, reader, receipt, anchors,
             expected_delivery_id=expected, visible=_parties_only(principal, ledger),
         )  # fmt: skip
 
@@ -217,7 +235,7 @@ def verify(
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:
         raise ApiError("NODE_UNAVAILABLE", e.message) from None
-    answer: dict[str, Any] = verdict.to_dict()
+    answer: dict[str, Any] = {**verdict.to_dict(), "block": head.number}
     return answer if principal.role is Role.AUDITOR else _without_node(answer, ledger.client.rpc_url)
 
 
