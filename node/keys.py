@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
@@ -105,6 +105,14 @@ class EncryptionKeyPair:
         return self._private
 
 
+class _Stamp(NamedTuple):
+    """What ``stat`` says of a key file: a changed stamp means the file must be read again."""
+
+    size: int
+    mtime_ns: int
+    inode: int
+
+
 class KeyStore:
     """The keystore directory and the passphrase protecting it.
 
@@ -119,6 +127,9 @@ class KeyStore:
         self._scrypt_n = scrypt_n
         self._unlocked: dict[str, LocalAccount] = {}
         self._lock = threading.Lock()
+        #: What the last scan read: each signing key file's stamp, and its address (None: unreadable).
+        self._scanned: dict[str, tuple[_Stamp, str | None]] = {}
+        self._scan_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self.directory)!r})"
@@ -147,6 +158,47 @@ class KeyStore:
         if not self.directory.is_dir():
             return []
         return sorted(p.stem for p in self.directory.glob("*.json") if _NAME.fullmatch(p.stem))
+
+    def _entries(self) -> dict[str, _Stamp]:
+        """The signing key files of the directory by name, each with its stamp: one ``os.scandir``."""
+        try:
+            with os.scandir(self.directory) as entries:
+                found: dict[str, _Stamp] = {}
+                for entry in entries:
+                    name = entry.name.removesuffix(".json")
+                    if name != entry.name and _NAME.fullmatch(name) and entry.is_file():
+                        st = entry.stat()
+                        found[name] = _Stamp(st.st_size, st.st_mtime_ns, st.st_ino)
+                return found
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+
+    def addresses(self) -> dict[str, str]:
+        """The checksummed address of every readable signing key, by name, as the directory holds them now.
+
+        One scan of the directory; a file is read only when its stamp (size, modification time, inode) differs
+        from the last scan's, so a key added, removed or replaced under the same name (a rotation writes a new
+        file and renames it over the old) is seen, and an unchanged directory costs no file read. A corrupt
+        file is left out until it changes. A replaced file's account is unlocked again from the new file.
+        """
+        with self._scan_lock:
+            current = self._entries()
+            scanned: dict[str, tuple[_Stamp, str | None]] = {}
+            for name, stamp in sorted(current.items()):
+                known = self._scanned.get(name)
+                if known is not None and known[0] == stamp:
+                    scanned[name] = known
+                    continue
+                if known is not None:
+                    # Replaced under the same name: the account unlocked from the old file is not this key.
+                    with self._lock:
+                        self._unlocked.pop(name, None)
+                try:
+                    scanned[name] = (stamp, self.address(name))
+                except KeystoreError:  # unreadable or corrupt (or removed since the scan): not a usable key
+                    scanned[name] = (stamp, None)
+            self._scanned = scanned
+        return {name: address for name, (_, address) in scanned.items() if address is not None}
 
     def _ensure_dir(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)

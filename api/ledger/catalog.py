@@ -3,7 +3,7 @@ their metadata documents."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, cast
 
 from pydantic import ValidationError
@@ -53,7 +53,7 @@ class CatalogService(LedgerCore):
     def department(self, department_id: int) -> m.DepartmentPublic:
         return self._department_public(self._department_record(department_id))
 
-    def _department_public(self, d: Department) -> m.DepartmentPublic:
+    def _department_public(self, d: Department, held: Mapping[str, str] | None = None) -> m.DepartmentPublic:
         return m.DepartmentPublic(
             id=d.id,
             code=d.code,
@@ -63,7 +63,7 @@ class CatalogService(LedgerCore):
             encryption_key=to_hex(d.encryption_key),
             key_epoch=d.key_epoch,
             contract_signer=d.contract_signer,
-            custodied=self._custodied_name(d.signer) is not None,
+            custodied=self._custodied_name(d.signer, held) is not None,
         )
 
     def departments(self, *, index: AuditContext, page: ListPage) -> Listed[m.DepartmentPublic]:
@@ -82,7 +82,8 @@ class CatalogService(LedgerCore):
             found = audit_queries.department_page(index.engine, cursor=page.cursor, limit=page.limit)
         except InvalidQueryError as exc:
             raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
-        return Listed([self._department_public(d) for d in found.items], found.next_cursor, block)
+        held = self.custody.names_by_address()  # one keystore scan for the page, not one per department
+        return Listed([self._department_public(d, held) for d in found.items], found.next_cursor, block)
 
     # --- catalog -----------------------------------------------------------------------------------------
 

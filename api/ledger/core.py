@@ -39,7 +39,7 @@ from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, p
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
-from node.keys import KeyStore, KeystoreError
+from node.keys import KeyStore
 from node.settings import Settings
 from node.types import (
     AccessRequest,
@@ -172,13 +172,9 @@ class Custody:
         )
 
     def names_by_address(self) -> dict[str, str]:
-        found: dict[str, str] = {}
-        for name in self.keystore.names():
-            try:
-                found[to_checksum_address(self.keystore.address(name))] = name
-            except KeystoreError:
-                continue
-        return found
+        """The keystore name of every key held, by checksummed address, as the keystore directory holds them
+        now (:meth:`~node.keys.KeyStore.addresses`: one scan, reading only files changed since the last)."""
+        return {address: name for name, address in self.keystore.addresses().items()}
 
     def unlock_all(self) -> int:
         """Unlocks every key once, so a wrong passphrase fails the start instead of the first request.
@@ -213,7 +209,6 @@ class LedgerCore:
         #: each request read says when its answer is due and whether it is overdue, as the scorecard counts.
         self.response_deadline_days: int = Settings.model_fields["audit_response_deadline_days"].default
         self._code_ids: dict[str, int] = {}
-        self._addresses: dict[str, str] = custody.names_by_address()
         self._sign_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.journal = Journal(sessions)
@@ -340,11 +335,11 @@ class LedgerCore:
         """Raises: ApiError GRANT_NOT_FOUND for an unknown grant."""
         return self._exchange_record(Grant, grant_id).agreement_id
 
-    def _custodied_name(self, address: str) -> str | None:
-        address = to_checksum_address(address)
-        if address not in self._addresses:
-            self._addresses = self.custody.names_by_address()
-        return self._addresses.get(address)
+    def _custodied_name(self, address: str, held: Mapping[str, str] | None = None) -> str | None:
+        """The keystore name of ``address``'s key, looked up in ``held`` (a :meth:`Custody.names_by_address`
+        taken once for many look-ups, as for a page) or else in the keystore as it is now."""
+        held = self.custody.names_by_address() if held is None else held
+        return held.get(to_checksum_address(address))
 
     def _custodied_account(self, address: str) -> LocalAccount | None:
         name = self._custodied_name(address)

@@ -552,3 +552,50 @@ def test_departments_answer_what_the_ledgers_view_says_page_by_page(api_env: Api
     assert after_second == expected[second:]
     past = env.call("GET", "/departments", "psb", params={"cursor": encode_cursor(count + 1)})
     assert (past.status_code, past.json()["error"]["field"]) == (422, "cursor")
+
+
+def test_a_page_of_departments_scans_the_keystore_once(
+    api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the service holds each listed department's key is answered from one scan of the keystore
+    directory per page, reading again only the key files changed since the scan before: a page of departments
+    whose keys it does not hold reads no key file for each of them. A key the service is given is seen at the
+    next page."""
+    from node.keys import KeyStore
+
+    signers = {}
+    for code in ("SCANA", "SCANB", "SCANC"):
+        signers[code] = Account.create()
+        body = {"action": "admit_department", "code": code, "name": f"部门 {code}",
+                "signer": signers[code].address, "encryption_key": b32()}  # fmt: skip
+        ok(govern(api_env, body))
+
+    def page() -> dict[str, bool]:
+        listed = ok(api_env.call("GET", "/departments", "auditor", params={"limit": 500}))
+        return {d["code"]: d["custodied"] for d in listed}
+
+    page()
+    scans: list[object] = []
+    reads: list[str] = []
+    scan, read = KeyStore._entries, KeyStore._read
+
+    def counted_scan(self: KeyStore) -> Any:
+        scans.append(self)
+        return scan(self)
+
+    def counted_read(self: KeyStore, name: str) -> Any:
+        reads.append(name)
+        return read(self, name)
+
+    monkeypatch.setattr(KeyStore, "_entries", counted_scan)
+    monkeypatch.setattr(KeyStore, "_read", counted_read)
+    held = page()
+    assert not any(held[code] for code in signers)
+    assert (len(scans), reads) == (1, [])
+    api_env.keystore.create("dept-scanb", private_key=signers["SCANB"].key)
+    try:
+        assert page()["SCANB"]
+        assert reads == ["dept-scanb"]
+    finally:
+        api_env.keystore.path("dept-scanb").unlink()
+    assert not page()["SCANB"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,60 @@ def test_corrupt_keystore_is_reported(store: KeyStore) -> None:
     store.path("other").write_text(json.dumps({"address": "00"}))
     with pytest.raises(KeystoreError, match="not an Ethereum V3 keystore"):
         store.address("other")
+
+
+def test_addresses_follow_keys_added_removed_and_replaced_under_the_same_name(store: KeyStore) -> None:
+    """A rotated key keeps its file name, and a corrupt one may be repaired: the next lookup answers what the
+    directory holds now, not what an earlier scan remembered."""
+    first = store.create("dept-a")
+    assert store.addresses() == {"dept-a": first}
+    second = store.create("dept-b")
+    assert store.addresses() == {"dept-a": first, "dept-b": second}
+    store.path("dept-a").unlink()
+    assert store.addresses() == {"dept-b": second}
+    elsewhere = KeyStore(store.directory.parent / "elsewhere", PASSPHRASE, scrypt_n=TEST_SCRYPT_N)
+    rotated = elsewhere.create("dept-b")
+    os.replace(elsewhere.path("dept-b"), store.path("dept-b"))
+    assert store.addresses() == {"dept-b": rotated}
+    assert store.unlock("dept-b").address == rotated
+    store.path("dept-c").write_text("{not json")
+    assert store.addresses() == {"dept-b": rotated}
+    repaired = elsewhere.create("dept-c")
+    os.replace(elsewhere.path("dept-c"), store.path("dept-c"))
+    assert store.addresses() == {"dept-b": rotated, "dept-c": repaired}
+
+
+def test_addresses_read_only_the_key_files_changed_since_the_last_scan(
+    store: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = [f"dept-{i}" for i in range(5)]
+    for name in names:
+        store.create(name)
+    read = _counted(monkeypatch, "_read")
+    scanned = _counted(monkeypatch, "_entries")
+    store.addresses()
+    assert (len(scanned), sorted(read)) == (1, names)
+    read.clear()
+    for _ in range(3):
+        store.addresses()
+    assert (len(scanned), read) == (4, [])
+    store.path("dept-2").unlink()
+    store.create("dept-2")
+    store.addresses()
+    assert read == ["dept-2"]
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch, method: str) -> list[Any]:
+    """Records the first argument of every call of ``KeyStore.<method>``, which still runs as it is."""
+    calls: list[Any] = []
+    original = getattr(KeyStore, method)
+
+    def spy(self: KeyStore, *args: Any) -> Any:
+        calls.append(args[0] if args else self)
+        return original(self, *args)
+
+    monkeypatch.setattr(KeyStore, method, spy)
+    return calls
 
 
 def test_ensure_is_idempotent(store: KeyStore) -> None:
