@@ -46,4 +46,7 @@ def unfitness(rpc_url: str, *, settle_s: float = SETTLE_S) -> str | None:
 def restore(rpc_url: str) -> None:
     """Mining per transaction again (what is ready in the pool is mined), and the rest of the pool dropped."""
     rpc_call(rpc_url, "evm_setAutomine", [True])
+    # Switched on, the node mines what is ready in its own time: dropped before that, it is lost (seen in CI).
+    # One block now holds it, and only what can never be mined is left to drop.
+    rpc_call(rpc_url, "evm_mine")
     rpc_call(rpc_url, "anvil_dropAllTransactions")
