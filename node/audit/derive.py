@@ -25,6 +25,7 @@ from node.audit.events import (
     EventCodec,
     EventRecord,
     Lineage,
+    LocatedEvent,
     PracticeRecord,
     decode_delivery_attempts,
 )
@@ -189,24 +190,9 @@ def derive_range(
                     f"log {log_index} of block {number} names block {item['blockHash']}, the block is "
                     f"{block_hash}: the chain changed during the read; retry or raise the confirmation depth"
                 )
-            if str(item["address"]).lower() == practice_lower:
-                name, fields = practice_codec().decode(item["topics"], item["data"])
-                out.practice.append(
-                    PracticeRecord(
-                        block_number=number,
-                        block_hash=block_hash,
-                        block_time=block_time,
-                        tx_hash=str(item["transactionHash"]).lower(),
-                        tx_index=tx_index,
-                        log_index=log_index,
-                        address=to_checksum_address(item["address"]),
-                        event=name,
-                        fields=fields,
-                    )
-                )
-                continue
-            name, fields = codec.decode(item["topics"], item["data"])
-            record = EventRecord(
+            of_practice = str(item["address"]).lower() == practice_lower
+            name, fields = (practice_codec() if of_practice else codec).decode(item["topics"], item["data"])
+            located = LocatedEvent(
                 block_number=number,
                 block_hash=block_hash,
                 block_time=block_time,
@@ -217,7 +203,10 @@ def derive_range(
                 event=name,
                 fields=fields,
             )
-            out.records.append(lineage.resolve(record))
+            if of_practice:
+                out.practice.append(PracticeRecord(**vars(located)))
+            else:
+                out.records.append(lineage.resolve(EventRecord(**vars(located))))
         else:
             # A failed batch is one refusal, attributed to the first record the logs explain (a revoked or
             # expired grant, an inactive agreement): the contract reverts the batch at that record.

@@ -200,8 +200,8 @@ class EventCodec:
 
 
 @dataclass
-class EventRecord:
-    """One decoded, located and lineage-resolved event: exactly what a row of the audit trail holds."""
+class LocatedEvent:
+    """One decoded event and where it is on the chain: what both event tables' rows begin with."""
 
     block_number: int
     block_hash: str
@@ -212,6 +212,16 @@ class EventRecord:
     address: str
     event: str
     fields: dict[str, Any]
+
+    @property
+    def seq(self) -> int:
+        return seq_of(self.block_number, self.log_index)
+
+
+@dataclass
+class EventRecord(LocatedEvent):
+    """One decoded, located and lineage-resolved event: exactly what a row of the audit trail holds."""
+
     request_id: int | None = None
     agreement_id: int | None = None
     grant_id: int | None = None
@@ -221,10 +231,6 @@ class EventRecord:
     subject_id: int | None = None
     delivery_id: str | None = None
     commitment: str | None = None
-
-    @property
-    def seq(self) -> int:
-        return seq_of(self.block_number, self.log_index)
 
     def departments(self) -> set[int]:
         return {d for d in (self.provider_id, self.consumer_id, self.subject_id) if d is not None}
@@ -250,24 +256,10 @@ EVALUATION_RECORDED = "EvaluationRecorded"
 
 
 @dataclass
-class PracticeRecord:
+class PracticeRecord(LocatedEvent):
     """One decoded and located event of the practice contract: exactly what a row of
     ``audit_practice_events`` holds. Its id columns are its own arguments (no lineage: each practice event
     names the demand, inspection or agreement it is about)."""
-
-    block_number: int
-    block_hash: str
-    block_time: int
-    tx_hash: str
-    tx_index: int
-    log_index: int
-    address: str
-    event: str
-    fields: dict[str, Any]
-
-    @property
-    def seq(self) -> int:
-        return seq_of(self.block_number, self.log_index)
 
     def row(self) -> dict[str, Any]:
         f = self.fields

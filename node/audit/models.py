@@ -9,6 +9,8 @@ time so that every filter is one index range scan in chain order.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text
 
 metadata = MetaData()
@@ -41,18 +43,27 @@ blocks = Table(
     Index("ix_audit_blocks_timestamp", "timestamp"),
 )
 
+
+def _located_event() -> list[Column[Any]]:
+    """Where an event is (its position on the chain, block, transaction, log) and what it is: the leading
+    columns of both event tables (new Column objects per table, as SQLAlchemy needs)."""
+    return [
+        Column("seq", SeqType, primary_key=True, autoincrement=False),
+        Column("block_number", BigInteger, nullable=False),
+        Column("block_hash", String(66), nullable=False),
+        Column("block_time", BigInteger, nullable=False),
+        Column("tx_hash", String(66), nullable=False),
+        Column("tx_index", Integer, nullable=False),
+        Column("log_index", Integer, nullable=False),
+        Column("address", String(42), nullable=False),
+        Column("event", String(40), nullable=False),
+    ]
+
+
 events = Table(
     "audit_events",
     metadata,
-    Column("seq", SeqType, primary_key=True, autoincrement=False),
-    Column("block_number", BigInteger, nullable=False),
-    Column("block_hash", String(66), nullable=False),
-    Column("block_time", BigInteger, nullable=False),
-    Column("tx_hash", String(66), nullable=False),
-    Column("tx_index", Integer, nullable=False),
-    Column("log_index", Integer, nullable=False),
-    Column("address", String(42), nullable=False),
-    Column("event", String(40), nullable=False),
+    *_located_event(),
     Column("request_id", BigInteger),
     Column("agreement_id", BigInteger),
     Column("grant_id", BigInteger),
@@ -103,15 +114,7 @@ refusals = Table(
 practice_events = Table(
     "audit_practice_events",
     metadata,
-    Column("seq", SeqType, primary_key=True, autoincrement=False),
-    Column("block_number", BigInteger, nullable=False),
-    Column("block_hash", String(66), nullable=False),
-    Column("block_time", BigInteger, nullable=False),
-    Column("tx_hash", String(66), nullable=False),
-    Column("tx_index", Integer, nullable=False),
-    Column("log_index", Integer, nullable=False),
-    Column("address", String(42), nullable=False),
-    Column("event", String(40), nullable=False),
+    *_located_event(),
     Column("demand_id", BigInteger),
     Column("inspection_id", BigInteger),
     Column("agreement_id", BigInteger),
