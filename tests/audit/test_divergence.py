@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -162,6 +163,28 @@ def _indexed_demands(ctx: AuditContext, flt: DemandFilter) -> list[tuple[int, in
         cursor = page.next_cursor
 
 
+@dataclass
+class _WithPractice:
+    ledger: Consortium
+    practice: LedgerClient
+    practice_block: int  # the practice contract's deployment block, where the index starts reading it
+
+
+def _with_practice(node_endpoint: NodeEndpoint) -> _WithPractice:
+    """A new ledger with PSB, HRSS and CIVIL admitted, and a sharing practice contract beside it."""
+    governors = [Account.create() for _ in range(3)]
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
+    for code in ("PSB", "HRSS", "CIVIL"):
+        c.admit(code)
+    artifact = load_artifact("SharingPractice")
+    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
+    deployed = client.deploy(
+        governors[0], artifact.bytecode, c.client.address, EVALUATION_PERIOD_S, ZERO_ADDRESS
+    )
+    assert deployed.contract_address is not None
+    return _WithPractice(c, client.at(deployed.contract_address), int(deployed.block_number))
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lost_demands_and_answers_leave_the_demand_lists(
     node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, backend: str
@@ -180,16 +203,9 @@ def _lost_demands(
 ) -> None:
     rpc = JsonRpc(node_endpoint.rpc_url)
     start = rpc.block_number()
-    governors = [Account.create() for _ in range(3)]
-    c = Consortium(deploy(node_endpoint, governors, 2), governors)
-    psb, hrss, civil = (c.admit(code) for code in ("PSB", "HRSS", "CIVIL"))
-    artifact = load_artifact("SharingPractice")
-    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
-    deployed = client.deploy(
-        governors[0], artifact.bytecode, c.client.address, EVALUATION_PERIOD_S, ZERO_ADDRESS
-    )
-    assert deployed.contract_address is not None
-    practice = client.at(deployed.contract_address)
+    made = _with_practice(node_endpoint)
+    c, practice, practice_block = made.ledger, made.practice, made.practice_block
+    psb, hrss, civil = (c.depts[code] for code in ("PSB", "HRSS", "CIVIL"))
 
     def publish(who: Dept, to: Dept | None) -> int:
         due = c.now() + DAY
@@ -215,7 +231,7 @@ def _lost_demands(
         codec=codec,
         abi=abi,
         settings=Settings(home=tmp_path),  # type: ignore[call-arg]
-        practice=CompanionSource(str(practice.address), int(deployed.block_number)),
+        practice=CompanionSource(str(practice.address), practice_block),
     )
     filters = [
         DemandFilter(), DemandFilter(publisher=psb.id), DemandFilter(addressee=hrss.id),
@@ -286,16 +302,9 @@ def _lost_scores(
 
     rpc = JsonRpc(node_endpoint.rpc_url)
     start = rpc.block_number()
-    governors = [Account.create() for _ in range(3)]
-    c = Consortium(deploy(node_endpoint, governors, 2), governors)
-    psb, hrss, civil = (c.admit(code) for code in ("PSB", "HRSS", "CIVIL"))
-    artifact = load_artifact("SharingPractice")
-    client = LedgerClient(node_endpoint, anchors_abi(artifact, load_artifact("DataExchangeLedger")))
-    deployed = client.deploy(
-        governors[0], artifact.bytecode, c.client.address, EVALUATION_PERIOD_S, ZERO_ADDRESS
-    )
-    assert deployed.contract_address is not None
-    practice = client.at(deployed.contract_address)
+    made = _with_practice(node_endpoint)
+    c, practice, practice_block = made.ledger, made.practice, made.practice_block
+    psb, hrss, civil = (c.depts[code] for code in ("PSB", "HRSS", "CIVIL"))
     agreement, other = c.agreement(psb, hrss), c.agreement(psb, hrss)
     delivered = {a: c.deliver(psb, c.grant(psb, a)) for a in (agreement, other)}
 
@@ -311,7 +320,7 @@ def _lost_scores(
             (int(ev.args["period"]), int(ev.args["side"]), int(ev.args["scorer"]),
              scores_of(ScoredSide(ev.args["side"]), ev.args), bytes(ev.args["commentHash"]), block)
             for ev, block in practice.get_logs("EvaluationRecorded", agreement.to_bytes(32, "big"),
-                                               from_block=int(deployed.block_number))
+                                               from_block=practice_block)
         ]  # fmt: skip
 
     def indexed_scores(ctx: AuditContext) -> list[tuple[int, int, int, tuple[int, ...], bytes, int]]:
@@ -342,7 +351,7 @@ def _lost_scores(
         codec=codec,
         abi=abi,
         settings=Settings(home=tmp_path),  # type: ignore[call-arg]
-        practice=CompanionSource(str(practice.address), int(deployed.block_number)),
+        practice=CompanionSource(str(practice.address), practice_block),
     )
     try:
         assert indexed_scores(ctx) == chain_scores() and len(chain_scores()) == 1
@@ -358,7 +367,7 @@ def _lost_scores(
         assert _indexed_departments(ctx) == chain_departments()
         assert chain_departments()[hrss.id - 1].key_epoch == 1
         _revert(rpc, snapshot)
-        for governor in governors[:2]:
+        for governor in c.governors[:2]:
             c.client.nonces.forget(governor.address)  # the nonces of their lost transactions are free again
         c.admit("TAX")
         # As high as the index reached, no higher: only the hashes tell the two histories apart.
