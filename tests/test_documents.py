@@ -1,0 +1,345 @@
+"""What the documents tell a user to type is what the code takes.
+
+README.md, api/README.md, node/audit/README.md and verifier/MANIFEST.md name ``dxl`` commands and options,
+``DXL_*`` settings with their defaults, HTTP operations, the error codes the API answers with their statuses,
+and files and tests of the repository. These tests read the documents as a user does and hold each of those to
+the code, so that renaming an option or a route, changing a default or moving a code to another status fails
+here until the document says so too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.core import TyperGroup, TyperOption
+
+from api.app import create_app
+from api.errors import ERRORS
+from api.settings import ApiSettings
+from dxl import payload
+from dxl.app import app
+from node.paths import PROJECT_ROOT
+
+DOCUMENTS = ("README.md", "api/README.md", "node/audit/README.md", "verifier/MANIFEST.md")
+#: Where the ``DXL_*`` settings are documented.
+SETTINGS_DOCUMENTS = ("README.md", "api/README.md", "node/audit/README.md")
+
+
+def _text(document: str) -> str:
+    return (PROJECT_ROOT / document).read_text(encoding="utf-8")
+
+
+# --- dxl commands and their options ------------------------------------------------------------------------
+
+
+def _command_lines(text: str) -> Iterator[str]:
+    """What a reader would type: every inline code span, and every line of a code block (a line ending in a
+    backslash joined with the next, as the shell does)."""
+    yield from re.findall(r"`([^`\n]+)`", text)
+    for block in re.findall(r"^```[a-z]*\n(.*?)^```", text, re.S | re.M):
+        yield from block.replace("\\\n", " ").splitlines()
+    # api/README.md shows some commands as indented blocks.
+    yield from (line for line in text.replace("\\\n", " ").splitlines() if line.startswith("    "))
+
+
+#: Words after ``dxl `` in a document that are not a command: output the documents quote (``dxl is running``).
+NOT_COMMANDS = {"is"}
+
+
+def _invocations(text: str) -> Iterator[str]:
+    """Each ``dxl …`` command line the text shows, up to a comment or the end of the shell command."""
+    for line in _command_lines(text):
+        for found in re.finditer(r"(?:^|(?<=[\s/$(]))dxl (\S.*)", line):
+            yield re.split(r"\s#|\s&&|\s;|;\s|\s&$|`", found.group(1))[0]
+
+
+@functools.cache
+def _dxl() -> TyperGroup:
+    group = typer.main.get_command(app)
+    assert isinstance(group, TyperGroup)
+    return group
+
+
+def _typer_options(command: Any) -> set[str]:
+    return {o for p in command.params for o in (*getattr(p, "opts", ()), *getattr(p, "secondary_opts", ()))}
+
+
+def _argparse_options(parser: argparse.ArgumentParser) -> set[str]:
+    return set(parser._option_string_actions)
+
+
+def _resolve(words: list[str]) -> list[tuple[str, set[str]]]:
+    """The commands ``dxl WORDS`` names (``start|stop|status`` names three), each with the options it takes.
+
+    Raises:
+        LookupError: the first word is not a command of ``dxl``.
+    """
+    first = words[0]
+    if first.startswith("-"):  # `dxl --help`
+        return [("dxl", {"--help", "-h"})]
+    if first in payload.COMMANDS:
+        return [(f"dxl {first}", _argparse_options(payload.parser_for(first)) | {"--help", "-h"})]
+    group = _dxl()
+    commands: list[tuple[str, Any]] = []
+    for name in first.split("|"):
+        if name not in group.commands:
+            raise LookupError(name)
+        commands.append((f"dxl {name}", group.commands[name]))
+    for word in words[1:]:
+        if not all(isinstance(c, TyperGroup) for _, c in commands):
+            break
+        names = word.split("|")
+        if not all(n in c.commands for _, c in commands for n in names if isinstance(c, TyperGroup)):
+            break
+        commands = [(f"{path} {n}", c.commands[n]) for path, c in commands if isinstance(c, TyperGroup)
+                    for n in names]  # fmt: skip
+    return [(path, _typer_options(c) | {"--help"}) for path, c in commands]
+
+
+def _documented_invocations() -> list[tuple[str, str]]:
+    return sorted({(doc, line.strip()) for doc in DOCUMENTS for line in _invocations(_text(doc))})
+
+
+def test_the_documents_show_commands() -> None:
+    shown = _documented_invocations()
+    assert len(shown) > 100
+    assert ("api/README.md", "token list [--json]") in shown
+
+
+@pytest.mark.parametrize(("document", "line"), _documented_invocations())
+def test_every_command_and_option_a_document_shows_exists(document: str, line: str) -> None:
+    words = line.split()
+    if words[0] in NOT_COMMANDS:
+        return
+    try:
+        commands = _resolve(words)
+    except LookupError as exc:
+        pytest.fail(f"{document} shows `dxl {line}`, but dxl has no command {exc}")
+    options = {m.split("=")[0] for m in re.findall(r"(?<![\w-])(--?[a-z][a-z0-9-]*)", line)}
+    for path, takes in commands:
+        unknown = sorted(options - takes)
+        assert unknown == [], f"{document} shows `dxl {line}`, but `{path}` takes no {', '.join(unknown)}"
+
+
+# --- the settings table ------------------------------------------------------------------------------------
+
+
+def _settings_table() -> list[tuple[str, str]]:
+    """README's Configuration table as (variable, default as written) pairs; a row of two variables
+    (``A`` / ``B``) gives two pairs, their defaults split the same way (or one default for both)."""
+    section = _text("README.md").split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows: list[tuple[str, str]] = []
+    for line in section.splitlines():
+        if not line.startswith("| `DXL_"):
+            continue
+        names_cell, default_cell = (cell.strip() for cell in line.split("|")[1:3])
+        names = re.findall(r"`(DXL_[A-Z0-9_]+)`", names_cell)
+        defaults = default_cell.split(" / ") if len(names) > 1 else [default_cell]
+        defaults = defaults * len(names) if len(defaults) == 1 else defaults  # one default for both
+        assert len(defaults) == len(names), line
+        rows += zip(names, (d.strip() for d in defaults), strict=True)
+    return rows
+
+
+#: Defaults the table gives in words rather than as a value.
+IN_WORDS = {
+    "DXL_DATABASE_URL": ("SQLite in `DXL_HOME`", None),
+}
+#: Variables the table lists that are options of the commands acting through the API, not settings.
+API_CLIENT_VARIABLES = {"DXL_API_URL": "--api", "DXL_TOKEN": "--token"}
+
+
+def _default_as_written(field: Any, written: str) -> object:
+    """``written`` as the value the field would hold."""
+    if written in ("unset", "empty"):
+        return None if field.default is None else ""
+    literal = written.strip("`")
+    if isinstance(field.default, bool):
+        return literal == "true"
+    if isinstance(field.default, int | float):
+        return type(field.default)(literal)
+    if isinstance(field.default, Path):
+        return Path(literal)
+    return literal
+
+
+def test_the_settings_table_lists_variables() -> None:
+    assert len(_settings_table()) > 20
+
+
+@pytest.mark.parametrize(("variable", "written"), _settings_table())
+def test_every_setting_in_the_table_exists_with_its_default(variable: str, written: str) -> None:
+    if variable in API_CLIENT_VARIABLES:
+        return  # test_the_api_clients_variables_are_their_options
+    name = variable.removeprefix("DXL_").lower()
+    assert name in ApiSettings.model_fields, f"README's Configuration table lists {variable}: no such setting"
+    field = ApiSettings.model_fields[name]
+    if variable in IN_WORDS:
+        words, value = IN_WORDS[variable]
+        assert (written, field.default) == (words, value)
+        return
+    assert field.default == _default_as_written(field, written), f"{variable}: README says {written}"
+
+
+def _api_client_commands() -> Iterator[tuple[str, Any]]:
+    """Every command with an option read from DXL_API_URL or DXL_TOKEN."""
+    stack: list[tuple[str, Any]] = [("dxl", _dxl())]
+    while stack:
+        path, command = stack.pop()
+        if isinstance(command, TyperGroup):
+            stack += [(f"{path} {n}", c) for n, c in command.commands.items()]
+        elif any(getattr(p, "envvar", None) in API_CLIENT_VARIABLES for p in command.params):
+            yield path, command
+
+
+def test_the_api_clients_variables_are_their_options() -> None:
+    """The table's DXL_API_URL and DXL_TOKEN row names the commands that read them: exactly those whose
+    --api and --token options fall back on them."""
+    row = next(line for line in _text("README.md").splitlines() if line.startswith("| `DXL_API_URL`"))
+    named = set(re.findall(r"`dxl ([a-z-]+)`", row))
+    clients = dict(_api_client_commands())
+    assert {path.split()[1] for path in clients} == named
+    for path, command in clients.items():
+        envvars = {p.opts[0]: p.envvar for p in command.params if isinstance(p, TyperOption)}
+        for variable, option in API_CLIENT_VARIABLES.items():
+            assert envvars.get(option) == variable, f"{path} {option}"
+
+
+def test_every_setting_is_documented() -> None:
+    """Each DXL_* setting is named in the documents, so a new one cannot go unexplained."""
+    documented = "".join(_text(doc) for doc in SETTINGS_DOCUMENTS)
+    missing = sorted(
+        f"DXL_{name.upper()}"
+        for name in ApiSettings.model_fields
+        if not re.search(rf"`DXL_{name.upper()}[`=]", documented)
+    )
+    assert missing == []
+
+
+# --- error codes and their statuses ------------------------------------------------------------------------
+
+
+def _errors_table() -> list[tuple[int, str]]:
+    """api/README.md's Errors table: (status, code) for each code a row names."""
+    section = _text("api/README.md").split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
+    pairs: list[tuple[int, str]] = []
+    for line in section.splitlines():
+        found = re.match(r"\| (\d{3}) \|.*\| ([^|]*) \|$", line)
+        if found:
+            pairs += [(int(found[1]), code) for code in re.findall(r"`([A-Z][A-Z0-9_]+)`", found[2])]
+    return pairs
+
+
+def _statuses_in_prose() -> list[tuple[str, int, str]]:
+    """Every ``409 CODE`` (or ``409 `CODE```) the documents write: a status with the code it answers."""
+    return sorted({
+        (doc, int(m[1]), m[2])
+        for doc in DOCUMENTS
+        for m in re.finditer(r"\b([1-5]\d\d) `?([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b", _text(doc))
+    })  # fmt: skip
+
+
+def test_the_documents_name_codes_with_statuses() -> None:
+    assert len(_errors_table()) > 30 and len(_statuses_in_prose()) > 20
+
+
+@pytest.mark.parametrize(("status", "code"), _errors_table())
+def test_the_errors_table_is_the_declared_table(status: int, code: str) -> None:
+    assert code in ERRORS, f"api/README.md's Errors table names {code}, which api/errors.py does not declare"
+    assert ERRORS[code].status == status
+
+
+@pytest.mark.parametrize(("document", "status", "code"), _statuses_in_prose())
+def test_every_status_and_code_the_documents_write_is_declared(document: str, status: int, code: str) -> None:
+    assert code in ERRORS, f"{document} names {status} {code}, which api/errors.py does not declare"
+    assert ERRORS[code].status == status, f"{document} says {status} {code}; ERRORS: {ERRORS[code].status}"
+
+
+# --- HTTP operations ---------------------------------------------------------------------------------------
+
+#: Paths the service answers outside its OpenAPI document: the console's page and files.
+NOT_IN_OPENAPI = {("GET", "/")}
+
+
+def _documented_operations() -> list[tuple[str, str, str]]:
+    """Every ``METHOD /path`` the documents write: (document, method, path), a path's ``a|b`` alternatives and
+    ``[/optional]`` part apart; an id written out (``7``, ``0x<receipt id>``) stands for its parameter."""
+    found: set[tuple[str, str, str]] = set()
+    for doc in DOCUMENTS:
+        text = re.sub(r"<[^>\n]*>", "X", _text(doc))
+        for method, written in re.findall(r"\b(GET|POST|PUT|DELETE) (/[^\s`),;:?]*)", text):
+            # ``/inspections[/{id}]``: the list and the look-up
+            for path in {re.sub(r"\[(.*)\]", "", written), re.sub(r"\[(.*)\]", r"\1", written)}:
+                head, _, last = path.rstrip(".").rpartition("/")
+                for alternative in last.split("|"):
+                    found.add((doc, method, f"{head}/{alternative}" if head or alternative else "/"))
+    return sorted(found)
+
+
+@functools.cache
+def _served() -> set[tuple[str, str]]:
+    """The operations of the service's OpenAPI document, their paths as templates."""
+    paths = create_app(connect=False).openapi()["paths"]
+    return {(method.upper(), _template(path)) for path, operations in paths.items() for method in operations}
+
+
+def _template(path: str) -> str:
+    return "/".join("{}" if re.fullmatch(r"\{[^}]*\}|\d+|0x\w*", s) else s for s in path.split("/"))
+
+
+def test_the_documents_name_operations() -> None:
+    assert len(_documented_operations()) > 50
+
+
+@pytest.mark.parametrize(("document", "method", "path"), _documented_operations())
+def test_every_operation_a_document_names_is_served(document: str, method: str, path: str) -> None:
+    if (method, path) in NOT_IN_OPENAPI:
+        return
+    assert (method, _template(path)) in _served(), f"{document} names {method} {path}: no such operation"
+
+
+# --- files and tests the documents point to ----------------------------------------------------------------
+
+#: Paths the documents name inside ``DXL_HOME`` (not the repository) without writing ``DXL_HOME/``.
+DXL_HOME_PATHS = {"secrets/demo-tokens.json", "node/state.json"}
+
+
+def _documented_paths() -> list[tuple[str, str, str | None]]:
+    """Every repository file the documents name in code or as a link target: (document, path, test), the
+    test named after ``::`` if any."""
+    found: set[tuple[str, str, str | None]] = set()
+    suffixes = "py|sol|json|md|js|sh|toml|yaml|lock|css|html"
+    for doc in DOCUMENTS:
+        text = _text(doc)
+        for span in re.findall(r"`([^`\n]+)`", text) + re.findall(r"\]\(([^)#\s]+)", text):
+            for path, test in re.findall(
+                rf"(?<![\w/.$-])((?:[\w.-]+/)+[\w.-]+\.(?:{suffixes})|\.ci/run)(?:::(\w+))?", span
+            ):
+                found.add((doc, path, test or None))
+    return sorted(found, key=lambda f: (f[0], f[1], f[2] or ""))
+
+
+def test_the_documents_name_files() -> None:
+    assert len(_documented_paths()) > 50
+
+
+@pytest.mark.parametrize(("document", "path", "test"), _documented_paths())
+def test_every_file_and_test_a_document_names_exists(document: str, path: str, test: str | None) -> None:
+    """A path is the repository's, or relative to the document, or (in the README's ledger section) to
+    contracts/src/; a test named after it is defined there."""
+    if path.startswith("DXL_HOME/") or path in DXL_HOME_PATHS:
+        return
+    bases = (PROJECT_ROOT, (PROJECT_ROOT / document).parent, PROJECT_ROOT / "contracts" / "src")
+    existing = [base / path for base in bases if (base / path).exists()]
+    assert existing, f"{document} names {path}: no such file"
+    if test is not None:
+        assert re.search(rf"^(async )?def {test}\b", existing[0].read_text(encoding="utf-8"), re.M), (
+            f"{document} names {path}::{test}: no such test"
+        )
