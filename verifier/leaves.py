@@ -39,7 +39,7 @@ import functools
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from enum import StrEnum
 from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 
@@ -296,7 +296,7 @@ def _csv_batches(
         yield _RecordTask(hasher, batch, nbytes, progress)
 
 
-def _run_on_threads(batches: Iterator[LeafBatch], workers: int, window: int) -> Iterator[list[bytes]]:
+def _run_on_threads(batches: Iterator[LeafBatch], workers: int, window: int) -> Generator[list[bytes]]:
     """Run ``batches`` on ``workers`` threads and yield their results in order. At most ``window`` batches
     are taken beyond those handed to the consumer (yielded one by one, up to a window of them at a time): what
     batches in flight hold stays bounded, whatever the payload's size.

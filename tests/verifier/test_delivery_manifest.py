@@ -176,7 +176,8 @@ def test_manifest_signature_vector(case: dict[str, Any], tmp_path: Path) -> None
     manifest = sign_manifest(parse_manifest(case["unsigned_manifest"]), case["private_key"])
     assert manifest.signer == case["want_signer"]
     assert hashlib.sha256(manifest.signing_bytes()).hexdigest() == case["want_signing_bytes_sha256"]
-    assert "0x" + manifest.signature.hex() == case["want_signature"]  # type: ignore[union-attr]
+    assert manifest.signature is not None
+    assert "0x" + manifest.signature.hex() == case["want_signature"]
     payload = tmp_path / "payload.csv"
     payload.write_bytes(bytes.fromhex(case["payload_hex"]))
     verdict = check_delivery(payload, manifest, expected_signer=case["want_signer"])

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from eth_abi import decode as ref_decode
-from eth_abi import encode as ref_encode
+from eth_abi.abi import decode as ref_decode
+from eth_abi.abi import encode as ref_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import keccak as ref_keccak
-from eth_utils import to_checksum_address as ref_checksum
+from eth_utils.address import to_checksum_address as ref_checksum
+from eth_utils.crypto import keccak as ref_keccak
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 
 from node.endpoint import NodeEndpoint
@@ -75,6 +75,7 @@ def test_recorded_payload_matches_with_chain_location(chain: Any, tmp_path: Path
     tx = record(c, m, grant)
     v = verify_payload_onchain(payload, m, reader)
     assert v.status is VerdictStatus.MATCH, v.to_json()
+    assert v.anchor is not None
     d = v.anchor.details
     assert d["status"] == "RECORDED" and d["tx_hash"] == "0x" + tx.tx_hash.removeprefix("0x").lower()
     assert d["block_number"] == tx.block_number and d["block_hash"].startswith("0x")
@@ -82,7 +83,8 @@ def test_recorded_payload_matches_with_chain_location(chain: Any, tmp_path: Path
     # The consumer acknowledges with its own commitment: still MATCH, now ACKNOWLEDGED.
     c.send(c.depts["HRSS"], "acknowledgeDelivery", m.delivery_id, receipt_of(tx), m.root)
     v = verify_payload_onchain(payload, m, reader)
-    assert v.status is VerdictStatus.MATCH and v.anchor.details["status"] == "ACKNOWLEDGED"
+    assert v.status is VerdictStatus.MATCH and v.anchor is not None
+    assert v.anchor.details["status"] == "ACKNOWLEDGED"
     assert v.anchor.acknowledged_root == m.root
 
 
@@ -208,7 +210,7 @@ def test_consumer_dispute_is_ack_differs_with_both_commitments(chain: Any, tmp_p
     theirs = b"\x42" * 32
     c.send(c.depts["HRSS"], "acknowledgeDelivery", m.delivery_id, receipt_of(tx), theirs)
     v = verify_payload_onchain(payload, m, reader)
-    assert v.status is VerdictStatus.ACK_DIFFERS
+    assert v.status is VerdictStatus.ACK_DIFFERS and v.anchor is not None
     assert v.anchor.recorded_root == m.root and v.anchor.acknowledged_root == theirs
     assert "0x" + theirs.hex() in " ".join(f.message for f in v.findings)
 
@@ -344,7 +346,7 @@ def test_a_pinned_reader_reads_a_value_set_once_at_the_head_once_its_block_is_pr
                           block=c.client.block_number())  # fmt: skip
     agreement = pinned.grant_agreement(grant)
     assert pinned.status(m.delivery_id) == 1  # RECORDED
-    c.client.w3.provider.make_request("anvil_mine", [hex(80)])  # type: ignore[arg-type]
+    c.client.w3.provider.make_request("anvil_mine", [hex(80)])
     assert pinned.grant_agreement(grant) == agreement
     with pytest.raises(ChainCheckError, match="deliveryStatus"):
         pinned.status(m.delivery_id)
@@ -457,6 +459,7 @@ def test_manifest_signed_before_the_provider_was_rekeyed_is_still_trusted(
     c.govern(GovernanceAction.REKEY_DEPARTMENT, rekey)
     v = verify_payload_onchain(payload, m, reader)
     assert v.status is VerdictStatus.MATCH, v.to_json()
+    assert v.anchor is not None
     assert v.anchor.details["provider_signer_at_recording"] == psb.account.address
     assert v.anchor.details["provider_signer"] != psb.account.address
     # A key that never was the provider's stays untrusted after the rekey too.
@@ -545,7 +548,7 @@ def test_a_pinned_batch_reads_the_pinned_block(chain: Any, node_endpoint: NodeEn
     c, _grant, _reader = chain
     pin = c.client.block_number()
     with AuditRpc(node_endpoint.rpc_url, block=pin) as rpc:
-        c.client.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+        c.client.w3.provider.make_request("evm_mine", [])
         pinned_time = int(c.client.w3.eth.get_block(pin)["timestamp"])
         assert (rpc.block_number(), rpc.head_time()) == (pin, pinned_time)
         code = c.client.w3.eth.get_code(c.client.address, pin)

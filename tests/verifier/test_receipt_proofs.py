@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 
 from verifier.errors import InvalidProofError, RootMismatchError
 from verifier.hashing import HashAlgorithm, TreeHasher
@@ -93,10 +95,12 @@ def test_verifyReceiptProof_tamperedReceipt_raisesRootMismatch() -> None:
         (lambda p: p | {"batch": p["batch"] | {"leaf_count": 9}}, InvalidProofError),
     ],
 )
-def test_verifyReceiptProof_wrongPosition_raises(change: object, error: type[Exception]) -> None:
+def test_verifyReceiptProof_wrongPosition_raises(
+    change: Callable[[dict[str, Any]], dict[str, Any]], error: type[Exception]
+) -> None:
     proof = proof_of(receipts(6), 2).to_json()
     with pytest.raises(error):
-        verify_receipt_proof(ReceiptProof.from_json(change(proof)))  # type: ignore[operator]
+        verify_receipt_proof(ReceiptProof.from_json(change(proof)))
 
 
 @pytest.mark.parametrize(
@@ -112,8 +116,10 @@ def test_verifyReceiptProof_wrongPosition_raises(change: object, error: type[Exc
         lambda p: p | {"receipt": p["receipt"] | {"commitment": "0xzz"}},
     ],
 )
-def test_receiptProof_fromJson_malformed_raisesInvalidProof(change: object) -> None:
-    raw = change(proof_of(receipts(3), 1).to_json())  # type: ignore[operator]
+def test_receiptProof_fromJson_malformed_raisesInvalidProof(
+    change: Callable[[dict[str, Any]], dict[str, Any]],
+) -> None:
+    raw = change(proof_of(receipts(3), 1).to_json())
     with pytest.raises(InvalidProofError):
         ReceiptProof.from_json(raw)
 
