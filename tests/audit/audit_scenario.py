@@ -11,7 +11,9 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak
+from eth_typing import ChecksumAddress
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
@@ -46,6 +48,7 @@ def delivery_id(name: str) -> bytes:
 @dataclass
 class Scenario:
     client: LedgerClient
+    contract: ChecksumAddress  # the ledger's address, which ``client`` is bound to
     start_block: int
     home: Path
     depts: dict[str, int] = field(default_factory=dict)  # code -> id
@@ -90,7 +93,7 @@ def _request(s: Scenario, consumer: str, resource: str, name: str) -> None:
 
 def _conclude(s: Scenario, request: str, provider: str, consumer: str) -> int:
     terms = SharingTerms.read(s.client, s.requests[request], deadline=s.client.next_block_time() + 3600)
-    typed = terms.typed_data(chain_id=s.client.chain_id, verifying_contract=s.client.address)
+    typed = terms.typed_data(chain_id=s.client.chain_id, verifying_contract=s.contract)
     sig_p = Account.sign_typed_data(s.keys[provider].key, full_message=typed).signature
     sig_c = Account.sign_typed_data(s.keys[consumer].key, full_message=typed).signature
     r = s.client.transact(s.keys[provider], "concludeAgreement", terms.as_tuple(), sig_p, sig_c)
@@ -135,7 +138,9 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
     governor = Account.create()
     client = LedgerClient(endpoint, artifact.abi)
     dep = deploy_ledger(client, [governor.address], 1, deployer=governor, home=home, force=True)
-    s = Scenario(client=client, start_block=dep.block_number, home=home)
+    s = Scenario(
+        client=client, contract=to_checksum_address(dep.address), start_block=dep.block_number, home=home
+    )
     for code in ("HEALTH", "TAX", "STATS"):
         _admit(s, governor, code)
     _resource(s, "HEALTH", "r_cond", ShareType.CONDITIONAL)
@@ -188,14 +193,18 @@ def run_scenario(endpoint: NodeEndpoint, home: Path) -> Scenario:
 
 
 def make_indexer(
-    engine: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario, **config: int
+    engine: Engine,
+    rpc: JsonRpc,
+    codec: EventCodec,
+    scenario: Scenario,
+    batch_blocks: int = IndexerConfig.batch_blocks,
 ) -> Indexer:
     return Indexer(
         engine,
         rpc,
         codec,
-        contract=scenario.client.address,
+        contract=scenario.contract,
         chain_id=scenario.client.chain_id,
         start_block=scenario.start_block,
-        config=IndexerConfig(**config),
+        config=IndexerConfig(batch_blocks=batch_blocks),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -17,12 +18,12 @@ from tests.audit.audit_scenario import Scenario, make_indexer, run_scenario
 
 
 @pytest.fixture(scope="session")
-def abi() -> list[dict]:
+def abi() -> list[dict[str, Any]]:
     return ledger_abi()
 
 
 @pytest.fixture(scope="session")
-def codec(abi: list[dict]) -> EventCodec:
+def codec(abi: list[dict[str, Any]]) -> EventCodec:
     return EventCodec(abi)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
@@ -9,9 +12,12 @@ from sqlalchemy import Engine
 from api.app import create_app
 from api.auth import Principal, Role, issue_token
 from api.settings import ApiSettings
+from node.audit.events import EventCodec
 from node.audit.queries import department_id, encode_cursor
+from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
-from tests.audit.audit_scenario import period_end
+from node.endpoint import NodeEndpoint
+from tests.audit.audit_scenario import Scenario, period_end
 
 
 @pytest.fixture(scope="module")
@@ -20,18 +26,34 @@ def indexed(indexed_for_reading: Engine) -> Engine:
     return indexed_for_reading
 
 
+class AuditClient(TestClient):
+    """The module's app, with the headers of a token of each caller its tests speak as."""
+
+    tokens: dict[str, str]
+
+    def headers_for(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
 @pytest.fixture(scope="module")
-def client(indexed, codec, abi, scenario, tmp_path_factory: pytest.TempPathFactory, node_endpoint):
+def client(
+    indexed: Engine,
+    codec: EventCodec,
+    abi: list[dict[str, Any]],
+    scenario: Scenario,
+    tmp_path_factory: pytest.TempPathFactory,
+    node_endpoint: NodeEndpoint,
+) -> Iterator[AuditClient]:
     """One app for the module, as one service answers many requests: the routes only read the index, and
     each test's requests carry the tokens made here."""
     tmp_path = tmp_path_factory.mktemp("audit-routes")
     settings = ApiSettings(home=tmp_path / "home", database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}")
     app = create_app(settings, connect=False)
-    with TestClient(app) as c:
+    with AuditClient(app) as c:
         state = app.state.dxl
         state.extra["audit"] = AuditContext(
             engine=indexed, rpc_url=node_endpoint.rpc_url, chain_id=scenario.client.chain_id,
-            contract=scenario.client.address, start_block=scenario.start_block, codec=codec, abi=abi,
+            contract=scenario.contract, start_block=scenario.start_block, codec=codec, abi=abi,
             settings=settings,
         )  # fmt: skip
         with state.sessions() as session:
@@ -43,11 +65,11 @@ def client(indexed, codec, abi, scenario, tmp_path_factory: pytest.TempPathFacto
                 ),
             }
             session.commit()
-        c.headers_for = lambda who: {"Authorization": f"Bearer {tokens[who]}"}  # type: ignore[attr-defined]
+        c.tokens = tokens
         yield c
 
 
-def test_history_pages_and_filters(client) -> None:
+def test_history_pages_and_filters(client: AuditClient) -> None:
     auth = client.headers_for("auditor")
     first = client.get("/audit/history", params={"department": "HEALTH", "limit": 2}, headers=auth)
     assert first.status_code == 200 and len(first.json()["items"]) == 2
@@ -81,7 +103,7 @@ def test_history_pages_and_filters(client) -> None:
         (f"/audit/receipt-batches/{2**64 - 2}/0/provenance", {}, 404, "RECEIPT_BATCH_NOT_FOUND"),
     ],
 )
-def test_bad_input(client, path, params, status, code) -> None:
+def test_bad_input(client: AuditClient, path: str, params: dict[str, Any], status: int, code: str) -> None:
     response = client.get(path, params=params, headers=client.headers_for("auditor"))
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code
@@ -92,7 +114,9 @@ def test_bad_input(client, path, params, status, code) -> None:
     [("/audit/history", "from", "0001-01-01"), ("/audit/history", "to", "1969-12-31T23:59:59Z"),
      ("/audit/scorecard", "from", "0001-01-01T00:00:00+23:59")],
 )  # fmt: skip
-def test_a_moment_before_1970_is_refused_naming_its_parameter(client, path, name, value) -> None:
+def test_a_moment_before_1970_is_refused_naming_its_parameter(
+    client: AuditClient, path: str, name: str, value: str
+) -> None:
     """The chain's clock starts at the Unix epoch: an earlier moment is refused under the parameter's own
     name (not ``from_time``, the index's)."""
     response = client.get(path, params={name: value}, headers=client.headers_for("auditor"))
@@ -100,7 +124,7 @@ def test_a_moment_before_1970_is_refused_naming_its_parameter(client, path, name
     assert (response.json()["error"]["code"], response.json()["error"]["field"]) == ("VALIDATION_ERROR", name)
 
 
-def test_history_period_in_lower_case_rfc3339_is_the_same_period(client) -> None:
+def test_history_period_in_lower_case_rfc3339_is_the_same_period(client: AuditClient) -> None:
     auth = client.headers_for("auditor")
     upper = client.get("/audit/history", params={"from": "2000-01-01T00:00:00Z"}, headers=auth)
     lower = client.get("/audit/history", params={"from": "2000-01-01t00:00:00z"}, headers=auth)
@@ -109,13 +133,13 @@ def test_history_period_in_lower_case_rfc3339_is_the_same_period(client) -> None
 
 
 @pytest.mark.parametrize("param", ["resource", "agreement"])
-def test_history_filter_past_the_indexed_range_is_empty(client, param) -> None:
+def test_history_filter_past_the_indexed_range_is_empty(client: AuditClient, param: str) -> None:
     response = client.get("/audit/history", params={param: 2**64 - 1}, headers=client.headers_for("auditor"))
     assert response.status_code == 200, response.text
     assert response.json()["items"] == []
 
 
-def test_provenance_only_for_parties(client, scenario, indexed) -> None:
+def test_provenance_only_for_parties(client: AuditClient, scenario: Scenario, indexed: Engine) -> None:
     path = "/audit/provenance/0x" + scenario.commitments["d1"].hex()
     ok = client.get(path, headers=client.headers_for("TAX"))
     assert ok.status_code == 200 and ok.json()["deliveries"][0]["status"] == "acknowledged"
@@ -135,7 +159,7 @@ def test_provenance_only_for_parties(client, scenario, indexed) -> None:
     assert by_id.json() == by_code.json()
 
 
-def test_scorecard(client, scenario) -> None:
+def test_scorecard(client: AuditClient, scenario: Scenario) -> None:
     card = client.get(
         "/audit/scorecard",
         params={"department": "HEALTH", "to": period_end(scenario)},
@@ -145,7 +169,9 @@ def test_scorecard(client, scenario) -> None:
     assert card.json()["requests"]["received"] == 4
 
 
-def test_an_open_period_is_evaluated_on_the_chain_clock(client, scenario, rpc) -> None:
+def test_an_open_period_is_evaluated_on_the_chain_clock(
+    client: AuditClient, scenario: Scenario, rpc: JsonRpc
+) -> None:
     # The node's clock an hour ahead of this machine's, as after a deadline test or on a skewed node: a
     # scorecard with no end asked for counts what the chain holds up to its head, not up to time.time().
     rpc.call("evm_increaseTime", 3600)
@@ -161,7 +187,7 @@ def test_an_open_period_is_evaluated_on_the_chain_clock(client, scenario, rpc) -
     assert card["resources"] == closed["resources"] and card["resources"]["total"] >= 1
 
 
-def test_a_period_ending_at_the_epoch_is_empty_not_open(client) -> None:
+def test_a_period_ending_at_the_epoch_is_empty_not_open(client: AuditClient) -> None:
     # "to=1970-01-01" is the Unix time 0, a given end: the period before it is empty, not "up to now".
     auditor = client.headers_for("auditor")
     response = client.get("/audit/scorecard", params={"to": "1970-01-01"}, headers=auditor)
@@ -169,7 +195,7 @@ def test_a_period_ending_at_the_epoch_is_empty_not_open(client) -> None:
     assert response.json()["error"]["code"] == "VALIDATION_ERROR"
 
 
-def test_provenance_of_an_uploaded_payload(client, scenario) -> None:
+def test_provenance_of_an_uploaded_payload(client: AuditClient, scenario: Scenario) -> None:
     import base64
     import json
 

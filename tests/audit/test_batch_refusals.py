@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -13,6 +14,7 @@ from node.audit.indexer import Indexer, IndexerConfig
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.chain import LedgerRevertError
+from node.endpoint import NodeEndpoint
 from node.types import new_delivery_id
 from tests.contracts.conftest import Consortium
 
@@ -34,7 +36,7 @@ def test_decode_delivery_attempts_readsBothCallsAndNothingElse(ledger: Consortiu
 
 
 def test_refusedBatch_isIndexedOnceWithTheFailingRecord(
-    ledger: Consortium, node_endpoint, tmp_path: Path, abi
+    ledger: Consortium, node_endpoint: NodeEndpoint, tmp_path: Path, abi: list[dict[str, Any]]
 ) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     start = ledger.client.block_number()

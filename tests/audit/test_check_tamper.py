@@ -11,7 +11,9 @@ from sqlalchemy import Engine, Table, insert, select, update
 
 from node.audit import models as m
 from node.audit.check import CheckResult, IndexedContracts, check_store
-from node.audit.events import seq_of
+from node.audit.events import EventCodec, seq_of
+from node.audit.rpc import JsonRpc
+from tests.audit.audit_scenario import Scenario
 
 
 def _other(value: Any) -> Any:
@@ -26,11 +28,11 @@ def _other(value: Any) -> Any:
 
 
 @pytest.fixture
-def deployment(scenario) -> IndexedContracts:
-    return IndexedContracts(scenario.client.chain_id, scenario.client.address, scenario.start_block)
+def deployment(scenario: Scenario) -> IndexedContracts:
+    return IndexedContracts(scenario.client.chain_id, scenario.contract, scenario.start_block)
 
 
-def _check(indexed: Engine, rpc, codec, deployment: IndexedContracts) -> CheckResult:
+def _check(indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts) -> CheckResult:
     return check_store(indexed, rpc, codec, expected=deployment)
 
 
@@ -46,13 +48,17 @@ def _edit_first(indexed: Engine, table: Table, column: str, *where: Any) -> Any:
     return row._mapping[key.name]
 
 
-def test_untouched_index_passes_with_the_deployment_given(indexed, rpc, codec, deployment) -> None:
+def test_untouched_index_passes_with_the_deployment_given(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts
+) -> None:
     result = _check(indexed, rpc, codec, deployment)
     assert result.ok, [d.describe() for d in result.differences]
 
 
 @pytest.mark.parametrize("column", [c for c in m.EVENT_COLUMNS if c != "seq"])
-def test_edit_of_any_event_column_is_named(indexed, rpc, codec, deployment, column) -> None:
+def test_edit_of_any_event_column_is_named(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts, column: str
+) -> None:
     seq = _edit_first(indexed, m.events, column, m.events.c.event == "DeliveryRecorded")
     changed = [d for d in _check(indexed, rpc, codec, deployment).differences if d.kind == "changed"]
     assert [(d.table, d.key.split(" (")[0], list(d.columns)) for d in changed] == [
@@ -65,7 +71,9 @@ def test_edit_of_any_event_column_is_named(indexed, rpc, codec, deployment, colu
     [(m.blocks, c.name) for c in m.blocks.columns if c.name != "number"]
     + [(m.refusals, c) for c in m.REFUSAL_COLUMNS if c != "tx_hash"],
 )
-def test_edit_of_any_block_or_refusal_column_is_named(indexed, rpc, codec, deployment, table, column) -> None:
+def test_edit_of_any_block_or_refusal_column_is_named(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts, table: Table, column: str
+) -> None:
     _edit_first(indexed, table, column)
     result = _check(indexed, rpc, codec, deployment)
     assert [(d.table, d.kind, list(d.columns)) for d in result.differences] == [
@@ -74,7 +82,9 @@ def test_edit_of_any_block_or_refusal_column_is_named(indexed, rpc, codec, deplo
 
 
 @pytest.mark.parametrize("column", ["chain_id", "contract", "start_block", "last_block_hash", "anchors"])
-def test_edit_of_the_progress_row_is_named(indexed, rpc, codec, deployment, column) -> None:
+def test_edit_of_the_progress_row_is_named(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts, column: str
+) -> None:
     """A raised start_block left the first blocks' rows unread, and an edited last block hash, chain id or
     anchors passed: the check took its range and identity from the row it was checking."""
     with indexed.begin() as c:
@@ -88,14 +98,18 @@ def test_edit_of_the_progress_row_is_named(indexed, rpc, codec, deployment, colu
 
 
 @pytest.mark.parametrize("where", ["before the first block", "after the last block"])
-def test_rows_stored_outside_the_indexed_range_are_extra(indexed, rpc, codec, deployment, where) -> None:
+def test_rows_stored_outside_the_indexed_range_are_extra(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts, where: str
+) -> None:
     """Rows below start_block (or past last_block) were never compared: an event, a block or a refusal stored
     there passed."""
     with indexed.begin() as c:
         progress = c.execute(select(m.progress)).one()
         number = progress.start_block - 1 if where.startswith("before") else progress.last_block + 5
-        event = dict(c.execute(select(m.events).order_by(m.events.c.seq)).first()._mapping)
-        refusal = dict(c.execute(select(m.refusals)).first()._mapping)
+        first_event = c.execute(select(m.events).order_by(m.events.c.seq)).first()
+        first_refusal = c.execute(select(m.refusals)).first()
+        assert first_event is not None and first_refusal is not None  # the scenario has both
+        event, refusal = dict(first_event._mapping), dict(first_refusal._mapping)
         c.execute(insert(m.events).values({**event, "seq": seq_of(number, 3), "block_number": number}))
         c.execute(insert(m.blocks).values(number=number, hash="0x" + "34" * 32, timestamp=1))
         c.execute(insert(m.refusals).values({**refusal, "tx_hash": "0x" + "56" * 32, "block_number": number}))

@@ -7,20 +7,26 @@ import csv
 import io
 import json
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from dxl.app import app
+from node.audit.rpc import JsonRpc
+from node.endpoint import NodeEndpoint
 from node.types import ShareType
-from tests.audit.audit_scenario import _resource, period_end, run_scenario
+from tests.audit.audit_scenario import Scenario, _resource, period_end, run_scenario
 from tests.hostile_node import answering
 from tests.rpc_proxy import RpcProxy
 
 
 @pytest.fixture
-def env(scenario, node_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def env(
+    scenario: Scenario, node_endpoint: NodeEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     db = tmp_path / "cli-audit.sqlite3"
     monkeypatch.setenv("DXL_HOME", str(scenario.home))
     monkeypatch.setenv("DXL_RPC_URL", node_endpoint.rpc_url)
@@ -59,7 +65,7 @@ def test_check_holds_the_progress_row_to_the_deployment(env: Path) -> None:
     assert code == 1 and "audit_progress row 1: changed (start_block: database " in out, out
 
 
-def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) -> None:
+def test_report_and_verify_exit_codes(env: Path, node_endpoint: NodeEndpoint, tmp_path: Path) -> None:
     assert run("index")[0] == 0
     out_dir = tmp_path / "report"
     code, out = run("report", "--from", "2000-01-01", "--to", "2100-01-01", "--department", "TAX", "--out",
@@ -87,7 +93,7 @@ def test_report_and_verify_exit_codes(env: Path, node_endpoint, tmp_path: Path) 
 
 
 def test_verify_reads_the_configured_node_at_the_head_it_names(
-    node_endpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    node_endpoint: NodeEndpoint, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Without --rpc the report is re-checked against the node every reading command reads (DXL_RPC_URL
     here), at the head it names: a resource registered just after that head was read, inside a period that
@@ -131,7 +137,7 @@ def test_verify_reads_the_configured_node_at_the_head_it_names(
     assert f"read from {node_endpoint.rpc_url} at block {registered[0]} " in out
 
 
-def test_scorecard_and_bad_input(env: Path, scenario, node_endpoint) -> None:
+def test_scorecard_and_bad_input(env: Path, scenario: Scenario, node_endpoint: NodeEndpoint) -> None:
     assert run("index")[0] == 0
     code, out = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario), "--json")
     assert code == 0 and json.loads(out)["requests"]["received"] == 4
@@ -152,7 +158,7 @@ def test_scorecard_and_bad_input(env: Path, scenario, node_endpoint) -> None:
     assert code == 2 and json.loads(out)["error"] == "COMMITMENT_NOT_FOUND"
 
 
-def test_open_period_ends_at_the_chain_clock(env: Path, rpc, tmp_path: Path) -> None:
+def test_open_period_ends_at_the_chain_clock(env: Path, rpc: JsonRpc, tmp_path: Path) -> None:
     # The node's clock an hour ahead of this machine's, as after a deadline test or on a skewed node: a
     # scorecard or report with no end covers what the chain holds up to its head, not up to time.time().
     rpc.call("evm_increaseTime", 3600)
@@ -201,7 +207,11 @@ def _nested(depth: int) -> str:
     ids=["nested-too-deeply", "contract-not-text", "chain-id-text", "negative-block", "key-twice"],
 )
 def test_verify_of_a_report_it_cannot_read_is_exit_2_naming_why(
-    env: Path, node_endpoint, tmp_path: Path, edit, message: str
+    env: Path,
+    node_endpoint: NodeEndpoint,
+    tmp_path: Path,
+    edit: Callable[[dict[str, Any]], str],
+    message: str,
 ) -> None:
     """A report whose header cannot be what ``dxl audit report`` writes is a usage error (exit 2) that says
     why; it ended with a traceback (a number for the contract, JSON nested past the parser's recursion) or
@@ -255,7 +265,7 @@ def test_verify_against_a_node_answering_json_nested_too_deeply_is_exit_2(env: P
     ids=["cell-too-large", "integer-too-long"],
 )
 def test_csv_report_with_a_cell_no_report_holds_is_named(
-    env: Path, node_endpoint, tmp_path: Path, column: str, cell: str, code: int, message: str
+    env: Path, node_endpoint: NodeEndpoint, tmp_path: Path, column: str, cell: str, code: int, message: str
 ) -> None:
     assert run("index")[0] == 0
     out_dir = tmp_path / "report"

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
@@ -75,7 +76,7 @@ def _mine_past(rpc: JsonRpc, block: int) -> None:
 def test_lost_blocks_are_healed_and_never_reported(
     node_endpoint: NodeEndpoint,
     codec: EventCodec,
-    abi: list[dict],
+    abi: list[dict[str, Any]],
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -94,7 +95,7 @@ def test_lost_blocks_are_healed_and_never_reported(
         start_block=start,
         codec=codec,
         abi=abi,
-        settings=Settings(home=tmp_path),  # type: ignore[call-arg]
+        settings=Settings(home=tmp_path),
     )
     follower = AuditFollower(lambda: ctx, interval=0.1)
     try:
@@ -187,7 +188,7 @@ def _with_practice(node_endpoint: NodeEndpoint) -> _WithPractice:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lost_demands_and_answers_leave_the_demand_lists(
-    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, backend: str
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict[str, Any]], tmp_path: Path, backend: str
 ) -> None:
     """The index follows the sharing practice contract beside the ledger: its demand lists, every filter and
     page, are what the contract's views answer, before and after the node loses a publication and an answer
@@ -199,7 +200,7 @@ def test_lost_demands_and_answers_leave_the_demand_lists(
 
 
 def _lost_demands(
-    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, url: str
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict[str, Any]], tmp_path: Path, url: str
 ) -> None:
     rpc = JsonRpc(node_endpoint.rpc_url)
     start = rpc.block_number()
@@ -230,7 +231,7 @@ def _lost_demands(
         start_block=start,
         codec=codec,
         abi=abi,
-        settings=Settings(home=tmp_path),  # type: ignore[call-arg]
+        settings=Settings(home=tmp_path),
         practice=CompanionSource(str(practice.address), practice_block),
     )
     filters = [
@@ -284,7 +285,7 @@ def _indexed_departments(ctx: AuditContext) -> list[Department]:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lost_scores_and_department_changes_leave_their_lists(
-    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, backend: str
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict[str, Any]], tmp_path: Path, backend: str
 ) -> None:
     """The department list and an agreement's evaluations, every page of the index, are what the ledger's
     ``department(id)`` view and the practice contract's ``EvaluationRecorded`` logs answer, before and after
@@ -296,9 +297,9 @@ def test_lost_scores_and_department_changes_leave_their_lists(
 
 
 def _lost_scores(
-    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict], tmp_path: Path, url: str
+    node_endpoint: NodeEndpoint, codec: EventCodec, abi: list[dict[str, Any]], tmp_path: Path, url: str
 ) -> None:
-    from eth_abi import encode as abi_encode
+    from eth_abi.abi import encode as abi_encode
 
     rpc = JsonRpc(node_endpoint.rpc_url)
     start = rpc.block_number()
@@ -350,7 +351,7 @@ def _lost_scores(
         start_block=start,
         codec=codec,
         abi=abi,
-        settings=Settings(home=tmp_path),  # type: ignore[call-arg]
+        settings=Settings(home=tmp_path),
         practice=CompanionSource(str(practice.address), practice_block),
     )
     try:

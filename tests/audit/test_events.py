@@ -3,20 +3,24 @@ words instead of guessing."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from node.audit.errors import AuditError
+from node.audit.events import EventCodec
+from tests.audit.audit_scenario import Scenario
 
 
-def _web3_view(value):
+def _web3_view(value: Any) -> Any:
     if isinstance(value, bytes):
         return "0x" + value.hex()
     return value
 
 
-def test_decoder_matches_web3_on_every_scenario_log(scenario, codec) -> None:
+def test_decoder_matches_web3_on_every_scenario_log(scenario: Scenario, codec: EventCodec) -> None:
     w3 = scenario.client.w3
-    logs = w3.eth.get_logs({"address": scenario.client.address, "fromBlock": scenario.start_block,
+    logs = w3.eth.get_logs({"address": scenario.contract, "fromBlock": scenario.start_block,
                             "toBlock": "latest"})  # fmt: skip
     reference = scenario.client.decode_logs(logs)
     assert len(reference) == len(logs) > 30
@@ -47,11 +51,13 @@ def test_decoder_matches_web3_on_every_scenario_log(scenario, codec) -> None:
         ("GrantRevoked", ["0x" + "00" * 31 + "01"], "0x", "indexed topics"),
     ],
 )
-def test_malformed_logs_are_refused(codec, event, topics, data, message) -> None:
+def test_malformed_logs_are_refused(
+    codec: EventCodec, event: str, topics: list[str], data: str, message: str
+) -> None:
     with pytest.raises(AuditError, match=message):
         codec.decode([codec.topic_of(event), *topics], data)
 
 
-def test_unknown_topic(codec) -> None:
+def test_unknown_topic(codec: EventCodec) -> None:
     with pytest.raises(AuditError, match="not an event"):
         codec.decode(["0x" + "12" * 32], "0x")

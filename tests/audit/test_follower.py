@@ -39,7 +39,7 @@ def test_the_follower_stops_at_shutdown_and_zero_disables_it(
     # No deployment in this home: the follower keeps failing (and backing off) without ending the app.
     settings = ApiSettings(
         home=tmp_path, database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", audit_follow_interval=interval
-    )  # type: ignore[call-arg]
+    )
     app = create_app(settings, connect=False)
     with TestClient(app) as client:
         follower = app.state.dxl.extra["audit_follower"]
@@ -152,7 +152,7 @@ def test_failures_are_logged_without_url_credentials(text: str, logged: str) -> 
 def test_only_one_follower_per_process(served: ApiEnv, tmp_path: Path) -> None:
     settings = ApiSettings(
         home=tmp_path, database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", audit_follow_interval=0.2
-    )  # type: ignore[call-arg]
+    )
     second = create_app(settings, connect=False)
     with TestClient(second):
         assert second.state.dxl.extra["audit_follower"] is None

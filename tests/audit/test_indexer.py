@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 
 from node.audit import models as m
 from node.audit.check import check_store
+from node.audit.derive import DerivedRange
 from node.audit.errors import IndexMismatchError
+from node.audit.events import EventCodec
 from node.audit.indexer import Indexer, IndexerConfig
+from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
-from tests.audit.audit_scenario import make_indexer
+from tests.audit.audit_scenario import Scenario, make_indexer
 
 
-def _rows(engine):
+def _rows(engine: Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as c:
         return [tuple(r) for r in c.execute(select(m.events).order_by(m.events.c.seq))]
 
 
-def test_restart_mid_stream_has_no_gap_and_no_duplicate(tmp_path: Path, rpc, codec, scenario) -> None:
+def test_restart_mid_stream_has_no_gap_and_no_duplicate(
+    tmp_path: Path, rpc: JsonRpc, codec: EventCodec, scenario: Scenario
+) -> None:
     head = scenario.client.block_number()
     first = open_store(f"sqlite:///{tmp_path / 'a.sqlite3'}")
     done = make_indexer(first, rpc, codec, scenario, batch_blocks=4).sync(to_block=head, max_ranges=2)
@@ -31,14 +37,14 @@ def test_restart_mid_stream_has_no_gap_and_no_duplicate(tmp_path: Path, rpc, cod
     assert again.events == 0
     once = open_store(f"sqlite:///{tmp_path / 'b.sqlite3'}")
     make_indexer(once, rpc, codec, scenario).sync(to_block=head)
-    on_chain = rpc.logs(scenario.client.address, scenario.start_block, head)
+    on_chain = rpc.logs(scenario.contract, scenario.start_block, head)
     assert _rows(first) == _rows(once)
     assert len(_rows(first)) == len(on_chain)
     with first.connect() as c:
         assert c.execute(select(func.count()).select_from(m.refusals)).scalar_one() == 2
 
 
-def test_refusals_are_classified(indexed, scenario) -> None:
+def test_refusals_are_classified(indexed: Engine, scenario: Scenario) -> None:
     with indexed.connect() as c:
         rows = c.execute(
             select(m.refusals.c.tx_hash, m.refusals.c.reason).order_by(m.refusals.c.block_number)
@@ -48,7 +54,9 @@ def test_refusals_are_classified(indexed, scenario) -> None:
         )
 
 
-def test_database_of_another_contract_is_refused(indexed, rpc, codec, scenario) -> None:
+def test_database_of_another_contract_is_refused(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario
+) -> None:
     other = Indexer(
         indexed,
         rpc,
@@ -62,13 +70,13 @@ def test_database_of_another_contract_is_refused(indexed, rpc, codec, scenario) 
         other.sync()
 
 
-def test_check_passes_on_an_untouched_database(indexed, rpc, codec) -> None:
+def test_check_passes_on_an_untouched_database(indexed: Engine, rpc: JsonRpc, codec: EventCodec) -> None:
     result = check_store(indexed, rpc, codec)
     assert result.ok, [d.describe() for d in result.differences]
     assert result.events_checked > 30
 
 
-def test_check_names_changed_missing_and_extra_rows(indexed, rpc, codec) -> None:
+def test_check_names_changed_missing_and_extra_rows(indexed: Engine, rpc: JsonRpc, codec: EventCodec) -> None:
     e = m.events.c
     with indexed.begin() as c:
         delivery = (
@@ -95,7 +103,12 @@ def test_check_names_changed_missing_and_extra_rows(indexed, rpc, codec) -> None
 
 
 def test_last_block_hash_not_on_chain_rewinds_to_the_fork_point(
-    indexed, rpc, codec, scenario, tmp_path, caplog
+    indexed: Engine,
+    rpc: JsonRpc,
+    codec: EventCodec,
+    scenario: Scenario,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The chain no longer has the last indexed block: what follows the last shared block is re-indexed,
     and the result is the index a fresh run builds."""
@@ -116,7 +129,7 @@ def test_last_block_hash_not_on_chain_rewinds_to_the_fork_point(
 
 
 def test_range_stored_by_another_indexer_first_is_dropped_not_duplicated(
-    tmp_path: Path, rpc, codec, scenario
+    tmp_path: Path, rpc: JsonRpc, codec: EventCodec, scenario: Scenario
 ) -> None:
     from node.audit.derive import derive_range
     from node.audit.indexer import load_lineage, write_range
@@ -126,9 +139,7 @@ def test_range_stored_by_another_indexer_first_is_dropped_not_duplicated(
     slow = make_indexer(engine, rpc, codec, scenario)
     first = slow._progress().last_block + 1
     # The slow writer reads a range, then another indexer of the same database stores it first.
-    stale = derive_range(
-        rpc, codec, load_lineage(engine), scenario.client.address, first, head, scan_refusals=True
-    )
+    stale = derive_range(rpc, codec, load_lineage(engine), scenario.contract, first, head, scan_refusals=True)
     make_indexer(engine, rpc, codec, scenario).sync(to_block=head)
     before = _rows(engine)
     assert write_range(engine, stale) is False
@@ -138,7 +149,11 @@ def test_range_stored_by_another_indexer_first_is_dropped_not_duplicated(
     engine2 = open_store(f"sqlite:///{tmp_path / 'race2.sqlite3'}")
     other = make_indexer(engine2, rpc, codec, scenario)
     racing = make_indexer(engine2, rpc, codec, scenario, batch_blocks=3)
-    done = racing.sync(to_block=head, on_range=lambda _: other.sync(to_block=head))
+
+    def other_stores_the_rest(_: DerivedRange) -> None:
+        other.sync(to_block=head)
+
+    done = racing.sync(to_block=head, on_range=other_stores_the_rest)
     assert done.ranges == 1  # its later ranges were stored by the other indexer
     reference = open_store(f"sqlite:///{tmp_path / 'once.sqlite3'}")
     make_indexer(reference, rpc, codec, scenario).sync(to_block=head)

@@ -4,24 +4,28 @@ indexing, chain check, queries and scorecards give what SQLite gives."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import Engine, select, text
 
 from node.audit import models as m
 from node.audit.check import check_store
+from node.audit.events import EventCodec
 from node.audit.queries import HistoryFilter, department_id, history, provenance
+from node.audit.rpc import JsonRpc
 from node.audit.scorecard import compute_scorecard, load_facts
 from node.audit.store import open_store
-from tests.audit.audit_scenario import make_indexer
+from tests.audit.audit_scenario import Scenario, make_indexer
 from tests.postgres import schema_url
 
 pytestmark = [pytest.mark.postgres, pytest.mark.xdist_group(name="postgres")]
 
 
 @pytest.fixture
-def pg():
+def pg() -> Iterator[Engine]:
     """A fresh schema per test, so parallel workers and other suites never share audit tables."""
     with schema_url("audit_test") as url:
         engine = open_store(url)
@@ -32,12 +36,14 @@ def pg():
             engine.dispose()
 
 
-def _rows(engine):
+def _rows(engine: Engine) -> list[tuple[Any, ...]]:
     with engine.connect() as c:
         return [tuple(r) for r in c.execute(select(m.events).order_by(m.events.c.seq))]
 
 
-def test_postgres_matches_sqlite(pg, indexed, rpc, codec, scenario) -> None:
+def test_postgres_matches_sqlite(
+    pg: Engine, indexed: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario
+) -> None:
     head = scenario.client.block_number()
     make_indexer(pg, rpc, codec, scenario, batch_blocks=5).sync(to_block=head, max_ranges=2)
     make_indexer(pg, rpc, codec, scenario, batch_blocks=5).sync(to_block=head)
@@ -57,7 +63,7 @@ def test_postgres_matches_sqlite(pg, indexed, rpc, codec, scenario) -> None:
     )
 
 
-def test_postgres_tamper_is_detected(pg, rpc, codec, scenario) -> None:
+def test_postgres_tamper_is_detected(pg: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario) -> None:
     make_indexer(pg, rpc, codec, scenario).sync(to_block=scenario.client.block_number())
     with pg.begin() as c:
         c.execute(text("UPDATE audit_events SET consumer_id = 99 WHERE event = 'GrantIssued'"))
@@ -67,7 +73,7 @@ def test_postgres_tamper_is_detected(pg, rpc, codec, scenario) -> None:
 
 
 def test_two_indexers_starting_on_an_empty_database_at_once_both_index_it(
-    pg, indexed, rpc, codec, scenario
+    pg: Engine, indexed: Engine, rpc: JsonRpc, codec: EventCodec, scenario: Scenario
 ) -> None:
     """The API's follower and a `dxl audit index` run (or two services' followers) start at the same moment on
     a database nothing indexed yet: both write the progress marker's first row, neither fails on the other's,
@@ -82,7 +88,7 @@ def test_two_indexers_starting_on_an_empty_database_at_once_both_index_it(
                     c.execute(table.delete())
             start = threading.Barrier(2)
 
-            def index(engine, start=start) -> None:
+            def index(engine: Engine, start: threading.Barrier = start) -> None:
                 indexer = make_indexer(engine, rpc, codec, scenario, batch_blocks=5)
                 start.wait()
                 indexer.sync(to_block=head)

@@ -4,6 +4,7 @@ delivered to the publisher), evaluations' averages and counts, inspection outcom
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -72,9 +73,11 @@ PRACTICE = PracticeFacts(
 FACTS = Facts(deliveries=[delivery(7, PSB, 250), delivery(3, PSB, 150), delivery(8, CIVIL, 260)])
 
 
-def card(department: int | None) -> dict:
-    return compute_scorecard(FACTS, department=department, period_from=0, period_to=1_000, now=2_000,
-                             practice=PRACTICE)["practice"]  # fmt: skip
+def card(department: int | None) -> dict[str, Any]:
+    part: dict[str, Any] = compute_scorecard(
+        FACTS, department=department, period_from=0, period_to=1_000, now=2_000, practice=PRACTICE
+    )["practice"]
+    return part
 
 
 def test_demands_received_and_met() -> None:
@@ -261,9 +264,11 @@ def test_a_demand_to_no_one_answered_after_a_closed_period_stays_off_the_answere
     period that closed after the answer does. A closed period's card never changes afterwards."""
     practice = PracticeFacts(demands=[demand(1, PSB, 0, DemandAnswer.DECLINED, answered_by=HRSS, due=120)])
 
-    def received(period_to: int) -> dict:
-        return compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=period_to, now=2_000,
-                                 practice=practice)["practice"]["demands_received"]  # fmt: skip
+    def received(period_to: int) -> dict[str, Any]:
+        part: dict[str, Any] = compute_scorecard(
+            Facts(), department=HRSS, period_from=0, period_to=period_to, now=2_000, practice=practice
+        )["practice"]["demands_received"]
+        return part
 
     assert received(150) == {"total": 0, "new_resource": 0, "existing_resource": 0, "declined": 0, "open": 0,
                              "met": 0, "met_rate": None, "unmet_demand_ids": [], "overdue": 0,
@@ -292,9 +297,11 @@ def test_two_departments_scoring_each_other_in_a_loop_show_as_reciprocal_scorers
     ]
     practice = PracticeFacts(evaluations=[*loop, honest, *purpose])
 
-    def evaluations(department: int | None) -> dict:
-        return compute_scorecard(Facts(), department=department, period_from=0, period_to=1_000, now=2_000,
-                                 practice=practice)["practice"]["evaluations"]  # fmt: skip
+    def evaluations(department: int | None) -> dict[str, Any]:
+        part: dict[str, Any] = compute_scorecard(
+            Facts(), department=department, period_from=0, period_to=1_000, now=2_000, practice=practice
+        )["practice"]["evaluations"]
+        return part
 
     hrss, psb, civil = evaluations(HRSS), evaluations(PSB), evaluations(CIVIL)
     assert hrss["as_provider"] == {"count": 3, "scorers": 2, "reciprocal": 1, "timeliness": 3.0,
@@ -328,9 +335,17 @@ def test_practice_read_at_a_later_head_is_cut_back_to_the_block_the_index_holds(
     )
     facts = Facts(deliveries=[replace(delivery(7, PSB, 300), position=ChainPosition(30, 2))])
 
-    def practice_card(at_block: int | None) -> dict:
-        return compute_scorecard(facts, department=HRSS, period_from=0, period_to=1_000, now=300,
-                                 practice=practice, at_block=at_block)["practice"]  # fmt: skip
+    def practice_card(at_block: int | None) -> dict[str, Any]:
+        part: dict[str, Any] = compute_scorecard(
+            facts,
+            department=HRSS,
+            period_from=0,
+            period_to=1_000,
+            now=300,
+            practice=practice,
+            at_block=at_block,
+        )["practice"]
+        return part
 
     cut = practice_card(30)
     assert (cut["demands_received"]["open"], cut["demands_received"]["met"]) == (1, 0)

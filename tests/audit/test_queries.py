@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_abi.abi import encode as abi_encode
@@ -11,7 +13,8 @@ from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from sqlalchemy import Engine
 
-from node.audit.errors import InvalidQueryError, NotFoundError
+from node.audit.errors import AuditError, InvalidQueryError, NotFoundError
+from node.audit.events import EventCodec
 from node.audit.indexer import Indexer, IndexerConfig
 from node.audit.queries import (
     HistoryFilter,
@@ -24,10 +27,13 @@ from node.audit.queries import (
     provenance,
     threshold,
 )
+from node.audit.rpc import JsonRpc
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import deploy_ledger
+from node.endpoint import NodeEndpoint
 from node.types import Department, GovernanceAction, Proposal, admission_data
+from tests.audit.audit_scenario import Scenario
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +42,7 @@ def indexed(indexed_for_reading: Engine) -> Engine:
     return indexed_for_reading
 
 
-def _all(engine, flt, codec, limit):
+def _all(engine: Engine, flt: HistoryFilter, codec: EventCodec, limit: int) -> list[dict[str, Any]]:
     items, cursor = [], None
     while True:
         page = history(engine, flt, known_events=codec.event_names, cursor=cursor, limit=limit)
@@ -46,7 +52,7 @@ def _all(engine, flt, codec, limit):
         cursor = page.next_cursor
 
 
-def test_pages_concatenate_to_the_whole_history(indexed, codec) -> None:
+def test_pages_concatenate_to_the_whole_history(indexed: Engine, codec: EventCodec) -> None:
     health = department_id(indexed, "HEALTH")
     flt = HistoryFilter(department=health)
     whole = _all(indexed, flt, codec, 500)
@@ -67,7 +73,7 @@ def test_pages_concatenate_to_the_whole_history(indexed, codec) -> None:
         ),
     ],
 )
-def test_filters(indexed, codec, flt, events) -> None:
+def test_filters(indexed: Engine, codec: EventCodec, flt: dict[str, Any], events: dict[str, int]) -> None:
     health = department_id(indexed, "HEALTH")
     if "counterpart" in flt:
         flt = {**flt, "counterpart": department_id(indexed, flt["counterpart"])}
@@ -100,14 +106,16 @@ def _forged_cursor(position: str) -> str:
         (dict(limit=0), "limit"),
     ],
 )
-def test_malformed_queries_are_rejected(indexed, codec, kwargs, field) -> None:
+def test_malformed_queries_are_rejected(
+    indexed: Engine, codec: EventCodec, kwargs: dict[str, Any], field: str
+) -> None:
     flt = kwargs.pop("flt", HistoryFilter())
     with pytest.raises(InvalidQueryError) as info:
         history(indexed, flt, known_events=codec.event_names, **kwargs)
     assert info.value.field == field
 
 
-def test_provenance_of_a_commitment(indexed, scenario) -> None:
+def test_provenance_of_a_commitment(indexed: Engine, scenario: Scenario) -> None:
     [p] = provenance(indexed, "0x" + scenario.commitments["d1"].hex())
     assert p["status"] == "acknowledged"
     assert (p["provider"]["code"], p["consumer"]["code"]) == ("HEALTH", "TAX")
@@ -121,7 +129,7 @@ def test_provenance_of_a_commitment(indexed, scenario) -> None:
     assert p["delivery"]["location"]["block_hash"] == recorded.block_hash.lower()
 
 
-def test_disputed_delivery_by_id(indexed, scenario) -> None:
+def test_disputed_delivery_by_id(indexed: Engine, scenario: Scenario) -> None:
     from tests.audit.audit_scenario import delivery_id
 
     [p] = provenance(indexed, delivery_id="0x" + delivery_id("d2").hex())
@@ -136,18 +144,20 @@ def test_disputed_delivery_by_id(indexed, scenario) -> None:
         (dict(commitment="0x1234"), InvalidQueryError, "INVALID_QUERY"),
     ],
 )
-def test_provenance_bad_ids(indexed, kwargs, error, code) -> None:
+def test_provenance_bad_ids(
+    indexed: Engine, kwargs: dict[str, Any], error: type[AuditError], code: str
+) -> None:
     with pytest.raises(error) as info:
         provenance(indexed, kwargs.get("commitment"), delivery_id=kwargs.get("delivery_id"))
     assert info.value.code == code
 
 
-def test_unknown_department(indexed) -> None:
+def test_unknown_department(indexed: Engine) -> None:
     with pytest.raises(NotFoundError):
         department_id(indexed, "NOPE")
 
 
-def test_time_range(indexed, codec, scenario) -> None:
+def test_time_range(indexed: Engine, codec: EventCodec, scenario: Scenario) -> None:
     everything = _all(indexed, HistoryFilter(), codec, 500)
     times = sorted({i["timestamp"] for i in everything})  # the scenario may fit in one or two seconds
     cases = [
@@ -163,7 +173,7 @@ def test_time_range(indexed, codec, scenario) -> None:
         ]
 
 
-def test_provenance_of_a_payload_file(indexed, scenario) -> None:
+def test_provenance_of_a_payload_file(indexed: Engine, scenario: Scenario) -> None:
     from node.audit.queries import provenance_of_file
 
     found = provenance_of_file(indexed, scenario.home / "d1.csv", scenario.home / "d1.manifest.json")
@@ -173,7 +183,7 @@ def test_provenance_of_a_payload_file(indexed, scenario) -> None:
     assert [d["status"] for d in found["deliveries"]] == ["acknowledged"]
 
 
-def test_provenance_of_an_edited_payload_file(indexed, scenario, tmp_path) -> None:
+def test_provenance_of_an_edited_payload_file(indexed: Engine, scenario: Scenario, tmp_path: Path) -> None:
     from node.audit.queries import provenance_of_file
 
     edited = tmp_path / "d1.csv"
@@ -184,7 +194,7 @@ def test_provenance_of_an_edited_payload_file(indexed, scenario, tmp_path) -> No
 
 
 def test_proposals_and_departments_read_from_the_index_are_what_the_ledger_views_answer(
-    node_endpoint, codec, rpc, engine, tmp_path
+    node_endpoint: NodeEndpoint, codec: EventCodec, rpc: JsonRpc, engine: Engine, tmp_path: Path
 ) -> None:
     """Governors come and go: an approval stands only while its governor is one, in the term it was given in
     (no event says an approval stopped counting); departments are admitted, suspended, re-keyed (a new signer,
@@ -193,14 +203,19 @@ def test_proposals_and_departments_read_from_the_index_are_what_the_ledger_views
     g1, g2, g3 = Account.create(), Account.create(), Account.create()
     client = LedgerClient(node_endpoint, load_artifact("DataExchangeLedger").abi)
     deployment = deploy_ledger(client, [g1.address, g2.address], 2, deployer=g1, home=tmp_path, force=True)
-    indexer = Indexer(engine, rpc, codec, contract=client.address, chain_id=client.chain_id,
+    indexer = Indexer(engine, rpc, codec, contract=deployment.address, chain_id=client.chain_id,
                       start_block=deployment.block_number, config=IndexerConfig())  # fmt: skip
 
     def propose(by: LocalAccount, action: GovernanceAction, types: list[str], values: list[object]) -> int:
         created = client.transact(by, "propose", action, abi_encode(types, values)).event("ProposalCreated")
         return int(created.args["proposalId"])
 
-    def governed(action: GovernanceAction, types: list[str], values: list[object], by=(g1, g2)) -> int:
+    def governed(
+        action: GovernanceAction,
+        types: list[str],
+        values: list[object],
+        by: tuple[LocalAccount, LocalAccount] = (g1, g2),
+    ) -> int:
         proposal = propose(by[0], action, types, values)
         client.transact(by[1], "approve", proposal)
         return proposal

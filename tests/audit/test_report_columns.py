@@ -6,19 +6,27 @@ import csv
 import io
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.audit.events import EventCodec
 from node.audit.reports import build_report, write_report
 from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.audit.verify import REPORT_COLUMNS, load_report, verify_report
-from tests.audit.audit_scenario import make_indexer
+from node.endpoint import NodeEndpoint
+from tests.audit.audit_scenario import Scenario, make_indexer
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, rewrite_csv
 
 
 @pytest.fixture(scope="module")
-def report_dir(node_endpoint, codec, scenario, tmp_path_factory) -> Path:
+def report_dir(
+    node_endpoint: NodeEndpoint,
+    codec: EventCodec,
+    scenario: Scenario,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
     """One report of the whole scenario, written once; tests edit copies of it."""
     base = tmp_path_factory.mktemp("report-columns")
     engine = open_store(f"sqlite:///{base / 'audit.sqlite3'}")
@@ -31,11 +39,11 @@ def report_dir(node_endpoint, codec, scenario, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def written(report_dir, tmp_path) -> Path:
+def written(report_dir: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(report_dir, tmp_path / "out"))
 
 
-def test_report_holds_every_row_kind(written) -> None:
+def test_report_holds_every_row_kind(written: Path) -> None:
     kinds = {r["event"] for r in load_report(written)["rows"]}
     assert {
         "DepartmentAdmitted",
@@ -53,7 +61,9 @@ def test_report_holds_every_row_kind(written) -> None:
 
 
 @pytest.mark.parametrize("column", REPORT_COLUMNS)
-def test_json_report_edit_of_any_column_is_named(written, rpc, abi, column) -> None:
+def test_json_report_edit_of_any_column_is_named(
+    written: Path, rpc: JsonRpc, abi: list[dict[str, Any]], column: str
+) -> None:
     doc = load_report(written)
     targets = one_row_per_kind(doc["rows"])
     for row in targets:
@@ -63,7 +73,9 @@ def test_json_report_edit_of_any_column_is_named(written, rpc, abi, column) -> N
     assert_each_named(result.problems, targets, column)
 
 
-def test_csv_report_verifies_like_the_json_one(written, rpc, abi) -> None:
+def test_csv_report_verifies_like_the_json_one(
+    written: Path, rpc: JsonRpc, abi: list[dict[str, Any]]
+) -> None:
     from_json, from_csv = load_report(written / "report.json"), load_report(written / "report.csv")
     assert from_csv["rows"] == from_json["rows"]
     assert {k: from_csv[k] for k in from_csv if k != "rows"} == {
@@ -73,7 +85,9 @@ def test_csv_report_verifies_like_the_json_one(written, rpc, abi) -> None:
 
 
 @pytest.mark.parametrize("column", REPORT_COLUMNS)
-def test_csv_report_edit_of_any_column_is_named(written, rpc, abi, column) -> None:
+def test_csv_report_edit_of_any_column_is_named(
+    written: Path, rpc: JsonRpc, abi: list[dict[str, Any]], column: str
+) -> None:
     edited = rewrite_csv(written / "report.csv", column)
     result = verify_report(load_report(written / "report.csv"), rpc, abi)
     assert not result.ok
@@ -84,7 +98,9 @@ def test_csv_report_edit_of_any_column_is_named(written, rpc, abi, column) -> No
     ("cell", "why"),
     [("07", "leading zero"), ("7.0", "float"), ("true", "boolean"), (" 7", "space")],
 )
-def test_csv_integer_cells_only_in_canonical_spelling(written, rpc, abi, cell, why) -> None:
+def test_csv_integer_cells_only_in_canonical_spelling(
+    written: Path, rpc: JsonRpc, abi: list[dict[str, Any]], cell: str, why: str
+) -> None:
     path = written / "report.csv"
     lines = path.read_bytes().decode("utf-8").split("\r\n")
     header_at = next(i for i, line in enumerate(lines) if line.startswith("row,"))
@@ -98,7 +114,9 @@ def test_csv_integer_cells_only_in_canonical_spelling(written, rpc, abi, cell, w
     assert any(p.startswith("row 0: tx_index is ") for p in result.problems), (why, result.problems)
 
 
-def test_report_header_contradictions_are_named(written, rpc, abi) -> None:
+def test_report_header_contradictions_are_named(
+    written: Path, rpc: JsonRpc, abi: list[dict[str, Any]]
+) -> None:
     doc = load_report(written)
     doc["row_count"] += 1
     doc["period"]["to_iso"] = "2099-01-01T00:00:00Z"

@@ -5,18 +5,25 @@ from __future__ import annotations
 import copy
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from node.audit.queries import department_id
 from node.audit.reports import build_report, write_report
 from node.audit.rpc import JsonRpc
 from node.audit.verify import load_report, verify_report
+from node.endpoint import NodeEndpoint
+from tests.audit.audit_scenario import Scenario
 
 
 @pytest.fixture(scope="module")
-def report_dir(indexed_for_reading, node_endpoint, tmp_path_factory) -> Path:
+def report_dir(
+    indexed_for_reading: Engine, node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """HEALTH's report of the scenario, written once; each test loads its own copy of the document."""
     out = tmp_path_factory.mktemp("audit-report") / "out"
     with JsonRpc(node_endpoint.rpc_url) as rpc:
@@ -29,11 +36,11 @@ def report_dir(indexed_for_reading, node_endpoint, tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def report(report_dir):
+def report(report_dir: Path) -> dict[str, Any]:
     return load_report(report_dir)
 
 
-def test_report_rows_carry_location_and_fields(report, report_dir) -> None:
+def test_report_rows_carry_location_and_fields(report: dict[str, Any], report_dir: Path) -> None:
     assert report["row_count"] == len(report["rows"]) > 10
     for row in report["rows"]:
         assert {"tx_hash", "block_number", "block_hash", "log_index", "fields"} <= row.keys()
@@ -43,37 +50,37 @@ def test_report_rows_carry_location_and_fields(report, report_dir) -> None:
     assert json.loads(rows[0]["fields"]) == report["rows"][0]["fields"]
 
 
-def test_untouched_report_verifies(report, rpc, abi) -> None:
+def test_untouched_report_verifies(report: dict[str, Any], rpc: JsonRpc, abi: list[dict[str, Any]]) -> None:
     result = verify_report(report, rpc, abi)
     assert result.ok, result.problems
     assert result.chain_events == len(report["rows"])
 
 
-def _changed_commitment(doc):
+def _changed_commitment(doc: dict[str, Any]) -> list[str]:
     row = next(r for r in doc["rows"] if r["event"] == "DeliveryRecorded")
     row["fields"]["commitment"] = "0x" + "00" * 32
     return [f"row {row['row']}: field commitment"]
 
 
-def _dropped(doc):
+def _dropped(doc: dict[str, Any]) -> list[str]:
     row = doc["rows"].pop(5)
     return ["row 6: stands at position 5", f"missing row: {row['event']} at block {row['block_number']} log "]
 
 
-def _reordered(doc):
+def _reordered(doc: dict[str, Any]) -> list[str]:
     rows = doc["rows"]
     rows[3], rows[4] = rows[4], rows[3]
     return ["row 3: out of chain order", "row 4: stands at position 3"]
 
 
-def _duplicated(doc):
+def _duplicated(doc: dict[str, Any]) -> list[str]:
     rows = doc["rows"]
     rows.insert(4, copy.deepcopy(rows[3]))
     doc["row_count"] += 1
     return ["row 3: out of chain order", "row 4: stands at position 5"]
 
 
-def _start_cut_off(doc):
+def _start_cut_off(doc: dict[str, Any]) -> list[str]:
     """The first rows dropped and the block range raised to start after them: their lineage is lost too.
     (Where the node still keeps the state of the block before, "block_range starts at block N, but the ledger
     has code" is said too; the worker's node keeps 64 blocks of state, so that line is not asserted.)"""
@@ -89,7 +96,7 @@ def _start_cut_off(doc):
     ]
 
 
-def _extra_field(doc):
+def _extra_field(doc: dict[str, Any]) -> list[str]:
     """A claim added beside the rows, which the chain cannot back: not silently passed as verified."""
     doc["summary"] = {"deliveries_acknowledged": "100%"}
     return ["summary: not a field of a report, and nothing in it is verified"]
@@ -100,7 +107,12 @@ def _extra_field(doc):
     [_changed_commitment, _dropped, _reordered, _duplicated, _start_cut_off, _extra_field],
     ids=["commitment", "drop", "reorder", "duplicate", "start-cut-off", "extra-field"],
 )
-def test_tampered_report_fails_naming_rows(report, rpc, abi, tamper) -> None:
+def test_tampered_report_fails_naming_rows(
+    report: dict[str, Any],
+    rpc: JsonRpc,
+    abi: list[dict[str, Any]],
+    tamper: Callable[[dict[str, Any]], list[str]],
+) -> None:
     doc = copy.deepcopy(report)
     expected = tamper(doc)
     result = verify_report(doc, rpc, abi)
@@ -123,7 +135,9 @@ def test_verifier_loads_nothing_of_the_service_or_its_database() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_report_ended_within_its_last_second_is_the_report_of_that_block(report, rpc, abi) -> None:
+def test_report_ended_within_its_last_second_is_the_report_of_that_block(
+    report: dict[str, Any], rpc: JsonRpc, abi: list[dict[str, Any]]
+) -> None:
     """Blocks of the scenario that share one second (a node stamps several blocks with one second): a report
     ended at the first of them, its period ending a second after it, is the report made at that block, and
     holds every event it must. Events after it in that second came after the report (the end cut at a later
@@ -157,7 +171,9 @@ def _plain(value: object) -> object:
     return value
 
 
-def test_every_report_column_is_what_the_chain_holds_read_with_web3(report, scenario) -> None:
+def test_every_report_column_is_what_the_chain_holds_read_with_web3(
+    report: dict[str, Any], scenario: Scenario
+) -> None:
     """Each row of HEALTH's report against the node read with web3 alone, not the audit codec that wrote the
     report and re-derives it in `dxl audit verify`: location, address, time, event and every decoded field
     of its log; its grant, agreement, request, resource and parties as the ledger's views answer them; and
@@ -165,12 +181,12 @@ def test_every_report_column_is_what_the_chain_holds_read_with_web3(report, scen
     from node.types import Agreement, Grant
 
     client = scenario.client
-    w3, contract = client.w3, client.w3.eth.contract(address=client.address, abi=client.abi)
+    w3, contract = client.w3, client.w3.eth.contract(address=scenario.contract, abi=client.abi)
     events = {e["name"]: getattr(contract.events, e["name"])() for e in client.abi if e["type"] == "event"}
     by_location = {(r["block_number"], r["log_index"]): r for r in report["rows"]}
     health = scenario.depts["HEALTH"]
     seen = 0
-    for log in w3.eth.get_logs({"address": client.address, "fromBlock": scenario.start_block}):
+    for log in w3.eth.get_logs({"address": scenario.contract, "fromBlock": scenario.start_block}):
         row = by_location.get((log["blockNumber"], log["logIndex"]))
         if row is None:
             name = next(n for n, e in events.items() if "0x" + bytes(log["topics"][0]).hex() == e.topic)
@@ -194,7 +210,7 @@ def test_every_report_column_is_what_the_chain_holds_read_with_web3(report, scen
         )
         assert location == (
             "0x" + bytes(block["hash"]).hex(), "0x" + bytes(log["transactionHash"]).hex(),
-            log["transactionIndex"], client.address.lower(), block["timestamp"],
+            log["transactionIndex"], scenario.contract.lower(), block["timestamp"],
         ), row  # fmt: skip
         assert row["fields"] == {k: _plain(v) for k, v in decoded["args"].items()}, row
         if row["grant_id"] is not None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from node.audit.models import metadata
 
 
-def test_migrations_match_models(engine) -> None:
+def test_migrations_match_models(engine: Engine) -> None:
     insp = inspect(engine)
     for table in metadata.sorted_tables:
         columns = {c["name"] for c in insp.get_columns(table.name)}

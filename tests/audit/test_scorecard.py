@@ -11,6 +11,7 @@ first grant is revoked and the second expires, each refusing one delivery.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -27,6 +28,7 @@ from node.audit.scorecard import (
     load_facts,
 )
 from node.types import ShareType
+from tests.audit.audit_scenario import Scenario
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def ts(text: str) -> int:
         ("2026-01-02T10:00", 0, (), "2026-01-02T10:00"),
     ],
 )
-def test_working_days(start, days, holidays, expected) -> None:
+def test_working_days(start: str, days: int, holidays: tuple[date, ...], expected: str) -> None:
     assert add_working_days(ts(start), days, frozenset(holidays)) == ts(expected)
 
 
@@ -66,7 +68,7 @@ FRIDAY = "2026-01-02T10:00"  # deadline with 2 working days: Tuesday 2026-01-06 
         ("2026-01-07T10:00", "approved", "2026-01-06T11:00", 1),  # decided after evaluation: pending, late
     ],
 )
-def test_overdue(decided, outcome, now, overdue) -> None:
+def test_overdue(decided: str | None, outcome: str, now: str, overdue: int) -> None:
     facts = Facts(requests=[RequestFact(1, 1, 1, 2, ts(FRIDAY), ts(decided) if decided else None, outcome)])
     card = compute_scorecard(
         facts, department=1, period_from=0, period_to=ts("2026-03-01T00:00"), now=ts(now), deadline_days=2
@@ -96,11 +98,11 @@ def test_empty_period_is_rejected() -> None:
         compute_scorecard(Facts(), department=None, period_from=5, period_to=5, now=10)
 
 
-def _time(scenario, name):
+def _time(scenario: Scenario, name: str) -> int:
     return scenario.client.w3.eth.get_block(scenario.results[name].block_number)["timestamp"]
 
 
-def test_scenario_department_scorecard(indexed, scenario) -> None:
+def test_scenario_department_scorecard(indexed: Engine, scenario: Scenario) -> None:
     health = department_id(indexed, "HEALTH")
     tax, stats = department_id(indexed, "TAX"), department_id(indexed, "STATS")
     card = compute_scorecard(
@@ -161,7 +163,7 @@ def test_scenario_department_scorecard(indexed, scenario) -> None:
     assert card["refused_deliveries"] == {"total": 2, "by_reason": {"grant_expired": 1, "grant_revoked": 1}}
 
 
-def test_scenario_consortium_scorecard(indexed, scenario) -> None:
+def test_scenario_consortium_scorecard(indexed: Engine, scenario: Scenario) -> None:
     now = 4_000_000_000 - 1
     card = compute_scorecard(load_facts(indexed), department=None, period_from=0, period_to=now + 1, now=now)
     assert card["resources"]["by_share_type"] == {"conditional": 2, "not_shared": 1, "unconditional": 1}
@@ -203,7 +205,7 @@ def test_scenario_consortium_scorecard(indexed, scenario) -> None:
         ),
     ],
 )
-def test_withdrawn_requests(withdrawn, decided, now, expected) -> None:
+def test_withdrawn_requests(withdrawn: str, decided: str | None, now: str, expected: dict[str, int]) -> None:
     request = RequestFact(1, 1, 1, 2, ts(FRIDAY), ts(decided) if decided else None,
                           "approved" if decided else "pending", withdrawn_at=ts(withdrawn))  # fmt: skip
     card = compute_scorecard(
@@ -231,7 +233,7 @@ def test_a_closed_period_counts_settlements_and_share_types_as_they_stood_at_its
         ],
     )
 
-    def card(period_to: int) -> dict:
+    def card(period_to: int) -> dict[str, Any]:
         return compute_scorecard(facts, department=1, period_from=0, period_to=period_to, now=10_000)
 
     closed = card(400)
@@ -247,7 +249,7 @@ def test_a_closed_period_counts_settlements_and_share_types_as_they_stood_at_its
     assert (later["deliveries"]["acknowledged"], later["deliveries"]["acknowledgement_rate"]) == (1, 0.5)
 
 
-def test_the_index_gives_each_settlement_its_time(indexed) -> None:
+def test_the_index_gives_each_settlement_its_time(indexed: Engine) -> None:
     settled = [d for d in load_facts(indexed).deliveries if d.status != "recorded"]
     assert sorted(d.status for d in settled) == ["acknowledged", "disputed"]
     assert all(d.settled_at is not None and d.settled_at >= d.recorded_at for d in settled)

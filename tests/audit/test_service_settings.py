@@ -34,7 +34,7 @@ def test_open_context_uses_the_settings_passed_down(tmp_path: Path, monkeypatch:
     settings = Settings(
         home=home, rpc_url="http://127.0.0.1:9", chain_id=31337,
         database_url=f"sqlite:///{tmp_path / 'given.sqlite3'}", audit_batch_blocks=7, audit_confirmations=2,
-    )  # type: ignore[call-arg]  # fmt: skip
+    )  # fmt: skip
     ctx = open_context(settings)
     try:
         assert (ctx.contract, ctx.start_block, ctx.rpc_url) == (record.address, 7, "http://127.0.0.1:9")
