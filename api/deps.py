@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.auth import Principal, Role, authenticate
 from api.errors import ApiError
 from api.idempotency import MAX_KEY_LENGTH, SCOPE_CLAIM, ClaimOwner
-from api.ledger import LedgerService, Listed, ListPage
+from api.ledger import AtBlock, LedgerService, Listed, ListPage
 from api.limits import SCOPE_PRINCIPAL
 from api.models import BYTES32_PATTERN, DEPARTMENT_CODE_PATTERN
 from api.settings import ApiSettings
@@ -217,6 +217,30 @@ def chain_list_page(limit: ListLimit = 100, cursor: ListCursor = None) -> ListPa
 
 
 ChainListPageDep = Annotated[ListPage, Depends(chain_list_page)]
+
+
+#: The header of an answer read from the chain (one record, not a list from the audit index): the block
+#: every read of it was made at, the node's head as the read began (a list's ``X-Indexed-Block`` is its
+#: counterpart).
+CHAIN_BLOCK_HEADER = "X-Chain-Block"
+#: What a route answering :data:`CHAIN_BLOCK_HEADER` declares of its 200 in the OpenAPI document.
+CHAIN_BLOCK_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "headers": {
+            CHAIN_BLOCK_HEADER: {
+                "description": "The block every read of the chain in this answer was made at: the node's "
+                "head as the read began",
+                "schema": {"type": "integer", "minimum": 0},
+                "required": True,
+            }
+        }
+    }
+}
+
+
+def chain_block_header(response: Response, read: AtBlock[Any]) -> None:
+    """``X-Chain-Block`` of an answer read from the chain at one block (:class:`api.ledger.AtBlock`)."""
+    response.headers[CHAIN_BLOCK_HEADER] = str(read.block)
 
 
 def page_headers(request: Request, response: Response, listed: Listed[Any]) -> None:

@@ -168,7 +168,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
         422, "the inspection's period must be closed, its seed block and deadline in the future"
     ),
     "INSPECTION_STATUS_MISMATCH": ErrorSpec(409, "the inspection is not in the status this operation needs"),
-    "SEED_UNAVAILABLE": ErrorSpec(409, "the seed block is not mined yet (or is older than 256 blocks)"),
+    "SEED_UNAVAILABLE": ErrorSpec(
+        409, "the seed block has no block on top of it yet (its hash is known from the next block on)"
+    ),
     "INVALID_OUTCOME": ErrorSpec(
         409, "the outcome was recorded already, or `not_presented` before the presentation deadline"
     ),

@@ -965,14 +965,18 @@ class VerdictPublic(BaseModel):
     block: int | None = Field(
         description="The node's head as the check began, and the block every read of the chain was made at, "
         "whatever is mined meanwhile: the verdict held there, and can be read again there. None for a "
-        "manifest found altered (UNTRUSTED, MANIFEST_INCONSISTENT), answered without reading the chain."
+        "manifest POST /verify found altered (UNTRUSTED, MANIFEST_INCONSISTENT), answered without reading "
+        "the chain; a presentation to an inspection names the block it was judged at (its deadline) in "
+        "every case."
     )
 
 
 class PresentationPublic(BaseModel):
     inspection_id: int
     delivery_id: str
-    verdict: dict[str, Any]
+    #: The verdict kept (and hashed as the outcome's evidence), ``block`` the block it was judged at: the
+    #: deadline by that block's time, every read of the chain there (also for a manifest found altered).
+    verdict: VerdictPublic
 
 
 class OutcomeCreate(Strict):

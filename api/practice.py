@@ -13,7 +13,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,12 +23,13 @@ from api.auth import Role
 from api.catalog import DocumentStore
 from api.db import InspectionPresentationRow
 from api.errors import ApiError, revert_to_api_error
-from api.ledger import Finish, Listed, ListPage
+from api.ledger import AtBlock, Finish, Listed, ListPage
 from api.ledger.core import store_then_send
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.contract_errors import iso_time
+from node.endpoint import NodeHead, read_head
 from node.practice import (
     DemandRecord,
     EvaluationRecord,
@@ -67,6 +68,10 @@ INSPECTION_FIELDS: Mapping[str, str] = {
 }
 
 log = logging.getLogger(__name__)
+
+#: How long a single-item read waits for the node's head, which it reads first (the answer's block): a read
+#: of the node the service uses, not :data:`node.endpoint.PROBE_TIMEOUT_S`'s quick look at another node.
+HEAD_TIMEOUT_S = 10.0
 
 ZERO32 = b"\x00" * 32
 _ANSWERS = {
@@ -203,13 +208,25 @@ class PracticeService:
     # --- demands -----------------------------------------------------------------------------------------
 
     def demand(self, demand_id: int) -> m.DemandPublic:
+        return self.read_demand(demand_id).item
+
+    def read_demand(self, demand_id: int) -> AtBlock[m.DemandPublic]:
+        """The demand as the contract's view answers it at the node's head as the read began, overdue by that
+        block's time: read apart, an answer mined between the view and the clock showed a demand open and
+        overdue, which it was at no block.
+
+        Raises:
+            ApiError: DEMAND_NOT_FOUND (unknown at that block).
+            NodeError: the node does not answer.
+        """
+        head = read_head(self.client.rpc_url, timeout=HEAD_TIMEOUT_S)
         try:
-            record = self.reader.demand(demand_id)
+            record = self.reader.demand(demand_id, block=head.number)
         except LedgerRevertError as exc:
             if exc.error_name == "PracticeUnknownDemand":
                 raise ApiError("DEMAND_NOT_FOUND", f"no demand {demand_id}") from None
             raise
-        return self._public(record, self.client.head_time())
+        return AtBlock(self._public(record, head.timestamp), head.number)
 
     def demands(
         self,
@@ -496,6 +513,19 @@ _OUTCOME_NAMES = {
 }
 
 
+class PresentationJudge(Protocol):
+    """A presentation's check of the chain at one block: the node's head as read when the judge was made, and
+    the verdict on a payload and manifest with every read of the chain made there (the readers ``POST
+    /verify`` pins, :class:`api.routes.verify.PinnedCheck`)."""
+
+    @property
+    def head(self) -> NodeHead: ...
+
+    def verdict(self, manifest: dict[str, Any], payload_base64: str, drawn: bytes) -> dict[str, Any]:
+        """The verdict for ``drawn`` (a delivery id or a receipt's slot), ``block`` the head's number."""
+        ...
+
+
 class InspectionService:
     """Inspections for one ledger service: auditors open, draw and record with the custodied auditor key;
     sampled providers present. The sample is derived by :mod:`verifier.sampling` from the chain alone."""
@@ -504,16 +534,17 @@ class InspectionService:
         self.practice = practice
         self.ledger = ledger
 
-    def _record(self, inspection_id: int) -> InspectionRecord:
+    def _record(self, inspection_id: int, *, block: int | str = "latest") -> InspectionRecord:
         try:
-            return self.practice.reader.inspection(inspection_id)
+            return self.practice.reader.inspection(inspection_id, block=block)
         except LedgerRevertError as exc:
             if exc.error_name == "PracticeUnknownInspection":
                 raise ApiError("INSPECTION_NOT_FOUND", f"no inspection {inspection_id}") from None
             raise
 
-    def sample(self, record: InspectionRecord) -> DerivedSample | None:
-        """The drawn inspection's sample (None before it is drawn), derived from the chain once per seed."""
+    def sample(self, record: InspectionRecord, *, block: int | None = None) -> DerivedSample | None:
+        """The drawn inspection's sample (None before it is drawn), derived from the chain once per seed (at
+        ``block``, where ``record`` was read, if given)."""
         if record.status is not InspectionStatus.DRAWN:
             return None
         key = (record.inspection_id, record.seed)
@@ -525,6 +556,8 @@ class InspectionService:
             self.ledger.client.endpoint.rpc_url, self.ledger.address, chain_id=self.ledger.chain_id,
             from_block=self.ledger.from_block, abi=[dict(e) for e in self.ledger.client.abi],
         )  # fmt: skip
+        if block is not None:
+            reader.rpc.pin(block)
         try:
             derived = derive_sample(reader, str(self.practice.client.address), record.inspection_id)
         except ChainCheckError as exc:
@@ -534,29 +567,44 @@ class InspectionService:
         with self.practice._samples_guard:
             return self.practice._samples.setdefault(key, derived)
 
-    def inspection(
+    def inspection(self, inspection_id: int) -> m.InspectionPublic:
+        return self.read(inspection_id).item
+
+    def read(self, inspection_id: int) -> AtBlock[m.InspectionPublic]:
+        """The inspection and its sample as the chain held them at one block, the node's head as the read
+        began: the contract's view (expired by that block's number), the outcomes recorded up to it, overdue
+        by its time. Read apart, an outcome mined between the outcomes' read and the clock's showed its
+        delivery overdue and unrecorded, which it was at no block. The presentations are the service's, as
+        it holds them (each verdict names the block it was judged at).
+
+        Raises:
+            ApiError: INSPECTION_NOT_FOUND (unknown at that block), NODE_UNAVAILABLE.
+            NodeError: the node does not answer.
+        """
+        head = read_head(self.ledger.client.rpc_url, timeout=HEAD_TIMEOUT_S)
+        record = self._record(inspection_id, block=head.number)
+        derived = self.sample(record, block=head.number)
+        outcomes: dict[bytes, InspectionOutcome] = {}
+        presented: dict[str, str] = {}
+        if derived is not None:
+            read = self.practice.reader.outcomes(inspection_id, to_block=head.number)
+            outcomes = {o.delivery_id: o.outcome for o in read}
+            presented = self._presentations(inspection_id)
+        return AtBlock(self._public(record, derived, outcomes, presented, head.timestamp), head.number)
+
+    def _public(
         self,
-        inspection_id: int,
-        *,
-        record: InspectionRecord | None = None,
-        outcomes: Mapping[bytes, InspectionOutcome] | None = None,
-        presented: Mapping[str, str] | None = None,
-        now: int | None = None,
+        record: InspectionRecord,
+        derived: DerivedSample | None,
+        outcomes: Mapping[bytes, InspectionOutcome],
+        presented: Mapping[str, str],
+        now: int,
     ) -> m.InspectionPublic:
-        """The inspection and its sample; ``record`` (the inspection as the chain's view answers it),
-        ``outcomes`` and ``presented`` (its recorded outcomes and presentations) and ``now`` (the chain's
-        block time they were read at) when the caller read them already, for many inspections at once."""
-        if record is None:
-            record = self._record(inspection_id)
-        derived = self.sample(record)
+        """The inspection as the API shows it: ``record`` (the contract's view), its sample ``derived`` (None
+        before the draw), the ``outcomes`` recorded and ``presented`` verdicts, overdue by block time ``now``;
+        all read at one block by the caller (:meth:`read`, or a page of the audit index)."""
         sampled: list[m.SampledDelivery] = []
         if derived is not None:
-            if outcomes is None:
-                outcomes = {o.delivery_id: o.outcome for o in self.practice.reader.outcomes(inspection_id)}
-            if presented is None:
-                presented = self._presentations(inspection_id)
-            if now is None:
-                now = self.ledger._chain_time()
             # The scorecard's rule (node.audit.scorecard: present_by before the clock, no outcome recorded).
             late = record.present_by < now
             sampled = [
@@ -571,7 +619,7 @@ class InspectionService:
                 for d in derived.sample
             ]  # fmt: skip
         return m.InspectionPublic(
-            id=inspection_id, auditor=record.auditor,
+            id=record.inspection_id, auditor=record.auditor,
             status=_STATUS_NAMES[record.status],
             period_from=record.period_from, period_to=record.period_to, sample_size=record.sample_size,
             seed_block=record.seed_block, present_by=record.present_by,
@@ -606,8 +654,8 @@ class InspectionService:
             ):
                 presented.setdefault(row.inspection_id, {})[row.delivery_id] = row.status
         return Listed(
-            [self.inspection(r.inspection_id, record=r, outcomes=outcomes.get(r.inspection_id, {}),
-                             presented=presented.get(r.inspection_id, {}), now=now)
+            [self._public(r, self.sample(r), outcomes.get(r.inspection_id, {}),
+                          presented.get(r.inspection_id, {}), now)
              for r in found.items],
             found.next_cursor,
             block,
@@ -727,28 +775,40 @@ class InspectionService:
         return record, raw, derived
 
     def present(
-        self, *, principal: Principal, inspection_id: int, body: m.PresentationCreate, verdict_of: Any
+        self,
+        *,
+        principal: Principal,
+        inspection_id: int,
+        body: m.PresentationCreate,
+        judge: Callable[[], PresentationJudge],
     ) -> m.PresentationPublic:
-        """``verdict_of(manifest, payload_base64, drawn)`` is the on-chain payload check, ``drawn`` the
-        sampled delivery id or receipt slot the presentation must be of."""
+        """Check and keep a sampled provider's presentation. ``judge()`` reads the node's head and checks
+        there (:class:`PresentationJudge`): the presentation is judged at that one block, taken under the
+        delivery's lock (so after an outcome the service was recording for it is mined): whether its outcome
+        is recorded, whether the deadline passed (by that block's time), and every read of the verdict; the
+        verdict names the block (``block``), and the outcome's evidence hash commits to it."""
         me = self.ledger.department_id_of(principal)
         record, raw, derived = self._sampled(inspection_id, body.delivery_id)
         if sampled_provider(derived, raw) != me:
             raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
         with self.practice.presentation_lock(inspection_id, raw):  # an outcome being recorded is waited for
+            at = judge()
             # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
             # chain, a later one would show a verdict the chain's evidence does not hash to; after the
             # deadline, a late one would turn a delivery not presented in time into a pass.
-            if any(o.delivery_id == raw for o in self.practice.reader.outcomes(inspection_id)):
+            recorded = self.practice.reader.outcome(inspection_id, raw, block=at.head.number)
+            if recorded is not InspectionOutcome.NONE:
                 raise ApiError(
                     "PRESENTATION_CLOSED", f"delivery {body.delivery_id}'s outcome is recorded already"
                 )
-            if self.ledger._chain_time() > record.present_by:
+            if at.head.timestamp > record.present_by:
                 raise ApiError(
                     "PRESENTATION_CLOSED",
-                    f"inspection {inspection_id} took presentations until {record.present_by}",
+                    f"inspection {inspection_id} took presentations until {record.present_by} "
+                    f"({iso_time(record.present_by)}); the chain's head, block {at.head.number}, is of "
+                    f"{at.head.timestamp} ({iso_time(at.head.timestamp)})",
                 )
-            verdict = verdict_of(body.manifest, body.payload_base64, raw)
+            verdict = at.verdict(body.manifest, body.payload_base64, raw)
             key = _hex(raw)
             with self.ledger._sessions()() as session:
                 row = session.get(InspectionPresentationRow, (inspection_id, key))
@@ -765,7 +825,9 @@ class InspectionService:
                 else:
                     row.status, row.verdict = str(verdict["status"]), text
                 session.commit()
-        return m.PresentationPublic(inspection_id=inspection_id, delivery_id=key, verdict=verdict)
+        return m.PresentationPublic(
+            inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(verdict)
+        )
 
     def record_outcome(
         self, *, principal: Principal, inspection_id: int, body: m.OutcomeCreate

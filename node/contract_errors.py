@@ -220,9 +220,10 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
         f"inspection {a['inspectionId']} is {_named(_INSPECTION_STATUSES, a['status'])}, "
         "which this step does not allow"
     ),
+    # Never for an inspection past the 256 blocks whose hash the chain keeps: drawSample calls that expired.
     "PracticeSeedUnavailable": lambda a: (
-        f"the seed block {a['seedBlock']} of inspection {a['inspectionId']} is not mined yet or is older "
-        "than the 256 blocks whose hash the chain keeps"
+        f"inspection {a['inspectionId']} cannot be drawn before block {a['seedBlock'] + 1}: its seed is the "
+        f"hash of block {a['seedBlock']}, which the chain knows from the block after it on"
     ),
     "PracticeInvalidOutcome": lambda a: (
         f"the outcome '{_named(_OUTCOMES, a['outcome'])}' cannot be recorded for delivery "

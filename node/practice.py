@@ -255,9 +255,11 @@ class PracticeReader:
             self._period_length = int(self.practice.call("evaluationPeriod"))
         return EvaluationPeriod.at(self._period_length, self.practice.head_time())
 
-    def demand(self, demand_id: int) -> DemandRecord:
-        """Raises: LedgerRevertError ``PracticeUnknownDemand`` for an unknown id."""
-        return DemandRecord.from_chain(demand_id, self.practice.call("demand", demand_id))
+    def demand(self, demand_id: int, *, block: int | str = "latest") -> DemandRecord:
+        """The demand as the contract's view answers it at ``block``.
+
+        Raises: LedgerRevertError ``PracticeUnknownDemand`` for an unknown id."""
+        return DemandRecord.from_chain(demand_id, self.practice.call("demand", demand_id, block=block))
 
     def demands(self) -> list[DemandRecord]:
         count = int(self.practice.call("demandCount"))
@@ -281,9 +283,20 @@ class PracticeReader:
             for d in demands
         ]
 
-    def inspection(self, inspection_id: int) -> InspectionRecord:
-        """Raises: LedgerRevertError ``PracticeUnknownInspection`` for an unknown id."""
-        return InspectionRecord.from_chain(inspection_id, self.practice.call("inspection", inspection_id))
+    def inspection(self, inspection_id: int, *, block: int | str = "latest") -> InspectionRecord:
+        """The inspection as the contract's view answers it at ``block`` (expired by that block's number).
+
+        Raises: LedgerRevertError ``PracticeUnknownInspection`` for an unknown id."""
+        return InspectionRecord.from_chain(
+            inspection_id, self.practice.call("inspection", inspection_id, block=block)
+        )
+
+    def outcome(
+        self, inspection_id: int, delivery_id: bytes, *, block: int | str = "latest"
+    ) -> InspectionOutcome:
+        """The outcome recorded for one delivery (or receipt slot) of an inspection as of ``block``: one view,
+        where :meth:`outcomes` reads every log of the inspection."""
+        return InspectionOutcome(int(self.practice.call("outcome", inspection_id, delivery_id, block=block)))
 
     def inspections(self) -> list[InspectionRecord]:
         """Every inspection, an expired one with the time it expired (a closed period's count of expired
@@ -325,11 +338,14 @@ class PracticeReader:
             )  # fmt: skip
         return out
 
-    def outcomes(self, inspection_id: int | None = None) -> list[OutcomeRecord]:
+    def outcomes(
+        self, inspection_id: int | None = None, *, to_block: int | None = None
+    ) -> list[OutcomeRecord]:
+        """The outcomes recorded (of one inspection, or of all), up to ``to_block`` (default: the head)."""
         topic = None if inspection_id is None else inspection_id.to_bytes(32, "big")
         out = []
         for ev, block in self.practice.get_logs(
-            "InspectionOutcomeRecorded", topic, from_block=self.from_block
+            "InspectionOutcomeRecorded", topic, from_block=self.from_block, to_block=to_block
         ):
             a = ev.args
             delivery = bytes(a["deliveryId"])

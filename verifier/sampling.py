@@ -212,6 +212,28 @@ class DerivedSample:
         }  # fmt: skip
 
 
+class InspectionNotDrawnError(ChainCheckError):
+    """Thrown when an inspection has no seed at the block read: it is open there. Either its seed block has
+    no block on top of it yet (no draw can be mined before), or it can be drawn and nobody has, or the node
+    read is behind one that holds the draw: the head read says which."""
+
+    code = "INSPECTION_NOT_DRAWN"
+
+    def __init__(self, inspection_id: int, seed_block: int, head: int, rpc_url: str) -> None:
+        self.inspection_id, self.seed_block, self.head = inspection_id, seed_block, head
+        if head <= seed_block:
+            why = (
+                f"its seed is the hash of block {seed_block}, which has no block on top of it there yet: it "
+                f"can be drawn from block {seed_block + 1} on"
+            )
+        else:
+            why = (
+                f"its seed block {seed_block} is mined, so anyone may draw it until block "
+                f"{seed_block + BLOCKHASH_WINDOW} (unless another node, ahead of this one, holds its draw)"
+            )
+        super().__init__(f"inspection {inspection_id} is not drawn at block {head} of {rpc_url}: {why}")
+
+
 def load_practice_abi(path: Path = PRACTICE_ABI_FILE) -> list[dict[str, Any]]:
     """Raises: ChainCheckError when the file is missing or unreadable."""
     try:
@@ -361,8 +383,9 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
     at ``practice``, which must serve that ledger.
 
     Raises:
+        InspectionNotDrawnError: the inspection is open at the block read (not drawn yet there).
         ChainCheckError: the node fails, the practice contract serves another ledger, the inspection is
-            unknown, not drawn yet or expired, its stored seed is not the hash of its seed block, or
+            unknown or expired, its stored seed is not the hash of its seed block, or
             ``reader`` starts after the period's first block.
     """
     contract_chain_id(reader.rpc, reader.rpc_url, practice, reader.chain_id)
@@ -382,7 +405,11 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
             "hash was known, so it has no sample"
         )
     if inspection.status != "DRAWN":
-        raise ChainCheckError(f"inspection {inspection_id} is {inspection.status.lower()}: no seed yet")
+        try:
+            head = int(reader.rpc.call("eth_blockNumber"), 16)  # the block read, where the reader is pinned
+        except (RpcError, ValueError, TypeError) as e:
+            raise ChainCheckError(f"the node's head cannot be read: {e}") from None
+        raise InspectionNotDrawnError(inspection_id, inspection.seed_block, head, reader.rpc_url)
     try:
         block = reader.rpc.call("eth_getBlockByNumber", hex(inspection.seed_block), False)
     except RpcError as e:

@@ -12,7 +12,7 @@ One module per area of the routes, each building on the shared chain-access core
   transaction into the response its route answers.
 """
 
-from api.ledger.core import Custody, Finish, Listed, ListPage
+from api.ledger.core import AtBlock, Custody, Finish, Listed, ListPage
 from api.ledger.service import LedgerService
 
-__all__ = ["Custody", "Finish", "LedgerService", "ListPage", "Listed"]
+__all__ = ["AtBlock", "Custody", "Finish", "LedgerService", "ListPage", "Listed"]

@@ -79,6 +79,16 @@ class Listed(Generic[_Item]):
     indexed_block: int | None
 
 
+@dataclass(frozen=True)
+class AtBlock(Generic[_Item]):
+    """One record read from the chain with every read of it made at one block, the node's head as the read
+    began (:func:`node.endpoint.read_head`): the record held there, whatever was mined meanwhile, and
+    ``block`` says where (a single-item route answers it in :data:`api.deps.CHAIN_BLOCK_HEADER`)."""
+
+    item: _Item
+    block: int
+
+
 def store_then_send(store: catalog.DocumentStore, documents: Sequence[Mapping[str, Any]]) -> None:
     """Stores the documents a write's hashes name, called between its transaction's estimate and its sending:
     after the estimate, which refuses what the contract would, so a refused write stores nothing (a

@@ -9,12 +9,14 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from api import models as m
 from api.deps import (
+    CHAIN_BLOCK_RESPONSE,
     ChainListPageDep,
     CurrentPrincipal,
     DepartmentPrincipal,
     Digits,
     IdempotencyKey,
     LedgerDep,
+    chain_block_header,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -54,9 +56,15 @@ def publish_demand(
     return ledger.practice_service().publish(ledger, principal=principal, body=body)
 
 
-@router.get("/{demand_id}", response_model=m.DemandPublic)
-def get_demand(demand_id: DemandId, _principal: CurrentPrincipal, ledger: LedgerDep) -> m.DemandPublic:
-    return ledger.practice_service().demand(demand_id)
+@router.get("/{demand_id}", response_model=m.DemandPublic, responses=CHAIN_BLOCK_RESPONSE)
+def get_demand(
+    demand_id: DemandId, response: Response, _principal: CurrentPrincipal, ledger: LedgerDep
+) -> m.DemandPublic:
+    """The demand as the contract's view answers it at one block, the node's head as the read began
+    (``X-Chain-Block`` names it), overdue by that block's time."""
+    read = ledger.practice_service().read_demand(demand_id)
+    chain_block_header(response, read)
+    return read.item
 
 
 @router.post("/{demand_id}/answer", response_model=m.Written[m.DemandPublic])

@@ -6,12 +6,13 @@ only the sampled deliveries it provided (:meth:`api.practice.InspectionService.s
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
 
 from api import models as m
 from api.deps import (
+    CHAIN_BLOCK_RESPONSE,
     ChainListPageDep,
     DepartmentPrincipal,
     Digits,
@@ -21,10 +22,11 @@ from api.deps import (
     InspectorPrincipal,
     LedgerDep,
     StateDep,
+    chain_block_header,
     page_headers,
 )
 from api.routes.audit import AuditDep
-from api.routes.verify import payload_verdict
+from api.routes.verify import PinnedCheck
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
 InspectionId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
@@ -56,26 +58,31 @@ def open_inspection(
     return ledger.practice_service().inspections(ledger).open(principal=auditor, body=body)
 
 
-@router.get("/{inspection_id}", response_model=m.InspectionPublic)
+@router.get("/{inspection_id}", response_model=m.InspectionPublic, responses=CHAIN_BLOCK_RESPONSE)
 def get_inspection(
-    inspection_id: InspectionId, principal: InspectionReader, ledger: LedgerDep
+    inspection_id: InspectionId, response: Response, principal: InspectionReader, ledger: LedgerDep
 ) -> m.InspectionPublic:
     """The inspection, and once drawn its sample with each delivery's presentation and recorded outcome (a
-    department reads the sampled deliveries it provided, which it must present; an auditor all of them)."""
+    department reads the sampled deliveries it provided, which it must present; an auditor all of them).
+    Read from the chain at one block, the node's head as the read began (``X-Chain-Block`` names it): the
+    contract's view, the outcomes recorded up to it, overdue by its time."""
     service = ledger.practice_service().inspections(ledger)
-    return service.seen_by(principal, service.inspection(inspection_id))
+    read = service.read(inspection_id)
+    chain_block_header(response, read)
+    return service.seen_by(principal, read.item)
 
 
 @router.post("/{inspection_id}/draw", response_model=m.Written[m.InspectionPublic])
 def draw(
     inspection_id: InspectionId, principal: InspectionDrawer, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.InspectionPublic]:
-    """Fix the seed once the seed block is mined (409 SEED_UNAVAILABLE before), signed by the caller: any
-    department or auditor may draw, so the opening auditor cannot hold back a sample it dislikes. The
-    service draws due inspections itself (``DXL_INSPECTION_DRAW_INTERVAL``); an inspection drawn already
-    answers the transaction that drew it and its sample, whoever drew it (a department's answer shows the
-    sampled deliveries it provided, as ``GET`` does). Not drawn within 256 blocks of its
-    seed block, an inspection is expired for good (409 INSPECTION_STATUS_MISMATCH)."""
+    """Fix the seed once a block is mined on top of the seed block (409 SEED_UNAVAILABLE before, nothing
+    sent), signed by the caller: any department or auditor may draw, so the opening auditor cannot hold back
+    a sample it dislikes. The service draws due inspections itself (``DXL_INSPECTION_DRAW_INTERVAL``); an
+    inspection drawn already answers the transaction that drew it and its sample, whoever drew it (a
+    department's answer shows the sampled deliveries it provided, as ``GET`` does), also to draws racing it.
+    Not drawn within 256 blocks of its seed block, an inspection is expired for good (409
+    INSPECTION_STATUS_MISMATCH)."""
     service = ledger.practice_service().inspections(ledger)
     drawn = service.draw(principal=principal, inspection_id=inspection_id)
     return drawn.model_copy(update={"record": service.seen_by(principal, drawn.record)})
@@ -91,13 +98,12 @@ def present(
 ) -> m.PresentationPublic:
     """A sampled provider presents one of its deliveries (a drawn receipt by its slot, checked by its
     inclusion proof): the verdict of the payload and manifest against the chain is kept (the latest
-    presentation counts) and answered."""
-
-    def verdict_of(manifest: dict[str, Any], payload_base64: str, expected: bytes) -> dict[str, Any]:
-        return payload_verdict(state, ledger, manifest, payload_base64, expected)
-
+    presentation counts) and answered. The presentation is judged at one block, the node's head as it is
+    checked: its deadline by that block's time, its verdict's every read of the chain there (``block``)."""
     service = ledger.practice_service().inspections(ledger)
-    return service.present(principal=principal, inspection_id=inspection_id, body=body, verdict_of=verdict_of)
+    return service.present(
+        principal=principal, inspection_id=inspection_id, body=body, judge=lambda: PinnedCheck(state, ledger)
+    )
 
 
 @router.post("/{inspection_id}/outcomes", response_model=m.Written[m.InspectionPublic])

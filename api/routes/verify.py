@@ -74,63 +74,86 @@ def _reader(state: StateDep, ledger: LedgerDep) -> Any:
     return reader
 
 
-def payload_verdict(
-    state: Any, ledger: Any, manifest_json: dict[str, Any], payload_base64: str, drawn: bytes
-) -> dict[str, Any]:
-    """The verdict on a payload and its manifest presented to an inspection for ``drawn``, a delivery id or a
-    receipt's slot (``verifier.sampling.receipt_slot``): the check ``POST /verify`` makes, the receipt
-    journal consulted (:func:`api.verdicts.delivery_verdict`), and the presented delivery held to the one
-    drawn: the manifest must be for the drawn delivery, or for a receipt whose inclusion proof leads to the
-    drawn grant and sequence (else ``MISMATCH``, ``NOT_THE_DRAWN_RECEIPT``).
+class PinnedCheck:
+    """One request's check of the chain at one block: views of the service's shared ledger and receipt anchors
+    readers (each request pins its own, :meth:`verifier.onchain.LedgerReader.view`), pinned to the node's head
+    as read when the check is made (:func:`node.endpoint.pin_to_head`), so that a state change mined during
+    the check is not half in its verdict. ``POST /verify`` checks so, and so does a presentation to an
+    inspection (:class:`api.practice.PresentationJudge`).
 
-    Raises:
-        ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
+    Raises (constructor):
+        NodeError: the node does not answer its head (503 NODE_UNAVAILABLE).
+        ApiError: NODE_UNAVAILABLE when the ledger reader cannot be made.
     """
-    from api.verdicts import delivery_verdict
-    from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
-    from verifier.manifest import parse_manifest
-    from verifier.onchain import ChainCheckError, payload_check
-    from verifier.sampling import slot_of
-    from verifier.verify import Finding, VerdictStatus, altered
 
-    try:
-        manifest = parse_manifest(manifest_json)
-    except ManifestInconsistentError as e:
-        return altered(e).to_dict()
-    except VerifierError as e:
-        raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
-    payload = base64_field(payload_base64, "payload_base64")
-    check_payload_leaves(payload, manifest.chunking)
-    slot = slot_of(drawn)
-    expected = None if slot is not None else drawn
-    receipt = _journaled_receipt(state, ledger, None, manifest.delivery_id)
-    try:
-        with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
-            path = os.path.join(tmp, "payload")
-            with open(path, "wb") as f:
-                f.write(payload)
-            offline = payload_check(path, manifest, expected_delivery_id=expected)
-            verdict = delivery_verdict(
-                manifest, offline, _reader(state, ledger), receipt, lambda: _anchors_reader(state, ledger),
-                expected_delivery_id=expected,
-            )  # fmt: skip
-    except PayloadFormatError as e:
-        raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
-    except ChainCheckError as e:
-        raise ApiError("NODE_UNAVAILABLE", e.message) from None
-    if slot is not None and verdict.anchor is not None:
-        d = verdict.anchor.details
-        held = (d.get("grant_id"), d.get("sequence")) if d.get("recorded_as") == "receipt" else None
-        if not verdict.anchor.recorded or held != slot:
-            what = "not a receipt anchored on chain" if held is None or not verdict.anchor.recorded else (
-                f"the receipt at sequence {held[1]} of grant {held[0]}")  # fmt: skip
-            finding = Finding(
-                "NOT_THE_DRAWN_RECEIPT",
-                f"the inspection drew the receipt at sequence {slot[1]} of grant {slot[0]}; the manifest's "
-                f"delivery 0x{manifest.delivery_id.hex()} is {what}",
-            )
-            verdict = verdict.with_anchor(verdict.anchor, VerdictStatus.MISMATCH, finding)
-    return verdict.to_dict()
+    def __init__(self, state: Any, ledger: Any) -> None:
+        from node.endpoint import pin_to_head
+
+        self._state, self._ledger = state, ledger
+        self.reader = _reader(state, ledger).view()
+        self.head = pin_to_head(self.reader.rpc)
+
+    def anchors(self) -> Any:
+        """The receipt anchors' reader, pinned where the ledger's is (asked only for a receipt)."""
+        view = _anchors_reader(self._state, self._ledger).view()
+        view.rpc.pin(self.head.number)
+        return view
+
+    def verdict(self, manifest_json: dict[str, Any], payload_base64: str, drawn: bytes) -> dict[str, Any]:
+        """The verdict on a payload and its manifest presented to an inspection for ``drawn``, a delivery id
+        or a receipt's slot (``verifier.sampling.receipt_slot``), judged at :attr:`head` (``block``, also for
+        a manifest found altered: the presentation was taken there): the check ``POST /verify`` makes, the
+        receipt journal consulted (:func:`api.verdicts.delivery_verdict`), and the presented delivery held
+        to the one drawn: the manifest must be for the drawn delivery, or for a receipt whose inclusion proof
+        leads to the drawn grant and sequence (else ``MISMATCH``, ``NOT_THE_DRAWN_RECEIPT``).
+
+        Raises:
+            ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
+        """
+        from api.verdicts import delivery_verdict
+        from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
+        from verifier.manifest import parse_manifest
+        from verifier.onchain import ChainCheckError, payload_check
+        from verifier.sampling import slot_of
+        from verifier.verify import Finding, VerdictStatus, altered
+
+        try:
+            manifest = parse_manifest(manifest_json)
+        except ManifestInconsistentError as e:
+            return {**altered(e).to_dict(), "block": self.head.number}
+        except VerifierError as e:
+            raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
+        payload = base64_field(payload_base64, "payload_base64")
+        check_payload_leaves(payload, manifest.chunking)
+        slot = slot_of(drawn)
+        expected = None if slot is not None else drawn
+        receipt = _journaled_receipt(self._state, self._ledger, None, manifest.delivery_id)
+        try:
+            with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
+                path = os.path.join(tmp, "payload")
+                with open(path, "wb") as f:
+                    f.write(payload)
+                offline = payload_check(path, manifest, expected_delivery_id=expected)
+                verdict = delivery_verdict(
+                    manifest, offline, self.reader, receipt, self.anchors, expected_delivery_id=expected
+                )
+        except PayloadFormatError as e:
+            raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
+        except ChainCheckError as e:
+            raise ApiError("NODE_UNAVAILABLE", e.message) from None
+        if slot is not None and verdict.anchor is not None:
+            d = verdict.anchor.details
+            held = (d.get("grant_id"), d.get("sequence")) if d.get("recorded_as") == "receipt" else None
+            if not verdict.anchor.recorded or held != slot:
+                what = "not a receipt anchored on chain" if held is None or not verdict.anchor.recorded else (
+                    f"the receipt at sequence {held[1]} of grant {held[0]}")  # fmt: skip
+                finding = Finding(
+                    "NOT_THE_DRAWN_RECEIPT",
+                    f"the inspection drew the receipt at sequence {slot[1]} of grant {slot[0]}; the "
+                    f"manifest's delivery 0x{manifest.delivery_id.hex()} is {what}",
+                )
+                verdict = verdict.with_anchor(verdict.anchor, VerdictStatus.MISMATCH, finding)
+        return {**verdict.to_dict(), "block": self.head.number}
 
 
 def _parties_only(principal: Principal, ledger: Any) -> Callable[[RecordedDelivery], bool] | None:
@@ -185,7 +208,6 @@ def verify(
         NodeError: the node does not answer its head (503 NODE_UNAVAILABLE).
     """
     from api.verdicts import delivery_verdict
-    from node.endpoint import pin_to_head
     from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
     from verifier.manifest import parse_manifest
     from verifier.onchain import ChainCheckError, commitment_check, payload_check
@@ -201,20 +223,13 @@ def verify(
         raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
     expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None
     # The app's reader serves every request; this one's view of it is pinned, and the anchors' view with it.
-    reader = _reader(state, ledger).view()
-    head = pin_to_head(reader.rpc)
-
-    def anchors() -> Any:
-        view = _anchors_reader(state, ledger).view()
-        view.rpc.pin(head.number)
-        return view
-
+    at = PinnedCheck(state, ledger)
     # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
     receipt = _journaled_receipt(state, ledger, principal, manifest.delivery_id)
 
     def check(offline: Any) -> Any:
         return delivery_verdict(
-            manifest, offline, reader, receipt, anchors,
+            manifest, offline, at.reader, receipt, at.anchors,
             expected_delivery_id=expected, visible=_parties_only(principal, ledger),
         )  # fmt: skip
 
@@ -235,7 +250,7 @@ def verify(
         raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
     except ChainCheckError as e:
         raise ApiError("NODE_UNAVAILABLE", e.message) from None
-    answer: dict[str, Any] = {**verdict.to_dict(), "block": head.number}
+    answer: dict[str, Any] = {**verdict.to_dict(), "block": at.head.number}
     return answer if principal.role is Role.AUDITOR else _without_node(answer, ledger.client.rpc_url)
 
 

@@ -1,0 +1,385 @@
+"""Sampling inspections and demands with the chain moving under them: each answer is read at one block and
+names it (a presentation's verdict, ``GET /inspections/{id}``, ``GET /demands/{id}``), and a draw races the
+seed block and other draws without a second seed, a 500 or a trace of a refused one.
+
+The service's node is reached through a proxy that mines a write right after a chosen read of a request, so
+that it lands between that request's reads (the hook fires once, on the first read of the kind set).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_helpers import (
+    ApiEnv,
+    api_home,
+    grant_between,
+    in_pool,
+    make_settings,
+    mine,
+    ok,
+    pass_time,
+    served,
+    until,
+)
+
+from node.anvil import EmbeddedNode
+from node.chain import LedgerClient
+from node.compiler import load_artifact
+from node.deploy import load_deployment
+from node.types import new_delivery_id
+from tests.rpc_proxy import RpcProxy
+from verifier.catalog import canonical_document
+from verifier.commitment import commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, sign_manifest
+
+pytestmark = pytest.mark.xdist_group("api-practice-races")
+
+
+@pytest.fixture(scope="module")
+def proxied(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[ApiEnv, RpcProxy]]:
+    """A service on the worker's node through a proxy, with no background reader of the node (no follower,
+    chain watch or drawer: the proxy's hook must fire on a read of the request under test)."""
+    with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
+        base = make_settings(api_home(tmp_path_factory, "practice-races"), embedded_node)
+        settings = base.model_copy(
+            update={"rpc_url": proxy.url, "audit_follow_interval": 0, "chain_watch_interval": 0}
+        )
+        with served(settings, embedded_node) as env:
+            yield env, proxy
+
+
+def _chain_now(env: ApiEnv) -> int:
+    return int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+
+
+def _head(env: ApiEnv) -> int:
+    return int(env.setup.client.w3.eth.block_number)
+
+
+def _rpc(env: ApiEnv, method: str, *params: Any) -> Any:
+    return env.setup.client.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+
+
+def _delivered(env: ApiEnv, tmp: Path, grant: dict[str, Any], n: int) -> tuple[str, str, dict[str, Any], str]:
+    """A delivery of a real payload by HRSS: its id, payload (base64), provider-signed manifest and root."""
+    payload = tmp / f"p{n}.csv"
+    payload.write_bytes(f"id,name\n{n},王五\n".encode())
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    did = new_delivery_id(grant["provider"])
+    manifest = sign_manifest(build_manifest(c, delivery_id=did, grant_id=grant["id"]),
+                             env.keystore.unlock("dept-hrss")).to_dict()  # fmt: skip
+    body = {"delivery_id": "0x" + did.hex(), "grant_id": grant["id"], "commitment": "0x" + c.root.hex(),
+            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+    ok(env.call("POST", "/deliveries", "hrss", json=body), 201)
+    return "0x" + did.hex(), base64.b64encode(payload.read_bytes()).decode(), manifest, "0x" + c.root.hex()
+
+
+def _inspected(env: ApiEnv, *, present_within: int = 3600, seed_delay: int = 2) -> dict[str, Any]:
+    """An inspection opened of a period that holds nothing: the period is over, the seed block to come."""
+    now = _chain_now(env)
+    pass_time(env, 1)
+    body = {"period_from": now - 1, "period_to": now, "sample_size": 1, "seed_delay_blocks": seed_delay,
+            "present_within": present_within}  # fmt: skip
+    return ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+
+
+def _inspection_of_one(env: ApiEnv, tmp: Path, *, present_within: int = 3600) -> tuple[int, tuple[Any, ...]]:
+    """A drawn inspection whose period holds one real delivery of HRSS to PSB (its sample), and that
+    delivery."""
+    grant = grant_between(env, "hrss", "psb")
+    pass_time(env, 2)  # the period holds this delivery alone
+    delivery = _delivered(env, tmp, grant, _head(env))
+    recorded = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
+    pass_time(env, 2)
+    body = {"period_from": recorded, "period_to": recorded + 1, "sample_size": 1, "seed_delay_blocks": 2,
+            "present_within": present_within}  # fmt: skip
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    assert [s["delivery_id"] for s in drawn["sample"]] == [delivery[0]], drawn
+    return inspection, delivery
+
+
+def _claims_left(env: ApiEnv) -> list[Any]:
+    """Idempotency claims without a kept answer, and journaled transactions not known mined."""
+    with sqlite3.connect(env.settings.home / "dxl.sqlite3") as conn:
+        claims = conn.execute("SELECT key FROM api_idempotency WHERE status_code IS NULL").fetchall()
+        unsettled = conn.execute("SELECT tx_hash FROM api_tx_journal WHERE status = 'sent'").fetchall()
+    return claims + unsettled
+
+
+def _journaled(env: ApiEnv) -> int:
+    with sqlite3.connect(env.settings.home / "dxl.sqlite3") as conn:
+        return int(conn.execute("SELECT count(*) FROM api_tx_journal").fetchone()[0])
+
+
+def _practice(env: ApiEnv) -> tuple[LedgerClient, int]:
+    """The practice contract (a client of the node itself, not through the proxy) and its deployment block."""
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    client = LedgerClient(env.setup.client.endpoint, load_artifact("SharingPractice").abi)
+    return client.at(deployment.sharing_practice.address), deployment.sharing_practice.block_number
+
+
+def _draw_logs(env: ApiEnv, inspection: int) -> list[tuple[Any, int]]:
+    practice, deployed = _practice(env)
+    return list(practice.get_logs("InspectionDrawn", inspection.to_bytes(32, "big"), from_block=deployed))
+
+
+# --- one block per answer --------------------------------------------------------------------------------
+
+
+def test_a_presentation_is_judged_at_the_head_it_read_and_its_outcome_commits_to_that_block(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """The consumer acknowledges the sampled delivery in the block after the head the presentation read: the
+    verdict is the delivery RECORDED at the block it names (read unpinned, it named no block and answered the
+    acknowledgement of the next one). The verdict kept names that block, and the outcome's evidence hash on
+    chain is the hash of that verdict: the auditor can read the chain again where it was judged."""
+    env, proxy = proxied
+    inspection, (did, payload, manifest, root) = _inspection_of_one(env, tmp_path)
+    acknowledged: list[dict[str, Any]] = []
+
+    def acknowledge() -> None:
+        answer = env.call("POST", f"/deliveries/{did}/acknowledge", "psb", json={"consumer_commitment": root})
+        acknowledged.append(ok(answer)["transaction"])
+
+    proxy.after_head = acknowledge
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    presented = ok(env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body))
+    verdict = presented["verdict"]
+    assert acknowledged and acknowledged[0]["block_number"] == verdict["block"] + 1, (acknowledged, verdict)
+    details = verdict["anchor"]["details"]
+    assert (verdict["status"], details["status"], verdict["anchor"]["acknowledged_root"]) == (
+        "MATCH", "RECORDED", None,
+    ), verdict  # fmt: skip
+    # Recorded as passed, with the hash of the verdict kept (block and all) as its evidence.
+    outcome = ok(
+        env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": did})
+    )
+    assert outcome["record"]["sample"][0]["outcome"] == "passed"
+    practice, deployed = _practice(env)
+    (event, _block), = practice.get_logs("InspectionOutcomeRecorded", inspection.to_bytes(32, "big"),
+                                         from_block=deployed)  # fmt: skip
+    assert bytes(event.args["evidenceHash"]) == hashlib.sha256(canonical_document(verdict)).digest(), verdict
+
+
+def test_get_inspection_reads_its_outcomes_and_clock_at_one_block_and_names_it(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """An outcome is mined right after the read of the inspection's outcomes, in a block past the presentation
+    deadline while the head read was before it. Read at one block, the sampled delivery is neither overdue nor
+    recorded there; read apart, it was overdue with no outcome, which it was at no block (the deadline passed
+    only in the block that recorded its outcome)."""
+    env, proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path, present_within=600)
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    assert (
+        ok(env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body))["verdict"][
+            "status"
+        ]
+        == "MATCH"
+    )
+    path = f"/inspections/{inspection}"
+    present_by = ok(env.call("GET", path, "auditor"))["present_by"]
+    assert _chain_now(env) <= present_by
+    recorded: list[dict[str, Any]] = []
+
+    def record() -> None:
+        answer = env.call("POST", f"{path}/outcomes", "auditor", json={"delivery_id": did})
+        recorded.append(ok(answer)["transaction"])
+
+    _rpc(env, "evm_setNextBlockTimestamp", present_by + 1)  # the outcome's block is past the deadline
+    proxy.head_methods, proxy.after_head = ("eth_getLogs",), record
+    try:
+        read = env.call("GET", path, "auditor")
+    finally:
+        proxy.head_methods, proxy.after_head = ("eth_getBlockByNumber",), None
+    shown = ok(read)
+    block = int(read.headers["X-Chain-Block"])
+    assert recorded and recorded[0]["block_number"] == block + 1, (recorded, block)
+    sampled = shown["sample"][0]
+    assert (sampled["outcome"], sampled["overdue"], sampled["presented"]) == (None, False, "MATCH"), shown
+    again = env.call("GET", path, "hrss")
+    assert int(again.headers["X-Chain-Block"]) >= block + 1
+    assert (ok(again)["sample"][0]["outcome"], ok(again)["sample"][0]["overdue"]) == ("passed", False)
+
+
+def test_get_demand_reads_the_demand_and_the_clock_at_one_block_and_names_it(
+    proxied: tuple[ApiEnv, RpcProxy],
+) -> None:
+    """The addressee declines right after the demand's view is read, in a block past the due date while the
+    head read was before it. Read at one block the demand is open and not overdue there; read apart, it was
+    open and overdue, which it was at no block (it was answered in the block that passed the due date)."""
+    env, proxy = proxied
+    document = {"title": "婚姻登记信息", "purpose": "住房保障资格审核", "legal_basis": "《住房保障条例》"}
+    due_by = max(_chain_now(env), env.setup.client.next_block_time()) + 3600
+    body = {"document": document, "addressee": "CIVIL", "due_by": due_by}
+    demand = ok(env.call("POST", "/demands", "psb", json=body), 201)["record"]["id"]
+    path = f"/demands/{demand}"
+    assert ok(env.call("GET", path, "auditor"))["overdue"] is False
+    answered: list[dict[str, Any]] = []
+
+    def decline() -> None:
+        answer = env.call(
+            "POST", f"{path}/answer", "civil", json={"answer": "declined", "decline_reason": "not_held"}
+        )
+        answered.append(ok(answer)["transaction"])
+
+    _rpc(env, "evm_setNextBlockTimestamp", due_by + 1)
+    proxy.head_methods, proxy.after_head = ("eth_call",), decline
+    try:
+        read = env.call("GET", path, "auditor")
+    finally:
+        proxy.head_methods, proxy.after_head = ("eth_getBlockByNumber",), None
+    shown = ok(read)
+    block = int(read.headers["X-Chain-Block"])
+    assert answered and answered[0]["block_number"] == block + 1, (answered, block)
+    assert (shown["status"], shown["overdue"], shown["answer"]) == ("open", False, None), shown
+    again = env.call("GET", path, "psb")
+    assert int(again.headers["X-Chain-Block"]) >= block + 1
+    assert (ok(again)["status"], ok(again)["overdue"]) == ("declined", True)
+
+
+def test_single_reads_declare_the_block_header_they_answer(proxied: tuple[ApiEnv, RpcProxy]) -> None:
+    """The OpenAPI document says what these answers carry: X-Chain-Block on GET /demands/{id} and GET
+    /inspections/{id}."""
+    env, _proxy = proxied
+    paths = ok(env.call("GET", "/openapi.json", None))["paths"]
+    for path in ("/demands/{demand_id}", "/inspections/{inspection_id}"):
+        headers = paths[path]["get"]["responses"]["200"]["headers"]
+        assert headers["X-Chain-Block"]["schema"] == {"type": "integer", "minimum": 0}, headers
+
+
+# --- draws -----------------------------------------------------------------------------------------------
+
+
+def test_a_draw_before_its_seed_block_is_mined_is_refused_and_records_nothing(
+    proxied: tuple[ApiEnv, RpcProxy],
+) -> None:
+    """Until a block is on top of the seed block (BLOCKHASH knows a block from the block after it on, and a
+    draw is checked on the head before it is signed), a draw is 409 SEED_UNAVAILABLE naming the seed block, by
+    an auditor or a department, with a key or without: nothing is signed, sent, journaled or left claimed,
+    and the inspection stays open. A key refused so keeps its refusal; with a fresh one the draw is made."""
+    env, proxy = proxied
+    opened = _inspected(env, seed_delay=4)
+    inspection, seed_block = opened["id"], opened["seed_block"]
+    path = f"/inspections/{inspection}/draw"
+    journaled, sent = _journaled(env), proxy.sends
+    refused = []
+    while _head(env) <= seed_block:
+        for who, key in (("auditor", f"early-{inspection}-{_head(env)}"), ("hrss", None)):
+            headers = {} if key is None else {"Idempotency-Key": key}
+            answer = env.call("POST", path, who, headers=headers)
+            error = answer.json()["error"]
+            assert (answer.status_code, error["code"]) == (409, "SEED_UNAVAILABLE"), answer.text
+            assert f"cannot be drawn before block {seed_block + 1}" in error["message"], error
+            refused.append(key)
+        mine(env)
+    assert len(refused) >= 4
+    assert (proxy.sends, _journaled(env), _claims_left(env)) == (sent, journaled, [])
+    assert _draw_logs(env, inspection) == []
+    assert ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["status"] == "open"
+    # A key refused as too early was refused for good (its answer kept); a fresh key draws.
+    replay = env.call("POST", path, "auditor", headers={"Idempotency-Key": refused[0]})
+    assert (replay.status_code, replay.headers.get("Idempotent-Replayed")) == (409, "true")
+    drawn = ok(env.call("POST", path, "auditor", headers={"Idempotency-Key": f"late-{inspection}"}))
+    assert drawn["record"]["status"] == "drawn" and len(_draw_logs(env, inspection)) == 1
+
+
+def test_concurrent_draws_fix_one_seed_and_answer_the_same_draw(proxied: tuple[ApiEnv, RpcProxy]) -> None:
+    """Three draws at once (the auditor twice, a department once), in the node's pool before one block is
+    mined: one draws, the others revert behind it or are refused on a head where it drew; each answers 200
+    with the one transaction that drew and the one sample. Drawn again later: the same."""
+    env, _proxy = proxied
+    opened = _inspected(env)
+    inspection = opened["id"]
+    mine(env, 3)
+    path = f"/inspections/{inspection}/draw"
+    answers: dict[str, Any] = {}
+    waiting = in_pool(env)
+    _rpc(env, "evm_setAutomine", False)
+    try:
+        threads = [
+            threading.Thread(
+                target=lambda who=who, n=n: answers.update({f"{who}{n}": env.call("POST", path, who)})
+            )
+            for n, who in enumerate(("auditor", "auditor", "hrss"))
+        ]
+        for t in threads:
+            t.start()
+        until(lambda: in_pool(env) >= waiting + 2, "two draws in the pool", timeout=30)
+        while any(t.is_alive() for t in threads):
+            mine(env)
+            for t in threads:
+                t.join(0.2)
+    finally:
+        _rpc(env, "evm_setAutomine", True)
+    assert len(answers) == 3
+    written = [ok(a) for a in answers.values()]
+    assert len({w["transaction"]["hash"] for w in written}) == 1, written
+    assert len({w["record"]["seed"] for w in written}) == 1
+    logs = _draw_logs(env, inspection)
+    assert len(logs) == 1 and logs[0][0].tx_hash == written[0]["transaction"]["hash"], logs
+    again = ok(env.call("POST", path, "psb"))
+    shown = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))
+    assert again["transaction"] == written[0]["transaction"] and again["record"]["seed"] == shown["seed"]
+    assert _claims_left(env) == []
+
+
+def test_the_cli_tells_an_inspection_not_drawn_yet_by_the_block_it_read(
+    proxied: tuple[ApiEnv, RpcProxy],
+) -> None:
+    """`dxl inspection draw` before a block is on top of the seed block exits 2 with SEED_UNAVAILABLE naming
+    the block it can be drawn from; `dxl inspection sample` (a node alone) exits 2 with INSPECTION_NOT_DRAWN
+    naming the block it read, and whether the seed block is still to come there or a draw is due (so a node
+    behind the one that drew shows where it stands): it said "open: no seed yet" with the code of a node
+    failure. Once drawn, the sample it recomputes is the service's."""
+    from tests.cli import dxl
+
+    env, _proxy = proxied
+    opened = _inspected(env, seed_delay=3)
+    inspection, seed_block = opened["id"], opened["seed_block"]
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    rpc = env.setup.client.endpoint.rpc_url
+    node = ("--rpc", rpc, "--ledger", deployment.address, "--practice", deployment.sharing_practice.address,
+            "--from-block", str(deployment.block_number), "--json")  # fmt: skip
+    token = ("--api", env.url, "--token", env.tokens["demo-auditor"], "--json")
+    code, out, _ = dxl("inspection", "draw", str(inspection), *token)
+    refused = json.loads(out)
+    assert (code, refused["error"]) == (2, "SEED_UNAVAILABLE"), out
+    assert f"cannot be drawn before block {seed_block + 1}" in refused["message"]
+    code, out, _ = dxl("inspection", "sample", str(inspection), *node)
+    early = json.loads(out)
+    assert (code, early["error"]) == (2, "INSPECTION_NOT_DRAWN"), out
+    assert f"not drawn at block {_head(env)} of {rpc}" in early["message"]
+    assert f"can be drawn from block {seed_block + 1} on" in early["message"]
+    mine(env, seed_block + 1 - _head(env))
+    code, out, _ = dxl("inspection", "sample", str(inspection), *node)
+    due = json.loads(out)
+    assert (code, due["error"]) == (2, "INSPECTION_NOT_DRAWN"), out
+    assert f"anyone may draw it until block {seed_block + 256}" in due["message"]
+    code, out, _ = dxl("inspection", "draw", str(inspection), *token)
+    assert code == 0, out
+    drawn = json.loads(out)
+    code, out, _ = dxl("inspection", "sample", str(inspection), *node)
+    assert code == 0, out
+    sample = json.loads(out)
+    assert (
+        sample["seed"] == drawn["record"]["seed"]
+        and sample["node"]["block"] >= drawn["transaction"]["block_number"]
+    )
+    assert sample["sample"] == [s["delivery_id"] for s in drawn["record"]["sample"]]
