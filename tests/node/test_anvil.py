@@ -8,11 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from web3 import Web3
+from web3.types import TxReceipt
 
 from node.anvil import (
     DXL_CHAIN_ID,
@@ -35,8 +38,9 @@ RSS_BOUND = 500 * 2**20
 
 
 @pytest.fixture(scope="module")
-def counter(fixture_build: Build) -> dict:
-    return json.loads(fixture_build.files["Counter.json"])
+def counter(fixture_build: Build) -> dict[str, Any]:
+    artifact: dict[str, Any] = json.loads(fixture_build.files["Counter.json"])
+    return artifact
 
 
 def _node(home: Path, **settings: object) -> EmbeddedNode:
@@ -44,7 +48,7 @@ def _node(home: Path, **settings: object) -> EmbeddedNode:
     return EmbeddedNode(home, NodeSettings(port=free_port(), **settings), die_with_parent=True)  # type: ignore[arg-type]
 
 
-def _send(w3: Web3, account, tx: dict) -> dict:
+def _send(w3: Web3, account: LocalAccount, tx: dict[str, Any]) -> TxReceipt:
     tx = {
         "gasPrice": 0,
         "chainId": w3.eth.chain_id,
@@ -55,9 +59,9 @@ def _send(w3: Web3, account, tx: dict) -> dict:
     return w3.eth.wait_for_transaction_receipt(tx_hash, timeout=30, poll_latency=0.05)
 
 
-def _deploy(w3: Web3, account, artifact: dict) -> str:
+def _deploy(w3: Web3, account: LocalAccount, artifact: dict[str, Any]) -> str:
     receipt = _send(w3, account, {"data": artifact["bytecode"], "gas": 2_000_000})
-    assert receipt["status"] == 1
+    assert receipt["status"] == 1 and receipt["contractAddress"] is not None
     return receipt["contractAddress"]
 
 
@@ -77,13 +81,14 @@ def test_start_runs_real_binary_and_stop_kills_it(tmp_path: Path) -> None:
     assert node.stop() is False
 
 
-def test_restart_keeps_state_receipts_and_logs(tmp_path: Path, counter: dict) -> None:
+def test_restart_keeps_state_receipts_and_logs(tmp_path: Path, counter: dict[str, Any]) -> None:
     account = Account.create()  # never funded: gas is free
     # The state interval is far longer than the test, so what survives was written by the graceful stop.
     with _node(tmp_path, state_interval=3600) as node:
         w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url))
         deployment = _send(w3, account, {"data": counter["bytecode"], "gas": 2_000_000})
         address = deployment["contractAddress"]
+        assert address is not None
         receipts = [_send(w3, account, {"to": address, "data": INCREMENT, "gas": 200_000}) for _ in range(3)]
         assert all(r["status"] == 1 for r in receipts)
     assert node.state_file.stat().st_size > 0
@@ -196,13 +201,13 @@ def test_a_node_answering_json_nested_too_deeply_is_a_node_error_and_is_not_chos
 @pytest.mark.parametrize(
     "settings", [{"port": 0}, {"port": 70000}, {"block_time": 0}, {"state_interval": 0}, {"chain_id": -1}]
 )
-def test_node_settings_reject_bad_values(settings: dict) -> None:
+def test_node_settings_reject_bad_values(settings: dict[str, Any]) -> None:
     with pytest.raises(ConfigurationError):
         NodeSettings(**settings)
 
 
 @pytest.mark.slow
-def test_memory_stays_bounded(tmp_path: Path, counter: dict) -> None:
+def test_memory_stays_bounded(tmp_path: Path, counter: dict[str, Any]) -> None:
     """3,000 storage-writing transactions under the product defaults (1 s interval mining)."""
     account = Account.create()
     total = 3000
@@ -259,6 +264,7 @@ def test_node_dies_with_its_parent(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
+    assert parent.stdout is not None
     pid = int(parent.stdout.readline())
     assert Path(f"/proc/{pid}").exists()
     parent.kill()

@@ -14,6 +14,7 @@ import requests
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
+from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3.exceptions import BadFunctionCallOutput
 
@@ -100,7 +101,7 @@ def test_nonce_counter_resyncs_when_another_process_used_the_key(
     other.transfer(sender, Account.create().address, 0)
     other.transfer(sender, Account.create().address, 0)
     result = ledger.transfer(sender, target.address, 0)  # "nonce too low" -> resync -> nonce 3
-    assert ledger.w3.eth.get_transaction(result.tx_hash)["nonce"] == 3
+    assert ledger.w3.eth.get_transaction(HexStr(result.tx_hash))["nonce"] == 3
 
 
 def test_reads_web3_must_encode_or_explain_go_through_web3(
@@ -315,7 +316,7 @@ def test_mined_revert_is_decoded_with_its_transaction(ledger: LedgerClient, demo
     error = info.value
     assert error.error_name == "GovernanceUnknownProposal" and error.error_args == {"proposalId": 10_001}
     assert error.tx_hash is not None and error.tx_hash in str(error)
-    assert ledger.w3.eth.get_transaction_receipt(error.tx_hash)["status"] == 0
+    assert ledger.w3.eth.get_transaction_receipt(HexStr(error.tx_hash))["status"] == 0
 
 
 def test_batch_revert_names_the_failed_transaction(ledger: LedgerClient, demo_keys: KeyStore) -> None:
@@ -338,7 +339,7 @@ def test_tx_result_carries_decoded_events(ledger: LedgerClient, demo_keys: KeySt
     )
     assert event.log_index >= 0 and event.address == ledger.address
     assert result.gas_used > 21_000 and result.block_hash.startswith("0x") and len(result.block_hash) == 66
-    receipt = ledger.w3.eth.get_transaction_receipt(result.tx_hash)
+    receipt = ledger.w3.eth.get_transaction_receipt(HexStr(result.tx_hash))
     assert (receipt["blockNumber"], receipt["gasUsed"]) == (result.block_number, result.gas_used)
     with pytest.raises(NodeError, match="no DeliveryRecorded"):
         result.event("DeliveryRecorded")
@@ -347,7 +348,7 @@ def test_tx_result_carries_decoded_events(ledger: LedgerClient, demo_keys: KeySt
 def test_transactions_are_type_2_with_explicit_chain_id(ledger: LedgerClient, demo_keys: KeyStore) -> None:
     dept = demo_keys.unlock("dept-samr")
     result = ledger.transact(dept, "registerResource", keccak(b"business licences"), b"\x06" * 32, 0, 1)
-    tx = ledger.w3.eth.get_transaction(result.tx_hash)
+    tx = ledger.w3.eth.get_transaction(HexStr(result.tx_hash))
     assert tx["type"] == 2 and tx["chainId"] == ledger.chain_id
     # Gas limit is the estimate plus margin: the transaction did not run out.
     assert tx["gas"] > result.gas_used
@@ -464,7 +465,7 @@ def test_the_lean_node_session_fails_as_requests_does() -> None:
             assert ok.json()["result"] == "0x1"
         with pytest.raises(requests.HTTPError, match="503 Server Error") as info:
             session.post(url + "/503", data=b"{}", timeout=5).raise_for_status()
-        assert info.value.response.status_code == 503  # type: ignore[union-attr]
+        assert info.value.response.status_code == 503
         with pytest.raises(requests.ReadTimeout):
             session.post(url + "/silent", data=b"{}", timeout=0.3)
     finally:

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 from eth_account import Account
-from rpc_proxy import RpcProxy
 
 from node.anvil import EmbeddedNode
 from node.chain import LedgerClient, NonceTakenError
 from node.endpoint import NodeEndpoint
+from tests.rpc_proxy import RpcProxy
 
 
 @pytest.fixture

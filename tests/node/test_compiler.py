@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,7 +106,11 @@ def test_check_reports_nothing_for_unmodified_sources(
     ],
 )
 def test_check_reports_modified_source(
-    fixture_build: compiler.Build, fixture_project: Path, tmp_path: Path, edit, expected: set[str]
+    fixture_build: compiler.Build,
+    fixture_project: Path,
+    tmp_path: Path,
+    edit: Callable[[str], str],
+    expected: set[str],
 ) -> None:
     # The same artifacts checked against the unmodified sources report nothing
     # (test_check_reports_nothing_for_unmodified_sources): every difference below comes from the edit.

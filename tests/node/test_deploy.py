@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 from eth_account import Account
+from eth_typing import HexStr
 from eth_utils.crypto import keccak
 
 from node.anvil import EmbeddedNode
 from node.compiler import Artifact
 from node.deploy import (
+    AnchorsDeployment,
     Deployment,
     DeploymentMismatchError,
     NotDeployedError,
@@ -72,7 +74,7 @@ def test_second_deployment_reuses_the_first(
     deployment_path(tmp_path).write_text(json.dumps(record))
     assert Deployment.load(deployment_path(tmp_path)).build == "cancun"
     assert ledger_client(endpoint, tmp_path).address == first.address
-    receipt = client.w3.eth.get_transaction_receipt(first.tx_hash)
+    receipt = client.w3.eth.get_transaction_receipt(HexStr(first.tx_hash))
     assert receipt["contractAddress"] == first.address and receipt["blockNumber"] == first.block_number
 
 
@@ -292,6 +294,7 @@ def test_a_deployment_whose_block_is_replaced_after_its_receipt_records_the_code
                 threading.Timer(1.0, mine_again).start()
 
         proxy.after_receipt = replace_the_block
+        record: Deployment | AnchorsDeployment
         try:
             if replaced == "ledger":
                 record = deploy_ledger(endpoint, addresses, 2, deployer=governors[0], home=tmp_path)
@@ -307,7 +310,7 @@ def test_a_deployment_whose_block_is_replaced_after_its_receipt_records_the_code
         assert client.address == record.address
         code = client.code_at(record.address)
         assert code and record.code_hash == "0x" + keccak(code).hex()
-        receipt = client.w3.eth.get_transaction_receipt(record.tx_hash)
+        receipt = client.w3.eth.get_transaction_receipt(HexStr(record.tx_hash))
         assert receipt["blockNumber"] == record.block_number
         if isinstance(record, Deployment):
             assert "0x" + bytes(receipt["blockHash"]).hex() == record.block_hash

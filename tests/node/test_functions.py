@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from eth_utils.abi import get_abi_output_types
 from eth_utils.address import to_checksum_address
 from web3 import Web3
+from web3.contract import Contract
 from web3.exceptions import InvalidAddress, MismatchedABI
 from web3.providers.base import BaseProvider
 from web3.types import RPCEndpoint, RPCResponse
@@ -83,7 +84,7 @@ def test_every_function_encodes_and_decodes_as_web3_does(path: Any) -> None:
     provider = PlaybackProvider()
     w3 = Web3(provider)
     contract = w3.eth.contract(address=ADDRESS, abi=abi)
-    functions = ContractFunctions(abi, w3.codec, lambda: w3.eth.contract(abi=abi))
+    functions = ContractFunctions(abi, w3.codec, lambda: cast("Contract", w3.eth.contract(abi=abi)))
     entries = functions_of(path)
     assert entries
     for n, entry in enumerate(entries):
@@ -105,7 +106,7 @@ def test_other_forms_of_arguments_go_through_web3() -> None:
     of range) is left to it: the same calldata, or web3's own error."""
     abi = json.loads((CONTRACTS_DIR / "abi" / "DataExchangeLedger.json").read_text(encoding="utf-8"))
     contract = Web3().eth.contract(abi=abi)
-    functions = ContractFunctions(abi, contract.w3.codec, lambda: contract)
+    functions = ContractFunctions(abi, contract.w3.codec, lambda: cast("Contract", contract))
     governor = to_checksum_address("0x" + "ab" * 20)
     role = bytes(range(32))
 

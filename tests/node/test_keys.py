@@ -206,7 +206,9 @@ def test_development_generates_a_private_stable_passphrase(tmp_path: Path) -> No
         ({"env": "staging"}, "DXL_ENV"),
     ],
 )
-def test_settings_refuse_unsafe_or_incomplete_configuration(tmp_path: Path, env: dict, match: str) -> None:
+def test_settings_refuse_unsafe_or_incomplete_configuration(
+    tmp_path: Path, env: dict[str, Any], match: str
+) -> None:
     with pytest.raises(ConfigurationError, match=match):
         load_api_settings(home=tmp_path, **env)
 

@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from eth_utils import keccak
+from eth_utils.crypto import keccak
 
 from node.anvil import EmbeddedNode, free_port
 from node.deploy import deploy_ledger, deployment_path, ledger_client

@@ -15,7 +15,8 @@ from eth_utils.address import to_checksum_address
 from node.compiler import load_artifact
 from node.types import AccessRequest, Agreement, Department, Grant, Proposal, Resource
 
-RECORDS = [Department, Resource, AccessRequest, Agreement, Grant, Proposal]
+Record = Department | Resource | AccessRequest | Agreement | Grant | Proposal
+RECORDS: list[type[Record]] = [Department, Resource, AccessRequest, Agreement, Grant, Proposal]
 
 
 def _snake(name: str) -> str:
@@ -32,7 +33,7 @@ def _view_fields(view: str) -> list[str]:
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.__name__)
-def test_record_fields_follow_the_view_abi(record: type) -> None:
+def test_record_fields_follow_the_view_abi(record: type[Record]) -> None:
     fields = [f.name for f in dataclasses.fields(record)]
     assert fields[0] == "id"
     assert fields[1:] == _view_fields(record.VIEW)

@@ -10,11 +10,14 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_account.types import TransactionDictType
 from web3 import Web3
 
 from node.anvil import DEFAULT_BLOCK_TIME_S, DXL_CHAIN_ID, EmbeddedNode, NodeSettings, free_port
@@ -23,7 +26,7 @@ from node.statekeeper import IDLE_BLOCK_S, saved_head
 SENDERS = 3
 
 
-def _inconsistencies(state: dict) -> list[str]:
+def _inconsistencies(state: dict[str, Any]) -> list[str]:
     """What in a saved state contradicts a snapshot: an account whose nonce counts transactions that no saved
     block holds, or a head that is not the newest saved block."""
     best = int(state["best_block_number"])
@@ -55,8 +58,8 @@ class Stream:
     def _send(self, account: LocalAccount) -> None:
         while not self._stop.is_set():
             nonce = len(self.signed[account.address])
-            tx = {"to": account.address, "value": 0, "gas": 21_000, "gasPrice": 0, "nonce": nonce,
-                  "chainId": DXL_CHAIN_ID}  # fmt: skip
+            tx: TransactionDictType = {"to": account.address, "value": 0, "gas": 21_000, "gasPrice": 0,
+                                       "nonce": nonce, "chainId": DXL_CHAIN_ID}  # fmt: skip
             raw = account.sign_transaction(tx).raw_transaction
             self.signed[account.address].append(bytes(raw))
             try:
@@ -77,7 +80,7 @@ class Stream:
 
 
 @pytest.fixture
-def node(tmp_path: Path) -> EmbeddedNode:
+def node(tmp_path: Path) -> Iterator[EmbeddedNode]:
     node = EmbeddedNode(
         tmp_path / "home",
         NodeSettings(port=free_port(), block_time=DEFAULT_BLOCK_TIME_S, state_interval=1),
@@ -92,7 +95,7 @@ def test_every_save_under_load_is_a_snapshot_and_a_restart_takes_every_lost_tran
     node: EmbeddedNode,
 ) -> None:
     w3 = Web3(Web3.HTTPProvider(node.endpoint.rpc_url))
-    saves: list[dict] = []
+    saves: list[dict[str, Any]] = []
     seen = None
     with Stream(w3) as stream:
         first_block = w3.eth.block_number
@@ -113,6 +116,7 @@ def test_every_save_under_load_is_a_snapshot_and_a_restart_takes_every_lost_tran
     for save in saves:
         assert _inconsistencies(save) == []
 
+    assert node.pid is not None
     os.kill(node.pid, signal.SIGKILL)
     keeper = node._keeper
     assert keeper is not None and keeper.wait(timeout=10) == 0, "the state keeper outlives its node"
