@@ -2,9 +2,9 @@
 
 README.md, api/README.md, node/audit/README.md and verifier/MANIFEST.md name ``dxl`` commands and options,
 ``DXL_*`` settings with their defaults, HTTP operations, the error codes the API answers with their statuses,
-and files and tests of the repository. These tests read the documents as a user does and hold each of those to
-the code, so that renaming an option or a route, changing a default or moving a code to another status fails
-here until the document says so too.
+make targets, and files and tests of the repository. These tests read the documents as a user does and hold
+each of those to the code, so that renaming an option or a route, changing a default or moving a code to
+another status fails here until the document says so too.
 """
 
 from __future__ import annotations
@@ -343,3 +343,30 @@ def test_every_file_and_test_a_document_names_exists(document: str, path: str, t
         assert re.search(rf"^(async )?def {test}\b", existing[0].read_text(encoding="utf-8"), re.M), (
             f"{document} names {path}::{test}: no such test"
         )
+
+
+# --- make targets ------------------------------------------------------------------------------------------
+
+
+def _documented_make_targets() -> list[tuple[str, str]]:
+    """Every ``make TARGET`` the documents show (in code, after any ``VAR=value`` assignments)."""
+    found: set[tuple[str, str]] = set()
+    pattern = re.compile(r"(?:^|[\s`(])(?:[A-Z_]+=\S*\s+)*make ([a-z][a-z-]*)")
+    for doc in DOCUMENTS:
+        for line in _command_lines(_text(doc)):
+            found |= {(doc, target) for target in pattern.findall(line)}
+    return sorted(found)
+
+
+def _make_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][a-z-]*):", _text("Makefile"), re.M))
+
+
+def test_the_documents_name_make_targets() -> None:
+    named = {target for _, target in _documented_make_targets()}
+    assert named >= {"run", "test", "lint", "reliability", "fuzz", "geth"}
+
+
+@pytest.mark.parametrize(("document", "target"), _documented_make_targets())
+def test_every_make_target_a_document_names_exists(document: str, target: str) -> None:
+    assert target in _make_targets(), f"{document} names `make {target}`: the Makefile has no such target"
