@@ -429,6 +429,16 @@ def test_validation_names_the_field(api_env: ApiEnv, field: str, body: dict[str,
     )
 
 
+def test_validation_lists_every_field_at_fault(api_env: ApiEnv) -> None:
+    """api/README (Errors): `field` names the first field at fault, `problems` every one, each with why."""
+    body = {"metadata_hash": "0x" + "zz" * 32, "schema_hash": ZERO, "share_type": "sometimes"}
+    response = api_env.call("POST", "/resources", "psb", json=body)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["field"]) == (422, "VALIDATION_ERROR", "metadata_hash")
+    assert [p["field"] for p in error["problems"]] == ["metadata_hash", "share_type"]
+    assert all(p["message"] for p in error["problems"])
+
+
 @pytest.mark.parametrize("raw", [b"", b"not json", b"[]", b'{"a": ', b"\xff\xfe"])
 def test_malformed_json_is_a_422(api_env: ApiEnv, raw: bytes) -> None:
     response = api_env.client.post(
