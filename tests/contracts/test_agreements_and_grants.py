@@ -6,8 +6,9 @@ import dataclasses
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
+from eth_utils.address import to_checksum_address
 
 from node.chain import LedgerClient
 from node.types import AgreementStatus, GovernanceAction, RequestStatus, ShareType
@@ -103,13 +104,13 @@ def test_concludeAgreement_termsDifferFromRequest_revert(
 ) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
-    changed = {
+    changes: dict[str, Any] = {
         "valid_until": terms.valid_until + 1,
         "scope_hash": b"\1" * 32,
         "purpose_hash": b"\2" * 32,
         "consumer": ledger.depts["CIVIL"].id,
-    }[field]
-    terms = dataclasses.replace(terms, **{field: changed})
+    }
+    terms = dataclasses.replace(terms, **{field: changes[field]})
     with reverts("AgreementTermsMismatch", requestId=approved):
         ledger.send(hrss, "concludeAgreement", terms.as_tuple(), *ledger.signatures(terms, psb, hrss))
 
@@ -490,7 +491,9 @@ def _deploy_yes_wallet(ledger: Consortium) -> str:
     init = bytes.fromhex("6010600c60003960106000f3") + _YES_WALLET_RUNTIME
     deployed = LedgerClient(ledger.client.endpoint, []).deploy(ledger.outsider, "0x" + init.hex())
     assert deployed.contract_address is not None
-    assert ledger.client.w3.eth.get_code(deployed.contract_address) == _YES_WALLET_RUNTIME
+    assert (
+        ledger.client.w3.eth.get_code(to_checksum_address(deployed.contract_address)) == _YES_WALLET_RUNTIME
+    )
     return str(deployed.contract_address)
 
 

@@ -6,7 +6,7 @@ import os
 from typing import Any
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from web3 import Web3
 

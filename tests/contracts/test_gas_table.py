@@ -16,7 +16,7 @@ from web3 import Web3
 
 from node.endpoint import NodeEndpoint
 from node.paths import CONTRACTS_DIR
-from node.types import ShareType
+from node.types import GovernanceAction, ShareType
 from tests.contracts.conftest import DAY, SCOPE, TERMS_DOC, Consortium, admission, deploy, receipt_of
 
 GAS_TABLE = CONTRACTS_DIR / "gas-table.json"
@@ -46,14 +46,15 @@ def measure(endpoint: NodeEndpoint) -> dict[str, int]:
     proposed = ledger.send(
         governors[0],
         "propose",
-        0,
+        GovernanceAction.ADMIT_DEPARTMENT,
         admission("SAMR", "Market regulation", Account.from_key(_key("samr")), b"\x22" * 32),
     )
     gas["propose"] = proposed.gas_used
     psb = ledger.admit("PSB", Account.from_key(_key("psb")))
     hrss = ledger.admit("HRSS", Account.from_key(_key("hrss")))
     gas["approve (executes admission)"] = ledger.govern(
-        0, admission("CIVIL", "Civil affairs", Account.from_key(_key("civil")), b"\x11" * 32)
+        GovernanceAction.ADMIT_DEPARTMENT,
+        admission("CIVIL", "Civil affairs", Account.from_key(_key("civil")), b"\x11" * 32),
     ).gas_used
     r = ledger.send(
         psb,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import pytest
-from eth_abi import encode as abi_encode
+from eth_abi.abi import encode as abi_encode
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -104,7 +104,7 @@ Outcome = tuple[str, dict[str, Any]] | list[str]  # (error name, some of its arg
 class World:
     endpoint: NodeEndpoint
     address: str
-    abi: list[dict[str, Any]]
+    abi: list[Mapping[str, Any]]
     governors: list[Any]
     depts: dict[int, Dept]
     snapshot: str

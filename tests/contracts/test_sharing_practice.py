@@ -14,6 +14,7 @@ from node.chain import LedgerClient, TxResult
 from node.compiler import load_artifact
 from node.deploy import EVALUATION_PERIOD_S, anchors_abi
 from node.endpoint import NodeEndpoint
+from node.practice import DemandRecord, InspectionRecord
 from node.types import (
     DeclineReason,
     DemandAnswer,
@@ -43,6 +44,12 @@ class Practice:
 
     def call(self, fn: str, *args: object) -> object:
         return self.client.call(fn, *args)
+
+    def demand(self, demand_id: int) -> DemandRecord:
+        return DemandRecord.from_chain(demand_id, self.client.call("demand", demand_id))
+
+    def inspection(self, inspection_id: int) -> InspectionRecord:
+        return InspectionRecord.from_chain(inspection_id, self.client.call("inspection", inspection_id))
 
     def dept(self, code: str) -> Dept:
         return self.ledger.depts[code]
@@ -92,9 +99,10 @@ def test_publishDemand_recordsHashesPartiesAndTimes(practice: Practice) -> None:
     assert names(result) == ["DemandPublished"]
     ev = result.event("DemandPublished").args
     assert (ev["publisher"], ev["addressee"], ev["textHash"]) == (hrss.id, psb.id, TEXT)
-    stored = practice.call("demand", ev["demandId"])
-    assert stored[0:2] == (hrss.id, psb.id) and stored[5] == TEXT and stored[6] == DemandAnswer.NONE
-    assert stored[4] == practice.ledger.call("resourceCount")
+    stored = practice.demand(ev["demandId"])
+    assert (stored.publisher, stored.addressee) == (hrss.id, psb.id)
+    assert stored.text_hash == TEXT and stored.answer == DemandAnswer.NONE
+    assert stored.catalog_size == practice.ledger.call("resourceCount")
 
 
 @pytest.mark.parametrize(
@@ -348,7 +356,7 @@ def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice
     drawn = practice.send(psb, "drawSample", inspection)  # anyone may draw, once the block exists
     seed = drawn.event("InspectionDrawn").args["seed"]
     assert seed == bytes(w3.eth.get_block(head + 3)["hash"])
-    assert practice.call("inspection", inspection)[7] == seed
+    assert practice.inspection(inspection).seed == seed
     with reverts("PracticeInspectionStatus", inspectionId=inspection):
         practice.send(psb, "drawSample", inspection)
 
@@ -422,13 +430,13 @@ def test_drawSample_pastTheBlockhashWindow_isExpiredForGood(practice: Practice) 
     )
     # The last block whose next one may still draw it: BLOCKHASH reaches back 256 blocks from the draw's.
     w3.provider.make_request("anvil_mine", [hex(seed_block + 255 - w3.eth.block_number)])  # type: ignore[arg-type]
-    assert [practice.call("inspection", i)[1] for i in (drawn_one, lapsed)] == [InspectionStatus.OPEN] * 2
+    assert [practice.inspection(i).status for i in (drawn_one, lapsed)] == [InspectionStatus.OPEN] * 2
     drawn = practice.send(psb, "drawSample", drawn_one)
     assert drawn.block_number == seed_block + 256  # the last block that can draw it
     assert drawn.event("InspectionDrawn").args["seed"] == bytes(w3.eth.get_block(seed_block)["hash"])
 
-    stored = practice.call("inspection", lapsed)
-    assert stored[1] == InspectionStatus.EXPIRED and stored[7] == ZERO
+    stored = practice.inspection(lapsed)
+    assert stored.status == InspectionStatus.EXPIRED and stored.seed == ZERO
     for anyone in (psb, practice.auditor):
         with reverts("PracticeInspectionStatus", inspectionId=lapsed, status=InspectionStatus.EXPIRED):
             practice.send(anyone, "drawSample", lapsed)
