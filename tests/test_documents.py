@@ -26,6 +26,7 @@ from api.settings import ApiSettings
 from dxl import payload
 from dxl.app import app
 from node.paths import PROJECT_ROOT
+from node.settings import Settings
 
 DOCUMENTS = ("README.md", "api/README.md", "node/audit/README.md", "verifier/MANIFEST.md")
 #: Where the ``DXL_*`` settings are documented.
@@ -186,6 +187,17 @@ def test_every_setting_in_the_table_exists_with_its_default(variable: str, writt
         assert (written, field.default) == (words, value)
         return
     assert field.default == _default_as_written(field, written), f"{variable}: README says {written}"
+
+
+def test_the_services_own_settings_are_the_ones_named() -> None:
+    """README names the settings api/settings.py adds to node/settings.py's: each of them, nothing else."""
+    section = _text("README.md").split("\n## Configuration\n", 1)[1]
+    named = re.search(r"extends it with the HTTP service's own \(([^)]*)\)", section)
+    assert named is not None
+    patterns = [re.escape(p).replace(r"\*", "[A-Z_]+") for p in re.findall(r"`(DXL_[A-Z_*]+)`", named[1])]
+    own = {f"DXL_{name.upper()}" for name in set(ApiSettings.model_fields) - set(Settings.model_fields)}
+    assert sorted(v for v in own if not any(re.fullmatch(p, v) for p in patterns)) == []
+    assert [p for p in patterns if not any(re.fullmatch(p, v) for v in own)] == []
 
 
 def _api_client_commands() -> Iterator[tuple[str, Any]]:
