@@ -921,6 +921,14 @@ class SampledDelivery(BaseModel):
     presented: str | None = None
     #: Recorded on chain: ``passed``, ``failed``, ``not_presented``; None if not recorded yet.
     outcome: str | None = None
+    outcome_as_checked: bool | None = Field(
+        default=None,
+        description="whether the outcome recorded on chain is the one the service's check calls for, with "
+        "its evidence: passed for the kept presentation's MATCH verdict, failed for any other, with the "
+        "SHA-256 of that verdict; not_presented with a zero hash when none was kept. False for an outcome "
+        "recorded around the service (the contract takes any outcome and evidence hash an auditor's key "
+        "sends), or for a presentation kept after its outcome was sent; None while no outcome is recorded",
+    )
     overdue: bool = Field(
         default=False,
         description="its presentation deadline passed by the chain's clock (the latest block's time) with no "

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from sqlalchemy import select
@@ -35,6 +36,7 @@ from node.practice import (
     EvaluationRecord,
     InspectionRecord,
     PracticeReader,
+    RecordedOutcome,
     sampled_provider,
     scores_of,
 )
@@ -513,6 +515,32 @@ _OUTCOME_NAMES = {
 }
 
 
+@dataclass(frozen=True)
+class KeptPresentation:
+    """A presentation the service kept (the latest of a sampled delivery): its verdict's status and the
+    SHA-256 of the verdict as kept, the evidence its outcome records."""
+
+    status: str
+    evidence_hash: bytes
+
+    @classmethod
+    def of(cls, row: InspectionPresentationRow) -> KeptPresentation:
+        return cls(row.status, hashlib.sha256(row.verdict.encode("utf-8")).digest())
+
+
+def outcome_called_for(kept: KeptPresentation | None) -> RecordedOutcome:
+    """The outcome a sampled delivery's presentation calls for, and its evidence: passed for a verdict that
+    matched the chain, failed for any other, with the verdict's hash; not presented, with a zero hash, when
+    none was kept (which only the deadline's passing makes an outcome). What the service records, and what a
+    read holds an outcome recorded on chain to (:attr:`api.models.SampledDelivery.outcome_as_checked`)."""
+    if kept is None:
+        return RecordedOutcome(InspectionOutcome.NOT_PRESENTED, ZERO32)
+    passed = kept.status == "MATCH"
+    return RecordedOutcome(
+        InspectionOutcome.PASSED if passed else InspectionOutcome.FAILED, kept.evidence_hash
+    )
+
+
 class PresentationJudge(Protocol):
     """A presentation's check of the chain at one block: the node's head as read when the judge was made, and
     the verdict on a payload and manifest with every read of the chain made there (the readers ``POST
@@ -584,11 +612,11 @@ class InspectionService:
         head = read_head(self.ledger.client.rpc_url, timeout=HEAD_TIMEOUT_S)
         record = self._record(inspection_id, block=head.number)
         derived = self.sample(record, block=head.number)
-        outcomes: dict[bytes, InspectionOutcome] = {}
-        presented: dict[str, str] = {}
+        outcomes: dict[bytes, RecordedOutcome] = {}
+        presented: dict[str, KeptPresentation] = {}
         if derived is not None:
             read = self.practice.reader.outcomes(inspection_id, to_block=head.number)
-            outcomes = {o.delivery_id: o.outcome for o in read}
+            outcomes = {o.delivery_id: RecordedOutcome(o.outcome, o.evidence_hash) for o in read}
             presented = self._presentations(inspection_id)
         return AtBlock(self._public(record, derived, outcomes, presented, head.timestamp), head.number)
 
@@ -596,28 +624,34 @@ class InspectionService:
         self,
         record: InspectionRecord,
         derived: DerivedSample | None,
-        outcomes: Mapping[bytes, InspectionOutcome],
-        presented: Mapping[str, str],
+        outcomes: Mapping[bytes, RecordedOutcome],
+        presented: Mapping[str, KeptPresentation],
         now: int,
     ) -> m.InspectionPublic:
         """The inspection as the API shows it: ``record`` (the contract's view), its sample ``derived`` (None
-        before the draw), the ``outcomes`` recorded and ``presented`` verdicts, overdue by block time ``now``;
-        all read at one block by the caller (:meth:`read`, or a page of the audit index)."""
+        before the draw), the ``outcomes`` recorded and the presentations kept, overdue by block time ``now``;
+        all read at one block by the caller (:meth:`read`, or a page of the audit index). Each outcome is
+        held to what the presentation kept calls for (:func:`outcome_called_for`): the contract takes any
+        outcome and evidence hash from an auditor's key, around the service's check."""
         sampled: list[m.SampledDelivery] = []
         if derived is not None:
             # The scorecard's rule (node.audit.scorecard: present_by before the clock, no outcome recorded).
             late = record.present_by < now
-            sampled = [
-                m.SampledDelivery(
-                    delivery_id=_hex(d), provider=sampled_provider(derived, d),
-                    presented=presented.get(_hex(d)),
-                    outcome=_OUTCOME_NAMES.get(outcomes.get(d, InspectionOutcome.NONE)),
-                    overdue=late and outcomes.get(d, InspectionOutcome.NONE) is InspectionOutcome.NONE,
-                    grant_id=None if (slot := slot_of(d)) is None else slot[0],
-                    sequence=None if slot is None else slot[1],
-                )
-                for d in derived.sample
-            ]  # fmt: skip
+            sampled = []
+            for d in derived.sample:
+                kept, recorded = presented.get(_hex(d)), outcomes.get(d)
+                slot = slot_of(d)
+                sampled.append(
+                    m.SampledDelivery(
+                        delivery_id=_hex(d), provider=sampled_provider(derived, d),
+                        presented=None if kept is None else kept.status,
+                        outcome=None if recorded is None else _OUTCOME_NAMES[recorded.outcome],
+                        outcome_as_checked=None if recorded is None else recorded == outcome_called_for(kept),
+                        overdue=late and recorded is None,
+                        grant_id=None if slot is None else slot[0],
+                        sequence=None if slot is None else slot[1],
+                    )
+                )  # fmt: skip
         return m.InspectionPublic(
             id=record.inspection_id, auditor=record.auditor,
             status=_STATUS_NAMES[record.status],
@@ -647,12 +681,12 @@ class InspectionService:
             raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
         ids = [r.inspection_id for r in found.items]
         outcomes = practice_index.outcomes(index.engine, ids)
-        presented: dict[int, dict[str, str]] = {}
+        presented: dict[int, dict[str, KeptPresentation]] = {}
         with self.ledger._sessions()() as session:
             for row in session.scalars(
                 select(InspectionPresentationRow).where(InspectionPresentationRow.inspection_id.in_(ids))
             ):
-                presented.setdefault(row.inspection_id, {})[row.delivery_id] = row.status
+                presented.setdefault(row.inspection_id, {})[row.delivery_id] = KeptPresentation.of(row)
         return Listed(
             [self._public(r, self.sample(r), outcomes.get(r.inspection_id, {}),
                           presented.get(r.inspection_id, {}), now)
@@ -671,14 +705,14 @@ class InspectionService:
         me = self.ledger.department_id_of(principal)
         return record.model_copy(update={"sample": [s for s in record.sample if s.provider == me]})
 
-    def _presentations(self, inspection_id: int) -> dict[str, str]:
+    def _presentations(self, inspection_id: int) -> dict[str, KeptPresentation]:
         with self.ledger._sessions()() as session:
             rows = session.scalars(
                 select(InspectionPresentationRow).where(
                     InspectionPresentationRow.inspection_id == inspection_id
                 )
             )
-            return {row.delivery_id: row.status for row in rows}
+            return {row.delivery_id: KeptPresentation.of(row) for row in rows}
 
     def _send(self, fn: str, *args: Any, finish: Finish) -> m.Written[m.InspectionPublic]:
         written = self.practice._send(self.ledger, self.ledger.auditor_account(), fn, *args, finish=finish)
@@ -839,20 +873,17 @@ class InspectionService:
         with self.practice.presentation_lock(inspection_id, raw):
             with self.ledger._sessions()() as session:
                 row = session.get(InspectionPresentationRow, (inspection_id, _hex(raw)))
-                status, verdict = (None, None) if row is None else (row.status, row.verdict)
-            if status is None:
-                if self.ledger._chain_time() <= record.present_by:
-                    raise ApiError(
-                        "INVALID_OUTCOME",
-                        f"delivery {body.delivery_id} may still be presented until {record.present_by}",
-                    )
-                outcome, evidence = InspectionOutcome.NOT_PRESENTED, ZERO32
-            else:
-                assert verdict is not None
-                outcome = InspectionOutcome.PASSED if status == "MATCH" else InspectionOutcome.FAILED
-                evidence = hashlib.sha256(verdict.encode("utf-8")).digest()
+                kept = None if row is None else KeptPresentation.of(row)
+            if kept is None and self.ledger._chain_time() <= record.present_by:
+                raise ApiError(
+                    "INVALID_OUTCOME",
+                    f"delivery {body.delivery_id} may still be presented until {record.present_by}",
+                )
+            called = outcome_called_for(kept)
             finish = Finish("practice.inspection", inspection_id)
-            return self._send("recordOutcome", inspection_id, raw, int(outcome), evidence, finish=finish)
+            return self._send(
+                "recordOutcome", inspection_id, raw, int(called.outcome), called.evidence_hash, finish=finish
+            )
 
 
 class InspectionDrawer:

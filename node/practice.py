@@ -168,6 +168,15 @@ class OutcomeRecord:
 
 
 @dataclass(frozen=True)
+class RecordedOutcome:
+    """What the contract holds of one sampled delivery's outcome: the outcome and the evidence hash recorded
+    with it (the SHA-256 of the verdict the service kept for a presentation; zero for none presented)."""
+
+    outcome: InspectionOutcome
+    evidence_hash: bytes
+
+
+@dataclass(frozen=True)
 class SampledRecord:
     """A delivery (or receipt slot) a drawn inspection's sample holds, and by when it was to be presented."""
 

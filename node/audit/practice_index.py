@@ -31,7 +31,7 @@ from node.audit.events import (
     OUTCOME_RECORDED,
 )
 from node.audit.queries import MAX_INDEXED_ID, MAX_LIMIT, IndexPage, decode_cursor, encode_cursor
-from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, scores_of
+from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, RecordedOutcome, scores_of
 from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 from verifier.sampling import BLOCKHASH_WINDOW
 
@@ -201,14 +201,14 @@ def inspections(
     return IndexPage([record(r) for r in opened[: len(ids)]], next_cursor, [encode_cursor(i) for i in ids])
 
 
-def outcomes(engine: Engine, inspection_ids: Sequence[int]) -> dict[int, dict[bytes, InspectionOutcome]]:
-    """The outcomes recorded in each of ``inspection_ids``, by sampled delivery (one query: what a page of
-    inspections shows, whatever the number of outcomes recorded in others)."""
+def outcomes(engine: Engine, inspection_ids: Sequence[int]) -> dict[int, dict[bytes, RecordedOutcome]]:
+    """The outcomes recorded in each of ``inspection_ids``, with their evidence hashes, by sampled delivery
+    (one query: what a page of inspections shows, whatever the number of outcomes recorded in others)."""
     ids = [i for i in inspection_ids if 0 <= i <= MAX_INDEXED_ID]
     if not ids:
         return {}
     p = m.practice_events.c
-    found: dict[int, dict[bytes, InspectionOutcome]] = {}
+    found: dict[int, dict[bytes, RecordedOutcome]] = {}
     with engine.connect() as conn:
         for ident, fields in conn.execute(
             select(p.inspection_id, p.fields)
@@ -216,7 +216,8 @@ def outcomes(engine: Engine, inspection_ids: Sequence[int]) -> dict[int, dict[by
             .order_by(p.seq)
         ):
             f = json.loads(fields)
-            found.setdefault(int(ident), {})[_b32(f["deliveryId"])] = InspectionOutcome(int(f["outcome"]))
+            recorded = RecordedOutcome(InspectionOutcome(int(f["outcome"])), _b32(f["evidenceHash"]))
+            found.setdefault(int(ident), {})[_b32(f["deliveryId"])] = recorded
     return found
 
 

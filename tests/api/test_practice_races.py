@@ -169,7 +169,8 @@ def test_a_presentation_is_judged_at_the_head_it_read_and_its_outcome_commits_to
     outcome = ok(
         env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": did})
     )
-    assert outcome["record"]["sample"][0]["outcome"] == "passed"
+    sampled = outcome["record"]["sample"][0]
+    assert (sampled["outcome"], sampled["outcome_as_checked"]) == ("passed", True), sampled
     practice, deployed = _practice(env)
     (event, _block), = practice.get_logs("InspectionOutcomeRecorded", inspection.to_bytes(32, "big"),
                                          from_block=deployed)  # fmt: skip
@@ -261,6 +262,39 @@ def test_single_reads_declare_the_block_header_they_answer(proxied: tuple[ApiEnv
     for path in ("/demands/{demand_id}", "/inspections/{inspection_id}"):
         headers = paths[path]["get"]["responses"]["200"]["headers"]
         assert headers["X-Chain-Block"]["schema"] == {"type": "integer", "minimum": 0}, headers
+
+
+def test_an_outcome_recorded_around_the_services_check_is_shown_so(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """The contract takes any outcome and evidence hash from an auditor's key: a pass sent straight to the
+    contract for a delivery whose presentation did not match (its payload altered) is on chain, and counted
+    by the chain's figures; every read of the inspection shows it with ``outcome_as_checked`` false, where
+    the outcome the service records is true, and a delivery with none recorded null."""
+    env, _proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
+    altered = base64.b64encode(base64.b64decode(payload) + b"9,forged\n").decode()
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": altered}
+    presented = ok(env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body))
+    assert presented["verdict"]["status"] == "MISMATCH"
+    shown = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["sample"][0]
+    assert (shown["outcome"], shown["outcome_as_checked"]) == (None, None)
+    practice, _deployed = _practice(env)
+    auditor = env.keystore.unlock("auditor")
+    passed = 1  # InspectionOutcome.PASSED
+    practice.wait(practice.submit(auditor, practice.build(
+        str(auditor.address), "recordOutcome", inspection, bytes.fromhex(did[2:]), passed, bytes(32),
+    )))  # fmt: skip
+    single = ok(env.call("GET", f"/inspections/{inspection}", "auditor"))["sample"][0]
+    listed = next(i for i in ok(env.call("GET", "/inspections", "hrss")) if i["id"] == inspection)["sample"][
+        0
+    ]
+    for read in (single, listed):
+        assert (read["presented"], read["outcome"], read["outcome_as_checked"]) == (
+            "MISMATCH",
+            "passed",
+            False,
+        )
 
 
 # --- draws -----------------------------------------------------------------------------------------------
