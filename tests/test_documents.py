@@ -382,3 +382,25 @@ def test_the_documents_name_make_targets() -> None:
 @pytest.mark.parametrize(("document", "target"), _documented_make_targets())
 def test_every_make_target_a_document_names_exists(document: str, target: str) -> None:
     assert target in _make_targets(), f"{document} names `make {target}`: the Makefile has no such target"
+
+
+def test_the_writes_that_ignore_an_idempotency_key_are_the_ones_named() -> None:
+    """api/README (Retries) names the POSTs that take no Idempotency-Key: exactly the writes whose operation
+    does not declare it."""
+    named = re.search(r"the other `POST`s \(([^)]*)\)", _text("api/README.md"))
+    assert named is not None
+    spans = re.findall(r"`([^`]+)`", named[1])
+    paths = create_app(connect=False).openapi()["paths"]
+    keyless = {
+        path
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+        if method in ("post", "put", "patch", "delete")
+        and not any(p.get("name") == "Idempotency-Key" for p in operation.get("parameters", []))
+    }
+
+    def names(path: str, span: str) -> bool:
+        return path == span if span.startswith("/") else path.endswith(f"/{span}")
+
+    assert sorted(p for p in keyless if not any(names(p, s) for s in spans)) == []
+    assert [s for s in spans if not any(names(p, s) for p in keyless)] == []
