@@ -276,8 +276,20 @@ def test_every_status_and_code_the_documents_write_is_declared(document: str, st
 
 # --- HTTP operations ---------------------------------------------------------------------------------------
 
-#: Paths the service answers outside its OpenAPI document: the console's page and files.
-NOT_IN_OPENAPI = {("GET", "/")}
+#: Paths the service answers outside its OpenAPI document: the console's page, the interactive docs and the
+#: document itself.
+NOT_IN_OPENAPI = {("GET", "/"), ("GET", "/docs"), ("GET", "/openapi.json")}
+
+
+def _expand(written: str) -> list[str]:
+    """The paths ``written`` stands for: ``/inspections[/{id}]`` the list and the look-up, ``…/a|b`` (or, in a
+    table, ``…/a\\|b``) each alternative of the last segment."""
+    found: list[str] = []
+    written = written.replace("\\|", "|").rstrip(".")
+    for path in dict.fromkeys((re.sub(r"\[(.*)\]", "", written), re.sub(r"\[(.*)\]", r"\1", written))):
+        head, _, last = path.rpartition("/")
+        found += [f"{head}/{alternative}" if head or alternative else "/" for alternative in last.split("|")]
+    return found
 
 
 def _documented_operations() -> list[tuple[str, str, str]]:
@@ -287,11 +299,7 @@ def _documented_operations() -> list[tuple[str, str, str]]:
     for doc in DOCUMENTS:
         text = re.sub(r"<[^>\n]*>", "X", _text(doc))
         for method, written in re.findall(r"\b(GET|POST|PUT|DELETE) (/[^\s`),;:?]*)", text):
-            # ``/inspections[/{id}]``: the list and the look-up
-            for path in {re.sub(r"\[(.*)\]", "", written), re.sub(r"\[(.*)\]", r"\1", written)}:
-                head, _, last = path.rstrip(".").rpartition("/")
-                for alternative in last.split("|"):
-                    found.add((doc, method, f"{head}/{alternative}" if head or alternative else "/"))
+            found |= {(doc, method, path) for path in _expand(written)}
     return sorted(found)
 
 
@@ -315,6 +323,47 @@ def test_every_operation_a_document_names_is_served(document: str, method: str, 
     if (method, path) in NOT_IN_OPENAPI:
         return
     assert (method, _template(path)) in _served(), f"{document} names {method} {path}: no such operation"
+
+
+#: The matrix's columns of principals, as ``x-dxl-roles`` names their roles.
+ROLE_COLUMNS = ("department", "auditor", "governor")
+
+
+def _matrix() -> list[tuple[str, str, frozenset[str], bool]]:
+    """api/README.md's authorization matrix: (method, path, the roles it admits, whether it needs no token)
+    for every operation a row names; a role is admitted unless its cell says 403, and an operation that needs
+    no token admits no role in particular (``x-dxl-roles`` ``[]``)."""
+    section = _text("api/README.md").split("The authorization matrix", 1)[1].split("\n\n1. ", 1)[0]
+    found: list[tuple[str, str, frozenset[str], bool]] = []
+    for line in section.splitlines():
+        if not line.startswith("| `"):
+            continue
+        operations, *principals, anonymous = (c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1])
+        roles = frozenset(
+            r for r, cell in zip(ROLE_COLUMNS, principals, strict=True) if not cell.startswith("403")
+        )
+        for method, written in re.findall(r"`(GET|POST|PUT|DELETE) ([^`]+)`", operations):
+            public = anonymous == "yes"
+            found += [(method, path, frozenset() if public else roles, public) for path in _expand(written)]
+    return found
+
+
+def test_the_authorization_matrix_is_every_operations_roles() -> None:
+    """Every operation of /openapi.json is in one row of the matrix, with the roles its ``x-dxl-roles`` admits
+    (none: no token needed); every operation the matrix names is served."""
+    matrix = _matrix()
+    rows = {(method, _template(path)): (roles, public) for method, path, roles, public in matrix}
+    assert len(rows) == len(matrix), "an operation is in two rows of the matrix"
+    paths = create_app(connect=False).openapi()["paths"]
+    served = {
+        (method.upper(), _template(path)): frozenset(operation["x-dxl-roles"])
+        for path, operations in paths.items()
+        for method, operation in operations.items()
+    }
+    assert sorted(set(served) - set(rows)) == [], "operations the matrix leaves out"
+    assert sorted(set(rows) - set(served) - {(m, _template(p)) for m, p in NOT_IN_OPENAPI}) == []
+    wrong = {op: (rows[op], roles) for op, roles in served.items() if rows[op] != (roles, not roles)}
+    assert wrong == {}, "(matrix: roles, public) against x-dxl-roles"
 
 
 # --- files and tests the documents point to ----------------------------------------------------------------
