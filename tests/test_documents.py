@@ -200,6 +200,33 @@ def test_the_services_own_settings_are_the_ones_named() -> None:
     assert [p for p in patterns if not any(re.fullmatch(p, v) for v in own)] == []
 
 
+def _defaults_in_prose() -> list[tuple[str, str, str]]:
+    """Every ``DXL_X`` … ``(default V`` or ``V by default`` the documents write of a setting: (document,
+    variable, V)."""
+    found: set[tuple[str, str, str]] = set()
+    value = r"([0-9][0-9,]*(?:\.[0-9]+)?|true|false)"
+    pattern = re.compile(
+        rf"`(DXL_[A-Z_]+)`[^.;`]{{0,30}}?(?:\bdefault:?\s+`?{value}|\b{value}`?(?: s)? by default)"
+    )
+    for doc in SETTINGS_DOCUMENTS:
+        for variable, *values in pattern.findall(re.sub(r"\s+", " ", _text(doc))):
+            if variable.removeprefix("DXL_").lower() in ApiSettings.model_fields:
+                found.add((doc, variable, next(v for v in values if v)))
+    return sorted(found)
+
+
+@pytest.mark.parametrize(("document", "variable", "written"), _defaults_in_prose())
+def test_every_default_the_documents_state_is_the_settings(
+    document: str, variable: str, written: str
+) -> None:
+    field = ApiSettings.model_fields[variable.removeprefix("DXL_").lower()]
+    assert field.default == _default_as_written(field, written.replace(",", "")), f"{document}: {variable}"
+
+
+def test_the_documents_state_defaults_in_prose() -> None:
+    assert len(_defaults_in_prose()) >= 8
+
+
 def _api_client_commands() -> Iterator[tuple[str, Any]]:
     """Every command with an option read from DXL_API_URL or DXL_TOKEN."""
     stack: list[tuple[str, Any]] = [("dxl", _dxl())]
