@@ -927,7 +927,7 @@ class SampledDelivery(BaseModel):
         "its evidence: passed for the kept presentation's MATCH verdict, failed for any other, with the "
         "SHA-256 of that verdict; not_presented with a zero hash when none was kept. False for an outcome "
         "recorded around the service (the contract takes any outcome and evidence hash an auditor's key "
-        "sends), or for a presentation kept after its outcome was sent; None while no outcome is recorded",
+        "sends); None while no outcome is recorded",
     )
     overdue: bool = Field(
         default=False,

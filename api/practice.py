@@ -835,6 +835,14 @@ class InspectionService:
                 raise ApiError(
                     "PRESENTATION_CLOSED", f"delivery {body.delivery_id}'s outcome is recorded already"
                 )
+            # Its recording answered TRANSACTION_PENDING and let the lock go: the transaction, journaled and
+            # re-sent until mined, commits to the verdict kept now.
+            if (sent := self._outcome_in_flight(inspection_id, raw)) is not None:
+                raise ApiError(
+                    "PRESENTATION_CLOSED",
+                    f"delivery {body.delivery_id}'s outcome is being recorded (transaction {sent}, sent and "
+                    "not mined yet)",
+                )
             if at.head.timestamp > record.present_by:
                 raise ApiError(
                     "PRESENTATION_CLOSED",
@@ -862,6 +870,17 @@ class InspectionService:
         return m.PresentationPublic(
             inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(verdict)
         )
+
+    def _outcome_in_flight(self, inspection_id: int, drawn: bytes) -> str | None:
+        """The hash of a journaled transaction recording the outcome of ``drawn`` in the inspection that is
+        sent and not known mined, if any: its calldata (``recordOutcome(inspectionId, deliveryId, …)``, whose
+        leading 68 bytes name the two) lies verbatim in the signed bytes the journal keeps."""
+        call = self.practice.client.functions.plain_calldata(
+            "recordOutcome", (inspection_id, drawn, int(InspectionOutcome.PASSED), ZERO32)
+        )
+        assert call is not None  # plain arguments of the contract's own types
+        names = bytes.fromhex(call[2:])[: 4 + 32 + 32]
+        return next((e.tx_hash for e in self.ledger.sender.journal.unsettled() if names in e.raw), None)
 
     def record_outcome(
         self, *, principal: Principal, inspection_id: int, body: m.OutcomeCreate

@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from api_helpers import (
     ApiEnv,
+    ServerThread,
     api_home,
     grant_between,
     in_pool,
@@ -295,6 +297,54 @@ def test_an_outcome_recorded_around_the_services_check_is_shown_so(
             "passed",
             False,
         )
+
+
+def test_no_presentation_is_taken_while_its_outcomes_transaction_is_pending(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """An outcome whose transaction is not mined in time answers 409 TRANSACTION_PENDING and lets the
+    delivery's lock go, its transaction journaled and re-sent until mined, committing to the verdict kept.
+    A presentation then is closed until that transaction is settled: before, it was taken, and replaced the
+    verdict the pending outcome's evidence hash commits to (a MISMATCH kept behind a pass)."""
+    from api.app import create_app
+
+    env, _proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    ok(env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body))
+    # The same service on its database, waiting a second for a receipt (the product's default is a minute).
+    app = create_app(env.settings)
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        ledger = app.state.dxl.ledger
+        ledger.client.receipt_timeout = ledger.sender.client.receipt_timeout = 1.0
+
+        def call(path: str, who: str, json: Any, **headers: str) -> httpx.Response:
+            return client.post(path, headers=env.headers(who, **headers), json=json)
+
+        key = {"Idempotency-Key": f"pending-outcome-{inspection}"}
+
+        _rpc(env, "evm_setAutomine", False)
+        try:
+            pending = call(f"/inspections/{inspection}/outcomes", "auditor", {"delivery_id": did}, **key)
+            error = pending.json()["error"]
+            assert (pending.status_code, error["code"]) == (409, "TRANSACTION_PENDING"), pending.text
+            altered = base64.b64encode(base64.b64decode(payload) + b"9,forged\n").decode()
+            closed = call(
+                f"/inspections/{inspection}/presentations", "hrss", {**body, "payload_base64": altered}
+            )
+            assert (closed.status_code, closed.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED"), (
+                closed.text
+            )
+            assert error["tx_hash"] in closed.json()["error"]["message"]
+        finally:
+            _rpc(env, "evm_setAutomine", True)
+            mine(env)
+    # The client asks again with its key, as for any TRANSACTION_PENDING: the journaled transaction's answer.
+    done = ok(env.call("POST", f"/inspections/{inspection}/outcomes", "auditor", json={"delivery_id": did},
+                       headers=key))  # fmt: skip
+    assert done["transaction"]["hash"] == error["tx_hash"] and _claims_left(env) == []
+    shown = done["record"]["sample"][0]
+    assert (shown["presented"], shown["outcome"], shown["outcome_as_checked"]) == ("MATCH", "passed", True)
 
 
 # --- draws -----------------------------------------------------------------------------------------------
