@@ -93,6 +93,7 @@ class PayloadFormatError(VerifierError, ValueError):
         super().__init__(f"payload {path} is not valid for its format: {reason}")
         self.path = path
         self.reason = reason
+        self.reason = reason
 
 
 class ProofError(VerifierError, ValueError):

@@ -247,6 +247,23 @@ def _jsonl_batches(
         yield _RecordTask(hasher, carry, len(carry), progress)
 
 
+#: Why a CSV payload is refused, in MANIFEST.md's words, by the start of the csv module's message. Its own
+#: words for a bare CR advise opening the file in universal-newline mode, which would split the very file the
+#: format refuses; the console's reader (``api/console/js/merkle.js``) says the same as these.
+CSV_REFUSALS = {
+    "unexpected end of data": "a quote is not closed before the end of the file",
+    "',' expected after '\"'": "a closing quote is followed by something other than a delimiter or a line "
+    "end",
+    "new-line character seen in unquoted field": "a CR outside quotes is followed by something other than "
+    "a line end (bare-CR line ends are refused: end lines with LF)",
+}
+
+
+def _csv_refusal(error: csv.Error) -> str:
+    message = str(error)
+    return next((why for start, why in CSV_REFUSALS.items() if message.startswith(start)), message)
+
+
 def _csv_records(f: BinaryIO, path: str) -> Iterator[tuple[bytes, int]]:
     """Each row's leaf bytes, with the number of payload bytes it took (its LF included, if it had one)."""
     consumed: list[bytes] = []
@@ -271,7 +288,7 @@ def _csv_records(f: BinaryIO, path: str) -> Iterator[tuple[bytes, int]]:
             except StopIteration:
                 break
             except csv.Error as e:
-                raise PayloadFormatError(path, f"CSV row {reader.line_num}: {e}") from None
+                raise PayloadFormatError(path, f"CSV row {reader.line_num}: {_csv_refusal(e)}") from None
             raw = b"".join(consumed)
             consumed.clear()
             yield (raw[:-1] if raw.endswith(b"\n") else raw), len(raw)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +29,10 @@ from console_scenario import Scenario, build
 
 from node.types import GovernanceAction, admission_data
 from tests.loopback import serving
+from verifier.commitment import commit_payload
+from verifier.errors import PayloadFormatError
+from verifier.hashing import HashAlgorithm
+from verifier.leaves import Chunking, PayloadFormat
 
 pytestmark = pytest.mark.xdist_group("api-console")
 
@@ -125,6 +130,19 @@ def test_every_answer_carries_the_security_headers(
             assert csp == "default-src 'none'; frame-ancestors 'none'"
 
 
+def _refusal(vector: dict[str, Any]) -> str:
+    """Why the Python verifier refuses a payload vector (its PayloadFormatError's reason)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "payload"
+        path.write_bytes(bytes.fromhex(vector["content_hex"]))
+        chunking = Chunking(PayloadFormat(vector["format"]), vector["chunk_size"])
+        try:
+            commit_payload(path, alg=HashAlgorithm.parse(vector["alg"]), salt=b"", chunking=chunking)
+        except PayloadFormatError as refused:
+            return refused.reason
+    raise AssertionError(f"the Python verifier takes {vector['desc']}")
+
+
 def test_webcrypto_commitment_passes_the_python_verifiers_vectors(console: Any) -> None:
     page = console(None).page
     payloads = json.loads((VECTORS / "payload_vectors.json").read_text())
@@ -144,7 +162,7 @@ def test_webcrypto_commitment_passes_the_python_verifiers_vectors(console: Any) 
               const f = await m.commitBlob(blob, {alg: v.alg, salt: m.fromHex(v.salt), format: v.format,
                                                   chunkSize: v.chunk_size, batchBytes: v.chunk_size});
               out.payloads[out.payloads.length - 1].blobRoot = m.toHex(f.root);
-            } catch (e) { out.payloads.push({error: e.name}); }
+            } catch (e) { out.payloads.push({error: e.name, reason: e.message}); }
           }
           for (const v of trees) {
             const salt = m.fromHex(v.salt);
@@ -158,7 +176,8 @@ def test_webcrypto_commitment_passes_the_python_verifiers_vectors(console: Any) 
     assert len(got["payloads"]) == len(payloads) > 30
     for vector, result in zip(payloads, got["payloads"], strict=True):
         if "want_err" in vector:
-            assert result == {"error": "PayloadFormatError"}, vector["desc"]
+            # Refused for the reason `dxl commit` names, in the same words.
+            assert result == {"error": "PayloadFormatError", "reason": _refusal(vector)}, vector["desc"]
         else:
             assert result == {
                 "root": vector["want_root"],

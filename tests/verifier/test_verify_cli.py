@@ -131,6 +131,31 @@ def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, 
 
 
 @pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"id,name\r1,Ann\r", "a CR outside quotes is followed by something other than a line end"),
+        (b'id,note\n1,"open\n', "a quote is not closed before the end of the file"),
+        (
+            b'id,note\n1,"a"b\n',
+            "a closing quote is followed by something other than a delimiter or a line end",
+        ),
+    ],
+    ids=["bare-CR line ends", "quote not closed", "bytes after a closing quote"],
+)
+def test_a_csv_the_format_refuses_is_named_in_its_specifications_words(
+    tmp_path: Path, content: bytes, why: str
+) -> None:
+    """MANIFEST.md's refusals, said as it says them: the csv module's own words for a bare CR advised opening
+    the file in universal-newline mode, which would split the file the format refuses."""
+    path = tmp_path / "rows.csv"
+    path.write_bytes(content)
+    code, _, err = dxl("commit", path)
+    assert code == 2 and why in err and "universal-newline" not in err, err
+    code, out, _ = dxl("commit", path, "--json")
+    assert (code, json.loads(out)["code"]) == (2, "PAYLOAD_FORMAT_INVALID")
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["--alg", "md5"],

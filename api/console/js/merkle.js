@@ -97,11 +97,14 @@ function csvStep(state, c) {
       if (c === QUOTE) return IN_QUOTED;
       if (c === COMMA) return START_FIELD;
       if (lineEnd || c === EOL) return c === EOL ? START_RECORD : EAT_CRNL;
-      throw new Error("',' expected after '\"'");
+      throw new Error("a closing quote is followed by something other than a delimiter or a line end");
     case EAT_CRNL:
       if (lineEnd) return EAT_CRNL;
       if (c === EOL) return START_RECORD;
-      throw new Error("new-line character seen in unquoted field");
+      throw new Error(
+        "a CR outside quotes is followed by something other than a line end (bare-CR line ends are refused: " +
+          "end lines with LF)",
+      );
     default:
       throw new Error(`bad state ${state}`);
   }
@@ -129,7 +132,9 @@ function csvLeaves(bytes) {
     }
     start = end;
   }
-  if (state !== START_RECORD) throw new PayloadFormatError(`CSV row ${line}: unexpected end of data`);
+  if (state !== START_RECORD) {
+    throw new PayloadFormatError(`CSV row ${line}: a quote is not closed before the end of the file`);
+  }
   return out;
 }
 
