@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.server import server_config
 from api.settings import ApiSettings
@@ -145,9 +147,15 @@ def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:
         home=home,
         rpc_url=endpoint.rpc_url,
         chain_id=endpoint.chain_id,
-        keystore_passphrase=PASSPHRASE,
+        keystore_passphrase=SecretStr(PASSPHRASE),
         inspection_draw_interval=0,
-    )  # type: ignore[call-arg]
+    )
+
+
+def no_database() -> sessionmaker[Session]:
+    """The sessions of a ledger service built for a test that needs no database of the API's: if the service
+    asks for them after all, the test fails here, not with a None somewhere else."""
+    raise AssertionError("the ledger service asked for the API's database, which this test did not give it")
 
 
 def delivery_id_for(provider: int) -> str:
@@ -173,21 +181,22 @@ def ok(response: httpx.Response, status: int = 200) -> Any:
 
 def register(env: ApiEnv, who: str, share_type: str = "conditional") -> int:
     body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": share_type, "sensitivity": 2}
-    return ok(env.call("POST", "/resources", who, json=body), 201)["record"]["id"]
+    return int(ok(env.call("POST", "/resources", who, json=body), 201)["record"]["id"])
 
 
 def request_access(
     env: ApiEnv, who: str, resource_id: int, purpose: str = "benefit eligibility check"
-) -> dict:
+) -> dict[str, Any]:
     valid_from, valid_until = period(env)
     body = {
         "resource_id": resource_id, "purpose": purpose, "scope_hash": b32(), "terms_hash": b32(),
         "valid_from": valid_from, "valid_until": valid_until,
     }  # fmt: skip
-    return ok(env.call("POST", "/requests", who, json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/requests", who, json=body), 201)["record"]
+    return record
 
 
-def agreement_between(env: ApiEnv, provider: str, consumer: str) -> dict:
+def agreement_between(env: ApiEnv, provider: str, consumer: str) -> dict[str, Any]:
     """Resource of ``provider`` → request by ``consumer`` → approved → both sign in custody → agreement."""
     resource_id = register(env, provider)
     req = request_access(env, consumer, resource_id)
@@ -195,16 +204,20 @@ def agreement_between(env: ApiEnv, provider: str, consumer: str) -> dict:
     ok(env.call("POST", f"/requests/{req['id']}/signatures", consumer, json={}))
     outcome = ok(env.call("POST", f"/requests/{req['id']}/signatures", provider, json={}))
     assert outcome["status"] == "concluded", outcome
-    return outcome["agreement"]
+    agreement: dict[str, Any] = outcome["agreement"]
+    return agreement
 
 
-def grant_between(env: ApiEnv, provider: str, consumer: str) -> dict:
+def grant_between(env: ApiEnv, provider: str, consumer: str) -> dict[str, Any]:
     agreement = agreement_between(env, provider, consumer)
     body = {"agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}
-    return ok(env.call("POST", "/grants", provider, json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/grants", provider, json=body), 201)["record"]
+    return record
 
 
-def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | None = None) -> dict:
+def delivery_between(
+    env: ApiEnv, provider: str, consumer: str, grant: dict[str, Any] | None = None
+) -> dict[str, Any]:
     grant = grant or grant_between(env, provider, consumer)
     body = {
         "delivery_id": delivery_id_for(grant["provider"]),
@@ -213,7 +226,8 @@ def delivery_between(env: ApiEnv, provider: str, consumer: str, grant: dict | No
         "byte_size": 1024,
         "record_count": 3,
     }
-    return ok(env.call("POST", "/deliveries", provider, json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/deliveries", provider, json=body), 201)["record"]
+    return record
 
 
 def receipt_body(grant: dict[str, Any], **fields: Any) -> dict[str, Any]:

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, api_home, make_settings, served
-from console_browser import launched
 
 from node.anvil import EmbeddedNode
+from tests.api.api_helpers import ApiEnv, api_home, make_settings, served
+from tests.api.console_browser import launched
 
 
 @pytest.fixture(scope="module")

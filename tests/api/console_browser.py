@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv
+
+from tests.api.api_helpers import ApiEnv
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("DXL_CONSOLE_SCREENSHOTS") or REPO / "build/console-screenshots")

@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import ApiEnv, b32, catalog_document, delivery_between, ok, period
 from eth_account import Account
+
+from tests.api.api_helpers import ApiEnv, b32, catalog_document, delivery_between, ok, period
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-contract")

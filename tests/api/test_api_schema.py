@@ -87,6 +87,8 @@ def test_a_database_made_before_the_migrations_is_brought_to_the_same_schema(eng
     assert kept == [(7, "mined", None)]
     # The documents stored before are searchable: their search text written from the text stored.
     with engine.connect() as c:
-        searched = dict(c.execute(text("SELECT metadata_hash, search_text FROM api_catalog_documents")).all())
+        searched: dict[str, str] = dict(
+            c.execute(text("SELECT metadata_hash, search_text FROM api_catalog_documents")).all()
+        )
     assert searched == {"0x01": "household register\x1f\x1f户籍", "0x02": "\x1f"}
     assert _version(engine) == "0002"

@@ -8,7 +8,8 @@ import re
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, delivery_between, ok
+
+from tests.api.api_helpers import ApiEnv, b32, delivery_between, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-authorization")

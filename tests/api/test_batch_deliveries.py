@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, delivery_id_for, grant_between, ok
 
 from api.models import MAX_BATCH_DELIVERIES
+from tests.api.api_helpers import ApiEnv, b32, delivery_id_for, grant_between, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-batch-deliveries")

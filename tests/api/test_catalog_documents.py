@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import pytest
-from api_helpers import ApiEnv, b32, catalog_document, ok, sql
 
 from node.provision import RESOURCES
+from tests.api.api_helpers import ApiEnv, b32, catalog_document, ok, sql
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-catalog-documents")
@@ -34,7 +34,8 @@ def canonical_hash(doc: dict[str, Any]) -> str:
 
 def register(env: ApiEnv, who: str, doc: dict[str, Any], share_type: str = "conditional") -> dict[str, Any]:
     body = {"metadata": doc, "schema_hash": b32(), "share_type": share_type, "sensitivity": 1}
-    return ok(env.call("POST", "/resources", who, json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/resources", who, json=body), 201)["record"]
+    return record
 
 
 def test_chinese_document_round_trips_exactly_and_its_hash_is_on_the_chain(api_env: ApiEnv) -> None:
@@ -335,10 +336,11 @@ def _without(key: str) -> dict[str, Any]:
     [
         ({"metadata": _without("dct:title"), "share_type": "conditional"}, "metadata.dct:title"),
         ({"metadata": document(title=""), "share_type": "conditional"}, "metadata.dct:title"),
-        ({"metadata": document(**{"csvw:column": []}), "share_type": "conditional"}, "metadata.csvw:column"),
+        ({"metadata": {**document(), "csvw:column": []}, "share_type": "conditional"},
+         "metadata.csvw:column"),
         ({"metadata": document(**{"dcat:mediaType": "csv"}), "share_type": "conditional"},
          "metadata.dcat:mediaType"),
-        ({"metadata": document(title=7), "share_type": "conditional"}, "metadata.dct:title"),
+        ({"metadata": {**document(), "dct:title": 7}, "share_type": "conditional"}, "metadata.dct:title"),
         ({"metadata": document(extra="x"), "share_type": "conditional"}, "metadata.extra"),
         ({"metadata": _without("dct:accessRights"), "share_type": "conditional"}, None),
         ({"metadata": document(), "metadata_hash": "0x" + "11" * 32, "share_type": "conditional"}, None),

@@ -6,9 +6,9 @@ import os
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, ok, register
 
 from api import catalog_bench
+from tests.api.api_helpers import ApiEnv, ok, register
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-catalog-list")

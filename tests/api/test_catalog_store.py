@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from api_helpers import catalog_document
 from sqlalchemy import Engine, delete, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.catalog import CatalogIndex, CatalogQuery, DocumentStore, checked, search_text
 from api.db import CatalogDocumentRow, CatalogEntryRow, CatalogSyncRow, init_db, make_engine, session_factory
 from node.types import ShareType
+from tests.api.api_helpers import catalog_document
 from tests.postgres import BACKENDS, api_engine
 
 
@@ -44,6 +45,10 @@ def test_any_text_of_a_document_is_stored_checked_and_searched(engine: Engine, t
     index = CatalogIndex(lambda: sessions)
     for needle in (title, "\x00", "%", "_"):
         assert index.page(engine, CatalogQuery(text=needle), cursor=None, limit=5).entries == []
+
+
+def _given(sessions: sessionmaker[Session]) -> Callable[[], sessionmaker[Session]]:
+    return lambda: sessions
 
 
 def _indexed_catalog(url: str, count: int) -> Engine:
@@ -83,7 +88,7 @@ def test_two_services_following_the_index_at_once_on_one_database_both_succeed(
     monkeypatch.setattr(CatalogIndex, "SYNC_BATCH", 40)  # several batches each: more moments to collide
     engines = [make_engine(url) for _ in range(2)]
     factories = [session_factory(e) for e in engines]
-    followers = [CatalogIndex(lambda s=s: s) for s in factories]
+    followers = [CatalogIndex(_given(s)) for s in factories]
     try:
         for fresh in (True, False, True, False):
             with engine.begin() as conn:  # both build the table from the start: a new database, or an index
@@ -121,7 +126,7 @@ def test_two_services_storing_the_same_documents_at_once_both_succeed(engine: En
     url = engine.url.render_as_string(hide_password=False)
     engines = [make_engine(url) for _ in range(2)]
     factories = [session_factory(e) for e in engines]
-    stores = [DocumentStore(lambda s=s: s) for s in factories]
+    stores = [DocumentStore(_given(s)) for s in factories]
     documents = [catalog_document(f"同时存储 {i}") for i in range(60)]
     start = threading.Barrier(2)
 

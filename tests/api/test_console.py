@@ -22,12 +22,13 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, pass_past, period
-from api_helpers import mine as mine_blocks
-from console_browser import REPO, Console, consoles
-from console_scenario import Scenario, build
+from playwright.sync_api import Dialog
 
 from node.types import GovernanceAction, admission_data
+from tests.api.api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, pass_past, period
+from tests.api.api_helpers import mine as mine_blocks
+from tests.api.console_browser import REPO, Console, consoles
+from tests.api.console_scenario import Scenario, build
 from tests.loopback import serving
 from verifier.commitment import commit_payload
 from verifier.errors import PayloadFormatError
@@ -596,9 +597,13 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
     # CIVIL: its own demand, overdue, and SAMR's to any department, which it may answer; not HEALTH's to HRSS.
     civil = console("civil")
     page = civil.open("demands")
-    ids = lambda where: page.eval_on_selector_all(  # noqa: E731
-        f"#{where} article.demand", "a => a.map(x => Number(x.dataset.demand))"
-    )
+
+    def ids(where: str) -> list[int]:
+        shown: list[int] = page.eval_on_selector_all(
+            f"#{where} article.demand", "a => a.map(x => Number(x.dataset.demand))"
+        )
+        return shown
+
     assert ids("demands-by-us") == [practice.overdue_demand]
     assert practice.open_demand in ids("demands-to-us") and practice.answered_demand not in ids(
         "demands-to-us"
@@ -937,7 +942,12 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
 ) -> None:
     c = console("auditor")
     dialogs: list[str] = []
-    c.page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+
+    def dismissed(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    c.page.on("dialog", dismissed)
     c.page.evaluate(
         "document.addEventListener('securitypolicyviolation',"
         " e => (window.__csp ||= []).push(e.violatedDirective))"

@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, delivery_between, ok, pass_past, register
-from console_browser import Console, consoles
 
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.deploy import EVALUATION_PERIOD_S
+from tests.api.api_helpers import ApiEnv, b32, delivery_between, ok, pass_past, register
+from tests.api.console_browser import Console, consoles
 
 pytestmark = pytest.mark.xdist_group("api-console-clock")
 
@@ -51,7 +51,8 @@ def _request(env: ApiEnv, consumer: str, resource_id: int) -> dict[str, Any]:
         "resource_id": resource_id, "purpose": "benefit eligibility check", "scope_hash": b32(),
         "terms_hash": b32(), "valid_from": now - 3600, "valid_until": now + 180 * DAY,
     }  # fmt: skip
-    return ok(env.call("POST", "/requests", consumer, json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/requests", consumer, json=body), 201)["record"]
+    return record
 
 
 def _conclude(env: ApiEnv, request: dict[str, Any], provider: str, consumer: str) -> dict[str, Any]:

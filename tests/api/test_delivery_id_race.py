@@ -15,7 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import (
+
+from api.delivery_ids import STALE_AFTER_S, DeliveryIds
+from node.anvil import EmbeddedNode
+from tests.api.api_helpers import (
     ApiEnv,
     api_home,
     b32,
@@ -26,9 +29,6 @@ from api_helpers import (
     served,
     until,
 )
-
-from api.delivery_ids import STALE_AFTER_S, DeliveryIds
-from node.anvil import EmbeddedNode
 
 pytestmark = pytest.mark.xdist_group("api-delivery-id-race")
 

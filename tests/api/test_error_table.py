@@ -61,7 +61,7 @@ def _declared_inputs() -> dict[str, list[str]]:
 def test_practice_errors_read_as_sentences(name: str) -> None:
     """A department meets every practice error through the API: each reads as a sentence built from the
     arguments the contract declares, not as the raw error."""
-    args = {param: 1 for param in _declared_inputs()[name]}
+    args: dict[str, object] = {param: 1 for param in _declared_inputs()[name]}
     if "field" in args:
         args["field"] = "periodTo"
     if "deliveryId" in args:

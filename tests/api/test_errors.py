@@ -11,13 +11,22 @@ import re
 import select
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_helpers import (
+from eth_account import Account
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.deps import IdempotencyKey
+from api.errors import ERRORS, revert_to_api_error
+from api.limits import MANIFEST_MAX_BODY_BYTES
+from node.chain import LedgerRevertError
+from node.contract_errors import REVERT_CODES
+from tests.api.api_helpers import (
     ApiEnv,
     agreement_between,
     as_token,
@@ -33,15 +42,6 @@ from api_helpers import (
     register,
     request_access,
 )
-from eth_account import Account
-from fastapi.testclient import TestClient
-
-from api.app import create_app
-from api.deps import IdempotencyKey
-from api.errors import ERRORS, revert_to_api_error
-from api.limits import MANIFEST_MAX_BODY_BYTES
-from node.chain import LedgerRevertError
-from node.contract_errors import REVERT_CODES
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, sign_manifest
@@ -187,7 +187,7 @@ def _suspended_department(env: ApiEnv) -> httpx.Response:
 
 def _fresh_proposal(env: ApiEnv) -> int:
     body = {"action": "grant_auditor", "account": Account.create().address}
-    return ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]["id"]
+    return int(ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]["id"])
 
 
 def _approve_a_cancelled_proposal(env: ApiEnv) -> httpx.Response:
@@ -498,7 +498,7 @@ def test_unknown_revert_is_ledger_rejected() -> None:
 def test_unexpected_errors_are_a_logged_500_without_internals(tmp_path: Any, caplog: Any) -> None:
     from api.settings import ApiSettings
 
-    app = create_app(ApiSettings(home=tmp_path), connect=False)  # type: ignore[call-arg]
+    app = create_app(ApiSettings(home=tmp_path), connect=False)
 
     @app.get("/boom")
     def boom() -> None:
@@ -515,7 +515,7 @@ def test_unexpected_errors_are_a_logged_500_without_internals(tmp_path: Any, cap
 def test_chunked_oversized_body_is_a_413(api_env: ApiEnv) -> None:
     """No Content-Length to trust: the limit is enforced on the bytes actually read."""
 
-    def chunks():  # type: ignore[no-untyped-def]
+    def chunks() -> Iterator[bytes]:
         for _ in range(20):
             yield b" " * 4096
 
@@ -683,7 +683,7 @@ def test_unmined_transaction_is_pending_and_never_settles_its_key(tmp_path: Any)
     from api.settings import ApiSettings
     from node.chain import TransactionTimeoutError
 
-    app = create_app(ApiSettings(home=tmp_path), connect=False)  # type: ignore[call-arg]
+    app = create_app(ApiSettings(home=tmp_path), connect=False)
     calls = []
 
     @app.post("/slow-write")

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_helpers import (
+from eth_abi.abi import encode as abi_encode
+from eth_account import Account
+from eth_account.messages import encode_typed_data
+
+from api.ledger.exchanges import request_public
+from node.audit.scorecard import add_working_days
+from node.chain import LedgerClient
+from node.contract_errors import iso_time
+from node.types import AccessRequest, GovernanceAction, RequestStatus
+from tests.api.api_helpers import (
     ApiEnv,
     as_token,
     b32,
@@ -19,15 +28,6 @@ from api_helpers import (
     register,
     request_access,
 )
-from eth_abi import encode as abi_encode
-from eth_account import Account
-from eth_account.messages import encode_typed_data
-
-from api.ledger.exchanges import request_public
-from node.audit.scorecard import add_working_days
-from node.chain import LedgerClient
-from node.contract_errors import iso_time
-from node.types import AccessRequest, GovernanceAction, RequestStatus
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-flow")

@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from api_helpers import ApiEnv, ok
 
 from node.paths import PROJECT_ROOT
+from tests.api.api_helpers import ApiEnv, ok
 
 EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
@@ -42,7 +42,7 @@ HOOKS = Path(__file__).with_name("fuzz_hooks.py")
 def exchange(api_env: ApiEnv) -> None:
     """An exchange in the ledger, so ids the fuzzer tries (small integers) find records and reach the checks
     behind the look-ups."""
-    from api_helpers import delivery_between
+    from tests.api.api_helpers import delivery_between
 
     delivery_between(api_env, "hrss", "psb")
     ok(api_env.call("POST", "/audit/index", "auditor"))

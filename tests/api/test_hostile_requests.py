@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 import uvicorn
-from api_helpers import (
+from pydantic import SecretStr
+
+from api.app import create_app
+from api.limits import MAX_PAYLOAD_LEAVES
+from api.server import BoundedHttpToolsProtocol
+from api.settings import ApiSettings
+from node.anvil import EmbeddedNode, free_port
+from tests.api.api_helpers import (
     ApiEnv,
     api_home,
     b32,
@@ -33,12 +40,6 @@ from api_helpers import (
     served,
     until,
 )
-
-from api.app import create_app
-from api.limits import MAX_PAYLOAD_LEAVES
-from api.server import BoundedHttpToolsProtocol
-from api.settings import ApiSettings
-from node.anvil import EmbeddedNode, free_port
 from tests.rpc_proxy import RpcProxy
 
 # One deployment per module: keep the module's tests on one xdist worker.
@@ -211,8 +212,12 @@ def test_an_idempotency_key_is_kept_only_by_a_route_that_takes_one(api_env: ApiE
                      headers={"Idempotency-Key": "fresh-/receipts/lookup-0"})  # fmt: skip
     assert ok(again) == {"receipts": []}
     assert _kept_keys(env) == kept
-    body = {"metadata_hash": "0x" + "00" * 32, "schema_hash": "0x" + "11" * 32, "share_type": "conditional"}
-    refused = env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "a-write"})
+    resource = {
+        "metadata_hash": "0x" + "00" * 32,
+        "schema_hash": "0x" + "11" * 32,
+        "share_type": "conditional",
+    }
+    refused = env.call("POST", "/resources", "psb", json=resource, headers={"Idempotency-Key": "a-write"})
     assert refused.json()["error"]["code"] == "INVALID_METADATA"
     assert _kept_keys(env) == kept + 1
 
@@ -261,10 +266,10 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
     its own timeout of the head (a byte at a time, it was read for as long as the client liked)."""
     settings = ApiSettings(  # no ledger: the protocol answers before any route would need one
         home=tmp_path,
-        keystore_passphrase="unused-passphrase",
+        keystore_passphrase=SecretStr("unused-passphrase"),
         audit_follow_interval=0,
         inspection_draw_interval=0,
-    )  # type: ignore[call-arg]
+    )
     app = create_app(settings, connect=False, body_timeout=2.0)
     port = free_port()
     server = uvicorn.Server(

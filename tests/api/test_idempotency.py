@@ -6,16 +6,18 @@ import hashlib
 import json
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, ok
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from api.app import create_app
 from api.auth import Principal, Role, issue_token
 from api.db import IdempotencyRecord, session_scope
 from api.idempotency import fingerprint
 from api.settings import ApiSettings
+from tests.api.api_helpers import ApiEnv, b32, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-idempotency")
@@ -43,7 +45,7 @@ def test_retry_replays_the_first_result_and_records_once(api_env: ApiEnv) -> Non
 def test_concurrent_retries_send_one_transaction(api_env: ApiEnv) -> None:
     before = _resource_count(api_env)
     body = _resource_body()
-    results: list[tuple[int, dict]] = []
+    results: list[tuple[int, dict[str, Any]]] = []
     barrier = threading.Barrier(6)
 
     def send() -> None:
@@ -100,7 +102,9 @@ def test_malformed_keys_are_refused(api_env: ApiEnv, key: str) -> None:
     response = api_env.client.post(
         "/resources",
         json=_resource_body(),
-        headers={**api_env.headers("psb"), "Idempotency-Key": key.encode("utf-8")},
+        # The key's own bytes on the wire (not a str httpx would encode as ASCII).
+        headers={k.encode(): v.encode() for k, v in api_env.headers("psb").items()}
+        | {b"Idempotency-Key": key.encode("utf-8")},
     )
     assert response.status_code == 422 and response.json()["error"]["field"] == "Idempotency-Key"
 
@@ -156,7 +160,7 @@ def test_a_path_with_a_slash_too_many_is_unknown_not_redirected(
 
 def test_retry_during_a_long_first_request_gets_409_after_waiting(tmp_path: Path) -> None:
     """A claim still in flight past the wait answers IDEMPOTENCY_IN_FLIGHT (no ledger needed to show it)."""
-    settings = ApiSettings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path, keystore_passphrase=SecretStr("unused-passphrase"))
     app = create_app(settings, connect=False, idempotency_wait=0.3)
     with TestClient(app) as client:
         state = app.state.dxl
@@ -191,7 +195,7 @@ def test_old_keys_are_forgotten_and_claims_of_a_dead_process_resolved_at_start(t
 
     from api.db import init_db, make_engine, session_factory
 
-    settings = ApiSettings(home=tmp_path, keystore_passphrase="unused-passphrase")  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path, keystore_passphrase=SecretStr("unused-passphrase"))
     engine = make_engine(settings.effective_database_url)
     init_db(engine)
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)

@@ -24,21 +24,10 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import (
-    PASSPHRASE,
-    ServerThread,
-    api_home,
-    b32,
-    grant_between,
-    make_settings,
-    ok,
-    receipt_body,
-)
 from eth_account import Account
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
-from rpc_proxy import RpcProxy
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -64,6 +53,17 @@ from node.anvil import EmbeddedNode
 from node.endpoint import rpc_call
 from node.errors import NodeError
 from node.provision import LedgerSetup, setup_ledger
+from tests.api.api_helpers import (
+    PASSPHRASE,
+    ServerThread,
+    api_home,
+    b32,
+    grant_between,
+    make_settings,
+    ok,
+    receipt_body,
+)
+from tests.rpc_proxy import RpcProxy
 from verifier.receipts import ReceiptProof
 
 # One deployment per module, and tests that rewind or pause the worker's node: keep them on one worker.
@@ -482,7 +482,7 @@ def test_writes_after_lost_blocks_do_not_wait_behind_a_nonce_gap(journal_env: Jo
     assert later.status_code == 201, later.text  # not a 60 s wait ending in 409 TRANSACTION_PENDING
     assert time.monotonic() - started < 10
     _until(lambda: env.sent_by("hrss") == env.setup.client.w3.eth.get_transaction_count(
-        env.setup.keystore.address("dept-hrss"), "latest"))  # fmt: skip
+        to_checksum_address(env.setup.keystore.address("dept-hrss")), "latest"))  # fmt: skip
 
 
 # --- cause 3: a lost answer to eth_sendRawTransaction -------------------------------------------------------
@@ -759,7 +759,7 @@ def test_the_watcher_outlives_a_failed_look_and_sends_are_not_held(
     its next look, and a write goes through at once instead of waiting out the receipt timeout."""
     env = journal_env
     watcher = env.app.state.dxl.extra["chain_watcher"]
-    real, failures = watcher.reconciler.reconcile, []
+    real, failures = watcher.reconciler.reconcile, list[int]()
 
     def fails_once() -> object:
         if not failures:
@@ -977,7 +977,7 @@ def test_an_anchor_refused_as_the_service_was_killed_is_never_mined_after_lost_b
             _until(lambda: batch().state == "refused", timeout=30)  # sent again, refused again
         finally:
             second.stop()
-        assert ledger.sender.journal.entry(killed[0]).status is TxStatus.VOIDED  # type: ignore[union-attr]
+        assert ledger.sender.journal.entry(killed[0]).status is TxStatus.VOIDED
     finally:
         assert env.node_rpc("evm_revert", snapshot) is True  # the suspension is lost with the anchors
         client.nonces.forget(str(governor.address))
@@ -1060,7 +1060,9 @@ def test_a_refused_write_an_earlier_process_left_unvoided_is_voided_at_start(jou
     )  # fmt: skip
     signed = sender.send(account, request, claim=None, finish=None)
     _until(lambda: service.client.receipt(signed.tx_hash) is not None)
-    sender.record_receipt(signed.tx_hash, service.client.receipt(signed.tx_hash))  # as the journal once did
+    mined = service.client.receipt(signed.tx_hash)
+    assert mined is not None
+    sender.record_receipt(signed.tx_hash, mined)  # as the journal once did
     assert journal.entry(signed.tx_hash).status is TxStatus.REVERTED  # type: ignore[union-attr]
 
     restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)

@@ -12,21 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import (
-    ApiEnv,
-    agreement_between,
-    b32,
-    catalog_document,
-    delivery_id_for,
-    govern,
-    grant_between,
-    ok,
-    register,
-    request_access,
-    sql,
-)
 from eth_account import Account
-from rpc_proxy import RpcProxy
 
 from api.app import connect_ledger
 from api.auth import Principal, Role
@@ -35,6 +21,21 @@ from api.errors import ApiError
 from api.ledger import LedgerService, ListPage
 from node.audit.queries import ListFilter, encode_cursor
 from node.audit.service import AuditContext, open_context
+from tests.api.api_helpers import (
+    ApiEnv,
+    agreement_between,
+    b32,
+    catalog_document,
+    delivery_id_for,
+    govern,
+    grant_between,
+    no_database,
+    ok,
+    register,
+    request_access,
+    sql,
+)
+from tests.rpc_proxy import RpcProxy
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-lists")
@@ -269,7 +270,7 @@ def test_min_block_within_the_confirmation_depth_is_index_behind(api_env: ApiEnv
     # head's block yet: the list says so (503, retry) instead of answering without the caller's write.
     settings = api_env.settings.model_copy(update={"audit_confirmations": 5})
     index = open_context(settings, database_url=f"sqlite:///{tmp_path / 'audit.sqlite3'}")
-    ledger = connect_ledger(api_env.settings, lambda: None)
+    ledger = connect_ledger(api_env.settings, no_database)
     head = api_env.setup.client.w3.eth.block_number
     with pytest.raises(ApiError) as caught:
         ledger.deliveries(
@@ -503,7 +504,7 @@ def test_departments_answer_what_the_ledgers_view_says_page_by_page(api_env: Api
     suspension, reinstatement and re-keying (a new encryption key, a new signer and key epoch) made a moment
     before included, and names the block it was read at (``X-Indexed-Block``). A cursor names the id a page
     ended on, as when the list read the chain."""
-    from eth_abi import encode as abi_encode
+    from eth_abi.abi import encode as abi_encode
 
     from node.types import GovernanceAction
 

@@ -15,7 +15,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import (
+from eth_account import Account
+from eth_utils.address import to_checksum_address
+
+from api.app import create_app
+from api.demo import ensure_demo_tokens
+from api.models import DemandDocument
+from api.practice import InspectionDrawer
+from node.chain import LedgerClient
+from node.compiler import load_artifact
+from node.deploy import load_deployment
+from node.practice import PracticeReader
+from node.types import DeclineReason, new_delivery_id
+from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
     agreement_between,
@@ -32,17 +44,6 @@ from api_helpers import (
     stored_document,
     until,
 )
-from eth_account import Account
-
-from api.app import create_app
-from api.demo import ensure_demo_tokens
-from api.models import DemandDocument
-from api.practice import InspectionDrawer
-from node.chain import LedgerClient
-from node.compiler import load_artifact
-from node.deploy import load_deployment
-from node.practice import PracticeReader
-from node.types import DeclineReason, new_delivery_id
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, sign_manifest, write_manifest
@@ -51,7 +52,7 @@ from verifier.sampling import derive_sample, draw_sample, population
 
 pytestmark = pytest.mark.xdist_group("api-practice")
 
-DEMAND = {
+DEMAND: dict[str, Any] = {
     "title": "不动产登记信息（含抵押状态）",
     "description": "用于住房保障资格审核，需按身份证号查询名下不动产。«naïve» 𠀀",
     "purpose": "住房保障资格审核",
@@ -69,7 +70,8 @@ def publish(env: ApiEnv, who: str, addressee: str | None, doc: dict[str, Any] = 
     body: dict[str, Any] = {"document": doc, "due_by": int(time.time()) + 30 * 86400}
     if addressee is not None:
         body["addressee"] = addressee.upper()
-    return ok(env.call("POST", "/demands", who, json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/demands", who, json=body), 201)["record"]
+    return record
 
 
 def test_demand_answered_by_a_new_resource_round_trips_chinese_text(api_env: ApiEnv) -> None:
@@ -662,10 +664,10 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
         raw = payload.read_bytes() + (b"9,forged\n" if tamper else b"")
         sent = {"delivery_id": "0x" + slot, "manifest": json.loads(manifest.read_text()),
                 "payload_base64": base64.b64encode(raw).decode()}  # fmt: skip
-        answer: dict[str, Any] = ok(
+        verdict: dict[str, Any] = ok(
             env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=sent)
-        )
-        return answer["verdict"]
+        )["verdict"]
+        return verdict
 
     (k0, r0), (k1, _r1), (k2, _r2) = slots.items()
     _a0, p0, m0 = receipts[0]
@@ -938,10 +940,10 @@ def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_e
     practice = LedgerClient(client.endpoint, load_artifact("SharingPractice").abi).at(
         deployment.sharing_practice.address
     )
-    reader = PracticeReader(
+    practice_reader = PracticeReader(
         practice, client, from_block=deployment.block_number, ledger_from_block=deployment.block_number
     )
-    record = next(i for i in reader.inspections() if i.inspection_id == inspection)
+    record = next(i for i in practice_reader.inspections() if i.inspection_id == inspection)
     w3 = client.w3
     assert record.expired_at == w3.eth.get_block(opened["seed_block"] + 256)["timestamp"]
 
@@ -1225,7 +1227,11 @@ def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_a
     in_time = publish(env, "civil", "samr")
     ok(env.call("POST", f"/demands/{in_time['id']}/answer", "samr",
                 json={"answer": "declined", "decline_reason": "held_elsewhere"}))  # fmt: skip
-    body = {"document": DEMAND, "addressee": "SAMR", "due_by": env.setup.client.head_time() + 60}
+    body: dict[str, Any] = {
+        "document": DEMAND,
+        "addressee": "SAMR",
+        "due_by": env.setup.client.head_time() + 60,
+    }
     demand = ok(env.call("POST", "/demands", "civil", json=body), 201)["record"]
     assert (demand["status"], demand["overdue"]) == ("open", False)
     pass_time(env, 120)
@@ -1355,7 +1361,7 @@ def test_two_departments_scoring_each_other_5_in_a_loop_are_one_reciprocal_voice
     deployment = load_deployment(env.settings.home)
     assert deployment.sharing_practice is not None
     w3 = env.setup.client.w3
-    practice = w3.eth.contract(address=deployment.sharing_practice.address,
+    practice = w3.eth.contract(address=to_checksum_address(deployment.sharing_practice.address),
                                abi=load_artifact("SharingPractice").abi)  # fmt: skip
     scores: dict[int, dict[tuple[int, int], list[int]]] = {0: {}, 1: {}}  # side -> (scorer, scored) -> scores
     for log in practice.events.EvaluationRecorded().get_logs(
@@ -1465,9 +1471,11 @@ def test_demand_met_is_the_chains_figure_end_to_end(api_env: ApiEnv) -> None:
     deployment = load_deployment(env.settings.home)
     assert deployment.sharing_practice is not None
     w3 = env.setup.client.w3
-    practice = w3.eth.contract(address=deployment.sharing_practice.address,
+    practice = w3.eth.contract(address=to_checksum_address(deployment.sharing_practice.address),
                                abi=load_artifact("SharingPractice").abi)  # fmt: skip
-    ledger = w3.eth.contract(address=deployment.address, abi=load_artifact("DataExchangeLedger").abi)
+    ledger = w3.eth.contract(
+        address=to_checksum_address(deployment.address), abi=load_artifact("DataExchangeLedger").abi
+    )
     delivered = []
     for log in ledger.events.DeliveryRecorded().get_logs(from_block=deployment.block_number):
         agreement = ledger.functions.agreement(
@@ -1744,8 +1752,10 @@ def test_an_agreements_evaluations_answer_what_the_contract_recorded_page_by_pag
     deployment = load_deployment(env.settings.home)
     assert deployment.sharing_practice is not None
     practice = practice_client(env.setup.client.endpoint, env.settings.home)
-    contract = env.setup.client.w3.eth.contract(address=deployment.sharing_practice.address,
-                                                abi=load_artifact("SharingPractice").abi)  # fmt: skip
+    contract = env.setup.client.w3.eth.contract(
+        address=to_checksum_address(deployment.sharing_practice.address),
+        abi=load_artifact("SharingPractice").abi,
+    )
     logs = contract.events.EvaluationRecorded().get_logs(
         from_block=deployment.sharing_practice.block_number, argument_filters={"agreementId": agreement_id}
     )

@@ -19,7 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import (
+
+from node.anvil import EmbeddedNode
+from node.chain import LedgerClient
+from node.compiler import load_artifact
+from node.deploy import load_deployment
+from node.types import new_delivery_id
+from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
     api_home,
@@ -32,12 +38,6 @@ from api_helpers import (
     served,
     until,
 )
-
-from node.anvil import EmbeddedNode
-from node.chain import LedgerClient
-from node.compiler import load_artifact
-from node.deploy import load_deployment
-from node.types import new_delivery_id
 from tests.rpc_proxy import RpcProxy
 from verifier.catalog import canonical_document
 from verifier.commitment import commit_payload, new_salt
@@ -94,7 +94,8 @@ def _inspected(env: ApiEnv, *, present_within: int = 3600, seed_delay: int = 2) 
     pass_time(env, 1)
     body = {"period_from": now - 1, "period_to": now, "sample_size": 1, "seed_delay_blocks": seed_delay,
             "present_within": present_within}  # fmt: skip
-    return ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    record: dict[str, Any] = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    return record
 
 
 def _inspection_of_one(env: ApiEnv, tmp: Path, *, present_within: int = 3600) -> tuple[int, tuple[Any, ...]]:

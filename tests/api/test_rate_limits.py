@@ -13,13 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import ApiEnv, api_home, b32, make_settings, ok, served
 from pydantic import ValidationError
 
 from api.auth import issue_token, parse_principal
 from api.db import make_engine, session_factory
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
+from tests.api.api_helpers import ApiEnv, api_home, b32, make_settings, ok, served
 from tests.rpc_proxy import RpcProxy
 
 pytestmark = pytest.mark.xdist_group("api-rate-limits")
@@ -210,5 +210,5 @@ def test_token_buckets_refill_at_their_rate_and_keep_only_the_newest_keys() -> N
 @pytest.mark.parametrize("value", ["localhost", "10.0.0.0/33", "127.0.0.1,,nope"])
 def test_a_trusted_proxy_that_is_not_an_address_is_refused_at_start(value: str, tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="a trusted proxy is an address, a network or"):
-        ApiSettings(home=tmp_path, api_trusted_proxies=value)  # type: ignore[call-arg]
-    assert ApiSettings(home=tmp_path, api_trusted_proxies="127.0.0.1, 10.0.0.0/8").api_trusted_proxies  # type: ignore[call-arg]
+        ApiSettings(home=tmp_path, api_trusted_proxies=value)
+    assert ApiSettings(home=tmp_path, api_trusted_proxies="127.0.0.1, 10.0.0.0/8").api_trusted_proxies

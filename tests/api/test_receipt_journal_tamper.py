@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from api_helpers import ApiEnv, api_home, make_settings, ok, served, until
-from test_verify_receipts import codes, delivered
 
 from node.anvil import EmbeddedNode
+from tests.api.api_helpers import ApiEnv, api_home, make_settings, ok, served, until
+from tests.api.test_verify_receipts import codes, delivered
 
 pytestmark = pytest.mark.xdist_group("api-receipt-journal-tamper")
 

@@ -14,19 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import (
-    ApiEnv,
-    agreement_between,
-    anchored_batch,
-    b32,
-    delivery_between,
-    delivery_id_for,
-    grant_between,
-    in_pool,
-    ok,
-    receipt_body,
-    until,
-)
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -49,6 +36,19 @@ from node.chain import LedgerRevertError
 from node.deploy import anchors_client
 from node.errors import NodeError
 from node.keys import KeyStore
+from tests.api.api_helpers import (
+    ApiEnv,
+    agreement_between,
+    anchored_batch,
+    b32,
+    delivery_between,
+    delivery_id_for,
+    grant_between,
+    in_pool,
+    ok,
+    receipt_body,
+    until,
+)
 from tests.rpc_proxy import RpcProxy
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
 
@@ -658,7 +658,7 @@ def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiE
         def final() -> list[Any]:
             with engine.connect() as conn:
                 rows = conn.execute(select(batches_table)).all()
-            return rows if rows and all(r.state == "final" for r in rows) else []
+            return list(rows) if rows and all(r.state == "final" for r in rows) else []
 
         batches = until(final, "the batch to be mined")
     finally:
@@ -978,7 +978,10 @@ def test_post_receipts_refusedBatchPostedAgain_anchoredOnceWhenTheReasonIsGone(a
     ids = [b["delivery_id"] for b in bodies["receipts"]]
 
     def statuses() -> list[dict[str, Any]]:
-        return ok(api_env.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids}))["receipts"]
+        found: list[dict[str, Any]] = ok(
+            api_env.call("POST", "/receipts/lookup", "auditor", json={"delivery_ids": ids})
+        )["receipts"]
+        return found
 
     rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
     try:
@@ -1065,9 +1068,8 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
     import subprocess
     import sys
 
-    from api_helpers import PASSPHRASE
-
     from node.anvil import free_port
+    from tests.api.api_helpers import PASSPHRASE
 
     home = tmp_path / "home"
     home.mkdir()
@@ -1228,7 +1230,7 @@ def receipts_report(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -
 def audit_verify(api_env: ApiEnv, path: Path) -> tuple[int, dict[str, Any]]:
     result = runner.invoke(
         cli, ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json",
-              "--contract", api_env.setup.client.address],
+              "--contract", api_env.setup.deployment.address],
     )  # fmt: skip
     return result.exit_code, json.loads(result.stdout)
 
@@ -1480,7 +1482,7 @@ def _mined_in_block_40(engine: Any) -> Receipt:
                 state="final", closed_at=time.time(), tx_hash="0x" + "ab" * 32, block_number=40,
                 block_hash=_BLOCK_40,
             )
-        ).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
+        ).inserted_primary_key[0]  # fmt: skip
         conn.execute(
             receipts_table.insert().values(
                 seq=0, delivery_id=receipt.delivery_id, provider=1, consumer=2, grant_id=7,
@@ -1638,7 +1640,8 @@ def test_post_verify_payloadDeliveredAsReceipt_matchesItsAnchoredReceipt(
 
     def verify(payload: bytes, reader: str) -> dict[str, Any]:
         request = {"manifest": manifest, "payload_base64": base64.b64encode(payload).decode()}
-        return ok(api_env.call("POST", "/verify", reader, json=request))
+        verdict: dict[str, Any] = ok(api_env.call("POST", "/verify", reader, json=request))
+        return verdict
 
     for reader in ("hrss", "psb", "auditor"):
         verdict = verify(text, reader)

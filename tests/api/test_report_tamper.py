@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, anchored_batch, delivery_between, grant_between, mine, ok, pass_time
 from typer.testing import CliRunner
 
 from dxl.app import app as cli
@@ -23,6 +22,7 @@ from node.audit.rpc import JsonRpc
 from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
 from node.deploy import load_deployment, practice_client
 from node.types import InspectionOutcome
+from tests.api.api_helpers import ApiEnv, anchored_batch, delivery_between, grant_between, mine, ok, pass_time
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
 from verifier.errors import ProofError
 from verifier.receipt_check import AnchorsReader, ReceiptVerdictStatus, check_receipt
@@ -91,9 +91,13 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
     }
 
 
-def _verify(env: ApiEnv, doc: dict[str, Any], **trusted: str) -> VerifyResult:
+def _verify(
+    env: ApiEnv, doc: dict[str, Any], *, anchors: str | None = None, practice: str | None = None
+) -> VerifyResult:
     with JsonRpc(str(env.settings.rpc_url)) as rpc:
-        return verify_report(doc, rpc, audit_abi(), contract=env.setup.client.address, **trusted)
+        return verify_report(
+            doc, rpc, audit_abi(), contract=env.setup.deployment.address, anchors=anchors, practice=practice
+        )
 
 
 def _as_read(doc: dict[str, Any], fmt: str, tmp: Path) -> dict[str, Any]:
@@ -107,7 +111,9 @@ def doc(exchange: dict[str, Any]) -> dict[str, Any]:
     return load_report(exchange["dir"] / "report.json")
 
 
-def test_report_holds_every_kind_and_verifies_as_json_and_csv(api_env: ApiEnv, exchange, doc) -> None:
+def test_report_holds_every_kind_and_verifies_as_json_and_csv(
+    api_env: ApiEnv, exchange: dict[str, Any], doc: dict[str, Any]
+) -> None:
     kinds = {r["event"] for r in doc["rows"]}
     assert {"DeliveryRecorded", "ReceiptBatchAnchored", "ReceiptBatchAcknowledged", "ReceiptDisputed",
             "GrantIssued", "AgreementConcluded"} <= kinds  # fmt: skip
@@ -120,7 +126,9 @@ def test_report_holds_every_kind_and_verifies_as_json_and_csv(api_env: ApiEnv, e
 
 
 @pytest.mark.parametrize("column", REPORT_COLUMNS)
-def test_edit_of_any_column_of_any_row_kind_is_named(api_env: ApiEnv, exchange, tmp_path, column) -> None:
+def test_edit_of_any_column_of_any_row_kind_is_named(
+    api_env: ApiEnv, exchange: dict[str, Any], tmp_path: Path, column: str
+) -> None:
     doc = load_report(exchange["dir"] / "report.json")
     targets = one_row_per_kind(doc["rows"])
     for row in targets:
@@ -133,7 +141,9 @@ def test_edit_of_any_column_of_any_row_kind_is_named(api_env: ApiEnv, exchange, 
     assert_each_named(_verify(api_env, load_report(path)).problems, edited, column)
 
 
-def test_edit_of_any_decoded_field_of_any_row_kind_is_named(api_env: ApiEnv, exchange) -> None:
+def test_edit_of_any_decoded_field_of_any_row_kind_is_named(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
     """Every field of every row kind's decoded event (a batch's root and leaf count, a delivery's commitment
     and sizes, a dispute's two commitments...), each edited in one row of its kind, all at once: each is named
     (the column test edits one field of each kind)."""
@@ -162,7 +172,7 @@ def _practice_kinds(doc: dict[str, Any]) -> list[int]:
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 @pytest.mark.parametrize("column", PRACTICE_COLUMNS)
 def test_edit_of_any_column_of_any_practice_row_is_named(
-    api_env: ApiEnv, doc, tmp_path, column: str, fmt: str
+    api_env: ApiEnv, doc: dict[str, Any], tmp_path: Path, column: str, fmt: str
 ) -> None:
     rows = doc["practice"]["rows"]
     targets = _practice_kinds(doc)
@@ -222,7 +232,12 @@ def _practice_section_left_out(doc: dict[str, Any]) -> str:
     ids=["duplicated", "reordered", "retyped", "extra-key", "dropped", "section-left-out"],
 )  # fmt: skip
 def test_practice_rows_tampered_are_named(
-    api_env: ApiEnv, exchange, doc, tmp_path, tamper: Callable[..., str], fmt: str
+    api_env: ApiEnv,
+    exchange: dict[str, Any],
+    doc: dict[str, Any],
+    tmp_path: Path,
+    tamper: Callable[..., str],
+    fmt: str,
 ) -> None:
     expected = tamper(doc)
     read = _as_read(doc, fmt, tmp_path)
@@ -321,11 +336,16 @@ def _receipts_key_left_out(doc: dict[str, Any], keys: list[tuple[int, int]]) -> 
          "edited", "batch-duplicated", "receipt-with-a-claim", "receipts-key-left-out"],
 )  # fmt: skip
 def test_carried_receipts_tampered_are_named(
-    api_env: ApiEnv, exchange, doc, tmp_path, tamper: Callable[..., list[str]], fmt: str
+    api_env: ApiEnv,
+    exchange: dict[str, Any],
+    doc: dict[str, Any],
+    tmp_path: Path,
+    tamper: Callable[..., list[str]],
+    fmt: str,
 ) -> None:
     expected = tamper(doc, _batch_keys(exchange))
     code = runner.invoke(cli, ["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
-                               str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address,
+                               str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address,
                                "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert code.exit_code == 1, code.output
     problems = json.loads(code.stdout)["problems"]
@@ -360,7 +380,7 @@ def _batch_of_other_grant(proof: dict[str, Any], theirs: dict[str, Any]) -> dict
     ids=["proof-node", "leaf-index", "batch-of-other-grant"],
 )  # fmt: skip
 def test_receipt_proof_tampered_is_a_mismatch_on_chain(
-    api_env: ApiEnv, exchange, tmp_path, tamper: Callable[..., dict[str, Any]]
+    api_env: ApiEnv, exchange: dict[str, Any], tmp_path: Path, tamper: Callable[..., dict[str, Any]]
 ) -> None:
     (_, first), _, (_, third) = exchange["batches"]
     mine_, theirs = copy.deepcopy(first[2]["proof"]), copy.deepcopy(third[1]["proof"])
@@ -385,7 +405,9 @@ def _scalars(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return [at]
 
 
-def test_any_byte_of_a_receipt_proof_edited_fails_the_check(api_env: ApiEnv, exchange) -> None:
+def test_any_byte_of_a_receipt_proof_edited_fails_the_check(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
     """Each value of a ``GET /receipts/{id}`` proof (every receipt field, the batch's grant, first sequence,
     leaf count and root, the sequence, the index, each node of the path) edited alone: the check refuses the
     proof naming the field that contradicts the others, or answers MISMATCH / NOT_ANCHORED; never ANCHORED or
@@ -411,7 +433,9 @@ def test_any_byte_of_a_receipt_proof_edited_fails_the_check(api_env: ApiEnv, exc
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
-def test_report_cut_short_at_its_end_is_named(api_env: ApiEnv, exchange, doc, tmp_path, fmt: str) -> None:
+def test_report_cut_short_at_its_end_is_named(
+    api_env: ApiEnv, exchange: dict[str, Any], doc: dict[str, Any], tmp_path: Path, fmt: str
+) -> None:
     """The rows of the last seconds dropped, with their practice rows and receipts, and the block range moved
     to end before them: the chain's events of the period after the report's last block are named."""
     rows = doc["rows"]
@@ -434,7 +458,7 @@ def test_report_cut_short_at_its_end_is_named(api_env: ApiEnv, exchange, doc, tm
         assert missing in problems, (missing, problems)
 
 
-def test_report_starting_after_the_ledgers_deployment_is_named(api_env: ApiEnv, doc) -> None:
+def test_report_starting_after_the_ledgers_deployment_is_named(api_env: ApiEnv, doc: dict[str, Any]) -> None:
     """A block range raised past the ledger's deployment (to leave out the period's first rows and the
     lineage they resolve through): the node still has the state of the block before it, and the ledger's
     code there says the report leaves history out; the chain is read from its start all the same."""
@@ -442,7 +466,7 @@ def test_report_starting_after_the_ledgers_deployment_is_named(api_env: ApiEnv, 
         start = rpc.block_number() - 10
     doc["block_range"]["from"] = start
     problems = _verify(api_env, doc).problems
-    ledger = api_env.setup.client.address.lower()
+    ledger = api_env.setup.deployment.address.lower()
     assert problems == [
         f"block_range starts at block {start}, but the ledger {ledger} has code at block {start - 1}: its "
         "earlier history is left out"
@@ -450,7 +474,7 @@ def test_report_starting_after_the_ledgers_deployment_is_named(api_env: ApiEnv, 
 
 
 def test_report_leaving_out_its_anchors_and_practice_contracts_is_named(
-    api_env: ApiEnv, exchange, doc
+    api_env: ApiEnv, exchange: dict[str, Any], doc: dict[str, Any]
 ) -> None:
     """A report stripped of its anchors and practice addresses, with every batch and practice row, and
     renumbered, verified as the ledger's alone against a trusted ledger address ("report verified"): the
@@ -472,7 +496,9 @@ def test_report_leaving_out_its_anchors_and_practice_contracts_is_named(
     assert any(p.startswith("missing row: ReceiptBatchAnchored") for p in named), named
 
 
-def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, exchange) -> None:
+def test_verify_says_which_addresses_it_took_from_the_report(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
     rpc = str(api_env.settings.rpc_url)
     path = str(exchange["dir"] / "report.json")
     alone = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc])
@@ -484,16 +510,16 @@ def test_verify_says_which_addresses_it_took_from_the_report(api_env: ApiEnv, ex
     ) in summary, summary
     assert summary.endswith("(its head as the re-check began)") and rpc.rstrip("/") in summary, summary
     trusted = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc, "--json", "--contract",
-                                  api_env.setup.client.address, "--anchors", exchange["anchors"],
+                                  api_env.setup.deployment.address, "--anchors", exchange["anchors"],
                                   "--practice", exchange["practice"]])  # fmt: skip
     assert trusted.exit_code == 0 and json.loads(trusted.stdout)["addresses_from_report"] == []
 
 
-def test_a_report_older_than_the_nodes_kept_state_verifies(api_env: ApiEnv, exchange) -> None:
+def test_a_report_older_than_the_nodes_kept_state_verifies(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
     """The embedded node keeps the state of its last 64 blocks (Besu and geth 128 unless archiving): a report
     made before them is verified without calls at its own blocks."""
     mine(api_env, 80)
-    trusted = ["--contract", api_env.setup.client.address, "--anchors", exchange["anchors"],
+    trusted = ["--contract", api_env.setup.deployment.address, "--anchors", exchange["anchors"],
                "--practice", exchange["practice"]]  # fmt: skip
     path = str(exchange["dir"] / "report.csv")
     result = runner.invoke(cli, ["audit", "verify", path, "--rpc", str(api_env.settings.rpc_url), *trusted])
@@ -533,7 +559,7 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
     assert made.exit_code == 0, made.output
     for name in ("report.json", "report.csv"):
         result = runner.invoke(cli, ["audit", "verify", str(out / name), "--rpc", str(env.settings.rpc_url),
-                                     "--contract", env.setup.client.address, "--json"])  # fmt: skip
+                                     "--contract", env.setup.deployment.address, "--json"])  # fmt: skip
         problems = json.loads(result.stdout)["problems"]
         assert result.exit_code == 1 and len(problems) == 1, problems
         assert problems[0].startswith(f"inspection {drawn['id']}: the outcome at block ") and (
@@ -558,13 +584,13 @@ def test_verify_shows_inspections_left_to_expire_undrawn(api_env: ApiEnv, tmp_pa
     made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
     assert made.exit_code == 0, made.output
     result = runner.invoke(cli, ["audit", "verify", str(out / "report.json"), "--rpc",
-                                 str(env.settings.rpc_url), "--contract", env.setup.client.address,
+                                 str(env.settings.rpc_url), "--contract", env.setup.deployment.address,
                                  "--json"])  # fmt: skip
     verified = json.loads(result.stdout)
     assert opened["id"] in verified["expired_inspections"]
     assert drawn["id"] not in verified["expired_inspections"]
     assert not [p for p in verified["problems"] if f"inspection {opened['id']}" in p]
-    rpc, ledger = str(env.settings.rpc_url), env.setup.client.address
+    rpc, ledger = str(env.settings.rpc_url), env.setup.deployment.address
     plain = runner.invoke(
         cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 
 import pytest
-from api_helpers import PASSPHRASE, ApiEnv, delivery_between, grant_between
+
+from tests.api.api_helpers import PASSPHRASE, ApiEnv, delivery_between, grant_between
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-secrets-in-logs")

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, b32, catalog_document, ok, period, sql
 from sqlalchemy import create_engine, text
+
+from tests.api.api_helpers import ApiEnv, b32, catalog_document, ok, period, sql
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-sharing-terms")

@@ -10,7 +10,6 @@ import stat
 from pathlib import Path
 
 import pytest
-from api_helpers import ApiEnv, as_token, issue, ok
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
@@ -27,6 +26,7 @@ from node.deploy import NotDeployedError, load_deployment
 from node.errors import ConfigurationError
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
+from tests.api.api_helpers import ApiEnv, as_token, issue, no_database, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-startup")
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.xdist_group("api-startup")
 def test_wrong_passphrase_stops_the_start_with_a_clear_error(api_env: ApiEnv) -> None:
     wrong = api_env.settings.model_copy(update={"keystore_passphrase": SecretStr("not-the-passphrase")})
     with pytest.raises(KeystoreError) as caught:
-        connect_ledger(wrong, lambda: None)
+        connect_ledger(wrong, no_database)
     message = str(caught.value)
     assert "wrong passphrase" in message and "not-the-passphrase" not in message
     with pytest.raises(KeystoreError), TestClient(create_app(wrong)):
@@ -48,7 +48,7 @@ def test_a_confirmation_depth_an_auto_mining_node_never_reaches_stops_the_start(
     refused, naming both settings, before any key is unlocked or anything written."""
     deep = api_env.settings.model_copy(update={"confirmations": 2})
     with pytest.raises(ConfigurationError) as caught:
-        connect_ledger(deep, lambda: None)
+        connect_ledger(deep, no_database)
     message = str(caught.value)
     assert "DXL_CONFIRMATIONS=2" in message and "DXL_RPC_URL" in message, message
     assert str(api_env.settings.rpc_url) in message and "--block-time" in message
@@ -75,7 +75,7 @@ def test_dxl_deploy_refuses_a_depth_an_auto_mining_node_never_reaches(
 def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path) -> None:  # type: ignore[no-untyped-def]
     elsewhere = api_env.settings.model_copy(update={"home": tmp_path})
     with pytest.raises(NotDeployedError) as caught:
-        connect_ledger(elsewhere, lambda: None)
+        connect_ledger(elsewhere, no_database)
     assert caught.value.code == "NOT_DEPLOYED" and str(tmp_path) in str(caught.value)
 
 
@@ -83,7 +83,7 @@ def test_governors_are_the_deployment_records_not_the_demo_names(api_env: ApiEnv
     keystore = api_env.keystore
     record = load_deployment(api_env.settings.home)
     by_address = {keystore.address(name): name for name in keystore.names()}
-    service = connect_ledger(api_env.settings, lambda: None)
+    service = connect_ledger(api_env.settings, no_database)
     assert service.custody.governors == {
         i: by_address[address] for i, address in enumerate(record.governors, start=1)
     }
@@ -195,7 +195,7 @@ def _backup_sqlite(source: Path, target: Path) -> None:
 
 
 def test_a_deleted_api_database_stops_the_start_instead_of_reissuing_demo_tokens(tmp_path: Path) -> None:
-    settings = ApiSettings(home=tmp_path)  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path)
     issued = ensure_demo_tokens(settings)
     assert all(issued.values())
     database = tmp_path / "dxl.sqlite3"
@@ -238,7 +238,7 @@ def test_a_deleted_api_database_stops_the_start_instead_of_reissuing_demo_tokens
 
 
 def test_a_revoked_demo_token_is_not_mistaken_for_a_lost_database(tmp_path: Path) -> None:
-    settings = ApiSettings(home=tmp_path)  # type: ignore[call-arg]
+    settings = ApiSettings(home=tmp_path)
     ensure_demo_tokens(settings)
     engine = make_engine(settings.effective_database_url)
     try:

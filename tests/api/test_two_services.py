@@ -19,12 +19,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_helpers import api_home, b32, make_settings, served
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.db import DatabaseInUseError, JournaledTransaction, hold_database, make_engine
 from node.anvil import EmbeddedNode
+from tests.api.api_helpers import api_home, b32, make_settings, served
 from tests.postgres import BACKENDS, api_engine, schema_url
 
 
@@ -77,7 +77,7 @@ def test_a_second_service_on_the_database_refuses_to_start_and_the_first_serves_
                 headers = env.headers("psb")
             # Once the first has stopped, the database is free: the next service starts and writes.
             with TestClient(create_app(settings)) as second:
-                assert register(second, headers).status_code == 201  # type: ignore[arg-type]
+                assert register(second, headers).status_code == 201
         finally:
             engine.dispose()
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from api_helpers import ApiEnv, api_home, delivery_id_for, grant_between, make_settings, ok, served
 
 from node.anvil import EmbeddedNode
+from tests.api.api_helpers import ApiEnv, api_home, delivery_id_for, grant_between, make_settings, ok, served
 from tests.rpc_proxy import RpcProxy
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat

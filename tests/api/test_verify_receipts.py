@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_helpers import (
+
+from node.anvil import EmbeddedNode
+from tests.api.api_helpers import (
     ApiEnv,
     api_home,
     delivery_id_for,
@@ -25,8 +27,6 @@ from api_helpers import (
     served,
     until,
 )
-
-from node.anvil import EmbeddedNode
 from tests.cli import dxl
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
@@ -132,7 +132,7 @@ def test_dxl_verify_receiptWithoutItsAnswer_foundInTheJournalOfThisHome_nodeAlon
     assert (code, verdict["status"]) == (0, "MATCH"), out + err
     assert (verdict["anchor"]["details"]["recorded_as"], verdict["anchor"]["details"]["proof_checked"]) == (
         "receipt", True)  # fmt: skip
-    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address, "--json"]
+    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address, "--json"]
     code, out, _ = dxl("verify", payload, *chain)
     verdict = json.loads(out)
     assert (code, verdict["status"], codes(verdict)) == (1, "NOT_RECORDED", ["NOT_RECORDED"])
@@ -171,7 +171,7 @@ def test_post_verify_receiptAcceptedNotAnchored_PENDING_nodeAloneNotRecordedSayi
     assert (code, json.loads(out)["status"]) == (1, "PENDING"), out
     code, out, _ = dxl("verify", payload)
     assert "not on chain yet: accepted as a receipt, pending" in out, out
-    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address, "--json"]
+    chain = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address, "--json"]
     code, out, _ = dxl("verify", payload, *chain)  # a node alone: the chain does not hold it
     verdict = json.loads(out)
     assert (code, verdict["status"], codes(verdict)) == (1, "NOT_RECORDED", ["NOT_RECORDED"]), out
