@@ -163,4 +163,7 @@ def _reads_head(request: bytes, methods: tuple[str, ...]) -> bool:
         return False
     if not isinstance(asked, dict) or asked.get("method") not in methods:
         return False
-    return asked["method"] != "eth_getBlockByNumber" or (asked.get("params") or [None])[0] == "latest"
+    if asked["method"] != "eth_getBlockByNumber":
+        return True
+    params = asked.get("params") or [None]
+    return bool(params[0] == "latest")
