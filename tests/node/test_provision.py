@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from node.anvil import EmbeddedNode, free_port
 from node.deploy import deploy_ledger, deployment_path, ledger_client
 from node.errors import ConfigurationError
 from node.keys import KeyStore
+from node.paths import PROJECT_ROOT
 from node.provision import (
     DEMO_FILE,
     DEPARTMENTS,
@@ -170,6 +172,18 @@ def _field(summary: str, key: str) -> str:
     raise AssertionError(f"{key!r} missing from:\n{summary}")
 
 
+def _labels(summary: str) -> list[str]:
+    """The labels of the lines between ``dxl is running`` and ``Press Ctrl-C to stop.``, in order."""
+    lines = summary.split("dxl is running\n", 1)[1].split("Press Ctrl-C to stop.", 1)[0].splitlines()
+    return [re.split(r"\s{2,}", line.strip())[0] for line in lines if line.startswith("  ")]
+
+
+def _readme_summary() -> str:
+    """What README's "What `make run` does" shows `dxl run` printing."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    return readme.split("It prints where everything is:\n\n```text\n", 1)[1].split("```", 1)[0]
+
+
 def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -224,6 +238,8 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         # The first start with the API printed the tokens; later starts name the file that keeps them.
         tokens = tmp_path / "secrets" / "demo-tokens.json"
         assert _field(summary, "console").endswith(f"(sign in with a token; demo tokens in {tokens})")
+        # README shows the same lines, in the same order.
+        assert _labels(summary) == _labels(_readme_summary())
     finally:
         out = _stop(proc, node)
     assert "node state kept" in out
