@@ -67,7 +67,7 @@ lint: setup
 	$(BIN)/ruff check node api verifier dxl tests scripts
 	$(BIN)/ruff format --check node api verifier dxl tests scripts
 	$(BIN)/mypy node api verifier dxl
-	$(BIN)/mypy --explicit-package-bases tests/reliability tests/network
+	$(BIN)/mypy --explicit-package-bases tests
 	$(BIN)/lint-imports
 	$(BIN)/dxl compile --check
 	$(BIN)/python scripts/ape-abis.py --check
