@@ -11,6 +11,7 @@ browser tests' 1280-pixel width, the whole page as tall as its content.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
@@ -82,4 +83,11 @@ def main(url: str, home: Path, files: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
+    parser.add_argument("url", help="the running API, e.g. http://127.0.0.1:8000")
+    parser.add_argument("home", type=Path, help="its DXL_HOME (the demo tokens are read there)")
+    parser.add_argument("files", type=Path, help="where tests.api.console_scenario wrote its files")
+    parser.add_argument("out", type=Path, help="where the screenshots go (docs/console)")
+    args = parser.parse_args()
+    main(args.url, args.home, args.files, args.out)

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import functools
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -480,3 +482,25 @@ def test_the_writes_that_ignore_an_idempotency_key_are_the_ones_named() -> None:
 
     assert sorted(p for p in keyless if not any(names(p, s) for s in spans)) == []
     assert [s for s in spans if not any(names(p, s) for p in keyless)] == []
+
+
+# --- scripts -----------------------------------------------------------------------------------------------
+
+
+def _documented_scripts() -> list[str]:
+    """The repository's Python scripts the documents send a reader to."""
+    return sorted({path for _, path, _ in _documented_paths() if re.fullmatch(r"scripts/[\w-]+\.py", path)})
+
+
+def test_the_documents_name_scripts() -> None:
+    assert "scripts/console-screenshots.py" in _documented_scripts()
+
+
+@pytest.mark.parametrize("script", _documented_scripts())
+def test_every_script_a_document_names_explains_itself(script: str) -> None:
+    """`--help` answers what to give it (exit 0), not a traceback of arguments it did not get."""
+    done = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / script), "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, "Traceback" in done.stderr) == (0, False), done.stderr
+    assert done.stdout.startswith("usage:"), done.stdout
