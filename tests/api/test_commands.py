@@ -34,7 +34,8 @@ def test_issue_list_revoke(home: Path) -> None:
     assert issued["principal"] == "department:PSB" and issued["token"].startswith("dxl_")
     engine = make_engine(f"sqlite:///{home / 'dxl.sqlite3'}")
     with session_factory(engine)() as session:
-        assert authenticate(session, issued["token"]).key == "department:PSB"  # type: ignore[union-attr]
+        principal = authenticate(session, issued["token"])
+        assert principal is not None and principal.key == "department:PSB"
     code, out = _dxl("token", "list", "--json")
     listed = json.loads(out)
     assert [(t["name"], t["principal"], t["revoked_at"]) for t in listed] == [

@@ -36,6 +36,7 @@ from tests.api.api_helpers import (
     govern,
     grant_between,
     issue,
+    no_database,
     ok,
     period,
     read_to_end,
@@ -746,7 +747,7 @@ def test_delivery_read_tolerates_an_unknown_hash_algorithm_on_chain(api_env: Api
     service = LedgerService(
         client=api_env.setup.client,
         custody=Custody(api_env.keystore, {}),
-        sessions=lambda: None,  # type: ignore[arg-type,return-value]
+        sessions=no_database,
     )
     receipt = DeliveryReceipt(
         grant_id=1, provider=1, consumer=2, commitment=b"\1" * 32, hash_algorithm=200, byte_size=1,

@@ -16,7 +16,7 @@ import resource
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,7 +109,8 @@ class JournalEnv:
         return self.setup.client.pending_nonce(self.setup.keystore.address(f"dept-{who}"))
 
     def sessions(self) -> sessionmaker[Session]:
-        return self.app.state.dxl.sessions  # type: ignore[no-any-return]
+        sessions: sessionmaker[Session] = self.app.state.dxl.sessions
+        return sessions
 
     @contextmanager
     def watcher_asleep(self) -> Iterator[None]:
@@ -147,9 +148,9 @@ def journal_env(
             yield JournalEnv(url, app, settings, setup, tokens, client, proxy, embedded_node)
 
 
-def _until(check: object, timeout: float = 15.0) -> None:
+def _until(check: Callable[[], object], timeout: float = 15.0) -> None:
     deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
+    while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.05)
 
@@ -865,7 +866,11 @@ def test_lost_blocks_never_mine_again_an_anchor_whose_receipts_were_refused_or_b
         for wave, then in ((0, reinstate), (1, None)):
             waiting = _in_pool(env)
             waves.post(wave)  # the consumer is active on the head
-            _until(lambda waiting=waiting: _in_pool(env) == waiting + 1)  # its anchor sent
+
+            def anchor_sent(before: int = waiting) -> bool:
+                return _in_pool(env) == before + 1
+
+            _until(anchor_sent)  # its anchor sent
             if then is not None:
                 client.submit(governor, then)
         env.node_rpc("evm_mine")
@@ -1063,11 +1068,13 @@ def test_a_refused_write_an_earlier_process_left_unvoided_is_voided_at_start(jou
     mined = service.client.receipt(signed.tx_hash)
     assert mined is not None
     sender.record_receipt(signed.tx_hash, mined)  # as the journal once did
-    assert journal.entry(signed.tx_hash).status is TxStatus.REVERTED  # type: ignore[union-attr]
+    reverted = journal.entry(signed.tx_hash)
+    assert reverted is not None and reverted.status is TxStatus.REVERTED
 
     restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)
     with ServerThread(restarted):
-        assert journal.entry(signed.tx_hash).status is TxStatus.VOIDED  # type: ignore[union-attr]
+        voided = journal.entry(signed.tx_hash)
+        assert voided is not None and voided.status is TxStatus.VOIDED
     with env.sessions()() as session:
         standby = session.scalars(
             select(JournaledTransaction).where(

@@ -206,7 +206,8 @@ def test_a_voided_transaction_s_lost_block_sends_its_standby_in_its_place(engine
     assert journal.reopen([other]) == [late.tx_hash]
     assert journal.void(late.tx_hash, late_standby) is False
     assert journal.entry(late_standby.tx_hash) is None
-    assert journal.entry(late.tx_hash).status is TxStatus.SENT  # type: ignore[union-attr]
+    reopened = journal.entry(late.tx_hash)
+    assert reopened is not None and reopened.status is TxStatus.SENT
     unknown = SignedTx("0x" + "d2" * 32, b"\xd2", "0xD", 0)
     assert journal.void("0x" + "d1" * 32, unknown) is True  # not journaled: nothing here sends it again
     assert journal.entry(unknown.tx_hash) is None
@@ -297,7 +298,8 @@ def test_a_retry_that_could_not_take_a_claim_over_on_a_full_disk_leaves_the_key_
     Journal(lambda: sessions).record(signed, claim=first, finish=None)
     store.settle(first, Stored(409, b"{}"))  # TRANSACTION_PENDING: handed back
     with sessions() as session:
-        assert session.get(IdempotencyRecord, first.id).owner is None  # type: ignore[union-attr]
+        record = session.get(IdempotencyRecord, first.id)
+        assert record is not None and record.owner is None
     with _full_disk(), pytest.raises(OperationalError, match="disk"):
         store.claim("hrss", "full", "p")
     retry = store.claim("hrss", "full", "p")

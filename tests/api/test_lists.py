@@ -368,7 +368,10 @@ def statuses(api_env: ApiEnv) -> dict[str, Any]:
         d='{"dct:title": "改后"}', h=tampered["metadata_hash"])  # fmt: skip
 
     def propose(body: dict[str, Any]) -> dict[str, Any]:
-        return ok(api_env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]  # type: ignore[no-any-return]
+        record: dict[str, Any] = ok(
+            api_env.call("POST", "/governance/proposals", "governor-1", json=body), 201
+        )["record"]
+        return record
 
     executed = propose({"action": "grant_auditor", "account": Account.create().address})
     ok(api_env.call("POST", f"/governance/proposals/{executed['id']}/approve", "governor-2"))

@@ -1712,7 +1712,8 @@ def test_an_audit_database_indexed_without_the_practice_contract_reindexes_from_
     with JsonRpc(str(api_env.settings.rpc_url)) as rpc:
         head = rpc.block_number()
         indexer(rpc, None).sync(to_block=head)
-        assert listed() == [] and read_progress(engine).practice is None  # type: ignore[union-attr]
+        before = read_progress(engine)
+        assert listed() == [] and before is not None and before.practice is None
         indexer(rpc, source).sync(to_block=head)
         progress = read_progress(engine)
         assert progress is not None and (progress.practice, progress.last_block) == (source.address, head)

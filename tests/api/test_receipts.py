@@ -1340,7 +1340,8 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
     with JsonRpc(str(api_env.settings.rpc_url)) as rpc:
         head = rpc.block_number()
         indexer(rpc, None).sync(to_block=head)
-        assert batches() == 0 and read_progress(engine).anchors is None  # type: ignore[union-attr]
+        before = read_progress(engine)
+        assert batches() == 0 and before is not None and before.anchors is None
         indexer(rpc, source).sync(to_block=head)
         progress = read_progress(engine)
         assert progress is not None and (progress.anchors, progress.last_block) == (source.address, head)

@@ -72,7 +72,7 @@ def test_dxl_deploy_refuses_a_depth_an_auto_mining_node_never_reaches(
     assert not (tmp_path / "deployment.json").exists() and not (tmp_path / "keys").exists()
 
 
-def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path: Path) -> None:
     elsewhere = api_env.settings.model_copy(update={"home": tmp_path})
     with pytest.raises(NotDeployedError) as caught:
         connect_ledger(elsewhere, no_database)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
@@ -54,8 +56,15 @@ def test_the_follower_stops_at_shutdown_and_zero_disables_it(
         assert not follower.alive
 
 
+@dataclass
+class FollowedApi(ApiEnv):
+    """The module's service, with its app: the tests read the follower it runs."""
+
+    app: FastAPI = field(kw_only=True)
+
+
 @pytest.fixture(scope="module")
-def served(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+def served(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FollowedApi]:
     base = make_settings(api_home(tmp_path_factory, "follower-home"), embedded_node)
     settings = base.model_copy(update={"audit_follow_interval": 0.2})
     setup = setup_ledger(embedded_node.endpoint, settings, dev_funding=True)
@@ -63,8 +72,7 @@ def served(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
     # The audit context is opened from the settings the app is given (nothing in the environment names them).
     app = create_app(settings)
     with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120) as client:
-        served = ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
-        served.app = app  # type: ignore[attr-defined]
+        served = FollowedApi(url, settings, setup, tokens, client, dict(setup.report.departments), app=app)
         yield served
     follower = app.state.dxl.extra["audit_follower"]
     assert isinstance(follower, AuditFollower) and not follower.alive
@@ -89,8 +97,8 @@ def _wait_for(env: ApiEnv, delivery_id: str) -> list[dict[str, Any]]:
     )
 
 
-def test_a_recorded_delivery_reaches_history_without_indexing_by_hand(served: ApiEnv) -> None:
-    follower = served.app.state.dxl.extra["audit_follower"]  # type: ignore[attr-defined]
+def test_a_recorded_delivery_reaches_history_without_indexing_by_hand(served: FollowedApi) -> None:
+    follower = served.app.state.dxl.extra["audit_follower"]
     assert isinstance(follower, AuditFollower) and follower.alive and follower.interval == 0.2
     record = delivery_between(served, "hrss", "psb")
     [item] = _wait_for(served, record["delivery_id"])
@@ -98,7 +106,7 @@ def test_a_recorded_delivery_reaches_history_without_indexing_by_hand(served: Ap
     assert item["commitment"] == record["commitment"]
 
 
-def test_index_by_hand_is_safe_while_the_follower_runs(served: ApiEnv) -> None:
+def test_index_by_hand_is_safe_while_the_follower_runs(served: FollowedApi) -> None:
     """Manual syncs race the follower on fresh blocks: every one answers 200 and no event is stored twice."""
     record = delivery_between(served, "hrss", "psb")
     answers: list[int] = []
@@ -115,7 +123,7 @@ def test_index_by_hand_is_safe_while_the_follower_runs(served: ApiEnv) -> None:
         t.join(timeout=WAIT)
     assert answers == [200] * 9
     assert len(_wait_for(served, record["delivery_id"])) == 1
-    follower = served.app.state.dxl.extra["audit_follower"]  # type: ignore[attr-defined]
+    follower = served.app.state.dxl.extra["audit_follower"]
     assert follower.alive and follower.failures == 0
 
 
@@ -149,11 +157,11 @@ def test_failures_are_logged_without_url_credentials(text: str, logged: str) -> 
     assert logged in redact(text) and "s3cret" not in redact(text)
 
 
-def test_only_one_follower_per_process(served: ApiEnv, tmp_path: Path) -> None:
+def test_only_one_follower_per_process(served: FollowedApi, tmp_path: Path) -> None:
     settings = ApiSettings(
         home=tmp_path, database_url=f"sqlite:///{tmp_path / 'api.sqlite3'}", audit_follow_interval=0.2
     )
     second = create_app(settings, connect=False)
     with TestClient(second):
         assert second.state.dxl.extra["audit_follower"] is None
-    assert served.app.state.dxl.extra["audit_follower"].alive  # type: ignore[attr-defined]
+    assert served.app.state.dxl.extra["audit_follower"].alive

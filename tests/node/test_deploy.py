@@ -136,7 +136,8 @@ def test_newer_build_keeps_the_deployed_contracts(
     )
     assert deploy_receipt_anchors(ledger, deployer=governors[0], home=tmp_path).address == anchors.address
     assert endpoint.verify() == head  # nothing deployed
-    assert load_deployment(tmp_path).receipt_anchors.bytecode_hash == older  # type: ignore[union-attr]
+    kept = load_deployment(tmp_path).receipt_anchors
+    assert kept is not None and kept.bytecode_hash == older
     assert anchors_client(endpoint, tmp_path).address == anchors.address
     assert ledger_client(endpoint, tmp_path).address == ledger_record.address
     assert newer_builds(load_deployment(tmp_path)) == ["DataExchangeLedger", "ReceiptAnchors"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +95,9 @@ def test_no_key_material_in_reprs(store: KeyStore) -> None:
     ],
     ids=["unlock-missing", "address-missing", "x25519-missing", "bad-name", "path-escape", "create-twice"],
 )
-def test_bad_uses_are_refused(store: KeyStore, action, error: type[Exception]) -> None:  # type: ignore[no-untyped-def]
+def test_bad_uses_are_refused(
+    store: KeyStore, action: Callable[[KeyStore], object], error: type[Exception]
+) -> None:
     with pytest.raises(error):
         action(store)
 
