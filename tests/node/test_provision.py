@@ -184,6 +184,14 @@ def _readme_summary() -> str:
     return readme.split("It prints where everything is:\n\n```text\n", 1)[1].split("```", 1)[0]
 
 
+def _readme_state_entries() -> set[str]:
+    """What README's "Where state lives" table says DXL_HOME holds: the first component of each path."""
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Where state lives: `DXL_HOME`", 1)[1]
+    table = section.split("| Path | What |", 1)[1].split("\n\n", 1)[0]
+    return {re.split(r"[/`]", row.split("`", 2)[1])[0] for row in table.splitlines() if row.startswith("| `")}
+
+
 def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
     port = free_port()
     env = {
@@ -240,6 +248,10 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         assert _field(summary, "console").endswith(f"(sign in with a token; demo tokens in {tokens})")
         # README shows the same lines, in the same order.
         assert _labels(summary) == _labels(_readme_summary())
+        # What DXL_HOME holds is what README's table says it holds (SQLite's journal files aside; the local
+        # network's directory only once `dxl network up` made it).
+        kept = {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}
+        assert kept == _readme_state_entries() - {"network"}
     finally:
         out = _stop(proc, node)
     assert "node state kept" in out
