@@ -55,11 +55,13 @@ class VerifyRequest(BaseModel):
 
 
 def _reader(state: StateDep, ledger: LedgerDep) -> Any:
-    """One read-only ledger reader per app, on the node and deployment the service uses."""
+    """One read-only ledger reader per app, on the node and deployment the service uses: made again when the
+    service's client moved to another node (a failover), or a check would read the node it left, stalled or
+    gone, and judge at its old head (a presentation's deadline by that head's time)."""
     from verifier.onchain import ChainCheckError, LedgerReader
 
     reader = state.extra.get("verify_reader")
-    if reader is None:
+    if not isinstance(reader, LedgerReader) or reader.rpc_url != ledger.client.rpc_url:
         try:
             reader = LedgerReader(
                 ledger.client.rpc_url,
@@ -183,12 +185,13 @@ def _journaled_receipt(state: Any, ledger: Any, principal: Principal | None, del
 
 
 def _anchors_reader(state: Any, ledger: Any) -> Any:
-    """One read-only reader of the receipt anchors per app, on the node the service uses."""
+    """One read-only reader of the receipt anchors per app, on the node the service uses (as :func:`_reader`,
+    made again after a failover)."""
     from verifier.receipt_check import AnchorsReader
 
     address = state.extra["receipts"].anchors_address
     reader = state.extra.get("verify_anchors")
-    if reader is None or reader.address.lower() != address.lower():
+    if reader is None or reader.address.lower() != address.lower() or reader.rpc.url != ledger.client.rpc_url:
         reader = AnchorsReader(ledger.client.rpc_url, address, chain_id=ledger.chain_id)
         state.extra["verify_anchors"] = reader
     return reader

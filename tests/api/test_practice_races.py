@@ -348,6 +348,35 @@ def test_no_presentation_is_taken_while_its_outcomes_transaction_is_pending(
     assert (shown["presented"], shown["outcome"], shown["outcome_as_checked"]) == ("MATCH", "passed", True)
 
 
+def test_a_presentation_after_a_failover_is_judged_on_the_node_the_service_moved_to(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """The service's client fails over from a node that stopped answering to the next of its endpoint: the
+    presentation is judged there, at that node's head. Before, the readers a presentation (and POST /verify)
+    pinned were made once per app, on the first node: they read the node left behind, down (503 here) or
+    stalled, its old head's time judging the deadline."""
+    from api.app import create_app
+
+    env, _proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    with RpcProxy(env.setup.client.endpoint.rpc_url) as first:
+        moved = {"rpc_url": first.url, "rpc_failover_urls": env.setup.client.endpoint.rpc_url}
+        app = create_app(env.settings.model_copy(update=moved))
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            path = f"/inspections/{inspection}/presentations"
+            before = client.post(path, headers=env.headers("hrss"), json=body)
+            assert ok(before)["verdict"]["status"] == "MATCH"
+            first.down = True
+            # A read of the ledger's: its client tries the node, and moves to the next.
+            ok(client.get(f"/deliveries/{did}", headers=env.headers("hrss")))
+            ledger = app.state.dxl.ledger
+            assert ledger.client.rpc_url == env.setup.client.endpoint.rpc_url, "the client did not fail over"
+            after = client.post(path, headers=env.headers("hrss"), json=body)
+            verdict = ok(after)["verdict"]
+    assert verdict["status"] == "MATCH" and verdict["block"] >= ok(before)["verdict"]["block"], verdict
+
+
 # --- draws -----------------------------------------------------------------------------------------------
 
 
