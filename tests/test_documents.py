@@ -269,13 +269,30 @@ def test_every_setting_is_documented() -> None:
 
 def _errors_table() -> list[tuple[int, str]]:
     """api/README.md's Errors table: (status, code) for each code a row names."""
+    return sorted((status, code) for status, (codes, _) in _errors_rows().items() for code in codes)
+
+
+def _errors_rows() -> dict[int, tuple[set[str], bool]]:
+    """api/README.md's Errors table by status: the codes a row names, and whether it claims them all (a row
+    that names only some ends with ``…``)."""
     section = _text("api/README.md").split("\n## Errors\n", 1)[1].split("\n## ", 1)[0]
-    pairs: list[tuple[int, str]] = []
+    rows: dict[int, tuple[set[str], bool]] = {}
     for line in section.splitlines():
         found = re.match(r"\| (\d{3}) \|.*\| ([^|]*) \|$", line)
         if found:
-            pairs += [(int(found[1]), code) for code in re.findall(r"`([A-Z][A-Z0-9_]+)`", found[2])]
-    return pairs
+            rows[int(found[1])] = (set(re.findall(r"`([A-Z][A-Z0-9_]+)`", found[2])), "…" not in found[2])
+    return rows
+
+
+def test_the_errors_table_has_a_row_for_every_status_and_every_code_of_a_whole_row() -> None:
+    """Every status the API answers with has a row (500 aside: no input produces one); a row that does not
+    end with … names every code of its status."""
+    rows = _errors_rows()
+    assert sorted({spec.status for spec in ERRORS.values()} - set(rows)) == [500]
+    for status, (codes, whole) in rows.items():
+        if whole:
+            declared = {code for code, spec in ERRORS.items() if spec.status == status}
+            assert sorted(declared - codes) == [], f"the {status} row of api/README.md's Errors table"
 
 
 def _statuses_in_prose() -> list[tuple[str, int, str]]:
