@@ -364,15 +364,18 @@ def present_command(
     token: TokenOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Present a sampled delivery of your department: payload and manifest, checked against the chain."""
+    """Present a sampled delivery of your department: payload and manifest, checked against the chain. A
+    receipt (``dxl`` delivered it at volume) is drawn by its slot, its grant and sequence: the receipt the
+    manifest names is looked up to present it under that slot."""
     from verifier import jsontext
 
     try:
         document = jsontext.loads(manifest.read_text(encoding="utf-8"))
         if not isinstance(document, dict):
             raise ValueError(f"{manifest} holds no JSON object")
+        delivery = str(document.get("delivery_id", ""))
         body = {
-            "delivery_id": str(document.get("delivery_id", "")),
+            "delivery_id": _drawn_as(api, token, inspection_id, delivery),
             "manifest": document,
             "payload_base64": base64.b64encode(payload.read_bytes()).decode("ascii"),
         }
@@ -384,6 +387,31 @@ def present_command(
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
     _out(answered, as_json, f"delivery {answered['delivery_id']}: {answered['verdict']['status']}")
+
+
+def _drawn_as(api: str | None, token: str, inspection_id: int, delivery: str) -> str:
+    """What the inspection drew ``delivery`` as: the delivery id itself, or for a receipt its slot
+    (``verifier.sampling.receipt_slot``), read from the receipt journal (``GET /receipts/{id}``) when the id
+    is not in the sample as it stands. Anything else is sent as it is, for the API to say why not.
+
+    Raises:
+        ApiCallError: the API does not answer the inspection.
+    """
+    from verifier.sampling import receipt_slot
+
+    sampled = {
+        s["delivery_id"] for s in call_api(api, token, "GET", f"/inspections/{inspection_id}")["sample"]
+    }
+    if delivery.lower() in sampled:
+        return delivery
+    try:
+        receipt = call_api(api, token, "GET", f"/receipts/{delivery}")
+    except ApiCallError:
+        return delivery  # no receipt of the caller's by that id
+    if not isinstance(receipt, dict) or receipt.get("sequence") is None:
+        return delivery  # not anchored yet: in no batch, drawn by no slot
+    slot = "0x" + receipt_slot(int(receipt["grant_id"]), int(receipt["sequence"])).hex()
+    return slot if slot in sampled else delivery
 
 
 @inspection_app.command("outcome")

@@ -43,6 +43,7 @@ from verifier.catalog import canonical_document
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, sign_manifest
+from verifier.sampling import receipt_slot
 
 pytestmark = pytest.mark.xdist_group("api-practice-races")
 
@@ -497,3 +498,51 @@ def test_the_cli_tells_an_inspection_not_drawn_yet_by_the_block_it_read(
         and sample["node"]["block"] >= drawn["transaction"]["block_number"]
     )
     assert sample["sample"] == [s["delivery_id"] for s in drawn["record"]["sample"]]
+
+
+def test_the_cli_presents_a_drawn_receipt_under_its_slot(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """A receipt is drawn by its slot (grant and sequence), not by the delivery id its manifest names:
+    `dxl inspection present` finds the slot from the receipt journal and presents it there (MATCH, by its
+    inclusion proof). Before, it sent the manifest's delivery id, always 409 NOT_SAMPLED: a drawn receipt
+    could not be presented with the command the console tells its provider to run."""
+    from tests.cli import dxl
+    from verifier.manifest import write_manifest
+
+    env, _proxy = proxied
+    grant = grant_between(env, "hrss", "psb")
+    pass_time(env, 2)
+    payload = tmp_path / "receipt.csv"
+    payload.write_bytes("id,name\n1,赵六\n".encode())
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    did = new_delivery_id(grant["provider"])
+    manifest = tmp_path / "receipt.csv.manifest.json"
+    write_manifest(manifest, sign_manifest(build_manifest(c, delivery_id=did, grant_id=grant["id"]),
+                                           env.keystore.unlock("dept-hrss")))  # fmt: skip
+    body = {"delivery_id": "0x" + did.hex(), "grant_id": grant["id"], "commitment": "0x" + c.root.hex(),
+            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+    ok(env.call("POST", "/receipts", "hrss", json={"receipts": [body]}), 202)
+    receipt = until(
+        lambda: (r := ok(env.call("GET", f"/receipts/0x{did.hex()}", "hrss")))["status"] == "final" and r,
+        "the receipt's batch anchored",
+    )
+    from node.deploy import anchors_client
+
+    anchors = anchors_client(env.setup.client.endpoint, env.settings.home)
+    anchored_at = int(anchors.call("batch", grant["id"], receipt["batch"]["first_sequence"])[2])
+    pass_time(env, 2)
+    opened = {"period_from": anchored_at - 1, "period_to": anchored_at + 1, "sample_size": 1,
+              "seed_delay_blocks": 2, "present_within": 600}  # fmt: skip
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=opened), 201)["record"]["id"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    slot = "0x" + receipt_slot(grant["id"], receipt["sequence"]).hex()
+    assert [s["delivery_id"] for s in drawn["sample"]] == [slot], drawn
+    token = ("--api", env.url, "--token", env.tokens["demo-hrss"], "--json")
+    files = ("--payload", payload, "--manifest", manifest)
+    code, out, err = dxl("inspection", "present", str(inspection), *files, *token)
+    assert code == 0, out + err
+    presented = json.loads(out)
+    assert (presented["delivery_id"], presented["verdict"]["status"]) == (slot, "MATCH"), presented
+    assert presented["verdict"]["anchor"]["details"]["recorded_as"] == "receipt"
