@@ -6,7 +6,10 @@ invalid data rejected, missing auth, unsupported methods and their ``Allow``), o
 ``make test`` keeps it short: few examples per operation (``DXL_FUZZ_EXAMPLES``, default 3), every phase for
 a department's token (the role with the most to do) and only the generated phases (fuzzing, stateful) for
 the auditor's and a governor's (methods and malformed input are refused before roles are
-looked at). ``make fuzz`` (``DXL_FUZZ_FULL=1``, more examples) runs every phase for every role.
+looked at). ``make fuzz`` (``DXL_FUZZ_FULL=1``, more examples) runs every phase for every role, and for the
+principals a short run leaves out: the provider of the module's exchange, no token at all, and a department
+that governance suspended with an exchange of its own. ``DXL_FUZZ_SEED`` draws other examples than the
+suite's fixed seed.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from node.paths import PROJECT_ROOT
-from tests.api.api_helpers import ApiEnv, ok
+from tests.api.api_helpers import ApiEnv, delivery_between, ok
 
 EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
+SEED = os.environ.get("DXL_FUZZ_SEED", "734117")
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
 #: One schemathesis worker: with two, two Hypothesis tests build and draw their strategies at once in threads
 #: of one process, which Hypothesis does not promise to be safe (its stated thread-safety policy). Both
@@ -42,8 +47,6 @@ HOOKS = Path(__file__).with_name("fuzz_hooks.py")
 def exchange(api_env: ApiEnv) -> None:
     """An exchange in the ledger, so ids the fuzzer tries (small integers) find records and reach the checks
     behind the look-ups."""
-    from tests.api.api_helpers import delivery_between
-
     delivery_between(api_env, "hrss", "psb")
     ok(api_env.call("POST", "/audit/index", "auditor"))
 
@@ -65,24 +68,50 @@ def unicode_tables() -> tuple[Path, Path]:
     return tables.path, scratch.path
 
 
+@pytest.fixture(scope="module")
+def suspended(api_env: ApiEnv) -> Iterator[str]:
+    """CIVIL, provider of an exchange with SAMR, suspended by governance: its token still authenticates, and
+    every write it tries is refused (a provider's withdrawals of access excepted). Reinstated after."""
+    from tests.api.api_helpers import govern
+
+    delivery_between(api_env, "civil", "samr")
+    civil = api_env.departments["CIVIL"]
+    ok(govern(api_env, {"action": "suspend_department", "department_id": civil}))
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    yield "civil"
+    ok(govern(api_env, {"action": "reinstate_department", "department_id": civil}))
+
+
+# The principal each run acts as (a demo token's name after "demo-"; None: no token) and the phases a short run
+# gives it. The provider, the anonymous caller and the suspended department run under ``make fuzz`` only.
+ROLES = [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)]
+if FULL:
+    ROLES += [("hrss", ALL_PHASES), (None, ALL_PHASES), ("suspended", ALL_PHASES)]
+
+
 # The three runs are not an xdist group: a group held them on one worker, 98 s one after the other (59 s,
 # 25 s, 13 s at load 6-9), the longest chain of the suite that three workers could not split. A worker that
 # takes one serves and deploys for it (the module's fixtures, some 2 s); one that takes two shares them.
-@pytest.mark.parametrize(
-    ("role", "phases"),
-    [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)],
-)
+@pytest.mark.parametrize(("role", "phases"), ROLES, ids=[str(role) for role, _ in ROLES])
 def test_schemathesis_finds_no_failure(
-    api_env: ApiEnv, exchange: None, unicode_tables: tuple[Path, Path], role: str, phases: str, tmp_path: Path
+    api_env: ApiEnv,
+    exchange: None,
+    unicode_tables: tuple[Path, Path],
+    role: str | None,
+    phases: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    if role == "suspended":
+        role = request.getfixturevalue("suspended")
+    token = [] if role is None else ["--header", f"Authorization: Bearer {api_env.tokens['demo-' + role]}"]
     (tmp_path / ".hypothesis").mkdir()
     for name, shared in zip(("unicode_data", "tmp"), unicode_tables, strict=True):
         (tmp_path / ".hypothesis" / name).symlink_to(shared, target_is_directory=True)
     command = [
         str(SCHEMATHESIS), "--config-file", str(PROJECT_ROOT / "schemathesis.toml"), "run",
         f"{api_env.url}/openapi.json", "--checks", "all", "--max-examples", str(EXAMPLES),
-        "--seed", "734117", "--workers", WORKERS, "--phases", ALL_PHASES if FULL else phases,
-        "--header", f"Authorization: Bearer {api_env.tokens['demo-' + role]}",
+        "--seed", SEED, "--workers", WORKERS, "--phases", ALL_PHASES if FULL else phases, *token,
         "--report", "junit", "--report-junit-path", str(tmp_path / "junit.xml"), "--output-truncate", "true",
     ]  # fmt: skip
     done = subprocess.run(
@@ -95,6 +124,8 @@ def test_schemathesis_finds_no_failure(
         env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
     )
     output = done.stdout + done.stderr
+    # Whole, beside the report: a long run's failures outgrow the assertion's message.
+    (tmp_path / "schemathesis.out").write_text(output, encoding="utf-8")
     # The failures section first: request bodies in its curl lines can be long.
     failures = output[output.find("== FAILURES ==") :] if "== FAILURES ==" in output else output
     assert done.returncode == 0, failures[:20000]
