@@ -19,6 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI, routing
 from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
 
 from api.auth import Role
 from api.deps import roles_of
@@ -44,6 +45,7 @@ def install_openapi(app: FastAPI) -> None:
             schema = get_openapi(
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
+            _exact_integer_bounds(schema)
             _add_error_schema(schema)
             for model in DOCUMENTED_BODIES:
                 _add_model_schema(schema, model.__name__, model.model_json_schema(ref_template=_REF_TEMPLATE))
@@ -118,6 +120,50 @@ def _add_model_schema(schema: dict[str, Any], name: str, generated: dict[str, An
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(generated.pop("$defs", {}))
     components[name] = generated
+
+
+#: A schema's numeric bounds. FastAPI's OpenAPI model holds them as floats, exact only to 2**53: the document
+#: said a record id (at most 2**64 - 1, uint64 on chain) could be 2**64, and a byte size 2**63, values the
+#: service refuses (422).
+_BOUNDS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf")
+
+
+def _exact_integer_bounds(schema: dict[str, Any]) -> None:
+    """Puts back in the models' components the integer bounds their models declare, where the document holds
+    them as floats. A float is replaced only by the integer it is the rounding of."""
+    models = _service_models()
+    for name, component in schema.get("components", {}).get("schemas", {}).items():
+        # FastAPI names a model that reads differently as a body and as an answer "<Name>-Input"/"-Output".
+        base, _, side = name.partition("-")
+        model = models.get(base)
+        if model is not None:
+            mode = "serialization" if side == "Output" else "validation"
+            _copy_bounds(component, model.model_json_schema(mode=mode, ref_template=_REF_TEMPLATE))
+
+
+def _service_models() -> dict[str, type[BaseModel]]:
+    """The service's pydantic models (bodies, answers and what they hold) by class name."""
+    found: dict[str, type[BaseModel]] = {}
+    stack = list(BaseModel.__subclasses__())
+    while stack:
+        model = stack.pop()
+        stack.extend(model.__subclasses__())
+        if model.__module__.partition(".")[0] == "api":
+            found.setdefault(model.__name__, model)
+    return found
+
+
+def _copy_bounds(document: Any, exact: Any) -> None:
+    if isinstance(document, dict) and isinstance(exact, dict):
+        for key, value in document.items():
+            bound = exact.get(key)
+            if key in _BOUNDS and type(bound) is int and isinstance(value, float) and float(bound) == value:
+                document[key] = bound
+            else:
+                _copy_bounds(value, bound)
+    elif isinstance(document, list) and isinstance(exact, list) and len(document) == len(exact):
+        for item, bound in zip(document, exact, strict=True):
+            _copy_bounds(item, bound)
 
 
 def _add_error_schema(schema: dict[str, Any]) -> None:
