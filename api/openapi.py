@@ -33,6 +33,10 @@ DOCUMENTED_BODIES = (ReceiptsCreate,)
 #: Set to True on a dependency through which an operation reads the chain or the audit trail: ids it names may
 #: be unknown (404), the node may be down (503).
 LEDGER_DEPENDENCY = "dxl_reads_ledger"
+#: The key of a route's ``openapi_extra`` (:func:`answers`) naming error codes its handler answers beyond what
+#: its dependencies, parameters and method tell (:func:`error_statuses`): a read refused for the state of its
+#: record.
+ROUTE_ERRORS = "x-dxl-errors"
 #: FastAPI's own validation-error schemas, replaced by the API's single error body.
 _FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
@@ -60,13 +64,24 @@ def install_openapi(app: FastAPI) -> None:
                     if operation is None:
                         continue
                     operation["x-dxl-roles"] = roles or []
-                    _declare_errors(operation, error_statuses(route.dependant, method, operation, roles))
+                    own = {ERRORS[code].status for code in operation.pop(ROUTE_ERRORS, ())}
+                    _declare_errors(
+                        operation, error_statuses(route.dependant, method, operation, roles) | own
+                    )
             for name in _FASTAPI_VALIDATION_SCHEMAS:
                 schema["components"]["schemas"].pop(name, None)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def answers(*codes: str) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route whose handler also answers ``codes`` (keys of :data:`ERRORS`)."""
+    unknown = [code for code in codes if code not in ERRORS]
+    if unknown:
+        raise ValueError(f"unknown API error codes {unknown}")
+    return {ROUTE_ERRORS: list(codes)}
 
 
 def error_statuses(

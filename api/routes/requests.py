@@ -18,6 +18,7 @@ from api.deps import (
     ListPageDep,
     page_headers,
 )
+from api.openapi import answers
 from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
@@ -86,7 +87,10 @@ def withdraw_request(
     return ledger.withdraw_request(principal=principal, request_id=request_id)
 
 
-@router.get("/{request_id}/terms", response_model=m.SigningPublic)
+# Only an approved or concluded request has terms to sign: one pending, rejected or withdrawn is a 409.
+@router.get(
+    "/{request_id}/terms", response_model=m.SigningPublic, openapi_extra=answers("REQUEST_STATUS_MISMATCH")
+)
 def get_terms(request_id: RequestId, principal: ExchangeReader, ledger: LedgerDep) -> m.SigningPublic:
     """The EIP-712 typed data both departments sign, its digest, and who has signed so far."""
     return ledger.signing(principal=principal, request_id=request_id)

@@ -13,7 +13,16 @@ import httpx
 import pytest
 from eth_account import Account
 
-from tests.api.api_helpers import ApiEnv, b32, catalog_document, delivery_between, ok, period
+from tests.api.api_helpers import (
+    ApiEnv,
+    b32,
+    catalog_document,
+    delivery_between,
+    ok,
+    period,
+    register,
+    request_access,
+)
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-contract")
@@ -530,3 +539,19 @@ def test_the_openapi_documents_integer_bounds_are_the_services_to_the_unit(
         "POST", "/grants", "hrss", json={"agreement_id": largest + 1, "expires_at": expires_at}
     )
     assert response.status_code == 422 and response.json()["error"]["field"] == "agreement_id"
+
+
+def test_the_terms_of_a_request_not_approved_are_a_409_the_document_declares(api_env: ApiEnv) -> None:
+    """Only an approved or concluded request has terms to sign; reading them for a pending or withdrawn one
+    answered 409, which the document did not list for the read (schemathesis: an undocumented status)."""
+    request = request_access(api_env, "psb", register(api_env, "hrss"))
+    for step in ("pending", "withdrawn"):
+        if step == "withdrawn":
+            ok(api_env.call("POST", f"/requests/{request['id']}/withdraw", "psb"))
+        response = api_env.call("GET", f"/requests/{request['id']}/terms", "psb")
+        assert response.status_code == 409, (step, response.text)
+        assert response.json()["error"]["code"] == "REQUEST_STATUS_MISMATCH"
+    document = ok(api_env.client.get("/openapi.json"))
+    declared = document["paths"]["/requests/{request_id}/terms"]["get"]["responses"]
+    assert "REQUEST_STATUS_MISMATCH" in declared["409"]["description"]
+    assert "x-dxl-errors" not in document["paths"]["/requests/{request_id}/terms"]["get"]
