@@ -14,6 +14,7 @@ suite's fixed seed.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -22,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from node.anvil import EmbeddedNode
 from node.paths import PROJECT_ROOT
-from tests.api.api_helpers import ApiEnv, delivery_between, ok
+from tests.api.api_helpers import ApiEnv, api_home, delivery_between, govern, make_settings, ok, served
 
 EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
@@ -44,11 +46,25 @@ HOOKS = Path(__file__).with_name("fuzz_hooks.py")
 
 
 @pytest.fixture(scope="module")
-def exchange(api_env: ApiEnv) -> None:
+def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
+    """The module's service. A full run's anonymous principal fails authentication on every request, by the
+    thousand from one address: the failed-authentication limit (``api_auth_failure_burst``) answered all but
+    its first thousand 429 before they reached a route, so the full run lifts it; the limit has its own tests
+    (tests/api/test_rate_limits.py)."""
+    settings = make_settings(api_home(tmp_path_factory, "api-home"), embedded_node)
+    if FULL:
+        settings = settings.model_copy(update={"api_auth_failure_burst": 10**9})
+    with served(settings, embedded_node) as env:
+        yield env
+
+
+@pytest.fixture(scope="module")
+def exchange(api_env: ApiEnv) -> list[str]:
     """An exchange in the ledger, so ids the fuzzer tries (small integers) find records and reach the checks
-    behind the look-ups."""
-    delivery_between(api_env, "hrss", "psb")
+    behind the look-ups; the ids of the deliveries made."""
+    delivery = delivery_between(api_env, "hrss", "psb")
     ok(api_env.call("POST", "/audit/index", "auditor"))
+    return [delivery["delivery_id"]]
 
 
 @pytest.fixture(scope="module")
@@ -69,12 +85,10 @@ def unicode_tables() -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def suspended(api_env: ApiEnv) -> Iterator[str]:
+def suspended(api_env: ApiEnv, exchange: list[str]) -> Iterator[str]:
     """CIVIL, provider of an exchange with SAMR, suspended by governance: its token still authenticates, and
     every write it tries is refused (a provider's withdrawals of access excepted). Reinstated after."""
-    from tests.api.api_helpers import govern
-
-    delivery_between(api_env, "civil", "samr")
+    exchange.append(delivery_between(api_env, "civil", "samr")["delivery_id"])
     civil = api_env.departments["CIVIL"]
     ok(govern(api_env, {"action": "suspend_department", "department_id": civil}))
     ok(api_env.call("POST", "/audit/index", "auditor"))
@@ -82,8 +96,8 @@ def suspended(api_env: ApiEnv) -> Iterator[str]:
     ok(govern(api_env, {"action": "reinstate_department", "department_id": civil}))
 
 
-# The principal each run acts as (a demo token's name after "demo-"; None: no token) and the phases a short run
-# gives it. The provider, the anonymous caller and the suspended department run under ``make fuzz`` only.
+# The principal each run acts as (a demo token's name after "demo-"; None: no token) and the phases a short
+# run gives it. The provider, the anonymous caller and the suspended department run under ``make fuzz`` only.
 ROLES = [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)]
 if FULL:
     ROLES += [("hrss", ALL_PHASES), (None, ALL_PHASES), ("suspended", ALL_PHASES)]
@@ -95,7 +109,7 @@ if FULL:
 @pytest.mark.parametrize(("role", "phases"), ROLES, ids=[str(role) for role, _ in ROLES])
 def test_schemathesis_finds_no_failure(
     api_env: ApiEnv,
-    exchange: None,
+    exchange: list[str],
     unicode_tables: tuple[Path, Path],
     role: str | None,
     phases: str,
@@ -121,7 +135,12 @@ def test_schemathesis_finds_no_failure(
         timeout=3600 if FULL else 300,
         check=False,
         cwd=tmp_path,
-        env={**os.environ, "SCHEMATHESIS_HOOKS": str(HOOKS)},
+        env={
+            **os.environ,
+            "SCHEMATHESIS_HOOKS": str(HOOKS),
+            # A full run steers fuzzed ids to the deployment's records (fuzz_hooks.py).
+            **({"DXL_FUZZ_KNOWN": json.dumps({"delivery_ids": exchange})} if FULL else {}),
+        },
     )
     output = done.stdout + done.stderr
     # Whole, beside the report: a long run's failures outgrow the assertion's message.

@@ -3,8 +3,9 @@ operations, and of the chain's clock moving a week ahead, against a small Python
 
 Every step predicts its outcome from the model — the exact custom error and its arguments, or the events in
 order — and the real contract must agree; after every step the views (request status, agreement status,
-grant ``revoked``, delivery status, department status and ``DEPARTMENT_ROLE``) must tell the model's story. One deployment
-serves every example: each starts from an anvil snapshot of the same freshly provisioned consortium.
+grant ``revoked``, delivery status, department status and ``DEPARTMENT_ROLE``) must tell the model's story.
+One deployment serves every example: each starts from an anvil snapshot of the same freshly provisioned
+consortium.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ from tests.contracts.test_department_registry import DEPARTMENT_ROLE
 
 CODES = ("PSB", "HRSS", "CIVIL")
 #: Bounded so the test stays cheap (each step is one or two real transactions). A longer search:
-#: ``DXL_RULES_EXAMPLES`` and ``DXL_RULES_STEPS``, with ``HYPOTHESIS_PROFILE=explore`` for other sequences than
-#: the suite's.
+#: ``DXL_RULES_EXAMPLES`` and ``DXL_RULES_STEPS``, with ``HYPOTHESIS_PROFILE=explore`` for other sequences
+#: than the suite's.
 EXAMPLES = int(os.environ.get("DXL_RULES_EXAMPLES", "5"))
 STEPS = int(os.environ.get("DXL_RULES_STEPS", "12"))
 #: How far one step moves the chain's clock, and the validity a request asks for. Every grant is issued for a
@@ -249,9 +250,10 @@ class LedgerRules(RuleBasedStateMachine):
         aid = data.draw(st.sampled_from(sorted(self.model.agreements)))
         a = self.model.agreements[aid]
         live = a.status in (AgreementStatus.ACTIVE, AgreementStatus.SUSPENDED)
+        reinstatable = a.held and a.status == AgreementStatus.SUSPENDED
         ok, done, status, held = {
             GovernanceAction.REINSTATE_AGREEMENT: (
-                a.held and a.status == AgreementStatus.SUSPENDED, "AgreementReinstated", AgreementStatus.ACTIVE, False
+                reinstatable, "AgreementReinstated", AgreementStatus.ACTIVE, False
             ),
             GovernanceAction.SUSPEND_AGREEMENT: (
                 a.status == AgreementStatus.ACTIVE or (a.status == AgreementStatus.SUSPENDED and not a.held),
