@@ -20,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI, routing
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode
 
 from api.auth import Role
 from api.deps import roles_of
@@ -152,7 +153,7 @@ def _exact_integer_bounds(schema: dict[str, Any]) -> None:
         base, _, side = name.partition("-")
         model = models.get(base)
         if model is not None:
-            mode = "serialization" if side == "Output" else "validation"
+            mode: JsonSchemaMode = "serialization" if side == "Output" else "validation"
             _copy_bounds(component, model.model_json_schema(mode=mode, ref_template=_REF_TEMPLATE))
 
 

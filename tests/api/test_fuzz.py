@@ -98,7 +98,9 @@ def suspended(api_env: ApiEnv, exchange: list[str]) -> Iterator[str]:
 
 # The principal each run acts as (a demo token's name after "demo-"; None: no token) and the phases a short
 # run gives it. The provider, the anonymous caller and the suspended department run under ``make fuzz`` only.
-ROLES = [("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)]
+ROLES: list[tuple[str | None, str]] = [
+    ("psb", ALL_PHASES), ("auditor", GENERATED_PHASES), ("governor-1", GENERATED_PHASES)
+]  # fmt: skip
 if FULL:
     ROLES += [("hrss", ALL_PHASES), (None, ALL_PHASES), ("suspended", ALL_PHASES)]
 

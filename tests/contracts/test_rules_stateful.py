@@ -555,7 +555,7 @@ def test_ledger_rules_hold_for_random_operation_sequences(world: World) -> None:
             stateful_step_count=STEPS,
             deadline=None,
             # The same sequences every run, so a failure reproduces (unless the profile explores).
-            derandomize=settings.default.derandomize,
+            derandomize=settings().derandomize,
             suppress_health_check=list(HealthCheck),
         ),
     )
