@@ -24,6 +24,9 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog
 
+from node.chain import LedgerClient
+from node.compiler import load_artifact
+from node.deploy import load_deployment
 from node.types import GovernanceAction, admission_data
 from tests.api.api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, pass_past, period
 from tests.api.api_helpers import mine as mine_blocks
@@ -727,6 +730,29 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     }
     assert (after[first]["outcome"], after[first]["overdue"]) == ("not_presented", False)
     assert page.locator("[data-overdue]").count() == len(lapsed["sample"]) - 1
+    # A pass sent straight to the contract with the auditor's key, for a delivery nobody presented: on chain,
+    # and marked as not the outcome the service's check calls for.
+    assert len(lapsed["sample"]) >= 3  # one left overdue for the scorecard below
+    second = lapsed["sample"][1]["delivery_id"]
+    deployed = load_deployment(api_env.settings.home).sharing_practice
+    assert deployed is not None
+    contract = LedgerClient(api_env.setup.client.endpoint, load_artifact("SharingPractice").abi).at(
+        deployed.address
+    )
+    key = api_env.keystore.unlock("auditor")
+    args = (practice.lapsed_inspection, bytes.fromhex(second[2:]), 1, bytes(32))  # 1: passed
+    contract.wait(contract.submit(key, contract.build(str(key.address), "recordOutcome", *args)))
+    assert (
+        ok(api_env.call("GET", f"/inspections/{practice.lapsed_inspection}", "auditor"))["sample"][1][
+            "outcome_as_checked"
+        ]
+        is False
+    )
+    auditor.open("inspections")
+    page = auditor.open(f"inspection/{practice.lapsed_inspection}")
+    page.wait_for_selector("[data-not-as-checked]", timeout=30_000)
+    marked = page.locator("[data-not-as-checked]")
+    assert marked.count() == 1 and "around the service's check" in str(marked.get_attribute("title"))
     # HRSS: of each inspection, the deliveries it provided; those without an outcome are what it must present.
     hrss = console("hrss")
     page = hrss.open("inspections")

@@ -115,7 +115,12 @@ export const inspection = {
     const canDraw = caps.can("POST /inspections/{inspection_id}/draw");
     const show = (i, note) => {
       const outcomeCell = (s) => {
-        if (s.outcome !== null) return h("span", { class: "outcome-recorded" }, statusBadge(s.outcome));
+        if (s.outcome !== null) {
+          const recorded = h("span", { class: "outcome-recorded" }, statusBadge(s.outcome));
+          // Recorded around the service's check (the contract takes any outcome from an auditor's key).
+          if (s.outcome_as_checked !== false) return recorded;
+          return h("span", {}, recorded, " ", h("span", { class: "badge status-overdue", "data-not-as-checked": "true", title: t("insp.notAsCheckedTitle") }, t("insp.notAsChecked")));
+        }
         // Offered when the API would take it: a presentation to judge, or none by the deadline.
         if (!canRecord || (s.presented === null && !s.overdue)) return "—";
         const verdict = s.presented === null ? "not_presented" : s.presented === "MATCH" ? "passed" : "failed";

@@ -406,6 +406,8 @@ export default {
   "insp.noneOfYours": "None of your deliveries was sampled.",
   "insp.outcome": "Outcome",
   "insp.record": "Record: {outcome}",
+  "insp.notAsChecked": "not as checked",
+  "insp.notAsCheckedTitle": "Recorded on chain around the service's check: this outcome, or its evidence hash, is not what the kept presentation calls for.",
   "insp.recordedNote": "Outcome recorded in block {block}.",
   "eval.title": "Mutual evaluation",
   "eval.none": "No evaluations yet.",

@@ -406,6 +406,8 @@ export default {
   "insp.noneOfYours": "本部门的交付均未被抽中。",
   "insp.outcome": "结果",
   "insp.record": "记录：{outcome}",
+  "insp.notAsChecked": "与核验不符",
+  "insp.notAsCheckedTitle": "该结果绕过服务的核验直接记录上链：结果或其证据哈希与服务保存的提交结论不符。",
   "insp.recordedNote": "结果已记录于区块 {block}。",
   "eval.title": "互评",
   "eval.none": "尚无评价。",
