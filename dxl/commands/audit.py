@@ -424,6 +424,10 @@ def verify_cmd(
     if result.expired_inspections:
         expired = ", ".join(map(str, result.expired_inspections))
         receipts += f", inspection(s) {expired} expired undrawn (their sample was never fixed)"
+    if result.outcomes_without_verdict:
+        bare = ", ".join(f"{o['outcome']} {o['delivery_id']} (inspection {o['inspection_id']}, block "
+                         f"{o['block_number']})" for o in result.outcomes_without_verdict)  # fmt: skip
+        receipts += f", outcome(s) recorded without a verdict (zero evidence hash): {bare}"
     summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
         "report verified" if result.ok else f"{len(result.problems)} problem(s)"
     )

@@ -22,6 +22,7 @@ from typing import Any
 from node.audit.events import EventCodec, iso
 from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
+from node.types import InspectionOutcome
 from verifier.abi import decode, encode, selector
 from verifier.sampling import BLOCKHASH_WINDOW, draw_sample, slot_of
 
@@ -156,6 +157,8 @@ class InspectionLogs:
     seed: str | None = None
     #: (block number, log index) of each outcome -> the delivery id it is about.
     outcomes: dict[tuple[int, int], str] = field(default_factory=dict)
+    #: (block number, log index) of each outcome -> the outcome (``InspectionOutcome``) and evidence hash.
+    recorded: dict[tuple[int, int], tuple[int, str]] = field(default_factory=dict)
 
     def add(self, name: str, fields: dict[str, Any], location: tuple[int, int]) -> None:
         if name == "InspectionOpened":
@@ -164,6 +167,7 @@ class InspectionLogs:
             self.seed = str(fields["seed"]).lower()
         elif name == "InspectionOutcomeRecorded":
             self.outcomes[location] = str(fields["deliveryId"]).lower()
+            self.recorded[location] = (int(fields["outcome"]), str(fields["evidenceHash"]).lower())
 
 
 def sample_problems(
@@ -204,6 +208,24 @@ def sample_problems(
                     f"block {opened['seedBlock']}'s hash) does not hold"
                 )
     return problems
+
+
+def outcomes_without_verdict(
+    inspections: dict[int, InspectionLogs], selected: set[tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """Passes and failures among ``selected`` (the report's practice rows, by location) recorded with a zero
+    evidence hash: no verdict on a presentation stands behind them. The service records the SHA-256 of the
+    verdict it kept (zero only with not presented); the contract takes anything from an auditor's key. Not a
+    problem of the report, which holds what the chain does; a fact of its auditor's conduct to show."""
+    zero = "0x" + "00" * 32
+    judged = (int(InspectionOutcome.PASSED), int(InspectionOutcome.FAILED))
+    return [
+        {"inspection_id": number, "delivery_id": logs.outcomes[at], "block_number": at[0], "log_index": at[1],
+         "outcome": InspectionOutcome(outcome).name.lower()}
+        for number, logs in sorted(inspections.items())
+        for at, (outcome, evidence) in sorted(logs.recorded.items())
+        if at in selected and outcome in judged and evidence == zero
+    ]  # fmt: skip
 
 
 def expired_inspections(inspections: dict[int, InspectionLogs], last_block: int) -> list[int]:

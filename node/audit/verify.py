@@ -158,6 +158,8 @@ class VerifyResult:
     practice_events: int = 0
     #: Inspections opened in the blocks read and never drawn while their seed block's hash was known.
     expired_inspections: list[int] = field(default_factory=list)
+    #: Passes and failures of the report recorded with a zero evidence hash: no verdict stands behind them.
+    outcomes_without_verdict: list[dict[str, Any]] = field(default_factory=list)
     #: Contracts whose address was read from the report itself (``ledger``, ``anchors``, ``practice``), not
     #: given by the caller: a forged report can name forged contracts that emit what it says.
     addresses_from_report: list[str] = field(default_factory=list)
@@ -175,6 +177,7 @@ class VerifyResult:
             "batches_uncarried": self.batches_uncarried,
             "practice_events": self.practice_events,
             "expired_inspections": self.expired_inspections,
+            "outcomes_without_verdict": self.outcomes_without_verdict,
             "addresses_from_report": self.addresses_from_report,
             "problems": self.problems,
         }
@@ -446,6 +449,7 @@ def verify_report(
         from node.audit.practice_report import (
             InspectionLogs,
             expired_inspections,
+            outcomes_without_verdict,
             practice_problems,
             practice_rows,
             sample_problems,
@@ -509,6 +513,8 @@ def verify_report(
         )  # fmt: skip
         result.practice_events = len(expected)
         result.expired_inspections = expired_inspections(inspections, scan.last)
+        located = {(r["block_number"], r["log_index"]) for r in expected}
+        result.outcomes_without_verdict = outcomes_without_verdict(inspections, located)
     if not practice:
         from node.audit.practice_report import practice_abi
 

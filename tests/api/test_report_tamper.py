@@ -595,3 +595,40 @@ def test_verify_shows_inspections_left_to_expire_undrawn(api_env: ApiEnv, tmp_pa
         cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
     )
     assert f"inspection(s) {opened['id']} expired undrawn" in plain.stdout
+
+
+def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: ApiEnv, tmp_path: Path) -> None:
+    """The service records a pass or a failure with the SHA-256 of the presentation's verdict as evidence;
+    the contract takes any hash from an auditor's key. A pass of a sampled delivery nobody presented, sent
+    straight to the contract with a zero hash, is in the report as the chain holds it (no problem) and named
+    by whoever verifies it; the service's not-presented outcome (zero hash, no verdict to have) is not."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
+    body = {"period_from": min(d["recorded_at"] for d in deliveries),
+            "period_to": max(d["recorded_at"] for d in deliveries) + 1,
+            "sample_size": 2, "seed_delay_blocks": 2, "present_within": 6}  # fmt: skip
+    pass_time(env, 2)
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    bare, absent = (s["delivery_id"] for s in drawn["sample"])
+    practice = practice_client(env.setup.client.endpoint, env.settings.home)
+    args = (drawn["id"], bytes.fromhex(bare[2:]), int(InspectionOutcome.PASSED), bytes(32))
+    practice.transact(env.keystore.unlock("auditor"), "recordOutcome", *args)
+    pass_time(env, 7)  # past the deadline: the other one is recorded not presented, by the service
+    ok(env.call("POST", f"/inspections/{drawn['id']}/outcomes", "auditor", json={"delivery_id": absent}))
+    ok(env.call("POST", "/audit/index", "auditor"))
+    out = tmp_path / "report"
+    made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
+    assert made.exit_code == 0, made.output
+    rpc, ledger = str(env.settings.rpc_url), env.setup.deployment.address
+    verify = ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
+    verified = json.loads(runner.invoke(cli, [*verify, "--json"]).stdout)
+    named = [o for o in verified["outcomes_without_verdict"] if o["inspection_id"] == drawn["id"]]
+    assert [(o["delivery_id"], o["outcome"]) for o in named] == [(bare, "passed")], verified
+    assert not [p for p in verified["problems"] if f"inspection {drawn['id']}" in p]
+    plain = runner.invoke(
+        cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
+    )
+    assert f"passed {bare} (inspection {drawn['id']}" in plain.stdout, plain.stdout
