@@ -125,12 +125,14 @@ def read_head(rpc_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> NodeHead:
 def pin_to_head(client: JsonRpc) -> NodeHead:
     """The head of the node ``client`` reads, with ``client`` pinned to it (:meth:`verifier.rpc.JsonRpc.pin`):
     what a command that names the node and block it read calls as its check begins, so that every read of
-    its answer is of that block, whatever is mined meanwhile.
+    its answer is of that block, whatever is mined meanwhile. The head is waited for as long as any read of
+    ``client`` is (its timeout), not :data:`PROBE_TIMEOUT_S`'s quick look at another node of a network: a busy
+    node a second slow to answer is the node read, not one to pass over.
 
     Raises:
         NodeError: the node does not answer, or answers with no usable block.
     """
-    head = read_head(client.url)
+    head = read_head(client.url, timeout=client.timeout)
     client.pin(head.number)
     return head
 

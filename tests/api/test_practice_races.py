@@ -378,6 +378,23 @@ def test_a_presentation_after_a_failover_is_judged_on_the_node_the_service_moved
     assert verdict["status"] == "MATCH" and verdict["block"] >= ok(before)["verdict"]["block"], verdict
 
 
+def test_a_presentation_waits_for_a_slow_nodes_head_as_for_any_read(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """The head a presentation (and POST /verify) pins to is read with the wait of any read of the node, not
+    the one-second look a command takes at the other nodes of a network: a head answered 1.5 s late (a busy
+    node) was 503 NODE_UNAVAILABLE."""
+    import time
+
+    env, proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    proxy.after_head = lambda: time.sleep(1.5)  # the node's answer to the head read, late
+    presented = env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body)
+    assert ok(presented)["verdict"]["status"] == "MATCH"
+    assert proxy.after_head is None, "the head read was not the presentation's"
+
+
 # --- draws -----------------------------------------------------------------------------------------------
 
 
