@@ -14,6 +14,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from verifier.catalog import document_hash
+from verifier.codes import FindingCode, VerdictStatus
 
 #: ``0x`` + 64 hex digits: a bytes32 in a body, a path or a query.
 BYTES32_PATTERN = r"^0x[0-9a-fA-F]{64}$"
@@ -962,14 +963,32 @@ class PresentationCreate(Strict):
     payload_base64: str
 
 
+def _findings_schema(schema: dict[str, Any]) -> None:
+    # The findings stay an extra field, so the answer keeps the verdict JSON's order of fields (status, block,
+    # then Verdict.to_dict's); the document still holds each finding's code to the declared ones.
+    schema["properties"]["findings"] = {
+        "type": "array",
+        "title": "Findings",
+        "description": "The reasons behind the status, each a code (verifier/MANIFEST.md) and a sentence.",
+        "items": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "enum": [c.value for c in FindingCode], "title": "Code"},
+                "message": {"type": "string", "title": "Message"},
+            },
+            "required": ["code", "message"],
+        },
+    }
+
+
 class VerdictPublic(BaseModel):
     """The verdict of ``POST /verify``: the verdict JSON of ``dxl verify --json``
     (:meth:`verifier.verify.Verdict.to_dict`: ``delivery_id``, ``findings``, ``anchor``, the leaf ranges...)
     and the block every read of it was made at."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", json_schema_extra=_findings_schema)
 
-    status: str = Field(description="MATCH, MISMATCH, NOT_RECORDED, ACK_DIFFERS, UNTRUSTED or PENDING.")
+    status: VerdictStatus = Field(description="The verdict (verifier/MANIFEST.md, Verdicts).")
     block: int | None = Field(
         description="The node's head as the check began, and the block every read of the chain was made at, "
         "whatever is mined meanwhile: the verdict held there, and can be read again there. None for a "

@@ -48,6 +48,7 @@ from node.types import (
     ScoredSide,
 )
 from verifier.catalog import canonical_document, document_hash
+from verifier.codes import VerdictStatus
 from verifier.onchain import ChainCheckError, LedgerReader
 from verifier.sampling import DerivedSample, derive_sample, slot_of
 
@@ -535,7 +536,7 @@ def outcome_called_for(kept: KeptPresentation | None) -> RecordedOutcome:
     read holds an outcome recorded on chain to (:attr:`api.models.SampledDelivery.outcome_as_checked`)."""
     if kept is None:
         return RecordedOutcome(InspectionOutcome.NOT_PRESENTED, ZERO32)
-    passed = kept.status == "MATCH"
+    passed = kept.status == VerdictStatus.MATCH
     return RecordedOutcome(
         InspectionOutcome.PASSED if passed else InspectionOutcome.FAILED, kept.evidence_hash
     )

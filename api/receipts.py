@@ -86,6 +86,7 @@ from node.types import (
     Resource,
     ShareType,
 )
+from verifier.codes import FindingCode
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, leaf_hashes
 
 if TYPE_CHECKING:
@@ -1579,7 +1580,7 @@ class JournalCorruptError(DxlError, ValueError):
     """Thrown when a row of the receipt journal holds what the service never writes: the API database was
     changed outside the service (edited or cut by hand). The message says which row and what."""
 
-    code = "RECEIPT_JOURNAL_CORRUPT"
+    code = FindingCode.RECEIPT_JOURNAL_CORRUPT  # and of the finding a verdict names it by
 
 
 _UINT64 = 2**64

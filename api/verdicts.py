@@ -29,11 +29,12 @@ from dataclasses import replace
 from typing import Any
 
 from api.receipts import ReceiptView
+from verifier.codes import FindingCode, ReceiptVerdictStatus, VerdictStatus
 from verifier.errors import ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature
 from verifier.onchain import LedgerReader, RecordedDelivery, check_onchain
 from verifier.receipt_check import AnchorsReader, check_receipt_onchain
-from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, untrusted
+from verifier.verify import Anchor, Finding, Verdict, untrusted
 
 #: Where a pending receipt is held: named in its verdict, since the chain has nothing to show for it.
 JOURNAL_SOURCE = "this service's receipt journal (not on chain yet)"
@@ -76,7 +77,10 @@ def delivery_verdict(
         )
         if verdict.anchor is None:
             return verdict
-        if not verdict.anchor.recorded and verdict.anchor.details.get("receipt") == "NOT_ANCHORED":
+        if (
+            not verdict.anchor.recorded
+            and verdict.anchor.details.get("receipt") == ReceiptVerdictStatus.NOT_ANCHORED
+        ):
             # Its batch is closed and its anchor sent, not mined yet: accepted, not on the ledger yet.
             return _pending(manifest, offline, ledger, receipt, expected_delivery_id)
         details = {**verdict.anchor.details, "receipt_status": receipt.status}
@@ -90,14 +94,14 @@ def delivery_verdict(
     if receipt is not None and receipt.status == "refused":
         why = receipt.error or "no reason kept"
         refused = Finding(
-            "RECEIPT_REFUSED",
+            FindingCode.RECEIPT_REFUSED,
             f"delivery {_h(did)} was accepted as a receipt at {_when(receipt.accepted_at)} (POST /receipts), "
             f"but the contract refused its batch, so it was never recorded: {why}",
         )
         return replace(verdict, findings=(*verdict.findings, refused))
     if receipt is not None and receipt.status == "corrupt":
         corrupt = Finding(
-            "RECEIPT_JOURNAL_CORRUPT",
+            FindingCode.RECEIPT_JOURNAL_CORRUPT,
             f"this service's receipt journal holds delivery {_h(did)} in a state the service never writes "
             f"({receipt.error}): the API database was changed outside the service, and no inclusion proof "
             "can be built from it; what was anchored is in the chain's batches of the grant",
@@ -106,7 +110,9 @@ def delivery_verdict(
     if receipt is not None:
         return verdict
     journal = f"no delivery {_h(did)} is recorded on {ledger.source}, and this service holds no receipt of it"
-    findings = tuple(Finding(f.code, journal) if f.code == "NOT_RECORDED" else f for f in verdict.findings)
+    findings = tuple(
+        Finding(f.code, journal) if f.code is FindingCode.NOT_RECORDED else f for f in verdict.findings
+    )
     return replace(verdict, findings=findings)
 
 
@@ -149,11 +155,16 @@ def _pending(
     differ = [
         Finding(code, f"manifest {what} is {mine}, the accepted receipt says {theirs}")
         for code, what, mine, theirs in (
-            ("RECEIPT_ROOT_MISMATCH", "root", _h(manifest.root), _h(r.commitment)),
-            ("RECEIPT_SIZE_MISMATCH", "byte size", manifest.byte_size, r.byte_size),
-            ("RECEIPT_RECORD_COUNT_MISMATCH", "record count", manifest.record_count, r.record_count),
-            ("RECEIPT_ALGORITHM_MISMATCH", "algorithm id", int(manifest.alg), r.hash_algorithm),
-            ("RECEIPT_GRANT_MISMATCH", "grant", manifest.grant_id, r.grant_id),
+            (FindingCode.RECEIPT_ROOT_MISMATCH, "root", _h(manifest.root), _h(r.commitment)),
+            (FindingCode.RECEIPT_SIZE_MISMATCH, "byte size", manifest.byte_size, r.byte_size),
+            (
+                FindingCode.RECEIPT_RECORD_COUNT_MISMATCH,
+                "record count",
+                manifest.record_count,
+                r.record_count,
+            ),
+            (FindingCode.RECEIPT_ALGORITHM_MISMATCH, "algorithm id", int(manifest.alg), r.hash_algorithm),
+            (FindingCode.RECEIPT_GRANT_MISMATCH, "grant", manifest.grant_id, r.grant_id),
         )
         if mine != theirs and not (what == "grant" and mine is None)
     ]
@@ -161,7 +172,7 @@ def _pending(
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *differ)
     where = "its batch is closed and its anchor sent, not mined" if receipt.batch else "in no batch yet"
     pending = Finding(
-        "RECEIPT_PENDING",
+        FindingCode.RECEIPT_PENDING,
         f"delivery {_h(manifest.delivery_id)} was accepted by this service as a receipt at "
         f"{_when(receipt.accepted_at)} (POST /receipts) and is not on the ledger yet ({where}); the chain "
         "does not hold it, so a check against a node alone answers NOT_RECORDED until its batch is anchored",

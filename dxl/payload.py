@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from verifier.codes import FindingCode, VerdictStatus
 from verifier.errors import DxlError
 
 if TYPE_CHECKING:
@@ -281,15 +282,19 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None, hea
     if verdict.observed:
         o = verdict.observed
         print(f"  root     {o['root']}  ({o['byte_size']} bytes, {o['record_count']} records)")
-    if verdict.signer and verdict.status.value != "UNTRUSTED":
+    if verdict.signer and verdict.status is not VerdictStatus.UNTRUSTED:
         checked = "the expected signer" if expected_signer else "not checked against --signer"
         print(f"  signer   {verdict.signer} ({checked})")
     elif not verdict.signer:
         print("  signer   none: the manifest is UNSIGNED (its origin is not authenticated)")
     a = verdict.anchor
     if a is None:
-        why = "the manifest was altered" if any(f.code == "MANIFEST_INCONSISTENT" for f in verdict.findings) \
-            else "no --rpc/--contract and no deployment record; --offline"  # fmt: skip
+        altered = any(f.code is FindingCode.MANIFEST_INCONSISTENT for f in verdict.findings)
+        why = (
+            "the manifest was altered"
+            if altered
+            else "no --rpc/--contract and no deployment record; --offline"
+        )
         print(f"  chain    NOT CHECKED ({why})")
     elif a.recorded:
         d, settled = a.details, a.details.get("settled")
@@ -299,7 +304,7 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None, hea
             print(f"           {d['status']}: not acknowledged by the consumer yet")
         else:
             print(f"           {d['status']} in block {settled['block_number']} (tx {settled['tx_hash']})")
-    elif verdict.status.value == "PENDING":
+    elif verdict.status is VerdictStatus.PENDING:
         status = a.details["receipt_status"]
         print(f"  chain    not on chain yet: accepted as a receipt, {status}; {a.source}")
     else:
@@ -559,7 +564,7 @@ def reconcile_dir(
             "matched"
             if verdict.ok
             else "unrecorded"
-            if verdict.status.value == "NOT_RECORDED"
+            if verdict.status is VerdictStatus.NOT_RECORDED
             else "mismatched"
         )
         report[key].append(entry)

@@ -29,6 +29,7 @@ from dxl import payload
 from dxl.app import app
 from node.paths import PROJECT_ROOT
 from node.settings import Settings
+from verifier import codes as verdict_codes
 
 DOCUMENTS = ("README.md", "api/README.md", "node/audit/README.md", "verifier/MANIFEST.md")
 #: Where the ``DXL_*`` settings are documented.
@@ -318,6 +319,81 @@ def test_the_errors_table_is_the_declared_table(status: int, code: str) -> None:
 def test_every_status_and_code_the_documents_write_is_declared(document: str, status: int, code: str) -> None:
     assert code in ERRORS, f"{document} names {status} {code}, which api/errors.py does not declare"
     assert ERRORS[code].status == status, f"{document} says {status} {code}; ERRORS: {ERRORS[code].status}"
+
+
+# --- verdict codes ----------------------------------------------------------------------------------------
+
+#: verifier/MANIFEST.md's tables of verdict codes, by the heading above each, and the enum each documents.
+VERDICT_TABLES: dict[str, type[verdict_codes.Code]] = {
+    "Verdict statuses": verdict_codes.VerdictStatus,
+    "Finding codes": verdict_codes.FindingCode,
+    "A receipt's proof against its batch": verdict_codes.ReceiptVerdictStatus,
+    "A single delivery on the ledger": verdict_codes.RecordStatus,
+    "An inspection on the practice contract": verdict_codes.SampleStatus,
+}
+
+
+def _verdict_tables() -> dict[str, list[tuple[str, str]]]:
+    """verifier/MANIFEST.md's Verdicts section: each table's (code, meaning) rows by its heading (up to its
+    parenthesis)."""
+    section = _text("verifier/MANIFEST.md").split("\n## Verdicts\n", 1)[1].split("\n## ", 1)[0]
+    tables: dict[str, list[tuple[str, str]]] = {}
+    for part in section.split("\n### ")[1:]:
+        heading, _, body = part.partition("\n")
+        rows = re.findall(r"^\| `([A-Z][A-Z0-9_]*)` \| (.+?) \|$", body, re.M)
+        tables[heading.split(" (", 1)[0]] = rows
+    return tables
+
+
+def test_the_verdict_tables_are_the_declared_codes() -> None:
+    """Each table of verifier/MANIFEST.md lists exactly its enum's members, in order, with their meanings."""
+    tables = _verdict_tables()
+    assert sorted(tables) == sorted(VERDICT_TABLES)
+    for heading, enum in VERDICT_TABLES.items():
+        assert tables[heading] == [(m.value, m.meaning) for m in enum], heading
+
+
+def test_the_documents_name_only_declared_verdict_codes() -> None:
+    """A status or finding code the README or api/README.md names beside a verdict is a declared one."""
+    declared = {m.value for enum in VERDICT_TABLES.values() for m in enum}
+    named: set[str] = set()
+    for document in ("README.md", "api/README.md"):
+        for sentence in re.findall(r"(?:verdict|finding|answers)[^.]*\.", _text(document), re.S):
+            for code in re.findall(r"`([A-Z][A-Z_]*_(?:MISMATCH|DIFFERS|RECORDED|ANCHORED|PENDING|REFUSED))`",
+                                   sentence):  # fmt: skip
+                assert code in declared or code in ERRORS, f"{document} names {code} beside a verdict"
+                named.add(code)
+    assert {"NOT_RECORDED", "ACK_DIFFERS", "RECEIPT_REFUSED"} <= named
+
+
+def _console_keys(prefix: str) -> set[str]:
+    keys: set[str] = set()
+    for strings in sorted((PROJECT_ROOT / "api/console/js/strings").glob("*.js")):
+        keys |= set(re.findall(rf'^\s*"{prefix}\.([A-Z][A-Z0-9_]*)":', strings.read_text("utf-8"), re.M))
+    return keys
+
+
+def test_the_consoles_verdict_strings_name_declared_codes() -> None:
+    """The console explains a verdict's status and findings by their codes (``verdict.MATCH``,
+    ``finding.ROOT_MISMATCH``): each it explains is declared, and it explains every status."""
+    assert _console_keys("verdict") == {s.value for s in verdict_codes.VerdictStatus}
+    findings = _console_keys("finding")
+    assert findings and findings <= {c.value for c in verdict_codes.FindingCode}
+
+
+#: Codes the console's own client makes (a request that never reached the service), and HTTP methods.
+CONSOLE_OWN_CODES = {"UNREACHABLE", "GET", "POST"}
+
+
+def test_the_console_matches_on_declared_codes_only() -> None:
+    """A code the console's pages compare an answer with (``s.presented === "MATCH"``) is a verdict code or an
+    error code the service declares, so renaming one there fails here."""
+    declared = {m.value for enum in VERDICT_TABLES.values() for m in enum} | set(ERRORS) | CONSOLE_OWN_CODES
+    for script in sorted((PROJECT_ROOT / "api/console/js").rglob("*.js")):
+        if script.parent.name == "strings":
+            continue
+        for code in re.findall(r'"([A-Z][A-Z0-9_]{2,})"', script.read_text("utf-8")):
+            assert code in declared, f"{script.relative_to(PROJECT_ROOT)} matches on {code}, declared nowhere"
 
 
 # --- HTTP operations ---------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from verifier.codes import FindingCode
+
 
 class DxlError(Exception):
     """Root of every error dxl raises on purpose.
@@ -115,7 +117,7 @@ class InvalidProofError(ProofError):
 class RootMismatchError(ProofError):
     """Thrown when a proof is well formed but leads to a root other than the expected one."""
 
-    code = "ROOT_MISMATCH"
+    code = FindingCode.ROOT_MISMATCH
 
     def __init__(self, expected: bytes, calculated: bytes) -> None:
         super().__init__(
@@ -146,7 +148,8 @@ class ManifestInconsistentError(ManifestError):
     ``manifest`` is the document as parsed, so the verdict can still name its delivery and signer.
     """
 
-    code = "MANIFEST_INCONSISTENT"
+    # The code of the verdict's finding too: the verdict on an altered manifest names this error.
+    code = FindingCode.MANIFEST_INCONSISTENT
 
     def __init__(self, reason: str, field: str, manifest: Any) -> None:
         super().__init__(reason, field=field)
@@ -157,7 +160,7 @@ class ManifestSignatureError(VerifierError, ValueError):
     """Thrown when a manifest is unsigned, signed by someone other than the expected signer, or for another
     delivery than the one expected."""
 
-    code = "MANIFEST_SIGNATURE_INVALID"
+    code = FindingCode.MANIFEST_SIGNATURE_INVALID
 
     def __init__(self, reason: str) -> None:
         super().__init__(f"manifest signature not accepted: {reason}")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from verifier import abi as abi_codec
+from verifier.codes import FindingCode, RecordStatus, VerdictStatus
 from verifier.errors import ManifestSignatureError, VerifierError
 from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
@@ -41,7 +42,6 @@ from verifier.verify import (
     Anchor,
     Finding,
     Verdict,
-    VerdictStatus,
     check_delivery,
     summary,
     untrusted,
@@ -52,8 +52,6 @@ from verifier.verify import (
 LOG_RANGE = 5000
 #: At most this many recorded deliveries are listed by :meth:`LedgerReader.deliveries_for_grants`.
 MAX_LISTED_DELIVERIES = 1000
-#: ``DeliveryStatus`` of the contract, by value.
-STATUS_NAMES = ("NONE", "RECORDED", "ACKNOWLEDGED", "DISPUTED")
 #: The ledger's functions and events this module reads, shipped as package data (``ledger-abi.json``, written
 #: from the build artifact by ``scripts/verifier-abi.py``) so an installed verifier needs no ``contracts/``.
 LEDGER_ABI_NAMES = (
@@ -343,28 +341,33 @@ def chain_findings(
     issued under, read from ``reader`` when the manifest names one)."""
     out: list[Finding] = []
 
-    def differ(code: str, what: str, mine: Any, chain: Any) -> None:
+    def differ(code: FindingCode, what: str, mine: Any, chain: Any) -> None:
         out.append(Finding(code, f"manifest {what} is {mine}, the chain recorded {chain}"))
 
     if manifest.root != rec.commitment:
-        differ("CHAIN_ROOT_MISMATCH", "root", _h(manifest.root), _h(rec.commitment))
+        differ(FindingCode.CHAIN_ROOT_MISMATCH, "root", _h(manifest.root), _h(rec.commitment))
     if manifest.byte_size != rec.byte_size:
-        differ("CHAIN_SIZE_MISMATCH", "byte size", manifest.byte_size, rec.byte_size)
+        differ(FindingCode.CHAIN_SIZE_MISMATCH, "byte size", manifest.byte_size, rec.byte_size)
     if manifest.record_count != rec.record_count:
-        differ("CHAIN_RECORD_COUNT_MISMATCH", "record count", manifest.record_count, rec.record_count)
+        differ(
+            FindingCode.CHAIN_RECORD_COUNT_MISMATCH, "record count", manifest.record_count, rec.record_count
+        )
     if int(manifest.alg) != rec.hash_algorithm:
-        differ("CHAIN_ALGORITHM_MISMATCH", "algorithm id", int(manifest.alg), rec.hash_algorithm)
+        differ(FindingCode.CHAIN_ALGORITHM_MISMATCH, "algorithm id", int(manifest.alg), rec.hash_algorithm)
     if manifest.grant_id is not None and manifest.grant_id != rec.grant_id:
-        differ("CHAIN_GRANT_MISMATCH", "grant", manifest.grant_id, rec.grant_id)
+        differ(FindingCode.CHAIN_GRANT_MISMATCH, "grant", manifest.grant_id, rec.grant_id)
     # The receipt names its grant only; a manifest naming another agreement than the grant's passed as MATCH.
     if manifest.agreement_id is not None:
         agreement = reader.grant_agreement(rec.grant_id)
         if manifest.agreement_id != agreement:
-            differ("CHAIN_AGREEMENT_MISMATCH", "agreement", manifest.agreement_id, agreement)
-    for role in ("provider", "consumer"):
+            differ(FindingCode.CHAIN_AGREEMENT_MISMATCH, "agreement", manifest.agreement_id, agreement)
+    for role, code in (
+        ("provider", FindingCode.CHAIN_PROVIDER_MISMATCH),
+        ("consumer", FindingCode.CHAIN_CONSUMER_MISMATCH),
+    ):
         mine = getattr(manifest, role)
         if mine is not None and mine != parties[role]:
-            differ(f"CHAIN_{role.upper()}_MISMATCH", role, mine, parties[role])
+            differ(code, role, mine, parties[role])
     return out
 
 
@@ -374,7 +377,7 @@ def not_recorded(delivery_id: bytes, source: str) -> Finding:
     its batch's root, so it is found by its inclusion proof, which the node cannot produce; one accepted by a
     service but not anchored yet is on no chain at all."""
     return Finding(
-        "NOT_RECORDED",
+        FindingCode.NOT_RECORDED,
         f"no delivery {_h(delivery_id)} is recorded on {source}. The chain alone cannot show a receipt "
         "posted at volume (POST /receipts): an anchored one is checked by its inclusion proof (dxl verify "
         "--receipt ANSWER.json), and one the service accepted but has not anchored yet is not on chain",
@@ -405,13 +408,14 @@ def check_onchain(
         PayloadReadError, PayloadFormatError: from ``offline``.
     """
     did = manifest.delivery_id
-    status = reader.status(did)
-    if not 0 <= status < len(STATUS_NAMES):
-        raise ChainCheckError(f"deliveryStatus returned {status}, which this verifier does not know")
-    rec = reader.recorded(did) if status != 0 else None
-    if status != 0 and rec is None:
+    value = reader.status(did)
+    if not 0 <= value < len(RecordStatus):
+        raise ChainCheckError(f"deliveryStatus returned {value}, which this verifier does not know")
+    status = RecordStatus.of(value)
+    rec = reader.recorded(did) if status is not RecordStatus.NONE else None
+    if status is not RecordStatus.NONE and rec is None:
         raise ChainCheckError(
-            f"delivery {_h(did)} has status {STATUS_NAMES[status]} but no DeliveryRecorded log from block "
+            f"delivery {_h(did)} has status {status.value} but no DeliveryRecorded log from block "
             f"{reader.from_block} (is the deployment block right?)"
         )
     if rec is None or (visible is not None and not visible(rec)):
@@ -426,7 +430,7 @@ def check_onchain(
         "recorded_as": "delivery",
         "chain_id": reader.chain_id,
         "contract": reader.address,
-        "status": STATUS_NAMES[status],
+        "status": status.value,
         **rec.location(),
         "grant_id": rec.grant_id,
         "provider": provider["code"],
@@ -437,13 +441,13 @@ def check_onchain(
         "record_count": rec.record_count,
         "recorded_at": rec.recorded_at,
     }
-    dispute = reader.dispute(did) if status == 3 else None
-    if status == 3 and dispute is None:
+    dispute = reader.dispute(did) if status is RecordStatus.DISPUTED else None
+    if status is RecordStatus.DISPUTED and dispute is None:
         raise ChainCheckError(f"delivery {_h(did)} is DISPUTED but its DeliveryDisputed log is not found")
     # Where the consumer settled it: the recording's location above is not the acknowledgement's.
     if dispute is not None:
         details["settled"] = {"tx_hash": dispute.tx_hash, "block_number": dispute.block_number}
-    elif status == 2:
+    elif status is RecordStatus.ACKNOWLEDGED:
         settled = reader.acknowledgement(did)
         if settled is None:
             raise ChainCheckError(
@@ -457,7 +461,11 @@ def check_onchain(
         recorded=True,
         recorded_root=rec.commitment,
         acknowledged_root=(
-            dispute.consumer_commitment if dispute else rec.commitment if status == 2 else None
+            dispute.consumer_commitment
+            if dispute
+            else rec.commitment
+            if status is RecordStatus.ACKNOWLEDGED
+            else None
         ),
         details=details,
     )
@@ -483,13 +491,13 @@ def check_onchain(
     findings = chain_findings(manifest, rec, parties, reader)
     if findings:
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
-    if status == 3:
+    if status is RecordStatus.DISPUTED:
         assert dispute is not None
         return verdict.with_anchor(
             anchor,
             VerdictStatus.ACK_DIFFERS,
             Finding(
-                "ACK_DIFFERS",
+                FindingCode.ACK_DIFFERS,
                 f"consumer {consumer['code']} disputed: it computed "
                 f"{_h(dispute.consumer_commitment)}, the provider recorded {_h(dispute.recorded_commitment)}",
             ),
@@ -583,12 +591,14 @@ def commitment_check(
         if commitment is None:
             # Say so plainly: without a payload or commitment, MATCH is about the manifest and the chain only.
             findings = (
-                Finding("PAYLOAD_NOT_CHECKED", "no payload or commitment given: manifest checked only"),
+                Finding(
+                    FindingCode.PAYLOAD_NOT_CHECKED, "no payload or commitment given: manifest checked only"
+                ),
             )
         elif commitment != manifest.root:
             status = VerdictStatus.MISMATCH
-            findings = (Finding("ROOT_MISMATCH", f"commitment {_h(commitment)} differs from the manifest's "
-                                                 f"{_h(manifest.root)}"),)  # fmt: skip
+            differs = f"commitment {_h(commitment)} differs from the manifest's {_h(manifest.root)}"
+            findings = (Finding(FindingCode.ROOT_MISMATCH, differs),)
         return Verdict(status, manifest.delivery_id, findings, expected=expected, observed=observed,
                        signer=manifest.signer)  # fmt: skip
 

@@ -22,12 +22,12 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from verifier import abi as abi_codec
+from verifier.codes import FindingCode, ReceiptVerdictStatus, VerdictStatus
 from verifier.errors import ManifestSignatureError, ProofError
 from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
@@ -42,7 +42,7 @@ from verifier.onchain import (
 )
 from verifier.receipts import ReceiptProof, verify_receipt_proof
 from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
-from verifier.verify import Anchor, Finding, Verdict, VerdictStatus, untrusted
+from verifier.verify import Anchor, Finding, Verdict, untrusted
 
 #: ``BatchStatus`` of the contract, by value.
 _ACKNOWLEDGED = 2
@@ -84,18 +84,6 @@ def _topics() -> dict[str, str]:
 
 #: Block span of one ``eth_getLogs`` call when locating a batch's anchoring (Besu caps ranges at 5,000).
 _LOG_RANGE = 5000
-
-
-class ReceiptVerdictStatus(StrEnum):
-    ANCHORED = "ANCHORED"
-    ACKNOWLEDGED = "ACKNOWLEDGED"
-    DISPUTED = "DISPUTED"
-    NOT_ANCHORED = "NOT_ANCHORED"
-    MISMATCH = "MISMATCH"
-
-    @property
-    def ok(self) -> bool:
-        return self in (ReceiptVerdictStatus.ANCHORED, ReceiptVerdictStatus.ACKNOWLEDGED)
 
 
 @dataclass(frozen=True)
@@ -334,7 +322,8 @@ def check_receipt_onchain(
         anchor = Anchor(source, recorded=False, details={"receipt_delivery_id": "0x" + r.delivery_id.hex()})
         mine, theirs = "0x" + r.delivery_id.hex(), "0x" + manifest.delivery_id.hex()
         finding = Finding(
-            "RECEIPT_OTHER_DELIVERY", f"the receipt is for delivery {mine}, the manifest for {theirs}"
+            FindingCode.RECEIPT_OTHER_DELIVERY,
+            f"the receipt is for delivery {mine}, the manifest for {theirs}",
         )
         return offline(None).with_anchor(anchor, VerdictStatus.MISMATCH, finding)
     # A batch names grant and department ids of the ledger its anchors serve: read against another ledger
@@ -349,7 +338,12 @@ def check_receipt_onchain(
     checked = check_receipt(proof, anchors)
     if checked.status in (ReceiptVerdictStatus.NOT_ANCHORED, ReceiptVerdictStatus.MISMATCH):
         anchor = Anchor(source, recorded=False, details={**checked.chain, "receipt": checked.status.value})
-        finding = Finding(f"RECEIPT_{checked.status.value}", checked.detail)
+        code = (
+            FindingCode.RECEIPT_NOT_ANCHORED
+            if checked.status is ReceiptVerdictStatus.NOT_ANCHORED
+            else FindingCode.RECEIPT_MISMATCH
+        )
+        finding = Finding(code, checked.detail)
         return offline(None).with_anchor(anchor, VerdictStatus.NOT_RECORDED, finding)
     chain = checked.chain
     where = anchors.anchoring(r.grant_id, proof.first_sequence, from_block=ledger.from_block)
@@ -405,6 +399,8 @@ def check_receipt_onchain(
     if findings:
         return verdict.with_anchor(anchor, VerdictStatus.MISMATCH, *findings)
     if status is ReceiptVerdictStatus.DISPUTED:
-        disputed = Finding("ACK_DIFFERS", f"consumer {consumer['code']} disputed this receipt on chain")
+        disputed = Finding(
+            FindingCode.ACK_DIFFERS, f"consumer {consumer['code']} disputed this receipt on chain"
+        )
         return verdict.with_anchor(anchor, VerdictStatus.ACK_DIFFERS, disputed)
     return verdict.with_anchor(anchor)

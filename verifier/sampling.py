@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, overload
 
 from verifier import abi as abi_codec
+from verifier.codes import SampleStatus
 from verifier.onchain import ChainCheckError, LedgerReader, contract_chain_id
 from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
 
@@ -55,9 +56,6 @@ PRACTICE_ABI_FILE = Path(__file__).resolve().parent / "practice-abi.json"
 #: How many blocks back the EVM's BLOCKHASH reaches: an inspection undrawn when the head is this many blocks
 #: past its seed block can never be drawn (the contract's view reads it ``Expired`` from that block on).
 BLOCKHASH_WINDOW = 256
-#: ``InspectionStatus`` of the contract, by value.
-INSPECTION_STATUS = ("NONE", "OPEN", "DRAWN", "EXPIRED")
-
 
 #: The first bytes of a receipt's slot (``receipt_slot``): no delivery id starts with them.
 _SLOT_PREFIX = bytes(16)
@@ -178,7 +176,7 @@ class InspectionState:
 
     inspection_id: int
     auditor: str
-    status: str
+    status: SampleStatus
     sample_size: int
     period_from: int
     period_to: int
@@ -202,7 +200,7 @@ class DerivedSample:
     def to_dict(self) -> dict[str, Any]:
         i = self.inspection
         return {
-            "inspection_id": i.inspection_id, "status": i.status, "period_from": i.period_from,
+            "inspection_id": i.inspection_id, "status": i.status.value, "period_from": i.period_from,
             "period_to": i.period_to, "sample_size": i.sample_size, "seed_block": i.seed_block,
             "seed": "0x" + i.seed.hex(), "population_size": self.population_size, "version": self.version,
             "sample": ["0x" + d.hex() for d in self.sample],
@@ -258,7 +256,7 @@ def read_inspection(
             f"inspection {inspection_id} cannot be read ({type(e).__name__}: {e})"
         ) from None
     return InspectionState(
-        inspection_id, str(auditor), INSPECTION_STATUS[int(status)], int(size), int(period_from),
+        inspection_id, str(auditor), SampleStatus.of(int(status)), int(size), int(period_from),
         int(period_to), int(seed_block), int(present_by), bytes(seed),
     )  # fmt: skip
 
@@ -399,12 +397,12 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
             "inspections sample that ledger's deliveries"
         )
     inspection = read_inspection(reader.rpc, practice, inspection_id)
-    if inspection.status == "EXPIRED":
+    if inspection.status is SampleStatus.EXPIRED:
         raise ChainCheckError(
             f"inspection {inspection_id} expired: it was not drawn while block {inspection.seed_block}'s "
             "hash was known, so it has no sample"
         )
-    if inspection.status != "DRAWN":
+    if inspection.status is not SampleStatus.DRAWN:
         try:
             head = int(reader.rpc.call("eth_blockNumber"), 16)  # the block read, where the reader is pinned
         except (RpcError, ValueError, TypeError) as e:

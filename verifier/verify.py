@@ -16,9 +16,9 @@ import json
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from typing import Any
 
+from verifier.codes import FindingCode, VerdictStatus
 from verifier.commitment import Commitment, commit_payload
 from verifier.errors import ManifestInconsistentError, ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature
@@ -27,33 +27,11 @@ from verifier.manifest import Manifest, verify_manifest_signature
 MAX_LISTED_LEAVES = 1000
 
 
-class VerdictStatus(StrEnum):
-    MATCH = "MATCH"
-    """The payload is exactly the one the manifest commits to (and, if checked, the chain agrees)."""
-    MISMATCH = "MISMATCH"
-    """The payload differs from the manifest's commitment."""
-    UNTRUSTED = "UNTRUSTED"
-    """The manifest's signature is missing or not from the expected provider / for the expected delivery, or
-    its fields contradict each other (it was altered)."""
-    NOT_RECORDED = "NOT_RECORDED"
-    """Set by the on-chain check: no receipt for this delivery on chain."""
-    ACK_DIFFERS = "ACK_DIFFERS"
-    """Set by the on-chain check: the recorded or acknowledged root is not the manifest's root."""
-    PENDING = "PENDING"
-    """Set by a service that holds the receipt journal: the delivery was accepted as a receipt
-    (``POST /receipts``) and is not anchored on chain yet. The chain does not hold it: a check against a node
-    alone answers NOT_RECORDED for it."""
-
-    @property
-    def ok(self) -> bool:
-        return self is VerdictStatus.MATCH
-
-
 @dataclass(frozen=True)
 class Finding:
     """One reason behind a verdict: a stable ``code`` plus a sentence for people."""
 
-    code: str
+    code: FindingCode
     message: str
 
 
@@ -122,7 +100,7 @@ class Verdict:
         return {
             "status": self.status.value,
             "delivery_id": "0x" + self.delivery_id.hex() if self.delivery_id is not None else None,
-            "findings": [{"code": f.code, "message": f.message} for f in self.findings],
+            "findings": [{"code": f.code.value, "message": f.message} for f in self.findings],
             "expected": self.expected,
             "observed": self.observed,
             "differing_leaves": index_ranges(self.differing_leaves),
@@ -157,7 +135,11 @@ def altered(error: ManifestInconsistentError) -> Verdict:
     return Verdict(
         status=VerdictStatus.UNTRUSTED,
         delivery_id=manifest.delivery_id,
-        findings=(Finding(error.code, f"the manifest was altered: {error.field}: {error.reason}"),),
+        findings=(
+            Finding(
+                FindingCode.MANIFEST_INCONSISTENT, f"the manifest was altered: {error.field}: {error.reason}"
+            ),
+        ),
         expected=summary(manifest),
         signer=manifest.signer,
     )
@@ -168,7 +150,7 @@ def untrusted(manifest: Manifest, reason: str) -> Verdict:
     return Verdict(
         status=VerdictStatus.UNTRUSTED,
         delivery_id=manifest.delivery_id,
-        findings=(Finding("MANIFEST_SIGNATURE_INVALID", reason),),
+        findings=(Finding(FindingCode.MANIFEST_SIGNATURE_INVALID, reason),),
         signer=manifest.signer,
     )
 
@@ -225,27 +207,31 @@ def verify_payload(
     if c.byte_size != manifest.byte_size:
         findings.append(
             Finding(
-                "SIZE_MISMATCH", f"payload is {c.byte_size} bytes, the manifest says {manifest.byte_size}"
+                FindingCode.SIZE_MISMATCH,
+                f"payload is {c.byte_size} bytes, the manifest says {manifest.byte_size}",
             )
         )
     if c.leaf_count != manifest.leaf_count:
         unit = "records/rows" if manifest.chunking.format.value != "bytes" else "chunks"
         findings.append(
             Finding(
-                "LEAF_COUNT_MISMATCH",
+                FindingCode.LEAF_COUNT_MISMATCH,
                 f"payload has {c.leaf_count} leaves ({unit}), the manifest says {manifest.leaf_count}",
             )
         )
     if c.record_count != manifest.record_count:
         findings.append(
             Finding(
-                "RECORD_COUNT_MISMATCH",
+                FindingCode.RECORD_COUNT_MISMATCH,
                 f"payload has {c.record_count} records, the manifest says {manifest.record_count}",
             )
         )
     if c.root != manifest.root:
         findings.append(
-            Finding("ROOT_MISMATCH", f"recomputed root 0x{c.root.hex()} differs from 0x{manifest.root.hex()}")
+            Finding(
+                FindingCode.ROOT_MISMATCH,
+                f"recomputed root 0x{c.root.hex()} differs from 0x{manifest.root.hex()}",
+            )
         )
     missing = extra = None
     if expected_leaves is not None:
@@ -253,7 +239,7 @@ def verify_payload(
             listed = ", ".join(map(str, differing[:10])) + (" ..." if count > 10 else "")
             findings.append(
                 Finding(
-                    "LEAVES_DIFFER",
+                    FindingCode.LEAVES_DIFFER,
                     f"{count} {'leaf differs' if count == 1 else 'leaves differ'}, "
                     f"at 0-based index{'' if count == 1 else 'es'} {listed}",
                 )
@@ -262,7 +248,7 @@ def verify_payload(
             missing = (c.leaf_count, manifest.leaf_count)
             findings.append(
                 Finding(
-                    "LEAVES_MISSING",
+                    FindingCode.LEAVES_MISSING,
                     f"leaves {missing[0]}..{missing[1] - 1} (0-based, inclusive) are missing from the "
                     "payload",
                 )
@@ -271,7 +257,7 @@ def verify_payload(
             extra = (manifest.leaf_count, c.leaf_count)
             findings.append(
                 Finding(
-                    "LEAVES_EXTRA",
+                    FindingCode.LEAVES_EXTRA,
                     f"leaves {extra[0]}..{extra[1] - 1} (0-based, inclusive) are not in the manifest",
                 )
             )

@@ -113,11 +113,12 @@ class PinnedCheck:
             ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
         """
         from api.verdicts import delivery_verdict
+        from verifier.codes import FindingCode, VerdictStatus
         from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
         from verifier.manifest import parse_manifest
         from verifier.onchain import ChainCheckError, payload_check
         from verifier.sampling import slot_of
-        from verifier.verify import Finding, VerdictStatus, altered
+        from verifier.verify import Finding, altered
 
         try:
             manifest = parse_manifest(manifest_json)
@@ -150,7 +151,7 @@ class PinnedCheck:
                 what = "not a receipt anchored on chain" if held is None or not verdict.anchor.recorded else (
                     f"the receipt at sequence {held[1]} of grant {held[0]}")  # fmt: skip
                 finding = Finding(
-                    "NOT_THE_DRAWN_RECEIPT",
+                    FindingCode.NOT_THE_DRAWN_RECEIPT,
                     f"the inspection drew the receipt at sequence {slot[1]} of grant {slot[0]}; the "
                     f"manifest's delivery 0x{manifest.delivery_id.hex()} is {what}",
                 )

@@ -24,8 +24,9 @@ from node.deploy import load_deployment, practice_client
 from node.types import InspectionOutcome
 from tests.api.api_helpers import ApiEnv, anchored_batch, delivery_between, grant_between, mine, ok, pass_time
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
+from verifier.codes import ReceiptVerdictStatus
 from verifier.errors import ProofError
-from verifier.receipt_check import AnchorsReader, ReceiptVerdictStatus, check_receipt
+from verifier.receipt_check import AnchorsReader, check_receipt
 from verifier.receipts import ReceiptProof
 
 pytestmark = pytest.mark.xdist_group("api-report-tamper")

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.verifier.reference import Refused, reference_csv_leaves, reference_jsonl_leaves, reference_root
+from verifier.codes import VerdictStatus
 from verifier.commitment import commit_payload
 from verifier.errors import InvalidProofError, PayloadFormatError, ProofError, RootMismatchError
 from verifier.hashing import HashAlgorithm, TreeHasher
 from verifier.leaves import Chunking, PayloadFormat, leaf_count_bound
 from verifier.manifest import build_manifest
 from verifier.tree import inclusion_proof, root_of, verify_inclusion
-from verifier.verify import VerdictStatus, verify_payload
+from verifier.verify import verify_payload
 
 SALT = bytes(range(32))
 ALGS = st.sampled_from([HashAlgorithm.SHA256, HashAlgorithm.SM3])

@@ -171,7 +171,8 @@ VECTORS = json.loads((Path(__file__).parent / "vectors" / "manifest_vectors.json
 def test_manifest_signature_vector(case: dict[str, Any], tmp_path: Path) -> None:
     import hashlib
 
-    from verifier.verify import VerdictStatus, check_delivery
+    from verifier.codes import VerdictStatus
+    from verifier.verify import check_delivery
 
     manifest = sign_manifest(parse_manifest(case["unsigned_manifest"]), case["private_key"])
     assert manifest.signer == case["want_signer"]

@@ -22,12 +22,12 @@ from node.types import GovernanceAction
 from tests.cli import dxl
 from tests.contracts.conftest import Consortium, deploy, receipt_of
 from tests.rpc_proxy import RpcProxy
+from verifier.codes import VerdictStatus
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import Manifest, build_manifest, sign_manifest, write_manifest
 from verifier.onchain import ChainCheckError, LedgerReader, verify_commitment_onchain, verify_payload_onchain
-from verifier.verify import VerdictStatus
 
 pytestmark = pytest.mark.xdist_group("verifier-onchain")
 

@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 from eth_account import Account
 
+from verifier.codes import VerdictStatus
 from verifier.commitment import commit_payload
 from verifier.errors import ManifestError, PayloadFormatError, PayloadReadError
 from verifier.hashing import HashAlgorithm
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import Manifest, build_manifest, parse_manifest, sign_manifest
-from verifier.verify import Anchor, VerdictStatus, check_delivery, verify_payload
+from verifier.verify import Anchor, check_delivery, verify_payload
 
 SALT = bytes.fromhex("5a" * 32)
 DELIVERY = bytes.fromhex("d1" * 32)

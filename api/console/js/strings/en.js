@@ -320,7 +320,6 @@ export default {
   "finding.CHAIN_AGREEMENT_MISMATCH": "The manifest's agreement differs from the one its grant was issued under on the ledger.",
   "finding.CHAIN_PROVIDER_MISMATCH": "The manifest's provider differs from the one recorded on the ledger.",
   "finding.CHAIN_CONSUMER_MISMATCH": "The manifest's consumer differs from the one recorded on the ledger.",
-  "finding.CHAIN_CHECK_FAILED": "The ledger could not be read to check the delivery.",
   "period.future": "The From day is after today by the chain's clock: with no To day the period ends now.",
   "nav.demands": "Demand lists",
   "nav.inspections": "Inspections",

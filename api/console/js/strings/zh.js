@@ -320,7 +320,6 @@ export default {
   "finding.CHAIN_AGREEMENT_MISMATCH": "清单中的协议与账本上该授权所属的协议不同。",
   "finding.CHAIN_PROVIDER_MISMATCH": "清单中的提供方与账本登记的不同。",
   "finding.CHAIN_CONSUMER_MISMATCH": "清单中的使用方与账本登记的不同。",
-  "finding.CHAIN_CHECK_FAILED": "无法读取账本以核验该交付。",
   "period.future": "起始日期晚于链上时钟的今天：未填截止日期时，期间截至当前。",
   "nav.demands": "需求清单",
   "nav.inspections": "抽查",
