@@ -25,7 +25,7 @@ from api.deps import IdempotencyKey
 from api.errors import ERRORS, revert_to_api_error
 from api.limits import MANIFEST_MAX_BODY_BYTES
 from node.chain import LedgerRevertError
-from node.contract_errors import REVERT_CODES
+from node.contract_errors import REVERT_CODES, describe_revert
 from tests.api.api_helpers import (
     ApiEnv,
     agreement_between,
@@ -476,6 +476,19 @@ def test_a_missing_record_is_named_not_a_rejected_transaction(
     assert (error["code"], error["message"]) == (code, message)
 
 
+def test_admitting_a_registered_code_reads_as_a_sentence(api_env: ApiEnv) -> None:
+    """A governor proposing to admit a department under a code already registered is told so in words: the
+    code as text and the signer checksummed, not the contract's raw error and its bytes32 argument."""
+    signer = Account.create().address
+    body = {"action": "admit_department", "code": "PSB", "name": "Again", "signer": signer.lower(),
+            "encryption_key": b32()}  # fmt: skip
+    response = api_env.call("POST", "/governance/proposals", "governor-1", json=body)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"]) == (409, "DEPARTMENT_ALREADY_REGISTERED"), response.text
+    assert error["message"] == f"a department with code PSB or signing address {signer} is already registered"
+    assert "0x5053" not in response.text and "DepartmentAlreadyRegistered(" not in response.text
+
+
 def test_a_view_revert_other_than_not_found_speaks_of_a_read() -> None:
     revert = LedgerRevertError("GrantExpired", {"grantId": 7, "expiredAt": 0})
     revert.view = "grants"
@@ -488,7 +501,9 @@ def test_a_view_revert_other_than_not_found_speaks_of_a_read() -> None:
 def test_revert_mapping(name: str, code: str) -> None:
     error = revert_to_api_error(LedgerRevertError(name, {"id": 7}))
     assert error.code == code and error.status == ERRORS[code].status and 400 <= error.status < 500
-    assert name in error.message
+    # Arguments other than its declaration's: the error is named as it came (an error without arguments
+    # reads its sentence all the same).
+    assert name in error.message or error.message == describe_revert(name, {})
 
 
 def test_unknown_revert_is_ledger_rejected() -> None:

@@ -193,11 +193,19 @@ def test_every_abi_error_is_decodable(ledger_artifact: Artifact) -> None:
         (
             "RequestStatusMismatch(uint64,uint8,uint8)", ["uint64", "uint8", "uint8"], [3, 4, 2],
             "RequestStatusMismatch", {"requestId": 3, "status": 4, "expected": 2},
-            "RequestStatusMismatch(requestId=3, status=4, expected=2)",
+            "request 3 is concluded; this step needs it approved",
         ),
         (
             "DeliveryInvalidField(string)", ["string"], ["commitment"],
-            "DeliveryInvalidField", {"field": "commitment"}, "DeliveryInvalidField(field=commitment)",
+            "DeliveryInvalidField", {"field": "commitment"}, "the commitment must not be zero (commitment)",
+        ),
+        (
+            "DepartmentAlreadyRegistered(bytes32,address)", ["bytes32", "address"],
+            [b"PSB".ljust(32, b"\0"), "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"],
+            "DepartmentAlreadyRegistered",
+            {"code": b"PSB".ljust(32, b"\0"), "signer": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"},
+            "a department with code PSB or signing address 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed is "
+            "already registered",
         ),
         ("Error(string)", ["string"], ["plain reason"], "Error", {"reason": "plain reason"}, "plain reason"),
         ("Panic(uint256)", ["uint256"], [0x11], "Panic", {"code": 0x11}, "arithmetic overflow"),
@@ -321,8 +329,9 @@ def test_mined_revert_is_decoded_with_its_transaction(ledger: LedgerClient, demo
 
 def test_batch_revert_names_the_failed_transaction(ledger: LedgerClient, demo_keys: KeyStore) -> None:
     governor = demo_keys.unlock("governor-2")
-    with pytest.raises(LedgerRevertError, match="GovernanceUnknownProposal") as info:
+    with pytest.raises(LedgerRevertError, match="proposal 20000 was never made") as info:
         ledger.send_batch([(governor, "approve", (20_000 + i,)) for i in range(3)], gas=200_000)
+    assert info.value.error_name == "GovernanceUnknownProposal"
     assert info.value.error_args == {"proposalId": 20_000}
 
 
