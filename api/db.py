@@ -232,17 +232,9 @@ def init_db(engine: Engine) -> None:
         OperationalError: the database cannot be reached or changed.
     """
     # Imported here: the CLI commands that never touch the database do not pay for Alembic.
-    from alembic import command
-    from alembic.config import Config
+    from node.audit.store import upgrade_to_head
 
-    from node.audit.store import migrating_alone
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        migrating_alone(connection)
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    upgrade_to_head(engine, MIGRATIONS_DIR)
 
 
 #: Rows per statement of :func:`insert_missing`: SQLite binds at most 32,766 parameters in one.

@@ -3,6 +3,7 @@ migrations are applied on every open, so a service start or a CLI run always see
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,15 @@ def create_audit_engine(url: str) -> Engine:
 _MIGRATION_LOCK = 0x6478_6D67  # "dxmg"
 
 
-def migrating_alone(connection: Connection) -> None:
+#: Alembic keeps the migration it runs in module globals (``alembic.context``, ``alembic.op``): two threads
+#: of one process migrating at once (the API's tables and the audit index's, as a second service started in
+#: the process of the first, which tests do) ran one's environment against the other's context, failing with
+#: KeyError 'config' or a version table created twice. One migration at a time per process; processes are
+#: kept apart by the database (:func:`_migrating_alone`).
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _migrating_alone(connection: Connection) -> None:
     """Makes ``connection``'s transaction the only one migrating its database (schema) until it ends, across
     processes: two processes opening one new PostgreSQL database at once (a service starting while `dxl token
     issue` or `dxl audit index` runs) both created its tables, and the second failed on a duplicate
@@ -71,19 +80,29 @@ def migrating_alone(connection: Connection) -> None:
         )
 
 
+def upgrade_to_head(engine: Engine, migrations: Path) -> None:
+    """Applies every pending Alembic migration of the ``migrations`` folder to ``engine``'s database, alone:
+    the only migration running in this process and, on PostgreSQL, in the database's schema.
+
+    Raises:
+        OperationalError: the database cannot be reached or changed.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    with _ONE_AT_A_TIME, engine.begin() as connection:
+        _migrating_alone(connection)
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
 def migrate(engine: Engine) -> None:
-    """Apply every pending Alembic migration.
+    """Apply every pending Alembic migration of the audit index.
 
     Raises:
         AuditError: the database cannot be reached or migrated.
     """
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
     try:
-        with engine.begin() as connection:
-            migrating_alone(connection)
-            config.attributes["connection"] = connection
-            command.upgrade(config, "head")
+        upgrade_to_head(engine, MIGRATIONS_DIR)
     except OperationalError as exc:
         raise AuditError(f"audit database {engine.url!r} unusable: {exc.orig}") from exc
 
