@@ -17,6 +17,10 @@ checks behind the look-up (``make fuzz`` reported twenty such operations per rol
 (``DXL_FUZZ_KNOWN``, set by ``tests/api/test_fuzz.py``), half of the valid ids a fuzzed case carries in its
 path or body are turned into the small ids the deployment's records have and into the delivery ids it
 holds; the choice is a function of the drawn value, so a failing case replays and shrinks alike.
+
+A full run also checks that a refused write recorded nothing (``DXL_FUZZ_DATABASE``, the service's SQLite
+database): no transaction journaled and sent, no catalog document, terms text, kept signature, receipt or
+presentation stored by a write answered 4xx (``TRANSACTION_PENDING`` aside: sent, its outcome not known yet).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import itertools
 import json
 import os
 import secrets
+import sqlite3
 from typing import Any
 
 import schemathesis
@@ -60,8 +65,45 @@ def filter_case(ctx: Any, case: Any) -> bool:
     )
 
 
+#: The service's database, when the run checks that refused writes record nothing (see the module).
+_DATABASE = os.environ.get("DXL_FUZZ_DATABASE")
+#: What a write leaves in the service's database, counted before and after each request.
+_RECORDED = {
+    "transactions": "SELECT count(*) FROM api_tx_journal WHERE status IN ('sent', 'mined')",
+    "documents": "SELECT count(*) FROM api_catalog_documents",
+    "signatures": "SELECT count(*) FROM api_pending_signatures",
+    "receipts": "SELECT count(*) FROM api_receipts",
+    "presentations": "SELECT count(*) FROM api_inspection_presentations",
+}
+#: Counts before each request, by case (one worker: one request at a time).
+_BEFORE: dict[int, dict[str, int]] = {}
+
+
+def _recorded() -> dict[str, int]:
+    assert _DATABASE is not None
+    with sqlite3.connect(f"file:{_DATABASE}?mode=ro", uri=True, timeout=30) as db:
+        return {name: int(db.execute(query).fetchone()[0]) for name, query in _RECORDED.items()}
+
+
+@schemathesis.check
+def refused_write_records_nothing(ctx: Any, response: Any, case: Any) -> bool | None:
+    """A write answered 4xx left nothing in the service's database (a full run; see the module)."""
+    before = _BEFORE.pop(id(case), None)
+    if before is None or case.method.upper() == "GET" or not 400 <= response.status_code < 500:
+        return None
+    if response.status_code == 409 and b"TRANSACTION_PENDING" in response.content:
+        return None
+    after = _recorded()
+    grown = {name: after[name] - before[name] for name in after if after[name] != before[name]}
+    if grown:
+        raise AssertionError(f"refused with {response.status_code}, yet recorded: {grown}")
+    return True
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, **kwargs: Any) -> None:
+    if _DATABASE is not None:
+        _BEFORE[id(case)] = _recorded()
     headers = case.headers or {}
     name = _idempotency_key(headers)
     if name is None or case.meta is None or case.meta.is_negative_at(ParameterLocation.HEADER):

@@ -121,6 +121,8 @@ def test_schemathesis_finds_no_failure(
     if role == "suspended":
         role = request.getfixturevalue("suspended")
     token = [] if role is None else ["--header", f"Authorization: Bearer {api_env.tokens['demo-' + role]}"]
+    url = api_env.settings.effective_database_url
+    database = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
     (tmp_path / ".hypothesis").mkdir()
     for name, shared in zip(("unicode_data", "tmp"), unicode_tables, strict=True):
         (tmp_path / ".hypothesis" / name).symlink_to(shared, target_is_directory=True)
@@ -142,6 +144,8 @@ def test_schemathesis_finds_no_failure(
             "SCHEMATHESIS_HOOKS": str(HOOKS),
             # A full run steers fuzzed ids to the deployment's records (fuzz_hooks.py).
             **({"DXL_FUZZ_KNOWN": json.dumps({"delivery_ids": exchange})} if FULL else {}),
+            # And checks that a refused write recorded nothing in the service's database (fuzz_hooks.py).
+            **({"DXL_FUZZ_DATABASE": str(database)} if FULL and database is not None else {}),
         },
     )
     output = done.stdout + done.stderr
