@@ -54,6 +54,13 @@ REFUSED_LINGER_SECONDS = 1.0
 #: How long the request line and headers of a request may take to arrive. A client sends its head in one go;
 #: ten seconds leave room for a slow link, and a connection that holds a head back frees its socket then.
 HEAD_TIMEOUT_SECONDS = 10.0
+#: How long a connection may stay idle between two requests before the server closes it. uvicorn's default,
+#: 5 s, is the idle time after which httpx's clients (and others) drop a pooled connection themselves: at the
+#: same 5 s, a client's next request could go out on a connection the server was closing, and was lost with
+#: "server disconnected without sending a response". The server waits longer than such clients, so they close
+#: first; an idle connection costs a socket and no
+#: thread, and a connection's head still has :data:`HEAD_TIMEOUT_SECONDS` once it begins.
+KEEP_ALIVE_SECONDS = 20
 #: What a head takes beside the URL and the headers' names and values: method, version, separators, CRLFs.
 _REQUEST_LINE_OVERHEAD = 32
 _HEADER_OVERHEAD = len(b": \r\n")
@@ -245,15 +252,16 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 HTTP_PROTOCOL = f"{__name__}:{BoundedHttpToolsProtocol.__qualname__}"
 
 #: The options of :func:`server_config` as ``uvicorn`` command-line arguments (no proxy believed).
-CLI_OPTIONS = ("--http", HTTP_PROTOCOL, "--no-proxy-headers")
+CLI_OPTIONS = ("--http", HTTP_PROTOCOL, "--no-proxy-headers", "--timeout-keep-alive", str(KEEP_ALIVE_SECONDS))
 
 
 def server_config(
     app: Any, *, host: str, port: int, trusted_proxies: str = "", **options: Any
 ) -> uvicorn.Config:
-    """uvicorn's configuration for serving ``app``: :data:`HTTP_PROTOCOL`, and ``X-Forwarded-For`` believed
-    only from ``trusted_proxies`` (comma-separated addresses; empty: from no one). ``options`` are
-    uvicorn's others (log level, lifespan)."""
+    """uvicorn's configuration for serving ``app``: :data:`HTTP_PROTOCOL`, idle connections kept
+    :data:`KEEP_ALIVE_SECONDS`, and ``X-Forwarded-For`` believed only from ``trusted_proxies``
+    (comma-separated addresses; empty: from no one). ``options`` are uvicorn's others (log level,
+    lifespan)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -261,5 +269,6 @@ def server_config(
         http=HTTP_PROTOCOL,
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=trusted_proxies or None,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
         **options,
     )

@@ -15,17 +15,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
 
 from api.app import create_app
 from api.limits import MAX_PAYLOAD_LEAVES
-from api.server import BoundedHttpToolsProtocol
+from api.server import KEEP_ALIVE_SECONDS, BoundedHttpToolsProtocol
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from tests.api.api_helpers import (
     ApiEnv,
+    ServerThread,
     api_home,
     b32,
     delivery_between,
@@ -317,6 +319,32 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def test_an_idle_connection_outlives_a_pooling_clients_own_expiry(tmp_path: Path) -> None:
+    """httpx drops a pooled connection idle for 5 s, uvicorn closed one idle for 5 s: a request sent on a
+    connection at that moment met the server's close and was lost ("server disconnected without sending a
+    response"). The server keeps an idle connection open past the client's expiry, so the client closes
+    first; the second request here, after 5.5 s idle on one socket, is answered."""
+    client_expiry = httpx.Limits().keepalive_expiry
+    assert client_expiry is not None and client_expiry < KEEP_ALIVE_SECONDS
+    settings = ApiSettings(  # no ledger: /healthz answers without one
+        home=tmp_path,
+        keystore_passphrase=SecretStr("unused-passphrase"),
+        audit_follow_interval=0,
+        inspection_draw_interval=0,
+    )
+    with ServerThread(create_app(settings, connect=False)) as url:
+        port = int(url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            request = b"GET /healthz HTTP/1.1\r\nHost: dxl\r\n\r\n"
+            sock.sendall(request)
+            first = sock.recv(65536)
+            assert first.startswith(b"HTTP/1.1 200 "), first[:200]
+            time.sleep(5.5)
+            sock.sendall(request)
+            second = sock.recv(65536)
+        assert second.startswith(b"HTTP/1.1 200 "), second[:200]
 
 
 @pytest.mark.parametrize(
