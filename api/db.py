@@ -286,6 +286,7 @@ HOLD_WAIT_S = 5.0
 #: again on a new one after the server restarted or the connection was cut.
 HOLD_CHECK_S = 1.0
 _TAKE = text("SELECT pg_try_advisory_lock(:cls, hashtext(current_schema()))")
+_GIVE_BACK = text("SELECT pg_advisory_unlock(:cls, hashtext(current_schema()))")
 _WHO_HOLDS = text(
     "SELECT a.application_name, a.client_addr, a.backend_start FROM pg_locks l"
     " JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted"
@@ -365,6 +366,12 @@ class _Hold:
             self._thread.join(timeout=30)
         if self._conn is not None:
             with suppress(SQLAlchemyError):
+                if self._held:
+                    # Given back before the connection closes: the server ends a closed connection's session,
+                    # and its locks, a moment later, and a service started just after this one stopped was
+                    # refused meanwhile.
+                    self._conn.execute(_GIVE_BACK, {"cls": _SERVICE_LOCK})
+                    self._conn.commit()
                 self._conn.close()
             self._conn = None
         self._engine.dispose()
