@@ -527,9 +527,14 @@ class JournaledSender:
         wake()
         self._open.wait(timeout=self.client.receipt_timeout)
         if not self.chain_intact():
+            # Named so that an operator (and a failed test's log) can tell a node behind from one that lost
+            # the block: the block, its hash and the node the service reads.
+            newest = self._newest_settled()
+            missing = f" block {newest.number} ({newest.hash})" if newest is not None else ""
             raise ApiError(
                 "NODE_UNAVAILABLE",
-                "the node lost blocks, or is behind them, and is not reconciled yet; nothing was sent",
+                f"the node {self.client.rpc_url} does not hold{missing}, where a journaled transaction was "
+                "mined: it lost blocks, or is behind them, and is not reconciled yet; nothing was sent",
             )
         return True
 

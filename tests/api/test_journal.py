@@ -50,6 +50,7 @@ from api.receipts import (
 )
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
+from node.chain import BlockRef
 from node.endpoint import rpc_call
 from node.errors import NodeError
 from node.provision import LedgerSetup, setup_ledger
@@ -1084,3 +1085,27 @@ def test_a_refused_write_an_earlier_process_left_unvoided_is_voided_at_start(jou
             )
         ).all()
     assert len(standby) == 1 and standby[0].tx_hash != signed.tx_hash
+
+
+def test_a_write_held_back_by_a_node_without_the_journals_newest_block_names_the_block_and_the_node(
+    journal_env: JournalEnv,
+) -> None:
+    """The gate's 503 says which block holding a journaled transaction the node in use does not hold, and
+    which node that is: a node behind and a node that lost the block read alike otherwise. (The watcher is
+    kept from reconciling here, as one waiting for a node that is behind.)"""
+    sender = journal_env.app.state.dxl.ledger.sender
+    lost = BlockRef(1, "0x" + "ab" * 32)  # block 1 with a hash the node never had
+    wake, timeout = sender.on_chain_changed, sender.client.receipt_timeout
+    sender.on_chain_changed, sender.client.receipt_timeout = (lambda: None), 0.2
+    with sender._newest_guard:
+        sender._newest, sender._newest_known = lost, True
+    try:
+        with pytest.raises(ApiError) as refused:
+            sender.gate()
+    finally:
+        sender.on_chain_changed, sender.client.receipt_timeout = wake, timeout
+        sender.forget_newest()
+        sender.resume_sending()
+    assert refused.value.code == "NODE_UNAVAILABLE"
+    assert f"the node {sender.client.rpc_url} does not hold block 1 ({lost.hash})" in refused.value.message
+    assert sender.chain_intact()  # read from the journal again: the node holds its newest block
