@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
@@ -29,7 +30,10 @@ from api.limits import check_payload_leaves
 from api.models import VerdictPublic
 
 if TYPE_CHECKING:
+    from api.verdicts import Offline
+    from verifier.manifest import Manifest
     from verifier.onchain import RecordedDelivery
+    from verifier.verify import Verdict
 
 router = APIRouter(prefix="/verify", tags=["verify"])
 
@@ -101,49 +105,66 @@ class PinnedCheck:
         view.rpc.pin(self.head.number)
         return view
 
-    def verdict(self, manifest_json: dict[str, Any], payload_base64: str, drawn: bytes) -> dict[str, Any]:
-        """The verdict on a payload and its manifest presented to an inspection for ``drawn``, a delivery id
-        or a receipt's slot (``verifier.sampling.receipt_slot``), judged at :attr:`head` (``block``, also for
-        a manifest found altered: the presentation was taken there): the check ``POST /verify`` makes, the
-        receipt journal consulted (:func:`api.verdicts.delivery_verdict`), and the presented delivery held
-        to the one drawn: the manifest must be for the drawn delivery, or for a receipt whose inclusion proof
-        leads to the drawn grant and sequence (else ``MISMATCH``, ``NOT_THE_DRAWN_RECEIPT``).
+    def check(
+        self,
+        manifest: Manifest,
+        *,
+        payload_base64: str | None = None,
+        commitment: bytes | None = None,
+        expected: bytes | None = None,
+        principal: Principal | None = None,
+    ) -> Verdict:
+        """The verdict on ``manifest`` and the payload (base64) or the commitment sent with it, or on the
+        manifest alone, every read of the chain made at :attr:`head`: the receipt journal consulted
+        (:func:`api.verdicts.delivery_verdict`), the manifest held to the delivery ``expected`` when given,
+        as ``principal`` may read (None: the service itself, which reads every delivery and receipt).
 
         Raises:
-            ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
+            ApiError: VALIDATION_ERROR (``payload_base64``) for a payload that is not base64 or cannot be cut
+                into records, PAYLOAD_TOO_MANY_LEAVES, NODE_UNAVAILABLE.
         """
         from api.verdicts import delivery_verdict
-        from verifier.codes import FindingCode, VerdictStatus
-        from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
-        from verifier.manifest import parse_manifest
-        from verifier.onchain import ChainCheckError, payload_check
-        from verifier.sampling import slot_of
-        from verifier.verify import Finding, altered
+        from verifier.errors import PayloadFormatError
+        from verifier.onchain import ChainCheckError
 
+        payload = None if payload_base64 is None else base64_field(payload_base64, "payload_base64")
+        if payload is not None:
+            check_payload_leaves(payload, manifest.chunking)  # counted before a leaf is hashed
+        # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
+        receipt = _journaled_receipt(self._state, self._ledger, principal, manifest.delivery_id)
+        visible = None if principal is None else _parties_only(principal, self._ledger)
         try:
-            manifest = parse_manifest(manifest_json)
-        except ManifestInconsistentError as e:
-            return {**altered(e).to_dict(), "block": self.head.number}
-        except VerifierError as e:
-            raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
-        payload = base64_field(payload_base64, "payload_base64")
-        check_payload_leaves(payload, manifest.chunking)
-        slot = slot_of(drawn)
-        expected = None if slot is not None else drawn
-        receipt = _journaled_receipt(self._state, self._ledger, None, manifest.delivery_id)
-        try:
-            with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
-                path = os.path.join(tmp, "payload")
-                with open(path, "wb") as f:
-                    f.write(payload)
-                offline = payload_check(path, manifest, expected_delivery_id=expected)
-                verdict = delivery_verdict(
-                    manifest, offline, self.reader, receipt, self.anchors, expected_delivery_id=expected
-                )
+            with _offline(manifest, payload, commitment, expected) as offline:
+                return delivery_verdict(
+                    manifest, offline, self.reader, receipt, self.anchors,
+                    expected_delivery_id=expected, visible=visible,
+                )  # fmt: skip
         except PayloadFormatError as e:
             raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
         except ChainCheckError as e:
             raise ApiError("NODE_UNAVAILABLE", e.message) from None
+
+    def verdict(self, manifest_json: dict[str, Any], payload_base64: str, drawn: bytes) -> dict[str, Any]:
+        """The verdict on a payload and its manifest presented to an inspection for ``drawn``, a delivery id
+        or a receipt's slot (``verifier.sampling.receipt_slot``), judged at :attr:`head` (``block``, also for
+        a manifest found altered: the presentation was taken there): :meth:`check`, the check ``POST /verify``
+        makes, with the presented delivery held to the one drawn: the manifest must be for the drawn
+        delivery, or for a receipt whose inclusion proof leads to the drawn grant and sequence (else
+        ``MISMATCH``, ``NOT_THE_DRAWN_RECEIPT``).
+
+        Raises:
+            ApiError: VALIDATION_ERROR for an unusable manifest or payload, NODE_UNAVAILABLE.
+        """
+        from verifier.codes import FindingCode, VerdictStatus
+        from verifier.sampling import slot_of
+        from verifier.verify import Finding, Verdict
+
+        manifest = _manifest(manifest_json)
+        if isinstance(manifest, Verdict):
+            return {**manifest.to_dict(), "block": self.head.number}
+        slot = slot_of(drawn)
+        expected = None if slot is not None else drawn
+        verdict = self.check(manifest, payload_base64=payload_base64, expected=expected)
         if slot is not None and verdict.anchor is not None:
             d = verdict.anchor.details
             held = (d.get("grant_id"), d.get("sequence")) if d.get("recorded_as") == "receipt" else None
@@ -157,6 +178,45 @@ class PinnedCheck:
                 )
                 verdict = verdict.with_anchor(verdict.anchor, VerdictStatus.MISMATCH, finding)
         return {**verdict.to_dict(), "block": self.head.number}
+
+
+def _manifest(document: dict[str, Any]) -> Manifest | Verdict:
+    """The manifest ``document`` holds, or the verdict on it when it is well formed but altered (its fields
+    contradict each other): a verdict, like a bad signature, not an error.
+
+    Raises:
+        ApiError: VALIDATION_ERROR (``manifest``) for a malformed field or an unknown algorithm: the manifest
+            is unusable either way.
+    """
+    from verifier.errors import ManifestInconsistentError, VerifierError
+    from verifier.manifest import parse_manifest
+    from verifier.verify import altered
+
+    try:
+        return parse_manifest(document)
+    except ManifestInconsistentError as e:
+        return altered(e)
+    except VerifierError as e:
+        raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
+
+
+@contextmanager
+def _offline(
+    manifest: Manifest, payload: bytes | None, commitment: bytes | None, expected: bytes | None
+) -> Iterator[Offline]:
+    """The offline half of a check (:data:`api.verdicts.Offline`): of ``payload`` when one is sent, else of
+    ``commitment`` or the manifest alone; usable while the context is open (the payload's is read then)."""
+    from verifier.onchain import commitment_check, payload_check
+
+    if payload is None:
+        yield commitment_check(manifest, commitment=commitment, expected_delivery_id=expected)
+        return
+    # The verifier streams from a file; the upload is small (bounded by the body limit).
+    with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
+        path = os.path.join(tmp, "payload")
+        with open(path, "wb") as f:
+            f.write(payload)
+        yield payload_check(path, manifest, expected_delivery_id=expected)
 
 
 def _parties_only(principal: Principal, ledger: Any) -> Callable[[RecordedDelivery], bool] | None:
@@ -211,49 +271,22 @@ def verify(
     Raises:
         NodeError: the node does not answer its head (503 NODE_UNAVAILABLE).
     """
-    from api.verdicts import delivery_verdict
-    from verifier.errors import ManifestInconsistentError, PayloadFormatError, VerifierError
-    from verifier.manifest import parse_manifest
-    from verifier.onchain import ChainCheckError, commitment_check, payload_check
-    from verifier.verify import altered
+    from verifier.verify import Verdict
 
     if body.payload_base64 is not None and body.commitment is not None:
         raise ApiError("VALIDATION_ERROR", "send the payload or a commitment, not both", field="commitment")
-    try:
-        manifest = parse_manifest(body.manifest)
-    except ManifestInconsistentError as e:  # well formed but altered: a verdict, like a bad signature
-        return {**altered(e).to_dict(), "block": None}
-    except VerifierError as e:  # malformed field or unknown algorithm: the manifest is unusable either way
-        raise ApiError("VALIDATION_ERROR", e.message, field="manifest") from None
-    expected = bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None
+    manifest = _manifest(body.manifest)
+    if isinstance(manifest, Verdict):  # judged without the chain: read at no block
+        return {**manifest.to_dict(), "block": None}
     # The app's reader serves every request; this one's view of it is pinned, and the anchors' view with it.
     at = PinnedCheck(state, ledger)
-    # One id names one delivery: a receipt (POST /receipts) is not also a ledger delivery.
-    receipt = _journaled_receipt(state, ledger, principal, manifest.delivery_id)
-
-    def check(offline: Any) -> Any:
-        return delivery_verdict(
-            manifest, offline, at.reader, receipt, at.anchors,
-            expected_delivery_id=expected, visible=_parties_only(principal, ledger),
-        )  # fmt: skip
-
-    try:
-        if body.payload_base64 is None:
-            commitment = bytes.fromhex(body.commitment[2:]) if body.commitment else None
-            verdict = check(commitment_check(manifest, commitment=commitment, expected_delivery_id=expected))
-        else:
-            payload = base64_field(body.payload_base64, "payload_base64")
-            check_payload_leaves(payload, manifest.chunking)
-            # The verifier streams from a file; the upload is small (bounded by the body limit).
-            with tempfile.TemporaryDirectory(prefix="dxl-verify-") as tmp:
-                path = os.path.join(tmp, "payload")
-                with open(path, "wb") as f:
-                    f.write(payload)
-                verdict = check(payload_check(path, manifest, expected_delivery_id=expected))
-    except PayloadFormatError as e:
-        raise ApiError("VALIDATION_ERROR", e.message, field="payload_base64") from None
-    except ChainCheckError as e:
-        raise ApiError("NODE_UNAVAILABLE", e.message) from None
+    verdict = at.check(
+        manifest,
+        payload_base64=body.payload_base64,
+        commitment=bytes.fromhex(body.commitment[2:]) if body.commitment else None,
+        expected=bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None,
+        principal=principal,
+    )
     answer: dict[str, Any] = {**verdict.to_dict(), "block": at.head.number}
     return answer if principal.role is Role.AUDITOR else _without_node(answer, ledger.client.rpc_url)
 
