@@ -30,7 +30,7 @@ from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerClient, LedgerRevertError, TxResult
 from node.contract_errors import iso_time
-from node.endpoint import NodeHead, read_head
+from node.endpoint import NodeHead
 from node.practice import (
     DemandRecord,
     EvaluationRecord,
@@ -71,10 +71,6 @@ INSPECTION_FIELDS: Mapping[str, str] = {
 }
 
 log = logging.getLogger(__name__)
-
-#: How long a single-item read waits for the node's head, which it reads first (the answer's block): a read
-#: of the node the service uses, not :data:`node.endpoint.PROBE_TIMEOUT_S`'s quick look at another node.
-HEAD_TIMEOUT_S = 10.0
 
 ZERO32 = b"\x00" * 32
 _ANSWERS = {
@@ -222,7 +218,7 @@ class PracticeService:
             ApiError: DEMAND_NOT_FOUND (unknown at that block).
             NodeError: the node does not answer.
         """
-        head = read_head(self.client.rpc_url, timeout=HEAD_TIMEOUT_S)
+        head = self.client.node_head()
         try:
             record = self.reader.demand(demand_id, block=head.number)
         except LedgerRevertError as exc:
@@ -584,6 +580,7 @@ class InspectionService:
         reader = LedgerReader(
             self.ledger.client.endpoint.rpc_url, self.ledger.address, chain_id=self.ledger.chain_id,
             from_block=self.ledger.from_block, abi=[dict(e) for e in self.ledger.client.abi],
+            timeout=self.ledger.client.request_timeout,
         )  # fmt: skip
         if block is not None:
             reader.rpc.pin(block)
@@ -610,7 +607,7 @@ class InspectionService:
             ApiError: INSPECTION_NOT_FOUND (unknown at that block), NODE_UNAVAILABLE.
             NodeError: the node does not answer.
         """
-        head = read_head(self.ledger.client.rpc_url, timeout=HEAD_TIMEOUT_S)
+        head = self.ledger.client.node_head()
         record = self._record(inspection_id, block=head.number)
         derived = self.sample(record, block=head.number)
         outcomes: dict[bytes, RecordedOutcome] = {}

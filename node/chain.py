@@ -417,7 +417,12 @@ class LedgerClient:
         self.receipt_timeout = receipt_timeout
         self.catch_up_timeout = catch_up_timeout
         self.stall_timeout = stall_timeout
-        self._request_timeout = request_timeout
+        #: How long each request to the node in use is waited for: the one wait for this client's node, also
+        #: for the head a read of the API names as its block (:meth:`node_head`, and ``pin_to_head`` on the
+        #: readers made on this client's node). The head is the first read of an answer whose every other
+        #: read waits this long: waited less, a node merely slow would answer 503 where the rest of the answer
+        #: would have waited for it; waited more, a request would hang on a node this client gives up on.
+        self.request_timeout = request_timeout
         self._urls = endpoint.rpc_urls
         self._active = 0
         self._switch = threading.Lock()
@@ -472,7 +477,7 @@ class LedgerClient:
     def _provider(self, url: str) -> HTTPProvider:
         return HTTPProvider(
             url,
-            request_kwargs={"timeout": self._request_timeout},
+            request_kwargs={"timeout": self.request_timeout},
             session=cast("requests.Session", node_session(url)),
             # web3's validation asks the node its chain id before every eth_call (one round trip and a third
             # of a read's CPU); the answer is kept per provider, and a failover makes a new one, so each node
@@ -752,6 +757,15 @@ class LedgerClient:
 
     def block_number(self) -> int:
         return int(self._rpc(lambda: self.w3.eth.block_number))
+
+    def node_head(self) -> NodeHead:
+        """The latest block (number and time) of the node in use, asked once, waited for
+        :attr:`request_timeout`: the block a read that names its block (``X-Chain-Block``) reads at.
+
+        Raises:
+            NodeError: the node does not answer, or answers with no usable block.
+        """
+        return read_head(self.rpc_url, timeout=self.request_timeout)
 
     def head(self) -> BlockRef:
         """Number and hash of the latest block."""

@@ -51,6 +51,9 @@ class RpcProxy:
         #: The methods that read the head, for :attr:`after_head`: ``eth_getBlockByNumber("latest")`` by
         #: default; ``eth_blockNumber`` for a command that reads the head's number alone.
         self.head_methods: tuple[str, ...] = ("eth_getBlockByNumber",)
+        #: Every answer for the latest block (``eth_getBlockByNumber("latest")``) is held this long: a node
+        #: slow to answer its head.
+        self.head_delay_s = 0.0
         self._lock = threading.Lock()
         proxy = self
 
@@ -76,6 +79,8 @@ class RpcProxy:
                     return
                 if action == "delay":
                     time.sleep(proxy.delay_s)
+                if proxy.head_delay_s and _reads_head(body, ("eth_getBlockByNumber",)):
+                    time.sleep(proxy.head_delay_s)
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")

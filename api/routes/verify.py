@@ -73,6 +73,8 @@ def _reader(state: StateDep, ledger: LedgerDep) -> Any:
                 chain_id=ledger.chain_id,
                 from_block=ledger.from_block,
                 abi=[dict(e) for e in ledger.client.abi],
+                # The node's head is waited for as every read of the service's client (pin_to_head).
+                timeout=ledger.client.request_timeout,
             )
         except ChainCheckError as e:
             raise ApiError("NODE_UNAVAILABLE", e.message) from None
@@ -253,7 +255,9 @@ def _anchors_reader(state: Any, ledger: Any) -> Any:
     address = state.extra["receipts"].anchors_address
     reader = state.extra.get("verify_anchors")
     if reader is None or reader.address.lower() != address.lower() or reader.rpc.url != ledger.client.rpc_url:
-        reader = AnchorsReader(ledger.client.rpc_url, address, chain_id=ledger.chain_id)
+        reader = AnchorsReader(
+            ledger.client.rpc_url, address, chain_id=ledger.chain_id, timeout=ledger.client.request_timeout
+        )
         state.extra["verify_anchors"] = reader
     return reader
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from tests.api.api_helpers import (
     in_pool,
     make_settings,
     mine,
+    no_database,
     ok,
     pass_time,
     served,
@@ -393,6 +394,49 @@ def test_a_presentation_waits_for_a_slow_nodes_head_as_for_any_read(
     presented = env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body)
     assert ok(presented)["verdict"]["status"] == "MATCH"
     assert proxy.after_head is None, "the head read was not the presentation's"
+
+
+def test_a_reads_head_is_waited_for_as_long_as_the_services_client_waits_for_its_node(
+    proxied: tuple[ApiEnv, RpcProxy],
+) -> None:
+    """The head a single read (GET /demands/{id}, GET /inspections/{id}) names as its block and the head a
+    check (POST /verify, a presentation) pins to are waited for as long as any request of the service's node
+    client (its request timeout), one answer for both: the single reads waited a fixed 10 s of their own, so
+    a head answered 2 s late got past a client that gives up on its node after 1 s."""
+    from types import SimpleNamespace
+
+    from api.ledger import Custody, LedgerService
+    from api.routes.verify import PinnedCheck
+    from node.deploy import ledger_client, practice_client
+    from node.endpoint import NodeEndpoint
+    from node.errors import NodeError
+
+    env, proxy = proxied
+    through = NodeEndpoint(proxy.url, env.setup.client.chain_id)
+    record = load_deployment(env.settings.home)
+    service = LedgerService(
+        client=ledger_client(through, env.settings.home, request_timeout=1.0),
+        custody=Custody(env.keystore, {}),
+        sessions=no_database,
+        from_block=record.block_number,
+    )
+    assert record.sharing_practice is not None
+    practice = practice_client(through, env.settings.home, request_timeout=1.0)
+    service.attach_practice(practice, from_block=record.sharing_practice.block_number)
+    unknown = 2**63
+    proxy.head_delay_s = 2.0
+    try:
+        reads: dict[str, Callable[[], object]] = {
+            "GET /demands/{id}": lambda: service.practice_service().read_demand(unknown),
+            "GET /inspections/{id}": lambda: service.practice_service().inspections(service).read(unknown),
+            "POST /verify": lambda: PinnedCheck(SimpleNamespace(extra={}), service),
+        }
+        for name, read in reads.items():
+            with pytest.raises(NodeError, match="eth_getBlockByNumber"):
+                read()
+                pytest.fail(f"{name} read a head answered after its client gave up on the node")
+    finally:
+        proxy.head_delay_s = 0.0
 
 
 # --- draws -----------------------------------------------------------------------------------------------
