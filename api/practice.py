@@ -49,7 +49,7 @@ from node.types import (
 )
 from verifier.catalog import canonical_document, document_hash
 from verifier.codes import VerdictStatus
-from verifier.onchain import ChainCheckError, LedgerReader
+from verifier.onchain import ChainCheckError
 from verifier.sampling import DerivedSample, derive_sample, slot_of
 
 if TYPE_CHECKING:
@@ -577,11 +577,7 @@ class InspectionService:
             derived = self.practice._samples.get(key)
         if derived is not None:
             return derived
-        reader = LedgerReader(
-            self.ledger.client.endpoint.rpc_url, self.ledger.address, chain_id=self.ledger.chain_id,
-            from_block=self.ledger.from_block, abi=[dict(e) for e in self.ledger.client.abi],
-            timeout=self.ledger.client.request_timeout,
-        )  # fmt: skip
+        reader = self.ledger.chain_reader()
         if block is not None:
             reader.rpc.pin(block)
         try:

@@ -48,6 +48,7 @@ from node.types import (
     Grant,
     encode_code,
 )
+from verifier.onchain import ChainCheckError, LedgerReader
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -256,6 +257,25 @@ class LedgerCore:
     @property
     def address(self) -> str:
         return str(self.client.address)
+
+    def chain_reader(self) -> LedgerReader:
+        """A read-only reader of this ledger with the proof code's own client
+        (:class:`verifier.onchain.LedgerReader`, what ``POST /verify`` and an inspection's sample read), on
+        the node the service's client uses now: after a failover the node it moved to, not the endpoint's
+        first, which a reader made there would read stalled or gone. Its reads wait as the client's do
+        (:attr:`~node.chain.LedgerClient.request_timeout`).
+
+        Raises:
+            ApiError: NODE_UNAVAILABLE when the node does not answer, serves another chain, or holds no code
+                at the ledger's address.
+        """
+        try:
+            return LedgerReader(
+                self.client.rpc_url, self.address, chain_id=self.chain_id, from_block=self.from_block,
+                abi=[dict(e) for e in self.client.abi], timeout=self.client.request_timeout,
+            )  # fmt: skip
+        except ChainCheckError as e:
+            raise ApiError("NODE_UNAVAILABLE", e.message) from None
 
     # --- journaled writes --------------------------------------------------------------------------------
 

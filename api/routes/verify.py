@@ -59,25 +59,14 @@ class VerifyRequest(BaseModel):
 
 
 def _reader(state: StateDep, ledger: LedgerDep) -> Any:
-    """One read-only ledger reader per app, on the node and deployment the service uses: made again when the
-    service's client moved to another node (a failover), or a check would read the node it left, stalled or
-    gone, and judge at its old head (a presentation's deadline by that head's time)."""
-    from verifier.onchain import ChainCheckError, LedgerReader
+    """One read-only ledger reader per app (:meth:`api.ledger.core.LedgerCore.chain_reader`): made again when
+    the service's client moved to another node (a failover), or a check would read the node it left, stalled
+    or gone, and judge at its old head (a presentation's deadline by that head's time)."""
+    from verifier.onchain import LedgerReader
 
     reader = state.extra.get("verify_reader")
     if not isinstance(reader, LedgerReader) or reader.rpc_url != ledger.client.rpc_url:
-        try:
-            reader = LedgerReader(
-                ledger.client.rpc_url,
-                ledger.address,
-                chain_id=ledger.chain_id,
-                from_block=ledger.from_block,
-                abi=[dict(e) for e in ledger.client.abi],
-                # The node's head is waited for as every read of the service's client (pin_to_head).
-                timeout=ledger.client.request_timeout,
-            )
-        except ChainCheckError as e:
-            raise ApiError("NODE_UNAVAILABLE", e.message) from None
+        reader = ledger.chain_reader()
         state.extra["verify_reader"] = reader
     return reader
 

@@ -379,6 +379,32 @@ def test_a_presentation_after_a_failover_is_judged_on_the_node_the_service_moved
     assert verdict["status"] == "MATCH" and verdict["block"] >= ok(before)["verdict"]["block"], verdict
 
 
+def test_a_sample_drawn_after_a_failover_is_read_on_the_node_the_service_moved_to(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """An inspection's sample derived for the first time after the service's client failed over from a node
+    that stopped answering is read on the node the client moved to: it was read on the endpoint's first node
+    (``DXL_RPC_URL``) whatever node the client used, so GET /inspections/{id} answered 503 NODE_UNAVAILABLE
+    while the rest of the service read on."""
+    from api.app import create_app
+
+    env, _proxy = proxied
+    inspection, (did, _payload, _manifest, _root) = _inspection_of_one(env, tmp_path)
+    live = env.setup.client.endpoint.rpc_url
+    with RpcProxy(live) as first:
+        app = create_app(env.settings.model_copy(update={"rpc_url": first.url, "rpc_failover_urls": live}))
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            first.down = True
+            # A read of the ledger's: its client tries the node, and moves to the next.
+            ok(client.get(f"/deliveries/{did}", headers=env.headers("auditor")))
+            assert app.state.dxl.ledger.client.rpc_url == live, "the client did not fail over"
+            asked = first.asked.total()
+            read = client.get(f"/inspections/{inspection}", headers=env.headers("auditor"))
+            sample = ok(read)["sample"]
+            assert first.asked.total() == asked, "the sample was read on the node the client left"
+    assert [s["delivery_id"] for s in sample] == [did], sample
+
+
 def test_a_presentation_waits_for_a_slow_nodes_head_as_for_any_read(
     proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
 ) -> None:
