@@ -506,8 +506,17 @@ class JournaledSender:
         Raises:
             NodeError: the node does not answer.
         """
-        newest = self._newest_settled()
-        return newest is None or self.client.block_hash(newest.number) == newest.hash
+        if self._holds(self._newest_settled()):
+            return True
+        # The block kept in memory may be one the journal has left: a receipt followed to another block at
+        # the same height (Clique's block in turn replacing one sealed out of turn, holding the same
+        # transactions) moves the row, and is no newer a block to keep. Kept, it would hold every write back
+        # until something else reconciled. The journal says which block is newest.
+        self.forget_newest()
+        return self._holds(self._newest_settled())
+
+    def _holds(self, block: BlockRef | None) -> bool:
+        return block is None or self.client.block_hash(block.number) == block.hash
 
     def gate(self) -> bool:
         """Before a write acts on the chain's state: wait while the journal is being reconciled, and have a

@@ -37,7 +37,15 @@ from api.db import IdempotencyRecord, JournaledTransaction, init_db, make_engine
 from api.demo import ensure_demo_tokens
 from api.errors import ApiError
 from api.idempotency import ClaimOwner, IdempotencyStore, fingerprint
-from api.journal import STALE_AFTER_S, Claim, Journal, JournaledSender, TxStatus
+from api.journal import (
+    STALE_AFTER_S,
+    ChainWatcher,
+    Claim,
+    Journal,
+    JournaledSender,
+    Reconciler,
+    TxStatus,
+)
 from api.ledger import Finish
 from api.receipts import (
     GRANT_CACHE_TTL_S,
@@ -50,7 +58,7 @@ from api.receipts import (
 )
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
-from node.chain import BlockRef
+from node.chain import BlockRef, LedgerClient
 from node.endpoint import rpc_call
 from node.errors import NodeError
 from node.provision import LedgerSetup, setup_ledger
@@ -1091,21 +1099,82 @@ def test_a_write_held_back_by_a_node_without_the_journals_newest_block_names_the
     journal_env: JournalEnv,
 ) -> None:
     """The gate's 503 says which block holding a journaled transaction the node in use does not hold, and
-    which node that is: a node behind and a node that lost the block read alike otherwise. (The watcher is
-    kept from reconciling here, as one waiting for a node that is behind.)"""
-    sender = journal_env.app.state.dxl.ledger.sender
-    lost = BlockRef(1, "0x" + "ab" * 32)  # block 1 with a hash the node never had
+    which node that is: a node behind and a node that lost the block read alike otherwise. (The node loses
+    the block of an acknowledged write and the watcher is kept from reconciling, as one waiting for a node
+    that is behind.)"""
+    env = journal_env
+    sender = env.app.state.dxl.ledger.sender
     wake, timeout = sender.on_chain_changed, sender.client.receipt_timeout
-    sender.on_chain_changed, sender.client.receipt_timeout = (lambda: None), 0.2
-    with sender._newest_guard:
-        sender._newest, sender._newest_known = lost, True
-    try:
-        with pytest.raises(ApiError) as refused:
-            sender.gate()
-    finally:
-        sender.on_chain_changed, sender.client.receipt_timeout = wake, timeout
-        sender.forget_newest()
-        sender.resume_sending()
+    with env.watcher_asleep():
+        snapshot = env.node_rpc("evm_snapshot")
+        number = ok(env.register("hrss", "named-1"), 201)["transaction"]["block_number"]
+        mined = sender.client.block_hash(number)
+        assert env.node_rpc("evm_revert", snapshot) is True
+        sender.on_chain_changed, sender.client.receipt_timeout = (lambda: None), 0.2
+        try:
+            with pytest.raises(ApiError) as refused:
+                sender.gate()
+        finally:
+            sender.on_chain_changed, sender.client.receipt_timeout = wake, timeout
+            sender.resume_sending()
     assert refused.value.code == "NODE_UNAVAILABLE"
-    assert f"the node {sender.client.rpc_url} does not hold block 1 ({lost.hash})" in refused.value.message
-    assert sender.chain_intact()  # read from the journal again: the node holds its newest block
+    named = f"the node {sender.client.rpc_url} does not hold block {number} ({mined})"
+    assert named in refused.value.message
+    _until(sender.chain_intact)  # reconciled once the watcher looks: the write is mined again
+
+
+def test_a_write_whose_block_is_replaced_at_its_height_by_one_holding_it_again_holds_back_no_write(
+    journal_env: JournalEnv, tmp_path: Path
+) -> None:
+    """A Clique signer's block out of turn is replaced, at the same height, by the block in turn holding the
+    same transactions. The write awaiting its depth follows its receipt to the new block and the journal's
+    row with it; the sender's newest block, kept at the replaced one (the new one is no higher), held every
+    later write back (503 NODE_UNAVAILABLE: "does not hold block N") for as long as nothing reconciled: the
+    watcher, which had not seen the replaced block as a head, found the journal's newest block held and did
+    not. A network run answered every write so for minutes."""
+    env = journal_env
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_db(engine)
+    sessions = session_factory(engine)
+    client = LedgerClient(env.node.endpoint, [], receipt_timeout=5)
+    sender = JournaledSender(client, Journal(lambda: sessions), confirmations=2)
+    # Looks only when a send wakes it: it does not see the replaced block as the node's head.
+    watcher = ChainWatcher(Reconciler(sender), 3600.0, reconciled=True).start()
+    account = Account.create()
+    env.node_rpc("anvil_setBalance", account.address, hex(10**18))
+    env.node_rpc("evm_setAutomine", False)
+    try:
+        snapshot = env.node_rpc("evm_snapshot")
+        request = client.build(account.address, "", to=account.address, value=0, gas=21_000)
+        signed = sender.send(account, request, claim=None, finish=None)
+        waiting: list[Any] = []
+        waiter = threading.Thread(target=lambda: waiting.append(sender.wait(signed.tx_hash)), daemon=True)
+        waiter.start()
+        env.node_rpc("evm_mine")
+        first = BlockRef(client.block_number(), str(client.block_hash(client.block_number())))
+
+        def placed() -> int | None:
+            entry = sender.journal.entry(signed.tx_hash)
+            return None if entry is None else entry.block_number
+
+        _until(lambda: placed() == first.number)  # the write saw its receipt there
+        assert env.node_rpc("evm_revert", snapshot) is True
+        client.send_signed(signed)  # in the block in turn: same height, another hash
+        env.node_rpc("evm_mine", int(client.head_time()) + 7)
+        again = BlockRef(client.block_number(), str(client.block_hash(client.block_number())))
+        assert again.number == first.number and again.hash != first.hash
+        env.node_rpc("evm_mine")
+        env.node_rpc("evm_mine")
+        waiter.join(30)
+        assert waiting and waiting[0].block_number == again.number
+        with sessions() as session:
+            row = session.scalar(
+                select(JournaledTransaction).where(JournaledTransaction.tx_hash == signed.tx_hash)
+            )
+            assert row is not None and (row.block_number, row.block_hash) == (again.number, again.hash)
+        assert sender.gate() is False  # the node holds the journal's newest block: nothing to wait for
+        assert sender.gate() is False
+    finally:
+        env.node_rpc("evm_setAutomine", True)
+        watcher.stop()
+        engine.dispose()
