@@ -597,7 +597,12 @@ class InspectionService:
         began: the contract's view (expired by that block's number), the outcomes recorded up to it, overdue
         by its time. Read apart, an outcome mined between the outcomes' read and the clock's showed its
         delivery overdue and unrecorded, which it was at no block. The presentations are the service's, as
-        it holds them (each verdict names the block it was judged at).
+        it holds them once the block is read (each verdict names the block it was judged at): one kept since,
+        judged at a later block, is shown, and contradicts nothing the block says. It was taken while the
+        later block's time was within the deadline, so the block's was too (not overdue), and while no outcome
+        was recorded at that later block, so none is at this one. An outcome shown was recorded with the
+        evidence of the presentation kept as it was sent, which none replaces after: the delivery's lock is
+        held until the outcome is mined, and then the outcome on chain closes presentations.
 
         Raises:
             ApiError: INSPECTION_NOT_FOUND (unknown at that block), NODE_UNAVAILABLE.

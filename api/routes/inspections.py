@@ -65,7 +65,9 @@ def get_inspection(
     """The inspection, and once drawn its sample with each delivery's presentation and recorded outcome (a
     department reads the sampled deliveries it provided, which it must present; an auditor all of them).
     Read from the chain at one block, the node's head as the read began (``X-Chain-Block`` names it): the
-    contract's view, the outcomes recorded up to it, overdue by its time."""
+    contract's view, the outcomes recorded up to it, overdue by its time; the presentations as the service
+    holds them once it is read, each verdict naming the block it was judged at (a later one for a
+    presentation kept since, which is then neither overdue nor beside an outcome at this block)."""
     service = ledger.practice_service().inspections(ledger)
     read = service.read(inspection_id)
     chain_block_header(response, read)

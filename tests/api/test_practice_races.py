@@ -223,6 +223,36 @@ def test_get_inspection_reads_its_outcomes_and_clock_at_one_block_and_names_it(
     assert (ok(again)["sample"][0]["outcome"], ok(again)["sample"][0]["overdue"]) == ("passed", False)
 
 
+def test_get_inspection_shows_a_presentation_kept_after_its_block_beside_no_outcome_and_not_overdue(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """A presentation is judged and kept right after GET /inspections/{id} read its head, at a later block:
+    the answer shows it (the presentations are the service's as it holds them once the block is read), and
+    beside the chain at ``X-Chain-Block`` it says nothing that block contradicts: no outcome (one recorded
+    there closes presentations), not overdue (one taken after the block was in time, so the block's time was
+    too), and the verdict names its own, later block."""
+    env, proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path, present_within=600)
+    path = f"/inspections/{inspection}"
+    presented: list[dict[str, Any]] = []
+
+    def present() -> None:
+        mine(env)  # the presentation's head is past the read's
+        body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+        presented.append(ok(env.call("POST", f"{path}/presentations", "hrss", json=body))["verdict"])
+
+    proxy.after_head = present
+    try:
+        read = env.call("GET", path, "auditor")
+    finally:
+        proxy.after_head = None
+    block = int(read.headers["X-Chain-Block"])
+    assert presented and presented[0]["block"] > block, (presented, block)
+    sampled = ok(read)["sample"][0]
+    shown = (sampled["presented"], sampled["outcome"], sampled["outcome_as_checked"], sampled["overdue"])
+    assert shown == ("MATCH", None, None, False), sampled
+
+
 def test_get_demand_reads_the_demand_and_the_clock_at_one_block_and_names_it(
     proxied: tuple[ApiEnv, RpcProxy],
 ) -> None:
