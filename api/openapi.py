@@ -10,6 +10,10 @@ conflicts and ``Idempotency-Key`` in flight, 422 for a reused key), a token look
 request line and headers over their limit or late (431, 408) and a request over its rate (429).
 ``tests/api/test_fuzz.py`` holds the running service to it with schemathesis. A 500 is never declared: it is a
 bug.
+
+Links (:data:`ANSWERS`, :data:`BODY_KEYS`) say which operations an answer leads to and with which of its
+values: the exchange's chain from a resource registered to a delivery acknowledged, as a client walks it and
+as schemathesis's stateful phase follows it.
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ def install_openapi(app: FastAPI) -> None:
             _add_error_schema(schema)
             for model in DOCUMENTED_BODIES:
                 _add_model_schema(schema, model.__name__, model.model_json_schema(ref_template=_REF_TEMPLATE))
+            # The handler's name of each operation, which names the links that lead to it.
+            names: dict[str, str] = {}
             # Route contexts, not app.routes: included routers are nested, and only a context carries the
             # dependencies the router added.
             for route in routing.iter_route_contexts(app.routes):
@@ -64,11 +70,13 @@ def install_openapi(app: FastAPI) -> None:
                     operation = schema["paths"].get(route.path_format, {}).get(method.lower())
                     if operation is None:
                         continue
+                    names[f"{method} {route.path_format}"] = route.original_route.name
                     operation["x-dxl-roles"] = roles or []
                     own = {ERRORS[code].status for code in operation.pop(ROUTE_ERRORS, ())}
                     _declare_errors(
                         operation, error_statuses(route.dependant, method, operation, roles) | own
                     )
+            _add_links(schema, names)
             for name in _FASTAPI_VALIDATION_SCHEMAS:
                 schema["components"]["schemas"].pop(name, None)
             app.openapi_schema = schema
@@ -212,3 +220,110 @@ def _declare_errors(operation: dict[str, Any], statuses: set[int]) -> None:
             "content": {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}},
             **(_ERROR_HEADERS.get(status, {})),
         }
+
+
+#: The records an operation's success answer holds, by the name an operation takes each one's key under (a
+#: path parameter, or a field of :data:`BODY_KEYS`), with the JSON pointer into the answer that holds it: a
+#: written record under ``/record``, a list's first item under ``/0``. An answer leads (an OpenAPI link) to
+#: every other operation whose keys it holds all of: the exchange's chain, resource → request → decision and
+#: terms → agreement → grant → delivery or receipt → acknowledgement, dispute or provenance, and beside it
+#: governance, demands and inspections.
+ANSWERS: dict[str, dict[str, str]] = {
+    "GET /me": {"department_id": "/department_id"},
+    "GET /departments": {"department_id": "/0/id"},
+    "POST /governance/proposals": {"proposal_id": "/record/id"},
+    "GET /governance/proposals": {"proposal_id": "/0/id"},
+    "GET /governance/proposals/{proposal_id}": {"proposal_id": "/id"},
+    "POST /governance/proposals/{proposal_id}/approve": {"proposal_id": "/record/id"},
+    "POST /resources": {"resource_id": "/record/id"},
+    "GET /resources": {"resource_id": "/0/id"},
+    "GET /resources/{resource_id}": {"resource_id": "/id"},
+    "PUT /resources/{resource_id}": {"resource_id": "/record/id"},
+    "POST /requests": {"request_id": "/record/id", "resource_id": "/record/resource_id"},
+    "GET /requests": {"request_id": "/0/id"},
+    "GET /requests/{request_id}": {"request_id": "/id", "resource_id": "/resource_id"},
+    "POST /requests/{request_id}/approve": {"request_id": "/record/id"},
+    "GET /requests/{request_id}/terms": {"request_id": "/request_id", "agreement_id": "/agreement_id"},
+    "POST /requests/{request_id}/signatures": {"agreement_id": "/agreement/id"},
+    "GET /agreements": {"agreement_id": "/0/id"},
+    "GET /agreements/{agreement_id}": {
+        "agreement_id": "/id", "request_id": "/request_id", "resource_id": "/resource_id"
+    },
+    "POST /agreements/{agreement_id}/suspend": {"agreement_id": "/record/id"},
+    "POST /grants": {"grant_id": "/record/id", "agreement_id": "/record/agreement_id"},
+    "GET /grants": {"grant_id": "/0/id"},
+    "GET /grants/{grant_id}": {"grant_id": "/id", "agreement_id": "/agreement_id"},
+    "POST /deliveries": {
+        "delivery_id": "/record/delivery_id", "grant_id": "/record/grant_id",
+        "commitment": "/record/commitment",
+    },
+    "POST /deliveries/batch": {"delivery_id": "/records/0/delivery_id", "grant_id": "/records/0/grant_id"},
+    "GET /deliveries": {"delivery_id": "/0/delivery_id"},
+    "GET /deliveries/{delivery_id}": {
+        "delivery_id": "/delivery_id", "grant_id": "/grant_id", "commitment": "/commitment"
+    },
+    "POST /receipts": {"delivery_id": "/delivery_ids/0"},
+    "GET /receipts/{delivery_id}": {
+        "delivery_id": "/delivery_id", "grant_id": "/batch/grant_id",
+        "first_sequence": "/batch/first_sequence",
+    },
+    "POST /demands": {"demand_id": "/record/id"},
+    "GET /demands": {"demand_id": "/0/id"},
+    "GET /demands/{demand_id}": {"demand_id": "/id"},
+    "POST /inspections": {"inspection_id": "/record/id"},
+    "GET /inspections": {"inspection_id": "/0/id"},
+    "GET /inspections/{inspection_id}": {"inspection_id": "/id", "delivery_id": "/sample/0/delivery_id"},
+    "POST /inspections/{inspection_id}/draw": {
+        "inspection_id": "/record/id", "delivery_id": "/record/sample/0/delivery_id"
+    },
+}  # fmt: skip
+#: Operations that take a record's key in their body as well as in their path: the body fields a link fills,
+#: merged into the rest of the body the client sends.
+BODY_KEYS: dict[str, tuple[str, ...]] = {
+    "POST /requests": ("resource_id",),
+    "POST /grants": ("agreement_id",),
+    "POST /deliveries": ("grant_id",),
+    "POST /inspections/{inspection_id}/presentations": ("delivery_id",),
+    "POST /inspections/{inspection_id}/outcomes": ("delivery_id",),
+}
+
+
+def _add_links(schema: dict[str, Any], names: dict[str, str]) -> None:
+    """The links of :data:`ANSWERS` on each of those operations' success answer, each named after the handler
+    it leads to (``names``, by ``"METHOD /path"``). An operation of the tables that the document does not have
+    is a KeyError here: a route renamed or removed breaks the document's build, not silently a link
+    (``tests/api/test_openapi_links.py`` holds the links' parameters and fields to the document)."""
+    operations = {
+        f"{method.upper()} {path}": operation
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+    }
+    # What each operation takes a record's key under: its path parameters, and the body fields of BODY_KEYS.
+    takes = {
+        label: {p["name"]: f"path.{p['name']}" for p in operation.get("parameters", ()) if p["in"] == "path"}
+        | {name: _BODY for name in BODY_KEYS.get(label, ())}
+        for label, operation in operations.items()
+    }
+    if unknown := BODY_KEYS.keys() - operations.keys():
+        raise KeyError(f"BODY_KEYS names operations the document does not have: {sorted(unknown)}")
+    for source, held in ANSWERS.items():
+        links: dict[str, Any] = {}
+        for target, keys in takes.items():
+            if target == source or not keys or not keys.keys() <= held.keys():
+                continue
+            link: dict[str, Any] = {"operationId": operations[target]["operationId"]}
+            if parameters := {at: _EXPRESSION + held[key] for key, at in keys.items() if at != _BODY}:
+                link["parameters"] = parameters
+            if body := {key: _EXPRESSION + held[key] for key, at in keys.items() if at == _BODY}:
+                link["requestBody"] = body
+            links[names[target]] = link
+        # Each operation has one success status, the one its links start from.
+        success = next(
+            answer for status, answer in operations[source]["responses"].items() if status[0] == "2"
+        )
+        success["links"] = links
+
+
+_BODY = "body"
+#: A link's runtime expression for the value at a JSON pointer into the answer's body.
+_EXPRESSION = "$response.body#"
