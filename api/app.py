@@ -29,7 +29,7 @@ from api.deps import AppState
 from api.errors import MethodGuardMiddleware, install_error_handlers
 from api.headers import SecurityHeadersMiddleware
 from api.idempotency import IdempotencyMiddleware, IdempotencyStore, purge_expired
-from api.journal import ChainWatcher
+from api.journal import ChainWatcher, JournalChain
 from api.ledger import Custody, LedgerService
 from api.limits import (
     BODY_TIMEOUT_SECONDS,
@@ -182,7 +182,13 @@ def _indexed_up_to(engine: Engine) -> int | None:
 
 def _reconcile_at_start(ledger: LedgerService, interval: float) -> ChainWatcher | None:
     """Heals the chain from the journal before the first request (re-sends what the node lost, rebuilds the
-    nonce counters) and starts watching the node; an unreachable node is reconciled when it answers."""
+    nonce counters) and starts watching the node; an unreachable node is reconciled when it answers.
+
+    Raises:
+        JournalChainMismatchError: the API database journals another chain's transactions.
+    """
+    client = ledger.client
+    ledger.journal.bind_chain(JournalChain(client.chain_id, client.genesis_hash), rpc_url=client.rpc_url)
     reconciled = True
     try:
         ledger.reconciler.reconcile()

@@ -116,6 +116,20 @@ class JournaledTransaction(ApiBase):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class JournalChainRow(ApiBase):
+    """The chain the journal's transactions were signed for and mined on (one row, ``id`` 1): its id and the
+    hash of its first block, recorded at the first start on a ledger. Its blocks are the only ones the
+    journal's rows can name: a service on another chain refuses to start on this database
+    (:meth:`api.journal.Journal.bind_chain`)."""
+
+    __tablename__ = "api_journal_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    genesis_hash: Mapped[str] = mapped_column(String(66))
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class PendingSignature(ApiBase):
     """The first party's EIP-712 signature over an approved request's terms, kept until the other signs."""
 

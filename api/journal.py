@@ -68,7 +68,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.db import IdempotencyRecord, JournaledTransaction, utcnow
+from api.db import IdempotencyRecord, JournalChainRow, JournaledTransaction, insert_missing, utcnow
 from api.errors import ApiError
 from node.chain import (
     BlockRef,
@@ -81,7 +81,7 @@ from node.chain import (
     TxResult,
     receipt_poll_delays,
 )
-from node.errors import NodeError
+from node.errors import ConfigurationError, NodeError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -160,6 +160,36 @@ class ClaimLostError(ApiError):
         )
 
 
+@dataclass(frozen=True)
+class JournalChain:
+    """A chain as the journal tells chains apart: its id and the hash of its first block (two chains of one
+    id, such as two local networks, or an anvil started afresh, differ there)."""
+
+    chain_id: int
+    genesis_hash: str
+
+    def __str__(self) -> str:
+        return f"chain id {self.chain_id} (genesis block {self.genesis_hash})"
+
+
+class JournalChainMismatchError(ConfigurationError):
+    """Thrown when the API database journals the transactions of another chain than the node's
+    (:meth:`Journal.bind_chain`)."""
+
+    code = "JOURNAL_CHAIN_MISMATCH"
+
+    def __init__(self, database: str, journaled: JournalChain, rpc_url: str, serving: JournalChain) -> None:
+        self.journaled, self.serving = journaled, serving
+        super().__init__(
+            f"the API database ({database}) journals the transactions of {journaled}, and the node at "
+            f"{rpc_url} serves {serving}: the blocks the journal names are not on this chain (reconciling "
+            "would hold every write for blocks it never reaches, or send the other chain's signed "
+            "transactions here). Point DXL_RPC_URL at a node of the journal's chain, or give this service "
+            "the database of this chain's ledger, or a new one (DXL_DATABASE_URL; by default dxl.sqlite3 in "
+            "DXL_HOME)"
+        )
+
+
 class Journal:
     """The ``api_tx_journal`` table. Blocking; every method opens and closes its own short session."""
 
@@ -170,6 +200,27 @@ class Journal:
     def _session(self) -> Iterator[Session]:
         with self._sessions()() as session:
             yield session
+
+    def bind_chain(self, chain: JournalChain, *, rpc_url: str) -> None:
+        """Record ``chain`` (served by the node at ``rpc_url``) as the journal's, or check that it is the one
+        recorded: the journal's rows name blocks of one chain, and its signed transactions are valid there.
+        Called at start, before the journal meets the chain; the first start on a database records the chain
+        it starts on (also one journaled before chains were recorded).
+
+        Raises:
+            JournalChainMismatchError: the journal is another chain's.
+            SQLAlchemyError: the database cannot be read or written.
+        """
+        with self._session() as session:
+            first = {"id": 1, "chain_id": chain.chain_id, "genesis_hash": chain.genesis_hash}
+            insert_missing(session, JournalChainRow, [{**first, "recorded_at": utcnow()}])
+            row = session.get(JournalChainRow, 1)
+            session.commit()
+            assert row is not None  # inserted above, or there before
+            recorded = JournalChain(int(row.chain_id), str(row.genesis_hash))
+            if recorded != chain:
+                url = session.get_bind().engine.url.render_as_string(hide_password=True)
+                raise JournalChainMismatchError(url, recorded, rpc_url, chain)
 
     def record(self, signed: SignedTx, *, claim: Claim | None, finish: dict[str, Any] | None) -> None:
         """Journal ``signed`` and point ``claim`` at it, in one database transaction.

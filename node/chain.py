@@ -460,7 +460,11 @@ class LedgerClient:
         actual = int(self._rpc(lambda: self.w3.eth.chain_id))
         if actual != endpoint.chain_id:
             raise ChainIdMismatchError(self.rpc_url, endpoint.chain_id, actual)
-        if self._is_proof_of_authority():
+        genesis = self._genesis()
+        #: The hash of the chain's first block: with the chain id, which chain this is (two chains of one id,
+        #: such as two local networks or two anvils, differ there). The API's journal is bound to it.
+        self.genesis_hash = str(genesis.get("hash") or "")
+        if len(str(genesis.get("extraData") or "0x").removeprefix("0x")) // 2 > 32:
             # Clique and QBFT headers carry signers and seals in extraData (longer than the 32 bytes web3
             # accepts otherwise); the middleware moves it aside so blocks decode.
             self.w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
@@ -503,12 +507,11 @@ class LedgerClient:
         this one is (the contracts beside the ledger, on the node its writes go to)."""
         return NodeEndpoint(self.rpc_url, self.chain_id, tuple(self._urls[i] for i in self._others()))
 
-    def _is_proof_of_authority(self) -> bool:
-        # Read raw: without the middleware, web3 refuses to decode exactly the blocks this looks for.
+    def _genesis(self) -> Mapping[str, Any]:
+        # Read raw: without the middleware, web3 refuses to decode exactly the blocks of proof of authority.
         reply = self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x0", False])
         block = reply.get("result") if isinstance(reply, Mapping) else None
-        extra = str(block.get("extraData") or "0x") if isinstance(block, Mapping) else "0x"
-        return len(extra.removeprefix("0x")) // 2 > 32
+        return block if isinstance(block, Mapping) else {}
 
     def _fail_over(self, failed: int) -> bool:
         """Move to the most advanced other node that answers (the next URL when none does) unless another

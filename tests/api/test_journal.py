@@ -14,6 +14,7 @@ import logging
 import os
 import resource
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ from eth_account import Account
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,6 +44,8 @@ from api.journal import (
     ChainWatcher,
     Claim,
     Journal,
+    JournalChain,
+    JournalChainMismatchError,
     JournaledSender,
     Reconciler,
     TxStatus,
@@ -57,7 +61,7 @@ from api.receipts import (
     receipts_table,
 )
 from api.settings import ApiSettings
-from node.anvil import EmbeddedNode
+from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.chain import BlockRef, LedgerClient
 from node.endpoint import rpc_call
 from node.errors import NodeError
@@ -1178,3 +1182,40 @@ def test_a_write_whose_block_is_replaced_at_its_height_by_one_holding_it_again_h
         env.node_rpc("evm_setAutomine", True)
         watcher.stop()
         engine.dispose()
+
+
+def test_a_service_on_another_chain_refuses_this_chains_journal_naming_both_and_sends_nothing(
+    journal_env: JournalEnv, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A database whose journal holds this chain's writes given to a service on another chain of the same id
+    (an anvil started afresh, the ledger deployed there again): the journal's blocks are none of that
+    chain's. Reconciling there, a service on a network held every write back (503 NODE_UNAVAILABLE, "does not
+    hold block N") until the new chain reached the journal's newest block, and then sent this chain's signed
+    transactions to it; on a lone node it sent them at once. It refuses to start, naming both chains."""
+    env = journal_env
+    ok(env.register("hrss", None), 201)
+    source = env.settings.effective_database_url.removeprefix("sqlite:///")
+    given = tmp_path_factory.mktemp("another-chain") / "dxl.sqlite3"
+    with contextlib.closing(sqlite3.connect(source)) as db, contextlib.closing(sqlite3.connect(given)) as to:
+        db.backup(to)
+    other = EmbeddedNode(
+        tmp_path_factory.mktemp("another-node"), NodeSettings(port=free_port()), die_with_parent=True
+    )
+    other.start()
+    try:
+        home = api_home(tmp_path_factory, "another-chain-api")
+        settings = make_settings(home, other).model_copy(update={"database_url": f"sqlite:///{given}"})
+        setup_ledger(other.endpoint, settings, dev_funding=True)
+        height = int(str(rpc_call(other.endpoint.rpc_url, "eth_blockNumber")), 16)
+        with pytest.raises(JournalChainMismatchError) as refused, TestClient(create_app(settings)):
+            pass
+        assert int(str(rpc_call(other.endpoint.rpc_url, "eth_blockNumber")), 16) == height  # nothing sent
+    finally:
+        other.stop()
+    here = LedgerClient(env.node.endpoint, [])
+    assert refused.value.journaled == JournalChain(here.chain_id, here.genesis_hash)
+    assert refused.value.serving.genesis_hash != here.genesis_hash
+    message = str(refused.value)
+    assert str(refused.value.journaled) in message and str(refused.value.serving) in message
+    assert other.endpoint.rpc_url in message and str(given) in message and "DXL_DATABASE_URL" in message
+    assert refused.value.code == "JOURNAL_CHAIN_MISMATCH"
