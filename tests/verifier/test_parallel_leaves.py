@@ -131,6 +131,30 @@ def test_bytes_leaves_read_in_pieces_equal_reference(monkeypatch: pytest.MonkeyP
     _check(payload, Chunking(PayloadFormat.BYTES, 1000), leaves, block=4096, workers=2)
 
 
+def test_bytes_blocks_shrink_at_the_end_so_every_thread_ends_on_one_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last blocks are cut down to a chunk, so the threads run out of work together (a whole block to
+    the end left one core idle while another thread hashed it); the leaves and the root are those of any
+    other cut, for a payload that is no multiple of a block or a chunk."""
+    monkeypatch.setattr(verifier.leaves, "_BLOCK", 4 * 4096)
+    monkeypatch.setattr(verifier.leaves, "_RECORD_BLOCK", 4096)
+    chunk, workers = 4096, 4
+    payload = random.Random(11).randbytes(40 * 4 * 4096 + 5)
+    path = tmp_path / "payload"
+    path.write_bytes(payload)
+    seen: list[int] = []
+    c = commit_payload(
+        path, salt=SALT, chunking=Chunking(PayloadFormat.BYTES, chunk), keep_leaf_hashes=True,
+        workers=workers, progress=seen.append,
+    )  # fmt: skip
+    h = TreeHasher(HashAlgorithm.SHA256, SALT)
+    want = [h.leaf(payload[i : i + chunk]) for i in range(0, len(payload), chunk)]
+    assert (c.root, list(c.leaf_hashes or ())) == (reference_root(h, want), want)
+    assert sorted(seen)[-1] == 4 * 4096  # whole blocks until the end nears
+    assert sum(n <= chunk for n in seen) >= 2 * workers  # then pieces of one chunk, the 5 bytes among them
+
+
 def test_bytes_payload_that_shrinks_between_blocks_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
