@@ -12,6 +12,7 @@ With ``--json`` the result (or the error, as ``{"status": "ERROR", "code", "mess
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import re
@@ -120,6 +121,16 @@ def _home() -> Path:
     return dxl_home()
 
 
+def loaded() -> None:
+    """Turn the cyclic garbage collector back on if the entry point turned it off for the start-up
+    (:func:`dxl.main.run`), once a command has loaded its modules: what they made lasts the whole run, so it
+    is left out of every later scan (``gc.freeze``). Called in-process (tests), where it was never turned
+    off, this does nothing."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 def _fail(message: str, *, code: str, as_json: bool) -> NoReturn:
     if as_json:
         print(json.dumps({"status": "ERROR", "code": code, "message": message}))
@@ -209,6 +220,7 @@ def commit(args: argparse.Namespace) -> int:
     from verifier.manifest import build_manifest, sign_manifest, write_manifest
     from verifier.units import format_size, parse_size
 
+    loaded()
     # Paths as the strings given: pathlib is a tenth of this command's start-up (see _HelpFormatter).
     payload: str = args.payload
     as_json: bool = args.json
@@ -336,6 +348,7 @@ def verify(args: argparse.Namespace) -> int:
     from verifier.manifest import load_manifest
     from verifier.verify import altered, check_delivery
 
+    loaded()
     payload: Path = args.payload
     signer: str | None = args.signer
     as_json: bool = args.json
@@ -600,6 +613,7 @@ def reconcile(args: argparse.Namespace) -> int:
     Reports matched and mismatched pairs, payloads without a manifest, manifests whose payload is missing,
     and pairs that could not be checked. Exit 0 only if everything matched and nothing is unpaired.
     """
+    loaded()  # what reconcile loads beyond this, it loads as it goes
     directory: Path = args.directory
     as_json: bool = args.json
     if not directory.is_dir():
