@@ -87,7 +87,7 @@ def test_verify_without_a_deployment_record_imports_nothing_heavy(committed: Pat
 
 #: What ``dxl commit`` once loaded before it read a byte, and does without: its start-up is what a whole
 #: process pays on top of the hashing (``dxl bench commit`` compares it with ``openssl dgst``).
-COMMIT_START_UP = ("dataclasses", "inspect", "concurrent", "logging", "pathlib", "shutil")
+COMMIT_START_UP = ("dataclasses", "inspect", "concurrent", "logging", "pathlib", "shutil", "csv")
 
 
 def test_commit_loads_only_what_it_needs_before_it_hashes(tmp_path: Path) -> None:

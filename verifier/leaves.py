@@ -34,7 +34,6 @@ process reads and builds the tree.
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import os
 import threading
@@ -46,7 +45,8 @@ from typing import TYPE_CHECKING, BinaryIO, NamedTuple
 from verifier.errors import PayloadFormatError, PayloadReadError
 from verifier.hashing import DIGEST_SIZE, HashAlgorithm, HashObject, TreeHasher
 
-if TYPE_CHECKING:  # imported when a large record payload needs worker processes, not on every run
+if TYPE_CHECKING:  # imported when a payload needs them, not on every run
+    import csv
     from concurrent.futures import Future, ProcessPoolExecutor
 
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -279,6 +279,8 @@ def _csv_refusal(error: csv.Error) -> str:
 
 def _csv_records(f: BinaryIO, path: str) -> Iterator[tuple[bytes, int]]:
     """Each row's leaf bytes, with the number of payload bytes it took (its LF included, if it had one)."""
+    import csv  # here, not on every `dxl commit` of a bytes payload or a JSON Lines one
+
     consumed: list[bytes] = []
 
     def lines() -> Iterator[str]:
