@@ -464,6 +464,9 @@ class LedgerClient:
         #: The hash of the chain's first block: with the chain id, which chain this is (two chains of one id,
         #: such as two local networks or two anvils, differ there). The API's journal is bound to it.
         self.genesis_hash = str(genesis.get("hash") or "")
+        #: Whether each other node of the endpoint serves this chain (its chain id and first block), once it
+        #: answered (:meth:`_serves_this_chain`); the first node is this client's chain by definition.
+        self._same_chain: dict[int, bool] = {0: True}
         if len(str(genesis.get("extraData") or "0x").removeprefix("0x")) // 2 > 32:
             # Clique and QBFT headers carry signers and seals in extraData (longer than the 32 bytes web3
             # accepts otherwise); the middleware moves it aside so blocks decode.
@@ -514,8 +517,9 @@ class LedgerClient:
         return block if isinstance(block, Mapping) else {}
 
     def _fail_over(self, failed: int) -> bool:
-        """Move to the most advanced other node that answers (the next URL when none does) unless another
-        thread already moved away from ``failed``; False when the endpoint has no other URL.
+        """Move to the most advanced other node that answers (the next URL when none does, if it serves this
+        chain: :meth:`_use`) unless another thread already moved away from ``failed``; False when the endpoint
+        has no other URL.
 
         The most advanced: a node behind the others lacks the blocks of the writes already answered, and the
         contracts deployed lately."""
@@ -540,8 +544,36 @@ class LedgerClient:
         except NodeError:
             return None
 
+    def _serves_this_chain(self, index: int) -> bool | None:
+        """Whether node ``index`` of the endpoint serves this client's chain: its chain id, and the first
+        block this client's first node has; None when it does not answer. Asked once per node. A failover URL
+        of another network (a mistyped port, another local network of the same chain id) is never moved to:
+        there, the journal's blocks are none of the chain's, and its transactions would be sent to it again or
+        marked never minable."""
+        known = self._same_chain.get(index)
+        if known is not None:
+            return known
+        chain_id = self._probe(index, "eth_chainId", [])
+        first = self._probe(index, "eth_getBlockByNumber", ["0x0", False])
+        if chain_id is None or not isinstance(first, Mapping):
+            return None
+        genesis = str(first.get("hash"))
+        same = int(str(chain_id), 16) == self.chain_id and genesis == self.genesis_hash
+        if not same:
+            log.error(
+                "node %s of the endpoint serves chain id %d (genesis block %s), not this chain, chain id %d"
+                " (genesis block %s) of %s: it is never used",
+                self._urls[index], int(str(chain_id), 16), genesis, self.chain_id, self.genesis_hash,
+                self._urls[0],
+            )  # fmt: skip
+        self._same_chain[index] = same
+        return same
+
     def _head_of(self, index: int) -> NodeHead | None:
-        """The head of node ``index`` of the endpoint; None when it does not answer."""
+        """The head of node ``index`` of the endpoint; None when it does not answer, or serves another
+        chain."""
+        if not self._serves_this_chain(index):
+            return None
         try:
             return read_head(self._urls[index])
         except NodeError:
@@ -553,8 +585,10 @@ class LedgerClient:
         return most_advanced(h for i in self._others() if (h := self._head_of(i)) is not None)
 
     def _use(self, index: int, cause: Failover, why: str) -> None:
-        """Talk to URL ``index`` from now on (the caller holds ``_switch`` or checks nothing else moved)."""
-        if index == self._active:
+        """Talk to URL ``index`` from now on (the caller holds ``_switch`` or checks nothing else moved),
+        unless it is not known to serve this chain (:meth:`_serves_this_chain`): the client stays where it
+        is."""
+        if index == self._active or not self._serves_this_chain(index):
             return
         left = self.rpc_url
         self._active = index
@@ -676,6 +710,8 @@ class LedgerClient:
             return BlockStanding.HELD if held == block.hash else BlockStanding.REPLACED
         replaced = False
         for index in self._others():
+            if not self._serves_this_chain(index):
+                continue  # another chain's block at that height replaces nothing of this one
             found = self._probe(index, "eth_getBlockByNumber", [hex(block.number), False])
             if not isinstance(found, Mapping):
                 continue

@@ -18,10 +18,18 @@ from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3.exceptions import BadFunctionCallOutput
 
-from node.anvil import EmbeddedNode
-from node.chain import ErrorDecoder, LedgerClient, LedgerRevertError, error_code, selector_of
+from node.anvil import EmbeddedNode, NodeSettings, free_port
+from node.chain import (
+    BlockRef,
+    BlockStanding,
+    ErrorDecoder,
+    LedgerClient,
+    LedgerRevertError,
+    error_code,
+    selector_of,
+)
 from node.compiler import Artifact
-from node.endpoint import ChainIdMismatchError, NodeEndpoint
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, rpc_call
 from node.errors import DxlError, NodeError
 from node.keys import KeyStore
 from node.nonces import NonceManager, is_nonce_error
@@ -56,6 +64,47 @@ def test_connect_to_nothing_is_a_node_error(ledger_artifact: Artifact) -> None:
         LedgerClient(
             NodeEndpoint(f"http://127.0.0.1:{free_port()}", 1), ledger_artifact.abi, request_timeout=2
         )
+
+
+def test_a_failover_url_of_another_chain_of_the_same_id_is_never_used(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failover URL whose node serves another chain of the same id (an anvil started afresh, another local
+    network): its blocks are none of this chain's. The client moved there when its node stopped answering,
+    and the journal reconciled there (its blocks above that chain's head waited for, or taken as replaced by
+    that chain's and their transactions sent again); a block of that chain at a height this node has not
+    reached read as replacing one of this chain. The client stays on its node and says why."""
+    from tests.rpc_proxy import RpcProxy
+
+    started = rpc_call(embedded_node.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
+    assert isinstance(started, dict)
+    # An anvil's first block carries the second it started in, and nothing else of its own.
+    time.sleep(max(0.0, int(str(started["timestamp"]), 16) + 1 - time.time()))
+    other = EmbeddedNode(
+        tmp_path_factory.mktemp("another-chain"), NodeSettings(port=free_port()), die_with_parent=True
+    )
+    other.start()
+    try:
+        with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
+            endpoint = NodeEndpoint(proxy.url, embedded_node.endpoint.chain_id, (other.endpoint.rpc_url,))
+            client = LedgerClient(endpoint, [], request_timeout=2)
+            head = client.head()
+            rpc_call(other.endpoint.rpc_url, "anvil_mine", [hex(head.number + 10)])  # that chain is higher
+            above = BlockRef(head.number + 5, "0x" + "ab" * 32)
+            assert client.standing(above) is BlockStanding.NOT_YET  # not replaced by that chain's block
+            proxy.down = True
+            with pytest.raises(NodeError, match="unreachable"):
+                client.block_number()
+            assert (client.rpc_url, client.failovers) == (proxy.url, 0)
+            proxy.down = False
+            assert client.block_hash(head.number) == head.hash
+    finally:
+        other.stop()
+    assert any(
+        f"node {other.endpoint.rpc_url} of the endpoint serves chain id {endpoint.chain_id}" in r.getMessage()
+        and "not this chain" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 # --- nonces -------------------------------------------------------------------------------------------------
