@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from node.settings import Settings
 
 MANIFEST_SUFFIX = ".manifest.json"
-_HEX32 = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+# Held with fullmatch: a pattern's "$" also matches before a final newline ("PSB\n" would pass).
+_HEX32 = re.compile(r"(0x)?[0-9a-fA-F]{64}")
 
 
 class _UsageError(Exception):
@@ -174,7 +175,7 @@ def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None] |
 def _parse_delivery_id(value: str | None) -> bytes | None:
     if value is None:
         return None
-    if not _HEX32.match(value):
+    if not _HEX32.fullmatch(value):
         raise _UsageError(f"--delivery-id: expected 32 bytes as 64 hex digits (0x optional), got {value!r}")
     return bytes.fromhex(value.removeprefix("0x"))
 

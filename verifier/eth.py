@@ -18,7 +18,8 @@ if TYPE_CHECKING:  # imported where a key signs or a signature recovers: an unsi
 
 #: The secp256k1 group order; a valid signature has ``0 < r, s < N``.
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+# Held with fullmatch: a pattern's "$" also matches before a final newline ("PSB\n" would pass).
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 
 
 def keccak(data: bytes) -> bytes:
@@ -38,7 +39,7 @@ def to_checksum_address(address: str | bytes) -> str:
             raise ValueError(f"an address is 20 bytes, got {len(address)}")
         lower = bytes(address).hex()
     else:
-        if not _ADDRESS.match(address if address.startswith("0x") else "0x" + address):
+        if not _ADDRESS.fullmatch(address if address.startswith("0x") else "0x" + address):
             raise ValueError(f"not an address: {address!r}")
         lower = address.removeprefix("0x").lower()
     nibbles = keccak(lower.encode("ascii")).hex()[:40]
@@ -47,12 +48,12 @@ def to_checksum_address(address: str | bytes) -> str:
 
 def is_checksum_address(value: object) -> bool:
     """Whether ``value`` is a string spelling an address exactly as EIP-55 does."""
-    return isinstance(value, str) and bool(_ADDRESS.match(value)) and to_checksum_address(value) == value
+    return isinstance(value, str) and bool(_ADDRESS.fullmatch(value)) and to_checksum_address(value) == value
 
 
 def is_address(value: object) -> bool:
     """Whether ``value`` is 40 hex digits after ``0x``, in any case (mixed case must be a valid checksum)."""
-    if not isinstance(value, str) or not _ADDRESS.match(value):
+    if not isinstance(value, str) or not _ADDRESS.fullmatch(value):
         return False
     digits = value[2:]
     return digits in (digits.lower(), digits.upper()) or to_checksum_address(value) == value

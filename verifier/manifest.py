@@ -36,11 +36,12 @@ if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
 
 SCHEMA = "dxl.manifest/1"
-_HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
-_SIG = re.compile(r"^0x[0-9a-f]{130}$")
-_DEPT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+# Held with fullmatch: a pattern's "$" also matches before a final newline ("PSB\n" would pass).
+_HEX32 = re.compile(r"0x[0-9a-f]{64}")
+_SIG = re.compile(r"0x[0-9a-f]{130}")
+_DEPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
+_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _REQUIRED = (
     "schema",
     "delivery_id",
@@ -259,7 +260,7 @@ def _int(d: dict[str, Any], key: str, *, nullable: bool = False, minimum: int = 
 
 
 def _bytes32(v: Any, key: str) -> bytes:
-    if not isinstance(v, str) or not _HEX32.match(v):
+    if not isinstance(v, str) or not _HEX32.fullmatch(v):
         raise ManifestError(f"expected 0x followed by 64 lower-case hex digits, got {v!r}", field=key)
     return bytes.fromhex(v[2:])
 
@@ -268,7 +269,7 @@ def _dept(d: dict[str, Any], key: str) -> str | None:
     v = d[key]
     if v is None:
         return None
-    if not isinstance(v, str) or not _DEPT.match(v):
+    if not isinstance(v, str) or not _DEPT.fullmatch(v):
         raise ManifestError(
             f"expected a department code (letters, digits, . _ -; 1-64 chars), got {v!r}", key
         )
@@ -332,7 +333,7 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     try:
         # The regex pins one spelling; fromisoformat checks the calendar (strptime would too, but loads the
         # locale machinery on every dxl commit and verify).
-        if not isinstance(created_at, str) or not _TIME.match(created_at):
+        if not isinstance(created_at, str) or not _TIME.fullmatch(created_at):
             raise ValueError
         datetime.fromisoformat(created_at.removesuffix("Z"))
     except ValueError:
@@ -357,7 +358,7 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
         if not isinstance(signer, str) or not is_checksum_address(signer):
             raise ManifestError(f"expected an EIP-55 checksummed address, got {signer!r}", field="signer")
         sig = d["signature"]
-        if not isinstance(sig, str) or not _SIG.match(sig):
+        if not isinstance(sig, str) or not _SIG.fullmatch(sig):
             raise ManifestError("expected 0x followed by 130 lower-case hex digits", field="signature")
         signature = bytes.fromhex(sig[2:])
 

@@ -126,6 +126,12 @@ MALFORMED = [
     ("signer without signature", _drop("signature"), "signature"),
     ("lower-case signer", lambda d: {**d, "signer": d["signer"].lower()}, "signer"),
     ("truncated signature", lambda d: {**d, "signature": d["signature"][:-2]}, "signature"),
+    # A pattern's "$" also matches before a final newline: each field is held whole.
+    ("root with a final newline", lambda d: {**d, "root": d["root"] + "\n"}, "root"),
+    ("department code with a final newline", _set("provider", "PROV\n"), "provider"),
+    ("time with a final newline", lambda d: {**d, "created_at": d["created_at"] + "\n"}, "created_at"),
+    ("signer with a final newline", lambda d: {**d, "signer": d["signer"] + "\n"}, "signer"),
+    ("signature with a final newline", lambda d: {**d, "signature": d["signature"] + "\n"}, "signature"),
 ]
 
 

@@ -52,6 +52,15 @@ def test_checksum_addresses_match_eth_utils(raw: bytes) -> None:
     assert not is_checksum_address(swapped) or swapped == expected
 
 
+def test_an_address_is_its_digits_and_nothing_after() -> None:
+    address = ref_checksum(b"\x11" * 20)
+    assert is_address(address) and is_checksum_address(address)
+    # A pattern's "$" also matches before a final newline.
+    assert not is_address(address + "\n") and not is_checksum_address(address + "\n")
+    with pytest.raises(ValueError, match="not an address"):
+        to_checksum_address(address + "\n")
+
+
 @pytest.mark.parametrize(
     ("signature", "reason"),
     [

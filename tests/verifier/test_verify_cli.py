@@ -163,6 +163,7 @@ def test_a_csv_the_format_refuses_is_named_in_its_specifications_words(
         ["--chunk-size", "0"],
         ["--chunk-size", "lots"],
         ["--delivery-id", "12"],
+        ["--delivery-id", "ab" * 32 + "\n"],
     ],
 )
 def test_bad_commit_options_are_usage_errors(payload: Path, args: list[str]) -> None:
