@@ -819,12 +819,25 @@ class InspectionService:
         there (:class:`PresentationJudge`): the presentation is judged at that one block, taken under the
         delivery's lock (so after an outcome the service was recording for it is mined): whether its outcome
         is recorded, whether the deadline passed (by that block's time), and every read of the verdict; the
-        verdict names the block (``block``), and the outcome's evidence hash commits to it."""
+        verdict names the block (``block``), and the outcome's evidence hash commits to it.
+
+        The head is judged once the journal's gate is passed, as a write's checks are
+        (:meth:`api.journal.JournaledSender.gate`): a node that lost blocks or is behind the newest block of a
+        journaled transaction (a failover to a member that has not imported it yet) is waited for, so that an
+        outcome the service recorded is seen, never a head below it where the delivery looks open.
+
+        Raises:
+            ApiError: NODE_UNAVAILABLE when the node does not hold the journal's newest block in time (nothing
+                is kept); PRESENTATION_CLOSED, NOT_SAMPLED, NOT_A_PARTY, INSPECTION_STATUS_MISMATCH.
+        """
         me = self.ledger.department_id_of(principal)
         record, raw, derived = self._sampled(inspection_id, body.delivery_id)
         if sampled_provider(derived, raw) != me:
             raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
         with self.practice.presentation_lock(inspection_id, raw):  # an outcome being recorded is waited for
+            # Under the lock, right before the head is read: the node checked is the one judged on, and the
+            # outcome the lock waited for is in the journal's newest block.
+            self.ledger.sender.gate()
             at = judge()
             # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
             # chain, a later one would show a verdict the chain's evidence does not hash to; after the

@@ -1,5 +1,6 @@
 """A loopback JSON-RPC proxy in front of a node that can lose or delay the answers to
-``eth_sendRawTransaction``: the node gets the transaction, the client does not learn it."""
+``eth_sendRawTransaction`` (the node gets the transaction, the client does not learn it), or answer as a node
+behind the others (:attr:`RpcProxy.behind_at`)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ class RpcProxy:
         #: Every answer for the latest block (``eth_getBlockByNumber("latest")``) is held this long: a node
         #: slow to answer its head.
         self.head_delay_s = 0.0
+        #: While set, the node answers as one whose head is this block, behind the chain it forwards to (a
+        #: member of a network that has not imported the newer blocks yet): its latest block is this one, a
+        #: read of the latest state reads this block's, and a block above it, a transaction mined there and
+        #: its logs are unknown.
+        self.behind_at: int | None = None
         self._lock = threading.Lock()
         proxy = self
 
@@ -66,7 +72,10 @@ class RpcProxy:
                     proxy.down = proxy.down or proxy.down_after_swallow
                     self.close_connection = True
                     return
-                answer = proxy._forward(body)
+                cap = proxy.behind_at
+                answer = proxy._forward(body if cap is None else _read_at(body, cap))
+                if cap is not None:
+                    answer = _hide_above(body, answer, cap)
                 if action is not None and proxy.after_send is not None:
                     proxy.after_send()
                 if proxy.after_receipt is not None and _is_receipt(body, answer):
@@ -172,3 +181,58 @@ def _reads_head(request: bytes, methods: tuple[str, ...]) -> bool:
         return True
     params = asked.get("params") or [None]
     return bool(params[0] == "latest")
+
+
+#: The position of the block a read names, by method ("latest" when left out).
+_BLOCK_PARAM = {
+    "eth_getBlockByNumber": 0,
+    "eth_call": 1,
+    "eth_estimateGas": 1,
+    "eth_getBalance": 1,
+    "eth_getCode": 1,
+    "eth_getTransactionCount": 1,
+    "eth_getStorageAt": 2,
+}
+_TAGS = ("latest", "pending", "safe", "finalized")
+
+
+def _read_at(request: bytes, cap: int) -> bytes:
+    """``request`` with the latest block it reads (by a tag, or by leaving it out) made block ``cap``."""
+    try:
+        asked = json.loads(request)
+    except ValueError:
+        return request
+    if not isinstance(asked, dict) or asked.get("method") not in _BLOCK_PARAM:
+        return request
+    params = list(asked.get("params") or [])
+    at = _BLOCK_PARAM[asked["method"]]
+    if len(params) == at:
+        params.append(hex(cap))
+    elif len(params) > at and params[at] in _TAGS:
+        params[at] = hex(cap)
+    return json.dumps({**asked, "params": params}).encode()
+
+
+def _hide_above(request: bytes, answer: bytes, cap: int) -> bytes:
+    """``answer`` as a node at block ``cap`` gives it: its head's number, nothing of a block above it."""
+    try:
+        asked, answered = json.loads(request), json.loads(answer)
+    except ValueError:
+        return answer
+    if not isinstance(asked, dict) or not isinstance(answered, dict) or "result" not in answered:
+        return answer
+    result = answered["result"]
+
+    def above(item: object) -> bool:
+        if not isinstance(item, dict):
+            return False
+        number = item.get("blockNumber") if "blockNumber" in item else item.get("number")
+        return isinstance(number, str) and int(number, 16) > cap
+
+    if asked.get("method") == "eth_blockNumber":
+        result = hex(cap)
+    elif isinstance(result, list):
+        result = [item for item in result if not above(item)]
+    elif above(result):
+        result = None
+    return json.dumps({**answered, "result": result}).encode()

@@ -435,6 +435,76 @@ def test_a_sample_drawn_after_a_failover_is_read_on_the_node_the_service_moved_t
     assert [s["delivery_id"] for s in sample] == [did], sample
 
 
+def _kept_verdict(env: ApiEnv, inspection: int, delivery_id: str) -> dict[str, Any]:
+    with sqlite3.connect(env.settings.home / "dxl.sqlite3") as conn:
+        (text,) = conn.execute(
+            "SELECT verdict FROM api_inspection_presentations WHERE inspection_id = ? AND delivery_id = ?",
+            (inspection, delivery_id),
+        ).fetchone()
+    kept: dict[str, Any] = json.loads(text)
+    return kept
+
+
+def test_a_presentation_after_a_failover_to_a_node_behind_the_outcomes_block_waits_for_it(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """The service's client fails over to a node behind the block that recorded a delivery's outcome (a
+    member of the network that has not imported it yet). A presentation of the delivery passes the journal's
+    gate as a write does: it waits for a node holding the journal's newest block, and answers 503
+    NODE_UNAVAILABLE naming that block when none comes in time, keeping nothing; a node that catches up
+    meanwhile closes it (409 PRESENTATION_CLOSED). Before, it was judged at the lagging head, where no outcome
+    was recorded yet, and replaced the verdict the outcome's evidence hash commits to: every read showed
+    ``outcome_as_checked`` false."""
+    import time
+
+    from api.app import create_app
+
+    env, _proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    live = env.setup.client.endpoint.rpc_url
+    with RpcProxy(live) as first, RpcProxy(live) as behind:
+        moved = {"rpc_url": first.url, "rpc_failover_urls": behind.url, "chain_watch_interval": 0.1}
+        app = create_app(env.settings.model_copy(update=moved))
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            path = f"/inspections/{inspection}/presentations"
+            ok(client.post(path, headers=env.headers("hrss"), json=body))
+            auditor, sampled = env.headers("auditor"), {"delivery_id": did}
+            outcome = client.post(f"/inspections/{inspection}/outcomes", headers=auditor, json=sampled)
+            recorded = ok(outcome)["transaction"]["block_number"]
+            kept = _kept_verdict(env, inspection, did)
+            behind.behind_at = recorded - 1
+            first.down = True
+            # A read of the ledger's: its client tries the node, and moves to the next, behind the outcome.
+            ok(client.get(f"/deliveries/{did}", headers=env.headers("hrss")))
+            ledger = app.state.dxl.ledger
+            assert ledger.client.rpc_url == behind.url, "the client did not fail over"
+            ledger.client.receipt_timeout = 1.0  # how long the gate waits for a reconciliation, each time
+            refused = client.post(path, headers=env.headers("hrss"), json=body)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (503, "NODE_UNAVAILABLE"), (
+                refused.text
+            )
+            assert f"{behind.url} does not hold block {recorded} " in refused.json()["error"]["message"]
+            assert _kept_verdict(env, inspection, did) == kept
+            # The node catches up while a presentation waits at the gate: judged there, it is closed.
+            ledger.client.receipt_timeout = 30.0
+            caught_up = threading.Timer(1.0, lambda: setattr(behind, "behind_at", None))
+            caught_up.start()
+            began = time.monotonic()
+            try:
+                closed = client.post(path, headers=env.headers("hrss"), json=body)
+            finally:
+                caught_up.join()
+            assert time.monotonic() - began >= 1.0, "the presentation did not wait for the node"
+            assert (closed.status_code, closed.json()["error"]["code"]) == (409, "PRESENTATION_CLOSED"), (
+                closed.text
+            )
+            read = ok(client.get(f"/inspections/{inspection}", headers=env.headers("auditor")))
+    assert _kept_verdict(env, inspection, did) == kept
+    shown = read["sample"][0]
+    assert (shown["presented"], shown["outcome"], shown["outcome_as_checked"]) == ("MATCH", "passed", True)
+
+
 def test_a_presentation_waits_for_a_slow_nodes_head_as_for_any_read(
     proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
 ) -> None:
