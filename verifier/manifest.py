@@ -309,6 +309,11 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     algo = d["algorithm"]
     if not isinstance(algo, dict) or set(algo) != {"name", "id"}:
         raise ManifestError('expected {"name": ..., "id": ...}', field="algorithm")
+    # The number the chain records, as the JSON Schema says: HashAlgorithm.parse also takes a name, and an id
+    # written "sha256" was a second spelling of a signed manifest that its signature (over the canonical form,
+    # which writes 1) still covered.
+    if isinstance(algo["id"], bool) or not isinstance(algo["id"], int):
+        raise ManifestError(f"expected the algorithm's number (1 or 2), got {algo['id']!r}", "algorithm.id")
     try:
         alg = HashAlgorithm.parse(algo["id"])
     except UnsupportedAlgorithmError as e:

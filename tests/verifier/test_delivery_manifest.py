@@ -111,6 +111,9 @@ MALFORMED = [
     ("algorithm id 0", _set("algorithm", {"name": "sha256", "id": 0}), "algorithm"),
     ("algorithm name and id disagree", _set("algorithm", {"name": "sha256", "id": 2}), "algorithm"),
     ("algorithm as a string", _set("algorithm", "sha256"), "algorithm"),
+    # The id is the chain's number: a name there was a second spelling the signature still covered.
+    ("algorithm id as a name", _set("algorithm", {"name": "sha256", "id": "sha256"}), "algorithm.id"),
+    ("algorithm id spaced", _set("algorithm", {"name": "sha256", "id": " SHA-256 "}), "algorithm.id"),
     ("unknown chunk format", _set("chunking", {"format": "xml", "chunk_size": 1}), "chunking"),
     ("zero chunk size", _set("chunking", {"format": "csv", "chunk_size": 0}), "chunking"),
     ("negative leaf count", _set("leaf_count", -1), "leaf_count"),
