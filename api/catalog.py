@@ -367,6 +367,13 @@ def entries_of(body: m.CatalogImport) -> list[m.CatalogEntry]:
         header = next(reader, [])
         if not {"id", "metadata"} <= set(header):
             raise ApiError("VALIDATION_ERROR", "the CSV needs the columns id and metadata", field="csv")
+        # A column named twice is a field named twice: which of the two is read would be a choice of this
+        # reader (the first), not of the document.
+        twice = sorted(name for name in ("id", "metadata") if header.count(name) > 1)
+        if twice:
+            raise ApiError(
+                "VALIDATION_ERROR", f"the CSV names the column {twice[0]} more than once", field="csv"
+            )
         id_at, metadata_at = header.index("id"), header.index("metadata")
         for row in reader:
             if not row:
@@ -389,6 +396,12 @@ def entries_of(body: m.CatalogImport) -> list[m.CatalogEntry]:
             metadata = parse_json(document)
         except JsonBodyError as exc:
             raise ApiError("VALIDATION_ERROR", f"CSV line {line}: metadata {exc}", field="csv") from None
+        # Decimal digits as the export writes them: int() also takes " 7", "+7", "7_0" or Arabic-Indic digits.
+        if not (ident.isascii() and ident.isdigit()):
+            raise ApiError(
+                "VALIDATION_ERROR", f"CSV line {line}: id {ident!r} is not a resource id in decimal digits",
+                field="csv",
+            )  # fmt: skip
         try:
             entries.append(m.CatalogEntry(id=int(ident), metadata=metadata))
         except (ValueError, TypeError) as exc:

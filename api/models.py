@@ -344,7 +344,8 @@ class CatalogEntry(Strict):
 
     model_config = ConfigDict(extra="ignore")
 
-    id: Annotated[int, Field(ge=1, le=2**64 - 1)]
+    #: Strict, as every id of a body: lax, ``true`` was resource 1 and ``"7"`` or ``7.0`` resource 7.
+    id: Id64
     #: None (an entry exported without a document) is skipped.
     metadata: dict[str, Any] | None = None
 

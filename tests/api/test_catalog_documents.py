@@ -393,6 +393,33 @@ def test_csv_import_is_bounded_in_rows_and_columns_and_stores_nothing_past_the_b
     assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"] == record["metadata"]
 
 
+def test_import_reads_each_entry_id_one_way_only(api_env: ApiEnv) -> None:
+    """An entry's id is an integer in JSON and decimal digits in CSV, as the export writes them, and a CSV
+    names each of its columns once: ``true`` was resource 1, ``"7"`` or ``7.0`` resource 7, a CSV id " 7",
+    "+7", "7_0" or Arabic-Indic digits was read as 7 or 70, and of two ``id`` columns the first was read. Each
+    is a 422 and nothing is stored."""
+    record = register(api_env, "psb", document(title="唯一读法"))
+    sql(api_env, "DELETE FROM api_catalog_documents WHERE metadata_hash = :h", h=record["metadata_hash"])
+    rid, text = record["id"], json.dumps(record["metadata"], ensure_ascii=False)
+    for ident in (True, str(rid), float(rid)):
+        entry = {"id": ident, "metadata": record["metadata"]}
+        refused = api_env.call("POST", "/resources/import", "psb", json={"resources": [entry]})
+        error = refused.json()["error"]
+        assert (refused.status_code, error["field"]) == (422, "resources.0.id"), refused.text
+    arabic = "".join(chr(0x660 + int(d)) for d in str(rid))
+    for ident in (f" {rid}", f"+{rid}", f"{rid}_0", arabic, f"0x{rid:x}"):
+        refused = _import_csv(api_env, ["id", "metadata"], [[ident, text]])
+        assert (refused.status_code, refused.json()["error"]["field"]) == (422, "csv"), (ident, refused.text)
+        assert "decimal digits" in refused.json()["error"]["message"]
+    twice = _import_csv(api_env, ["id", "metadata", "id"], [[str(rid), text, "1"]])
+    assert (twice.status_code, twice.json()["error"]["field"]) == (422, "csv"), twice.text
+    assert "column id more than once" in twice.json()["error"]["message"]
+    assert ok(api_env.call("GET", f"/resources/{rid}", "auditor"))["metadata"] is None
+    # As exported, the entry restores its document.
+    assert ok(_import_csv(api_env, ["id", "metadata"], [[str(rid), text]])) == {"imported": 1}
+    assert ok(api_env.call("GET", f"/resources/{rid}", "auditor"))["metadata"] == record["metadata"]
+
+
 def test_export_is_streamed_page_by_page_with_the_bytes_of_the_whole_list(
     api_env: ApiEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
