@@ -59,6 +59,18 @@ def _one_plain_line(value: str) -> str:
     return value
 
 
+def _each_field_once(names: list[str]) -> None:
+    """Refuses a list of fields naming one twice: which of the two a reader takes (a datatype, a data list's
+    entry) would be its choice, not the document's. Names are compared composed (NFC), so "é" as one code
+    point and as "e" with a combining accent, which read the same, are one name."""
+    seen: set[str] = set()
+    for name in names:
+        composed = unicodedata.normalize("NFC", name)
+        if composed in seen:
+            raise ValueError(f"the document names the field {name!r} twice")
+        seen.add(composed)
+
+
 #: A department's name: one line of visible text, in any script.
 DepartmentName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_plain_line)]
 
@@ -285,6 +297,11 @@ class CatalogDocument(Dcat):
     legal_basis: Annotated[Text, Field(alias="dcatap:applicableLegislation")]
     conforms_to: Annotated[Text | None, Field(alias="dct:conformsTo")] = None
 
+    @model_validator(mode="after")
+    def _fields_once(self) -> CatalogDocument:
+        _each_field_once([c.name for c in self.columns])
+        return self
+
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
 
@@ -467,9 +484,7 @@ class TermsDocument(Dcat):
 
     @model_validator(mode="after")
     def _consistent(self) -> TermsDocument:
-        names = [c.name for c in self.columns]
-        if len(set(names)) != len(names):
-            raise ValueError("the data list names a field twice")
+        _each_field_once([c.name for c in self.columns])
         if len(set(self.permission)) != len(self.permission) or len(set(self.prohibition)) != len(
             self.prohibition
         ):

@@ -346,9 +346,17 @@ def _without(key: str) -> dict[str, Any]:
         ({"metadata": document(), "metadata_hash": "0x" + "11" * 32, "share_type": "conditional"}, None),
         ({"share_type": "conditional"}, None),
         ({"metadata": "户籍", "share_type": "conditional"}, "metadata"),
+        # A field named twice (with two datatypes), or twice as the same name composed and decomposed.
+        ({"metadata": {**document(), "csvw:column": [{"csvw:name": "编号", "csvw:datatype": "string"},
+                                                     {"csvw:name": "编号", "csvw:datatype": "integer"}]},
+          "share_type": "conditional"}, None),
+        ({"metadata": {**document(), "csvw:column": [{"csvw:name": "\u00e9tat", "csvw:datatype": "string"},
+                                                     {"csvw:name": "e\u0301tat", "csvw:datatype": "string"}]},
+          "share_type": "conditional"}, None),
     ],
     ids=["no-title", "empty-title", "no-fields", "bad-media-type", "title-not-text", "unknown-key",
-         "conditional-without-conditions", "hash-disagrees", "neither", "not-an-object"],
+         "conditional-without-conditions", "hash-disagrees", "neither", "not-an-object", "field-twice",
+         "field-twice-composed-and-decomposed"],
 )  # fmt: skip
 def test_bad_documents_are_refused_and_nothing_is_recorded(
     api_env: ApiEnv, body: dict[str, Any], field: str | None

@@ -162,6 +162,9 @@ BAD = [
     ("no terms, one hash", {"terms": None, "scope_hash": "0x" + "11" * 32}, "VALIDATION_ERROR", None,
      "both scope_hash and terms_hash"),
     ("field twice", {"terms": terms("参保状态", "参保状态")}, "VALIDATION_ERROR", None, "twice"),
+    # The same name composed and decomposed (NFC, NFD): one field that reads the same twice.
+    ("field twice, composed and decomposed", {"terms": terms("\u00e9tat", "e\u0301tat")}, "VALIDATION_ERROR",
+     None, "twice"),
     ("empty data list", {"terms": terms(**{"csvw:column": []})}, "VALIDATION_ERROR", "csvw:column", None),
     ("bad duration", {"terms": terms(**{"odrl:delayPeriod": "4 hours"})}, "VALIDATION_ERROR",
      "odrl:delayPeriod", None),
