@@ -670,13 +670,14 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
 
 
 def _non_negative(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
+    # Decimal digits only: int() also reads "1_0" as 10, and "+5", " 5" or Arabic-Indic digits as 5, and the
+    # id a signed manifest holds is to be the number written, not one int() made of it.
+    digits = value.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        raise argparse.ArgumentTypeError(f"not an integer in decimal digits: {value!r}")
+    if digits != value:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return int(value)
 
 
 def _json_option(parser: argparse.ArgumentParser) -> None:

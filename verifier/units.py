@@ -17,7 +17,8 @@ _UNITS = {
     "gb": 1000**3,
     "gib": 1 << 30,
 }
-_SIZE = re.compile(r"^\s*(\d+)\s*([a-z]*)\s*$")
+# ASCII: Unicode's \d also matched Arabic-Indic and full-width digits, which int() reads.
+_SIZE = re.compile(r"\s*(\d+)\s*([a-z]*)\s*", re.ASCII)
 
 
 def parse_size(text: str) -> int:
@@ -26,7 +27,7 @@ def parse_size(text: str) -> int:
     Raises:
         ValueError: for anything that is not a positive whole number of bytes with a known unit.
     """
-    m = _SIZE.match(text.lower())
+    m = _SIZE.fullmatch(text.lower())
     if not m or m.group(2) not in _UNITS:
         raise ValueError(f"not a size: {text!r} (examples: 65536, 64KiB, 1MiB, 1G)")
     value = int(m.group(1)) * _UNITS[m.group(2)]

@@ -164,6 +164,11 @@ def test_a_csv_the_format_refuses_is_named_in_its_specifications_words(
         ["--chunk-size", "lots"],
         ["--delivery-id", "12"],
         ["--delivery-id", "ab" * 32 + "\n"],
+        # Numbers in decimal digits only: int() read "1_0" as 10 and Arabic-Indic digits as theirs.
+        ["--agreement", "1_0"],
+        ["--grant", "\u0665"],
+        ["--provider-id", "+3"],
+        ["--chunk-size", "\u0666\u0664KiB"],
     ],
 )
 def test_bad_commit_options_are_usage_errors(payload: Path, args: list[str]) -> None:
