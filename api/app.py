@@ -98,6 +98,7 @@ def connect_ledger(settings: ApiSettings, sessions: Callable[[], sessionmaker[Se
     client = ledger_client(
         endpoint,
         settings.home,
+        request_timeout=settings.rpc_timeout,
         catch_up_timeout=settings.catch_up_timeout,
         stall_timeout=settings.stall_timeout,
     )
@@ -121,7 +122,7 @@ def _attach_practice(service: LedgerService, endpoint: NodeEndpoint, settings: A
     from node.deploy import load_deployment, practice_client
 
     try:
-        practice = practice_client(endpoint, settings.home)
+        practice = practice_client(endpoint, settings.home, request_timeout=settings.rpc_timeout)
     except DxlError as exc:
         log.warning("demand lists and evaluations are not served: %s", exc)
         return
@@ -137,7 +138,9 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
     from node.deploy import anchors_client, load_deployment
 
     try:
-        anchors = anchors_client(ledger.client.endpoint_in_use, settings.home)
+        anchors = anchors_client(
+            ledger.client.endpoint_in_use, settings.home, request_timeout=settings.rpc_timeout
+        )
     except DxlError as exc:
         log.warning("receipts are not served: %s", exc)
         return None

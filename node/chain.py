@@ -59,7 +59,7 @@ from node.errors import DxlError, NodeError
 from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
 from node.rpc_http import node_session
-from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
+from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -407,7 +407,7 @@ class LedgerClient:
         address: str | None = None,
         *,
         receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_S,
-        request_timeout: float = 30.0,
+        request_timeout: float = DEFAULT_RPC_TIMEOUT_S,
         catch_up_timeout: float = DEFAULT_CATCH_UP_TIMEOUT_S,
         stall_timeout: float = DEFAULT_STALL_TIMEOUT_S,
     ) -> None:
@@ -417,11 +417,12 @@ class LedgerClient:
         self.receipt_timeout = receipt_timeout
         self.catch_up_timeout = catch_up_timeout
         self.stall_timeout = stall_timeout
-        #: How long each request to the node in use is waited for: the one wait for this client's node, also
-        #: for the head a read of the API names as its block (:meth:`node_head`, and ``pin_to_head`` on the
-        #: readers made on this client's node). The head is the first read of an answer whose every other
-        #: read waits this long: waited less, a node merely slow would answer 503 where the rest of the answer
-        #: would have waited for it; waited more, a request would hang on a node this client gives up on.
+        #: How long each request to the node in use is waited for (``DXL_RPC_TIMEOUT``): the one wait for this
+        #: client's node, also for the head a read of the API names as its block (:meth:`node_head`, and
+        #: ``pin_to_head`` on the readers made on this client's node). The head is the first read of an
+        #: answer whose every other read waits this long: waited less, a node merely slow would answer 503
+        #: where the rest of the answer would have waited for it; waited more, a request would hang on a node
+        #: this client gives up on.
         self.request_timeout = request_timeout
         self._urls = endpoint.rpc_urls
         self._active = 0

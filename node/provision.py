@@ -374,6 +374,7 @@ def setup_ledger(
     client = LedgerClient(
         endpoint,
         artifact.abi,
+        request_timeout=settings.rpc_timeout,
         catch_up_timeout=settings.catch_up_timeout,
         stall_timeout=settings.stall_timeout,
     )

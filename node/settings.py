@@ -37,6 +37,10 @@ DEFAULT_STALL_TIMEOUT_S = 5.0
 #: deployment's newest) when no node of the network holds that block yet (a restarted node importing what it
 #: missed).
 DEFAULT_CATCH_UP_TIMEOUT_S = 60.0
+#: ``DXL_RPC_TIMEOUT``'s default: how long each request to the node is waited for. A read of a busy node's
+#: head or a large ``eth_getLogs`` can take seconds; a node that does not answer in this time is given up on
+#: (the chain client then moves to another node of the network).
+DEFAULT_RPC_TIMEOUT_S = 30.0
 
 
 class Settings(BaseSettings):
@@ -69,6 +73,15 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
         description="Seconds of the chain's time a node's head may be behind the most advanced node's before "
         "the node counts as stalled: the service's chain client leaves it, a command reads from another.",
+    )
+    rpc_timeout: float = Field(
+        default=DEFAULT_RPC_TIMEOUT_S,
+        gt=0,
+        le=3600,
+        allow_inf_nan=False,
+        description="Seconds each request to the node is waited for (a read, its head, a send) before it "
+        "counts as not answering: the chain client then moves to another node of the network, or the "
+        "request fails (503 NODE_UNAVAILABLE).",
     )
     catch_up_timeout: float = Field(
         default=DEFAULT_CATCH_UP_TIMEOUT_S,

@@ -326,7 +326,12 @@ def deploy_command(
                 force=force,
                 confirmations=settings.confirmations,
             )
-            ledger = ledger_client(endpoint, settings.home, catch_up_timeout=settings.catch_up_timeout)
+            ledger = ledger_client(
+                endpoint,
+                settings.home,
+                request_timeout=settings.rpc_timeout,
+                catch_up_timeout=settings.catch_up_timeout,
+            )
             deployer, depth = keystore.unlock(GOVERNORS[0]), settings.confirmations
             deployment = replace(
                 deployment,
@@ -361,7 +366,12 @@ def status_command(as_json: JsonOption = False) -> None:
             status["block"] = endpoint.verify()
             status["reachable"] = True
             if deployment_path(settings.home).exists():
-                client = ledger_client(endpoint, settings.home, catch_up_timeout=settings.catch_up_timeout)
+                client = ledger_client(
+                    endpoint,
+                    settings.home,
+                    request_timeout=settings.rpc_timeout,
+                    catch_up_timeout=settings.catch_up_timeout,
+                )
                 status["ledger"] = client.address
                 # At the block named above: a department or resource added a block later is not counted.
                 status["departments"] = int(client.call("departmentCount", block=status["block"]))

@@ -45,7 +45,7 @@ class AuditContext:
     failover_urls: tuple[str, ...] = ()
 
     def rpc(self) -> JsonRpc:
-        return JsonRpc(self.rpc_url, failover_urls=self.failover_urls)
+        return JsonRpc(self.rpc_url, timeout=self.settings.rpc_timeout, failover_urls=self.failover_urls)
 
     def read_from(self, rpc_url: str, failover_urls: tuple[str, ...]) -> None:
         """Read from ``rpc_url`` first, the others after it, from now on: the node the ledger's chain client

@@ -565,6 +565,43 @@ def test_a_reads_head_is_waited_for_as_long_as_the_services_client_waits_for_its
         proxy.head_delay_s = 0.0
 
 
+def test_the_operators_rpc_timeout_is_the_wait_of_every_client_the_service_makes_of_its_node(
+    proxied: tuple[ApiEnv, RpcProxy], caplog: pytest.LogCaptureFixture
+) -> None:
+    """``DXL_RPC_TIMEOUT`` reaches every client the service makes of its node (the ledger's, the sharing
+    practice's, the receipt anchors', the audit trail's): set to 1 s, a head answered 2 s late is the node not
+    answering (503 NODE_UNAVAILABLE), and answered in time the read goes on. Before, the service passed
+    nothing and each client waited a fixed 30 s, whatever the operator needed."""
+    from api.app import create_app
+    from api.routes.audit import get_audit
+
+    env, proxy = proxied
+    app = create_app(env.settings.model_copy(update={"rpc_timeout": 1.0}))
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        state = app.state.dxl
+        with get_audit(state).rpc() as audit_rpc:
+            waits = {
+                "ledger": state.ledger.client.request_timeout,
+                "practice": state.ledger.practice_service().client.request_timeout,
+                "anchors": state.extra["receipts"].anchors.request_timeout,
+                "audit trail": audit_rpc.timeout,
+            }
+        assert waits == dict.fromkeys(waits, 1.0), waits
+        unknown = f"/demands/{2**63}"
+        proxy.head_delay_s = 2.0
+        try:
+            late = client.get(unknown, headers=env.headers("hrss"))
+        finally:
+            proxy.head_delay_s = 0.0
+        assert (late.status_code, late.json()["error"]["code"]) == (503, "NODE_UNAVAILABLE"), late.text
+        # The head given up on: logged so, answered as any node that does not answer.
+        assert "eth_getBlockByNumber: timed out" in caplog.text
+        in_time = client.get(unknown, headers=env.headers("hrss"))
+        assert (in_time.status_code, in_time.json()["error"]["code"]) == (404, "DEMAND_NOT_FOUND"), (
+            in_time.text
+        )
+
+
 # --- draws -----------------------------------------------------------------------------------------------
 
 

@@ -229,13 +229,21 @@ def test_settings_refuse_unsafe_or_incomplete_configuration(
         ("DXL_CATCH_UP_TIMEOUT", "120", 120.0),
         ("DXL_CATCH_UP_TIMEOUT", "0", ConfigurationError),
         ("DXL_CATCH_UP_TIMEOUT", "inf", ConfigurationError),
+        ("DXL_RPC_TIMEOUT", None, 30.0),
+        ("DXL_RPC_TIMEOUT", "2.5", 2.5),
+        ("DXL_RPC_TIMEOUT", "0", ConfigurationError),
+        ("DXL_RPC_TIMEOUT", "-1", ConfigurationError),
+        ("DXL_RPC_TIMEOUT", "30s", ConfigurationError),
+        ("DXL_RPC_TIMEOUT", "inf", ConfigurationError),
+        ("DXL_RPC_TIMEOUT", "3601", ConfigurationError),
     ],
 )
-def test_stall_and_catch_up_timeouts_are_settings(
+def test_node_timeouts_are_settings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str | None, expected: Any
 ) -> None:
-    """How long a node may lag behind the others, and how long a start waits for one to catch up, are read
-    from the environment and checked at start-up like every other setting (they were module constants)."""
+    """How long a node may lag behind the others, how long a start waits for one to catch up, and how long
+    each request to the node is waited for are read from the environment and checked at start-up like every
+    other setting (they were constants: the request timeout a fixed 30 s no operator could change)."""
     if value is not None:
         monkeypatch.setenv(variable, value)
     field = variable.removeprefix("DXL_").lower()
@@ -256,6 +264,21 @@ def test_a_bad_stall_timeout_stops_a_command_before_it_reads_anything(
     assert "DXL_STALL_TIMEOUT" in json.loads(out)["error"]["message"]
     code, out, err = dxl("audit", "index")
     assert code == 2 and "DXL_STALL_TIMEOUT" in err, out + err
+
+
+def test_a_bad_rpc_timeout_stops_the_service_and_a_command_before_they_start_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request timeout of 0 (every request to the node would fail at once) is refused at the top, by name
+    and with the rule it breaks: ``dxl run`` starts no node and serves nothing, a command reads nothing."""
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.setenv("DXL_RPC_TIMEOUT", "0")
+    code, out, err = dxl("run")
+    assert code == 2 and "invalid settings: DXL_RPC_TIMEOUT: Input should be greater than 0" in err, out + err
+    assert "Traceback" not in out + err and list(tmp_path.iterdir()) == []
+    code, out, err = dxl("status", "--json")
+    assert code == 1 and json.loads(out)["error"]["code"] == "CONFIGURATION_ERROR", out + err
+    assert "DXL_RPC_TIMEOUT" in json.loads(out)["error"]["message"]
 
 
 def test_production_reads_the_passphrase_file(tmp_path: Path) -> None:
