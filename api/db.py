@@ -211,9 +211,17 @@ WAL_CHECKPOINT_PAGES = 40_000
 
 
 def make_engine(database_url: str) -> Engine:
-    """An engine for ``database_url``; SQLite gets WAL and a busy timeout (writers wait, not fail)."""
-    if database_url.startswith("sqlite"):
-        engine = create_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+    """An engine for ``database_url``; SQLite gets WAL and a busy timeout (writers wait, not fail).
+
+    Raises:
+        ConfigurationError: the URL is malformed or names a database dxl does not keep its tables in
+            (:func:`node.audit.store.database_url`): a start-up error in one line, not SQLAlchemy's traceback.
+    """
+    from node.audit.store import database_url as parsed_url
+
+    url = parsed_url(database_url, "the API's database (DXL_DATABASE_URL)")
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -231,7 +239,7 @@ def make_engine(database_url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(database_url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True)
 
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"

@@ -9,9 +9,9 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import URL, Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from node.audit.errors import AuditError
 from node.errors import ConfigurationError
@@ -30,30 +30,43 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_audit_engine(url: str) -> Engine:
-    """An engine for ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``; a bare ``postgresql://`` URL
-    is taken to mean psycopg 3).
+def database_url(url: str, what: str = "audit database") -> URL:
+    """``url`` as a database dxl keeps its tables in: ``sqlite:///path`` or ``postgresql+psycopg://...`` (a
+    bare ``postgresql://`` URL is taken to mean psycopg 3). The audit index and the API (``DXL_DATABASE_URL``)
+    both read their URL here; ``what`` names the database in the error.
 
     Raises:
-        ConfigurationError: the URL is malformed or names an unsupported database.
+        ConfigurationError: the URL is malformed, names another database, or a driver not installed.
     """
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigurationError(f"audit database URL {url!r} is malformed: {exc}") from exc
+        raise ConfigurationError(f"{what} URL {url!r} is malformed: {exc}") from exc
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(f"{what} must be SQLite or PostgreSQL, got {parsed.get_backend_name()!r}")
+    try:
+        parsed.get_dialect().import_dbapi()
+    except (NoSuchModuleError, ImportError) as exc:
+        raise ConfigurationError(f"{what} URL {url!r} names a driver dxl does not have: {exc}") from None
+    return parsed
+
+
+def create_audit_engine(url: str) -> Engine:
+    """An engine for ``url`` (:func:`database_url`).
+
+    Raises:
+        ConfigurationError: the URL is malformed or names an unsupported database.
+    """
+    parsed = database_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    if parsed.get_backend_name() == "postgresql":
-        return create_engine(parsed, pool_pre_ping=True)
-    raise ConfigurationError(
-        f"audit database must be SQLite or PostgreSQL, got {parsed.get_backend_name()!r}"
-    )
+    return create_engine(parsed, pool_pre_ping=True)
 
 
 #: The first key of the advisory lock held while a database is migrated; the second is the schema's hash.

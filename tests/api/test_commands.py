@@ -65,3 +65,27 @@ def test_duplicate_name_is_refused(home: Path) -> None:
     assert _dxl("token", "issue", "-p", "auditor", "-n", "a")[0] == 0
     code, out = _dxl("token", "issue", "-p", "auditor", "-n", "a", "--json")
     assert code == 2 and json.loads(out)["error"] == "TOKEN_ERROR"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nonsense://x",
+        "not a url",
+        "mysql://dxl@127.0.0.1/dxl",
+        "sqlite+nodriver:///x.db",
+        "postgresql+psycopg2://h/d",
+    ],
+    ids=["unknown-scheme", "malformed", "another-database", "unknown-driver", "driver-not-installed"],
+)
+def test_a_database_url_dxl_cannot_use_is_one_clear_error(
+    home: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """DXL_DATABASE_URL is read as the audit index reads it: SQLite or PostgreSQL, or exit 2 naming the
+    setting (the API's database took any URL to SQLAlchemy, whose refusal was a page of traceback and exit 1,
+    from a token command as from `dxl run`)."""
+    monkeypatch.setenv("DXL_DATABASE_URL", url)
+    code, out = _dxl("token", "list", "--json")
+    assert code == 2, out
+    error = json.loads(out)
+    assert error["error"] == "CONFIGURATION_ERROR" and "DXL_DATABASE_URL" in error["message"], error
