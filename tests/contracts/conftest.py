@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -23,6 +23,7 @@ from eth_account.signers.local import LocalAccount
 
 from node.chain import LedgerClient, LedgerRevertError, TransactionTimeoutError, TxResult
 from node.compiler import load_artifact
+from node.contract_errors import REVERT_CODES
 from node.endpoint import NodeEndpoint
 from node.types import GovernanceAction, ShareType, SharingTerms, admission_data, new_delivery_id
 
@@ -209,6 +210,39 @@ def reverts(error_name: str, **expected_args: Any) -> Iterator[None]:
 
 def names(result: TxResult) -> list[str]:
     return [e.name for e in result.events]
+
+
+#: What a stateful model predicts of one transaction: the custom error and some of its arguments, or success
+#: with these events in this order.
+Outcome = tuple[str, dict[str, Any]] | list[str]
+
+
+def expect(outcome: Outcome, send: Callable[[], TxResult]) -> TxResult | None:
+    """Runs ``send`` and holds it to the model's ``outcome``: a predicted refusal must be that declared error
+    (a row of the error table, ``node/contract_errors.py``, so callers see its stable code) with those
+    arguments; a predicted success must succeed with exactly those events. The result on success."""
+    if isinstance(outcome, tuple):
+        error, args = outcome
+        assert error in REVERT_CODES, f"{error} has no row in node/contract_errors.py"
+        with pytest.raises(LedgerRevertError) as info:
+            send()
+        err = info.value
+        assert err.error_name == error, f"expected {error}{args}, got {err}"
+        assert err.code == REVERT_CODES[error], (error, err.code)
+        for key, value in args.items():
+            assert err.error_args[key] == value, (error, key, err.error_args[key], value)
+        return None
+    result = send()
+    assert names(result) == outcome, (names(result), outcome)
+    return result
+
+
+def rewind(client: LedgerClient, snapshot: str) -> str:
+    """Returns the node to ``snapshot`` (state, blocks and clock) for the next example of a stateful model,
+    and takes it again (a snapshot is spent by reverting to it): the new snapshot's id."""
+    rpc = client.w3.provider
+    assert rpc.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    return str(rpc.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
 
 
 def deploy(endpoint: NodeEndpoint, governors: list[LocalAccount], threshold: int) -> LedgerClient:

@@ -29,7 +29,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.chain import LedgerClient, TxResult
 from node.endpoint import NodeEndpoint
 from node.types import (
     AgreementStatus,
@@ -39,7 +39,18 @@ from node.types import (
     ShareType,
     new_delivery_id,
 )
-from tests.contracts.conftest import DAY, SCOPE, TERMS_DOC, Consortium, Dept, deploy, names, receipt_of
+from tests.contracts.conftest import (
+    DAY,
+    SCOPE,
+    TERMS_DOC,
+    Consortium,
+    Dept,
+    Outcome,
+    deploy,
+    expect,
+    receipt_of,
+    rewind,
+)
 from tests.contracts.test_department_registry import DEPARTMENT_ROLE
 
 CODES = ("PSB", "HRSS", "CIVIL")
@@ -134,9 +145,6 @@ class Model:
         return g.revoked or self.agreements[g.agreement].status == AgreementStatus.REVOKED
 
 
-Outcome = tuple[str, dict[str, Any]] | list[str]  # (error name, some of its args) or the events in order
-
-
 @dataclass
 class World:
     endpoint: NodeEndpoint
@@ -187,9 +195,7 @@ class LedgerRules(RuleBasedStateMachine):
     @initialize()
     def start(self) -> None:
         w = self.world
-        probe = LedgerClient(w.endpoint, w.abi).at(w.address)
-        assert probe.w3.provider.make_request("evm_revert", [w.snapshot])["result"]  # type: ignore[arg-type]
-        w.snapshot = probe.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+        w.snapshot = rewind(LedgerClient(w.endpoint, w.abi).at(w.address), w.snapshot)
         # A fresh client per example: reverting the chain rewinds nonces that a client would still count up.
         self.ledger = Consortium(LedgerClient(w.endpoint, w.abi).at(w.address), w.governors)
         self.ledger.depts = {d.code: d for d in w.depts.values()}
@@ -200,19 +206,8 @@ class LedgerRules(RuleBasedStateMachine):
 
     def check(self, outcome: Outcome, send: Any) -> TxResult | None:
         """Runs ``send`` and compares with the predicted ``outcome``."""
-        if isinstance(outcome, tuple):
-            error, args = outcome
-            with pytest.raises(LedgerRevertError) as info:
-                send()
-            assert info.value.error_name == error, f"expected {error}, got {info.value}"
-            for key, value in args.items():
-                assert info.value.error_args[key] == value, (error, key, info.value.error_args[key], value)
-            self.seen.add(error)
-            return None
-        result: TxResult = send()
-        assert names(result) == outcome, (names(result), outcome)
-        self.seen.add(outcome[-1])
-        return result
+        self.seen.add(outcome[0] if isinstance(outcome, tuple) else outcome[-1])
+        return expect(outcome, send)
 
     def dept(self, i: int) -> Dept:
         return self.by_id[i]
