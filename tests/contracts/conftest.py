@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, settings
 
 from node.chain import LedgerClient, LedgerRevertError, TransactionTimeoutError, TxResult
 from node.compiler import load_artifact
@@ -235,6 +236,21 @@ def expect(outcome: Outcome, send: Callable[[], TxResult]) -> TxResult | None:
     result = send()
     assert names(result) == outcome, (names(result), outcome)
     return result
+
+
+def model_settings(examples: int, steps: int) -> settings:
+    """Hypothesis settings of a stateful model against the node: ``examples`` sequences of up to ``steps``
+    steps, what ``make test`` runs (each model a few seconds of a worker). ``DXL_RULES_EXAMPLES`` and
+    ``DXL_RULES_STEPS`` replace both for every model (``make fuzz`` runs them at length), with
+    ``HYPOTHESIS_PROFILE=explore`` for other sequences than the suite's."""
+    return settings(
+        max_examples=int(os.environ.get("DXL_RULES_EXAMPLES", examples)),
+        stateful_step_count=int(os.environ.get("DXL_RULES_STEPS", steps)),
+        deadline=None,
+        # The same sequences every run, so a failure reproduces (unless the profile explores).
+        derandomize=settings().derandomize,
+        suppress_health_check=list(HealthCheck),
+    )
 
 
 def rewind(client: LedgerClient, snapshot: str) -> str:

@@ -18,7 +18,6 @@ from typing import Any, ClassVar
 
 import pytest
 from eth_abi.abi import encode as abi_encode
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -48,17 +47,13 @@ from tests.contracts.conftest import (
     Outcome,
     deploy,
     expect,
+    model_settings,
     receipt_of,
     rewind,
 )
 from tests.contracts.test_department_registry import DEPARTMENT_ROLE
 
 CODES = ("PSB", "HRSS", "CIVIL")
-#: Bounded so the test stays cheap (each step is one or two real transactions). A longer search:
-#: ``DXL_RULES_EXAMPLES`` and ``DXL_RULES_STEPS``, with ``HYPOTHESIS_PROFILE=explore`` for other sequences
-#: than the suite's.
-EXAMPLES = int(os.environ.get("DXL_RULES_EXAMPLES", "5"))
-STEPS = int(os.environ.get("DXL_RULES_STEPS", "12"))
 #: How far one step moves the chain's clock, and the validity a request asks for. Every grant is issued for a
 #: day, so one step expires the grants issued before it; a validity of 30 days ends in the fifth step after
 #: its request. Neither is a whole number of steps, so no deadline falls within seconds of a step's moment
@@ -545,14 +540,8 @@ def test_ledger_rules_hold_for_random_operation_sequences(world: World) -> None:
     LedgerRules.seen = set()
     run_state_machine_as_test(
         LedgerRules,
-        settings=settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=STEPS,
-            deadline=None,
-            # The same sequences every run, so a failure reproduces (unless the profile explores).
-            derandomize=settings().derandomize,
-            suppress_health_check=list(HealthCheck),
-        ),
+        # Bounded so the test stays cheap (each step is one or two real transactions).
+        settings=model_settings(examples=5, steps=12),
     )
     # The sequences went past the first refusal: successes and refusals of several kinds were compared.
     assert len(LedgerRules.seen) >= 8, sorted(LedgerRules.seen)
