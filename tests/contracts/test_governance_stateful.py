@@ -502,6 +502,10 @@ class GovernanceRules(RuleBasedStateMachine):
         for pid, p in m.proposals.items():
             record = call("proposal", pid)
             assert (record[2], record[3], record[6]) == (m.standing(pid), p.executed, p.cancelled), pid
+            if not (p.executed or p.cancelled):  # whose approvals still count, for every governor ever
+                for g in self.world.governors:
+                    standing = g.address in m.governors and p.approvals.get(g.address) == m.terms[g.address]
+                    assert call("hasApproved", pid, g.address) is standing, (pid, g.address)
 
 
 def test_governance_rules_hold_for_random_operation_sequences(world: World) -> None:
