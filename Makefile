@@ -104,9 +104,10 @@ ape:
 
 # The API's schemathesis run (tests/api/test_fuzz.py) at length: every phase for every role, more examples.
 # Then the contracts' stateful models (tests/contracts/test_*_stateful.py: the ledger's rules, governance and
-# membership, the sharing practice) at length: 100 sequences of up to 30 steps each, some 10 minutes of a core.
+# membership, the sharing practice) at length: 100 sequences of up to 30 steps each, some 10 minutes of a core;
+# -rP shows how often each model met each outcome.
 .PHONY: fuzz
 fuzz: setup
 	DXL_FUZZ_FULL=1 DXL_FUZZ_EXAMPLES=$${DXL_FUZZ_EXAMPLES:-50} $(PYTEST) -q tests/api/test_fuzz.py
 	DXL_RULES_EXAMPLES=$${DXL_RULES_EXAMPLES:-100} DXL_RULES_STEPS=$${DXL_RULES_STEPS:-30} \
-		$(PYTEST) -q -n 3 tests/contracts/test_*_stateful.py
+		$(PYTEST) -q -rP -n 3 tests/contracts/test_*_stateful.py

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -168,8 +169,9 @@ def actors() -> st.SearchStrategy[str]:
 
 class PracticeRules(RuleBasedStateMachine):
     world: ClassVar[World]
-    #: Every outcome met over all examples (function and error's name, or last event): what the run reached.
-    seen: ClassVar[set[str]] = set()
+    #: How often each outcome was met over all examples (function and error's name, or last event): what the
+    #: run reached.
+    seen: ClassVar[Counter[str]] = Counter()
 
     @initialize()
     def start(self) -> None:
@@ -203,7 +205,8 @@ class PracticeRules(RuleBasedStateMachine):
         return i, None
 
     def check(self, outcome: Outcome, fn: str, sender: LocalAccount, *args: Any) -> TxResult | None:
-        self.seen.add(f"{fn}:{outcome[0] if isinstance(outcome, tuple) else outcome[-1]}")
+        label = f"{fn}: {outcome[0] if isinstance(outcome, tuple) else outcome[-1]}"
+        self.seen[label] += 1
         return expect(outcome, lambda: self.practice.transact(sender, fn, *args))
 
     def head(self) -> int:
@@ -563,10 +566,12 @@ class PracticeRules(RuleBasedStateMachine):
 
 def test_practice_rules_hold_for_random_operation_sequences(world: World) -> None:
     PracticeRules.world = world
-    PracticeRules.seen = set()
+    PracticeRules.seen = Counter()
     run_state_machine_as_test(
         PracticeRules,
         settings=model_settings(examples=20, steps=25),
     )
     # The sequences went past the first refusal: successes and refusals of several kinds were compared.
+    # What the run met, and how often (shown with pytest -s or -rP; make fuzz shows it).
+    print("\n".join(f"{n:6}  {label}" for label, n in sorted(PracticeRules.seen.items())))
     assert len(PracticeRules.seen) >= 8, sorted(PracticeRules.seen)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -184,8 +185,9 @@ def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
 class LedgerRules(RuleBasedStateMachine):
     #: The deployment every example starts from (set by the test).
     world: World
-    #: Every outcome met over all examples (an error's name, or a success's last event): what the run reached.
-    seen: ClassVar[set[str]] = set()
+    #: How often each outcome was met over all examples (an error's name, or a success's last event): what
+    #: the run reached.
+    seen: ClassVar[Counter[str]] = Counter()
 
     @initialize()
     def start(self) -> None:
@@ -201,7 +203,8 @@ class LedgerRules(RuleBasedStateMachine):
 
     def check(self, outcome: Outcome, send: Any) -> TxResult | None:
         """Runs ``send`` and compares with the predicted ``outcome``."""
-        self.seen.add(outcome[0] if isinstance(outcome, tuple) else outcome[-1])
+        label = outcome[0] if isinstance(outcome, tuple) else outcome[-1]
+        self.seen[label] += 1
         return expect(outcome, send)
 
     def dept(self, i: int) -> Dept:
@@ -537,11 +540,13 @@ class LedgerRules(RuleBasedStateMachine):
 
 def test_ledger_rules_hold_for_random_operation_sequences(world: World) -> None:
     LedgerRules.world = world
-    LedgerRules.seen = set()
+    LedgerRules.seen = Counter()
     run_state_machine_as_test(
         LedgerRules,
         # Bounded so the test stays cheap (each step is one or two real transactions).
         settings=model_settings(examples=5, steps=12),
     )
     # The sequences went past the first refusal: successes and refusals of several kinds were compared.
+    # What the run met, and how often (shown with pytest -s or -rP; make fuzz shows it).
+    print("\n".join(f"{n:6}  {label}" for label, n in sorted(LedgerRules.seen.items())))
     assert len(LedgerRules.seen) >= 8, sorted(LedgerRules.seen)
