@@ -258,6 +258,8 @@ def rewind(client: LedgerClient, snapshot: str) -> str:
     and takes it again (a snapshot is spent by reverting to it): the new snapshot's id."""
     rpc = client.w3.provider
     assert rpc.make_request("evm_revert", [snapshot])["result"]  # type: ignore[arg-type]
+    # As the ledger fixture does: no reverted transaction left in the pool for the next block to mine.
+    rpc.make_request("anvil_dropAllTransactions", [])  # type: ignore[arg-type]
     return str(rpc.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
 
 

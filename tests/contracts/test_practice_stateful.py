@@ -569,7 +569,7 @@ def test_practice_rules_hold_for_random_operation_sequences(world: World) -> Non
     PracticeRules.seen = Counter()
     run_state_machine_as_test(
         PracticeRules,
-        settings=model_settings(examples=20, steps=25),
+        settings=model_settings(examples=12, steps=20),
     )
     # The sequences went past the first refusal: successes and refusals of several kinds were compared.
     # What the run met, and how often (shown with pytest -s or -rP; make fuzz shows it).
