@@ -26,7 +26,9 @@ own to finish, whatever the others do.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import email.message
+import email.utils
 import hashlib
 import json
 import math
@@ -129,6 +131,39 @@ def parse_json(raw: bytes | str) -> Any:
     return json.loads(raw, object_pairs_hook=_unique)
 
 
+def _content_type(scope: Scope) -> email.message.Message:
+    """The request's Content-Type as FastAPI reads it: the first header, parsed by :mod:`email.message`."""
+    value = next((v for name, v in scope["headers"] if name.lower() == b"content-type"), b"")
+    message = email.message.Message()
+    message["content-type"] = value.decode("latin-1")
+    return message
+
+
+def declared_utf8(scope: Scope) -> None:
+    """Refuses a JSON body whose Content-Type declares a charset other than UTF-8. The body is read as UTF-8
+    (RFC 8259 8.1) whatever the header says, and bytes that are UTF-8 and also text in the charset declared
+    (GBK, Latin-1) were recorded as another text than the client's, its hash on chain.
+
+    Raises:
+        JsonBodyError: the charset declared, and that the body is to be sent as UTF-8.
+    """
+    if (
+        next((v for name, v in scope["headers"] if name.lower() == b"content-type"), b"")
+        == b"application/json"
+    ):
+        return  # what clients send, without a parser
+    charset = _content_type(scope).get_param("charset")
+    if charset is None:
+        return
+    name = email.utils.collapse_rfc2231_value(charset)
+    try:
+        utf8 = codecs.lookup(name).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        raise JsonBodyError(f"is declared charset={name}: JSON is read as UTF-8, send it so")
+
+
 def is_json(scope: Scope) -> bool:
     """Whether FastAPI will parse the body as JSON (``application/json`` or ``application/*+json``), decided
     as FastAPI decides it: the first Content-Type header (Starlette reads the first of a repeated header),
@@ -141,8 +176,7 @@ def is_json(scope: Scope) -> bool:
         return True
     if not value:  # FastAPI parses a body without a Content-Type only when told to (strict_content_type)
         return False
-    message = email.message.Message()
-    message["content-type"] = value.decode("latin-1")
+    message = _content_type(scope)
     subtype = message.get_content_subtype()
     return message.get_content_maintype() == "application" and (
         subtype == "json" or subtype.endswith("+json")
@@ -202,6 +236,7 @@ class BodyLimitMiddleware:
         body = b"".join(chunks)
         if body and scope["path"] not in PARSED_BY_ROUTE and is_json(scope):
             try:
+                declared_utf8(scope)
                 parse_json(body)
             except JsonBodyError as exc:
                 await self._send(send, 422, error_body("VALIDATION_ERROR", f"the body {exc}", field="body"))

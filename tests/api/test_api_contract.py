@@ -280,6 +280,32 @@ def test_json_in_another_unicode_encoding_is_a_422(api_env: ApiEnv, encoding: st
     assert _counts(api_env) == before
 
 
+@pytest.mark.parametrize("charset", ["latin-1", "GBK", '"iso-8859-1"', "no-such-charset"])
+def test_json_declared_in_another_charset_is_a_422(api_env: ApiEnv, charset: str) -> None:
+    """The body is read as UTF-8 whatever its Content-Type says, so one declared in another charset is
+    refused, naming it: its bytes were read as UTF-8 when they were, and Latin-1's "Ã©" (or a GBK text whose
+    bytes are also UTF-8) recorded as "é", a text the client did not send, its hash on chain."""
+    before = _counts(api_env)
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared"}
+    response = api_env.client.post(
+        "/resources",
+        content=json.dumps(body).encode(),
+        headers={**api_env.headers("psb"), "Content-Type": f"application/json; charset={charset}"},
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
+    assert charset.strip('"') in error["message"] and "UTF-8" in error["message"]
+    assert _counts(api_env) == before
+    # UTF-8 declared, in any of its names, is the body as read.
+    for utf8 in ("utf-8", "UTF8", '"utf-8"'):
+        declared = {**api_env.headers("psb"), "Content-Type": f"application/json; charset={utf8}"}
+        sent = api_env.client.post(
+            "/resources", content=json.dumps({**body, "metadata_hash": b32()}), headers=declared
+        )
+        assert sent.status_code == 201, sent.text
+
+
 # --- "not yours" answers as "does not exist" ----------------------------------------------------------------
 
 
