@@ -18,22 +18,27 @@ checks behind the look-up (``make fuzz`` reported twenty such operations per rol
 path or body are turned into the small ids the deployment's records have and into the delivery ids it
 holds; the choice is a function of the drawn value, so a failing case replays and shrinks alike.
 
-A full run also checks that a refused write recorded nothing (``DXL_FUZZ_DATABASE``, the service's SQLite
-database): no transaction journaled and sent, no catalog document, terms text, kept signature, receipt or
-presentation stored by a write answered 4xx (``TRANSACTION_PENDING`` aside: sent, its outcome not known yet).
+A full run also checks that a refused write recorded nothing (``DXL_FUZZ_DATABASE``, the URL of the service's
+database, SQLite or PostgreSQL): no transaction journaled and sent, no catalog document, terms text, kept
+signature, receipt or presentation stored by a write answered 4xx (``TRANSACTION_PENDING`` aside: sent, its
+outcome not known yet). It writes how many refused writes it checked to ``DXL_FUZZ_CHECKED`` as the run
+ends, so the test knows it ran.
 """
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import json
 import os
 import secrets
-import sqlite3
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import schemathesis
 from schemathesis.core.parameters import ParameterLocation
+from sqlalchemy import Engine, create_engine, make_url, text
 
 _RUN = secrets.token_hex(4)
 _SEQUENCE = itertools.count()
@@ -65,7 +70,7 @@ def filter_case(ctx: Any, case: Any) -> bool:
     )
 
 
-#: The service's database, when the run checks that refused writes record nothing (see the module).
+#: The service's database (a SQLAlchemy URL), when the run checks that refused writes record nothing.
 _DATABASE = os.environ.get("DXL_FUZZ_DATABASE")
 #: What a write leaves in the service's database, counted before and after each request.
 _RECORDED = {
@@ -77,12 +82,37 @@ _RECORDED = {
 }
 #: Counts before each request, by case (one worker: one request at a time).
 _BEFORE: dict[int, dict[str, int]] = {}
+#: How many refused writes were checked.
+_CHECKED = Counter[str]()
+
+
+def _engine(url: str) -> Engine:
+    """Reads of the service's database: a SQLite file opened read-only and patient with the service's
+    commits, which lock it; a PostgreSQL schema (the URL's ``search_path``) through a pool, each count in a
+    transaction of its own, which sees every commit made before it."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        read_only = parsed.set(database=f"file:{parsed.database}", query={"mode": "ro", "uri": "true"})
+        return create_engine(read_only, connect_args={"timeout": 30})
+    return create_engine(parsed)
+
+
+_ENGINE = _engine(_DATABASE) if _DATABASE is not None else None
 
 
 def _recorded() -> dict[str, int]:
-    assert _DATABASE is not None
-    with sqlite3.connect(f"file:{_DATABASE}?mode=ro", uri=True, timeout=30) as db:
-        return {name: int(db.execute(query).fetchone()[0]) for name, query in _RECORDED.items()}
+    assert _ENGINE is not None
+    with _ENGINE.connect() as db:
+        return {name: int(db.execute(text(query)).scalar_one()) for name, query in _RECORDED.items()}
+
+
+def _report_checked() -> None:
+    tally = os.environ.get("DXL_FUZZ_CHECKED")
+    if tally is not None:
+        Path(tally).write_text(str(_CHECKED["refused writes"]), encoding="utf-8")
+
+
+atexit.register(_report_checked)
 
 
 @schemathesis.check
@@ -97,6 +127,7 @@ def refused_write_records_nothing(ctx: Any, response: Any, case: Any) -> bool | 
     grown = {name: after[name] - before[name] for name in after if after[name] != before[name]}
     if grown:
         raise AssertionError(f"refused with {response.status_code}, yet recorded: {grown}")
+    _CHECKED["refused writes"] += 1
     return True
 
 

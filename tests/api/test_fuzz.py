@@ -25,13 +25,17 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from node.anvil import EmbeddedNode
 from node.paths import PROJECT_ROOT
 from tests.api.api_helpers import ApiEnv, api_home, delivery_between, govern, make_settings, ok, served
+from tests.postgres import URL as POSTGRES_URL
+from tests.postgres import schema_url
 
 EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
@@ -52,17 +56,30 @@ SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 HOOKS = Path(__file__).with_name("fuzz_hooks.py")
 
 
-@pytest.fixture(scope="module")
-def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    """The module's service. A full run's anonymous principal fails authentication on every request, by the
-    thousand from one address: the failed-authentication limit (``api_auth_failure_burst``) answered all but
-    its first thousand 429 before they reached a route, so the full run lifts it; the limit has its own tests
-    (tests/api/test_rate_limits.py)."""
+#: The service's databases the runs fuzz: SQLite, and in a full run PostgreSQL too where
+#: ``DXL_TEST_POSTGRES_URL`` names a server (scripts/ci-postgres.sh starts one): every run again, on a service
+#: whose database is a schema of its own there.
+DATABASES: list[Any] = ["sqlite"]
+if FULL and POSTGRES_URL:
+    DATABASES.append(pytest.param("postgresql", marks=pytest.mark.postgres))
+
+
+@pytest.fixture(scope="module", params=DATABASES)
+def api_env(
+    embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[ApiEnv]:
+    """The module's service, on each of :data:`DATABASES`. A full run's anonymous principal fails
+    authentication on every request, by the thousand from one address: the failed-authentication limit
+    (``api_auth_failure_burst``) answered all but its first thousand 429 before they reached a route, so the
+    full run lifts it; the limit has its own tests (tests/api/test_rate_limits.py)."""
     settings = make_settings(api_home(tmp_path_factory, "api-home"), embedded_node)
     if FULL:
         settings = settings.model_copy(update={"api_auth_failure_burst": 10**9})
-    with served(settings, embedded_node) as env:
-        yield env
+    with schema_url("api_fuzz") if request.param == "postgresql" else nullcontext(None) as database:
+        if database is not None:
+            settings = settings.model_copy(update={"database_url": database})
+        with served(settings, embedded_node) as env:
+            yield env
 
 
 @pytest.fixture(scope="module")
@@ -128,8 +145,6 @@ def test_schemathesis_finds_no_failure(
     if role == "suspended":
         role = request.getfixturevalue("suspended")
     token = [] if role is None else ["--header", f"Authorization: Bearer {api_env.tokens['demo-' + role]}"]
-    url = api_env.settings.effective_database_url
-    database = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
     (tmp_path / ".hypothesis").mkdir()
     for name, shared in zip(("unicode_data", "tmp"), unicode_tables, strict=True):
         (tmp_path / ".hypothesis" / name).symlink_to(shared, target_is_directory=True)
@@ -152,7 +167,14 @@ def test_schemathesis_finds_no_failure(
             # A full run steers fuzzed ids to the deployment's records (fuzz_hooks.py).
             **({"DXL_FUZZ_KNOWN": json.dumps({"delivery_ids": exchange})} if FULL else {}),
             # And checks that a refused write recorded nothing in the service's database (fuzz_hooks.py).
-            **({"DXL_FUZZ_DATABASE": str(database)} if FULL and database is not None else {}),
+            **(
+                {
+                    "DXL_FUZZ_DATABASE": api_env.settings.effective_database_url,
+                    "DXL_FUZZ_CHECKED": str(tmp_path / "checked"),
+                }
+                if FULL
+                else {}
+            ),
         },
     )
     output = done.stdout + done.stderr
@@ -170,3 +192,6 @@ def test_schemathesis_finds_no_failure(
     if "stateful" in (ALL_PHASES if FULL else phases) and role is not None:
         covered = re.search(r"API Links:\s+(\d+) covered", output)
         assert covered is not None and int(covered.group(1)) > 0, output[-3000:]
+    # A full run checked refused writes against the service's database (every principal has some refused).
+    if FULL:
+        assert int((tmp_path / "checked").read_text(encoding="utf-8")) > 0
