@@ -277,7 +277,7 @@ ANSWERS: dict[str, dict[str, str]] = {
         "inspection_id": "/record/id", "delivery_id": "/record/sample/0/delivery_id"
     },
 }  # fmt: skip
-#: Operations that take a record's key in their body as well as in their path: the body fields a link fills,
+#: Operations that take a record's key in their body (beside any in their path): the body fields a link fills,
 #: merged into the rest of the body the client sends.
 BODY_KEYS: dict[str, tuple[str, ...]] = {
     "POST /requests": ("resource_id",),
