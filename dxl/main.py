@@ -12,6 +12,10 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from node.errors import ConfigurationError
 
 #: The commands ``dxl --help`` lists, with their summaries: for the typer commands the first line of their
 #: help, for the payload commands :data:`dxl.payload.COMMANDS` (``tests/test_dxl_cli.py`` holds them equal).
@@ -100,12 +104,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _unreachable_database(exc: BaseException, url: str) -> ConfigurationError | None:
+    """The error to end a command with when ``exc`` is a database that could not be opened at all (SQLAlchemy
+    raises that with no statement: the server refused, the file's directory does not exist): a host, port or
+    path of DXL_DATABASE_URL that is wrong, or its server down. None for any other error."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from node.errors import ConfigurationError
+
+    if not isinstance(exc, OperationalError) or exc.statement is not None:
+        return None
+    shown = make_url(url).render_as_string(hide_password=True) if url else "DXL_DATABASE_URL"
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    return ConfigurationError(f"the database {shown} (DXL_DATABASE_URL) cannot be opened: {reason}")
+
+
 def _storage_full(exc: Exception, *, as_json: bool) -> int:
     """End a command that failed for want of disk space with one line (exit 2, as every DxlError ends a
-    command) wherever the write was: the node's files, the keystore, the API database, its start-up.
+    command) wherever the write was: the node's files, the keystore, the API database, its start-up; and one
+    whose database could not be opened at all (:func:`_unreachable_database`).
 
     Raises:
-        Exception: ``exc`` itself, when it is not about a full disk.
+        Exception: ``exc`` itself, when it is neither.
     """
     from pathlib import Path
 
@@ -123,9 +144,12 @@ def _storage_full(exc: Exception, *, as_json: bool) -> int:
     # Where dxl's SQLite databases are: SQLite's I/O errors count as "disk full" only where a disk is full.
     places = [home, *([Path(url.removeprefix("sqlite:///"))] if url.startswith("sqlite:///") else [])]
     cause = storage_full_cause(exc, places=places)
-    if cause is None:
+    if cause is not None:
+        return cli_error(StorageFullError(home, cause), as_json).exit_code
+    unreachable = _unreachable_database(exc, url)
+    if unreachable is None:
         raise exc
-    return cli_error(StorageFullError(home, cause), as_json).exit_code
+    return cli_error(unreachable, as_json).exit_code
 
 
 def _reader_gone() -> int:

@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from api.auth import authenticate
 from api.db import make_engine, session_factory
 from dxl.app import app
+from tests.cli import dxl as cli
 
 runner = CliRunner()
 
@@ -89,3 +90,24 @@ def test_a_database_url_dxl_cannot_use_is_one_clear_error(
     assert code == 2, out
     error = json.loads(out)
     assert error["error"] == "CONFIGURATION_ERROR" and "DXL_DATABASE_URL" in error["message"], error
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://dxl:hunter22@127.0.0.1:1/dxl", "sqlite:////nonexistent-dir/dxl.sqlite3"],
+    ids=["server-refuses", "no-such-directory"],
+)
+def test_a_database_that_cannot_be_opened_is_one_clear_error(
+    home: Path, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """A DXL_DATABASE_URL naming a server that does not answer or a directory that does not exist ends a
+    command in one line naming the database (its password hidden), exit 2: it was SQLAlchemy's traceback, exit
+    1, from `dxl token` as from `dxl run`'s start."""
+    monkeypatch.setenv("DXL_DATABASE_URL", url)
+    code, out, err = cli("token", "list", "--json")
+    assert code == 2 and "Traceback" not in err, err
+    error = json.loads(out)
+    assert error["error"] == "CONFIGURATION_ERROR", error
+    assert "cannot be opened" in error["message"] and "hunter22" not in error["message"], error
+    code, _, err = cli("token", "list")
+    assert code == 2 and err.startswith("error: the database ") and len(err.strip().splitlines()) == 1, err
