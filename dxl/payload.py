@@ -680,6 +680,18 @@ def _non_negative(value: str) -> int:
     return int(value)
 
 
+def _address(value: str) -> str:
+    # An address as --contract takes one: a mistyped --signer was a verdict (UNTRUSTED, exit 1) on the
+    # manifest, and one whose mixed case broke its EIP-55 checksum was taken as the address it resembles.
+    from verifier.eth import is_address
+
+    if not is_address(value):
+        raise argparse.ArgumentTypeError(
+            f"expected 0x and 40 hex digits (in mixed case, as EIP-55 checksums them), got {value!r}"
+        )
+    return value
+
+
 def _json_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="Print a machine-readable JSON result on stdout.")
 
@@ -688,6 +700,7 @@ def _signer_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--signer",
         metavar="ADDRESS",
+        type=_address,
         help="Provider's signing address; the manifest must be signed by it (else the verdict is UNTRUSTED).",
     )
 

@@ -70,6 +70,29 @@ def test_commit_json_signed_with_keystore(payload: Path, tmp_path: Path, keystor
     assert code == 1 and json.loads(out)["status"] == "UNTRUSTED"
 
 
+@pytest.mark.parametrize(
+    "signer",
+    [
+        PROVIDER.address[:-1],
+        "provider",
+        " " + PROVIDER.address,
+        PROVIDER.address[:2] + PROVIDER.address[2:].swapcase(),
+    ],
+    ids=["short", "not-hex", "space", "bad-checksum"],
+)
+def test_a_signer_that_is_no_address_is_a_usage_error(
+    payload: Path, tmp_path: Path, keystore: tuple[Path, Path], signer: str
+) -> None:
+    """--signer is an address, or exit 2 naming it: a mistyped one was a verdict on the manifest (UNTRUSTED,
+    exit 1), and one in mixed case whose EIP-55 checksum failed was taken for the address it resembles."""
+    out_path, (ks, pw) = tmp_path / "m.json", keystore
+    assert dxl("commit", payload, "--out", out_path, "--keystore", ks, "--password-file", pw)[0] == 0
+    code, _, err = dxl("verify", payload, "-m", out_path, "--signer", signer)
+    assert code == 2 and "--signer" in err and "Traceback" not in err, err
+    for spelling in (PROVIDER.address, PROVIDER.address.lower(), "0x" + PROVIDER.address[2:].upper()):
+        assert dxl("verify", payload, "-m", out_path, "--signer", spelling)[0] == 0
+
+
 def test_wrong_keystore_password_is_exit_2(payload: Path, keystore: tuple[Path, Path]) -> None:
     ks, pw = keystore
     pw.write_text("wrong")
