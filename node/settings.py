@@ -108,7 +108,13 @@ class Settings(BaseSettings):
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
-        return value.expanduser().resolve()
+        home = value.expanduser().resolve()
+        # A file where the directory, or one of its parents, would be: each command that writes there ended
+        # in a traceback (FileExistsError, NotADirectoryError) instead of naming the setting.
+        existing = next(p for p in (home, *home.parents) if p.exists())
+        if not existing.is_dir():
+            raise ValueError(f"{home} cannot be a directory: {existing} is not one")
+        return home
 
     @field_validator("node_port")
     @classmethod

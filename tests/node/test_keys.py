@@ -281,6 +281,20 @@ def test_a_bad_rpc_timeout_stops_the_service_and_a_command_before_they_start_any
     assert "DXL_RPC_TIMEOUT" in json.loads(out)["error"]["message"]
 
 
+def test_a_home_that_cannot_be_a_directory_stops_a_command_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DXL_HOME naming a file, or a path under one, is refused as the settings are read, by name: `dxl token`
+    ended in a FileExistsError or NotADirectoryError traceback (exit 1) where it made the directory."""
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for home in (a_file, a_file / "home"):
+        monkeypatch.setenv("DXL_HOME", str(home))
+        code, out, err = dxl("token", "list")
+        assert code == 2 and "invalid settings: DXL_HOME" in err and "Traceback" not in out + err, out + err
+        assert f"{a_file} is not one" in err
+
+
 def test_production_reads_the_passphrase_file(tmp_path: Path) -> None:
     secret = tmp_path / "passphrase"
     secret.write_text("a long production passphrase\n")
