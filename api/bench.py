@@ -398,7 +398,7 @@ def run_receipts_benchmark(
                 settings, api_pid, port, tokens = service.settings, service.pid, service.port, service.tokens
                 progress("one agreement PSB → HRSS and a grant per mode ...")
                 grants = demo_grants(service.call, 3)
-                ledger = ledger_client(endpoint, home)
+                ledger = ledger_client(endpoint, home, request_timeout=settings.rpc_timeout)
                 psb = KeyStore.from_settings(settings).unlock("dept-psb")
 
                 def rss() -> dict[str, float]:
@@ -407,7 +407,11 @@ def run_receipts_benchmark(
                 progress("physical references ...")
                 results["references"] = {
                     "node_raw_tx_per_s": round(
-                        _raw_tx_per_s(LedgerClient(endpoint, []), 300 if quick else 2000), 1
+                        _raw_tx_per_s(
+                            LedgerClient(endpoint, [], request_timeout=settings.rpc_timeout),
+                            300 if quick else 2000,
+                        ),
+                        1,
                     ),
                     "sha256_leaves_per_s": round(_sha256_leaves_per_s(200_000 if quick else 2_000_000)),
                 }

@@ -169,7 +169,7 @@ def run_catalog_benchmark(
         with EmbeddedNode(home, NodeSettings(port=free_port())) as node:
             progress("provisioning the demo consortium ...")
             with demo_service(home, node.endpoint, env_extra={}, timeout=600) as service:
-                ledger = ledger_client(node.endpoint, home)
+                ledger = ledger_client(node.endpoint, home, request_timeout=service.settings.rpc_timeout)
                 account = KeyStore.from_settings(service.settings).unlock("dept-civil")
                 headers = {"Authorization": f"Bearer {service.tokens['demo-auditor']}"}
 

@@ -163,7 +163,7 @@ def bench_commit_processes(size_bytes: int, *, path: Path | None = None, repeats
     }
 
 
-def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[str]:
+def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path, *, rpc_timeout: float) -> list[str]:
     """Deploy a fresh ledger on ``node_endpoint``, take one exchange up to a grant, commit ``payload`` signed
     by the provider into ``manifest`` and record it; the ``--rpc/--chain-id/--contract`` that find it."""
     from eth_account import Account
@@ -178,7 +178,7 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
     from verifier.manifest import build_manifest, sign_manifest, write_manifest
 
     artifact = load_artifact(LEDGER_ARTIFACT)
-    client = LedgerClient(node_endpoint, artifact.abi)
+    client = LedgerClient(node_endpoint, artifact.abi, request_timeout=rpc_timeout)
     governor, provider, consumer = Account.create(), Account.create(), Account.create()
     client.at(str(client.deploy(governor, artifact.bytecode, [governor.address], 1).contract_address))
     ids = {}
@@ -239,7 +239,7 @@ def _record_delivery(node_endpoint: Any, payload: Path, manifest: Path) -> list[
     ]
 
 
-def bench_cli_processes(repeats: int = 10) -> dict[str, Any]:
+def bench_cli_processes(repeats: int = 10, *, rpc_timeout: float) -> dict[str, Any]:
     """Median wall times of ``dxl --help``, ``dxl commit --help``, ``dxl commit`` of a small file and
     ``dxl verify`` of it against a delivery recorded on a throw-away embedded node (a MATCH, exit 0)."""
     from node.anvil import EmbeddedNode, NodeSettings, free_port
@@ -255,7 +255,7 @@ def bench_cli_processes(repeats: int = 10) -> dict[str, Any]:
             [*DXL, "commit", str(payload), "--out", str(Path(tmp) / "other.json")], repeats
         )
         with EmbeddedNode(Path(tmp) / "home", NodeSettings(port=free_port(), block_time=None)) as node:
-            chain = _record_delivery(node.endpoint, payload, manifest)
+            chain = _record_delivery(node.endpoint, payload, manifest, rpc_timeout=rpc_timeout)
             verify = [*DXL, "verify", str(payload), "--manifest", str(manifest), *chain]
             result["verify"] = median_times(verify, repeats)
     result["load_average"] = os.getloadavg()[0]
@@ -320,7 +320,15 @@ def bench_cli(
     as_json: JsonOpt = False,
 ) -> None:
     """Start-up and small-payload times of `dxl --help`, `dxl commit` and `dxl verify` (whole processes)."""
-    result = bench_cli_processes(repeats)
+    from dxl.commands.common import cli_error
+    from node.errors import DxlError
+    from node.settings import load_settings
+
+    try:
+        wait = load_settings().rpc_timeout  # the throw-away node is waited for as any other (DXL_RPC_TIMEOUT)
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from exc
+    result = bench_cli_processes(repeats, rpc_timeout=wait)
     typer.echo(json.dumps(result, indent=2) if as_json else render_cli(result))
 
 

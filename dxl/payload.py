@@ -491,7 +491,9 @@ def _anchored(reader: Any) -> Any:
     from node.errors import DxlError
 
     try:
-        return anchored_batch(anchors_client(NodeEndpoint(reader.rpc_url, reader.chain_id), _home()))
+        # Waited for as the reader of the check is, on the same node.
+        endpoint = NodeEndpoint(reader.rpc_url, reader.chain_id)
+        return anchored_batch(anchors_client(endpoint, _home(), request_timeout=reader.rpc.timeout))
     except DxlError:
         return None
 

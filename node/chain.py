@@ -479,6 +479,19 @@ class LedgerClient:
         if address is not None:
             self.at(address)
 
+    def for_abi(self, abi: Sequence[Mapping[str, Any]]) -> LedgerClient:
+        """A client of another contract on this client's endpoint, with this client's waits (a companion
+        contract deployed beside the ledger): made otherwise, it would wait the defaults, not the operator's
+        settings this one was made with."""
+        return LedgerClient(
+            self.endpoint,
+            abi,
+            receipt_timeout=self.receipt_timeout,
+            request_timeout=self.request_timeout,
+            catch_up_timeout=self.catch_up_timeout,
+            stall_timeout=self.stall_timeout,
+        )
+
     def __repr__(self) -> str:
         return f"LedgerClient({self.rpc_url!r}, chain_id={self.chain_id}, address={self.address!r})"
 
@@ -761,7 +774,14 @@ class LedgerClient:
                 failure = exc
                 if not self._fail_over(using):
                     break
-        raise NodeError(f"node at {self._urls[using]} is unreachable: {type(failure).__name__}") from failure
+        # A node that answers too slowly is told apart from one that refuses connections: the operator's
+        # remedy differs (DXL_RPC_TIMEOUT, or the node itself).
+        late = (
+            f" (no answer within {self.request_timeout:g} s)" if isinstance(failure, requests.Timeout) else ""
+        )
+        raise NodeError(
+            f"node at {self._urls[using]} is unreachable: {type(failure).__name__}{late}"
+        ) from failure
 
     def _require_address(self) -> str:
         if self.address is None:

@@ -389,8 +389,13 @@ def deploy_ledger(
     force: bool = False,
     artifact: Artifact | None = None,
     confirmations: int = 0,
+    **client_options: Any,
 ) -> Deployment:
     """Deploy ``DataExchangeLedger(governors, threshold)`` once per chain and data directory.
+
+    ``target`` is the client to deploy with, or an endpoint to make one of, with ``client_options``
+    (:class:`~node.chain.LedgerClient`'s ``request_timeout``, ``catch_up_timeout``, …: the settings' values,
+    passed down, since this layer reads no settings of its own).
 
     An existing record that verifies (:func:`verify_deployment`) is reused, whatever ``governors`` say; the
     result's ``reused`` tells which happened. A new one is recorded once ``confirmations`` blocks are on top
@@ -407,7 +412,9 @@ def deploy_ledger(
 
     endpoint = target.endpoint if isinstance(target, LedgerClient) else target
     artifact = artifact or load_artifact(LEDGER_ARTIFACT, chain_build(endpoint).artifacts_dir)
-    client = target if isinstance(target, LedgerClient) else LedgerClient(target, artifact.abi)
+    client = (
+        target if isinstance(target, LedgerClient) else LedgerClient(target, artifact.abi, **client_options)
+    )
     path = deployment_path(home)
     if path.exists() and not force:
         existing = Deployment.load(path)
@@ -595,8 +602,6 @@ def _deploy_companion(
     """Deploy a contract that serves the recorded ledger (its constructor takes the ledger's address first),
     unless the record's ``record_field`` names one whose code is on chain (kept, of whichever build); record
     it."""
-    from node.chain import LedgerClient
-
     path = deployment_path(home)
     deployment = Deployment.load(path)
     ledger_artifact = _artifact_of(deployment.artifact, deployment.build)
@@ -605,7 +610,7 @@ def _deploy_companion(
     existing: AnchorsDeployment | None = getattr(deployment, record_field)
     if existing is not None and _anchors_record_matches(client, existing, artifact, path):
         return existing
-    companion = LedgerClient(client.endpoint, anchors_abi(artifact, ledger_artifact))
+    companion = client.for_abi(anchors_abi(artifact, ledger_artifact))
     result, code = _deployed(
         companion,
         companion.deploy(deployer, artifact.bytecode, deployment.address, *constructor_args),

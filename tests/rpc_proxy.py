@@ -55,6 +55,8 @@ class RpcProxy:
         #: Every answer for the latest block (``eth_getBlockByNumber("latest")``) is held this long: a node
         #: slow to answer its head.
         self.head_delay_s = 0.0
+        #: Every answer to these methods is held this long (by method): a node slow to answer them.
+        self.method_delay_s: dict[str, float] = {}
         #: While set, the node answers as one whose head is this block, behind the chain it forwards to (a
         #: member of a network that has not imported the newer blocks yet): its latest block is this one, a
         #: read of the latest state reads this block's, and a block above it, a transaction mined there and
@@ -90,6 +92,7 @@ class RpcProxy:
                     time.sleep(proxy.delay_s)
                 if proxy.head_delay_s and _reads_head(body, ("eth_getBlockByNumber",)):
                     time.sleep(proxy.head_delay_s)
+                time.sleep(proxy._method_delay(body))
                 try:
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
@@ -124,6 +127,17 @@ class RpcProxy:
         with self._lock:
             for call in asked if isinstance(asked, list) else [asked]:
                 self.asked[str(call.get("method") if isinstance(call, dict) else None)] += 1
+
+    def _method_delay(self, body: bytes) -> float:
+        try:
+            asked = json.loads(body)
+        except ValueError:
+            return 0.0
+        calls = asked if isinstance(asked, list) else [asked]
+        return max(
+            (self.method_delay_s.get(str(c.get("method")), 0.0) for c in calls if isinstance(c, dict)),
+            default=0.0,
+        )
 
     def _action(self, body: bytes) -> str | None:
         try:

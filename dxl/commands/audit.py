@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from node.endpoint import NodeEndpoint
+    from node.settings import Settings
 
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
@@ -237,7 +238,7 @@ def scorecard_cmd(
         ctx = open_context(load_settings())
         # The index brought up to the head, then the practice contract, cut back to the index's last block.
         block, now = ctx.caught_up()
-        practice = _practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings.home)
+        practice = _practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings)
         card = compute_scorecard(
             load_facts(ctx.engine, through_block=block),
             department=_department(ctx.engine, department),
@@ -254,24 +255,24 @@ def scorecard_cmd(
     _out({**card, "node": read.to_dict()}, as_json, "\n".join([*_lines(card), f"read from {read}"]))
 
 
-def _practice_facts(rpc_url: str, chain_id: int, home: Path) -> Any:
+def _practice_facts(rpc_url: str, chain_id: int, settings: Settings) -> Any:
     """Demands, evaluations and inspections from the recorded ``SharingPractice`` (None when the deployment
     record names none: the scorecard's ``practice`` is then null)."""
     from node.deploy import DeploymentMismatchError, ledger_client, load_deployment, practice_client
     from node.endpoint import NodeEndpoint
     from node.practice import PracticeReader
 
-    endpoint = NodeEndpoint(rpc_url, chain_id)
+    endpoint, home, wait = NodeEndpoint(rpc_url, chain_id), settings.home, settings.rpc_timeout
     deployment = load_deployment(home)
     record = deployment.sharing_practice
     if record is None:
         return None
     try:
-        practice = practice_client(endpoint)
+        practice = practice_client(endpoint, home, request_timeout=wait)
     except DeploymentMismatchError:
         return None
     reader = PracticeReader(
-        practice, ledger_client(endpoint), from_block=record.block_number,
+        practice, ledger_client(endpoint, home, request_timeout=wait), from_block=record.block_number,
         ledger_from_block=deployment.block_number,
     )  # fmt: skip
     return reader.facts()
@@ -333,7 +334,6 @@ def _attach_practice(report: dict[str, Any], ctx: Any) -> None:
     deployment has a sharing practice contract."""
     from node.audit.indexer import load_lineage
     from node.audit.practice_report import practice_rows
-    from node.audit.rpc import JsonRpc
     from node.deploy import load_deployment
 
     record = load_deployment(ctx.settings.home).sharing_practice
@@ -346,7 +346,7 @@ def _attach_practice(report: dict[str, Any], ctx: Any) -> None:
         known = agreements.get(agreement_id)
         return set() if known is None else {known[2], known[3]}
 
-    with JsonRpc(ctx.rpc_url) as rpc:
+    with ctx.rpc() as rpc:
         rows = practice_rows(
             rpc, record.address, report["block_range"]["from"], report["block_range"]["to"],
             period=report["period"], department=(report.get("department") or {}).get("id"),

@@ -325,6 +325,8 @@ def deploy_command(
                 home=settings.home,
                 force=force,
                 confirmations=settings.confirmations,
+                request_timeout=settings.rpc_timeout,
+                catch_up_timeout=settings.catch_up_timeout,
             )
             ledger = ledger_client(
                 endpoint,
@@ -408,15 +410,20 @@ def bench_chain(
     from node.chain import LedgerClient
     from node.compiler import load_artifact
     from node.deploy import LEDGER_ARTIFACT
+    from node.settings import load_settings
     from node.types import GovernanceAction, admission_data
 
     block_time = DEFAULT_BLOCK_TIME_S if block_time is None else block_time
+    try:
+        wait = load_settings().rpc_timeout  # the throw-away node is waited for as any other (DXL_RPC_TIMEOUT)
+    except DxlError as exc:
+        raise cli_error(exc, as_json) from exc
     results: dict[str, Any] = {"count": count, "block_time_s": block_time}
     with tempfile.TemporaryDirectory(prefix="dxl-bench-") as home:
         node = EmbeddedNode(Path(home), NodeSettings(port=free_port(), block_time=block_time))
         with node:
             artifact = load_artifact(LEDGER_ARTIFACT)
-            client = LedgerClient(node.endpoint, artifact.abi)
+            client = LedgerClient(node.endpoint, artifact.abi, request_timeout=wait)
             governor, dept, sink = Account.create(), Account.create(), Account.create()
             client.at(str(client.deploy(governor, artifact.bytecode, [governor.address], 1).contract_address))
             admit = admission_data("BENCH", "Bench", dept.address, b"\x01" * 32)

@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from node.errors import NodeError
+from node.settings import DEFAULT_RPC_TIMEOUT_S
 from verifier import rpc
 
 log = logging.getLogger("dxl.audit.rpc")
@@ -52,7 +53,7 @@ class JsonRpc(rpc.JsonRpc):
         self,
         url: str,
         *,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_RPC_TIMEOUT_S,
         failover_urls: Sequence[str] = (),
         block: int | None = None,
     ) -> None:

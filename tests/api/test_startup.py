@@ -27,6 +27,7 @@ from node.errors import ConfigurationError
 from node.keys import KeystoreError
 from node.provision import DEPARTMENTS, GOVERNORS
 from tests.api.api_helpers import ApiEnv, as_token, issue, no_database, ok
+from tests.rpc_proxy import RpcProxy
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-startup")
@@ -70,6 +71,36 @@ def test_dxl_deploy_refuses_a_depth_an_auto_mining_node_never_reaches(
     error = json.loads(result.output)
     assert error["error"] == "CONFIGURATION_ERROR" and "DXL_CONFIRMATIONS=1" in error["message"], error
     assert not (tmp_path / "deployment.json").exists() and not (tmp_path / "keys").exists()
+
+
+def test_dxl_deploy_waits_for_the_node_as_long_as_dxl_rpc_timeout_says(
+    api_env: ApiEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployment's client is made with the operator's wait: with DXL_RPC_TIMEOUT=1, a node that answers
+    its gas estimate 20 s late is given up on after a second, and ``dxl deploy`` says so (NODE_UNAVAILABLE,
+    naming the node and the wait), with nothing recorded. Before, ``deploy_ledger`` made its own client,
+    which waited its 30 s default whatever the setting."""
+    import time
+
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    monkeypatch.setenv("DXL_CHAIN_ID", str(api_env.settings.chain_id))
+    monkeypatch.setenv("DXL_RPC_TIMEOUT", "1")
+    with RpcProxy(str(api_env.settings.rpc_url)) as proxy:
+        proxy.method_delay_s = {"eth_estimateGas": 20.0}
+        monkeypatch.setenv("DXL_RPC_URL", proxy.url)
+        began = time.monotonic()
+        result = CliRunner().invoke(app, ["deploy", "--json"])
+        took = time.monotonic() - began
+    assert result.exit_code == 2, result.output
+    error = json.loads(result.output)
+    assert error["error"] == "NODE_UNAVAILABLE", error
+    assert f"node at {proxy.url} is unreachable: ReadTimeout (no answer within 1 s)" in error["message"], (
+        error
+    )
+    # Keys made, the chain's build probed, the estimate tried again (web3 retries a lone node's timeouts, 1 s
+    # each): seconds of their own, but not the 20 a 30 s wait would have waited out.
+    assert took < 20.0, f"dxl deploy waited {took:.1f} s"
+    assert not (tmp_path / "deployment.json").exists()
 
 
 def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path: Path) -> None:
