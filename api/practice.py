@@ -10,6 +10,7 @@ counter per key for the ledger and this contract alike).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,7 +29,7 @@ from api.ledger import AtBlock, Finish, Listed, ListPage
 from api.ledger.core import store_then_send
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
-from node.chain import LedgerClient, LedgerRevertError, TxResult
+from node.chain import LedgerClient, LedgerRevertError, NodeBehindError, TxResult
 from node.contract_errors import iso_time
 from node.endpoint import NodeHead
 from node.practice import (
@@ -514,15 +515,22 @@ _OUTCOME_NAMES = {
 
 @dataclass(frozen=True)
 class KeptPresentation:
-    """A presentation the service kept (the latest of a sampled delivery): its verdict's status and the
-    SHA-256 of the verdict as kept, the evidence its outcome records."""
+    """A presentation the service kept (the latest of a sampled delivery): its verdict's status, the SHA-256
+    of the verdict as kept, the evidence its outcome records, and the block it was judged at (its verdict's
+    ``block``; None for a verdict that read no block)."""
 
     status: str
     evidence_hash: bytes
+    block: int | None
 
     @classmethod
     def of(cls, row: InspectionPresentationRow) -> KeptPresentation:
-        return cls(row.status, hashlib.sha256(row.verdict.encode("utf-8")).digest())
+        block = json.loads(row.verdict).get("block")
+        return cls(
+            row.status,
+            hashlib.sha256(row.verdict.encode("utf-8")).digest(),
+            block if isinstance(block, int) else None,
+        )
 
 
 def outcome_called_for(kept: KeptPresentation | None) -> RecordedOutcome:
@@ -535,6 +543,17 @@ def outcome_called_for(kept: KeptPresentation | None) -> RecordedOutcome:
     passed = kept.status == VerdictStatus.MATCH
     return RecordedOutcome(
         InspectionOutcome.PASSED if passed else InspectionOutcome.FAILED, kept.evidence_hash
+    )
+
+
+def _below_kept(node: str, head: int, kept: int, delivery_id: str) -> ApiError:
+    """NODE_UNAVAILABLE for a presentation of ``delivery_id`` on a node at block ``head``, below block
+    ``kept`` where the presentation kept for it was judged."""
+    return ApiError(
+        "NODE_UNAVAILABLE",
+        f"the node {node} is at block {head}, behind block {kept} where delivery {delivery_id}'s kept "
+        "presentation was judged, and no node of the endpoint reached that block in time: judged there, this "
+        "one would replace that verdict with an earlier one; nothing was kept",
     )
 
 
@@ -826,9 +845,15 @@ class InspectionService:
         journaled transaction (a failover to a member that has not imported it yet) is waited for, so that an
         outcome the service recorded is seen, never a head below it where the delivery looks open.
 
+        The gate knows only the blocks this service journaled, and a presentation writes nothing: the verdict
+        kept for the delivery may have been judged at a head above them all. A presentation is never judged
+        below that block, which would replace the verdict with one judged earlier (a deadline, an outcome or
+        a record the kept one saw, unseen): a node behind it is waited for as the gate waits for one.
+
         Raises:
-            ApiError: NODE_UNAVAILABLE when the node does not hold the journal's newest block in time (nothing
-                is kept); PRESENTATION_CLOSED, NOT_SAMPLED, NOT_A_PARTY, INSPECTION_STATUS_MISMATCH.
+            ApiError: NODE_UNAVAILABLE when the node does not hold the journal's newest block, or the block
+                the verdict kept was judged at, in time (nothing is kept); PRESENTATION_CLOSED, NOT_SAMPLED,
+                NOT_A_PARTY, INSPECTION_STATUS_MISMATCH.
         """
         me = self.ledger.department_id_of(principal)
         record, raw, derived = self._sampled(inspection_id, body.delivery_id)
@@ -838,7 +863,20 @@ class InspectionService:
             # Under the lock, right before the head is read: the node checked is the one judged on, and the
             # outcome the lock waited for is in the journal's newest block.
             self.ledger.sender.gate()
+            kept = self._kept(inspection_id, raw)
+            if kept is not None and kept.block is not None:
+                # Waited for rather than refused at once: the provider presented nothing wrong, the service
+                # only moved to a node that has not imported the block yet, which a network member does in
+                # seconds (DXL_CATCH_UP_TIMEOUT bounds the wait, as for the deployment's block).
+                what = f"the block delivery {body.delivery_id}'s kept presentation was judged at"
+                try:
+                    self.ledger.client.reach(kept.block, what=what)
+                except NodeBehindError as exc:
+                    raise _below_kept(exc.rpc_url, exc.head, kept.block, body.delivery_id) from None
             at = judge()
+            if kept is not None and kept.block is not None and at.head.number < kept.block:
+                # A lone node that is not syncing is not waited for (it has nothing to import the block from).
+                raise _below_kept(self.ledger.client.rpc_url, at.head.number, kept.block, body.delivery_id)
             # The presentation kept is the one an outcome's evidence hash commits to: once the outcome is on
             # chain, a later one would show a verdict the chain's evidence does not hash to; after the
             # deadline, a late one would turn a delivery not presented in time into a pass.
@@ -883,6 +921,12 @@ class InspectionService:
             inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(verdict)
         )
 
+    def _kept(self, inspection_id: int, drawn: bytes) -> KeptPresentation | None:
+        """The presentation kept for ``drawn`` in the inspection, if any."""
+        with self.ledger._sessions()() as session:
+            row = session.get(InspectionPresentationRow, (inspection_id, _hex(drawn)))
+            return None if row is None else KeptPresentation.of(row)
+
     def _outcome_in_flight(self, inspection_id: int, drawn: bytes) -> str | None:
         """The hash of a journaled transaction recording the outcome of ``drawn`` in the inspection that is
         sent and not known mined, if any: its calldata (``recordOutcome(inspectionId, deliveryId, …)``, whose
@@ -902,9 +946,7 @@ class InspectionService:
         record, raw, _derived = self._sampled(inspection_id, body.delivery_id)
         # Held until the outcome is mined (or refused): the verdict read here stays the one kept.
         with self.practice.presentation_lock(inspection_id, raw):
-            with self.ledger._sessions()() as session:
-                row = session.get(InspectionPresentationRow, (inspection_id, _hex(raw)))
-                kept = None if row is None else KeptPresentation.of(row)
+            kept = self._kept(inspection_id, raw)
             if kept is None and self.ledger._chain_time() <= record.present_by:
                 raise ApiError(
                     "INVALID_OUTCOME",

@@ -505,6 +505,63 @@ def test_a_presentation_after_a_failover_to_a_node_behind_the_outcomes_block_wai
     assert (shown["presented"], shown["outcome"], shown["outcome_as_checked"]) == ("MATCH", "passed", True)
 
 
+def test_a_presentation_on_a_node_behind_the_block_of_the_kept_verdict_waits_for_it(
+    proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
+) -> None:
+    """A delivery's presentation is kept, judged at a head above every block the service journaled (a
+    presentation writes nothing); the service's client fails over to a node behind that head. The journal's
+    gate lets a presentation pass (the node holds every journaled block), and judged at the lagging head it
+    replaced the verdict kept with one judged earlier. It now waits for a node holding the kept verdict's
+    block, as the gate waits, and answers 503 NODE_UNAVAILABLE naming the node and both blocks when none comes
+    in time, keeping nothing; a node that catches up meanwhile judges it."""
+    import time
+
+    from api.app import create_app
+
+    env, _proxy = proxied
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
+    mine(env, 1)  # the head above the draw, the newest block the service journaled
+    body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
+    live = env.setup.client.endpoint.rpc_url
+    with RpcProxy(live) as first, RpcProxy(live) as behind:
+        moved = {"rpc_url": first.url, "rpc_failover_urls": behind.url, "chain_watch_interval": 0.1,
+                 "catch_up_timeout": 1.0}  # fmt: skip
+        app = create_app(env.settings.model_copy(update=moved))
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+            path = f"/inspections/{inspection}/presentations"
+            judged = ok(client.post(path, headers=env.headers("hrss"), json=body))["verdict"]["block"]
+            kept = _kept_verdict(env, inspection, did)
+            assert (kept["status"], kept["block"]) == ("MATCH", judged), kept
+            behind.behind_at = judged - 1
+            first.down = True
+            # A read of the ledger's: its client tries the node, and moves to the next, behind the verdict.
+            ok(client.get(f"/deliveries/{did}", headers=env.headers("hrss")))
+            ledger = app.state.dxl.ledger
+            assert ledger.client.rpc_url == behind.url, "the client did not fail over"
+            began = time.monotonic()
+            refused = client.post(path, headers=env.headers("hrss"), json=body)
+            assert (refused.status_code, refused.json()["error"]["code"]) == (503, "NODE_UNAVAILABLE"), (
+                refused.text
+            )
+            message = refused.json()["error"]["message"]
+            named = f"the node {behind.url} is at block {judged - 1}, behind block {judged} "
+            assert named in message, message
+            assert time.monotonic() - began >= 1.0, "the presentation did not wait for the node"
+            assert _kept_verdict(env, inspection, did) == kept
+            # The node catches up while a presentation waits for it: judged there, at the kept one's block.
+            ledger.client.catch_up_timeout = 30.0
+            caught_up = threading.Timer(1.0, lambda: setattr(behind, "behind_at", None))
+            caught_up.start()
+            began = time.monotonic()
+            try:
+                again = ok(client.post(path, headers=env.headers("hrss"), json=body))["verdict"]
+            finally:
+                caught_up.join()
+            assert time.monotonic() - began >= 1.0, "the presentation did not wait for the node"
+    assert again["block"] >= judged, again
+    assert _kept_verdict(env, inspection, did)["block"] == again["block"]
+
+
 def test_a_presentation_waits_for_a_slow_nodes_head_as_for_any_read(
     proxied: tuple[ApiEnv, RpcProxy], tmp_path: Path
 ) -> None:
