@@ -207,7 +207,8 @@ def _bad(index: int, name: str, message: str) -> ApiError:
 
 
 def _b32(value: Any, index: int, name: str) -> bytes:
-    if not isinstance(value, str) or len(value) != 66 or value[:2] not in ("0x", "0X"):
+    # "0x" as POST /deliveries and the documented pattern take it: "0X" passed here alone.
+    if not isinstance(value, str) or len(value) != 66 or value[:2] != "0x":
         raise _bad(index, name, "expected 0x followed by 64 hex digits")
     try:
         decoded = bytes.fromhex(value[2:])
@@ -293,9 +294,9 @@ def parse_receipts(document: Any) -> list[ReceiptRow]:
                 len(item) > 6
                 or (len(item) > 4 and not _FIELD_SET.issuperset(item))
                 or len(d) != 66
-                or d[:2] not in ("0x", "0X")
+                or d[:2] != "0x"
                 or len(c) != 66
-                or c[:2] not in ("0x", "0X")
+                or c[:2] != "0x"
                 or len(delivery_id) != 32  # fromhex skips whitespace: 66 characters may hold fewer bytes
                 or len(commitment) != 32
                 or alg is None

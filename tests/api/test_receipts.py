@@ -324,6 +324,9 @@ def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
         (lambda g: {"receipts": [receipt_body(g), 7]}, 422, "VALIDATION_ERROR", "receipts.1"),
         (lambda g: {"receipts": [receipt_body(g, commitment="0x12")]}, 422, "VALIDATION_ERROR",
          "receipts.0.commitment"),
+        # "0x" as POST /deliveries takes it (and the documented pattern says).
+        (lambda g: {"receipts": [receipt_body(g, commitment="0X" + "11" * 32)]}, 422, "VALIDATION_ERROR",
+         "receipts.0.commitment"),
         # 66 characters, 31 bytes: bytes.fromhex skips the spaces.
         (lambda g: {"receipts": [receipt_body(g, commitment="0x" + "11" * 31 + "  ")]}, 422,
          "VALIDATION_ERROR", "receipts.0.commitment"),
