@@ -104,7 +104,7 @@ ape:
 
 # The API's schemathesis run (tests/api/test_fuzz.py) at length: every phase for every role, more examples.
 # Then the contracts' stateful models (tests/contracts/test_*_stateful.py: the ledger's rules, governance and
-# membership, the sharing practice) at length: 100 sequences of up to 30 steps each, some 10 minutes of a core;
+# membership, the sharing practice) at length: 100 sequences of up to 30 steps each, a minute or two apiece;
 # -rP shows how often each model met each outcome.
 .PHONY: fuzz
 fuzz: setup
