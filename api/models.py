@@ -51,11 +51,18 @@ def _one_plain_line(value: str) -> str:
     # Kept on chain for good and read by governors before they approve: a control character (a terminal's
     # escape sequence) or a bidirectional override ("PSB" written right to left shows as another name) would
     # make it read otherwise than it is.
-    bad = next((c for c in value if unicodedata.category(c) in ("Cc", "Cf") and c not in _JOINERS), None)
+    # The line and paragraph separators (Zl, Zp) break a line as a newline does.
+    bad = next(
+        (c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in _JOINERS), None
+    )
     if bad is not None:
         raise ValueError(
-            f"a name is one line of visible text: U+{ord(bad):04X} is a control or format character"
+            f"a name is one line of visible text: U+{ord(bad):04X} is a control, format or line separator "
+            "character"
         )
+    # Spaces around a name are not seen: "PSB " read as "PSB", and a name of spaces alone as none.
+    if value != value.strip():
+        raise ValueError("a name is one line of visible text: it begins or ends with a space")
     return value
 
 

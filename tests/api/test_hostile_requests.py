@@ -356,8 +356,25 @@ def test_an_idle_connection_outlives_a_pooling_clients_own_expiry(tmp_path: Path
         "Tab\tbed",
         "Zero\u200bwidth",
         "Bidi\u2066isolate",
+        "Line\u2028separator",
+        "Paragraph\u2029separator",
+        "Trailing space ",
+        "\u3000Ideographic space",
+        "   ",
     ],
-    ids=["right-to-left-override", "terminal-escape", "newline", "tab", "zero-width-space", "bidi-isolate"],
+    ids=[
+        "right-to-left-override",
+        "terminal-escape",
+        "newline",
+        "tab",
+        "zero-width-space",
+        "bidi-isolate",
+        "line-separator",
+        "paragraph-separator",
+        "trailing-space",
+        "leading-ideographic-space",
+        "blank",
+    ],
 )
 def test_a_department_name_that_would_read_otherwise_is_refused_and_nothing_proposed(
     api_env: ApiEnv, name: str
