@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import difflib
 import logging
 import re
 from collections.abc import Mapping
@@ -23,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -300,65 +302,113 @@ def _field_of(loc: tuple[Any, ...]) -> str:
 
 @dataclass(frozen=True)
 class PathMethods:
-    """A path template of the app and the methods its routes take there."""
+    """A path template of the app, the methods its route takes there and the query parameters it declares."""
 
     regex: re.Pattern[str]
     literal: bool
     methods: frozenset[str]
+    #: The names (aliases) of the query parameters the route and its dependencies declare; None for a route
+    #: that is no API operation (the console's pages), whose query is not the API's to judge.
+    query: frozenset[str] | None
+
+
+def _declared_query(dependant: Any) -> frozenset[str]:
+    names: set[str] = set()
+    stack = [dependant]
+    while stack:
+        dep = stack.pop()
+        names.update(field.alias for field in dep.query_params)
+        stack.extend(dep.dependencies)
+    return frozenset(names)
 
 
 def path_methods(app: FastAPI) -> list[PathMethods]:
-    """Every route of ``app`` as path pattern and methods (included routers flattened)."""
+    """Every route of ``app`` as path pattern, methods and query parameters (included routers flattened)."""
     found = []
     for route in routing.iter_route_contexts(app.routes):
         if route.path is None or not route.methods:
             continue
         regex, _, convertors = compile_path(route.path)
-        found.append(PathMethods(regex, not convertors, frozenset(route.methods)))
+        operation = isinstance(route.original_route, routing.APIRoute) and route.include_in_schema
+        query = _declared_query(route.dependant) if operation else None
+        found.append(PathMethods(regex, not convertors, frozenset(route.methods), query))
     return found
 
 
-def allowed_methods(table: list[PathMethods], path: str) -> set[str]:
-    """The methods some route takes at ``path``; routes spelling the path literally decide when there are
-    any (``/deliveries/batch`` is not a delivery id of ``/deliveries/{delivery_id}``). Empty: no route
-    serves the path at all (a 404, not a 405)."""
+def serving(table: list[PathMethods], path: str) -> list[PathMethods]:
+    """The routes that serve ``path``; routes spelling the path literally decide when there are any
+    (``/deliveries/batch`` is not a delivery id of ``/deliveries/{delivery_id}``). Empty: no route serves the
+    path at all (a 404, not a 405)."""
     matching = [p for p in table if p.regex.match(path)]
-    literal = [p for p in matching if p.literal]
-    return set().union(*(p.methods for p in literal or matching))
+    return [p for p in matching if p.literal] or matching
+
+
+def allowed_methods(table: list[PathMethods], path: str) -> set[str]:
+    """The methods some route takes at ``path`` (:func:`serving`)."""
+    return set().union(*(p.methods for p in serving(table, path)))
+
+
+def unknown_query(routes: list[PathMethods], method: str, query_string: bytes) -> JSONResponse | None:
+    """422 VALIDATION_ERROR naming the first name in ``query_string`` that no route of ``routes`` taking
+    ``method`` declares; None when every name is declared, or no API operation takes the request. A mistyped
+    filter (``?departmnet=PSB``) ignored would widen the answer to everyone's records, not narrow it."""
+    taking = [p.query for p in routes if method in p.methods and p.query is not None]
+    if not taking or not query_string:
+        return None
+    declared = frozenset[str]().union(*taking)
+    # Read as the route reads its parameters (Starlette's QueryParams), so both see the same names.
+    name = next((n for n in QueryParams(query_string) if n not in declared), None)
+    if name is None:
+        return None
+    close = difflib.get_close_matches(name, sorted(declared), n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return error_response(
+        "VALIDATION_ERROR",
+        f"{name!r} is not a query parameter of this route (it takes: {', '.join(sorted(declared)) or 'none'})"
+        + hint,
+        field=name,
+    )
 
 
 _ALLOWED_CACHE = 4096
 
 
 class MethodGuardMiddleware:
-    """Answers 405 (with ``Allow``) for a method no route takes at a path some route serves, before anything
-    else looks at the request: an ``Idempotency-Key`` or a path parameter of such a request is not the API's
-    to judge."""
+    """Answers, before anything else looks at the request, 405 (with ``Allow``) for a method no route takes
+    at a path some route serves, and 422 for a query parameter the route serving it does not declare: an
+    ``Idempotency-Key`` or a path parameter of such a request is not the API's to judge, and a refusal comes
+    before a key is claimed, so a retry with the query corrected is a first request."""
 
     def __init__(self, app: ASGIApp, *, api: FastAPI) -> None:
         self.app = app
         self._api = api
         self._table: list[PathMethods] | None = None
-        #: Allowed methods by path: matching every route's pattern is not for each request of a hot path.
-        self._allowed: dict[str, set[str]] = {}
+        #: The routes serving each path: matching every route's pattern is not for each request of a hot path.
+        self._serving: dict[str, list[PathMethods]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if self._table is None:  # on the first request: every route is in place by then
                 self._table = path_methods(self._api)
             path = scope["path"]
-            allowed = self._allowed.get(path)
-            if allowed is None:
-                allowed = allowed_methods(self._table, path)
-                if len(self._allowed) >= _ALLOWED_CACHE:  # ids make paths many: keep the newest only
-                    self._allowed.clear()
-                self._allowed[path] = allowed
-            if allowed and scope["method"] not in allowed:
+            routes = self._serving.get(path)
+            if routes is None:
+                routes = serving(self._table, path)
+                if len(self._serving) >= _ALLOWED_CACHE:  # ids make paths many: keep the newest only
+                    self._serving.clear()
+                self._serving[path] = routes
+            allowed = set().union(*(p.methods for p in routes))
+            method = scope["method"]
+            response: JSONResponse | None
+            if allowed and method not in allowed:
                 response = error_response(
                     "METHOD_NOT_ALLOWED",
-                    f"{scope['method']} is not allowed here",
+                    f"{method} is not allowed here",
                     headers={"Allow": ", ".join(sorted(allowed))},
                 )
+            else:
+                response = unknown_query(routes, method, scope.get("query_string", b""))
+            if response is not None:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -7,7 +7,8 @@ new route is documented as soon as it exists: a token (401), a role check (403),
 (404 for ids, 503 when the node is down), parameters or a body (422), a body (413), a write (409 for state
 conflicts and ``Idempotency-Key`` in flight, 422 for a reused key), a token looked up in the API database
 (503 when it cannot be used), and on every operation a request that is not well-formed HTTP (400), a
-request line and headers over their limit or late (431, 408) and a request over its rate (429).
+request line and headers over their limit or late (431, 408), a query parameter the operation does not
+declare (422) and a request over its rate (429).
 ``tests/api/test_fuzz.py`` holds the running service to it with schemathesis. A 500 is never declared: it is a
 bug.
 
@@ -104,8 +105,9 @@ def error_statuses(
     write = method.upper() != "GET"
     # Any request's line and headers may be malformed, over the limit of api/server.py, or late, whoever sends
     # them; any request may be over its principal's rate, or come from an address over its failed
-    # authentications'.
-    statuses: set[int] = {400, 408, 429, 431}
+    # authentications'; any request's query may name a parameter the operation does not declare (422,
+    # api.errors.MethodGuardMiddleware).
+    statuses: set[int] = {400, 408, 422, 429, 431}
     if roles is not None:  # it needs a token
         statuses.add(401)
         # Narrower than "any principal": a role check refuses the others; a department principal may also be
@@ -118,12 +120,10 @@ def error_statuses(
     # Unknown ids, and a department token whose code the ledger has not admitted.
     if reads_ledger and (has_input or roles is None or Role.DEPARTMENT.value in roles):
         statuses.add(404)
-    if has_input:
-        statuses.add(422)
     if has_body:
         statuses.add(413)
     if write:
-        statuses |= {409, 422}
+        statuses.add(409)
     return statuses
 
 

@@ -502,6 +502,47 @@ def test_an_unknown_proposal_status_is_refused(api_env: ApiEnv) -> None:
     assert response.status_code == 422 and response.json()["error"]["field"] == "status"
 
 
+def test_a_mistyped_filter_on_a_list_is_a_422_naming_it(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
+    """Ignored, ``departmnet`` would answer everyone's history to a reader who asked for one department's."""
+    response = api_env.call("GET", "/audit/history", "auditor", params={"departmnet": "PSB", "limit": 5})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "departmnet")
+    assert "did you mean 'department'" in error["message"]
+
+
+def test_declared_query_parameters_are_taken_as_before(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
+    agreement = exchange["agreement"]["id"]
+    declared = {"department": "PSB", "agreement": agreement, "event": ["DeliveryRecorded", "GrantIssued"],
+                "from": "2000-01-01", "limit": 5}  # fmt: skip
+    events = ok(api_env.call("GET", "/audit/history", "auditor", params=declared))["items"]
+    assert events and {e["event"] for e in events} <= {"DeliveryRecorded", "GrantIssued"}
+    assert {e["agreement_id"] for e in events} == {agreement}
+
+
+def test_an_unknown_parameter_on_a_single_read_is_a_422_naming_it(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
+    path = f"/grants/{exchange['grant']['id']}"
+    assert ok(api_env.call("GET", path, "psb"))["id"] == exchange["grant"]["id"]
+    for who in ("psb", None):  # refused before the token is looked at: the parameters are the document's
+        response = api_env.call("GET", path + "?verbose", who)
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "verbose"
+        assert "it takes: none" in response.json()["error"]["message"]
+
+
+def test_an_unknown_parameter_on_a_write_is_refused_before_its_key_is_claimed(api_env: ApiEnv) -> None:
+    key = {"Idempotency-Key": "unknown-query-1"}
+    refused = api_env.call("POST", "/audit/index?dry_run=1", "auditor", headers=key)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "dry_run"
+    ok(api_env.call("POST", "/audit/index", "auditor", headers=key))
+
+
+def test_the_console_page_is_not_an_operation_whose_query_is_judged(api_env: ApiEnv) -> None:
+    assert api_env.call("GET", "/?lang=zh", None).status_code == 200
+
+
 def test_every_reference_in_the_openapi_document_resolves(api_env: ApiEnv) -> None:
     """A client generated from /openapi.json (or schemathesis) follows every ``$ref``; one that points nowhere
     leaves that part of an operation undocumented (the body of POST /receipts once referenced a ``$defs`` of
