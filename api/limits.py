@@ -116,7 +116,8 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_json(raw: bytes | str) -> Any:
     """JSON from a client: UTF-8 (a byte order mark is ignored), nested at most 1,024 levels deep (orjson's
-    bound, checked first: it does not recurse on the C stack), and no name twice in one object (RFC 8259
+    bound, checked first: it does not recurse on the C stack), no number past a double's range (orjson's
+    bound too), and no name twice in one object (RFC 8259
     leaves a repeated name's meaning open: a proxy or a log could read another value than the service).
 
     Raises:
@@ -125,8 +126,18 @@ def parse_json(raw: bytes | str) -> Any:
     if isinstance(raw, bytes):
         raw = raw.removeprefix(BOM)
     try:
+        # The check only: integers past 64 bits read as floats here, and exactly below (a manifest's ids
+        # and sizes are uint256, as dxl verify takes them; the ledger's own ids, uint64, are bounded by
+        # each field).
         orjson.loads(raw)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
+        if exc.msg.startswith("number is infinity"):
+            # Valid JSON, but no field of the API takes a number of 309 digits or more (the largest, uint256,
+            # has 78): said as it is, not as JSON that does not parse.
+            raise JsonBodyError(
+                f"holds a number too large for any field (at character {exc.pos}; the largest a field "
+                "takes is a uint256, 2**256 - 1)"
+            ) from None
         raise JsonBodyError("is not valid JSON") from None
     return json.loads(raw, object_pairs_hook=_unique)
 

@@ -454,3 +454,25 @@ def test_a_websocket_handshake_is_answered_as_the_plain_request_it_also_is(
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 %d " % status), answer
     assert json.loads(body).get("error", {}).get("code") == code, body
+
+
+@pytest.mark.parametrize("ident", [2**64, 2**256 - 1], ids=["2**64", "uint256-max"])
+def test_a_manifest_with_ids_past_64_bits_is_checked(api_env: ApiEnv, ident: int) -> None:
+    """A manifest's ids are uint256, as ``dxl verify`` reads them: no delivery on chain (its ids are uint64)
+    can carry them, and the verdict says the delivery is not recorded, not that the body is not JSON."""
+    body = {"manifest": {**_manifest("bytes", 0, 0), "agreement_id": ident, "grant_id": ident}}
+    assert ok(api_env.call("POST", "/verify", "auditor", json=body))["status"] == "NOT_RECORDED"
+
+
+def test_a_number_past_any_field_is_refused_as_such(api_env: ApiEnv) -> None:
+    """Valid JSON, refused for what it holds: an id of 400 digits, past a double's range."""
+    raw = json.dumps({"manifest": _manifest("bytes", 0, 0)}).replace(
+        '"agreement_id": null', '"agreement_id": 1' + "0" * 400
+    )
+    response = api_env.call(
+        "POST", "/verify", "auditor", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
+    assert error["message"].startswith("the body holds a number too large for any field"), error["message"]
