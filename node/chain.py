@@ -300,6 +300,18 @@ class ErrorDecoder:
         return LedgerRevertError(known.name, args, selector=sel_hex, data=raw, tx_hash=tx_hash)
 
 
+def genesis_hash(genesis: Mapping[str, Any], second: object) -> str:
+    """The hash of a chain's first block as its history commits to it: the parent hash of block 1 (``second``,
+    a raw ``eth_getBlockByNumber`` reply), or block 0's own hash (``genesis``) while the chain has no block 1.
+
+    Block 0's own hash is not stable on the embedded node: anvil makes a new genesis block at each start and a
+    state dump taken after a restart carries it, so from the second restart on block 0 is another block,
+    while block 1 and the blocks after it (their parent hashes too) are kept (tests/node/test_anvil.py)."""
+    block = second.get("result") if isinstance(second, Mapping) else None
+    parent = block.get("parentHash") if isinstance(block, Mapping) else None
+    return str(parent or genesis.get("hash") or "")
+
+
 def _arg(kind: str, value: Any) -> Any:
     if kind == "address":
         return str(Web3.to_checksum_address(value))
@@ -464,7 +476,9 @@ class LedgerClient:
         genesis = self._genesis()
         #: The hash of the chain's first block: with the chain id, which chain this is (two chains of one id,
         #: such as two local networks or two anvils, differ there). The API's journal is bound to it.
-        self.genesis_hash = str(genesis.get("hash") or "")
+        self.genesis_hash = genesis_hash(
+            genesis, self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x1", False])
+        )
         #: Whether each other node of the endpoint serves this chain (its chain id and first block), once it
         #: answered (:meth:`_serves_this_chain`); the first node is this client's chain by definition.
         self._same_chain: dict[int, bool] = {0: True}
@@ -571,7 +585,7 @@ class LedgerClient:
         first = self._probe(index, "eth_getBlockByNumber", ["0x0", False])
         if chain_id is None or not isinstance(first, Mapping):
             return None
-        genesis = str(first.get("hash"))
+        genesis = genesis_hash(first, {"result": self._probe(index, "eth_getBlockByNumber", ["0x1", False])})
         same = int(str(chain_id), 16) == self.chain_id and genesis == self.genesis_hash
         if not same:
             log.error(

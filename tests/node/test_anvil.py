@@ -25,6 +25,7 @@ from node.anvil import (
     anvil_binary,
     free_port,
 )
+from node.chain import LedgerClient
 from node.compiler import Build
 from node.endpoint import ChainIdMismatchError, NodeEndpoint, NodeHead, fetch_chain_id, read_head, rpc_call
 from node.errors import ConfigurationError, NodeError
@@ -104,6 +105,29 @@ def test_restart_keeps_state_receipts_and_logs(tmp_path: Path, counter: dict[str
         assert [log["blockNumber"] for log in logs] == expected
         old = w3.eth.get_transaction_receipt(receipts[0]["transactionHash"])
         assert old["logs"][0]["data"] == receipts[0]["logs"][0]["data"]
+
+
+def test_the_chain_keeps_its_identity_over_restarts_though_anvil_makes_a_new_block_0(tmp_path: Path) -> None:
+    """The API's journal is bound to the chain's id and first block (api/journal.py): a service restarted on
+    its node restarted twice must find the same chain, or it refuses to start (seen in `make reliability`)."""
+
+    def genesis(node: EmbeddedNode) -> tuple[str, str]:
+        while read_head(node.endpoint.rpc_url).number < 1:
+            time.sleep(0.1)
+        block0 = rpc_call(node.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
+        assert isinstance(block0, dict)
+        return str(block0["hash"]), LedgerClient(node.endpoint, []).genesis_hash
+
+    with _node(tmp_path, block_time=0.25) as node:
+        first_block0, first = genesis(node)
+    for _ in range(2):
+        time.sleep(1.1)  # a new block 0 differs from the first by its time, in whole seconds
+        with _node(tmp_path, block_time=0.25) as node:
+            block0, identity = genesis(node)
+    # anvil 1.x: the second restart serves a block 0 of its own start (what the fix is about)...
+    assert block0 != first_block0
+    # ...while block 1 still names the first one as its parent: that is the chain's first block.
+    assert identity == first == first_block0
 
 
 def test_stale_pidfile_is_ignored(tmp_path: Path) -> None:
