@@ -11,7 +11,7 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 from verifier.catalog import document_hash
 from verifier.codes import FindingCode, VerdictStatus
@@ -45,25 +45,61 @@ DepartmentCode = Annotated[str, Field(pattern=DEPARTMENT_CODE_PATTERN)]
 
 #: Format characters a name in Arabic, Persian or Indic scripts, or an emoji, needs.
 _JOINERS = frozenset("\u200c\u200d")
+#: The bidirectional embeddings, overrides and isolates (LRE, RLE, PDF, LRO, RLO, LRI, RLI, FSI, PDI): text
+#: after one shows in an order other than the one it is stored, hashed and signed in ("Trojan Source",
+#: CVE-2021-42574). The marks (LRM, RLM, ALM) change no order and are taken.
+_BIDI_CONTROLS = frozenset({"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"})
 
 
-def _one_plain_line(value: str) -> str:
-    # Kept on chain for good and read by governors before they approve: a control character (a terminal's
-    # escape sequence) or a bidirectional override ("PSB" written right to left shows as another name) would
-    # make it read otherwise than it is.
+#: Validation context of a document restored as the hash on chain already holds it (``POST
+#: /resources/import``): the text rules below are for what is written from now on; refused, a document
+#: registered before them, or by another client, could only be lost, never corrected (its hash is on chain
+#: for good).
+RESTORING = "restoring"
+
+
+def _restoring(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get(RESTORING))
+
+
+def _no_bidi_controls(value: str, info: ValidationInfo) -> str:
+    """Text that shows in the order it is stored: refuses a bidirectional embedding, override or isolate."""
+    if _restoring(info):
+        return value
+    bad = next((c for c in value if unicodedata.bidirectional(c) in _BIDI_CONTROLS), None)
+    if bad is not None:
+        raise ValueError(
+            f"U+{ord(bad):04X} is a bidirectional control: the text would show in another order than it is"
+        )
+    return value
+
+
+def _one_plain_line(value: str, info: ValidationInfo) -> str:
+    """One line of visible text, as a name or a title is read in a list: refuses control and format
+    characters but the joiners (:data:`_JOINERS`), line and paragraph separators, and spaces at either end."""
+    if _restoring(info):
+        return value
+    # Kept on chain for good (a name) or by its hash (a title), and read by people before they approve or
+    # request: a control character (a terminal's escape sequence) or a bidirectional override ("PSB" written
+    # right to left shows as another name) would make it read otherwise than it is.
     # The line and paragraph separators (Zl, Zp) break a line as a newline does.
     bad = next(
         (c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") and c not in _JOINERS), None
     )
     if bad is not None:
         raise ValueError(
-            f"a name is one line of visible text: U+{ord(bad):04X} is a control, format or line separator "
-            "character"
+            f"one line of visible text: U+{ord(bad):04X} is a control, format or line separator character"
         )
     # Spaces around a name are not seen: "PSB " read as "PSB", and a name of spaces alone as none.
     if value != value.strip():
-        raise ValueError("a name is one line of visible text: it begins or ends with a space")
+        raise ValueError("one line of visible text: it begins or ends with a space")
     return value
+
+
+#: A department's name or a catalog entry's title: one line of visible text (:func:`_one_plain_line`).
+PlainLine = AfterValidator(_one_plain_line)
+#: Text that may run over lines but shows in the order it is stored (:func:`_no_bidi_controls`).
+InOrderText = AfterValidator(_no_bidi_controls)
 
 
 def _each_field_once(names: list[str]) -> None:
@@ -79,7 +115,7 @@ def _each_field_once(names: list[str]) -> None:
 
 
 #: A department's name: one line of visible text, in any script.
-DepartmentName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_plain_line)]
+DepartmentName = Annotated[str, Field(min_length=1, max_length=200), PlainLine]
 
 T = TypeVar("T")
 
@@ -288,8 +324,8 @@ class CatalogDocument(Dcat):
     """A catalog entry's metadata document (DCAT / DCAT-AP terms). Its canonical JSON is hashed into the
     chain's metadata hash (:mod:`verifier.catalog`)."""
 
-    title: Annotated[str, Field(min_length=1, max_length=500, alias="dct:title")]
-    description: Annotated[str, Field(min_length=1, max_length=10_000, alias="dct:description")]
+    title: Annotated[str, Field(min_length=1, max_length=500, alias="dct:title"), PlainLine]
+    description: Annotated[str, Field(min_length=1, max_length=10_000, alias="dct:description"), InOrderText]
     keywords: Annotated[list[Text] | None, Field(max_length=50, alias="dcat:keyword")] = None
     columns: Annotated[list[CatalogColumn], Field(min_length=1, max_length=500, alias="csvw:column")]
     media_type: Annotated[
