@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -21,6 +22,7 @@ import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hypothesis import HealthCheck, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from node.chain import LedgerClient, LedgerRevertError, TransactionTimeoutError, TxResult
 from node.compiler import load_artifact
@@ -251,6 +253,16 @@ def model_settings(examples: int, steps: int) -> settings:
         derandomize=settings().derandomize,
         suppress_health_check=list(HealthCheck),
     )
+
+
+def run_model(rules: type[RuleBasedStateMachine], seen: Counter[str], *, examples: int, steps: int) -> None:
+    """Runs a stateful model (:func:`model_settings`) whose rules count in ``seen`` the outcomes they met."""
+    seen.clear()
+    run_state_machine_as_test(rules, settings=model_settings(examples=examples, steps=steps))
+    # The sequences went past the first refusal: successes and refusals of several kinds were compared.
+    # What the run met, and how often (shown with pytest -s or -rP; make fuzz shows it).
+    print("\n".join(f"{n:6}  {label}" for label, n in sorted(seen.items())))
+    assert len(seen) >= 8, sorted(seen)
 
 
 def rewind(client: LedgerClient, snapshot: str) -> str:
