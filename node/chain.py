@@ -470,6 +470,10 @@ class LedgerClient:
         self._fees_lock = threading.Lock()
         #: Whether the node may serve ``debug_traceTransaction`` (until it says it does not).
         self._traces = True
+        # Read below from the node in use; until then (a first node that does not answer moves this client
+        # to another node while it is made) another node is taken by its chain id alone.
+        self.genesis_hash = ""
+        self._same_chain: dict[int, bool] = {}
         actual = int(self._rpc(lambda: self.w3.eth.chain_id))
         if actual != endpoint.chain_id:
             raise ChainIdMismatchError(self.rpc_url, endpoint.chain_id, actual)
@@ -480,8 +484,8 @@ class LedgerClient:
             genesis, self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x1", False])
         )
         #: Whether each other node of the endpoint serves this chain (its chain id and first block), once it
-        #: answered (:meth:`_serves_this_chain`); the first node is this client's chain by definition.
-        self._same_chain: dict[int, bool] = {0: True}
+        #: answered (:meth:`_serves_this_chain`); the node the client was made on is its chain by definition.
+        self._same_chain = {self._active: True}
         if len(str(genesis.get("extraData") or "0x").removeprefix("0x")) // 2 > 32:
             # Clique and QBFT headers carry signers and seals in extraData (longer than the 32 bytes web3
             # accepts otherwise); the middleware moves it aside so blocks decode.
@@ -586,6 +590,8 @@ class LedgerClient:
         if chain_id is None or not isinstance(first, Mapping):
             return None
         genesis = genesis_hash(first, {"result": self._probe(index, "eth_getBlockByNumber", ["0x1", False])})
+        if not self.genesis_hash:
+            return int(str(chain_id), 16) == self.chain_id  # the client is being made: see __init__
         same = int(str(chain_id), 16) == self.chain_id and genesis == self.genesis_hash
         if not same:
             log.error(

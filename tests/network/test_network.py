@@ -650,7 +650,7 @@ def test_a_receipt_anchor_in_a_block_orphaned_by_a_partition_is_anchored_again_o
     gid, first = receipt_grant["id"], batch["first_sequence"]
 
     def indexed() -> list[dict[str, Any]]:
-        query = {"event": ["ReceiptBatchAnchored"], "limit": 500, "min_block": number}
+        query = {"event": ["ReceiptBatchAnchored"], "limit": 500}
         items = served.call("GET", "/audit/history", "auditor", params=query)
         return [
             i for i in items.json().get("items", [])

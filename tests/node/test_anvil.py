@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -111,23 +112,31 @@ def test_the_chain_keeps_its_identity_over_restarts_though_anvil_makes_a_new_blo
     """The API's journal is bound to the chain's id and first block (api/journal.py): a service restarted on
     its node restarted twice must find the same chain, or it refuses to start (seen in `make reliability`)."""
 
-    def genesis(node: EmbeddedNode) -> tuple[str, str]:
-        while read_head(node.endpoint.rpc_url).number < 1:
-            time.sleep(0.1)
-        block0 = rpc_call(node.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
-        assert isinstance(block0, dict)
-        return str(block0["hash"]), LedgerClient(node.endpoint, []).genesis_hash
+    def session() -> tuple[str, str]:
+        """One life of the node, ended by kill -9 once the state keeper saved it (what survives a crash)."""
+        with _node(tmp_path, block_time=0.25, state_interval=1) as node:
+            while read_head(node.endpoint.rpc_url).number < 1:
+                time.sleep(0.1)
+            block0 = rpc_call(node.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
+            assert isinstance(block0, dict)
+            identity = LedgerClient(node.endpoint, []).genesis_hash
+            started = time.time()
+            while not (node.state_file.exists() and node.state_file.stat().st_mtime > started):
+                time.sleep(0.1)
+            assert node.pid is not None
+            os.kill(node.pid, signal.SIGKILL)
+        return str(block0["hash"]), identity
 
-    with _node(tmp_path, block_time=0.25) as node:
-        first_block0, first = genesis(node)
-    for _ in range(2):
+    first_block0, first = session()
+    # anvil 1.x: from the second restart on, the node may serve a block 0 of a later start (why the fix: it
+    # did in a full `make reliability` run, and here in about half the runs by the second restart); block 1
+    # still names the first one as its parent, and that is the chain's first block whatever block 0 is.
+    for _ in range(5):
         time.sleep(1.1)  # a new block 0 differs from the first by its time, in whole seconds
-        with _node(tmp_path, block_time=0.25) as node:
-            block0, identity = genesis(node)
-    # anvil 1.x: the second restart serves a block 0 of its own start (what the fix is about)...
-    assert block0 != first_block0
-    # ...while block 1 still names the first one as its parent: that is the chain's first block.
-    assert identity == first == first_block0
+        block0, identity = session()
+        assert identity == first == first_block0
+        if block0 != first_block0:
+            break
 
 
 def test_stale_pidfile_is_ignored(tmp_path: Path) -> None:

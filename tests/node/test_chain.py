@@ -26,10 +26,11 @@ from node.chain import (
     LedgerClient,
     LedgerRevertError,
     error_code,
+    genesis_hash,
     selector_of,
 )
 from node.compiler import Artifact
-from node.endpoint import ChainIdMismatchError, NodeEndpoint, rpc_call
+from node.endpoint import ChainIdMismatchError, NodeEndpoint, read_head, rpc_call
 from node.errors import DxlError, NodeError
 from node.keys import KeyStore
 from node.nonces import NonceManager, is_nonce_error
@@ -64,6 +65,29 @@ def test_connect_to_nothing_is_a_node_error(ledger_artifact: Artifact) -> None:
         LedgerClient(
             NodeEndpoint(f"http://127.0.0.1:{free_port()}", 1), ledger_artifact.abi, request_timeout=2
         )
+
+
+def test_the_chains_first_block_is_the_one_block_1_names() -> None:
+    block0, named = {"hash": "0x" + "0a" * 32}, "0x" + "0b" * 32
+    assert genesis_hash(block0, {"result": {"parentHash": named}}) == named
+    assert genesis_hash(block0, {"result": None}) == block0["hash"]  # no block 1 yet
+    assert genesis_hash(block0, None) == block0["hash"]
+
+
+def test_a_client_made_while_its_first_node_is_down_is_made_on_the_next(
+    embedded_node: EmbeddedNode, ledger_artifact: Artifact
+) -> None:
+    """Made while its first URL does not answer (a service or a reader started while that node is down), the
+    client moves to the next, the chain it is made on, instead of failing on what it has not read yet."""
+    live = embedded_node.endpoint
+    client = LedgerClient(
+        NodeEndpoint(f"http://127.0.0.1:{free_port()}", live.chain_id, (live.rpc_url,)),
+        ledger_artifact.abi,
+        request_timeout=2,
+    )
+    assert client.rpc_url == live.rpc_url
+    assert client.genesis_hash == LedgerClient(live, ledger_artifact.abi).genesis_hash != ""
+    assert client.head().number == read_head(live.rpc_url).number  # it reads there
 
 
 def test_a_failover_url_of_another_chain_of_the_same_id_is_never_used(
