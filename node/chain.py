@@ -589,9 +589,9 @@ class LedgerClient:
         first = self._probe(index, "eth_getBlockByNumber", ["0x0", False])
         if chain_id is None or not isinstance(first, Mapping):
             return None
-        genesis = genesis_hash(first, {"result": self._probe(index, "eth_getBlockByNumber", ["0x1", False])})
         if not self.genesis_hash:
             return int(str(chain_id), 16) == self.chain_id  # the client is being made: see __init__
+        genesis = genesis_hash(first, {"result": self._probe(index, "eth_getBlockByNumber", ["0x1", False])})
         same = int(str(chain_id), 16) == self.chain_id and genesis == self.genesis_hash
         if not same:
             log.error(
