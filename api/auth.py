@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
@@ -26,9 +25,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.db import ApiToken, utcnow
 from node.errors import DxlError
+from verifier.departments import is_department_code
 
 TOKEN_PREFIX = "dxl_"
-_CODE_RE = re.compile(r"^[A-Z][A-Z0-9_]{0,31}$")
 
 
 class TokenError(DxlError, ValueError):
@@ -81,7 +80,7 @@ def parse_principal(text: str) -> Principal:
     code = rest if sep and kind.lower() == "department" else raw
     # Upper-cased only when ASCII: str.upper maps other letters onto codes (U+017F, a long s, becomes "S").
     code = code.upper() if code.isascii() else code
-    if not _CODE_RE.match(code):
+    if not is_department_code(code):
         raise TokenError(
             f"{text!r} is not a principal: use a department code (e.g. PSB), governor:N or auditor"
         )

@@ -16,9 +16,10 @@ from api.errors import ApiError
 from api.idempotency import MAX_KEY_LENGTH, SCOPE_CLAIM, ClaimOwner
 from api.ledger import AtBlock, LedgerService, Listed, ListPage
 from api.limits import SCOPE_PRINCIPAL
-from api.models import BYTES32_PATTERN, DEPARTMENT_CODE_PATTERN
+from api.models import BYTES32_PATTERN
 from api.settings import ApiSettings
 from node.audit.queries import MAX_LIMIT
+from verifier.departments import DEPARTMENT_CODE_PATTERN
 
 
 @dataclass

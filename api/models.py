@@ -15,11 +15,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 
 from verifier.catalog import document_hash
 from verifier.codes import FindingCode, VerdictStatus
+from verifier.departments import DEPARTMENT_CODE_PATTERN
 
 #: ``0x`` + 64 hex digits: a bytes32 in a body, a path or a query.
 BYTES32_PATTERN = r"^0x[0-9a-fA-F]{64}$"
-#: A department's code, as governance admits it.
-DEPARTMENT_CODE_PATTERN = r"^[A-Z][A-Z0-9_]{0,31}$"
 Bytes32Hex = Annotated[str, Field(pattern=BYTES32_PATTERN, examples=["0x" + "ab" * 32])]
 SignatureHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{130}$", description="65-byte r||s||v signature")]
 AddressHex = Annotated[str, Field(pattern=r"^0x[0-9a-fA-F]{40}$")]

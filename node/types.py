@@ -24,6 +24,9 @@ from node.errors import DxlError
 from verifier.delivery_ids import delivery_id_provider as delivery_id_provider
 from verifier.delivery_ids import new_delivery_id as new_delivery_id
 
+# A department is admitted only under a code a manifest can name it by.
+from verifier.departments import DEPARTMENT_CODE_RULE, is_department_code
+
 # The commitment scheme owns the algorithm ids; the ledger records them (0 is refused by the contract).
 from verifier.hashing import HashAlgorithm as HashAlgorithm
 
@@ -138,12 +141,13 @@ class InspectionOutcome(IntEnum):
 
 
 class InvalidCodeError(DxlError, ValueError):
-    """Thrown when a department code does not fit the on-chain ``bytes32`` (ASCII, 1..32 bytes)."""
+    """Thrown when a department code does not fit the on-chain ``bytes32`` (ASCII, 1..32 bytes) or, to be
+    admitted, is not a department code (``rule``)."""
 
     code = "INVALID_DEPARTMENT_CODE"
 
-    def __init__(self, value: str) -> None:
-        super().__init__(f"department code must be 1..32 ASCII characters, got {value!r}")
+    def __init__(self, value: str, *, rule: str = "1..32 ASCII characters") -> None:
+        super().__init__(f"department code must be {rule}, got {value!r}")
 
 
 def encode_code(code: str) -> bytes:
@@ -197,8 +201,11 @@ def admission_data(
     contract whose ``isValidSignature`` decides alone what the department signed; leave it off for a key.
 
     Raises:
-        InvalidCodeError: ``code`` does not fit the on-chain ``bytes32``.
+        InvalidCodeError: ``code`` is not a department code (:mod:`verifier.departments`): the contract would
+            store any ``bytes32``, but no manifest could name the department.
     """
+    if not is_department_code(code):
+        raise InvalidCodeError(code, rule=DEPARTMENT_CODE_RULE)
     return abi_encode(
         ["bytes32", "string", "address", "bytes32", "bool"],
         [encode_code(code), name, signer, encryption_key, contract_signer],

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from verifier import jsontext
 from verifier.commitment import Commitment
+from verifier.departments import DEPARTMENT_CODE_RULE, is_department_code
 from verifier.errors import (
     ManifestError,
     ManifestInconsistentError,
@@ -39,7 +40,6 @@ SCHEMA = "dxl.manifest/1"
 # Held with fullmatch: a pattern's "$" also matches before a final newline ("PSB\n" would pass).
 _HEX32 = re.compile(r"0x[0-9a-f]{64}")
 _SIG = re.compile(r"0x[0-9a-f]{130}")
-_DEPT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _REQUIRED = (
@@ -269,10 +269,8 @@ def _dept(d: dict[str, Any], key: str) -> str | None:
     v = d[key]
     if v is None:
         return None
-    if not isinstance(v, str) or not _DEPT.fullmatch(v):
-        raise ManifestError(
-            f"expected a department code (letters, digits, . _ -; 1-64 chars), got {v!r}", key
-        )
+    if not is_department_code(v):
+        raise ManifestError(f"expected a department code ({DEPARTMENT_CODE_RULE}), got {v!r}", key)
     return v
 
 

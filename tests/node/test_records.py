@@ -13,7 +13,16 @@ import pytest
 from eth_utils.address import to_checksum_address
 
 from node.compiler import load_artifact
-from node.types import AccessRequest, Agreement, Department, Grant, Proposal, Resource
+from node.types import (
+    AccessRequest,
+    Agreement,
+    Department,
+    Grant,
+    InvalidCodeError,
+    Proposal,
+    Resource,
+    admission_data,
+)
 
 Record = Department | Resource | AccessRequest | Agreement | Grant | Proposal
 RECORDS: list[type[Record]] = [Department, Resource, AccessRequest, Agreement, Grant, Proposal]
@@ -46,3 +55,12 @@ def test_decode_turns_statuses_into_enums_and_addresses_into_checksums() -> None
     assert dept.signer == to_checksum_address(raw[0]) != raw[0]
     with pytest.raises(ValueError):
         Grant.decode(1, (1, 2, 3))  # a tuple of another shape is refused, never read short
+
+
+@pytest.mark.parametrize("code", ["tax", "TAX.GOV", "TAX-1", "1TAX", "T" * 33, "PSB\n", ""])
+def test_admission_is_only_under_a_code_a_manifest_can_name(code: str) -> None:
+    """The contract stores any non-zero bytes32, but a department admitted under a code outside
+    verifier.departments' rule could never be named by its deliveries' manifests."""
+    with pytest.raises(InvalidCodeError, match="upper-case letter"):
+        admission_data(code, "Tax office", "0x" + "ab" * 20, b"\x01" * 32)
+    assert admission_data("TAX_2", "Tax office", "0x" + "ab" * 20, b"\x01" * 32)

@@ -55,6 +55,15 @@ def test_signature_covers_canonical_json_of_everything_but_the_signature(signed:
     assert canonical_json({"b": 1, "a": "ü"}) == '{"a":"ü","b":1}'.encode()
 
 
+def test_the_schema_holds_department_codes_by_the_ledger_rule() -> None:
+    from verifier.departments import DEPARTMENT_CODE_PATTERN
+
+    assert SCHEMA["$defs"]["department"]["oneOf"][1]["pattern"] == DEPARTMENT_CODE_PATTERN
+    validator = jsonschema_rs.validator_for(SCHEMA["$defs"]["department"])
+    assert validator.is_valid("TAX_2") and validator.is_valid("T" * 32)
+    assert not any(validator.is_valid(c) for c in ("tax", "TAX.GOV", "TAX-1", "1TAX", "T" * 33, ""))
+
+
 def test_produced_manifests_satisfy_the_json_schema(signed: dict[str, Any]) -> None:
     validator = jsonschema_rs.validator_for(SCHEMA)
     assert validator.is_valid(signed)
@@ -123,6 +132,13 @@ MALFORMED = [
     ("leaf hashes not a list", _set("leaf_hashes", "0x00"), "leaf_hashes"),
     ("one leaf hash too few", lambda d: {**d, "leaf_hashes": d["leaf_hashes"][:-1]}, "leaf_hashes"),
     ("bad department code", _set("provider", "tax office!"), "provider"),
+    # A department code as governance admits it (verifier.departments): no department on the ledger has any
+    # other, so a manifest naming one could only ever differ from the chain.
+    ("lower-case department code", _set("provider", "tax"), "provider"),
+    ("department code with a dot", _set("consumer", "TAX.GOV"), "consumer"),
+    ("department code with a hyphen", _set("provider", "TAX-1"), "provider"),
+    ("department code from a digit", _set("provider", "1TAX"), "provider"),
+    ("department code past 32 characters", _set("provider", "T" * 33), "provider"),
     ("local time", _set("created_at", "2026-11-25 17:00"), "created_at"),
     ("unpadded time", _set("created_at", "2026-1-5T1:02:03Z"), "created_at"),
     ("impossible date", _set("created_at", "2026-02-30T00:00:00Z"), "created_at"),
