@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
@@ -341,26 +341,35 @@ class Journal:
             )
             return found is not None
 
-    def settled_blocks(self, below: int | None) -> list[BlockRef]:
-        """Distinct blocks holding mined, reverted or voided rows, newest first, below block ``below`` (one
-        page)."""
+    def settled_blocks(self, after: BlockRef | None) -> list[BlockRef]:
+        """Distinct blocks holding mined, reverted or voided rows, newest first (those of one height by hash),
+        following ``after`` in that order (one page)."""
         # A voided row counts: a block holding only such a row, lost, must still have its standby sent.
         settled = (TxStatus.MINED.value, TxStatus.REVERTED.value, TxStatus.VOIDED.value)
+        t = JournaledTransaction
         with self._session() as session:
-            query = select(JournaledTransaction.block_number, JournaledTransaction.block_hash).where(
-                JournaledTransaction.status.in_(settled), JournaledTransaction.block_number.is_not(None)
+            query = select(t.block_number, t.block_hash).where(
+                t.status.in_(settled), t.block_number.is_not(None)
             )
-            if below is not None:
-                query = query.where(JournaledTransaction.block_number < below)
+            if after is not None:
+                # By (height, hash), not height alone: two blocks at one height (one replaced the other) on
+                # either side of a page's end are both read.
+                query = query.where(
+                    or_(
+                        t.block_number < after.number,
+                        and_(t.block_number == after.number, t.block_hash < after.hash),
+                    )
+                )
             rows = session.execute(
-                query.distinct().order_by(JournaledTransaction.block_number.desc()).limit(_BLOCK_PAGE)
+                query.distinct().order_by(t.block_number.desc(), t.block_hash.desc()).limit(_BLOCK_PAGE)
             )
             return [BlockRef(int(n or 0), str(h)) for n, h in rows]
 
-    def newest_settled(self) -> BlockRef | None:
-        """The newest block holding a mined or reverted row."""
+    def newest_settled(self) -> list[BlockRef]:
+        """The blocks at the newest height holding a mined or reverted row: one, unless the node replaced a
+        block of the journal's by another that holds a later write (then the first is lost)."""
         page = self.settled_blocks(None)
-        return page[0] if page else None
+        return [block for block in page if block.number == page[0].number]
 
     def reopen(self, blocks: list[BlockRef]) -> list[str]:
         """Rows mined in ``blocks`` (which the node no longer has) become ``sent`` again (keeping the lost
@@ -511,7 +520,8 @@ class JournaledSender:
         #: The custodied account of a sender's address, to sign the standby of its reverted transactions
         #: (:meth:`void`); set by the ledger service. Without it a reverted request is not voided.
         self.account_of: Callable[[str], LocalAccount | None] | None = None
-        self._newest: BlockRef | None = None
+        #: The journal's blocks at its newest height (:meth:`Journal.newest_settled`), once read.
+        self._newest: list[BlockRef] = []
         self._newest_known = False
         self._newest_guard = threading.Lock()
         #: Blocks whose journaled transactions were placed (:meth:`Journal.place`), newest last.
@@ -522,8 +532,11 @@ class JournaledSender:
         """A journaled transaction was seen mined in ``block``: track the newest such block, and place every
         journaled transaction of the block (before the request that saw it answers)."""
         with self._newest_guard:
-            if self._newest_known and (self._newest is None or block.number > self._newest.number):
-                self._newest = block
+            if self._newest_known:
+                if not self._newest or block.number > self._newest[0].number:
+                    self._newest = [block]
+                elif block.number == self._newest[0].number and block not in self._newest:
+                    self._newest = [*self._newest, block]
         # Requests answer as soon as they see their own receipt, so the node may lose the block before every
         # journaled transaction in it was seen; each needs its position to be re-sent in order. Once per
         # block, under a lock: a request seeing the block placed knows the positions are committed.
@@ -544,7 +557,7 @@ class JournaledSender:
         with self._newest_guard:
             self._newest_known = False
 
-    def _newest_settled(self) -> BlockRef | None:
+    def _newest_settled(self) -> list[BlockRef]:
         with self._newest_guard:
             if not self._newest_known:
                 self._newest, self._newest_known = self.journal.newest_settled(), True
@@ -557,17 +570,17 @@ class JournaledSender:
         Raises:
             NodeError: the node does not answer.
         """
-        if self._holds(self._newest_settled()):
+        if all(self._holds(block) for block in self._newest_settled()):
             return True
         # The block kept in memory may be one the journal has left: a receipt followed to another block at
         # the same height (Clique's block in turn replacing one sealed out of turn, holding the same
         # transactions) moves the row, and is no newer a block to keep. Kept, it would hold every write back
         # until something else reconciled. The journal says which block is newest.
         self.forget_newest()
-        return self._holds(self._newest_settled())
+        return all(self._holds(block) for block in self._newest_settled())
 
-    def _holds(self, block: BlockRef | None) -> bool:
-        return block is None or self.client.block_hash(block.number) == block.hash
+    def _holds(self, block: BlockRef) -> bool:
+        return self.client.block_hash(block.number) == block.hash
 
     def gate(self) -> bool:
         """Before a write acts on the chain's state: wait while the journal is being reconciled, and have a
@@ -590,7 +603,7 @@ class JournaledSender:
             # Named so that an operator (and a failed test's log) can tell a node behind from one that lost
             # the block: the block, its hash and the node the service reads.
             newest = self._newest_settled()
-            missing = f" block {newest.number} ({newest.hash})" if newest is not None else ""
+            missing = f" block {newest[0].number} ({' and '.join(b.hash for b in newest)})" if newest else ""
             raise ApiError(
                 "NODE_UNAVAILABLE",
                 f"the node {self.client.rpc_url} does not hold{missing}, where a journaled transaction was "
@@ -961,19 +974,35 @@ class Reconciler:
         """
         lost: list[BlockRef] = []
         unseen: list[BlockRef] = []
-        below: int | None = None
-        while page := self.journal.settled_blocks(below):
-            for block in page:
-                standing = self.client.standing(block)
-                if standing is BlockStanding.HELD:
-                    return self._decided(lost, unseen)
+        for height in self._settled_heights():
+            standings = [(block, self.client.standing(block)) for block in height]
+            if any(standing is BlockStanding.HELD for _, standing in standings):
+                # The node holds one block of a height; any other the journal has there was replaced by it
+                # (the node went back and mined the height again, a write sent before it was seen). Read
+                # first or last, it is lost all the same.
+                lost += [block for block, standing in standings if standing is not BlockStanding.HELD]
+                return self._decided(lost, unseen)
+            for block, standing in standings:
                 if standing is BlockStanding.NOT_YET:
                     unseen.append(block)
                 else:
                     lost += [*unseen, block]
                     unseen = []
-            below = page[-1].number
         return self._decided(lost, unseen)
+
+    def _settled_heights(self) -> Iterator[list[BlockRef]]:
+        """The journal's settled blocks, newest height first, those of one height together."""
+        height: list[BlockRef] = []
+        after: BlockRef | None = None
+        while page := self.journal.settled_blocks(after):
+            for block in page:
+                if height and block.number != height[0].number:
+                    yield height
+                    height = []
+                height.append(block)
+            after = page[-1]
+        if height:
+            yield height
 
     def _decided(self, lost: list[BlockRef], unseen: list[BlockRef]) -> list[BlockRef]:
         if unseen:
@@ -1044,7 +1073,10 @@ class ChainWatcher:
                 head = self.client.head()
             # Known blocks: the last one seen, and the newest holding a journaled transaction (a node rewound
             # between two looks shows its height only through that one).
-            known = [b for b in (self._last, self.reconciler.journal.newest_settled()) if b is not None]
+            known = [
+                *([self._last] if self._last is not None else []),
+                *self.reconciler.journal.newest_settled(),
+            ]
             moved = any(
                 head.number < block.number
                 or (head.hash if head.number == block.number else self.client.block_hash(block.number))

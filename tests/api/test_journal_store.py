@@ -101,7 +101,7 @@ def test_journal_claims_and_healing_on_the_database(engine: Engine, embedded_nod
     entry = journal.entry(signed.tx_hash)
     assert entry is not None and entry.status is TxStatus.MINED and entry.finish == {"view": "resource"}
     assert "0x" + keccak(entry.raw).hex() == signed.tx_hash and entry.nonce == 0
-    assert journal.newest_settled() == BlockRef(result.block_number, result.block_hash)
+    assert journal.newest_settled() == [BlockRef(result.block_number, result.block_hash)]
     with sessions() as session:
         row = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "store-1"))
         assert row is not None and (row.tx_hash, row.status_code) == (signed.tx_hash, 201)
@@ -148,6 +148,55 @@ def test_a_new_process_does_not_hand_out_the_nonce_of_a_journaled_transaction_th
     assert client.pending_nonce(account.address) == 2
 
 
+@pytest.mark.parametrize("lost_hash", ["0x" + "00" * 32, "0x" + "ff" * 32], ids=["first", "last"])
+def test_a_journaled_block_at_the_height_of_a_held_one_is_lost_and_healed(
+    engine: Engine, embedded_node: EmbeddedNode, lost_hash: str
+) -> None:
+    """Two journaled blocks at one height: the node holds one, so it replaced the other (the node went back
+    and mined that height again, a write sent before the service saw it). Whichever of the two the journal
+    reads first, the chain is not taken as intact and the other block's write is sent again."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    client = LedgerClient(embedded_node.endpoint, [])
+    sender = JournaledSender(client, journal)
+    kept, dropped = Account.create(), Account.create()
+    request = client.build(kept.address, "", to=kept.address, value=0, gas=21_000)
+    held = sender.wait(sender.send(kept, request, claim=None, finish=None).tx_hash)
+    lost = client.sign(dropped, client.build(dropped.address, "", to=dropped.address, value=0, gas=21_000), 0)
+    journal.record(lost, claim=None, finish=None)
+    journal.mark(lost.tx_hash, TxStatus.MINED, BlockRef(held.block_number, lost_hash), 0)
+
+    assert set(journal.newest_settled()) == {
+        BlockRef(held.block_number, held.block_hash),
+        BlockRef(held.block_number, lost_hash),
+    }
+    assert sender.chain_intact() is False
+    report = Reconciler(sender).reconcile()
+    assert (report.reopened, report.resent) == (1, 1)
+    assert sender.wait(lost.tx_hash).block_number > held.block_number
+    assert sender.chain_intact() is True
+
+
+def test_pages_of_settled_blocks_never_split_a_height(engine: Engine) -> None:
+    """Blocks are read a page at a time, newest first; two at one height on either side of a page's end are
+    both read."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    blocks = [BlockRef(n, "0x" + f"{n:02x}{fork:02x}" * 16) for n in range(1, 61) for fork in (1, 2)]
+    for i, block in enumerate(blocks):
+        signed = SignedTx("0x" + f"{i:064x}", bytes([i]), "0xA", i)
+        journal.record(signed, claim=None, finish=None)
+        journal.mark(signed.tx_hash, TxStatus.MINED, block, 0)
+    read: list[BlockRef] = []
+    page = journal.settled_blocks(None)
+    while page:
+        read += page
+        page = journal.settled_blocks(page[-1])
+    assert read == sorted(blocks, key=lambda b: (b.number, b.hash), reverse=True)
+
+
 def test_lost_blocks_are_re_sent_in_their_first_order_across_senders(engine: Engine) -> None:
     """Within a lost block the node's order, not the journal's, is what numbered the records: two senders'
     transactions journaled in one order and mined in the other are re-sent as they were mined."""
@@ -187,7 +236,7 @@ def test_a_voided_transaction_s_lost_block_sends_its_standby_in_its_place(engine
     assert journal.void(anchor.tx_hash, standby) is True
     assert journal.void(anchor.tx_hash, standby) is True  # once voided, it stays so
     journal.mark(anchor.tx_hash, TxStatus.REVERTED, lost, 0)  # a late look at its receipt changes nothing
-    assert journal.unsettled() == [] and journal.newest_settled() == lost
+    assert journal.unsettled() == [] and journal.newest_settled() == [lost]
     assert journal.next_nonces() == {"0xA": 6, "0xB": 1}
     assert sorted(journal.reopen([lost])) == sorted([standby.tx_hash, write.tx_hash])
     assert [e.tx_hash for e in journal.unsettled()] == [standby.tx_hash, write.tx_hash]
