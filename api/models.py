@@ -95,7 +95,8 @@ def _one_plain_line(value: str, info: ValidationInfo) -> str:
     return value
 
 
-#: A department's name or a catalog entry's title: one line of visible text (:func:`_one_plain_line`).
+#: A department's name, a catalog entry's or a demand's title: one line of visible text
+#: (:func:`_one_plain_line`).
 PlainLine = AfterValidator(_one_plain_line)
 #: Text that may run over lines but shows in the order it is stored (:func:`_no_bidi_controls`).
 InOrderText = AfterValidator(_no_bidi_controls)
@@ -819,15 +820,18 @@ ProposalPublic.model_rebuild()
 
 
 class DemandDocument(Strict):
-    """What a department needs: the text a demand's on-chain hash is the canonical SHA-256 of."""
+    """What a department needs: the text a demand's on-chain hash is the canonical SHA-256 of. Read in lists
+    before the addressee answers, as a catalog entry is before anyone requests it: its title and each data
+    item named is one line of visible text, the rest may run over lines but shows in the order it is hashed
+    in (the catalog's rules)."""
 
-    title: Annotated[str, Field(min_length=1, max_length=500, description="what data is needed")]
-    description: Annotated[str | None, Field(max_length=10_000)] = None
-    purpose: Annotated[str, Field(min_length=1, max_length=2000, description="why it is needed")]
-    legal_basis: Annotated[str, Field(min_length=1, max_length=2000)]
+    title: Annotated[str, Field(min_length=1, max_length=500, description="what data is needed"), PlainLine]
+    description: Annotated[str | None, Field(max_length=10_000), InOrderText] = None
+    purpose: Annotated[str, Field(min_length=1, max_length=2000, description="why it is needed"), InOrderText]
+    legal_basis: Annotated[str, Field(min_length=1, max_length=2000), InOrderText]
     # Bounded so that even a list one item over its maximum stays under the body limit (a 422, not a 413).
     fields: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=200)]] | None,
+        list[Annotated[str, Field(min_length=1, max_length=200), PlainLine]] | None,
         Field(max_length=50, description="data items wanted"),
     ] = None
 

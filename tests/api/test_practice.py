@@ -226,6 +226,47 @@ def test_bad_demands_are_refused(api_env: ApiEnv, body: dict[str, Any], status: 
     assert (response.status_code, response.json()["error"]["code"]) == (status, code)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [("title", "不动产\u202e登记信息", "one line of visible text"),
+     ("title", "不动产登记\n信息", "one line of visible text"),
+     ("title", "不动产登记信息\u2028（含抵押）", "one line of visible text"),
+     ("title", "不动产登记信息 ", "one line of visible text"),
+     ("title", "   ", "one line of visible text"),
+     ("description", "付款账户\u202e0001 号", "U+202E is a bidirectional control"),
+     ("purpose", "住房保障\u2066资格\u2069审核", "U+2066 is a bidirectional control"),
+     ("legal_basis", "《条例》\u202b第十二条", "U+202B is a bidirectional control"),
+     ("fields", ["身份证号", "抵押\n状态"], "one line of visible text")],
+    ids=["title-rlo", "title-newline", "title-line-separator", "title-trailing-space", "title-spaces",
+         "description-rlo", "purpose-isolate", "legal-basis-rle", "field-newline"],
+)  # fmt: skip
+def test_a_demands_title_is_one_line_and_its_texts_show_in_order(
+    api_env: ApiEnv, field: str, value: Any, message: str
+) -> None:
+    """A demand is read in lists before its addressee answers it, as a catalog entry's title is before
+    anyone requests the data: held to the same rules (api.models PlainLine, InOrderText), and nothing is
+    published."""
+    before = len(ok(api_env.call("GET", "/demands?limit=500", "auditor")))
+    body = {
+        "document": {**DEMAND, field: value},
+        "due_by": int(time.time()) + 30 * 86400,
+        "addressee": "HRSS",
+    }
+    refused = api_env.call("POST", "/demands", "psb", json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"].split(".")[:2]) == ("VALIDATION_ERROR", ["document", field])
+    assert message in error["message"]
+    assert len(ok(api_env.call("GET", "/demands?limit=500", "auditor"))) == before
+
+
+def test_a_demand_runs_over_lines_with_marks_that_change_no_order(api_env: ApiEnv) -> None:
+    lines = {**DEMAND, "description": "第一行：不动产登记。\n第二行\u2028第三行\u200f（含 RLM）",
+             "purpose": "住房保障资格审核\n（第二行）"}  # fmt: skip
+    record = publish(api_env, "psb", "hrss", lines)
+    assert ok(api_env.call("GET", f"/demands/{record['id']}", "hrss"))["document"] == lines
+
+
 def test_a_due_day_passed_by_the_chains_clock_is_refused_naming_due_by(api_env: ApiEnv) -> None:
     """The contract's refusal names no field the API takes; the service's names ``due_by``, which a client
     (the console) tells from the other fields it may not use, and nothing is recorded."""
