@@ -424,6 +424,50 @@ def test_post_receipts_notJsonOrTooLarge_refused(api_env: ApiEnv) -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "charset"),
+    [(b'{"receipts": [1' + b"0" * 400 + b"]}", None), (b'{"receipts": [1e400]}', None),
+     (b'{"receipts": ["\xff"]}', None), (b'{"receipts": "\\ud800"', None), (b"[" * 1100 + b"]" * 1100, None),
+     (b'{"receipts": []}', "latin-1"), (b"{", None), (b'{"receipts": [], "receipts": 1}', None),
+     (b'{"receipts": [{"commitment": 1, "commitment": 2}]}', None)],
+    ids=["400-digit-number", "1e400", "not-utf-8", "cut", "too-deep", "declared-latin-1", "open-brace",
+         "receipts-twice", "a-field-twice"],
+)  # fmt: skip
+def test_post_receipts_aBadJsonBody_refusedInTheWordsOfEveryRoute(
+    api_env: ApiEnv, grant: dict[str, Any], raw: bytes, charset: str | None
+) -> None:
+    """POST /receipts reads its body with its own parser (on the hot path): what it refuses there, it refuses
+    as every other route does (api.limits), with the same code, field and message, and nothing is accepted."""
+    content_type = "application/json" + (f"; charset={charset}" if charset else "")
+    headers = {**api_env.headers("psb"), "Content-Type": content_type}
+    here = api_env.client.post("/receipts", content=raw, headers=headers)
+    elsewhere = api_env.client.post("/deliveries", content=raw, headers=headers)
+    assert elsewhere.status_code == 422 and elsewhere.json()["error"]["field"] == "body", elsewhere.text
+    assert (here.status_code, here.json()) == (elsewhere.status_code, elsewhere.json())
+
+
+def test_post_receipts_aFieldNamedTwiceInAValidReceipt_refusedNamingIt(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    """orjson keeps a repeated name's last value, which here makes a receipt that passes every check: it is
+    refused naming the field, as every other route refuses it, and nothing is accepted."""
+    receipt = receipt_body(grant)
+    raw = json.dumps({"receipts": [receipt]}).replace(
+        '"commitment":', f'"commitment": "{b32()}", "commitment":'
+    )
+    headers = {**api_env.headers("psb"), "Content-Type": "application/json"}
+    response = api_env.client.post("/receipts", content=raw.encode(), headers=headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
+    assert error["message"] == 'the body names "commitment" twice in one object'
+
+    looked_up = ok(
+        api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [receipt["delivery_id"]]})
+    )
+    assert looked_up["receipts"] == []
+
+
+@pytest.mark.parametrize(
     "content_type", [None, "text/plain", "application/x-www-form-urlencoded", "application/xml", "json"]
 )
 def test_post_receipts_aBodyNotSentAsJson_refusedAsByEveryRoute(
