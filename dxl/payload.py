@@ -88,7 +88,7 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
         chain_id = chain_id if chain_id is not None else deployment.chain_id
         from_block = from_block if from_block is not None else deployment.block_number
     assert contract is not None
-    return LedgerReader(rpc, contract, chain_id=chain_id, from_block=from_block or 0)
+    return LedgerReader(rpc, contract, chain_id=chain_id, from_block=from_block or 0, timeout=rpc_timeout())
 
 
 def _head(reader: Any) -> NodeHead:
@@ -120,6 +120,20 @@ def _home() -> Path:
     from node.paths import dxl_home
 
     return dxl_home()
+
+
+def rpc_timeout() -> float:
+    """``DXL_RPC_TIMEOUT`` as every command takes it (how long each request to the node is waited for):
+    through the settings where it or a .env file is set, else its default, without loading them.
+
+    Raises:
+        ConfigurationError: the settings are invalid (``DXL_RPC_TIMEOUT`` not above 0, past 3600).
+    """
+    if os.path.isfile(".env") or any(name.upper() == "DXL_RPC_TIMEOUT" for name in os.environ):
+        return _settings().rpc_timeout
+    from verifier.rpc import DEFAULT_TIMEOUT_S
+
+    return DEFAULT_TIMEOUT_S
 
 
 def loaded() -> None:
@@ -438,7 +452,9 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     except (OSError, ValueError) as e:
         raise ConfigurationError(f"cannot read {args.receipt}: {e}") from None
     proof = ReceiptProof.from_answer(raw)
-    return AnchorsReader(reader.rpc_url, anchors, chain_id=reader.chain_id, block=reader.rpc.block), proof
+    return AnchorsReader(
+        reader.rpc_url, anchors, chain_id=reader.chain_id, timeout=reader.rpc.timeout, block=reader.rpc.block
+    ), proof
 
 
 def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes) -> tuple[Any, Any] | None:
@@ -477,7 +493,7 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
         return None
     address = anchors.address
     return found[0], lambda: AnchorsReader(
-        reader.rpc_url, address, chain_id=reader.chain_id, block=reader.rpc.block
+        reader.rpc_url, address, chain_id=reader.chain_id, timeout=reader.rpc.timeout, block=reader.rpc.block
     )
 
 

@@ -43,6 +43,7 @@ def verify_receipt(
     The output names the node read and its head block as the check began; every read of the check is of
     that block.
     """
+    from dxl.payload import rpc_timeout
     from node.endpoint import pin_to_head
     from verifier import jsontext
     from verifier.receipt_check import AnchorsReader, check_receipt
@@ -57,7 +58,7 @@ def verify_receipt(
             raise ConfigurationError(f"{proof_file} holds no receipt proof object")
         proof = ReceiptProof.from_answer(raw)
         rpc, chain_id, anchors = _target(rpc, chain_id, anchors)
-        reader = AnchorsReader(rpc, anchors, chain_id=chain_id)
+        reader = AnchorsReader(rpc, anchors, chain_id=chain_id, timeout=rpc_timeout())
         head = pin_to_head(reader.rpc)
         verdict = check_receipt(proof, reader)
     except DxlError as exc:

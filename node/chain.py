@@ -524,7 +524,12 @@ class LedgerClient:
             cache_allowed_requests=True,
             cacheable_requests={RPCEndpoint("eth_chainId")},
             exception_retry_configuration=ExceptionRetryConfiguration(
-                errors=(ConnectionError, requests.HTTPError, requests.Timeout),
+                # Only an answer that is an HTTP error (it came at once) is asked again of the same node. One
+                # that was not answered within request_timeout, or whose connection failed, is not: then
+                # DXL_RPC_TIMEOUT is what a caller waits for a node that stopped answering, where web3's
+                # retries of a lone node's reads waited five times that and the pauses between. _rpc moves the
+                # request to the next node of the endpoint.
+                errors=(requests.HTTPError,),
                 # With other nodes to turn to, one retry: a dead node is left quickly.
                 retries=5 if len(self._urls) == 1 else 1,
                 method_allowlist=_RETRIED_METHODS,

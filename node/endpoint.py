@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from node.errors import ConfigurationError, NodeError
 from verifier import jsontext
+from verifier.rpc import timed_out
 
 if TYPE_CHECKING:
     from node.settings import Settings
@@ -55,7 +56,8 @@ def rpc_call(
             # imported eth-account (py_ecc raises the recursion limit to 100,000).
             reply = jsontext.loads(response.read(), unique_keys=False)
     except (OSError, urllib.error.URLError, ValueError) as exc:
-        raise NodeError(f"no usable JSON-RPC answer from {rpc_url} to {method}: {exc}") from exc
+        reason = f"no answer within {timeout:g} s" if timed_out(exc) else str(exc)
+        raise NodeError(f"no usable JSON-RPC answer from {rpc_url} to {method}: {reason}") from exc
     if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
         raise NodeError(f"{rpc_url} answered {method} with something that is not JSON-RPC: {reply!r:.200}")
     if "error" in reply:

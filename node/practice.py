@@ -383,6 +383,7 @@ class PracticeReader:
                 reader = LedgerReader(
                     self.ledger.endpoint.rpc_url, str(self.ledger.address), chain_id=self.ledger.chain_id,
                     from_block=self.ledger_from_block, abi=[dict(e) for e in self.ledger.abi],
+                    timeout=self.ledger.request_timeout,
                 )  # fmt: skip
                 for number in missing:
                     self._samples[number] = derive_sample(reader, str(self.practice.address), number)

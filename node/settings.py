@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from node.errors import ConfigurationError
+from verifier.rpc import DEFAULT_TIMEOUT_S
 
 
 class Environment(StrEnum):
@@ -39,8 +40,9 @@ DEFAULT_STALL_TIMEOUT_S = 5.0
 DEFAULT_CATCH_UP_TIMEOUT_S = 60.0
 #: ``DXL_RPC_TIMEOUT``'s default: how long each request to the node is waited for. A read of a busy node's
 #: head or a large ``eth_getLogs`` can take seconds; a node that does not answer in this time is given up on
-#: (the chain client then moves to another node of the network).
-DEFAULT_RPC_TIMEOUT_S = 30.0
+#: (the chain client then moves to another node of the network). The verifier's readers wait as long by
+#: default (``dxl verify`` reads with them).
+DEFAULT_RPC_TIMEOUT_S = DEFAULT_TIMEOUT_S
 
 
 class Settings(BaseSettings):

@@ -1,9 +1,12 @@
-"""A loopback HTTP server that answers every JSON-RPC request with the same bytes: a node an auditor was
-pointed at that answers what no node would."""
+"""Loopback nodes an auditor or the service may be pointed at that behave as no healthy node does: one that
+answers every JSON-RPC request with the same bytes (:func:`answering`), one that takes every connection and
+never answers (:func:`silent`, a node that hangs)."""
 
 from __future__ import annotations
 
 import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -29,3 +32,29 @@ def answering(body: bytes) -> Iterator[str]:
 
     with serving(Handler) as url:
         yield url
+
+
+@contextlib.contextmanager
+def silent() -> Iterator[str]:
+    """A loopback TCP listener that accepts every connection, reads nothing and answers nothing until the
+    block ends (a node hung with its port open: the client's connection succeeds, its answer never comes);
+    yields its URL."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        with contextlib.suppress(OSError):  # the listener closed
+            while True:
+                held.append(listener.accept()[0])
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        with contextlib.suppress(OSError):
+            listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() under way (close() alone does not)
+        listener.close()
+        for connection in held:
+            connection.close()
+        thread.join(timeout=5)

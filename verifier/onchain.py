@@ -37,7 +37,7 @@ from verifier.codes import FindingCode, RecordStatus, VerdictStatus
 from verifier.errors import ManifestSignatureError, VerifierError
 from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
-from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data, quantity
+from verifier.rpc import DEFAULT_TIMEOUT_S, SET_ONCE, JsonRpc, RpcError, data, quantity
 from verifier.verify import (
     Anchor,
     Finding,
@@ -173,7 +173,7 @@ class LedgerReader:
         chain_id: int | None = None,
         from_block: int = 0,
         abi: list[dict[str, Any]] | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         log_range: int = LOG_RANGE,
         block: int | None = None,
     ) -> None:

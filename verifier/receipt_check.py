@@ -41,7 +41,7 @@ from verifier.onchain import (
     payload_check,
 )
 from verifier.receipts import ReceiptProof, verify_receipt_proof
-from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
+from verifier.rpc import DEFAULT_TIMEOUT_S, SET_ONCE, JsonRpc, RpcError, data
 from verifier.verify import Anchor, Finding, Verdict, untrusted
 
 #: ``BatchStatus`` of the contract, by value.
@@ -114,7 +114,7 @@ class AnchorsReader:
         address: str,
         *,
         chain_id: int | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         block: int | None = None,
     ) -> None:
         if not is_address(address):

@@ -47,13 +47,17 @@ _HEAD_TAGS = ("latest", "pending")
 #: Besu and geth 128 to 512 unless they archive), and a re-check reading for longer than that would otherwise
 #: end in the node's refusal of a value that could not have differed. Unpinned, it is ``latest``.
 SET_ONCE = "set-once"
+#: How long one call waits for the node's answer unless the caller says otherwise (``DXL_RPC_TIMEOUT``'s
+#: default, ``dxl verify``'s too): one attempt, never repeated here, so a node that accepts the connection and
+#: never answers costs its caller this long and no more.
+DEFAULT_TIMEOUT_S = 30.0
 
 
 class JsonRpc:
     """Calls JSON-RPC methods at ``url``, one HTTP POST per call; pinned to ``block`` when one is given
     (:meth:`pin`)."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, block: int | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = DEFAULT_TIMEOUT_S, block: int | None = None) -> None:
         self.url = url
         self.timeout = timeout
         self._ids = itertools.count(1)
@@ -153,6 +157,8 @@ class JsonRpc:
         except urllib.error.HTTPError as e:
             raise RpcError(method, f"HTTP {e.code} {e.reason}") from None
         except (OSError, ValueError) as e:  # URLError, timeouts and refused connections are OSErrors
+            if timed_out(e):
+                raise RpcError(method, f"no answer within {self.timeout:g} s") from None
             raise RpcError(method, f"{type(e).__name__}: {e}") from None
 
 
@@ -180,6 +186,13 @@ def _block_at(tag: Any, pin: int) -> int | None:
         except ValueError:
             return None
     return None
+
+
+def timed_out(failure: BaseException) -> bool:
+    """Whether a transport failure of :mod:`urllib` is the node not answering in time: a read's
+    ``TimeoutError``, or a connection's, which urllib wraps in a ``URLError``. Told apart from a refused
+    connection in what a reader says, since the remedy differs (a longer wait, or the node itself)."""
+    return isinstance(failure, TimeoutError) or isinstance(getattr(failure, "reason", None), TimeoutError)
 
 
 def request(ident: int, method: str, params: Any) -> dict[str, Any]:

@@ -404,6 +404,7 @@ def verify_cmd(
     omitted, added or altered receipt is named). The output names the node read and its head block as the
     re-check began: every read of the re-check is of that block."""
     # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
+    from dxl.payload import rpc_timeout
     from node.audit.rpc import JsonRpc
     from node.audit.verify import audit_abi, load_report, verify_report
     from node.endpoint import pin_to_head
@@ -411,7 +412,7 @@ def verify_cmd(
     with exits_on_error(as_json):
         document = load_report(report)
         urls = _reading_node().rpc_urls if rpc_url is None else (rpc_url,)
-        with JsonRpc(urls[0], failover_urls=urls[1:]) as rpc:
+        with JsonRpc(urls[0], timeout=rpc_timeout(), failover_urls=urls[1:]) as rpc:
             head = pin_to_head(rpc)
             result = verify_report(
                 document, rpc, audit_abi(), contract=contract, anchors=anchors, practice=practice

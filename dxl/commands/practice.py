@@ -453,6 +453,7 @@ def sample_command(
 ) -> None:
     """Recompute an inspection's sample from a node alone (verifier.sampling; no API, no keys); the output
     names the node read and its head block as the sample was read, the block every read of it is of."""
+    from dxl.payload import rpc_timeout
     from node.endpoint import pin_to_head
     from verifier.onchain import LedgerReader
     from verifier.sampling import derive_sample
@@ -474,7 +475,7 @@ def sample_command(
                     raise ApiCallError("the deployment record names no sharing practice contract")
                 practice = deployment.sharing_practice.address
             from_block = deployment.block_number if from_block is None else from_block
-        reader = LedgerReader(rpc, ledger, from_block=from_block or 0)
+        reader = LedgerReader(rpc, ledger, from_block=from_block or 0, timeout=rpc_timeout())
         head = pin_to_head(reader.rpc)
         derived = derive_sample(reader, practice, inspection_id)
     data = {**derived.to_dict(), "node": head.to_dict()}

@@ -88,6 +88,8 @@ class JsonRpc(rpc.JsonRpc):
                 return orjson.loads(response.content)
             except httpx.TransportError as exc:
                 failure: Exception = exc
+                if isinstance(exc, httpx.TimeoutException):
+                    failure = NodeError(f"no answer within {self.timeout:g} s ({type(exc).__name__})")
                 if len(self._urls) == 1:
                     break
                 self._active = (self._active + 1) % len(self._urls)

@@ -97,8 +97,8 @@ def test_dxl_deploy_waits_for_the_node_as_long_as_dxl_rpc_timeout_says(
     assert f"node at {proxy.url} is unreachable: ReadTimeout (no answer within 1 s)" in error["message"], (
         error
     )
-    # Keys made, the chain's build probed, the estimate tried again (web3 retries a lone node's timeouts, 1 s
-    # each): seconds of their own, but not the 20 a 30 s wait would have waited out.
+    # Keys made, the chain's build probed, the estimate waited for once (a request given up on is not asked
+    # again of the same node): seconds of their own, but not the 20 a 30 s wait would have waited out.
     assert took < 20.0, f"dxl deploy waited {took:.1f} s"
     assert not (tmp_path / "deployment.json").exists()
 

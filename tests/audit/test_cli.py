@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from node.audit.rpc import JsonRpc
 from node.endpoint import NodeEndpoint
 from node.types import ShareType
 from tests.audit.audit_scenario import Scenario, _resource, period_end, run_scenario
-from tests.hostile_node import answering
+from tests.hostile_node import answering, silent
 from tests.rpc_proxy import RpcProxy
 
 
@@ -281,3 +282,22 @@ def test_csv_report_with_a_cell_no_report_holds_is_named(
     result = CliRunner().invoke(app, ["audit", "verify", str(path), "--rpc", node_endpoint.rpc_url])
     assert result.exit_code == code, result.output
     assert isinstance(result.exception, SystemExit) and message in result.output
+
+
+def test_verify_waits_for_a_node_that_never_answers_as_dxl_rpc_timeout_says(
+    env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dxl audit verify's reader waits DXL_RPC_TIMEOUT for the node, as the service's audit trail does: a node
+    that takes the connection and never answers ends the re-check after that long (exit 2, naming the wait),
+    where it waited a fixed 30 s."""
+    assert run("index")[0] == 0
+    out_dir = tmp_path / "report"
+    assert run("report", "--from", "2000-01-01", "--to", "2100-01-01", "--out", str(out_dir))[0] == 0
+    monkeypatch.setenv("DXL_RPC_TIMEOUT", "1")
+    with silent() as url:
+        began = time.monotonic()
+        code, out = run("verify", str(out_dir), "--rpc", url)
+        waited = time.monotonic() - began
+    assert waited < 5.0, f"dxl audit verify waited {waited:.1f} s"
+    assert code == 2, out
+    assert f"no usable JSON-RPC answer from {url} to eth_getBlockByNumber: no answer within 1 s" in out, out

@@ -3,10 +3,14 @@ and the EIP-712 terms digest agreeing with the contract's."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -129,6 +133,48 @@ def test_a_failover_url_of_another_chain_of_the_same_id_is_never_used(
         and "not this chain" in r.getMessage()
         for r in caplog.records
     )
+
+
+def _wait_stopped(pid: int) -> None:
+    """Until process ``pid`` is stopped (a signal is delivered after os.kill returns: a request sent at once
+    may still be answered)."""
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+        assert time.monotonic() < deadline, f"process {pid} did not stop"
+        time.sleep(0.01)
+
+
+def test_a_lone_node_that_stops_answering_is_waited_for_once_per_request(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A node that hangs with its port open (anvil stopped with SIGSTOP) is waited for DXL_RPC_TIMEOUT once
+    per request, a read or a write's gas estimate alike, and the request says so. Before, web3 asked a lone
+    node again after each timeout: a read waited five times the setting and the pauses between (6.9 s at
+    1 s)."""
+    node = EmbeddedNode(tmp_path_factory.mktemp("hung"), NodeSettings(port=free_port()), die_with_parent=True)
+    node.start()
+    try:
+        client = LedgerClient(node.endpoint, [], request_timeout=1.0)
+        someone = Account.create().address
+        reads: dict[str, Callable[[], int]] = {
+            "eth_blockNumber": client.block_number,
+            "eth_estimateGas": lambda: client.estimate_gas({"from": someone, "to": someone, "data": "0x"}),
+        }
+        assert node.pid is not None
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            _wait_stopped(node.pid)
+            for method, read in reads.items():
+                began = time.monotonic()
+                with pytest.raises(NodeError, match=r"unreachable: ReadTimeout \(no answer within 1 s\)"):
+                    read()
+                waited = time.monotonic() - began
+                assert 1.0 <= waited < 1.8, f"{method} waited {waited:.1f} s"
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        assert client.block_number() >= 0  # the same client reads again once the node answers
+    finally:
+        node.stop()
 
 
 # --- nonces -------------------------------------------------------------------------------------------------

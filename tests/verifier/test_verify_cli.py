@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from eth_account import Account
 
 from tests.cli import dxl
-from tests.hostile_node import answering
+from tests.hostile_node import answering, silent
 
 PROVIDER = Account.from_key("0x" + "33" * 32)
 
@@ -379,3 +380,20 @@ def test_a_node_answering_json_nested_too_deeply_is_a_chain_access_error(payload
         code, _, err = dxl("verify", payload, "--rpc", url, "--contract", "0x" + "11" * 20)
     assert code == 2, err
     assert f"node at {url} did not answer" in err and "nested more than 256 levels" in err
+
+
+def test_a_node_that_never_answers_is_given_up_on_after_dxl_rpc_timeout(
+    payload: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dxl verify waits for the node as DXL_RPC_TIMEOUT says, as every other command does: a node that takes
+    the connection and never answers ends the check after that long (exit 2, naming the wait). It waited a
+    fixed 30 s whatever the setting."""
+    assert dxl("commit", payload)[0] == 0
+    monkeypatch.setenv("DXL_RPC_TIMEOUT", "1")
+    with silent() as url:
+        began = time.monotonic()
+        code, _, err = dxl("verify", payload, "--rpc", url, "--contract", "0x" + "11" * 20)
+        waited = time.monotonic() - began
+    assert waited < 5.0, f"dxl verify waited {waited:.1f} s"
+    assert code == 2, err
+    assert f"node at {url} did not answer" in err and "no answer within 1 s" in err, err
