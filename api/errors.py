@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import difflib
 import logging
 import re
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request, routing
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -310,16 +312,24 @@ class PathMethods:
     #: The names (aliases) of the query parameters the route and its dependencies declare; None for a route
     #: that is no API operation (the console's pages), whose query is not the API's to judge.
     query: frozenset[str] | None
+    #: Those of them that take a list (``?event=A&event=B``), which may be given more than once.
+    repeatable: frozenset[str] = frozenset()
 
 
-def _declared_query(dependant: Any) -> frozenset[str]:
+def _declared_query(dependant: Any) -> tuple[frozenset[str], frozenset[str]]:
+    """The query parameters ``dependant`` and its dependencies declare, and those that take a list."""
     names: set[str] = set()
+    lists: set[str] = set()
     stack = [dependant]
     while stack:
         dep = stack.pop()
-        names.update(field.alias for field in dep.query_params)
+        for field in dep.query_params:
+            names.add(field.alias)
+            # As FastAPI decides to read every value of a parameter rather than the last.
+            if field_annotation_is_sequence(field.field_info.annotation):
+                lists.add(field.alias)
         stack.extend(dep.dependencies)
-    return frozenset(names)
+    return frozenset(names), frozenset(lists)
 
 
 def path_methods(app: FastAPI) -> list[PathMethods]:
@@ -330,8 +340,8 @@ def path_methods(app: FastAPI) -> list[PathMethods]:
             continue
         regex, _, convertors = compile_path(route.path)
         operation = isinstance(route.original_route, routing.APIRoute) and route.include_in_schema
-        query = _declared_query(route.dependant) if operation else None
-        found.append(PathMethods(regex, not convertors, frozenset(route.methods), query))
+        query, repeatable = _declared_query(route.dependant) if operation else (None, frozenset[str]())
+        found.append(PathMethods(regex, not convertors, frozenset(route.methods), query, repeatable))
     return found
 
 
@@ -350,16 +360,28 @@ def allowed_methods(table: list[PathMethods], path: str) -> set[str]:
 
 def unknown_query(routes: list[PathMethods], method: str, query_string: bytes) -> JSONResponse | None:
     """422 VALIDATION_ERROR naming the first name in ``query_string`` that no route of ``routes`` taking
-    ``method`` declares; None when every name is declared, or no API operation takes the request. A mistyped
-    filter (``?departmnet=PSB``) ignored would widen the answer to everyone's records, not narrow it."""
-    taking = [p.query for p in routes if method in p.methods and p.query is not None]
+    ``method`` declares, or that is given more than once where the route takes one value; None when every
+    name is declared and given as often as it may be, or no API operation takes the request. A mistyped
+    filter (``?departmnet=PSB``) ignored would widen the answer to everyone's records, not narrow it; of a
+    filter given twice (``?department=PSB&department=HRSS``), the route would read the last alone."""
+    taking = [p for p in routes if method in p.methods and p.query is not None]
     if not taking or not query_string:
         return None
-    declared = frozenset[str]().union(*taking)
+    declared = frozenset[str]().union(*(p.query or () for p in taking))
     # Read as the route reads its parameters (Starlette's QueryParams), so both see the same names.
-    name = next((n for n in QueryParams(query_string) if n not in declared), None)
+    params = QueryParams(query_string)
+    name = next((n for n in params if n not in declared), None)
     if name is None:
-        return None
+        repeatable = frozenset[str]().union(*(p.repeatable for p in taking))
+        counts = collections.Counter(n for n, _ in params.multi_items())
+        twice = next((n for n, times in counts.items() if times > 1 and n not in repeatable), None)
+        if twice is None:
+            return None
+        return error_response(
+            "VALIDATION_ERROR",
+            f"{twice!r} is given {counts[twice]} times: this route takes one value of it",
+            field=twice,
+        )
     close = difflib.get_close_matches(name, sorted(declared), n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     return error_response(
