@@ -30,6 +30,7 @@ from api.deps import (
     DepartmentQuery,
     Digits,
     ExchangeReader,
+    IdFilter,
     IsoMoment,
     StateDep,
 )
@@ -118,8 +119,8 @@ def history(
     principal: ExchangeReader,
     department: DepartmentQuery = None,
     counterpart: DepartmentQuery = None,
-    resource: Annotated[int | None, Query(ge=0), Digits] = None,
-    agreement: Annotated[int | None, Query(ge=0), Digits] = None,
+    resource: IdFilter = None,
+    agreement: IdFilter = None,
     event: Annotated[list[str] | None, Query()] = None,
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,

@@ -532,6 +532,21 @@ def test_a_parameter_taking_one_value_given_twice_is_a_422_naming_it(
     assert f"{name!r} is given 2 times" in error["message"]
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["resource=0", "agreement=0", f"resource={2**64}", f"agreement={2**64}", f"agreement={2**70}"],
+)
+def test_history_by_an_id_no_record_can_have_is_a_422_as_on_every_list(api_env: ApiEnv, query: str) -> None:
+    """Records are numbered from 1 and the ledger's ids are uint64, as every list's filter by an id holds
+    (GET /deliveries?grant_id=0 is a 422): the history answered such a filter with an empty page."""
+    name = query.partition("=")[0]
+    for path in ("/audit/history", "/deliveries" if name == "agreement" else "/requests"):
+        sent = query.replace(name, f"{name}_id") if path != "/audit/history" else query
+        response = api_env.call("GET", f"{path}?{sent}", "auditor")
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["error"]["field"] == sent.partition("=")[0]
+
+
 def test_a_parameter_taking_a_list_is_given_as_often_as_needed(
     api_env: ApiEnv, exchange: dict[str, Any]
 ) -> None:
