@@ -9,6 +9,7 @@ The browser and its signed-in contexts are ``console_browser``'s; screenshots of
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import secrets
@@ -451,6 +452,51 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     assert civil.page.inner_text("#chosen").endswith("disputed.json · Manifest: disputed.json.manifest.json")
     civil.page.click("#verify-button")
     civil.page.wait_for_selector("#verify-result[data-status=ACK_DIFFERS]", timeout=30_000)
+
+
+def _verified_in_page(
+    page: Any, folder: Path, payload: bytes, manifest: dict[str, Any]
+) -> tuple[str, list[str]]:
+    """The status and finding codes the verify page shows for `payload` and `manifest`, chosen as files (each
+    pair in a folder of its own: Chromium refuses to read a chosen file changed since)."""
+    folder.mkdir()
+    (folder / "payload").write_bytes(payload)
+    (folder / "payload.manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    page.set_input_files("#payload-file", str(folder / "payload"))
+    page.set_input_files("#manifest-file", str(folder / "payload.manifest.json"))
+    page.eval_on_selector("#verify-out", "out => out.replaceChildren()")
+    page.click("#verify-button")
+    page.wait_for_selector("#verify-result", timeout=30_000)
+    codes = page.eval_on_selector_all("#findings li code", "c => c.map(x => x.textContent)")
+    return page.get_attribute("#verify-result", "data-status"), sorted(codes)
+
+
+def test_the_page_judges_a_payload_and_its_manifest_as_the_verifier_does(
+    console: Any, api_env: ApiEnv, scenario: Scenario, tmp_path: Path
+) -> None:
+    # The page sends the API the root it computed, not the payload; POST /verify sent the payload itself runs
+    # the verifier's own check (as dxl verify does), and the page must come to the same verdict for the same
+    # reasons. A JSON Lines or CSV payload without its final LF has the leaves and root of the one delivered,
+    # its size alone differing (the page said MATCH); a manifest whose leaf hashes were altered is UNTRUSTED,
+    # not a payload that differs (the page said MISMATCH of the very file delivered).
+    page = console("auditor").open("verify")
+    csv, jsonl = scenario.acknowledged, scenario.disputed
+    altered = [*csv.manifest["leaf_hashes"]]
+    altered[1] = "0x" + "11" * 32
+    cases = {
+        "delivered": (csv.payload, csv.manifest, "MATCH"),
+        "tampered": (csv.tampered(), csv.manifest, "MISMATCH"),
+        "csv without its final LF": (csv.payload.removesuffix(b"\n"), csv.manifest, "MISMATCH"),
+        "jsonl without its final LF": (jsonl.payload.removesuffix(b"\n"), jsonl.manifest, "MISMATCH"),
+        "a leaf hash altered": (csv.payload, {**csv.manifest, "leaf_hashes": altered}, "UNTRUSTED"),
+        "a leaf hash dropped": (csv.payload, {**csv.manifest, "leaf_hashes": altered[:-1]}, "UNTRUSTED"),
+    }
+    for n, (name, (payload, manifest, want)) in enumerate(cases.items()):
+        body = {"manifest": manifest, "payload_base64": base64.b64encode(payload).decode()}
+        verdict = ok(api_env.call("POST", "/verify", "auditor", json=body))
+        verifier = (verdict["status"], sorted(f["code"] for f in verdict["findings"]))
+        assert verifier[0] == want, name
+        assert _verified_in_page(page, tmp_path / str(n), payload, manifest) == verifier, name
 
 
 def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_env: ApiEnv) -> None:

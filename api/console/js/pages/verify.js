@@ -61,6 +61,32 @@ function compareLeaves(local, manifest) {
   return { differing, missing, extra, listed: true };
 }
 
+/**
+ * What the payload says against the manifest, found here as `dxl verify` finds it (verifier.verify.verify_payload,
+ * in its words): the API is sent the root alone and compares only that, and a JSON Lines or CSV payload
+ * with or without its final LF has the same leaves and root, its size alone telling them apart.
+ */
+function payloadFindings(local, manifest, cmp) {
+  const found = [];
+  const unit = manifest.chunking.format === "bytes" ? "chunks" : "records/rows";
+  if (local.byteSize !== manifest.byte_size) {
+    found.push({ code: "SIZE_MISMATCH", message: `payload is ${local.byteSize} bytes, the manifest says ${manifest.byte_size}` });
+  }
+  if (local.leafCount !== manifest.leaf_count) {
+    found.push({ code: "LEAF_COUNT_MISMATCH", message: `payload has ${local.leafCount} leaves (${unit}), the manifest says ${manifest.leaf_count}` });
+  }
+  if (local.recordCount !== manifest.record_count) {
+    found.push({ code: "RECORD_COUNT_MISMATCH", message: `payload has ${local.recordCount} records, the manifest says ${manifest.record_count}` });
+  }
+  const n = cmp.differing.length;
+  if (n) found.push({ code: "LEAVES_DIFFER", message: `${n} ${n === 1 ? "leaf differs" : "leaves differ"}, at 0-based index${n === 1 ? "" : "es"} ${cmp.differing.slice(0, 10).join(", ")}${n > 10 ? " ..." : ""}` });
+  for (const [code, [a, b], where] of [
+    ...cmp.missing.map((r) => ["LEAVES_MISSING", r, "are missing from the payload"]),
+    ...cmp.extra.map((r) => ["LEAVES_EXTRA", r, "are not in the manifest"]),
+  ]) found.push({ code, message: `leaves ${a}..${b - 1} (0-based, inclusive) ${where}` });
+  return found;
+}
+
 /** The text of `key` in the user's language, or "" where the strings have none (a code added to the API later). */
 function known(key) {
   const text = t(key);
@@ -82,7 +108,14 @@ function leafText(bytes) {
 }
 
 function resultView(manifest, local, cmp, verdict, elapsed) {
-  const status = cmp.differing.length || cmp.missing.length || cmp.extra.length ? "MISMATCH" : verdict.status;
+  // As `dxl verify` judges: a manifest not signed by the provider or altered (its leaf hashes not its root's) is
+  // UNTRUSTED, and the payload is not held to it; otherwise any difference of the payload from it is a MISMATCH,
+  // whatever the ledger says, and the ledger's verdict (NOT_RECORDED, ACK_DIFFERS, ...) stands for a payload
+  // that matches it.
+  const untrusted = verdict.status === "UNTRUSTED";
+  const onPayload = untrusted ? [] : payloadFindings(local, manifest, cmp);
+  const findings = [...onPayload, ...(verdict.findings || [])];
+  const status = untrusted || onPayload.length === 0 ? verdict.status : "MISMATCH";
   const anchor = verdict.anchor || {};
   const details = anchor.details || {};
   const computed = `0x${toHex(local.root)}`;
@@ -115,8 +148,8 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
       h("dt", {}, t("verify.settled")), h("dd", {}, details.settled
         ? [`${t("timeline.block")} ${details.settled.block_number} · `, mono(details.settled.tx_hash, 10), anchor.acknowledged_root ? [" · ", mono(anchor.acknowledged_root, 10)] : null]
         : "—")),
-    verdict.findings && verdict.findings.length
-      ? h("ul", { class: "findings", id: "findings" }, verdict.findings.map((f) => h("li", {},
+    findings.length
+      ? h("ul", { class: "findings", id: "findings" }, findings.map((f) => h("li", {},
         h("code", {}, f.code), " ", known(`finding.${f.code}`), h("br"), h("span", { class: "muted" }, f.message))))
       : null,
     !cmp.listed ? h("p", { class: "muted" }, t("verify.noLeafHashes")) : null,
