@@ -871,7 +871,8 @@ class DemandAnswerCreate(Strict):
     answer: DemandAnswerName
     resource_id: Id64 | None = None
     decline_reason: DeclineReasonName | None = None
-    note: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+    #: Read by the publisher and auditors: shows in the order it is hashed in.
+    note: Annotated[str | None, Field(min_length=1, max_length=2000), InOrderText] = None
 
     @model_validator(mode="after")
     def _fits(self) -> DemandAnswerCreate:
@@ -913,16 +914,23 @@ class DemandPublic(BaseModel):
 Score = Annotated[int, Field(ge=1, le=5, strict=True)]
 
 
+#: The scores the consumer gives the provider, and the one the provider gives the consumer.
+CONSUMER_SCORES = ("timeliness", "completeness", "accuracy")
+PROVIDER_SCORES = ("purpose_compliance",)
+
+
 class EvaluationCreate(Strict):
-    """The consumer scores timeliness, completeness and accuracy; the provider scores purpose_compliance.
-    ``delivery_id`` names a delivery under the agreement: evaluation follows delivery."""
+    """The consumer scores timeliness, completeness and accuracy; the provider scores purpose_compliance
+    (a score of the other side's is refused). ``delivery_id`` names a delivery under the agreement:
+    evaluation follows delivery. The comment is read by the other side and auditors, and shows in the order
+    it is hashed in."""
 
     delivery_id: Bytes32Hex
     timeliness: Score | None = None
     completeness: Score | None = None
     accuracy: Score | None = None
     purpose_compliance: Score | None = None
-    comment: Annotated[str | None, Field(min_length=1, max_length=2000)] = None
+    comment: Annotated[str | None, Field(min_length=1, max_length=2000), InOrderText] = None
 
 
 class EvaluationPublic(BaseModel):

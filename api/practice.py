@@ -415,6 +415,22 @@ class PracticeService:
         suffix, evidence = self._evidence(ledger, receipts, agreement_id, delivery_id, me)
         texts = [] if body.comment is None else [{"comment": body.comment}]
         comment = document_hash(texts[0]) if texts else ZERO32
+        # A score of the other side's is refused, not dropped: the evaluation would be recorded without it.
+        theirs = next(
+            (f for f in (m.PROVIDER_SCORES if me == agreement.consumer else m.CONSUMER_SCORES)
+             if getattr(body, f) is not None),
+            None,
+        )  # fmt: skip
+        if theirs is not None:
+            mine, side = (
+                ("timeliness, completeness and accuracy", "consumer")
+                if me == agreement.consumer
+                else ("purpose_compliance", "provider")
+            )
+            raise ApiError(
+                "VALIDATION_ERROR", f"the {side} scores {mine}, not {theirs}: that is the other side's score",
+                field=theirs,
+            )  # fmt: skip
         if me == agreement.consumer:
             if body.timeliness is None or body.completeness is None or body.accuracy is None:
                 raise ApiError(

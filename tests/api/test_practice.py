@@ -340,6 +340,49 @@ def test_mutual_evaluation_after_a_delivery_once_per_period(api_env: ApiEnv) -> 
     assert env.call("POST", path, "health", json=body).json()["error"]["code"] == "AGREEMENT_NOT_FOUND"
 
 
+def test_a_score_of_the_other_sides_is_refused_not_dropped(api_env: ApiEnv) -> None:
+    """The consumer scores timeliness, completeness and accuracy, the provider purpose compliance: a score
+    of the other side's was taken and dropped (the evaluation recorded without it), and so were texts that
+    show in another order than they are hashed in. Each is refused naming the field, nothing recorded."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    path = f"/agreements/{grant['agreement_id']}/evaluations"
+    delivery = delivery_between(env, "hrss", "psb", grant)
+    by_consumer = {"delivery_id": delivery["delivery_id"], "timeliness": 5, "completeness": 4, "accuracy": 3}
+    by_provider = {"delivery_id": delivery["delivery_id"], "purpose_compliance": 4}
+    for who, body, field in (
+        ("psb", {**by_consumer, "purpose_compliance": 1}, "purpose_compliance"),
+        ("hrss", {**by_provider, "accuracy": 1}, "accuracy"),
+        ("hrss", {**by_provider, "timeliness": 5, "completeness": 5}, "timeliness"),
+        ("psb", {**by_consumer, "comment": "准时\u202e交付"}, "comment"),
+    ):
+        refused = env.call("POST", path, who, json=body)
+        assert refused.status_code == 422, refused.text
+        assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+            "VALIDATION_ERROR",
+            field,
+        )
+    assert ok(env.call("GET", path, "auditor")) == []
+    ok(env.call("POST", path, "psb", json=by_consumer), 201)
+    ok(env.call("POST", path, "hrss", json=by_provider), 201)
+
+
+def test_an_answers_note_shows_in_the_order_it_is_hashed_in(api_env: ApiEnv) -> None:
+    demand = publish(api_env, "psb", "hrss")
+    body = {"answer": "declined", "decline_reason": "not_held", "note": "本局不\u202e持有该数据"}
+    refused = api_env.call("POST", f"/demands/{demand['id']}/answer", "hrss", json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "note")
+    assert "U+202E is a bidirectional control" in error["message"]
+    assert ok(api_env.call("GET", f"/demands/{demand['id']}", "hrss"))["answer"] is None
+    lines = "本局不持有该数据。\n请向市场监管局申请。"
+    answered = ok(
+        api_env.call("POST", f"/demands/{demand['id']}/answer", "hrss", json={**body, "note": lines})
+    )
+    assert answered["record"]["answer"]["note"]["document"] == {"note": lines}
+
+
 def test_mutual_evaluation_of_an_agreement_delivered_only_through_receipts(api_env: ApiEnv) -> None:
     """Deliveries at volume count: a receipt in an anchored batch is the evidence (its batch is what the
     contract checks), for both sides; a receipt of another agreement's grant, or none at all, is not."""
