@@ -185,7 +185,8 @@ _FIELDS = {
     "encryptionKey": "the department's encryption key must not be zero",
     # ReceiptAnchors
     "root": "a batch's root must not be zero",
-    "leafCount": "a batch must hold at least one receipt",
+    "leafCount": "a batch holds at least one receipt, and numbers its receipts within 64 bits",
+    "index": "the receipt's index is outside its batch",
     "receipt.grantId": "the receipt names another grant than its batch's",
 }
 

@@ -34,8 +34,11 @@ contract ReceiptAnchors is IReceiptAnchors {
         _requireActive(g.consumer);
         uint64 expected = _nextSequence[grantId];
         if (firstSequence != expected) revert ReceiptBatchOutOfSequence(grantId, firstSequence, expected);
+        // Summed in 256 bits and refused by name: a uint64 sum's overflow panic says nothing to the caller.
+        uint256 next = uint256(expected) + leafCount;
+        if (next > type(uint64).max) revert ReceiptInvalidField("leafCount");
 
-        _nextSequence[grantId] = expected + leafCount;
+        _nextSequence[grantId] = uint64(next);
         _batches[grantId][firstSequence] = ReceiptBatch({
             root: root,
             leafCount: leafCount,
@@ -74,6 +77,9 @@ contract ReceiptAnchors is IReceiptAnchors {
         if (consumerCommitment == bytes32(0) || consumerCommitment == receipt.commitment) {
             revert ReceiptInvalidField("consumerCommitment");
         }
+        // Checked before the sequence is formed: past the batch, `firstSequence + index` numbers a receipt of
+        // another batch (or passes uint64), and a refusal naming it would accuse that receipt's proof.
+        if (index >= b.leafCount) revert ReceiptInvalidField("index");
         uint64 sequence = firstSequence + index;
         if (!_included(b, receipt, index, proof)) revert ReceiptProofInvalid(grantId, sequence);
         if (_disputed[grantId][sequence]) revert ReceiptAlreadyDisputed(grantId, sequence);

@@ -244,3 +244,36 @@ def test_disputeReceipt_byProof_thenAcknowledgeTheRest(anchors: Anchors) -> None
     anchors.send(hrss, "acknowledgeBatch", gid, 2)
     with reverts("ReceiptBatchAlreadySettled", grantId=gid, firstSequence=2, status=ACKNOWLEDGED):
         anchors.send(hrss, "disputeReceipt", gid, 2, receipts[0].as_tuple(), 0, tree.proof(0), theirs)
+
+
+def test_anchorBatch_sequencePastUint64_revertsNamingLeafCount(anchors: Anchors) -> None:
+    """A grant numbers its receipts in uint64: a batch that would number one past the last is refused by name
+    (it was an arithmetic panic, which no caller can read), and one ending just below it is taken."""
+    psb = anchors.ledger.depts["PSB"]
+    gid, top = anchors.grant(), 2**64 - 1
+    anchors.send(psb, "anchorBatch", gid, 0, top - 1, b"\1" * 32)
+    for count in (2, top):
+        with reverts("ReceiptInvalidField", field="leafCount"):
+            anchors.send(psb, "anchorBatch", gid, top - 1, count, b"\1" * 32)
+    assert anchors.call("nextSequence", gid) == top - 1
+    anchors.send(psb, "anchorBatch", gid, top - 1, 1, b"\1" * 32)
+    assert anchors.call("nextSequence", gid) == top
+    with reverts("ReceiptInvalidField", field="leafCount"):
+        anchors.send(psb, "anchorBatch", gid, top, 1, b"\1" * 32)
+
+
+@pytest.mark.parametrize("index", [3, 4, 2**64 - 1])
+def test_disputeReceipt_indexOutsideBatch_revertsNamingIndex(anchors: Anchors, index: int) -> None:
+    """An index past the batch names no receipt of it: refused as such, not as a proof of the receipt of
+    another batch at ``firstSequence + index`` (or an arithmetic panic where that sum passes uint64)."""
+    hrss = anchors.ledger.depts["HRSS"]
+    gid = anchors.grant()
+    anchors.anchor(gid, 0, receipts_for(gid, 2))
+    receipts = receipts_for(gid, 3)
+    tree, _ = anchors.anchor(gid, 2, receipts)
+    anchors.anchor(gid, 5, receipts_for(gid, 2))
+    with reverts("ReceiptInvalidField", field="index"):
+        anchors.send(
+            hrss, "disputeReceipt", gid, 2, receipts[0].as_tuple(), index, tree.proof(0), os.urandom(32)
+        )
+    assert anchors.call("receiptIncluded", gid, 2, receipts[0].as_tuple(), index, tree.proof(0)) is False

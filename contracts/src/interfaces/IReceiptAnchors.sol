@@ -21,7 +21,8 @@ interface IReceiptAnchors {
     error ReceiptBatchUnknown(uint64 grantId, uint64 firstSequence);
     /// @notice Thrown when acknowledging or disputing in a batch the consumer already acknowledged.
     error ReceiptBatchAlreadySettled(uint64 grantId, uint64 firstSequence, BatchStatus status);
-    /// @notice Thrown when a root, leaf count or consumer commitment is zero, or a receipt names another grant.
+    /// @notice Thrown when a root, leaf count or consumer commitment is zero, a batch would number receipts past
+    /// uint64 (`leafCount`), a disputed receipt's index is outside its batch, or a receipt names another grant.
     error ReceiptInvalidField(string field);
     /// @notice Thrown when an inclusion proof does not lead to the batch's anchored root.
     error ReceiptProofInvalid(uint64 grantId, uint64 sequence);
@@ -69,7 +70,8 @@ interface IReceiptAnchors {
     /// @notice Anchors the next batch of a grant's receipts.
     /// @dev Requirements: caller is the grant's provider's signer; provider and consumer active; the grant not
     /// revoked and not expired; its agreement active; its resource not `NOT_SHARED` (as for `recordDelivery`);
-    /// `root` and `leafCount` non-zero; `firstSequence` is the grant's {nextSequence}. Emits
+    /// `root` and `leafCount` non-zero; `firstSequence` is the grant's {nextSequence}, and `firstSequence +
+    /// leafCount` fits uint64 (the grant's next sequence after this batch). Emits
     /// {ReceiptBatchAnchored}.
     function anchorBatch(uint64 grantId, uint64 firstSequence, uint64 leafCount, bytes32 root) external;
 
@@ -80,8 +82,9 @@ interface IReceiptAnchors {
 
     /// @notice Disputes one receipt of a batch by its inclusion proof and the commitment the consumer computed.
     /// @dev Requirements: caller is the batch's consumer's signer, consumer active; the batch not acknowledged;
-    /// `receipt.grantId` is `grantId`; `proof` proves `receipt` as leaf `index` of the batch; `consumerCommitment`
-    /// non-zero and different from `receipt.commitment`; the receipt not disputed before. Emits {ReceiptDisputed}.
+    /// `receipt.grantId` is `grantId`; `index` below the batch's leaf count; `proof` proves `receipt` as leaf
+    /// `index` of the batch; `consumerCommitment` non-zero and different from `receipt.commitment`; the receipt
+    /// not disputed before. Emits {ReceiptDisputed}.
     function disputeReceipt(
         uint64 grantId,
         uint64 firstSequence,
