@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 from eth_account import Account
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from node.chain import LedgerClient, TxResult
 from node.compiler import load_artifact
@@ -16,7 +18,10 @@ from node.types import GovernanceAction, ShareType
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, reverts
 from tests.contracts.test_agreements_and_grants import _reclassify
 from tests.contracts.test_department_registry import uint
-from verifier.receipts import BatchTree, Receipt
+from verifier.errors import InvalidProofError, ProofError
+from verifier.hashing import HashAlgorithm
+from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
+from verifier.tree import root_from_inclusion
 
 ANCHORED, ACKNOWLEDGED = 1, 2
 #: From this many receipts per batch an anchor after a grant's first (about 109,000 gas) costs at most 100 gas
@@ -277,3 +282,132 @@ def test_disputeReceipt_indexOutsideBatch_revertsNamingIndex(anchors: Anchors, i
             hrss, "disputeReceipt", gid, 2, receipts[0].as_tuple(), index, tree.proof(0), os.urandom(32)
         )
     assert anchors.call("receiptIncluded", gid, 2, receipts[0].as_tuple(), index, tree.proof(0)) is False
+
+
+# ------------------------------------------------------------------ the chain's proof check is the verifier's
+
+#: Batches drawn per run, each anchored (one transaction) and checked with several proofs, valid and changed.
+PROOF_EXAMPLES = int(os.environ.get("DXL_PROOF_EXAMPLES", 25))
+#: How a drawn proof is changed before both checks see it.
+CHANGES = (
+    "none", "flip a byte", "drop the last hash", "drop the first hash", "append a hash", "repeat a hash",
+    "swap two hashes", "no hashes", "another index's path", "index past the batch", "index 2**64-1",
+    "another receipt", "a receipt of another batch with its path", "the receipt under another grant",
+)  # fmt: skip
+
+
+@dataclass
+class DrawnBatch:
+    """An anchored batch and one receipt of it with its audit path. A built batch is a whole tree over
+    receipts; a wide one (up to 2**48 leaves, more than can be built) is one receipt with a drawn path whose
+    root was anchored."""
+
+    first: int
+    size: int
+    root: bytes
+    receipt: Receipt
+    index: int
+    path: list[bytes]
+    tree: BatchTree | None
+
+
+def _path_length(index: int, size: int) -> int:
+    """The number of hashes in the audit path of leaf ``index`` of ``size`` (the one length accepted)."""
+    for length in range(65):
+        try:
+            root_from_inclusion(HashAlgorithm.SHA256, index, size, bytes(32), [bytes(32)] * length)
+        except InvalidProofError:
+            continue
+        return length
+    raise AssertionError((index, size))
+
+
+def _draw_batch(data: st.DataObject, anchors: Anchors, gid: int) -> DrawnBatch:
+    first = int(anchors.call("nextSequence", gid))  # type: ignore[call-overload]
+    if data.draw(st.booleans(), "wide"):
+        size = data.draw(st.integers(2, 2**48), "size")
+        index = data.draw(st.sampled_from([0, size - 1]) | st.integers(0, size - 1), "index")
+        receipt = receipts_for(gid, 1)[0]
+        path = [os.urandom(32) for _ in range(_path_length(index, size))]
+        root = root_from_inclusion(HashAlgorithm.SHA256, index, size, receipt.leaf_hash(), path)
+        tree = None
+    else:
+        size = data.draw(
+            st.sampled_from([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33]) | st.integers(1, 70), "size"
+        )
+        index = data.draw(st.integers(0, size - 1), "index")
+        receipts = receipts_for(gid, size)
+        tree = BatchTree([r.leaf_hash() for r in receipts])
+        receipt, path, root = receipts[index], tree.proof(index), tree.root
+    anchors.send(anchors.ledger.depts["PSB"], "anchorBatch", gid, first, size, root)
+    return DrawnBatch(first, size, root, receipt, index, path, tree)
+
+
+def _changed(data: st.DataObject, b: DrawnBatch, change: str, gid: int) -> tuple[Receipt, int, list[bytes]]:
+    receipt, index, path = b.receipt, b.index, list(b.path)
+    if change == "flip a byte" and path:
+        at, byte = data.draw(st.integers(0, len(path) - 1)), data.draw(st.integers(0, 31))
+        path[at] = path[at][:byte] + bytes([path[at][byte] ^ 1]) + path[at][byte + 1 :]
+    elif change == "drop the last hash":
+        path = path[:-1]
+    elif change == "drop the first hash":
+        path = path[1:]
+    elif change == "append a hash":
+        path.append(data.draw(st.sampled_from([os.urandom(32), b.root, receipt.leaf_hash()])))
+    elif change == "repeat a hash" and path:
+        at = data.draw(st.integers(0, len(path) - 1))
+        path.insert(at, path[at])
+    elif change == "swap two hashes" and len(path) > 1:
+        i, j = data.draw(st.lists(st.integers(0, len(path) - 1), min_size=2, max_size=2, unique=True))
+        path[i], path[j] = path[j], path[i]
+    elif change == "no hashes":
+        path = []
+    elif change == "another index's path" and b.size > 1:
+        index = data.draw(st.integers(0, b.size - 1).filter(lambda i: i != b.index))
+        if b.tree is not None:
+            path = b.tree.proof(index)
+    elif change == "index past the batch":
+        index = data.draw(st.integers(b.size, b.size + 3))
+    elif change == "index 2**64-1":
+        index = 2**64 - 1
+    elif change == "another receipt":
+        receipt = receipts_for(gid, 1)[0]
+    elif change == "a receipt of another batch with its path" and b.tree is not None:
+        others = receipts_for(gid, b.size)  # the same shape, never anchored
+        receipt, path = others[index], BatchTree([r.leaf_hash() for r in others]).proof(index)
+    elif change == "the receipt under another grant":
+        r = receipt
+        receipt = Receipt(r.delivery_id, gid + 1, r.commitment, r.hash_algorithm, r.byte_size, r.record_count)
+    return receipt, index, path
+
+
+def _verifier_accepts(b: DrawnBatch, receipt: Receipt, index: int, path: list[bytes]) -> bool:
+    """The verifier's answer with the batch as the chain holds it (what ``check_receipt`` compares)."""
+    try:
+        verify_receipt_proof(ReceiptProof(receipt, b.first, index, b.size, b.root, tuple(path)))
+    except ProofError:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def proof_grant(anchors: Anchors) -> int:
+    return anchors.grant()
+
+
+@settings(max_examples=PROOF_EXAMPLES, deadline=None)
+@given(data=st.data())
+def test_receiptIncluded_acceptsExactlyWhatTheVerifierAccepts(
+    anchors: Anchors, proof_grant: int, data: st.DataObject
+) -> None:
+    """Random batches (built trees of 1 to 70 receipts, and paths in trees of up to 2**48 leaves), each
+    receipt's path as given and changed: ``receiptIncluded`` on chain and ``verify_receipt_proof`` against the
+    anchored batch give the same answer, and the unchanged path is accepted by both."""
+    gid = proof_grant
+    b = _draw_batch(data, anchors, gid)
+    for change in data.draw(st.lists(st.sampled_from(CHANGES), min_size=3, max_size=6), "changes"):
+        receipt, index, path = _changed(data, b, change, gid)
+        on_chain = anchors.call("receiptIncluded", gid, b.first, receipt.as_tuple(), index, path)
+        assert on_chain is _verifier_accepts(b, receipt, index, path), (change, b.size, index, len(path))
+    assert anchors.call("receiptIncluded", gid, b.first, b.receipt.as_tuple(), b.index, b.path) is True
+    assert _verifier_accepts(b, b.receipt, b.index, b.path)
