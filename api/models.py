@@ -226,9 +226,17 @@ class DepartmentAction(Strict):
     department_id: Id32
 
 
+def _not_zero_address(value: str) -> str:
+    # The contract gives address zero no role and it holds none to take away: a proposal naming it could
+    # only be refused by the approval that would carry it out.
+    if int(value, 16) == 0:
+        raise ValueError("the zero address holds no role and is given none")
+    return value
+
+
 class AuditorAction(Strict):
     action: Literal["grant_auditor", "revoke_auditor"]
-    account: AddressHex
+    account: Annotated[AddressHex, AfterValidator(_not_zero_address)]
 
 
 class AgreementAction(Strict):

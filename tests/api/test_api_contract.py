@@ -96,6 +96,21 @@ def test_a_string_for_a_boolean_or_an_integer_elsewhere_is_refused(api_env: ApiE
     assert ok(api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed())) == before
 
 
+@pytest.mark.parametrize("action", ["grant_auditor", "revoke_auditor"])
+def test_an_auditor_proposal_for_the_zero_address_is_refused(api_env: ApiEnv, action: str) -> None:
+    """No account is address zero: the contract refuses to give it a role and it holds none to take away, so
+    such a proposal could only be refused by the approval that would carry it out, a week of votes later."""
+    before = ok(api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed()))
+    body = {"action": action, "account": "0x" + "00" * 20}
+    response = api_env.call("POST", "/governance/proposals", "governor-1", json=body)
+    assert response.status_code == 422, response.text
+    assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (
+        "VALIDATION_ERROR",
+        f"{action}.account",
+    )
+    assert ok(api_env.call("GET", "/governance/proposals", "auditor", params=api_env.indexed())) == before
+
+
 # --- protocol errors ----------------------------------------------------------------------------------------
 
 
