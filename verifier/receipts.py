@@ -312,9 +312,17 @@ def verify_receipt_proof(proof: ReceiptProof) -> None:
     the root and leaf count against the anchored batch.
 
     Raises:
-        InvalidProofError: the proof cannot apply (index outside the batch, wrong path length).
+        InvalidProofError: the proof cannot apply (index outside the batch, wrong path length, a batch that
+            numbers receipts past 64 bits, which the contract never anchors).
         RootMismatchError: it leads to another root.
     """
+    # The contract's sequence numbers are uint64 and a batch ends below 2**64 - 1 (anchorBatch refuses
+    # more): such a proof names no batch the chain can hold, and asking the node for it fails the call.
+    if proof.first_sequence + proof.leaf_count > _UINT64_MAX:
+        raise InvalidProofError(
+            f"a batch of {proof.leaf_count} receipts from sequence {proof.first_sequence} numbers receipts "
+            "past 64 bits"
+        )
     verify_inclusion(
         HashAlgorithm.SHA256,
         proof.index,

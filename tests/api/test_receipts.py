@@ -591,6 +591,41 @@ def test_receipts_ofOthersExchange_answeredAsUnknownIds(api_env: ApiEnv) -> None
     ) == {"receipts": []}
 
 
+def test_receipt_ofAnotherDepartment_answeredAsAnIdNoReceiptHas(api_env: ApiEnv) -> None:
+    """CIVIL, party to neither side of a PSB -> HRSS receipt, asking for it by id gets exactly the answer of
+    an id no receipt has (status, code, message and fields, the id aside) from every route that takes one —
+    ``GET /receipts/{id}``, ``POST /receipts/lookup``, its dispute and its provenance — whether it is final
+    or just posted; the parties see it."""
+    gid, receipts = anchored_batch(api_env, 1)
+    final = receipts[0]["delivery_id"]
+    posted = receipt_body({"id": gid, "provider": api_env.departments["PSB"]})
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [posted]}), 202)
+    unknown = delivery_id_for(api_env.departments["PSB"])
+    routes = (
+        ("GET", "/receipts/{id}", None),
+        ("POST", "/receipts/{id}/dispute", {"consumer_commitment": b32()}),
+        ("GET", "/audit/deliveries/{id}/provenance", None),
+    )
+
+    def answer(method: str, path: str, body: Any, delivery_id: str) -> tuple[int, Any]:
+        response = api_env.call(method, path.format(id=delivery_id), "civil", json=body)
+        return response.status_code, json.loads(response.text.replace(delivery_id, "<id>"))
+
+    for method, path, body in routes:
+        none = answer(method, path, body, unknown)
+        assert none[0] == 404, (path, none)
+        for theirs in (final, posted["delivery_id"]):
+            assert answer(method, path, body, theirs) == none, path
+    ids = [final, posted["delivery_id"], unknown]
+    assert ok(api_env.call("POST", "/receipts/lookup", "civil", json={"delivery_ids": ids})) == {
+        "receipts": []
+    }
+    for party in ("psb", "hrss", "auditor"):
+        ok(api_env.call("GET", f"/receipts/{final}", party))
+        found = ok(api_env.call("POST", "/receipts/lookup", party, json={"delivery_ids": ids}))["receipts"]
+        assert [r["delivery_id"] for r in found] == ids[:2], party
+
+
 def test_post_receipts_grantExpiredOnTheNodesClock_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
     """The grant expires on the chain's clock. Moved past the expiry while the wall clock is still a minute
     before it, the node would refuse the batch: the receipt is refused now, not answered 202 and lost."""

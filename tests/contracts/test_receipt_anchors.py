@@ -18,8 +18,10 @@ from node.types import GovernanceAction, ShareType
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, reverts
 from tests.contracts.test_agreements_and_grants import _reclassify
 from tests.contracts.test_department_registry import uint
+from verifier.codes import ReceiptVerdictStatus
 from verifier.errors import InvalidProofError, ProofError
 from verifier.hashing import HashAlgorithm
+from verifier.receipt_check import AnchorsReader, check_receipt
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
 from verifier.tree import root_from_inclusion
 
@@ -411,3 +413,21 @@ def test_receiptIncluded_acceptsExactlyWhatTheVerifierAccepts(
         assert on_chain is _verifier_accepts(b, receipt, index, path), (change, b.size, index, len(path))
     assert anchors.call("receiptIncluded", gid, b.first, b.receipt.as_tuple(), b.index, b.path) is True
     assert _verifier_accepts(b, b.receipt, b.index, b.path)
+
+
+@pytest.mark.parametrize(("first", "index", "count"), [(2**64, 1, 3), (2**64 - 2, 1, 3), (0, 5, 2**64)])
+def test_checkReceipt_batchPast64Bits_mismatchNotAChainFailure(
+    anchors: Anchors, first: int, index: int, count: int
+) -> None:
+    """A proof whose batch numbers receipts past 64 bits names no batch the contract can hold: its verdict is
+    MISMATCH, as for any proof that does not hold, where the check asked the node for that batch and reported
+    the node failing (ChainCheckError: the number does not fit the call)."""
+    gid = anchors.grant()
+    receipt = receipts_for(gid, 1)[0]
+    path = [os.urandom(32) for _ in range(_path_length(index, count))]
+    root = root_from_inclusion(HashAlgorithm.SHA256, index, count, receipt.leaf_hash(), path)
+    proof = ReceiptProof(receipt, first, index, count, root, tuple(path))
+    reader = AnchorsReader(anchors.client.rpc_url, str(anchors.client.address))
+    verdict = check_receipt(proof, reader)
+    assert verdict.status is ReceiptVerdictStatus.MISMATCH, verdict
+    assert "64 bits" in verdict.detail
