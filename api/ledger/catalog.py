@@ -184,7 +184,8 @@ class CatalogService(LedgerCore):
             hash to its resource's chain value, RESOURCE_NOT_FOUND for an unknown id.
         """
         documents = []
-        for index, entry in enumerate(catalog.entries_of(body)):
+        for item in catalog.entries_of(body):
+            entry = item.entry
             try:
                 # Restored as its hash holds it: the text rules of a new document are not held against it.
                 document = m.CatalogDocument.model_validate(
@@ -192,16 +193,15 @@ class CatalogService(LedgerCore):
                 ).as_json()
             except ValidationError as exc:
                 raise ApiError(
-                    "VALIDATION_ERROR", f"resources[{index}].metadata: {exc.errors()[0]['msg']}",
-                    field=f"resources.{index}.metadata",
-                ) from None  # fmt: skip
+                    "VALIDATION_ERROR", catalog.problem(exc, item.document), field=item.field
+                ) from None
             on_chain = self._resource(entry.id).metadata_hash.lower()
             digest = to_hex(document_hash(document))
             if digest != on_chain:
                 raise ApiError(
                     "CATALOG_DOCUMENT_MISMATCH",
-                    f"resources[{index}]: the document hashes to {digest}, resource {entry.id}: {on_chain}",
-                    field=f"resources.{index}.metadata", resource_id=entry.id,
+                    f"{item.where}: the document hashes to {digest}, resource {entry.id}: {on_chain}",
+                    field=item.field, resource_id=entry.id,
                 )  # fmt: skip
             documents.append(document)
         for document in documents:

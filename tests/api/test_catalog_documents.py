@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 import pytest
 
 from node.provision import RESOURCES
@@ -182,7 +183,10 @@ def test_search_follows_updates_and_pages_by_a_stable_cursor(api_env: ApiEnv) ->
     assert [r["id"] for r in ok(first)] == newest_first[:2]
     # A resource registered between two pages is not listed on the next one, nor anything twice.
     later = register(api_env, "health", document(title=f"{marker} later"))
-    rest = ok(api_env.call("GET", first.links["next"]["url"] + f"&min_block={_head(api_env)}", "auditor"))
+    # The next link with the block of that write in place of the first page's (a parameter given twice is
+    # refused).
+    following = httpx.URL(first.links["next"]["url"]).copy_set_param("min_block", _head(api_env))
+    rest = ok(api_env.call("GET", str(following), "auditor"))
     assert [r["id"] for r in rest] == newest_first[2:]
     assert [r["id"] for r in _listed(api_env, q=marker, limit=1)] == [later["id"], *newest_first]
     # An update on chain moves the entry to its new words and share type.
@@ -330,6 +334,50 @@ def test_import_refuses_a_document_not_the_entrys(api_env: ApiEnv) -> None:
         ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"]["dct:title"]
         == "原始标题"
     )
+
+
+def test_an_import_refusal_names_the_entry_as_the_body_numbers_it(api_env: ApiEnv) -> None:
+    """An entry without a document is skipped, but still counts in the body: a refusal of the next one named
+    resources[0], the skipped entry. A CSV import names the row's line, as its other refusals do (it named
+    resources[0] too, a field the body does not have), and a field's problem in pydantic's words, not in its
+    report of several lines with a link."""
+    record = register(api_env, "psb", document(title="按序号指明"))
+    sql(api_env, "DELETE FROM api_catalog_documents WHERE metadata_hash = :h", h=record["metadata_hash"])
+    rid, forged = record["id"], {**record["metadata"], "dct:title": "伪造标题"}
+    cases = [
+        ({"resources": [{"id": rid, "metadata": None}, {"id": rid, "metadata": forged}]},
+         "CATALOG_DOCUMENT_MISMATCH", "resources.1.metadata", "resources[1]: "),
+        ({"resources": [{"id": rid, "metadata": None}, {"id": rid, "metadata": {"dct:title": 7}}]},
+         "VALIDATION_ERROR", "resources.1.metadata", "resources[1].metadata.dct:title: "),
+        ({"csv": f"id,metadata\r\n{rid},\r\n{rid},{_csv_cell(forged)}\r\n"},
+         "CATALOG_DOCUMENT_MISMATCH", "csv", "CSV line 3: "),
+        ({"csv": f'id,metadata\n\n{rid},"{{""dct:title"": 7}}"\n'},
+         "VALIDATION_ERROR", "csv", "CSV line 3: metadata.dct:title: "),
+        ({"csv": f"id,metadata\n{rid},[]\n"},
+         "VALIDATION_ERROR", "csv", "CSV line 2: metadata: Input should be a valid dictionary"),
+        ({"csv": f"id,metadata\n{2**64},{{}}\n"},
+         "VALIDATION_ERROR", "csv", "CSV line 2: id: Input should be less than or equal to"),
+    ]  # fmt: skip
+    for body, code, field, message in cases:
+        response = api_env.call("POST", "/resources/import", "hrss", json=body)
+        error = response.json()["error"]
+        assert (response.status_code, error["code"], error["field"]) == (422, code, field), response.text
+        assert error["message"].startswith(message) and "\n" not in error["message"], error["message"]
+    assert ok(api_env.call("GET", f"/resources/{rid}", "auditor"))["metadata"] is None
+
+
+def test_a_csv_import_saved_with_a_byte_order_mark_is_read_as_without(api_env: ApiEnv) -> None:
+    """Spreadsheets save CSV as UTF-8 with a byte order mark before the header: its first column was read as
+    "\ufeffid", and the import refused for want of an id column it has."""
+    record = register(api_env, "psb", document(title="带字节序标记"))
+    sql(api_env, "DELETE FROM api_catalog_documents WHERE metadata_hash = :h", h=record["metadata_hash"])
+    text = f"\ufeffid,metadata\r\n{record['id']},{_csv_cell(record['metadata'])}\r\n"
+    assert ok(api_env.call("POST", "/resources/import", "hrss", json={"csv": text})) == {"imported": 1}
+    assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"] == record["metadata"]
+
+
+def _csv_cell(doc: dict[str, Any]) -> str:
+    return '"' + json.dumps(doc, ensure_ascii=False).replace('"', '""') + '"'
 
 
 def _without(key: str) -> dict[str, Any]:
