@@ -127,6 +127,29 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Which fields a body must give together or not at all, as its model's validator checks them, said in its
+# JSON schema too (``json_schema_extra``): a client or a fuzzer reading the OpenAPI document then knows which
+# bodies the route takes. A field "absent" is left out or null, as the model reads it (its default is None).
+
+
+def _given(*names: str) -> dict[str, Any]:
+    """The JSON schema of a body that gives each of ``names`` (not null)."""
+    return {"required": list(names), "properties": {name: {"not": {"type": "null"}} for name in names}}
+
+
+def _absent(*names: str) -> dict[str, Any]:
+    """The JSON schema of a body that gives none of ``names`` (each left out or null)."""
+    return {"properties": {name: {"type": "null"} for name in names}}
+
+
+def _both(*schemas: dict[str, Any]) -> dict[str, Any]:
+    """The JSON schema of a body that is each of ``schemas`` (made by :func:`_given` or :func:`_absent`)."""
+    return {
+        "required": [name for schema in schemas for name in schema.get("required", ())],
+        "properties": {name: rule for schema in schemas for name, rule in schema["properties"].items()},
+    }
+
+
 class ShareTypeName(StrEnum):
     UNCONDITIONAL = "unconditional"
     CONDITIONAL = "conditional"
@@ -361,6 +384,25 @@ class ResourceCreate(Strict):
     """``metadata`` (the document, stored by the service and hashed into ``metadata_hash``) or a bare
     ``metadata_hash``; when both are given they must agree."""
 
+    # What the schema cannot say: that metadata_hash, when both are given, is the document's hash.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "allOf": [
+                {"anyOf": [_given("metadata"), _given("metadata_hash")]},
+                {
+                    "anyOf": [
+                        {"properties": {"share_type": {"not": {"const": "conditional"}}}},
+                        {
+                            "properties": {
+                                "metadata": {"anyOf": [{"type": "null"}, _given("dct:accessRights")]}
+                            }
+                        },
+                    ]
+                },
+            ]
+        }
+    )
+
     metadata: CatalogDocument | None = None
     metadata_hash: Bytes32Hex | None = None
     schema_hash: Bytes32Hex
@@ -426,6 +468,12 @@ CATALOG_IMPORT_MAX_ENTRIES = 2000
 class CatalogImport(Strict):
     """A catalog export, as JSON entries (``resources``) or as the CSV text of ``GET /resources/export``."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [_both(_given("resources"), _absent("csv")), _both(_given("csv"), _absent("resources"))]
+        }
+    )
+
     # Bounds below the route's body limit, so an over-long list or text is a 422, not a 413.
     resources: Annotated[list[CatalogEntry] | None, Field(max_length=CATALOG_IMPORT_MAX_ENTRIES)] = None
     csv: Annotated[str | None, Field(max_length=3_000_000)] = None
@@ -457,7 +505,13 @@ def _some_length(value: str) -> str:
 
 Duration = Annotated[
     str,
-    Field(pattern=ISO_DURATION_PATTERN, max_length=50, examples=["P1D", "PT4H"]),
+    Field(
+        pattern=ISO_DURATION_PATTERN,
+        max_length=50,
+        examples=["P1D", "PT4H"],
+        # What _some_length refuses, said in the schema, whose regular expressions need no look-ahead for it.
+        json_schema_extra={"not": {"pattern": "^P$|T$"}},
+    ),
     AfterValidator(_some_length),
 ]
 
@@ -519,12 +573,14 @@ class TermsDocument(Dcat):
     permission: Annotated[
         list[OdrlAction],
         Field(min_length=1, max_length=len(OdrlAction), alias="odrl:permission",
-              description="actions the consumer may take, each for the purpose only"),
+              description="actions the consumer may take, each for the purpose only",
+              json_schema_extra={"uniqueItems": True}),
     ]  # fmt: skip
     prohibition: Annotated[
         list[OdrlAction],
         Field(max_length=len(OdrlAction), alias="odrl:prohibition",
-              description="actions the consumer may not take: `distribute` forbids onward sharing"),
+              description="actions the consumer may not take: `distribute` forbids onward sharing",
+              json_schema_extra={"uniqueItems": True}),
     ]  # fmt: skip
     retention_days: Annotated[
         int,
@@ -557,6 +613,15 @@ class TermsDocument(Dcat):
 class RequestCreate(Strict):
     """``terms`` (stored by the service; ``terms_hash`` and ``scope_hash`` are derived from it) or both bare
     hashes."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                _both(_given("terms"), _absent("scope_hash", "terms_hash")),
+                _both(_given("scope_hash", "terms_hash"), _absent("terms")),
+            ]
+        }
+    )
 
     resource_id: Id64
     purpose: Annotated[str, Field(min_length=1, max_length=2000)]
@@ -875,6 +940,23 @@ class DeclineReasonName(StrEnum):
 class DemandAnswerCreate(Strict):
     """A resource that meets the demand (new: catalogued after it was published; existing: before), or a
     decline with its reason."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                _both(
+                    {"properties": {"answer": {"const": "declined"}}},
+                    _given("decline_reason"),
+                    _absent("resource_id"),
+                ),
+                _both(
+                    {"properties": {"answer": {"not": {"const": "declined"}}}},
+                    _given("resource_id"),
+                    _absent("decline_reason"),
+                ),
+            ]
+        }
+    )
 
     answer: DemandAnswerName
     resource_id: Id64 | None = None

@@ -24,6 +24,7 @@ import os
 import re
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -129,6 +130,25 @@ if FULL:
     ROLES += [("hrss", ALL_PHASES), (None, ALL_PHASES), ("suspended", ALL_PHASES)]
 
 
+def success_report(tally: dict[str, dict[str, dict[str, dict[str, int]]]]) -> str:
+    """Per operation, how many of the valid requests a run sent (every phase) were answered 2xx, and the
+    refusals the others met most (``status code field``), from the counts of ``fuzz_hooks.py``."""
+    answers: dict[str, Counter[str]] = {}
+    for operations in tally.values():
+        for operation, modes in operations.items():
+            answers.setdefault(operation, Counter()).update(modes.get("positive", {}))
+    lines = []
+    for operation in sorted(answers, key=lambda label: label.partition(" ")[::-1]):
+        counts = answers[operation]
+        sent = sum(counts.values())
+        successes = sum(n for answer, n in counts.items() if answer.startswith("2"))
+        refused = ", ".join(
+            f"{answer} x{n}" for answer, n in counts.most_common() if not answer.startswith("2")
+        )
+        lines.append(f"{operation}: {successes}/{sent} 2xx" + (f"; {refused}" if refused else ""))
+    return "\n".join(lines)
+
+
 # The three runs are not an xdist group: a group held them on one worker, 98 s one after the other (59 s,
 # 25 s, 13 s at load 6-9), the longest chain of the suite that three workers could not split. A worker that
 # takes one serves and deploys for it (the module's fixtures, some 2 s); one that takes two shares them.
@@ -164,6 +184,7 @@ def test_schemathesis_finds_no_failure(
         env={
             **os.environ,
             "SCHEMATHESIS_HOOKS": str(HOOKS),
+            "DXL_FUZZ_TALLY": str(tmp_path / "tally.json"),
             # A full run steers fuzzed ids to the deployment's records (fuzz_hooks.py).
             **({"DXL_FUZZ_KNOWN": json.dumps({"delivery_ids": exchange})} if FULL else {}),
             # And checks that a refused write recorded nothing in the service's database (fuzz_hooks.py).
@@ -192,6 +213,11 @@ def test_schemathesis_finds_no_failure(
     if "stateful" in (ALL_PHASES if FULL else phases) and role is not None:
         covered = re.search(r"API Links:\s+(\d+) covered", output)
         assert covered is not None and int(covered.group(1)) > 0, output[-3000:]
+    # How far valid requests got, by operation (-rP or schemathesis.out shows it).
+    tally = json.loads((tmp_path / "tally.json").read_text(encoding="utf-8"))
+    reached = success_report(tally)
+    print(reached)
+    (tmp_path / "schemathesis.out").write_text(output + "\n" + reached, encoding="utf-8")
     # A full run checked refused writes against the service's database (every principal has some refused).
     if FULL:
         assert int((tmp_path / "checked").read_text(encoding="utf-8")) > 0

@@ -41,7 +41,10 @@ def _resolved(document: Document, schema: dict[str, Any]) -> dict[str, Any]:
 def _options(document: Document, schema: dict[str, Any]) -> list[dict[str, Any]]:
     """The non-null alternatives of ``schema`` (a nullable field is ``anyOf`` it and null)."""
     schema = _resolved(document, schema)
-    found = [_resolved(document, s) for s in schema.get("anyOf", schema.get("oneOf", [schema]))]
+    # A body's own properties beside a oneOf or anyOf: the alternatives only say which of them go together
+    # (api/models.py, e.g. a request's terms or their hashes).
+    alternatives = None if "properties" in schema else schema.get("anyOf", schema.get("oneOf"))
+    found = [_resolved(document, s) for s in alternatives or [schema]]
     return [s for s in found if s.get("type") != "null"]
 
 

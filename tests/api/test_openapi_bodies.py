@@ -1,0 +1,108 @@
+"""The OpenAPI document's request bodies take what the routes take. Where a body's model refuses a
+combination of fields (one form or the other, a field a choice needs, an action listed twice, a duration
+that names no length), the document's schema refuses it too, so that a client, or schemathesis, reading the
+document knows which bodies a route takes (``tests/api/test_fuzz.py`` counts how many of its valid requests
+the routes refused). Each body below is judged by the document's schema and by the route's model: they
+must agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema_rs
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from api import models
+from api.app import create_app
+from tests.api.api_helpers import catalog_document
+
+H = "0x" + "ab" * 32
+REQUEST = {"resource_id": 2, "purpose": "residence permit review", "valid_from": 1, "valid_until": 2}
+TERMS = {
+    "csvw:column": [{"csvw:name": "person_id"}],
+    "dcatap:applicableLegislation": "Residence Permit Regulation, art. 12",
+    "dcat:mediaType": "application/json",
+    "dct:accrualPeriodicity": "P1D",
+    "odrl:delayPeriod": "PT4H",
+    "odrl:permission": ["use", "aggregate"],
+    "odrl:prohibition": ["distribute"],
+    "dxl:retentionDays": 180,
+    "odrl:duty": {"odrl:assigner": "daily updates", "odrl:assignee": "deleted at expiry"},
+}
+DECLINED = {"answer": "declined", "decline_reason": "not_held"}
+RESOURCE = {"schema_hash": H, "share_type": "conditional"}
+OPEN_DOCUMENT = {k: v for k, v in catalog_document("Household register").items() if k != "dct:accessRights"}
+
+CASES: list[tuple[type[BaseModel], dict[str, Any], bool]] = [
+    # A request gives its terms, or both of their hashes.
+    (models.RequestCreate, {**REQUEST, "terms": TERMS}, True),
+    (models.RequestCreate, {**REQUEST, "terms": TERMS, "scope_hash": None, "terms_hash": None}, True),
+    (models.RequestCreate, {**REQUEST, "scope_hash": H, "terms_hash": H}, True),
+    (models.RequestCreate, {**REQUEST, "scope_hash": H, "terms_hash": H, "terms": None}, True),
+    (models.RequestCreate, REQUEST, False),
+    (models.RequestCreate, {**REQUEST, "scope_hash": H}, False),
+    (models.RequestCreate, {**REQUEST, "scope_hash": H, "terms_hash": None}, False),
+    (models.RequestCreate, {**REQUEST, "terms": TERMS, "terms_hash": H}, False),
+    (models.RequestCreate, {**REQUEST, "terms": None}, False),
+    # Terms list each action once, and name durations of some length.
+    (models.RequestCreate, {**REQUEST, "terms": {**TERMS, "odrl:permission": ["use", "use"]}}, False),
+    (models.RequestCreate, {**REQUEST, "terms": {**TERMS, "odrl:prohibition": ["modify", "modify"]}}, False),
+    (models.RequestCreate, {**REQUEST, "terms": {**TERMS, "odrl:delayPeriod": "P"}}, False),
+    (models.RequestCreate, {**REQUEST, "terms": {**TERMS, "odrl:delayPeriod": "PT"}}, False),
+    (models.RequestCreate, {**REQUEST, "terms": {**TERMS, "dct:accrualPeriodicity": "P1DT"}}, False),
+    (models.RequestCreate, {**REQUEST, "terms": {**TERMS, "dct:accrualPeriodicity": "P1DT4H"}}, True),
+    # A demand's answer: a decline with its reason, or a resource.
+    (models.DemandAnswerCreate, DECLINED, True),
+    (models.DemandAnswerCreate, {**DECLINED, "resource_id": None}, True),
+    (models.DemandAnswerCreate, {"answer": "declined"}, False),
+    (models.DemandAnswerCreate, {**DECLINED, "resource_id": 1}, False),
+    (models.DemandAnswerCreate, {"answer": "declined", "resource_id": 1}, False),
+    (models.DemandAnswerCreate, {"answer": "new_resource", "resource_id": 1}, True),
+    (models.DemandAnswerCreate,
+     {"answer": "existing_resource", "resource_id": 2, "decline_reason": None}, True),
+    (models.DemandAnswerCreate, {"answer": "new_resource"}, False),
+    (models.DemandAnswerCreate, {**DECLINED, "answer": "new_resource", "resource_id": 1}, False),
+    # A catalog import: entries or a CSV text.
+    (models.CatalogImport, {"resources": []}, True),
+    (models.CatalogImport, {"csv": "id,metadata\n"}, True),
+    (models.CatalogImport, {"csv": "id,metadata\n", "resources": None}, True),
+    (models.CatalogImport, {}, False),
+    (models.CatalogImport, {"resources": None, "csv": None}, False),
+    (models.CatalogImport, {"resources": [], "csv": "id,metadata\n"}, False),
+    # A resource: its document or its document's hash; a conditional one's document says its conditions.
+    (models.ResourceCreate, {**RESOURCE, "metadata_hash": H}, True),
+    (models.ResourceCreate, {**RESOURCE, "metadata_hash": H, "metadata": None}, True),
+    (models.ResourceCreate, {**RESOURCE, "metadata": catalog_document("Household register")}, True),
+    (models.ResourceCreate, RESOURCE, False),
+    (models.ResourceCreate, {**RESOURCE, "metadata": None, "metadata_hash": None}, False),
+    (models.ResourceCreate, {**RESOURCE, "metadata": OPEN_DOCUMENT}, False),
+    (models.ResourceCreate, {**RESOURCE, "metadata": {**OPEN_DOCUMENT, "dct:accessRights": None}}, False),
+    (models.ResourceCreate, {**RESOURCE, "share_type": "unconditional", "metadata": OPEN_DOCUMENT}, True),
+    (models.ResourceUpdate, {**RESOURCE, "metadata_hash": H}, True),
+    (models.ResourceUpdate, RESOURCE, False),
+    (models.ResourceUpdate, {**RESOURCE, "metadata": OPEN_DOCUMENT}, False),
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def document() -> dict[str, Any]:
+    return create_app(connect=False).openapi()
+
+
+def _taken_by_model(model: type[BaseModel], body: dict[str, Any]) -> bool:
+    try:
+        model.model_validate(body)
+    except ValidationError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("model", "body", "taken"), CASES)
+def test_the_document_takes_the_bodies_the_route_takes(
+    document: dict[str, Any], model: type[BaseModel], body: dict[str, Any], taken: bool
+) -> None:
+    # The document as the root, so that its components' references resolve.
+    schema = {**document, "$ref": f"#/components/schemas/{model.__name__}"}
+    assert _taken_by_model(model, body) is taken
+    assert jsonschema_rs.Draft202012Validator(schema).is_valid(body) is taken
