@@ -899,7 +899,8 @@ class DemandDocument(Strict):
     in (the catalog's rules)."""
 
     title: Annotated[str, Field(min_length=1, max_length=500, description="what data is needed"), PlainLine]
-    description: Annotated[str | None, Field(max_length=10_000), InOrderText] = None
+    # The text's rule on the text alone: null is no description.
+    description: Annotated[str, Field(max_length=10_000), InOrderText] | None = None
     purpose: Annotated[str, Field(min_length=1, max_length=2000, description="why it is needed"), InOrderText]
     legal_basis: Annotated[str, Field(min_length=1, max_length=2000), InOrderText]
     # Bounded so that even a list one item over its maximum stays under the body limit (a 422, not a 413).
