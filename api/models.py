@@ -963,7 +963,7 @@ class DemandAnswerCreate(Strict):
     resource_id: Id64 | None = None
     decline_reason: DeclineReasonName | None = None
     #: Read by the publisher and auditors: shows in the order it is hashed in.
-    note: Annotated[str | None, Field(min_length=1, max_length=2000), InOrderText] = None
+    note: Annotated[str, Field(min_length=1, max_length=2000), InOrderText] | None = None
 
     @model_validator(mode="after")
     def _fits(self) -> DemandAnswerCreate:
@@ -1021,7 +1021,7 @@ class EvaluationCreate(Strict):
     completeness: Score | None = None
     accuracy: Score | None = None
     purpose_compliance: Score | None = None
-    comment: Annotated[str | None, Field(min_length=1, max_length=2000), InOrderText] = None
+    comment: Annotated[str, Field(min_length=1, max_length=2000), InOrderText] | None = None
 
 
 class EvaluationPublic(BaseModel):

@@ -7,11 +7,13 @@ must agree."""
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Any
 
 import jsonschema_rs
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ValidationError
 
 from api import models
 from api.app import create_app
@@ -106,3 +108,37 @@ def test_the_document_takes_the_bodies_the_route_takes(
     schema = {**document, "$ref": f"#/components/schemas/{model.__name__}"}
     assert _taken_by_model(model, body) is taken
     assert jsonschema_rs.Draft202012Validator(schema).is_valid(body) is taken
+
+
+#: The checks of a text's characters (api/models.py), which read a string and fail on anything else.
+TEXT_CHECKS = (models.PlainLine, models.InOrderText)
+
+
+def _checked_texts_that_may_be_null() -> list[str]:
+    found = []
+    for model in _service_models():
+        for name, field in model.model_fields.items():
+            admits_null = typing.get_origin(field.annotation) in (typing.Union, types.UnionType) and type(
+                None
+            ) in typing.get_args(field.annotation)
+            checks = [m for m in field.metadata if isinstance(m, AfterValidator) and m in TEXT_CHECKS]
+            if admits_null and checks:
+                found.append(f"{model.__name__}.{name}")
+    return found
+
+
+def _service_models() -> list[type[BaseModel]]:
+    return [
+        value
+        for value in vars(models).values()
+        if isinstance(value, type) and issubclass(value, BaseModel) and value.__module__ == models.__name__
+    ]
+
+
+def test_a_text_check_reads_the_text_not_a_null_the_document_allows() -> None:
+    """An optional text is null or a text, and only the text is checked: a check of its characters put on
+    the whole field (``Annotated[str | None, ..., InOrderText]``) was run on null and answered 500 (a demand's
+    description, a demand answer's note, an evaluation's comment; schemathesis sent null, which the document
+    allows). ``Annotated[str, ..., InOrderText] | None`` checks the text alone."""
+    assert len(_service_models()) > 50
+    assert _checked_texts_that_may_be_null() == []
