@@ -431,3 +431,30 @@ def test_checkReceipt_batchPast64Bits_mismatchNotAChainFailure(
     verdict = check_receipt(proof, reader)
     assert verdict.status is ReceiptVerdictStatus.MISMATCH, verdict
     assert "64 bits" in verdict.detail
+
+
+def test_settlement_afterGrantAndAgreementRevoked_stillTheConsumers(anchors: Anchors) -> None:
+    """Revoking stops anchoring, not settling: the receipts were delivered while the grant was usable, so
+    their consumer still disputes and acknowledges them (and only it), while their provider can anchor no
+    more under the grant, nor under another grant of a revoked agreement."""
+    psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
+    gid = anchors.grant()
+    receipts = receipts_for(gid, 3)
+    tree, _ = anchors.anchor(gid, 0, receipts)
+    anchors.ledger.send(psb, "revokeGrant", gid)
+    with reverts("GrantAlreadyRevoked", grantId=gid):
+        anchors.anchor(gid, 3, receipts_for(gid, 1))
+    theirs = os.urandom(32)
+    disputed = anchors.send(hrss, "disputeReceipt", gid, 0, receipts[1].as_tuple(), 1, tree.proof(1), theirs)
+    assert names(disputed) == ["ReceiptDisputed"]
+    with reverts("DepartmentUnauthorized", account=psb.account.address):
+        anchors.send(psb, "acknowledgeBatch", gid, 0)
+    assert names(anchors.send(hrss, "acknowledgeBatch", gid, 0)) == ["ReceiptBatchAcknowledged"]
+
+    other = anchors.grant()
+    anchors.anchor(other, 0, receipts_for(other, 1))
+    aid = anchors.ledger.call("grant", other)[0]
+    anchors.ledger.govern(GovernanceAction.REVOKE_AGREEMENT, uint(aid))
+    with reverts("GrantAlreadyRevoked", grantId=other):
+        anchors.anchor(other, 1, receipts_for(other, 1))
+    assert names(anchors.send(hrss, "acknowledgeBatch", other, 0)) == ["ReceiptBatchAcknowledged"]
