@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { add, errorBox, fill, h, mono, PageError, table, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { ALGORITHMS, commitBlob, fromHex, indexRanges, toHex } from "../merkle.js";
+import { ALGORITHMS, commitBlob, fromHex, indexRanges, slicer, toHex } from "../merkle.js";
 
 const MAX_SHOWN = 50;
 // JSON Lines and CSV payloads are read whole (their rows need the whole file); Chromium refuses to read a
@@ -49,15 +49,22 @@ function pickManifest(files) {
   return files.find((f) => /\.manifest\.json$/i.test(f.name)) || files.find((f) => /\.json$/i.test(f.name)) || null;
 }
 
-/** Compares the payload's leaves with the manifest's leaf hashes: indexes that differ, missing, extra. */
-function compareLeaves(local, manifest) {
+/**
+ * Compares the payload's leaves with the manifest's leaf hashes: indexes that differ, missing, extra. A turn of
+ * the event loop now and then: a manifest may list millions.
+ */
+async function compareLeaves(local, manifest) {
   const listed = manifest.leaf_hashes || null;
   if (!listed) return { differing: [], missing: [], extra: [], listed: false };
-  const common = Math.min(listed.length, local.leafHashes.length);
+  const common = Math.min(listed.length, local.leafCount);
   const differing = [];
-  for (let i = 0; i < common; i++) if (`0x${toHex(local.leafHashes[i])}` !== listed[i]) differing.push(i);
+  const pause = slicer();
+  for (let i = 0; i < common; i++) {
+    if (`0x${toHex(local.leafHash(i))}` !== listed[i]) differing.push(i);
+    if (i % 4096 === 4095) await pause();
+  }
   const missing = listed.length > common ? [[common, listed.length]] : [];
-  const extra = local.leafHashes.length > common ? [[common, local.leafHashes.length]] : [];
+  const extra = local.leafCount > common ? [[common, local.leafCount]] : [];
   return { differing, missing, extra, listed: true };
 }
 
@@ -158,10 +165,10 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
       table([
         [t("verify.leaf"), (i) => i],
         [t("verify.record"), (i) => (manifest.chunking.format === "csv" ? (i === 0 ? t("verify.header") : i) : manifest.chunking.format === "jsonl" ? i + 1 : "—")],
-        [t("verify.content"), (i) => (local.leaves
-          ? h("code", { class: "leaf" }, leafText(local.leaves[i]))
+        [t("verify.content"), (i) => (local.leaf(i)
+          ? h("code", { class: "leaf" }, leafText(local.leaf(i)))
           : t("verify.chunk", { start: i * manifest.chunking.chunk_size, end: Math.min((i + 1) * manifest.chunking.chunk_size, local.byteSize) }))],
-        [t("verify.computedHash"), (i) => mono(`0x${toHex(local.leafHashes[i])}`, 8)],
+        [t("verify.computedHash"), (i) => mono(`0x${toHex(local.leafHash(i))}`, 8)],
         [t("verify.manifestHash"), (i) => mono(manifest.leaf_hashes[i], 8)],
       ], shown, { id: "differing-records" }),
     ] : null);
@@ -202,9 +209,15 @@ export default {
         h("label", {}, t("verify.manifestFile"), manifestInput),
         h("label", {}, t("verify.expectedDelivery"), deliveryInput)),
       names, button);
+    // The page answers clicks while it commits (merkle.js gives the event loop its turns): a Verify clicked
+    // again, other files chosen, supersedes the run before, whose answer would otherwise land after, as if it
+    // were about the files now chosen.
+    let runs = 0;
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
-      fill(out, h("p", { class: "muted" }, t("verify.working")));
+      const run = ++runs;
+      const show = (node) => run === runs && fill(out, node);
+      show(h("p", { class: "muted", id: "verify-working" }, t("verify.working")));
       try {
         if (!chosen.payload || !chosen.manifest) throw new PageError(t("verify.needBoth"));
         if (!crypto.subtle) throw new PageError(t("verify.noWebCrypto"));
@@ -220,14 +233,14 @@ export default {
           format: manifest.chunking.format, chunkSize: manifest.chunking.chunk_size,
         });
         const elapsed = Math.round(performance.now() - started);
-        const cmp = compareLeaves(local, manifest);
+        const cmp = await compareLeaves(local, manifest);
         const verdict = await api("/verify", {
           method: "POST",
           body: { manifest, commitment: `0x${toHex(local.root)}`, ...(delivery ? { delivery_id: delivery } : {}) },
         });
-        fill(out, resultView(manifest, local, cmp, verdict, elapsed));
+        show(resultView(manifest, local, cmp, verdict, elapsed));
       } catch (error) {
-        fill(out, errorBox(error));
+        show(errorBox(error));
       }
     });
     add(view, h("h1", {}, t("nav.verify")), h("p", {}, t("verify.intro")), form, out);
