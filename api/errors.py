@@ -395,11 +395,19 @@ def unknown_query(routes: list[PathMethods], method: str, query_string: bytes) -
 _ALLOWED_CACHE = 4096
 
 
+def _tokens_sent(scope: Scope) -> int:
+    return sum(name.lower() == b"authorization" for name, _ in scope["headers"])
+
+
 class MethodGuardMiddleware:
-    """Answers, before anything else looks at the request, 405 (with ``Allow``) for a method no route takes
-    at a path some route serves, and 422 for a query parameter the route serving it does not declare: an
-    ``Idempotency-Key`` or a path parameter of such a request is not the API's to judge, and a refusal comes
-    before a key is claimed, so a retry with the query corrected is a first request."""
+    """Answers, before anything else looks at the request, 401 for a request sending two ``Authorization``
+    headers, 405 (with ``Allow``) for a method no route takes at a path some route serves, and 422 for a
+    query parameter the route serving it does not declare: an ``Idempotency-Key`` or a path parameter of
+    such a request is not the API's to judge, and a refusal comes before a key is claimed, so a retry with
+    the request corrected is a first request.
+
+    A request acts as one principal: of two tokens, the routes (and the rate limit, the key's claim) read the
+    first, while a proxy in front of the service may log or check the last."""
 
     def __init__(self, app: ASGIApp, *, api: FastAPI) -> None:
         self.app = app
@@ -422,7 +430,11 @@ class MethodGuardMiddleware:
             allowed = set().union(*(p.methods for p in routes))
             method = scope["method"]
             response: JSONResponse | None
-            if allowed and method not in allowed:
+            if _tokens_sent(scope) > 1:
+                response = error_response(
+                    "UNAUTHENTICATED", "send one Authorization header: the request acts as one principal"
+                )
+            elif allowed and method not in allowed:
                 response = error_response(
                     "METHOD_NOT_ALLOWED",
                     f"{method} is not allowed here",

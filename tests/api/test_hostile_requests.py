@@ -476,3 +476,23 @@ def test_a_number_past_any_field_is_refused_as_such(api_env: ApiEnv) -> None:
     error = response.json()["error"]
     assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
     assert error["message"].startswith("the body holds a number too large for any field"), error["message"]
+
+
+def test_two_authorization_headers_are_refused_before_either_is_acted_on(api_env: ApiEnv) -> None:
+    """A request acts as one principal: of two tokens, the service took the first and a proxy in front of it
+    may log or check the last. Refused 401 before anything looks at either, nor its Idempotency-Key claimed
+    (a retry with one token is a first request), nothing recorded."""
+    psb, hrss = (f"Bearer {api_env.tokens['demo-' + who]}" for who in ("psb", "hrss"))
+    for pair in ([psb, hrss], [psb, psb], [psb, "Bearer nope"]):
+        response = api_env.client.get("/me", headers=[("Authorization", value) for value in pair])
+        assert response.status_code == 401, response.text
+        error = response.json()["error"]
+        assert error["code"] == "UNAUTHENTICATED" and "one Authorization header" in error["message"]
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared"}
+    key = ("Idempotency-Key", "two-tokens-" + b32()[2:12])
+    refused = api_env.client.post(
+        "/resources", json=body, headers=[("Authorization", psb), ("Authorization", hrss), key]
+    )
+    assert refused.status_code == 401, refused.text
+    taken = api_env.client.post("/resources", json=body, headers=[("Authorization", psb), key])
+    assert taken.status_code == 201 and "idempotent-replayed" not in taken.headers, taken.text
