@@ -18,7 +18,7 @@ from api.ledger import AtBlock, LedgerService, Listed, ListPage
 from api.limits import SCOPE_PRINCIPAL
 from api.models import BYTES32_PATTERN
 from api.settings import ApiSettings
-from node.audit.queries import MAX_LIMIT
+from node.audit.queries import CURSOR_PATTERN, MAX_LIMIT
 from verifier.departments import DEPARTMENT_CODE_PATTERN
 
 
@@ -182,9 +182,17 @@ IsoMoment = Annotated[
 #: How many records a list endpoint answers (``?limit=``); one bound for every list.
 ListLimit = Annotated[int, Query(ge=1, le=MAX_LIMIT), Digits]
 
-#: A page cursor of a list (the ``next`` link of the page before).
+#: A page cursor of a list (the ``next`` link of the page before), or of the exchange history (its
+#: ``next_cursor``). Its form is in the document (``CURSOR_PATTERN``), so that a client or a fuzzer can tell a
+#: cursor from any string; the route still refuses one of that form that names no page of the list.
 ListCursor = Annotated[
-    str | None, Query(max_length=200, description='The cursor of the `Link: <…>; rel="next"` header.')
+    str | None,
+    Query(
+        max_length=200,
+        pattern=CURSOR_PATTERN,
+        description='The cursor of the page before\'s `Link: <…>; rel="next"` header (the history: its '
+        "`next_cursor`); empty: the first page.",
+    ),
 ]
 #: A list's filter by an id (a grant, agreement or resource) or by a department id.
 IdFilter = Annotated[int | None, Query(ge=1, le=2**64 - 1), Digits]

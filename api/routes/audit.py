@@ -32,6 +32,7 @@ from api.deps import (
     ExchangeReader,
     IdFilter,
     IsoMoment,
+    ListCursor,
     StateDep,
 )
 from api.errors import ApiError, base64_field
@@ -124,7 +125,7 @@ def history(
     event: Annotated[list[str] | None, Query()] = None,
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,
-    cursor: str | None = None,
+    cursor: ListCursor = None,
     limit: Annotated[int, Query(ge=1, le=500), Digits] = 50,
 ) -> dict[str, Any]:
     """Exchange history, oldest first; follow ``next_cursor`` for the next page."""

@@ -56,7 +56,39 @@ MAX_INDEXED_ID = 2**63 - 1
 
 
 def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+    return _b64(f"{_CURSOR_PREFIX}{seq}")
+
+
+def _b64(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+#: The most digits of a position :data:`CURSOR_PATTERN` spells: every position below 10**18, short of
+#: :data:`MAX_INDEXED_ID` (19 digits), which no index reaches (a billion events a second for 31 years).
+CURSOR_DIGITS = 18
+
+
+def _cursor_pattern() -> str:
+    """The regular expression of the cursors :func:`encode_cursor` writes for positions of at most
+    :data:`CURSOR_DIGITS` digits, and of the empty cursor (the first page): the prefix, then each three
+    digits as four base64 characters and the last one or two as two or three. Every string it matches is
+    one :func:`decode_cursor` reads. A client, or a fuzzer, reading the OpenAPI document knows the form of a
+    cursor; one of that form may still name a position past the list (a 422 too)."""
+    assert len(_CURSOR_PREFIX) % 3 == 0  # the prefix's characters end on a group of four
+    digits = "0123456789"
+    # A digit's byte is 0x30-0x39: the characters of one digit's place in a group depend on that digit alone.
+    first = "|".join(sorted({_b64(d + "00")[:2] for d in digits}))
+    second = "[" + "".join(sorted({_b64("0" + d + "0")[2] for d in digits})) + "]"
+    third = "[" + "".join(sorted({_b64("00" + d)[3] for d in digits})) + "]"
+    lone = "|".join(sorted({_b64(d) for d in digits}))
+    group = f"(?:{first}){second}{third}"
+    groups = CURSOR_DIGITS // 3
+    tail = f"(?:{lone}|(?:{first}){second})"
+    return f"^(?:{_b64(_CURSOR_PREFIX)}(?:(?:{group}){{1,{groups}}}|(?:{group}){{0,{groups - 1}}}{tail}))?$"
+
+
+#: What a cursor of a list looks like (:func:`_cursor_pattern`).
+CURSOR_PATTERN = _cursor_pattern()
 
 
 def decode_cursor(cursor: str) -> int:

@@ -19,7 +19,7 @@ from api.auth import Principal, Role
 from api.db import make_engine, session_factory
 from api.errors import ApiError
 from api.ledger import LedgerService, ListPage
-from node.audit.queries import ListFilter, encode_cursor
+from node.audit.queries import CURSOR_PATTERN, ListFilter, encode_cursor
 from node.audit.service import AuditContext, open_context
 from tests.api.api_helpers import (
     ApiEnv,
@@ -190,6 +190,11 @@ def test_every_list_is_paged_with_the_same_bounds(api_env: ApiEnv) -> None:
         if path in _UNPAGED:
             continue
         assert {"limit", "cursor"} <= set(params), path
+        # The cursor's form, so that a generated cursor is one the list reads (a string of no cursor's form
+        # was refused by every list, though the document took any string).
+        assert {"type": "string", "maxLength": 200, "pattern": CURSOR_PATTERN} in params["cursor"]["schema"][
+            "anyOf"
+        ], path
         bound = params["limit"]["schema"]
         assert (bound["minimum"], bound["maximum"], bound["default"]) == (1, 500, 100), path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,14 +12,19 @@ from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from node.audit.errors import AuditError, InvalidQueryError, NotFoundError
 from node.audit.events import EventCodec
 from node.audit.indexer import Indexer, IndexerConfig
 from node.audit.queries import (
+    CURSOR_DIGITS,
+    CURSOR_PATTERN,
     HistoryFilter,
     ListFilter,
+    decode_cursor,
     department_id,
     department_records,
     encode_cursor,
@@ -82,6 +88,23 @@ def test_filters(indexed: Engine, codec: EventCodec, flt: dict[str, Any], events
     for i in items:
         counts[i["event"]] = counts.get(i["event"], 0) + 1
     assert counts == events
+
+
+@given(st.integers(min_value=0, max_value=2**63 - 1))
+def test_the_cursor_pattern_is_the_form_of_the_cursors_written(position: int) -> None:
+    """Every cursor written for a position of at most CURSOR_DIGITS digits is of the documented form, and a
+    longer one is not (the API's parameter refuses it, as decode_cursor refuses one past MAX_INDEXED_ID)."""
+    assert bool(re.fullmatch(CURSOR_PATTERN, encode_cursor(position))) is (
+        len(str(position)) <= CURSOR_DIGITS
+    )
+
+
+@given(st.from_regex(CURSOR_PATTERN, fullmatch=True))
+def test_every_string_of_the_cursor_pattern_is_a_cursor(cursor: str) -> None:
+    """The form the OpenAPI document gives a list's cursor: any string of it reads as a position (or, empty,
+    as the first page), so a client's or a fuzzer's cursor of that form is never refused as malformed."""
+    if cursor:
+        assert 0 <= decode_cursor(cursor) < 10**CURSOR_DIGITS
 
 
 def _forged_cursor(position: str) -> str:
