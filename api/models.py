@@ -541,8 +541,8 @@ class TermsDuties(Dcat):
     """What each side undertakes, in its own words: the provider (ODRL's assigner) and the consumer (the
     assignee)."""
 
-    provider: Annotated[str, Field(min_length=1, max_length=2000, alias="odrl:assigner")]
-    consumer: Annotated[str, Field(min_length=1, max_length=2000, alias="odrl:assignee")]
+    provider: Annotated[str, Field(min_length=1, max_length=2000, alias="odrl:assigner"), InOrderText]
+    consumer: Annotated[str, Field(min_length=1, max_length=2000, alias="odrl:assignee"), InOrderText]
 
 
 class TermsDocument(Dcat):
@@ -550,14 +550,15 @@ class TermsDocument(Dcat):
     with the request's purpose (``odrl:purpose``) as canonical JSON whose hash (:mod:`verifier.catalog`) is
     the request's ``terms_hash``; ``scope_hash`` is the hash of the data list alone (:meth:`scope`). Both are
     in the EIP-712 terms the departments sign, so the signatures cover this text. Every permitted action is
-    limited to the purpose."""
+    limited to the purpose. Read by both before they sign: its texts show in the order they are hashed and
+    signed in (:data:`InOrderText`)."""
 
     columns: Annotated[
         list[TermsColumn],
         Field(min_length=1, max_length=500, alias="csvw:column",
               description="the data list: the fields requested"),
     ]  # fmt: skip
-    legal_basis: Annotated[Text, Field(alias="dcatap:applicableLegislation")]
+    legal_basis: Annotated[Text, Field(alias="dcatap:applicableLegislation"), InOrderText]
     media_type: Annotated[
         str,
         Field(pattern=r"^[a-z]+/[A-Za-z0-9.+-]+$", max_length=100, alias="dcat:mediaType",
@@ -624,7 +625,8 @@ class RequestCreate(Strict):
     )
 
     resource_id: Id64
-    purpose: Annotated[str, Field(min_length=1, max_length=2000)]
+    #: Hashed into the signed terms (purposeHash): shows in the order it is hashed in.
+    purpose: Annotated[str, Field(min_length=1, max_length=2000), InOrderText]
     terms: TermsDocument | None = None
     scope_hash: Bytes32Hex | None = None
     terms_hash: Bytes32Hex | None = None

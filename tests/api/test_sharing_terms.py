@@ -183,6 +183,16 @@ BAD = [
     ("unknown term", {"terms": terms(**{"odrl:price": "0"})}, "VALIDATION_ERROR", "odrl:price", None),
     ("bad media type", {"terms": terms(**{"dcat:mediaType": "CSV please"})}, "VALIDATION_ERROR",
      "dcat:mediaType", None),
+    # Both departments read the terms before they sign them: text that shows in another order than it is
+    # hashed and signed in ("Trojan Source") is refused, as in a catalog description or a demand.
+    ("purpose out of order", {"purpose": "仅用于\u202e核验参保状态"}, "VALIDATION_ERROR", "purpose",
+     "U+202E is a bidirectional control"),
+    ("legal basis out of order",
+     {"terms": terms(**{"dcatap:applicableLegislation": "《条例》\u2067第十二条\u2069"})},
+     "VALIDATION_ERROR", "dcatap:applicableLegislation", "U+2067 is a bidirectional control"),
+    ("duty out of order",
+     {"terms": terms(**{"odrl:duty": {"odrl:assigner": "每日\u202d更新", "odrl:assignee": "x"}})},
+     "VALIDATION_ERROR", "odrl:assigner", "U+202D is a bidirectional control"),
 ]  # fmt: skip
 
 
