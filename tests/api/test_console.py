@@ -30,7 +30,17 @@ from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
 from node.types import GovernanceAction, admission_data
-from tests.api.api_helpers import ApiEnv, b32, catalog_document, delivery_id_for, issue, ok, pass_past, period
+from tests.api.api_helpers import (
+    ApiEnv,
+    b32,
+    catalog_document,
+    delivery_id_for,
+    govern,
+    issue,
+    ok,
+    pass_past,
+    period,
+)
 from tests.api.api_helpers import mine as mine_blocks
 from tests.api.console_browser import REPO, Console, consoles
 from tests.api.console_scenario import Scenario, build
@@ -947,6 +957,41 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     page.click("#draw")
     page.wait_for_selector("#inspection-title [data-status=drawn]", timeout=30_000)
     assert page.query_selector("#sample-none") is not None
+
+
+def test_a_suspended_department_is_offered_none_of_the_writes_the_ledger_refuses_it(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    health = next(d for d in ok(api_env.call("GET", "/departments", "auditor")) if d["code"] == "HEALTH")
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    scoring = "#evaluation-form, #scored-this-period, #no-evidence"  # what a party that may score is shown
+    assert ok(govern(api_env, {"action": "suspend_department", "department_id": health["id"]}))["record"][
+        "executed"
+    ]
+    try:
+        # The ledger refuses a suspended department's demands, answers and scores (DEPARTMENT_NOT_ACTIVE); the
+        # page offered the forms all the same, each click refused.
+        demand = {
+            "document": {"title": "t", "purpose": "p", "legal_basis": "l"},
+            "due_by": period(api_env)[1],
+        }
+        refused = api_env.call("POST", "/demands", "health", json=demand)
+        assert refused.status_code == 409 and refused.json()["error"]["code"] == "DEPARTMENT_NOT_ACTIVE"
+        c = console("health")
+        assert c.page.inner_text("#suspended") == "suspended"
+        page = c.open("demands")
+        assert page.query_selector("#demands-to-us") is not None  # it still reads its demands
+        assert page.query_selector("#demand-form, .answer-form") is None
+        page = c.open(f"agreement/{agreement}")
+        assert page.query_selector("#evaluations") is not None and page.query_selector(scoring) is None
+    finally:
+        reinstate = {"action": "reinstate_department", "department_id": health["id"]}
+        assert ok(govern(api_env, reinstate))["record"]["executed"]
+    # Reinstated, it is offered them again at its next sign-in.
+    c = console("health")
+    assert c.page.query_selector("#suspended") is None
+    assert c.open("demands").query_selector("#demand-form") is not None
+    assert c.open(f"agreement/{agreement}").query_selector(scoring) is not None
 
 
 def test_evaluations_on_the_agreement_page_each_party_scores_the_other_once_a_period(

@@ -104,12 +104,21 @@ export async function history(query) {
 }
 
 /**
+ * The writes the ledger takes from an active department only (SharingPractice refuses them from a suspended
+ * one, DEPARTMENT_NOT_ACTIVE): of those the console offers. A suspended department still reads, verifies,
+ * and draws a sample, which anyone may.
+ */
+const ACTIVE_ONLY = new Set(["POST /demands", "POST /demands/{demand_id}/answer", "POST /agreements/{agreement_id}/evaluations"]);
+
+/**
  * What the signed-in principal may call, read from the API's own OpenAPI document (x-dxl-roles on every
- * operation): the console offers a page or a button only when the API would accept the call.
+ * operation) and, for a department, its status on the ledger: the console offers a page or a button only when
+ * the API would accept the call.
  */
 export class Capabilities {
-  constructor(me, openapi) {
+  constructor(me, openapi, suspended = false) {
     this.me = me;
+    this.suspended = suspended;
     this.ops = new Map();
     for (const [path, item] of Object.entries(openapi.paths || {})) {
       for (const [method, op] of Object.entries(item)) {
@@ -124,6 +133,7 @@ export class Capabilities {
 
   /** Whether the principal's role may call `operation` ("GET /audit/history"). Unknown operations: no. */
   can(operation) {
+    if (this.suspended && ACTIVE_ONLY.has(operation)) return false;
     const roles = this.ops.get(operation);
     return Array.isArray(roles) && (roles.length === 0 || roles.includes(this.me.role));
   }
@@ -136,5 +146,7 @@ export class Capabilities {
 export async function signIn() {
   const me = await api("/me");
   const openapi = await api("/openapi.json");
-  return new Capabilities(me, openapi);
+  // Read at sign-in (and on a reload): a department suspended or reinstated meanwhile is seen on the next.
+  const department = me.role === "department" ? await api(`/departments/${me.department_id}`) : null;
+  return new Capabilities(me, openapi, department !== null && department.status !== "active");
 }

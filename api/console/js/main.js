@@ -37,7 +37,8 @@ function renderNav() {
   fill(nav, caps === null ? [] : PAGES.filter((p) => p.nav !== false && allowed(p)).map((p) =>
     h("a", { href: `#/${p.id}`, class: p.id === id ? "active" : null, "data-page": p.id }, t(p.title))));
   const who = document.getElementById("who");
-  fill(who, caps === null ? [] : [h("span", { class: `role role-${caps.role}` }, t(`role.${caps.role}`)), " ", caps.me.principal]);
+  fill(who, caps === null ? [] : [h("span", { class: `role role-${caps.role}` }, t(`role.${caps.role}`)), " ", caps.me.principal,
+    caps.suspended ? [" ", h("span", { class: "badge status-suspended", id: "suspended", title: t("app.suspendedNote") }, t("status.suspended"))] : null]);
   document.getElementById("signout").hidden = caps === null;
 }
 
