@@ -62,9 +62,14 @@ def _restoring(info: ValidationInfo) -> bool:
 
 
 def _no_bidi_controls(value: str, info: ValidationInfo) -> str:
-    """Text that shows in the order it is stored: refuses a bidirectional embedding, override or isolate."""
+    """Text that says something and shows in the order it is stored: refuses white space alone and a
+    bidirectional embedding, override or isolate."""
     if _restoring(info):
         return value
+    # A purpose, a legal basis or a note of spaces and line breaks states none: refused as an empty one is,
+    # and an optional text is left out rather than sent blank.
+    if not value.strip():
+        raise ValueError("the text is empty or white space alone")
     bad = next((c for c in value if unicodedata.bidirectional(c) in _BIDI_CONTROLS), None)
     if bad is not None:
         raise ValueError(
@@ -98,7 +103,8 @@ def _one_plain_line(value: str, info: ValidationInfo) -> str:
 #: A department's name, a catalog entry's or a demand's title: one line of visible text
 #: (:func:`_one_plain_line`).
 PlainLine = AfterValidator(_one_plain_line)
-#: Text that may run over lines but shows in the order it is stored (:func:`_no_bidi_controls`).
+#: Text that may run over lines but is not white space alone and shows in the order it is stored
+#: (:func:`_no_bidi_controls`).
 InOrderText = AfterValidator(_no_bidi_controls)
 
 

@@ -391,6 +391,8 @@ def _without(key: str) -> dict[str, Any]:
     [
         ({"metadata": _without("dct:title"), "share_type": "conditional"}, "metadata.dct:title"),
         ({"metadata": document(title=""), "share_type": "conditional"}, "metadata.dct:title"),
+        ({"metadata": document(**{"dct:description": " \n\u3000"}), "share_type": "conditional"},
+         "metadata.dct:description"),
         ({"metadata": {**document(), "csvw:column": []}, "share_type": "conditional"},
          "metadata.csvw:column"),
         ({"metadata": document(**{"dcat:mediaType": "csv"}), "share_type": "conditional"},
@@ -409,9 +411,9 @@ def _without(key: str) -> dict[str, Any]:
                                                      {"csvw:name": "e\u0301tat", "csvw:datatype": "string"}]},
           "share_type": "conditional"}, None),
     ],
-    ids=["no-title", "empty-title", "no-fields", "bad-media-type", "title-not-text", "unknown-key",
-         "conditional-without-conditions", "hash-disagrees", "neither", "not-an-object", "field-twice",
-         "field-twice-composed-and-decomposed"],
+    ids=["no-title", "empty-title", "blank-description", "no-fields", "bad-media-type", "title-not-text",
+         "unknown-key", "conditional-without-conditions", "hash-disagrees", "neither", "not-an-object",
+         "field-twice", "field-twice-composed-and-decomposed"],
 )  # fmt: skip
 def test_bad_documents_are_refused_and_nothing_is_recorded(
     api_env: ApiEnv, body: dict[str, Any], field: str | None

@@ -236,9 +236,12 @@ def test_bad_demands_are_refused(api_env: ApiEnv, body: dict[str, Any], status: 
      ("description", "付款账户\u202e0001 号", "U+202E is a bidirectional control"),
      ("purpose", "住房保障\u2066资格\u2069审核", "U+2066 is a bidirectional control"),
      ("legal_basis", "《条例》\u202b第十二条", "U+202B is a bidirectional control"),
-     ("fields", ["身份证号", "抵押\n状态"], "one line of visible text")],
+     ("fields", ["身份证号", "抵押\n状态"], "one line of visible text"),
+     ("purpose", "   ", "white space alone"), ("legal_basis", "\u3000\n", "white space alone"),
+     ("description", "", "white space alone")],
     ids=["title-rlo", "title-newline", "title-line-separator", "title-trailing-space", "title-spaces",
-         "description-rlo", "purpose-isolate", "legal-basis-rle", "field-newline"],
+         "description-rlo", "purpose-isolate", "legal-basis-rle", "field-newline", "purpose-spaces",
+         "legal-basis-ideographic-space", "description-empty"],
 )  # fmt: skip
 def test_a_demands_title_is_one_line_and_its_texts_show_in_order(
     api_env: ApiEnv, field: str, value: Any, message: str
@@ -364,6 +367,7 @@ def test_a_score_of_the_other_sides_is_refused_not_dropped(api_env: ApiEnv) -> N
         ("hrss", {**by_provider, "accuracy": 1}, "accuracy"),
         ("hrss", {**by_provider, "timeliness": 5, "completeness": 5}, "timeliness"),
         ("psb", {**by_consumer, "comment": "准时\u202e交付"}, "comment"),
+        ("psb", {**by_consumer, "comment": " \n "}, "comment"),
     ):
         refused = env.call("POST", path, who, json=body)
         assert refused.status_code == 422, refused.text
@@ -384,6 +388,8 @@ def test_an_answers_note_shows_in_the_order_it_is_hashed_in(api_env: ApiEnv) -> 
     error = refused.json()["error"]
     assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "note")
     assert "U+202E is a bidirectional control" in error["message"]
+    blank = api_env.call("POST", f"/demands/{demand['id']}/answer", "hrss", json={**body, "note": "\u3000 "})
+    assert (blank.status_code, blank.json()["error"]["field"]) == (422, "note"), blank.text
     assert ok(api_env.call("GET", f"/demands/{demand['id']}", "hrss"))["answer"] is None
     lines = "本局不持有该数据。\n请向市场监管局申请。"
     answered = ok(

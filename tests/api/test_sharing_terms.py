@@ -187,6 +187,7 @@ BAD = [
     # hashed and signed in ("Trojan Source") is refused, as in a catalog description or a demand.
     ("purpose out of order", {"purpose": "仅用于\u202e核验参保状态"}, "VALIDATION_ERROR", "purpose",
      "U+202E is a bidirectional control"),
+    ("purpose of spaces alone", {"purpose": " \t "}, "VALIDATION_ERROR", "purpose", "white space alone"),
     ("legal basis out of order",
      {"terms": terms(**{"dcatap:applicableLegislation": "《条例》\u2067第十二条\u2069"})},
      "VALIDATION_ERROR", "dcatap:applicableLegislation", "U+2067 is a bidirectional control"),
