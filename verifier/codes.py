@@ -71,7 +71,9 @@ class ReceiptVerdictStatus(Code):
     )
     MISMATCH = (
         "MISMATCH",
-        "the proof does not hold, or leads to another root or leaf count than the anchored batch's",
+        "the proof does not hold (its batch would number receipts past 64 bits), leads to another root or "
+        "leaf count than the anchored batch's, or the receipt's delivery id is not in the namespace of the "
+        "batch's provider",
     )
 
     @property
@@ -181,7 +183,8 @@ class FindingCode(Code):
     )
     RECEIPT_MISMATCH = (
         "RECEIPT_MISMATCH",
-        "the receipt's proof does not hold, or leads to another batch than the one on chain",
+        "the receipt's proof does not hold, leads to another batch than the one on chain, or names a "
+        "delivery id outside its batch provider's namespace",
     )
     # What a service that holds the receipt journal adds (api.verdicts, POST /verify, presentations).
     RECEIPT_PENDING = (

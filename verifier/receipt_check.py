@@ -7,7 +7,9 @@ audit path, and the chain is the trusted anchor. Checks, in order (:func:`check_
 1. the proof itself (:func:`verifier.receipts.verify_receipt_proof`): it must lead to the root it names, else
    ``MISMATCH``;
 2. ``batch(grant, firstSequence)`` on chain: none -> ``NOT_ANCHORED``; another root or leaf count ->
-   ``MISMATCH`` (the proof is for a batch the chain does not hold);
+   ``MISMATCH`` (the proof is for a batch the chain does not hold); a delivery id outside the batch
+   provider's namespace -> ``MISMATCH`` (no receipt of that provider, as the contract's ``receiptIncluded``
+   says: the contract never sees the leaves it anchors);
 3. ``receiptDisputed(grant, sequence)`` -> ``DISPUTED``; an acknowledged batch -> ``ACKNOWLEDGED``; else
    ``ANCHORED``.
 
@@ -28,6 +30,7 @@ from typing import Any
 
 from verifier import abi as abi_codec
 from verifier.codes import FindingCode, ReceiptVerdictStatus, VerdictStatus
+from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import ManifestSignatureError, ProofError
 from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
@@ -223,6 +226,11 @@ def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
     if bytes(root) != proof.root or int(leaf_count) != proof.leaf_count:
         detail = (f"the anchored batch has root {chain['root']} and {leaf_count} receipts; the proof names "
                   f"root 0x{proof.root.hex()} and {proof.leaf_count} receipts")  # fmt: skip
+        return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, detail)
+    if delivery_id_provider(r.delivery_id) != int(provider):
+        detail = (f"the receipt's delivery id 0x{r.delivery_id.hex()} is not in the namespace of the batch's "
+                  f"provider, department {provider} (its first four bytes are not that id), as the ledger "
+                  "requires of a delivery")  # fmt: skip
         return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, detail)
     if reader.call("receiptDisputed", r.grant_id, proof.sequence):
         return _verdict(

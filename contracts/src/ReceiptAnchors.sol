@@ -3,6 +3,7 @@ pragma solidity ^0.8.24;
 
 import {IReceiptAnchors} from "./interfaces/IReceiptAnchors.sol";
 import {IDataExchangeLedger} from "./interfaces/IDataExchangeLedger.sol";
+import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
 import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
 import {ReceiptTrees} from "./libraries/ReceiptTrees.sol";
@@ -74,6 +75,7 @@ contract ReceiptAnchors is IReceiptAnchors {
         uint32 consumer = b.consumer;
         _requireCallerIs(consumer);
         if (receipt.grantId != grantId) revert ReceiptInvalidField("receipt.grantId");
+        if (!_providers(b, receipt)) revert IDeliveryLedger.DeliveryIdNotProviders(receipt.deliveryId, b.provider);
         if (consumerCommitment == bytes32(0) || consumerCommitment == receipt.commitment) {
             revert ReceiptInvalidField("consumerCommitment");
         }
@@ -100,7 +102,8 @@ contract ReceiptAnchors is IReceiptAnchors {
         bytes32[] calldata proof
     ) external view returns (bool) {
         ReceiptBatch storage b = _batches[grantId][firstSequence];
-        return b.status != BatchStatus.None && receipt.grantId == grantId && _included(b, receipt, index, proof);
+        return b.status != BatchStatus.None && receipt.grantId == grantId && _providers(b, receipt)
+            && _included(b, receipt, index, proof);
     }
 
     /// @inheritdoc IReceiptAnchors
@@ -138,6 +141,13 @@ contract ReceiptAnchors is IReceiptAnchors {
     ) private view returns (bool) {
         (bytes32 root, bool ok) = ReceiptTrees.rootFromProof(index, b.leafCount, ReceiptTrees.leafHash(receipt), proof);
         return ok && root == b.root;
+    }
+
+    /// Whether the receipt's id is in the batch provider's namespace, as the ledger requires of a delivery's: the
+    /// contract never sees the leaves it anchors, so a leaf naming another department's id (anchored past the
+    /// service, which refuses one at the door) is told apart here, where a receipt is proved.
+    function _providers(ReceiptBatch storage b, DeliveryRecord calldata receipt) private view returns (bool) {
+        return uint32(bytes4(receipt.deliveryId)) == b.provider;
     }
 
     function _unsettledBatch(uint64 grantId, uint64 firstSequence) private view returns (ReceiptBatch storage b) {

@@ -19,10 +19,11 @@ from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, rever
 from tests.contracts.test_agreements_and_grants import _reclassify
 from tests.contracts.test_department_registry import uint
 from verifier.codes import ReceiptVerdictStatus
-from verifier.errors import InvalidProofError, ProofError
+from verifier.delivery_ids import new_delivery_id
+from verifier.errors import InvalidProofError
 from verifier.hashing import HashAlgorithm
 from verifier.receipt_check import AnchorsReader, check_receipt
-from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
+from verifier.receipts import BatchTree, Receipt, ReceiptProof
 from verifier.tree import root_from_inclusion
 
 ANCHORED, ACKNOWLEDGED = 1, 2
@@ -45,6 +46,10 @@ class Anchors:
     def grant(self, *, seconds: int = DAY) -> int:
         psb, hrss = self.ledger.depts["PSB"], self.ledger.depts["HRSS"]
         return self.ledger.grant(psb, self.ledger.agreement(psb, hrss), seconds=seconds)
+
+    def receipts(self, grant_id: int, n: int) -> list[Receipt]:
+        """``n`` receipts under one of :meth:`grant`'s grants, their ids in its provider's namespace."""
+        return receipts_for(grant_id, n, self.ledger.depts["PSB"].id)
 
     def anchor(self, grant_id: int, first: int, receipts: list[Receipt]) -> tuple[BatchTree, TxResult]:
         tree = BatchTree([r.leaf_hash() for r in receipts])
@@ -71,14 +76,15 @@ def anchors(node_endpoint: NodeEndpoint) -> Anchors:
     return make_anchors(node_endpoint, consortium)
 
 
-def receipts_for(grant_id: int, n: int) -> list[Receipt]:
-    return [Receipt(os.urandom(32), grant_id, os.urandom(32), 1, 1_000 + i, i) for i in range(n)]
+def receipts_for(grant_id: int, n: int, provider: int) -> list[Receipt]:
+    """``n`` receipts under the grant, their ids in the namespace of department ``provider``."""
+    return [Receipt(new_delivery_id(provider), grant_id, os.urandom(32), 1, 1_000 + i, i) for i in range(n)]
 
 
 def test_anchorBatch_storesBatchAdvancesSequenceAndEmits(anchors: Anchors) -> None:
     psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
     gid = anchors.grant()
-    tree, result = anchors.anchor(gid, 0, receipts_for(gid, 3))
+    tree, result = anchors.anchor(gid, 0, anchors.receipts(gid, 3))
     assert names(result) == ["ReceiptBatchAnchored"]
     ev = result.event("ReceiptBatchAnchored").args
     at = anchors.ledger.client.w3.eth.get_block(result.block_number)["timestamp"]
@@ -86,16 +92,16 @@ def test_anchorBatch_storesBatchAdvancesSequenceAndEmits(anchors: Anchors) -> No
     assert (ev["leafCount"], ev["root"], ev["anchoredAt"]) == (3, tree.root, at)
     assert anchors.call("batch", gid, 0) == (tree.root, 3, at, psb.id, hrss.id, ANCHORED)
     assert anchors.call("nextSequence", gid) == 3
-    _, second = anchors.anchor(gid, 3, receipts_for(gid, 2))
+    _, second = anchors.anchor(gid, 3, anchors.receipts(gid, 2))
     assert second.event("ReceiptBatchAnchored").args["firstSequence"] == 3
     assert anchors.call("nextSequence", gid) == 5
 
 
 def test_anchorBatch_gasIndependentOfLeafCount_under100PerReceiptFrom1200(anchors: Anchors) -> None:
     gid = anchors.grant()
-    anchors.anchor(gid, 0, receipts_for(gid, 1))  # the grant's sequence slot exists from here on
-    _, one = anchors.anchor(gid, 1, receipts_for(gid, 1))
-    _, many = anchors.anchor(gid, 2, receipts_for(gid, RECEIPTS_PER_100_GAS))
+    anchors.anchor(gid, 0, anchors.receipts(gid, 1))  # the grant's sequence slot exists from here on
+    _, one = anchors.anchor(gid, 1, anchors.receipts(gid, 1))
+    _, many = anchors.anchor(gid, 2, anchors.receipts(gid, RECEIPTS_PER_100_GAS))
     # Only the calldata of the leaf count and first sequence differ (non-zero bytes): a few dozen gas.
     assert abs(many.gas_used - one.gas_used) < 100, (one.gas_used, many.gas_used)
     assert many.gas_used <= 100 * RECEIPTS_PER_100_GAS, many.gas_used
@@ -104,9 +110,9 @@ def test_anchorBatch_gasIndependentOfLeafCount_under100PerReceiptFrom1200(anchor
 @pytest.mark.parametrize("first", [0, 2, 7])
 def test_anchorBatch_notAtNextSequence_reverts(anchors: Anchors, first: int) -> None:
     gid = anchors.grant()
-    anchors.anchor(gid, 0, receipts_for(gid, 4))
+    anchors.anchor(gid, 0, anchors.receipts(gid, 4))
     with reverts("ReceiptBatchOutOfSequence", grantId=gid, firstSequence=first, expectedSequence=4):
-        anchors.anchor(gid, first, receipts_for(gid, 1))
+        anchors.anchor(gid, first, anchors.receipts(gid, 1))
     assert anchors.call("nextSequence", gid) == 4
 
 
@@ -149,7 +155,7 @@ def test_anchorBatch_agreementSuspended_reverts(anchors: Anchors) -> None:
     aid = anchors.ledger.call("grant", gid)[0]
     anchors.ledger.govern(GovernanceAction.SUSPEND_AGREEMENT, uint(aid))
     with reverts("AgreementStatusMismatch", agreementId=aid):
-        anchors.anchor(gid, 0, receipts_for(gid, 1))
+        anchors.anchor(gid, 0, anchors.receipts(gid, 1))
 
 
 def test_anchorBatch_resourceNowNotShared_reverts(anchors: Anchors) -> None:
@@ -159,11 +165,11 @@ def test_anchorBatch_resourceNowNotShared_reverts(anchors: Anchors) -> None:
     rid = anchors.ledger.call("agreement", anchors.ledger.call("grant", gid)[0])[1]
     _reclassify(anchors.ledger, psb, rid, ShareType.NOT_SHARED)
     with reverts("RequestResourceNotShared", resourceId=rid):
-        anchors.anchor(gid, 0, receipts_for(gid, 1))
+        anchors.anchor(gid, 0, anchors.receipts(gid, 1))
     assert anchors.call("nextSequence", gid) == 0
     # Shared again, the same grant anchors.
     _reclassify(anchors.ledger, psb, rid, ShareType.CONDITIONAL)
-    assert names(anchors.anchor(gid, 0, receipts_for(gid, 1))[1]) == ["ReceiptBatchAnchored"]
+    assert names(anchors.anchor(gid, 0, anchors.receipts(gid, 1))[1]) == ["ReceiptBatchAnchored"]
 
 
 @pytest.mark.parametrize("suspended", ["PSB", "HRSS"])
@@ -175,14 +181,14 @@ def test_anchorBatch_suspendedParty_reverts(
     dept = ledger.depts[suspended]
     ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(dept.id))
     with reverts("DepartmentNotActive", departmentId=dept.id):
-        own.anchor(gid, 0, receipts_for(gid, 1))
+        own.anchor(gid, 0, own.receipts(gid, 1))
 
 
 def test_receiptIncluded_pythonProofsVerifyOnChain(anchors: Anchors) -> None:
     gid = anchors.grant()
     first = 0
     for size in (1, 2, 5, 13):  # a lone leaf, a pair, and right edges carried up one and two levels
-        receipts = receipts_for(gid, size)
+        receipts = anchors.receipts(gid, size)
         tree, _ = anchors.anchor(gid, first, receipts)
         for index in sorted({0, size // 2, size - 1}):
             receipt, proof = receipts[index], tree.proof(index)
@@ -206,7 +212,7 @@ def test_receiptIncluded_pythonProofsVerifyOnChain(anchors: Anchors) -> None:
 def test_acknowledgeBatch_consumerOnly_once(anchors: Anchors) -> None:
     psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
     gid = anchors.grant()
-    anchors.anchor(gid, 0, receipts_for(gid, 4))
+    anchors.anchor(gid, 0, anchors.receipts(gid, 4))
     with reverts("DepartmentUnauthorized", account=psb.account.address):
         anchors.send(psb, "acknowledgeBatch", gid, 0)
     with reverts("ReceiptBatchUnknown", grantId=gid, firstSequence=1):
@@ -222,8 +228,8 @@ def test_acknowledgeBatch_consumerOnly_once(anchors: Anchors) -> None:
 def test_disputeReceipt_byProof_thenAcknowledgeTheRest(anchors: Anchors) -> None:
     hrss, civil = anchors.ledger.depts["HRSS"], anchors.ledger.depts["CIVIL"]
     gid = anchors.grant()
-    anchors.anchor(gid, 0, receipts_for(gid, 2))
-    receipts = receipts_for(gid, 5)
+    anchors.anchor(gid, 0, anchors.receipts(gid, 2))
+    receipts = anchors.receipts(gid, 5)
     tree, _ = anchors.anchor(gid, 2, receipts)
     theirs = os.urandom(32)
     target = receipts[3]
@@ -275,10 +281,10 @@ def test_disputeReceipt_indexOutsideBatch_revertsNamingIndex(anchors: Anchors, i
     another batch at ``firstSequence + index`` (or an arithmetic panic where that sum passes uint64)."""
     hrss = anchors.ledger.depts["HRSS"]
     gid = anchors.grant()
-    anchors.anchor(gid, 0, receipts_for(gid, 2))
-    receipts = receipts_for(gid, 3)
+    anchors.anchor(gid, 0, anchors.receipts(gid, 2))
+    receipts = anchors.receipts(gid, 3)
     tree, _ = anchors.anchor(gid, 2, receipts)
-    anchors.anchor(gid, 5, receipts_for(gid, 2))
+    anchors.anchor(gid, 5, anchors.receipts(gid, 2))
     with reverts("ReceiptInvalidField", field="index"):
         anchors.send(
             hrss, "disputeReceipt", gid, 2, receipts[0].as_tuple(), index, tree.proof(0), os.urandom(32)
@@ -295,6 +301,7 @@ CHANGES = (
     "none", "flip a byte", "drop the last hash", "drop the first hash", "append a hash", "repeat a hash",
     "swap two hashes", "no hashes", "another index's path", "index past the batch", "index 2**64-1",
     "another receipt", "a receipt of another batch with its path", "the receipt under another grant",
+    "its id in another department's namespace",
 )  # fmt: skip
 
 
@@ -302,7 +309,8 @@ CHANGES = (
 class DrawnBatch:
     """An anchored batch and one receipt of it with its audit path. A built batch is a whole tree over
     receipts; a wide one (up to 2**48 leaves, more than can be built) is one receipt with a drawn path whose
-    root was anchored."""
+    root was anchored. The receipt's id is sometimes another department's (``foreign``): anchored all the
+    same, as a provider anchoring past the service can."""
 
     first: int
     size: int
@@ -311,6 +319,7 @@ class DrawnBatch:
     index: int
     path: list[bytes]
     tree: BatchTree | None
+    foreign: bool
 
 
 def _path_length(index: int, size: int) -> int:
@@ -324,12 +333,22 @@ def _path_length(index: int, size: int) -> int:
     raise AssertionError((index, size))
 
 
+def _foreign(anchors: Anchors, receipt: Receipt) -> Receipt:
+    """``receipt`` with an id in CIVIL's namespace instead of its provider's."""
+    r, civil = receipt, anchors.ledger.depts["CIVIL"].id
+    return Receipt(
+        new_delivery_id(civil), r.grant_id, r.commitment, r.hash_algorithm, r.byte_size, r.record_count
+    )
+
+
 def _draw_batch(data: st.DataObject, anchors: Anchors, gid: int) -> DrawnBatch:
     first = int(anchors.call("nextSequence", gid))  # type: ignore[call-overload]
+    foreign = data.draw(st.sampled_from([False, False, False, True]), "foreign")
     if data.draw(st.booleans(), "wide"):
         size = data.draw(st.integers(2, 2**48), "size")
         index = data.draw(st.sampled_from([0, size - 1]) | st.integers(0, size - 1), "index")
-        receipt = receipts_for(gid, 1)[0]
+        receipt = anchors.receipts(gid, 1)[0]
+        receipt = _foreign(anchors, receipt) if foreign else receipt
         path = [os.urandom(32) for _ in range(_path_length(index, size))]
         root = root_from_inclusion(HashAlgorithm.SHA256, index, size, receipt.leaf_hash(), path)
         tree = None
@@ -338,14 +357,18 @@ def _draw_batch(data: st.DataObject, anchors: Anchors, gid: int) -> DrawnBatch:
             st.sampled_from([1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 33]) | st.integers(1, 70), "size"
         )
         index = data.draw(st.integers(0, size - 1), "index")
-        receipts = receipts_for(gid, size)
+        receipts = anchors.receipts(gid, size)
+        if foreign:
+            receipts[index] = _foreign(anchors, receipts[index])
         tree = BatchTree([r.leaf_hash() for r in receipts])
         receipt, path, root = receipts[index], tree.proof(index), tree.root
     anchors.send(anchors.ledger.depts["PSB"], "anchorBatch", gid, first, size, root)
-    return DrawnBatch(first, size, root, receipt, index, path, tree)
+    return DrawnBatch(first, size, root, receipt, index, path, tree, foreign)
 
 
-def _changed(data: st.DataObject, b: DrawnBatch, change: str, gid: int) -> tuple[Receipt, int, list[bytes]]:
+def _changed(
+    data: st.DataObject, anchors: Anchors, b: DrawnBatch, change: str, gid: int
+) -> tuple[Receipt, int, list[bytes]]:
     receipt, index, path = b.receipt, b.index, list(b.path)
     if change == "flip a byte" and path:
         at, byte = data.draw(st.integers(0, len(path) - 1)), data.draw(st.integers(0, 31))
@@ -373,23 +396,25 @@ def _changed(data: st.DataObject, b: DrawnBatch, change: str, gid: int) -> tuple
     elif change == "index 2**64-1":
         index = 2**64 - 1
     elif change == "another receipt":
-        receipt = receipts_for(gid, 1)[0]
+        receipt = anchors.receipts(gid, 1)[0]
     elif change == "a receipt of another batch with its path" and b.tree is not None:
-        others = receipts_for(gid, b.size)  # the same shape, never anchored
+        others = anchors.receipts(gid, b.size)  # the same shape, never anchored
         receipt, path = others[index], BatchTree([r.leaf_hash() for r in others]).proof(index)
     elif change == "the receipt under another grant":
         r = receipt
         receipt = Receipt(r.delivery_id, gid + 1, r.commitment, r.hash_algorithm, r.byte_size, r.record_count)
+    elif change == "its id in another department's namespace":
+        receipt = _foreign(anchors, receipt)
     return receipt, index, path
 
 
-def _verifier_accepts(b: DrawnBatch, receipt: Receipt, index: int, path: list[bytes]) -> bool:
-    """The verifier's answer with the batch as the chain holds it (what ``check_receipt`` compares)."""
-    try:
-        verify_receipt_proof(ReceiptProof(receipt, b.first, index, b.size, b.root, tuple(path)))
-    except ProofError:
-        return False
-    return True
+def _verifier_accepts(
+    reader: AnchorsReader, b: DrawnBatch, receipt: Receipt, index: int, path: list[bytes]
+) -> bool:
+    """Whether the verifier's check against the chain (``dxl verify-receipt``) finds the receipt anchored,
+    given the proof with the batch as the chain holds it."""
+    proof = ReceiptProof(receipt, b.first, index, b.size, b.root, tuple(path))
+    return check_receipt(proof, reader).status is ReceiptVerdictStatus.ANCHORED
 
 
 @pytest.fixture(scope="module")
@@ -397,22 +422,29 @@ def proof_grant(anchors: Anchors) -> int:
     return anchors.grant()
 
 
+@pytest.fixture(scope="module")
+def anchors_reader(anchors: Anchors) -> AnchorsReader:
+    return AnchorsReader(anchors.client.rpc_url, str(anchors.client.address))
+
+
 @settings(max_examples=PROOF_EXAMPLES, deadline=None)
 @given(data=st.data())
 def test_receiptIncluded_acceptsExactlyWhatTheVerifierAccepts(
-    anchors: Anchors, proof_grant: int, data: st.DataObject
+    anchors: Anchors, anchors_reader: AnchorsReader, proof_grant: int, data: st.DataObject
 ) -> None:
     """Random batches (built trees of 1 to 70 receipts, and paths in trees of up to 2**48 leaves), each
-    receipt's path as given and changed: ``receiptIncluded`` on chain and ``verify_receipt_proof`` against the
-    anchored batch give the same answer, and the unchanged path is accepted by both."""
+    receipt's path as given and changed: ``receiptIncluded`` on chain and the verifier's ``check_receipt``
+    (the proof by ``verify_receipt_proof``, then the anchored batch) give the same answer; the unchanged path
+    is accepted by both, unless the receipt's id is another department's."""
     gid = proof_grant
     b = _draw_batch(data, anchors, gid)
     for change in data.draw(st.lists(st.sampled_from(CHANGES), min_size=3, max_size=6), "changes"):
-        receipt, index, path = _changed(data, b, change, gid)
+        receipt, index, path = _changed(data, anchors, b, change, gid)
         on_chain = anchors.call("receiptIncluded", gid, b.first, receipt.as_tuple(), index, path)
-        assert on_chain is _verifier_accepts(b, receipt, index, path), (change, b.size, index, len(path))
-    assert anchors.call("receiptIncluded", gid, b.first, b.receipt.as_tuple(), b.index, b.path) is True
-    assert _verifier_accepts(b, b.receipt, b.index, b.path)
+        verifier = _verifier_accepts(anchors_reader, b, receipt, index, path)
+        assert on_chain is verifier, (change, b.size, index, len(path), b.foreign)
+    unchanged = anchors.call("receiptIncluded", gid, b.first, b.receipt.as_tuple(), b.index, b.path)
+    assert unchanged is _verifier_accepts(anchors_reader, b, b.receipt, b.index, b.path) is not b.foreign
 
 
 @pytest.mark.parametrize(("first", "index", "count"), [(2**64, 1, 3), (2**64 - 2, 1, 3), (0, 5, 2**64)])
@@ -423,7 +455,7 @@ def test_checkReceipt_batchPast64Bits_mismatchNotAChainFailure(
     MISMATCH, as for any proof that does not hold, where the check asked the node for that batch and reported
     the node failing (ChainCheckError: the number does not fit the call)."""
     gid = anchors.grant()
-    receipt = receipts_for(gid, 1)[0]
+    receipt = anchors.receipts(gid, 1)[0]
     path = [os.urandom(32) for _ in range(_path_length(index, count))]
     root = root_from_inclusion(HashAlgorithm.SHA256, index, count, receipt.leaf_hash(), path)
     proof = ReceiptProof(receipt, first, index, count, root, tuple(path))
@@ -439,11 +471,11 @@ def test_settlement_afterGrantAndAgreementRevoked_stillTheConsumers(anchors: Anc
     more under the grant, nor under another grant of a revoked agreement."""
     psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
     gid = anchors.grant()
-    receipts = receipts_for(gid, 3)
+    receipts = anchors.receipts(gid, 3)
     tree, _ = anchors.anchor(gid, 0, receipts)
     anchors.ledger.send(psb, "revokeGrant", gid)
     with reverts("GrantAlreadyRevoked", grantId=gid):
-        anchors.anchor(gid, 3, receipts_for(gid, 1))
+        anchors.anchor(gid, 3, anchors.receipts(gid, 1))
     theirs = os.urandom(32)
     disputed = anchors.send(hrss, "disputeReceipt", gid, 0, receipts[1].as_tuple(), 1, tree.proof(1), theirs)
     assert names(disputed) == ["ReceiptDisputed"]
@@ -452,9 +484,33 @@ def test_settlement_afterGrantAndAgreementRevoked_stillTheConsumers(anchors: Anc
     assert names(anchors.send(hrss, "acknowledgeBatch", gid, 0)) == ["ReceiptBatchAcknowledged"]
 
     other = anchors.grant()
-    anchors.anchor(other, 0, receipts_for(other, 1))
+    anchors.anchor(other, 0, anchors.receipts(other, 1))
     aid = anchors.ledger.call("grant", other)[0]
     anchors.ledger.govern(GovernanceAction.REVOKE_AGREEMENT, uint(aid))
     with reverts("GrantAlreadyRevoked", grantId=other):
-        anchors.anchor(other, 1, receipts_for(other, 1))
+        anchors.anchor(other, 1, anchors.receipts(other, 1))
     assert names(anchors.send(hrss, "acknowledgeBatch", other, 0)) == ["ReceiptBatchAcknowledged"]
+
+
+def test_receiptOutsideItsProvidersNamespace_noReceiptOfIt(anchors: Anchors) -> None:
+    """A leaf whose delivery id is another department's (its first four bytes that department's id), anchored
+    by a provider past the service, is no receipt of that provider, as the ledger refuses such a delivery
+    (DeliveryIdNotProviders): not included on chain, not disputable, and MISMATCH to the verifier. Before, it
+    was proved and disputed under the other department's id, and ``dxl verify-receipt`` answered ANCHORED."""
+    psb, hrss, civil = (anchors.ledger.depts[c] for c in ("PSB", "HRSS", "CIVIL"))
+    gid = anchors.grant()
+    receipts = anchors.receipts(gid, 2)
+    r = receipts[1]
+    receipts[1] = Receipt(new_delivery_id(civil.id), gid, r.commitment, 1, r.byte_size, r.record_count)
+    tree, _ = anchors.anchor(gid, 0, receipts)
+    reader = AnchorsReader(anchors.client.rpc_url, str(anchors.client.address))
+    for index, (receipt, included) in enumerate(zip(receipts, (True, False), strict=True)):
+        path = tree.proof(index)
+        assert anchors.call("receiptIncluded", gid, 0, receipt.as_tuple(), index, path) is included
+        verdict = check_receipt(ReceiptProof(receipt, 0, index, 2, tree.root, tuple(path)), reader)
+        expected = ReceiptVerdictStatus.ANCHORED if included else ReceiptVerdictStatus.MISMATCH
+        assert verdict.status is expected, verdict
+    theirs = receipts[1].delivery_id
+    with reverts("DeliveryIdNotProviders", deliveryId=theirs, provider=psb.id):
+        anchors.send(hrss, "disputeReceipt", gid, 0, receipts[1].as_tuple(), 1, tree.proof(1), os.urandom(32))
+    assert anchors.call("receiptDisputed", gid, 1) is False

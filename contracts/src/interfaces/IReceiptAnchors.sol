@@ -82,7 +82,8 @@ interface IReceiptAnchors {
 
     /// @notice Disputes one receipt of a batch by its inclusion proof and the commitment the consumer computed.
     /// @dev Requirements: caller is the batch's consumer's signer, consumer active; the batch not acknowledged;
-    /// `receipt.grantId` is `grantId`; `index` below the batch's leaf count; `proof` proves `receipt` as leaf
+    /// `receipt.grantId` is `grantId`; `receipt.deliveryId` in the batch provider's namespace (as
+    /// `recordDelivery` requires, else `DeliveryIdNotProviders`); `index` below the batch's leaf count; `proof` proves `receipt` as leaf
     /// `index` of the batch; `consumerCommitment` non-zero and different from `receipt.commitment`; the receipt
     /// not disputed before. Emits {ReceiptDisputed}.
     function disputeReceipt(
@@ -94,7 +95,8 @@ interface IReceiptAnchors {
         bytes32 consumerCommitment
     ) external;
 
-    /// @notice Whether `proof` proves `receipt` as leaf `index` of the anchored batch (false for an unknown batch).
+    /// @notice Whether `proof` proves `receipt` as leaf `index` of the anchored batch (false for an unknown batch,
+    /// and for a receipt of another grant or whose delivery id is not in the batch provider's namespace).
     function receiptIncluded(
         uint64 grantId,
         uint64 firstSequence,
