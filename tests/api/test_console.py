@@ -48,10 +48,10 @@ from tests.loopback import serving
 from verifier.catalog import document_hash
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
-from verifier.errors import PayloadFormatError
+from verifier.errors import ManifestError, PayloadFormatError
 from verifier.hashing import HashAlgorithm
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import build_manifest
+from verifier.manifest import build_manifest, parse_manifest
 
 pytestmark = pytest.mark.xdist_group("api-console")
 
@@ -510,6 +510,18 @@ def test_the_page_judges_a_payload_and_its_manifest_as_the_verifier_does(
         verifier = (verdict["status"], sorted(f["code"] for f in verdict["findings"]))
         assert verifier[0] == want, name
         assert _verified_in_page(page, tmp_path / str(n), payload, manifest) == verifier, name
+    # A manifest file that names its root twice, a forged one first: the verifier refuses it as malformed (a
+    # reader may show the first, the check would read the last); the page read the last and said MATCH.
+    text = json.dumps(csv.manifest).replace('"root": ', f'"root": "0x{"ab" * 32}", "root": ', 1)
+    with pytest.raises(ManifestError, match="names the key 'root' twice"):
+        parse_manifest(text)
+    (tmp_path / "twice.manifest.json").write_text(text, encoding="utf-8")
+    (tmp_path / "twice").write_bytes(csv.payload)
+    page.set_input_files("#payload-file", str(tmp_path / "twice"))
+    page.set_input_files("#manifest-file", str(tmp_path / "twice.manifest.json"))
+    page.click("#verify-button")
+    assert "names “root” twice" in page.locator("#verify-out .error").inner_text()
+    assert page.query_selector("#verify-result") is None
 
 
 def test_a_50_mib_record_payload_is_verified_with_the_page_responsive_and_its_memory_bounded(

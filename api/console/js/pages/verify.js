@@ -14,6 +14,28 @@ const WHOLE_READ_MAX = 1 << 30;
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 
 /**
+ * The first key an object of `text` (JSON, parsed already) names twice, or null. JSON.parse keeps the last
+ * value and says nothing, and a person reading the file may see the first: a forged root put before the true
+ * one was shown while the check passed on the other. `dxl verify` refuses such a file (verifier/jsontext.py).
+ */
+function repeatedKey(text) {
+  const frames = []; // per open object the keys it named; null for an array
+  let key = null; // a string just read in an object: its key if a colon follows
+  for (const [token] of text.matchAll(/"(?:[^"\\]|\\.)*"|[{}[\],:]/g)) {
+    const top = frames[frames.length - 1];
+    if (token === ":" && key !== null) {
+      if (top.has(key)) return key;
+      top.add(key);
+    }
+    if (token === "{") frames.push(new Set());
+    else if (token === "[") frames.push(null);
+    else if (token === "}" || token === "]") frames.pop();
+    key = token[0] === '"' && top instanceof Set ? JSON.parse(token) : null;
+  }
+  return null;
+}
+
+/**
  * The manifest file as the page uses it, its fields checked (verifier/MANIFEST.md): a file that is not JSON,
  * not a manifest, or lacks what the commitment needs is named as such, never left to fail as a script error.
  */
@@ -24,6 +46,8 @@ function parseManifest(text) {
   } catch {
     throw new PageError(t("verify.manifestNotJson"));
   }
+  const twice = repeatedKey(text);
+  if (twice !== null) throw new PageError(t("verify.manifestKeyTwice", { key: twice }));
   if (!m || typeof m !== "object" || Array.isArray(m) || m.schema !== "dxl.manifest/1") throw new PageError(t("verify.notManifest"));
   const field = (name, good) => {
     if (!good) throw new PageError(t("verify.manifestField", { field: name }));

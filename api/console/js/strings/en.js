@@ -271,6 +271,7 @@ export default {
   "param.agreement": "Agreement",
   "param.data": "Encoded arguments",
   "verify.manifestNotJson": "The manifest file is not JSON: choose the manifest (.json) that came with the payload.",
+  "verify.manifestKeyTwice": "The manifest names “{key}” twice: readers do not agree on which value counts, so it is refused, as dxl verify refuses it.",
   "verify.manifestField": "The manifest lacks a valid “{field}”: it is damaged or not a dxl.manifest/1 document.",
   "verify.badDeliveryId": "The expected delivery id is 0x followed by 64 hexadecimal digits.",
   "verify.tooLargeHere": "This {format} payload ({mib} MiB) is too large to verify in the browser, which reads such files whole: use dxl verify on the command line.",

@@ -271,6 +271,7 @@ export default {
   "param.agreement": "协议",
   "param.data": "编码参数",
   "verify.manifestNotJson": "清单文件不是 JSON：请选择随数据文件一同交付的清单（.json）。",
+  "verify.manifestKeyTwice": "清单中“{key}”出现了两次：不同读取方对以哪个值为准并不一致，因此拒绝此清单，与 dxl verify 相同。",
   "verify.manifestField": "清单缺少有效的“{field}”：文件已损坏，或不是 dxl.manifest/1 清单。",
   "verify.badDeliveryId": "预期的交付编号应为 0x 加 64 位十六进制数字。",
   "verify.tooLargeHere": "该 {format} 数据文件（{mib} MiB）过大，浏览器需整体读入，无法在此核验：请使用命令行 dxl verify。",
