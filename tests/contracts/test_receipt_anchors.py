@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 from eth_account import Account
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from node.chain import LedgerClient, TxResult
@@ -417,8 +417,10 @@ def _verifier_accepts(
     return check_receipt(proof, reader).status is ReceiptVerdictStatus.ANCHORED
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def proof_grant(anchors: Anchors) -> int:
+    """A grant issued as the test starts, shared by its examples: the worker's node is shared with tests of
+    other modules, which move its clock, so a grant issued earlier may have expired."""
     return anchors.grant()
 
 
@@ -427,7 +429,9 @@ def anchors_reader(anchors: Anchors) -> AnchorsReader:
     return AnchorsReader(anchors.client.rpc_url, str(anchors.client.address))
 
 
-@settings(max_examples=PROOF_EXAMPLES, deadline=None)
+@settings(
+    max_examples=PROOF_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_receiptIncluded_acceptsExactlyWhatTheVerifierAccepts(
     anchors: Anchors, anchors_reader: AnchorsReader, proof_grant: int, data: st.DataObject
