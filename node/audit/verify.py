@@ -50,6 +50,7 @@ from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, 
 from node.audit.rpc import JsonRpc, quantity
 from node.errors import DxlError, NodeError
 from verifier import jsontext
+from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root
 from verifier.rpc import SET_ONCE
@@ -123,6 +124,8 @@ RECEIPT_PROBLEMS: dict[str, str] = {
     "omitted",
     "RECEIPTS_ADDED": "the report carries {carried} receipts, the chain anchored {anchored}: {count} added",
     "RECEIPT_OTHER_GRANT": "receipt {index} names grant {grant}",
+    "RECEIPT_NOT_PROVIDERS": "receipt {index}'s delivery id {delivery_id} is not in the namespace of the "
+    "batch's provider, department {provider}: no receipt of it (receiptIncluded)",
     "RECEIPT_ALTERED": "the receipts recompute root {computed}, the chain anchored root {anchored}: a "
     "receipt was altered, replaced or reordered",
 }
@@ -698,10 +701,19 @@ def _receipt_problems(
             # anchored them). Counted and said in the result; an entry left out altogether is a problem.
             result.batches_uncarried += 1
             continue
+        provider = on_chain.fields["provider"]
         for i, receipt in enumerate(receipts):
             if receipt.grant_id != grant:
                 problems.append(
                     receipt_problem(grant, first, "RECEIPT_OTHER_GRANT", index=i, grant=receipt.grant_id)
+                )
+            # A leaf the contract anchored but would not prove: its root alone does not make it a receipt.
+            if delivery_id_provider(receipt.delivery_id) != provider:
+                theirs = "0x" + receipt.delivery_id.hex()
+                problems.append(
+                    receipt_problem(
+                        grant, first, "RECEIPT_NOT_PROVIDERS", index=i, delivery_id=theirs, provider=provider
+                    )
                 )
         leaf_count, root = on_chain.fields["leafCount"], on_chain.fields["root"]
         counts = {"carried": len(receipts), "anchored": leaf_count, "count": abs(leaf_count - len(receipts))}

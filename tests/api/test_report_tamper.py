@@ -306,6 +306,20 @@ def _edited_field(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]
     return [f"receipts of batch (grant {keys[1][0]}, first sequence {keys[1][1]}): RECEIPT_ALTERED"]
 
 
+def _moved_to_another_namespace(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
+    """A receipt's delivery id moved into another department's namespace: besides the root, the receipt is
+    named as no receipt of the batch's provider (as a batch anchored past the service with such a leaf, whose
+    root holds, is named by this alone)."""
+    receipt = _carried(doc, *keys[1])[1]
+    theirs = int(receipt["delivery_id"][2:10], 16) + 1
+    receipt["delivery_id"] = f"0x{theirs:08x}" + receipt["delivery_id"][10:]
+    where = f"receipts of batch (grant {keys[1][0]}, first sequence {keys[1][1]}):"
+    return [
+        f"{where} RECEIPT_NOT_PROVIDERS: receipt 1's delivery id {receipt['delivery_id']}",
+        f"{where} RECEIPT_ALTERED",
+    ]
+
+
 def _batch_duplicated(doc: dict[str, Any], keys: list[tuple[int, int]]) -> list[str]:
     entry = next(b for b in doc["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == keys[1])
     doc["receipt_batches"].append(copy.deepcopy(entry))
@@ -332,9 +346,10 @@ def _receipts_key_left_out(doc: dict[str, Any], keys: list[tuple[int, int]]) -> 
 @pytest.mark.parametrize(
     "tamper",
     [_dropped, _duplicated, _swapped_within_grant, _swapped_across_grants, _moved_to_other_grant,
-     _edited_field, _batch_duplicated, _receipt_with_a_claim, _receipts_key_left_out],
+     _edited_field, _moved_to_another_namespace, _batch_duplicated, _receipt_with_a_claim,
+     _receipts_key_left_out],
     ids=["dropped", "duplicated", "swapped-within-grant", "swapped-across-grants", "moved-to-other-grant",
-         "edited", "batch-duplicated", "receipt-with-a-claim", "receipts-key-left-out"],
+         "edited", "another-namespace", "batch-duplicated", "receipt-with-a-claim", "receipts-key-left-out"],
 )  # fmt: skip
 def test_carried_receipts_tampered_are_named(
     api_env: ApiEnv,
