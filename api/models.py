@@ -125,6 +125,15 @@ DepartmentName = Annotated[str, Field(min_length=1, max_length=200), PlainLine]
 
 T = TypeVar("T")
 
+# Examples of the document that name records of the demo ledger (``node/provision.py``, what ``dxl run``
+# provisions), so that a client trying the demo, or the fuzz run on its deployment, sends a body the ledger
+# can take: the resource catalogued second (HRSS's, conditional), which any other department may request; a
+# department a demand may be addressed to; a period that holds the chain's clock for decades.
+DEMO_REQUESTED_RESOURCE = 2
+DEMO_ADDRESSEE = "HRSS"
+EXAMPLE_START = 1_767_225_600  # 2026-01-01T00:00:00Z
+EXAMPLE_END = 4_102_444_800  # 2100-01-01T00:00:00Z
+
 
 class Strict(BaseModel):
     """A request body: unknown fields are refused, and so are coerced integers (every integer type here is
@@ -630,14 +639,14 @@ class RequestCreate(Strict):
         }
     )
 
-    resource_id: Id64
+    resource_id: Annotated[Id64, Field(examples=[DEMO_REQUESTED_RESOURCE])]
     #: Hashed into the signed terms (purposeHash): shows in the order it is hashed in.
     purpose: Annotated[str, Field(min_length=1, max_length=2000), InOrderText]
     terms: TermsDocument | None = None
     scope_hash: Bytes32Hex | None = None
     terms_hash: Bytes32Hex | None = None
-    valid_from: Uint64
-    valid_until: Uint64
+    valid_from: Annotated[Uint64, Field(examples=[EXAMPLE_START])]
+    valid_until: Annotated[Uint64, Field(examples=[EXAMPLE_END])]
 
     @model_validator(mode="after")
     def _one_form(self) -> RequestCreate:
@@ -924,10 +933,10 @@ class DemandDocument(Strict):
 class DemandCreate(Strict):
     document: DemandDocument
     #: The department asked for the data (its code); omitted when the publisher does not know who holds it.
-    addressee: DepartmentCode | None = None
+    addressee: Annotated[DepartmentCode | None, Field(examples=[DEMO_ADDRESSEE])] = None
     #: Unix time by which an answer is wanted: after the next block's time (422 ``INVALID_FIELD`` naming
     #: ``due_by`` otherwise, judged by the chain's clock, not the client's).
-    due_by: Uint64
+    due_by: Annotated[Uint64, Field(examples=[EXAMPLE_END])]
 
 
 class DemandAnswerName(StrEnum):

@@ -19,7 +19,7 @@ time in eight. A valid body's whole floats are sent as the integers they are, as
 invalid bodies are sent as drawn.
 
 Ids drawn over a whole ``uint64`` name no record: most operations on one answered 404 and never reached the
-checks behind the look-up (``make fuzz`` reported twenty such operations per role). In a full run
+checks behind the look-up (``make fuzz`` reported twenty such operations per role). In every run
 (``DXL_FUZZ_KNOWN``, set by ``tests/api/test_fuzz.py``), half of the valid ids a fuzzed case carries in its
 path or body are turned into the small ids the deployment's records have and into the delivery ids it
 holds; the choice is a function of the drawn value, so a failing case replays and shrinks alike.
@@ -221,8 +221,8 @@ def _whole_numbers_as_integers(body: Any) -> Any:
 
 @schemathesis.hook
 def map_case(ctx: Any, case: Any) -> Any:
-    """A valid body's whole floats written as integers, and in a full run a fuzzed case's valid ids steered
-    to records the deployment has (see the module)."""
+    """A valid body's whole floats written as integers, and a fuzzed case's valid ids steered to records the
+    deployment has (see the module)."""
     meta = case.meta
     if meta is None:
         return case

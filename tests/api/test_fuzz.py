@@ -34,7 +34,16 @@ import pytest
 
 from node.anvil import EmbeddedNode
 from node.paths import PROJECT_ROOT
-from tests.api.api_helpers import ApiEnv, api_home, delivery_between, govern, make_settings, ok, served
+from tests.api.api_helpers import (
+    ApiEnv,
+    anchored_batch,
+    api_home,
+    delivery_between,
+    govern,
+    make_settings,
+    ok,
+    served,
+)
 from tests.postgres import URL as POSTGRES_URL
 from tests.postgres import schema_url
 
@@ -85,11 +94,21 @@ def api_env(
 
 @pytest.fixture(scope="module")
 def exchange(api_env: ApiEnv) -> list[str]:
-    """An exchange in the ledger, so ids the fuzzer tries (small integers) find records and reach the checks
-    behind the look-ups; the ids of the deliveries made."""
-    delivery = delivery_between(api_env, "hrss", "psb")
+    """Records in the ledger, so ids the fuzzer tries (small integers: 1, a bound, and in a run that steers
+    them the deployment's, ``fuzz_hooks.py``) find them and reach the checks and the writes behind the
+    look-ups: an exchange the department whose token runs every phase (PSB) provides, first, so that the
+    request, agreement and grant numbered 1 are its own to decide, suspend, revoke and deliver under; one it
+    consumes; a receipt it anchored as provider; a demand addressed to it. The ids of the deliveries made."""
+    provided = delivery_between(api_env, "psb", "hrss")
+    consumed = delivery_between(api_env, "hrss", "psb")
+    _, receipts = anchored_batch(api_env, 1, provided["grant_id"])
+    document = {"title": "Household registration", "purpose": "Residence permit review",
+                "legal_basis": "Residence Permit Regulation, art. 12"}  # fmt: skip
+    due = api_env.setup.client.next_block_time() + 30 * 86400
+    demand = {"document": document, "addressee": "PSB", "due_by": due}
+    ok(api_env.call("POST", "/demands", "hrss", json=demand), 201)
     ok(api_env.call("POST", "/audit/index", "auditor"))
-    return [delivery["delivery_id"]]
+    return [provided["delivery_id"], consumed["delivery_id"], receipts[0]["delivery_id"]]
 
 
 @pytest.fixture(scope="module")
@@ -185,8 +204,8 @@ def test_schemathesis_finds_no_failure(
             **os.environ,
             "SCHEMATHESIS_HOOKS": str(HOOKS),
             "DXL_FUZZ_TALLY": str(tmp_path / "tally.json"),
-            # A full run steers fuzzed ids to the deployment's records (fuzz_hooks.py).
-            **({"DXL_FUZZ_KNOWN": json.dumps({"delivery_ids": exchange})} if FULL else {}),
+            # Fuzzed ids steered to the deployment's records (fuzz_hooks.py).
+            "DXL_FUZZ_KNOWN": json.dumps({"delivery_ids": exchange}),
             # And checks that a refused write recorded nothing in the service's database (fuzz_hooks.py).
             **(
                 {

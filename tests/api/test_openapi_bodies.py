@@ -7,6 +7,7 @@ must agree."""
 
 from __future__ import annotations
 
+import time
 import types
 import typing
 from typing import Any
@@ -142,3 +143,28 @@ def test_a_text_check_reads_the_text_not_a_null_the_document_allows() -> None:
     allows). ``Annotated[str, ..., InOrderText] | None`` checks the text alone."""
     assert len(_service_models()) > 50
     assert _checked_texts_that_may_be_null() == []
+
+
+def test_the_examples_name_records_of_the_demo_ledger(document: dict[str, Any]) -> None:
+    """The examples a client (or the fuzz run) takes from the document name what the demo ledger holds: a
+    resource another department than its owner may request, an admitted department, a due day ahead."""
+    from node.provision import DEPARTMENTS, RESOURCES
+
+    schemas = document["components"]["schemas"]
+    (resource_id,) = schemas["RequestCreate"]["properties"]["resource_id"]["examples"]
+    assert (
+        RESOURCES[resource_id - 1].owner != "PSB"
+        and RESOURCES[resource_id - 1].share_type.name != "NOT_SHARED"
+    )
+    addressee = schemas["DemandCreate"]["properties"]["addressee"]
+    assert addressee["examples"] == [models.DEMO_ADDRESSEE] and models.DEMO_ADDRESSEE in {
+        d.code for d in DEPARTMENTS
+    }
+    # A period that holds the wall clock for decades (the test nodes' clocks run ahead of it by days at most).
+    assert schemas["DemandCreate"]["properties"]["due_by"]["examples"] == [models.EXAMPLE_END]
+    request = schemas["RequestCreate"]["properties"]
+    assert (request["valid_from"]["examples"], request["valid_until"]["examples"]) == (
+        [models.EXAMPLE_START],
+        [models.EXAMPLE_END],
+    )
+    assert models.EXAMPLE_START < time.time() < time.time() + 50 * 365 * 86400 < models.EXAMPLE_END
