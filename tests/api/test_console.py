@@ -83,6 +83,16 @@ def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[
     found["huge.csv"] = out / "huge.csv"
     with found["huge.csv"].open("wb") as huge:
         huge.truncate(1 << 30)
+    # Small files of more leaves than the page commits to (4,194,304): 4 MiB of empty lines, each a record,
+    # and 5 MiB (sparse) under a manifest that cuts it into chunks of one byte.
+    found["blank-lines.jsonl"] = out / "blank-lines.jsonl"
+    found["blank-lines.jsonl"].write_bytes(b"\n" * ((1 << 22) + 1))
+    found["five-mib"] = out / "five-mib"
+    with found["five-mib"].open("wb") as five:
+        five.truncate(5 << 20)
+    one_byte_chunks = {**scenario.acknowledged.manifest, "chunking": {"format": "bytes", "chunk_size": 1}}
+    found["one-byte-chunks.manifest"] = out / "one-byte-chunks.manifest.json"
+    found["one-byte-chunks.manifest"].write_text(json.dumps(one_byte_chunks), encoding="utf-8")
     return found
 
 
@@ -435,6 +445,14 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
         ("acknowledged.csv", "unsalted.manifest", "", "lacks a valid “salt”"),
         ("acknowledged.csv", "acknowledged.csv.manifest", "0x1234", "0x followed by 64 hexadecimal digits"),
         ("huge.csv", "acknowledged.csv.manifest", "", "too large to verify in the browser"),
+        # Before, the page hashed on for minutes, and ran out of memory a little further.
+        ("blank-lines.jsonl", "disputed.jsonl.manifest", "", "more than 4,194,304 leaves"),
+        (
+            "five-mib",
+            "one-byte-chunks.manifest",
+            "",
+            "more than 4,194,304 leaves under its manifest's chunking (bytes)",
+        ),
     ):
         page.set_input_files("#payload-file", str(files[payload]))
         page.set_input_files("#manifest-file", str(files[manifest]))

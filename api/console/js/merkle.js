@@ -13,6 +13,15 @@ export class PayloadFormatError extends Error {
   }
 }
 
+/** The payload cuts into more than `limit` leaves under its manifest's chunking (counted up to limit + 1). */
+export class TooManyLeavesError extends Error {
+  constructor(limit) {
+    super(`the payload cuts into more than ${limit} leaves`);
+    this.name = "TooManyLeavesError";
+    this.limit = limit;
+  }
+}
+
 export const ALGORITHMS = {
   sha256: { id: 1, digest: async (data) => new Uint8Array(await crypto.subtle.digest("SHA-256", data)) },
   sm3: { id: 2, digest: async (data) => sm3(data) },
@@ -90,12 +99,13 @@ function byteBounds(size, chunkSize) {
   return out;
 }
 
-async function jsonlBounds(bytes) {
+async function jsonlBounds(bytes, maxLeaves) {
   const out = [];
   const pause = slicer();
   let start = 0;
   while (start < bytes.length) {
     if (out.length % 8192 === 0) await pause();
+    if (out.length >= 2 * maxLeaves) throw new TooManyLeavesError(maxLeaves);
     const nl = bytes.indexOf(10, start);
     if (nl < 0) {
       out.push(start, bytes.length);
@@ -148,7 +158,7 @@ function csvStep(state, c) {
   }
 }
 
-async function csvBounds(bytes) {
+async function csvBounds(bytes, maxLeaves) {
   const out = [];
   const pause = slicer();
   let state = START_RECORD;
@@ -156,6 +166,7 @@ async function csvBounds(bytes) {
   let line = 0;
   for (let start = 0; start < bytes.length; ) {
     if (line % 1024 === 0) await pause();
+    if (out.length > 2 * maxLeaves) throw new TooManyLeavesError(maxLeaves);
     const nl = bytes.indexOf(LF, start);
     const end = nl < 0 ? bytes.length : nl + 1;
     if (end - start > CSV_MAX_LINE) throw new PayloadFormatError(`a CSV line is longer than ${CSV_MAX_LINE} bytes`);
@@ -179,11 +190,18 @@ async function csvBounds(bytes) {
 }
 
 /** The leaves of `bytes` for a manifest's `chunking`, as [start, end) offsets: [s0, e0, s1, e1, ...]. */
-export async function leafBounds(bytes, format, chunkSize = 1 << 20) {
-  if (format === "bytes") return byteBounds(bytes.length, chunkSize);
-  if (format === "jsonl") return jsonlBounds(bytes);
-  if (format === "csv") return csvBounds(bytes);
-  throw new Error(`unknown payload format ${format}`);
+export async function leafBounds(bytes, format, chunkSize = 1 << 20, maxLeaves = Infinity) {
+  if (format === "bytes") checkLeaves(Math.ceil(bytes.length / chunkSize), maxLeaves);
+  const bounds = format === "bytes" ? byteBounds(bytes.length, chunkSize)
+    : format === "jsonl" ? await jsonlBounds(bytes, maxLeaves)
+      : format === "csv" ? await csvBounds(bytes, maxLeaves) : null;
+  if (bounds === null) throw new Error(`unknown payload format ${format}`);
+  checkLeaves(bounds.length / 2, maxLeaves);
+  return bounds;
+}
+
+function checkLeaves(count, maxLeaves) {
+  if (count > maxLeaves) throw new TooManyLeavesError(maxLeaves);
 }
 
 export function recordCount(format, leafCount) {
@@ -259,8 +277,8 @@ function commitment({ bytes, bounds, hashes, root, byteSize, format }) {
 }
 
 /** The commitment of `bytes` (a Uint8Array held whole). */
-export async function commit(bytes, { alg, salt, format, chunkSize }) {
-  const bounds = await leafBounds(bytes, format, chunkSize);
+export async function commit(bytes, { alg, salt, format, chunkSize, maxLeaves = Infinity }) {
+  const bounds = await leafBounds(bytes, format, chunkSize, maxLeaves);
   const hashes = await leafHashes(alg, salt, bytes, bounds);
   const root = await treeRoot(alg, salt, hashes);
   return commitment({ bytes, bounds, hashes, root, byteSize: bytes.length, format });
@@ -269,9 +287,13 @@ export async function commit(bytes, { alg, salt, format, chunkSize }) {
 /**
  * The commitment of a File or Blob. Fixed-size chunks are read one batch at a time, so a large `bytes` payload
  * is never held whole (its `leaf(i)` is then null); record formats need the whole file to find their rows.
+ * More than `maxLeaves` leaves is a TooManyLeavesError, found before a leaf is hashed.
  */
-export async function commitBlob(blob, { alg, salt, format, chunkSize, batchBytes = 16 << 20 }) {
-  if (format !== "bytes") return commit(new Uint8Array(await blob.arrayBuffer()), { alg, salt, format, chunkSize });
+export async function commitBlob(blob, { alg, salt, format, chunkSize, maxLeaves = Infinity, batchBytes = 16 << 20 }) {
+  if (format !== "bytes") {
+    return commit(new Uint8Array(await blob.arrayBuffer()), { alg, salt, format, chunkSize, maxLeaves });
+  }
+  checkLeaves(Math.ceil(blob.size / chunkSize), maxLeaves);
   const parts = [];
   // Whole chunks per read, so no chunk straddles two reads.
   const batch = Math.max(chunkSize, Math.floor(batchBytes / chunkSize) * chunkSize);

@@ -4,13 +4,17 @@
 import { api } from "../api.js";
 import { add, errorBox, fill, h, mono, PageError, table, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { ALGORITHMS, commitBlob, fromHex, indexRanges, slicer, toHex } from "../merkle.js";
+import { ALGORITHMS, commitBlob, fromHex, indexRanges, slicer, toHex, TooManyLeavesError } from "../merkle.js";
 
 const MAX_SHOWN = 50;
 // JSON Lines and CSV payloads are read whole (their rows need the whole file); Chromium refuses to read a
 // file of 2 GiB or more into memory ("NotReadableError", as if the file had gone), and committing 1 GiB of
 // records here takes many minutes: above this, the page sends the user to `dxl verify`.
 const WHOLE_READ_MAX = 1 << 30;
+// Leaves (records or chunks) the page commits to at most: some 110 bytes each in its memory, and two digests,
+// one WebCrypto call each (2 million took 35-70 s here). A 50 MiB file of empty lines is 52 million of them,
+// and a manifest may cut bytes into chunks of one byte: the tab ran out of memory, where dxl verify streams.
+const MAX_LEAVES = 1 << 22;
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 
 /**
@@ -254,7 +258,11 @@ export default {
         const started = performance.now();
         const local = await commitBlob(chosen.payload, {
           alg: manifest.algorithm.name, salt: fromHex(manifest.salt),
-          format: manifest.chunking.format, chunkSize: manifest.chunking.chunk_size,
+          format: manifest.chunking.format, chunkSize: manifest.chunking.chunk_size, maxLeaves: MAX_LEAVES,
+        }).catch((error) => {
+          throw error instanceof TooManyLeavesError
+            ? new PageError(t("verify.tooManyLeavesHere", { n: error.limit.toLocaleString("en-US"), format: manifest.chunking.format }))
+            : error;
         });
         const elapsed = Math.round(performance.now() - started);
         const cmp = await compareLeaves(local, manifest);
