@@ -82,10 +82,10 @@ interface IReceiptAnchors {
 
     /// @notice Disputes one receipt of a batch by its inclusion proof and the commitment the consumer computed.
     /// @dev Requirements: caller is the batch's consumer's signer, consumer active; the batch not acknowledged;
-    /// `receipt.grantId` is `grantId`; `receipt.deliveryId` in the batch provider's namespace (as
-    /// `recordDelivery` requires, else `DeliveryIdNotProviders`); `index` below the batch's leaf count; `proof` proves `receipt` as leaf
-    /// `index` of the batch; `consumerCommitment` non-zero and different from `receipt.commitment`; the receipt
-    /// not disputed before. Emits {ReceiptDisputed}.
+    /// `receipt.grantId` is `grantId`; `receipt.deliveryId` in the batch provider's namespace (as `recordDelivery`
+    /// requires, else `DeliveryIdNotProviders`); `index` below the batch's leaf count; `proof` proves `receipt` as
+    /// leaf `index` of the batch; `consumerCommitment` non-zero and different from `receipt.commitment`; the
+    /// receipt not disputed before. Emits {ReceiptDisputed}.
     function disputeReceipt(
         uint64 grantId,
         uint64 firstSequence,
