@@ -761,7 +761,9 @@ class InspectionService:
         head = self.ledger.client.block_number()
         now = self.ledger._chain_time()
         # The contract's rule (openInspection: periodTo <= block.timestamp), checked here against the latest
-        # block, as the transaction's estimate would be: a period ending after it is the chain's refusal.
+        # block's time, the earliest the next block can carry where blocks may share a second (anvil): a
+        # period ending after it is refused, by the field, also where the next block (on whose time the
+        # estimate runs) would come a second or a block period later and take it.
         if body.period_to > now:
             raise ApiError(
                 "INVALID_INSPECTION",

@@ -8,7 +8,8 @@ Everything here uses standard ``eth_*`` JSON-RPC only (the production target is 
   that the node calls "already known" / "nonce too low" is looked up by hash, and only a transaction the node
   provably does not hold while another one took its nonce is ever signed again (web3's own retry of
   ``eth_sendRawTransaction`` is switched off, it would turn a lost answer into exactly that complaint);
-* gas is estimated with a safety margin; an estimation that reverts is decoded and raised, nothing is sent;
+* gas is estimated on the pending block (the next block's time, which deadlines are compared with), with a
+  safety margin; an estimation that reverts is decoded and raised, nothing is sent;
 * fees come from the node: EIP-1559 (type 2) from the latest base fee and ``eth_gasPrice``, which also covers
   free-gas private chains where both are 0; a chain without a base fee gets legacy transactions;
 * reverts, whether from ``eth_call``, ``eth_estimateGas`` or a mined status-0 receipt, become
@@ -1004,19 +1005,48 @@ class LedgerClient:
             return dict(fees)
 
     def estimate_gas(self, request: Mapping[str, Any]) -> int:
-        """``eth_estimateGas`` plus the safety margin.
+        """``eth_estimateGas`` plus the safety margin, run on the block the transaction can be mined in next
+        (``pending``): with its time and number, which every expiry and deadline of the contracts is compared
+        with.
+
+        On the latest block, the previous second or block period, a write near a deadline passed the estimate
+        and was mined, and refused, in the next block (a grant a second before its agreement's end), or was
+        refused though the next block would take it (a grant a second before the agreement's validity
+        begins). Without a block the node picks: geth the latest, anvil its clock now, not the time set for
+        its next block (tests/network/test_network.py, tests/api/test_errors.py).
+
+        The pending block also holds the node's pool: other writes, which may yet be mined after this one or
+        not at all. A refusal there while the pool holds any is judged again on the latest block, as the
+        service's reads are: sent when the latest block takes it (a concurrent draw of the same inspection
+        reverts behind the one ahead of it, and is answered by that one's draw), the latest block's refusal
+        otherwise.
 
         Raises:
             LedgerRevertError: the transaction would revert.
         """
         probe = {k: v for k, v in request.items() if k in ("from", "to", "data", "value")}
         try:
-            estimate = int(self._rpc(self.w3.eth.estimate_gas, probe))
+            estimate = self._estimate(probe, "pending")
+        except LedgerRevertError:
+            if not self._pool_pending():
+                raise
+            estimate = self._estimate(probe, "latest")
+        return int(estimate * GAS_MARGIN) + GAS_HEADROOM
+
+    def _estimate(self, probe: Mapping[str, Any], block: str) -> int:
+        try:
+            return int(self._rpc(self.w3.eth.estimate_gas, probe, block))
         except ContractLogicError as exc:
             raise self.errors.decode(exc.data) from None
         except Web3RPCError as exc:
             raise NodeError(f"gas estimation failed: {_rpc_message(exc)}") from None
-        return int(estimate * GAS_MARGIN) + GAS_HEADROOM
+
+    def _pool_pending(self) -> bool:
+        """Whether the node's pending block holds transactions (a node that gives its latest block as the
+        pending one answers yes: its estimate is then judged on the latest, as without a pending block)."""
+        reply = self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["pending", False])
+        block = reply.get("result") if isinstance(reply, Mapping) else None
+        return not isinstance(block, Mapping) or bool(block.get("transactions"))
 
     # --- sending ----------------------------------------------------------------------------------------
 

@@ -43,6 +43,8 @@ class RpcProxy:
         self.down_after_swallow = False
         #: Called once the node got an eth_sendRawTransaction, before its answer goes back.
         self.after_send: Callable[[], None] | None = None
+        #: Called when an eth_sendRawTransaction arrives, before the node gets it (once: it is cleared).
+        self.before_send: Callable[[], None] | None = None
         #: Called when the node answered eth_getTransactionReceipt with a receipt, before its answer goes on.
         self.after_receipt: Callable[[], None] | None = None
         #: Called once, when the node first answered for its latest block (``eth_getBlockByNumber("latest")``:
@@ -74,6 +76,9 @@ class RpcProxy:
                     proxy.down = proxy.down or proxy.down_after_swallow
                     self.close_connection = True
                     return
+                if action is not None and proxy.before_send is not None:
+                    hook, proxy.before_send = proxy.before_send, None
+                    hook()
                 cap = proxy.behind_at
                 answer = proxy._forward(body if cap is None else _read_at(body, cap))
                 if cap is not None:

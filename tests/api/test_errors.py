@@ -771,3 +771,45 @@ def test_delivery_read_tolerates_an_unknown_hash_algorithm_on_chain(api_env: Api
     public = service._delivery_public(b"\7" * 32, receipt, 1)
     assert (public.hash_algorithm, public.hash_algorithm_id, public.status) == (None, 200, "none")
     assert public.model_dump(mode="json")["hash_algorithm"] is None
+
+
+def test_a_grant_at_the_edges_of_its_agreements_validity_is_judged_at_the_next_blocks_time(
+    api_env: ApiEnv,
+) -> None:
+    """The write is estimated on the pending block, whose time anvil gives as the next block's (set here with
+    evm_setNextBlockTimestamp, the head a second before it): a grant asked for while the head is the second
+    before the agreement's validity begins is issued in the next block, at the validity's first second; one
+    asked for while the head is the second before the validity ends is refused as after the end
+    (409 AGREEMENT_OUTSIDE_VALIDITY), with nothing sent. The head's time would have judged both the other
+    way (geth's answer to an estimate without a block: tests/network/test_network.py)."""
+    env = api_env
+    rpc = env.setup.client.w3.provider
+    provider = env.setup.keystore.address("dept-hrss")
+
+    def next_block_at(second: int) -> None:
+        """The head sealed at ``second - 1``, the next block at ``second``: the node's clock, no waiting."""
+        rpc.make_request("evm_setNextBlockTimestamp", [second - 1])  # type: ignore[arg-type]
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+        rpc.make_request("evm_setNextBlockTimestamp", [second])  # type: ignore[arg-type]
+        assert env.setup.client.head_time() == second - 1
+
+    begins = env.setup.client.next_block_time() + 3600
+    ends = begins + 3600
+    request = ok(_request(env, "psb", register(env, "hrss"), (begins, ends)), 201)["record"]
+    ok(env.call("POST", f"/requests/{request['id']}/approve", "hrss"))
+    ok(env.call("POST", f"/requests/{request['id']}/signatures", "psb", json={}))
+    agreement = ok(env.call("POST", f"/requests/{request['id']}/signatures", "hrss", json={}))["agreement"]
+    grant = {"agreement_id": agreement["id"], "expires_at": ends}
+    next_block_at(begins)
+    issued = ok(env.call("POST", "/grants", "hrss", json=grant), 201)
+    assert issued["record"]["agreement_id"] == agreement["id"]
+    assert env.setup.client.head_time() == begins  # mined at the validity's first second
+    next_block_at(ends)
+    sent = env.setup.client.pending_nonce(provider)
+    for _ in ("the next block is at the end", "the head is at the end"):
+        late = env.call("POST", "/grants", "hrss", json=grant)
+        assert (late.status_code, late.json()["error"]["code"]) == (409, "AGREEMENT_OUTSIDE_VALIDITY"), (
+            late.text
+        )
+        assert env.setup.client.pending_nonce(provider) == sent  # refused at the estimate: nothing sent
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]

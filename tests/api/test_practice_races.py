@@ -29,6 +29,7 @@ from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
     api_home,
+    b32,
     grant_between,
     in_pool,
     make_settings,
@@ -36,6 +37,7 @@ from tests.api.api_helpers import (
     no_database,
     ok,
     pass_time,
+    register,
     served,
     until,
 )
@@ -659,23 +661,62 @@ def test_the_operators_rpc_timeout_is_the_wait_of_every_client_the_service_makes
         )
 
 
+def test_a_write_whose_deadline_passes_between_its_estimate_and_its_block_is_answered_as_refused(
+    proxied: tuple[ApiEnv, RpcProxy],
+) -> None:
+    """The estimate is made on the pending block, but the block the transaction is mined in may come later
+    than the estimate's (a node whose next block waits, a clock set meanwhile: here the next block's time is
+    set to the validity's end as the grant is sent). The chain refuses the write in its block, a failed
+    transaction, and the service answers the contract's refusal as it does before the end: 409
+    AGREEMENT_OUTSIDE_VALIDITY, naming no record (nothing was written), neither 201 nor 500; the retry with
+    the same key answers the same and sends nothing."""
+    env, proxy = proxied
+    provider = env.setup.keystore.address("dept-hrss")
+    ends = env.setup.client.next_block_time() + 3600
+    body = {"resource_id": register(env, "hrss"), "purpose": "a validity that ends", "scope_hash": b32(),
+            "terms_hash": b32(), "valid_from": ends - 7200, "valid_until": ends}  # fmt: skip
+    request = ok(env.call("POST", "/requests", "psb", json=body), 201)["record"]
+    ok(env.call("POST", f"/requests/{request['id']}/approve", "hrss"))
+    ok(env.call("POST", f"/requests/{request['id']}/signatures", "psb", json={}))
+    agreement = ok(env.call("POST", f"/requests/{request['id']}/signatures", "hrss", json={}))["agreement"]
+    _rpc(env, "evm_setNextBlockTimestamp", ends - 2)
+    _rpc(env, "evm_mine")
+    sent = env.setup.client.pending_nonce(provider)
+    proxy.before_send = lambda: _rpc(env, "evm_setNextBlockTimestamp", ends)
+    grant, key = (
+        {"agreement_id": agreement["id"], "expires_at": ends},
+        {"Idempotency-Key": "grant-at-the-end"},
+    )
+    try:
+        late = env.call("POST", "/grants", "hrss", json=grant, headers=key)
+    finally:
+        proxy.before_send = None
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "AGREEMENT_OUTSIDE_VALIDITY"), late.text
+    assert env.setup.client.pending_nonce(provider) == sent + 1  # sent, mined, refused in its block
+    assert _chain_now(env) == ends
+    again = env.call("POST", "/grants", "hrss", json=grant, headers=key)
+    assert (again.status_code, again.json()) == (409, late.json())
+    assert env.setup.client.pending_nonce(provider) == sent + 1
+
+
 # --- draws -----------------------------------------------------------------------------------------------
 
 
 def test_a_draw_before_its_seed_block_is_mined_is_refused_and_records_nothing(
     proxied: tuple[ApiEnv, RpcProxy],
 ) -> None:
-    """Until a block is on top of the seed block (BLOCKHASH knows a block from the block after it on, and a
-    draw is checked on the head before it is signed), a draw is 409 SEED_UNAVAILABLE naming the seed block, by
-    an auditor or a department, with a key or without: nothing is signed, sent, journaled or left claimed,
-    and the inspection stays open. A key refused so keeps its refusal; with a fresh one the draw is made."""
+    """Until the seed block is mined (BLOCKHASH knows a block from the block after it on, and a draw is
+    estimated on the block after the head, the one it can be mined in), a draw is 409 SEED_UNAVAILABLE naming
+    the seed block, by an auditor or a department, with a key or without: nothing is signed, sent, journaled
+    or left claimed, and the inspection stays open. A key refused so keeps its refusal; with a fresh one the
+    draw is made once the seed block is the head (it was refused then too, estimated on the head)."""
     env, proxy = proxied
     opened = _inspected(env, seed_delay=4)
     inspection, seed_block = opened["id"], opened["seed_block"]
     path = f"/inspections/{inspection}/draw"
     journaled, sent = _journaled(env), proxy.sends
     refused = []
-    while _head(env) <= seed_block:
+    while _head(env) < seed_block:
         for who, key in (("auditor", f"early-{inspection}-{_head(env)}"), ("hrss", None)):
             headers = {} if key is None else {"Idempotency-Key": key}
             answer = env.call("POST", path, who, headers=headers)
@@ -691,6 +732,7 @@ def test_a_draw_before_its_seed_block_is_mined_is_refused_and_records_nothing(
     # A key refused as too early was refused for good (its answer kept); a fresh key draws.
     replay = env.call("POST", path, "auditor", headers={"Idempotency-Key": refused[0]})
     assert (replay.status_code, replay.headers.get("Idempotent-Replayed")) == (409, "true")
+    assert _head(env) == seed_block
     drawn = ok(env.call("POST", path, "auditor", headers={"Idempotency-Key": f"late-{inspection}"}))
     assert drawn["record"]["status"] == "drawn" and len(_draw_logs(env, inspection)) == 1
 

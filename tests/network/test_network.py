@@ -318,6 +318,54 @@ def test_the_ledger_is_deployed_provisioned_and_serves_an_exchange_on_the_networ
     assert read["status"] == "acknowledged"
 
 
+def test_a_write_is_judged_at_the_time_of_the_block_it_can_be_mined_in(served: NetworkApi) -> None:
+    """A write is estimated on the pending block, whose time geth gives as the next block's (the head's and a
+    block period), not on the latest. A grant asked for while the head is the second before its agreement's
+    validity begins is issued in the next block (estimated on the latest, it was refused
+    AGREEMENT_OUTSIDE_VALIDITY, a write the chain would have taken); one asked for while the head is the
+    second before the validity ends is refused as after it, AGREEMENT_OUTSIDE_VALIDITY, with nothing sent
+    (estimated on the latest it passed, and was sent and mined as a failed transaction: the same code, a
+    nonce spent)."""
+    client = served.setup.client
+    psb = served.setup.keystore.address("dept-psb")
+
+    def call(method: str, path: str, who: str, status: int, **body: object) -> Any:
+        response = served.call(method, path, who, json=body)
+        assert response.status_code == status, f"{method} {path}: {response.text}"
+        return response.json()
+
+    def head_at(second: int) -> None:
+        # The chain's own clock: geth seals a block a second (Clique's period), stamped a second apart.
+        until(lambda: client.head_time() >= second, f"a head sealed at {second}", timeout=120)
+
+    # Four writes of three confirmations each come first, some 20 s on this network.
+    begins = client.head_time() + 45
+    ends = begins + 15
+    resource = call("POST", "/resources", "psb", 201, metadata_hash=_b32(), schema_hash=_b32(),
+                    share_type="conditional", sensitivity=2)["record"]  # fmt: skip
+    request = call("POST", "/requests", "hrss", 201, resource_id=resource["id"], purpose="a validity ahead",
+                   scope_hash=_b32(), terms_hash=_b32(), valid_from=begins,
+                   valid_until=ends)["record"]  # fmt: skip
+    call("POST", f"/requests/{request['id']}/approve", "psb", 200)
+    call("POST", f"/requests/{request['id']}/signatures", "hrss", 200)
+    agreement = call("POST", f"/requests/{request['id']}/signatures", "psb", 200)["agreement"]
+    assert client.head_time() < begins - 1, "the validity began before the agreement was concluded"
+    grant = {"agreement_id": agreement["id"], "expires_at": ends}
+    head_at(begins - 1)
+    issued = call("POST", "/grants", "psb", 201, **grant)["record"]
+    assert issued["agreement_id"] == agreement["id"]
+    head_at(ends - 1)
+    sent = client.pending_nonce(psb)
+    late = served.call("POST", "/grants", "psb", json=grant)
+    assert (late.status_code, late.json()["error"]["code"]) == (409, "AGREEMENT_OUTSIDE_VALIDITY"), late.text
+    assert client.pending_nonce(psb) == sent  # refused at the estimate: nothing sent
+    head_at(ends)
+    after = served.call("POST", "/grants", "psb", json=grant)
+    assert (after.status_code, after.json()["error"]["code"]) == (409, "AGREEMENT_OUTSIDE_VALIDITY"), (
+        after.text
+    )
+
+
 def _b32() -> str:
     return "0x" + secrets.token_hex(32)
 
