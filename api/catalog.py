@@ -18,6 +18,7 @@ import hashlib
 import io
 import json
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
@@ -135,10 +136,16 @@ _PART_SEPARATOR = "\x1f"
 
 
 def _searchable(text: str) -> str:
-    """``text`` as a search text holds it, and as a search looks for it: case-folded, the part separator and
-    NUL (which PostgreSQL's text refuses: a document titled with one failed to be stored, a search for one
-    answered 500) each a space."""
-    return text.replace(_PART_SEPARATOR, " ").replace("\x00", " ").casefold()
+    """``text`` as a search text holds it, and as a search looks for it: case-folded and in Unicode's
+    compatibility composed form (NFKC), the part separator and NUL (which PostgreSQL's text refuses: a
+    document titled with one failed to be stored, a search for one answered 500) each a space.
+
+    Normalised, so that a text is found however its characters are encoded: an accented letter as one code
+    point or as a letter and a combining accent, a Latin letter or digit full-width (common in Chinese text)
+    or not. Only the search text is: a document is stored and hashed as given."""
+    plain = text.replace(_PART_SEPARATOR, " ").replace("\x00", " ")
+    # Folded, composed, and folded again: a compatibility character may compose to an upper-case letter.
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", plain).casefold()).casefold()
 
 
 def search_text(document: Mapping[str, Any] | None) -> str:

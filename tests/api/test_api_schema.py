@@ -38,7 +38,7 @@ def _version(engine: Engine) -> str:
 def test_a_new_database_gets_the_models_schema(engine: Engine) -> None:
     init_db(engine)
     assert _differences(engine) == []
-    assert _version(engine) == "0003"
+    assert _version(engine) == "0004"
     init_db(engine)  # at head: nothing to do, nothing changed
     assert _differences(engine) == []
 
@@ -92,4 +92,25 @@ def test_a_database_made_before_the_migrations_is_brought_to_the_same_schema(eng
             c.execute(text("SELECT metadata_hash, search_text FROM api_catalog_documents")).all()
         )
     assert searched == {"0x01": "household register\x1f\x1f户籍", "0x02": "\x1f"}
-    assert _version(engine) == "0003"
+    assert _version(engine) == "0004"
+
+
+def test_the_search_text_of_documents_stored_before_is_written_in_the_composed_form(engine: Engine) -> None:
+    """Searches look for a text in Unicode's compatibility composed form (0004): a document stored before,
+    its search text written as it was, is found by them once the database is migrated."""
+    init_db(engine)
+    with engine.begin() as c:
+        c.execute(
+            text(
+                "INSERT INTO api_catalog_documents (metadata_hash, document, search_text, created_at) "
+                "VALUES ('0x03', :document, :searched, :at)"
+            ),
+            {"document": '{"dct:title":"Cafe\u0301 \uff30\uff33\uff22"}',
+             "searched": "cafe\u0301 \uff50\uff53\uff42\x1f", "at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC)},
+        )  # fmt: skip
+        c.execute(text("UPDATE api_alembic_version SET version_num = '0003'"))
+    init_db(engine)
+    with engine.connect() as c:
+        searched = c.execute(text("SELECT search_text FROM api_catalog_documents")).scalar_one()
+    assert searched == "caf\u00e9 psb\x1f"
+    assert _version(engine) == "0004"

@@ -109,6 +109,30 @@ def test_search_by_text_owner_and_share_type(api_env: ApiEnv) -> None:
     assert (bad.status_code, bad.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
 
 
+def test_a_search_finds_a_text_however_its_characters_are_encoded(api_env: ApiEnv) -> None:
+    """An accented letter is one code point (NFC, what most keyboards send) or a letter and a combining accent
+    (NFD, macOS file names); "PSB" in full-width letters (U+FF30...) reads as "PSB". A search for one form
+    found a title written in the other nowhere; each finds it now, as a search for another case does."""
+    marker = b32()[2:10]
+    decomposed = register(api_env, "civil", document(title=f"Cafe\u0301 登记 {marker}"))
+    full_width = register(api_env, "civil", document(title=f"ＰＳＢ户籍 {marker}"))
+    composed = register(
+        api_env, "civil", document(title=f"Re\u0301sume\u0301 {marker}".replace("e\u0301", "é"))
+    )
+
+    def found(q: str) -> set[int]:
+        return {r["id"] for r in _listed(api_env, q=q)}
+
+    assert found(f"café 登记 {marker}") == {decomposed["id"]}
+    assert found(f"CAFÉ 登记 {marker}") == {decomposed["id"]}
+    assert found(f"psb户籍 {marker}") == {full_width["id"]}
+    assert found(f"Re\u0301sume\u0301 {marker}") == {composed["id"]}
+    # Read back as written: the search text alone is normalised, never the document.
+    assert ok(api_env.call("GET", f"/resources/{decomposed['id']}", "auditor"))["metadata"]["dct:title"] == (
+        f"Cafe\u0301 登记 {marker}"
+    )
+
+
 def _listed(env: ApiEnv, path: str = "/resources", **params: Any) -> list[dict[str, Any]]:
     """Every page of a catalog list, following its ``next`` links."""
     found, response = [], env.call("GET", path, "auditor", params=env.indexed(**params))
