@@ -1008,6 +1008,10 @@ class DemandPublic(BaseModel):
     addressee: int | None
     published_at: int
     due_by: int
+    catalog_size: int = Field(
+        description="entries in the catalog when the demand was published: an answer's resource up to this "
+        "id is an existing one, above it a new one, and the ledger refuses the other kind (RESOURCE_UNFIT)"
+    )
     overdue: bool = Field(
         description="answered after due_by, or unanswered with due_by passed by the chain's clock (the "
         "latest block's time): the addressee may still answer, late, and the scorecard counts it overdue"

@@ -276,7 +276,8 @@ class PracticeService:
             )
         return m.DemandPublic(
             id=d.demand_id, publisher=d.publisher, addressee=d.addressee or None,
-            published_at=d.published_at, due_by=d.due_by, overdue=d.overdue(now), text_hash=_hex(d.text_hash),
+            published_at=d.published_at, due_by=d.due_by, catalog_size=d.catalog_size, overdue=d.overdue(now),
+            text_hash=_hex(d.text_hash),
             document=None if text is None else text.document, verified=bool(text and text.verified),
             status="open" if answer is None else answer.answer.value, answer=answer,
         )  # fmt: skip

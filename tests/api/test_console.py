@@ -40,6 +40,7 @@ from tests.api.api_helpers import (
     ok,
     pass_past,
     period,
+    register,
 )
 from tests.api.api_helpers import mine as mine_blocks
 from tests.api.console_browser import REPO, Console, consoles
@@ -1093,6 +1094,38 @@ HOSTILE = (
 #: a demand, an answer's note, a score's comment): in reading order, its override left out (InOrderText).
 HOSTILE_IN_ORDER = HOSTILE.replace("\u202e", "").replace("\u202c", "")
 LONG_WORD = "W" * 300
+
+
+def test_a_demand_is_answered_only_with_a_resource_the_ledger_takes_for_the_answer(
+    console: Any, api_env: ApiEnv
+) -> None:
+    # The ledger takes a department's own shared resource, catalogued by the demand's publication for an
+    # existing resource and after it for a new one (RESOURCE_UNFIT otherwise); the form offered every resource
+    # the department owned for either answer, a not-shared one as well.
+    before = [r["id"] for r in ok(api_env.call("GET", "/resources?owner=HRSS", "auditor"))]
+    document = {"title": "企业登记信息", "purpose": "核对参保单位", "legal_basis": "《社会保险法》第五十七条"}
+    body = {"document": document, "addressee": "HRSS", "due_by": period(api_env)[1]}
+    demand = ok(api_env.call("POST", "/demands", "samr", json=body), 201)["record"]
+    fresh, unshared = register(api_env, "hrss", "conditional"), register(api_env, "hrss", "not_shared")
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    assert demand["catalog_size"] < min(fresh, unshared)
+    shared_before = [
+        r["id"] for r in ok(api_env.call("GET", "/resources?owner=HRSS", "auditor")) if r["id"] in before
+        and r["share_type"] != "not_shared"
+    ]  # fmt: skip
+    page = console("hrss").open("demands")
+    form = page.locator(f".answer-form[data-demand='{demand['id']}']")
+
+    def offered(kind: str) -> list[int]:
+        form.locator(".answer-kind").select_option(kind)
+        values: list[str] = form.locator(".answer-resource option").evaluate_all("o => o.map(x => x.value)")
+        return sorted(int(v) for v in values)
+
+    assert offered("existing_resource") == sorted(shared_before) and offered("new_resource") == [fresh]
+    form.locator("button").click()
+    page.wait_for_selector("#answered", timeout=30_000)
+    answer = ok(api_env.call("GET", f"/demands/{demand['id']}", "samr"))["answer"]
+    assert answer["answer"] == "new_resource" and answer["resource_id"] == fresh
 
 
 @pytest.fixture(scope="module")

@@ -43,10 +43,18 @@ function answerView(d, depts) {
     note ? h("p", { class: "note" }, t("demand.note"), " ", theirs(note)) : null);
 }
 
+/**
+ * The department's resources the ledger takes as answer `kind` to `d`: its own and shared, and registered by
+ * the demand's publication (an existing resource) or after it (a new one); it refuses any other (RESOURCE_UNFIT).
+ */
+export function fitting(d, mine, kind) {
+  const isNew = (r) => Number(r.id) > d.catalog_size;
+  return mine.filter((r) => r.share_type !== "not_shared" && isNew(r) === (kind === "new_resource"));
+}
+
 function answerForm(d, mine, reload) {
   const kind = h("select", { name: "answer", class: "answer-kind" }, ANSWERS.map((v) => h("option", { value: v }, t(`status.${v}`))));
-  const resource = h("select", { name: "resource_id", class: "answer-resource" },
-    mine.map((r) => h("option", { value: r.id }, `#${r.id} ${resourceTitle(r)}`)));
+  const resource = h("select", { name: "resource_id", class: "answer-resource" });
   const reason = h("select", { name: "decline_reason", class: "answer-reason" }, DECLINE_REASONS.map((v) => h("option", { value: v }, t(`decline.${v}`))));
   const note = h("input", { name: "note", class: "answer-note", maxlength: 2000, size: 40 });
   const resourceLabel = h("label", {}, t("demand.resource"), resource);
@@ -54,6 +62,7 @@ function answerForm(d, mine, reload) {
   const shown = () => {
     resourceLabel.hidden = kind.value === "declined";
     reasonLabel.hidden = kind.value !== "declined";
+    fill(resource, fitting(d, mine, kind.value).map((r) => h("option", { value: r.id }, `#${r.id} ${resourceTitle(r)}`)));
   };
   kind.addEventListener("change", shown);
   shown();

@@ -362,7 +362,7 @@ export default {
   "demand.resource": "With resource",
   "demand.reason": "Reason",
   "demand.answer": "Answer",
-  "demand.noResource": "Your department has no catalogued resource to answer with: catalogue it first, or decline.",
+  "demand.noResource": "Your department has no shared resource of this kind to answer with (an existing one catalogued by the demand's publication, a new one after it): catalogue it first, or decline.",
   "demand.answered": "Answered demand #{id}.",
   "demand.none": "No demands.",
   "demand.summary": "{n} demands, {overdue} overdue",

@@ -362,7 +362,7 @@ export default {
   "demand.resource": "对应资源",
   "demand.reason": "理由",
   "demand.answer": "答复",
-  "demand.noResource": "本部门没有可用于答复的已编目资源：请先编目，或拒绝。",
+  "demand.noResource": "本部门没有可用于此类答复的共享资源（已有资源须在需求发布前编目，新资源须在其后编目）：请先编目，或拒绝。",
   "demand.answered": "已答复需求 #{id}。",
   "demand.none": "没有需求。",
   "demand.summary": "共 {n} 项需求，{overdue} 项逾期",
