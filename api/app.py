@@ -40,7 +40,8 @@ from api.limits import (
 )
 from api.openapi import install_openapi
 from api.practice import InspectionDrawer
-from api.receipts import ReceiptService, journaled_reverted, journaled_submit, journaled_void
+from api.receipts import ReceiptService
+from api.receipts.anchorer import journaled_reverted, journaled_submit, journaled_void
 from api.routes import (
     agreements,
     audit,

@@ -155,7 +155,7 @@ def parse_json(raw: bytes | str) -> Any:
 def read_json_fast(raw: bytes) -> Any:
     """JSON from a client as :func:`parse_json` reads it, refused alike, in one pass of orjson for a hot path
     (``POST /receipts``, whose body holds no integer past 64 bits): but a name given twice in one object is
-    not refused, and the last wins. The caller refuses it (:func:`api.receipts.refuse_repeated_names`).
+    not refused, and the last wins. The caller refuses it (:func:`api.receipts.input.refuse_repeated_names`).
 
     Raises:
         JsonBodyError: the text is not UTF-8 or not JSON, nests past orjson's bound or holds a number past a

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from api.receipts import ReceiptView
+from api.receipts.lookups import ReceiptView
 from verifier.codes import FindingCode, ReceiptVerdictStatus, VerdictStatus
 from verifier.errors import ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature

@@ -478,7 +478,8 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
     from sqlalchemy import inspect
 
     from api.db import make_engine
-    from api.receipts import ReceiptReader, receipts_table
+    from api.receipts.journal import receipts_table
+    from api.receipts.lookups import ReceiptReader
     from api.settings import load_api_settings
     from verifier.receipt_check import AnchorsReader
 
@@ -499,9 +500,9 @@ def _journaled_receipt(args: argparse.Namespace, reader: Any, delivery_id: bytes
 
 def _anchored(reader: Any) -> Any:
     """What the anchors on ``reader``'s node say a batch's anchor transaction anchored, for the journal's
-    batches to be held to (:func:`api.receipts.anchored_batch`); None when this home's anchors cannot be
-    reached there (the journal's rows are then all there is)."""
-    from api.receipts import anchored_batch
+    batches to be held to (:func:`api.receipts.service.anchored_batch`); None when this home's anchors cannot
+    be reached there (the journal's rows are then all there is)."""
+    from api.receipts.service import anchored_batch
     from node.deploy import anchors_client
     from node.endpoint import NodeEndpoint
     from node.errors import DxlError

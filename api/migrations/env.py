@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from alembic import context
 
-import api.receipts  # noqa: F401  (its tables join the API's metadata)
+import api.receipts.journal  # noqa: F401  (its tables join the API's metadata)
 from api.db import ApiBase
 
 connection = context.config.attributes["connection"]

@@ -37,7 +37,8 @@ from api.limits import (
     parse_json,
     read_json_fast,
 )
-from api.receipts import ReceiptService, parse_receipts, refuse_repeated_names
+from api.receipts import ReceiptService
+from api.receipts.input import parse_receipts, refuse_repeated_names
 
 router = APIRouter(prefix="/receipts", tags=["receipts"])
 

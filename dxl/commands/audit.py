@@ -361,7 +361,8 @@ def _journaled_receipts() -> Any:
     from sqlalchemy import inspect
 
     from api.db import make_engine
-    from api.receipts import batch_receipts, receipts_table
+    from api.receipts.journal import receipts_table
+    from api.receipts.lookups import batch_receipts
     from api.settings import load_api_settings
 
     engine = make_engine(load_api_settings().effective_database_url)

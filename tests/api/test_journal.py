@@ -51,15 +51,9 @@ from api.journal import (
     TxStatus,
 )
 from api.ledger import Finish
-from api.receipts import (
-    GRANT_CACHE_TTL_S,
-    Anchorer,
-    batches_table,
-    journaled_reverted,
-    journaled_submit,
-    journaled_void,
-    receipts_table,
-)
+from api.receipts.anchorer import Anchorer, journaled_reverted, journaled_submit, journaled_void
+from api.receipts.grants import GRANT_CACHE_TTL_S
+from api.receipts.journal import batches_table, receipts_table
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.chain import BlockRef, LedgerClient

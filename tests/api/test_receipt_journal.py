@@ -17,7 +17,8 @@ from sqlalchemy import Engine, text
 
 from api.db import init_db, make_engine
 from api.errors import ApiError
-from api.receipts import Journaled, ReceiptJournal, ReceiptRow
+from api.receipts.input import ReceiptRow
+from api.receipts.journal import Journaled, ReceiptJournal
 from tests.postgres import BACKENDS, api_engine, schema_url
 
 GRANT, PROVIDER, CONSUMER = 7, 1, 2

@@ -110,7 +110,8 @@ def test_lookup_batchSlotEditedWhileStopped_heldToTheChainsLogOfItsAnchor(
     """A reader that never saw the batch close (the service started again after the edit) rebuilds its tree
     from the journal and takes its slot from the log of the batch's anchor on chain, not from the row."""
     from api.db import make_engine
-    from api.receipts import ReceiptReader, anchored_batch
+    from api.receipts.lookups import ReceiptReader
+    from api.receipts.service import anchored_batch
     from node.deploy import anchors_client
 
     _, _, did = delivered(api_env, tmp_path, anchored=True)

@@ -19,17 +19,9 @@ from typer.testing import CliRunner
 
 from api.db import JournaledTransaction, init_db, make_engine
 from api.journal import TxStatus
-from api.receipts import (
-    ANCHOR_GAS,
-    Anchorer,
-    BatchSlot,
-    Journaled,
-    ReceiptReader,
-    WriteTurn,
-    batch_receipts,
-    batches_table,
-    receipts_table,
-)
+from api.receipts.anchorer import ANCHOR_GAS, Anchorer
+from api.receipts.journal import BatchSlot, Journaled, WriteTurn, batches_table, receipts_table
+from api.receipts.lookups import ReceiptReader, batch_receipts
 from api.server import CLI_OPTIONS
 from dxl.app import app as cli
 from node.chain import LedgerRevertError

@@ -200,7 +200,7 @@ def test_post_verify_journalEditedUnderAnAnchoredReceipt_neverMatches(
     which it reads from the chain) are left out."""
     from sqlalchemy import create_engine, select, update
 
-    from api.receipts import batches_table, receipts_table
+    from api.receipts.journal import batches_table, receipts_table
 
     _payload, manifest, did = delivered(api_env, tmp_path, anchored=True)
     until(lambda: ok(api_env.call("GET", f"/receipts/{did}", "hrss"))["status"] == "final", "its batch mined")
