@@ -126,13 +126,20 @@ def test_a_key_sent_twice_is_refused_and_nothing_recorded(api_env: ApiEnv) -> No
 
 
 def test_the_key_is_claimed_for_the_principal_that_acts(api_env: ApiEnv) -> None:
-    """With two Authorization headers the route acts as the first (as Starlette reads headers); the key is
-    claimed for that principal too, so its retry replays and a retry as the other principal does not."""
+    """A request with two Authorization headers acts as no one (401, refused before the key is claimed:
+    the service read the first token, a proxy may read the last); the key then belongs to whichever single
+    principal uses it, and a retry as the other principal is that principal's own first request."""
     before = _resource_count(api_env)
     body = _resource_body()
     tokens = [*api_env.headers("psb").items(), *api_env.headers("hrss").items()]
-    first = api_env.client.post("/resources", json=body, headers=[*tokens, ("Idempotency-Key", "two-tokens")])
-    assert first.status_code == 201 and first.json()["record"]["owner_code"] == "PSB", first.text
+    refused = api_env.client.post(
+        "/resources", json=body, headers=[*tokens, ("Idempotency-Key", "two-tokens")]
+    )
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "UNAUTHENTICATED", refused.text
+    assert _resource_count(api_env) == before
+    first = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "two-tokens"})
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers, first.text
+    assert first.json()["record"]["owner_code"] == "PSB"
     retry = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": "two-tokens"})
     assert retry.headers.get("idempotent-replayed") == "true" and retry.json() == first.json()
     other = api_env.call("POST", "/resources", "hrss", json=body, headers={"Idempotency-Key": "two-tokens"})
