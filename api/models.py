@@ -447,7 +447,11 @@ class ResourceCreate(Strict):
 
 
 class ResourceUpdate(ResourceCreate):
-    pass
+    """``PUT /resources/{id}``: the body of ``POST /resources``, ``sensitivity`` required. An update replaces
+    what the ledger holds of the entry, and one that did not state it set the sensitivity to 0, the least,
+    whatever it was."""
+
+    sensitivity: Uint8
 
 
 class ResourcePublic(BaseModel):

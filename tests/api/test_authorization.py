@@ -171,7 +171,7 @@ def test_department_cannot_act_as_another(api_env: ApiEnv, exchange: dict[str, A
         ("POST", "/deliveries", {"delivery_id": b32(), "grant_id": exchange["grant_id"], "commitment": b32(),
                                  "byte_size": 1}),
         ("PUT", f"/resources/{exchange['resource_id']}",
-         {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared"}),
+         {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared", "sensitivity": 1}),
     ]  # fmt: skip
     for method, path, body in cases:
         response = api_env.call(method, path, "psb", json=body)

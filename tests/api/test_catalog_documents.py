@@ -198,6 +198,27 @@ def test_a_document_edited_behind_the_services_back_reads_unverified_in_every_se
             )
 
 
+def test_an_update_states_the_sensitivity_it_leaves_the_entry_with(api_env: ApiEnv) -> None:
+    """PUT replaces what the ledger holds of an entry: an update that did not say its sensitivity set it to 0,
+    the least, whatever it was (a resource of class 3 read as public after a change to its document). It is
+    a 422 naming the field, and the entry is left as it was."""
+    record = register(api_env, "psb", document(title="敏感数据"))
+    ok(api_env.call("PUT", f"/resources/{record['id']}", "psb", json={
+        "metadata": record["metadata"], "schema_hash": record["schema_hash"], "share_type": "conditional",
+        "sensitivity": 3}))  # fmt: skip
+    body = {"metadata": document(title="敏感数据（更新）"), "schema_hash": b32(), "share_type": "conditional"}
+    refused = api_env.call("PUT", f"/resources/{record['id']}", "psb", json=body)
+    assert refused.status_code == 422, refused.text
+    assert (refused.json()["error"]["code"], refused.json()["error"]["field"]) == (
+        "VALIDATION_ERROR",
+        "sensitivity",
+    )
+    kept = ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))
+    assert (kept["sensitivity"], kept["metadata"]["dct:title"]) == (3, "敏感数据")
+    updated = ok(api_env.call("PUT", f"/resources/{record['id']}", "psb", json={**body, "sensitivity": 3}))
+    assert updated["record"]["sensitivity"] == 3
+
+
 def test_search_follows_updates_and_pages_by_a_stable_cursor(api_env: ApiEnv) -> None:
     marker = "翻页" + b32()[2:10]
     made = [register(api_env, "health", document(title=f"{marker} {i}"), share_type="conditional")
@@ -218,6 +239,7 @@ def test_search_follows_updates_and_pages_by_a_stable_cursor(api_env: ApiEnv) ->
         "metadata": document(title="换了标题" + marker[::-1]),
         "schema_hash": b32(),
         "share_type": "unconditional",
+        "sensitivity": 1,
     }
     ok(api_env.call("PUT", f"/resources/{made[0]['id']}", "health", json=body))
     assert made[0]["id"] not in {r["id"] for r in _listed(api_env, q=marker)}

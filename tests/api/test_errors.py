@@ -242,6 +242,7 @@ SCENARIOS: dict[str, Scenario] = {
             "metadata_hash": b32(),
             "schema_hash": b32(),
             "share_type": "not_shared",
+            "sensitivity": 1,
         },
     ),
     "NO_CUSTODIED_KEY": _external_department,
