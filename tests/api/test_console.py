@@ -94,6 +94,10 @@ def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[
     one_byte_chunks = {**scenario.acknowledged.manifest, "chunking": {"format": "bytes", "chunk_size": 1}}
     found["one-byte-chunks.manifest"] = out / "one-byte-chunks.manifest.json"
     found["one-byte-chunks.manifest"].write_text(json.dumps(one_byte_chunks), encoding="utf-8")
+    # And the 1 GiB file under a manifest whose one chunk is the whole file: read and hashed in one piece.
+    one_chunk = {**scenario.acknowledged.manifest, "chunking": {"format": "bytes", "chunk_size": 1 << 31}}
+    found["one-chunk.manifest"] = out / "one-chunk.manifest.json"
+    found["one-chunk.manifest"].write_text(json.dumps(one_chunk), encoding="utf-8")
     return found
 
 
@@ -446,6 +450,9 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
         ("acknowledged.csv", "unsalted.manifest", "", "lacks a valid “salt”"),
         ("acknowledged.csv", "acknowledged.csv.manifest", "0x1234", "0x followed by 64 hexadecimal digits"),
         ("huge.csv", "acknowledged.csv.manifest", "", "too large to verify in the browser"),
+        # Its one chunk, the whole gigabyte, was read into the page's memory and copied to be hashed: no
+        # answer within the 30 s the test waits.
+        ("huge.csv", "one-chunk.manifest", "", "chunks of 2048 MiB, too large to hash in the browser"),
         # Before, the page hashed on for minutes, and ran out of memory a little further.
         ("blank-lines.jsonl", "disputed.jsonl.manifest", "", "more than 4,194,304 leaves"),
         (

@@ -12,8 +12,8 @@ const MAX_SHOWN = 50;
 // records here takes many minutes: above this, the page sends the user to `dxl verify`.
 const WHOLE_READ_MAX = 1 << 30;
 // Leaves (records or chunks) the page commits to at most: some 110 bytes each in its memory, and two digests,
-// one WebCrypto call each (2 million took 35-70 s here). A 50 MiB file of empty lines is 52 million of them,
-// and a manifest may cut bytes into chunks of one byte: the tab ran out of memory, where dxl verify streams.
+// one WebCrypto call each (2 million took 35-70 s here). A 50 MiB file of empty lines is 52 million of them
+// (some 6 GB), and a manifest may cut bytes into chunks of one byte; dxl verify streams them.
 const MAX_LEAVES = 1 << 22;
 const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 
@@ -252,8 +252,14 @@ export default {
         const delivery = deliveryInput.value.trim();
         if (delivery && !HEX32.test(delivery)) throw new PageError(t("verify.badDeliveryId"));
         const manifest = parseManifest(new TextDecoder().decode(await readFile(chosen.manifest)));
-        if (manifest.chunking.format !== "bytes" && chosen.payload.size >= WHOLE_READ_MAX) {
-          throw new PageError(t("verify.tooLargeHere", { mib: Math.round(chosen.payload.size / 2 ** 20), format: manifest.chunking.format }));
+        // What is read and hashed in one piece: a record payload whole, a `bytes` one chunk by chunk, and a
+        // manifest may name chunks as large as the file (WebCrypto hashes a leaf in one call, with a copy).
+        const { format, chunk_size: chunkSize } = manifest.chunking;
+        if (format !== "bytes" && chosen.payload.size >= WHOLE_READ_MAX) {
+          throw new PageError(t("verify.tooLargeHere", { mib: Math.round(chosen.payload.size / 2 ** 20), format }));
+        }
+        if (format === "bytes" && Math.min(chunkSize, chosen.payload.size) >= WHOLE_READ_MAX) {
+          throw new PageError(t("verify.chunkTooLargeHere", { mib: Math.round(chunkSize / 2 ** 20) }));
         }
         const started = performance.now();
         const local = await commitBlob(chosen.payload, {

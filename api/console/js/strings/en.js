@@ -275,6 +275,7 @@ export default {
   "verify.manifestField": "The manifest lacks a valid “{field}”: it is damaged or not a dxl.manifest/1 document.",
   "verify.badDeliveryId": "The expected delivery id is 0x followed by 64 hexadecimal digits.",
   "verify.tooLargeHere": "This {format} payload ({mib} MiB) is too large to verify in the browser, which reads such files whole: use dxl verify on the command line.",
+  "verify.chunkTooLargeHere": "The manifest cuts this payload into chunks of {mib} MiB, too large to hash in the browser, which reads each chunk whole: use dxl verify on the command line.",
   "verify.tooManyLeavesHere": "This payload cuts into more than {n} leaves under its manifest's chunking ({format}), too many to verify in the browser: use dxl verify on the command line.",
   "error.unreachable": "The API did not answer: the service may be stopped or the network down. Try again.",
   "error.invalid": "The API did not accept the request as given: correct what its message below names (a filter, a field, the page's address) and try again.",

@@ -275,6 +275,7 @@ export default {
   "verify.manifestField": "清单缺少有效的“{field}”：文件已损坏，或不是 dxl.manifest/1 清单。",
   "verify.badDeliveryId": "预期的交付编号应为 0x 加 64 位十六进制数字。",
   "verify.tooLargeHere": "该 {format} 数据文件（{mib} MiB）过大，浏览器需整体读入，无法在此核验：请使用命令行 dxl verify。",
+  "verify.chunkTooLargeHere": "清单将此数据文件切分为每块 {mib} MiB，浏览器需整块读取，块过大无法在浏览器中核验：请在命令行使用 dxl verify。",
   "verify.tooManyLeavesHere": "按清单的切分方式（{format}），此数据文件超过 {n} 个叶子，无法在浏览器中核验：请在命令行使用 dxl verify。",
   "error.unreachable": "接口没有响应：服务可能已停止或网络中断，请重试。",
   "error.invalid": "接口不接受所提交的请求：请按下方信息更正所指出的内容（筛选条件、字段或页面地址）后重试。",
