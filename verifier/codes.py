@@ -72,8 +72,9 @@ class ReceiptVerdictStatus(Code):
     MISMATCH = (
         "MISMATCH",
         "the proof does not hold (its batch would number receipts past 64 bits), leads to another root or "
-        "leaf count than the anchored batch's, or the receipt's delivery id is not in the namespace of the "
-        "batch's provider",
+        "leaf count than the anchored batch's, or the receipt is none a single delivery of the batch's "
+        "provider could be (a zero commitment, a hash algorithm the ledger does not accept, a delivery id "
+        "outside the provider's namespace)",
     )
 
     @property
@@ -183,8 +184,9 @@ class FindingCode(Code):
     )
     RECEIPT_MISMATCH = (
         "RECEIPT_MISMATCH",
-        "the receipt's proof does not hold, leads to another batch than the one on chain, or names a "
-        "delivery id outside its batch provider's namespace",
+        "the receipt's proof does not hold, leads to another batch than the one on chain, or the receipt is "
+        "none a single delivery of its batch's provider could be (zero commitment, unknown hash algorithm, "
+        "delivery id outside the provider's namespace)",
     )
     # What a service that holds the receipt journal adds (api.verdicts, POST /verify, presentations).
     RECEIPT_PENDING = (

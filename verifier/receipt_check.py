@@ -7,9 +7,10 @@ audit path, and the chain is the trusted anchor. Checks, in order (:func:`check_
 1. the proof itself (:func:`verifier.receipts.verify_receipt_proof`): it must lead to the root it names, else
    ``MISMATCH``;
 2. ``batch(grant, firstSequence)`` on chain: none -> ``NOT_ANCHORED``; another root or leaf count ->
-   ``MISMATCH`` (the proof is for a batch the chain does not hold); a delivery id outside the batch
-   provider's namespace -> ``MISMATCH`` (no receipt of that provider, as the contract's ``receiptIncluded``
-   says: the contract never sees the leaves it anchors);
+   ``MISMATCH`` (the proof is for a batch the chain does not hold); a receipt no single delivery of the
+   batch's provider could be (:func:`verifier.receipts.undeliverable_fields`: a zero commitment, a hash
+   algorithm the ledger does not accept, a delivery id outside the provider's namespace) -> ``MISMATCH``, as
+   the contract's ``receiptIncluded`` says (the contract never sees the leaves it anchors);
 3. ``receiptDisputed(grant, sequence)`` -> ``DISPUTED``; an acknowledged batch -> ``ACKNOWLEDGED``; else
    ``ANCHORED``.
 
@@ -30,7 +31,6 @@ from typing import Any
 
 from verifier import abi as abi_codec
 from verifier.codes import FindingCode, ReceiptVerdictStatus, VerdictStatus
-from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import ManifestSignatureError, ProofError
 from verifier.eth import is_address, to_checksum_address
 from verifier.manifest import Manifest, verify_manifest_signature
@@ -43,7 +43,7 @@ from verifier.onchain import (
     contract_chain_id,
     payload_check,
 )
-from verifier.receipts import ReceiptProof, verify_receipt_proof
+from verifier.receipts import Receipt, ReceiptProof, undeliverable_fields, verify_receipt_proof
 from verifier.rpc import DEFAULT_TIMEOUT_S, SET_ONCE, JsonRpc, RpcError, data
 from verifier.verify import Anchor, Finding, Verdict, untrusted
 
@@ -227,11 +227,9 @@ def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
         detail = (f"the anchored batch has root {chain['root']} and {leaf_count} receipts; the proof names "
                   f"root 0x{proof.root.hex()} and {proof.leaf_count} receipts")  # fmt: skip
         return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, detail)
-    if delivery_id_provider(r.delivery_id) != int(provider):
-        detail = (f"the receipt's delivery id 0x{r.delivery_id.hex()} is not in the namespace of the batch's "
-                  f"provider, department {provider} (its first four bytes are not that id), as the ledger "
-                  "requires of a delivery")  # fmt: skip
-        return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, detail)
+    refused = undeliverable_fields(r, int(provider))
+    if refused:
+        return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, _undeliverable(r, refused[0], provider))
     if reader.call("receiptDisputed", r.grant_id, proof.sequence):
         return _verdict(
             proof, chain, ReceiptVerdictStatus.DISPUTED, "the consumer disputed this receipt on chain"
@@ -242,6 +240,18 @@ def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
     return _verdict(
         proof, chain, ReceiptVerdictStatus.ANCHORED, "anchored: the proof leads to the batch's root"
     )
+
+
+def _undeliverable(r: Receipt, refused: str, provider: int) -> str:
+    """Why no delivery of department ``provider`` could be ``r``, by the first field the ledger refuses."""
+    if refused == "commitment":
+        why = "its commitment is zero"
+    elif refused == "hash_algorithm":
+        why = f"its hash algorithm {r.hash_algorithm} is none the ledger accepts (1 SHA-256, 2 SM3)"
+    else:
+        why = (f"its delivery id 0x{r.delivery_id.hex()} is not in the namespace of the batch's provider, "
+               f"department {provider} (its first four bytes are not that id)")  # fmt: skip
+    return f"no delivery of the batch's provider could be this receipt, as the ledger checks one: {why}"
 
 
 def _verdict(

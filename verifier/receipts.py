@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import InvalidProofError
 from verifier.hashing import HashAlgorithm
 from verifier.tree import verify_inclusion
@@ -95,6 +96,31 @@ class Receipt:
             if isinstance(e, InvalidProofError):
                 raise
             raise InvalidProofError(f"receipt lacks or mangles {e}") from None
+
+
+#: The hash algorithm ids the ledger accepts for a delivery (``recordDelivery``; ``LAST_HASH_ALGORITHM`` in
+#: the contracts' ``types/Ledger.sol``).
+LEDGER_HASH_ALGORITHMS = frozenset(int(a) for a in HashAlgorithm)
+
+
+def undeliverable_fields(receipt: Receipt, provider: int) -> tuple[str, ...]:
+    """The fields for which the ledger's ``recordDelivery`` refuses ``receipt`` as a single delivery of
+    department ``provider``, in the order it checks them: ``commitment`` (zero), ``hash_algorithm`` (not one
+    the ledger accepts), ``delivery_id`` (not in the provider's namespace; a zero id is in none, department
+    ids start at 1). Empty for a receipt a delivery could be; byte size and record count are any uint64 there.
+
+    A receipt with such a field is no receipt: the ``ReceiptAnchors`` contract never sees the leaves it
+    anchors, so a provider anchoring past the service may anchor one and its batch's root holds, and
+    ``receiptIncluded`` denies it (``disputeReceipt`` reverts with the ledger's error for the first field).
+    """
+    fields = []
+    if receipt.commitment == bytes(32):
+        fields.append("commitment")
+    if receipt.hash_algorithm not in LEDGER_HASH_ALGORITHMS:
+        fields.append("hash_algorithm")
+    if delivery_id_provider(receipt.delivery_id) != provider:
+        fields.append("delivery_id")
+    return tuple(fields)
 
 
 def encode_receipt(

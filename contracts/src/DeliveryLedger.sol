@@ -4,16 +4,12 @@ pragma solidity ^0.8.24;
 import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
 import {SharingAgreements} from "./SharingAgreements.sol";
 import {DeliveryReceipts} from "./libraries/DeliveryReceipts.sol";
-import {DeliveryReceipt, DeliveryRecord, DeliveryStatus, Grant} from "./types/Ledger.sol";
+import {DeliveryReceipt, DeliveryRecord, DeliveryStatus, Grant, LAST_HASH_ALGORITHM} from "./types/Ledger.sol";
 
 /// @title Delivery receipts and their acknowledgement
 abstract contract DeliveryLedger is SharingAgreements, IDeliveryLedger {
     using DeliveryReceipts for bytes32;
     using DeliveryReceipts for DeliveryReceipt;
-
-    /// @dev The highest hash algorithm id the ledger knows: 1 = SHA-256, 2 = SM3. Readers of the chain name
-    /// every recorded algorithm, so an id is accepted only once they know it.
-    uint8 private constant _LAST_HASH_ALGORITHM = 2;
 
     mapping(bytes32 deliveryId => bytes32 packedReceipt) private _deliveries;
 
@@ -48,7 +44,7 @@ abstract contract DeliveryLedger is SharingAgreements, IDeliveryLedger {
     ) private {
         if (deliveryId == bytes32(0)) revert DeliveryInvalidField("deliveryId");
         if (commitment == bytes32(0)) revert DeliveryInvalidField("commitment");
-        if (hashAlgorithm == 0 || hashAlgorithm > _LAST_HASH_ALGORITHM) revert DeliveryUnknownHashAlgorithm(hashAlgorithm);
+        if (hashAlgorithm == 0 || hashAlgorithm > LAST_HASH_ALGORITHM) revert DeliveryUnknownHashAlgorithm(hashAlgorithm);
         Grant memory g = _usableGrant(grantId);
         _requireCallerIs(g.provider);
         _requireActive(g.consumer);

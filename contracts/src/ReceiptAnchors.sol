@@ -7,7 +7,15 @@ import {IDeliveryLedger} from "./interfaces/IDeliveryLedger.sol";
 import {IDepartmentRegistry} from "./interfaces/IDepartmentRegistry.sol";
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
 import {ReceiptTrees} from "./libraries/ReceiptTrees.sol";
-import {Agreement, AgreementStatus, DepartmentStatus, DeliveryRecord, Grant, ShareType} from "./types/Ledger.sol";
+import {
+    Agreement,
+    AgreementStatus,
+    DepartmentStatus,
+    DeliveryRecord,
+    Grant,
+    LAST_HASH_ALGORITHM,
+    ShareType
+} from "./types/Ledger.sol";
 import {BatchStatus, ReceiptBatch} from "./types/Receipts.sol";
 
 /// @title Receipt anchors beside one ledger
@@ -75,7 +83,7 @@ contract ReceiptAnchors is IReceiptAnchors {
         uint32 consumer = b.consumer;
         _requireCallerIs(consumer);
         if (receipt.grantId != grantId) revert ReceiptInvalidField("receipt.grantId");
-        if (!_providers(b, receipt)) revert IDeliveryLedger.DeliveryIdNotProviders(receipt.deliveryId, b.provider);
+        _requireDeliverable(b, receipt);
         if (consumerCommitment == bytes32(0) || consumerCommitment == receipt.commitment) {
             revert ReceiptInvalidField("consumerCommitment");
         }
@@ -102,7 +110,7 @@ contract ReceiptAnchors is IReceiptAnchors {
         bytes32[] calldata proof
     ) external view returns (bool) {
         ReceiptBatch storage b = _batches[grantId][firstSequence];
-        return b.status != BatchStatus.None && receipt.grantId == grantId && _providers(b, receipt)
+        return b.status != BatchStatus.None && receipt.grantId == grantId && _deliverable(b, receipt)
             && _included(b, receipt, index, proof);
     }
 
@@ -143,11 +151,28 @@ contract ReceiptAnchors is IReceiptAnchors {
         return ok && root == b.root;
     }
 
-    /// Whether the receipt's id is in the batch provider's namespace, as the ledger requires of a delivery's: the
-    /// contract never sees the leaves it anchors, so a leaf naming another department's id (anchored past the
-    /// service, which refuses one at the door) is told apart here, where a receipt is proved.
-    function _providers(ReceiptBatch storage b, DeliveryRecord calldata receipt) private view returns (bool) {
-        return uint32(bytes4(receipt.deliveryId)) == b.provider;
+    /// Whether the batch's provider could record the receipt's fields as a single delivery (`recordDelivery`'s
+    /// checks of them): a non-zero commitment, a hash algorithm the ledger accepts, an id in the provider's
+    /// namespace (a zero id is in none: department ids start at 1). The contract never sees the leaves it
+    /// anchors, so a leaf no delivery could be (anchored past the service, which refuses one at the door) is
+    /// told apart here, where a receipt is proved. Byte size and record count are any uint64, as the ledger's.
+    function _deliverable(ReceiptBatch storage b, DeliveryRecord calldata receipt) private view returns (bool) {
+        uint8 algorithm = receipt.hashAlgorithm;
+        return receipt.commitment != bytes32(0) && algorithm != 0 && algorithm <= LAST_HASH_ALGORITHM
+            && uint32(bytes4(receipt.deliveryId)) == b.provider;
+    }
+
+    /// {_deliverable}, reverting with the error `recordDelivery` gives the first field it refuses.
+    function _requireDeliverable(ReceiptBatch storage b, DeliveryRecord calldata receipt) private view {
+        if (receipt.commitment == bytes32(0)) revert IDeliveryLedger.DeliveryInvalidField("commitment");
+        uint8 algorithm = receipt.hashAlgorithm;
+        if (algorithm == 0 || algorithm > LAST_HASH_ALGORITHM) {
+            revert IDeliveryLedger.DeliveryUnknownHashAlgorithm(algorithm);
+        }
+        uint32 provider = b.provider;
+        if (uint32(bytes4(receipt.deliveryId)) != provider) {
+            revert IDeliveryLedger.DeliveryIdNotProviders(receipt.deliveryId, provider);
+        }
     }
 
     function _unsettledBatch(uint64 grantId, uint64 firstSequence) private view returns (ReceiptBatch storage b) {

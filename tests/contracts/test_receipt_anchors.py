@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from eth_account import Account
@@ -301,16 +301,20 @@ CHANGES = (
     "none", "flip a byte", "drop the last hash", "drop the first hash", "append a hash", "repeat a hash",
     "swap two hashes", "no hashes", "another index's path", "index past the batch", "index 2**64-1",
     "another receipt", "a receipt of another batch with its path", "the receipt under another grant",
-    "its id in another department's namespace",
+    "its id in another department's namespace", "hash algorithm 0", "hash algorithm 3", "zero commitment",
 )  # fmt: skip
+#: How an anchored leaf may be one no single delivery of its provider could be (``_undeliverable``).
+UNDELIVERABLE = ("its id in another department's namespace", "hash algorithm 0", "hash algorithm 3",
+                 "hash algorithm 255", "zero commitment", "zero delivery id")  # fmt: skip
 
 
 @dataclass
 class DrawnBatch:
     """An anchored batch and one receipt of it with its audit path. A built batch is a whole tree over
     receipts; a wide one (up to 2**48 leaves, more than can be built) is one receipt with a drawn path whose
-    root was anchored. The receipt's id is sometimes another department's (``foreign``): anchored all the
-    same, as a provider anchoring past the service can."""
+    root was anchored. The receipt is sometimes one no single delivery of its provider could be
+    (``foreign``: an :data:`UNDELIVERABLE` field): anchored all the same, as a provider anchoring past the
+    service can."""
 
     first: int
     size: int
@@ -319,7 +323,7 @@ class DrawnBatch:
     index: int
     path: list[bytes]
     tree: BatchTree | None
-    foreign: bool
+    foreign: str | None
 
 
 def _path_length(index: int, size: int) -> int:
@@ -333,22 +337,25 @@ def _path_length(index: int, size: int) -> int:
     raise AssertionError((index, size))
 
 
-def _foreign(anchors: Anchors, receipt: Receipt) -> Receipt:
-    """``receipt`` with an id in CIVIL's namespace instead of its provider's."""
-    r, civil = receipt, anchors.ledger.depts["CIVIL"].id
-    return Receipt(
-        new_delivery_id(civil), r.grant_id, r.commitment, r.hash_algorithm, r.byte_size, r.record_count
-    )
+def _undeliverable(anchors: Anchors, receipt: Receipt, how: str) -> Receipt:
+    """``receipt`` with a field the ledger refuses a delivery of its provider (:data:`UNDELIVERABLE`)."""
+    if how == "its id in another department's namespace":
+        return replace(receipt, delivery_id=new_delivery_id(anchors.ledger.depts["CIVIL"].id))
+    if how == "zero delivery id":
+        return replace(receipt, delivery_id=bytes(32))
+    if how == "zero commitment":
+        return replace(receipt, commitment=bytes(32))
+    return replace(receipt, hash_algorithm=int(how.removeprefix("hash algorithm ")))
 
 
 def _draw_batch(data: st.DataObject, anchors: Anchors, gid: int) -> DrawnBatch:
     first = int(anchors.call("nextSequence", gid))  # type: ignore[call-overload]
-    foreign = data.draw(st.sampled_from([False, False, False, True]), "foreign")
+    foreign = data.draw(st.sampled_from([None, None, None]) | st.sampled_from(UNDELIVERABLE), "foreign")
     if data.draw(st.booleans(), "wide"):
         size = data.draw(st.integers(2, 2**48), "size")
         index = data.draw(st.sampled_from([0, size - 1]) | st.integers(0, size - 1), "index")
         receipt = anchors.receipts(gid, 1)[0]
-        receipt = _foreign(anchors, receipt) if foreign else receipt
+        receipt = _undeliverable(anchors, receipt, foreign) if foreign else receipt
         path = [os.urandom(32) for _ in range(_path_length(index, size))]
         root = root_from_inclusion(HashAlgorithm.SHA256, index, size, receipt.leaf_hash(), path)
         tree = None
@@ -359,7 +366,7 @@ def _draw_batch(data: st.DataObject, anchors: Anchors, gid: int) -> DrawnBatch:
         index = data.draw(st.integers(0, size - 1), "index")
         receipts = anchors.receipts(gid, size)
         if foreign:
-            receipts[index] = _foreign(anchors, receipts[index])
+            receipts[index] = _undeliverable(anchors, receipts[index], foreign)
         tree = BatchTree([r.leaf_hash() for r in receipts])
         receipt, path, root = receipts[index], tree.proof(index), tree.root
     anchors.send(anchors.ledger.depts["PSB"], "anchorBatch", gid, first, size, root)
@@ -403,8 +410,8 @@ def _changed(
     elif change == "the receipt under another grant":
         r = receipt
         receipt = Receipt(r.delivery_id, gid + 1, r.commitment, r.hash_algorithm, r.byte_size, r.record_count)
-    elif change == "its id in another department's namespace":
-        receipt = _foreign(anchors, receipt)
+    elif change in UNDELIVERABLE:
+        receipt = _undeliverable(anchors, receipt, change)
     return receipt, index, path
 
 
@@ -439,7 +446,7 @@ def test_receiptIncluded_acceptsExactlyWhatTheVerifierAccepts(
     """Random batches (built trees of 1 to 70 receipts, and paths in trees of up to 2**48 leaves), each
     receipt's path as given and changed: ``receiptIncluded`` on chain and the verifier's ``check_receipt``
     (the proof by ``verify_receipt_proof``, then the anchored batch) give the same answer; the unchanged path
-    is accepted by both, unless the receipt's id is another department's."""
+    is accepted by both, unless the receipt is none a delivery of its provider could be."""
     gid = proof_grant
     b = _draw_batch(data, anchors, gid)
     for change in data.draw(st.lists(st.sampled_from(CHANGES), min_size=3, max_size=6), "changes"):
@@ -448,7 +455,9 @@ def test_receiptIncluded_acceptsExactlyWhatTheVerifierAccepts(
         verifier = _verifier_accepts(anchors_reader, b, receipt, index, path)
         assert on_chain is verifier, (change, b.size, index, len(path), b.foreign)
     unchanged = anchors.call("receiptIncluded", gid, b.first, b.receipt.as_tuple(), b.index, b.path)
-    assert unchanged is _verifier_accepts(anchors_reader, b, b.receipt, b.index, b.path) is not b.foreign
+    assert (
+        unchanged is _verifier_accepts(anchors_reader, b, b.receipt, b.index, b.path) is (b.foreign is None)
+    )
 
 
 @pytest.mark.parametrize(("first", "index", "count"), [(2**64, 1, 3), (2**64 - 2, 1, 3), (0, 5, 2**64)])
@@ -518,3 +527,43 @@ def test_receiptOutsideItsProvidersNamespace_noReceiptOfIt(anchors: Anchors) -> 
     with reverts("DeliveryIdNotProviders", deliveryId=theirs, provider=psb.id):
         anchors.send(hrss, "disputeReceipt", gid, 0, receipts[1].as_tuple(), 1, tree.proof(1), os.urandom(32))
     assert anchors.call("receiptDisputed", gid, 1) is False
+
+
+@pytest.mark.parametrize(
+    ("how", "error", "args"),
+    [("hash algorithm 0", "DeliveryUnknownHashAlgorithm", {"hashAlgorithm": 0}),
+     ("hash algorithm 3", "DeliveryUnknownHashAlgorithm", {"hashAlgorithm": 3}),
+     ("hash algorithm 255", "DeliveryUnknownHashAlgorithm", {"hashAlgorithm": 255}),
+     ("zero commitment", "DeliveryInvalidField", {"field": "commitment"}),
+     ("zero delivery id", "DeliveryIdNotProviders", {"deliveryId": bytes(32)})],
+)  # fmt: skip
+def test_receiptNoDeliveryCouldBe_noReceiptOfIt(
+    anchors: Anchors, how: str, error: str, args: dict[str, object]
+) -> None:
+    """A leaf with a field ``recordDelivery`` refuses (a hash algorithm the ledger does not accept, a zero
+    commitment; a zero id is in no department's namespace), anchored by a provider past the service, is no
+    receipt: not included on chain, not disputable (the ledger's error for that field), MISMATCH to the
+    verifier. Before, ``receiptIncluded`` was true and ``dxl verify-receipt`` answered ANCHORED. Byte size and
+    record count are any uint64 to the ledger, and to the anchors."""
+    psb, hrss = anchors.ledger.depts["PSB"], anchors.ledger.depts["HRSS"]
+    gid = anchors.grant()
+    receipts = anchors.receipts(gid, 3)
+    receipts[1] = _undeliverable(anchors, receipts[1], how)
+    receipts[2] = replace(receipts[2], byte_size=2**64 - 1, record_count=2**64 - 1)
+    tree, _ = anchors.anchor(gid, 0, receipts)
+    reader = AnchorsReader(anchors.client.rpc_url, str(anchors.client.address))
+    for index, (receipt, included) in enumerate(zip(receipts, (True, False, True), strict=True)):
+        path = tree.proof(index)
+        assert anchors.call("receiptIncluded", gid, 0, receipt.as_tuple(), index, path) is included
+        verdict = check_receipt(ReceiptProof(receipt, 0, index, 3, tree.root, tuple(path)), reader)
+        expected = ReceiptVerdictStatus.ANCHORED if included else ReceiptVerdictStatus.MISMATCH
+        assert verdict.status is expected, verdict
+    if error == "DeliveryIdNotProviders":
+        args = {**args, "provider": psb.id}
+    with reverts(error, **args):
+        anchors.send(hrss, "disputeReceipt", gid, 0, receipts[1].as_tuple(), 1, tree.proof(1), os.urandom(32))
+    assert anchors.call("receiptDisputed", gid, 1) is False
+    disputed = anchors.send(
+        hrss, "disputeReceipt", gid, 0, receipts[2].as_tuple(), 2, tree.proof(2), os.urandom(32)
+    )
+    assert names(disputed) == ["ReceiptDisputed"]

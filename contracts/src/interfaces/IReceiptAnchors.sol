@@ -82,10 +82,12 @@ interface IReceiptAnchors {
 
     /// @notice Disputes one receipt of a batch by its inclusion proof and the commitment the consumer computed.
     /// @dev Requirements: caller is the batch's consumer's signer, consumer active; the batch not acknowledged;
-    /// `receipt.grantId` is `grantId`; `receipt.deliveryId` in the batch provider's namespace (as `recordDelivery`
-    /// requires, else `DeliveryIdNotProviders`); `index` below the batch's leaf count; `proof` proves `receipt` as
-    /// leaf `index` of the batch; `consumerCommitment` non-zero and different from `receipt.commitment`; the
-    /// receipt not disputed before. Emits {ReceiptDisputed}.
+    /// `receipt.grantId` is `grantId`; the receipt's fields a single delivery's, as `recordDelivery` checks them
+    /// and with its errors: `receipt.commitment` non-zero (else `DeliveryInvalidField("commitment")`),
+    /// `receipt.hashAlgorithm` 1 or 2 (else `DeliveryUnknownHashAlgorithm`), `receipt.deliveryId` in the batch
+    /// provider's namespace (else `DeliveryIdNotProviders`); `index` below the batch's leaf count; `proof` proves
+    /// `receipt` as leaf `index` of the batch; `consumerCommitment` non-zero and different from
+    /// `receipt.commitment`; the receipt not disputed before. Emits {ReceiptDisputed}.
     function disputeReceipt(
         uint64 grantId,
         uint64 firstSequence,
@@ -96,7 +98,10 @@ interface IReceiptAnchors {
     ) external;
 
     /// @notice Whether `proof` proves `receipt` as leaf `index` of the anchored batch (false for an unknown batch,
-    /// and for a receipt of another grant or whose delivery id is not in the batch provider's namespace).
+    /// and for a receipt of another grant or that no single delivery of the batch's provider could be: a zero
+    /// commitment, a hash algorithm the ledger does not accept, a delivery id outside the provider's namespace).
+    /// @dev The contract never sees the leaves it anchors: a provider anchoring past the service may anchor any
+    /// leaf, and such a leaf is denied here. A delivery id anchored twice is not: only the leaves tell it.
     function receiptIncluded(
         uint64 grantId,
         uint64 firstSequence,

@@ -161,6 +161,11 @@ struct DeliveryReceipt {
     uint64 recordedAt;
 }
 
+/// @dev The highest hash algorithm id the ledger accepts for a delivery: 1 = SHA-256, 2 = SM3. Readers of the chain
+/// name every recorded algorithm, so an id is accepted only once they know it; a receipt proved against an
+/// anchored batch is held to the same ids.
+uint8 constant LAST_HASH_ALGORITHM = 2;
+
 /// @notice One delivery of a batch (see `recordDeliveries`): the arguments of `recordDelivery`.
 struct DeliveryRecord {
     bytes32 deliveryId;
