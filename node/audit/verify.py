@@ -23,7 +23,9 @@ report may also carry the receipts themselves (``receipt_batches``: each batch's
 receipts' leaf fields, in leaf order); then every anchored batch among its rows must be listed (with
 ``"receipts": null`` if its author does not hold them, which is counted and said), and each carried batch's
 root is recomputed from its receipts (the verifier's tree) and compared with the root and
-leaf count on chain, so a receipt omitted, added, altered or moved is detected (:data:`RECEIPT_PROBLEMS`).
+leaf count on chain, so a receipt omitted, added, altered or moved is detected (:data:`RECEIPT_PROBLEMS`); a
+carried receipt no single delivery could be, or whose delivery id the report meets twice (among the carried
+receipts and its single deliveries), is named though its batch's root holds.
 
 Cost: one ``eth_getLogs`` per 2,000 blocks from the deployment block to the report's last block (department
 filters need the lineage from the start), plus one header per block holding events.
@@ -50,9 +52,8 @@ from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, 
 from node.audit.rpc import JsonRpc, quantity
 from node.errors import DxlError, NodeError
 from verifier import jsontext
-from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import InvalidProofError, ProofError
-from verifier.receipts import Receipt, batch_root
+from verifier.receipts import Receipt, batch_root, undeliverable_fields
 from verifier.rpc import SET_ONCE
 
 REPORT_FORMAT = "dxl-audit-report/1"
@@ -126,8 +127,20 @@ RECEIPT_PROBLEMS: dict[str, str] = {
     "RECEIPT_OTHER_GRANT": "receipt {index} names grant {grant}",
     "RECEIPT_NOT_PROVIDERS": "receipt {index}'s delivery id {delivery_id} is not in the namespace of the "
     "batch's provider, department {provider}: no receipt of it (receiptIncluded)",
+    "RECEIPT_ZERO_COMMITMENT": "receipt {index}'s commitment is zero, which the ledger refuses a delivery: "
+    "no receipt (receiptIncluded)",
+    "RECEIPT_UNKNOWN_HASH_ALGORITHM": "receipt {index}'s hash algorithm {hash_algorithm} is none the ledger "
+    "accepts (1 SHA-256, 2 SM3): no receipt (receiptIncluded)",
+    "RECEIPT_DUPLICATE": "receipt {index}'s delivery id {delivery_id} is also {other}: the ledger records "
+    "an id once",
     "RECEIPT_ALTERED": "the receipts recompute root {computed}, the chain anchored root {anchored}: a "
     "receipt was altered, replaced or reordered",
+}
+#: The problem code of each field :func:`verifier.receipts.undeliverable_fields` names.
+_UNDELIVERABLE_CODES = {
+    "commitment": "RECEIPT_ZERO_COMMITMENT",
+    "hash_algorithm": "RECEIPT_UNKNOWN_HASH_ALGORITHM",
+    "delivery_id": "RECEIPT_NOT_PROVIDERS",
 }
 _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
 
@@ -679,6 +692,17 @@ def _receipt_problems(
         return [receipt_problem("?", "?", "RECEIPT_BATCH_MALFORMED", detail="receipt_batches is not a list")]
     problems: list[str] = []
     seen: set[tuple[int, int]] = set()
+    # Where each delivery id was met first: a single delivery among the rows, or a carried receipt. The chain
+    # cannot tell an id anchored twice (the contract never sees a batch's leaves, and the ledger's duplicate
+    # check never sees the anchors'); only the leaves can, and only those this report carries.
+    first_use: dict[bytes, str] = {}
+    for row in report["rows"]:
+        if isinstance(row, dict) and row.get("event") == "DeliveryRecorded":
+            try:
+                recorded = bytes.fromhex(str(row.get("delivery_id"))[2:])
+            except ValueError:
+                continue  # the row's own check names a malformed id
+            first_use.setdefault(recorded, f"the delivery of row {row.get('row')}")
     for position, entry in enumerate(carried):
         try:
             grant, first, receipts = _carried_receipts(entry)
@@ -708,13 +732,21 @@ def _receipt_problems(
                     receipt_problem(grant, first, "RECEIPT_OTHER_GRANT", index=i, grant=receipt.grant_id)
                 )
             # A leaf the contract anchored but would not prove: its root alone does not make it a receipt.
-            if delivery_id_provider(receipt.delivery_id) != provider:
-                theirs = "0x" + receipt.delivery_id.hex()
-                problems.append(
-                    receipt_problem(
-                        grant, first, "RECEIPT_NOT_PROVIDERS", index=i, delivery_id=theirs, provider=provider
-                    )
+            delivery_id = "0x" + receipt.delivery_id.hex()
+            for name in undeliverable_fields(receipt, provider):
+                values = {
+                    "delivery_id": delivery_id,
+                    "provider": provider,
+                    "hash_algorithm": receipt.hash_algorithm,
+                }
+                problems.append(receipt_problem(grant, first, _UNDELIVERABLE_CODES[name], index=i, **values))
+            here = f"receipt {i} of batch (grant {grant}, first sequence {first})"
+            other = first_use.setdefault(receipt.delivery_id, here)
+            if other != here:
+                duplicate = receipt_problem(
+                    grant, first, "RECEIPT_DUPLICATE", index=i, delivery_id=delivery_id, other=other
                 )
+                problems.append(duplicate)
         leaf_count, root = on_chain.fields["leafCount"], on_chain.fields["root"]
         counts = {"carried": len(receipts), "anchored": leaf_count, "count": abs(leaf_count - len(receipts))}
         if len(receipts) < leaf_count:

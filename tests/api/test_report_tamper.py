@@ -6,7 +6,9 @@ the report are checked against the chain the same way (``dxl verify-receipt``)."
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +22,15 @@ from node.audit.practice_report import PRACTICE_COLUMNS
 from node.audit.reports import write_report
 from node.audit.rpc import JsonRpc
 from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
-from node.deploy import load_deployment, practice_client
+from node.deploy import anchors_client, load_deployment, practice_client
 from node.types import InspectionOutcome
 from tests.api.api_helpers import ApiEnv, anchored_batch, delivery_between, grant_between, mine, ok, pass_time
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
 from verifier.codes import ReceiptVerdictStatus
+from verifier.delivery_ids import new_delivery_id
 from verifier.errors import ProofError
 from verifier.receipt_check import AnchorsReader, check_receipt
-from verifier.receipts import ReceiptProof
+from verifier.receipts import BatchTree, Receipt, ReceiptProof
 
 pytestmark = pytest.mark.xdist_group("api-report-tamper")
 runner = CliRunner()
@@ -365,6 +368,66 @@ def test_carried_receipts_tampered_are_named(
                                "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert code.exit_code == 1, code.output
     problems = json.loads(code.stdout)["problems"]
+    for fragment in expected:
+        assert any(p.startswith(fragment) for p in problems), (fragment, problems)
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
+    api_env: ApiEnv, tmp_path: Path, fmt: str
+) -> None:
+    """Two batches a provider anchored with its own key, past the service, whose leaves its report carries
+    (the service's journal holds none of them, so the report declares them not carried; the provider, who
+    holds the leaves, fills them in): each root holds, and each leaf no single delivery could be is named —
+    a hash algorithm the ledger does not accept, a zero commitment, an id in another department's
+    namespace, an id twice in one batch, in the next batch, and that of a single delivery recorded on the
+    ledger. Before, only the namespace was named, and the rest verified."""
+    env = api_env
+    gid, psb_id = grant_between(env, "psb", "hrss")["id"], env.departments["PSB"]
+    psb = env.keystore.unlock("dept-psb")
+
+    def leaf(delivery_id: bytes | None = None, **fields: Any) -> Receipt:
+        r = Receipt(delivery_id or new_delivery_id(psb_id), gid, os.urandom(32), 1, 2048, 16)
+        return dataclasses.replace(r, **fields)
+
+    single = leaf()
+    env.setup.client.transact(psb, "recordDelivery", *single.as_tuple())
+    fine = leaf()
+    first = [fine, leaf(hash_algorithm=0), leaf(commitment=bytes(32)),
+             leaf(new_delivery_id(env.departments["CIVIL"])), leaf(fine.delivery_id, byte_size=1),
+             leaf(single.delivery_id)]  # fmt: skip
+    second = [leaf(fine.delivery_id, hash_algorithm=2)]
+    anchors = anchors_client(env.setup.client.endpoint, env.settings.home)
+    for start, leaves in ((0, first), (len(first), second)):
+        root = BatchTree([r.leaf_hash() for r in leaves]).root
+        anchors.transact(psb, "anchorBatch", gid, start, len(leaves), root)
+    ok(env.call("POST", "/audit/index", "auditor"))
+    out = tmp_path / "report"
+    made = runner.invoke(cli, ["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
+                               "--json"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    doc = load_report(out / "report.json")
+    mine = [b for b in doc["receipt_batches"] if b["grant_id"] == gid]
+    assert [(b["first_sequence"], b["receipts"]) for b in mine] == [(0, None), (len(first), None)]
+    for entry, leaves in zip(mine, (first, second), strict=True):
+        entry["receipts"] = [r.to_json() for r in leaves]
+    recorded = next(r["row"] for r in doc["rows"] if r["delivery_id"] == "0x" + single.delivery_id.hex()
+                    and r["event"] == "DeliveryRecorded")  # fmt: skip
+
+    problems = _verify(env, _as_read(doc, fmt, tmp_path)).problems
+
+    batch, next_batch = (f"receipts of batch (grant {gid}, first sequence {f}):" for f in (0, len(first)))
+    fine_id, fine_at = "0x" + fine.delivery_id.hex(), f"receipt 0 of batch (grant {gid}, first sequence 0)"
+    expected = [
+        f"{batch} RECEIPT_UNKNOWN_HASH_ALGORITHM: receipt 1's hash algorithm 0 ",
+        f"{batch} RECEIPT_ZERO_COMMITMENT: receipt 2's commitment is zero",
+        f"{batch} RECEIPT_NOT_PROVIDERS: receipt 3's delivery id 0x{first[3].delivery_id.hex()} ",
+        f"{batch} RECEIPT_DUPLICATE: receipt 4's delivery id {fine_id} is also {fine_at}:",
+        f"{batch} RECEIPT_DUPLICATE: receipt 5's delivery id 0x{single.delivery_id.hex()} is also the "
+        f"delivery of row {recorded}:",
+        f"{next_batch} RECEIPT_DUPLICATE: receipt 0's delivery id {fine_id} is also {fine_at}:",
+    ]
+    assert len(problems) == len(expected), problems  # the roots hold: nothing else is named
     for fragment in expected:
         assert any(p.startswith(fragment) for p in problems), (fragment, problems)
 
