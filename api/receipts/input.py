@@ -94,7 +94,17 @@ def parse_receipts(document: Any) -> list[ReceiptRow]:
         ApiError: VALIDATION_ERROR naming the first bad field (``receipts.<i>.<name>``), a repeated id, or a
             wrong shape; INVALID_FIELD for a zero delivery id or commitment.
     """
-    if not isinstance(document, dict) or set(document) != {"receipts"}:
+    if not isinstance(document, dict):
+        raise ApiError("VALIDATION_ERROR", 'the body must be {"receipts": [ ... ]}', field="body")
+    # Named, as every other route names a field it does not take.
+    unknown = next((name for name in document if name != "receipts"), None)
+    if unknown is not None:
+        raise ApiError(
+            "VALIDATION_ERROR",
+            f'{unknown}: unknown field (the body is {{"receipts": [ ... ]}})',
+            field=unknown,
+        )
+    if "receipts" not in document:
         raise ApiError("VALIDATION_ERROR", 'the body must be {"receipts": [ ... ]}', field="receipts")
     items = document["receipts"]
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_RECEIPTS_PER_REQUEST:
