@@ -42,6 +42,7 @@ from tests.api.api_helpers import (
     until,
 )
 from tests.rpc_proxy import RpcProxy
+from verifier.delivery_ids import new_delivery_id
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
 
 runner = CliRunner()
@@ -959,7 +960,8 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     suspend, reinstate = _suspension_proposals(api_env, civil)
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    waves = [[Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
+    psb = api_env.departments["PSB"]
+    waves = [[Receipt(new_delivery_id(psb), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
              for n in (3, 2, 4)]  # fmt: skip
     client = api_env.setup.client
     anchors = anchors_client(client.endpoint, api_env.settings.home)
@@ -1337,7 +1339,8 @@ def _omitted(receipts: list[dict[str, Any]]) -> str:
 
 
 def _added(receipts: list[dict[str, Any]]) -> str:
-    receipts.append({**receipts[0], "delivery_id": b32()})
+    # Another receipt of the batch's provider: only the count is wrong.
+    receipts.append({**receipts[0], "delivery_id": receipts[0]["delivery_id"][:10] + b32()[10:]})
     return "RECEIPTS_ADDED: the report carries 5 receipts, the chain anchored 4: 1 added"
 
 
