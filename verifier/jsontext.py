@@ -23,6 +23,8 @@ from verifier.errors import JsonDuplicateKeyError, JsonNestingError
 #: what the parser takes under the default recursion limit of 1,000.
 MAX_DEPTH = 256
 
+_BOM = "\ufeff"
+
 #: A JSON string, escapes included: its brackets are text, not nesting.
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
@@ -50,13 +52,19 @@ def loads(text: str | bytes, *, unique_keys: bool = True) -> Any:
     object naming a key twice.
 
     Raises:
-        ValueError: the text is not JSON (:class:`json.JSONDecodeError`, :class:`UnicodeDecodeError`), nests
+        ValueError: the text is not JSON (:class:`json.JSONDecodeError`; bytes not UTF-8:
+            :class:`UnicodeDecodeError`), nests
             deeper than :data:`MAX_DEPTH` (:class:`verifier.errors.JsonNestingError`), or names a key twice
             in one object (:class:`verifier.errors.JsonDuplicateKeyError`).
     """
     if isinstance(text, bytes):
-        # As json.loads decodes bytes (UTF-8, -16 or -32 by the first bytes).
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
+        # UTF-8 only, as RFC 8259 asks of JSON exchanged between systems and as the API reads a body: the
+        # standard library would also take UTF-16 and -32, which no dxl writer produces, and a file one reader
+        # takes and another refuses is two answers to one question.
+        text = text.decode("utf-8", "surrogatepass")
+    # A leading byte order mark is not JSON but is ignored (RFC 8259 permits it), as the API and the console
+    # ignore it: an editor may add one to a manifest or report it saves.
+    text = text.removeprefix(_BOM)
     if depth(text) > MAX_DEPTH:
         raise JsonNestingError(MAX_DEPTH)
     return json.loads(text, object_pairs_hook=_unique if unique_keys else None)

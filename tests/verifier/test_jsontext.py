@@ -25,10 +25,20 @@ def test_depth_counts_nesting_not_brackets_in_strings(text: str, want: int) -> N
     assert jsontext.loads(text) == json.loads(text)
 
 
-@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
-def test_bytes_are_read_in_the_encodings_json_reads(encoding: str) -> None:
-    text = '{"title": "户籍人口基本信息", "fields": [["a"]]}'
-    assert jsontext.loads(text.encode(encoding)) == json.loads(text)
+_TEXT = '{"title": "户籍人口基本信息", "fields": [["a"]]}'
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig"])
+def test_bytes_are_utf_8_and_a_byte_order_mark_is_ignored(encoding: str) -> None:
+    assert jsontext.loads(_TEXT.encode(encoding)) == json.loads(_TEXT)
+    assert jsontext.loads(_TEXT.encode(encoding).decode("utf-8")) == json.loads(_TEXT)  # a file read as text
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32", "utf-16-le"])
+def test_bytes_in_another_encoding_are_a_value_error(encoding: str) -> None:
+    """The standard library reads UTF-16 and -32 too; the API refuses them, and so does every dxl reader."""
+    with pytest.raises(ValueError, match="utf-8"):
+        jsontext.loads(_TEXT.encode(encoding))
 
 
 @pytest.mark.parametrize(

@@ -112,6 +112,15 @@ def test_keystore_nested_too_deeply_is_exit_2(payload: Path, keystore: tuple[Pat
     assert "cannot read keystore" in err and "nested more than 256 levels" in err
 
 
+def test_a_manifest_saved_with_a_byte_order_mark_is_read(payload: Path) -> None:
+    """An editor may save the manifest with a UTF-8 byte order mark: ignored, as the API and the console do."""
+    assert dxl("commit", payload)[0] == 0
+    manifest = payload.with_name("people.csv.manifest.json")
+    manifest.write_bytes(manifest.read_text().encode("utf-8-sig"))
+    code, out, err = dxl("verify", payload, "--manifest", manifest, "--offline")
+    assert code == 0 and out.startswith("MATCH"), (out, err)
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
@@ -124,6 +133,8 @@ def test_keystore_nested_too_deeply_is_exit_2(payload: Path, keystore: tuple[Pat
         # A forged root before the true one: a reader may show the first, the check read the last (MATCH).
         ("manifest names a key twice", "names the key 'root' twice"),
         ("manifest missing", "cannot read"),
+        # Python's parser reads UTF-16 too; the API and the console do not: one answer for one file.
+        ("manifest in UTF-16", "not valid JSON"),
     ],
 )
 def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, message: str) -> None:
@@ -140,6 +151,8 @@ def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, 
         manifest.write_text('{"a":' * 200_000)
     elif setup == "manifest names a key twice":
         manifest.write_text('{"root": "0x' + "11" * 32 + '", ' + manifest.read_text().lstrip()[1:])
+    elif setup == "manifest in UTF-16":
+        manifest.write_bytes(manifest.read_text().encode("utf-16"))
     elif setup == "manifest field missing":
         d = json.loads(manifest.read_text())
         del d["root"]
