@@ -960,8 +960,8 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
     suspend, reinstate = _suspension_proposals(api_env, civil)
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    psb = api_env.departments["PSB"]
-    waves = [[Receipt(new_delivery_id(psb), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
+    psb_id = api_env.departments["PSB"]
+    waves = [[Receipt(new_delivery_id(psb_id), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
              for n in (3, 2, 4)]  # fmt: skip
     client = api_env.setup.client
     anchors = anchors_client(client.endpoint, api_env.settings.home)

@@ -113,7 +113,8 @@ def test_keystore_nested_too_deeply_is_exit_2(payload: Path, keystore: tuple[Pat
 
 
 def test_a_manifest_saved_with_a_byte_order_mark_is_read(payload: Path) -> None:
-    """An editor may save the manifest with a UTF-8 byte order mark: ignored, as the API and the console do."""
+    """An editor may save the manifest with a UTF-8 byte order mark: ignored, as the API and the console
+    ignore it."""
     assert dxl("commit", payload)[0] == 0
     manifest = payload.with_name("people.csv.manifest.json")
     manifest.write_bytes(manifest.read_text().encode("utf-8-sig"))
