@@ -357,7 +357,9 @@ def parse_manifest(data: str | bytes | dict[str, Any]) -> Manifest:
     signature = None
     if ("signer" in d) != ("signature" in d):
         raise ManifestError("signer and signature must be present together", field="signature")
-    if signer is not None:
+    # A signer given is an address: null was taken as no signer, and the signature beside it went unread
+    # whatever it held (the JSON Schema says a string; writers leave both out of an unsigned manifest).
+    if "signer" in d:
         if not isinstance(signer, str) or not is_checksum_address(signer):
             raise ManifestError(f"expected an EIP-55 checksummed address, got {signer!r}", field="signer")
         sig = d["signature"]
