@@ -11,7 +11,15 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
 
 from verifier.catalog import document_hash
 from verifier.codes import FindingCode, VerdictStatus
@@ -119,6 +127,18 @@ def _each_field_once(names: list[str]) -> None:
             raise ValueError(f"the document names the field {name!r} twice")
         seen.add(composed)
 
+
+#: The component of the OpenAPI document that holds the delivery manifest's JSON Schema, the verifier's own
+#: (``verifier/manifest.schema.json``, added by :mod:`api.openapi`).
+MANIFEST_COMPONENT = "Manifest"
+#: A delivery manifest in a body: read by the verifier (``verifier.manifest.parse_manifest``), which names the
+#: first field it refuses; documented by the verifier's JSON Schema, so that a client or a fuzzer knows its
+#: fields (the document said any object). The schema leaves to the verifier what no JSON Schema says: the
+#: fields' agreement (counts, chunking, leaf hashes and root), a real calendar date, an EIP-55 checksum.
+# Marked here and referenced by api.openapi: pydantic resolves every $ref among the models it knows, and the
+# component is not one of them.
+MANIFEST_MARK = "x-dxl-manifest"
+ManifestDocument = Annotated[dict[str, Any], WithJsonSchema({"type": "object", MANIFEST_MARK: True})]
 
 #: A department's name: one line of visible text, in any script.
 DepartmentName = Annotated[str, Field(min_length=1, max_length=200), PlainLine]
@@ -1145,7 +1165,7 @@ class PresentationCreate(Strict):
     """A sampled provider presents a delivery: its payload and manifest, checked against the chain."""
 
     delivery_id: Bytes32Hex
-    manifest: dict[str, Any]
+    manifest: ManifestDocument
     payload_base64: str
 
 

@@ -19,7 +19,10 @@ as schemathesis's stateful phase follows it.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, routing
@@ -27,10 +30,11 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode
 
+import verifier
 from api.auth import Role
 from api.deps import roles_of
 from api.errors import ERRORS
-from api.models import ErrorPublic, ReceiptsCreate
+from api.models import MANIFEST_COMPONENT, MANIFEST_MARK, ErrorPublic, ReceiptsCreate
 
 ERROR_SCHEMA_REF = "#/components/schemas/ErrorPublic"
 #: Bodies a route reads by hand (no model per item, for speed) and documents by this model, referenced from
@@ -59,6 +63,7 @@ def install_openapi(app: FastAPI) -> None:
             _add_error_schema(schema)
             for model in DOCUMENTED_BODIES:
                 _add_model_schema(schema, model.__name__, model.model_json_schema(ref_template=_REF_TEMPLATE))
+            _add_manifest_schema(schema)
             # The handler's name of each operation, which names the links that lead to it.
             names: dict[str, str] = {}
             # Route contexts, not app.routes: included routers are nested, and only a context carries the
@@ -144,6 +149,54 @@ def _add_model_schema(schema: dict[str, Any], name: str, generated: dict[str, An
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     components.update(generated.pop("$defs", {}))
     components[name] = generated
+
+
+def _add_manifest_schema(schema: dict[str, Any]) -> None:
+    """The verifier's JSON Schema of a delivery manifest as the component :data:`MANIFEST_COMPONENT`, which
+    the bodies that carry one reference (``api.models.ManifestDocument``); its definitions beside it, named
+    ``Manifest.<name>``, and its references to them rewritten to point there."""
+    document = json.loads(MANIFEST_SCHEMA_FILE.read_text(encoding="utf-8"))
+    definitions = document.pop("$defs", {})
+    for key in ("$schema", "$id"):
+        document.pop(key, None)
+
+    def moved(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: (
+                    _MANIFEST_DEF.sub(rf"#/components/schemas/{MANIFEST_COMPONENT}.\1", v)
+                    if k == "$ref"
+                    else moved(v)
+                )
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [moved(item) for item in node]
+        return node
+
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, definition in definitions.items():
+        components[f"{MANIFEST_COMPONENT}.{name}"] = moved(definition)
+    components[MANIFEST_COMPONENT] = moved(document)
+
+    def referenced(node: Any) -> Any:
+        """``node`` with each schema marked :data:`MANIFEST_MARK` a reference to the component."""
+        if isinstance(node, dict):
+            if node.get(MANIFEST_MARK):
+                kept = {k: v for k, v in node.items() if k in ("title", "description")}
+                return {"$ref": f"#/components/schemas/{MANIFEST_COMPONENT}", **kept}
+            return {k: referenced(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [referenced(item) for item in node]
+        return node
+
+    for name in list(components):
+        components[name] = referenced(components[name])
+
+
+#: The verifier's JSON Schema of a delivery manifest (shipped with the verifier package).
+MANIFEST_SCHEMA_FILE = Path(verifier.__file__).with_name("manifest.schema.json")
+_MANIFEST_DEF = re.compile(r"^#/\$defs/([A-Za-z0-9_]+)$")
 
 
 #: A schema's numeric bounds. FastAPI's OpenAPI model holds them as floats, exact only to 2**53: the document

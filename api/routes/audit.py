@@ -37,7 +37,7 @@ from api.deps import (
 )
 from api.errors import ApiError, base64_field
 from api.limits import check_payload_leaves
-from api.models import BYTES32_PATTERN
+from api.models import BYTES32_PATTERN, ManifestDocument
 from node.audit.errors import InvalidQueryError, NotFoundError
 from node.errors import DxlError
 
@@ -259,7 +259,7 @@ def provenance_of_batch(
 
 
 class PayloadProvenance(BaseModel):
-    manifest: dict[str, Any] = Field(description="The delivery manifest (JSON) that came with the payload.")
+    manifest: ManifestDocument = Field(description="The delivery manifest (JSON) that came with the payload.")
     payload_base64: str = Field(description="The payload bytes, base64 (bounded by the API's body limit).")
 
 

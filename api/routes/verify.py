@@ -27,7 +27,7 @@ from api.auth import Principal, Role
 from api.deps import ExchangeReader, LedgerDep, StateDep
 from api.errors import ApiError, base64_field
 from api.limits import check_payload_leaves
-from api.models import VerdictPublic
+from api.models import ManifestDocument, VerdictPublic
 
 if TYPE_CHECKING:
     from api.verdicts import Offline
@@ -46,7 +46,9 @@ class VerifyRequest(BaseModel):
     With neither, the manifest alone is checked against the chain (signer, receipt, dispute).
     """
 
-    manifest: dict[str, Any] = Field(description="The delivery manifest (`dxl.manifest/1`) as a JSON object.")
+    manifest: ManifestDocument = Field(
+        description="The delivery manifest (`dxl.manifest/1`) as a JSON object."
+    )
     payload_base64: str | None = Field(
         default=None, description="The payload, base64; bounded by the API's request size limit."
     )

@@ -19,6 +19,10 @@ from pydantic import AfterValidator, BaseModel, ValidationError
 from api import models
 from api.app import create_app
 from tests.api.api_helpers import catalog_document
+from verifier.commitment import commit_payload
+from verifier.errors import ManifestError
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import build_manifest, parse_manifest
 
 H = "0x" + "ab" * 32
 REQUEST = {"resource_id": 2, "purpose": "residence permit review", "valid_from": 1, "valid_until": 2}
@@ -168,3 +172,39 @@ def test_the_examples_name_records_of_the_demo_ledger(document: dict[str, Any]) 
         [models.EXAMPLE_END],
     )
     assert models.EXAMPLE_START < time.time() < time.time() + 50 * 365 * 86400 < models.EXAMPLE_END
+
+
+@pytest.fixture(scope="module")
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    payload = tmp_path_factory.mktemp("manifest") / "rows.jsonl"
+    payload.write_bytes(b'{"person_id": "110101199003071234"}\n')
+    chunking = Chunking(PayloadFormat.JSONL)
+    commitment = commit_payload(payload, salt=b"\x07" * 32, chunking=chunking, keep_leaf_hashes=True)
+    return build_manifest(commitment, delivery_id=b"\xab" * 32, provider="PSB", consumer="HRSS").to_dict()
+
+
+@pytest.mark.parametrize(
+    ("model", "extra"),
+    [("VerifyRequest", {}), ("PayloadProvenance", {"payload_base64": "e30K"}),
+     ("PresentationCreate", {"payload_base64": "e30K", "delivery_id": H})],
+)  # fmt: skip
+def test_a_manifest_in_a_body_is_the_verifiers_json_schema(
+    document: dict[str, Any], manifest: dict[str, Any], model: str, extra: dict[str, Any]
+) -> None:
+    """POST /verify, POST /audit/provenance/payload and a presentation to an inspection take a delivery
+    manifest, which the verifier reads field by field (``parse_manifest``): the document says so with the
+    verifier's own JSON Schema (``verifier/manifest.schema.json``), where it said any object. A manifest the
+    verifier reads is one the document takes; one it refuses for a missing, unknown or misspelt field the
+    document refuses too."""
+    assert document["components"]["schemas"][model]["properties"]["manifest"]["$ref"] == (
+        "#/components/schemas/Manifest"
+    )
+    schema = {**document, "$ref": f"#/components/schemas/{model}"}
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    parse_manifest(manifest)
+    assert validator.is_valid({**extra, "manifest": manifest})
+    without_root = {k: v for k, v in manifest.items() if k != "root"}
+    for refused in ({}, {**manifest, "schema": "dxl.manifest/2"}, without_root, {**manifest, "extra": 1}):
+        with pytest.raises(ManifestError):
+            parse_manifest(refused)
+        assert not validator.is_valid({**extra, "manifest": refused})
