@@ -86,9 +86,10 @@ CASES: list[tuple[type[BaseModel], dict[str, Any], bool]] = [
     (models.ResourceCreate, {**RESOURCE, "metadata": OPEN_DOCUMENT}, False),
     (models.ResourceCreate, {**RESOURCE, "metadata": {**OPEN_DOCUMENT, "dct:accessRights": None}}, False),
     (models.ResourceCreate, {**RESOURCE, "share_type": "unconditional", "metadata": OPEN_DOCUMENT}, True),
-    (models.ResourceUpdate, {**RESOURCE, "metadata_hash": H}, True),
-    (models.ResourceUpdate, RESOURCE, False),
-    (models.ResourceUpdate, {**RESOURCE, "metadata": OPEN_DOCUMENT}, False),
+    (models.ResourceUpdate, {**RESOURCE, "sensitivity": 2, "metadata_hash": H}, True),
+    (models.ResourceUpdate, {**RESOURCE, "sensitivity": 2}, False),
+    (models.ResourceUpdate, {**RESOURCE, "sensitivity": 2, "metadata": OPEN_DOCUMENT}, False),
+    (models.ResourceUpdate, {**RESOURCE, "metadata_hash": H}, False),
 ]  # fmt: skip
 
 
