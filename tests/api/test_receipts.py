@@ -283,6 +283,34 @@ def check_cli(api_env: ApiEnv, answer: dict[str, Any], tmp_path: Path) -> tuple[
     return result.exit_code, json.loads(result.stdout)["status"]
 
 
+def test_post_receipts_anIdIsAnchoredOnce(api_env: ApiEnv) -> None:
+    """The service never anchors a delivery id twice, which the chain alone could not tell (the anchors see
+    roots, not leaves): an id twice in one request is refused naming the second, and a receipt posted again
+    once its batch is final is taken (202) without a leaf more: the next batch holds only the new receipt,
+    and the first keeps its sequence."""
+    grant = grant_between(api_env, "psb", "hrss")
+    anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
+    body = receipt_body(grant)
+
+    def final(*bodies: dict[str, Any]) -> list[dict[str, Any]] | None:
+        ids = [b["delivery_id"] for b in bodies]
+        found = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids}))["receipts"]
+        return found if len(found) == len(ids) and {r["status"] for r in found} == {"final"} else None
+
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    (before,) = until(lambda: final(body), "the receipt anchored")
+    twice = receipt_body(grant)
+    refused = api_env.call("POST", "/receipts", "psb", json={"receipts": [twice, twice]})
+    assert (refused.status_code, refused.json()["error"]["field"]) == (422, "receipts.1.delivery_id")
+    fresh = receipt_body(grant)
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [fresh]}), 202)
+    after, new = until(lambda: final(body, fresh), "the new receipt anchored")
+    assert after == before
+    assert new["sequence"] == before["sequence"] + 1
+    assert int(anchors.call("nextSequence", grant["id"])) == 2
+
+
 def test_post_receipts_samePostedTwice_acceptedOnce_otherFieldsRefused(
     api_env: ApiEnv, grant: dict[str, Any]
 ) -> None:
