@@ -16,10 +16,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
 
 from verifier.catalog import document_hash
 from verifier.codes import FindingCode, VerdictStatus
@@ -111,9 +113,21 @@ def _one_plain_line(value: str, info: ValidationInfo) -> str:
 #: A department's name, a catalog entry's or a demand's title: one line of visible text
 #: (:func:`_one_plain_line`).
 PlainLine = AfterValidator(_one_plain_line)
+
+
+class _SaysSomething(AfterValidator):
+    """An after-validator whose text must hold a character other than white space, as its JSON schema says
+    too (``pattern``), so that the OpenAPI document does not offer blank text the check refuses. The pattern
+    documents, the check decides: ``\\S`` reads white space as JSON Schema's regular expressions do, which
+    differ from :meth:`str.isspace` on a few control characters (U+001C-U+001F, U+0085)."""
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return {**handler(schema), "pattern": r"\S"}
+
+
 #: Text that may run over lines but is not white space alone and shows in the order it is stored
 #: (:func:`_no_bidi_controls`).
-InOrderText = AfterValidator(_no_bidi_controls)
+InOrderText = _SaysSomething(_no_bidi_controls)
 
 
 def _each_field_once(names: list[str]) -> None:

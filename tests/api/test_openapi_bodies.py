@@ -37,6 +37,8 @@ TERMS = {
     "dxl:retentionDays": 180,
     "odrl:duty": {"odrl:assigner": "daily updates", "odrl:assignee": "deleted at expiry"},
 }
+DEMAND = {"title": "Property register", "description": "By id number.\nSecond line.",
+          "purpose": "Housing review", "legal_basis": "Housing Regulation, art. 12"}  # fmt: skip
 DECLINED = {"answer": "declined", "decline_reason": "not_held"}
 RESOURCE = {"schema_hash": H, "share_type": "conditional"}
 OPEN_DOCUMENT = {k: v for k, v in catalog_document("Household register").items() if k != "dct:accessRights"}
@@ -70,6 +72,11 @@ CASES: list[tuple[type[BaseModel], dict[str, Any], bool]] = [
      {"answer": "existing_resource", "resource_id": 2, "decline_reason": None}, True),
     (models.DemandAnswerCreate, {"answer": "new_resource"}, False),
     (models.DemandAnswerCreate, {**DECLINED, "answer": "new_resource", "resource_id": 1}, False),
+    # A text that may run over lines says something: not white space alone.
+    (models.DemandCreate, {"document": DEMAND, "due_by": 2}, True),
+    (models.DemandCreate, {"document": {**DEMAND, "description": " \n "}, "due_by": 2}, False),
+    (models.DemandCreate, {"document": {**DEMAND, "description": ""}, "due_by": 2}, False),
+    (models.DemandCreate, {"document": {**DEMAND, "purpose": "\t"}, "due_by": 2}, False),
     # A catalog import: entries or a CSV text.
     (models.CatalogImport, {"resources": []}, True),
     (models.CatalogImport, {"csv": "id,metadata\n"}, True),
