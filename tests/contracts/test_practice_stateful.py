@@ -467,8 +467,8 @@ class PracticeRules(RuleBasedStateMachine):
     @rule(data=st.data(), who=actors())
     def draw_sample(self, data: st.DataObject, who: str) -> None:
         """Anyone may draw, once the seed block is mined and while its hash is known."""
-        # The client estimates gas on the head, and the transaction is mined in the block after it: a draw
-        # goes through when both see the seed block's hash, from the second block after the seed block on.
+        # The client estimates gas on the pending block, the one after the head, where the transaction is
+        # mined: a draw goes through from the block after the seed block on, once the seed block is the head.
         inspection, head = self.inspection_id(data), self.head()
         i = self.model.inspections.get(inspection)
         outcome: Outcome = ["InspectionDrawn"]
@@ -479,7 +479,7 @@ class PracticeRules(RuleBasedStateMachine):
                 "PracticeInspectionStatus",
                 {"inspectionId": inspection, "status": InspectionStatus.DRAWN},
             )
-        elif head <= i.seed_block:
+        elif head < i.seed_block:
             outcome = ("PracticeSeedUnavailable", {"inspectionId": inspection, "seedBlock": i.seed_block})
         elif head + 1 > i.seed_block + BLOCKHASH_WINDOW:
             outcome = (
