@@ -513,11 +513,10 @@ class PracticeRules(RuleBasedStateMachine):
         elif i is None:
             outcome = ("PracticeUnknownInspection", {"inspectionId": inspection})
         elif not i.drawn:
-            # An undrawn inspection whose seed is out of reach from the head on reads Expired (refused in the
-            # client's gas estimation on the head).
-            status = (
-                InspectionStatus.EXPIRED if head >= i.seed_block + BLOCKHASH_WINDOW else InspectionStatus.OPEN
-            )
+            # An undrawn inspection whose seed is out of reach from the pending block on (where the client
+            # estimates and the transaction is mined, the one after the head) reads Expired.
+            expired = head + 1 >= i.seed_block + BLOCKHASH_WINDOW
+            status = InspectionStatus.EXPIRED if expired else InspectionStatus.OPEN
             outcome = ("PracticeInspectionStatus", {"inspectionId": inspection, "status": status})
         elif delivery == unknown:
             outcome = ("DeliveryUnknown", {"deliveryId": delivery})
