@@ -1055,11 +1055,14 @@ def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiE
     rpc = env.setup.client.w3.provider
     now = _chain_now(env)
     body = {"period_from": now - 60, "period_to": now, "sample_size": 2, "seed_delay_blocks": 2,
-            "present_within": 1}  # fmt: skip
+            "present_within": 60}  # fmt: skip
     answers: list[Any] = []
     key = {"Idempotency-Key": f"refused-opening-{now}"}
     pending = int(str(rpc.make_request("txpool_status", [])["result"]["pending"]), 16)  # type: ignore[arg-type]
     rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    # The write is estimated on the pending block: its time is pinned within the deadline (an idle node's
+    # next block would carry its clock's time, however far past the head's), so the check passes there.
+    rpc.make_request("evm_setNextBlockTimestamp", [now + 1])  # type: ignore[arg-type]
     try:
         opener = threading.Thread(
             target=lambda: answers.append(env.call("POST", "/inspections", "auditor", json=body, headers=key))
