@@ -614,6 +614,9 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
     grant = grant_between(env, "hrss", "psb")
     deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(3)]
     drawn = _inspection(env, deliveries)
+    # The period holds these three, and any receipt of another test anchored meanwhile (the anchorer's pace
+    # under load): the population is the draw's own count, read from the chain.
+    assert drawn["population_size"] >= 3
     sampled = {s["delivery_id"] for s in drawn["sample"]}
     outside = next(d["delivery_id"] for d in deliveries if d["delivery_id"] not in sampled)
     refused = env.call(
@@ -642,8 +645,8 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
         problems = json.loads(result.stdout)["problems"]
         assert result.exit_code == 1 and len(problems) == 1, problems
         assert problems[0].startswith(f"inspection {drawn['id']}: the outcome at block ") and (
-            f"is about delivery {outside}, which its sample (1 of 3 deliveries, drawn from block "
-            f"{drawn['seed_block']}'s hash) does not hold" in problems[0]
+            f"is about delivery {outside}, which its sample (1 of {drawn['population_size']} deliveries, "
+            f"drawn from block {drawn['seed_block']}'s hash) does not hold" in problems[0]
         ), problems
 
 
