@@ -864,10 +864,13 @@ class LedgerClient:
         return int(self._rpc(self.w3.eth.get_block, "latest")["timestamp"])
 
     def next_block_time(self) -> int:
-        """The earliest timestamp the next block can carry, which a check of an expiry before sending must
-        compare with: later than the head's (block times strictly increase), and not before this machine's
-        clock, since a node stamps its blocks with its own clock (the head of a chain mining on demand lags
-        it while nothing is sent). Assumes the node's clock is not behind this machine's."""
+        """The time a check of an expiry before sending compares with: the next block's earliest timestamp on
+        a chain whose block times strictly increase (geth's Clique, Besu's QBFT: one past the head's), and not
+        before this machine's clock, since a node stamps its blocks with its own clock (the head of a chain
+        mining on demand lags it while nothing is sent). anvil mining several blocks a second stamps them
+        with the same second, so there the next block may carry the head's own time and the answer is a
+        second ahead: on the side of refusing early (the contract judges at the block the transaction lands
+        in). Assumes the node's clock is not behind this machine's."""
         return max(self.head_time() + 1, int(time.time()))
 
     def block_hash(self, number: int) -> str | None:

@@ -289,8 +289,9 @@ def pass_time(env: ApiEnv, seconds: int) -> None:
 
 def pass_past(env: ApiEnv, moment: int) -> None:
     """Move the node's clock until its latest block's time is past ``moment`` (a block time: a deadline, a
-    period's end). Block times strictly increase, so a head mined many times a second runs ahead of the node's
-    clock and one move by the difference may fall short: each move mines a later block, until one is past."""
+    period's end). A block is never stamped before its parent, so a head mined many times a second may run
+    ahead of the node's clock and one move by the difference fall short: each move mines a later block, until
+    one is past."""
     while (head := env.setup.client.head_time()) <= moment:
         pass_time(env, moment - head + 1)
 
