@@ -41,6 +41,7 @@ from node.types import (
     Agreement,
     AgreementStatus,
     Department,
+    DepartmentStatus,
     RequestStatus,
     Resource,
     SharingTerms,
@@ -384,7 +385,7 @@ class ExchangeService(CatalogService):
         Raises:
             ApiError: not a party (NOT_A_PARTY), request not approved (REQUEST_STATUS_MISMATCH), signature not
                 the department's signer's (INVALID_SIGNATURE), another signature of the department still
-                valid is kept (ALREADY_SIGNED), no key.
+                valid is kept (ALREADY_SIGNED), the department suspended (DEPARTMENT_NOT_ACTIVE), no key.
         """
         current = self._exchange_record(AccessRequest, request_id, principal=principal)
         me = self.department_id_of(principal)
@@ -414,6 +415,14 @@ class ExchangeService(CatalogService):
             terms = self._terms(current)
             typed = self._typed_data(terms)
             department = self._department_record(me)
+            if department.status is not DepartmentStatus.ACTIVE:
+                # The ledger takes a signature only from an active department, when the agreement is
+                # concluded: kept now, it would conclude the agreement once the department is reinstated,
+                # signed while governance had it suspended (its key or its token possibly in other hands).
+                raise ApiError(
+                    "DEPARTMENT_NOT_ACTIVE",
+                    f"department {me} is suspended: it signs no terms until it is reinstated",
+                )
             if signature is None:
                 raw = bytes(self.department_account(me).sign_typed_data(full_message=typed).signature)
             else:

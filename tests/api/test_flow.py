@@ -436,6 +436,31 @@ def test_signatures_the_ledger_refuses_are_refused_when_posted_not_kept(api_env:
     assert ok(api_env.call("POST", path, "hrss", json={}))["status"] == "concluded"
 
 
+def test_a_suspended_department_signs_no_terms_and_none_is_kept_for_later(api_env: ApiEnv) -> None:
+    """The ledger concludes an agreement only on the signatures of active departments, checked when it is
+    concluded. A suspended department's signature, kept, waited for its reinstatement and then concluded the
+    agreement with the other party's: terms signed while governance had it suspended (its key or token
+    possibly in other hands). It is refused as the ledger would refuse it, and nothing is kept."""
+    req = request_access(api_env, "health", register(api_env, "hrss"))
+    ok(api_env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
+    path = f"/requests/{req['id']}/signatures"
+    health = api_env.departments["HEALTH"]
+    typed = ok(api_env.call("GET", f"/requests/{req['id']}/terms", "health"))["typed_data"]
+    own = _custodied(api_env, "HEALTH").sign_typed_data(full_message=typed).signature.to_0x_hex()
+    ok(govern(api_env, {"action": "suspend_department", "department_id": health}))
+    try:
+        for body in ({}, {"signature": own}):
+            refused = api_env.call("POST", path, "health", json=body)
+            code = refused.json().get("error", {}).get("code")
+            assert (refused.status_code, code) == (409, "DEPARTMENT_NOT_ACTIVE"), refused.text
+        assert ok(api_env.call("GET", f"/requests/{req['id']}/terms", "hrss"))["signed_by"] == []
+    finally:
+        ok(govern(api_env, {"action": "reinstate_department", "department_id": health}))
+    # Reinstated: the provider's signature waits for the consumer's, which signs now and concludes.
+    assert ok(api_env.call("POST", path, "hrss", json={}))["status"] == "awaiting_counter_signature"
+    assert ok(api_env.call("POST", path, "health", json={"signature": own}))["status"] == "concluded"
+
+
 def test_the_kept_signature_sent_again_answers_the_outcome_not_already_signed(api_env: ApiEnv) -> None:
     """A department's signature was kept, but its answer was lost or a 503 (the node stopped answering as the
     terms were read back): nothing was journaled, so the claim of its Idempotency-Key was released and the
