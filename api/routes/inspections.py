@@ -1,7 +1,8 @@
 """Sampling inspections: an auditor opens one for a closed period, the sample is drawn from a block hash
 committed to in advance, sampled providers present payload and manifest (checked against the chain), and the
 auditor records each outcome. Auditors read every inspection whole; a department reads every inspection with
-only the sampled deliveries it provided (:meth:`api.practice.InspectionService.seen_by`); governors read none.
+only the sampled deliveries it provided (:meth:`api.practice.inspections.InspectionService.seen_by`);
+governors read none.
 ``verifier.sampling`` recomputes a sample from the chain alone."""
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ class PinnedCheck:
     readers (each request pins its own, :meth:`verifier.onchain.LedgerReader.view`), pinned to the node's head
     as read when the check is made (:func:`node.endpoint.pin_to_head`), so that a state change mined during
     the check is not half in its verdict. ``POST /verify`` checks so, and so does a presentation to an
-    inspection (:class:`api.practice.PresentationJudge`).
+    inspection (:class:`api.practice.inspections.PresentationJudge`).
 
     Raises (constructor):
         NodeError: the node does not answer its head (503 NODE_UNAVAILABLE).

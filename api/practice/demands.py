@@ -1,0 +1,171 @@
+"""Demand lists: a department publishes what it needs (to one department or to all), the addressee answers
+with a resource, new or existing, or declines."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, cast
+
+from api import models as m
+from api.errors import ApiError, revert_to_api_error
+from api.ledger import AtBlock, Finish, Listed, ListPage
+from api.practice.core import PracticeCore
+from api.practice.texts import ZERO32, as_hex
+from node.audit import practice_index
+from node.audit.errors import InvalidQueryError
+from node.chain import LedgerRevertError
+from node.contract_errors import iso_time
+from node.practice import DemandRecord
+from node.types import DeclineReason, DemandAnswer
+from verifier.catalog import document_hash
+
+if TYPE_CHECKING:
+    from api.auth import Principal
+    from api.ledger import LedgerService
+    from node.audit.service import AuditContext
+
+#: The field of ``POST /demands`` each ``PracticeInvalidField`` of ``publishDemand`` names.
+DEMAND_FIELDS: Mapping[str, str] = {"dueBy": "due_by", "addressee": "addressee", "textHash": "document"}
+
+_ANSWERS = {
+    m.DemandAnswerName.NEW_RESOURCE: DemandAnswer.NEW_RESOURCE,
+    m.DemandAnswerName.EXISTING_RESOURCE: DemandAnswer.EXISTING_RESOURCE,
+    m.DemandAnswerName.DECLINED: DemandAnswer.DECLINED,
+}
+_ANSWER_NAMES = {v: k for k, v in _ANSWERS.items()}
+
+
+class DemandService(PracticeCore):
+    """Demands for one ledger service."""
+
+    def demand(self, demand_id: int) -> m.DemandPublic:
+        return self.read_demand(demand_id).item
+
+    def read_demand(self, demand_id: int) -> AtBlock[m.DemandPublic]:
+        """The demand as the contract's view answers it at the node's head as the read began, overdue by that
+        block's time: read apart, an answer mined between the view and the clock showed a demand open and
+        overdue, which it was at no block.
+
+        Raises:
+            ApiError: DEMAND_NOT_FOUND (unknown at that block).
+            NodeError: the node does not answer.
+        """
+        head = self.client.node_head()
+        try:
+            record = self.reader.demand(demand_id, block=head.number)
+        except LedgerRevertError as exc:
+            if exc.error_name == "PracticeUnknownDemand":
+                raise ApiError("DEMAND_NOT_FOUND", f"no demand {demand_id}") from None
+            raise
+        return AtBlock(self._public(record, head.timestamp), head.number)
+
+    def demands(
+        self,
+        *,
+        index: AuditContext,
+        page: ListPage,
+        publisher: int | None,
+        addressee: int | None,
+        open_only: bool,
+    ) -> Listed[m.DemandPublic]:
+        """The demand lists newest first, one page read from the audit index
+        (:func:`node.audit.practice_index.demands`: the filters and the page are one index range, nothing is
+        read from the chain per demand), once the index is healed and brought up to the chain's head
+        (:meth:`~node.audit.service.AuditContext.caught_up`): each demand as the chain's view answers it
+        there, overdue by that block's time.
+
+        Raises:
+            ApiError: VALIDATION_ERROR for a malformed cursor.
+            NodeError: the node fails while the index catches up.
+        """
+        block, now = index.caught_up()
+        flt = practice_index.DemandFilter(publisher=publisher, addressee=addressee, open_only=open_only)
+        try:
+            found = practice_index.demands(index.engine, flt, cursor=page.cursor, limit=page.limit)
+        except InvalidQueryError as exc:
+            raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
+        texts = self.texts.get_many(h for d in found.items for h in (d.text_hash, d.answer_hash))
+        return Listed([self._public(d, now, texts) for d in found.items], found.next_cursor, block)
+
+    def _public(
+        self, d: DemandRecord, now: int, texts: Callable[[bytes], m.StoredText | None] | None = None
+    ) -> m.DemandPublic:
+        """``d`` as the API shows it, overdue or not by block time ``now``; its texts from ``texts`` (a
+        page's, read at once), else read here."""
+        texts = texts or self.texts.get
+        text = texts(d.text_hash)
+        answer = None
+        if d.answer is not DemandAnswer.NONE:
+            answer = m.DemandAnswerPublic(
+                answer=_ANSWER_NAMES[d.answer],
+                answered_by=d.answered_by,
+                answered_at=d.answered_at,
+                resource_id=d.resource_id or None,
+                decline_reason=DeclineReason(d.decline_code).name.lower() if d.decline_code else None,
+                decline_code=d.decline_code or None,
+                note=texts(d.answer_hash),
+            )
+        return m.DemandPublic(
+            id=d.demand_id, publisher=d.publisher, addressee=d.addressee or None,
+            published_at=d.published_at, due_by=d.due_by, catalog_size=d.catalog_size, overdue=d.overdue(now),
+            text_hash=as_hex(d.text_hash),
+            document=None if text is None else text.document, verified=bool(text and text.verified),
+            status="open" if answer is None else answer.answer.value, answer=answer,
+        )  # fmt: skip
+
+    def publish(
+        self, ledger: LedgerService, *, principal: Principal, body: m.DemandCreate
+    ) -> m.Written[m.DemandPublic]:
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.DemandPublic], resumed)
+        me = ledger.department_id_of(principal)
+        addressee = 0
+        if body.addressee is not None:
+            addressee = ledger.department_id_by_code(body.addressee)
+        # The contract's rule (publishDemand: dueBy > block.timestamp), checked against the earliest time the
+        # next block can carry: its refusal names no field, and a client must tell a passed due day from
+        # another field it may not use (the chain's clock is not the client's).
+        earliest = ledger.client.next_block_time()
+        if body.due_by <= earliest:
+            raise ApiError(
+                "INVALID_FIELD",
+                f"due_by {body.due_by} ({iso_time(body.due_by)}) has passed by the chain's clock: the next "
+                f"block's time is {earliest} ({iso_time(earliest)}) at the earliest",
+                field="due_by",
+                next_block_time=earliest,
+            )
+        text = body.document.as_json()
+        digest = document_hash(text)
+        finish = Finish("practice.demand", event="DemandPublished", arg="demandId")
+        try:
+            written = self.send(
+                ledger, me, "publishDemand", digest, addressee, body.due_by, finish=finish, texts=[text]
+            )
+        except LedgerRevertError as exc:
+            # The due day passed after the check above, before the transaction was mined (the next block
+            # came later than the earliest it could): the contract's refusal, naming the field.
+            raise revert_to_api_error(exc, fields=DEMAND_FIELDS) from exc
+        return cast(m.Written[m.DemandPublic], written)
+
+    def answer(
+        self, ledger: LedgerService, *, principal: Principal, demand_id: int, body: m.DemandAnswerCreate
+    ) -> m.Written[m.DemandPublic]:
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.DemandPublic], resumed)
+        me = ledger.department_id_of(principal)
+        current = self.demand(demand_id)
+        if current.answer is not None:
+            raise ApiError("DEMAND_ALREADY_ANSWERED", f"demand {demand_id} was answered already")
+        if (current.addressee is not None and current.addressee != me) or (
+            current.addressee is None and current.publisher == me
+        ):
+            raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
+        texts = [] if body.note is None else [{"note": body.note}]
+        note = document_hash(texts[0]) if texts else ZERO32
+        code = 0 if body.decline_reason is None else int(DeclineReason[body.decline_reason.upper()])
+        args = (demand_id, int(_ANSWERS[body.answer]), body.resource_id or 0, code, note)
+        finish = Finish("practice.demand", demand_id)
+        written = self.send(ledger, me, "answerDemand", *args, finish=finish, texts=texts)
+        return cast(m.Written[m.DemandPublic], written)
