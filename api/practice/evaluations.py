@@ -99,7 +99,7 @@ class EvaluationService(PracticeCore):
         me = ledger.department_id_of(principal)
         finish = Finish("practice.evaluation", agreement_id)
         delivery_id = bytes.fromhex(body.delivery_id.removeprefix("0x"))
-        suffix, evidence = self._evidence(ledger, receipts, agreement_id, delivery_id, me)
+        suffix, evidence = self._evidence(ledger, receipts, agreement_id, delivery_id, principal)
         texts = [] if body.comment is None else [{"comment": body.comment}]
         comment = document_hash(texts[0]) if texts else ZERO32
         # A score of the other side's is refused, not dropped: the evaluation would be recorded without it.
@@ -157,15 +157,19 @@ class EvaluationService(PracticeCore):
         receipts: ReceiptService | None,
         agreement_id: int,
         delivery_id: bytes,
-        me: int,
+        principal: Principal,
     ) -> tuple[str, tuple[Any, ...]]:
         """The contract's evidence that ``agreement_id`` was delivered under: the suffix of the scoring
         function and its evidence arguments. A ledger delivery is its receipt as recorded
         (``scoreProvider``); a receipt delivered at volume is the batch it was anchored in
-        (``scoreProviderForBatch``): one id names one delivery, so at most one of the two exists."""
+        (``scoreProviderForBatch``): one id names one delivery, so at most one of the two exists. Either is
+        found only among the caller's own exchanges: another department's delivery is answered as an id that
+        does not exist (a delivery under another agreement of its own is NO_DELIVERY_UNDER_AGREEMENT)."""
         shown = "0x" + delivery_id.hex()
+        me = ledger.department_id_of(principal)
         try:
             recorded, _block = ledger._delivery(delivery_id)
+            ledger._party_check(principal, "delivery", shown, recorded.provider, recorded.consumer)
             grant_id: int = recorded.grant_id
             evidence: tuple[str, tuple[Any, ...]] = ("", (delivery_id, recorded.as_tuple()))
         except ApiError as exc:

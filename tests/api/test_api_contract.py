@@ -393,6 +393,27 @@ def test_another_departments_exchange_answers_as_an_unknown_id(
     assert ok(api_env.call("GET", f"/grants/{exchange['grant']['id']}", "auditor")) == before
 
 
+def test_evidence_from_another_departments_exchange_answers_as_an_unknown_delivery(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
+    """PSB scores its own agreement (HRSS → PSB) naming as evidence a delivery between two other departments:
+    it gets exactly what it gets for a delivery id that does not exist, and nothing is recorded. Before, 409
+    NO_DELIVERY_UNDER_AGREEMENT ("… was not made under agreement N") told it the id was another exchange's
+    delivery, where 404 DELIVERY_NOT_FOUND answered an id that is none."""
+    elsewhere = delivery_between(api_env, "civil", "samr")["delivery_id"]
+    unknown = b32()
+    path = f"/agreements/{exchange['agreement']['id']}/evaluations"
+    before = ok(api_env.call("GET", path, "psb"))
+
+    def score(delivery_id: str) -> httpx.Response:
+        scores = {"timeliness": 3, "completeness": 3, "accuracy": 3}
+        return api_env.call("POST", path, "psb", json={"delivery_id": delivery_id, **scores})
+
+    _same_answer(score(elsewhere), score(unknown), elsewhere, unknown)
+    assert score(elsewhere).json()["error"]["code"] == "DELIVERY_NOT_FOUND"
+    assert ok(api_env.call("GET", path, "psb")) == before
+
+
 def test_parties_still_read_and_are_refused_by_role(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
     """The consumer reads the exchange; the provider's actions are refused to it as NOT_A_PARTY (it knows the
     exchange exists), not hidden."""
