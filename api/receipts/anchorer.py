@@ -26,12 +26,12 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from eth_utils.crypto import keccak
-from sqlalchemy import Engine, select
+from sqlalchemy import ColumnElement, Engine, Select, select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
@@ -96,6 +96,38 @@ class _Sent:
     pending: PendingTx
     #: Whether the batch's row names the transaction yet (written with the next block's bookkeeping).
     hash_recorded: bool = False
+
+
+_T = TypeVar("_T")
+
+
+def run_rounds(stop: threading.Event, round_: Callable[[], object], *, tick: float, what: str) -> None:
+    """Run ``round_`` every ``tick`` seconds until ``stop`` is set. A round that fails is logged (a
+    :class:`~node.errors.DxlError`, the node away or refusing, as ``what`` paused; anything else with its
+    traceback) and the next comes a second later: nothing a round handles is lost with it, the journal keeps
+    what was not anchored and the anchors sent are still followed when the node answers."""
+    while not stop.is_set():
+        try:
+            round_()
+        except DxlError as exc:
+            log.warning("%s paused: %s", what, exc)
+            stop.wait(1.0)
+            continue
+        except Exception:
+            log.exception("%s failed; retrying", what)
+            stop.wait(1.0)
+            continue
+        stop.wait(tick)
+
+
+def _taken(waiting: queue.SimpleQueue[_T]) -> Iterator[_T]:
+    """What ``waiting`` holds, taken one at a time until it is empty: what a caller that stops early (it
+    failed) has not taken stays queued for the next round."""
+    while True:
+        try:
+            yield waiting.get_nowait()
+        except queue.Empty:
+            return
 
 
 #: Signs and sends an anchor transaction; returns it pending.
@@ -279,48 +311,29 @@ class Anchorer:
     # --- the loop -------------------------------------------------------------------------------------
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if not self.ready.is_set():
-                    self._recover()
-                    self.ready.set()
-                self._follow_rewound()
-                self._settle_refusals()
-                self._drain()
-                self._flush()
-                self._close_due(time.monotonic())
-            except DxlError as exc:  # the node away or refusing: keep everything journaled and retry
-                log.warning("receipt anchoring paused: %s", exc)
-                self._stop.wait(1.0)
-                continue
-            except Exception:
-                log.exception("receipt anchoring failed; retrying")
-                self._stop.wait(1.0)
-                continue
-            self._stop.wait(self._tick)
+        run_rounds(self._stop, self._anchor_round, tick=self._tick, what="receipt anchoring")
+
+    def _anchor_round(self) -> None:
+        if not self.ready.is_set():
+            self._recover()
+            self.ready.set()
+        self._follow_rewound()
+        self._settle_refusals()
+        self._drain()
+        self._flush()
+        self._close_due(time.monotonic())
 
     def _follow_run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self.ready.is_set():  # recovery first: it decides what is sent again
-                    self._follow()
-            except DxlError as exc:  # the node away: what was sent is still followed when it answers
-                log.warning("following receipt anchors paused: %s", exc)
-                self._stop.wait(1.0)
-                continue
-            except Exception:
-                log.exception("following receipt anchors failed; retrying")
-                self._stop.wait(1.0)
-                continue
-            self._stop.wait(self._follow_tick)
+        run_rounds(self._stop, self._follow_round, tick=self._follow_tick, what="following receipt anchors")
+
+    def _follow_round(self) -> None:
+        if self.ready.is_set():  # recovery first: it decides what is sent again
+            self._follow()
 
     def _follow_rewound(self) -> None:
         entries: dict[str, Entry] = {}
-        while True:
-            try:
-                entries.update((e.tx_hash, e) for e in self._rewound.get_nowait())
-            except queue.Empty:
-                break
+        for rewound in _taken(self._rewound):
+            entries.update((e.tx_hash, e) for e in rewound)
         if not entries:
             return
         b = batches_table.c
@@ -363,11 +376,7 @@ class Anchorer:
             self._settling.pop(0)
 
     def _drain(self) -> None:
-        while True:
-            try:
-                handed_over, journaled = self._inbox.get_nowait()
-            except queue.Empty:
-                return
+        for handed_over, journaled in _taken(self._inbox):
             for chunk in journaled:
                 seqs, leaves = chunk.seqs, chunk.leaves
                 if seqs and seqs[0] <= self._recovered_upto:  # recovery read these from the journal already
@@ -610,12 +619,8 @@ class Anchorer:
         # it reads as the reason). Its receipts are fine.
         behind = sent.batch.breaks < self._breaks.get(sent.batch.grant_id, 0)
         if behind or exc.error_name == "ReceiptBatchOutOfSequence":
-            on_chain = self._anchors.call("batch", sent.batch.grant_id, sent.batch.first_sequence)
-            if (
-                int(on_chain[5]) != 0
-                and bytes(on_chain[0]) == sent.batch.root
-                and int(on_chain[1]) == sent.batch.leaf_count
-            ):
+            anchored = self._anchored(sent.batch.grant_id, sent.batch.first_sequence)
+            if anchored == (sent.batch.root, sent.batch.leaf_count):
                 # An earlier transaction of this very batch (sent before a restart) anchored it.
                 self._mark_final_from_chain(
                     sent.batch.batch_id, sent.batch.grant_id, sent.batch.first_sequence, sent.pending.tx_hash
@@ -637,6 +642,14 @@ class Anchorer:
                 .values(state="refused", error=exc.code)
             )
 
+    def _anchored(self, grant_id: int, first_sequence: int) -> tuple[bytes, int] | None:
+        """The root and leaf count of the batch the chain holds at ``(grant_id, first_sequence)``; None when
+        it holds none there (the contract's ``batch`` view, status 0)."""
+        root, leaf_count, _at, _provider, _consumer, status = self._anchors.call(
+            "batch", grant_id, first_sequence
+        )
+        return None if int(status) == 0 else (bytes(root), int(leaf_count))
+
     def _break(self, grant_id: int) -> None:
         """The chain's sequence of ``grant_id`` stopped at a refused batch: the next batch starts where the
         chain says, and the batches closed so far are behind the refusal. Only here, not for a batch behind
@@ -647,12 +660,7 @@ class Anchorer:
 
     def _reopen(self, batch_id: int) -> None:
         with self._engine.begin() as conn:
-            rows = conn.execute(
-                select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,
-                       *_receipt_columns())
-                .where(receipts_table.c.batch_id == batch_id)
-                .order_by(receipts_table.c.seq)
-            ).all()  # fmt: skip
+            rows = conn.execute(_to_requeue(receipts_table.c.batch_id == batch_id)).all()
             conn.execute(
                 receipts_table.update().where(receipts_table.c.batch_id == batch_id).values(batch_id=None)
             )
@@ -660,6 +668,7 @@ class Anchorer:
         self._requeue(rows)
 
     def _requeue(self, rows: Sequence[Any]) -> None:
+        """Put ``rows`` (:func:`_to_requeue`'s) back in their grants' open groups, to be batched again."""
         now = time.monotonic() - self.batch_age  # already waited: close at once
         by_grant: dict[int, list[Any]] = {}
         for row in rows:
@@ -699,9 +708,9 @@ class Anchorer:
             ).all()
         resend: list[Any] = []
         for b in open_batches:
-            on_chain = self._anchors.call("batch", int(b.grant_id), int(b.first_sequence))
-            if int(on_chain[5]) != 0:
-                if bytes(on_chain[0]) != bytes(b.root) or int(on_chain[1]) != int(b.leaf_count):
+            anchored = self._anchored(int(b.grant_id), int(b.first_sequence))
+            if anchored is not None:
+                if anchored != (bytes(b.root), int(b.leaf_count)):
                     log.error("batch %s of grant %s differs from the chain's; left alone", b.id, b.grant_id)
                     continue
                 if b.state != "final":
@@ -722,12 +731,7 @@ class Anchorer:
             self._unsent.append(_Closed(int(b.id), int(b.grant_id), int(b.provider), int(b.first_sequence),
                                         int(b.leaf_count), bytes(b.root), 0))  # fmt: skip
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                select(receipts_table.c.seq, receipts_table.c.grant_id, receipts_table.c.provider,
-                       *_receipt_columns())
-                .where(receipts_table.c.batch_id.is_(None))
-                .order_by(receipts_table.c.seq)
-            ).all()  # fmt: skip
+            rows = conn.execute(_to_requeue(receipts_table.c.batch_id.is_(None))).all()
         self._requeue(rows)
         # Receipts committed before this read may also be waiting in the inbox: those are skipped there.
         self._recovered_upto = max([self._recovered_upto, *(int(r.seq) for r in rows)])
@@ -788,6 +792,12 @@ class Anchorer:
                     final_at=time.time(),
                 )
             )
+
+
+def _to_requeue(where: ColumnElement[bool]) -> Select[Any]:
+    """The journal's receipts ``where`` says, in journal order, with what :meth:`Anchorer._requeue` needs."""
+    r = receipts_table.c
+    return select(r.seq, r.grant_id, r.provider, *_receipt_columns()).where(where).order_by(r.seq)
 
 
 def _word(value: int) -> str:

@@ -3,10 +3,13 @@ once."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import logging
 import os
 import resource
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +22,7 @@ from typer.testing import CliRunner
 
 from api.db import JournaledTransaction, init_db, make_engine
 from api.journal import TxStatus
-from api.receipts.anchorer import ANCHOR_GAS, Anchorer
+from api.receipts.anchorer import ANCHOR_GAS, Anchorer, run_rounds
 from api.receipts.journal import BatchSlot, Journaled, WriteTurn, batches_table, receipts_table
 from api.receipts.lookups import ReceiptReader, batch_receipts
 from api.server import CLI_OPTIONS
@@ -804,6 +807,33 @@ def test_anchorer_behind_closesOneBatchOfAllPending(api_env: ApiEnv, tmp_path: P
     engine.dispose()
     assert [tuple(b) for b in batches] == [(0, 7)]
     assert anchors.call("batch", gid, 0)[0] == BatchTree([r.leaf_hash() for r in receipts]).root
+
+
+def test_runRounds_aFailedRoundIsLoggedAndTheNextComesASecondLater(caplog: pytest.LogCaptureFixture) -> None:
+    """The anchorer's two threads (closing batches, following anchors) go round through one loop: a round that
+    fails, the node away (a DxlError) or anything else, is logged and the next comes a second later; one that
+    succeeds is followed after ``tick``; ``stop`` ends the loop."""
+    stop = threading.Event()
+    rounds: list[float] = []
+
+    def round_() -> None:
+        rounds.append(time.monotonic())
+        if len(rounds) == 1:
+            raise NodeError("node at http://127.0.0.1:1 is unreachable")
+        if len(rounds) == 2:
+            raise RuntimeError("not the node's")
+        if len(rounds) == 4:
+            stop.set()
+
+    with caplog.at_level(logging.WARNING, logger="dxl.receipts"):
+        run_rounds(stop, round_, tick=0.01, what="following receipt anchors")
+    gaps = [b - a for a, b in itertools.pairwise(rounds)]
+    assert len(rounds) == 4 and gaps[0] >= 0.99 and gaps[1] >= 0.99 and gaps[2] < 0.99, gaps
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
+        (logging.WARNING, "following receipt anchors paused: node at http://127.0.0.1:1 is unreachable"),
+        (logging.ERROR, "following receipt anchors failed; retrying"),
+    ]
+    assert caplog.records[1].exc_info is not None  # the traceback of what was not the node's
 
 
 def test_writeTurn_handedOverInTheOrderAsked() -> None:
