@@ -128,27 +128,38 @@ def geth_version(binary: Path) -> str:
     raise ToolchainError(f"{binary} version printed no version:\n{out}")
 
 
-def member_port() -> int:
-    """A TCP port on 127.0.0.1 free right now and below the kernel's ephemeral range.
+def member_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1, each free right now and below the kernel's ephemeral range.
 
     A member's ports are chosen once, recorded, and bound again at every restart. A port of the ephemeral
     range (where :func:`node.anvil.free_port` finds one) may meanwhile be the local end of any process's
-    outgoing connection, and the member then fails to start (``bind: address already in use``).
+    outgoing connection, and the member then fails to start (``bind: address already in use``). The ports
+    of one network are drawn together: a port is free until its member binds it, so drawn one at a time
+    two members could be given the same one, and the second to start failed the same way (a network's
+    nine ports among some 12,000 collide about once in 350 networks).
     """
     try:
         ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         ephemeral = 32_768
     rng = random.SystemRandom()
-    for _ in range(100):
+    ports: list[int] = []
+    for _ in range(100 * count):
+        if len(ports) == count:
+            return ports
         port = rng.randrange(_LOWEST_PORT, max(_LOWEST_PORT + 1, ephemeral))
+        if port in ports:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((HOST, port))
             except OSError:
                 continue
-            return port
-    return free_port()
+        ports.append(port)
+    while len(ports) < count:
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    return ports
 
 
 @dataclass(frozen=True)
@@ -308,18 +319,19 @@ class LocalNetwork:
         self.password_file.write_text(password + "\n")
         self.password_file.chmod(0o600)
         fixed = self._rpc_port != 0
+        free = iter(member_ports(3 * self._signers) if not fixed else [])
         members, signer_keys = [], []
         for index in range(self._signers):
             signer = Account.create()
             nodekey = PrivateKey(secrets.token_bytes(32))
-            p2p = self._p2p_port + index if fixed else member_port()
+            p2p = self._p2p_port + index if fixed else next(free)
             members.append(
                 Member(
                     index=index,
                     address=str(signer.address),
-                    rpc_port=self._rpc_port + index if fixed else member_port(),
+                    rpc_port=self._rpc_port + index if fixed else next(free),
                     p2p_port=p2p,
-                    auth_port=(self._rpc_port + 100 + index) if fixed else member_port(),
+                    auth_port=(self._rpc_port + 100 + index) if fixed else next(free),
                     enode=f"enode://{nodekey.public_key.to_hex()[2:]}@{HOST}:{p2p}",
                 )
             )

@@ -56,7 +56,7 @@ from node.network import (
     LocalNetwork,
     check_evm,
     geth_binary,
-    member_port,
+    member_ports,
 )
 from node.types import new_delivery_id
 from tests.api.api_helpers import ServerThread, api_home, grant_between, ok, receipt_body, until
@@ -246,8 +246,22 @@ def test_a_member_killed_restarts_at_its_head_and_catches_up(full_network: Local
 def test_member_ports_lie_below_the_ephemeral_range() -> None:
     """Bound again at every restart, a member's ports must not be ones any outgoing connection may hold."""
     low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    ports = {member_port() for _ in range(20)}
+    ports = set(member_ports(20))
     assert all(1024 < p < low for p in ports) and len(ports) > 1
+
+
+def test_a_networks_ports_are_distinct() -> None:
+    """A port is free until its member binds it: drawn one at a time, one network's members were given the
+    same port now and then, and the second member to start failed (`bind: address already in use`). 3,000
+    draws among the 12,000-odd ports below the ephemeral range repeat one almost surely unless they exclude
+    each other."""
+    ports = member_ports(3_000)
+    assert len(ports) == 3_000 and len(set(ports)) == 3_000
+
+
+def test_a_network_on_free_ports_records_distinct_ports(full_network: LocalNetwork) -> None:
+    ports = [p for m in full_network.members() for p in (m.rpc_port, m.p2p_port, m.auth_port)]
+    assert len(set(ports)) == len(ports) == 9
 
 
 def test_a_client_without_failover_urls_reports_the_dead_node(full_network: LocalNetwork) -> None:
@@ -749,7 +763,7 @@ class _Behind:
 
 def _dead_url() -> str:
     """A URL no node answers at (the other members of the network, down)."""
-    return f"http://127.0.0.1:{member_port()}"
+    return f"http://127.0.0.1:{member_ports(1)[0]}"
 
 
 @contextmanager
