@@ -248,3 +248,27 @@ def test_cli_requests_with_a_terms_file_and_shows_them(api_env: ApiEnv, tmp_path
     path.write_text("[" * 300_000, encoding="utf-8")
     code, refused, _ = create()
     assert (code, refused["error"]) == (2, "USAGE_ERROR") and "nested more than 256" in refused["message"]
+
+
+def _documented_body(operation: str) -> dict[str, Any]:
+    """The JSON example api/README.md shows under ``operation`` (a ```json block that starts with it)."""
+    readme = (Path(__file__).resolve().parents[2] / "api" / "README.md").read_text(encoding="utf-8")
+    block = readme.split(f"```json\n{operation}\n", 1)[1].split("```", 1)[0]
+    return dict(json.loads(block.replace('"0x…"', json.dumps(b32()))))
+
+
+def test_the_documented_catalog_entry_and_request_are_taken_as_written(api_env: ApiEnv) -> None:
+    """api/README.md's examples are what a new user posts first on `make run`: the catalog entry (its elided
+    schema hash filled in) reads back as sent, and the request for the demo's social insurance records is
+    taken. The request named fields its resource's document does not list (their Chinese descriptions),
+    refused `TERMS_FIELD_UNKNOWN`, and a resource the demo ledger does not have."""
+    env = api_env
+    entry = _documented_body("POST /resources")
+    record = ok(env.call("POST", "/resources", "psb", json=entry), 201)["record"]
+    assert record["metadata"] == entry["metadata"] and record["verified"] is True
+    body = _documented_body("POST /requests")
+    resource = ok(env.call("GET", f"/resources/{body['resource_id']}", "civil"))
+    assert resource["metadata"]["dct:title"] == "社会保险参保缴费信息"
+    request = ok(env.call("POST", "/requests", "civil", json=body), 201)["record"]
+    assert request["terms"]["document"] == {**body["terms"], "odrl:purpose": body["purpose"]}
+    assert request["terms"]["verified"] is True
