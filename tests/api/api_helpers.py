@@ -9,7 +9,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +19,17 @@ import httpx
 import pytest
 import uvicorn
 from pydantic import SecretStr
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.receipts.journal import receipts_table
 from api.server import server_config
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
 from node.provision import LedgerSetup, ensure_principals
 from node.types import new_delivery_id
+from verifier.receipts import Receipt
 
 PASSPHRASE = "api-test-passphrase"
 
@@ -235,6 +238,33 @@ def receipt_body(grant: dict[str, Any], **fields: Any) -> dict[str, Any]:
     namespace, as the service requires."""
     return {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
             "byte_size": 2048, "record_count": 4, **fields}  # fmt: skip
+
+
+def some_receipts(grant_id: int, n: int) -> list[Receipt]:
+    """``n`` receipts of ``grant_id``, each with a fresh random id and commitment (SHA-256, 10 bytes, one
+    record)."""
+    return [Receipt(bytes.fromhex(b32()[2:]), grant_id, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(n)]
+
+
+def journal_receipts(
+    engine: Engine,
+    receipts: Sequence[Receipt],
+    *,
+    seqs: Sequence[int] | None = None,
+    provider: int = 1,
+    consumer: int = 2,
+    batch_id: int | None = None,
+) -> None:
+    """Write ``receipts`` into the receipt journal at ``engine`` as its writer does: numbered ``seqs`` (0, 1,
+    ... unless given), from ``provider`` to ``consumer``, in batch ``batch_id`` (none unless given)."""
+    rows = [
+        dict(seq=q, delivery_id=r.delivery_id, provider=provider, consumer=consumer, grant_id=r.grant_id,
+             commitment=r.commitment, hash_algorithm=r.hash_algorithm, byte_size=r.byte_size,
+             record_count=r.record_count, accepted_at=time.time(), batch_id=batch_id)
+        for q, r in zip(range(len(receipts)) if seqs is None else seqs, receipts, strict=True)
+    ]  # fmt: skip
+    with engine.begin() as conn:
+        conn.execute(receipts_table.insert(), rows)
 
 
 def until(check: Callable[[], Any], what: str, timeout: float = 20.0) -> Any:

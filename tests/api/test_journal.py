@@ -53,7 +53,7 @@ from api.journal import (
 from api.ledger import Finish
 from api.receipts.anchorer import Anchorer, journaled_reverted, journaled_submit, journaled_void
 from api.receipts.grants import GRANT_CACHE_TTL_S
-from api.receipts.journal import batches_table, receipts_table
+from api.receipts.journal import batches_table
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.chain import BlockRef, LedgerClient
@@ -66,9 +66,11 @@ from tests.api.api_helpers import (
     api_home,
     b32,
     grant_between,
+    journal_receipts,
     make_settings,
     ok,
     receipt_body,
+    some_receipts,
 )
 from tests.rpc_proxy import RpcProxy
 from verifier.receipts import ReceiptProof
@@ -945,13 +947,7 @@ def test_an_anchor_refused_as_the_service_was_killed_is_never_mined_after_lost_b
     anchors = env.app.state.dxl.extra["receipts"].anchors
     engine = make_engine(f"sqlite:///{tmp_path / 'receipts.sqlite3'}")
     init_db(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            receipts_table.insert(),
-            [dict(seq=i, delivery_id=bytes.fromhex(b32()[2:]), provider=psb, consumer=civil, grant_id=gid,
-                  commitment=bytes.fromhex(b32()[2:]), hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time()) for i in range(2)],
-        )  # fmt: skip
+    journal_receipts(engine, some_receipts(gid, 2), provider=psb, consumer=civil)
 
     def anchorer(**overrides: Any) -> Anchorer:
         wiring: dict[str, Any] = {

@@ -40,8 +40,10 @@ from tests.api.api_helpers import (
     delivery_id_for,
     grant_between,
     in_pool,
+    journal_receipts,
     ok,
     receipt_body,
+    some_receipts,
     until,
 )
 from tests.rpc_proxy import RpcProxy
@@ -692,7 +694,7 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(3)]
+    receipts = some_receipts(gid, 3)
     root = BatchTree([r.leaf_hash() for r in receipts]).root
     with engine.begin() as conn:
         batch_id = conn.execute(
@@ -706,12 +708,7 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
                 closed_at=time.time(),
             )
         ).inserted_primary_key[0]  # type: ignore[index]
-        conn.execute(
-            receipts_table.insert(),
-            [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
-                  commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time(), batch_id=batch_id) for i, r in enumerate(receipts)],
-        )  # fmt: skip
+    journal_receipts(engine, receipts, batch_id=batch_id)
     anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
     psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
 
@@ -748,14 +745,8 @@ def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiE
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(3)]
-    with engine.begin() as conn:
-        conn.execute(
-            receipts_table.insert(),
-            [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
-                  commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time(), batch_id=None) for i, r in enumerate(receipts)],
-        )  # fmt: skip
+    receipts = some_receipts(gid, 3)
+    journal_receipts(engine, receipts)
     anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
     psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
     anchorer = Anchorer(
@@ -786,14 +777,8 @@ def test_anchorer_behind_closesOneBatchOfAllPending(api_env: ApiEnv, tmp_path: P
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    receipts = [Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(7)]
-    with engine.begin() as conn:
-        conn.execute(
-            receipts_table.insert(),
-            [dict(seq=i, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=gid,
-                  commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time(), batch_id=None) for i, r in enumerate(receipts)],
-        )  # fmt: skip
+    receipts = some_receipts(gid, 7)
+    journal_receipts(engine, receipts)
     anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
     psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
     anchorer = Anchorer(engine=engine, anchors=anchors, account_of=lambda _d: psb, batch_size=2, batch_age=60)
@@ -887,7 +872,7 @@ def test_reader_batchClosedAgainUnderItsIdAndRoot_theSlotKeptIsStaleNotTheJourna
     reader of the second closing, the receipt reads anchored at its new slot, not corrupt."""
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    receipts = [Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1) for _ in range(2)]
+    receipts = some_receipts(7, 2)
     tree = BatchTree([r.leaf_hash() for r in receipts])
     with engine.begin() as conn:
         conn.execute(
@@ -902,11 +887,7 @@ def test_reader_batchClosedAgainUnderItsIdAndRoot_theSlotKeptIsStaleNotTheJourna
                 closed_at=time.time(),
             )
         )
-        conn.execute(receipts_table.insert(), [
-            dict(seq=q, delivery_id=r.delivery_id, provider=1, consumer=2, grant_id=7,
-                 commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                 accepted_at=time.time(), batch_id=1)
-            for q, r in enumerate(receipts)])  # fmt: skip
+    journal_receipts(engine, receipts, batch_id=1)
     reader = ReceiptReader(engine)
     # Its first closing, behind the refusal, at the slot after it.
     reader.remember(1, tree.root, tree, [0, 1], BatchSlot(7, 1, 5, 2))
@@ -922,13 +903,7 @@ def test_anchorer_sendFails_closedBatchSentOnNextTick(api_env: ApiEnv, tmp_path:
     gid = grant_between(api_env, "psb", "hrss")["id"]
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            receipts_table.insert(),
-            [dict(seq=i, delivery_id=bytes.fromhex(b32()[2:]), provider=1, consumer=2, grant_id=gid,
-                  commitment=bytes.fromhex(b32()[2:]), hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time()) for i in range(4)],
-        )  # fmt: skip
+    journal_receipts(engine, some_receipts(gid, 4))
     anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
     psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
     calls = []
@@ -957,13 +932,7 @@ def test_anchorer_refusalFailsHalfWay_settledAtTheNextRound(api_env: ApiEnv, tmp
     ok(api_env.call("POST", f"/grants/{grant['id']}/revoke", "psb"))  # after its receipts passed the door
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
-    with engine.begin() as conn:
-        conn.execute(
-            receipts_table.insert(),
-            [dict(seq=i, delivery_id=bytes.fromhex(b32()[2:]), provider=1, consumer=2, grant_id=grant["id"],
-                  commitment=bytes.fromhex(b32()[2:]), hash_algorithm=1, byte_size=10, record_count=1,
-                  accepted_at=time.time()) for i in range(2)],
-        )  # fmt: skip
+    journal_receipts(engine, some_receipts(grant["id"], 2))
     anchors = anchors_client(api_env.setup.client.endpoint, api_env.settings.home)
     psb = KeyStore.from_settings(api_env.settings).unlock("dept-psb")
     voided: list[str] = []
@@ -1038,13 +1007,7 @@ def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder
         nonlocal seq
         seqs = list(range(seq, seq + len(wave)))
         seq += len(wave)
-        with engine.begin() as conn:
-            conn.execute(
-                receipts_table.insert(),
-                [dict(seq=q, delivery_id=r.delivery_id, provider=1, consumer=civil, grant_id=gid,
-                      commitment=r.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                      accepted_at=time.time()) for q, r in zip(seqs, wave, strict=True)],
-            )  # fmt: skip
+        journal_receipts(engine, wave, seqs=seqs, consumer=civil)
         waiting = in_pool(api_env)
         anchorer.submit([Journaled(gid, 1, seqs, [r.leaf_hash() for r in wave])])
         until(lambda: in_pool(api_env) == waiting + 1, "the batch to be closed and sent")
@@ -1163,7 +1126,7 @@ def test_anchor_refusedForACauseInItsOwnBlock_namesTheContractsError(api_env: Ap
     rpc = client.w3.provider
     anchors = anchors_client(client.endpoint, api_env.settings.home)
     psb, governor = api_env.keystore.unlock("dept-psb"), api_env.keystore.unlock("governor-2")
-    leaf = Receipt(bytes.fromhex(b32()[2:]), gid, bytes.fromhex(b32()[2:]), 1, 10, 1).leaf_hash()
+    leaf = some_receipts(gid, 1)[0].leaf_hash()
     anchor = anchors.build(str(psb.address), "anchorBatch", gid, 0, 1, BatchTree([leaf]).root, gas=ANCHOR_GAS)
     rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
     try:
@@ -1615,7 +1578,7 @@ _BLOCK_40 = "0x" + "40" * 32
 def _mined_in_block_40(engine: Any) -> Receipt:
     """One receipt in a batch mined in block 40 (hash ``_BLOCK_40``)."""
     init_db(engine)
-    receipt = Receipt(bytes.fromhex(b32()[2:]), 7, bytes.fromhex(b32()[2:]), 1, 10, 1)
+    [receipt] = some_receipts(7, 1)
     with engine.begin() as conn:
         batch_id = conn.execute(
             batches_table.insert().values(
@@ -1624,13 +1587,7 @@ def _mined_in_block_40(engine: Any) -> Receipt:
                 block_hash=_BLOCK_40,
             )
         ).inserted_primary_key[0]  # fmt: skip
-        conn.execute(
-            receipts_table.insert().values(
-                seq=0, delivery_id=receipt.delivery_id, provider=1, consumer=2, grant_id=7,
-                commitment=receipt.commitment, hash_algorithm=1, byte_size=10, record_count=1,
-                accepted_at=time.time(), batch_id=batch_id,
-            )
-        )  # fmt: skip
+    journal_receipts(engine, [receipt], batch_id=batch_id)
     return receipt
 
 
