@@ -361,6 +361,21 @@ class LedgerCore:
             raise ApiError("DEPARTMENT_NOT_FOUND", f"department {code} is not admitted on the ledger")
         return dept_id
 
+    def department_named(self, code_or_id: str) -> int:
+        """The id of the admitted department a query names by its code (``HRSS``) or its id (``2``), as the
+        catalog's ``owner`` filter takes it.
+
+        Raises:
+            ApiError: DEPARTMENT_NOT_FOUND for a code or an id no department was admitted under (an id outside
+                uint32 included), not an empty answer that reads as a department with nothing.
+        """
+        if not code_or_id.isdigit():
+            return self.department_id_by_code(code_or_id)
+        ident = int(code_or_id)
+        if not 1 <= ident <= 2**32 - 1:
+            raise not_found("department", ident)
+        return self._department_record(ident).id
+
     def agreement_of_grant(self, grant_id: int) -> int:
         """Raises: ApiError GRANT_NOT_FOUND for an unknown grant."""
         return self._exchange_record(Grant, grant_id).agreement_id

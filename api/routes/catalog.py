@@ -57,9 +57,7 @@ def list_resources(
     The next page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached;
     pass ``min_block`` (a write's ``block_number``) to list what that write did (the index follows the chain a
     moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
-    owner_id = (
-        None if owner is None else int(owner) if owner.isdigit() else ledger.department_id_by_code(owner)
-    )
+    owner_id = None if owner is None else ledger.department_named(owner)
     listed = ledger.resources(index=index, page=page, owner=owner_id, share_type=share_type, text=q)
     page_headers(request, response, listed)
     return listed.items

@@ -47,6 +47,19 @@ def test_owner_filter_takes_a_department_code_as_the_audit_routes_do(api_env: Ap
     assert "NOPE" in unknown.json()["error"]["message"]
 
 
+@pytest.mark.parametrize("owner", ["99", "0", str(2**32), "9999999999"])
+def test_owner_filter_by_an_id_no_department_has_is_a_404_as_by_an_unknown_code(
+    api_env: ApiEnv, owner: str
+) -> None:
+    """A mistyped department id is told apart from a department with nothing in the catalog, as a mistyped
+    code is and as the scorecard and history answer either: it answered an empty list (200), which reads as
+    "has nothing"."""
+    unknown = api_env.call("GET", "/resources", "auditor", params={"owner": owner})
+    assert unknown.status_code == 404, unknown.text
+    error = unknown.json()["error"]
+    assert error["code"] == "DEPARTMENT_NOT_FOUND" and error["message"] == f"no department {owner}"
+
+
 def test_the_catalog_benchmark_times_every_request_at_every_size(api_env: ApiEnv) -> None:
     """``dxl bench catalog`` against this module's service (SAMR's key, which no other test here writes with):
     a row per size, the catalog grown to it, every request timed, and the table the command prints."""
