@@ -395,6 +395,21 @@ def test_post_receipts_badInput_refusedWithNothingRecorded(
         )
 
 
+def test_post_receipts_andLookup_overTheirDocumentedCounts_refusedNamingTheList(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    """api/README: `POST /receipts` takes 1 to 10,000 receipts and `POST /receipts/lookup` up to 1,000 ids;
+    one more is a 422 naming the list, and none of the receipts is taken."""
+    receipts = [receipt_body(grant, byte_size=1) for _ in range(10_001)]
+    refused = api_env.call("POST", "/receipts", "psb", json={"receipts": receipts})
+    assert (refused.status_code, refused.json()["error"]["field"]) == (422, "receipts"), refused.text[:300]
+    ids = [r["delivery_id"] for r in receipts]
+    too_many = api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids[:1001]})
+    assert (too_many.status_code, too_many.json()["error"]["field"]) == (422, "delivery_ids"), too_many.text
+    looked_up = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids[:1000]}))
+    assert looked_up["receipts"] == []
+
+
 @pytest.mark.parametrize(
     ("name", "value", "refused"),
     [

@@ -178,6 +178,11 @@ BAD = [
      "dxl:retentionDays", None),
     ("retention as text", {"terms": terms(**{"dxl:retentionDays": "180"})}, "VALIDATION_ERROR",
      "dxl:retentionDays", None),
+    # api/README: "1 to 36,500" days and "1 to 500 distinct field names".
+    ("retention over 36,500 days", {"terms": terms(**{"dxl:retentionDays": 36_501})}, "VALIDATION_ERROR",
+     "dxl:retentionDays", None),
+    ("501 fields", {"terms": terms(*[f"字段{i}" for i in range(501)])}, "VALIDATION_ERROR", "csvw:column",
+     None),
     ("duty too long", {"terms": terms(**{"odrl:duty": {"odrl:assigner": "责" * 2001, "odrl:assignee": "x"}})},
      "VALIDATION_ERROR", "odrl:assigner", None),
     ("unknown term", {"terms": terms(**{"odrl:price": "0"})}, "VALIDATION_ERROR", "odrl:price", None),
@@ -272,3 +277,15 @@ def test_the_documented_catalog_entry_and_request_are_taken_as_written(api_env: 
     request = ok(env.call("POST", "/requests", "civil", json=body), 201)["record"]
     assert request["terms"]["document"] == {**body["terms"], "odrl:purpose": body["purpose"]}
     assert request["terms"]["verified"] is True
+
+
+def test_the_documented_bounds_of_the_terms_are_taken(api_env: ApiEnv) -> None:
+    """The other side of the refusals above: 36,500 days of retention and 500 fields are taken (a resource
+    registered by hash lists no fields, so any name may be requested)."""
+    body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
+    resource_id = ok(api_env.call("POST", "/resources", "hrss", json=body), 201)["record"]["id"]
+    longest = terms(*[f"字段{i}" for i in range(500)], **{"dxl:retentionDays": 36_500})
+    request = request_body(api_env, resource_id, terms=longest)
+    record = ok(api_env.call("POST", "/requests", "psb", json=request), 201)["record"]
+    assert len(record["terms"]["document"]["csvw:column"]) == 500
+    assert record["terms"]["document"]["dxl:retentionDays"] == 36_500
