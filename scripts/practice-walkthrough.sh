@@ -79,5 +79,5 @@ echo "\$ dxl inspection outcome 1 --token \$AUDITOR --delivery $SAMPLED"
 dxl inspection outcome 1 --token "$AUDITOR" --delivery "$SAMPLED"
 echo
 api "$AUDITOR" POST /audit/index > /dev/null
-echo '$ curl -H "Authorization: Bearer $AUDITOR" "$DXL_API_URL/audit/scorecard?department=HRSS" | jq -c .practice'
+echo '$ curl -s -H "Authorization: Bearer $AUDITOR" "$DXL_API_URL/audit/scorecard?department=HRSS" | jq -c .practice'
 api "$AUDITOR" GET "/audit/scorecard?department=HRSS" | python3 -c "import json,sys;print(json.dumps(json.load(sys.stdin)['practice'], separators=(',', ':'), ensure_ascii=False))"

@@ -21,21 +21,26 @@ pytestmark = pytest.mark.xdist_group("api-practice-walkthrough")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _shown_output() -> list[str]:
-    """The output lines of README's walkthrough block: its `$ ` commands and their continuations left out, the
-    scorecard's JSON joined again where the README wraps it (a continuation starts with one space)."""
+def _shown() -> tuple[list[str], list[str]]:
+    """README's walkthrough block: its `$ ` commands, each joined where the README continues it (`\\`), and
+    its output lines, the scorecard's JSON joined again where the README wraps it (a continuation starts with
+    one space)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = readme.split("```text\n$ dxl demand publish", 1)[1].split("```", 1)[0]
+    block = "$ dxl demand publish" + readme.split("```text\n$ dxl demand publish", 1)[1].split("```", 1)[0]
+    commands: list[str] = []
     lines: list[str] = []
-    command = True  # the block opens inside the first command
+    command = False
     for line in block.splitlines():
-        if line.startswith("$ ") or command:
-            command = line.endswith("\\")
+        if line.startswith("$ "):
+            commands.append(line.removesuffix("\\").rstrip())
+        elif command:
+            commands[-1] += " " + line.removesuffix("\\").strip()
         elif re.match(r" \S", line):
             lines[-1] += line[1:]
         else:
             lines.append(line)
-    return lines
+        command = line.endswith("\\")
+    return commands, lines
 
 
 def _shape(line: str) -> str:
@@ -74,6 +79,13 @@ def test_the_practice_walkthrough_prints_what_the_readme_shows(api_env: ApiEnv) 
         miner.join()
     assert run.returncode == 0, run.stdout + run.stderr
     printed = [line for line in run.stdout.splitlines() if line and not line.startswith("$ ")]
-    shown = _shown_output()
+    commands, shown = _shown()
     assert len(shown) == 16, shown
     assert [_shape(line) for line in printed] == [_shape(line) for line in shown]
+    # The commands it ran are the README's, as far as it prints them (it leaves out long texts: `...`), but
+    # for the payload presented, which the draw chooses.
+    ran = [line.removesuffix("...").rstrip() for line in run.stdout.splitlines() if line.startswith("$ ")]
+    ran, commands = ([re.sub(r"batch[12]\.csv", "batch?.csv", c) for c in cs] for cs in (ran, commands))
+    assert len(ran) == len(commands) == 10, (ran, commands)
+    for script, readme in zip(ran, commands, strict=True):
+        assert _shape(readme).startswith(_shape(script)), (script, readme)
