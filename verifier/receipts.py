@@ -16,7 +16,7 @@ import hashlib
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import InvalidProofError
@@ -36,9 +36,10 @@ _ENCODED = struct.Struct(">32s24xQ32s31xB24xQ24xQ")
 _LEAF_INPUT = struct.Struct(">x32s24xQ32s31xB24xQ24xQ")
 
 
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    """One delivery receipt, as ``DeliveryRecord`` in the contracts."""
+class Receipt(NamedTuple):
+    """One delivery receipt, as ``DeliveryRecord`` in the contracts. A named tuple, not a frozen dataclass:
+    the service builds one for every receipt ``POST /receipts`` brings, on its hot path, at less than half
+    the cost (immutable all the same)."""
 
     delivery_id: bytes
     grant_id: int
@@ -158,9 +159,9 @@ def leaf_hash(encoded_receipt: bytes) -> bytes:
 
 
 def leaf_hashes(receipts: Sequence[tuple[bytes, int, bytes, int, int, int]]) -> list[bytes]:
-    """The leaf hash of each receipt given as its six fields in :class:`Receipt`'s order (a tuple, or a named
-    tuple such as the service's): ``leaf_hash(encode_receipt(*fields))`` in one ``struct`` call and one hash
-    each, for the thousands of receipts a request brings.
+    """The leaf hash of each receipt given as its six fields in :class:`Receipt`'s order (a
+    :class:`Receipt`, or a plain tuple): ``leaf_hash(encode_receipt(*fields))`` in one ``struct`` call and
+    one hash each, for the thousands of receipts a request brings.
 
     Raises:
         InvalidProofError: a field does not fit its Solidity type, as :func:`encode_receipt`.

@@ -1,32 +1,21 @@
 """The body of ``POST /receipts`` checked field by field: :func:`parse_receipts` makes its
-:class:`ReceiptRow` records, :func:`refuse_repeated_names` refuses a field named twice."""
+:class:`~verifier.receipts.Receipt` records, :func:`refuse_repeated_names` refuses a field named twice."""
 
 from __future__ import annotations
 
 import itertools
 import operator
-from typing import Any, NamedTuple
+from typing import Any
 
 from api.errors import ApiError
 from api.models import MAX_DELIVERY_COUNT, MAX_ID64, MAX_RECEIPTS_PER_REQUEST
+from verifier.receipts import Receipt
 
 _HASH_IDS = {"sha256": 1, "sm3": 2}
 _HASH_NAMES = {v: k for k, v in _HASH_IDS.items()}
 _FIELDS = ("delivery_id", "grant_id", "commitment", "hash_algorithm", "byte_size", "record_count")
 _FIELD_SET = frozenset(_FIELDS)
 _REQUIRED = frozenset(("delivery_id", "grant_id", "commitment", "byte_size"))
-
-
-class ReceiptRow(NamedTuple):
-    """A checked receipt: the contract's ``DeliveryRecord`` fields. A named tuple, not a frozen dataclass:
-    one is built per receipt on the hot path, at less than half the cost."""
-
-    delivery_id: bytes
-    grant_id: int
-    commitment: bytes
-    hash_algorithm: int
-    byte_size: int
-    record_count: int
 
 
 def _bad(index: int, name: str, message: str) -> ApiError:
@@ -54,7 +43,7 @@ def _count(value: Any, index: int, name: str, low: int = 0, high: int = MAX_DELI
     return value
 
 
-def _checked(item: Any, i: int) -> ReceiptRow:
+def _checked(item: Any, i: int) -> Receipt:
     """Receipt ``i`` checked field by field, in the order a refusal names them.
 
     Raises:
@@ -74,7 +63,7 @@ def _checked(item: Any, i: int) -> ReceiptRow:
     alg = _HASH_IDS.get(name) if isinstance(name, str) else None
     if alg is None:
         raise _bad(i, "hash_algorithm", "expected sha256 or sm3")
-    return ReceiptRow(
+    return Receipt(
         delivery_id,
         # Any grant id the ledger could number: one it never did is GRANT_NOT_FOUND, as for POST /deliveries.
         _count(item["grant_id"], i, "grant_id", 1, MAX_ID64),
@@ -85,7 +74,7 @@ def _checked(item: Any, i: int) -> ReceiptRow:
     )
 
 
-def parse_receipts(document: Any) -> list[ReceiptRow]:
+def parse_receipts(document: Any) -> list[Receipt]:
     """The receipts of a ``POST /receipts`` body (already JSON-decoded), checked field by field.
 
     A hand-written check instead of a model per receipt: this runs for every receipt of the hot path.
@@ -113,7 +102,7 @@ def parse_receipts(document: Any) -> list[ReceiptRow]:
             f"receipts must be a list of 1 to {MAX_RECEIPTS_PER_REQUEST} receipts",
             field="receipts",
         )
-    rows: list[ReceiptRow] = []
+    rows: list[Receipt] = []
     seen: dict[bytes, int] = {}
     zero = bytes(32)
     fromhex, hash_ids = bytes.fromhex, _HASH_IDS
@@ -148,7 +137,7 @@ def parse_receipts(document: Any) -> list[ReceiptRow]:
             ):
                 row = _checked(item, i)
             else:
-                row = ReceiptRow(delivery_id, grant_id, commitment, alg, byte_size, record_count)
+                row = Receipt(delivery_id, grant_id, commitment, alg, byte_size, record_count)
         if row.delivery_id == zero or row.commitment == zero:
             raise ApiError(
                 "INVALID_FIELD", f"receipts[{i}]: delivery_id and commitment must not be zero", index=i

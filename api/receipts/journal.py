@@ -31,9 +31,8 @@ from sqlalchemy import (
 from api.db import ApiBase
 from api.errors import ApiError
 from api.journal import database_unavailable
-from api.receipts.input import ReceiptRow
 from node.errors import NodeError
-from verifier.receipts import leaf_hashes
+from verifier.receipts import Receipt, leaf_hashes
 
 if TYPE_CHECKING:
     from api.delivery_ids import DeliveryIds
@@ -144,7 +143,7 @@ class Journaled(NamedTuple):
 class _Append:
     provider: int
     consumers: dict[int, int]
-    rows: list[ReceiptRow]
+    rows: list[Receipt]
     done: Callable[[BaseException | None], None]
 
 
@@ -240,7 +239,7 @@ class ReceiptJournal:
         if self._conn is not None:
             self._conn.close()
 
-    async def append(self, provider: int, consumers: dict[int, int], rows: list[ReceiptRow]) -> None:
+    async def append(self, provider: int, consumers: dict[int, int], rows: list[Receipt]) -> None:
         """Journal ``rows`` (all or none) and return once they are durable.
 
         Raises:
@@ -415,16 +414,14 @@ class ReceiptJournal:
             f"WHERE r.provider = {self._mark} AND r.delivery_id IN ({marks})",
             (item.provider, *[r.delivery_id for r in item.rows]),
         )
-        existing: dict[bytes, ReceiptRow] = {}
+        existing: dict[bytes, Receipt] = {}
         # A receipt whose batch the contract refused (its grant revoked, a party suspended) is never anchored;
         # posted again, its checks at the door having passed now, it is journaled anew, as if first posted:
         # answered 202 and left refused, it would never be on the ledger.
         refused: list[tuple[int, bytes]] = []
         posted = {r.delivery_id: r for r in item.rows}
         for row in cur:
-            found = ReceiptRow(
-                bytes(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]), int(row[5])
-            )
+            found = Receipt(bytes(row[0]), int(row[1]), bytes(row[2]), int(row[3]), int(row[4]), int(row[5]))
             if row[6] == "refused" and posted[found.delivery_id] == found:
                 refused.append((item.provider, found.delivery_id))
             else:

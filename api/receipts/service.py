@@ -17,11 +17,10 @@ from api.errors import ApiError
 from api.journal import Claim, JournaledSender, TxStatus
 from api.receipts.anchorer import Anchorer, Reverted, Submit, Void
 from api.receipts.grants import GrantCache, GrantState, _no_batch
-from api.receipts.input import ReceiptRow
 from api.receipts.journal import BatchSlot, ReceiptJournal, WriteTurn
 from api.receipts.lookups import ReceiptReader, ReceiptView
 from node.chain import LedgerClient, TxResult
-from verifier.receipts import BatchTree
+from verifier.receipts import BatchTree, Receipt
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -174,7 +173,7 @@ class ReceiptService:
                 await to_thread.run_sync(self._account_of, provider)
                 self._keys_checked.add(provider)
 
-    async def accept(self, department: int, rows: list[ReceiptRow]) -> None:
+    async def accept(self, department: int, rows: list[Receipt]) -> None:
         """Check and journal ``rows`` posted by ``department``; returns once they are durable.
 
         Raises:

@@ -41,7 +41,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -643,7 +643,7 @@ def _check_anchors_serve(
 
 
 _BATCH_KEYS = frozenset({"grant_id", "first_sequence", "receipts"})
-_RECEIPT_KEYS = frozenset(f.name for f in fields(Receipt))
+_RECEIPT_KEYS = frozenset(Receipt._fields)
 
 
 def _carried_receipts(entry: Any) -> tuple[Any, Any, list[Receipt] | None]:

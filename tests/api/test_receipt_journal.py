@@ -17,9 +17,10 @@ from sqlalchemy import Engine, text
 
 from api.db import init_db, make_engine
 from api.errors import ApiError
-from api.receipts.input import ReceiptRow
+from api.receipts.input import parse_receipts
 from api.receipts.journal import Journaled, ReceiptJournal
 from tests.postgres import BACKENDS, api_engine, schema_url
+from verifier.receipts import Receipt, leaf_hashes
 
 GRANT, PROVIDER, CONSUMER = 7, 1, 2
 
@@ -51,11 +52,11 @@ class _Inbox:
             return list(self.seqs)
 
 
-def _rows(n: int) -> list[ReceiptRow]:
-    return [ReceiptRow(secrets.token_bytes(32), GRANT, secrets.token_bytes(32), 1, 100, 1) for _ in range(n)]
+def _rows(n: int) -> list[Receipt]:
+    return [Receipt(secrets.token_bytes(32), GRANT, secrets.token_bytes(32), 1, 100, 1) for _ in range(n)]
 
 
-def _append(journal: ReceiptJournal, rows: list[ReceiptRow]) -> None:
+def _append(journal: ReceiptJournal, rows: list[Receipt]) -> None:
     """``journal.append`` awaited on an event loop of its own thread, as a request's would be: the test's
     thread may hold a running loop left by a test before it on the same worker."""
     outcome: list[BaseException | None] = []
@@ -119,6 +120,19 @@ def _journal(engine: Engine, connection: type[_AnswerLost]) -> Iterator[tuple[Re
         yield journal, inbox
     finally:
         journal.stop()
+
+
+def test_the_receipts_a_body_brings_are_the_verifiers_records() -> None:
+    """What ``POST /receipts`` journals is the verifier's own record of ``DeliveryRecord``'s six fields: the
+    leaf the service batches is hashed by the code a verifier runs on a receipt it reads back."""
+    delivery_id, commitment = secrets.token_bytes(32), secrets.token_bytes(32)
+    body = {"receipts": [{"delivery_id": "0x" + delivery_id.hex(), "grant_id": 7,
+                          "commitment": "0x" + commitment.hex(), "hash_algorithm": "sm3", "byte_size": 2048,
+                          "record_count": 16}]}  # fmt: skip
+    [parsed] = parse_receipts(body)
+    assert type(parsed) is Receipt
+    assert parsed == Receipt(delivery_id, 7, commitment, 2, 2048, 16)
+    assert leaf_hashes([parsed]) == [Receipt.from_json(parsed.to_json()).leaf_hash()]
 
 
 def test_a_commit_whose_answer_was_lost_reaches_the_anchorer_once(engine: Engine) -> None:

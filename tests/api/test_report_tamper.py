@@ -6,7 +6,6 @@ the report are checked against the chain the same way (``dxl verify-receipt``)."
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import os
 import time
@@ -388,7 +387,7 @@ def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
 
     def leaf(delivery_id: bytes | None = None, **fields: Any) -> Receipt:
         r = Receipt(delivery_id or new_delivery_id(psb_id), gid, os.urandom(32), 1, 2048, 16)
-        return dataclasses.replace(r, **fields)
+        return r._replace(**fields)
 
     single = leaf()
     env.setup.client.transact(psb, "recordDelivery", *single.as_tuple())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 from eth_account import Account
@@ -340,12 +340,12 @@ def _path_length(index: int, size: int) -> int:
 def _undeliverable(anchors: Anchors, receipt: Receipt, how: str) -> Receipt:
     """``receipt`` with a field the ledger refuses a delivery of its provider (:data:`UNDELIVERABLE`)."""
     if how == "its id in another department's namespace":
-        return replace(receipt, delivery_id=new_delivery_id(anchors.ledger.depts["CIVIL"].id))
+        return receipt._replace(delivery_id=new_delivery_id(anchors.ledger.depts["CIVIL"].id))
     if how == "zero delivery id":
-        return replace(receipt, delivery_id=bytes(32))
+        return receipt._replace(delivery_id=bytes(32))
     if how == "zero commitment":
-        return replace(receipt, commitment=bytes(32))
-    return replace(receipt, hash_algorithm=int(how.removeprefix("hash algorithm ")))
+        return receipt._replace(commitment=bytes(32))
+    return receipt._replace(hash_algorithm=int(how.removeprefix("hash algorithm ")))
 
 
 def _draw_batch(data: st.DataObject, anchors: Anchors, gid: int) -> DrawnBatch:
@@ -549,7 +549,7 @@ def test_receiptNoDeliveryCouldBe_noReceiptOfIt(
     gid = anchors.grant()
     receipts = anchors.receipts(gid, 3)
     receipts[1] = _undeliverable(anchors, receipts[1], how)
-    receipts[2] = replace(receipts[2], byte_size=2**64 - 1, record_count=2**64 - 1)
+    receipts[2] = receipts[2]._replace(byte_size=2**64 - 1, record_count=2**64 - 1)
     tree, _ = anchors.anchor(gid, 0, receipts)
     reader = AnchorsReader(anchors.client.rpc_url, str(anchors.client.address))
     for index, (receipt, included) in enumerate(zip(receipts, (True, False, True), strict=True)):
