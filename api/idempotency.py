@@ -16,7 +16,8 @@ with the same key loses the insert, and
   bytes if the node lost them — and answers from it; it never signs a second one.
 
 A 5xx before anything was journaled releases the claim, so the client's retry does the work instead of
-replaying a failure the client could not act on.
+replaying a failure the client could not act on; so does a refusal of the request as malformed (422
+VALIDATION_ERROR), so that its corrected retry runs.
 
 Only a route that takes the key claims it (:func:`keyed_routes`): one that records nothing twice when repeated
 (``POST /verify``, ``/receipts/lookup``, ``/resources/import``, …) or no route at all ignores the header.
@@ -59,6 +60,7 @@ MAX_KEY_LENGTH = 255
 #: Where the middleware hands the request's claim to the route (read by ``api.deps.get_ledger``).
 SCOPE_CLAIM = "dxl.claim"
 _PENDING = "TRANSACTION_PENDING"
+_MALFORMED = "VALIDATION_ERROR"
 
 
 @dataclass(frozen=True)
@@ -125,14 +127,24 @@ class ClaimOwner:
             return claim_id in self._active
 
 
+def _error_code(stored: Stored) -> str | None:
+    """The error code of an answer, None for one that is not an error body."""
+    try:
+        code = json.loads(stored.body)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return code if isinstance(code, str) else None
+
+
 def _is_pending(stored: Stored) -> bool:
     """Whether the answer is 409 TRANSACTION_PENDING: its transaction journaled, its outcome not known yet."""
-    if stored.status != ERRORS[_PENDING].status:
-        return False
-    try:
-        return bool(json.loads(stored.body)["error"]["code"] == _PENDING)
-    except (ValueError, KeyError, TypeError):
-        return False
+    return stored.status == ERRORS[_PENDING].status and _error_code(stored) == _PENDING
+
+
+def _is_malformed(stored: Stored) -> bool:
+    """Whether the answer refused the request as malformed (422 VALIDATION_ERROR): what it says is of the
+    request's bytes and headers, never of the ledger's state."""
+    return stored.status == ERRORS[_MALFORMED].status and _error_code(stored) == _MALFORMED
 
 
 class IdempotencyStore:
@@ -205,8 +217,8 @@ class IdempotencyStore:
     def settle(self, claim: Claim, stored: Stored) -> None:
         """Ends the request's claim: its response is kept as the key's answer when it is final; the claim is
         handed back (a retry finishes the journaled transaction) when a transaction was sent and the answer
-        is not final; it is released when nothing was sent and the answer is a 5xx or 409
-        TRANSACTION_PENDING."""
+        is not final; it is released when nothing was sent and the answer is a 5xx, 409 TRANSACTION_PENDING
+        or 422 VALIDATION_ERROR."""
         try:
             with self._sessions() as session:
                 row = session.get(IdempotencyRecord, claim.id)
@@ -226,8 +238,14 @@ class IdempotencyStore:
                 # answer and now (the watcher marked it): kept, every retry replayed the 409 of a write that
                 # is on the chain, instead of finishing it. Nor when the request sent nothing itself (a
                 # relayed agreement not yet under the confirmation depth): the retry runs it again.
-                final = not _is_pending(stored) and (
-                    (200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent))
+                # Nor a refusal of the request as malformed when nothing was sent: the client corrects it and
+                # retries with the same key, which does not tell a Content-Type apart (nor should a corrected
+                # body be refused as another request's): kept, the refusal was replayed to the corrected
+                # request for a week, or the correction refused IDEMPOTENCY_KEY_REUSED.
+                final = (
+                    not _is_pending(stored)
+                    and not (_is_malformed(stored) and not sent)
+                    and ((200 <= stored.status < 300) or (stored.status < 500 and (settled or not sent)))
                 )
                 if final:
                     row.status_code, row.response_body, row.completed_at = (

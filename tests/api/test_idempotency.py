@@ -97,6 +97,37 @@ def test_an_error_result_is_replayed_too(api_env: ApiEnv) -> None:
     assert first.json() == second.json() and first.json()["error"]["code"] == "INVALID_METADATA"
 
 
+@pytest.mark.parametrize(
+    ("content_type", "malformed"),
+    [("text/plain", {}), ("application/json", {"sensitivity": "1"}), ("application/json", {"extra": 1})],
+    ids=["body-not-declared-json", "field-of-a-wrong-type", "unknown-field"],
+)
+def test_a_request_refused_as_malformed_keeps_nothing_under_its_key(
+    api_env: ApiEnv, content_type: str, malformed: dict[str, object]
+) -> None:
+    """A write refused as malformed (422 VALIDATION_ERROR, nothing sent) is corrected and sent again with the
+    same key, as a retrying client keeps one key per operation. Kept under the key, the refusal was replayed
+    to the corrected request (whose Content-Type the key does not tell apart) for a week, telling it to do
+    what it did, or the corrected body was refused IDEMPOTENCY_KEY_REUSED: the operation could not be done
+    with its key. The key is the corrected write's, replayed to its retry."""
+    key = {"Idempotency-Key": f"malformed-{content_type}-{sorted(malformed)}"}
+    body = _resource_body()
+    sent_malformed = json.dumps({**body, **malformed}).encode()
+    refused = api_env.call(
+        "POST", "/resources", "psb", content=sent_malformed, headers={**key, "Content-Type": content_type}
+    )
+    assert refused.status_code == 422 and refused.json()["error"]["code"] == "VALIDATION_ERROR", refused.text
+    before = _resource_count(api_env)
+    corrected = {**key, "Content-Type": "application/json"}
+    sent = api_env.call("POST", "/resources", "psb", content=json.dumps(body).encode(), headers=corrected)
+    assert sent.status_code == 201, sent.text
+    assert "idempotent-replayed" not in sent.headers
+    again = api_env.call("POST", "/resources", "psb", content=json.dumps(body).encode(), headers=corrected)
+    assert (again.status_code, again.json()) == (201, sent.json())
+    assert again.headers["idempotent-replayed"] == "true"
+    assert _resource_count(api_env) == before + 1
+
+
 @pytest.mark.parametrize("key", ["x" * 256, "caf\u00e9"])
 def test_malformed_keys_are_refused(api_env: ApiEnv, key: str) -> None:
     response = api_env.client.post(
