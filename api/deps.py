@@ -195,6 +195,8 @@ ListCursor = Annotated[
     ),
 ]
 #: A list's filter by an id (a grant, agreement or resource) or by a department id.
+#: A record's uint64 id in a path: a resource, request, agreement, grant, demand or inspection.
+IdPath = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 IdFilter = Annotated[int | None, Query(ge=1, le=2**64 - 1), Digits]
 DepartmentFilter = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
 #: Read your own write: a list waits until the audit index holds this block (a write's ``block_number``).

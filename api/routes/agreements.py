@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
     DepartmentFilter,
     DepartmentPrincipal,
-    Digits,
     ExchangeReader,
     IdempotencyKey,
     IdFilter,
+    IdPath,
     LedgerDep,
     ListPageDep,
     page_headers,
@@ -22,7 +20,6 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/agreements", tags=["agreements"])
-AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("", response_model=list[m.AgreementPublic])
@@ -48,15 +45,13 @@ def list_agreements(
 
 
 @router.get("/{agreement_id}", response_model=m.AgreementPublic)
-def get_agreement(
-    agreement_id: AgreementId, principal: ExchangeReader, ledger: LedgerDep
-) -> m.AgreementPublic:
+def get_agreement(agreement_id: IdPath, principal: ExchangeReader, ledger: LedgerDep) -> m.AgreementPublic:
     return ledger.agreement(agreement_id, principal=principal)
 
 
 def _change(fn: str):  # type: ignore[no-untyped-def]
     def route(
-        agreement_id: AgreementId,
+        agreement_id: IdPath,
         principal: DepartmentPrincipal,
         ledger: LedgerDep,
         _key: IdempotencyKey = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from api import catalog
@@ -14,8 +14,8 @@ from api.deps import (
     CurrentPrincipal,
     DepartmentPrincipal,
     DepartmentQuery,
-    Digits,
     IdempotencyKey,
+    IdPath,
     LedgerDep,
     ListPageDep,
     MinBlock,
@@ -24,7 +24,6 @@ from api.deps import (
 from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/resources", tags=["catalog"])
-ResourceId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 #: Only this department's resources: by its code or its id, as the audit routes take a department.
@@ -102,15 +101,13 @@ def register_resource(
 
 
 @router.get("/{resource_id}", response_model=m.ResourcePublic)
-def get_resource(
-    resource_id: ResourceId, _principal: CurrentPrincipal, ledger: LedgerDep
-) -> m.ResourcePublic:
+def get_resource(resource_id: IdPath, _principal: CurrentPrincipal, ledger: LedgerDep) -> m.ResourcePublic:
     return ledger.resource(resource_id)
 
 
 @router.put("/{resource_id}", response_model=m.Written[m.ResourcePublic])
 def update_resource(
-    resource_id: ResourceId,
+    resource_id: IdPath,
     body: m.ResourceUpdate,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,

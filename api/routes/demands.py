@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from api import models as m
 from api.deps import (
@@ -15,6 +15,7 @@ from api.deps import (
     DepartmentPrincipal,
     Digits,
     IdempotencyKey,
+    IdPath,
     LedgerDep,
     chain_block_header,
     page_headers,
@@ -22,7 +23,6 @@ from api.deps import (
 from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/demands", tags=["demands"])
-DemandId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 DeptQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
 
 
@@ -58,7 +58,7 @@ def publish_demand(
 
 @router.get("/{demand_id}", response_model=m.DemandPublic, responses=CHAIN_BLOCK_RESPONSE)
 def get_demand(
-    demand_id: DemandId, response: Response, _principal: CurrentPrincipal, ledger: LedgerDep
+    demand_id: IdPath, response: Response, _principal: CurrentPrincipal, ledger: LedgerDep
 ) -> m.DemandPublic:
     """The demand as the contract's view answers it at one block, the node's head as the read began
     (``X-Chain-Block`` names it), overdue by that block's time."""
@@ -69,7 +69,7 @@ def get_demand(
 
 @router.post("/{demand_id}/answer", response_model=m.Written[m.DemandPublic])
 def answer_demand(
-    demand_id: DemandId,
+    demand_id: IdPath,
     body: m.DemandAnswerCreate,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,

@@ -3,17 +3,15 @@ each party scores the other once per period."""
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
     ChainListPageDep,
     DepartmentPrincipal,
-    Digits,
     ExchangeReader,
     IdempotencyKey,
+    IdPath,
     LedgerDep,
     StateDep,
     page_headers,
@@ -22,7 +20,6 @@ from api.receipts import ReceiptService
 from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/agreements", tags=["evaluations"])
-AgreementId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 #: Not under an agreement: the period is the contract's, the same for every agreement.
 period_router = APIRouter(prefix="/evaluation-period", tags=["evaluations"])
 
@@ -39,7 +36,7 @@ def evaluation_period(_principal: ExchangeReader, ledger: LedgerDep) -> m.Evalua
 def list_evaluations(
     request: Request,
     response: Response,
-    agreement_id: AgreementId,
+    agreement_id: IdPath,
     principal: ExchangeReader,
     ledger: LedgerDep,
     index: AuditDep,
@@ -56,7 +53,7 @@ def list_evaluations(
 
 @router.post("/{agreement_id}/evaluations", response_model=m.Written[m.EvaluationPublic], status_code=201)
 def evaluate(
-    agreement_id: AgreementId,
+    agreement_id: IdPath,
     body: m.EvaluationCreate,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
     DepartmentFilter,
     DepartmentPrincipal,
-    Digits,
     ExchangeReader,
     IdempotencyKey,
     IdFilter,
+    IdPath,
     LedgerDep,
     ListPageDep,
     page_headers,
@@ -22,7 +20,6 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/grants", tags=["grants"])
-GrantId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.post("", response_model=m.Written[m.GrantPublic], status_code=201)
@@ -56,12 +53,12 @@ def list_grants(
 
 
 @router.get("/{grant_id}", response_model=m.GrantPublic)
-def get_grant(grant_id: GrantId, principal: ExchangeReader, ledger: LedgerDep) -> m.GrantPublic:
+def get_grant(grant_id: IdPath, principal: ExchangeReader, ledger: LedgerDep) -> m.GrantPublic:
     return ledger.grant(grant_id, principal=principal)
 
 
 @router.post("/{grant_id}/revoke", response_model=m.Written[m.GrantPublic])
 def revoke_grant(
-    grant_id: GrantId, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+    grant_id: IdPath, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.GrantPublic]:
     return ledger.revoke_grant(principal=principal, grant_id=grant_id)

@@ -7,17 +7,15 @@ governors read none.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
     CHAIN_BLOCK_RESPONSE,
     ChainListPageDep,
     DepartmentPrincipal,
-    Digits,
     IdempotencyKey,
+    IdPath,
     InspectionDrawer,
     InspectionReader,
     InspectorPrincipal,
@@ -30,7 +28,6 @@ from api.routes.audit import AuditDep
 from api.routes.verify import PinnedCheck
 
 router = APIRouter(prefix="/inspections", tags=["inspections"])
-InspectionId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.get("", response_model=list[m.InspectionPublic])
@@ -61,7 +58,7 @@ def open_inspection(
 
 @router.get("/{inspection_id}", response_model=m.InspectionPublic, responses=CHAIN_BLOCK_RESPONSE)
 def get_inspection(
-    inspection_id: InspectionId, response: Response, principal: InspectionReader, ledger: LedgerDep
+    inspection_id: IdPath, response: Response, principal: InspectionReader, ledger: LedgerDep
 ) -> m.InspectionPublic:
     """The inspection, and once drawn its sample with each delivery's presentation and recorded outcome (a
     department reads the sampled deliveries it provided, which it must present; an auditor all of them).
@@ -77,7 +74,7 @@ def get_inspection(
 
 @router.post("/{inspection_id}/draw", response_model=m.Written[m.InspectionPublic])
 def draw(
-    inspection_id: InspectionId, principal: InspectionDrawer, ledger: LedgerDep, _key: IdempotencyKey = None
+    inspection_id: IdPath, principal: InspectionDrawer, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.InspectionPublic]:
     """Fix the seed once a block is mined on top of the seed block (409 SEED_UNAVAILABLE before, nothing
     sent), signed by the caller: any department or auditor may draw, so the opening auditor cannot hold back
@@ -93,7 +90,7 @@ def draw(
 
 @router.post("/{inspection_id}/presentations", response_model=m.PresentationPublic)
 def present(
-    inspection_id: InspectionId,
+    inspection_id: IdPath,
     body: m.PresentationCreate,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
@@ -111,7 +108,7 @@ def present(
 
 @router.post("/{inspection_id}/outcomes", response_model=m.Written[m.InspectionPublic])
 def record_outcome(
-    inspection_id: InspectionId,
+    inspection_id: IdPath,
     body: m.OutcomeCreate,
     auditor: InspectorPrincipal,
     ledger: LedgerDep,

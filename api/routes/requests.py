@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
     DepartmentFilter,
     DepartmentPrincipal,
-    Digits,
     ExchangeReader,
     IdempotencyKey,
     IdFilter,
+    IdPath,
     LedgerDep,
     ListPageDep,
     page_headers,
@@ -23,7 +21,6 @@ from api.routes.audit import AuditDep
 from node.audit.queries import ListFilter
 
 router = APIRouter(prefix="/requests", tags=["requests"])
-RequestId = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 
 
 @router.post("", response_model=m.Written[m.RequestPublic], status_code=201)
@@ -57,20 +54,20 @@ def list_requests(
 
 
 @router.get("/{request_id}", response_model=m.RequestPublic)
-def get_request(request_id: RequestId, principal: ExchangeReader, ledger: LedgerDep) -> m.RequestPublic:
+def get_request(request_id: IdPath, principal: ExchangeReader, ledger: LedgerDep) -> m.RequestPublic:
     return ledger.request(request_id, principal=principal)
 
 
 @router.post("/{request_id}/approve", response_model=m.Written[m.RequestPublic])
 def approve_request(
-    request_id: RequestId, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+    request_id: IdPath, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.RequestPublic]:
     return ledger.decide_request(principal=principal, request_id=request_id, reason_code=None)
 
 
 @router.post("/{request_id}/reject", response_model=m.Written[m.RequestPublic])
 def reject_request(
-    request_id: RequestId,
+    request_id: IdPath,
     body: m.RequestReject,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
@@ -81,7 +78,7 @@ def reject_request(
 
 @router.post("/{request_id}/withdraw", response_model=m.Written[m.RequestPublic])
 def withdraw_request(
-    request_id: RequestId, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+    request_id: IdPath, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
 ) -> m.Written[m.RequestPublic]:
     """The consumer withdraws its request, or the provider its approval, before the agreement is concluded."""
     return ledger.withdraw_request(principal=principal, request_id=request_id)
@@ -91,14 +88,14 @@ def withdraw_request(
 @router.get(
     "/{request_id}/terms", response_model=m.SigningPublic, openapi_extra=answers("REQUEST_STATUS_MISMATCH")
 )
-def get_terms(request_id: RequestId, principal: ExchangeReader, ledger: LedgerDep) -> m.SigningPublic:
+def get_terms(request_id: IdPath, principal: ExchangeReader, ledger: LedgerDep) -> m.SigningPublic:
     """The EIP-712 typed data both departments sign, its digest, and who has signed so far."""
     return ledger.signing(principal=principal, request_id=request_id)
 
 
 @router.post("/{request_id}/signatures", response_model=m.SignatureOutcome)
 def sign_terms(
-    request_id: RequestId,
+    request_id: IdPath,
     body: m.SignatureCreate,
     principal: DepartmentPrincipal,
     ledger: LedgerDep,
