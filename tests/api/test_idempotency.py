@@ -303,3 +303,58 @@ def test_a_pending_answer_is_never_kept_though_its_transaction_was_mined_meanwhi
     assert isinstance(retry, Claim) and retry.tx_hash == rows["pending"].tx_hash
     assert isinstance(store.claim("department:PSB", "conflict", "f"), Stored)
     engine.dispose()
+
+
+def _keys_stored(env: ApiEnv) -> set[str]:
+    from sqlalchemy import select
+
+    from api.db import make_engine, session_factory
+
+    engine = make_engine(env.settings.effective_database_url)
+    try:
+        with session_scope(session_factory(engine)) as session:
+            return set(session.scalars(select(IdempotencyRecord.key)))
+    finally:
+        engine.dispose()
+
+
+def test_a_key_of_255_printable_characters_is_taken(api_env: ApiEnv) -> None:
+    """api/README: "up to 255 printable ASCII" (256 is refused above)."""
+    key = "~" + "k" * 253 + "!"
+    assert len(key) == 255
+    first = api_env.call(
+        "POST", "/resources", "psb", json=(body := _resource_body()), headers={"Idempotency-Key": key}
+    )
+    again = api_env.call("POST", "/resources", "psb", json=body, headers={"Idempotency-Key": key})
+    assert first.status_code == again.status_code == 201, first.text
+    assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
+
+
+@pytest.mark.parametrize(
+    ("who", "path", "bodies"),
+    [
+        (
+            "psb",
+            "/receipts/lookup",
+            ({"delivery_ids": ["0x" + "01" * 32]}, {"delivery_ids": ["0x" + "02" * 32]}),
+        ),
+        ("auditor", "/audit/index", (None, None)),
+        ("psb", "/no-such-route", ({"a": 1}, {"a": 2})),
+    ],
+)
+def test_the_posts_that_record_nothing_twice_ignore_the_key_and_store_no_answer(
+    api_env: ApiEnv, who: str, path: str, bodies: tuple[Any, Any]
+) -> None:
+    """api/README (Retries): the POSTs whose operation declares no Idempotency-Key, and unknown paths, ignore
+    it: a key kept there stored every such answer for a week (a look-up of 1,000 receipts with their proofs
+    each). Sent twice with the same key and another body, each request is answered as itself, neither
+    replayed nor refused `IDEMPOTENCY_KEY_REUSED`, and no key is stored."""
+    key = f"ignored-{path.strip('/').replace('/', '-')}"
+    answers = [
+        api_env.call("POST", path, who, json=body, headers={"Idempotency-Key": key}) for body in bodies
+    ]
+    assert [a.status_code for a in answers] == [answers[0].status_code] * 2
+    assert answers[0].status_code in (200, 404), answers[0].text
+    assert all("Idempotent-Replayed" not in a.headers for a in answers)
+    assert all(a.json().get("error", {}).get("code") != "IDEMPOTENCY_KEY_REUSED" for a in answers)
+    assert key not in _keys_stored(api_env)
