@@ -18,9 +18,11 @@ import pytest
 from node.anvil import EmbeddedNode
 from tests.api.api_helpers import (
     ApiEnv,
+    agreement_between,
     api_home,
     delivery_id_for,
     grant_between,
+    in_pool,
     make_settings,
     ok,
     receipt_body,
@@ -46,11 +48,13 @@ def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactor
         yield env
 
 
-def delivered(api_env: ApiEnv, tmp_path: Path, *, anchored: bool) -> tuple[Path, dict[str, Any], str]:
+def delivered(
+    api_env: ApiEnv, tmp_path: Path, *, anchored: bool, grant: dict[str, Any] | None = None
+) -> tuple[Path, dict[str, Any], str]:
     """A payload committed, its manifest signed by PSB and written beside it, and posted as a receipt under
-    a new grant: with a second receipt (its batch closes and is anchored) or alone (it stays pending). The
-    payload, the manifest and the delivery id."""
-    grant = grant_between(api_env, "psb", "hrss")
+    ``grant`` (a new one by default): with a second receipt (its batch closes and is anchored) or alone (it
+    stays pending). The payload, the manifest and the delivery id."""
+    grant = grant or grant_between(api_env, "psb", "hrss")
     payload = tmp_path / "extract.csv"
     payload.write_bytes(TEXT)
     c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
@@ -223,3 +227,35 @@ def test_post_verify_journalEditedUnderAnAnchoredReceipt_neverMatches(
         engine.dispose()
     verdict = verify(api_env, "hrss", manifest, commitment=manifest["root"])
     assert verdict["status"] in ("NOT_RECORDED", "PENDING"), verdict
+
+
+def test_post_verify_receiptWhoseBatchTheContractRefused_NOT_RECORDED_namingTheRefusalAndItsReason(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """README: a receipt whose batch the contract refused is `NOT_RECORDED` with the finding `RECEIPT_REFUSED`
+    and the contract's reason. The grant expires between the door, which takes the receipt, and the block its
+    anchor is mined in."""
+    agreement = agreement_between(api_env, "psb", "hrss")
+    expires = api_env.setup.client.next_block_time() + 30
+    body = {"agreement_id": agreement["id"], "expires_at": expires}
+    grant = ok(api_env.call("POST", "/grants", "psb", json=body), 201)["record"]
+    rpc = api_env.setup.client.w3.provider
+    rpc.make_request("evm_setAutomine", [False])  # type: ignore[arg-type]
+    try:
+        _payload, manifest, did = delivered(api_env, tmp_path, anchored=True, grant=grant)
+        until(lambda: in_pool(api_env) or None, "the batch's anchor sent")
+        rpc.make_request("evm_setNextBlockTimestamp", [expires + 1])  # type: ignore[arg-type]
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+    finally:
+        rpc.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
+
+    def refused() -> dict[str, Any] | None:
+        found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "psb"))
+        return found if found["status"] == "refused" else None
+
+    assert "GRANT_EXPIRED" in until(refused, "the anchor refused")["error"]
+    for who in ("psb", "hrss", "auditor"):
+        verdict = verify(api_env, who, manifest, commitment=manifest["root"])
+        assert verdict["status"] == "NOT_RECORDED" and verdict["anchor"]["recorded"] is False, verdict
+        finding = verdict["findings"][-1]
+        assert finding["code"] == "RECEIPT_REFUSED" and "GRANT_EXPIRED" in finding["message"], verdict
