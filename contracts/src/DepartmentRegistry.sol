@@ -51,12 +51,8 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     /// @inheritdoc IDepartmentRegistry
     function propose(uint8 action, bytes calldata data) external onlyGovernor returns (uint256 proposalId) {
         if (action > uint8(type(GovernanceAction).max)) revert GovernanceUnknownAction(action);
-        // An admission that can never execute is refused now rather than left pending for a week.
-        if (GovernanceAction(action) == GovernanceAction.AdmitDepartment) {
-            (bytes32 code, string memory name, address signer, bytes32 encryptionKey,) =
-                abi.decode(data, (bytes32, string, address, bytes32, bool));
-            _checkAdmission(code, name, signer, encryptionKey);
-        }
+        // An action that cannot take effect now is refused now rather than left pending for a week.
+        _checkAction(GovernanceAction(action), data);
         proposalId = ++_proposalCount;
         uint64 expiresAt = uint64(block.timestamp) + PROPOSAL_TTL;
         Proposal storage p = _proposals[proposalId];
@@ -133,22 +129,64 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
         }
     }
 
+    /// @dev Reverts with the error `action` would raise if it took effect now. Run when proposed, so that an
+    /// action that cannot take effect is never left pending, and again when executed, against the state of that
+    /// moment: other proposals may have executed in between. `_execute` relies on it and checks nothing more.
+    function _checkAction(GovernanceAction action, bytes memory data) private view {
+        if (action == GovernanceAction.AdmitDepartment) {
+            (bytes32 code, string memory name, address signer, bytes32 encryptionKey,) =
+                abi.decode(data, (bytes32, string, address, bytes32, bool));
+            _checkAdmission(code, name, signer, encryptionKey);
+        } else if (action == GovernanceAction.SuspendDepartment || action == GovernanceAction.ReinstateDepartment) {
+            uint32 id = abi.decode(data, (uint32));
+            DepartmentStatus from = action == GovernanceAction.SuspendDepartment
+                ? DepartmentStatus.Active
+                : DepartmentStatus.Suspended;
+            if (_known(id).status != from) revert DepartmentStatusUnchanged(id);
+        } else if (action == GovernanceAction.RekeyDepartment) {
+            (uint32 id, address signer, bytes32 encryptionKey) = abi.decode(data, (uint32, address, bytes32));
+            Department storage d = _known(id);
+            if (signer == address(0)) revert DepartmentInvalidField("signer");
+            if (encryptionKey == bytes32(0)) revert DepartmentInvalidField("encryptionKey");
+            if (signer != d.signer && _departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(d.code, signer);
+        } else if (action == GovernanceAction.SetThreshold) {
+            _checkThreshold(abi.decode(data, (uint8)), _governorCount);
+        } else if (
+            action == GovernanceAction.SuspendAgreement || action == GovernanceAction.RevokeAgreement
+                || action == GovernanceAction.ReinstateAgreement
+        ) {
+            _checkAgreementAction(action, abi.decode(data, (uint64)));
+        } else {
+            // GrantAuditor, RevokeAuditor, AddGovernor, RemoveGovernor: a role given to an account without it
+            // (never the zero address), or taken from an account with it.
+            address account = abi.decode(data, (address));
+            bool adding = action == GovernanceAction.GrantAuditor || action == GovernanceAction.AddGovernor;
+            bytes32 role = action == GovernanceAction.GrantAuditor || action == GovernanceAction.RevokeAuditor
+                ? AUDITOR_ROLE
+                : GOVERNOR_ROLE;
+            if (hasRole(role, account) == adding || (adding && account == address(0))) {
+                revert GovernanceMembershipUnchanged(account);
+            }
+            if (action == GovernanceAction.RemoveGovernor) _checkThreshold(_threshold, _governorCount - 1);
+        }
+    }
+
+    /// @dev The effects of an action `_checkAction` let through in this same transaction.
     function _execute(GovernanceAction action, bytes memory data) private {
+        _checkAction(action, data);
         if (action == GovernanceAction.AdmitDepartment) {
             (bytes32 code, string memory name, address signer, bytes32 encryptionKey, bool contractSigner) =
                 abi.decode(data, (bytes32, string, address, bytes32, bool));
             _admit(code, name, signer, encryptionKey, contractSigner);
         } else if (action == GovernanceAction.SuspendDepartment) {
             uint32 id = abi.decode(data, (uint32));
-            Department storage d = _known(id);
-            if (d.status != DepartmentStatus.Active) revert DepartmentStatusUnchanged(id);
+            Department storage d = _departments[id];
             d.status = DepartmentStatus.Suspended;
             _revokeRole(DEPARTMENT_ROLE, d.signer);
             emit DepartmentSuspended(id);
         } else if (action == GovernanceAction.ReinstateDepartment) {
             uint32 id = abi.decode(data, (uint32));
-            Department storage d = _known(id);
-            if (d.status != DepartmentStatus.Suspended) revert DepartmentStatusUnchanged(id);
+            Department storage d = _departments[id];
             d.status = DepartmentStatus.Active;
             _grantRole(DEPARTMENT_ROLE, d.signer);
             emit DepartmentReinstated(id);
@@ -156,25 +194,17 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
             (uint32 id, address signer, bytes32 encryptionKey) = abi.decode(data, (uint32, address, bytes32));
             _rekey(id, signer, encryptionKey);
         } else if (action == GovernanceAction.GrantAuditor) {
-            address account = abi.decode(data, (address));
-            if (account == address(0) || !_grantRole(AUDITOR_ROLE, account)) {
-                revert GovernanceMembershipUnchanged(account);
-            }
+            _grantRole(AUDITOR_ROLE, abi.decode(data, (address)));
         } else if (action == GovernanceAction.RevokeAuditor) {
-            address account = abi.decode(data, (address));
-            if (!_revokeRole(AUDITOR_ROLE, account)) revert GovernanceMembershipUnchanged(account);
+            _revokeRole(AUDITOR_ROLE, abi.decode(data, (address)));
         } else if (action == GovernanceAction.AddGovernor) {
             address account = abi.decode(data, (address));
-            if (account == address(0) || !_grantRole(GOVERNOR_ROLE, account)) {
-                revert GovernanceMembershipUnchanged(account);
-            }
+            _grantRole(GOVERNOR_ROLE, account);
             ++_governorTerm[account];
             ++_governorCount;
         } else if (action == GovernanceAction.RemoveGovernor) {
-            address account = abi.decode(data, (address));
-            if (!_revokeRole(GOVERNOR_ROLE, account)) revert GovernanceMembershipUnchanged(account);
-            uint256 remaining = --_governorCount;
-            if (_threshold > remaining) revert GovernanceInvalidThreshold(_threshold, remaining);
+            _revokeRole(GOVERNOR_ROLE, abi.decode(data, (address)));
+            --_governorCount;
         } else if (action == GovernanceAction.SetThreshold) {
             _setThreshold(abi.decode(data, (uint8)));
         } else if (action == GovernanceAction.SuspendAgreement) {
@@ -191,9 +221,13 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     }
 
     function _setThreshold(uint8 threshold_) private {
-        if (threshold_ == 0 || threshold_ > _governorCount) revert GovernanceInvalidThreshold(threshold_, _governorCount);
+        _checkThreshold(threshold_, _governorCount);
         _threshold = threshold_;
         emit ThresholdChanged(threshold_);
+    }
+
+    function _checkThreshold(uint8 threshold_, uint256 governorCount_) private pure {
+        if (threshold_ == 0 || threshold_ > governorCount_) revert GovernanceInvalidThreshold(threshold_, governorCount_);
     }
 
     function _checkAdmission(bytes32 code, string memory name, address signer, bytes32 encryptionKey)
@@ -210,8 +244,6 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     function _admit(bytes32 code, string memory name, address signer, bytes32 encryptionKey, bool contractSigner)
         private
     {
-        // Checked again: another admission may have taken the code or signer since this one was proposed.
-        _checkAdmission(code, name, signer, encryptionKey);
         uint32 id = ++_departmentCount;
         _departments[id] = Department({
             signer: signer,
@@ -229,14 +261,11 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
     }
 
     function _rekey(uint32 id, address signer, bytes32 encryptionKey) private {
-        Department storage d = _known(id);
-        if (signer == address(0)) revert DepartmentInvalidField("signer");
-        if (encryptionKey == bytes32(0)) revert DepartmentInvalidField("encryptionKey");
+        Department storage d = _departments[id];
         address previous = d.signer;
         d.encryptionKey = encryptionKey;
         // The same signer rotates only the encryption key: its role and its signatures stay as they are.
         if (signer != previous) {
-            if (_departmentOf[signer] != 0) revert DepartmentAlreadyRegistered(d.code, signer);
             delete _departmentOf[previous];
             _revokeRole(DEPARTMENT_ROLE, previous);
             d.signer = signer;
@@ -267,6 +296,10 @@ abstract contract DepartmentRegistry is AccessControl, IDepartmentRegistry {
 
     // ---------------------------------------------------------------- hooks and helpers for the other modules
 
+    /// @dev Reverts unless governance may take `action` (an agreement action) on `agreementId` now.
+    function _checkAgreementAction(GovernanceAction action, uint64 agreementId) internal view virtual;
+
+    /// @dev The hooks below run after {_checkAgreementAction} let the action through.
     function _governanceSuspendAgreement(uint64 agreementId) internal virtual;
 
     function _governanceRevokeAgreement(uint64 agreementId) internal virtual;

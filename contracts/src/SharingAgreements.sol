@@ -13,6 +13,7 @@ import {
     AgreementStatus,
     Department,
     DepartmentStatus,
+    GovernanceAction,
     Grant,
     RequestStatus,
     Resource,
@@ -237,29 +238,32 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         _revoke(agreementId, a);
     }
 
-    /// @dev Governance may also take over a suspension the provider imposed, so that the provider cannot lift it.
-    function _governanceSuspendAgreement(uint64 agreementId) internal override {
+    /// @dev Governance suspends an agreement that is active, or one its provider suspended (taking the suspension
+    /// over, so that the provider cannot lift it); revokes one not yet revoked; lifts only a suspension it holds.
+    function _checkAgreementAction(GovernanceAction action, uint64 agreementId) internal view override {
         Agreement storage a = _knownAgreement(agreementId);
-        if (a.status == AgreementStatus.Active) {
-            _suspend(agreementId, a);
-        } else if (a.status == AgreementStatus.Suspended && !_heldByGovernance[agreementId]) {
-            emit AgreementSuspended(agreementId, msg.sender);
-        } else {
-            revert AgreementStatusMismatch(agreementId, a.status);
-        }
+        bool held = _heldByGovernance[agreementId];
+        bool allowed = action == GovernanceAction.ReinstateAgreement
+            ? held
+            : a.status == AgreementStatus.Active
+                || (a.status == AgreementStatus.Suspended && (action == GovernanceAction.RevokeAgreement || !held));
+        if (!allowed) revert AgreementStatusMismatch(agreementId, a.status);
+    }
+
+    function _governanceSuspendAgreement(uint64 agreementId) internal override {
+        _agreements[agreementId].status = AgreementStatus.Suspended;
         _heldByGovernance[agreementId] = true;
+        emit AgreementSuspended(agreementId, msg.sender);
     }
 
     function _governanceRevokeAgreement(uint64 agreementId) internal override {
-        _revoke(agreementId, _knownAgreement(agreementId));
+        _revoke(agreementId, _agreements[agreementId]);
     }
 
     function _governanceReinstateAgreement(uint64 agreementId) internal override {
-        Agreement storage a = _knownAgreement(agreementId);
         // A revoked agreement is never held: revocation ends any suspension.
-        if (!_heldByGovernance[agreementId]) revert AgreementStatusMismatch(agreementId, a.status);
         delete _heldByGovernance[agreementId];
-        a.status = AgreementStatus.Active;
+        _agreements[agreementId].status = AgreementStatus.Active;
         emit AgreementReinstated(agreementId, msg.sender);
     }
 

@@ -285,11 +285,18 @@ SCENARIOS: dict[str, Scenario] = {
             "encryption_key": b32(),
         },
     ),
-    "DEPARTMENT_STATUS_UNCHANGED": lambda env: govern(
-        env, {"action": "reinstate_department", "department_id": env.departments["PSB"]}
+    # Refused when proposed, as is every proposal whose action cannot take effect now.
+    "DEPARTMENT_STATUS_UNCHANGED": lambda env: env.call(
+        "POST",
+        "/governance/proposals",
+        "governor-1",
+        json={"action": "reinstate_department", "department_id": env.departments["PSB"]},
     ),
-    "MEMBERSHIP_UNCHANGED": lambda env: govern(
-        env, {"action": "grant_auditor", "account": env.setup.report.auditor}
+    "MEMBERSHIP_UNCHANGED": lambda env: env.call(
+        "POST",
+        "/governance/proposals",
+        "governor-1",
+        json={"action": "grant_auditor", "account": env.setup.report.auditor},
     ),
     "PROPOSAL_EXECUTED": lambda env: env.call("POST", "/governance/proposals/1/approve", "governor-2"),
     "ALREADY_APPROVED": lambda env: env.call(
@@ -488,6 +495,37 @@ def test_admitting_a_registered_code_reads_as_a_sentence(api_env: ApiEnv) -> Non
     assert (response.status_code, error["code"]) == (409, "DEPARTMENT_ALREADY_REGISTERED"), response.text
     assert error["message"] == f"a department with code PSB or signing address {signer} is already registered"
     assert "0x5053" not in response.text and "DepartmentAlreadyRegistered(" not in response.text
+
+
+def test_a_proposal_that_cannot_take_effect_is_refused_and_nothing_is_sent(api_env: ApiEnv) -> None:
+    """Each kind of proposal the API takes, naming a department, account or agreement already in the state its
+    action would bring about, is answered with the ledger's code when proposed: no transaction is sent, no
+    proposal is created, none is left for a week that no approval could carry out."""
+    env = api_env
+    active = agreement_between(env, "hrss", "psb")["id"]
+    revoked = agreement_between(env, "hrss", "psb")["id"]
+    ok(env.call("POST", f"/agreements/{revoked}/revoke", "hrss"))
+    cases = [
+        ({"action": "reinstate_department", "department_id": env.departments["PSB"]},
+         "DEPARTMENT_STATUS_UNCHANGED", f"department {env.departments['PSB']} already has that status"),
+        ({"action": "grant_auditor", "account": env.setup.report.auditor}, "MEMBERSHIP_UNCHANGED",
+         "already holds the role the proposal would give"),
+        ({"action": "revoke_auditor", "account": Account.create().address}, "MEMBERSHIP_UNCHANGED",
+         "does not hold the one it would take away"),
+        ({"action": "reinstate_agreement", "agreement_id": active}, "AGREEMENT_NOT_ACTIVE",
+         f"agreement {active} is active"),
+        ({"action": "revoke_agreement", "agreement_id": revoked}, "AGREEMENT_NOT_ACTIVE",
+         f"agreement {revoked} is revoked"),
+        ({"action": "suspend_agreement", "agreement_id": revoked}, "AGREEMENT_NOT_ACTIVE",
+         f"agreement {revoked} is revoked"),
+    ]  # fmt: skip
+    sent, proposals = _sent(env), env.setup.client.call("proposalCount")
+    for body, code, message in cases:
+        response = env.call("POST", "/governance/proposals", "governor-1", json=body)
+        error = response.json()["error"]
+        assert (response.status_code, error["code"]) == (409, code), (body, response.text)
+        assert message in error["message"], (body, error["message"])
+    assert (_sent(env), env.setup.client.call("proposalCount")) == (sent, proposals)
 
 
 def test_a_view_revert_other_than_not_found_speaks_of_a_read() -> None:

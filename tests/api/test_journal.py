@@ -833,14 +833,25 @@ class _Waves:
 
 
 def _suspension(env: JournalEnv, department: int) -> list[dict[str, Any]]:
-    """A governor's approvals that suspend and reinstate ``department`` (proposals made through the service,
-    approvals to send past it: the journal does not know them)."""
+    """A governor's approvals that suspend and reinstate active ``department`` (proposals made through the
+    service, approvals to send past it: the journal does not know them)."""
     client, governor = env.setup.client, env.setup.keystore.unlock("governor-2")
-    proposals = [
-        ok(env.call("POST", "/governance/proposals", "governor-1",
-                    json={"action": action, "department_id": department}), 201)["record"]["id"]
-        for action in ("suspend_department", "reinstate_department")
-    ]  # fmt: skip
+
+    def propose(action: str) -> int:
+        body = {"action": action, "department_id": department}
+        return int(
+            ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]["id"]
+        )
+
+    def carry(action: str) -> None:
+        ok(env.call("POST", f"/governance/proposals/{propose(action)}/approve", "governor-2"))
+
+    # A reinstatement is proposed only while the department is suspended: it is suspended and reinstated
+    # through the service around that proposal.
+    carry("suspend_department")
+    reinstatement = propose("reinstate_department")
+    carry("reinstate_department")
+    proposals = [propose("suspend_department"), reinstatement]
     # Gas given, not estimated: the reinstatement is estimated to revert while the department is active.
     return [client.build(str(governor.address), "approve", pid, gas=500_000) for pid in proposals]
 

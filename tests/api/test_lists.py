@@ -380,7 +380,7 @@ def statuses(api_env: ApiEnv) -> dict[str, Any]:
 
     executed = propose({"action": "grant_auditor", "account": Account.create().address})
     ok(api_env.call("POST", f"/governance/proposals/{executed['id']}/approve", "governor-2"))
-    cancelled = propose({"action": "revoke_auditor", "account": Account.create().address})
+    cancelled = propose({"action": "revoke_auditor", "account": api_env.setup.report.auditor})
     ok(api_env.call("POST", f"/governance/proposals/{cancelled['id']}/cancel", "governor-1"))
     propose({"action": "suspend_department", "department_id": api_env.departments["SAMR"]})
     propose({"action": "revoke_agreement", "agreement_id": agreement["id"]})

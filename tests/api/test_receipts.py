@@ -38,6 +38,7 @@ from tests.api.api_helpers import (
     b32,
     delivery_between,
     delivery_id_for,
+    govern,
     grant_between,
     in_pool,
     journal_receipts,
@@ -976,13 +977,20 @@ def test_anchorer_refusalFailsHalfWay_settledAtTheNextRound(api_env: ApiEnv, tmp
 
 
 def _suspension_proposals(api_env: ApiEnv, department: int) -> tuple[int, int]:
-    """Proposals to suspend and to reinstate ``department``, each executed by one more approval."""
-    suspend, reinstate = (
-        ok(api_env.call("POST", "/governance/proposals", "governor-1",
-                        json={"action": action, "department_id": department}), 201)["record"]["id"]
-        for action in ("suspend_department", "reinstate_department")
-    )  # fmt: skip
-    return int(suspend), int(reinstate)
+    """Proposals to suspend and to reinstate active ``department``, each executed by one more approval."""
+
+    def propose(action: str) -> int:
+        body = {"action": action, "department_id": department}
+        return int(
+            ok(api_env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]["id"]
+        )
+
+    # A reinstatement is proposed only while the department is suspended: it is suspended and reinstated
+    # around that proposal.
+    ok(govern(api_env, {"action": "suspend_department", "department_id": department}))
+    reinstate = propose("reinstate_department")
+    ok(govern(api_env, {"action": "reinstate_department", "department_id": department}))
+    return propose("suspend_department"), reinstate
 
 
 def test_anchorer_batchRefused_laterBatchesInFlight_reanchoredOnceInJournalOrder(

@@ -264,7 +264,7 @@ def test_proposals_and_departments_read_from_the_index_are_what_the_ledger_views
     governed(GovernanceAction.ADD_GOVERNOR, ["address"], [g1.address], by=(g2, g3))
     as_the_ledger_says()  # back, in a new term: the old approval still does not count
     client.transact(g1, "approve", waiting)
-    cancelled = propose(g3, GovernanceAction.REVOKE_AUDITOR, ["address"], [g3.address])
+    cancelled = propose(g3, GovernanceAction.GRANT_AUDITOR, ["address"], [g3.address])
     client.transact(g3, "cancel", cancelled)
     as_the_ledger_says()
     assert Proposal.read(client, waiting).approvals == 1

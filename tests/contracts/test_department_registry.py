@@ -12,7 +12,7 @@ from web3 import Web3
 
 from node.chain import LedgerRevertError
 from node.endpoint import NodeEndpoint
-from node.types import DepartmentStatus, GovernanceAction, encode_code
+from node.types import AgreementStatus, DepartmentStatus, GovernanceAction, encode_code
 from tests.contracts.conftest import Consortium, admission, deploy, names, reverts
 
 AUDITOR_ROLE = Web3.keccak(text="dxl.role.auditor")
@@ -230,16 +230,16 @@ def test_governors_addRemoveAndThreshold(ledger: Consortium) -> None:
     assert not ledger.call("hasRole", GOVERNOR_ROLE, newcomer.address)
 
 
-def test_removeGovernor_belowThreshold_reverts(ledger: Consortium) -> None:
+def test_removeGovernor_thresholdRaisedSinceProposed_revertsOnExecution(ledger: Consortium) -> None:
+    """A removal proposed while it could take effect is checked again when executed: the threshold was raised
+    to every governor since, and the removal would leave fewer governors than approvals needed."""
+    g0, g1, g2 = ledger.governors
+    removal = _pending(ledger, g0, GovernanceAction.REMOVE_GOVERNOR, address(g2.address))
     ledger.govern(GovernanceAction.SET_THRESHOLD, uint(3))
-    # Needs 3 approvals now: propose + two approvals.
-    proposed = ledger.send(
-        ledger.governors[0], "propose", GovernanceAction.REMOVE_GOVERNOR, address(ledger.governors[2].address)
-    )
-    proposal_id = proposed.event("ProposalCreated").args["proposalId"]
-    ledger.send(ledger.governors[1], "approve", proposal_id)
+    ledger.send(g1, "approve", removal)
     with reverts("GovernanceInvalidThreshold", threshold=3, governorCount=2):
-        ledger.send(ledger.governors[2], "approve", proposal_id)
+        ledger.send(g2, "approve", removal)
+    assert ledger.call("governorCount") == 3 and ledger.call("proposal", removal)[3] is False
 
 
 @pytest.mark.parametrize("fn", ["grantRole", "revokeRole", "renounceRole"])
@@ -463,3 +463,86 @@ def test_approve_reAddedGovernorsOldApproval_doesNotCount(ledger: Consortium) ->
     second = ledger.send(g0, "approve", pid)
     assert second.event("ProposalApproved").args["approvals"] == 2
     assert names(second)[-1] == "DepartmentSuspended"
+
+
+def _no_effect_proposals(ledger: Consortium) -> list[tuple[GovernanceAction, bytes, str, dict[str, Any]]]:
+    """Proposals whose action cannot take effect in the ledger's present state, each with the error its
+    execution would raise. ``ledger`` is first given every kind of such target: CIVIL suspended, an agreement
+    active, one its provider suspended, one governance suspended, one revoked (threshold 2 of 3)."""
+    g1 = ledger.governors[1]
+    psb, hrss, civil = (ledger.depts[c] for c in ("PSB", "HRSS", "CIVIL"))
+    ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id))
+    active, paused, held, revoked = (ledger.agreement(psb, hrss) for _ in range(4))
+    ledger.send(psb, "suspendAgreement", paused)
+    ledger.govern(GovernanceAction.SUSPEND_AGREEMENT, uint(held))
+    ledger.send(psb, "revokeAgreement", revoked)
+    rekey, key, zero = ["uint32", "address", "bytes32"], b"\x01" * 32, "0x" + "00" * 20
+    outsider = Account.create().address
+    status, unchanged, threshold = (
+        "DepartmentStatusUnchanged",
+        "GovernanceMembershipUnchanged",
+        "GovernanceInvalidThreshold",
+    )
+    mismatch = "AgreementStatusMismatch"
+    return [
+        (GovernanceAction.REINSTATE_DEPARTMENT, uint(psb.id), status, {"departmentId": psb.id}),
+        (GovernanceAction.SUSPEND_DEPARTMENT, uint(civil.id), status, {"departmentId": civil.id}),
+        (GovernanceAction.SUSPEND_DEPARTMENT, uint(77), "DepartmentUnknown", {"departmentId": 77}),
+        (GovernanceAction.REINSTATE_DEPARTMENT, uint(77), "DepartmentUnknown", {"departmentId": 77}),
+        (GovernanceAction.REKEY_DEPARTMENT, abi_encode(rekey, [77, outsider, key]), "DepartmentUnknown",
+         {"departmentId": 77}),
+        (GovernanceAction.REKEY_DEPARTMENT, abi_encode(rekey, [psb.id, zero, key]), "DepartmentInvalidField",
+         {"field": "signer"}),
+        (GovernanceAction.REKEY_DEPARTMENT, abi_encode(rekey, [psb.id, outsider, bytes(32)]),
+         "DepartmentInvalidField", {"field": "encryptionKey"}),
+        (GovernanceAction.REKEY_DEPARTMENT, abi_encode(rekey, [psb.id, hrss.account.address, key]),
+         "DepartmentAlreadyRegistered", {"code": encode_code("PSB"), "signer": hrss.account.address}),
+        (GovernanceAction.GRANT_AUDITOR, address(zero), unchanged, {"account": zero}),
+        (GovernanceAction.REVOKE_AUDITOR, address(outsider), unchanged, {"account": outsider}),
+        (GovernanceAction.ADD_GOVERNOR, address(g1.address), unchanged, {"account": g1.address}),
+        (GovernanceAction.ADD_GOVERNOR, address(zero), unchanged, {"account": zero}),
+        (GovernanceAction.REMOVE_GOVERNOR, address(outsider), unchanged, {"account": outsider}),
+        (GovernanceAction.SET_THRESHOLD, uint(0), threshold, {"threshold": 0, "governorCount": 3}),
+        (GovernanceAction.SET_THRESHOLD, uint(4), threshold, {"threshold": 4, "governorCount": 3}),
+        (GovernanceAction.SUSPEND_AGREEMENT, uint(99), "AgreementUnknown", {"agreementId": 99}),
+        (GovernanceAction.SUSPEND_AGREEMENT, uint(held), mismatch,
+         {"agreementId": held, "status": AgreementStatus.SUSPENDED}),
+        (GovernanceAction.SUSPEND_AGREEMENT, uint(revoked), mismatch,
+         {"agreementId": revoked, "status": AgreementStatus.REVOKED}),
+        (GovernanceAction.REVOKE_AGREEMENT, uint(revoked), mismatch,
+         {"agreementId": revoked, "status": AgreementStatus.REVOKED}),
+        (GovernanceAction.REINSTATE_AGREEMENT, uint(active), mismatch,
+         {"agreementId": active, "status": AgreementStatus.ACTIVE}),
+        (GovernanceAction.REINSTATE_AGREEMENT, uint(paused), mismatch,
+         {"agreementId": paused, "status": AgreementStatus.SUSPENDED}),
+        (GovernanceAction.REINSTATE_AGREEMENT, uint(revoked), mismatch,
+         {"agreementId": revoked, "status": AgreementStatus.REVOKED}),
+    ]  # fmt: skip
+
+
+def test_propose_actionThatCannotTakeEffectNow_reverts(ledger: Consortium) -> None:
+    """Every kind of proposal is refused when proposed, with the error its execution would raise, if its
+    action cannot take effect in the ledger's present state (reinstating an active department, suspending a
+    suspended one, adding a governor who is one, a threshold out of range, revoking a revoked agreement, ...):
+    none is left pending for a week to fail. No proposal is created."""
+    cases = _no_effect_proposals(ledger)
+    before = ledger.call("proposalCount")
+    assert {action for action, *_ in cases} == set(GovernanceAction) - {GovernanceAction.ADMIT_DEPARTMENT}
+    for action, data, error, args in cases:
+        with reverts(error, **args):
+            ledger.send(ledger.governors[0], "propose", action, data)
+    assert ledger.call("proposalCount") == before
+
+
+def test_propose_removalBelowThreshold_reverts(ledger: Consortium) -> None:
+    """Removing a governor when every remaining one would be needed and more is refused when proposed."""
+    ledger.govern(GovernanceAction.SET_THRESHOLD, uint(3))
+    before = ledger.call("proposalCount")
+    with reverts("GovernanceInvalidThreshold", threshold=3, governorCount=2):
+        ledger.send(
+            ledger.governors[0],
+            "propose",
+            GovernanceAction.REMOVE_GOVERNOR,
+            address(ledger.governors[2].address),
+        )
+    assert ledger.call("proposalCount") == before

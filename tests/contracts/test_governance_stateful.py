@@ -6,7 +6,9 @@ signers, an outsider), with the chain's clock moving three days at a time past p
 A Python model of the registry predicts each step's outcome — the declared custom error and its arguments, or
 the events in order — and the contract must agree; after every step the views must tell the model's story:
 who holds the governor, auditor and department roles (a suspended department's signer holds none), each
-department's signer, status and key epoch, the threshold, and each proposal's standing approvals. The contract
+department's signer, status and key epoch, the threshold, and each proposal's standing approvals. A proposal
+is refused with the error its execution would raise when its action cannot take effect at the time it is
+proposed; one that could is still checked again when executed, as the state may have changed. The contract
 has no removal of a department: suspension is how one leaves, and its code and signer stay taken.
 One deployment serves every example: each starts from a node snapshot of it (the node's clock with it).
 """
@@ -334,8 +336,8 @@ class GovernanceRules(RuleBasedStateMachine):
                 raise Refused("GovernanceUnauthorized", account=sender.address)
             if action == UNKNOWN_ACTION:
                 raise Refused("GovernanceUnknownAction", action=action)
-            if action == GovernanceAction.ADMIT_DEPARTMENT:  # an admission that could never execute
-                m.check_admission(*args)
+            # An action that cannot take effect now is refused with the error its execution would raise.
+            copy.deepcopy(m).execute(Proposal(action, args, sender.address, m.step, 0))
         except Refused as refused:
             outcome: Outcome = refused.outcome
         else:

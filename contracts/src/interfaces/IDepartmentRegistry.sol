@@ -105,8 +105,13 @@ interface IDepartmentRegistry {
     /// @notice Proposes a governance action and counts the caller's approval; executes at once if the
     /// threshold is 1.
     /// @dev Requirements: caller is a governor; `action` is a {GovernanceAction} (else {GovernanceUnknownAction});
-    /// an admission's arguments are complete and its code and signer are free now (else
-    /// {DepartmentInvalidField} / {DepartmentAlreadyRegistered}); other actions' `data` is checked on execution.
+    /// the action could take effect now, else the error its execution would raise: an admission's arguments are
+    /// complete and its code and signer free ({DepartmentInvalidField}, {DepartmentAlreadyRegistered}); the
+    /// department or agreement exists ({DepartmentUnknown}, {AgreementUnknown}) and is in a status the action
+    /// changes ({DepartmentStatusUnchanged}, {AgreementStatusMismatch}); a re-key's signer and key are set and
+    /// the signer free; the account lacks the role it is given or holds the one it loses
+    /// ({GovernanceMembershipUnchanged}); the threshold, or the one a removal leaves, is 1 to the number of
+    /// governors ({GovernanceInvalidThreshold}). Execution checks the same again against its own moment.
     /// Emits {ProposalCreated}, {ProposalApproved} and, on reaching the threshold, {ProposalExecuted}.
     /// @param action What to do, a {GovernanceAction} value (taken as a number so that an unknown one is refused
     /// with {GovernanceUnknownAction} instead of an empty revert).
