@@ -318,7 +318,8 @@ def scorecard(
     try:
         end = _time(period_to, "to")  # a given end of 0 (1970-01-01) stays 0: an empty period, refused
         subject = _dept(ctx, department)
-        if principal.role is not Role.AUDITOR and subject not in (None, _dept(ctx, principal.department)):
+        reader = None if principal.role is Role.AUDITOR else _dept(ctx, principal.department)
+        if reader is not None and subject not in (None, reader):
             raise ApiError("FORBIDDEN", f"{principal.key} may read its own and the consortium's scorecard")
         # An open period is evaluated on the chain's clock, not this machine's: a node whose clock runs ahead
         # (a fact's block time later than time.time()) would otherwise have its newest facts left out. The
@@ -341,6 +342,7 @@ def scorecard(
             else deadline_days,
             practice=practice,
             at_block=block,
+            reader=reader,
         )
     except DxlError as exc:
         raise _translate(exc) from None

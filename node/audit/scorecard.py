@@ -231,11 +231,17 @@ def compute_scorecard(
     holidays: frozenset[date] = frozenset(),
     practice: PracticeFacts | None = None,
     at_block: int | None = None,
+    reader: int | None = None,
 ) -> dict[str, Any]:
     """The scorecard of ``department`` (None: the whole consortium) over ``[period_from, period_to)``,
     evaluated at ``min(period_to - 1, now)``. See the module docstring for every definition. ``at_block`` is
     the last block ``facts`` hold (:func:`load_facts` ``through_block``) and ``now`` its time: ``practice``,
     read from the chain at a later head, is cut back to it (:meth:`PracticeFacts.known_at`).
+
+    ``reader``: the department reading the consortium's card (None: an auditor, who reads everything). Its
+    counts stay the consortium's; what the card lists record by record (overdue requests, shared resources,
+    sampled deliveries overdue) and by department (demand satisfaction) is narrowed to the reader's own
+    exchanges, which are all another department's card would show it of them.
 
     Raises:
         InvalidQueryError: an empty period or a negative deadline.
@@ -254,6 +260,11 @@ def compute_scorecard(
     def in_period(t: int) -> bool:
         return period_from <= t < period_to
 
+    def shown(*parties: int | None) -> bool:
+        """Whether the card lists a record of these parties by id: every record to an auditor and on a
+        department's own card, to a department reading the consortium's only records it is party to."""
+        return department is not None or reader is None or reader in parties
+
     resources = [r for r in facts.resources if mine(r.owner) and r.registered_at < period_to]
     share_type = {r.resource_id: r.share_type_at(as_of) for r in resources}
     by_type = Counter(
@@ -266,6 +277,10 @@ def compute_scorecard(
         if a.concluded_at < period_to and (a.revoked_at is None or a.revoked_at >= period_from)
     }
     shared = [r for r in resources if r.resource_id in delivered or r.resource_id in agreed]
+    # The resources the reader consumes: shared with it, so listed to it on the consortium's card.
+    consumed = {d.resource_id for d in facts.deliveries if d.consumer == reader} | {
+        a.resource_id for a in facts.agreements if a.consumer == reader
+    }
     shared_by_type = Counter(
         SHARE_TYPES.get(share_type[r.resource_id], str(share_type[r.resource_id])) for r in shared
     )
@@ -307,12 +322,12 @@ def compute_scorecard(
     rejected = [q for q in decided_by_as_of if outcome(q) == "rejected"]
     withdrawn_undecided = {q.request_id for q in received if withdrawn(q) is not None}
     pending = [q for q in received if decided(q) is None and q.request_id not in withdrawn_undecided]
-    overdue = []
+    overdue: list[RequestFact] = []
     for q in received:
         deadline = add_working_days(q.requested_at, deadline_days, holidays)
         # The provider's clock stops at a decision or at the request's withdrawal.
         if answered_late(deadline, decided(q) or withdrawn(q), as_of):
-            overdue.append(q.request_id)
+            overdue.append(q)
     response_times = [q.decided_at - q.requested_at for q in decided_by_as_of if manual(q) and q.decided_at]
     per_consumer: dict[int, dict[str, Any]] = {}
     approved_set = set(approved)  # membership below, once per request: a list would make it quadratic
@@ -355,7 +370,9 @@ def compute_scorecard(
             "shared": len(shared),
             "total": len(resources),
             "rate": _rate(len(shared), len(resources)),
-            "resource_ids": sorted(r.resource_id for r in shared),
+            "resource_ids": sorted(
+                r.resource_id for r in shared if shown(r.owner) or r.resource_id in consumed
+            ),
             "by_share_type": {
                 kind: {
                     "shared": shared_by_type[kind],
@@ -373,14 +390,14 @@ def compute_scorecard(
             "pending": len(pending),
             "withdrawn": len(withdrawn_undecided),
             "overdue": len(overdue),
-            "overdue_request_ids": sorted(overdue),
+            "overdue_request_ids": sorted(q.request_id for q in overdue if shown(q.provider, q.consumer)),
         },
         "response_time_seconds": {
             "decisions": len(response_times),
             "median": _median(response_times),
             "p90": _p90(response_times),
         },
-        "demand_satisfaction": {str(k): v for k, v in sorted(per_consumer.items())},
+        "demand_satisfaction": {str(k): v for k, v in sorted(per_consumer.items()) if shown(k)},
         "deliveries": {
             "sent": len(sent),
             "received": len(received_deliveries),
@@ -408,6 +425,7 @@ def compute_scorecard(
             period_to=period_to,
             as_of=as_of,
             now=as_of,
+            reader=reader,
         ),
     }
 
@@ -441,9 +459,12 @@ def practice_indicators(
     period_to: int,
     as_of: int,
     now: int,
+    reader: int | None = None,
 ) -> dict[str, Any]:
     """The demand, evaluation and inspection indicators of the module docstring, from facts up to ``as_of``;
-    a due date is passed by ``min(as_of, now)`` (an open period's end lies ahead of the chain's clock)."""
+    a due date is passed by ``min(as_of, now)`` (an open period's end lies ahead of the chain's clock).
+    ``reader`` as for :func:`compute_scorecard`: a department reading the consortium's card is listed the
+    sampled deliveries it provided (as it reads an inspection's sample); demands are read by every member."""
 
     def in_period(t: int) -> bool:
         return period_from <= t < period_to
@@ -504,7 +525,7 @@ def practice_indicators(
     # A sample is known from its draw on: one drawn after a closed period's end (its seed block may lie
     # inside the period) adds nothing to that period's card.
     unrecorded = sorted(
-        (s.inspection_id, "0x" + s.delivery_id.hex()) for s in practice.sampled
+        (s.inspection_id, "0x" + s.delivery_id.hex(), s.provider) for s in practice.sampled
         if department in (None, s.provider) and in_period(s.present_by) and s.present_by < clock
         and (s.drawn_at is None or (s.drawn_at <= as_of and s.drawn_at < period_to))
         and (s.inspection_id, s.delivery_id) not in recorded
@@ -553,7 +574,11 @@ def practice_indicators(
             "pass_rate": _rate(by_outcome[InspectionOutcome.PASSED], len(outcomes)),
             "expired": len(expired),
             "overdue": len(unrecorded),
-            "overdue_deliveries": [{"inspection_id": i, "delivery_id": d} for i, d in unrecorded],
+            "overdue_deliveries": [
+                {"inspection_id": i, "delivery_id": d}
+                for i, d, provider in unrecorded
+                if department is not None or reader in (None, provider)
+            ],
         },
     }
 

@@ -19,6 +19,7 @@ from tests.api.api_helpers import (
     catalog_document,
     delivery_between,
     ok,
+    pass_time,
     period,
     register,
     request_access,
@@ -449,6 +450,34 @@ def test_scorecards_are_read_by_auditors_and_their_own_department(
         assert response.json()["error"]["code"] == "FORBIDDEN"
     if status == 200 and department is not None:
         assert response.json() == ok(api_env.call("GET", "/audit/scorecard", "auditor", params=params))
+
+
+def test_the_consortiums_scorecard_lists_a_department_only_records_of_its_own_exchanges(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
+    """The consortium's card is aggregates over every department, naming none (api/README.md, note 3). Read
+    by a department, it also listed the records behind them: the requests other departments answered late
+    (whose ids GET /requests/{id} answers to it as ids that do not exist), the resources other departments
+    share with each other, and each department's requests made and approved. Its counts stay the
+    consortium's; the ids and the figures by department are the reader's own."""
+    late = request_access(api_env, "psb", register(api_env, "samr"))  # pending: late for a deadline of 0 days
+    pass_time(api_env, 2)
+    head = datetime.fromtimestamp(api_env.setup.client.head_time() + 1, UTC).isoformat()
+    query = {"deadline_days": 0, "from": "2000-01-01T00:00:00+00:00", "to": head}
+    whole = ok(api_env.call("GET", "/audit/scorecard", "auditor", params=query))
+    read = ok(api_env.call("GET", "/audit/scorecard", "civil", params=query))
+    hidden = api_env.call("GET", f"/requests/{late['id']}", "civil")
+    assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "REQUEST_NOT_FOUND")
+    assert late["id"] in whole["requests"]["overdue_request_ids"]
+    assert late["id"] not in read["requests"]["overdue_request_ids"]
+    listed = read["requests"]["overdue_request_ids"]
+    assert read["requests"] == {**whole["requests"], "overdue_request_ids": listed}
+    shared = exchange["agreement"]["resource_id"]  # HRSS's, shared with PSB
+    assert shared in whole["catalog_shared"]["resource_ids"]
+    assert shared not in read["catalog_shared"]["resource_ids"]
+    assert read["catalog_shared"]["shared"] == whole["catalog_shared"]["shared"]
+    psb, civil = str(api_env.departments["PSB"]), str(api_env.departments["CIVIL"])
+    assert psb in whole["demand_satisfaction"] and set(read["demand_satisfaction"]) <= {civil}
 
 
 # --- governance proposals -----------------------------------------------------------------------------------
