@@ -411,3 +411,22 @@ def test_a_node_that_never_answers_is_given_up_on_after_dxl_rpc_timeout(
     assert waited < 5.0, f"dxl verify waited {waited:.1f} s"
     assert code == 2, err
     assert f"node at {url} did not answer" in err and "no answer within 1 s" in err, err
+
+
+def test_verify_with_no_ledger_known_says_the_chain_was_not_checked(
+    payload: Path, tmp_path: Path, keystore: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: with no --rpc/--contract and no deployment record in DXL_HOME (here a mistyped one), the check
+    is the payload against its manifest alone: a match exits 0, and the output says the chain was not
+    checked and the signer held to no department's, in words and in --json."""
+    monkeypatch.chdir(tmp_path)  # no .env naming another DXL_HOME
+    monkeypatch.setenv("DXL_HOME", str(tmp_path / "no-such-home"))
+    ks, pw = keystore
+    assert dxl("commit", payload, "--keystore", ks, "--password-file", pw)[0] == 0
+    code, out, _ = dxl("verify", payload)
+    assert code == 0 and out.startswith("MATCH"), out
+    assert "chain    NOT CHECKED (no --rpc/--contract and no deployment record" in out, out
+    assert "not checked against --signer" in out, out
+    code, out, _ = dxl("verify", payload, "--json")
+    verdict = json.loads(out)
+    assert (code, verdict["status"], verdict["anchor"], verdict["node"]) == (0, "MATCH", None, None)
