@@ -192,6 +192,36 @@ def _is_alive(pid: int) -> bool:
     return "\nState:\tZ" not in state
 
 
+def stop_process(
+    pid: int, proc: subprocess.Popen[bytes] | None, *, timeout: float, kill: bool = False
+) -> None:
+    """Stop process ``pid`` (``proc``: the handle of this process's child of that pid, if it is one): SIGTERM
+    (a node writes its state), or SIGKILL at once with ``kill``; SIGKILL after ``timeout`` seconds if it is
+    still there. Returns once it is gone, or 10 s after the SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    if not _wait_gone(pid, proc, timeout):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, proc, 10.0)
+
+
+def _wait_gone(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> bool:
+    """Whether ``pid`` is gone within ``timeout`` seconds: reaped, when ``proc`` is its handle (a child is a
+    zombie until then), else no longer running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.pid == pid:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=0.05)
+                return True
+        elif not _is_alive(pid):
+            return True
+        else:
+            time.sleep(0.05)
+    return False
+
+
 def _cmdline(pid: int) -> list[str]:
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
@@ -371,12 +401,7 @@ class EmbeddedNode:
         keeper = self._keeper
         pid = keeper.pid if keeper is not None and keeper.poll() is None else self._keeper_pid()
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if not self._wait_gone(pid, timeout, self._keeper):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                self._wait_gone(pid, 10.0, self._keeper)
+            stop_process(pid, self._keeper, timeout=timeout)
         if self._keeper is not None:
             self._keeper.wait()
             self._keeper = None
@@ -416,32 +441,13 @@ class EmbeddedNode:
         if pid is not None:
             # The keeper, anvil's only miner, is stopped: nothing is mined while anvil saves at SIGTERM, which
             # is no snapshot either (see node.statekeeper).
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
-            if not self._wait_gone(pid, timeout, self._proc):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                self._wait_gone(pid, 10.0, self._proc)
+            stop_process(pid, self._proc, timeout=timeout)
             stopped = True
         if self._proc is not None:
             self._proc.wait()
             self._proc = None
         self.pid_file.unlink(missing_ok=True)
         return stopped
-
-    @staticmethod
-    def _wait_gone(pid: int, timeout: float, proc: subprocess.Popen[bytes] | None) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc is not None and proc.pid == pid:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.05)
-                    return True
-            elif not _is_alive(pid):
-                return True
-            else:
-                time.sleep(0.05)
-        return False
 
     def rss_bytes(self) -> int:
         """Resident memory of the running anvil.

@@ -30,14 +30,13 @@ import json
 import os
 import random
 import secrets
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from node.anvil import HOST, _cmdline, _is_alive, _terminate_with_parent, free_port
+from node.anvil import HOST, _cmdline, _is_alive, _terminate_with_parent, free_port, stop_process
 from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
 from node.errors import ConfigurationError, NodeError, ToolchainError
 from node.paths import PROJECT_ROOT, dxl_home
@@ -582,30 +581,11 @@ class LocalNetwork:
         proc = self._procs.pop(index, None)
         pid = proc.pid if proc is not None and proc.poll() is None else self.pid(index)
         if pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
-            if not self._wait_gone(pid, proc, timeout):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                self._wait_gone(pid, proc, 10.0)
+            stop_process(pid, proc, timeout=timeout, kill=kill)
         if proc is not None:
             proc.wait()
         self._pid_file(index).unlink(missing_ok=True)
         return pid is not None
-
-    @staticmethod
-    def _wait_gone(pid: int, proc: subprocess.Popen[bytes] | None, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    proc.wait(timeout=0.05)
-                    return True
-            elif not _is_alive(pid):
-                return True
-            else:
-                time.sleep(0.05)
-        return False
 
     def down(self) -> int:
         """Stop every member; returns how many were running. The chain stays on disk for the next ``up``."""

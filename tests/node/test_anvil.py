@@ -25,6 +25,7 @@ from node.anvil import (
     NodeSettings,
     anvil_binary,
     free_port,
+    stop_process,
 )
 from node.chain import LedgerClient
 from node.compiler import Build
@@ -306,3 +307,43 @@ def test_node_dies_with_its_parent(tmp_path: Path) -> None:
     while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not Path(f"/proc/{pid}").exists()
+
+
+#: A process that ignores SIGTERM (a node stuck saving its state), ready once it printed a line.
+_DEAF_TO_SIGTERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ready', flush=True); time.sleep(60)"
+)
+
+
+def _deaf_process() -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen([sys.executable, "-c", _DEAF_TO_SIGTERM], stdout=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+    return proc
+
+
+def test_stopProcess_sigtermIgnored_killedAfterTheTimeout() -> None:
+    """The embedded node, its state keeper and a network member are stopped alike: SIGTERM, and SIGKILL once
+    ``timeout`` passed with the process still there."""
+    proc = _deaf_process()
+    started = time.monotonic()
+    stop_process(proc.pid, proc, timeout=0.5)
+    assert proc.returncode == -signal.SIGKILL
+    assert 0.5 <= time.monotonic() - started < 10
+
+
+def test_stopProcess_handleOfAnotherProcess_thePidGivenIsWaitedFor() -> None:
+    """A member whose kept handle is of a process that exited, its pid read from its pid file: the pid given
+    is waited for and killed, not taken for gone because the handle answered at once."""
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    running = _deaf_process()
+    stop_process(running.pid, exited, timeout=0.5)
+    assert running.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_stopProcess_kill_noGraceTime() -> None:
+    proc = _deaf_process()
+    started = time.monotonic()
+    stop_process(proc.pid, proc, timeout=30, kill=True)
+    assert proc.returncode == -signal.SIGKILL and time.monotonic() - started < 10
