@@ -848,15 +848,8 @@ class DeliveryBatchPublic(BaseModel):
 SignatureOutcome.model_rebuild()
 
 
-class ReceiptCreate(Strict):
+class ReceiptCreate(DeliveryCreate):
     """One receipt of ``POST /receipts``: the fields of ``POST /deliveries``."""
-
-    delivery_id: Bytes32Hex
-    grant_id: Id64
-    commitment: Bytes32Hex
-    hash_algorithm: HashAlgorithmName = HashAlgorithmName.SHA256
-    byte_size: DeliveryCount
-    record_count: DeliveryCount = 0
 
 
 #: Receipts one ``POST /receipts`` may carry (about 2.6 MB of JSON; the route's body limit is 4 MiB).
