@@ -384,11 +384,10 @@ def test_a_kept_signature_still_concludes_after_the_decision_is_mined_again_late
     assert outcome["agreement"]["request_id"] == request_id and outcome["transaction"] is not None
 
 
-def test_an_agreement_another_party_relayed_is_journaled_when_it_is_reported(journal_env: JournalEnv) -> None:
-    """Both signatures were relayed to the ledger by someone outside the service, and a party signing through
-    the API is answered ``concluded`` with that agreement. The node then loses the relay's block: the journal
-    sends the relayed bytes again, so the answer stays true, instead of holding only if the relayer does."""
-    env = journal_env
+def _signed_by_both(env: JournalEnv) -> tuple[int, list[Any], list[Any]]:
+    """A request approved and its terms signed by both parties outside the service, for someone to relay
+    (``concludeAgreement(terms, consumerSignature, providerSignature)``): the request, the terms, the two
+    signatures."""
     resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
     request_id = ok(env.call("POST", "/requests", "psb", json=env.request_body(resource_id)), 201)["record"][
         "id"
@@ -400,6 +399,15 @@ def test_an_agreement_another_party_relayed_is_journaled_when_it_is_reported(jou
         for who in ("hrss", "psb")
     ]
     terms = [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in typed["message"].values()]
+    return int(request_id), terms, signatures
+
+
+def test_an_agreement_another_party_relayed_is_journaled_when_it_is_reported(journal_env: JournalEnv) -> None:
+    """Both signatures were relayed to the ledger by someone outside the service, and a party signing through
+    the API is answered ``concluded`` with that agreement. The node then loses the relay's block: the journal
+    sends the relayed bytes again, so the answer stays true, instead of holding only if the relayer does."""
+    env = journal_env
+    request_id, terms, signatures = _signed_by_both(env)
     snapshot = env.node_rpc("evm_snapshot")
     relayed = env.setup.client.transact(Account.create(), "concludeAgreement", terms, *signatures)
     outcome = ok(env.call("POST", f"/requests/{request_id}/signatures", "hrss", json={}))
@@ -418,17 +426,7 @@ def test_an_agreement_another_party_relayed_is_reported_under_the_confirmation_d
     TRANSACTION_PENDING, which does not settle the key; once the blocks are there, the retry with the same
     key reports the agreement."""
     env = journal_env
-    resource_id = ok(env.register("hrss", None), 201)["record"]["id"]
-    request_id = ok(env.call("POST", "/requests", "psb", json=env.request_body(resource_id)), 201)["record"][
-        "id"
-    ]
-    ok(env.call("POST", f"/requests/{request_id}/approve", "hrss"))
-    typed = ok(env.call("GET", f"/requests/{request_id}/terms", "psb"))["typed_data"]
-    signatures = [
-        env.setup.keystore.unlock(f"dept-{who}").sign_typed_data(full_message=typed).signature
-        for who in ("hrss", "psb")
-    ]
-    terms = [bytes.fromhex(v[2:]) if isinstance(v, str) else v for v in typed["message"].values()]
+    request_id, terms, signatures = _signed_by_both(env)
     relayed = env.setup.client.transact(Account.create(), "concludeAgreement", terms, *signatures)
     sender = env.app.state.dxl.ledger.sender
     monkeypatch.setattr(sender, "confirmations", 2)
