@@ -12,8 +12,8 @@ from api.deps import (
     CHAIN_BLOCK_RESPONSE,
     ChainListPageDep,
     CurrentPrincipal,
+    DepartmentFilter,
     DepartmentPrincipal,
-    Digits,
     IdempotencyKey,
     IdPath,
     LedgerDep,
@@ -23,7 +23,6 @@ from api.deps import (
 from api.routes.audit import AuditDep
 
 router = APIRouter(prefix="/demands", tags=["demands"])
-DeptQuery = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
 
 
 @router.get("", response_model=list[m.DemandPublic])
@@ -34,8 +33,8 @@ def list_demands(
     ledger: LedgerDep,
     index: AuditDep,
     page: ChainListPageDep,
-    publisher: DeptQuery = None,
-    addressee: DeptQuery = None,
+    publisher: DepartmentFilter = None,
+    addressee: DepartmentFilter = None,
     open_only: Annotated[bool, Query(alias="open", description="only demands not answered yet")] = False,
 ) -> list[m.DemandPublic]:
     """The demand lists, newest first: each demand with its document and ``verified`` (the stored document
