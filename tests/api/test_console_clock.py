@@ -102,6 +102,31 @@ def test_a_request_decided_after_its_deadline_is_marked_overdue_and_one_decided_
     assert page.locator("#request-deadline [data-overdue]").count() == 0
 
 
+def test_dxl_request_show_says_a_late_decision_is_overdue_and_still_missing_until_it_comes(
+    api_env: ApiEnv,
+) -> None:
+    """README: `dxl request show` prints `decision due …` or `OVERDUE: decision due … and still missing`;
+    once the late decision comes, `OVERDUE: decision due …` alone."""
+    from tests.cli import dxl
+
+    env = api_env
+    late = _request(env, "civil", register(env, "hrss"))
+
+    def shown() -> str:
+        code, out, err = dxl(
+            "request", "show", str(late["id"]), "--api", env.url, "--token", env.tokens["demo-civil"]
+        )
+        assert code == 0, out + err
+        return out.splitlines()[0]
+
+    due = _iso(late["answer_by"])
+    assert shown() == f"request {late['id']}: resource {late['resource_id']}, pending; decision due {due}"
+    pass_past(env, late["answer_by"])
+    assert shown().endswith(f"pending; OVERDUE: decision due {due} and still missing")
+    ok(env.call("POST", f"/requests/{late['id']}/approve", "hrss"))
+    assert shown().endswith(f"approved; OVERDUE: decision due {due}")
+
+
 def test_past_the_evaluation_periods_end_the_console_offers_the_next_and_the_closed_scorecard_stands(
     console: Any, api_env: ApiEnv
 ) -> None:
