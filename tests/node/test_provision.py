@@ -246,6 +246,12 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         # The first start with the API printed the tokens; later starts name the file that keeps them.
         tokens = tmp_path / "secrets" / "demo-tokens.json"
         assert _field(summary, "console").endswith(f"(sign in with a token; demo tokens in {tokens})")
+        assert "demo API tokens (shown once; also in DXL_HOME/secrets/demo-tokens.json):\n" in summary
+        kept = json.loads(tokens.read_text())
+        assert len(kept) == 8 and all(
+            re.search(rf"^  {re.escape(name)} +{re.escape(entry['token'])}$", summary, re.MULTILINE)
+            for name, entry in kept.items()
+        ), summary
         # README shows the same lines, in the same order.
         assert _labels(summary) == _labels(_readme_summary())
         # What DXL_HOME holds is what README's table says it holds (SQLite's journal files aside; the local
@@ -257,6 +263,13 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
     assert "node state kept" in out
     status = subprocess.run(_dxl("status", "--json"), env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 1 and json.loads(status.stdout)["reachable"] is False
+    # A later start prints no token again: it names the file (what `dxl run` prints before serving).
+    later = subprocess.run(
+        [sys.executable, "-c", "from api.settings import load_api_settings as s; "
+         "from dxl.commands.ledger import _print_new_tokens as p; p(s())"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert later.stdout == f"demo API tokens: see {tokens}\n", later.stdout + later.stderr
 
 
 def test_dxl_node_start_listens_on_dxl_node_port(tmp_path: Path) -> None:
