@@ -36,7 +36,9 @@ Definitions (period = ``[from, to)`` in block time, UTC):
   evaluation); **disputes**: of those, the number disputed by then. Deliveries at volume, as batches of
   receipts anchored beside the ledger (``POST /receipts``), are counted apart, as demand met counts them:
   **receipt batches** anchored in the period (sent as provider / received as consumer) and the **receipts**
-  they hold; ``sent``, ``received`` and the acknowledgement rate stay those of ledger deliveries.
+  they hold, leaf counts as anchored (the chain never sees the leaves: a receipt anchored twice past the
+  service counts twice; ``dxl audit verify`` of a report carrying the leaves names it ``RECEIPT_DUPLICATE``);
+  ``sent``, ``received`` and the acknowledgement rate stay those of ledger deliveries.
 * **refused deliveries**: failed ``recordDelivery`` transactions of the department in the period, by reason.
 
 From the sharing practice contract (``practice``; null when it is not deployed):

@@ -397,10 +397,18 @@ def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
              leaf(single.delivery_id)]  # fmt: skip
     second = [leaf(fine.delivery_id, hash_algorithm=2)]
     anchors = anchors_client(env.setup.client.endpoint, env.settings.home)
+    mined = []
+    pass_time(env, 2)  # the scorecard's window below, of whole seconds, holds no earlier block
     for start, leaves in ((0, first), (len(first), second)):
         root = BatchTree([r.leaf_hash() for r in leaves]).root
-        anchors.transact(psb, "anchorBatch", gid, start, len(leaves), root)
+        mined.append(anchors.transact(psb, "anchorBatch", gid, start, len(leaves), root).block_number)
     ok(env.call("POST", "/audit/index", "auditor"))
+    # The scorecard counts leaves as anchored, from the chain, which never sees them: the id anchored three
+    # times counts three times (README, *anchored receipts*). Only the report's verification below tells.
+    begins, ends = (int(env.setup.client.w3.eth.get_block(b)["timestamp"]) for b in mined)
+    window = {"department": "PSB", "from": _iso(begins), "to": _iso(ends + 1)}
+    card = ok(env.call("GET", "/audit/scorecard", "auditor", params=window))["deliveries"]
+    assert (card["receipt_batches_sent"], card["receipts_sent"]) == (2, len(first) + len(second)), card
     out = tmp_path / "report"
     made = runner.invoke(cli, ["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
                                "--json"])  # fmt: skip
@@ -429,6 +437,10 @@ def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
     assert len(problems) == len(expected), problems  # the roots hold: nothing else is named
     for fragment in expected:
         assert any(p.startswith(fragment) for p in problems), (fragment, problems)
+
+
+def _iso(ts: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 def _written(doc: dict[str, Any], fmt: str, tmp: Path) -> Path:
