@@ -29,6 +29,9 @@ from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
 from node.provision import LedgerSetup, ensure_principals
 from node.types import new_delivery_id
+from verifier.commitment import Commitment, commit_payload, new_salt
+from verifier.leaves import Chunking, PayloadFormat
+from verifier.manifest import Manifest, build_manifest, sign_manifest
 from verifier.receipts import Receipt
 
 PASSPHRASE = "api-test-passphrase"
@@ -238,6 +241,33 @@ def receipt_body(grant: dict[str, Any], **fields: Any) -> dict[str, Any]:
     namespace, as the service requires."""
     return {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"], "commitment": b32(),
             "byte_size": 2048, "record_count": 4, **fields}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SignedDelivery:
+    """A payload committed for a delivery of PSB's to HRSS, its manifest signed by PSB."""
+
+    commitment: Commitment
+    delivery_id: str
+    manifest: Manifest
+    #: The body of ``POST /deliveries``, or one receipt of ``POST /receipts``.
+    body: dict[str, Any]
+
+
+def psb_delivery(env: ApiEnv, payload: Path, grant_id: int) -> SignedDelivery:
+    """``payload`` committed in CSV chunks (leaf hashes kept, to verify it) as a new delivery of PSB's to HRSS
+    under ``grant_id``, its manifest signed with PSB's key; nothing is posted."""
+    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
+    did = delivery_id_for(env.departments["PSB"])
+    manifest = sign_manifest(
+        build_manifest(
+            c, delivery_id=bytes.fromhex(did[2:]), grant_id=grant_id, provider="PSB", consumer="HRSS"
+        ),
+        env.keystore.unlock("dept-psb"),
+    )
+    body = {"delivery_id": did, "grant_id": grant_id, "commitment": "0x" + c.root.hex(),
+            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+    return SignedDelivery(c, did, manifest, body)
 
 
 def some_receipts(grant_id: int, n: int) -> list[Receipt]:

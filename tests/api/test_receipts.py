@@ -43,6 +43,7 @@ from tests.api.api_helpers import (
     in_pool,
     journal_receipts,
     ok,
+    psb_delivery,
     receipt_body,
     some_receipts,
     until,
@@ -1483,9 +1484,7 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
     delivery: signed manifest, payload, receipt fields and parties, against the batch on chain; once the
     consumer settled it, where it did (its dispute, or its batch's acknowledgement)."""
     from tests.cli import dxl
-    from verifier.commitment import commit_payload, new_salt
-    from verifier.leaves import Chunking, PayloadFormat
-    from verifier.manifest import build_manifest, sign_manifest, write_manifest
+    from verifier.manifest import write_manifest
 
     gid = grant_between(api_env, "psb", "hrss")["id"]
     text = "id,value\n1,alpha\n2,beta\n3,gamma\n"
@@ -1495,18 +1494,10 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
         once its batch is final, and that answer."""
         payload = tmp_path / name
         payload.write_text(text, encoding="utf-8")
-        c = commit_payload(
-            payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True
-        )
-        did = delivery_id_for(api_env.departments["PSB"])
-        manifest = build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=gid, provider="PSB",
-                                  consumer="HRSS")  # fmt: skip
-        write_manifest(
-            tmp_path / f"{name}.manifest.json", sign_manifest(manifest, api_env.keystore.unlock("dept-psb"))
-        )
-        body = {"delivery_id": did, "grant_id": gid, "commitment": "0x" + c.root.hex(),
-                "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
-        ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+        signed = psb_delivery(api_env, payload, gid)
+        did = signed.delivery_id
+        write_manifest(tmp_path / f"{name}.manifest.json", signed.manifest)
+        ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [signed.body]}), 202)
 
         def final() -> dict[str, Any] | None:
             found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
@@ -1734,24 +1725,12 @@ def test_post_verify_payloadDeliveredAsReceipt_matchesItsAnchoredReceipt(
     what it is told of a delivery never recorded."""
     import base64
 
-    from verifier.commitment import commit_payload, new_salt
-    from verifier.leaves import Chunking, PayloadFormat
-    from verifier.manifest import build_manifest, sign_manifest
-
     gid = grant_between(api_env, "psb", "hrss")["id"]
     text = b"id,value\n1,alpha\n2,beta\n3,gamma\n"
     (tmp_path / "extract.csv").write_bytes(text)
-    c = commit_payload(
-        tmp_path / "extract.csv", salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True
-    )
-    did = delivery_id_for(api_env.departments["PSB"])
-    manifest = sign_manifest(
-        build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=gid, provider="PSB", consumer="HRSS"),
-        api_env.keystore.unlock("dept-psb"),
-    ).to_dict()
-    body = {"delivery_id": did, "grant_id": gid, "commitment": "0x" + c.root.hex(),
-            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
-    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [body]}), 202)
+    signed = psb_delivery(api_env, tmp_path / "extract.csv", gid)
+    did, manifest = signed.delivery_id, signed.manifest.to_dict()
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [signed.body]}), 202)
 
     def final() -> dict[str, Any] | None:
         found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))

@@ -11,11 +11,16 @@ from typing import Any
 import pytest
 
 from node.anvil import EmbeddedNode
-from tests.api.api_helpers import ApiEnv, api_home, delivery_id_for, grant_between, make_settings, ok, served
+from tests.api.api_helpers import (
+    ApiEnv,
+    api_home,
+    grant_between,
+    make_settings,
+    ok,
+    psb_delivery,
+    served,
+)
 from tests.rpc_proxy import RpcProxy
-from verifier.commitment import commit_payload, new_salt
-from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import build_manifest, sign_manifest
 
 pytestmark = pytest.mark.xdist_group("api-verify-pinned")
 
@@ -47,17 +52,9 @@ def test_post_verify_acknowledgedAfterTheHeadItRead_answersTheBlockItNamesAndOnl
     grant = grant_between(api_env, "psb", "hrss")
     payload = tmp_path / "extract.csv"
     payload.write_bytes(TEXT)
-    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
-    did = delivery_id_for(api_env.departments["PSB"])
-    manifest = sign_manifest(
-        build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=grant["id"], provider="PSB",
-                       consumer="HRSS"),
-        api_env.keystore.unlock("dept-psb"),
-    ).to_dict()  # fmt: skip
-    root = "0x" + c.root.hex()
-    body = {"delivery_id": did, "grant_id": grant["id"], "commitment": root, "byte_size": c.byte_size,
-            "record_count": c.record_count}  # fmt: skip
-    ok(api_env.call("POST", "/deliveries", "psb", json=body), 201)
+    signed = psb_delivery(api_env, payload, grant["id"])
+    did, manifest, root = signed.delivery_id, signed.manifest.to_dict(), signed.body["commitment"]
+    ok(api_env.call("POST", "/deliveries", "psb", json=signed.body), 201)
     acknowledged: list[dict[str, Any]] = []
 
     def acknowledge() -> None:

@@ -20,19 +20,17 @@ from tests.api.api_helpers import (
     ApiEnv,
     agreement_between,
     api_home,
-    delivery_id_for,
     grant_between,
     in_pool,
     make_settings,
     ok,
+    psb_delivery,
     receipt_body,
     served,
     until,
 )
 from tests.cli import dxl
-from verifier.commitment import commit_payload, new_salt
-from verifier.leaves import Chunking, PayloadFormat
-from verifier.manifest import build_manifest, sign_manifest, write_manifest
+from verifier.manifest import write_manifest
 
 pytestmark = pytest.mark.xdist_group("api-verify-receipts")
 
@@ -57,19 +55,11 @@ def delivered(
     grant = grant or grant_between(api_env, "psb", "hrss")
     payload = tmp_path / "extract.csv"
     payload.write_bytes(TEXT)
-    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
-    did = delivery_id_for(api_env.departments["PSB"])
-    manifest = sign_manifest(
-        build_manifest(c, delivery_id=bytes.fromhex(did[2:]), grant_id=grant["id"], provider="PSB",
-                       consumer="HRSS"),
-        api_env.keystore.unlock("dept-psb"),
-    )  # fmt: skip
-    write_manifest(tmp_path / "extract.csv.manifest.json", manifest)
-    body = {"delivery_id": did, "grant_id": grant["id"], "commitment": "0x" + c.root.hex(),
-            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
-    receipts = [body, receipt_body(grant)] if anchored else [body]
+    signed = psb_delivery(api_env, payload, grant["id"])
+    write_manifest(tmp_path / "extract.csv.manifest.json", signed.manifest)
+    receipts = [signed.body, receipt_body(grant)] if anchored else [signed.body]
     ok(api_env.call("POST", "/receipts", "psb", json={"receipts": receipts}), 202)
-    return payload, manifest.to_dict(), did
+    return payload, signed.manifest.to_dict(), signed.delivery_id
 
 
 def verify(api_env: ApiEnv, who: str, manifest: dict[str, Any], **sent: Any) -> dict[str, Any]:
