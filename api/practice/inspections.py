@@ -360,15 +360,25 @@ class InspectionService:
             return m.TransactionPublic(hash=event.tx_hash, block_number=block)
         raise ApiError("NODE_UNAVAILABLE", f"the node holds no log of inspection {inspection_id}'s draw")
 
-    def _sampled(self, inspection_id: int, delivery_id: str) -> tuple[InspectionRecord, bytes, DerivedSample]:
+    def _sampled(
+        self, inspection_id: int, delivery_id: str, *, provider: int | None = None
+    ) -> tuple[InspectionRecord, bytes, DerivedSample]:
+        """The inspection, the delivery's id and the drawn sample, the delivery being in the sample (and, with
+        ``provider``, provided by it: another department's sampled delivery answers as one not sampled, as
+        the sample a department reads holds only what it provided, :meth:`seen_by`).
+
+        Raises:
+            ApiError: INSPECTION_STATUS_MISMATCH (not drawn), NOT_SAMPLED.
+        """
         record = self._record(inspection_id)
         derived = self.sample(record)
         if derived is None:
             raise ApiError("INSPECTION_STATUS_MISMATCH", f"inspection {inspection_id} is not drawn yet")
         raw = bytes.fromhex(delivery_id.removeprefix("0x"))
-        if raw not in derived.sample:
+        if raw not in derived.sample or provider not in (None, sampled_provider(derived, raw)):
+            whose = "" if provider is None else f" of department {provider}'s deliveries"
             raise ApiError(
-                "NOT_SAMPLED", f"delivery {delivery_id} is not in inspection {inspection_id}'s sample"
+                "NOT_SAMPLED", f"delivery {delivery_id} is not in inspection {inspection_id}'s sample{whose}"
             )
         return record, raw, derived
 
@@ -398,13 +408,11 @@ class InspectionService:
 
         Raises:
             ApiError: NODE_UNAVAILABLE when the node does not hold the journal's newest block, or the block
-                the verdict kept was judged at, in time (nothing is kept); PRESENTATION_CLOSED, NOT_SAMPLED,
-                NOT_A_PARTY, INSPECTION_STATUS_MISMATCH.
+                the verdict kept was judged at, in time (nothing is kept); PRESENTATION_CLOSED, NOT_SAMPLED
+                (also for another department's sampled delivery), INSPECTION_STATUS_MISMATCH.
         """
         me = self.ledger.department_id_of(principal)
-        record, raw, derived = self._sampled(inspection_id, body.delivery_id)
-        if sampled_provider(derived, raw) != me:
-            raise ApiError("NOT_A_PARTY", f"delivery {body.delivery_id} is not department {me}'s")
+        record, raw, _derived = self._sampled(inspection_id, body.delivery_id, provider=me)
         with self.practice.presentation_lock(inspection_id, raw):  # an outcome being recorded is waited for
             # Under the lock, right before the head is read: the node checked is the one judged on, and the
             # outcome the lock waited for is in the journal's newest block.

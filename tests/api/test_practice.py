@@ -601,8 +601,14 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
             "delivery_id": delivery, "manifest": json.loads(manifest.read_text()),
             "payload_base64": base64.b64encode(raw).decode()})  # fmt: skip
 
-    assert present(passed, "psb").json()["error"]["code"] == "NOT_A_PARTY"
     assert present(outside).json()["error"]["code"] == "NOT_SAMPLED"
+    # Another department's sampled delivery, its consumer's too, answers as a delivery outside the sample: the
+    # sample a department reads holds only what it provided (403 NOT_A_PARTY told it the delivery was drawn,
+    # and told a department party to neither side that the id was a delivery).
+    for who in ("psb", "civil"):
+        theirs, unsampled = present(passed, who), present(outside, who)
+        assert (theirs.status_code, theirs.json()["error"]["code"]) == (409, "NOT_SAMPLED"), theirs.text
+        assert theirs.text.replace(passed, "<id>") == unsampled.text.replace(outside, "<id>")
     assert ok(present(passed))["verdict"]["status"] == "MATCH"
     assert ok(present(failed, tamper=True))["verdict"]["status"] == "MISMATCH"
     # A presentation while the outcome is being recorded waits for it, and then is closed: written meanwhile,
