@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
@@ -42,14 +42,19 @@ def schema_url(prefix: str) -> Iterator[str]:
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
+def database_url(backend: str, sqlite_file: Path, prefix: str) -> AbstractContextManager[str]:
+    """The URL of an empty database on ``backend`` (one of :data:`BACKENDS`): the SQLite file
+    ``sqlite_file``, or a PostgreSQL schema of its own named from ``prefix`` (:func:`schema_url`)."""
+    return nullcontext(f"sqlite:///{sqlite_file}") if backend == "sqlite" else schema_url(prefix)
+
+
 @contextmanager
 def api_engine(backend: str, tmp_path: Path, prefix: str) -> Iterator[Engine]:
     """An engine of the API's (:func:`api.db.make_engine`) on an empty database: a SQLite file in
     ``tmp_path``, or a PostgreSQL schema of its own named from ``prefix``; disposed of afterwards."""
     from api.db import make_engine
 
-    sqlite = f"sqlite:///{tmp_path / 'api.sqlite3'}"
-    with nullcontext(sqlite) if backend == "sqlite" else schema_url(prefix) as url:
+    with database_url(backend, tmp_path / "api.sqlite3", prefix) as url:
         engine = make_engine(url)
         try:
             yield engine

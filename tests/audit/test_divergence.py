@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from node.practice import DemandRecord, scores_of
 from node.settings import Settings
 from node.types import DemandAnswer, Department, GovernanceAction, ScoredSide
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, receipt_of
-from tests.postgres import BACKENDS, schema_url
+from tests.postgres import BACKENDS, database_url
 
 ZERO = b"\x00" * 32
 ZERO_ADDRESS = "0x" + "00" * 20
@@ -194,8 +193,7 @@ def test_lost_demands_and_answers_leave_the_demand_lists(
     page, are what the contract's views answer, before and after the node loses a publication and an answer
     (no follower round in between: the list heals the index itself), and `dxl audit check` agrees; on
     SQLite and PostgreSQL alike."""
-    sqlite = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    with nullcontext(sqlite) if backend == "sqlite" else schema_url("audit_practice") as url:
+    with database_url(backend, tmp_path / "audit.sqlite3", "audit_practice") as url:
         _lost_demands(node_endpoint, codec, abi, tmp_path, url)
 
 
@@ -291,8 +289,7 @@ def test_lost_scores_and_department_changes_leave_their_lists(
     ``department(id)`` view and the practice contract's ``EvaluationRecorded`` logs answer, before and after
     the node loses a score, a suspension and a re-keying (no follower round in between: the lists heal the
     index themselves), and `dxl audit check` agrees; on SQLite and PostgreSQL alike."""
-    sqlite = f"sqlite:///{tmp_path / 'audit.sqlite3'}"
-    with nullcontext(sqlite) if backend == "sqlite" else schema_url("audit_scores") as url:
+    with database_url(backend, tmp_path / "audit.sqlite3", "audit_scores") as url:
         _lost_scores(node_endpoint, codec, abi, tmp_path, url)
 
 
