@@ -3,6 +3,8 @@ secrecy."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import sqlite3
@@ -152,6 +154,10 @@ def test_tokens_are_stored_only_as_hashes(api_env: ApiEnv) -> None:
     stored = {bytes(r.token_hash) for r in rows}
     for token in api_env.tokens.values():
         assert hash_token(token) in stored
+        # api/README: random (32 bytes), stored only as SHA-256.
+        assert hashlib.sha256(token.encode()).digest() in stored
+        assert token.startswith("dxl_") and len(base64.urlsafe_b64decode(token[4:] + "=")) == 32
+    assert len(set(api_env.tokens.values())) == len(api_env.tokens)
     raw = api_env.settings.home.joinpath("dxl.sqlite3").read_bytes()
     assert not any(token.encode() in raw for token in api_env.tokens.values())
 
