@@ -1,4 +1,5 @@
-"""The headers every answer of the service carries, whichever route, error handler or middleware wrote it.
+"""The headers every answer of the service carries, whichever route, error handler, middleware or the HTTP
+protocol itself (:mod:`api.server`: a head too large or too late, a request that is not HTTP) wrote it.
 
 * ``Cache-Control: no-store`` unless the answer set its own: an API answer is read with a token, and a copy
   kept by the browser or a proxy would outlive the token (and the sign-out of the console that read it).
@@ -26,6 +27,19 @@ _ALWAYS = (
 )
 
 
+def missing_headers(present: dict[bytes, bytes]) -> list[tuple[bytes, bytes]]:
+    """The headers of the module's description that an answer whose headers are ``present`` (names in lower
+    case) lacks: what the middleware adds to the app's answers and the HTTP protocol writes into the answers
+    it makes before any route runs (:mod:`api.server`)."""
+    missing = [(name, value) for name, value in _ALWAYS if name not in present]
+    if b"cache-control" not in present:
+        missing.append((b"cache-control", b"no-store"))
+    if b"content-security-policy" not in present:
+        page = present.get(b"content-type", b"").startswith(b"text/html")
+        missing.append((b"content-security-policy", PAGE_CSP if page else DATA_CSP))
+    return missing
+
+
 class SecurityHeadersMiddleware:
     """Adds the headers of the module's description to every HTTP answer; those an answer set stay as set."""
 
@@ -40,13 +54,7 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
-                present = {name.lower(): value for name, value in headers}
-                headers += [(name, value) for name, value in _ALWAYS if name not in present]
-                if b"cache-control" not in present:
-                    headers.append((b"cache-control", b"no-store"))
-                if b"content-security-policy" not in present:
-                    page = present.get(b"content-type", b"").startswith(b"text/html")
-                    headers.append((b"content-security-policy", PAGE_CSP if page else DATA_CSP))
+                headers += missing_headers({name.lower(): value for name, value in headers})
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -41,6 +41,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from api.errors import ERRORS, error_body
+from api.headers import missing_headers
 
 #: The request line and headers of one request, in bytes. The largest a client of the service sends are an
 #: Authorization bearer token (under 100 bytes) and an Idempotency-Key (at most 255 characters), with a URL
@@ -178,15 +179,25 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """uvicorn's answer to a request the parser refused (a bad method, request line, header, length or
         chunk: no request the app could be handed), with the service's error body and a declared code
         instead of a line of plain text; the connection is closed, as uvicorn closes it."""
-        raw = json.dumps(error_body("MALFORMED_REQUEST", msg)).encode()
-        head = [STATUS_LINE[ERRORS["MALFORMED_REQUEST"].status]]
-        for name, value in self.server_state.default_headers:
-            head.extend([name, b": ", value, b"\r\n"])
-        head.append(
-            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(raw)
-        )
-        self.transport.write(b"".join(head) + raw)
+        self.transport.write(self._error_answer("MALFORMED_REQUEST", msg))
         self.transport.close()
+
+    def _error_answer(self, code: str, message: str) -> bytes:
+        """The whole answer ``code`` with the service's error body, written here before any route runs, with
+        the headers every answer carries (:mod:`api.headers`), and closing the connection."""
+        raw = json.dumps(error_body(code, message)).encode()
+        headers = [
+            *self.server_state.default_headers,
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(raw)),
+            (b"connection", b"close"),
+        ]
+        headers += missing_headers({name.lower(): value for name, value in headers})
+        head = [
+            STATUS_LINE[ERRORS[code].status],
+            *(name + b": " + value + b"\r\n" for name, value in headers),
+        ]
+        return b"".join(head) + b"\r\n" + raw
 
     def on_headers_complete(self) -> None:
         if self._head_uncounted or self._head_bytes + self._read_bytes > MAX_REQUEST_HEAD_BYTES:
@@ -233,14 +244,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         message = (
             message or f"the request line and headers exceed the limit of {MAX_REQUEST_HEAD_BYTES} bytes"
         )
-        raw = json.dumps(error_body(code, message)).encode()
-        head = [STATUS_LINE[ERRORS[code].status]]
-        for name, value in self.server_state.default_headers:
-            head.extend([name, b": ", value, b"\r\n"])
-        head.append(
-            b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n" % len(raw)
-        )
-        self.transport.write(b"".join(head) + raw)
+        self.transport.write(self._error_answer(code, message))
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self.loop.call_later(REFUSED_LINGER_SECONDS, self.transport.close)

@@ -289,6 +289,7 @@ def test_a_head_held_back_is_answered_408_and_its_connection_closed(tmp_path: Pa
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 "), answer[:200]
         assert json.loads(body)["error"]["code"] == "REQUEST_TIMEOUT"
+        _carries_the_security_headers(answer)
         with socket.create_connection(address, timeout=10) as trickle:
             trickle.sendall(b"GET /healthz HTTP/1.1\r\nHost: dxl\r\n\r\n")  # answered at once
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
@@ -436,6 +437,39 @@ def test_a_request_that_is_not_http_is_answered_400_with_the_error_body(api_env:
     assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower(), answer
     error = json.loads(body)["error"]
     assert error["code"] == "MALFORMED_REQUEST" and "not well-formed HTTP/1.1" in error["message"], error
+
+
+def _carries_the_security_headers(answer: bytes) -> None:
+    """api/README (Tokens): every answer carries these, a data answer's policy being `default-src 'none'`."""
+    head = answer.partition(b"\r\n\r\n")[0].lower().split(b"\r\n")[1:]
+    headers = dict(line.split(b": ", 1) for line in head)
+    assert (headers.get(b"cache-control"), headers.get(b"x-content-type-options")) == (
+        b"no-store",
+        b"nosniff",
+    )
+    assert (headers.get(b"x-frame-options"), headers.get(b"referrer-policy")) == (b"deny", b"no-referrer")
+    assert headers.get(b"content-security-policy") == b"default-src 'none'; frame-ancestors 'none'", answer
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /healthz HTTP/1.1\r\nHost: dxl\r\nX-Padding: " + b"a" * 70_000 + b"\r\n\r\n", b"431"),
+        (b"BREW /resources HTTP/1.1\r\nHost: dxl\r\n\r\n", b"400"),
+    ],
+    ids=["head-too-large", "not-http"],
+)
+def test_the_answers_the_protocol_writes_itself_carry_the_security_headers(
+    api_env: ApiEnv, raw: bytes, status: bytes
+) -> None:
+    """The answers written before any route runs (a head over its bound, a request that is not HTTP) carry
+    the headers every answer does: they were written without them."""
+    port = int(api_env.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(raw)
+        answer = read_to_end(conn)
+    assert answer.startswith(b"HTTP/1.1 " + status + b" "), answer[:200]
+    _carries_the_security_headers(answer)
 
 
 @pytest.mark.parametrize(("who", "status", "code"), [(None, 401, "UNAUTHENTICATED"), ("psb", 200, None)])
