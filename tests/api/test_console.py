@@ -606,13 +606,35 @@ def test_a_50_mib_record_payload_is_verified_with_the_page_responsive_and_its_me
     grew = (peak - before) / lines
     assert grew < 400, f"the page's heap grew {grew:.0f} bytes a line ({(peak - before) >> 20} MiB)"
 
-    # Verify clicked again with other files while the large one commits: the answer is about the files chosen
+    # Verify clicked again with other files while a large one commits: the answer is about the files chosen
     # last, and the run before, superseded, does not replace it when it ends (with its own POST /verify).
+    # The superseded run is a quarter of the large file (131,072 lines, a second or so of the page's time;
+    # the whole file again was 5 s of a core) and its POST /verify is held until the last files' answer is
+    # shown: it ends after that answer whatever the machine's load.
+    part = tmp_path / "part.jsonl"
+    with big.open("rb") as whole:
+        part.write_bytes(b"".join(whole.readline() for _ in range(lines // 4)))
+    committed = commit_payload(part, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL))
+    superseded = build_manifest(
+        committed, delivery_id=new_delivery_id(1), include_leaf_hashes=False
+    ).to_dict()
+    (tmp_path / "part.jsonl.manifest.json").write_text(json.dumps(superseded), encoding="utf-8")
     small = tmp_path / "small.csv"
     small.write_bytes(scenario.acknowledged.payload)
     (tmp_path / "small.csv.manifest.json").write_text(
         json.dumps(scenario.acknowledged.manifest), encoding="utf-8"
     )
+    held: list[Any] = []
+
+    def hold_the_superseded(route: Any) -> None:
+        if superseded["root"] in (route.request.post_data or ""):
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/verify", hold_the_superseded)
+    page.set_input_files("#payload-file", str(part))
+    page.set_input_files("#manifest-file", str(tmp_path / "part.jsonl.manifest.json"))
     asked: list[str] = []
     page.on("requestfinished", lambda r: asked.extend([r.url] if r.url.endswith("/verify") else []))
     page.click("#verify-button")
@@ -622,8 +644,12 @@ def test_a_50_mib_record_payload_is_verified_with_the_page_responsive_and_its_me
     page.click("#verify-button")
     page.wait_for_selector("#verify-result[data-status=MATCH]", timeout=30_000)
     deadline = time.monotonic() + 120
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert len(held) == 1, "the superseded run never asked for its verdict"
+    held[0].continue_()
     while len(asked) < 2 and time.monotonic() < deadline:
-        page.wait_for_timeout(200)
+        page.wait_for_timeout(50)
     assert len(asked) == 2, "the superseded run never ended"
     page.wait_for_timeout(500)
     assert page.get_attribute("#verify-result", "data-status") == "MATCH"
