@@ -202,23 +202,31 @@ def request_access(
     return record
 
 
-def agreement_between(env: ApiEnv, provider: str, consumer: str) -> dict[str, Any]:
-    """Resource of ``provider`` → request by ``consumer`` → approved → both sign in custody → agreement."""
-    resource_id = register(env, provider)
-    req = request_access(env, consumer, resource_id)
-    ok(env.call("POST", f"/requests/{req['id']}/approve", provider))
-    ok(env.call("POST", f"/requests/{req['id']}/signatures", consumer, json={}))
-    outcome = ok(env.call("POST", f"/requests/{req['id']}/signatures", provider, json={}))
+def concluded(env: ApiEnv, request: dict[str, Any], provider: str, consumer: str) -> dict[str, Any]:
+    """``request`` approved by ``provider``, then signed by ``consumer`` and ``provider`` in custody: the
+    agreement concluded."""
+    ok(env.call("POST", f"/requests/{request['id']}/approve", provider))
+    ok(env.call("POST", f"/requests/{request['id']}/signatures", consumer, json={}))
+    outcome = ok(env.call("POST", f"/requests/{request['id']}/signatures", provider, json={}))
     assert outcome["status"] == "concluded", outcome
     agreement: dict[str, Any] = outcome["agreement"]
     return agreement
 
 
-def grant_between(env: ApiEnv, provider: str, consumer: str) -> dict[str, Any]:
-    agreement = agreement_between(env, provider, consumer)
+def agreement_between(env: ApiEnv, provider: str, consumer: str) -> dict[str, Any]:
+    """Resource of ``provider`` → request by ``consumer`` → approved → both sign in custody → agreement."""
+    return concluded(env, request_access(env, consumer, register(env, provider)), provider, consumer)
+
+
+def grant_under(env: ApiEnv, provider: str, agreement: dict[str, Any]) -> dict[str, Any]:
+    """A grant ``provider`` issues under ``agreement``, expiring with it."""
     body = {"agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}
     record: dict[str, Any] = ok(env.call("POST", "/grants", provider, json=body), 201)["record"]
     return record
+
+
+def grant_between(env: ApiEnv, provider: str, consumer: str) -> dict[str, Any]:
+    return grant_under(env, provider, agreement_between(env, provider, consumer))
 
 
 def delivery_between(

@@ -31,6 +31,7 @@ from tests.api.api_helpers import (
     agreement_between,
     as_token,
     b32,
+    concluded,
     delivery_between,
     delivery_id_for,
     govern,
@@ -130,9 +131,7 @@ def _grant_before_validity(env: ApiEnv) -> httpx.Response:
         "resource_id": register(env, "hrss"), "purpose": "later", "scope_hash": b32(), "terms_hash": b32(),
         "valid_from": now + 86400, "valid_until": now + 10 * 86400,
     }), 201)["record"]  # fmt: skip
-    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
+    agreement = concluded(env, req, "hrss", "psb")
     return env.call(
         "POST", "/grants", "hrss", json={"agreement_id": agreement["id"], "expires_at": now + 5 * 86400}
     )
@@ -835,9 +834,7 @@ def test_a_grant_at_the_edges_of_its_agreements_validity_is_judged_at_the_next_b
     begins = env.setup.client.next_block_time() + 3600
     ends = begins + 3600
     request = ok(_request(env, "psb", register(env, "hrss"), (begins, ends)), 201)["record"]
-    ok(env.call("POST", f"/requests/{request['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{request['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{request['id']}/signatures", "hrss", json={}))["agreement"]
+    agreement = concluded(env, request, "hrss", "psb")
     grant = {"agreement_id": agreement["id"], "expires_at": ends}
     next_block_at(begins)
     issued = ok(env.call("POST", "/grants", "hrss", json=grant), 201)

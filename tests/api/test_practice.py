@@ -33,8 +33,10 @@ from tests.api.api_helpers import (
     agreement_between,
     anchored_batch,
     b32,
+    concluded,
     delivery_between,
     grant_between,
+    grant_under,
     in_pool,
     mine,
     ok,
@@ -1136,11 +1138,8 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
     assert before["total"] >= 1 and before["new_resource"] >= 1
     # Delivered to the publisher under an agreement on that resource: now the demand is met.
     req = request_access(env, "psb", resource_id)
-    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
-    grant = ok(env.call("POST", "/grants", "hrss", json={
-        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    agreement = concluded(env, req, "hrss", "psb")
+    grant = grant_under(env, "hrss", agreement)
     delivery = delivery_between(env, "hrss", "psb", grant)
     scores = {"delivery_id": delivery["delivery_id"], "timeliness": 2, "completeness": 2, "accuracy": 2}
     ok(env.call("POST", f"/agreements/{agreement['id']}/evaluations", "psb", json=scores), 201)
@@ -1165,11 +1164,8 @@ def test_a_delivery_mined_before_the_answer_in_the_same_block_does_not_meet_the_
     demand = publish(env, "psb", "hrss")
     resource_id = register(env, "hrss")
     req = request_access(env, "psb", resource_id)
-    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
-    grant = ok(env.call("POST", "/grants", "hrss", json={
-        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    agreement = concluded(env, req, "hrss", "psb")
+    grant = grant_under(env, "hrss", agreement)
     # The delivery sent first, then the answer; both mined in one block, in that order.
     answers: dict[str, Any] = {}
     body = {"delivery_id": "0x" + new_delivery_id(grant["provider"]).hex(), "grant_id": grant["id"],
@@ -1235,11 +1231,8 @@ def test_a_scorecard_reads_the_index_and_the_practice_contract_at_one_moment(
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                 json={"answer": "new_resource", "resource_id": resource_id}))  # fmt: skip
     req = request_access(env, "psb", resource_id)
-    ok(env.call("POST", f"/requests/{req['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{req['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{req['id']}/signatures", "hrss", json={}))["agreement"]
-    grant = ok(env.call("POST", "/grants", "hrss", json={
-        "agreement_id": agreement["id"], "expires_at": agreement["valid_until"]}), 201)["record"]  # fmt: skip
+    agreement = concluded(env, req, "hrss", "psb")
+    grant = grant_under(env, "hrss", agreement)
     with TestClient(create_app(settings)) as client:
         headers = {"Authorization": f"Bearer {ensure_demo_tokens(settings)['demo-auditor']}"}
         assert client.post("/audit/index", headers=headers).status_code == 200

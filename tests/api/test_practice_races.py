@@ -30,6 +30,7 @@ from tests.api.api_helpers import (
     ServerThread,
     api_home,
     b32,
+    concluded,
     grant_between,
     in_pool,
     make_settings,
@@ -676,9 +677,7 @@ def test_a_write_whose_deadline_passes_between_its_estimate_and_its_block_is_ans
     body = {"resource_id": register(env, "hrss"), "purpose": "a validity that ends", "scope_hash": b32(),
             "terms_hash": b32(), "valid_from": ends - 7200, "valid_until": ends}  # fmt: skip
     request = ok(env.call("POST", "/requests", "psb", json=body), 201)["record"]
-    ok(env.call("POST", f"/requests/{request['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{request['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{request['id']}/signatures", "hrss", json={}))["agreement"]
+    agreement = concluded(env, request, "hrss", "psb")
     _rpc(env, "evm_setNextBlockTimestamp", ends - 2)
     _rpc(env, "evm_mine")
     sent = env.setup.client.pending_nonce(provider)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.api.api_helpers import ApiEnv, b32, catalog_document, ok, period, sql
+from tests.api.api_helpers import ApiEnv, b32, catalog_document, concluded, ok, period, sql
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-sharing-terms")
@@ -101,9 +101,7 @@ def test_chinese_terms_round_trip_are_signed_and_read_back_verified(api_env: Api
 def test_tampered_stored_terms_read_unverified(api_env: ApiEnv) -> None:
     env = api_env
     record = ok(env.call("POST", "/requests", "psb", json=request_body(env, catalogued(env))), 201)["record"]
-    ok(env.call("POST", f"/requests/{record['id']}/approve", "hrss"))
-    ok(env.call("POST", f"/requests/{record['id']}/signatures", "psb", json={}))
-    agreement = ok(env.call("POST", f"/requests/{record['id']}/signatures", "hrss", json={}))["agreement"]
+    agreement = concluded(env, record, "hrss", "psb")
     edited = copy.deepcopy(record["terms"]["document"])
     edited["dxl:retentionDays"] = 36500
     edited["odrl:prohibition"] = []
