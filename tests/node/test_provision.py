@@ -142,10 +142,11 @@ def _run_until_ready(
     pytest.fail("dxl run did not become ready:\n" + "".join(lines))
 
 
-def _stop(proc: subprocess.Popen[str], node: EmbeddedNode) -> str:
+def _stop(proc: subprocess.Popen[str], node: EmbeddedNode, how: signal.Signals = signal.SIGINT) -> str:
+    """Stops `dxl run` as README says it stops cleanly, by Ctrl-C (SIGINT) or SIGTERM: exit 0, node gone."""
     pid = node.pid
     assert pid is not None
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(how)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert node.pid is None and not Path(f"/proc/{pid}").exists()
@@ -213,7 +214,7 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
         assert reported["newer_code"] == [] and "newer code exists" not in summary
     finally:
         if proc.poll() is None:
-            _stop(proc, node)
+            _stop(proc, node, signal.SIGTERM)  # README: Ctrl-C or SIGTERM; the next start resumes the ledger
 
     # An upgrade whose anchors contract changed since it was deployed (the record's build hash is not the
     # current artifact's): the next start keeps the deployed anchors, where the receipts are, and says so.
