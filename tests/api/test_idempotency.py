@@ -236,14 +236,20 @@ def test_old_keys_are_forgotten_and_claims_of_a_dead_process_resolved_at_start(t
     settings = ApiSettings(home=tmp_path, keystore_passphrase=SecretStr("unused-passphrase"))
     engine = make_engine(settings.effective_database_url)
     init_db(engine)
-    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    # api/README: an answer is kept 7 days.
+    now = dt.datetime.now(dt.UTC)
+    old, younger = now - dt.timedelta(days=7, hours=1), now - dt.timedelta(days=6, hours=23)
     with session_scope(session_factory(engine)) as session:
         session.add(
             IdempotencyRecord(
                 principal="auditor", key="old", fingerprint="f", status_code=201, created_at=old
             )
         )
-        session.add(IdempotencyRecord(principal="auditor", key="new", fingerprint="f", status_code=201))
+        session.add(
+            IdempotencyRecord(
+                principal="auditor", key="new", fingerprint="f", status_code=201, created_at=younger
+            )
+        )
         # Claims of a process that died: one had sent nothing, the other had journaled its transaction.
         session.add(IdempotencyRecord(principal="auditor", key="idle", fingerprint="f", owner="dead"))
         session.add(
