@@ -169,6 +169,30 @@ class _WithPractice:
     practice: LedgerClient
     practice_block: int  # the practice contract's deployment block, where the index starts reading it
 
+    def index(
+        self,
+        node_endpoint: NodeEndpoint,
+        codec: EventCodec,
+        abi: list[dict[str, Any]],
+        tmp_path: Path,
+        *,
+        url: str,
+        start: int,
+    ) -> AuditContext:
+        """The audit index of the ledger (read from block ``start``) and the practice contract beside it, in
+        the store at ``url``."""
+        return AuditContext(
+            engine=open_store(url),
+            rpc_url=node_endpoint.rpc_url,
+            chain_id=node_endpoint.chain_id,
+            contract=str(self.ledger.client.address),
+            start_block=start,
+            codec=codec,
+            abi=abi,
+            settings=Settings(home=tmp_path),
+            practice=CompanionSource(str(self.practice.address), self.practice_block),
+        )
+
 
 def _with_practice(node_endpoint: NodeEndpoint) -> _WithPractice:
     """A new ledger with PSB, HRSS and CIVIL admitted, and a sharing practice contract beside it."""
@@ -203,7 +227,7 @@ def _lost_demands(
     rpc = JsonRpc(node_endpoint.rpc_url)
     start = rpc.block_number()
     made = _with_practice(node_endpoint)
-    c, practice, practice_block = made.ledger, made.practice, made.practice_block
+    c, practice = made.ledger, made.practice
     psb, hrss, civil = (c.depts[code] for code in ("PSB", "HRSS", "CIVIL"))
 
     def publish(who: Dept, to: Dept | None) -> int:
@@ -221,17 +245,7 @@ def _lost_demands(
     for publisher, addressee in ((psb, hrss), (hrss, psb), (civil, None), (psb, civil), (psb, hrss)):
         publish(publisher, addressee)
     decline(psb, 2)
-    ctx = AuditContext(
-        engine=open_store(url),
-        rpc_url=node_endpoint.rpc_url,
-        chain_id=node_endpoint.chain_id,
-        contract=str(c.client.address),
-        start_block=start,
-        codec=codec,
-        abi=abi,
-        settings=Settings(home=tmp_path),
-        practice=CompanionSource(str(practice.address), practice_block),
-    )
+    ctx = made.index(node_endpoint, codec, abi, tmp_path, url=url, start=start)
     filters = [
         DemandFilter(), DemandFilter(publisher=psb.id), DemandFilter(addressee=hrss.id),
         DemandFilter(open_only=True), DemandFilter(publisher=psb.id, open_only=True),
@@ -340,17 +354,7 @@ def _lost_scores(
 
     score(agreement, "provider")
     score(other, "provider")
-    ctx = AuditContext(
-        engine=open_store(url),
-        rpc_url=node_endpoint.rpc_url,
-        chain_id=node_endpoint.chain_id,
-        contract=str(c.client.address),
-        start_block=start,
-        codec=codec,
-        abi=abi,
-        settings=Settings(home=tmp_path),
-        practice=CompanionSource(str(practice.address), practice_block),
-    )
+    ctx = made.index(node_endpoint, codec, abi, tmp_path, url=url, start=start)
     try:
         assert indexed_scores(ctx) == chain_scores() and len(chain_scores()) == 1
         assert _indexed_departments(ctx) == chain_departments()
