@@ -168,15 +168,18 @@ class HistoryFilter:
 
     def validate(self, known_events: Sequence[str]) -> None:
         """Raises:
-        InvalidQueryError: a counterpart without a department, an unknown event type, an empty period or a
-            negative id."""
+        InvalidQueryError: a counterpart without a department, an unknown event type or one named twice, an
+            empty period or a negative id."""
         if self.counterpart is not None and self.department is None:
             raise InvalidQueryError("counterpart", "needs a department to be the other party of")
-        for name in self.events:
+        for i, name in enumerate(self.events):
             if name not in known_events:
                 raise InvalidQueryError(
                     "event", f"{name!r} is not a ledger event (known: {', '.join(known_events)})"
                 )
+            # Each once: the filter then holds at most every known event, however long a query string.
+            if name in self.events[:i]:
+                raise InvalidQueryError("event", f"{name!r} is named twice")
         for field in ("department", "counterpart", "resource", "agreement", "from_time", "to_time"):
             value = getattr(self, field)
             if value is not None and value < 0:

@@ -89,6 +89,7 @@ def test_history_pages_and_filters(client: AuditClient) -> None:
         # A cursor of the right form for a position past the index's signed 64-bit integers (a 500 before).
         ("/audit/history", {"cursor": encode_cursor(2**63)}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"event": "Nope"}, 422, "VALIDATION_ERROR"),
+        ("/audit/history", {"event": ["DeliveryRecorded"] * 2}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"from": "yesterday"}, 422, "VALIDATION_ERROR"),
         ("/audit/history", {"department": "NOPE"}, 404, "DEPARTMENT_NOT_FOUND"),
         # Digits that are not ASCII ("²" passes str.isdigit, not int()) are neither a code nor an id.
