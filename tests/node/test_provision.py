@@ -253,8 +253,12 @@ def test_dxl_run_restarts_on_the_same_ledger(tmp_path: Path) -> None:
             re.search(rf"^  {re.escape(name)} +{re.escape(entry['token'])}$", summary, re.MULTILINE)
             for name, entry in kept.items()
         ), summary
-        # README shows the same lines, in the same order.
+        # README shows the same lines, in the same order, and the web server's own before them.
         assert _labels(summary) == _labels(_readme_summary())
+        for line in _readme_summary().splitlines():
+            if line.startswith("INFO:"):
+                shape = re.sub(r"\d+", r"\\d+", re.escape(line))  # a pid, a port
+                assert re.search(f"^{shape}$", summary, re.MULTILINE), (line, summary)
         # What DXL_HOME holds is what README's table says it holds (SQLite's journal files aside; the local
         # network's directory only once `dxl network up` made it).
         kept = {p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))}
