@@ -130,6 +130,14 @@ def _taken(waiting: queue.SimpleQueue[_T]) -> Iterator[_T]:
             return
 
 
+def _each_until_done(items: list[_T], do: Callable[[_T], object]) -> None:
+    """``do`` each of ``items`` in order, taking one off only once done: one that fails (the node or the
+    database away half-way) stays first, done again at the next round before those behind it."""
+    while items:
+        do(items[0])
+        items.pop(0)
+
+
 #: Signs and sends an anchor transaction; returns it pending.
 Submit = Callable[["LocalAccount", dict[str, Any]], PendingTx]
 
@@ -269,7 +277,8 @@ class Anchorer:
         self._sent_lock = threading.Lock()
         #: Anchors the contract refused, with its reason: the follower's findings for the closing thread.
         self._refusals: queue.SimpleQueue[tuple[_Sent, LedgerRevertError]] = queue.SimpleQueue()
-        #: The refusal being settled (the closing thread's; kept until it is).
+        #: The refusals taken to be settled, in the order the follower found them (the closing thread's; each
+        #: kept until it is settled).
         self._settling: list[tuple[_Sent, LedgerRevertError]] = []
         #: Journaled transactions sent again after the node lost their blocks (:meth:`rewound`).
         self._rewound: queue.SimpleQueue[list[Entry]] = queue.SimpleQueue()
@@ -363,17 +372,11 @@ class Anchorer:
         self._seen_block = -1  # look at once, also if no block was added since the last look
 
     def _settle_refusals(self) -> None:
-        while True:
-            if not self._settling:
-                try:
-                    self._settling.append(self._refusals.get_nowait())
-                except queue.Empty:
-                    return
-            # Taken off only once settled: a refusal that fails half-way (the node or the database away while
-            # its anchor is voided or its receipts batched again) is settled again at the next round, before
-            # the refusals behind it, instead of being dropped with its batch left closed for good.
-            self._refused(*self._settling[0])
-            self._settling.pop(0)
+        # Taken off only once settled: a refusal that fails half-way (the node or the database away while its
+        # anchor is voided or its receipts batched again) is settled again at the next round, before the
+        # refusals behind it, instead of being dropped with its batch left closed for good.
+        self._settling.extend(_taken(self._refusals))
+        _each_until_done(self._settling, lambda refusal: self._refused(*refusal))
 
     def _drain(self) -> None:
         for handed_over, journaled in _taken(self._inbox):
@@ -525,9 +528,7 @@ class Anchorer:
                 self._send_unsent()
 
     def _send_unsent(self) -> None:
-        while self._unsent:
-            self._send(self._unsent[0])
-            self._unsent.pop(0)
+        _each_until_done(self._unsent, self._send)
 
     def _send(self, batch: _Closed) -> None:
         account = self._account_of(batch.provider)
