@@ -482,6 +482,30 @@ def _import_csv(env: ApiEnv, header: list[str], rows: list[list[str]]) -> Any:
     return env.call("POST", "/resources/import", "psb", json={"csv": out.getvalue()})
 
 
+def test_an_import_past_its_documented_bounds_is_refused_naming_them_and_stores_nothing(
+    api_env: ApiEnv,
+) -> None:
+    """api/README: up to 2,000 entries, or 3,000,000 characters of CSV, in a body of up to 4 MiB; more is
+    `422 VALIDATION_ERROR` naming the limit (413 past the body's), nothing stored, even of a valid entry."""
+    record = register(api_env, "psb", document(title="限量导入"))
+    sql(api_env, "DELETE FROM api_catalog_documents WHERE metadata_hash = :h", h=record["metadata_hash"])
+    restoring = {"id": record["id"], "metadata": record["metadata"]}
+    entries = api_env.call("POST", "/resources/import", "psb", json={"resources": [restoring] * 2001})
+    assert (entries.status_code, entries.json()["error"]["field"]) == (422, "resources"), entries.text[:300]
+    assert "2000" in entries.json()["error"]["message"]
+    text = "id,metadata\n" + "1," + "x" * 2_999_990 + "\n"
+    assert len(text) > 3_000_000
+    csv_text = api_env.call("POST", "/resources/import", "psb", json={"csv": text})
+    assert (csv_text.status_code, csv_text.json()["error"]["field"]) == (422, "csv"), csv_text.text[:300]
+    body = api_env.call("POST", "/resources/import", "psb", json={"csv": "x" * (4 * 1024 * 1024)})
+    assert (body.status_code, body.json()["error"]["code"]) == (413, "PAYLOAD_TOO_LARGE"), body.text[:300]
+    assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"] is None
+    assert ok(api_env.call("POST", "/resources/import", "psb", json={"resources": [restoring] * 2000})) == {
+        "imported": 2000
+    }
+    assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"] == record["metadata"]
+
+
 def test_csv_import_is_bounded_in_rows_and_columns_and_stores_nothing_past_the_bound(api_env: ApiEnv) -> None:
     """A CSV import takes at most 2,000 rows, as the JSON form takes 2,000 entries; past that, 422 naming the
     limit and nothing stored, even of the rows before it. Wide headers cost nothing per row: 300,000 column
