@@ -9,7 +9,8 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -116,6 +117,18 @@ class RpcProxy:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @contextmanager
+    def hooked_after_head(
+        self, hook: Callable[[], None], *, methods: tuple[str, ...] = ("eth_getBlockByNumber",)
+    ) -> Iterator[None]:
+        """Within the block, :attr:`after_head` is ``hook`` (called once, when the node first answers one of
+        ``methods`` for its latest block); after it, neither the hook nor the methods are left behind."""
+        self.head_methods, self.after_head = methods, hook
+        try:
+            yield
+        finally:
+            self.head_methods, self.after_head = ("eth_getBlockByNumber",), None
 
     def _forward(self, body: bytes) -> bytes:
         request = urllib.request.Request(

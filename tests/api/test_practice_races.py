@@ -211,11 +211,8 @@ def test_get_inspection_reads_its_outcomes_and_clock_at_one_block_and_names_it(
         recorded.append(ok(answer)["transaction"])
 
     _rpc(env, "evm_setNextBlockTimestamp", present_by + 1)  # the outcome's block is past the deadline
-    proxy.head_methods, proxy.after_head = ("eth_getLogs",), record
-    try:
+    with proxy.hooked_after_head(record, methods=("eth_getLogs",)):
         read = env.call("GET", path, "auditor")
-    finally:
-        proxy.head_methods, proxy.after_head = ("eth_getBlockByNumber",), None
     shown = ok(read)
     block = int(read.headers["X-Chain-Block"])
     assert recorded and recorded[0]["block_number"] == block + 1, (recorded, block)
@@ -244,11 +241,8 @@ def test_get_inspection_shows_a_presentation_kept_after_its_block_beside_no_outc
         body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
         presented.append(ok(env.call("POST", f"{path}/presentations", "hrss", json=body))["verdict"])
 
-    proxy.after_head = present
-    try:
+    with proxy.hooked_after_head(present):
         read = env.call("GET", path, "auditor")
-    finally:
-        proxy.after_head = None
     block = int(read.headers["X-Chain-Block"])
     assert presented and presented[0]["block"] > block, (presented, block)
     sampled = ok(read)["sample"][0]
@@ -278,11 +272,8 @@ def test_get_demand_reads_the_demand_and_the_clock_at_one_block_and_names_it(
         answered.append(ok(answer)["transaction"])
 
     _rpc(env, "evm_setNextBlockTimestamp", due_by + 1)
-    proxy.head_methods, proxy.after_head = ("eth_call",), decline
-    try:
+    with proxy.hooked_after_head(decline, methods=("eth_call",)):
         read = env.call("GET", path, "auditor")
-    finally:
-        proxy.head_methods, proxy.after_head = ("eth_getBlockByNumber",), None
     shown = ok(read)
     block = int(read.headers["X-Chain-Block"])
     assert answered and answered[0]["block_number"] == block + 1, (answered, block)
