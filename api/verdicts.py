@@ -178,3 +178,15 @@ def _pending(
         "does not hold it, so a check against a node alone answers NOT_RECORDED until its batch is anchored",
     )
     return verdict.with_anchor(anchor, VerdictStatus.PENDING, pending)
+
+
+def without_node(answer: dict[str, Any], rpc_url: str) -> dict[str, Any]:
+    """The verdict a department sees (``POST /verify``, a presentation to an inspection): the chain and
+    contract consulted, not the address of the service's node (an internal endpoint a department has no use
+    for); auditors see it whole."""
+    via = f" via {rpc_url}"
+    anchor = answer.get("anchor")
+    if anchor is not None:
+        answer["anchor"] = {**anchor, "source": str(anchor["source"]).replace(via, "")}
+    answer["findings"] = [{**f, "message": str(f["message"]).replace(via, "")} for f in answer["findings"]]
+    return answer

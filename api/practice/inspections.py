@@ -471,8 +471,13 @@ class InspectionService:
                 else:
                     row.status, row.verdict = str(verdict["status"]), text
                 session.commit()
+        from api.verdicts import without_node
+
+        # Answered to the presenting department as POST /verify answers it, without the service's node; the
+        # verdict kept, whose hash the outcome records as evidence, is the auditor's, and names it.
+        shown = without_node(dict(verdict), self.ledger.client.rpc_url)
         return m.PresentationPublic(
-            inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(verdict)
+            inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(shown)
         )
 
     def _kept(self, inspection_id: int, drawn: bytes) -> KeptPresentation | None:

@@ -282,16 +282,7 @@ def verify(
         expected=bytes.fromhex(body.delivery_id[2:]) if body.delivery_id else None,
         principal=principal,
     )
+    from api.verdicts import without_node
+
     answer: dict[str, Any] = {**verdict.to_dict(), "block": at.head.number}
-    return answer if principal.role is Role.AUDITOR else _without_node(answer, ledger.client.rpc_url)
-
-
-def _without_node(answer: dict[str, Any], rpc_url: str) -> dict[str, Any]:
-    """The verdict a department sees: the chain and contract consulted, not the address of the service's
-    node (an internal endpoint a department has no use for); auditors see it whole."""
-    via = f" via {rpc_url}"
-    anchor = answer.get("anchor")
-    if anchor is not None:
-        answer["anchor"] = {**anchor, "source": str(anchor["source"]).replace(via, "")}
-    answer["findings"] = [{**f, "message": str(f["message"]).replace(via, "")} for f in answer["findings"]]
-    return answer
+    return answer if principal.role is Role.AUDITOR else without_node(answer, ledger.client.rpc_url)

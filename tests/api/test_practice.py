@@ -611,7 +611,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         theirs, unsampled = present(passed, who), present(outside, who)
         assert (theirs.status_code, theirs.json()["error"]["code"]) == (409, "NOT_SAMPLED"), theirs.text
         assert theirs.text.replace(passed, "<id>") == unsampled.text.replace(outside, "<id>")
-    assert ok(present(passed))["verdict"]["status"] == "MATCH"
+    presented = present(passed)
+    assert ok(presented)["verdict"]["status"] == "MATCH"
+    assert str(env.settings.rpc_url).rstrip("/") not in presented.text, presented.text
     assert ok(present(failed, tamper=True))["verdict"]["status"] == "MISMATCH"
     # A presentation while the outcome is being recorded waits for it, and then is closed: written meanwhile,
     # it would replace the verdict the outcome's evidence hash commits to (a pass kept beside a MISMATCH).
