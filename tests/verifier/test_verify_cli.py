@@ -430,3 +430,6 @@ def test_verify_with_no_ledger_known_says_the_chain_was_not_checked(
     code, out, _ = dxl("verify", payload, "--json")
     verdict = json.loads(out)
     assert (code, verdict["status"], verdict["anchor"], verdict["node"]) == (0, "MATCH", None, None)
+    # --rpc alone names a node, not a ledger: it reads DXL_HOME's, and there is none.
+    code, out, err = dxl("verify", payload, "--rpc", "http://127.0.0.1:1")
+    assert code == 2 and "no ledger deployment recorded" in err, out + err
