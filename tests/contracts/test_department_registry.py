@@ -546,3 +546,19 @@ def test_propose_removalBelowThreshold_reverts(ledger: Consortium) -> None:
             address(ledger.governors[2].address),
         )
     assert ledger.call("proposalCount") == before
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"\x01" * 31, abi_encode(["uint256"], [2**32 + 1])],
+    ids=["empty", "short", "id-past-uint32"],
+)
+def test_propose_argumentsThatDoNotDecode_reverts(ledger: Consortium, data: bytes) -> None:
+    """Arguments that are not the action's ABI encoding are refused when proposed (the decoder's own revert,
+    which carries no error): before, only an admission's were decoded then, and any other proposal was
+    created to fail at every approval."""
+    before = ledger.call("proposalCount")
+    with pytest.raises(LedgerRevertError) as info:
+        ledger.send(ledger.governors[0], "propose", GovernanceAction.SUSPEND_DEPARTMENT, data)
+    assert info.value.error_name is None
+    assert ledger.call("proposalCount") == before
