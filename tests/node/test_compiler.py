@@ -54,11 +54,11 @@ def test_the_london_build_has_the_cancun_abi_and_other_code() -> None:
     assert not any("contracts-london/" in unit for unit in ledger_cancun.sources)
 
 
-def test_build_is_deterministic_and_records_sources(
-    fixture_build: compiler.Build, fixture_project: Path, tmp_path: Path
-) -> None:
-    first, second = fixture_build, _build(fixture_project)
-    assert first.files == second.files
+def test_build_records_sources(fixture_build: compiler.Build, tmp_path: Path) -> None:
+    """What a build writes. That the same sources build the same files again, byte for byte, is
+    test_check_reports_nothing_for_unmodified_sources's (its check recompiles them and compares every file's
+    text); a second build here proved it once more, for some 1.6 s of solcjs CPU."""
+    first = fixture_build
     counter = json.loads(first.files["Counter.json"])
     assert counter["sourceName"] == "contracts/src/Counter.sol"
     assert set(counter["sources"]) == {
