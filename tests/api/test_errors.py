@@ -784,11 +784,17 @@ def test_verify_answers_an_altered_manifest_with_a_verdict(api_env: ApiEnv, tmp_
         payload, salt=new_salt(), chunking=Chunking(PayloadFormat.JSONL), keep_leaf_hashes=True
     )
     document = build_manifest(c, delivery_id=os.urandom(32)).to_dict()
+    # api/README: `block` is the node's head as the check began, every read made there; null for a manifest
+    # found altered, answered without reading the chain.
+    head = api_env.setup.client.block_number()
+    whole = ok(api_env.call("POST", "/verify", "auditor", json={"manifest": document}))
+    assert whole["status"] == "NOT_RECORDED" and isinstance(whole["block"], int) and whole["block"] >= head
     document["leaf_count"] += 1
     response = api_env.call("POST", "/verify", "auditor", json={"manifest": document})
     assert response.status_code == 200, response.text
     verdict = response.json()
     assert verdict["status"] == "UNTRUSTED" and verdict["findings"][0]["code"] == "MANIFEST_INCONSISTENT"
+    assert verdict["block"] is None, verdict
 
 
 def test_delivery_read_tolerates_an_unknown_hash_algorithm_on_chain(api_env: ApiEnv) -> None:
