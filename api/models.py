@@ -130,13 +130,18 @@ class _SaysSomething(AfterValidator):
 InOrderText = _SaysSomething(_no_bidi_controls)
 
 
+def field_key(name: str) -> str:
+    """A field's name as names are compared (a document keeps it as written, and is hashed so): composed
+    (NFC), so "é" as one code point and as "e" with a combining accent, which read the same, are one name."""
+    return unicodedata.normalize("NFC", name)
+
+
 def _each_field_once(names: list[str]) -> None:
-    """Refuses a list of fields naming one twice: which of the two a reader takes (a datatype, a data list's
-    entry) would be its choice, not the document's. Names are compared composed (NFC), so "é" as one code
-    point and as "e" with a combining accent, which read the same, are one name."""
+    """Refuses a list of fields naming one twice (compared by :func:`field_key`): which of the two a reader
+    takes (a datatype, a data list's entry) would be its choice, not the document's."""
     seen: set[str] = set()
     for name in names:
-        composed = unicodedata.normalize("NFC", name)
+        composed = field_key(name)
         if composed in seen:
             raise ValueError(f"the document names the field {name!r} twice")
         seen.add(composed)

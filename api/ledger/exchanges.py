@@ -223,8 +223,9 @@ class ExchangeService(CatalogService):
         )
 
     def _check_data_list(self, terms: m.TermsDocument, resource: m.ResourcePublic) -> None:
-        """Every field of the data list is one the resource's catalog document lists, when the service holds
-        that document as the chain registered it (a resource registered by hash alone lists no fields).
+        """Every field of the data list is one the resource's catalog document lists (names compared by
+        :func:`api.models.field_key`), when the service holds that document as the chain registered it (a
+        resource registered by hash alone lists no fields).
 
         Raises:
             ApiError: TERMS_FIELD_UNKNOWN naming the first field that is not listed.
@@ -234,8 +235,11 @@ class ExchangeService(CatalogService):
         if not isinstance(columns, list):
             return
         listed = {c.get("csvw:name") for c in columns if isinstance(c, dict)}
+        # Compared as the catalog and the data list count names: the consumer's system may write an accent
+        # decomposed where the catalog has it composed (or the other way), and the name is the same.
+        keys = {m.field_key(n) for n in listed if isinstance(n, str)}
         for position, column in enumerate(terms.columns):
-            if column.name not in listed:
+            if m.field_key(column.name) not in keys:
                 raise ApiError(
                     "TERMS_FIELD_UNKNOWN",
                     f"resource {resource.id} lists no field {column.name!r}; its fields: "

@@ -137,6 +137,31 @@ def test_any_field_may_be_requested_of_a_resource_registered_by_hash(api_env: Ap
     assert record["terms"]["verified"] is True
 
 
+@pytest.mark.parametrize(
+    ("listed", "requested"),
+    [("\u00e9tat", "e\u0301tat"), ("e\u0301tat", "\u00e9tat")],
+    ids=["nfc-nfd", "nfd-nfc"],
+)
+def test_a_field_is_requested_by_its_name_however_its_accent_is_encoded(
+    api_env: ApiEnv, listed: str, requested: str
+) -> None:
+    """The catalog lists "état" with its accent as one code point (or as "e" and a combining accent), and the
+    consumer's system writes it the other way (macOS writes names decomposed): the same name, as the catalog
+    and the data list count names (one "état" twice is refused as a field named twice). The request was
+    refused TERMS_FIELD_UNKNOWN, "lists no field 'état'; its fields: état". The terms keep the name as
+    written, and their hash with it."""
+    env = api_env
+    columns = [{"csvw:name": listed, "csvw:datatype": "string"}]
+    body = {"metadata": catalog_document("编码（条款）", **{"csvw:column": columns}),
+            "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}  # fmt: skip
+    resource_id = ok(env.call("POST", "/resources", "hrss", json=body), 201)["record"]["id"]
+    asked = terms(requested)
+    record = ok(env.call("POST", "/requests", "psb", json=request_body(env, resource_id, terms=asked)), 201)
+    stored = record["record"]["terms"]
+    assert stored["verified"] is True and stored["document"]["csvw:column"] == [{"csvw:name": requested}]
+    assert stored["hash"] == canonical_hash({**asked, "odrl:purpose": PURPOSE})
+
+
 def _stored_documents(env: ApiEnv) -> int:
     engine = create_engine(env.settings.effective_database_url)
     try:
