@@ -230,3 +230,29 @@ def test_declared_roles_follow_the_policy(api_env: ApiEnv) -> None:
         if path.split("/")[1] in OWN_AREAS and op["x-dxl-roles"] != _policy(method, path)
     ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_an_exchange_a_department_is_not_party_to_reads_exactly_as_an_unknown_id(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
+    """api/README, note 2: a department not party to an exchange gets exactly the answer of an id that does
+    not exist — status, code and body, the id it asked for aside — reading or writing, so ids in other
+    departments' exchanges cannot be probed (the body was not compared)."""
+    unknown = {"request_id": 10**9, "agreement_id": 10**9, "grant_id": 10**9,
+               "delivery_id": "0x" + "7f" * 32}  # fmt: skip
+    for method, path in (("GET", "/requests/{request_id}"), ("GET", "/requests/{request_id}/terms"),
+                         ("POST", "/requests/{request_id}/approve"), ("GET", "/agreements/{agreement_id}"),
+                         ("POST", "/agreements/{agreement_id}/suspend"), ("GET", "/grants/{grant_id}"),
+                         ("POST", "/grants/{grant_id}/revoke"), ("GET", "/deliveries/{delivery_id}"),
+                         ("POST", "/deliveries/{delivery_id}/acknowledge"),
+                         ("GET", "/audit/deliveries/{delivery_id}/provenance")):  # fmt: skip
+        name = path.split("{")[1].split("}")[0]
+        real, fake = str(exchange[name]), str(unknown[name])
+        hidden = api_env.call(
+            method, path.replace(f"{{{name}}}", real), "civil", json={} if method == "POST" else None
+        )
+        absent = api_env.call(
+            method, path.replace(f"{{{name}}}", fake), "civil", json={} if method == "POST" else None
+        )
+        assert hidden.status_code == absent.status_code == 404, (path, hidden.text, absent.text)
+        assert hidden.text == absent.text.replace(fake, real), (path, hidden.text, absent.text)
