@@ -64,11 +64,13 @@ echo
 
 sleep 2   # the inspected period must be over
 FROM=$(date -u -d "@$T1" +%Y-%m-%dT%H:%M:%SZ); TO=$(date -u -d "@$((T2 + 1))" +%Y-%m-%dT%H:%M:%SZ)
-echo "\$ dxl inspection open --token \$AUDITOR --from $FROM --to $TO --sample-size 1 --seed-delay 2"
-dxl inspection open --token "$AUDITOR" --from "$FROM" --to "$TO" --sample-size 1 --seed-delay 2
-sleep 4   # blocks are mined every second: wait for the seed block
+# The seed block is 5 blocks after the head the service reads: the opening must be mined before it (a loaded
+# machine may take a few of dxl run's one-second blocks), and the draw waits until it is mined.
+echo "\$ dxl inspection open --token \$AUDITOR --from $FROM --to $TO --sample-size 1 --seed-delay 5"
+dxl inspection open --token "$AUDITOR" --from "$FROM" --to "$TO" --sample-size 1 --seed-delay 5
 echo '$ dxl inspection draw 1 --token $AUDITOR'
-dxl inspection draw 1 --token "$AUDITOR"
+for _ in $(seq 30); do sleep 1; dxl inspection draw 1 --token "$AUDITOR" 2> draw.err && break; done
+[ ! -s draw.err ] || { cat draw.err >&2; exit 2; }
 echo '$ dxl inspection sample 1        # recomputed from the node alone (verifier/sampling.py)'
 dxl inspection sample 1
 SAMPLED=$(dxl inspection show 1 --token "$AUDITOR" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['sample'][0]['delivery_id'])")
