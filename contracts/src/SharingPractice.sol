@@ -41,6 +41,9 @@ contract SharingPractice is ISharingPractice {
     mapping(uint64 inspectionId => Inspection) private _inspections;
     uint64 private _inspectionCount;
     mapping(uint64 inspectionId => mapping(bytes32 deliveryId => InspectionOutcome)) private _outcomes;
+    /// @dev Inspections drawn after their `presentBy`: no provider knew its sample before the deadline, so none
+    /// failed to meet it. Written only for such a draw, which the auditor chose by a seed block that late.
+    mapping(uint64 inspectionId => bool) private _drawnPastPresentBy;
 
     /// @param ledger_ The DataExchangeLedger whose departments, catalog, agreements and deliveries are read.
     /// @param evaluationPeriod_ Length of an evaluation period in seconds (each side of an agreement is scored
@@ -216,6 +219,7 @@ contract SharingPractice is ISharingPractice {
         }
         i.seed = seed;
         i.status = InspectionStatus.Drawn;
+        if (block.timestamp > i.presentBy) _drawnPastPresentBy[inspectionId] = true;
         emit InspectionDrawn(inspectionId, seed);
     }
 
@@ -231,7 +235,10 @@ contract SharingPractice is ISharingPractice {
         _requireDrawable(deliveryId);
         if (
             outcome_ == InspectionOutcome.None || _outcomes[inspectionId][deliveryId] != InspectionOutcome.None
-                || (outcome_ == InspectionOutcome.NotPresented && block.timestamp <= i.presentBy)
+                || (
+                    outcome_ == InspectionOutcome.NotPresented
+                        && (block.timestamp <= i.presentBy || _drawnPastPresentBy[inspectionId])
+                )
         ) revert PracticeInvalidOutcome(inspectionId, deliveryId, outcome_);
         _outcomes[inspectionId][deliveryId] = outcome_;
         emit InspectionOutcomeRecorded(inspectionId, deliveryId, outcome_, evidenceHash);

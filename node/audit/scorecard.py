@@ -525,11 +525,12 @@ def practice_indicators(
     clock = min(as_of, now)
     recorded = {(o.inspection_id, o.delivery_id) for o in practice.outcomes if o.recorded_at <= clock}
     # A sample is known from its draw on: one drawn after a closed period's end (its seed block may lie
-    # inside the period) adds nothing to that period's card.
+    # inside the period) adds nothing to that period's card. One drawn after its deadline was presentable by
+    # no one, and the contract takes no `NotPresented` for it: never overdue.
     unrecorded = sorted(
         (s.inspection_id, "0x" + s.delivery_id.hex(), s.provider) for s in practice.sampled
         if department in (None, s.provider) and in_period(s.present_by) and s.present_by < clock
-        and (s.drawn_at is None or (s.drawn_at <= as_of and s.drawn_at < period_to))
+        and (s.drawn_at is None or (s.drawn_at <= min(as_of, s.present_by) and s.drawn_at < period_to))
         and (s.inspection_id, s.delivery_id) not in recorded
     )  # fmt: skip
     # Inspections belong to no department: every scorecard shows the ledger's, so an auditor who lets them

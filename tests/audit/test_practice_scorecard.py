@@ -240,6 +240,25 @@ def test_a_sampled_delivery_past_its_deadline_without_an_outcome_is_overdue_on_i
     assert len(overdue(None, 1_000)) == 2 and overdue(CIVIL, 1_000) == []
 
 
+def test_a_sample_drawn_after_its_deadline_is_overdue_on_no_card() -> None:
+    """Inspection 1's deadline is 500 and it was drawn at 600: its providers learned the sample after the
+    deadline, and the contract takes no not-presented outcome for it, so its unrecorded delivery is overdue
+    on no card; the same sample drawn at 450 is."""
+    hrss_1 = b"\x00\x00\x00\x02" + b"\x01" * 28
+
+    def overdue(drawn_at: int) -> list[str]:
+        practice = PracticeFacts(
+            inspections=[InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 1, 0, 90, 15, 500, b"\x05" * 32)],
+            sampled=[SampledRecord(1, hrss_1, HRSS, 500, drawn_at=drawn_at)],
+        )
+        card = compute_scorecard(Facts(), department=None, period_from=0, period_to=1_000, now=2_000,
+                                 practice=practice)["practice"]["inspections"]  # fmt: skip
+        return [d["delivery_id"] for d in card["overdue_deliveries"]]
+
+    assert overdue(600) == []
+    assert overdue(450) == ["0x" + hrss_1.hex()]
+
+
 def test_inspections_that_expired_in_the_period_show_on_every_card() -> None:
     """An inspection left undrawn past its seed block's hash counts in the period it expired in, on every
     department's card and the ledger's: its auditor's inaction belongs to no department. One that expired

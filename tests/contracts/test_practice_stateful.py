@@ -92,6 +92,7 @@ class Insp:
     present_steps: int  # clock steps after its opening from which NotPresented may be recorded
     step: int
     drawn: bool = False
+    drawn_late: bool = False  # drawn once presentBy had passed: NotPresented never holds for its sample
     outcomes: dict[bytes, InspectionOutcome] = field(default_factory=dict)
 
 
@@ -492,6 +493,7 @@ class PracticeRules(RuleBasedStateMachine):
             seed = bytes(self.practice.w3.eth.get_block(i.seed_block)["hash"])
             assert result.event("InspectionDrawn").args["seed"] == seed
             i.drawn = True
+            i.drawn_late = self.model.step - i.step >= i.present_steps
 
     @precondition(lambda self: bool(self.model.inspections))
     @rule(
@@ -523,7 +525,10 @@ class PracticeRules(RuleBasedStateMachine):
         elif (
             result_ == InspectionOutcome.NONE
             or delivery in i.outcomes
-            or (result_ == InspectionOutcome.NOT_PRESENTED and m.step - i.step < i.present_steps)
+            or (
+                result_ == InspectionOutcome.NOT_PRESENTED
+                and (m.step - i.step < i.present_steps or i.drawn_late)
+            )
         ):
             outcome = (
                 "PracticeInvalidOutcome",

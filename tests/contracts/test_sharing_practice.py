@@ -379,6 +379,33 @@ def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice
         practice.send(practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
 
 
+def test_recordOutcome_drawnPastPresentBy_notPresentedRefused(practice: Practice) -> None:
+    """An auditor who puts the seed block after the presentation deadline (here: deadline 5 s on, seed 20
+    blocks on) would have a sample no provider learned before its deadline: its deliveries were never
+    presentable, so `NotPresented` is refused for them for good; passed or failed still go on record."""
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    delivery, _ = practice.ledger.deliver(
+        psb, practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    )
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 20, now + 5)
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    w3.provider.make_request("evm_increaseTime", [10])  # type: ignore[arg-type]
+    while w3.eth.block_number <= head + 20:
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    practice.send(psb, "drawSample", inspection)
+    assert practice.ledger.now() > now + 5
+    with reverts("PracticeInvalidOutcome", inspectionId=inspection, outcome=InspectionOutcome.NOT_PRESENTED):
+        practice.send(
+            practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.NOT_PRESENTED, ZERO
+        )
+    recorded = practice.send(
+        practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, TEXT
+    )
+    assert names(recorded) == ["InspectionOutcomeRecorded"]
+
+
 def _slot(grant_id: int, sequence: int) -> bytes:
     return bytes(16) + grant_id.to_bytes(8, "big") + sequence.to_bytes(8, "big")
 

@@ -230,7 +230,8 @@ interface ISharingPractice {
     /// the ledger, or the receipt's sequence is below its grant's {IReceiptAnchors-nextSequence} (a grant's
     /// batches are contiguous, so it is in an anchored batch) — else {IDeliveryLedger-DeliveryUnknown}; its
     /// outcome not recorded before; `outcome` not `None`, and `NotPresented` only after the inspection's
-    /// `presentBy`. Membership of the sample is checked off chain (`verifier/sampling.py`, derivation
+    /// `presentBy` and for an inspection drawn by then (drawn later, its sample was presentable by no one).
+    /// Membership of the sample is checked off chain (`verifier/sampling.py`, derivation
     /// {sampleVersion}): the population lives in the ledger's and the anchors' logs. Emits
     /// {InspectionOutcomeRecorded}.
     function recordOutcome(uint64 inspectionId, bytes32 deliveryId, InspectionOutcome outcome, bytes32 evidenceHash)
