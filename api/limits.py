@@ -177,6 +177,23 @@ def _content_type(scope: Scope) -> email.message.Message:
     return message
 
 
+def declared_unencoded(scope: Scope) -> None:
+    """Refuses a body sent with a Content-Encoding (gzip, deflate, …): the service decodes none, and read as
+    it came, a compressed body was refused as JSON that does not parse, which it was not.
+
+    Raises:
+        JsonBodyError: the encoding declared, and that the body is to be sent unencoded.
+    """
+    encoding = next((v for name, v in scope["headers"] if name.lower() == b"content-encoding"), None)
+    if encoding is None:
+        return
+    named = encoding.decode("latin-1").strip()
+    if named.lower() not in ("", "identity"):
+        raise JsonBodyError(
+            f"is sent with Content-Encoding: {named}, which this service does not decode: send it unencoded"
+        )
+
+
 def declared_utf8(scope: Scope) -> None:
     """Refuses a JSON body whose Content-Type declares a charset other than UTF-8. The body is read as UTF-8
     (RFC 8259 8.1) whatever the header says, and bytes that are UTF-8 and also text in the charset declared
@@ -274,6 +291,7 @@ class BodyLimitMiddleware:
         body = b"".join(chunks)
         if body and scope["path"] not in PARSED_BY_ROUTE and is_json(scope):
             try:
+                declared_unencoded(scope)
                 declared_utf8(scope)
                 parse_json(body)
             except JsonBodyError as exc:

@@ -32,6 +32,7 @@ from api.limits import (
     SCOPE_PRINCIPAL,
     JsonBodyError,
     body_refused,
+    declared_unencoded,
     declared_utf8,
     is_json,
     parse_json,
@@ -148,6 +149,7 @@ async def post_receipts(
     if not is_json(request.scope):
         raise ApiError("VALIDATION_ERROR", "send the body as Content-Type: application/json", field="body")
     try:
+        declared_unencoded(request.scope)
         declared_utf8(request.scope)
         document: Any = read_json_fast(raw)
     except JsonBodyError as exc:

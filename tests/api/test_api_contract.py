@@ -4,6 +4,7 @@ which scorecard."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from datetime import UTC, datetime
@@ -320,6 +321,25 @@ def test_json_declared_in_another_charset_is_a_422(api_env: ApiEnv, charset: str
             "/resources", content=json.dumps({**body, "metadata_hash": b32()}), headers=declared
         )
         assert sent.status_code == 201, sent.text
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "GZIP", "deflate", "br"])
+def test_a_body_sent_encoded_is_a_422_naming_its_content_encoding(api_env: ApiEnv, encoding: str) -> None:
+    """The service decodes no Content-Encoding: a client compressing its body was told "the body is not valid
+    JSON" of a body that was, once decoded. The refusal names the encoding; nothing is recorded, and the same
+    body sent unencoded (or declared ``identity``) is taken."""
+    before = _counts(api_env)
+    body = json.dumps({"metadata_hash": b32(), "schema_hash": b32(), "share_type": "not_shared"}).encode()
+    headers = {**api_env.headers("psb"), "Content-Type": "application/json", "Content-Encoding": encoding}
+    response = api_env.client.post("/resources", content=gzip.compress(body), headers=headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
+    assert f"Content-Encoding: {encoding}" in error["message"] and "unencoded" in error["message"], error
+    assert _counts(api_env) == before
+    identity = {**headers, "Content-Encoding": "identity"}
+    sent = api_env.client.post("/resources", content=body, headers=identity)
+    assert sent.status_code == 201, sent.text
 
 
 # --- "not yours" answers as "does not exist" ----------------------------------------------------------------

@@ -3,6 +3,7 @@ once."""
 
 from __future__ import annotations
 
+import gzip
 import itertools
 import json
 import logging
@@ -509,6 +510,23 @@ def test_post_receipts_aFieldNamedTwiceInAValidReceipt_refusedNamingIt(
     assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
     assert error["message"] == 'the body names "commitment" twice in one object'
 
+    looked_up = ok(
+        api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [receipt["delivery_id"]]})
+    )
+    assert looked_up["receipts"] == []
+
+
+def test_post_receipts_aBodySentGzipped_refusedNamingItsEncodingAsByEveryRoute(
+    api_env: ApiEnv, grant: dict[str, Any]
+) -> None:
+    receipt = receipt_body(grant)
+    raw = gzip.compress(json.dumps({"receipts": [receipt]}).encode())
+    headers = {**api_env.headers("psb"), "Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = api_env.client.post("/receipts", content=raw, headers=headers)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert (error["code"], error["field"]) == ("VALIDATION_ERROR", "body")
+    assert "Content-Encoding: gzip" in error["message"], error
     looked_up = ok(
         api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": [receipt["delivery_id"]]})
     )
