@@ -49,16 +49,17 @@ class _Exit(Exception):
 
 
 def _ledger_reader(args: argparse.Namespace) -> Any:
-    """The chain to check against, or ``None`` for an offline check.
+    """The chain to check against, or ``None`` with ``--offline``.
 
     Explicit ``--rpc``/``--contract`` win; otherwise ``DXL_HOME/deployment.json`` names the ledger and the
     node is the one every command reads (:func:`node.endpoint.configured_node`: of ``DXL_RPC_URL`` and
     ``DXL_RPC_FAILOVER_URLS`` the first that answers and does not lag behind, else the embedded node). With
-    neither a flag nor a deployment record the check is offline, and the output says the chain was not
-    checked.
+    neither a flag nor a deployment record the check is refused, not made offline: a script reads exit 0 as
+    "on the ledger", and a mistyped DXL_HOME must not turn that into "against the manifest alone" unasked.
 
     Raises:
         ChainCheckError: the node is unreachable, serves another chain, or has no ledger at the address.
+        NoLedgerError: no ``--offline``, no ``--contract`` and no deployment record.
         ConfigurationError: a chain flag is given but there is no deployment record to fill in the rest.
     """
     rpc: str | None = args.rpc
@@ -67,7 +68,7 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     from_block: int | None = args.from_block
     if args.offline:
         return None
-    from node.deploy import deployment_path, load_deployment
+    from node.deploy import NoLedgerError, deployment_path, load_deployment
     from verifier.onchain import LedgerReader
 
     home = _home() if contract is None else None
@@ -75,7 +76,11 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
         load_deployment(home) if (contract is None and (rpc or deployment_path(home).is_file())) else None
     )
     if contract is None and deployment is None:
-        return None
+        raise NoLedgerError(
+            deployment_path(home),
+            "name one with --contract ADDRESS (and --rpc URL), or DXL_HOME the home `dxl deploy` recorded it "
+            "in, or pass --offline to check against the manifest alone (the chain NOT CHECKED)",
+        )
     if rpc is None:
         from node.endpoint import configured_node
 
@@ -317,11 +322,7 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None, hea
     a = verdict.anchor
     if a is None:
         altered = any(f.code is FindingCode.MANIFEST_INCONSISTENT for f in verdict.findings)
-        why = (
-            "the manifest was altered"
-            if altered
-            else "no --rpc/--contract and no deployment record; --offline"
-        )
+        why = "the manifest was altered" if altered else "--offline"
         print(f"  chain    NOT CHECKED ({why})")
     elif a.recorded:
         d, settled = a.details, a.details.get("settled")
@@ -346,8 +347,10 @@ def verify(args: argparse.Namespace) -> int:
     """Check PAYLOAD against its manifest and the ledger: exit 0 MATCH; 1 MISMATCH, UNTRUSTED, NOT_RECORDED,
     ACK_DIFFERS or PENDING; 2 usage, I/O or chain-access error.
 
-    On chain (default when a ledger is known): the receipt must exist, be confirmed by the contract, equal the
-    manifest, not be disputed, and the manifest must be signed by the provider department's on-chain signer.
+    On chain: the receipt must exist, be confirmed by the contract, equal the manifest, not be disputed, and
+    the manifest must be signed by the provider department's on-chain signer. The ledger is --contract's, else
+    DXL_HOME's deployment record; with neither the check is refused (exit 2) unless --offline asks for the
+    payload against its manifest alone, whose MATCH (exit 0) then says the chain was NOT CHECKED.
 
     Recomputes the commitment with the manifest's salt, algorithm and chunking; when the manifest carries leaf
     hashes, names the chunks or records that differ. A signed manifest is always checked against its signer;
@@ -427,7 +430,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     of a single delivery's ``DeliveryRecorded`` log; None without it.
 
     Raises:
-        ConfigurationError: ``--receipt`` offline or without a ledger, no anchors known, an unreadable file.
+        ConfigurationError: ``--receipt`` with ``--offline``, no anchors known, an unreadable file.
         ChainCheckError, InvalidProofError: from the verifier.
     """
     if args.receipt is None:
@@ -438,7 +441,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
     from verifier.receipts import ReceiptProof
 
     if reader is None:
-        raise ConfigurationError("--receipt is checked on chain: give --rpc and --contract (or a deployment)")
+        raise ConfigurationError("--receipt is checked on chain: it cannot be checked --offline")
     anchors: str | None = args.anchors
     if anchors is None:
         from node.deploy import load_deployment
@@ -519,7 +522,9 @@ def _report_verdict(
     verdict: Any, payload: Path, signer: str | None, as_json: bool, head: NodeHead | None = None
 ) -> NoReturn:
     if as_json:
-        print(json.dumps({**verdict.to_dict(), "node": None if head is None else head.to_dict()}, indent=2))
+        node = None if head is None else head.to_dict()
+        checked = verdict.anchor is not None  # None: --offline, or a manifest found altered before the chain
+        print(json.dumps({**verdict.to_dict(), "chain_checked": checked, "node": node}, indent=2))
     else:
         _print_verdict(verdict, payload, signer, head)
     raise _Exit(0 if verdict.ok else 1)
@@ -627,8 +632,9 @@ def reconcile_dir(
 def reconcile(args: argparse.Namespace) -> int:
     """Verify a directory of deliveries: payload X pairs with manifest X.manifest.json.
 
-    On chain (default when a ledger is known) it also reports payloads not recorded and deliveries recorded
-    under the manifests' grants whose payload is not in the directory.
+    On chain it also reports payloads not recorded and deliveries recorded under the manifests' grants whose
+    payload is not in the directory. The ledger is found as dxl verify finds it: with none known the command
+    is refused (exit 2) unless --offline asks for the manifests alone.
 
     Reports matched and mismatched pairs, payloads without a manifest, manifests whose payload is missing,
     and pairs that could not be checked. Exit 0 only if everything matched and nothing is unpaired.
@@ -744,7 +750,10 @@ def _chain_options(parser: argparse.ArgumentParser) -> None:
         help="First block to search for receipts [default: the deployment block].",
     )
     chain.add_argument(
-        "--offline", action="store_true", help="Do not consult the chain: payload against manifest only."
+        "--offline",
+        action="store_true",
+        help="Do not consult the chain: payload against manifest only (without it, and with no ledger known, "
+        "the check is refused).",
     )
 
 

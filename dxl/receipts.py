@@ -77,14 +77,22 @@ def _target(rpc: str | None, chain_id: int | None, anchors: str | None) -> tuple
     (:func:`node.endpoint.configured_node`).
 
     Raises:
-        ConfigurationError: no ``--anchors`` and no deployment record naming one.
+        NoLedgerError: no ``--anchors`` and no deployment record (a proof has nothing to check offline).
+        ConfigurationError: no ``--anchors`` and a deployment record naming none.
     """
     from node.settings import load_settings
 
     settings = load_settings()
     if anchors is None:
-        from node.deploy import load_deployment
+        from node.deploy import NoLedgerError, deployment_path, load_deployment
 
+        if not deployment_path(settings.home).is_file():
+            raise NoLedgerError(
+                deployment_path(settings.home),
+                "name the receipt anchors with --anchors ADDRESS (and --rpc URL), or DXL_HOME the home "
+                "`dxl deploy` recorded them in (a receipt's proof is checked on chain only: there is no "
+                "--offline)",
+            )
         deployment = load_deployment(settings.home)
         if deployment.receipt_anchors is None:
             raise ConfigurationError("the deployment record names no receipt anchors; pass --anchors")

@@ -80,6 +80,19 @@ class NotDeployedError(ConfigurationError):
         super().__init__(f"no ledger deployment recorded at {path}; run `dxl deploy` or `dxl run` first")
 
 
+class NoLedgerError(ConfigurationError):
+    """Thrown when a check of the chain is named no ledger: no address given and no deployment record. The
+    check is refused rather than made without the chain, whose exit 0 a script would read as "on the
+    ledger"; ``ways`` are the command's own means of naming one, and of asking for no chain."""
+
+    code = "NO_LEDGER"
+
+    def __init__(self, path: Path, ways: str) -> None:
+        super().__init__(
+            f"no ledger to check against: no deployment record at {path} (is DXL_HOME right?); {ways}"
+        )
+
+
 # Init code ``PUSH0 STOP``: executed by a Shanghai-or-later chain, an invalid opcode before.
 _PUSH0_PROBE = "0x5f00"
 

@@ -80,9 +80,10 @@ def test_commit_and_offline_verify_import_nothing_heavy(committed: Path, tmp_pat
 
 
 def test_verify_without_a_deployment_record_imports_nothing_heavy(committed: Path, tmp_path: Path) -> None:
-    """No flags, no record in DXL_HOME, no .env naming another: offline, without loading the settings."""
+    """No flags, no record in DXL_HOME, no .env naming another: refused (exit 2), without loading the
+    settings."""
     env = {**os.environ, "DXL_HOME": str(tmp_path / "empty")}
-    assert _imports_of("verify", committed, env=env) == (0, [])
+    assert _imports_of("verify", committed, env=env) == (2, [])
 
 
 #: What ``dxl commit`` once loaded before it read a byte, and does without: its start-up is what a whole

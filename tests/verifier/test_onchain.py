@@ -295,7 +295,7 @@ def test_cli_verify_exit_codes(
     if case == "flipped":
         payload.write_bytes(b"X" + ROWS[1:])
     code, out = _cli("verify", payload, "--json", *_chain_args(c, node_endpoint))
-    assert (code, out["status"]) == (exit_code, status), out
+    assert (code, out["status"], out["chain_checked"]) == (exit_code, status, True), out
     assert out["anchor"]["source"].startswith(f"chain {node_endpoint.chain_id}")
     # The node read and its head as the check began, so that the answer can be read again there.
     head = c.client.w3.eth.get_block("latest")
@@ -429,7 +429,9 @@ def test_cli_offline_skips_the_chain_and_says_so(chain: Any, tmp_path: Path) -> 
     code, out = _cli("verify", payload, "--offline")
     assert code == 0 and "chain    NOT CHECKED" in out, out
     code, out = _cli("verify", payload, "--offline", "--json")
-    assert (code, out["status"], out["anchor"], out["node"]) == (0, "MATCH", None, None)
+    assert (code, out["status"], out["chain_checked"], out["anchor"], out["node"]) == (
+        0, "MATCH", False, None, None,
+    )  # fmt: skip
 
 
 def test_cli_reconcile_reports_unrecorded_payloads(

@@ -16,6 +16,7 @@ from eth_account import Account
 
 from tests.cli import dxl
 from tests.hostile_node import answering, silent
+from verifier.receipts import BatchTree, Receipt, ReceiptProof
 
 PROVIDER = Account.from_key("0x" + "33" * 32)
 
@@ -42,9 +43,9 @@ def test_commit_then_verify_match_then_mismatch(payload: Path) -> None:
     assert "records  3" in out and "UNSIGNED" in out
     manifest = payload.with_name("people.csv.manifest.json")
     assert json.loads(manifest.read_text())["record_count"] == 3
-    assert dxl("verify", payload)[0] == 0
+    assert dxl("verify", payload, "--offline")[0] == 0
     payload.write_text('id,name\n1,Ann\n2,"Bob\nSr"\n3,Cy\n')
-    code, out, _ = dxl("verify", payload, "--manifest", manifest, "--json")
+    code, out, _ = dxl("verify", payload, "--offline", "--manifest", manifest, "--json")
     assert code == 1
     verdict = json.loads(out)
     assert verdict["status"] == "MISMATCH"
@@ -62,12 +63,12 @@ def test_commit_json_signed_with_keystore(payload: Path, tmp_path: Path, keystor
     result = json.loads(out)
     assert result["signed"] and result["signer"] == PROVIDER.address
     assert result["algorithm"] == "sm3" and result["delivery_id"] == "0x" + "ab" * 32
-    assert dxl("verify", payload, "-m", out_path, "--signer", PROVIDER.address)[0] == 0
+    assert dxl("verify", payload, "--offline", "-m", out_path, "--signer", PROVIDER.address)[0] == 0
     code, out, _ = dxl(
-        "verify", payload, "-m", out_path, "--signer", Account.from_key("0x" + "44" * 32).address
+        "verify", payload, "--offline", "-m", out_path, "--signer", Account.from_key("0x" + "44" * 32).address
     )
     assert code == 1 and "UNTRUSTED" in out
-    code, out, _ = dxl("verify", payload, "-m", out_path, "--delivery-id", "cd" * 32, "--json")
+    code, out, _ = dxl("verify", payload, "--offline", "-m", out_path, "--delivery-id", "cd" * 32, "--json")
     assert code == 1 and json.loads(out)["status"] == "UNTRUSTED"
 
 
@@ -88,10 +89,10 @@ def test_a_signer_that_is_no_address_is_a_usage_error(
     exit 1), and one in mixed case whose EIP-55 checksum failed was taken for the address it resembles."""
     out_path, (ks, pw) = tmp_path / "m.json", keystore
     assert dxl("commit", payload, "--out", out_path, "--keystore", ks, "--password-file", pw)[0] == 0
-    code, _, err = dxl("verify", payload, "-m", out_path, "--signer", signer)
+    code, _, err = dxl("verify", payload, "--offline", "-m", out_path, "--signer", signer)
     assert code == 2 and "--signer" in err and "Traceback" not in err, err
     for spelling in (PROVIDER.address, PROVIDER.address.lower(), "0x" + PROVIDER.address[2:].upper()):
-        assert dxl("verify", payload, "-m", out_path, "--signer", spelling)[0] == 0
+        assert dxl("verify", payload, "--offline", "-m", out_path, "--signer", spelling)[0] == 0
 
 
 def test_wrong_keystore_password_is_exit_2(payload: Path, keystore: tuple[Path, Path]) -> None:
@@ -160,10 +161,10 @@ def test_io_and_malformed_input_exit_2_with_one_line(payload: Path, setup: str, 
         manifest.write_text(json.dumps(d))
     else:
         manifest.unlink()
-    code, out, err = dxl("verify", payload)
+    code, out, err = dxl("verify", payload, "--offline")
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    code, out, _ = dxl("verify", payload, "--json")
+    code, out, _ = dxl("verify", payload, "--offline", "--json")
     assert code == 2
     assert json.loads(out)["status"] == "ERROR"
 
@@ -225,7 +226,7 @@ def test_reconcile_reports_every_category(tmp_path: Path) -> None:
     (d / "gone.bin").unlink()
     (d / "loose.txt").write_text("no manifest")
     (d / "c.csv.manifest.json").write_text("[]")
-    code, out, _ = dxl("reconcile", d, "--json")
+    code, out, _ = dxl("reconcile", d, "--offline", "--json")
     assert code == 1
     report = json.loads(out)
     assert [e["payload"] for e in report["matched"]] == ["a.jsonl"]
@@ -233,14 +234,14 @@ def test_reconcile_reports_every_category(tmp_path: Path) -> None:
     assert [e["payload"] for e in report["errors"]] == ["c.csv"]
     assert report["unmanifested"] == ["loose.txt"]
     assert report["missing_payloads"] == ["gone.bin.manifest.json"]
-    code, out, _ = dxl("reconcile", d)
+    code, out, _ = dxl("reconcile", d, "--offline")
     assert code == 1 and "1 matched, 1 mismatched" in out
 
 
 def test_reconcile_all_matched_and_not_a_directory(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text('{"x":1}\n')
     assert dxl("commit", tmp_path / "a.jsonl")[0] == 0
-    assert dxl("reconcile", tmp_path)[0] == 0
+    assert dxl("reconcile", tmp_path, "--offline")[0] == 0
     code, _, err = dxl("reconcile", tmp_path / "nope")
     assert code == 2 and "not a directory" in err
 
@@ -413,23 +414,46 @@ def test_a_node_that_never_answers_is_given_up_on_after_dxl_rpc_timeout(
     assert f"node at {url} did not answer" in err and "no answer within 1 s" in err, err
 
 
-def test_verify_with_no_ledger_known_says_the_chain_was_not_checked(
+def test_verify_with_no_ledger_known_is_refused_unless_offline(
     payload: Path, tmp_path: Path, keystore: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """README: with no --rpc/--contract and no deployment record in DXL_HOME (here a mistyped one), the check
-    is the payload against its manifest alone: a match exits 0, and the output says the chain was not
-    checked and the signer held to no department's, in words and in --json."""
+    """README: with no --contract and no deployment record in DXL_HOME (here a mistyped one), dxl verify and
+    dxl reconcile refuse (exit 2, NO_LEDGER) naming the ways to give a ledger and --offline: a MATCH from the
+    manifest alone exited 0, which a script reads as "on the ledger". With --offline a match exits 0 and says
+    the chain was not checked and the signer held to no department's, in words and in --json."""
     monkeypatch.chdir(tmp_path)  # no .env naming another DXL_HOME
     monkeypatch.setenv("DXL_HOME", str(tmp_path / "no-such-home"))
     ks, pw = keystore
     assert dxl("commit", payload, "--keystore", ks, "--password-file", pw)[0] == 0
-    code, out, _ = dxl("verify", payload)
+    for command, target in (("verify", payload), ("reconcile", payload.parent)):
+        code, out, err = dxl(command, target)
+        assert (code, out) == (2, ""), out + err
+        assert f"no deployment record at {tmp_path / 'no-such-home' / 'deployment.json'}" in err, err
+        assert "--contract ADDRESS" in err and "--offline" in err and "NOT CHECKED" in err, err
+        code, out, _ = dxl(command, target, "--json")
+        assert (code, json.loads(out)["status"], json.loads(out)["code"]) == (2, "ERROR", "NO_LEDGER"), out
+    code, out, _ = dxl("verify", payload, "--offline")
     assert code == 0 and out.startswith("MATCH"), out
-    assert "chain    NOT CHECKED (no --rpc/--contract and no deployment record" in out, out
+    assert "chain    NOT CHECKED (--offline)" in out, out
     assert "not checked against --signer" in out, out
-    code, out, _ = dxl("verify", payload, "--json")
+    code, out, _ = dxl("verify", payload, "--offline", "--json")
     verdict = json.loads(out)
-    assert (code, verdict["status"], verdict["anchor"], verdict["node"]) == (0, "MATCH", None, None)
+    assert (code, verdict["status"], verdict["chain_checked"], verdict["anchor"], verdict["node"]) == (
+        0, "MATCH", False, None, None,
+    )  # fmt: skip
+    _code, out, _ = dxl("reconcile", payload.parent, "--offline")  # exit 1: the keystore has no manifest
+    assert "1 matched" in out and out.rstrip().endswith("; chain NOT CHECKED"), out
     # --rpc alone names a node, not a ledger: it reads DXL_HOME's, and there is none.
     code, out, err = dxl("verify", payload, "--rpc", "http://127.0.0.1:1")
     assert code == 2 and "no ledger deployment recorded" in err, out + err
+    # A receipt's proof is checked on chain only: refused the same way, with nothing to do offline.
+    receipt = Receipt(os.urandom(32), 7, os.urandom(32), 1, 10, 0)
+    tree = BatchTree([receipt.leaf_hash()])
+    answer = tmp_path / "answer.json"
+    answer.write_text(json.dumps(ReceiptProof(receipt, 40, 0, 1, tree.root, ()).to_json()))
+    for args in (("verify", payload, "--receipt", answer), ("verify-receipt", answer)):
+        code, out, err = dxl(*args)
+        assert (code, out) == (2, ""), out + err
+        assert "no ledger to check against" in err and "DXL_HOME" in err, err
+    code, _, err = dxl("verify", payload, "--receipt", answer, "--offline")
+    assert code == 2 and "cannot be checked --offline" in err, err
