@@ -289,7 +289,9 @@ def test_the_documented_catalog_entry_and_request_are_taken_as_written(api_env: 
     """api/README.md's examples are what a new user posts first on `make run`: the catalog entry (its elided
     schema hash filled in) reads back as sent, and the request for the demo's social insurance records is
     taken. The request named fields its resource's document does not list (their Chinese descriptions),
-    refused `TERMS_FIELD_UNKNOWN`, and a resource the demo ledger does not have."""
+    refused `TERMS_FIELD_UNKNOWN`, and a resource the demo ledger does not have. The rest of the flow follows
+    on the day it is run: approved, signed, granted (the example's validity began in 2030, so the grant was
+    refused `AGREEMENT_OUTSIDE_VALIDITY` until then)."""
     env = api_env
     entry = _documented_body("POST /resources")
     record = ok(env.call("POST", "/resources", "psb", json=entry), 201)["record"]
@@ -300,6 +302,10 @@ def test_the_documented_catalog_entry_and_request_are_taken_as_written(api_env: 
     request = ok(env.call("POST", "/requests", "civil", json=body), 201)["record"]
     assert request["terms"]["document"] == {**body["terms"], "odrl:purpose": body["purpose"]}
     assert request["terms"]["verified"] is True
+    agreement = concluded(env, request, "hrss", "civil")
+    grant = {"agreement_id": agreement["id"], "expires_at": body["valid_until"]}
+    granted = ok(env.call("POST", "/grants", "hrss", json=grant), 201)["record"]
+    assert granted["agreement_id"] == agreement["id"]
 
 
 def test_the_documented_bounds_of_the_terms_are_taken(api_env: ApiEnv) -> None:
