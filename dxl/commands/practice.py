@@ -218,6 +218,14 @@ def show_command(
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/demands/{demand_id}")
     text = _demand_line(found) + "\n" + json.dumps(found.get("document"), ensure_ascii=False, indent=2)
+    note = (found.get("answer") or {}).get("note")
+    if note:
+        # The answer's note is a text the chain holds the hash of, shown verified or not as the demand's own.
+        said = (note.get("document") or {}).get("note")
+        if said is None:
+            text += f"\nanswer note: not held by this service (hash {note['hash']})"
+        else:
+            text += f"\nanswer note: {said} (text {'verified' if note.get('verified') else 'UNVERIFIED'})"
     _out(found, as_json, text)
 
 

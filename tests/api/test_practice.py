@@ -484,8 +484,9 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert demand["document"]["title"] == DEMAND["title"] and demand["document"]["fields"] == ["身份证号"]
     resource_id = register(env, "hrss")
     code, answered = _cli(
-        env, "hrss", "demand", "answer", str(demand["id"]), "--new-resource", str(resource_id)
-    )
+        env, "hrss", "demand", "answer", str(demand["id"]), "--new-resource", str(resource_id),
+        "--note", "已编目，按有条件共享申请",
+    )  # fmt: skip
     assert code == 0 and answered["record"]["status"] == "new_resource"
     code, refused = _cli(env, "hrss", "demand", "answer", str(demand["id"]), "--decline", "not_held")
     assert code == 2 and refused["error"] == "DEMAND_ALREADY_ANSWERED"
@@ -493,6 +494,13 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert code == 2 and usage["error"] == "USAGE_ERROR"
     code, shown = _cli(env, "auditor", "demand", "show", str(demand["id"]))
     assert code == 0 and shown["verified"] is True
+    assert shown["answer"]["note"]["document"] == {"note": "已编目，按有条件共享申请"}, shown
+    assert shown["answer"]["note"]["verified"] is True
+    from tests.cli import dxl
+
+    code, out, err = dxl("demand", "show", str(demand["id"]), "--api", env.url, "--token",
+                         env.tokens["demo-auditor"])  # fmt: skip
+    assert code == 0 and "\nanswer note: 已编目，按有条件共享申请 (text verified)\n" in out, out + err
 
     grant = grant_between(env, "hrss", "health")
     delivery = delivery_between(env, "hrss", "health", grant)
