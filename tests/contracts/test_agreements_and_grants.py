@@ -60,6 +60,35 @@ def test_concludeAgreement_wrongSigner_reverts(ledger: Consortium, approved: int
         ledger.send(hrss, "concludeAgreement", terms.as_tuple(), p_sig, c_sig)
 
 
+#: The order of secp256k1's group: (r, n - s) with the other v verifies as (r, s) does.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def _malformed(signature: bytes, form: str) -> bytes:
+    r, s, v = signature[:32], int.from_bytes(signature[32:64], "big"), signature[64]
+    if form == "high-s":  # the malleated twin of a valid signature
+        return r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
+    if form == "compact":  # EIP-2098: v folded into the top bit of s, 64 bytes
+        return r + ((v - 27) << 255 | s).to_bytes(32, "big")
+    if form == "v-0-or-1":
+        return r + s.to_bytes(32, "big") + bytes([v - 27])
+    if form == "zeros":  # ecrecover's zero address
+        return bytes(65)
+    return b""
+
+
+@pytest.mark.parametrize("form", ["high-s", "compact", "v-0-or-1", "zeros", "empty"])
+def test_concludeAgreement_malformedSignature_reverts(ledger: Consortium, approved: int, form: str) -> None:
+    """Only the one canonical 65-byte form of the provider's own signature is taken: not its malleated
+    twin, not its compact form, nothing that recovers to the zero address, nothing empty."""
+    psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
+    terms = ledger.terms(approved)
+    p_sig, c_sig = ledger.signatures(terms, psb, hrss)
+    with reverts("AgreementInvalidSignature", departmentId=psb.id):
+        ledger.send(ledger.outsider, "concludeAgreement", terms.as_tuple(), _malformed(p_sig, form), c_sig)
+    assert ledger.call("request", approved)[3] == RequestStatus.APPROVED
+
+
 def test_concludeAgreement_replayedSignatures_revert(ledger: Consortium, approved: int) -> None:
     psb, hrss = ledger.depts["PSB"], ledger.depts["HRSS"]
     terms = ledger.terms(approved)
