@@ -7,6 +7,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
 import {DataCatalog} from "./DataCatalog.sol";
 import {SharingTermsHash} from "./libraries/SharingTermsHash.sol";
+import {Utf8} from "./libraries/Utf8.sol";
 import {
     AccessRequest,
     Agreement,
@@ -53,7 +54,8 @@ abstract contract SharingAgreements is DataCatalog, EIP712, ISharingAgreements {
         uint32 provider = r.owner;
         if (provider == consumer) revert RequestOwnResource(resourceId);
         _requireActive(provider);
-        if (bytes(purpose).length == 0) revert RequestPurposeRequired();
+        // Not UTF-8, the purpose its AccessRequested log carries would decode in no reader of the logs.
+        if (bytes(purpose).length == 0 || !Utf8.isValid(bytes(purpose))) revert RequestPurposeRequired();
         if (validFrom >= validUntil || validUntil <= block.timestamp) revert RequestInvalidPeriod(validFrom, validUntil);
 
         bool automatic = r.shareType == ShareType.Unconditional;

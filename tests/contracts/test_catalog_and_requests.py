@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from eth_abi.abi import encode as abi_encode
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from web3 import Web3
+from web3.exceptions import ContractLogicError
 
+from node.chain import TxResult
 from node.types import GovernanceAction, RequestStatus, ShareType
 from tests.contracts.conftest import DAY, SCOPE, TERMS_DOC, Consortium, names, reverts
 from tests.contracts.test_department_registry import uint
@@ -109,6 +115,86 @@ def test_requestAccess_emptyPurpose_reverts(ledger: Consortium) -> None:
     rid = ledger.resource(ledger.depts["PSB"])
     with reverts("RequestPurposeRequired"):
         ledger.request(ledger.depts["HRSS"], rid, purpose="")
+
+
+def _request_raw_purpose(ledger: Consortium, resource_id: int, purpose: bytes) -> TxResult:
+    """HRSS's requestAccess sent straight to the ledger with ``purpose`` as raw bytes: a client encoding a
+    Python ``str`` cannot send bytes that are not UTF-8, a department holding its key can."""
+    client, sender, now = ledger.client, ledger.depts["HRSS"].account, ledger.now()
+    selector = Web3.keccak(text="requestAccess(uint64,string,bytes32,bytes32,uint64,uint64)")[:4]
+    types = ["uint64", "bytes", "bytes32", "bytes32", "uint64", "uint64"]  # a string is encoded as bytes are
+    args = [resource_id, purpose, SCOPE, TERMS_DOC, now, now + 30 * DAY]
+    data = "0x" + (selector + abi_encode(types, args)).hex()
+    request = {
+        "from": sender.address,
+        "to": client.address,
+        "data": data,
+        "value": 0,
+        "chainId": client.chain_id,
+    }
+    request["gas"] = client.estimate_gas(request)
+    request.update(client.fee_fields())
+    return client.wait(client.submit(sender, request))
+
+
+@pytest.mark.parametrize(
+    "purpose",
+    [b"\xff", b"benefit checks \xfe", b"\xc0\xaf", b"\xe0\x80\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80",
+     b"\xf5\x80\x80\x80", b"\xe4\xb8", b"\x80", "低保".encode() + b"\xe4"],
+    ids=["ff", "ascii-then-fe", "overlong-2", "overlong-3", "surrogate", "past-10ffff", "f5", "truncated",
+         "lone-continuation", "cjk-then-truncated"],
+)  # fmt: skip
+def test_requestAccess_purposeNotUtf8_reverts(ledger: Consortium, purpose: bytes) -> None:
+    """A purpose that is not UTF-8 text states none. Taken, its AccessRequested log decoded in no strict
+    reader of the ledger's logs: the sender's own client failed on the receipt of its transaction, and so
+    did the audit index's log decoder on the block."""
+    rid = ledger.resource(ledger.depts["PSB"])
+    with reverts("RequestPurposeRequired"):
+        _request_raw_purpose(ledger, rid, purpose)
+
+
+@pytest.mark.parametrize(
+    "purpose", ["低保对象户籍核查", "check 😀 ok", "x" * 200, "a\x00b", "\u07ff\uffff\U0010ffff"]
+)
+def test_requestAccess_utf8Purpose_taken(ledger: Consortium, purpose: str) -> None:
+    rid = ledger.resource(ledger.depts["PSB"])
+    result = _request_raw_purpose(ledger, rid, purpose.encode())
+    assert result.event("AccessRequested").args["purpose"] == purpose
+
+
+#: Strings around every boundary of UTF-8's table: ASCII words, each lead byte class, each second-byte range.
+_UTF8_BOUNDARIES = bytes.fromhex("7f808f909fa0bfc1c2dfe0e1ecedeeeff0f1f3f4f5ff")
+_UTF8_PIECES = st.sampled_from([b"a", b"x" * 31, *(bytes([c]) for c in _UTF8_BOUNDARIES)])
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    purpose=st.one_of(
+        st.lists(_UTF8_PIECES, min_size=1, max_size=12).map(b"".join),
+        st.text(min_size=1, max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+        st.binary(min_size=1, max_size=70),
+    )
+)
+def test_requestAccess_purpose_takenExactlyWhenPythonDecodesIt(ledger: Consortium, purpose: bytes) -> None:
+    """The contract's UTF-8 check and Python's strict decoder agree on every purpose (read with eth_call)."""
+    try:
+        purpose.decode("utf-8")
+        text = True
+    except UnicodeDecodeError:
+        text = False
+    client, now = ledger.client, ledger.now()
+    selector = Web3.keccak(text="requestAccess(uint64,string,bytes32,bytes32,uint64,uint64)")[:4]
+    types = ["uint64", "bytes", "bytes32", "bytes32", "uint64", "uint64"]
+    args = [ledger.resource(ledger.depts["PSB"]), purpose, SCOPE, TERMS_DOC, now, now + 30 * DAY]
+    call = {"from": ledger.depts["HRSS"].account.address, "to": client.address,
+            "data": "0x" + (selector + abi_encode(types, args)).hex()}  # fmt: skip
+    try:
+        client.w3.eth.call(call)  # type: ignore[arg-type]
+        taken = True
+    except ContractLogicError as exc:
+        assert str(exc.data).startswith("0x" + Web3.keccak(text="RequestPurposeRequired()")[:4].hex()), exc
+        taken = False
+    assert taken == text, purpose
 
 
 @pytest.mark.parametrize(("start", "end"), [(10, 10), (10, 5), (-100, -10)])

@@ -18,7 +18,7 @@ interface ISharingAgreements {
     error RequestUnknown(uint64 requestId);
     /// @notice Thrown when a request is not in the status the operation needs.
     error RequestStatusMismatch(uint64 requestId, RequestStatus status, RequestStatus expected);
-    /// @notice Thrown when a request states no purpose.
+    /// @notice Thrown when a request states no purpose: empty, or not well-formed UTF-8 text.
     error RequestPurposeRequired();
     /// @notice Thrown when rejecting without a reason code.
     error RequestReasonRequired();
@@ -143,8 +143,8 @@ interface ISharingAgreements {
 
     /// @notice Requests a catalogued resource for the calling department.
     /// @dev Requirements: caller is an active department's signer; the resource exists, is not `NotShared`, and
-    /// is not the caller's own; its owner is active; `purpose` is not empty; `validFrom < validUntil` and
-    /// `validUntil` is in the future.
+    /// is not the caller's own; its owner is active; `purpose` is not empty and is well-formed UTF-8 (else
+    /// {RequestPurposeRequired}); `validFrom < validUntil` and `validUntil` is in the future.
     /// Emits {AccessRequested}, and {RequestApproved} (automatic) for an unconditionally shared resource.
     /// @return requestId The new request's id.
     function requestAccess(
