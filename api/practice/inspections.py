@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from sqlalchemy import select
@@ -172,7 +172,7 @@ class InspectionService:
             NodeError: the node does not answer.
         """
         head = self.ledger.client.node_head()
-        record = self._record(inspection_id, block=head.number)
+        record = self._with_draw_time(self._record(inspection_id, block=head.number), head.timestamp)
         derived = self.sample(record, block=head.number)
         outcomes: dict[bytes, RecordedOutcome] = {}
         presented: dict[str, KeptPresentation] = {}
@@ -197,8 +197,11 @@ class InspectionService:
         outcome and evidence hash from an auditor's key, around the service's check."""
         sampled: list[m.SampledDelivery] = []
         if derived is not None:
-            # The scorecard's rule (node.audit.scorecard: present_by before the clock, no outcome recorded).
-            late = record.present_by < now
+            # The scorecard's rule (node.audit.scorecard: present_by before the clock, no outcome recorded,
+            # drawn by present_by).
+            late = record.present_by < now and (
+                record.drawn_at is None or record.drawn_at <= record.present_by
+            )
             sampled = []
             for d in derived.sample:
                 kept, recorded = presented.get(as_hex(d)), outcomes.get(d)
@@ -344,6 +347,19 @@ class InspectionService:
                 return self._drawn(inspection_id)
             raise
         return cast(m.Written[m.InspectionPublic], written)
+
+    def _with_draw_time(self, record: InspectionRecord, now: int) -> InspectionRecord:
+        """``record`` with its draw's block time where it decides anything: drawn, its deadline passed by
+        block time ``now``. A sample drawn after its deadline was presentable by no one; the contract takes no
+        not-presented outcome for it, and none of its deliveries is overdue."""
+        if (
+            record.status is not InspectionStatus.DRAWN
+            or record.drawn_at is not None
+            or record.present_by >= now
+        ):
+            return record
+        block = self._draw_transaction(record.inspection_id).block_number
+        return replace(record, drawn_at=int(self.practice.client.w3.eth.get_block(block)["timestamp"]))
 
     def _drawn(self, inspection_id: int) -> m.Written[m.InspectionPublic]:
         """A drawn inspection with the transaction that drew it."""
@@ -506,10 +522,21 @@ class InspectionService:
         # Held until the outcome is mined (or refused): the verdict read here stays the one kept.
         with self.practice.presentation_lock(inspection_id, raw):
             kept = self._kept(inspection_id, raw)
-            if kept is None and self.ledger._chain_time() <= record.present_by:
+            if kept is None and (now := self.ledger._chain_time()) <= record.present_by:
                 raise ApiError(
                     "INVALID_OUTCOME",
                     f"delivery {body.delivery_id} may still be presented until {record.present_by}",
+                )
+            if (
+                kept is None
+                and (drawn_at := self._with_draw_time(record, now).drawn_at) is not None
+                and (drawn_at > record.present_by)
+            ):
+                raise ApiError(
+                    "INVALID_OUTCOME",
+                    f"inspection {inspection_id} was drawn at {drawn_at}, after its deadline "
+                    f"{record.present_by}: no provider could present delivery {body.delivery_id} in time, so "
+                    "it is not recorded as not presented",
                 )
             called = outcome_called_for(kept)
             finish = Finish("practice.inspection", inspection_id)

@@ -1270,6 +1270,32 @@ def test_a_scorecard_reads_the_index_and_the_practice_contract_at_one_moment(
     assert (practice["demands_received"]["met"], practice["demands_received"]["unmet_demand_ids"]) == (1, [])
 
 
+def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_as_not_presented(
+    api_env: ApiEnv,
+) -> None:
+    """An inspection whose seed block came after its presentation deadline: its providers learned the
+    sample too late to present. The contract takes no not-presented outcome for it, so the service shows
+    none of its deliveries overdue and refuses to record one, naming the late draw."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    delivery_between(env, "hrss", "psb", grant)
+    pass_time(env, 2)
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 50, "seed_delay_blocks": 2,
+            "present_within": 3}  # fmt: skip
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    pass_time(env, 10)  # the deadline passes before the seed block is mined
+    mine(env, 3)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    assert drawn["sample"] and not any(s["overdue"] for s in drawn["sample"])
+    sampled = drawn["sample"][0]["delivery_id"]
+    refused = env.call(
+        "POST", f"/inspections/{opened['id']}/outcomes", "auditor", json={"delivery_id": sampled}
+    )
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
+    assert "after its deadline" in refused.json()["error"]["message"]
+
+
 def test_a_closed_periods_scorecard_never_changes_an_inspection_drawn_after_it_adds_nothing(
     api_env: ApiEnv,
 ) -> None:
