@@ -250,9 +250,9 @@ def refuse_unreachable_depth(endpoint: NodeEndpoint, confirmations: int) -> None
 def configured_node(settings: Settings, *, chain_id: int | None = None) -> NodeEndpoint:
     """The node a command reads the chain from, the same for every command: of ``DXL_RPC_URL`` and
     ``DXL_RPC_FAILOVER_URLS`` the first that answers and does not lag behind the most advanced
-    (:meth:`NodeEndpoint.choose`, ``DXL_STALL_TIMEOUT``), the others after it; else the embedded node of
-    ``DXL_HOME``. A dead, stalled or behind ``DXL_RPC_URL`` answers with an error or, worse, with a chain that
-    stopped: a delivery recorded since would read as not on the ledger.
+    (:meth:`NodeEndpoint.choose`, ``DXL_STALL_TIMEOUT``), the others after it; else ``DXL_HOME``'s own node
+    (:func:`home_node`). A dead, stalled or behind ``DXL_RPC_URL`` answers with an error or, worse, with a
+    chain that stopped: a delivery recorded since would read as not on the ledger.
 
     ``chain_id`` is the chain expected there (default ``DXL_CHAIN_ID``; a deployment record's, say).
     """
@@ -260,6 +260,22 @@ def configured_node(settings: Settings, *, chain_id: int | None = None) -> NodeE
         expected = chain_id if chain_id is not None else settings.chain_id
         assert expected is not None  # Settings.check() refuses DXL_RPC_URL without DXL_CHAIN_ID
         return NodeEndpoint(settings.rpc_url, expected, settings.failover_urls).choose(settings.stall_timeout)
-    from node.anvil import EmbeddedNode
+    return home_node(settings)
 
-    return EmbeddedNode(settings.home).endpoint
+
+def home_node(settings: Settings) -> NodeEndpoint:
+    """``DXL_HOME``'s own node, where no ``DXL_RPC_URL`` names one: the members of the local network created
+    there (``dxl network up``, ``dxl run --network``: the first that answers and does not lag behind, the
+    others as failover), else its embedded node (``DXL_NODE_PORT`` unless its pidfile names another).
+
+    The network first: a home whose ledger is on its network has no embedded node, and the embedded node's
+    port (8545) may be another home's node, serving another chain or another ledger at the same address.
+    """
+    from node.network import LocalNetwork
+
+    network = LocalNetwork(settings.home)
+    if network.created:
+        return network.endpoint().choose(settings.stall_timeout)
+    from node.anvil import EmbeddedNode, NodeSettings
+
+    return EmbeddedNode(settings.home, NodeSettings(port=settings.node_port)).endpoint

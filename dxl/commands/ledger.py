@@ -359,30 +359,33 @@ def status_command(as_json: JsonOption = False) -> None:
     The department and resource counts are read at the block reported."""
     from api.settings import load_api_settings
     from node.deploy import NotDeployedError, deployment_path, ledger_client, load_deployment, newer_builds
+    from node.endpoint import configured_node, refuse_unreachable_depth
 
     status: dict[str, Any] = {"reachable": False}
     try:
         settings = load_api_settings()
-        with _chain(settings, start_embedded=False) as (endpoint, _):
-            status.update(rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, home=str(settings.home))
-            status["block"] = endpoint.verify()
-            status["reachable"] = True
-            if deployment_path(settings.home).exists():
-                client = ledger_client(
-                    endpoint,
-                    settings.home,
-                    request_timeout=settings.rpc_timeout,
-                    catch_up_timeout=settings.catch_up_timeout,
-                )
-                status["ledger"] = client.address
-                # At the block named above: a department or resource added a block later is not counted.
-                status["departments"] = int(client.call("departmentCount", block=status["block"]))
-                status["resources"] = int(client.call("resourceCount", block=status["block"]))
-                # Contracts kept at their deployed build although this version carries newer code.
-                status["newer_code"] = newer_builds(load_deployment(settings.home))
-            else:  # the node is fine; say what is missing, not only "ledger: None" and exit 1
-                status["ledger"] = None
-                raise NotDeployedError(deployment_path(settings.home))
+        # The node every reading command reads: without DXL_RPC_URL, the home's network if it has one.
+        endpoint = configured_node(settings)
+        refuse_unreachable_depth(endpoint, settings.confirmations)
+        status.update(rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id, home=str(settings.home))
+        status["block"] = endpoint.verify()
+        status["reachable"] = True
+        if deployment_path(settings.home).exists():
+            client = ledger_client(
+                endpoint,
+                settings.home,
+                request_timeout=settings.rpc_timeout,
+                catch_up_timeout=settings.catch_up_timeout,
+            )
+            status["ledger"] = client.address
+            # At the block named above: a department or resource added a block later is not counted.
+            status["departments"] = int(client.call("departmentCount", block=status["block"]))
+            status["resources"] = int(client.call("resourceCount", block=status["block"]))
+            # Contracts kept at their deployed build although this version carries newer code.
+            status["newer_code"] = newer_builds(load_deployment(settings.home))
+        else:  # the node is fine; say what is missing, not only "ledger: None" and exit 1
+            status["ledger"] = None
+            raise NotDeployedError(deployment_path(settings.home))
     except DxlError as exc:
         status["error"] = {"code": exc.code, "message": exc.message}
     if as_json:

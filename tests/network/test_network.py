@@ -1077,6 +1077,23 @@ def test_commands_read_from_a_node_that_does_not_lag_behind_the_others(
         assert _block(stalled.rpc_url) == number
 
 
+def test_status_of_a_network_home_reads_its_members(
+    full_network: LocalNetwork, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dxl status` with DXL_HOME the home of a network (`dxl network up`, `dxl run --network`) and no
+    DXL_RPC_URL reads the network's members, as every reading command does (node.endpoint.home_node): it read
+    the embedded node's port, 8545, where another home's node may answer with another chain."""
+    monkeypatch.chdir(tmp_path)  # no .env naming another DXL_HOME or node
+    monkeypatch.setenv("DXL_HOME", str(full_network.home))
+    for name in ("DXL_RPC_URL", "DXL_CHAIN_ID", "DXL_RPC_FAILOVER_URLS"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = dxl("status", "--json")
+    status = json.loads(out)
+    assert status["rpc_url"] in {m.rpc_url for m in full_network.members()}, out + err
+    assert (status["chain_id"], status["reachable"]) == (full_network.chain_id, True), out + err
+    assert (code, status["error"]["code"]) == (1, "NOT_DEPLOYED"), out + err  # this home deployed nothing
+
+
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`dxl network up --rpc-port 0` creates the network on free ports (another network may hold 8645-8647
     on a shared machine), later starts keep them, and another port for a created network is refused."""
