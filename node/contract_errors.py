@@ -424,7 +424,8 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     # Never for an inspection past the 256 blocks whose hash the chain keeps: drawSample calls that expired.
     "PracticeSeedUnavailable": lambda a: (
         f"inspection {a['inspectionId']} cannot be drawn before block {a['seedBlock'] + 1}: its seed is the "
-        f"hash of block {a['seedBlock']}, which the chain knows from the block after it on"
+        f"hash of block {a['seedBlock']}, which the chain can read only once block {a['seedBlock'] + 1} "
+        "is mined"
     ),
     "PracticeInvalidOutcome": lambda a: (
         f"the outcome '{_named(_OUTCOMES, a['outcome'])}' cannot be recorded for delivery "

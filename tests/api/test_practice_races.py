@@ -789,7 +789,10 @@ def test_the_cli_tells_an_inspection_not_drawn_yet_by_the_block_it_read(
     code, out, _ = dxl("inspection", "draw", str(inspection), *token)
     refused = json.loads(out)
     assert (code, refused["error"]) == (2, "SEED_UNAVAILABLE"), out
-    assert f"cannot be drawn before block {seed_block + 1}" in refused["message"]
+    assert refused["message"] == (
+        f"inspection {inspection} cannot be drawn before block {seed_block + 1}: its seed is the hash of "
+        f"block {seed_block}, which the chain can read only once block {seed_block + 1} is mined"
+    ), refused
     code, out, _ = dxl("inspection", "sample", str(inspection), *node)
     early = json.loads(out)
     assert (code, early["error"]) == (2, "INSPECTION_NOT_DRAWN"), out
