@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from dxl.text import counted
 from verifier.codes import FindingCode, VerdictStatus
 from verifier.errors import DxlError
 
@@ -297,8 +298,8 @@ def commit(args: argparse.Namespace) -> int:
         )
         return 0
     print(f"root     0x{c.root.hex()} ({c.alg.label})")
-    print(f"size     {c.byte_size} bytes ({format_size(c.byte_size)})")
-    print(f"records  {c.record_count} ({c.chunking.format.value}, {c.leaf_count} leaves)")
+    print(f"size     {counted(c.byte_size, 'byte')} ({format_size(c.byte_size)})")
+    print(f"records  {c.record_count} ({c.chunking.format.value}, {counted(c.leaf_count, 'leaf', 'leaves')})")
     print(f"delivery 0x{manifest.delivery_id.hex()}")
     if manifest.signed:
         print(f"manifest {out} (signed by {manifest.signer})")
@@ -313,7 +314,8 @@ def _print_verdict(verdict: Any, payload: Path, expected_signer: str | None, hea
         print(f"  delivery 0x{verdict.delivery_id.hex()}")
     if verdict.observed:
         o = verdict.observed
-        print(f"  root     {o['root']}  ({o['byte_size']} bytes, {o['record_count']} records)")
+        size = f"{counted(o['byte_size'], 'byte')}, {counted(o['record_count'], 'record')}"
+        print(f"  root     {o['root']}  ({size})")
     if verdict.signer and verdict.status is not VerdictStatus.UNTRUSTED:
         checked = "the expected signer" if expected_signer else "not checked against --signer"
         print(f"  signer   {verdict.signer} ({checked})")
@@ -670,7 +672,7 @@ def reconcile(args: argparse.Namespace) -> int:
         print(
             f"{len(report['matched'])} matched, {len(report['mismatched'])} mismatched, "
             f"{len(report['errors'])} unreadable, {len(report['unmanifested'])} without manifest, "
-            f"{len(report['missing_payloads'])} manifests without payload"
+            f"{counted(len(report['missing_payloads']), 'manifest')} without payload"
             + (
                 f", {len(report['unrecorded'])} not recorded, "
                 f"{len(report['recorded_but_missing'])} recorded but missing{more}; read from {head} (its "

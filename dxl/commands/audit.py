@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dxl.commands.common import JsonOption, exits_on_error
+from dxl.text import counted
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -111,7 +112,8 @@ def index_cmd(
         result.to_dict(),
         as_json,
         f"indexed blocks {result.from_block}..{result.to_block}: "
-        f"{result.events} events, {result.refusals} refused deliveries in {result.seconds:.1f}s",
+        f"{counted(result.events, 'event')}, "
+        f"{counted(result.refusals, 'refused delivery', 'refused deliveries')} in {result.seconds:.1f}s",
     )
 
 
@@ -133,8 +135,10 @@ def check_cmd(as_json: JsonOption = False) -> None:
                 expected=ctx.indexed_contracts(),
             )
     lines = [d.describe() for d in result.differences]
-    summary = f"checked {result.events_checked} events in blocks {result.from_block}..{result.to_block}: " + (
-        "database matches the chain" if result.ok else f"{len(lines)} row(s) differ"
+    checked = counted(result.events_checked, "event")
+    differ = f"{counted(len(lines), 'row')} {'differs' if len(lines) == 1 else 'differ'}"
+    summary = f"checked {checked} in blocks {result.from_block}..{result.to_block}: " + (
+        "database matches the chain" if result.ok else differ
     )
     _out(result.to_dict(), as_json, "\n".join([*lines, summary]))
     if not result.ok:
@@ -319,12 +323,15 @@ def report_cmd(
         carried = attach_receipts(report, _journaled_receipts()) if receipts else None
         _attach_practice(report, ctx)
         paths = write_report(report, out)
+    batches = ""
+    if carried is not None:
+        batches = ", receipts of " + counted(carried, "anchored batch", "anchored batches")
     _out(
         {"rows": report["row_count"], "receipt_batches": carried, "files": [str(p) for p in paths],
          "node": read.to_dict()},
         as_json,
-        f"{report['row_count']} rows"
-        + ("" if carried is None else f", receipts of {carried} anchored batch(es)")
+        counted(report["row_count"], "row")
+        + batches
         + f" -> {paths[0]}, {paths[1]}; read from {read} (the last block indexed)",
     )  # fmt: skip
 
@@ -418,11 +425,14 @@ def verify_cmd(
             result = verify_report(
                 document, rpc, audit_abi(), contract=contract, anchors=anchors, practice=practice
             )
-    receipts = f", {result.receipts_checked} receipts recomputed" if result.receipts_checked else ""
+    receipts = ""
+    if result.receipts_checked:
+        receipts += f", {counted(result.receipts_checked, 'receipt')} recomputed"
     if result.batches_uncarried:
-        receipts += f", {result.batches_uncarried} anchored batch(es) listed without their receipts"
+        uncarried = counted(result.batches_uncarried, "anchored batch", "anchored batches")
+        receipts += f", {uncarried} listed without their receipts"
     if result.practice_events:
-        receipts += f", {result.practice_events} practice events re-derived"
+        receipts += f", {counted(result.practice_events, 'practice event')} re-derived"
     if result.expired_inspections:
         expired = ", ".join(map(str, result.expired_inspections))
         receipts += f", inspection(s) {expired} expired undrawn (their sample was never fixed)"
@@ -430,8 +440,9 @@ def verify_cmd(
         bare = ", ".join(f"{o['outcome']} {o['delivery_id']} (inspection {o['inspection_id']}, block "
                          f"{o['block_number']})" for o in result.outcomes_without_verdict)  # fmt: skip
         receipts += f", outcome(s) recorded without a verdict (zero evidence hash): {bare}"
-    summary = f"{result.rows} rows, {result.chain_events} matching events on chain{receipts}: " + (
-        "report verified" if result.ok else f"{len(result.problems)} problem(s)"
+    events = counted(result.chain_events, "matching event")
+    summary = f"{counted(result.rows, 'row')}, {events} on chain{receipts}: " + (
+        "report verified" if result.ok else counted(len(result.problems), "problem")
     )
     if result.addresses_from_report:
         options = "/".join(f"--{'contract' if n == 'ledger' else n}" for n in result.addresses_from_report)

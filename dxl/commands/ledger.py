@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dxl.commands.common import BlockTimeOption, JsonOption, cli_error
+from dxl.text import counted
 from node.errors import DxlError, NodeError
 
 if TYPE_CHECKING:
@@ -274,7 +275,7 @@ def _print_summary(
         ("anchors", dep.receipt_anchors.address if dep.receipt_anchors else "not deployed"),
         ("practice", dep.sharing_practice.address if dep.sharing_practice else "not deployed"),
         ("DXL_HOME", str(settings.home)),
-        ("keystore", f"{settings.keys_dir} ({len(report.principals)} keys)"),
+        ("keystore", f"{settings.keys_dir} ({counted(len(report.principals), 'key')})"),
         ("departments", ", ".join(f"{code}={i}" for code, i in report.departments.items())),
         ("resources", ", ".join(f"{title}={i}" for title, i in report.resources.items())),
         ("demo file", str(settings.home / "demo.json")),
@@ -453,12 +454,12 @@ def bench_chain(
     if as_json:
         typer.echo(json.dumps(results))
         return
-    typer.echo(f"{count} transactions per kind, batch mode, {block_time:g} s blocks:")
+    typer.echo(f"{counted(count, 'transaction')} per kind, batch mode, {block_time:g} s blocks:")
     for name in ("transfer", "registerResource"):
         r = results[name]
         typer.echo(
             f"  {name:<17} sign+send {r['sign_send_tx_per_s']:>7} tx/s   mined {r['mined_tx_per_s']:>7} tx/s"
-            f"   in {r['blocks']} block(s), {r['gas_per_tx']} gas/tx"
+            f"   in {counted(r['blocks'], 'block')}, {r['gas_per_tx']} gas/tx"
         )
 
 

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from dxl.commands.common import JsonOption, cli_error
+from dxl.text import counted
 from node.errors import DxlError
 
 network_app = typer.Typer(
@@ -91,7 +92,7 @@ def network_down(as_json: JsonOption = False) -> None:
     if as_json:
         typer.echo(json.dumps({"stopped": stopped}))
     else:
-        typer.echo(f"stopped {stopped} node(s)" if stopped else "no node of the network was running")
+        typer.echo(f"stopped {counted(stopped, 'node')}" if stopped else "no node of the network was running")
 
 
 @network_app.command("status")
@@ -113,7 +114,8 @@ def network_status(as_json: JsonOption = False) -> None:
             f"chain id {status.chain_id}, {status.running}/{len(status.members)} running, {status.data_dir}"
         )
         for m in status.members:
-            state = f"pid {m.pid}, block {m.block}, {m.peers} peer(s)" if m.running else "stopped"
+            peers = "peers unknown" if m.peers is None else counted(m.peers, "peer")
+            state = f"pid {m.pid}, block {m.block}, {peers}" if m.running else "stopped"
             typer.echo(f"  node{m.index}  {m.rpc_url}  {state}")
     raise typer.Exit(0 if status.created and status.running == len(status.members) else 1)
 

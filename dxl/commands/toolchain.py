@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from dxl.commands.common import BlockTimeOption, cli_error, exits_on_error
+from dxl.text import counted
 from node.errors import DxlError
 
 node_app = typer.Typer(
@@ -80,7 +81,8 @@ def compile_command(
         for profile, build in builds.items():
             for warning in build.warnings:
                 typer.secho(warning, err=True, fg=typer.colors.YELLOW)
-            typer.echo(f"wrote {len(build.files)} files to {profile.artifacts_dir} ({profile.name})")
+            wrote = counted(len(build.files), "file")
+            typer.echo(f"wrote {wrote} to {profile.artifacts_dir} ({profile.name})")
 
 
 PortOption = Annotated[

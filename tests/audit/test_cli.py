@@ -51,6 +51,7 @@ def test_index_check_tamper(env: Path) -> None:
     code, out = run("check")
     assert code == 1
     assert f"audit_events seq {seq} (DeliveryAcknowledged" in out and "changed (fields:" in out
+    assert out.rstrip().endswith(": 1 row differs"), out  # "1 row(s) differ" before
     code, out = run("index", "--rebuild", "--json")
     assert code == 0 and json.loads(out)["events"] > 30
     assert run("check")[0] == 0

@@ -457,3 +457,23 @@ def test_verify_with_no_ledger_known_is_refused_unless_offline(
         assert "no ledger to check against" in err and "DXL_HOME" in err, err
     code, _, err = dxl("verify", payload, "--receipt", answer, "--offline")
     assert code == 2 and "cannot be checked --offline" in err, err
+
+
+def test_counts_agree_with_their_nouns(tmp_path: Path) -> None:
+    """A count of one reads in the singular: "1 leaf", "1 record", "1 byte", "1 manifest without payload"
+    (it read "1 leaves", "1 records", "1 bytes", "1 manifests"), and more than one in the plural."""
+    one = tmp_path / "one.jsonl"
+    one.write_text("1")  # one byte: one record, one leaf
+    code, out, _ = dxl("commit", one)
+    assert code == 0 and "size     1 byte (" in out and "records  1 (jsonl, 1 leaf)" in out, out
+    code, out, _ = dxl("verify", one, "--offline")
+    assert code == 0 and "(1 byte, 1 record)" in out, out
+    two = tmp_path / "two.jsonl"
+    two.write_text('{"a": 1}\n{"a": 2}\n')
+    code, out, _ = dxl("commit", two)
+    assert code == 0 and "size     18 bytes (" in out and "records  2 (jsonl, 2 leaves)" in out, out
+    code, out, _ = dxl("verify", two, "--offline")
+    assert code == 0 and "(18 bytes, 2 records)" in out, out
+    one.unlink()
+    code, out, _ = dxl("reconcile", tmp_path, "--offline")
+    assert code == 1 and "1 matched, " in out and ", 1 manifest without payload;" in out, out
