@@ -1220,8 +1220,8 @@ class PresentationPublic(BaseModel):
     inspection_id: int
     delivery_id: str
     #: The verdict kept (and hashed as the outcome's evidence), ``block`` the block it was judged at: the
-    #: deadline by that block's time, every read of the chain there (also for a manifest found altered); as
-    #: the presenting department sees a verdict, without the address of the service's node.
+    #: deadline by that block's time, every read of the chain there (also for a manifest found altered); kept
+    #: as the presenting department sees a verdict, without the address of the service's node.
     verdict: VerdictPublic
 
 

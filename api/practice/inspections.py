@@ -470,7 +470,13 @@ class InspectionService:
                     f"({iso_time(record.present_by)}); the chain's head, block {at.head.number}, is of "
                     f"{at.head.timestamp} ({iso_time(at.head.timestamp)})",
                 )
-            verdict = at.verdict(body.manifest, body.payload_base64, raw)
+            from api.verdicts import without_node
+
+            # Kept as answered to the presenting department (as POST /verify answers it, without the address
+            # of the service's node): the outcome's evidence hash is the hash of a document its parties hold,
+            # not of one naming an internal endpoint that no answer shows.
+            judged = at.verdict(body.manifest, body.payload_base64, raw)
+            verdict = without_node(judged, self.ledger.client.rpc_url)
             key = as_hex(raw)
             with self.ledger._sessions()() as session:
                 row = session.get(InspectionPresentationRow, (inspection_id, key))
@@ -487,13 +493,8 @@ class InspectionService:
                 else:
                     row.status, row.verdict = str(verdict["status"]), text
                 session.commit()
-        from api.verdicts import without_node
-
-        # Answered to the presenting department as POST /verify answers it, without the service's node; the
-        # verdict kept, whose hash the outcome records as evidence, is the auditor's, and names it.
-        shown = without_node(dict(verdict), self.ledger.client.rpc_url)
         return m.PresentationPublic(
-            inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(shown)
+            inspection_id=inspection_id, delivery_id=key, verdict=m.VerdictPublic.model_validate(verdict)
         )
 
     def _kept(self, inspection_id: int, drawn: bytes) -> KeptPresentation | None:
