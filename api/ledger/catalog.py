@@ -184,6 +184,7 @@ class CatalogService(LedgerCore):
             hash to its resource's chain value, RESOURCE_NOT_FOUND for an unknown id.
         """
         documents = []
+        chain_hashes: dict[int, str] = {}  # an export names a resource once; an import may name it again
         for item in catalog.entries_of(body):
             entry = item.entry
             try:
@@ -195,7 +196,9 @@ class CatalogService(LedgerCore):
                 raise ApiError(
                     "VALIDATION_ERROR", catalog.problem(exc, item.document), field=item.field
                 ) from None
-            on_chain = self._resource(entry.id).metadata_hash.lower()
+            if entry.id not in chain_hashes:
+                chain_hashes[entry.id] = self._resource(entry.id).metadata_hash.lower()
+            on_chain = chain_hashes[entry.id]
             digest = to_hex(document_hash(document))
             if digest != on_chain:
                 raise ApiError(
@@ -204,8 +207,7 @@ class CatalogService(LedgerCore):
                     field=item.field, resource_id=entry.id,
                 )  # fmt: skip
             documents.append(document)
-        for document in documents:
-            self.documents.put(document)
+        self.documents.put_many(documents)
         return m.CatalogImported(imported=len(documents))
 
     @journaled
