@@ -1270,13 +1270,10 @@ def test_a_scorecard_reads_the_index_and_the_practice_contract_at_one_moment(
     assert (practice["demands_received"]["met"], practice["demands_received"]["unmet_demand_ids"]) == (1, [])
 
 
-def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_as_not_presented(
-    api_env: ApiEnv,
-) -> None:
-    """An inspection whose seed block came after its presentation deadline: its providers learned the
-    sample too late to present. The contract takes no not-presented outcome for it, so the service shows
-    none of its deliveries overdue and refuses to record one, naming the late draw."""
-    env = api_env
+def _opened_drawable_past_its_deadline(env: ApiEnv) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An inspection of a period holding one delivery of HRSS's to PSB (under the grant returned), its
+    presentation deadline passed before its seed block was mined, the seed block and one on top mined: it
+    can be drawn now, too late for its providers to present."""
     grant = grant_between(env, "hrss", "psb")
     delivery_between(env, "hrss", "psb", grant)
     pass_time(env, 2)
@@ -1285,7 +1282,18 @@ def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_a
             "present_within": 3}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     pass_time(env, 10)  # the deadline passes before the seed block is mined
-    mine(env, 3)
+    mine(env, 3)  # the seed block, and a block on top of it
+    return opened, grant
+
+
+def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_as_not_presented(
+    api_env: ApiEnv,
+) -> None:
+    """An inspection whose seed block came after its presentation deadline: its providers learned the
+    sample too late to present. The contract takes no not-presented outcome for it, so the service shows
+    none of its deliveries overdue and refuses to record one, naming the late draw."""
+    env = api_env
+    opened, _ = _opened_drawable_past_its_deadline(env)
     drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
     assert drawn["sample"] and not any(s["overdue"] for s in drawn["sample"])
     sampled = drawn["sample"][0]["delivery_id"]
@@ -1304,15 +1312,7 @@ def test_a_closed_periods_scorecard_never_changes_an_inspection_drawn_after_it_a
     fixed by a seed block before the draw) added its sampled deliveries to the closed card as overdue: the
     sample is known from the draw's block on, and a card counts only what the chain held by its end."""
     env = api_env
-    grant = grant_between(env, "hrss", "psb")
-    delivery_between(env, "hrss", "psb", grant)
-    pass_time(env, 2)
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 50, "seed_delay_blocks": 2,
-            "present_within": 3}  # fmt: skip
-    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
-    pass_time(env, 10)  # the presentation deadline and the card's period end pass
-    mine(env, 3)  # the seed block, and a block on top of it
+    opened, grant = _opened_drawable_past_its_deadline(env)
     query = f"/audit/scorecard?from={_iso(opened['present_by'] - 30)}&to={_iso(opened['present_by'] + 1)}"
     closed = ok(env.call("GET", query, "auditor"))
     assert ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))["status"] == "open"
