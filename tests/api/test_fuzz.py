@@ -8,12 +8,12 @@ leads to, up to 40 steps a scenario (``schemathesis.toml``): a resource register
 requested, a request decided, terms read, a grant's deliveries acknowledged or disputed. Each run that
 authenticates must follow some link.
 
-``make test`` keeps it short: few examples per operation (``DXL_FUZZ_EXAMPLES``, default 3), every phase for
-a department's token (the role with the most to do) and only the fuzzing phase for the auditor's and a
-governor's (methods and malformed input are refused before roles are looked at; their walks, some 2 s each,
-are left to ``make fuzz``). ``make fuzz`` (``DXL_FUZZ_FULL=1``, more examples) runs every phase for every
-role, and for the principals a short run leaves out: the provider of the module's exchange, no token at all,
-and a department that governance suspended with an exchange of its own. ``DXL_FUZZ_SEED`` draws other
+``make test`` keeps it short: few examples per operation (``DXL_FUZZ_EXAMPLES``, default 3), every phase but
+coverage for a department's token (the role with the most to do) and only the fuzzing phase for the auditor's
+and a governor's (methods and malformed input are refused before roles are looked at; their walks, some 2 s
+each, are left to ``make fuzz``). ``make fuzz`` (``DXL_FUZZ_FULL=1``, more examples) runs every phase for
+every role, and for the principals a short run leaves out: the provider of the module's exchange, no token at
+all, and a department that governance suspended with an exchange of its own. ``DXL_FUZZ_SEED`` draws other
 examples than the suite's fixed seed.
 """
 
@@ -51,6 +51,10 @@ EXAMPLES = int(os.environ.get("DXL_FUZZ_EXAMPLES", "3"))
 FULL = os.environ.get("DXL_FUZZ_FULL") == "1"
 SEED = os.environ.get("DXL_FUZZ_SEED", "734117")
 ALL_PHASES = "examples,coverage,fuzzing,stateful"
+#: The phases a short run gives the department: all but coverage, whose boundary values and undeclared
+#: methods for every operation (3,948 of the run's 4,353 requests, 29 of its 39 s) ``make fuzz`` sends;
+#: test_api_contract holds every path's undeclared methods to 405 and ``Allow`` in a fraction of that.
+DEPARTMENT_PHASES = "examples,fuzzing,stateful"
 #: One schemathesis worker: with two, two Hypothesis tests build and draw their strategies at once in threads
 #: of one process, which Hypothesis does not promise to be safe (its stated thread-safety policy). Both
 #: threads describe the header strategy's filter lambda at the same moment (schemathesis's header_values,
@@ -143,7 +147,7 @@ def suspended(api_env: ApiEnv, exchange: list[str]) -> Iterator[str]:
 # The principal each run acts as (a demo token's name after "demo-"; None: no token) and the phases a short
 # run gives it. The provider, the anonymous caller and the suspended department run under ``make fuzz`` only.
 ROLES: list[tuple[str | None, str]] = [
-    ("psb", ALL_PHASES), ("auditor", FUZZING_PHASE), ("governor-1", FUZZING_PHASE)
+    ("psb", DEPARTMENT_PHASES), ("auditor", FUZZING_PHASE), ("governor-1", FUZZING_PHASE)
 ]  # fmt: skip
 if FULL:
     ROLES += [("hrss", ALL_PHASES), (None, ALL_PHASES), ("suspended", ALL_PHASES)]
@@ -154,6 +158,9 @@ if FULL:
 #: refused nine times in ten or more (POST /requests and POST /demands: every one).
 REACHED_WRITES = ("POST /resources", "PUT /resources/{resource_id}", "POST /resources/import",
                   "POST /requests", "POST /demands")  # fmt: skip
+#: Those a short run reaches: a valid POST /requests names another department's resource and fields its
+#: catalog lists, which only the coverage phase's boundary cases hit (the tests of tests/api post many).
+REACHED_WRITES_SHORT = tuple(w for w in REACHED_WRITES if w != "POST /requests")
 
 
 def succeeded(tally: dict[str, dict[str, dict[str, dict[str, int]]]], operation: str) -> bool:
@@ -255,7 +262,8 @@ def test_schemathesis_finds_no_failure(
     (tmp_path / "schemathesis.out").write_text(output + "\n" + reached, encoding="utf-8")
     # And its valid writes reached the ledger: no 5xx means something only where the routes ran.
     if role == "psb" and "stateful" in (ALL_PHASES if FULL else phases):
-        assert [w for w in REACHED_WRITES if not succeeded(tally, w)] == [], reached
+        writes = REACHED_WRITES if FULL else REACHED_WRITES_SHORT
+        assert [w for w in writes if not succeeded(tally, w)] == [], reached
     # A full run checked refused writes against the service's database (every principal has some refused).
     if FULL:
         assert int((tmp_path / "checked").read_text(encoding="utf-8")) > 0
