@@ -17,6 +17,7 @@ from api.db import InspectionPresentationRow
 from api.errors import ApiError, revert_to_api_error
 from api.ledger import AtBlock, Finish, Listed, ListPage
 from api.practice.texts import ZERO32, as_hex
+from api.verdicts import without_node
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError, NodeBehindError
@@ -470,8 +471,6 @@ class InspectionService:
                     f"({iso_time(record.present_by)}); the chain's head, block {at.head.number}, is of "
                     f"{at.head.timestamp} ({iso_time(at.head.timestamp)})",
                 )
-            from api.verdicts import without_node
-
             # Kept as answered to the presenting department (as POST /verify answers it, without the address
             # of the service's node): the outcome's evidence hash is the hash of a document its parties hold,
             # not of one naming an internal endpoint that no answer shows.
