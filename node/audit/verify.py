@@ -253,12 +253,19 @@ def load_report(path: str | Path) -> dict[str, Any]:
 def _parse_csv_report(p: Path, text: str) -> dict[str, Any]:
     lines = text.splitlines(keepends=True)
     report: dict[str, Any] = {}
+    given_on: dict[str, int] = {}
     body = 0
     while body < len(lines) and lines[body].startswith("#"):
         key, sep, value = lines[body][1:].strip().partition(":")
         key = key.strip()
         if not sep or key not in REPORT_HEADER:
             raise ReportFormatError(f"{p}: line {body + 1} is not a '# key: value' line of a report header")
+        # A field given twice is refused, as a JSON document naming a key twice is (verifier.jsontext): a
+        # person reads the first line, the re-check would take the last, and a forged period or department
+        # above the true one would be shown while the rows of the other were verified.
+        if key in given_on:
+            raise ReportFormatError(f"{p}: line {body + 1} gives {key} again (first on line {given_on[key]})")
+        given_on[key] = body + 1
         try:
             report[key] = jsontext.loads(value)
         except ValueError as exc:

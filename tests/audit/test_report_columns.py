@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from node.audit.errors import ReportFormatError
 from node.audit.events import EventCodec
 from node.audit.reports import build_report, write_report
 from node.audit.rpc import JsonRpc
@@ -123,3 +124,17 @@ def test_report_header_contradictions_are_named(
     result = verify_report(doc, rpc, abi)
     assert any(p.startswith("row_count is ") for p in result.problems), result.problems
     assert any(p.startswith("period to_iso is ") for p in result.problems), result.problems
+
+
+def test_csv_report_giving_a_header_field_twice_is_refused(written: Path) -> None:
+    """A forged period (or department, or contract) written above the true one: a person reading the file
+    sees the first line, the re-check read the last and verified the rows of another selection. Refused as
+    a manifest naming a key twice is, rather than one of the two taken."""
+    path = written / "report.csv"
+    lines = path.read_bytes().decode("utf-8").splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("# period:"))
+    lines.insert(at, '# period: {"from": 0, "to": 1}\r\n')
+    path.write_text("".join(lines), encoding="utf-8", newline="")
+    with pytest.raises(ReportFormatError) as refused:
+        load_report(path)
+    assert str(refused.value) == f"{path}: line {at + 2} gives period again (first on line {at + 1})"
