@@ -424,6 +424,7 @@ def verify_report(
     problems = result.problems
     problems.extend(range_problems)
     problems.extend(_header_problems(report, lineage))
+    problems.extend(_stated_addresses(report, address, anchors_address))
     seen: set[int] = set()
     previous: int | None = None
     for position, row in enumerate(report["rows"]):
@@ -809,6 +810,25 @@ def _row_problems(label: str, row: dict[str, Any], expected: dict[str, Any]) -> 
                     )
         elif not same_value(actual, want):
             problems.append(f"{label}: {column} is {actual!r} in the report, {want!r} on chain")
+    return problems
+
+
+def _stated_addresses(report: dict[str, Any], ledger: str, anchors: Any) -> list[str]:
+    """The report's ``contract`` and ``anchors`` where they name other contracts than the ones verified (given
+    from a trusted source): its rows are those of the contracts read, and its header would pass them off as
+    another's. A report without ``anchors`` (made before them) names none. The practice section's address is
+    held the same way (:func:`node.audit.practice_report.practice_problems`)."""
+    problems = []
+    for key, kind, option, verified in (
+        ("contract", "ledger", "--contract", ledger),
+        ("anchors", "receipt anchors", "--anchors", anchors),
+    ):
+        stated = report.get(key)
+        if stated is not None and verified is not None and str(stated).lower() != str(verified).lower():
+            problems.append(
+                f"{key}: the report names the {kind} {stated}, the verification read {str(verified).lower()} "
+                f"({option}): its rows are not that contract's"
+            )
     return problems
 
 

@@ -725,3 +725,26 @@ def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: Ap
         cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
     )
     assert f"passed {bare} (inspection {drawn['id']}" in plain.stdout, plain.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("field", ["contract", "anchors"])
+def test_report_naming_other_contracts_than_those_verified_is_named(
+    api_env: ApiEnv, exchange: dict[str, Any], doc: dict[str, Any], tmp_path: Path, field: str, fmt: str
+) -> None:
+    """A report whose rows are this ledger's and whose header names another ledger (or other anchors), checked
+    against the trusted addresses: before, it verified, and its reader took the rows for the other
+    contract's. The practice contract's address was already held to the one verified."""
+    stated = "0x" + "12" * 20
+    doc[field] = stated
+    given = {"contract": api_env.setup.deployment.address, "anchors": exchange["anchors"]}
+    result = runner.invoke(cli, ["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
+                                 str(api_env.settings.rpc_url), "--contract", given["contract"], "--anchors",
+                                 given["anchors"], "--practice", exchange["practice"], "--json"])  # fmt: skip
+    assert result.exit_code == 1, result.output
+    option = {"contract": "--contract", "anchors": "--anchors"}[field]
+    kind = {"contract": "ledger", "anchors": "receipt anchors"}[field]
+    assert json.loads(result.stdout)["problems"] == [
+        f"{field}: the report names the {kind} {stated}, the verification read {given[field].lower()} "
+        f"({option}): its rows are not that contract's"
+    ]
