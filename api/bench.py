@@ -42,6 +42,8 @@ import httpx
 import orjson
 from pydantic import SecretStr
 
+from verifier.text import counted
+
 if TYPE_CHECKING:
     from api.settings import ApiSettings
     from node.endpoint import NodeEndpoint
@@ -425,7 +427,7 @@ def run_receipts_benchmark(
                 ):
                     at_least = FULL_RUN_RECEIPTS if mode == "batched" and not quick else 0
                     progress(
-                        f"{mode}: {clients} connections, {per_request} per request, {duration:g} s"
+                        f"{mode}: {counted(clients, 'connection')}, {per_request} per request, {duration:g} s"
                         + (f" and at least {at_least:,} receipts" if at_least else "")
                         + " ..."
                     )

@@ -29,6 +29,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from verifier.text import counted
+
 #: One entry in this many carries the rare search word.
 RARE_EVERY = 500
 RARE_WORD = "稀有词"
@@ -203,7 +205,7 @@ def table(results: dict[str, Any]) -> str:
     for row in results["sizes"]:
         cells = " ".join(f"{row[n]['median_s']:>9.4f} ({row[n]['max_s']:.3f})" for n in names)
         lines.append(f"{row['resources']:>10,} {cells}")
-    lines.append(f"median (slowest) seconds of {results['repeats']} requests each; "
+    lines.append(f"median (slowest) seconds of {counted(results['repeats'], 'request')} each; "
                  f"load average {results['load_average_at_start'][0]:.1f} at start")  # fmt: skip
     measured = [row for row in results["sizes"] if "peak_rss_mib" in row[names[0]]]
     for row in measured:

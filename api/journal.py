@@ -82,6 +82,7 @@ from node.chain import (
     receipt_poll_delays,
 )
 from node.errors import ConfigurationError, NodeError
+from verifier.text import counted
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -724,7 +725,9 @@ class JournaledSender:
                     if not self.confirmations or self._buried(block):
                         break
                 if time.monotonic() > deadline:
-                    why = "not mined" if placed is None else f"not {self.confirmations} blocks deep"
+                    why = (
+                        "not mined" if placed is None else f"not {counted(self.confirmations, 'block')} deep"
+                    )
                     raise pending(tx_hash, f"{why} within {limit:g} s")
                 time.sleep(next(delays))
         except NodeError as exc:

@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from functools import cache
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from dxl.text import counted
 from verifier.codes import FindingCode, VerdictStatus
 from verifier.errors import DxlError
+from verifier.text import counted
 
 if TYPE_CHECKING:
     from pathlib import Path

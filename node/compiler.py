@@ -40,6 +40,7 @@ from typing import Any
 
 from node.errors import ConfigurationError, ToolchainError
 from node.paths import ARTIFACTS_DIR, CONTRACTS_DIR, NODE_MODULES, PROJECT_ROOT
+from verifier.text import counted
 
 SETTINGS_FILE = CONTRACTS_DIR / "compiler.json"
 SOURCES_DIR = CONTRACTS_DIR / "src"
@@ -93,7 +94,7 @@ class CompilationError(ToolchainError):
     def __init__(self, messages: Sequence[str]) -> None:
         self.messages = list(messages)
         body = "\n".join(m.rstrip() for m in self.messages)
-        super().__init__(f"Solidity compilation failed with {len(self.messages)} error(s):\n{body}")
+        super().__init__(f"Solidity compilation failed with {counted(len(self.messages), 'error')}:\n{body}")
 
 
 @dataclass(frozen=True)

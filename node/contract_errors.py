@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from verifier.eth import keccak, to_checksum_address
+from verifier.text import counted
 
 #: The code of a revert whose error is not in :data:`REVERT_CODES` (or that carries no decodable error).
 UNLISTED = "LEDGER_REJECTED"
@@ -307,8 +308,9 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     # Governance and departments.
     "GovernanceInvalidThreshold": lambda a: (
-        f"an approval threshold of {a['threshold']} cannot work with {a['governorCount']} governors: it "
-        "must be at least 1 and at most the number of governors"
+        f"an approval threshold of {a['threshold']} cannot work with "
+        f"{counted(a['governorCount'], 'governor')}: it must be at least 1 and at most the number of "
+        "governors"
     ),
     "GovernanceUnknownProposal": lambda a: f"proposal {a['proposalId']} was never made",
     "GovernanceProposalExecuted": lambda a: f"proposal {a['proposalId']} has already taken effect",
@@ -327,7 +329,8 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "GovernanceUnknownAction": lambda a: f"proposal action {a['action']} is not one this ledger knows",
     "GovernanceBelowThreshold": lambda a: (
-        f"proposal {a['proposalId']} has {a['approvals']} of the {a['threshold']} approvals it needs"
+        f"proposal {a['proposalId']} has {a['approvals']} of the {counted(a['threshold'], 'approval')} it "
+        "needs"
     ),
     "GovernanceProposalCancelled": lambda a: f"proposal {a['proposalId']} was cancelled",
     "GovernanceNotProposer": lambda a: (

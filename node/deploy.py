@@ -37,6 +37,7 @@ from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import ConfigurationError, NodeError
 from node.paths import dxl_home
 from verifier.eth import keccak, to_checksum_address
+from verifier.text import counted
 
 # The chain client and the compiler load web3: imported where a deployment is made or opened, so that reading
 # the record (``dxl verify``, ``dxl status``) stays fast.
@@ -436,7 +437,9 @@ def deploy_ledger(
         return replace(existing, reused=True)
 
     if not governors or not 0 < threshold <= len(governors):
-        raise ConfigurationError(f"threshold must be 1..{len(governors)} for {len(governors)} governor(s)")
+        raise ConfigurationError(
+            f"threshold must be 1..{len(governors)} for {counted(len(governors), 'governor')}"
+        )
     checksummed = [to_checksum_address(g) for g in governors]
     refuse_newer_evm(endpoint, artifact)
     result, code = _deployed(

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from node.errors import ConfigurationError, NodeError
 from verifier import jsontext
 from verifier.rpc import timed_out
+from verifier.text import counted
 
 if TYPE_CHECKING:
     from node.settings import Settings
@@ -240,9 +241,9 @@ def refuse_unreachable_depth(endpoint: NodeEndpoint, confirmations: int) -> None
     """
     if confirmations > 0 and mines_per_transaction(endpoint.rpc_url):
         raise ConfigurationError(
-            f"DXL_CONFIRMATIONS={confirmations} waits for {confirmations} block(s) on top of each write, but "
-            f"the node at {endpoint.rpc_url} (DXL_RPC_URL, else the embedded node) is an anvil that mines a "
-            "block only when a transaction arrives, so a write alone is never confirmed: set "
+            f"DXL_CONFIRMATIONS={confirmations} waits for {counted(confirmations, 'block')} on top of each "
+            f"write, but the node at {endpoint.rpc_url} (DXL_RPC_URL, else the embedded node) is an anvil "
+            "that mines a block only when a transaction arrives, so a write alone is never confirmed: set "
             "DXL_CONFIRMATIONS=0 (anvil's blocks are final once mined) or run anvil with --block-time"
         )
 

@@ -40,6 +40,7 @@ from node.anvil import HOST, _cmdline, _is_alive, _terminate_with_parent, free_p
 from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
 from node.errors import ConfigurationError, NodeError, ToolchainError
 from node.paths import PROJECT_ROOT, dxl_home
+from verifier.text import counted
 
 #: Chain id of the local Clique network (beside the embedded node's 734117, so a deployment record of one
 #: is never taken for the other's).
@@ -503,7 +504,8 @@ class LocalNetwork:
                 blocks = [rpc_call(m.rpc_url, "eth_getBlockByNumber", [hex(common), False]) for m in running]
                 hashes = {str(b.get("hash")) if isinstance(b, dict) else None for b in blocks}
                 first = common if first is None else first
-                seen = f"peers {peers}, heads {heads}, {len(hashes)} different block(s) at height {common}"
+                different = counted(len(hashes), "different block")
+                seen = f"peers {peers}, heads {heads}, {different} at height {common}"
                 if (
                     min(peers) >= len(running) - 1
                     and hashes != {None}
@@ -569,7 +571,7 @@ class LocalNetwork:
         while (peers := int(str(rpc_call(cut.rpc_url, "net_peerCount")), 16)) < wanted:
             if time.monotonic() > deadline:
                 raise NodeError(
-                    f"node{index} has {peers} peer(s) {timeout:g} s after it joined, not {wanted}"
+                    f"node{index} has {counted(peers, 'peer')} {timeout:g} s after it joined, not {wanted}"
                 )
             time.sleep(0.2)
         for other in others:

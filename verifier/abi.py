@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from verifier.eth import keccak, to_checksum_address
+from verifier.text import counted
 
 Param = Mapping[str, Any]
 _WORD = 32
@@ -81,7 +82,7 @@ def _encode_static(t: str, value: Any) -> bytes:
     if t.startswith("bytes"):
         size, raw = int(t[5:]), bytes(value)
         if len(raw) != size:
-            raise ValueError(f"{t} takes {size} bytes, got {len(raw)}")
+            raise ValueError(f"{t} takes {counted(size, 'byte')}, got {len(raw)}")
         return raw.ljust(_WORD, b"\x00")
     raise ValueError(f"unsupported ABI type {t}")
 

@@ -31,6 +31,7 @@ from verifier.eth import address_of_key, is_checksum_address, recover_personal_s
 from verifier.eth import to_checksum_address as _to_checksum_address
 from verifier.hashing import HashAlgorithm, TreeHasher
 from verifier.leaves import Chunking, PayloadFormat
+from verifier.text import counted
 from verifier.tree import root_of
 
 if TYPE_CHECKING:
@@ -396,17 +397,19 @@ def _check_consistency(m: Manifest) -> None:
         raise ManifestInconsistentError(reason, field, m)
 
     chunking, leaf_count, byte_size = m.chunking, m.leaf_count, m.byte_size
+    leaves = counted(leaf_count, "leaf", "leaves")
     if m.record_count != chunking.records_for(leaf_count):
-        refuse(f"{m.record_count} does not fit {leaf_count} leaves of format {chunking.format.value}",
+        refuse(f"{m.record_count} does not fit {leaves} of format {chunking.format.value}",
                "record_count")  # fmt: skip
     if chunking.format is PayloadFormat.BYTES and leaf_count != -(-byte_size // chunking.chunk_size):
-        refuse(f"{leaf_count} leaves cannot hold {byte_size} bytes in chunks of {chunking.chunk_size}",
+        refuse(f"{leaves} cannot hold {counted(byte_size, 'byte')} in chunks of {chunking.chunk_size}",
                "leaf_count")  # fmt: skip
     if chunking.format is not PayloadFormat.BYTES and (leaf_count == 0) != (byte_size == 0):
-        refuse(f"{leaf_count} leaves do not fit a payload of {byte_size} bytes", "leaf_count")
+        fit = "does not fit" if leaf_count == 1 else "do not fit"
+        refuse(f"{leaves} {fit} a payload of {counted(byte_size, 'byte')}", "leaf_count")
     if m.leaf_hashes is not None:
         if len(m.leaf_hashes) != leaf_count:
-            refuse(f"{len(m.leaf_hashes)} hashes for {leaf_count} leaves", "leaf_hashes")
+            refuse(f"{counted(len(m.leaf_hashes), 'hash', 'hashes')} for {leaves}", "leaf_hashes")
         if root_of(TreeHasher(m.alg, m.salt), m.leaf_hashes) != m.root:
             refuse("leaf hashes do not hash up to the manifest's root", "leaf_hashes")
 

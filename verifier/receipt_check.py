@@ -45,6 +45,7 @@ from verifier.onchain import (
 )
 from verifier.receipts import Receipt, ReceiptProof, undeliverable_fields, verify_receipt_proof
 from verifier.rpc import DEFAULT_TIMEOUT_S, SET_ONCE, JsonRpc, RpcError, data
+from verifier.text import counted
 from verifier.verify import Anchor, Finding, Verdict, untrusted
 
 #: ``BatchStatus`` of the contract, by value.
@@ -224,8 +225,9 @@ def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
         detail = f"no batch of grant {r.grant_id} starting at sequence {proof.first_sequence} is anchored"
         return _verdict(proof, chain, ReceiptVerdictStatus.NOT_ANCHORED, detail)
     if bytes(root) != proof.root or int(leaf_count) != proof.leaf_count:
-        detail = (f"the anchored batch has root {chain['root']} and {leaf_count} receipts; the proof names "
-                  f"root 0x{proof.root.hex()} and {proof.leaf_count} receipts")  # fmt: skip
+        anchored, named = counted(int(leaf_count), "receipt"), counted(proof.leaf_count, "receipt")
+        detail = (f"the anchored batch has root {chain['root']} and {anchored}; the proof names "
+                  f"root 0x{proof.root.hex()} and {named}")  # fmt: skip
         return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, detail)
     refused = undeliverable_fields(r, int(provider))
     if refused:

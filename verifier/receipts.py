@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 from verifier.delivery_ids import delivery_id_provider
 from verifier.errors import InvalidProofError
 from verifier.hashing import HashAlgorithm
+from verifier.text import counted
 from verifier.tree import verify_inclusion
 
 #: Bytes of one encoded receipt: six ABI words.
@@ -222,7 +223,7 @@ class BatchTree:
             InvalidProofError: ``index`` is outside the batch.
         """
         if not 0 <= index < self.size:
-            raise InvalidProofError(f"index {index} is outside a batch of {self.size} receipts")
+            raise InvalidProofError(f"index {index} is outside a batch of {counted(self.size, 'receipt')}")
         path: list[bytes] = []
         for level in self._levels[:-1]:
             sibling = index ^ 1
@@ -347,8 +348,8 @@ def verify_receipt_proof(proof: ReceiptProof) -> None:
     # more): such a proof names no batch the chain can hold, and asking the node for it fails the call.
     if proof.first_sequence + proof.leaf_count > _UINT64_MAX:
         raise InvalidProofError(
-            f"a batch of {proof.leaf_count} receipts from sequence {proof.first_sequence} numbers receipts "
-            "past 64 bits"
+            f"a batch of {counted(proof.leaf_count, 'receipt')} from sequence {proof.first_sequence} numbers "
+            "receipts past 64 bits"
         )
     verify_inclusion(
         HashAlgorithm.SHA256,

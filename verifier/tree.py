@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from verifier.errors import InvalidProofError, RootMismatchError
 from verifier.hashing import DIGEST_SIZE, HashAlgorithm, TreeHasher
+from verifier.text import counted
 
 
 def _split(n: int) -> int:
@@ -79,7 +80,7 @@ def inclusion_proof(alg: HashAlgorithm, leaf_hashes: Sequence[bytes], index: int
     """
     n = len(leaf_hashes)
     if not 0 <= index < n:
-        raise InvalidProofError(f"index {index} is outside a tree of {n} leaves")
+        raise InvalidProofError(f"index {index} is outside a tree of {counted(n, 'leaf', 'leaves')}")
     hasher = TreeHasher(alg, b"")
     path: list[bytes] = []
     lo, hi = 0, n
@@ -105,17 +106,20 @@ def root_from_inclusion(
             long or too short for ``size``.
     """
     if isinstance(index, bool) or isinstance(size, bool) or not 0 <= index < size:
-        raise InvalidProofError(f"index {index} is outside a tree of {size} leaves")
+        raise InvalidProofError(f"index {index} is outside a tree of {counted(size, 'leaf', 'leaves')}")
     if len(leaf_hash) != DIGEST_SIZE:
-        raise InvalidProofError(f"leaf hash is {len(leaf_hash)} bytes, expected {DIGEST_SIZE}")
+        raise InvalidProofError(f"leaf hash is {counted(len(leaf_hash), 'byte')}, expected {DIGEST_SIZE}")
     hasher = TreeHasher(alg, b"")
     fn, sn = index, size - 1
     r = bytes(leaf_hash)
     for i, p in enumerate(proof):
         if len(p) != DIGEST_SIZE:
-            raise InvalidProofError(f"proof hash {i} is {len(p)} bytes, expected {DIGEST_SIZE}")
+            raise InvalidProofError(f"proof hash {i} is {counted(len(p), 'byte')}, expected {DIGEST_SIZE}")
         if sn == 0:
-            raise InvalidProofError(f"path has {len(proof)} hashes, more than a tree of {size} leaves needs")
+            raise InvalidProofError(
+                f"path has {counted(len(proof), 'hash', 'hashes')}, more than a tree of "
+                f"{counted(size, 'leaf', 'leaves')} needs"
+            )
         if fn & 1 or fn == sn:
             r = hasher.node(p, r)
             if not fn & 1:
@@ -127,7 +131,10 @@ def root_from_inclusion(
         fn >>= 1
         sn >>= 1
     if sn != 0:
-        raise InvalidProofError(f"path has {len(proof)} hashes, fewer than a tree of {size} leaves needs")
+        raise InvalidProofError(
+            f"path has {counted(len(proof), 'hash', 'hashes')}, fewer than a tree of "
+            f"{counted(size, 'leaf', 'leaves')} needs"
+        )
     return r
 
 

@@ -22,6 +22,7 @@ from verifier.codes import FindingCode, VerdictStatus
 from verifier.commitment import Commitment, commit_payload
 from verifier.errors import ManifestInconsistentError, ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature
+from verifier.text import counted
 
 # Beyond this many changed leaves the verdict lists the first ones and the total count.
 MAX_LISTED_LEAVES = 1000
@@ -208,7 +209,7 @@ def verify_payload(
         findings.append(
             Finding(
                 FindingCode.SIZE_MISMATCH,
-                f"payload is {c.byte_size} bytes, the manifest says {manifest.byte_size}",
+                f"payload is {counted(c.byte_size, 'byte')}, the manifest says {manifest.byte_size}",
             )
         )
     if c.leaf_count != manifest.leaf_count:
@@ -216,14 +217,15 @@ def verify_payload(
         findings.append(
             Finding(
                 FindingCode.LEAF_COUNT_MISMATCH,
-                f"payload has {c.leaf_count} leaves ({unit}), the manifest says {manifest.leaf_count}",
+                f"payload has {counted(c.leaf_count, 'leaf', 'leaves')} ({unit}), the manifest says "
+                f"{manifest.leaf_count}",
             )
         )
     if c.record_count != manifest.record_count:
         findings.append(
             Finding(
                 FindingCode.RECORD_COUNT_MISMATCH,
-                f"payload has {c.record_count} records, the manifest says {manifest.record_count}",
+                f"payload has {counted(c.record_count, 'record')}, the manifest says {manifest.record_count}",
             )
         )
     if c.root != manifest.root:

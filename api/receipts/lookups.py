@@ -34,6 +34,7 @@ from api.receipts.rows import (
 )
 from node.errors import NodeError
 from verifier.receipts import BatchTree, Receipt, ReceiptProof
+from verifier.text import counted
 
 log = logging.getLogger("dxl.receipts")
 
@@ -199,8 +200,9 @@ class ReceiptReader:
         tree = BatchTree([_checked_receipt(r).leaf_hash() for r in rows])
         if tree.root != root:  # a tree that is not the anchored one is not kept
             raise JournalCorruptError(
-                f"the journal's {len(rows)} receipts of batch {batch_id} no longer hash to its root "
-                f"0x{root.hex()}: a row of the batch was changed, added or removed"
+                f"the journal's {counted(len(rows), 'receipt')} of batch {batch_id} no longer "
+                f"{'hashes' if len(rows) == 1 else 'hash'} to its root 0x{root.hex()}: a row of the batch "
+                "was changed, added or removed"
             )
         slot = _row_slot(row)
         # The slot is in no leaf and no root: only the anchor's transaction, which no edit of the journal
@@ -251,8 +253,8 @@ class ReceiptReader:
         if index is None or tree.size != row.leaf_count or tree.leaf(index) != receipt.leaf_hash():
             raise JournalCorruptError(
                 f"the journal's row {row.seq} is not the receipt batch {row.batch_id} anchored (a batch of "
-                f"{row.leaf_count} receipts, root 0x{bytes(row.root).hex()}): it was changed after the batch "
-                "closed"
+                f"{counted(row.leaf_count, 'receipt')}, root 0x{bytes(row.root).hex()}): it was changed "
+                "after the batch closed"
             )
         return ReceiptProof(receipt, int(row.first_sequence), index, int(row.leaf_count), bytes(row.root),
                             tuple(tree.proof(index)))  # fmt: skip

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dxl.commands.common import JsonOption, exits_on_error
-from dxl.text import counted
+from verifier.text import counted, noun
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -435,11 +435,13 @@ def verify_cmd(
         receipts += f", {counted(result.practice_events, 'practice event')} re-derived"
     if result.expired_inspections:
         expired = ", ".join(map(str, result.expired_inspections))
-        receipts += f", inspection(s) {expired} expired undrawn (their sample was never fixed)"
+        inspections = noun(len(result.expired_inspections), "inspection")
+        receipts += f", {inspections} {expired} expired undrawn (their sample was never fixed)"
     if result.outcomes_without_verdict:
         bare = ", ".join(f"{o['outcome']} {o['delivery_id']} (inspection {o['inspection_id']}, block "
                          f"{o['block_number']})" for o in result.outcomes_without_verdict)  # fmt: skip
-        receipts += f", outcome(s) recorded without a verdict (zero evidence hash): {bare}"
+        outcomes = noun(len(result.outcomes_without_verdict), "outcome")
+        receipts += f", {outcomes} recorded without a verdict (zero evidence hash): {bare}"
     events = counted(result.chain_events, "matching event")
     summary = f"{counted(result.rows, 'row')}, {events} on chain{receipts}: " + (
         "report verified" if result.ok else counted(len(result.problems), "problem")
@@ -447,7 +449,8 @@ def verify_cmd(
     if result.addresses_from_report:
         options = "/".join(f"--{'contract' if n == 'ledger' else n}" for n in result.addresses_from_report)
         summary += (
-            f" (against the {', '.join(result.addresses_from_report)} address(es) the report names: a forged "
+            f" (against the {', '.join(result.addresses_from_report)} "
+            f"{noun(len(result.addresses_from_report), 'address', 'addresses')} the report names: a forged "
             f"report can name forged contracts; give {options} from a trusted source)"
         )
     summary += f"; read from {head} (its head as the re-check began)"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dxl.commands.common import BlockTimeOption, JsonOption, cli_error
-from dxl.text import counted
 from node.errors import DxlError, NodeError
+from verifier.text import counted
 
 if TYPE_CHECKING:
     from api.settings import ApiSettings

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from dxl.commands.common import JsonOption, cli_error
-from dxl.text import counted
 from node.errors import DxlError
+from verifier.text import counted
 
 network_app = typer.Typer(
     help="Run a local 3-signer proof-of-authority network (geth Clique) under DXL_HOME/network/.",

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 
 from dxl.commands.common import BlockTimeOption, cli_error, exits_on_error
-from dxl.text import counted
 from node.errors import DxlError
+from verifier.text import counted
 
 node_app = typer.Typer(
     help="Run the embedded development chain (anvil) under DXL_HOME/node/.", no_args_is_help=True

@@ -23,6 +23,7 @@ from eth_utils.crypto import keccak
 from node import types
 from node.audit.errors import AuditError
 from verifier import abi as abi_codec
+from verifier.text import counted
 
 #: A log's position in the chain as one sortable integer: block number * SEQ_BLOCK + log index. A block holds
 #: far fewer than a million logs (each costs >= 375 gas), so the key is unique and orders like the chain.
@@ -186,7 +187,9 @@ class EventCodec:
         if spec.data and spec.data_decoders is not None:
             raw = bytes.fromhex(data[2:])
             if len(raw) != 32 * len(spec.data):
-                raise AuditError(f"{spec.name} log data is {len(raw)} bytes, expected {32 * len(spec.data)}")
+                raise AuditError(
+                    f"{spec.name} log data is {counted(len(raw), 'byte')}, expected {32 * len(spec.data)}"
+                )
             for i, ((name, _), decoder) in enumerate(zip(spec.data, spec.data_decoders, strict=True)):
                 values[name] = decoder(raw[32 * i : 32 * i + 32])
         elif spec.data:

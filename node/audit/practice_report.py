@@ -25,6 +25,7 @@ from node.audit.verify import same_value
 from node.types import InspectionOutcome
 from verifier.abi import decode, encode, selector
 from verifier.sampling import BLOCKHASH_WINDOW, draw_sample, slot_of
+from verifier.text import counted
 
 #: Per-row keys of a practice row, in order.
 PRACTICE_COLUMNS = (
@@ -204,8 +205,9 @@ def sample_problems(
             if delivery not in sample:
                 problems.append(
                     f"inspection {number}: the outcome at block {block} log {index} is about delivery "
-                    f"{delivery}, which its sample ({len(sample)} of {len(pool)} deliveries, drawn from "
-                    f"block {opened['seedBlock']}'s hash) does not hold"
+                    f"{delivery}, which its sample ({len(sample)} of "
+                    f"{counted(len(pool), 'delivery', 'deliveries')}, drawn from block "
+                    f"{opened['seedBlock']}'s hash) does not hold"
                 )
     return problems
 

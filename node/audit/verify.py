@@ -55,6 +55,7 @@ from verifier import jsontext
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root, undeliverable_fields
 from verifier.rpc import SET_ONCE
+from verifier.text import counted
 
 REPORT_FORMAT = "dxl-audit-report/1"
 #: Every column of a report row, in the CSV file's order. Each one is re-derived from the chain and compared.
@@ -119,11 +120,11 @@ RECEIPT_PROBLEMS: dict[str, str] = {
     "RECEIPT_BATCH_MALFORMED": "{detail}",
     "RECEIPT_BATCH_UNKNOWN": "no such batch is anchored on chain (within the report's block range)",
     "RECEIPT_BATCH_DUPLICATED": "carried twice",
+    # {carried} and the {anchored} of RECEIPTS_MISSING come with their noun ("1 receipt", "3 receipts").
     "RECEIPTS_MISSING": "the report carries receipts but none of this batch (row {row}), anchored with "
-    "{anchored} receipts",
-    "RECEIPTS_OMITTED": "the report carries {carried} receipts, the chain anchored {anchored}: {count} "
-    "omitted",
-    "RECEIPTS_ADDED": "the report carries {carried} receipts, the chain anchored {anchored}: {count} added",
+    "{anchored}",
+    "RECEIPTS_OMITTED": "the report carries {carried}, the chain anchored {anchored}: {count} omitted",
+    "RECEIPTS_ADDED": "the report carries {carried}, the chain anchored {anchored}: {count} added",
     "RECEIPT_OTHER_GRANT": "receipt {index} names grant {grant}",
     "RECEIPT_NOT_PROVIDERS": "receipt {index}'s delivery id {delivery_id} is not in the namespace of the "
     "batch's provider, department {provider}: no receipt of it (receiptIncluded)",
@@ -756,7 +757,11 @@ def _receipt_problems(
                 )
                 problems.append(duplicate)
         leaf_count, root = on_chain.fields["leafCount"], on_chain.fields["root"]
-        counts = {"carried": len(receipts), "anchored": leaf_count, "count": abs(leaf_count - len(receipts))}
+        counts = {
+            "carried": counted(len(receipts), "receipt"),
+            "anchored": leaf_count,
+            "count": abs(leaf_count - len(receipts)),
+        }
         if len(receipts) < leaf_count:
             problems.append(receipt_problem(grant, first, "RECEIPTS_OMITTED", **counts))
             continue
@@ -782,7 +787,7 @@ def _receipt_problems(
             )
             where = row if row is not None else "not in the report"
             count = record.fields["leafCount"]
-            missing = receipt_problem(*key, "RECEIPTS_MISSING", row=where, anchored=count)
+            missing = receipt_problem(*key, "RECEIPTS_MISSING", row=where, anchored=counted(count, "receipt"))
             problems.append(missing)
     return problems
 
@@ -839,7 +844,9 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
     for key in sorted(set(report) - {*REPORT_HEADER, "rows"}):
         problems.append(f"{key}: not a field of a report, and nothing in it is verified")
     if "row_count" in report and not same_value(report["row_count"], len(rows)):
-        problems.append(f"row_count is {report['row_count']!r} in the report, it holds {len(rows)} rows")
+        problems.append(
+            f"row_count is {report['row_count']!r} in the report, it holds {counted(len(rows), 'row')}"
+        )
     period = report["period"]
     for bound in ("from", "to"):
         stated = period.get(f"{bound}_iso")

@@ -196,15 +196,23 @@ def test_mismatching_record_is_refused_not_overwritten(
 
 
 @pytest.mark.parametrize(
-    ("governor_count", "threshold"), [(0, 1), (2, 0), (2, 3)], ids=["no-governors", "zero", "above-count"]
+    ("governor_count", "threshold", "refusal"),
+    [
+        (0, 1, "threshold must be 1..0 for 0 governors"),
+        (2, 0, "threshold must be 1..2 for 2 governors"),
+        (2, 3, "threshold must be 1..2 for 2 governors"),
+        (1, 2, "threshold must be 1..1 for 1 governor"),  # "1 governor(s)" before
+    ],
+    ids=["no-governors", "zero", "above-count", "above-one"],
 )
 def test_bad_governance_is_refused_before_sending(
-    embedded_node: EmbeddedNode, tmp_path: Path, governor_count: int, threshold: int
+    embedded_node: EmbeddedNode, tmp_path: Path, governor_count: int, threshold: int, refusal: str
 ) -> None:
     deployer = Account.create()
     addresses = [Account.create().address for _ in range(governor_count)]
-    with pytest.raises(ConfigurationError, match="threshold must be"):
+    with pytest.raises(ConfigurationError) as refused:
         deploy_ledger(embedded_node.endpoint, addresses, threshold, deployer=deployer, home=tmp_path)
+    assert str(refused.value) == refusal
     assert not deployment_path(tmp_path).exists()
 
 

@@ -26,6 +26,7 @@ from tests.reliability.processes import (
 from tests.reliability.profile import Profile
 from tests.reliability.proxy import RpcFault, RpcProxy
 from tests.reliability.records import FaultKind, FaultRecord
+from verifier.text import counted
 
 #: The embedded node's ``--state-interval`` (node.anvil.DEFAULT_STATE_INTERVAL_S).
 STATE_INTERVAL_S = 5.0
@@ -138,8 +139,9 @@ class FaultInjector:
                 self.member_rejoin_s.append(took)
                 left = self.api.failovers()[Failover.STALLED] - before
                 detail = (
-                    f"cut off from the others for {self.profile.stall_s:g} s, the service left it {left} "
-                    f"time(s) for a stall; peered on one chain again {took:.1f} s after it was joined"
+                    f"cut off from the others for {self.profile.stall_s:g} s, the service left it "
+                    f"{counted(left, 'time')} for a stall; peered on one chain again "
+                    f"{took:.1f} s after it was joined"
                 )
                 return f"geth node{index} (the service's node)", detail, True
             case FaultKind.DATABASE_KILL:

@@ -256,3 +256,17 @@ def test_check_delivery_authenticates_before_comparing(
     verdict = check_delivery(path, change(_commit(path)), **kwargs)
     assert verdict.status is want
     assert [f.code for f in verdict.findings] == codes
+
+
+def test_mismatch_findings_count_in_agreement(tmp_path: Path) -> None:
+    """A payload of one record, checked against a manifest of two, is "1 byte", "1 leaf", "1 record" in its
+    findings (they read "1 bytes", "1 leaves", "1 records")."""
+    path = tmp_path / "people.jsonl"
+    path.write_bytes(_jsonl(RECORDS[:2]))
+    manifest = _commit(path)
+    path.write_bytes(b"1")
+    said = {f.code.value: f.message for f in verify_payload(path, manifest).findings}
+    size = manifest.byte_size
+    assert said["SIZE_MISMATCH"] == f"payload is 1 byte, the manifest says {size}", said
+    assert said["LEAF_COUNT_MISMATCH"] == "payload has 1 leaf (records/rows), the manifest says 2", said
+    assert said["RECORD_COUNT_MISMATCH"] == "payload has 1 record, the manifest says 2", said

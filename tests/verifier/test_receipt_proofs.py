@@ -12,7 +12,7 @@ from eth_abi.abi import encode as abi_encode
 from verifier.errors import InvalidProofError, RootMismatchError
 from verifier.hashing import HashAlgorithm, TreeHasher
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
-from verifier.tree import inclusion_proof, root_of
+from verifier.tree import inclusion_proof, root_from_inclusion, root_of
 
 
 def receipts(n: int, grant_id: int = 7) -> list[Receipt]:
@@ -149,3 +149,35 @@ def test_anchorsAbi_shippedWithTheVerifier_isGeneratedFromTheBuildArtifacts() ->
     assert sorted(e["name"] for e in shipped) == sorted(ANCHORS_ABI_NAMES)
     for entry in shipped:
         assert entry == built[entry["name"]]
+
+
+@pytest.mark.parametrize(
+    ("refused", "message"),
+    [
+        (lambda leaf: BatchTree([leaf]).proof(1), "index 1 is outside a batch of 1 receipt"),
+        (lambda leaf: BatchTree([leaf, leaf]).proof(2), "index 2 is outside a batch of 2 receipts"),
+        (
+            lambda leaf: inclusion_proof(HashAlgorithm.SHA256, [leaf], 1),
+            "index 1 is outside a tree of 1 leaf",
+        ),
+        (
+            lambda leaf: root_from_inclusion(HashAlgorithm.SHA256, 0, 1, leaf, [leaf]),
+            "path has 1 hash, more than a tree of 1 leaf needs",
+        ),
+        (
+            lambda leaf: root_from_inclusion(HashAlgorithm.SHA256, 0, 3, leaf, [leaf]),
+            "path has 1 hash, fewer than a tree of 3 leaves needs",
+        ),
+        (
+            lambda leaf: root_from_inclusion(HashAlgorithm.SHA256, 0, 2, b"\1", []),
+            "leaf hash is 1 byte, expected 32",
+        ),
+    ],
+    ids=["batch-of-1", "batch-of-2", "tree-of-1", "path-too-long", "path-too-short", "one-byte-hash"],
+)
+def test_proof_errors_count_in_agreement(refused: Callable[[bytes], Any], message: str) -> None:
+    """A count of one reads in the singular ("a batch of 1 receipt", "1 leaf", "1 hash", "1 byte"): these
+    read "1 receipts", "1 leaves", "1 hashes", "1 bytes"."""
+    with pytest.raises(InvalidProofError) as refusal:
+        refused(b"\0" * 32)
+    assert refusal.value.reason == message
