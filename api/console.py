@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
+from starlette.types import Receive, Scope, Send
 
 from api.errors import ApiError
 
@@ -36,8 +37,18 @@ _TYPES = {
     ".png": "image/png",
 }
 # The files hold no department's data: revalidated (ETag), not refused to caches as the API's answers are
-# (api.headers adds the other security headers to every answer).
-_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache"}
+# (api.headers adds the other security headers to every answer). Sent whole: see _WholeFile.
+_HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "Accept-Ranges": "none"}
+
+
+class _WholeFile(FileResponse):
+    """A console file sent whole, whatever ``Range`` the request asks for (RFC 9110, 14.2: a server may
+    ignore it). Starlette's own answer to a range it cannot serve is a 400 in plain text or a bare 416, not
+    the service's error body with a code; a file of a few KiB has no part worth serving apart."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(name, value) for name, value in scope["headers"] if name != b"range"]
+        await super().__call__({**scope, "headers": headers}, receive, send)
 
 
 def console_file(relative: str) -> Path:
@@ -65,9 +76,9 @@ def install_console(app: FastAPI) -> None:
 
     @app.get("/", include_in_schema=False)
     def console_page() -> FileResponse:
-        return FileResponse(ROOT / "index.html", media_type=_TYPES[".html"], headers=_HEADERS)
+        return _WholeFile(ROOT / "index.html", media_type=_TYPES[".html"], headers=_HEADERS)
 
     @app.get("/console/{relative:path}", include_in_schema=False)
     def console_asset(relative: str) -> FileResponse:
         target = console_file(relative)
-        return FileResponse(target, media_type=_TYPES[target.suffix], headers=_HEADERS)
+        return _WholeFile(target, media_type=_TYPES[target.suffix], headers=_HEADERS)

@@ -132,6 +132,28 @@ def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv)
 
 
 @pytest.mark.parametrize(
+    "asked",
+    [
+        "bytes=0-10",  # a range: was a 206 of 11 bytes
+        "bytes=0-0,-1",  # two ranges: was multipart/byteranges
+        "bytes=5-2",  # malformed: was a 400 in plain text, no error code
+        "bytes=abc",
+        "items=0-1",
+        "bytes=99999999-",  # past the end: was a 416 with an empty body
+    ],
+)
+def test_a_console_file_is_sent_whole_whatever_range_a_client_asks_for(api_env: ApiEnv, asked: str) -> None:
+    # Every refusal of the service is its error JSON with a code; a file of a few KiB has no range worth
+    # serving, and a server may ignore Range (RFC 9110, 14.2), so none is refused either.
+    whole = api_env.client.get("/console/js/dom.js")
+    answer = api_env.client.get("/console/js/dom.js", headers={"Range": asked})
+    assert answer.status_code == 200, f"{answer.status_code}: {answer.text[:200]}"
+    assert answer.content == whole.content and "content-range" not in answer.headers
+    assert answer.headers["content-type"] == "text/javascript; charset=utf-8"
+    assert answer.headers["accept-ranges"] == "none" == whole.headers["accept-ranges"]
+
+
+@pytest.mark.parametrize(
     ("method", "path", "who", "status"),
     [
         ("GET", "/", None, 200),
