@@ -96,6 +96,7 @@ REVERT_CODES: Mapping[str, str] = {
     "PracticeStaleEvidence": "EVIDENCE_TOO_OLD",
     "PracticeAlreadyScored": "ALREADY_SCORED",
     "PracticeNotAuditor": "FORBIDDEN",
+    "PracticeNotInspectionAuditor": "FORBIDDEN",
     "PracticeInvalidInspection": "INVALID_INSPECTION",
     "PracticeUnknownInspection": "INSPECTION_NOT_FOUND",
     "PracticeInspectionStatus": "INSPECTION_STATUS_MISMATCH",
@@ -414,6 +415,10 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
         f"this evaluation period (period {a['period']}); each side of an agreement is evaluated once a period"
     ),
     "PracticeNotAuditor": lambda a: f"{account(a['account'])} is not an auditor of the ledger",
+    "PracticeNotInspectionAuditor": lambda a: (
+        f"only {account(a['auditor'])}, who opened inspection {a['inspectionId']}, records its outcomes, not "
+        f"{account(a['account'])}"
+    ),
     "PracticeInvalidInspection": lambda a: (
         f"{_INSPECTION_FIELDS[a['field']]} ({a['field']})"
         if a["field"] in _INSPECTION_FIELDS

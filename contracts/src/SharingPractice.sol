@@ -229,6 +229,8 @@ contract SharingPractice is ISharingPractice {
     {
         _requireAuditor();
         Inspection storage i = _knownInspection(inspectionId);
+        // Outcomes are final: another auditor recording first would stand in place of the opener's outcome.
+        if (i.auditor != msg.sender) revert PracticeNotInspectionAuditor(inspectionId, i.auditor, msg.sender);
         if (i.status != InspectionStatus.Drawn) {
             revert PracticeInspectionStatus(inspectionId, _expired(i) ? InspectionStatus.Expired : i.status);
         }

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 
 from node.chain import LedgerClient, TxResult
 from node.compiler import load_artifact
@@ -35,7 +36,7 @@ ZERO = b"\x00" * 32
 class Practice:
     ledger: Consortium
     client: LedgerClient
-    auditor: object
+    auditor: LocalAccount
     anchors: Anchors
 
     def send(self, who: Dept | object, fn: str, *args: object) -> TxResult:
@@ -404,6 +405,38 @@ def test_recordOutcome_drawnPastPresentBy_notPresentedRefused(practice: Practice
         practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, TEXT
     )
     assert names(recorded) == ["InspectionOutcomeRecorded"]
+
+
+def test_recordOutcome_byAnotherAuditor_refused(practice: Practice) -> None:
+    """An outcome is final once recorded, so only the auditor who opened the inspection records its outcomes:
+    another auditor's pass sent first would have stood for good in place of the failure the opening auditor's
+    check called for."""
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    delivery, _ = practice.ledger.deliver(
+        psb, practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    )
+    rival = Account.create()
+    practice.ledger.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [rival.address]))
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 2, now + DAY)
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    while w3.eth.block_number <= head + 2:
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    practice.send(rival, "drawSample", inspection)  # drawing stays anyone's
+    with reverts(
+        "PracticeNotInspectionAuditor",
+        inspectionId=inspection,
+        auditor=practice.auditor.address,
+        account=rival.address,
+    ):
+        practice.send(rival, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
+    assert practice.call("outcome", inspection, delivery) == InspectionOutcome.NONE
+    recorded = practice.send(
+        practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.FAILED, TEXT
+    )
+    assert names(recorded) == ["InspectionOutcomeRecorded"]
+    assert practice.call("outcome", inspection, delivery) == InspectionOutcome.FAILED
 
 
 def _slot(grant_id: int, sequence: int) -> bytes:
