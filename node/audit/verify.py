@@ -441,7 +441,11 @@ def verify_report(
             )
             continue
         seq = seq_of(block_number, log_index)
-        if previous is not None and seq <= previous:
+        if seq in seen:
+            problems.append(
+                f"{label}: given twice (block {block_number} log {log_index} is an earlier row's too)"
+            )
+        elif previous is not None and seq <= previous:
             problems.append(
                 f"{label}: out of chain order (block {block_number} log {log_index} "
                 "comes before or equals the previous row's)"

@@ -77,7 +77,10 @@ def _duplicated(doc: dict[str, Any]) -> list[str]:
     rows = doc["rows"]
     rows.insert(4, copy.deepcopy(rows[3]))
     doc["row_count"] += 1
-    return ["row 3: out of chain order", "row 4: stands at position 5"]
+    # Named as what it is, as a practice row given twice is: "out of chain order" sent the reader looking
+    # for a row moved.
+    at = f"block {rows[3]['block_number']} log {rows[3]['log_index']}"
+    return [f"row 3: given twice ({at} is an earlier row's too)", "row 4: stands at position 5"]
 
 
 def _start_cut_off(doc: dict[str, Any]) -> list[str]:
