@@ -98,10 +98,12 @@ def _progress_differences(
             changed["contract"] = (progress.contract, expected.contract)
         if progress.start_block != expected.start_block:
             changed["start_block"] = (progress.start_block, expected.start_block)
-        # NULL: a database made before receipt anchors (the sharing practice), which its next sync adopts.
+        # NULL says the database never indexed the contract, which its next sync adopts; until then its
+        # answers lack that contract's events, as they would if its rows had been deleted and the column
+        # emptied to pass for a database made before it: named either way, with each event it lacks.
         for column in ("anchors", "practice"):
             stored, trusted = progress.companion(column), getattr(expected, column)
-            if stored is not None and stored.lower() != (trusted or "").lower():
+            if (stored or "").lower() != (trusted or "").lower():
                 changed[column] = (stored, trusted)
     return [Difference("audit_progress", "row 1", "changed", changed)] if changed else []
 
@@ -159,9 +161,7 @@ def check_store(
     lineage = Lineage(remember_deliveries=10**9)
     contract, anchors, practice = progress.contract, progress.anchors, progress.practice
     if expected is not None:
-        contract = expected.contract
-        anchors = None if anchors is None else expected.anchors
-        practice = None if practice is None else expected.practice
+        contract, anchors, practice = expected.contract, expected.anchors, expected.practice
     ranges = chunks(start, progress.last_block, batch_blocks) if progress.last_block >= start else []
     last_block_hash: str | None = None
     # The first range also holds every row stored before it, and the last every row after it; with nothing

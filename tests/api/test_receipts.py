@@ -1457,8 +1457,9 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
     """An audit database made before the anchors were indexed (progress names none) re-reads the chain
-    from the anchors' deployment block once, and then matches the chain (`dxl audit check`)."""
-    from node.audit.check import check_store
+    from the anchors' deployment block once, and then matches the chain (`dxl audit check`). Before, held
+    to the deployment, it is named as not indexing them: its answers lack their events until it does."""
+    from node.audit.check import IndexedContracts, check_store
     from node.audit.events import EventCodec
     from node.audit.indexer import CompanionSource, Indexer, read_progress
     from node.audit.rpc import JsonRpc
@@ -1487,11 +1488,18 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
         indexer(rpc, None).sync(to_block=head)
         before = read_progress(engine)
         assert batches() == 0 and before is not None and before.anchors is None
+        trusted = IndexedContracts(deployment.chain_id, deployment.address, deployment.block_number,
+                                   source.address)  # fmt: skip
+        lacking = check_store(engine, rpc, codec, expected=trusted).differences
+        named = f"audit_progress row 1: changed (anchors: database None != chain {source.address!r})"
+        assert lacking[0].describe() == named
+        assert {d.kind for d in lacking[1:]} == {"missing"}, [d.describe() for d in lacking]
         indexer(rpc, source).sync(to_block=head)
         progress = read_progress(engine)
         assert progress is not None and (progress.anchors, progress.last_block) == (source.address, head)
         assert batches() >= 1
         assert check_store(engine, rpc, codec).ok
+        assert check_store(engine, rpc, codec, expected=trusted).ok
     engine.dispose()
 
 

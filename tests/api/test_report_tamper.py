@@ -748,3 +748,42 @@ def test_report_naming_other_contracts_than_those_verified_is_named(
         f"{field}: the report names the {kind} {stated}, the verification read {given[field].lower()} "
         f"({option}): its rows are not that contract's"
     ]
+
+
+@pytest.mark.parametrize("companion", ["anchors", "practice"])
+def test_audit_check_names_an_index_that_left_out_a_contract_beside_the_ledger(
+    api_env: ApiEnv, exchange: dict[str, Any], tmp_path: Path, companion: str
+) -> None:
+    """An audit database whose progress row says it never indexed the receipt anchors (or the sharing
+    practice), with their events and the blocks only they held deleted: its scorecards count no batch (no
+    demand, no inspection), and ``dxl audit check`` said it matched the chain, for it read the contracts the
+    row names, and an empty column reads as a database made before them. Held to the deployment's contracts,
+    the column and every event it lacks are named."""
+    from sqlalchemy import delete, func, select, union
+
+    from node.audit import models as m
+    from node.audit.check import check_store
+    from node.audit.service import open_context
+    from node.settings import load_settings
+
+    ctx = open_context(load_settings(), f"sqlite:///{tmp_path / 'audit.sqlite3'}")
+    table = m.events if companion == "anchors" else m.practice_events
+    trusted = exchange[companion]
+    with ctx.rpc() as rpc:
+        ctx.indexer(rpc).sync()
+        assert check_store(ctx.engine, rpc, ctx.codec, expected=ctx.indexed_contracts()).ok
+        with ctx.engine.begin() as c:
+            theirs = func.lower(table.c.address) == trusted.lower()
+            dropped = set(c.execute(select(table.c.seq).where(theirs)).scalars())
+            c.execute(delete(table).where(theirs))
+            held = union(*(select(t.c.block_number) for t in (m.events, m.practice_events, m.refusals)))
+            c.execute(delete(m.blocks).where(m.blocks.c.number.not_in(held)))
+            c.execute(m.progress.update().values({companion: None}))
+        differences = check_store(ctx.engine, rpc, ctx.codec, expected=ctx.indexed_contracts()).differences
+    ctx.engine.dispose()
+    assert dropped
+    assert differences[0].describe() == (
+        f"audit_progress row 1: changed ({companion}: database None != chain {trusted!r})"
+    )
+    missing = {int(d.key.split()[1]) for d in differences if (d.table, d.kind) == (table.name, "missing")}
+    assert missing == dropped, [d.describe() for d in differences]
