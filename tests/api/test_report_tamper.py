@@ -595,7 +595,7 @@ def test_verify_says_which_addresses_it_took_from_the_report(
     assert alone.exit_code == 0, alone.output
     summary = alone.stdout.rstrip().splitlines()[-1]
     assert (
-        "(against the ledger, anchors, practice address(es) the report names: a forged report can name "
+        "(against the ledger, anchors, practice addresses the report names: a forged report can name "
         "forged contracts; give --contract/--anchors/--practice from a trusted source); read from "
     ) in summary, summary
     assert summary.endswith("(its head as the re-check began)") and rpc.rstrip("/") in summary, summary
@@ -687,7 +687,7 @@ def test_verify_shows_inspections_left_to_expire_undrawn(api_env: ApiEnv, tmp_pa
     plain = runner.invoke(
         cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
     )
-    assert f"inspection(s) {opened['id']} expired undrawn" in plain.stdout
+    assert f"inspection {opened['id']} expired undrawn" in plain.stdout
 
 
 def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: ApiEnv, tmp_path: Path) -> None:
