@@ -225,7 +225,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        conf = settings or load_api_settings()
+        from node.network import on_home_network
+
+        # Without DXL_RPC_URL, a home's local network (dxl network up) is where its ledger is, not 8545.
+        conf = on_home_network(settings or load_api_settings())
         engine = make_engine(conf.effective_database_url)
         if conf.effective_database_url.startswith("sqlite"):
             conf.home.mkdir(parents=True, exist_ok=True)  # the database's and its hold's directory

@@ -40,6 +40,7 @@ from node.anvil import HOST, _cmdline, _is_alive, _terminate_with_parent, free_p
 from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
 from node.errors import ConfigurationError, NodeError, ToolchainError
 from node.paths import PROJECT_ROOT, dxl_home
+from node.settings import S
 from verifier.text import counted
 
 #: Chain id of the local Clique network (beside the embedded node's 734117, so a deployment record of one
@@ -626,3 +627,31 @@ class LocalNetwork:
             "data_dir": str(status.data_dir),
             "members": [asdict(m) for m in status.members],
         }
+
+
+def writing_to(settings: S, endpoint: NodeEndpoint) -> S:
+    """``settings`` pointed at a local network's ``endpoint`` (its other members as failover URLs), with
+    Clique's confirmation depth at least: what ``dxl run --network`` writes with."""
+    return settings.model_copy(
+        update={
+            "rpc_url": endpoint.rpc_url,
+            "chain_id": endpoint.chain_id,
+            "rpc_failover_urls": ",".join(endpoint.failover_urls),
+            "confirmations": max(settings.confirmations, CLIQUE_CONFIRMATIONS),
+        }
+    )
+
+
+def on_home_network(settings: S) -> S:
+    """The settings a writer (``dxl deploy``, ``dxl run``, the API service) uses: without ``DXL_RPC_URL``,
+    those of ``DXL_HOME``'s local network when it has one (:func:`writing_to`), as the reading commands read
+    it (:func:`node.endpoint.home_node`); else ``settings`` as they are (``DXL_RPC_URL``, the embedded node).
+
+    The network is not started here (``dxl network up`` or ``dxl run --network`` does): a writer on a home
+    whose network is down is refused by its node's first answer, never sent to the embedded node's port,
+    where another home's node may take the write on another chain.
+    """
+    if settings.rpc_url:
+        return settings
+    local = LocalNetwork(settings.home)
+    return writing_to(settings, local.endpoint()) if local.created else settings

@@ -34,8 +34,9 @@ def _chain(
     settings: ApiSettings, *, start_embedded: bool
 ) -> Iterator[tuple[NodeEndpoint, EmbeddedNode | None]]:
     """The configured node: ``DXL_RPC_URL`` if set (or, of it and ``DXL_RPC_FAILOVER_URLS``, the first that
-    does not lag behind the others: :func:`~node.endpoint.configured_node`), else the embedded node (started
-    here if asked and not already running; stopped on exit only if started here). A node that never reaches
+    does not lag behind the others: :func:`~node.endpoint.configured_node`; a home's local network comes here
+    as those, :func:`~node.network.on_home_network`), else the embedded node (started here if asked and not
+    already running; stopped on exit only if started here). A node that never reaches
     the confirmation depth is refused before anything is written
     (:func:`~node.endpoint.refuse_unreachable_depth`)."""
     from node.anvil import EmbeddedNode, NodeSettings
@@ -177,6 +178,7 @@ def run_command(
 ) -> None:
     """Start the node, deploy the ledger, provision the demo consortium and serve the API until Ctrl-C."""
     from api.settings import load_api_settings
+    from node.network import on_home_network
 
     stop = threading.Event()
 
@@ -187,8 +189,8 @@ def run_command(
     try:
         settings = load_api_settings()
         with contextlib.ExitStack() as stack:
-            if network:
-                settings = stack.enter_context(_on_network(settings))
+            # Without --network, a home that has a network runs on it too (up already: --network starts it).
+            settings = stack.enter_context(_on_network(settings)) if network else on_home_network(settings)
             _run(settings, stop, force_deploy=force_deploy, no_api=no_api)
     except DxlError as exc:
         raise cli_error(exc, False) from exc
@@ -202,7 +204,7 @@ def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
     """``settings`` pointed at the local network (first signer, the others as failover URLs); the network is
     started here if none of it runs, and then stopped on exit."""
     from node.compiler import LONDON, load_config
-    from node.network import CLIQUE_CONFIRMATIONS, LocalNetwork, check_evm
+    from node.network import LocalNetwork, check_evm, writing_to
 
     # The network runs the London build (chosen at deployment by the chain's rules): refuse before starting
     # anything if that profile was changed to an EVM the network cannot run.
@@ -211,14 +213,7 @@ def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
     started = not local.created or local.status().running == 0
     endpoint = local.up()
     try:
-        yield settings.model_copy(
-            update={
-                "rpc_url": endpoint.rpc_url,
-                "chain_id": endpoint.chain_id,
-                "rpc_failover_urls": ",".join(endpoint.failover_urls),
-                "confirmations": max(settings.confirmations, CLIQUE_CONFIRMATIONS),
-            }
-        )
+        yield writing_to(settings, endpoint)
     finally:
         if started:
             local.down()
@@ -311,10 +306,12 @@ def deploy_command(
     from api.settings import load_api_settings
     from node.deploy import deploy_ledger, deploy_receipt_anchors, deploy_sharing_practice, ledger_client
     from node.keys import KeyStore
+    from node.network import on_home_network
     from node.provision import GOVERNORS, THRESHOLD, ensure_principals
 
     try:
-        settings = load_api_settings()
+        # Without DXL_RPC_URL, the home's network if it has one, with its confirmation depth.
+        settings = on_home_network(load_api_settings())
         with _chain(settings, start_embedded=False) as (endpoint, _):
             keystore = KeyStore.from_settings(settings)
             principals = ensure_principals(keystore)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from api.db import JournaledTransaction, init_db, make_engine, session_factory
 from api.errors import ApiError
 from api.journal import ChainWatcher, Journal, JournaledSender, Reconciler, TxStatus
 from api.receipts import ReceiptService
+from node.anvil import free_port
 from node.chain import LedgerClient
 from node.compiler import CANCUN, LONDON, load_artifact, load_config
 from node.deploy import (
@@ -1092,6 +1094,38 @@ def test_status_of_a_network_home_reads_its_members(
     assert status["rpc_url"] in {m.rpc_url for m in full_network.members()}, out + err
     assert (status["chain_id"], status["reachable"]) == (full_network.chain_id, True), out + err
     assert (code, status["error"]["code"]) == (1, "NOT_DEPLOYED"), out + err  # this home deployed nothing
+
+
+def test_deploy_and_the_service_of_a_network_home_write_to_its_members(
+    full_network: LocalNetwork, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dxl deploy` and the API service of a network home without DXL_RPC_URL write to the network's members,
+    with Clique's confirmation depth (node.network.on_home_network), as the reading commands read them: they
+    wrote to the embedded node's port, where another home's node may take the ledger on another chain."""
+    home = tmp_path / "home"
+    (home / "network").mkdir(parents=True)
+    shutil.copy(full_network.layout_file, home / "network")  # a home of this network, its ledger not deployed
+    monkeypatch.chdir(tmp_path)  # no .env naming another DXL_HOME or node
+    monkeypatch.setenv("DXL_HOME", str(home))
+    monkeypatch.setenv("DXL_NODE_PORT", str(free_port()))  # the embedded node's port: nothing answers there
+    for name in ("DXL_RPC_URL", "DXL_CHAIN_ID", "DXL_RPC_FAILOVER_URLS", "DXL_CONFIRMATIONS"):
+        monkeypatch.delenv(name, raising=False)
+    code, out, err = dxl("deploy", "--json")
+    assert code == 0, out + err
+    deployed = json.loads(out)
+    assert (deployed["chain_id"], deployed["build"]) == (full_network.chain_id, "london"), out
+    members = {m.rpc_url for m in full_network.members()}
+    for url in members:  # on every member, as deep as Clique's depth asks
+        assert rpc_call(url, "eth_getCode", [deployed["address"], "latest"]) not in ("0x", None)
+        assert _block(url) >= deployed["block_number"] + CLIQUE_CONFIRMATIONS
+    app = create_app()  # the service's settings from the environment, as a plain start reads them
+    with ServerThread(app):
+        state = app.state.dxl
+        assert state.ledger.client.rpc_url in members
+        assert (state.ledger.client.address, state.settings.confirmations) == (
+            deployed["address"],
+            CLIQUE_CONFIRMATIONS,
+        )
 
 
 def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
