@@ -184,7 +184,10 @@ def answer_command(
         if note:
             body["note"] = note
         written = call_api(api, token, "POST", f"/demands/{demand_id}/answer", body)
-    _out(written, as_json, f"answered {_demand_line(written['record'])}")
+    # What was recorded, as publish says it: the demand, the transaction, and the note as the service kept it.
+    record = written["record"]
+    text = f"answered {_demand_line(record)} (tx {written['transaction']['hash']})" + _answer_note(record)
+    _out(written, as_json, text)
 
 
 @demand_app.command("list")
@@ -218,15 +221,19 @@ def show_command(
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/demands/{demand_id}")
     text = _demand_line(found) + "\n" + json.dumps(found.get("document"), ensure_ascii=False, indent=2)
-    note = (found.get("answer") or {}).get("note")
-    if note:
-        # The answer's note is a text the chain holds the hash of, shown verified or not as the demand's own.
-        said = (note.get("document") or {}).get("note")
-        if said is None:
-            text += f"\nanswer note: not held by this service (hash {note['hash']})"
-        else:
-            text += f"\nanswer note: {said} (text {'verified' if note.get('verified') else 'UNVERIFIED'})"
-    _out(found, as_json, text)
+    _out(found, as_json, text + _answer_note(found))
+
+
+def _answer_note(demand: dict[str, Any]) -> str:
+    """The line of the answer's note (after a newline), or nothing if the answer has none. The note is a text
+    the chain holds the hash of, shown verified or not as the demand's own."""
+    note = (demand.get("answer") or {}).get("note")
+    if not note:
+        return ""
+    said = (note.get("document") or {}).get("note")
+    if said is None:
+        return f"\nanswer note: not held by this service (hash {note['hash']})"
+    return f"\nanswer note: {said} (text {'verified' if note.get('verified') else 'UNVERIFIED'})"
 
 
 @evaluation_app.command("add")

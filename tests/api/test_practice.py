@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import shutil
 import threading
 import time
@@ -483,11 +484,22 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     demand = published["record"]
     assert demand["document"]["title"] == DEMAND["title"] and demand["document"]["fields"] == ["身份证号"]
     resource_id = register(env, "hrss")
-    code, answered = _cli(
-        env, "hrss", "demand", "answer", str(demand["id"]), "--new-resource", str(resource_id),
-        "--note", "已编目，按有条件共享申请",
+    from tests.cli import dxl
+
+    # Said as recorded, as publish says it: the demand, its transaction and the note kept with the answer (the
+    # note was not said).
+    code, out, err = dxl(
+        "demand", "answer", str(demand["id"]), "--new-resource", str(resource_id),
+        "--note", "已编目，按有条件共享申请", "--api", env.url, "--token", env.tokens["demo-hrss"],
     )  # fmt: skip
-    assert code == 0 and answered["record"]["status"] == "new_resource"
+    assert code == 0, out + err
+    answered, note = out.rstrip("\n").split("\n")
+    assert re.fullmatch(
+        rf"answered demand {demand['id']}: .*; new_resource \(resource {resource_id}\); text verified "
+        r"\(tx 0x[0-9a-f]{64}\)",
+        answered,
+    ), out
+    assert note == "answer note: 已编目，按有条件共享申请 (text verified)", out
     code, refused = _cli(env, "hrss", "demand", "answer", str(demand["id"]), "--decline", "not_held")
     assert code == 2 and refused["error"] == "DEMAND_ALREADY_ANSWERED"
     code, usage = _cli(env, "hrss", "demand", "answer", str(demand["id"]))
@@ -496,8 +508,7 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert code == 0 and shown["verified"] is True
     assert shown["answer"]["note"]["document"] == {"note": "已编目，按有条件共享申请"}, shown
     assert shown["answer"]["note"]["verified"] is True
-    from tests.cli import dxl
-
+    assert shown["status"] == "new_resource", shown
     code, out, err = dxl("demand", "show", str(demand["id"]), "--api", env.url, "--token",
                          env.tokens["demo-auditor"])  # fmt: skip
     assert code == 0 and "\nanswer note: 已编目，按有条件共享申请 (text verified)\n" in out, out + err
