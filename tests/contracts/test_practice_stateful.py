@@ -2,8 +2,8 @@
 an existing resource, declined with a reason code), evaluations (each side of an agreement scored once per
 period, on the evidence of a recent delivery), sampling inspections (opened, drawn, outcomes recorded),
 catalog entries, deliveries, suspensions and reinstatements of departments, and the chain's clock moving three
-days or a few blocks at a time, sent by random actors (the parties, a third department, the auditor, an
-outsider).
+days or a few blocks at a time, sent by random actors (the parties, a third department, either of two auditors,
+an outsider): only the auditor who opened an inspection records its outcomes.
 
 A Python model predicts each step's outcome — the declared custom error and its arguments, or the events — and
 the contract must agree; after every step the views (demands' answers, the scored periods, inspections'
@@ -88,6 +88,7 @@ class Dmd:
 
 @dataclass
 class Insp:
+    auditor: str  # who opened it, the only account that records its outcomes
     seed_block: int
     present_steps: int  # clock steps after its opening from which NotPresented may be recorded
     step: int
@@ -117,7 +118,7 @@ class World:
     ledger: Consortium
     practice_address: str
     practice_abi: list[dict[str, Any]]
-    auditor: LocalAccount
+    auditors: dict[str, LocalAccount]  # "auditor" and "auditor2", both holding the role
     first_period: int
     snapshot: str
     seed: Model
@@ -126,7 +127,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     """PSB provides to HRSS (agreement 1) and HRSS to CIVIL (agreement 2), each under a grant that outlives
-    any example; CIVIL holds a resource it does not share; one auditor."""
+    any example; CIVIL holds a resource it does not share; two auditors."""
     probe = LedgerClient(node_endpoint, load_artifact("DataExchangeLedger").abi)
     before = str(probe.w3.provider.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
     governors = [Account.create() for _ in range(3)]
@@ -134,8 +135,9 @@ def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     for code in CODES:
         c.admit(code)
     psb, hrss, civil = (c.depts[code] for code in CODES)
-    auditor = Account.create()
-    c.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [auditor.address]))
+    auditors = {name: Account.create() for name in ("auditor", "auditor2")}
+    for auditor in auditors.values():
+        c.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [auditor.address]))
     seed = Model({d.id: True for d in c.depts.values()}, {}, {})
     for aid_provider, consumer in ((psb, hrss), (hrss, civil)):
         resource = c.resource(aid_provider)
@@ -156,15 +158,17 @@ def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     rpc.make_request("evm_setNextBlockTimestamp", [start])  # type: ignore[arg-type]
     rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
     snapshot = str(rpc.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
-    yield World(c, str(deployed.contract_address), abi, auditor, start // PERIOD, snapshot, seed)
+    yield World(c, str(deployed.contract_address), abi, auditors, start // PERIOD, snapshot, seed)
     # The examples moved the clock by weeks: the worker's later tests get the node as it was.
     rewind(probe, before)
 
 
 def actors() -> st.SearchStrategy[str]:
     """Who sends a step: mostly the party the step is for (a demand's addressee, an agreement's scoring side),
-    so sequences reach successes; otherwise any department, the auditor or an outsider."""
-    return st.sampled_from(["party", "party", "party", "PSB", "HRSS", "CIVIL", "auditor", "outsider"])
+    so sequences reach successes; otherwise any department, an auditor or an outsider."""
+    return st.sampled_from(
+        ["party", "party", "party", "PSB", "HRSS", "CIVIL", "auditor", "auditor2", "outsider"]
+    )
 
 
 class PracticeRules(RuleBasedStateMachine):
@@ -189,8 +193,8 @@ class PracticeRules(RuleBasedStateMachine):
     def account(self, who: str) -> LocalAccount:
         if who == "party":  # a step with no party of its own: a department
             return self.ledger.depts["HRSS"].account
-        if who == "auditor":
-            return self.world.auditor
+        if who in self.world.auditors:
+            return self.world.auditors[who]
         if who == "outsider":
             return self.ledger.outsider
         return self.ledger.depts[who].account
@@ -421,7 +425,7 @@ class PracticeRules(RuleBasedStateMachine):
     # --- inspections ----------------------------------------------------------------------------------------
 
     @rule(
-        who=st.sampled_from(["auditor", "auditor", "auditor", "PSB"]),
+        who=st.sampled_from(["auditor", "auditor", "auditor2", "PSB"]),
         bad=st.sampled_from(
             [None, None, None, "periodFrom", "periodTo", "sampleSize", "seedBlock", "presentBy"]
         ),
@@ -447,7 +451,7 @@ class PracticeRules(RuleBasedStateMachine):
                 "presentBy": now,
             }[bad]
         outcome: Outcome = ["InspectionOpened"]
-        if sender.address != self.world.auditor.address:
+        if who not in self.world.auditors:
             outcome = ("PracticeNotAuditor", {"account": sender.address})
         elif bad is not None:
             outcome = ("PracticeInvalidInspection", {"field": bad})
@@ -456,7 +460,7 @@ class PracticeRules(RuleBasedStateMachine):
             inspection = int(result.event("InspectionOpened").args["inspectionId"])
             # presentBy 1 day ahead has passed after one step; 4 days ahead, after two.
             self.model.inspections[inspection] = Insp(
-                fields["seedBlock"], 1 if present_days == 1 else 2, self.model.step
+                who, fields["seedBlock"], 1 if present_days == 1 else 2, self.model.step
             )
 
     def inspection_id(self, data: st.DataObject) -> int:
@@ -498,7 +502,7 @@ class PracticeRules(RuleBasedStateMachine):
     @precondition(lambda self: bool(self.model.inspections))
     @rule(
         data=st.data(),
-        who=st.sampled_from(["auditor", "auditor", "auditor", "HRSS"]),
+        who=st.sampled_from(["auditor", "auditor", "auditor2", "HRSS"]),
         result_=st.sampled_from(list(InspectionOutcome)),
     )
     def record_outcome(self, data: st.DataObject, who: str, result_: InspectionOutcome) -> None:
@@ -510,10 +514,16 @@ class PracticeRules(RuleBasedStateMachine):
         sender = self.account(who)
         i = m.inspections.get(inspection)
         outcome: Outcome = ["InspectionOutcomeRecorded"]
-        if sender.address != self.world.auditor.address:
+        if who not in self.world.auditors:
             outcome = ("PracticeNotAuditor", {"account": sender.address})
         elif i is None:
             outcome = ("PracticeUnknownInspection", {"inspectionId": inspection})
+        elif who != i.auditor:
+            opener = self.world.auditors[i.auditor].address
+            outcome = (
+                "PracticeNotInspectionAuditor",
+                {"inspectionId": inspection, "auditor": opener, "account": sender.address},
+            )
         elif not i.drawn:
             # An undrawn inspection whose seed is out of reach from the pending block on (where the client
             # estimates and the transaction is mined, the one after the head) reads Expired.
