@@ -1202,7 +1202,8 @@ def _findings_schema(schema: dict[str, Any]) -> None:
 class VerdictPublic(BaseModel):
     """The verdict of ``POST /verify``: the verdict JSON of ``dxl verify --json``
     (:meth:`verifier.verify.Verdict.to_dict`: ``delivery_id``, ``findings``, ``anchor``, the leaf ranges...)
-    and the block every read of it was made at."""
+    without its ``chain_checked`` and ``node``, with the block every read of it was made at in their place
+    (the command's ``node.block``)."""
 
     model_config = ConfigDict(extra="allow", json_schema_extra=_findings_schema)
 

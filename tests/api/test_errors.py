@@ -26,6 +26,7 @@ from api.errors import ERRORS, revert_to_api_error
 from api.limits import MANIFEST_MAX_BODY_BYTES
 from node.chain import LedgerRevertError
 from node.contract_errors import REVERT_CODES, describe_revert
+from node.paths import PROJECT_ROOT
 from tests.api.api_helpers import (
     ApiEnv,
     agreement_between,
@@ -40,6 +41,7 @@ from tests.api.api_helpers import (
     no_database,
     ok,
     period,
+    psb_delivery,
     read_to_end,
     register,
     request_access,
@@ -795,6 +797,47 @@ def test_verify_answers_an_altered_manifest_with_a_verdict(api_env: ApiEnv, tmp_
     verdict = response.json()
     assert verdict["status"] == "UNTRUSTED" and verdict["findings"][0]["code"] == "MANIFEST_INCONSISTENT"
     assert verdict["block"] is None, verdict
+
+
+def test_verify_answers_the_verdict_of_dxl_verify_json_but_the_fields_api_readme_names(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """POST /verify answers the fields of `dxl verify --json` but the ones api/README.md names
+    (`chain_checked` and `node`), with the one it names in their place (`block`: null where the command
+    says `chain_checked: false`, a manifest found altered), each other field as the command answers it on the
+    same chain. The README said "the same verdict JSON", and a script reading `node` or `chain_checked`
+    found neither."""
+    from tests.cli import dxl
+
+    claim = re.search(
+        r"answers the verdict JSON of `dxl verify --json` without its (.+?), with (`\w+`) in their place",
+        " ".join((PROJECT_ROOT / "api" / "README.md").read_text(encoding="utf-8").split()),
+    )
+    assert claim, "api/README.md, Verifying a delivery: which fields differ from dxl verify --json"
+    left_out, instead = set(re.findall(r"`(\w+)`", claim.group(1))), {claim.group(2).strip("`")}
+    grant = grant_between(api_env, "psb", "hrss")
+    payload = tmp_path / "extract.csv"
+    payload.write_bytes(b"id,value\n1,alpha\n2,beta\n")
+    signed = psb_delivery(api_env, payload, grant["id"])
+    ok(api_env.call("POST", "/deliveries", "psb", json=signed.body), 201)
+    chain = ("--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address, "--json")
+    whole = signed.manifest.to_dict()
+    for manifest in (whole, {**whole, "leaf_count": whole["leaf_count"] + 1}):  # as signed, and found altered
+        (tmp_path / "extract.csv.manifest.json").write_text(json.dumps(manifest))
+        code, out, err = dxl("verify", payload, *chain)
+        said = json.loads(out)
+        request = {"manifest": manifest, "payload_base64": base64.b64encode(payload.read_bytes()).decode()}
+        answered = ok(api_env.call("POST", "/verify", "auditor", json=request))
+        assert (set(said) - set(answered), set(answered) - set(said)) == (left_out, instead), (said, answered)
+        assert {k: v for k, v in said.items() if k in answered} == {
+            k: v for k, v in answered.items() if k in said
+        }
+        if manifest is whole:
+            assert (code, said["status"], said["chain_checked"]) == (0, "MATCH", True), out + err
+            assert said["node"]["rpc_url"] == api_env.settings.rpc_url and isinstance(answered["block"], int)
+        else:
+            assert (code, said["status"], said["chain_checked"]) == (1, "UNTRUSTED", False), out + err
+            assert answered["block"] is None, answered
 
 
 def test_delivery_read_tolerates_an_unknown_hash_algorithm_on_chain(api_env: ApiEnv) -> None:
