@@ -820,7 +820,13 @@ def test_verify_answers_the_verdict_of_dxl_verify_json_but_the_fields_api_readme
     payload.write_bytes(b"id,value\n1,alpha\n2,beta\n")
     signed = psb_delivery(api_env, payload, grant["id"])
     ok(api_env.call("POST", "/deliveries", "psb", json=signed.body), 201)
-    chain = ("--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.client.address, "--json")
+    chain = (
+        "--rpc",
+        str(api_env.settings.rpc_url),
+        "--contract",
+        str(api_env.setup.client.address),
+        "--json",
+    )
     whole = signed.manifest.to_dict()
     for manifest in (whole, {**whole, "leaf_count": whole["leaf_count"] + 1}):  # as signed, and found altered
         (tmp_path / "extract.csv.manifest.json").write_text(json.dumps(manifest))
