@@ -2,8 +2,8 @@
 an existing resource, declined with a reason code), evaluations (each side of an agreement scored once per
 period, on the evidence of a recent delivery), sampling inspections (opened, drawn, outcomes recorded),
 catalog entries, deliveries, suspensions and reinstatements of departments, and the chain's clock moving three
-days or a few blocks at a time, sent by random actors (the parties, a third department, either of two auditors,
-an outsider): only the auditor who opened an inspection records its outcomes.
+days or a few blocks at a time, sent by random actors (the parties, a third department, either of two
+auditors, an outsider): only the auditor who opened an inspection records its outcomes.
 
 A Python model predicts each step's outcome — the declared custom error and its arguments, or the events — and
 the contract must agree; after every step the views (demands' answers, the scored periods, inspections'
