@@ -147,6 +147,15 @@ def _each_field_once(names: list[str]) -> None:
         seen.add(composed)
 
 
+def _named_once(names: list[str]) -> list[str]:
+    _each_field_once(names)
+    return names
+
+
+#: A list of field names, each named once (:func:`_each_field_once`).
+_NamedOnce = AfterValidator(_named_once)
+
+
 #: The component of the OpenAPI document that holds the delivery manifest's JSON Schema, the verifier's own
 #: (``verifier/manifest.schema.json``, added by :mod:`api.openapi`).
 MANIFEST_COMPONENT = "Manifest"
@@ -957,9 +966,11 @@ class DemandDocument(Strict):
     purpose: Annotated[str, Field(min_length=1, max_length=2000, description="why it is needed"), InOrderText]
     legal_basis: Annotated[str, Field(min_length=1, max_length=2000), InOrderText]
     # Bounded so that even a list one item over its maximum stays under the body limit (a 422, not a 413).
+    # A data list as the catalog's columns and the terms' are: each named once, and one at least if given
+    # (null is no list; an empty one hashed apart from the same demand without it).
     fields: Annotated[
-        list[Annotated[str, Field(min_length=1, max_length=200), PlainLine]] | None,
-        Field(max_length=50, description="data items wanted"),
+        Annotated[list[Annotated[str, Field(min_length=1, max_length=200), PlainLine]], _NamedOnce] | None,
+        Field(min_length=1, max_length=50, description="data items wanted"),
     ] = None
 
     def as_json(self) -> dict[str, Any]:

@@ -266,6 +266,28 @@ def test_a_demands_title_is_one_line_and_its_texts_show_in_order(
     assert len(ok(api_env.call("GET", "/demands?limit=500", "auditor"))) == before
 
 
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [(["身份证号", "抵押状态", "身份证号"], "names the field '身份证号' twice"),
+     (["\u00e9tat", "e\u0301tat"], "twice"),  # composed and decomposed: one name, as in the catalog
+     ([], "at least 1 item")],
+    ids=["repeated", "repeated-decomposed", "empty"],
+)  # fmt: skip
+def test_a_demands_data_items_are_named_once_each(api_env: ApiEnv, fields: list[str], message: str) -> None:
+    """A demand's data items are a data list as a catalog entry's columns and a request's terms are: each
+    named once (which of two a reader takes would be its choice), and a list given names one at least (an
+    empty one was published, a document hashing apart from the same demand without the list); nothing is
+    published."""
+    before = len(ok(api_env.call("GET", "/demands?limit=500", "auditor")))
+    body = {"document": {**DEMAND, "fields": fields}, "due_by": int(time.time()) + 30 * 86400}
+    refused = api_env.call("POST", "/demands", "psb", json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"].split(".")[:2]) == ("VALIDATION_ERROR", ["document", "fields"])
+    assert message in error["message"]
+    assert len(ok(api_env.call("GET", "/demands?limit=500", "auditor"))) == before
+
+
 def test_a_demand_runs_over_lines_with_marks_that_change_no_order(api_env: ApiEnv) -> None:
     lines = {**DEMAND, "description": "第一行：不动产登记。\n第二行\u2028第三行\u200f（含 RLM）",
              "purpose": "住房保障资格审核\n（第二行）"}  # fmt: skip
