@@ -456,7 +456,7 @@ def _receipt_check(args: argparse.Namespace, reader: Any) -> tuple[Any, Any] | N
         raw = jsontext.loads(_read_text(args.receipt))
     except (OSError, ValueError) as e:
         raise ConfigurationError(f"cannot read {args.receipt}: {e}") from None
-    proof = ReceiptProof.from_answer(raw)
+    proof = ReceiptProof.from_answer(raw, anchors=anchors)
     return AnchorsReader(
         reader.rpc_url, anchors, chain_id=reader.chain_id, timeout=reader.rpc.timeout, block=reader.rpc.block
     ), proof

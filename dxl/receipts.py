@@ -56,8 +56,8 @@ def verify_receipt(
             raise ConfigurationError(f"cannot read {proof_file}: {e}") from None
         if not isinstance(raw, dict):
             raise ConfigurationError(f"{proof_file} holds no receipt proof object")
-        proof = ReceiptProof.from_answer(raw)
         rpc, chain_id, anchors = _target(rpc, chain_id, anchors)
+        proof = ReceiptProof.from_answer(raw, anchors=anchors)
         reader = AnchorsReader(rpc, anchors, chain_id=chain_id, timeout=rpc_timeout())
         head = pin_to_head(reader.rpc)
         verdict = check_receipt(proof, reader)

@@ -272,17 +272,57 @@ class ReceiptProof:
         }
 
     @classmethod
-    def from_answer(cls, raw: Any) -> ReceiptProof:
+    def from_answer(cls, raw: Any, *, anchors: str | None = None) -> ReceiptProof:
         """The proof in a ``GET /receipts/{id}`` answer (its ``proof`` object), or a bare proof.
 
+        A whole answer states the receipt, its sequence, its batch and the anchors contract beside its proof;
+        each one it states must be the proof's (and ``anchors``, the contract the caller checks the proof
+        against, when given): a check speaks for the proof's receipt only, and an answer for one receipt
+        carrying another's proof, or the right proof beside another commitment, was taken for what it said.
+
         Raises:
-            InvalidProofError: neither, or a field is missing or malformed.
+            InvalidProofError: neither, a field is missing or malformed, or the answer states a field of the
+                receipt, its batch or its anchors otherwise than its proof (or ``anchors``).
         """
         if isinstance(raw, dict) and "receipt" not in raw and "proof" in raw:
             if raw["proof"] is None:
                 raise InvalidProofError("the receipt has no proof yet: its batch is not anchored")
-            raw = raw["proof"]
+            proof = cls.from_json(raw["proof"])
+            proof._hold_answer(raw, anchors)
+            return proof
         return cls.from_json(raw)
+
+    def _hold_answer(self, answer: dict[str, Any], anchors: str | None) -> None:
+        """Raises InvalidProofError naming the first field ``answer`` states otherwise than this proof, or
+        the anchors it names when they are not ``anchors``."""
+        r = self.receipt
+        label = HashAlgorithm(r.hash_algorithm).label if r.hash_algorithm in LEDGER_HASH_ALGORITHMS else None
+        batch = answer.get("batch")
+        batch = batch if isinstance(batch, dict) else {}
+        proven: list[tuple[str, dict[str, Any], str, Any]] = [
+            ("delivery_id", answer, "delivery_id", "0x" + r.delivery_id.hex()),
+            ("grant_id", answer, "grant_id", r.grant_id),
+            ("commitment", answer, "commitment", "0x" + r.commitment.hex()),
+            ("hash_algorithm", answer, "hash_algorithm", label),
+            ("byte_size", answer, "byte_size", r.byte_size),
+            ("record_count", answer, "record_count", r.record_count),
+            ("sequence", answer, "sequence", self.sequence),
+            ("batch grant_id", batch, "grant_id", r.grant_id),
+            ("batch first_sequence", batch, "first_sequence", self.first_sequence),
+            ("batch leaf_count", batch, "leaf_count", self.leaf_count),
+            ("batch root", batch, "root", "0x" + self.root.hex()),
+        ]
+        for name, where, key, value in proven:
+            if key in where and not _same(where[key], value):
+                raise InvalidProofError(
+                    f"the answer states {name} {where[key]!r}, its proof {value!r}: the proof is not of the "
+                    "receipt the answer states"
+                )
+        if anchors is not None and "anchors" in answer and not _same(answer["anchors"], anchors):
+            raise InvalidProofError(
+                f"the answer names the receipt anchors {answer['anchors']!r}, the proof is checked against "
+                f"{anchors}: the answer is of another contract's receipt"
+            )
 
     @classmethod
     def from_json(cls, raw: Any) -> ReceiptProof:
@@ -316,6 +356,14 @@ class ReceiptProof:
             if isinstance(e, InvalidProofError):
                 raise
             raise InvalidProofError(f"receipt proof lacks or mangles {e}") from None
+
+
+def _same(stated: Any, value: Any) -> bool:
+    """A field an answer states against the proof's: hex and addresses in any casing, numbers as numbers
+    (``True`` is not 1)."""
+    if isinstance(stated, str) and isinstance(value, str):
+        return stated.lower() == value.lower()
+    return type(stated) is type(value) and stated == value
 
 
 def _hex32(value: Any) -> bytes:

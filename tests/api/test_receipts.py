@@ -1555,6 +1555,12 @@ def test_dxl_verify_payloadDeliveredAsReceipt_checkedAgainstItsAnchoredBatch(
     forged = json.loads(json.dumps(answer))
     forged["proof"]["receipt"]["byte_size"] += 1
     receipt.write_text(json.dumps(forged))
+    # The answer states the receipt beside its proof: edited in the proof alone, the two disagree.
+    code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
+    assert (code, json.loads(out)["status"], json.loads(out)["code"]) == (2, "ERROR", "PROOF_MALFORMED"), out
+    assert "the answer states byte_size " in json.loads(out)["message"], out
+    forged["byte_size"] += 1  # in both, as a careful forger would: the proof does not hold on chain
+    receipt.write_text(json.dumps(forged))
     code, out, _ = dxl("verify", payload, "--receipt", receipt, *chain)
     assert (code, json.loads(out)["status"]) == (1, "NOT_RECORDED")
     assert [f["code"] for f in json.loads(out)["findings"]] == ["RECEIPT_MISMATCH"]

@@ -486,6 +486,28 @@ def test_receipt_proof_tampered_is_a_mismatch_on_chain(
     assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
 
 
+def test_receipt_answer_carrying_another_receipts_proof_is_refused(
+    api_env: ApiEnv, exchange: dict[str, Any], tmp_path: Path
+) -> None:
+    """A ``GET /receipts/{id}`` answer for one receipt carrying the proof of another of its batch (anchored,
+    acknowledged): ``dxl verify-receipt`` checked the proof alone and exited 0, naming the other receipt's id
+    in a line an auditor asking about this one reads as a yes. Refused now, naming both ids (exit 2, as a
+    proof that contradicts itself is)."""
+    (_, first), _, _ = exchange["batches"]
+    answer = {**first[2], "proof": first[0]["proof"]}
+    path = tmp_path / "receipt.json"
+    path.write_text(json.dumps(answer))
+    result = runner.invoke(cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
+                                 "--anchors", exchange["anchors"], "--json"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    stated, proven = first[2]["delivery_id"], first[0]["delivery_id"]
+    assert json.loads(result.stdout) == {
+        "error": "PROOF_MALFORMED",
+        "message": f"malformed inclusion proof: the answer states delivery_id {stated!r}, its proof "
+        f"{proven!r}: the proof is not of the receipt the answer states",
+    }
+
+
 def _scalars(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """The path of every number and string in a JSON value."""
     if isinstance(value, dict):

@@ -124,6 +124,83 @@ def test_receiptProof_fromJson_malformed_raisesInvalidProof(
         ReceiptProof.from_json(raw)
 
 
+ANCHORS = "0x857373f3CDB5098961Cf5a2Bb4fF0Ef45ab2AFf8"
+
+
+def answer_of(proof: ReceiptProof) -> dict[str, Any]:
+    """A ``GET /receipts/{id}`` answer as the service writes it: the receipt, its sequence and batch, its
+    proof and the anchors, with the fields the proof does not carry (parties, status, times)."""
+    r, raw = proof.receipt, proof.to_json()
+    return {**raw["receipt"], "provider": 1, "consumer": 2,
+            "hash_algorithm": HashAlgorithm(r.hash_algorithm).label, "status": "final", "accepted_at": 1.5,
+            "sequence": proof.sequence,
+            "batch": {**raw["batch"], "tx_hash": "0x" + "ee" * 32, "block_number": 9}, "proof": raw,
+            "anchors": ANCHORS, "error": None}  # fmt: skip
+
+
+def test_receiptProof_fromAnswer_readsTheProofOfTheAnswersReceipt() -> None:
+    proof = proof_of(receipts(5), 3)
+    assert ReceiptProof.from_answer(answer_of(proof), anchors=ANCHORS.lower()) == proof
+    assert ReceiptProof.from_answer(answer_of(proof)["proof"], anchors=ANCHORS) == proof  # the bare proof
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["delivery_id", "grant_id", "commitment", "hash_algorithm", "byte_size", "record_count", "sequence",
+     "batch grant_id", "batch first_sequence", "batch leaf_count", "batch root"],
+)  # fmt: skip
+def test_receiptProof_fromAnswer_statingAFieldOtherwiseThanItsProof_raisesInvalidProof(field: str) -> None:
+    """Each field a ``GET /receipts/{id}`` answer states beside its proof, changed: the proof alone was read,
+    and ``dxl verify-receipt`` answered ANCHORED for the receipt with another commitment, size, position or
+    batch than its answer said."""
+    answer = answer_of(proof_of(receipts(5), 3))
+    *inside, key = field.split()
+    holder = answer[inside[0]] if inside else answer
+    holder[key] = other(holder[key])
+    with pytest.raises(InvalidProofError) as refused:
+        ReceiptProof.from_answer(answer, anchors=ANCHORS)
+    assert refused.value.reason.startswith(f"the answer states {field} {holder[key]!r}, its proof "), (
+        refused.value.reason
+    )
+
+
+def test_receiptProof_fromAnswer_carryingAnotherReceiptsProof_raisesInvalidProof() -> None:
+    """The answer for one receipt carrying the proof of another of its batch, which holds on chain: the
+    check answered for the other receipt, and exit 0 was taken for the one the answer names."""
+    batch = receipts(5)
+    answer = answer_of(proof_of(batch, 3)) | {"proof": proof_of(batch, 0).to_json()}
+    with pytest.raises(InvalidProofError) as refused:
+        ReceiptProof.from_answer(answer)
+    assert refused.value.reason == (
+        f"the answer states delivery_id '0x{batch[3].delivery_id.hex()}', its proof "
+        f"'0x{batch[0].delivery_id.hex()}': the proof is not of the receipt the answer states"
+    )
+
+
+def test_receiptProof_fromAnswer_ofOtherAnchors_raisesInvalidProof() -> None:
+    answer = answer_of(proof_of(receipts(5), 3))
+    theirs = "0x" + "12" * 20
+    with pytest.raises(InvalidProofError) as refused:
+        ReceiptProof.from_answer(answer, anchors=theirs)
+    assert refused.value.reason == (
+        f"the answer names the receipt anchors {ANCHORS!r}, the proof is checked against {theirs}: the "
+        "answer is of another contract's receipt"
+    )
+
+
+def test_receiptProof_fromAnswer_aNumberStatedAsABoolean_raisesInvalidProof() -> None:
+    proof = proof_of(receipts(2), 1, first_sequence=0)  # sequence 1, which True equals in Python
+    with pytest.raises(InvalidProofError):
+        ReceiptProof.from_answer(answer_of(proof) | {"sequence": True})
+
+
+def other(value: Any) -> Any:
+    """A different value of the same JSON type (hex stays hex)."""
+    if isinstance(value, int):
+        return value + 1
+    return value[:-1] + ("0" if value[-1] != "0" else "1")
+
+
 def test_anchorsAbi_shippedWithTheVerifier_isGeneratedFromTheBuildArtifacts() -> None:
     """The receipt check reads the anchors' ABI from the file scripts/verifier-abi.py writes (and make lint
     checks), as the ledger and practice checks do: no entry of it is written by hand."""
