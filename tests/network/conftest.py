@@ -37,15 +37,13 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNetwork]:
 
 
 def _all_running(network: LocalNetwork) -> LocalNetwork:
-    for member in network.members():
-        network.start_member(member.index)
-    network.wait_peered(timeout=60)
+    network.heal(timeout=60)
     return network
 
 
 @pytest.fixture
 def full_network(network: LocalNetwork) -> LocalNetwork:
-    """The network with every member running and peered (a test before may have stopped one)."""
+    """The network with every member running and peered (a test before may have stopped or cut off one)."""
     return _all_running(network)
 
 
