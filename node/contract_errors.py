@@ -416,8 +416,8 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     ),
     "PracticeNotAuditor": lambda a: f"{account(a['account'])} is not an auditor of the ledger",
     "PracticeNotInspectionAuditor": lambda a: (
-        f"only {account(a['auditor'])}, who opened inspection {a['inspectionId']}, records its outcomes, not "
-        f"{account(a['account'])}"
+        f"only {account(a['auditor'])}, who opened inspection {a['inspectionId']} and is an auditor still, "
+        f"records its outcomes, not {account(a['account'])}"
     ),
     "PracticeInvalidInspection": lambda a: (
         f"{_INSPECTION_FIELDS[a['field']]} ({a['field']})"

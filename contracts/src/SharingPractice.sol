@@ -229,8 +229,12 @@ contract SharingPractice is ISharingPractice {
     {
         _requireAuditor();
         Inspection storage i = _knownInspection(inspectionId);
-        // Outcomes are final: another auditor recording first would stand in place of the opener's outcome.
-        if (i.auditor != msg.sender) revert PracticeNotInspectionAuditor(inspectionId, i.auditor, msg.sender);
+        // Outcomes are final: another auditor recording first would stand in place of the opener's outcome. An
+        // opener governance dismissed leaves its inspection to the auditors there are.
+        address opener = i.auditor;
+        if (opener != msg.sender && _isAuditor(opener)) {
+            revert PracticeNotInspectionAuditor(inspectionId, opener, msg.sender);
+        }
         if (i.status != InspectionStatus.Drawn) {
             revert PracticeInspectionStatus(inspectionId, _expired(i) ? InspectionStatus.Expired : i.status);
         }
@@ -428,6 +432,10 @@ contract SharingPractice is ISharingPractice {
     }
 
     function _requireAuditor() private view {
-        if (!IAccessControl(address(_ledger)).hasRole(_auditorRole, msg.sender)) revert PracticeNotAuditor(msg.sender);
+        if (!_isAuditor(msg.sender)) revert PracticeNotAuditor(msg.sender);
+    }
+
+    function _isAuditor(address account) private view returns (bool) {
+        return IAccessControl(address(_ledger)).hasRole(_auditorRole, account);
     }
 }

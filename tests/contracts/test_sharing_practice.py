@@ -407,14 +407,14 @@ def test_recordOutcome_drawnPastPresentBy_notPresentedRefused(practice: Practice
     assert names(recorded) == ["InspectionOutcomeRecorded"]
 
 
-def test_recordOutcome_byAnotherAuditor_refused(practice: Practice) -> None:
-    """An outcome is final once recorded, so only the auditor who opened the inspection records its outcomes:
+def test_recordOutcome_byAnotherAuditor_refusedWhileTheOpenerIsOne(practice: Practice) -> None:
+    """An outcome is final once recorded, so the auditor who opened the inspection records its outcomes:
     another auditor's pass sent first would have stood for good in place of the failure the opening auditor's
-    check called for."""
+    check called for. Once governance takes the opener's role (a key rotated, an auditor dismissed), any
+    auditor records the outcomes left, so an inspection under way is not stranded."""
     psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
-    delivery, _ = practice.ledger.deliver(
-        psb, practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
-    )
+    grant = practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    (delivery, _), (other, _) = practice.ledger.deliver(psb, grant), practice.ledger.deliver(psb, grant)
     rival = Account.create()
     practice.ledger.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [rival.address]))
     w3 = practice.ledger.client.w3
@@ -437,6 +437,21 @@ def test_recordOutcome_byAnotherAuditor_refused(practice: Practice) -> None:
     )
     assert names(recorded) == ["InspectionOutcomeRecorded"]
     assert practice.call("outcome", inspection, delivery) == InspectionOutcome.FAILED
+
+    practice.ledger.govern(
+        GovernanceAction.REVOKE_AUDITOR, abi_encode(["address"], [practice.auditor.address])
+    )
+    try:
+        with reverts("PracticeNotAuditor", account=practice.auditor.address):
+            practice.send(
+                practice.auditor, "recordOutcome", inspection, other, InspectionOutcome.PASSED, ZERO
+            )
+        taken_over = practice.send(rival, "recordOutcome", inspection, other, InspectionOutcome.PASSED, TEXT)
+        assert names(taken_over) == ["InspectionOutcomeRecorded"]
+    finally:  # the module's other tests open and record with this auditor
+        practice.ledger.govern(
+            GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [practice.auditor.address])
+        )
 
 
 def _slot(grant_id: int, sequence: int) -> bytes:

@@ -42,7 +42,7 @@ interface ISharingPractice {
     error PracticeAlreadyScored(uint64 agreementId, uint32 period, ScoredSide side);
     /// @notice Thrown when the caller is not an auditor of the ledger.
     error PracticeNotAuditor(address account);
-    /// @notice Thrown when an auditor other than the one who opened an inspection records one of its outcomes.
+    /// @notice Thrown when an auditor records an outcome of an inspection another auditor opened and still audits.
     error PracticeNotInspectionAuditor(uint64 inspectionId, address auditor, address account);
     /// @notice Thrown when an inspection's period, sample size, seed block or deadline is unusable.
     error PracticeInvalidInspection(string field);
@@ -228,9 +228,10 @@ interface ISharingPractice {
     /// @notice Records the outcome of one sampled delivery: a delivery recorded on the ledger, or a receipt
     /// anchored in a batch, named by its slot (`bytes32(uint256(grantId) << 64 | sequence)`: its first 16
     /// bytes are zero, which no delivery id's are, a delivery id starting with its provider's department id).
-    /// @dev Requirements: caller holds the auditor role and opened the inspection
-    /// ({PracticeNotInspectionAuditor}: an outcome is final, so another auditor's sent first would stand in
-    /// place of the opener's); the inspection is drawn; the delivery was recorded on
+    /// @dev Requirements: caller holds the auditor role and opened the inspection, or its opener no longer holds
+    /// the role ({PracticeNotInspectionAuditor}: an outcome is final, so another auditor's sent first would stand
+    /// in place of the opener's; an opener governance dismissed leaves the rest to any auditor); the inspection
+    /// is drawn; the delivery was recorded on
     /// the ledger, or the receipt's sequence is below its grant's {IReceiptAnchors-nextSequence} (a grant's
     /// batches are contiguous, so it is in an anchored batch) — else {IDeliveryLedger-DeliveryUnknown}; its
     /// outcome not recorded before; `outcome` not `None`, and `NotPresented` only after the inspection's
