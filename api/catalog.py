@@ -64,11 +64,15 @@ class DocumentStore:
             digests.append(digest)
             rows[digest] = {"metadata_hash": digest, "document": canonical_document(document).decode("utf-8"),
                             "search_text": search_text(document)}  # fmt: skip
+        # Written in one order, the hashes', whatever order the caller lists them in: two imports of the same
+        # documents in other orders each waited on a row the other had written first (PostgreSQL broke the
+        # deadlock by failing one); in one order, the later one waits for the earlier to commit.
+        ordered = [rows[digest] for digest in sorted(rows)]
         with self._sessions()() as session:
             # Two services may store the same document at once: an insert that leaves a row already there,
             # then an update that heals an edited row with the text that hashes right.
-            insert_missing(session, CatalogDocumentRow, list(rows.values()))
-            for row in rows.values():
+            insert_missing(session, CatalogDocumentRow, ordered)
+            for row in ordered:
                 session.execute(
                     update(CatalogDocumentRow).where(CatalogDocumentRow.metadata_hash == row["metadata_hash"])
                     .values(document=row["document"], search_text=row["search_text"])

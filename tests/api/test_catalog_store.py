@@ -143,3 +143,33 @@ def test_two_services_storing_the_same_documents_at_once_both_succeed(engine: En
     finally:
         for e in engines:
             e.dispose()
+
+
+def test_two_imports_storing_the_same_documents_in_other_orders_at_once_both_succeed(engine: Engine) -> None:
+    """Two imports (one service's two requests, or two services') store the same documents at once, each in
+    one transaction and each in the order its body lists them: both succeed, new documents or stored ones.
+    On PostgreSQL each write waited for a row the other had written first (an insert, or the update that
+    heals a stored row), the other waiting the same way, and the database broke the deadlock by failing one
+    of them."""
+    url = engine.url.render_as_string(hide_password=False)
+    engines = [make_engine(url) for _ in range(2)]
+    stores = [DocumentStore(_given(session_factory(e))) for e in engines]
+    documents = [catalog_document(f"倒序导入 {i}") for i in range(200)]
+    start = threading.Barrier(2)  # released again for each round once both arrive
+
+    def store_all(store: DocumentStore, listed: list[dict[str, object]]) -> list[str]:
+        start.wait()
+        return store.put_many(listed)
+
+    try:
+        for _new_then_stored in range(6):
+            with ThreadPoolExecutor(2) as pool:
+                forward = pool.submit(store_all, stores[0], documents)
+                backward = pool.submit(store_all, stores[1], documents[::-1])
+                first, second = forward.result(), backward.result()
+            assert first == second[::-1]
+            held = DocumentStore(lambda: session_factory(engine)).stored(first)
+            assert [(held[d].document, held[d].verified) for d in first] == [(doc, True) for doc in documents]
+    finally:
+        for e in engines:
+            e.dispose()
