@@ -7,7 +7,8 @@ shown once when issued. Look-up goes by the hash (an index), and the stored hash
 Principals:
 
 * ``department:<CODE>`` acts only as that department and reads only exchanges it is party to;
-* ``auditor`` reads everything and writes only sampling inspections (with the custodied auditor key);
+* ``auditor`` reads everything and writes only sampling inspections (with the custodied auditor key), while
+  that key holds the ledger's auditor role (:meth:`api.ledger.core.LedgerCore.auditor_address`);
 * ``governor:<N>`` (1-based index of the governor key) administers membership through proposals.
 """
 

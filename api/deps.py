@@ -66,6 +66,16 @@ def get_principal(
         principal = authenticate(session, credentials.credentials)
     if principal is None:
         raise ApiError("UNAUTHENTICATED", "the bearer token is unknown or revoked")
+    # An auditor's token stands for the auditor whose key the service holds, while the ledger holds it one:
+    # one governance revoked loses access within a second, no operator revoking its tokens. Without a ledger
+    # connected (a start that failed) nothing says who the auditor is: the routes reading the ledger answer
+    # 503, those reading the audit index alone still answer.
+    if principal.role is Role.AUDITOR and state.ledger is not None and state.ledger.auditor_address() is None:
+        raise ApiError(
+            "UNAUTHENTICATED",
+            "no auditor of the ledger stands behind this token: the service holds no key that holds the "
+            "ledger's auditor role (governance revoked it, or none was appointed)",
+        )
     request.scope[SCOPE_PRINCIPAL] = principal.key  # the token's later requests are charged to it
     return principal
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
@@ -36,6 +37,7 @@ from api import models as m
 from api.auth import Principal, Role
 from api.errors import ApiError, not_found, revert_to_api_error
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, pending
+from api.receipts.grants import GRANT_CACHE_TTL_S
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
@@ -199,6 +201,15 @@ class Custody:
         return len(names)
 
 
+@dataclass
+class _AuditorStanding:
+    """Which custodied key holds the ledger's auditor role (None: none does), as read at a moment of this
+    machine's monotonic clock; one for the service, shared by every request's view (:meth:`LedgerCore.bound`
+    copies the reference)."""
+
+    seen: tuple[str | None, float] = (None, -GRANT_CACHE_TTL_S)
+
+
 class LedgerCore:
     """What every area of :class:`~api.ledger.service.LedgerService` builds on: the client and its journaled
     sender, key custody, principals and party checks, and the raw reads of the chain."""
@@ -220,6 +231,7 @@ class LedgerCore:
         #: each request read says when its answer is due and whether it is overdue, as the scorecard counts.
         self.response_deadline_days: int = Settings.model_fields["audit_response_deadline_days"].default
         self._code_ids: dict[str, int] = {}
+        self._auditor = _AuditorStanding()
         self._sign_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self.journal = Journal(sessions)
@@ -406,17 +418,41 @@ class LedgerCore:
             )
         return self.custody.keystore.unlock(name)
 
-    def auditor_account(self) -> LocalAccount:
-        """A custodied key of an account that holds the ledger's auditor role (the first by address).
+    def auditor_address(self) -> str | None:
+        """The address of the custodied key that holds the ledger's auditor role (the first by address), or
+        None when none does (governance revoked it, or the service holds no auditor's key): the auditor the
+        ``auditor`` principal acts as. Read from the chain at most once per :data:`GRANT_CACHE_TTL_S`, the
+        freshness of the department and grant state the receipts' door checks: an auditor governance revoked
+        is refused within that second, without anyone revoking its tokens.
 
         Raises:
-            ApiError: NO_CUSTODIED_KEY when the service holds no auditor's key.
+            NodeError: the node does not answer (the standing is not taken on trust past its second).
         """
+        address, read_at = self._auditor.seen
+        now = time.monotonic()
+        if now - read_at < GRANT_CACHE_TTL_S:
+            return address
         role = self.client.call("AUDITOR_ROLE")
-        for address, name in sorted(self.custody.names_by_address().items()):
-            if self.client.call("hasRole", role, address):
-                return self.custody.keystore.unlock(name)
-        raise ApiError("NO_CUSTODIED_KEY", "this service holds no auditor key")
+        held = sorted(self.custody.names_by_address())
+        # The auditor seen last asked first: one call a second while it stands.
+        if address in held and self.client.call("hasRole", role, address):
+            found: str | None = address
+        else:
+            found = next((a for a in held if self.client.call("hasRole", role, a)), None)
+        self._auditor.seen = (found, now)
+        return found
+
+    def auditor_account(self) -> LocalAccount:
+        """The custodied key of the auditor the ``auditor`` principal acts as (:meth:`auditor_address`).
+
+        Raises:
+            ApiError: NO_CUSTODIED_KEY when the service holds no key that holds the auditor role.
+        """
+        address = self.auditor_address()
+        name = None if address is None else self._custodied_name(address)
+        if name is None:
+            raise ApiError("NO_CUSTODIED_KEY", "this service holds no auditor key")
+        return self.custody.keystore.unlock(name)
 
     def governor_account(self, principal: Principal) -> LocalAccount:
         if principal.role is not Role.GOVERNOR or principal.governor is None:

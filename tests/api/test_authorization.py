@@ -5,11 +5,13 @@ write) and the role; a write route whose body has no example below fails the tes
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
 
-from tests.api.api_helpers import ApiEnv, b32, delivery_between, ok
+from api.receipts.grants import GRANT_CACHE_TTL_S
+from tests.api.api_helpers import ApiEnv, b32, delivery_between, govern, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-authorization")
@@ -256,3 +258,25 @@ def test_an_exchange_a_department_is_not_party_to_reads_exactly_as_an_unknown_id
         )
         assert hidden.status_code == absent.status_code == 404, (path, hidden.text, absent.text)
         assert hidden.text == absent.text.replace(fake, real), (path, hidden.text, absent.text)
+
+
+def test_an_auditor_governance_revoked_loses_access_with_no_token_revoked(api_env: ApiEnv) -> None:
+    """The `auditor` principal is the auditor whose key the service holds: once governance revokes that
+    auditor on chain (`revoke_auditor`), its tokens are refused (401) within the second the service trusts
+    what it read of the chain (api.receipts.grants.GRANT_CACHE_TTL_S), no operator revoking them; appointed
+    again, the same token works again. Before, a revoked auditor kept reading every department's exchanges."""
+    auditor = api_env.setup.report.auditor
+    assert ok(api_env.call("GET", "/deliveries", "auditor")) is not None
+    ok(govern(api_env, {"action": "revoke_auditor", "account": auditor}))
+    try:
+        time.sleep(GRANT_CACHE_TTL_S)
+        for path in ("/me", "/deliveries", "/inspections"):
+            refused = api_env.call("GET", path, "auditor")
+            assert refused.status_code == 401, (path, refused.text)
+            error = refused.json()["error"]
+            assert error["code"] == "UNAUTHENTICATED" and "auditor role" in error["message"], error
+        assert api_env.call("GET", "/deliveries", "psb").status_code == 200  # a department is not concerned
+    finally:
+        ok(govern(api_env, {"action": "grant_auditor", "account": auditor}))
+    time.sleep(GRANT_CACHE_TTL_S)
+    assert ok(api_env.call("GET", "/me", "auditor"))["role"] == "auditor"
