@@ -249,7 +249,11 @@ def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str)
         return ["practice: must be an object with an address and a list of rows"]
     if str(stated.get("address", "")).lower() != address.lower():
         return [f"practice: address {stated.get('address')!r} is not the verified {address}"]
-    problems = []
+    # A claim beside the address and rows (a tally, a label) passed as verified.
+    problems = [
+        f"practice: {key} is not a field of a report's practice, and nothing in it is verified"
+        for key in sorted(set(stated) - {"address", "rows"})
+    ]
     by_location = {(r["block_number"], r["log_index"]): r for r in expected}
     seen = set()
     previous: tuple[int, int] | None = None

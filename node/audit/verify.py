@@ -144,6 +144,13 @@ _UNDELIVERABLE_CODES = {
     "delivery_id": "RECEIPT_NOT_PROVIDERS",
 }
 _CANONICAL_INT = re.compile(r"0|-?[1-9][0-9]*")
+#: The fields of each section of a report's header that holds an object (the practice section's are held by
+#: :func:`node.audit.practice_report.practice_problems`).
+_SECTION_FIELDS = {
+    "period": frozenset({"from", "to", "from_iso", "to_iso"}),
+    "block_range": frozenset({"from", "to"}),
+    "department": frozenset({"id", "code"}),
+}
 
 
 def audit_abi() -> list[dict[str, Any]]:
@@ -847,6 +854,13 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
     rows = report["rows"]
     for key in sorted(set(report) - {*REPORT_HEADER, "rows"}):
         problems.append(f"{key}: not a field of a report, and nothing in it is verified")
+    # Inside a section too: a label or a name written beside its fields passed as verified.
+    for section, fields in _SECTION_FIELDS.items():
+        value = report.get(section)
+        for key in sorted(set(value) - fields) if isinstance(value, dict) else ():
+            problems.append(
+                f"{section}: {key} is not a field of a report's {section}, and nothing in it is verified"
+            )
     if "row_count" in report and not same_value(report["row_count"], len(rows)):
         problems.append(
             f"row_count is {report['row_count']!r} in the report, it holds {counted(len(rows), 'row')}"

@@ -216,6 +216,12 @@ def _practice_extra_key(doc: dict[str, Any]) -> str:
     return f"practice row 0 ({row['event']}): outcome_note not a column"
 
 
+def _practice_section_claim(doc: dict[str, Any]) -> str:
+    """A claim beside the section's address and rows, which the chain cannot back: it passed as verified."""
+    doc["practice"]["inspections_passed"] = "100%"
+    return "practice: inspections_passed is not a field of a report's practice, and nothing in it is verified"
+
+
 def _practice_dropped(doc: dict[str, Any]) -> str:
     dropped = next(r for r in doc["practice"]["rows"] if r["event"] == "InspectionOutcomeRecorded")
     doc["practice"]["rows"].remove(dropped)
@@ -231,8 +237,8 @@ def _practice_section_left_out(doc: dict[str, Any]) -> str:
 @pytest.mark.parametrize(
     "tamper",
     [_practice_duplicated, _practice_reordered, _practice_retyped, _practice_extra_key, _practice_dropped,
-     _practice_section_left_out],
-    ids=["duplicated", "reordered", "retyped", "extra-key", "dropped", "section-left-out"],
+     _practice_section_left_out, _practice_section_claim],
+    ids=["duplicated", "reordered", "retyped", "extra-key", "dropped", "section-left-out", "section-claim"],
 )  # fmt: skip
 def test_practice_rows_tampered_are_named(
     api_env: ApiEnv,

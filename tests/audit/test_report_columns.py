@@ -138,3 +138,22 @@ def test_csv_report_giving_a_header_field_twice_is_refused(written: Path) -> Non
     with pytest.raises(ReportFormatError) as refused:
         load_report(path)
     assert str(refused.value) == f"{path}: line {at + 2} gives period again (first on line {at + 1})"
+
+
+@pytest.mark.parametrize(
+    ("section", "extra"),
+    [("period", {"label": "the whole year 2026"}), ("block_range", {"complete": True}),
+     ("department", {"id": 1, "code": None, "name": "Public Security Bureau"})],
+)  # fmt: skip
+def test_report_header_claim_beside_a_sections_fields_is_named(
+    written: Path, rpc: JsonRpc, abi: list[dict[str, Any]], section: str, extra: dict[str, Any]
+) -> None:
+    """A claim written inside the period, the block range or the department, which the chain cannot back:
+    one beside the report's fields was named, one inside them passed as verified."""
+    doc = load_report(written)
+    doc[section] = {**(doc[section] or {}), **extra}
+    key = next(k for k in extra if k not in ("id", "code"))
+    result = verify_report(doc, rpc, abi)
+    assert f"{section}: {key} is not a field of a report's {section}, and nothing in it is verified" in (
+        result.problems
+    ), result.problems
