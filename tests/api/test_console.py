@@ -532,6 +532,27 @@ def _verified_in_page(
     return page.get_attribute("#verify-result", "data-status"), sorted(codes)
 
 
+def test_the_pages_findings_word_a_count_as_the_verifier_does(
+    console: Any, api_env: ApiEnv, scenario: Scenario, tmp_path: Path
+) -> None:
+    """A payload of one record checked against the manifest of a longer one: the page words its findings as
+    the verifier does (POST /verify sent the payload itself), "1 byte", "1 leaf", "1 record"; it wrote "1
+    bytes", "1 leaves", "1 records" where the verifier's words had them agree."""
+    page = console("auditor").open("verify")
+    jsonl = scenario.disputed
+    body = {"manifest": jsonl.manifest, "payload_base64": base64.b64encode(b"1").decode()}
+    verdict = ok(api_env.call("POST", "/verify", "auditor", json=body))
+    counts = ("SIZE_MISMATCH", "LEAF_COUNT_MISMATCH", "RECORD_COUNT_MISMATCH")
+    verifier = {f["code"]: f["message"] for f in verdict["findings"] if f["code"] in counts}
+    assert verifier["RECORD_COUNT_MISMATCH"].startswith("payload has 1 record, "), verifier
+    _verified_in_page(page, tmp_path / "one", b"1", jsonl.manifest)
+    shown = page.eval_on_selector_all(
+        "#findings li",
+        "ls => ls.map(l => [l.querySelector('code').textContent, l.querySelector('span').textContent])",
+    )
+    assert {code: message for code, message in shown if code in counts} == verifier, shown
+
+
 def test_the_page_judges_a_payload_and_its_manifest_as_the_verifier_does(
     console: Any, api_env: ApiEnv, scenario: Scenario, tmp_path: Path
 ) -> None:

@@ -101,17 +101,22 @@ async function compareLeaves(local, manifest) {
  * in its words): the API is sent the root alone and compares only that, and a JSON Lines or CSV payload
  * with or without its final LF has the same leaves and root, its size alone telling them apart.
  */
+/** `n` and its noun in agreement, as the verifier words a count (verifier.text.counted): "1 leaf", "2 leaves". */
+function counted(n, singular, plural = `${singular}s`) {
+  return `${n} ${n === 1 ? singular : plural}`;
+}
+
 function payloadFindings(local, manifest, cmp) {
   const found = [];
   const unit = manifest.chunking.format === "bytes" ? "chunks" : "records/rows";
   if (local.byteSize !== manifest.byte_size) {
-    found.push({ code: "SIZE_MISMATCH", message: `payload is ${local.byteSize} bytes, the manifest says ${manifest.byte_size}` });
+    found.push({ code: "SIZE_MISMATCH", message: `payload is ${counted(local.byteSize, "byte")}, the manifest says ${manifest.byte_size}` });
   }
   if (local.leafCount !== manifest.leaf_count) {
-    found.push({ code: "LEAF_COUNT_MISMATCH", message: `payload has ${local.leafCount} leaves (${unit}), the manifest says ${manifest.leaf_count}` });
+    found.push({ code: "LEAF_COUNT_MISMATCH", message: `payload has ${counted(local.leafCount, "leaf", "leaves")} (${unit}), the manifest says ${manifest.leaf_count}` });
   }
   if (local.recordCount !== manifest.record_count) {
-    found.push({ code: "RECORD_COUNT_MISMATCH", message: `payload has ${local.recordCount} records, the manifest says ${manifest.record_count}` });
+    found.push({ code: "RECORD_COUNT_MISMATCH", message: `payload has ${counted(local.recordCount, "record")}, the manifest says ${manifest.record_count}` });
   }
   const n = cmp.differing.length;
   if (n) found.push({ code: "LEAVES_DIFFER", message: `${n} ${n === 1 ? "leaf differs" : "leaves differ"}, at 0-based index${n === 1 ? "" : "es"} ${cmp.differing.slice(0, 10).join(", ")}${n > 10 ? " ..." : ""}` });
