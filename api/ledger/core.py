@@ -442,13 +442,24 @@ class LedgerCore:
         self._auditor.seen = (found, now)
         return found
 
-    def auditor_account(self) -> LocalAccount:
-        """The custodied key of the auditor the ``auditor`` principal acts as (:meth:`auditor_address`).
+    def auditor_account(self, prefer: str | None = None) -> LocalAccount:
+        """The custodied key of the auditor the ``auditor`` principal acts as (:meth:`auditor_address`), or
+        ``prefer``'s when the service holds that key too and it is an auditor: an inspection's opener, the
+        only auditor the practice contract lets record its outcomes while it is one (a service holding two
+        auditors' keys acts as the first by address when it starts, which may not be the opener).
 
         Raises:
             ApiError: NO_CUSTODIED_KEY when the service holds no key that holds the auditor role.
         """
         address = self.auditor_address()
+        if (
+            prefer is not None
+            and address is not None
+            and prefer.lower() != address.lower()
+            and self._custodied_name(prefer) is not None
+            and self.client.call("hasRole", self.client.call("AUDITOR_ROLE"), prefer)
+        ):
+            address = prefer
         name = None if address is None else self._custodied_name(address)
         if name is None:
             raise ApiError("NO_CUSTODIED_KEY", "this service holds no auditor key")

@@ -280,8 +280,11 @@ class InspectionService:
             )
             return {row.delivery_id: KeptPresentation.of(row) for row in rows}
 
-    def _send(self, fn: str, *args: Any, finish: Finish) -> m.Written[m.InspectionPublic]:
-        written = self.practice._send(self.ledger, self.ledger.auditor_account(), fn, *args, finish=finish)
+    def _send(
+        self, fn: str, *args: Any, finish: Finish, auditor: str | None = None
+    ) -> m.Written[m.InspectionPublic]:
+        account = self.ledger.auditor_account(prefer=auditor)
+        written = self.practice._send(self.ledger, account, fn, *args, finish=finish)
         return cast(m.Written[m.InspectionPublic], written)
 
     def _resumed(self, principal: Principal) -> m.Written[m.InspectionPublic] | None:
@@ -541,5 +544,6 @@ class InspectionService:
             called = outcome_called_for(kept)
             finish = Finish("practice.inspection", inspection_id)
             return self._send(
-                "recordOutcome", inspection_id, raw, int(called.outcome), called.evidence_hash, finish=finish
-            )
+                "recordOutcome", inspection_id, raw, int(called.outcome), called.evidence_hash,
+                finish=finish, auditor=record.auditor,
+            )  # fmt: skip

@@ -1337,6 +1337,44 @@ def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_a
     assert "after its deadline" in refused.json()["error"]["message"]
 
 
+def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspection(api_env: ApiEnv) -> None:
+    """A service started holding a second auditor's key, whose address sorts before the opener's, acts as
+    that auditor; the contract takes outcomes only from the inspection's opener while it is an auditor, so
+    the service records them with the opener's key (with the key it acts as, they were refused 403, every
+    outcome of the opener's inspections unrecordable through it)."""
+    env = api_env
+    opener = to_checksum_address(env.setup.report.auditor)
+    second = next(a for a in iter(Account.create, None) if a.address.lower() < opener.lower())
+
+    def govern(action: str, account: str) -> None:
+        body = {"action": action, "account": account}
+        proposal = ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]
+        ok(env.call("POST", f"/governance/proposals/{proposal['id']}/approve", "governor-2"))
+
+    grant = grant_between(env, "hrss", "psb")
+    delivery_between(env, "hrss", "psb", grant)
+    pass_time(env, 2)
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2,
+            "present_within": 30}  # fmt: skip
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    assert to_checksum_address(opened["auditor"]) == opener
+    mine(env, 3)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    sampled = drawn["sample"][0]["delivery_id"]
+    env.keystore.create("second-auditor", private_key=bytes(second.key))
+    govern("grant_auditor", second.address)
+    try:
+        pass_time(env, 40)  # the deadline passes unpresented: the outcome called for is not presented
+        with ServerThread(create_app(env.settings)) as url:
+            record = f"{url}/inspections/{opened['id']}/outcomes"
+            answer = env.client.post(record, headers=env.headers("auditor"), json={"delivery_id": sampled})
+        assert [s["outcome"] for s in ok(answer)["record"]["sample"]] == ["not_presented"]
+    finally:
+        govern("revoke_auditor", second.address)
+        env.keystore.path("second-auditor").unlink()
+
+
 def test_a_closed_periods_scorecard_never_changes_an_inspection_drawn_after_it_adds_nothing(
     api_env: ApiEnv,
 ) -> None:
