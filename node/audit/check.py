@@ -81,6 +81,8 @@ class IndexedContracts:
     anchors: str | None = None
     #: The sharing practice contract beside the ledger (None: the deployment names none).
     practice: str | None = None
+    #: Whether refused deliveries are indexed (``DXL_AUDIT_SCAN_REFUSALS``; None: as the database says).
+    scan_refusals: bool | None = None
 
 
 def _progress_differences(
@@ -105,6 +107,10 @@ def _progress_differences(
             stored, trusted = progress.companion(column), getattr(expected, column)
             if (stored or "").lower() != (trusted or "").lower():
                 changed[column] = (stored, trusted)
+        # Turned off with the refusals deleted, the database passed for one that never scanned them, and its
+        # scorecards counted none.
+        if expected.scan_refusals is not None and progress.scan_refusals != expected.scan_refusals:
+            changed["scan_refusals"] = (progress.scan_refusals, expected.scan_refusals)
     return [Difference("audit_progress", "row 1", "changed", changed)] if changed else []
 
 
@@ -160,8 +166,11 @@ def check_store(
     result = CheckResult(start, progress.last_block)
     lineage = Lineage(remember_deliveries=10**9)
     contract, anchors, practice = progress.contract, progress.anchors, progress.practice
+    scan_refusals = progress.scan_refusals
     if expected is not None:
         contract, anchors, practice = expected.contract, expected.anchors, expected.practice
+        if expected.scan_refusals is not None:
+            scan_refusals = expected.scan_refusals
     ranges = chunks(start, progress.last_block, batch_blocks) if progress.last_block >= start else []
     last_block_hash: str | None = None
     # The first range also holds every row stored before it, and the last every row after it; with nothing
@@ -175,7 +184,7 @@ def check_store(
                 contract,
                 first,
                 last,
-                scan_refusals=progress.scan_refusals,
+                scan_refusals=scan_refusals,
                 anchors=anchors,
                 practice=practice,
             )

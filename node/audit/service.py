@@ -123,10 +123,18 @@ class AuditContext:
             return block, rpc.block_time(block)
 
     def indexed_contracts(self) -> IndexedContracts:
-        """What the audit database must index, from the deployment record (``dxl audit check`` compares)."""
+        """What the audit database must index, from the deployment record and the settings (``dxl audit
+        check`` compares)."""
         anchors = None if self.anchors is None else self.anchors.address
         practice = None if self.practice is None else self.practice.address
-        return IndexedContracts(self.chain_id, self.contract, self.start_block, anchors, practice)
+        return IndexedContracts(
+            self.chain_id,
+            self.contract,
+            self.start_block,
+            anchors,
+            practice,
+            self.settings.audit_scan_refusals,
+        )
 
     def indexer(self, rpc: JsonRpc) -> Indexer:
         return Indexer(

@@ -29,7 +29,9 @@ def _other(value: Any) -> Any:
 
 @pytest.fixture
 def deployment(scenario: Scenario) -> IndexedContracts:
-    return IndexedContracts(scenario.client.chain_id, scenario.contract, scenario.start_block)
+    return IndexedContracts(
+        scenario.client.chain_id, scenario.contract, scenario.start_block, scan_refusals=True
+    )
 
 
 def _check(indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts) -> CheckResult:
@@ -81,7 +83,9 @@ def test_edit_of_any_block_or_refusal_column_is_named(
     ]
 
 
-@pytest.mark.parametrize("column", ["chain_id", "contract", "start_block", "last_block_hash", "anchors"])
+@pytest.mark.parametrize(
+    "column", ["chain_id", "contract", "start_block", "last_block_hash", "anchors", "scan_refusals"]
+)
 def test_edit_of_the_progress_row_is_named(
     indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts, column: str
 ) -> None:
@@ -115,3 +119,23 @@ def test_rows_stored_outside_the_indexed_range_are_extra(
         c.execute(insert(m.refusals).values({**refusal, "tx_hash": "0x" + "56" * 32, "block_number": number}))
     extra = {(d.table, d.kind) for d in _check(indexed, rpc, codec, deployment).differences}
     assert extra == {("audit_events", "extra"), ("audit_blocks", "extra"), ("audit_refusals", "extra")}
+
+
+def test_refusals_deleted_with_their_scan_turned_off_are_named(
+    indexed: Engine, rpc: JsonRpc, codec: EventCodec, deployment: IndexedContracts
+) -> None:
+    """The refused deliveries deleted and the progress row's scan_refusals turned off, as if they had never
+    been scanned: the check read the chain as the row said, found none to compare, and the scorecards counted
+    no refused delivery. Held to the settings' scan (DXL_AUDIT_SCAN_REFUSALS), the row and each refusal it
+    lacks are named."""
+    with indexed.begin() as c:
+        refused = set(c.execute(select(m.refusals.c.tx_hash)).scalars())
+        c.execute(m.refusals.delete())
+        c.execute(update(m.progress).values(scan_refusals=False))
+    differences = _check(indexed, rpc, codec, deployment).differences
+    assert refused and differences[0].describe() == (
+        "audit_progress row 1: changed (scan_refusals: database False != chain True)"
+    )
+    assert {
+        d.key.split()[1] for d in differences[1:] if (d.table, d.kind) == ("audit_refusals", "missing")
+    } == (refused), [d.describe() for d in differences]
