@@ -225,15 +225,20 @@ def show_command(
 
 
 def _answer_note(demand: dict[str, Any]) -> str:
-    """The line of the answer's note (after a newline), or nothing if the answer has none. The note is a text
-    the chain holds the hash of, shown verified or not as the demand's own."""
-    note = (demand.get("answer") or {}).get("note")
-    if not note:
+    """The line of the answer's note (after a newline), or nothing if the answer has none."""
+    return _kept_text("answer note", (demand.get("answer") or {}).get("note"), "note")
+
+
+def _kept_text(label: str, kept: dict[str, Any] | None, key: str) -> str:
+    """The line (after a newline) of a text the service keeps and the chain holds the hash of (an answer's
+    note, an evaluation's comment: ``document[key]``), shown verified or not as a demand's own; nothing when
+    there is none."""
+    if not kept:
         return ""
-    said = (note.get("document") or {}).get("note")
+    said = (kept.get("document") or {}).get(key)
     if said is None:
-        return f"\nanswer note: not held by this service (hash {note['hash']})"
-    return f"\nanswer note: {said} (text {'verified' if note.get('verified') else 'UNVERIFIED'})"
+        return f"\n{label}: not held by this service (hash {kept['hash']})"
+    return f"\n{label}: {said} (text {'verified' if kept.get('verified') else 'UNVERIFIED'})"
 
 
 @evaluation_app.command("add")
@@ -261,8 +266,10 @@ def evaluate_command(
         written = call_api(api, token, "POST", f"/agreements/{agreement_id}/evaluations", body)
     record = written["record"]
     scores = ", ".join(f"{k}={v}" for k, v in record["scores"].items())
-    _out(written, as_json, f"agreement {agreement_id}: {record['scored_side']} scored {scores} "
-                           f"(period {record['period']}, tx {written['transaction']['hash']})")  # fmt: skip
+    said = (f"agreement {agreement_id}: {record['scored_side']} scored {scores} "
+            f"(period {record['period']}, tx {written['transaction']['hash']})")  # fmt: skip
+    # The comment as the service kept it, as dxl demand answer says its note.
+    _out(written, as_json, said + _kept_text("comment", record.get("comment"), "comment"))
 
 
 @evaluation_app.command("list")

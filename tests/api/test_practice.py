@@ -537,12 +537,20 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
 
     grant = grant_between(env, "hrss", "health")
     delivery = delivery_between(env, "hrss", "health", grant)
-    code, scored = _cli(
-        env, "health", "evaluation", "add", str(grant["agreement_id"]), "--delivery", delivery["delivery_id"],
+    # Said as recorded, the comment too (it was not said).
+    code, out, err = dxl(
+        "evaluation", "add", str(grant["agreement_id"]), "--delivery", delivery["delivery_id"],
         "--timeliness", "4", "--completeness", "5", "--accuracy", "5", "--comment", "数据准确",
+        "--api", env.url, "--token", env.tokens["demo-health"],
     )  # fmt: skip
-    assert code == 0, scored
-    assert scored["record"]["scores"] == {"timeliness": 4, "completeness": 5, "accuracy": 5}
+    assert code == 0, out + err
+    scored, comment = out.rstrip("\n").split("\n")
+    assert re.fullmatch(
+        rf"agreement {grant['agreement_id']}: provider scored timeliness=4, completeness=5, accuracy=5 "
+        r"\(period \d+, tx 0x[0-9a-f]{64}\)",
+        scored,
+    ), out
+    assert comment == "comment: 数据准确 (text verified)", out
     code, listed = _cli(env, "auditor", "evaluation", "list", str(grant["agreement_id"]))
     assert code == 0 and len(listed) == 1
 

@@ -80,7 +80,7 @@ def test_the_practice_walkthrough_prints_what_the_readme_shows(api_env: ApiEnv) 
     assert run.returncode == 0, run.stdout + run.stderr
     printed = [line for line in run.stdout.splitlines() if line and not line.startswith("$ ")]
     commands, shown = _shown()
-    assert len(shown) == 17, shown
+    assert len(shown) == 18, shown
     assert [_shape(line) for line in printed] == [_shape(line) for line in shown]
     # The commands it ran are the README's, as far as it prints them (it leaves out long texts: `...`), but
     # for the payload presented, which the draw chooses.
