@@ -38,6 +38,9 @@ from verifier.catalog import canonical_document, document_hash
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+#: What the CSV export starts with, and import skips: U+FEFF, written in UTF-8 as EF BB BF.
+CSV_BYTE_ORDER_MARK = "\ufeff"
+
 #: Columns of the CSV export, in order; ``metadata`` is the document as canonical JSON (what import reads).
 CSV_COLUMNS = ("id", "owner", "owner_code", "share_type", "sensitivity", "metadata_hash", "schema_hash",
                "verified", "title", "description", "metadata")  # fmt: skip
@@ -335,8 +338,11 @@ def _csv_row(r: m.ResourcePublic) -> list[Any]:
 
 
 def csv_chunks(pages: Iterable[list[m.ResourcePublic]]) -> Iterator[str]:
-    """The CSV export, written as ``pages`` are read: the header, then one piece per page."""
+    """The CSV export, written as ``pages`` are read: the header, then one piece per page. It starts with a
+    UTF-8 byte order mark (the ``utf-8-sig`` convention): Excel reads a CSV without one in the locale's
+    code page (GBK on Chinese Windows) and shows the Chinese text garbled; import reads either."""
     out = io.StringIO()
+    out.write(CSV_BYTE_ORDER_MARK)
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for page in pages:
@@ -409,7 +415,7 @@ def entries_of(body: m.CatalogImport) -> list[ImportEntry]:
     # header of 300,000 names over 300 short rows took 2.3 GB and 16 s (the rows are read up to one past the
     # bound for the same reason: a million one-cell rows fit in the text). A byte order mark before the
     # header (a spreadsheet's UTF-8 CSV) is no part of its first column's name.
-    reader = csv.reader(io.StringIO((body.csv or "").removeprefix("\ufeff")))
+    reader = csv.reader(io.StringIO((body.csv or "").removeprefix(CSV_BYTE_ORDER_MARK)))
     rows: list[tuple[int, str, str]] = []
     try:
         header = next(reader, [])

@@ -162,9 +162,7 @@ def test_a_document_edited_behind_the_services_back_reads_unverified_in_every_se
         """The entry as every search and export answers it."""
         seen = [r for query in searches for r in _listed(api_env, **query) if r["id"] == record["id"]]
         seen += [r for r in _listed(api_env, "/resources/export") if r["id"] == record["id"]]
-        rows = csv.DictReader(
-            io.StringIO(api_env.call("GET", "/resources/export?format=csv", "auditor").text)
-        )
+        rows = _csv_rows(api_env.call("GET", "/resources/export?format=csv", "auditor"))
         (row,) = [r for r in rows if r["id"] == str(record["id"])]
         assert len(seen) == len(searches) + 1, "every search and the export find the entry"
         return [*seen, {"verified": row["verified"] == "true", "metadata": json.loads(row["metadata"])}]
@@ -352,7 +350,7 @@ def test_export_csv_textCellsCannotBeFormulas_importRestoresTheExactDocument(
         document(title=title if one_line else "以控制字符开头的说明", **{"dct:description": title}),
     )
     exported = api_env.call("GET", "/resources/export", "auditor", params=api_env.indexed(format="csv"))
-    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    rows = _csv_rows(exported)
     (row,) = [r for r in rows if r["id"] == str(record["id"])]
     assert row["description"] == "'" + title
     assert row["title"] == ("'" + title if one_line else "以控制字符开头的说明")
@@ -421,6 +419,42 @@ def test_a_csv_import_saved_with_a_byte_order_mark_is_read_as_without(api_env: A
     text = f"\ufeffid,metadata\r\n{record['id']},{_csv_cell(record['metadata'])}\r\n"
     assert ok(api_env.call("POST", "/resources/import", "hrss", json={"csv": text})) == {"imported": 1}
     assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["metadata"] == record["metadata"]
+
+
+def test_the_csv_export_carries_a_byte_order_mark_and_round_trips_with_or_without_it(api_env: ApiEnv) -> None:
+    """Excel reads a CSV without a byte order mark in the locale's code page (GBK on Chinese Windows): the
+    export's Chinese titles showed garbled. The export starts with the UTF-8 mark; an import of the file as
+    exported, or as a tool that drops the mark saves it, restores the documents, and exporting again gives
+    the same rows byte for byte."""
+    docs = [
+        document(title="参保缴费信息（字节序）" + b32()[2:8], **{"dct:description": "门诊记录，含“引号”"}),
+        document(title="户籍人口基本信息 𠀀 «naïve»"),
+    ]
+    ids = {str(register(api_env, "hrss", doc)["id"]) for doc in docs}
+
+    def exported_rows() -> tuple[bytes, list[str]]:
+        response = api_env.call("GET", "/resources/export", "auditor", params=api_env.indexed(format="csv"))
+        assert response.status_code == 200 and response.headers["content-type"] == "text/csv; charset=utf-8"
+        header, *lines = response.content.split(b"\r\n")
+        return header, [line.decode("utf-8") for line in lines if line.split(b",", 1)[0].decode() in ids]
+
+    header, rows = exported_rows()
+    assert header == b"\xef\xbb\xbf" + (
+        b"id,owner,owner_code,share_type,sensitivity,metadata_hash,schema_hash,verified,title,description,metadata"
+    )
+    assert len(rows) == 2 and "参保缴费信息（字节序）" in rows[0] + rows[1]
+    for mark in ("\ufeff", ""):
+        sql(api_env, "DELETE FROM api_catalog_documents WHERE metadata_hash IN (:a, :b)",
+            a=canonical_hash(docs[0]), b=canonical_hash(docs[1]))  # fmt: skip
+        text = mark + header.decode("utf-8-sig") + "\r\n" + "\r\n".join(rows) + "\r\n"
+        assert ok(api_env.call("POST", "/resources/import", "psb", json={"csv": text})) == {"imported": 2}
+        assert exported_rows() == (header, rows)
+
+
+def _csv_rows(response: httpx.Response) -> list[dict[str, str]]:
+    """The rows of a CSV export, read as a spreadsheet reads a file behind a UTF-8 byte order mark."""
+    assert response.status_code == 200 and response.content.startswith(b"\xef\xbb\xbf")
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
 
 
 def _csv_cell(doc: dict[str, Any]) -> str:
@@ -561,7 +595,8 @@ def test_export_is_streamed_page_by_page_with_the_bytes_of_the_whole_list(
 ) -> None:
     """The export is written a page at a time (pages of two entries here, so a small catalog spans several),
     and its bytes are those of the list answered at once: the JSON that ``GET /resources`` answers for every
-    entry in one page, and the CSV the documented columns make of it (computed here independently)."""
+    entry in one page, and the CSV the documented columns make of it, behind a UTF-8 byte order mark
+    (computed here independently)."""
     from api.ledger.catalog import CatalogService
 
     register(api_env, "hrss", document(title="=分页导出 一"))
@@ -596,7 +631,7 @@ def test_export_is_streamed_page_by_page_with_the_bytes_of_the_whole_list(
                          "" if r["metadata"] is None else canonical])  # fmt: skip
     as_csv = api_env.call("GET", "/resources/export", "auditor", params={"format": "csv"})
     assert as_csv.status_code == 200 and "content-length" not in as_csv.headers
-    assert as_csv.content == expected.getvalue().encode("utf-8")
+    assert as_csv.content == expected.getvalue().encode("utf-8-sig")
 
 
 @pytest.mark.parametrize(
