@@ -238,8 +238,9 @@ def test_a_member_killed_restarts_at_its_head_and_catches_up(full_network: Local
     """Killed with nothing flushed, a member comes back at the head it had (its state is on disk block by
     block), not rewound to an early block below its own header chain, and is peered on one chain again."""
     member = full_network.members()[1]
+    # Beyond the blocks a rewound member came back to (run first, the test found a network of 3 blocks).
+    _wait_for("a chain of more than 4 blocks", lambda: _block(member.rpc_url) > 4, timeout=30)
     head = _block(member.rpc_url)
-    assert head > 4  # beyond the blocks a rewound member came back to
     full_network.stop_member(member.index, kill=True)
     full_network.start_member(member.index)
     assert _block(member.rpc_url) >= head
@@ -261,6 +262,28 @@ def test_a_member_cut_off_twice_within_the_dial_history_is_healed_at_once(full_n
     head = full_network.heal(timeout=60)
     assert time.monotonic() - started < 15
     assert all(m.peers == 2 for m in full_network.status().members) and head > 0
+
+
+def test_a_sealing_network_is_peered_at_once_and_a_stopped_one_is_not(full_network: LocalNetwork) -> None:
+    """The chain moves when its common block was sealed a moment ago: a network sealing all along is peered
+    at once, not after one more block (asked just after a block, that was a whole period). A chain whose
+    signers all stopped sealing is not peered, however peered its members are."""
+    url = full_network.endpoint().rpc_url
+    head = _block(url)
+    _wait_for("the next block", lambda: _block(url) > head, timeout=10)
+    started = time.monotonic()
+    full_network.wait_peered(timeout=10)
+    assert time.monotonic() - started < 0.5
+    members = full_network.members()
+    try:
+        for member in members:
+            rpc_call(member.rpc_url, "miner_stop")
+        time.sleep(4)  # beyond the moments a sealed block counts as the chain moving
+        with pytest.raises(NodeError, match="not peered on one chain within 2 s"):
+            full_network.wait_peered(timeout=2)
+    finally:
+        for member in members:
+            rpc_call(member.rpc_url, "miner_start")
 
 
 def test_member_ports_lie_below_the_ephemeral_range() -> None:
