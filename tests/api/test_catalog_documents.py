@@ -620,7 +620,7 @@ def test_export_is_streamed_page_by_page_with_the_bytes_of_the_whole_list(
                      "verified", "title", "description", "metadata"])  # fmt: skip
 
     def cell(text: str) -> str:
-        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+        return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r", "\x00") else text
 
     for r in listed:
         doc = r["metadata"] or {}

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -25,6 +26,7 @@ from api.ledger import Custody, LedgerService
 from api.routes import verify as verify_route
 from node.endpoint import NodeEndpoint
 from node.keys import KeyStore
+from node.types import GovernanceAction
 from tests.contracts.conftest import Consortium, deploy
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
@@ -57,6 +59,9 @@ def env(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory) -
             },
         }
     custody = Custody(keystore=KeyStore(home / "keys", "pw"), governors={})
+    # An auditor token stands for the auditor whose key the service holds while it holds the role.
+    auditor = custody.keystore.create("auditor")
+    c.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [auditor]))
     ledger = LedgerService(client=c.client, custody=custody, sessions=lambda: sessions)
     app = FastAPI()
     install_error_handlers(app)
