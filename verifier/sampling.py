@@ -3,13 +3,13 @@
 An auditor opens an inspection of a closed period on the ``SharingPractice`` contract and commits to a block
 number still in the future; once that block exists, its hash is fixed on chain as the inspection's seed
 (``drawSample``). Nobody can choose the sample: the population was closed before the seed existed, and the
-seed is a block hash no one knew at opening. The derivation, which callers MUST follow exactly, has two
+seed is a block hash no one knew at opening. The derivation, which callers MUST follow exactly, has three
 versions; the practice contract says which its inspections follow (``sampleVersion()``; a contract without
-that function follows version 1):
+that function follows version 1), and a contract naming a version this module does not know is refused:
 
 1. **population**: the ``deliveryId`` of every ``DeliveryRecorded`` log of the ledger whose ``recordedAt`` is
-   in ``[periodFrom, periodTo)`` (a delivery id is recorded once). Version 2 adds every receipt of every
-   batch the practice contract's ``anchors()`` anchored with ``anchoredAt`` in the period (its
+   in ``[periodFrom, periodTo)`` (a delivery id is recorded once). Versions 2 and 3 add every receipt of
+   every batch the practice contract's ``anchors()`` anchored with ``anchoredAt`` in the period (its
    ``ReceiptBatchAnchored`` log): the receipt at ``sequence`` of grant ``grantId`` is the slot
    ``uint128(0) || uint64be(grantId) || uint64be(sequence)``, for ``sequence`` in ``[firstSequence,
    firstSequence + leafCount)``. A slot's first 16 bytes are zero and a delivery id's first 4 are its
@@ -17,10 +17,47 @@ that function follows version 1):
    delivery does, and a provider that moves its deliveries to receipts does not shrink its inspected share
    (in version 1 receipts were never drawn). The whole population sorted ascending as 32-byte strings.
 2. ``n = len(population)``, ``k = min(sampleSize, n)``.
-3. for ``i`` in ``0 .. k-1``: ``r = SHA-256("dxl.inspection.sample/1" || seed || uint64be(inspectionId) ||
-   uint64be(i))`` read as a big-endian integer, ``j = i + r mod (n - i)``; swap ``population[i]`` and
-   ``population[j]`` (a partial Fisher-Yates shuffle; the modulo bias of a 256-bit ``r`` is negligible).
-4. the sample is ``population[0:k]``, in draw order.
+3. versions 1 and 2: for ``i`` in ``0 .. k-1``: ``r = SHA-256("dxl.inspection.sample/1" || seed ||
+   uint64be(inspectionId) || uint64be(i))`` read as a big-endian integer, ``j = i + r mod (n - i)``; swap
+   ``population[i]`` and ``population[j]`` (a partial Fisher-Yates shuffle; the modulo bias of a 256-bit
+   ``r`` is negligible). The sample is ``population[0:k]``, in draw order.
+4. version 3, **stratified by provider**: the population is partitioned by provider department, a delivery id
+   to the department id of its first 4 bytes (the ledger refuses any other), a receipt's slot to its batch's
+   ``provider`` (its ``ReceiptBatchAnchored`` log); each stratum keeps step 1's order. With ``P`` the
+   providers holding entries, ascending by id, and ``s = SHA-256("dxl.inspection.sample/3" || seed ||
+   uint64be(inspectionId)) mod P``, the draws go round by round over the providers in the order
+   ``providers[s], providers[s+1], .., providers[P-1], providers[0], .., providers[s-1]``, each round giving
+   the next draw to every provider whose stratum is not exhausted, until ``k`` are drawn. A provider ``p``'s
+   ``i``-th draw is step 3 within its own stratum of ``n_p`` entries, with ``r = SHA-256(
+   "dxl.inspection.sample/3" || seed || uint64be(inspectionId) || uint32be(p) || uint64be(i))`` and ``j = i
+   + r mod (n_p - i)``: its stratum's entry ``i`` after the swap. The sample is the draws in that order.
+
+Why version 3. Inspections sample to check every provider's exchanges, and in versions 1 and 2 every entry
+weighs alike: a provider anchoring one batch of a million receipts (the contract would take 2^64 - 1) filled
+nearly the whole sample with its own slots, and every other provider's deliveries of the period escaped
+inspection, at the price of the not-presented marks on its own card only. Stratified, a provider's stratum
+size decides nothing for anyone else:
+
+* each provider with entries gets ``min(n_p, floor(k / P))`` draws at least, whatever the others' strata
+  hold: only a stratum smaller than its share gives draws away (to the others, never fewer to them), so a
+  provider growing its stratum takes back at most its own equal share, and one padding it with receipts it
+  cannot present draws only its own slots and marks. ``P`` grows only with departments admitted by
+  governance, so no provider can dilute the others by multiplying strata (a stratum per grant or per batch
+  would let it: grants are the provider's to ask for).
+* which of a provider's entries are drawn depends on the seed, the inspection and that provider's stratum
+  alone (the provider id is in the hash), not on anyone else's entries; within a stratum a receipt still
+  weighs as a single delivery does, as in version 2.
+* the remainder ``k mod P`` of the last round falls where the seeded rotation ``s`` puts it, not on the
+  lowest department ids every time.
+* it stays recomputable from the chain alone (the strata come from the same logs as version 2's
+  population), deterministic, and unpredictable before the seed: the allocation's sizes follow from the
+  closed population, but which entries fill them, and who takes the remainder, only from the seed.
+
+Proportional allocation (draws in proportion to stratum size) was not chosen: it is version 2's crowding
+again. Weighing a batch as one entry was not either: it is version 1's escape, receipts inspected less the
+more a provider moves to them. A stratum is kept as ranges of slots (:class:`Population`): a batch of 2^64
+receipts is one entry, a draw finds its slot by index (``bisect``), and the shuffle keeps its swaps only, so
+nothing is written out in memory but the ``k`` entries drawn.
 
 A drawn receipt is checked by its inclusion proof: its provider presents the payload, its manifest and the
 receipt (``GET /receipts/{id}``), whose proof must lead to the anchored batch at that grant and sequence.
@@ -36,7 +73,7 @@ import bisect
 import hashlib
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
@@ -46,7 +83,13 @@ from verifier.codes import SampleStatus
 from verifier.onchain import ChainCheckError, LedgerReader, contract_chain_id
 from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
 
+#: The hash domains of step 3 (versions 1 and 2) and step 4 (version 3): a new derivation is a new domain, so
+#: no hash of one can be read as a hash of another.
 DOMAIN = b"dxl.inspection.sample/1"
+DOMAIN_STRATIFIED = b"dxl.inspection.sample/3"
+#: The derivations this module follows (``sampleVersion()``); version 3 is the stratified one.
+SAMPLE_VERSIONS = (1, 2, 3)
+STRATIFIED_VERSION = 3
 #: The practice contract's entries the derivation reads (``verifier/practice-abi.json``, written from the
 #: build artifact by ``scripts/verifier-abi.py``).
 PRACTICE_ABI_NAMES = (
@@ -59,6 +102,11 @@ BLOCKHASH_WINDOW = 256
 
 #: The first bytes of a receipt's slot (``receipt_slot``): no delivery id starts with them.
 _SLOT_PREFIX = bytes(16)
+
+
+def provider_of_delivery(delivery_id: bytes) -> int:
+    """The provider department of a delivery id: its first 4 bytes (the ledger records no other)."""
+    return int.from_bytes(delivery_id[:4], "big")
 
 
 def receipt_slot(grant_id: int, sequence: int) -> bytes:
@@ -109,8 +157,14 @@ class Population(Sequence[bytes]):
     def receipts(self) -> int:
         return self._starts[-1]
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """The number of entries. ``len()`` stops at 2^63 - 1 (an index-sized integer), which the slots of one
+        batch may pass (a ``leafCount`` is a uint64): the derivation counts with this."""
         return self.receipts + len(self.deliveries)
+
+    def __len__(self) -> int:
+        return self.size
 
     @overload
     def __getitem__(self, index: int) -> bytes: ...
@@ -119,13 +173,26 @@ class Population(Sequence[bytes]):
     def __getitem__(self, index: int | slice) -> bytes | Sequence[bytes]:
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if not 0 <= index < len(self):
+        if not 0 <= index < self.size:
             raise IndexError(index)
         if index >= self.receipts:
             return self.deliveries[index - self.receipts]
         at = bisect.bisect_right(self._starts, index) - 1
         batch = self.batches[at]
         return receipt_slot(batch.grant_id, batch.first_sequence + index - self._starts[at])
+
+    def strata(self) -> dict[int, Population]:
+        """Step 4's partition: each provider department's entries (its delivery ids, the slots of its
+        batches), ascending by department id, each stratum in step 1's order."""
+        deliveries: dict[int, list[bytes]] = {}
+        batches: dict[int, list[AnchoredBatch]] = {}
+        for d in self.deliveries:
+            deliveries.setdefault(provider_of_delivery(d), []).append(d)
+        for b in self.batches:
+            if b.leaf_count:
+                batches.setdefault(b.provider, []).append(b)
+        providers = sorted({*deliveries, *batches})
+        return {p: Population(deliveries.get(p, ()), batches.get(p, ())) for p in providers}
 
     def batch_of(self, entry: bytes) -> AnchoredBatch | None:
         """The batch holding the receipt ``entry`` is the slot of; None for a delivery id or another slot."""
@@ -141,33 +208,83 @@ class Population(Sequence[bytes]):
         return None
 
 
-def draw_sample(seed: bytes, inspection_id: int, population: Sequence[bytes], size: int) -> list[bytes]:
-    """The sample of step 3-4 of the module's derivation.
+def draw_sample(
+    seed: bytes, inspection_id: int, population: Sequence[bytes], size: int, *, version: int
+) -> list[bytes]:
+    """The sample of steps 2-4 of the module's derivation, by ``version`` (the practice contract's
+    ``sampleVersion()``).
 
     Preconditions: ``seed`` is 32 bytes; ``population`` is sorted ascending and has no duplicates (step 1: a
-    :class:`Population` is, by construction; a list is checked); ``size >= 0``. Callers MUST check ``seed``
+    :class:`Population` is, by construction; a list is checked); ``size >= 0``; ``version`` one of
+    :data:`SAMPLE_VERSIONS`. Version 3 reads each entry's provider: a list stands for delivery ids alone (a
+    receipt's provider is its batch's, which only a :class:`Population` holds). Callers MUST check ``seed``
     against the chain (the hash of the inspection's seed block).
 
     Raises:
         ValueError: a precondition does not hold.
     """
+    if version not in SAMPLE_VERSIONS:
+        raise ValueError(f"sample derivation version {version} is unknown here (known: {SAMPLE_VERSIONS})")
     if len(seed) != 32:
         raise ValueError(f"the seed is 32 bytes, got {len(seed)}")
     if size < 0:
         raise ValueError("the sample size is not negative")
     if not isinstance(population, Population) and any(a >= b for a, b in itertools.pairwise(population)):
         raise ValueError("the population must be sorted ascending, without duplicates")
-    n = len(population)
-    k = min(size, n)
-    # The shuffle's swaps only, not a copy of the population: a million receipts need not be written out.
+    prefix = int(inspection_id).to_bytes(8, "big")
+    if version < STRATIFIED_VERSION:
+        return _shuffle(DOMAIN + seed + prefix, population, min(size, _count(population)))
+    pool = population if isinstance(population, Population) else Population(population)
+    strata = pool.strata()
+    k = min(size, pool.size)
+    if k == 0:
+        return []
+    order = list(strata)
+    start = int.from_bytes(hashlib.sha256(DOMAIN_STRATIFIED + seed + prefix).digest(), "big") % len(order)
+    # Each provider's shuffle runs lazily, a draw per round: a stratum of 2^64 slots costs only its draws.
+    shuffles = {
+        p: _draws(DOMAIN_STRATIFIED + seed + prefix + p.to_bytes(4, "big"), strata[p])
+        for p in order[start:] + order[:start]
+    }
+    drawn: list[bytes] = []
+    while len(drawn) < k:
+        for p, draws in list(shuffles.items()):
+            entry = next(draws, None)
+            if entry is None:
+                del shuffles[p]  # exhausted: its turn passes to the next provider, in this round and after
+                continue
+            drawn.append(entry)
+            if len(drawn) == k:
+                break
+    return drawn
+
+
+def _draws(prefix: bytes, population: Sequence[bytes]) -> Iterator[bytes]:
+    """The partial Fisher-Yates shuffle of step 3 over ``population``, hashing ``prefix || uint64be(i)``: its
+    draws in order, until the population is exhausted. Keeps the swaps only, not a copy of the population: a
+    million receipts (or 2^64) need not be written out."""
+    n = _count(population)
     moved: dict[int, bytes] = {}
-    prefix = DOMAIN + seed + int(inspection_id).to_bytes(8, "big")
-    for i in range(k):
+    for i in range(n):
         r = int.from_bytes(hashlib.sha256(prefix + i.to_bytes(8, "big")).digest(), "big")
         j = i + r % (n - i)
-        at_i, at_j = moved.get(i, population[i]), moved.get(j, population[j])
-        moved[i], moved[j] = at_j, at_i
-    return [moved[i] for i in range(k)]
+        # Position i is never read again (later j's are above it): only position j keeps what it swapped.
+        at_i = moved.pop(i) if i in moved else population[i]
+        if j == i:
+            yield at_i
+            continue
+        at_j = moved[j] if j in moved else population[j]
+        moved[j] = at_i
+        yield at_j
+
+
+def _count(population: Sequence[bytes]) -> int:
+    return population.size if isinstance(population, Population) else len(population)
+
+
+def _shuffle(prefix: bytes, population: Sequence[bytes], k: int) -> list[bytes]:
+    """The first ``k`` draws of :func:`_draws`."""
+    return list(itertools.islice(_draws(prefix, population), k))
 
 
 @dataclass(frozen=True)
@@ -264,8 +381,8 @@ def read_inspection(
 def population(
     reader: LedgerReader, period_from: int, period_to: int, *, anchors: str | None = None
 ) -> Population:
-    """Step 1 of the derivation: the deliveries recorded in ``[period_from, period_to)``, and (version 2,
-    ``anchors`` the practice contract's) the receipts of the batches anchored in it.
+    """Step 1 of the derivation: the deliveries recorded in ``[period_from, period_to)``, and (versions 2
+    and 3, ``anchors`` the practice contract's) the receipts of the batches anchored in it.
 
     Raises:
         ChainCheckError: the node fails.
@@ -306,11 +423,11 @@ def anchored_batches(reader: LedgerReader, anchors: str) -> list[AnchoredBatch]:
 def sample_version(
     rpc: JsonRpc, practice: str, abi: list[dict[str, Any]] | None = None
 ) -> tuple[int, str | None]:
-    """The derivation the practice contract's inspections follow, and for version 2 the receipt anchors
-    whose batches join the population (None where the contract has none).
+    """The derivation the practice contract's inspections follow, and for versions 2 and 3 the receipt
+    anchors whose batches join the population (None where the contract has none).
 
     Raises:
-        ChainCheckError: the node fails.
+        ChainCheckError: the node fails, or the contract names a version not in :data:`SAMPLE_VERSIONS`.
     """
     entries = {e.get("name"): e for e in (abi or load_practice_abi())}
 
@@ -330,6 +447,12 @@ def sample_version(
         version = int(call("sampleVersion"))
     except (RpcError, ValueError) as e:
         raise ChainCheckError(f"the practice contract cannot be read ({type(e).__name__}: {e})") from None
+    if version not in SAMPLE_VERSIONS:
+        # Drawn by another derivation than the contract names, a sample would be one no one inspected.
+        raise ChainCheckError(
+            f"the practice contract at {practice} follows sample derivation version {version}, which this "
+            f"verifier does not know (it knows {', '.join(map(str, SAMPLE_VERSIONS))}): use a newer dxl"
+        )
     try:
         anchors = str(call("anchors"))
     except (RpcError, ValueError) as e:
@@ -419,6 +542,6 @@ def derive_sample(reader: LedgerReader, practice: str, inspection_id: int) -> De
     _check_covers(reader, inspection)
     version, anchors = sample_version(reader.rpc, practice)
     pool = population(reader, inspection.period_from, inspection.period_to, anchors=anchors)
-    drawn = draw_sample(inspection.seed, inspection_id, pool, inspection.sample_size)
+    drawn = draw_sample(inspection.seed, inspection_id, pool, inspection.sample_size, version=version)
     batches = {d: b for d in drawn if (b := pool.batch_of(d)) is not None}
-    return DerivedSample(inspection, len(pool), tuple(drawn), version=version, batches=batches)
+    return DerivedSample(inspection, pool.size, tuple(drawn), version=version, batches=batches)

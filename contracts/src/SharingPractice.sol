@@ -27,7 +27,7 @@ contract SharingPractice is ISharingPractice {
     /// @dev BLOCKHASH answers for the 256 blocks before the current one only.
     uint256 private constant BLOCKHASH_WINDOW = 256;
     /// The sample derivation of `verifier/sampling.py` that inspections here follow (see {sampleVersion}).
-    uint8 private constant SAMPLE_VERSION = 2;
+    uint8 private constant SAMPLE_VERSION = 3;
 
     IDataExchangeLedger private immutable _ledger;
     /// @dev Zero where the ledger has no receipt anchors: then only ledger deliveries are evidence.

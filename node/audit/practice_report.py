@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
 from node.types import InspectionOutcome
 from verifier.abi import decode, encode, selector
-from verifier.sampling import BLOCKHASH_WINDOW, draw_sample, slot_of
+from verifier.sampling import BLOCKHASH_WINDOW, Population, draw_sample, slot_of
 from verifier.text import counted
 
 #: Per-row keys of a practice row, in order.
@@ -175,14 +175,16 @@ def sample_problems(
     inspections: dict[int, InspectionLogs],
     selected: set[tuple[int, int]],
     *,
-    population: Callable[[int, int], Sequence[bytes]],
+    population: Callable[[int, int], Population],
     block_hash: Callable[[int], str],
+    version: int,
 ) -> list[str]:
     """Outcomes among ``selected`` (the report's practice rows, by location) that the inspection's sample does
     not support: the contract records an outcome for any delivery it knows, so an auditor's key could score
     a delivery that was never drawn. The sample is recomputed as :mod:`verifier.sampling` derives it, from
     the seed the chain holds (checked to be the hash of the committed block) and ``population(from, to)``,
-    the deliveries the ledger recorded in the period and (version 2) the receipts anchored in it, sorted.
+    the deliveries the ledger recorded in the period and (versions 2 and 3) the receipts anchored in it,
+    sorted, drawn by derivation ``version`` (the practice contract's ``sampleVersion()``).
     """
     problems = []
     for number, logs in sorted(inspections.items()):
@@ -200,13 +202,13 @@ def sample_problems(
             continue
         pool = population(int(opened["periodFrom"]), int(opened["periodTo"]))
         sample = {"0x" + d.hex() for d in draw_sample(bytes.fromhex(logs.seed[2:]), number, pool,
-                                                     int(opened["sampleSize"]))}  # fmt: skip
+                                                     int(opened["sampleSize"]), version=version)}  # fmt: skip
         for (block, index), delivery in sorted(outcomes.items()):
             if delivery not in sample:
                 problems.append(
                     f"inspection {number}: the outcome at block {block} log {index} is about delivery "
                     f"{delivery}, which its sample ({len(sample)} of "
-                    f"{counted(len(pool), 'delivery', 'deliveries')}, drawn from block "
+                    f"{counted(pool.size, 'delivery', 'deliveries')}, drawn from block "
                     f"{opened['seedBlock']}'s hash) does not hold"
                 )
     return problems

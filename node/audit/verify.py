@@ -517,10 +517,10 @@ def verify_report(
         from verifier.onchain import ChainCheckError
         from verifier.sampling import AnchoredBatch, Population, sample_version
 
-        # Version 2 draws the receipts of the practice contract's anchors too: read with the ledger's logs
-        # when they are the anchors this verification reads, else the samples cannot be recomputed here.
+        # Versions 2 and 3 draw the receipts of the practice contract's anchors too: read with the ledger's
+        # logs when they are the anchors this verification reads, else the samples cannot be recomputed here.
         try:
-            _version, drawn_anchors = sample_version(rpc, practice) if practice else (1, None)
+            version, drawn_anchors = sample_version(rpc, practice) if practice else (1, None)
         except ChainCheckError as exc:
             raise NodeError(exc.message) from None
         if drawn_anchors is not None and drawn_anchors.lower() != str(anchors_address or "").lower():
@@ -544,7 +544,7 @@ def verify_report(
         problems.extend(
             sample_problems(
                 inspections, {(r["block_number"], r["log_index"]) for r in expected}, population=population,
-                block_hash=lambda n: str(rpc.blocks([n])[0]["hash"]).lower(),
+                block_hash=lambda n: str(rpc.blocks([n])[0]["hash"]).lower(), version=version,
             )
         )  # fmt: skip
         result.practice_events = len(expected)

@@ -624,7 +624,9 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         derive_sample(late, deployment.sharing_practice.address, inspection)
     pool = population(reader, period_from, period_to)
     assert set(ids) <= {"0x" + d.hex() for d in pool}
-    assert draw_sample(derived.inspection.seed, inspection, pool, 3) == list(derived.sample)
+    # The contract's derivation (3: stratified by provider; HRSS provided every delivery of the period).
+    assert derived.version == 3
+    assert draw_sample(derived.inspection.seed, inspection, pool, 3, version=3) == list(derived.sample)
     code, out = _cli_plain("inspection", "sample", str(inspection), "--rpc", reader.rpc_url,
                            "--ledger", deployment.address, "--practice", deployment.sharing_practice.address,
                            "--from-block", str(deployment.block_number))  # fmt: skip
@@ -770,10 +772,11 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
     api_env: ApiEnv, tmp_path: Path
 ) -> None:
     """An inspection's population holds every receipt anchored in its period beside the ledger's deliveries
-    (derivation version 2), so receipts are drawn as single deliveries are and a provider moving to receipts
-    does not shrink its inspected share. A drawn receipt is named by its slot (grant and sequence), presented
-    with its payload and manifest, checked by its inclusion proof against the anchored batch, and its outcome
-    recorded on chain. Before, the population was the ledger's deliveries alone: one here, not four."""
+    (derivation versions 2 and 3), so receipts are drawn as single deliveries are and a provider moving to
+    receipts does not shrink its inspected share. A drawn receipt is named by its slot (grant and sequence),
+    presented with its payload and manifest, checked by its inclusion proof against the anchored batch, and
+    its outcome recorded on chain. Before, the population was the ledger's deliveries alone: one here, not
+    four."""
     from node.deploy import anchors_client
     from verifier.sampling import receipt_slot, sample_version
 
@@ -811,12 +814,12 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
     assert deployment.sharing_practice is not None and deployment.receipt_anchors is not None
     reader = LedgerReader(str(env.settings.rpc_url), deployment.address, from_block=deployment.block_number)
     assert sample_version(reader.rpc, deployment.sharing_practice.address) == (
-        2,
+        3,
         deployment.receipt_anchors.address,
     )
     derived = derive_sample(reader, deployment.sharing_practice.address, inspection)
     assert ["0x" + d.hex() for d in derived.sample] == [s["delivery_id"] for s in drawn["sample"]]
-    assert derived.version == 2 and derived.population_size == 4
+    assert derived.version == 3 and derived.population_size == 4
 
     def present(slot: str, payload: Path, manifest: Path, tamper: bool = False) -> dict[str, Any]:
         raw = payload.read_bytes() + (b"9,forged\n" if tamper else b"")

@@ -473,7 +473,7 @@ def test_recordOutcome_receiptSlot_acceptedInsideAnAnchoredBatchOnly(practice: P
     while w3.eth.block_number <= head + 2:
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
     practice.send(psb, "drawSample", inspection)
-    assert practice.call("sampleVersion") == 2
+    assert practice.call("sampleVersion") == 3
     for unknown in (_slot(grant, 3), _slot(grant + 1000, 0)):
         with reverts("DeliveryUnknown", deliveryId=unknown):
             practice.send(

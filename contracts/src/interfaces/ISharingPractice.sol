@@ -274,7 +274,9 @@ interface ISharingPractice {
     function anchors() external view returns (address);
 
     /// @notice The version of the sample derivation this contract's inspections follow (`verifier/sampling.py`):
-    /// 2, whose population holds the receipts of the batches anchored in the period beside the ledger's
-    /// deliveries. A contract without this function follows version 1: the ledger's deliveries alone.
+    /// 3, whose population holds the receipts of the batches anchored in the period beside the ledger's
+    /// deliveries, drawn stratified by provider department so that no provider's batches crowd out another's
+    /// deliveries (2: the same population drawn as one pool). A contract without this function follows
+    /// version 1: the ledger's deliveries alone.
     function sampleVersion() external pure returns (uint8);
 }
