@@ -461,7 +461,7 @@ def _slot(grant_id: int, sequence: int) -> bytes:
 def test_recordOutcome_receiptSlot_acceptedInsideAnAnchoredBatchOnly(practice: Practice) -> None:
     """A drawn receipt's outcome is keyed by its slot (grant and sequence under 16 zero bytes): taken for a
     sequence the grant's contiguous anchored batches cover, refused with DeliveryUnknown beyond them or for a
-    grant with none; the derivation the contract's inspections follow is version 2."""
+    grant with none; the derivation the contract's inspections follow is version 3."""
     psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
     grant = practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
     practice.anchors.send(psb, "anchorBatch", grant, 0, 3, os.urandom(32))
