@@ -14,9 +14,11 @@ script's text) throws in a browser that knows Trusted Types, instead of parsing 
 
 from __future__ import annotations
 
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
@@ -36,9 +38,35 @@ _TYPES = {
     ".svg": "image/svg+xml",
     ".png": "image/png",
 }
-# The files hold no department's data: revalidated (ETag), not refused to caches as the API's answers are
-# (api.headers adds the other security headers to every answer). Sent whole: see _WholeFile.
+# The files hold no department's data: revalidated (ETag, 304), not refused to caches as the API's answers
+# are (api.headers adds the other security headers to every answer). Sent whole: see _WholeFile.
 _HEADERS = {"Content-Security-Policy": CSP, "Cache-Control": "no-cache", "Accept-Ranges": "none"}
+
+
+@lru_cache(maxsize=128)
+def _content_tag(path: Path, mtime_ns: int, size: int) -> str:
+    """A strong ETag of the file's bytes (RFC 9110, 8.8.3), read again only when its stat changes: the
+    stat-based tag Starlette writes changes on a copy or a checkout that leaves the bytes as they were."""
+    return '"' + hashlib.sha256(path.read_bytes()).hexdigest() + '"'
+
+
+def _not_modified(if_none_match: str | None, tag: str) -> bool:
+    """Whether ``If-None-Match`` names ``tag``: ``*`` or a list of tags, compared weakly as RFC 9110,
+    13.1.2 requires (a cache may have stored the tag as ``W/"…"``)."""
+    if if_none_match is None:
+        return False
+    asked = [t.strip().removeprefix("W/") for t in if_none_match.split(",")]
+    return "*" in asked or tag in asked
+
+
+def _file_answer(request: Request, target: Path, media_type: str) -> Response:
+    """``target`` sent whole with its content's ETag, or ``304 Not Modified`` (no body, the same caching and
+    security headers, RFC 9110, 15.4.5) when the browser's copy carries that tag."""
+    stat = target.stat()
+    headers = {**_HEADERS, "ETag": _content_tag(target, stat.st_mtime_ns, stat.st_size)}
+    if _not_modified(request.headers.get("if-none-match"), headers["ETag"]):
+        return Response(status_code=304, headers=headers)
+    return _WholeFile(target, media_type=media_type, headers=headers, stat_result=stat)
 
 
 class _WholeFile(FileResponse):
@@ -75,10 +103,10 @@ def install_console(app: FastAPI) -> None:
     """Adds ``GET /`` and ``GET /console/{path}`` to ``app``."""
 
     @app.get("/", include_in_schema=False)
-    def console_page() -> FileResponse:
-        return _WholeFile(ROOT / "index.html", media_type=_TYPES[".html"], headers=_HEADERS)
+    def console_page(request: Request) -> Response:
+        return _file_answer(request, ROOT / "index.html", _TYPES[".html"])
 
     @app.get("/console/{relative:path}", include_in_schema=False)
-    def console_asset(relative: str) -> FileResponse:
+    def console_asset(relative: str, request: Request) -> Response:
         target = console_file(relative)
-        return _WholeFile(target, media_type=_TYPES[target.suffix], headers=_HEADERS)
+        return _file_answer(request, target, _TYPES[target.suffix])

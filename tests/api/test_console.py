@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import hashlib
 import json
 import secrets
 import tempfile
@@ -151,6 +152,26 @@ def test_a_console_file_is_sent_whole_whatever_range_a_client_asks_for(api_env: 
     assert answer.content == whole.content and "content-range" not in answer.headers
     assert answer.headers["content-type"] == "text/javascript; charset=utf-8"
     assert answer.headers["accept-ranges"] == "none" == whole.headers["accept-ranges"]
+
+
+@pytest.mark.parametrize("path", ["/", "/console/js/dom.js", "/console/css/console.css"])
+def test_a_console_file_the_browser_holds_is_revalidated_with_a_304(api_env: ApiEnv, path: str) -> None:
+    """The files are sent with no-cache, so that a browser revalidates its copy: the service never answered
+    If-None-Match with 304, and every page load downloaded every file again."""
+    whole = api_env.client.get(path)
+    tag = whole.headers["etag"]
+    assert whole.status_code == 200 and tag == '"' + hashlib.sha256(whole.content).hexdigest() + '"'
+    for asked in (tag, f"W/{tag}", f'"other", {tag}', "*"):
+        again = api_env.client.get(path, headers={"If-None-Match": asked, "Range": "bytes=0-10"})
+        assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", tag), asked
+        assert "content-length" not in again.headers or again.headers["content-length"] == "0"
+        for name in ("cache-control", "content-security-policy", "x-content-type-options", "x-frame-options",
+                     "referrer-policy"):  # fmt: skip
+            assert again.headers[name] == whole.headers[name], name
+    # Another tag, or a tag of the file as it was before an edit: the file, whole, whatever Range is asked.
+    for asked in ('"other"', '"' + hashlib.sha256(whole.content + b"\n").hexdigest() + '"'):
+        changed = api_env.client.get(path, headers={"If-None-Match": asked, "Range": "bytes=0-10"})
+        assert (changed.status_code, changed.content, changed.headers["etag"]) == (200, whole.content, tag)
 
 
 @pytest.mark.parametrize(
