@@ -80,6 +80,7 @@ from typing import Any, overload
 
 from verifier import abi as abi_codec
 from verifier.codes import SampleStatus
+from verifier.delivery_ids import delivery_id_provider
 from verifier.onchain import ChainCheckError, LedgerReader, contract_chain_id
 from verifier.rpc import SET_ONCE, JsonRpc, RpcError, data
 
@@ -102,11 +103,6 @@ BLOCKHASH_WINDOW = 256
 
 #: The first bytes of a receipt's slot (``receipt_slot``): no delivery id starts with them.
 _SLOT_PREFIX = bytes(16)
-
-
-def provider_of_delivery(delivery_id: bytes) -> int:
-    """The provider department of a delivery id: its first 4 bytes (the ledger records no other)."""
-    return int.from_bytes(delivery_id[:4], "big")
 
 
 def receipt_slot(grant_id: int, sequence: int) -> bytes:
@@ -187,7 +183,7 @@ class Population(Sequence[bytes]):
         deliveries: dict[int, list[bytes]] = {}
         batches: dict[int, list[AnchoredBatch]] = {}
         for d in self.deliveries:
-            deliveries.setdefault(provider_of_delivery(d), []).append(d)
+            deliveries.setdefault(delivery_id_provider(d), []).append(d)
         for b in self.batches:
             if b.leaf_count:
                 batches.setdefault(b.provider, []).append(b)

@@ -879,6 +879,50 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
     assert code == 0, out + err
 
 
+def test_sampling_inspection_stratifiedByProvider_oneProvidersReceiptsLeaveTheOthersDeliveryItsDraw(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """Derivation version 3 draws round by round over the period's providers: HRSS's batch of three receipts
+    and its delivery (four entries) take one draw of two, PSB's one delivery the other, whatever the seed.
+    Drawn as one pool (version 2), PSB's delivery escaped a sample of two from these five three times in five,
+    and a batch of a million receipts hid it for good (``tests/verifier/test_sampling.py``)."""
+    from node.deploy import anchors_client
+    from verifier.sampling import derive_sample
+
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    pass_time(env, 2)
+    theirs = delivery_between(env, "hrss", "psb", grant)
+    ours = delivery_between(env, "psb", "hrss")
+    receipts = _real_receipts(env, grant, tmp_path, 3)
+    first = receipts[0][0]["batch"]["first_sequence"]
+    anchored_at = int(
+        anchors_client(env.setup.client.endpoint, env.settings.home).call("batch", grant["id"], first)[2]
+    )
+    period_from = min(theirs["recorded_at"], ours["recorded_at"])
+    period_to = max(theirs["recorded_at"], ours["recorded_at"], anchored_at) + 1
+    pass_time(env, 2)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
+            "present_within": 600}  # fmt: skip
+    inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
+    assert drawn["population_size"] == 5, drawn
+    hrss, psb = env.departments["HRSS"], env.departments["PSB"]
+    assert sorted(s["provider"] for s in drawn["sample"]) == sorted([hrss, psb]), drawn["sample"]
+    assert ours["delivery_id"] in {s["delivery_id"] for s in drawn["sample"]}
+    # PSB reads its own sampled delivery (to present it), and the verifier draws the same from the chain.
+    assert [s["delivery_id"] for s in ok(env.call("GET", f"/inspections/{inspection}", "psb"))["sample"]] == [
+        ours["delivery_id"]
+    ]
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    reader = LedgerReader(str(env.settings.rpc_url), deployment.address, from_block=deployment.block_number)
+    derived = derive_sample(reader, deployment.sharing_practice.address, inspection)
+    assert derived.version == 3
+    assert ["0x" + d.hex() for d in derived.sample] == [s["delivery_id"] for s in drawn["sample"]]
+
+
 def test_derive_sample_refuses_a_practice_contract_serving_another_ledger(api_env: ApiEnv) -> None:
     """A practice contract's inspections and seeds are its own ledger's: read beside another ledger, its seed
     drew that ledger's deliveries, a sample no one inspected, without a word."""
