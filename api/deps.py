@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -176,9 +177,8 @@ Digits = BeforeValidator(_digits)
 #: A delivery id (or a payload commitment) in a path.
 DeliveryId = Annotated[str, Path(pattern=BYTES32_PATTERN, description="bytes32 delivery id")]
 #: A department by its code or its id (uint32) in a query (``GET /audit/history``, ``/audit/scorecard``).
-DepartmentQuery = Annotated[
-    str | None, Query(pattern=rf"({DEPARTMENT_CODE_PATTERN})|(^[0-9]{{1,10}}$)", description="code or id")
-]
+_DEPARTMENT_NAMED = rf"({DEPARTMENT_CODE_PATTERN})|(^[0-9]{{1,10}}$)"
+DepartmentQuery = Annotated[str | None, Query(pattern=_DEPARTMENT_NAMED, description="code or id")]
 #: A moment in a query: an ISO 8601 date or date-time (UTC when it names no zone).
 IsoMoment = Annotated[
     str | None,
@@ -204,11 +204,40 @@ ListCursor = Annotated[
         "`next_cursor`); empty: the first page.",
     ),
 ]
-#: A list's filter by an id (a grant, agreement or resource) or by a department id.
+#: A list's filter by an id (a grant, agreement or resource).
 #: A record's uint64 id in a path: a resource, request, agreement, grant, demand or inspection.
 IdPath = Annotated[int, Path(ge=1, le=2**64 - 1), Digits]
 IdFilter = Annotated[int | None, Query(ge=1, le=2**64 - 1), Digits]
-DepartmentFilter = Annotated[int | None, Query(ge=1, le=2**32 - 1), Digits]
+
+
+def _department_filter(name: str) -> Any:
+    """The list filter ``?<name>=``: a department by its code (``HRSS``) or its id (``2``), as the id of an
+    admitted department. One the ledger never admitted is ``404 DEPARTMENT_NOT_FOUND``
+    (:meth:`LedgerService.department_named`), not an empty list that reads as a department with nothing."""
+
+    def admitted(ledger: LedgerService, value: str | None) -> int | None:
+        return None if value is None else ledger.department_named(value)
+
+    # The query's name is the filter's (an alias): the signature is built, not written, so that each filter
+    # is this one resolver under its own name in the OpenAPI document.
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    query = Query(alias=name, pattern=_DEPARTMENT_NAMED, description="department code or id")
+    admitted.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [
+            inspect.Parameter("ledger", keyword, annotation=LedgerDep),
+            inspect.Parameter("value", keyword, default=None, annotation=Annotated[str | None, query]),
+        ],
+        return_annotation=int | None,
+    )
+    return Depends(admitted)
+
+
+#: The list filters by department: the id of the department the query names by code or id.
+OwnerFilter = Annotated[int | None, _department_filter("owner")]
+ProviderFilter = Annotated[int | None, _department_filter("provider")]
+ConsumerFilter = Annotated[int | None, _department_filter("consumer")]
+PublisherFilter = Annotated[int | None, _department_filter("publisher")]
+AddresseeFilter = Annotated[int | None, _department_filter("addressee")]
 #: Read your own write: a list waits until the audit index holds this block (a write's ``block_number``).
 MinBlock = Annotated[
     int | None,

@@ -13,12 +13,12 @@ from api import models as m
 from api.deps import (
     CurrentPrincipal,
     DepartmentPrincipal,
-    DepartmentQuery,
     IdempotencyKey,
     IdPath,
     LedgerDep,
     ListPageDep,
     MinBlock,
+    OwnerFilter,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -26,8 +26,6 @@ from api.routes.audit import AuditDep
 router = APIRouter(prefix="/resources", tags=["catalog"])
 
 
-#: Only this department's resources: by its code or its id, as the audit routes take a department.
-Owner = DepartmentQuery
 ShareType = Annotated[m.ShareTypeName | None, Query(description="only resources shared this way")]
 Text = Annotated[
     str | None, Query(min_length=1, max_length=200, description="in title, description, keywords or fields")
@@ -47,7 +45,7 @@ def list_resources(
     ledger: LedgerDep,
     index: AuditDep,
     page: ListPageDep,
-    owner: Owner = None,
+    owner: OwnerFilter = None,
     share_type: ShareType = None,
     q: Text = None,
 ) -> list[m.ResourcePublic]:
@@ -56,8 +54,7 @@ def list_resources(
     The next page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached;
     pass ``min_block`` (a write's ``block_number``) to list what that write did (the index follows the chain a
     moment behind, ``DXL_AUDIT_FOLLOW_INTERVAL``)."""
-    owner_id = None if owner is None else ledger.department_named(owner)
-    listed = ledger.resources(index=index, page=page, owner=owner_id, share_type=share_type, text=q)
+    listed = ledger.resources(index=index, page=page, owner=owner, share_type=share_type, text=q)
     page_headers(request, response, listed)
     return listed.items
 

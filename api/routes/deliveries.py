@@ -6,14 +6,15 @@ from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
+    ConsumerFilter,
     DeliveryId,
-    DepartmentFilter,
     DepartmentPrincipal,
     ExchangeReader,
     IdempotencyKey,
     IdFilter,
     LedgerDep,
     ListPageDep,
+    ProviderFilter,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -52,8 +53,8 @@ def list_deliveries(
     grant_id: IdFilter = None,
     agreement_id: IdFilter = None,
     resource_id: IdFilter = None,
-    provider: DepartmentFilter = None,
-    consumer: DepartmentFilter = None,
+    provider: ProviderFilter = None,
+    consumer: ConsumerFilter = None,
 ) -> list[m.DeliveryPublic]:
     """Deliveries newest first, from the audit index (a department: those it provided or consumed). The next
     page is the ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached. The

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query, Request, Response
 from api import models as m
 from api.deps import (
     CHAIN_BLOCK_RESPONSE,
+    AddresseeFilter,
     ChainListPageDep,
     CurrentPrincipal,
-    DepartmentFilter,
     DepartmentPrincipal,
     IdempotencyKey,
     IdPath,
     LedgerDep,
+    PublisherFilter,
     chain_block_header,
     page_headers,
 )
@@ -33,8 +34,8 @@ def list_demands(
     ledger: LedgerDep,
     index: AuditDep,
     page: ChainListPageDep,
-    publisher: DepartmentFilter = None,
-    addressee: DepartmentFilter = None,
+    publisher: PublisherFilter = None,
+    addressee: AddresseeFilter = None,
     open_only: Annotated[bool, Query(alias="open", description="only demands not answered yet")] = False,
 ) -> list[m.DemandPublic]:
     """The demand lists, newest first: each demand with its document and ``verified`` (the stored document

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
-    DepartmentFilter,
+    ConsumerFilter,
     DepartmentPrincipal,
     ExchangeReader,
     IdempotencyKey,
@@ -14,6 +14,7 @@ from api.deps import (
     IdPath,
     LedgerDep,
     ListPageDep,
+    ProviderFilter,
     page_headers,
 )
 from api.routes.audit import AuditDep
@@ -39,8 +40,8 @@ def list_grants(
     page: ListPageDep,
     agreement_id: IdFilter = None,
     resource_id: IdFilter = None,
-    provider: DepartmentFilter = None,
-    consumer: DepartmentFilter = None,
+    provider: ProviderFilter = None,
+    consumer: ConsumerFilter = None,
 ) -> list[m.GrantPublic]:
     """Grants newest first, from the audit index (a department: those it is party to). The next page is the
     ``Link: <…>; rel="next"`` header; ``X-Indexed-Block`` says how far the index reached; pass ``min_block``

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from api import models as m
 from api.deps import (
-    DepartmentFilter,
+    ConsumerFilter,
     DepartmentPrincipal,
     ExchangeReader,
     IdempotencyKey,
@@ -14,6 +14,7 @@ from api.deps import (
     IdPath,
     LedgerDep,
     ListPageDep,
+    ProviderFilter,
     page_headers,
 )
 from api.openapi import answers
@@ -39,8 +40,8 @@ def list_requests(
     index: AuditDep,
     page: ListPageDep,
     resource_id: IdFilter = None,
-    provider: DepartmentFilter = None,
-    consumer: DepartmentFilter = None,
+    provider: ProviderFilter = None,
+    consumer: ConsumerFilter = None,
 ) -> list[m.RequestPublic]:
     """Requests newest first: which ones from the audit index (a department: those it is party to), each
     record from the chain, whose status the ledger computes. The next page is the ``Link: <…>; rel="next"``

@@ -120,6 +120,32 @@ def test_filters_narrow_the_list(api_env: ApiEnv, recorded: dict[str, Any]) -> N
     assert not {d["delivery_id"] for d in as_consumer} & set(recorded["ids"] + recorded["others"])
 
 
+@pytest.mark.parametrize(
+    ("path", "name", "code"),
+    [("/deliveries", "provider", "HRSS"), ("/deliveries", "consumer", "PSB"), ("/grants", "provider", "HRSS"),
+     ("/grants", "consumer", "PSB"), ("/agreements", "provider", "HRSS"), ("/agreements", "consumer", "PSB"),
+     ("/requests", "provider", "HRSS"), ("/requests", "consumer", "PSB"), ("/demands", "publisher", "HRSS"),
+     ("/demands", "addressee", "PSB"), ("/resources", "owner", "HRSS")],
+)  # fmt: skip
+def test_a_department_filter_takes_a_code_or_an_id_and_refuses_one_never_admitted(
+    api_env: ApiEnv, recorded: dict[str, Any], path: str, name: str, code: str
+) -> None:
+    """The list filters by department took an id only, and answered an empty list for a code (a 422) or an
+    id no department has, as if that department had nothing: they read as ``owner`` does."""
+    # The demands are read from an index brought up to the chain's head first: they take no min_block.
+    base = {"limit": 500} if path == "/demands" else {"min_block": recorded["block"], "limit": 500}
+    by_id = ok(api_env.call("GET", path, "auditor", params={**base, name: api_env.departments[code]}))
+    assert ok(api_env.call("GET", path, "auditor", params={**base, name: code})) == by_id
+    if path != "/demands":  # the module's records: HRSS provided them to PSB, and owns resources
+        assert by_id and all(r[name] == api_env.departments[code] for r in by_id)
+    for unknown in ("NOPE", "4000000", "0", str(2**32)):
+        refused = api_env.call("GET", path, "auditor", params={**base, name: unknown})
+        error = refused.json()["error"]
+        assert (refused.status_code, error["code"]) == (404, "DEPARTMENT_NOT_FOUND"), refused.text
+    malformed = api_env.call("GET", path, "auditor", params={**base, name: "hrss!"})
+    assert (malformed.status_code, malformed.json()["error"]["field"]) == (422, name)
+
+
 def test_departments_list_only_their_own_exchanges(api_env: ApiEnv, recorded: dict[str, Any]) -> None:
     mine = set(recorded["ids"] + recorded["others"])
     params = {"min_block": recorded["block"], "limit": 500}
