@@ -292,6 +292,26 @@ def _plain(value: Any) -> str:
     return str(value)
 
 
+class FieldRuleError(ValueError):
+    """Thrown by a body's model validator when a rule over several of its fields refuses one of them
+    (``period_from`` before ``period_to`` refuses ``period_to``): pydantic places such an error on the model,
+    so the answer would name the whole ``body``, or the object holding the fields, and not the field to fix.
+
+    ``field`` is the refused field's name in the body (its alias where it has one), relative to the model.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _loc_of(error: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Where a validation error is: pydantic's location, down to the field a :class:`FieldRuleError` names."""
+    loc = tuple(error.get("loc", ()))
+    refused = error.get("ctx", {}).get("error")
+    return (*loc, refused.field) if isinstance(refused, FieldRuleError) else loc
+
+
 def _field_of(loc: tuple[Any, ...]) -> str:
     # ("body", "purpose") → "purpose"; ("path", "request_id") → "request_id"; ("header", "x") → "x".
     parts = (
@@ -462,9 +482,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if first.get("type") == "json_invalid":
             # The location is a character offset; the field at fault is the body, as for one not UTF-8.
             return error_response("VALIDATION_ERROR", "the body is not valid JSON", field="body")
-        field = _field_of(tuple(first.get("loc", ("body",))))
+        field = _field_of(_loc_of(first) or ("body",))
         message = f"{field}: {first.get('msg', 'invalid value')}"
-        problems = [{"field": _field_of(tuple(e.get("loc", ()))), "message": e.get("msg")} for e in errors]
+        problems = [{"field": _field_of(_loc_of(e)), "message": e.get("msg")} for e in errors]
         return error_response("VALIDATION_ERROR", message, field=field, problems=problems)
 
     @app.exception_handler(StarletteHTTPException)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic.json_schema import JsonSchemaValue
 
+from api.errors import FieldRuleError
 from verifier.catalog import document_hash
 from verifier.codes import FindingCode, VerdictStatus
 from verifier.departments import DEPARTMENT_CODE_PATTERN
@@ -136,14 +137,16 @@ def field_key(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
-def _each_field_once(names: list[str]) -> None:
+def _each_field_once(names: list[str], *, field: str | None = None) -> None:
     """Refuses a list of fields naming one twice (compared by :func:`field_key`): which of the two a reader
-    takes (a datatype, a data list's entry) would be its choice, not the document's."""
+    takes (a datatype, a data list's entry) would be its choice, not the document's. ``field``: the list's
+    name in a model that checks it in a model validator (pydantic places that error on the model)."""
     seen: set[str] = set()
     for name in names:
         composed = field_key(name)
         if composed in seen:
-            raise ValueError(f"the document names the field {name!r} twice")
+            message = f"the document names the field {name!r} twice"
+            raise ValueError(message) if field is None else FieldRuleError(field, message)
         seen.add(composed)
 
 
@@ -436,7 +439,7 @@ class CatalogDocument(Dcat):
 
     @model_validator(mode="after")
     def _fields_once(self) -> CatalogDocument:
-        _each_field_once([c.name for c in self.columns])
+        _each_field_once([c.name for c in self.columns], field="csvw:column")
         return self
 
     def as_json(self) -> dict[str, Any]:
@@ -476,15 +479,16 @@ class ResourceCreate(Strict):
     def _document_agrees(self) -> ResourceCreate:
         if self.metadata is None:
             if self.metadata_hash is None:
-                raise ValueError("give metadata (the catalog document) or metadata_hash")
+                raise FieldRuleError("metadata", "give metadata (the catalog document) or metadata_hash")
             return self
         if self.share_type is ShareTypeName.CONDITIONAL and self.metadata.access_rights is None:
-            raise ValueError(
-                "a conditional resource's metadata needs dct:accessRights (the sharing conditions)"
+            raise FieldRuleError(
+                "metadata.dct:accessRights",
+                "a conditional resource's metadata needs dct:accessRights (the sharing conditions)",
             )
         digest = "0x" + document_hash(self.metadata.as_json()).hex()
         if self.metadata_hash is not None and self.metadata_hash.lower() != digest:
-            raise ValueError(f"metadata_hash is not the hash of metadata ({digest})")
+            raise FieldRuleError("metadata_hash", f"metadata_hash is not the hash of metadata ({digest})")
         self.metadata_hash = digest
         return self
 
@@ -548,7 +552,7 @@ class CatalogImport(Strict):
     @model_validator(mode="after")
     def _one_form(self) -> CatalogImport:
         if (self.resources is None) == (self.csv is None):
-            raise ValueError("give either resources or csv")
+            raise FieldRuleError("resources", "give either resources or csv")
         return self
 
 
@@ -659,14 +663,16 @@ class TermsDocument(Dcat):
 
     @model_validator(mode="after")
     def _consistent(self) -> TermsDocument:
-        _each_field_once([c.name for c in self.columns])
+        _each_field_once([c.name for c in self.columns], field="csvw:column")
         if len(set(self.permission)) != len(self.permission) or len(set(self.prohibition)) != len(
             self.prohibition
         ):
-            raise ValueError("an action is listed twice")
+            raise FieldRuleError("odrl:permission", "an action is listed twice")
         both = sorted(set(self.permission) & set(self.prohibition))
         if both:
-            raise ValueError(f"actions both permitted and prohibited: {', '.join(both)}")
+            raise FieldRuleError(
+                "odrl:prohibition", f"actions both permitted and prohibited: {', '.join(both)}"
+            )
         return self
 
     def stored(self, purpose: str) -> dict[str, Any]:
@@ -704,9 +710,11 @@ class RequestCreate(Strict):
     def _one_form(self) -> RequestCreate:
         hashes = (self.scope_hash is not None, self.terms_hash is not None)
         if self.terms is not None and any(hashes):
-            raise ValueError("give terms or scope_hash and terms_hash, not both: the hashes are the terms'")
+            raise FieldRuleError(
+                "terms", "give terms or scope_hash and terms_hash, not both: the hashes are the terms'"
+            )
         if self.terms is None and not all(hashes):
-            raise ValueError("give terms, or both scope_hash and terms_hash")
+            raise FieldRuleError("terms", "give terms, or both scope_hash and terms_hash")
         return self
 
 
@@ -1033,9 +1041,15 @@ class DemandAnswerCreate(Strict):
     def _fits(self) -> DemandAnswerCreate:
         if self.answer is DemandAnswerName.DECLINED:
             if self.decline_reason is None or self.resource_id is not None:
-                raise ValueError("a decline gives decline_reason and no resource_id")
+                raise FieldRuleError(
+                    "resource_id" if self.resource_id is not None else "decline_reason",
+                    "a decline gives decline_reason and no resource_id",
+                )
         elif self.resource_id is None or self.decline_reason is not None:
-            raise ValueError("a resource answer gives resource_id and no decline_reason")
+            raise FieldRuleError(
+                "decline_reason" if self.decline_reason is not None else "resource_id",
+                "a resource answer gives resource_id and no decline_reason",
+            )
         return self
 
 
@@ -1136,7 +1150,9 @@ class InspectionCreate(Strict):
     def _period_runs_forward(self) -> InspectionCreate:
         # The contract refuses periodFrom >= periodTo (PracticeInvalidInspection("periodFrom")).
         if self.period_from >= self.period_to:
-            raise ValueError("period_from must be before period_to (the period is [period_from, period_to))")
+            raise FieldRuleError(
+                "period_to", "period_from must be before period_to (the period is [period_from, period_to))"
+            )
         return self
 
 

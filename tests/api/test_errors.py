@@ -32,6 +32,7 @@ from tests.api.api_helpers import (
     agreement_between,
     as_token,
     b32,
+    catalog_document,
     concluded,
     delivery_between,
     delivery_id_for,
@@ -437,6 +438,42 @@ def test_validation_names_the_field(api_env: ApiEnv, field: str, body: dict[str,
     assert (
         response.json()["error"]["code"] == "VALIDATION_ERROR" and response.json()["error"]["field"] == field
     )
+
+
+#: A catalog document naming a column twice, and one of no sharing conditions (a conditional resource
+#: needs them).
+_TWICE = catalog_document("重复字段", **{"csvw:column": [{"csvw:name": "id", "csvw:datatype": "string"}] * 2})
+_UNCONDITIONED = {k: v for k, v in catalog_document("无共享条件").items() if k != "dct:accessRights"}
+
+
+@pytest.mark.parametrize(
+    ("path", "who", "body", "field"),
+    [
+        ("/inspections", "auditor", {"period_from": 200, "period_to": 100, "sample_size": 1}, "period_to"),
+        ("/inspections", "auditor", {"period_from": 100, "period_to": 100, "sample_size": 1}, "period_to"),
+        ("/resources", "psb", {"schema_hash": ZERO, "share_type": "conditional", "sensitivity": 1},
+         "metadata"),
+        ("/resources/import", "psb", {}, "resources"),
+        ("/requests", "psb", {"resource_id": 1, "purpose": "核对", "valid_from": 1, "valid_until": 2},
+         "terms"),
+        ("/resources", "psb", {"metadata": _TWICE, "schema_hash": ZERO, "share_type": "conditional"},
+         "metadata.csvw:column"),
+        ("/resources", "psb", {"metadata": _UNCONDITIONED, "schema_hash": ZERO, "share_type": "conditional"},
+         "metadata.dct:accessRights"),
+        ("/demands/1/answer", "psb", {"answer": "declined"}, "decline_reason"),
+        ("/demands/1/answer", "psb", {"answer": "declined", "decline_reason": "not_held", "resource_id": 1},
+         "resource_id"),
+    ],
+)  # fmt: skip
+def test_a_rule_over_two_fields_names_the_field_it_refuses(
+    api_env: ApiEnv, path: str, who: str, body: dict[str, Any], field: str
+) -> None:
+    """A rule spanning fields (a period running forward, one form of two) is checked on the whole body, and
+    its refusal named the field ``body``: it names the field to fix, in ``field`` and ``problems`` alike."""
+    response = api_env.call("POST", path, who, json=body)
+    error = response.json()["error"]
+    assert (response.status_code, error["code"], error["field"]) == (422, "VALIDATION_ERROR", field), error
+    assert error["message"].startswith(f"{field}: ") and error["problems"][0]["field"] == field
 
 
 def test_validation_lists_every_field_at_fault(api_env: ApiEnv) -> None:
