@@ -282,9 +282,11 @@ def evaluations_command(
     """The scores given under an agreement."""
     with exits_on_error(as_json):
         found = every_page(api, token, f"/agreements/{agreement_id}/evaluations")
+    # Each comment under its scores, verified or not, as dxl evaluation add says it.
     lines = [
         f"period {e['period']}: {e['scored_side']} {e['scored']} scored by {e['scorer']}: "
         + ", ".join(f"{k}={v}" for k, v in e["scores"].items())
+        + _kept_text("  comment", e.get("comment"), "comment")
         for e in found
     ]
     _out(found, as_json, "\n".join(lines) or "no evaluations")

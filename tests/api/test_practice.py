@@ -553,6 +553,13 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert comment == "comment: 数据准确 (text verified)", out
     code, listed = _cli(env, "auditor", "evaluation", "list", str(grant["agreement_id"]))
     assert code == 0 and len(listed) == 1
+    # The list's text says the comment under the scores, as the service answers it.
+    code, out, err = dxl("evaluation", "list", str(grant["agreement_id"]), "--api", env.url, "--token",
+                         env.tokens["demo-auditor"])  # fmt: skip
+    assert code == 0, out + err
+    scores, comment = out.rstrip("\n").split("\n")
+    assert scores.endswith(": timeliness=4, completeness=5, accuracy=5"), out
+    assert comment == "  comment: 数据准确 (text verified)", out
 
 
 def _real_delivery(
