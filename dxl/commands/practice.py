@@ -503,8 +503,10 @@ def sample_command(
         head = pin_to_head(reader.rpc)
         derived = derive_sample(reader, practice, inspection_id)
     data = {**derived.to_dict(), "node": head.to_dict()}
+    # The derivation version says which rule drew the sample (verifier.sampling), as --json does.
     lead = f"inspection {inspection_id}: seed {data['seed']} (block {data['seed_block']}), population "
-    text = lead + f"{data['population_size']}, sample:\n" + "\n".join(f"  {d}" for d in data["sample"])
+    lead += f"{data['population_size']}, derivation version {data['version']}, sample:\n"
+    text = lead + "\n".join(f"  {d}" for d in data["sample"])
     text += f"\nread from {head} (its head as the sample was read)"
     _out(data, as_json, text)
 

@@ -814,6 +814,13 @@ def test_the_cli_tells_an_inspection_not_drawn_yet_by_the_block_it_read(
         and sample["node"]["block"] >= drawn["transaction"]["block_number"]
     )
     assert sample["sample"] == [s["delivery_id"] for s in drawn["record"]["sample"]]
+    # The text says the derivation version too, as --json does.
+    code, out, err = dxl("inspection", "sample", str(inspection), *node[:-1])
+    assert code == 0, out + err
+    assert out.startswith(
+        f"inspection {inspection}: seed {sample['seed']} (block {seed_block}), population "
+        f"{sample['population_size']}, derivation version {sample['version']}, sample:\n"
+    ), out
 
 
 def test_the_cli_presents_a_drawn_receipt_under_its_slot(
