@@ -740,7 +740,10 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     )
     with page.expect_download() as download:
         page.click("#export-csv")
-    text = Path(download.value.path()).read_bytes().decode("utf-8")
+    raw = Path(download.value.path()).read_bytes()
+    # UTF-8 behind a byte order mark, as the catalog's CSV export: Excel reads the file as UTF-8 only so.
+    assert raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
     assert text.startswith("indicator,value\r\n")
     assert f"requests.rejected,{card['requests']['rejected']}\r\n" in text
     assert card["requests"]["rejected"] >= 1
@@ -748,6 +751,17 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     row = page.eval_on_selector("#score-comparison tr[data-department=HRSS]", "r => r.innerText").split("\t")
     assert row[0] == "HRSS" and row[3] == str(card["requests"]["received"])
     assert row[5] == str(card["requests"]["rejected"])
+    # In Chinese the comparison's column names are Chinese: the file says it is UTF-8 (a byte order mark),
+    # so that a spreadsheet does not read them in the locale's code page.
+    page.select_option("#lang", "zh")
+    page.wait_for_selector("#score-comparison")
+    with page.expect_download() as download:
+        page.click("#export-comparison")
+    raw = Path(download.value.path()).read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf" + "部门,".encode())
+    assert "\r\nHRSS," in raw.decode("utf-8-sig")
+    page.select_option("#lang", "en")
+    page.wait_for_selector("#score-comparison")
     c.shot("scorecards-hrss")
     # Print / PDF: the charts print, bars and all; the header and the buttons do not.
     page.emulate_media(media="print")

@@ -55,8 +55,11 @@ export function when(seconds) {
 }
 
 /** Download `text` as a file named `name`. */
+// A CSV starts with a UTF-8 byte order mark, as the catalog's export does (GET /resources/export?format=csv):
+// without it Excel reads the file in the locale's code page, and the Chinese column names and text come out garbled.
 export function download(name, text, type = "text/csv;charset=utf-8") {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+  const bom = type.startsWith("text/csv") ? "\uFEFF" : "";
+  const url = URL.createObjectURL(new Blob([bom + text], { type }));
   const link = h("a", { href: url, download: name });
   document.body.append(link);
   link.click();
