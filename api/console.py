@@ -100,13 +100,15 @@ def console_file(relative: str) -> Path:
 
 
 def install_console(app: FastAPI) -> None:
-    """Adds ``GET /`` and ``GET /console/{path}`` to ``app``."""
+    """Adds ``GET /`` and ``GET /console/{path}`` to ``app``, each answering ``HEAD`` as well (the headers of
+    the ``GET``, ETag included, without the body: what ``curl -I`` asks; RFC 9110 has every server take
+    it)."""
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def console_page(request: Request) -> Response:
         return _file_answer(request, ROOT / "index.html", _TYPES[".html"])
 
-    @app.get("/console/{relative:path}", include_in_schema=False)
+    @app.api_route("/console/{relative:path}", methods=["GET", "HEAD"], include_in_schema=False)
     def console_asset(relative: str, request: Request) -> Response:
         target = console_file(relative)
         return _file_answer(request, target, _TYPES[target.suffix])

@@ -174,6 +174,23 @@ def test_a_console_file_the_browser_holds_is_revalidated_with_a_304(api_env: Api
         assert (changed.status_code, changed.content, changed.headers["etag"]) == (200, whole.content, tag)
 
 
+@pytest.mark.parametrize("path", ["/", "/console/js/dom.js"])
+def test_a_console_file_answers_head_with_the_headers_of_its_get(api_env: ApiEnv, path: str) -> None:
+    """``curl -I`` (HEAD) shows a file's ETag and headers without its body; it was a 405 (RFC 9110, 9.3.2:
+    a server answers HEAD as it answers GET, without the content)."""
+    whole = api_env.client.get(path)
+    head = api_env.client.head(path)
+    assert (head.status_code, head.content) == (200, b"")
+    for name in ("etag", "content-type", "content-length", "cache-control", "content-security-policy",
+                 "accept-ranges", "x-content-type-options"):  # fmt: skip
+        assert head.headers[name] == whole.headers[name], name
+    again = api_env.client.head(path, headers={"If-None-Match": whole.headers["etag"]})
+    assert (again.status_code, again.content, again.headers["etag"]) == (304, b"", whole.headers["etag"])
+    refused = api_env.client.post(path)
+    assert refused.status_code == 405
+    assert {m.strip() for m in refused.headers["allow"].split(",")} == {"GET", "HEAD"}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "who", "status"),
     [
