@@ -33,6 +33,7 @@ are believed (:func:`server_config`; ``uvicorn`` run by hand: :data:`CLI_OPTIONS
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 from typing import Any
 
@@ -62,6 +63,11 @@ HEAD_TIMEOUT_SECONDS = 10.0
 #: first; an idle connection costs a socket and no
 #: thread, and a connection's head still has :data:`HEAD_TIMEOUT_SECONDS` once it begins.
 KEEP_ALIVE_SECONDS = 20
+#: uvicorn's logging, with the log of every request answered on standard error beside its other lines:
+#: uvicorn writes that one on standard output, where ``dxl run`` prints the tokens and where everything is, so
+#: ``dxl run > started.txt`` filled the file with a line a request.
+LOG_CONFIG: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+LOG_CONFIG["handlers"]["access"]["stream"] = "ext://sys.stderr"
 #: What a head takes beside the URL and the headers' names and values: method, version, separators, CRLFs.
 _REQUEST_LINE_OVERHEAD = 32
 _HEADER_OVERHEAD = len(b": \r\n")
@@ -264,8 +270,8 @@ def server_config(
 ) -> uvicorn.Config:
     """uvicorn's configuration for serving ``app``: :data:`HTTP_PROTOCOL`, idle connections kept
     :data:`KEEP_ALIVE_SECONDS`, and ``X-Forwarded-For`` believed only from ``trusted_proxies``
-    (comma-separated addresses; empty: from no one). ``options`` are uvicorn's others (log level,
-    lifespan)."""
+    (comma-separated addresses; empty: from no one), every log line on standard error (:data:`LOG_CONFIG`).
+    ``options`` are uvicorn's others (log level, lifespan)."""
     return uvicorn.Config(
         app,
         host=host,
@@ -274,5 +280,5 @@ def server_config(
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=trusted_proxies or None,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        **options,
+        **{"log_config": LOG_CONFIG, **options},
     )
