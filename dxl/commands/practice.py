@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -193,20 +194,23 @@ def answer_command(
 @demand_app.command("list")
 def list_command(
     open_only: Annotated[bool, typer.Option("--open", help="Only demands not answered yet.")] = False,
-    publisher: Annotated[int | None, typer.Option(help="Only this department's demands (id).")] = None,
+    publisher: Annotated[
+        str | None, typer.Option(help="Only this department's demands (its code, HRSS, or id).")
+    ] = None,
     addressee: Annotated[
-        int | None, typer.Option(help="Only demands addressed to this department (id).")
+        str | None, typer.Option(help="Only demands addressed to this department (its code or id).")
     ] = None,
     api: ApiOption = None,
     token: TokenOption = "",
     as_json: JsonOption = False,
 ) -> None:
     """The demand lists, newest first."""
-    query = [f"open={'true' if open_only else 'false'}"]
-    query += [f"publisher={publisher}"] if publisher else []
-    query += [f"addressee={addressee}"] if addressee else []
+    # A department by code or id, as the API's filter takes it (and as `demand publish --to` takes a code).
+    query = {"open": "true" if open_only else "false"}
+    query |= {"publisher": publisher.upper()} if publisher else {}
+    query |= {"addressee": addressee.upper()} if addressee else {}
     with exits_on_error(as_json):
-        found = every_page(api, token, "/demands?" + "&".join(query))
+        found = every_page(api, token, "/demands?" + urllib.parse.urlencode(query))
     _out(found, as_json, "\n".join(_demand_line(d) for d in found) or "no demands")
 
 

@@ -534,6 +534,16 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     code, out, err = dxl("demand", "show", str(demand["id"]), "--api", env.url, "--token",
                          env.tokens["demo-auditor"])  # fmt: skip
     assert code == 0 and "\nanswer note: 已编目，按有条件共享申请 (text verified)\n" in out, out + err
+    # The list's department filters take a code, as `--to` does and the API's filters do, or an id: they took
+    # an id alone, and `--publisher HEALTH` was a usage error.
+    health = ok(env.call("GET", "/departments", "auditor"))
+    health_id = next(d["id"] for d in health if d["code"] == "HEALTH")
+    for publisher in ("HEALTH", "health", str(health_id)):
+        code, listed = _cli(env, "auditor", "demand", "list", "--publisher", publisher, "--addressee", "HRSS")
+        assert code == 0 and demand["id"] in [d["id"] for d in listed], (publisher, listed)
+        assert {(d["publisher"], d["addressee"]) for d in listed} == {(health_id, demand["addressee"])}
+    code, refused = _cli(env, "auditor", "demand", "list", "--addressee", "NOPE")
+    assert code == 2 and refused["error"] == "DEPARTMENT_NOT_FOUND", refused
 
     grant = grant_between(env, "hrss", "health")
     delivery = delivery_between(env, "hrss", "health", grant)
