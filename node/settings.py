@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from node.errors import ConfigurationError
@@ -213,6 +214,14 @@ def load_settings(**overrides: object) -> Settings:
     return read_settings(Settings, **overrides)
 
 
+def _problem(err: ErrorDetails) -> str:
+    """What is wrong with one setting: a check's own sentence as it wrote it (pydantic puts "Value error, "
+    before it, which told the operator nothing), else pydantic's message."""
+    if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        return str(err["ctx"]["error"])
+    return err["msg"]
+
+
 def read_settings(cls: type[S], **overrides: object) -> S:
     """Read and check settings of ``cls`` (``Settings`` or a subclass such as the API's).
 
@@ -223,7 +232,7 @@ def read_settings(cls: type[S], **overrides: object) -> S:
         settings = cls(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = "; ".join(
-            f"DXL_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
+            f"DXL_{'_'.join(str(p) for p in err['loc']).upper()}: {_problem(err)}" for err in exc.errors()
         )
         raise ConfigurationError(f"invalid settings: {problems}") from None
     settings.check()
