@@ -108,13 +108,14 @@ def index_cmd(
             reset_store(ctx.engine)
         with ctx.rpc() as rpc:
             result = ctx.indexer(rpc).sync(to_block=to_block)
-    _out(
-        result.to_dict(),
-        as_json,
-        f"indexed blocks {result.from_block}..{result.to_block}: "
-        f"{counted(result.events, 'event')}, "
-        f"{counted(result.refusals, 'refused delivery', 'refused deliveries')} in {result.seconds:.1f}s",
-    )
+    if result.from_block > result.to_block:  # no block to read: "indexed blocks 585..584" said it backwards
+        text = f"nothing new to index: the index is at block {result.to_block}"
+    else:
+        text = (
+            f"indexed blocks {result.from_block}..{result.to_block}: {counted(result.events, 'event')}, "
+            f"{counted(result.refusals, 'refused delivery', 'refused deliveries')} in {result.seconds:.1f}s"
+        )
+    _out(result.to_dict(), as_json, text)
 
 
 @audit_app.command("check")

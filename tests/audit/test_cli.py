@@ -44,6 +44,10 @@ def run(*args: str) -> tuple[int, str]:
 def test_index_check_tamper(env: Path) -> None:
     code, out = run("index", "--json")
     assert code == 0 and json.loads(out)["events"] > 30
+    indexed = json.loads(out)["to_block"]
+    # Run again with no new block: said so, not "indexed blocks N+1..N".
+    code, out = run("index", "--to-block", str(indexed))
+    assert (code, out) == (0, f"nothing new to index: the index is at block {indexed}\n"), out
     assert run("check")[0] == 0
     with sqlite3.connect(env) as db:
         seq = db.execute("SELECT seq FROM audit_events WHERE event = 'DeliveryAcknowledged'").fetchone()[0]
