@@ -323,8 +323,12 @@ def _inspection_text(i: dict[str, Any]) -> str:
     if i.get("seed"):
         lines.append(f"  seed {i['seed']}, population {i['population_size']}")
     for s in i.get("sample", []):
+        # A drawn receipt's id is its slot, which names no delivery: say which receipt it is.
+        receipt = ""
+        if s.get("grant_id") is not None:
+            receipt = f" (receipt: grant {s['grant_id']}, sequence {s['sequence']})"
         lines.append(
-            f"  {s['delivery_id']} provider {s['provider']}: presented {s['presented'] or '-'}, "
+            f"  {s['delivery_id']} provider {s['provider']}{receipt}: presented {s['presented'] or '-'}, "
             f"outcome {s['outcome'] or '-'}"
         )
     return "\n".join(lines)

@@ -869,3 +869,11 @@ def test_the_cli_presents_a_drawn_receipt_under_its_slot(
     presented = json.loads(out)
     assert (presented["delivery_id"], presented["verdict"]["status"]) == (slot, "MATCH"), presented
     assert presented["verdict"]["anchor"]["details"]["recorded_as"] == "receipt"
+    # The text names a drawn receipt by its grant and sequence beside its slot, as --json does (the slot
+    # alone read as an opaque id that no delivery of the provider's has).
+    code, out, err = dxl("inspection", "show", str(inspection), *token[:-1])
+    assert code == 0, out + err
+    assert (
+        f"  {slot} provider {grant['provider']} (receipt: grant {grant['id']}, "
+        f"sequence {receipt['sequence']}): presented MATCH, outcome -"
+    ) in out.splitlines(), out
