@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from api.limits import Rate, RateLimits
 from node.settings import Settings, read_settings
@@ -21,6 +21,11 @@ class ApiSettings(Settings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    # The API and token of the commands that act through it (`dxl request|demand|evaluation|inspection`), when
+    # --api and --token are not given: settings, so that a .env file sets them as it sets every other variable
+    # (the commands' options read the process environment alone). Unset, the API is this one (listen_url).
+    api_url: str | None = None
+    token: SecretStr | None = Field(default=None, repr=False)
     api_trusted_proxies: str = Field(
         default="",
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-For names the client "
@@ -113,7 +118,8 @@ class ApiSettings(Settings):
         return self.database_url or f"sqlite:///{self.home / 'dxl.sqlite3'}"
 
     @property
-    def api_url(self) -> str:
+    def listen_url(self) -> str:
+        """Where this service listens (``DXL_API_HOST``, ``DXL_API_PORT``)."""
         return f"http://{self.api_host}:{self.api_port}"
 
 

@@ -156,7 +156,7 @@ def _serve(
         if not thread.is_alive():
             if failed and not isinstance(failed[0], SystemExit):  # uvicorn exits after logging why
                 raise failed[0]
-            raise NodeError(f"the API on {settings.api_url} stopped unexpectedly (see its log above)")
+            raise NodeError(f"the API on {settings.listen_url} stopped unexpectedly (see its log above)")
     server.should_exit = True
     thread.join(timeout=15)
 
@@ -277,12 +277,13 @@ def _print_summary(
     ]  # fmt: skip
     if api:
         lines += [
-            ("API", settings.api_url),
-            ("API docs", f"{settings.api_url}/docs"),
+            ("API", settings.listen_url),
+            ("API docs", f"{settings.listen_url}/docs"),
             # Tokens are printed on the first start only: the file holds them on every later one.
             (
                 "console",
-                f"{settings.api_url}/ (sign in with a token; demo tokens in {_demo_tokens_file(settings)})",
+                f"{settings.listen_url}/ "
+                f"(sign in with a token; demo tokens in {_demo_tokens_file(settings)})",
             ),
         ]
     else:

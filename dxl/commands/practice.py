@@ -72,10 +72,13 @@ def _answer(api: str | None, token: str, method: str, path: str, body: Any = Non
     """
     import httpx
 
-    if api is None:
+    if api is None or not token:  # a .env file may name them (the options read the environment only)
         from api.settings import load_api_settings
 
-        api = load_api_settings().api_url
+        settings = load_api_settings()
+        api = api or settings.api_url or settings.listen_url
+        if not token and settings.token is not None:
+            token = settings.token.get_secret_value()
     try:
         response = httpx.request(
             method,

@@ -496,6 +496,27 @@ def _cli_plain(*args: str) -> tuple[int, Any]:
     return code, json.loads(out) if out.strip() else err
 
 
+def test_cli_reads_the_api_and_token_from_a_dotenv_file(
+    api_env: ApiEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """README: settings come from the environment or a .env file in the working directory, for every command
+    alike, DXL_API_URL and DXL_TOKEN too. The commands' --api and --token read the process environment
+    alone: a .env file naming them was ignored, and the command called http://127.0.0.1:8000 with no token."""
+    from tests.cli import dxl
+
+    for variable in ("DXL_API_URL", "DXL_TOKEN", "DXL_API_PORT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(f"DXL_API_URL={api_env.url}\nDXL_TOKEN={api_env.tokens['demo-auditor']}\n")
+    demand = publish(api_env, "civil", "hrss")
+    code, out, err = dxl("demand", "list", "--json", "--publisher", "CIVIL")
+    assert code == 0, out + err
+    assert demand["id"] in [d["id"] for d in json.loads(out)], out
+    # An option given still wins over the file.
+    code, out, err = dxl("demand", "list", "--json", "--token", "dxl_not-a-token")
+    assert code == 2 and "UNAUTHENTICATED" in out + err, out + err
+
+
 def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     env = api_env
     code, published = _cli(

@@ -325,4 +325,4 @@ def test_settings_read_the_environment(tmp_path: Path, monkeypatch: pytest.Monke
         1337,
     )
     assert settings.effective_database_url == f"sqlite:///{tmp_path.resolve() / 'dxl.sqlite3'}"
-    assert settings.api_url == "http://127.0.0.1:8000"
+    assert (settings.listen_url, settings.api_url) == ("http://127.0.0.1:8000", None)
