@@ -195,7 +195,8 @@ def _reconcile_at_start(ledger: LedgerService, interval: float) -> ChainWatcher 
     ledger.journal.bind_chain(JournalChain(client.chain_id, client.genesis_hash), rpc_url=client.rpc_url)
     reconciled = True
     try:
-        ledger.reconciler.reconcile()
+        # A write of a lost block the node's pool refused for now goes first: the watcher sends it again.
+        reconciled = not ledger.reconciler.reconcile().waiting
     except NodeError as exc:
         log.warning("journal not reconciled at start (node unavailable: %s); will retry", exc)
         reconciled = False

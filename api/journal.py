@@ -34,12 +34,18 @@ its signed bytes, read from the node, are journaled as mined (:meth:`JournaledSe
 takes it no more than the service's own.
 
 A re-sent transaction of a lost block is never signed again, even when the node refuses it as never minable
-("nonce too low" and the node does not hold it). A lost block's nonce can only be used without it when the
-node's state is not the chain it mined — as after a restart from anvil's own periodic save, which stored a
-block's effects (nonces, storage) without the block (the reason for :mod:`node.statekeeper`) — and then the
-write's effects may be there already: a new signature would record it twice or revert. The row is marked
-superseded and logged as an error naming the lost write. Only a transaction never mined is signed again at a
-new nonce (:meth:`JournaledSender.send`, another transaction of the same key holding its nonce).
+("nonce too low" and the node does not hold it). That refusal is believed only when the chain says the nonce
+is used (:meth:`~node.chain.LedgerClient.mined_nonce`, the sender's count at the latest block, past the row's
+nonce, and no receipt for its hash): a node's pool may judge nonces by the head it had before the blocks were
+lost (geth's does, until it catches up with the new head and puts the lost block's transactions back). Until
+then the row stays sent, the pass re-sends nothing after it (first order) and reports it ``waiting``, and the
+watcher keeps writes held and reconciles again at its next look, which sends the same bytes again. A lost
+block's nonce can only be used without it when the node's state is not the chain it mined — as after a restart
+from anvil's own periodic save, which stored a block's effects (nonces, storage) without the block (the reason
+for :mod:`node.statekeeper`) — and then the write's effects may be there already: a new signature would record
+it twice or revert. The row is marked superseded and logged as an error naming the lost write. Only a
+transaction never mined is signed again at a new nonce (:meth:`JournaledSender.send`, another transaction of
+the same key holding its nonce).
 
 A reverted transaction is voided (:meth:`JournaledSender.void`): a transfer of nothing signed at its nonce is
 journaled as standby, and if the node loses its block the standby is sent in its place, never its bytes. Its
@@ -877,6 +883,9 @@ class ReconcileReport:
     resent: int
     mined: int
     superseded: int
+    #: Rows of lost blocks the node refused as "nonce too low" while the chain has their nonce free: its pool
+    #: has not caught up with the new head yet. Writes stay held; the next pass sends them again.
+    waiting: int
 
 
 class Reconciler:
@@ -895,13 +904,15 @@ class Reconciler:
         """One pass: reopen rows of lost blocks, re-send unmined rows in their first order, rebuild nonce
         counters, and wait for the rows of lost blocks to be mined again (writes wait for the pass); the first
         pass also voids the reverted rows an earlier process left (:meth:`JournaledSender.void_reverted`).
+        A row of a lost block refused as "nonce too low" while the chain has its nonce free ends the re-sends
+        (report ``waiting``): the caller keeps writes held and runs another pass (see the module docstring).
 
         Raises:
             NodeError: the node stopped answering (a later pass finishes the work).
         """
         with self._lock:
             reopened = self.journal.reopen(self._lost_blocks())
-            resent = mined = superseded = 0
+            resent = mined = superseded = waiting = 0
             healing: list[str] = []
             unsettled = self.journal.unsettled()
             for entry in unsettled:
@@ -916,6 +927,23 @@ class Reconciler:
                     if entry.block_number is not None:
                         healing.append(entry.tx_hash)
                 except (NonceTakenError, TransactionRefusedError) as exc:
+                    if entry.block_number is not None and isinstance(exc, NonceTakenError):
+                        # Proof of supersession is the chain's nonce, not the pool's answer: geth's pool
+                        # judges nonces by the state of the head it had until it catches up with a new one
+                        # (answering "nonce too low" for the lost block's transactions), then puts them back
+                        # and mines them. The nonce is read before the receipt: mined in between shows there.
+                        if self.client.mined_nonce(entry.sender) <= entry.nonce:
+                            log.warning(
+                                "journal: %s, mined in block %s which the node lost, refused (%s) while the"
+                                " chain has its nonce free: the node's pool is behind; sent again next pass",
+                                entry.tx_hash, entry.block_number, exc,
+                            )  # fmt: skip
+                            waiting += 1
+                            break  # later rows wait too: re-sent in their first order, records keep their ids
+                        if (receipt := self.client.receipt(entry.tx_hash)) is not None:
+                            self.journal.mark_receipt(entry.tx_hash, receipt)
+                            mined += 1
+                            continue
                     if entry.block_number is None:
                         log.warning("journal: %s can never be mined: %s", entry.tx_hash, exc)
                     else:
@@ -938,8 +966,8 @@ class Reconciler:
             if reopened and told is not None:
                 again = set(reopened)
                 told([e for e in unsettled if e.tx_hash in again])
-        report = ReconcileReport(len(reopened), resent, mined, superseded)
-        if reopened or resent or superseded:
+        report = ReconcileReport(len(reopened), resent, mined, superseded, waiting)
+        if reopened or resent or superseded or waiting:
             log.warning("journal reconciled with the chain: %s", report)
         return report
 
@@ -1087,18 +1115,25 @@ class ChainWatcher:
                 for block in known
             )
             healed = False
+            report: ReconcileReport | None = None
             failovers = self.client.failovers
             if self._down or moved or failovers != self._failovers:
                 self.sender.hold()
-                self.reconciler.reconcile()
+                report = self.reconciler.reconcile()
                 head, healed = self.client.head(), True
             elif self.reconciler.journal.has_stale(self.stale_after):
                 # A node restarted from a state holding every mined block still lost its pool: what was sent
                 # and not mined is gone, and later nonces of the same key wait behind it. Re-send (the same
                 # bytes; "already known" for those still there). New sends need not wait: no id was promised
                 # for a transaction never mined.
-                self.reconciler.reconcile()
+                report = self.reconciler.reconcile()
                 healed = True
+            if report is not None and report.waiting:
+                # A lost block's write waits for the node's pool to catch up: writes stay held behind it and
+                # the next look reconciles again (sending it again), as after a node that stopped answering.
+                self.sender.hold()
+                self._down = True
+                return True
         except NodeError as exc:
             if isinstance(exc, NodeBehindError) and not self._down:
                 log.warning("journal: reconciliation waits: %s", exc)

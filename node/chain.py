@@ -895,6 +895,11 @@ class LedgerClient:
         """The node's next nonce for ``address``, counting transactions in its pool."""
         return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "pending"))
 
+    def mined_nonce(self, address: str) -> int:
+        """The next nonce for ``address`` on the node's latest block: its mined transactions only. A pool that
+        has not caught up with a new head yet may judge nonces by another state; this is the chain's."""
+        return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "latest"))
+
     def is_known(self, tx_hash: str) -> bool:
         """Whether the node holds the transaction, in its pool or mined."""
         try:

@@ -24,7 +24,9 @@ class _Server(ThreadingHTTPServer):
 class RpcProxy:
     """Forwards every request to ``upstream``. Of the next eth_sendRawTransaction requests, ``swallow_sends``
     never reach the node, the answers of ``lose_sends`` are dropped after forwarding (the connection closes
-    unanswered), and ``delay_sends`` are answered ``delay_s`` late. ``sends`` counts those requests."""
+    unanswered), ``delay_sends`` are answered ``delay_s`` late, and ``refuse_sends`` never reach the node and
+    are answered with the error ``refusal`` (as geth's pool answers while it lags behind a new head).
+    ``sends`` counts those requests."""
 
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream
@@ -32,6 +34,9 @@ class RpcProxy:
         self.lose_sends = 0
         self.delay_sends = 0
         self.delay_s = 0.0
+        self.refuse_sends = 0
+        #: geth's answer to a transaction whose nonce its pool's state has used.
+        self.refusal = "nonce too low: next nonce 1, tx nonce 0"
         self.sends = 0
         #: The signed bytes of every eth_sendRawTransaction, in order (what a node puts back in its pool when
         #: it drops a block).
@@ -81,7 +86,12 @@ class RpcProxy:
                     hook, proxy.before_send = proxy.before_send, None
                     hook()
                 cap = proxy.behind_at
-                answer = proxy._forward(body if cap is None else _read_at(body, cap))
+                if action == "refuse":
+                    error = {"code": -32000, "message": proxy.refusal}
+                    answered = {"jsonrpc": "2.0", "id": json.loads(body).get("id"), "error": error}
+                    answer = json.dumps(answered).encode()
+                else:
+                    answer = proxy._forward(body if cap is None else _read_at(body, cap))
                 if cap is not None:
                     answer = _hide_above(body, answer, cap)
                 if action is not None and proxy.after_send is not None:
@@ -171,6 +181,9 @@ class RpcProxy:
             if self.swallow_sends > 0:
                 self.swallow_sends -= 1
                 return "swallow"
+            if self.refuse_sends > 0:
+                self.refuse_sends -= 1
+                return "refuse"
             if self.lose_sends > 0:
                 self.lose_sends -= 1
                 return "lose"

@@ -477,6 +477,38 @@ def test_a_lost_write_whose_nonce_the_node_used_without_it_is_reported_and_not_s
     assert env.sent_by("hrss") == nonce + 1 and env.resource_count() == before  # nothing signed again
 
 
+def test_a_lost_write_the_lagging_pool_refuses_as_nonce_too_low_is_sent_again_and_mined_once(
+    journal_env: JournalEnv, caplog: pytest.LogCaptureFixture
+) -> None:
+    """geth's pool judges nonces by the old head's state for a moment after a reorganisation: the re-sent
+    write of the lost block is answered "nonce too low" although the chain has its nonce free. That is no
+    proof the write is lost: it is sent again at a later pass, mined once, and answers its id unchanged."""
+    env = journal_env
+    hrss = env.setup.keystore.address("dept-hrss")
+    before, body = env.resource_count(), _resource()
+    with caplog.at_level(logging.ERROR, logger="dxl.api.journal"):
+        snapshot = env.node_rpc("evm_snapshot")
+        first = ok(env.register("hrss", "lagging-pool-1", body), 201)
+        tx_hash = first["transaction"]["hash"]
+        sends = env.proxy.sends
+        env.proxy.refuse_sends = 1  # the reconciler's first re-send, as the lagging pool answers it
+        assert env.node_rpc("evm_revert", snapshot) is True
+        _until(lambda: env.resource_count() == before + 1)  # healed, by a later send of the same bytes
+    refused_then_mined = env.proxy.raw_sent[sends:]
+    assert env.proxy.refuse_sends == 0 and len(refused_then_mined) >= 2
+    assert {"0x" + keccak(hexstr=raw).hex() for raw in refused_then_mined} == {tx_hash}  # never signed again
+    with env.sessions()() as session:
+        status = session.scalar(
+            select(JournaledTransaction.status).where(JournaledTransaction.tx_hash == tx_hash)
+        )
+    assert status == TxStatus.MINED
+    assert not [r for r in caplog.records if tx_hash in r.getMessage()]  # not reported lost
+    again = ok(env.register("hrss", "lagging-pool-1", body), 201)
+    assert again["transaction"]["hash"] == tx_hash and again["record"] == first["record"]
+    assert env.resource_count() == before + 1  # mined once
+    assert env.sent_by("hrss") == env.setup.client.mined_nonce(hrss)
+
+
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
 
 
