@@ -16,6 +16,10 @@ from node.audit.store import open_store
 from node.endpoint import NodeEndpoint
 from tests.audit.audit_scenario import Scenario, make_indexer, run_scenario
 
+# The contract tests' consortium on this worker's node, for the audit tests that drive the ledger directly.
+# Taken by name into this directory only: a `pytest_plugins` entry would register them for the whole session.
+from tests.contracts.conftest import founded, ledger  # noqa: F401
+
 
 @pytest.fixture(scope="session")
 def abi() -> list[dict[str, Any]]:

@@ -18,8 +18,6 @@ from node.endpoint import NodeEndpoint
 from node.types import new_delivery_id
 from tests.contracts.conftest import Consortium
 
-pytest_plugins = ["tests.contracts.conftest"]
-
 
 def test_decode_delivery_attempts_readsBothCallsAndNothingElse(ledger: Consortium) -> None:
     one = (os.urandom(32), 3, os.urandom(32), 1, 10, 2)
