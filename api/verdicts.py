@@ -23,7 +23,6 @@ Used by ``POST /verify`` (payload, commitment or manifest alone) and by ``dxl ve
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -34,6 +33,7 @@ from verifier.errors import ManifestSignatureError
 from verifier.manifest import Manifest, verify_manifest_signature
 from verifier.onchain import LedgerReader, RecordedDelivery, check_onchain
 from verifier.receipt_check import AnchorsReader, check_receipt_onchain
+from verifier.text import iso_time
 from verifier.verify import Anchor, Finding, Verdict, untrusted
 
 #: Where a pending receipt is held: named in its verdict, since the chain has nothing to show for it.
@@ -44,10 +44,6 @@ Offline = Callable[[str | None], Verdict]
 
 def _h(b: bytes) -> str:
     return "0x" + bytes(b).hex()
-
-
-def _when(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
 def delivery_verdict(
@@ -95,8 +91,8 @@ def delivery_verdict(
         why = receipt.error or "no reason kept"
         refused = Finding(
             FindingCode.RECEIPT_REFUSED,
-            f"delivery {_h(did)} was accepted as a receipt at {_when(receipt.accepted_at)} (POST /receipts), "
-            f"but the contract refused its batch, so it was never recorded: {why}",
+            f"delivery {_h(did)} was accepted as a receipt at {iso_time(int(receipt.accepted_at))} "
+            f"(POST /receipts), but the contract refused its batch, so it was never recorded: {why}",
         )
         return replace(verdict, findings=(*verdict.findings, refused))
     if receipt is not None and receipt.status == "corrupt":
@@ -174,8 +170,9 @@ def _pending(
     pending = Finding(
         FindingCode.RECEIPT_PENDING,
         f"delivery {_h(manifest.delivery_id)} was accepted by this service as a receipt at "
-        f"{_when(receipt.accepted_at)} (POST /receipts) and is not on the ledger yet ({where}); the chain "
-        "does not hold it, so a check against a node alone answers NOT_RECORDED until its batch is anchored",
+        f"{iso_time(int(receipt.accepted_at))} (POST /receipts) and is not on the ledger yet ({where}); the "
+        "chain does not hold it, so a check against a node alone answers NOT_RECORDED until its batch is "
+        "anchored",
     )
     return verdict.with_anchor(anchor, VerdictStatus.PENDING, pending)
 

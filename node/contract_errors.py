@@ -14,11 +14,10 @@ and the same test holds it to the ABIs: every error they declare has a sentence.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from verifier.eth import keccak, to_checksum_address
-from verifier.text import counted
+from verifier.text import counted, iso_time
 
 #: The code of a revert whose error is not in :data:`REVERT_CODES` (or that carries no decodable error).
 UNLISTED = "LEDGER_REJECTED"
@@ -108,14 +107,6 @@ REVERT_CODES: Mapping[str, str] = {
 def error_code(error_name: str | None) -> str:
     """The stable code of the contract error ``error_name`` (:data:`UNLISTED` if it has no row)."""
     return REVERT_CODES.get(error_name or "", UNLISTED)
-
-
-def iso_time(ts: int) -> str:
-    """A Unix time as ISO 8601 UTC (the number itself when it is no time a calendar holds)."""
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
-        return str(ts)
 
 
 def department_code(value: Any) -> str:

@@ -14,10 +14,10 @@ from api.practice.texts import ZERO32, as_hex
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError
-from node.contract_errors import iso_time
 from node.practice import DemandRecord
 from node.types import DeclineReason, DemandAnswer
 from verifier.catalog import document_hash
+from verifier.text import iso_time
 
 if TYPE_CHECKING:
     from api.auth import Principal

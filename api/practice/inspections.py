@@ -21,7 +21,6 @@ from api.verdicts import without_node
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError, NodeBehindError
-from node.contract_errors import iso_time
 from node.endpoint import NodeHead
 from node.practice import InspectionRecord, RecordedOutcome, sampled_provider
 from node.types import InspectionOutcome, InspectionStatus
@@ -29,6 +28,7 @@ from verifier.catalog import canonical_document
 from verifier.codes import VerdictStatus
 from verifier.onchain import ChainCheckError
 from verifier.sampling import DerivedSample, derive_sample, slot_of
+from verifier.text import iso_time
 
 if TYPE_CHECKING:
     from api.auth import Principal
@@ -528,7 +528,7 @@ class InspectionService:
             if kept is None and (now := self.ledger._chain_time()) <= record.present_by:
                 raise ApiError(
                     "INVALID_OUTCOME",
-                    f"delivery {body.delivery_id} may still be presented until {record.present_by}",
+                    f"delivery {body.delivery_id} may still be presented until {iso_time(record.present_by)}",
                 )
             if (
                 kept is None
@@ -537,9 +537,9 @@ class InspectionService:
             ):
                 raise ApiError(
                     "INVALID_OUTCOME",
-                    f"inspection {inspection_id} was drawn at {drawn_at}, after its deadline "
-                    f"{record.present_by}: no provider could present delivery {body.delivery_id} in time, so "
-                    "it is not recorded as not presented",
+                    f"inspection {inspection_id} was drawn at {iso_time(drawn_at)}, after its deadline "
+                    f"{iso_time(record.present_by)}: no provider could present delivery {body.delivery_id} "
+                    "in time, so it is not recorded as not presented",
                 )
             called = outcome_called_for(kept)
             finish = Finish("practice.inspection", inspection_id)

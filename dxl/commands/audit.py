@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dxl.commands.common import JsonOption, exits_on_error
-from verifier.text import counted, noun
+from verifier.text import counted, iso_time, noun
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -257,7 +257,9 @@ def scorecard_cmd(
             at_block=block,
         )
         read = NodeHead(ctx.rpc_url, block, now)
-    _out({**card, "node": read.to_dict()}, as_json, "\n".join([*_lines(card), f"read from {read}"]))
+    # The period's bounds as people read them; --json keeps the Unix seconds the API answers.
+    shown = {**card, "period": {k: iso_time(v) for k, v in card["period"].items()}}
+    _out({**card, "node": read.to_dict()}, as_json, "\n".join([*_lines(shown), f"read from {read}"]))
 
 
 def _practice_facts(rpc_url: str, chain_id: int, settings: Settings) -> Any:

@@ -17,7 +17,7 @@ import typer
 from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, exits_on_error
 from dxl.commands.practice import ApiCallError, ApiOption, TokenOption, call_api
-from node.contract_errors import iso_time
+from verifier.text import iso_time
 
 request_app = typer.Typer(
     help="Access requests: ask a department for a resource under terms both sides sign.", no_args_is_help=True

@@ -17,8 +17,8 @@ import typer
 
 from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, cli_error, exits_on_error
-from node.contract_errors import iso_time
 from node.errors import DxlError
+from verifier.text import iso_time
 
 demand_app = typer.Typer(
     help="Demand lists: publish what data your department needs, answer demands made of it.",
@@ -319,9 +319,11 @@ inspection_app = typer.Typer(
 
 
 def _inspection_text(i: dict[str, Any]) -> str:
+    # Times as people read them; --json keeps the API's Unix seconds.
     lines = [
-        f"inspection {i['id']}: {i['status']}; deliveries in [{i['period_from']}, {i['period_to']}), "
-        f"sample of {i['sample_size']} seeded by block {i['seed_block']}; present by {i['present_by']}"
+        f"inspection {i['id']}: {i['status']}; deliveries in [{iso_time(i['period_from'])}, "
+        f"{iso_time(i['period_to'])}), sample of {i['sample_size']} seeded by block {i['seed_block']}; "
+        f"present by {iso_time(i['present_by'])}"
     ]
     if i.get("seed"):
         lines.append(f"  seed {i['seed']}, population {i['population_size']}")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
@@ -41,16 +40,6 @@ BATCH_EVENTS = (BATCH_ANCHORED, BATCH_ACKNOWLEDGED, RECEIPT_DISPUTED)
 
 def seq_of(block_number: int, log_index: int) -> int:
     return block_number * SEQ_BLOCK + log_index
-
-
-def iso(ts: int | None) -> str | None:
-    """A block time as the ISO form every audit answer and report uses (``2026-01-31T08:00:00Z``)."""
-    if ts is None:
-        return None
-    try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (ValueError, OverflowError, OSError):  # beyond year 9999: keep the number, it is still exact
-        return str(ts)
 
 
 def _canonical(abi_type: str, value: Any) -> Any:

@@ -19,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from node.audit.events import EventCodec, iso
+from node.audit.events import EventCodec
 from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import same_value
 from node.types import InspectionOutcome
 from verifier.abi import decode, encode, selector
 from verifier.sampling import BLOCKHASH_WINDOW, Population, draw_sample, slot_of
-from verifier.text import counted
+from verifier.text import counted, iso_time
 
 #: Per-row keys of a practice row, in order.
 PRACTICE_COLUMNS = (
@@ -137,7 +137,7 @@ def practice_rows(
         rows.append(
             {
                 "event": name,
-                "time": iso(block_time),
+                "time": iso_time(block_time),
                 "block_time": block_time,
                 "block_number": number,
                 "block_hash": str(header["hash"]).lower(),

@@ -28,7 +28,6 @@ from node.audit.events import (
     DELIVERY_SETTLED,
     RECEIPT_DISPUTED,
     decode_code,
-    iso,
 )
 from node.types import (
     AccessRequest,
@@ -45,6 +44,7 @@ from node.types import (
     Resource,
     ShareType,
 )
+from verifier.text import iso_time
 
 MAX_LIMIT = 500
 _CURSOR_PREFIX = "h1:"
@@ -133,7 +133,7 @@ def event_dict(row: Any) -> dict[str, Any]:
     r = row._mapping if hasattr(row, "_mapping") else row
     return {
         "event": r["event"],
-        "time": iso(r["block_time"]),
+        "time": iso_time(r["block_time"]),
         "timestamp": r["block_time"],
         "location": {
             "tx_hash": r["tx_hash"],
@@ -186,7 +186,7 @@ class HistoryFilter:
                 raise InvalidQueryError(field, f"must not be negative, got {value}")
         if self.from_time is not None and self.to_time is not None and self.from_time >= self.to_time:
             raise InvalidQueryError(
-                "period", f"from ({iso(self.from_time)}) must be before to ({iso(self.to_time)})"
+                "period", f"from ({iso_time(self.from_time)}) must be before to ({iso_time(self.to_time)})"
             )
 
 

@@ -24,11 +24,12 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import AuditError, InvalidQueryError, ReportWriteError
-from node.audit.events import BATCH_ANCHORED, iso
+from node.audit.events import BATCH_ANCHORED
 from node.audit.indexer import read_progress
 from node.audit.queries import departments
 from node.audit.verify import REPORT_COLUMNS, REPORT_FORMAT, REPORT_HEADER
 from verifier.receipts import Receipt
+from verifier.text import iso_time
 
 
 def build_report(
@@ -75,7 +76,7 @@ def build_report(
                 {
                     "row": i,
                     "event": r.event,
-                    "time": iso(r.block_time),
+                    "time": iso_time(r.block_time),
                     "block_time": r.block_time,
                     "block_number": r.block_number,
                     "block_hash": r.block_hash,
@@ -107,8 +108,8 @@ def build_report(
         "period": {
             "from": period_from,
             "to": period_to,
-            "from_iso": iso(period_from),
-            "to_iso": iso(period_to),
+            "from_iso": iso_time(period_from),
+            "to_iso": iso_time(period_to),
         },
         "department": dept,
         # The rows are complete for this block range: from the contract's deployment (lineage of department

@@ -48,14 +48,14 @@ from typing import Any
 from eth_utils.crypto import keccak
 
 from node.audit.errors import AuditError, ReportFormatError
-from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, iso, seq_of
+from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, seq_of
 from node.audit.rpc import JsonRpc, quantity
 from node.errors import DxlError, NodeError
 from verifier import jsontext
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root, undeliverable_fields
 from verifier.rpc import SET_ONCE
-from verifier.text import counted
+from verifier.text import counted, iso_time
 
 REPORT_FORMAT = "dxl-audit-report/1"
 #: Every column of a report row, in the CSV file's order. Each one is re-derived from the chain and compared.
@@ -328,7 +328,7 @@ def _expected_row(record: EventRecord, position: int) -> dict[str, Any]:
     return {
         "row": position,
         "event": record.event,
-        "time": iso(record.block_time),
+        "time": iso_time(record.block_time),
         "block_time": record.block_time,
         "block_number": record.block_number,
         "block_hash": record.block_hash,
@@ -868,8 +868,10 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
     period = report["period"]
     for bound in ("from", "to"):
         stated = period.get(f"{bound}_iso")
-        if stated is not None and stated != iso(period[bound]):
-            problems.append(f"period {bound}_iso is {stated!r}, {period[bound]} is {iso(period[bound])!r}")
+        if stated is not None and stated != iso_time(period[bound]):
+            problems.append(
+                f"period {bound}_iso is {stated!r}, {period[bound]} is {iso_time(period[bound])!r}"
+            )
     department = report.get("department")
     if department is not None and department.get("code") is not None:
         code = lineage.departments.get(department.get("id"))

@@ -12,7 +12,6 @@ from eth_account.messages import encode_typed_data
 from api.ledger.exchanges import request_public
 from node.audit.scorecard import add_working_days
 from node.chain import LedgerClient
-from node.contract_errors import iso_time
 from node.types import AccessRequest, GovernanceAction, RequestStatus
 from tests.api.api_helpers import (
     ApiEnv,
@@ -28,6 +27,7 @@ from tests.api.api_helpers import (
     register,
     request_access,
 )
+from verifier.text import iso_time
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-flow")

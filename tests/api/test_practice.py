@@ -593,6 +593,39 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert comment == "  comment: 数据准确 (text verified)", out
 
 
+def test_cli_says_an_inspections_times_in_iso_utc_and_json_keeps_unix_seconds(api_env: ApiEnv) -> None:
+    """`dxl inspection open` and `show` said the period's bounds and the presentation deadline as Unix seconds
+    ("deliveries in [1796424601, 1796424602) ... present by 1796425212"); people read ISO 8601 UTC, and
+    --json keeps the API's integers. The refusal of an outcome while the provider may still present names
+    the deadline the same way."""
+    from tests.cli import dxl
+
+    env = api_env
+    delivery = delivery_between(env, "hrss", "psb")
+    period_from, period_to = delivery["recorded_at"], delivery["recorded_at"] + 1
+    pass_time(env, 2)  # the period must be over when the inspection opens
+    auditor = ("--api", env.url, "--token", env.tokens["demo-auditor"])
+    code, out, err = dxl("inspection", "open", "--from", _iso(period_from), "--to", _iso(period_to),
+                         "--sample-size", "1", "--present-within", "600", *auditor)  # fmt: skip
+    assert code == 0, out + err
+    inspection = re.match(r"inspection (\d+): open;", out)
+    assert inspection is not None, out
+    code, shown = _cli(env, "auditor", "inspection", "show", inspection[1])
+    assert code == 0 and (shown["period_from"], shown["period_to"]) == (period_from, period_to), shown
+    assert type(shown["present_by"]) is int, shown
+    said = (f"deliveries in [{_iso(period_from)}, {_iso(period_to)}), sample of 1 seeded by block "
+            f"{shown['seed_block']}; present by {_iso(shown['present_by'])}")  # fmt: skip
+    assert said in out.splitlines()[0], out
+    code, out, err = dxl("inspection", "show", inspection[1], *auditor)
+    assert code == 0 and said in out.splitlines()[0], out + err
+    mine(env, 2)
+    drawn = ok(env.call("POST", f"/inspections/{inspection[1]}/draw", "auditor"))["record"]
+    sampled = drawn["sample"][0]["delivery_id"]
+    code, out, err = dxl("inspection", "outcome", inspection[1], "--delivery", sampled, *auditor)
+    assert code == 2, out + err
+    assert f"may still be presented until {_iso(shown['present_by'])}" in err, err
+
+
 def _real_delivery(
     env: ApiEnv, grant: dict[str, Any], tmp: Path, n: int
 ) -> tuple[dict[str, Any], Path, Path]:

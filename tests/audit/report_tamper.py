@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from node.audit.events import iso
 from node.audit.verify import REPORT_COLUMNS, load_report
+from verifier.text import iso_time
 
 
 def other(value: Any) -> Any:
@@ -26,7 +26,7 @@ def changed(column: str, row: dict[str, Any]) -> Any:
     """A different value of the same kind for ``row``'s cell in ``column``."""
     value = row[column]
     if column == "time":
-        return iso(row["block_time"] + 1)
+        return iso_time(row["block_time"] + 1)
     if column == "event":
         return "DeliveryDisputed" if value != "DeliveryDisputed" else "DeliveryAcknowledged"
     if column == "fields":

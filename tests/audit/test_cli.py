@@ -9,6 +9,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,8 @@ def test_verify_reads_the_configured_node_at_the_head_it_names(
 
 def test_scorecard_and_bad_input(env: Path, scenario: Scenario, node_endpoint: NodeEndpoint) -> None:
     assert run("index")[0] == 0
-    code, out = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario), "--json")
+    end = period_end(scenario)
+    code, out = run("scorecard", "--department", "HEALTH", "--to", end, "--json")
     assert code == 0 and json.loads(out)["requests"]["received"] == 4
     # The node read and the block the card holds at (the index's last, here the head: no confirmation depth).
     head = node_endpoint.verify()
@@ -154,8 +156,13 @@ def test_scorecard_and_bad_input(env: Path, scenario: Scenario, node_endpoint: N
         "block": head,
     }, out
     # Without --json, lines to read, one a value (it printed the JSON either way).
-    code, text = run("scorecard", "--department", "HEALTH", "--to", period_end(scenario))
+    code, text = run("scorecard", "--department", "HEALTH", "--to", end)
     assert code == 0 and "requests.received: 4" in text.splitlines()
+    # The period as people read it (it said "period.to: 1796424610"); --json keeps the Unix seconds.
+    card = json.loads(out)
+    to = datetime.fromisoformat(end).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert card["period"]["to"] == int(datetime.fromisoformat(end).timestamp())
+    assert {"period.from: 1970-01-01T00:00:00Z", f"period.to: {to}"} <= set(text.splitlines()), text
     assert f"read from {node_endpoint.rpc_url} at block {head}" in text.splitlines()
     assert text.strip() != out.strip() and not text.lstrip().startswith("{")
     code, out = run("history", "--cursor", "bogus", "--json")
