@@ -157,6 +157,11 @@ ERRORS: Mapping[str, ErrorSpec] = {
     ),
     "DEMAND_ALREADY_ANSWERED": ErrorSpec(409, "the demand was answered already"),
     "UNKNOWN_DECLINE_CODE": ErrorSpec(422, "a decline needs one of the declared reason codes"),
+    "DECLINE_NEEDS_ADDRESSEE": ErrorSpec(
+        422,
+        "only the department a demand is addressed to declines it; one addressed to no department is answered"
+        " with a resource",
+    ),
     "RESOURCE_UNFIT": ErrorSpec(
         422, "the resource is not the answering department's, not shared, or not new/existing as claimed"
     ),

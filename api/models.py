@@ -1012,7 +1012,8 @@ class DeclineReasonName(StrEnum):
 
 class DemandAnswerCreate(Strict):
     """A resource that meets the demand (new: catalogued after it was published; existing: before), or a
-    decline with its reason."""
+    decline with its reason (the addressee's alone: a demand addressed to no one is answered with a resource,
+    DECLINE_NEEDS_ADDRESSEE otherwise)."""
 
     model_config = ConfigDict(
         json_schema_extra={

@@ -86,6 +86,7 @@ REVERT_CODES: Mapping[str, str] = {
     "PracticeUnknownDemand": "DEMAND_NOT_FOUND",
     "PracticeDemandAnswered": "DEMAND_ALREADY_ANSWERED",
     "PracticeNotAddressee": "NOT_A_PARTY",
+    "PracticeOpenDemandDeclined": "DECLINE_NEEDS_ADDRESSEE",
     "PracticeInvalidField": "INVALID_FIELD",
     "PracticeUnknownDeclineCode": "UNKNOWN_DECLINE_CODE",
     "PracticeResourceUnfit": "RESOURCE_UNFIT",
@@ -374,6 +375,11 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
     "PracticeNotAddressee": lambda a: (
         f"department {a['departmentId']} cannot answer demand {a['demandId']}: it is addressed to another "
         "department, or is the department's own"
+    ),
+    "PracticeOpenDemandDeclined": lambda a: (
+        f"department {a['departmentId']} cannot decline demand {a['demandId']}: it is addressed to no "
+        "department, so it waits for a department holding the data to answer it with a resource; only a "
+        "department a demand is addressed to declines it"
     ),
     "PracticeInvalidField": lambda a: (
         f"{_PRACTICE_FIELDS[a['field']]} ({a['field']})"

@@ -1,5 +1,6 @@
 """Demand lists: a department publishes what it needs (to one department or to all), the addressee answers
-with a resource, new or existing, or declines."""
+with a resource, new or existing, or declines; a demand to all is answered with a resource by a department
+holding the data, and declined by none (the contract refuses it: ``DECLINE_NEEDS_ADDRESSEE``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from api.practice.texts import ZERO32, as_hex
 from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError
+from node.contract_errors import describe_revert
 from node.practice import DemandRecord
 from node.types import DeclineReason, DemandAnswer
 from verifier.catalog import document_hash
@@ -162,6 +164,12 @@ class DemandService(PracticeCore):
             current.addressee is None and current.publisher == me
         ):
             raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
+        if current.addressee is None and body.answer is m.DemandAnswerName.DECLINED:
+            # The contract refuses it as well (PracticeOpenDemandDeclined), but a SharingPractice deployed by
+            # an older dxl and kept on upgrade takes it: refused here, its demands to no one are safe too.
+            refusal = {"demandId": demand_id, "departmentId": me}
+            message = describe_revert("PracticeOpenDemandDeclined", refusal)
+            raise ApiError("DECLINE_NEEDS_ADDRESSEE", message, field="answer")
         texts = [] if body.note is None else [{"note": body.note}]
         note = document_hash(texts[0]) if texts else ZERO32
         code = 0 if body.decline_reason is None else int(DeclineReason[body.decline_reason.upper()])

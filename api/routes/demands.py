@@ -1,5 +1,6 @@
 """Demand lists: a department publishes what data it needs; the addressed department answers with a
-catalogued resource or declines with a reason code. Every member reads the demand lists."""
+catalogued resource or declines with a reason code (a demand addressed to no one is answered with a resource
+only). Every member reads the demand lists."""
 
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def answer_demand(
     ledger: LedgerDep,
     _key: IdempotencyKey = None,
 ) -> m.Written[m.DemandPublic]:
-    """The addressed department's answer (any department but the publisher's, for a demand addressed to no
-    one): a resource catalogued after the demand (``new_resource``), one already catalogued
-    (``existing_resource``), or ``declined`` with a reason."""
+    """The addressed department's answer: a resource catalogued after the demand (``new_resource``), one
+    already catalogued (``existing_resource``), or ``declined`` with a reason. A demand addressed to no one is
+    answered with a resource by any department but its publisher, and declined by none (422
+    ``DECLINE_NEEDS_ADDRESSEE``): a decline by a department never asked would close it unmet for good."""
     return ledger.practice_service().answer(ledger, principal=principal, demand_id=demand_id, body=body)

@@ -97,6 +97,7 @@ contract SharingPractice is ISharingPractice {
         if (d.answer != DemandAnswer.None) revert PracticeDemandAnswered(demandId, d.answer);
         if (d.addressee != 0 ? me != d.addressee : me == d.publisher) revert PracticeNotAddressee(demandId, me);
         if (answer == DemandAnswer.Declined) {
+            if (d.addressee == 0) revert PracticeOpenDemandDeclined(demandId, me);
             if (resourceId != 0) revert PracticeInvalidField("resourceId");
             if (declineCode == 0 || declineCode > DECLINE_CODE_MAX) revert PracticeUnknownDeclineCode(declineCode);
         } else if (answer == DemandAnswer.NewResource || answer == DemandAnswer.ExistingResource) {

@@ -163,7 +163,8 @@ def answer_command(
         str | None,
         typer.Option(
             help="Decline with a reason: not_held, held_elsewhere, legally_restricted, "
-            "insufficient_legal_basis, purpose_not_justified."
+            "insufficient_legal_basis, purpose_not_justified. Only a demand addressed to your department: "
+            "one addressed to no department is answered with a resource or left to one that holds the data."
         ),
     ] = None,
     note: Annotated[str | None, typer.Option(help="A note kept with the answer.")] = None,

@@ -921,6 +921,9 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
     assert overdue.get_attribute("data-overdue") == "true" and overdue.locator("[data-overdue]").count() == 1
     assert overdue.locator(".answer-form").count() == 0  # its own demand: the publisher does not answer
     assert page.locator(f"article[data-demand='{practice.open_demand}'] .answer-form").count() == 1
+    # A demand to no one is answered with a resource: the form offers no decline (DECLINE_NEEDS_ADDRESSEE).
+    kinds = page.locator(f".answer-form[data-demand='{practice.open_demand}'] .answer-kind option")
+    assert kinds.evaluate_all("o => o.map(x => x.value)") == ["existing_resource", "new_resource"]
     # HEALTH publishes a demand to PSB in Chinese, due in ten days: what it typed is what the API keeps. A
     # due day is judged by the chain's clock, not the browser's: a browser a month behind is told the chain's
     # yesterday has passed (in the user's words: the API's refusal), one a month ahead may choose the chain's

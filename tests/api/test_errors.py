@@ -341,6 +341,7 @@ ELSEWHERE = {
     "DEMAND_NOT_FOUND": "test_practice.py::test_bad_answers_and_unknown_demands",
     "DEMAND_ALREADY_ANSWERED": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
     "RESOURCE_UNFIT": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
+    "DECLINE_NEEDS_ADDRESSEE": "test_practice.py::test_a_department_never_asked_cannot_decline_a_demand_...",
     "NO_DELIVERY_UNDER_AGREEMENT": "test_practice.py::test_mutual_evaluation_after_a_delivery_once_per_...",
     "ALREADY_SCORED": "test_practice.py::test_mutual_evaluation_after_a_delivery_once_per_period",
     # Needs a 30-day evaluation period to pass on the node all tests share: refused by the contract on a

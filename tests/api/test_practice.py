@@ -193,17 +193,61 @@ def test_a_refused_practice_write_stores_none_of_its_texts(api_env: ApiEnv) -> N
     assert not stored_document(env, {"comment": f"第二次 {marker}"})
 
 
-def test_decline_with_a_declared_reason_and_demand_to_no_one(api_env: ApiEnv) -> None:
+def test_the_addressee_declines_with_a_declared_reason(api_env: ApiEnv) -> None:
+    """The department a demand is addressed to may decline it, as ever; a demand to no one is declined by no
+    one (``test_a_department_never_asked_cannot_decline_a_demand_to_no_one``)."""
     env = api_env
-    demand = publish(env, "health", None)
-    assert demand["addressee"] is None
+    demand = publish(env, "health", "psb")
     declined = ok(env.call("POST", f"/demands/{demand['id']}/answer", "psb",
                            json={"answer": "declined", "decline_reason": "legally_restricted"}))  # fmt: skip
     answer = declined["record"]["answer"]
+    assert declined["record"]["status"] == "declined"
     assert answer["decline_code"] == int(DeclineReason.LEGALLY_RESTRICTED)
     assert (
         answer["decline_reason"] == "legally_restricted" and answer["answered_by"] == env.departments["PSB"]
     )
+
+
+def test_a_department_never_asked_cannot_decline_a_demand_to_no_one(api_env: ApiEnv) -> None:
+    """A demand addressed to no one waits for whoever holds the data. A decline by any department but its
+    publisher closed it: a department never asked could decline every such demand of the network, each then
+    unmet on the cards for good, since the department holding the data could no longer answer it. Refused
+    now, by the API and the CLI alike (422 ``DECLINE_NEEDS_ADDRESSEE``), with nothing recorded: the demand
+    stays open, the note is not kept, and the holder answers it and meets it."""
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    demand = publish(env, "psb", None)
+    path = f"/demands/{demand['id']}"
+    note = {"note": f"本局不持有该数据 {demand['id']}"}
+    body = {"answer": "declined", "decline_reason": "not_held", **note}
+    refused = env.call("POST", f"{path}/answer", "civil", json=body)
+    assert refused.status_code == 422, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["field"]) == ("DECLINE_NEEDS_ADDRESSEE", "answer")
+    assert f"cannot decline demand {demand['id']}" in error["message"], error
+    code, cli = _cli(env, "samr", "demand", "answer", str(demand["id"]), "--decline", "held_elsewhere")
+    assert code == 2 and cli["error"] == "DECLINE_NEEDS_ADDRESSEE", cli
+    from tests.cli import dxl
+
+    code, out, err = dxl("demand", "answer", str(demand["id"]), "--decline", "not_held", "--api", env.url,
+                         "--token", env.tokens["demo-hrss"])  # fmt: skip
+    assert code == 2 and "addressed to no department" in out + err, out + err
+    still = ok(env.call("GET", path, "auditor"))
+    assert (still["status"], still["answer"]) == ("open", None)
+    assert not stored_document(env, note)
+
+    # The department that holds the data answers with a resource and delivers it: the demand is met.
+    resource_id = register(env, "hrss")
+    answered = ok(env.call("POST", f"{path}/answer", "hrss",
+                           json={"answer": "new_resource", "resource_id": resource_id}))  # fmt: skip
+    assert answered["record"]["answer"]["answered_by"] == env.departments["HRSS"]
+    agreement = concluded(env, request_access(env, "psb", resource_id), "hrss", "psb")
+    delivery_between(env, "hrss", "psb", grant_under(env, "hrss", agreement))
+    pass_time(env, 2)
+    query = f"/audit/scorecard?from={_iso(since)}&to={_iso(env.setup.client.head_time())}"
+    received = ok(env.call("GET", query, "auditor"))["practice"]["demands_received"]
+    assert (received["total"], received["met"], received["unmet_demand_ids"]) == (1, 1, [])
 
 
 def test_decline_codes_are_declared_once(api_env: ApiEnv) -> None:
@@ -1517,7 +1561,7 @@ def test_a_closed_periods_scorecard_never_changes_an_inspection_drawn_after_it_a
     drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
     assert drawn["status"] == "drawn" and drawn["sample"]
     delivery_between(env, "hrss", "psb", grant)
-    demand = publish(env, "psb", None)
+    demand = publish(env, "psb", "hrss")
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                 json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
     pass_time(env, 2)
@@ -1738,11 +1782,15 @@ def test_a_publishers_audit_report_holds_the_answer_to_its_demand(api_env: ApiEn
 
     env = api_env
     addressed, to_no_one = publish(env, "civil", "psb"), publish(env, "civil", None)
+    held = register(env, "hrss")
     pass_time(env, 2)
     since = env.setup.client.head_time()
-    for demand, answerer in ((addressed, "psb"), (to_no_one, "hrss")):
-        ok(env.call("POST", f"/demands/{demand['id']}/answer", answerer,
-                    json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    # The addressee declines; a demand to no one is answered with a resource (declined by no one).
+    for demand, answerer, body in (
+        (addressed, "psb", {"answer": "declined", "decline_reason": "not_held"}),
+        (to_no_one, "hrss", {"answer": "new_resource", "resource_id": held}),
+    ):
+        ok(env.call("POST", f"/demands/{demand['id']}/answer", answerer, json=body))
     ok(env.call("POST", "/audit/index", "auditor"))
     rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
     out_dir = tmp_path / "r"

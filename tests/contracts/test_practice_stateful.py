@@ -338,7 +338,9 @@ class PracticeRules(RuleBasedStateMachine):
             elif me != d.addressee if d.addressee else me == d.publisher:
                 outcome = ("PracticeNotAddressee", {"demandId": demand, "departmentId": me})
             elif answer == DemandAnswer.DECLINED:
-                if resource:
+                if not d.addressee:  # a demand to no one is answered with a resource, declined by no one
+                    outcome = ("PracticeOpenDemandDeclined", {"demandId": demand, "departmentId": me})
+                elif resource:
                     outcome = ("PracticeInvalidField", {"field": "resourceId"})
                 elif not 1 <= code <= 5:
                     outcome = ("PracticeUnknownDeclineCode", {"code": code})

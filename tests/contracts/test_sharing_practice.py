@@ -170,11 +170,48 @@ def test_answerDemand_refusesUnfitAnswers(practice: Practice) -> None:
         practice.send(psb, "answerDemand", demand, DemandAnswer.NONE, 0, 0, ZERO)
     with reverts("PracticeUnknownDemand", demandId=10**6):
         practice.send(psb, "answerDemand", 10**6, DemandAnswer.DECLINED, 0, 1, ZERO)
-    # Addressed to no one: anyone but the publisher answers.
+    # Addressed to no one: anyone but the publisher answers, with a resource.
     open_demand = practice.publish(addressee=None)
     with reverts("PracticeNotAddressee", departmentId=hrss.id):
         practice.send(hrss, "answerDemand", open_demand, DemandAnswer.DECLINED, 0, 1, ZERO)
     practice.send(psb, "answerDemand", open_demand, DemandAnswer.EXISTING_RESOURCE, existing, 0, ZERO)
+
+
+def test_answerDemand_declined_onlyByTheAddressee(practice: Practice) -> None:
+    """A demand to no one waits for a department holding the data: any other department declining it closed
+    it, unmet for good, so a department never asked could close every such demand of the network. No one
+    declines it; it stays open for a resource. The addressee of a demand declines it as ever."""
+    psb, hrss, civil = practice.dept("PSB"), practice.dept("HRSS"), practice.dept("CIVIL")
+    open_demand = practice.publish(addressee=None)
+    for who in (psb, civil):
+        with reverts("PracticeOpenDemandDeclined", demandId=open_demand, departmentId=who.id):
+            practice.send(
+                who, "answerDemand", open_demand, DemandAnswer.DECLINED, 0, DeclineReason.NOT_HELD, TEXT
+            )
+    with reverts("PracticeNotAddressee", demandId=open_demand, departmentId=hrss.id):  # its publisher
+        practice.send(
+            hrss, "answerDemand", open_demand, DemandAnswer.DECLINED, 0, DeclineReason.NOT_HELD, TEXT
+        )
+    assert practice.demand(open_demand).answer == DemandAnswer.NONE
+    resource = practice.ledger.resource(civil)
+    met = practice.send(civil, "answerDemand", open_demand, DemandAnswer.NEW_RESOURCE, resource, 0, ZERO)
+    assert names(met) == ["DemandAnswered"]
+    assert (practice.demand(open_demand).answered_by, practice.demand(open_demand).resource_id) == (
+        civil.id,
+        resource,
+    )
+
+    addressed = practice.publish()
+    declined = practice.send(
+        psb, "answerDemand", addressed, DemandAnswer.DECLINED, 0, DeclineReason.HELD_ELSEWHERE, TEXT
+    )
+    assert names(declined) == ["DemandAnswered"]
+    ev = declined.event("DemandAnswered").args
+    assert (ev["answeredBy"], ev["answer"], ev["resourceId"], ev["declineCode"], ev["answerHash"]) == (
+        psb.id, DemandAnswer.DECLINED, 0, DeclineReason.HELD_ELSEWHERE, TEXT)  # fmt: skip
+    stored = practice.demand(addressed)
+    assert (stored.answer, stored.answered_by, stored.decline_code) == (
+        DemandAnswer.DECLINED, psb.id, DeclineReason.HELD_ELSEWHERE)  # fmt: skip
 
 
 def test_scores_needADeliveryUnderTheAgreement_oncePerPeriodAndSide(practice: Practice) -> None:

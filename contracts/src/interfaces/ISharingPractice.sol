@@ -6,7 +6,8 @@ import {Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, S
 
 /// @title The practice around the ledger: demand lists, mutual evaluation and sampling inspection
 /// @notice Departments publish what data they need (a demand) and the addressed department answers it with a
-/// catalogued resource or declines with a reason code; after deliveries under an agreement each party scores
+/// catalogued resource or declines with a reason code (a demand addressed to no one is answered with a resource
+/// only); after deliveries under an agreement each party scores
 /// the other once per evaluation period; auditors inspect a sample of a closed period's deliveries, drawn from a
 /// block hash committed to in advance.
 /// @dev Deployed beside the ledger and reading departments, resources, agreements, grants and deliveries through
@@ -19,6 +20,10 @@ interface ISharingPractice {
     error PracticeDemandAnswered(uint64 demandId, DemandAnswer answer);
     /// @notice Thrown when a department answers a demand addressed to another, or its own demand.
     error PracticeNotAddressee(uint64 demandId, uint32 departmentId);
+    /// @notice Thrown when a department declines a demand addressed to no department. Only an addressee
+    /// declines: such a demand waits for whoever holds the data, and a decline by any department would close it
+    /// for good, unmet, before the holder could answer.
+    error PracticeOpenDemandDeclined(uint64 demandId, uint32 departmentId);
     /// @notice Thrown when a text hash is zero, a due date is not in the future, or an answer's fields do not
     /// fit its kind (a resource for a decline, no resource for a resource answer).
     error PracticeInvalidField(string field);
@@ -142,8 +147,9 @@ interface ISharingPractice {
     /// @dev Requirements: caller is an active department's signer, the demand's addressee (or, for a demand
     /// addressed to no one, any department but its publisher); the demand not answered yet. `NewResource` and
     /// `ExistingResource`: `resourceId` is the caller's, not `NotShared`, catalogued after (new) or before
-    /// (existing) the demand's publication, `declineCode` 0. `Declined`: `resourceId` 0, `declineCode` in
-    /// 1..{declineCodeMax}. Emits {DemandAnswered}.
+    /// (existing) the demand's publication, `declineCode` 0. `Declined`: the demand has an addressee (else
+    /// {PracticeOpenDemandDeclined}), `resourceId` 0, `declineCode` in 1..{declineCodeMax}. Emits
+    /// {DemandAnswered}.
     function answerDemand(
         uint64 demandId,
         DemandAnswer answer,

@@ -52,8 +52,13 @@ export function fitting(d, mine, kind) {
   return mine.filter((r) => r.share_type !== "not_shared" && isNew(r) === (kind === "new_resource"));
 }
 
+/** The answers the ledger takes to `d`: a demand addressed to no one is answered with a resource, never declined. */
+function answersTo(d) {
+  return d.addressee === null ? ANSWERS.filter((v) => v !== "declined") : ANSWERS;
+}
+
 function answerForm(d, mine, reload) {
-  const kind = h("select", { name: "answer", class: "answer-kind" }, ANSWERS.map((v) => h("option", { value: v }, t(`status.${v}`))));
+  const kind = h("select", { name: "answer", class: "answer-kind" }, answersTo(d).map((v) => h("option", { value: v }, t(`status.${v}`))));
   const resource = h("select", { name: "resource_id", class: "answer-resource" });
   const reason = h("select", { name: "decline_reason", class: "answer-reason" }, DECLINE_REASONS.map((v) => h("option", { value: v }, t(`decline.${v}`))));
   const note = h("input", { name: "note", class: "answer-note", maxlength: 2000, size: 40 });
