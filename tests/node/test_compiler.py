@@ -37,6 +37,26 @@ def test_main_contract_fits_eip170(profile: compiler.BuildProfile) -> None:
     assert 0 < (len(artifact.deployed_bytecode) - 2) // 2 < EIP170_LIMIT
 
 
+def test_the_readme_states_the_ledgers_code_size_and_room_left_of_each_build() -> None:
+    """The README's sizes are the committed artifacts': stale once (23,437 stated, 23,856 built), and
+    the London build's room under the limit is what decides whether the next check fits."""
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    sizes = {
+        profile.name: (
+            len(compiler.load_artifact("DataExchangeLedger", profile.artifacts_dir).deployed_bytecode) - 2
+        )
+        // 2
+        for profile in compiler.PROFILES
+    }
+    cancun, london = sizes["cancun"], sizes["london"]
+    assert f"EVM `cancun`; the ledger's runtime code {cancun:,} bytes" in readme
+    assert f"its ledger's runtime code is {london:,} bytes" in readme
+    assert (
+        f"with {EIP170_LIMIT - cancun:,} bytes to spare ({EIP170_LIMIT - london:,} in the London build"
+        in readme
+    )
+
+
 def test_the_london_build_has_the_cancun_abi_and_other_code() -> None:
     """Same sources, same interface: clients built on one ABI talk to either build; only the code differs
     (no PUSH0, OpenZeppelin 5.0.2 instead of 5.7.0)."""
