@@ -9,7 +9,8 @@ alone, every event the report's period and department select over the report's b
   ISO spelling, and the lineage columns (request, agreement, grant, resource, provider, consumer, subject,
   delivery id, commitment) resolved from the chain's earlier events as the indexer resolves them; values
   compare by value and JSON type;
-* what the report says about itself: ``row_count``, the period's ISO spelling, the department's code;
+* what the report says about itself: ``row_count``, the period's ISO spelling, the department's code, and
+  no section it writes or leaves out (receipts, practice) found null instead (:data:`NEVER_NULL`);
 * rows are in chain order (a reordered row is named);
 * completeness: every event the chain has for the selection is in the report (a dropped row is named by its
   chain location, and by the gap in row numbers), and no contract serving the ledger whose events it would
@@ -114,6 +115,14 @@ REPORT_HEADER = (
 #: Header fields a report may lack: reports made before receipt anchors, reports without receipts, and
 #: reports of a ledger without the sharing practice contract (demands, evaluations, inspections).
 OPTIONAL_HEADER = frozenset({"anchors", "receipt_batches", "practice"})
+#: The sections a report leaves out rather than writes null, with what a null one stands in for. Read as left
+#: out, a null section (a file edited by hand or cut short) verified with nothing of it checked.
+NEVER_NULL: dict[str, str] = {
+    "receipt_batches": "a report lists its anchored batches (each with its receipts, null if not carried) "
+    "or leaves the field out; no receipt of it is recomputed",
+    "practice": "a report holds the sharing practice contract's address and rows or leaves the field out; "
+    "none of its demands, evaluations and inspections is checked",
+}
 #: What a report's carried receipts can get wrong, by code; each problem line reads
 #: ``receipts of batch (grant G, first sequence F): CODE: message``.
 RECEIPT_PROBLEMS: dict[str, str] = {
@@ -854,6 +863,9 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
     rows = report["rows"]
     for key in sorted(set(report) - {*REPORT_HEADER, "rows"}):
         problems.append(f"{key}: not a field of a report, and nothing in it is verified")
+    problems.extend(
+        f"{key} is null: {why}" for key, why in NEVER_NULL.items() if key in report and report[key] is None
+    )
     # Inside a section too: a label or a name written beside its fields passed as verified.
     for section, fields in _SECTION_FIELDS.items():
         value = report.get(section)
@@ -867,11 +879,13 @@ def _header_problems(report: dict[str, Any], lineage: Lineage) -> list[str]:
         )
     period = report["period"]
     for bound in ("from", "to"):
-        stated = period.get(f"{bound}_iso")
-        if stated is not None and stated != iso_time(period[bound]):
-            problems.append(
-                f"period {bound}_iso is {stated!r}, {period[bound]} is {iso_time(period[bound])!r}"
-            )
+        # Left out by reports that never wrote it; given, it must spell the bound (null included).
+        if f"{bound}_iso" not in period:
+            continue
+        stated = period[f"{bound}_iso"]
+        if stated != iso_time(period[bound]):
+            shown = "null" if stated is None else repr(stated)
+            problems.append(f"period {bound}_iso is {shown}, {period[bound]} is {iso_time(period[bound])!r}")
     department = report.get("department")
     if department is not None and department.get("code") is not None:
         code = lineage.departments.get(department.get("id"))

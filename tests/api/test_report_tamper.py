@@ -10,6 +10,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -612,6 +613,46 @@ def test_report_leaving_out_its_anchors_and_practice_contracts_is_named(
     # Given from a trusted source, each of their rows the report left out is named.
     named = _verify(api_env, doc, anchors=anchors).problems
     assert any(p.startswith("missing row: ReceiptBatchAnchored") for p in named), named
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        ("receipt_batches", "receipt_batches is null: a report lists its anchored batches"),
+        ("practice", "practice is null: a report holds the sharing practice contract's address and rows"),
+    ],
+)
+def test_a_section_left_null_is_named(
+    api_env: ApiEnv,
+    exchange: dict[str, Any],
+    doc: dict[str, Any],
+    tmp_path: Path,
+    fmt: str,
+    section: str,
+    named: str,
+) -> None:
+    """A report whose receipts or practice section reads null (a hand-edited or truncated file; no report is
+    written so: one without them leaves the field out) verified as one made without it, "report verified"
+    with none of the section's contents checked. Each is named, and dxl audit verify exits 1."""
+    doc[section] = None
+    problems = _verify(api_env, _as_read(doc, fmt, tmp_path), anchors=exchange["anchors"]).problems
+    assert [p for p in problems if p.startswith(f"{section} is null")] == [
+        next(p for p in problems if p.startswith(named))
+    ], problems
+    write_report(doc, tmp_path / "edited")
+    edited, rpc = str(tmp_path / "edited" / f"report.{fmt}"), str(api_env.settings.rpc_url)
+    checked = runner.invoke(cli, ["audit", "verify", edited, "--rpc", rpc, "--anchors", exchange["anchors"]])
+    assert checked.exit_code == 1 and named in checked.stdout, checked.output
+
+
+def test_a_periods_iso_spelling_left_null_is_named(api_env: ApiEnv, doc: dict[str, Any]) -> None:
+    """The period's ISO spellings are written beside its bounds for people to read; one emptied to null
+    passed unchecked."""
+    doc["period"]["to_iso"] = None
+    to = doc["period"]["to"]
+    spelled = f"{datetime.fromtimestamp(to, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    assert _verify(api_env, doc).problems == [f"period to_iso is null, {to} is '{spelled}'"]
 
 
 def test_verify_says_which_addresses_it_took_from_the_report(

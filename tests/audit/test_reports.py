@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,7 @@ def test_report_ended_within_its_last_second_is_the_report_of_that_block(
     doc["row_count"] = len(doc["rows"])
     doc["block_range"]["to"] = end
     doc["period"]["to"] = second + 1
-    doc["period"]["to_iso"] = None
+    doc["period"]["to_iso"] = f"{datetime.fromtimestamp(second + 1, UTC):%Y-%m-%dT%H:%M:%SZ}"
     result = verify_report(doc, rpc, abi)
     assert result.ok, result.problems
 
