@@ -90,6 +90,7 @@ from sqlalchemy import Engine, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
+from node.audit.queries import departments
 from node.practice import DemandRecord, EvaluationRecord, PracticeFacts
 from node.types import ChainPosition, DemandAnswer, InspectionOutcome, ScoredSide, ShareType
 
@@ -188,6 +189,8 @@ class Facts:
     deliveries: list[DeliveryFact] = field(default_factory=list)
     refusals: list[RefusalFact] = field(default_factory=list)
     receipt_batches: list[ReceiptBatchFact] = field(default_factory=list)
+    #: Each admitted department's code by its id: the card names its department by both, however asked.
+    department_codes: dict[int, str] = field(default_factory=dict)
 
 
 def add_working_days(start: int, days: int, holidays: frozenset[date] = frozenset()) -> int:
@@ -236,9 +239,11 @@ def compute_scorecard(
     reader: int | None = None,
 ) -> dict[str, Any]:
     """The scorecard of ``department`` (None: the whole consortium) over ``[period_from, period_to)``,
-    evaluated at ``min(period_to - 1, now)``. See the module docstring for every definition. ``at_block`` is
-    the last block ``facts`` hold (:func:`load_facts` ``through_block``) and ``now`` its time: ``practice``,
-    read from the chain at a later head, is cut back to it (:meth:`PracticeFacts.known_at`).
+    evaluated at ``min(period_to - 1, now)``. See the module docstring for every definition. The card names
+    its department by id and code (``{"id", "code"}``, the code from ``facts.department_codes``; null on the
+    consortium's), as a report does, whichever it was asked for by. ``at_block`` is the last block ``facts``
+    hold (:func:`load_facts` ``through_block``) and ``now`` its time: ``practice``, read from the chain at a
+    later head, is cut back to it (:meth:`PracticeFacts.known_at`).
 
     ``reader``: the department reading the consortium's card (None: an auditor, who reads everything). Its
     counts stay the consortium's; what the card lists record by record (overdue requests, shared resources,
@@ -364,7 +369,9 @@ def compute_scorecard(
     refused = [f for f in facts.refusals if mine(f.provider) and in_period(f.at)]
 
     return {
-        "department": department,
+        "department": None
+        if department is None
+        else {"id": department, "code": facts.department_codes.get(department)},
         "period": {"from": period_from, "to": period_to, "evaluated_at": as_of},
         "response_deadline_working_days": deadline_days,
         "resources": {"total": len(resources), "by_share_type": dict(sorted(by_type.items()))},
@@ -700,4 +707,5 @@ def load_facts(engine: Engine, *, until: int | None = None, through_block: int |
     facts.requests = [RequestFact(**r) for r in requests.values()]
     facts.agreements = [AgreementFact(**a) for a in agreements.values()]
     facts.deliveries = [DeliveryFact(**d) for d in deliveries.values()]
+    facts.department_codes = {dept_id: d["code"] for dept_id, d in departments(engine).items()}
     return facts

@@ -170,6 +170,25 @@ def test_scorecard(client: AuditClient, scenario: Scenario) -> None:
     assert card.json()["requests"]["received"] == 4
 
 
+def test_a_scorecard_names_its_department_by_code_and_id_however_asked(
+    client: AuditClient, scenario: Scenario, indexed: Engine
+) -> None:
+    """Asked by code or by id, the card names its department the same way, by both (it answered the id
+    alone, so a card asked for by code did not say the code it was asked for); the consortium's names none."""
+    health = department_id(indexed, "HEALTH")
+    auditor, to = client.headers_for("auditor"), period_end(scenario)
+    cards = [
+        client.get("/audit/scorecard", params={"department": named, "to": to}, headers=auditor)
+        for named in ("HEALTH", str(health))
+    ]
+    assert [c.status_code for c in cards] == [200, 200], cards[0].text
+    by_code, by_id = (c.json() for c in cards)
+    assert by_code["department"] == by_id["department"] == {"id": health, "code": "HEALTH"}
+    assert by_code == by_id
+    consortium = client.get("/audit/scorecard", params={"to": to}, headers=auditor).json()
+    assert consortium["department"] is None
+
+
 def test_an_open_period_is_evaluated_on_the_chain_clock(
     client: AuditClient, scenario: Scenario, rpc: JsonRpc
 ) -> None:

@@ -163,6 +163,12 @@ def test_scorecard_and_bad_input(env: Path, scenario: Scenario, node_endpoint: N
     to = datetime.fromisoformat(end).strftime("%Y-%m-%dT%H:%M:%SZ")
     assert card["period"]["to"] == int(datetime.fromisoformat(end).timestamp())
     assert {"period.from: 1970-01-01T00:00:00Z", f"period.to: {to}"} <= set(text.splitlines()), text
+    # Its department by code and id, asked for by either (it said the id alone).
+    assert card["department"]["code"] == "HEALTH" and f"department.id: {card['department']['id']}" in text
+    code, by_id = run("scorecard", "--department", str(card["department"]["id"]), "--to", end)
+    # The same card, but the node's line (the head may have moved on).
+    assert code == 0 and by_id.splitlines()[:-1] == text.splitlines()[:-1], by_id
+    assert "department.code: HEALTH" in text.splitlines(), text
     assert f"read from {node_endpoint.rpc_url} at block {head}" in text.splitlines()
     assert text.strip() != out.strip() and not text.lstrip().startswith("{")
     code, out = run("history", "--cursor", "bogus", "--json")
