@@ -32,6 +32,7 @@ from node.types import (
     HashAlgorithm,
     delivery_id_provider,
 )
+from verifier.text import iso_time
 
 if TYPE_CHECKING:
     from node.audit.service import AuditContext
@@ -224,7 +225,7 @@ class DeliveryService(ExchangeService):
         # The chain's clock decides, not this machine's: the block this transaction lands in is stamped no
         # earlier than next_block_time, which runs ahead of time.time() on a node whose clock does.
         if grant.expires_at <= now:
-            raise ApiError("GRANT_EXPIRED", f"grant {body.grant_id} expired at {grant.expires_at}")
+            raise ApiError("GRANT_EXPIRED", f"grant {body.grant_id} expired at {iso_time(grant.expires_at)}")
         raw_id = b32(body.delivery_id)
         if raw_id == bytes(32) or b32(body.commitment) == bytes(32):
             raise ApiError("INVALID_FIELD", "delivery_id and commitment must not be zero")

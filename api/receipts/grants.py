@@ -18,6 +18,7 @@ from node.types import (
     Resource,
     ShareType,
 )
+from verifier.text import iso_time
 
 #: How long checked grant state is trusted. The contract checks again on every anchor, so a grant revoked
 #: within this window refuses its batch instead of recording it.
@@ -55,7 +56,7 @@ class GrantState:
         if self.refusal is not None:
             raise ApiError(*self.refusal)
         if self.expires_at <= now + self.clock_ahead:
-            raise ApiError("GRANT_EXPIRED", f"grant {self.grant_id} expired at {self.expires_at}")
+            raise ApiError("GRANT_EXPIRED", f"grant {self.grant_id} expired at {iso_time(self.expires_at)}")
 
 
 def _no_batch(grant_id: int, first_sequence: int) -> ApiError:

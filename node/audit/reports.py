@@ -60,7 +60,8 @@ def build_report(
     indexed_to = block_time(progress.last_block) + 1
     if period_from >= indexed_to:
         raise InvalidQueryError(
-            "period", f"it starts after the last block indexed ({progress.last_block}, time {indexed_to - 1})"
+            "period",
+            f"it starts after the last block indexed ({progress.last_block}, of {iso_time(indexed_to - 1)})",
         )
     period_to = min(period_to, indexed_to)
     e = m.events.c

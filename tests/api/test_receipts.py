@@ -13,6 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -714,8 +715,11 @@ def test_post_receipts_grantExpiredOnTheNodesClock_refusedAsADeliveryIs(api_env:
     ) == {"receipts": []}
     delivery = {"delivery_id": delivery_id_for(grant["provider"]), "grant_id": grant["id"],
                 "commitment": b32(), "byte_size": 1}  # fmt: skip
-    response = api_env.call("POST", "/deliveries", "psb", json=delivery)
-    assert response.status_code == 409 and response.json()["error"]["code"] == "GRANT_EXPIRED"
+    refused = api_env.call("POST", "/deliveries", "psb", json=delivery)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "GRANT_EXPIRED"
+    # Both say the expiry as the chain's own refusal does (node.contract_errors): it said Unix seconds.
+    said = f"grant {grant['id']} expired at {datetime.fromtimestamp(expires, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    assert response.json()["error"]["message"] == refused.json()["error"]["message"] == said, response.text
 
 
 @pytest.mark.parametrize("journaled", ["closed", "final"])

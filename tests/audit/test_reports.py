@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from node.audit.errors import InvalidQueryError
 from node.audit.queries import department_id
 from node.audit.reports import build_report, write_report
 from node.audit.rpc import JsonRpc
@@ -55,6 +56,19 @@ def test_untouched_report_verifies(report: dict[str, Any], rpc: JsonRpc, abi: li
     result = verify_report(report, rpc, abi)
     assert result.ok, result.problems
     assert result.chain_events == len(report["rows"])
+
+
+def test_a_period_after_the_index_is_refused_naming_its_last_blocks_time(
+    indexed_for_reading: Engine, report: dict[str, Any], rpc: JsonRpc
+) -> None:
+    """Refused, naming the last block indexed and its time as people read it (it said Unix seconds)."""
+    last = report["block_range"]["to"]
+    at = rpc.block_time(last)
+    with pytest.raises(InvalidQueryError) as refused:
+        build_report(indexed_for_reading, period_from=at + 1, period_to=at + 100, block_time=rpc.block_time)
+    spelled = f"{datetime.fromtimestamp(at, UTC):%Y-%m-%dT%H:%M:%SZ}"
+    said = f"invalid period: it starts after the last block indexed ({last}, of {spelled})"
+    assert refused.value.message == said
 
 
 def _changed_commitment(doc: dict[str, Any]) -> list[str]:
