@@ -98,9 +98,24 @@ def _time(value: str | None, name: str) -> int | None:
 
 
 def _dept(ctx: Any, code: str | None) -> int | None:
+    """The id of the department a query names by code or id, as the audit index holds it. One the index does
+    not hold yet is looked for again once the index is brought up to the chain's head: admitted since the
+    last sync (the follower's, every DXL_AUDIT_FOLLOW_INTERVAL), it was 404 on a scorecard that would have
+    brought the index up itself.
+
+    Raises:
+        NotFoundError: no such department on chain either.
+        NodeError: the index could not be brought up.
+    """
     from node.audit.queries import department_id
 
-    return None if code is None else department_id(ctx.engine, code)
+    if code is None:
+        return None
+    try:
+        return department_id(ctx.engine, code)
+    except NotFoundError:
+        ctx.caught_up()
+        return department_id(ctx.engine, code)
 
 
 def _pin(ctx: Any, principal: Principal, requested: str | None) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_account import Account
 
 from node.anvil import EmbeddedNode
 from node.chain import LedgerClient
@@ -31,6 +33,7 @@ from tests.api.api_helpers import (
     api_home,
     b32,
     concluded,
+    govern,
     grant_between,
     in_pool,
     make_settings,
@@ -877,3 +880,23 @@ def test_the_cli_presents_a_drawn_receipt_under_its_slot(
         f"  {slot} provider {grant['provider']} (receipt: grant {grant['id']}, "
         f"sequence {receipt['sequence']}): presented MATCH, outcome -"
     ) in out.splitlines(), out
+
+
+@pytest.mark.parametrize("route", ["scorecard", "history"])
+def test_a_department_admitted_since_the_index_was_last_brought_up_is_found(
+    proxied: tuple[ApiEnv, RpcProxy], route: str
+) -> None:
+    """The audit routes look a department up in the audit index: one admitted since the last sync (the
+    service's follower syncs every DXL_AUDIT_FOLLOW_INTERVAL; here none runs) was 404 DEPARTMENT_NOT_FOUND,
+    its scorecard too, though the scorecard brings the index up to the chain's head before it computes the
+    card, and `dxl audit scorecard` (which looks it up after that) answered it."""
+    env, _ = proxied
+    code = "NEW" + secrets.token_hex(3).upper()
+    body = {"action": "admit_department", "code": code, "name": "New Bureau",
+            "signer": Account.create().address, "encryption_key": "0x" + secrets.token_hex(32)}  # fmt: skip
+    assert ok(govern(env, body))["record"]["executed"] is True
+    found = ok(env.call("GET", f"/audit/{route}?department={code}", "auditor"))
+    if route == "scorecard":
+        assert found["department"]["code"] == code and found["resources"]["total"] == 0, found
+    else:
+        assert [i["event"] for i in found["items"]] == ["DepartmentAdmitted"], found
