@@ -121,7 +121,8 @@ class DeliveryService(ExchangeService):
         if body.expires_at > agreement.valid_until:
             raise ApiError(
                 "INVALID_EXPIRY",
-                f"expires_at is after the agreement's end {agreement.valid_until}",
+                f"expires_at {iso_time(body.expires_at)} is after the agreement's end "
+                f"{iso_time(agreement.valid_until)}",
                 field="expires_at",
             )
         return cast(

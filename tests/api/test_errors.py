@@ -12,6 +12,7 @@ import select
 import socket
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -388,6 +389,21 @@ def test_error_code(api_env: ApiEnv, code: str) -> None:
     error = response.json()["error"]
     assert error["code"] == code, response.text
     assert error["message"] and "Traceback" not in error["message"]
+
+
+def test_a_grant_past_its_agreement_is_refused_naming_both_times_as_people_read_them(api_env: ApiEnv) -> None:
+    """The service's own refusal said the agreement's end in Unix seconds ("expires_at is after the
+    agreement's end 1796429682"), where the contract's (GrantInvalidExpiry, node.contract_errors) says ISO
+    8601 UTC."""
+    agreement = agreement_between(api_env, "hrss", "psb")
+    expires, end = agreement["valid_until"] + 1, agreement["valid_until"]
+    refused = api_env.call(
+        "POST", "/grants", "hrss", json={"agreement_id": agreement["id"], "expires_at": expires}
+    )
+    assert refused.json()["error"]["code"] == "INVALID_EXPIRY", refused.text
+    spelled = [f"{datetime.fromtimestamp(t, UTC):%Y-%m-%dT%H:%M:%SZ}" for t in (expires, end)]
+    said = f"expires_at {spelled[0]} is after the agreement's end {spelled[1]}"
+    assert refused.json()["error"]["message"] == said, refused.text
 
 
 @pytest.mark.parametrize(
