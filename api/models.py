@@ -989,8 +989,9 @@ class DemandCreate(Strict):
     document: DemandDocument
     #: The department asked for the data (its code); omitted when the publisher does not know who holds it.
     addressee: Annotated[DepartmentCode | None, Field(examples=[DEMO_ADDRESSEE])] = None
-    #: Unix time by which an answer is wanted: after the next block's time (422 ``INVALID_FIELD`` naming
-    #: ``due_by`` otherwise, judged by the chain's clock, not the client's).
+    #: Unix time by which an answer is wanted: at least a week (``DEMAND_NOTICE_S``) after the next block's
+    #: time, for it marks a late addressee overdue (422 ``INVALID_FIELD`` naming ``due_by`` and
+    #: ``earliest_due_by`` otherwise, judged by the chain's clock, not the client's).
     due_by: Annotated[Uint64, Field(examples=[EXAMPLE_END])]
 
 

@@ -186,7 +186,8 @@ _FIELDS = {
 
 #: What makes an inspection's field unusable, as ``openInspection`` checks it.
 _PRACTICE_FIELDS = {
-    "dueBy": "the due date must be later than the time of the block the demand is mined in",
+    "dueBy": "the due date must be at least 7 days after the time of the block the demand is mined in, so "
+    "that its addressee has time to answer",
 }
 _INSPECTION_FIELDS = {
     "periodFrom": "the inspected period must start before it ends",

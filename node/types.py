@@ -109,6 +109,12 @@ class DemandAnswer(IntEnum):
     DECLINED = 3
 
 
+#: The least time, in seconds, a demand's addressee has to answer: its due date is at least this long after
+#: the block the demand is published in (``SharingPractice``'s ``DEMAND_NOTICE``, which a test holds equal).
+#: The due date marks a late addressee overdue on its card: the publisher may not leave it no time to answer.
+DEMAND_NOTICE_S = 7 * 86400
+
+
 class DeclineReason(IntEnum):
     """The reason codes a department declines a demand with: declared here once. The contract accepts
     1..``declineCodeMax()``, which a test holds equal to the largest code here."""

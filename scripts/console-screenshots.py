@@ -76,7 +76,7 @@ def main(url: str, home: Path, files: Path, out: Path) -> None:
             page.wait_for_selector(f"#verify-result[data-status={want}]", timeout=60_000)
             page.screenshot(path=str(out / f"verify-{want.lower()}.png"), full_page=True)
         hrss = signed_in("hrss")
-        # The scenario's first inspection, a week to present: what HRSS presented, and what it still must.
+        # The scenario's first inspection, a month to present: what HRSS presented, and what it still must.
         shot(hrss, f"inspection/{min(i['id'] for i in read(hrss, '/inspections'))}", "inspection")
         shot(signed_in("governor-2"), "governance", "governance")
         browser.close()

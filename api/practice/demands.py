@@ -17,7 +17,7 @@ from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError
 from node.contract_errors import describe_revert
 from node.practice import DemandRecord
-from node.types import DeclineReason, DemandAnswer
+from node.types import DEMAND_NOTICE_S, DeclineReason, DemandAnswer
 from verifier.catalog import document_hash
 from verifier.text import iso_time
 
@@ -125,17 +125,23 @@ class DemandService(PracticeCore):
         addressee = 0
         if body.addressee is not None:
             addressee = ledger.department_id_by_code(body.addressee)
-        # The contract's rule (publishDemand: dueBy > block.timestamp), checked against the earliest time the
-        # next block can carry: its refusal names no field, and a client must tell a passed due day from
-        # another field it may not use (the chain's clock is not the client's).
+        # The contract's rule (publishDemand: dueBy >= block.timestamp + DEMAND_NOTICE), checked against the
+        # earliest time the next block can carry: its refusal names no field, and a client must tell a due day
+        # too soon from another field it may not use (the chain's clock is not the client's). Checked here as
+        # well, so a SharingPractice deployed by an older dxl (which took any future due date) and kept on
+        # upgrade gives no publisher the power to make an addressee overdue before it could answer.
         earliest = ledger.client.next_block_time()
-        if body.due_by <= earliest:
+        if body.due_by < earliest + DEMAND_NOTICE_S:
+            soonest = earliest + DEMAND_NOTICE_S
             raise ApiError(
                 "INVALID_FIELD",
-                f"due_by {body.due_by} ({iso_time(body.due_by)}) has passed by the chain's clock: the next "
-                f"block's time is {earliest} ({iso_time(earliest)}) at the earliest",
+                f"due_by {body.due_by} ({iso_time(body.due_by)}) leaves the addressee less than "
+                f"{DEMAND_NOTICE_S // 86400} days to answer by the chain's clock: the next block's time is "
+                f"{earliest} ({iso_time(earliest)}) at the earliest, so the due date is {soonest} "
+                f"({iso_time(soonest)}) or later",
                 field="due_by",
                 next_block_time=earliest,
+                earliest_due_by=soonest,
             )
         text = body.document.as_json()
         digest = document_hash(text)

@@ -24,6 +24,11 @@ contract SharingPractice is ISharingPractice {
     /// this bound to that table.
     uint16 private constant DECLINE_CODE_MAX = 5;
     uint8 private constant SCORE_MAX = 5;
+    /// @dev The least time a demand's addressee has to answer: a due date marks the addressee late on its
+    /// scorecard, so it is not the publisher's alone to set (one due a second after publication made every
+    /// demand addressed to a department overdue before it could answer). A week holds five working days
+    /// whichever day a demand is published; `node/types.py` (`DEMAND_NOTICE_S`) holds the same figure.
+    uint64 private constant DEMAND_NOTICE = 7 days;
     /// @dev BLOCKHASH answers for the 256 blocks before the current one only.
     uint256 private constant BLOCKHASH_WINDOW = 256;
     /// The sample derivation of `verifier/sampling.py` that inspections here follow (see {sampleVersion}).
@@ -67,7 +72,7 @@ contract SharingPractice is ISharingPractice {
     function publishDemand(bytes32 textHash, uint32 addressee, uint64 dueBy) external returns (uint64 demandId) {
         uint32 publisher = _callerDepartment();
         if (textHash == bytes32(0)) revert PracticeInvalidField("textHash");
-        if (dueBy <= block.timestamp) revert PracticeInvalidField("dueBy");
+        if (dueBy < block.timestamp + DEMAND_NOTICE) revert PracticeInvalidField("dueBy");
         if (addressee != 0) {
             if (addressee == publisher) revert PracticeInvalidField("addressee");
             (, DepartmentStatus status) = _ledger.departmentSigner(addressee);

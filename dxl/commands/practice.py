@@ -124,7 +124,9 @@ def publish_command(
     title: Annotated[str, typer.Option(help="What data is needed.")],
     purpose: Annotated[str, typer.Option(help="Why it is needed.")],
     legal_basis: Annotated[str, typer.Option("--legal-basis", help="The law or regulation it serves.")],
-    due: Annotated[str, typer.Option(help="Answer wanted by (ISO date/time, UTC).")],
+    due: Annotated[
+        str, typer.Option(help="Answer wanted by (ISO date/time, UTC): a week from now at the earliest.")
+    ],
     to: Annotated[str | None, typer.Option("--to", help="Code of the department asked (if known).")] = None,
     description: Annotated[str | None, typer.Option(help="Longer description.")] = None,
     field: Annotated[

@@ -9,9 +9,10 @@
   acknowledges, so the agreement's timeline has an anchored batch too.
 * governor-1 proposes to appoint an auditor and leaves it open, so governance has a proposal to approve.
 * The sharing practice (``practice``): HEALTH asks HRSS for data and HRSS answers with its resource; CIVIL
-  asks PSB with an answer due within seconds, left unanswered until it is overdue; SAMR asks any department.
+  asks PSB with an answer due a week later (the least notice the ledger gives an addressee), left unanswered
+  until it is overdue; SAMR asks any department.
   HRSS scores HEALTH's purpose compliance, leaving HEALTH's score of HRSS to the tests. The auditor opens two
-  inspections of the period of the deliveries above, every delivery sampled: one with a week to present,
+  inspections of the period of the deliveries above, every delivery sampled: one with a month to present,
   in which HRSS presents its CSV delivery (MATCH), and one whose deadline passes within seconds.
 
 At the end the audit trail is indexed up to the chain head, so every page reads all of it at once.
@@ -35,6 +36,7 @@ from typing import Any
 import httpx
 
 from node.keys import KeyStore
+from node.types import DEMAND_NOTICE_S
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
@@ -82,7 +84,7 @@ class Practice:
     answered_demand: int = 0  # HEALTH -> HRSS, answered with HRSS's resource
     overdue_demand: int = 0  # CIVIL -> PSB, unanswered past its due time
     open_demand: int = 0  # SAMR -> any department
-    inspection: int = 0  # a week to present; HRSS presented its CSV delivery
+    inspection: int = 0  # a month to present; HRSS presented its CSV delivery
     lapsed_inspection: int = 0  # its deadline passed with nothing presented
 
 
@@ -228,10 +230,14 @@ def _practice(
     good: Delivered,
     bad: Delivered,
     pass_past: Callable[[int], None],
+    *,
+    waits_a_week: bool,
 ) -> Practice:
     """The demands, the evaluation and the inspections of the module docstring. Deadlines are set by the
     chain's clock (a delivery's ``recorded_at``, a demand's ``published_at``), which a test node may run ahead
-    of this machine's, and passed on it (``pass_past``)."""
+    of this machine's, and passed on it (``pass_past``). ``waits_a_week``: the clock can pass the overdue
+    demand's week (a test node's can; against `dxl run` the wall clock would be waited on, and the demand
+    reads due, not overdue)."""
     month = int(good.record["recorded_at"]) + 30 * 86400
     demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
     # The period inspected ends a second after the disputed delivery: a block a second later closes it (the
@@ -249,7 +255,8 @@ def _practice(
             {**period, "sample_size": 50, "present_within": within},
             status=201,
         )
-        for within in (7 * 86400, SHORT_PRESENTATION_S)
+        # A month: the clock passes the overdue demand's week below, and HRSS presents after it.
+        for within in (30 * 86400, SHORT_PRESENTATION_S)
     ]
     # The writes below are the blocks after the inspections' seed blocks that the draws need (a test node
     # mines one per transaction, `dxl run` every 0.25 s).
@@ -264,7 +271,7 @@ def _practice(
         "purpose": "低保对象户籍核查",
         "legal_basis": "《户口登记条例》",
     }
-    demand = {"document": household, "addressee": "PSB", "due_by": chain_now + 3}
+    demand = {"document": household, "addressee": "PSB", "due_by": chain_now + DEMAND_NOTICE_S + 3}
     overdue = api("POST", "/demands", "civil", demand, status=201)["record"]
     employers = {"title": "企业社保缴费人数", "purpose": "企业信用评价", "legal_basis": "《公示条例》"}
     anyone = api("POST", "/demands", "samr", {"document": employers, "due_by": month}, status=201)["record"]
@@ -274,7 +281,8 @@ def _practice(
     # the contract takes no not-presented outcome for it); then the clock passes that deadline and the
     # demand's due time.
     drawn = [api("POST", f"/inspections/{i['record']['id']}/draw", "auditor")["record"] for i in opened]
-    pass_past(max(int(overdue["due_by"]), int(opened[1]["record"]["present_by"])))
+    deadline = int(opened[1]["record"]["present_by"])
+    pass_past(max(int(overdue["due_by"]), deadline) if waits_a_week else deadline)
     csv = good.delivery_id
     assert csv in {x["delivery_id"] for x in drawn[0]["sample"]}, drawn[0]
     payload = base64.b64encode(good.payload).decode()
@@ -319,9 +327,10 @@ def build(
         "terms_hash": _b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400,
     }, status=201)["record"]  # fmt: skip
     api("POST", f"/requests/{rejected['id']}/reject", "hrss", {"reason_code": 3})
+    practice = _practice(api, resources, health["id"], good, bad, passed, waits_a_week=pass_past is not None)
+    # Proposed once the practice's week has passed on the clock: a proposal left open that long expires.
     appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
     proposal = api("POST", "/governance/proposals", "governor-1", appoint, status=201)["record"]
-    practice = _practice(api, resources, health["id"], good, bad, passed)
     api("POST", "/audit/index", "auditor")
     return Scenario(
         receipt_batch=batch,

@@ -943,7 +943,7 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
     page.fill("#demand-due", (chain_today - timedelta(days=1)).isoformat())
     page.click("#demand-publish")
     page.wait_for_selector("#demand-form .outcome .error", timeout=30_000)
-    assert "The due day has passed by the chain's clock" in page.inner_text("#demand-form .outcome")
+    assert "The due day leaves the addressee less than a week" in page.inner_text("#demand-form .outcome")
     assert page.query_selector("#published") is None
     health.page.clock.set_system_time(datetime.fromtimestamp(chain_now + 30 * 86400, UTC))
     page.fill("#demand-due", (chain_today + timedelta(days=10)).isoformat())

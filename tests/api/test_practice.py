@@ -27,7 +27,7 @@ from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
 from node.practice import PracticeReader
-from node.types import DeclineReason, new_delivery_id
+from node.types import DEMAND_NOTICE_S, DeclineReason, new_delivery_id
 from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
@@ -41,6 +41,7 @@ from tests.api.api_helpers import (
     in_pool,
     mine,
     ok,
+    pass_past,
     pass_time,
     register,
     request_access,
@@ -70,7 +71,7 @@ def canonical_hash(doc: dict[str, Any]) -> str:
 
 
 def publish(env: ApiEnv, who: str, addressee: str | None, doc: dict[str, Any] = DEMAND) -> dict[str, Any]:
-    body: dict[str, Any] = {"document": doc, "due_by": int(time.time()) + 30 * 86400}
+    body: dict[str, Any] = {"document": doc, "due_by": env.setup.client.next_block_time() + 30 * 86400}
     if addressee is not None:
         body["addressee"] = addressee.upper()
     record: dict[str, Any] = ok(env.call("POST", "/demands", who, json=body), 201)["record"]
@@ -1608,11 +1609,11 @@ def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_a
     body: dict[str, Any] = {
         "document": DEMAND,
         "addressee": "SAMR",
-        "due_by": env.setup.client.head_time() + 60,
+        "due_by": env.setup.client.next_block_time() + DEMAND_NOTICE_S + 60,
     }
     demand = ok(env.call("POST", "/demands", "civil", json=body), 201)["record"]
     assert (demand["status"], demand["overdue"]) == ("open", False)
-    pass_time(env, 120)
+    pass_past(env, body["due_by"] + 60)
     for who in ("civil", "samr", "auditor", "health"):
         got = ok(env.call("GET", f"/demands/{demand['id']}", who))
         assert (got["status"], got["overdue"]) == ("open", True), who
@@ -1637,6 +1638,40 @@ def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_a
     # Neither is met (both declined): the assessor has both ids to follow up.
     assert {demand["id"], in_time["id"]} <= set(received["unmet_demand_ids"])
     assert received["met"] == received["total"] - len(received["unmet_demand_ids"])
+
+
+def test_a_publisher_cannot_make_the_addressee_overdue_before_it_could_answer(api_env: ApiEnv) -> None:
+    """The due date is the publisher's to choose, and it marks a late addressee overdue on its scorecard. Due
+    a second after publication, a demand was overdue before its addressee could answer, however promptly: any
+    department could mark any other late on as many demands as it cared to publish. The service and the
+    contract refuse a due date less than a week (``DEMAND_NOTICE_S``) after the block the demand is mined in,
+    naming ``due_by`` and the earliest it takes, and nothing is published; a week to the second is taken."""
+    env = api_env
+    before = len(ok(env.call("GET", "/demands?limit=500", "auditor")))
+    earliest = env.setup.client.next_block_time()
+    for due_by in (earliest + 1, earliest + 86400, earliest + DEMAND_NOTICE_S - 1):
+        body = {"document": DEMAND, "addressee": "SAMR", "due_by": due_by}
+        refused = env.call("POST", "/demands", "civil", json=body)
+        error = refused.json()["error"]
+        assert (refused.status_code, error["code"], error["field"]) == (422, "INVALID_FIELD", "due_by"), error
+        assert "less than 7 days to answer" in error["message"], error
+        assert error["earliest_due_by"] == error["next_block_time"] + DEMAND_NOTICE_S > due_by, error
+    assert len(ok(env.call("GET", "/demands?limit=500", "auditor"))) == before
+    from tests.cli import dxl
+
+    due = datetime.fromtimestamp(earliest + 86400, UTC).strftime("%Y-%m-%d")
+    code, out, err = dxl("demand", "publish", "--title", DEMAND["title"], "--purpose", DEMAND["purpose"],
+                         "--legal-basis", DEMAND["legal_basis"], "--to", "SAMR", "--due", due,
+                         "--api", env.url, "--token", env.tokens["demo-civil"])  # fmt: skip
+    assert code != 0 and "less than 7 days to answer" in out + err, out + err
+    assert len(ok(env.call("GET", "/demands?limit=500", "auditor"))) == before
+    # A week to the second from the block it is mined in: the addressee has its week, then may be overdue.
+    # A few seconds ahead of the head and this machine's clock: the service's check reads either.
+    at = max(env.setup.client.next_block_time(), env.setup.client.head_time() + 1) + 5
+    env.setup.client.w3.provider.make_request("evm_setNextBlockTimestamp", [at])  # type: ignore[arg-type]
+    body = {"document": DEMAND, "addressee": "SAMR", "due_by": at + DEMAND_NOTICE_S}
+    demand = ok(env.call("POST", "/demands", "civil", json=body), 201)["record"]
+    assert (demand["published_at"], demand["due_by"], demand["overdue"]) == (at, at + DEMAND_NOTICE_S, False)
 
 
 def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_http_does(
@@ -1975,11 +2010,12 @@ def _claims_left(env: ApiEnv) -> list[Any]:
 def test_a_due_day_passed_between_the_check_and_the_mining_is_refused_naming_due_by(api_env: ApiEnv) -> None:
     env = api_env
     before = len(ok(env.call("GET", "/demands?limit=500", "auditor")))
-    due_by = env.setup.client.next_block_time() + 60
+    due_by = env.setup.client.next_block_time() + DEMAND_NOTICE_S + 60
     key = {"Idempotency-Key": f"due-by-race-{due_by}"}
     body = {"document": DEMAND, "due_by": due_by}
+    # Mined a minute after the service's check: the due date is then a second short of a week away.
     refused = _mined_later(
-        env, lambda: env.call("POST", "/demands", "psb", json=body, headers=key), due_by + 1
+        env, lambda: env.call("POST", "/demands", "psb", json=body, headers=key), due_by - DEMAND_NOTICE_S + 1
     )
     error = refused.json()["error"]
     assert (refused.status_code, error["code"], error.get("field")) == (422, "INVALID_FIELD", "due_by"), error

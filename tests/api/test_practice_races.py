@@ -26,7 +26,7 @@ from node.anvil import EmbeddedNode
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
-from node.types import new_delivery_id
+from node.types import DEMAND_NOTICE_S, new_delivery_id
 from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
@@ -261,7 +261,7 @@ def test_get_demand_reads_the_demand_and_the_clock_at_one_block_and_names_it(
     open and overdue, which it was at no block (it was answered in the block that passed the due date)."""
     env, proxy = proxied
     document = {"title": "婚姻登记信息", "purpose": "住房保障资格审核", "legal_basis": "《住房保障条例》"}
-    due_by = max(_chain_now(env), env.setup.client.next_block_time()) + 3600
+    due_by = max(_chain_now(env), env.setup.client.next_block_time()) + DEMAND_NOTICE_S + 3600
     body = {"document": document, "addressee": "CIVIL", "due_by": due_by}
     demand = ok(env.call("POST", "/demands", "psb", json=body), 201)["record"]["id"]
     path = f"/demands/{demand}"

@@ -31,7 +31,7 @@ from node.deploy import EVALUATION_PERIOD_S, anchors_abi
 from node.endpoint import NodeEndpoint
 from node.practice import DemandRecord, scores_of
 from node.settings import Settings
-from node.types import DemandAnswer, Department, GovernanceAction, ScoredSide
+from node.types import DEMAND_NOTICE_S, DemandAnswer, Department, GovernanceAction, ScoredSide
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, receipt_of
 from tests.postgres import BACKENDS, database_url
 
@@ -231,7 +231,7 @@ def _lost_demands(
     psb, hrss, civil = (c.depts[code] for code in ("PSB", "HRSS", "CIVIL"))
 
     def publish(who: Dept, to: Dept | None) -> int:
-        due = c.now() + DAY
+        due = c.now() + DEMAND_NOTICE_S + DAY
         result = practice.transact(
             who.account, "publishDemand", b"\x7d" * 32, 0 if to is None else to.id, due
         )

@@ -39,6 +39,7 @@ from node.compiler import load_artifact
 from node.deploy import anchors_abi
 from node.endpoint import NodeEndpoint
 from node.types import (
+    DEMAND_NOTICE_S,
     DemandAnswer,
     GovernanceAction,
     InspectionOutcome,
@@ -276,7 +277,7 @@ class PracticeRules(RuleBasedStateMachine):
         who=actors(),
         to=st.sampled_from(["other", "other", "none", "self", "unknown"]),
         text=st.sampled_from([TEXT, TEXT, TEXT, ZERO]),
-        due=st.sampled_from([DAY, DAY, DAY, -1]),
+        due=st.sampled_from([DEMAND_NOTICE_S + DAY, DEMAND_NOTICE_S + DAY, DEMAND_NOTICE_S, DAY, -1]),
     )
     def publish_demand(self, who: str, to: str, text: bytes, due: int) -> None:
         sender = self.account(who)
@@ -284,14 +285,18 @@ class PracticeRules(RuleBasedStateMachine):
         addressee = {"none": 0, "self": me, "unknown": 99, "other": me % 3 + 1}[to]
         if outcome is None and text == ZERO:
             outcome = ("PracticeInvalidField", {"field": "textHash"})
-        if outcome is None and due < 0:
+        if outcome is None and due < DEMAND_NOTICE_S:
             outcome = ("PracticeInvalidField", {"field": "dueBy"})
         if outcome is None and addressee == me:
             outcome = ("PracticeInvalidField", {"field": "addressee"})
         if outcome is None and addressee == 99:
             outcome = ("DepartmentUnknown", {"departmentId": 99})
-        # A due date in the past is the block's own time: not after it.
-        due_by = self.ledger.now() + due if due > 0 else self.ledger.now()
+        # Due dates are counted from the block the demand is mined in, stamped here: a week to the second is
+        # taken, a day less is not (the addressee's least notice); a due date in the past is the block's own
+        # time.
+        at = self.ledger.now() + 1
+        self.practice.w3.provider.make_request("evm_setNextBlockTimestamp", [at])  # type: ignore[arg-type]
+        due_by = at + due if due > 0 else at
         result = self.check(outcome or ["DemandPublished"], "publishDemand", sender, text, addressee, due_by)
         if result is not None:
             demand = int(result.event("DemandPublished").args["demandId"])

@@ -24,8 +24,9 @@ interface ISharingPractice {
     /// declines: such a demand waits for whoever holds the data, and a decline by any department would close it
     /// for good, unmet, before the holder could answer.
     error PracticeOpenDemandDeclined(uint64 demandId, uint32 departmentId);
-    /// @notice Thrown when a text hash is zero, a due date is not in the future, or an answer's fields do not
-    /// fit its kind (a resource for a decline, no resource for a resource answer).
+    /// @notice Thrown when a text hash is zero, a due date leaves the addressee less than a week (before the
+    /// block's time plus 7 days), or an answer's fields do not fit its kind (a resource for a decline, no
+    /// resource for a resource answer).
     error PracticeInvalidField(string field);
     /// @notice Thrown when a decline's reason code is not one of the declared codes 1..{declineCodeMax}.
     error PracticeUnknownDeclineCode(uint16 code);
@@ -66,7 +67,7 @@ interface ISharingPractice {
     /// @param publisher The department that needs the data.
     /// @param addressee The department asked for it (0: not known).
     /// @param textHash SHA-256 of the demand's canonical document (what, purpose, legal basis).
-    /// @param dueBy Block time by which an answer is wanted.
+    /// @param dueBy Block time by which an answer is wanted (7 days after publication at the earliest).
     event DemandPublished(
         uint64 indexed demandId, uint32 indexed publisher, uint32 indexed addressee, bytes32 textHash, uint64 dueBy
     );
@@ -138,8 +139,9 @@ interface ISharingPractice {
     );
 
     /// @notice Publishes a demand of the calling department.
-    /// @dev Requirements: caller is an active department's signer; `textHash` non-zero; `dueBy` in the future;
-    /// `addressee` 0 or another department that exists. Emits {DemandPublished}.
+    /// @dev Requirements: caller is an active department's signer; `textHash` non-zero; `dueBy` at least 7 days
+    /// after the block's time (the due date marks a late addressee overdue, so the publisher cannot leave it no
+    /// time to answer); `addressee` 0 or another department that exists. Emits {DemandPublished}.
     /// @return demandId The new demand's id.
     function publishDemand(bytes32 textHash, uint32 addressee, uint64 dueBy) external returns (uint64 demandId);
 

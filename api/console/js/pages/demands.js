@@ -132,8 +132,9 @@ function publishForm(depts, me, reload) {
       await reload(h("p", { class: "ok", id: "published", role: "status" }, t("demand.published", { id: written.record.id })));
     } catch (error) {
       button.disabled = false;
-      // A due day passed by the chain's clock, which the API judges: the browser's may be days off it.
-      fill(out, errorBox(refusedField(error, "INVALID_FIELD", "due_by", t("demand.duePassed"))));
+      // A due day less than a week ahead by the chain's clock, which the API judges: the browser's may be
+      // days off it.
+      fill(out, errorBox(refusedField(error, "INVALID_FIELD", "due_by", t("demand.dueTooSoon"))));
     }
   });
   return form;

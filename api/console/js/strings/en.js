@@ -348,7 +348,7 @@ export default {
   "demand.anyone": "any department",
   "demand.dueDay": "Answer due by (UTC day, included)",
   "demand.publish": "Publish",
-  "demand.duePassed": "The due day has passed by the chain's clock: choose today or a later day.",
+  "demand.dueTooSoon": "The due day leaves the addressee less than a week by the chain's clock: choose a day at least 7 days ahead.",
   "demand.published": "Published demand #{id}.",
   "demand.heading": "Demand #{id}:",
   "demand.noText": "(this service holds no text for its hash)",

@@ -348,7 +348,7 @@ export default {
   "demand.anyone": "任一部门",
   "demand.dueDay": "答复期限（UTC 日期，含当日）",
   "demand.publish": "发布",
-  "demand.duePassed": "按链上时钟，答复期限已过：请选择今天或之后的日期。",
+  "demand.dueTooSoon": "按链上时钟，答复期限不足一周：请选择 7 天之后的日期。",
   "demand.published": "已发布需求 #{id}。",
   "demand.heading": "需求 #{id}：",
   "demand.noText": "（本服务未保存与其哈希对应的文本）",
