@@ -166,9 +166,11 @@ def test_a_refused_practice_write_stores_none_of_its_texts(api_env: ApiEnv) -> N
     env = api_env
     marker = b32()[2:12]
     to_itself = {**DEMAND, "title": f"发给自己 {marker}"}
+    # Due in a month: the contract refuses the addressee (its publisher), not the due date.
+    due_by = env.setup.client.next_block_time() + 30 * 86400
     refused = env.call("POST", "/demands", "psb", json={"document": to_itself, "addressee": "PSB",
-                                                         "due_by": int(time.time()) + 86400})  # fmt: skip
-    assert refused.status_code == 422, refused.text
+                                                         "due_by": due_by})  # fmt: skip
+    assert (refused.status_code, refused.json()["error"]["field"]) == (422, "addressee"), refused.text
     assert not stored_document(env, DemandDocument.model_validate(to_itself).as_json())
 
     catalogued_before = register(env, "psb")
