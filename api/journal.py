@@ -33,19 +33,25 @@ An answer that reports a transaction someone else sent (an agreement another par
 its signed bytes, read from the node, are journaled as mined (:meth:`JournaledSender.adopt`), so a lost block
 takes it no more than the service's own.
 
-A re-sent transaction of a lost block is never signed again, even when the node refuses it as never minable
-("nonce too low" and the node does not hold it). That refusal is believed only when the chain says the nonce
-is used (:meth:`~node.chain.LedgerClient.mined_nonce`, the sender's count at the latest block, past the row's
-nonce, and no receipt for its hash): a node's pool may judge nonces by the head it had before the blocks were
-lost (geth's does, until it catches up with the new head and puts the lost block's transactions back). Until
-then the row stays sent, the pass re-sends nothing after it (first order) and reports it ``waiting``, and the
-watcher keeps writes held and reconciles again at its next look, which sends the same bytes again. A lost
-block's nonce can only be used without it when the node's state is not the chain it mined — as after a restart
-from anvil's own periodic save, which stored a block's effects (nonces, storage) without the block (the reason
-for :mod:`node.statekeeper`) — and then the write's effects may be there already: a new signature would record
-it twice or revert. The row is marked superseded and logged as an error naming the lost write. Only a
-transaction never mined is signed again at a new nonce (:meth:`JournaledSender.send`, another transaction of
-the same key holding its nonce).
+Bytes sent before (a lost block's, an earlier attempt's) are never signed again on the node's word alone, even
+when it refuses them as never minable ("nonce too low" and the node does not hold them). That refusal is
+believed only when the chain says the nonce is used (:meth:`JournaledSender.judge_refusal`: the sender's count
+at the confirmation depth, :meth:`~node.chain.LedgerClient.mined_nonce`, past the row's nonce, and no receipt
+for its hash). The chain, not the pool: a node's pool may judge nonces by the head it had before (geth's does
+after a reorganisation, and on the node a failover moved to, until it catches up with the new head and puts
+the lost block's transactions back). At the depth, not the head: a nonce used only in the last blocks is free
+again when they are reorganised away, and the bytes may be mined after all. Until then the row stays sent. In
+reconciliation, a lost block's row ends the pass's re-sends (first order) and is reported ``waiting``: the
+watcher keeps writes held and reconciles again at its next look, which sends the same bytes again; a row never
+seen mined is left for a later pass, and writes go on. A retry of the key (:meth:`JournaledSender.resume`)
+answers ``TRANSACTION_PENDING``, and the next retry sends the same bytes again. A lost block's nonce can only
+be used without it when the node's state is not the chain it mined — as after a restart from anvil's own
+periodic save, which stored a block's effects (nonces, storage) without the block (the reason for
+:mod:`node.statekeeper`) — and then the write's effects may be there already: a new signature would record it
+twice or revert. The row is marked superseded and logged as an error naming the lost write. Only a
+transaction never mined is signed again at a new nonce: a request's bytes refused at their first send
+(:meth:`JournaledSender.send`, another transaction of the same key holding its nonce), or an earlier
+attempt's proven superseded (the request runs again).
 
 A reverted transaction is voided (:meth:`JournaledSender.void`): a transfer of nothing signed at its nonce is
 journaled as standby, and if the node loses its block the standby is sent in its place, never its bytes. Its
@@ -117,6 +123,18 @@ class TxStatus(StrEnum):
     VOIDED = "voided"
     #: A transfer of nothing signed at a voided transaction's nonce; sent only if the node loses that block.
     STANDBY = "standby"
+
+
+class Refusal(StrEnum):
+    """What a node's "nonce too low" for journaled bytes sent before proves
+    (:meth:`JournaledSender.judge_refusal`)."""
+
+    #: Mined after all (between the send and the look): the row is marked from its receipt.
+    MINED = "mined"
+    #: Never minable: the chain, under the confirmation depth, used its nonce for another transaction.
+    SUPERSEDED = "superseded"
+    #: Nothing: the chain has its nonce free (the node's pool is behind its head, and may yet mine the bytes).
+    UNPROVEN = "unproven"
 
 
 @dataclass(frozen=True)
@@ -666,9 +684,12 @@ class JournaledSender:
             try:
                 self.push(signed)
             except NonceTakenError:
-                # Provably never minable (the node does not hold it, another transaction of this key holds
-                # its nonce, e.g. one signed by another client of the same key): the only case where signing
-                # again cannot make a second transaction.
+                # Provably never minable: bytes signed a moment ago, sent once, and refused by the node, which
+                # does not hold them; another transaction of this key holds their nonce (e.g. one signed by
+                # another client of the same key), and nothing sends superseded bytes again. The only case
+                # where signing again cannot make a second transaction. Bytes sent before are another matter
+                # (:meth:`resume`).
+                self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
                 if attempt == _NONCE_TAKEN_RETRIES:
                     raise
                 nonces.resync(sender)
@@ -681,13 +702,15 @@ class JournaledSender:
 
         Raises:
             ApiError: TRANSACTION_PENDING when the node is unreachable.
-            NodeError: NONCE_TAKEN or TRANSACTION_REFUSED; the row is marked superseded (it cannot be mined).
+            NonceTakenError: the node refused them as "nonce too low" and does not hold them; the row is left
+                as it is (what that proves depends on whether they were sent before: :meth:`judge_refusal`).
+            TransactionRefusedError: refused for another reason; the row is marked superseded (it cannot be
+                mined).
         """
         try:
             self.client.send_signed(signed)
         except NonceTakenError:
-            self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
-            raise
+            raise  # a node's answer, not an unreachable node: the caller judges it
         except TransactionRefusedError:
             self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
             with self.lock(signed.sender):
@@ -842,12 +865,38 @@ class JournaledSender:
         """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block."""
         self.note_mined(self.journal.mark_receipt(tx_hash, receipt))
 
-    def resume(self, entry: Entry) -> TxResult | None:
-        """Finish a journaled transaction of an earlier attempt: re-send its bytes unless it is mined, await
-        it. None when it can never be mined (the request may run again).
+    def judge_refusal(self, signed: SignedTx) -> Refusal:
+        """What the node's "nonce too low" for journaled bytes it does not hold (:class:`NonceTakenError`)
+        proves, for bytes sent before (a lost block's, an earlier attempt's): the row is marked mined or
+        superseded when it is proven so, and left ``sent`` otherwise.
+
+        Proof of supersession is the chain's nonce, not the pool's answer: geth's pool judges nonces by the
+        state of the head it had until it catches up with a new one (after a reorganisation, or on the node a
+        failover moved to), answering "nonce too low" for transactions the chain has not mined, then puts a
+        lost block's transactions back and mines them. The chain's count is read at the confirmation depth
+        (:attr:`confirmations`): a nonce used only in the last blocks is free again if they are reorganised
+        away. The nonce is read before the receipt: mined in between shows there.
 
         Raises:
-            As :meth:`wait`.
+            NodeError: the node does not answer.
+        """
+        if self.client.mined_nonce(signed.sender, depth=self.confirmations) <= signed.nonce:
+            return Refusal.UNPROVEN
+        if (receipt := self.client.receipt(signed.tx_hash)) is not None:
+            self.journal.mark_receipt(signed.tx_hash, receipt)
+            return Refusal.MINED
+        self.journal.mark(signed.tx_hash, TxStatus.SUPERSEDED)
+        return Refusal.SUPERSEDED
+
+    def resume(self, entry: Entry) -> TxResult | None:
+        """Finish a journaled transaction of an earlier attempt: re-send its bytes unless it is mined, await
+        it. None when it can never be mined (the request may run again): refused for a reason other than its
+        nonce, or its nonce proven used by another transaction (:meth:`judge_refusal`).
+
+        Raises:
+            ApiError: TRANSACTION_PENDING, also when the node refuses the bytes as "nonce too low" while the
+                chain has their nonce free (its pool is behind its head; the retry of the key sends them
+                again). Otherwise as :meth:`wait`.
         """
         # Through the same gate as a new send: a retry pushing its bytes to a node that lost blocks, before
         # reconciliation re-sent them, would be mined ahead of acknowledged writes and take their ids.
@@ -855,8 +904,21 @@ class JournaledSender:
         if entry.status is TxStatus.SENT and self.client.receipt(entry.tx_hash) is None:
             try:
                 self.push(entry.signed)
-            except (NonceTakenError, TransactionRefusedError):
+            except TransactionRefusedError:
                 return None
+            except NonceTakenError as exc:
+                try:
+                    refusal = self.judge_refusal(entry.signed)
+                except NodeError as down:
+                    raise pending(entry.tx_hash, f"the node stopped answering ({down})") from None
+                if refusal is Refusal.SUPERSEDED:
+                    return None
+                if refusal is Refusal.UNPROVEN:
+                    # Signed again, the write could be made twice: the node may yet mine these bytes.
+                    why = (
+                        f"the node refused it ({exc}) while the chain has its nonce free: its pool is behind"
+                    )
+                    raise pending(entry.tx_hash, why) from None
         return self.wait(entry.tx_hash)
 
     def rebuild_counters(self) -> None:
@@ -927,23 +989,28 @@ class Reconciler:
                     if entry.block_number is not None:
                         healing.append(entry.tx_hash)
                 except (NonceTakenError, TransactionRefusedError) as exc:
-                    if entry.block_number is not None and isinstance(exc, NonceTakenError):
-                        # Proof of supersession is the chain's nonce, not the pool's answer: geth's pool
-                        # judges nonces by the state of the head it had until it catches up with a new one
-                        # (answering "nonce too low" for the lost block's transactions), then puts them back
-                        # and mines them. The nonce is read before the receipt: mined in between shows there.
-                        if self.client.mined_nonce(entry.sender) <= entry.nonce:
+                    refusal = (
+                        self.sender.judge_refusal(entry.signed) if isinstance(exc, NonceTakenError) else None
+                    )
+                    if refusal is Refusal.MINED:
+                        mined += 1
+                        continue
+                    if refusal is Refusal.UNPROVEN:
+                        if entry.block_number is None:
+                            # No id was promised for it: later rows go on; the next pass (the watcher re-sends
+                            # rows left unmined) sends the same bytes again, never new ones.
                             log.warning(
-                                "journal: %s, mined in block %s which the node lost, refused (%s) while the"
-                                " chain has its nonce free: the node's pool is behind; sent again next pass",
-                                entry.tx_hash, entry.block_number, exc,
+                                "journal: %s refused (%s) while the chain has its nonce free: the node's pool"
+                                " is behind; sent again at a later pass", entry.tx_hash, exc,
                             )  # fmt: skip
-                            waiting += 1
-                            break  # later rows wait too: re-sent in their first order, records keep their ids
-                        if (receipt := self.client.receipt(entry.tx_hash)) is not None:
-                            self.journal.mark_receipt(entry.tx_hash, receipt)
-                            mined += 1
                             continue
+                        log.warning(
+                            "journal: %s, mined in block %s which the node lost, refused (%s) while the"
+                            " chain has its nonce free: the node's pool is behind; sent again next pass",
+                            entry.tx_hash, entry.block_number, exc,
+                        )  # fmt: skip
+                        waiting += 1
+                        break  # later rows wait too: re-sent in their first order, records keep their ids
                     if entry.block_number is None:
                         log.warning("journal: %s can never be mined: %s", entry.tx_hash, exc)
                     else:
@@ -954,7 +1021,8 @@ class Reconciler:
                             " again (%s): its write is lost; the node's state is not the chain it mined",
                             entry.tx_hash, entry.block_number, exc,
                         )  # fmt: skip
-                    self.journal.mark(entry.tx_hash, TxStatus.SUPERSEDED)
+                    if refusal is None:  # refused for another reason (judge_refusal marks what it judges)
+                        self.journal.mark(entry.tx_hash, TxStatus.SUPERSEDED)
                     superseded += 1
             self.sender.rebuild_counters()
             self._await_remined(healing)

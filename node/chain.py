@@ -214,8 +214,10 @@ class TransactionRefusedError(NodeError):
 
 
 class NonceTakenError(NodeError):
-    """Thrown when a signed transaction can never be mined: the node does not hold it, and another transaction
-    of the same sender holds its nonce."""
+    """Thrown when the node refuses a signed transaction for its nonce and does not hold it: by its pool,
+    another transaction of the same sender holds that nonce. Bytes sent for the first time can then never be
+    mined; bytes sent before may be, by a pool behind its chain's head (the chain's count:
+    :meth:`LedgerClient.mined_nonce`)."""
 
     code = "NONCE_TAKEN"
 
@@ -895,10 +897,15 @@ class LedgerClient:
         """The node's next nonce for ``address``, counting transactions in its pool."""
         return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "pending"))
 
-    def mined_nonce(self, address: str) -> int:
-        """The next nonce for ``address`` on the node's latest block: its mined transactions only. A pool that
-        has not caught up with a new head yet may judge nonces by another state; this is the chain's."""
-        return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "latest"))
+    def mined_nonce(self, address: str, *, depth: int = 0) -> int:
+        """The next nonce for ``address`` on the node's chain ``depth`` blocks below its head (0: the latest
+        block): its mined transactions only. A pool that has not caught up with a new head yet may judge
+        nonces by another state; this is the chain's. Where the last blocks may be reorganised (Clique), a
+        nonce used only in them may be free again on the branch that replaces them: read at the confirmation
+        depth, the count holds only what is as final as an answered write."""
+        checksummed = Web3.to_checksum_address(address)
+        block: int | str = "latest" if depth == 0 else max(self.block_number() - depth, 0)
+        return int(self._rpc(self.w3.eth.get_transaction_count, checksummed, block))
 
     def is_known(self, tx_hash: str) -> bool:
         """Whether the node holds the transaction, in its pool or mined."""

@@ -513,6 +513,125 @@ def test_a_lost_write_the_lagging_pool_refuses_as_nonce_too_low_is_sent_again_an
     assert env.sent_by("hrss") == env.setup.client.mined_nonce(hrss)
 
 
+def _status(env: JournalEnv, tx_hash: str) -> TxStatus | None:
+    with env.sessions()() as session:
+        status = session.scalar(
+            select(JournaledTransaction.status).where(JournaledTransaction.tx_hash == tx_hash)
+        )
+    return None if status is None else TxStatus(status)
+
+
+def test_a_retry_whose_bytes_the_lagging_pool_refuses_as_nonce_too_low_is_pending_not_signed_again(
+    journal_env: JournalEnv,
+) -> None:
+    """A write's send never reached the node (409 TRANSACTION_PENDING). Its key's retry sends the same bytes
+    to a node whose pool lags behind its head (after a reorganisation, or on the node a failover moved to) and
+    answers "nonce too low" while the chain has the nonce free. No proof the bytes can never be mined: the
+    pool may yet mine them, and a new signature would then be a second write. The retry answers 409
+    TRANSACTION_PENDING for the same transaction, and the next one gets it mined and answers it."""
+    env = journal_env
+    hrss = env.setup.keystore.address("dept-hrss")
+    before, body = env.resource_count(), _resource()
+    with env.watcher_asleep():  # no re-send of the watcher's between the requests: the retry meets the pool
+        env.proxy.swallow_sends = 1
+        first = env.register("hrss", "lagging-retry-1", body)
+        assert first.status_code == 409 and first.json()["error"]["code"] == "TRANSACTION_PENDING", first.text
+        tx_hash = first.json()["error"]["tx_hash"]
+        sends = env.proxy.sends
+        env.proxy.refuse_sends = 1  # the retry's send, as the lagging pool answers it
+        retry = env.register("hrss", "lagging-retry-1", body)
+        assert env.proxy.refuse_sends == 0
+        assert retry.status_code == 409 and retry.json()["error"]["code"] == "TRANSACTION_PENDING", retry.text
+        assert retry.json()["error"]["tx_hash"] == tx_hash and _status(env, tx_hash) is TxStatus.SENT
+    again = ok(env.register("hrss", "lagging-retry-1", body), 201)
+    assert again["transaction"]["hash"] == tx_hash
+    assert {"0x" + keccak(hexstr=raw).hex() for raw in env.proxy.raw_sent[sends:]} == {tx_hash}
+    assert env.resource_count() == before + 1  # mined once
+    assert env.sent_by("hrss") == env.setup.client.mined_nonce(hrss)
+
+
+def test_a_write_never_seen_mined_the_lagging_pool_refuses_is_sent_again_not_given_up(
+    journal_env: JournalEnv,
+) -> None:
+    """The watcher re-sends a write whose send never reached the node, to a pool that answers "nonce too low"
+    while the chain has its nonce free. The write is not marked never minable (its key's retry would then
+    sign it again while the pool may still mine it): a later look sends the same bytes again, and the retry
+    of the key answers it."""
+    env = journal_env
+    hrss = env.setup.keystore.address("dept-hrss")
+    watcher = env.app.state.dxl.extra["chain_watcher"]
+    before, body = env.resource_count(), _resource()
+    env.proxy.swallow_sends = 1
+    first = env.register("hrss", "lagging-resend-1", body)
+    assert first.status_code == 409, first.text
+    tx_hash = first.json()["error"]["tx_hash"]
+    sends = env.proxy.sends
+    env.proxy.refuse_sends = 1  # the watcher's first re-send, as the lagging pool answers it
+    watcher.stale_after = 0.5
+    try:
+        _until(lambda: env.proxy.refuse_sends == 0)
+        _until(lambda: _status(env, tx_hash) is TxStatus.MINED)  # by a later re-send of the same bytes
+    finally:
+        watcher.stale_after = STALE_AFTER_S
+    assert {"0x" + keccak(hexstr=raw).hex() for raw in env.proxy.raw_sent[sends:]} == {tx_hash}
+    again = ok(env.register("hrss", "lagging-resend-1", body), 201)
+    assert again["transaction"]["hash"] == tx_hash
+    assert env.resource_count() == before + 1
+    assert env.sent_by("hrss") == env.setup.client.mined_nonce(hrss)
+
+
+def test_a_nonce_used_only_above_the_confirmation_depth_proves_nothing_and_the_retry_is_pending(
+    journal_env: JournalEnv, tmp_path: Path
+) -> None:
+    """With a confirmation depth (Clique, where the last blocks may be reorganised), another transaction of
+    the key took a journaled write's nonce in the newest block: the node refuses the write's bytes as "nonce
+    too low", and the count at the head is past their nonce. That block may be replaced by one without it,
+    and the bytes mined after all: the retry of the key is 409 TRANSACTION_PENDING, not a new signature, and
+    once the block is reorganised away the same bytes are mined and answered."""
+    env = journal_env
+    engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
+    init_db(engine)
+    sessions = session_factory(engine)
+    client = LedgerClient(env.node.endpoint, [], receipt_timeout=10)
+    sender = JournaledSender(client, Journal(lambda: sessions), confirmations=2)
+    account = Account.create()
+    env.node_rpc("anvil_setBalance", account.address, hex(10**18))
+    try:
+        journaled = client.sign(
+            account, client.build(account.address, "", to=account.address, value=0, gas=21_000), 0
+        )
+        sender.journal.record(journaled, claim=None, finish=None)  # its send never reached the node
+        snapshot = env.node_rpc("evm_snapshot")
+        elsewhere = client.build(account.address, "", to=Account.create().address, value=0, gas=21_000)
+        taken = client.sign(account, elsewhere, 0)
+        client.send_signed(taken)  # another client of the key
+        _until(lambda: client.receipt(taken.tx_hash) is not None)
+        head, holder = client.block_number(), to_checksum_address(account.address)
+        assert [client.w3.eth.get_transaction_count(holder, head - d) for d in (0, 2)] == [1, 0]
+        entry = sender.journal.entry(journaled.tx_hash)
+        assert entry is not None
+        with pytest.raises(ApiError) as refused:
+            sender.resume(entry)
+        assert refused.value.code == "TRANSACTION_PENDING"
+        assert refused.value.details["tx_hash"] == journaled.tx_hash
+        assert sender.journal.entry(journaled.tx_hash) == entry  # still sent: nothing proven
+
+        assert env.node_rpc("evm_revert", snapshot) is True  # the newest block is reorganised away
+        resumed: list[Any] = []
+        retry = threading.Thread(target=lambda: resumed.append(sender.resume(entry)), daemon=True)
+        retry.start()
+        _until(lambda: client.receipt(journaled.tx_hash) is not None)
+        env.node_rpc("evm_mine")
+        env.node_rpc("evm_mine")
+        retry.join(30)
+        assert resumed and resumed[0].tx_hash == journaled.tx_hash
+        mined = sender.journal.entry(journaled.tx_hash)
+        assert mined is not None and mined.status is TxStatus.MINED
+        assert client.receipt(taken.tx_hash) is None  # the key's one transaction at that nonce
+    finally:
+        engine.dispose()
+
+
 # --- cause 2: the nonce gap lost blocks leave ---------------------------------------------------------------
 
 
