@@ -16,7 +16,7 @@ import typer
 
 from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, exits_on_error
-from dxl.commands.practice import ApiCallError, ApiOption, TokenOption, call_api
+from dxl.commands.practice import ApiCallError, ApiOption, TokenOption, call_api, department, department_codes
 from verifier.text import iso_time
 
 request_app = typer.Typer(
@@ -92,7 +92,7 @@ def create_command(
         written = call_api(api, token, "POST", "/requests", body)
     record = written["record"]
     _out(written if as_json else record, as_json,
-         f"request {record['id']}: {record['status']} (tx {written['transaction']['hash']})")  # fmt: skip
+         f"{_request_line(record, api, token, as_json)} (tx {written['transaction']['hash']})")  # fmt: skip
 
 
 @request_app.command("show")
@@ -105,8 +105,14 @@ def show_command(
     """One request with its sharing terms, and whether the stored terms still hash to the chain's."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/requests/{request_id}")
-    _out(found, as_json, f"request {found['id']}: resource {found['resource_id']}, {found['status']}; "
-                         + _deadline(found))  # fmt: skip
+    _out(found, as_json, f"{_request_line(found, api, token, as_json)}; {_deadline(found)}")
+
+
+def _request_line(found: dict[str, Any], api: str | None, token: str, as_json: bool) -> str:
+    """The request, the resource asked for, who asks whom (as a demand line says it) and its status."""
+    codes = department_codes(api, token, as_json)
+    asks, asked = department(codes, found["consumer"]), department(codes, found["provider"])
+    return f"request {found['id']}: resource {found['resource_id']} from {asks} to {asked}; {found['status']}"
 
 
 def _deadline(found: dict[str, Any]) -> str:

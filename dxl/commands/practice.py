@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -103,19 +104,37 @@ def _out(data: Any, as_json: bool, text: str) -> None:
     typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
 
 
-def _demand_line(d: dict[str, Any]) -> str:
+def department_codes(api: str | None, token: str, as_json: bool) -> dict[int, str]:
+    """Each admitted department's code by its id (``GET /departments``), for the lines people read: they know
+    a department by its code, and every department option of ``dxl`` takes one. None for ``--json``, which
+    keeps the API's ids; none either when the list cannot be read: the lines then name departments by id
+    (:func:`department`), still true, rather than fail a command whose own answer came."""
+    if as_json:
+        return {}
+    try:
+        return {int(d["id"]): str(d["code"]) for d in every_page(api, token, "/departments")}
+    except ApiCallError:
+        return {}
+
+
+def department(codes: Mapping[int, str], department_id: int) -> str:
+    """A department as a line names it: its code (``HRSS``), or ``department 4`` when its code is unknown."""
+    return codes.get(department_id) or f"department {department_id}"
+
+
+def _demand_line(d: dict[str, Any], codes: Mapping[int, str]) -> str:
     doc = d.get("document") or {}
-    to = f"department {d['addressee']}" if d.get("addressee") else "anyone"
+    to = department(codes, d["addressee"]) if d.get("addressee") else "anyone"
     state = d["status"]
     answer = d.get("answer") or {}
     if answer.get("resource_id"):
         state += f" (resource {answer['resource_id']})"
     elif answer.get("decline_reason"):
         state += f" ({answer['decline_reason']})"
-    if d.get("overdue"):
-        state += f"; OVERDUE (due {iso_time(d['due_by'])})"
+    # The due date always: people plan by it, the addressee most of all before it passes.
+    state += f"; {'OVERDUE: ' if d.get('overdue') else ''}due {iso_time(d['due_by'])}"
     verified = "verified" if d.get("verified") else "UNVERIFIED"
-    return (f"demand {d['id']}: {doc.get('title', '?')} — from department {d['publisher']} to {to}; "
+    return (f"demand {d['id']}: {doc.get('title', '?')} — from {department(codes, d['publisher'])} to {to}; "
             f"{state}; text {verified}")  # fmt: skip
 
 
@@ -147,9 +166,8 @@ def publish_command(
         if to:
             body["addressee"] = to.upper()
         written = call_api(api, token, "POST", "/demands", body)
-    _out(
-        written, as_json, f"published {_demand_line(written['record'])} (tx {written['transaction']['hash']})"
-    )
+    line = _demand_line(written["record"], department_codes(api, token, as_json))
+    _out(written, as_json, f"published {line} (tx {written['transaction']['hash']})")
 
 
 @demand_app.command("answer")
@@ -193,7 +211,8 @@ def answer_command(
         written = call_api(api, token, "POST", f"/demands/{demand_id}/answer", body)
     # What was recorded, as publish says it: the demand, the transaction, and the note as the service kept it.
     record = written["record"]
-    text = f"answered {_demand_line(record)} (tx {written['transaction']['hash']})" + _answer_note(record)
+    line = _demand_line(record, department_codes(api, token, as_json))
+    text = f"answered {line} (tx {written['transaction']['hash']})" + _answer_note(record)
     _out(written, as_json, text)
 
 
@@ -217,7 +236,8 @@ def list_command(
     query |= {"addressee": addressee.upper()} if addressee else {}
     with exits_on_error(as_json):
         found = every_page(api, token, "/demands?" + urllib.parse.urlencode(query))
-    _out(found, as_json, "\n".join(_demand_line(d) for d in found) or "no demands")
+    codes = department_codes(api, token, as_json)
+    _out(found, as_json, "\n".join(_demand_line(d, codes) for d in found) or "no demands")
 
 
 @demand_app.command("show")
@@ -230,7 +250,8 @@ def show_command(
     """One demand with its full text."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/demands/{demand_id}")
-    text = _demand_line(found) + "\n" + json.dumps(found.get("document"), ensure_ascii=False, indent=2)
+    text = _demand_line(found, department_codes(api, token, as_json)) + "\n"
+    text += json.dumps(found.get("document"), ensure_ascii=False, indent=2)
     _out(found, as_json, text + _answer_note(found))
 
 
@@ -293,8 +314,10 @@ def evaluations_command(
     with exits_on_error(as_json):
         found = every_page(api, token, f"/agreements/{agreement_id}/evaluations")
     # Each comment under its scores, verified or not, as dxl evaluation add says it.
+    codes = department_codes(api, token, as_json)
     lines = [
-        f"period {e['period']}: {e['scored_side']} {e['scored']} scored by {e['scorer']}: "
+        f"period {e['period']}: {e['scored_side']} {department(codes, e['scored'])} scored by "
+        f"{department(codes, e['scorer'])}: "
         + ", ".join(f"{k}={v}" for k, v in e["scores"].items())
         + _kept_text("  comment", e.get("comment"), "comment")
         for e in found
@@ -321,7 +344,7 @@ inspection_app = typer.Typer(
 )
 
 
-def _inspection_text(i: dict[str, Any]) -> str:
+def _inspection_text(i: dict[str, Any], codes: Mapping[int, str]) -> str:
     # Times as people read them; --json keeps the API's Unix seconds.
     lines = [
         f"inspection {i['id']}: {i['status']}; deliveries in [{iso_time(i['period_from'])}, "
@@ -336,8 +359,8 @@ def _inspection_text(i: dict[str, Any]) -> str:
         if s.get("grant_id") is not None:
             receipt = f" (receipt: grant {s['grant_id']}, sequence {s['sequence']})"
         lines.append(
-            f"  {s['delivery_id']} provider {s['provider']}{receipt}: presented {s['presented'] or '-'}, "
-            f"outcome {s['outcome'] or '-'}"
+            f"  {s['delivery_id']} provider {department(codes, s['provider'])}{receipt}: "
+            f"presented {s['presented'] or '-'}, outcome {s['outcome'] or '-'}"
         )
     return "\n".join(lines)
 
@@ -364,7 +387,7 @@ def open_inspection_command(
             "sample_size": sample_size, "seed_delay_blocks": seed_delay, "present_within": present_within,
         }  # fmt: skip
         written = call_api(api, token, "POST", "/inspections", body)
-    _out(written, as_json, _inspection_text(written["record"]))
+    _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 
 @inspection_app.command("draw")
@@ -379,7 +402,7 @@ def draw_command(
     inspections itself (DXL_INSPECTION_DRAW_INTERVAL); a drawn inspection answers the draw that fixed it."""
     with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/inspections/{inspection_id}/draw")
-    _out(written, as_json, _inspection_text(written["record"]))
+    _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 
 @inspection_app.command("show")
@@ -392,7 +415,7 @@ def show_inspection_command(
     """An inspection with its sample, presentations and outcomes."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/inspections/{inspection_id}")
-    _out(found, as_json, _inspection_text(found))
+    _out(found, as_json, _inspection_text(found, department_codes(api, token, as_json)))
 
 
 @inspection_app.command("present")
@@ -467,7 +490,7 @@ def outcome_command(
         written = call_api(
             api, token, "POST", f"/inspections/{inspection_id}/outcomes", {"delivery_id": delivery}
         )
-    _out(written, as_json, _inspection_text(written["record"]))
+    _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 
 @inspection_app.command("sample")

@@ -120,7 +120,8 @@ def test_dxl_request_show_says_a_late_decision_is_overdue_and_still_missing_unti
         return out.splitlines()[0]
 
     due = _iso(late["answer_by"])
-    assert shown() == f"request {late['id']}: resource {late['resource_id']}, pending; decision due {due}"
+    said = f"request {late['id']}: resource {late['resource_id']} from CIVIL to HRSS; pending"
+    assert shown() == f"{said}; decision due {due}"
     pass_past(env, late["answer_by"])
     assert shown().endswith(f"pending; OVERDUE: decision due {due} and still missing")
     ok(env.call("POST", f"/requests/{late['id']}/approve", "hrss"))

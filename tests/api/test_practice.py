@@ -585,8 +585,8 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert code == 0, out + err
     answered, note = out.rstrip("\n").split("\n")
     assert re.fullmatch(
-        rf"answered demand {demand['id']}: .*; new_resource \(resource {resource_id}\); text verified "
-        r"\(tx 0x[0-9a-f]{64}\)",
+        rf"answered demand {demand['id']}: .* — from HEALTH to HRSS; new_resource \(resource {resource_id}\);"
+        r" due 2099-01-01T00:00:00Z; text verified \(tx 0x[0-9a-f]{64}\)",
         answered,
     ), out
     assert note == "answer note: 已编目，按有条件共享申请 (text verified)", out
@@ -640,6 +640,43 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert comment == "  comment: 数据准确 (text verified)", out
 
 
+def test_cli_lines_name_departments_by_code_and_every_demand_its_due_date(api_env: ApiEnv) -> None:
+    """People know a department by its code, and every department option of dxl takes one: the lines of
+    `dxl demand`, `dxl request` and `dxl evaluation list` named departments by id ("from department 4 to
+    department 2", "provider 2 scored by 4"). A demand's line said its due date only once overdue; people plan
+    by it before. --json keeps the API's ids."""
+    from tests.cli import dxl
+
+    env = api_env
+    to_samr, to_anyone = publish(env, "civil", "samr"), publish(env, "civil", None)
+    civil = ("--api", env.url, "--token", env.tokens["demo-civil"])
+    for demand, to in ((to_samr, "SAMR"), (to_anyone, "anyone")):
+        code, out, err = dxl("demand", "show", str(demand["id"]), *civil)
+        assert code == 0, out + err
+        said = f"demand {demand['id']}: {DEMAND['title']} — from CIVIL to {to}; open"
+        assert out.splitlines()[0] == f"{said}; due {_iso(demand['due_by'])}; text verified", out
+    code, listed = _cli(env, "civil", "demand", "show", str(to_samr["id"]))
+    assert code == 0, listed
+    assert (listed["publisher"], listed["addressee"]) == (env.departments["CIVIL"], env.departments["SAMR"])
+
+    request = request_access(env, "civil", register(env, "hrss"))
+    code, out, err = dxl("request", "show", str(request["id"]), *civil)
+    assert code == 0, out + err
+    assert out.startswith(f"request {request['id']}: resource {request['resource_id']} from CIVIL to HRSS; "
+                          "pending; decision due "), out  # fmt: skip
+
+    grant = grant_between(env, "hrss", "civil")
+    delivery = delivery_between(env, "hrss", "civil", grant)
+    path = f"/agreements/{grant['agreement_id']}/evaluations"
+    ok(env.call("POST", path, "civil", json={"delivery_id": delivery["delivery_id"], "timeliness": 5,
+                                             "completeness": 4, "accuracy": 5}), 201)  # fmt: skip
+    code, out, err = dxl("evaluation", "list", str(grant["agreement_id"]), *civil)
+    assert code == 0, out + err
+    assert re.fullmatch(
+        r"period \d+: provider HRSS scored by CIVIL: timeliness=5, completeness=4, accuracy=5", out.strip()
+    ), out
+
+
 def test_cli_says_an_inspections_times_in_iso_utc_and_json_keeps_unix_seconds(api_env: ApiEnv) -> None:
     """`dxl inspection open` and `show` said the period's bounds and the presentation deadline as Unix seconds
     ("deliveries in [1796424601, 1796424602) ... present by 1796425212"); people read ISO 8601 UTC, and
@@ -668,6 +705,10 @@ def test_cli_says_an_inspections_times_in_iso_utc_and_json_keeps_unix_seconds(ap
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection[1]}/draw", "auditor"))["record"]
     sampled = drawn["sample"][0]["delivery_id"]
+    # The sampled delivery's provider by code, as people know it (it said "provider 2").
+    provider = next(c for c, i in env.departments.items() if i == drawn["sample"][0]["provider"])
+    code, out, err = dxl("inspection", "show", inspection[1], *auditor)
+    assert code == 0 and f"\n  {sampled} provider {provider}: presented -, outcome -" in out, out + err
     code, out, err = dxl("inspection", "outcome", inspection[1], "--delivery", sampled, *auditor)
     assert code == 2, out + err
     assert f"may still be presented until {_iso(shown['present_by'])}" in err, err
@@ -1624,7 +1665,8 @@ def test_a_demand_not_answered_by_its_due_date_reads_overdue_and_counts_on_the_a
     assert (overdue[demand["id"]], overdue[in_time["id"]]) == (True, False)
     code, out, err = dxl("demand", "show", str(demand["id"]), "--api", env.url, "--token",
                          env.tokens["demo-samr"])  # fmt: skip
-    assert code == 0 and f"open; OVERDUE (due {_iso(body['due_by'])})" in out, out + err
+    said = f"from CIVIL to SAMR; open; OVERDUE: due {_iso(body['due_by'])}; text verified"
+    assert code == 0 and said in out, out + err
 
     late = ok(env.call("POST", f"/demands/{demand['id']}/answer", "samr",
                        json={"answer": "declined", "decline_reason": "not_held"}))["record"]  # fmt: skip
