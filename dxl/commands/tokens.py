@@ -6,11 +6,13 @@ A token is printed once, when issued; only its SHA-256 is stored (in the API dat
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from dxl.commands.common import JsonOption, exits_on_error
+from verifier.text import iso_time
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -64,6 +66,13 @@ def revoke_command(
     typer.echo(json.dumps({"revoked": name}) if as_json else f"revoked {name}")
 
 
+def _when(moment: datetime) -> str:
+    """A token's time as dxl says every time (:func:`verifier.text.iso_time`). The column is written in UTC
+    (``api.db.utcnow``); PostgreSQL hands it back with its zone, but SQLite keeps none and hands back a naive
+    datetime, which ``timestamp()`` would read as the machine's local time: a naive one is UTC."""
+    return iso_time(int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()))
+
+
 @token_app.command("list")
 def list_command(as_json: JsonOption = False) -> None:
     """List tokens (names, principals, dates; never the tokens)."""
@@ -72,8 +81,8 @@ def list_command(as_json: JsonOption = False) -> None:
 
     with exits_on_error(as_json), session_scope(_sessions()) as session:
         rows = [
-            {"name": t.name, "principal": t.principal, "created_at": t.created_at.isoformat(),
-             "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None}
+            {"name": t.name, "principal": t.principal, "created_at": _when(t.created_at),
+             "revoked_at": _when(t.revoked_at) if t.revoked_at else None}
             for t in list_tokens(session)
         ]  # fmt: skip
     if as_json:
@@ -81,7 +90,7 @@ def list_command(as_json: JsonOption = False) -> None:
         return
     for row in rows:
         state = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        typer.echo(f"{row['name']:<28} {row['principal']:<20} {state}")
+        typer.echo(f"{row['name']:<28} {row['principal']:<20} issued {row['created_at']}, {state}")
 
 
 def register(app: typer.Typer) -> None:

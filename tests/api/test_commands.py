@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,8 @@ from api.auth import authenticate
 from api.db import make_engine, session_factory
 from dxl.app import app
 from tests.cli import dxl as cli
+from tests.postgres import BACKENDS, database_url
+from verifier.text import iso_time
 
 runner = CliRunner()
 
@@ -47,6 +51,44 @@ def test_issue_list_revoke(home: Path) -> None:
     with session_factory(engine)() as session:
         assert authenticate(session, issued["token"]) is None
     engine.dispose()
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The process's local time zone eight hours east of UTC, for as long as the test runs."""
+    monkeypatch.setenv("TZ", "Asia/Shanghai")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.usefixtures("far_from_utc")
+def test_token_list_says_its_times_as_dxl_says_every_time(
+    home: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """`dxl token list` said a token's times as the database handed them back: to the microsecond, with
+    `+00:00` (PostgreSQL) or no zone at all (SQLite), and its text the revocation alone. dxl says a time in
+    ISO 8601 UTC to the second (`verifier.text.iso_time`), and SQLite's times, which carry no zone, are UTC
+    whatever the machine's zone."""
+    with database_url(backend, home / "dxl.sqlite3", "tokens") as url:
+        monkeypatch.setenv("DXL_DATABASE_URL", url)
+        before = int(time.time())
+        for principal, name in (("psb", "psb-job"), ("hrss", "hrss-job")):
+            assert _dxl("token", "issue", "--principal", principal, "--name", name)[0] == 0
+        assert _dxl("token", "revoke", "psb-job")[0] == 0
+        spelled = {iso_time(t) for t in range(before, int(time.time()) + 1)}
+        code, out = _dxl("token", "list", "--json")
+        assert code == 0, out
+        listed = {t["name"]: t for t in json.loads(out)}
+        revoked, active = listed["psb-job"], listed["hrss-job"]
+        assert {revoked["created_at"], revoked["revoked_at"], active["created_at"]} <= spelled, listed
+        assert active["revoked_at"] is None
+        code, out = _dxl("token", "list")
+        assert code == 0, out
+        assert f" issued {revoked['created_at']}, revoked {revoked['revoked_at']}\n" in out, out
+        assert f" issued {active['created_at']}, active\n" in out, out
 
 
 @pytest.mark.parametrize(
