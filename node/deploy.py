@@ -29,7 +29,6 @@ import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,7 +36,7 @@ from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import ConfigurationError, NodeError
 from node.paths import dxl_home
 from verifier.eth import keccak, to_checksum_address
-from verifier.text import counted
+from verifier.text import counted, iso_time
 
 # The chain client and the compiler load web3: imported where a deployment is made or opened, so that reading
 # the record (``dxl verify``, ``dxl status``) stays fast.
@@ -460,7 +459,7 @@ def deploy_ledger(
         build=artifact.evm_version,
         governors=checksummed,
         threshold=threshold,
-        deployed_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        deployed_at=iso_time(int(time.time())),
     )
     _write_record(path, deployment)
     client.at(deployment.address)

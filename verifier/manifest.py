@@ -31,7 +31,7 @@ from verifier.eth import address_of_key, is_checksum_address, recover_personal_s
 from verifier.eth import to_checksum_address as _to_checksum_address
 from verifier.hashing import HashAlgorithm, TreeHasher
 from verifier.leaves import Chunking, PayloadFormat
-from verifier.text import counted
+from verifier.text import counted, iso_time
 from verifier.tree import root_of
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ SCHEMA = "dxl.manifest/1"
 # Held with fullmatch: a pattern's "$" also matches before a final newline ("PSB\n" would pass).
 _HEX32 = re.compile(r"0x[0-9a-f]{64}")
 _SIG = re.compile(r"0x[0-9a-f]{130}")
-_TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
 _REQUIRED = (
     "schema",
@@ -152,7 +151,7 @@ def build_manifest(
     Raises:
         ManifestError: if an identifier is malformed (delivery id not 32 bytes, negative ids, bad codes).
     """
-    when = (created_at or datetime.now(UTC)).astimezone(UTC).strftime(_TIME_FORMAT)
+    when = iso_time(int((created_at or datetime.now(UTC)).timestamp()))
     leaf_hashes = commitment.leaf_hashes if include_leaf_hashes else None
     if include_leaf_hashes and leaf_hashes is None:
         raise ManifestError("the commitment was computed without keeping leaf hashes", field="leaf_hashes")

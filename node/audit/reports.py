@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,7 @@ def build_report(
         dept = {"id": department, "code": known.get("code")}
     return {
         "format": REPORT_FORMAT,
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "generated_at": iso_time(int(time.time())),
         "chain_id": progress.chain_id,
         "contract": progress.contract,
         "period": {
