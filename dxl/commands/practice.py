@@ -297,7 +297,8 @@ def evaluate_command(
         written = call_api(api, token, "POST", f"/agreements/{agreement_id}/evaluations", body)
     record = written["record"]
     scores = ", ".join(f"{k}={v}" for k, v in record["scores"].items())
-    said = (f"agreement {agreement_id}: {record['scored_side']} scored {scores} "
+    scored = department(department_codes(api, token, as_json), record["scored"])
+    said = (f"agreement {agreement_id}: {record['scored_side']} {scored} scored {scores} "
             f"(period {record['period']}, tx {written['transaction']['hash']})")  # fmt: skip
     # The comment as the service kept it, as dxl demand answer says its note.
     _out(written, as_json, said + _kept_text("comment", record.get("comment"), "comment"))

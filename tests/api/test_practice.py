@@ -624,7 +624,7 @@ def test_cli_publishes_answers_and_scores(api_env: ApiEnv) -> None:
     assert code == 0, out + err
     scored, comment = out.rstrip("\n").split("\n")
     assert re.fullmatch(
-        rf"agreement {grant['agreement_id']}: provider scored timeliness=4, completeness=5, accuracy=5 "
+        rf"agreement {grant['agreement_id']}: provider HRSS scored timeliness=4, completeness=5, accuracy=5 "
         r"\(period \d+, tx 0x[0-9a-f]{64}\)",
         scored,
     ), out
