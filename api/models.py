@@ -1145,7 +1145,8 @@ class InspectionCreate(Strict):
     # At least 2: the opening is mined in the block after the head at the earliest, and the contract takes
     # only a seed block after the one it is mined in (1 was always refused, as a bare revert).
     seed_delay_blocks: Annotated[int, Field(ge=2, le=200, strict=True)] = 2
-    #: How long sampled providers have to present, in seconds from now.
+    #: How long sampled providers have to present, in seconds from now. A sample drawn less than
+    #: ``PRESENTATION_NOTICE_S`` (3 days) before the deadline is never recorded not presented.
     present_within: Annotated[int, Field(ge=1, le=365 * 86400, strict=True)] = 7 * 86400
 
     @model_validator(mode="after")

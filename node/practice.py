@@ -14,6 +14,7 @@ from typing import Any
 from node.chain import LedgerClient
 from node.errors import NodeError
 from node.types import (
+    PRESENTATION_NOTICE_S,
     Agreement,
     ChainPosition,
     DemandAnswer,
@@ -187,6 +188,14 @@ class SampledRecord:
     #: Where its inspection was drawn and that block's time (None: hand-made, known from the start).
     drawn: ChainPosition | None = None
     drawn_at: int | None = None
+
+
+def presentable(drawn_at: int | None, present_by: int) -> bool:
+    """Whether a sample drawn at block time ``drawn_at`` left its providers the time to present by
+    ``present_by``: drawn :data:`~node.types.PRESENTATION_NOTICE_S` before it at the latest, as the contract
+    judges at the draw (``None``: a hand-made fact of no draw time, taken as drawn in time). Only such a
+    sample's deliveries are overdue once the deadline passes, and recorded not presented."""
+    return drawn_at is None or drawn_at + PRESENTATION_NOTICE_S <= present_by
 
 
 def sampled_provider(derived: DerivedSample, drawn: bytes) -> int:

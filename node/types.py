@@ -113,6 +113,10 @@ class DemandAnswer(IntEnum):
 #: the block the demand is published in (``SharingPractice``'s ``DEMAND_NOTICE``, which a test holds equal).
 #: The due date marks a late addressee overdue on its card: the publisher may not leave it no time to answer.
 DEMAND_NOTICE_S = 7 * 86400
+#: The least time, in seconds, a sampled provider has to present, from the draw that tells it its sample: an
+#: inspection drawn later than this before its presentation deadline is never recorded not presented, and
+#: none of its deliveries is overdue (``SharingPractice``'s ``PRESENTATION_NOTICE``: a test holds them equal).
+PRESENTATION_NOTICE_S = 3 * 86400
 
 
 class DeclineReason(IntEnum):

@@ -22,8 +22,8 @@ from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError, NodeBehindError
 from node.endpoint import NodeHead
-from node.practice import InspectionRecord, RecordedOutcome, sampled_provider
-from node.types import InspectionOutcome, InspectionStatus
+from node.practice import InspectionRecord, RecordedOutcome, presentable, sampled_provider
+from node.types import PRESENTATION_NOTICE_S, InspectionOutcome, InspectionStatus
 from verifier.catalog import canonical_document
 from verifier.codes import VerdictStatus
 from verifier.onchain import ChainCheckError
@@ -199,10 +199,8 @@ class InspectionService:
         sampled: list[m.SampledDelivery] = []
         if derived is not None:
             # The scorecard's rule (node.audit.scorecard: present_by before the clock, no outcome recorded,
-            # drawn by present_by).
-            late = record.present_by < now and (
-                record.drawn_at is None or record.drawn_at <= record.present_by
-            )
+            # drawn with the time to present left).
+            late = record.present_by < now and presentable(record.drawn_at, record.present_by)
             sampled = []
             for d in derived.sample:
                 kept, recorded = presented.get(as_hex(d)), outcomes.get(d)
@@ -354,8 +352,9 @@ class InspectionService:
 
     def _with_draw_time(self, record: InspectionRecord, now: int) -> InspectionRecord:
         """``record`` with its draw's block time where it decides anything: drawn, its deadline passed by
-        block time ``now``. A sample drawn after its deadline was presentable by no one; the contract takes no
-        not-presented outcome for it, and none of its deliveries is overdue."""
+        block time ``now``. A sample drawn less than the presentation notice before its deadline (or after it)
+        left no provider the time to present; the contract takes no not-presented outcome for it, and none of
+        its deliveries is overdue (:func:`node.practice.presentable`)."""
         if (
             record.status is not InspectionStatus.DRAWN
             or record.drawn_at is not None
@@ -533,13 +532,15 @@ class InspectionService:
             if (
                 kept is None
                 and (drawn_at := self._with_draw_time(record, now).drawn_at) is not None
-                and (drawn_at > record.present_by)
+                and not presentable(drawn_at, record.present_by)
             ):
+                days = PRESENTATION_NOTICE_S // 86400
+                when = "after" if drawn_at > record.present_by else f"less than {days} days before"
                 raise ApiError(
                     "INVALID_OUTCOME",
-                    f"inspection {inspection_id} was drawn at {iso_time(drawn_at)}, after its deadline "
-                    f"{iso_time(record.present_by)}: no provider could present delivery {body.delivery_id} "
-                    "in time, so it is not recorded as not presented",
+                    f"inspection {inspection_id} was drawn at {iso_time(drawn_at)}, {when} its deadline "
+                    f"{iso_time(record.present_by)}: its providers had not the {days} days to present that "
+                    f"the ledger gives them, so delivery {body.delivery_id} is not recorded as not presented",
                 )
             called = outcome_called_for(kept)
             finish = Finish("practice.inspection", inspection_id)

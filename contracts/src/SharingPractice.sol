@@ -29,6 +29,12 @@ contract SharingPractice is ISharingPractice {
     /// demand addressed to a department overdue before it could answer). A week holds five working days
     /// whichever day a demand is published; `node/types.py` (`DEMAND_NOTICE_S`) holds the same figure.
     uint64 private constant DEMAND_NOTICE = 7 days;
+    /// @dev The least time a sampled provider has to present, from the draw that tells it its sample: a sample
+    /// drawn later than this before `presentBy` is never `NotPresented` (an auditor who set `presentBy` a
+    /// second after its seed block's time had every sampled provider miss a deadline it could not meet). Three
+    /// days hold a working day whichever day the sample is drawn; `node/types.py` (`PRESENTATION_NOTICE_S`)
+    /// holds the same figure.
+    uint64 private constant PRESENTATION_NOTICE = 3 days;
     /// @dev BLOCKHASH answers for the 256 blocks before the current one only.
     uint256 private constant BLOCKHASH_WINDOW = 256;
     /// The sample derivation of `verifier/sampling.py` that inspections here follow (see {sampleVersion}).
@@ -46,9 +52,10 @@ contract SharingPractice is ISharingPractice {
     mapping(uint64 inspectionId => Inspection) private _inspections;
     uint64 private _inspectionCount;
     mapping(uint64 inspectionId => mapping(bytes32 deliveryId => InspectionOutcome)) private _outcomes;
-    /// @dev Inspections drawn after their `presentBy`: no provider knew its sample before the deadline, so none
-    /// failed to meet it. Written only for such a draw, which the auditor chose by a seed block that late.
-    mapping(uint64 inspectionId => bool) private _drawnPastPresentBy;
+    /// @dev Inspections drawn less than {PRESENTATION_NOTICE} before their `presentBy` (or after it): no provider
+    /// had the time to present, so none failed to. Written only for such a draw, which the auditor chose by a
+    /// seed block that late or a deadline that soon.
+    mapping(uint64 inspectionId => bool) private _drawnTooLate;
 
     /// @param ledger_ The DataExchangeLedger whose departments, catalog, agreements and deliveries are read.
     /// @param evaluationPeriod_ Length of an evaluation period in seconds (each side of an agreement is scored
@@ -225,7 +232,7 @@ contract SharingPractice is ISharingPractice {
         }
         i.seed = seed;
         i.status = InspectionStatus.Drawn;
-        if (block.timestamp > i.presentBy) _drawnPastPresentBy[inspectionId] = true;
+        if (block.timestamp + PRESENTATION_NOTICE > i.presentBy) _drawnTooLate[inspectionId] = true;
         emit InspectionDrawn(inspectionId, seed);
     }
 
@@ -249,7 +256,7 @@ contract SharingPractice is ISharingPractice {
             outcome_ == InspectionOutcome.None || _outcomes[inspectionId][deliveryId] != InspectionOutcome.None
                 || (
                     outcome_ == InspectionOutcome.NotPresented
-                        && (block.timestamp <= i.presentBy || _drawnPastPresentBy[inspectionId])
+                        && (block.timestamp <= i.presentBy || _drawnTooLate[inspectionId])
                 )
         ) revert PracticeInvalidOutcome(inspectionId, deliveryId, outcome_);
         _outcomes[inspectionId][deliveryId] = outcome_;

@@ -69,8 +69,9 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   fell in the period and has passed at evaluation time with no outcome recorded, listed with their
   inspection: until the auditor records one (not presented, or the verdict of what was presented), they
   would count nowhere (a sample counts from its draw's block: one drawn after the period adds nothing to
-  it); and the ledger's inspections that expired in the period (never drawn while their seed block's hash
-  was known, so their sample was never fixed; whichever department).
+  it; one drawn less than the presentation notice, 3 days, before its deadline left no one the time to
+  present and is never overdue); and the ledger's inspections that expired in the period (never drawn
+  while their seed block's hash was known, so their sample was never fixed; whichever department).
 
 These are evaluated at the period's end in block time (a closed period's figures never change; an open one
 counts what the chain holds now), not at this machine's clock.
@@ -91,7 +92,7 @@ from sqlalchemy import Engine, select
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import departments
-from node.practice import DemandRecord, EvaluationRecord, PracticeFacts
+from node.practice import DemandRecord, EvaluationRecord, PracticeFacts, presentable
 from node.types import ChainPosition, DemandAnswer, InspectionOutcome, ScoredSide, ShareType
 
 SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
@@ -532,12 +533,14 @@ def practice_indicators(
     clock = min(as_of, now)
     recorded = {(o.inspection_id, o.delivery_id) for o in practice.outcomes if o.recorded_at <= clock}
     # A sample is known from its draw on: one drawn after a closed period's end (its seed block may lie
-    # inside the period) adds nothing to that period's card. One drawn after its deadline was presentable by
-    # no one, and the contract takes no `NotPresented` for it: never overdue.
+    # inside the period) adds nothing to that period's card. One drawn less than the presentation notice
+    # before its deadline (or after it) left no one the time to present, and the contract takes no
+    # `NotPresented` for it: never overdue.
     unrecorded = sorted(
         (s.inspection_id, "0x" + s.delivery_id.hex(), s.provider) for s in practice.sampled
         if department in (None, s.provider) and in_period(s.present_by) and s.present_by < clock
-        and (s.drawn_at is None or (s.drawn_at <= min(as_of, s.present_by) and s.drawn_at < period_to))
+        and presentable(s.drawn_at, s.present_by)
+        and (s.drawn_at is None or (s.drawn_at <= as_of and s.drawn_at < period_to))
         and (s.inspection_id, s.delivery_id) not in recorded
     )  # fmt: skip
     # Inspections belong to no department: every scorecard shows the ledger's, so an auditor who lets them

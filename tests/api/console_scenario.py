@@ -13,7 +13,8 @@
   until it is overdue; SAMR asks any department.
   HRSS scores HEALTH's purpose compliance, leaving HEALTH's score of HRSS to the tests. The auditor opens two
   inspections of the period of the deliveries above, every delivery sampled: one with a month to present,
-  in which HRSS presents its CSV delivery (MATCH), and one whose deadline passes within seconds.
+  in which HRSS presents its CSV delivery (MATCH), and one whose deadline passes a minute after the least
+  notice a sampled provider is given to present.
 
 At the end the audit trail is indexed up to the chain head, so every page reads all of it at once.
 
@@ -36,7 +37,7 @@ from typing import Any
 import httpx
 
 from node.keys import KeyStore
-from node.types import DEMAND_NOTICE_S
+from node.types import DEMAND_NOTICE_S, PRESENTATION_NOTICE_S
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
 from verifier.leaves import Chunking, PayloadFormat
@@ -113,10 +114,12 @@ class _Api:
         return response.json()
 
 
-#: The second inspection's time to present, counted by the service from the latest block's time: a block
-#: seconds old on a loaded machine (a test node mines one per transaction) left a 1 s deadline already past
-#: when its transaction was mined, and the contract refused it. Long enough for its draw to come before it
-#: (the scenario then moves the clock past it), short beside the first's week.
+#: The second inspection's time to present beyond the presentation notice, counted by the service from the
+#: latest block's time: a block seconds old on a loaded machine (a test node mines one per transaction) left a
+#: 1 s deadline already past when its transaction was mined, and the contract refused it. Long enough for its
+#: draw to come before the notice runs out (the scenario then moves the clock past the deadline); against
+#: `dxl run` the notice is left out (the wall clock would wait days), and its sample, drawn with no time left
+#: to present, is overdue nowhere.
 SHORT_PRESENTATION_S = 60
 
 
@@ -236,8 +239,9 @@ def _practice(
     """The demands, the evaluation and the inspections of the module docstring. Deadlines are set by the
     chain's clock (a delivery's ``recorded_at``, a demand's ``published_at``), which a test node may run ahead
     of this machine's, and passed on it (``pass_past``). ``waits_a_week``: the clock can pass the overdue
-    demand's week (a test node's can; against `dxl run` the wall clock would be waited on, and the demand
-    reads due, not overdue)."""
+    demand's week and the lapsed inspection's notice (a test node's can; against `dxl run` the wall clock
+    would be waited on: the demand reads due, not overdue, and the lapsed sample, drawn with less than the
+    notice left, overdue nowhere)."""
     month = int(good.record["recorded_at"]) + 30 * 86400
     demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
     # The period inspected ends a second after the disputed delivery: a block a second later closes it (the
@@ -256,7 +260,7 @@ def _practice(
             status=201,
         )
         # A month: the clock passes the overdue demand's week below, and HRSS presents after it.
-        for within in (30 * 86400, SHORT_PRESENTATION_S)
+        for within in (30 * 86400, SHORT_PRESENTATION_S + (PRESENTATION_NOTICE_S if waits_a_week else 0))
     ]
     # The writes below are the blocks after the inspections' seed blocks that the draws need (a test node
     # mines one per transaction, `dxl run` every 0.25 s).
@@ -321,7 +325,8 @@ def build(
     civil = _agreement(api, "civil", "psb", resources["PSB"], "低保对象户籍核查 (household check)")
     bad = _deliver(api, keystore, civil, ("PSB", "CIVIL"), HOUSEHOLD_JSONL, "jsonl")
     api("POST", f"/deliveries/{bad.delivery_id}/dispute", "civil", {"consumer_commitment": _b32()})
-    now = int(time.time())
+    # The chain's clock, which a test node runs ahead of this machine's by the weeks tests pass on it.
+    now = max(int(time.time()), int(api("GET", "/evaluation-period", "auditor")["chain_time"]))
     rejected = api("POST", "/requests", "samr", {
         "resource_id": resources["HRSS"], "purpose": "企业用工核查 (employer audit)", "scope_hash": _b32(),
         "terms_hash": _b32(), "valid_from": now - 3600, "valid_until": now + 30 * 86400,

@@ -27,7 +27,7 @@ from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
 from node.practice import PracticeReader
-from node.types import DEMAND_NOTICE_S, DeclineReason, new_delivery_id
+from node.types import DEMAND_NOTICE_S, PRESENTATION_NOTICE_S, DeclineReason, new_delivery_id
 from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
@@ -302,7 +302,7 @@ def test_a_demands_title_is_one_line_and_its_texts_show_in_order(
     before = len(ok(api_env.call("GET", "/demands?limit=500", "auditor")))
     body = {
         "document": {**DEMAND, field: value},
-        "due_by": int(time.time()) + 30 * 86400,
+        "due_by": api_env.setup.client.next_block_time() + 30 * 86400,
         "addressee": "HRSS",
     }
     refused = api_env.call("POST", "/demands", "psb", json=body)
@@ -326,7 +326,8 @@ def test_a_demands_data_items_are_named_once_each(api_env: ApiEnv, fields: list[
     empty one was published, a document hashing apart from the same demand without the list); nothing is
     published."""
     before = len(ok(api_env.call("GET", "/demands?limit=500", "auditor")))
-    body = {"document": {**DEMAND, "fields": fields}, "due_by": int(time.time()) + 30 * 86400}
+    due_by = api_env.setup.client.next_block_time() + 30 * 86400
+    body = {"document": {**DEMAND, "fields": fields}, "due_by": due_by}
     refused = api_env.call("POST", "/demands", "psb", json=body)
     assert refused.status_code == 422, refused.text
     error = refused.json()["error"]
@@ -744,9 +745,10 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
     period_to = max(d["recorded_at"] for d, _, _ in made) + 1
     pass_time(env, 2)  # the period must be over when the inspection opens
 
-    # Presentations close at the deadline, by the chain's clock: ten minutes, not a slow machine's seconds.
+    # Presentations close at the deadline, by the chain's clock: the presentation notice and ten minutes
+    # (a sample drawn with less left is never not presented), not a slow machine's seconds.
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
-            "present_within": 600}  # fmt: skip
+            "present_within": PRESENTATION_NOTICE_S + 600}  # fmt: skip
     assert env.call("POST", "/inspections", "psb", json=body).status_code == 403
     future = env.call("POST", "/inspections", "auditor", json={**body, "period_to": 2**40})
     assert (future.status_code, future.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
@@ -1207,7 +1209,7 @@ def test_an_inspection_of_a_period_begun_before_the_ledger_was_deployed_reads_it
     delivery_between(env, "samr", "civil")
     pass_time(env, 1)  # the period is over when the inspection opens
     body = {"period_from": before - 1, "period_to": _chain_now(env), "sample_size": 1, "seed_delay_blocks": 2,
-            "present_within": 60}  # fmt: skip
+            "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 3)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
@@ -1551,6 +1553,44 @@ def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_a
     assert "after its deadline" in refused.json()["error"]["message"]
 
 
+def test_an_auditor_cannot_record_not_presented_for_a_sample_drawn_with_no_time_left_to_present(
+    api_env: ApiEnv,
+) -> None:
+    """The deadline is the auditor's to set, counted from the opening, and the providers learn their sample
+    only at the draw: a deadline a few seconds past the seed block's time had the sample drawn with seconds
+    left, and the auditor recorded every sampled delivery not presented, on each provider's card, for a
+    deadline no provider could meet. A sample drawn less than ``PRESENTATION_NOTICE_S`` before its deadline
+    is now overdue nowhere and not recorded as not presented (the contract refuses it too); what a provider
+    does present in the time left is still judged and recorded."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    delivery_between(env, "hrss", "psb", grant)
+    pass_time(env, 2)
+    now = _chain_now(env)
+    body = {"period_from": now - 60, "period_to": now, "sample_size": 50, "seed_delay_blocks": 2,
+            "present_within": 30}  # fmt: skip
+    opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    mine(env, 3)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    assert drawn["sample"] and _chain_now(env) <= opened["present_by"]
+    pass_past(env, opened["present_by"])
+    shown = ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))
+    assert shown["sample"] and not any(s["overdue"] for s in shown["sample"]), shown
+    sampled = shown["sample"][0]["delivery_id"]
+    refused = env.call(
+        "POST", f"/inspections/{opened['id']}/outcomes", "auditor", json={"delivery_id": sampled}
+    )
+    error = refused.json()["error"]
+    assert (refused.status_code, error["code"]) == (409, "INVALID_OUTCOME"), error
+    assert "less than 3 days before its deadline" in error["message"], error
+    assert ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))["sample"][0]["outcome"] is None
+    ok(env.call("POST", "/audit/index", "auditor"))
+    query = (f"/audit/scorecard?department=HRSS&from={_iso(opened['present_by'] - 60)}"
+             f"&to={_iso(_chain_now(env) + 1)}")  # fmt: skip
+    card = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]
+    assert all(d["inspection_id"] != opened["id"] for d in card["overdue_deliveries"]), card
+
+
 def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspection(api_env: ApiEnv) -> None:
     """A service started holding a second auditor's key, whose address sorts before the opener's, acts as
     that auditor; the contract takes outcomes only from the inspection's opener while it is an auditor, so
@@ -1570,7 +1610,7 @@ def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspectio
     pass_time(env, 2)
     now = _chain_now(env)
     body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2,
-            "present_within": 30}  # fmt: skip
+            "present_within": PRESENTATION_NOTICE_S + 30}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     assert to_checksum_address(opened["auditor"]) == opener
     mine(env, 3)
@@ -1579,7 +1619,7 @@ def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspectio
     env.keystore.create("second-auditor", private_key=bytes(second.key))
     govern("grant_auditor", second.address)
     try:
-        pass_time(env, 40)  # the deadline passes unpresented: the outcome called for is not presented
+        pass_past(env, opened["present_by"])  # unpresented: the outcome called for is not presented
         with ServerThread(create_app(env.settings)) as url:
             record = f"{url}/inspections/{opened['id']}/outcomes"
             answer = env.client.post(record, headers=env.headers("auditor"), json={"delivery_id": sampled})

@@ -23,8 +23,17 @@ from node.audit.reports import write_report
 from node.audit.rpc import JsonRpc
 from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
 from node.deploy import anchors_client, load_deployment, practice_client
-from node.types import InspectionOutcome
-from tests.api.api_helpers import ApiEnv, anchored_batch, delivery_between, grant_between, mine, ok, pass_time
+from node.types import PRESENTATION_NOTICE_S, InspectionOutcome
+from tests.api.api_helpers import (
+    ApiEnv,
+    anchored_batch,
+    delivery_between,
+    grant_between,
+    mine,
+    ok,
+    pass_past,
+    pass_time,
+)
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
 from verifier.codes import ReceiptVerdictStatus
 from verifier.delivery_ids import new_delivery_id
@@ -43,12 +52,13 @@ def _inspection(env: ApiEnv, deliveries: list[dict[str, Any]]) -> dict[str, Any]
     """An inspection of the deliveries' period, drawn, with the outcome of its one sampled delivery."""
     body = {"period_from": min(d["recorded_at"] for d in deliveries),
             "period_to": max(d["recorded_at"] for d in deliveries) + 1,
-            "sample_size": 1, "seed_delay_blocks": 2, "present_within": 6}  # fmt: skip
+            "sample_size": 1, "seed_delay_blocks": 2,
+            "present_within": PRESENTATION_NOTICE_S + 6}  # fmt: skip
     pass_time(env, 2)
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
     drawn: dict[str, Any] = ok(env.call("POST", f"/inspections/{inspection['id']}/draw", "auditor"))["record"]
-    pass_time(env, 7)  # past the deadline: the sampled delivery was not presented
+    pass_past(env, drawn["present_by"])  # the sampled delivery was not presented
     sampled = drawn["sample"][0]["delivery_id"]
     path = f"/inspections/{inspection['id']}/outcomes"
     ok(env.call("POST", path, "auditor", json={"delivery_id": sampled}))
@@ -68,7 +78,8 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
     demand = ok(env.call("POST", "/demands", "psb", json={
         "document": {"title": "婚姻登记信息", "description": "核对婚姻状况", "purpose": "住房保障资格审核",
                      "legal_basis": "《城镇住房保障条例》", "fields": ["身份证号"]},
-        "due_by": int(time.time()) + 30 * 86400, "addressee": "HRSS"}), 201)["record"]  # fmt: skip
+        "due_by": env.setup.client.next_block_time() + 30 * 86400,
+        "addressee": "HRSS"}), 201)["record"]  # fmt: skip
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                 json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
     _inspection(env, deliveries)
@@ -769,7 +780,8 @@ def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: Ap
     deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
     body = {"period_from": min(d["recorded_at"] for d in deliveries),
             "period_to": max(d["recorded_at"] for d in deliveries) + 1,
-            "sample_size": 2, "seed_delay_blocks": 2, "present_within": 6}  # fmt: skip
+            "sample_size": 2, "seed_delay_blocks": 2,
+            "present_within": PRESENTATION_NOTICE_S + 6}  # fmt: skip
     pass_time(env, 2)
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
@@ -778,7 +790,7 @@ def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: Ap
     practice = practice_client(env.setup.client.endpoint, env.settings.home)
     args = (drawn["id"], bytes.fromhex(bare[2:]), int(InspectionOutcome.PASSED), bytes(32))
     practice.transact(env.keystore.unlock("auditor"), "recordOutcome", *args)
-    pass_time(env, 7)  # past the deadline: the other one is recorded not presented, by the service
+    pass_past(env, drawn["present_by"])  # the other one is recorded not presented, by the service
     ok(env.call("POST", f"/inspections/{drawn['id']}/outcomes", "auditor", json={"delivery_id": absent}))
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path / "report"

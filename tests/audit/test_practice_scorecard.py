@@ -17,10 +17,19 @@ from node.practice import (
     PracticeFacts,
     SampledRecord,
 )
-from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
+from node.types import (
+    PRESENTATION_NOTICE_S,
+    ChainPosition,
+    DemandAnswer,
+    InspectionOutcome,
+    InspectionStatus,
+    ScoredSide,
+)
 
 Z = b"\x00" * 32
 PSB, HRSS, CIVIL = 1, 2, 4
+#: A presentation deadline well past the presentation notice from the epoch.
+DEADLINE = 1_000_000
 
 
 def demand(ident: int, publisher: int, addressee: int, answer: DemandAnswer, *, resource: int = 0,
@@ -240,23 +249,29 @@ def test_a_sampled_delivery_past_its_deadline_without_an_outcome_is_overdue_on_i
     assert len(overdue(None, 1_000)) == 2 and overdue(CIVIL, 1_000) == []
 
 
-def test_a_sample_drawn_after_its_deadline_is_overdue_on_no_card() -> None:
-    """Inspection 1's deadline is 500 and it was drawn at 600: its providers learned the sample after the
-    deadline, and the contract takes no not-presented outcome for it, so its unrecorded delivery is overdue
-    on no card; the same sample drawn at 450 is."""
+@pytest.mark.parametrize(
+    ("drawn_at", "overdue_on_a_card"),
+    [(DEADLINE + 100, False), (DEADLINE - PRESENTATION_NOTICE_S + 1, False),
+     (DEADLINE - PRESENTATION_NOTICE_S, True)],
+    ids=["after-the-deadline", "a-second-short-of-the-notice", "the-notice-to-the-second"],
+)  # fmt: skip
+def test_a_sample_drawn_with_less_than_the_notice_left_is_overdue_on_no_card(
+    drawn_at: int, overdue_on_a_card: bool
+) -> None:
+    """Inspection 1's deadline is ``DEADLINE``: drawn after it, or less than ``PRESENTATION_NOTICE_S`` before
+    it, its providers learned the sample with no time to present, and the contract takes no not-presented
+    outcome for it, so its unrecorded delivery is overdue on no card; drawn with the notice left, it is."""
     hrss_1 = b"\x00\x00\x00\x02" + b"\x01" * 28
-
-    def overdue(drawn_at: int) -> list[str]:
-        practice = PracticeFacts(
-            inspections=[InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 1, 0, 90, 15, 500, b"\x05" * 32)],
-            sampled=[SampledRecord(1, hrss_1, HRSS, 500, drawn_at=drawn_at)],
-        )
-        card = compute_scorecard(Facts(), department=None, period_from=0, period_to=1_000, now=2_000,
-                                 practice=practice)["practice"]["inspections"]  # fmt: skip
-        return [d["delivery_id"] for d in card["overdue_deliveries"]]
-
-    assert overdue(600) == []
-    assert overdue(450) == ["0x" + hrss_1.hex()]
+    practice = PracticeFacts(
+        inspections=[
+            InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 1, 0, 90, 15, DEADLINE, b"\x05" * 32)
+        ],
+        sampled=[SampledRecord(1, hrss_1, HRSS, DEADLINE, drawn_at=drawn_at)],
+    )
+    card = compute_scorecard(Facts(), department=None, period_from=0, period_to=2 * DEADLINE,
+                             now=3 * DEADLINE, practice=practice)["practice"]["inspections"]  # fmt: skip
+    shown = [d["delivery_id"] for d in card["overdue_deliveries"]]
+    assert shown == (["0x" + hrss_1.hex()] if overdue_on_a_card else [])
 
 
 def test_inspections_that_expired_in_the_period_show_on_every_card() -> None:

@@ -40,6 +40,7 @@ from node.deploy import anchors_abi
 from node.endpoint import NodeEndpoint
 from node.types import (
     DEMAND_NOTICE_S,
+    PRESENTATION_NOTICE_S,
     DemandAnswer,
     GovernanceAction,
     InspectionOutcome,
@@ -94,7 +95,8 @@ class Insp:
     present_steps: int  # clock steps after its opening from which NotPresented may be recorded
     step: int
     drawn: bool = False
-    drawn_late: bool = False  # drawn once presentBy had passed: NotPresented never holds for its sample
+    present_days: int = 1  # presentBy, in days after its opening
+    drawn_late: bool = False  # drawn with less than the presentation notice left: never NotPresented
     outcomes: dict[bytes, InspectionOutcome] = field(default_factory=dict)
 
 
@@ -466,8 +468,9 @@ class PracticeRules(RuleBasedStateMachine):
         if result is not None:
             inspection = int(result.event("InspectionOpened").args["inspectionId"])
             # presentBy 1 day ahead has passed after one step; 4 days ahead, after two.
+            steps = 1 if present_days == 1 else 2
             self.model.inspections[inspection] = Insp(
-                who, fields["seedBlock"], 1 if present_days == 1 else 2, self.model.step
+                who, fields["seedBlock"], steps, self.model.step, present_days=present_days
             )
 
     def inspection_id(self, data: st.DataObject) -> int:
@@ -504,7 +507,10 @@ class PracticeRules(RuleBasedStateMachine):
             seed = bytes(self.practice.w3.eth.get_block(i.seed_block)["hash"])
             assert result.event("InspectionDrawn").args["seed"] == seed
             i.drawn = True
-            i.drawn_late = self.model.step - i.step >= i.present_steps
+            # Drawn less than the presentation notice before presentBy (a step is 3 days, so the seconds a
+            # step's transactions take never decide it).
+            waited = (self.model.step - i.step) * STEP_SECONDS
+            i.drawn_late = waited + PRESENTATION_NOTICE_S > i.present_days * DAY
 
     @precondition(lambda self: bool(self.model.inspections))
     @rule(

@@ -18,6 +18,7 @@ from node.endpoint import NodeEndpoint
 from node.practice import DemandRecord, InspectionRecord
 from node.types import (
     DEMAND_NOTICE_S,
+    PRESENTATION_NOTICE_S,
     DeclineReason,
     DemandAnswer,
     GovernanceAction,
@@ -462,6 +463,45 @@ def test_recordOutcome_drawnPastPresentBy_notPresentedRefused(practice: Practice
         )
     recorded = practice.send(
         practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, TEXT
+    )
+    assert names(recorded) == ["InspectionOutcomeRecorded"]
+
+
+@pytest.mark.parametrize(
+    ("left", "taken"), [(1, False), (PRESENTATION_NOTICE_S - 1, False), (PRESENTATION_NOTICE_S, True)]
+)
+def test_recordOutcome_drawnWithinThePresentationNotice_notPresentedRefused(
+    practice: Practice, left: int, taken: bool
+) -> None:
+    """The deadline is the auditor's to set: one a second after its seed block's time had the sample drawn
+    with a second left, every sampled provider then recorded not presented for a deadline it could not meet.
+    A sample drawn less than ``PRESENTATION_NOTICE_S`` (the contract's figure) before its deadline is never
+    `NotPresented`, passed or failed still go on record; drawn with the notice to the second, it is."""
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    delivery, _ = practice.ledger.deliver(
+        psb, practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    )
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    draw_at = now + 60
+    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 3, draw_at + left)
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    while w3.eth.block_number < head + 3:
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_setNextBlockTimestamp", [draw_at])  # type: ignore[arg-type]
+    drawn = practice.send(psb, "drawSample", inspection)
+    assert w3.eth.get_block(drawn.block_number)["timestamp"] == draw_at
+    w3.provider.make_request("evm_setNextBlockTimestamp", [draw_at + left + 1])  # type: ignore[arg-type]
+    w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    args = (inspection, delivery, InspectionOutcome.NOT_PRESENTED, ZERO)
+    if taken:
+        assert names(practice.send(practice.auditor, "recordOutcome", *args)) == ["InspectionOutcomeRecorded"]
+        assert practice.call("outcome", inspection, delivery) == InspectionOutcome.NOT_PRESENTED
+        return
+    with reverts("PracticeInvalidOutcome", inspectionId=inspection, outcome=InspectionOutcome.NOT_PRESENTED):
+        practice.send(practice.auditor, "recordOutcome", *args)
+    recorded = practice.send(
+        practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.FAILED, TEXT
     )
     assert names(recorded) == ["InspectionOutcomeRecorded"]
 

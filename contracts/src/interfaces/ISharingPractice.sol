@@ -59,7 +59,7 @@ interface ISharingPractice {
     /// @notice Thrown when the seed block is not mined yet, or is older than the 256 blocks whose hash is known.
     error PracticeSeedUnavailable(uint64 inspectionId, uint64 seedBlock);
     /// @notice Thrown when a delivery's outcome was recorded already, is `None`, or is `NotPresented` before the
-    /// deadline.
+    /// deadline or for a sample drawn less than 3 days before it.
     error PracticeInvalidOutcome(uint64 inspectionId, bytes32 deliveryId, InspectionOutcome outcome);
 
     /// @notice A department published a demand.
@@ -115,7 +115,8 @@ interface ISharingPractice {
     /// @param periodTo End (exclusive) of the inspected period.
     /// @param sampleSize How many deliveries are drawn (all of them if the period has fewer).
     /// @param seedBlock The future block whose hash seeds the draw.
-    /// @param presentBy Block time by which sampled providers must present.
+    /// @param presentBy Block time by which sampled providers must present (a sample drawn less than 3 days before
+    /// it is never recorded `NotPresented`).
     event InspectionOpened(
         uint64 indexed inspectionId,
         address indexed auditor,
@@ -243,7 +244,8 @@ interface ISharingPractice {
     /// the ledger, or the receipt's sequence is below its grant's {IReceiptAnchors-nextSequence} (a grant's
     /// batches are contiguous, so it is in an anchored batch) — else {IDeliveryLedger-DeliveryUnknown}; its
     /// outcome not recorded before; `outcome` not `None`, and `NotPresented` only after the inspection's
-    /// `presentBy` and for an inspection drawn by then (drawn later, its sample was presentable by no one).
+    /// `presentBy` and for an inspection drawn 3 days before it at the latest (drawn later, its sampled
+    /// providers learned their sample with no time left to present: the deadline is the auditor's to set).
     /// Membership of the sample is checked off chain (`verifier/sampling.py`, derivation
     /// {sampleVersion}): the population lives in the ledger's and the anchors' logs. Emits
     /// {InspectionOutcomeRecorded}.
