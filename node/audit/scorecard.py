@@ -65,13 +65,16 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   departments that score each other 5 in a loop are one voice among the scored one's scorers, and a card
   whose averages rest on reciprocal pairs alone says so.
 * **inspections**: outcomes recorded in the period for sampled deliveries the department provided (passed,
-  failed, not presented) and the pass rate; **overdue**: its sampled deliveries whose presentation deadline
-  fell in the period and has passed at evaluation time with no outcome recorded, listed with their
-  inspection: until the auditor records one (not presented, or the verdict of what was presented), they
-  would count nowhere (a sample counts from its draw's block: one drawn after the period adds nothing to
-  it; one drawn less than the presentation notice, 3 days, before its deadline left no one the time to
-  present and is never overdue); and the ledger's inspections that expired in the period (never drawn
-  while their seed block's hash was known, so their sample was never fixed; whichever department).
+  failed, not presented) and the pass rate, each delivery once, by the outcome first recorded for it in the
+  period (an auditor may inspect a period as often as it likes, each inspection drawing the same deliveries of
+  a narrow one again: one failure is not multiplied, nor is it outweighed by a good delivery passed again);
+  **overdue**: its sampled deliveries whose presentation deadline fell in the period and has passed at
+  evaluation time with no outcome recorded, listed with their inspection: until the auditor records one (not
+  presented, or the verdict of what was presented), they would count nowhere (a sample counts from its draw's
+  block: one drawn after the period adds nothing to it; one drawn less than the presentation notice, 3 days,
+  before its deadline left no one the time to present and is never overdue); and the ledger's inspections that
+  expired in the period (never drawn while their seed block's hash was known, so their sample was never fixed;
+  whichever department).
 
 These are evaluated at the period's end in block time (a closed period's figures never change; an open one
 counts what the chain holds now), not at this machine's clock.
@@ -92,7 +95,7 @@ from sqlalchemy import Engine, select
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import departments
-from node.practice import DemandRecord, EvaluationRecord, PracticeFacts, presentable
+from node.practice import DemandRecord, EvaluationRecord, OutcomeRecord, PracticeFacts, presentable
 from node.types import ChainPosition, DemandAnswer, InspectionOutcome, ScoredSide, ShareType
 
 SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
@@ -523,10 +526,15 @@ def practice_indicators(
     consumers = [e for e in evaluations if e.side is ScoredSide.CONSUMER]
     as_provider = [e for e in providers if department in (None, e.scored)]
     as_consumer = [e for e in consumers if department in (None, e.scored)]
-    outcomes = [
-        o for o in practice.outcomes
-        if in_period(o.recorded_at) and o.recorded_at <= as_of and department in (None, o.provider)
-    ]  # fmt: skip
+    # A delivery counts once, by the outcome first recorded for it in the period (block order; within a block,
+    # the logs' order the list keeps): inspections of a period are the auditor's to open, as many as it
+    # likes, and each draws the same few deliveries of a narrow one again. Counted per outcome, one delivery
+    # not presented counted as often as it was drawn, and a good one passed again outweighed any failure.
+    first: dict[bytes, OutcomeRecord] = {}
+    for o in sorted(practice.outcomes, key=lambda o: o.block_number):
+        if in_period(o.recorded_at) and o.recorded_at <= as_of and department in (None, o.provider):
+            first.setdefault(o.delivery_id, o)
+    outcomes = list(first.values())
     by_outcome = Counter(o.outcome for o in outcomes)
     # A sampled delivery past its presentation deadline whose outcome is not recorded counts nowhere above:
     # neither passed, failed nor not presented, it would show on no card, whoever let it lapse.

@@ -1591,6 +1591,35 @@ def test_an_auditor_cannot_record_not_presented_for_a_sample_drawn_with_no_time_
     assert all(d["inspection_id"] != opened["id"] for d in card["overdue_deliveries"]), card
 
 
+def test_a_delivery_inspected_again_counts_once_on_its_providers_card(api_env: ApiEnv) -> None:
+    """The auditor chooses the inspected period and may open as many inspections of it as it likes: a
+    period holding a few deliveries, inspected twice, draws the same ones twice. Counted per outcome, one
+    delivery not presented counted twice on its provider's card (a failure multiplied at will), and a good
+    delivery passed again and again outweighed any failure. A delivery counts once, by the outcome first
+    recorded for it in the card's period."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    delivered = delivery_between(env, "hrss", "psb", grant)
+    pass_time(env, 2)
+    now = _chain_now(env)
+    body = {"period_from": delivered["recorded_at"], "period_to": now, "sample_size": 50,
+            "seed_delay_blocks": 2, "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
+    opened = [ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"] for _ in range(2)]
+    mine(env, 3)
+    drawn = [ok(env.call("POST", f"/inspections/{i['id']}/draw", "auditor"))["record"] for i in opened]
+    for d in drawn:
+        assert delivered["delivery_id"] in {s["delivery_id"] for s in d["sample"]}
+    pass_past(env, max(i["present_by"] for i in opened))
+    recorded_from = _chain_now(env)  # the outcomes' blocks come at this time or later
+    for i in opened:
+        one = {"delivery_id": delivered["delivery_id"]}
+        ok(env.call("POST", f"/inspections/{i['id']}/outcomes", "auditor", json=one))
+    ok(env.call("POST", "/audit/index", "auditor"))
+    query = f"/audit/scorecard?department=HRSS&from={_iso(recorded_from)}&to={_iso(_chain_now(env) + 2)}"
+    card = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]
+    assert (card["sampled_outcomes"], card["not_presented"], card["pass_rate"]) == (1, 1, 0.0), card
+
+
 def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspection(api_env: ApiEnv) -> None:
     """A service started holding a second auditor's key, whose address sorts before the opener's, acts as
     that auditor; the contract takes outcomes only from the inspection's opener while it is an auditor, so

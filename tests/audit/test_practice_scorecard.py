@@ -274,6 +274,30 @@ def test_a_sample_drawn_with_less_than_the_notice_left_is_overdue_on_no_card(
     assert shown == (["0x" + hrss_1.hex()] if overdue_on_a_card else [])
 
 
+def test_a_delivery_inspected_again_counts_once_by_its_first_outcome() -> None:
+    """HRSS's delivery 1 failed inspection 1 and was passed by inspections 2 and 3 of the same period; its
+    delivery 2 was not presented to inspections 4 and 5. Per outcome the card read 2 passed, 1 failed and 2
+    not presented (pass rate 0.4); each delivery once, by its first outcome, it reads 1 failed and 1 not
+    presented (0.0), and the same outcomes recorded in another order read by that order."""
+    one, two = b"\x00\x00\x00\x02" + b"\x01" * 28, b"\x00\x00\x00\x02" + b"\x02" * 28
+    recorded = [(1, one, InspectionOutcome.FAILED), (2, one, InspectionOutcome.PASSED),
+                (3, one, InspectionOutcome.PASSED), (4, two, InspectionOutcome.NOT_PRESENTED),
+                (5, two, InspectionOutcome.NOT_PRESENTED)]  # fmt: skip
+
+    def card(order: list[int]) -> dict[str, Any]:
+        outcomes = [OutcomeRecord(i, d, HRSS, o, Z, 20 + block, 400 + block)
+                    for block, (i, d, o) in zip(order, recorded, strict=True)]  # fmt: skip
+        facts = PracticeFacts(outcomes=list(reversed(outcomes)))  # the blocks order them, not the list
+        inspections = compute_scorecard(Facts(), department=HRSS, period_from=0, period_to=1_000, now=2_000,
+                                        practice=facts)["practice"]["inspections"]  # fmt: skip
+        shown = ("sampled_outcomes", "passed", "failed", "not_presented", "pass_rate")
+        return {k: inspections[k] for k in shown}
+
+    assert card([0, 1, 2, 3, 4]) == {"sampled_outcomes": 2, "passed": 0, "failed": 1, "not_presented": 1,
+                                     "pass_rate": 0.0}  # fmt: skip
+    assert card([2, 0, 1, 3, 4])["passed"] == 1  # passed first (inspection 2), then failed: passed
+
+
 def test_inspections_that_expired_in_the_period_show_on_every_card() -> None:
     """An inspection left undrawn past its seed block's hash counts in the period it expired in, on every
     department's card and the ledger's: its auditor's inaction belongs to no department. One that expired
