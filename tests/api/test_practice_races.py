@@ -876,8 +876,9 @@ def test_the_cli_presents_a_drawn_receipt_under_its_slot(
     # alone read as an opaque id that no delivery of the provider's has).
     code, out, err = dxl("inspection", "show", str(inspection), *token[:-1])
     assert code == 0, out + err
+    code_of = {ident: c for c, ident in env.departments.items()}  # the line names the provider by code
     assert (
-        f"  {slot} provider {grant['provider']} (receipt: grant {grant['id']}, "
+        f"  {slot} provider {code_of[grant['provider']]} (receipt: grant {grant['id']}, "
         f"sequence {receipt['sequence']}): presented MATCH, outcome -"
     ) in out.splitlines(), out
 
