@@ -69,6 +69,12 @@ _MOVING_PERIODS = 3
 #: How long :meth:`LocalNetwork.heal` lets a dial it asked for connect before it restarts a member (a dial
 #: between members on one host connects within milliseconds; one held by geth's dial history, up to 35 s).
 _PEERING_GRACE_S = 2.0
+#: How long the miner of a member a cut leaves may stand still (a sync under way stops a fresh geth's miner
+#: for its length, a moment on one host) before the member is restarted (:meth:`LocalNetwork.cut_off`).
+_SEAL_ON_GRACE_S = 5.0
+#: How long a member joined back may take to hold the others' chain once peered before it is restarted
+#: (:meth:`LocalNetwork.join`): with one peer, geth syncs at its forced cycle, every 10 s.
+_CATCH_UP_GRACE_S = 12.0
 #: Where free ports for a network on free ports are looked for: below the kernel's ephemeral range.
 _LOWEST_PORT = 20_000
 #: The EVM rules of the network (the newest geth's Clique seals) and the ones after it, in solc's names.
@@ -535,7 +541,7 @@ class LocalNetwork:
                 raise NodeError(f"network not peered on one chain within {timeout:g} s ({seen})")
             time.sleep(0.2)
 
-    def cut_off(self, index: int) -> None:
+    def cut_off(self, index: int, *, timeout: float = 60.0) -> None:
         """Cut member ``index`` off the others: it still answers RPC, but imports no block of theirs and, a
         signer alone, seals at most one more of its own (Clique: one of any two consecutive blocks). What a
         network partition does to a node: its head stalls while the network goes on. :meth:`join` ends it.
@@ -548,8 +554,11 @@ class LocalNetwork:
         dials are the others': its own dials are free when it joins back (geth dials a node again only 35 s
         after its last dial to it).
 
+        Returns once the members left, expected to seal, all have their miner running: a cut drops whatever a
+        member was asking the cut member for, and the sync that asked hangs (:meth:`_seal_on`).
+
         Raises:
-            NodeError: a member does not answer.
+            NodeError: a member does not answer, or the members left do not seal on within ``timeout``.
         """
         members = self.members()
         cut = members[index]
@@ -560,6 +569,62 @@ class LocalNetwork:
         for other in others:
             rpc_call(cut.rpc_url, "admin_removePeer", [other.enode])  # returns once the connection is gone
             rpc_call(other.rpc_url, "admin_removePeer", [cut.enode])
+        self._seal_on(others, len(members), time.monotonic() + timeout)
+
+    def _head(self, member: Member) -> int:
+        return int(str(rpc_call(member.rpc_url, "eth_blockNumber")), 16)
+
+    def _seal_on(self, left: list[Member], signers: int, deadline: float) -> None:
+        """Wait until every member of ``left``, the members a cut leaves (each expected to seal), has its
+        miner running, when they are enough signers to seal on.
+
+        A sync waits for each answer it asked a peer for, and a cut drops the request with the connection:
+        the sync goes on waiting for geth's request timeout (60 s on a geth started within the last minute,
+        as :meth:`heal` restarts members), and starts no other meanwhile. A geth that has finished no sync
+        since it started also stops its miner while it syncs (``eth_mining`` answers false): a member
+        restarted before the cut and syncing from the member cut off sealed nothing for 60 s, and the other
+        signer left, one block in two, stood still (the member in use, cut off, was never left for a more
+        advanced one, as none moved on). A member left whose miner still stands :data:`_SEAL_ON_GRACE_S` after
+        the cut is restarted: a fresh geth has no such sync, and the member cut off refuses its dial.
+
+        Raises:
+            NodeError: a member does not answer, or a miner stands still at ``deadline``.
+        """
+        running = [m for m in left if self.pid(m.index) is not None]
+        if len(running) < signers // 2 + 1:
+            return  # too few signers left to seal on: the chain stands still whatever they do
+        restart_at: float | None = time.monotonic() + _SEAL_ON_GRACE_S
+        while not all(mining := [bool(rpc_call(m.rpc_url, "eth_mining")) for m in running]):
+            now = time.monotonic()
+            if now > deadline:
+                heads = [self._head(m) for m in running]
+                peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in running]
+                nodes = [m.index for m in running]
+                raise NodeError(
+                    f"members left by the cut do not seal (nodes {nodes}: mining {mining}, heads {heads},"
+                    f" peers {peers})"
+                )
+            if restart_at is not None and now > restart_at:
+                for member, sealing in zip(running, mining, strict=True):
+                    if not sealing:
+                        self.stop_member(member.index)
+                        self.start_member(member.index, timeout=max(1.0, deadline - time.monotonic()))
+                restart_at = None
+            time.sleep(0.2)
+
+    def _holds_chain_of(self, member: Member, others: list[Member]) -> bool:
+        """Whether ``member`` has caught up with the chain ``others`` hold: its head at most two blocks below
+        theirs, and its block at the lower of the heads one of theirs."""
+        heads = [self._head(o) for o in others]
+        own = self._head(member)
+        if own < max(heads) - _CAUGHT_UP_BLOCKS:
+            return False
+        height = [hex(min(own, *heads)), False]
+        mine = rpc_call(member.rpc_url, "eth_getBlockByNumber", height)
+        theirs = [rpc_call(o.rpc_url, "eth_getBlockByNumber", height) for o in others]
+        return isinstance(mine, dict) and any(
+            isinstance(block, dict) and block.get("hash") == mine.get("hash") for block in theirs
+        )
 
     def join(self, index: int, *, peered: bool = True, timeout: float = 60.0) -> None:
         """Join member ``index``, cut off by :meth:`cut_off`, back to the others; returns once it has them all
@@ -571,8 +636,15 @@ class LocalNetwork:
         close and the next dials wait 35 s. The others have it as a static peer again once it is connected
         (their dial finds it connected).
 
+        Then it waits until the member holds the others' chain. A member whose sync was waiting on a peer
+        when it was cut off goes on waiting for geth's request timeout (up to 60 s, :meth:`_seal_on`) and
+        starts no sync with the peers it joined: a member joined back after a partition did not hold the
+        others' blocks 60 s later. Still behind :data:`_CATCH_UP_GRACE_S` after it is peered, it is restarted:
+        a fresh geth syncs with its peers at once.
+
         Raises:
-            NodeError: a member does not answer, or the member is not peered within ``timeout``.
+            NodeError: a member does not answer, or the member is not peered or on the others' chain within
+                ``timeout``.
         """
         members = self.members()
         cut = members[index]
@@ -592,6 +664,20 @@ class LocalNetwork:
             time.sleep(0.2)
         for other in others:
             rpc_call(other.rpc_url, "admin_addPeer", [cut.enode])
+        restart_at: float | None = time.monotonic() + _CATCH_UP_GRACE_S
+        while not self._holds_chain_of(cut, others):
+            now = time.monotonic()
+            if now > deadline:
+                heads = [self._head(o) for o in others]
+                raise NodeError(
+                    f"node{index} is at block {self._head(cut)}, not on the others' chain (heads {heads}),"
+                    f" {timeout:g} s after it joined"
+                )
+            if restart_at is not None and now > restart_at:
+                self.stop_member(index)
+                self.start_member(index, timeout=max(1.0, deadline - time.monotonic()))
+                restart_at = None
+            time.sleep(0.2)
 
     def heal(self, *, timeout: float = 60.0) -> int:
         """Every member running, trusting and peered with every other, on one chain that moves, as after

@@ -264,6 +264,27 @@ def test_a_member_cut_off_twice_within_the_dial_history_is_healed_at_once(full_n
     assert all(m.peers == 2 for m in full_network.status().members) and head > 0
 
 
+def test_a_member_left_by_a_cut_whose_miner_stands_still_is_restarted_and_the_chain_goes_on(
+    full_network: LocalNetwork,
+) -> None:
+    """A cut drops what a member was asking the member cut off for; a geth whose sync waits on such a request
+    keeps its miner stopped up to its request timeout (60 s on a geth started lately), and the other signer
+    left, one block in two, stood still. A member left whose miner stands still (here stopped) is restarted
+    by the cut, the chain goes on without the member cut off, and that one stays cut off."""
+    members = full_network.members()
+    cut, still = members[0], members[1]
+    rpc_call(still.rpc_url, "miner_stop")
+    try:
+        full_network.cut_off(cut.index)
+        assert rpc_call(still.rpc_url, "eth_mining") is True
+        head = _block(still.rpc_url)
+        _wait_for("the members left seal on", lambda: _block(still.rpc_url) >= head + 2, timeout=10)
+        assert _peers(cut.rpc_url) == 0
+    finally:
+        rpc_call(still.rpc_url, "miner_start")
+        full_network.heal()
+
+
 def test_a_sealing_network_is_peered_at_once_and_a_stopped_one_is_not(full_network: LocalNetwork) -> None:
     """The chain moves when its common block was sealed a moment ago: a network sealing all along is peered
     at once, not after one more block (asked just after a block, that was a whole period). A chain whose
