@@ -541,7 +541,7 @@ class LocalNetwork:
                 raise NodeError(f"network not peered on one chain within {timeout:g} s ({seen})")
             time.sleep(0.2)
 
-    def cut_off(self, index: int, *, timeout: float = 60.0) -> None:
+    def cut_off(self, index: int, *, timeout: float = 60.0, restart_after: float = _SEAL_ON_GRACE_S) -> None:
         """Cut member ``index`` off the others: it still answers RPC, but imports no block of theirs and, a
         signer alone, seals at most one more of its own (Clique: one of any two consecutive blocks). What a
         network partition does to a node: its head stalls while the network goes on. :meth:`join` ends it.
@@ -555,7 +555,8 @@ class LocalNetwork:
         after its last dial to it).
 
         Returns once the members left, expected to seal, all have their miner running: a cut drops whatever a
-        member was asking the cut member for, and the sync that asked hangs (:meth:`_seal_on`).
+        member was asking the cut member for, and the sync that asked hangs (:meth:`_seal_on`); one whose
+        miner still stands ``restart_after`` seconds after the cut is restarted.
 
         Raises:
             NodeError: a member does not answer, or the members left do not seal on within ``timeout``.
@@ -569,12 +570,12 @@ class LocalNetwork:
         for other in others:
             rpc_call(cut.rpc_url, "admin_removePeer", [other.enode])  # returns once the connection is gone
             rpc_call(other.rpc_url, "admin_removePeer", [cut.enode])
-        self._seal_on(others, len(members), time.monotonic() + timeout)
+        self._seal_on(others, len(members), restart_after, time.monotonic() + timeout)
 
     def _head(self, member: Member) -> int:
         return int(str(rpc_call(member.rpc_url, "eth_blockNumber")), 16)
 
-    def _seal_on(self, left: list[Member], signers: int, deadline: float) -> None:
+    def _seal_on(self, left: list[Member], signers: int, restart_after: float, deadline: float) -> None:
         """Wait until every member of ``left``, the members a cut leaves (each expected to seal), has its
         miner running, when they are enough signers to seal on.
 
@@ -584,8 +585,8 @@ class LocalNetwork:
         since it started also stops its miner while it syncs (``eth_mining`` answers false): a member
         restarted before the cut and syncing from the member cut off sealed nothing for 60 s, and the other
         signer left, one block in two, stood still (the member in use, cut off, was never left for a more
-        advanced one, as none moved on). A member left whose miner still stands :data:`_SEAL_ON_GRACE_S` after
-        the cut is restarted: a fresh geth has no such sync, and the member cut off refuses its dial.
+        advanced one, as none moved on). A member left whose miner still stands ``restart_after`` seconds
+        after the cut is restarted: a fresh geth has no such sync, and the member cut off refuses its dial.
 
         Raises:
             NodeError: a member does not answer, or a miner stands still at ``deadline``.
@@ -593,7 +594,7 @@ class LocalNetwork:
         running = [m for m in left if self.pid(m.index) is not None]
         if len(running) < signers // 2 + 1:
             return  # too few signers left to seal on: the chain stands still whatever they do
-        restart_at: float | None = time.monotonic() + _SEAL_ON_GRACE_S
+        restart_at: float | None = time.monotonic() + restart_after
         while not all(mining := [bool(rpc_call(m.rpc_url, "eth_mining")) for m in running]):
             now = time.monotonic()
             if now > deadline:
