@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
@@ -379,3 +380,22 @@ def test_inspection_present_of_a_manifest_that_is_not_one_is_a_usage_error(tmp_p
     ])  # fmt: skip
     assert result.exit_code == 2, result.output
     assert isinstance(result.exception, SystemExit) and "cannot read the manifest" in result.output
+
+
+def test_the_api_commands_read_the_ca_bundle_once_a_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every request of the commands that call the API built a TLS context of its own, reading the whole CA
+    bundle (~20 ms of CPU) even for a plain-HTTP URL: a list read page by page, the department codes read
+    before it, each command run in a process that runs several (the tests run dozens in theirs)."""
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counted(context: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(args or kwargs)
+        real(context, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counted)
+    api = f"http://127.0.0.1:{free_port()}"
+    for _ in range(3):
+        code, _, err = dxl("demand", "list", "--api", api, "--token", "dxl_unused")
+        assert code == 2 and f"the API at {api} did not answer" in err
+    assert len(loads) <= 1, loads

@@ -19,6 +19,7 @@ import typer
 from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, cli_error, exits_on_error
 from node.errors import DxlError
+from node.tls import tls_context
 from verifier.text import iso_time
 
 demand_app = typer.Typer(
@@ -87,6 +88,7 @@ def _answer(api: str | None, token: str, method: str, path: str, body: Any = Non
             json=body,
             headers={"Authorization": f"Bearer {token}"},
             timeout=120,
+            verify=tls_context(),
         )
     except httpx.HTTPError as exc:
         raise ApiCallError(f"the API at {api} did not answer: {exc}", code="API_UNREACHABLE") from None

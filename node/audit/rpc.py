@@ -9,9 +9,7 @@ ledger client on purpose: the report verifier must run with nothing of the servi
 
 from __future__ import annotations
 
-import functools
 import logging
-import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,6 +18,7 @@ import orjson
 
 from node.errors import NodeError
 from node.settings import DEFAULT_RPC_TIMEOUT_S
+from node.tls import tls_context
 from verifier import rpc
 
 log = logging.getLogger("dxl.audit.rpc")
@@ -31,14 +30,6 @@ BATCH_SIZE = 200
 def quantity(value: Any) -> int:
     """A JSON-RPC quantity (``0x``-prefixed hex string) or an int already decoded, as int."""
     return value if isinstance(value, int) else rpc.quantity(value)
-
-
-@functools.cache
-def _tls_context() -> ssl.SSLContext:
-    """httpx's default TLS settings, built once per process: every client otherwise builds its own context
-    and reads the whole CA bundle for it (~20 ms of CPU), and a client is made per audit request, index round
-    and ``dxl audit`` command (some 30 s of the test suite's CPU went there)."""
-    return httpx.create_ssl_context()
 
 
 class JsonRpc(rpc.JsonRpc):
@@ -60,7 +51,7 @@ class JsonRpc(rpc.JsonRpc):
         super().__init__(url, timeout=timeout, block=block)
         self._urls = (url, *failover_urls)
         self._active = 0
-        self._client = httpx.Client(timeout=timeout, verify=_tls_context())
+        self._client = httpx.Client(timeout=timeout, verify=tls_context())
 
     def close(self) -> None:
         self._client.close()

@@ -28,6 +28,7 @@ from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, free_port
 from node.keys import KeyStore
 from node.provision import LedgerSetup, ensure_principals
+from node.tls import tls_context
 from node.types import new_delivery_id
 from verifier.commitment import Commitment, commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
@@ -141,7 +142,7 @@ def served(settings: ApiSettings, node: EmbeddedNode) -> Iterator[ApiEnv]:
         env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
         with (
             ServerThread(create_app(settings), trusted_proxies=settings.api_trusted_proxies) as url,
-            httpx.Client(base_url=url, timeout=120) as client,
+            httpx.Client(base_url=url, timeout=120, verify=tls_context()) as client,
         ):
             yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
 

@@ -30,6 +30,7 @@ from playwright.sync_api import Dialog
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
+from node.tls import tls_context
 from node.types import GovernanceAction, admission_data
 from tests.api.api_helpers import (
     ApiEnv,
@@ -1530,7 +1531,7 @@ def test_a_mistyped_address_is_named_as_such(console: Any) -> None:
 def upstream_host_proxy(api_url: str) -> Iterator[str]:
     """A reverse proxy in front of the API as nginx's defaults make one: each request goes on with the Host
     header of the upstream (the API's own address), not the one the browser sent. Yields its address."""
-    upstream = httpx.Client(base_url=api_url, timeout=60)
+    upstream = httpx.Client(base_url=api_url, timeout=60, verify=tls_context())
     hop = {"host", "connection", "content-length", "transfer-encoding", "date", "server"}
 
     class Forward(BaseHTTPRequestHandler):

@@ -18,6 +18,7 @@ import pytest
 
 from api.delivery_ids import STALE_AFTER_S, DeliveryIds
 from node.anvil import EmbeddedNode
+from node.tls import tls_context
 from tests.api.api_helpers import (
     ApiEnv,
     api_home,
@@ -132,7 +133,7 @@ def test_singleDeliveryAndReceipt_sameIdRacing_exactlyOneIsRecorded(api_env: Api
             start: threading.Barrier = start,
             answers: dict[str, Any] = answers,
         ) -> None:
-            with httpx.Client(base_url=api_env.url, timeout=120) as client:
+            with httpx.Client(base_url=api_env.url, timeout=120, verify=tls_context()) as client:
                 start.wait()
                 answers[kind] = client.post(path, json=body, headers=api_env.headers("psb"))
 

@@ -60,6 +60,7 @@ from node.chain import BlockRef, LedgerClient
 from node.endpoint import rpc_call
 from node.errors import NodeError
 from node.provision import LedgerSetup, setup_ledger
+from node.tls import tls_context
 from tests.api.api_helpers import (
     PASSPHRASE,
     ServerThread,
@@ -153,7 +154,7 @@ def journal_env(
         env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
         env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
         app = create_app(settings, idempotency_wait=5)
-        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30) as client:
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=30, verify=tls_context()) as client:
             yield JournalEnv(url, app, settings, setup, tokens, client, proxy, embedded_node)
 
 
@@ -695,7 +696,10 @@ def test_a_crashed_process_s_claim_is_finished_by_the_retry_at_once(journal_env:
     journaled = info.value.details["tx_hash"]
     # The process is gone; its claim row still says it works on the key.
     restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)
-    with ServerThread(restarted) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        ServerThread(restarted) as url,
+        httpx.Client(base_url=url, timeout=30, verify=tls_context()) as client,
+    ):
         started = time.monotonic()
         response = client.post(
             "/resources", content=body,
@@ -732,7 +736,10 @@ def test_a_crashed_process_s_demand_is_finished_by_the_retry(journal_env: Journa
         service.sender.send(account, request, claim=claim, finish=finish)
     journaled = info.value.details["tx_hash"]
     restarted = create_app(env.settings.model_copy(update={"chain_watch_interval": 0}), idempotency_wait=1)
-    with ServerThread(restarted) as url, httpx.Client(base_url=url, timeout=30) as client:
+    with (
+        ServerThread(restarted) as url,
+        httpx.Client(base_url=url, timeout=30, verify=tls_context()) as client,
+    ):
         response = client.post(
             "/demands", content=body,
             headers={**env.headers("samr", "crash-demand"), "Content-Type": "application/json"},

@@ -26,6 +26,7 @@ from node.anvil import EmbeddedNode
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
+from node.tls import tls_context
 from node.types import DEMAND_NOTICE_S, new_delivery_id
 from tests.api.api_helpers import (
     ApiEnv,
@@ -344,7 +345,7 @@ def test_no_presentation_is_taken_while_its_outcomes_transaction_is_pending(
     ok(env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body))
     # The same service on its database, waiting a second for a receipt (the product's default is a minute).
     app = create_app(env.settings)
-    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60, verify=tls_context()) as client:
         ledger = app.state.dxl.ledger
         ledger.client.receipt_timeout = ledger.sender.client.receipt_timeout = 1.0
 
@@ -392,7 +393,7 @@ def test_a_presentation_after_a_failover_is_judged_on_the_node_the_service_moved
     with RpcProxy(env.setup.client.endpoint.rpc_url) as first:
         moved = {"rpc_url": first.url, "rpc_failover_urls": env.setup.client.endpoint.rpc_url}
         app = create_app(env.settings.model_copy(update=moved))
-        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60, verify=tls_context()) as client:
             path = f"/inspections/{inspection}/presentations"
             before = client.post(path, headers=env.headers("hrss"), json=body)
             assert ok(before)["verdict"]["status"] == "MATCH"
@@ -420,7 +421,7 @@ def test_a_sample_drawn_after_a_failover_is_read_on_the_node_the_service_moved_t
     live = env.setup.client.endpoint.rpc_url
     with RpcProxy(live) as first:
         app = create_app(env.settings.model_copy(update={"rpc_url": first.url, "rpc_failover_urls": live}))
-        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60, verify=tls_context()) as client:
             first.down = True
             # A read of the ledger's: its client tries the node, and moves to the next.
             ok(client.get(f"/deliveries/{did}", headers=env.headers("auditor")))
@@ -463,7 +464,7 @@ def test_a_presentation_after_a_failover_to_a_node_behind_the_outcomes_block_wai
     with RpcProxy(live) as first, RpcProxy(live) as behind:
         moved = {"rpc_url": first.url, "rpc_failover_urls": behind.url, "chain_watch_interval": 0.1}
         app = create_app(env.settings.model_copy(update=moved))
-        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60, verify=tls_context()) as client:
             path = f"/inspections/{inspection}/presentations"
             ok(client.post(path, headers=env.headers("hrss"), json=body))
             auditor, sampled = env.headers("auditor"), {"delivery_id": did}
@@ -524,7 +525,7 @@ def test_a_presentation_on_a_node_behind_the_block_of_the_kept_verdict_waits_for
         moved = {"rpc_url": first.url, "rpc_failover_urls": behind.url, "chain_watch_interval": 0.1,
                  "catch_up_timeout": 1.0}  # fmt: skip
         app = create_app(env.settings.model_copy(update=moved))
-        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60, verify=tls_context()) as client:
             path = f"/inspections/{inspection}/presentations"
             judged = ok(client.post(path, headers=env.headers("hrss"), json=body))["verdict"]["block"]
             kept = _kept_verdict(env, inspection, did)
@@ -631,7 +632,7 @@ def test_the_operators_rpc_timeout_is_the_wait_of_every_client_the_service_makes
 
     env, proxy = proxied
     app = create_app(env.settings.model_copy(update={"rpc_timeout": 1.0}))
-    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=60, verify=tls_context()) as client:
         state = app.state.dxl
         with get_audit(state).rpc() as audit_rpc:
             waits = {

@@ -19,6 +19,7 @@ from api.auth import issue_token, parse_principal
 from api.db import make_engine, session_factory
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode
+from node.tls import tls_context
 from tests.api.api_helpers import ApiEnv, api_home, b32, make_settings, ok, served
 from tests.rpc_proxy import RpcProxy
 
@@ -97,7 +98,7 @@ def test_a_new_tokens_first_requests_are_charged_to_its_principal_one_by_one_or_
         start = threading.Barrier(8)
 
         def me() -> int:
-            with httpx.Client(base_url=env.url, timeout=30) as client:
+            with httpx.Client(base_url=env.url, timeout=30, verify=tls_context()) as client:
                 start.wait()
                 return client.get("/me", headers=at_once).status_code
 

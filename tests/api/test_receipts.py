@@ -33,6 +33,7 @@ from node.chain import LedgerRevertError
 from node.deploy import anchors_client
 from node.errors import NodeError
 from node.keys import KeyStore
+from node.tls import tls_context
 from tests.api.api_helpers import (
     ApiEnv,
     agreement_between,
@@ -1249,7 +1250,7 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
             env=env,
         )
         # One client for the polls: each new one builds a TLS context (~20 ms of CPU), taken from the start.
-        with httpx.Client(timeout=2) as client:
+        with httpx.Client(timeout=2, verify=tls_context()) as client:
             until(lambda: _healthy(client, port), "the service to start", timeout=60)
         return proc
 

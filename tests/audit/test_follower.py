@@ -22,6 +22,7 @@ from node.anvil import EmbeddedNode
 from node.audit.follower import AuditFollower, redact
 from node.errors import ConfigurationError
 from node.provision import setup_ledger
+from node.tls import tls_context
 from tests.api.api_helpers import ApiEnv, ServerThread, api_home, delivery_between, make_settings, ok
 
 # One deployment per module: keep the module's tests on one xdist worker.
@@ -71,7 +72,7 @@ def served(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
     # The audit context is opened from the settings the app is given (nothing in the environment names them).
     app = create_app(settings)
-    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120) as client:
+    with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120, verify=tls_context()) as client:
         served = FollowedApi(url, settings, setup, tokens, client, dict(setup.report.departments), app=app)
         yield served
     follower = app.state.dxl.extra["audit_follower"]

@@ -1,0 +1,21 @@
+"""The TLS settings of the project's httpx clients, built once per process.
+
+Every httpx client otherwise builds its own context and reads the whole CA bundle for it (~20 ms of CPU), even
+for a plain-HTTP URL: the audit tools' JSON-RPC clients (a client per audit request, index round and ``dxl
+audit`` command) and the commands that call the API (a request per page of a list, and the department codes
+read before it) each paid it again.
+"""
+
+from __future__ import annotations
+
+import functools
+import ssl
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS settings (its CA bundle, certificate and host name checked), shared by every client
+    of the process: pass it as ``verify=``."""
+    import httpx
+
+    return httpx.create_ssl_context()
