@@ -987,7 +987,9 @@ class DemandDocument(Strict):
 
 class DemandCreate(Strict):
     document: DemandDocument
-    #: The department asked for the data (its code); omitted when the publisher does not know who holds it.
+    #: The department asked for the data (its code), active (409 ``DEPARTMENT_NOT_ACTIVE`` naming
+    #: ``addressee`` for a suspended one, which could not answer); omitted when the publisher does not know
+    #: who holds it.
     addressee: Annotated[DepartmentCode | None, Field(examples=[DEMO_ADDRESSEE])] = None
     #: Unix time by which an answer is wanted: at least a week (``DEMAND_NOTICE_S``) after the next block's
     #: time, for it marks a late addressee overdue (422 ``INVALID_FIELD`` naming ``due_by`` and

@@ -17,7 +17,7 @@ from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError
 from node.contract_errors import describe_revert
 from node.practice import DemandRecord
-from node.types import DEMAND_NOTICE_S, DeclineReason, DemandAnswer
+from node.types import DEMAND_NOTICE_S, DeclineReason, DemandAnswer, DepartmentStatus
 from verifier.catalog import document_hash
 from verifier.text import iso_time
 
@@ -125,6 +125,16 @@ class DemandService(PracticeCore):
         addressee = 0
         if body.addressee is not None:
             addressee = ledger.department_id_by_code(body.addressee)
+            # The contract's rule (publishDemand: DepartmentNotActive(addressee)), checked before signing so
+            # the refusal names the field and the department, and so a SharingPractice deployed by an older
+            # dxl (which took a suspended addressee) and kept on upgrade takes none either.
+            if ledger._department_record(addressee).status is not DepartmentStatus.ACTIVE:
+                raise ApiError(
+                    "DEPARTMENT_NOT_ACTIVE",
+                    f"department {body.addressee} is suspended: it cannot answer a demand until governance "
+                    "reinstates it, so one addressed to it now would read overdue and unmet on its card",
+                    field="addressee",
+                )
         # The contract's rule (publishDemand: dueBy >= block.timestamp + DEMAND_NOTICE), checked against the
         # earliest time the next block can carry: its refusal names no field, and a client must tell a due day
         # too soon from another field it may not use (the chain's clock is not the client's). Checked here as

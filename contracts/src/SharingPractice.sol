@@ -84,6 +84,9 @@ contract SharingPractice is ISharingPractice {
             if (addressee == publisher) revert PracticeInvalidField("addressee");
             (, DepartmentStatus status) = _ledger.departmentSigner(addressee);
             if (status == DepartmentStatus.None) revert IDepartmentRegistry.DepartmentUnknown(addressee);
+            // A suspended department cannot answer: the demand would be overdue and unmet on its card before
+            // it could, however soon it is reinstated.
+            if (status != DepartmentStatus.Active) revert IDepartmentRegistry.DepartmentNotActive(addressee);
         }
         demandId = ++_demandCount;
         Demand storage d = _demands[demandId];

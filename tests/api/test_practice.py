@@ -1787,6 +1787,36 @@ def test_a_publisher_cannot_make_the_addressee_overdue_before_it_could_answer(ap
     assert (demand["published_at"], demand["due_by"], demand["overdue"]) == (at, at + DEMAND_NOTICE_S, False)
 
 
+def test_a_demand_cannot_be_addressed_to_a_suspended_department(api_env: ApiEnv) -> None:
+    """A suspended department cannot answer (the ledger refuses its every write), yet a demand could be
+    addressed to it: overdue a week later, unmet on its card, however soon it was reinstated, and any
+    department could so pile demands on one while governance had it suspended. The console offered active
+    departments only; the service and the contract now refuse the others (409 DEPARTMENT_NOT_ACTIVE naming
+    ``addressee``), and take the demand again once it is reinstated."""
+    env = api_env
+    samr = env.departments["SAMR"]
+
+    def govern(action: str) -> None:
+        body = {"action": action, "department_id": samr}
+        proposal = ok(env.call("POST", "/governance/proposals", "governor-1", json=body), 201)["record"]
+        ok(env.call("POST", f"/governance/proposals/{proposal['id']}/approve", "governor-2"))
+
+    before = len(ok(env.call("GET", "/demands?limit=500", "auditor")))
+    due_by = env.setup.client.next_block_time() + 30 * 86400
+    body = {"document": DEMAND, "addressee": "SAMR", "due_by": due_by}
+    govern("suspend_department")
+    try:
+        refused = env.call("POST", "/demands", "civil", json=body)
+        error = refused.json()["error"]
+        refusal = (refused.status_code, error["code"], error["field"])
+        assert refusal == (409, "DEPARTMENT_NOT_ACTIVE", "addressee"), error
+        assert "SAMR" in error["message"], error
+        assert len(ok(env.call("GET", "/demands?limit=500", "auditor"))) == before
+    finally:
+        govern("reinstate_department")
+    ok(env.call("POST", "/demands", "civil", json=body), 201)
+
+
 def test_each_pair_of_departments_weighs_once_and_the_cli_reads_the_scorecard_http_does(
     api_env: ApiEnv, tmp_path: Path
 ) -> None:

@@ -293,6 +293,8 @@ class PracticeRules(RuleBasedStateMachine):
             outcome = ("PracticeInvalidField", {"field": "addressee"})
         if outcome is None and addressee == 99:
             outcome = ("DepartmentUnknown", {"departmentId": 99})
+        if outcome is None and addressee != 0 and not self.model.active[addressee]:
+            outcome = ("DepartmentNotActive", {"departmentId": addressee})
         # Due dates are counted from the block the demand is mined in, stamped here: a week to the second is
         # taken, a day less is not (the addressee's least notice); a due date in the past is the block's own
         # time.

@@ -146,6 +146,21 @@ def test_publishDemand_dueWithinAWeek_refused_aWeekToTheSecondTaken(practice: Pr
     assert practice.demand(result.event("DemandPublished").args["demandId"]).due_by == at + DEMAND_NOTICE_S
 
 
+def test_publishDemand_toASuspendedDepartment_refused_takenOnceReinstated(practice: Practice) -> None:
+    """A suspended department cannot answer, so a demand addressed to it would be overdue and unmet on its
+    card before it could: refused with the ledger's own error naming it."""
+    hrss, civil = practice.dept("HRSS"), practice.dept("CIVIL")
+    suspend = abi_encode(["uint32"], [civil.id])
+    practice.ledger.govern(GovernanceAction.SUSPEND_DEPARTMENT, suspend)
+    try:
+        with reverts("DepartmentNotActive", departmentId=civil.id):
+            practice.send(hrss, "publishDemand", TEXT, civil.id, practice.ledger.now() + DUE)
+    finally:
+        practice.ledger.govern(GovernanceAction.REINSTATE_DEPARTMENT, suspend)
+    result = practice.send(hrss, "publishDemand", TEXT, civil.id, practice.ledger.now() + DUE)
+    assert names(result) == ["DemandPublished"]
+
+
 def test_publishDemand_byANonDepartment_isUnauthorized(practice: Practice) -> None:
     outsider = practice.ledger.outsider
     with reverts("DepartmentUnauthorized", account=outsider.address):

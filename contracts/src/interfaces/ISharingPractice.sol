@@ -142,7 +142,8 @@ interface ISharingPractice {
     /// @notice Publishes a demand of the calling department.
     /// @dev Requirements: caller is an active department's signer; `textHash` non-zero; `dueBy` at least 7 days
     /// after the block's time (the due date marks a late addressee overdue, so the publisher cannot leave it no
-    /// time to answer); `addressee` 0 or another department that exists. Emits {DemandPublished}.
+    /// time to answer); `addressee` 0 or another department, active ({IDepartmentRegistry-DepartmentNotActive}
+    /// for a suspended one, which could not answer). Emits {DemandPublished}.
     /// @return demandId The new demand's id.
     function publishDemand(bytes32 textHash, uint32 addressee, uint64 dueBy) external returns (uint64 demandId);
 
