@@ -73,7 +73,8 @@ _PEERING_GRACE_S = 2.0
 #: for its length, a moment on one host) before the member is restarted (:meth:`LocalNetwork.cut_off`).
 _SEAL_ON_GRACE_S = 5.0
 #: How long a member joined back may take to hold the others' chain once peered before it is restarted
-#: (:meth:`LocalNetwork.join`): with one peer, geth syncs at its forced cycle, every 10 s.
+#: (:meth:`LocalNetwork.join` and :meth:`LocalNetwork.heal`): with one peer, geth syncs at its forced cycle,
+#: every 10 s.
 _CATCH_UP_GRACE_S = 12.0
 #: Where free ports for a network on free ports are looked for: below the kernel's ephemeral range.
 _LOWEST_PORT = 20_000
@@ -627,6 +628,40 @@ class LocalNetwork:
             isinstance(block, dict) and block.get("hash") == mine.get("hash") for block in theirs
         )
 
+    def _catch_up(
+        self, catching: list[Member], members: list[Member], deadline: float, timeout: float
+    ) -> None:
+        """Wait until every member of ``catching`` holds the chain the other ``members`` hold
+        (:meth:`_holds_chain_of`). A member whose sync was waiting on a peer when that peer was cut off goes
+        on waiting for geth's request timeout (up to 60 s, :meth:`_seal_on`) and starts no sync with the
+        peers it has: a member joined back after a partition did not hold the others' blocks 60 s later. One
+        still behind :data:`_CATCH_UP_GRACE_S` after the call is restarted, once: a fresh geth syncs with its
+        static peers at once. The one place :meth:`join` and :meth:`heal` wait for a member to catch up.
+
+        Raises:
+            NodeError: a member does not answer, or one is still behind at ``deadline`` (``timeout`` seconds
+                after the caller began): the message names each member's head and peer count.
+        """
+        restart_at: float | None = time.monotonic() + _CATCH_UP_GRACE_S
+        while behind := [
+            m for m in catching if not self._holds_chain_of(m, [o for o in members if o.index != m.index])
+        ]:
+            now = time.monotonic()
+            if now > deadline:
+                heads = [self._head(m) for m in members]
+                peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in members]
+                lagging = ", ".join(f"node{m.index}" for m in behind)
+                raise NodeError(
+                    f"{lagging} not on the others' chain within {timeout:g} s (nodes"
+                    f" {[m.index for m in members]}: heads {heads}, peers {peers})"
+                )
+            if restart_at is not None and now > restart_at:
+                for member in behind:
+                    self.stop_member(member.index)
+                    self.start_member(member.index, timeout=max(1.0, deadline - time.monotonic()))
+                restart_at = None
+            time.sleep(0.2)
+
     def join(self, index: int, *, peered: bool = True, timeout: float = 60.0) -> None:
         """Join member ``index``, cut off by :meth:`cut_off`, back to the others; returns once it has them all
         as peers again (``peered=False``: one, enough to sync the heavier chain; a dial of its own made within
@@ -637,11 +672,8 @@ class LocalNetwork:
         close and the next dials wait 35 s. The others have it as a static peer again once it is connected
         (their dial finds it connected).
 
-        Then it waits until the member holds the others' chain. A member whose sync was waiting on a peer
-        when it was cut off goes on waiting for geth's request timeout (up to 60 s, :meth:`_seal_on`) and
-        starts no sync with the peers it joined: a member joined back after a partition did not hold the
-        others' blocks 60 s later. Still behind :data:`_CATCH_UP_GRACE_S` after it is peered, it is restarted:
-        a fresh geth syncs with its peers at once.
+        Then it waits until the member holds the others' chain, restarting it when its sync hangs, as one
+        whose sync was waiting on a peer when it was cut off does (:meth:`_catch_up`).
 
         Raises:
             NodeError: a member does not answer, or the member is not peered or on the others' chain within
@@ -665,20 +697,7 @@ class LocalNetwork:
             time.sleep(0.2)
         for other in others:
             rpc_call(other.rpc_url, "admin_addPeer", [cut.enode])
-        restart_at: float | None = time.monotonic() + _CATCH_UP_GRACE_S
-        while not self._holds_chain_of(cut, others):
-            now = time.monotonic()
-            if now > deadline:
-                heads = [self._head(o) for o in others]
-                raise NodeError(
-                    f"node{index} is at block {self._head(cut)}, not on the others' chain (heads {heads}),"
-                    f" {timeout:g} s after it joined"
-                )
-            if restart_at is not None and now > restart_at:
-                self.stop_member(index)
-                self.start_member(index, timeout=max(1.0, deadline - time.monotonic()))
-                restart_at = None
-            time.sleep(0.2)
+        self._catch_up([cut], members, deadline, timeout)
 
     def heal(self, *, timeout: float = 60.0) -> int:
         """Every member running, trusting and peered with every other, on one chain that moves, as after
@@ -692,8 +711,13 @@ class LocalNetwork:
         fresh geth has no dial history and dials its static peers at once. One member at a time, so that two
         never dial each other at the same moment (see :meth:`join`).
 
+        Once peered, it waits until every member holds the others' chain, restarting one whose sync hangs (a
+        member cut off while its sync waited on a peer, joined back by this heal: :meth:`_catch_up`), then
+        until that chain moves (:meth:`wait_peered`).
+
         Raises:
-            NodeError: a member does not start or answer, or the network is not peered within ``timeout``.
+            NodeError: a member does not start or answer, or the network is not peered on one chain within
+                ``timeout`` (the message names each member's head and peers).
         """
         deadline = time.monotonic() + timeout
         members = self.members()
@@ -727,6 +751,7 @@ class LocalNetwork:
             for other in members:
                 if other.index != member.index:
                     rpc_call(member.rpc_url, "admin_addPeer", [other.enode])
+        self._catch_up(members, members, deadline, timeout)
         return self.wait_peered(timeout=max(1.0, deadline - time.monotonic()))
 
     def _missing_connections(self, members: list[Member]) -> list[tuple[int, int]]:
