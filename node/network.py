@@ -33,6 +33,7 @@ import secrets
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -595,24 +596,14 @@ class LocalNetwork:
         running = [m for m in left if self.pid(m.index) is not None]
         if len(running) < signers // 2 + 1:
             return  # too few signers left to seal on: the chain stands still whatever they do
-        restart_at: float | None = time.monotonic() + restart_after
-        while not all(mining := [bool(rpc_call(m.rpc_url, "eth_mining")) for m in running]):
-            now = time.monotonic()
-            if now > deadline:
-                heads = [self._head(m) for m in running]
-                peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in running]
-                nodes = [m.index for m in running]
-                raise NodeError(
-                    f"members left by the cut do not seal (nodes {nodes}: mining {mining}, heads {heads},"
-                    f" peers {peers})"
-                )
-            if restart_at is not None and now > restart_at:
-                for member, sealing in zip(running, mining, strict=True):
-                    if not sealing:
-                        self.stop_member(member.index)
-                        self.start_member(member.index, timeout=max(1.0, deadline - time.monotonic()))
-                restart_at = None
-            time.sleep(0.2)
+
+        def stands(_still: list[Member]) -> str:
+            mining = [bool(rpc_call(m.rpc_url, "eth_mining")) for m in running]
+            return f"members left by the cut do not seal ({self._state(running)}, mining {mining})"
+
+        self._restart_until(
+            running, lambda m: bool(rpc_call(m.rpc_url, "eth_mining")), restart_after, deadline, stands
+        )
 
     def _holds_chain_of(self, member: Member, others: list[Member]) -> bool:
         """Whether ``member`` has caught up with the chain ``others`` hold: its head at most two blocks below
@@ -642,25 +633,48 @@ class LocalNetwork:
             NodeError: a member does not answer, or one is still behind at ``deadline`` (``timeout`` seconds
                 after the caller began): the message names each member's head and peer count.
         """
-        restart_at: float | None = time.monotonic() + _CATCH_UP_GRACE_S
-        while behind := [
-            m for m in catching if not self._holds_chain_of(m, [o for o in members if o.index != m.index])
-        ]:
+
+        def behind(lagging: list[Member]) -> str:
+            names = ", ".join(f"node{m.index}" for m in lagging)
+            return f"{names} not on the others' chain within {timeout:g} s ({self._state(members)})"
+
+        def caught_up(m: Member) -> bool:
+            return self._holds_chain_of(m, [o for o in members if o.index != m.index])
+
+        self._restart_until(catching, caught_up, _CATCH_UP_GRACE_S, deadline, behind)
+
+    def _restart_until(
+        self,
+        watched: list[Member],
+        holds: Callable[[Member], bool],
+        grace: float,
+        deadline: float,
+        failure: Callable[[list[Member]], str],
+    ) -> None:
+        """Wait until ``holds`` is true of every member of ``watched``, restarting, once, each member it is
+        still false of ``grace`` seconds on: what a hung sync leaves (a miner stopped, a chain not taken) a
+        fresh geth does not carry. The one loop :meth:`_seal_on` and :meth:`_catch_up` wait in.
+
+        Raises:
+            NodeError: ``failure`` of the members it is false of, at ``deadline``; a member does not answer.
+        """
+        restart_at: float | None = time.monotonic() + grace
+        while failing := [m for m in watched if not holds(m)]:
             now = time.monotonic()
             if now > deadline:
-                heads = [self._head(m) for m in members]
-                peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in members]
-                lagging = ", ".join(f"node{m.index}" for m in behind)
-                raise NodeError(
-                    f"{lagging} not on the others' chain within {timeout:g} s (nodes"
-                    f" {[m.index for m in members]}: heads {heads}, peers {peers})"
-                )
+                raise NodeError(failure(failing))
             if restart_at is not None and now > restart_at:
-                for member in behind:
+                for member in failing:
                     self.stop_member(member.index)
                     self.start_member(member.index, timeout=max(1.0, deadline - time.monotonic()))
                 restart_at = None
             time.sleep(0.2)
+
+    def _state(self, members: list[Member]) -> str:
+        """Where ``members`` stand, for a message: ``nodes [0, 2]: heads [41, 37], peers [1, 1]``."""
+        heads = [self._head(m) for m in members]
+        peers = [int(str(rpc_call(m.rpc_url, "net_peerCount")), 16) for m in members]
+        return f"nodes {[m.index for m in members]}: heads {heads}, peers {peers}"
 
     def join(self, index: int, *, peered: bool = True, timeout: float = 60.0) -> None:
         """Join member ``index``, cut off by :meth:`cut_off`, back to the others; returns once it has them all
