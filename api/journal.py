@@ -996,19 +996,16 @@ class Reconciler:
                         mined += 1
                         continue
                     if refusal is Refusal.UNPROVEN:
-                        if entry.block_number is None:
+                        mined_in = entry.block_number
+                        lost = "" if mined_in is None else f", mined in block {mined_in} which the node lost,"
+                        log.warning(
+                            "journal: %s%s refused (%s) while the chain has its nonce free: the node's pool"
+                            " is behind; sent again at a later pass", entry.tx_hash, lost, exc,
+                        )  # fmt: skip
+                        if mined_in is None:
                             # No id was promised for it: later rows go on; the next pass (the watcher re-sends
                             # rows left unmined) sends the same bytes again, never new ones.
-                            log.warning(
-                                "journal: %s refused (%s) while the chain has its nonce free: the node's pool"
-                                " is behind; sent again at a later pass", entry.tx_hash, exc,
-                            )  # fmt: skip
                             continue
-                        log.warning(
-                            "journal: %s, mined in block %s which the node lost, refused (%s) while the"
-                            " chain has its nonce free: the node's pool is behind; sent again next pass",
-                            entry.tx_hash, entry.block_number, exc,
-                        )  # fmt: skip
                         waiting += 1
                         break  # later rows wait too: re-sent in their first order, records keep their ids
                     if entry.block_number is None:
