@@ -260,8 +260,15 @@ def load_report(path: str | Path) -> dict[str, Any]:
             raise ReportFormatError(f"{p}: {key} must be an object with integer from and to")
     if any(report["block_range"][b] < 0 for b in ("from", "to")):
         raise ReportFormatError(f"{p}: block_range must not name a negative block")
-    if report.get("department") is not None and not isinstance(report["department"], dict):
-        raise ReportFormatError(f"{p}: department must be an object or null")
+    department = report.get("department")
+    # The id selects the rows verified: one of another type (the text "1") selected none, so a report of
+    # department 1 cut to no rows verified, and a list or an object ended the check in a traceback.
+    if department is not None and (
+        not isinstance(department, dict)
+        or type(department.get("id")) is not int
+        or not isinstance(department.get("code"), str | None)
+    ):
+        raise ReportFormatError(f"{p}: department must be null or an object with an integer id and a code")
     if report.get("anchors") is not None and not isinstance(report["anchors"], str):
         raise ReportFormatError(f"{p}: anchors must be an address or null")
     return report

@@ -222,8 +222,30 @@ def _nested(depth: int) -> str:
         (lambda doc: json.dumps({**doc, "block_range": {"from": -1, "to": 3}}), "negative block"),
         # A forged value before the true one: a reader may show the first; the check read the last and passed.
         (lambda doc: '{"row_count": 0, ' + json.dumps(doc)[1:], "names the key 'row_count' twice"),
+        # The text "1" selected no department's rows: a report cut to none verified as department 1's.
+        (
+            lambda doc: json.dumps({**doc, "department": {"id": "1"}, "rows": [], "row_count": 0}),
+            "department must be null or an object with an integer id",
+        ),
+        (
+            lambda doc: json.dumps({**doc, "department": {"id": [1], "code": "PSB"}}),
+            "department must be null or an object with an integer id",
+        ),
+        (
+            lambda doc: json.dumps({**doc, "department": {"id": 1, "code": ["PSB"]}}),
+            "department must be null or an object with an integer id and a code",
+        ),
     ],
-    ids=["nested-too-deeply", "contract-not-text", "chain-id-text", "negative-block", "key-twice"],
+    ids=[
+        "nested-too-deeply",
+        "contract-not-text",
+        "chain-id-text",
+        "negative-block",
+        "key-twice",
+        "department-id-text",
+        "department-id-list",
+        "department-code-list",
+    ],
 )
 def test_verify_of_a_report_it_cannot_read_is_exit_2_naming_why(
     env: Path,
