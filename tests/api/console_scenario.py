@@ -357,6 +357,8 @@ def main(argv: list[str]) -> None:
     tokens = {k: v["token"] for k, v in json.loads((home / "secrets/demo-tokens.json").read_text()).items()}
     keystore = KeyStore(home / "keys", development_passphrase(home / "secrets/keystore-passphrase"))
     out = Path(argv[2]) if len(argv) > 2 else Path(tempfile.mkdtemp(prefix="dxl-console-files-"))
+    # Made before the exchanges are built: a minute of them was lost to a directory that did not exist.
+    out.mkdir(parents=True, exist_ok=True)
     with httpx.Client(base_url=url, timeout=120) as client:
         scenario = build(client, tokens, keystore)
     for name, d in (("acknowledged.csv", scenario.acknowledged), ("disputed.jsonl", scenario.disputed)):
