@@ -1439,6 +1439,43 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
     assert page.query_selector("#catalog-table") is None
 
 
+def test_every_page_keeps_to_a_phones_width_and_a_timelines_steps_to_one_edge(
+    console: Any, api_env: ApiEnv, scenario: Scenario
+) -> None:
+    """At a phone's 390 pixels no page is wider than the window (the catalog's owner select, the charts, the
+    tables and the verify page's delivery id field made the whole page scroll sideways, the header ending
+    mid-page); a table wider than that scrolls by itself. At 1280 every step of a timeline starts its title
+    at one edge (an acknowledgement's longer phase name pushed its title right of the others')."""
+    c = console("auditor")
+    page = c.page
+    agreement = scenario.agreements["HEALTH<-HRSS"]
+    resource = ok(api_env.call("GET", f"/agreements/{agreement}", "auditor"))["resource_id"]
+    inspection = min(i["id"] for i in ok(api_env.call("GET", "/inspections", "auditor")))
+    timeline = f"agreement/{agreement}"
+    page.set_viewport_size({"width": 390, "height": 480})
+    for hash_ in (
+        "map", "catalog", f"resource/{resource}", timeline, "verify", "scorecards?department=HRSS", "demands",
+        "inspections", f"inspection/{inspection}", "governance",
+    ):  # fmt: skip
+        c.open(hash_)
+        wide = page.evaluate(
+            "[...document.querySelectorAll('main *')].filter(e => !e.closest('table')"
+            " && e.getBoundingClientRect().right > innerWidth).slice(0, 3).map(e => `${e.tagName}#${e.id}`)"
+        )
+        assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), (hash_, wide)
+        c.shot(f"phone-{hash_.split('/')[0].split('?')[0]}")
+    page.set_viewport_size({"width": 1280, "height": 480})
+    c.open(timeline)
+    edges = page.eval_on_selector_all(
+        "#timeline .step",
+        "s => s.map(x => [x.querySelector('.step-head strong'), x.querySelector('.step-body')]"
+        ".map(e => Math.round(e.getBoundingClientRect().left)))",
+    )
+    assert len(edges) >= 8 and len({left for step in edges for left in step}) == 1, edges
+    # The evaluation table's column names are capitalised alike.
+    assert page.eval_on_selector_all("#evaluation-list th", "t => t.map(x => x.innerText)")[-1] == "Block"
+
+
 def test_the_console_refuses_to_parse_a_string_as_markup(console: Any) -> None:
     # The pages build text nodes only; the policy (Trusted Types, no policy allowed) holds them to it.
     page = console(None).page

@@ -149,7 +149,7 @@ async function evaluationsView(agreement, depts, caps) {
           t("eval.scoredBy", { scorer: deptLabel(depts, e.scorer), scored: deptLabel(depts, e.scored), side: t(`timeline.${e.scored_side}`) }))],
         [t("eval.scores"), (e) => Object.entries(e.scores).map(([k, v]) => `${t(`eval.${k}`)} ${v}`).join(" · ")],
         [t("eval.comment"), (e) => (e.comment && e.comment.document ? theirs(e.comment.document.comment) : "—")],
-        [t("timeline.block"), (e) => String(e.block_number)],
+        [t("eval.block"), (e) => String(e.block_number)],
       ], list, { id: "evaluation-list" }),
       !canScore ? null : scored ? h("p", { class: "muted", id: "scored-this-period" }, t("eval.scoredThisPeriod"))
         : deliveries.length === 0 ? h("p", { class: "muted", id: "no-evidence" }, t("eval.noEvidence")) : form());

@@ -422,6 +422,7 @@ export default {
   "eval.scoredBy": "{scorer} scored {scored} ({side})",
   "eval.scores": "Scores (1-5)",
   "eval.comment": "Comment",
+  "eval.block": "Block",
   "eval.timeliness": "timeliness",
   "eval.completeness": "completeness",
   "eval.accuracy": "accuracy",

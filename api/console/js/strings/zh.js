@@ -422,6 +422,7 @@ export default {
   "eval.scoredBy": "{scorer} 评价 {scored}（{side}）",
   "eval.scores": "评分（1-5）",
   "eval.comment": "评语",
+  "eval.block": "区块",
   "eval.timeliness": "及时性",
   "eval.completeness": "完整性",
   "eval.accuracy": "准确性",
