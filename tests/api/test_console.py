@@ -769,6 +769,30 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     row = page.eval_on_selector("#score-comparison tr[data-department=HRSS]", "r => r.innerText").split("\t")
     assert row[0] == "HRSS" and row[3] == str(card["requests"]["received"])
     assert row[5] == str(card["requests"]["rejected"])
+    # And their sharing practice: demands met and overdue, the scores received (average and count), inspection
+    # outcomes, each the API's (the side-by-side table had none of them).
+    shown = dict(
+        page.eval_on_selector_all(
+            "#score-comparison-practice tbody tr", "r => r.map(x => [x.dataset.department, x.innerText])"
+        )
+    )
+
+    def average(scores: dict[str, Any], name: str) -> str:
+        return "—" if scores[name] is None else f"{scores[name]:.2f} ({scores['count']})"
+
+    for code in shown:
+        p = ok(api_env.call("GET", f"/audit/scorecard?department={code}", "auditor"))["practice"]
+        demands, given, taken, checked = (
+            p["demands_received"], p["evaluations"]["as_provider"], p["evaluations"]["as_consumer"],
+            p["inspections"],
+        )  # fmt: skip
+        assert shown[code].split("\t") == [
+            code, f"{demands['met']}/{demands['total']}", str(demands["overdue"]),
+            *(average(given, k) for k in ("timeliness", "completeness", "accuracy")),
+            average(taken, "purpose_compliance"),
+            *(str(checked[k]) for k in ("passed", "failed", "not_presented", "overdue")),
+        ], code  # fmt: skip
+    assert "HRSS" in shown and any(c.count("(") for c in shown.values())  # a score received is shown
     # In Chinese the comparison's column names are Chinese: the file says it is UTF-8 (a byte order mark),
     # so that a spreadsheet does not read them in the locale's code page.
     page.select_option("#lang", "zh")
@@ -778,6 +802,8 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     raw = Path(download.value.path()).read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf" + "部门,".encode())
     assert "\r\nHRSS," in raw.decode("utf-8-sig")
+    header = raw.decode("utf-8-sig").split("\r\n")[0].split(",")
+    assert header[-10:-8] == ["需求已满足", "需求逾期"] and header[-1] == "抽中且逾期"
     page.select_option("#lang", "en")
     page.wait_for_selector("#score-comparison")
     c.shot("scorecards-hrss")

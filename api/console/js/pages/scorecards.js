@@ -187,15 +187,41 @@ const COLUMNS = [
   ["score.disputed", (c) => c.deliveries.disputed],
 ];
 
+// And their sharing practice (the scorecard's `practice`): demands received met and overdue, the scores received
+// (average and count), inspection outcomes and sampled deliveries overdue. A second table, so that each fits
+// the page; the CSV has both.
+const average = (a, v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)} (${a.count})`);
+const PRACTICE_COLUMNS = [
+  ["score.colDemandsMet", (p) => `${p.demands_received.met}/${p.demands_received.total}`],
+  ["score.colDemandsOverdue", (p) => p.demands_received.overdue],
+  ["eval.timeliness", (p) => average(p.evaluations.as_provider, p.evaluations.as_provider.timeliness)],
+  ["eval.completeness", (p) => average(p.evaluations.as_provider, p.evaluations.as_provider.completeness)],
+  ["eval.accuracy", (p) => average(p.evaluations.as_provider, p.evaluations.as_provider.accuracy)],
+  ["eval.purpose_compliance", (p) => average(p.evaluations.as_consumer, p.evaluations.as_consumer.purpose_compliance)],
+  ["status.passed", (p) => p.inspections.passed],
+  ["status.failed", (p) => p.inspections.failed],
+  ["status.not_presented", (p) => p.inspections.not_presented],
+  ["score.inspectionsOverdue", (p) => p.inspections.overdue],
+];
+
+function sideBySide(id, header, rows) {
+  return h("table", { id },
+    h("thead", {}, h("tr", {}, header.map((x) => h("th", {}, x)))),
+    h("tbody", {}, rows.map((r) => h("tr", { "data-department": r[0] }, r.map((x) => h("td", {}, x))))));
+}
+
 async function comparison(departments, period) {
   const cards = await Promise.all(departments.map((d) => api("/audit/scorecard", { query: { department: d.code, ...period } })));
   const header = [t("score.subject"), ...COLUMNS.map(([key]) => t(key))];
   const rows = departments.map((d, i) => [d.code, ...COLUMNS.map(([, value]) => String(value(cards[i])))]);
+  const practiceHeader = [t("score.subject"), ...PRACTICE_COLUMNS.map(([key]) => t(key))];
+  const practiceRows = departments.map((d, i) => [d.code, ...PRACTICE_COLUMNS.map(([, value]) => (cards[i].practice ? String(value(cards[i].practice)) : "—"))]);
   const button = h("button", { type: "button", id: "export-comparison", class: "secondary no-print" }, t("score.exportCsv"));
-  button.addEventListener("click", () => download("scorecards-departments.csv", csv([header, ...rows])));
+  button.addEventListener("click", () => download("scorecards-departments.csv",
+    csv([[...header, ...practiceHeader.slice(1)], ...rows.map((r, i) => [...r, ...practiceRows[i].slice(1)])])));
   return h("section", { class: "card comparison" },
     h("h2", {}, t("score.comparison")), button,
-    h("table", { id: "score-comparison" },
-      h("thead", {}, h("tr", {}, header.map((x) => h("th", {}, x)))),
-      h("tbody", {}, rows.map((r) => h("tr", { "data-department": r[0] }, r.map((x) => h("td", {}, x)))))));
+    sideBySide("score-comparison", header, rows),
+    h("h3", {}, t("score.practice")),
+    sideBySide("score-comparison-practice", practiceHeader, practiceRows));
 }

@@ -223,6 +223,8 @@ export default {
   "score.disputeRate": "dispute rate",
   "score.demand": "Demand met, by requesting department",
   "score.noDemand": "No requests in this period.",
+  "score.colDemandsMet": "demands met",
+  "score.colDemandsOverdue": "demands overdue",
   "score.colResources": "Resources",
   "score.comparison": "All departments side by side",
   "score.allIndicators": "All indicators",

@@ -223,6 +223,8 @@ export default {
   "score.disputeRate": "异议率",
   "score.demand": "需求满足情况（按申请部门）",
   "score.noDemand": "本期没有申请。",
+  "score.colDemandsMet": "需求已满足",
+  "score.colDemandsOverdue": "需求逾期",
   "score.colResources": "资源数",
   "score.comparison": "各部门对比",
   "score.allIndicators": "全部指标",
