@@ -501,6 +501,9 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
         c.shot(f"verify-{want.lower()}")
     # The tampered file's third line (leaf 2, record 2 after the header) is named, with its content.
     assert page.inner_text("#differing") == "2"
+    # The manifest's signer and the delivery's parties by the names the ledger gives them, not addresses alone.
+    assert page.inner_text("#signer").endswith(" (HRSS's signing key)")
+    assert page.inner_text("#recorded").startswith("HRSS → HEALTH · block ")
     rows = page.eval_on_selector_all("#differing-records tbody tr", "r => r.map(x => x.innerText)")
     assert len(rows) == 1 and rows[0].startswith("2\t2\t") and "9" in rows[0]
     # Each finding in the page's language, the API's own message beneath it.

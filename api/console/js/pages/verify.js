@@ -147,6 +147,8 @@ function leafText(bytes) {
   return bytes.length > 400 ? `${text}…` : text;
 }
 
+const sameAddress = (a, b) => typeof a === "string" && typeof b === "string" && a.toLowerCase() === b.toLowerCase();
+
 function resultView(manifest, local, cmp, verdict, elapsed) {
   // As `dxl verify` judges: a manifest not signed by the provider or altered (its leaf hashes not its root's) is
   // UNTRUSTED, and the payload is not held to it; otherwise any difference of the payload from it is a MISMATCH,
@@ -181,9 +183,12 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
       h("dt", {}, t("verify.differing")), h("dd", { id: "differing" }, ranges(indexRanges(cmp.differing))),
       h("dt", {}, t("verify.missing")), h("dd", {}, ranges(cmp.missing)),
       h("dt", {}, t("verify.extra")), h("dd", {}, ranges(cmp.extra)),
-      h("dt", {}, t("verify.signer")), h("dd", {}, verdict.signer ? mono(verdict.signer, 12) : "—"),
-      h("dt", {}, t("verify.recorded")), h("dd", {}, details.tx_hash
-        ? [`${t("timeline.block")} ${details.block_number} · `, mono(details.tx_hash, 10), ` · ${when(details.recorded_at)}`, details.status ? ` · ${statusText(details.status)}` : null]
+      // Named where the ledger names it: the key the provider registered, and who delivered to whom.
+      h("dt", {}, t("verify.signer")), h("dd", { id: "signer" }, verdict.signer ? [mono(verdict.signer, 12),
+        sameAddress(verdict.signer, details.provider_signer) ? [t("verify.providerKey", { provider: details.provider })] : null] : "—"),
+      h("dt", {}, t("verify.recorded")), h("dd", { id: "recorded" }, details.tx_hash
+        ? [details.provider ? `${details.provider} → ${details.consumer} · ` : null,
+          `${t("timeline.block")} ${details.block_number} · `, mono(details.tx_hash, 10), ` · ${when(details.recorded_at)}`, details.status ? ` · ${statusText(details.status)}` : null]
         : t("verify.notRecorded")),
       h("dt", {}, t("verify.settled")), h("dd", {}, details.settled
         ? [`${t("timeline.block")} ${details.settled.block_number} · `, mono(details.settled.tx_hash, 10), anchor.acknowledged_root ? [" · ", mono(anchor.acknowledged_root, 10)] : null]
