@@ -501,7 +501,7 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
         c.shot(f"verify-{want.lower()}")
     # The tampered file's third line (leaf 2, record 2 after the header) is named, with its content.
     assert page.inner_text("#differing") == "2"
-    # The manifest's signer and the delivery's parties by the names the ledger gives them, not addresses alone.
+    # The manifest's signer and the delivery's parties by the names the ledger gives them, not addresses.
     assert page.inner_text("#signer").endswith(" (HRSS's signing key)")
     assert page.inner_text("#recorded").startswith("HRSS → HEALTH · block ")
     rows = page.eval_on_selector_all("#differing-records tbody tr", "r => r.map(x => x.innerText)")
