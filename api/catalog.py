@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import threading
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -123,12 +122,17 @@ class DocumentStore:
 
 
 def parse_document(text: str | None) -> dict[str, Any] | None:
-    """The JSON object a stored text holds; None for none, or for text that is not one."""
+    """The JSON object a stored text holds; None for none, or for text that is not one.
+
+    Read as a client's JSON is (:func:`api.limits.parse_json`), for a row edited by hand is text from outside:
+    the standard library alone read a number past a double's range as infinity and ``NaN`` as NaN, which no
+    answer can carry (500 on every read of the entry), and recursed once per level of nesting, past the C
+    stack for text nested some 100,000 deep (the service died)."""
     if text is None:
         return None
     try:
-        value = json.loads(text)
-    except ValueError:
+        value = parse_json(text)
+    except JsonBodyError:
         return None
     return value if isinstance(value, dict) else None
 

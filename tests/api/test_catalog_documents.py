@@ -65,6 +65,34 @@ def test_a_tampered_stored_document_reads_unverified(api_env: ApiEnv) -> None:
     assert listed[record["id"]]["verified"] is False
 
 
+@pytest.mark.parametrize(
+    "stored",
+    ['{"dct:title": 1e999}', '{"dct:title": NaN}', "[" * 200_000 + "]" * 200_000],
+    ids=["number-past-a-double", "nan", "nested-deeper-than-json-is-read"],
+)
+def test_a_stored_text_no_answer_can_carry_reads_as_no_document(api_env: ApiEnv, stored: str) -> None:
+    """A row edited to hold text the standard library reads into what no JSON answer carries (infinity for a
+    number past a double's range, NaN), or reads only by recursing past the C stack: every read, list and
+    export of the entry answered 500, and the nesting killed the service. It reads as a text that is not a
+    document: none, unverified."""
+    doc = document(title="待篡改的目录 " + b32()[2:10])
+    record = register(api_env, "psb", doc)
+    edit = "UPDATE api_catalog_documents SET document = :d WHERE metadata_hash = :h"
+    sql(api_env, edit, d=stored, h=record["metadata_hash"])
+    read = ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))
+    assert (read["metadata"], read["verified"]) == (None, False)
+    for path in ("/resources", "/resources/export"):
+        (listed,) = [r for r in _listed(api_env, path) if r["id"] == record["id"]]
+        assert (listed["metadata"], listed["verified"]) == (None, False), path
+    rows = _csv_rows(api_env.call("GET", "/resources/export?format=csv", "auditor"))
+    (row,) = [r for r in rows if r["id"] == str(record["id"])]
+    assert (row["metadata"], row["verified"]) == ("", "false")
+    # Put back as stored: the module's searches find the entry by the words it was stored with.
+    sql(api_env, edit, d=json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+        h=record["metadata_hash"])  # fmt: skip
+    assert ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))["verified"] is True
+
+
 def test_a_resource_registered_by_hash_only_has_no_document(api_env: ApiEnv) -> None:
     body = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "unconditional"}
     record = ok(api_env.call("POST", "/resources", "psb", json=body), 201)["record"]
