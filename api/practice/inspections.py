@@ -4,7 +4,6 @@ hash, sampled providers present what they delivered, and the auditor records eac
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
@@ -16,6 +15,7 @@ from api.auth import Role
 from api.db import InspectionPresentationRow
 from api.errors import ApiError, revert_to_api_error
 from api.ledger import AtBlock, Finish, Listed, ListPage
+from api.limits import JsonBodyError, parse_json
 from api.practice.texts import ZERO32, as_hex
 from api.verdicts import without_node
 from node.audit import practice_index
@@ -70,7 +70,14 @@ class KeptPresentation:
 
     @classmethod
     def of(cls, row: InspectionPresentationRow) -> KeptPresentation:
-        block = json.loads(row.verdict).get("block")
+        # Read as a client's JSON is: a row edited into text that is no JSON object (or nested past the C
+        # stack's reach) made every read of its inspection, and the list, answer 500 (or stopped the service).
+        # Its evidence hash, of the text as kept, no longer matches the outcome's either.
+        try:
+            verdict = parse_json(row.verdict)
+        except JsonBodyError:
+            verdict = None
+        block = verdict.get("block") if isinstance(verdict, dict) else None
         return cls(
             row.status,
             hashlib.sha256(row.verdict.encode("utf-8")).digest(),

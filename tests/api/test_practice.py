@@ -45,6 +45,7 @@ from tests.api.api_helpers import (
     pass_time,
     register,
     request_access,
+    sql,
     stored_document,
     until,
 )
@@ -1551,6 +1552,37 @@ def test_a_sample_drawn_after_its_deadline_is_overdue_nowhere_and_not_recorded_a
     )
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "INVALID_OUTCOME")
     assert "after its deadline" in refused.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "verdict",
+    ["[]", "not json", "[" * 200_000 + "]" * 200_000],
+    ids=["a-list", "not-json", "nested-deeper-than-json-is-read"],
+)
+def test_a_kept_verdict_edited_into_no_json_object_reads_as_one_judged_at_no_block(
+    api_env: ApiEnv, verdict: str
+) -> None:
+    """A presentation's verdict is text of the service's database; a row edited into something that is no
+    JSON object made every read of its inspection, and the list of inspections, answer 500 for every reader
+    (text nested some 100,000 deep stopped the service). It reads as what it is: a presentation kept, whose
+    verdict names no block."""
+    env = api_env
+    opened, _ = _opened_drawable_past_its_deadline(env)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    sampled = drawn["sample"][0]
+    sql(env, "INSERT INTO api_inspection_presentations (inspection_id, delivery_id, status, verdict, "
+        "presented_at) VALUES (:i, :d, 'MATCH', :v, '2026-01-01 00:00:00')",
+        i=opened["id"], d=sampled["delivery_id"], v=verdict)  # fmt: skip
+    read = ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))
+    (shown,) = [s for s in read["sample"] if s["delivery_id"] == sampled["delivery_id"]]
+    assert shown["presented"] == "MATCH"
+    provider = next(code for code, i in env.departments.items() if i == sampled["provider"]).lower()
+    assert ok(env.call("GET", f"/inspections/{opened['id']}", provider))["id"] == opened["id"]
+    assert opened["id"] in {
+        i["id"] for i in ok(env.call("GET", "/inspections", "auditor", params={"limit": 500}))
+    }
+    # Gone again: the module's other tests list every inspection.
+    sql(env, "DELETE FROM api_inspection_presentations WHERE inspection_id = :i", i=opened["id"])
 
 
 def test_an_auditor_cannot_record_not_presented_for_a_sample_drawn_with_no_time_left_to_present(
