@@ -162,6 +162,14 @@ ERRORS: Mapping[str, ErrorSpec] = {
         "only the department a demand is addressed to declines it; one addressed to no department is answered"
         " with a resource",
     ),
+    "ANSWER_NOT_REJECTABLE": ErrorSpec(
+        409, "the demand has no answer with a resource to reject: unanswered, or declined"
+    ),
+    "UNKNOWN_REJECTION_CODE": ErrorSpec(422, "a rejection needs one of the declared reason codes"),
+    "ANSWERER_REJECTED": ErrorSpec(
+        409, "the publisher rejected this department's answer to the demand addressed to no one: it answers no more"
+    ),
+    "DEMAND_WITHDRAWN": ErrorSpec(409, "the publisher withdrew the demand"),
     "RESOURCE_UNFIT": ErrorSpec(
         422, "the resource is not the answering department's, not shared, or not new/existing as claimed"
     ),

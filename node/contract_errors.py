@@ -87,6 +87,11 @@ REVERT_CODES: Mapping[str, str] = {
     "PracticeDemandAnswered": "DEMAND_ALREADY_ANSWERED",
     "PracticeNotAddressee": "NOT_A_PARTY",
     "PracticeOpenDemandDeclined": "DECLINE_NEEDS_ADDRESSEE",
+    "PracticeNotPublisher": "NOT_A_PARTY",
+    "PracticeNotRejectable": "ANSWER_NOT_REJECTABLE",
+    "PracticeUnknownRejectionCode": "UNKNOWN_REJECTION_CODE",
+    "PracticeAnswererRejected": "ANSWERER_REJECTED",
+    "PracticeDemandWithdrawn": "DEMAND_WITHDRAWN",
     "PracticeInvalidField": "INVALID_FIELD",
     "PracticeUnknownDeclineCode": "UNKNOWN_DECLINE_CODE",
     "PracticeResourceUnfit": "RESOURCE_UNFIT",
@@ -381,6 +386,25 @@ REVERT_MESSAGES: Mapping[str, Callable[[Mapping[str, Any]], str]] = {
         f"department {a['departmentId']} cannot decline demand {a['demandId']}: it is addressed to no "
         "department, so it waits for a department holding the data to answer it with a resource; only a "
         "department a demand is addressed to declines it"
+    ),
+    "PracticeNotPublisher": lambda a: (
+        f"department {a['departmentId']} cannot reject an answer to demand {a['demandId']} or withdraw it: "
+        "only its publisher can"
+    ),
+    "PracticeNotRejectable": lambda a: (
+        f"demand {a['demandId']} has no resource answer to reject (it is "
+        f"{_named(_DEMAND_ANSWERS, a['answer'])}): only an answer with a resource is rejected, a decline "
+        "claims none"
+    ),
+    "PracticeUnknownRejectionCode": lambda a: (
+        f"rejection reason code {a['code']} is not one of the declared codes"
+    ),
+    "PracticeAnswererRejected": lambda a: (
+        f"department {a['departmentId']} cannot answer demand {a['demandId']} again: its publisher rejected "
+        "the department's answer to it, and it is addressed to no department, so others may answer it"
+    ),
+    "PracticeDemandWithdrawn": lambda a: (
+        f"demand {a['demandId']} was withdrawn by its publisher: it takes no answer, rejection or withdrawal"
     ),
     "PracticeInvalidField": lambda a: (
         f"{_PRACTICE_FIELDS[a['field']]} ({a['field']})"

@@ -258,10 +258,22 @@ def _write_record(path: Path, deployment: Deployment) -> None:
 #: has them (:func:`offers_function`): a deployment of an older build is kept and serves everything else.
 #: ``SharingPractice``'s evaluation on the evidence of an anchored receipt batch: where it is missing, only a
 #: ledger delivery is evidence (``api.practice``); its ``sampleVersion``: where it is missing, inspections
-#: draw the ledger's deliveries alone (``verifier.sampling``, version 1) and no receipt outcome is taken.
+#: draw the ledger's deliveries alone (``verifier.sampling``, version 1) and no receipt outcome is taken. Its
+#: rejection of an answer and withdrawal of a demand (and their views): where they are missing, a publisher
+#: can do neither (``api.practice``) and its demands have no rejections or withdrawals to read.
 LATER_FUNCTIONS: dict[str, frozenset[str]] = {
     PRACTICE_ARTIFACT: frozenset(
-        {"scoreProviderForBatch", "scoreConsumerForBatch", "anchors", "sampleVersion"}
+        {
+            "scoreProviderForBatch",
+            "scoreConsumerForBatch",
+            "anchors",
+            "sampleVersion",
+            "rejectAnswer",
+            "withdrawDemand",
+            "rejectionCodeMax",
+            "demandWithdrawnAt",
+            "answerRejected",
+        }
     ),
 }
 

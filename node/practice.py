@@ -7,7 +7,7 @@ it (:func:`node.deploy.practice_client`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,6 +25,49 @@ from node.types import (
 )
 from verifier.onchain import ChainCheckError, LedgerReader
 from verifier.sampling import BLOCKHASH_WINDOW, DerivedSample, derive_sample
+
+
+@dataclass(frozen=True)
+class AnswerRecord:
+    """One answer a demand was given (a ``DemandAnswered`` event), standing or rejected since."""
+
+    answer: DemandAnswer
+    answered_by: int
+    answered_at: int
+    resource_id: int
+    decline_code: int
+    answer_hash: bytes
+    #: Where its log sits (None: hand-made).
+    answered: ChainPosition | None = None
+
+
+@dataclass(frozen=True)
+class RejectionRecord:
+    """A resource answer its demand's publisher rejected as not meeting the demand (a
+    ``DemandAnswerRejected`` event), with the answer it rejected."""
+
+    rejected_answer: AnswerRecord
+    #: A :class:`~node.types.RejectionReason` value.
+    reason_code: int
+    reason_hash: bytes
+    rejected_at: int
+    rejected: ChainPosition | None = None
+
+
+#: A rejection as its log gives it: reason code, reason hash, block time, position.
+RejectionLog = tuple[int, bytes, int, ChainPosition | None]
+
+
+def pair_rejections(
+    answers: list[AnswerRecord], rejections: list[RejectionLog]
+) -> tuple[RejectionRecord, ...]:
+    """Each rejection (reason code, reason hash, block time, position), in chain order, with the answer it
+    rejected: a demand's answers and rejections alternate (a rejection clears the one answer standing, and a
+    demand takes an answer only while none stands), so the n-th rejection is of the n-th answer."""
+    return tuple(
+        RejectionRecord(answer, code, digest, at, position)
+        for answer, (code, digest, at, position) in zip(answers, rejections, strict=False)
+    )
 
 
 @dataclass(frozen=True)
@@ -48,6 +91,12 @@ class DemandRecord:
     #: answered): what the scorecard orders an answer and a delivery by, and cuts a card's facts at.
     published: ChainPosition | None = None
     answered: ChainPosition | None = None
+    #: The answers its publisher rejected, in chain order (none: none rejected, or read from the view alone).
+    #: A rejected answer is cleared from the fields above and never meets the demand.
+    rejections: tuple[RejectionRecord, ...] = ()
+    #: Block time its publisher withdrew it at (0: not withdrawn), and where that log sits.
+    withdrawn_at: int = 0
+    withdrawn: ChainPosition | None = None
 
     @classmethod
     def from_chain(cls, demand_id: int, raw: Any) -> DemandRecord:
@@ -58,6 +107,55 @@ class DemandRecord:
             bytes(text_hash), DemandAnswer(answer), int(answered_by), int(answered_at), int(resource_id),
             int(decline_code), bytes(answer_hash),
         )  # fmt: skip
+
+    def with_answer(self, answer: AnswerRecord | None) -> DemandRecord:
+        """This demand with ``answer`` standing (None: unanswered)."""
+        if answer is None:
+            return replace(self, answer=DemandAnswer.NONE, answered_by=0, answered_at=0, resource_id=0,
+                           decline_code=0, answer_hash=b"\x00" * 32, answered=None)  # fmt: skip
+        return replace(
+            self, answer=answer.answer, answered_by=answer.answered_by, answered_at=answer.answered_at,
+            resource_id=answer.resource_id, decline_code=answer.decline_code, answer_hash=answer.answer_hash,
+            answered=answer.answered,
+        )  # fmt: skip
+
+    def with_history(
+        self,
+        answers: list[AnswerRecord],
+        rejections: list[RejectionLog],
+        withdrawn: tuple[int, ChainPosition | None] | None = None,
+    ) -> DemandRecord:
+        """This demand as its logs tell it: ``answers`` and ``rejections`` in chain order (the answer
+        standing is the last one, unless a rejection followed it), withdrawn at ``(block time, position)`` if
+        at all."""
+        paired = pair_rejections(answers, rejections)
+        d = replace(self.with_answer(answers[-1] if len(answers) > len(paired) else None), rejections=paired)
+        return d if withdrawn is None else replace(d, withdrawn_at=withdrawn[0], withdrawn=withdrawn[1])
+
+    def known_at(self, block: int) -> DemandRecord:
+        """This demand as it stood at the end of ``block`` (it was published by then): an answer given later
+        is not known, one rejected later still stands, a withdrawal later is not made yet. Facts without a
+        position (hand-made) are kept."""
+        return self._until(lambda position, _time: position is not None and position.block_number > block)
+
+    def as_of(self, at: int) -> DemandRecord:
+        """This demand as it stood at block time ``at`` (it was published by then), as :meth:`known_at` by
+        block: what a scorecard evaluated at ``at`` counts, whatever its publisher did after."""
+        return self._until(lambda _position, time: time > at)
+
+    def _until(self, later: Callable[[ChainPosition | None, int], bool]) -> DemandRecord:
+        """This demand without what ``later(position, block time)`` says came later."""
+        rejections = tuple(r for r in self.rejections if not later(r.rejected, r.rejected_at))
+        d = self
+        if len(rejections) < len(self.rejections):
+            # The first rejection still to come: its answer stood, if it was given by then.
+            answer = self.rejections[len(rejections)].rejected_answer
+            d = self.with_answer(None if later(answer.answered, answer.answered_at) else answer)
+        elif self.answer is not DemandAnswer.NONE and later(self.answered, self.answered_at):
+            d = self.with_answer(None)
+        if self.withdrawn_at and later(self.withdrawn, self.withdrawn_at):
+            d = replace(d, withdrawn_at=0, withdrawn=None)
+        return replace(d, rejections=rejections)
 
     @property
     def answered_with_resource(self) -> bool:
@@ -225,11 +323,7 @@ class PracticeFacts:
         def after(position: ChainPosition | None) -> bool:
             return position is not None and position.block_number > block
 
-        demands = [
-            replace(d, answer=DemandAnswer.NONE, answered_by=0, answered_at=0, resource_id=0, decline_code=0,
-                    answer_hash=b"\x00" * 32, answered=None) if after(d.answered) else d
-            for d in self.demands if not after(d.published)
-        ]  # fmt: skip
+        demands = [d.known_at(block) for d in self.demands if not after(d.published)]
         inspections = []
         for i in self.inspections:
             if (after(i.drawn)
@@ -291,15 +385,56 @@ class PracticeReader:
         }
 
     def positioned_demands(self) -> list[DemandRecord]:
-        """Every demand with where it was published and answered: read after the views, so every answer
-        they show has its log."""
+        """Every demand with where it was published, its answers, the ones its publisher rejected and its
+        withdrawal, from its logs: read after the views, so every demand they count has its logs."""
         demands = self.demands()
         published = self._positions("DemandPublished", "demandId")
-        answered = self._positions("DemandAnswered", "demandId")
+        histories = self.demand_histories()
         return [
-            replace(d, published=published.get(d.demand_id), answered=answered.get(d.demand_id))
+            replace(d, published=published.get(d.demand_id)).with_history(
+                *histories.get(d.demand_id, ([], []))
+            )
             for d in demands
         ]
+
+    def demand_histories(
+        self, demand_id: int | None = None, *, to_block: int | None = None
+    ) -> dict[int, tuple[list[AnswerRecord], list[RejectionLog], tuple[int, ChainPosition] | None]]:
+        """Each demand's answers and rejections in chain order and its withdrawal (block time, position),
+        from the logs (of one demand, or of all) up to ``to_block`` (default: the head): what
+        :meth:`DemandRecord.with_history` takes. A contract deployed by an older dxl logs neither rejections
+        nor withdrawals: its demands have none."""
+        topic = None if demand_id is None else demand_id.to_bytes(32, "big")
+
+        def logs(event: str) -> Iterable[tuple[Any, ChainPosition, int]]:
+            for ev, block in self.practice.get_logs(
+                event, topic, from_block=self.from_block, to_block=to_block
+            ):
+                yield ev.args, ChainPosition(block, ev.log_index), self._time(block)
+
+        answers: dict[int, list[AnswerRecord]] = {}
+        for a, at, time in logs("DemandAnswered"):
+            answers.setdefault(int(a["demandId"]), []).append(
+                AnswerRecord(
+                    DemandAnswer(a["answer"]),
+                    int(a["answeredBy"]),
+                    time,
+                    int(a["resourceId"]),
+                    int(a["declineCode"]),
+                    bytes(a["answerHash"]),
+                    at,
+                )
+            )
+        rejected: dict[int, list[RejectionLog]] = {}
+        for a, at, time in logs("DemandAnswerRejected"):
+            rejected.setdefault(int(a["demandId"]), []).append(
+                (int(a["reasonCode"]), bytes(a["reasonHash"]), time, at)
+            )
+        withdrawn = {int(a["demandId"]): (time, at) for a, at, time in logs("DemandWithdrawn")}
+        return {
+            n: (answers.get(n, []), rejected.get(n, []), withdrawn.get(n))
+            for n in set(answers) | set(rejected) | set(withdrawn)
+        }
 
     def inspection(self, inspection_id: int, *, block: int | str = "latest") -> InspectionRecord:
         """The inspection as the contract's view answers it at ``block`` (expired by that block's number).

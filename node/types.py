@@ -130,6 +130,17 @@ class DeclineReason(IntEnum):
     PURPOSE_NOT_JUSTIFIED = 5  # the stated purpose does not need this data
 
 
+class RejectionReason(IntEnum):
+    """The reason codes a demand's publisher rejects a resource answer with, as not meeting the demand:
+    declared here once. The contract accepts 1..``rejectionCodeMax()``, which a test holds equal to the
+    largest code here."""
+
+    NOT_THE_DATA_ASKED = 1  # the resource holds other data than the demand asks for
+    INCOMPLETE = 2  # it lacks fields or coverage the demand needs
+    NOT_CURRENT = 3  # it is not updated as often as the demand needs
+    CONDITIONS_UNMEETABLE = 4  # its sharing conditions exclude the demand's purpose
+
+
 class ScoredSide(IntEnum):
     PROVIDER = 0
     CONSUMER = 1

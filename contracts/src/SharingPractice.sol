@@ -23,6 +23,9 @@ contract SharingPractice is ISharingPractice {
     /// @dev The decline reason codes are declared once, in `node/types.py` (`DeclineReason`); a test holds
     /// this bound to that table.
     uint16 private constant DECLINE_CODE_MAX = 5;
+    /// @dev The reason codes a publisher rejects an answer with are declared once, in `node/types.py`
+    /// (`RejectionReason`); a test holds this bound to that table.
+    uint16 private constant REJECTION_CODE_MAX = 4;
     uint8 private constant SCORE_MAX = 5;
     /// @dev The least time a demand's addressee has to answer: a due date marks the addressee late on its
     /// scorecard, so it is not the publisher's alone to set (one due a second after publication made every
@@ -48,6 +51,12 @@ contract SharingPractice is ISharingPractice {
 
     mapping(uint64 demandId => Demand) private _demands;
     uint64 private _demandCount;
+    /// @dev Beside the `Demand` record rather than in it: the record's layout is the `demand` view's return
+    /// type, which a service reading a contract deployed by an older dxl decodes as it was.
+    mapping(uint64 demandId => uint64) private _withdrawnAt;
+    /// @dev The departments whose answer to a demand addressed to no one its publisher rejected: they may not
+    /// answer it again (see {rejectAnswer}). Never written for an addressed demand.
+    mapping(uint64 demandId => mapping(uint32 departmentId => bool)) private _rejected;
     mapping(uint64 agreementId => mapping(uint32 period => mapping(ScoredSide side => bool))) private _scored;
     mapping(uint64 inspectionId => Inspection) private _inspections;
     uint64 private _inspectionCount;
@@ -108,9 +117,10 @@ contract SharingPractice is ISharingPractice {
         bytes32 answerHash
     ) external {
         uint32 me = _callerDepartment();
-        Demand storage d = _knownDemand(demandId);
+        Demand storage d = _openDemand(demandId);
         if (d.answer != DemandAnswer.None) revert PracticeDemandAnswered(demandId, d.answer);
         if (d.addressee != 0 ? me != d.addressee : me == d.publisher) revert PracticeNotAddressee(demandId, me);
+        if (d.addressee == 0 && _rejected[demandId][me]) revert PracticeAnswererRejected(demandId, me);
         if (answer == DemandAnswer.Declined) {
             if (d.addressee == 0) revert PracticeOpenDemandDeclined(demandId, me);
             if (resourceId != 0) revert PracticeInvalidField("resourceId");
@@ -133,6 +143,42 @@ contract SharingPractice is ISharingPractice {
         d.declineCode = declineCode;
         d.answerHash = answerHash;
         emit DemandAnswered(demandId, me, answer, resourceId, declineCode, answerHash);
+    }
+
+    /// @inheritdoc ISharingPractice
+    /// @dev The rejected answerer of a demand addressed to no one is barred from it: anyone may answer such a
+    /// demand, so a department answering it again with another unfit resource as soon as it reopened would
+    /// keep it from the department that holds the data, rejection after rejection. The addressee of a demand
+    /// is not barred: it is the only department that may answer, and its second answer may well be the right
+    /// one (a publisher who no longer expects one withdraws the demand).
+    function rejectAnswer(uint64 demandId, uint16 reasonCode, bytes32 reasonHash) external {
+        Demand storage d = _publishersDemand(demandId);
+        DemandAnswer answer = d.answer;
+        // A decline claims no resource: there is nothing to find unfit, and the decline's reason code is the
+        // addressee's to give. Unanswered, there is nothing to reject.
+        if (answer != DemandAnswer.NewResource && answer != DemandAnswer.ExistingResource) {
+            revert PracticeNotRejectable(demandId, answer);
+        }
+        if (reasonCode == 0 || reasonCode > REJECTION_CODE_MAX) revert PracticeUnknownRejectionCode(reasonCode);
+        uint32 answeredBy = d.answeredBy;
+        uint64 resourceId = d.resourceId;
+        if (d.addressee == 0) _rejected[demandId][answeredBy] = true;
+        d.answer = DemandAnswer.None;
+        d.answeredBy = 0;
+        d.answeredAt = 0;
+        d.resourceId = 0;
+        d.answerHash = bytes32(0);
+        emit DemandAnswerRejected(demandId, answeredBy, resourceId, reasonCode, reasonHash);
+    }
+
+    /// @inheritdoc ISharingPractice
+    function withdrawDemand(uint64 demandId) external {
+        Demand storage d = _publishersDemand(demandId);
+        // An answered demand is the answerer's record as much as the publisher's: one met stays met, one
+        // declined stays declined. An unfit resource is rejected first.
+        if (d.answer != DemandAnswer.None) revert PracticeDemandAnswered(demandId, d.answer);
+        _withdrawnAt[demandId] = uint64(block.timestamp);
+        emit DemandWithdrawn(demandId, d.publisher);
     }
 
     // ---------------------------------------------------------------- evaluation
@@ -284,6 +330,23 @@ contract SharingPractice is ISharingPractice {
     }
 
     /// @inheritdoc ISharingPractice
+    function rejectionCodeMax() external pure returns (uint16) {
+        return REJECTION_CODE_MAX;
+    }
+
+    /// @inheritdoc ISharingPractice
+    function demandWithdrawnAt(uint64 demandId) external view returns (uint64) {
+        _knownDemand(demandId);
+        return _withdrawnAt[demandId];
+    }
+
+    /// @inheritdoc ISharingPractice
+    function answerRejected(uint64 demandId, uint32 departmentId) external view returns (bool) {
+        _knownDemand(demandId);
+        return _rejected[demandId][departmentId];
+    }
+
+    /// @inheritdoc ISharingPractice
     function evaluationPeriod() external view returns (uint64) {
         return _evaluationPeriod;
     }
@@ -419,6 +482,19 @@ contract SharingPractice is ISharingPractice {
     function _knownDemand(uint64 demandId) private view returns (Demand storage d) {
         d = _demands[demandId];
         if (d.publisher == 0) revert PracticeUnknownDemand(demandId);
+    }
+
+    /// A known demand not withdrawn: withdrawn, it takes no answer, rejection or second withdrawal.
+    function _openDemand(uint64 demandId) private view returns (Demand storage d) {
+        d = _knownDemand(demandId);
+        if (_withdrawnAt[demandId] != 0) revert PracticeDemandWithdrawn(demandId);
+    }
+
+    /// A known demand not withdrawn, and the caller its publisher's signer, active.
+    function _publishersDemand(uint64 demandId) private view returns (Demand storage d) {
+        uint32 me = _callerDepartment();
+        d = _openDemand(demandId);
+        if (d.publisher != me) revert PracticeNotPublisher(demandId, me);
     }
 
     function _knownInspection(uint64 inspectionId) private view returns (Inspection storage i) {

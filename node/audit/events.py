@@ -237,10 +237,12 @@ class EventRecord(LocatedEvent):
 
 
 #: Events of the ``SharingPractice`` contract beside the ledger (``audit_practice_events``, apart from the
-#: ledger's): a demand published and answered, an inspection opened and drawn, a sampled delivery's outcome,
-#: a side of an agreement scored.
+#: ledger's): a demand published, answered, an answer of it rejected, a demand withdrawn, an inspection opened
+#: and drawn, a sampled delivery's outcome, a side of an agreement scored.
 DEMAND_PUBLISHED = "DemandPublished"
 DEMAND_ANSWERED = "DemandAnswered"
+DEMAND_ANSWER_REJECTED = "DemandAnswerRejected"
+DEMAND_WITHDRAWN = "DemandWithdrawn"
 INSPECTION_OPENED = "InspectionOpened"
 INSPECTION_DRAWN = "InspectionDrawn"
 OUTCOME_RECORDED = "InspectionOutcomeRecorded"

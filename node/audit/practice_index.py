@@ -6,9 +6,10 @@ Newest first, keyset-paged on the id behind the lists' opaque cursor (:func:`nod
 of the id a page ended on, as when these lists were read from the chain record by record: a cursor handed out
 then still works), so a page costs what the first one does and records added meanwhile shift nothing.
 Each filter is one index range: the publisher's or the addressee's ``(column, demand_id)`` index, or the
-publications' ``(event, demand_id)``; ``open_only`` skips the answered ones by their answer's
-``(event, demand_id)`` entry. An agreement's evaluations have no id: they are listed in the order recorded,
-and their cursor names the position a page ended on (:func:`evaluations`).
+publications' ``(event, demand_id)``; ``open_only`` skips the withdrawn ones and those with an answer
+standing (more answers than rejections) by their ``(event, demand_id)`` entries. An agreement's evaluations
+have no id: they are listed in the order recorded, and their cursor names the position a page ended on
+(:func:`evaluations`).
 """
 
 from __future__ import annotations
@@ -18,28 +19,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, exists, select
+from sqlalchemy import Engine, exists, func, select
 
 from node.audit import models as m
 from node.audit.errors import InvalidQueryError
 from node.audit.events import (
+    DEMAND_ANSWER_REJECTED,
     DEMAND_ANSWERED,
     DEMAND_PUBLISHED,
+    DEMAND_WITHDRAWN,
     EVALUATION_RECORDED,
     INSPECTION_DRAWN,
     INSPECTION_OPENED,
     OUTCOME_RECORDED,
 )
 from node.audit.queries import MAX_INDEXED_ID, MAX_LIMIT, IndexPage, decode_cursor, encode_cursor
-from node.practice import DemandRecord, EvaluationRecord, InspectionRecord, RecordedOutcome, scores_of
+from node.practice import (
+    AnswerRecord,
+    DemandRecord,
+    EvaluationRecord,
+    InspectionRecord,
+    RecordedOutcome,
+    RejectionLog,
+    scores_of,
+)
 from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
 from verifier.sampling import BLOCKHASH_WINDOW
 
 
 @dataclass(frozen=True)
 class DemandFilter:
-    """Which demands a list shows: published by ``publisher``, addressed to ``addressee``, not answered yet
-    (``open_only``); None and False: all."""
+    """Which demands a list shows: published by ``publisher``, addressed to ``addressee``, waiting for an
+    answer (``open_only``: not withdrawn, none answered, or its answer rejected); None and False: all."""
 
     publisher: int | None = None
     addressee: int | None = None
@@ -106,8 +117,18 @@ def demands(
                 return IndexPage([], None)
             conds.append(column == value)
     if flt.open_only:
-        answer = m.practice_events.alias("answer")
-        conds.append(~exists().where(answer.c.event == DEMAND_ANSWERED, answer.c.demand_id == p.demand_id))
+        other = m.practice_events.alias("other")
+
+        def logged(event: str) -> Any:
+            return (
+                select(func.count())
+                .where(other.c.event == event, other.c.demand_id == p.demand_id)
+                .scalar_subquery()
+            )
+
+        # A rejection clears the one answer standing, so a demand waits for one while they are as many.
+        conds.append(logged(DEMAND_ANSWERED) == logged(DEMAND_ANSWER_REJECTED))
+        conds.append(~exists().where(other.c.event == DEMAND_WITHDRAWN, other.c.demand_id == p.demand_id))
     with engine.connect() as conn:
         before = _page_bounds(conn, DEMAND_PUBLISHED, p.demand_id, cursor, limit)
         if before is not None:
@@ -119,33 +140,55 @@ def demands(
             .limit(limit + 1)
         ).all()
         ids, next_cursor = _paged([int(r.demand_id) for r in published], limit)
-        answers = {
-            int(r.demand_id): r
-            for r in conn.execute(
-                select(p.demand_id, p.block_number, p.log_index, p.block_time, p.fields).where(
-                    p.event == DEMAND_ANSWERED, p.demand_id.in_(ids)
+        history = conn.execute(
+            select(p.event, p.demand_id, p.block_number, p.log_index, p.block_time, p.fields)
+            .where(
+                p.event.in_((DEMAND_ANSWERED, DEMAND_ANSWER_REJECTED, DEMAND_WITHDRAWN)), p.demand_id.in_(ids)
+            )
+            .order_by(p.seq)
+        ).all()
+        sizes = {int(r.demand_id): _catalog_size(conn, int(r.seq)) for r in published[: len(ids)]}
+
+    answers: dict[int, list[AnswerRecord]] = {}
+    rejections: dict[int, list[RejectionLog]] = {}
+    withdrawals: dict[int, tuple[int, ChainPosition | None]] = {}
+    for h in history:
+        ident, f, at = (
+            int(h.demand_id),
+            json.loads(h.fields),
+            ChainPosition(int(h.block_number), int(h.log_index)),
+        )
+        if h.event == DEMAND_ANSWERED:
+            answers.setdefault(ident, []).append(
+                AnswerRecord(
+                    DemandAnswer(int(f["answer"])),
+                    int(f["answeredBy"]),
+                    int(h.block_time),
+                    int(f["resourceId"]),
+                    int(f["declineCode"]),
+                    _b32(f["answerHash"]),
+                    at,
                 )
             )
-        }
-        sizes = {int(r.demand_id): _catalog_size(conn, int(r.seq)) for r in published[: len(ids)]}
+        elif h.event == DEMAND_ANSWER_REJECTED:
+            rejections.setdefault(ident, []).append(
+                (int(f["reasonCode"]), _b32(f["reasonHash"]), int(h.block_time), at)
+            )
+        else:
+            withdrawals[ident] = (int(h.block_time), at)
 
     def record(r: Any) -> DemandRecord:
         f, ident = json.loads(r.fields), int(r.demand_id)
-        answered = answers.get(ident)
-        a = {} if answered is None else json.loads(answered.fields)
-        return DemandRecord(
+        published = DemandRecord(
             demand_id=ident, publisher=int(f["publisher"]), addressee=int(f["addressee"]),
             published_at=int(r.block_time), due_by=int(f["dueBy"]), catalog_size=sizes[ident],
-            text_hash=_b32(f["textHash"]),
-            answer=DemandAnswer(int(a.get("answer", 0))), answered_by=int(a.get("answeredBy", 0)),
-            answered_at=0 if answered is None else int(answered.block_time),
-            resource_id=int(a.get("resourceId", 0)), decline_code=int(a.get("declineCode", 0)),
-            answer_hash=_b32(a.get("answerHash", "0x" + "00" * 32)),
+            text_hash=_b32(f["textHash"]), answer=DemandAnswer.NONE, answered_by=0, answered_at=0,
+            resource_id=0, decline_code=0, answer_hash=b"\x00" * 32,
             published=ChainPosition(int(r.block_number), int(r.log_index)),
-            answered=None if answered is None else ChainPosition(
-                int(answered.block_number), int(answered.log_index)
-            ),
         )  # fmt: skip
+        return published.with_history(
+            answers.get(ident, []), rejections.get(ident, []), withdrawals.get(ident)
+        )
 
     return IndexPage([record(r) for r in published[: len(ids)]], next_cursor, [encode_cursor(i) for i in ids])
 

@@ -5,7 +5,8 @@ A report reads the practice contract's events from its logs, not from the audit 
 ``audit_practice_events``, for the API's lists), and carries them as ``practice`` =
 ``{"address": ..., "rows": [...]}``, each row an event with its chain location and decoded fields, selected
 like the report's rows: block time in the period and, for a department's report, the department is a party
-(a demand's publisher or addressee; an answer's answerer and its demand's publisher; an evaluated
+(a demand's publisher or addressee, also for its withdrawal; an answer's answerer and its demand's
+publisher, also for the answer's rejection; an evaluated
 agreement's provider or consumer; an inspected delivery's provider; openings and draws of inspections belong
 to no department). ``dxl audit verify`` derives the same rows from the node and names each missing, added or
 changed one.
@@ -55,20 +56,20 @@ def _demand_view() -> dict[str, Any]:
     return next(e for e in load_artifact("SharingPractice").abi if e.get("name") == "demand")
 
 
-class _DemandPublishers:
-    """Who published each demand: from the ``DemandPublished`` logs read, else the contract's ``demand`` view
-    (a demand published before the blocks read; its publisher never changes)."""
+class _DemandParties:
+    """Who published each demand and whom it addressed (0: no one): from the ``DemandPublished`` logs read,
+    else the contract's ``demand`` view (a demand published before the blocks read; neither ever changes)."""
 
     def __init__(self, rpc: JsonRpc, practice: str) -> None:
-        self.rpc, self.practice, self.known = rpc, practice, dict[int, int]()
+        self.rpc, self.practice, self.known = rpc, practice, dict[int, tuple[int, int]]()
 
-    def __call__(self, demand_id: int) -> int:
+    def __call__(self, demand_id: int) -> tuple[int, int]:
         if demand_id not in self.known:
             view = _demand_view()
             data = selector(view) + encode(view["inputs"], [demand_id])
             raw = self.rpc.call("eth_call", {"to": self.practice, "data": "0x" + data.hex()}, "latest")
             (record,) = decode(view["outputs"], bytes.fromhex(str(raw)[2:]))
-            self.known[demand_id] = int(record[0])  # Demand.publisher, its first field
+            self.known[demand_id] = (int(record[0]), int(record[1]))  # Demand.publisher, .addressee
         return self.known[demand_id]
 
 
@@ -77,12 +78,15 @@ def _parties(
     fields: dict[str, Any],
     agreement_parties: Callable[[int], set[int]],
     grant_provider: Callable[[int], int | None],
-    demand_publisher: Callable[[int], int],
+    demand_parties: Callable[[int], tuple[int, int]],
 ) -> set[int]:
     if name == "DemandPublished":
         return {int(fields["publisher"]), int(fields["addressee"])} - {0}
-    if name == "DemandAnswered":  # the answer is its demand's publisher's as much as the answerer's
-        return {int(fields["answeredBy"]), demand_publisher(int(fields["demandId"]))}
+    # An answer, and its rejection, are its demand's publisher's as much as the answerer's.
+    if name in ("DemandAnswered", "DemandAnswerRejected"):
+        return {int(fields["answeredBy"]), demand_parties(int(fields["demandId"]))[0]}
+    if name == "DemandWithdrawn":  # the addressee's as much: it no longer owes an answer
+        return set(demand_parties(int(fields["demandId"]))) - {0}
     if name == "EvaluationRecorded":
         return agreement_parties(int(fields["agreementId"])) | {int(fields["scorer"])}
     if name == "InspectionOutcomeRecorded":
@@ -116,14 +120,14 @@ def practice_rows(
         AuditError: a log does not decode.
     """
     codec = EventCodec(practice_abi())
-    publishers = _DemandPublishers(rpc, practice)
+    demands = _DemandParties(rpc, practice)
     rows: list[dict[str, Any]] = []
     for log, header in rpc.logs_with_headers(practice, first, last, batch_blocks=batch_blocks):
         number = quantity(log["blockNumber"])
         block_time = quantity(header["timestamp"])
         name, fields = codec.decode(log["topics"], log["data"])
         if name == "DemandPublished":
-            publishers.known[int(fields["demandId"])] = int(fields["publisher"])
+            demands.known[int(fields["demandId"])] = (int(fields["publisher"]), int(fields["addressee"]))
         if inspections is not None and name.startswith("Inspection"):
             inspections.setdefault(int(fields["inspectionId"]), InspectionLogs()).add(
                 name, fields, (number, quantity(log["logIndex"]))
@@ -131,7 +135,7 @@ def practice_rows(
         if not period["from"] <= block_time < period["to"]:
             continue
         if department is not None and department not in _parties(
-            name, fields, agreement_parties, grant_provider, publishers
+            name, fields, agreement_parties, grant_provider, demands
         ):
             continue
         rows.append(

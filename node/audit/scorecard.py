@@ -53,7 +53,15 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   to follow up (``unmet_demand_ids``). **Overdue**: of
   those, the demands answered after their due date, or still unanswered past it at evaluation time (the
   contract takes a late answer, and it meets the demand all the same, but it was late); the ids are listed.
-* **demands published**: the department's own demands of the period, and how many were met.
+  A demand its publisher withdrew by evaluation time is none of these: it asks nothing of anyone any more. An
+  answer its publisher rejected by evaluation time (a resource that does not meet the demand) is no answer:
+  the demand reads open, or as answered since, and the addressee's clock runs again from the rejection.
+* **demand answers rejected**: the department's answers (the consortium: all answers) to demands of the
+  period that their publisher rejected by evaluation time, with the demands' ids: an answer with a resource
+  that does not meet the demand counts nowhere else, not even for the department that gave it to a demand
+  addressed to no one.
+* **demands published**: the department's own demands of the period, how many were met, how many it
+  withdrew, and how many answers to them it rejected.
 * **evaluations**: scores the department received in the period (as provider: timeliness, completeness,
   accuracy; as consumer: purpose compliance), count and average of each. Each average weighs every pair of
   scoring and scored department once (the mean of each pair's own mean): the contract takes one score per
@@ -505,15 +513,22 @@ def practice_indicators(
             for resource, consumer, at, position in delivered
         )  # fmt: skip
 
-    demands = [d for d in practice.demands if in_period(d.published_at)]
+    # Each demand as it stood at evaluation time: a closed period's card neither gains an answer given after
+    # its end nor loses one rejected after it.
+    demands = [d.as_of(as_of) for d in practice.demands if in_period(d.published_at)]
     # A demand to no one becomes its answerer's when answered, not before: the chain's answer is read at its
     # head, and a closed period's card must not gain a demand answered after the period's end.
     received = [
         d for d in demands
-        if department in (None, d.addressee)
-        or (d.addressee == 0 and d.answered_by == department and d.answered_at <= as_of)
+        if not d.withdrawn_at
+        and (department in (None, d.addressee)
+             or (d.addressee == 0 and d.answered_by == department and d.answered_at <= as_of))
     ]  # fmt: skip
     published = [d for d in demands if department is not None and d.publisher == department]
+    rejected = [
+        d.demand_id for d in demands for r in d.rejections
+        if department in (None, r.rejected_answer.answered_by)
+    ]  # fmt: skip
 
     def answer(d: Any) -> DemandAnswer:
         return d.answer if d.answered_at <= as_of else DemandAnswer.NONE
@@ -570,7 +585,13 @@ def practice_indicators(
             "overdue": len(overdue_received),
             "overdue_demand_ids": overdue_received,
         },
-        "demands_published": {"total": len(published), "met": sum(met(d) for d in published)},
+        "demand_answers_rejected": {"total": len(rejected), "demand_ids": sorted(set(rejected))},
+        "demands_published": {
+            "total": len(published),
+            "met": sum(met(d) for d in published),
+            "withdrawn": sum(bool(d.withdrawn_at) for d in published),
+            "answers_rejected": sum(len(d.rejections) for d in published),
+        },
         "evaluations": {
             "as_provider": {
                 "count": len(as_provider),

@@ -10,6 +10,7 @@ import pytest
 
 from node.audit.scorecard import DeliveryFact, Facts, ReceiptBatchFact, compute_scorecard
 from node.practice import (
+    AnswerRecord,
     DemandRecord,
     EvaluationRecord,
     InspectionRecord,
@@ -95,8 +96,52 @@ def test_demands_received_and_met() -> None:
     assert hrss == {"total": 5, "new_resource": 2, "existing_resource": 1, "declined": 1, "open": 1,
                     "met": 1, "met_rate": 0.2, "unmet_demand_ids": [2, 3, 4, 5], "overdue": 0,
                     "overdue_demand_ids": []}  # fmt: skip
-    assert card(PSB)["demands_published"] == {"total": 3, "met": 1}  # 6 is outside; 5 went to CIVIL
+    # 6 is outside; 5 went to CIVIL
+    assert card(PSB)["demands_published"] == {"total": 3, "met": 1, "withdrawn": 0, "answers_rejected": 0}
     assert card(None)["demands_received"]["total"] == 6
+
+
+def test_a_rejected_answer_never_meets_its_demand_and_a_withdrawn_demand_counts_against_no_one() -> None:
+    """CIVIL answered PSB's demand to no one with an unrelated resource, delivered to PSB after: before, the
+    demand was CIVIL's, met, and no one else could answer it. PSB rejected it at 300; HRSS answered at 400
+    with resource 8, delivered at 450: the demand is HRSS's and met, CIVIL's rejected answer counts on no
+    card but as rejected. PSB withdrew demand 2 to HRSS at 500, past its due date: not unmet, not overdue.
+    A card evaluated at 350 sees the rejection and no answer yet; one at 250 sees CIVIL's answer standing."""
+    unfit = AnswerRecord(DemandAnswer.EXISTING_RESOURCE, CIVIL, 200, 9, 0, Z, ChainPosition(20, 0))
+    fit = AnswerRecord(DemandAnswer.NEW_RESOURCE, HRSS, 400, 8, 0, Z, ChainPosition(40, 0))
+    to_no_one = demand(1, PSB, 0, DemandAnswer.NONE).with_history(
+        [unfit, fit], [(1, Z, 300, ChainPosition(30, 0))]
+    )
+    withdrawn = replace(demand(2, PSB, HRSS, DemandAnswer.NONE, due=450), withdrawn_at=500)
+    practice = PracticeFacts(demands=[to_no_one, withdrawn], evaluations=[], inspections=[], outcomes=[])
+    facts = Facts(deliveries=[delivery(9, PSB, 250), delivery(8, PSB, 450)])
+
+    def card_at(department: int | None, as_of: int) -> dict[str, Any]:
+        part: dict[str, Any] = compute_scorecard(
+            facts, department=department, period_from=0, period_to=as_of, now=2_000, practice=practice
+        )["practice"]
+        return part
+
+    hrss, civil, psb = (card_at(d, 1_000) for d in (HRSS, CIVIL, PSB))
+    assert (hrss["demands_received"]["total"], hrss["demands_received"]["met"]) == (1, 1)
+    assert hrss["demand_answers_rejected"] == {"total": 0, "demand_ids": []}
+    assert civil["demands_received"]["total"] == 0
+    assert civil["demand_answers_rejected"] == {"total": 1, "demand_ids": [1]}
+    assert psb["demands_published"] == {"total": 2, "met": 1, "withdrawn": 1, "answers_rejected": 1}
+    consortium = card_at(None, 1_000)["demands_received"]
+    assert (consortium["total"], consortium["unmet_demand_ids"], consortium["overdue_demand_ids"]) == (
+        1,
+        [],
+        [],
+    )
+    # Before the withdrawal demand 2 was HRSS's, unanswered past its due date: overdue and unmet then.
+    before = card_at(HRSS, 480)["demands_received"]
+    assert (before["total"], before["unmet_demand_ids"], before["overdue_demand_ids"]) == (2, [2], [2])
+    rejected_not_answered = card_at(None, 350)
+    assert rejected_not_answered["demands_received"]["open"] == 2
+    assert rejected_not_answered["demand_answers_rejected"]["demand_ids"] == [1]
+    standing = card_at(CIVIL, 260)
+    assert (standing["demands_received"]["met"], standing["demand_answers_rejected"]["total"]) == (1, 0)
 
 
 def test_a_demand_met_by_anchored_receipts() -> None:

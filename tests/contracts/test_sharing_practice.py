@@ -24,6 +24,7 @@ from node.types import (
     GovernanceAction,
     InspectionOutcome,
     InspectionStatus,
+    RejectionReason,
     ScoredSide,
     ShareType,
 )
@@ -250,6 +251,100 @@ def test_answerDemand_declined_onlyByTheAddressee(practice: Practice) -> None:
     stored = practice.demand(addressed)
     assert (stored.answer, stored.answered_by, stored.decline_code) == (
         DemandAnswer.DECLINED, psb.id, DeclineReason.HELD_ELSEWHERE)  # fmt: skip
+
+
+def test_rejectAnswer_openDemand_anUnfitAnswerIsRejected_theHolderAnswersIt(practice: Practice) -> None:
+    """A demand to no one took any department's resource, unrelated or not, and was closed by it for good:
+    the department holding the data could no longer answer, and the publisher had no say. The publisher
+    rejects such an answer with a declared reason code; the demand is open again, to anyone but the rejected
+    answerer."""
+    hrss, psb, civil = practice.dept("HRSS"), practice.dept("PSB"), practice.dept("CIVIL")
+    unrelated, unrelated_too = practice.ledger.resource(civil), practice.ledger.resource(civil)
+    demand = practice.publish(addressee=None)
+    practice.send(civil, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, unrelated, 0, ZERO)
+    rejected = practice.send(hrss, "rejectAnswer", demand, RejectionReason.NOT_THE_DATA_ASKED, TEXT)
+    assert names(rejected) == ["DemandAnswerRejected"]
+    ev = rejected.event("DemandAnswerRejected").args
+    assert (ev["demandId"], ev["answeredBy"], ev["resourceId"], ev["reasonCode"], ev["reasonHash"]) == (
+        demand, civil.id, unrelated, RejectionReason.NOT_THE_DATA_ASKED, TEXT)  # fmt: skip
+    stored = practice.demand(demand)
+    assert (stored.answer, stored.answered_by, stored.answered_at, stored.resource_id, stored.answer_hash) == (
+        DemandAnswer.NONE, 0, 0, 0, ZERO)  # fmt: skip
+    assert practice.call("answerRejected", demand, civil.id) is True
+    assert practice.call("answerRejected", demand, psb.id) is False
+    with reverts("PracticeAnswererRejected", demandId=demand, departmentId=civil.id):
+        practice.send(civil, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, unrelated_too, 0, ZERO)
+    held = practice.ledger.resource(psb)
+    met = practice.send(psb, "answerDemand", demand, DemandAnswer.NEW_RESOURCE, held, 0, ZERO)
+    assert names(met) == ["DemandAnswered"]
+    assert (practice.demand(demand).answered_by, practice.demand(demand).resource_id) == (psb.id, held)
+
+
+def test_rejectAnswer_addressedDemand_theAddresseeAnswersAgain(practice: Practice) -> None:
+    """The addressee is the only department that may answer its demand: rejected, it may answer again."""
+    hrss, psb = practice.dept("HRSS"), practice.dept("PSB")
+    wrong, right = practice.ledger.resource(psb), practice.ledger.resource(psb)
+    demand = practice.publish()
+    practice.send(psb, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, wrong, 0, ZERO)
+    rejected = practice.send(hrss, "rejectAnswer", demand, RejectionReason.INCOMPLETE, ZERO)
+    assert names(rejected) == ["DemandAnswerRejected"]
+    assert practice.call("answerRejected", demand, psb.id) is False
+    again = practice.send(psb, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, right, 0, ZERO)
+    assert names(again) == ["DemandAnswered"]
+    assert practice.demand(demand).resource_id == right
+
+
+def test_rejectAnswer_refusals_nothingRecorded(practice: Practice) -> None:
+    hrss, psb, civil = practice.dept("HRSS"), practice.dept("PSB"), practice.dept("CIVIL")
+    resource = practice.ledger.resource(psb)
+    demand = practice.publish()
+    with reverts("PracticeNotRejectable", demandId=demand, answer=DemandAnswer.NONE):
+        practice.send(hrss, "rejectAnswer", demand, RejectionReason.INCOMPLETE, ZERO)
+    practice.send(psb, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, resource, 0, ZERO)
+    for who in (psb, civil):  # the answerer, a third department
+        with reverts("PracticeNotPublisher", demandId=demand, departmentId=who.id):
+            practice.send(who, "rejectAnswer", demand, RejectionReason.INCOMPLETE, ZERO)
+    for code in (0, max(RejectionReason) + 1):
+        with reverts("PracticeUnknownRejectionCode", code=code):
+            practice.send(hrss, "rejectAnswer", demand, code, ZERO)
+    with reverts("PracticeUnknownDemand", demandId=10**6):
+        practice.send(hrss, "rejectAnswer", 10**6, RejectionReason.INCOMPLETE, ZERO)
+    outsider = practice.ledger.outsider
+    with reverts("DepartmentUnauthorized", account=outsider.address):
+        practice.send(outsider, "rejectAnswer", demand, RejectionReason.INCOMPLETE, ZERO)
+    assert practice.demand(demand).resource_id == resource
+    declined = practice.publish()
+    practice.send(psb, "answerDemand", declined, DemandAnswer.DECLINED, 0, DeclineReason.NOT_HELD, ZERO)
+    with reverts("PracticeNotRejectable", demandId=declined, answer=DemandAnswer.DECLINED):
+        practice.send(hrss, "rejectAnswer", declined, RejectionReason.INCOMPLETE, ZERO)
+    assert practice.call("rejectionCodeMax") == max(RejectionReason) == len(RejectionReason)
+
+
+def test_withdrawDemand_unansweredOnly_byItsPublisher_thenClosedToEveryone(practice: Practice) -> None:
+    hrss, psb = practice.dept("HRSS"), practice.dept("PSB")
+    resource = practice.ledger.resource(psb)
+    answered = practice.publish()
+    practice.send(psb, "answerDemand", answered, DemandAnswer.EXISTING_RESOURCE, resource, 0, ZERO)
+    with reverts("PracticeDemandAnswered", demandId=answered, answer=DemandAnswer.EXISTING_RESOURCE):
+        practice.send(hrss, "withdrawDemand", answered)
+    demand = practice.publish()
+    with reverts("PracticeNotPublisher", demandId=demand, departmentId=psb.id):
+        practice.send(psb, "withdrawDemand", demand)
+    assert practice.call("demandWithdrawnAt", demand) == 0
+    withdrawn = practice.send(hrss, "withdrawDemand", demand)
+    assert names(withdrawn) == ["DemandWithdrawn"]
+    assert withdrawn.event("DemandWithdrawn").args["publisher"] == hrss.id
+    at = int(practice.client.w3.eth.get_block(withdrawn.block_number)["timestamp"])
+    assert practice.call("demandWithdrawnAt", demand) == at
+    with reverts("PracticeDemandWithdrawn", demandId=demand):
+        practice.send(psb, "answerDemand", demand, DemandAnswer.EXISTING_RESOURCE, resource, 0, ZERO)
+    with reverts("PracticeDemandWithdrawn", demandId=demand):
+        practice.send(hrss, "withdrawDemand", demand)
+    with reverts("PracticeDemandWithdrawn", demandId=demand):
+        practice.send(hrss, "rejectAnswer", demand, RejectionReason.INCOMPLETE, ZERO)
+    assert practice.demand(demand).answer == DemandAnswer.NONE
+    with reverts("PracticeUnknownDemand", demandId=10**6):
+        practice.call("demandWithdrawnAt", 10**6)
 
 
 def test_scores_needADeliveryUnderTheAgreement_oncePerPeriodAndSide(practice: Practice) -> None:

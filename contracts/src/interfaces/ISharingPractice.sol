@@ -7,7 +7,8 @@ import {Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, S
 /// @title The practice around the ledger: demand lists, mutual evaluation and sampling inspection
 /// @notice Departments publish what data they need (a demand) and the addressed department answers it with a
 /// catalogued resource or declines with a reason code (a demand addressed to no one is answered with a resource
-/// only); after deliveries under an agreement each party scores
+/// only); the publisher may reject a resource answer that does not meet the demand (which reopens it) and
+/// withdraw a demand still unanswered; after deliveries under an agreement each party scores
 /// the other once per evaluation period; auditors inspect a sample of a closed period's deliveries, drawn from a
 /// block hash committed to in advance.
 /// @dev Deployed beside the ledger and reading departments, resources, agreements, grants and deliveries through
@@ -33,6 +34,18 @@ interface ISharingPractice {
     /// @notice Thrown when the resource answering a demand is not the answering department's, is not shared,
     /// or is not new (for `NewResource`) / not existing (for `ExistingResource`) at the demand's publication.
     error PracticeResourceUnfit(uint64 demandId, uint64 resourceId);
+    /// @notice Thrown when a department other than a demand's publisher rejects an answer to it or withdraws it.
+    error PracticeNotPublisher(uint64 demandId, uint32 departmentId);
+    /// @notice Thrown when a publisher rejects the answer of a demand not answered with a resource: unanswered
+    /// (`None`) or declined (a decline claims no resource to find unfit).
+    error PracticeNotRejectable(uint64 demandId, DemandAnswer answer);
+    /// @notice Thrown when a rejection's reason code is not one of the declared codes 1..{rejectionCodeMax}.
+    error PracticeUnknownRejectionCode(uint16 code);
+    /// @notice Thrown when a department answers again a demand addressed to no one whose publisher rejected
+    /// its answer.
+    error PracticeAnswererRejected(uint64 demandId, uint32 departmentId);
+    /// @notice Thrown when answering, rejecting an answer of, or withdrawing a demand its publisher withdrew.
+    error PracticeDemandWithdrawn(uint64 demandId);
     /// @notice Thrown when a score is outside 1..5.
     error PracticeScoreOutOfRange(uint8 score);
     /// @notice Thrown when the delivery offered as evidence was not made under the scored agreement.
@@ -86,6 +99,19 @@ interface ISharingPractice {
         uint16 declineCode,
         bytes32 answerHash
     );
+    /// @notice A demand's publisher rejected the resource it was answered with: the demand is open again.
+    /// @param demandId The demand.
+    /// @param answeredBy The department whose answer was rejected.
+    /// @param resourceId The resource it answered with.
+    /// @param reasonCode The rejection's reason code (1..{rejectionCodeMax}).
+    /// @param reasonHash SHA-256 of the rejection's canonical document (0: none).
+    event DemandAnswerRejected(
+        uint64 indexed demandId, uint32 indexed answeredBy, uint64 resourceId, uint16 reasonCode, bytes32 reasonHash
+    );
+    /// @notice A demand's publisher withdrew it, unanswered: it takes no answer any more.
+    /// @param demandId The demand.
+    /// @param publisher Its publisher.
+    event DemandWithdrawn(uint64 indexed demandId, uint32 indexed publisher);
     /// @notice A party of an agreement scored the other side.
     /// @param agreementId The agreement.
     /// @param period The evaluation period (`block.timestamp / evaluationPeriod`).
@@ -149,11 +175,12 @@ interface ISharingPractice {
 
     /// @notice Answers a demand on behalf of the calling department.
     /// @dev Requirements: caller is an active department's signer, the demand's addressee (or, for a demand
-    /// addressed to no one, any department but its publisher); the demand not answered yet. `NewResource` and
-    /// `ExistingResource`: `resourceId` is the caller's, not `NotShared`, catalogued after (new) or before
-    /// (existing) the demand's publication, `declineCode` 0. `Declined`: the demand has an addressee (else
-    /// {PracticeOpenDemandDeclined}), `resourceId` 0, `declineCode` in 1..{declineCodeMax}. Emits
-    /// {DemandAnswered}.
+    /// addressed to no one, any department but its publisher and those whose answer it rejected:
+    /// {PracticeAnswererRejected}); the demand not withdrawn ({PracticeDemandWithdrawn}) nor answered yet.
+    /// `NewResource` and `ExistingResource`: `resourceId` is the caller's, not `NotShared`, catalogued after
+    /// (new) or before (existing) the demand's publication, `declineCode` 0. `Declined`: the demand has an
+    /// addressee (else {PracticeOpenDemandDeclined}), `resourceId` 0, `declineCode` in 1..{declineCodeMax}.
+    /// Emits {DemandAnswered}.
     function answerDemand(
         uint64 demandId,
         DemandAnswer answer,
@@ -161,6 +188,21 @@ interface ISharingPractice {
         uint16 declineCode,
         bytes32 answerHash
     ) external;
+
+    /// @notice The publisher of a demand rejects the resource it was answered with, as not meeting the demand:
+    /// the demand is unanswered again, and the rejected answer never counts as meeting it.
+    /// @dev Requirements: caller is the demand's publisher's signer ({PracticeNotPublisher}), active; the
+    /// demand not withdrawn ({PracticeDemandWithdrawn}) and answered with a resource, new or existing
+    /// ({PracticeNotRejectable}); `reasonCode` in 1..{rejectionCodeMax} ({PracticeUnknownRejectionCode}).
+    /// For a demand addressed to no one the rejected answerer may not answer it again
+    /// ({PracticeAnswererRejected}); the addressee of a demand may. Emits {DemandAnswerRejected}.
+    function rejectAnswer(uint64 demandId, uint16 reasonCode, bytes32 reasonHash) external;
+
+    /// @notice The publisher of a demand withdraws it, unanswered: it no longer waits for an answer.
+    /// @dev Requirements: caller is the demand's publisher's signer ({PracticeNotPublisher}), active; the
+    /// demand not withdrawn ({PracticeDemandWithdrawn}) and not answered ({PracticeDemandAnswered}: a resource
+    /// that does not meet it is rejected first). Emits {DemandWithdrawn}.
+    function withdrawDemand(uint64 demandId) external;
 
     /// @notice The consumer of an agreement scores its provider, once per period.
     /// @dev Requirements: caller is the agreement's consumer's signer, active; each score in 1..5; the receipt
@@ -261,6 +303,17 @@ interface ISharingPractice {
 
     /// @notice The highest declared decline reason code (codes run from 1 to this value).
     function declineCodeMax() external pure returns (uint16);
+
+    /// @notice The highest declared rejection reason code (codes run from 1 to this value).
+    function rejectionCodeMax() external pure returns (uint16);
+
+    /// @notice Block time a demand was withdrawn at (0: not withdrawn); reverts with {PracticeUnknownDemand}
+    /// for an unknown id.
+    function demandWithdrawnAt(uint64 demandId) external view returns (uint64);
+
+    /// @notice Whether the publisher of `demandId`, addressed to no one, rejected an answer of `departmentId`
+    /// (which may then not answer it again); reverts with {PracticeUnknownDemand} for an unknown id.
+    function answerRejected(uint64 demandId, uint32 departmentId) external view returns (bool);
 
     /// @notice Length of an evaluation period in seconds.
     function evaluationPeriod() external view returns (uint64);

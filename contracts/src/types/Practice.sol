@@ -13,7 +13,10 @@ enum DemandAnswer {
 
 /// @notice One entry of a department's demand list. Only hashes of its texts are kept on chain.
 /// @dev `addressee` 0 means the publisher did not know who holds the data: any other department may answer it
-/// with a resource, none may decline it (a decline by a department never asked would close it unmet).
+/// with a resource, none may decline it (a decline by a department never asked would close it unmet). The
+/// answer fields hold the answer standing: a resource answer the publisher rejected is cleared (its record is
+/// the `DemandAnswerRejected` event), and the demand waits for another. A withdrawal is kept beside the
+/// record (`demandWithdrawnAt`).
 /// `catalogSize` is the catalog's resource count at publication, which tells a new resource (id above it) from
 /// an existing one.
 struct Demand {
