@@ -167,7 +167,8 @@ ERRORS: Mapping[str, ErrorSpec] = {
     ),
     "UNKNOWN_REJECTION_CODE": ErrorSpec(422, "a rejection needs one of the declared reason codes"),
     "ANSWERER_REJECTED": ErrorSpec(
-        409, "the publisher rejected this department's answer to the demand addressed to no one: it answers no more"
+        409,
+        "the publisher rejected this department's answer to the demand to no one: it answers no more",
     ),
     "DEMAND_WITHDRAWN": ErrorSpec(409, "the publisher withdrew the demand"),
     "RESOURCE_UNFIT": ErrorSpec(

@@ -1057,6 +1057,25 @@ class DemandAnswerCreate(Strict):
         return self
 
 
+class RejectionReasonName(StrEnum):
+    """:class:`node.types.RejectionReason`, by name."""
+
+    NOT_THE_DATA_ASKED = "not_the_data_asked"
+    INCOMPLETE = "incomplete"
+    NOT_CURRENT = "not_current"
+    CONDITIONS_UNMEETABLE = "conditions_unmeetable"
+
+
+class DemandRejectionCreate(Strict):
+    """The publisher's rejection of the resource its demand was answered with, as not meeting the demand:
+    the demand waits for an answer again (a demand addressed to no one, from any department but the rejected
+    answerer)."""
+
+    reason: RejectionReasonName
+    #: Read by the answerer and auditors: shows in the order it is hashed in.
+    note: Annotated[str, Field(min_length=1, max_length=2000), InOrderText] | None = None
+
+
 class DemandAnswerPublic(BaseModel):
     answer: DemandAnswerName
     answered_by: int
@@ -1064,6 +1083,19 @@ class DemandAnswerPublic(BaseModel):
     resource_id: int | None = None
     decline_reason: str | None = None
     decline_code: int | None = None
+    note: StoredText | None = None
+
+
+class DemandRejectionPublic(BaseModel):
+    """An answer the publisher rejected, and why: it never meets the demand."""
+
+    answer: DemandAnswerName
+    answered_by: int
+    answered_at: int
+    resource_id: int
+    rejected_at: int
+    reason: RejectionReasonName
+    reason_code: int
     note: StoredText | None = None
 
 
@@ -1084,8 +1116,14 @@ class DemandPublic(BaseModel):
     text_hash: str
     document: dict[str, Any] | None = None
     verified: bool = False
-    status: str
+    status: str = Field(
+        description="open, withdrawn, or the standing answer (new_resource, existing_resource, declined)"
+    )
     answer: DemandAnswerPublic | None = None
+    #: The answers its publisher rejected, oldest first.
+    rejections: list[DemandRejectionPublic] = []
+    #: Block time its publisher withdrew it at (null: not withdrawn); a withdrawn demand is never overdue.
+    withdrawn_at: int | None = None
 
 
 Score = Annotated[int, Field(ge=1, le=5, strict=True)]

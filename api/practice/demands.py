@@ -1,6 +1,8 @@
 """Demand lists: a department publishes what it needs (to one department or to all), the addressee answers
 with a resource, new or existing, or declines; a demand to all is answered with a resource by a department
-holding the data, and declined by none (the contract refuses it: ``DECLINE_NEEDS_ADDRESSEE``)."""
+holding the data, and declined by none (the contract refuses it: ``DECLINE_NEEDS_ADDRESSEE``). The publisher
+rejects a resource answer that does not meet its demand (which then waits for another) and withdraws a
+demand still unanswered."""
 
 from __future__ import annotations
 
@@ -16,8 +18,9 @@ from node.audit import practice_index
 from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError
 from node.contract_errors import describe_revert
+from node.endpoint import NodeHead
 from node.practice import DemandRecord
-from node.types import DEMAND_NOTICE_S, DeclineReason, DemandAnswer, DepartmentStatus
+from node.types import DEMAND_NOTICE_S, DeclineReason, DemandAnswer, DepartmentStatus, RejectionReason
 from verifier.catalog import document_hash
 from verifier.text import iso_time
 
@@ -35,6 +38,7 @@ _ANSWERS = {
     m.DemandAnswerName.DECLINED: DemandAnswer.DECLINED,
 }
 _ANSWER_NAMES = {v: k for k, v in _ANSWERS.items()}
+_REJECTION_NAMES = {int(r): m.RejectionReasonName(r.name.lower()) for r in RejectionReason}
 
 
 class DemandService(PracticeCore):
@@ -52,6 +56,12 @@ class DemandService(PracticeCore):
             ApiError: DEMAND_NOT_FOUND (unknown at that block).
             NodeError: the node does not answer.
         """
+        record, head = self._read_record(demand_id)
+        return AtBlock(self._public(record, head.timestamp), head.number)
+
+    def _read_record(self, demand_id: int) -> tuple[DemandRecord, NodeHead]:
+        """The demand at the node's head, with its answers, rejections and withdrawal from its logs up to
+        that block, and that head (see :meth:`read_demand`)."""
         head = self.client.node_head()
         try:
             record = self.reader.demand(demand_id, block=head.number)
@@ -59,7 +69,10 @@ class DemandService(PracticeCore):
             if exc.error_name == "PracticeUnknownDemand":
                 raise ApiError("DEMAND_NOT_FOUND", f"no demand {demand_id}") from None
             raise
-        return AtBlock(self._public(record, head.timestamp), head.number)
+        answers, rejections, withdrawn = self.reader.demand_histories(demand_id, to_block=head.number).get(
+            demand_id, ([], [], None)
+        )
+        return record.with_history(answers, rejections, withdrawn), head
 
     def demands(
         self,
@@ -86,7 +99,11 @@ class DemandService(PracticeCore):
             found = practice_index.demands(index.engine, flt, cursor=page.cursor, limit=page.limit)
         except InvalidQueryError as exc:
             raise ApiError("VALIDATION_ERROR", exc.message, field=exc.field) from None
-        texts = self.texts.get_many(h for d in found.items for h in (d.text_hash, d.answer_hash))
+        texts = self.texts.get_many(
+            h
+            for d in found.items
+            for h in (d.text_hash, d.answer_hash, *(r.reason_hash for r in d.rejections))
+        )
         return Listed([self._public(d, now, texts) for d in found.items], found.next_cursor, block)
 
     def _public(
@@ -107,12 +124,24 @@ class DemandService(PracticeCore):
                 decline_code=d.decline_code or None,
                 note=texts(d.answer_hash),
             )
+        rejections = [
+            m.DemandRejectionPublic(
+                answer=_ANSWER_NAMES[r.rejected_answer.answer], answered_by=r.rejected_answer.answered_by,
+                answered_at=r.rejected_answer.answered_at, resource_id=r.rejected_answer.resource_id,
+                rejected_at=r.rejected_at, reason=_REJECTION_NAMES[r.reason_code],
+                reason_code=r.reason_code, note=texts(r.reason_hash),
+            )
+            for r in d.rejections
+        ]  # fmt: skip
+        status = "withdrawn" if d.withdrawn_at else "open" if answer is None else answer.answer.value
         return m.DemandPublic(
             id=d.demand_id, publisher=d.publisher, addressee=d.addressee or None,
-            published_at=d.published_at, due_by=d.due_by, catalog_size=d.catalog_size, overdue=d.overdue(now),
+            published_at=d.published_at, due_by=d.due_by, catalog_size=d.catalog_size,
+            # A withdrawn demand is owed by no one: not overdue, as the scorecard counts it.
+            overdue=not d.withdrawn_at and d.overdue(now),
             text_hash=as_hex(d.text_hash),
             document=None if text is None else text.document, verified=bool(text and text.verified),
-            status="open" if answer is None else answer.answer.value, answer=answer,
+            status=status, answer=answer, rejections=rejections, withdrawn_at=d.withdrawn_at or None,
         )  # fmt: skip
 
     def publish(
@@ -173,13 +202,18 @@ class DemandService(PracticeCore):
         if resumed is not None:
             return cast(m.Written[m.DemandPublic], resumed)
         me = ledger.department_id_of(principal)
-        current = self.demand(demand_id)
+        record, _head = self._read_record(demand_id)
+        _refuse_withdrawn(record)
+        current = self._public(record, 0)
         if current.answer is not None:
             raise ApiError("DEMAND_ALREADY_ANSWERED", f"demand {demand_id} was answered already")
         if (current.addressee is not None and current.addressee != me) or (
             current.addressee is None and current.publisher == me
         ):
             raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
+        if current.addressee is None and any(r.rejected_answer.answered_by == me for r in record.rejections):
+            refused = {"demandId": demand_id, "departmentId": me}
+            raise ApiError("ANSWERER_REJECTED", describe_revert("PracticeAnswererRejected", refused) or "")
         if current.addressee is None and body.answer is m.DemandAnswerName.DECLINED:
             # The contract refuses it as well (PracticeOpenDemandDeclined), but a SharingPractice deployed by
             # an older dxl and kept on upgrade takes it: refused here, its demands to no one are safe too.
@@ -193,3 +227,73 @@ class DemandService(PracticeCore):
         finish = Finish("practice.demand", demand_id)
         written = self.send(ledger, me, "answerDemand", *args, finish=finish, texts=texts)
         return cast(m.Written[m.DemandPublic], written)
+
+    def reject(
+        self, ledger: LedgerService, *, principal: Principal, demand_id: int, body: m.DemandRejectionCreate
+    ) -> m.Written[m.DemandPublic]:
+        """The publisher rejects the resource its demand was answered with.
+
+        Raises:
+            ApiError: DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY (not the publisher),
+                ANSWER_NOT_REJECTABLE (unanswered or declined), each before signing; the contract's refusal of
+                one mined later.
+        """
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.DemandPublic], resumed)
+        me = ledger.department_id_of(principal)
+        record = self._publishers(demand_id, me)
+        if record.answer not in (DemandAnswer.NEW_RESOURCE, DemandAnswer.EXISTING_RESOURCE):
+            refused = {"demandId": demand_id, "answer": int(record.answer)}
+            raise ApiError("ANSWER_NOT_REJECTABLE", describe_revert("PracticeNotRejectable", refused) or "")
+        texts = [] if body.note is None else [{"note": body.note}]
+        note = document_hash(texts[0]) if texts else ZERO32
+        code = int(RejectionReason[body.reason.upper()])
+        finish = Finish("practice.demand", demand_id)
+        written = self.send(ledger, me, "rejectAnswer", demand_id, code, note, finish=finish, texts=texts)
+        return cast(m.Written[m.DemandPublic], written)
+
+    def withdraw(
+        self, ledger: LedgerService, *, principal: Principal, demand_id: int
+    ) -> m.Written[m.DemandPublic]:
+        """The publisher withdraws its demand, still unanswered.
+
+        Raises:
+            ApiError: DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY (not the publisher),
+                DEMAND_ALREADY_ANSWERED, each before signing; the contract's refusal of one mined later.
+        """
+        resumed = ledger._resume(principal)
+        if resumed is not None:
+            return cast(m.Written[m.DemandPublic], resumed)
+        me = ledger.department_id_of(principal)
+        record = self._publishers(demand_id, me)
+        if record.answer is not DemandAnswer.NONE:
+            refused = {"demandId": demand_id, "answer": int(record.answer)}
+            message = describe_revert("PracticeDemandAnswered", refused) or ""
+            raise ApiError(
+                "DEMAND_ALREADY_ANSWERED", message + ": a resource that does not meet it is rejected first"
+            )
+        finish = Finish("practice.demand", demand_id)
+        written = self.send(ledger, me, "withdrawDemand", demand_id, finish=finish)
+        return cast(m.Written[m.DemandPublic], written)
+
+    def _publishers(self, demand_id: int, me: int) -> DemandRecord:
+        """The demand, not withdrawn and published by department ``me``: the contract's checks of a rejection
+        and a withdrawal, made before signing so that nothing is sent.
+
+        Raises:
+            ApiError: DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY.
+        """
+        record, _head = self._read_record(demand_id)
+        _refuse_withdrawn(record)
+        if record.publisher != me:
+            refused = {"demandId": demand_id, "departmentId": me}
+            raise ApiError("NOT_A_PARTY", describe_revert("PracticeNotPublisher", refused) or "")
+        return record
+
+
+def _refuse_withdrawn(record: DemandRecord) -> None:
+    """Raises: ApiError DEMAND_WITHDRAWN when its publisher withdrew ``record``."""
+    if record.withdrawn_at:
+        message = describe_revert("PracticeDemandWithdrawn", {"demandId": record.demand_id}) or ""
+        raise ApiError("DEMAND_WITHDRAWN", message)

@@ -1,6 +1,7 @@
 """Demand lists: a department publishes what data it needs; the addressed department answers with a
 catalogued resource or declines with a reason code (a demand addressed to no one is answered with a resource
-only). Every member reads the demand lists."""
+only); the publisher rejects a resource answer that does not meet the demand, or withdraws a demand still
+unanswered. Every member reads the demand lists."""
 
 from __future__ import annotations
 
@@ -81,3 +82,30 @@ def answer_demand(
     answered with a resource by any department but its publisher, and declined by none (422
     ``DECLINE_NEEDS_ADDRESSEE``): a decline by a department never asked would close it unmet for good."""
     return ledger.practice_service().answer(ledger, principal=principal, demand_id=demand_id, body=body)
+
+
+@router.post("/{demand_id}/reject", response_model=m.Written[m.DemandPublic])
+def reject_demand_answer(
+    demand_id: IdPath,
+    body: m.DemandRejectionCreate,
+    principal: DepartmentPrincipal,
+    ledger: LedgerDep,
+    _key: IdempotencyKey = None,
+) -> m.Written[m.DemandPublic]:
+    """The publisher's rejection of the resource its demand was answered with, as not meeting the demand,
+    with a reason and an optional note: the demand waits for an answer again (for a demand addressed to no
+    one, from any department but the rejected answerer: 409 ``ANSWERER_REJECTED``), the rejection shows in
+    its ``rejections``, and the rejected answer never counts as meeting it. Only the publisher (403
+    ``NOT_A_PARTY``); only an answer with a resource (409 ``ANSWER_NOT_REJECTABLE``: a decline claims
+    none)."""
+    return ledger.practice_service().reject(ledger, principal=principal, demand_id=demand_id, body=body)
+
+
+@router.post("/{demand_id}/withdraw", response_model=m.Written[m.DemandPublic])
+def withdraw_demand(
+    demand_id: IdPath, principal: DepartmentPrincipal, ledger: LedgerDep, _key: IdempotencyKey = None
+) -> m.Written[m.DemandPublic]:
+    """The publisher withdraws its demand, unanswered (409 ``DEMAND_ALREADY_ANSWERED`` otherwise: a resource
+    that does not meet it is rejected first): it takes no answer any more (409 ``DEMAND_WITHDRAWN``) and no
+    scorecard counts it against its addressee, unmet or overdue."""
+    return ledger.practice_service().withdraw(ledger, principal=principal, demand_id=demand_id)

@@ -20,10 +20,12 @@ from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, cli_error, exits_on_error
 from node.errors import DxlError
 from node.tls import tls_context
+from node.types import RejectionReason
 from verifier.text import iso_time
 
 demand_app = typer.Typer(
-    help="Demand lists: publish what data your department needs, answer demands made of it.",
+    help="Demand lists: publish what data your department needs, answer demands made of it, reject an answer "
+    "that does not meet your demand, withdraw a demand you no longer need.",
     no_args_is_help=True,
 )
 evaluation_app = typer.Typer(
@@ -133,6 +135,9 @@ def _demand_line(d: dict[str, Any], codes: Mapping[int, str]) -> str:
         state += f" (resource {answer['resource_id']})"
     elif answer.get("decline_reason"):
         state += f" ({answer['decline_reason']})"
+    rejected = d.get("rejections") or []
+    if rejected:
+        state += f"; {len(rejected)} answer{'s' if len(rejected) > 1 else ''} rejected"
     # The due date always: people plan by it, the addressee most of all before it passes.
     state += f"; {'OVERDUE: ' if d.get('overdue') else ''}due {iso_time(d['due_by'])}"
     verified = "verified" if d.get("verified") else "UNVERIFIED"
@@ -218,9 +223,53 @@ def answer_command(
     _out(written, as_json, text)
 
 
+@demand_app.command("reject")
+def reject_command(
+    demand_id: Annotated[int, typer.Argument(help="Your demand.")],
+    reason: Annotated[
+        str,
+        typer.Option(
+            help="Why the resource does not meet it: "
+            + ", ".join(r.name.lower() for r in RejectionReason)
+            + "."
+        ),
+    ],
+    note: Annotated[str | None, typer.Option(help="A note kept with the rejection.")] = None,
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Reject the resource your demand was answered with, as not meeting it: the demand waits for another
+    answer (one addressed to no department, from any department but the one rejected)."""
+    body: dict[str, Any] = {"reason": reason} | ({"note": note} if note else {})
+    with exits_on_error(as_json):
+        written = call_api(api, token, "POST", f"/demands/{demand_id}/reject", body)
+    record = written["record"]
+    line = _demand_line(record, department_codes(api, token, as_json))
+    kept = _kept_text("rejection note", (record.get("rejections") or [{}])[-1].get("note"), "note")
+    _out(written, as_json, f"rejected the answer of {line} (tx {written['transaction']['hash']})" + kept)
+
+
+@demand_app.command("withdraw")
+def withdraw_command(
+    demand_id: Annotated[int, typer.Argument(help="Your demand, not answered.")],
+    api: ApiOption = None,
+    token: TokenOption = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Withdraw a demand of your department that no one answered: it takes no answer any more, and counts
+    against no department, unmet or overdue."""
+    with exits_on_error(as_json):
+        written = call_api(api, token, "POST", f"/demands/{demand_id}/withdraw")
+    line = _demand_line(written["record"], department_codes(api, token, as_json))
+    _out(written, as_json, f"withdrew {line} (tx {written['transaction']['hash']})")
+
+
 @demand_app.command("list")
 def list_command(
-    open_only: Annotated[bool, typer.Option("--open", help="Only demands not answered yet.")] = False,
+    open_only: Annotated[
+        bool, typer.Option("--open", help="Only demands waiting for an answer (not answered, not withdrawn).")
+    ] = False,
     publisher: Annotated[
         str | None, typer.Option(help="Only this department's demands (its code, HRSS, or id).")
     ] = None,
@@ -254,6 +303,13 @@ def show_command(
         found = call_api(api, token, "GET", f"/demands/{demand_id}")
     text = _demand_line(found, department_codes(api, token, as_json)) + "\n"
     text += json.dumps(found.get("document"), ensure_ascii=False, indent=2)
+    codes = department_codes(api, token, as_json)
+    for r in found.get("rejections") or []:
+        text += (f"\nrejected: resource {r['resource_id']} of {department(codes, r['answered_by'])}, "
+                 f"{r['reason']}, at {iso_time(r['rejected_at'])}")  # fmt: skip
+        text += _kept_text("rejection note", r.get("note"), "note")
+    if found.get("withdrawn_at"):
+        text += f"\nwithdrawn by its publisher at {iso_time(found['withdrawn_at'])}"
     _out(found, as_json, text + _answer_note(found))
 
 

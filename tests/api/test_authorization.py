@@ -44,6 +44,7 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "CatalogImport": lambda: {"resources": []},
     "DemandCreate": lambda: {"document": {"title": "t", "purpose": "p", "legal_basis": "l"}, "due_by": 2**40},
     "DemandAnswerCreate": lambda: {"answer": "declined", "decline_reason": "not_held"},
+    "DemandRejectionCreate": lambda: {"reason": "incomplete"},
     "EvaluationCreate": lambda: {"delivery_id": b32(), "purpose_compliance": 3},
     "InspectionCreate": lambda: {"period_from": 1, "period_to": 2, "sample_size": 1},
     "PresentationCreate": lambda: {"delivery_id": b32(), "manifest": {}, "payload_base64": ""},

@@ -320,8 +320,9 @@ REVERT_ONLY = {
     "RECEIPT_MISMATCH", "GOVERNANCE_INVALID_THRESHOLD", "PROPOSAL_EXPIRED", "LEDGER_REJECTED",
     "RECEIPT_BATCH_OUT_OF_SEQUENCE", "RECEIPT_PROOF_INVALID",
     "UNKNOWN_GOVERNANCE_ACTION", "UNKNOWN_HASH_ALGORITHM", "CATALOG_CHANGED", "KEY_EPOCH_MISMATCH",
-    # The API validates decline reasons and score ranges before signing; the contract checks them again.
-    "UNKNOWN_DECLINE_CODE", "SCORE_OUT_OF_RANGE",
+    # The API validates decline and rejection reasons and score ranges before signing; the contract checks
+    # them again.
+    "UNKNOWN_DECLINE_CODE", "SCORE_OUT_OF_RANGE", "UNKNOWN_REJECTION_CODE",
 }  # fmt: skip
 #: Codes shown by other tests (named here so the coverage check below stays exact).
 ELSEWHERE = {
@@ -343,6 +344,9 @@ ELSEWHERE = {
     "DEMAND_ALREADY_ANSWERED": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
     "RESOURCE_UNFIT": "test_practice.py::test_demand_answered_by_a_new_resource_round_trips_...",
     "DECLINE_NEEDS_ADDRESSEE": "test_practice.py::test_a_department_never_asked_cannot_decline_a_demand_...",
+    "ANSWER_NOT_REJECTABLE": "test_practice.py::test_a_publisher_rejects_an_answer_that_does_not_meet_...",
+    "ANSWERER_REJECTED": "test_practice.py::test_a_publisher_rejects_an_answer_that_does_not_meet_its_...",
+    "DEMAND_WITHDRAWN": "test_practice.py::test_a_publisher_withdraws_a_demand_it_no_longer_needs_and_...",
     "NO_DELIVERY_UNDER_AGREEMENT": "test_practice.py::test_mutual_evaluation_after_a_delivery_once_per_...",
     "ALREADY_SCORED": "test_practice.py::test_mutual_evaluation_after_a_delivery_once_per_period",
     # Needs a 30-day evaluation period to pass on the node all tests share: refused by the contract on a

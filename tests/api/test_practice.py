@@ -27,7 +27,13 @@ from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
 from node.practice import PracticeReader
-from node.types import DEMAND_NOTICE_S, PRESENTATION_NOTICE_S, DeclineReason, new_delivery_id
+from node.types import (
+    DEMAND_NOTICE_S,
+    PRESENTATION_NOTICE_S,
+    DeclineReason,
+    RejectionReason,
+    new_delivery_id,
+)
 from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
@@ -252,6 +258,168 @@ def test_a_department_never_asked_cannot_decline_a_demand_to_no_one(api_env: Api
     query = f"/audit/scorecard?from={_iso(since)}&to={_iso(env.setup.client.head_time())}"
     received = ok(env.call("GET", query, "auditor"))["practice"]["demands_received"]
     assert (received["total"], received["met"], received["unmet_demand_ids"]) == (1, 1, [])
+
+
+def test_a_publisher_rejects_an_answer_that_does_not_meet_its_demand_and_the_holder_answers_it(
+    api_env: ApiEnv,
+) -> None:
+    """A demand addressed to no one took any department's resource, whatever it held: CIVIL answering it with
+    an unrelated resource closed it for good, the department holding the data could no longer answer, and the
+    publisher had no say. The publisher rejects such an answer with a declared reason and a note: the demand
+    is open again, to anyone but CIVIL; HRSS answers it and delivers, and only that answer meets it. The
+    rejection shows in the demand's history, on CIVIL's card and on the publisher's."""
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    demand = publish(env, "psb", None)
+    path = f"/demands/{demand['id']}"
+    unrelated = register(env, "civil")
+    ok(env.call("POST", f"{path}/answer", "civil", json={"answer": "new_resource", "resource_id": unrelated}))
+    note = {"note": f"该资源不含不动产登记信息 {demand['id']}"}
+    body = {"reason": "not_the_data_asked", **note}
+    for who, status, code in (("civil", 403, "NOT_A_PARTY"), ("hrss", 403, "NOT_A_PARTY")):
+        refused = env.call("POST", f"{path}/reject", who, json=body)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, code), refused.text
+    bad_reason = env.call("POST", f"{path}/reject", "psb", json={"reason": "dislike"})
+    assert bad_reason.status_code == 422 and bad_reason.json()["error"]["field"] == "reason", bad_reason.text
+    assert ok(env.call("GET", path, "auditor"))["answer"]["resource_id"] == unrelated
+    assert not stored_document(env, note)
+
+    rejected = ok(env.call("POST", f"{path}/reject", "psb", json=body))["record"]
+    assert (rejected["status"], rejected["answer"], rejected["overdue"]) == ("open", None, False)
+    (rejection,) = rejected["rejections"]
+    assert {k: rejection[k] for k in ("answer", "answered_by", "resource_id", "reason", "reason_code")} == {
+        "answer": "new_resource", "answered_by": env.departments["CIVIL"], "resource_id": unrelated,
+        "reason": "not_the_data_asked", "reason_code": int(RejectionReason.NOT_THE_DATA_ASKED),
+    }  # fmt: skip
+    assert rejection["note"]["document"] == note and rejection["note"]["verified"] is True
+    assert rejection["rejected_at"] >= rejection["answered_at"]
+    ok(env.call("POST", "/audit/index", "auditor"))
+    waiting = ok(env.call("GET", "/demands?open=true&publisher=PSB", "auditor"))
+    assert demand["id"] in [d["id"] for d in waiting]
+    listed = next(
+        d for d in ok(env.call("GET", "/demands?publisher=PSB", "auditor")) if d["id"] == demand["id"]
+    )
+    assert listed["rejections"] == rejected["rejections"] and listed["status"] == "open"
+
+    again = env.call(
+        "POST", f"{path}/answer", "civil", json={"answer": "new_resource", "resource_id": unrelated}
+    )
+    assert (again.status_code, again.json()["error"]["code"]) == (409, "ANSWERER_REJECTED"), again.text
+    nothing = env.call("POST", f"{path}/reject", "psb", json={"reason": "incomplete"})
+    assert (nothing.status_code, nothing.json()["error"]["code"]) == (409, "ANSWER_NOT_REJECTABLE"), (
+        nothing.text
+    )
+
+    held = register(env, "hrss")
+    ok(env.call("POST", f"{path}/answer", "hrss", json={"answer": "new_resource", "resource_id": held}))
+    agreement = concluded(env, request_access(env, "psb", held), "hrss", "psb")
+    delivery_between(env, "hrss", "psb", grant_under(env, "hrss", agreement))
+    pass_time(env, 2)
+    window = f"from={_iso(since)}&to={_iso(env.setup.client.head_time())}"
+
+    def card(code: str) -> dict[str, Any]:
+        got = ok(env.call("GET", f"/audit/scorecard?department={code}&{window}", "auditor"))
+        return dict(got["practice"])
+
+    hrss, civil, psb = card("HRSS"), card("CIVIL"), card("PSB")
+    assert (hrss["demands_received"]["total"], hrss["demands_received"]["met"]) == (1, 1)
+    assert civil["demands_received"]["total"] == 0
+    assert civil["demand_answers_rejected"] == {"total": 1, "demand_ids": [demand["id"]]}
+    assert (psb["demands_published"]["met"], psb["demands_published"]["answers_rejected"]) == (1, 1)
+
+
+def test_a_publisher_withdraws_a_demand_it_no_longer_needs_and_it_counts_against_no_one(
+    api_env: ApiEnv,
+) -> None:
+    """A demand its publisher no longer needed stayed open, then overdue and unmet on its addressee's card
+    for good. Its publisher withdraws it, unanswered: it takes no answer, reads withdrawn and not overdue, and
+    no card counts it against the addressee. An answered demand is not withdrawn (a resource that does not
+    meet it is rejected first), nor is another department's."""
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    demand = publish(env, "civil", "hrss")
+    path = f"/demands/{demand['id']}"
+    other = env.call("POST", f"{path}/withdraw", "hrss")
+    assert (other.status_code, other.json()["error"]["code"]) == (403, "NOT_A_PARTY"), other.text
+    pass_past(env, demand["due_by"])
+    assert ok(env.call("GET", path, "auditor"))["overdue"] is True
+    code, withdrawn = _cli(env, "civil", "demand", "withdraw", str(demand["id"]))
+    assert code == 0, withdrawn
+    record = withdrawn["record"]
+    assert (record["status"], record["overdue"], record["answer"]) == ("withdrawn", False, None)
+    assert record["withdrawn_at"] >= demand["published_at"]
+    for who, method, suffix, json_body, status, error in (
+        (
+            "hrss",
+            "POST",
+            "answer",
+            {"answer": "declined", "decline_reason": "not_held"},
+            409,
+            "DEMAND_WITHDRAWN",
+        ),
+        ("civil", "POST", "withdraw", None, 409, "DEMAND_WITHDRAWN"),
+        ("civil", "POST", "reject", {"reason": "incomplete"}, 409, "DEMAND_WITHDRAWN"),
+    ):
+        refused = env.call(method, f"{path}/{suffix}", who, json=json_body)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (status, error), refused.text
+    code, out = _cli(env, "hrss", "demand", "answer", str(demand["id"]), "--decline", "not_held")
+    assert code == 2 and out["error"] == "DEMAND_WITHDRAWN", out
+    ok(env.call("POST", "/audit/index", "auditor"))
+    assert demand["id"] not in [d["id"] for d in ok(env.call("GET", "/demands?open=true", "auditor"))]
+    pass_time(env, 2)  # a card evaluates up to its end's second before: the withdrawal's is inside
+    window = f"from={_iso(since)}&to={_iso(env.setup.client.head_time())}"
+    card = ok(env.call("GET", f"/audit/scorecard?department=HRSS&{window}", "auditor"))["practice"]
+    assert (card["demands_received"]["total"], card["demands_received"]["overdue_demand_ids"]) == (0, [])
+    published = ok(env.call("GET", f"/audit/scorecard?department=CIVIL&{window}", "auditor"))["practice"]
+    assert published["demands_published"] == {"total": 1, "met": 0, "withdrawn": 1, "answers_rejected": 0}
+
+    answered = publish(env, "civil", "hrss")
+    ok(env.call("POST", f"/demands/{answered['id']}/answer", "hrss",
+                json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    refused = env.call("POST", f"/demands/{answered['id']}/withdraw", "civil")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (409, "DEMAND_ALREADY_ANSWERED"), (
+        refused.text
+    )
+    declined = env.call("POST", f"/demands/{answered['id']}/reject", "civil", json={"reason": "incomplete"})
+    assert (declined.status_code, declined.json()["error"]["code"]) == (409, "ANSWER_NOT_REJECTABLE")
+
+
+def test_an_addressee_rejected_answers_again_and_the_cli_shows_the_rejection(api_env: ApiEnv) -> None:
+    """The addressee is the one department a demand asks: its rejected answer leaves it free to answer
+    again. ``dxl demand reject`` records the rejection and its note, ``dxl demand show`` lists it."""
+    env = api_env
+    demand = publish(env, "psb", "hrss")
+    wrong, right = register(env, "hrss"), register(env, "hrss")
+    path = f"/demands/{demand['id']}"
+    ok(env.call("POST", f"{path}/answer", "hrss", json={"answer": "new_resource", "resource_id": wrong}))
+    code, rejected = _cli(env, "psb", "demand", "reject", str(demand["id"]), "--reason", "incomplete",
+                          "--note", "缺少抵押状态字段")  # fmt: skip
+    assert code == 0, rejected
+    assert rejected["record"]["rejections"][0]["note"]["document"] == {"note": "缺少抵押状态字段"}
+    code, bad = _cli(env, "psb", "demand", "reject", str(demand["id"]), "--reason", "incomplete")
+    assert code == 2 and bad["error"] == "ANSWER_NOT_REJECTABLE", bad
+    ok(env.call("POST", f"{path}/answer", "hrss", json={"answer": "new_resource", "resource_id": right}))
+    from tests.cli import dxl
+
+    code, out, err = dxl(
+        "demand", "show", str(demand["id"]), "--api", env.url, "--token", env.tokens["demo-psb"]
+    )
+    assert code == 0, err
+    assert f"new_resource (resource {right}); 1 answer rejected" in out, out
+    assert f"rejected: resource {wrong} of HRSS, incomplete" in out, out
+    assert "rejection note: 缺少抵押状态字段 (text verified)" in out, out
+
+
+def test_rejection_codes_are_declared_once(api_env: ApiEnv) -> None:
+    from node.deploy import practice_client
+
+    bound = practice_client(api_env.setup.client.endpoint, api_env.settings.home).call("rejectionCodeMax")
+    assert bound == max(RejectionReason) == len(RejectionReason)
+    from api.models import RejectionReasonName
+
+    assert [r.value for r in RejectionReasonName] == [r.name.lower() for r in RejectionReason]
 
 
 def test_decline_codes_are_declared_once(api_env: ApiEnv) -> None:

@@ -268,8 +268,8 @@ def test_rejectAnswer_openDemand_anUnfitAnswerIsRejected_theHolderAnswersIt(prac
     assert (ev["demandId"], ev["answeredBy"], ev["resourceId"], ev["reasonCode"], ev["reasonHash"]) == (
         demand, civil.id, unrelated, RejectionReason.NOT_THE_DATA_ASKED, TEXT)  # fmt: skip
     stored = practice.demand(demand)
-    assert (stored.answer, stored.answered_by, stored.answered_at, stored.resource_id, stored.answer_hash) == (
-        DemandAnswer.NONE, 0, 0, 0, ZERO)  # fmt: skip
+    cleared = (stored.answer, stored.answered_by, stored.answered_at, stored.resource_id, stored.answer_hash)
+    assert cleared == (DemandAnswer.NONE, 0, 0, 0, ZERO)
     assert practice.call("answerRejected", demand, civil.id) is True
     assert practice.call("answerRejected", demand, psb.id) is False
     with reverts("PracticeAnswererRejected", demandId=demand, departmentId=civil.id):
