@@ -2184,6 +2184,54 @@ def test_a_publishers_audit_report_holds_the_answer_to_its_demand(api_env: ApiEn
     assert code == 0 and ": report verified" in out, out + err
 
 
+def test_an_audit_report_holds_rejections_and_withdrawals_and_verify_rechecks_them(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """A rejection concerns the rejected answerer as much as the publisher, a withdrawal the addressee as
+    much: each one's report carries the row (a demand to no one's answerer is no party to its publication),
+    and `dxl audit verify` re-derives them and names a changed reason code."""
+    from tests.cli import dxl
+
+    env = api_env
+    pass_time(env, 2)
+    since = env.setup.client.head_time()
+    to_no_one, to_samr = publish(env, "health", None), publish(env, "health", "samr")
+    unfit = register(env, "civil")
+    ok(env.call("POST", f"/demands/{to_no_one['id']}/answer", "civil",
+                json={"answer": "new_resource", "resource_id": unfit}))  # fmt: skip
+    ok(env.call("POST", f"/demands/{to_no_one['id']}/reject", "health", json={"reason": "not_current"}))
+    ok(env.call("POST", f"/demands/{to_samr['id']}/withdraw", "health"))
+    ok(env.call("POST", "/audit/index", "auditor"))
+    rpc = env.settings.rpc_url or env.setup.client.endpoint.rpc_url
+    for code_, expected in (
+        ("CIVIL", ["DemandAnswered", "DemandAnswerRejected"]),
+        ("SAMR", ["DemandPublished", "DemandWithdrawn"]),
+    ):
+        out_dir = tmp_path / code_
+        code, out, err = dxl("audit", "report", "--out", out_dir, "--department", code_,
+                             "--from", _iso(since), "--to", "2200-01-01")  # fmt: skip
+        assert code == 0, err
+        report = json.loads((out_dir / "report.json").read_text())
+        rows = [r for r in report["practice"]["rows"] if r["event"].startswith("Demand")]
+        assert [r["event"] for r in rows] == expected, rows
+        code, out, err = dxl("audit", "verify", out_dir / "report.json", "--rpc", rpc)
+        assert code == 0 and ": report verified" in out, out + err
+    rejected = next(r for r in report_rows(tmp_path / "CIVIL") if r["event"] == "DemandAnswerRejected")
+    assert rejected["fields"]["reasonCode"] == int(RejectionReason.NOT_CURRENT)
+    report = json.loads((tmp_path / "CIVIL" / "report.json").read_text())
+    for row in report["practice"]["rows"]:
+        if row["event"] == "DemandAnswerRejected":
+            row["fields"]["reasonCode"] = int(RejectionReason.INCOMPLETE)
+    (tmp_path / "CIVIL" / "report.json").write_text(json.dumps(report))
+    code, out, _ = dxl("audit", "verify", tmp_path / "CIVIL" / "report.json", "--rpc", rpc)
+    assert code == 1 and "reasonCode" in out, out
+
+
+def report_rows(out_dir: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads((out_dir / "report.json").read_text())["practice"]["rows"]
+    return rows
+
+
 def test_demand_met_is_the_chains_figure_end_to_end(api_env: ApiEnv) -> None:
     """Five demands of one period: answered with a new resource then delivered to the publisher (met); with an
     existing resource delivered before the answer, and after it to another department only (not met);

@@ -57,6 +57,23 @@ def test_the_readme_states_the_ledgers_code_size_and_room_left_of_each_build() -
     )
 
 
+def test_the_readme_states_the_practice_contracts_code_size_and_room_left_of_each_build() -> None:
+    """``SharingPractice`` grows with each practice the ledger serves: the README's figures are the committed
+    artifacts', and each build fits under the limit."""
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    sizes = {
+        profile.name: (
+            len(compiler.load_artifact("SharingPractice", profile.artifacts_dir).deployed_bytecode) - 2
+        )
+        // 2
+        for profile in compiler.PROFILES
+    }
+    cancun, london = sizes["cancun"], sizes["london"]
+    assert london < EIP170_LIMIT and cancun < EIP170_LIMIT
+    assert f"`SharingPractice` runtime code is {cancun:,} bytes ({london:,} in the London build)" in readme
+    assert f"{EIP170_LIMIT - cancun:,} ({EIP170_LIMIT - london:,}) under the 24,576-byte limit" in readme
+
+
 def test_the_london_build_has_the_cancun_abi_and_other_code() -> None:
     """Same sources, same interface: clients built on one ABI talk to either build; only the code differs
     (no PUSH0, OpenZeppelin 5.0.2 instead of 5.7.0)."""
