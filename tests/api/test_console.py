@@ -479,6 +479,18 @@ def test_walk_an_exchange_from_the_catalog_to_its_timeline_and_verify_its_files(
     for column in terms["document"]["csvw:column"]:
         assert column["csvw:name"] in shown
     assert "仅用于医保结算资格核验，到期删除" in shown and "distribute" in shown
+    # Durations and actions in words, the signed value beside a duration: "PT4H" and "use" read as codes,
+    # in Chinese too.
+    document = terms["document"]
+    assert (document["odrl:delayPeriod"], document["odrl:prohibition"]) == ("PT4H", ["distribute"])
+    assert "every 1 day (P1D)" in shown and "4 hours (PT4H)" in shown
+    page.select_option("#lang", "zh")
+    page.wait_for_selector("main [data-ready] #terms")
+    shown = page.inner_text("#terms")
+    assert "每 1 天（P1D）" in shown and "4 小时（PT4H）" in shown and "分发（向外共享）" in shown
+    assert "PT4H\n" not in shown and "\ndistribute" not in shown
+    page.select_option("#lang", "en")
+    page.wait_for_selector("main [data-ready] #terms")
     batch = page.locator("#timeline .step[data-event=ReceiptBatchAnchored]")
     assert scenario.receipt_batch["root"][:10] in batch.inner_text()
     batch.locator("summary").click()

@@ -23,6 +23,27 @@ export function shareTypeLabel(value) {
   return t(`share.${value}`);
 }
 
+// The terms' durations (ISO 8601, as api/models.py's Duration takes them) in words, the value signed beside them.
+const DURATION = /^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$/;
+const DURATION_UNITS = ["year", "month", "week", "day", "hour", "minute", "second"];
+
+/** An ISO 8601 duration in words with the value beside them ("4 hours (…)"); a value not of that form as it is. */
+export function durationText(iso) {
+  const found = DURATION.exec(iso ?? "");
+  if (!found) return iso;
+  const parts = DURATION_UNITS.flatMap((unit, i) => {
+    if (found[i + 1] === undefined) return [];
+    const n = Number(found[i + 1]);
+    return [t(`duration.${unit}${n === 1 ? "" : "s"}`, { n })];
+  });
+  return t("duration.shown", { text: parts.join(t("app.listSeparator")), iso });
+}
+
+/** One of the ODRL actions the terms permit or prohibit (api/models.py's OdrlAction), in the user's words. */
+export function actionLabel(action) {
+  return t(`action.${action}`) === `action.${action}` ? action : t(`action.${action}`);
+}
+
 export function statusBadge(status) {
   return h("span", { class: `badge status-${String(status).toLowerCase()}` }, t(`status.${String(status).toLowerCase()}`));
 }

@@ -4,7 +4,7 @@
 import { api, ApiError, every, history } from "../api.js";
 import { add, describeError, errorBox, fill, h, mono, paged, pagedTable, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
+import { actionLabel, departmentsById, deptLabel, durationText, idArg, statusBadge } from "./common.js";
 
 const PHASE = {
   AccessRequested: "request",
@@ -95,17 +95,17 @@ function termsView(terms) {
   if (!terms) return h("section", { id: "terms", "data-verified": "none" }, head, h("p", { class: "muted" }, t("terms.none")));
   const doc = terms.document || {};
   const duty = doc["odrl:duty"] || {};
-  const list = (v) => (Array.isArray(v) ? v.join(", ") : v);
+  const list = (v) => (Array.isArray(v) ? v.map(actionLabel).join(t("app.listSeparator")) : v);
   const rows = [
     [t("terms.fields"), (doc["csvw:column"] || []).map((c) => c["csvw:name"]).join(", ")],
     [t("terms.purpose"), doc["odrl:purpose"]],
     [t("resource.legalBasis"), doc["dcatap:applicableLegislation"]],
     [t("terms.format"), doc["dcat:mediaType"]],
-    [t("resource.periodicity"), doc["dct:accrualPeriodicity"]],
-    [t("terms.maxDelay"), doc["odrl:delayPeriod"]],
+    [t("resource.periodicity"), doc["dct:accrualPeriodicity"] && t("terms.every", { period: durationText(doc["dct:accrualPeriodicity"]) })],
+    [t("terms.maxDelay"), doc["odrl:delayPeriod"] && durationText(doc["odrl:delayPeriod"])],
     [t("terms.permitted"), list(doc["odrl:permission"])],
     [t("terms.prohibited"), list(doc["odrl:prohibition"]) || t("terms.nothing")],
-    [t("terms.retention"), doc["dxl:retentionDays"] == null ? null : t("terms.days", { n: doc["dxl:retentionDays"] })],
+    [t("terms.retention"), doc["dxl:retentionDays"] == null ? null : t(doc["dxl:retentionDays"] === 1 ? "terms.day" : "terms.days", { n: doc["dxl:retentionDays"] })],
     [t("terms.providerDuty"), duty["odrl:assigner"]],
     [t("terms.consumerDuty"), duty["odrl:assignee"]],
   ].filter(([, v]) => v != null && v !== "");
