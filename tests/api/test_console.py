@@ -771,6 +771,20 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert by_type and all(
         f"{x['shared']}/{x['total']} ({x['rate'] * 100:.1f}%)" in shown for x in by_type.values()
     )
+    # Every demand received is accounted for: answered with a resource (met once it is delivered), declined or
+    # not answered yet (an answered demand not yet met counted as received, and as none of the others).
+    demands = card["practice"]["demands_received"]
+    bars = page.eval_on_selector_all(
+        "#score-practice svg.chart:first-of-type g.bar",
+        "g => g.map(x => [x.querySelector('.label').textContent, x.querySelector('.value').textContent])",
+    )
+    assert bars == [
+        ["demands received", str(demands["total"])],
+        ["answered with a resource", str(demands["new_resource"] + demands["existing_resource"])],
+        ["met (delivered since)", str(demands["met"])], ["declined", str(demands["declined"])],
+        ["not answered yet", str(demands["open"])], ["overdue", str(demands["overdue"])],
+    ]  # fmt: skip
+    assert demands["existing_resource"] > demands["met"]  # HRSS's answer to HEALTH, delivered before it
     with page.expect_download() as download:
         page.click("#export-csv")
     raw = Path(download.value.path()).read_bytes()

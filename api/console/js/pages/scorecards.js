@@ -100,10 +100,14 @@ function practice(p) {
   const score = (label, v) => ({ label, value: v ?? 0, text: v === null || v === undefined ? "—" : v.toFixed(2), cls: "good" });
   return h("figure", { class: "card", id: "score-practice" },
     h("figcaption", {}, t("score.practice")),
+    // Every demand received is answered with a resource, declined or not answered yet; one answered with a
+    // resource is met once that resource is delivered to its publisher.
     bars([
       { label: t("score.demandsReceived"), value: received.total },
+      { label: t("score.demandsAnswered"), value: received.new_resource + received.existing_resource },
       { label: t("score.demandsMet"), value: received.met, cls: "good" },
       { label: t("status.declined"), value: received.declined, cls: "bad" },
+      { label: t("score.demandsOpen"), value: received.open },
       { label: t("score.demandsOverdue"), value: received.overdue, cls: "bad" },
     ], { title: t("score.demandsReceived") }),
     bars([
