@@ -43,7 +43,13 @@ from verifier.onchain import (
     contract_chain_id,
     payload_check,
 )
-from verifier.receipts import Receipt, ReceiptProof, undeliverable_fields, verify_receipt_proof
+from verifier.receipts import (
+    Receipt,
+    ReceiptProof,
+    same_stated,
+    undeliverable_fields,
+    verify_receipt_proof,
+)
 from verifier.rpc import DEFAULT_TIMEOUT_S, SET_ONCE, JsonRpc, RpcError, data
 from verifier.text import counted
 from verifier.verify import Anchor, Finding, Verdict, untrusted
@@ -232,6 +238,9 @@ def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
     refused = undeliverable_fields(r, int(provider))
     if refused:
         return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, _undeliverable(r, refused[0], provider))
+    contradicted = _stated_otherwise(proof, chain, reader)
+    if contradicted is not None:
+        return _verdict(proof, chain, ReceiptVerdictStatus.MISMATCH, contradicted)
     if reader.call("receiptDisputed", r.grant_id, proof.sequence):
         return _verdict(
             proof, chain, ReceiptVerdictStatus.DISPUTED, "the consumer disputed this receipt on chain"
@@ -242,6 +251,34 @@ def check_receipt(proof: ReceiptProof, reader: AnchorsReader) -> ReceiptVerdict:
     return _verdict(
         proof, chain, ReceiptVerdictStatus.ANCHORED, "anchored: the proof leads to the batch's root"
     )
+
+
+def _stated_otherwise(proof: ReceiptProof, chain: dict[str, Any], reader: AnchorsReader) -> str | None:
+    """What the answer the proof came with states of its batch otherwise than the chain: its parties (the
+    anchored batch's) and where it was anchored (its ``ReceiptBatchAnchored`` log); None if nothing. An answer
+    naming another consumer, or another transaction and block, was ANCHORED: the proof proves the receipt,
+    not what is said beside it.
+
+    Raises:
+        ChainCheckError: the node fails.
+    """
+    stated = proof.stated
+    if stated is None:
+        return None
+    on_chain: list[tuple[str, Any, Any]] = [
+        ("provider", stated.provider, int(chain["provider"])),
+        ("consumer", stated.consumer, int(chain["consumer"])),
+    ]
+    if stated.tx_hash is not None or stated.block_number is not None:
+        where = reader.anchoring(proof.receipt.grant_id, proof.first_sequence) or {}
+        on_chain += [
+            ("batch tx_hash", stated.tx_hash, where.get("tx_hash")),
+            ("batch block_number", stated.block_number, where.get("block_number")),
+        ]
+    for name, said, holds in on_chain:
+        if said is not None and not same_stated(said, holds):
+            return f"the answer states {name} {said!r}, the chain {holds!r}"
+    return None
 
 
 def _undeliverable(r: Receipt, refused: str, provider: int) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from verifier.delivery_ids import delivery_id_provider
@@ -238,6 +238,27 @@ def batch_root(leaf_hashes: Sequence[bytes]) -> bytes:
 
 
 @dataclass(frozen=True)
+class StatedAnchoring:
+    """What a ``GET /receipts/{id}`` answer states of its receipt's batch beside the proof, which the proof
+    does not prove and the chain does: the batch's parties and where it was anchored, each as the answer
+    writes it (None where it states nothing). :func:`verifier.receipt_check.check_receipt` holds them to the
+    chain."""
+
+    provider: Any = None
+    consumer: Any = None
+    tx_hash: Any = None
+    block_number: Any = None
+
+    @classmethod
+    def of(cls, answer: dict[str, Any]) -> StatedAnchoring:
+        batch = answer.get("batch")
+        batch = batch if isinstance(batch, dict) else {}
+        return cls(
+            answer.get("provider"), answer.get("consumer"), batch.get("tx_hash"), batch.get("block_number")
+        )
+
+
+@dataclass(frozen=True)
 class ReceiptProof:
     """A receipt with what proves it: its batch (grant, first sequence, leaf count, root) and its audit path.
 
@@ -252,6 +273,9 @@ class ReceiptProof:
     leaf_count: int
     root: bytes
     proof: tuple[bytes, ...]
+    #: What the answer the proof was read from states of its batch (:meth:`from_answer`); None for a bare
+    #: proof.
+    stated: StatedAnchoring | None = field(default=None, compare=False)
 
     @property
     def sequence(self) -> int:
@@ -289,7 +313,7 @@ class ReceiptProof:
                 raise InvalidProofError("the receipt has no proof yet: its batch is not anchored")
             proof = cls.from_json(raw["proof"])
             proof._hold_answer(raw, anchors)
-            return proof
+            return replace(proof, stated=StatedAnchoring.of(raw))
         return cls.from_json(raw)
 
     def _hold_answer(self, answer: dict[str, Any], anchors: str | None) -> None:
@@ -313,12 +337,12 @@ class ReceiptProof:
             ("batch root", batch, "root", "0x" + self.root.hex()),
         ]
         for name, where, key, value in proven:
-            if key in where and not _same(where[key], value):
+            if key in where and not same_stated(where[key], value):
                 raise InvalidProofError(
                     f"the answer states {name} {where[key]!r}, its proof {value!r}: the proof is not of the "
                     "receipt the answer states"
                 )
-        if anchors is not None and "anchors" in answer and not _same(answer["anchors"], anchors):
+        if anchors is not None and "anchors" in answer and not same_stated(answer["anchors"], anchors):
             raise InvalidProofError(
                 f"the answer names the receipt anchors {answer['anchors']!r}, the proof is checked against "
                 f"{anchors}: the answer is of another contract's receipt"
@@ -358,7 +382,7 @@ class ReceiptProof:
             raise InvalidProofError(f"receipt proof lacks or mangles {e}") from None
 
 
-def _same(stated: Any, value: Any) -> bool:
+def same_stated(stated: Any, value: Any) -> bool:
     """A field an answer states against the proof's: hex and addresses in any casing, numbers as numbers
     (``True`` is not 1)."""
     if isinstance(stated, str) and isinstance(value, str):

@@ -526,6 +526,41 @@ def test_receipt_answer_carrying_another_receipts_proof_is_refused(
     }
 
 
+#: What a receipt's answer states that the chain cannot confirm or deny: the service's status of it and the
+#: time its journal accepted it.
+SERVICE_ONLY = {("status",), ("accepted_at",), ("error",)}
+
+
+def test_any_value_a_receipt_answer_states_edited_fails_the_check(
+    api_env: ApiEnv, exchange: dict[str, Any]
+) -> None:
+    """Each value of a whole ``GET /receipts/{id}`` answer edited alone, as ``dxl verify-receipt`` reads the
+    file: refused naming the field, or MISMATCH / NOT_ANCHORED, never ANCHORED or ACKNOWLEDGED, but for what
+    only the service knows (:data:`SERVICE_ONLY`). The batch's parties and where it was anchored
+    (``provider``, ``consumer``, ``batch.tx_hash``, ``batch.block_number``) were not compared with the chain:
+    an answer naming another consumer, or another transaction and block, was ANCHORED."""
+    (_, first), _, _ = exchange["batches"]
+    answer = first[2]
+    reader = AnchorsReader(str(api_env.settings.rpc_url), exchange["anchors"])
+    assert check_receipt(ReceiptProof.from_answer(answer, anchors=exchange["anchors"]), reader).status.ok
+    passed = []
+    for path in _scalars(answer):
+        forged = copy.deepcopy(answer)
+        holder = forged
+        for key in path[:-1]:
+            holder = holder[key]
+        if path in SERVICE_ONLY:
+            continue
+        holder[path[-1]] = other(holder[path[-1]])
+        try:
+            verdict = check_receipt(ReceiptProof.from_answer(forged, anchors=exchange["anchors"]), reader)
+        except ProofError:
+            continue
+        if verdict.status.ok:
+            passed.append(path)
+    assert not passed
+
+
 def _scalars(value: Any, at: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """The path of every number and string in a JSON value."""
     if isinstance(value, dict):
