@@ -764,6 +764,8 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     c = console("auditor")
     page = c.open("scorecards?department=HRSS")
     card = ok(api_env.call("GET", "/audit/scorecard?department=HRSS", "auditor"))
+    # No From day: the card counts from the ledger's first block, and says so (it read "HRSS: ... - now").
+    assert page.inner_text("#score-title") == "HRSS: everything up to now"
     assert page.inner_text("#share-rate") == f"{card['catalog_shared']['rate'] * 100:.1f}%"
     assert page.eval_on_selector_all("#scorecard svg.chart", "s => s.length") >= 6
     by_type = card["catalog_shared"]["by_share_type"]

@@ -166,7 +166,8 @@ export default {
     const printButton = h("button", { type: "button", id: "print", class: "secondary" }, t("score.print"));
     printButton.addEventListener("click", () => window.print());
     fill(body,
-      h("h2", { id: "score-title" }, t("score.heading", { name, from: from.value || "…", to: to.value || t("score.now") })),
+      // Without a From day the card counts from the ledger's first block.
+      h("h2", { id: "score-title" }, t(from.value ? "score.heading" : "score.headingUpTo", { name, from: from.value, to: to.value || t("score.now") })),
       h("p", { class: "no-print" }, csvButton, " ", printButton, " ", h("span", { class: "muted" }, t("score.printHint"))),
       charts(card, depts),
       h("details", { class: "no-print" }, h("summary", {}, t("score.allIndicators")),

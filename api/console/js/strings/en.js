@@ -220,6 +220,7 @@ export default {
   "score.to": "To (UTC day, included)",
   "score.show": "Show",
   "score.now": "now",
+  "score.headingUpTo": "{name}: everything up to {to}",
   "score.heading": "{name}: {from} – {to}",
   "score.exportCsv": "Export CSV",
   "score.print": "Print / PDF",

@@ -220,6 +220,7 @@ export default {
   "score.to": "截止（UTC 日期，含当日）",
   "score.show": "查看",
   "score.now": "现在",
+  "score.headingUpTo": "{name}：截至{to}的全部记录",
   "score.heading": "{name}：{from} – {to}",
   "score.exportCsv": "导出 CSV",
   "score.print": "打印 / PDF",
