@@ -1522,6 +1522,11 @@ def test_every_page_keeps_to_a_phones_width_and_a_timelines_steps_to_one_edge(
         assert page.evaluate("document.documentElement.scrollWidth <= innerWidth"), (hash_, wide)
         c.shot(f"phone-{hash_.split('/')[0].split('?')[0]}")
     page.set_viewport_size({"width": 1280, "height": 480})
+    # A resource's facts, the entry's and its catalog document's, have their values at one edge (the
+    # document's were a list of their own, their values at another edge).
+    c.open(f"resource/{resource}")
+    values = page.eval_on_selector_all("main dl.facts dd", "d => d.map(x => x.getBoundingClientRect().left)")
+    assert len(values) > 6 and len(set(values)) == 1, values
     c.open(timeline)
     edges = page.eval_on_selector_all(
         "#timeline .step",

@@ -5,8 +5,10 @@ import { add, h, mono, pagedTable, table, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { departmentsById, deptLabel, idArg, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
 
-function documentView(doc) {
-  if (!doc) return h("p", { class: "muted" }, t("resource.noDocument"));
+// The catalog document's facts, listed with the entry's own so that every value starts at one edge (two lists
+// aligned their values apart); then its fields.
+function documentFacts(doc) {
+  if (!doc) return [];
   const contact = doc["dcat:contactPoint"] || {};
   const rows = [
     [t("resource.description"), doc["dct:description"]],
@@ -16,8 +18,12 @@ function documentView(doc) {
     [t("resource.accessRights"), doc["dct:accessRights"]],
     [t("resource.contact"), [contact["vcard:fn"], contact["vcard:hasEmail"]].filter(Boolean).flatMap((v, i) => (i ? [" · ", theirs(v)] : [theirs(v)]))],
   ].filter(([, v]) => (Array.isArray(v) ? v.length : v));
+  return rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]);
+}
+
+function columnsView(doc) {
+  if (!doc) return h("p", { class: "muted" }, t("resource.noDocument"));
   return h("div", {},
-    h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("h3", {}, t("resource.columns")),
     table([
       [t("resource.column"), (c) => h("code", {}, c["csvw:name"])],
@@ -44,8 +50,9 @@ export default {
         h("dt", {}, t("catalog.sensitivity")), h("dd", {}, r.sensitivity),
         h("dt", {}, t("resource.metadataHash")), h("dd", {}, mono(r.metadata_hash, 14), " ",
           r.verified ? h("span", { class: "ok" }, "✓ " + t("catalog.documentMatches")) : h("span", { class: "muted" }, t("catalog.noDocument"))),
-        h("dt", {}, t("resource.schemaHash")), h("dd", {}, mono(r.schema_hash, 14))),
-      documentView(r.metadata));
+        h("dt", {}, t("resource.schemaHash")), h("dd", {}, mono(r.schema_hash, 14)),
+        documentFacts(r.metadata)),
+      columnsView(r.metadata));
     const exchanges = ["GET /agreements", "GET /grants", "GET /deliveries", "GET /audit/history"];
     if (!caps.canAll(exchanges)) {
       add(view, h("p", { class: "muted", id: "exchanges-hidden" }, t("resource.exchangesNotForRole")));
