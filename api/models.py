@@ -68,6 +68,15 @@ _BIDI_CONTROLS = frozenset({"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FS
 RESTORING = "restoring"
 
 
+#: Unicode categories of characters that show nothing: white space and separators, controls, and format
+#: characters (a zero-width space, a joiner, a soft hyphen, a word joiner).
+_SHOWS_NOTHING = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
+
+
+def _shows_something(value: str) -> bool:
+    return any(unicodedata.category(c) not in _SHOWS_NOTHING for c in value)
+
+
 def _restoring(info: ValidationInfo) -> bool:
     return bool(info.context and info.context.get(RESTORING))
 
@@ -78,9 +87,10 @@ def _no_bidi_controls(value: str, info: ValidationInfo) -> str:
     if _restoring(info):
         return value
     # A purpose, a legal basis or a note of spaces and line breaks states none: refused as an empty one is,
-    # and an optional text is left out rather than sent blank.
-    if not value.strip():
-        raise ValueError("the text is empty or white space alone")
+    # and an optional text is left out rather than sent blank. So does one of characters that show nothing
+    # (zero-width spaces), which a reader sees as blank.
+    if not _shows_something(value):
+        raise ValueError("the text is empty or white space alone (or characters that show nothing)")
     bad = next((c for c in value if unicodedata.bidirectional(c) in _BIDI_CONTROLS), None)
     if bad is not None:
         raise ValueError(
@@ -108,6 +118,9 @@ def _one_plain_line(value: str, info: ValidationInfo) -> str:
     # Spaces around a name are not seen: "PSB " read as "PSB", and a name of spaces alone as none.
     if value != value.strip():
         raise ValueError("one line of visible text: it begins or ends with a space")
+    # The joiners alone are taken above but show nothing: a name or title of them reads as none.
+    if not _shows_something(value):
+        raise ValueError("one line of visible text: it shows nothing")
     return value
 
 

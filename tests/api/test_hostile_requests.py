@@ -362,6 +362,8 @@ def test_an_idle_connection_outlives_a_pooling_clients_own_expiry(tmp_path: Path
         "Trailing space ",
         "\u3000Ideographic space",
         "   ",
+        "\u200d",
+        "\u200c\u200d",
     ],
     ids=[
         "right-to-left-override",
@@ -375,6 +377,8 @@ def test_an_idle_connection_outlives_a_pooling_clients_own_expiry(tmp_path: Path
         "trailing-space",
         "leading-ideographic-space",
         "blank",
+        "joiner-alone",
+        "joiners-alone",
     ],
 )
 def test_a_department_name_that_would_read_otherwise_is_refused_and_nothing_proposed(

@@ -457,10 +457,16 @@ def test_bad_demands_are_refused(api_env: ApiEnv, body: dict[str, Any], status: 
      ("legal_basis", "《条例》\u202b第十二条", "U+202B is a bidirectional control"),
      ("fields", ["身份证号", "抵押\n状态"], "one line of visible text"),
      ("purpose", "   ", "white space alone"), ("legal_basis", "\u3000\n", "white space alone"),
-     ("description", "", "white space alone")],
+     ("description", "", "white space alone"),
+     # Characters that show nothing state nothing either: a purpose of zero-width spaces read as none.
+     ("purpose", "\u200b\u200b", "white space alone"),
+     ("legal_basis", "\u2060\u00ad\n", "white space alone"),
+     ("title", "\u200d", "one line of visible text"),
+     ("fields", ["身份证号", "\u200c"], "one line of visible text")],
     ids=["title-rlo", "title-newline", "title-line-separator", "title-trailing-space", "title-spaces",
          "description-rlo", "purpose-isolate", "legal-basis-rle", "field-newline", "purpose-spaces",
-         "legal-basis-ideographic-space", "description-empty"],
+         "legal-basis-ideographic-space", "description-empty", "purpose-zero-width-spaces",
+         "legal-basis-word-joiner-soft-hyphen", "title-joiner-alone", "field-joiner-alone"],
 )  # fmt: skip
 def test_a_demands_title_is_one_line_and_its_texts_show_in_order(
     api_env: ApiEnv, field: str, value: Any, message: str
