@@ -202,19 +202,17 @@ class DemandService(PracticeCore):
         if resumed is not None:
             return cast(m.Written[m.DemandPublic], resumed)
         me = ledger.department_id_of(principal)
-        record, _head = self._read_record(demand_id)
-        _refuse_withdrawn(record)
-        current = self._public(record, 0)
-        if current.answer is not None:
+        # The contract's checks, in its order, before signing: nothing is sent for a refusal.
+        current, _head = self._read_record(demand_id)
+        _refuse_withdrawn(current)
+        if current.answer is not DemandAnswer.NONE:
             raise ApiError("DEMAND_ALREADY_ANSWERED", f"demand {demand_id} was answered already")
-        if (current.addressee is not None and current.addressee != me) or (
-            current.addressee is None and current.publisher == me
-        ):
+        if current.addressee != me if current.addressee else current.publisher == me:
             raise ApiError("NOT_A_PARTY", f"demand {demand_id} is not addressed to department {me}")
-        if current.addressee is None and any(r.rejected_answer.answered_by == me for r in record.rejections):
+        if not current.addressee and any(r.rejected_answer.answered_by == me for r in current.rejections):
             refused = {"demandId": demand_id, "departmentId": me}
             raise ApiError("ANSWERER_REJECTED", describe_revert("PracticeAnswererRejected", refused) or "")
-        if current.addressee is None and body.answer is m.DemandAnswerName.DECLINED:
+        if not current.addressee and body.answer is m.DemandAnswerName.DECLINED:
             # The contract refuses it as well (PracticeOpenDemandDeclined), but a SharingPractice deployed by
             # an older dxl and kept on upgrade takes it: refused here, its demands to no one are safe too.
             refusal = {"demandId": demand_id, "departmentId": me}

@@ -1,5 +1,6 @@
 """Stateful property test of SharingPractice: random sequences of demands (published, answered with a new or
-an existing resource, declined with a reason code), evaluations (each side of an agreement scored once per
+an existing resource, declined with a reason code, a resource answer rejected by the publisher, withdrawn
+unanswered), evaluations (each side of an agreement scored once per
 period, on the evidence of a recent delivery), sampling inspections (opened, drawn, outcomes recorded),
 catalog entries, deliveries, suspensions and reinstatements of departments, and the chain's clock moving three
 days or a few blocks at a time, sent by random actors (the parties, a third department, either of two
@@ -86,6 +87,10 @@ class Dmd:
     addressee: int
     catalog_size: int
     answer: DemandAnswer = DemandAnswer.NONE
+    answered_by: int = 0
+    withdrawn: bool = False
+    #: Departments whose answer to it, addressed to no one, its publisher rejected: they answer it no more.
+    rejected: set[int] = field(default_factory=set)
 
 
 @dataclass
@@ -342,10 +347,14 @@ class PracticeRules(RuleBasedStateMachine):
         if outcome is None and d is None:
             outcome = ("PracticeUnknownDemand", {"demandId": demand})
         elif outcome is None and d is not None:
-            if d.answer != DemandAnswer.NONE:
+            if d.withdrawn:
+                outcome = ("PracticeDemandWithdrawn", {"demandId": demand})
+            elif d.answer != DemandAnswer.NONE:
                 outcome = ("PracticeDemandAnswered", {"demandId": demand, "answer": d.answer})
             elif me != d.addressee if d.addressee else me == d.publisher:
                 outcome = ("PracticeNotAddressee", {"demandId": demand, "departmentId": me})
+            elif not d.addressee and me in d.rejected:
+                outcome = ("PracticeAnswererRejected", {"demandId": demand, "departmentId": me})
             elif answer == DemandAnswer.DECLINED:
                 if not d.addressee:  # a demand to no one is answered with a resource, declined by no one
                     outcome = ("PracticeOpenDemandDeclined", {"demandId": demand, "departmentId": me})
@@ -373,7 +382,94 @@ class PracticeRules(RuleBasedStateMachine):
         )
         if result is not None:
             assert d is not None
-            d.answer = answer
+            d.answer, d.answered_by = answer, me
+
+    @precondition(lambda self: bool(self.model.demands))
+    @rule(data=st.data())
+    def answer_demand_fitly(self, data: st.DataObject) -> None:
+        """A waiting demand answered by a department that may answer it, with a resource of its own that fits
+        (shared, existing or new as claimed): what a publisher then rejects or keeps."""
+        m = self.model
+        waiting = [
+            (i, d) for i, d in sorted(m.demands.items()) if not d.withdrawn and d.answer == DemandAnswer.NONE
+        ]
+        choices = [
+            (i, d, r, owner)
+            for i, d in waiting
+            for r, (owner, share) in sorted(m.resources.items())
+            if share != ShareType.NOT_SHARED
+            and (owner == d.addressee if d.addressee else owner != d.publisher and owner not in d.rejected)
+        ]
+        if not choices:
+            return
+        demand, d, resource, owner = data.draw(st.sampled_from(choices), "fit")
+        answer = DemandAnswer.NEW_RESOURCE if resource > d.catalog_size else DemandAnswer.EXISTING_RESOURCE
+        sender = self.by_id[owner].account
+        _me, outcome = self.caller_department(sender)
+        if self.check(
+            outcome or ["DemandAnswered"], "answerDemand", sender, demand, answer, resource, 0, TEXT
+        ):
+            d.answer, d.answered_by = answer, owner
+
+    def publishers_demand(self, data: st.DataObject, who: str, among: list[int]) -> tuple[int, LocalAccount]:
+        """A demand of ``among`` (mostly), else another or an unknown one, and its sender: ``party`` is its
+        publisher."""
+        m = self.model
+        demand = data.draw(
+            st.sampled_from([*among[:3], *among[:3], *sorted(m.demands)[-2:], len(m.demands) + 1])
+        )
+        d = m.demands.get(demand)
+        sender = self.by_id[d.publisher].account if who == "party" and d is not None else self.account(who)
+        return demand, sender
+
+    def publishers_refusal(self, demand: int, sender: LocalAccount) -> tuple[int, Outcome | None]:
+        """The refusal ``rejectAnswer`` and ``withdrawDemand`` share, in the contract's order: the caller, the
+        demand known and not withdrawn, the caller its publisher."""
+        me, outcome = self.caller_department(sender)
+        d = self.model.demands.get(demand)
+        if outcome is None and d is None:
+            outcome = ("PracticeUnknownDemand", {"demandId": demand})
+        elif outcome is None and d is not None and d.withdrawn:
+            outcome = ("PracticeDemandWithdrawn", {"demandId": demand})
+        elif outcome is None and d is not None and d.publisher != me:
+            outcome = ("PracticeNotPublisher", {"demandId": demand, "departmentId": me})
+        return me, outcome
+
+    @precondition(lambda self: bool(self.model.demands))
+    @rule(data=st.data(), who=actors(), code=st.sampled_from([1, 4, 2, 0, 5]))
+    def reject_answer(self, data: st.DataObject, who: str, code: int) -> None:
+        resource_answers = (DemandAnswer.NEW_RESOURCE, DemandAnswer.EXISTING_RESOURCE)
+        answered = [
+            i for i, d in sorted(self.model.demands.items(), reverse=True) if d.answer in resource_answers
+        ]
+        demand, sender = self.publishers_demand(data, who, answered)
+        _me, outcome = self.publishers_refusal(demand, sender)
+        d = self.model.demands.get(demand)
+        if outcome is None and d is not None:
+            if d.answer not in resource_answers:
+                outcome = ("PracticeNotRejectable", {"demandId": demand, "answer": d.answer})
+            elif not 1 <= code <= 4:
+                outcome = ("PracticeUnknownRejectionCode", {"code": code})
+        result = self.check(outcome or ["DemandAnswerRejected"], "rejectAnswer", sender, demand, code, TEXT)
+        if result is not None:
+            assert d is not None
+            assert result.event("DemandAnswerRejected").args["answeredBy"] == d.answered_by
+            if not d.addressee:
+                d.rejected.add(d.answered_by)
+            d.answer, d.answered_by = DemandAnswer.NONE, 0
+
+    @precondition(lambda self: bool(self.model.demands))
+    @rule(data=st.data(), who=actors())
+    def withdraw_demand(self, data: st.DataObject, who: str) -> None:
+        waiting = [i for i, d in sorted(self.model.demands.items(), reverse=True) if not d.withdrawn]
+        demand, sender = self.publishers_demand(data, who, waiting)
+        _me, outcome = self.publishers_refusal(demand, sender)
+        d = self.model.demands.get(demand)
+        if outcome is None and d is not None and d.answer != DemandAnswer.NONE:
+            outcome = ("PracticeDemandAnswered", {"demandId": demand, "answer": d.answer})
+        if self.check(outcome or ["DemandWithdrawn"], "withdrawDemand", sender, demand) is not None:
+            assert d is not None
+            d.withdrawn = True
 
     # --- evaluations ----------------------------------------------------------------------------------------
 
@@ -573,6 +669,9 @@ class PracticeRules(RuleBasedStateMachine):
         assert call("demandCount") == len(m.demands)
         for demand, d in m.demands.items():
             assert call("demand", demand)[6] == d.answer, demand
+            assert (call("demandWithdrawnAt", demand) != 0) is d.withdrawn, demand
+            for department in self.by_id:
+                assert call("answerRejected", demand, department) is (department in d.rejected), demand
         for agreement in m.agreements:
             for side in ScoredSide:
                 scored = (agreement, m.period(), side) in m.scored
