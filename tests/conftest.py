@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -97,17 +98,13 @@ def _test_clock_ahead() -> int:
 _worker_node: EmbeddedNode | None = None
 
 
-@pytest.fixture(scope="session")
-def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
-    """A started embedded node for this worker; stopped at the end of the session."""
-    global _worker_node
-    node = EmbeddedNode(
-        tmp_path_factory.mktemp("dxl-home"),
-        NodeSettings(port=free_port(), block_time=_test_block_time()),
-        die_with_parent=True,
-    )
+@contextmanager
+def _started_node(home: Path) -> Iterator[EmbeddedNode]:
+    """A node started on ``home`` as the tests run it (auto-mining or ``DXL_TEST_BLOCK_TIME``, the clock
+    ``DXL_TEST_CLOCK_AHEAD`` ahead), stopped on leaving."""
+    settings = NodeSettings(port=free_port(), block_time=_test_block_time())
+    node = EmbeddedNode(home, settings, die_with_parent=True)
     node.start()
-    _worker_node = node
     try:
         if ahead := _test_clock_ahead():
             from web3 import Web3
@@ -117,8 +114,31 @@ def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded
             rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
         yield node
     finally:
-        _worker_node = None
         node.stop()
+
+
+@pytest.fixture(scope="session")
+def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
+    """A started embedded node for this worker; stopped at the end of the session."""
+    global _worker_node
+    with _started_node(tmp_path_factory.mktemp("dxl-home")) as node:
+        _worker_node = node
+        try:
+            yield node
+        finally:
+            _worker_node = None
+
+
+@pytest.fixture(scope="module")
+def own_node_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeEndpoint]:
+    """A node of the module's own, started empty (some 60 ms) and stopped with the module, for the contracts'
+    stateful models: thousands of calls and blocks that no later test needs undone. anvil's CPU for each
+    block grows with the state on its chain: an empty block cost it 0.08 ms on a new node and 0.75 ms on a
+    worker's node after tests/api/test_practice.py (717 blocks, 4 MB of state), and the sharing practice's
+    model mines 256 blocks at a time to pass the blockhash window: on the worker's node, late in a run, its
+    test took 10 s of CPU and 26 s, on a node of its own 2.6 s."""
+    with _started_node(tmp_path_factory.mktemp("dxl-home")) as node:
+        yield node.endpoint
 
 
 @pytest.hookimpl(wrapper=True)

@@ -8,7 +8,8 @@ auditors, an outsider): only the auditor who opened an inspection records its ou
 
 A Python model predicts each step's outcome — the declared custom error and its arguments, or the events — and
 the contract must agree; after every step the views (demands' answers, the scored periods, inspections'
-statuses and outcomes) must tell the model's story. One deployment serves every example: each starts from a
+statuses and outcomes) must tell the model's story. One deployment, on a node of the module's own (its steps
+of 256 blocks cost anvil in proportion to the state on its chain), serves every example: each starts from a
 node snapshot of it, with the clock set 12 hours into an evaluation period (10 days, so that three-day steps
 never land within hours of a period's end or of an evidence's or a presentation deadline's).
 """
@@ -133,13 +134,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
+def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
     """PSB provides to HRSS (agreement 1) and HRSS to CIVIL (agreement 2), each under a grant that outlives
     any example; CIVIL holds a resource it does not share; two auditors."""
-    probe = LedgerClient(node_endpoint, load_artifact("DataExchangeLedger").abi)
-    before = str(probe.w3.provider.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
+    probe = LedgerClient(own_node_endpoint, load_artifact("DataExchangeLedger").abi)
     governors = [Account.create() for _ in range(3)]
-    c = Consortium(deploy(node_endpoint, governors, 2), governors)
+    c = Consortium(deploy(own_node_endpoint, governors, 2), governors)
     for code in CODES:
         c.admit(code)
     psb, hrss, civil = (c.depts[code] for code in CODES)
@@ -157,7 +157,7 @@ def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     seed.resources[c.resource(civil, ShareType.NOT_SHARED)] = (civil.id, ShareType.NOT_SHARED)
     artifact = load_artifact("SharingPractice")
     abi = anchors_abi(artifact, load_artifact("DataExchangeLedger"))
-    deployed = LedgerClient(node_endpoint, abi).deploy(
+    deployed = LedgerClient(own_node_endpoint, abi).deploy(
         governors[0], artifact.bytecode, c.client.address, PERIOD, "0x" + "00" * 20
     )
     assert deployed.contract_address is not None
@@ -167,8 +167,6 @@ def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
     snapshot = str(rpc.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
     yield World(c, str(deployed.contract_address), abi, auditors, start // PERIOD, snapshot, seed)
-    # The examples moved the clock by weeks: the worker's later tests get the node as it was.
-    rewind(probe, before)
 
 
 def actors() -> st.SearchStrategy[str]:
