@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import typer
+from typer.core import TyperGroup
 
 app = typer.Typer(
     name="dxl",
@@ -35,3 +38,11 @@ def _register_all() -> None:
 
 
 _register_all()
+
+
+@functools.cache
+def command() -> TyperGroup:
+    """The command group that runs :data:`app` (what calling ``app`` runs: no completion options, so typer's
+    ``get_command`` is ``get_group``), built once a process: typer builds it again on every call of ``app``,
+    20 ms for these commands, which a process that runs many commands paid each time."""
+    return typer.main.get_group(app)

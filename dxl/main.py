@@ -93,10 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return e.code if isinstance(e.code, int) else 2
         except BrokenPipeError:
             return _reader_gone()
-    from dxl.app import app
+    from dxl.app import command
 
     try:
-        app(args=args, prog_name="dxl")
+        command().main(args=args, prog_name="dxl")
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
     except Exception as exc:

@@ -163,6 +163,22 @@ def test_other_commands_still_run_under_typer() -> None:
     assert code == 0 and "typer" in heavy
 
 
+def test_a_process_builds_the_command_tree_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """typer builds the click command tree from the app on every call of it (20 ms for dxl's): a process that
+    runs several commands builds it once."""
+    built: list[object] = []
+    build = typer.main.get_group
+
+    def counted(app: typer.Typer) -> object:
+        built.append(app)
+        return build(app)
+
+    monkeypatch.setattr(typer.main, "get_group", counted)
+    for _ in range(3):
+        assert dxl("token", "--help")[0] == 0
+    assert len(built) <= 1
+
+
 def test_overview_lists_every_command_with_its_own_summary() -> None:
     group = typer.main.get_group(app)
     expected = {
