@@ -97,6 +97,15 @@ class BatchSlot(NamedTuple):
     leaf_count: int
 
 
+class AnchorLog(NamedTuple):
+    """What an anchor transaction's ``ReceiptBatchAnchored`` log says of its batch: the slot and root, and the
+    consumer (its grant's, which neither a leaf nor the slot holds: only this log and the ledger do)."""
+
+    slot: BatchSlot
+    root: bytes
+    consumer: int
+
+
 def _bind(name: str) -> Any:
     from sqlalchemy import bindparam
 

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Engine, select
 
 from api.receipts.input import _HASH_NAMES
-from api.receipts.journal import BatchSlot, _bind, batches_table, receipts_table
+from api.receipts.journal import AnchorLog, BatchSlot, _bind, batches_table, receipts_table
 from api.receipts.rows import (
     _STATUS,
     _UINT64,
@@ -46,6 +46,9 @@ TREE_CACHE_LEAVES = 1 << 19
 #: Blocks the reader remembers as final on a chain with a confirmation depth (a number and a hash each): a
 #: look-up of receipts anchored in them asks the node for their hash no more.
 SETTLED_BLOCKS = 4096
+#: Anchor transactions whose log's consumer the reader remembers (a hash and an id each): a look-up of
+#: receipts in their batches asks the node for the log no more.
+CONSUMERS_KEPT = 4096
 
 
 class _Built(NamedTuple):
@@ -142,7 +145,7 @@ class ReceiptReader:
         head: Callable[[], int] | None = None,
         block_hash: Callable[[int], str | None] | None = None,
         tx_block: Callable[[str], tuple[int, str] | None] | None = None,
-        anchored: Callable[[str], tuple[BatchSlot, bytes] | None] | None = None,
+        anchored: Callable[[str], AnchorLog | None] | None = None,
     ) -> None:
         if confirmations and (head is None or block_hash is None):
             raise ValueError("a confirmation depth needs the chain's height and blocks (head, block_hash)")
@@ -158,6 +161,8 @@ class ReceiptReader:
         self._trees: OrderedDict[tuple[int, bytes], _Built] = OrderedDict()
         self._leaves = 0
         self._max_leaves = max_leaves
+        #: The consumer each anchor transaction's log names, by transaction hash (the newest kept).
+        self._consumers: OrderedDict[str, int] = OrderedDict()
         self._lock = threading.Lock()
 
     def remember(self, batch_id: int, root: bytes, tree: BatchTree, seqs: list[int], slot: BatchSlot) -> None:
@@ -213,15 +218,37 @@ class ReceiptReader:
             with contextlib.suppress(NodeError):
                 on_chain = self._anchored(str(row.tx_hash))
         if on_chain is not None:
-            if on_chain[1] != root:
+            if on_chain.root != root:
                 raise JournalCorruptError(
                     f"batch {batch_id} holds root 0x{root.hex()}, its anchor {row.tx_hash} anchored "
-                    f"0x{on_chain[1].hex()}: the journal was changed after the batch was anchored"
+                    f"0x{on_chain.root.hex()}: the journal was changed after the batch was anchored"
                 )
-            slot = on_chain[0]
+            slot = on_chain.slot
+            self._keep_consumer(str(row.tx_hash), on_chain.consumer)
         built = _Built(tree, {int(r.seq): i for i, r in enumerate(rows)}, slot)
         self._keep(key, built)
         return built
+
+    def _keep_consumer(self, tx_hash: str, consumer: int) -> None:
+        with self._lock:
+            self._consumers[tx_hash] = consumer
+            while len(self._consumers) > CONSUMERS_KEPT:
+                self._consumers.popitem(last=False)
+
+    def _anchor_consumer(self, tx_hash: str) -> int | None:
+        """The consumer the log of anchor ``tx_hash`` names; None when the node does not have it mined (the
+        row is all there is to go by) or no chain is read."""
+        with self._lock:
+            known = self._consumers.get(tx_hash)
+        if known is not None or self._anchored is None:
+            return known
+        on_chain = None
+        with contextlib.suppress(NodeError):
+            on_chain = self._anchored(tx_hash)
+        if on_chain is None:
+            return None
+        self._keep_consumer(tx_hash, on_chain.consumer)
+        return on_chain.consumer
 
     def _proof(self, conn: Any, row: Any, receipt: Receipt) -> ReceiptProof:
         """The inclusion proof of a journal row's receipt in its batch.
@@ -248,6 +275,14 @@ class ReceiptReader:
                 f"{held.provider}); the batch anchored holds {slot.first_sequence} to "
                 f"{slot.first_sequence + slot.leaf_count - 1} of grant {slot.grant_id} (department "
                 f"{slot.provider}): its bookkeeping was changed after it closed"
+            )
+        # The consumer is in no leaf, root or slot: a row edited to name another read final, shown to that
+        # department and hidden from the grant's consumer. The anchor's log names the batch's.
+        consumer = None if row.tx_hash is None else self._anchor_consumer(str(row.tx_hash))
+        if consumer is not None and row.consumer != consumer:
+            raise JournalCorruptError(
+                f"the journal's row {row.seq} names consumer {row.consumer!r}, the anchor {row.tx_hash} of "
+                f"its batch {row.batch_id} consumer {consumer}: it was changed after the batch was anchored"
             )
         index = indexes.get(row.seq)
         if index is None or tree.size != row.leaf_count or tree.leaf(index) != receipt.leaf_hash():

@@ -17,7 +17,7 @@ from api.errors import ApiError
 from api.journal import Claim, JournaledSender, TxStatus
 from api.receipts.anchorer import Anchorer, Reverted, Submit, Void
 from api.receipts.grants import GrantCache, GrantState, _no_batch
-from api.receipts.journal import BatchSlot, ReceiptJournal, WriteTurn
+from api.receipts.journal import AnchorLog, BatchSlot, ReceiptJournal, WriteTurn
 from api.receipts.lookups import ReceiptReader, ReceiptView
 from node.chain import LedgerClient, TxResult
 from verifier.receipts import BatchTree, Receipt
@@ -53,11 +53,12 @@ def _tx_block(client: LedgerClient) -> Callable[[str], tuple[int, str] | None]:
     return locate
 
 
-def anchored_batch(anchors: LedgerClient) -> Callable[[str], tuple[BatchSlot, bytes] | None]:
-    """The batch an anchor transaction anchored (its slot and root, from its ``ReceiptBatchAnchored`` log);
-    None while it is not mined on the node's chain, or reverted (it anchored nothing)."""
+def anchored_batch(anchors: LedgerClient) -> Callable[[str], AnchorLog | None]:
+    """The batch an anchor transaction anchored (its slot, root and consumer, from its
+    ``ReceiptBatchAnchored`` log); None while it is not mined on the node's chain, or reverted (it anchored
+    nothing)."""
 
-    def anchored(tx_hash: str) -> tuple[BatchSlot, bytes] | None:
+    def anchored(tx_hash: str) -> AnchorLog | None:
         receipt = anchors.receipt(tx_hash)
         if receipt is None or int(receipt["status"]) != 1:
             return None
@@ -66,7 +67,7 @@ def anchored_batch(anchors: LedgerClient) -> Callable[[str], tuple[BatchSlot, by
                 a = event.args
                 slot = BatchSlot(int(a["grantId"]), int(a["provider"]), int(a["firstSequence"]),
                                  int(a["leafCount"]))  # fmt: skip
-                return slot, bytes(a["root"])
+                return AnchorLog(slot, bytes(a["root"]), int(a["consumer"]))
         return None
 
     return anchored

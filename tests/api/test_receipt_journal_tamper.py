@@ -73,6 +73,12 @@ TAMPERING = {
         f"UPDATE api_receipt_batches SET root = x'00' WHERE id = {_ITS_BATCH}",
         "as its root, not 32 bytes",
     ),
+    # The consumer is in no leaf, root or slot either: edited, the receipt read final, shown with its proof
+    # to the department the row named and hidden from the grant's consumer. Held to its anchor's log.
+    "consumer-edited": (
+        "UPDATE api_receipts SET consumer = consumer + 1 WHERE delivery_id = :did",
+        "names consumer",
+    ),
 }
 
 
