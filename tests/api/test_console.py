@@ -1321,6 +1321,10 @@ def test_a_demand_is_answered_only_with_a_resource_the_ledger_takes_for_the_answ
     assert answer["answer"] == "new_resource" and answer["resource_id"] == fresh
 
 
+#: The longest department code the ledger takes (verifier.departments), wider than a node of the map.
+LONG_CODE = "ODD_" + "W" * 28
+
+
 @pytest.fixture(scope="module")
 def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
     """SAMR's resource, CIVIL's agreement over it and 510 deliveries (past a page of the API's lists), a
@@ -1375,14 +1379,14 @@ def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
     client = api_env.setup.client
     proposer, approver = (api_env.keystore.unlock(g) for g in ("governor-1", "governor-2"))
     name = HOSTILE + "\u202e" + "N" * 40
-    data = admission_data("ODD", name, "0x" + secrets.token_hex(20), secrets.token_bytes(32))
+    data = admission_data(LONG_CODE, name, "0x" + secrets.token_hex(20), secrets.token_bytes(32))
     action = int(GovernanceAction.ADMIT_DEPARTMENT)
     (created,) = client.wait_all(
         [client.submit(proposer, client.build(proposer.address, "propose", action, data))]
     )
     pid = created.event("ProposalCreated").args["proposalId"]
     client.wait_all([client.submit(approver, client.build(approver.address, "approve", pid))])
-    odd = next(d["id"] for d in ok(api_env.call("GET", "/departments", "auditor")) if d["code"] == "ODD")
+    odd = next(d["id"] for d in ok(api_env.call("GET", "/departments", "auditor")) if d["code"] == LONG_CODE)
     suspend = {"action": "suspend_department", "department_id": odd}
     proposal = ok(api_env.call("POST", "/governance/proposals", "governor-1", json=suspend), 201)["record"][
         "id"
@@ -1430,11 +1434,25 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
         shown = (
             page.inner_text("main")
             if hash_ != "map"
-            else page.text_content("#exchange-map [data-node=ODD] title") or ""
+            else page.text_content(f"#exchange-map [data-node={LONG_CODE}] title") or ""
         )
         # A demand's every text is in reading order; each other page shows one with the override.
         assert (HOSTILE_IN_ORDER if hash_ == "demands" else HOSTILE).strip() in shown.replace("\n", ""), hash_
         assert page.evaluate("[window.__xss, window.__csp]") == [None, None], hash_
+        if hash_ == "map":
+            # Every code legible: white within its node's circle, or in ink under it, inside the map (white
+            # letters past the circle's edge were white on white, and the long code ran over its neighbours).
+            labels = page.eval_on_selector_all(
+                "#exchange-map .node",
+                """nodes => nodes.map(g => {
+                  const c = g.querySelector('circle'), b = g.querySelector('text').getBBox();
+                  const [x, y, r] = ['cx', 'cy', 'r'].map(a => Number(c.getAttribute(a)));
+                  const inside = b.x >= x - r && b.x + b.width <= x + r;
+                  const under = b.y >= y + r && b.x >= 0 && b.x + b.width <= 520;
+                  return [g.dataset.node, inside && !g.querySelector('text.outside') || under];
+                })""",
+            )
+            assert len(labels) == 6 and all(fits for _, fits in labels), labels
         assert (
             page.eval_on_selector_all("main img, main script, main [onerror], main [onload]", "x => x.length")
             == 0

@@ -8,6 +8,10 @@ import { t } from "../i18n.js";
 import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd } from "./common.js";
 
 const SIZE = 520;
+const NODE_RADIUS = 26;
+// A code's label inside its node: shrunk to fit the circle down to this size, and under the node below it.
+const LABEL_ROOM = 2 * NODE_RADIUS - 8;
+const SMALLEST_INSIDE_PX = 9;
 
 export function edgesOf(events) {
   const edges = new Map();
@@ -65,8 +69,8 @@ function drawMap(depts, edges, onPick) {
         const n = Math.hypot(q.x - p.x, q.y - p.y) || 1;
         return { x: p.x + ((q.x - p.x) * d) / n, y: p.y + ((q.y - p.y) * d) / n };
       };
-      const start = toward(a, { x: mx, y: my }, 26);
-      const end = toward(b, { x: mx, y: my }, 28);
+      const start = toward(a, { x: mx, y: my }, NODE_RADIUS);
+      const end = toward(b, { x: mx, y: my }, NODE_RADIUS + 2);
       const group = s("g", { class: "edge", tabindex: 0, "data-edge": `${deptLabel(depts, e.provider)}>${deptLabel(depts, e.consumer)}` },
         s("title", {}, edgeText(depts, e)),
         s("path", { d: `M ${start.x} ${start.y} Q ${mx} ${my} ${end.x} ${end.y}`, "stroke-width": width, "marker-end": "url(#arrow)" }),
@@ -81,9 +85,34 @@ function drawMap(depts, edges, onPick) {
       const p = at.get(d.id);
       return s("g", { class: `node status-${d.status}`, "data-node": d.code },
         s("title", {}, `${d.code} — ${d.name}`),
-        s("circle", { cx: p.x, cy: p.y, r: 26 }),
-        s("text", { x: p.x, y: p.y + 4, "text-anchor": "middle" }, d.code));
+        s("circle", { cx: p.x, cy: p.y, r: NODE_RADIUS }),
+        s("text", { x: p.x, y: p.y + 4, "text-anchor": "middle", class: "node-label" }, d.code));
     }));
+}
+
+/**
+ * Each node's code kept legible once the map is in the page (text is measured there): shrunk to fit its circle,
+ * or, a code too long for that (up to 32 letters), written under the node in ink and kept inside the map. White
+ * on the circle, the letters past its edge were white on the map's white, and a long code ran over its
+ * neighbours.
+ */
+function fitLabels(svg) {
+  for (const label of svg.querySelectorAll(".node-label")) {
+    const width = label.getComputedTextLength();
+    if (width <= LABEL_ROOM) continue;
+    const size = (12 * LABEL_ROOM) / width;
+    if (size >= SMALLEST_INSIDE_PX) {
+      label.style.fontSize = `${size}px`;
+      continue;
+    }
+    const x = Number(label.getAttribute("x"));
+    label.classList.add("outside");
+    label.setAttribute("y", Number(label.getAttribute("y")) + NODE_RADIUS + 12);
+    const half = label.getComputedTextLength() / 2;
+    const [anchor, at] = x - half < 4 ? ["start", 4] : x + half > SIZE - 4 ? ["end", SIZE - 4] : ["middle", x];
+    label.setAttribute("text-anchor", anchor);
+    label.setAttribute("x", at);
+  }
 }
 
 export default {
@@ -113,8 +142,9 @@ export default {
       h("h3", {}, `${deptLabel(depts, e.provider)} → ${deptLabel(depts, e.consumer)}`),
       h("p", {}, edgeText(depts, e)),
       h("ul", {}, [...e.agreements].map((id) => h("li", {}, h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, t("timeline.title", { id }))))));
+    const map = drawMap(depts, edges, pick);
     add(view,
-      h("div", { class: "map-layout" }, drawMap(depts, edges, pick), picked),
+      h("div", { class: "map-layout" }, map, picked),
       h("p", { class: "muted" }, t("map.legend")),
       edges.length === 0 ? null : table([
         [t("timeline.provider"), (e) => deptLabel(depts, e.provider)],
@@ -125,5 +155,6 @@ export default {
         [t("timeline.records"), (e) => e.records],
         [t("timeline.bytes"), (e) => e.bytes],
       ], edges, { id: "map-table" }));
+    fitLabels(map);
   },
 };
