@@ -183,7 +183,9 @@ ERRORS: Mapping[str, ErrorSpec] = {
         409, "the delivery offered as evidence was made more than one evaluation period ago"
     ),
     "INVALID_INSPECTION": ErrorSpec(
-        422, "the inspection's period must be closed, its seed block and deadline in the future"
+        422,
+        "the inspection's period must be whole evaluation periods and closed, its seed block and deadline in "
+        "the future",
     ),
     "INSPECTION_STATUS_MISMATCH": ErrorSpec(409, "the inspection is not in the status this operation needs"),
     "SEED_UNAVAILABLE": ErrorSpec(

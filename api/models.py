@@ -1189,8 +1189,9 @@ class EvaluationPeriodPublic(BaseModel):
 
 
 class InspectionCreate(Strict):
-    """Inspect the deliveries recorded in ``[period_from, period_to)`` (Unix times; the period must be over).
-    The sample is seeded by the hash of the block ``seed_delay_blocks`` after the current head."""
+    """Inspect the deliveries recorded in ``[period_from, period_to)`` (Unix times): whole evaluation periods
+    (both bounds multiples of the practice contract's period, ``GET /evaluation-period``), over by the chain's
+    clock. The sample is seeded by the hash of the block ``seed_delay_blocks`` after the current head."""
 
     period_from: Uint64
     period_to: Uint64

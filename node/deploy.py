@@ -49,9 +49,13 @@ if TYPE_CHECKING:
 LEDGER_ARTIFACT = "DataExchangeLedger"
 ANCHORS_ARTIFACT = "ReceiptAnchors"
 PRACTICE_ARTIFACT = "SharingPractice"
-#: Length of a mutual-evaluation period of ``SharingPractice`` (each side of an agreement is scored at most
-#: once per period): 30 days, the monthly rhythm of departmental assessments.
-EVALUATION_PERIOD_S = 30 * 24 * 3600
+#: Length of a mutual-evaluation period of ``SharingPractice`` by default (``DXL_EVALUATION_PERIOD``), fixed
+#: at its deployment: each side of an agreement is scored at most once per period, and an inspection covers
+#: whole periods. 30 days, the monthly rhythm of departmental assessments.
+EVALUATION_PERIOD_S = 30 * 86400
+#: The shortest evaluation period dxl deploys: inspections cover whole periods so that no auditor chooses the
+#: population it samples, and a grid of seconds would let it choose one again, down to a single delivery.
+EVALUATION_PERIOD_MIN_S = 86400
 DEPLOYMENT_FILE = "deployment.json"
 RECORD_VERSION = 1
 

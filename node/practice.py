@@ -360,12 +360,15 @@ class PracticeReader:
             self._times[block] = int(self.practice.w3.eth.get_block(block)["timestamp"])
         return self._times[block]
 
-    def evaluation_period(self) -> EvaluationPeriod:
-        """The contract's evaluation period (its length is fixed at deployment: read once) as of the chain's
-        latest block time, not this machine's clock."""
+    def period_length(self) -> int:
+        """The contract's evaluation period in seconds: fixed at deployment, so read once."""
         if self._period_length is None:
             self._period_length = int(self.practice.call("evaluationPeriod"))
-        return EvaluationPeriod.at(self._period_length, self.practice.head_time())
+        return self._period_length
+
+    def evaluation_period(self) -> EvaluationPeriod:
+        """The contract's evaluation period as of the chain's latest block time, not this machine's clock."""
+        return EvaluationPeriod.at(self.period_length(), self.practice.head_time())
 
     def demand(self, demand_id: int, *, block: int | str = "latest") -> DemandRecord:
         """The demand as the contract's view answers it at ``block``.

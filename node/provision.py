@@ -393,7 +393,10 @@ def setup_ledger(
     )
     deployer, depth = keystore.unlock(GOVERNORS[0]), settings.confirmations
     anchors = deploy_receipt_anchors(client, deployer=deployer, home=settings.home, confirmations=depth)
-    practice = deploy_sharing_practice(client, deployer=deployer, home=settings.home, confirmations=depth)
+    practice = deploy_sharing_practice(
+        client, deployer=deployer, home=settings.home, evaluation_period=settings.evaluation_period,
+        confirmations=depth,
+    )  # fmt: skip
     deployment = replace(deployment, receipt_anchors=anchors, sharing_practice=practice)
     report = provision_demo(client, keystore, home=settings.home, funder=funder)
     return LedgerSetup(client, deployment, report, keystore)

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from node.deploy import EVALUATION_PERIOD_MIN_S, EVALUATION_PERIOD_S
 from node.errors import ConfigurationError
 from verifier.rpc import DEFAULT_TIMEOUT_S
 
@@ -104,6 +105,13 @@ class Settings(BaseSettings):
     )
     audit_confirmations: int = Field(default=0, ge=0, description="Blocks the indexer stays behind the head.")
     audit_scan_refusals: bool = Field(default=True, description="Index refused deliveries from reverted txs.")
+    evaluation_period: int = Field(
+        default=EVALUATION_PERIOD_S,
+        ge=EVALUATION_PERIOD_MIN_S,
+        description="Seconds of an evaluation period of the practice contract, fixed when it is deployed: "
+        "each side of an agreement is scored once a period, and an inspection covers whole periods, a grid "
+        "no auditor chooses (a day at least).",
+    )
     audit_response_deadline_days: int = Field(
         default=10, ge=1, description="Working days a provider has to answer a request (scorecards)."
     )

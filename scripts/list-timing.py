@@ -14,15 +14,16 @@ lists do not take but ``min_block``, which they ignore.
 
 ``--demands`` demands (default 0: none) are published by PSB and HRSS to each other (every fourth answered:
 declined) and ``GET /demands`` is timed whole, by publisher and ``?open=true``; ``--inspections`` inspections
-(default 0) of the period of the deliveries are opened, drawn and their sampled deliveries' outcomes recorded
-(``--sample`` each, not presented), and ``GET /inspections`` is timed for the auditor and for PSB (the
-deliveries' provider). ``--evaluations`` agreements PSB → HRSS (default 0: none) each get a delivery and are
-scored by both sides, and ``GET /agreements/{id}/evaluations`` of the first is timed for the auditor and for
-PSB. ``--departments`` departments (default 0: none) are admitted through governance beside the demo
-consortium's, and ``GET /departments?limit=500`` is timed for the auditor and for PSB. These lists take no
-``min_block``: each request brings the index to the head itself. ``--idle-blocks``
-empty blocks (default 0) are mined at once before these lists are timed, as the weeks between two periods'
-scores add to a ledger, and the audit follower is waited for until it indexed them.
+(default 0) of the evaluation periods holding the deliveries (the node's clock moved to their end) are opened,
+drawn and their sampled deliveries' outcomes recorded (``--sample`` each, not presented), and ``GET
+/inspections`` is timed for the auditor and for PSB (the deliveries' provider). ``--evaluations`` agreements
+PSB → HRSS (default 0: none) each get a delivery and are scored by both sides, and ``GET
+/agreements/{id}/evaluations`` of the first is timed for the auditor and for PSB. ``--departments``
+departments (default 0: none) are admitted through governance beside the demo consortium's, and ``GET
+/departments?limit=500`` is timed for the auditor and for PSB. These lists take no ``min_block``: each request
+brings the index to the head itself. ``--idle-blocks`` empty blocks (default 0) are mined at once before these
+lists are timed, as the weeks between two periods' scores add to a ledger, and the audit follower is waited
+for until it indexed them.
 
 Usage: ``.venv/bin/python scripts/list-timing.py [--deliveries 600] [--records 300] [--demands 0]
 [--inspections 0] [--sample 4] [--evaluations 0] [--departments 0] [--idle-blocks 0] [--repeats 3]``;
@@ -64,7 +65,7 @@ def _written(service: DemoService, n: int, write: Callable[[int], tuple[str, str
         return max(pool.map(post, range(n)), default=0)
 
 
-def _practice(service: DemoService, args: argparse.Namespace, recorded_at: list[int]) -> None:
+def _practice(service: DemoService, args: argparse.Namespace, recorded_at: list[int], rpc_url: str) -> None:
     """The demands and the inspections (opened, drawn, each sampled delivery's outcome recorded) to list."""
     due = int(time.time()) + 30 * 86400
 
@@ -87,9 +88,15 @@ def _practice(service: DemoService, args: argparse.Namespace, recorded_at: list[
     _written(service, len(published[::4]), answer)
     if not args.inspections:
         return
-    body = {"period_from": min(recorded_at), "period_to": max(recorded_at) + 1, "sample_size": args.sample,
-            "seed_delay_blocks": 2, "present_within": 10}  # fmt: skip
-    time.sleep(max(0, max(recorded_at) + 2 - time.time()))  # the period must be over by the chain's clock
+    # An inspection covers whole evaluation periods, over: the node's clock is moved to the end of those
+    # holding the deliveries (a day or 30 away, never waited for).
+    length = int(service.call("GET", "/evaluation-period", "demo-auditor")["length_seconds"])
+    start, end = min(recorded_at) // length * length, (max(recorded_at) // length + 1) * length
+    with JsonRpc(rpc_url) as rpc:
+        rpc.call("evm_setNextBlockTimestamp", end)
+        rpc.call("evm_mine")
+    body = {"period_from": start, "period_to": end, "sample_size": args.sample, "seed_delay_blocks": 2,
+            "present_within": 10}  # fmt: skip
     opened = time.time()
     _written(service, args.inspections, lambda _i: ("/inspections", "demo-auditor", body))
     time.sleep(3)  # seed blocks mined (1 s blocks)
@@ -227,7 +234,7 @@ def main() -> int:
 
                 for write in (request, resource, proposal):
                     last_block = max(last_block, _written(service, args.records, write))
-                _practice(service, args, recorded_at)
+                _practice(service, args, recorded_at, endpoint.rpc_url)
                 evaluated = _evaluated(service, args.evaluations) if args.evaluations else 0
                 if args.departments:
                     _admitted(service, args.departments)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README walkthrough of demand lists, evaluation and inspection, run against a live `dxl run`.
 # Usage: DXL_HOME=... DXL_API_URL=http://127.0.0.1:8000 scripts/practice-walkthrough.sh (dxl on PATH); on a fresh
-# ledger (it answers demand 1 and inspection 1).
+# ledger (it answers demand 1 and inspection 1) of `DXL_EVALUATION_PERIOD=86400 dxl run`, whose embedded node's
+# clock it moves to the end of the evaluation period it delivers in (DXL_RPC_URL, default the local node).
 set -euo pipefail
 tok() { python3 -c "import json,sys;print(json.load(open('$DXL_HOME/secrets/demo-tokens.json'))['demo-$1']['token'])"; }
 CIVIL=$(tok civil); HRSS=$(tok hrss); AUDITOR=$(tok auditor)
@@ -62,8 +63,14 @@ echo "\$ dxl evaluation add $AGREEMENT --token \$HRSS --delivery $D1 --purpose-c
 dxl evaluation add "$AGREEMENT" --token "$HRSS" --delivery "$D1" --purpose-compliance 5
 echo
 
-sleep 2   # the inspected period must be over
-FROM=$(date -u -d "@$T1" +%Y-%m-%dT%H:%M:%SZ); TO=$(date -u -d "@$((T2 + 1))" +%Y-%m-%dT%H:%M:%SZ)
+# An inspection covers whole evaluation periods, over: those holding the two deliveries. The embedded node's
+# clock is moved to their end (on a network it passes there by itself; DXL_EVALUATION_PERIOD=86400, the
+# shortest, has it a day away at most, not 30).
+LENGTH=$(dxl evaluation period --token "$AUDITOR" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['length_seconds'])")
+START=$((T1 / LENGTH * LENGTH)); END=$(((T2 / LENGTH + 1) * LENGTH))
+rpc() { curl -s -X POST "${DXL_RPC_URL:-http://127.0.0.1:8545}" -H 'Content-Type: application/json' --data "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"$1\", \"params\": $2}" > /dev/null; }
+rpc evm_setNextBlockTimestamp "[$END]"; rpc evm_mine "[]"
+FROM=$(date -u -d "@$START" +%Y-%m-%dT%H:%M:%SZ); TO=$(date -u -d "@$END" +%Y-%m-%dT%H:%M:%SZ)
 # The seed block is 5 blocks after the head the service reads: the opening must be mined before it (a loaded
 # machine may take a few of dxl run's one-second blocks), and the draw waits until it is mined.
 echo "\$ dxl inspection open --token \$AUDITOR --from $FROM --to $TO --sample-size 1 --seed-delay 5"

@@ -298,6 +298,21 @@ class InspectionService:
     def open(self, *, principal: Principal, body: m.InspectionCreate) -> m.Written[m.InspectionPublic]:
         if (resumed := self._resumed(principal)) is not None:
             return resumed
+        length = self.practice.reader.period_length()
+        # The contract's rule (openInspection: whole evaluation periods), said with the period the bound falls
+        # in: the period is over before it is inspected, so bounds of the auditor's choosing chose its
+        # population, down to the one delivery the sample then had to be.
+        for name, bound in (("period_from", body.period_from), ("period_to", body.period_to)):
+            if bound % length:
+                start = bound - bound % length
+                raise ApiError(
+                    "INVALID_INSPECTION",
+                    f"an inspection covers whole evaluation periods of {length} s, from the epoch: {name} "
+                    f"{bound} ({iso_time(bound)}) falls inside the one from {start} ({iso_time(start)}) to "
+                    f"{start + length} ({iso_time(start + length)})",
+                    field=name,
+                    evaluation_period=length,
+                )
         head = self.ledger.client.block_number()
         now = self.ledger._chain_time()
         # The contract's rule (openInspection: periodTo <= block.timestamp), checked here against the latest

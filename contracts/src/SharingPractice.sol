@@ -250,8 +250,16 @@ contract SharingPractice is ISharingPractice {
         uint64 presentBy
     ) external returns (uint64 inspectionId) {
         _requireAuditor();
-        if (periodFrom >= periodTo) revert PracticeInvalidInspection("periodFrom");
-        if (periodTo > block.timestamp) revert PracticeInvalidInspection("periodTo");
+        // Whole evaluation periods only, on the grid fixed at deployment: the period is closed when it is
+        // opened, so an auditor choosing its bounds to the second chose its population, and a period around
+        // one delivery made that delivery the whole "random" sample (or one just short of it spared it).
+        // On the grid, the least an inspection covers is every delivery of one period, whoever provided it.
+        if (periodFrom >= periodTo || periodFrom % _evaluationPeriod != 0) {
+            revert PracticeInvalidInspection("periodFrom");
+        }
+        if (periodTo % _evaluationPeriod != 0 || periodTo > block.timestamp) {
+            revert PracticeInvalidInspection("periodTo");
+        }
         if (sampleSize == 0) revert PracticeInvalidInspection("sampleSize");
         if (seedBlock <= block.number) revert PracticeInvalidInspection("seedBlock");
         if (presentBy <= block.timestamp) revert PracticeInvalidInspection("presentBy");

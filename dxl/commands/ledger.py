@@ -340,7 +340,11 @@ def deploy_command(
                     ledger, deployer=deployer, home=settings.home, confirmations=depth
                 ),
                 sharing_practice=deploy_sharing_practice(
-                    ledger, deployer=deployer, home=settings.home, confirmations=depth
+                    ledger,
+                    deployer=deployer,
+                    home=settings.home,
+                    evaluation_period=settings.evaluation_period,
+                    confirmations=depth,
                 ),
             )
     except DxlError as exc:

@@ -426,8 +426,12 @@ def _inspection_text(i: dict[str, Any], codes: Mapping[int, str]) -> str:
 
 @inspection_app.command("open")
 def open_inspection_command(
-    period_from: Annotated[str, typer.Option("--from", help="Period start (ISO date/time, UTC; inclusive).")],
-    period_to: Annotated[str, typer.Option("--to", help="Period end (ISO, UTC; exclusive; must be past).")],
+    period_from: Annotated[
+        str, typer.Option("--from", help="Start of an evaluation period (ISO date/time, UTC; inclusive).")
+    ],
+    period_to: Annotated[
+        str, typer.Option("--to", help="End of an evaluation period (ISO, UTC; exclusive; must be past).")
+    ],
     sample_size: Annotated[int, typer.Option("--sample-size", help="Deliveries to draw.")],
     seed_delay: Annotated[
         int, typer.Option("--seed-delay", help="Blocks after the head whose hash seeds the sample.")
@@ -439,7 +443,8 @@ def open_inspection_command(
     token: TokenOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Open a sampling inspection of a closed period (auditors)."""
+    """Open a sampling inspection of whole, closed evaluation periods (auditors; `dxl evaluation period` says
+    the current one's bounds)."""
     with exits_on_error(as_json):
         body = {
             "period_from": parse_time(period_from, "from"), "period_to": parse_time(period_to, "to"),

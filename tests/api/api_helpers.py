@@ -147,7 +147,7 @@ def served(settings: ApiSettings, node: EmbeddedNode) -> Iterator[ApiEnv]:
             yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
 
 
-def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:
+def make_settings(home: Path, node: EmbeddedNode, **overrides: Any) -> ApiSettings:
     endpoint = node.endpoint
     # Inspections are drawn by the tests that draw them (a drawer's thread would race the draws they check).
     return ApiSettings(
@@ -156,6 +156,7 @@ def make_settings(home: Path, node: EmbeddedNode) -> ApiSettings:
         chain_id=endpoint.chain_id,
         keystore_passphrase=SecretStr(PASSPHRASE),
         inspection_draw_interval=0,
+        **overrides,
     )
 
 
@@ -357,6 +358,33 @@ def pass_time(env: ApiEnv, seconds: int) -> None:
     """Move the node's clock ``seconds`` ahead and mine a block there: deadlines pass without waiting."""
     env.setup.client.w3.provider.make_request("evm_increaseTime", [seconds])  # type: ignore[arg-type]
     mine(env)
+
+
+def evaluation_period_length(env: ApiEnv) -> int:
+    """The deployed practice contract's evaluation period: the grid inspections cover whole periods of."""
+    return int(ok(env.call("GET", "/evaluation-period", "auditor"))["length_seconds"])
+
+
+def closed_period(env: ApiEnv) -> tuple[int, int]:
+    """The evaluation period before the current one by the chain's clock, as ``(period_from, period_to)``:
+    over, so an inspection may cover it (holding whatever the module delivered then, perhaps nothing)."""
+    length = evaluation_period_length(env)
+    current = env.setup.client.head_time() // length * length
+    return current - length, current
+
+
+@contextmanager
+def own_period(env: ApiEnv) -> Iterator[tuple[int, int]]:
+    """A whole evaluation period holding the deliveries made in the ``with`` body alone, as ``(period_from,
+    period_to)``: the node's clock moved to the next period's start before the body, and past its end after,
+    so an inspection may cover it. A module using it declares ``EVALUATION_PERIOD`` (its deployment's
+    period, ``tests/api/conftest.py``): the default 30 days is not moved past on the node its tests share."""
+    length = evaluation_period_length(env)
+    start = (env.setup.client.head_time() // length + 1) * length
+    env.setup.client.w3.provider.make_request("evm_setNextBlockTimestamp", [start])  # type: ignore[arg-type]
+    mine(env)
+    yield start, start + length
+    pass_past(env, start + length - 1)
 
 
 def pass_past(env: ApiEnv, moment: int) -> None:

@@ -13,8 +13,18 @@ from tests.api.console_browser import launched
 
 
 @pytest.fixture(scope="module")
-def api_env(embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiEnv]:
-    with served(make_settings(api_home(tmp_path_factory, "api-home"), embedded_node), embedded_node) as env:
+def api_env(
+    request: pytest.FixtureRequest, embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiEnv]:
+    """The module's deployment, served. A module whose inspections cover its own deliveries declares a short
+    ``EVALUATION_PERIOD`` (seconds): an inspection covers whole evaluation periods, over, and its tests move
+    the shared node's clock past the period's end (``api_helpers.own_period``), which 30 days would make years
+    ahead for every later test."""
+    overrides = {}
+    if (period := getattr(request.module, "EVALUATION_PERIOD", None)) is not None:
+        overrides["evaluation_period"] = period
+    home = api_home(tmp_path_factory, "api-home")
+    with served(make_settings(home, embedded_node, **overrides), embedded_node) as env:
         yield env
 
 

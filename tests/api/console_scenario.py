@@ -8,18 +8,23 @@
 * HRSS also sends HEALTH three receipts at volume (``POST /receipts``), anchored in one batch that HEALTH
   acknowledges, so the agreement's timeline has an anchored batch too.
 * governor-1 proposes to appoint an auditor and leaves it open, so governance has a proposal to approve.
-* The sharing practice (``practice``): HEALTH asks HRSS for data and HRSS answers with its resource; CIVIL
+* The sharing practice (``practice``): HEALTH asks HRSS for data and HRSS answers with its resource at the
+  end (delivered before the answer: not met yet); CIVIL
   asks PSB with an answer due a week later (the least notice the ledger gives an addressee), left unanswered
   until it is overdue; SAMR asks any department.
-  HRSS scores HEALTH's purpose compliance, leaving HEALTH's score of HRSS to the tests. The auditor opens two
-  inspections of the period of the deliveries above, every delivery sampled: one with a month to present,
+  The auditor opens two inspections of the whole evaluation periods holding the deliveries above (the clock
+  passed to their end), every delivery sampled: one with a month to present,
   in which HRSS presents its CSV delivery (MATCH), and one whose deadline passes a minute after the least
-  notice a sampled provider is given to present.
+  notice a sampled provider is given to present. Then HRSS delivers the CSV payload to HEALTH again, in the
+  current evaluation period, and scores HEALTH's purpose compliance on it, leaving HEALTH's score of HRSS to
+  the tests (evidence of a score is at most a period old).
 
 At the end the audit trail is indexed up to the chain head, so every page reads all of it at once.
 
 ``python -m tests.api.console_scenario URL DXL_HOME`` builds the same on a running ``dxl run`` (its demo
-tokens and keystore), for looking at the console by hand.
+tokens and keystore), for looking at the console by hand: it waits for the end of the evaluation period
+holding the deliveries before it opens the inspections (run it with ``DXL_EVALUATION_PERIOD=86400``, the
+shortest, on a fresh ledger).
 """
 
 from __future__ import annotations
@@ -93,6 +98,9 @@ class Practice:
 class Scenario:
     acknowledged: Delivered
     disputed: Delivered
+    #: A delivery of HRSS to HEALTH in the evaluation period the scenario ends in: the evidence of the
+    #: agreement's scores (evidence is at most a period old, and the inspected deliveries are older).
+    evidence: Delivered
     agreements: dict[str, int] = field(default_factory=dict)  # "HEALTH<-HRSS" -> agreement id
     receipt_batch: dict[str, Any] = field(default_factory=dict)
     rejected_request: int = 0
@@ -244,13 +252,14 @@ def _practice(
     notice left, overdue nowhere)."""
     month = int(good.record["recorded_at"]) + 30 * 86400
     demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
-    # The period inspected ends a second after the disputed delivery: a block a second later closes it (the
-    # exchanges above may all be recorded within one second of the chain's clock).
-    pass_past(int(bad.record["recorded_at"]))
+    # Every delivery from the acknowledged CSV to the disputed JSON Lines, the receipts between them too: the
+    # whole evaluation periods holding them (an inspection covers whole periods), over when it is opened.
+    length = int(api("GET", "/evaluation-period", "auditor")["length_seconds"])
+    period = {"period_from": int(good.record["recorded_at"]) // length * length,
+              "period_to": (int(bad.record["recorded_at"]) // length + 1) * length}  # fmt: skip
+    pass_past(period["period_to"] - 1)
     answered = api("POST", "/demands", "health", demand, status=201)["record"]
     chain_now = int(answered["published_at"])
-    # Every delivery from the acknowledged CSV to the disputed JSON Lines, the receipts between them too.
-    period = {"period_from": good.record["recorded_at"], "period_to": int(bad.record["recorded_at"]) + 1}
     opened = [
         api(
             "POST",
@@ -264,12 +273,6 @@ def _practice(
     ]
     # The writes below are the blocks after the inspections' seed blocks that the draws need (a test node
     # mines one per transaction, `dxl run` every 0.25 s).
-    answer = {
-        "answer": "existing_resource",
-        "resource_id": resources["HRSS"],
-        "note": "已编目，按有条件共享申请",
-    }
-    api("POST", f"/demands/{answered['id']}/answer", "hrss", answer)
     household = {
         "title": "户籍人口变动信息",
         "purpose": "低保对象户籍核查",
@@ -279,8 +282,6 @@ def _practice(
     overdue = api("POST", "/demands", "civil", demand, status=201)["record"]
     employers = {"title": "企业社保缴费人数", "purpose": "企业信用评价", "legal_basis": "《公示条例》"}
     anyone = api("POST", "/demands", "samr", {"document": employers, "due_by": month}, status=201)["record"]
-    score = {"delivery_id": good.delivery_id, "purpose_compliance": 5, "comment": "按约定用途使用"}
-    api("POST", f"/agreements/{agreement}/evaluations", "hrss", score, status=201)
     # Drawn before the second inspection's deadline (a sample drawn after it was presentable by no one, and
     # the contract takes no not-presented outcome for it); then the clock passes that deadline and the
     # demand's due time.
@@ -333,6 +334,22 @@ def build(
     }, status=201)["record"]  # fmt: skip
     api("POST", f"/requests/{rejected['id']}/reject", "hrss", {"reason_code": 3})
     practice = _practice(api, resources, health["id"], good, bad, passed, waits_a_week=pass_past is not None)
+    if pass_past is not None:
+        # The tests' scores come minutes later: at the start of an evaluation period, they are scored in the
+        # period HRSS's score below is (against `dxl run`, whose clock is the wall clock's, not waited for).
+        clock = api("GET", "/evaluation-period", "auditor")
+        pass_past(int(clock["ends_at"]) - 1)
+    evidence = _deliver(api, keystore, health, ("HRSS", "HEALTH"), INSURANCE_CSV, "csv")
+    score = {"delivery_id": evidence.delivery_id, "purpose_compliance": 5, "comment": "按约定用途使用"}
+    api("POST", f"/agreements/{health['id']}/evaluations", "hrss", score, status=201)
+    # HRSS answers HEALTH's demand with the resource it has delivered to HEALTH, nothing delivered since: an
+    # answer not met yet (met once a delivery follows it).
+    answer = {
+        "answer": "existing_resource",
+        "resource_id": resources["HRSS"],
+        "note": "已编目，按有条件共享申请",
+    }
+    api("POST", f"/demands/{practice.answered_demand}/answer", "hrss", answer)
     # Proposed once the practice's week has passed on the clock: a proposal left open that long expires.
     appoint = {"action": "grant_auditor", "account": "0x" + secrets.token_hex(20)}
     proposal = api("POST", "/governance/proposals", "governor-1", appoint, status=201)["record"]
@@ -341,6 +358,7 @@ def build(
         receipt_batch=batch,
         acknowledged=good,
         disputed=bad,
+        evidence=evidence,
         agreements={"HEALTH<-HRSS": health["id"], "CIVIL<-PSB": civil["id"]},
         rejected_request=rejected["id"],
         open_proposal=proposal["id"],

@@ -46,7 +46,7 @@ EXAMPLE_BODIES: dict[str, Any] = {
     "DemandAnswerCreate": lambda: {"answer": "declined", "decline_reason": "not_held"},
     "DemandRejectionCreate": lambda: {"reason": "incomplete"},
     "EvaluationCreate": lambda: {"delivery_id": b32(), "purpose_compliance": 3},
-    "InspectionCreate": lambda: {"period_from": 1, "period_to": 2, "sample_size": 1},
+    "InspectionCreate": lambda: {"period_from": 0, "period_to": 30 * 86400, "sample_size": 1},
     "PresentationCreate": lambda: {"delivery_id": b32(), "manifest": {}, "payload_base64": ""},
     "OutcomeCreate": lambda: {"delivery_id": b32()},
 }  # fmt: skip

@@ -35,7 +35,7 @@ from tests.api.api_helpers import (
     make_settings,
     mine,
     ok,
-    pass_time,
+    own_period,
     read_to_end,
     register,
     request_access,
@@ -59,7 +59,9 @@ def proxy(embedded_node: EmbeddedNode) -> Iterator[RpcProxy]:
 def api_env(
     embedded_node: EmbeddedNode, proxy: RpcProxy, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ApiEnv]:
-    settings = make_settings(api_home(tmp_path_factory, "api-hostile"), embedded_node)
+    home = api_home(tmp_path_factory, "api-hostile")
+    # Its inspections cover whole periods of its tests' own deliveries: a day passes on the shared node.
+    settings = make_settings(home, embedded_node, evaluation_period=86400)
     # The service asks the node only what requests make it ask: no follower or watcher in the background.
     quiet = {"rpc_url": proxy.url, "audit_follow_interval": 0, "chain_watch_interval": 0}
     with served(settings.model_copy(update=quiet), embedded_node) as env:
@@ -117,11 +119,11 @@ def _drawn_inspection(env: ApiEnv) -> tuple[int, dict[str, str]]:
     """A drawn inspection of a period holding an HRSS delivery to PSB and a PSB delivery to CIVIL; its id,
     and each sampled delivery's provider code."""
     hrss, psb = grant_between(env, "hrss", "psb"), grant_between(env, "psb", "civil")
-    pass_time(env, 2)  # the period holds this test's deliveries only
-    made = [delivery_between(env, "hrss", "psb", hrss), delivery_between(env, "psb", "civil", psb)]
-    pass_time(env, 2)
-    body = {"period_from": min(d["recorded_at"] for d in made), "sample_size": 2,
-            "period_to": max(d["recorded_at"] for d in made) + 1, "seed_delay_blocks": 2}  # fmt: skip
+    with own_period(env) as (period_from, period_to):  # the period holds this test's deliveries only
+        delivery_between(env, "hrss", "psb", hrss)
+        delivery_between(env, "psb", "civil", psb)
+    body = {"period_from": period_from, "sample_size": 2, "period_to": period_to,
+            "seed_delay_blocks": 2}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]

@@ -40,13 +40,16 @@ from tests.api.api_helpers import (
     agreement_between,
     anchored_batch,
     b32,
+    closed_period,
     concluded,
     delivery_between,
+    evaluation_period_length,
     grant_between,
     grant_under,
     in_pool,
     mine,
     ok,
+    own_period,
     pass_past,
     pass_time,
     register,
@@ -62,6 +65,10 @@ from verifier.onchain import ChainCheckError, LedgerReader
 from verifier.sampling import derive_sample, draw_sample, population
 
 pytestmark = pytest.mark.xdist_group("api-practice")
+
+#: The deployment's evaluation period (``tests/api/conftest.py``): its inspections cover whole periods of
+#: the tests' own deliveries, over, and a day passes on the shared node where 30 days could not.
+EVALUATION_PERIOD = 86400
 
 DEMAND: dict[str, Any] = {
     "title": "不动产登记信息（含抵押状态）",
@@ -154,8 +161,8 @@ def test_demands_and_inspections_are_listed_in_pages(api_env: ApiEnv) -> None:
     by_filter = pages(env, "/demands", "civil", addressee=env.departments["CIVIL"], limit=2)
     assert [d for p in by_filter for d in p] == addressed and all(len(p) <= 2 for p in by_filter)
 
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 200}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 200}
     opened = [
         ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"] for _ in range(2)
     ]
@@ -861,9 +868,8 @@ def test_cli_says_an_inspections_times_in_iso_utc_and_json_keeps_unix_seconds(ap
     from tests.cli import dxl
 
     env = api_env
-    delivery = delivery_between(env, "hrss", "psb")
-    period_from, period_to = delivery["recorded_at"], delivery["recorded_at"] + 1
-    pass_time(env, 2)  # the period must be over when the inspection opens
+    with own_period(env) as (period_from, period_to):
+        delivery_between(env, "hrss", "psb")
     auditor = ("--api", env.url, "--token", env.tokens["demo-auditor"])
     code, out, err = dxl("inspection", "open", "--from", _iso(period_from), "--to", _iso(period_to),
                          "--sample-size", "1", "--present-within", "600", *auditor)  # fmt: skip
@@ -911,21 +917,20 @@ def _real_delivery(
 def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None:
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    # The period holds this test's deliveries only: those of the tests before it on this node are seconds
-    # behind by the chain's clock (the sample is drawn from every delivery of the period).
-    pass_time(env, 2)
-    made = [_real_delivery(env, grant, tmp_path, n) for n in range(4)]
+    # A whole evaluation period holding this test's deliveries only, over when the inspection opens (the
+    # sample is drawn from every delivery of the period).
+    with own_period(env) as (period_from, period_to):
+        made = [_real_delivery(env, grant, tmp_path, n) for n in range(4)]
     ids = {d["delivery_id"]: (payload, manifest) for d, payload, manifest in made}
-    period_from = min(d["recorded_at"] for d, _, _ in made)
-    period_to = max(d["recorded_at"] for d, _, _ in made) + 1
-    pass_time(env, 2)  # the period must be over when the inspection opens
 
     # Presentations close at the deadline, by the chain's clock: the presentation notice and ten minutes
     # (a sample drawn with less left is never not presented), not a slow machine's seconds.
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
             "present_within": PRESENTATION_NOTICE_S + 600}  # fmt: skip
     assert env.call("POST", "/inspections", "psb", json=body).status_code == 403
-    future = env.call("POST", "/inspections", "auditor", json={**body, "period_to": 2**40})
+    future = env.call(
+        "POST", "/inspections", "auditor", json={**body, "period_to": period_to + 86400 * 10**4}
+    )
     assert (future.status_code, future.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
     # A seed block the opening's own block could reach is refused before anything is sent.
     next_block = env.call("POST", "/inspections", "auditor", json={**body, "seed_delay_blocks": 1})
@@ -1118,15 +1123,14 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
 
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    pass_time(env, 2)
-    single, single_payload, single_manifest = _real_delivery(env, grant, tmp_path, 90)
-    receipts = _real_receipts(env, grant, tmp_path, 3)
+    with own_period(env) as (period_from, period_to):
+        single, single_payload, single_manifest = _real_delivery(env, grant, tmp_path, 90)
+        receipts = _real_receipts(env, grant, tmp_path, 3)
     first = receipts[0][0]["batch"]["first_sequence"]
     anchored_at = int(
         anchors_client(env.setup.client.endpoint, env.settings.home).call("batch", grant["id"], first)[2]
     )
-    period_from, period_to = single["recorded_at"], max(single["recorded_at"], anchored_at) + 1
-    pass_time(env, 2)
+    assert period_from <= anchored_at < period_to
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 4, "seed_delay_blocks": 2,
             "present_within": 600}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
@@ -1222,22 +1226,14 @@ def test_sampling_inspection_stratifiedByProvider_oneProvidersReceiptsLeaveTheOt
     and its delivery (four entries) take one draw of two, PSB's one delivery the other, whatever the seed.
     Drawn as one pool (version 2), PSB's delivery escaped a sample of two from these five three times in five,
     and a batch of a million receipts hid it for good (``tests/verifier/test_sampling.py``)."""
-    from node.deploy import anchors_client
     from verifier.sampling import derive_sample
 
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    pass_time(env, 2)
-    theirs = delivery_between(env, "hrss", "psb", grant)
-    ours = delivery_between(env, "psb", "hrss")
-    receipts = _real_receipts(env, grant, tmp_path, 3)
-    first = receipts[0][0]["batch"]["first_sequence"]
-    anchored_at = int(
-        anchors_client(env.setup.client.endpoint, env.settings.home).call("batch", grant["id"], first)[2]
-    )
-    period_from = min(theirs["recorded_at"], ours["recorded_at"])
-    period_to = max(theirs["recorded_at"], ours["recorded_at"], anchored_at) + 1
-    pass_time(env, 2)
+    with own_period(env) as (period_from, period_to):
+        delivery_between(env, "hrss", "psb", grant)
+        ours = delivery_between(env, "psb", "hrss")
+        _real_receipts(env, grant, tmp_path, 3)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
             "present_within": 600}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
@@ -1263,8 +1259,8 @@ def test_derive_sample_refuses_a_practice_contract_serving_another_ledger(api_en
     """A practice contract's inspections and seeds are its own ledger's: read beside another ledger, its seed
     drew that ledger's deliveries, a sample no one inspected, without a word."""
     env = api_env
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2}
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 3)
     ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))
@@ -1295,8 +1291,8 @@ def test_the_service_draws_an_inspection_once_its_seed_block_is_mined(api_env: A
     open inspections and draws each once its seed block is mined (here one look at a time; ``dxl run`` looks
     every DXL_INSPECTION_DRAW_INTERVAL seconds), and a later draw through the API answers that draw."""
     env = api_env
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2}
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     # The service as `dxl run` starts it, its drawer's looks made here rather than on its clock.
     looks = {"inspection_draw_interval": 3600, "chain_watch_interval": 0}
@@ -1327,8 +1323,8 @@ def test_a_draw_that_loses_the_race_to_another_answers_the_draw_that_won(api_env
     transaction, checked on a head where the inspection was still open, reverts in the block behind the
     other. The seed is fixed all the same, so the answer is the draw that fixed it, not a 409."""
     env = api_env
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2}
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 3)
     deployment = load_deployment(env.settings.home)
@@ -1381,9 +1377,13 @@ def test_an_inspection_of_a_period_begun_before_the_ledger_was_deployed_reads_it
     assert deployment.sharing_practice is not None
     w3 = env.setup.client.w3
     before = int(w3.eth.get_block(deployment.block_number - 1)["timestamp"])
+    length = evaluation_period_length(env)
     delivery_between(env, "samr", "civil")
-    pass_time(env, 1)  # the period is over when the inspection opens
-    body = {"period_from": before - 1, "period_to": _chain_now(env), "sample_size": 1, "seed_delay_blocks": 2,
+    # Every whole period from the one the ledger was deployed in to the current one, over when the
+    # inspection opens.
+    period_from, period_to = before // length * length, (_chain_now(env) // length + 1) * length
+    pass_past(env, period_to - 1)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2,
             "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 3)
@@ -1425,28 +1425,77 @@ def test_an_inspection_the_contract_would_refuse_is_refused_at_the_door(api_env:
     is refused by the API's own validation, with the rule the contract applies, before anything is sent (no
     revert is named)."""
     env = api_env
+    _, current = closed_period(env)  # the current period starts where the last closed one ends
+    end = current + evaluation_period_length(env)
     now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now + 2, "sample_size": 1, "seed_delay_blocks": 2}
+    body = {"period_from": current, "period_to": end, "sample_size": 1, "seed_delay_blocks": 2}
     ahead = env.call("POST", "/inspections", "auditor", json=body)
     assert (ahead.status_code, ahead.json()["error"]["code"]) == (422, "INVALID_INSPECTION")
     error = ahead.json()["error"]
     assert (error["field"], error["chain_time"], error.get("revert")) == ("period_to", now, None)
     assert error["message"].startswith(
-        f"the inspected period must be over by the chain's clock: period_to {now + 2}"
+        f"the inspected period must be over by the chain's clock: period_to {end}"
     )
     backwards = env.call(
-        "POST", "/inspections", "auditor", json={**body, "period_from": now, "period_to": now}
+        "POST", "/inspections", "auditor", json={**body, "period_from": current, "period_to": current}
     )
     assert (backwards.status_code, backwards.json()["error"]["code"]) == (422, "VALIDATION_ERROR")
     assert "period_from must be before period_to" in backwards.json()["error"]["message"]
+
+
+def test_an_inspection_of_a_period_narrowed_around_a_delivery_is_refused_and_nothing_is_sent(
+    api_env: ApiEnv,
+) -> None:
+    """The inspected period is over when the inspection opens, so its auditor knows every delivery in it: a
+    period of one second around one delivery among several made that delivery the whole "random" sample, and
+    one ending a second before it spared it. An inspection covers whole evaluation periods (both bounds on
+    the grid ``GET /evaluation-period`` gives): any other bound is 422 ``INVALID_INSPECTION`` naming it, the
+    period it falls in and the length, before anything is sent; the whole period draws from all of them."""
+    env = api_env
+    grant = grant_between(env, "hrss", "psb")
+    with own_period(env) as (period_from, period_to):
+        made = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
+        pass_time(env, 60)  # blocks may share a second: the chosen delivery's is its own
+        chosen = delivery_between(env, "hrss", "psb", grant)
+        pass_time(env, 60)
+        made += [chosen, delivery_between(env, "hrss", "psb", grant)]
+    at, length = chosen["recorded_at"], evaluation_period_length(env)
+    count = len(ok(env.call("GET", "/inspections", "auditor", params={"limit": 500})))
+    body = {"sample_size": 1, "seed_delay_blocks": 2, "present_within": PRESENTATION_NOTICE_S + 60}
+    for (narrow_from, narrow_to), field, bound in (
+        ((at, at + 1), "period_from", at),  # the chosen delivery alone
+        ((period_from, at), "period_to", at),  # every delivery of the period but the chosen one
+        ((period_from, period_to - 1), "period_to", period_to - 1),
+    ):
+        refused = env.call("POST", "/inspections", "auditor",
+                           json={**body, "period_from": narrow_from, "period_to": narrow_to})  # fmt: skip
+        error = refused.json()["error"]
+        assert (refused.status_code, error["code"], error["field"]) == (422, "INVALID_INSPECTION", field), (
+            error
+        )
+        assert (error["evaluation_period"], error.get("revert")) == (length, None), error
+        assert error["message"] == (
+            f"an inspection covers whole evaluation periods of {length} s, from the epoch: {field} {bound} "
+            f"({_iso(bound)}) falls inside the one from {period_from} ({_iso(period_from)}) to {period_to} "
+            f"({_iso(period_to)})"
+        ), error
+    assert len(ok(env.call("GET", "/inspections", "auditor", params={"limit": 500}))) == count
+    assert _claims_left(env) == []
+    opened = ok(env.call("POST", "/inspections", "auditor",
+                         json={**body, "sample_size": 2, "period_from": period_from, "period_to": period_to}),
+                201)["record"]  # fmt: skip
+    mine(env, 3)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    assert drawn["population_size"] == 4
+    assert {s["delivery_id"] for s in drawn["sample"]} <= {d["delivery_id"] for d in made}
 
 
 def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_env: ApiEnv) -> None:
     """An auditor who could compute the sample from the seed block's hash and dislike it cannot let the
     inspection lapse unseen and open another: past 256 blocks it reads expired, and nobody can draw it."""
     env = api_env
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 2, "seed_delay_blocks": 2}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2}
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     inspection = opened["id"]
     mine(env, 2)  # the seed block is mined: its hash is known, and the inspection still open
@@ -1496,7 +1545,8 @@ def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiE
     env = api_env
     rpc = env.setup.client.w3.provider
     now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 2, "seed_delay_blocks": 2,
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
             "present_within": 60}  # fmt: skip
     answers: list[Any] = []
     key = {"Idempotency-Key": f"refused-opening-{now}"}
@@ -1699,10 +1749,9 @@ def _opened_drawable_past_its_deadline(env: ApiEnv) -> tuple[dict[str, Any], dic
     presentation deadline passed before its seed block was mined, the seed block and one on top mined: it
     can be drawn now, too late for its providers to present."""
     grant = grant_between(env, "hrss", "psb")
-    delivery_between(env, "hrss", "psb", grant)
-    pass_time(env, 2)
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 50, "seed_delay_blocks": 2,
+    with own_period(env) as (period_from, period_to):
+        delivery_between(env, "hrss", "psb", grant)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 50, "seed_delay_blocks": 2,
             "present_within": 3}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     pass_time(env, 10)  # the deadline passes before the seed block is mined
@@ -1770,10 +1819,9 @@ def test_an_auditor_cannot_record_not_presented_for_a_sample_drawn_with_no_time_
     does present in the time left is still judged and recorded."""
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    delivery_between(env, "hrss", "psb", grant)
-    pass_time(env, 2)
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 50, "seed_delay_blocks": 2,
+    with own_period(env) as (period_from, period_to):
+        delivery_between(env, "hrss", "psb", grant)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 50, "seed_delay_blocks": 2,
             "present_within": 30}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 3)
@@ -1805,10 +1853,9 @@ def test_a_delivery_inspected_again_counts_once_on_its_providers_card(api_env: A
     recorded for it in the card's period."""
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    delivered = delivery_between(env, "hrss", "psb", grant)
-    pass_time(env, 2)
-    now = _chain_now(env)
-    body = {"period_from": delivered["recorded_at"], "period_to": now, "sample_size": 50,
+    with own_period(env) as (period_from, period_to):
+        delivered = delivery_between(env, "hrss", "psb", grant)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 50,
             "seed_delay_blocks": 2, "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
     opened = [ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"] for _ in range(2)]
     mine(env, 3)
@@ -1841,10 +1888,9 @@ def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspectio
         ok(env.call("POST", f"/governance/proposals/{proposal['id']}/approve", "governor-2"))
 
     grant = grant_between(env, "hrss", "psb")
-    delivery_between(env, "hrss", "psb", grant)
-    pass_time(env, 2)
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2,
+    with own_period(env) as (period_from, period_to):
+        delivery_between(env, "hrss", "psb", grant)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2,
             "present_within": PRESENTATION_NOTICE_S + 30}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     assert to_checksum_address(opened["auditor"]) == opener
@@ -2449,8 +2495,8 @@ def test_demand_lists_and_inspections_answer_what_the_chain_says_record_by_recor
     samr, civil = env.departments["SAMR"], env.departments["CIVIL"]
     made = [publish(env, who, to) for who, to in (("samr", "civil"), ("civil", "samr"), ("samr", None),
                                                    ("civil", "samr"), ("samr", "civil"))]  # fmt: skip
-    now = _chain_now(env)
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 200}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 200}
     ok(env.call("POST", "/inspections", "auditor", json=body), 201)  # open until 200 blocks are mined
     for demand, who in ((made[1], "samr"), (made[4], "civil")):
         ok(env.call("POST", f"/demands/{demand['id']}/answer", who,

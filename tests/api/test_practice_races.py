@@ -33,6 +33,7 @@ from tests.api.api_helpers import (
     ServerThread,
     api_home,
     b32,
+    closed_period,
     concluded,
     govern,
     grant_between,
@@ -41,7 +42,7 @@ from tests.api.api_helpers import (
     mine,
     no_database,
     ok,
-    pass_time,
+    own_period,
     register,
     served,
     until,
@@ -55,6 +56,10 @@ from verifier.sampling import receipt_slot
 
 pytestmark = pytest.mark.xdist_group("api-practice-races")
 
+#: The deployment's evaluation period: its inspections cover whole periods of the tests' own deliveries, over,
+#: and a day passes on the shared node where 30 days could not (``api_helpers.own_period``).
+EVALUATION_PERIOD = 86400
+
 
 @pytest.fixture(scope="module")
 def proxied(
@@ -63,7 +68,8 @@ def proxied(
     """A service on the worker's node through a proxy, with no background reader of the node (no follower,
     chain watch or drawer: the proxy's hook must fire on a read of the request under test)."""
     with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
-        base = make_settings(api_home(tmp_path_factory, "practice-races"), embedded_node)
+        home = api_home(tmp_path_factory, "practice-races")
+        base = make_settings(home, embedded_node, evaluation_period=EVALUATION_PERIOD)
         settings = base.model_copy(
             update={"rpc_url": proxy.url, "audit_follow_interval": 0, "chain_watch_interval": 0}
         )
@@ -98,11 +104,10 @@ def _delivered(env: ApiEnv, tmp: Path, grant: dict[str, Any], n: int) -> tuple[s
 
 
 def _inspected(env: ApiEnv, *, present_within: int = 3600, seed_delay: int = 2) -> dict[str, Any]:
-    """An inspection opened of a period that holds nothing: the period is over, the seed block to come."""
-    now = _chain_now(env)
-    pass_time(env, 1)
-    body = {"period_from": now - 1, "period_to": now, "sample_size": 1, "seed_delay_blocks": seed_delay,
-            "present_within": present_within}  # fmt: skip
+    """An inspection opened of the last closed evaluation period, the seed block to come."""
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1,
+            "seed_delay_blocks": seed_delay, "present_within": present_within}  # fmt: skip
     record: dict[str, Any] = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     return record
 
@@ -111,11 +116,9 @@ def _inspection_of_one(env: ApiEnv, tmp: Path, *, present_within: int = 3600) ->
     """A drawn inspection whose period holds one real delivery of HRSS to PSB (its sample), and that
     delivery."""
     grant = grant_between(env, "hrss", "psb")
-    pass_time(env, 2)  # the period holds this delivery alone
-    delivery = _delivered(env, tmp, grant, _head(env))
-    recorded = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    pass_time(env, 2)
-    body = {"period_from": recorded, "period_to": recorded + 1, "sample_size": 1, "seed_delay_blocks": 2,
+    with own_period(env) as (period_from, period_to):  # the period holds this delivery alone
+        delivery = _delivered(env, tmp, grant, _head(env))
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2,
             "present_within": present_within}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 2)
@@ -839,27 +842,29 @@ def test_the_cli_presents_a_drawn_receipt_under_its_slot(
 
     env, _proxy = proxied
     grant = grant_between(env, "hrss", "psb")
-    pass_time(env, 2)
-    payload = tmp_path / "receipt.csv"
-    payload.write_bytes("id,name\n1,赵六\n".encode())
-    c = commit_payload(payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True)
-    did = new_delivery_id(grant["provider"])
-    manifest = tmp_path / "receipt.csv.manifest.json"
-    write_manifest(manifest, sign_manifest(build_manifest(c, delivery_id=did, grant_id=grant["id"]),
-                                           env.keystore.unlock("dept-hrss")))  # fmt: skip
-    body = {"delivery_id": "0x" + did.hex(), "grant_id": grant["id"], "commitment": "0x" + c.root.hex(),
-            "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
-    ok(env.call("POST", "/receipts", "hrss", json={"receipts": [body]}), 202)
-    receipt = until(
-        lambda: (r := ok(env.call("GET", f"/receipts/0x{did.hex()}", "hrss")))["status"] == "final" and r,
-        "the receipt's batch anchored",
-    )
+    with own_period(env) as (period_from, period_to):  # the period holds this receipt alone
+        payload = tmp_path / "receipt.csv"
+        payload.write_bytes("id,name\n1,赵六\n".encode())
+        c = commit_payload(
+            payload, salt=new_salt(), chunking=Chunking(PayloadFormat.CSV), keep_leaf_hashes=True
+        )
+        did = new_delivery_id(grant["provider"])
+        manifest = tmp_path / "receipt.csv.manifest.json"
+        write_manifest(manifest, sign_manifest(build_manifest(c, delivery_id=did, grant_id=grant["id"]),
+                                               env.keystore.unlock("dept-hrss")))  # fmt: skip
+        body = {"delivery_id": "0x" + did.hex(), "grant_id": grant["id"], "commitment": "0x" + c.root.hex(),
+                "byte_size": c.byte_size, "record_count": c.record_count}  # fmt: skip
+        ok(env.call("POST", "/receipts", "hrss", json={"receipts": [body]}), 202)
+        receipt = until(
+            lambda: (r := ok(env.call("GET", f"/receipts/0x{did.hex()}", "hrss")))["status"] == "final" and r,
+            "the receipt's batch anchored",
+        )
     from node.deploy import anchors_client
 
     anchors = anchors_client(env.setup.client.endpoint, env.settings.home)
     anchored_at = int(anchors.call("batch", grant["id"], receipt["batch"]["first_sequence"])[2])
-    pass_time(env, 2)
-    opened = {"period_from": anchored_at - 1, "period_to": anchored_at + 1, "sample_size": 1,
+    assert period_from <= anchored_at < period_to
+    opened = {"period_from": period_from, "period_to": period_to, "sample_size": 1,
               "seed_delay_blocks": 2, "present_within": 600}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=opened), 201)["record"]["id"]
     mine(env, 2)

@@ -17,6 +17,9 @@ from tests.api.api_helpers import PASSPHRASE, ApiEnv, mine
 
 # One deployment per module (the script answers demand 1 and inspection 1): keep it on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-practice-walkthrough")
+#: As the README's run: `DXL_EVALUATION_PERIOD=86400 dxl run`, the script moving the node's clock to the end
+#: of the period it delivers in, the whole period an inspection covers.
+EVALUATION_PERIOD = 86400
 
 ROOT = Path(__file__).resolve().parents[2]
 

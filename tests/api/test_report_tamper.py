@@ -27,10 +27,12 @@ from node.types import PRESENTATION_NOTICE_S, InspectionOutcome
 from tests.api.api_helpers import (
     ApiEnv,
     anchored_batch,
+    closed_period,
     delivery_between,
     grant_between,
     mine,
     ok,
+    own_period,
     pass_past,
     pass_time,
 )
@@ -42,19 +44,20 @@ from verifier.receipt_check import AnchorsReader, check_receipt
 from verifier.receipts import BatchTree, Receipt, ReceiptProof
 
 pytestmark = pytest.mark.xdist_group("api-report-tamper")
+#: The deployment's evaluation period: its inspections cover whole periods of the tests' own deliveries, over,
+#: and a day passes on the shared node where 30 days could not (``api_helpers.own_period``).
+EVALUATION_PERIOD = 86400
 runner = CliRunner()
 
 PRACTICE_EVENTS = {"DemandPublished", "DemandAnswered", "EvaluationRecorded", "InspectionOpened",
                    "InspectionDrawn", "InspectionOutcomeRecorded"}  # fmt: skip
 
 
-def _inspection(env: ApiEnv, deliveries: list[dict[str, Any]]) -> dict[str, Any]:
-    """An inspection of the deliveries' period, drawn, with the outcome of its one sampled delivery."""
-    body = {"period_from": min(d["recorded_at"] for d in deliveries),
-            "period_to": max(d["recorded_at"] for d in deliveries) + 1,
-            "sample_size": 1, "seed_delay_blocks": 2,
+def _inspection(env: ApiEnv, period: tuple[int, int]) -> dict[str, Any]:
+    """An inspection of ``period`` (``own_period``'s, over), drawn, with the outcome of its one sampled
+    delivery."""
+    body = {"period_from": period[0], "period_to": period[1], "sample_size": 1, "seed_delay_blocks": 2,
             "present_within": PRESENTATION_NOTICE_S + 6}  # fmt: skip
-    pass_time(env, 2)
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
     drawn: dict[str, Any] = ok(env.call("POST", f"/inspections/{inspection['id']}/draw", "auditor"))["record"]
@@ -71,10 +74,11 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
     its directory, the anchored batches' receipts by (grant, first sequence), the anchors' address."""
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
-    ok(env.call("POST", f"/agreements/{grant['agreement_id']}/evaluations", "psb", json={
-        "delivery_id": deliveries[0]["delivery_id"], "timeliness": 5, "completeness": 4,
-        "accuracy": 3}), 201)  # fmt: skip
+    with own_period(env) as period:
+        deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
+        ok(env.call("POST", f"/agreements/{grant['agreement_id']}/evaluations", "psb", json={
+            "delivery_id": deliveries[0]["delivery_id"], "timeliness": 5, "completeness": 4,
+            "accuracy": 3}), 201)  # fmt: skip
     demand = ok(env.call("POST", "/demands", "psb", json={
         "document": {"title": "婚姻登记信息", "description": "核对婚姻状况", "purpose": "住房保障资格审核",
                      "legal_basis": "《城镇住房保障条例》", "fields": ["身份证号"]},
@@ -82,7 +86,7 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
         "addressee": "HRSS"}), 201)["record"]  # fmt: skip
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                 json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
-    _inspection(env, deliveries)
+    _inspection(env, period)
     # Two batches of one grant and one of another: receipts can be moved between batches of either kind.
     gid, first = anchored_batch(env, 3)
     _, second = anchored_batch(env, 2, gid)
@@ -738,8 +742,9 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
     after every other test's report."""
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(3)]
-    drawn = _inspection(env, deliveries)
+    with own_period(env) as period:
+        deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(3)]
+    drawn = _inspection(env, period)
     # The period holds these three, and any receipt of another test anchored meanwhile (the anchorer's pace
     # under load): the population is the draw's own count, read from the chain.
     assert drawn["population_size"] >= 3
@@ -781,11 +786,13 @@ def test_verify_shows_inspections_left_to_expire_undrawn(api_env: ApiEnv, tmp_pa
     by whoever verifies a report of the period: the report is not wrong, the inspection is named expired.
     After the module's other tests: its blocks come after their reports."""
     env = api_env
-    now = int(env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    body = {"period_from": now - 60, "period_to": now, "sample_size": 1, "seed_delay_blocks": 2}
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2}
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     grant = grant_between(env, "hrss", "psb")
-    drawn = _inspection(env, [delivery_between(env, "hrss", "psb", grant)])  # drawn in time: not named
+    with own_period(env) as period:
+        delivery_between(env, "hrss", "psb", grant)
+    drawn = _inspection(env, period)  # drawn in time: not named
     env.setup.client.w3.provider.make_request("anvil_mine", [hex(260)])  # type: ignore[arg-type]
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path / "report"
@@ -812,12 +819,11 @@ def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: Ap
     by whoever verifies it; the service's not-presented outcome (zero hash, no verdict to have) is not."""
     env = api_env
     grant = grant_between(env, "hrss", "psb")
-    deliveries = [delivery_between(env, "hrss", "psb", grant) for _ in range(2)]
-    body = {"period_from": min(d["recorded_at"] for d in deliveries),
-            "period_to": max(d["recorded_at"] for d in deliveries) + 1,
-            "sample_size": 2, "seed_delay_blocks": 2,
+    with own_period(env) as (period_from, period_to):
+        for _ in range(2):
+            delivery_between(env, "hrss", "psb", grant)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
             "present_within": PRESENTATION_NOTICE_S + 6}  # fmt: skip
-    pass_time(env, 2)
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]

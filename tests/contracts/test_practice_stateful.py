@@ -539,18 +539,21 @@ class PracticeRules(RuleBasedStateMachine):
     )
     def open_inspection(self, who: str, bad: str | None, seed_ahead: int, present_days: int) -> None:
         sender, now, head = self.account(who), self.ledger.now(), self.head()
+        # The evaluation period before the current one: whole periods only, and over (the clock is never
+        # within hours of a period's end).
+        current = now // PERIOD * PERIOD
         # The transaction's own block is head + 1: a seed block must come after it.
         fields = {
-            "periodFrom": now - 2 * DAY,
-            "periodTo": now - DAY,
+            "periodFrom": current - PERIOD,
+            "periodTo": current,
             "sampleSize": 3,
             "seedBlock": head + seed_ahead,
             "presentBy": now + present_days * DAY,
         }
         if bad is not None:
             fields[bad] = {
-                "periodFrom": now - DAY,
-                "periodTo": now + DAY,
+                "periodFrom": current - PERIOD + 1,  # off the grid: a period narrowed by the auditor
+                "periodTo": current + PERIOD,  # not over
                 "sampleSize": 0,
                 "seedBlock": head + 1,
                 "presentBy": now,

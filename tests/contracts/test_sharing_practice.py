@@ -30,6 +30,8 @@ from node.types import (
 )
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, names, receipt_of, reverts
 from tests.contracts.test_receipt_anchors import Anchors, make_anchors
+from verifier.onchain import LedgerReader
+from verifier.sampling import derive_sample, draw_sample
 
 TEXT = b"\x7d" * 32
 ZERO = b"\x00" * 32
@@ -59,6 +61,13 @@ class Practice:
 
     def dept(self, code: str) -> Dept:
         return self.ledger.depts[code]
+
+    def closed_period(self) -> tuple[int, int]:
+        """The evaluation period before the current one by the chain's clock: the latest an inspection may
+        cover (whole periods only, and over)."""
+        length = int(self.client.call("evaluationPeriod"))
+        current = self.ledger.now() // length * length
+        return current - length, current
 
     def publish(self, publisher: str = "HRSS", addressee: str | None = "PSB") -> int:
         to = 0 if addressee is None else self.dept(addressee).id
@@ -506,14 +515,15 @@ def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice
     )
     w3 = practice.ledger.client.w3
     now, head = practice.ledger.now(), w3.eth.block_number
-    args = (now - DAY, now, 3, head + 3, now + 2)
+    start, end = practice.closed_period()
+    args = (start, end, 3, head + 3, now + 2)
     with reverts("PracticeNotAuditor", account=psb.account.address):
         practice.send(psb, "openInspection", *args)
-    for bad, field in (((now, now - 1, 3, head + 3, now + 2), "periodFrom"),
-                       ((now - DAY, now + DAY, 3, head + 3, now + 2), "periodTo"),
-                       ((now - DAY, now, 0, head + 3, now + 2), "sampleSize"),
-                       ((now - DAY, now, 3, head, now + 2), "seedBlock"),
-                       ((now - DAY, now, 3, head + 3, now - 1), "presentBy")):  # fmt: skip
+    for bad, field in (((end, start, 3, head + 3, now + 2), "periodFrom"),
+                       ((start, end + EVALUATION_PERIOD_S, 3, head + 3, now + 2), "periodTo"),
+                       ((start, end, 0, head + 3, now + 2), "sampleSize"),
+                       ((start, end, 3, head, now + 2), "seedBlock"),
+                       ((start, end, 3, head + 3, now - 1), "presentBy")):  # fmt: skip
         with reverts("PracticeInvalidInspection", field=field):
             practice.send(practice.auditor, "openInspection", *bad)
     opened = practice.send(practice.auditor, "openInspection", *args)
@@ -550,6 +560,65 @@ def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice
         practice.send(practice.auditor, "recordOutcome", inspection, delivery, InspectionOutcome.PASSED, ZERO)
 
 
+#: The evaluation period of the practice contracts whose inspections cover this module's own deliveries: the
+#: period holding them must be over before it is inspected, and 30 days cannot pass on the shared node.
+SHORT_PERIOD = 600
+
+
+def _mine_at(practice: Practice, at: int) -> None:
+    rpc = practice.ledger.client.w3.provider
+    rpc.make_request("evm_setNextBlockTimestamp", [at])  # type: ignore[arg-type]
+    rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+
+def test_openInspection_aPeriodNarrowedAroundOneDelivery_refused_aWholePeriodDrawsFromAllOfIt(
+    practice: Practice, node_endpoint: NodeEndpoint
+) -> None:
+    """A period is over when it is inspected, so its auditor knows every delivery in it. With bounds of the
+    auditor's choosing, a one-second period around one delivery among six made that delivery the whole
+    "random" sample, and a period ending a second before it spared it. Only whole evaluation periods are
+    inspected: each narrowed period is refused by the bound that narrows it, and the period holding the
+    delivery draws from all six."""
+    short = _short_practice(practice, node_endpoint, SHORT_PERIOD)
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    grant = practice.ledger.grant(psb, practice.ledger.agreement(psb, hrss))
+    start = (practice.ledger.now() // SHORT_PERIOD + 1) * SHORT_PERIOD
+    _mine_at(practice, start)  # a period of this test's deliveries alone
+    made = [practice.ledger.deliver(psb, grant)[0] for _ in range(3)]
+    _mine_at(practice, start + 100)
+    chosen, recorded = practice.ledger.deliver(psb, grant)
+    at = int(recorded.event("DeliveryRecorded").args["recordedAt"])
+    _mine_at(practice, start + 200)  # blocks may share a second: the chosen delivery's is its own
+    made += [chosen] + [practice.ledger.deliver(psb, grant)[0] for _ in range(2)]
+    _mine_at(practice, start + SHORT_PERIOD)  # the period is over
+    w3 = practice.ledger.client.w3
+    now, head = practice.ledger.now(), w3.eth.block_number
+    for (period_from, period_to), field in (
+        ((at, at + 1), "periodFrom"),  # the chosen delivery alone
+        ((start, at), "periodTo"),  # the period but the chosen delivery
+        ((at, start + SHORT_PERIOD), "periodFrom"),
+        ((start, start + SHORT_PERIOD - 1), "periodTo"),
+    ):
+        with reverts("PracticeInvalidInspection", field=field):
+            short.send(practice.auditor, "openInspection", period_from, period_to, 1, head + 3, now + DAY)
+    assert short.call("inspectionCount") == 0
+    # Two whole periods are taken as well as one: the least an inspection covers is a whole period.
+    two = short.send(practice.auditor, "openInspection", start - SHORT_PERIOD, start + SHORT_PERIOD, 1,
+                     head + 3, now + DAY)  # fmt: skip
+    assert names(two) == ["InspectionOpened"]
+    opened = short.send(
+        practice.auditor, "openInspection", start, start + SHORT_PERIOD, 2, head + 3, now + DAY
+    )
+    inspection = opened.event("InspectionOpened").args["inspectionId"]
+    while w3.eth.block_number <= head + 3:
+        w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+    seed = short.send(hrss, "drawSample", inspection).event("InspectionDrawn").args["seed"]
+    reader = LedgerReader(node_endpoint.rpc_url, str(practice.ledger.client.address))
+    derived = derive_sample(reader, str(short.client.address), inspection)
+    assert derived.population_size == 6
+    assert list(derived.sample) == draw_sample(seed, inspection, sorted(made), 2, version=3)
+
+
 def test_recordOutcome_drawnPastPresentBy_notPresentedRefused(practice: Practice) -> None:
     """An auditor who puts the seed block after the presentation deadline (here: deadline 5 s on, seed 20
     blocks on) would have a sample no provider learned before its deadline: its deliveries were never
@@ -560,7 +629,9 @@ def test_recordOutcome_drawnPastPresentBy_notPresentedRefused(practice: Practice
     )
     w3 = practice.ledger.client.w3
     now, head = practice.ledger.now(), w3.eth.block_number
-    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 20, now + 5)
+    opened = practice.send(
+        practice.auditor, "openInspection", *practice.closed_period(), 3, head + 20, now + 5
+    )
     inspection = opened.event("InspectionOpened").args["inspectionId"]
     w3.provider.make_request("evm_increaseTime", [10])  # type: ignore[arg-type]
     while w3.eth.block_number <= head + 20:
@@ -594,7 +665,9 @@ def test_recordOutcome_drawnWithinThePresentationNotice_notPresentedRefused(
     w3 = practice.ledger.client.w3
     now, head = practice.ledger.now(), w3.eth.block_number
     draw_at = now + 60
-    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 3, draw_at + left)
+    opened = practice.send(
+        practice.auditor, "openInspection", *practice.closed_period(), 3, head + 3, draw_at + left
+    )
     inspection = opened.event("InspectionOpened").args["inspectionId"]
     while w3.eth.block_number < head + 3:
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -628,7 +701,9 @@ def test_recordOutcome_byAnotherAuditor_refusedWhileTheOpenerIsOne(practice: Pra
     practice.ledger.govern(GovernanceAction.GRANT_AUDITOR, abi_encode(["address"], [rival.address]))
     w3 = practice.ledger.client.w3
     now, head = practice.ledger.now(), w3.eth.block_number
-    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 3, head + 2, now + DAY)
+    opened = practice.send(
+        practice.auditor, "openInspection", *practice.closed_period(), 3, head + 2, now + DAY
+    )
     inspection = opened.event("InspectionOpened").args["inspectionId"]
     while w3.eth.block_number <= head + 2:
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -677,7 +752,9 @@ def test_recordOutcome_receiptSlot_acceptedInsideAnAnchoredBatchOnly(practice: P
     delivery, _ = practice.ledger.deliver(psb, grant)
     w3 = practice.ledger.client.w3
     now, head = practice.ledger.now(), w3.eth.block_number
-    opened = practice.send(practice.auditor, "openInspection", now - DAY, now, 4, head + 2, now + 2)
+    opened = practice.send(
+        practice.auditor, "openInspection", *practice.closed_period(), 4, head + 2, now + 2
+    )
     inspection = opened.event("InspectionOpened").args["inspectionId"]
     while w3.eth.block_number <= head + 2:
         w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -707,7 +784,7 @@ def test_drawSample_pastTheBlockhashWindow_isExpiredForGood(practice: Practice) 
     # (no snapshot and revert, whose handling of the reverted blocks' transactions is the node's own).
     seed_block = head + 3
     drawn_one, lapsed = (
-        practice.send(practice.auditor, "openInspection", now - DAY, now, 3, seed_block, now + DAY)
+        practice.send(practice.auditor, "openInspection", *practice.closed_period(), 3, seed_block, now + DAY)
         .event("InspectionOpened")
         .args["inspectionId"]
         for _ in range(2)

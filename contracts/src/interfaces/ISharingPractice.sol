@@ -9,8 +9,8 @@ import {Demand, DemandAnswer, Inspection, InspectionOutcome, InspectionStatus, S
 /// catalogued resource or declines with a reason code (a demand addressed to no one is answered with a resource
 /// only); the publisher may reject a resource answer that does not meet the demand (which reopens it) and
 /// withdraw a demand still unanswered; after deliveries under an agreement each party scores
-/// the other once per evaluation period; auditors inspect a sample of a closed period's deliveries, drawn from a
-/// block hash committed to in advance.
+/// the other once per evaluation period; auditors inspect a sample of the deliveries of closed evaluation
+/// periods, drawn from a block hash committed to in advance.
 /// @dev Deployed beside the ledger and reading departments, resources, agreements, grants and deliveries through
 /// the ledger's views (the ledger's runtime code is close to the size limit). The ledger's own errors
 /// (`DepartmentUnauthorized`, `CatalogUnknownResource`, `AgreementUnknown`, ...) reach callers unchanged.
@@ -63,7 +63,8 @@ interface ISharingPractice {
     error PracticeNotAuditor(address account);
     /// @notice Thrown when an auditor records an outcome of an inspection another auditor opened and still audits.
     error PracticeNotInspectionAuditor(uint64 inspectionId, address auditor, address account);
-    /// @notice Thrown when an inspection's period, sample size, seed block or deadline is unusable.
+    /// @notice Thrown when an inspection's period (not whole evaluation periods, or not over), sample size, seed
+    /// block or deadline is unusable.
     error PracticeInvalidInspection(string field);
     /// @notice Thrown when an inspection id was never opened.
     error PracticeUnknownInspection(uint64 inspectionId);
@@ -256,10 +257,13 @@ interface ISharingPractice {
         uint64 firstSequence
     ) external;
 
-    /// @notice Opens a sampling inspection of the deliveries recorded in `[periodFrom, periodTo)`.
+    /// @notice Opens a sampling inspection of the deliveries recorded in `[periodFrom, periodTo)`: one or more
+    /// whole evaluation periods.
     /// @dev Requirements: caller holds the ledger's auditor role; `periodFrom < periodTo <= block.timestamp`
-    /// (a closed period: its deliveries can no longer change); `sampleSize > 0`; `seedBlock > block.number`;
-    /// `presentBy > block.timestamp`. Emits {InspectionOpened}.
+    /// (a closed period: its deliveries can no longer change); both bounds multiples of {evaluationPeriod}
+    /// (else {PracticeInvalidInspection} naming the bound: a period is closed before it is inspected, so bounds
+    /// of the auditor's choosing would choose its population, down to a single delivery); `sampleSize > 0`;
+    /// `seedBlock > block.number`; `presentBy > block.timestamp`. Emits {InspectionOpened}.
     /// @return inspectionId The new inspection's id.
     function openInspection(
         uint64 periodFrom,
