@@ -60,9 +60,9 @@ _OUTCOME_NAMES = {
 
 @dataclass(frozen=True)
 class KeptPresentation:
-    """A presentation the service kept (the latest of a sampled delivery): its verdict's status, the SHA-256
-    of the verdict as kept, the evidence its outcome records, and the block it was judged at (its verdict's
-    ``block``; None for a verdict that read no block)."""
+    """A presentation the service kept (the latest of a sampled delivery): its verdict's status (empty for a
+    verdict that cannot be read), the SHA-256 of the verdict as kept, the evidence its outcome records, and
+    the block it was judged at (its verdict's ``block``; None for a verdict that read no block)."""
 
     status: str
     evidence_hash: bytes
@@ -72,14 +72,18 @@ class KeptPresentation:
     def of(cls, row: InspectionPresentationRow) -> KeptPresentation:
         # Read as a client's JSON is: a row edited into text that is no JSON object (or nested past the C
         # stack's reach) made every read of its inspection, and the list, answer 500 (or stopped the service).
-        # Its evidence hash, of the text as kept, no longer matches the outcome's either.
         try:
             verdict = parse_json(row.verdict)
         except JsonBodyError:
             verdict = None
-        block = verdict.get("block") if isinstance(verdict, dict) else None
+        if not isinstance(verdict, dict):
+            verdict = {}
+        block, status = verdict.get("block"), verdict.get("status")
+        # The status is the verdict's, whose hash an outcome records as its evidence, not the row's status
+        # column beside it: edited apart, that column had a pass recorded for a verdict that says MISMATCH.
+        # A verdict that cannot be read has none, and calls for no pass.
         return cls(
-            row.status,
+            status if isinstance(status, str) else "",
             hashlib.sha256(row.verdict.encode("utf-8")).digest(),
             block if isinstance(block, int) else None,
         )
@@ -215,7 +219,7 @@ class InspectionService:
                 sampled.append(
                     m.SampledDelivery(
                         delivery_id=as_hex(d), provider=sampled_provider(derived, d),
-                        presented=None if kept is None else kept.status,
+                        presented=None if kept is None else kept.status or None,
                         outcome=None if recorded is None else _OUTCOME_NAMES[recorded.outcome],
                         outcome_as_checked=None if recorded is None else recorded == outcome_called_for(kept),
                         overdue=late and recorded is None,

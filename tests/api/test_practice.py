@@ -1798,7 +1798,7 @@ def test_a_kept_verdict_edited_into_no_json_object_reads_as_one_judged_at_no_blo
         i=opened["id"], d=sampled["delivery_id"], v=verdict)  # fmt: skip
     read = ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))
     (shown,) = [s for s in read["sample"] if s["delivery_id"] == sampled["delivery_id"]]
-    assert shown["presented"] == "MATCH"
+    assert shown["presented"] is None  # no verdict can be read of it, whatever its status column says
     provider = next(code for code, i in env.departments.items() if i == sampled["provider"]).lower()
     assert ok(env.call("GET", f"/inspections/{opened['id']}", provider))["id"] == opened["id"]
     assert opened["id"] in {
@@ -1806,6 +1806,28 @@ def test_a_kept_verdict_edited_into_no_json_object_reads_as_one_judged_at_no_blo
     }
     # Gone again: the module's other tests list every inspection.
     sql(env, "DELETE FROM api_inspection_presentations WHERE inspection_id = :i", i=opened["id"])
+
+
+def test_an_outcome_follows_the_verdict_kept_not_a_status_column_edited_beside_it(api_env: ApiEnv) -> None:
+    """A kept presentation holds its verdict and, beside it, the verdict's status: the service read the
+    status column to call for an outcome, so a row whose column was edited to MATCH beside a verdict that
+    says MISMATCH was recorded on chain as passed, with the evidence hash of the mismatch. The verdict, whose
+    hash the outcome records, is what calls for the outcome."""
+    env = api_env
+    opened, _ = _opened_drawable_past_its_deadline(env)
+    drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
+    sampled = drawn["sample"][0]
+    verdict = json.dumps({"block": 1, "status": "MISMATCH"}, sort_keys=True, separators=(",", ":"))
+    sql(env, "INSERT INTO api_inspection_presentations (inspection_id, delivery_id, status, verdict, "
+        "presented_at) VALUES (:i, :d, 'MATCH', :v, '2026-01-01 00:00:00')",
+        i=opened["id"], d=sampled["delivery_id"], v=verdict)  # fmt: skip
+    read = ok(env.call("GET", f"/inspections/{opened['id']}", "auditor"))
+    (shown,) = [s for s in read["sample"] if s["delivery_id"] == sampled["delivery_id"]]
+    assert shown["presented"] == "MISMATCH"
+    path = f"/inspections/{opened['id']}/outcomes"
+    recorded = ok(env.call("POST", path, "auditor", json={"delivery_id": sampled["delivery_id"]}))["record"]
+    (outcome,) = [s for s in recorded["sample"] if s["delivery_id"] == sampled["delivery_id"]]
+    assert (outcome["outcome"], outcome["outcome_as_checked"]) == ("failed", True)
 
 
 def test_an_auditor_cannot_record_not_presented_for_a_sample_drawn_with_no_time_left_to_present(
