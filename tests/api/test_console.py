@@ -1179,6 +1179,14 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     auditor.page.clock.set_system_time(datetime(2025, 6, 1, tzinfo=UTC))
     page.fill("#insp-from", "2026-01-01")
     page.fill("#insp-to", "2026-01-02")
+    # Three days to present, the notice the ledger gives from the draw (which comes after the opening): no
+    # delivery of it could ever be found not presented, and the page says so rather than open it.
+    opened = len(ok(api_env.call("GET", "/inspections", "auditor")))
+    page.fill("#insp-within", "3")
+    page.click("#insp-open")
+    assert "give them at least 4 days" in page.locator("#insp-form .outcome .error").inner_text()
+    assert len(ok(api_env.call("GET", "/inspections", "auditor"))) == opened
+    page.fill("#insp-within", "7")
     page.click("#insp-open")
     page.wait_for_selector("#inspection-title [data-status=open]", timeout=30_000)
     mine_blocks(api_env, 2)

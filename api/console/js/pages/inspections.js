@@ -2,11 +2,14 @@
 // auditor reads every sampled delivery, opens an inspection and records each outcome; a department reads the
 // sampled deliveries it provided, which it must present by the deadline (the API answers it no other).
 import { api, ApiError, every } from "../api.js";
-import { add, errorBox, fill, h, mono, pagedTable, when } from "../dom.js";
+import { add, errorBox, fill, h, mono, PageError, pagedTable, when } from "../dom.js";
 import { t } from "../i18n.js";
 import { checkPeriod, departmentsById, deptLabel, idArg, isoDate, isoDateEnd, refusedField, statusBadge } from "./common.js";
 
 const DAY = 86400;
+// The ledger gives each provider this notice from the draw to present (PRESENTATION_NOTICE_S, node/types.py), and
+// the draw comes a few blocks after the opening: a shorter time to present can never find anyone not presenting.
+const NOTICE_DAYS = 3;
 
 // Not statusBadge: an open proposal and an open inspection read differently in Chinese.
 function inspectionStatus(status) {
@@ -36,7 +39,8 @@ function openForm(go) {
   const from = h("input", { type: "date", name: "from", id: "insp-from", required: true });
   const to = h("input", { type: "date", name: "to", id: "insp-to", required: true });
   const size = h("input", { type: "number", name: "sample_size", id: "insp-size", min: 1, max: 1000, value: 10, required: true });
-  const within = h("input", { type: "number", name: "present_within", id: "insp-within", min: 1, max: 365, value: 7, required: true });
+  const within = h("input", { type: "number", name: "present_within", id: "insp-within", min: 1, max: 365, value: 7, required: true,
+    title: t("insp.tooShort", { notice: NOTICE_DAYS, least: NOTICE_DAYS + 1 }) });
   const out = h("div", { class: "outcome" });
   const button = h("button", { type: "submit", id: "insp-open" }, t("insp.open"));
   const form = h("form", { class: "filters card", id: "insp-form" },
@@ -46,6 +50,7 @@ function openForm(go) {
     event.preventDefault();
     try {
       checkPeriod(from.value, to.value);
+      if (Number(within.value) <= NOTICE_DAYS) throw new PageError(t("insp.tooShort", { notice: NOTICE_DAYS, least: NOTICE_DAYS + 1 }));
       button.disabled = true;
       const written = await api("/inspections", { method: "POST", body: {
         period_from: Date.parse(isoDate(from.value)) / 1000, period_to: Date.parse(isoDateEnd(to.value)) / 1000,

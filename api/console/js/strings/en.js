@@ -435,6 +435,7 @@ export default {
   "insp.overdueNote": "{n} sampled deliveries are past their deadline with no outcome recorded.",
   "insp.sample": "Sample",
   "insp.yourSample": "Your sampled deliveries",
+  "insp.tooShort": "Providers have {notice} days from the draw to present, which comes a few blocks after opening: give them at least {least} days, or no sampled delivery can ever be found not presented.",
   "insp.presentHow": "Present each by {when}: dxl inspection present {id} --payload FILE --manifest FILE.manifest.json (the payload goes to the service, which checks it against the chain).",
   "insp.emptySample": "The period held no deliveries: nothing was sampled.",
   "insp.noneOfYours": "None of your deliveries was sampled.",

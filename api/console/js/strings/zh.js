@@ -435,6 +435,7 @@ export default {
   "insp.overdueNote": "{n} 项抽中的交付已过提交期限且未记录结果。",
   "insp.sample": "样本",
   "insp.yourSample": "本部门被抽中的交付",
+  "insp.tooShort": "提供方自抽样起有 {notice} 天提交，抽样在发起后几个区块进行：提交期限至少 {least} 天，否则任何被抽中的交付都不会被认定为未提交。",
   "insp.presentHow": "请在 {when} 前逐项提交：dxl inspection present {id} --payload 文件 --manifest 文件.manifest.json（载荷发送至服务，由其对照链上记录核验）。",
   "insp.emptySample": "该期间没有交付：未抽中任何交付。",
   "insp.noneOfYours": "本部门的交付均未被抽中。",
