@@ -277,8 +277,10 @@ class ReceiptReader:
                 f"{slot.provider}): its bookkeeping was changed after it closed"
             )
         # The consumer is in no leaf, root or slot: a row edited to name another read final, shown to that
-        # department and hidden from the grant's consumer. The anchor's log names the batch's.
-        consumer = None if row.tx_hash is None else self._anchor_consumer(str(row.tx_hash))
+        # department and hidden from the grant's consumer. The anchor's log names the batch's: asked once the
+        # service saw it mined (once per batch, then kept), not on every look-up while it is on its way.
+        mined = row.tx_hash is not None and row.state == "final"
+        consumer = self._anchor_consumer(str(row.tx_hash)) if mined else None
         if consumer is not None and row.consumer != consumer:
             raise JournalCorruptError(
                 f"the journal's row {row.seq} names consumer {row.consumer!r}, the anchor {row.tx_hash} of "
