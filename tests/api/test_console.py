@@ -1333,6 +1333,49 @@ def test_a_demand_is_answered_only_with_a_resource_the_ledger_takes_for_the_answ
     assert answer["answer"] == "new_resource" and answer["resource_id"] == fresh
 
 
+def test_a_publisher_rejects_an_answer_that_does_not_meet_its_demand_and_withdraws_another(
+    console: Any, api_env: ApiEnv
+) -> None:
+    """The publisher's say in its demand, on the page as over the API: a resource answer is rejected with a
+    reason and a note (the demand waits for another, its rejection listed), and a demand still unanswered is
+    withdrawn (it reads withdrawn, no one is offered to answer it). Another department is offered neither."""
+    document = {
+        "title": "婚姻登记信息",
+        "purpose": "住房保障资格审核",
+        "legal_basis": "《婚姻登记条例》第二条",
+    }
+    body = {"document": document, "addressee": "HRSS", "due_by": period(api_env)[1]}
+    answered, waiting = (ok(api_env.call("POST", "/demands", "samr", json=body), 201)["record"] for _ in "ab")
+    resource = register(api_env, "hrss", "conditional")
+    ok(api_env.call("POST", f"/demands/{answered['id']}/answer", "hrss",
+                    json={"answer": "new_resource", "resource_id": resource}))  # fmt: skip
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+    hrss = console("hrss").open("demands")
+    assert hrss.locator(".publisher-form").count() == 0
+    page = console("samr").open("demands")
+    form = page.locator(f".reject-form[data-demand='{answered['id']}']")
+    form.locator(".reject-reason").select_option("incomplete")
+    form.locator(".reject-note").fill("缺少登记日期字段")
+    form.locator("button").click()
+    page.wait_for_selector("#rejected", timeout=30_000)
+    record = ok(api_env.call("GET", f"/demands/{answered['id']}", "samr"))
+    assert (record["status"], record["rejections"][0]["reason"]) == ("open", "incomplete")
+    assert record["rejections"][0]["note"]["document"] == {"note": "缺少登记日期字段"}
+    shown = page.inner_text(f"article[data-demand='{answered['id']}'] .rejection")
+    assert f"resource #{resource} of HRSS" in shown and "incomplete" in shown and "缺少登记日期字段" in shown
+    page.locator(f".publisher-form[data-demand='{waiting['id']}'] button.withdraw").click()
+    page.wait_for_selector("#withdrawn", timeout=30_000)
+    assert ok(api_env.call("GET", f"/demands/{waiting['id']}", "samr"))["status"] == "withdrawn"
+    article = page.locator(f"article[data-demand='{waiting['id']}']")
+    assert (
+        article.get_attribute("data-status") == "withdrawn"
+        and article.locator(".publisher-form").count() == 0
+    )
+    hrss = console("hrss").open("demands")
+    assert hrss.locator(f".answer-form[data-demand='{waiting['id']}']").count() == 0
+    assert hrss.locator(f".answer-form[data-demand='{answered['id']}']").count() == 1
+
+
 #: The longest department code the ledger takes (verifier.departments), wider than a node of the map.
 LONG_CODE = "ODD_" + "W" * 28
 

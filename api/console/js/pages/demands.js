@@ -1,6 +1,7 @@
 // Demand lists: what departments need from each other, with each answer, due date and overdue mark. A
 // department sees the demands it published and those it may answer (addressed to it, or to no one); it
-// publishes a demand and answers one addressed to it. Auditors (and governors, who read the lists as every
+// publishes a demand and answers one addressed to it, rejects a resource answer to its own demand that does
+// not meet it and withdraws its own demand while unanswered. Auditors (and governors, who read the lists as every
 // member does) see every demand and are offered no form: the API takes both writes from departments only.
 import { api, ApiError, every } from "../api.js";
 import { add, errorBox, fill, h, paged, PageError, theirs, when } from "../dom.js";
@@ -11,9 +12,17 @@ const ANSWERS = ["existing_resource", "new_resource", "declined"];
 // node.types.DeclineReason, by the name the API takes.
 const DECLINE_REASONS = ["not_held", "held_elsewhere", "legally_restricted", "insufficient_legal_basis", "purpose_not_justified"];
 
-/** Whether department `me` may answer `d`: addressed to it, or to no one and published by another. */
+// node.types.RejectionReason, by the name the API takes.
+const REJECTION_REASONS = ["not_the_data_asked", "incomplete", "not_current", "conditions_unmeetable"];
+
+/**
+ * Whether department `me` may answer `d`: addressed to it, or to no one, published by another and no answer
+ * of `me` rejected by its publisher (ANSWERER_REJECTED).
+ */
 export function answerable(d, me) {
-  return d.status === "open" && (d.addressee === me || (d.addressee === null && d.publisher !== me));
+  if (d.status !== "open") return false;
+  if (d.addressee === me) return true;
+  return d.addressee === null && d.publisher !== me && !(d.rejections || []).some((r) => r.answered_by === me);
 }
 
 function dueMark(d) {
@@ -32,8 +41,18 @@ function documentFacts(doc) {
   return h("dl", { class: "facts" }, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
 }
 
+function rejectionsView(d, depts) {
+  return (d.rejections || []).map((r) => {
+    const note = r.note && r.note.document ? r.note.document.note : null;
+    return h("div", { class: "rejection", "data-rejected": r.resource_id },
+      h("p", {}, t("demand.rejectedAnswer", { when: when(r.rejected_at), resource: r.resource_id, who: deptLabel(depts, r.answered_by), reason: t(`rejection.${r.reason}`) })),
+      note ? h("p", { class: "note" }, t("demand.note"), " ", theirs(note)) : null);
+  });
+}
+
 function answerView(d, depts) {
   const a = d.answer;
+  if (d.withdrawn_at) return h("p", { class: "muted answer", "data-answer": "withdrawn" }, t("demand.withdrawnAt", { when: when(d.withdrawn_at) }));
   if (!a) return h("p", { class: "muted answer", "data-answer": "none" }, t("demand.unanswered"));
   const note = a.note && a.note.document ? a.note.document.note : null;
   return h("div", { class: "answer", "data-answer": a.answer },
@@ -97,6 +116,38 @@ function answerForm(d, mine, reload) {
   return form;
 }
 
+/** The publisher's say in its demand: reject a resource answer, or withdraw it while unanswered. */
+function publisherForm(d, reload) {
+  const out = h("div", { class: "outcome" });
+  const send = async (button, path, body, done) => {
+    button.disabled = true;
+    try {
+      await api(`/demands/${d.id}/${path}`, { method: "POST", body });
+      await reload(h("p", { class: "ok", id: path === "reject" ? "rejected" : "withdrawn", role: "status" }, done));
+    } catch (error) {
+      button.disabled = false;
+      fill(out, errorBox(error));
+      if (error instanceof ApiError && error.status === 409) await reload(errorBox(error));
+    }
+  };
+  if (d.status === "open") {
+    const button = h("button", { type: "button", class: "withdraw" }, t("demand.withdraw"));
+    button.addEventListener("click", () => send(button, "withdraw", undefined, t("demand.withdrawnNote", { id: d.id })));
+    return h("div", { class: "filters publisher-form", "data-demand": d.id }, button, out);
+  }
+  if (!d.answer || !d.answer.resource_id) return null;
+  const reason = h("select", { name: "reason", class: "reject-reason" }, REJECTION_REASONS.map((v) => h("option", { value: v }, t(`rejection.${v}`))));
+  const note = h("input", { name: "note", class: "reject-note", maxlength: 2000, size: 40 });
+  const button = h("button", { type: "submit" }, t("demand.reject"));
+  const form = h("form", { class: "filters publisher-form reject-form", "data-demand": d.id },
+    h("span", {}, t("demand.rejectTitle")), h("label", {}, t("demand.reason"), reason), h("label", {}, t("demand.note"), note), button, out);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send(button, "reject", { reason: reason.value, note: note.value.trim() || undefined }, t("demand.rejected", { id: d.id }));
+  });
+  return form;
+}
+
 function publishForm(depts, me, reload) {
   const field = (name, attrs = {}) => h("input", { name, id: `demand-${name}`, maxlength: 500, size: 36, ...attrs });
   const title = field("title", { required: true });
@@ -148,6 +199,7 @@ export default {
     const depts = await departmentsById();
     const me = caps.role === "department" ? caps.me.department_id : null;
     const canAnswer = me !== null && caps.can("POST /demands/{demand_id}/answer");
+    const canReject = me !== null && caps.can("POST /demands/{demand_id}/reject");
     // A department's own resources, to answer with (read once: the catalog changes rarely under a page).
     const mine = canAnswer ? await every("/resources", { owner: me }) : [];
     const list = h("div", { id: "demands" });
@@ -166,8 +218,10 @@ export default {
           " · ", t("demand.publishedAt", { when: when(d.published_at) }), " · ", dueMark(d), " · ",
           doc ? (d.verified ? h("span", { class: "ok" }, "✓ " + t("demand.textMatches")) : h("span", { class: "error" }, t("demand.textDiffers"))) : null),
         documentFacts(doc),
+        rejectionsView(d, depts),
         answerView(d, depts),
-        canAnswer && answerable(d, me) ? answerForm(d, mine, (note) => load(note)) : null);
+        canAnswer && answerable(d, me) ? answerForm(d, mine, (note) => load(note)) : null,
+        canReject && d.publisher === me ? publisherForm(d, (note) => load(note)) : null);
     };
     const section = (heading, id, items) => [
       heading ? h("h2", {}, heading) : null,
