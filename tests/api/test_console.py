@@ -377,6 +377,9 @@ def test_each_role_is_offered_exactly_the_pages_the_api_allows(
 ) -> None:
     c = console(who)
     assert c.nav() == pages
+    # The header names who signed in, by role and then department code, governor number or token name.
+    header = {"auditor": "Auditor demo-auditor", "governor-1": "Governor #1"}
+    assert c.page.inner_text("#who") == header.get(who, f"Department {who.upper()}")
     assert c.page.evaluate("sessionStorage.getItem('dxl.token')") == api_env.tokens["demo-" + who]
     for page in sorted(ALL_PAGES):
         c.open(page)

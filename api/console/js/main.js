@@ -37,7 +37,12 @@ function renderNav() {
   fill(nav, caps === null ? [] : PAGES.filter((p) => p.nav !== false && allowed(p)).map((p) =>
     h("a", { href: `#/${p.id}`, class: p.id === id ? "active" : null, "data-page": p.id }, t(p.title))));
   const who = document.getElementById("who");
-  fill(who, caps === null ? [] : [h("span", { class: `role role-${caps.role}` }, t(`role.${caps.role}`)), " ", caps.me.principal,
+  // Who beside the role: the department's code, the governor's number, or the auditor's token's name (the
+  // principal's key, "department:HRSS", was an English word in the Chinese header and said the role twice).
+  const me = caps?.me;
+  const name = me ? me.department ?? (me.governor !== null && me.governor !== undefined ? `#${me.governor}` : me.token_name) : null;
+  fill(who, caps === null ? [] : [h("span", { class: `role role-${caps.role}` }, t(`role.${caps.role}`)), " ",
+    h("span", { id: "who-name", title: me.token_name }, name),
     caps.suspended ? [" ", h("span", { class: "badge status-suspended", id: "suspended", title: t("app.suspendedNote") }, t("status.suspended"))] : null]);
   document.getElementById("signout").hidden = caps === null;
 }
