@@ -237,6 +237,9 @@ class InspectionRecord:
     #: known from there on, not before (None: not drawn, or read from the view alone).
     drawn: ChainPosition | None = None
     drawn_at: int | None = None
+    #: For a drawn inspection read with its sample (:meth:`PracticeReader.facts`): how many deliveries and
+    #: receipts its period held, the population its sample was drawn from (None: not drawn, or not derived).
+    population_size: int | None = None
 
     @property
     def expired_block(self) -> int:
@@ -329,7 +332,7 @@ class PracticeFacts:
             if (after(i.drawn)
                     or (i.status is InspectionStatus.EXPIRED and i.expired_block > block)):  # fmt: skip
                 i = replace(i, status=InspectionStatus.OPEN, seed=b"\x00" * 32, expired_at=None, drawn=None,
-                            drawn_at=None)  # fmt: skip
+                            drawn_at=None, population_size=None)  # fmt: skip
             inspections.append(i)
         return PracticeFacts(
             demands,
@@ -569,6 +572,12 @@ class PracticeReader:
     def facts(self) -> PracticeFacts:
         """Raises: NodeError as :meth:`samples`."""
         inspections = self.inspections()
+        derived = self.samples(i.inspection_id for i in inspections if i.status is InspectionStatus.DRAWN)
+        inspections = [
+            replace(i, population_size=derived[i.inspection_id].population_size) if i.inspection_id in derived
+            else i
+            for i in inspections
+        ]  # fmt: skip
         outcomes = self.sampled_outcomes()
         return PracticeFacts(
             self.positioned_demands(), self.evaluations(), inspections, outcomes, self.sampled(inspections)

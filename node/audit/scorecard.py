@@ -80,9 +80,10 @@ From the sharing practice contract (``practice``; null when it is not deployed):
   evaluation time with no outcome recorded, listed with their inspection: until the auditor records one (not
   presented, or the verdict of what was presented), they would count nowhere (a sample counts from its draw's
   block: one drawn after the period adds nothing to it; one drawn less than the presentation notice, 3 days,
-  before its deadline left no one the time to present and is never overdue); and the ledger's inspections that
+  before its deadline left no one the time to present and is never overdue); the ledger's inspections that
   expired in the period (never drawn while their seed block's hash was known, so their sample was never fixed;
-  whichever department).
+  whichever department); and **inspected**: the ledger's inspections drawn in the period, each with its
+  inspected period, sample size and the population the sample was drawn from (whichever department).
 
 These are evaluated at the period's end in block time (a closed period's figures never change; an open one
 counts what the chain holds now), not at this machine's clock.
@@ -104,7 +105,7 @@ from node.audit import models as m
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import departments
 from node.practice import DemandRecord, EvaluationRecord, OutcomeRecord, PracticeFacts, presentable
-from node.types import ChainPosition, DemandAnswer, InspectionOutcome, ScoredSide, ShareType
+from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide, ShareType
 
 SHARE_TYPES = {s.value: s.name.lower() for s in ShareType}
 
@@ -572,6 +573,14 @@ def practice_indicators(
         i for i in practice.inspections
         if i.expired_at is not None and in_period(i.expired_at) and i.expired_at <= as_of
     ]  # fmt: skip
+    # Every inspection drawn in the period, with the population its sample was drawn from: a sample says how
+    # much of the inspected period it stood for only beside it (a sample of one from a population of one is
+    # no random check). On every card, as expired ones: inspections belong to no department.
+    inspected = [
+        i for i in practice.inspections
+        if i.status is InspectionStatus.DRAWN and i.drawn_at is not None and in_period(i.drawn_at)
+        and i.drawn_at <= as_of
+    ]  # fmt: skip
     return {
         "demands_received": {
             "total": len(received),
@@ -615,6 +624,16 @@ def practice_indicators(
             "not_presented": by_outcome[InspectionOutcome.NOT_PRESENTED],
             "pass_rate": _rate(by_outcome[InspectionOutcome.PASSED], len(outcomes)),
             "expired": len(expired),
+            "inspected": [
+                {
+                    "inspection_id": i.inspection_id,
+                    "period_from": i.period_from,
+                    "period_to": i.period_to,
+                    "sample_size": i.sample_size,
+                    "population_size": i.population_size,
+                }
+                for i in inspected
+            ],
             "overdue": len(unrecorded),
             "overdue_deliveries": [
                 {"inspection_id": i, "delivery_id": d}

@@ -1488,6 +1488,12 @@ def test_an_inspection_of_a_period_narrowed_around_a_delivery_is_refused_and_not
     drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
     assert drawn["population_size"] == 4
     assert {s["delivery_id"] for s in drawn["sample"]} <= {d["delivery_id"] for d in made}
+    # Every scorecard of the period of the draw names the inspection with the population it sampled.
+    ok(env.call("POST", "/audit/index", "auditor"))
+    query = f"/audit/scorecard?department=PSB&from={_iso(period_to)}&to={_iso(_chain_now(env) + 1)}"
+    inspected = ok(env.call("GET", query, "auditor"))["practice"]["inspections"]["inspected"]
+    assert {"inspection_id": opened["id"], "period_from": period_from, "period_to": period_to,
+            "sample_size": 2, "population_size": 4} in inspected, inspected  # fmt: skip
 
 
 def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_env: ApiEnv) -> None:

@@ -212,9 +212,30 @@ def test_evaluations_and_inspections() -> None:
         "purpose_compliance": 2.0,
     }
     assert hrss["inspections"] == {"sampled_outcomes": 3, "passed": 1, "failed": 1, "not_presented": 1,
-                                   "pass_rate": 0.333333, "expired": 1, "overdue": 0,
+                                   "pass_rate": 0.333333, "expired": 1, "inspected": [], "overdue": 0,
                                    "overdue_deliveries": []}  # fmt: skip
     assert card(None)["inspections"]["sampled_outcomes"] == 4
+
+
+def test_every_card_names_the_inspections_drawn_in_its_period_with_the_population_sampled() -> None:
+    """A sample of two says how much of the inspected period it stood for only beside the population it was
+    drawn from: forty deliveries here. An inspection belongs to no department, so every card of the period
+    of its draw names it, as an expired one; one drawn after the period (or after the card's evaluation) is
+    another period's."""
+    drawn = InspectionRecord(1, "0xa", InspectionStatus.DRAWN, 2, 0, 90, 15, 5_000, b"\x05" * 32,
+                             drawn_at=350, population_size=40)  # fmt: skip
+    later = replace(drawn, inspection_id=2, drawn_at=1_500, population_size=7)
+    practice = PracticeFacts(inspections=[drawn, later])
+
+    def inspected(department: int | None, period_to: int = 1_000, now: int = 2_000) -> list[Any]:
+        card = compute_scorecard(Facts(), department=department, period_from=0, period_to=period_to, now=now,
+                                 practice=practice)["practice"]["inspections"]  # fmt: skip
+        return list(card["inspected"])
+
+    one = {"inspection_id": 1, "period_from": 0, "period_to": 90, "sample_size": 2, "population_size": 40}
+    assert [inspected(d) for d in (None, PSB, HRSS, CIVIL)] == [[one]] * 4
+    assert inspected(HRSS, period_to=2_000) == [one, {**one, "inspection_id": 2, "population_size": 7}]
+    assert inspected(HRSS, period_to=300) == []  # drawn after the period
 
 
 @pytest.mark.parametrize(
