@@ -46,7 +46,11 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
     ),
     ("audit", "Audit trail: index, check, history, provenance, scorecards, reports."),
     ("request", "Access requests: ask a department for a resource under terms both sides sign."),
-    ("demand", "Demand lists: publish what data your department needs, answer demands made of it."),
+    (
+        "demand",
+        "Demand lists: publish what data your department needs, answer demands made of it, reject an "
+        "answer that does not meet your demand, withdraw a demand you no longer need.",
+    ),
     ("evaluation", "Mutual evaluation: score the other party of an agreement after a delivery."),
     (
         "inspection",
