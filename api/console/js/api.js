@@ -1,9 +1,16 @@
 // The API client: the token lives in sessionStorage (gone when the tab closes), every call sends it, and
 // errors come back as ApiError with the API's stable code.
 
+import { sm3 } from "./sm3.js";
+
 const TOKEN = "dxl.token";
+// The Idempotency-Key of each write whose answer never came or left its outcome open, by the write's digest.
+const WRITES = "dxl.writes";
 /** The window event sent when the API refuses the token (401). */
 export const UNAUTHORIZED = "dxl:unauthorized";
+/** The window event sent on every write answered 2xx; `detail.replayed` is true when the API answered it from
+ * an earlier attempt with its key (Idempotent-Replayed), having written nothing this time. */
+export const WRITTEN = "dxl:written";
 
 export class ApiError extends Error {
   constructor(status, code, message, field = null) {
@@ -21,7 +28,11 @@ export function token() {
 
 export function setToken(value) {
   if (value) sessionStorage.setItem(TOKEN, value);
-  else sessionStorage.removeItem(TOKEN);
+  else {
+    sessionStorage.removeItem(TOKEN);
+    // Signed out: the next principal's writes are its own, whatever this one left unanswered.
+    sessionStorage.removeItem(WRITES);
+  }
 }
 
 function newKey() {
@@ -29,7 +40,42 @@ function newKey() {
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-/** Call the API; `body` is sent as JSON. Writes carry a fresh Idempotency-Key. */
+/**
+ * Whether the write may have been done, or may still be, after this answer: none at all (the network, a tab
+ * reloaded), a 5xx (the service's or a proxy's), or the API's own "still running" and "sent, not yet mined".
+ * The same write sent again must then carry the same key, so that the API replays or finishes the first
+ * attempt instead of writing twice; any other answer is final, and a later identical write is a new one.
+ */
+function uncertain(error) {
+  return !(error instanceof ApiError) || error.status === 0 || error.status >= 500 || (error.status === 409 && (error.code === "TRANSACTION_PENDING" || error.code === "IDEMPOTENCY_IN_FLIGHT"));
+}
+
+function pending() {
+  try {
+    return JSON.parse(sessionStorage.getItem(WRITES)) || {};
+  } catch {
+    return {};
+  }
+}
+
+function remember(intent, key) {
+  const keys = pending();
+  if (key === null) delete keys[intent];
+  else keys[intent] = key;
+  sessionStorage.setItem(WRITES, JSON.stringify(keys));
+}
+
+// A write is its method, path, query and body: a digest of them, so that sessionStorage holds no document text
+// (SM3, in the page: WebCrypto is missing from a console served over plain HTTP to another host).
+function intentOf(method, url, text) {
+  const digest = sm3(new TextEncoder().encode(`${method} ${url.pathname}${url.search}\n${text ?? ""}`));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Call the API; `body` is sent as JSON. A write carries an Idempotency-Key: the one of the same write left
+ * without a final answer in this tab (kept across a reload, dropped at sign-out), else a fresh one.
+ */
 export async function api(path, options) {
   return (await call(path, options)).data;
 }
@@ -65,18 +111,39 @@ async function call(path, { method = "GET", body, query } = {}) {
   const current = token();
   if (current) headers.Authorization = `Bearer ${current}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  if (method !== "GET") headers["Idempotency-Key"] = newKey();
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  const write = method !== "GET";
+  const intent = write ? intentOf(method, url, text) : null;
+  if (write) {
+    headers["Idempotency-Key"] = pending()[intent] ?? newKey();
+    // Kept before it is sent: a reload while the request is on its way leaves its outcome unknown too.
+    remember(intent, headers["Idempotency-Key"]);
+  }
+  try {
+    const answer = await send(url, method, headers, text);
+    if (write) {
+      remember(intent, null);
+      window.dispatchEvent(new CustomEvent(WRITTEN, { detail: { replayed: answer.response.headers.get("Idempotent-Replayed") === "true" } }));
+    }
+    return answer;
+  } catch (error) {
+    if (write && !uncertain(error)) remember(intent, null);
+    throw error;
+  }
+}
+
+async function send(url, method, headers, body) {
   let response;
   try {
-    response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    response = await fetch(url, { method, headers, body });
   } catch (error) {
     // No answer at all (the service is down, the network is gone): fetch says only "Failed to fetch".
     throw new ApiError(0, "UNREACHABLE", String(error && error.message));
   }
-  const text = await response.text();
+  const answered = await response.text();
   let data = null;
   try {
-    data = text ? JSON.parse(text) : null;
+    data = answered ? JSON.parse(answered) : null;
   } catch {
     data = null;
   }

@@ -1,6 +1,6 @@
 // The console's shell: sign-in, the navigation the principal's role allows, and a hash router
 // (#/page/arg?key=value) so every view has an address that survives a reload.
-import { ApiError, setToken, signIn, token, UNAUTHORIZED } from "./api.js";
+import { ApiError, setToken, signIn, token, UNAUTHORIZED, WRITTEN } from "./api.js";
 import { errorBox, fill, h } from "./dom.js";
 import { lang, setLang, t, translate } from "./i18n.js";
 import catalog from "./pages/catalog.js";
@@ -98,6 +98,7 @@ async function route() {
 /** The token was revoked (or the API database replaced) since sign-in: back to the sign-in form. */
 function signedOut() {
   setToken(null);
+  document.getElementById("replayed").hidden = true;
   caps = null;
   signInMessage = t("signin.rejected");
   renderNav();
@@ -127,10 +128,14 @@ document.getElementById("lang").addEventListener("change", async (event) => {
 });
 document.getElementById("signout").addEventListener("click", async () => {
   setToken(null);
+  document.getElementById("replayed").hidden = true;
   location.hash = "";
   await start();
 });
 window.addEventListener("hashchange", route);
+// Said until the next write: a write sent again after its answer was lost, which the API answered from the first
+// attempt (the page then shows the first attempt's record, written once).
+window.addEventListener(WRITTEN, (event) => (document.getElementById("replayed").hidden = !event.detail.replayed));
 // A 401 to any call, a button's as well as a page's, while signed in.
 window.addEventListener(UNAUTHORIZED, () => caps !== null && signedOut());
 setLang(lang());

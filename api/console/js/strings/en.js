@@ -8,6 +8,7 @@ export default {
   "app.unknownTitle": "No such page",
   "app.unknown": "The console has no page “{page}”: choose one in the bar above.",
   "app.badId": "“{id}” is not a record number: the address ends in one, as #/resource/12 or #/agreement/3.",
+  "app.replayed": "Your last action was sent again after its first answer was lost: the API had done it already and answered from that first attempt, without doing it twice.",
   "app.suspendedNote": "Your department is suspended: the ledger refuses its demands, answers and scores until governance reinstates it.",
   "nav.map": "Exchange map",
   "nav.catalog": "Catalog",

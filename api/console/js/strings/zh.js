@@ -8,6 +8,7 @@ export default {
   "app.unknownTitle": "没有此页面",
   "app.unknown": "控制台中没有“{page}”页面：请在上方导航栏中选择。",
   "app.badId": "“{id}”不是记录编号：地址应以编号结尾，如 #/resource/12 或 #/agreement/3。",
+  "app.replayed": "上一次操作因首次应答丢失而重新发送：接口已完成该操作，按首次请求的结果应答，未重复执行。",
   "app.suspendedNote": "本部门已被暂停：治理提案恢复之前，账本拒绝其发布需求、答复需求和评价。",
   "nav.map": "交换关系图",
   "nav.catalog": "资源目录",
