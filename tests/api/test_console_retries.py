@@ -58,15 +58,19 @@ def _published(env: ApiEnv, title: str) -> list[int]:
     return sorted(d["id"] for d in demands if d["document"] and d["document"]["title"] == title)
 
 
-def test_a_write_clicked_again_after_its_answer_was_lost_is_written_once(health: Console, api_env: ApiEnv) -> None:
+def test_a_write_clicked_again_after_its_answer_was_lost_is_written_once(
+    health: Console, api_env: ApiEnv
+) -> None:
     title = f"Death records {secrets.token_hex(4)}"
     chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
     due = (datetime.fromtimestamp(chain_now, UTC).date() + timedelta(days=10)).isoformat()
-    keys: list[str] = []
-    health.page.on(
-        "request",
-        lambda r: keys.append(r.headers["idempotency-key"]) if r.method == "POST" and r.url.endswith("/demands") else None,
-    )
+    keys: list[str] = []  # the Idempotency-Key of each POST /demands the page sends
+
+    def sent(request: Any) -> None:
+        if request.method == "POST" and request.url.endswith("/demands"):
+            keys.append(request.headers["idempotency-key"])
+
+    health.page.on("request", sent)
     page = health.open("demands")
     page.evaluate(LOSE_NEXT_ANSWER)
     _publish(page, title, due)
