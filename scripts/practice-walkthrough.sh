@@ -9,10 +9,16 @@ CIVIL=$(tok civil); HRSS=$(tok hrss); AUDITOR=$(tok auditor)
 api() { local who=$1 method=$2 path=$3; shift 3; curl -s -X "$method" "$DXL_API_URL$path" -H "Authorization: Bearer $who" -H 'Content-Type: application/json' "$@"; }
 cd "$(mktemp -d)"
 
+# Due eight weeks after the node's time (the ledger takes a due date a week ahead at least; a node's clock
+# moved ahead, as a test's may be, takes it from there), not a fixed day that would one day have passed.
+NODE_NOW=$(curl -s -X POST "${DXL_RPC_URL:-http://127.0.0.1:8545}" -H 'Content-Type: application/json' \
+  --data '{"jsonrpc": "2.0", "id": 1, "method": "eth_getBlockByNumber", "params": ["latest", false]}' \
+  | python3 -c "import json,sys;print(int(json.load(sys.stdin)['result']['timestamp'], 16))")
+DUE=$(date -u -d "@$((NODE_NOW + 56 * 86400))" +%F)
 echo '$ dxl demand publish --token $CIVIL --to HRSS --title 就业失业登记信息 ...'
 dxl demand publish --token "$CIVIL" --to HRSS --title 就业失业登记信息 \
   --purpose 最低生活保障家庭经济状况核对 --legal-basis 《社会救助暂行办法》第十一条 \
-  --field 公民身份号码 --field 就业状态 --field 登记日期 --due 2027-01-31
+  --field 公民身份号码 --field 就业状态 --field 登记日期 --due "$DUE"
 echo
 # HRSS catalogues a resource that meets it (a DCAT document, as any catalog entry).
 cat > doc.json <<'JSON'
