@@ -22,14 +22,16 @@
 At the end the audit trail is indexed up to the chain head, so every page reads all of it at once.
 
 ``python -m tests.api.console_scenario URL DXL_HOME`` builds the same on a running ``dxl run`` (its demo
-tokens and keystore), for looking at the console by hand: it waits for the end of the evaluation period
-holding the deliveries before it opens the inspections (run it with ``DXL_EVALUATION_PERIOD=86400``, the
-shortest, on a fresh ledger).
+tokens and keystore), for looking at the console by hand: it moves the embedded node's clock as the tests
+move theirs (``DXL_RPC_URL``, default the local node), past the end of the evaluation period holding the
+deliveries (an inspection covers whole periods, over: 30 days away at most, a day with
+``DXL_EVALUATION_PERIOD=86400``) and past the demand's and the inspection's deadlines.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import secrets
 import sys
 import tempfile
@@ -250,14 +252,15 @@ def _practice(
     demand's week and the lapsed inspection's notice (a test node's can; against `dxl run` the wall clock
     would be waited on: the demand reads due, not overdue, and the lapsed sample, drawn with less than the
     notice left, overdue nowhere)."""
-    month = int(good.record["recorded_at"]) + 30 * 86400
-    demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
     # Every delivery from the acknowledged CSV to the disputed JSON Lines, the receipts between them too: the
     # whole evaluation periods holding them (an inspection covers whole periods), over when it is opened.
     length = int(api("GET", "/evaluation-period", "auditor")["length_seconds"])
     period = {"period_from": int(good.record["recorded_at"]) // length * length,
               "period_to": (int(bad.record["recorded_at"]) // length + 1) * length}  # fmt: skip
     pass_past(period["period_to"] - 1)
+    # Due a month after the period's end, where the clock now is.
+    month = period["period_to"] + 30 * 86400
+    demand = {"document": DEMAND, "addressee": "HRSS", "due_by": month}
     answered = api("POST", "/demands", "health", demand, status=201)["record"]
     chain_now = int(answered["published_at"])
     opened = [
@@ -377,8 +380,17 @@ def main(argv: list[str]) -> None:
     out = Path(argv[2]) if len(argv) > 2 else Path(tempfile.mkdtemp(prefix="dxl-console-files-"))
     # Made before the exchanges are built: a minute of them was lost to a directory that did not exist.
     out.mkdir(parents=True, exist_ok=True)
+    from node.audit.rpc import JsonRpc
+
+    def pass_past(moment: int) -> None:
+        # The embedded node of `dxl run` (anvil): its next block carries the time asked for, then is mined.
+        with JsonRpc(os.environ.get("DXL_RPC_URL", "http://127.0.0.1:8545")) as rpc:
+            head = int(rpc.call("eth_getBlockByNumber", "latest", False)["timestamp"], 16)
+            rpc.call("evm_setNextBlockTimestamp", max(moment, head) + 1)
+            rpc.call("evm_mine")
+
     with httpx.Client(base_url=url, timeout=120) as client:
-        scenario = build(client, tokens, keystore)
+        scenario = build(client, tokens, keystore, pass_past)
     for name, d in (("acknowledged.csv", scenario.acknowledged), ("disputed.jsonl", scenario.disputed)):
         (out / name).write_bytes(d.payload)
         (out / f"{name}.manifest.json").write_text(json.dumps(d.manifest, indent=2, ensure_ascii=False))
