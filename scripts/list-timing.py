@@ -47,7 +47,7 @@ from typing import Any
 from api.bench import DemoService, demo_grants, demo_service
 from node.anvil import EmbeddedNode, NodeSettings, free_port
 from node.audit.rpc import JsonRpc
-from node.types import new_delivery_id
+from node.types import PRESENTATION_NOTICE_S, new_delivery_id
 
 
 def _b32() -> str:
@@ -95,13 +95,18 @@ def _practice(service: DemoService, args: argparse.Namespace, recorded_at: list[
     with JsonRpc(rpc_url) as rpc:
         rpc.call("evm_setNextBlockTimestamp", end)
         rpc.call("evm_mine")
+    # The presentation notice and a minute: a sample drawn with less left is never recorded not presented.
     body = {"period_from": start, "period_to": end, "sample_size": args.sample, "seed_delay_blocks": 2,
-            "present_within": 10}  # fmt: skip
-    opened = time.time()
+            "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
     _written(service, args.inspections, lambda _i: ("/inspections", "demo-auditor", body))
     time.sleep(3)  # seed blocks mined (1 s blocks)
     _written(service, args.inspections, lambda i: (f"/inspections/{i + 1}/draw", "demo-auditor", {}))
-    time.sleep(max(0, opened + 12 - time.time()))  # not presented by the deadline: the outcome to record
+    # Not presented by the deadline: the outcome to record. The clock is moved past it, not waited for.
+    deadline = max(int(service.call("GET", f"/inspections/{i}", "demo-auditor")["present_by"])
+                   for i in range(1, args.inspections + 1))  # fmt: skip
+    with JsonRpc(rpc_url) as rpc:
+        rpc.call("evm_setNextBlockTimestamp", deadline + 1)
+        rpc.call("evm_mine")
     sampled = [
         (i, s["delivery_id"])
         for i in range(1, args.inspections + 1)
