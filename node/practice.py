@@ -360,8 +360,15 @@ class PracticeReader:
 
     def _time(self, block: int) -> int:
         if block not in self._times:
-            self._times[block] = int(self.practice.w3.eth.get_block(block)["timestamp"])
+            self._read_times([block])
         return self._times[block]
+
+    def _read_times(self, blocks: Iterable[int]) -> None:
+        """Read the times of ``blocks`` not known yet, in one batch: what :meth:`_time` answers then. A reader
+        of many logs asks for them all first, or each new block would cost a round trip."""
+        missing = {b for b in blocks if b not in self._times}
+        if missing:
+            self._times.update(self.practice.block_times(missing))
 
     def period_length(self) -> int:
         """The contract's evaluation period in seconds: fixed at deployment, so read once."""
@@ -380,8 +387,13 @@ class PracticeReader:
         return DemandRecord.from_chain(demand_id, self.practice.call("demand", demand_id, block=block))
 
     def demands(self) -> list[DemandRecord]:
+        """Every demand as the contract's view answers it, read in batches (``LedgerClient.call_many``)."""
         count = int(self.practice.call("demandCount"))
-        return [self.demand(i) for i in range(1, count + 1)]
+        ids = range(1, count + 1)
+        return [
+            DemandRecord.from_chain(i, raw)
+            for i, raw in zip(ids, self.practice.call_many("demand", [(i,) for i in ids]), strict=True)
+        ]
 
     def _positions(self, event: str, key: str) -> dict[int, ChainPosition]:
         """Where each ``event`` log sits, by its ``key`` argument (the last one's, were there several)."""
@@ -412,10 +424,14 @@ class PracticeReader:
         nor withdrawals: its demands have none."""
         topic = None if demand_id is None else demand_id.to_bytes(32, "big")
 
+        read = {
+            event: list(self.practice.get_logs(event, topic, from_block=self.from_block, to_block=to_block))
+            for event in ("DemandAnswered", "DemandAnswerRejected", "DemandWithdrawn")
+        }
+        self._read_times(block for found in read.values() for _, block in found)
+
         def logs(event: str) -> Iterable[tuple[Any, ChainPosition, int]]:
-            for ev, block in self.practice.get_logs(
-                event, topic, from_block=self.from_block, to_block=to_block
-            ):
+            for ev, block in read[event]:
                 yield ev.args, ChainPosition(block, ev.log_index), self._time(block)
 
         answers: dict[int, list[AnswerRecord]] = {}
@@ -461,8 +477,17 @@ class PracticeReader:
         """Every inspection, an expired one with the time it expired (a closed period's count of expired
         inspections stays what it was)."""
         count = int(self.practice.call("inspectionCount"))
-        found = [self.inspection(i) for i in range(1, count + 1)]
+        ids = range(1, count + 1)
+        found = [
+            InspectionRecord.from_chain(i, raw)
+            for i, raw in zip(ids, self.practice.call_many("inspection", [(i,) for i in ids]), strict=True)
+        ]
         draws = self._positions("InspectionDrawn", "inspectionId")
+        self._read_times(
+            [i.expired_block for i in found if i.status is InspectionStatus.EXPIRED]
+            + [draws[i.inspection_id].block_number for i in found
+               if i.status is InspectionStatus.DRAWN and i.inspection_id in draws]
+        )  # fmt: skip
         out = []
         for i in found:
             if i.status is InspectionStatus.EXPIRED:
@@ -477,7 +502,9 @@ class PracticeReader:
         topic = None if agreement_id is None else agreement_id.to_bytes(32, "big")
         parties: dict[int, tuple[int, int]] = {}
         out = []
-        for ev, block in self.practice.get_logs("EvaluationRecorded", topic, from_block=self.from_block):
+        logs = list(self.practice.get_logs("EvaluationRecorded", topic, from_block=self.from_block))
+        self._read_times(block for _, block in logs)
+        for ev, block in logs:
             a = ev.args
             agreement = int(a["agreementId"])
             if agreement not in parties:
@@ -503,9 +530,13 @@ class PracticeReader:
         """The outcomes recorded (of one inspection, or of all), up to ``to_block`` (default: the head)."""
         topic = None if inspection_id is None else inspection_id.to_bytes(32, "big")
         out = []
-        for ev, block in self.practice.get_logs(
-            "InspectionOutcomeRecorded", topic, from_block=self.from_block, to_block=to_block
-        ):
+        logs = list(
+            self.practice.get_logs(
+                "InspectionOutcomeRecorded", topic, from_block=self.from_block, to_block=to_block
+            )
+        )
+        self._read_times(block for _, block in logs)
+        for ev, block in logs:
             a = ev.args
             delivery = bytes(a["deliveryId"])
             out.append(

@@ -43,6 +43,9 @@ class RpcProxy:
         self.raw_sent: list[str] = []
         #: Every JSON-RPC method asked through the proxy, by name (each call of a batch counted).
         self.asked: Counter[str] = Counter()
+        #: HTTP requests (round trips to the node) by the methods they asked: a batch counts once for each
+        #: method it holds, however many times it asks it.
+        self.posts: Counter[str] = Counter()
         #: While set, every request is dropped unanswered (the node looks unreachable).
         self.down = False
         #: Go down right after swallowing a send.
@@ -152,9 +155,11 @@ class RpcProxy:
             asked = json.loads(body)
         except ValueError:
             return
+        calls = asked if isinstance(asked, list) else [asked]
+        methods = [str(call.get("method") if isinstance(call, dict) else None) for call in calls]
         with self._lock:
-            for call in asked if isinstance(asked, list) else [asked]:
-                self.asked[str(call.get("method") if isinstance(call, dict) else None)] += 1
+            self.posts.update(set(methods))
+            self.asked.update(methods)
 
     def _method_delay(self, body: bytes) -> float:
         try:

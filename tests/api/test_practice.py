@@ -11,6 +11,8 @@ import re
 import shutil
 import threading
 import time
+from collections import Counter
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,7 @@ from tests.api.api_helpers import (
     stored_document,
     until,
 )
+from tests.rpc_proxy import RpcProxy
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat
 from verifier.manifest import build_manifest, sign_manifest, write_manifest
@@ -1638,6 +1641,52 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
     assert after["evaluations"]["as_provider"]["count"] >= 1
     # A department reads its own scorecard and the consortium's, not another's.
     assert env.call("GET", "/audit/scorecard?department=HRSS", "psb").status_code == 403
+
+
+def test_a_scorecard_reads_the_practice_contract_in_round_trips_not_growing_with_its_demands(
+    api_env: ApiEnv,
+) -> None:
+    """The scorecard reads every demand and inspection of the practice contract, and the time of every block
+    an answer was logged in. Read one request each, a card cost a round trip per demand: over a remote node,
+    its latency times the demands. Read in JSON-RPC batches, twenty more demands answered in twenty more
+    blocks cost no more round trips (the figures stay the chain's: every view and log is still read)."""
+    env = api_env
+    client = env.setup.client
+    deployment = load_deployment(env.settings.home)
+    assert deployment.sharing_practice is not None
+    practice_address = deployment.sharing_practice.address
+
+    def read() -> tuple[Counter[str], Counter[str], int]:
+        """Round trips and JSON-RPC requests (by method) of one read of the facts a scorecard counts, and how
+        many demands it read."""
+        with RpcProxy(client.endpoint.rpc_url) as proxy:
+            endpoint = replace(client.endpoint, rpc_url=proxy.url, failover_urls=())
+            ledger = LedgerClient(endpoint, client.abi).at(deployment.address)
+            practice = ledger.for_abi(load_artifact("SharingPractice").abi).at(practice_address)
+            start = deployment.block_number
+            reader = PracticeReader(practice, ledger, from_block=start, ledger_from_block=start)
+            proxy.posts.clear()
+            proxy.asked.clear()
+            facts = reader.facts()
+            return Counter(proxy.posts), Counter(proxy.asked), len(facts.demands)
+
+    def answered(count: int) -> None:
+        for _ in range(count):
+            demand = publish(env, "psb", "hrss")
+            ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+                        json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+
+    answered(1)  # at least one demand and one answer's block to read, whatever ran before in the module
+    trips, asked, demands = read()
+    answered(20)
+    trips_after, asked_after, demands_after = read()
+    assert demands_after == demands + 20
+    # Each demand, and the time of the block its answer was logged in, is still read from the chain ...
+    assert asked_after["eth_call"] >= asked["eth_call"] + 20
+    assert asked_after["eth_getBlockByNumber"] >= asked["eth_getBlockByNumber"] + 20
+    # ... in as many round trips as before (logs are read by block ranges: a range more may start).
+    for method in ("eth_call", "eth_getBlockByNumber"):
+        assert trips_after[method] == trips[method], (method, trips, trips_after)
 
 
 def _iso(t: int) -> str:
