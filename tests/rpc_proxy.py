@@ -46,6 +46,8 @@ class RpcProxy:
         #: HTTP requests (round trips to the node) by the methods they asked: a batch counts once for each
         #: method it holds, however many times it asks it.
         self.posts: Counter[str] = Counter()
+        #: While set, a batch of requests is answered with one error, as by a node that serves no batches.
+        self.refuse_batches = False
         #: While set, every request is dropped unanswered (the node looks unreachable).
         self.down = False
         #: Go down right after swallowing a send.
@@ -93,6 +95,9 @@ class RpcProxy:
                     error = {"code": -32000, "message": proxy.refusal}
                     answered = {"jsonrpc": "2.0", "id": json.loads(body).get("id"), "error": error}
                     answer = json.dumps(answered).encode()
+                elif proxy.refuse_batches and body.lstrip().startswith(b"["):
+                    error = {"code": -32600, "message": "batch requests are disabled"}
+                    answer = json.dumps({"jsonrpc": "2.0", "id": None, "error": error}).encode()
                 else:
                     answer = proxy._forward(body if cap is None else _read_at(body, cap))
                 if cap is not None:

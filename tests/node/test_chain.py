@@ -424,6 +424,36 @@ def test_estimation_reverts_are_decoded_and_nothing_is_sent(
     assert ledger.w3.eth.get_transaction_count(account.address) == before
 
 
+@pytest.mark.parametrize("batches", [True, False], ids=["batches", "no-batches"])
+def test_reads_in_batches_answer_as_reads_one_by_one(
+    embedded_node: EmbeddedNode, ledger: LedgerClient, batches: bool
+) -> None:
+    """``call_many`` and ``block_times`` answer what ``call`` and the blocks answer, in order, in one round
+    trip; a node that serves no batches is asked each request alone; a revert in a batch is decoded as
+    ``call`` decodes it."""
+    from tests.rpc_proxy import RpcProxy
+
+    codes = [encode_code(c) for c in ("HRSS", "PSB", "NOPE")]
+    with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
+        proxy.refuse_batches = not batches
+        client = LedgerClient(NodeEndpoint(proxy.url, ledger.chain_id), ledger.abi, ledger.address)
+        proxy.posts.clear()
+        assert client.call_many("departmentByCode", [(c,) for c in codes]) == [
+            ledger.call("departmentByCode", c) for c in codes
+        ]
+        assert client.block_times([2, 1, 2]) == {n: ledger.w3.eth.get_block(n)["timestamp"] for n in (1, 2)}
+        assert (proxy.posts["eth_call"], proxy.posts["eth_getBlockByNumber"]) == (
+            (1, 1) if batches else (4, 3)
+        )
+        with pytest.raises(LedgerRevertError) as info:
+            client.call_many("grant", [(7,)])
+    assert (info.value.error_name, info.value.error_args, str(info.value)) == (
+        "GrantUnknown",
+        {"grantId": 7},
+        "grant 7 does not exist",
+    )
+
+
 def test_call_reverts_are_decoded(ledger: LedgerClient) -> None:
     with pytest.raises(LedgerRevertError) as info:
         ledger.call("grant", 7)
