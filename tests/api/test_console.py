@@ -803,6 +803,16 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert text.startswith("indicator,value\r\n")
     assert f"requests.rejected,{card['requests']['rejected']}\r\n" in text
     assert card["requests"]["rejected"] >= 1
+    # The lists of records, each item's fields by its index (they read "[object Object]"): the inspections
+    # covered and the overdue deliveries, one row a field.
+    assert "[object Object]" not in text
+    checked = card["practice"]["inspections"]
+    assert checked["inspected"] and checked["overdue_deliveries"]
+    for name in ("inspected", "overdue_deliveries"):
+        for i, item in enumerate(checked[name]):
+            for field, value in item.items():
+                cell = "" if value is None else str(value)
+                assert f"practice.inspections.{name}[{i}].{field},{cell}\r\n" in text, (name, i, field)
     # Auditors also see every department side by side, each row the API's scorecard of that department.
     row = page.eval_on_selector("#score-comparison tr[data-department=HRSS]", "r => r.innerText").split("\t")
     assert row[0] == "HRSS" and row[3] == str(card["requests"]["received"])
@@ -1165,23 +1175,32 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     assert page.query_selector("#sample-none") is not None and page.query_selector("#sample") is None
     samr.open("inspections")
     assert samr.page.query_selector("#to-present-none") is not None
-    # The auditor opens an inspection of two past days; drawn once its seed block is mined. The period is over
-    # by the chain's clock, not the browser's: a browser a month ahead is told the chain's today is not over
-    # (in the user's words: the API's refusal), one in 2025 may open days of 2026 (the page refused them).
+    # The auditor opens an inspection of whole evaluation periods, the only bounds the ledger takes: the form
+    # offers the closed periods by the chain's clock, newest first, not the browser's (a month ahead here),
+    # as UTC days (it took free From/To days, nearly every choice refused on the default 30-day grid).
     chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
-    chain_today = datetime.fromtimestamp(chain_now, UTC).date()
+    grid = ok(api_env.call("GET", "/evaluation-period", "auditor"))
+    assert grid["length_seconds"] == EVALUATION_PERIOD
     auditor.page.clock.set_system_time(datetime.fromtimestamp(chain_now + 30 * 86400, UTC))
     page = auditor.open("inspections")
     page.click("#open-inspection summary")
-    page.fill("#insp-from", (chain_today - timedelta(days=1)).isoformat())
-    page.fill("#insp-to", chain_today.isoformat())
-    page.click("#insp-open")
-    page.wait_for_selector("#insp-form .outcome .error", timeout=30_000)
-    assert "The inspected period must be over by the chain's clock" in page.inner_text("#insp-form .outcome")
-    assert page.query_selector("#inspection-title") is None
-    auditor.page.clock.set_system_time(datetime(2025, 6, 1, tzinfo=UTC))
-    page.fill("#insp-from", "2026-01-01")
-    page.fill("#insp-to", "2026-01-02")
+    offered = page.eval_on_selector_all(
+        "#insp-period option", "o => o.map(x => [Number(x.value), x.textContent])"
+    )
+
+    def day(seconds: int) -> str:
+        return datetime.fromtimestamp(seconds, UTC).date().isoformat()
+
+    assert [end for end, _ in offered] == [grid["starts_at"] - k * EVALUATION_PERIOD for k in range(24)]
+    assert offered[0] == [grid["starts_at"], day(grid["starts_at"] - 86400)]  # the last closed day
+    page.fill("#insp-periods", "3")
+    newest = grid["starts_at"]
+    assert page.inner_text("#insp-covers") == f"Covers {day(newest - 3 * 86400)} \u2013 {day(newest - 86400)}"
+    # The oldest period offered, alone: the scenario delivered nothing in it.
+    oldest = offered[-1][0]
+    page.select_option("#insp-period", str(oldest))
+    page.fill("#insp-periods", "1")
+    assert page.inner_text("#insp-covers") == f"Covers {day(oldest - 86400)}"
     # Three days to present, the notice the ledger gives from the draw (which comes after the opening): no
     # delivery of it could ever be found not presented, and the page says so rather than open it.
     opened = len(ok(api_env.call("GET", "/inspections", "auditor")))
@@ -1192,10 +1211,22 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     page.fill("#insp-within", "7")
     page.click("#insp-open")
     page.wait_for_selector("#inspection-title [data-status=open]", timeout=30_000)
+    newest_inspection = max(ok(api_env.call("GET", "/inspections", "auditor")), key=lambda i: i["id"])
+    assert (newest_inspection["period_from"], newest_inspection["period_to"]) == (
+        oldest - EVALUATION_PERIOD,
+        oldest,
+    )
     mine_blocks(api_env, 2)
     page.click("#draw")
     page.wait_for_selector("#inspection-title [data-status=drawn]", timeout=30_000)
     assert page.query_selector("#sample-none") is not None
+    # In Chinese the form reads the same periods.
+    page = auditor.open("inspections")
+    page.select_option("#lang", "zh")
+    page.wait_for_selector("#open-inspection")
+    page.click("#open-inspection summary")
+    assert page.inner_text("#insp-covers") == f"覆盖 {day(newest - 86400)}"
+    page.select_option("#lang", "en")
 
 
 def test_a_suspended_department_is_offered_none_of_the_writes_the_ledger_refuses_it(

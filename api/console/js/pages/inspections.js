@@ -4,7 +4,7 @@
 import { api, ApiError, every } from "../api.js";
 import { add, errorBox, fill, h, mono, PageError, pagedTable, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { checkPeriod, departmentsById, deptLabel, idArg, isoDate, isoDateEnd, refusedField, statusBadge } from "./common.js";
+import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
 
 const DAY = 86400;
 // The ledger gives each provider this notice from the draw to present (PRESENTATION_NOTICE_S, node/types.py), and
@@ -35,33 +35,70 @@ function period(i) {
   return t("insp.period", { from: when(i.period_from), to: when(i.period_to) });
 }
 
-function openForm(go) {
-  const from = h("input", { type: "date", name: "from", id: "insp-from", required: true });
-  const to = h("input", { type: "date", name: "to", id: "insp-to", required: true });
+// The closed evaluation periods offered, newest first: two years of the default 30-day grid.
+const PERIODS_OFFERED = 24;
+
+/** A span of whole periods in UTC days, its last day included (a period of a whole number of days), else in times. */
+function span(from, to) {
+  if ((to - from) % DAY) return t("insp.period", { from: when(from), to: when(to) });
+  const first = isoDay(from);
+  const last = isoDay(to - DAY);
+  return first === last ? first : t("insp.period", { from: first, to: last });
+}
+
+function isoDay(seconds) {
+  return new Date(seconds * 1000).toISOString().slice(0, 10);
+}
+
+/**
+ * The ledger takes only bounds on its evaluation-period grid, over by the chain's clock (openInspection: whole
+ * periods, from the epoch): the form offers the closed periods read from GET /evaluation-period, the last one
+ * to cover and how many in a row back from it, so that it can send no bound the ledger refuses.
+ */
+function openForm(go, grid) {
+  const length = grid.length_seconds;
+  // The current period starts at or before the chain's latest block time: the one before it is over.
+  const ends = [];
+  for (let end = grid.starts_at; end - length >= 0 && ends.length < PERIODS_OFFERED; end -= length) ends.push(end);
+  if (ends.length === 0) return h("p", { class: "muted", id: "insp-no-period" }, t("insp.noClosedPeriod"));
+  const last = h("select", { name: "period", id: "insp-period", required: true },
+    ends.map((end) => h("option", { value: String(end) }, span(end - length, end))));
+  const count = h("input", { type: "number", name: "periods", id: "insp-periods", min: 1, max: ends.length, value: 1, required: true });
+  const covers = h("output", { id: "insp-covers", for: "insp-period insp-periods" });
+  const bounds = () => {
+    const to = Number(last.value);
+    const n = Math.trunc(Number(count.value));
+    return { to, from: to - n * length, n };
+  };
+  const show = () => {
+    const { from, to, n } = bounds();
+    covers.textContent = n >= 1 && from >= 0 ? t("insp.covers", { span: span(from, to) }) : "";
+  };
+  last.addEventListener("change", show);
+  count.addEventListener("input", show);
+  show();
   const size = h("input", { type: "number", name: "sample_size", id: "insp-size", min: 1, max: 1000, value: 10, required: true });
   const within = h("input", { type: "number", name: "present_within", id: "insp-within", min: 1, max: 365, value: 7, required: true,
     title: t("insp.tooShort", { notice: NOTICE_DAYS, least: NOTICE_DAYS + 1 }) });
   const out = h("div", { class: "outcome" });
   const button = h("button", { type: "submit", id: "insp-open" }, t("insp.open"));
   const form = h("form", { class: "filters card", id: "insp-form" },
-    h("label", {}, t("score.from"), from), h("label", {}, t("score.to"), to),
+    h("label", {}, t("insp.lastPeriod"), last), h("label", {}, t("insp.periods"), count), covers,
     h("label", {}, t("insp.sampleSize"), size), h("label", {}, t("insp.presentWithin"), within), button, out);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     try {
-      checkPeriod(from.value, to.value);
+      const { from, to, n } = bounds();
+      if (!(n >= 1) || from < 0) throw new PageError(t("insp.periodsRange", { max: ends.length }));
       if (Number(within.value) <= NOTICE_DAYS) throw new PageError(t("insp.tooShort", { notice: NOTICE_DAYS, least: NOTICE_DAYS + 1 }));
       button.disabled = true;
       const written = await api("/inspections", { method: "POST", body: {
-        period_from: Date.parse(isoDate(from.value)) / 1000, period_to: Date.parse(isoDateEnd(to.value)) / 1000,
-        sample_size: Number(size.value), present_within: Number(within.value) * DAY,
+        period_from: from, period_to: to, sample_size: Number(size.value), present_within: Number(within.value) * DAY,
       } });
       go(`#/inspection/${written.record.id}`);
     } catch (error) {
       button.disabled = false;
-      // The period must be over by the chain's clock (a To day of its today or later ends after now), which
-      // the API judges: the browser's clock may be days off the chain's.
-      fill(out, errorBox(refusedField(error, "INVALID_INSPECTION", "period_to", t("insp.periodNotOver"))));
+      fill(out, errorBox(error));
     }
   });
   return form;
@@ -76,8 +113,9 @@ export const inspections = {
     const auditor = caps.role === "auditor";
     add(view, h("h1", {}, t("nav.inspections")),
       h("p", { class: "muted" }, auditor ? t("insp.introAuditor") : t("insp.introDepartment")));
-    if (caps.can("POST /inspections")) {
-      add(view, h("details", { class: "no-print", id: "open-inspection" }, h("summary", {}, t("insp.openTitle")), openForm(go)));
+    if (caps.can("POST /inspections") && caps.can("GET /evaluation-period")) {
+      const grid = await api("/evaluation-period");
+      add(view, h("details", { class: "no-print", id: "open-inspection" }, h("summary", {}, t("insp.openTitle")), openForm(go, grid)));
     }
     // A department's own obligations first: its sampled deliveries without an outcome, by deadline.
     if (!auditor) {

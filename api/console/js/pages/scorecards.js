@@ -8,9 +8,16 @@ import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd, periodErr
 
 const DAY = 86400;
 
-/** The scorecard as (indicator, value) rows: every number in it, by its path. */
+/**
+ * The scorecard as (indicator, value) rows: every number in it, by its path. A list of records (the inspections
+ * covered, the overdue deliveries) gives each item's fields by its index, `path[0].field`: joined into one cell
+ * they read "[object Object]".
+ */
 export function flatten(value, prefix = "", rows = []) {
-  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+  const records = Array.isArray(value) && value.some((v) => v !== null && typeof v === "object");
+  if (records) {
+    value.forEach((v, i) => flatten(v, `${prefix}[${i}]`, rows));
+  } else if (value !== null && typeof value === "object" && !Array.isArray(value)) {
     for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, rows);
   } else {
     rows.push([prefix, Array.isArray(value) ? value.join(" ") : value === null ? "" : String(value)]);
