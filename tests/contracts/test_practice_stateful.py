@@ -267,8 +267,11 @@ class PracticeRules(RuleBasedStateMachine):
 
     @rule()
     def days_pass(self) -> None:
+        # Three days after the head, stamped: a timestamp a refused demand pinned (refused at estimation,
+        # nothing mined spent it) would otherwise be this block's, and anvil drops a pending increase of time
+        # for it: the chain one step behind the model, its stale evidence still fresh on chain.
         rpc = self.practice.w3.provider
-        rpc.make_request("evm_increaseTime", [STEP_SECONDS])  # type: ignore[arg-type]
+        rpc.make_request("evm_setNextBlockTimestamp", [self.ledger.now() + STEP_SECONDS])  # type: ignore[arg-type]
         rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
         self.model.step += 1
 
@@ -695,3 +698,22 @@ class PracticeRules(RuleBasedStateMachine):
 def test_practice_rules_hold_for_random_operation_sequences(world: World) -> None:
     PracticeRules.world = world
     run_model(PracticeRules, PracticeRules.seen, examples=12, steps=20)
+
+
+def test_model_clock_a_step_after_a_refused_demand_is_three_days(world: World) -> None:
+    """A demand refused at estimation leaves its pinned timestamp pending on the node (nothing was mined to
+    spend it): the next step of days must still move the clock three days, or evidence the model counts four
+    steps old (stale) is nine days old on chain, and the contract rightly takes the score."""
+    PracticeRules.world = world
+    machine = PracticeRules()
+    machine.start()
+    machine.deliver(agreement=2)
+    evidence = machine.model.deliveries[-1]
+    # The outsider is no department: refused at estimation, its `evm_setNextBlockTimestamp` left pending.
+    machine.publish_demand(who="outsider", to="other", text=TEXT, due=DEMAND_NOTICE_S + DAY)
+    for _ in range(FRESH_STEPS + 1):
+        machine.days_pass()
+    assert machine.ledger.now() - evidence.receipt[7] >= (FRESH_STEPS + 1) * STEP_SECONDS
+    provider = machine.by_id[machine.model.agreements[2][0]].account
+    stale = ("PracticeStaleEvidence", {"agreementId": 2, "deliveredAt": evidence.receipt[7]})
+    machine.check(stale, "scoreConsumer", provider, 2, 5, ZERO, evidence.id, evidence.receipt)
