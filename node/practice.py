@@ -500,16 +500,14 @@ class PracticeReader:
 
     def evaluations(self, agreement_id: int | None = None) -> list[EvaluationRecord]:
         topic = None if agreement_id is None else agreement_id.to_bytes(32, "big")
-        parties: dict[int, tuple[int, int]] = {}
         out = []
         logs = list(self.practice.get_logs("EvaluationRecorded", topic, from_block=self.from_block))
         self._read_times(block for _, block in logs)
+        scored = sorted({int(ev.args["agreementId"]) for ev, _ in logs})
+        parties = {a.id: (a.provider, a.consumer) for a in Agreement.read_many(self.ledger, scored)}
         for ev, block in logs:
             a = ev.args
             agreement = int(a["agreementId"])
-            if agreement not in parties:
-                record = Agreement.read(self.ledger, agreement)
-                parties[agreement] = (record.provider, record.consumer)
             provider, consumer = parties[agreement]
             side = ScoredSide(a["side"])
             scores = scores_of(side, a)

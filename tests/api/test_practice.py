@@ -1646,10 +1646,11 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
 def test_a_scorecard_reads_the_practice_contract_in_round_trips_not_growing_with_its_demands(
     api_env: ApiEnv,
 ) -> None:
-    """The scorecard reads every demand and inspection of the practice contract, and the time of every block
-    an answer was logged in. Read one request each, a card cost a round trip per demand: over a remote node,
-    its latency times the demands. Read in JSON-RPC batches, twenty more demands answered in twenty more
-    blocks cost no more round trips (the figures stay the chain's: every view and log is still read)."""
+    """The scorecard reads every demand and inspection of the practice contract, the parties of every
+    agreement scored, and the time of every block an answer or a score was logged in. Read one request
+    each, a card cost a round trip per demand: over a remote node, its latency times the demands. Read in
+    JSON-RPC batches, twenty more demands answered and three more agreements scored cost no more round trips
+    (the figures stay the chain's: every view and log is still read)."""
     env = api_env
     client = env.setup.client
     deployment = load_deployment(env.settings.home)
@@ -1670,19 +1671,32 @@ def test_a_scorecard_reads_the_practice_contract_in_round_trips_not_growing_with
             facts = reader.facts()
             return Counter(proxy.posts), Counter(proxy.asked), len(facts.demands)
 
-    def answered(count: int) -> None:
-        for _ in range(count):
+    def recorded(demands: int, evaluations: int) -> None:
+        """``demands`` demands answered, and ``evaluations`` deliveries scored under as many agreements."""
+        for _ in range(demands):
             demand = publish(env, "psb", "hrss")
             ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                         json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+        for _ in range(evaluations):
+            agreement = concluded(env, request_access(env, "psb", register(env, "hrss")), "hrss", "psb")
+            delivery = delivery_between(env, "hrss", "psb", grant_under(env, "hrss", agreement))
+            scores = {
+                "delivery_id": delivery["delivery_id"],
+                "timeliness": 4,
+                "completeness": 4,
+                "accuracy": 4,
+            }
+            ok(env.call("POST", f"/agreements/{agreement['id']}/evaluations", "psb", json=scores), 201)
 
-    answered(1)  # at least one demand and one answer's block to read, whatever ran before in the module
+    # At least one of each to read, whatever ran before in the module.
+    recorded(1, 1)
     trips, asked, demands = read()
-    answered(20)
+    recorded(20, 3)
     trips_after, asked_after, demands_after = read()
     assert demands_after == demands + 20
-    # Each demand, and the time of the block its answer was logged in, is still read from the chain ...
-    assert asked_after["eth_call"] >= asked["eth_call"] + 20
+    # Each demand and scored agreement, and the time of the block its answer was logged in, is still read
+    # from the chain ...
+    assert asked_after["eth_call"] >= asked["eth_call"] + 23
     assert asked_after["eth_getBlockByNumber"] >= asked["eth_getBlockByNumber"] + 20
     # ... in as many round trips as before (logs are read by block ranges: a range more may start).
     for method in ("eth_call", "eth_getBlockByNumber"):
