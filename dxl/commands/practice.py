@@ -424,15 +424,63 @@ def _inspection_text(i: dict[str, Any], codes: Mapping[int, str]) -> str:
     return "\n".join(lines)
 
 
+def _inspected_bounds(grid: Mapping[str, Any], period: str | None, periods: int) -> tuple[int, int]:
+    """The bounds of ``periods`` whole evaluation periods in a row, the last of them ``period``: ``last`` (the
+    last closed one by the chain's clock, ``grid`` being ``GET /evaluation-period``) or the one a date/time
+    falls in.
+
+    Raises:
+        InvalidQueryError: ``period`` is neither ``last`` nor an ISO date or date-time.
+    """
+    length = int(grid["length_seconds"])
+    if period is None or period == "last":
+        end = int(grid["starts_at"])  # the current period's start: the one before it is over
+    else:
+        moment = parse_time(period, "period")
+        assert moment is not None
+        end = moment - moment % length + length
+    return end - periods * length, end
+
+
+def _accepted(grid: Mapping[str, Any], period_from: int, period_to: int) -> str:
+    """The bounds the ledger would take nearest ``[period_from, period_to)``, in the options' words: the whole
+    periods covering it, cut at the last closed one."""
+    length, last_end = int(grid["length_seconds"]), int(grid["starts_at"])
+    to = min(-(-period_to // length) * length, last_end)
+    start = min(period_from - period_from % length, to - length)
+    n = (to - start) // length
+    chain, plural = iso_time(int(grid["chain_time"])), "s" if n > 1 else ""
+    return (
+        f"the ledger takes whole evaluation periods of {length} s from the epoch, over by the chain's clock "
+        f"({chain}): the nearest are --from {iso_time(start)} --to {iso_time(to)} ({n} period{plural}); "
+        f"the last closed one, --period last, is {iso_time(last_end - length)} to {iso_time(last_end)}"
+    )
+
+
 @inspection_app.command("open")
 def open_inspection_command(
-    period_from: Annotated[
-        str, typer.Option("--from", help="Start of an evaluation period (ISO date/time, UTC; inclusive).")
-    ],
-    period_to: Annotated[
-        str, typer.Option("--to", help="End of an evaluation period (ISO, UTC; exclusive; must be past).")
-    ],
     sample_size: Annotated[int, typer.Option("--sample-size", help="Deliveries to draw.")],
+    period: Annotated[
+        str | None,
+        typer.Option(
+            "--period",
+            help="The (last) evaluation period inspected: `last`, the last closed one by the chain's clock "
+            "(the default), or a date/time in it (ISO, UTC).",
+        ),
+    ] = None,
+    periods: Annotated[
+        int, typer.Option("--periods", min=1, help="Evaluation periods in a row, back from --period.")
+    ] = 1,
+    period_from: Annotated[
+        str | None,
+        typer.Option(
+            "--from", help="Exact start, instead of --period: a period's start (ISO, UTC; inclusive)."
+        ),
+    ] = None,
+    period_to: Annotated[
+        str | None,
+        typer.Option("--to", help="Exact end, with --from: a closed period's end (ISO, UTC; exclusive)."),
+    ] = None,
     seed_delay: Annotated[
         int, typer.Option("--seed-delay", help="Blocks after the head whose hash seeds the sample.")
     ] = 2,
@@ -443,14 +491,33 @@ def open_inspection_command(
     token: TokenOption = "",
     as_json: JsonOption = False,
 ) -> None:
-    """Open a sampling inspection of whole, closed evaluation periods (auditors; `dxl evaluation period` says
-    the current one's bounds)."""
+    """Open a sampling inspection of whole, closed evaluation periods (auditors): by default the last closed
+    one; `--period 2026-11-20 --periods 3` the one that day falls in and the two before it; `--from`/`--to`
+    exact bounds (`dxl evaluation period` says the current period's). A refusal says the bounds the ledger
+    would take."""
+    exact = period_from is not None or period_to is not None
+    if exact and (period_from is None or period_to is None):
+        raise typer.BadParameter("--from and --to go together", param_hint="--from/--to")
+    if exact and (period is not None or periods != 1):
+        raise typer.BadParameter("exact bounds, or --period/--periods, not both", param_hint="--period")
     with exits_on_error(as_json):
+        grid = None if exact else call_api(api, token, "GET", "/evaluation-period")
+        if grid is None:
+            start, end = parse_time(period_from, "from"), parse_time(period_to, "to")
+            assert start is not None and end is not None
+        else:
+            start, end = _inspected_bounds(grid, period, periods)
         body = {
-            "period_from": parse_time(period_from, "from"), "period_to": parse_time(period_to, "to"),
+            "period_from": start, "period_to": end,
             "sample_size": sample_size, "seed_delay_blocks": seed_delay, "present_within": present_within,
         }  # fmt: skip
-        written = call_api(api, token, "POST", "/inspections", body)
+        try:
+            written = call_api(api, token, "POST", "/inspections", body)
+        except ApiCallError as exc:
+            if exc.code != "INVALID_INSPECTION":
+                raise
+            grid = grid or call_api(api, token, "GET", "/evaluation-period")
+            raise ApiCallError(f"{exc.message}; {_accepted(grid, start, end)}", code=exc.code) from None
     _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 

@@ -899,6 +899,40 @@ def test_cli_says_an_inspections_times_in_iso_utc_and_json_keeps_unix_seconds(ap
     assert f"may still be presented until {_iso(shown['present_by'])}" in err, err
 
 
+def test_cli_opens_whole_evaluation_periods_by_name_and_its_refusal_says_the_bounds_taken(
+    api_env: ApiEnv,
+) -> None:
+    """`dxl inspection open` took --from/--to dates alone, and the ledger takes whole evaluation periods only:
+    a bound off the grid, or a period not over, was refused with the API's message and no bound it would take.
+    --period (last, or a date in the period) and --periods name whole periods; --from/--to still give exact
+    bounds, and their refusal says the nearest the ledger takes and the last closed period."""
+    from tests.cli import dxl
+
+    env, length = api_env, EVALUATION_PERIOD
+    with own_period(env) as (period_from, period_to):
+        delivery_between(env, "hrss", "psb")
+    auditor = ("--sample-size", "1", "--api", env.url, "--token", env.tokens["demo-auditor"])
+    last = f"the last closed one, --period last, is {_iso(period_from)} to {_iso(period_to)}"
+    for start, end, nearest in (
+        (period_from + 3600, period_to, f"--from {_iso(period_from)} --to {_iso(period_to)} (1 period)"),
+        (period_from - length, period_to + length,
+         f"--from {_iso(period_from - length)} --to {_iso(period_to)} (2 periods)"),
+    ):  # fmt: skip
+        code, out, err = dxl("inspection", "open", "--from", _iso(start), "--to", _iso(end), *auditor)
+        assert code == 2 and "INVALID_INSPECTION" not in out, out + err
+        assert f"the nearest are {nearest}; {last}" in " ".join(err.split()), err
+    opened = []
+    for named in (("--period", "last"), ("--period", _iso(period_from + 3600), "--periods", "2"), ()):
+        code, out, err = dxl("inspection", "open", *named, *auditor, "--json")
+        assert code == 0, out + err
+        opened.append(json.loads(out)["record"])
+    assert [(i["period_from"], i["period_to"]) for i in opened] == [
+        (period_from, period_to), (period_from - length, period_to), (period_from, period_to),
+    ]  # fmt: skip
+    code, out, err = dxl("inspection", "open", "--from", _iso(period_from), *auditor)
+    assert code == 2 and "--from and --to go together" in err, out + err
+
+
 def _real_delivery(
     env: ApiEnv, grant: dict[str, Any], tmp: Path, n: int
 ) -> tuple[dict[str, Any], Path, Path]:
