@@ -508,6 +508,47 @@ def test_scores_needRecentEvidence_atMostOneEvaluationPeriodOld(
     ]
 
 
+def test_scores_evidenceExactlyOnePeriodOld_isRecent_aSecondOlderIsStale(
+    practice: Practice, node_endpoint: NodeEndpoint
+) -> None:
+    """The bound to the second, alike for both sides and both kinds of evidence: made exactly one evaluation
+    period before the score's block it vouches, one second earlier it is stale, with the earliest time that
+    would do. (A 100 s period; the delivery at ``t``, the batch anchored at ``t + 1``.)"""
+    period = 100
+    short = _short_practice(practice, node_endpoint, period)
+    psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
+    agreement = practice.ledger.agreement(psb, hrss)
+    grant = practice.ledger.grant(psb, agreement)
+    rpc = practice.ledger.client.w3.provider
+    t = (practice.ledger.now() // period + 2) * period + 10
+
+    def next_block_at(at: int) -> None:
+        """What is sent next is estimated and mined at ``at``: a block the second before, ``at`` pinned."""
+        rpc.make_request("evm_setNextBlockTimestamp", [at - 1])  # type: ignore[arg-type]
+        rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
+        rpc.make_request("evm_setNextBlockTimestamp", [at])  # type: ignore[arg-type]
+
+    next_block_at(t)
+    delivery, recorded = practice.ledger.deliver(psb, grant)
+    receipt = receipt_of(recorded)
+    next_block_at(t + 1)
+    practice.anchors.send(psb, "anchorBatch", grant, 0, 3, os.urandom(32))
+    assert (receipt[7], practice.anchors.call("batch", grant, 0)[2]) == (t, t + 1)  # type: ignore[index]
+
+    next_block_at(t + period)
+    assert names(short.send(hrss, "scoreProvider", agreement, 5, 5, 5, ZERO, delivery, receipt)) == [
+        "EvaluationRecorded"
+    ]
+    next_block_at(t + period + 1)
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=t, notBefore=t + 1):
+        short.send(psb, "scoreConsumer", agreement, 5, ZERO, delivery, receipt)
+    batch_scored = short.send(psb, "scoreConsumerForBatch", agreement, 5, ZERO, grant, 0)
+    assert names(batch_scored) == ["EvaluationRecorded"]
+    next_block_at(t + period + 2)
+    with reverts("PracticeStaleEvidence", agreementId=agreement, deliveredAt=t + 1, notBefore=t + 2):
+        short.send(hrss, "scoreProviderForBatch", agreement, 5, 5, 5, ZERO, grant, 0)
+
+
 def test_inspection_seedIsTheCommittedBlocksHash_outcomesByAuditorsOnly(practice: Practice) -> None:
     psb, hrss = practice.dept("PSB"), practice.dept("HRSS")
     delivery, _ = practice.ledger.deliver(
