@@ -59,6 +59,16 @@ print(json.dumps({"delivery_id": m["delivery_id"], "grant_id": m["grant_id"], "c
 PY
   api "$HRSS" POST /deliveries --data @"$1.body.json" | python3 -c "import json,sys;r=json.load(sys.stdin)['record'];print(r['delivery_id'], r['recorded_at'])"
 }
+# An inspection covers whole evaluation periods, over: the two deliveries are made in one, the last closed one
+# (`--period last`) once the embedded node's clock is moved to its end (on a network it passes there by itself;
+# DXL_EVALUATION_PERIOD=86400, the shortest, has it a day away at most, not 30). A period ending in less than
+# ten minutes is skipped: the deliveries would straddle its end.
+LENGTH=$(dxl evaluation period --token "$AUDITOR" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['length_seconds'])")
+rpc() { curl -s -X POST "${DXL_RPC_URL:-http://127.0.0.1:8545}" -H 'Content-Type: application/json' --data "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"$1\", \"params\": $2}"; }
+NODE_NOW=$(rpc eth_getBlockByNumber '["latest", false]' | python3 -c "import json,sys;print(int(json.load(sys.stdin)['result']['timestamp'], 16))")
+if (( LENGTH - NODE_NOW % LENGTH < 600 )); then
+  rpc evm_setNextBlockTimestamp "[$(((NODE_NOW / LENGTH + 1) * LENGTH))]" > /dev/null; rpc evm_mine "[]" > /dev/null
+fi
 read -r D1 T1 < <(deliver batch1.csv)
 read -r D2 T2 < <(deliver batch2.csv)
 
@@ -69,18 +79,13 @@ echo "\$ dxl evaluation add $AGREEMENT --token \$HRSS --delivery $D1 --purpose-c
 dxl evaluation add "$AGREEMENT" --token "$HRSS" --delivery "$D1" --purpose-compliance 5
 echo
 
-# An inspection covers whole evaluation periods, over: those holding the two deliveries. The embedded node's
-# clock is moved to their end (on a network it passes there by itself; DXL_EVALUATION_PERIOD=86400, the
-# shortest, has it a day away at most, not 30).
-LENGTH=$(dxl evaluation period --token "$AUDITOR" --json | python3 -c "import json,sys;print(json.load(sys.stdin)['length_seconds'])")
-START=$((T1 / LENGTH * LENGTH)); END=$(((T2 / LENGTH + 1) * LENGTH))
-rpc() { curl -s -X POST "${DXL_RPC_URL:-http://127.0.0.1:8545}" -H 'Content-Type: application/json' --data "{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \"$1\", \"params\": $2}" > /dev/null; }
-rpc evm_setNextBlockTimestamp "[$END]"; rpc evm_mine "[]"
-FROM=$(date -u -d "@$START" +%Y-%m-%dT%H:%M:%SZ); TO=$(date -u -d "@$END" +%Y-%m-%dT%H:%M:%SZ)
+END=$(((T2 / LENGTH + 1) * LENGTH))
+[ "$((T1 / LENGTH))" -eq "$((T2 / LENGTH))" ] || { echo "the deliveries straddle a period's end" >&2; exit 2; }
+rpc evm_setNextBlockTimestamp "[$END]" > /dev/null; rpc evm_mine "[]" > /dev/null
 # The seed block is 5 blocks after the head the service reads: the opening must be mined before it (a loaded
 # machine may take a few of dxl run's one-second blocks), and the draw waits until it is mined.
-echo "\$ dxl inspection open --token \$AUDITOR --from $FROM --to $TO --sample-size 1 --seed-delay 5"
-dxl inspection open --token "$AUDITOR" --from "$FROM" --to "$TO" --sample-size 1 --seed-delay 5
+echo "\$ dxl inspection open --token \$AUDITOR --period last --sample-size 1 --seed-delay 5"
+dxl inspection open --token "$AUDITOR" --period last --sample-size 1 --seed-delay 5
 echo '$ dxl inspection draw 1 --token $AUDITOR'
 for _ in $(seq 30); do sleep 1; dxl inspection draw 1 --token "$AUDITOR" 2> draw.err && break; done
 [ ! -s draw.err ] || { cat draw.err >&2; exit 2; }
