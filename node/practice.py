@@ -54,19 +54,45 @@ class RejectionRecord:
     rejected: ChainPosition | None = None
 
 
-#: A rejection as its log gives it: reason code, reason hash, block time, position.
-RejectionLog = tuple[int, bytes, int, ChainPosition | None]
+@dataclass(frozen=True)
+class RejectionLog:
+    """A ``DemandAnswerRejected`` log as read, before :func:`pair_rejections` pairs it with the answer it
+    rejected."""
+
+    #: A :class:`~node.types.RejectionReason` value.
+    reason_code: int
+    reason_hash: bytes
+    rejected_at: int
+    rejected: ChainPosition | None = None
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    """A ``DemandWithdrawn`` log: when (block time) and where."""
+
+    withdrawn_at: int
+    withdrawn: ChainPosition | None = None
+
+
+@dataclass
+class DemandHistory:
+    """What a demand's logs tell after its publication: its answers and rejections in chain order and its
+    withdrawal, if any (what :meth:`DemandRecord.with_history` takes). Built up log by log."""
+
+    answers: list[AnswerRecord] = field(default_factory=list)
+    rejections: list[RejectionLog] = field(default_factory=list)
+    withdrawal: Withdrawal | None = None
 
 
 def pair_rejections(
     answers: list[AnswerRecord], rejections: list[RejectionLog]
 ) -> tuple[RejectionRecord, ...]:
-    """Each rejection (reason code, reason hash, block time, position), in chain order, with the answer it
-    rejected: a demand's answers and rejections alternate (a rejection clears the one answer standing, and a
-    demand takes an answer only while none stands), so the n-th rejection is of the n-th answer."""
+    """Each rejection, in chain order, with the answer it rejected: a demand's answers and rejections
+    alternate (a rejection clears the one answer standing, and a demand takes an answer only while none
+    stands), so the n-th rejection is of the n-th answer."""
     return tuple(
-        RejectionRecord(answer, code, digest, at, position)
-        for answer, (code, digest, at, position) in zip(answers, rejections, strict=False)
+        RejectionRecord(answer, r.reason_code, r.reason_hash, r.rejected_at, r.rejected)
+        for answer, r in zip(answers, rejections, strict=False)
     )
 
 
@@ -119,18 +145,13 @@ class DemandRecord:
             answered=answer.answered,
         )  # fmt: skip
 
-    def with_history(
-        self,
-        answers: list[AnswerRecord],
-        rejections: list[RejectionLog],
-        withdrawn: tuple[int, ChainPosition | None] | None = None,
-    ) -> DemandRecord:
-        """This demand as its logs tell it: ``answers`` and ``rejections`` in chain order (the answer
-        standing is the last one, unless a rejection followed it), withdrawn at ``(block time, position)`` if
-        at all."""
-        paired = pair_rejections(answers, rejections)
+    def with_history(self, history: DemandHistory) -> DemandRecord:
+        """This demand as its logs tell it: the answer standing is the last one, unless a rejection followed
+        it; withdrawn if it was."""
+        answers, w = history.answers, history.withdrawal
+        paired = pair_rejections(answers, history.rejections)
         d = replace(self.with_answer(answers[-1] if len(answers) > len(paired) else None), rejections=paired)
-        return d if withdrawn is None else replace(d, withdrawn_at=withdrawn[0], withdrawn=withdrawn[1])
+        return d if w is None else replace(d, withdrawn_at=w.withdrawn_at, withdrawn=w.withdrawn)
 
     def known_at(self, block: int) -> DemandRecord:
         """This demand as it stood at the end of ``block`` (it was published by then): an answer given later
@@ -410,18 +431,18 @@ class PracticeReader:
         histories = self.demand_histories()
         return [
             replace(d, published=published.get(d.demand_id)).with_history(
-                *histories.get(d.demand_id, ([], []))
+                histories.get(d.demand_id, DemandHistory())
             )
             for d in demands
         ]
 
     def demand_histories(
         self, demand_id: int | None = None, *, to_block: int | None = None
-    ) -> dict[int, tuple[list[AnswerRecord], list[RejectionLog], tuple[int, ChainPosition] | None]]:
-        """Each demand's answers and rejections in chain order and its withdrawal (block time, position),
-        from the logs (of one demand, or of all) up to ``to_block`` (default: the head): what
-        :meth:`DemandRecord.with_history` takes. A contract deployed by an older dxl logs neither rejections
-        nor withdrawals: its demands have none."""
+    ) -> dict[int, DemandHistory]:
+        """Each demand's answers and rejections in chain order and its withdrawal, from the logs (of one
+        demand, or of all) up to ``to_block`` (default: the head): what :meth:`DemandRecord.with_history`
+        takes. A contract deployed by an older dxl logs neither rejections nor withdrawals: its demands have
+        none."""
         topic = None if demand_id is None else demand_id.to_bytes(32, "big")
 
         read = {
@@ -434,9 +455,9 @@ class PracticeReader:
             for ev, block in read[event]:
                 yield ev.args, ChainPosition(block, ev.log_index), self._time(block)
 
-        answers: dict[int, list[AnswerRecord]] = {}
+        histories: dict[int, DemandHistory] = {}
         for a, at, time in logs("DemandAnswered"):
-            answers.setdefault(int(a["demandId"]), []).append(
+            histories.setdefault(int(a["demandId"]), DemandHistory()).answers.append(
                 AnswerRecord(
                     DemandAnswer(a["answer"]),
                     int(a["answeredBy"]),
@@ -447,16 +468,13 @@ class PracticeReader:
                     at,
                 )
             )
-        rejected: dict[int, list[RejectionLog]] = {}
         for a, at, time in logs("DemandAnswerRejected"):
-            rejected.setdefault(int(a["demandId"]), []).append(
-                (int(a["reasonCode"]), bytes(a["reasonHash"]), time, at)
+            histories.setdefault(int(a["demandId"]), DemandHistory()).rejections.append(
+                RejectionLog(int(a["reasonCode"]), bytes(a["reasonHash"]), time, at)
             )
-        withdrawn = {int(a["demandId"]): (time, at) for a, at, time in logs("DemandWithdrawn")}
-        return {
-            n: (answers.get(n, []), rejected.get(n, []), withdrawn.get(n))
-            for n in set(answers) | set(rejected) | set(withdrawn)
-        }
+        for a, at, time in logs("DemandWithdrawn"):
+            histories.setdefault(int(a["demandId"]), DemandHistory()).withdrawal = Withdrawal(time, at)
+        return histories
 
     def inspection(self, inspection_id: int, *, block: int | str = "latest") -> InspectionRecord:
         """The inspection as the contract's view answers it at ``block`` (expired by that block's number).

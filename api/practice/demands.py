@@ -19,7 +19,7 @@ from node.audit.errors import InvalidQueryError
 from node.chain import LedgerRevertError
 from node.contract_errors import describe_revert
 from node.endpoint import NodeHead
-from node.practice import DemandRecord
+from node.practice import DemandHistory, DemandRecord
 from node.types import DEMAND_NOTICE_S, DeclineReason, DemandAnswer, DepartmentStatus, RejectionReason
 from verifier.catalog import document_hash
 from verifier.text import iso_time
@@ -69,10 +69,10 @@ class DemandService(PracticeCore):
             if exc.error_name == "PracticeUnknownDemand":
                 raise ApiError("DEMAND_NOT_FOUND", f"no demand {demand_id}") from None
             raise
-        answers, rejections, withdrawn = self.reader.demand_histories(demand_id, to_block=head.number).get(
-            demand_id, ([], [], None)
+        history = self.reader.demand_histories(demand_id, to_block=head.number).get(
+            demand_id, DemandHistory()
         )
-        return record.with_history(answers, rejections, withdrawn), head
+        return record.with_history(history), head
 
     def demands(
         self,

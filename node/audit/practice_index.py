@@ -36,11 +36,13 @@ from node.audit.events import (
 from node.audit.queries import MAX_INDEXED_ID, MAX_LIMIT, IndexPage, decode_cursor, encode_cursor
 from node.practice import (
     AnswerRecord,
+    DemandHistory,
     DemandRecord,
     EvaluationRecord,
     InspectionRecord,
     RecordedOutcome,
     RejectionLog,
+    Withdrawal,
     scores_of,
 )
 from node.types import ChainPosition, DemandAnswer, InspectionOutcome, InspectionStatus, ScoredSide
@@ -149,17 +151,16 @@ def demands(
         ).all()
         sizes = {int(r.demand_id): _catalog_size(conn, int(r.seq)) for r in published[: len(ids)]}
 
-    answers: dict[int, list[AnswerRecord]] = {}
-    rejections: dict[int, list[RejectionLog]] = {}
-    withdrawals: dict[int, tuple[int, ChainPosition | None]] = {}
+    histories: dict[int, DemandHistory] = {}
     for h in history:
         ident, f, at = (
             int(h.demand_id),
             json.loads(h.fields),
             ChainPosition(int(h.block_number), int(h.log_index)),
         )
+        told = histories.setdefault(ident, DemandHistory())
         if h.event == DEMAND_ANSWERED:
-            answers.setdefault(ident, []).append(
+            told.answers.append(
                 AnswerRecord(
                     DemandAnswer(int(f["answer"])),
                     int(f["answeredBy"]),
@@ -171,11 +172,11 @@ def demands(
                 )
             )
         elif h.event == DEMAND_ANSWER_REJECTED:
-            rejections.setdefault(ident, []).append(
-                (int(f["reasonCode"]), _b32(f["reasonHash"]), int(h.block_time), at)
+            told.rejections.append(
+                RejectionLog(int(f["reasonCode"]), _b32(f["reasonHash"]), int(h.block_time), at)
             )
         else:
-            withdrawals[ident] = (int(h.block_time), at)
+            told.withdrawal = Withdrawal(int(h.block_time), at)
 
     def record(r: Any) -> DemandRecord:
         f, ident = json.loads(r.fields), int(r.demand_id)
@@ -186,9 +187,7 @@ def demands(
             resource_id=0, decline_code=0, answer_hash=b"\x00" * 32,
             published=ChainPosition(int(r.block_number), int(r.log_index)),
         )  # fmt: skip
-        return published.with_history(
-            answers.get(ident, []), rejections.get(ident, []), withdrawals.get(ident)
-        )
+        return published.with_history(histories.get(ident, DemandHistory()))
 
     return IndexPage([record(r) for r in published[: len(ids)]], next_cursor, [encode_cursor(i) for i in ids])
 
