@@ -3,8 +3,10 @@ browser download is never used), one per test process (the ``browser`` fixture o
 and a signed-in context on a served API (``Console``).
 
 Chromium comes from ``scripts/install-chromium.sh`` (``make setup`` and ``.ci/run`` call it); without it the
-tests skip and say how to install it. Screenshots go to ``build/console-screenshots/``
-(``DXL_CONSOLE_SCREENSHOTS`` overrides; not committed) so a person can look.
+tests skip and say how to install it. With ``DXL_CONSOLE_SCREENSHOTS`` set to a directory, the tests save a
+screenshot of each page they check there so a person can look; without it they take none (a full-page PNG is
+Chromium's and the test process's CPU on every run, and nothing asserts on it). The README's screenshots come
+from ``scripts/console-screenshots.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import pytest
 from tests.api.api_helpers import ApiEnv
 
 REPO = Path(__file__).resolve().parents[2]
-SHOTS = Path(os.environ.get("DXL_CONSOLE_SCREENSHOTS") or REPO / "build/console-screenshots")
+SHOTS_ENV = "DXL_CONSOLE_SCREENSHOTS"
 
 
 def _chromium() -> str | None:
@@ -81,9 +83,14 @@ class Console:
     def nav(self) -> set[str]:
         return set(self.page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)"))
 
-    def shot(self, name: str) -> None:
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{self.who}-{name}.png"), full_page=True)
+    def shot(self, name: str) -> Path | None:
+        """The page as it stands, saved under ``DXL_CONSOLE_SCREENSHOTS`` when that is set; else nothing."""
+        if not (where := os.environ.get(SHOTS_ENV)):
+            return None
+        path = Path(where) / f"{self.who}-{name}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
 
     def close(self) -> None:
         assert self.errors == [], f"script errors in the page: {self.errors}"

@@ -45,7 +45,7 @@ from tests.api.api_helpers import (
     register,
 )
 from tests.api.api_helpers import mine as mine_blocks
-from tests.api.console_browser import REPO, Console, consoles
+from tests.api.console_browser import REPO, SHOTS_ENV, Console, consoles
 from tests.api.console_scenario import Scenario, build
 from tests.loopback import serving
 from verifier.catalog import document_hash
@@ -110,6 +110,19 @@ def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[
 def console(browser: Any, api_env: ApiEnv, scenario: Scenario) -> Iterator[Callable[[str | None], Console]]:
     with consoles(browser, api_env) as open_as:
         yield open_as
+
+
+def test_screenshots_are_taken_only_into_the_directory_asked_for(
+    console: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    c = console("auditor")
+    monkeypatch.delenv(SHOTS_ENV, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert c.shot("map") is None and list(tmp_path.rglob("*.png")) == []
+    monkeypatch.setenv(SHOTS_ENV, str(tmp_path / "shots"))
+    saved = c.shot("map")
+    assert saved == tmp_path / "shots" / "auditor-map.png"
+    assert saved.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
 def test_console_is_served_beside_the_api_from_this_origin_only(api_env: ApiEnv) -> None:
