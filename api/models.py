@@ -17,7 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     GetJsonSchemaHandler,
-    ValidationInfo,
     WithJsonSchema,
     model_validator,
 )
@@ -61,13 +60,6 @@ _JOINERS = frozenset("\u200c\u200d")
 _BIDI_CONTROLS = frozenset({"LRE", "RLE", "PDF", "LRO", "RLO", "LRI", "RLI", "FSI", "PDI"})
 
 
-#: Validation context of a document restored as the hash on chain already holds it (``POST
-#: /resources/import``): the text rules below are for what is written from now on; refused, a document
-#: registered before them, or by another client, could only be lost, never corrected (its hash is on chain
-#: for good).
-RESTORING = "restoring"
-
-
 #: Unicode categories of characters that show nothing: white space and separators, controls, and format
 #: characters (a zero-width space, a joiner, a soft hyphen, a word joiner).
 _SHOWS_NOTHING = frozenset({"Zs", "Zl", "Zp", "Cc", "Cf"})
@@ -77,15 +69,9 @@ def _shows_something(value: str) -> bool:
     return any(unicodedata.category(c) not in _SHOWS_NOTHING for c in value)
 
 
-def _restoring(info: ValidationInfo) -> bool:
-    return bool(info.context and info.context.get(RESTORING))
-
-
-def _no_bidi_controls(value: str, info: ValidationInfo) -> str:
+def _no_bidi_controls(value: str) -> str:
     """Text that says something and shows in the order it is stored: refuses white space alone and a
     bidirectional embedding, override or isolate."""
-    if _restoring(info):
-        return value
     # A purpose, a legal basis or a note of spaces and line breaks states none: refused as an empty one is,
     # and an optional text is left out rather than sent blank. So does one of characters that show nothing
     # (zero-width spaces), which a reader sees as blank.
@@ -99,11 +85,9 @@ def _no_bidi_controls(value: str, info: ValidationInfo) -> str:
     return value
 
 
-def _one_plain_line(value: str, info: ValidationInfo) -> str:
+def _one_plain_line(value: str) -> str:
     """One line of visible text, as a name or a title is read in a list: refuses control and format
     characters but the joiners (:data:`_JOINERS`), line and paragraph separators, and spaces at either end."""
-    if _restoring(info):
-        return value
     # Kept on chain for good (a name) or by its hash (a title), and read by people before they approve or
     # request: a control character (a terminal's escape sequence) or a bidirectional override ("PSB" written
     # right to left shows as another name) would make it read otherwise than it is.
@@ -458,6 +442,19 @@ class CatalogDocument(Dcat):
     def as_json(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
 
+    def missing_for(self, share_type: ShareTypeName) -> str | None:
+        """The field this document lacks for a resource shared as ``share_type`` (its alias), or None: the
+        rule of every document stored, whether registered with its resource or imported for it."""
+        if share_type is ShareTypeName.CONDITIONAL and self.access_rights is None:
+            return "dct:accessRights"
+        return None
+
+
+#: Why a document is refused by :meth:`CatalogDocument.missing_for`.
+CONDITIONAL_NEEDS_ACCESS_RIGHTS = (
+    "a conditional resource's metadata needs dct:accessRights (the sharing conditions)"
+)
+
 
 class ResourceCreate(Strict):
     """``metadata`` (the document, stored by the service and hashed into ``metadata_hash``) or a bare
@@ -494,11 +491,8 @@ class ResourceCreate(Strict):
             if self.metadata_hash is None:
                 raise FieldRuleError("metadata", "give metadata (the catalog document) or metadata_hash")
             return self
-        if self.share_type is ShareTypeName.CONDITIONAL and self.metadata.access_rights is None:
-            raise FieldRuleError(
-                "metadata.dct:accessRights",
-                "a conditional resource's metadata needs dct:accessRights (the sharing conditions)",
-            )
+        if (missing := self.metadata.missing_for(self.share_type)) is not None:
+            raise FieldRuleError(f"metadata.{missing}", CONDITIONAL_NEEDS_ACCESS_RIGHTS)
         digest = "0x" + document_hash(self.metadata.as_json()).hex()
         if self.metadata_hash is not None and self.metadata_hash.lower() != digest:
             raise FieldRuleError("metadata_hash", f"metadata_hash is not the hash of metadata ({digest})")

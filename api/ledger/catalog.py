@@ -177,33 +177,42 @@ class CatalogService(LedgerCore):
 
     def import_catalog(self, *, body: m.CatalogImport) -> m.CatalogImported:
         """Stores the documents of an exported catalog, each only if it hashes to its resource's metadata hash
-        on this chain; one bad entry refuses the whole import (nothing stored).
+        on this chain and is held to the rules ``POST /resources`` holds a document to
+        (:class:`m.CatalogDocument`, :meth:`m.CatalogDocument.missing_for`); one bad entry refuses the whole
+        import (nothing stored).
 
         Raises:
             ApiError: VALIDATION_ERROR for a malformed document, CATALOG_DOCUMENT_MISMATCH when one does not
             hash to its resource's chain value, RESOURCE_NOT_FOUND for an unknown id.
         """
         documents = []
-        chain_hashes: dict[int, str] = {}  # an export names a resource once; an import may name it again
+        # An export names a resource once; an import may name it again.
+        on_chain: dict[int, m.ResourcePublic] = {}
         for item in catalog.entries_of(body):
             entry = item.entry
             try:
-                # Restored as its hash holds it: the text rules of a new document are not held against it.
-                document = m.CatalogDocument.model_validate(
-                    entry.metadata or {}, context={m.RESTORING: True}
-                ).as_json()
+                # The model POST /resources validates a document with, rules and all: a resource registered by
+                # its bare hash would otherwise be given, by import, a title POST /resources refuses.
+                held = m.CatalogDocument.model_validate(entry.metadata or {})
             except ValidationError as exc:
                 raise ApiError(
                     "VALIDATION_ERROR", catalog.problem(exc, item.document), field=item.field
                 ) from None
-            if entry.id not in chain_hashes:
-                chain_hashes[entry.id] = self._resource(entry.id).metadata_hash.lower()
-            on_chain = chain_hashes[entry.id]
+            document = held.as_json()
+            if entry.id not in on_chain:
+                on_chain[entry.id] = self._resource(entry.id)
+            resource = on_chain[entry.id]
             digest = to_hex(document_hash(document))
-            if digest != on_chain:
+            if digest != resource.metadata_hash.lower():
                 raise ApiError(
                     "CATALOG_DOCUMENT_MISMATCH",
-                    f"{item.where}: the document hashes to {digest}, resource {entry.id}: {on_chain}",
+                    f"{item.where}: the document hashes to {digest}, resource {entry.id}: "
+                    f"{resource.metadata_hash.lower()}",
+                    field=item.field, resource_id=entry.id,
+                )  # fmt: skip
+            if (missing := held.missing_for(resource.share_type)) is not None:
+                raise ApiError(
+                    "VALIDATION_ERROR", f"{item.document}.{missing}: {m.CONDITIONAL_NEEDS_ACCESS_RIGHTS}",
                     field=item.field, resource_id=entry.id,
                 )  # fmt: skip
             documents.append(document)

@@ -703,18 +703,50 @@ def test_a_description_runs_over_lines_but_not_out_of_order(api_env: ApiEnv, con
     assert f"U+{ord(control):04X} is a bidirectional control" in error["message"]
 
 
-def test_an_import_restores_a_document_its_hash_holds_whatever_its_title(api_env: ApiEnv) -> None:
-    """A document registered before the title's rule (or by another client) is restored, not lost: its hash
-    is on chain for good, and an import can only store the document that hashes to it."""
-    doc = document(title="户籍人口 ")
-    body = {
-        "metadata_hash": canonical_hash(doc),
-        "schema_hash": b32(),
-        "share_type": "unconditional",
-        "sensitivity": 1,
-    }
-    record = ok(api_env.call("POST", "/resources", "psb", json=body), 201)["record"]
-    restored = {"resources": [{"id": record["id"], "metadata": doc}]}
-    assert ok(api_env.call("POST", "/resources/import", "hrss", json=restored))["imported"] == 1
-    read = ok(api_env.call("GET", f"/resources/{record['id']}", "auditor"))
-    assert (read["metadata"]["dct:title"], read["verified"]) == ("户籍人口 ", True)
+def _by_hash(env: ApiEnv, doc: dict[str, Any], share_type: str = "unconditional") -> int:
+    """A resource registered by its document's bare hash, the document not given."""
+    body = {"metadata_hash": canonical_hash(doc), "schema_hash": b32(), "share_type": share_type,
+            "sensitivity": 1}  # fmt: skip
+    return int(ok(env.call("POST", "/resources", "psb", json=body), 201)["record"]["id"])
+
+
+@pytest.mark.parametrize(
+    ("doc", "share_type", "field", "says"),
+    [
+        (document(title="户籍\u202e信息人口"), "unconditional", "dct:title", "one line of visible text"),
+        (document(title="\u200b\u200b"), "unconditional", "dct:title", "one line of visible text"),
+        (document(title="户籍人口 "), "unconditional", "dct:title", "one line of visible text"),
+        (document(title="反转说明", **{"dct:description": "付款账户\u202e0001 号"}), "unconditional",
+         "dct:description", "U+202E is a bidirectional control"),
+        (document(title="零宽说明", **{"dct:description": "\u200b\u2060"}), "unconditional",
+         "dct:description", "characters that show nothing"),
+        ({k: v for k, v in document(title="无条件说明").items() if k != "dct:accessRights"}, "conditional",
+         "dct:accessRights", "needs dct:accessRights"),
+    ],
+    ids=["title-rlo", "title-zero-width", "title-trailing-space", "description-rlo", "description-zero-width",
+         "conditional-without-access-rights"],
+)  # fmt: skip
+def test_an_import_holds_a_document_to_the_rules_of_post_resources(
+    api_env: ApiEnv, doc: dict[str, Any], share_type: str, field: str, says: str
+) -> None:
+    """A resource registered by its bare hash and given its document by import: the document POST /resources
+    refuses is refused here too, JSON or CSV, naming the row and the field, and the import stores nothing (a
+    good document beside it neither); the good one alone then round-trips exactly."""
+    bad_id = _by_hash(api_env, doc, share_type)
+    good = document(title=f"户籍人口基本信息（导入 {bad_id}） — «naïve» 𠀀")
+    good_id = _by_hash(api_env, good)
+    as_json = {"resources": [{"id": good_id, "metadata": good}, {"id": bad_id, "metadata": doc}]}
+    as_csv = {"csv": f"id,metadata\r\n{good_id},{_csv_cell(good)}\r\n{bad_id},{_csv_cell(doc)}\r\n"}
+    for body, where, named in [(as_json, "resources[1].metadata.", "resources.1.metadata"),
+                               (as_csv, "CSV line 3: metadata.", "csv")]:  # fmt: skip
+        refused = api_env.call("POST", "/resources/import", "hrss", json=body)
+        error = refused.json()["error"]
+        assert (refused.status_code, error["code"], error["field"]) == (422, "VALIDATION_ERROR", named)
+        message = error["message"]
+        assert message.startswith(where + field + ": ") and says in message, message
+        for rid in (good_id, bad_id):
+            assert ok(api_env.call("GET", f"/resources/{rid}", "auditor"))["metadata"] is None
+    imported = {"resources": [{"id": good_id, "metadata": good}]}
+    assert ok(api_env.call("POST", "/resources/import", "hrss", json=imported))["imported"] == 1
+    read = ok(api_env.call("GET", f"/resources/{good_id}", "auditor"))
+    assert (read["metadata"], read["verified"]) == (good, True)

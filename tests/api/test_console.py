@@ -27,6 +27,7 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog
 
+from api.catalog import search_text
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
@@ -43,12 +44,13 @@ from tests.api.api_helpers import (
     pass_past,
     period,
     register,
+    sql,
 )
 from tests.api.api_helpers import mine as mine_blocks
 from tests.api.console_browser import REPO, SHOTS_ENV, Console, consoles
 from tests.api.console_scenario import Scenario, build
 from tests.loopback import serving
-from verifier.catalog import document_hash
+from verifier.catalog import canonical_document, document_hash
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
 from verifier.errors import ManifestError, PayloadFormatError
@@ -1440,9 +1442,10 @@ def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
         "dct:conformsTo": "javascript:window.__xss=6",
         "dcat:contactPoint": {"vcard:fn": HOSTILE, "vcard:hasEmail": "javascript:window.__xss=7@example"},
     })  # fmt: skip
-    # Registered by its hash and its document imported: the API refuses a title that is not one line of
-    # visible text (the override), but the console shows what the chain's hash holds, which any client may
-    # have written.
+    # Registered by its hash and its document written into the service's database: the API refuses a title
+    # that is not one line of visible text (the override), by POST /resources and by import alike, but the
+    # console shows what the chain's hash holds, which any client may have written and a database may hold
+    # (one shared with another service, or edited by an operator).
     body = {
         "metadata_hash": "0x" + document_hash(document).hex(),
         "schema_hash": "0x" + "11" * 32,
@@ -1450,8 +1453,13 @@ def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
         "sensitivity": 2,
     }
     resource = ok(api_env.call("POST", "/resources", "samr", json=body), 201)["record"]["id"]
-    imported = {"resources": [{"id": resource, "metadata": document}]}
-    assert ok(api_env.call("POST", "/resources/import", "samr", json=imported))["imported"] == 1
+    sql(
+        api_env,
+        "INSERT INTO api_catalog_documents (metadata_hash, document, search_text, created_at)"
+        " VALUES (:h, :d, :s, CURRENT_TIMESTAMP)",
+        h=body["metadata_hash"], d=canonical_document(document).decode("utf-8"), s=search_text(document),
+    )  # fmt: skip
+    assert ok(api_env.call("GET", f"/resources/{resource}", "samr"))["verified"] is True
     terms = {
         "csvw:column": [{"csvw:name": text[:200]}], "dcatap:applicableLegislation": in_order,
         "dcat:mediaType": "text/csv", "dct:accrualPeriodicity": "P1D", "odrl:delayPeriod": "PT4H",
