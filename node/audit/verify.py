@@ -24,7 +24,7 @@ report may also carry the receipts themselves (``receipt_batches``: each batch's
 receipts' leaf fields, in leaf order); then every anchored batch among its rows must be listed (with
 ``"receipts": null`` if its author does not hold them, which is counted and said), and each carried batch's
 root is recomputed from its receipts (the verifier's tree) and compared with the root and
-leaf count on chain, so a receipt omitted, added, altered or moved is detected (:data:`RECEIPT_PROBLEMS`); a
+leaf count on chain, so a receipt omitted, added, altered or moved is detected (:data:`REPORT_PROBLEMS`); a
 carried receipt no single delivery could be, or whose delivery id the report meets twice (among the carried
 receipts and its single deliveries), is named though its batch's root holds.
 
@@ -123,9 +123,13 @@ NEVER_NULL: dict[str, str] = {
     "practice": "a report holds the sharing practice contract's address and rows or leaves the field out; "
     "none of its demands, evaluations and inspections is checked",
 }
-#: What a report's carried receipts can get wrong, by code; each problem line reads
-#: ``receipts of batch (grant G, first sequence F): CODE: message``.
-RECEIPT_PROBLEMS: dict[str, str] = {
+#: What a report's rows and carried receipts can get wrong, by code; each problem line reads
+#: ``receipts of batch (grant G, first sequence F): CODE: message`` or ``row N: CODE: message``.
+REPORT_PROBLEMS: dict[str, str] = {
+    # A department's report holds the exchanges it is a party to (:func:`_covers`): another's, however
+    # correct, would pad it with exchanges that are not its own.
+    "NOT_THE_DEPARTMENTS": "an exchange of departments {parties}, not of the report's department "
+    "{department}",
     "RECEIPT_BATCH_MALFORMED": "{detail}",
     "RECEIPT_BATCH_UNKNOWN": "no such batch is anchored on chain (within the report's block range)",
     "RECEIPT_BATCH_DUPLICATED": "carried twice",
@@ -173,9 +177,26 @@ def audit_abi() -> list[dict[str, Any]]:
 
 
 def receipt_problem(grant_id: Any, first_sequence: Any, code: str, **values: Any) -> str:
-    """One problem line about the carried receipts of a batch (see :data:`RECEIPT_PROBLEMS`)."""
-    message = RECEIPT_PROBLEMS[code].format(**values)
-    return f"receipts of batch (grant {grant_id}, first sequence {first_sequence}): {code}: {message}"
+    """One problem line about the carried receipts of a batch (see :data:`REPORT_PROBLEMS`)."""
+    where = f"receipts of batch (grant {grant_id}, first sequence {first_sequence})"
+    return report_problem(where, code, **values)
+
+
+def report_problem(where: str, code: str, **values: Any) -> str:
+    """One problem line about ``where`` in the report (a row, a carried batch): ``where: CODE: message``."""
+    return f"{where}: {code}: {REPORT_PROBLEMS[code].format(**values)}"
+
+
+def _covers(department: int | None, parties: set[int]) -> bool:
+    """Whether a report of ``department`` (None: the consortium's) holds an exchange of ``parties``: the one
+    test of the rows the verifier re-derives, of the rows a report states and of the batches it carries."""
+    return department is None or department in parties
+
+
+def _not_the_departments(where: str, department: int | None, parties: set[int]) -> str:
+    """The NOT_THE_DEPARTMENTS line of ``where``, an exchange of ``parties`` in a report of ``department``."""
+    named = " and ".join(str(p) for p in sorted(parties)) or "none"
+    return report_problem(where, "NOT_THE_DEPARTMENTS", parties=named, department=department)
 
 
 @dataclass
@@ -368,7 +389,7 @@ def _expected_row(record: EventRecord, position: int) -> dict[str, Any]:
 def _selected(record: EventRecord, period: dict[str, Any], department: int | None) -> bool:
     if not period["from"] <= record.block_time < period["to"]:
         return False
-    return department is None or department in record.departments()
+    return _covers(department, record.departments())
 
 
 def verify_report(
@@ -407,6 +428,9 @@ def verify_report(
     codec = EventCodec(abi)
     lineage = Lineage(remember_deliveries=10**9)
     chain: dict[int, EventRecord] = {}
+    #: The parties of each event of the report's period its department is no party to: a row stating one is
+    #: named for it (NOT_THE_DEPARTMENTS), not as a row the chain lacks.
+    others: dict[int, set[int]] = {}
     #: Every batch anchored in the range, selected or not: carried receipts are checked against it.
     anchored: dict[tuple[int, int], EventRecord] = {}
     #: Every delivery recorded in the range (record time, id): the population inspections draw from.
@@ -430,6 +454,8 @@ def verify_report(
         due = scan.due(record.block_number, record.block_time)
         if due and _selected(record, report["period"], department):
             chain[record.seq] = record
+        elif due and _selected(record, report["period"], None):
+            others[record.seq] = record.departments()
         if record.event == BATCH_ANCHORED:
             anchored[(record.fields["grantId"], record.fields["firstSequence"])] = record
         elif record.event == "DeliveryRecorded":
@@ -475,6 +501,9 @@ def verify_report(
             )
         previous = seq if previous is None else max(previous, seq)
         found = chain.get(seq)
+        if found is None and seq in others:
+            problems.append(_not_the_departments(label, department, others[seq]))
+            continue
         if found is None:
             problems.append(
                 f"{label}: no {row.get('event')} of the report's selection at block {block_number} "
@@ -491,7 +520,7 @@ def verify_report(
             f"chain but not in the report{where}"
         )
     if report.get("receipt_batches") is not None:
-        problems.extend(_receipt_problems(report, anchored, chain, result))
+        problems.extend(_receipt_problems(report, anchored, chain, result, department))
     if anchors_address is None:
         # Neither given nor named by the report: a report that left its anchors out, with every batch row,
         # verified as the ledger's alone. The chain tells whether receipts were anchored for this ledger.
@@ -721,6 +750,7 @@ def _receipt_problems(
     anchored: dict[tuple[int, int], EventRecord],
     chain: dict[int, EventRecord],
     result: VerifyResult,
+    department: int | None,
 ) -> list[str]:
     """The carried receipts of each batch against its anchoring on chain (root and leaf count)."""
     carried = report["receipt_batches"]
@@ -755,6 +785,10 @@ def _receipt_problems(
         on_chain = anchored.get(key)
         if on_chain is None:
             problems.append(receipt_problem(grant, first, "RECEIPT_BATCH_UNKNOWN"))
+            continue
+        where = f"receipts of batch (grant {grant}, first sequence {first})"
+        if not _covers(department, on_chain.departments()):
+            problems.append(_not_the_departments(where, department, on_chain.departments()))
             continue
         if receipts is None:
             # Declared, not hidden: the report's author does not hold these receipts (another service

@@ -393,6 +393,59 @@ def test_carried_receipts_tampered_are_named(
         assert any(p.startswith(fragment) for p in problems), (fragment, problems)
 
 
+def _civil_report(exchange: dict[str, Any], tmp: Path) -> dict[str, Any]:
+    """CIVIL's report with receipts, over the module's exchanges: CIVIL is a party to none of its batches."""
+    made = runner.invoke(cli, ["audit", "report", "--department", "CIVIL", "--receipts", "--out", str(tmp),
+                               "--to", "2200-01-01", "--json"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    return load_report(tmp / "report.json")
+
+
+def _padded_with_a_batch(civil: dict[str, Any], theirs: dict[str, Any], key: tuple[int, int]) -> str:
+    """PSB -> HRSS's batch carried, its receipts as anchored: correct, and not CIVIL's."""
+    civil["receipt_batches"] = [
+        *(civil.get("receipt_batches") or []),
+        next(b for b in theirs["receipt_batches"] if (b["grant_id"], b["first_sequence"]) == key),
+    ]
+    return f"receipts of batch (grant {key[0]}, first sequence {key[1]}): NOT_THE_DEPARTMENTS: "
+
+
+def _padded_with_a_row(civil: dict[str, Any], theirs: dict[str, Any], key: tuple[int, int]) -> str:
+    """The PSB -> HRSS batch's row, as the chain holds it, among CIVIL's rows in chain order."""
+    row = next(r for r in theirs["rows"] if r["event"] == "ReceiptBatchAnchored"
+               and (r["fields"]["grantId"], r["fields"]["firstSequence"]) == key)  # fmt: skip
+    rows = sorted([*civil["rows"], copy.deepcopy(row)], key=lambda r: (r["block_number"], r["log_index"]))
+    for number, r in enumerate(rows):
+        r["row"] = number
+    civil["rows"], civil["row_count"] = rows, len(rows)
+    return f"row {rows.index(next(r for r in rows if r['tx_hash'] == row['tx_hash']))}: NOT_THE_DEPARTMENTS: "
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("pad", [_padded_with_a_batch, _padded_with_a_row], ids=["batch", "row"])
+def test_a_departments_report_padded_with_anothers_exchange_is_named(
+    api_env: ApiEnv,
+    exchange: dict[str, Any],
+    doc: dict[str, Any],
+    tmp_path: Path,
+    pad: Callable[..., str],
+    fmt: str,
+) -> None:
+    """A department's report holds its own exchanges: another's batch or row, correct on chain, padded in is
+    named by one line with its code (the batch verified; the row was named as one the chain lacks)."""
+    civil = _civil_report(exchange, tmp_path / "civil")
+    assert civil["department"]["code"] == "CIVIL"
+    args = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address,
+            "--anchors", exchange["anchors"], "--practice", exchange["practice"], "--json"]  # fmt: skip
+    clean = runner.invoke(cli, ["audit", "verify", str(_written(civil, fmt, tmp_path / "clean")), *args])
+    assert clean.exit_code == 0, clean.output
+    expected = pad(civil, doc, _batch_keys(exchange)[2])
+    padded = runner.invoke(cli, ["audit", "verify", str(_written(civil, fmt, tmp_path)), *args])
+    assert padded.exit_code == 1, padded.output
+    problems = json.loads(padded.stdout)["problems"]
+    assert [p for p in problems if p.startswith(expected)] == problems, (expected, problems)
+
+
 @pytest.mark.parametrize("fmt", ["json", "csv"])
 def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
     api_env: ApiEnv, tmp_path: Path, fmt: str
