@@ -23,6 +23,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 
 from api.errors import FieldRuleError
+from node.types import MIN_PRESENT_WITHIN_S, PRESENTATION_NOTICE_S
 from verifier.catalog import document_hash
 from verifier.codes import FindingCode, VerdictStatus
 from verifier.departments import DEPARTMENT_CODE_PATTERN
@@ -1177,6 +1178,11 @@ class EvaluationPeriodPublic(BaseModel):
     ends_at: int
     #: The chain's latest block time, which ``current`` is read by.
     chain_time: int
+    #: The inspection rules the console's form reads with the grid, so that neither is copied into it: the notice
+    #: a sampled provider has from the draw (``PRESENTATION_NOTICE_S``) and the least ``present_within``
+    #: ``POST /inspections`` takes (``MIN_PRESENT_WITHIN_S``), in seconds.
+    presentation_notice_seconds: int = PRESENTATION_NOTICE_S
+    min_present_within_seconds: int = MIN_PRESENT_WITHIN_S
 
 
 # --- sampling inspection ------------------------------------------------------------------------------------
@@ -1193,9 +1199,12 @@ class InspectionCreate(Strict):
     # At least 2: the opening is mined in the block after the head at the earliest, and the contract takes
     # only a seed block after the one it is mined in (1 was always refused, as a bare revert).
     seed_delay_blocks: Annotated[int, Field(ge=2, le=200, strict=True)] = 2
-    #: How long sampled providers have to present, in seconds from now. A sample drawn less than
-    #: ``PRESENTATION_NOTICE_S`` (3 days) before the deadline is never recorded not presented.
-    present_within: Annotated[int, Field(ge=1, le=365 * 86400, strict=True)] = 7 * 86400
+    #: How long sampled providers have to present, in seconds from now: at least ``MIN_PRESENT_WITHIN_S``
+    #: (4 days, the schema's ``minimum``), for a sample drawn less than ``PRESENTATION_NOTICE_S`` (3 days) before
+    #: the deadline is never recorded not presented.
+    present_within: Annotated[
+        int, Field(ge=1, le=365 * 86400, strict=True, json_schema_extra={"minimum": MIN_PRESENT_WITHIN_S})
+    ] = 7 * 86400
 
     @model_validator(mode="after")
     def _period_runs_forward(self) -> InspectionCreate:
@@ -1203,6 +1212,20 @@ class InspectionCreate(Strict):
         if self.period_from >= self.period_to:
             raise FieldRuleError(
                 "period_to", "period_from must be before period_to (the period is [period_from, period_to))"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _present_within_leaves_notice(self) -> InspectionCreate:
+        # Refused before anything is sent: the ledger would open it, and its providers could never be found
+        # not presenting (node.practice.presentable). The margin over the notice is argued at the constant.
+        if self.present_within < MIN_PRESENT_WITHIN_S:
+            notice, least = PRESENTATION_NOTICE_S // 86400, MIN_PRESENT_WITHIN_S // 86400
+            raise FieldRuleError(
+                "present_within",
+                f"providers have {notice} days from the draw to present, and the draw comes some blocks after "
+                f"the opening: present_within must be at least {MIN_PRESENT_WITHIN_S} s ({least} days), or no "
+                f"sampled delivery could ever be recorded not presented ({self.present_within} s given)",
             )
         return self
 

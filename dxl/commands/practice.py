@@ -20,7 +20,7 @@ from dxl.commands.audit import parse_time
 from dxl.commands.common import JsonOption, cli_error, exits_on_error
 from node.errors import DxlError
 from node.tls import tls_context
-from node.types import RejectionReason
+from node.types import MIN_PRESENT_WITHIN_S, PRESENTATION_NOTICE_S, RejectionReason
 from verifier.text import iso_time
 
 demand_app = typer.Typer(
@@ -485,7 +485,12 @@ def open_inspection_command(
         int, typer.Option("--seed-delay", help="Blocks after the head whose hash seeds the sample.")
     ] = 2,
     present_within: Annotated[
-        int, typer.Option("--present-within", help="Seconds sampled providers have to present.")
+        int, typer.Option(
+            "--present-within",
+            help=f"Seconds sampled providers have to present: at least {MIN_PRESENT_WITHIN_S} (the "
+            f"{PRESENTATION_NOTICE_S // 86400} days' notice they are given from the draw, and a day); the API "
+            "refuses less.",
+        ),
     ] = 7 * 86400,
     api: ApiOption = None,
     token: TokenOption = "",

@@ -31,6 +31,7 @@ from node.deploy import load_deployment
 from node.practice import PracticeReader
 from node.types import (
     DEMAND_NOTICE_S,
+    MIN_PRESENT_WITHIN_S,
     PRESENTATION_NOTICE_S,
     DeclineReason,
     RejectionReason,
@@ -694,7 +695,9 @@ def test_the_evaluation_period_is_the_deployed_contracts_by_the_chains_clock(api
     chain_time = period["chain_time"]
     current = chain_time // length
     assert period == {"length_seconds": length, "current": current, "starts_at": current * length,
-                      "ends_at": (current + 1) * length, "chain_time": chain_time}  # fmt: skip
+                      "ends_at": (current + 1) * length, "chain_time": chain_time,
+                      "presentation_notice_seconds": PRESENTATION_NOTICE_S,
+                      "min_present_within_seconds": MIN_PRESENT_WITHIN_S}  # fmt: skip
     assert chain_time <= _chain_now(env)
     assert ok(env.call("GET", "/evaluation-period", "auditor"))["length_seconds"] == length
     assert env.call("GET", "/evaluation-period", "governor-1").status_code == 403
@@ -960,10 +963,11 @@ def test_sampling_inspection_end_to_end(api_env: ApiEnv, tmp_path: Path) -> None
         made = [_real_delivery(env, grant, tmp_path, n) for n in range(4)]
     ids = {d["delivery_id"]: (payload, manifest) for d, payload, manifest in made}
 
-    # Presentations close at the deadline, by the chain's clock: the presentation notice and ten minutes
-    # (a sample drawn with less left is never not presented), not a slow machine's seconds.
+    # Presentations close at the deadline, by the chain's clock: the least time to present the service takes
+    # (the presentation notice and a day: a sample drawn with less left is never not presented), passed below
+    # by moving the node's clock, not a slow machine's seconds.
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 3, "seed_delay_blocks": 2,
-            "present_within": PRESENTATION_NOTICE_S + 600}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     assert env.call("POST", "/inspections", "psb", json=body).status_code == 403
     future = env.call(
         "POST", "/inspections", "auditor", json={**body, "period_to": period_to + 86400 * 10**4}
@@ -1169,7 +1173,7 @@ def test_sampling_inspection_drawsAnchoredReceiptsEachAsADelivery_checkedByInclu
     )
     assert period_from <= anchored_at < period_to
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 4, "seed_delay_blocks": 2,
-            "present_within": 600}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
@@ -1272,7 +1276,7 @@ def test_sampling_inspection_stratifiedByProvider_oneProvidersReceiptsLeaveTheOt
         ours = delivery_between(env, "psb", "hrss")
         _real_receipts(env, grant, tmp_path, 3)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
-            "present_within": 600}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
@@ -1421,7 +1425,7 @@ def test_an_inspection_of_a_period_begun_before_the_ledger_was_deployed_reads_it
     period_from, period_to = before // length * length, (_chain_now(env) // length + 1) * length
     pass_past(env, period_to - 1)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2,
-            "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 3)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
@@ -1498,7 +1502,7 @@ def test_an_inspection_of_a_period_narrowed_around_a_delivery_is_refused_and_not
         made += [chosen, delivery_between(env, "hrss", "psb", grant)]
     at, length = chosen["recorded_at"], evaluation_period_length(env)
     count = len(ok(env.call("GET", "/inspections", "auditor", params={"limit": 500})))
-    body = {"sample_size": 1, "seed_delay_blocks": 2, "present_within": PRESENTATION_NOTICE_S + 60}
+    body = {"sample_size": 1, "seed_delay_blocks": 2, "present_within": MIN_PRESENT_WITHIN_S}
     for (narrow_from, narrow_to), field, bound in (
         ((at, at + 1), "period_from", at),  # the chosen delivery alone
         ((period_from, at), "period_to", at),  # every delivery of the period but the chosen one
@@ -1581,6 +1585,27 @@ def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_e
     assert record.expired_at == w3.eth.get_block(opened["seed_block"] + 256)["timestamp"]
 
 
+@pytest.mark.parametrize("within", [600, 2 * 86400, MIN_PRESENT_WITHIN_S - 1])
+def test_an_inspection_its_providers_could_never_fail_to_present_is_refused(api_env: ApiEnv, within: int) -> None:
+    """A sample drawn less than the notice before its deadline is never recorded not presented, and the draw
+    comes after the opening: ten minutes or two days to present opened an inspection no provider could fail,
+    and nothing told the auditor. Refused 422 on ``present_within`` with the least it takes, before anything
+    is sent; the least is accepted (the other tests open with it)."""
+    env = api_env
+    period_from, period_to = closed_period(env)
+    body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "present_within": within}
+    head = env.setup.client.block_number()
+    count = len(ok(env.call("GET", "/inspections", "auditor", params={"limit": 500})))
+    refused = env.call("POST", "/inspections", "auditor", json=body)
+    error = refused.json()["error"]
+    assert (refused.status_code, error["code"], error["field"]) == (422, "VALIDATION_ERROR", "present_within")
+    assert f"at least {MIN_PRESENT_WITHIN_S} s (4 days)" in error["message"], error
+    assert env.setup.client.block_number() == head
+    assert len(ok(env.call("GET", "/inspections", "auditor", params={"limit": 500}))) == count
+    schema = ok(env.call("GET", "/openapi.json", "auditor"))["components"]["schemas"]["InspectionCreate"]
+    assert schema["properties"]["present_within"]["minimum"] == MIN_PRESENT_WITHIN_S
+
+
 def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiEnv) -> None:
     """The opening passes the checks on the head, then its block's time is past its presentation deadline:
     the mined transaction reverts, replayed by the journal's (the ledger's) client, and the answer names the
@@ -1590,7 +1615,7 @@ def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiE
     now = _chain_now(env)
     period_from, period_to = closed_period(env)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
-            "present_within": 60}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     answers: list[Any] = []
     key = {"Idempotency-Key": f"refused-opening-{now}"}
     pending = int(str(rpc.make_request("txpool_status", [])["result"]["pending"]), 16)  # type: ignore[arg-type]
@@ -1607,7 +1632,7 @@ def test_an_opening_refused_in_its_block_names_the_contracts_error(api_env: ApiE
         while int(str(rpc.make_request("txpool_status", [])["result"]["pending"]), 16) == pending:  # type: ignore[arg-type]
             assert time.monotonic() < deadline, "the opening never reached the node"
             time.sleep(0.05)
-        rpc.make_request("evm_setNextBlockTimestamp", [now + 3600])  # type: ignore[arg-type]
+        rpc.make_request("evm_setNextBlockTimestamp", [now + MIN_PRESENT_WITHIN_S + 3600])  # type: ignore[arg-type]
         rpc.make_request("evm_mine", [])  # type: ignore[arg-type]
         opener.join(timeout=30)
     finally:
@@ -1855,9 +1880,9 @@ def _opened_drawable_past_its_deadline(env: ApiEnv) -> tuple[dict[str, Any], dic
     with own_period(env) as (period_from, period_to):
         delivery_between(env, "hrss", "psb", grant)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 50, "seed_delay_blocks": 2,
-            "present_within": 3}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
-    pass_time(env, 10)  # the deadline passes before the seed block is mined
+    pass_past(env, opened["present_by"])  # the deadline passes before the seed block is mined
     mine(env, 3)  # the seed block, and a block on top of it
     return opened, grant
 
@@ -1947,8 +1972,11 @@ def test_an_auditor_cannot_record_not_presented_for_a_sample_drawn_with_no_time_
     with own_period(env) as (period_from, period_to):
         delivery_between(env, "hrss", "psb", grant)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 50, "seed_delay_blocks": 2,
-            "present_within": 30}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
+    # The service takes no deadline closer than the notice and a day, but the draw is anyone's to make, late:
+    # the seed block is mined ten minutes before the deadline (its hash is known for 256 blocks).
+    pass_past(env, opened["present_by"] - 600)
     mine(env, 3)
     drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]
     assert drawn["sample"] and _chain_now(env) <= opened["present_by"]
@@ -1981,7 +2009,7 @@ def test_a_delivery_inspected_again_counts_once_on_its_providers_card(api_env: A
     with own_period(env) as (period_from, period_to):
         delivered = delivery_between(env, "hrss", "psb", grant)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 50,
-            "seed_delay_blocks": 2, "present_within": PRESENTATION_NOTICE_S + 60}  # fmt: skip
+            "seed_delay_blocks": 2, "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     opened = [ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"] for _ in range(2)]
     mine(env, 3)
     drawn = [ok(env.call("POST", f"/inspections/{i['id']}/draw", "auditor"))["record"] for i in opened]
@@ -2016,7 +2044,7 @@ def test_outcomes_are_sent_with_the_key_of_the_auditor_that_opened_the_inspectio
     with own_period(env) as (period_from, period_to):
         delivery_between(env, "hrss", "psb", grant)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2,
-            "present_within": PRESENTATION_NOTICE_S + 30}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     assert to_checksum_address(opened["auditor"]) == opener
     mine(env, 3)

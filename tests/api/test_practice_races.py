@@ -27,7 +27,7 @@ from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
 from node.tls import tls_context
-from node.types import DEMAND_NOTICE_S, new_delivery_id
+from node.types import DEMAND_NOTICE_S, MIN_PRESENT_WITHIN_S, new_delivery_id
 from tests.api.api_helpers import (
     ApiEnv,
     ServerThread,
@@ -103,23 +103,23 @@ def _delivered(env: ApiEnv, tmp: Path, grant: dict[str, Any], n: int) -> tuple[s
     return "0x" + did.hex(), base64.b64encode(payload.read_bytes()).decode(), manifest, "0x" + c.root.hex()
 
 
-def _inspected(env: ApiEnv, *, present_within: int = 3600, seed_delay: int = 2) -> dict[str, Any]:
+def _inspected(env: ApiEnv, *, seed_delay: int = 2) -> dict[str, Any]:
     """An inspection opened of the last closed evaluation period, the seed block to come."""
     period_from, period_to = closed_period(env)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 1,
-            "seed_delay_blocks": seed_delay, "present_within": present_within}  # fmt: skip
+            "seed_delay_blocks": seed_delay, "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     record: dict[str, Any] = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     return record
 
 
-def _inspection_of_one(env: ApiEnv, tmp: Path, *, present_within: int = 3600) -> tuple[int, tuple[Any, ...]]:
+def _inspection_of_one(env: ApiEnv, tmp: Path) -> tuple[int, tuple[Any, ...]]:
     """A drawn inspection whose period holds one real delivery of HRSS to PSB (its sample), and that
     delivery."""
     grant = grant_between(env, "hrss", "psb")
     with own_period(env) as (period_from, period_to):  # the period holds this delivery alone
         delivery = _delivered(env, tmp, grant, _head(env))
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 1, "seed_delay_blocks": 2,
-            "present_within": present_within}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]["id"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]
@@ -200,7 +200,7 @@ def test_get_inspection_reads_its_outcomes_and_clock_at_one_block_and_names_it(
     recorded there; read apart, it was overdue with no outcome, which it was at no block (the deadline passed
     only in the block that recorded its outcome)."""
     env, proxy = proxied
-    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path, present_within=600)
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
     body = {"delivery_id": did, "manifest": manifest, "payload_base64": payload}
     assert (
         ok(env.call("POST", f"/inspections/{inspection}/presentations", "hrss", json=body))["verdict"][
@@ -239,7 +239,7 @@ def test_get_inspection_shows_a_presentation_kept_after_its_block_beside_no_outc
     there closes presentations), not overdue (one taken after the block was in time, so the block's time was
     too), and the verdict names its own, later block."""
     env, proxy = proxied
-    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path, present_within=600)
+    inspection, (did, payload, manifest, _root) = _inspection_of_one(env, tmp_path)
     path = f"/inspections/{inspection}"
     presented: list[dict[str, Any]] = []
 
@@ -865,7 +865,7 @@ def test_the_cli_presents_a_drawn_receipt_under_its_slot(
     anchored_at = int(anchors.call("batch", grant["id"], receipt["batch"]["first_sequence"])[2])
     assert period_from <= anchored_at < period_to
     opened = {"period_from": period_from, "period_to": period_to, "sample_size": 1,
-              "seed_delay_blocks": 2, "present_within": 600}  # fmt: skip
+              "seed_delay_blocks": 2, "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=opened), 201)["record"]["id"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{inspection}/draw", "auditor"))["record"]

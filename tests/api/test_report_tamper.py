@@ -23,7 +23,7 @@ from node.audit.reports import write_report
 from node.audit.rpc import JsonRpc
 from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
 from node.deploy import anchors_client, load_deployment, practice_client
-from node.types import PRESENTATION_NOTICE_S, InspectionOutcome
+from node.types import MIN_PRESENT_WITHIN_S, InspectionOutcome
 from tests.api.api_helpers import (
     ApiEnv,
     anchored_batch,
@@ -57,7 +57,7 @@ def _inspection(env: ApiEnv, period: tuple[int, int]) -> dict[str, Any]:
     """An inspection of ``period`` (``own_period``'s, over), drawn, with the outcome of its one sampled
     delivery."""
     body = {"period_from": period[0], "period_to": period[1], "sample_size": 1, "seed_delay_blocks": 2,
-            "present_within": PRESENTATION_NOTICE_S + 6}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     inspection = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
     drawn: dict[str, Any] = ok(env.call("POST", f"/inspections/{inspection['id']}/draw", "auditor"))["record"]
@@ -876,7 +876,7 @@ def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: Ap
         for _ in range(2):
             delivery_between(env, "hrss", "psb", grant)
     body = {"period_from": period_from, "period_to": period_to, "sample_size": 2, "seed_delay_blocks": 2,
-            "present_within": PRESENTATION_NOTICE_S + 6}  # fmt: skip
+            "present_within": MIN_PRESENT_WITHIN_S}  # fmt: skip
     opened = ok(env.call("POST", "/inspections", "auditor", json=body), 201)["record"]
     mine(env, 2)
     drawn = ok(env.call("POST", f"/inspections/{opened['id']}/draw", "auditor"))["record"]

@@ -7,9 +7,6 @@ import { t } from "../i18n.js";
 import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
 
 const DAY = 86400;
-// The ledger gives each provider this notice from the draw to present (PRESENTATION_NOTICE_S, node/types.py), and
-// the draw comes a few blocks after the opening: a shorter time to present can never find anyone not presenting.
-const NOTICE_DAYS = 3;
 
 // Not statusBadge: an open proposal and an open inspection read differently in Chinese.
 function inspectionStatus(status) {
@@ -78,8 +75,12 @@ function openForm(go, grid) {
   count.addEventListener("input", show);
   show();
   const size = h("input", { type: "number", name: "sample_size", id: "insp-size", min: 1, max: 1000, value: 10, required: true });
+  // The ledger gives each provider a notice from the draw to present, and the draw comes some blocks after the
+  // opening: the API refuses a shorter time to present than it says here (GET /evaluation-period, read with the
+  // grid), for no one could ever be found not presenting. Read, not copied: the form and the API agree.
+  const tooShort = t("insp.tooShort", { notice: grid.presentation_notice_seconds / DAY, least: Math.ceil(grid.min_present_within_seconds / DAY) });
   const within = h("input", { type: "number", name: "present_within", id: "insp-within", min: 1, max: 365, value: 7, required: true,
-    title: t("insp.tooShort", { notice: NOTICE_DAYS, least: NOTICE_DAYS + 1 }) });
+    title: tooShort });
   const out = h("div", { class: "outcome" });
   const button = h("button", { type: "submit", id: "insp-open" }, t("insp.open"));
   const form = h("form", { class: "filters card", id: "insp-form" },
@@ -90,7 +91,7 @@ function openForm(go, grid) {
     try {
       const { from, to, n } = bounds();
       if (!(n >= 1) || from < 0) throw new PageError(t("insp.periodsRange", { max: ends.length }));
-      if (Number(within.value) <= NOTICE_DAYS) throw new PageError(t("insp.tooShort", { notice: NOTICE_DAYS, least: NOTICE_DAYS + 1 }));
+      if (Number(within.value) * DAY < grid.min_present_within_seconds) throw new PageError(tooShort);
       button.disabled = true;
       const written = await api("/inspections", { method: "POST", body: {
         period_from: from, period_to: to, sample_size: Number(size.value), present_within: Number(within.value) * DAY,
