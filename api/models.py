@@ -1178,9 +1178,9 @@ class EvaluationPeriodPublic(BaseModel):
     ends_at: int
     #: The chain's latest block time, which ``current`` is read by.
     chain_time: int
-    #: The inspection rules the console's form reads with the grid, so that neither is copied into it: the notice
-    #: a sampled provider has from the draw (``PRESENTATION_NOTICE_S``) and the least ``present_within``
-    #: ``POST /inspections`` takes (``MIN_PRESENT_WITHIN_S``), in seconds.
+    #: The inspection rules the console's form reads with the grid, so that neither is copied into it: the
+    #: notice a sampled provider has from the draw (``PRESENTATION_NOTICE_S``) and the least
+    #: ``present_within`` ``POST /inspections`` takes (``MIN_PRESENT_WITHIN_S``), in seconds.
     presentation_notice_seconds: int = PRESENTATION_NOTICE_S
     min_present_within_seconds: int = MIN_PRESENT_WITHIN_S
 
@@ -1200,8 +1200,8 @@ class InspectionCreate(Strict):
     # only a seed block after the one it is mined in (1 was always refused, as a bare revert).
     seed_delay_blocks: Annotated[int, Field(ge=2, le=200, strict=True)] = 2
     #: How long sampled providers have to present, in seconds from now: at least ``MIN_PRESENT_WITHIN_S``
-    #: (4 days, the schema's ``minimum``), for a sample drawn less than ``PRESENTATION_NOTICE_S`` (3 days) before
-    #: the deadline is never recorded not presented.
+    #: (4 days, the schema's ``minimum``), for a sample drawn less than ``PRESENTATION_NOTICE_S`` (3 days)
+    #: before the deadline is never recorded not presented.
     present_within: Annotated[
         int, Field(ge=1, le=365 * 86400, strict=True, json_schema_extra={"minimum": MIN_PRESENT_WITHIN_S})
     ] = 7 * 86400
@@ -1223,9 +1223,10 @@ class InspectionCreate(Strict):
             notice, least = PRESENTATION_NOTICE_S // 86400, MIN_PRESENT_WITHIN_S // 86400
             raise FieldRuleError(
                 "present_within",
-                f"providers have {notice} days from the draw to present, and the draw comes some blocks after "
-                f"the opening: present_within must be at least {MIN_PRESENT_WITHIN_S} s ({least} days), or no "
-                f"sampled delivery could ever be recorded not presented ({self.present_within} s given)",
+                f"providers have {notice} days from the draw to present, and the draw comes some blocks "
+                f"after the opening: present_within must be at least {MIN_PRESENT_WITHIN_S} s ({least} "
+                f"days), or no sampled delivery could ever be recorded not presented ({self.present_within} "
+                "s given)",
             )
         return self
 

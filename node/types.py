@@ -118,11 +118,11 @@ DEMAND_NOTICE_S = 7 * 86400
 #: none of its deliveries is overdue (``SharingPractice``'s ``PRESENTATION_NOTICE``: a test holds them equal).
 PRESENTATION_NOTICE_S = 3 * 86400
 #: The least ``present_within`` the service opens an inspection with: the notice plus a day. The sample is
-#: drawn ``seed_delay_blocks`` (up to 200) after the opening is mined — 40 minutes at 12 s blocks — and only
-#: when someone calls the draw, which the service's drawer does once the seed block is mined but which waits on
-#: a node or a drawer that is down, or an auditor drawing by hand. A deadline the notice alone away from the
-#: opening is already too close once the draw is a block late; the day's margin covers the seed delay and a
-#: draw made within the working day. Shorter, no sampled delivery could ever be recorded not presented: an
+#: drawn ``seed_delay_blocks`` (up to 200) after the opening is mined, 40 minutes at 12 s blocks, and only
+#: when someone calls the draw, which the service's drawer does once the seed block is mined but which waits
+#: on a node or a drawer that is down, or an auditor drawing by hand. A deadline the notice alone away from
+#: the opening is already too close once the draw is a block late; the day's margin covers the seed delay and
+#: a draw made within the working day. Shorter, no sampled delivery could ever be recorded not presented: an
 #: inspection without teeth. The contract does not check it (it cannot know when the draw will come).
 MIN_PRESENT_WITHIN_S = PRESENTATION_NOTICE_S + 86400
 

@@ -485,11 +485,12 @@ def open_inspection_command(
         int, typer.Option("--seed-delay", help="Blocks after the head whose hash seeds the sample.")
     ] = 2,
     present_within: Annotated[
-        int, typer.Option(
+        int,
+        typer.Option(
             "--present-within",
             help=f"Seconds sampled providers have to present: at least {MIN_PRESENT_WITHIN_S} (the "
-            f"{PRESENTATION_NOTICE_S // 86400} days' notice they are given from the draw, and a day); the API "
-            "refuses less.",
+            f"{PRESENTATION_NOTICE_S // 86400} days' notice they are given from the draw, and a day); the "
+            "API refuses less.",
         ),
     ] = 7 * 86400,
     api: ApiOption = None,

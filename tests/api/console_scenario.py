@@ -15,7 +15,8 @@
   The auditor opens two inspections of the whole evaluation periods holding the deliveries above (the clock
   passed to their end), every delivery sampled: one with a month to present,
   in which HRSS presents its CSV delivery (MATCH), and one with the least time to present the service takes
-  (the notice a sampled provider is given from the draw, and a day), whose deadline the clock then passes. Then HRSS delivers the CSV payload to HEALTH again, in the
+  (the notice a sampled provider is given from the draw, and a day), whose deadline the clock then passes.
+  Then HRSS delivers the CSV payload to HEALTH again, in the
   current evaluation period, and scores HEALTH's purpose compliance on it, leaving HEALTH's score of HRSS to
   the tests (evidence of a score is at most a period old).
 

@@ -877,8 +877,20 @@ def test_cli_says_an_inspections_times_in_iso_utc_and_json_keeps_unix_seconds(ap
     with own_period(env) as (period_from, period_to):
         delivery_between(env, "hrss", "psb")
     auditor = ("--api", env.url, "--token", env.tokens["demo-auditor"])
-    code, out, err = dxl("inspection", "open", "--from", _iso(period_from), "--to", _iso(period_to),
-                         "--sample-size", "1", "--present-within", "600", *auditor)  # fmt: skip
+    opening = (
+        "inspection",
+        "open",
+        "--from",
+        _iso(period_from),
+        "--to",
+        _iso(period_to),
+        "--sample-size",
+        "1",
+    )
+    # Ten minutes to present: an inspection no provider could fail, refused with the least the API takes.
+    code, out, err = dxl(*opening, "--present-within", "600", *auditor)
+    assert code != 0 and f"at least {MIN_PRESENT_WITHIN_S} s" in err, out + err
+    code, out, err = dxl(*opening, "--present-within", str(MIN_PRESENT_WITHIN_S), *auditor)
     assert code == 0, out + err
     inspection = re.match(r"inspection (\d+): open;", out)
     assert inspection is not None, out
@@ -1586,7 +1598,9 @@ def test_inspection_not_drawn_within_the_blockhash_window_expires_for_good(api_e
 
 
 @pytest.mark.parametrize("within", [600, 2 * 86400, MIN_PRESENT_WITHIN_S - 1])
-def test_an_inspection_its_providers_could_never_fail_to_present_is_refused(api_env: ApiEnv, within: int) -> None:
+def test_an_inspection_its_providers_could_never_fail_to_present_is_refused(
+    api_env: ApiEnv, within: int
+) -> None:
     """A sample drawn less than the notice before its deadline is never recorded not presented, and the draw
     comes after the opening: ten minutes or two days to present opened an inspection no provider could fail,
     and nothing told the auditor. Refused 422 on ``present_within`` with the least it takes, before anything
