@@ -8,16 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from api.auth import authenticate
 from api.db import make_engine, session_factory
-from dxl.app import app
 from tests.cli import dxl as cli
 from tests.postgres import BACKENDS, database_url
 from verifier.text import iso_time
-
-runner = CliRunner()
 
 
 @pytest.fixture
@@ -28,8 +24,10 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _dxl(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
+    """``dxl ARGS...`` as its entry point runs it (the command tree built once a process, not by typer's
+    ``CliRunner`` for each run): the exit status and stdout then stderr."""
+    code, out, err = cli(*args)
+    return code, out + err
 
 
 def test_issue_list_revoke(home: Path) -> None:
