@@ -3,10 +3,8 @@ browser download is never used), one per test process (the ``browser`` fixture o
 and a signed-in context on a served API (``Console``).
 
 Chromium comes from ``scripts/install-chromium.sh`` (``make setup`` and ``.ci/run`` call it); without it the
-tests skip and say how to install it. With ``DXL_CONSOLE_SCREENSHOTS`` set to a directory, the tests save a
-screenshot of each page they check there so a person can look; without it they take none (a full-page PNG is
-Chromium's and the test process's CPU on every run, and nothing asserts on it). The README's screenshots come
-from ``scripts/console-screenshots.py``.
+tests skip and say how to install it. Screenshots go to ``build/console-screenshots/``
+(``DXL_CONSOLE_SCREENSHOTS`` overrides; not committed) so a person can look.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ import pytest
 from tests.api.api_helpers import ApiEnv
 
 REPO = Path(__file__).resolve().parents[2]
-SHOTS_ENV = "DXL_CONSOLE_SCREENSHOTS"
+SHOTS = Path(os.environ.get("DXL_CONSOLE_SCREENSHOTS") or REPO / "build/console-screenshots")
 
 
 def _chromium() -> str | None:
@@ -83,12 +81,10 @@ class Console:
     def nav(self) -> set[str]:
         return set(self.page.eval_on_selector_all("#nav a", "links => links.map(a => a.dataset.page)"))
 
-    def shot(self, name: str) -> Path | None:
-        """The page as it stands, saved under ``DXL_CONSOLE_SCREENSHOTS`` when that is set; else nothing."""
-        if not (where := os.environ.get(SHOTS_ENV)):
-            return None
-        path = Path(where) / f"{self.who}-{name}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def shot(self, name: str) -> Path:
+        """The page as it stands, for a person to look at after the run (nothing asserts on how it looks)."""
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        path = SHOTS / f"{self.who}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
