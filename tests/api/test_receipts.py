@@ -20,7 +20,6 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from api.db import JournaledTransaction, init_db, make_engine
 from api.journal import TxStatus
@@ -28,7 +27,6 @@ from api.receipts.anchorer import ANCHOR_GAS, Anchorer, run_rounds
 from api.receipts.journal import BatchSlot, Journaled, WriteTurn, batches_table, receipts_table
 from api.receipts.lookups import ReceiptReader, batch_receipts
 from api.server import CLI_OPTIONS
-from dxl.app import app as cli
 from node.chain import LedgerRevertError
 from node.deploy import anchors_client
 from node.errors import NodeError
@@ -51,11 +49,10 @@ from tests.api.api_helpers import (
     some_receipts,
     until,
 )
+from tests.cli import invoke
 from tests.rpc_proxy import RpcProxy
 from verifier.delivery_ids import new_delivery_id
 from verifier.receipts import BatchTree, Receipt, ReceiptProof, verify_receipt_proof
-
-runner = CliRunner()
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-receipts")
@@ -177,9 +174,7 @@ def check_with_cli(api_env: ApiEnv, anchors: str | None, answer: dict[str, Any],
     def verdict(raw: dict[str, Any]) -> tuple[int, str]:
         path = tmp_path / "receipt.json"
         path.write_text(json.dumps(raw))
-        result = runner.invoke(
-            cli, ["verify-receipt", str(path), "--rpc", rpc, "--anchors", str(anchors), "--json"]
-        )
+        result = invoke(["verify-receipt", str(path), "--rpc", rpc, "--anchors", str(anchors), "--json"])
         return result.exit_code, json.loads(result.stdout)["status"]
 
     assert verdict(answer) == (0, "ANCHORED")
@@ -274,8 +269,8 @@ def test_verify_receipt_reads_its_answer_at_the_block_it_names(api_env: ApiEnv, 
     settled: list[dict[str, Any]] = []
     with RpcProxy(str(api_env.settings.rpc_url)) as proxy:
         proxy.after_head = lambda: settled.append(ok(api_env.call("POST", ack, "hrss")))
-        result = runner.invoke(
-            cli, ["verify-receipt", str(path), "--rpc", proxy.url, "--anchors", answer["anchors"], "--json"]
+        result = invoke(
+            ["verify-receipt", str(path), "--rpc", proxy.url, "--anchors", answer["anchors"], "--json"]
         )
     out = json.loads(result.stdout)
     assert settled and out["node"]["block"] < settled[0]["transaction"]["block_number"], (out, settled)
@@ -286,9 +281,9 @@ def test_verify_receipt_reads_its_answer_at_the_block_it_names(api_env: ApiEnv, 
 def check_cli(api_env: ApiEnv, answer: dict[str, Any], tmp_path: Path) -> tuple[int, str]:
     path = tmp_path / "answer.json"
     path.write_text(json.dumps(answer))
-    result = runner.invoke(
-        cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
-              "--anchors", answer["anchors"], "--json"],
+    result = invoke(
+        ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
+         "--anchors", answer["anchors"], "--json"],
     )  # fmt: skip
     return result.exit_code, json.loads(result.stdout)["status"]
 
@@ -1369,17 +1364,17 @@ def receipts_report(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -
     ok(api_env.call("POST", "/audit/index", "auditor"))
     out = tmp_path_factory.mktemp("receipts-report")
     # Up to a far end: tests sharing the worker's node move its clock past the wall clock, the default end.
-    made = runner.invoke(cli, ["audit", "report", "--department", "PSB", "--receipts", "--out", str(out),
-                               "--to", "2200-01-01", "--json"])  # fmt: skip
+    made = invoke(["audit", "report", "--department", "PSB", "--receipts", "--out", str(out),
+                   "--to", "2200-01-01", "--json"])  # fmt: skip
     assert made.exit_code == 0, made.output
     assert json.loads(made.stdout)["receipt_batches"] >= 1
     return out, gid, receipts[0]["batch"]["first_sequence"]
 
 
 def audit_verify(api_env: ApiEnv, path: Path) -> tuple[int, dict[str, Any]]:
-    result = runner.invoke(
-        cli, ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json",
-              "--contract", api_env.setup.deployment.address],
+    result = invoke(
+        ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json",
+         "--contract", api_env.setup.deployment.address],
     )  # fmt: skip
     return result.exit_code, json.loads(result.stdout)
 
@@ -1604,22 +1599,20 @@ def test_audit_cli_batchProvenance_andAnchorsNotServingTheLedger(
     api_env: ApiEnv, receipts_report: tuple[Path, int, int], tmp_path: Path
 ) -> None:
     out, gid, first = receipts_report
-    traced = runner.invoke(cli, ["audit", "provenance", "--batch", f"{gid}/{first}", "--json"])
+    traced = invoke(["audit", "provenance", "--batch", f"{gid}/{first}", "--json"])
     assert traced.exit_code == 0, traced.output
     assert (json.loads(traced.stdout)["leaf_count"], json.loads(traced.stdout)["consumer"]["code"]) == (
         4,
         "HRSS",
     )
     for bad, code in (("7", 2), (f"{gid}/{first + 1}", 2)):
-        assert runner.invoke(cli, ["audit", "provenance", "--batch", bad, "--json"]).exit_code == code
+        assert invoke(["audit", "provenance", "--batch", bad, "--json"]).exit_code == code
     # A report naming as its anchors a contract that does not serve the ledger is refused as unusable.
     document = json.loads((out / "report.json").read_text())
     document["anchors"] = api_env.setup.client.address
     path = tmp_path / "report.json"
     path.write_text(json.dumps(document))
-    result = runner.invoke(
-        cli, ["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json"]
-    )
+    result = invoke(["audit", "verify", str(path), "--rpc", str(api_env.settings.rpc_url), "--json"])
     assert result.exit_code == 2 and "does not answer ledger()" in result.stdout, result.stdout
 
 

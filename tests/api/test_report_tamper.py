@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from dxl.app import app as cli
 from node.audit.practice_report import PRACTICE_COLUMNS
 from node.audit.reports import write_report
 from node.audit.rpc import JsonRpc
@@ -37,6 +35,7 @@ from tests.api.api_helpers import (
     pass_time,
 )
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
+from tests.cli import invoke
 from verifier.codes import ReceiptVerdictStatus
 from verifier.delivery_ids import new_delivery_id
 from verifier.errors import ProofError
@@ -47,7 +46,6 @@ pytestmark = pytest.mark.xdist_group("api-report-tamper")
 #: The deployment's evaluation period: its inspections cover whole periods of the tests' own deliveries, over,
 #: and a day passes on the shared node where 30 days could not (``api_helpers.own_period``).
 EVALUATION_PERIOD = 86400
-runner = CliRunner()
 
 PRACTICE_EVENTS = {"DemandPublished", "DemandAnswered", "EvaluationRecorded", "InspectionOpened",
                    "InspectionDrawn", "InspectionOutcomeRecorded"}  # fmt: skip
@@ -97,8 +95,8 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path_factory.mktemp("tamper-report")
     # Up to a far end: tests sharing the worker's node move its clock past the wall clock, the default end.
-    made = runner.invoke(cli, ["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
-                               "--json"])  # fmt: skip
+    made = invoke(["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
+                   "--json"])  # fmt: skip
     assert made.exit_code == 0, made.output
     deployment = load_deployment(env.settings.home)
     assert deployment.receipt_anchors is not None and deployment.sharing_practice is not None
@@ -384,9 +382,9 @@ def test_carried_receipts_tampered_are_named(
     fmt: str,
 ) -> None:
     expected = tamper(doc, _batch_keys(exchange))
-    code = runner.invoke(cli, ["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
-                               str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address,
-                               "--anchors", exchange["anchors"], "--json"])  # fmt: skip
+    code = invoke(["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
+                   str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address,
+                   "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert code.exit_code == 1, code.output
     problems = json.loads(code.stdout)["problems"]
     for fragment in expected:
@@ -395,8 +393,8 @@ def test_carried_receipts_tampered_are_named(
 
 def _civil_report(exchange: dict[str, Any], tmp: Path) -> dict[str, Any]:
     """CIVIL's report with receipts, over the module's exchanges: CIVIL is a party to none of its batches."""
-    made = runner.invoke(cli, ["audit", "report", "--department", "CIVIL", "--receipts", "--out", str(tmp),
-                               "--to", "2200-01-01", "--json"])  # fmt: skip
+    made = invoke(["audit", "report", "--department", "CIVIL", "--receipts", "--out", str(tmp),
+                   "--to", "2200-01-01", "--json"])  # fmt: skip
     assert made.exit_code == 0, made.output
     return load_report(tmp / "report.json")
 
@@ -437,10 +435,10 @@ def test_a_departments_report_padded_with_anothers_exchange_is_named(
     assert civil["department"]["code"] == "CIVIL"
     args = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address,
             "--anchors", exchange["anchors"], "--practice", exchange["practice"], "--json"]  # fmt: skip
-    clean = runner.invoke(cli, ["audit", "verify", str(_written(civil, fmt, tmp_path / "clean")), *args])
+    clean = invoke(["audit", "verify", str(_written(civil, fmt, tmp_path / "clean")), *args])
     assert clean.exit_code == 0, clean.output
     expected = pad(civil, doc, _batch_keys(exchange)[2])
-    padded = runner.invoke(cli, ["audit", "verify", str(_written(civil, fmt, tmp_path)), *args])
+    padded = invoke(["audit", "verify", str(_written(civil, fmt, tmp_path)), *args])
     assert padded.exit_code == 1, padded.output
     problems = json.loads(padded.stdout)["problems"]
     assert [p for p in problems if p.startswith(expected)] == problems, (expected, problems)
@@ -485,8 +483,8 @@ def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
     card = ok(env.call("GET", "/audit/scorecard", "auditor", params=window))["deliveries"]
     assert (card["receipt_batches_sent"], card["receipts_sent"]) == (2, len(first) + len(second)), card
     out = tmp_path / "report"
-    made = runner.invoke(cli, ["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
-                               "--json"])  # fmt: skip
+    made = invoke(["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
+                   "--json"])  # fmt: skip
     assert made.exit_code == 0, made.output
     doc = load_report(out / "report.json")
     mine = [b for b in doc["receipt_batches"] if b["grant_id"] == gid]
@@ -556,8 +554,8 @@ def test_receipt_proof_tampered_is_a_mismatch_on_chain(
     assert verdict.status is ReceiptVerdictStatus.MISMATCH, verdict
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(forged))
-    result = runner.invoke(cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
-                                 "--anchors", exchange["anchors"], "--json"])  # fmt: skip
+    result = invoke(["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
+                     "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert (result.exit_code, json.loads(result.stdout)["status"]) == (1, "MISMATCH")
 
 
@@ -572,8 +570,8 @@ def test_receipt_answer_carrying_another_receipts_proof_is_refused(
     answer = {**first[2], "proof": first[0]["proof"]}
     path = tmp_path / "receipt.json"
     path.write_text(json.dumps(answer))
-    result = runner.invoke(cli, ["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
-                                 "--anchors", exchange["anchors"], "--json"])  # fmt: skip
+    result = invoke(["verify-receipt", str(path), "--rpc", str(api_env.settings.rpc_url),
+                     "--anchors", exchange["anchors"], "--json"])  # fmt: skip
     assert result.exit_code == 2, result.output
     stated, proven = first[2]["delivery_id"], first[0]["delivery_id"]
     assert json.loads(result.stdout) == {
@@ -745,7 +743,7 @@ def test_a_section_left_null_is_named(
     ], problems
     write_report(doc, tmp_path / "edited")
     edited, rpc = str(tmp_path / "edited" / f"report.{fmt}"), str(api_env.settings.rpc_url)
-    checked = runner.invoke(cli, ["audit", "verify", edited, "--rpc", rpc, "--anchors", exchange["anchors"]])
+    checked = invoke(["audit", "verify", edited, "--rpc", rpc, "--anchors", exchange["anchors"]])
     assert checked.exit_code == 1 and named in checked.stdout, checked.output
 
 
@@ -763,7 +761,7 @@ def test_verify_says_which_addresses_it_took_from_the_report(
 ) -> None:
     rpc = str(api_env.settings.rpc_url)
     path = str(exchange["dir"] / "report.json")
-    alone = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc])
+    alone = invoke(["audit", "verify", path, "--rpc", rpc])
     assert alone.exit_code == 0, alone.output
     summary = alone.stdout.rstrip().splitlines()[-1]
     assert (
@@ -771,9 +769,9 @@ def test_verify_says_which_addresses_it_took_from_the_report(
         "forged contracts; give --contract/--anchors/--practice from a trusted source); read from "
     ) in summary, summary
     assert summary.endswith("(its head as the re-check began)") and rpc.rstrip("/") in summary, summary
-    trusted = runner.invoke(cli, ["audit", "verify", path, "--rpc", rpc, "--json", "--contract",
-                                  api_env.setup.deployment.address, "--anchors", exchange["anchors"],
-                                  "--practice", exchange["practice"]])  # fmt: skip
+    trusted = invoke(["audit", "verify", path, "--rpc", rpc, "--json", "--contract",
+                      api_env.setup.deployment.address, "--anchors", exchange["anchors"],
+                      "--practice", exchange["practice"]])  # fmt: skip
     assert trusted.exit_code == 0 and json.loads(trusted.stdout)["addresses_from_report"] == []
 
 
@@ -784,7 +782,7 @@ def test_a_report_older_than_the_nodes_kept_state_verifies(api_env: ApiEnv, exch
     trusted = ["--contract", api_env.setup.deployment.address, "--anchors", exchange["anchors"],
                "--practice", exchange["practice"]]  # fmt: skip
     path = str(exchange["dir"] / "report.csv")
-    result = runner.invoke(cli, ["audit", "verify", path, "--rpc", str(api_env.settings.rpc_url), *trusted])
+    result = invoke(["audit", "verify", path, "--rpc", str(api_env.settings.rpc_url), *trusted])
     assert result.exit_code == 0, result.output
 
 
@@ -821,11 +819,11 @@ def test_outcome_of_a_delivery_outside_the_sample_is_named(api_env: ApiEnv, tmp_
     assert inspected() == before
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path / "report"
-    made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
+    made = invoke(["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
     assert made.exit_code == 0, made.output
     for name in ("report.json", "report.csv"):
-        result = runner.invoke(cli, ["audit", "verify", str(out / name), "--rpc", str(env.settings.rpc_url),
-                                     "--contract", env.setup.deployment.address, "--json"])  # fmt: skip
+        result = invoke(["audit", "verify", str(out / name), "--rpc", str(env.settings.rpc_url),
+                         "--contract", env.setup.deployment.address, "--json"])  # fmt: skip
         problems = json.loads(result.stdout)["problems"]
         assert result.exit_code == 1 and len(problems) == 1, problems
         assert problems[0].startswith(f"inspection {drawn['id']}: the outcome at block ") and (
@@ -849,19 +847,17 @@ def test_verify_shows_inspections_left_to_expire_undrawn(api_env: ApiEnv, tmp_pa
     env.setup.client.w3.provider.make_request("anvil_mine", [hex(260)])  # type: ignore[arg-type]
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path / "report"
-    made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
+    made = invoke(["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
     assert made.exit_code == 0, made.output
-    result = runner.invoke(cli, ["audit", "verify", str(out / "report.json"), "--rpc",
-                                 str(env.settings.rpc_url), "--contract", env.setup.deployment.address,
-                                 "--json"])  # fmt: skip
+    result = invoke(["audit", "verify", str(out / "report.json"), "--rpc",
+                     str(env.settings.rpc_url), "--contract", env.setup.deployment.address,
+                     "--json"])  # fmt: skip
     verified = json.loads(result.stdout)
     assert opened["id"] in verified["expired_inspections"]
     assert drawn["id"] not in verified["expired_inspections"]
     assert not [p for p in verified["problems"] if f"inspection {opened['id']}" in p]
     rpc, ledger = str(env.settings.rpc_url), env.setup.deployment.address
-    plain = runner.invoke(
-        cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
-    )
+    plain = invoke(["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger])
     assert f"inspection {opened['id']} expired undrawn" in plain.stdout
 
 
@@ -888,17 +884,15 @@ def test_verify_shows_passes_and_failures_recorded_without_a_verdict(api_env: Ap
     ok(env.call("POST", f"/inspections/{drawn['id']}/outcomes", "auditor", json={"delivery_id": absent}))
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path / "report"
-    made = runner.invoke(cli, ["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
+    made = invoke(["audit", "report", "--out", str(out), "--to", "2200-01-01", "--json"])
     assert made.exit_code == 0, made.output
     rpc, ledger = str(env.settings.rpc_url), env.setup.deployment.address
     verify = ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
-    verified = json.loads(runner.invoke(cli, [*verify, "--json"]).stdout)
+    verified = json.loads(invoke([*verify, "--json"]).stdout)
     named = [o for o in verified["outcomes_without_verdict"] if o["inspection_id"] == drawn["id"]]
     assert [(o["delivery_id"], o["outcome"]) for o in named] == [(bare, "passed")], verified
     assert not [p for p in verified["problems"] if f"inspection {drawn['id']}" in p]
-    plain = runner.invoke(
-        cli, ["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger]
-    )
+    plain = invoke(["audit", "verify", str(out / "report.json"), "--rpc", rpc, "--contract", ledger])
     assert f"passed {bare} (inspection {drawn['id']}" in plain.stdout, plain.stdout
 
 
@@ -913,9 +907,9 @@ def test_report_naming_other_contracts_than_those_verified_is_named(
     stated = "0x" + "12" * 20
     doc[field] = stated
     given = {"contract": api_env.setup.deployment.address, "anchors": exchange["anchors"]}
-    result = runner.invoke(cli, ["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
-                                 str(api_env.settings.rpc_url), "--contract", given["contract"], "--anchors",
-                                 given["anchors"], "--practice", exchange["practice"], "--json"])  # fmt: skip
+    result = invoke(["audit", "verify", str(_written(doc, fmt, tmp_path)), "--rpc",
+                     str(api_env.settings.rpc_url), "--contract", given["contract"], "--anchors",
+                     given["anchors"], "--practice", exchange["practice"], "--json"])  # fmt: skip
     assert result.exit_code == 1, result.output
     option = {"contract": "--contract", "anchors": "--anchors"}[field]
     kind = {"contract": "ledger", "anchors": "receipt anchors"}[field]
