@@ -301,9 +301,9 @@ def show_command(
     """One demand with its full text."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/demands/{demand_id}")
-    text = _demand_line(found, department_codes(api, token, as_json)) + "\n"
-    text += json.dumps(found.get("document"), ensure_ascii=False, indent=2)
     codes = department_codes(api, token, as_json)
+    text = _demand_line(found, codes) + "\n"
+    text += json.dumps(found.get("document"), ensure_ascii=False, indent=2)
     for r in found.get("rejections") or []:
         text += (f"\nrejected: resource {r['resource_id']} of {department(codes, r['answered_by'])}, "
                  f"{r['reason']}, at {iso_time(r['rejected_at'])}")  # fmt: skip
