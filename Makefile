@@ -46,7 +46,8 @@ run: setup
 # geth for the multi-node network tests (tests/network): built once from the Go module proxy into .tools/, like
 # node_modules/; without Go the target says "network tests skipped: <why>" and succeeds. `make test` does not
 # build it (a 4-minute compile would be most of a fresh clone's test time): the network tests run when geth is
-# present and are skipped, saying so, when it is not; `.ci/run` builds it, so CI runs them.
+# present and are skipped, saying so, when it is not; `.ci/run` builds it with GETH_REQUIRED=1 (failing when it
+# cannot), so CI runs them.
 geth:
 	@scripts/build-geth.sh
 

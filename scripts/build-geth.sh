@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds geth v1.13.15 (the last release that seals Clique proof-of-authority blocks) from the Go module proxy
-# into .tools/bin/geth, the engine of the multi-node network tests (tests/network). Never fails: without Go, or
-# when the build fails, it says why, records the reason in .tools/geth.unavailable (the skipped tests show it)
-# and exits 0, so `make test` runs everything else.
+# into .tools/bin/geth, the engine of the multi-node network tests (tests/network). Without Go, or when the
+# build fails, it says why, records the reason in .tools/geth.unavailable (the skipped tests show it) and exits
+# 0, so `make test` runs everything else; with GETH_REQUIRED=1 (CI, whose run must include the network tests)
+# it exits 1 instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 VERSION=v1.13.15
@@ -12,6 +13,10 @@ mkdir -p "$TOOLS/bin"
 
 unavailable() {
     echo "$1" >"$TOOLS/geth.unavailable"
+    if [[ "${GETH_REQUIRED:-}" == 1 ]]; then
+        echo "geth required (GETH_REQUIRED=1) but not available: $1" >&2
+        exit 1
+    fi
     echo "network tests skipped: $1"
     exit 0
 }

@@ -1,8 +1,9 @@
 """One local proof-of-authority network (three geth Clique signers, node.network) for the network tests, and
 one API served on it.
 
-Skipped, saying why, when geth is not built (``make geth`` needs Go; ``make test`` runs it first). The tests
-share the network and kill its members, so they all run on one xdist worker (``xdist_group("network")``).
+Skipped, saying why, when geth is not built (``make geth`` needs Go; ``.ci/run`` runs it, ``make test`` does
+not). The tests share the network and kill its members, so they all run on one xdist worker
+(``xdist_group("network")``).
 """
 
 from __future__ import annotations
