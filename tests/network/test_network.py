@@ -12,8 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
+import re
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -1216,6 +1221,79 @@ def test_dxl_network_up_on_ports_of_ones_choice(tmp_path: Path, monkeypatch: pyt
         assert [m.rpc_port for m in local.members()] == ports
     finally:
         local.down()
+
+
+def test_dxl_run_network_starts_a_stopped_network_serves_on_it_and_stops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's path, each step a command: `dxl network up` creates the network, `dxl network down`
+    stops every member, `dxl run --network` starts it again, deploys the London build, provisions the demo
+    consortium and serves the API on it, and on Ctrl-C stops the network it started (`dxl network status`
+    exit 1, every member stopped)."""
+    try:
+        geth_binary()
+    except ToolchainError as exc:
+        pytest.skip(f"network tests skipped: {exc.message}")
+    monkeypatch.chdir(tmp_path)  # no .env naming another DXL_HOME or node
+    monkeypatch.setenv("DXL_HOME", str(tmp_path))
+    local = LocalNetwork(tmp_path)
+    run: subprocess.Popen[str] | None = None
+    try:
+        assert dxl("network", "up", "--rpc-port", "0")[0] == 0
+        code, out, err = dxl("network", "down", "--json")
+        assert (code, json.loads(out)) == (0, {"stopped": 3}), out + err
+        code, out, err = dxl("network", "status")
+        assert code == 1 and out.count("stopped") == 3, out + err
+        api_port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DXL_")}
+        env |= {"DXL_HOME": str(tmp_path), "DXL_API_PORT": str(api_port), "DXL_NODE_PORT": str(free_port())}
+        run = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dxl"), "run", "--network"], env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        summary = _until_line(run, "Press Ctrl-C", timeout=300)
+        members = local.members()
+        printed = dict(re.findall(r"^  (\S+(?: \S+)?) {2,}(.+)$", summary, re.MULTILINE))
+        assert (printed["node"], printed["chain id"]) == (
+            f"{members[0].rpc_url} (external)",
+            str(local.chain_id),
+        )
+        code, out, err = dxl("network", "status", "--json")
+        assert (code, json.loads(out)["running"]) == (0, 3), out + err
+        deployment = json.loads((tmp_path / "deployment.json").read_text())
+        assert (deployment["chain_id"], deployment["build"]) == (local.chain_id, "london")
+        token = json.loads((tmp_path / "secrets" / "demo-tokens.json").read_text())["demo-psb"]["token"]
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30) as http:
+            assert http.get("/healthz").json()["status"] == "ok"
+            listed = ok(http.get("/departments", headers={"Authorization": f"Bearer {token}"}))
+        assert {d["code"] for d in listed} == {"PSB", "HRSS", "HEALTH", "CIVIL", "SAMR"}
+        run.send_signal(signal.SIGINT)
+        rest, _ = run.communicate(timeout=60)
+        assert run.returncode == 0, summary + rest
+        code, out, err = dxl("network", "status", "--json")
+        status = json.loads(out)
+        assert (code, status["running"]) == (1, 0), out + err
+        assert all(m["pid"] is None for m in status["members"]), out
+    finally:
+        if run is not None and run.poll() is None:
+            run.kill()
+            run.wait()
+        local.down()
+
+
+def _until_line(proc: subprocess.Popen[str], start: str, timeout: float) -> str:
+    """What ``proc`` printed up to and including its first line that begins with ``start``."""
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith(start):
+            return "".join(lines)
+    pytest.fail(f"no line beginning {start!r} within {timeout:g} s:\n" + "".join(lines))
 
 
 # --- commands that read the chain: the node they read is chosen as every command's is --------------------
