@@ -854,6 +854,32 @@ def test_a_full_disk_after_the_write_was_mined_loses_nothing(journal_env: Journa
     assert env.resource_count() == before + 1 and env.sent_by("health") == sent + 1
 
 
+def test_a_full_disk_before_the_write_is_a_503_and_sends_nothing(journal_env: JournalEnv) -> None:
+    """The disk is full when the write arrives (a file-size limit on this process): its key cannot be claimed
+    nor its transaction journaled, so it is answered 503 DATABASE_UNAVAILABLE with nothing sent and nothing
+    left under the key; once there is room, the retry of the key records the write once."""
+    env = journal_env
+    before, sent = env.resource_count(), env.sent_by("psb")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
+    body = _resource()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
+    try:
+        full = env.register("psb", "full-before-1", body)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert full.status_code == 503, full.text
+    assert full.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
+    assert env.sent_by("psb") == sent and env.resource_count() == before
+    with env.sessions()() as session:
+        assert (
+            session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "full-before-1")) is None
+        )
+    ok(env.register("psb", "full-before-1", body), 201)
+    assert env.resource_count() == before + 1 and env.sent_by("psb") == sent + 1
+
+
 def test_a_nonce_taken_by_another_client_of_the_key_is_signed_again_once(journal_env: JournalEnv) -> None:
     """Another client of the same key (a CLI, the receipts anchorer) used the nonce the API counted on: the
     node does not hold the API's bytes, so they can never be mined, and the write is signed again — once."""
