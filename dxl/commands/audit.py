@@ -20,8 +20,10 @@ from verifier.text import counted, iso_time, noun
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from node.audit.indexer import CompanionSource
     from node.endpoint import NodeEndpoint
     from node.settings import Settings
+    from verifier.receipts import ReceiptProof
 
 audit_app = typer.Typer(
     help="Audit trail: index, check, history, provenance, scorecards, reports.", no_args_is_help=True
@@ -195,23 +197,33 @@ def provenance_cmd(
     batch: Annotated[
         str | None, typer.Option(help="An anchored receipt batch instead: GRANT/FIRST_SEQUENCE (e.g. 3/0).")
     ] = None,
+    receipt: Annotated[
+        Path | None,
+        typer.Option(
+            help="One anchored receipt instead: the JSON of GET /receipts/{id} (or its `proof`), its proof "
+            "checked against the batch the chain anchored."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Where a payload comes from: delivery, agreement, grant, parties, times, acknowledgement, location (or,
-    with --batch, the same for an anchored receipt batch, with its leaf count, root and disputes)."""
+    with --batch, the same for an anchored receipt batch, with its leaf count, root and disputes; with
+    --receipt, for one anchored receipt and its batch, from the receipt's proof and the chain alone)."""
     from node.audit.errors import InvalidQueryError
-    from node.audit.queries import batch_provenance, provenance, provenance_of_file
+    from node.audit.queries import batch_provenance, provenance, provenance_of_file, receipt_provenance
     from node.audit.service import open_context
     from node.settings import load_settings
 
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
         ctx.heal()
-        if batch is not None:
+        if receipt is not None:
+            result: Any = receipt_provenance(ctx.engine, _receipt_proof(receipt, ctx.anchors))
+        elif batch is not None:
             grant, sep, first = batch.partition("/")
             if not sep or not grant.isdigit() or not first.isdigit():
                 raise InvalidQueryError("batch", f"{batch!r} is not GRANT/FIRST_SEQUENCE (two integers)")
-            result: Any = batch_provenance(ctx.engine, int(grant), int(first))
+            result = batch_provenance(ctx.engine, int(grant), int(first))
         elif payload is not None or manifest is not None:
             if payload is None or manifest is None:
                 raise InvalidQueryError("file", "--file and --manifest go together")
@@ -221,6 +233,27 @@ def provenance_cmd(
         else:
             result = provenance(ctx.engine, commitment, delivery_id=delivery)
     _out(result, as_json, "\n".join(_lines(result)))
+
+
+def _receipt_proof(path: Path, anchors: CompanionSource | None) -> ReceiptProof:
+    """The inclusion proof in the receipt answer at ``path``, held to the anchors this deployment records.
+
+    Raises:
+        ConfigurationError: the file cannot be read as JSON, or the deployment records no receipt anchors.
+        InvalidProofError: it holds no proof, or states a field otherwise than its proof, or names other
+            anchors.
+    """
+    from node.errors import ConfigurationError
+    from verifier import jsontext
+    from verifier.receipts import ReceiptProof
+
+    if anchors is None:
+        raise ConfigurationError("the deployment record names no receipt anchors: there is no batch to trace")
+    try:
+        raw = jsontext.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(f"cannot read {path}: {e}") from None
+    return ReceiptProof.from_answer(raw, anchors=anchors.address)
 
 
 @audit_app.command("scorecard")

@@ -44,6 +44,8 @@ from node.types import (
     Resource,
     ShareType,
 )
+from verifier.errors import InvalidProofError
+from verifier.receipts import ReceiptProof, same_stated, undeliverable_fields, verify_receipt_proof
 from verifier.text import iso_time
 
 MAX_LIMIT = 500
@@ -1035,6 +1037,64 @@ def batch_provenance(engine: Engine, grant_id: int, first_sequence: int) -> dict
         "acknowledgement": acknowledged,
         "disputes": disputes,
         **lineage,
+    }
+
+
+def receipt_provenance(engine: Engine, proof: ReceiptProof) -> dict[str, Any]:
+    """One anchored receipt traced from its inclusion proof (a ``GET /receipts/{id}`` answer, or its
+    ``proof``), as :func:`provenance` traces a single delivery: the receipt, its sequence, and the
+    provenance of the batch the chain anchored at its grant and first sequence (:func:`batch_provenance`).
+    The chain holds each batch's root, never its receipts: the proof is what leads a receipt to it, so
+    neither the service nor its receipt journal is needed.
+
+    The proof's root and leaf count are held to the anchored batch's (never taken from the proof), the proof
+    is checked, and the receipt must be one a single delivery of the batch's provider could be (the ledger's
+    rules, :func:`verifier.receipts.undeliverable_fields`); what the answer states beside its proof of the
+    batch's parties and location must be the chain's.
+
+    Raises:
+        NotFoundError: no batch anchored at the proof's grant and first sequence in the audit trail (code
+            ``RECEIPT_BATCH_NOT_FOUND``): not anchored, or not indexed yet.
+        InvalidProofError: the proof's batch is not the anchored one (another root or leaf count), the
+            receipt is one no delivery of the provider could be, or the answer states a party, transaction
+            or block other than the chain's.
+        RootMismatchError: the proof leads to another root than the anchored batch's.
+    """
+    receipt = proof.receipt
+    batch = batch_provenance(engine, receipt.grant_id, proof.first_sequence)
+    where = f"the batch of grant {receipt.grant_id} anchored from sequence {proof.first_sequence}"
+    anchored = (batch["root"].lower().removeprefix("0x"), batch["leaf_count"])
+    if (proof.root.hex(), proof.leaf_count) != anchored:
+        raise InvalidProofError(
+            f"the proof's batch (root 0x{proof.root.hex()}, {proof.leaf_count} leaves) is not {where} (root "
+            f"{batch['root']}, {batch['leaf_count']} leaves)"
+        )
+    verify_receipt_proof(proof)
+    provider, consumer = batch["batch"]["provider_id"], batch["batch"]["consumer_id"]
+    wrong = undeliverable_fields(receipt, provider)
+    if wrong:
+        raise InvalidProofError(
+            f"the receipt's {', '.join(wrong)} cannot be a delivery of department {provider}, the provider "
+            f"of {where}: the ledger refuses such a delivery"
+        )
+    stated, location = proof.stated, batch["batch"]["location"]
+    if stated is not None:
+        for name, said, chains in (
+            ("provider", stated.provider, provider),
+            ("consumer", stated.consumer, consumer),
+            ("batch tx_hash", stated.tx_hash, location["tx_hash"]),
+            ("batch block_number", stated.block_number, location["block_number"]),
+        ):
+            if said is not None and not same_stated(said, chains):
+                raise InvalidProofError(
+                    f"the answer states {name} {said!r}, the chain {chains!r} for {where}"
+                )
+    return {
+        "receipt": receipt.to_json(),
+        "sequence": proof.sequence,
+        "index": proof.index,
+        "proof_checked": True,
+        "batch_provenance": batch,
     }
 
 

@@ -1616,6 +1616,87 @@ def test_audit_cli_batchProvenance_andAnchorsNotServingTheLedger(
     assert result.exit_code == 2 and "does not answer ledger()" in result.stdout, result.stdout
 
 
+def test_audit_cli_receiptProvenance_fromItsAnswerAndTheChainAlone(
+    api_env: ApiEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`dxl audit provenance --receipt ANSWER.json` traces one anchored receipt as `--delivery` traces a
+    single delivery, from a home holding only the deployment record and an audit index read from the node: no
+    service, no receipt journal. Its proof is held to the batch the chain anchored, never taken as said.
+    Before, the command traced batches only, and `--delivery` answered a receipt's id DELIVERY_NOT_FOUND."""
+    gid, receipts = anchored_batch(api_env, 3)
+    first = receipts[0]["batch"]["first_sequence"]
+    disputed = {"consumer_commitment": b32()}
+    ok(api_env.call("POST", f"/receipts/{receipts[1]['delivery_id']}/dispute", "hrss", json=disputed))
+    home = tmp_path / "auditor-home"
+    home.mkdir()
+    (home / "deployment.json").write_bytes((api_env.settings.home / "deployment.json").read_bytes())
+    monkeypatch.setenv("DXL_HOME", str(home))
+    indexed = invoke(["audit", "index", "--json"])
+    assert indexed.exit_code == 0, indexed.output
+    assert not (home / "dxl.sqlite3").exists()
+
+    def trace(answer: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        path = tmp_path / "answer.json"
+        path.write_text(json.dumps(answer))
+        ran = invoke(["audit", "provenance", "--receipt", str(path), "--json"])
+        return ran.exit_code, json.loads(ran.stdout)
+
+    code, traced = trace(receipts[1])
+    assert code == 0, traced
+    assert traced["receipt"]["delivery_id"] == receipts[1]["delivery_id"]
+    assert (traced["sequence"], traced["index"], traced["proof_checked"]) == (first + 1, 1, True)
+    batch = traced["batch_provenance"]
+    assert (batch["grant_id"], batch["first_sequence"], batch["leaf_count"]) == (gid, first, 3)
+    assert batch["root"] == receipts[1]["batch"]["root"] and batch["disputed_sequences"] == [first + 1]
+    assert (batch["provider"]["code"], batch["consumer"]["code"]) == ("PSB", "HRSS")
+    assert batch["batch"]["location"]["tx_hash"] == receipts[1]["batch"]["tx_hash"]
+    assert batch["grant"]["grant_id"] == gid and batch["agreement"] is not None
+    # Its bare proof traces the same.
+    assert trace(receipts[1]["proof"]) == (0, traced)
+    # A single delivery's id is not a receipt's: the ledger holds none under it.
+    assert invoke(["audit", "provenance", "--delivery", receipts[1]["delivery_id"]]).exit_code == 2
+
+    def edited(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+        answer: dict[str, Any] = json.loads(json.dumps(receipts[1]))
+        change(answer)
+        return answer
+
+    def other_root(a: dict[str, Any]) -> None:
+        a["batch"]["root"] = a["proof"]["batch"]["root"] = b32()
+
+    def other_commitment(a: dict[str, Any]) -> None:
+        a["commitment"] = a["proof"]["receipt"]["commitment"] = b32()
+
+    def other_count(a: dict[str, Any]) -> None:
+        a["batch"]["leaf_count"] = a["proof"]["batch"]["leaf_count"] = 4
+
+    def other_consumer(a: dict[str, Any]) -> None:
+        a["consumer"] = api_env.departments["CIVIL"]
+
+    def other_block(a: dict[str, Any]) -> None:
+        a["batch"]["block_number"] += 1
+
+    def said_otherwise(a: dict[str, Any]) -> None:
+        a["byte_size"] += 1  # the answer states it otherwise than its proof
+
+    def next_batch(a: dict[str, Any]) -> None:
+        a["batch"]["first_sequence"] = a["proof"]["batch"]["first_sequence"] = first + 3
+        a["sequence"] = a["proof"]["sequence"] = first + 4
+
+    for change, code_, words in (
+        (other_root, "PROOF_MALFORMED", "is not the batch of grant"),
+        (other_count, "PROOF_MALFORMED", "is not the batch of grant"),
+        (other_commitment, "ROOT_MISMATCH", "does not match expected root"),
+        (other_consumer, "PROOF_MALFORMED", "states consumer"),
+        (other_block, "PROOF_MALFORMED", "states batch block_number"),
+        (said_otherwise, "PROOF_MALFORMED", "states byte_size"),
+        (next_batch, "RECEIPT_BATCH_NOT_FOUND", f"{gid}/{first + 3}"),
+    ):
+        code, refused = trace(edited(change))
+        assert (code, refused["error"]) == (2, code_), (change.__name__, refused)
+        assert words in refused["message"], (change.__name__, refused)
+
+
 _BLOCK_40 = "0x" + "40" * 32
 
 
