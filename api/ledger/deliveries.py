@@ -100,7 +100,7 @@ class DeliveryService(ExchangeService):
         page: ListPage,
     ) -> Listed[m.GrantPublic]:
         """Grants newest first, one page, read from the audit index (:meth:`_listed`); revoked once the index
-        holds the revocation.
+        holds the grant's revocation or its agreement's, as ``GET /grants/{id}`` reads it from the chain.
 
         Raises:
             ApiError: FORBIDDEN for a governor; VALIDATION_ERROR for a malformed cursor; INDEX_BEHIND.

@@ -568,15 +568,20 @@ def block_hash_at(engine: Engine, seq: int) -> str | None:
 def grants(
     engine: Engine, flt: ListFilter, *, cursor: str | None = None, limit: int = 100
 ) -> IndexPage[Grant]:
-    """One page of issued grants matching ``flt``, newest first; revoked when a revocation is indexed.
+    """One page of issued grants matching ``flt``, newest first, each as the ledger's ``grant(id)`` view
+    answers it at the last block indexed: revoked when its own revocation is indexed, or its agreement's
+    (the view reads a revoked agreement's grants as revoked, with no event of the grant's; a revocation is
+    final, so any indexed one decides).
 
     Raises:
         InvalidQueryError: a malformed cursor or limit, or a negative id.
     """
+    e = m.events.c
     with engine.connect() as conn:
         rows = _newest(conn, "GrantIssued", flt, cursor, limit)
-        revoked = _latest(
-            conn, m.events.c.grant_id, [r.fields["grantId"] for r in rows.items], ("GrantRevoked",)
+        revoked = _latest(conn, e.grant_id, [r.fields["grantId"] for r in rows.items], ("GrantRevoked",))
+        ended = _latest(
+            conn, e.agreement_id, [r.fields["agreementId"] for r in rows.items], ("AgreementRevoked",)
         )
 
     def grant(f: dict[str, Any]) -> Grant:
@@ -586,7 +591,7 @@ def grants(
             provider=int(f["provider"]),
             consumer=int(f["consumer"]),
             expires_at=int(f["expiresAt"]),
-            revoked=f["grantId"] in revoked,
+            revoked=f["grantId"] in revoked or f["agreementId"] in ended,
         )
 
     return rows.map(lambda items: [grant(r.fields) for r in items])

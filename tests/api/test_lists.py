@@ -296,6 +296,26 @@ def test_grants_agreements_and_requests_are_listed_in_their_current_status(api_e
     }
 
 
+@pytest.mark.parametrize("by", ["provider", "governance"])
+def test_a_revoked_agreements_grants_are_listed_revoked_as_their_look_up_reads_them(
+    api_env: ApiEnv, by: str
+) -> None:
+    """The ledger's ``grant(id)`` view reads a grant revoked once its agreement is, with no event of the
+    grant's own (no ``GrantRevoked``): the list, built from the indexed events, reads the agreement's
+    revocation too. Before, ``GET /grants`` listed such a grant ``revoked: false`` while ``GET /grants/{id}``
+    said true."""
+    grant = grant_between(api_env, "hrss", "psb")
+    if by == "provider":
+        revoked = ok(api_env.call("POST", f"/agreements/{grant['agreement_id']}/revoke", "hrss"))
+    else:
+        revoked = ok(govern(api_env, {"action": "revoke_agreement", "agreement_id": grant["agreement_id"]}))
+    params = {"min_block": revoked["transaction"]["block_number"], "agreement_id": grant["agreement_id"]}
+    for who in ("psb", "hrss", "auditor"):
+        looked_up = ok(api_env.call("GET", f"/grants/{grant['id']}", who))
+        assert looked_up["revoked"] is True
+        assert ok(api_env.call("GET", "/grants", who, params=params)) == [looked_up]
+
+
 def test_min_block_within_the_confirmation_depth_is_index_behind(api_env: ApiEnv, tmp_path: Path) -> None:
     # An index that stays 5 blocks behind the head (its own database, the module's chain) cannot hold the
     # head's block yet: the list says so (503, retry) instead of answering without the caller's write.
