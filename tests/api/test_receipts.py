@@ -623,6 +623,32 @@ def test_post_receipts_resourceNowNotShared_refusedAsADeliveryIs(api_env: ApiEnv
     until(lambda: api_env.call("POST", "/receipts", "psb", json=body).status_code == 202, "shared again")
 
 
+def test_post_receipts_consumerOrAgreementNotActive_refusedAsADeliveryIs(api_env: ApiEnv) -> None:
+    """The door holds a receipt to the grant's consumer being active and its agreement too, as `POST
+    /deliveries` holds a delivery: 409 with the code a delivery under the same grant gets, naming the first
+    receipt, and nothing of the request journaled (before, only the contract's refusal of the anchor was
+    tested, after the receipts had been answered 202)."""
+    civil = api_env.departments["CIVIL"]
+    to_civil = grant_between(api_env, "psb", "civil")
+    under_suspension = grant_between(api_env, "psb", "hrss")
+    ok(api_env.call("POST", f"/agreements/{under_suspension['agreement_id']}/suspend", "psb"))
+    ok(govern(api_env, {"action": "suspend_department", "department_id": civil}))
+    try:
+        for grant, code in ((to_civil, "DEPARTMENT_NOT_ACTIVE"), (under_suspension, "AGREEMENT_NOT_ACTIVE")):
+            bodies = [receipt_body(grant) for _ in range(2)]
+            refused = api_env.call("POST", "/receipts", "psb", json={"receipts": bodies})
+            assert refused.status_code == 409, refused.text
+            assert (refused.json()["error"]["code"], refused.json()["error"]["index"]) == (code, 0)
+            fields = ("delivery_id", "grant_id", "commitment", "byte_size", "record_count")
+            as_delivery = api_env.call("POST", "/deliveries", "psb", json={k: bodies[0][k] for k in fields})
+            delivery_refused = (as_delivery.status_code, as_delivery.json()["error"]["code"])
+            assert delivery_refused == (409, code), as_delivery.text
+            looked_up = {"delivery_ids": [b["delivery_id"] for b in bodies]}
+            assert ok(api_env.call("POST", "/receipts/lookup", "auditor", json=looked_up)) == {"receipts": []}
+    finally:
+        ok(govern(api_env, {"action": "reinstate_department", "department_id": civil}))
+
+
 def test_receipts_ofOthersExchange_answeredAsUnknownIds(api_env: ApiEnv) -> None:
     """CIVIL, party to nothing of the PSB -> HRSS exchange, posting a receipt under its grant or settling its
     batch gets exactly the answer of a grant or batch that does not exist: it cannot probe which grant ids
