@@ -19,6 +19,7 @@ from tests.reliability.processes import ApiConfig, ApiProcess
 from tests.reliability.profile import NETWORK, QUICK
 from tests.reliability.receipts import AnchoredBatch, judge_receipts
 from tests.reliability.records import Attempt, FaultKind, Marker, WriteKind, WriteRecord
+from tests.reliability.report import Summary, shortfall
 from verifier.receipts import BatchTree, Receipt, ReceiptProof
 
 META = "0x" + "aa" * 32
@@ -236,3 +237,44 @@ def test_the_report_counts_failovers_by_cause_and_follows_the_node_in_use(tmp_pa
     assert api.node_in_use() == b and api.failovers()[Failover.STALLED] == 1
     log.write_text("\n".join([*lines, "=== dxl run (start 2) ==="]))
     assert api.node_in_use() is None
+
+
+def _summary(lost: int = 0) -> Summary:
+    return Summary(
+        profile="quick",
+        lost=lost,
+        doubled=0,
+        server_errors=0,
+        kills=3,
+        writes=25,
+        p99_ms=60202.0,
+        mismatched=0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("injected", "writes", "short"),
+    [
+        pytest.param(8, 200, [], id="carried-out"),
+        pytest.param(5, 200, ["5 of its 8 faults injected"], id="faults-short"),
+        pytest.param(8, 25, ["25 of its 200 writes acknowledged"], id="writes-short"),
+        pytest.param(
+            5, 25, ["5 of its 8 faults injected", "25 of its 200 writes acknowledged"], id="both-short"
+        ),
+    ],
+)
+def test_a_run_short_of_its_profile_says_what_it_lacked(injected: int, writes: int, short: list[str]) -> None:
+    """A quick run whose load reached 25 of its 200 writes and 5 of its 8 faults within the cap (a run seen
+    with every write hanging) proves less than its line claims: it names what it lacked."""
+    assert shortfall(QUICK, planned=8, injected=injected, writes=writes) == short
+
+
+def test_a_run_short_of_its_profile_exits_2_unless_a_counter_failed() -> None:
+    """Exit 2 is "the run could not be carried out", as for a harness error: a short run with clean counters
+    is not a pass; a nonzero counter is a failure (1) whatever the run reached."""
+    summary = _summary()
+    assert summary.exit_status() == 0
+    summary.short = ["5 of its 8 faults injected"]
+    assert summary.exit_status() == 2
+    summary.lost = 12
+    assert summary.exit_status() == 1

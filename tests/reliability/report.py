@@ -11,6 +11,7 @@ from typing import Any
 
 from tests.reliability.counting import Verdict
 from tests.reliability.fuzz import FuzzResult
+from tests.reliability.profile import Profile
 from tests.reliability.receipts import ReceiptVerdict
 from tests.reliability.records import Attempt, FaultRecord, WriteRecord, is_server_error
 
@@ -39,11 +40,18 @@ class Summary:
     mismatched: int
     #: Receipts answered 202 and proven anchored once on the chain.
     receipts: int = 0
+    #: What of its profile the run did not carry out (:func:`shortfall`); empty for a complete run.
+    short: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> bool:
         return any((self.lost, self.doubled, self.server_errors, self.mismatched))
+
+    def exit_status(self) -> int:
+        """1 when a counter is nonzero; else 2 when the run fell short of its profile (it could not be carried
+        out: its clean counters prove less than the profile claims); else 0."""
+        return 1 if self.failed else 2 if self.short else 0
 
     def line(self) -> str:
         return (
@@ -57,6 +65,18 @@ class Summary:
         path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
+def shortfall(profile: Profile, *, planned: int, injected: int, writes: int) -> list[str]:
+    """What the run lacked of its profile when the load phase ended (its time cap reached first): faults of
+    the plan not injected, acknowledged writes below the target. A service that hangs every write reaches
+    few of either, and its line would otherwise read as clean as a complete run's."""
+    short = []
+    if injected < planned:
+        short.append(f"{injected} of its {planned} faults injected")
+    if writes < profile.target_writes:
+        short.append(f"{writes} of its {profile.target_writes} writes acknowledged")
+    return short
+
+
 def summarize(
     *,
     profile: str,
@@ -68,6 +88,7 @@ def summarize(
     verdict: Verdict,
     receipts: ReceiptVerdict,
     fuzz: FuzzResult | None,
+    short: list[str],
     extra: dict[str, Any],
 ) -> Summary:
     attempts = [a for w in writes + twins for a in w.attempts] + reads
@@ -131,5 +152,6 @@ def summarize(
         p99_ms=details["latency_ms"]["all"]["p99"],
         mismatched=verdict.mismatched,
         receipts=receipts.confirmed,
+        short=short,
         details=details,
     )

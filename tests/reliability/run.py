@@ -1,7 +1,8 @@
 """``make reliability``: bring up a node and the RPC proxy (or the local proof-of-authority network) and
 ``dxl run`` (``--network``) in a fresh DXL_HOME, run the load with the faults, recover, replay, count on the
 chain, fuzz, report. Exit 1 when any counter is nonzero, 2 when the
-run itself could not be carried out."""
+run itself could not be carried out (a harness error, or a load that ended short of the profile's faults or
+writes)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from tests.reliability.profile import Profile, selected_profile
 from tests.reliability.proxy import RpcProxy
 from tests.reliability.receipts import LOOKUP_PAGE, ReceiptVerdict, judge_receipts, posted, read_batches
 from tests.reliability.records import WriteRecord
-from tests.reliability.report import Summary, summarize
+from tests.reliability.report import Summary, shortfall, summarize
 
 #: The database's filesystem. A full run's database reaches some 25 MiB, and SQLite's WAL beside it grows to
 #: 160 MB between two checkpoints (api/db.py): on 64 MiB the WAL filled the disk by itself, outside the
@@ -150,6 +151,12 @@ async def _attack(
     try:
         await _until_done(profile, state, injector, faults, len(plan), began)
         load_s = time.monotonic() - began
+        short = shortfall(
+            profile,
+            planned=len(plan),
+            injected=sum(1 for f in injector.done if f.injected),
+            writes=state.acknowledged_writes(),
+        )
         state.stopping.set()
         state.give_up_at = time.monotonic() + profile.recovery_s
         if not faults.done():
@@ -196,7 +203,7 @@ async def _attack(
     return summarize(
         profile=profile.name, writes=state.writes, reads=state.reads, twins=[t for _, t in state.twins],
         faults=injector.done,
-        kills=injector.kills, verdict=verdict, receipts=receipt_verdict, fuzz=fuzzed,
+        kills=injector.kills, verdict=verdict, receipts=receipt_verdict, fuzz=fuzzed, short=short,
         extra={
             "seed": seed, "load_s": round(load_s, 1), "clients": profile.clients,
             "chain_events": len(events), "txpool_left": txpool_left,
@@ -390,5 +397,7 @@ def main() -> int:
     say(f"report {report}; logs in {workdir}")
     if "api_failovers" in summary.details:
         say(f"the service moved to another node: {summary.details['api_failovers']} (by cause)")
+    if summary.short:
+        say(f"short of the {profile.name} profile when the load ended: {'; '.join(summary.short)}")
     print(summary.line(), flush=True)
-    return 1 if summary.failed else 0
+    return summary.exit_status()
