@@ -25,6 +25,7 @@ _AREAS: tuple[str, ...] = (
     "dxl.commands.audit",
     "dxl.commands.practice",
     "dxl.commands.exchanges",
+    "dxl.commands.catalog",
     "dxl.receipts",
     "dxl.catalog",
 )

@@ -45,6 +45,11 @@ OVERVIEW: tuple[tuple[str, str], ...] = (
         "Check an anchored receipt's inclusion proof against the chain alone, without the service.",
     ),
     ("audit", "Audit trail: index, check, history, provenance, scorecards, reports."),
+    (
+        "catalog",
+        "The catalog: register a resource with its metadata document, read and search entries, export and "
+        "import the whole catalog (JSON or CSV).",
+    ),
     ("request", "Access requests: ask a department for a resource under terms both sides sign."),
     (
         "demand",

@@ -74,6 +74,44 @@ def _answer(api: str | None, token: str, method: str, path: str, body: Any = Non
     Raises:
         ApiCallError: an error answer (with the API's code) or no answer.
     """
+    response = _send(api, token, method, path, body)
+    try:
+        data = response.json()
+    except ValueError:
+        raise ApiCallError(f"the API answered {response.status_code} without JSON") from None
+    if response.status_code >= 400:
+        raise _refused(response, data)
+    return data, response
+
+
+def api_bytes(api: str | None, token: str, path: str) -> bytes:
+    """The body of ``GET path`` on the API as sent, for answers that are files rather than JSON (the
+    catalog's CSV export, with its byte order mark).
+
+    Raises:
+        ApiCallError: an error answer (with the API's code) or no answer.
+    """
+    response = _send(api, token, "GET", path)
+    if response.status_code >= 400:
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        raise _refused(response, data)
+    return bytes(response.content)
+
+
+def _refused(response: Any, data: Any) -> ApiCallError:
+    error = data.get("error", {}) if isinstance(data, dict) else {}
+    return ApiCallError(str(error.get("message", response.text)), code=str(error.get("code", "API_ERROR")))
+
+
+def _send(api: str | None, token: str, method: str, path: str, body: Any = None) -> Any:
+    """The response of ``method path`` on the API at ``api`` (or the one a ``.env`` file names).
+
+    Raises:
+        ApiCallError: API_UNREACHABLE when no answer came.
+    """
     import httpx
 
     if api is None or not token:  # a .env file may name them (the options read the environment only)
@@ -84,7 +122,7 @@ def _answer(api: str | None, token: str, method: str, path: str, body: Any = Non
         if not token and settings.token is not None:
             token = settings.token.get_secret_value()
     try:
-        response = httpx.request(
+        return httpx.request(
             method,
             api.rstrip("/") + path,
             json=body,
@@ -94,14 +132,6 @@ def _answer(api: str | None, token: str, method: str, path: str, body: Any = Non
         )
     except httpx.HTTPError as exc:
         raise ApiCallError(f"the API at {api} did not answer: {exc}", code="API_UNREACHABLE") from None
-    try:
-        data = response.json()
-    except ValueError:
-        raise ApiCallError(f"the API answered {response.status_code} without JSON") from None
-    if response.status_code >= 400:
-        error = data.get("error", {}) if isinstance(data, dict) else {}
-        raise ApiCallError(str(error.get("message", response.text)), code=str(error.get("code", "API_ERROR")))
-    return data, response
 
 
 def _out(data: Any, as_json: bool, text: str) -> None:
