@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README walkthrough of demand lists, evaluation and inspection, run against a live `dxl run`.
+# The README walkthrough of a catalog entry, demand lists, evaluation and inspection, run against a live `dxl run`.
 # Usage: DXL_HOME=... DXL_API_URL=http://127.0.0.1:8000 scripts/practice-walkthrough.sh (dxl on PATH); on a fresh
 # ledger (it answers demand 1 and inspection 1) of `DXL_EVALUATION_PERIOD=86400 dxl run`, whose embedded node's
 # clock it moves to the end of the evaluation period it delivers in (DXL_RPC_URL, default the local node).
@@ -22,18 +22,23 @@ dxl demand publish --token "$CIVIL" --to HRSS --title 就业失业登记信息 \
 echo
 # HRSS catalogues a resource that meets it (a DCAT document, as any catalog entry).
 cat > doc.json <<'JSON'
-{"metadata": {"dct:title": "就业失业登记信息", "dct:description": "本市劳动者的就业与失业登记状态。",
-  "csvw:column": [{"csvw:name": "person_id", "csvw:datatype": "string", "dct:description": "公民身份号码"},
-                  {"csvw:name": "status", "csvw:datatype": "string", "dct:description": "就业状态"},
-                  {"csvw:name": "registered_on", "csvw:datatype": "date", "dct:description": "登记日期"}],
-  "dcat:mediaType": "text/csv", "dct:accrualPeriodicity": "daily",
-  "dct:accessRights": "申请部门须提供社会救助核对授权书",
-  "dcat:contactPoint": {"vcard:fn": "市人社局就业促进处"},
-  "dcatap:applicableLegislation": "《就业服务与就业管理规定》"},
- "schema_hash": "0x2222222222222222222222222222222222222222222222222222222222222222",
- "share_type": "conditional", "sensitivity": 2}
+{"dct:title": "就业失业登记信息", "dct:description": "本市劳动者的就业与失业登记状态。",
+ "csvw:column": [{"csvw:name": "person_id", "csvw:datatype": "string", "dct:description": "公民身份号码"},
+                 {"csvw:name": "status", "csvw:datatype": "string", "dct:description": "就业状态"},
+                 {"csvw:name": "registered_on", "csvw:datatype": "date", "dct:description": "登记日期"}],
+ "dcat:mediaType": "text/csv", "dct:accrualPeriodicity": "daily",
+ "dct:accessRights": "申请部门须提供社会救助核对授权书",
+ "dcat:contactPoint": {"vcard:fn": "市人社局就业促进处"},
+ "dcatap:applicableLegislation": "《就业服务与就业管理规定》"}
 JSON
-RESOURCE=$(api "$HRSS" POST /resources --data @doc.json | python3 -c "import json,sys;print(json.load(sys.stdin)['record']['id'])")
+SCHEMA=0x$(printf '2%.0s' {1..64})
+echo "\$ dxl catalog add --token \$HRSS --document doc.json --share-type conditional --schema-hash ${SCHEMA:0:6}…${SCHEMA: -4} --sensitivity 2"
+ADDED=$(dxl catalog add --token "$HRSS" --document doc.json --share-type conditional --schema-hash "$SCHEMA" --sensitivity 2)
+echo "$ADDED"
+RESOURCE=$(sed -E 's/^catalogued resource ([0-9]+):.*/\1/' <<< "$ADDED")
+echo "\$ dxl catalog show $RESOURCE --token \$CIVIL"
+dxl catalog show "$RESOURCE" --token "$CIVIL"
+echo
 echo "\$ dxl demand answer 1 --token \$HRSS --new-resource $RESOURCE --note ..."
 dxl demand answer 1 --token "$HRSS" --new-resource "$RESOURCE" --note 已编目，按有条件共享申请
 echo

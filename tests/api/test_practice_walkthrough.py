@@ -83,12 +83,12 @@ def test_the_practice_walkthrough_prints_what_the_readme_shows(api_env: ApiEnv) 
     assert run.returncode == 0, run.stdout + run.stderr
     printed = [line for line in run.stdout.splitlines() if line and not line.startswith("$ ")]
     commands, shown = _shown()
-    assert len(shown) == 18, shown
+    assert len(shown) == 48, shown
     assert [_shape(line) for line in printed] == [_shape(line) for line in shown]
     # The commands it ran are the README's, as far as it prints them (it leaves out long texts: `...`), but
     # for the payload presented, which the draw chooses.
     ran = [line.removesuffix("...").rstrip() for line in run.stdout.splitlines() if line.startswith("$ ")]
     ran, commands = ([re.sub(r"batch[12]\.csv", "batch?.csv", c) for c in cs] for cs in (ran, commands))
-    assert len(ran) == len(commands) == 10, (ran, commands)
+    assert len(ran) == len(commands) == 12, (ran, commands)
     for script, readme in zip(ran, commands, strict=True):
         assert _shape(readme).startswith(_shape(script)), (script, readme)
