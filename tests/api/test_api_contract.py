@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 
+from node.types import GovernanceAction
 from tests.api.api_helpers import (
     ApiEnv,
     b32,
@@ -603,6 +605,41 @@ def test_proposals_are_not_listed_to_departments(api_env: ApiEnv, who: str | Non
 def test_an_unknown_proposal_status_is_refused(api_env: ApiEnv) -> None:
     response = api_env.call("GET", "/governance/proposals?status=pending", "auditor")
     assert response.status_code == 422 and response.json()["error"]["field"] == "status"
+
+
+def test_a_proposal_left_at_threshold_is_carried_out_by_execute(api_env: ApiEnv) -> None:
+    """A proposal whose standing approvals reach the threshold without its last approval having executed it
+    (the threshold lowered since, here by governors through the ledger: the API proposes no threshold change)
+    is carried out by ``POST /governance/proposals/{id}/execute``, by another governor than its proposer;
+    before, it is ``409 PROPOSAL_BELOW_THRESHOLD``. The module's threshold is restored after."""
+    client = api_env.setup.client
+    g1, g2 = (api_env.keystore.unlock(name) for name in ("governor-1", "governor-2"))
+    auditor = Account.create().address
+    proposal = _propose(api_env, {"action": "grant_auditor", "account": auditor})
+    path = f"/governance/proposals/{proposal['id']}"
+    below = api_env.call("POST", f"{path}/execute", "governor-2")
+    assert (below.status_code, below.json()["error"]["code"]) == (409, "PROPOSAL_BELOW_THRESHOLD")
+
+    def set_threshold(value: int, *approvers: Any) -> None:
+        data = abi_encode(["uint8"], [value])
+        created = client.transact(g1, "propose", int(GovernanceAction.SET_THRESHOLD), data)
+        for approver in approvers:
+            client.transact(approver, "approve", created.event("ProposalCreated").args["proposalId"])
+        assert client.call("threshold") == value
+
+    set_threshold(1, g2)
+    try:
+        standing = ok(api_env.call("GET", path, "governor-2"))
+        assert (standing["status"], standing["approvals"], standing["threshold"]) == ("open", 1, 1)
+        assert not client.call("hasRole", client.call("AUDITOR_ROLE"), auditor)
+        executed = ok(api_env.call("POST", f"{path}/execute", "governor-2"))
+        assert executed["transaction"]["hash"] and executed["record"]["executed"] is True
+        assert executed["record"]["status"] == "executed"
+        assert client.call("hasRole", client.call("AUDITOR_ROLE"), auditor)
+        again = api_env.call("POST", f"{path}/execute", "governor-1")
+        assert (again.status_code, again.json()["error"]["code"]) == (409, "PROPOSAL_EXECUTED")
+    finally:
+        set_threshold(2)  # at threshold 1 the proposer's own approval carries it
 
 
 def test_a_mistyped_filter_on_a_list_is_a_422_naming_it(api_env: ApiEnv, exchange: dict[str, Any]) -> None:
