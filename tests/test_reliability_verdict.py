@@ -15,6 +15,7 @@ from node.chain import FAILOVER_LOG_FORMAT, Failover
 from node.settings import DEFAULT_STALL_TIMEOUT_S
 from tests.reliability.counting import ChainEvent, Verdict, judge
 from tests.reliability.faults import schedule
+from tests.reliability.fuzz import FuzzResult
 from tests.reliability.processes import ApiConfig, ApiProcess
 from tests.reliability.profile import NETWORK, QUICK
 from tests.reliability.receipts import AnchoredBatch, judge_receipts
@@ -266,7 +267,27 @@ def _summary(lost: int = 0) -> Summary:
 def test_a_run_short_of_its_profile_says_what_it_lacked(injected: int, writes: int, short: list[str]) -> None:
     """A quick run whose load reached 25 of its 200 writes and 5 of its 8 faults within the cap (a run seen
     with every write hanging) proves less than its line claims: it names what it lacked."""
-    assert shortfall(QUICK, planned=8, injected=injected, writes=writes) == short
+    fuzzed = FuzzResult(requests=585, operations=65, roles=9)
+    assert shortfall(QUICK, planned=8, injected=injected, writes=writes, fuzz=fuzzed) == short
+
+
+@pytest.mark.parametrize(
+    ("fuzzed", "short"),
+    [
+        pytest.param(
+            FuzzResult(operations=65, roles=9, skipped=100, errors=2),
+            ["schemathesis ran 483 of its 585 operation-role pairs"],
+            id="pairs-short",
+        ),
+        pytest.param(None, ["schemathesis not run"], id="not-run"),
+    ],
+)  # fmt: skip
+def test_schemathesis_short_of_every_operation_as_every_role_is_short_of_the_profile(
+    fuzzed: FuzzResult | None, short: list[str]
+) -> None:
+    """Every operation as every role is the profile's fuzzing: pairs its budget did not reach, or whose run
+    raised, were not checked for a 5xx."""
+    assert shortfall(QUICK, planned=8, injected=8, writes=200, fuzz=fuzzed) == short
 
 
 def test_a_run_short_of_its_profile_exits_2_unless_a_counter_failed() -> None:

@@ -65,15 +65,25 @@ class Summary:
         path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
 
 
-def shortfall(profile: Profile, *, planned: int, injected: int, writes: int) -> list[str]:
-    """What the run lacked of its profile when the load phase ended (its time cap reached first): faults of
-    the plan not injected, acknowledged writes below the target. A service that hangs every write reaches
-    few of either, and its line would otherwise read as clean as a complete run's."""
+def shortfall(
+    profile: Profile, *, planned: int, injected: int, writes: int, fuzz: FuzzResult | None
+) -> list[str]:
+    """What the run lacked of its profile: faults of the plan not injected and acknowledged writes below the
+    target when the load phase ended (its time cap reached first), and schemathesis's operation-role pairs
+    not run (its time budget out) or whose run raised. A service that hangs every write reaches few faults
+    and writes, and its line would otherwise read as clean as a complete run's."""
     short = []
     if injected < planned:
         short.append(f"{injected} of its {planned} faults injected")
     if writes < profile.target_writes:
         short.append(f"{writes} of its {profile.target_writes} writes acknowledged")
+    if fuzz is None:
+        short.append("schemathesis not run")
+    elif fuzz.skipped or fuzz.errors:
+        pairs = fuzz.operations * fuzz.roles
+        short.append(
+            f"schemathesis ran {pairs - fuzz.skipped - fuzz.errors} of its {pairs} operation-role pairs"
+        )
     return short
 
 
