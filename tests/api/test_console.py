@@ -603,6 +603,48 @@ def _verified_in_page(
     return page.get_attribute("#verify-result", "data-status"), sorted(codes)
 
 
+def test_the_catalog_is_searched_by_owner_share_type_and_text_as_the_api_answers(
+    console: Any, api_env: ApiEnv
+) -> None:
+    """The catalog's three filters, chosen in the form and alone or together: the entries listed are those
+    the API lists for the same query, in its order (the browser tests searched by text alone)."""
+    ok(api_env.call("POST", "/audit/index", "auditor"))  # the page and the API below read one index state
+    c = console("hrss")
+    page = c.open("catalog")
+    departments = ok(api_env.call("GET", "/departments", "hrss"))
+    hrss = str(next(d["id"] for d in departments if d["code"] == "HRSS"))
+
+    def search(owner: str, share_type: str, text: str) -> list[int]:
+        page.select_option("#filter-owner", owner)
+        page.select_option("#filter-share", share_type)
+        page.fill("#filter-text", text)
+        # Marked, the view the search replaces cannot be taken for its result (as in the walk above).
+        page.eval_on_selector("main [data-page]", "view => { view.dataset.stale = 'true'; }")
+        page.click("#catalog-filters button")
+        page.wait_for_selector("main [data-ready]:not([data-stale]) :is(#catalog-table, #catalog-empty)")
+        if page.query_selector("#catalog-empty") is not None:
+            return []
+        cells = "#catalog-table tbody tr td:first-child"
+        return [int(x) for x in page.eval_on_selector_all(cells, "td => td.map(x => x.textContent)")]
+
+    queries = [(hrss, "", ""), ("", "conditional", ""), (hrss, "conditional", ""), ("", "", "社会保险"),
+               (hrss, "unconditional", "社会保险"), ("", "not_shared", "")]  # fmt: skip
+    seen = []
+    for owner, share_type, text in queries:
+        params = {k: v for k, v in (("owner", owner), ("share_type", share_type), ("q", text)) if v}
+        want = [
+            r["id"] for r in ok(api_env.call("GET", "/resources", "hrss", params={**params, "limit": 500}))
+        ]
+        assert search(owner, share_type, text) == want, params
+        # The search is in the address, to share or go back to.
+        assert all(f"{k}=" in page.evaluate("location.hash") for k in params), params
+        seen.append(len(want))
+    # The filters chose among the entries: some queries list none, none lists them all.
+    everything = ok(api_env.call("GET", "/resources", "hrss", params={"limit": 500}))
+    assert 0 in seen and 0 < max(seen) < len(everything), (seen, len(everything))
+    c.shot("catalog-filtered")
+
+
 def test_the_pages_findings_word_a_count_as_the_verifier_does(
     console: Any, api_env: ApiEnv, scenario: Scenario, tmp_path: Path
 ) -> None:
