@@ -97,12 +97,13 @@ lock:
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .tools
 
-# Optional ape tooling (ape-config.yaml) in its own venv: ape pins eth-account<0.14, dxl runs 0.14.
+# Optional ape tooling (ape-config.yaml) in its own venv: ape pins eth-account<0.14, dxl runs 0.14. Its lock
+# (`make lock`, from the `ape` extra alone) is hashed like the others.
 APE_VENV ?= .venv-ape
 .PHONY: ape
 ape:
 	test -x $(APE_VENV)/bin/python || $(PY) -m venv $(APE_VENV)
-	$(APE_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-ape.lock
+	$(APE_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes -r requirements-ape.lock
 
 # The API's schemathesis run (tests/api/test_fuzz.py) at length: every phase for every role, more examples.
 # Then the contracts' stateful models (tests/contracts/test_*_stateful.py: the ledger's rules, governance and
