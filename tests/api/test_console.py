@@ -923,6 +923,67 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert api_env.call("GET", "/audit/scorecard?department=PSB", "hrss").status_code == 403
 
 
+def _days(seconds: float | None) -> str:
+    """A duration as the scorecard page writes it (``days`` in ``api/console/js/pages/scorecards.js``)."""
+    if seconds is None:
+        return "—"
+    if seconds < 3600:
+        return f"{round(seconds)} s"
+    return f"{seconds / 3600:.1f} hours" if seconds < 86400 else f"{seconds / 86400:.2f} days"
+
+
+def _pct(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def test_scorecard_charts_give_requests_response_times_against_the_deadline_and_delivery_rates(
+    console: Any, api_env: ApiEnv
+) -> None:
+    """The charts the issue names beside the share rates and demand met: requests, the response time against
+    the deadline, deliveries and the acknowledgement and dispute rates, each bar the API's figure for the same
+    department (or the consortium), as the share-rate and demand charts are held above."""
+    c = console("auditor")
+    covered = {"decisions": 0, "disputed": 0, "acknowledged": 0}
+    for department in ("HRSS", "PSB", "HEALTH", None):
+        query = "" if department is None else f"?department={department}"
+        card = ok(api_env.call("GET", f"/audit/scorecard{query}", "auditor"))
+        page = c.open(f"scorecards{query}")
+
+        def chart(title: str, page: Any = page) -> list[list[str]]:
+            found: list[list[str]] = page.eval_on_selector_all(
+                f'#scorecard svg.chart[aria-label="{title}"] g.bar',
+                "g => g.map(x => [x.querySelector('.label').textContent, "
+                "x.querySelector('.value').textContent])",
+            )
+            return found
+
+        requests, rt, d = card["requests"], card["response_time_seconds"], card["deliveries"]
+        assert chart("Requests received") == [
+            ["received", str(requests["received"])], ["approved", str(requests["approved"])],
+            ["approved on arrival", str(requests["auto_approved"])], ["rejected", str(requests["rejected"])],
+            ["pending", str(requests["pending"])], ["overdue", str(requests["overdue"])],
+        ], department  # fmt: skip
+        timed = f"Response time ({rt['decisions']} decisions)"
+        assert chart(timed) == [["median", _days(rt["median"])], ["90th percentile", _days(rt["p90"])]]
+        marker = page.eval_on_selector(
+            f'#scorecard svg.chart[aria-label="{timed}"] .marker-label', "m => m.textContent"
+        )
+        assert marker == f"deadline: {card['response_deadline_working_days']} working days", department
+        assert chart("Deliveries") == [
+            ["sent", str(d["sent"])], ["received", str(d["received"])],
+            ["acknowledged", str(d["acknowledged"])], ["disputed", str(d["disputed"])],
+            ["refused", str(card["refused_deliveries"]["total"])],
+        ], department  # fmt: skip
+        dispute = _pct(d["disputed"] / d["sent"]) if d["sent"] else "—"
+        assert chart("Acknowledgement and dispute rates") == [
+            ["acknowledgement rate", _pct(d["acknowledgement_rate"])], ["dispute rate", dispute],
+        ], department  # fmt: skip
+        covered = {k: v + (rt[k] if k == "decisions" else d[k]) for k, v in covered.items()}
+    # The seed exchanges give every chart something to show: decisions timed, deliveries acknowledged and one
+    # disputed (charts of zeros would hold nothing of how the page reads the card).
+    assert all(covered.values()), covered
+
+
 def test_a_scorecards_period_starts_after_now_by_the_chains_clock_not_the_browsers(
     console: Any, api_env: ApiEnv
 ) -> None:
