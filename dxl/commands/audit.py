@@ -201,7 +201,8 @@ def provenance_cmd(
         Path | None,
         typer.Option(
             help="One anchored receipt instead: the JSON of GET /receipts/{id} (or its `proof`), its proof "
-            "checked against the batch the chain anchored."
+            "checked against the batch the chain anchored; with --file and --manifest, the payload it "
+            "records."
         ),
     ] = None,
     as_json: JsonOption = False,
@@ -217,17 +218,20 @@ def provenance_cmd(
     with exits_on_error(as_json):
         ctx = open_context(load_settings())
         ctx.heal()
-        if receipt is not None:
-            result: Any = receipt_provenance(ctx.engine, _receipt_proof(receipt, ctx.anchors))
-        elif batch is not None:
+        if receipt is not None and (batch, commitment, delivery) != (None, None, None):
+            raise InvalidQueryError("receipt", "give --receipt alone, or with --file and --manifest")
+        if batch is not None:
             grant, sep, first = batch.partition("/")
             if not sep or not grant.isdigit() or not first.isdigit():
                 raise InvalidQueryError("batch", f"{batch!r} is not GRANT/FIRST_SEQUENCE (two integers)")
-            result = batch_provenance(ctx.engine, int(grant), int(first))
+            result: Any = batch_provenance(ctx.engine, int(grant), int(first))
         elif payload is not None or manifest is not None:
             if payload is None or manifest is None:
                 raise InvalidQueryError("file", "--file and --manifest go together")
-            result = provenance_of_file(ctx.engine, payload, manifest)
+            proof = None if receipt is None else _receipt_proof(receipt, ctx.anchors)
+            result = provenance_of_file(ctx.engine, payload, manifest, receipt=proof)
+        elif receipt is not None:
+            result = receipt_provenance(ctx.engine, _receipt_proof(receipt, ctx.anchors))
         elif commitment is None and delivery is None:
             raise InvalidQueryError("commitment", "give a commitment, --delivery or --file with --manifest")
         else:

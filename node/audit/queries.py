@@ -1104,14 +1104,22 @@ def receipt_provenance(engine: Engine, proof: ReceiptProof) -> dict[str, Any]:
 
 
 def provenance_of_file(
-    engine: Engine, payload: str | os.PathLike[str], manifest: str | os.PathLike[str]
+    engine: Engine,
+    payload: str | os.PathLike[str],
+    manifest: str | os.PathLike[str],
+    *,
+    receipt: ReceiptProof | None = None,
 ) -> dict[str, Any]:
     """Recompute the payload's commitment with its manifest's salt, algorithm and chunking (the verifier's
-    code) and return the provenance of that commitment, with whether it matches the manifest's root.
+    code) and return the provenance of that commitment, with whether it matches the manifest's root. With
+    ``receipt`` (the proof of the receipt it was delivered as), the provenance of that receipt
+    (:func:`receipt_provenance`) under ``receipts``, ``deliveries`` empty: the chain finds no receipt by its
+    commitment, the proof leads it there.
 
     Raises:
         ManifestError, PayloadReadError, PayloadFormatError: from the verifier.
-        NotFoundError: no delivery recorded the recomputed commitment.
+        NotFoundError: no delivery recorded the recomputed commitment, or ``receipt`` records another.
+        InvalidProofError, RootMismatchError: from :func:`receipt_provenance`.
     """
     from verifier.commitment import commit_payload
     from verifier.manifest import load_manifest
@@ -1119,9 +1127,14 @@ def provenance_of_file(
     parsed = load_manifest(manifest)
     c = commit_payload(payload, alg=parsed.alg, salt=parsed.salt, chunking=parsed.chunking)
     root = "0x" + c.root.hex()
-    return {
+    computed = {
         "computed_commitment": root,
         "manifest_root": "0x" + parsed.root.hex(),
         "matches_manifest": c.root == parsed.root,
-        "deliveries": provenance(engine, root),
     }
+    if receipt is None:
+        return {**computed, "deliveries": provenance(engine, root)}
+    if receipt.receipt.commitment != c.root:
+        recorded = "0x" + receipt.receipt.commitment.hex()
+        raise NotFoundError("commitment", f"{root} (the receipt records {recorded})")
+    return {**computed, "deliveries": [], "receipts": [receipt_provenance(engine, receipt)]}

@@ -1723,6 +1723,58 @@ def test_audit_cli_receiptProvenance_fromItsAnswerAndTheChainAlone(
         assert words in refused["message"], (change.__name__, refused)
 
 
+def test_audit_cli_payloadDeliveredAsReceipt_tracedWithItsAnswer(api_env: ApiEnv, tmp_path: Path) -> None:
+    """`dxl audit provenance --file P --manifest M --receipt ANSWER.json` traces a payload delivered as an
+    anchored receipt as `--file --manifest` traces one delivered alone: its commitment recomputed, then the
+    receipt that records it, proof checked against the anchored batch. Without the answer it is
+    COMMITMENT_NOT_FOUND (the chain finds no receipt by its commitment), as it was before for every receipt;
+    another payload under the answer is too; --receipt beside another thing to trace is refused."""
+    from verifier.manifest import write_manifest
+
+    grant = grant_between(api_env, "psb", "hrss")
+    payload = tmp_path / "extract.csv"
+    payload.write_text("id,value\n1,alpha\n2,beta\n", encoding="utf-8")
+    signed = psb_delivery(api_env, payload, grant["id"])
+    did = signed.delivery_id
+    manifest = tmp_path / "extract.csv.manifest.json"
+    write_manifest(manifest, signed.manifest)
+    ok(api_env.call("POST", "/receipts", "psb", json={"receipts": [signed.body, receipt_body(grant)]}), 202)
+
+    def final() -> dict[str, Any] | None:
+        found: dict[str, Any] = ok(api_env.call("GET", f"/receipts/{did}", "hrss"))
+        return found if found["status"] == "final" else None
+
+    answer = until(final, "the receipt's batch to be mined")
+    answer_file = tmp_path / "answer.json"
+    answer_file.write_text(json.dumps(answer))
+    ok(api_env.call("POST", "/audit/index", "auditor"))
+
+    def trace(*args: str | Path) -> tuple[int, dict[str, Any]]:
+        ran = invoke(["audit", "provenance", *map(str, args), "--json"])
+        return ran.exit_code, json.loads(ran.stdout)
+
+    code, alone = trace("--file", payload, "--manifest", manifest)
+    assert (code, alone["error"]) == (2, "COMMITMENT_NOT_FOUND"), alone
+    code, traced = trace("--file", payload, "--manifest", manifest, "--receipt", answer_file)
+    assert code == 0, traced
+    assert (traced["computed_commitment"], traced["matches_manifest"]) == (answer["commitment"], True)
+    assert traced["deliveries"] == [] and len(traced["receipts"]) == 1
+    receipt = traced["receipts"][0]
+    assert (receipt["receipt"]["delivery_id"], receipt["sequence"]) == (did, answer["sequence"])
+    assert receipt["proof_checked"] is True and receipt["batch_provenance"]["root"] == answer["batch"]["root"]
+    assert receipt["batch_provenance"]["leaf_count"] == 2
+
+    other = tmp_path / "other.csv"
+    other.write_text("id,value\n1,alpha\n2,gamma\n", encoding="utf-8")
+    code, refused = trace("--file", other, "--manifest", manifest, "--receipt", answer_file)
+    assert (code, refused["error"]) == (2, "COMMITMENT_NOT_FOUND"), refused
+    assert f"the receipt records {answer['commitment']}" in refused["message"]
+    first = answer["batch"]["first_sequence"]
+    for beside in (["--batch", f"{grant['id']}/{first}"], ["--delivery", did], [answer["commitment"]]):
+        code, refused = trace(*beside, "--receipt", answer_file)
+        assert (code, refused["error"]) == (2, "INVALID_QUERY"), (beside, refused)
+
+
 _BLOCK_40 = "0x" + "40" * 32
 
 
