@@ -373,7 +373,6 @@ def _identify(app: FastAPI) -> Identify:
 
 def _settings_of(app: FastAPI) -> ApiSettings:
     state: AppState = app.state.dxl
-    assert state.settings is not None  # set at the start, before the first request
     return state.settings
 
 

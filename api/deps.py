@@ -29,9 +29,9 @@ class AppState:
 
     engine: Engine
     sessions: sessionmaker[Session]
-    ledger: LedgerService | None = None
     #: The settings the app was started with (other components open their own stores from them).
-    settings: ApiSettings | None = None
+    settings: ApiSettings
+    ledger: LedgerService | None = None
     startup_error: str | None = None
     #: This process on idempotency claims.
     claims: ClaimOwner = field(default_factory=ClaimOwner)

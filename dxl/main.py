@@ -140,8 +140,8 @@ def _storage_full(exc: Exception, *, as_json: bool) -> int:
     from pathlib import Path
 
     from dxl.commands.common import cli_error
+    from dxl.home import dxl_home
     from node.errors import StorageFullError, storage_full_cause
-    from node.paths import dxl_home
 
     try:
         from api.settings import load_api_settings

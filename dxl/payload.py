@@ -72,16 +72,17 @@ def _ledger_reader(args: argparse.Namespace) -> Any:
     from node.deploy import NoLedgerError, deployment_path, load_deployment
     from verifier.onchain import LedgerReader
 
-    home = _home() if contract is None else None
-    deployment = (
-        load_deployment(home) if (contract is None and (rpc or deployment_path(home).is_file())) else None
-    )
-    if contract is None and deployment is None:
-        raise NoLedgerError(
-            deployment_path(home),
-            "name one with --contract ADDRESS (and --rpc URL), or DXL_HOME the home `dxl deploy` recorded it "
-            "in, or pass --offline to check against the manifest alone (the chain NOT CHECKED)",
-        )
+    deployment = None
+    if contract is None:
+        home = _home()
+        if not (rpc or deployment_path(home).is_file()):
+            raise NoLedgerError(
+                deployment_path(home),
+                "name one with --contract ADDRESS (and --rpc URL), or DXL_HOME the home `dxl deploy` "
+                "recorded it in, or pass --offline to check against the manifest alone "
+                "(the chain NOT CHECKED)",
+            )
+        deployment = load_deployment(home)
     if rpc is None:
         from node.endpoint import configured_node
 
@@ -123,7 +124,7 @@ def _home() -> Path:
     environment alone, as the settings would read it, without loading them."""
     if os.path.isfile(".env"):
         return _settings().home
-    from node.paths import dxl_home
+    from dxl.home import dxl_home
 
     return dxl_home()
 

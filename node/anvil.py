@@ -58,7 +58,7 @@ from types import TracebackType
 
 from node.endpoint import NodeEndpoint, fetch_chain_id
 from node.errors import ConfigurationError, NodeError, ToolchainError
-from node.paths import NODE_MODULES, dxl_home
+from node.paths import NODE_MODULES
 
 #: The chain id of every dxl development chain (private range, not registered on chainlist).
 DXL_CHAIN_ID = 734_117
@@ -255,7 +255,7 @@ class EmbeddedNode:
 
     def __init__(
         self,
-        home: Path | None = None,
+        home: Path,
         settings: NodeSettings | None = None,
         *,
         binary: Path | None = None,
@@ -264,7 +264,7 @@ class EmbeddedNode:
         """``die_with_parent`` (Linux) has the kernel send SIGTERM to anvil when the starting process dies, so
         a test run killed mid-way leaves no node behind; the CLI leaves it off, its node outlives the command.
         """
-        self.home = (home or dxl_home()).resolve()
+        self.home = home.resolve()
         self._die_with_parent = die_with_parent
         self.settings = settings or NodeSettings()
         self._binary = binary

@@ -46,7 +46,8 @@ SETTINGS_FILE = CONTRACTS_DIR / "compiler.json"
 SOURCES_DIR = CONTRACTS_DIR / "src"
 SOLCJS = NODE_MODULES / "solc" / "solc.js"
 BUILD_INFO_NAME = "build-info.json"
-#: Environment variable naming a native solc executable to use instead of solcjs.
+#: Environment variable naming a native solc executable to use instead of solcjs; `dxl compile` reads it (as
+#: its --solc) and hands the compiler down.
 SOLC_ENV = "DXL_SOLC"
 
 _OUTPUT_SELECTION = ["abi", "evm.bytecode.object", "evm.deployedBytecode.object", "metadata"]
@@ -155,16 +156,17 @@ class Solc:
     """A Solidity compiler speaking standard JSON: solcjs from npm (the default), or a native ``solc`` driven
     through py-solc-x.
 
-    The native path is chosen by ``executable`` or ``$DXL_SOLC``: a path (or a name on ``PATH``) of a native
-    solc, or ``solcx`` for the one ``solcx.install_solc(<pinned version>)`` put in py-solc-x's folder (that
-    download needs binaries.soliditylang.org, which is why the npm build is the default).
+    The native path is chosen by ``executable`` (``dxl compile --solc``, or ``$DXL_SOLC`` read there): a
+    path (or a name on ``PATH``) of a native solc, or ``solcx`` for the one ``solcx.install_solc(<pinned
+    version>)`` put in py-solc-x's folder (that download needs binaries.soliditylang.org, which is why the
+    npm build is the default). None is the npm build.
 
     Raises (on use):
         ToolchainError: node, solcjs or the executable is missing, dies, or prints no JSON.
     """
 
     def __init__(self, executable: str | os.PathLike[str] | None = None) -> None:
-        chosen = executable if executable is not None else os.environ.get(SOLC_ENV) or None
+        chosen = executable
         self.native = chosen is not None
         if chosen is not None:
             exe = _solcx_installed() if str(chosen) == SOLCX_INSTALLED else shutil.which(str(chosen))

@@ -34,7 +34,6 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from node.endpoint import NodeEndpoint, rpc_call
 from node.errors import ConfigurationError, NodeError
-from node.paths import dxl_home
 from verifier.eth import keccak, to_checksum_address
 from verifier.text import counted, iso_time
 
@@ -237,12 +236,12 @@ class Deployment:
             raise ConfigurationError(f"deployment record {path} lacks {exc}") from None
 
 
-def deployment_path(home: Path | None = None) -> Path:
-    return (home or dxl_home()) / DEPLOYMENT_FILE
+def deployment_path(home: Path) -> Path:
+    return home / DEPLOYMENT_FILE
 
 
-def load_deployment(home: Path | None = None) -> Deployment:
-    """The recorded deployment of ``home`` (default ``DXL_HOME``).
+def load_deployment(home: Path) -> Deployment:
+    """The recorded deployment of ``home``.
 
     Raises:
         NotDeployedError: nothing deployed yet.
@@ -414,7 +413,7 @@ def deploy_ledger(
     threshold: int,
     *,
     deployer: LocalAccount,
-    home: Path | None = None,
+    home: Path,
     force: bool = False,
     artifact: Artifact | None = None,
     confirmations: int = 0,
@@ -512,7 +511,7 @@ def anchors_abi(artifact: Artifact, ledger_artifact: Artifact) -> list[dict[str,
 
 
 def deploy_receipt_anchors(
-    client: LedgerClient, *, deployer: LocalAccount, home: Path | None = None, confirmations: int = 0
+    client: LedgerClient, *, deployer: LocalAccount, home: Path, confirmations: int = 0
 ) -> AnchorsDeployment:
     """Deploy ``ReceiptAnchors(ledger)`` beside the recorded ledger, once: a recorded anchors contract whose
     code and build still match is reused. The record is kept in ``deployment.json``.
@@ -529,7 +528,7 @@ def deploy_receipt_anchors(
     return _deploy_companion(client, deployer, home, confirmations, ANCHORS_ARTIFACT, "receipt_anchors")
 
 
-def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
+def anchors_client(endpoint: NodeEndpoint, home: Path, **kwargs: Any) -> LedgerClient:
     """A client bound to the recorded, verified ``ReceiptAnchors`` of ``home``'s ledger on ``endpoint``.
 
     Raises:
@@ -543,7 +542,7 @@ def anchors_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: A
 
 def _companion_client(
     endpoint: NodeEndpoint,
-    home: Path | None,
+    home: Path,
     artifact_name: str,
     record_of: Callable[[Deployment], AnchorsDeployment | None],
     label: str,
@@ -567,7 +566,7 @@ def _companion_client(
     return client.at(record.address)
 
 
-def ledger_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
+def ledger_client(endpoint: NodeEndpoint, home: Path, **kwargs: Any) -> LedgerClient:
     """A client bound to the recorded, verified ledger of ``home`` on ``endpoint``, on a node that holds every
     recorded contract (the ledger's writes and the companions' go to the same chain).
 
@@ -593,7 +592,7 @@ def deploy_sharing_practice(
     client: LedgerClient,
     *,
     deployer: LocalAccount,
-    home: Path | None = None,
+    home: Path,
     evaluation_period: int = EVALUATION_PERIOD_S,
     confirmations: int = 0,
 ) -> AnchorsDeployment:
@@ -624,7 +623,7 @@ def deploy_sharing_practice(
 def _deploy_companion(
     client: LedgerClient,
     deployer: LocalAccount,
-    home: Path | None,
+    home: Path,
     confirmations: int,
     artifact_name: str,
     record_field: Literal["receipt_anchors", "sharing_practice"],
@@ -662,7 +661,7 @@ def _deploy_companion(
     return record
 
 
-def practice_client(endpoint: NodeEndpoint, home: Path | None = None, **kwargs: Any) -> LedgerClient:
+def practice_client(endpoint: NodeEndpoint, home: Path, **kwargs: Any) -> LedgerClient:
     """A client bound to the recorded, verified ``SharingPractice`` of ``home``'s ledger on ``endpoint``; its
     ABI holds the ledger's errors too (the practice contract reverts with them when it checks a party).
 

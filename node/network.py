@@ -40,7 +40,7 @@ from pathlib import Path
 from node.anvil import HOST, _cmdline, _is_alive, _terminate_with_parent, free_port, stop_process
 from node.endpoint import NodeEndpoint, fetch_chain_id, rpc_call
 from node.errors import ConfigurationError, NodeError, ToolchainError
-from node.paths import PROJECT_ROOT, dxl_home
+from node.paths import PROJECT_ROOT
 from node.settings import S
 from verifier.text import counted
 
@@ -55,8 +55,7 @@ DEFAULT_GAS_LIMIT = 100_000_000
 #: The confirmation depth dxl uses here (``DXL_CONFIRMATIONS``): signers sealing out of turn at one height
 #: fork the chain for a block or two until the heavier branch wins (seen at starts of the network).
 CLIQUE_CONFIRMATIONS = 3
-#: Environment variable naming a geth executable to use instead of ``.tools/bin/geth``.
-GETH_ENV = "DXL_GETH"
+#: The geth ``make geth`` builds, used unless the ``DXL_GETH`` setting names another.
 GETH_BINARY = PROJECT_ROOT / ".tools" / "bin" / "geth"
 #: Written by ``make geth`` when geth could not be built: the reason, shown by the skipped network tests.
 GETH_UNAVAILABLE = PROJECT_ROOT / ".tools" / "geth.unavailable"
@@ -109,14 +108,13 @@ def check_evm(compiled_for: str) -> None:
         raise EvmVersionError(compiled_for)
 
 
-def geth_binary() -> Path:
-    """The geth executable: ``$DXL_GETH``, else ``.tools/bin/geth`` (``make geth``).
+def geth_binary(chosen: Path | None = None) -> Path:
+    """The geth executable: ``chosen`` (the ``DXL_GETH`` setting), else ``.tools/bin/geth`` (``make geth``).
 
     Raises:
         ToolchainError: not built (the reason ``make geth`` recorded is in the message).
     """
-    chosen = os.environ.get(GETH_ENV)
-    path = Path(chosen) if chosen else GETH_BINARY
+    path = chosen or GETH_BINARY
     if os.access(path, os.X_OK):
         return path
     why = ""
@@ -256,7 +254,7 @@ class LocalNetwork:
 
     def __init__(
         self,
-        home: Path | None = None,
+        home: Path,
         *,
         signers: int = DEFAULT_SIGNERS,
         rpc_port: int = DEFAULT_RPC_PORT,
@@ -268,7 +266,7 @@ class LocalNetwork:
     ) -> None:
         if signers < 1:
             raise ConfigurationError(f"a network needs at least one signer, got {signers}")
-        self.home = (home or dxl_home()).resolve()
+        self.home = home.resolve()
         self._signers, self._rpc_port, self._p2p_port = signers, rpc_port, p2p_port
         self._chain_id, self._period = chain_id, period
         self._binary = binary
@@ -443,7 +441,7 @@ class LocalNetwork:
         """
         if self.pid(index) is not None:
             return
-        binary = self._binary or geth_binary()
+        binary = geth_binary(self._binary)
         members = self.members()
         member = members[index]
         # Written at every start, so a network created by an earlier dxl runs with the current settings.
@@ -487,7 +485,7 @@ class LocalNetwork:
             NodeError: a member did not start, or the chain did not produce a block within ``timeout``.
             ToolchainError: geth is missing or not a v1.13 release (the last that seals Clique).
         """
-        binary = self._binary or geth_binary()
+        binary = geth_binary(self._binary)
         version = geth_version(binary)
         if not version.startswith(_SUPPORTED_GETH):
             raise ToolchainError(

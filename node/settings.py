@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     keystore_passphrase: SecretStr | None = None
     keystore_passphrase_file: Path | None = None
     node_port: int = Field(default=8545, description="RPC port of the embedded node on 127.0.0.1.")
+    geth: Path | None = Field(
+        default=None,
+        description="geth executable of the local network (dxl network up, dxl run --network); unset: the "
+        "one make geth built, .tools/bin/geth.",
+    )
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; unset: SQLite under home.")
     stall_timeout: float = Field(
         default=DEFAULT_STALL_TIMEOUT_S,
@@ -115,6 +120,12 @@ class Settings(BaseSettings):
     audit_response_deadline_days: int = Field(
         default=10, ge=1, description="Working days a provider has to answer a request (scorecards)."
     )
+
+    @field_validator("geth", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: object) -> object:
+        # DXL_GETH= (set, empty) is unset as the table says, not the working directory that Path("") is.
+        return None if value == "" else value
 
     @field_validator("home")
     @classmethod

@@ -381,6 +381,21 @@ def test_a_dotenv_names_dxl_home_for_every_command(tmp_path: Path) -> None:
     assert verify.returncode == 2 and "deployment" in verify.stderr and "NOT CHECKED" not in verify.stdout
 
 
+def test_the_geth_of_the_local_network_is_a_setting_a_dotenv_names(tmp_path: Path) -> None:
+    """DXL_GETH is read with the other settings (a .env file too) and handed to the network, which looked
+    the bare environment up itself: named there, a missing executable stops `dxl network up` before any
+    member is created, naming it."""
+    home, missing = tmp_path / "home", tmp_path / "no-geth"
+    (tmp_path / ".env").write_text(f"DXL_HOME={home}\nDXL_GETH={missing}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DXL_")}
+    command = [sys.executable, "-m", "dxl", "network", "up", "--rpc-port", "0", "--json"]
+    up = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    answer = json.loads(up.stdout)
+    assert (up.returncode, answer["error"]) == (2, "TOOLCHAIN_ERROR"), up.stdout + up.stderr
+    assert f"geth not found at {missing}" in answer["message"]
+    assert not (home / "network").exists()
+
+
 @pytest.mark.parametrize("text", ["[1, 2]", "[" * 200_000], ids=["not-an-object", "nested-too-deeply"])
 def test_inspection_present_of_a_manifest_that_is_not_one_is_a_usage_error(tmp_path: Path, text: str) -> None:
     """The manifest is read before anything is sent: a JSON list, or JSON nested past the parser's recursion,

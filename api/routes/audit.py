@@ -47,14 +47,13 @@ _lock = threading.Lock()
 
 def get_audit(state: StateDep) -> Any:
     """The audit context (database, node, contract), opened once per app."""
-    from api.settings import load_api_settings
     from node.audit.service import AuditContext, open_context
 
     with _lock:
         ctx = state.extra.get("audit")
         if ctx is None:
             try:
-                ctx = open_context(state.settings or load_api_settings())
+                ctx = open_context(state.settings)
             except DxlError as exc:
                 raise ApiError("NODE_UNAVAILABLE", f"audit trail unavailable: {exc.message}") from None
             state.extra["audit"] = ctx

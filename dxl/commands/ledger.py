@@ -209,7 +209,7 @@ def _on_network(settings: ApiSettings) -> Iterator[ApiSettings]:
     # The network runs the London build (chosen at deployment by the chain's rules): refuse before starting
     # anything if that profile was changed to an EVM the network cannot run.
     check_evm(str(load_config(LONDON.settings_file).settings.get("evmVersion", "")))
-    local = LocalNetwork(settings.home)
+    local = LocalNetwork(settings.home, binary=settings.geth)
     started = not local.created or local.status().running == 0
     endpoint = local.up()
     try:

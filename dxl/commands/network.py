@@ -48,12 +48,15 @@ def network_up(
     """Create the network on first use, start its signers and wait until they are peered and sealing."""
     from node.errors import ConfigurationError
     from node.network import DEFAULT_P2P_PORT, DEFAULT_RPC_PORT, LocalNetwork
+    from node.settings import load_settings
 
     try:
+        settings = load_settings()
         network = LocalNetwork(
-            _home(),
+            settings.home,
             rpc_port=DEFAULT_RPC_PORT if rpc_port is None else rpc_port,
             p2p_port=DEFAULT_P2P_PORT if p2p_port is None else p2p_port,
+            binary=settings.geth,
         )
         if network.created and (rpc_port is not None or p2p_port is not None):
             # Ports are recorded at creation and bound again at every start: another choice later is refused

@@ -159,7 +159,7 @@ def test_unusable_artifacts_refused(
 
 
 def test_readme_reaches_a_node_on_another_port_through_the_external_network(
-    config: dict[str, object],
+    config: dict[str, object], tmp_path: Path
 ) -> None:
     """README's ape command for a node on DXL_NODE_PORT names the network whose URL ape reads from
     DXL_RPC_URL, and sets that to where `dxl node start` / `dxl run` put the node for that port."""
@@ -175,5 +175,5 @@ def test_readme_reaches_a_node_on_another_port_through_the_external_network(
     with pytest.MonkeyPatch.context() as env:
         env.setenv(name, resolved)
         uri = os.path.expandvars(_uri(config, "dxl-network"))
-    assert uri == EmbeddedNode(settings=NodeSettings(port=port)).endpoint.rpc_url
+    assert uri == EmbeddedNode(tmp_path, NodeSettings(port=port)).endpoint.rpc_url
     assert _network(config, "dxl-network")["chain_id"] == DXL_CHAIN_ID

@@ -226,7 +226,6 @@ def test_import_scanner(source: str, imports: list[str]) -> None:
 
 def test_missing_node_says_run_make_setup(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "")
-    monkeypatch.delenv(compiler.SOLC_ENV, raising=False)
     with pytest.raises(ToolchainError, match="make setup"):
         Solc()
 
@@ -269,12 +268,10 @@ def test_check_reports_nothing_for_unmodified_sources_rebuilt_through_py_solc_x(
         calls.append(kwargs.get("solc_binary"))
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.delenv(compiler.SOLC_ENV, raising=False)
     npm_version = Solc().long_version()
     monkeypatch.setattr(solcx.wrapper, "solc_wrapper", counting)
     shim = _solc_shim(tmp_path)
-    monkeypatch.setenv(compiler.SOLC_ENV, str(shim))
-    native = Solc()
+    native = Solc(shim)
     assert native.native
     assert native.long_version() == npm_version  # read through py-solc-x's version parser
     artifacts = tmp_path / "committed"
@@ -323,3 +320,18 @@ def test_load_unknown_artifact_names_known_ones() -> None:
 
 def test_solcjs_runs_from_project_root() -> None:
     assert compiler.SOLCJS.is_relative_to(PROJECT_ROOT)
+
+
+def test_dxl_compile_reads_dxl_solc_and_hands_the_compiler_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``DXL_SOLC`` is read by the command (as its ``--solc``), not by the compiler below it: named there, a
+    missing executable stops ``dxl compile`` before any build; the compiler itself, given none, is the npm
+    build whatever the environment says."""
+    from tests.cli import dxl
+
+    monkeypatch.setenv(compiler.SOLC_ENV, str(tmp_path / "no-solc"))
+    code, out, _ = dxl("compile", "--check", "--json")
+    assert code == 2 and json.loads(out)["error"] == "TOOLCHAIN_ERROR", out
+    assert "no-solc not found" in json.loads(out)["message"]
+    assert not Solc().native

@@ -24,6 +24,7 @@ from api.deps import AppState
 from api.errors import install_error_handlers
 from api.ledger import Custody, LedgerService
 from api.routes import verify as verify_route
+from api.settings import ApiSettings
 from node.endpoint import NodeEndpoint
 from node.keys import KeyStore
 from node.types import GovernanceAction
@@ -66,7 +67,7 @@ def env(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory) -
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(verify_route.router)
-    app.state.dxl = AppState(engine=engine, sessions=sessions, ledger=ledger)
+    app.state.dxl = AppState(engine=engine, sessions=sessions, settings=ApiSettings(home=home), ledger=ledger)
     with TestClient(app) as client:
         yield {"c": c, "grant": grant, "client": client, "tokens": tokens, "home": home}
     engine.dispose()
