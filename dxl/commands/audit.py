@@ -7,7 +7,9 @@ node/database/report.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -228,15 +230,36 @@ def provenance_cmd(
         elif payload is not None or manifest is not None:
             if payload is None or manifest is None:
                 raise InvalidQueryError("file", "--file and --manifest go together")
-            proof = None if receipt is None else _receipt_proof(receipt, ctx.anchors)
-            result = provenance_of_file(ctx.engine, payload, manifest, receipt=proof)
+            if receipt is None:
+                with _pointing_to_receipts():
+                    result = provenance_of_file(ctx.engine, payload, manifest)
+            else:
+                proof = _receipt_proof(receipt, ctx.anchors)
+                result = provenance_of_file(ctx.engine, payload, manifest, receipt=proof)
         elif receipt is not None:
             result = receipt_provenance(ctx.engine, _receipt_proof(receipt, ctx.anchors))
         elif commitment is None and delivery is None:
             raise InvalidQueryError("commitment", "give a commitment, --delivery or --file with --manifest")
         else:
-            result = provenance(ctx.engine, commitment, delivery_id=delivery)
+            with _pointing_to_receipts():
+                result = provenance(ctx.engine, commitment, delivery_id=delivery)
     _out(result, as_json, "\n".join(_lines(result)))
+
+
+@contextlib.contextmanager
+def _pointing_to_receipts() -> Iterator[None]:
+    """A delivery or commitment the audit trail does not hold says how a receipt is traced: the chain finds
+    a single delivery by its id or commitment, never a receipt (it holds its batch's root)."""
+    from node.audit.errors import AuditError, NotFoundError
+
+    try:
+        yield
+    except NotFoundError as exc:
+        raise AuditError(
+            f"{exc.message}; a delivery sent as a receipt is traced with --receipt ANSWER.json (its "
+            "GET /receipts/{id} answer): the chain holds each batch's root, not its receipts",
+            code=exc.code,
+        ) from None
 
 
 def _receipt_proof(path: Path, anchors: CompanionSource | None) -> ReceiptProof:

@@ -1679,8 +1679,10 @@ def test_audit_cli_receiptProvenance_fromItsAnswerAndTheChainAlone(
     assert batch["grant"]["grant_id"] == gid and batch["agreement"] is not None
     # Its bare proof traces the same.
     assert trace(receipts[1]["proof"]) == (0, traced)
-    # A single delivery's id is not a receipt's: the ledger holds none under it.
-    assert invoke(["audit", "provenance", "--delivery", receipts[1]["delivery_id"]]).exit_code == 2
+    # By its id the chain finds single deliveries only: not found, saying how a receipt is traced.
+    by_id = invoke(["audit", "provenance", "--delivery", receipts[1]["delivery_id"], "--json"])
+    assert (by_id.exit_code, json.loads(by_id.stdout)["error"]) == (2, "DELIVERY_NOT_FOUND"), by_id.output
+    assert "traced with --receipt ANSWER.json" in json.loads(by_id.stdout)["message"]
 
     def edited(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         answer: dict[str, Any] = json.loads(json.dumps(receipts[1]))
@@ -1727,7 +1729,7 @@ def test_audit_cli_payloadDeliveredAsReceipt_tracedWithItsAnswer(api_env: ApiEnv
     """`dxl audit provenance --file P --manifest M --receipt ANSWER.json` traces a payload delivered as an
     anchored receipt as `--file --manifest` traces one delivered alone: its commitment recomputed, then the
     receipt that records it, proof checked against the anchored batch. Without the answer it is
-    COMMITMENT_NOT_FOUND (the chain finds no receipt by its commitment), as it was before for every receipt;
+    COMMITMENT_NOT_FOUND (the chain finds no receipt by its commitment) saying how a receipt is traced;
     another payload under the answer is too; --receipt beside another thing to trace is refused."""
     from verifier.manifest import write_manifest
 
@@ -1755,6 +1757,7 @@ def test_audit_cli_payloadDeliveredAsReceipt_tracedWithItsAnswer(api_env: ApiEnv
 
     code, alone = trace("--file", payload, "--manifest", manifest)
     assert (code, alone["error"]) == (2, "COMMITMENT_NOT_FOUND"), alone
+    assert "traced with --receipt ANSWER.json" in alone["message"]
     code, traced = trace("--file", payload, "--manifest", manifest, "--receipt", answer_file)
     assert code == 0, traced
     assert (traced["computed_commitment"], traced["matches_manifest"]) == (answer["commitment"], True)
