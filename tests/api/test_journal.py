@@ -1387,13 +1387,18 @@ def test_a_service_on_another_chain_refuses_this_chains_journal_naming_both_and_
         db.backup(to)
     started = rpc_call(env.node.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
     assert isinstance(started, dict)
-    # An anvil's first block carries the second it started in, and nothing else of its own.
-    time.sleep(max(0.0, int(str(started["timestamp"]), 16) + 1 - time.time()))
+    # An anvil's first block carries the second it started in, and nothing else of its own: the other's is
+    # set a second later (--timestamp), a chain of its own at once rather than after a wait for the clock.
+    later = ("--timestamp", str(int(str(started["timestamp"]), 16) + 1))
     other = EmbeddedNode(
-        tmp_path_factory.mktemp("another-node"), NodeSettings(port=free_port()), die_with_parent=True
+        tmp_path_factory.mktemp("another-node"),
+        NodeSettings(port=free_port(), extra_args=later),
+        die_with_parent=True,
     )
     other.start()
     try:
+        block0 = rpc_call(other.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
+        assert isinstance(block0, dict) and block0["hash"] != started["hash"]
         home = api_home(tmp_path_factory, "another-chain-api")
         settings = make_settings(home, other).model_copy(update={"database_url": f"sqlite:///{given}"})
         setup_ledger(other.endpoint, settings, dev_funding=True)

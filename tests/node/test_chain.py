@@ -106,13 +106,18 @@ def test_a_failover_url_of_another_chain_of_the_same_id_is_never_used(
 
     started = rpc_call(embedded_node.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
     assert isinstance(started, dict)
-    # An anvil's first block carries the second it started in, and nothing else of its own.
-    time.sleep(max(0.0, int(str(started["timestamp"]), 16) + 1 - time.time()))
+    # An anvil's first block carries the second it started in, and nothing else of its own: the other's is
+    # set a second later (--timestamp), a chain of its own at once rather than after a wait for the clock.
+    later = ("--timestamp", str(int(str(started["timestamp"]), 16) + 1))
     other = EmbeddedNode(
-        tmp_path_factory.mktemp("another-chain"), NodeSettings(port=free_port()), die_with_parent=True
+        tmp_path_factory.mktemp("another-chain"),
+        NodeSettings(port=free_port(), extra_args=later),
+        die_with_parent=True,
     )
     other.start()
     try:
+        block0 = rpc_call(other.endpoint.rpc_url, "eth_getBlockByNumber", ["0x0", False])
+        assert isinstance(block0, dict) and block0["hash"] != started["hash"]
         with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
             endpoint = NodeEndpoint(proxy.url, embedded_node.endpoint.chain_id, (other.endpoint.rpc_url,))
             client = LedgerClient(endpoint, [], request_timeout=2)
