@@ -101,14 +101,18 @@ class ClaimOwner:
     def __init__(self) -> None:
         self.id = secrets.token_hex(16)
         self._active: set[int] = set()
-        # Re-entrant: :meth:`inserting` holds it across a claim's commit and its activation, and
-        # :meth:`activate` takes it again inside.
+        # Re-entrant: :meth:`rows` holds it across a claim's commit and its (de)activation, which take it
+        # again inside.
         self._lock = threading.RLock()
 
-    def inserting(self) -> threading.RLock:
-        """Held while a new claim row is committed and activated. Without it, a concurrent request of this
-        process could read the just-committed row (owned by this process, not yet active) as abandoned,
-        take it over, and both would run: two transactions for one key."""
+    def rows(self) -> threading.RLock:
+        """Held while a new claim row is committed and activated, and while a released one is deleted and
+        deactivated. Without it, a concurrent request of this process could read the just-committed row
+        (owned by this process, not yet active) as abandoned, take it over, and both would run: two
+        transactions for one key. And the database may give a deleted row's id to the next row inserted
+        (SQLite reuses the highest rowid): a new claim that found its id still active here, its release
+        pending, would lose its activation to that release, and the twin of its key take it over as
+        abandoned while it runs."""
         return self._lock
 
     def activate(self, claim_id: int) -> bool:
@@ -160,7 +164,7 @@ class IdempotencyStore:
         with self._sessions() as session:
             row = IdempotencyRecord(principal=principal, key=key, fingerprint=print_, owner=me)
             session.add(row)
-            with self.owner.inserting():
+            with self.owner.rows():
                 try:
                     session.commit()
                 except IntegrityError:
@@ -219,6 +223,7 @@ class IdempotencyStore:
         handed back (a retry finishes the journaled transaction) when a transaction was sent and the answer
         is not final; it is released when nothing was sent and the answer is a 5xx, 409 TRANSACTION_PENDING
         or 422 VALIDATION_ERROR."""
+        released = False
         try:
             with self._sessions() as session:
                 row = session.get(IdempotencyRecord, claim.id)
@@ -256,13 +261,20 @@ class IdempotencyStore:
                 elif sent:
                     row.owner = None
                 else:
-                    session.delete(row)
+                    # Its id may be the next row's as soon as the deletion commits (ClaimOwner.rows).
+                    with self.owner.rows():
+                        session.delete(row)
+                        session.commit()
+                        self.owner.deactivate(claim.id)
+                        released = True
+                    return
                 session.commit()
         except SQLAlchemyError as exc:
             # The claim stays owned by this process but inactive: the client's retry takes it over.
             log.warning("idempotency: could not settle claim %s: %s", claim.id, exc)
         finally:
-            self.owner.deactivate(claim.id)
+            if not released:  # deactivated later, it might be another claim's now
+                self.owner.deactivate(claim.id)
 
     def adopt_orphans(self) -> int:
         """At start, after reconciliation: unfinished claims of other (dead) processes are handed back if

@@ -30,7 +30,7 @@ from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import connect_ledger, create_app
@@ -749,6 +749,76 @@ def test_a_crashed_process_s_demand_is_finished_by_the_retry(journal_env: Journa
     assert written["transaction"]["hash"] == journaled
     assert written["record"]["id"] == before + 1 and written["record"]["document"] == document
     assert int(service.practice.client.call("demandCount")) == before + 1
+
+
+# --- twins of a key in one process -------------------------------------------------------------------------
+
+
+def test_a_twin_does_not_take_over_a_claim_whose_id_a_released_claim_had(journal_env: JournalEnv) -> None:
+    """A key sent twice at once while writes are held (the node came back, the journal is being reconciled),
+    its claim inserted as another request's claim is released (its 422, or a 503 with nothing sent) under the
+    same row id: SQLite gives a deleted row's id to the next row. The release used to deactivate that id after
+    the new claim had activated it, so the twin read the running claim as abandoned, took it over, and both
+    signed: two resources for one key, as a full reliability run recorded one access request twice. The
+    moment between the release's commit and its end is reached with a session event; nothing is replaced."""
+    env = journal_env
+    sessions, sender = env.sessions(), env.app.state.dxl.ledger.sender
+    before = env.resource_count()
+    body = _resource()
+    answers: dict[str, list[httpx.Response]] = {"first": [], "twin": []}
+
+    def post(who: str) -> threading.Thread:
+        thread = threading.Thread(target=lambda: answers[who].append(env.register("hrss", "twin-1", body)))
+        thread.start()
+        return thread
+
+    def claimed() -> bool:
+        with sessions() as session:
+            found = session.scalar(select(IdempotencyRecord.id).where(IdempotencyRecord.key == "twin-1"))
+        return found is not None
+
+    released: list[tuple[Session, int]] = []
+    threads: list[threading.Thread] = []
+
+    def note_release(session: Session, _: object) -> None:
+        released.extend(
+            (session, r.id) for r in session.deleted if isinstance(r, IdempotencyRecord) and r.key == "gone-1"
+        )
+
+    def first_claims_meanwhile(session: Session) -> None:
+        if released and released[0][0] is session and not threads:
+            threads.append(post("first"))
+            # Its claim is inserted now, or (with the release and the insert under one lock) once the release
+            # is over.
+            with contextlib.suppress(AssertionError):
+                _until(claimed, timeout=1.5)
+
+    event.listen(sessions, "after_flush", note_release)
+    event.listen(sessions, "after_commit", first_claims_meanwhile)
+    try:
+        with env.watcher_asleep():
+            sender.hold()  # what the watcher does from seeing the node back until the journal is reconciled
+            try:
+                gone = env.client.post("/resources", json={"share_type": "conditional"},
+                                       headers=env.headers("hrss", "gone-1"))  # fmt: skip
+                assert gone.status_code == 422, gone.text
+                _until(claimed)
+                twin = post("twin")
+                time.sleep(0.5)  # the twin claims the key meanwhile, the first waiting for sends to resume
+            finally:
+                sender.resume_sending()
+            for thread in [*threads, twin]:
+                thread.join(30)
+    finally:
+        event.remove(sessions, "after_flush", note_release)
+        event.remove(sessions, "after_commit", first_claims_meanwhile)
+    with sessions() as session:
+        row = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "twin-1"))
+    assert row is not None and [i for _, i in released] == [row.id]  # the id reused: the ground of the race
+    first, second = answers["first"][0], answers["twin"][0]
+    assert first.status_code == second.status_code == 201, (first.text, second.text)
+    assert first.json() == second.json()
+    assert env.resource_count() == before + 1
 
 
 # --- cause 5: sessions held while waiting for the chain -----------------------------------------------------
