@@ -29,12 +29,11 @@ from typing import TYPE_CHECKING, Any, cast
 import requests
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_utils.abi import abi_to_signature, event_abi_to_log_topic, function_signature_to_4byte_selector
+from eth_utils.abi import abi_to_signature, function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import HTTPProvider, Web3
 from web3._utils.contracts import parse_block_identifier
-from web3._utils.events import get_event_data
 from web3.exceptions import (
     BlockNotFound,
     ContractLogicError,
@@ -61,6 +60,7 @@ from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
 from node.rpc_http import node_session
 from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
+from verifier import abi as abi_codec
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -464,7 +464,7 @@ class LedgerClient:
         self.w3.middleware_onion.remove("ens_name_to_address")
         self.errors = ErrorDecoder(self.abi)
         self._events = {
-            event_abi_to_log_topic(e): e  # type: ignore[arg-type]
+            abi_codec.event_topic(e): e
             for e in self.abi
             if e.get("type") == "event" and not e.get("anonymous")
         }
@@ -1025,11 +1025,12 @@ class LedgerClient:
             abi = self._events.get(bytes(topics[0])) if topics else None
             if abi is None:
                 continue
-            event = get_event_data(self.w3.codec, abi, log)  # what web3's ContractEvent.process_log does
+            # The one log decoder (verifier.abi), which dxl verify and the audit trail's codec read with too.
+            args = abi_codec.decode_log(abi, [bytes(t) for t in topics], bytes(log["data"]))
             decoded.append(
                 DecodedEvent(
                     abi["name"],
-                    _plain(dict(event["args"])),
+                    args,
                     int(log["logIndex"]),
                     str(log["address"]),
                     "0x" + bytes(log["transactionHash"]).hex(),
@@ -1057,7 +1058,7 @@ class LedgerClient:
         abi = next((e for e in self._events.values() if e["name"] == event), None)
         if abi is None:
             raise NodeError(f"the ledger has no event {event!r}")
-        topic_list: list[str | None] = ["0x" + event_abi_to_log_topic(abi).hex()]  # type: ignore[arg-type]
+        topic_list: list[str | None] = ["0x" + abi_codec.event_topic(abi).hex()]
         topic_list += ["0x" + bytes(t).hex() if t is not None else None for t in topics]
         last = self.block_number() if to_block is None else to_block
         ranges = [(a, min(a + max_range - 1, last)) for a in range(from_block, last + 1, max_range)]

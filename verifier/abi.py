@@ -1,9 +1,12 @@
-"""Solidity ABI encoding and decoding for the few calls and events the on-chain check makes.
+"""Solidity ABI encoding and decoding: the calls the on-chain check makes, and the one decoder of the
+contracts' logs.
 
 Covers elementary static types (``uintN``, ``intN``, ``bool``, ``address``, ``bytesN``), ``bytes``,
-``string`` and tuples of them, which is every parameter of the ledger functions and events the verifier
-reads; arrays are refused rather than guessed. It exists so that ``dxl verify`` does not import eth-abi and
-web3 (most of a second before any work); ``tests/verifier/test_abi.py`` checks it against eth-abi.
+``string`` and tuples of them, which is every parameter of the ledger functions the verifier calls and of
+every event the contracts declare; arrays are refused rather than guessed. It exists so that ``dxl verify``
+does not import eth-abi and web3 (most of a second before any work); the chain client (``node/chain.py``)
+and the audit trail's codec decode logs with it too (``tests/test_log_decoding.py``), and
+``tests/verifier/test_eth_light.py`` checks it against eth-abi.
 """
 
 from __future__ import annotations

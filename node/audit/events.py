@@ -140,6 +140,12 @@ class EventCodec:
             self._by_topic[topic0] = spec
             self.names[entry["name"]] = topic0
 
+    @staticmethod
+    def _decode(abi_types: Sequence[str], data: bytes) -> tuple[Any, ...]:
+        """Values of more than the word fast paths take, by the verifier's decoder (the one every reader of
+        the chain uses: ``dxl verify``, the chain client's logs, this codec)."""
+        return abi_codec.decode([{"type": t} for t in abi_types], data)
+
     @property
     def event_names(self) -> list[str]:
         return sorted(self.names)
@@ -172,7 +178,12 @@ class EventCodec:
             elif abi_type in ("string", "bytes"):
                 values[name] = "0x" + word.hex()  # indexed dynamic values are stored as their hash
             else:
-                values[name] = _canonical(abi_type, abi_decode([abi_type], word)[0])
+                try:
+                    values[name] = _canonical(abi_type, self._decode([abi_type], word)[0])
+                except ValueError as exc:
+                    raise AuditError(
+                        f"{spec.name} log topic {topic} does not decode as {abi_type}: {exc}"
+                    ) from exc
         if spec.data and spec.data_decoders is not None:
             raw = bytes.fromhex(data[2:])
             if len(raw) != 32 * len(spec.data):
@@ -183,8 +194,8 @@ class EventCodec:
                 values[name] = decoder(raw[32 * i : 32 * i + 32])
         elif spec.data:
             try:
-                decoded = abi_decode([t for _, t in spec.data], bytes.fromhex(data[2:]))
-            except Exception as exc:  # eth_abi raises several unrelated classes for short/garbled data
+                decoded = self._decode([t for _, t in spec.data], bytes.fromhex(data[2:]))
+            except ValueError as exc:  # short or garbled data, a value that does not fit its type
                 raise AuditError(f"{spec.name} log data does not decode: {exc}") from exc
             for (name, abi_type), value in zip(spec.data, decoded, strict=True):
                 values[name] = _canonical(abi_type, value)
