@@ -1,10 +1,10 @@
 """One decoder of the contracts' logs: the verifier's (``verifier/abi.py``).
 
 ``dxl verify`` reads with it, the chain client's ``decode_logs`` / ``get_logs`` (``node/chain.py``) and the
-audit trail's codec (``node/audit/events.py``, for what its one-word fast paths do not take) decode with it,
-so that a log reads the same to the service, the audit trail and an auditor. web3's event decoding is imported
-nowhere, and every event of every contract decodes alike through the audit codec and the verifier's decoder,
-from logs encoded by eth-abi, a library apart.
+audit trail's codec (``node/audit/events.py``, its one-word fast paths the verifier's word decoders) decode
+with it, so that a log reads the same to the service, the audit trail and an auditor. web3's event decoding
+is imported nowhere, and every event of every contract decodes alike through the audit codec and the
+verifier's decoder, from logs encoded by eth-abi, a library apart.
 """
 
 from __future__ import annotations
