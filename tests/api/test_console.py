@@ -893,6 +893,11 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
             *(str(checked[k]) for k in ("passed", "failed", "not_presented", "overdue")),
         ], code  # fmt: skip
     assert "HRSS" in shown and any(c.count("(") for c in shown.values())  # a score received is shown
+    # Every column named as a heading is, capitalised (a chart's labels, "received", headed most of them).
+    heads = page.eval_on_selector_all(
+        "#score-comparison th, #score-comparison-practice th", "t => t.map(x => x.textContent)"
+    )
+    assert len(heads) == 22 and [h for h in heads if not h[0].isupper()] == [], heads
     # In Chinese the comparison's column names are Chinese: the file says it is UTF-8 (a byte order mark),
     # so that a spreadsheet does not read them in the locale's code page.
     page.select_option("#lang", "zh")
@@ -1060,6 +1065,21 @@ def test_a_governor_approves_an_open_proposal_and_an_auditor_only_reads_it(
     before = ok(api_env.call("GET", f"/governance/proposals/{scenario.open_proposal}", "governor-2"))
     assert "appoint auditor" in article
     assert before["parameters"]["account"] in article and before["data"] in article
+    # The proposer named by the role the ledger knows it in, shortened, whole in the title (a bare address);
+    # an account that is a department's signing key is named by the department's code.
+    proposer_shown = page.locator(f"article[data-proposal='{scenario.open_proposal}'] .proposer")
+    assert proposer_shown.inner_text().startswith("Governor 0x") and "…" in proposer_shown.inner_text()
+    assert proposer_shown.locator("code").get_attribute("title") == before["proposer"]
+    named = page.evaluate(
+        """async () => {
+          const common = await import("/console/js/pages/common.js");
+          const depts = await common.departmentsById();
+          const hrss = [...depts.values()].find((d) => d.code === "HRSS");
+          const label = common.accountLabel(hrss.signer.toLowerCase(), depts, "governor");
+          return [label.textContent, label.title === hrss.signer.toLowerCase()];
+        }"""
+    )
+    assert named == ["HRSS", True]
     governor.shot("governance")
     page.click(f"button.approve[data-proposal='{scenario.open_proposal}']")
     page.wait_for_selector("#approved", timeout=60_000)
@@ -1205,11 +1225,16 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     assert page.query_selector("#inspection-overdue") is None
     page.click(f"button.record-outcome[data-delivery='{csv}']")
     page.wait_for_selector("#recorded", timeout=30_000)
-    sample = {
-        s["delivery_id"]: s
-        for s in ok(api_env.call("GET", f"/inspections/{practice.inspection}", "auditor"))["sample"]
-    }
+    inspected = ok(api_env.call("GET", f"/inspections/{practice.inspection}", "auditor"))
+    sample = {s["delivery_id"]: s for s in inspected["sample"]}
     assert (sample[csv]["presented"], sample[csv]["outcome"]) == ("MATCH", "passed")
+    # Who opened it and what was presented, in words (they read a bare address and "MATCH"): the auditor's
+    # account shortened, whole in its title; the verdict's code in the title of its words.
+    opened = page.locator("#opened-by")
+    assert opened.inner_text().startswith("Auditor 0x") and "…" in opened.inner_text()
+    assert opened.locator("code").get_attribute("title") == inspected["auditor"]
+    presented = page.locator(f"#sample tr:has(code[title='{csv}']) [data-presented]")
+    assert (presented.inner_text(), presented.get_attribute("title")) == ("matches the chain", "MATCH")
     # Not presented yet, before the deadline: nothing the API would take is offered.
     assert page.eval_on_selector_all("button.record-outcome", "b => b.length") == 0
     auditor.shot("inspection")
@@ -1384,7 +1409,15 @@ def test_evaluations_on_the_agreement_page_each_party_scores_the_other_once_a_pe
     health = console("health")
     page = health.open(f"agreement/{agreement}")
     received = page.inner_text("#evaluation-list")
-    assert "received" in received and "按约定用途使用" in received and "purpose compliance 5" in received
+    assert "received" in received and "按约定用途使用" in received and "Purpose compliance 5" in received
+    # The form labels its scores as its other fields, in Chinese too (they read "timeliness", the API's key).
+    labels = "l => l.map(x => x.firstChild.textContent)"
+    shown = page.eval_on_selector_all("#evaluation-form label", labels)
+    assert shown == ["Timeliness", "Completeness", "Accuracy", "Delivery scored", "Comment"], shown
+    page.select_option("#lang", "zh")
+    page.wait_for_selector("#evaluation-form label:has-text('及时性')")
+    page.select_option("#lang", "en")
+    page.wait_for_selector("main [data-ready] #score-timeliness")
     page.select_option("#score-timeliness", "4")
     page.fill("#score-comment", "字段齐全，次日送达")
     page.click("#score-submit")
@@ -1661,6 +1694,17 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
                 })""",
             )
             assert len(labels) == 6 and all(fits for _, fits in labels), labels
+            # Counts and volumes grouped as the language writes them: 510 deliveries of 100 bytes read
+            # "51000", one long number.
+            rows = page.eval_on_selector_all(
+                "#map-table tbody tr", "r => r.map(x => x.innerText.split('\\t'))"
+            )
+            (samr,) = [r for r in rows if r[:2] == ["SAMR", "CIVIL"]]
+            volume = int(samr[-1].replace(",", ""))
+            assert volume >= 51_000 and samr[-1] == f"{volume:,}", samr
+            assert f"{volume:,} bytes" in (
+                page.text_content("#exchange-map [data-edge='SAMR>CIVIL'] title") or ""
+            )
         assert (
             page.eval_on_selector_all("main img, main script, main [onerror], main [onload]", "x => x.length")
             == 0
@@ -1694,6 +1738,12 @@ def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
         hostile["proposal"],
     )
     assert rects[0] < rects[1], rects
+    # In Chinese the status is Chinese too (it read "(active)").
+    c.page.select_option("#lang", "zh")
+    c.page.wait_for_selector(f"article[data-proposal='{hostile['proposal']}'] dd:has-text('(生效)')")
+    shown = c.page.inner_text(f"article[data-proposal='{hostile['proposal']}'] dd:has-text('{LONG_CODE}')")
+    assert shown.endswith("(生效)") and "(active)" not in shown, shown
+    c.page.select_option("#lang", "en")
     # A resource's 510 deliveries, 50 at a time.
     page = c.open(f"resource/{hostile['resource']}")
     first = page.eval_on_selector_all("#resource-deliveries code.hex", "c => c.map(x => x.title)")

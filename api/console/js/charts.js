@@ -1,5 +1,6 @@
 // Charts as inline SVG drawn here (no chart library): horizontal bars with values, and a marker line.
 import { s } from "./dom.js";
+import { num } from "./i18n.js";
 
 /**
  * Horizontal bars. `items`: [{label, value, text?, cls?}]; `max` scales the bars (default: largest value);
@@ -22,7 +23,7 @@ export function bars(items, { max, marker, title, width = 520 } = {}) {
         s("text", { x: labelWidth - 8, y: y + 17, "text-anchor": "end", class: "label" }, item.label),
         s("rect", { x: labelWidth, y: y + 4, width: plot, height: rowHeight - 8, class: "track" }),
         s("rect", { x: labelWidth, y: y + 4, width: Math.max(0, x(item.value || 0) - labelWidth), height: rowHeight - 8, class: "fill" }),
-        s("text", { x: labelWidth + plot + 6, y: y + 17, class: "value" }, item.text ?? String(item.value ?? "—")));
+        s("text", { x: labelWidth + plot + 6, y: y + 17, class: "value" }, item.text ?? num(item.value)));
     }),
     marker ? [
       s("line", { x1: x(marker.value), x2: x(marker.value), y1: 12, y2: height, class: "marker" }),

@@ -1,6 +1,6 @@
 // Building DOM nodes from data without innerHTML: text from the API is always a text node, never markup.
 import { ApiError } from "./api.js";
-import { t } from "./i18n.js";
+import { num, t } from "./i18n.js";
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 
@@ -126,7 +126,7 @@ export function paged(items, draw, counted = "pager.rows") {
   let current = 0;
   const label = () => {
     const start = current * PAGE_ROWS;
-    fill(where, t(counted, { from: start + 1, to: Math.min(items.length, start + PAGE_ROWS), n: items.length }));
+    fill(where, t(counted, { from: num(start + 1), to: num(Math.min(items.length, start + PAGE_ROWS)), n: num(items.length) }));
     previous.disabled = current === 0;
     next.disabled = current === pages - 1;
   };

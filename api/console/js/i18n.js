@@ -26,6 +26,30 @@ export function t(key, vars = {}) {
   return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : `{${name}}`));
 }
 
+// A count or a volume grouped as the UI language writes it ("51,000"), one formatter per language.
+const LOCALES = { en: "en-US", zh: "zh-CN" };
+const numberFormats = new Map();
+
+/**
+ * A count or a volume (records, bytes, deliveries) in the current language's grouping; a value the API gives
+ * as a string of digits (an event's uint256) is grouped whole, past 2^53. Never for an id, a block or a
+ * sequence number, which are read as written. "—" for none.
+ */
+export function num(value) {
+  if (value === null || value === undefined) return "—";
+  if (!numberFormats.has(current)) numberFormats.set(current, new Intl.NumberFormat(LOCALES[current]));
+  const format = numberFormats.get(current);
+  if (typeof value === "number" && Number.isFinite(value)) return format.format(value);
+  if (typeof value === "string" && /^[0-9]+$/.test(value)) return format.format(BigInt(value));
+  return String(value);
+}
+
+/** `text` heading a column: its first letter capitalised where the language has capitals ("received" in a
+ * chart heads a column "Received"); Chinese as it is. */
+export function heading(text) {
+  return text.charAt(0).toLocaleUpperCase(LOCALES[current]) + text.slice(1);
+}
+
 export function translate(root) {
   for (const node of root.querySelectorAll("[data-i18n]")) node.textContent = t(node.dataset.i18n);
   document.title = t("app.title");

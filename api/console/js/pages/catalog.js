@@ -1,7 +1,7 @@
 // Catalog: every principal browses and searches the catalog (owner, share type, text).
 import { every } from "../api.js";
 import { add, fill, h, pagedTable } from "../dom.js";
-import { t } from "../i18n.js";
+import { num, t } from "../i18n.js";
 import { departmentsById, resourceTitle, shareTypeLabel } from "./common.js";
 
 const SHARE_TYPES = ["unconditional", "conditional", "not_shared"];
@@ -43,7 +43,7 @@ export default {
       return;
     }
     fill(results,
-      h("p", { class: "muted" }, t("catalog.count", { n: found.length })),
+      h("p", { class: "muted" }, t("catalog.count", { n: num(found.length) })),
       pagedTable([
         [t("catalog.id"), (r) => r.id],
         [t("catalog.title"), (r) => h("a", { href: `#/resource/${r.id}`, class: "resource-link" }, resourceTitle(r))],

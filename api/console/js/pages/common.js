@@ -1,6 +1,6 @@
 // What several pages share: the department directory and labels for ledger values.
 import { ApiError, every } from "../api.js";
-import { h, PageError } from "../dom.js";
+import { h, mono, PageError } from "../dom.js";
 import { t } from "../i18n.js";
 
 let departments = null;
@@ -17,6 +17,18 @@ export async function departmentsById() {
 export function deptLabel(map, id) {
   const d = map.get(Number(id));
   return d ? d.code : `#${id}`;
+}
+
+/**
+ * Who holds `address`: the department whose signing key it is, by its code, or else the role the ledger
+ * knows it in ("Governor 0x1234…abcd"): governors and auditors are accounts, with no name on the chain. The
+ * whole address is in the title either way.
+ */
+export function accountLabel(address, depts, role) {
+  const key = String(address).toLowerCase();
+  const owner = [...depts.values()].find((d) => String(d.signer).toLowerCase() === key);
+  return owner ? h("span", { class: "account", "data-account": address, title: address }, owner.code)
+    : h("span", { class: "account", "data-account": address }, t(`role.${role}`), " ", mono(address, 6));
 }
 
 export function shareTypeLabel(value) {

@@ -5,7 +5,7 @@
 // member does) see every demand and are offered no form: the API takes both writes from departments only.
 import { api, ApiError, every } from "../api.js";
 import { add, errorBox, fill, h, paged, PageError, theirs, when } from "../dom.js";
-import { t } from "../i18n.js";
+import { num, t } from "../i18n.js";
 import { departmentsById, deptLabel, isoDateEnd, refusedField, resourceTitle, statusBadge } from "./common.js";
 
 const ANSWERS = ["existing_resource", "new_resource", "declined"];
@@ -231,7 +231,7 @@ export default {
     const load = async (note) => {
       const all = await every("/demands");
       if (me === null) {
-        const summary = t("demand.summary", { n: all.length, overdue: all.filter((d) => d.overdue).length });
+        const summary = t("demand.summary", { n: num(all.length), overdue: num(all.filter((d) => d.overdue).length) });
         fill(list, note || null, h("p", { id: "demand-summary" }, summary), section(null, "demand-list", all));
         return;
       }
@@ -239,7 +239,7 @@ export default {
       // one addressed to no one stays with its answerer) and those it published.
       const toUs = all.filter((d) => d.addressee === me || (d.addressee === null && d.publisher !== me && (d.answer === null || d.answer.answered_by === me)));
       const byUs = all.filter((d) => d.publisher === me);
-      const summary = t("demand.summary", { n: toUs.length + byUs.length, overdue: [...toUs, ...byUs].filter((d) => d.overdue).length });
+      const summary = t("demand.summary", { n: num(toUs.length + byUs.length), overdue: num([...toUs, ...byUs].filter((d) => d.overdue).length) });
       fill(list, note || null, h("p", { id: "demand-summary" }, summary),
         section(t("demand.toUs"), "demands-to-us", toUs), section(t("demand.byUs"), "demands-by-us", byUs));
     };

@@ -3,23 +3,25 @@
 import { api, ApiError, every } from "../api.js";
 import { add, errorBox, fill, h, mono, theirs, when } from "../dom.js";
 import { t } from "../i18n.js";
-import { statusBadge } from "./common.js";
+import { accountLabel, departmentsById, statusBadge } from "./common.js";
 
 function parameters(p) {
   const rows = Object.entries(p.parameters || {}).filter(([, v]) => v !== null && v !== undefined);
   return h("dl", { class: "facts" },
     // Full values: a governor approves exactly these, so nothing is shortened.
     rows.map(([k, v]) => [h("dt", {}, t(`param.${k}`)), h("dd", {}, h("code", {}, String(v)))]),
-    p.department ? [h("dt", {}, t("param.department")), h("dd", {}, `${p.department.code} — `, theirs(p.department.name), ` (${p.department.status})`)] : null,
-    p.agreement ? [h("dt", {}, t("param.agreement")), h("dd", {}, h("a", { href: `#/agreement/${p.agreement.id}` }, `#${p.agreement.id}`), ` (${p.agreement.status})`)] : null,
+    // The status as it stands now, in the user's words (the API's "active" was English in the Chinese page).
+    p.department ? [h("dt", {}, t("param.department")), h("dd", {}, `${p.department.code} — `, theirs(p.department.name), ` (${t(`status.${p.department.status}`)})`)] : null,
+    p.agreement ? [h("dt", {}, t("param.agreement")), h("dd", {}, h("a", { href: `#/agreement/${p.agreement.id}` }, `#${p.agreement.id}`), ` (${t(`status.${p.agreement.status}`)})`)] : null,
     h("dt", {}, t("param.data")), h("dd", {}, h("code", {}, p.data)));
 }
 
 export default {
   id: "governance",
   title: "nav.governance",
-  requires: ["GET /governance/proposals", "GET /governance/proposals/{proposal_id}"],
+  requires: ["GET /governance/proposals", "GET /governance/proposals/{proposal_id}", "GET /departments"],
   async render(view, { caps }) {
+    const depts = await departmentsById();
     const canApprove = caps.can("POST /governance/proposals/{proposal_id}/approve");
     const list = h("div", { id: "proposals" });
     add(view, h("h1", {}, t("nav.governance")), h("p", { class: "muted" }, canApprove ? t("gov.introGovernor") : t("gov.introReader")), list);
@@ -38,7 +40,7 @@ export default {
       const article = h("article", { class: "card proposal", "data-proposal": p.id, "data-status": p.status },
         h("h2", {}, t("gov.proposal", { id: p.id }), " · ", h("code", {}, t(`action.${p.action}`)),
           p.status === "open" ? null : [" · ", statusBadge(p.status)]),
-        h("p", {}, t("gov.progress", { approvals: p.approvals, threshold: p.threshold, expires: when(p.expires_at) }), " · ", t("gov.proposer"), " ", mono(p.proposer, 10)),
+        h("p", {}, t("gov.progress", { approvals: p.approvals, threshold: p.threshold, expires: when(p.expires_at) }), " · ", t("gov.proposer"), " ", h("span", { class: "proposer" }, accountLabel(p.proposer, depts, "governor"))),
         parameters(p), p.approved_by_you ? h("p", { class: "ok you-approved" }, "✓ " + t("gov.youApproved")) : null, button, out);
       button?.addEventListener("click", async () => {
         button.disabled = true;

@@ -3,8 +3,8 @@
 // sampled deliveries it provided, which it must present by the deadline (the API answers it no other).
 import { api, ApiError, every } from "../api.js";
 import { add, errorBox, fill, h, mono, PageError, pagedTable, when } from "../dom.js";
-import { t } from "../i18n.js";
-import { departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
+import { num, t } from "../i18n.js";
+import { accountLabel, departmentsById, deptLabel, idArg, statusBadge } from "./common.js";
 
 const DAY = 86400;
 
@@ -17,6 +17,14 @@ function overdueBadge() {
   return h("span", { class: "badge status-overdue", "data-overdue": "true" }, t("status.overdue"));
 }
 
+/** A presentation's verdict (MATCH, MISMATCH, ...) in the user's words, the verifier's code in its title. */
+function presentedBadge(code) {
+  if (code === null || code === undefined) return "—";
+  const text = t(`presented.${code}`);
+  return h("span", { class: `badge status-${code === "MATCH" ? "passed" : "failed"}`, title: code, "data-presented": code },
+    text === `presented.${code}` ? code : text);
+}
+
 /** The sampled delivery as named on chain: a delivery id, or a receipt's grant and sequence. */
 function sampled(s) {
   return s.grant_id === null || s.grant_id === undefined ? mono(s.delivery_id)
@@ -25,7 +33,7 @@ function sampled(s) {
 
 // A sample asked larger than its population draws the whole population.
 function sampleOf(i) {
-  return t("insp.sampleOf", { n: Math.min(i.sample_size, i.population_size), population: i.population_size, asked: i.sample_size });
+  return t("insp.sampleOf", { n: num(Math.min(i.sample_size, i.population_size)), population: num(i.population_size), asked: num(i.sample_size) });
 }
 
 function period(i) {
@@ -125,7 +133,7 @@ export const inspections = {
         : pagedTable([
           [t("insp.inspection"), ({ i }) => h("a", { href: `#/inspection/${i.id}` }, `#${i.id}`)],
           [t("insp.delivery"), ({ s }) => sampled(s)],
-          [t("insp.presented"), ({ s }) => s.presented ?? "—"],
+          [t("insp.presented"), ({ s }) => presentedBadge(s.presented)],
           [t("insp.presentBy"), ({ i, s }) => h("span", {}, when(i.present_by), s.overdue ? [" ", overdueBadge()] : null)],
         ], due, { id: "to-present" }));
     }
@@ -133,13 +141,13 @@ export const inspections = {
       [t("insp.inspection"), (i) => h("a", { href: `#/inspection/${i.id}`, class: "inspection-link" }, `#${i.id}`)],
       [t("timeline.status"), (i) => inspectionStatus(i.status)],
       [t("insp.periodHead"), period],
-      [t("insp.sampleHead"), (i) => (i.population_size === null ? String(i.sample_size) : sampleOf(i))],
-      [auditor ? t("insp.sampled") : t("insp.yours"), (i) => i.sample.length],
-      [t("insp.recorded"), (i) => i.sample.filter((s) => s.outcome !== null).length],
+      [t("insp.sampleHead"), (i) => (i.population_size === null ? num(i.sample_size) : sampleOf(i))],
+      [auditor ? t("insp.sampled") : t("insp.yours"), (i) => num(i.sample.length)],
+      [t("insp.recorded"), (i) => num(i.sample.filter((s) => s.outcome !== null).length)],
       [t("insp.presentBy"), (i) => when(i.present_by)],
       [t("insp.overdueHead"), (i) => {
         const n = i.sample.filter((s) => s.overdue).length;
-        return n ? h("span", { class: "badge status-overdue", "data-overdue": String(n) }, String(n)) : "0";
+        return n ? h("span", { class: "badge status-overdue", "data-overdue": String(n) }, num(n)) : num(0);
       }],
     ], list, { id: "inspection-list" }));
   },
@@ -197,14 +205,14 @@ export const inspection = {
         h("h1", { id: "inspection-title" }, t("insp.heading", { id: i.id }), " ", inspectionStatus(i.status)),
         h("dl", { class: "facts" },
           h("dt", {}, t("insp.periodHead")), h("dd", {}, period(i)),
-          h("dt", {}, t("insp.sampleHead")), h("dd", {}, i.population_size === null ? String(i.sample_size) : sampleOf(i)),
+          h("dt", {}, t("insp.sampleHead")), h("dd", {}, i.population_size === null ? num(i.sample_size) : sampleOf(i)),
           h("dt", {}, t("insp.seedBlock")), h("dd", {}, String(i.seed_block)),
           h("dt", {}, t("insp.seed")), h("dd", {}, i.seed ? mono(i.seed, 14) : t("insp.notDrawn")),
           h("dt", {}, t("insp.presentBy")), h("dd", { id: "present-by" }, when(i.present_by)),
-          h("dt", {}, t("insp.auditor")), h("dd", {}, mono(i.auditor, 10))),
+          h("dt", {}, t("insp.auditor")), h("dd", { id: "opened-by" }, accountLabel(i.auditor, depts, "auditor"))),
         i.status === "open" ? h("p", { class: "muted" }, t("insp.openNote", { block: i.seed_block }), " ", draw) : null,
         i.status === "expired" ? h("p", { class: "error" }, t("insp.expiredNote")) : null,
-        overdue ? h("p", { class: "error", id: "inspection-overdue" }, t("insp.overdueNote", { n: overdue })) : null,
+        overdue ? h("p", { class: "error", id: "inspection-overdue" }, t("insp.overdueNote", { n: num(overdue) })) : null,
         i.status !== "drawn" ? null : [
           h("h2", {}, caps.role === "auditor" ? t("insp.sample") : t("insp.yourSample")),
           caps.role === "auditor" ? null : h("p", { class: "muted", id: "present-how" }, t("insp.presentHow", { id: i.id, when: when(i.present_by) })),
@@ -212,7 +220,7 @@ export const inspection = {
             : pagedTable([
               [t("insp.delivery"), sampled],
               [t("timeline.provider"), (s) => deptLabel(depts, s.provider)],
-              [t("insp.presented"), (s) => s.presented ?? "—"],
+              [t("insp.presented"), (s) => presentedBadge(s.presented)],
               [t("insp.outcome"), (s) => h("span", {}, outcomeCell(s), s.overdue ? [" ", overdueBadge()] : null)],
             ], i.sample, { id: "sample" }),
         ]);

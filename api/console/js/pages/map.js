@@ -4,7 +4,7 @@
 // is its own exchanges only. An edge opens its agreements.
 import { history } from "../api.js";
 import { add, fill, h, s, table } from "../dom.js";
-import { t } from "../i18n.js";
+import { num, t } from "../i18n.js";
 import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd } from "./common.js";
 
 const SIZE = 520;
@@ -37,8 +37,8 @@ export function edgesOf(events) {
 
 function edgeText(depts, e) {
   return t("map.edgeTitle", {
-    provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: e.agreements.size,
-    deliveries: e.deliveries, receipts: e.receipts, bytes: e.bytes,
+    provider: deptLabel(depts, e.provider), consumer: deptLabel(depts, e.consumer), agreements: num(e.agreements.size),
+    deliveries: num(e.deliveries), receipts: num(e.receipts), bytes: num(e.bytes),
   });
 }
 
@@ -76,7 +76,7 @@ function drawMap(depts, edges, onPick) {
         s("path", { d: `M ${start.x} ${start.y} Q ${mx} ${my} ${end.x} ${end.y}`, "stroke-width": width, "marker-end": "url(#arrow)" }),
         // The label sits on the curve's midpoint (a quadratic Bezier's point at t = 1/2).
         s("text", { x: (a.x + 2 * mx + b.x) / 4, y: (a.y + 2 * my + b.y) / 4, "text-anchor": "middle", class: "edge-label" },
-          `${e.agreements.size} / ${volume(e)}`));
+          `${num(e.agreements.size)} / ${num(volume(e))}`));
       group.addEventListener("click", () => onPick(e));
       group.addEventListener("keydown", (event) => event.key === "Enter" && onPick(e));
       return group;
@@ -150,10 +150,10 @@ export default {
         [t("timeline.provider"), (e) => deptLabel(depts, e.provider)],
         [t("timeline.consumer"), (e) => deptLabel(depts, e.consumer)],
         [t("map.agreements"), (e) => [...e.agreements].map((id) => h("a", { href: `#/agreement/${id}`, class: "agreement-link" }, `#${id} `))],
-        [t("map.deliveries"), (e) => e.deliveries],
-        [t("map.receipts"), (e) => e.receipts],
-        [t("timeline.records"), (e) => e.records],
-        [t("timeline.bytes"), (e) => e.bytes],
+        [t("map.deliveries"), (e) => num(e.deliveries)],
+        [t("map.receipts"), (e) => num(e.receipts)],
+        [t("timeline.records"), (e) => num(e.records)],
+        [t("timeline.bytes"), (e) => num(e.bytes)],
       ], edges, { id: "map-table" }));
     fitLabels(map);
   },

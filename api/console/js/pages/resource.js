@@ -2,7 +2,7 @@
 // and deliveries, each agreement linking to its timeline.
 import { api, every, history } from "../api.js";
 import { add, h, mono, pagedTable, table, theirs, when } from "../dom.js";
-import { t } from "../i18n.js";
+import { num, t } from "../i18n.js";
 import { departmentsById, deptLabel, idArg, resourceTitle, shareTypeLabel, statusBadge } from "./common.js";
 
 // The catalog document's facts, listed with the entry's own so that every value starts at one edge (two lists
@@ -86,8 +86,8 @@ export default {
         [t("timeline.agreement"), (d) => h("a", { href: `#/agreement/${grantAgreement.get(d.grant_id)}` }, `#${grantAgreement.get(d.grant_id)}`)],
         [t("timeline.provider"), (d) => deptLabel(depts, d.provider)],
         [t("timeline.consumer"), (d) => deptLabel(depts, d.consumer)],
-        [t("timeline.records"), (d) => d.record_count],
-        [t("timeline.bytes"), (d) => d.byte_size],
+        [t("timeline.records"), (d) => num(d.record_count)],
+        [t("timeline.bytes"), (d) => num(d.byte_size)],
         [t("timeline.status"), (d) => statusBadge(d.status)],
         [t("timeline.time"), (d) => when(d.recorded_at)],
       ], delivered, { id: "resource-deliveries" }),
@@ -97,7 +97,7 @@ export default {
         [t("timeline.agreement"), (e) => h("a", { href: `#/agreement/${e.agreement_id}` }, `#${e.agreement_id}`)],
         [t("timeline.provider"), (e) => deptLabel(depts, e.provider_id)],
         [t("timeline.consumer"), (e) => deptLabel(depts, e.consumer_id)],
-        [t("resource.receipts"), (e) => e.fields.leafCount],
+        [t("resource.receipts"), (e) => num(e.fields.leafCount)],
         [t("timeline.status"), (e) => statusBadge(acknowledged.has(batchKey(e)) ? "acknowledged" : "anchored")],
         [t("timeline.time"), (e) => when(e.timestamp)],
       ], batches, { id: "resource-batches" }));

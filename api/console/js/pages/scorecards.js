@@ -3,7 +3,7 @@
 import { api } from "../api.js";
 import { add, download, fill, h } from "../dom.js";
 import { bars, pct } from "../charts.js";
-import { t } from "../i18n.js";
+import { heading, num, t } from "../i18n.js";
 import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd, periodError, shareTypeLabel } from "./common.js";
 
 const DAY = 86400;
@@ -56,7 +56,7 @@ function charts(card, depts) {
       // Of each share type's resources, those with an agreement or a delivery in the period (the API's figures).
       bars(SHARE_TYPES.map((k) => {
         const x = sharedByType[k];
-        return { label: shareTypeLabel(k), value: x?.rate ?? 0, text: x ? `${x.shared}/${x.total} (${pct(x.rate)})` : "—", cls: `share-${k}` };
+        return { label: shareTypeLabel(k), value: x?.rate ?? 0, text: x ? `${num(x.shared)}/${num(x.total)} (${pct(x.rate)})` : "—", cls: `share-${k}` };
       }), { max: 1, title: t("score.shareRateByType") })),
     h("figure", { class: "card" },
       h("figcaption", {}, t("score.requests")),
@@ -69,11 +69,11 @@ function charts(card, depts) {
         { label: t("score.overdue"), value: requests.overdue, cls: "bad" },
       ], { title: t("score.requests") })),
     h("figure", { class: "card" },
-      h("figcaption", {}, t("score.responseTime", { n: rt.decisions })),
+      h("figcaption", {}, t("score.responseTime", { n: num(rt.decisions) })),
       bars([
         { label: t("score.median"), value: (rt.median || 0) / DAY, text: days(rt.median) },
         { label: t("score.p90"), value: (rt.p90 || 0) / DAY, text: days(rt.p90) },
-      ], { marker: { value: (deadlineDays * 7) / 5, label: t("score.deadline", { n: deadlineDays }) }, title: t("score.responseTime", { n: rt.decisions }) })),
+      ], { marker: { value: (deadlineDays * 7) / 5, label: t("score.deadline", { n: deadlineDays }) }, title: t("score.responseTime", { n: num(rt.decisions) }) })),
     h("figure", { class: "card" },
       h("figcaption", {}, t("score.deliveries")),
       bars([
@@ -92,7 +92,7 @@ function charts(card, depts) {
     h("figure", { class: "card" },
       h("figcaption", {}, t("score.demand")),
       demand.length === 0 ? h("p", { class: "muted" }, t("score.noDemand")) : bars(demand.map(([consumer, v]) => ({
-        label: deptLabel(depts, consumer), value: v.rate ?? 0, text: `${v.satisfied}/${v.requested} (${pct(v.rate)})`,
+        label: deptLabel(depts, consumer), value: v.rate ?? 0, text: `${num(v.satisfied)}/${num(v.requested)} (${pct(v.rate)})`,
       })), { max: 1, title: t("score.demand") })));
 }
 
@@ -118,10 +118,10 @@ function practice(p) {
       { label: t("score.demandsOverdue"), value: received.overdue, cls: "bad" },
     ], { title: t("score.demandsReceived") }),
     bars([
-      score(`${t("eval.timeliness")} (${given.count})`, given.timeliness),
-      score(`${t("eval.completeness")} (${given.count})`, given.completeness),
-      score(`${t("eval.accuracy")} (${given.count})`, given.accuracy),
-      score(`${t("eval.purpose_compliance")} (${taken.count})`, taken.purpose_compliance),
+      score(`${t("eval.timeliness")} (${num(given.count)})`, given.timeliness),
+      score(`${t("eval.completeness")} (${num(given.count)})`, given.completeness),
+      score(`${t("eval.accuracy")} (${num(given.count)})`, given.accuracy),
+      score(`${t("eval.purpose_compliance")} (${num(taken.count)})`, taken.purpose_compliance),
     ], { max: 5, title: t("eval.title") }),
     bars([
       { label: t("status.passed"), value: insp.passed, cls: "good" },
@@ -185,7 +185,8 @@ export default {
   },
 };
 
-// Every department side by side over the same period (auditors): one scorecard request per department.
+// Every department side by side over the same period (auditors): one scorecard request per department. A
+// count stays a number in a row, grouped where shown (sideBySide) and plain in the CSV, which a spreadsheet reads.
 const COLUMNS = [
   ["score.colResources", (c) => c.resources.total],
   ["score.shareRate", (c) => pct(c.catalog_shared.rate)],
@@ -202,9 +203,9 @@ const COLUMNS = [
 // And their sharing practice (the scorecard's `practice`): demands received met and overdue, the scores received
 // (average and count), inspection outcomes and sampled deliveries overdue. A second table, so that each fits
 // the page; the CSV has both.
-const average = (a, v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)} (${a.count})`);
+const average = (a, v) => (v === null || v === undefined ? "—" : `${v.toFixed(2)} (${num(a.count)})`);
 const PRACTICE_COLUMNS = [
-  ["score.colDemandsMet", (p) => `${p.demands_received.met}/${p.demands_received.total}`],
+  ["score.colDemandsMet", (p) => `${num(p.demands_received.met)}/${num(p.demands_received.total)}`],
   ["score.colDemandsOverdue", (p) => p.demands_received.overdue],
   ["eval.timeliness", (p) => average(p.evaluations.as_provider, p.evaluations.as_provider.timeliness)],
   ["eval.completeness", (p) => average(p.evaluations.as_provider, p.evaluations.as_provider.completeness)],
@@ -219,15 +220,15 @@ const PRACTICE_COLUMNS = [
 function sideBySide(id, header, rows) {
   return h("table", { id },
     h("thead", {}, h("tr", {}, header.map((x) => h("th", {}, x)))),
-    h("tbody", {}, rows.map((r) => h("tr", { "data-department": r[0] }, r.map((x) => h("td", {}, x))))));
+    h("tbody", {}, rows.map((r) => h("tr", { "data-department": r[0] }, r.map((x) => h("td", {}, typeof x === "number" ? num(x) : x))))));
 }
 
 async function comparison(departments, period) {
   const cards = await Promise.all(departments.map((d) => api("/audit/scorecard", { query: { department: d.code, ...period } })));
-  const header = [t("score.subject"), ...COLUMNS.map(([key]) => t(key))];
-  const rows = departments.map((d, i) => [d.code, ...COLUMNS.map(([, value]) => String(value(cards[i])))]);
-  const practiceHeader = [t("score.subject"), ...PRACTICE_COLUMNS.map(([key]) => t(key))];
-  const practiceRows = departments.map((d, i) => [d.code, ...PRACTICE_COLUMNS.map(([, value]) => (cards[i].practice ? String(value(cards[i].practice)) : "—"))]);
+  const header = [t("score.subject"), ...COLUMNS.map(([key]) => heading(t(key)))];
+  const rows = departments.map((d, i) => [d.code, ...COLUMNS.map(([, value]) => value(cards[i]))]);
+  const practiceHeader = [t("score.subject"), ...PRACTICE_COLUMNS.map(([key]) => heading(t(key)))];
+  const practiceRows = departments.map((d, i) => [d.code, ...PRACTICE_COLUMNS.map(([, value]) => (cards[i].practice ? value(cards[i].practice) : "—"))]);
   const button = h("button", { type: "button", id: "export-comparison", class: "secondary no-print" }, t("score.exportCsv"));
   button.addEventListener("click", () => download("scorecards-departments.csv",
     csv([[...header, ...practiceHeader.slice(1)], ...rows.map((r, i) => [...r, ...practiceRows[i].slice(1)])])));

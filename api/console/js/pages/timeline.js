@@ -3,7 +3,7 @@
 // its proof (chain location and the event's decoded fields, as the audit trail indexed them).
 import { api, ApiError, every, history } from "../api.js";
 import { add, describeError, errorBox, fill, h, mono, paged, pagedTable, theirs, when } from "../dom.js";
-import { t } from "../i18n.js";
+import { num, t } from "../i18n.js";
 import { actionLabel, departmentsById, deptLabel, durationText, idArg, statusBadge } from "./common.js";
 
 const PHASE = {
@@ -42,13 +42,13 @@ function summary(event, depts) {
     case "GrantIssued":
       return t("timeline.sumGrant", { id: f.grantId, until: when(f.expiresAt) });
     case "DeliveryRecorded":
-      return h("span", {}, t("timeline.sumDelivery", { records: f.recordCount, bytes: f.byteSize }), " ",
+      return h("span", {}, t("timeline.sumDelivery", { records: num(f.recordCount), bytes: num(f.byteSize) }), " ",
         mono(f.deliveryId, 10), " ",
         h("a", { href: `#/verify?delivery=${f.deliveryId}`, class: "verify-link" }, t("timeline.verifyThis")));
     case "DeliveryAcknowledged":
       return t("timeline.sumAcknowledged");
     case "ReceiptBatchAnchored":
-      return h("span", {}, t("timeline.sumBatch", { n: f.leafCount, first: f.firstSequence }), " ", mono(f.root, 10));
+      return h("span", {}, t("timeline.sumBatch", { n: num(f.leafCount), first: f.firstSequence }), " ", mono(f.root, 10));
     case "ReceiptBatchAcknowledged":
       return t("timeline.sumBatchAcknowledged", { first: f.firstSequence });
     case "ReceiptDisputed":

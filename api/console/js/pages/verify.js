@@ -3,7 +3,7 @@
 // manifest's signature and the ledger's receipt. MATCH / MISMATCH, with the leaves (records) that differ.
 import { api } from "../api.js";
 import { add, errorBox, fill, h, mono, PageError, table, when } from "../dom.js";
-import { t } from "../i18n.js";
+import { num, t } from "../i18n.js";
 import { ALGORITHMS, commitBlob, fromHex, indexRanges, slicer, toHex, TooManyLeavesError } from "../merkle.js";
 
 const MAX_SHOWN = 50;
@@ -176,9 +176,9 @@ function resultView(manifest, local, cmp, verdict, elapsed) {
     h("table", { id: "verify-compare" },
       h("thead", {}, h("tr", {}, [t("verify.field"), t("verify.manifest"), t("verify.computed"), t("verify.onChain")].map((x) => h("th", {}, x)))),
       h("tbody", {}, rows.map(([name, m, c, chain]) => h("tr", { class: differs(m, c) || differs(c, chain) ? "differs" : null },
-        h("td", {}, name), h("td", {}, typeof m === "string" ? mono(m, 12) : String(m ?? "—")),
-        h("td", {}, typeof c === "string" ? mono(c, 12) : String(c ?? "—")),
-        h("td", {}, typeof chain === "string" ? mono(chain, 12) : String(chain ?? "—")))))),
+        h("td", {}, name), h("td", {}, typeof m === "string" ? mono(m, 12) : num(m)),
+        h("td", {}, typeof c === "string" ? mono(c, 12) : num(c)),
+        h("td", {}, typeof chain === "string" ? mono(chain, 12) : num(chain)))))),
     h("dl", { class: "facts" },
       h("dt", {}, t("verify.differing")), h("dd", { id: "differing" }, ranges(indexRanges(cmp.differing))),
       h("dt", {}, t("verify.missing")), h("dd", {}, ranges(cmp.missing)),
@@ -277,7 +277,7 @@ export default {
           format: manifest.chunking.format, chunkSize: manifest.chunking.chunk_size, maxLeaves: MAX_LEAVES,
         }).catch((error) => {
           throw error instanceof TooManyLeavesError
-            ? new PageError(t("verify.tooManyLeavesHere", { n: error.limit.toLocaleString("en-US"), format: manifest.chunking.format }))
+            ? new PageError(t("verify.tooManyLeavesHere", { n: num(error.limit), format: manifest.chunking.format }))
             : error;
         });
         const elapsed = Math.round(performance.now() - started);
