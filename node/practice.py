@@ -55,18 +55,6 @@ class RejectionRecord:
 
 
 @dataclass(frozen=True)
-class RejectionLog:
-    """A ``DemandAnswerRejected`` log as read, before :func:`pair_rejections` pairs it with the answer it
-    rejected."""
-
-    #: A :class:`~node.types.RejectionReason` value.
-    reason_code: int
-    reason_hash: bytes
-    rejected_at: int
-    rejected: ChainPosition | None = None
-
-
-@dataclass(frozen=True)
 class Withdrawal:
     """A ``DemandWithdrawn`` log: when (block time) and where."""
 
@@ -80,20 +68,19 @@ class DemandHistory:
     withdrawal, if any (what :meth:`DemandRecord.with_history` takes). Built up log by log."""
 
     answers: list[AnswerRecord] = field(default_factory=list)
-    rejections: list[RejectionLog] = field(default_factory=list)
+    rejections: list[RejectionRecord] = field(default_factory=list)
     withdrawal: Withdrawal | None = None
 
-
-def pair_rejections(
-    answers: list[AnswerRecord], rejections: list[RejectionLog]
-) -> tuple[RejectionRecord, ...]:
-    """Each rejection, in chain order, with the answer it rejected: a demand's answers and rejections
-    alternate (a rejection clears the one answer standing, and a demand takes an answer only while none
-    stands), so the n-th rejection is of the n-th answer."""
-    return tuple(
-        RejectionRecord(answer, r.reason_code, r.reason_hash, r.rejected_at, r.rejected)
-        for answer, r in zip(answers, rejections, strict=False)
-    )
+    def reject(
+        self, reason_code: int, reason_hash: bytes, rejected_at: int, rejected: ChainPosition | None
+    ) -> None:
+        """Add a ``DemandAnswerRejected`` log, with the answer it rejected. A demand's answers and rejections
+        alternate (a rejection clears the one answer standing, and a demand takes an answer only while none
+        stands), so the n-th rejection is of the n-th answer: read after the answers before it. A rejection
+        of no answer read is dropped (the contract logs none)."""
+        if len(self.answers) > len(self.rejections):
+            answer = self.answers[len(self.rejections)]
+            self.rejections.append(RejectionRecord(answer, reason_code, reason_hash, rejected_at, rejected))
 
 
 @dataclass(frozen=True)
@@ -148,9 +135,9 @@ class DemandRecord:
     def with_history(self, history: DemandHistory) -> DemandRecord:
         """This demand as its logs tell it: the answer standing is the last one, unless a rejection followed
         it; withdrawn if it was."""
-        answers, w = history.answers, history.withdrawal
-        paired = pair_rejections(answers, history.rejections)
-        d = replace(self.with_answer(answers[-1] if len(answers) > len(paired) else None), rejections=paired)
+        answers, w, rejections = history.answers, history.withdrawal, tuple(history.rejections)
+        standing = answers[-1] if len(answers) > len(rejections) else None
+        d = replace(self.with_answer(standing), rejections=rejections)
         return d if w is None else replace(d, withdrawn_at=w.withdrawn_at, withdrawn=w.withdrawn)
 
     def known_at(self, block: int) -> DemandRecord:
@@ -469,8 +456,9 @@ class PracticeReader:
                 )
             )
         for a, at, time in logs("DemandAnswerRejected"):
-            histories.setdefault(int(a["demandId"]), DemandHistory()).rejections.append(
-                RejectionLog(int(a["reasonCode"]), bytes(a["reasonHash"]), time, at)
+            # After every answer of the demand: the n-th rejection is of the n-th answer.
+            histories.setdefault(int(a["demandId"]), DemandHistory()).reject(
+                int(a["reasonCode"]), bytes(a["reasonHash"]), time, at
             )
         for a, at, time in logs("DemandWithdrawn"):
             histories.setdefault(int(a["demandId"]), DemandHistory()).withdrawal = Withdrawal(time, at)

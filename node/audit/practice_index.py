@@ -41,7 +41,6 @@ from node.practice import (
     EvaluationRecord,
     InspectionRecord,
     RecordedOutcome,
-    RejectionLog,
     Withdrawal,
     scores_of,
 )
@@ -172,9 +171,7 @@ def demands(
                 )
             )
         elif h.event == DEMAND_ANSWER_REJECTED:
-            told.rejections.append(
-                RejectionLog(int(f["reasonCode"]), _b32(f["reasonHash"]), int(h.block_time), at)
-            )
+            told.reject(int(f["reasonCode"]), _b32(f["reasonHash"]), int(h.block_time), at)
         else:
             told.withdrawal = Withdrawal(int(h.block_time), at)
 

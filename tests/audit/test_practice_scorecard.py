@@ -17,7 +17,7 @@ from node.practice import (
     InspectionRecord,
     OutcomeRecord,
     PracticeFacts,
-    RejectionLog,
+    RejectionRecord,
     SampledRecord,
 )
 from node.types import (
@@ -112,7 +112,7 @@ def test_a_rejected_answer_never_meets_its_demand_and_a_withdrawn_demand_counts_
     unfit = AnswerRecord(DemandAnswer.EXISTING_RESOURCE, CIVIL, 200, 9, 0, Z, ChainPosition(20, 0))
     fit = AnswerRecord(DemandAnswer.NEW_RESOURCE, HRSS, 400, 8, 0, Z, ChainPosition(40, 0))
     to_no_one = demand(1, PSB, 0, DemandAnswer.NONE).with_history(
-        DemandHistory([unfit, fit], [RejectionLog(1, Z, 300, ChainPosition(30, 0))])
+        DemandHistory([unfit, fit], [RejectionRecord(unfit, 1, Z, 300, ChainPosition(30, 0))])
     )
     withdrawn = replace(demand(2, PSB, HRSS, DemandAnswer.NONE, due=450), withdrawn_at=500)
     practice = PracticeFacts(demands=[to_no_one, withdrawn], evaluations=[], inspections=[], outcomes=[])
