@@ -8,8 +8,9 @@ like the report's rows: block time in the period and, for a department's report,
 (a demand's publisher or addressee, also for its withdrawal; an answer's answerer and its demand's
 publisher, also for the answer's rejection; an evaluated
 agreement's provider or consumer; an inspected delivery's provider; openings and draws of inspections belong
-to no department). ``dxl audit verify`` derives the same rows from the node and names each missing, added or
-changed one.
+to no department), by the one rule of every row of a report (:func:`node.audit.verify.covers`). ``dxl audit
+verify`` derives the same rows from the node and names each missing, added or changed one, and one of another
+department's padded into a department's report by ``NOT_THE_DEPARTMENTS``, as a row of the ledger's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from node.audit.events import EventCodec
 from node.audit.rpc import JsonRpc, quantity
-from node.audit.verify import same_value
+from node.audit.verify import covers, not_the_departments, same_value
 from node.types import InspectionOutcome
 from verifier.abi import decode, encode, selector
 from verifier.sampling import BLOCKHASH_WINDOW, Population, draw_sample, slot_of
@@ -110,10 +111,13 @@ def practice_rows(
     grant_provider: Callable[[int], int | None] = lambda _grant: None,
     batch_blocks: int = 2000,
     inspections: dict[int, InspectionLogs] | None = None,
+    others: dict[tuple[int, int], set[int]] | None = None,
 ) -> list[dict[str, Any]]:
     """The practice rows of blocks ``first..last`` selected by ``period`` and ``department``, in chain order.
-    ``inspections``, if given, is filled with every inspection's logs in those blocks, selected or not. The
-    outcome of a drawn receipt (keyed by its slot) belongs to its grant's provider, ``grant_provider``.
+    ``inspections``, if given, is filled with every inspection's logs in those blocks, selected or not;
+    ``others``, with the parties of each event of the period ``department`` is no party to, by (block number,
+    log index). The outcome of a drawn receipt (keyed by its slot) belongs to its grant's provider,
+    ``grant_provider``.
 
     Raises:
         NodeError: the node fails.
@@ -134,9 +138,13 @@ def practice_rows(
             )
         if not period["from"] <= block_time < period["to"]:
             continue
-        if department is not None and department not in _parties(
+        # A consortium's report holds every row: no demand's parties are read for it.
+        parties = set() if department is None else _parties(
             name, fields, agreement_parties, grant_provider, demands
-        ):
+        )  # fmt: skip
+        if not covers(department, parties):
+            if others is not None:
+                others[(number, quantity(log["logIndex"]))] = parties
             continue
         rows.append(
             {
@@ -247,10 +255,19 @@ def expired_inspections(inspections: dict[int, InspectionLogs], last_block: int)
     ]  # fmt: skip
 
 
-def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str) -> list[str]:
+def practice_problems(
+    stated: Any,
+    expected: list[dict[str, Any]],
+    address: str,
+    *,
+    department: int | None = None,
+    others: dict[tuple[int, int], set[int]] | None = None,
+) -> list[str]:
     """Where a report's ``practice`` section differs from the rows derived from the chain: a row the chain
     does not have, a column that differs in value or JSON type, a key that is no column, a row out of chain
-    order or given twice, and a row of the chain the report lacks."""
+    order or given twice, and a row of the chain the report lacks. A row of ``others`` (by location: the
+    parties of the period's events ``department`` is no party to, from :func:`practice_rows`) is named
+    ``NOT_THE_DEPARTMENTS``."""
     if not isinstance(stated, dict) or not isinstance(stated.get("rows"), list):
         return ["practice: must be an object with an address and a list of rows"]
     if str(stated.get("address", "")).lower() != address.lower():
@@ -270,6 +287,9 @@ def practice_problems(stated: Any, expected: list[dict[str, Any]], address: str)
         if stated_key is not None and type(stated_key[0]) is int and type(stated_key[1]) is int:
             key = (stated_key[0], stated_key[1])
         found = by_location.get(key) if key is not None else None
+        if found is None and others is not None and key in others:
+            problems.append(not_the_departments(f"practice row {i}", department, others[key]))
+            continue
         if key is None or found is None or not isinstance(row, dict):
             problems.append(
                 f"practice row {i}: no practice event of the selection at block/log {stated_key} on chain"

@@ -126,7 +126,7 @@ NEVER_NULL: dict[str, str] = {
 #: What a report's rows and carried receipts can get wrong, by code; each problem line reads
 #: ``receipts of batch (grant G, first sequence F): CODE: message`` or ``row N: CODE: message``.
 REPORT_PROBLEMS: dict[str, str] = {
-    # A department's report holds the exchanges it is a party to (:func:`_covers`): another's, however
+    # A department's report holds the exchanges it is a party to (:func:`covers`): another's, however
     # correct, would pad it with exchanges that are not its own.
     "NOT_THE_DEPARTMENTS": "an exchange of departments {parties}, not of the report's department "
     "{department}",
@@ -187,13 +187,14 @@ def report_problem(where: str, code: str, **values: Any) -> str:
     return f"{where}: {code}: {REPORT_PROBLEMS[code].format(**values)}"
 
 
-def _covers(department: int | None, parties: set[int]) -> bool:
+def covers(department: int | None, parties: set[int]) -> bool:
     """Whether a report of ``department`` (None: the consortium's) holds an exchange of ``parties``: the one
-    test of the rows the verifier re-derives, of the rows a report states and of the batches it carries."""
+    test of the rows the verifier re-derives, of the rows a report states, of the batches it carries and of
+    its practice rows (:func:`node.audit.practice_report.practice_rows`)."""
     return department is None or department in parties
 
 
-def _not_the_departments(where: str, department: int | None, parties: set[int]) -> str:
+def not_the_departments(where: str, department: int | None, parties: set[int]) -> str:
     """The NOT_THE_DEPARTMENTS line of ``where``, an exchange of ``parties`` in a report of ``department``."""
     named = " and ".join(str(p) for p in sorted(parties)) or "none"
     return report_problem(where, "NOT_THE_DEPARTMENTS", parties=named, department=department)
@@ -389,7 +390,7 @@ def _expected_row(record: EventRecord, position: int) -> dict[str, Any]:
 def _selected(record: EventRecord, period: dict[str, Any], department: int | None) -> bool:
     if not period["from"] <= record.block_time < period["to"]:
         return False
-    return _covers(department, record.departments())
+    return covers(department, record.departments())
 
 
 def verify_report(
@@ -502,7 +503,7 @@ def verify_report(
         previous = seq if previous is None else max(previous, seq)
         found = chain.get(seq)
         if found is None and seq in others:
-            problems.append(_not_the_departments(label, department, others[seq]))
+            problems.append(not_the_departments(label, department, others[seq]))
             continue
         if found is None:
             problems.append(
@@ -544,6 +545,8 @@ def verify_report(
         practice = practice or (str(stated.get("address", "")) if isinstance(stated, dict) else "")
         expected = []
         inspections: dict[int, InspectionLogs] = {}
+        #: The parties of each practice event of the period the department is no party to, by location.
+        practice_others: dict[tuple[int, int], set[int]] = {}
         if practice:
             _check_anchors_serve(rpc, practice, address, "the sharing practice contract --practice")
 
@@ -555,9 +558,12 @@ def verify_report(
                 rpc, practice, scan.first, scan.last, period=report["period"], department=department,
                 agreement_parties=parties, batch_blocks=batch_blocks, inspections=inspections,
                 grant_provider=lambda g: grant.provider if (grant := lineage.grants.get(g)) else None,
+                others=practice_others,
             )  # fmt: skip
             expected = [r for r in expected if scan.due(r["block_number"], r["block_time"])]
-        problems.extend(practice_problems(stated, expected, practice))
+        problems.extend(
+            practice_problems(stated, expected, practice, department=department, others=practice_others)
+        )
 
         from verifier.onchain import ChainCheckError
         from verifier.sampling import AnchoredBatch, Population, sample_version
@@ -787,8 +793,8 @@ def _receipt_problems(
             problems.append(receipt_problem(grant, first, "RECEIPT_BATCH_UNKNOWN"))
             continue
         where = f"receipts of batch (grant {grant}, first sequence {first})"
-        if not _covers(department, on_chain.departments()):
-            problems.append(_not_the_departments(where, department, on_chain.departments()))
+        if not covers(department, on_chain.departments()):
+            problems.append(not_the_departments(where, department, on_chain.departments()))
             continue
         if receipts is None:
             # Declared, not hidden: the report's author does not hold these receipts (another service

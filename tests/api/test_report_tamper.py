@@ -33,6 +33,7 @@ from tests.api.api_helpers import (
     own_period,
     pass_past,
     pass_time,
+    register,
 )
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, other, rewrite_csv
 from tests.cli import invoke
@@ -47,8 +48,9 @@ pytestmark = pytest.mark.xdist_group("api-report-tamper")
 #: and a day passes on the shared node where 30 days could not (``api_helpers.own_period``).
 EVALUATION_PERIOD = 86400
 
-PRACTICE_EVENTS = {"DemandPublished", "DemandAnswered", "EvaluationRecorded", "InspectionOpened",
-                   "InspectionDrawn", "InspectionOutcomeRecorded"}  # fmt: skip
+PRACTICE_EVENTS = {"DemandPublished", "DemandAnswered", "DemandAnswerRejected", "DemandWithdrawn",
+                   "EvaluationRecorded", "InspectionOpened", "InspectionDrawn",
+                   "InspectionOutcomeRecorded"}  # fmt: skip
 
 
 def _inspection(env: ApiEnv, period: tuple[int, int]) -> dict[str, Any]:
@@ -77,13 +79,21 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
         ok(env.call("POST", f"/agreements/{grant['agreement_id']}/evaluations", "psb", json={
             "delivery_id": deliveries[0]["delivery_id"], "timeliness": 5, "completeness": 4,
             "accuracy": 3}), 201)  # fmt: skip
-    demand = ok(env.call("POST", "/demands", "psb", json={
-        "document": {"title": "婚姻登记信息", "description": "核对婚姻状况", "purpose": "住房保障资格审核",
-                     "legal_basis": "《城镇住房保障条例》", "fields": ["身份证号"]},
-        "due_by": env.setup.client.next_block_time() + 30 * 86400,
-        "addressee": "HRSS"}), 201)["record"]  # fmt: skip
-    ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
+    text = {"title": "婚姻登记信息", "description": "核对婚姻状况", "purpose": "住房保障资格审核",
+            "legal_basis": "《城镇住房保障条例》", "fields": ["身份证号"]}  # fmt: skip
+    demands = [
+        ok(env.call("POST", "/demands", "psb", json={
+            "document": text, "due_by": env.setup.client.next_block_time() + 30 * 86400,
+            "addressee": "HRSS"}), 201)["record"]
+        for _ in range(3)
+    ]  # fmt: skip
+    ok(env.call("POST", f"/demands/{demands[0]['id']}/answer", "hrss",
                 json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
+    # An answer rejected by the publisher, and a demand withdrawn: every kind of practice row.
+    ok(env.call("POST", f"/demands/{demands[1]['id']}/answer", "hrss",
+                json={"answer": "new_resource", "resource_id": register(env, "hrss")}))  # fmt: skip
+    ok(env.call("POST", f"/demands/{demands[1]['id']}/reject", "psb", json={"reason": "incomplete"}))
+    ok(env.call("POST", f"/demands/{demands[2]['id']}/withdraw", "psb"))
     _inspection(env, period)
     # Two batches of one grant and one of another: receipts can be moved between batches of either kind.
     gid, first = anchored_batch(env, 3)
@@ -196,7 +206,10 @@ def test_edit_of_any_column_of_any_practice_row_is_named(
     kinds = {i: rows[i]["event"] for i in targets}
     for i in targets:
         row = rows[i]
-        row[column] = changed(column, row) if column != "event" else "DemandWithdrawn"
+        if column == "event":
+            row[column] = "DemandWithdrawn" if row[column] != "DemandWithdrawn" else "DemandPublished"
+        else:
+            row[column] = changed(column, row)
     problems = _verify(api_env, _as_read(doc, fmt, tmp_path)).problems
     for i in targets:
         # A row moved to another log names what the chain has there (another event, or none).
@@ -442,6 +455,36 @@ def test_a_departments_report_padded_with_anothers_exchange_is_named(
     assert padded.exit_code == 1, padded.output
     problems = json.loads(padded.stdout)["problems"]
     assert [p for p in problems if p.startswith(expected)] == problems, (expected, problems)
+
+
+@pytest.mark.parametrize("kind", sorted(PRACTICE_EVENTS))
+def test_a_departments_report_padded_with_anothers_practice_row_is_named(
+    api_env: ApiEnv, exchange: dict[str, Any], doc: dict[str, Any], tmp_path: Path, kind: str
+) -> None:
+    """A practice row of PSB's and HRSS's (a demand, its answer, rejection or withdrawal, an evaluation, an
+    inspection's outcome) or of no department (an inspection's opening and draw), as the chain holds it,
+    padded into CIVIL's report is named by one line with the code a ledger row or a batch is named by; it
+    was named as a practice event the chain lacks."""
+    civil = _civil_report(exchange, tmp_path / "civil")
+    row = next(r for r in doc["practice"]["rows"] if r["event"] == kind)
+    rows = sorted([*civil["practice"]["rows"], copy.deepcopy(row)],
+                  key=lambda r: (r["block_number"], r["log_index"]))  # fmt: skip
+    civil["practice"]["rows"] = rows
+    d = api_env.departments
+    parties = {"InspectionOpened": [], "InspectionDrawn": [], "InspectionOutcomeRecorded": [d["HRSS"]]}.get(
+        kind, sorted([d["HRSS"], d["PSB"]])
+    )
+    named = " and ".join(str(p) for p in parties) or "none"
+    expected = (
+        f"practice row {rows.index(row)}: NOT_THE_DEPARTMENTS: an exchange of departments {named}, not of "
+        f"the report's department {d['CIVIL']}"
+    )
+    args = ["--rpc", str(api_env.settings.rpc_url), "--contract", api_env.setup.deployment.address,
+            "--anchors", exchange["anchors"], "--practice", exchange["practice"], "--json"]  # fmt: skip
+    for fmt in ("json", "csv"):
+        padded = invoke(["audit", "verify", str(_written(civil, fmt, tmp_path / fmt)), *args])
+        assert padded.exit_code == 1, padded.output
+        assert json.loads(padded.stdout)["problems"] == [expected], fmt
 
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
