@@ -198,6 +198,11 @@ ERRORS: Mapping[str, ErrorSpec] = {
     "PRESENTATION_CLOSED": ErrorSpec(
         409, "the delivery's outcome is recorded already, or its presentation deadline has passed"
     ),
+    "PRACTICE_PREDATES_OPERATION": ErrorSpec(
+        409,
+        "the sharing practice contract beside this ledger, deployed by an older dxl and kept on upgrade, "
+        "predates this operation: it lacks the function the operation calls",
+    ),
     "PRACTICE_NOT_DEPLOYED": ErrorSpec(
         503, "the sharing practice contract is not deployed beside this ledger (run `dxl deploy`)"
     ),

@@ -8,6 +8,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from api.errors import ApiError
 from api.ledger import Finish
 from api.ledger.core import store_then_send
 from api.practice.texts import TextStore
@@ -39,6 +40,32 @@ class PracticeCore:
         #: cannot change; a seed that differs (the node lost the draw's block) is derived afresh.
         self._samples: dict[tuple[int, bytes], DerivedSample] = {}
         self._samples_guard = threading.Lock()
+
+    def _offers(self, name: str) -> bool:
+        """Whether the deployed practice contract has ``name`` (a build deployed by an older dxl is kept, and
+        may lack a function added since: :data:`node.deploy.LATER_FUNCTIONS`); read once."""
+        from node.deploy import offers_function
+
+        known = self._offered.get(name)
+        if known is None:
+            known = self._offered[name] = offers_function(
+                self.client.code_at(str(self.client.address)), self.client.abi, name
+            )
+        return known
+
+    def _refuse_unoffered(self, name: str, operation: str) -> None:
+        """Refuse ``operation``, which calls ``name``, when the deployed practice contract lacks it: sent, it
+        reverted without a reason, answered as a bare LEDGER_REJECTED.
+
+        Raises:
+            ApiError: PRACTICE_PREDATES_OPERATION.
+        """
+        if not self._offers(name):
+            raise ApiError(
+                "PRACTICE_PREDATES_OPERATION",
+                f"the SharingPractice at {self.client.address}, deployed by an older dxl and kept on "
+                f"upgrade, predates {operation}: it has no {name}",
+            )
 
     def presentation_lock(self, inspection_id: int, delivery_id: bytes) -> threading.Lock:
         """Held by a presentation of the delivery while it checks and writes, and by the recording of its

@@ -232,13 +232,14 @@ class DemandService(PracticeCore):
         """The publisher rejects the resource its demand was answered with.
 
         Raises:
-            ApiError: DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY (not the publisher),
-                ANSWER_NOT_REJECTABLE (unanswered or declined), each before signing; the contract's refusal of
-                one mined later.
+            ApiError: PRACTICE_PREDATES_OPERATION (the deployed contract has no ``rejectAnswer``),
+                DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY (not the publisher), ANSWER_NOT_REJECTABLE
+                (unanswered or declined), each before signing; the contract's refusal of one mined later.
         """
         resumed = ledger._resume(principal)
         if resumed is not None:
             return cast(m.Written[m.DemandPublic], resumed)
+        self._refuse_unoffered("rejectAnswer", "the rejection of an answer")
         me = ledger.department_id_of(principal)
         record = self._publishers(demand_id, me)
         if record.answer not in (DemandAnswer.NEW_RESOURCE, DemandAnswer.EXISTING_RESOURCE):
@@ -257,12 +258,14 @@ class DemandService(PracticeCore):
         """The publisher withdraws its demand, still unanswered.
 
         Raises:
-            ApiError: DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY (not the publisher),
-                DEMAND_ALREADY_ANSWERED, each before signing; the contract's refusal of one mined later.
+            ApiError: PRACTICE_PREDATES_OPERATION (the deployed contract has no ``withdrawDemand``),
+                DEMAND_NOT_FOUND, DEMAND_WITHDRAWN, NOT_A_PARTY (not the publisher), DEMAND_ALREADY_ANSWERED,
+                each before signing; the contract's refusal of one mined later.
         """
         resumed = ledger._resume(principal)
         if resumed is not None:
             return cast(m.Written[m.DemandPublic], resumed)
+        self._refuse_unoffered("withdrawDemand", "the withdrawal of a demand")
         me = ledger.department_id_of(principal)
         record = self._publishers(demand_id, me)
         if record.answer is not DemandAnswer.NONE:

@@ -139,18 +139,6 @@ class EvaluationService(PracticeCore):
             )  # fmt: skip
         return cast(m.Written[m.EvaluationPublic], written)
 
-    def _offers(self, name: str) -> bool:
-        """Whether the deployed practice contract has ``name`` (a build deployed by an older dxl is kept, and
-        may lack a function added since: :data:`node.deploy.LATER_FUNCTIONS`); read once."""
-        from node.deploy import offers_function
-
-        known = self._offered.get(name)
-        if known is None:
-            known = self._offered[name] = offers_function(
-                self.client.code_at(str(self.client.address)), self.client.abi, name
-            )
-        return known
-
     def _evidence(
         self,
         ledger: LedgerService,

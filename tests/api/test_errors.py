@@ -360,6 +360,7 @@ ELSEWHERE = {
     "PRESENTATION_CLOSED": "test_practice.py::test_sampling_inspection_end_to_end",
     "INSPECTION_NOT_FOUND": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
     "PRACTICE_NOT_DEPLOYED": "test_practice.py::test_without_the_practice_contract_its_routes_answer_503",
+    "PRACTICE_PREDATES_OPERATION": "test_practice.py::test_a_practice_contract_older_than_rejection_and_...",
     "INDEX_BEHIND": "test_lists.py::test_min_block_within_the_confirmation_depth_is_index_behind",
     "PAYLOAD_TOO_MANY_LEAVES": "test_hostile_requests.py::test_a_payload_of_more_leaves_than_a_request_...",
     "REQUEST_TIMEOUT": "test_hostile_requests.py::test_a_head_held_back_is_answered_408_...",

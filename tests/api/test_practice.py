@@ -2831,3 +2831,75 @@ def test_an_agreements_evaluations_answer_what_the_contract_recorded_page_by_pag
         assert (past.status_code, past.json()["error"]["field"]) == (422, "cursor")
     outside = env.call("GET", path, "health")
     assert (outside.status_code, outside.json()["error"]["code"]) == (404, "AGREEMENT_NOT_FOUND")
+
+
+def _without_functions(code: bytes, names: set[str]) -> bytes:
+    """``code`` with the dispatcher's selector of each function of ``names`` moved one down: calls of them
+    reach no function and revert without a reason, as in a SharingPractice built before they existed, and
+    every other call is routed as before (no other selector lies between the two values)."""
+    from eth_utils.crypto import keccak
+
+    from node.deploy import _abi_type
+
+    functions = [e for e in load_artifact("SharingPractice").abi if e.get("type") == "function"]
+    selectors = {keccak(f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})".encode())[:4]: e["name"]
+                 for e in functions}  # fmt: skip
+    for selector, name in selectors.items():
+        if name in names:
+            moved = (int.from_bytes(selector, "big") - 1).to_bytes(4, "big")
+            assert moved not in selectors and b"\x63" + selector in code
+            code = code.replace(b"\x63" + selector, b"\x63" + moved)
+    return code
+
+
+def test_a_practice_contract_older_than_rejection_and_withdrawal_refuses_them_by_name(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """A SharingPractice deployed by an older dxl and kept on upgrade has no ``rejectAnswer`` and no
+    ``withdrawDemand``: sent anyway, each reverted without a reason and the publisher read a bare 409
+    LEDGER_REJECTED. The service says the deployed contract predates the operation, and sends nothing. Here
+    the module's contract, its demands kept, is given the code of such a build for the test's length (its
+    dispatcher without the two functions) and a service started on a record of that code."""
+    from eth_utils.crypto import keccak
+    from fastapi.testclient import TestClient
+
+    from node.deploy import offers_function
+
+    env = api_env
+    answered = publish(env, "psb", "hrss")
+    ok(env.call("POST", f"/demands/{answered['id']}/answer", "hrss",
+                json={"answer": "new_resource", "resource_id": register(env, "hrss")}))  # fmt: skip
+    unanswered = publish(env, "psb", "hrss")
+    home = tmp_path / "home"
+    shutil.copytree(
+        env.settings.home, home, ignore=shutil.ignore_patterns("*.sqlite3*", "node", "demo-tokens.json")
+    )
+    record = json.loads((home / "deployment.json").read_text())
+    address = record["sharing_practice"]["address"]
+    rpc = env.setup.client.w3.provider
+    current = bytes(env.setup.client.w3.eth.get_code(to_checksum_address(address)))
+    older = _without_functions(current, {"rejectAnswer", "withdrawDemand"})
+    abi = load_artifact("SharingPractice").abi
+    assert not any(offers_function(older, abi, name) for name in ("rejectAnswer", "withdrawDemand"))
+    record["sharing_practice"]["code_hash"] = "0x" + keccak(older).hex()  # as the older build's record says
+    (home / "deployment.json").write_text(json.dumps(record))
+    settings = env.settings.model_copy(update={"home": home, "database_url": None})
+    rpc.make_request("anvil_setCode", [address, "0x" + older.hex()])  # type: ignore[arg-type]
+    try:
+        with TestClient(create_app(settings)) as client:
+            headers = {"Authorization": f"Bearer {ensure_demo_tokens(settings)['demo-psb']}"}
+            head = env.setup.client.block_number()
+            for path, body, operation in (
+                (f"/demands/{answered['id']}/reject", {"reason": "incomplete"}, "the rejection of an answer"),
+                (f"/demands/{unanswered['id']}/withdraw", None, "the withdrawal of a demand"),
+            ):
+                refused = client.post(path, headers=headers, json=body)
+                error = refused.json()["error"]
+                assert refused.status_code == 409, refused.text
+                assert error["code"] == "PRACTICE_PREDATES_OPERATION", error
+                assert f"kept on upgrade, predates {operation}: it has no " in error["message"], error
+            assert env.setup.client.block_number() == head  # nothing sent
+            shown = client.get(f"/demands/{answered['id']}", headers=headers).json()
+            assert shown["answer"]["answered_by"] == env.departments["HRSS"] and shown["rejections"] == []
+    finally:
+        rpc.make_request("anvil_setCode", [address, "0x" + current.hex()])  # type: ignore[arg-type]
