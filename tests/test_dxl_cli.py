@@ -33,7 +33,7 @@ from tests.cli import dxl
 
 #: Packages that cost a large part of a second to import, none of which these commands need.
 HEAVY = ("web3", "eth_account", "eth_abi", "eth_utils", "eth_keyfile", "py_ecc", "typer", "pydantic", "rich",
-         "fastapi", "sqlalchemy", "httpx", "Crypto")  # fmt: skip
+         "fastapi", "sqlalchemy", "httpx", "Crypto", "reportlab")  # fmt: skip
 
 # ``dxl.main.main``, not the console script's ``run``, which ends a payload command with ``os._exit``.
 _PROBE = """

@@ -16,10 +16,11 @@ from __future__ import annotations
 import tempfile
 import threading
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
@@ -39,6 +40,7 @@ from api.errors import ApiError, base64_field
 from api.limits import check_payload_leaves
 from api.models import BYTES32_PATTERN, ManifestDocument
 from node.audit.errors import InvalidQueryError, NotFoundError
+from node.audit.scorecard_pdf import Language
 from node.errors import DxlError
 
 router = APIRouter(prefix="/audit", tags=["audit"])
@@ -313,7 +315,20 @@ def provenance_of_payload(
     return result
 
 
-@router.get("/scorecard")
+class ScorecardFormat(StrEnum):
+    JSON = "json"
+    PDF = "pdf"
+
+
+@router.get(
+    "/scorecard",
+    responses={
+        200: {
+            "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            "description": "the scorecard as JSON, or with format=pdf as a PDF file",
+        }
+    },
+)
 def scorecard(
     ctx: AuditDep,
     principal: ExchangeReader,
@@ -322,8 +337,15 @@ def scorecard(
     period_from: Annotated[IsoMoment, Query(alias="from")] = None,
     period_to: Annotated[IsoMoment, Query(alias="to")] = None,
     deadline_days: Annotated[int | None, Query(ge=0, le=365), Digits] = None,
-) -> dict[str, Any]:
+    as_format: Annotated[
+        ScorecardFormat, Query(alias="format", description="pdf: the scorecard as a PDF file")
+    ] = ScorecardFormat.JSON,
+    lang: Annotated[Language, Query(description="the PDF's language")] = Language.EN,
+) -> Any:
     """Indicators of one department (or the consortium) over ``[from, to)``; see ``node.audit.scorecard``.
+    ``format=pdf`` answers the same card as a PDF file (``node.audit.scorecard_pdf``: department, period,
+    the chain position it was computed at, charts and every indicator, in ``lang``), named by department and
+    period in ``Content-Disposition``.
 
     Auditors read every department's scorecard; a department reads its own and the consortium's (aggregates
     over every department), not another department's (403 ``FORBIDDEN``)."""
@@ -345,8 +367,9 @@ def scorecard(
             if state.ledger is None or state.ledger.practice is None
             else state.ledger.practice.reader.facts()
         )
-        return compute_scorecard(
-            load_facts(ctx.engine, through_block=block),
+        facts = load_facts(ctx.engine, through_block=block)
+        card = compute_scorecard(
+            facts,
             department=subject,
             period_from=_time(period_from, "from") or 0,
             period_to=now + 1 if end is None else end,
@@ -360,6 +383,18 @@ def scorecard(
         )
     except DxlError as exc:
         raise _translate(exc) from None
+    if as_format is ScorecardFormat.JSON:
+        return card
+    from node.audit.scorecard_pdf import PDF_MEDIA_TYPE, ChainPosition, pdf_filename, scorecard_pdf
+
+    pdf = scorecard_pdf(
+        card,
+        at=ChainPosition(chain_id=ctx.chain_id, ledger=ctx.contract, block=block, block_time=now),
+        language=lang,
+        department_codes=facts.department_codes,
+    )
+    disposition = f'attachment; filename="{pdf_filename(card)}"'
+    return Response(pdf, media_type=PDF_MEDIA_TYPE, headers={"Content-Disposition": disposition})
 
 
 @router.post("/index")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from dxl.commands.common import JsonOption, exits_on_error
+from node.audit.scorecard_pdf import Language
 from verifier.text import counted, iso_time, noun
 
 if TYPE_CHECKING:
@@ -289,12 +290,23 @@ def scorecard_cmd(
     period_from: FromOption = None,
     period_to: ToOption = None,
     deadline_days: Annotated[int | None, typer.Option(help="Response deadline in working days.")] = None,
+    pdf: Annotated[
+        Path | None,
+        typer.Option(
+            "--pdf",
+            help="Also write the scorecard as a PDF file (charts and every indicator; the API's "
+            "GET /audit/scorecard?format=pdf, byte for byte).",
+            dir_okay=False,
+        ),
+    ] = None,
+    lang: Annotated[Language, typer.Option("--lang", help="The PDF's language.")] = Language.EN,
     as_json: JsonOption = False,
 ) -> None:
     """Indicators of one department (or the consortium) over a period (default: all time up to the head
     block's time, the chain's now). The output names the node read and the block the card holds at: the
     last block the index holds, as near the head as the confirmation depth lets it."""
     from node.audit.scorecard import compute_scorecard, load_facts
+    from node.audit.scorecard_pdf import ChainPosition, scorecard_pdf
     from node.audit.service import open_context
     from node.endpoint import NodeHead
     from node.settings import load_settings
@@ -304,8 +316,9 @@ def scorecard_cmd(
         # The index brought up to the head, then the practice contract, cut back to the index's last block.
         block, now = ctx.caught_up()
         practice = _practice_facts(ctx.rpc_url, ctx.chain_id, ctx.settings)
+        facts = load_facts(ctx.engine, through_block=block)
         card = compute_scorecard(
-            load_facts(ctx.engine, through_block=block),
+            facts,
             department=_department(ctx.engine, department),
             period_from=period_bound(period_from, "from", 0),
             period_to=period_bound(period_to, "to", now + 1),
@@ -317,9 +330,25 @@ def scorecard_cmd(
             at_block=block,
         )
         read = NodeHead(ctx.rpc_url, block, now)
+        if pdf is not None:
+            document = scorecard_pdf(
+                card,
+                at=ChainPosition(chain_id=ctx.chain_id, ledger=ctx.contract, block=block, block_time=now),
+                language=lang,
+                department_codes=facts.department_codes,
+            )
+            try:
+                pdf.write_bytes(document)
+            except OSError as e:
+                from node.errors import ConfigurationError
+
+                raise ConfigurationError(f"cannot write {pdf}: {e.strerror or e}") from None
     # The period's bounds as people read them; --json keeps the Unix seconds the API answers.
     shown = {**card, "period": {k: iso_time(v) for k, v in card["period"].items()}}
-    _out({**card, "node": read.to_dict()}, as_json, "\n".join([*_lines(shown), f"read from {read}"]))
+    written = [] if pdf is None else [f"PDF written to {pdf}"]
+    _out(
+        {**card, "node": read.to_dict()}, as_json, "\n".join([*_lines(shown), f"read from {read}", *written])
+    )
 
 
 def _practice_facts(rpc_url: str, chain_id: int, settings: Settings) -> Any:

@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import re
 import secrets
 import tempfile
 import time
@@ -50,6 +51,7 @@ from tests.api.api_helpers import mine as mine_blocks
 from tests.api.console_browser import REPO, SHOTS, Console, consoles
 from tests.api.console_scenario import Scenario, build
 from tests.loopback import serving
+from tests.pdf import pdf_text
 from verifier.catalog import canonical_document, document_hash
 from verifier.commitment import commit_payload, new_salt
 from verifier.delivery_ids import new_delivery_id
@@ -909,6 +911,14 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
     assert "\r\nHRSS," in raw.decode("utf-8-sig")
     header = raw.decode("utf-8-sig").split("\r\n")[0].split(",")
     assert header[-10:-8] == ["需求已满足", "需求逾期"] and header[-1] == "抽中且逾期"
+    # The PDF is the service's, fetched with the token and in the page's language: named by department and
+    # period, the card's figures in it.
+    with page.expect_download() as download:
+        page.click("#export-pdf")
+    assert re.fullmatch(r"scorecard-HRSS-1970-01-01-\d{4}-\d\d-\d\d\.pdf", download.value.suggested_filename)
+    lines = pdf_text(Path(download.value.path()).read_bytes())
+    assert lines[:2] == ["考核评分", f"部门：HRSS (id {card['department']['id']})"], lines[:2]
+    assert f"requests.rejected {card['requests']['rejected']}" in (" ".join(x.split()) for x in lines)
     page.select_option("#lang", "en")
     page.wait_for_selector("#score-comparison")
     c.shot("scorecards-hrss")

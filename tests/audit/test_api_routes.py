@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +20,8 @@ from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
 from node.endpoint import NodeEndpoint
 from tests.audit.audit_scenario import Scenario, period_end
+from tests.cli import dxl
+from tests.pdf import pdf_text
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +233,110 @@ def test_provenance_of_an_uploaded_payload(client: AuditClient, scenario: Scenar
     bad = client.post("/audit/provenance/payload", json={**body, "payload_base64": "***"},
                       headers=client.headers_for("TAX"))  # fmt: skip
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "VALIDATION_ERROR"
+
+
+def _leaves(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every plain value of a JSON scorecard by its path (``requests.rejected``, ``a.b[0].c``)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        for i, item in enumerate(value):
+            yield from _leaves(item, f"{path}[{i}]")
+    else:
+        yield path, value
+
+
+def test_a_scorecard_as_pdf_holds_the_json_scorecards_figures(
+    client: AuditClient, scenario: Scenario
+) -> None:
+    auditor = client.headers_for("auditor")
+    params = {"department": "HEALTH", "to": period_end(scenario)}
+    card = client.get("/audit/scorecard", params=params, headers=auditor).json()
+    answer = client.get("/audit/scorecard", params={**params, "format": "pdf"}, headers=auditor)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["content-type"] == "application/pdf"
+    end = datetime.fromtimestamp(card["period"]["to"], UTC).date().isoformat()
+    assert (
+        answer.headers["content-disposition"]
+        == f'attachment; filename="scorecard-HEALTH-1970-01-01-{end}.pdf"'
+    )
+    lines = pdf_text(answer.content)
+    assert lines[:2] == ["Scorecard", "Department: HEALTH (id 1)"], lines[:2]
+    period = next(line for line in lines if line.startswith("Period: "))
+    assert period.startswith(f"Period: 1970-01-01T00:00:00Z to {end}T"), period
+    # Where the figures were read: the ledger contract, the block the index held (the chain's head here).
+    at = scenario.client.block_number()
+    assert f"ledger {scenario.contract}, block {at} (" in next(line for line in lines if "ledger" in line)
+    # Every indicator of the JSON card (the CSV's rows), with its value, one row each.
+    table = lines[lines.index(next(x for x in lines if x.startswith("indicator "))) + 1 :]
+    shown = dict([*line.split(None, 1), ""][:2] for line in table if line and not line[0].isspace())
+    leaves = list(_leaves(card))
+    assert len(leaves) > 40 and len(shown) == len(leaves), sorted(set(shown) ^ {p for p, _ in leaves})
+    for path, value in leaves:
+        if value is None or isinstance(value, str):
+            assert shown[path] == (value or ""), path
+        elif isinstance(value, list):
+            assert shown[path].split() == [str(v) for v in value], path
+        else:
+            assert float(shown[path]) == value, (path, shown[path], value)
+    assert shown["requests.rejected"] == "1" and card["requests"]["rejected"] == 1
+    # The charts' data drawn as bars, beside the figures they show.
+    assert any(line.split() == ["rejected", "1"] for line in lines), lines
+    # The same card at the same block: the same bytes (no creation time, no random document id).
+    again = client.get("/audit/scorecard", params={**params, "format": "pdf"}, headers=auditor)
+    assert again.content == answer.content
+
+
+def test_a_scorecard_pdf_in_chinese(client: AuditClient, scenario: Scenario) -> None:
+    params = {"department": "TAX", "to": period_end(scenario), "format": "pdf", "lang": "zh"}
+    answer = client.get("/audit/scorecard", params=params, headers=client.headers_for("TAX"))
+    assert answer.status_code == 200, answer.text
+    lines = pdf_text(answer.content)
+    assert lines[0] == "考核评分" and lines[1].startswith("部门：TAX (id "), lines[:2]
+    assert any(line.startswith("期间：1970-01-01T00:00:00Z 至 ") for line in lines), lines
+    assert "收到的申请" in lines and "全部指标" in lines
+    received = client.get(
+        "/audit/scorecard", params={**params, "format": "json"}, headers=client.headers_for("TAX")
+    )
+    count = received.json()["requests"]["received"]
+    assert any(line.split() == ["收到", str(count)] for line in lines), lines
+
+
+def test_a_department_gets_no_other_departments_scorecard_pdf(
+    client: AuditClient, scenario: Scenario
+) -> None:
+    params = {"department": "HEALTH", "to": period_end(scenario), "format": "pdf"}
+    refused = client.get("/audit/scorecard", params=params, headers=client.headers_for("TAX"))
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "FORBIDDEN", refused.text
+    assert not refused.content.startswith(b"%PDF")
+    del params["department"]
+    consortium = client.get("/audit/scorecard", params=params, headers=client.headers_for("TAX"))
+    assert consortium.status_code == 200 and consortium.headers["content-type"] == "application/pdf"
+
+
+def test_dxl_audit_scorecard_writes_the_apis_pdf(
+    client: AuditClient,
+    scenario: Scenario,
+    indexed: Engine,
+    node_endpoint: NodeEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``dxl audit scorecard --pdf`` and ``GET /audit/scorecard?format=pdf``: one generator, the same file
+    from the same index at the same block."""
+    for name, value in (
+        ("DXL_HOME", str(scenario.home)), ("DXL_RPC_URL", node_endpoint.rpc_url),
+        ("DXL_CHAIN_ID", str(node_endpoint.chain_id)), ("DXL_DATABASE_URL", str(indexed.url)),
+    ):  # fmt: skip
+        monkeypatch.setenv(name, value)
+    end, path = period_end(scenario), tmp_path / "card.pdf"
+    code, out, err = dxl(
+        "audit", "scorecard", "--department", "HEALTH", "--to", end, "--lang", "zh", "--pdf", path
+    )
+    assert code == 0 and f"PDF written to {path}" in out, out + err
+    params = {"department": "HEALTH", "to": end, "format": "pdf", "lang": "zh"}
+    answer = client.get("/audit/scorecard", params=params, headers=client.headers_for("auditor"))
+    assert answer.status_code == 200 and path.read_bytes() == answer.content
+    code, out, err = dxl("audit", "scorecard", "--lang", "fr", "--pdf", path)
+    assert code == 2 and "fr" in err, out + err

@@ -101,15 +101,51 @@ export async function every(path, query) {
   return items;
 }
 
-async function call(path, { method = "GET", body, query } = {}) {
+function urlOf(path, query) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(query || {})) {
     if (v === undefined || v === null || v === "") continue;
     for (const item of Array.isArray(v) ? v : [v]) url.searchParams.append(k, item);
   }
-  const headers = { Accept: "application/json" };
+  return url;
+}
+
+function authorized(headers) {
   const current = token();
   if (current) headers.Authorization = `Bearer ${current}`;
+  return headers;
+}
+
+/**
+ * A file the API makes (GET /audit/scorecard?format=pdf): its bytes as a Blob and the name its
+ * Content-Disposition gives. Fetched with the token, as every call is: a plain link would carry none.
+ */
+export async function file(path, { query, accept } = {}) {
+  const url = urlOf(path, query);
+  let response;
+  try {
+    response = await fetch(url, { headers: authorized({ Accept: `${accept}, application/json` }) });
+  } catch (error) {
+    throw new ApiError(0, "UNREACHABLE", String(error && error.message));
+  }
+  if (!response.ok) {
+    // A refusal is the API's JSON error, read as every other call reads it.
+    if (response.status === 401) window.dispatchEvent(new CustomEvent(UNAUTHORIZED));
+    let error = {};
+    try {
+      error = (await response.json()).error || {};
+    } catch {
+      error = {};
+    }
+    throw new ApiError(response.status, error.code || `HTTP_${response.status}`, error.message || response.statusText, error.field ?? null);
+  }
+  const named = /filename="([^"]+)"/.exec(response.headers.get("Content-Disposition") || "");
+  return { blob: await response.blob(), name: named ? named[1] : null };
+}
+
+async function call(path, { method = "GET", body, query } = {}) {
+  const url = urlOf(path, query);
+  const headers = authorized({ Accept: "application/json" });
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const text = body === undefined ? undefined : JSON.stringify(body);
   const write = method !== "GET";

@@ -59,7 +59,12 @@ export function when(seconds) {
 // without it Excel reads the file in the locale's code page, and the Chinese column names and text come out garbled.
 export function download(name, text, type = "text/csv;charset=utf-8") {
   const bom = type.startsWith("text/csv") ? "\uFEFF" : "";
-  const url = URL.createObjectURL(new Blob([bom + text], { type }));
+  save(name, new Blob([bom + text], { type }));
+}
+
+/** Save `blob` as a file named `name` (the browser's download). */
+export function save(name, blob) {
+  const url = URL.createObjectURL(blob);
   const link = h("a", { href: url, download: name });
   document.body.append(link);
   link.click();

@@ -1,9 +1,9 @@
 // Scorecards: the assessment indicators of one department (or the consortium) over a period, as charts,
-// with CSV export and a print layout (the browser's "Save as PDF" gives the PDF).
-import { api } from "../api.js";
-import { add, download, fill, h } from "../dom.js";
+// with CSV export, the service's PDF of the same card (GET /audit/scorecard?format=pdf) and a print layout.
+import { api, file } from "../api.js";
+import { add, download, errorBox, fill, h, save } from "../dom.js";
 import { bars, pct } from "../charts.js";
-import { heading, num, t } from "../i18n.js";
+import { heading, lang, num, t } from "../i18n.js";
 import { checkPeriod, departmentsById, deptLabel, isoDate, isoDateEnd, periodError, shareTypeLabel } from "./common.js";
 
 const DAY = 86400;
@@ -163,19 +163,35 @@ export default {
     const body = h("div", { id: "scorecard" });
     add(view, h("h1", {}, t("nav.scorecards")), form, body);
     checkPeriod(from.value, to.value);
-    const card = await api("/audit/scorecard", {
-      query: { department: subject.value || undefined, from: isoDate(from.value), to: isoDateEnd(to.value) },
-    }).catch((error) => { throw periodError(error, from.value, to.value); });
+    const query = { department: subject.value || undefined, from: isoDate(from.value), to: isoDateEnd(to.value) };
+    const card = await api("/audit/scorecard", { query }).catch((error) => { throw periodError(error, from.value, to.value); });
     const name = subject.value || t("score.consortium");
     const rows = [["indicator", "value"], ...flatten(card)];
     const csvButton = h("button", { type: "button", id: "export-csv", class: "secondary" }, t("score.exportCsv"));
     csvButton.addEventListener("click", () => download(`scorecard-${subject.value || "consortium"}.csv`, csv(rows)));
+    // The PDF is the service's (node/audit/scorecard_pdf.py): the same file `dxl audit scorecard --pdf` writes,
+    // with the block the figures were read at, in the page's language.
+    const pdfButton = h("button", { type: "button", id: "export-pdf", class: "secondary" }, t("score.exportPdf"));
+    pdfButton.addEventListener("click", async () => {
+      pdfButton.disabled = true;
+      try {
+        const { blob, name: saved } = await file("/audit/scorecard", {
+          accept: "application/pdf",
+          query: { ...query, format: "pdf", lang: lang() },
+        });
+        save(saved || `scorecard-${subject.value || "consortium"}.pdf`, blob);
+      } catch (error) {
+        pdfButton.after(errorBox(error));
+      } finally {
+        pdfButton.disabled = false;
+      }
+    });
     const printButton = h("button", { type: "button", id: "print", class: "secondary" }, t("score.print"));
     printButton.addEventListener("click", () => window.print());
     fill(body,
       // Without a From day the card counts from the ledger's first block.
       h("h2", { id: "score-title" }, t(from.value ? "score.heading" : "score.headingUpTo", { name, from: from.value, to: to.value || t("score.now") })),
-      h("p", { class: "no-print" }, csvButton, " ", printButton, " ", h("span", { class: "muted" }, t("score.printHint"))),
+      h("p", { class: "no-print" }, csvButton, " ", pdfButton, " ", printButton, " ", h("span", { class: "muted" }, t("score.printHint"))),
       charts(card, depts),
       h("details", { class: "no-print" }, h("summary", {}, t("score.allIndicators")),
         h("table", { id: "score-table" }, h("tbody", {}, rows.slice(1).map(([k, v]) => h("tr", {}, h("td", {}, h("code", {}, k)), h("td", {}, v)))))));
