@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dxl.commands.common import JsonOption, exits_on_error
+from dxl.commands.common import JsonOption, emit, exits_on_error
 from dxl.commands.practice import ApiCallError, ApiOption, TokenOption, api_bytes, call_api, every_page
 
 catalog_app = typer.Typer(
@@ -89,10 +89,6 @@ def _document_text(entry: dict[str, Any]) -> str:
     return "" if document is None else "\n" + json.dumps(document, ensure_ascii=False, indent=2)
 
 
-def _out(data: Any, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
-
-
 def _body(document: Path, share_type: str, schema_hash: str, sensitivity: int) -> dict[str, Any]:
     return {"metadata": _read_json(document, "document"), "share_type": share_type,
             "schema_hash": schema_hash, "sensitivity": sensitivity}  # fmt: skip
@@ -115,7 +111,7 @@ def add_command(
         )
     record = written["record"]
     tx = written["transaction"]
-    _out(written, as_json, f"catalogued {entry_line(record)} (tx {tx['hash']}, block {tx['block_number']})")
+    emit(written, as_json, f"catalogued {entry_line(record)} (tx {tx['hash']}, block {tx['block_number']})")
 
 
 @catalog_app.command("update")
@@ -136,7 +132,7 @@ def update_command(
     with exits_on_error(as_json):
         written = call_api(api, token, "PUT", f"/resources/{resource_id}", body)
     record = written["record"]
-    _out(written, as_json, f"updated {entry_line(record)} (tx {written['transaction']['hash']})")
+    emit(written, as_json, f"updated {entry_line(record)} (tx {written['transaction']['hash']})")
 
 
 @catalog_app.command("show")
@@ -149,7 +145,7 @@ def show_command(
     """One catalog entry with its metadata document, and whether the document still hashes to the chain's."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/resources/{resource_id}")
-    _out(found, as_json, entry_line(found) + _document_text(found))
+    emit(found, as_json, entry_line(found) + _document_text(found))
 
 
 @catalog_app.command("list")
@@ -171,7 +167,7 @@ def list_command(
     path = "/resources" + ("?" + urllib.parse.urlencode(query) if query else "")
     with exits_on_error(as_json):
         found = every_page(api, token, path)
-    _out(found, as_json, "\n".join(entry_line(e) for e in found) if found else "no catalog entry matches")
+    emit(found, as_json, "\n".join(entry_line(e) for e in found) if found else "no catalog entry matches")
 
 
 @catalog_app.command("export")
@@ -201,7 +197,7 @@ def export_command(
     if as_format == "json":  # the entries the file holds (a CSV row may run over lines: not counted)
         result["entries"] = len(json.loads(raw))
         text += f", {result['entries']} entries"
-    _out(result, as_json, text)
+    emit(result, as_json, text)
 
 
 @catalog_app.command("import")
@@ -230,7 +226,7 @@ def import_command(
         else:
             body = {"csv": text}
         imported = call_api(api, token, "POST", "/resources/import", body)
-    _out(imported, as_json, f"imported {imported['imported']} documents from {source}")
+    emit(imported, as_json, f"imported {imported['imported']} documents from {source}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,12 +1,13 @@
-"""What every ``dxl`` command shares: the ``--json`` option and how a :class:`~node.errors.DxlError` ends a
-command (its stable code on stdout for machines, or one red line on stderr; exit code 2)."""
+"""What every ``dxl`` command shares: the ``--json`` option and its answer (:func:`emit`), and how a
+:class:`~node.errors.DxlError` ends a command (its stable code on stdout for machines, or one red line on
+stderr; exit code 2)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +23,12 @@ BlockTimeOption = Annotated[
         help="Seconds between blocks while transactions wait (default: the embedded node's, 0.25).",
     ),
 ]
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    """A command's answer: ``data`` as JSON for ``--json`` (Chinese text as written, not escaped), else
+    ``text``, the lines people read."""
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
 
 
 @contextmanager

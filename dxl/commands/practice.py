@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from dxl.commands.audit import parse_time
-from dxl.commands.common import JsonOption, cli_error, exits_on_error
+from dxl.commands.common import JsonOption, cli_error, emit, exits_on_error
 from node.errors import DxlError
 from node.tls import tls_context
 from node.types import MIN_PRESENT_WITHIN_S, PRESENTATION_NOTICE_S, RejectionReason
@@ -134,10 +134,6 @@ def _send(api: str | None, token: str, method: str, path: str, body: Any = None)
         raise ApiCallError(f"the API at {api} did not answer: {exc}", code="API_UNREACHABLE") from None
 
 
-def _out(data: Any, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2) if as_json else text)
-
-
 def department_codes(api: str | None, token: str, as_json: bool) -> dict[int, str]:
     """Each admitted department's code by its id (``GET /departments``), for the lines people read: they know
     a department by its code, and every department option of ``dxl`` takes one. None for ``--json``, which
@@ -204,7 +200,7 @@ def publish_command(
             body["addressee"] = to.upper()
         written = call_api(api, token, "POST", "/demands", body)
     line = _demand_line(written["record"], department_codes(api, token, as_json))
-    _out(written, as_json, f"published {line} (tx {written['transaction']['hash']})")
+    emit(written, as_json, f"published {line} (tx {written['transaction']['hash']})")
 
 
 @demand_app.command("answer")
@@ -250,7 +246,7 @@ def answer_command(
     record = written["record"]
     line = _demand_line(record, department_codes(api, token, as_json))
     text = f"answered {line} (tx {written['transaction']['hash']})" + _answer_note(record)
-    _out(written, as_json, text)
+    emit(written, as_json, text)
 
 
 @demand_app.command("reject")
@@ -277,7 +273,7 @@ def reject_command(
     record = written["record"]
     line = _demand_line(record, department_codes(api, token, as_json))
     kept = _kept_text("rejection note", (record.get("rejections") or [{}])[-1].get("note"), "note")
-    _out(written, as_json, f"rejected the answer of {line} (tx {written['transaction']['hash']})" + kept)
+    emit(written, as_json, f"rejected the answer of {line} (tx {written['transaction']['hash']})" + kept)
 
 
 @demand_app.command("withdraw")
@@ -292,7 +288,7 @@ def withdraw_command(
     with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/demands/{demand_id}/withdraw")
     line = _demand_line(written["record"], department_codes(api, token, as_json))
-    _out(written, as_json, f"withdrew {line} (tx {written['transaction']['hash']})")
+    emit(written, as_json, f"withdrew {line} (tx {written['transaction']['hash']})")
 
 
 @demand_app.command("list")
@@ -318,7 +314,7 @@ def list_command(
     with exits_on_error(as_json):
         found = every_page(api, token, "/demands?" + urllib.parse.urlencode(query))
     codes = department_codes(api, token, as_json)
-    _out(found, as_json, "\n".join(_demand_line(d, codes) for d in found) or "no demands")
+    emit(found, as_json, "\n".join(_demand_line(d, codes) for d in found) or "no demands")
 
 
 @demand_app.command("show")
@@ -340,7 +336,7 @@ def show_command(
         text += _kept_text("rejection note", r.get("note"), "note")
     if found.get("withdrawn_at"):
         text += f"\nwithdrawn by its publisher at {iso_time(found['withdrawn_at'])}"
-    _out(found, as_json, text + _answer_note(found))
+    emit(found, as_json, text + _answer_note(found))
 
 
 def _answer_note(demand: dict[str, Any]) -> str:
@@ -389,7 +385,7 @@ def evaluate_command(
     said = (f"agreement {agreement_id}: {record['scored_side']} {scored} scored {scores} "
             f"(period {record['period']}, tx {written['transaction']['hash']})")  # fmt: skip
     # The comment as the service kept it, as dxl demand answer says its note.
-    _out(written, as_json, said + _kept_text("comment", record.get("comment"), "comment"))
+    emit(written, as_json, said + _kept_text("comment", record.get("comment"), "comment"))
 
 
 @evaluation_app.command("list")
@@ -411,7 +407,7 @@ def evaluations_command(
         + _kept_text("  comment", e.get("comment"), "comment")
         for e in found
     ]
-    _out(found, as_json, "\n".join(lines) or "no evaluations")
+    emit(found, as_json, "\n".join(lines) or "no evaluations")
 
 
 @evaluation_app.command("period")
@@ -424,7 +420,7 @@ def evaluation_period_command(
         p = call_api(api, token, "GET", "/evaluation-period")
     text = f"period {p['current']}: {iso_time(p['starts_at'])} to {iso_time(p['ends_at'])} "
     text += f"({p['length_seconds']} s a period; chain time {iso_time(p['chain_time'])})"
-    _out(p, as_json, text)
+    emit(p, as_json, text)
 
 
 inspection_app = typer.Typer(
@@ -554,7 +550,7 @@ def open_inspection_command(
                 raise
             grid = grid or call_api(api, token, "GET", "/evaluation-period")
             raise ApiCallError(f"{exc.message}; {_accepted(grid, start, end)}", code=exc.code) from None
-    _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
+    emit(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 
 @inspection_app.command("draw")
@@ -569,7 +565,7 @@ def draw_command(
     inspections itself (DXL_INSPECTION_DRAW_INTERVAL); a drawn inspection answers the draw that fixed it."""
     with exits_on_error(as_json):
         written = call_api(api, token, "POST", f"/inspections/{inspection_id}/draw")
-    _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
+    emit(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 
 @inspection_app.command("show")
@@ -582,7 +578,7 @@ def show_inspection_command(
     """An inspection with its sample, presentations and outcomes."""
     with exits_on_error(as_json):
         found = call_api(api, token, "GET", f"/inspections/{inspection_id}")
-    _out(found, as_json, _inspection_text(found, department_codes(api, token, as_json)))
+    emit(found, as_json, _inspection_text(found, department_codes(api, token, as_json)))
 
 
 @inspection_app.command("present")
@@ -616,7 +612,7 @@ def present_command(
         ) from None
     except DxlError as exc:
         raise cli_error(exc, as_json) from None
-    _out(answered, as_json, f"delivery {answered['delivery_id']}: {answered['verdict']['status']}")
+    emit(answered, as_json, f"delivery {answered['delivery_id']}: {answered['verdict']['status']}")
 
 
 def _drawn_as(api: str | None, token: str, inspection_id: int, delivery: str) -> str:
@@ -657,7 +653,7 @@ def outcome_command(
         written = call_api(
             api, token, "POST", f"/inspections/{inspection_id}/outcomes", {"delivery_id": delivery}
         )
-    _out(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
+    emit(written, as_json, _inspection_text(written["record"], department_codes(api, token, as_json)))
 
 
 @inspection_app.command("sample")
@@ -714,7 +710,7 @@ def sample_command(
     lead += f"{data['population_size']}, derivation version {data['version']}, sample:\n"
     text = lead + "\n".join(f"  {d}" for d in data["sample"])
     text += f"\nread from {head} (its head as the sample was read)"
-    _out(data, as_json, text)
+    emit(data, as_json, text)
 
 
 def register(app: typer.Typer) -> None:
