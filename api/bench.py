@@ -45,6 +45,8 @@ from pydantic import SecretStr
 from verifier.text import counted
 
 if TYPE_CHECKING:
+    from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+
     from api.settings import ApiSettings
     from node.endpoint import NodeEndpoint
     from node.provision import ProvisionReport
@@ -302,6 +304,38 @@ class DemoService:
         return r.json()
 
 
+def bench_settings(**values: Any) -> ApiSettings:
+    """The bench service's settings: the values given and the defaults, never the environment nor a ``.env``
+    file. Those name the operator's own database, nodes and keys: the throwaway service must not write its
+    demo tokens and journal into that database, nor fail over to a production node."""
+    from api.settings import ApiSettings
+
+    class BenchSettings(ApiSettings):
+        @classmethod
+        def settings_customise_sources(
+            cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:  # fmt: skip
+            return (init_settings,)  # the environment, the .env file and secrets are left out
+
+    return BenchSettings(**values)
+
+
+#: The service's settings the bench passes on from its own environment: the knobs a run measures (the batch
+#: thresholds, the rate limits). Every other ``DXL_`` variable names the operator's own places (database,
+#: nodes, keys, confirmation depth of their network) and is not passed.
+TUNABLE = ("DXL_RECEIPT_BATCH_SIZE", "DXL_RECEIPT_BATCH_AGE", "DXL_API_RATE_LIMIT", "DXL_API_RATE_BURST",
+           "DXL_API_CONCURRENCY")  # fmt: skip
+
+
+def service_environment(**values: str) -> dict[str, str]:
+    """The bench service process's environment: this process's, of its ``DXL_`` variables the
+    :data:`TUNABLE` ones only, and ``values``."""
+    own = {k: v for k, v in os.environ.items() if not k.startswith("DXL_") or k in TUNABLE}
+    return {**own, **values}
+
+
 @contextlib.contextmanager
 def demo_service(
     home: Path, endpoint: NodeEndpoint, *, env_extra: dict[str, str], timeout: float
@@ -309,12 +343,11 @@ def demo_service(
     """Provision the demo consortium in ``home`` on ``endpoint`` and serve the API on a free port (uvicorn in
     its own process, stopped on exit); ``timeout`` bounds each HTTP call."""
     from api.demo import ensure_demo_tokens
-    from api.settings import ApiSettings
     from node.anvil import free_port
     from node.provision import setup_ledger
 
-    settings = ApiSettings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
-                           keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
+    settings = bench_settings(home=home, rpc_url=endpoint.rpc_url, chain_id=endpoint.chain_id,
+                              keystore_passphrase=SecretStr(PASSPHRASE))  # fmt: skip
     report = setup_ledger(endpoint, settings, dev_funding=True).report
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
     port = free_port()
@@ -331,13 +364,19 @@ def _api_process(
 ) -> Iterator[int]:
     from api.server import CLI_OPTIONS
 
-    env = {**os.environ, "DXL_HOME": str(home), "DXL_RPC_URL": rpc_url, "DXL_CHAIN_ID": str(chain_id),
-           "DXL_KEYSTORE_PASSPHRASE": PASSPHRASE, "DXL_AUDIT_FOLLOW_INTERVAL": "0", **env_extra}  # fmt: skip
+    env = service_environment(
+        DXL_HOME=str(home),
+        DXL_RPC_URL=rpc_url,
+        DXL_CHAIN_ID=str(chain_id),
+        DXL_KEYSTORE_PASSPHRASE=PASSPHRASE,
+        DXL_AUDIT_FOLLOW_INTERVAL="0",
+        **env_extra,
+    )
     log = open(home / "api.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port", str(port),
          "--loop", "uvloop", *CLI_OPTIONS, "--no-access-log", "--log-level", "warning"],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env, cwd=home, stdout=log, stderr=subprocess.STDOUT,  # cwd: no .env of the operator's is read
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
