@@ -842,10 +842,10 @@ def test_scorecards_chart_the_apis_indicators_and_export_them(console: Any, api_
         "g => g.map(x => [x.querySelector('.label').textContent, x.querySelector('.value').textContent])",
     )
     assert bars == [
-        ["demands received", str(demands["total"])],
-        ["answered with a resource", str(demands["new_resource"] + demands["existing_resource"])],
-        ["met (delivered since)", str(demands["met"])], ["declined", str(demands["declined"])],
-        ["not answered yet", str(demands["open"])], ["overdue", str(demands["overdue"])],
+        ["Demands received", str(demands["total"])],
+        ["Answered with a resource", str(demands["new_resource"] + demands["existing_resource"])],
+        ["Met (delivered since)", str(demands["met"])], ["Declined", str(demands["declined"])],
+        ["Not answered yet", str(demands["open"])], ["Overdue", str(demands["overdue"])],
     ]  # fmt: skip
     assert demands["existing_resource"] > demands["met"]  # HRSS's answer to HEALTH, delivered before it
     with page.expect_download() as download:
@@ -974,24 +974,24 @@ def test_scorecard_charts_give_requests_response_times_against_the_deadline_and_
 
         requests, rt, d = card["requests"], card["response_time_seconds"], card["deliveries"]
         assert chart("Requests received") == [
-            ["received", str(requests["received"])], ["approved", str(requests["approved"])],
-            ["approved on arrival", str(requests["auto_approved"])], ["rejected", str(requests["rejected"])],
-            ["pending", str(requests["pending"])], ["overdue", str(requests["overdue"])],
+            ["Received", str(requests["received"])], ["Approved", str(requests["approved"])],
+            ["Approved on arrival", str(requests["auto_approved"])], ["Rejected", str(requests["rejected"])],
+            ["Pending", str(requests["pending"])], ["Overdue", str(requests["overdue"])],
         ], department  # fmt: skip
         timed = f"Response time ({rt['decisions']} decisions)"
-        assert chart(timed) == [["median", _days(rt["median"])], ["90th percentile", _days(rt["p90"])]]
+        assert chart(timed) == [["Median", _days(rt["median"])], ["90th percentile", _days(rt["p90"])]]
         marker = page.eval_on_selector(
             f'#scorecard svg.chart[aria-label="{timed}"] .marker-label', "m => m.textContent"
         )
         assert marker == f"deadline: {card['response_deadline_working_days']} working days", department
         assert chart("Deliveries") == [
-            ["sent", str(d["sent"])], ["received", str(d["received"])],
-            ["acknowledged", str(d["acknowledged"])], ["disputed", str(d["disputed"])],
-            ["refused", str(card["refused_deliveries"]["total"])],
+            ["Sent", str(d["sent"])], ["Received", str(d["received"])],
+            ["Acknowledged", str(d["acknowledged"])], ["Disputed", str(d["disputed"])],
+            ["Refused", str(card["refused_deliveries"]["total"])],
         ], department  # fmt: skip
         dispute = _pct(d["disputed"] / d["sent"]) if d["sent"] else "—"
         assert chart("Acknowledgement and dispute rates") == [
-            ["acknowledgement rate", _pct(d["acknowledgement_rate"])], ["dispute rate", dispute],
+            ["Acknowledgement rate", _pct(d["acknowledgement_rate"])], ["Dispute rate", dispute],
         ], department  # fmt: skip
         covered = {k: v + (rt[k] if k == "decisions" else d[k]) for k, v in covered.items()}
     # The seed exchanges give every chart something to show: decisions timed, deliveries acknowledged and one

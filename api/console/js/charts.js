@@ -1,9 +1,10 @@
 // Charts as inline SVG drawn here (no chart library): horizontal bars with values, and a marker line.
 import { s } from "./dom.js";
-import { num } from "./i18n.js";
+import { heading, num } from "./i18n.js";
 
 /**
- * Horizontal bars. `items`: [{label, value, text?, cls?}]; `max` scales the bars (default: largest value);
+ * Horizontal bars. `items`: [{label, value, text?, cls?}], each label capitalised as a heading (a chart's
+ * labels read alike, whether a status word or a score's name); `max` scales the bars (default: largest value);
  * `marker`: {value, label} draws a vertical line (a deadline, a target).
  */
 export function bars(items, { max, marker, title, width = 520 } = {}) {
@@ -20,7 +21,7 @@ export function bars(items, { max, marker, title, width = 520 } = {}) {
     items.map((item, i) => {
       const y = top + i * rowHeight;
       return s("g", { class: `bar ${item.cls || ""}` },
-        s("text", { x: labelWidth - 8, y: y + 17, "text-anchor": "end", class: "label" }, item.label),
+        s("text", { x: labelWidth - 8, y: y + 17, "text-anchor": "end", class: "label" }, heading(item.label)),
         s("rect", { x: labelWidth, y: y + 4, width: plot, height: rowHeight - 8, class: "track" }),
         s("rect", { x: labelWidth, y: y + 4, width: Math.max(0, x(item.value || 0) - labelWidth), height: rowHeight - 8, class: "fill" }),
         s("text", { x: labelWidth + plot + 6, y: y + 17, class: "value" }, item.text ?? num(item.value)));
