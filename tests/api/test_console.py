@@ -1229,6 +1229,13 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     by_id = {r[0]: r for r in rows}
     assert by_id[f"#{practice.lapsed_inspection}"][-1] == str(len(lapsed["sample"]))
     assert by_id[f"#{practice.inspection}"][-1] == "0"
+    # Its period in UTC days, the last one included, as the form offers periods (it read two midnights).
+    inspected = ok(api_env.call("GET", f"/inspections/{practice.inspection}", "auditor"))
+    first, last = (
+        datetime.fromtimestamp(s, UTC).date() for s in (inspected["period_from"], inspected["period_to"] - 1)
+    )
+    days = str(first) if first == last else f"{first} \u2013 {last}"
+    assert by_id[f"#{practice.inspection}"][2] == days
     auditor.shot("inspections")
     # The presented CSV delivery: its outcome recorded from its MATCH, in one click.
     page = auditor.open(f"inspection/{practice.inspection}")
@@ -1236,6 +1243,7 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     page.click(f"button.record-outcome[data-delivery='{csv}']")
     page.wait_for_selector("#recorded", timeout=30_000)
     inspected = ok(api_env.call("GET", f"/inspections/{practice.inspection}", "auditor"))
+    assert page.inner_text("#inspection-period") == days
     sample = {s["delivery_id"]: s for s in inspected["sample"]}
     assert (sample[csv]["presented"], sample[csv]["outcome"]) == ("MATCH", "passed")
     # Who opened it and what was presented, in words (they read a bare address and "MATCH"): the auditor's

@@ -36,16 +36,17 @@ function sampleOf(i) {
   return t("insp.sampleOf", { n: num(Math.min(i.sample_size, i.population_size)), population: num(i.population_size), asked: num(i.sample_size) });
 }
 
+// An inspection's period as the form offered it, in UTC days (it read two midnights, the second not covered).
 function period(i) {
-  return t("insp.period", { from: when(i.period_from), to: when(i.period_to) });
+  return span(i.period_from, i.period_to);
 }
 
 // The closed evaluation periods offered, newest first: two years of the default 30-day grid.
 const PERIODS_OFFERED = 24;
 
-/** A span of whole periods in UTC days, its last day included (a period of a whole number of days), else in times. */
+/** A span of whole periods in UTC days, its last day included (bounds at midnight UTC), else in times. */
 function span(from, to) {
-  if ((to - from) % DAY) return t("insp.period", { from: when(from), to: when(to) });
+  if (from % DAY || to % DAY || to <= from) return t("insp.period", { from: when(from), to: when(to) });
   const first = isoDay(from);
   const last = isoDay(to - DAY);
   return first === last ? first : t("insp.period", { from: first, to: last });
@@ -204,7 +205,7 @@ export const inspection = {
       fill(body, note || null,
         h("h1", { id: "inspection-title" }, t("insp.heading", { id: i.id }), " ", inspectionStatus(i.status)),
         h("dl", { class: "facts" },
-          h("dt", {}, t("insp.periodHead")), h("dd", {}, period(i)),
+          h("dt", {}, t("insp.periodHead")), h("dd", { id: "inspection-period" }, period(i)),
           h("dt", {}, t("insp.sampleHead")), h("dd", {}, i.population_size === null ? num(i.sample_size) : sampleOf(i)),
           h("dt", {}, t("insp.seedBlock")), h("dd", {}, String(i.seed_block)),
           h("dt", {}, t("insp.seed")), h("dd", {}, i.seed ? mono(i.seed, 14) : t("insp.notDrawn")),
