@@ -53,19 +53,20 @@ class PracticeCore:
             )
         return known
 
-    def _refuse_unoffered(self, name: str, operation: str) -> None:
+    def _refuse_unoffered(self, name: str, operation: str, *, field: str | None = None) -> None:
         """Refuse ``operation``, which calls ``name``, when the deployed practice contract lacks it: sent, it
         reverted without a reason, answered as a bare LEDGER_REJECTED.
 
         Raises:
-            ApiError: PRACTICE_PREDATES_OPERATION.
+            ApiError: PRACTICE_PREDATES_OPERATION (``field``: the input that asked for it, if one did).
         """
         if not self._offers(name):
             raise ApiError(
                 "PRACTICE_PREDATES_OPERATION",
                 f"the SharingPractice at {self.client.address}, deployed by an older dxl and kept on "
                 f"upgrade, predates {operation}: it has no {name}",
-            )
+                field=field,
+            ) from None
 
     def presentation_lock(self, inspection_id: int, delivery_id: bytes) -> threading.Lock:
         """Held by a presentation of the delivery while it checks and writes, and by the recording of its

@@ -89,7 +89,8 @@ class EvaluationService(PracticeCore):
 
         Raises:
             ApiError: DELIVERY_NOT_FOUND (neither a ledger delivery nor a receipt of the caller's),
-                NO_DELIVERY_UNDER_AGREEMENT (under another agreement, or a receipt not anchored yet), the
+                NO_DELIVERY_UNDER_AGREEMENT (under another agreement, or a receipt not anchored yet),
+                PRACTICE_PREDATES_OPERATION (a receipt, to a contract older than evaluation by batch), the
                 contract's refusals (SCORE_OUT_OF_RANGE, ALREADY_SCORED, EVIDENCE_TOO_OLD, ...).
         """
         resumed = ledger._resume(principal)
@@ -172,13 +173,11 @@ class EvaluationService(PracticeCore):
                     "delivery",
                     field="delivery_id",
                 ) from None
-            if not self._offers("scoreProviderForBatch"):
-                raise ApiError(
-                    "NO_DELIVERY_UNDER_AGREEMENT",
-                    f"{shown} is a receipt; this ledger's SharingPractice, deployed by an older dxl, takes "
-                    "only a ledger delivery as evidence",
-                    field="delivery_id",
-                ) from None
+            self._refuse_unoffered(
+                "scoreProviderForBatch",
+                f"evaluation on the evidence of receipt {shown} (it takes a ledger delivery only)",
+                field="delivery_id",
+            )
             grant_id = view.receipt.grant_id
             evidence = ("ForBatch", (grant_id, view.proof.first_sequence))
         if ledger.agreement_of_grant(grant_id) != agreement_id:

@@ -12,6 +12,8 @@ import shutil
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from api.app import create_app
 from api.demo import ensure_demo_tokens
@@ -55,6 +58,7 @@ from tests.api.api_helpers import (
     own_period,
     pass_past,
     pass_time,
+    receipt_body,
     register,
     request_access,
     sql,
@@ -2837,8 +2841,6 @@ def _without_functions(code: bytes, names: set[str]) -> bytes:
     """``code`` with the dispatcher's selector of each function of ``names`` moved one down: calls of them
     reach no function and revert without a reason, as in a SharingPractice built before they existed, and
     every other call is routed as before (no other selector lies between the two values)."""
-    from eth_utils.crypto import keccak
-
     from node.deploy import _abi_type
 
     functions = [e for e in load_artifact("SharingPractice").abi if e.get("type") == "function"]
@@ -2852,54 +2854,98 @@ def _without_functions(code: bytes, names: set[str]) -> bytes:
     return code
 
 
-def test_a_practice_contract_older_than_rejection_and_withdrawal_refuses_them_by_name(
-    api_env: ApiEnv, tmp_path: Path
-) -> None:
-    """A SharingPractice deployed by an older dxl and kept on upgrade has no ``rejectAnswer`` and no
-    ``withdrawDemand``: sent anyway, each reverted without a reason and the publisher read a bare 409
-    LEDGER_REJECTED. The service says the deployed contract predates the operation, and sends nothing. Here
-    the module's contract, its demands kept, is given the code of such a build for the test's length (its
-    dispatcher without the two functions) and a service started on a record of that code."""
-    from eth_utils.crypto import keccak
+@contextmanager
+def _older_practice(
+    env: ApiEnv, tmp_path: Path, names: set[str]
+) -> Iterator[tuple[Any, Callable[[str], dict[str, str]]]]:
+    """A service on the module's deployment whose SharingPractice, its records kept, is of a build without
+    the functions ``names`` (deployed by an older dxl and kept on upgrade), for the ``with`` body: the
+    contract is given such code (its dispatcher without them) and the service starts on a record of it, with
+    a database of its own; yields its client and the headers of a demo principal ("psb"). The code is
+    restored after."""
     from fastapi.testclient import TestClient
 
     from node.deploy import offers_function
 
-    env = api_env
-    answered = publish(env, "psb", "hrss")
-    ok(env.call("POST", f"/demands/{answered['id']}/answer", "hrss",
-                json={"answer": "new_resource", "resource_id": register(env, "hrss")}))  # fmt: skip
-    unanswered = publish(env, "psb", "hrss")
     home = tmp_path / "home"
     shutil.copytree(
         env.settings.home, home, ignore=shutil.ignore_patterns("*.sqlite3*", "node", "demo-tokens.json")
     )
     record = json.loads((home / "deployment.json").read_text())
-    address = record["sharing_practice"]["address"]
-    rpc = env.setup.client.w3.provider
-    current = bytes(env.setup.client.w3.eth.get_code(to_checksum_address(address)))
-    older = _without_functions(current, {"rejectAnswer", "withdrawDemand"})
-    abi = load_artifact("SharingPractice").abi
-    assert not any(offers_function(older, abi, name) for name in ("rejectAnswer", "withdrawDemand"))
+    address = to_checksum_address(record["sharing_practice"]["address"])
+    current = bytes(env.setup.client.w3.eth.get_code(address))
+    older = _without_functions(current, names)
+    assert not any(offers_function(older, load_artifact("SharingPractice").abi, name) for name in names)
     record["sharing_practice"]["code_hash"] = "0x" + keccak(older).hex()  # as the older build's record says
     (home / "deployment.json").write_text(json.dumps(record))
     settings = env.settings.model_copy(update={"home": home, "database_url": None})
-    rpc.make_request("anvil_setCode", [address, "0x" + older.hex()])  # type: ignore[arg-type]
+    provider = env.setup.client.w3.provider
+    provider.make_request("anvil_setCode", [address, "0x" + older.hex()])  # type: ignore[arg-type]
     try:
         with TestClient(create_app(settings)) as client:
-            headers = {"Authorization": f"Bearer {ensure_demo_tokens(settings)['demo-psb']}"}
-            head = env.setup.client.block_number()
-            for path, body, operation in (
-                (f"/demands/{answered['id']}/reject", {"reason": "incomplete"}, "the rejection of an answer"),
-                (f"/demands/{unanswered['id']}/withdraw", None, "the withdrawal of a demand"),
-            ):
-                refused = client.post(path, headers=headers, json=body)
-                error = refused.json()["error"]
-                assert refused.status_code == 409, refused.text
-                assert error["code"] == "PRACTICE_PREDATES_OPERATION", error
-                assert f"kept on upgrade, predates {operation}: it has no " in error["message"], error
-            assert env.setup.client.block_number() == head  # nothing sent
-            shown = client.get(f"/demands/{answered['id']}", headers=headers).json()
-            assert shown["answer"]["answered_by"] == env.departments["HRSS"] and shown["rejections"] == []
+            tokens = ensure_demo_tokens(settings)
+            yield client, lambda who: {"Authorization": f"Bearer {tokens[f'demo-{who}']}"}
     finally:
-        rpc.make_request("anvil_setCode", [address, "0x" + current.hex()])  # type: ignore[arg-type]
+        provider.make_request("anvil_setCode", [address, "0x" + current.hex()])  # type: ignore[arg-type]
+
+
+def _refused_as_older(response: Any, operation: str, name: str) -> None:
+    error = response.json()["error"]
+    assert response.status_code == 409, response.text
+    assert error["code"] == "PRACTICE_PREDATES_OPERATION", error
+    assert f"kept on upgrade, predates {operation}: it has no {name}" in error["message"], error
+
+
+def test_a_practice_contract_older_than_rejection_and_withdrawal_refuses_them_by_name(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """A SharingPractice deployed by an older dxl and kept on upgrade has no ``rejectAnswer`` and no
+    ``withdrawDemand``: sent anyway, each reverted without a reason and the publisher read a bare 409
+    LEDGER_REJECTED. The service says the deployed contract predates the operation, and sends nothing."""
+    env = api_env
+    answered = publish(env, "psb", "hrss")
+    ok(env.call("POST", f"/demands/{answered['id']}/answer", "hrss",
+                json={"answer": "new_resource", "resource_id": register(env, "hrss")}))  # fmt: skip
+    unanswered = publish(env, "psb", "hrss")
+    with _older_practice(env, tmp_path, {"rejectAnswer", "withdrawDemand"}) as (client, headers):
+        psb = headers("psb")
+        head = env.setup.client.block_number()
+        rejected = client.post(
+            f"/demands/{answered['id']}/reject", headers=psb, json={"reason": "incomplete"}
+        )
+        _refused_as_older(rejected, "the rejection of an answer", "rejectAnswer")
+        withdrawn = client.post(f"/demands/{unanswered['id']}/withdraw", headers=psb)
+        _refused_as_older(withdrawn, "the withdrawal of a demand", "withdrawDemand")
+        assert env.setup.client.block_number() == head  # nothing sent
+        shown = client.get(f"/demands/{answered['id']}", headers=psb).json()
+        assert shown["answer"]["answered_by"] == env.departments["HRSS"] and shown["rejections"] == []
+
+
+def test_a_practice_contract_older_than_evaluation_by_batch_refuses_a_receipt_by_the_same_code(
+    api_env: ApiEnv, tmp_path: Path
+) -> None:
+    """A receipt delivered at volume offered as an evaluation's evidence to a SharingPractice older than
+    evaluation by batch: refused as the rejection and the withdrawal are on such a contract (it answered
+    NO_DELIVERY_UNDER_AGREEMENT, as if the receipt were not under the agreement)."""
+    env = api_env
+    grant = grant_between(env, "psb", "hrss")
+    with _older_practice(env, tmp_path, {"scoreProviderForBatch", "scoreConsumerForBatch"}) as (
+        client,
+        headers,
+    ):
+        body = receipt_body(grant)
+        sent = client.post("/receipts", headers=headers("psb"), json={"receipts": [body]})
+        assert sent.status_code == 202, sent.text
+        hrss, ids = headers("hrss"), {"delivery_ids": [body["delivery_id"]]}
+
+        def final() -> bool:
+            found = client.post("/receipts/lookup", headers=hrss, json=ids).json()["receipts"]
+            return [r["status"] for r in found] == ["final"]
+
+        until(final, "the batch to be mined")
+        scores = {"timeliness": 4, "completeness": 5, "accuracy": 5}
+        path = f"/agreements/{grant['agreement_id']}/evaluations"
+        scored = client.post(path, headers=hrss, json={"delivery_id": body["delivery_id"], **scores})
+        evidence = f"receipt {body['delivery_id']} (it takes a ledger delivery only)"
+        _refused_as_older(scored, f"evaluation on the evidence of {evidence}", "scoreProviderForBatch")
+        assert scored.json()["error"]["field"] == "delivery_id"
