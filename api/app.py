@@ -160,6 +160,8 @@ def start_receipts(settings: ApiSettings, ledger: LedgerService, engine: Engine)
         ledger=ledger.client,
         anchors=anchors,
         account_of=ledger.department_account,
+        # The grant states the door checks age by the clock the ledger's auditor standing ages by.
+        cache_clock=ledger.cache_clock,
         batch_size=settings.receipt_batch_size,
         batch_age=settings.receipt_batch_age,
         from_block=record.block_number if record else 0,

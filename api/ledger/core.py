@@ -23,7 +23,6 @@ from __future__ import annotations
 import copy
 import functools
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
@@ -37,7 +36,7 @@ from api import models as m
 from api.auth import Principal, Role
 from api.errors import ApiError, not_found, revert_to_api_error
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus, pending
-from api.receipts.grants import GRANT_CACHE_TTL_S
+from api.receipts.grants import GRANT_CACHE_TTL_S, CacheClock
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import MAX_LIMIT, IndexPage, ListFilter
 from node.chain import LedgerClient, LedgerRevertError, TxResult
@@ -203,9 +202,9 @@ class Custody:
 
 @dataclass
 class _AuditorStanding:
-    """Which custodied key holds the ledger's auditor role (None: none does), as read at a moment of this
-    machine's monotonic clock; one for the service, shared by every request's view (:meth:`LedgerCore.bound`
-    copies the reference)."""
+    """Which custodied key holds the ledger's auditor role (None: none does), as read at a moment of the
+    service's :class:`~api.receipts.grants.CacheClock`; one for the service, shared by every request's view
+    (:meth:`LedgerCore.bound` copies the reference)."""
 
     seen: tuple[str | None, float] = (None, -GRANT_CACHE_TTL_S)
 
@@ -231,6 +230,9 @@ class LedgerCore:
         #: each request read says when its answer is due and whether it is overdue, as the scorecard counts.
         self.response_deadline_days: int = Settings.model_fields["audit_response_deadline_days"].default
         self._code_ids: dict[str, int] = {}
+        #: What ages the service's caches of chain state: the auditor's standing here, the receipts' grant
+        #: states (:class:`~api.receipts.grants.GrantCache`, handed this clock by the app).
+        self.cache_clock = CacheClock()
         self._auditor = _AuditorStanding()
         self._sign_locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -429,7 +431,7 @@ class LedgerCore:
             NodeError: the node does not answer (the standing is not taken on trust past its second).
         """
         address, read_at = self._auditor.seen
-        now = time.monotonic()
+        now = self.cache_clock()
         if now - read_at < GRANT_CACHE_TTL_S:
             return address
         role = self.client.call("AUDITOR_ROLE")

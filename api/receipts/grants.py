@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,9 +26,34 @@ from verifier.text import iso_time
 GRANT_CACHE_TTL_S = 1.0
 
 
+class CacheClock:
+    """The clock the service's short caches of chain state age by (:class:`GrantCache`, the auditor's standing
+    in :class:`api.ledger.core.LedgerCore`): this machine's monotonic clock, plus how far it was moved on.
+
+    One per service, owned by its :class:`~api.ledger.core.LedgerCore` and handed to the receipts' cache, so
+    that what ages the cached state is one thing a test can move past :data:`GRANT_CACHE_TTL_S` at once, as it
+    moves the node's clock, instead of sleeping through it. Nothing in the service moves it: unmoved, it
+    reads ``time.monotonic()``."""
+
+    def __init__(self) -> None:
+        self._moved = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return time.monotonic() + self._moved
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` on: every entry cached at least that long before now reads stale."""
+        if seconds < 0:
+            raise ValueError("a monotonic clock does not go back")
+        with self._lock:
+            self._moved += seconds
+
+
 @dataclass(frozen=True, slots=True)
 class GrantState:
-    """What a receipt's checks need of its grant, read from the ledger at ``fetched_at``."""
+    """What a receipt's checks need of its grant, read from the ledger at ``fetched_at`` (by the service's
+    :class:`CacheClock`)."""
 
     grant_id: int
     provider: int
@@ -72,12 +98,15 @@ class GrantCache:
         self,
         ledger: LedgerClient,
         *,
+        clock: CacheClock,
         ttl: float = GRANT_CACHE_TTL_S,
         gate: Callable[[], object] | None = None,
     ) -> None:
-        """``gate``: the transaction journal's (:meth:`api.journal.JournaledSender.gate`), passed before a
-        grant is called unknown."""
+        """``clock``: the service's (:class:`CacheClock`), which ages the cached states. ``gate``: the
+        transaction journal's (:meth:`api.journal.JournaledSender.gate`), passed before a grant is called
+        unknown."""
         self._ledger = ledger
+        self.clock = clock
         self.ttl = ttl
         self._gate = gate
         self._states: dict[int, GrantState] = {}
@@ -90,9 +119,10 @@ class GrantCache:
                 raise not_found("grant", grant_id) from None
             raise
 
-    def fresh(self, grant_id: int, now: float) -> GrantState | None:
+    def fresh(self, grant_id: int) -> GrantState | None:
+        """The grant's cached state, or None when none was read within the TTL by :attr:`clock`."""
         state = self._states.get(grant_id)
-        return state if state is not None and now - state.fetched_at < self.ttl else None
+        return state if state is not None and self.clock() - state.fetched_at < self.ttl else None
 
     def load(self, grant_id: int) -> GrantState:
         """Read the grant's state from the ledger (blocking).
@@ -101,7 +131,7 @@ class GrantCache:
             ApiError: GRANT_NOT_FOUND for a grant that does not exist.
             NodeError: the node is unreachable.
         """
-        fetched = time.monotonic()
+        fetched = self.clock()
         try:
             grant = self._read(grant_id)
         except ApiError:
@@ -110,7 +140,7 @@ class GrantCache:
             # An acknowledged grant whose block the node lost exists again once the journal has re-mined it:
             # through the journal's gate (which has lost blocks healed and re-mined first), then read again.
             self._gate()
-            fetched = time.monotonic()
+            fetched = self.clock()
             grant = self._read(grant_id)
         refusal: tuple[str, str] | None = None
         if grant.revoked:

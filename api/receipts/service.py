@@ -16,7 +16,7 @@ from api.db import init_db
 from api.errors import ApiError
 from api.journal import Claim, JournaledSender, TxStatus
 from api.receipts.anchorer import Anchorer, Reverted, Submit, Void
-from api.receipts.grants import GrantCache, GrantState, _no_batch
+from api.receipts.grants import CacheClock, GrantCache, GrantState, _no_batch
 from api.receipts.journal import AnchorLog, BatchSlot, ReceiptJournal, WriteTurn
 from api.receipts.lookups import ReceiptReader, ReceiptView
 from node.chain import LedgerClient, TxResult
@@ -83,6 +83,7 @@ class ReceiptService:
         ledger: LedgerClient,
         anchors: LedgerClient,
         account_of: Callable[[int], LocalAccount],
+        cache_clock: CacheClock,
         batch_size: int,
         batch_age: float,
         from_block: int = 0,
@@ -98,7 +99,7 @@ class ReceiptService:
         turn = WriteTurn()
         self.anchors = anchors
         self.anchors_address = str(anchors.address)
-        self.grants = GrantCache(ledger, gate=gate)
+        self.grants = GrantCache(ledger, clock=cache_clock, gate=gate)
         self._account_of = account_of
         self.anchorer = Anchorer(
             engine=engine,
@@ -150,16 +151,13 @@ class ReceiptService:
         self.journal.stop()
         self.anchorer.stop()
 
-    def _grant(self, grant_id: int, now: float) -> GrantState:
-        return self.grants.fresh(grant_id, now) or self.grants.load(grant_id)
-
     async def _load_grant(self, grant_id: int) -> GrantState:
         from anyio import to_thread
 
         # One read per grant at a time: the requests arriving while it runs wait for its answer.
         lock = self._grant_locks.setdefault(grant_id, asyncio.Lock())
         async with lock:
-            state = self.grants.fresh(grant_id, time.monotonic())
+            state = self.grants.fresh(grant_id)
             if state is None:
                 state = await to_thread.run_sync(self.grants.load, grant_id)
             return state
@@ -184,7 +182,6 @@ class ReceiptService:
             NodeError: the node is unreachable while grant state must be read.
         """
 
-        now_mono = time.monotonic()
         now = time.time()
         consumers: dict[int, int] = {}
         # Every grant checked below is the poster's as provider, so every id starts with its department id,
@@ -194,7 +191,7 @@ class ReceiptService:
         for i, row in enumerate(rows):
             if row.grant_id not in consumers:
                 try:
-                    state = self.grants.fresh(row.grant_id, now_mono) or await self._load_grant(row.grant_id)
+                    state = self.grants.fresh(row.grant_id) or await self._load_grant(row.grant_id)
                     state.check(department, now)
                 except ApiError as exc:
                     exc.details.update(index=i, delivery_id="0x" + row.delivery_id.hex())

@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.receipts.grants import GRANT_CACHE_TTL_S
 from api.receipts.journal import receipts_table
 from api.server import server_config
 from api.settings import ApiSettings
@@ -47,6 +48,8 @@ class ApiEnv:
     setup: LedgerSetup
     tokens: dict[str, str]
     client: httpx.Client
+    #: The app served (in this process: its state is the running service's).
+    app: Any
     departments: dict[str, int] = field(default_factory=dict)
 
     def headers(self, who: str | None, **extra: str) -> dict[str, str]:
@@ -140,11 +143,19 @@ def served(settings: ApiSettings, node: EmbeddedNode) -> Iterator[ApiEnv]:
         env.setenv("DXL_RPC_URL", str(settings.rpc_url))
         env.setenv("DXL_CHAIN_ID", str(settings.chain_id))
         env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
+        app = create_app(settings)
         with (
-            ServerThread(create_app(settings), trusted_proxies=settings.api_trusted_proxies) as url,
+            ServerThread(app, trusted_proxies=settings.api_trusted_proxies) as url,
             httpx.Client(base_url=url, timeout=120, verify=tls_context()) as client,
         ):
-            yield ApiEnv(url, settings, setup, tokens, client, dict(setup.report.departments))
+            yield ApiEnv(url, settings, setup, tokens, client, app, dict(setup.report.departments))
+
+
+def outlive_caches(app: Any) -> None:
+    """Move the served service's cache clock (:class:`api.receipts.grants.CacheClock`) past
+    :data:`GRANT_CACHE_TTL_S`: the chain state it cached (grant states, the auditor's standing) is read again
+    at the next request, as a second later, without waiting that second."""
+    app.state.dxl.ledger.cache_clock.advance(GRANT_CACHE_TTL_S)
 
 
 def make_settings(home: Path, node: EmbeddedNode, **overrides: Any) -> ApiSettings:

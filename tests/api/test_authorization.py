@@ -5,13 +5,11 @@ write) and the role; a write route whose body has no example below fails the tes
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pytest
 
-from api.receipts.grants import GRANT_CACHE_TTL_S
-from tests.api.api_helpers import ApiEnv, b32, delivery_between, govern, ok
+from tests.api.api_helpers import ApiEnv, b32, delivery_between, govern, ok, outlive_caches
 
 # One deployment per module: keep the module's tests on one xdist worker.
 pytestmark = pytest.mark.xdist_group("api-authorization")
@@ -270,7 +268,7 @@ def test_an_auditor_governance_revoked_loses_access_with_no_token_revoked(api_en
     assert ok(api_env.call("GET", "/deliveries", "auditor")) is not None
     ok(govern(api_env, {"action": "revoke_auditor", "account": auditor}))
     try:
-        time.sleep(GRANT_CACHE_TTL_S)
+        outlive_caches(api_env.app)
         for path in ("/me", "/deliveries", "/inspections"):
             refused = api_env.call("GET", path, "auditor")
             assert refused.status_code == 401, (path, refused.text)
@@ -279,5 +277,5 @@ def test_an_auditor_governance_revoked_loses_access_with_no_token_revoked(api_en
         assert api_env.call("GET", "/deliveries", "psb").status_code == 200  # a department is not concerned
     finally:
         ok(govern(api_env, {"action": "grant_auditor", "account": auditor}))
-    time.sleep(GRANT_CACHE_TTL_S)
+    outlive_caches(api_env.app)
     assert ok(api_env.call("GET", "/me", "auditor"))["role"] == "auditor"

@@ -52,7 +52,6 @@ from api.journal import (
 )
 from api.ledger import Finish
 from api.receipts.anchorer import Anchorer, journaled_reverted, journaled_submit, journaled_void
-from api.receipts.grants import GRANT_CACHE_TTL_S
 from api.receipts.journal import batches_table
 from api.settings import ApiSettings
 from node.anvil import EmbeddedNode, NodeSettings, free_port
@@ -70,6 +69,7 @@ from tests.api.api_helpers import (
     journal_receipts,
     make_settings,
     ok,
+    outlive_caches,
     receipt_body,
     some_receipts,
 )
@@ -338,7 +338,7 @@ def test_receipts_for_a_grant_the_node_lost_wait_for_it_instead_of_a_404(journal
         grant = grant_between(env, "psb", "hrss")  # type: ignore[arg-type]
         with _interval_mining(env):
             assert env.node_rpc("evm_revert", snapshot) is True
-            time.sleep(GRANT_CACHE_TTL_S)  # the grant's state, cached when it was created, expires
+            outlive_caches(env.app)  # the grant's state, cached when it was created, expires
             body = receipt_body(grant)
             env.app.state.dxl.ledger.sender.hold()  # what the watcher does from seeing the node changed on
             answers: list[httpx.Response] = []
@@ -1191,7 +1191,7 @@ def test_an_anchor_mined_again_after_lost_blocks_and_refused_then_reads_refused(
         assert {v["error"] for v in waves.views(0)} == {"DEPARTMENT_NOT_ACTIVE"}
     finally:
         client.wait(client.submit(governor, reinstate))
-    time.sleep(GRANT_CACHE_TTL_S)  # the door's cached grant state, read while suspended, expires
+    outlive_caches(env.app)  # the door's cached grant state, read while suspended, expires
     waves.post(0)
     _until(lambda: waves.settled(), timeout=30)
 
