@@ -70,4 +70,4 @@ def served(network: LocalNetwork, tmp_path_factory: pytest.TempPathFactory) -> I
         env.setenv("DXL_CHAIN_ID", str(endpoint.chain_id))
         env.setenv("DXL_KEYSTORE_PASSPHRASE", PASSPHRASE)
         with ServerThread(app) as url, httpx.Client(base_url=url, timeout=120) as http:
-            yield NetworkApi(url, settings, setup, tokens, http, dict(setup.report.departments), app=app)
+            yield NetworkApi(url, settings, setup, tokens, http, app, dict(setup.report.departments))

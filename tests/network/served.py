@@ -38,9 +38,7 @@ def network_settings(home: Path, endpoint: NodeEndpoint, **settings: Any) -> Api
 
 @dataclass
 class NetworkApi(ApiEnv):
-    """The API as ``dxl run --network`` serves it, and its app (whose chain client names the node in use)."""
-
-    app: Any = None
+    """The API as ``dxl run --network`` serves it; its app's chain client names the node in use."""
 
     @property
     def node_in_use(self) -> str:
