@@ -13,6 +13,7 @@ import base64
 import dataclasses
 import hashlib
 import json
+import math
 import re
 import secrets
 import tempfile
@@ -943,7 +944,8 @@ def _days(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 3600:
-        return f"{round(seconds)} s"
+        # Math.round: a half second up (a median of 0 s and 1 s decisions reads 1 s), not Python's to even.
+        return f"{math.floor(seconds + 0.5)} s"
     return f"{seconds / 3600:.1f} hours" if seconds < 86400 else f"{seconds / 86400:.2f} days"
 
 

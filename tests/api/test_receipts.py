@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from api.db import JournaledTransaction, init_db, make_engine
 from api.journal import TxStatus
@@ -107,6 +107,10 @@ def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
     node loses is re-sent in nonce order with the writes behind it."""
     engine = make_engine(api_env.settings.effective_database_url)
     sender = api_env.keystore.address("dept-psb")
+    t = JournaledTransaction
+    # This test's transactions only: a test before it may have left the provider's journal anything.
+    with engine.connect() as conn:
+        before = conn.execute(select(func.max(t.id))).scalar() or 0
     resource = {"metadata_hash": b32(), "schema_hash": b32(), "share_type": "conditional", "sensitivity": 1}
     ok(api_env.call("POST", "/resources", "psb", json=resource), 201)
     body = receipt_body(grant)
@@ -116,9 +120,8 @@ def test_anchors_and_journaled_writes_of_one_provider_share_its_nonces(
         lambda: (r := ok(api_env.call("GET", path, "psb")))["status"] == "final" and r, "the anchor"
     )
     written = ok(api_env.call("POST", "/resources", "psb", json={**resource, "metadata_hash": b32()}), 201)
-    t = JournaledTransaction
     with engine.connect() as conn:
-        rows = conn.execute(select(t.tx_hash, t.status).where(t.sender == sender)).all()
+        rows = conn.execute(select(t.tx_hash, t.status).where(t.sender == sender, t.id > before)).all()
     engine.dispose()
     assert written["transaction"]["hash"] in {h for h, _ in rows}
     # The anchor went through the journal too: were the node to lose it, it is re-sent in nonce order.
