@@ -10,7 +10,6 @@ the ``dev`` extra for tests/ and scripts/, and the ape lock for the scripts that
 
 from __future__ import annotations
 
-import ast
 import functools
 import re
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from node.paths import PROJECT_ROOT
+from tests.source_imports import top_level_imports
 
 PROJECT = {"node", "api", "verifier", "dxl", "tests", "scripts"}
 #: Scripts that run under the separate ape venv (``make ape``, requirements-ape.lock), not ``.venv``.
@@ -37,24 +37,8 @@ def _name(requirement: str) -> str:
 
 
 def _imports(source: Path) -> set[str]:
-    """Top-level modules ``source`` imports at run time (lazily or not; not those for type checking only)."""
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    typing_only = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for stmt in node.body
-        for n in ast.walk(stmt)
-    }
-    names = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - PROJECT - {"__future__"}
+    """Third-party modules ``source`` imports at run time."""
+    return top_level_imports(source) - set(sys.stdlib_module_names) - PROJECT - {"__future__"}
 
 
 @functools.cache

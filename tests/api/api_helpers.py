@@ -4,8 +4,10 @@ environment, and steps that build an exchange."""
 from __future__ import annotations
 
 import contextlib
+import resource
 import secrets
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -489,3 +491,23 @@ def stored_document(env: ApiEnv, document: dict[str, Any]) -> bool:
     finally:
         engine.dispose()
     return found is not None
+
+
+@contextmanager
+def full_disk(*, at_once: bool = True) -> Iterator[Callable[[], None]]:
+    """While it lasts, no file of this process may grow (a file-size limit: SQLite answers "database or disk
+    is full"): from the start, or with ``at_once=False`` from when the function it yields is called (say, by
+    a proxy once the node got a transaction). A write past the limit fails instead of killing the process."""
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+
+    def fill() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
+
+    if at_once:
+        fill()
+    try:
+        yield fill
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, previous)

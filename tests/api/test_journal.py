@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import resource
 import signal
 import sqlite3
 import threading
@@ -65,6 +64,7 @@ from tests.api.api_helpers import (
     ServerThread,
     api_home,
     b32,
+    full_disk,
     grant_between,
     journal_receipts,
     make_settings,
@@ -899,23 +899,18 @@ def test_a_full_disk_after_the_write_was_mined_loses_nothing(journal_env: Journa
     answers 201 without a second transaction — instead of a 500 and a key left claimed."""
     env = journal_env
     before, sent = env.resource_count(), env.sent_by("health")
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(
-        signal.SIGXFSZ, signal.SIG_IGN
-    )  # a write past the limit fails instead of killing
-
-    def disk_full() -> None:
-        env.proxy.after_send = None
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
-
-    env.proxy.after_send = disk_full
     body = _resource()
-    try:
-        first = env.register("health", "full-1", body)
-    finally:
-        env.proxy.after_send = None
-        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
-        signal.signal(signal.SIGXFSZ, previous)
+    with full_disk(at_once=False) as fill:
+
+        def after_send() -> None:
+            env.proxy.after_send = None
+            fill()
+
+        env.proxy.after_send = after_send
+        try:
+            first = env.register("health", "full-1", body)
+        finally:
+            env.proxy.after_send = None
     assert first.status_code == 409, first.text
     error = first.json()["error"]
     assert error["code"] == "TRANSACTION_PENDING" and "could not record" in error["message"]
@@ -933,15 +928,9 @@ def test_a_full_disk_before_the_write_is_a_503_and_sends_nothing(journal_env: Jo
     left under the key; once there is room, the retry of the key records the write once."""
     env = journal_env
     before, sent = env.resource_count(), env.sent_by("psb")
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
     body = _resource()
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
-    try:
+    with full_disk():
         full = env.register("psb", "full-before-1", body)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
-        signal.signal(signal.SIGXFSZ, previous)
     assert full.status_code == 503, full.text
     assert full.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
     assert env.sent_by("psb") == sent and env.resource_count() == before
@@ -951,19 +940,6 @@ def test_a_full_disk_before_the_write_is_a_503_and_sends_nothing(journal_env: Jo
         )
     ok(env.register("psb", "full-before-1", body), 201)
     assert env.resource_count() == before + 1 and env.sent_by("psb") == sent + 1
-
-
-@contextmanager
-def _disk_full() -> Iterator[None]:
-    """No file of this process may grow (a file-size limit): SQLite answers "database or disk is full"."""
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
-        signal.signal(signal.SIGXFSZ, previous)
 
 
 def test_writes_answered_after_a_full_disk_keep_their_ids_when_the_node_loses_their_blocks(
@@ -998,7 +974,7 @@ def test_writes_answered_after_a_full_disk_keep_their_ids_when_the_node_loses_th
     try:
         first = register_each()
         answered: dict[str, int] = {}
-        with _disk_full():
+        with full_disk():
             for tx_hash in first:
                 try:
                     answered[tx_hash] = resource_id(sender.wait(tx_hash))

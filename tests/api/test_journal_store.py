@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
-import resource
-import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -24,6 +21,7 @@ from api.idempotency import RETENTION, Busy, ClaimOwner, IdempotencyStore, Store
 from api.journal import Claim, Journal, JournaledSender, Reconciler, TxStatus
 from node.anvil import EmbeddedNode
 from node.chain import BlockRef, LedgerClient, SignedTx
+from tests.api.api_helpers import full_disk
 from tests.postgres import BACKENDS, api_engine
 
 #: ``api_idempotency`` as it was created before the journal (no ``owner``/``tx_hash`` columns).
@@ -318,19 +316,6 @@ def test_settled_journal_rows_past_retention_are_purged_with_their_keys(engine: 
     assert keys == {"kept"}
 
 
-@contextmanager
-def _full_disk() -> Iterator[None]:
-    """No file of this process may grow (a file-size limit): SQLite answers "database or disk is full"."""
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
-        signal.signal(signal.SIGXFSZ, previous)
-
-
 def test_a_retry_that_could_not_take_a_claim_over_on_a_full_disk_leaves_the_key_free(engine: Engine) -> None:
     """A claim handed back (its request journaled a transaction, then ended without a final answer); the retry
     that takes it over fails to commit on a full disk: once there is room, the next retry takes it, instead
@@ -349,7 +334,7 @@ def test_a_retry_that_could_not_take_a_claim_over_on_a_full_disk_leaves_the_key_
     with sessions() as session:
         record = session.get(IdempotencyRecord, first.id)
         assert record is not None and record.owner is None
-    with _full_disk(), pytest.raises(OperationalError, match="disk"):
+    with full_disk(), pytest.raises(OperationalError, match="disk"):
         store.claim("hrss", "full", "p")
     retry = store.claim("hrss", "full", "p")
     assert isinstance(retry, Claim) and retry.tx_hash == signed.tx_hash, retry

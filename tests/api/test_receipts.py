@@ -8,7 +8,6 @@ import itertools
 import json
 import logging
 import os
-import resource
 import signal
 import threading
 import time
@@ -39,6 +38,7 @@ from tests.api.api_helpers import (
     b32,
     delivery_between,
     delivery_id_for,
+    full_disk,
     govern,
     grant_between,
     in_pool,
@@ -137,14 +137,8 @@ def test_post_receipts_diskFull_503_nothingJournaled_retryAcceptedOnce(
     receipts posted again once there is room are accepted and anchored once."""
     body = {"receipts": [receipt_body(grant) for _ in range(3)]}
     ids = [r["delivery_id"] for r in body["receipts"]]
-    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
-    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, not kills
-    resource.setrlimit(resource.RLIMIT_FSIZE, (1, limit[1]))
-    try:
+    with full_disk():
         full = api_env.call("POST", "/receipts", "psb", json=body)
-    finally:
-        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
-        signal.signal(signal.SIGXFSZ, previous)
     assert full.status_code == 503, full.text
     assert full.json()["error"]["code"] == "DATABASE_UNAVAILABLE"
     known = ok(api_env.call("POST", "/receipts/lookup", "psb", json={"delivery_ids": ids}))["receipts"]
@@ -1237,7 +1231,6 @@ def test_api_killed_after_202_anchorsEveryReceiptExactlyOnce(api_env: ApiEnv, tm
     """kill -9 of the service right after it answered 202, before any batch closed: the next start anchors
     every receipt once. (A service of its own on a copy of the module's deployment and provider key.)"""
     import shutil
-    import signal
     import subprocess
     import sys
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -12,6 +11,8 @@ import sys
 import sysconfig
 import tomllib
 from pathlib import Path
+
+from tests.source_imports import top_level_imports
 
 LIBRARY = ["verifier.hashing", "verifier.tree", "verifier.leaves", "verifier.commitment", "verifier.manifest",
            "verifier.verify"]  # fmt: skip
@@ -33,32 +34,11 @@ DISTRIBUTIONS = {"sha3": "safe-pysha3", "coincurve": "coincurve", "cryptography"
 VERIFIER = Path(__file__).resolve().parents[2] / "verifier"
 
 
-def _imports(source: Path) -> set[str]:
-    """Top-level modules ``source`` imports, lazily or not, leaving out imports for type checking only."""
-    tree = ast.parse(source.read_text(encoding="utf-8"))
-    typing_only = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for stmt in node.body
-        for n in ast.walk(stmt)
-    }
-    names = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module.split(".")[0])
-    return names
-
-
 def test_every_import_is_the_standard_library_or_a_declared_dependency() -> None:
     declared = tomllib.loads((VERIFIER / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     required = {re.split(r"[<>=!~ ;\[]", d, maxsplit=1)[0] for d in declared["dependencies"]}
     for source in sorted(VERIFIER.glob("*.py")):
-        outside = _imports(source) - set(sys.stdlib_module_names) - {"__future__", "verifier"}
+        outside = top_level_imports(source) - set(sys.stdlib_module_names) - {"__future__", "verifier"}
         assert outside <= set(DISTRIBUTIONS), (source.name, sorted(outside - set(DISTRIBUTIONS)))
         assert {DISTRIBUTIONS[m] for m in outside} <= required, (source.name, outside)
 
