@@ -84,7 +84,18 @@ def test_the_test_that_leaves_the_node_unfit_fails_by_name_and_the_next_one_pass
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("DXL_TEST_BLOCK_TIME", None)
     run = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "test_order.py"],
+        # In the files' order (outside the project, its addopts do not turn pytest-randomly off): the point is
+        # the test after the one that left the node unfit.
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-pno:cacheprovider",
+            "-pno:xdist",
+            "-pno:randomly",
+            "test_order.py",
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,
