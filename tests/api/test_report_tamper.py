@@ -550,9 +550,12 @@ def test_leaves_anchored_past_the_service_that_no_delivery_could_be_are_named(
         f"delivery of row {recorded}:",
         f"{next_batch} RECEIPT_DUPLICATE: receipt 0's delivery id {fine_id} is also {fine_at}:",
     ]
-    assert len(problems) == len(expected), problems  # the roots hold: nothing else is named
+    # The report covers the whole deployment: what it names of the module's other tests' records (an
+    # inspection's outcome a test recorded outside its sample) is not this test's concern.
+    ours = [p for p in problems if f"(grant {gid}, " in p]
+    assert len(ours) == len(expected), problems  # the roots hold: nothing else is named
     for fragment in expected:
-        assert any(p.startswith(fragment) for p in problems), (fragment, problems)
+        assert any(p.startswith(fragment) for p in ours), (fragment, problems)
 
 
 def _iso(ts: int) -> str:
