@@ -9,14 +9,9 @@ Every transaction the API sends goes through :class:`JournaledSender`:
 2. The bytes are the unit of retry: a lost or late answer, "already known" or "nonce too low" mean "look the
    hash up" (:meth:`~node.chain.LedgerClient.send_signed`), and every re-send sends the same bytes.
 3. The receipt is awaited without any database session open; the row is then marked ``mined`` (or
-   ``reverted``) with its block, and every journaled transaction of that block and of the blocks since the
-   last one recorded is given its position (:meth:`JournaledSender.note_mined`). A write is answered only
-   once that is committed: should the node then lose the block, its transactions are re-sent in the order
-   they were mined, which numbered the records it answered. A database that cannot record it (a full disk)
-   answers ``TRANSACTION_PENDING``, and the retry of the key records it and answers. With a confirmation
-   depth (``DXL_CONFIRMATIONS``, where the last blocks may be reorganised) the write is answered only once its
-   block is that deep on the node in use, from the receipt of the block held there
-   (:meth:`JournaledSender.wait`).
+   ``reverted``) with its block. With a confirmation depth (``DXL_CONFIRMATIONS``, where the last blocks may
+   be reorganised) the write is answered only once its block is that deep on the node in use, from the
+   receipt of the block held there (:meth:`JournaledSender.wait`).
 
 :class:`Reconciler` heals the chain from the journal: at start, and whenever :class:`ChainWatcher` sees the
 node come back (unreachable then reachable, the height going down, a known block's hash changing) or the chain
@@ -114,9 +109,6 @@ _NONCE_TAKEN_RETRIES = 3
 STALE_AFTER_S = 10.0
 #: Settled rows read per page while looking for the newest block the node still has.
 _BLOCK_PAGE = 50
-#: Blocks placed (:meth:`JournaledSender.note_mined`) that are remembered, and at most how many blocks before
-#: the one a receipt names are placed with it.
-_PLACE_BEHIND = 64
 
 
 class TxStatus(StrEnum):
@@ -298,40 +290,31 @@ class Journal:
         """Record what became of a transaction; a database failure is logged, not raised (the row stays
         ``sent`` and the next reconciliation finds its receipt)."""
         try:
-            self._set_status(tx_hash, status, block, index)
+            with self._session() as session:
+                session.execute(
+                    update(JournaledTransaction)
+                    # A voided row changes only when its block is lost (reopen): a late look at its receipt
+                    # must not make its bytes sendable again.
+                    .where(
+                        JournaledTransaction.tx_hash == tx_hash,
+                        JournaledTransaction.status != TxStatus.VOIDED.value,
+                    )
+                    .values(
+                        status=status.value,
+                        block_number=block.number if block else None,
+                        block_hash=block.hash if block else None,
+                        tx_index=index if block else None,
+                    )
+                )
+                session.commit()
         except SQLAlchemyError as exc:
             log.warning("journal: could not mark %s %s: %s", tx_hash, status.value, exc)
 
-    def _set_status(self, tx_hash: str, status: TxStatus, block: BlockRef | None, index: int | None) -> None:
-        with self._session() as session:
-            session.execute(
-                update(JournaledTransaction)
-                # A voided row changes only when its block is lost (reopen): a late look at its receipt must
-                # not make its bytes sendable again.
-                .where(
-                    JournaledTransaction.tx_hash == tx_hash,
-                    JournaledTransaction.status != TxStatus.VOIDED.value,
-                )
-                .values(
-                    status=status.value,
-                    block_number=block.number if block else None,
-                    block_hash=block.hash if block else None,
-                    tx_index=index if block else None,
-                )
-            )
-            session.commit()
-
     def mark_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> BlockRef:
-        """Record the transaction mined (or reverted) where its ``receipt`` says; returns the block. Unlike
-        :meth:`mark`, a failure is raised: where a write was mined is what a lost block re-sends it by, and
-        what tells a send that the node lost it (:meth:`newest_settled`), so a write is not answered without.
-
-        Raises:
-            SQLAlchemyError: the database cannot be written (the row is left as it was).
-        """
+        """:meth:`mark` the transaction mined (or reverted) where its ``receipt`` says; returns the block."""
         block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
         status = TxStatus.MINED if int(receipt["status"]) == 1 else TxStatus.REVERTED
-        self._set_status(tx_hash, status, block, int(receipt["transactionIndex"]))
+        self.mark(tx_hash, status, block, int(receipt["transactionIndex"]))
         return block
 
     def unsettled(self) -> list[Entry]:
@@ -355,19 +338,19 @@ class Journal:
     def place(self, block: BlockRef, tx_hashes: list[str]) -> None:
         """Record where journaled transactions sit in ``block`` (``tx_hashes`` in block order), also those
         whose own request has not seen its receipt yet. Their status is left to their receipts: this is only
-        their position, so that lost blocks are re-sent in exactly their first order.
-
-        Raises:
-            SQLAlchemyError: the database cannot be written (nothing recorded).
-        """
-        with self._session() as session:
-            for index, tx_hash in enumerate(tx_hashes):
-                session.execute(
-                    update(JournaledTransaction)
-                    .where(JournaledTransaction.tx_hash == tx_hash)
-                    .values(block_number=block.number, block_hash=block.hash, tx_index=index)
-                )
-            session.commit()
+        their position, so that lost blocks are re-sent in exactly their first order. A database failure is
+        logged, not raised."""
+        try:
+            with self._session() as session:
+                for index, tx_hash in enumerate(tx_hashes):
+                    session.execute(
+                        update(JournaledTransaction)
+                        .where(JournaledTransaction.tx_hash == tx_hash)
+                        .values(block_number=block.number, block_hash=block.hash, tx_index=index)
+                    )
+                session.commit()
+        except SQLAlchemyError as exc:
+            log.warning("journal: could not record the order of block %s: %s", block.number, exc)
 
     def has_stale(self, older_than: float) -> bool:
         """Whether a row journaled more than ``older_than`` seconds ago is still not known to be mined."""
@@ -572,13 +555,7 @@ class JournaledSender:
 
     def note_mined(self, block: BlockRef) -> None:
         """A journaled transaction was seen mined in ``block``: track the newest such block, and place every
-        journaled transaction of the block, and of the blocks since the last one placed (before the request
-        that saw it answers).
-
-        Raises:
-            NodeError: the node does not answer (the blocks not placed yet are placed at the next receipt).
-            SQLAlchemyError: the database cannot be written (likewise).
-        """
+        journaled transaction of the block (before the request that saw it answers)."""
         with self._newest_guard:
             if self._newest_known:
                 if not self._newest or block.number > self._newest[0].number:
@@ -587,23 +564,18 @@ class JournaledSender:
                     self._newest = [*self._newest, block]
         # Requests answer as soon as they see their own receipt, so the node may lose the block before every
         # journaled transaction in it was seen; each needs its position to be re-sent in order. Once per
-        # block, under a lock: a request seeing the block placed knows the positions are committed. The
-        # blocks since the last one placed (at most _PLACE_BEHIND) are placed first: a write answered from
-        # this block was numbered after theirs, and a transaction of theirs no request saw yet (or whose
-        # placing failed, on a full disk) would otherwise be re-sent after the writes it preceded — after its
-        # own sender's later nonces too, which the node then holds back and mines in a run once the gap fills.
+        # block, under a lock: a request seeing the block placed knows the positions are committed.
         with self._place_guard:
             if block in self._placed:
                 return
-            below = [b.number for b in self._placed if b.number < block.number]
-            # The first time, the blocks before too: a block of this process's writes may have been missed.
-            first = max(max(below) + 1 if below else 0, block.number - _PLACE_BEHIND)
-            for number in range(first, block.number + 1):
-                found = self.client.block_transactions(number)
-                if found is None or (number == block.number and found[0] != block):
-                    return  # gone (the node moved on): a receipt of the block it holds places it
-                self.journal.place(found[0], found[1])
-                self._placed = [*self._placed[-(_PLACE_BEHIND - 1) :], found[0]]
+            try:
+                found = self.client.block_transactions(block.number)
+            except NodeError as exc:
+                log.warning("journal: could not read block %s: %s", block.number, exc)
+                return
+            if found is not None and found[0] == block:
+                self.journal.place(block, found[1])
+                self._placed = [*self._placed[-63:], block]
 
     def forget_newest(self) -> None:
         """After reconciliation: the newest settled block is read from the journal again."""
@@ -764,9 +736,8 @@ class JournaledSender:
 
         Raises:
             LedgerRevertError: mined with status 0.
-            ApiError: TRANSACTION_PENDING when not mined, or not under the depth, in time, the node stops
-                answering, or the database cannot record where it was mined (the retry of the key answers
-                what the chain made of it).
+            ApiError: TRANSACTION_PENDING when not mined, or not under the depth, in time, or the node stops
+                answering (the retry of the key answers what the chain made of it).
         """
         limit = self.client.receipt_timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
@@ -778,15 +749,7 @@ class JournaledSender:
                 if receipt is not None:
                     block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
                     if block != placed:
-                        try:
-                            self.record_receipt(tx_hash, receipt)
-                        except SQLAlchemyError as exc:
-                            # Not answered from a block whose order the journal does not hold: lost, it
-                            # would re-send the write out of its first order, and the id answered would go.
-                            cause = getattr(exc, "orig", None) or exc
-                            where = f"mined in block {block.number}"
-                            why = f"{where}, which the journal could not record ({cause})"
-                            raise pending(tx_hash, why) from None
+                        self.record_receipt(tx_hash, receipt)
                         placed = block
                     if not self.confirmations or self._buried(block):
                         break
@@ -884,7 +847,6 @@ class JournaledSender:
 
         Raises:
             ApiError: DATABASE_UNAVAILABLE.
-            SQLAlchemyError: the database cannot record where it was mined.
             NodeError: the node does not answer.
         """
         if self.journal.entry(tx_hash) is not None:
@@ -900,12 +862,7 @@ class JournaledSender:
         return True
 
     def record_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> None:
-        """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block.
-
-        Raises:
-            NodeError: the node does not answer.
-            SQLAlchemyError: the database cannot be written.
-        """
+        """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block."""
         self.note_mined(self.journal.mark_receipt(tx_hash, receipt))
 
     def judge_refusal(self, signed: SignedTx) -> Refusal:
@@ -922,7 +879,6 @@ class JournaledSender:
 
         Raises:
             NodeError: the node does not answer.
-            SQLAlchemyError: the database cannot record where it was mined.
         """
         if self.client.mined_nonce(signed.sender, depth=self.confirmations) <= signed.nonce:
             return Refusal.UNPROVEN
