@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -329,19 +329,20 @@ TUNABLE = ("DXL_RECEIPT_BATCH_SIZE", "DXL_RECEIPT_BATCH_AGE", "DXL_API_RATE_LIMI
            "DXL_API_CONCURRENCY")  # fmt: skip
 
 
-def service_environment(**values: str) -> dict[str, str]:
-    """The bench service process's environment: this process's, of its ``DXL_`` variables the
-    :data:`TUNABLE` ones only, and ``values``."""
-    own = {k: v for k, v in os.environ.items() if not k.startswith("DXL_") or k in TUNABLE}
+def service_environment(environ: Mapping[str, str], **values: str) -> dict[str, str]:
+    """The bench service process's environment: ``environ`` (the command's, handed down from dxl), of its
+    ``DXL_`` variables the :data:`TUNABLE` ones only, and ``values``."""
+    own = {k: v for k, v in environ.items() if not k.startswith("DXL_") or k in TUNABLE}
     return {**own, **values}
 
 
 @contextlib.contextmanager
 def demo_service(
-    home: Path, endpoint: NodeEndpoint, *, env_extra: dict[str, str], timeout: float
+    home: Path, endpoint: NodeEndpoint, *, environ: Mapping[str, str], timeout: float
 ) -> Iterator[DemoService]:
     """Provision the demo consortium in ``home`` on ``endpoint`` and serve the API on a free port (uvicorn in
-    its own process, stopped on exit); ``timeout`` bounds each HTTP call."""
+    its own process, stopped on exit, its environment from ``environ`` by :func:`service_environment`);
+    ``timeout`` bounds each HTTP call."""
     from api.demo import ensure_demo_tokens
     from node.anvil import free_port
     from node.provision import setup_ledger
@@ -352,7 +353,7 @@ def demo_service(
     tokens = {k: v for k, v in ensure_demo_tokens(settings).items() if v is not None}
     port = free_port()
     with (
-        _api_process(home, endpoint.rpc_url, endpoint.chain_id, port, env_extra) as pid,
+        _api_process(home, endpoint.rpc_url, endpoint.chain_id, port, environ) as pid,
         httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=timeout) as api,
     ):
         yield DemoService(settings, report, pid, port, api, tokens)
@@ -360,17 +361,17 @@ def demo_service(
 
 @contextlib.contextmanager
 def _api_process(
-    home: Path, rpc_url: str, chain_id: int, port: int, env_extra: dict[str, str]
+    home: Path, rpc_url: str, chain_id: int, port: int, environ: Mapping[str, str]
 ) -> Iterator[int]:
     from api.server import CLI_OPTIONS
 
     env = service_environment(
+        environ,
         DXL_HOME=str(home),
         DXL_RPC_URL=rpc_url,
         DXL_CHAIN_ID=str(chain_id),
         DXL_KEYSTORE_PASSPHRASE=PASSPHRASE,
         DXL_AUDIT_FOLLOW_INTERVAL="0",
-        **env_extra,
     )
     log = open(home / "api.log", "wb")  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen(
@@ -446,9 +447,10 @@ def _anchoring_times(home: Path, grant_id: int) -> dict[str, float | None]:
 
 
 def run_receipts_benchmark(
-    *, quick: bool, seconds: float | None = None, progress: Any = print
+    *, quick: bool, environ: Mapping[str, str], seconds: float | None = None, progress: Any = print
 ) -> dict[str, Any]:
-    """Run every mode once on a fresh node and service; returns the JSON the command writes."""
+    """Run every mode once on a fresh node and service (its environment from ``environ``, the command's);
+    returns the JSON the command writes."""
     from eth_account import Account
 
     from node.anvil import EmbeddedNode, NodeSettings, free_port
@@ -467,7 +469,7 @@ def run_receipts_benchmark(
         with node:
             endpoint = node.endpoint
             progress("provisioning the demo consortium ...")
-            with demo_service(home, endpoint, env_extra={}, timeout=120) as service:
+            with demo_service(home, endpoint, environ=environ, timeout=120) as service:
                 settings, api_pid, port, tokens = service.settings, service.pid, service.port, service.tokens
                 progress("one agreement PSB → HRSS and a grant per mode ...")
                 grants = demo_grants(service.call, 3)

@@ -25,7 +25,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,7 +158,7 @@ def measure(
 
 
 def run_catalog_benchmark(
-    *, sizes: list[int], repeats: int, progress: Callable[[str], Any] = print
+    *, sizes: list[int], repeats: int, environ: Mapping[str, str], progress: Callable[[str], Any] = print
 ) -> dict[str, Any]:
     """:func:`measure` on a fresh node and demo service (CIVIL's resources); returns the JSON the command
     writes."""
@@ -173,7 +173,7 @@ def run_catalog_benchmark(
         home = Path(tmp)
         with EmbeddedNode(home, NodeSettings(port=free_port())) as node:
             progress("provisioning the demo consortium ...")
-            with demo_service(home, node.endpoint, env_extra={}, timeout=600) as service:
+            with demo_service(home, node.endpoint, environ=environ, timeout=600) as service:
                 ledger = ledger_client(node.endpoint, home, request_timeout=service.settings.rpc_timeout)
                 account = KeyStore.from_settings(service.settings).unlock("dept-civil")
                 headers = {"Authorization": f"Bearer {service.tokens['demo-auditor']}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -37,7 +38,10 @@ def bench_catalog(
     if not wanted or min(wanted) < 1:
         raise typer.BadParameter("give at least one size of 1 or more", param_hint="--sizes")
     results = run_catalog_benchmark(
-        sizes=wanted, repeats=3 if quick else repeats, progress=(lambda _m: None) if as_json else typer.echo
+        sizes=wanted,
+        repeats=3 if quick else repeats,
+        environ=os.environ,
+        progress=(lambda _m: None) if as_json else typer.echo,
     )
     if out is not None:
         out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -129,7 +130,10 @@ def bench_receipts(
     from api.bench import run_receipts_benchmark, table, write
 
     results = run_receipts_benchmark(
-        quick=quick, seconds=seconds, progress=(lambda _m: None) if as_json else typer.echo
+        quick=quick,
+        seconds=seconds,
+        environ=os.environ,
+        progress=(lambda _m: None) if as_json else typer.echo,
     )
     write(results, out)
     typer.echo(json.dumps(results) if as_json else table(results))

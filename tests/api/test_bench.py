@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -57,5 +58,5 @@ def test_the_bench_service_reaches_none_of_the_operators_places(
     assert settings.effective_database_url == f"sqlite:///{home / 'dxl.sqlite3'}"
     assert (settings.rpc_failover_urls, settings.confirmations) == ("", 0)
 
-    env = service_environment(DXL_HOME=str(home))
+    env = service_environment(os.environ, DXL_HOME=str(home))
     assert {k for k in env if k.startswith("DXL_")} == {"DXL_HOME", "DXL_RECEIPT_BATCH_AGE"}
