@@ -298,6 +298,8 @@ def create_app(
                 running.stop()
                 if running.journal.ids is not None:
                     running.journal.ids.close()
+            if state.ledger is not None:  # after the anchorer, whose receipts it places
+                state.ledger.sender.close()
 
     app = FastAPI(
         title="dxl department API",

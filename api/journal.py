@@ -9,7 +9,11 @@ Every transaction the API sends goes through :class:`JournaledSender`:
 2. The bytes are the unit of retry: a lost or late answer, "already known" or "nonce too low" mean "look the
    hash up" (:meth:`~node.chain.LedgerClient.send_signed`), and every re-send sends the same bytes.
 3. The receipt is awaited without any database session open; the row is then marked ``mined`` (or
-   ``reverted``) with its block. With a confirmation depth (``DXL_CONFIRMATIONS``, where the last blocks may
+   ``reverted``) with its block, and the write waits until every journaled transaction of the blocks up to
+   that one has its place in the journal (:class:`BlockPlacer`): should the node lose those blocks, they are
+   re-sent in the order that numbered the records the write answers. A database that cannot record it (a
+   full disk) answers ``TRANSACTION_PENDING``; the retry of the key records it and answers. With a
+   confirmation depth (``DXL_CONFIRMATIONS``, where the last blocks may
    be reorganised) the write is answered only once its block is that deep on the node in use, from the
    receipt of the block held there (:meth:`JournaledSender.wait`).
 
@@ -109,6 +113,8 @@ _NONCE_TAKEN_RETRIES = 3
 STALE_AFTER_S = 10.0
 #: Settled rows read per page while looking for the newest block the node still has.
 _BLOCK_PAGE = 50
+#: Hashes per ``IN (...)`` list (SQLite takes at most 32,766 parameters a statement; a block holds fewer).
+_IN_LIST = 500
 
 
 class TxStatus(StrEnum):
@@ -290,37 +296,52 @@ class Journal:
         """Record what became of a transaction; a database failure is logged, not raised (the row stays
         ``sent`` and the next reconciliation finds its receipt)."""
         try:
-            with self._session() as session:
-                session.execute(
-                    update(JournaledTransaction)
-                    # A voided row changes only when its block is lost (reopen): a late look at its receipt
-                    # must not make its bytes sendable again.
-                    .where(
-                        JournaledTransaction.tx_hash == tx_hash,
-                        JournaledTransaction.status != TxStatus.VOIDED.value,
-                    )
-                    .values(
-                        status=status.value,
-                        block_number=block.number if block else None,
-                        block_hash=block.hash if block else None,
-                        tx_index=index if block else None,
-                    )
-                )
-                session.commit()
+            self._set_status(tx_hash, status, block, index)
         except SQLAlchemyError as exc:
             log.warning("journal: could not mark %s %s: %s", tx_hash, status.value, exc)
 
+    def _set_status(self, tx_hash: str, status: TxStatus, block: BlockRef | None, index: int | None) -> None:
+        with self._session() as session:
+            session.execute(
+                update(JournaledTransaction)
+                # A voided row changes only when its block is lost (reopen): a late look at its receipt must
+                # not make its bytes sendable again.
+                .where(
+                    JournaledTransaction.tx_hash == tx_hash,
+                    JournaledTransaction.status != TxStatus.VOIDED.value,
+                )
+                .values(
+                    status=status.value,
+                    block_number=block.number if block else None,
+                    block_hash=block.hash if block else None,
+                    tx_index=index if block else None,
+                )
+            )
+            session.commit()
+
     def mark_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> BlockRef:
-        """:meth:`mark` the transaction mined (or reverted) where its ``receipt`` says; returns the block."""
-        block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+        """Record the transaction mined (or reverted) where its ``receipt`` says; returns the block. Unlike
+        :meth:`mark`, a failure is raised: where a write was mined is what a lost block re-sends it by, so a
+        write is not answered without it.
+
+        Raises:
+            SQLAlchemyError: the database cannot be written (the row is left as it was).
+        """
+        block = block_of(receipt)
         status = TxStatus.MINED if int(receipt["status"]) == 1 else TxStatus.REVERTED
-        self.mark(tx_hash, status, block, int(receipt["transactionIndex"]))
+        self._set_status(tx_hash, status, block, int(receipt["transactionIndex"]))
         return block
 
     def unsettled(self) -> list[Entry]:
         """Rows not known to be mined, in the order to re-send them: those of lost blocks first, by block and
         position in it, then the others in the order they were journaled (nonce order for each sender), so
-        the node mines them again in their first order and records keep their ids."""
+        the node mines them again in their first order and records keep their ids.
+
+        A row with no position that a sender's positioned row follows in nonce order goes right before it:
+        it was mined before it (a nonce is used once, in order), and sent after it the node would hold the
+        sender's later rows back behind the gap, then mine them in a run once it filled, out of their first
+        order. (A write is answered only once every block up to its own is placed, so such a row is one no
+        2xx answer counted on.)"""
         with self._session() as session:
             rows = session.scalars(
                 select(JournaledTransaction)
@@ -333,24 +354,62 @@ class Journal:
                     JournaledTransaction.id,
                 )
             )
+            entries = [_entry(r) for r in rows]
+        placed = [e for e in entries if e.block_number is not None]
+        loose: dict[str, list[Entry]] = {}
+        for entry in entries:
+            if entry.block_number is None:
+                loose.setdefault(entry.sender, []).append(entry)
+        ordered: list[Entry] = []
+        for entry in placed:
+            before = loose.get(entry.sender, [])
+            while before and before[0].nonce < entry.nonce:
+                ordered.append(before.pop(0))
+            ordered.append(entry)
+        left = {e.tx_hash for rest in loose.values() for e in rest}
+        return ordered + [e for e in entries if e.tx_hash in left]
+
+    def unplaced(self) -> list[Entry]:
+        """Rows with no position in a block: not mined yet, or mined where no receipt was recorded yet."""
+        with self._session() as session:
+            rows = session.scalars(
+                select(JournaledTransaction).where(
+                    JournaledTransaction.status == TxStatus.SENT.value,
+                    JournaledTransaction.block_hash.is_(None),
+                )
+            )
             return [_entry(r) for r in rows]
 
     def place(self, block: BlockRef, tx_hashes: list[str]) -> None:
         """Record where journaled transactions sit in ``block`` (``tx_hashes`` in block order), also those
         whose own request has not seen its receipt yet. Their status is left to their receipts: this is only
-        their position, so that lost blocks are re-sent in exactly their first order. A database failure is
-        logged, not raised."""
-        try:
-            with self._session() as session:
-                for index, tx_hash in enumerate(tx_hashes):
-                    session.execute(
-                        update(JournaledTransaction)
-                        .where(JournaledTransaction.tx_hash == tx_hash)
-                        .values(block_number=block.number, block_hash=block.hash, tx_index=index)
-                    )
-                session.commit()
-        except SQLAlchemyError as exc:
-            log.warning("journal: could not record the order of block %s: %s", block.number, exc)
+        their position, so that lost blocks are re-sent in exactly their first order. Only journaled rows not
+        already there are written (most were, from their own receipts).
+
+        Raises:
+            SQLAlchemyError: the database cannot be written (nothing recorded).
+        """
+        if not tx_hashes:
+            return
+        t = JournaledTransaction
+        at = {tx_hash: index for index, tx_hash in enumerate(tx_hashes)}
+        with self._session() as session:
+            moved = []
+            for start in range(0, len(tx_hashes), _IN_LIST):
+                chunk = tx_hashes[start : start + _IN_LIST]
+                found = session.execute(
+                    select(t.tx_hash, t.block_hash, t.tx_index).where(t.tx_hash.in_(chunk))
+                ).all()
+                moved += [
+                    r.tx_hash for r in found if (r.block_hash, r.tx_index) != (block.hash, at[r.tx_hash])
+                ]
+            for tx_hash in moved:
+                session.execute(
+                    update(t)
+                    .where(t.tx_hash == tx_hash)
+                    .values(block_number=block.number, block_hash=block.hash, tx_index=at[tx_hash])
+                )
+            session.commit()
 
     def has_stale(self, older_than: float) -> bool:
         """Whether a row journaled more than ``older_than`` seconds ago is still not known to be mined."""
@@ -521,6 +580,172 @@ class Journal:
             return {str(sender): int(nonce) + 1 for sender, nonce in rows}
 
 
+def block_of(receipt: Mapping[str, Any]) -> BlockRef:
+    """The block a receipt names."""
+    return BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+
+
+class NotPlacedError(NodeError):
+    """Thrown when the journaled transactions of the blocks up to a write's could not be given their places in
+    time: the node or the database failing (the write is pending; its retry answers)."""
+
+
+class BlockPlacer:
+    """Gives every journaled transaction its place (block, position) in the journal, block after block up to
+    the newest a waiting write was mined in (:meth:`await_placed`), on one thread of its own.
+
+    A write is answered from its receipt, and another journaled transaction mined before it (in its block or
+    an earlier one) may not have been seen by its own request yet, or seen while the database could not
+    record it (a full disk). The journal re-sends a lost block's transactions by their places, so each must
+    be there before a write mined after it is answered. One thread reads the blocks and writes the places,
+    once per block, while the requests wait holding nothing (no lock another request needs, no database
+    connection); a failure is reported to the requests waiting at that moment (they answer ``pending``) and
+    the thread tries again.
+
+    Two ways up to a block: block by block, reading each from the node (a write's block is usually the next
+    one); or, when far behind (the service idle for a while, or just started), through the rows the journal
+    holds without a place: each one's receipt names its block, which is placed. Every journaled transaction
+    mined up to the head read first then has its place: one journaled later is sent after that head was read,
+    and mined above it.
+    """
+
+    #: A write's block further than this above the last one placed is reached through the unplaced rows.
+    FAR = 16
+    #: Blocks placed remembered by height (with their hashes, to see a receipt of another block there).
+    KEPT = 256
+    #: Pause after a failure, before trying again.
+    RETRY_S = 0.25
+
+    def __init__(self, client: LedgerClient, journal: Journal) -> None:
+        self.client = client
+        self.journal = journal
+        self._cond = threading.Condition()
+        #: Every journaled transaction mined at or below this height has its place (-1: none known yet).
+        self._through = -1
+        #: The highest block a waiting write was mined in.
+        self._wanted = -1
+        self._placed: dict[int, BlockRef] = {}
+        #: The last failure, and when (time.monotonic()); cleared by the next block placed.
+        self._failure: tuple[float, str] | None = None
+        self._stopped = False
+        self._thread: threading.Thread | None = None
+
+    def await_placed(self, block: BlockRef, deadline: float) -> bool:
+        """Wait until every journaled transaction of the blocks up to ``block`` has its place. False when
+        the node holds another block at that height (looked at once more, after the wait).
+
+        Raises:
+            NotPlacedError: the node or the database failed meanwhile, or ``deadline`` passed.
+        """
+        asked = time.monotonic()
+        looked_again = False
+        with self._cond:
+            self._start()
+            while True:
+                if self._through >= block.number:
+                    there = self._placed.get(block.number)
+                    if there is None or there == block:
+                        return True
+                    if looked_again:
+                        return False
+                    # Placed as another block: the chain there changed since (or before) the receipt was read.
+                    self._rewind(block.number)
+                    looked_again = True
+                self._wanted = max(self._wanted, block.number)
+                self._cond.notify_all()
+                if self._failure is not None and self._failure[0] >= asked:
+                    raise NotPlacedError(self._failure[1])
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise NotPlacedError("the blocks up to it were not placed in the journal in time")
+                self._cond.wait(min(left, 1.0))  # then asks again: a failure may have dropped the request
+
+    def rewind(self, number: int) -> None:
+        """Blocks from ``number`` on are to be placed again: the node lost them (reconciliation)."""
+        with self._cond:
+            self._rewind(number)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _rewind(self, number: int) -> None:
+        self._through = min(self._through, number - 1)
+        self._wanted = min(self._wanted, self._through)  # the writes still waiting ask again
+        self._cond.notify_all()
+        for height in [h for h in self._placed if h >= number]:
+            del self._placed[height]
+
+    def _start(self) -> None:
+        if self._thread is None and not self._stopped:
+            self._thread = threading.Thread(target=self._run, name="dxl-journal-placer", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and self._wanted <= self._through:
+                    self._cond.wait()
+                if self._stopped:
+                    return
+                through, wanted = self._through, self._wanted
+            try:
+                if wanted - through > self.FAR:
+                    placed, reached = self._catch_up()
+                else:
+                    placed, reached = self._next(through + 1), through + 1
+            except (NodeError, SQLAlchemyError) as exc:
+                cause = getattr(exc, "orig", None) or exc
+                log.warning("journal: could not place the blocks after %s: %s", through, cause)
+                with self._cond:
+                    self._failure = (time.monotonic(), f"placing the journal's blocks failed ({cause})")
+                    # The writes waiting now answer pending; one still waiting, or a retry, asks again. A
+                    # block the node lost is not read again and again for a write no longer waiting.
+                    self._wanted = min(self._wanted, self._through)
+                    self._cond.notify_all()
+                time.sleep(self.RETRY_S)
+                continue
+            with self._cond:
+                if self._through == through:  # not rewound meanwhile
+                    self._through = reached
+                    self._placed.update((b.number, b) for b in placed)
+                    for height in sorted(self._placed)[: -self.KEPT]:
+                        del self._placed[height]
+                    self._failure = None
+                self._cond.notify_all()
+
+    def _next(self, number: int) -> list[BlockRef]:
+        """Place block ``number`` as the node holds it.
+
+        Raises:
+            NodeError: the node does not answer, or does not hold the block (it lost it: reconciliation).
+            SQLAlchemyError: the database cannot be written.
+        """
+        found = self.client.block_transactions(number)
+        if found is None:
+            raise NodeError(f"the node {self.client.rpc_url} does not hold block {number}")
+        self.journal.place(*found)
+        return [found[0]]
+
+    def _catch_up(self) -> tuple[list[BlockRef], int]:
+        """Place the blocks of the journal's unplaced rows mined up to the head; returns them and the head.
+
+        Raises:
+            NodeError: the node does not answer.
+            SQLAlchemyError: the database cannot be read or written.
+        """
+        head = self.client.block_number()  # first: a row journaled after the read below is mined above it
+        heights = set()
+        for entry in self.journal.unplaced():
+            receipt = self.client.receipt(entry.tx_hash)
+            if receipt is not None and int(receipt["blockNumber"]) <= head:
+                heights.add(int(receipt["blockNumber"]))
+        return [block for height in sorted(heights) for block in self._next(height)], head
+
+
 class JournaledSender:
     """Signs, journals, sends and awaits transactions for the API (see the module docstring)."""
 
@@ -549,33 +774,21 @@ class JournaledSender:
         self._newest: list[BlockRef] = []
         self._newest_known = False
         self._newest_guard = threading.Lock()
-        #: Blocks whose journaled transactions were placed (:meth:`Journal.place`), newest last.
-        self._placed: list[BlockRef] = []
-        self._place_guard = threading.Lock()
+        #: Records where every journaled transaction of the blocks up to a write's sits before it is answered.
+        self.placer = BlockPlacer(client, journal)
 
     def note_mined(self, block: BlockRef) -> None:
-        """A journaled transaction was seen mined in ``block``: track the newest such block, and place every
-        journaled transaction of the block (before the request that saw it answers)."""
+        """A journaled transaction was seen mined in ``block``: track the newest such block."""
         with self._newest_guard:
             if self._newest_known:
                 if not self._newest or block.number > self._newest[0].number:
                     self._newest = [block]
                 elif block.number == self._newest[0].number and block not in self._newest:
                     self._newest = [*self._newest, block]
-        # Requests answer as soon as they see their own receipt, so the node may lose the block before every
-        # journaled transaction in it was seen; each needs its position to be re-sent in order. Once per
-        # block, under a lock: a request seeing the block placed knows the positions are committed.
-        with self._place_guard:
-            if block in self._placed:
-                return
-            try:
-                found = self.client.block_transactions(block.number)
-            except NodeError as exc:
-                log.warning("journal: could not read block %s: %s", block.number, exc)
-                return
-            if found is not None and found[0] == block:
-                self.journal.place(block, found[1])
-                self._placed = [*self._placed[-63:], block]
+
+    def close(self) -> None:
+        """Stop the placer's thread (the service stops)."""
+        self.placer.stop()
 
     def forget_newest(self) -> None:
         """After reconciliation: the newest settled block is read from the journal again."""
@@ -747,9 +960,11 @@ class JournaledSender:
             while True:
                 receipt = self.client.receipt(tx_hash)
                 if receipt is not None:
-                    block = BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+                    block = block_of(receipt)
                     if block != placed:
-                        self.record_receipt(tx_hash, receipt)
+                        if not self._recorded(tx_hash, receipt, deadline):
+                            time.sleep(next(delays))
+                            continue
                         placed = block
                     if not self.confirmations or self._buried(block):
                         break
@@ -765,6 +980,25 @@ class JournaledSender:
         if int(receipt["status"]) != 1:
             self._void_refused(tx_hash)
         return self.client.outcome(receipt)
+
+    def _recorded(self, tx_hash: str, receipt: Mapping[str, Any], deadline: float) -> bool:
+        """:meth:`record_receipt` for a request about to be answered: a write is answered only once the
+        journal holds where it and every journaled transaction mined before it sit. Should the node lose the
+        blocks, they are re-sent in that order, which numbered the records it answers; answered without, a
+        transaction the journal could not place (a full disk, a block no request looked at yet) would be
+        re-sent after the writes mined after it, and the ids they answered would go to other records.
+
+        Raises:
+            ApiError: TRANSACTION_PENDING naming the block (the retry of the key records it and answers).
+        """
+        where = f"mined in block {block_of(receipt).number}"
+        try:
+            return self.record_receipt(tx_hash, receipt, deadline=deadline)
+        except SQLAlchemyError as exc:
+            cause = getattr(exc, "orig", None) or exc
+            raise pending(tx_hash, f"{where}, which the journal could not record ({cause})") from None
+        except NotPlacedError as exc:
+            raise pending(tx_hash, f"{where}; {exc}") from None
 
     def _buried(self, block: BlockRef) -> bool:
         """Whether the node in use holds ``block`` with :attr:`confirmations` blocks on top of it. The head is
@@ -861,9 +1095,23 @@ class JournaledSender:
         self.record_receipt(tx_hash, receipt)
         return True
 
-    def record_receipt(self, tx_hash: str, receipt: Mapping[str, Any]) -> None:
-        """Mark a journaled transaction mined (or reverted) where ``receipt`` says, and place its block."""
-        self.note_mined(self.journal.mark_receipt(tx_hash, receipt))
+    def record_receipt(
+        self, tx_hash: str, receipt: Mapping[str, Any], *, deadline: float | None = None
+    ) -> bool:
+        """Mark a journaled transaction mined (or reverted) where ``receipt`` says, then wait until every
+        journaled transaction of the blocks up to that one has its place in the journal (:class:`BlockPlacer`;
+        at most until ``deadline``, a :func:`time.monotonic` instant, or the receipt timeout). Returns False
+        when the node holds another block at the receipt's height by then: the receipt is stale, to be read
+        again.
+
+        Raises:
+            SQLAlchemyError: the database cannot record the receipt.
+            NotPlacedError: the blocks could not be placed by then (the node or the database failing).
+        """
+        block = self.journal.mark_receipt(tx_hash, receipt)
+        self.note_mined(block)
+        until = time.monotonic() + self.client.receipt_timeout if deadline is None else deadline
+        return self.placer.await_placed(block, until)
 
     def judge_refusal(self, signed: SignedTx) -> Refusal:
         """What the node's "nonce too low" for journaled bytes it does not hold (:class:`NonceTakenError`)
@@ -973,7 +1221,10 @@ class Reconciler:
             NodeError: the node stopped answering (a later pass finishes the work).
         """
         with self._lock:
-            reopened = self.journal.reopen(self._lost_blocks())
+            gone = self._lost_blocks()
+            # The blocks the node lost, and any above its head, are placed again as it mines them anew.
+            self.sender.placer.rewind(min([self.client.block_number() + 1, *(b.number for b in gone)]))
+            reopened = self.journal.reopen(gone)
             resent = mined = superseded = waiting = 0
             healing: list[str] = []
             unsettled = self.journal.unsettled()

@@ -236,7 +236,7 @@ class Anchorer:
         tick: float = 0.02,
         follow_tick: float = FOLLOW_TICK_S,
         submit: Submit | None = None,
-        on_receipt: Callable[[str, Any], None] | None = None,
+        on_receipt: Callable[[str, Any], object] | None = None,
         on_closed: OnClosed | None = None,
         turn: WriteTurn | None = None,
         gate: Callable[[], object] | None = None,
@@ -550,7 +550,6 @@ class Anchorer:
         block = int(w3.eth.block_number)
         if block == self._seen_block:
             return
-        self._seen_block = block
         still: list[_Sent] = []
         seen: list[tuple[_Sent, Any]] = []
         for sent in waiting:
@@ -569,6 +568,9 @@ class Anchorer:
                 for sent, receipt in seen:
                     self._on_receipt(sent.pending.tx_hash, receipt)
             self._record(mined, [s for s in still if not s.hash_recorded])
+        # Only once recorded: a round that failed (the journal could not place a block) looks again at the
+        # same block, not at the next one only.
+        self._seen_block = block
         done = {id(sent) for sent, _ in seen}
         with self._sent_lock:
             self._sent = [s for s in self._sent if id(s) not in done]

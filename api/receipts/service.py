@@ -88,7 +88,7 @@ class ReceiptService:
         batch_age: float,
         from_block: int = 0,
         submit: Submit | None = None,
-        on_receipt: Callable[[str, Any], None] | None = None,
+        on_receipt: Callable[[str, Any], object] | None = None,
         gate: Callable[[], object] | None = None,
         confirmations: int = 0,
         void: Void | None = None,

@@ -893,9 +893,10 @@ def test_a_journal_that_cannot_be_written_sends_nothing(journal_env: JournalEnv,
 
 def test_a_full_disk_after_the_write_was_mined_loses_nothing(journal_env: JournalEnv) -> None:
     """The disk fills up (a file-size limit on this process: SQLite answers "database or disk is full") right
-    after the node got the transaction: the client still gets the write's 201, and the retry of its key,
-    once there is room again, answers the same without a second transaction — instead of a 500 and a key
-    left claimed."""
+    after the node got the transaction: the journal cannot record where it was mined, so the write is not
+    answered 201 yet (a lost block would re-send it out of its first order, and the id answered would go)
+    but 409 TRANSACTION_PENDING naming the transaction, and the retry of its key, once there is room again,
+    answers 201 without a second transaction — instead of a 500 and a key left claimed."""
     env = journal_env
     before, sent = env.resource_count(), env.sent_by("health")
     body = _resource()
@@ -910,13 +911,104 @@ def test_a_full_disk_after_the_write_was_mined_loses_nothing(journal_env: Journa
             first = env.register("health", "full-1", body)
         finally:
             env.proxy.after_send = None
-    assert first.status_code == 201, first.text
+    assert first.status_code == 409, first.text
+    error = first.json()["error"]
+    assert error["code"] == "TRANSACTION_PENDING" and "could not record" in error["message"], error
     with env.sessions()() as session:
         claim = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "full-1"))
     assert claim is not None and claim.status_code is None  # its completion did not fit on the disk
-    retry = env.register("health", "full-1", body)
-    assert retry.status_code == 201 and retry.json() == first.json()
+    retry = ok(env.register("health", "full-1", body), 201)
+    assert retry["transaction"]["hash"] == error["tx_hash"]
     assert env.resource_count() == before + 1 and env.sent_by("health") == sent + 1
+
+
+def _registered_id(result: Any) -> int:
+    return int(result.event("ResourceRegistered").args["resourceId"])
+
+
+def _register_in_one_block(env: JournalEnv, who: list[str]) -> list[str]:
+    """Each of ``who`` registers a resource through the journal, mined in one block (automine off)."""
+    sender = env.app.state.dxl.ledger.sender
+    sent = []
+    for name in who:
+        account = env.setup.keystore.unlock(f"dept-{name}")
+        request = sender.client.build(
+            account.address, "registerResource", os.urandom(32), os.urandom(32), 1, 1
+        )
+        sent.append(sender.send(account, request, claim=None, finish=None).tx_hash)
+    env.node_rpc("evm_mine")
+    return sent
+
+
+def test_writes_answered_after_a_full_disk_keep_their_ids_when_the_node_loses_their_blocks(
+    journal_env: JournalEnv,
+) -> None:
+    """Three departments register a resource each in one block, then another each in the next; the disk is
+    full while the first block's receipts are seen (as in a full make reliability run: a full disk, then the
+    node killed). Answered then, the first block's order was not in the journal: the node losing both
+    blocks, the journal re-sent the second block's writes first, the node held each department's behind its
+    nonce gap and mined it right after the department's first write once that came — and ids answered went
+    to other resources. A write is answered only once its block's order, and that of the blocks before it,
+    is journaled: every id answered is the chain's again, and the first block's writes, pending on the full
+    disk, answer their first ids on retry."""
+    env = journal_env
+    sender = env.app.state.dxl.ledger.sender
+    client = sender.client
+    who = ["psb", "hrss", "health"]
+    snapshot = env.node_rpc("evm_snapshot")
+    env.node_rpc("evm_setAutomine", False)
+    try:
+        first = _register_in_one_block(env, who)
+        answered: dict[str, int] = {}
+        with full_disk():
+            for tx_hash in first:
+                with pytest.raises(ApiError) as pending:
+                    sender.wait(tx_hash)
+                assert pending.value.code == "TRANSACTION_PENDING", pending.value
+        second = _register_in_one_block(env, who)
+        answered |= {tx_hash: _registered_id(sender.wait(tx_hash)) for tx_hash in second}
+    finally:
+        env.node_rpc("evm_setAutomine", True)
+    mined = {h: _registered_id(client.outcome(client.receipt(h))) for h in first + second}
+    assert mined == {h: mined[first[0]] + i for i, h in enumerate(first + second)}  # numbered as sent
+    assert env.node_rpc("evm_revert", snapshot) is True  # the node loses both blocks
+    _until(lambda: all(client.receipt(h) is not None for h in first + second))  # the watcher re-sends them
+    _until(lambda: sender.gate() is False)  # reconciled
+    again = {h: _registered_id(client.outcome(client.receipt(h))) for h in first + second}
+    assert {h: again[h] for h in answered} == answered  # every id answered is the chain's
+    assert again == mined  # mined again in their first order
+    for tx_hash in first:  # the retry of a write left pending answers its first id
+        entry = sender.journal.entry(tx_hash)
+        assert entry is not None
+        result = sender.resume(entry)
+        assert result is not None and _registered_id(result) == mined[tx_hash]
+
+
+def test_a_write_answered_before_an_earlier_block_was_looked_at_keeps_its_id_when_both_are_lost(
+    journal_env: JournalEnv,
+) -> None:
+    """One department's write is mined in a block, another's in the next, and the second is awaited and
+    answered first, before any request looked at the first block (threads answer in any order). The node then
+    loses both blocks. Placed in the journal only when its own request saw it, the first block's write had no
+    place yet and was re-sent after the second, which took its resource id: the id answered went to another
+    record. The answer waits until every block up to its own is placed."""
+    env = journal_env
+    sender = env.app.state.dxl.ledger.sender
+    client = sender.client
+    snapshot = env.node_rpc("evm_snapshot")
+    env.node_rpc("evm_setAutomine", False)
+    try:
+        (earlier,) = _register_in_one_block(env, ["psb"])
+        (later,) = _register_in_one_block(env, ["hrss"])
+        answered = _registered_id(sender.wait(later))
+    finally:
+        env.node_rpc("evm_setAutomine", True)
+    assert _registered_id(client.outcome(client.receipt(earlier))) == answered - 1
+    assert env.node_rpc("evm_revert", snapshot) is True  # the node loses both blocks
+    _until(lambda: all(client.receipt(h) is not None for h in (earlier, later)))  # the watcher re-sends them
+    _until(lambda: sender.gate() is False)
+    assert _registered_id(client.outcome(client.receipt(later))) == answered
+    assert _registered_id(client.outcome(client.receipt(earlier))) == answered - 1
 
 
 def test_a_full_disk_before_the_write_is_a_503_and_sends_nothing(journal_env: JournalEnv) -> None:

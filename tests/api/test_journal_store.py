@@ -213,6 +213,32 @@ def test_lost_blocks_are_re_sent_in_their_first_order_across_senders(engine: Eng
     assert [e.tx_hash for e in journal.unsettled()] == [txs[1].tx_hash, txs[0].tx_hash, unmined.tx_hash]
 
 
+def test_a_row_with_no_place_is_re_sent_before_its_sender_s_later_nonces(engine: Engine) -> None:
+    """A sender's row whose block the journal never learnt (its receipt not recorded, a full disk) was mined
+    before the sender's later nonces: re-sent after them (with the unplaced rows at the end), the node would
+    hold those back behind the gap and mine them in a run once it filled, out of their first order. It goes
+    right before its sender's first later nonce; other senders' rows keep their places."""
+    init_db(engine)
+    sessions: sessionmaker[Session] = session_factory(engine)
+    journal = Journal(lambda: sessions)
+    a0, a1, a2, b0 = (
+        SignedTx("0x" + "a0" * 32, b"\xa0", "0xA", 0),
+        SignedTx("0x" + "a1" * 32, b"\xa1", "0xA", 1),
+        SignedTx("0x" + "a2" * 32, b"\xa2", "0xA", 2),
+        SignedTx("0x" + "b0" * 32, b"\xb0", "0xB", 0),
+    )
+    for signed in (a0, a1, b0, a2):
+        journal.record(signed, claim=None, finish=None)
+    lost = BlockRef(12, "0x" + "12" * 32)
+    journal.mark(b0.tx_hash, TxStatus.MINED, lost, 0)
+    journal.mark(a1.tx_hash, TxStatus.MINED, lost, 1)  # a0 was mined before it; its receipt never recorded
+    assert sorted(journal.reopen([lost])) == sorted([a1.tx_hash, b0.tx_hash])
+    assert [e.tx_hash for e in journal.unsettled()] == [b0.tx_hash, a0.tx_hash, a1.tx_hash, a2.tx_hash]
+    assert sorted(e.tx_hash for e in journal.unplaced()) == sorted(
+        [a0.tx_hash, a1.tx_hash, a2.tx_hash, b0.tx_hash]
+    )
+
+
 def test_a_voided_transaction_s_lost_block_sends_its_standby_in_its_place(engine: Engine) -> None:
     """A reverted transaction is voided (its effect must never happen: a refused receipt anchor): the node
     losing its block, its standby transfer takes its nonce and its place in the block's order, and its own
