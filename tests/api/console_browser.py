@@ -66,6 +66,8 @@ class Console:
         # Every request the page makes, to check that nothing comes from outside this server.
         self.requests: list[str] = []
         self.page.on("request", lambda r: self.requests.append(r.url))
+        #: Whether the page made any request by the last check (the listener is seen to work).
+        self.requested = False
         self.page.goto(env.url + "/")
         self.page.wait_for_selector("#signin")
         if who is not None:
@@ -88,23 +90,85 @@ class Console:
         self.page.screenshot(path=str(path), full_page=True)
         return path
 
+    def check(self) -> None:
+        """No script error in the page and no request to another origin since the last check."""
+        errors, self.errors = self.errors, []
+        requests, self.requests = self.requests, []
+        self.requested = self.requested or bool(requests)
+        assert errors == [], f"script errors in the page: {errors}"
+        outside = [u for u in requests if not u.startswith((self.env.url + "/", "data:", "blob:"))]
+        assert outside == [], f"requests to other origins: {outside}"
+
+    def landed(self) -> None:
+        """Back on the page a sign-in lands on, in English, as a new sign-in would show it: for a tab kept
+        signed in from an earlier test (``consoles(kept=...)``)."""
+        if self.page.input_value("#lang") != "en":
+            self.page.select_option("#lang", "en")
+        self.page.goto(f"{self.env.url}/#/")
+        self.page.wait_for_selector("main [data-ready]")
+
     def close(self) -> None:
-        assert self.errors == [], f"script errors in the page: {self.errors}"
-        outside = [u for u in self.requests if not u.startswith((self.env.url + "/", "data:", "blob:"))]
-        assert self.requests and outside == [], f"requests to other origins: {outside}"
-        self.context.close()
+        try:
+            self.check()
+            assert self.requested, "the page made no request"
+        finally:
+            self.context.close()
 
 
 @contextmanager
-def consoles(browser: Any, env: ApiEnv) -> Iterator[Callable[[str | None], Console]]:
-    """A test's ``console(who)``: a new signed-in context on ``env`` each call, each checked and closed at
-    the end (no script error, no request to another origin)."""
+def consoles(
+    browser: Any, env: ApiEnv, kept: dict[str, Console] | None = None, *, failed: Callable[[], bool] = bool
+) -> Iterator[Callable[..., Console]]:
+    """A test's ``console(who)``: a signed-in context on ``env``, checked at the end (no script error, no
+    request to another origin).
+
+    Each call opens a new context and signs in, unless ``kept`` is given: then the first call for a principal
+    in a test hands out the tab ``kept`` holds for it (signed in by an earlier test of the module, back on the
+    page a sign-in lands on), and keeps the tab it opens for the next test. A context and its sign-in are some
+    0.5 s of the browser's CPU, a page shown in a kept tab 0.1 s; the page keeps nothing of a test's but the
+    token and the language the tests set back: every page reads the API again when shown. A test that needs
+    what only a new sign-in gives (a principal's standing read again, the sign-in form, no handler or route
+    left on the page) asks ``console(who, fresh=True)``; anonymous contexts are always new. A kept tab whose
+    test failed (``failed()``) is closed, not kept."""
     opened: list[Console] = []
+    handed: dict[str, Console] = {}
 
-    def open_as(who: str | None) -> Console:
-        opened.append(Console(browser, env, who))
-        return opened[-1]
+    def open_as(who: str | None, *, fresh: bool = False) -> Console:
+        if kept is None or who is None or fresh or who in handed:
+            opened.append(Console(browser, env, who))
+            return opened[-1]
+        if (tab := kept.pop(who, None)) is not None:
+            tab.landed()
+        else:
+            tab = Console(browser, env, who)
+        handed[who] = tab
+        return tab
 
-    yield open_as
-    for c in opened:
-        c.close()
+    try:
+        yield open_as
+    finally:
+        for c in opened:
+            c.close()
+        for who, tab in handed.items():
+            if failed():
+                tab.context.close()
+                continue
+            try:
+                tab.check()
+            except AssertionError:
+                tab.context.close()
+                raise
+            assert kept is not None
+            kept[who] = tab
+
+
+@contextmanager
+def kept_tabs() -> Iterator[dict[str, Console]]:
+    """The tabs a module's tests keep signed in (``consoles(kept=...)``), each checked and closed at the
+    module's end."""
+    kept: dict[str, Console] = {}
+    try:
+        yield kept
+    finally:
+        for tab in kept.values():
+            tab.close()

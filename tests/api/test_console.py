@@ -49,7 +49,7 @@ from tests.api.api_helpers import (
     sql,
 )
 from tests.api.api_helpers import mine as mine_blocks
-from tests.api.console_browser import REPO, SHOTS, Console, consoles
+from tests.api.console_browser import REPO, SHOTS, Console, consoles, kept_tabs
 from tests.api.console_scenario import Scenario, build
 from tests.loopback import serving
 from tests.pdf import pdf_text
@@ -111,9 +111,25 @@ def files(scenario: Scenario, tmp_path_factory: pytest.TempPathFactory) -> dict[
     return found
 
 
+@pytest.fixture(scope="module")
+def tabs(browser: Any, api_env: ApiEnv) -> Iterator[dict[str, Console]]:
+    """The module's signed-in tabs, one a principal, handed from test to test (``consoles``)."""
+    with kept_tabs() as kept:
+        yield kept
+
+
 @pytest.fixture
-def console(browser: Any, api_env: ApiEnv, scenario: Scenario) -> Iterator[Callable[[str | None], Console]]:
-    with consoles(browser, api_env) as open_as:
+def console(
+    browser: Any,
+    api_env: ApiEnv,
+    scenario: Scenario,
+    tabs: dict[str, Console],
+    request: pytest.FixtureRequest,
+) -> Iterator[Callable[..., Console]]:
+    failed_before = request.session.testsfailed
+    with consoles(
+        browser, api_env, tabs, failed=lambda: request.session.testsfailed > failed_before
+    ) as open_as:
         yield open_as
 
 
@@ -728,7 +744,8 @@ def test_a_large_record_payload_is_verified_with_the_page_responsive_and_its_mem
         committed, delivery_id=new_delivery_id(1), include_leaf_hashes=False
     ).to_dict()  # no leaf hashes: 262,144 of them (17.6 MB) would pass the API's 8 MiB body limit
     (tmp_path / "big.jsonl.manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    c = console("auditor")
+    # A tab of its own: its heap is measured, a route and a handler set on its page.
+    c = console("auditor", fresh=True)
     page = c.open("verify")
     cdp = c.context.new_cdp_session(page)
     page.set_input_files("#payload-file", str(big))
@@ -1009,7 +1026,8 @@ def test_a_scorecards_period_starts_after_now_by_the_chains_clock_not_the_browse
     today as a From day; it now asks the API, and says the API's refusal in the user's words."""
     chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
     today = datetime.fromtimestamp(chain_now, UTC).date()
-    c = console("auditor")
+    # A tab of its own: its clock is moved.
+    c = console("auditor", fresh=True)
     c.page.clock.set_system_time(datetime.fromtimestamp(chain_now - 2 * 86400, UTC))
     page = c.open(f"scorecards?from={today.isoformat()}")
     assert page.query_selector("#score-title") is not None and page.query_selector(".error") is None
@@ -1150,7 +1168,8 @@ def test_demand_lists_show_each_department_its_own_and_take_its_publications_and
     # next days (the page refused them by the browser's clock).
     chain_now = int(api_env.setup.client.w3.eth.get_block("latest")["timestamp"])
     chain_today = datetime.fromtimestamp(chain_now, UTC).date()
-    health = console("health")
+    # A tab of its own: its clock is moved.
+    health = console("health", fresh=True)
     health.page.clock.set_system_time(datetime.fromtimestamp(chain_now - 30 * 86400, UTC))
     page = health.open("demands")
     page.click("#publish summary")
@@ -1225,7 +1244,8 @@ def test_inspections_show_the_auditor_everything_and_each_provider_what_it_must_
     csv = scenario.acknowledged.delivery_id
     lapsed = ok(api_env.call("GET", f"/inspections/{practice.lapsed_inspection}", "auditor"))
     assert lapsed["sample"] and all(s["overdue"] for s in lapsed["sample"])
-    auditor = console("auditor")
+    # A tab of its own: its clock is moved.
+    auditor = console("auditor", fresh=True)
     page = auditor.open("inspections")
     rows = page.eval_on_selector_all("#inspection-list tbody tr", "r => r.map(x => x.innerText.split('\\t'))")
     by_id = {r[0]: r for r in rows}
@@ -1405,7 +1425,8 @@ def test_a_suspended_department_is_offered_none_of_the_writes_the_ledger_refuses
         }
         refused = api_env.call("POST", "/demands", "health", json=demand)
         assert refused.status_code == 409 and refused.json()["error"]["code"] == "DEPARTMENT_NOT_ACTIVE"
-        c = console("health")
+        # Signed in now: a department's standing is read at sign-in.
+        c = console("health", fresh=True)
         assert c.page.inner_text("#suspended") == "suspended"
         page = c.open("demands")
         assert page.query_selector("#demands-to-us") is not None  # it still reads its demands
@@ -1416,7 +1437,7 @@ def test_a_suspended_department_is_offered_none_of_the_writes_the_ledger_refuses
         reinstate = {"action": "reinstate_department", "department_id": health["id"]}
         assert ok(govern(api_env, reinstate))["record"]["executed"]
     # Reinstated, it is offered them again at its next sign-in.
-    c = console("health")
+    c = console("health", fresh=True)
     assert c.page.query_selector("#suspended") is None
     assert c.open("demands").query_selector("#demand-form") is not None
     assert c.open(f"agreement/{agreement}").query_selector(scoring) is not None
@@ -1673,7 +1694,8 @@ def hostile(api_env: ApiEnv, scenario: Scenario) -> dict[str, int]:
 def test_department_text_is_shown_as_text_in_pages_that_keep_their_width(
     console: Any, api_env: ApiEnv, hostile: dict[str, int]
 ) -> None:
-    c = console("auditor")
+    # A tab of its own: a dialog handler on its page.
+    c = console("auditor", fresh=True)
     dialogs: list[str] = []
 
     def dismissed(dialog: Dialog) -> None:
@@ -1859,7 +1881,8 @@ def test_signing_out_forgets_the_token_and_what_it_read(
 ) -> None:
     token = api_env.tokens["demo-health"]
     agreement = scenario.agreements["HEALTH<-HRSS"]
-    c = console("health")
+    # A tab of its own: it signs out, and what it read must be in no cache.
+    c = console("health", fresh=True)
     c.open(f"agreement/{agreement}")
     duty = "仅用于医保结算资格核验，到期删除"  # from the terms HEALTH signed
     assert duty in c.page.inner_text("#terms")
