@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-import requests
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
 from eth_utils.abi import abi_to_signature, function_signature_to_4byte_selector
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
-from web3 import HTTPProvider, Web3
+from web3 import Web3
+from web3._utils.batching import sort_batch_response_by_response_ids
 from web3._utils.contracts import parse_block_identifier
 from web3.exceptions import (
     BlockNotFound,
@@ -41,8 +41,9 @@ from web3.exceptions import (
     Web3RPCError,
 )
 from web3.middleware import ExtraDataToPOAMiddleware
-from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, ExceptionRetryConfiguration
-from web3.types import RPCEndpoint
+from web3.providers.base import JSONBaseProvider
+from web3.providers.rpc.utils import REQUEST_RETRY_ALLOWLIST, check_if_retry_on_failure
+from web3.types import RPCEndpoint, RPCResponse
 
 from node.contract_errors import describe_revert, show_arg
 from node.contract_errors import error_code as error_code
@@ -58,7 +59,7 @@ from node.endpoint import (
 from node.errors import DxlError, NodeError
 from node.functions import ContractFunctions
 from node.nonces import NonceManager, is_nonce_error
-from node.rpc_http import node_session
+from node.rpc import JsonRpc, NodeHttpError, NodeTimeoutError, NodeUnreachableError
 from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
 from verifier import abi as abi_codec
 
@@ -96,6 +97,8 @@ _NONCE_RETRIES = 3
 _RETRIED_METHODS = tuple(
     m for m in REQUEST_RETRY_ALLOWLIST if m not in ("eth_sendRawTransaction", "eth_sign", "eth_signTypedData")
 )
+#: The first pause before asking a node again after an HTTP error status, doubling after each (web3's own).
+_RETRY_BACKOFF_S = 0.125
 
 
 def receipt_poll_delays() -> Iterator[float]:
@@ -407,6 +410,72 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class NodeProvider(JSONBaseProvider):
+    """web3's provider for one node of the endpoint: each request posted through the node layer's one
+    JSON-RPC client (:class:`node.rpc.JsonRpc`, made without failover URLs: :class:`LedgerClient` moves
+    between nodes itself), so web3 only encodes the calls and formats the answers.
+
+    Only an answer that is an HTTP error status (it came at once) is asked again of the same node, and only
+    for the methods of :data:`_RETRIED_METHODS` (``eth_sendRawTransaction`` never: a lost answer means "look
+    the hash up"): ``attempts`` in all, pausing :data:`_RETRY_BACKOFF_S` and doubling, as web3's provider did.
+    One not answered within the client's timeout, or whose connection failed, is not: then ``DXL_RPC_TIMEOUT``
+    is what a caller waits for a node that stopped answering, and :meth:`LedgerClient._rpc` moves the request
+    to the next node of the endpoint.
+
+    The node's chain id is asked once (web3 asks it again for its own checks); a failover makes a new
+    provider, so each node is asked once.
+
+    Raises (``make_request``, ``make_batch_request``): as :meth:`node.rpc.JsonRpc.post`.
+    """
+
+    def __init__(self, client: JsonRpc, *, attempts: int) -> None:
+        super().__init__()
+        self.client = client
+        self.endpoint_uri = client.url
+        self._attempts = attempts
+        self._chain_id: RPCResponse | None = None
+
+    def __str__(self) -> str:
+        return f"RPC connection {self.client.url}"
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        if method == "eth_chainId" and self._chain_id is not None:
+            return self._chain_id
+        body = {"jsonrpc": "2.0", "method": method, "params": params or [], "id": next(self.request_counter)}
+        attempts = self._attempts if check_if_retry_on_failure(method, _RETRIED_METHODS) else 1
+        for attempt in range(attempts):
+            try:
+                answer = self.client.post(method, body)
+                break
+            except NodeHttpError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(_RETRY_BACKOFF_S * 2**attempt)
+        if method == "eth_chainId" and isinstance(answer, dict) and "result" in answer:
+            self._chain_id = cast("RPCResponse", answer)
+        return cast("RPCResponse", answer)
+
+    def make_batch_request(
+        self, batch_requests: list[tuple[RPCEndpoint, Any]]
+    ) -> list[RPCResponse] | RPCResponse:
+        body = [
+            {"jsonrpc": "2.0", "method": method, "params": params or [], "id": next(self.request_counter)}
+            for method, params in batch_requests
+        ]
+        answer = self.client.post(batch_requests[0][0] if batch_requests else "batch", body)
+        if not isinstance(answer, list):
+            return cast("RPCResponse", answer)  # a node refusing the batch answers one error object
+        return sort_batch_response_by_response_ids(answer)
+
+    def is_connected(self, show_traceback: bool = False) -> bool:
+        try:
+            return "result" in self.make_request(RPCEndpoint("web3_clientVersion"), [])
+        except NodeError:
+            if show_traceback:
+                raise
+            return False
+
+
 class LedgerClient:
     """Signs, sends and reads ledger transactions on one node.
 
@@ -519,27 +588,10 @@ class LedgerClient:
     def __repr__(self) -> str:
         return f"LedgerClient({self.rpc_url!r}, chain_id={self.chain_id}, address={self.address!r})"
 
-    def _provider(self, url: str) -> HTTPProvider:
-        return HTTPProvider(
-            url,
-            request_kwargs={"timeout": self.request_timeout},
-            session=cast("requests.Session", node_session(url)),
-            # web3's validation asks the node its chain id before every eth_call (one round trip and a third
-            # of a read's CPU); the answer is kept per provider, and a failover makes a new one, so each node
-            # is still asked once.
-            cache_allowed_requests=True,
-            cacheable_requests={RPCEndpoint("eth_chainId")},
-            exception_retry_configuration=ExceptionRetryConfiguration(
-                # Only an answer that is an HTTP error (it came at once) is asked again of the same node. One
-                # that was not answered within request_timeout, or whose connection failed, is not: then
-                # DXL_RPC_TIMEOUT is what a caller waits for a node that stopped answering, where web3's
-                # retries of a lone node's reads waited five times that and the pauses between. _rpc moves the
-                # request to the next node of the endpoint.
-                errors=(requests.HTTPError,),
-                # With other nodes to turn to, one retry: a dead node is left quickly.
-                retries=5 if len(self._urls) == 1 else 1,
-                method_allowlist=_RETRIED_METHODS,
-            ),
+    def _provider(self, url: str) -> NodeProvider:
+        # With other nodes to turn to, one attempt: a node answering errors is left quickly (by the caller).
+        return NodeProvider(
+            JsonRpc(url, timeout=self.request_timeout), attempts=5 if len(self._urls) == 1 else 1
         )
 
     @property
@@ -801,18 +853,16 @@ class LedgerClient:
             using = self._active
             try:
                 return fn(*args)
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except NodeUnreachableError as exc:
                 failure = exc
                 if not self._fail_over(using):
                     break
         # A node that answers too slowly is told apart from one that refuses connections: the operator's
         # remedy differs (DXL_RPC_TIMEOUT, or the node itself).
         late = (
-            f" (no answer within {self.request_timeout:g} s)" if isinstance(failure, requests.Timeout) else ""
+            f" (no answer within {self.request_timeout:g} s)" if isinstance(failure, NodeTimeoutError) else ""
         )
-        raise NodeError(
-            f"node at {self._urls[using]} is unreachable: {type(failure).__name__}{late}"
-        ) from failure
+        raise NodeError(f"node at {self._urls[using]} is unreachable: {failure.kind}{late}") from failure
 
     def _require_address(self) -> str:
         if self.address is None:
@@ -856,12 +906,12 @@ class LedgerClient:
             NodeError: the node is unreachable.
         """
         answers: list[Mapping[str, Any]] = []
-        provider = cast("HTTPProvider", self.w3.provider)
+        provider = cast("NodeProvider", self.w3.provider)
         for start in range(0, len(asked), MAX_BATCH):
             chunk = [(RPCEndpoint(method), params) for method, params in asked[start : start + MAX_BATCH]]
             try:
                 reply = self._rpc(provider.make_batch_request, chunk)
-            except requests.HTTPError:
+            except NodeHttpError:
                 reply = None
             if not isinstance(reply, list) or len(reply) != len(chunk):
                 reply = [self._rpc(provider.make_request, method, params) for method, params in chunk]

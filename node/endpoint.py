@@ -12,22 +12,19 @@ node it reads (:func:`configured_node`, through :meth:`NodeEndpoint.choose`).
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from node.errors import ConfigurationError, NodeError
-from verifier import jsontext
-from verifier.rpc import timed_out
+from node.rpc import JsonRpc
+from verifier.rpc import request
 from verifier.text import counted
 
 if TYPE_CHECKING:
     from node.settings import Settings
-    from verifier.rpc import JsonRpc
+    from verifier import rpc
 
 
 class ChainIdMismatchError(NodeError):
@@ -43,22 +40,17 @@ class ChainIdMismatchError(NodeError):
 def rpc_call(
     rpc_url: str, method: str, params: list[object] | None = None, *, timeout: float = 5.0
 ) -> object:
-    """One JSON-RPC call over HTTP; returns ``result``.
+    """One JSON-RPC call through the node layer's client (:class:`node.rpc.JsonRpc`, on a connection of its
+    own); returns ``result``.
 
     Raises:
         NodeError: the URL does not answer, answers with something that is not JSON-RPC, or with an error.
     """
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(rpc_url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            # Every node of the list is asked (NodeEndpoint.choose), whichever answers: JSON nested past the
-            # parser's recursion is a malformed answer, not a RecursionError, nor SIGSEGV in a process that
-            # imported eth-account (py_ecc raises the recursion limit to 100,000).
-            reply = jsontext.loads(response.read(), unique_keys=False)
-    except (OSError, urllib.error.URLError, ValueError) as exc:
-        reason = f"no answer within {timeout:g} s" if timed_out(exc) else str(exc)
-        raise NodeError(f"no usable JSON-RPC answer from {rpc_url} to {method}: {reason}") from exc
+    with JsonRpc(rpc_url, timeout=timeout) as client:
+        # Every node of the list is asked (NodeEndpoint.choose), whichever answers: JSON nested past the
+        # parser's recursion is a malformed answer (NodeError), not a RecursionError, nor SIGSEGV in a process
+        # that imported eth-account (py_ecc raises the recursion limit to 100,000).
+        reply = client.post(method, request(1, method, params or []))
     if not isinstance(reply, dict) or ("result" not in reply and "error" not in reply):
         raise NodeError(f"{rpc_url} answered {method} with something that is not JSON-RPC: {reply!r:.200}")
     if "error" in reply:
@@ -125,7 +117,7 @@ def read_head(rpc_url: str, *, timeout: float = PROBE_TIMEOUT_S) -> NodeHead:
     raise NodeError(f"{rpc_url} answered its latest block with {block!r:.200}")
 
 
-def pin_to_head(client: JsonRpc) -> NodeHead:
+def pin_to_head(client: rpc.JsonRpc) -> NodeHead:
     """The head of the node ``client`` reads, with ``client`` pinned to it (:meth:`verifier.rpc.JsonRpc.pin`):
     what a command that names the node and block it read calls as its check begins, so that every read of
     its answer is of that block, whatever is mined meanwhile. The head is waited for as long as any read of

@@ -46,7 +46,7 @@ from typing import Any
 
 from api.bench import DemoService, demo_grants, demo_service
 from node.anvil import EmbeddedNode, NodeSettings, free_port
-from node.audit.rpc import JsonRpc
+from node.rpc import JsonRpc
 from node.types import MIN_PRESENT_WITHIN_S, new_delivery_id
 
 

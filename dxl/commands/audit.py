@@ -505,9 +505,9 @@ def verify_cmd(
     re-check began: every read of the re-check is of that block."""
     # Only the pure re-check and the ABI: nothing of the database or the service is loaded.
     from dxl.payload import rpc_timeout
-    from node.audit.rpc import JsonRpc
     from node.audit.verify import audit_abi, load_report, verify_report
     from node.endpoint import pin_to_head
+    from node.rpc import JsonRpc
 
     with exits_on_error(as_json):
         document = load_report(report)

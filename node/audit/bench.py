@@ -27,8 +27,8 @@ from node.audit.derive import record_row
 from node.audit.events import EventCodec, EventRecord
 from node.audit.indexer import Indexer, IndexerConfig, analyze, load_lineage
 from node.audit.queries import HistoryFilter, history, provenance
-from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
+from node.rpc import JsonRpc
 
 CONTRACT = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 DEPARTMENTS = 20

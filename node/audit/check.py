@@ -20,7 +20,7 @@ from node.audit.derive import chunks, derive_range, record_row
 from node.audit.errors import AuditError
 from node.audit.events import EventCodec, Lineage, seq_of
 from node.audit.indexer import Progress, read_progress
-from node.audit.rpc import JsonRpc
+from node.rpc import JsonRpc
 
 
 @dataclass(frozen=True)

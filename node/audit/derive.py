@@ -29,7 +29,7 @@ from node.audit.events import (
     PracticeRecord,
     decode_delivery_attempts,
 )
-from node.audit.rpc import JsonRpc, quantity
+from node.rpc import JsonRpc, quantity
 
 
 @dataclass(frozen=True)

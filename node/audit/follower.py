@@ -21,9 +21,9 @@ import threading
 from collections.abc import Callable
 
 from node.audit.indexer import Indexer, read_progress
-from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
 from node.errors import DxlError
+from node.rpc import JsonRpc
 
 log = logging.getLogger("dxl.audit.follower")
 

@@ -28,7 +28,7 @@ from node.audit import models as m
 from node.audit.derive import DerivedRange, derive_range, record_row, row_record
 from node.audit.errors import IndexMismatchError
 from node.audit.events import DELIVERY_RECORDED, SEQ_BLOCK, DeliveryInfo, EventCodec, EventRecord, Lineage
-from node.audit.rpc import BATCH_SIZE, JsonRpc
+from node.rpc import BATCH_SIZE, JsonRpc
 
 log = logging.getLogger("dxl.audit.indexer")
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from node.audit.events import EventCodec
-from node.audit.rpc import JsonRpc, quantity
 from node.audit.verify import covers, not_the_departments, same_value
+from node.rpc import JsonRpc, quantity
 from node.types import InspectionOutcome
 from verifier.abi import decode, encode, selector
 from verifier.sampling import BLOCKHASH_WINDOW, Population, draw_sample, slot_of

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 from node.audit.check import IndexedContracts
 from node.audit.events import EventCodec
 from node.audit.indexer import CompanionSource, Indexer, IndexerConfig, Rewind, read_progress
-from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
+from node.rpc import JsonRpc
 from node.settings import Settings
 
 

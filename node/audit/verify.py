@@ -1,7 +1,7 @@
 """Re-checking an audit report against any node, without the dxl service or its database.
 
 This module imports only the pure decoder (:mod:`node.audit.events`) and the bare JSON-RPC client
-(:mod:`node.audit.rpc`): an auditor can run it against their own node. It re-derives, from the chain's logs
+(:mod:`node.rpc`): an auditor can run it against their own node. It re-derives, from the chain's logs
 alone, every event the report's period and department select over the report's block range, then checks:
 
 * each row exists on chain at its block number and log index, and every column of it is what the chain says:
@@ -50,8 +50,8 @@ from eth_utils.crypto import keccak
 
 from node.audit.errors import AuditError, ReportFormatError
 from node.audit.events import BATCH_ANCHORED, EventCodec, EventRecord, Lineage, seq_of
-from node.audit.rpc import JsonRpc, quantity
 from node.errors import DxlError, NodeError
+from node.rpc import JsonRpc, quantity
 from verifier import jsontext
 from verifier.errors import InvalidProofError, ProofError
 from verifier.receipts import Receipt, batch_root, undeliverable_fields

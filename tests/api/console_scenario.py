@@ -372,7 +372,7 @@ def main(argv: list[str]) -> None:
     out = Path(argv[2]) if len(argv) > 2 else Path(tempfile.mkdtemp(prefix="dxl-console-files-"))
     # Made before the exchanges are built: a minute of them was lost to a directory that did not exist.
     out.mkdir(parents=True, exist_ok=True)
-    from node.audit.rpc import JsonRpc
+    from node.rpc import JsonRpc
 
     def pass_past(moment: int) -> None:
         # The embedded node of `dxl run` (anvil): its next block carries the time asked for, then is mined.

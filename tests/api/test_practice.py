@@ -2727,10 +2727,10 @@ def test_an_audit_database_indexed_without_the_practice_contract_reindexes_from_
     from node.audit.check import check_store
     from node.audit.events import EventCodec
     from node.audit.indexer import CompanionSource, Indexer, read_progress
-    from node.audit.rpc import JsonRpc
     from node.audit.service import ledger_abi
     from node.audit.store import open_store
     from node.deploy import practice_client
+    from node.rpc import JsonRpc
 
     publish(api_env, "psb", "hrss")
     deployment = load_deployment(api_env.settings.home)

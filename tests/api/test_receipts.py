@@ -1485,10 +1485,10 @@ def test_audit_databaseIndexedWithoutAnchors_reindexesFromTheirDeployment(
     from node.audit.check import IndexedContracts, check_store
     from node.audit.events import EventCodec
     from node.audit.indexer import CompanionSource, Indexer, read_progress
-    from node.audit.rpc import JsonRpc
     from node.audit.service import ledger_abi
     from node.audit.store import open_store
     from node.deploy import load_deployment
+    from node.rpc import JsonRpc
 
     anchored_batch(api_env, 2)
     deployment = load_deployment(api_env.settings.home)

@@ -18,9 +18,9 @@ import pytest
 
 from node.audit.practice_report import PRACTICE_COLUMNS
 from node.audit.reports import write_report
-from node.audit.rpc import JsonRpc
 from node.audit.verify import REPORT_COLUMNS, VerifyResult, audit_abi, load_report, verify_report
 from node.deploy import anchors_client, load_deployment, practice_client
+from node.rpc import JsonRpc
 from node.types import MIN_PRESENT_WITHIN_S, InspectionOutcome
 from tests.api.api_helpers import (
     ApiEnv,

@@ -18,11 +18,11 @@ from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
 from node.audit.indexer import Indexer, IndexerConfig
-from node.audit.rpc import JsonRpc
 from node.chain import LedgerClient, LedgerRevertError
 from node.compiler import load_artifact
 from node.deploy import deploy_ledger
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from node.types import DeliveryReceipt, GovernanceAction, ShareType, SharingTerms, admission_data
 from verifier.commitment import commit_payload, new_salt
 from verifier.leaves import Chunking, PayloadFormat

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import Engine
 
 from node.audit.events import EventCodec
-from node.audit.rpc import JsonRpc
 from node.audit.service import ledger_abi
 from node.audit.store import open_store
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario, make_indexer, run_scenario
 
 # The contract tests' consortium on this worker's node, for the audit tests that drive the ledger directly.

@@ -16,9 +16,9 @@ from api.auth import Principal, Role, issue_token
 from api.settings import ApiSettings
 from node.audit.events import EventCodec
 from node.audit.queries import department_id, encode_cursor
-from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario, period_end
 from tests.cli import dxl
 from tests.pdf import pdf_text

@@ -11,10 +11,10 @@ from sqlalchemy import select
 from node.audit import models as m
 from node.audit.events import EventCodec, decode_delivery_attempts
 from node.audit.indexer import Indexer, IndexerConfig
-from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.chain import LedgerRevertError
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from node.types import new_delivery_id
 from tests.contracts.conftest import Consortium
 

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, Table, insert, select, update
 from node.audit import models as m
 from node.audit.check import CheckResult, IndexedContracts, check_store
 from node.audit.events import EventCodec, seq_of
-from node.audit.rpc import JsonRpc
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario
 
 

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from dxl.app import app
-from node.audit.rpc import JsonRpc
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from node.types import ShareType
 from tests.audit.audit_scenario import Scenario, _resource, period_end, run_scenario
 from tests.cli import dxl

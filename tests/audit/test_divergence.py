@@ -22,7 +22,6 @@ from node.audit.follower import AuditFollower
 from node.audit.indexer import CompanionSource
 from node.audit.practice_index import DemandFilter
 from node.audit.queries import department_page, provenance
-from node.audit.rpc import JsonRpc
 from node.audit.service import AuditContext
 from node.audit.store import open_store
 from node.chain import LedgerClient, TxResult
@@ -30,6 +29,7 @@ from node.compiler import load_artifact
 from node.deploy import EVALUATION_PERIOD_S, anchors_abi
 from node.endpoint import NodeEndpoint
 from node.practice import DemandRecord, scores_of
+from node.rpc import JsonRpc
 from node.settings import Settings
 from node.types import DEMAND_NOTICE_S, DemandAnswer, Department, GovernanceAction, ScoredSide
 from tests.contracts.conftest import DAY, Consortium, Dept, deploy, receipt_of

@@ -14,8 +14,8 @@ from node.audit.derive import DerivedRange
 from node.audit.errors import IndexMismatchError
 from node.audit.events import EventCodec
 from node.audit.indexer import Indexer, IndexerConfig
-from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario, make_indexer
 
 

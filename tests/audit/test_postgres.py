@@ -15,9 +15,9 @@ from node.audit import models as m
 from node.audit.check import check_store
 from node.audit.events import EventCodec
 from node.audit.queries import HistoryFilter, department_id, history, provenance
-from node.audit.rpc import JsonRpc
 from node.audit.scorecard import compute_scorecard, load_facts
 from node.audit.store import open_store
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario, make_indexer
 from tests.postgres import schema_url
 

@@ -33,11 +33,11 @@ from node.audit.queries import (
     provenance,
     threshold,
 )
-from node.audit.rpc import JsonRpc
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import deploy_ledger
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from node.types import Department, GovernanceAction, Proposal, admission_data
 from tests.audit.audit_scenario import Scenario
 

@@ -13,10 +13,10 @@ import pytest
 from node.audit.errors import ReportFormatError
 from node.audit.events import EventCodec
 from node.audit.reports import build_report, write_report
-from node.audit.rpc import JsonRpc
 from node.audit.store import open_store
 from node.audit.verify import REPORT_COLUMNS, load_report, verify_report
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario, make_indexer
 from tests.audit.report_tamper import assert_each_named, changed, one_row_per_kind, rewrite_csv
 

@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 from node.audit.errors import InvalidQueryError
 from node.audit.queries import department_id
 from node.audit.reports import build_report, write_report
-from node.audit.rpc import JsonRpc
 from node.audit.verify import load_report, verify_report
 from node.endpoint import NodeEndpoint
+from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario
 
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from node.anvil import free_port
-from node.audit.rpc import JsonRpc
 from node.audit.service import open_context
 from node.deploy import Deployment
 from node.endpoint import NodeEndpoint
 from node.errors import NodeError
+from node.rpc import JsonRpc
 from node.settings import Settings
 
 

@@ -3,6 +3,7 @@ and the EIP-712 terms digest agreeing with the contract's."""
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import signal
@@ -11,10 +12,10 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
-import requests
+import urllib3
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
@@ -29,6 +30,7 @@ from node.chain import (
     ErrorDecoder,
     LedgerClient,
     LedgerRevertError,
+    NodeProvider,
     error_code,
     genesis_hash,
     selector_of,
@@ -39,7 +41,8 @@ from node.errors import DxlError, NodeError
 from node.keys import KeyStore
 from node.nonces import NonceManager, is_nonce_error
 from node.paths import CONTRACTS_DIR
-from node.rpc_http import PlainHttpSession, node_session
+from node.rpc import JsonRpc, NodeHttpError, NodeTimeoutError, NodeUnreachableError, proxy_for
+from node.tls import tls_context
 from node.types import (
     AgreementStatus,
     DeliveryStatus,
@@ -578,32 +581,42 @@ def test_unmined_transaction_times_out_clearly(tmp_path: Any, ledger_artifact: A
             client.wait_all([pending], timeout=0.5)
 
 
-def test_the_node_session_takes_the_environment_s_proxy_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A node reached through a proxy named in the environment still is, although the session no longer reads
+def test_the_node_client_takes_the_environment_s_proxy_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A node reached through a proxy named in the environment still is, although the client does not read
     the environment per request (which, racing a thread that changed it, killed the API's chain watcher); a
-    plain-HTTP node the proxy is not for gets the lean session, an HTTPS node keeps requests' TLS settings."""
+    node the proxy is not for is reached directly, over TLS with the project's settings for HTTPS."""
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "ledger.internal")
-    through = node_session("http://node.example:8545")
-    assert isinstance(through, requests.Session)
-    assert through.proxies.get("http") == "http://proxy.example:3128" and not through.trust_env
+    assert proxy_for("http://node.example:8545") == "http://proxy.example:3128"
+    through = _pool(JsonRpc("http://node.example:8545"))
+    assert isinstance(through, urllib3.ProxyManager) and through.proxy is not None
+    assert through.proxy.url == "http://proxy.example:3128"
     monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example:1")  # read once: later changes do not apply
-    assert through.proxies.get("http") == "http://proxy.example:3128"
-    assert isinstance(node_session("http://ledger.internal:8545"), PlainHttpSession)
-    assert isinstance(node_session("https://ledger.internal:8545"), requests.Session)
+    assert through.proxy.url == "http://proxy.example:3128"
+    assert not isinstance(_pool(JsonRpc("http://ledger.internal:8545")), urllib3.ProxyManager)
+    tls = _pool(JsonRpc("https://ledger.internal:8545"))
+    assert (
+        not isinstance(tls, urllib3.ProxyManager) and tls.connection_pool_kw["ssl_context"] is tls_context()
+    )
     monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.setenv("ALL_PROXY", "http://proxy.example:3128")  # every scheme's proxy
-    through = node_session("http://node.example:8545")
-    assert isinstance(through, requests.Session)
-    assert through.proxies.get("all") == "http://proxy.example:3128"
-    assert isinstance(node_session("http://ledger.internal:8545"), PlainHttpSession)
+    assert proxy_for("http://node.example:8545") == "http://proxy.example:3128"
+    assert proxy_for("http://ledger.internal:8545") is None
+
+
+def _pool(client: JsonRpc) -> urllib3.PoolManager:
+    return client._transports[0].pool
 
 
 class _Answers(BaseHTTPRequestHandler):
-    """Answers every POST with the status its path names (``/503``), or not at all (``/silent``)."""
+    """Answers every POST with the status its path names (``/503``), or not at all (``/silent``); records the
+    authorization it was sent."""
+
+    seen: ClassVar[list[str | None]] = []
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
+        self.seen.append(self.headers.get("Authorization"))
         if self.path == "/silent":
             time.sleep(2)
             return
@@ -617,28 +630,54 @@ class _Answers(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_lean_node_session_fails_as_requests_does() -> None:
-    """web3's retries and the client's failover tell failures apart by requests' exceptions: the lean session
-    raises the same ones for a refused connection, an answer that does not come and an error status."""
+def test_the_node_client_tells_its_failures_apart() -> None:
+    """The provider's retries and the ledger client's failover tell failures apart by the one client's
+    errors: a refused connection and an answer that does not come make the node unreachable (a timeout for
+    the second); an error status is an answer (asked again by the provider, never by the transport)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Answers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    session = PlainHttpSession()
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}"
     try:
-        with session.post(url + "/200", data=b"{}", headers={"Content-Type": "application/json"}) as ok:
-            ok.raise_for_status()
-            assert ok.json()["result"] == "0x1"
-        with pytest.raises(requests.HTTPError, match="503 Server Error") as info:
-            session.post(url + "/503", data=b"{}", timeout=5).raise_for_status()
-        assert info.value.response.status_code == 503
-        with pytest.raises(requests.ReadTimeout):
-            session.post(url + "/silent", data=b"{}", timeout=0.3)
+        assert JsonRpc(url + "/200").call("eth_chainId") == "0x1"
+        with pytest.raises(NodeHttpError, match="HTTP 503") as info:
+            JsonRpc(url + "/503", timeout=5).call("eth_chainId")
+        assert info.value.status == 503 and not isinstance(info.value, NodeUnreachableError)
+        with pytest.raises(NodeTimeoutError, match=r"no answer within 0\.3 s") as late:
+            JsonRpc(url + "/silent", timeout=0.3).call("eth_chainId")
+        assert late.value.kind == "ReadTimeout"
+        # Credentials in the URL are sent as basic authorization, not as part of the address.
+        _Answers.seen.clear()
+        JsonRpc(f"http://ops:s%40cret@127.0.0.1:{port}/200").call("eth_chainId")
+        assert _Answers.seen == ["Basic " + base64.b64encode(b"ops:s@cret").decode()]
     finally:
         server.shutdown()
         server.server_close()
-    with pytest.raises(requests.ConnectionError) as refused:
-        session.post(url + "/200", data=b"{}", timeout=5)
-    assert not isinstance(refused.value, requests.Timeout)
-    # And the client over it: a dead node is unreachable, not a timeout or an error of web3's.
+    with pytest.raises(NodeUnreachableError) as refused:
+        JsonRpc(url + "/200", timeout=5).call("eth_chainId")
+    assert not isinstance(refused.value, TimeoutError) and refused.value.kind == "ConnectionError"
+    # And the ledger client over it: a dead node is unreachable, not a timeout or an error of web3's.
     with pytest.raises(NodeError, match=f"node at {url} is unreachable: ConnectionError"):
         LedgerClient(NodeEndpoint(url, 1), [])
+
+
+def test_the_ledger_client_reads_through_the_one_json_rpc_client(
+    embedded_node: EmbeddedNode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """web3 in the ledger client posts every request, single or batched, through the node layer's one
+    JSON-RPC client (node.rpc.JsonRpc): no second transport beside it (tests/test_one_rpc_client.py holds the
+    sources to that)."""
+    client = LedgerClient(embedded_node.endpoint, [])
+    provider = client.w3.provider
+    assert isinstance(provider, NodeProvider) and isinstance(provider.client, JsonRpc)
+    posted: list[str] = []
+    post = JsonRpc.post
+
+    def counted(self: JsonRpc, method: str, body: Any) -> Any:
+        posted.append(method)
+        return post(self, method, body)
+
+    monkeypatch.setattr(JsonRpc, "post", counted)
+    number = client.block_number()
+    assert client.block_times([number]) == {number: client.head_time()}
+    assert posted == ["eth_blockNumber", "eth_getBlockByNumber", "eth_getBlockByNumber"]

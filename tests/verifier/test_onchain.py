@@ -544,7 +544,7 @@ def test_a_receipt_anchored_beside_another_ledger_is_refused(
 def test_a_pinned_batch_reads_the_pinned_block(chain: Any, node_endpoint: NodeEndpoint) -> None:
     """The audit reader's batches are read at the pinned block as its single calls are: a block mined after
     the pin does not exist for it, and the head's time is the pinned block's."""
-    from node.audit.rpc import JsonRpc as AuditRpc
+    from node.rpc import JsonRpc as AuditRpc
     from verifier.rpc import SET_ONCE
 
     c, _grant, _reader = chain
