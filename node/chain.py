@@ -62,6 +62,7 @@ from node.nonces import NonceManager, is_nonce_error
 from node.rpc import JsonRpc, NodeHttpError, NodeTimeoutError, NodeUnreachableError
 from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
 from verifier import abi as abi_codec
+from verifier import rpc
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -441,7 +442,7 @@ class NodeProvider(JSONBaseProvider):
     def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
         if method == "eth_chainId" and self._chain_id is not None:
             return self._chain_id
-        body = {"jsonrpc": "2.0", "method": method, "params": params or [], "id": next(self.request_counter)}
+        body = rpc.request(next(self.request_counter), method, params or [])
         attempts = self._attempts if check_if_retry_on_failure(method, _RETRIED_METHODS) else 1
         for attempt in range(attempts):
             try:
@@ -459,8 +460,7 @@ class NodeProvider(JSONBaseProvider):
         self, batch_requests: list[tuple[RPCEndpoint, Any]]
     ) -> list[RPCResponse] | RPCResponse:
         body = [
-            {"jsonrpc": "2.0", "method": method, "params": params or [], "id": next(self.request_counter)}
-            for method, params in batch_requests
+            rpc.request(next(self.request_counter), method, params or []) for method, params in batch_requests
         ]
         answer = self.client.post(batch_requests[0][0] if batch_requests else "batch", body)
         if not isinstance(answer, list):
@@ -1463,9 +1463,9 @@ class LedgerClient:
 
 
 def _rpc_message(exc: Web3RPCError) -> str:
-    rpc = getattr(exc, "rpc_response", None)
-    if isinstance(rpc, Mapping) and isinstance(rpc.get("error"), Mapping):
-        return str(rpc["error"].get("message", rpc["error"]))
+    answer = getattr(exc, "rpc_response", None)
+    if isinstance(answer, Mapping) and isinstance(answer.get("error"), Mapping):
+        return str(answer["error"].get("message", answer["error"]))
     return str(exc)
 
 

@@ -224,7 +224,7 @@ def test_the_report_counts_failovers_by_cause_and_follows_the_node_in_use(tmp_pa
         _failover(Failover.UNREACHABLE, a, "stopped answering", b),
         _failover(Failover.STALLED, b, "has stayed at block 9 for 5.1 s while … is at block 15", c),
         _failover(Failover.FOLLOWED, b, "was left by the client of 0xabc", c),
-        "WARNING:dxl.audit.rpc:node http://127.0.0.1:2 stopped answering; now using http://127.0.0.1:1",
+        "WARNING:dxl.node.rpc:node http://127.0.0.1:2 stopped answering; now using http://127.0.0.1:1",
         "",
     ]  # fmt: skip
     log = tmp_path / "api.log"
