@@ -1,9 +1,9 @@
 """The TLS settings of the project's HTTP clients, built once per process.
 
-Every client otherwise builds its own context and reads the whole CA bundle for it (~20 ms of CPU), even for a
-plain-HTTP URL: the JSON-RPC client (:mod:`node.rpc`: the ledger client's, the audit trail's per audit request,
-index round and ``dxl audit`` command) and the commands that call the API with httpx (a request per page of a
-list, and the department codes read before it) each paid it again.
+Every client otherwise builds its own context and reads the whole CA bundle for it (~20 ms of CPU): the
+JSON-RPC client (:mod:`node.rpc`: the ledger client's, and the audit trail's per audit request, index round
+and ``dxl audit`` command) and the commands that call the API with httpx (a request per page of a list, and
+the department codes read before it) each paid it again.
 """
 
 from __future__ import annotations
