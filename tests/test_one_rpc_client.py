@@ -13,6 +13,7 @@ posts through the one client at run time.)
 from __future__ import annotations
 
 import ast
+import functools
 
 import pytest
 
@@ -42,12 +43,16 @@ WEB3_TRANSPORTS = {
 }
 
 
-def _sources() -> list[tuple[str, ast.AST]]:
-    return [
-        (str(p.relative_to(PROJECT_ROOT)), ast.parse(p.read_text(encoding="utf-8")))
-        for top in PACKAGES
-        for p in sorted((PROJECT_ROOT / top).rglob("*.py"))
-    ]
+#: The modules read, by path: listed at collection, parsed only by the worker that runs each test (parsed
+#: at collection, every worker of `make test` parsed all of them, a second of CPU each).
+PATHS = [
+    str(p.relative_to(PROJECT_ROOT)) for top in PACKAGES for p in sorted((PROJECT_ROOT / top).rglob("*.py"))
+]
+
+
+@functools.cache
+def _tree(path: str) -> ast.AST:
+    return ast.parse((PROJECT_ROOT / path).read_text(encoding="utf-8"))
 
 
 def _imported(tree: ast.AST) -> set[str]:
@@ -65,15 +70,13 @@ def _imported(tree: ast.AST) -> set[str]:
     return names
 
 
-SOURCES = _sources()
-
-
-@pytest.mark.parametrize(("path", "tree"), SOURCES, ids=[p for p, _ in SOURCES])
-def test_only_the_one_client_reaches_the_node(path: str, tree: ast.AST) -> None:
+@pytest.mark.parametrize("path", PATHS)
+def test_only_the_one_client_reaches_the_node(path: str) -> None:
     """No module but the client's writes a JSON-RPC request (``"jsonrpc"``), imports an HTTP client for the
     chain, or names one of web3's transports."""
     if path in CLIENT:
         return
+    tree = _tree(path)
     writes = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Constant) and n.value == "jsonrpc"]
     assert not writes, f"{path} writes JSON-RPC requests itself (lines {writes}): use node.rpc.JsonRpc"
     clients = _imported(tree) & HTTP_CLIENTS
@@ -89,11 +92,10 @@ def test_only_the_one_client_reaches_the_node(path: str, tree: ast.AST) -> None:
 def test_the_exceptions_are_still_needed() -> None:
     """Each module allowed an HTTP client for something else still imports one and names no JSON-RPC method:
     an exception left behind would let a second client in unnoticed."""
-    trees = dict(SOURCES)
     for path in NOT_THE_CHAIN:
-        assert _imported(trees[path]) & HTTP_CLIENTS, f"{path} no longer needs its exception"
+        assert _imported(_tree(path)) & HTTP_CLIENTS, f"{path} no longer needs its exception"
         strings = [
-            n.value for n in ast.walk(trees[path]) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+            n.value for n in ast.walk(_tree(path)) if isinstance(n, ast.Constant) and isinstance(n.value, str)
         ]
         methods = [s for s in strings if s.startswith(("eth_", "net_", "debug_"))]
         assert not methods, (
