@@ -327,7 +327,7 @@ class Journal:
         Raises:
             SQLAlchemyError: the database cannot be written (the row is left as it was).
         """
-        block = block_of(receipt)
+        block = BlockRef.of_receipt(receipt)
         status = TxStatus.MINED if int(receipt["status"]) == 1 else TxStatus.REVERTED
         self._set_status(tx_hash, status, block, int(receipt["transactionIndex"]))
         return block
@@ -578,11 +578,6 @@ class Journal:
                 .group_by(JournaledTransaction.sender)
             )
             return {str(sender): int(nonce) + 1 for sender, nonce in rows}
-
-
-def block_of(receipt: Mapping[str, Any]) -> BlockRef:
-    """The block a receipt names."""
-    return BlockRef(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
 
 
 class NotPlacedError(NodeError):
@@ -960,7 +955,7 @@ class JournaledSender:
             while True:
                 receipt = self.client.receipt(tx_hash)
                 if receipt is not None:
-                    block = block_of(receipt)
+                    block = BlockRef.of_receipt(receipt)
                     if block != placed:
                         if not self._recorded(tx_hash, receipt, deadline):
                             time.sleep(next(delays))
@@ -991,7 +986,7 @@ class JournaledSender:
         Raises:
             ApiError: TRANSACTION_PENDING naming the block (the retry of the key records it and answers).
         """
-        where = f"mined in block {block_of(receipt).number}"
+        where = f"mined in block {BlockRef.of_receipt(receipt).number}"
         try:
             return self.record_receipt(tx_hash, receipt, deadline=deadline)
         except SQLAlchemyError as exc:

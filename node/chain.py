@@ -388,6 +388,11 @@ class BlockRef:
     number: int
     hash: str
 
+    @classmethod
+    def of_receipt(cls, receipt: Mapping[str, Any]) -> BlockRef:
+        """The block a transaction receipt names."""
+        return cls(int(receipt["blockNumber"]), "0x" + bytes(receipt["blockHash"]).hex())
+
 
 @dataclass(frozen=True)
 class PendingTx:
