@@ -1465,21 +1465,48 @@ def test_a_write_held_back_by_a_node_without_the_journals_newest_block_names_the
     _until(sender.chain_intact)  # reconciled once the watcher looks: the write is mined again
 
 
+class _HeldBlocks:
+    """A ledger client whose block reads wait until :attr:`go` is set: the journal's placer reads a block only
+    after the test let the node lose it."""
+
+    def __init__(self, client: LedgerClient) -> None:
+        self._client = client
+        self.go = threading.Event()
+        #: The blocks read that the node did not hold.
+        self.missing: list[int] = []
+
+    def block_transactions(self, number: int) -> Any:
+        assert self.go.wait(30)
+        found = self._client.block_transactions(number)
+        if found is None:
+            self.missing.append(number)
+        return found
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+@pytest.mark.parametrize("placed_first", [True, False], ids=["placed", "lost-before-placed"])
 def test_a_write_whose_block_is_replaced_at_its_height_by_one_holding_it_again_holds_back_no_write(
-    journal_env: JournalEnv, tmp_path: Path
+    journal_env: JournalEnv, tmp_path: Path, placed_first: bool
 ) -> None:
     """A Clique signer's block out of turn is replaced, at the same height, by the block in turn holding the
     same transactions. The write awaiting its depth follows its receipt to the new block and the journal's
     row with it; the sender's newest block, kept at the replaced one (the new one is no higher), held every
     later write back (503 NODE_UNAVAILABLE: "does not hold block N") for as long as nothing reconciled: the
     watcher, which had not seen the replaced block as a head, found the journal's newest block held and did
-    not. A network run answered every write so for minutes."""
+    not. A network run answered every write so for minutes. The block may be lost before the journal placed
+    it (``lost-before-placed``): the write then follows its receipt too, where it had answered pending."""
     env = journal_env
     engine = make_engine(f"sqlite:///{tmp_path / 'journal.sqlite3'}")
     init_db(engine)
     sessions = session_factory(engine)
     client = LedgerClient(env.node.endpoint, [], receipt_timeout=5)
     sender = JournaledSender(client, Journal(lambda: sessions), confirmations=2)
+    held = _HeldBlocks(client)
+    sender.placer.client = held  # type: ignore[assignment]
+    if placed_first:
+        held.go.set()
     # Looks only when a send wakes it: it does not see the replaced block as the node's head.
     watcher = ChainWatcher(Reconciler(sender), 3600.0, reconciled=True).start()
     account = Account.create()
@@ -1501,6 +1528,8 @@ def test_a_write_whose_block_is_replaced_at_its_height_by_one_holding_it_again_h
 
         _until(lambda: placed() == first.number)  # the write saw its receipt there
         assert env.node_rpc("evm_revert", snapshot) is True
+        held.go.set()
+        _until(lambda: placed_first or first.number in held.missing)  # the placer found the block gone
         client.send_signed(signed)  # in the block in turn: same height, another hash
         env.node_rpc("evm_mine", int(client.head_time()) + 7)
         again = BlockRef(client.block_number(), str(client.block_hash(client.block_number())))
