@@ -588,24 +588,23 @@ def test_the_node_client_takes_the_environment_s_proxy_once(monkeypatch: pytest.
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     monkeypatch.setenv("NO_PROXY", "ledger.internal")
     assert proxy_for("http://node.example:8545") == "http://proxy.example:3128"
-    through = _pool(JsonRpc("http://node.example:8545"))
+    through = _proxy(JsonRpc("http://node.example:8545"))
     assert isinstance(through, urllib3.ProxyManager) and through.proxy is not None
     assert through.proxy.url == "http://proxy.example:3128"
     monkeypatch.setenv("HTTP_PROXY", "http://elsewhere.example:1")  # read once: later changes do not apply
     assert through.proxy.url == "http://proxy.example:3128"
-    assert not isinstance(_pool(JsonRpc("http://ledger.internal:8545")), urllib3.ProxyManager)
-    tls = _pool(JsonRpc("https://ledger.internal:8545"))
-    assert (
-        not isinstance(tls, urllib3.ProxyManager) and tls.connection_pool_kw["ssl_context"] is tls_context()
-    )
+    assert _proxy(JsonRpc("http://ledger.internal:8545")) is None
+    tls = JsonRpc("https://ledger.internal:8545")._transports[0]
+    assert tls._via is None and tls.tls is tls_context()
     monkeypatch.delenv("HTTP_PROXY")
     monkeypatch.setenv("ALL_PROXY", "http://proxy.example:3128")  # every scheme's proxy
     assert proxy_for("http://node.example:8545") == "http://proxy.example:3128"
     assert proxy_for("http://ledger.internal:8545") is None
 
 
-def _pool(client: JsonRpc) -> urllib3.PoolManager:
-    return client._transports[0].pool
+def _proxy(client: JsonRpc) -> urllib3.ProxyManager | None:
+    via = client._transports[0]._via
+    return None if via is None else via.pool
 
 
 class _Answers(BaseHTTPRequestHandler):
