@@ -1511,6 +1511,9 @@ def test_a_write_whose_block_is_replaced_at_its_height_by_one_holding_it_again_h
     watcher = ChainWatcher(Reconciler(sender), 3600.0, reconciled=True).start()
     account = Account.create()
     env.node_rpc("anvil_setBalance", account.address, hex(10**18))
+    # Placed up to the head, as a running service's journal is: the write's block is the next one read.
+    head = client.block_number()
+    assert sender.placer.await_placed(BlockRef(head, str(client.block_hash(head))), time.monotonic() + 10)
     env.node_rpc("evm_setAutomine", False)
     try:
         snapshot = env.node_rpc("evm_snapshot")
