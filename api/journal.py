@@ -993,20 +993,7 @@ class JournaledSender:
             cause = getattr(exc, "orig", None) or exc
             raise pending(tx_hash, f"{where}, which the journal could not record ({cause})") from None
         except NotPlacedError as exc:
-            # The node lost the block before the placer read it (a Clique block out of turn, replaced): the
-            # write follows its receipt to wherever the chain holds it now, as it would after being placed.
-            if self._moved(tx_hash, receipt):
-                return False
             raise pending(tx_hash, f"{where}; {exc}") from None
-
-    def _moved(self, tx_hash: str, receipt: Mapping[str, Any]) -> bool:
-        """Whether the node no longer holds ``receipt`` as it was read: not mined now, or in another block.
-
-        Raises:
-            NodeError: the node does not answer.
-        """
-        now = self.client.receipt(tx_hash)
-        return now is None or BlockRef.of_receipt(now) != BlockRef.of_receipt(receipt)
 
     def _buried(self, block: BlockRef) -> bool:
         """Whether the node in use holds ``block`` with :attr:`confirmations` blocks on top of it. The head is
