@@ -4,6 +4,7 @@ and the EIP-712 terms digest agreeing with the contract's."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import signal
@@ -658,6 +659,56 @@ def test_the_node_client_tells_its_failures_apart() -> None:
     # And the ledger client over it: a dead node is unreachable, not a timeout or an error of web3's.
     with pytest.raises(NodeError, match=f"node at {url} is unreachable: ConnectionError"):
         LedgerClient(NodeEndpoint(url, 1), [])
+
+
+class _OddBlocks(BaseHTTPRequestHandler):
+    """A node of chain 1 whose blocks and head are not what JSON-RPC says they are: the block its path
+    names (``/no-hash``: a block without a hash; ``/short-hash``: a 4-byte one; ``/number``: a decimal
+    number), a head that is not a quantity."""
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        good = {"number": "0x5", "hash": "0x" + "ab" * 32, "timestamp": "0x10", "transactions": []}
+        odd = {
+            "/no-hash": {k: v for k, v in good.items() if k != "hash"},
+            "/short-hash": {**good, "hash": "0xabcdef01"},
+            "/number": {**good, "number": "5"},
+        }
+        result = {
+            "eth_chainId": "0x1",
+            "eth_blockNumber": "12",
+            "eth_getBlockByNumber": odd.get(self.path, good),
+        }
+        body = json.dumps(
+            {"jsonrpc": "2.0", "id": request["id"], "result": result[request["method"]]}
+        ).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("block", ["/no-hash", "/short-hash", "/number"])
+def test_a_block_or_head_that_is_not_json_rpc_is_a_node_error_naming_the_node(block: str) -> None:
+    """The client reads the head and blocks from the node's answer as it is (web3 does not format them): one
+    that is not a block (no hash, a hash of another length, a number not in hex) is the node's error, as
+    web3's formatting made it, not a KeyError or ValueError that an API request would answer 500."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _OddBlocks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}{block}"
+    try:
+        client = LedgerClient(NodeEndpoint(url, 1), [])
+        for read in (client.head_time, client.head, lambda: client.block_hash(5)):
+            with pytest.raises(NodeError, match=f"{url} answered eth_getBlockByNumber with no usable block"):
+                read()
+        with pytest.raises(NodeError, match=f"{url} answered eth_blockNumber with not a hex quantity: '12'"):
+            client.block_number()
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_the_ledger_client_reads_through_the_one_json_rpc_client(
