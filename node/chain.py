@@ -581,7 +581,10 @@ class LedgerClient:
         #: The hash of the chain's first block: with the chain id, which chain this is (two chains of one id,
         #: such as two local networks or two anvils, differ there). The API's journal is bound to it.
         self.genesis_hash = genesis_hash(
-            genesis, self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x1", False])
+            genesis,
+            self._rpc(
+                lambda: self.w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["0x1", False])
+            ),
         )
         #: Whether each other node of the endpoint serves this chain (its chain id and first block), once it
         #: answered (:meth:`_serves_this_chain`); the node the client was made on is its chain by definition.
@@ -632,7 +635,9 @@ class LedgerClient:
 
     def _genesis(self) -> Mapping[str, Any]:
         # Read raw: without the middleware, web3 refuses to decode exactly the blocks of proof of authority.
-        reply = self._rpc(self.w3.provider.make_request, "eth_getBlockByNumber", ["0x0", False])
+        reply = self._rpc(
+            lambda: self.w3.provider.make_request(RPCEndpoint("eth_getBlockByNumber"), ["0x0", False])
+        )
         block = reply.get("result") if isinstance(reply, Mapping) else None
         return block if isinstance(block, Mapping) else {}
 
@@ -931,15 +936,18 @@ class LedgerClient:
             NodeError: the node is unreachable.
         """
         answers: list[Mapping[str, Any]] = []
-        provider = cast("NodeProvider", self.w3.provider)
+
+        def provider() -> NodeProvider:  # at each try: a failover in _rpc gives the client another one
+            return cast("NodeProvider", self.w3.provider)
+
         for start in range(0, len(asked), MAX_BATCH):
             chunk = [(RPCEndpoint(method), params) for method, params in asked[start : start + MAX_BATCH]]
             try:
-                reply = self._rpc(provider.make_batch_request, chunk)
+                reply = self._rpc(lambda c=chunk: provider().make_batch_request(c))
             except NodeHttpError:
                 reply = None
             if not isinstance(reply, list) or len(reply) != len(chunk):
-                reply = [self._rpc(provider.make_request, method, params) for method, params in chunk]
+                reply = [self._rpc(lambda m=m, p=p: provider().make_request(m, p)) for m, p in chunk]
             answers += reply
         return answers
 
@@ -999,7 +1007,8 @@ class LedgerClient:
         Raises:
             NodeError: the node is unreachable or answers with an error.
         """
-        answer = self._rpc(self.w3.provider.make_request, RPCEndpoint(method), list(params))
+        # The provider is looked up at each try: a failover in _rpc gives the client another one.
+        answer = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint(method), list(params)))
         if not isinstance(answer, Mapping) or answer.get("error") is not None:
             raise NodeError(f"{self.rpc_url} rejected {method}{list(params)!r}: {answer!r:.200}")
         return answer.get("result")
@@ -1448,9 +1457,10 @@ class LedgerClient:
             return None
         try:
             answer = self._rpc(
-                self.w3.provider.make_request,
-                RPCEndpoint("debug_traceTransaction"),
-                [tx_hash, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}],
+                lambda: self.w3.provider.make_request(
+                    RPCEndpoint("debug_traceTransaction"),
+                    [tx_hash, {"tracer": "callTracer", "tracerConfig": {"onlyTopCall": True}}],
+                )
             )
         except NodeError:
             return None

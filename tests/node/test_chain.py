@@ -98,6 +98,33 @@ def test_a_client_made_while_its_first_node_is_down_is_made_on_the_next(
     assert client.head().number == read_head(live.rpc_url).number  # it reads there
 
 
+def test_each_read_moves_with_the_client_to_the_next_node_when_its_node_stops_answering(
+    embedded_node: EmbeddedNode,
+) -> None:
+    """A read that finds the node in use down is asked of the node the client moved to: the head, a block, a
+    batch of blocks. One that took the provider before it was tried asked it again, the down node's, and the
+    client, moved back to it, failed."""
+    from tests.rpc_proxy import RpcProxy
+
+    with (
+        RpcProxy(embedded_node.endpoint.rpc_url) as first,
+        RpcProxy(embedded_node.endpoint.rpc_url) as second,
+    ):
+        endpoint = NodeEndpoint(first.url, embedded_node.endpoint.chain_id, (second.url,))
+        head = LedgerClient(endpoint, [], request_timeout=2).head()
+        reads: list[Callable[[LedgerClient], object]] = [
+            lambda c: c.head(),
+            lambda c: c.block_hash(head.number),
+            lambda c: c.block_times([0, head.number]),
+        ]
+        for read in reads:
+            first.down = False
+            client = LedgerClient(endpoint, [], request_timeout=2)
+            first.down = True
+            read(client)
+            assert (client.rpc_url, client.failovers) == (second.url, 1)
+
+
 def test_a_failover_url_of_another_chain_of_the_same_id_is_never_used(
     embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
