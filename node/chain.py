@@ -33,7 +33,6 @@ from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3 import Web3
 from web3._utils.batching import sort_batch_response_by_response_ids
-from web3._utils.contracts import parse_block_identifier
 from web3.exceptions import (
     ContractLogicError,
     TransactionNotFound,
@@ -913,13 +912,23 @@ class LedgerClient:
         try:
             data = self.functions.plain_calldata(fn, args)
             if data is not None:
-                # What web3's call() sends and returns, without its search of the ABI.
-                request = {**tx, "to": address, "data": data}
-                answer = self._rpc(self.w3.eth.call, request, parse_block_identifier(self.w3, block))  # type: ignore[arg-type]
-                try:
-                    return _plain(self.functions.result(fn, bytes(answer)))
-                except DecodingError:
-                    pass  # web3's call below says why (no contract at the address?)
+                # What web3's call() sends and returns, without its search of the ABI nor its formatting of
+                # the request and the answer (a fifth of the CPU of the API's reads): as call_many reads.
+                request = [
+                    {**tx, "to": address, "data": data},
+                    block if isinstance(block, str) else hex(block),
+                ]
+                answer = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("eth_call"), request))
+                error = answer.get("error") if isinstance(answer, Mapping) else None
+                if isinstance(error, Mapping) and isinstance(error.get("data"), str):
+                    revert = self.errors.decode(error["data"])
+                    revert.view = fn
+                    raise revert
+                if error is None and isinstance(answer, Mapping):
+                    try:
+                        return _plain(self.functions.result(fn, bytes(HexBytes(answer.get("result") or b""))))
+                    except (DecodingError, TypeError, ValueError):
+                        pass  # web3's call below says why (no contract at the address?)
             return _plain(self._rpc(self.contract.functions[fn](*args).call, tx, block))
         except ContractLogicError as exc:
             error = self.errors.decode(exc.data)
