@@ -1152,7 +1152,8 @@ class LedgerClient:
         """Decode the logs the ledger emitted (logs of other contracts and unknown topics are skipped)."""
         decoded = []
         for log in logs:
-            if self.address is not None and Web3.to_checksum_address(log["address"]) != self.address:
+            address = Web3.to_checksum_address(log["address"])
+            if self.address is not None and address != self.address:
                 continue
             topics = log.get("topics") or []
             abi = self._events.get(bytes(topics[0])) if topics else None
@@ -1165,11 +1166,34 @@ class LedgerClient:
                     abi["name"],
                     args,
                     int(log["logIndex"]),
-                    str(log["address"]),
+                    str(address),
                     "0x" + bytes(log["transactionHash"]).hex(),
                 )
             )
         return decoded
+
+    def _logs(self, query: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """``eth_getLogs`` of ``query``, each log's fields that :meth:`decode_logs` and :meth:`get_logs` read
+        made what web3 makes them (bytes, ints), the rest left out: web3 formatted every field of every log.
+
+        Raises:
+            NodeError: the node is unreachable, refuses the query, or answers with something else than logs.
+        """
+        found = self._read("eth_getLogs", query)
+        try:
+            return [
+                {
+                    "address": log["address"],
+                    "topics": [HexBytes(t) for t in log["topics"]],
+                    "data": HexBytes(log["data"]),
+                    "logIndex": rpc.quantity(log["logIndex"]),
+                    "transactionHash": HexBytes(log["transactionHash"]),
+                    "blockNumber": rpc.quantity(log["blockNumber"]),
+                }
+                for log in found
+            ]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeError(f"{self.rpc_url} answered eth_getLogs with no usable logs: {exc}") from None
 
     def get_logs(
         self,
@@ -1198,11 +1222,11 @@ class LedgerClient:
         for first, end in reversed(ranges) if newest_first else ranges:
             query = {
                 "address": self._require_address(),
-                "fromBlock": first,
-                "toBlock": end,
+                "fromBlock": hex(first),
+                "toBlock": hex(end),
                 "topics": topic_list,
             }
-            logs = list(self._rpc(self.w3.eth.get_logs, query))
+            logs = self._logs(query)
             pairs = list(zip(self.decode_logs(logs), (int(log["blockNumber"]) for log in logs), strict=True))
             yield from reversed(pairs) if newest_first else pairs
 
