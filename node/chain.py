@@ -413,6 +413,32 @@ def _hash(value: Any) -> str:
     return "0x" + found.hex()
 
 
+def _log(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A log of a JSON-RPC answer, the fields :meth:`LedgerClient.decode_logs` and its callers read made what
+    web3 makes them.
+
+    Raises:
+        KeyError, TypeError, ValueError: not a log.
+    """
+    return {
+        "address": raw["address"],
+        "topics": [HexBytes(t) for t in raw["topics"]],
+        "data": HexBytes(raw["data"]),
+        "logIndex": rpc.quantity(raw["logIndex"]),
+        "transactionHash": HexBytes(raw["transactionHash"]),
+        "blockNumber": rpc.quantity(raw["blockNumber"]),
+    }
+
+
+def _address(value: Any) -> str | None:
+    """A checksummed address of a JSON-RPC answer; None for null (no recipient, no contract created).
+
+    Raises:
+        ValueError, TypeError: not an address.
+    """
+    return None if value is None else str(Web3.to_checksum_address(value))
+
+
 @dataclass(frozen=True)
 class PendingTx:
     """A signed and sent transaction not yet known to be mined."""
@@ -1136,11 +1162,34 @@ class LedgerClient:
         return SignedTx(tx_hash, bytes(raw), Web3.to_checksum_address(tx["from"]), int(tx["nonce"]))
 
     def receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
-        """The transaction's receipt, or None while it is not mined (on this node's chain)."""
-        try:
-            return self._rpc(self.w3.eth.get_transaction_receipt, tx_hash)  # type: ignore[no-any-return]
-        except TransactionNotFound:
+        """The transaction's receipt, or None while it is not mined (on this node's chain): its fields that
+        the client and the service read, made what web3 makes them (ints, bytes, checksummed addresses) from
+        the answer as the node gave it. web3 formatted every field of it and of its logs (0.3 ms of CPU a
+        read), and a write reads its receipt until it is mined.
+
+        Raises:
+            NodeError: the node is unreachable, or answers with something else than a receipt.
+        """
+        found = self._read("eth_getTransactionReceipt", tx_hash)
+        if found is None:
             return None
+        try:
+            return {
+                "transactionHash": HexBytes(found["transactionHash"]),
+                "transactionIndex": rpc.quantity(found["transactionIndex"]),
+                "blockHash": HexBytes(found["blockHash"]),
+                "blockNumber": rpc.quantity(found["blockNumber"]),
+                "from": Web3.to_checksum_address(found["from"]),
+                "to": _address(found.get("to")),
+                "gasUsed": rpc.quantity(found["gasUsed"]),
+                "status": rpc.quantity(found["status"]),
+                "contractAddress": _address(found.get("contractAddress")),
+                "logs": [_log(log) for log in found["logs"]],
+            }
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NodeError(
+                f"{self.rpc_url} answered eth_getTransactionReceipt with no usable receipt: {exc}"
+            ) from None
 
     def code_at(self, address: str) -> bytes:
         return bytes(self._rpc(self.w3.eth.get_code, Web3.to_checksum_address(address)))
@@ -1181,17 +1230,7 @@ class LedgerClient:
         """
         found = self._read("eth_getLogs", query)
         try:
-            return [
-                {
-                    "address": log["address"],
-                    "topics": [HexBytes(t) for t in log["topics"]],
-                    "data": HexBytes(log["data"]),
-                    "logIndex": rpc.quantity(log["logIndex"]),
-                    "transactionHash": HexBytes(log["transactionHash"]),
-                    "blockNumber": rpc.quantity(log["blockNumber"]),
-                }
-                for log in found
-            ]
+            return [_log(log) for log in found]
         except (KeyError, TypeError, ValueError) as exc:
             raise NodeError(f"{self.rpc_url} answered eth_getLogs with no usable logs: {exc}") from None
 

@@ -689,9 +689,9 @@ def test_the_node_client_tells_its_failures_apart() -> None:
 
 
 class _OddBlocks(BaseHTTPRequestHandler):
-    """A node of chain 1 whose blocks and head are not what JSON-RPC says they are: the block its path
-    names (``/no-hash``: a block without a hash; ``/short-hash``: a 4-byte one; ``/number``: a decimal
-    number), a head that is not a quantity."""
+    """A node of chain 1 whose blocks, head and receipts are not what JSON-RPC says they are: the block its
+    path names (``/no-hash``: a block without a hash; ``/short-hash``: a 4-byte one; ``/number``: a decimal
+    number), a head that is not a quantity, a receipt without its hashes."""
 
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -705,6 +705,7 @@ class _OddBlocks(BaseHTTPRequestHandler):
             "eth_chainId": "0x1",
             "eth_blockNumber": "12",
             "eth_getBlockByNumber": odd.get(self.path, good),
+            "eth_getTransactionReceipt": {"status": "0x1", "blockNumber": "0x5"},
         }
         body = json.dumps(
             {"jsonrpc": "2.0", "id": request["id"], "result": result[request["method"]]}
@@ -733,6 +734,10 @@ def test_a_block_or_head_that_is_not_json_rpc_is_a_node_error_naming_the_node(bl
                 read()
         with pytest.raises(NodeError, match=f"{url} answered eth_blockNumber with not a hex quantity: '12'"):
             client.block_number()
+        with pytest.raises(
+            NodeError, match=f"{url} answered eth_getTransactionReceipt with no usable receipt"
+        ):
+            client.receipt("0x" + "00" * 32)
     finally:
         server.shutdown()
         server.server_close()
