@@ -947,19 +947,29 @@ class LedgerClient:
                 answer = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint("eth_call"), request))
                 error = answer.get("error") if isinstance(answer, Mapping) else None
                 if isinstance(error, Mapping) and isinstance(error.get("data"), str):
-                    revert = self.errors.decode(error["data"])
-                    revert.view = fn
-                    raise revert
+                    raise self._reverted(fn, error["data"])
                 if error is None and isinstance(answer, Mapping):
                     try:
-                        return _plain(self.functions.result(fn, bytes(HexBytes(answer.get("result") or b""))))
+                        return self._view_result(fn, answer)
                     except (DecodingError, TypeError, ValueError):
                         pass  # web3's call below says why (no contract at the address?)
             return _plain(self._rpc(self.contract.functions[fn](*args).call, tx, block))
         except ContractLogicError as exc:
-            error = self.errors.decode(exc.data)
-            error.view = fn
-            raise error from None
+            raise self._reverted(fn, exc.data) from None
+
+    def _reverted(self, fn: str, data: object) -> LedgerRevertError:
+        """The contract's error view ``fn`` reverted with (its revert ``data``), naming the view."""
+        error = self.errors.decode(data)
+        error.view = fn
+        return error
+
+    def _view_result(self, fn: str, answer: Mapping[str, Any]) -> Any:
+        """View ``fn``'s result decoded from an ``eth_call`` answer (structs as tuples).
+
+        Raises:
+            DecodingError, TypeError, ValueError: the answer is not ``fn``'s result.
+        """
+        return _plain(self.functions.result(fn, bytes(HexBytes(answer.get("result") or b""))))
 
     def _batch(self, asked: Sequence[tuple[str, list[Any]]]) -> list[Mapping[str, Any]]:
         """The JSON-RPC answers (``result`` or ``error``, in order) of ``asked``, sent in batches of at
@@ -1005,12 +1015,10 @@ class LedgerClient:
             error = answer.get("error")
             if isinstance(error, Mapping):
                 if error.get("data"):
-                    revert = self.errors.decode(error.get("data"))
-                    revert.view = fn
-                    raise revert
+                    raise self._reverted(fn, error.get("data"))
                 raise NodeError(f"node at {self.rpc_url} refused {fn}: {error.get('message', error)}")
             try:
-                results[i] = _plain(self.functions.result(fn, bytes(HexBytes(answer.get("result") or b""))))
+                results[i] = self._view_result(fn, answer)
             except DecodingError:
                 results[i] = self.call(fn, *calls[i], block=block)  # web3's call says why
         # Arguments this module does not encode itself go through web3's call, one by one.
