@@ -35,7 +35,7 @@ $(VENV)/.installed: requirements-dev.lock requirements-uv.lock pyproject.toml
 UV_INSTALL := --quiet --disable-pip-version-check --no-compile --require-hashes -r requirements-uv.lock
 
 # Bytecode for every module the suite and the service import, compiled once on every core at set-up: left to
-# the first import, the three test workers and the processes tests start compiled the same modules at the
+# the first import, the test workers and the processes tests start compiled the same modules at the
 # same moment (some 30 s of CPU, and 10 s more before the first test ran on a fresh clone). Tools that run in
 # their own processes (mypy, ruff, pip, uv) and packages nothing here imports are left out. The test modules'
 # assertion-rewritten bytecode likewise (scripts/test-bytecode.py): each worker rewrote every one of them.
@@ -62,18 +62,21 @@ geth:
 # up to 5 s of CPU apiece.
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
-# Four workers on two cores: a worker waiting on a block, a process it started or a browser leaves its core
-# to another (same tree, warm caches, geth absent: at 1b53463 145.8 s with four, 153.8 s with three; earlier
-# 148.6 s with three, 168.2 s with two, the same CPU).
+# Five workers on two cores: a worker waiting on a block, a node it restarts, a process it started or a
+# browser leaves its core to another. With four, both cores were idle a twentieth of the run, most where the
+# node tests that wait on real time ran side by side (/proc/stat sampled through a run). Same tree, set-up
+# clones, geth absent, back to back: 160.6 s and 160.2 s with five against 166.2 s and 165.3 s with four (at
+# 1b53463: 145.8 s with four, 153.8 s with three; earlier 148.6 s with three, 168.2 s with two).
+TEST_WORKERS := 5
 test: setup
-	$(PYTEST) -n 4 --dist loadgroup $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # The suite in a random order (pytest-randomly: modules, then the tests within each, shuffled), to show no test
 # leans on another having run first. The seed is printed ("Using --randomly-seed=N"); `make test-shuffled
 # SEED=N` runs that order again. Not in `make test` or CI: the shuffled order loses the files' grouping its
 # timing was measured with. PYTEST_ARGS narrows it, e.g. PYTEST_ARGS="-n 2 tests/api tests/audit".
 test-shuffled: setup
-	$(PYTEST) -n 4 --dist loadgroup -p randomly $(if $(SEED),--randomly-seed=$(SEED)) $(PYTEST_ARGS)
+	$(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -p randomly $(if $(SEED),--randomly-seed=$(SEED)) $(PYTEST_ARGS)
 
 # The committed contract artifacts must be what the sources compile to (`dxl compile --check`): a check of the
 # tree like the formatter's, and its two optimised viaIR builds (some 20 s of a core each) run here, not in

@@ -2,7 +2,7 @@
 ``-n 2``) writes one JSON file per test process, ``DXL_CPU_TALLY`` (default ``cpu-tally``) followed by
 ``-<worker>.json``, and prints the costliest tests at the end.
 
-``make test`` runs four workers on two cores: its time follows the CPU its tests use, not their wall time on a
+``make test`` runs five workers on two cores: its time follows the CPU its tests use, not their wall time on a
 worker (a test waiting on a block or a browser leaves its core to another). ``--durations`` says which tests
 take long, this which ones cost. A test's CPU is the test process's (its server threads among it), that of
 the processes it started and waited for, and the growth of what every process below the test process used
