@@ -545,17 +545,16 @@ class Anchorer:
             waiting = list(self._sent)
         if not waiting:
             return
-        w3 = self._anchors.w3
-        # One eth_blockNumber per tick; the transactions' receipts only when a block was added.
-        block = int(w3.eth.block_number)
+        # One eth_blockNumber per tick; the transactions' receipts only when a block was added, read raw by
+        # the ledger client (web3 formatted every field of each receipt and of its logs).
+        block = self._anchors.block_number()
         if block == self._seen_block:
             return
         still: list[_Sent] = []
         seen: list[tuple[_Sent, Any]] = []
         for sent in waiting:
-            try:
-                receipt = w3.eth.get_transaction_receipt(sent.pending.tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
+            receipt = self._anchors.receipt(sent.pending.tx_hash)
+            if receipt is None:
                 still.append(sent)
                 continue
             seen.append((sent, receipt))
