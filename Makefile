@@ -24,8 +24,9 @@ $(VENV)/.installed: requirements-dev.lock requirements-uv.lock pyproject.toml
 	$(PY) -m pip --python $(BIN)/python install $(UV_INSTALL) 2>/dev/null \
 		|| { $(BIN)/python -m ensurepip --default-pip >/dev/null && $(BIN)/pip install $(UV_INSTALL); }
 	$(BIN)/uv pip install --quiet --require-hashes --python $(BIN)/python -r requirements-dev.lock
-	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . --config-settings editable_mode=compat
-	$(BIN)/python -m compileall -q -j 0 -x '$(NOT_IMPORTED)' $(SITE_PACKAGES) node api verifier dxl tests scripts >/dev/null
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e . --config-settings editable_mode=compat & \
+	$(BIN)/python -m compileall -q -j 0 -x '$(NOT_IMPORTED)' $(SITE_PACKAGES) node api verifier dxl tests scripts >/dev/null; \
+	compiled=$$?; wait $$! && exit $$compiled
 	$(BIN)/python scripts/test-bytecode.py tests
 	touch $@
 
@@ -37,10 +38,14 @@ UV_INSTALL := --quiet --disable-pip-version-check --no-compile --require-hashes 
 # Bytecode for every module the suite and the service import, compiled once on every core at set-up: left to
 # the first import, the test workers and the processes tests start compiled the same modules at the
 # same moment (some 30 s of CPU, and 10 s more before the first test ran on a fresh clone). Tools that run in
-# their own processes (mypy, ruff, pip, uv) and packages nothing here imports are left out. The test modules'
-# assertion-rewritten bytecode likewise (scripts/test-bytecode.py): each worker rewrote every one of them.
+# their own processes (mypy, ruff, pip, uv), packages nothing here imports, and the parts of the others that no
+# process of a full `make test` imported (the packages' own tests, playwright's async API, reportlab's charts
+# and page layouts; a tenth of the source: each process's sys.modules listed at its exit) are left out; what
+# is imported of them after all is compiled by its first importer, once. dxl's own install (editable: a path
+# in a .pth file, no module) runs meanwhile. The test modules' assertion-rewritten bytecode likewise
+# (scripts/test-bytecode.py): each worker rewrote every one of them.
 SITE_PACKAGES = $(VENV)/lib/python3*/site-packages
-NOT_IMPORTED := /site-packages/(mypy|mypyc|pip|setuptools|pkg_resources|uv|ruff|graphql|hypothesis_graphql|importlinter|grimp|docs|newsfragments)/
+NOT_IMPORTED := /site-packages/((mypy|mypyc|pip|setuptools|pkg_resources|uv|ruff|graphql|hypothesis_graphql|importlinter|grimp|docs|newsfragments)/|[^/]+/(tests|SelfTest|testing)/|playwright/async_api/|reportlab/(graphics|platypus)/)
 
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --no-update-notifier --loglevel=error
