@@ -474,6 +474,28 @@ def read_to_end(sock: socket.socket) -> bytes:
     return received
 
 
+def read_one_response(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 response on a kept-alive ``sock``: its head, then as many body bytes as its Content-Length
+    says. One ``recv`` may return only the head, leaving the body to be read as the next response."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed after {received[:200]!r}"
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed {length - len(body)} bytes short of {head[:200]!r}"
+        body += chunk
+    assert len(body) == length, f"more than one response: {received[:400]!r}"
+    return head + b"\r\n\r\n" + body
+
+
 def stored_document(env: ApiEnv, document: dict[str, Any]) -> bool:
     """Whether the service's database holds a row for ``document``'s canonical hash (the table of catalog
     documents and practice texts)."""

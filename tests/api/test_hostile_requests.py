@@ -36,6 +36,7 @@ from tests.api.api_helpers import (
     mine,
     ok,
     own_period,
+    read_one_response,
     read_to_end,
     register,
     request_access,
@@ -342,11 +343,11 @@ def test_an_idle_connection_outlives_a_pooling_clients_own_expiry(tmp_path: Path
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             request = b"GET /healthz HTTP/1.1\r\nHost: dxl\r\n\r\n"
             sock.sendall(request)
-            first = sock.recv(65536)
+            first = read_one_response(sock)
             assert first.startswith(b"HTTP/1.1 200 "), first[:200]
             time.sleep(5.5)
             sock.sendall(request)
-            second = sock.recv(65536)
+            second = read_one_response(sock)
         assert second.startswith(b"HTTP/1.1 200 "), second[:200]
 
 
