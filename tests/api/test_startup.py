@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from api.app import connect_ledger, create_app
+from api.app import ROUTERS, connect_ledger, create_app
 from api.auth import Principal, Role, TokenError, authenticate, hash_token, parse_principal, revoke_token
 from api.db import ApiToken, make_engine, session_factory
 from api.demo import DEMO_TOKENS_FILE, ApiDatabaseLostError, demo_principals, ensure_demo_tokens
@@ -103,6 +103,27 @@ def test_dxl_deploy_waits_for_the_node_as_long_as_dxl_rpc_timeout_says(
     # again of the same node): seconds of their own, but not the 20 a 30 s wait would have waited out.
     assert took < 20.0, f"dxl deploy waited {took:.1f} s"
     assert not (tmp_path / "deployment.json").exists()
+
+
+def test_every_app_serves_the_routes_its_modules_built_at_import(tmp_path: Path) -> None:
+    """Each app serves the very route objects its routers' modules built at import, every one, in the
+    routers' order, before and after its first request: an included router's routes are built again for each
+    app that includes it, on the app's first request (some 80 ms of CPU a start, api.app.ROUTERS)."""
+    settings = ApiSettings(
+        home=tmp_path,
+        keystore_passphrase=SecretStr("unused-passphrase"),
+        audit_follow_interval=0,
+        inspection_draw_interval=0,
+    )
+    built = [id(route) for router in ROUTERS for route in router.routes]
+    assert len(built) > 60
+    for _ in range(2):
+        served_app = create_app(settings, connect=False)
+        assert [id(route) for route in served_app.routes if id(route) in built] == built
+        with TestClient(served_app) as client:
+            assert client.get("/healthz").status_code in (200, 503)
+            assert client.get("/openapi.json").status_code == 200
+        assert [id(route) for route in served_app.routes if id(route) in built] == built
 
 
 def test_missing_deployment_stops_the_start(api_env: ApiEnv, tmp_path: Path) -> None:
