@@ -34,7 +34,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -42,6 +41,7 @@ from anyio import to_thread
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import ApiError, error_body
+from api.settings import Rate, RateLimits
 from verifier.leaves import Chunking, leaf_count_bound
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
@@ -343,18 +343,6 @@ SCOPE_PRINCIPAL = "dxl.principal"
 Identify = Callable[[str], str | None]
 
 
-@dataclass(frozen=True)
-class Rate:
-    """``per_second`` requests a second on average, up to ``burst`` at once; ``per_second`` 0: no limit."""
-
-    per_second: float
-    burst: int
-
-    @property
-    def limited(self) -> bool:
-        return self.per_second > 0
-
-
 class TokenBuckets:
     """Token buckets by key, each holding up to ``rate.burst`` tokens and refilled at ``rate.per_second``.
 
@@ -402,17 +390,6 @@ class TokenBuckets:
     def charge(self, key: object, now: float) -> None:
         """Takes a token of ``key`` after the fact (what it did is done), never below empty."""
         self._store(key, max(0.0, self._level(key, now) - 1), now)
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """The rates :class:`RateLimitMiddleware` holds requests to (settings ``DXL_API_RATE_*`` and
-    ``DXL_API_AUTH_FAILURE_*``)."""
-
-    principal: Rate
-    auth_failures: Rate
-    #: Requests of one principal in progress at once; more wait their turn (0: no bound).
-    concurrency: int = 0
 
 
 #: Tokens known good, by digest: their principal. Bounded like the buckets: only tokens the API database

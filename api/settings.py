@@ -9,11 +9,34 @@ client and the audit trail take it as the :class:`~node.settings.Settings` it is
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 
 from pydantic import Field, SecretStr, field_validator
 
-from api.limits import Rate, RateLimits
 from node.settings import Settings, read_settings
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``per_second`` requests a second on average, up to ``burst`` at once; ``per_second`` 0: no limit."""
+
+    per_second: float
+    burst: int
+
+    @property
+    def limited(self) -> bool:
+        return self.per_second > 0
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The rates :class:`~api.limits.RateLimitMiddleware` holds requests to (settings ``DXL_API_RATE_*`` and
+    ``DXL_API_AUTH_FAILURE_*``)."""
+
+    principal: Rate
+    auth_failures: Rate
+    #: Requests of one principal in progress at once; more wait their turn (0: no bound).
+    concurrency: int = 0
 
 
 class ApiSettings(Settings):

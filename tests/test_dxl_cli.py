@@ -158,6 +158,18 @@ def test_onchain_verify_imports_nothing_heavy(committed: Path, tmp_path: Path) -
     assert (code, heavy) == (2, [])
 
 
+def test_a_command_that_acts_through_the_api_loads_its_settings_without_the_service(tmp_path: Path) -> None:
+    """Without --api and --token, a command that acts through the API reads them from the settings (a
+    ``.env`` file): those settings, not the service's framework, database and chain libraries (0.45 s of
+    imports when the settings module took its rate records from the rate-limit middleware's module)."""
+    env = {**os.environ, "DXL_HOME": str(tmp_path / "home"), "DXL_API_URL": f"http://127.0.0.1:{free_port()}"}
+    env.pop("DXL_TOKEN", None)
+    code, heavy = _imports_of(
+        "evaluation", "period", heavy=("fastapi", "starlette", "sqlalchemy", "web3", "eth_account"), env=env
+    )
+    assert (code, heavy) == (2, [])  # 2: the API did not answer
+
+
 def test_other_commands_still_run_under_typer() -> None:
     code, heavy = _imports_of("node", "--help")
     assert code == 0 and "typer" in heavy

@@ -195,7 +195,8 @@ def test_a_principal_past_its_concurrency_waits_its_turn_while_the_others_are_se
 
 def test_token_buckets_refill_at_their_rate_and_keep_only_the_newest_keys() -> None:
     """A flood of new keys (addresses, say) forgets the oldest rather than growing the process."""
-    from api.limits import Rate, TokenBuckets
+    from api.limits import TokenBuckets
+    from api.settings import Rate
 
     buckets = TokenBuckets(Rate(per_second=2, burst=3), max_keys=100)
     assert [buckets.take("a", 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
