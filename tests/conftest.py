@@ -1,13 +1,13 @@
-"""Shared fixtures: one real embedded node per xdist worker, and a web3 client on it.
+"""Shared fixtures: one real embedded node per test module, and a web3 client on it.
 
 The node runs with its own temporary DXL_HOME and a free port, and is stopped (the real anvil binary killed)
-at the end of the session. For speed it auto-mines one block per transaction (``DXL_TEST_BLOCK_TIME``
+when the module's tests end. For speed it auto-mines one block per transaction (``DXL_TEST_BLOCK_TIME``
 seconds of interval mining instead, if set); the product default stays 1 s interval mining (see
 node/anvil.py).
 
 ``DXL_TEST_CLOCK_AHEAD=<seconds>`` starts the node's clock that far ahead of the wall clock (one
-``evm_increaseTime`` and one block right after the start). Tests share their worker's node, and a test that
-moves its clock (a deadline passing) moves it for every later test: a run with, say,
+``evm_increaseTime`` and one block right after the start). The tests of a module share its node, and a test
+that moves its clock (a deadline passing) moves it for every later test of the module: a run with, say,
 ``DXL_TEST_CLOCK_AHEAD=259200`` (three days) shows up front what takes the wall clock for the chain's.
 """
 
@@ -94,8 +94,8 @@ def _test_clock_ahead() -> int:
     return int(value) if value else 0
 
 
-#: The worker's node while it runs, for the check after each test.
-_worker_node: EmbeddedNode | None = None
+#: The node of the module running, for the check after each test.
+_module_node: EmbeddedNode | None = None
 
 
 @contextmanager
@@ -117,59 +117,53 @@ def _started_node(home: Path) -> Iterator[EmbeddedNode]:
         node.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
-    """A started embedded node for this worker; stopped at the end of the session."""
-    global _worker_node
+    """A node of the module's own, started empty (some 35 ms of CPU) and stopped with the module.
+
+    anvil's CPU for each block grows with the state on its chain: 300 empty blocks cost it 0.07 s on a new
+    node and 1.2 s on a node that a worker's run had left with 16 MB of state. The sharing practice's model,
+    which mines 256 blocks at a time, took 10 s of CPU on such a node late in a run and 2.6 s on its own. With
+    one node for each worker's whole run, anvil was 38.5 CPU-s of a `make test`; with one per module, 28.9
+    (each ``anvil`` process's CPU read from ``/proc`` through a run, 124 nodes in all)."""
+    global _module_node
     with _started_node(tmp_path_factory.mktemp("dxl-home")) as node:
-        _worker_node = node
+        _module_node = node
         try:
             yield node
         finally:
-            _worker_node = None
-
-
-@pytest.fixture(scope="module")
-def own_node_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeEndpoint]:
-    """A node of the module's own, started empty (some 60 ms) and stopped with the module, for the contracts'
-    stateful models: thousands of calls and blocks that no later test needs undone. anvil's CPU for each
-    block grows with the state on its chain: an empty block cost it 0.08 ms on a new node and 0.75 ms on a
-    worker's node after tests/api/test_practice.py (717 blocks, 4 MB of state), and the sharing practice's
-    model mines 256 blocks at a time to pass the blockhash window: on the worker's node, late in a run, its
-    test took 10 s of CPU and 26 s, on a node of its own 2.6 s."""
-    with _started_node(tmp_path_factory.mktemp("dxl-home")) as node:
-        yield node.endpoint
+            _module_node = None
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
-    """Fail the test that leaves the worker's node unfit for the next one (mining off, a transaction left in
-    its pool), by name, and restore the node: the tests after it would otherwise fail in its place, a module
-    later, waiting for a receipt (tests/node_fitness.py). Checked once the test's fixtures are torn down
+    """Fail the test that leaves the module's node unfit for the next one (mining off, a transaction left in
+    its pool), by name, and restore the node: the module's tests after it would otherwise fail in its place,
+    waiting for a receipt (tests/node_fitness.py). Checked once the test's fixtures are torn down
     (the ledger's revert, a module's server): two calls, 3.4 ms a test. Interval mining
     (``DXL_TEST_BLOCK_TIME``) holds transactions in the pool by design: not checked."""
     result = yield
-    if _worker_node is not None and _test_block_time() is None:
-        rpc_url = _worker_node.endpoint.rpc_url
+    if _module_node is not None and _test_block_time() is None:
+        rpc_url = _module_node.endpoint.rpc_url
         if unfit := node_fitness.unfitness(rpc_url):
             node_fitness.restore(rpc_url)
             pytest.fail(
-                f"{item.nodeid} (or a fixture torn down with it) left the worker's node unfit for the next "
+                f"{item.nodeid} (or a fixture torn down with it) left the module's node unfit for the next "
                 f"test: {unfit}",
                 pytrace=False,
             )
     return result
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def node_endpoint(embedded_node: EmbeddedNode) -> NodeEndpoint:
-    """RPC URL and chain id of the worker's node."""
+    """RPC URL and chain id of the module's node."""
     return embedded_node.endpoint
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def w3(node_endpoint: NodeEndpoint) -> Web3:
-    """A web3 client connected to the worker's node."""
+    """A web3 client connected to the module's node."""
     from web3 import Web3
 
     return Web3(Web3.HTTPProvider(node_endpoint.rpc_url, request_kwargs={"timeout": 60}))

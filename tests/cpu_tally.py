@@ -6,7 +6,7 @@
 worker (a test waiting on a block or a browser leaves its core to another). ``--durations`` says which tests
 take long, this which ones cost. A test's CPU is the test process's (its server threads among it), that of
 the processes it started and waited for, and the growth of what every process below the test process used
-(read from ``/proc``, reaped children included: the worker's node, a browser and its renderers, a ``dxl run``
+(read from ``/proc``, reaped children included: the module's node, a browser and its renderers, a ``dxl run``
 still running).
 """
 

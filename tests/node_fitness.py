@@ -1,10 +1,10 @@
-"""What a test must leave on its worker's shared node: a block mined per transaction, nothing in the pool.
+"""What a test must leave on its module's shared node: a block mined per transaction, nothing in the pool.
 
-Every test of a worker uses one auto-mining anvil. A test that turns its mining off, or leaves a transaction
+Every test of a module uses one auto-mining anvil. A test that turns its mining off, or leaves a transaction
 in its pool (a nonce gap, a write sent while mining was off and never mined), makes a later, unrelated test
-wait for a receipt that never comes: a contract test's first transaction "not mined within 60 s", a module
-later. tests/conftest.py checks the node after every test, names the test that left it so and restores it:
-the failure is the guilty test's, and none of the tests after it fail in its place.
+wait for a receipt that never comes: a contract test's first transaction "not mined within 60 s".
+tests/conftest.py checks the node after every test, names the test that left it so and restores it: the
+failure is the guilty test's, and none of the tests after it fail in its place.
 """
 
 from __future__ import annotations

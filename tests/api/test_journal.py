@@ -76,7 +76,7 @@ from tests.api.api_helpers import (
 from tests.rpc_proxy import RpcProxy
 from verifier.receipts import ReceiptProof
 
-# One deployment per module, and tests that rewind or pause the worker's node: keep them on one worker.
+# One deployment per module, and tests that rewind or pause the module's node: keep them on one worker.
 pytestmark = pytest.mark.xdist_group("api-journal")
 
 

@@ -1700,7 +1700,7 @@ def test_scorecard_counts_a_demand_met_once_its_resource_is_delivered(api_env: A
     resource_id = register(env, "hrss")
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "hrss",
                 json={"answer": "new_resource", "resource_id": resource_id}))  # fmt: skip
-    # The period in block time: the worker's node may run ahead of this machine's clock.
+    # The period in block time: the module's node may run ahead of this machine's clock.
     since, until = (datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
                     for t in (demand["published_at"], demand["published_at"] + 86400))  # fmt: skip
     query = f"/audit/scorecard?department=HRSS&from={since}&to={until}"
@@ -2563,7 +2563,7 @@ def test_audit_report_carries_the_practice_and_verify_rechecks_it(api_env: ApiEn
     ok(env.call("POST", f"/demands/{demand['id']}/answer", "samr",
                 json={"answer": "declined", "decline_reason": "not_held"}))  # fmt: skip
     ok(env.call("POST", "/audit/index", "auditor"))
-    # Up to a far end: tests sharing the worker's node move its clock past the wall clock, the default end.
+    # Up to a far end: tests sharing the module's node move its clock past the wall clock, the default end.
     code, out, err = dxl(
         "audit", "report", "--out", tmp_path / "r", "--department", "SAMR", "--to", "2200-01-01", "--json"
     )

@@ -65,7 +65,7 @@ EVALUATION_PERIOD = 86400
 def proxied(
     embedded_node: EmbeddedNode, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ApiEnv, RpcProxy]]:
-    """A service on the worker's node through a proxy, with no background reader of the node (no follower,
+    """A service on the module's node through a proxy, with no background reader of the node (no follower,
     chain watch or drawer: the proxy's hook must fire on a read of the request under test)."""
     with RpcProxy(embedded_node.endpoint.rpc_url) as proxy:
         home = api_home(tmp_path_factory, "practice-races")

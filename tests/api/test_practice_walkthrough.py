@@ -63,7 +63,7 @@ def test_the_practice_walkthrough_prints_what_the_readme_shows(api_env: ApiEnv) 
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
     # `dxl run`'s node mines a block a second with nothing to mine, which the script waits for (the block on
-    # top of the inspection's seed block); the worker's node mines a block per transaction only.
+    # top of the inspection's seed block); the module's node mines a block per transaction only.
     done = threading.Event()
 
     def mine_a_block_a_second() -> None:

@@ -1386,7 +1386,7 @@ def receipts_report(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -
     gid, receipts = anchored_batch(api_env, 4)
     ok(api_env.call("POST", "/audit/index", "auditor"))
     out = tmp_path_factory.mktemp("receipts-report")
-    # Up to a far end: tests sharing the worker's node move its clock past the wall clock, the default end.
+    # Up to a far end: tests sharing the module's node move its clock past the wall clock, the default end.
     made = invoke(["audit", "report", "--department", "PSB", "--receipts", "--out", str(out),
                    "--to", "2200-01-01", "--json"])  # fmt: skip
     assert made.exit_code == 0, made.output

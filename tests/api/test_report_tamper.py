@@ -104,7 +104,7 @@ def exchange(api_env: ApiEnv, tmp_path_factory: pytest.TempPathFactory) -> dict[
     ok(env.call("POST", f"/receipts/batches/{gid}/{first[0]['batch']['first_sequence']}/acknowledge", "hrss"))
     ok(env.call("POST", "/audit/index", "auditor"))
     out = tmp_path_factory.mktemp("tamper-report")
-    # Up to a far end: tests sharing the worker's node move its clock past the wall clock, the default end.
+    # Up to a far end: tests sharing the module's node move its clock past the wall clock, the default end.
     made = invoke(["audit", "report", "--receipts", "--out", str(out), "--to", "2200-01-01",
                    "--json"])  # fmt: skip
     assert made.exit_code == 0, made.output

@@ -1,4 +1,4 @@
-"""Fixtures of the audit trail tests: one scripted scenario per worker on the shared embedded node."""
+"""Fixtures of the audit trail tests: one scripted scenario per module on the module's embedded node."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from node.endpoint import NodeEndpoint
 from node.rpc import JsonRpc
 from tests.audit.audit_scenario import Scenario, make_indexer, run_scenario
 
-# The contract tests' consortium on this worker's node, for the audit tests that drive the ledger directly.
+# The contract tests' consortium on this module's node, for the audit tests that drive the ledger directly.
 # Taken by name into this directory only: a `pytest_plugins` entry would register them for the whole session.
 from tests.contracts.conftest import founded, ledger  # noqa: F401
 
@@ -31,7 +31,7 @@ def codec(abi: list[dict[str, Any]]) -> EventCodec:
     return EventCodec(abi)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def scenario(node_endpoint: NodeEndpoint, tmp_path_factory: pytest.TempPathFactory) -> Scenario:
     return run_scenario(node_endpoint, tmp_path_factory.mktemp("audit-home"))
 

@@ -61,7 +61,7 @@ def _revert(rpc: JsonRpc, snapshot: str) -> None:
     """Back to the older state, with the clock of a node restarted now (a revert also winds anvil's clock
     back, which later tests of this node would feel)."""
     assert rpc.call("evm_revert", snapshot) is True
-    # Never behind the restored head: other tests of this worker's node may have moved its clock ahead.
+    # Never behind the restored head: other tests of this module's node may have moved its clock ahead.
     head = rpc.call("eth_getBlockByNumber", "latest", False)
     rpc.call("evm_setNextBlockTimestamp", max(int(time.time()), int(head["timestamp"], 16)) + 1)
 

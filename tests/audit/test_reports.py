@@ -101,7 +101,7 @@ def _duplicated(doc: dict[str, Any]) -> list[str]:
 def _start_cut_off(doc: dict[str, Any]) -> list[str]:
     """The first rows dropped and the block range raised to start after them: their lineage is lost too.
     (Where the node still keeps the state of the block before, "block_range starts at block N, but the ledger
-    has code" is said too; the worker's node keeps 64 blocks of state, so that line is not asserted.)"""
+    has code" is said too; the module's node keeps 64 blocks of state, so that line is not asserted.)"""
     rows = doc["rows"]
     start = rows[3]["block_number"]
     doc["rows"] = [{**r, "row": i} for i, r in enumerate(r for r in rows if r["block_number"] >= start)]

@@ -1,10 +1,10 @@
-"""A fresh ledger per test on the worker's real node, and a small vocabulary for driving it.
+"""A fresh ledger per test on the module's real node, and a small vocabulary for driving it.
 
 The consortium: three governors (threshold 2), departments PSB (provider), HRSS (consumer) and CIVIL (a third
 party), and one account with no role. Everything goes through :class:`node.chain.LedgerClient`, the
 product's own signing path; nothing is mocked.
 
-The consortium is founded once per worker; each test starts from a node snapshot taken just after it and the
+The consortium is founded once per module; each test starts from a node snapshot taken just after it and the
 node returns to that snapshot (``evm_revert``: state, blocks and clock) when the test ends, so every test sees
 the same freshly founded ledger without paying for a deployment and three admissions of its own.
 """
@@ -283,9 +283,9 @@ def deploy(endpoint: NodeEndpoint, governors: list[LocalAccount], threshold: int
     return client.at(result.contract_address)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def founded(node_endpoint: NodeEndpoint) -> Consortium:
-    """The consortium as founded on this worker's node; tests take it through :func:`ledger`."""
+    """The consortium as founded on this module's node; tests take it through :func:`ledger`."""
     governors = [Account.create() for _ in range(3)]
     consortium = Consortium(deploy(node_endpoint, governors, 2), governors)
     for code in ("PSB", "HRSS", "CIVIL"):

@@ -224,11 +224,11 @@ def account(name: str) -> LocalAccount:
 
 
 @pytest.fixture(scope="module")
-def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
+def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     governors = [account(f"governor {i}") for i in range(N_GOVERNORS)]
     signers = [account(f"signer {i}") for i in range(N_SIGNERS)]
-    client = LedgerClient(own_node_endpoint, load_artifact("DataExchangeLedger").abi)
-    c = Consortium(deploy(own_node_endpoint, governors[:3], 2), governors[:3])
+    client = LedgerClient(node_endpoint, load_artifact("DataExchangeLedger").abi)
+    c = Consortium(deploy(node_endpoint, governors[:3], 2), governors[:3])
     seed = Model({g.address for g in governors[:3]}, 2, {g.address: 1 for g in governors[:3]})
     for code, signer in zip(CODES[:2], signers, strict=False):
         d = c.admit(code, signer)
@@ -241,7 +241,7 @@ def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
         seed.proposal_count = pid
     snapshot = str(client.w3.provider.make_request("evm_snapshot", [])["result"])  # type: ignore[arg-type]
     yield World(
-        own_node_endpoint,
+        node_endpoint,
         str(c.client.address),
         c.client.abi,
         governors,

@@ -134,12 +134,12 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
+def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     """PSB provides to HRSS (agreement 1) and HRSS to CIVIL (agreement 2), each under a grant that outlives
     any example; CIVIL holds a resource it does not share; two auditors."""
-    probe = LedgerClient(own_node_endpoint, load_artifact("DataExchangeLedger").abi)
+    probe = LedgerClient(node_endpoint, load_artifact("DataExchangeLedger").abi)
     governors = [Account.create() for _ in range(3)]
-    c = Consortium(deploy(own_node_endpoint, governors, 2), governors)
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
     for code in CODES:
         c.admit(code)
     psb, hrss, civil = (c.depts[code] for code in CODES)
@@ -157,7 +157,7 @@ def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
     seed.resources[c.resource(civil, ShareType.NOT_SHARED)] = (civil.id, ShareType.NOT_SHARED)
     artifact = load_artifact("SharingPractice")
     abi = anchors_abi(artifact, load_artifact("DataExchangeLedger"))
-    deployed = LedgerClient(own_node_endpoint, abi).deploy(
+    deployed = LedgerClient(node_endpoint, abi).deploy(
         governors[0], artifact.bytecode, c.client.address, PERIOD, "0x" + "00" * 20
     )
     assert deployed.contract_address is not None

@@ -141,7 +141,7 @@ def test_anchorBatch_unknownRevokedOrExpiredGrant_reverts(anchors: Anchors) -> N
         anchors.send(psb, "anchorBatch", revoked, 0, 1, b"\1" * 32)
     expiring = anchors.grant(seconds=2)
     expires = anchors.ledger.call("grant", expiring)[3]
-    # The node's clock moves just past the expiry (the worker's node is shared: as little as needed).
+    # The node's clock moves just past the expiry (the module's node is shared: as little as needed).
     w3 = anchors.ledger.client.w3
     w3.provider.make_request("evm_increaseTime", [expires - anchors.ledger.now() + 1])  # type: ignore[arg-type]
     w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
@@ -426,8 +426,8 @@ def _verifier_accepts(
 
 @pytest.fixture
 def proof_grant(anchors: Anchors) -> int:
-    """A grant issued as the test starts, shared by its examples: the worker's node is shared with tests of
-    other modules, which move its clock, so a grant issued earlier may have expired."""
+    """A grant issued as the test starts, shared by its examples: the module's other tests move its node's
+    clock, so a grant issued earlier may have expired."""
     return anchors.grant()
 
 

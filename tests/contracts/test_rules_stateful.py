@@ -152,14 +152,14 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
+def world(node_endpoint: NodeEndpoint) -> Iterator[World]:
     """The consortium, and an exchange already under way so that short sequences reach grants and deliveries:
     PSB's conditional resource 1 approved for HRSS under agreement 1 and grant 1, CIVIL's request 2 for it
     pending, HRSS's unconditional resource 2 approved on arrival for CIVIL (request 3)."""
     from eth_account import Account
 
     governors = [Account.create() for _ in range(3)]
-    c = Consortium(deploy(own_node_endpoint, governors, 2), governors)
+    c = Consortium(deploy(node_endpoint, governors, 2), governors)
     depts = {c.admit(code).id: c.depts[code] for code in CODES}
     psb, hrss, civil = (c.depts[code] for code in CODES)
     seed = Model(active={i: True for i in depts})
@@ -178,7 +178,7 @@ def world(own_node_endpoint: NodeEndpoint) -> Iterator[World]:
     seed.agreements = {a1: Agr(r1, psb.id, hrss.id)}
     seed.grants = {g1: Grt(a1, psb.id, hrss.id)}
     snapshot = c.client.w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
-    yield World(own_node_endpoint, str(c.client.address), c.client.abi, governors, depts, snapshot, seed)
+    yield World(node_endpoint, str(c.client.address), c.client.abi, governors, depts, snapshot, seed)
 
 
 class LedgerRules(RuleBasedStateMachine):

@@ -43,12 +43,12 @@ def ledger_artifact() -> Artifact:
     return load_artifact(LEDGER_ARTIFACT)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("dxl-demo-home")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_settings(demo_home: Path) -> Settings:
     settings = load_settings(home=demo_home, keystore_passphrase="test passphrase, not a secret")
     # The demo keys made beforehand with the tests' cheap work factor; the set-up finds them and makes none.
@@ -56,17 +56,17 @@ def demo_settings(demo_home: Path) -> Settings:
     return settings
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_ledger(embedded_node: EmbeddedNode, demo_settings: Settings) -> LedgerSetup:
-    """The demo consortium, once per worker: 2 governors (2-of-2), auditor, 5 departments, 3 resources."""
+    """The demo consortium on the module's node: 2 governors (2-of-2), auditor, 5 departments, 3 resources."""
     return setup_ledger(embedded_node.endpoint, demo_settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ledger(demo_ledger: LedgerSetup) -> LedgerClient:
     return demo_ledger.client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def demo_keys(demo_ledger: LedgerSetup) -> KeyStore:
     return demo_ledger.keystore

@@ -27,7 +27,7 @@ def test_getLogs_sameAnswerWhateverTheRangeSize(consortium: Consortium) -> None:
     whole = [(e.args["resourceId"], b) for e, b in client.get_logs("ResourceRegistered", max_range=1_000_000)]
     assert [rid for rid, _ in whole] == ids
     assert len({b for _, b in whole}) == 5  # one per block under auto-mining: the ranges really split them
-    # Small ranges from two blocks before the first event, not from block 0: the worker's node holds every
+    # Small ranges from two blocks before the first event, not from block 0: the module's node holds every
     # other test's blocks too, and walking them all one block at a time took seconds per size.
     start = whole[0][1] - 2
     for size in (1, 2, 3):

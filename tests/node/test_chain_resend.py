@@ -16,7 +16,7 @@ from tests.rpc_proxy import RpcProxy
 
 @pytest.fixture
 def proxied(embedded_node: EmbeddedNode) -> Iterator[tuple[RpcProxy, LedgerClient, LedgerClient]]:
-    """A proxy on the worker's node, a client through it (1 s timeout) and one straight to the node."""
+    """A proxy on the module's node, a client through it (1 s timeout) and one straight to the node."""
     direct = embedded_node.endpoint
     with RpcProxy(direct.rpc_url) as proxy:
         through = LedgerClient(NodeEndpoint(proxy.url, direct.chain_id), [], request_timeout=1.0)

@@ -290,7 +290,7 @@ def test_a_deployment_whose_block_is_replaced_after_its_receipt_records_the_code
                 rpc_call(node, "anvil_dropAllTransactions")
                 rpc_call(node, "eth_sendRawTransaction", [proxy.raw_sent[-1]])
                 rpc_call(node, "evm_mine")
-            finally:  # the worker's node, shared by the tests after this one: mining as before, whatever
+            finally:  # the module's node, shared by the tests after this one: mining as before, whatever
                 rpc_call(node, "evm_setAutomine", [True])
                 remined.set()
 

@@ -1,4 +1,4 @@
-"""The check after every test (tests/conftest.py, tests/node_fitness.py): a test that leaves its worker's node
+"""The check after every test (tests/conftest.py, tests/node_fitness.py): a test that leaves its module's node
 unfit for the next one fails by name, and the node is restored for the tests after it."""
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def test_the_test_that_leaves_the_node_unfit_fails_by_name_and_the_next_one_pass
     assert run.returncode == 1, out
     assert "ERROR at teardown of test_turns_mining_off" in out, out
     assert (
-        "test_order.py::test_turns_mining_off (or a fixture torn down with it) left the worker's node" in out
+        "test_order.py::test_turns_mining_off (or a fixture torn down with it) left the module's node" in out
     ), out
     # The first passed its call and errs at its teardown; the second's transaction is mined.
     assert re.search(r"^2 passed, .*1 error", out, re.MULTILINE), out
