@@ -119,13 +119,16 @@ def _started_node(home: Path) -> Iterator[EmbeddedNode]:
 
 @pytest.fixture(scope="module")
 def embedded_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNode]:
-    """A node of the module's own, started empty (some 35 ms of CPU) and stopped with the module.
+    """A node of the module's own, started empty and stopped with the module (some 55 ms of CPU in a
+    worker's process, the node's included).
 
     anvil's CPU for each block grows with the state on its chain: 300 empty blocks cost it 0.07 s on a new
     node and 1.2 s on a node that a worker's run had left with 16 MB of state. The sharing practice's model,
     which mines 256 blocks at a time, took 10 s of CPU on such a node late in a run and 2.6 s on its own. With
     one node for each worker's whole run, anvil was 38.5 CPU-s of a `make test`; with one per module, 28.9
-    (each ``anvil`` process's CPU read from ``/proc`` through a run, 124 nodes in all)."""
+    (each ``anvil`` process's CPU read from ``/proc`` through a run, 124 nodes in all). Keeping a worker's
+    node until its chain was past 256 blocks (37 nodes) and what modules build on it for as long did no
+    better: 35.2 CPU-s, in a slower run."""
     global _module_node
     with _started_node(tmp_path_factory.mktemp("dxl-home")) as node:
         _module_node = node
