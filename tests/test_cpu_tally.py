@@ -10,11 +10,13 @@ import time
 
 from tests.cpu_tally import _below
 
-#: Half a second of CPU, then a wait on stdin: still running, never reaped, when the tally reads it.
+#: 0.6 s of CPU, then a wait on stdin: still running, never reaped, when the tally reads it. The test asks
+#: the tally for 0.5 s of it: ``/proc`` gives a process's user and system time apart, each in whole clock
+#: ticks, and a child asked for exactly 0.5 s was once read as 0.49 s under load.
 BUSY = "\n".join(
     [
         "import sys, time",
-        "end = time.process_time() + 0.5",
+        "end = time.process_time() + 0.6",
         "while time.process_time() < end: pass",
         "sys.stdin.read()",
     ]

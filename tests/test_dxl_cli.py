@@ -8,6 +8,8 @@ busy machine makes timings flaky, while an import of web3 or typer on these path
 from __future__ import annotations
 
 import contextlib
+import http.server
+import ipaddress
 import json
 import os
 import shutil
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -161,13 +164,121 @@ def test_onchain_verify_imports_nothing_heavy(committed: Path, tmp_path: Path) -
 def test_a_command_that_acts_through_the_api_loads_its_settings_without_the_service(tmp_path: Path) -> None:
     """Without --api and --token, a command that acts through the API reads them from the settings (a
     ``.env`` file): those settings, not the service's framework, database and chain libraries (0.45 s of
-    imports when the settings module took its rate records from the rate-limit middleware's module)."""
+    imports when the settings module took its rate records from the rate-limit middleware's module), nor
+    httpx (some 55 ms: the standard library's client sends the command's few requests)."""
     env = {**os.environ, "DXL_HOME": str(tmp_path / "home"), "DXL_API_URL": f"http://127.0.0.1:{free_port()}"}
     env.pop("DXL_TOKEN", None)
     code, heavy = _imports_of(
-        "evaluation", "period", heavy=("fastapi", "starlette", "sqlalchemy", "web3", "eth_account"), env=env
+        "evaluation",
+        "period",
+        heavy=("fastapi", "starlette", "sqlalchemy", "web3", "eth_account", "httpx"),
+        env=env,
     )
     assert (code, heavy) == (2, [])  # 2: the API did not answer
+
+
+def test_an_api_command_sends_its_token_to_the_address_given_and_follows_no_redirect() -> None:
+    """An answer that redirects is the answer: the command says what came and sends nothing to the address
+    it names, where the token would have gone with the request."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.server is redirecting:
+                self.send_response(307)
+                self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_port}/demands")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    redirecting = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    servers = [threading.Thread(target=s.serve_forever, daemon=True) for s in (redirecting, elsewhere)]
+    for thread in servers:
+        thread.start()
+    try:
+        api = f"http://127.0.0.1:{redirecting.server_port}"
+        code, _, err = dxl("demand", "list", "--api", api, "--token", "dxl_secret")
+    finally:
+        for server in (redirecting, elsewhere):
+            server.shutdown()
+            server.server_close()
+    assert code == 2 and "the API answered 307 without JSON" in err, err
+    assert seen == [("/demands?open=false", "Bearer dxl_secret")]
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 that signs itself, and its key: an authority nothing trusts by default."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dxl test API")])
+    now = datetime.now(UTC)
+    loopback = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    certificate = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(loopback, critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert, pem = folder / "api.crt", folder / "api.key"
+    cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert, pem
+
+
+def test_an_api_command_reaches_an_https_api_through_the_authorities_the_environment_names(
+    tmp_path: Path,
+) -> None:
+    """Over HTTPS the commands check the API's certificate against certifi's authorities, or the ones
+    ``SSL_CERT_FILE`` names (as httpx did): a certificate nothing trusts is refused, the same one named there
+    is taken."""
+    cert, key = _self_signed(tmp_path)
+
+    class EmptyLists(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"[]")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EmptyLists)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    api = f"https://127.0.0.1:{server.server_port}"
+    env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    command = [sys.executable, "-m", "dxl", "demand", "list", "--api", api, "--token", "dxl_t"]
+    try:
+        refused = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
+        taken = subprocess.run(
+            command, capture_output=True, text=True, check=False, env={**env, "SSL_CERT_FILE": str(cert)}
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert refused.returncode == 2 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr
+    assert (taken.returncode, taken.stdout) == (0, "no demands\n"), taken.stderr
 
 
 def test_other_commands_still_run_under_typer() -> None:

@@ -28,6 +28,7 @@ from api.app import create_app
 from api.demo import ensure_demo_tokens
 from api.models import DemandDocument
 from api.practice import InspectionDrawer
+from dxl.commands.practice import every_page
 from node.chain import LedgerClient
 from node.compiler import load_artifact
 from node.deploy import load_deployment
@@ -166,6 +167,8 @@ def test_demands_and_inspections_are_listed_in_pages(api_env: ApiEnv) -> None:
     assert [d["id"] for d in rest][:1] == mine[:1] and all(d["id"] < mine[0] for d in rest[1:])
     everything = ok(env.call("GET", "/demands", "auditor", params={"limit": 500}))
     assert [d for p in pages(env, "/demands", "auditor", limit=1) for d in p] == everything
+    # The command line's client follows the same links (``Link`` read by dxl, not by the test's client).
+    assert every_page(env.url, env.tokens["demo-auditor"], "/demands?limit=1") == everything
     addressed = [d for d in everything if d["addressee"] == env.departments["CIVIL"]]
     by_filter = pages(env, "/demands", "civil", addressee=env.departments["CIVIL"], limit=2)
     assert [d for p in by_filter for d in p] == addressed and all(len(p) <= 2 for p in by_filter)
