@@ -341,6 +341,8 @@ class DecodedEvent:
     address: str
     #: The transaction that emitted it.
     tx_hash: str
+    #: The block it is in, where the node's answer named it (a log of a mined block always does).
+    block_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,7 @@ def _log(raw: Mapping[str, Any]) -> dict[str, Any]:
         "logIndex": rpc.quantity(raw["logIndex"]),
         "transactionHash": HexBytes(raw["transactionHash"]),
         "blockNumber": rpc.quantity(raw["blockNumber"]),
+        "blockHash": HexBytes(raw["blockHash"]) if raw.get("blockHash") else None,
     }
 
 
@@ -1127,6 +1130,18 @@ class LedgerClient:
         block = self._block(number)
         return None if block is None else block.ref.hash
 
+    def transaction(self, tx_hash: str) -> Mapping[str, Any] | None:
+        """The transaction as the node answers ``eth_getTransactionByHash`` (its fields as sent: hex strings),
+        or None when the node does not know it.
+
+        Raises:
+            NodeError: the node is unreachable, or answers with something else than a transaction.
+        """
+        found = self._read("eth_getTransactionByHash", tx_hash)
+        if found is not None and not isinstance(found, Mapping):
+            raise NodeError(f"{self.rpc_url} answered eth_getTransactionByHash with {found!r:.200}")
+        return found
+
     def block_transactions(self, number: int) -> tuple[BlockRef, list[str]] | None:
         """Block ``number`` and the hashes of its transactions in block order; None when the chain is not
         that long."""
@@ -1225,6 +1240,7 @@ class LedgerClient:
                     int(log["logIndex"]),
                     str(address),
                     "0x" + bytes(log["transactionHash"]).hex(),
+                    "0x" + bytes(log["blockHash"]).hex() if log.get("blockHash") else None,
                 )
             )
         return decoded

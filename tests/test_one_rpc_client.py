@@ -26,7 +26,6 @@ CLIENT = {"verifier/rpc.py", "node/rpc.py"}
 HTTP_CLIENTS = {"urllib3", "requests", "httpx", "aiohttp", "pycurl", "http.client", "urllib.request"}
 #: Modules that may import an HTTP client for something that is not the chain, and why.
 NOT_THE_CHAIN = {
-    "node/tls.py": "httpx's TLS settings, shared by the one client and the commands that call the API",
     "api/bench.py": "the benchmarks' load generator, calling the service's HTTP API",
     "dxl/commands/practice.py": "calls the service's HTTP API",
 }

@@ -30,10 +30,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from eth_utils.crypto import keccak
 from sqlalchemy import ColumnElement, Engine, Select, select
-from web3 import Web3
-from web3.exceptions import TransactionNotFound
 
 from api.errors import ApiError
 from api.journal import Entry, JournaledSender
@@ -259,10 +256,6 @@ class Anchorer:
         #: Told of each anchor's receipt (the transaction journal marks the anchor mined).
         self._on_receipt = on_receipt
         self._from_block = from_block
-        self._anchored_topic = (
-            "0x"
-            + keccak(text="ReceiptBatchAnchored(uint64,uint64,uint32,uint32,uint64,bytes32,uint64)").hex()
-        )
         self._account_of = account_of
         self.batch_size = batch_size
         self.batch_age = batch_age
@@ -758,30 +751,27 @@ class Anchorer:
             account = accounts.get(pending.sender.lower())
             if account is None:  # not signed by a key that anchors here
                 continue
-            try:
-                # What it called, from the node (which still holds it: the journal was reconciled before).
-                called = self._anchors.w3.eth.get_transaction(pending.tx_hash)  # type: ignore[arg-type]
-            except TransactionNotFound:
+            # What it called, from the node (which still holds it: the journal was reconciled before).
+            called = self._anchors.transaction(pending.tx_hash)
+            if called is None:
                 continue
             if str(called.get("to") or "").lower() == ours:
                 self._void(account, pending)
 
     def _mark_final_from_chain(self, batch_id: int, grant_id: int, first: int, tx_hash: str | None) -> None:
         """A batch the chain has but the journal does not know as final (the process died after sending)."""
-        topic = self._anchored_topic
-        logs = self._anchors.w3.eth.get_logs(
-            {
-                "address": Web3.to_checksum_address(self._anchors._require_address()),
-                "fromBlock": self._from_block,
-                "toBlock": "latest",
-                "topics": [topic, _word(grant_id), _word(first)],
-            }
+        # The newest log of its slot, read in bounded ranges from the newest back (a node may cap a range).
+        found = self._anchors.get_logs(
+            "ReceiptBatchAnchored",
+            grant_id.to_bytes(32, "big"),
+            first.to_bytes(32, "big"),
+            from_block=self._from_block,
+            newest_first=True,
         )
         block = block_hash = None
-        if logs:
-            tx_hash = "0x" + bytes(logs[-1]["transactionHash"]).hex()
-            block = int(logs[-1]["blockNumber"])
-            block_hash = "0x" + bytes(logs[-1]["blockHash"]).hex()
+        if (newest := next(found, None)) is not None:
+            event, block = newest
+            tx_hash, block_hash = event.tx_hash, event.block_hash
         with self._engine.begin() as conn:
             conn.execute(
                 batches_table.update()
@@ -800,7 +790,3 @@ def _to_requeue(where: ColumnElement[bool]) -> Select[Any]:
     """The journal's receipts ``where`` says, in journal order, with what :meth:`Anchorer._requeue` needs."""
     r = receipts_table.c
     return select(r.seq, r.grant_id, r.provider, *_receipt_columns()).where(where).order_by(r.seq)
-
-
-def _word(value: int) -> str:
-    return "0x" + value.to_bytes(32, "big").hex()

@@ -796,9 +796,29 @@ def test_anchorer_restart_anchorsJournaledBatchExactlyOnce(
     assert anchors.call("nextSequence", gid) == 3
     with engine.connect() as conn:
         row = conn.execute(select(batches_table).where(batches_table.c.id == batch_id)).one()
-    engine.dispose()
     assert (row.state, row.first_sequence, row.leaf_count) == ("final", 0, 3) and row.tx_hash
     assert anchors.call("batch", gid, 0)[0] == root
+    # Journaled as closed, its transaction unknown (the process died after sending): the next start finds
+    # the anchor on chain, and takes its transaction and block from the log (sends nothing).
+    mined = anchors.receipt(row.tx_hash)
+    assert mined is not None
+    with engine.begin() as conn:
+        conn.execute(
+            batches_table.update()
+            .where(batches_table.c.id == batch_id)
+            .values(state="closed", tx_hash=None, block_number=None, block_hash=None)
+        )
+    restart()
+    assert anchors.call("nextSequence", gid) == 3
+    with engine.connect() as conn:
+        again = conn.execute(select(batches_table).where(batches_table.c.id == batch_id)).one()
+    engine.dispose()
+    assert (again.state, again.tx_hash, again.block_number, again.block_hash) == (
+        "final",
+        row.tx_hash,
+        mined["blockNumber"],
+        "0x" + bytes(mined["blockHash"]).hex(),
+    )
 
 
 def test_anchorer_start_receiptsBothInJournalAndInbox_anchoredOnce(api_env: ApiEnv, tmp_path: Path) -> None:

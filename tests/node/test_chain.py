@@ -271,6 +271,21 @@ def test_reads_web3_must_encode_or_explain_go_through_web3(
         empty.call("departmentCount")
 
 
+def test_a_transaction_is_read_as_the_node_sent_it_and_an_unknown_one_is_none(
+    ledger: LedgerClient, demo_keys: KeyStore
+) -> None:
+    """What the anchorer's recovery asks of a transaction it sent: whom it called; None for one the node does
+    not know."""
+    governor = demo_keys.unlock("governor-1")
+    sent = ledger.submit(governor, ledger.build(governor.address, "departmentCount", gas=100_000))
+    ledger.wait(sent, timeout=30)
+    found = ledger.transaction(sent.tx_hash)
+    assert found is not None and (found["hash"], str(found["to"]).lower()) == (
+        sent.tx_hash, str(ledger.address).lower()
+    )  # fmt: skip
+    assert ledger.transaction("0x" + "00" * 32) is None
+
+
 def test_nonce_manager_only_moves_forward_and_releases_last() -> None:
     node_count = {"n": 5}
     manager = NonceManager(lambda _addr: node_count["n"])
