@@ -61,6 +61,7 @@ from node.rpc import JsonRpc, NodeHttpError, NodeTimeoutError, NodeUnreachableEr
 from node.settings import DEFAULT_CATCH_UP_TIMEOUT_S, DEFAULT_RPC_TIMEOUT_S, DEFAULT_STALL_TIMEOUT_S
 from verifier import abi as abi_codec
 from verifier import rpc
+from verifier.eth import to_checksum_address
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
@@ -322,7 +323,7 @@ def genesis_hash(genesis: Mapping[str, Any], second: object) -> str:
 
 def _arg(kind: str, value: Any) -> Any:
     if kind == "address":
-        return str(Web3.to_checksum_address(value))
+        return str(to_checksum_address(value))
     return bytes(value) if isinstance(value, bytes | bytearray) else value
 
 
@@ -439,7 +440,7 @@ def _address(value: Any) -> str | None:
     Raises:
         ValueError, TypeError: not an address.
     """
-    return None if value is None else str(Web3.to_checksum_address(value))
+    return None if value is None else str(to_checksum_address(value))
 
 
 @dataclass(frozen=True)
@@ -881,7 +882,7 @@ class LedgerClient:
 
     def at(self, address: str) -> LedgerClient:
         """Bind to the contract at ``address``; returns self."""
-        self.address = Web3.to_checksum_address(address)
+        self.address = to_checksum_address(address)
         self._contract = None
         return self
 
@@ -1150,7 +1151,7 @@ class LedgerClient:
 
     def pending_nonce(self, address: str) -> int:
         """The node's next nonce for ``address``, counting transactions in its pool."""
-        return int(self._rpc(self.w3.eth.get_transaction_count, Web3.to_checksum_address(address), "pending"))
+        return int(self._rpc(self.w3.eth.get_transaction_count, to_checksum_address(address), "pending"))
 
     def mined_nonce(self, address: str, *, depth: int = 0) -> int:
         """The next nonce for ``address`` on the node's chain ``depth`` blocks below its head (0: the latest
@@ -1158,7 +1159,7 @@ class LedgerClient:
         nonces by another state; this is the chain's. Where the last blocks may be reorganised (Clique), a
         nonce used only in them may be free again on the branch that replaces them: read at the confirmation
         depth, the count holds only what is as final as an answered write."""
-        checksummed = Web3.to_checksum_address(address)
+        checksummed = to_checksum_address(address)
         block: int | str = "latest" if depth == 0 else max(self.block_number() - depth, 0)
         return int(self._rpc(self.w3.eth.get_transaction_count, checksummed, block))
 
@@ -1182,7 +1183,7 @@ class LedgerClient:
             raw = self._rpc(self.w3.eth.get_raw_transaction, tx_hash)
         except (TransactionNotFound, Web3RPCError):
             return None
-        return SignedTx(tx_hash, bytes(raw), Web3.to_checksum_address(tx["from"]), int(tx["nonce"]))
+        return SignedTx(tx_hash, bytes(raw), to_checksum_address(tx["from"]), int(tx["nonce"]))
 
     def receipt(self, tx_hash: str) -> Mapping[str, Any] | None:
         """The transaction's receipt, or None while it is not mined (on this node's chain): its fields that
@@ -1202,7 +1203,7 @@ class LedgerClient:
                 "transactionIndex": rpc.quantity(found["transactionIndex"]),
                 "blockHash": HexBytes(found["blockHash"]),
                 "blockNumber": rpc.quantity(found["blockNumber"]),
-                "from": Web3.to_checksum_address(found["from"]),
+                "from": to_checksum_address(found["from"]),
                 "to": _address(found.get("to")),
                 "gasUsed": rpc.quantity(found["gasUsed"]),
                 "status": rpc.quantity(found["status"]),
@@ -1215,16 +1216,16 @@ class LedgerClient:
             ) from None
 
     def code_at(self, address: str) -> bytes:
-        return bytes(self._rpc(self.w3.eth.get_code, Web3.to_checksum_address(address)))
+        return bytes(self._rpc(self.w3.eth.get_code, to_checksum_address(address)))
 
     def balance(self, address: str) -> int:
-        return int(self._rpc(self.w3.eth.get_balance, Web3.to_checksum_address(address)))
+        return int(self._rpc(self.w3.eth.get_balance, to_checksum_address(address)))
 
     def decode_logs(self, logs: Iterable[Mapping[str, Any]]) -> list[DecodedEvent]:
         """Decode the logs the ledger emitted (logs of other contracts and unknown topics are skipped)."""
         decoded = []
         for log in logs:
-            address = Web3.to_checksum_address(log["address"])
+            address = to_checksum_address(log["address"])
             if self.address is not None and address != self.address:
                 continue
             topics = log.get("topics") or []
@@ -1373,9 +1374,9 @@ class LedgerClient:
         else:
             if to is None:
                 raise NodeError("a transfer needs a recipient")
-            target, data = Web3.to_checksum_address(to), "0x"
+            target, data = to_checksum_address(to), "0x"
         request: dict[str, Any] = {
-            "from": Web3.to_checksum_address(sender),
+            "from": to_checksum_address(sender),
             "to": target,
             "data": data,
             "value": value,

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from eth_abi.exceptions import EncodingError
 from eth_utils.abi import function_abi_to_4byte_selector, get_abi_input_types, get_abi_output_types
-from eth_utils.address import is_checksum_address, to_checksum_address
+
+from verifier.eth import is_checksum_address, to_checksum_address
 
 if TYPE_CHECKING:
     from eth_abi.codec import ABICodec

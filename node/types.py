@@ -437,7 +437,7 @@ class Department(_Record):
 
     @classmethod
     def decode(cls, ident: int, raw: Sequence[Any]) -> Department:
-        from eth_utils.address import to_checksum_address
+        from verifier.eth import to_checksum_address
 
         signer, status, code, encryption_key, name, key_epoch, contract_signer = raw
         return cls(
@@ -567,7 +567,7 @@ class Proposal(_Record):
 
     @classmethod
     def decode(cls, ident: int, raw: Sequence[Any]) -> Proposal:
-        from eth_utils.address import to_checksum_address
+        from verifier.eth import to_checksum_address
 
         action, proposer, approvals, executed, expires_at, data = raw[:6]
         return cls(

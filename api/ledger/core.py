@@ -28,7 +28,6 @@ from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, Self, TypeVar, cast
 
-from eth_utils.address import to_checksum_address
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import catalog
@@ -49,6 +48,7 @@ from node.types import (
     Grant,
     encode_code,
 )
+from verifier.eth import to_checksum_address
 from verifier.onchain import ChainCheckError, LedgerReader
 
 if TYPE_CHECKING:

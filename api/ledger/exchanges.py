@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, cast
 from eth_abi.abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_typed_data
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -47,6 +46,7 @@ from node.types import (
     SharingTerms,
 )
 from verifier.catalog import document_hash
+from verifier.eth import to_checksum_address
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
-from eth_utils.address import to_checksum_address
 
 from api import models as m
 from api.auth import Principal, Role
@@ -32,6 +31,7 @@ from node.types import (
     decode_code,
     encode_code,
 )
+from verifier.eth import to_checksum_address
 
 if TYPE_CHECKING:
     from node.audit.service import AuditContext
