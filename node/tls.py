@@ -9,19 +9,17 @@ department codes read before it) each paid it again.
 from __future__ import annotations
 
 import functools
-import os
 import ssl
 
 
 @functools.cache
 def tls_context() -> ssl.SSLContext:
-    """The certificate authorities of ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` when the environment names them,
-    certifi's bundle otherwise, certificate and host name checked (httpx's defaults, built here without
-    importing httpx: some 100 ms of a command's start), shared by every client of the process."""
-    if file := os.environ.get("SSL_CERT_FILE"):
-        return ssl.create_default_context(cafile=file)
-    if folder := os.environ.get("SSL_CERT_DIR"):
-        return ssl.create_default_context(capath=folder)
+    """The system's certificate authorities (OpenSSL's default paths, which ``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR`` move: where an operator installs a department's own authority) and certifi's bundle
+    beside them, certificate and host name checked, shared by every client of the process. Built without
+    httpx, whose import was some 100 ms of a command's start."""
     import certifi
 
-    return ssl.create_default_context(cafile=certifi.where())
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=certifi.where())
+    return context

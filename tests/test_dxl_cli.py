@@ -244,9 +244,9 @@ def _self_signed(folder: Path) -> tuple[Path, Path]:
 def test_an_api_command_reaches_an_https_api_through_the_authorities_the_environment_names(
     tmp_path: Path,
 ) -> None:
-    """Over HTTPS the commands check the API's certificate against certifi's authorities, or the ones
-    ``SSL_CERT_FILE`` names (as httpx did): a certificate nothing trusts is refused, the same one named there
-    is taken."""
+    """Over HTTPS the commands check the API's certificate against the system's authorities and certifi's,
+    the system's moved by ``SSL_CERT_FILE`` as OpenSSL reads it: a certificate nothing trusts is refused, the
+    same one named there is taken."""
     cert, key = _self_signed(tmp_path)
 
     class EmptyLists(http.server.BaseHTTPRequestHandler):
