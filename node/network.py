@@ -724,8 +724,8 @@ class LocalNetwork:
         never dial each other at the same moment (see :meth:`join`).
 
         Once peered, it waits until every member holds the others' chain, restarting one whose sync hangs (a
-        member cut off while its sync waited on a peer, joined back by this heal: :meth:`_catch_up`), then
-        until that chain moves (:meth:`wait_peered`).
+        member cut off while its sync waited on a peer, joined back by this heal: :meth:`_catch_up`), until
+        every member's miner runs (:meth:`_seal_on`), then until that chain moves (:meth:`wait_peered`).
 
         Raises:
             NodeError: a member does not start or answer, or the network is not peered on one chain within
@@ -764,6 +764,10 @@ class LocalNetwork:
                 if other.index != member.index:
                     rpc_call(member.rpc_url, "admin_addPeer", [other.enode])
         self._catch_up(members, members, deadline, timeout)
+        # And every miner running: a fresh geth's stays stopped until its first sync ends, and a member left
+        # syncing from one killed after the heal waited 60 s on it while the one other signer, one block in
+        # two, stood still (a member restarted by a heal, the node in use killed under load a second later).
+        self._seal_on(members, len(members), _SEAL_ON_GRACE_S, deadline)
         return self.wait_peered(timeout=max(1.0, deadline - time.monotonic()))
 
     def _missing_connections(self, members: list[Member]) -> list[tuple[int, int]]:
