@@ -194,8 +194,8 @@ async def _post_receipts_direct(request: Request) -> Response:
 
 
 def install_direct_route(app: FastAPI) -> None:
-    """Serve ``POST /receipts`` by :func:`_post_receipts_direct`; call before the routers are included (the
-    first route that matches answers)."""
+    """Serve ``POST /receipts`` by :func:`_post_receipts_direct`; call before the routers' routes are added
+    to the app (``api.app.ROUTERS``): the first route that matches answers."""
     app.add_route("/receipts", _post_receipts_direct, methods=["POST"], include_in_schema=False)
 
 
