@@ -84,6 +84,22 @@ def test_the_packages_import_only_declared_run_time_dependencies() -> None:
     assert _undeclared(_sources("node", "api", "verifier", "dxl"), run) == {}
 
 
+#: Run-time dependencies no module imports, and what loads them.
+LOADED_BY_OTHERS = {
+    "psycopg": "SQLAlchemy, for a postgresql+psycopg:// DXL_DATABASE_URL",
+    "uvloop": "uvicorn, as the service's event loop",
+}
+
+
+def test_every_run_time_dependency_is_imported_or_named_as_loaded_by_another() -> None:
+    """A declaration nothing imports is stale (``requests`` stayed declared after the one client replaced
+    it), unless another package loads it: those are named, with what loads them."""
+    run, _, _ = _declared()
+    imported = {d for source in _sources("node", "api", "verifier", "dxl") for m in _imports(source)
+                for d in _distributions(m)}  # fmt: skip
+    assert run - imported == set(LOADED_BY_OTHERS)
+
+
 def test_tests_and_scripts_import_only_declared_development_dependencies() -> None:
     run, dev, ape = _declared()
     ape_scripts = [PROJECT_ROOT / s for s in APE_SCRIPTS]
