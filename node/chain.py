@@ -1194,7 +1194,32 @@ class LedgerClient:
         Raises:
             NodeError: the node is unreachable, or answers with something else than a receipt.
         """
-        found = self._read("eth_getTransactionReceipt", tx_hash)
+        return self._receipt_record(self._read("eth_getTransactionReceipt", tx_hash))
+
+    def receipts(self, tx_hashes: Sequence[str]) -> list[Mapping[str, Any] | None]:
+        """:meth:`receipt` of each of ``tx_hashes``, in order, read in JSON-RPC batches (:meth:`_batch`): the
+        anchorer follows every anchor it has sent at each new block, one round trip for them all.
+
+        Raises:
+            NodeError: the node is unreachable, refuses a read, or answers with something else than a
+                receipt.
+        """
+        answers = self._batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
+        found: list[Mapping[str, Any] | None] = []
+        for tx_hash, answer in zip(tx_hashes, answers, strict=True):
+            if not isinstance(answer, Mapping) or answer.get("error") is not None:
+                raise NodeError(
+                    f"{self.rpc_url} rejected eth_getTransactionReceipt[{tx_hash!r}]: {answer!r:.200}"
+                )
+            found.append(self._receipt_record(answer.get("result")))
+        return found
+
+    def _receipt_record(self, found: Any) -> Mapping[str, Any] | None:
+        """A receipt as the node answered it, the fields :meth:`receipt` gives made what web3 makes them.
+
+        Raises:
+            NodeError: something else than a receipt, or null.
+        """
         if found is None:
             return None
         try:

@@ -538,15 +538,16 @@ class Anchorer:
             waiting = list(self._sent)
         if not waiting:
             return
-        # One eth_blockNumber per tick; the transactions' receipts only when a block was added, read raw by
-        # the ledger client (web3 formatted every field of each receipt and of its logs).
+        # One eth_blockNumber per tick; the transactions' receipts only when a block was added, in one
+        # JSON-RPC batch, read raw by the ledger client (web3 formatted every field of each receipt and of its
+        # logs).
         block = self._anchors.block_number()
         if block == self._seen_block:
             return
         still: list[_Sent] = []
         seen: list[tuple[_Sent, Any]] = []
-        for sent in waiting:
-            receipt = self._anchors.receipt(sent.pending.tx_hash)
+        receipts = self._anchors.receipts([sent.pending.tx_hash for sent in waiting])
+        for sent, receipt in zip(waiting, receipts, strict=True):
             if receipt is None:
                 still.append(sent)
                 continue

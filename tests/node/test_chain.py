@@ -286,6 +286,23 @@ def test_a_transaction_is_read_as_the_node_sent_it_and_an_unknown_one_is_none(
     assert ledger.transaction("0x" + "00" * 32) is None
 
 
+def test_receipts_read_in_one_batch_answer_as_receipts_read_one_by_one(
+    ledger: LedgerClient, demo_keys: KeyStore
+) -> None:
+    """What the anchorer reads at each block for every anchor it follows: each receipt as :meth:`receipt`
+    gives it, in the order asked, None for a transaction not mined."""
+    governor = demo_keys.unlock("governor-1")
+    sent = [
+        ledger.submit(governor, ledger.build(governor.address, "departmentCount", gas=100_000))
+        for _ in range(2)
+    ]
+    ledger.wait_all(sent, timeout=30)
+    unknown = "0x" + "00" * 32
+    hashes = [sent[1].tx_hash, unknown, sent[0].tx_hash]
+    assert ledger.receipts(hashes) == [ledger.receipt(h) for h in hashes]
+    assert ledger.receipts(hashes)[1] is None and ledger.receipts(hashes)[0] is not None
+
+
 def test_nonce_manager_only_moves_forward_and_releases_last() -> None:
     node_count = {"n": 5}
     manager = NonceManager(lambda _addr: node_count["n"])
