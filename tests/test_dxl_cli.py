@@ -212,6 +212,24 @@ def test_an_api_command_sends_its_token_to_the_address_given_and_follows_no_redi
     assert seen == [("/demands?open=false", "Bearer dxl_secret")]
 
 
+def test_an_api_answers_links_are_read_by_relation_a_comma_in_a_query_kept() -> None:
+    """RFC 8288's ``Link``: several targets, one header or more; a comma inside a target (a search's text in
+    the next page's query) belongs to that target."""
+    from email.message import Message
+
+    from dxl.commands.practice import _Answer
+
+    headers = Message()
+    headers["Link"] = '</resources?q=a,b&cursor=aDE6MDA>; rel="next", </resources>; rel="first"'
+    headers["Link"] = "</demands?limit=1>; rel=last"
+    assert _Answer(200, b"", headers).links == {
+        "next": {"url": "/resources?q=a,b&cursor=aDE6MDA"},
+        "first": {"url": "/resources"},
+        "last": {"url": "/demands?limit=1"},
+    }
+    assert _Answer(200, b"", Message()).links == {}
+
+
 def _self_signed(folder: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1 that signs itself, and its key: an authority nothing trusts by default."""
     from cryptography import x509
