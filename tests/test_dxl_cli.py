@@ -33,6 +33,7 @@ from dxl.main import OVERVIEW, PAYLOAD_COMMANDS
 from node.anvil import free_port
 from node.errors import StorageFullError, storage_full_cause
 from tests.cli import dxl
+from tests.loopback import serving
 
 #: Packages that cost a large part of a second to import, none of which these commands need.
 HEAVY = ("web3", "eth_account", "eth_abi", "eth_utils", "eth_keyfile", "py_ecc", "typer", "pydantic", "rich",
@@ -183,31 +184,24 @@ def test_an_api_command_sends_its_token_to_the_address_given_and_follows_no_redi
     seen: list[tuple[str, str | None]] = []
 
     class Recorder(http.server.BaseHTTPRequestHandler):
+        #: Where it sends the client: None, it answers 200.
+        location: str | None = None
+
         def do_GET(self) -> None:
             seen.append((self.path, self.headers.get("Authorization")))
-            if self.server is redirecting:
-                self.send_response(307)
-                self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_port}/demands")
-            else:
-                self.send_response(200)
+            self.send_response(200 if self.location is None else 307)
+            if self.location is not None:
+                self.send_header("Location", self.location)
             self.send_header("Content-Length", "0")
             self.end_headers()
 
         def log_message(self, *args: Any) -> None:
             pass
 
-    redirecting = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    servers = [threading.Thread(target=s.serve_forever, daemon=True) for s in (redirecting, elsewhere)]
-    for thread in servers:
-        thread.start()
-    try:
-        api = f"http://127.0.0.1:{redirecting.server_port}"
-        code, _, err = dxl("demand", "list", "--api", api, "--token", "dxl_secret")
-    finally:
-        for server in (redirecting, elsewhere):
-            server.shutdown()
-            server.server_close()
+    with serving(Recorder) as elsewhere:
+        redirecting = type("Redirecting", (Recorder,), {"location": f"{elsewhere}/demands"})
+        with serving(redirecting) as api:
+            code, _, err = dxl("demand", "list", "--api", api, "--token", "dxl_secret")
     assert code == 2 and "the API answered 307 without JSON" in err, err
     assert seen == [("/demands?open=false", "Bearer dxl_secret")]
 
@@ -278,23 +272,15 @@ def test_an_api_command_reaches_an_https_api_through_the_authorities_the_environ
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), EmptyLists)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    api = f"https://127.0.0.1:{server.server_port}"
     env = {k: v for k, v in os.environ.items() if k not in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
-    command = [sys.executable, "-m", "dxl", "demand", "list", "--api", api, "--token", "dxl_t"]
-    try:
+    with serving(EmptyLists, tls=context) as api:
+        command = [sys.executable, "-m", "dxl", "demand", "list", "--api", api, "--token", "dxl_t"]
         refused = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
         taken = subprocess.run(
             command, capture_output=True, text=True, check=False, env={**env, "SSL_CERT_FILE": str(cert)}
         )
-    finally:
-        server.shutdown()
-        server.server_close()
     assert refused.returncode == 2 and "CERTIFICATE_VERIFY_FAILED" in refused.stderr, refused.stderr
     assert (taken.returncode, taken.stdout) == (0, "no demands\n"), taken.stderr
 
