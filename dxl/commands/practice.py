@@ -111,6 +111,11 @@ def _refused(response: _Answer, data: Any) -> ApiCallError:
     return ApiCallError(str(error.get("message", response.text)), code=str(error.get("code", "API_ERROR")))
 
 
+#: A ``Link`` header's targets (RFC 8288): ``<target>`` and the parameters up to the next one.
+_LINK = re.compile(r"<([^>]*)>([^<]*)")
+_REL = re.compile(r';\s*rel\s*=\s*"?([^";,]*)', re.IGNORECASE)
+
+
 class _Answer(NamedTuple):
     """One answer of the API: its status, body and headers."""
 
@@ -130,14 +135,11 @@ class _Answer(NamedTuple):
     def links(self) -> dict[str, dict[str, str]]:
         """The ``Link`` header's targets by relation (RFC 8288): ``{"next": {"url": "/…"}}``."""
         found: dict[str, dict[str, str]] = {}
-        for link in self.headers.get_all("Link") or []:
-            for value in re.split(r",\s*(?=<)", link):  # a comma within a target's query is the target's
-                target, _, params = value.partition(";")
-                for param in params.split(";"):
-                    name, _, rel = param.partition("=")
-                    if name.strip().lower() == "rel":
-                        for each in rel.strip().strip('"').split():
-                            found.setdefault(each, {"url": target.strip().strip("<>")})
+        # Each target between angle brackets (a comma in its query is its own), then its parameters.
+        for target, params in _LINK.findall(", ".join(self.headers.get_all("Link") or [])):
+            rel = _REL.search(params)
+            for each in rel.group(1).split() if rel else []:
+                found.setdefault(each, {"url": target})
         return found
 
 
