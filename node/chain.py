@@ -1056,8 +1056,16 @@ class LedgerClient:
         """
         # The provider is looked up at each try: a failover in _rpc gives the client another one.
         answer = self._rpc(lambda: self.w3.provider.make_request(RPCEndpoint(method), list(params)))
+        return self._answered(method, list(params), answer)
+
+    def _answered(self, method: str, params: list[Any], answer: object) -> Any:
+        """The ``result`` of one JSON-RPC answer to ``method(params)``.
+
+        Raises:
+            NodeError: the answer is an error, or no answer at all.
+        """
         if not isinstance(answer, Mapping) or answer.get("error") is not None:
-            raise NodeError(f"{self.rpc_url} rejected {method}{list(params)!r}: {answer!r:.200}")
+            raise NodeError(f"{self.rpc_url} rejected {method}{params!r}: {answer!r:.200}")
         return answer.get("result")
 
     def _block(self, at: int | str) -> _Header | None:
@@ -1204,15 +1212,12 @@ class LedgerClient:
             NodeError: the node is unreachable, refuses a read, or answers with something else than a
                 receipt.
         """
-        answers = self._batch([("eth_getTransactionReceipt", [h]) for h in tx_hashes])
-        found: list[Mapping[str, Any] | None] = []
-        for tx_hash, answer in zip(tx_hashes, answers, strict=True):
-            if not isinstance(answer, Mapping) or answer.get("error") is not None:
-                raise NodeError(
-                    f"{self.rpc_url} rejected eth_getTransactionReceipt[{tx_hash!r}]: {answer!r:.200}"
-                )
-            found.append(self._receipt_record(answer.get("result")))
-        return found
+        asked = [("eth_getTransactionReceipt", [h]) for h in tx_hashes]
+        answers = self._batch(asked)
+        return [
+            self._receipt_record(self._answered(method, params, answer))
+            for (method, params), answer in zip(asked, answers, strict=True)
+        ]
 
     def _receipt_record(self, found: Any) -> Mapping[str, Any] | None:
         """A receipt as the node answered it, the fields :meth:`receipt` gives made what web3 makes them.
